@@ -1,0 +1,142 @@
+"""Shared helpers for the benchmark scripts: process measurement and the page server.
+
+Timing uses only the standard library: ``time.perf_counter`` for wall time and
+``os.wait4`` for the child's CPU time and peak resident memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+VENV_BIN = REPO / ".venv" / "bin"
+PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
+KPI = str(VENV_BIN / "kpi")
+
+
+@dataclass(frozen=True)
+class ProcessRun:
+    """One measured child process."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    wall_s: float
+    cpu_s: float  # user + system
+    max_rss_mb: float
+    stdout: str
+    stderr: str
+
+    def json_line(self) -> dict[str, object]:
+        """The last stdout line that parses as a JSON object (the baselines' result)."""
+        for line in reversed(self.stdout.splitlines()):
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    value = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(value, dict):
+                    return value
+        raise ValueError(f"no JSON result in output of {' '.join(self.argv)}:\n{self.stdout}")
+
+
+def measure(
+    argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: str | Path | None = None
+) -> ProcessRun:
+    """Run ``argv`` to completion and measure wall time, CPU time and peak RSS."""
+    out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"kpi-bench-{os.getpid()}.out"
+    err_path = out_path.with_suffix(".err")
+    # Output goes to files, not pipes, so reading it costs the child nothing.
+    with out_path.open("w+") as out, err_path.open("w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(list(argv), stdout=out, stderr=err, env=env, cwd=cwd)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    out_path.unlink(missing_ok=True)
+    err_path.unlink(missing_ok=True)
+    return ProcessRun(
+        argv=tuple(argv),
+        returncode=proc.returncode,
+        wall_s=wall,
+        cpu_s=usage.ru_utime + usage.ru_stime,
+        max_rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
+        stdout=stdout,
+        stderr=stderr,
+    )
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+@dataclass(frozen=True)
+class PageServer:
+    base_url: str
+    pages: int
+    expected_total: int
+
+    def url(self, i: int) -> str:
+        return f"{self.base_url}/page/{i}"
+
+
+@contextmanager
+def page_server(pages: int, delay: float = 0.1) -> Iterator[PageServer]:
+    """Start ``htmlserver.py`` as a subprocess on a free loopback port."""
+    argv = [PYTHON, str(BENCH_DIR / "htmlserver.py"), "--pages", str(pages)]
+    argv += ["--delay", str(delay)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"page server exited with {proc.wait()} before it was ready")
+        info = json.loads(line)
+        yield PageServer(
+            base_url=f"http://127.0.0.1:{info['port']}",
+            pages=info["pages"],
+            expected_total=info["expected_total"],
+        )
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def machine_info() -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def fmt_s(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
