@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -37,7 +38,7 @@ class ProcessRun:
     stdout: str
     stderr: str
 
-    def json_line(self) -> dict[str, object]:
+    def json_line(self) -> dict[str, Any]:
         """The last stdout line that parses as a JSON object (the baselines' result)."""
         for line in reversed(self.stdout.splitlines()):
             line = line.strip()
@@ -140,3 +141,35 @@ def machine_info() -> dict[str, str]:
 
 def fmt_s(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of RESULTS.md: a measured value against its target."""
+
+    what: str
+    measured: str
+    target: str
+    passed: bool | None  # None: informational, no target
+
+    @property
+    def verdict(self) -> str:
+        return {True: "pass", False: "FAIL", None: "info"}[self.passed]
+
+
+def print_checks(title: str, checks: Sequence[Check]) -> None:
+    print(f"\n{title}")
+    width = max(len(c.what) for c in checks)
+    for c in checks:
+        target = c.target or "-"
+        print(f"  {c.what:<{width}}  {c.measured:>16}  target {target:<10} {c.verdict}")
+
+
+@dataclass
+class Report:
+    """What one benchmark hands to run_all: its checks and any notes worth keeping."""
+
+    title: str
+    command: str
+    checks: list[Check]
+    notes: list[str]

@@ -1,0 +1,93 @@
+"""Extraction benchmark: counting ``a.anthrazit`` on one ~80 KB page.
+
+kpi-collector's own html extractor (the path an `html` source takes: parse, evaluate the
+metric, apply the count rules) against BeautifulSoup with ``html.parser`` (the seed's
+choice) and, for information, BeautifulSoup with lxml and bare selectolax.
+
+Usage: ``python benchmarks/bench_extract.py [--page 1] [--repeat 7]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import timeit
+from collections.abc import Callable
+
+from benchlib import Check, Report, median, print_checks
+from bs4 import BeautifulSoup
+from htmlserver import expected_links, render_page
+from selectolax.lexbor import LexborHTMLParser
+
+from kpi_collector.collect.extract import CSS, HtmlDocument
+
+SELECTOR = "a.anthrazit"
+SPEEDUP_VS_BS4 = 20.0  # kpi extractor vs BeautifulSoup(html.parser), at least
+
+
+def per_call_seconds(func: Callable[[], object], repeat: int) -> float:
+    """Median seconds per call over `repeat` timings of at least 0.2 s each."""
+    timer = timeit.Timer(func)
+    number, _ = timer.autorange()
+    return median(timer.repeat(repeat=repeat, number=number)) / number
+
+
+def run_benchmark(page: int, repeat: int) -> Report:
+    body = render_page(page)
+    text = body.decode()  # what requests' `.text` hands BeautifulSoup
+    metric = CSS(SELECTOR, count=True)
+    candidates: dict[str, Callable[[], float]] = {
+        # The same call sources/html.py makes on a fetched body.
+        "kpi-collector extractor": lambda: HtmlDocument(body).metric("posts", metric),
+        "selectolax (Lexbor), bare": lambda: len(LexborHTMLParser(body).css(SELECTOR)),
+        "BeautifulSoup html.parser": lambda: len(
+            BeautifulSoup(text, "html.parser").select(SELECTOR)
+        ),
+        "BeautifulSoup lxml": lambda: len(BeautifulSoup(text, "lxml").select(SELECTOR)),
+    }
+    expected = expected_links(page)
+    wrong = {name: f() for name, f in candidates.items() if f() != expected}
+    if wrong:
+        raise RuntimeError(f"expected {expected} links on page {page}, got {wrong}")
+    seconds = {name: per_call_seconds(f, repeat) for name, f in candidates.items()}
+    kpi = seconds["kpi-collector extractor"]
+    speedup = seconds["BeautifulSoup html.parser"] / kpi
+    checks = [
+        Check(f"{name} (one {len(body) // 1000} KB page)", f"{s * 1000:.2f} ms", "", None)
+        for name, s in seconds.items()
+    ]
+    checks.append(
+        Check(
+            "BeautifulSoup html.parser / kpi extractor",
+            f"{speedup:.0f}x",
+            f">= {SPEEDUP_VS_BS4:.0f}x",
+            speedup >= SPEEDUP_VS_BS4,
+        )
+    )
+    checks.append(
+        Check(
+            "BeautifulSoup lxml / kpi extractor",
+            f"{seconds['BeautifulSoup lxml'] / kpi:.0f}x",
+            "",
+            None,
+        )
+    )
+    notes = [f"all four counted {expected} links; median of {repeat} repeats, timeit autorange"]
+    command = f"python benchmarks/bench_extract.py --page {page} --repeat {repeat}"
+    return Report("Extraction: count a.anthrazit on one page", command, checks, notes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--page", type=int, default=1, help="which generated page")
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args(argv)
+    report = run_benchmark(args.page, args.repeat)
+    print_checks(report.title, report.checks)
+    for note in report.notes:
+        print(f"  {note}")
+    return 0 if all(c.passed is not False for c in report.checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""Fan-in benchmark: `kpi run` on N html sources against the floor and Scrapy.
+
+Starts the local page server (100 ms per response), writes a kpi.yaml with one `html`
+source per page, then runs, alternating within each round, ``kpi run --no-deliver``,
+the aiohttp + selectolax floor and Scrapy at the same concurrency, each as a child
+process measured for wall time, CPU time (user + sys) and peak RSS. Every variant must
+count the same total of ``a.anthrazit`` links; kpi's values are read back from its store.
+
+Usage: ``python benchmarks/bench_fanin.py [--pages 1000] [--runs 3] [--concurrency 64]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchlib import (
+    BENCH_DIR,
+    KPI,
+    PYTHON,
+    Check,
+    PageServer,
+    ProcessRun,
+    Report,
+    fmt_s,
+    measure,
+    median,
+    page_server,
+    print_checks,
+)
+from htmlserver import expected_total
+
+KPI_WALL_VS_FLOOR = 1.25  # kpi wall / floor wall, at most
+SCRAPY_VS_KPI = 2.0  # Scrapy wall / kpi wall, at least
+KPI_CPU_MS_PER_PAGE = 1.5  # at most
+KPI_PEAK_MB = 150.0  # below
+WARMUP_PAGES = 20
+
+
+@dataclass
+class Variant:
+    """One client under test and the runs measured for it."""
+
+    name: str
+    runs: list[ProcessRun] = field(default_factory=list)
+    totals: list[int] = field(default_factory=list)
+
+    def wall(self) -> float:
+        return median([r.wall_s for r in self.runs])
+
+    def cpu(self) -> float:
+        return median([r.cpu_s for r in self.runs])
+
+    def rss(self) -> float:
+        return median([r.max_rss_mb for r in self.runs])
+
+
+def write_config(directory: Path, server: PageServer, pages: int, concurrency: int) -> Path:
+    """A kpi.yaml with one html source per page and its own fresh SQLite store."""
+    lines = [
+        f"store: sqlite:///{directory / 'kpi.db'}",
+        f"defaults: {{concurrency: {concurrency}, per_host: {concurrency}}}",
+        "sources:",
+    ]
+    lines += [
+        f"  - {{name: page{i:04d}, type: html, url: {server.url(i)},"
+        ' metrics: {posts: {css: "a.anthrazit", count: true}}}'
+        for i in range(1, pages + 1)
+    ]
+    path = directory / "kpi.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def stored_total(config: Path) -> tuple[int, int]:
+    """(observations, sum of values) of the `pageNNNN.posts` KPIs in kpi's store."""
+    db = config.parent / "kpi.db"
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            count, total = conn.execute(
+                "SELECT count(*), coalesce(sum(value), 0) FROM observations"
+                " WHERE kpi LIKE 'page%.posts'"
+            ).fetchone()
+        return int(count), round(total)
+    except sqlite3.Error:
+        pass
+    # The schema changed: ask kpi itself.
+    out = subprocess.run(
+        [KPI, "-c", str(config), "history", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rows = _history_rows(json.loads(out))
+    values = [float(r["value"]) for r in rows if str(r.get("kpi", "")).endswith(".posts")]
+    return len(values), round(sum(values))
+
+
+def _history_rows(document: object) -> list[dict[str, Any]]:
+    if isinstance(document, dict):
+        for key in ("observations", "rows", "history", "data"):
+            if isinstance(document.get(key), list):
+                return list(document[key])
+    if isinstance(document, list):
+        return [r for r in document if isinstance(r, dict)]
+    raise ValueError("unrecognised `kpi history --format json` output")
+
+
+def run_kpi(
+    workdir: Path, server: PageServer, pages: int, concurrency: int
+) -> tuple[ProcessRun, int]:
+    workdir.mkdir(parents=True)
+    config = write_config(workdir, server, pages, concurrency)
+    run = measure([KPI, "-c", str(config), "run", "--no-deliver"], cwd=workdir)
+    if run.returncode != 0:
+        raise RuntimeError(f"kpi run exited {run.returncode}:\n{run.stderr[-2000:]}")
+    observations, total = stored_total(config)
+    if observations != pages:
+        raise RuntimeError(f"kpi stored {observations} of {pages} page counts")
+    return run, total
+
+
+def run_baseline(
+    script: str, server: PageServer, pages: int, concurrency: int
+) -> tuple[ProcessRun, int]:
+    argv = [PYTHON, str(BENCH_DIR / script), server.base_url, str(pages), str(concurrency)]
+    run = measure(argv)
+    if run.returncode != 0:
+        raise RuntimeError(f"{script} exited {run.returncode}:\n{run.stderr[-2000:]}")
+    result = run.json_line()
+    return run, int(result["total"])
+
+
+def run_benchmark(pages: int, runs: int, concurrency: int, sample: int) -> Report:
+    expected = expected_total(pages)
+    kpi, floor, scrapy = Variant("kpi run"), Variant("aiohttp+selectolax"), Variant("scrapy")
+    with page_server(pages) as server, tempfile.TemporaryDirectory(prefix="kpi-bench-") as tmp:
+        print(f"page server {server.base_url}: {pages} pages, {expected} links", file=sys.stderr)
+        # Untimed warm-up: bytecode caches, page cache, and a first check of every variant.
+        warm = expected_total(WARMUP_PAGES)
+        for what, total in (
+            ("kpi", run_kpi(Path(tmp) / "warmup", server, WARMUP_PAGES, concurrency)[1]),
+            (
+                "floor",
+                run_baseline("floor_aiohttp_selectolax.py", server, WARMUP_PAGES, concurrency)[1],
+            ),
+            ("scrapy", run_baseline("baseline_scrapy.py", server, WARMUP_PAGES, concurrency)[1]),
+        ):
+            if total != warm:
+                raise RuntimeError(f"warm-up: {what} counted {total}, expected {warm}")
+        for round_ in range(1, runs + 1):
+            measured = (
+                (kpi, run_kpi(Path(tmp) / f"round{round_}", server, pages, concurrency)),
+                (floor, run_baseline("floor_aiohttp_selectolax.py", server, pages, concurrency)),
+                (scrapy, run_baseline("baseline_scrapy.py", server, pages, concurrency)),
+            )
+            for variant, (run, total) in measured:
+                variant.runs.append(run)
+                variant.totals.append(total)
+                print(
+                    f"round {round_}: {variant.name:<20} wall {run.wall_s:6.2f} s"
+                    f"  cpu {run.cpu_s:6.2f} s  rss {run.max_rss_mb:6.1f} MB  total {total}",
+                    file=sys.stderr,
+                )
+        seed_run, seed_total = run_baseline_sampled(server, sample)
+
+    seed = seed_run.json_line()
+    per_page_ms = float(seed["per_page_ms"])
+    counts_ok = all(t == expected for v in (kpi, floor, scrapy) for t in v.totals)
+    counts_ok = counts_ok and seed_total == expected_total(sample)
+    kpi_vs_floor = kpi.wall() / floor.wall()
+    scrapy_vs_kpi = scrapy.wall() / kpi.wall()
+    cpu_ms = kpi.cpu() / pages * 1000
+    checks = [
+        Check(
+            f"kpi run wall ({pages} pages, concurrency {concurrency})", fmt_s(kpi.wall()), "", None
+        ),
+        Check("floor wall (aiohttp+selectolax)", fmt_s(floor.wall()), "", None),
+        Check("Scrapy wall", fmt_s(scrapy.wall()), "", None),
+        Check(
+            "kpi / floor wall",
+            f"{kpi_vs_floor:.2f}x",
+            f"<= {KPI_WALL_VS_FLOOR}x",
+            kpi_vs_floor <= KPI_WALL_VS_FLOOR,
+        ),
+        Check(
+            "Scrapy / kpi wall",
+            f"{scrapy_vs_kpi:.2f}x",
+            f">= {SCRAPY_VS_KPI}x",
+            scrapy_vs_kpi >= SCRAPY_VS_KPI,
+        ),
+        Check(
+            "kpi CPU per page (whole process)",
+            f"{cpu_ms:.2f} ms",
+            f"<= {KPI_CPU_MS_PER_PAGE} ms",
+            cpu_ms <= KPI_CPU_MS_PER_PAGE,
+        ),
+        Check(
+            "kpi peak RSS",
+            f"{kpi.rss():.0f} MB",
+            f"< {KPI_PEAK_MB:.0f} MB",
+            kpi.rss() < KPI_PEAK_MB,
+        ),
+        Check(
+            "floor CPU per page / peak RSS",
+            f"{floor.cpu() / pages * 1000:.2f} ms / {floor.rss():.0f} MB",
+            "",
+            None,
+        ),
+        Check(
+            "Scrapy CPU per page / peak RSS",
+            f"{scrapy.cpu() / pages * 1000:.2f} ms / {scrapy.rss():.0f} MB",
+            "",
+            None,
+        ),
+        Check(
+            f"requests+bs4 per page (sequential, sampled {sample} pages)",
+            f"{per_page_ms:.0f} ms",
+            "",
+            None,
+        ),
+        Check(
+            f"same link total in every variant ({expected})",
+            "yes" if counts_ok else "NO",
+            "equal",
+            counts_ok,
+        ),
+    ]
+    notes = [
+        f"{v.name}: wall {', '.join(f'{r.wall_s:.2f}' for r in v.runs)} s; "
+        f"CPU {', '.join(f'{r.cpu_s:.2f}' for r in v.runs)} s; "
+        f"peak RSS {', '.join(f'{r.max_rss_mb:.0f}' for r in v.runs)} MB; totals {v.totals}"
+        for v in (kpi, floor, scrapy)
+    ]
+    notes.append(
+        f"requests+bs4: {sample} pages in {float(seed['wall_s']):.2f} s "
+        f"-> {per_page_ms:.0f} ms per page, about {per_page_ms * pages / 1000:.0f} s for {pages}"
+    )
+    command = (
+        f"python benchmarks/bench_fanin.py --pages {pages} --runs {runs}"
+        f" --concurrency {concurrency} --sample {sample}"
+    )
+    return Report(f"Fan-in: {pages} html sources, 100 ms latency", command, checks, notes)
+
+
+def run_baseline_sampled(server: PageServer, sample: int) -> tuple[ProcessRun, int]:
+    argv = [PYTHON, str(BENCH_DIR / "baseline_requests_bs4.py"), server.base_url]
+    argv += [str(server.pages), "1", "--sample", str(sample)]
+    run = measure(argv)
+    if run.returncode != 0:
+        raise RuntimeError(
+            f"baseline_requests_bs4.py exited {run.returncode}:\n{run.stderr[-2000:]}"
+        )
+    return run, int(run.json_line()["total"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--sample", type=int, default=20, help="pages for requests+bs4")
+    args = parser.parse_args(argv)
+    report = run_benchmark(args.pages, args.runs, args.concurrency, args.sample)
+    print_checks(report.title, report.checks)
+    for note in report.notes:
+        print(f"  {note}")
+    print(f"  command: {report.command}")
+    return 0 if all(c.passed is not False for c in report.checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
