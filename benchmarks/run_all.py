@@ -1,0 +1,100 @@
+"""Run every benchmark and write benchmarks/RESULTS.md (what `make bench` calls).
+
+Usage: ``python benchmarks/run_all.py [--pages 1000] [--runs 3] [--cli-runs 10] [--check]``
+With ``--check`` the exit status is 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import bench_cli
+import bench_extract
+import bench_fanin
+from benchlib import BENCH_DIR, Check, Report, machine_info, print_checks
+
+
+def render(reports: list[Report], command: str) -> str:
+    info = machine_info()
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Written by `{command}` on {info['date']}.",
+        "",
+        f"- Machine: {info['nproc']} CPUs ({info['cpu']}), {info['platform']}",
+        f"- Python {info['python']}",
+        "- Wall time with `time.perf_counter`, CPU time (user + sys) and peak RSS of each"
+        " child process with `os.wait4`; medians over the runs.",
+        "",
+    ]
+    for report in reports:
+        lines += [
+            f"## {report.title}",
+            "",
+            f"`{report.command}`",
+            "",
+            "| measure | median | target | result |",
+            "|---|---:|---|---|",
+        ]
+        lines += [
+            f"| {c.what} | {c.measured} | {c.target or '-'} | {c.verdict} |" for c in report.checks
+        ]
+        if report.notes:
+            lines.append("")
+            lines += [f"- {note}" for note in report.notes]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def guarded(title: str, command: str, run: Callable[[], Report]) -> Report:
+    """A benchmark that crashes becomes a failed row, and the others still run."""
+    try:
+        return run()
+    except Exception as exc:
+        traceback.print_exc()
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        error = f"{type(exc).__name__}: {first_line}".replace("|", "\\|")
+        return Report(title, command, [Check("benchmark ran", "error", "runs", False)], [error])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--cli-runs", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "RESULTS.md")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    command = "python benchmarks/run_all.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    reports = [
+        guarded(
+            "Fan-in",
+            "python benchmarks/bench_fanin.py",
+            lambda: bench_fanin.run_benchmark(args.pages, args.runs, args.concurrency, 20),
+        ),
+        guarded(
+            "Extraction",
+            "python benchmarks/bench_extract.py",
+            lambda: bench_extract.run_benchmark(page=1, repeat=7),
+        ),
+        guarded(
+            "CLI start-up",
+            "python benchmarks/bench_cli.py",
+            lambda: bench_cli.run_benchmark(args.cli_runs),
+        ),
+    ]
+    for report in reports:
+        print_checks(report.title, report.checks)
+    args.out.write_text(render(reports, command.strip()))
+    print(f"\nwrote {args.out}")
+    failed = any(c.passed is False for r in reports for c in r.checks)
+    return 1 if failed and args.check else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
