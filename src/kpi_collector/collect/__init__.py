@@ -1,0 +1,1 @@
+"""Collection: the fan-in engine, the shared HTTP layer and metric extraction."""

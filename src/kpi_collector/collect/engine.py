@@ -1,0 +1,94 @@
+"""The fan-in engine: every source concurrently on asyncio, within the global concurrency
+limit and its own timeout; one failing source never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from kpi_collector.collect.http import HttpClient
+from kpi_collector.config.models import Defaults
+from kpi_collector.errors import KpiError, MetricErrors
+from kpi_collector.secrets import redact
+from kpi_collector.sources.base import Source, SourceContext
+
+
+@dataclass
+class SourceOutcome:
+    """What one source gave: values by metric, and errors as (metric or None, message, transient)."""
+
+    source: str
+    values: dict[str, float] = field(default_factory=dict)
+    errors: list[tuple[str | None, str, bool]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+async def collect_all(
+    sources: Sequence[Source],
+    *,
+    defaults: Defaults,
+    tz: ZoneInfo,
+    base_dir: Path,
+    now: datetime,
+    on_done: Callable[[SourceOutcome], None] | None = None,
+    http: HttpClient | None = None,
+) -> list[SourceOutcome]:
+    """Collect every source; the outcomes come back in the order of `sources`."""
+    limit = asyncio.Semaphore(defaults.concurrency)
+    client = http or HttpClient(concurrency=defaults.concurrency, per_host=defaults.per_host)
+
+    async def one(source: Source) -> SourceOutcome:
+        async with limit:
+            outcome = await collect_one(source, client, defaults=defaults, tz=tz, base_dir=base_dir, now=now)
+        if on_done is not None:
+            on_done(outcome)
+        return outcome
+
+    try:
+        return list(await asyncio.gather(*(one(s) for s in sources)))
+    finally:
+        if http is None:
+            await client.close()
+
+
+async def collect_one(
+    source: Source,
+    client: HttpClient,
+    *,
+    defaults: Defaults,
+    tz: ZoneInfo,
+    base_dir: Path,
+    now: datetime,
+) -> SourceOutcome:
+    timeout = source.timeout or defaults.timeout
+    retries = defaults.retries if source.retries is None else source.retries
+    ctx = SourceContext(client, timeout, retries, tz, now, base_dir)
+    outcome = SourceOutcome(source.name)
+    started = time.perf_counter()
+    try:
+        # the whole source (login, retries, every request) fits in its timeout, plus the
+        # backoff the retries may add
+        async with asyncio.timeout(timeout * (retries + 1) + 1):
+            values = await source.collect(ctx)
+        outcome.values = {str(k): float(v) for k, v in values.items()}
+    except MetricErrors as exc:
+        outcome.values = dict(exc.values)
+        outcome.errors = [(metric, redact(message), exc.transient) for metric, message in exc.errors.items()]
+    except KpiError as exc:
+        outcome.errors = [(None, redact(str(exc)), exc.transient)]
+    except TimeoutError:
+        outcome.errors = [(None, f"timed out after {timeout:g}s", True)]
+    except Exception as exc:  # a bug in a plugin must not take the run down
+        outcome.errors = [(None, redact(f"{type(exc).__name__}: {exc}"), False)]
+    outcome.seconds = time.perf_counter() - started
+    return outcome

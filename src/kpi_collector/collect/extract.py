@@ -1,0 +1,256 @@
+"""Reading metrics out of documents: JMESPath on JSON, CSS and XPath on HTML, then the
+shared post-processing every metric gets (attr, regex, text → number, map, expect).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from kpi_collector.collect.numbers import parse_number
+from kpi_collector.errors import ExtractError
+
+
+class Expect(BaseModel):
+    """Bounds a value must fall in; a value outside is an error and is not stored."""
+
+    model_config = ConfigDict(extra="forbid")
+    min: float | None = None
+    max: float | None = None
+
+
+class Metric(BaseModel):
+    """How to read one metric: an extractor (`jmespath`, `css` or `xpath`) and options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jmespath: str | None = None
+    css: str | None = None
+    xpath: str | None = None
+    query: str | None = None  # sql sources
+    count: bool = False
+    attr: str | None = None
+    regex: str | None = None
+    allow_zero: bool = False
+    expect: Expect | None = None
+    map: dict[str, float] | None = None
+    title: str | None = None
+    unit: str | None = None
+
+    @model_validator(mode="after")
+    def _one_extractor(self) -> Metric:
+        chosen = [k for k in ("jmespath", "css", "xpath", "query") if getattr(self, k)]
+        if len(chosen) > 1:
+            raise ValueError(f"give one extractor, not {' and '.join(chosen)}")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"regex {self.regex!r} is not valid: {exc}") from None
+        if self.jmespath:
+            _compile_jmespath(self.jmespath)
+        return self
+
+    @property
+    def extractor(self) -> str | None:
+        for key in ("jmespath", "css", "xpath", "query"):
+            if getattr(self, key):
+                return key
+        return None
+
+
+def CSS(selector: str, **options: Any) -> Metric:  # noqa: N802 - reads like a type in user code
+    """A metric read with a CSS selector: `CSS("a.post", count=True)`."""
+    return Metric(css=selector, **options)
+
+
+def XPath(expression: str, **options: Any) -> Metric:  # noqa: N802
+    """A metric read with an XPath expression."""
+    return Metric(xpath=expression, **options)
+
+
+def JMESPath(expression: str, **options: Any) -> Metric:  # noqa: N802
+    """A metric read from JSON with a JMESPath expression."""
+    return Metric(jmespath=expression, **options)
+
+
+MetricsField = Field(default_factory=dict)
+
+
+def coerce_metric(value: Any, default_extractor: str) -> Any:
+    """A metric given as a short string means the source's default extractor."""
+    if isinstance(value, str):
+        return {default_extractor: value}
+    return value
+
+
+@lru_cache(maxsize=4096)
+def _compile_jmespath(expression: str) -> Any:
+    import jmespath
+    from jmespath.exceptions import JMESPathError
+
+    try:
+        return jmespath.compile(expression)
+    except JMESPathError as exc:
+        raise ValueError(f"JMESPath {expression!r} is not valid: {exc}") from None
+
+
+def finish(name: str, raw: Any, metric: Metric) -> float:
+    """Turn what an extractor found into the metric's number, or raise ExtractError."""
+    value: float
+    if isinstance(raw, bool):
+        value = float(raw)
+    elif isinstance(raw, int | float):
+        value = float(raw)
+    elif isinstance(raw, str):
+        text = raw.strip()
+        if metric.regex is not None:
+            match = re.search(metric.regex, text)
+            if match is None:
+                raise ExtractError(f"{name}: regex {metric.regex!r} found nothing in {_short(text)}")
+            text = match.group(1) if match.groups() else match.group(0)
+        if metric.map is not None:
+            if text not in metric.map:
+                known = ", ".join(sorted(metric.map))
+                raise ExtractError(f"{name}: {_short(text)} is not one of the mapped values ({known})")
+            value = metric.map[text]
+        else:
+            try:
+                value = parse_number(text)
+            except ValueError as exc:
+                raise ExtractError(f"{name}: {exc}") from None
+    elif raw is None:
+        raise ExtractError(f"{name}: the value is missing (null)")
+    else:
+        raise ExtractError(f"{name}: expected a number, got {type(raw).__name__} {_short(repr(raw))}")
+    if value != value:  # NaN
+        raise ExtractError(f"{name}: the value is not a number (NaN)")
+    if metric.expect is not None:
+        low, high = metric.expect.min, metric.expect.max
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ExtractError(
+                f"{name}: {value:g} is outside expect [{_bound(low)}, {_bound(high)}]; not stored"
+            )
+    return value
+
+
+def _bound(value: float | None) -> str:
+    return "-inf" if value is None else f"{value:g}"
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def from_json(name: str, document: Any, metric: Metric) -> float:
+    """Evaluate a JMESPath metric on parsed JSON."""
+    assert metric.jmespath is not None
+    found = _compile_jmespath(metric.jmespath).search(document)
+    if metric.count:
+        if not isinstance(found, list | dict):
+            raise ExtractError(f"{name}: `count: true` needs a list, {metric.jmespath!r} gave {_short(repr(found))}")
+        return _counted(name, len(found), metric, metric.jmespath)
+    if found is None:
+        raise ExtractError(f"{name}: {metric.jmespath!r} matched nothing in the JSON")
+    return finish(name, found, metric)
+
+
+def _counted(name: str, n: int, metric: Metric, what: str) -> float:
+    if n == 0 and not metric.allow_zero:
+        raise ExtractError(
+            f"{name}: {what!r} matched nothing; if zero is a real value, set `allow_zero: true`"
+        )
+    return finish(name, n, metric)
+
+
+class HtmlDocument:
+    """One parsed page; CSS through Lexbor (fast), XPath through lxml (only when asked)."""
+
+    def __init__(self, body: bytes | str) -> None:
+        from selectolax.lexbor import LexborHTMLParser
+
+        self._body = body
+        self._tree = LexborHTMLParser(body)
+        self._lxml: Any = None
+
+    def css_count(self, selector: str) -> int:
+        return len(self._tree.css(selector))
+
+    def css(self, name: str, metric: Metric) -> float:
+        selector = metric.css
+        assert selector is not None
+        try:
+            nodes = self._tree.css(selector)
+        except Exception as exc:  # lexbor raises on a malformed selector
+            raise ExtractError(f"{name}: CSS selector {selector!r} is not valid: {exc}") from None
+        if metric.count:
+            return _counted(name, len(nodes), metric, selector)
+        if not nodes:
+            raise ExtractError(f"{name}: CSS selector {selector!r} matched nothing")
+        node = nodes[0]
+        if metric.attr is not None:
+            raw = node.attributes.get(metric.attr)
+            if raw is None:
+                raise ExtractError(f"{name}: {selector!r} has no attribute {metric.attr!r}")
+            return finish(name, raw, metric)
+        return finish(name, node.text(deep=True, separator=" ") or "", metric)
+
+    def xpath(self, name: str, metric: Metric) -> float:
+        expression = metric.xpath
+        assert expression is not None
+        if self._lxml is None:
+            import lxml.html
+
+            body = self._body.encode() if isinstance(self._body, str) else self._body
+            self._lxml = lxml.html.fromstring(body)
+        from lxml.etree import XPathError
+
+        try:
+            found = self._lxml.xpath(expression)
+        except XPathError as exc:
+            raise ExtractError(f"{name}: XPath {expression!r} is not valid: {exc}") from None
+        if isinstance(found, list):
+            if metric.count:
+                return _counted(name, len(found), metric, expression)
+            if not found:
+                raise ExtractError(f"{name}: XPath {expression!r} matched nothing")
+            first = found[0]
+            if metric.attr is not None and hasattr(first, "get"):
+                raw = first.get(metric.attr)
+                if raw is None:
+                    raise ExtractError(f"{name}: {expression!r} has no attribute {metric.attr!r}")
+                return finish(name, raw, metric)
+            text = first.text_content() if hasattr(first, "text_content") else str(first)
+            return finish(name, text, metric)
+        return finish(name, found if isinstance(found, int | float) else str(found), metric)
+
+    def metric(self, name: str, metric: Metric) -> float:
+        if metric.xpath:
+            return self.xpath(name, metric)
+        if metric.css:
+            return self.css(name, metric)
+        raise ExtractError(f"{name}: an html metric needs `css:` or `xpath:`")
+
+
+def count_css(body: bytes | str, selector: str) -> int:
+    """How many elements of `body` match `selector` (the hot path of html sources)."""
+    return HtmlDocument(body).css_count(selector)
+
+
+def extract_all(
+    metrics: Mapping[str, Metric], evaluate: Any
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Evaluate every metric; one bad metric does not hide the others."""
+    values: dict[str, float] = {}
+    errors: dict[str, str] = {}
+    for name, metric in metrics.items():
+        try:
+            values[name] = evaluate(name, metric)
+        except ExtractError as exc:
+            errors[name] = str(exc)
+    return values, errors

@@ -1,0 +1,376 @@
+"""The one HTTP layer every source uses: a shared connection pool with global and per-host
+limits, auth, retries with backoff for transient failures, redirects, cookies and login forms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from kpi_collector import __version__
+from kpi_collector.errors import ExtractError, HttpError, LoginError
+from kpi_collector.secrets import Secret, redact, reveal
+
+if TYPE_CHECKING:
+    import aiohttp
+
+USER_AGENT = f"kpi-collector/{__version__} (+KPI collection bot; python-aiohttp)"
+MAX_RETRY_AFTER = 60.0  # longer waits fail now and say when to come back
+_BODY_SNIPPET = 200
+
+
+class Auth(BaseModel):
+    """How a source proves who it is; exactly one of the four ways."""
+
+    model_config = ConfigDict(extra="forbid")
+    bearer: Secret | None = None
+    basic: tuple[str, Secret] | None = None
+    header: dict[str, Secret] | None = None
+    query: dict[str, Secret] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Auth:
+        given = [k for k in ("bearer", "basic", "header", "query") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of bearer, basic, header, query")
+        return self
+
+    def apply(self, headers: dict[str, str], params: dict[str, str]) -> None:
+        if self.bearer is not None:
+            headers["Authorization"] = f"Bearer {self.bearer.get()}"
+        elif self.basic is not None:
+            import base64
+
+            user, password = self.basic
+            token = base64.b64encode(f"{user}:{password.get()}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        elif self.header is not None:
+            headers.update({k: v.get() for k, v in self.header.items()})
+        elif self.query is not None:
+            params.update({k: v.get() for k, v in self.query.items()})
+
+
+class LoginForm(BaseModel):
+    """A login form to fill before reading a page: `{url, fields}` and optional checks."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str
+    fields: dict[str, Secret]
+    form: str | None = None  # CSS selector of the form; default: the one with a password input
+    submit_url: str | None = None  # where to post, when the form's action is not right
+    success: str | None = None  # CSS selector that is present only when logged in
+    failure: str | None = None  # CSS selector that is present only when the login failed
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError as exc:
+            raise ExtractError(
+                f"the answer from {_where(self.url)} is not valid JSON ({exc}): {_snippet(self.body)}"
+            ) from None
+
+    @property
+    def links(self) -> dict[str, str]:
+        """The `Link` header as {rel: url} (GitHub-style pagination)."""
+        out: dict[str, str] = {}
+        for part in self.headers.get("Link", "").split(","):
+            if ";" not in part:
+                continue
+            url, *params = part.split(";")
+            for param in params:
+                key, _, value = param.strip().partition("=")
+                if key == "rel":
+                    out[value.strip('"')] = url.strip().strip("<>")
+        return out
+
+
+def _where(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def _snippet(body: bytes) -> str:
+    text = " ".join(body[:_BODY_SNIPPET].decode("utf-8", errors="replace").split())
+    return redact(text) + ("…" if len(body) > _BODY_SNIPPET else "")
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """Parse `Retry-After` (seconds or an HTTP date) into seconds from now."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+_STATUS_HINTS = {
+    401: "unauthorized: the credentials are missing or wrong",
+    403: "forbidden: the credentials do not allow this",
+    404: "not found: check the URL or the name in the config",
+    407: "proxy authentication required",
+    429: "rate limited",
+}
+
+
+@dataclass
+class HttpClient:
+    """One per run: the connection pool shared by every source (global and per-host limits)."""
+
+    concurrency: int = 64
+    per_host: int = 8
+    backoff: float = 0.5
+    _session: aiohttp.ClientSession | None = field(default=None, init=False, repr=False)
+    _connector: aiohttp.TCPConnector | None = field(default=None, init=False, repr=False)
+
+    async def __aenter__(self) -> HttpClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _ensure(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            import aiohttp
+
+            self._connector = aiohttp.TCPConnector(
+                limit=self.concurrency, limit_per_host=self.per_host, ttl_dns_cache=300
+            )
+            self._session = aiohttp.ClientSession(
+                connector=self._connector,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                headers={"User-Agent": USER_AGENT},
+            )
+        return self._session
+
+    def session(
+        self,
+        *,
+        timeout: float = 20.0,
+        retries: int = 2,
+        auth: Auth | None = None,
+        headers: Mapping[str, str] | None = None,
+        cookies: bool = False,
+    ) -> HttpSession:
+        """A view of the pool for one source: its timeout, retries, auth and, if asked, cookies."""
+        return HttpSession(self, timeout=timeout, retries=retries, auth=auth,
+                           headers=dict(headers or {}), cookies=cookies)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+            self._connector = None
+
+
+class HttpSession:
+    """Requests for one source. Transient failures are retried; terminal ones raise at once."""
+
+    def __init__(
+        self,
+        client: HttpClient,
+        *,
+        timeout: float,
+        retries: int,
+        auth: Auth | None,
+        headers: dict[str, str],
+        cookies: bool,
+    ) -> None:
+        self.client = client
+        self.timeout = timeout
+        self.retries = retries
+        self.auth = auth
+        self.headers = headers
+        self._own: aiohttp.ClientSession | None = None
+        self._cookies = cookies
+
+    def _aiohttp(self) -> aiohttp.ClientSession:
+        shared = self.client._ensure()
+        if not self._cookies:
+            return shared
+        if self._own is None:
+            import aiohttp
+
+            # a cookie jar of its own, the connections of the shared pool
+            self._own = aiohttp.ClientSession(
+                connector=self.client._connector,
+                connector_owner=False,
+                cookie_jar=aiohttp.CookieJar(unsafe=True),
+                headers={"User-Agent": USER_AGENT},
+            )
+        return self._own
+
+    async def close(self) -> None:
+        if self._own is not None:
+            await self._own.close()
+            self._own = None
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        data: Any = None,
+        ok: tuple[int, ...] = (),
+    ) -> Response:
+        """Send a request, retrying transient failures; raise HttpError for a non-success.
+
+        `ok` lists extra statuses the caller handles itself (they return, not raise).
+        """
+        import aiohttp
+
+        all_headers = {**self.headers, **(headers or {})}
+        all_params = {k: str(v) for k, v in (params or {}).items()}
+        if self.auth is not None:
+            self.auth.apply(all_headers, all_params)
+        attempt = 0
+        while True:
+            try:
+                response = await self._once(method, url, all_params, all_headers, json_body, data)
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                error = _connection_error(url, exc, self.timeout)
+            else:
+                if response.status < 400 or response.status in ok:
+                    return response
+                error = _status_error(response)
+            if not error.transient or attempt >= self.retries:
+                raise error
+            delay = self.client.backoff * 2**attempt * (0.5 + random.random())  # jitter
+            if error.retry_after is not None:
+                if error.retry_after > MAX_RETRY_AFTER:
+                    raise error
+                delay = max(delay, error.retry_after)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def _once(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, str],
+        headers: dict[str, str],
+        json_body: Any,
+        data: Any,
+    ) -> Response:
+        import aiohttp
+
+        session = self._aiohttp()
+        async with session.request(
+            method,
+            url,
+            params=params or None,
+            headers=headers or None,
+            json=json_body,
+            data=data,
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+        ) as resp:
+            body = await resp.read()
+            return Response(resp.status, str(resp.url), resp.headers, body)
+
+    async def get(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("GET", url, **kwargs)
+
+    async def get_json(self, url: str, **kwargs: Any) -> Any:
+        return (await self.request("GET", url, **kwargs)).json()
+
+    async def login(self, form: LoginForm) -> Response:
+        """Fill and post a login form, keeping the session's cookies; LoginError if refused."""
+        from selectolax.lexbor import LexborHTMLParser
+
+        page = await self.get(form.url)
+        tree = LexborHTMLParser(page.body)
+        node = tree.css_first(form.form) if form.form else None
+        if node is None:
+            for candidate in tree.css("form"):
+                if candidate.css_first("input[type=password]") is not None or form.form is None:
+                    node = candidate
+                    if candidate.css_first("input[type=password]") is not None:
+                        break
+        if node is None:
+            raise LoginError(f"login: no form found on {_where(page.url)}", transient=False)
+        fields: dict[str, str] = {}
+        for element in node.css("input"):
+            name = element.attributes.get("name")
+            kind = (element.attributes.get("type") or "text").lower()
+            if name and kind not in ("submit", "button", "image", "checkbox", "radio", "file"):
+                fields[name] = element.attributes.get("value") or ""
+        for key, value in form.fields.items():
+            fields[key] = reveal(value) or ""
+        action = form.submit_url or node.attributes.get("action") or page.url
+        method = (node.attributes.get("method") or "post").upper()
+        target = urljoin(page.url, action)
+        try:
+            if method == "GET":
+                result = await self.request("GET", target, params=fields)
+            else:
+                result = await self.request("POST", target, data=fields)
+        except HttpError as exc:
+            if exc.status in (400, 401, 403, 422):
+                raise LoginError(
+                    f"login refused by {_where(target)} (HTTP {exc.status}): check the login fields",
+                    transient=False,
+                ) from None
+            raise
+        answer = LexborHTMLParser(result.body)
+        refused = (
+            (form.failure is not None and answer.css_first(form.failure) is not None)
+            or (form.success is not None and answer.css_first(form.success) is None)
+            or (form.success is None and form.failure is None
+                and answer.css_first("form input[type=password]") is not None)
+        )
+        if refused:
+            raise LoginError(
+                f"login refused by {_where(target)}: the login form came back; check the login fields",
+                transient=False,
+            )
+        return result
+
+
+def _connection_error(url: str, exc: BaseException, timeout: float) -> HttpError:
+    if isinstance(exc, asyncio.TimeoutError):
+        message = f"timed out after {timeout:g}s waiting for {_where(url)}"
+    else:
+        message = f"cannot reach {_where(url)}: {redact(str(exc)) or type(exc).__name__}"
+    return HttpError(message, url=url, transient=True)
+
+
+def _status_error(response: Response) -> HttpError:
+    status = response.status
+    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+    hint = _STATUS_HINTS.get(status, "server error" if status >= 500 else "request refused")
+    message = f"HTTP {status} from {_where(response.url)}: {hint}"
+    if status == 429 and retry_after is not None:
+        message += f" (retry after {retry_after:.0f}s)"
+    body = _snippet(response.body)
+    if body:
+        message += f" — {body}"
+    return HttpError(message, status=status, url=response.url, retry_after=retry_after)

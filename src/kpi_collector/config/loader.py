@@ -1,0 +1,298 @@
+"""Reading `kpi.yaml`: YAML with line numbers, `${VAR}` expansion, validation with errors that
+name the file, the line, the source and the key, and say how to fix it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kpi_collector.config.models import Config, Settings
+from kpi_collector.errors import ConfigError
+from kpi_collector.secrets import remember
+
+if TYPE_CHECKING:
+    import yaml
+    from pydantic import BaseModel, ValidationError
+
+CONFIG_NAME = "kpi.yaml"
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SECRET_NAME = re.compile(r"(?i)(token|secret|passw|pwd|key|webhook|dsn|credential|auth|database_url)")
+Path_ = tuple[str | int, ...]
+
+
+def find_config(path: str | os.PathLike[str] | None = None) -> Path:
+    """The config file: the argument, else `KPI_CONFIG`, else `kpi.yaml` in the current folder."""
+    chosen = path or os.environ.get("KPI_CONFIG") or CONFIG_NAME
+    found = Path(chosen)
+    if not found.is_file():
+        hint = "run `kpi init` to write a starter config" if chosen == CONFIG_NAME else "check the path"
+        raise ConfigError(f"{found}: no such config file; {hint}")
+    return found
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read, expand and validate a config file."""
+    found = find_config(path)
+    try:
+        text = found.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{found}: cannot read it: {exc.strerror}") from None
+    return parse_config(text, path=found)
+
+
+def parse_config(text: str, *, path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Validate config text; `path` names it in errors and anchors relative paths and `.env`."""
+    import yaml
+
+    label = str(path) if path else CONFIG_NAME
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{label}:{mark.line + 1}" if mark else label
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{label}: the top level must be a mapping of keys like `sources:`")
+    lines = _LineFinder(root, label)
+    environment = dict(_dotenv(path.parent / ".env") if path else {})
+    environment.update(os.environ if env is None else env)
+    data = _expand(data, environment, lines, ())
+
+    settings = _validate(Settings, data, lines, (), "")
+    from kpi_collector.plugins import destination_type, source_type
+
+    sources = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(settings.sources):
+        at: Path_ = ("sources", index)
+        kind = _kind(item, lines, at, "source")
+        label_ = f"source {item.get('name') or kind!r}" if item.get("name") else f"sources[{index}]"
+        cls = _resolve(source_type, kind, lines, at)
+        source = _validate(cls, {k: v for k, v in item.items() if k != "type"}, lines, at, label_)
+        if source.name in seen:
+            raise ConfigError(
+                f"{lines.where(at + ('name',))}: duplicate source name {source.name!r} "
+                f"(also sources[{seen[source.name]}]); give each source its own name"
+            )
+        seen[source.name] = index
+        sources.append(source)
+    destinations = []
+    for index, item in enumerate(settings.destinations):
+        at = ("destinations", index)
+        kind = _kind(item, lines, at, "destination")
+        cls = _resolve(destination_type, kind, lines, at)
+        label_ = f"destination {item.get('name') or kind!r}"
+        destinations.append(
+            _validate(cls, {k: v for k, v in item.items() if k != "type"}, lines, at, label_)
+        )
+    config = Config(settings, sources, destinations, path=path)
+    _check_references(config, lines)
+    return config
+
+
+def _kind(item: Mapping[str, Any], lines: _LineFinder, at: Path_, what: str) -> str:
+    kind = item.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise ConfigError(f"{lines.where(at)}: this {what} has no `type:`; add one, e.g. `type: html`")
+    return kind
+
+
+def _resolve(lookup: Any, kind: str, lines: _LineFinder, at: Path_) -> Any:
+    try:
+        return lookup(kind)
+    except ConfigError as exc:
+        raise ConfigError(f"{lines.where(at + ('type',))}: {exc}") from None
+
+
+def _validate(model: type[BaseModel], data: Any, lines: _LineFinder, at: Path_, label: str) -> Any:
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, model, lines, at, label)) from None
+
+
+def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, label: str) -> str:
+    messages = []
+    for error in exc.errors()[:5]:
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        key = ".".join(str(p) for p in loc)
+        prefix = f"{lines.where(at + loc)}: {label + ': ' if label else ''}"
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            name = str(loc[-1]) if loc else "?"
+            known = _known_keys(model, loc[:-1])
+            close = difflib.get_close_matches(name, known, n=1)
+            fix = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}" if known else "remove it"
+            messages.append(f"{prefix}unknown key {key!r}; {fix}")
+        elif kind == "missing":
+            messages.append(f"{prefix}missing required key {key!r}")
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            messages.append(f"{prefix}{key + ': ' if key else ''}{message}")
+    return "\n".join(messages)
+
+
+def _known_keys(model: Any, loc: tuple[Any, ...]) -> list[str]:
+    from pydantic import BaseModel
+
+    current = model
+    for part in loc:
+        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(part)
+        if field is None:
+            return []
+        current = _model_in(field.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return sorted(current.model_fields)
+    return []
+
+
+def _model_in(annotation: Any) -> Any:
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _check_references(config: Config, lines: _LineFinder) -> None:
+    names = {s.name: s for s in config.sources}
+    known = set(config.kpi_ids())
+    for kid, spec in config.kpis.items():
+        source_name, dot, metric = kid.partition(".")
+        if spec.formula:
+            continue
+        if not dot or source_name not in names:
+            raise ConfigError(
+                f"{lines.where(('kpis', kid))}: kpis.{kid}: no source named {source_name!r}; "
+                f"KPI ids are <source name>.<metric>"
+            )
+        source = names[source_name]
+        if source.metric_names() and kid not in known:
+            raise ConfigError(
+                f"{lines.where(('kpis', kid))}: kpis.{kid}: source {source_name!r} has no metric "
+                f"{metric!r}; it has {', '.join(source.metric_names())}"
+            )
+    _check_formulas(config, lines)
+    star = config.settings.north_star
+    if star and star not in known and star.partition(".")[0] not in names:
+        raise ConfigError(f"{lines.where(('north_star',))}: north_star {star!r} is not a KPI id of this config")
+
+
+def _check_formulas(config: Config, lines: _LineFinder) -> None:
+    formulas = {kid: spec.formula for kid, spec in config.kpis.items() if spec.formula}
+    if not formulas:
+        return
+    try:
+        from kpi_collector.formula import Formula, order_formulas
+    except ImportError:  # pragma: no cover - formula support lands separately
+        return
+    parsed = {}
+    for kid, text in formulas.items():
+        try:
+            parsed[kid] = Formula.parse(text)
+        except ValueError as exc:
+            raise ConfigError(f"{lines.where(('kpis', kid, 'formula'))}: kpis.{kid}.formula: {exc}") from None
+    known = set(config.kpi_ids())
+    # ids of sources whose metrics are only known at run time are accepted by their prefix
+    open_prefixes = {s.name for s in config.sources if not s.metric_names()}
+    known |= {i for f in parsed.values() for i in f.inputs if i.partition(".")[0] in open_prefixes}
+    try:
+        order_formulas(parsed, known)
+    except ValueError as exc:
+        raise ConfigError(f"{lines.where(('kpis',))}: kpis: {exc}") from None
+
+
+def _expand(value: Any, env: Mapping[str, str], lines: _LineFinder, at: Path_) -> Any:
+    if isinstance(value, str):
+        return _expand_text(value, env, lines, at)
+    if isinstance(value, list):
+        return [_expand(v, env, lines, at + (i,)) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        if value.get("enabled") is False and len(at) == 2:
+            return value  # a switched-off source may name variables that are not set
+        return {k: _expand(v, env, lines, at + (k,)) for k, v in value.items()}
+    return value
+
+
+def _expand_text(text: str, env: Mapping[str, str], lines: _LineFinder, at: Path_) -> str:
+    if "$" not in text:
+        return text
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, default = match.group(1), match.group(2)
+        value = env.get(name)
+        if value is None or (value == "" and default is not None):
+            if default is None:
+                key = ".".join(str(p) for p in at)
+                raise ConfigError(
+                    f"{lines.where(at)}: {key} uses ${{{name}}}, which is not set; set it in the "
+                    f"environment or in .env beside the config, or give a default: ${{{name}:-...}}"
+                )
+            value = default
+        if _SECRET_NAME.search(name):
+            remember(value)
+        return value
+
+    return _VAR.sub(substitute, text)
+
+
+def _dotenv(path: Path) -> Mapping[str, str]:
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+class _LineFinder:
+    """Maps a key path like ('sources', 2, 'url') to `file:line` using the YAML node tree."""
+
+    def __init__(self, root: yaml.Node | None, label: str) -> None:
+        self.root = root
+        self.label = label
+
+    def where(self, at: Path_) -> str:
+        node = self.root
+        line = None
+        for part in at:
+            child = self._child(node, part)
+            if child is None:
+                break
+            node, line = child
+        if line is None and node is not None and node is not self.root:
+            line = node.start_mark.line + 1
+        return f"{self.label}:{line}" if line else self.label
+
+    @staticmethod
+    def _child(node: Any, part: str | int) -> tuple[Any, int] | None:
+        import yaml
+
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if str(key.value) == str(part):
+                    return value, key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            item = node.value[part]
+            return item, item.start_mark.line + 1
+        return None

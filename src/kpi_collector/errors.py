@@ -1,0 +1,84 @@
+"""The exceptions kpi-collector raises; only the CLI turns them into messages and exit codes.
+
+    KpiError
+    ├── ConfigError          the config or the command line is wrong (exit 2, nothing ran)
+    ├── SourceError          a source could not give its values (stored with the run)
+    │   ├── HttpError        an HTTP answer that is not a success (status, url)
+    │   ├── LoginError       a login form refused the credentials
+    │   └── ExtractError     the answer came, but the metric could not be read from it
+    ├── DeliveryError        a destination could not take the values (stays pending)
+    └── StoreError           the history store cannot be opened, migrated or written
+
+Every error carries ``transient``: True means trying again later may succeed (connection
+errors, timeouts, 5xx, 429), False means it will not until someone fixes something.
+"""
+
+from __future__ import annotations
+
+
+class KpiError(Exception):
+    """Base of every error kpi-collector raises on purpose."""
+
+    transient: bool = False
+
+    def __init__(self, message: str, *, transient: bool | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if transient is not None:
+            self.transient = transient
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(KpiError):
+    """The config file or the command line is wrong; nothing ran."""
+
+
+class SourceError(KpiError):
+    """A source failed; the other sources go on."""
+
+
+class HttpError(SourceError):
+    """An HTTP response that is not a success."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        url: str = "",
+        retry_after: float | None = None,
+        transient: bool | None = None,
+    ) -> None:
+        if transient is None:
+            transient = status is None or status == 429 or status >= 500
+        super().__init__(message, transient=transient)
+        self.status = status
+        self.url = url
+        self.retry_after = retry_after
+
+
+class LoginError(SourceError):
+    """A login form did not accept the credentials."""
+
+
+class ExtractError(SourceError):
+    """The page or document came, but a metric could not be read from it."""
+
+
+class DeliveryError(KpiError):
+    """A destination could not take the values; the delivery stays pending."""
+
+
+class StoreError(KpiError):
+    """The history store could not be opened, migrated or written."""
+
+
+class MetricErrors(ExtractError):
+    """Some metrics of a source could not be read; the others in `values` are still good."""
+
+    def __init__(self, values: dict[str, float], errors: dict[str, str]) -> None:
+        super().__init__("; ".join(errors.values()), transient=False)
+        self.values = values
+        self.errors = errors

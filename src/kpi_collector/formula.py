@@ -1,0 +1,353 @@
+"""Derived KPIs: a safe evaluator for formulas such as ``revenue.mrr * 12`` over other KPI ids.
+
+A formula is parsed with :mod:`ast` and only a small set of nodes is accepted (numbers, KPI
+ids, ``+ - * /``, unary minus, parentheses and the functions ``min max abs round``); nothing
+is ever passed to ``eval``. KPI ids are written as they are (``github.stars``); an id with
+characters Python does not allow in a name (``my-app.signups``) is written in backticks.
+
+    FormulaError (KpiError, ValueError)
+    ├── FormulaSyntaxError      (also ConfigError) the text is not a formula this module accepts
+    ├── FormulaDependencyError  (also ConfigError) unknown KPI ids or a cycle between formulas
+    └── FormulaEvaluationError  a missing input or a division by zero, for one KPI only
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from difflib import get_close_matches
+
+from kpi_collector.errors import ConfigError, KpiError
+
+__all__ = [
+    "Formula",
+    "FormulaDependencyError",
+    "FormulaError",
+    "FormulaEvaluationError",
+    "FormulaSyntaxError",
+    "evaluate_formulas",
+    "order_formulas",
+]
+
+
+class FormulaError(KpiError, ValueError):
+    """Base of every formula error."""
+
+
+class FormulaSyntaxError(FormulaError, ConfigError):
+    """The text is not a formula: bad syntax or a construct that is not allowed."""
+
+
+class FormulaDependencyError(FormulaError, ConfigError):
+    """A formula refers to an unknown KPI id, or formulas refer to each other in a cycle."""
+
+
+class FormulaEvaluationError(FormulaError):
+    """A formula could not be computed from the values at hand (missing input, division by 0)."""
+
+
+_FUNCTIONS: dict[str, Callable[..., float]] = {
+    "min": lambda *args: min(args),
+    "max": lambda *args: max(args),
+    "abs": abs,
+    "round": round,
+}
+_ARITY: dict[str, tuple[int, int | None]] = {
+    "min": (1, None),
+    "max": (1, None),
+    "abs": (1, 1),
+    "round": (1, 2),
+}
+_BINARY: dict[type[ast.operator], str] = {
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+}
+_UNARY: dict[type[ast.unaryop], str] = {ast.USub: "-", ast.UAdd: "+"}
+_OPERATOR_NAMES: dict[type[ast.AST], str] = {
+    ast.Pow: "**",
+    ast.Mod: "%",
+    ast.FloorDiv: "//",
+    ast.MatMult: "@",
+    ast.BitAnd: "&",
+    ast.BitOr: "|",
+    ast.BitXor: "^",
+    ast.LShift: "<<",
+    ast.RShift: ">>",
+    ast.Invert: "~",
+    ast.Not: "not",
+}
+
+# A dotted KPI id (``github.stars``, ``pypi.downloads_last_day``, ``app.7d_users``) or any id
+# in backticks. Replaced by placeholders before parsing, so that id segments that are Python
+# keywords or start with a digit still work and the AST carries each id whole.
+_ID_PATTERN = re.compile(
+    r"`(?P<quoted>[^`]+)`|(?<![\w.])(?P<dotted>[A-Za-z_]\w*(?:\.\w+)+)(?!\w)"
+)
+_PLACEHOLDER = "__kpi_id_{}"
+_PLACEHOLDER_PATTERN = re.compile(r"__kpi_id_(\d+)")
+
+Node = ast.expr
+
+
+@dataclass(frozen=True)
+class Formula:
+    """A parsed formula. Build it with :meth:`Formula.parse`."""
+
+    text: str
+    inputs: frozenset[str]
+    _tree: Node = field(repr=False, compare=False)
+    _ids: tuple[str, ...] = field(repr=False, compare=False)
+
+    @classmethod
+    def parse(cls, text: str) -> Formula:
+        """Parse ``text``; raise :class:`FormulaSyntaxError` saying what is wrong."""
+        if not isinstance(text, str) or not text.strip():
+            raise FormulaSyntaxError("a formula must be a non-empty text, e.g. 'revenue.mrr * 12'")
+        if "__" in _ID_PATTERN.sub("", text):
+            raise FormulaSyntaxError(f"formula {text!r}: names with '__' are not allowed")
+        ids: list[str] = []
+
+        def placeholder(match: re.Match[str]) -> str:
+            kpi_id = (match.group("quoted") or match.group("dotted")).strip()
+            if not kpi_id:
+                raise FormulaSyntaxError(f"formula {text!r}: empty `` quotes")
+            if kpi_id not in ids:
+                ids.append(kpi_id)
+            return _PLACEHOLDER.format(ids.index(kpi_id))
+
+        source = _ID_PATTERN.sub(placeholder, text.strip())
+        if "`" in source:
+            raise FormulaSyntaxError(f"formula {text!r}: unmatched backtick")
+        try:
+            tree = ast.parse(source, mode="eval")
+        except SyntaxError as exc:
+            where = f" at column {exc.offset}" if exc.offset else ""
+            raise FormulaSyntaxError(
+                f"formula {text!r} is not valid: {exc.msg}{where}"
+            ) from None
+        checker = _Checker(text, tuple(ids))
+        checker.visit(tree.body)
+        return cls(text=text, inputs=frozenset(checker.used), _tree=tree.body, _ids=tuple(ids))
+
+    def evaluate(self, values: Mapping[str, float]) -> float:
+        """Compute the formula; raise :class:`FormulaEvaluationError` for a missing input or
+        a division by zero."""
+        missing = sorted(kpi_id for kpi_id in self.inputs if values.get(kpi_id) is None)
+        if missing:
+            names = ", ".join(missing)
+            raise FormulaEvaluationError(
+                f"formula {self.text!r}: no value for {names}", transient=False
+            )
+        try:
+            result = float(self._eval(self._tree, values))
+        except ZeroDivisionError:
+            raise FormulaEvaluationError(
+                f"formula {self.text!r}: division by zero", transient=False
+            ) from None
+        except OverflowError:
+            raise FormulaEvaluationError(
+                f"formula {self.text!r}: the result is too large", transient=False
+            ) from None
+        if not math.isfinite(result):
+            raise FormulaEvaluationError(
+                f"formula {self.text!r}: the result is not a finite number ({result})",
+                transient=False,
+            )
+        return result
+
+    def _eval(self, node: Node, values: Mapping[str, float]) -> float:
+        # The tree was checked by _Checker at parse time, so only allowed nodes reach here.
+        if isinstance(node, ast.Constant):
+            return float(node.value)
+        if isinstance(node, ast.Name):
+            return float(values[self._id_of(node.id)])
+        if isinstance(node, ast.UnaryOp):
+            operand = self._eval(node.operand, values)
+            return -operand if isinstance(node.op, ast.USub) else operand
+        if isinstance(node, ast.BinOp):
+            left = self._eval(node.left, values)
+            right = self._eval(node.right, values)
+            if isinstance(node.op, ast.Add):
+                return left + right
+            if isinstance(node.op, ast.Sub):
+                return left - right
+            if isinstance(node.op, ast.Mult):
+                return left * right
+            return left / right
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            args = [self._eval(arg, values) for arg in node.args]
+            name = node.func.id
+            if name == "round" and len(args) == 2:
+                return float(round(args[0], int(args[1])))
+            return float(_FUNCTIONS[name](*args))
+        raise AssertionError(f"unchecked node {ast.dump(node)}")  # pragma: no cover
+
+    def _id_of(self, name: str) -> str:
+        match = _PLACEHOLDER_PATTERN.fullmatch(name)
+        return self._ids[int(match.group(1))] if match else name
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class _Checker:
+    """Walks a parsed expression and rejects every node that is not explicitly allowed."""
+
+    def __init__(self, text: str, ids: tuple[str, ...]) -> None:
+        self.text = text
+        self.ids = ids
+        self.used: set[str] = set()
+
+    def fail(self, message: str) -> FormulaSyntaxError:
+        return FormulaSyntaxError(f"formula {self.text!r}: {message}")
+
+    def visit(self, node: ast.AST) -> None:
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, bool) or not isinstance(node.value, int | float):
+                raise self.fail(f"{node.value!r} is not a number")
+        elif isinstance(node, ast.Name):
+            self.visit_name(node)
+        elif isinstance(node, ast.BinOp):
+            if type(node.op) not in _BINARY:
+                raise self.fail(self.unsupported_operator(node.op))
+            self.visit(node.left)
+            self.visit(node.right)
+        elif isinstance(node, ast.UnaryOp):
+            if type(node.op) not in _UNARY:
+                raise self.fail(self.unsupported_operator(node.op))
+            self.visit(node.operand)
+        elif isinstance(node, ast.Call):
+            self.visit_call(node)
+        elif isinstance(node, ast.Attribute):
+            # Dotted ids are replaced before parsing; an attribute left over hangs off
+            # something that is not a name, e.g. ``(a.b).c``.
+            raise self.fail("'.' is only allowed inside a KPI id such as github.stars")
+        else:
+            raise self.fail(f"{type(node).__name__.lower()} expressions are not allowed; "
+                            "use numbers, KPI ids, + - * /, parentheses, min, max, abs, round")
+
+    def visit_name(self, node: ast.Name) -> None:
+        match = _PLACEHOLDER_PATTERN.fullmatch(node.id)
+        if match:
+            self.used.add(self.ids[int(match.group(1))])
+            return
+        if node.id in _FUNCTIONS:
+            raise self.fail(f"{node.id} is a function; call it as {node.id}(...)")
+        # A bare name is a KPI id without a dot; order_formulas reports it if unknown.
+        self.used.add(node.id)
+
+    def visit_call(self, node: ast.Call) -> None:
+        func = node.func
+        if not isinstance(func, ast.Name) or func.id not in _FUNCTIONS:
+            called = self.describe(func)
+            raise self.fail(f"{called}() cannot be called; the functions are min, max, abs, round")
+        if node.keywords or any(isinstance(arg, ast.Starred) for arg in node.args):
+            raise self.fail(f"{func.id}() takes plain positional arguments only")
+        low, high = _ARITY[func.id]
+        count = len(node.args)
+        if count < low or (high is not None and count > high):
+            expected = f"{low} to {high}" if high not in (low, None) else str(low)
+            if high is None:
+                expected = f"at least {low}"
+            raise self.fail(f"{func.id}() takes {expected} argument(s), got {count}")
+        if func.id == "round" and count == 2:
+            digits = node.args[1]
+            if not (isinstance(digits, ast.Constant) and type(digits.value) is int):
+                raise self.fail("round()'s second argument must be a whole number of digits")
+        for arg in node.args:
+            self.visit(arg)
+
+    def describe(self, node: ast.AST) -> str:
+        if isinstance(node, ast.Name):
+            match = _PLACEHOLDER_PATTERN.fullmatch(node.id)
+            return self.ids[int(match.group(1))] if match else node.id
+        return "this expression"
+
+    @staticmethod
+    def unsupported_operator(op: ast.AST) -> str:
+        symbol = _OPERATOR_NAMES.get(type(op), type(op).__name__)
+        return f"operator {symbol} is not supported; use + - * / and parentheses"
+
+
+def order_formulas(formulas: Mapping[str, Formula], known_ids: Iterable[str]) -> list[str]:
+    """The formula KPI ids in an order where each comes after the formulas it uses.
+
+    Raises :class:`FormulaDependencyError` for an input that is neither a known KPI id nor
+    another formula, for a formula id that is also collected, and for cycles (the message
+    names the cycle, e.g. ``a.x -> b.y -> a.x``).
+    """
+    known = set(known_ids)
+    for kpi_id in formulas:
+        if kpi_id in known:
+            raise FormulaDependencyError(
+                f"{kpi_id} is collected by a source and also has a formula; rename one of them"
+            )
+    available = known | set(formulas)
+    for kpi_id, formula in formulas.items():
+        unknown = sorted(formula.inputs - available)
+        if unknown:
+            hints = []
+            for name in unknown:
+                close = get_close_matches(name, sorted(available), n=1)
+                hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
+            raise FormulaDependencyError(
+                f"formula for {kpi_id} ({formula.text!r}) uses unknown KPI id(s): "
+                + ", ".join(hints)
+            )
+
+    order: list[str] = []
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(kpi_id: str) -> None:
+        if kpi_id in done or kpi_id not in formulas:
+            return
+        if kpi_id in path:
+            cycle = [*path[path.index(kpi_id) :], kpi_id]
+            raise FormulaDependencyError("formulas form a cycle: " + " -> ".join(cycle))
+        path.append(kpi_id)
+        for dependency in sorted(formulas[kpi_id].inputs):
+            visit(dependency)
+        path.pop()
+        done.add(kpi_id)
+        order.append(kpi_id)
+
+    for kpi_id in formulas:
+        visit(kpi_id)
+    return order
+
+
+def evaluate_formulas(
+    formulas: Mapping[str, Formula],
+    values: Mapping[str, float],
+    order: Iterable[str] | None = None,
+) -> tuple[dict[str, float], dict[str, FormulaError]]:
+    """Evaluate every formula over ``values`` (and over each other) in dependency order.
+
+    Returns ``(computed, errors)``: a formula that fails, and every formula that depends on
+    it, gets an error; the others are computed. ``order`` defaults to
+    ``order_formulas(formulas, values)``.
+    """
+    if order is None:
+        order = order_formulas(formulas, [k for k in values if k not in formulas])
+    known: dict[str, float] = {k: v for k, v in values.items() if k not in formulas}
+    computed: dict[str, float] = {}
+    errors: dict[str, FormulaError] = {}
+    for kpi_id in order:
+        formula = formulas[kpi_id]
+        failed = sorted(formula.inputs & errors.keys())
+        if failed:
+            errors[kpi_id] = FormulaEvaluationError(
+                f"formula {formula.text!r}: its input {', '.join(failed)} failed"
+            )
+            continue
+        try:
+            computed[kpi_id] = known[kpi_id] = formula.evaluate(known)
+        except FormulaError as exc:
+            errors[kpi_id] = exc
+    return computed, errors

@@ -1,0 +1,282 @@
+"""`Pipeline`: collect from sources, store the run, deliver to destinations; `RunResult`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from kpi_collector.collect.engine import SourceOutcome, collect_all
+from kpi_collector.config.models import Config, Defaults, KpiSpec, Settings
+from kpi_collector.destinations.base import Delivery, Destination
+from kpi_collector.destinations.store import Store
+from kpi_collector.errors import ConfigError, KpiError
+from kpi_collector.secrets import redact
+from kpi_collector.sources.base import Source
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from kpi_collector.store import HistoryStore
+
+
+@dataclass
+class RunResult:
+    """The outcome of one run: values by KPI id, errors by source (or KPI id), changes."""
+
+    run_id: int | None
+    started_at: datetime
+    finished_at: datetime
+    values: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    previous: dict[str, float] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)  # KPI id -> source name
+    delivery_errors: dict[str, str] = field(default_factory=dict)
+    delivered: list[str] = field(default_factory=list)
+    outcomes: list[SourceOutcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.delivery_errors
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def change(self, kpi: str) -> float | None:
+        if kpi not in self.values or kpi not in self.previous:
+            return None
+        return self.values[kpi] - self.previous[kpi]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat(),
+            "ok": self.ok,
+            "values": [
+                {"kpi": k, "value": v, "previous": self.previous.get(k), "change": self.change(k),
+                 "source": self.sources.get(k)}
+                for k, v in self.values.items()
+            ],
+            "errors": [{"where": k, "message": m} for k, m in self.errors.items()],
+            "delivery_errors": [{"destination": k, "message": m} for k, m in self.delivery_errors.items()],
+        }
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per KPI: kpi, value, previous, change, source, ts."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            [
+                {
+                    "kpi": kpi,
+                    "value": value,
+                    "previous": self.previous.get(kpi),
+                    "change": self.change(kpi),
+                    "source": self.sources.get(kpi),
+                    "ts": pd.Timestamp(self.started_at),
+                }
+                for kpi, value in self.values.items()
+            ],
+            columns=["kpi", "value", "previous", "change", "source", "ts"],
+        )
+
+
+class Pipeline:
+    """Sources in, history and destinations out.
+
+    `sources` are Source objects or plain callables returning `{name: number}`;
+    a `Store` among the destinations keeps the history (and delivery state).
+    """
+
+    def __init__(
+        self,
+        sources: Iterable[Source | Callable[..., Any]] = (),
+        destinations: Iterable[Destination] = (),
+        *,
+        kpis: Mapping[str, KpiSpec | Mapping[str, Any]] | None = None,
+        timezone: str = "UTC",
+        defaults: Defaults | None = None,
+        north_star: str | None = None,
+        base_dir: Path | None = None,
+    ) -> None:
+        from kpi_collector.sources.python import Function
+
+        self.sources: list[Source] = [s if isinstance(s, Source) else Function(s) for s in sources]
+        self.destinations = list(destinations)
+        names = [s.name for s in self.sources]
+        duplicate = next((n for n in names if names.count(n) > 1), None)
+        if duplicate:
+            raise ConfigError(f"two sources are named {duplicate!r}; give each its own name")
+        self.kpis = {k: v if isinstance(v, KpiSpec) else KpiSpec(**v) for k, v in (kpis or {}).items()}
+        self.tz = ZoneInfo(timezone)
+        self.defaults = defaults or Defaults()
+        self.north_star = north_star
+        self.base_dir = base_dir or Path.cwd()
+        self.config: Config | None = None
+        self.store: HistoryStore | None = next(
+            (d.open() for d in self.destinations if isinstance(d, Store)), None
+        )
+
+    @classmethod
+    def from_config(cls, config: Config | str | Path | None = None) -> Pipeline:
+        """A pipeline from `kpi.yaml` (or a path, or an already loaded Config)."""
+        from kpi_collector.config import load_config
+
+        if not isinstance(config, Config):
+            config = load_config(config)
+        pipeline = cls(
+            sources=[s for s in config.sources if s.enabled],
+            destinations=[Store(config.store_url), *(d for d in config.destinations if d.enabled)],
+            kpis=config.kpis,
+            timezone=config.timezone,
+            defaults=config.defaults,
+            north_star=config.settings.north_star,
+            base_dir=config.base_dir,
+        )
+        pipeline.config = config
+        return pipeline
+
+    @property
+    def settings(self) -> Settings | None:
+        return self.config.settings if self.config else None
+
+    def order(self, kpis: Iterable[str]) -> list[str]:
+        """KPI ids in display order: the north star, then configured KPIs, then the rest."""
+        ids = list(dict.fromkeys(kpis))
+        rank = {k: i for i, k in enumerate(self.kpis)}
+        ids.sort(key=lambda k: (k != self.north_star, rank.get(k, len(rank)), k))
+        return ids
+
+    def process(
+        self,
+        *,
+        only: Sequence[str] | None = None,
+        dry_run: bool = False,
+        deliver: bool = True,
+        on_source_done: Callable[[SourceOutcome], None] | None = None,
+        now: datetime | None = None,
+    ) -> RunResult:
+        """Run once: collect, store (unless `dry_run`), deliver (unless `deliver=False`)."""
+        return asyncio.run(
+            self.aprocess(only=only, dry_run=dry_run, deliver=deliver, on_source_done=on_source_done, now=now)
+        )
+
+    def selected(self, only: Sequence[str] | None) -> list[Source]:
+        if not only:
+            return [s for s in self.sources if s.enabled]
+        unknown = sorted(set(only) - {s.name for s in self.sources})
+        if unknown:
+            known = ", ".join(s.name for s in self.sources)
+            raise ConfigError(f"--only: no source named {', '.join(unknown)}; sources: {known}")
+        return [s for s in self.sources if s.name in only]
+
+    async def aprocess(
+        self,
+        *,
+        only: Sequence[str] | None = None,
+        dry_run: bool = False,
+        deliver: bool = True,
+        on_source_done: Callable[[SourceOutcome], None] | None = None,
+        now: datetime | None = None,
+    ) -> RunResult:
+        sources = self.selected(only)
+        started = now or datetime.now(UTC)
+        store = None if dry_run else self.store
+        run_id = store.begin_run(started_at=started.timestamp()) if store else None
+        outcomes = await collect_all(
+            sources, defaults=self.defaults, tz=self.tz, base_dir=self.base_dir, now=started,
+            on_done=on_source_done,
+        )
+        result = RunResult(run_id, started, started, outcomes=outcomes)
+        errors: list[tuple[str, str | None, str, bool]] = []
+        for outcome in outcomes:
+            for metric, value in outcome.values.items():
+                kpi = f"{outcome.source}.{metric}"
+                result.values[kpi] = value
+                result.sources[kpi] = outcome.source
+            for metric, message, transient in outcome.errors:
+                where = f"{outcome.source}.{metric}" if metric else outcome.source
+                result.errors[where] = message
+                errors.append((outcome.source, f"{outcome.source}.{metric}" if metric else None, message, transient))
+        for kpi, message in self._derive(result.values).items():
+            result.errors[kpi] = message
+            errors.append(("formula", kpi, message, False))
+        result.finished_at = datetime.now(UTC)
+        if store is not None and run_id is not None:
+            ts = started.timestamp()
+            store.finish_run(
+                run_id,
+                observations=[(k, ts, v, result.sources.get(k, "formula")) for k, v in result.values.items()],
+                errors=errors,
+                finished_at=result.finished_at.timestamp(),
+            )
+            result.previous = store.previous_run_values(run_id, list(result.values))
+        result.values = {k: result.values[k] for k in self.order(result.values)}
+        if deliver and not dry_run:
+            await self.deliver(result)
+        return result
+
+    def _derive(self, values: dict[str, float]) -> dict[str, str]:
+        """Evaluate derived KPIs (formulas) into `values`; returns errors by KPI id."""
+        formulas = {k: s.formula for k, s in self.kpis.items() if s.formula}
+        if not formulas:
+            return {}
+        from kpi_collector.formula import Formula, order_formulas
+
+        parsed = {k: Formula.parse(f) for k, f in formulas.items()}
+        known = set(values) | {i for f in parsed.values() for i in f.inputs}
+        errors: dict[str, str] = {}
+        for kpi in order_formulas(parsed, known | set(parsed)):
+            try:
+                values[kpi] = parsed[kpi].evaluate(values)
+            except (ValueError, ArithmeticError) as exc:
+                errors[kpi] = f"{kpi}: {exc}"
+        return errors
+
+    async def deliver(self, result: RunResult) -> None:
+        """Give every enabled destination the run's values."""
+        targets = [d for d in self.destinations if d.enabled and not isinstance(d, Store)]
+        for destination in targets:
+            delivery = self.delivery_for(destination, result)
+            try:
+                await destination.deliver(delivery)
+            except KpiError as exc:
+                result.delivery_errors[destination.name] = redact(str(exc))
+            except Exception as exc:  # a destination bug must not lose the run
+                result.delivery_errors[destination.name] = redact(f"{type(exc).__name__}: {exc}")
+            else:
+                result.delivered.append(destination.name)
+
+    def delivery_for(self, destination: Destination, result: RunResult) -> Delivery:
+        from kpi_collector.store.periods import period_key
+
+        local = result.started_at.astimezone(self.tz)
+        period = (
+            f"run:{result.run_id}" if destination.every == "run" else period_key(local.date(), destination.every)
+        )
+        previous: dict[str, float] = {}
+        if destination.compare_days and self.store is not None:
+            before = result.started_at.timestamp() - destination.compare_days * 86400
+            previous = {k: r.value for k, r in self.store.latest(list(result.values), before=before).items()}
+        ts = result.started_at.timestamp()
+        return Delivery(
+            period=period,
+            period_start=local.date(),
+            run_id=result.run_id,
+            values=dict(result.values),
+            timestamps=dict.fromkeys(result.values, ts),
+            kpis=self.kpis,
+            order=self.order(result.values),
+            tz=self.tz,
+            now=result.started_at,
+            previous=previous,
+            errors=[(k, m) for k, m in result.errors.items()],
+            store=self.store,
+            base_dir=self.base_dir,
+        )

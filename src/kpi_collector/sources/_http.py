@@ -1,0 +1,70 @@
+"""What `http_json` and `html` share: a URL, auth, an optional login form and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+
+from kpi_collector.collect.extract import Metric, coerce_metric, extract_all
+from kpi_collector.collect.http import Auth, LoginForm, Response
+from kpi_collector.errors import MetricErrors
+from kpi_collector.sources.base import Source, SourceContext
+
+
+class HttpSource(Source):
+    """A page or API at `url`, read once per run; each metric is read from the same answer."""
+
+    default_extractor: ClassVar[str] = "jmespath"
+
+    url: str
+    method: str = Field(default="GET", pattern="^(GET|POST)$")
+    params: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: Any = None
+    auth: Auth | None = None
+    login: LoginForm | None = None
+    metrics: dict[str, Metric]
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _short_metrics(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: coerce_metric(v, cls.default_extractor) for k, v in value.items()}
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _some_metrics(cls, value: dict[str, Metric]) -> dict[str, Metric]:
+        if not value:
+            raise ValueError("give at least one metric")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+    def host(self) -> str | None:
+        return urlsplit(self.url).netloc
+
+    async def fetch(self, ctx: SourceContext) -> Response:
+        session = ctx.http(auth=self.auth, headers=self.headers, cookies=self.login is not None)
+        try:
+            if self.login is not None:
+                await session.login(self.login)
+            return await session.request(
+                self.method, self.url, params=self.params, json_body=self.body
+            )
+        finally:
+            await session.close()
+
+    def extract(self, evaluate: Callable[[str, Metric], float]) -> dict[str, float]:
+        values, errors = extract_all(self.metrics, evaluate)
+        if errors:
+            raise MetricErrors(values, errors)
+        return values

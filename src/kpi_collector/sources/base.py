@@ -1,0 +1,100 @@
+"""The source contract: a config model that knows how to `collect` its metrics.
+
+A source declares its fields (pydantic, unknown keys forbidden), a `type` name, and
+`async collect(ctx) -> {metric: number}`. Sources that can give past values also
+implement `backfill(ctx, since)`, yielding `Observation`s with their real timestamps.
+HTTP, auth, retries and parsing live in `kpi_collector.collect`, never in a source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from kpi_collector.collect.http import HttpClient, HttpSession
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One value of one metric at one moment (`metric` is the source-local name)."""
+
+    metric: str
+    value: float
+    ts: datetime
+
+
+@dataclass
+class SourceContext:
+    """What a source gets to do its work: the HTTP layer and where and when it runs."""
+
+    http_client: HttpClient
+    timeout: float
+    retries: int
+    tz: ZoneInfo
+    now: datetime
+    base_dir: Path
+
+    def http(self, **kwargs: Any) -> HttpSession:
+        """An HTTP session with this source's timeout and retries (and any auth/headers)."""
+        kwargs.setdefault("timeout", self.timeout)
+        kwargs.setdefault("retries", self.retries)
+        return self.http_client.session(**kwargs)
+
+    @property
+    def today(self) -> date:
+        return self.now.astimezone(self.tz).date()
+
+
+class Source(BaseModel):
+    """Base of every source. Subclasses set `type` and implement `collect`."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=False)
+
+    type: ClassVar[str] = ""
+    #: metrics this source gives when it cannot know them from its config (for `kpi validate`)
+    default_metrics: ClassVar[tuple[str, ...]] = ()
+
+    name: str = Field(default="", description="the source's name: the first part of its KPI ids")
+    enabled: bool = True
+    timeout: float | None = Field(default=None, gt=0)
+    retries: int | None = Field(default=None, ge=0, le=10)
+    schedule: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("name"):
+            data = {**data, "name": cls.type or cls.__name__.lower()}
+        return data
+
+    def metric_names(self) -> list[str]:
+        """The metrics this source will give, as far as the config tells."""
+        metrics = getattr(self, "metrics", None)
+        if isinstance(metrics, Mapping):
+            return list(metrics)
+        if isinstance(metrics, list | tuple) and metrics:
+            return [str(m) for m in metrics]
+        return list(self.default_metrics)
+
+    def kpi_ids(self) -> list[str]:
+        return [f"{self.name}.{m}" for m in self.metric_names()]
+
+    def host(self) -> str | None:
+        """The host this source talks to, for display; None for non-HTTP sources."""
+        return None
+
+    async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
+        raise NotImplementedError
+
+    @property
+    def can_backfill(self) -> bool:
+        return type(self).backfill is not Source.backfill
+
+    def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
+        raise NotImplementedError(f"source type {self.type!r} cannot give past values")

@@ -1,0 +1,27 @@
+"""`type: http_json`: any JSON API; each metric is a JMESPath into the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from kpi_collector.collect.extract import Metric, from_json
+from kpi_collector.errors import ExtractError
+from kpi_collector.sources._http import HttpSource
+from kpi_collector.sources.base import SourceContext
+
+
+class HttpJson(HttpSource):
+    type: ClassVar[str] = "http_json"
+
+    async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
+        document = (await self.fetch(ctx)).json()
+
+        def evaluate(name: str, metric: Metric) -> float:
+            if metric.css or metric.xpath:
+                raise ExtractError(f"{name}: http_json metrics use `jmespath:`, not css/xpath")
+            if not metric.jmespath:
+                raise ExtractError(f"{name}: give a `jmespath:` expression")
+            return from_json(name, document, metric)
+
+        return self.extract(evaluate)

@@ -1,0 +1,102 @@
+"""`type: python`: any function returning `{name: number}`, sync (run in a thread) or async."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+
+from kpi_collector.collect.extract import Metric, finish
+from kpi_collector.errors import ConfigError, ExtractError, MetricErrors, SourceError
+from kpi_collector.sources.base import Source, SourceContext
+
+
+class Function(Source):
+    """A Python function as a source: `Function(get_blog_stats)` or `function: pkg.mod:func`."""
+
+    type: ClassVar[str] = "python"
+
+    function: str | Callable[..., Any]
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Metric] = Field(default_factory=dict)  # optional checks per metric
+    _callable: Callable[..., Any] | None = PrivateAttr(default=None)
+
+    def __init__(self, function: Any = None, /, **data: Any) -> None:
+        if function is not None:
+            data["function"] = function
+        super().__init__(**data)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_from_function(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("name") and data.get("function") is not None:
+            func = data["function"]
+            name = getattr(func, "__name__", None) if callable(func) else str(func).rpartition(":")[2]
+            if name and name != "<lambda>":
+                data = {**data, "name": name}
+        return data
+
+    @field_validator("function")
+    @classmethod
+    def _importable(cls, value: Any) -> Any:
+        if isinstance(value, str) and (":" not in value or not all(value.split(":", 1))):
+            raise ValueError(f"{value!r} should look like package.module:function")
+        return value
+
+    def resolve(self) -> Callable[..., Any]:
+        if self._callable is None:
+            if callable(self.function):
+                self._callable = self.function
+            else:
+                module_name, _, attr = self.function.partition(":")
+                try:
+                    target: Any = importlib.import_module(module_name)
+                    for part in attr.split("."):
+                        target = getattr(target, part)
+                except (ImportError, AttributeError) as exc:
+                    raise ConfigError(
+                        f"source {self.name!r}: cannot import {self.function!r}: {exc}"
+                    ) from exc
+                if not callable(target):
+                    raise ConfigError(f"source {self.name!r}: {self.function!r} is not callable")
+                self._callable = target
+        return self._callable
+
+    async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
+        func = self.resolve()
+        try:
+            if inspect.iscoroutinefunction(func):
+                result = await func(**self.kwargs)
+            else:
+                result = await asyncio.to_thread(func, **self.kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
+        except (SourceError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            raise SourceError(f"{type(exc).__name__}: {exc}") from exc
+        return to_values(result, self.metrics)
+
+
+def to_values(result: Any, metrics: Mapping[str, Metric]) -> dict[str, float]:
+    """Check that `result` is `{name: number}`, reading numeric text where needed."""
+    if not isinstance(result, Mapping):
+        raise ExtractError(f"expected a mapping of metric names to numbers, got {type(result).__name__}")
+    values: dict[str, float] = {}
+    errors: dict[str, str] = {}
+    for key, raw in result.items():
+        name = str(key)
+        try:
+            values[name] = finish(name, raw, metrics.get(name) or Metric())
+        except ExtractError as exc:
+            errors[name] = str(exc)
+    for name in metrics:
+        if name not in result:
+            errors[name] = f"{name}: the function did not return it"
+    if errors:
+        raise MetricErrors(values, errors)
+    return values

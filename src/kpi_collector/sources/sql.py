@@ -1,0 +1,143 @@
+"""`type: sql`: one scalar query per metric against any SQLAlchemy URL, read-only, with a timeout."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from pydantic import field_validator
+
+from kpi_collector.collect.extract import Metric, coerce_metric, finish
+from kpi_collector.errors import ExtractError, SourceError
+from kpi_collector.secrets import Secret, redact
+from kpi_collector.sources.base import Source, SourceContext
+
+
+class SQL(Source):
+    type: ClassVar[str] = "sql"
+
+    url: Secret
+    metrics: dict[str, Metric]
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _short_metrics(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: coerce_metric(v, "query") for k, v in value.items()}
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _queries(cls, value: dict[str, Metric]) -> dict[str, Metric]:
+        if not value:
+            raise ValueError("give at least one metric")
+        for name, metric in value.items():
+            if not metric.query:
+                raise ValueError(f"metric {name!r} needs a query")
+        return value
+
+    async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
+        return await asyncio.to_thread(self._run_queries, ctx.timeout)
+
+    def _run_queries(self, timeout: float) -> dict[str, float]:
+        from kpi_collector.errors import MetricErrors
+
+        values: dict[str, float] = {}
+        errors: dict[str, str] = {}
+        engine = open_readonly(self.url.get(), timeout)
+        try:
+            with engine.connect() as conn:
+                _read_only(conn, timeout)
+                for name, metric in self.metrics.items():
+                    try:
+                        values[name] = _scalar(conn, name, metric)
+                    except ExtractError as exc:
+                        errors[name] = str(exc)
+        except Exception as exc:
+            if isinstance(exc, SourceError):
+                raise
+            raise SourceError(f"database error: {redact(_first_line(exc))}", transient=True) from None
+        finally:
+            engine.dispose()
+        if errors:
+            raise MetricErrors(values, errors)
+        return values
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def open_readonly(url: str, timeout: float) -> Any:
+    """An engine for `url` that cannot write where the database lets us say so."""
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    connect_args: dict[str, Any] = {}
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            parsed = parsed.set(database=f"file:{database}?mode=ro", query={"uri": "true"})
+        connect_args["timeout"] = timeout
+    elif backend == "postgresql":
+        connect_args["connect_timeout"] = max(1, int(timeout))
+    elif backend in ("mysql", "mariadb"):
+        connect_args["connect_timeout"] = max(1, int(timeout))
+        connect_args["read_timeout"] = max(1, int(timeout))
+    engine = create_engine(parsed, poolclass=NullPool, connect_args=connect_args)
+    if backend == "sqlite":
+        import time
+
+        @event.listens_for(engine, "connect")
+        def _deadline(dbapi_conn: Any, _record: Any) -> None:
+            # sqlite has no statement timeout: interrupt a query that runs past it
+            deadline = time.monotonic() + timeout
+            dbapi_conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+
+    return engine
+
+
+def _read_only(conn: Any, timeout: float) -> None:
+    from sqlalchemy import text
+
+    backend = conn.engine.url.get_backend_name()
+    if backend == "postgresql":
+        conn.execute(text("SET TRANSACTION READ ONLY"))
+        conn.execute(text(f"SET LOCAL statement_timeout = {int(timeout * 1000)}"))
+    elif backend in ("mysql", "mariadb"):
+        conn.execute(text("SET SESSION TRANSACTION READ ONLY"))
+        if getattr(conn.dialect, "is_mariadb", False):
+            conn.execute(text(f"SET SESSION max_statement_time = {timeout:g}"))
+        else:
+            conn.execute(text(f"SET SESSION max_execution_time = {int(timeout * 1000)}"))
+
+
+def _scalar(conn: Any, name: str, metric: Metric) -> float:
+    from sqlalchemy import exc as sa_exc
+    from sqlalchemy import text
+
+    assert metric.query is not None
+    try:
+        # a savepoint, so one failing query does not abort the others' transaction
+        with conn.begin_nested():
+            row = conn.execute(text(metric.query)).first()
+    except sa_exc.DBAPIError as exc:
+        message = _first_line(exc)
+        if "interrupted" in message.lower() or "timeout" in message.lower() or "canceling" in message:
+            raise ExtractError(f"{name}: the query took longer than the timeout", transient=True) from None
+        raise ExtractError(f"{name}: the query failed: {redact(message)}") from None
+    if row is None:
+        if metric.allow_zero:
+            return 0.0
+        raise ExtractError(f"{name}: the query returned no rows")
+    if len(row) != 1:
+        raise ExtractError(f"{name}: the query must return one column, it returned {len(row)}")
+    raw = row[0]
+    if raw is not None and not isinstance(raw, int | float | str | bool):
+        raw = float(raw)  # Decimal
+    return finish(name, raw, metric)

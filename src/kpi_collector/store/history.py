@@ -1,0 +1,384 @@
+"""`HistoryStore`: SQLAlchemy Core over SQLite (default), PostgreSQL or MariaDB/MySQL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from kpi_collector.errors import StoreError
+from kpi_collector.secrets import redact
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+
+def resolve_url(url: str | None, base_dir: Path) -> str:
+    """The store URL; a relative SQLite path is taken relative to the config's folder."""
+    if not url:
+        return f"sqlite:///{(base_dir / 'kpi.db').resolve()}"
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:" and not Path(path).is_absolute():
+            return f"sqlite:///{(base_dir / path).resolve()}"
+    return url
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: int
+    started_at: float
+    finished_at: float | None
+    status: str
+    trigger: str
+    n_values: int
+    n_errors: int
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.finished_at is None else self.finished_at - self.started_at
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    kpi: str
+    value: float
+    ts: float
+    source: str
+
+
+class HistoryStore:
+    """The store. Opening it migrates the schema to the current version."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: sa.Engine | None = None
+
+    def __repr__(self) -> str:
+        return f"HistoryStore({redact(self.url)!r})"
+
+    @property
+    def engine(self) -> sa.Engine:
+        if self._engine is None:
+            self._engine = self._connect()
+            self.migrate()
+        return self._engine
+
+    def _connect(self) -> sa.Engine:
+        import sqlalchemy as sa
+
+        try:
+            url = sa.engine.make_url(self.url)
+        except sa.exc.ArgumentError:
+            raise StoreError(f"store {redact(self.url)!r} is not a database URL") from None
+        kwargs: dict[str, Any] = {}
+        if url.get_backend_name() == "sqlite":
+            database = url.database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True
+        try:
+            engine = sa.create_engine(url, **kwargs)
+        except Exception as exc:  # missing driver and the like
+            raise StoreError(f"cannot open store {redact(self.url)!r}: {redact(str(exc))}") from None
+        if url.get_backend_name() == "sqlite":
+
+            @sa.event.listens_for(engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cursor = dbapi_conn.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA busy_timeout=30000")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.execute("PRAGMA foreign_keys=ON")
+                cursor.close()
+
+        return engine
+
+    def migrate(self) -> int:
+        """Bring the schema to the current version; returns that version."""
+        import sqlalchemy as sa
+
+        from kpi_collector.store import schema
+
+        assert self._engine is not None
+        try:
+            with self._engine.begin() as conn:
+                schema.meta.create(conn, checkfirst=True)
+                row = conn.execute(
+                    sa.select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
+                ).first()
+                version = int(row[0]) if row else 0
+                if version > schema.SCHEMA_VERSION:
+                    raise StoreError(
+                        f"the store has schema version {version}, newer than this kpi-collector "
+                        f"({schema.SCHEMA_VERSION}); upgrade kpi-collector"
+                    )
+                for step in schema.MIGRATIONS[version:]:
+                    step(conn)
+                if version != schema.SCHEMA_VERSION:
+                    if row:
+                        conn.execute(
+                            schema.meta.update()
+                            .where(schema.meta.c.key == "schema_version")
+                            .values(value=str(schema.SCHEMA_VERSION))
+                        )
+                    else:
+                        conn.execute(
+                            schema.meta.insert().values(key="schema_version", value=str(schema.SCHEMA_VERSION))
+                        )
+                return schema.SCHEMA_VERSION
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"cannot open store {redact(self.url)!r}: {_first_line(exc)}") from None
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    # runs ---------------------------------------------------------------------------------
+
+    def begin_run(self, *, started_at: float | None = None, trigger: str = "run") -> int:
+        from kpi_collector.store.schema import runs
+
+        with self._write() as conn:
+            result = conn.execute(
+                runs.insert().values(
+                    started_at=started_at or time.time(), status="running", trigger=trigger
+                )
+            )
+            return int(result.inserted_primary_key[0])
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        observations: Iterable[tuple[str, float, float, str]],
+        errors: Iterable[tuple[str, str | None, str, bool]] = (),
+        finished_at: float | None = None,
+        status: str | None = None,
+    ) -> None:
+        """Store a run's observations (kpi, ts, value, source) and errors, in one transaction."""
+        from kpi_collector.store.schema import observations as obs_table
+        from kpi_collector.store.schema import run_errors, runs
+
+        obs = [
+            {"run_id": run_id, "kpi": k, "ts": ts, "value": v, "source": s, "backfilled": False}
+            for k, ts, v, s in observations
+        ]
+        errs = [
+            {"run_id": run_id, "source": s, "kpi": k, "message": redact(m), "transient": t}
+            for s, k, m, t in errors
+        ]
+        if status is None:
+            status = "ok" if not errs else ("partial" if obs else "failed")
+        with self._write() as conn:
+            if obs:
+                conn.execute(obs_table.insert(), obs)
+            if errs:
+                conn.execute(run_errors.insert(), errs)
+            conn.execute(
+                runs.update()
+                .where(runs.c.id == run_id)
+                .values(
+                    finished_at=finished_at or time.time(),
+                    status=status,
+                    n_values=len(obs),
+                    n_errors=len(errs),
+                )
+            )
+
+    def runs(self, limit: int = 20, *, with_errors: bool = True) -> list[RunRecord]:
+        import sqlalchemy as sa
+
+        from kpi_collector.store.schema import run_errors, runs
+
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(runs).order_by(runs.c.id.desc()).limit(limit)).all()
+            errors: dict[int, list[dict[str, Any]]] = {}
+            if with_errors and rows:
+                for e in conn.execute(
+                    sa.select(run_errors)
+                    .where(run_errors.c.run_id.in_([r.id for r in rows]))
+                    .order_by(run_errors.c.id)
+                ):
+                    errors.setdefault(e.run_id, []).append(
+                        {"source": e.source, "kpi": e.kpi, "message": e.message, "transient": bool(e.transient)}
+                    )
+        return [
+            RunRecord(r.id, r.started_at, r.finished_at, r.status, r.trigger, r.n_values,
+                      r.n_errors, errors.get(r.id, []))
+            for r in rows
+        ]
+
+    # values -------------------------------------------------------------------------------
+
+    def latest(self, kpis: Sequence[str] | None = None, *, before: float | None = None) -> dict[str, Row]:
+        """The newest observation of each KPI (at or before `before`, when given)."""
+        import sqlalchemy as sa
+
+        from kpi_collector.store.schema import observations as o
+
+        newest = sa.select(o.c.kpi, sa.func.max(o.c.ts).label("ts")).group_by(o.c.kpi)
+        if kpis is not None:
+            newest = newest.where(o.c.kpi.in_(list(kpis)))
+        if before is not None:
+            newest = newest.where(o.c.ts <= before)
+        sub = newest.subquery()
+        query = (
+            sa.select(o.c.kpi, o.c.value, o.c.ts, o.c.source, o.c.id)
+            .join(sub, sa.and_(o.c.kpi == sub.c.kpi, o.c.ts == sub.c.ts))
+            .order_by(o.c.id)
+        )
+        with self.engine.connect() as conn:
+            return {r.kpi: Row(r.kpi, r.value, r.ts, r.source) for r in conn.execute(query)}
+
+    def previous_run_values(self, run_id: int, kpis: Sequence[str]) -> dict[str, float]:
+        """Each KPI's newest value stored by a run before `run_id`."""
+        import sqlalchemy as sa
+
+        from kpi_collector.store.schema import observations as o
+
+        if not kpis:
+            return {}
+        newest = (
+            sa.select(o.c.kpi, sa.func.max(o.c.id).label("id"))
+            .where(o.c.kpi.in_(list(kpis)), o.c.run_id < run_id, o.c.backfilled == sa.false())
+            .group_by(o.c.kpi)
+            .subquery()
+        )
+        query = sa.select(o.c.kpi, o.c.value).join(newest, o.c.id == newest.c.id)
+        with self.engine.connect() as conn:
+            return {r.kpi: r.value for r in conn.execute(query)}
+
+    def kpi_ids(self) -> list[str]:
+        import sqlalchemy as sa
+
+        from kpi_collector.store.schema import observations as o
+
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(sa.select(o.c.kpi).distinct().order_by(o.c.kpi))]
+
+    def rows(
+        self, kpis: Sequence[str] | None = None, *, since: float | None = None, until: float | None = None
+    ) -> list[tuple[str, float, float]]:
+        """(kpi, ts, value) ordered by kpi and time."""
+        import sqlalchemy as sa
+
+        from kpi_collector.store.schema import observations as o
+
+        query = sa.select(o.c.kpi, o.c.ts, o.c.value).order_by(o.c.kpi, o.c.ts, o.c.id)
+        if kpis is not None:
+            query = query.where(o.c.kpi.in_(list(kpis)))
+        if since is not None:
+            query = query.where(o.c.ts >= since)
+        if until is not None:
+            query = query.where(o.c.ts < until)
+        with self.engine.connect() as conn:
+            return [(r[0], r[1], r[2]) for r in conn.execute(query)]
+
+    def series(
+        self,
+        kpis: Sequence[str] | None = None,
+        *,
+        period: str = "day",
+        since: date | None = None,
+        tz: ZoneInfo | str = "UTC",
+        agg: Mapping[str, str] | None = None,
+    ) -> dict[str, list[tuple[date, float]]]:
+        """The value of each KPI per day/week/month in `tz`, aggregated by its `agg` (default last)."""
+        from itertools import groupby
+
+        from kpi_collector.store.periods import bucket, local_midnight, period_start
+
+        zone = ZoneInfo(tz) if isinstance(tz, str) else tz
+        since_ts = local_midnight(period_start(since, period), zone) if since else None
+        agg = agg or {}
+        out: dict[str, list[tuple[date, float]]] = {}
+        for kpi, group in groupby(self.rows(kpis, since=since_ts), key=lambda r: r[0]):
+            out[kpi] = list(bucket(((ts, v) for _, ts, v in group), period, zone, agg.get(kpi, "last")))
+        return out
+
+    def add_observations(
+        self,
+        points: Iterable[tuple[str, float, float, str]],
+        *,
+        backfilled: bool = True,
+        tz: ZoneInfo | str = "UTC",
+    ) -> int:
+        """Store past values (kpi, ts, value, source); skips any KPI-day that already has a value.
+
+        A second backfill adds nothing, and a value collected live is never overwritten.
+        """
+        import sqlalchemy as sa
+
+        from kpi_collector.store.schema import observations as o
+
+        zone = ZoneInfo(tz) if isinstance(tz, str) else tz
+        points = list(points)
+        if not points:
+            return 0
+        kpis = sorted({p[0] for p in points})
+        low = min(p[1] for p in points) - 86400 * 2
+        with self.engine.connect() as conn:
+            existing = {
+                (r.kpi, datetime.fromtimestamp(r.ts, zone).date())
+                for r in conn.execute(
+                    sa.select(o.c.kpi, o.c.ts).where(o.c.kpi.in_(kpis), o.c.ts >= low)
+                )
+            }
+        fresh = []
+        for kpi, ts, value, source in points:
+            key = (kpi, datetime.fromtimestamp(ts, zone).date())
+            if key in existing:
+                continue
+            existing.add(key)
+            fresh.append({"run_id": None, "kpi": kpi, "ts": ts, "value": value, "source": source,
+                          "backfilled": backfilled})
+        if fresh:
+            with self._write() as conn:
+                conn.execute(o.insert(), fresh)
+        return len(fresh)
+
+    # plumbing -----------------------------------------------------------------------------
+
+    def _write(self) -> Any:
+        return _Writing(self.engine, self.url)
+
+
+class _Writing:
+    """A write transaction whose failures become StoreError with the URL's password hidden."""
+
+    def __init__(self, engine: sa.Engine, url: str) -> None:
+        self._ctx = engine.begin()
+        self._url = url
+
+    def __enter__(self) -> sa.Connection:
+        try:
+            return self._ctx.__enter__()
+        except Exception as exc:
+            raise StoreError(f"cannot write to store {redact(self._url)!r}: {_first_line(exc)}") from None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        import sqlalchemy as sa
+
+        try:
+            self._ctx.__exit__(exc_type, exc, tb)
+        except Exception as error:
+            raise StoreError(f"cannot write to store {redact(self._url)!r}: {_first_line(error)}") from None
+        if isinstance(exc, sa.exc.SQLAlchemyError):
+            raise StoreError(f"cannot write to store {redact(self._url)!r}: {_first_line(exc)}") from None
+        return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return redact(text.splitlines()[0]) if text else type(exc).__name__

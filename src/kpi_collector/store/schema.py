@@ -1,0 +1,77 @@
+"""The history store's tables and their migrations (one numbered step per schema change)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "kpi_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("started_at", sa.Double, nullable=False),  # epoch seconds, UTC
+    sa.Column("finished_at", sa.Double),
+    sa.Column("status", sa.String(16), nullable=False),  # running | ok | failed | partial
+    sa.Column("trigger", sa.String(16), nullable=False, server_default="run"),
+    sa.Column("n_values", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("n_errors", sa.Integer, nullable=False, server_default="0"),
+)
+
+run_errors = sa.Table(
+    "run_errors",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False, index=True),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("kpi", sa.String(200)),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("transient", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+observations = sa.Table(
+    "observations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), index=True),
+    sa.Column("kpi", sa.String(200), nullable=False),
+    sa.Column("ts", sa.Double, nullable=False),  # epoch seconds, UTC
+    sa.Column("value", sa.Double, nullable=False),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("backfilled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Index("ix_observations_kpi_ts", "kpi", "ts"),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("destination", sa.String(200), nullable=False),
+    sa.Column("period", sa.String(32), nullable=False),  # e.g. 2026-11-29, 2026-W48, run:17
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id")),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | done
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.UniqueConstraint("destination", "period", name="uq_deliveries_destination_period"),
+)
+
+
+def _v1(conn: sa.Connection) -> None:
+    for table in (meta, runs, run_errors, observations, deliveries):
+        table.create(conn, checkfirst=True)
+
+
+#: migrations[i] brings the schema from version i to i + 1; append, never edit.
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
