@@ -12,6 +12,7 @@ Usage: ``python benchmarks/bench_fanin.py [--pages 1000] [--runs 3] [--concurren
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sqlite3
 import subprocess
@@ -41,7 +42,7 @@ KPI_WALL_VS_FLOOR = 1.25  # kpi wall / floor wall, at most
 SCRAPY_VS_KPI = 2.0  # Scrapy wall / kpi wall, at least
 KPI_CPU_MS_PER_PAGE = 1.5  # at most
 KPI_PEAK_MB = 150.0  # below
-WARMUP_PAGES = 20
+SMALL_PAGES = 20
 
 
 @dataclass
@@ -141,26 +142,27 @@ def run_baseline(
 def run_benchmark(pages: int, runs: int, concurrency: int, sample: int) -> Report:
     expected = expected_total(pages)
     kpi, floor, scrapy = Variant("kpi run"), Variant("aiohttp+selectolax"), Variant("scrapy")
+    # kpi on a few pages each round: its fixed cost (start-up, config, store), so that the
+    # CPU each further page costs can be told apart from it.
+    kpi_small = Variant(f"kpi run, {SMALL_PAGES} pages")
     with page_server(pages) as server, tempfile.TemporaryDirectory(prefix="kpi-bench-") as tmp:
         print(f"page server {server.base_url}: {pages} pages, {expected} links", file=sys.stderr)
+        workdirs = (Path(tmp) / f"run{i}" for i in itertools.count())
+
+        def round_of(n: int) -> list[tuple[Variant, tuple[ProcessRun, int]]]:
+            return [
+                (kpi, run_kpi(next(workdirs), server, n, concurrency)),
+                (floor, run_baseline("floor_aiohttp_selectolax.py", server, n, concurrency)),
+                (scrapy, run_baseline("baseline_scrapy.py", server, n, concurrency)),
+            ]
+
         # Untimed warm-up: bytecode caches, page cache, and a first check of every variant.
-        warm = expected_total(WARMUP_PAGES)
-        for what, total in (
-            ("kpi", run_kpi(Path(tmp) / "warmup", server, WARMUP_PAGES, concurrency)[1]),
-            (
-                "floor",
-                run_baseline("floor_aiohttp_selectolax.py", server, WARMUP_PAGES, concurrency)[1],
-            ),
-            ("scrapy", run_baseline("baseline_scrapy.py", server, WARMUP_PAGES, concurrency)[1]),
-        ):
-            if total != warm:
-                raise RuntimeError(f"warm-up: {what} counted {total}, expected {warm}")
+        for variant, (_, total) in round_of(SMALL_PAGES):
+            if total != expected_total(SMALL_PAGES):
+                raise RuntimeError(f"warm-up: {variant.name} counted {total}")
         for round_ in range(1, runs + 1):
-            measured = (
-                (kpi, run_kpi(Path(tmp) / f"round{round_}", server, pages, concurrency)),
-                (floor, run_baseline("floor_aiohttp_selectolax.py", server, pages, concurrency)),
-                (scrapy, run_baseline("baseline_scrapy.py", server, pages, concurrency)),
-            )
+            measured = round_of(pages)
+            measured.append((kpi_small, run_kpi(next(workdirs), server, SMALL_PAGES, concurrency)))
             for variant, (run, total) in measured:
                 variant.runs.append(run)
                 variant.totals.append(total)
@@ -174,10 +176,12 @@ def run_benchmark(pages: int, runs: int, concurrency: int, sample: int) -> Repor
     seed = seed_run.json_line()
     per_page_ms = float(seed["per_page_ms"])
     counts_ok = all(t == expected for v in (kpi, floor, scrapy) for t in v.totals)
+    counts_ok = counts_ok and all(t == expected_total(SMALL_PAGES) for t in kpi_small.totals)
     counts_ok = counts_ok and seed_total == expected_total(sample)
     kpi_vs_floor = kpi.wall() / floor.wall()
     scrapy_vs_kpi = scrapy.wall() / kpi.wall()
     cpu_ms = kpi.cpu() / pages * 1000
+    marginal_cpu_ms = (kpi.cpu() - kpi_small.cpu()) / (pages - SMALL_PAGES) * 1000
     checks = [
         Check(
             f"kpi run wall ({pages} pages, concurrency {concurrency})", fmt_s(kpi.wall()), "", None
@@ -201,6 +205,18 @@ def run_benchmark(pages: int, runs: int, concurrency: int, sample: int) -> Repor
             f"{cpu_ms:.2f} ms",
             f"<= {KPI_CPU_MS_PER_PAGE} ms",
             cpu_ms <= KPI_CPU_MS_PER_PAGE,
+        ),
+        Check(
+            f"kpi CPU per further page (beyond a {SMALL_PAGES}-page run)",
+            f"{marginal_cpu_ms:.2f} ms",
+            "",
+            None,
+        ),
+        Check(
+            f"kpi fixed cost ({SMALL_PAGES}-page run): wall / CPU",
+            f"{fmt_s(kpi_small.wall())} / {fmt_s(kpi_small.cpu())}",
+            "",
+            None,
         ),
         Check(
             "kpi peak RSS",
@@ -237,7 +253,7 @@ def run_benchmark(pages: int, runs: int, concurrency: int, sample: int) -> Repor
         f"{v.name}: wall {', '.join(f'{r.wall_s:.2f}' for r in v.runs)} s; "
         f"CPU {', '.join(f'{r.cpu_s:.2f}' for r in v.runs)} s; "
         f"peak RSS {', '.join(f'{r.max_rss_mb:.0f}' for r in v.runs)} MB; totals {v.totals}"
-        for v in (kpi, floor, scrapy)
+        for v in (kpi, floor, scrapy, kpi_small)
     ]
     notes.append(
         f"requests+bs4: {sample} pages in {float(seed['wall_s']):.2f} s "
