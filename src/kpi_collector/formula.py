@@ -82,12 +82,24 @@ _OPERATOR_NAMES: dict[type[ast.AST], str] = {
     ast.Not: "not",
 }
 
+_NODE_NAMES: dict[type[ast.AST], str] = {
+    ast.Compare: "comparisons are",
+    ast.BoolOp: "and/or are",
+    ast.IfExp: "if/else is",
+    ast.Lambda: "lambda is",
+    ast.Subscript: "indexing is",
+    ast.JoinedStr: "f-strings are",
+    ast.List: "lists are",
+    ast.Tuple: "tuples are",
+    ast.Dict: "dicts are",
+    ast.Set: "sets are",
+    ast.NamedExpr: ":= is",
+}
+
 # A dotted KPI id (``github.stars``, ``pypi.downloads_last_day``, ``app.7d_users``) or any id
 # in backticks. Replaced by placeholders before parsing, so that id segments that are Python
 # keywords or start with a digit still work and the AST carries each id whole.
-_ID_PATTERN = re.compile(
-    r"`(?P<quoted>[^`]+)`|(?<![\w.])(?P<dotted>[A-Za-z_]\w*(?:\.\w+)+)(?!\w)"
-)
+_ID_PATTERN = re.compile(r"`(?P<quoted>[^`]*)`|(?<![\w.])(?P<dotted>[A-Za-z_]\w*(?:\.\w+)+)(?!\w)")
 _PLACEHOLDER = "__kpi_id_{}"
 _PLACEHOLDER_PATTERN = re.compile(r"__kpi_id_(\d+)")
 
@@ -126,10 +138,8 @@ class Formula:
         try:
             tree = ast.parse(source, mode="eval")
         except SyntaxError as exc:
-            where = f" at column {exc.offset}" if exc.offset else ""
-            raise FormulaSyntaxError(
-                f"formula {text!r} is not valid: {exc.msg}{where}"
-            ) from None
+            # exc.offset points into the rewritten text, so it is not shown.
+            raise FormulaSyntaxError(f"formula {text!r} is not valid: {exc.msg}") from None
         checker = _Checker(text, tuple(ids))
         checker.visit(tree.body)
         return cls(text=text, inputs=frozenset(checker.used), _tree=tree.body, _ids=tuple(ids))
@@ -162,7 +172,7 @@ class Formula:
 
     def _eval(self, node: Node, values: Mapping[str, float]) -> float:
         # The tree was checked by _Checker at parse time, so only allowed nodes reach here.
-        if isinstance(node, ast.Constant):
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
             return float(node.value)
         if isinstance(node, ast.Name):
             return float(values[self._id_of(node.id)])
@@ -228,8 +238,11 @@ class _Checker:
             # something that is not a name, e.g. ``(a.b).c``.
             raise self.fail("'.' is only allowed inside a KPI id such as github.stars")
         else:
-            raise self.fail(f"{type(node).__name__.lower()} expressions are not allowed; "
-                            "use numbers, KPI ids, + - * /, parentheses, min, max, abs, round")
+            what = _NODE_NAMES.get(type(node), type(node).__name__)
+            raise self.fail(
+                f"{what} not allowed; use numbers, KPI ids, + - * /, parentheses, "
+                "min, max, abs, round"
+            )
 
     def visit_name(self, node: ast.Name) -> None:
         match = _PLACEHOLDER_PATTERN.fullmatch(node.id)
