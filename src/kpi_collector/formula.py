@@ -125,7 +125,8 @@ class Formula:
         ids: list[str] = []
 
         def placeholder(match: re.Match[str]) -> str:
-            kpi_id = (match.group("quoted") or match.group("dotted")).strip()
+            quoted = match.group("quoted")
+            kpi_id = (quoted if quoted is not None else match.group("dotted")).strip()
             if not kpi_id:
                 raise FormulaSyntaxError(f"formula {text!r}: empty `` quotes")
             if kpi_id not in ids:
@@ -270,6 +271,8 @@ class _Checker:
             raise self.fail(f"{func.id}() takes {expected} argument(s), got {count}")
         if func.id == "round" and count == 2:
             digits = node.args[1]
+            if isinstance(digits, ast.UnaryOp) and isinstance(digits.op, ast.USub | ast.UAdd):
+                digits = digits.operand
             if not (isinstance(digits, ast.Constant) and type(digits.value) is int):
                 raise self.fail("round()'s second argument must be a whole number of digits")
         for arg in node.args:
@@ -290,17 +293,12 @@ class _Checker:
 def order_formulas(formulas: Mapping[str, Formula], known_ids: Iterable[str]) -> list[str]:
     """The formula KPI ids in an order where each comes after the formulas it uses.
 
-    Raises :class:`FormulaDependencyError` for an input that is neither a known KPI id nor
-    another formula, for a formula id that is also collected, and for cycles (the message
-    names the cycle, e.g. ``a.x -> b.y -> a.x``).
+    ``known_ids`` are the ids that have values without a formula (it may also list the
+    formula ids themselves). Raises :class:`FormulaDependencyError` for an input that is
+    neither known nor another formula, and for cycles (the message names the cycle, e.g.
+    ``a.x -> b.y -> a.x``).
     """
-    known = set(known_ids)
-    for kpi_id in formulas:
-        if kpi_id in known:
-            raise FormulaDependencyError(
-                f"{kpi_id} is collected by a source and also has a formula; rename one of them"
-            )
-    available = known | set(formulas)
+    available = set(known_ids) | set(formulas)
     for kpi_id, formula in formulas.items():
         unknown = sorted(formula.inputs - available)
         if unknown:
@@ -343,11 +341,12 @@ def evaluate_formulas(
     """Evaluate every formula over ``values`` (and over each other) in dependency order.
 
     Returns ``(computed, errors)``: a formula that fails, and every formula that depends on
-    it, gets an error; the others are computed. ``order`` defaults to
-    ``order_formulas(formulas, values)``.
+    it, gets an error; the others are computed. ``order`` defaults to the dependency order
+    (cycles still raise :class:`FormulaDependencyError`).
     """
     if order is None:
-        order = order_formulas(formulas, [k for k in values if k not in formulas])
+        # Unknown ids are the config's business; here a missing value fails that KPI only.
+        order = order_formulas(formulas, {i for f in formulas.values() for i in f.inputs})
     known: dict[str, float] = {k: v for k, v in values.items() if k not in formulas}
     computed: dict[str, float] = {}
     errors: dict[str, FormulaError] = {}

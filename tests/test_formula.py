@@ -1,0 +1,209 @@
+"""Derived KPI formulas: parsing, the allowed grammar, evaluation and dependency order."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kpi_collector.errors import ConfigError, KpiError
+from kpi_collector.formula import (
+    Formula,
+    FormulaDependencyError,
+    FormulaError,
+    FormulaEvaluationError,
+    FormulaSyntaxError,
+    evaluate_formulas,
+    order_formulas,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "values", "expected"),
+    [
+        ("revenue.mrr * 12", {"revenue.mrr": 1250.5}, 15006.0),
+        ("a.x + b.y * 2", {"a.x": 1, "b.y": 3}, 7.0),
+        ("(a.x + b.y) * 2", {"a.x": 1, "b.y": 3}, 8.0),
+        ("a.x - b.y - 1", {"a.x": 10, "b.y": 3}, 6.0),
+        ("a.x / b.y", {"a.x": 1, "b.y": 4}, 0.25),
+        ("-a.x", {"a.x": 5}, -5.0),
+        ("--a.x", {"a.x": 5}, 5.0),
+        ("+a.x", {"a.x": 5}, 5.0),
+        ("2 * -a.x", {"a.x": 5}, -10.0),
+        ("1e3 + .5", {}, 1000.5),
+        ("min(a.x, b.y, 7)", {"a.x": 9, "b.y": 8}, 7.0),
+        ("max(a.x)", {"a.x": 9}, 9.0),
+        ("abs(a.x - b.y)", {"a.x": 2, "b.y": 9}, 7.0),
+        ("round(a.x)", {"a.x": 2.5}, 2.0),
+        ("round(a.x / 3, 2)", {"a.x": 1}, 0.33),
+        ("round(a.x, -2)", {"a.x": 1234}, 1200.0),
+        ("pypi.downloads_last_day / 7", {"pypi.downloads_last_day": 70}, 10.0),
+        ("tele_metry2.wau_v2 + 1", {"tele_metry2.wau_v2": 1}, 2.0),
+        ("app.7d + app.class", {"app.7d": 1, "app.class": 2}, 3.0),
+        ("`my-app.sign ups` * 2", {"my-app.sign ups": 4}, 8.0),
+        ("a.b.c + 1", {"a.b.c": 1}, 2.0),
+        ("total + 1", {"total": 1}, 2.0),
+        ("a.x * a.x", {"a.x": 3}, 9.0),
+    ],
+)
+def test_evaluates(text: str, values: dict[str, float], expected: float) -> None:
+    result = Formula.parse(text).evaluate(values)
+    assert isinstance(result, float)
+    assert result == pytest.approx(expected)
+
+
+def test_inputs_are_whole_kpi_ids() -> None:
+    formula = Formula.parse("min(github.stars, `my-app.x`) / (pypi.downloads_last_day + 1) - c")
+    assert formula.inputs == {"github.stars", "my-app.x", "pypi.downloads_last_day", "c"}
+    assert Formula.parse("1 + 2").inputs == frozenset()
+    assert str(formula) == formula.text
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("", "non-empty"),
+        ("   ", "non-empty"),
+        ("a.x +", "not valid"),
+        ("(a.x", "not valid"),
+        ("a.x ** 2", "operator **"),
+        ("a.x % 2", "operator %"),
+        ("a.x // 2", "operator //"),
+        ("~a.x", "operator ~"),
+        ("not a.x", "operator not"),
+        ("a.x < 2", "comparisons"),
+        ("a.x and b.y", "and/or"),
+        ("a.x if b.y else 1", "if/else"),
+        ("lambda: 1", "lambda"),
+        ("a.x[0]", "indexing"),
+        ("[a.x]", "lists"),
+        ("'text'", "not a number"),
+        ("True", "not a number"),
+        ("1j", "not a number"),
+        ("__import__('os').system('true')", "'__'"),
+        ("().__class__", "'__'"),
+        ("open('x')", "open() cannot be called"),
+        ("eval('1')", "eval() cannot be called"),
+        ("a.x.bit_length()", "a.x.bit_length() cannot be called"),
+        ("(a.x).real", "'.' is only allowed inside a KPI id"),
+        ("min", "is a function"),
+        ("min()", "at least 1"),
+        ("abs(1, 2)", "takes 1 argument"),
+        ("round(1, 2, 3)", "takes 1 to 2"),
+        ("round(a.x, b.y)", "whole number of digits"),
+        ("round(a.x, 1.5)", "whole number of digits"),
+        ("max(a.x, key=abs)", "positional arguments only"),
+        ("max(*a.x)", "positional arguments only"),
+        ("`a.x", "unmatched backtick"),
+        ("`` + 1", "empty"),
+        ("a.x; b.y", "not valid"),
+    ],
+)
+def test_rejects_with_a_clear_message(text: str, fragment: str) -> None:
+    with pytest.raises(FormulaSyntaxError) as info:
+        Formula.parse(text)
+    message = str(info.value)
+    assert fragment in message
+    assert "\n" not in message
+
+
+def test_syntax_errors_are_config_errors_and_value_errors() -> None:
+    with pytest.raises(FormulaSyntaxError) as info:
+        Formula.parse("a.x ** 2")
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, ConfigError)
+    assert isinstance(info.value, KpiError)
+
+
+def test_missing_input_names_it() -> None:
+    formula = Formula.parse("a.x + b.y + c.z")
+    with pytest.raises(FormulaEvaluationError, match=r"no value for b\.y, c\.z"):
+        formula.evaluate({"a.x": 1})
+    with pytest.raises(FormulaEvaluationError, match=r"no value for a\.x"):
+        formula.evaluate({"a.x": None, "b.y": 1, "c.z": 1})  # type: ignore[dict-item]
+
+
+def test_division_by_zero_is_an_evaluation_error() -> None:
+    formula = Formula.parse("a.x / (b.y - 1)")
+    with pytest.raises(FormulaEvaluationError, match="division by zero") as info:
+        formula.evaluate({"a.x": 1, "b.y": 1})
+    assert not isinstance(info.value, ConfigError)
+    assert formula.evaluate({"a.x": 1, "b.y": 3}) == 0.5
+
+
+def test_non_finite_results_are_errors() -> None:
+    with pytest.raises(FormulaEvaluationError, match="finite"):
+        Formula.parse("a.x * 2").evaluate({"a.x": math.nan})
+    with pytest.raises(FormulaEvaluationError, match="finite"):
+        Formula.parse("a.x * a.x").evaluate({"a.x": 1e200})
+
+
+@given(
+    a=st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6),
+    b=st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6),
+    c=st.integers(min_value=-1000, max_value=1000),
+)
+def test_matches_python_arithmetic(a: float, b: float, c: int) -> None:
+    formula = Formula.parse("max(x.a, x.b) - min(x.a, 3) * abs(x.c) + round((x.a + x.b) / 4, 3)")
+    expected = max(a, b) - min(a, 3) * abs(c) + round((a + b) / 4, 3)
+    assert formula.evaluate({"x.a": a, "x.b": b, "x.c": c}) == pytest.approx(expected)
+
+
+def test_order_puts_dependencies_first() -> None:
+    formulas = {
+        "r.arr_eur": Formula.parse("r.arr * 0.9"),
+        "r.arr": Formula.parse("r.mrr * 12"),
+        "r.ratio": Formula.parse("r.arr_eur / r.arr"),
+    }
+    order = order_formulas(formulas, {"r.mrr"})
+    assert sorted(order) == sorted(formulas)
+    assert order.index("r.arr") < order.index("r.arr_eur") < order.index("r.ratio")
+    # Callers may list the formula ids among the known ids too.
+    assert order_formulas(formulas, {"r.mrr", *formulas}) == order
+
+
+def test_order_rejects_unknown_ids_with_a_hint() -> None:
+    formulas = {"r.arr": Formula.parse("r.mrrr * 12")}
+    with pytest.raises(FormulaDependencyError) as info:
+        order_formulas(formulas, {"r.mrr", "github.stars"})
+    message = str(info.value)
+    assert "r.arr" in message
+    assert "r.mrrr" in message
+    assert "did you mean r.mrr?" in message
+    assert isinstance(info.value, ConfigError)
+
+
+def test_order_names_the_cycle() -> None:
+    formulas = {
+        "a.one": Formula.parse("b.two + 1"),
+        "b.two": Formula.parse("c.three * 2"),
+        "c.three": Formula.parse("a.one - x.base"),
+        "d.free": Formula.parse("x.base"),
+    }
+    with pytest.raises(
+        FormulaDependencyError, match=r"cycle: a\.one -> b\.two -> c\.three -> a\.one"
+    ):
+        order_formulas(formulas, {"x.base"})
+
+
+def test_self_reference_is_a_cycle() -> None:
+    with pytest.raises(FormulaDependencyError, match=r"cycle: a\.x -> a\.x"):
+        order_formulas({"a.x": Formula.parse("a.x + 1")}, set())
+
+
+def test_evaluate_formulas_isolates_failures() -> None:
+    formulas = {
+        "r.arr": Formula.parse("r.mrr * 12"),
+        "r.per_customer": Formula.parse("r.mrr / r.customers"),
+        "r.per_customer_year": Formula.parse("r.per_customer * 12"),
+        "g.double": Formula.parse("g.stars * 2"),
+    }
+    computed, errors = evaluate_formulas(formulas, {"r.mrr": 100.0, "r.customers": 0.0})
+    assert computed == {"r.arr": 1200.0}
+    assert set(errors) == {"r.per_customer", "r.per_customer_year", "g.double"}
+    assert "division by zero" in str(errors["r.per_customer"])
+    assert "r.per_customer failed" in str(errors["r.per_customer_year"])
+    assert "no value for g.stars" in str(errors["g.double"])
+    assert all(isinstance(e, FormulaError) for e in errors.values())
