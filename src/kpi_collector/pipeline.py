@@ -216,7 +216,7 @@ class Pipeline:
                 errors=errors,
                 finished_at=result.finished_at.timestamp(),
             )
-            result.previous = store.previous_run_values(run_id, list(result.values))
+            result.previous = store.previous_values(list(result.values), before=started.timestamp())
         result.values = {k: result.values[k] for k in self.order(result.values)}
         if deliver and not dry_run:
             await self.deliver(result)

@@ -221,8 +221,10 @@ class HistoryStore:
 
     # values -------------------------------------------------------------------------------
 
-    def latest(self, kpis: Sequence[str] | None = None, *, before: float | None = None) -> dict[str, Row]:
-        """The newest observation of each KPI (at or before `before`, when given)."""
+    def latest(
+        self, kpis: Sequence[str] | None = None, *, before: float | None = None, strictly: bool = False
+    ) -> dict[str, Row]:
+        """The newest observation of each KPI (at or before `before`; `strictly`: before it)."""
         import sqlalchemy as sa
 
         from kpi_collector.store.schema import observations as o
@@ -231,7 +233,7 @@ class HistoryStore:
         if kpis is not None:
             newest = newest.where(o.c.kpi.in_(list(kpis)))
         if before is not None:
-            newest = newest.where(o.c.ts <= before)
+            newest = newest.where(o.c.ts < before if strictly else o.c.ts <= before)
         sub = newest.subquery()
         query = (
             sa.select(o.c.kpi, o.c.value, o.c.ts, o.c.source, o.c.id)
@@ -241,23 +243,9 @@ class HistoryStore:
         with self.engine.connect() as conn:
             return {r.kpi: Row(r.kpi, r.value, r.ts, r.source) for r in conn.execute(query)}
 
-    def previous_run_values(self, run_id: int, kpis: Sequence[str]) -> dict[str, float]:
-        """Each KPI's newest value stored by a run before `run_id`."""
-        import sqlalchemy as sa
-
-        from kpi_collector.store.schema import observations as o
-
-        if not kpis:
-            return {}
-        newest = (
-            sa.select(o.c.kpi, sa.func.max(o.c.id).label("id"))
-            .where(o.c.kpi.in_(list(kpis)), o.c.run_id < run_id, o.c.backfilled == sa.false())
-            .group_by(o.c.kpi)
-            .subquery()
-        )
-        query = sa.select(o.c.kpi, o.c.value).join(newest, o.c.id == newest.c.id)
-        with self.engine.connect() as conn:
-            return {r.kpi: r.value for r in conn.execute(query)}
+    def previous_values(self, kpis: Sequence[str], *, before: float) -> dict[str, float]:
+        """Each KPI's newest value stored before `before` (live or backfilled)."""
+        return {k: r.value for k, r in self.latest(kpis, before=before, strictly=True).items()}
 
     def kpi_ids(self) -> list[str]:
         import sqlalchemy as sa

@@ -1,0 +1,73 @@
+"""The `kpi` command: a thin layer over the library that prints and sets exit codes.
+
+Exit codes: 0 all went well, 1 something failed at run time, 2 the config or the command
+line is wrong (nothing ran). Commands of other parts live in their own modules and are
+loaded only when called, so `kpi --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import import_module
+from typing import Any
+
+import click
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+#: command name -> "module:function"; each module imports only click at the top
+COMMANDS = {
+    "init": "kpi_collector.commands.core:init",
+    "validate": "kpi_collector.commands.core:validate",
+    "run": "kpi_collector.commands.core:run",
+    "history": "kpi_collector.commands.core:history",
+    "backfill": "kpi_collector.commands.core:backfill",
+    "demo": "kpi_collector.commands.demo:demo",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, name = target.partition(":")
+        command: click.Command = getattr(import_module(module), name)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-c", "--config", "config", metavar="PATH", envvar="KPI_CONFIG",
+              help="Config file (default: ./kpi.yaml, or $KPI_CONFIG).")
+@click.version_option(package_name="kpi-collector", prog_name="kpi")
+@click.pass_context
+def group(ctx: click.Context, config: str | None) -> None:
+    """Collect KPIs on a schedule, keep their history, show and push them."""
+    ctx.obj = {"config": config}
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point: library errors become one clear line and an exit code."""
+    from kpi_collector.errors import ConfigError, KpiError
+
+    try:
+        return group.main(args=argv, prog_name="kpi", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_FAILED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            click.echo(f"config error: {line}", err=True)
+        sys.exit(EXIT_USAGE)
+    except KpiError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""The `kpi` subcommands, one module per part; each imports heavy things only inside commands."""

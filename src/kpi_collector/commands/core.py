@@ -1,0 +1,263 @@
+"""`kpi init`, `kpi validate`, `kpi run`, `kpi history`, `kpi backfill`."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from kpi_collector.collect.engine import SourceOutcome
+    from kpi_collector.config import Config
+    from kpi_collector.pipeline import Pipeline, RunResult
+
+
+def load(ctx: click.Context) -> Config:
+    from kpi_collector.config import load_config
+
+    return load_config(ctx.obj.get("config") if ctx.obj else None)
+
+
+def parse_date(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date like 2026-01-31", param_hint=option) from None
+
+
+@click.command()
+@click.option("--dir", "directory", default=".", type=click.Path(file_okay=False), help="Where to write.")
+@click.option("--force", is_flag=True, help="Overwrite an existing kpi.yaml.")
+def init(directory: str, force: bool) -> None:
+    """Write a commented starter kpi.yaml (public, no-auth sources) and .env.example."""
+    from kpi_collector.starter import ENV_EXAMPLE, STARTER_CONFIG
+
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "kpi.yaml"
+    if config.exists() and not force:
+        raise click.UsageError(f"{config} exists; use --force to overwrite it")
+    config.write_text(STARTER_CONFIG, encoding="utf-8")
+    env = folder / ".env.example"
+    if not env.exists() or force:
+        env.write_text(ENV_EXAMPLE, encoding="utf-8")
+    click.echo(f"wrote {config} and {env}")
+    click.echo("next: edit kpi.yaml, then `kpi validate` and `kpi run`")
+
+
+@click.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_context
+def validate(ctx: click.Context, fmt: str) -> None:
+    """Check the config and list sources, destinations and KPI ids; touches no network."""
+    config = load(ctx)
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps(describe(config), indent=2))
+        return
+    click.echo(f"{config.path}: ok")
+    click.echo(f"store: {_redacted(config.store_url)}   timezone: {config.timezone}   "
+               f"schedule: {config.settings.schedule}")
+    click.echo(f"sources ({len(config.sources)}):")
+    for source in config.sources:
+        state = "" if source.enabled else "  (disabled)"
+        metrics = ", ".join(source.metric_names()) or "(from the function)"
+        click.echo(f"  {source.name:<20} {source.type:<12} {metrics}{state}")
+    click.echo(f"destinations ({len(config.destinations)}):")
+    for dest in config.destinations:
+        state = "" if dest.enabled else "  (disabled)"
+        click.echo(f"  {dest.name:<20} {dest.type:<12} every {dest.every}{state}")
+    ids = config.kpi_ids()
+    click.echo(f"KPIs ({len(ids)}): {', '.join(ids)}")
+
+
+def describe(config: Config) -> dict[str, Any]:
+    return {
+        "config": str(config.path),
+        "store": _redacted(config.store_url),
+        "timezone": config.timezone,
+        "schedule": config.settings.schedule,
+        "north_star": config.settings.north_star,
+        "sources": [
+            {"name": s.name, "type": s.type, "enabled": s.enabled, "metrics": s.metric_names()}
+            for s in config.sources
+        ],
+        "destinations": [
+            {"name": d.name, "type": d.type, "enabled": d.enabled, "every": d.every} for d in config.destinations
+        ],
+        "kpis": config.kpi_ids(),
+    }
+
+
+def _redacted(url: str) -> str:
+    from kpi_collector.secrets import redact
+
+    return redact(url)
+
+
+@click.command()
+@click.option("--only", multiple=True, metavar="NAME", help="Run only these sources (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Collect and show; store and deliver nothing.")
+@click.option("--no-deliver", is_flag=True, help="Collect and store; deliver nothing.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_context
+def run(ctx: click.Context, only: tuple[str, ...], dry_run: bool, no_deliver: bool, fmt: str) -> None:
+    """Collect every source, store the values, deliver them; show a table of the results."""
+    from kpi_collector.pipeline import Pipeline
+
+    pipeline = Pipeline.from_config(load(ctx))
+    sources = pipeline.selected(only)
+    with _progress(len(sources), enabled=fmt == "table") as on_done:
+        result = pipeline.process(only=only, dry_run=dry_run, deliver=not no_deliver, on_source_done=on_done)
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        show_result(pipeline, result, dry_run=dry_run)
+    ctx.exit(result.exit_code)
+
+
+class _progress:
+    """A progress bar on stderr while sources finish (only on a terminal)."""
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        self.total = total
+        self.enabled = enabled and sys.stderr.isatty() and total > 0
+        self._bar: Any = None
+
+    def __enter__(self) -> Any:
+        if not self.enabled:
+            return None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(
+            TextColumn("collecting"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+            TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+        )
+        self._bar.start()
+        task = self._bar.add_task("", total=self.total)
+
+        def on_done(outcome: SourceOutcome) -> None:
+            mark = "" if outcome.ok else " (failed)"
+            self._bar.update(task, advance=1, description=f"{outcome.source}{mark}")
+
+        return on_done
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def show_result(pipeline: Pipeline, result: RunResult, *, dry_run: bool = False) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from kpi_collector.format import format_change, format_value
+
+    console = Console(highlight=False)
+    table = Table(title=None if not dry_run else "dry run: nothing stored", show_edge=False)
+    table.add_column("KPI")
+    table.add_column("value", justify="right")
+    table.add_column("change", justify="right")
+    for kpi, value in result.values.items():
+        spec = pipeline.kpis.get(kpi)
+        unit = spec.unit if spec else None
+        title = spec.title if spec and spec.title else kpi
+        prev = result.previous.get(kpi)
+        change = format_change(value, prev, unit) if not dry_run else ""
+        style = "green" if prev is not None and value > prev else "red" if prev is not None and value < prev else ""
+        table.add_row(title, format_value(value, unit), f"[{style}]{change}[/]" if style else change)
+    if result.values:
+        console.print(table)
+    for where, message in result.errors.items():
+        console.print(f"[red]failed[/] {where}: {message}", markup=True)
+    for name, message in result.delivery_errors.items():
+        console.print(f"[red]delivery failed[/] {name}: {message} (pending; retried on the next run)")
+    seconds = (result.finished_at - result.started_at).total_seconds()
+    summary = f"{len(result.values)} values, {len(result.errors)} errors in {seconds:.1f}s"
+    if result.run_id is not None:
+        summary = f"run {result.run_id}: {summary}"
+    console.print(summary)
+
+
+@click.command()
+@click.argument("kpis", nargs=-1)
+@click.option("--period", type=click.Choice(["day", "week", "month"]), default="day")
+@click.option("--since", metavar="DATE", help="First day to show (YYYY-MM-DD).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.pass_context
+def history(ctx: click.Context, kpis: tuple[str, ...], period: str, since: str | None, fmt: str) -> None:
+    """The stored history: each KPI's value per day, week or month (by its `agg`)."""
+    from kpi_collector.history import history_document
+
+    config = load(ctx)
+    doc = history_document(config, list(kpis) or None, period=period, since=parse_date(since, "--since"))
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps(doc, indent=2))
+    elif fmt == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["period", "kpi", "value"])
+        for kpi, points in doc["kpis"].items():
+            for point in points:
+                writer.writerow([point["period"], kpi, repr(point["value"])])
+    else:
+        _history_table(config, doc)
+
+
+def _history_table(config: Config, doc: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from kpi_collector.format import format_value
+
+    if not doc["kpis"]:
+        click.echo("no history yet: run `kpi run` first")
+        return
+    ids = list(doc["kpis"])
+    periods = sorted({p["period"] for points in doc["kpis"].values() for p in points})
+    table = Table(show_edge=False, title=f"per {doc['period']} ({doc['timezone']})")
+    table.add_column(doc["period"])
+    for kpi in ids:
+        spec = config.kpis.get(kpi)
+        table.add_column(spec.title if spec and spec.title else kpi, justify="right")
+    by_kpi = {k: {p["period"]: p["value"] for p in points} for k, points in doc["kpis"].items()}
+    for label in periods:
+        cells = []
+        for kpi in ids:
+            value = by_kpi[kpi].get(label)
+            spec = config.kpis.get(kpi)
+            cells.append("" if value is None else format_value(value, spec.unit if spec else None))
+        table.add_row(label, *cells)
+    Console(highlight=False).print(table)
+
+
+@click.command()
+@click.option("--since", metavar="DATE", help="Import values from this day on (YYYY-MM-DD).")
+@click.option("--only", multiple=True, metavar="NAME", help="Backfill only these sources.")
+@click.pass_context
+def backfill(ctx: click.Context, since: str | None, only: tuple[str, ...]) -> None:
+    """Import past daily values from sources that can give them."""
+    from kpi_collector.backfill import run_backfill
+    from kpi_collector.pipeline import Pipeline
+
+    pipeline = Pipeline.from_config(load(ctx))
+    report = run_backfill(pipeline, since=parse_date(since, "--since"), only=only)
+    for name, count in report.added.items():
+        click.echo(f"{name}: {count} values added")
+    for name in report.unsupported:
+        click.echo(f"{name}: cannot give past values (skipped)")
+    for name, message in report.errors.items():
+        click.echo(f"failed {name}: {message}", err=True)
+    ctx.exit(1 if report.errors else 0)

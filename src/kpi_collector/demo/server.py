@@ -1,0 +1,163 @@
+"""Local demo services on 127.0.0.1: a GitHub-like API, a blog index, a podcast analytics page
+behind a login form (with a CSRF token), and a token-protected CRM API. Values grow with the
+day so history looks plausible. Runs in a background thread; used by `kpi demo` and tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import secrets
+import threading
+from datetime import UTC, date, datetime
+from typing import Any
+
+from aiohttp import web
+
+DEMO_USER = "founder@example.com"
+DEMO_PASSWORD = "demo-password"  # noqa: S105 - a local demo credential, documented as such
+DEMO_CRM_TOKEN = "demo-crm-token-123"  # noqa: S105
+EPOCH = date(2026, 1, 1)
+
+
+def metric(name: str, day: date) -> float:
+    """A plausible, deterministic value of a demo metric on a day: growth plus a weekly wave."""
+    n = (day - EPOCH).days
+    base, growth, wave = {
+        "stars": (1200, 4.5, 6),
+        "forks": (180, 0.6, 2),
+        "watchers": (45, 0.08, 1),
+        "open_issues": (90, 0.05, 8),
+        "posts": (40, 0.12, 0),
+        "downloads": (9000, 38.0, 400),
+        "paying": (20, 0.35, 1),
+    }[name]
+    value = base + growth * n + wave * math.sin(n * 2 * math.pi / 7)
+    return float(round(value))
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+async def github_repo(request: web.Request) -> web.Response:
+    day = _today()
+    owner, repo = request.match_info["owner"], request.match_info["repo"]
+    return web.json_response(
+        {
+            "id": 1,
+            "full_name": f"{owner}/{repo}",
+            "stargazers_count": int(metric("stars", day)),
+            "forks_count": int(metric("forks", day)),
+            "subscribers_count": int(metric("watchers", day)),
+            "open_issues_count": int(metric("open_issues", day)),
+        },
+        headers={"x-ratelimit-remaining": "4999", "x-ratelimit-limit": "5000"},
+    )
+
+
+async def blog(request: web.Request) -> web.Response:
+    posts = int(metric("posts", _today()))
+    items = "\n".join(
+        f'<li><a class="anthrazit" href="/blog/post-{i}">Post {i}</a></li>' for i in range(posts, 0, -1)
+    )
+    html = f"<html><head><title>Blog</title></head><body><nav><a href='/'>Home</a></nav><ul>{items}</ul></body></html>"
+    return web.Response(text=html, content_type="text/html")
+
+
+_LOGIN_PAGE = """<html><body><h1>Podcast analytics</h1>{error}
+<form method="post" action="/podcast/login">
+<input type="hidden" name="csrf_token" value="{csrf}">
+<input type="email" name="email"><input type="password" name="password">
+<button type="submit">Sign in</button></form></body></html>"""
+
+
+async def login_page(request: web.Request) -> web.Response:
+    csrf = secrets.token_hex(8)
+    request.app["csrf"].add(csrf)
+    response = web.Response(text=_LOGIN_PAGE.format(csrf=csrf, error=""), content_type="text/html")
+    response.set_cookie("csrf", csrf)
+    return response
+
+
+async def login_post(request: web.Request) -> web.Response:
+    form = await request.post()
+    csrf = str(form.get("csrf_token", ""))
+    if csrf not in request.app["csrf"] or request.cookies.get("csrf") != csrf:
+        return web.Response(status=403, text="CSRF token missing or wrong")
+    if form.get("email") != DEMO_USER or form.get("password") != DEMO_PASSWORD:
+        page = _LOGIN_PAGE.format(csrf=csrf, error="<p class='error'>Wrong email or password</p>")
+        return web.Response(text=page, content_type="text/html")
+    session = secrets.token_hex(16)
+    request.app["sessions"].add(session)
+    response = web.HTTPFound("/podcast/analytics")
+    response.set_cookie("session", session)
+    raise response
+
+
+async def analytics(request: web.Request) -> web.Response:
+    if request.cookies.get("session") not in request.app["sessions"]:
+        raise web.HTTPFound("/podcast/login")
+    total = int(metric("downloads", _today()))
+    html = f"<html><body><h1>Analytics</h1><div id='total-downloads'>{total:,}</div></body></html>"
+    return web.Response(text=html, content_type="text/html")
+
+
+async def crm_stats(request: web.Request) -> web.Response:
+    if request.headers.get("Authorization") != f"Bearer {DEMO_CRM_TOKEN}":
+        return web.json_response({"error": "invalid token"}, status=401)
+    paying = int(metric("paying", _today()))
+    return web.json_response({"data": {"customers": {"paying": paying, "trial": paying // 3}}})
+
+
+def make_app() -> web.Application:
+    app = web.Application()
+    app["csrf"] = set()
+    app["sessions"] = set()
+    app.router.add_get("/github/repos/{owner}/{repo}", github_repo)
+    app.router.add_get("/blog/", blog)
+    app.router.add_get("/podcast/login", login_page)
+    app.router.add_post("/podcast/login", login_post)
+    app.router.add_get("/podcast/analytics", analytics)
+    app.router.add_get("/crm/v1/stats", crm_stats)
+    return app
+
+
+class BackgroundServer:
+    """Serve an aiohttp app on 127.0.0.1 in a thread: `with BackgroundServer(app) as url: ...`."""
+
+    def __init__(self, app: web.Application, port: int = 0) -> None:
+        self.app = app
+        self.port = port
+        self.url = ""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def start(self) -> str:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+        return self.url
+
+    async def _start(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[attr-defined]
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
+            self._runner = None
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)

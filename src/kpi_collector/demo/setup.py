@@ -1,0 +1,98 @@
+"""Writing the demo's folder: an app database, `.env`, `kpi.yaml`, and 90 days of history."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+from kpi_collector.demo.server import DEMO_CRM_TOKEN, DEMO_PASSWORD, DEMO_USER, metric
+
+HISTORY_DAYS = 90
+
+CONFIG = """\
+# The kpi-collector demo: every source below is served by `kpi demo` on 127.0.0.1.
+timezone: UTC
+north_star: crm.paying_customers
+kpis:
+  crm.paying_customers: {{title: Paying customers, target: 150}}
+  github.stars: {{title: GitHub stars, target: 2500}}
+  github.forks: {{title: GitHub forks}}
+  blog.posts: {{title: Blog posts}}
+  podcast.downloads: {{title: Podcast downloads}}
+  app.signups_today: {{title: Signups today, agg: max}}
+  app.users: {{title: Users}}
+
+sources:
+  - {{name: github, type: github, repo: acme/rocket, api_url: "{url}/github"}}
+  - name: blog
+    type: html
+    url: {url}/blog/
+    metrics:
+      posts: {{css: "a.anthrazit", count: true}}
+  - name: podcast
+    type: html
+    url: {url}/podcast/analytics
+    login:
+      url: {url}/podcast/login
+      fields: {{email: "${{POD_USER}}", password: "${{POD_PASSWORD}}"}}
+    metrics:
+      downloads: {{css: "#total-downloads"}}
+  - name: crm
+    type: http_json
+    url: {url}/crm/v1/stats
+    auth: {{bearer: "${{CRM_TOKEN}}"}}
+    metrics:
+      paying_customers: data.customers.paying
+  - name: app
+    type: sql
+    url: "sqlite:///{app_db}"
+    metrics:
+      users: SELECT count(*) FROM users
+      signups_today: {{query: "SELECT count(*) FROM users WHERE created_at >= date('now')", allow_zero: true}}
+
+destinations:
+  - {{type: csv, path: kpis.csv, every: day}}
+"""
+
+
+def write_demo_folder(folder: Path, url: str) -> Path:
+    """Write the demo's files into `folder`; returns the config path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    app_db = (folder / "app.db").resolve()
+    _write_app_db(app_db)
+    (folder / ".env").write_text(
+        f"POD_USER={DEMO_USER}\nPOD_PASSWORD={DEMO_PASSWORD}\nCRM_TOKEN={DEMO_CRM_TOKEN}\n", encoding="utf-8"
+    )
+    config = folder / "kpi.yaml"
+    config.write_text(CONFIG.format(url=url, app_db=app_db), encoding="utf-8")
+    return config
+
+
+def _write_app_db(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    today = datetime.now(UTC).date()
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, created_at TEXT)")
+        rows = []
+        for back in range(HISTORY_DAYS, -1, -1):
+            day = today - timedelta(days=back)
+            for i in range(3 + (day.toordinal() * 7) % 5):
+                rows.append((f"user{day.toordinal()}-{i}@example.com", f"{day.isoformat()} 09:{i:02d}:00"))
+        conn.executemany("INSERT INTO users (email, created_at) VALUES (?, ?)", rows)
+
+
+def history_points(today: date, days: int = HISTORY_DAYS) -> list[tuple[str, float, float, str]]:
+    """(kpi, ts, value, source) for each day before today, at 07:00 UTC."""
+    kpis = {
+        "github.stars": "stars", "github.forks": "forks", "github.watchers": "watchers",
+        "github.open_issues": "open_issues", "blog.posts": "posts",
+        "podcast.downloads": "downloads", "crm.paying_customers": "paying",
+    }
+    points = []
+    for back in range(days, 0, -1):
+        day = today - timedelta(days=back)
+        ts = datetime.combine(day, time(7), tzinfo=UTC).timestamp()
+        for kpi, name in kpis.items():
+            points.append((kpi, ts, metric(name, day), kpi.partition(".")[0]))
+    return points

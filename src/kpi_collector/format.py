@@ -1,0 +1,62 @@
+"""How numbers and changes are written for people: one place for the CLI, reports and messages."""
+
+from __future__ import annotations
+
+import math
+
+_CURRENCY = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+
+
+def format_value(value: float, unit: str | None = None) -> str:
+    """12374 → "12,374"; 0.1234 with unit % → "0.12%"; 1200 USD → "$1,200"."""
+    if math.isnan(value) or math.isinf(value):
+        return str(value)
+    if value == int(value) and abs(value) < 1e15:
+        text = f"{int(value):,}"
+    elif abs(value) >= 100:
+        text = f"{value:,.1f}"
+    elif abs(value) >= 1:
+        text = f"{value:,.2f}".rstrip("0").rstrip(".")
+    else:
+        text = f"{value:.4g}"
+    if not unit:
+        return text
+    if unit.upper() in _CURRENCY:
+        sign = "-" if text.startswith("-") else ""
+        return f"{sign}{_CURRENCY[unit.upper()]}{text.lstrip('-')}"
+    if unit == "%":
+        return f"{text}%"
+    return f"{text} {unit}"
+
+
+def percent_change(current: float, previous: float | None) -> float | None:
+    """The change in percent, or None where it has no meaning (no or zero previous value)."""
+    if previous is None or previous == 0:
+        return None
+    return (current - previous) / abs(previous) * 100
+
+
+def marker(current: float, previous: float | None) -> str:
+    """⬆, ⬇ or ➡ for up, down and flat; empty with nothing to compare."""
+    if previous is None:
+        return ""
+    if current > previous:
+        return "⬆"
+    if current < previous:
+        return "⬇"
+    return "➡"
+
+
+def format_change(current: float, previous: float | None, unit: str | None = None) -> str:
+    """"+12 (+1.67%)", "-3 (-0.5%)", "±0", or "new" without a previous value."""
+    if previous is None:
+        return "new"
+    delta = current - previous
+    if delta == 0:
+        return "±0"
+    sign = "+" if delta > 0 else "-"
+    text = f"{sign}{format_value(abs(delta), unit)}"
+    pct = percent_change(current, previous)
+    if pct is not None:
+        text += f" ({pct:+.2f}%)"
+    return text
