@@ -1,0 +1,779 @@
+"""Unique active users (DAU, WAU, MAU, stickiness) from raw events, in linear time.
+
+The events stay where they are: files (CSV, Parquet, JSON lines; a glob; a local path or an
+fsspec URL) are read by DuckDB, and a SQL table is queried in its own database (PostgreSQL,
+MySQL/MariaDB, SQLite). One query does the work there; only one row per day travels.
+
+How the daily series stays linear in the number of events: events are reduced to distinct
+(user, local day) pairs; a user active on day ``d`` whose next active day is ``n`` is counted
+in the ``W``-day window ending on every day from ``d`` to ``min(d + W, n) - 1``. Each pair
+adds +1 at ``d`` and -1 at ``min(d + W, n)``; a running sum over days gives the series. With
+``min_events > 1`` each user's event count over the trailing ``W`` days only changes on an
+active day or ``W`` days after one, so a running sum per user over those change points
+(again +count at ``d``, -count at ``d + W``) tells when the user qualifies.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from kpi_collector.errors import SourceError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+__all__ = [
+    "METRICS",
+    "WINDOWS",
+    "ActivityError",
+    "DailyActivity",
+    "EventFiles",
+    "EventTable",
+    "check_metrics",
+    "check_timezone",
+    "current",
+    "daily_series",
+]
+
+#: The rolling windows, in days, ending on (and including) the day they are reported for.
+WINDOWS: Mapping[str, int] = {"dau": 1, "wau": 7, "mau": 30}
+#: Every metric this module computes; ``stickiness`` is dau / mau (0 when mau is 0).
+METRICS: tuple[str, ...] = (*WINDOWS, "stickiness")
+
+_EPOCH = date(1970, 1, 1)
+FileFormat = Literal["csv", "parquet", "json"]
+_FORMAT_SUFFIXES: dict[str, FileFormat] = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".parq": "parquet",
+    ".json": "json",
+    ".jsonl": "json",
+    ".ndjson": "json",
+}
+_COMPRESSION_SUFFIXES = (".gz", ".zst", ".zstd")
+
+
+class ActivityError(SourceError):
+    """Active users could not be computed: events unreadable, a column missing, a query failed."""
+
+
+@dataclass(frozen=True)
+class EventFiles:
+    """Event files read with DuckDB: a path, a glob, an fsspec URL, or several of them.
+
+    ``format`` is taken from the file suffix (``.csv``, ``.tsv``, ``.parquet``, ``.json``,
+    ``.jsonl``, ``.ndjson``, optionally compressed) unless given. For a URL whose scheme
+    DuckDB does not read itself (``memory://``, ``gcs://``, ...), the fsspec filesystem for
+    that scheme is used, built with ``storage_options``. ``timeout`` (seconds) interrupts
+    a query that runs longer.
+    """
+
+    path: str | Sequence[str]
+    format: FileFormat | None = None
+    storage_options: Mapping[str, Any] = field(default_factory=dict)
+    timeout: float | None = None
+
+    @property
+    def paths(self) -> list[str]:
+        paths = [self.path] if isinstance(self.path, str) else list(self.path)
+        if not paths or not all(isinstance(p, str) and p for p in paths):
+            raise ValueError("events: give a path, a glob or a URL")
+        return paths
+
+    def describe(self) -> str:
+        return ", ".join(self.paths)
+
+
+@dataclass(frozen=True)
+class EventTable:
+    """An events table in a SQL database: a SQLAlchemy URL (or Engine) and a table name.
+
+    ``table`` may be qualified with a schema (``analytics.events``); each part is quoted.
+    ``timeout`` (seconds) limits the query where the database supports it.
+    """
+
+    url: str | Engine
+    table: str
+    timeout: float | None = None
+
+    def describe(self) -> str:
+        from sqlalchemy.engine import Engine
+
+        url = self.url.url if isinstance(self.url, Engine) else _parse_url(self.url)
+        return f"table {self.table} in {url.render_as_string(hide_password=True)}"
+
+
+EventSource = EventFiles | EventTable
+
+
+@dataclass(frozen=True, slots=True)
+class DailyActivity:
+    """The metrics for the windows ending on ``day`` (in the time zone asked for)."""
+
+    day: date
+    values: dict[str, float]
+
+
+def check_metrics(metrics: Iterable[str]) -> tuple[str, ...]:
+    """Validate metric names (``dau``, ``wau``, ``mau``, ``stickiness``); ValueError if bad."""
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    names = tuple(metrics)
+    if not names:
+        raise ValueError(f"give at least one of {', '.join(METRICS)}")
+    unknown = [m for m in names if m not in METRICS]
+    if unknown:
+        raise ValueError(
+            f"unknown window {', '.join(map(repr, unknown))}; choose from {', '.join(METRICS)}"
+        )
+    if len(set(names)) != len(names):
+        raise ValueError("each window may be listed once")
+    return names
+
+
+def check_timezone(name: str) -> ZoneInfo:
+    """The ZoneInfo for an IANA name such as ``Europe/Berlin``; ValueError if unknown."""
+    if not isinstance(name, str) or not name:
+        raise ValueError("time zone: give an IANA name such as Europe/Berlin or UTC")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin"
+        ) from None
+
+
+def daily_series(
+    events: EventSource | str,
+    *,
+    user: str,
+    time: str,
+    where: str | None = None,
+    min_events: int = 1,
+    timezone: str = "UTC",
+    windows: Iterable[str] = ("dau", "wau", "mau"),
+    start: date | None = None,
+    end: date | None = None,
+) -> list[DailyActivity]:
+    """The metrics for every day from ``start`` to ``end``, computed in one pass.
+
+    ``start`` and ``end`` default to the first and last day with an event; days without
+    events in between are included. ``user`` and ``time`` are column names (quoted, never
+    interpolated); ``where`` is a SQL condition over the event columns, trusted like any
+    query in the config. Naive timestamps are taken as UTC; days are counted in
+    ``timezone``. A user counts in a window with at least ``min_events`` events in it.
+    """
+    source = EventFiles(events) if isinstance(events, str) else events
+    metrics = check_metrics(windows)
+    check_timezone(timezone)
+    if isinstance(min_events, bool) or not isinstance(min_events, int) or min_events < 1:
+        raise ValueError("min_events must be a whole number >= 1")
+    for label, name in (("user", user), ("time", time)):
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"{label}: give a column name")
+    if start is not None and end is not None and start > end:
+        raise ValueError(f"start {start} is after end {end}")
+    spans = _spans_for(metrics)
+    plan = _Plan(
+        user=user,
+        time=time,
+        where=where.strip() if where and where.strip() else None,
+        min_events=min_events,
+        timezone=timezone,
+        spans=spans,
+        # Only events that can reach a window ending in [start, end] are read.
+        first=None if start is None else _day_number(start) - max(spans) + 1,
+        last=None if end is None else _day_number(end),
+    )
+    rows = _run_duckdb(source, plan) if isinstance(source, EventFiles) else _run_sql(source, plan)
+    return _densify(rows, plan, metrics, start, end)
+
+
+def current(
+    events: EventSource | str,
+    *,
+    user: str,
+    time: str,
+    where: str | None = None,
+    min_events: int = 1,
+    timezone: str = "UTC",
+    windows: Iterable[str] = ("dau", "wau", "mau"),
+    today: date | None = None,
+) -> dict[str, float]:
+    """The metrics for the windows ending ``today`` (default: today in ``timezone``).
+
+    Reads only the events of the last 30 days (fewer if no monthly metric is asked for).
+    """
+    if today is None:
+        today = datetime.now(check_timezone(timezone)).date()
+    series = daily_series(
+        events,
+        user=user,
+        time=time,
+        where=where,
+        min_events=min_events,
+        timezone=timezone,
+        windows=windows,
+        start=today,
+        end=today,
+    )
+    return series[0].values
+
+
+# --- the query -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    user: str
+    time: str
+    where: str | None
+    min_events: int
+    timezone: str
+    spans: tuple[int, ...]  # window lengths in days, in result-column order
+    first: int | None  # day numbers (days since 1970-01-01) bounding the events to read
+    last: int | None
+
+
+def _spans_for(metrics: Sequence[str]) -> tuple[int, ...]:
+    names = {m for m in metrics if m in WINDOWS}
+    if "stickiness" in metrics:
+        names |= {"dau", "mau"}
+    return tuple(span for name, span in WINDOWS.items() if name in names)
+
+
+def _day_number(day: date) -> int:
+    return (day - _EPOCH).days
+
+
+def _series_sql(events: str, plan: _Plan) -> str:
+    """The query over ``events`` (a SELECT of columns ``u`` and ``d``, the user and local
+    day number) returning ``d, starts, v1..vn``: for each day where something changes,
+    the number of distinct users with events that day and the running count per window.
+
+    Portable SQL (CTEs, window functions, CASE): runs on DuckDB, PostgreSQL, SQLite 3.25+,
+    MySQL 8 and MariaDB 10.2+. Only integers from this module are inlined.
+    """
+    spans = plan.spans
+    windows = " UNION ALL ".join(
+        f"SELECT {k} AS k, {span} AS span" for k, span in enumerate(spans, start=1)
+    )
+    if plan.min_events == 1:
+        windows = "SELECT 0 AS k, 0 AS span UNION ALL " + windows
+        deltas = ", ".join(
+            f"SUM(CASE WHEN k = 0 THEN 1 WHEN k = {k} THEN -1 ELSE 0 END) AS c{k}"
+            for k in range(1, len(spans) + 1)
+        )
+        # A user-day covers the window ends d .. min(d + span, next active day) - 1.
+        body = f"""
+au_user_days AS (SELECT DISTINCT u, d FROM au_events),
+au_next AS (SELECT d, LEAD(d) OVER (PARTITION BY u ORDER BY d) AS nd FROM au_user_days),
+au_edges AS (
+  SELECT w.k AS k,
+         CASE WHEN w.k = 0 THEN x.d
+              WHEN x.nd IS NOT NULL AND x.nd < x.d + w.span THEN x.nd
+              ELSE x.d + w.span END AS d
+  FROM au_next AS x CROSS JOIN au_windows AS w
+),
+au_deltas AS (
+  SELECT d, SUM(CASE WHEN k = 0 THEN 1 ELSE 0 END) AS starts, {deltas}
+  FROM au_edges GROUP BY d
+)"""
+    else:
+        deltas = ", ".join(
+            f"SUM(CASE WHEN k = {k} THEN delta ELSE 0 END) AS c{k}"
+            for k in range(1, len(spans) + 1)
+        )
+        n = int(plan.min_events)
+        # Per user and window, the event count over the trailing span changes only at an
+        # active day p (+c) and at p + span (-c); between change points it is constant.
+        body = f"""
+au_user_days AS (SELECT u, d, COUNT(*) AS c FROM au_events GROUP BY u, d),
+au_points AS (
+  SELECT x.u AS u, w.k AS k, x.d AS p, x.c AS delta
+  FROM au_user_days AS x CROSS JOIN au_windows AS w
+  UNION ALL
+  SELECT x.u AS u, w.k AS k, x.d + w.span AS p, -x.c AS delta
+  FROM au_user_days AS x CROSS JOIN au_windows AS w
+),
+au_point_deltas AS (SELECT u, k, p, SUM(delta) AS delta FROM au_points GROUP BY u, k, p),
+au_running AS (
+  SELECT k, p,
+         SUM(delta) OVER (PARTITION BY u, k ORDER BY p
+                          ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cnt,
+         LEAD(p) OVER (PARTITION BY u, k ORDER BY p) AS np
+  FROM au_point_deltas
+),
+au_edges AS (
+  SELECT k, p AS d, 1 AS delta FROM au_running WHERE cnt >= {n}
+  UNION ALL
+  SELECT k, np AS d, -1 AS delta FROM au_running WHERE cnt >= {n}
+  UNION ALL
+  SELECT 0 AS k, d, 1 AS delta FROM au_user_days
+),
+au_deltas AS (
+  SELECT d, SUM(CASE WHEN k = 0 THEN delta ELSE 0 END) AS starts, {deltas}
+  FROM au_edges GROUP BY d
+)"""
+    running = ", ".join(
+        f"SUM(c{k}) OVER (ORDER BY d ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS v{k}"
+        for k in range(1, len(spans) + 1)
+    )
+    return f"""WITH au_events AS ({events}),
+au_windows AS ({windows}),{body}
+SELECT d, starts, {running} FROM au_deltas ORDER BY d"""
+
+
+def _densify(
+    rows: Sequence[Sequence[Any]],
+    plan: _Plan,
+    metrics: Sequence[str],
+    start: date | None,
+    end: date | None,
+) -> list[DailyActivity]:
+    """One entry per day from the change points: a day takes the counts of the last change
+    point at or before it."""
+    points = [(int(row[0]), int(row[1]), [int(v) for v in row[2:]]) for row in rows]
+    active_days = [d for d, starts, _ in points if starts > 0]
+    first = _day_number(start) if start is not None else (min(active_days, default=None))
+    last = _day_number(end) if end is not None else (max(active_days, default=None))
+    if first is None or last is None or first > last:
+        return []
+    days = [d for d, _, _ in points]
+    zero = [0] * len(plan.spans)
+    column = {span: i for i, span in enumerate(plan.spans)}
+    series: list[DailyActivity] = []
+    index = bisect_right(days, first) - 1
+    counts = points[index][2] if index >= 0 else zero
+    for number in range(first, last + 1):
+        while index + 1 < len(points) and points[index + 1][0] <= number:
+            index += 1
+            counts = points[index][2]
+        by_window = {name: counts[column[span]] for name, span in WINDOWS.items() if span in column}
+        values: dict[str, float] = {}
+        for metric in metrics:
+            if metric == "stickiness":
+                mau = by_window["mau"]
+                values[metric] = by_window["dau"] / mau if mau else 0.0
+            else:
+                values[metric] = by_window[metric]
+        series.append(DailyActivity(day=_EPOCH + timedelta(days=number), values=values))
+    return series
+
+
+# --- files, with DuckDB ----------------------------------------------------------------
+
+
+def _quote_duckdb(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _file_format(files: EventFiles) -> FileFormat:
+    if files.format is not None:
+        if files.format not in ("csv", "parquet", "json"):
+            raise ValueError(f"format must be csv, parquet or json, not {files.format!r}")
+        return files.format
+    found: set[FileFormat] = set()
+    for path in files.paths:
+        name = path.split("?", 1)[0].lower()
+        for suffix in _COMPRESSION_SUFFIXES:
+            name = name.removesuffix(suffix)
+        match = re.search(r"\.[a-z0-9]+$", name)
+        fmt = _FORMAT_SUFFIXES.get(match.group(0)) if match else None
+        if fmt is None:
+            raise ValueError(
+                f"cannot tell the format of {path!r} from its name; "
+                "set format to csv, parquet or json"
+            )
+        found.add(fmt)
+    if len(found) > 1:
+        raise ValueError(f"events mix formats ({', '.join(sorted(found))}); give one format")
+    return found.pop()
+
+
+def _register_fsspec(con: Any, files: EventFiles) -> None:
+    """Let DuckDB read URLs of schemes it has no reader for through fsspec."""
+    native = {"http", "https", "s3", "s3a", "s3n", "gs", "gcs", "r2", "az", "azure", "abfss"}
+    schemes = {p.split("://", 1)[0].lower() for p in files.paths if "://" in p}
+    schemes -= {"file"}
+    if files.storage_options or (schemes - native):
+        try:
+            import fsspec
+        except ImportError:
+            raise ActivityError(
+                f"reading {', '.join(sorted(schemes))}:// URLs needs fsspec (pip install fsspec)"
+            ) from None
+        for scheme in sorted(schemes):
+            try:
+                filesystem = fsspec.filesystem(scheme, **dict(files.storage_options))
+            except (ImportError, ValueError) as exc:
+                raise ActivityError(f"cannot open {scheme}:// URLs: {exc}") from None
+            con.register_filesystem(filesystem)
+
+
+def _reader_sql(fmt: FileFormat) -> str:
+    if fmt == "parquet":
+        return "read_parquet($files, union_by_name = true)"
+    if fmt == "csv":
+        return "read_csv($files, union_by_name = true)"
+    return "read_json($files, union_by_name = true)"
+
+
+def _duckdb_day(column: str, column_type: str, timezone: str) -> str:
+    """Local day number of a DuckDB column (a timestamp, a date, or ISO-8601 text)."""
+    kind = column_type.upper()
+    if kind == "DATE":
+        return f"({column} - DATE '1970-01-01')"
+    if not (kind.startswith("TIMESTAMP") or kind == "VARCHAR"):
+        raise ActivityError(
+            f"the time column has type {column_type}; expected a timestamp, a date or ISO-8601 text"
+        )
+    # The session time zone is UTC, so a naive timestamp (or text without an offset) is
+    # read as UTC; TIMESTAMPTZ keeps its instant.
+    instant = f"CAST({column} AS TIMESTAMPTZ)"
+    if timezone == "UTC":
+        return f"(CAST({instant} AS DATE) - DATE '1970-01-01')"
+    return f"(CAST(timezone($tz, {instant}) AS DATE) - DATE '1970-01-01')"
+
+
+def _run_duckdb(files: EventFiles, plan: _Plan) -> list[tuple[Any, ...]]:
+    import duckdb
+
+    fmt = _file_format(files)
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        _register_fsspec(con, files)
+        reader = _reader_sql(fmt)
+        params: dict[str, Any] = {"files": files.paths}
+        try:
+            described = con.execute(f"DESCRIBE SELECT * FROM {reader}", params).fetchall()
+        except duckdb.Error as exc:
+            raise ActivityError(
+                f"cannot read events from {files.describe()}: {_first_line(exc)}"
+            ) from None
+        types = {str(row[0]): str(row[1]) for row in described}
+        _check_columns(types, plan, files.describe())
+        user, time = _quote_duckdb(plan.user), _quote_duckdb(plan.time)
+        day = _duckdb_day(time, types[plan.time], plan.timezone)
+        if "$tz" in day:
+            params["tz"] = plan.timezone
+        kind = types[plan.time].upper()
+        raw_bounds: list[str] = []
+        if kind.startswith("TIMESTAMP") or kind == "DATE":
+            # A coarse bound on the raw column lets Parquet skip row groups; the exact
+            # bound is on the local day.
+            raw_bounds = _raw_bounds(time, plan, params, "$")
+        events = _events_sql(reader, user, time, f"{day} AS t", "t", plan, raw_bounds)
+        timer = _interrupt_after(con, files.timeout)
+        try:
+            return con.execute(_series_sql(events, plan), params).fetchall()
+        except duckdb.InterruptException:
+            raise ActivityError(
+                f"computing active users from {files.describe()} took longer than "
+                f"{files.timeout:g} s",
+                transient=True,
+            ) from None
+        except duckdb.Error as exc:
+            raise ActivityError(
+                f"computing active users from {files.describe()} failed: {_first_line(exc)}"
+            ) from None
+        finally:
+            if timer is not None:
+                timer.cancel()
+    finally:
+        con.close()
+
+
+def _check_columns(types: Mapping[str, str], plan: _Plan, where: str) -> None:
+    for label, name in (("user", plan.user), ("time", plan.time)):
+        if name not in types:
+            available = ", ".join(sorted(types)) or "none"
+            raise ActivityError(f"{label} column {name!r} not in {where} (columns: {available})")
+
+
+def _raw_bounds(column: str, plan: _Plan, params: dict[str, Any], style: str) -> list[str]:
+    """Conditions on the raw time column, two days wider than the local-day bounds so that
+    no time zone offset can push an event out."""
+    conditions = []
+    if plan.first is not None:
+        params["lo"] = _EPOCH + timedelta(days=plan.first - 2)
+        conditions.append(f"{column} >= CAST({style}lo AS DATE)")
+    if plan.last is not None:
+        params["hi"] = _EPOCH + timedelta(days=plan.last + 2)
+        conditions.append(f"{column} < CAST({style}hi AS DATE)")
+    return conditions
+
+
+def _events_sql(
+    source: str,
+    user: str,
+    time: str,
+    columns: str,
+    day: str,
+    plan: _Plan,
+    raw_bounds: Sequence[str] = (),
+) -> str:
+    """The SELECT of (u, d) that the series query starts from.
+
+    ``columns`` are computed per row from the source (e.g. ``... AS t``) and ``day`` turns
+    them into the local day number, in an outer SELECT so that a costly per-row value
+    (parsing text to seconds) is computed once however often ``day`` names it.
+    """
+    conditions = [f"{user} IS NOT NULL", f"{time} IS NOT NULL", *raw_bounds]
+    if plan.where:
+        conditions.append(f"({plan.where})")
+    inner = f"SELECT {user} AS u, {columns} FROM {source} WHERE {' AND '.join(conditions)}"
+    events = f"SELECT u, {day} AS d FROM ({inner}) AS au_raw"
+    bounds = []
+    if plan.first is not None:
+        bounds.append(f"d >= {int(plan.first)}")
+    if plan.last is not None:
+        bounds.append(f"d <= {int(plan.last)}")
+    if not bounds:
+        return events
+    return f"SELECT u, d FROM ({events}) AS au_local WHERE {' AND '.join(bounds)}"
+
+
+# --- SQL tables ------------------------------------------------------------------------
+
+
+def _parse_url(url: str) -> Any:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url)
+    except ArgumentError:
+        raise ValueError("url: not a SQLAlchemy database URL") from None
+
+
+@contextmanager
+def _engine(table: EventTable) -> Iterator[Engine]:
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.pool import NullPool
+
+    if isinstance(table.url, Engine):
+        yield table.url
+        return
+    engine = create_engine(_parse_url(table.url), poolclass=NullPool)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _run_sql(table: EventTable, plan: _Plan) -> list[tuple[Any, ...]]:
+    from sqlalchemy import exc as sa_exc
+    from sqlalchemy import inspect, text
+
+    if not isinstance(table.table, str) or not table.table.strip():
+        raise ValueError("table: give a table name")
+    parts = table.table.split(".")
+    if len(parts) > 2 or not all(parts):
+        raise ValueError(f"table {table.table!r}: give a name or schema.name")
+    schema, name = (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+    where = table.describe()
+    try:
+        with _engine(table) as engine:
+            dialect = engine.dialect.name
+            if dialect not in _DAY_SQL:
+                raise ActivityError(
+                    f"active users on {dialect} tables is not supported; "
+                    "use PostgreSQL, MySQL/MariaDB or SQLite, or export event files"
+                )
+            quote = engine.dialect.identifier_preparer.quote_identifier
+            source = ".".join(quote(p) for p in parts)
+            with engine.connect() as conn:
+                _prepare_session(conn, dialect, table.timeout)
+                inspector = inspect(conn)
+                if not inspector.has_table(name, schema=schema):
+                    raise ActivityError(f"{where}: no such table")
+                columns = {c["name"]: c["type"] for c in inspector.get_columns(name, schema)}
+                _check_columns({k: str(v) for k, v in columns.items()}, plan, where)
+                user, time = quote(plan.user), quote(plan.time)
+                params: dict[str, Any] = {}
+                row_columns, day = _DAY_SQL[dialect](time, columns[plan.time], plan, params)
+                raw_bounds: list[str] = []
+                if dialect == "postgresql" and _is_temporal(columns[plan.time]):
+                    raw_bounds = _raw_bounds(time, plan, params, ":")
+                events = _events_sql(source, user, time, row_columns, day, plan, raw_bounds)
+                rows = conn.execute(text(_series_sql(events, plan)), params).fetchall()
+                conn.rollback()
+                return [tuple(row) for row in rows]
+    except ActivityError:
+        raise
+    except sa_exc.DBAPIError as exc:
+        transient = isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+        raise ActivityError(
+            f"computing active users from {where} failed: {_first_line(exc)}",
+            transient=transient,
+        ) from None
+    except sa_exc.SQLAlchemyError as exc:
+        raise ActivityError(f"computing active users from {where} failed: {exc}") from None
+
+
+def _prepare_session(conn: Connection, dialect: str, timeout: float | None) -> None:
+    from sqlalchemy import text
+
+    if dialect == "postgresql":
+        conn.execute(text("SET TRANSACTION READ ONLY"))
+        # Naive timestamps and text without an offset are read as UTC.
+        conn.execute(text("SET LOCAL TIME ZONE 'UTC'"))
+        if timeout:
+            conn.execute(text(f"SET LOCAL statement_timeout = {int(timeout * 1000)}"))
+    elif dialect in ("mysql", "mariadb") and timeout:
+        if getattr(conn.dialect, "is_mariadb", False):
+            conn.execute(text(f"SET SESSION max_statement_time = {float(timeout):g}"))
+        else:
+            conn.execute(text(f"SET SESSION max_execution_time = {int(timeout * 1000)}"))
+
+
+def _is_temporal(column_type: Any) -> bool:
+    from sqlalchemy import Date, DateTime
+
+    return isinstance(column_type, Date | DateTime)
+
+
+def _is_date(column_type: Any) -> bool:
+    from sqlalchemy import Date, DateTime
+
+    return isinstance(column_type, Date) and not isinstance(column_type, DateTime)
+
+
+# Each returns (columns computed per source row, the local day number over those columns).
+DaySql = tuple[str, str]
+
+
+def _postgres_day(time: str, column_type: Any, plan: _Plan, params: dict[str, Any]) -> DaySql:
+    if _is_date(column_type):
+        return f"({time} - DATE '1970-01-01') AS t", "t"
+    params["tz"] = plan.timezone
+    # The session time zone is UTC, so naive timestamps are read as UTC.
+    day = f"(CAST(timezone(:tz, CAST({time} AS timestamptz)) AS date) - DATE '1970-01-01')"
+    return f"{day} AS t", "t"
+
+
+def _sqlite_day(time: str, column_type: Any, plan: _Plan, params: dict[str, Any]) -> DaySql:
+    # SQLite has no time zones: the UTC offset comes from a search tree over the zone's
+    # transitions. Numbers are Unix seconds; 'YYYY-MM-DD' text is that day; other text is
+    # ISO-8601 (an offset or Z is honoured, none means UTC).
+    columns = (
+        f"CASE WHEN typeof({time}) = 'text' AND length({time}) = 10 "
+        f"THEN CAST(julianday({time}) - 2440587.5 AS INTEGER) END AS plain_day, "
+        f"CASE WHEN typeof({time}) IN ('integer', 'real') THEN CAST({time} AS INTEGER) "
+        f"ELSE CAST(strftime('%s', {time}) AS INTEGER) END AS e"
+    )
+    local = _local_day_from_epoch("e", plan, floor_div=_sqlite_floor_div)
+    return columns, f"COALESCE(plain_day, {local})"
+
+
+def _mysql_day(time: str, column_type: Any, plan: _Plan, params: dict[str, Any]) -> DaySql:
+    from sqlalchemy import TIMESTAMP
+
+    if _is_date(column_type):
+        return f"DATEDIFF({time}, '1970-01-01') AS t", "t"
+    if isinstance(column_type, TIMESTAMP):
+        # A TIMESTAMP column holds an instant: UNIX_TIMESTAMP reads it without the session zone.
+        epoch = f"FLOOR(UNIX_TIMESTAMP({time}))"
+    else:
+        # DATETIME (or text) is naive: read as UTC, independent of the session zone.
+        epoch = f"TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', {time})"
+    local = _local_day_from_epoch("e", plan, floor_div=lambda x: f"FLOOR(({x}) / 86400)")
+    return f"{epoch} AS e", local
+
+
+def _sqlite_floor_div(x: str) -> str:
+    # SQLite's integer division truncates toward zero; this floors for times before 1970.
+    return f"((({x}) - ((({x}) % 86400) + 86400) % 86400) / 86400)"
+
+
+def _local_day_from_epoch(epoch: str, plan: _Plan, *, floor_div: Callable[[str], str]) -> str:
+    zone = check_timezone(plan.timezone)
+    lo = None if plan.first is None else plan.first - 2
+    hi = None if plan.last is None else plan.last + 2
+    transitions = _transitions(zone.key, lo, hi)
+    if len(transitions) == 1:
+        offset = transitions[0][1]
+        return floor_div(f"{epoch} + {offset}" if offset else epoch)
+    return floor_div(f"{epoch} + {_offset_tree(epoch, transitions)}")
+
+
+def _offset_tree(epoch: str, transitions: Sequence[tuple[int, int]]) -> str:
+    """A balanced CASE tree: the UTC offset (seconds) in force at ``epoch``."""
+    if len(transitions) == 1:
+        return str(int(transitions[0][1]))
+    middle = len(transitions) // 2
+    left = _offset_tree(epoch, transitions[:middle])
+    right = _offset_tree(epoch, transitions[middle:])
+    return f"(CASE WHEN {epoch} < {int(transitions[middle][0])} THEN {left} ELSE {right} END)"
+
+
+@lru_cache(maxsize=64)
+def _transitions(key: str, lo: int | None, hi: int | None) -> tuple[tuple[int, int], ...]:
+    """``(from_epoch_second, utc_offset_seconds)`` for the zone over local days lo..hi
+    (default 1970..2100); the first entry starts at -infinity."""
+    zone = ZoneInfo(key)
+    first = _day_number(date(1970, 1, 1)) if lo is None else lo
+    last = _day_number(date(2100, 1, 1)) if hi is None else hi
+
+    def offset(second: int) -> int:
+        moment = datetime.fromtimestamp(second, tz=UTC).astimezone(zone)
+        delta = moment.utcoffset()
+        return int(delta.total_seconds()) if delta is not None else 0
+
+    start = first * 86400
+    result = [(-(2**62), offset(start))]
+    # Offsets change at most once in a few months; stepping by half days finds every change,
+    # then bisection finds its second.
+    step = 12 * 3600
+    previous_second, previous = start, result[0][1]
+    for second in range(start + step, (last + 1) * 86400 + step, step):
+        current_offset = offset(second)
+        if current_offset != previous:
+            low, high = previous_second, second
+            while high - low > 1:
+                middle = (low + high) // 2
+                if offset(middle) == previous:
+                    low = middle
+                else:
+                    high = middle
+            result.append((high, current_offset))
+            previous = current_offset
+        previous_second = second
+    return tuple(result)
+
+
+_DAY_SQL: dict[str, Callable[[str, Any, _Plan, dict[str, Any]], DaySql]] = {
+    "postgresql": _postgres_day,
+    "sqlite": _sqlite_day,
+    "mysql": _mysql_day,
+    "mariadb": _mysql_day,
+}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _interrupt_after(con: Any, seconds: float | None) -> threading.Timer | None:
+    if not seconds:
+        return None
+    timer = threading.Timer(seconds, con.interrupt)
+    timer.daemon = True
+    timer.start()
+    return timer
