@@ -144,33 +144,41 @@ def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, l
 
 
 def _known_keys(model: Any, loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed at `loc` inside `model`, following fields, dicts and lists."""
+    from typing import get_args, get_origin
+
     from pydantic import BaseModel
 
-    current = model
+    current: Any = model
     for part in loc:
-        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return []
+            current = field.annotation
+        elif get_origin(current) in (dict, list, tuple):
+            current = get_args(current)[-1]
+        else:
             return []
-        field = current.model_fields.get(part)
-        if field is None:
-            return []
-        current = _model_in(field.annotation)
+    current = _unwrap(current)
     if isinstance(current, type) and issubclass(current, BaseModel):
         return sorted(current.model_fields)
     return []
 
 
-def _model_in(annotation: Any) -> Any:
-    from typing import get_args
+def _unwrap(annotation: Any) -> Any:
+    """`X | None` -> X; a union of several -> the first pydantic model among them."""
+    from typing import get_args, get_origin
 
     from pydantic import BaseModel
 
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+    if get_origin(annotation) in (dict, list, tuple) or not get_args(annotation):
         return annotation
-    for arg in get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
+    members = [a for a in get_args(annotation) if a is not type(None)]
+    if len(members) == 1:
+        return _unwrap(members[0])
+    return next((m for m in members if isinstance(m, type) and issubclass(m, BaseModel)), annotation)
 
 
 def _check_references(config: Config, lines: _LineFinder) -> None:

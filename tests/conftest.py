@@ -1,0 +1,159 @@
+"""Shared fixtures: a real local HTTP server that behaves like the sources users point at."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from kpi_collector.demo.server import BackgroundServer
+
+TOKEN = "s3cr3t-token-value-42"
+BLOG_LINKS = 7
+
+
+def _blog(n: int) -> str:
+    links = "".join(f'<li><a class="anthrazit" href="/p/{i}">Post {i}</a></li>' for i in range(n))
+    return (
+        "<html><body><ul>" + links + "</ul>"
+        '<div id="downloads">12,374 downloads</div><span class="ratio" data-value="59.5%">x</span>'
+        '<p class="status">GREEN</p><p class="money">$1,200</p><p class="big">3.4M</p>'
+        "</body></html>"
+    )
+
+
+_LOGIN = """<html><body>{error}<form method="post" action="/login">
+<input type="hidden" name="csrf" value="{csrf}"><input name="email"><input type="password" name="password">
+<input type="submit" value="go"></form></body></html>"""
+
+
+def make_site() -> web.Application:
+    app = web.Application()
+    hits: Counter[str] = Counter()
+    app["hits"] = hits
+    app["csrf"] = set()
+    app["sessions"] = set()
+
+    async def count(request: web.Request) -> None:
+        hits[request.path] += 1
+
+    async def stats(request: web.Request) -> web.Response:
+        await count(request)
+        return web.json_response({"data": {"customers": {"paying": 42, "trial": 7}, "items": [1, 2, 3]}})
+
+    async def flaky(request: web.Request) -> web.Response:
+        await count(request)
+        if hits[request.path] == 1:
+            return web.json_response({"error": "boom"}, status=500)
+        return web.json_response({"value": 5})
+
+    async def always500(request: web.Request) -> web.Response:
+        await count(request)
+        return web.Response(status=503, text="down for maintenance")
+
+    async def ratelimited(request: web.Request) -> web.Response:
+        await count(request)
+        if hits[request.path] == 1:
+            return web.json_response({"message": "slow down"}, status=429, headers={"Retry-After": "1"})
+        return web.json_response({"value": 9})
+
+    async def ratelimited_long(request: web.Request) -> web.Response:
+        await count(request)
+        return web.json_response({"message": "slow down"}, status=429, headers={"Retry-After": "3600"})
+
+    async def slow(request: web.Request) -> web.Response:
+        await count(request)
+        await asyncio.sleep(10)
+        return web.json_response({"value": 1})
+
+    async def malformed(request: web.Request) -> web.Response:
+        await count(request)
+        return web.Response(text='{"value": 1,,', content_type="application/json")
+
+    async def missing(request: web.Request) -> web.Response:
+        await count(request)
+        return web.json_response({"message": "Not Found"}, status=404)
+
+    async def blog(request: web.Request) -> web.Response:
+        return web.Response(text=_blog(BLOG_LINKS), content_type="text/html")
+
+    async def empty(request: web.Request) -> web.Response:
+        return web.Response(text="<html><body><p>nothing here</p></body></html>", content_type="text/html")
+
+    async def bearer(request: web.Request) -> web.Response:
+        await count(request)
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return web.json_response({"message": "Bad credentials"}, status=401)
+        return web.json_response({"value": 1})
+
+    async def basic(request: web.Request) -> web.Response:
+        expected = "Basic " + base64.b64encode(f"me:{TOKEN}".encode()).decode()
+        if request.headers.get("Authorization") != expected:
+            return web.json_response({"message": "Bad credentials"}, status=401)
+        return web.json_response({"value": 2})
+
+    async def header(request: web.Request) -> web.Response:
+        if request.headers.get("X-Api-Key") != TOKEN:
+            return web.json_response({"message": "Bad credentials"}, status=401)
+        return web.json_response({"value": 3})
+
+    async def query(request: web.Request) -> web.Response:
+        if request.query.get("key") != TOKEN:
+            return web.json_response({"message": "Bad credentials"}, status=401)
+        return web.json_response({"value": 4})
+
+    async def login_page(request: web.Request) -> web.Response:
+        csrf = secrets.token_hex(8)
+        app["csrf"].add(csrf)
+        return web.Response(text=_LOGIN.format(csrf=csrf, error=""), content_type="text/html")
+
+    async def login_post(request: web.Request) -> web.Response:
+        form = await request.post()
+        if form.get("csrf") not in app["csrf"]:
+            return web.Response(status=403, text="CSRF check failed")
+        if form.get("email") != "me@example.com" or form.get("password") != TOKEN:
+            page = _LOGIN.format(csrf=form.get("csrf"), error="<p>wrong password</p>")
+            return web.Response(text=page, content_type="text/html")
+        session = secrets.token_hex(8)
+        app["sessions"].add(session)
+        response = web.HTTPSeeOther("/private")
+        response.set_cookie("session", session)
+        raise response
+
+    async def private(request: web.Request) -> web.Response:
+        if request.cookies.get("session") not in app["sessions"]:
+            raise web.HTTPFound("/login")
+        return web.Response(text='<html><body><b id="total">1.2k</b></body></html>', content_type="text/html")
+
+    for path, handler in {
+        "/stats": stats, "/flaky": flaky, "/down": always500, "/ratelimited": ratelimited,
+        "/ratelimited-long": ratelimited_long, "/slow": slow, "/malformed": malformed,
+        "/missing": missing, "/blog": blog, "/empty": empty, "/auth/bearer": bearer,
+        "/auth/basic": basic, "/auth/header": header, "/auth/query": query,
+        "/login": login_page, "/private": private,
+    }.items():
+        app.router.add_get(path, handler)
+    app.router.add_post("/login", login_post)
+    return app
+
+
+@pytest.fixture
+def site() -> Iterator[tuple[str, web.Application]]:
+    """A fresh local site per test: (base URL, app) — app["hits"] counts requests per path."""
+    app = make_site()
+    with BackgroundServer(app) as url:
+        yield url, app
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty folder as the current directory, with no KPI_* settings from outside."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("KPI_CONFIG", raising=False)
+    return tmp_path

@@ -1,0 +1,135 @@
+"""Config loading: ${VAR} expansion, .env, and a clear error for each kind of mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kpi_collector.config import load_config, parse_config
+from kpi_collector.errors import ConfigError
+from kpi_collector.secrets import Secret
+
+GOOD = """\
+timezone: Europe/Berlin
+north_star: crm.paying_customers
+kpis:
+  crm.paying_customers: {title: Paying customers, target: 100}
+sources:
+  - name: crm
+    type: http_json
+    url: https://api.example.com/v1/stats
+    auth: {bearer: "${CRM_TOKEN}"}
+    metrics:
+      paying_customers: data.customers.paying
+  - name: blog
+    type: html
+    url: https://blog.example.com/
+    metrics:
+      posts: {css: "a.anthrazit", count: true}
+destinations:
+  - {type: csv, path: kpis.csv}
+"""
+
+
+def error_of(text: str, env: dict[str, str] | None = None, path: Path | None = None) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, path=path or Path("kpi.yaml"), env=env or {})
+    return str(info.value)
+
+
+def test_good_config() -> None:
+    config = parse_config(GOOD, path=Path("kpi.yaml"), env={"CRM_TOKEN": "tok-123456"})
+    assert [s.name for s in config.sources] == ["crm", "blog"]
+    assert config.kpi_ids() == ["crm.paying_customers", "blog.posts"]
+    auth = config.sources[0].auth  # type: ignore[attr-defined]
+    assert isinstance(auth.bearer, Secret) and auth.bearer.get() == "tok-123456"
+    assert "tok-123456" not in repr(config.sources[0])
+    assert config.timezone == "Europe/Berlin"
+
+
+def test_missing_variable_names_variable_key_and_line() -> None:
+    message = error_of(GOOD)
+    assert message.startswith("kpi.yaml:9:")
+    assert "${CRM_TOKEN}" in message and "sources.0.auth.bearer" in message
+    assert ".env" in message
+
+
+def test_variable_default_and_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("CRM_TOKEN=from-dotenv-123\n")
+    (tmp_path / "kpi.yaml").write_text(GOOD.replace("${CRM_TOKEN}", "${CRM_TOKEN}").replace(
+        "https://blog.example.com/", "${BLOG_URL:-https://blog.example.org/}"))
+    monkeypatch.delenv("CRM_TOKEN", raising=False)
+    monkeypatch.delenv("BLOG_URL", raising=False)
+    config = load_config(tmp_path / "kpi.yaml")
+    assert config.sources[0].auth.bearer.get() == "from-dotenv-123"  # type: ignore[attr-defined]
+    assert config.sources[1].url == "https://blog.example.org/"  # type: ignore[attr-defined]
+    monkeypatch.setenv("CRM_TOKEN", "from-env-456")
+    config = load_config(tmp_path / "kpi.yaml")
+    assert config.sources[0].auth.bearer.get() == "from-env-456"  # type: ignore[attr-defined]
+
+
+def test_disabled_source_may_use_unset_variables() -> None:
+    text = GOOD.replace("    type: http_json\n", "    type: http_json\n    enabled: false\n")
+    config = parse_config(text, path=Path("kpi.yaml"), env={})
+    assert config.sources[0].enabled is False
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        # unknown key with a suggestion
+        (("count: true}", "count: true, alow_zero: true}"), "kpi.yaml:16: source 'blog': unknown key 'metrics.posts.alow_zero'; did you mean 'allow_zero'?"),
+        # unknown top-level key
+        (("timezone: Europe/Berlin", "timezone: Europe/Berlin\nschedul: daily"), "unknown key 'schedul'; did you mean 'schedule'?"),
+        # wrong type
+        (("target: 100", "target: lots"), "kpis.crm.paying_customers.target"),
+        # unknown source type
+        (("type: html", "type: htlm"), "kpi.yaml:13: unknown source type 'htlm'; known types:"),
+        # missing required key
+        (("    url: https://blog.example.com/\n", ""), "source 'blog': missing required key 'url'"),
+        # duplicate names
+        (("name: blog", "name: crm"), "duplicate source name 'crm'"),
+        # bad time zone
+        (("Europe/Berlin", "Mars/Olympus"), "unknown time zone 'Mars/Olympus'"),
+        # bad YAML
+        (("kpis:", "kpis: [unclosed"), "not valid YAML"),
+        # kpis naming a missing source
+        (("crm.paying_customers: {title", "shop.orders: {title: Orders}\n  crm.paying_customers: {title"), "no source named 'shop'"),
+        # kpis naming a missing metric
+        (("crm.paying_customers: {title", "blog.comments: {title: C}\n  crm.paying_customers: {title"), "has no metric 'comments'"),
+        # bad north star
+        (("north_star: crm.paying_customers", "north_star: sales.total"), "north_star 'sales.total'"),
+        # bad destination option
+        (("{type: csv, path: kpis.csv}", "{type: csv, path: kpis.csv, every: fortnight}"), "destination 'csv': every"),
+        # unknown destination type
+        (("{type: csv, path: kpis.csv}", "{type: fax}"), "unknown destination type 'fax'"),
+        # a source without type
+        (("    type: html\n", ""), "has no `type:`"),
+        # an invalid extractor
+        (('{css: "a.anthrazit", count: true}', '{css: "a", xpath: "//a"}'), "give one extractor"),
+        # an invalid cron
+        (("timezone: Europe/Berlin", "timezone: Europe/Berlin\nschedule: daily"), "cron"),
+    ],
+)
+def test_config_errors(change: tuple[str, str], expected: str) -> None:
+    text = GOOD.replace(*change)
+    assert text != GOOD
+    message = error_of(text, env={"CRM_TOKEN": "x-token"})
+    assert expected in message, message
+
+
+def test_missing_file_says_how_to_fix(workdir: Path) -> None:
+    with pytest.raises(ConfigError, match="kpi init"):
+        load_config()
+
+
+def test_formula_errors() -> None:
+    text = GOOD.replace(
+        "kpis:\n", "kpis:\n  crm.arr: {formula: 'crm.paying_customers * crm.price'}\n"
+    )
+    assert "crm.price" in error_of(text, env={"CRM_TOKEN": "x-token"})
+    text = GOOD.replace(
+        "kpis:\n", "kpis:\n  x.a: {formula: 'x.b + 1'}\n  x.b: {formula: 'x.a + 1'}\n"
+    )
+    assert "cycle" in error_of(text, env={"CRM_TOKEN": "x-token"}).lower()

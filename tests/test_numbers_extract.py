@@ -1,0 +1,106 @@
+"""Text → number and the extractors (CSS, XPath, JMESPath) with their options."""
+
+from __future__ import annotations
+
+import pytest
+
+from kpi_collector.collect.extract import CSS, HtmlDocument, JMESPath, Metric, XPath, from_json
+from kpi_collector.collect.numbers import parse_number
+from kpi_collector.errors import ExtractError
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("12,374", 12374),
+        ("1.2k", 1200),
+        ("3.4M", 3_400_000),
+        ("59.5%", 59.5),
+        ("$1,200", 1200),
+        ("€ 1.234,50", 1234.5),
+        ("1.234.567", 1234567),
+        ("(1,200)", -1200),
+        ("−5", -5),
+        ("-0.25", -0.25),
+        ("2bn", 2e9),
+        ("  42 downloads ", 42),
+        ("12\u00a0374", 12374),
+        ("7", 7),
+    ],
+)
+def test_parse_number(text: str, value: float) -> None:
+    assert parse_number(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize(("text", "message"), [("", "empty"), ("n/a", "no number"), ("3 of 5", "regex")])
+def test_parse_number_refuses(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_number(text)
+
+
+PAGE = b"""<html><body>
+<a class="anthrazit" href="/1">one</a><a class="anthrazit" href="/2">two</a><a class="other">x</a>
+<div id="total">Total: 12,374 downloads (59.5% organic)</div>
+<span class="n" data-count="1.2k">n</span><p class="status">AMBER</p>
+</body></html>"""
+
+
+def test_css_count_text_attr_regex_map() -> None:
+    doc = HtmlDocument(PAGE)
+    assert doc.metric("posts", CSS("a.anthrazit", count=True)) == 2
+    assert doc.metric("n", CSS("span.n", attr="data-count")) == 1200
+    assert doc.metric("d", CSS("#total", regex=r"([\d,]+) downloads")) == 12374
+    assert doc.metric("p", CSS("#total", regex=r"([\d.]+)%")) == 59.5
+    assert doc.metric("s", CSS("p.status", map={"GREEN": 2, "AMBER": 1, "RED": 0})) == 1
+
+
+def test_xpath_count_and_text() -> None:
+    doc = HtmlDocument(PAGE)
+    assert doc.metric("posts", XPath("//a[@class='anthrazit']", count=True)) == 2
+    assert doc.metric("d", XPath("//div[@id='total']", regex=r"([\d,]+) downloads")) == 12374
+    assert doc.metric("c", XPath("count(//a)")) == 3
+
+
+def test_zero_matches_is_an_error_unless_allowed() -> None:
+    doc = HtmlDocument(PAGE)
+    with pytest.raises(ExtractError, match="matched nothing.*allow_zero"):
+        doc.metric("posts", CSS("a.missing", count=True))
+    assert doc.metric("posts", CSS("a.missing", count=True, allow_zero=True)) == 0
+
+
+def test_selector_matching_nothing_and_text_without_number() -> None:
+    doc = HtmlDocument(PAGE)
+    with pytest.raises(ExtractError, match="matched nothing"):
+        doc.metric("x", CSS("#nope"))
+    with pytest.raises(ExtractError, match="more than one number"):
+        doc.metric("x", CSS("#total"))
+    with pytest.raises(ExtractError, match="not one of the mapped values"):
+        doc.metric("x", CSS("p.status", map={"GREEN": 2}))
+
+
+def test_expect_bounds() -> None:
+    doc = HtmlDocument(PAGE)
+    assert doc.metric("posts", CSS("a.anthrazit", count=True, expect={"min": 1, "max": 5})) == 2
+    with pytest.raises(ExtractError, match="outside expect"):
+        doc.metric("posts", CSS("a.anthrazit", count=True, expect={"min": 10}))
+
+
+def test_jmespath() -> None:
+    document = {"data": {"customers": {"paying": 42}, "items": [1, 2, 3], "label": "1.5k", "none": None}}
+    assert from_json("a", document, JMESPath("data.customers.paying")) == 42
+    assert from_json("b", document, JMESPath("data.items", count=True)) == 3
+    assert from_json("c", document, JMESPath("sum(data.items)")) == 6
+    assert from_json("d", document, JMESPath("data.label")) == 1500
+    with pytest.raises(ExtractError, match="matched nothing"):
+        from_json("e", document, JMESPath("data.nope"))
+    with pytest.raises(ExtractError, match="matched nothing"):
+        from_json("f", document, JMESPath("data.none"))
+
+
+def test_metric_model_refuses_two_extractors_and_bad_patterns() -> None:
+    with pytest.raises(ValueError, match="one extractor"):
+        Metric(css="a", xpath="//a")
+    with pytest.raises(ValueError, match="regex"):
+        Metric(css="a", regex="(")
+    with pytest.raises(ValueError, match="JMESPath"):
+        Metric(jmespath="data.[")
