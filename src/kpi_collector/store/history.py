@@ -65,8 +65,9 @@ class HistoryStore:
     @property
     def engine(self) -> sa.Engine:
         if self._engine is None:
-            self._engine = self._connect()
-            self.migrate()
+            engine = self._connect()
+            self._migrate(engine)
+            self._engine = engine
         return self._engine
 
     def _connect(self) -> sa.Engine:
@@ -103,13 +104,15 @@ class HistoryStore:
 
     def migrate(self) -> int:
         """Bring the schema to the current version; returns that version."""
+        return self._migrate(self._engine or self.engine)
+
+    def _migrate(self, engine: sa.Engine) -> int:
         import sqlalchemy as sa
 
         from kpi_collector.store import schema
 
-        assert self._engine is not None
         try:
-            with self._engine.begin() as conn:
+            with engine.begin() as conn:
                 schema.meta.create(conn, checkfirst=True)
                 row = conn.execute(
                     sa.select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")

@@ -1,0 +1,165 @@
+"""The history store on SQLite, PostgreSQL and MariaDB: runs, values, periods, migrations."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from kpi_collector.errors import StoreError
+from kpi_collector.store import HistoryStore
+from kpi_collector.store.periods import bucket, period_key
+from kpi_collector.store.schema import SCHEMA_VERSION
+from tests.services import require_mysql_url, require_postgres_url
+
+
+def _isolated(url: str) -> Iterator[str]:
+    """A fresh schema (PostgreSQL) or database (MariaDB) per test, dropped afterwards."""
+    name = f"kpi_test_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text(f"CREATE SCHEMA {name}"))
+            yield url + f"?options=-csearch_path%3D{name}"
+            conn.execute(sa.text(f"DROP SCHEMA {name} CASCADE"))
+        else:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+            yield url.rsplit("/", 1)[0] + f"/{name}"
+            conn.execute(sa.text(f"DROP DATABASE {name}"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HistoryStore]:
+    if request.param == "sqlite":
+        urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'kpi.db'}"])
+    elif request.param == "postgresql":
+        urls = _isolated(require_postgres_url())
+    else:
+        urls = _isolated(require_mysql_url())
+    url = next(urls)
+    history = HistoryStore(url)
+    yield history
+    history.close()
+    next(urls, None)
+
+
+def ts(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def test_runs_values_and_errors(store: HistoryStore) -> None:
+    run = store.begin_run(started_at=ts("2026-11-28T07:00:00+00:00"))
+    store.finish_run(
+        run,
+        observations=[("github.stars", ts("2026-11-28T07:00:00+00:00"), 1647.0, "github")],
+        errors=[("blog", None, "HTTP 500 from http://x/", True)],
+        finished_at=ts("2026-11-28T07:00:03+00:00"),
+    )
+    [record] = store.runs()
+    assert (record.id, record.status, record.n_values, record.n_errors) == (run, "partial", 1, 1)
+    assert record.duration == pytest.approx(3)
+    assert record.errors == [{"source": "blog", "kpi": None, "message": "HTTP 500 from http://x/", "transient": True}]
+    assert store.latest()["github.stars"].value == 1647
+    assert store.kpi_ids() == ["github.stars"]
+
+
+def test_period_queries_follow_agg_and_time_zone(store: HistoryStore) -> None:
+    points = [
+        # 23:30 UTC on the 1st is already the 2nd in Berlin
+        ("dl", "2026-03-01T10:00:00+00:00", 10.0),
+        ("dl", "2026-03-01T23:30:00+00:00", 20.0),
+        ("dl", "2026-03-02T12:00:00+00:00", 5.0),
+        ("dl", "2026-03-09T12:00:00+00:00", 7.0),
+    ]
+    for kpi, when, value in points:
+        run = store.begin_run(started_at=ts(when))
+        store.finish_run(run, observations=[(kpi, ts(when), value, "s")])
+    utc = store.series(["dl"], period="day", tz="UTC", agg={"dl": "sum"})["dl"]
+    assert utc == [(date(2026, 3, 1), 30.0), (date(2026, 3, 2), 5.0), (date(2026, 3, 9), 7.0)]
+    berlin = store.series(["dl"], period="day", tz="Europe/Berlin", agg={"dl": "sum"})["dl"]
+    assert berlin == [(date(2026, 3, 1), 10.0), (date(2026, 3, 2), 25.0), (date(2026, 3, 9), 7.0)]
+    weeks = store.series(["dl"], period="week", tz="UTC")["dl"]  # last: Monday-start weeks
+    assert weeks == [(date(2026, 2, 23), 20.0), (date(2026, 3, 2), 5.0), (date(2026, 3, 9), 7.0)]
+    months = store.series(["dl"], period="month", tz="UTC", agg={"dl": "max"})["dl"]
+    assert months == [(date(2026, 3, 1), 20.0)]
+    since = store.series(["dl"], period="day", tz="UTC", since=date(2026, 3, 2))["dl"]
+    assert [d for d, _ in since] == [date(2026, 3, 2), date(2026, 3, 9)]
+
+
+def test_backfill_never_duplicates_or_overwrites_live_values(store: HistoryStore) -> None:
+    run = store.begin_run(started_at=ts("2026-11-20T07:00:00+00:00"))
+    store.finish_run(run, observations=[("pypi.dl", ts("2026-11-20T07:00:00+00:00"), 100.0, "pypi")])
+    past = [("pypi.dl", ts(f"2026-11-{d:02d}T00:00:00+00:00"), float(d), "pypi") for d in range(18, 22)]
+    assert store.add_observations(past) == 3  # the 20th has a live value
+    assert store.add_observations(past) == 0
+    series = dict(store.series(["pypi.dl"], period="day", tz="UTC")["pypi.dl"])
+    assert series[date(2026, 11, 20)] == 100.0 and series[date(2026, 11, 21)] == 21.0
+
+
+def test_previous_values(store: HistoryStore) -> None:
+    for day, value in ((1, 1.0), (2, 2.0), (3, 3.0)):
+        run = store.begin_run(started_at=ts(f"2026-11-0{day}T07:00:00+00:00"))
+        store.finish_run(run, observations=[("k", ts(f"2026-11-0{day}T07:00:00+00:00"), value, "s")])
+    assert store.previous_values(["k"], before=ts("2026-11-03T07:00:00+00:00")) == {"k": 2.0}
+    assert store.latest(["k"], before=ts("2026-11-02T12:00:00+00:00"))["k"].value == 2.0
+
+
+def test_schema_is_versioned_and_reopening_is_idempotent(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'kpi.db'}"
+    first = HistoryStore(url)
+    first.begin_run()
+    first.close()
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        version = conn.execute(sa.text("SELECT value FROM kpi_meta WHERE key = 'schema_version'")).scalar()
+        journal = conn.execute(sa.text("PRAGMA journal_mode")).scalar()
+    assert int(version) == SCHEMA_VERSION
+    assert journal == "wal"
+    again = HistoryStore(url)
+    assert again.migrate() == SCHEMA_VERSION
+    assert len(again.runs()) == 1
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'kpi.db'}"
+    HistoryStore(url).engine
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE kpi_meta SET value = '999' WHERE key = 'schema_version'"))
+    with pytest.raises(StoreError, match="newer than this kpi-collector"):
+        HistoryStore(url).engine
+
+
+def test_store_errors_hide_the_password() -> None:
+    with pytest.raises(StoreError) as info:
+        HistoryStore("postgresql+psycopg://kpi:hunter2-pw@127.0.0.1:1/kpi").engine
+    assert "hunter2-pw" not in str(info.value) and "***" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("times", "expected"),
+    [
+        # autumn: 2026-10-25 has 25 hours in Berlin; 22:30 UTC is still that day
+        (["2026-10-24T22:30:00+00:00", "2026-10-25T22:30:00+00:00", "2026-10-25T23:30:00+00:00"],
+         [(date(2026, 10, 25), 2.0), (date(2026, 10, 26), 3.0)]),
+        # spring: 2026-03-29 has 23 hours; 22:30 UTC is already the next day
+        (["2026-03-28T23:30:00+00:00", "2026-03-29T21:30:00+00:00", "2026-03-29T22:30:00+00:00"],
+         [(date(2026, 3, 29), 2.0), (date(2026, 3, 30), 3.0)]),
+    ],
+)
+def test_bucket_handles_dst(times: list[str], expected: list[tuple[date, float]]) -> None:
+    rows = [(ts(t), float(i + 1)) for i, t in enumerate(times)]
+    assert list(bucket(rows, "day", ZoneInfo("Europe/Berlin"), "last")) == expected
+
+
+def test_period_keys() -> None:
+    assert period_key(date(2026, 11, 29), "day") == "2026-11-29"
+    assert period_key(date(2026, 11, 29), "week") == "2026-W48"
+    assert period_key(date(2026, 11, 29), "month") == "2026-11"
+    assert period_key(date(2027, 1, 1), "week") == "2026-W53"
