@@ -1,9 +1,15 @@
 """The destination contract: a config model that takes a `Delivery` (a snapshot plus the
 history) and writes it somewhere. Destinations never collect; the store is the truth.
+
+Two kinds: table-like destinations (`upserts = True`: Notion, sheets, files, SQL, Pushgateway)
+keep one row per period and update it on every run of the period; message destinations
+(Discord, Slack, email, webhook, Segment) send at most once per period. `kpi_collector.delivery`
+decides what to deliver when, records it in the store and retries transient failures.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -12,7 +18,10 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kpi_collector.errors import DeliveryError
+
 if TYPE_CHECKING:
+    from kpi_collector.collect.http import Auth, HttpClient, HttpSession
     from kpi_collector.config.models import KpiSpec
     from kpi_collector.store import HistoryStore
 
@@ -34,6 +43,39 @@ class Delivery:
     errors: list[tuple[str, str]] = field(default_factory=list)  # (source, message)
     store: HistoryStore | None = None
     base_dir: Path = field(default_factory=Path.cwd)  # relative paths are relative to this
+    # set by the delivery engine ------------------------------------------------------------
+    destination: str = ""  # the destination's name
+    every: str = "run"  # run | day | week | month
+    compare_days: int | None = None
+    http_client: HttpClient | None = None  # the run's connection pool
+    progress: int = 0  # parts of a multi-part message already sent by an earlier attempt
+    on_progress: Callable[[int], Awaitable[None]] | None = None
+
+    @property
+    def delivery_id(self) -> str:
+        """Stable across retries of this destination and period: an idempotency key."""
+        return f"{self.destination}:{self.period}"
+
+    @property
+    def ordered(self) -> list[str]:
+        """The KPI ids that have a value, in display order (north star first)."""
+        return [k for k in self.order if k in self.values] + [k for k in self.values if k not in self.order]
+
+    def http(
+        self, *, timeout: float = 30.0, auth: Auth | None = None, headers: dict[str, str] | None = None
+    ) -> HttpSession:
+        """An HTTP session on the run's pool; retries are the delivery engine's job, not its own."""
+        if self.http_client is None:
+            from kpi_collector.collect.http import HttpClient
+
+            self.http_client = HttpClient()
+        return self.http_client.session(timeout=timeout, retries=0, auth=auth, headers=headers)
+
+    async def checkpoint(self, parts_sent: int) -> None:
+        """Remember that the first `parts_sent` parts went out, so a retry does not repeat them."""
+        self.progress = parts_sent
+        if self.on_progress is not None:
+            await self.on_progress(parts_sent)
 
     def title(self, kpi: str) -> str:
         spec = self.kpis.get(kpi)
@@ -50,11 +92,16 @@ class Destination(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     type: ClassVar[str] = ""
+    #: True: one row per period, updated by every run of the period (idempotent writes);
+    #: False: a message, sent at most once per period
+    upserts: ClassVar[bool] = False
 
     name: str = ""
     enabled: bool = True
     every: Literal["run", "day", "week", "month"] = "run"
     compare: str | None = Field(default=None, pattern=r"^\d+d$", description="e.g. 14d")
+    retries: int = Field(default=3, ge=0, le=10, description="transient failures retried within a run")
+    timeout: float = Field(default=30.0, gt=0, description="seconds per request")
 
     @model_validator(mode="before")
     @classmethod
@@ -69,3 +116,12 @@ class Destination(BaseModel):
 
     async def deliver(self, delivery: Delivery) -> None:
         raise NotImplementedError
+
+
+def delivery_error(
+    message: str, *, transient: bool, retry_after: float | None = None
+) -> DeliveryError:
+    """A DeliveryError; `retry_after` (seconds, from a 429) tells the engine how long to wait."""
+    error = DeliveryError(message, transient=transient)
+    error.retry_after = retry_after  # type: ignore[attr-defined]
+    return error

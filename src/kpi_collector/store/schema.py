@@ -63,6 +63,8 @@ deliveries = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
+    # added by _v2: parts of a multi-part message already sent, so a retry does not repeat them
+    sa.Column("progress", sa.Integer, nullable=False, server_default="0"),
     sa.UniqueConstraint("destination", "period", name="uq_deliveries_destination_period"),
 )
 
@@ -72,6 +74,13 @@ def _v1(conn: sa.Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _v2(conn: sa.Connection) -> None:
+    """deliveries.progress: how many parts of a split message went out (Discord's 2000 chars)."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
+    if "progress" not in columns:  # a store created by _v1 of this version has it already
+        conn.execute(sa.text("ALTER TABLE deliveries ADD COLUMN progress INTEGER NOT NULL DEFAULT 0"))
+
+
 #: migrations[i] brings the schema from version i to i + 1; append, never edit.
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1]
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)

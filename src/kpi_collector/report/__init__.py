@@ -1,0 +1,1 @@
+"""Reports: the text digest of messages and Markdown files, HTML reports, the dashboard."""
