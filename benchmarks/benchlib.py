@@ -52,10 +52,22 @@ class ProcessRun:
         raise ValueError(f"no JSON result in output of {' '.join(self.argv)}:\n{self.stdout}")
 
 
+def child_env() -> dict[str, str]:
+    """The environment for measured children: ours, but with bytecode caching allowed.
+
+    An installed package has its .pyc files; a sandbox that sets PYTHONDONTWRITEBYTECODE
+    would otherwise make every run of the editable kpi_collector recompile its sources.
+    """
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def measure(
     argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: str | Path | None = None
 ) -> ProcessRun:
     """Run ``argv`` to completion and measure wall time, CPU time and peak RSS."""
+    env = child_env() if env is None else env
     out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"kpi-bench-{os.getpid()}.out"
     err_path = out_path.with_suffix(".err")
     # Output goes to files, not pipes, so reading it costs the child nothing.
@@ -136,6 +148,7 @@ def machine_info() -> dict[str, str]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
 

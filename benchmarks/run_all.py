@@ -18,8 +18,8 @@ import bench_fanin
 from benchlib import BENCH_DIR, Check, Report, machine_info, print_checks
 
 
-def render(reports: list[Report], command: str) -> str:
-    info = machine_info()
+def render(reports: list[Report], command: str, info: dict[str, str]) -> str:
+    load_now = machine_info()["loadavg"]
     lines = [
         "# Benchmark results",
         "",
@@ -27,6 +27,8 @@ def render(reports: list[Report], command: str) -> str:
         "",
         f"- Machine: {info['nproc']} CPUs ({info['cpu']}), {info['platform']}",
         f"- Python {info['python']}",
+        f"- Load average (1, 5, 15 min) at start: {info['loadavg']}; at the end: {load_now}"
+        " (other work on the machine skews the numbers; rerun on a quiet machine)",
         "- Wall time with `time.perf_counter`, CPU time (user + sys) and peak RSS of each"
         " child process with `os.wait4`; medians over the runs.",
         "",
@@ -71,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     command = "python benchmarks/run_all.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    info = machine_info()
     reports = [
         guarded(
             "Fan-in",
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for report in reports:
         print_checks(report.title, report.checks)
-    args.out.write_text(render(reports, command.strip()))
+    args.out.write_text(render(reports, command.strip(), info))
     print(f"\nwrote {args.out}")
     failed = any(c.passed is False for r in reports for c in r.checks)
     return 1 if failed and args.check else 0
