@@ -21,7 +21,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -317,9 +317,9 @@ au_running AS (
   FROM au_point_deltas
 ),
 au_edges AS (
-  SELECT k, p AS d, 1 AS delta FROM au_running WHERE cnt >= {n}
+  SELECT k, p AS d, 1 AS delta FROM au_running WHERE cnt > {n}
   UNION ALL
-  SELECT k, np AS d, -1 AS delta FROM au_running WHERE cnt >= {n}
+  SELECT k, np AS d, -1 AS delta FROM au_running WHERE cnt > {n}
   UNION ALL
   SELECT 0 AS k, d, 1 AS delta FROM au_user_days
 ),
@@ -731,15 +731,14 @@ def _transitions(key: str, lo: int | None, hi: int | None) -> tuple[tuple[int, i
     last = _day_number(date(2100, 1, 1)) if hi is None else hi
 
     def offset(second: int) -> int:
-        moment = datetime.fromtimestamp(second, tz=UTC).astimezone(zone)
-        delta = moment.utcoffset()
+        delta = datetime.fromtimestamp(second, tz=zone).utcoffset()
         return int(delta.total_seconds()) if delta is not None else 0
 
     start = first * 86400
     result = [(-(2**62), offset(start))]
-    # Offsets change at most once in a few months; stepping by half days finds every change,
-    # then bisection finds its second.
-    step = 12 * 3600
+    # A zone's offset changes at most every few months (no zone has had two changes within
+    # a day since 1970), so stepping by days finds every change; bisection finds its second.
+    step = 86400
     previous_second, previous = start, result[0][1]
     for second in range(start + step, (last + 1) * 86400 + step, step):
         current_offset = offset(second)

@@ -240,43 +240,19 @@ class Pipeline:
         return errors
 
     async def deliver(self, result: RunResult) -> None:
-        """Give every enabled destination the run's values."""
-        targets = [d for d in self.destinations if d.enabled and not isinstance(d, Store)]
-        for destination in targets:
-            delivery = self.delivery_for(destination, result)
-            try:
-                await destination.deliver(delivery)
-            except KpiError as exc:
-                result.delivery_errors[destination.name] = redact(str(exc))
-            except Exception as exc:  # a destination bug must not lose the run
-                result.delivery_errors[destination.name] = redact(f"{type(exc).__name__}: {exc}")
+        """Deliver the run to each destination due in its period and retry pending deliveries
+        (see `kpi_collector.delivery`); failures land in `result.delivery_errors`."""
+        from kpi_collector.delivery import DeliveryEngine
+
+        for outcome in await DeliveryEngine.for_pipeline(self).deliver_run(result):
+            if outcome.ok:
+                result.delivered.append(outcome.destination)
             else:
-                result.delivered.append(destination.name)
+                message = redact(f"{outcome.period}: {outcome.error}")
+                previous = result.delivery_errors.get(outcome.destination)
+                result.delivery_errors[outcome.destination] = f"{previous}; {message}" if previous else message
 
     def delivery_for(self, destination: Destination, result: RunResult) -> Delivery:
-        from kpi_collector.store.periods import period_key
+        from kpi_collector.delivery import DeliveryEngine
 
-        local = result.started_at.astimezone(self.tz)
-        period = (
-            f"run:{result.run_id}" if destination.every == "run" else period_key(local.date(), destination.every)
-        )
-        previous: dict[str, float] = {}
-        if destination.compare_days and self.store is not None:
-            before = result.started_at.timestamp() - destination.compare_days * 86400
-            previous = {k: r.value for k, r in self.store.latest(list(result.values), before=before).items()}
-        ts = result.started_at.timestamp()
-        return Delivery(
-            period=period,
-            period_start=local.date(),
-            run_id=result.run_id,
-            values=dict(result.values),
-            timestamps=dict.fromkeys(result.values, ts),
-            kpis=self.kpis,
-            order=self.order(result.values),
-            tz=self.tz,
-            now=result.started_at,
-            previous=previous,
-            errors=[(k, m) for k, m in result.errors.items()],
-            store=self.store,
-            base_dir=self.base_dir,
-        )
+        return DeliveryEngine.for_pipeline(self).delivery_from_result(destination, result)

@@ -15,10 +15,11 @@ if TYPE_CHECKING:
     from kpi_collector.pipeline import Pipeline, RunResult
 
 
-def load(ctx: click.Context) -> Config:
+def load(ctx: click.Context, *, need_secrets: bool = True) -> Config:
+    """The config named on the command line; `need_secrets=False` for commands that only read."""
     from kpi_collector.config import load_config
 
-    return load_config(ctx.obj.get("config") if ctx.obj else None)
+    return load_config(ctx.obj.get("config") if ctx.obj else None, need_secrets=need_secrets)
 
 
 def parse_date(value: str | None, option: str) -> date | None:
@@ -198,7 +199,7 @@ def history(ctx: click.Context, kpis: tuple[str, ...], period: str, since: str |
     """The stored history: each KPI's value per day, week or month (by its `agg`)."""
     from kpi_collector.history import history_document
 
-    config = load(ctx)
+    config = load(ctx, need_secrets=False)
     doc = history_document(config, list(kpis) or None, period=period, since=parse_date(since, "--since"))
     if fmt == "json":
         import json

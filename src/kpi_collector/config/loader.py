@@ -35,17 +35,27 @@ def find_config(path: str | os.PathLike[str] | None = None) -> Path:
     return found
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Read, expand and validate a config file."""
+def load_config(path: str | os.PathLike[str] | None = None, *, need_secrets: bool = True) -> Config:
+    """Read, expand and validate a config file.
+
+    With `need_secrets=False` (commands that only read the store: history, report, serve),
+    a source or destination that names an unset variable is left out instead of failing.
+    """
     found = find_config(path)
     try:
         text = found.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{found}: cannot read it: {exc.strerror}") from None
-    return parse_config(text, path=found)
+    return parse_config(text, path=found, need_secrets=need_secrets)
 
 
-def parse_config(text: str, *, path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+def parse_config(
+    text: str,
+    *,
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    need_secrets: bool = True,
+) -> Config:
     """Validate config text; `path` names it in errors and anchors relative paths and `.env`."""
     import yaml
 
@@ -65,6 +75,8 @@ def parse_config(text: str, *, path: Path | None = None, env: Mapping[str, str] 
     lines = _LineFinder(root, label)
     environment = dict(_dotenv(path.parent / ".env") if path else {})
     environment.update(os.environ if env is None else env)
+    if not need_secrets:
+        data = _drop_unresolved(data, environment)
     data = _expand(data, environment, lines, ())
 
     settings = _validate(Settings, data, lines, (), "")
@@ -95,7 +107,8 @@ def parse_config(text: str, *, path: Path | None = None, env: Mapping[str, str] 
             _validate(cls, {k: v for k, v in item.items() if k != "type"}, lines, at, label_)
         )
     config = Config(settings, sources, destinations, path=path)
-    _check_references(config, lines)
+    if need_secrets:  # with sources left out, references to them cannot be checked
+        _check_references(config, lines)
     return config
 
 
@@ -227,6 +240,27 @@ def _check_formulas(config: Config, lines: _LineFinder) -> None:
         order_formulas(parsed, known)
     except ValueError as exc:
         raise ConfigError(f"{lines.where(('kpis',))}: kpis: {exc}") from None
+
+
+def _drop_unresolved(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """Leave out sources and destinations that name a variable without a value or default."""
+
+    def unresolved(value: Any) -> bool:
+        if isinstance(value, str):
+            return any(
+                m.group(1) and m.group(2) is None and not env.get(m.group(1)) for m in _VAR.finditer(value)
+            )
+        if isinstance(value, list):
+            return any(unresolved(v) for v in value)
+        if isinstance(value, dict):
+            return any(unresolved(v) for v in value.values())
+        return False
+
+    out = dict(data)
+    for key in ("sources", "destinations"):
+        if isinstance(out.get(key), list):
+            out[key] = [item for item in out[key] if not unresolved(item)]
+    return out
 
 
 def _expand(value: Any, env: Mapping[str, str], lines: _LineFinder, at: Path_) -> Any:

@@ -81,6 +81,48 @@ def _v2(conn: sa.Connection) -> None:
         conn.execute(sa.text("ALTER TABLE deliveries ADD COLUMN progress INTEGER NOT NULL DEFAULT 0"))
 
 
+# Per-period aggregates of the observations in one time zone: derived data, never the truth.
+# `kpi_collector.store.rollup` keeps them in step with the observations (for fast overviews).
+rollup = sa.Table(
+    "rollup",
+    metadata,
+    sa.Column("zone", sa.String(64), primary_key=True),
+    sa.Column("period", sa.String(8), primary_key=True),  # day | week | month
+    sa.Column("kpi", sa.String(200), primary_key=True),
+    sa.Column("start", sa.Integer, primary_key=True, autoincrement=False),  # first day, toordinal()
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("last", sa.Double, nullable=False),
+    sa.Column("last_ts", sa.Double, nullable=False),
+    sa.Column("sum", sa.Double, nullable=False),
+    sa.Column("min", sa.Double, nullable=False),
+    sa.Column("max", sa.Double, nullable=False),
+    sa.Column("avg", sa.Double, nullable=False),
+    sa.Index("ix_rollup_zone_period_start", "zone", "period", "start"),
+)
+
+rollup_state = sa.Table(
+    "rollup_state",
+    metadata,
+    sa.Column("zone", sa.String(64), primary_key=True),
+    sa.Column("last_id", sa.Integer, nullable=False),  # observations up to this id are rolled up
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+
+# (kpi, ts, id, value) covers `HistoryStore.rows`: one KPI's history is one index range read
+observations_cover = sa.Index(
+    "ix_observations_kpi_ts_id_value",
+    observations.c.kpi, observations.c.ts, observations.c.id, observations.c.value,
+)
+
+
+def _v3(conn: sa.Connection) -> None:
+    """The rollup tables, and an index that covers `HistoryStore.rows` (one KPI = one range read)."""
+    rollup.create(conn, checkfirst=True)
+    rollup_state.create(conn, checkfirst=True)
+    observations_cover.create(conn, checkfirst=True)
+
+
 #: migrations[i] brings the schema from version i to i + 1; append, never edit.
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)

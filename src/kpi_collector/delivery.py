@@ -1,0 +1,459 @@
+"""The delivery engine: what goes to which destination when, recorded in the store so nothing
+is lost or sent twice.
+
+For each enabled destination and its `every` period (run, day, week, month in the config's
+time zone) a row in the store's `deliveries` table says `pending` or `done`:
+
+- after a run that has values, every destination gets a pending row for the run's period —
+  unless a message destination already sent that period (`done`); table-like destinations
+  (`upserts`) go back to pending so the period's row is updated with the newer values;
+- the row is written before the attempt and marked done after it; a destination that fails
+  stays pending and is retried on the next run and by `kpi deliver`, oldest period first
+  (a destination stops at its first failure, so its periods never go out of order);
+- transient errors (connection, 5xx, 429 with `Retry-After`) are retried with backoff within
+  the run; terminal ones (401, 404, validation errors) are not;
+- destinations run concurrently: one that fails or hangs never holds back the others.
+
+A pending row is delivered from the store (the run's stored values and errors), so a retry a
+week later sends what the run collected, not what is current.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from kpi_collector.destinations.base import Delivery, Destination
+from kpi_collector.destinations.store import Store
+from kpi_collector.errors import ConfigError, DeliveryError, KpiError, StoreError
+from kpi_collector.secrets import redact
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from kpi_collector.collect.http import HttpClient
+    from kpi_collector.config.models import KpiSpec
+    from kpi_collector.pipeline import Pipeline, RunResult
+    from kpi_collector.store import HistoryStore
+
+PENDING, DONE, DROPPED = "pending", "done", "dropped"
+MAX_RETRY_AFTER = 60.0  # a longer Retry-After ends the attempt; the row stays pending
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """One row of the `deliveries` table."""
+
+    id: int
+    destination: str
+    period: str
+    run_id: int | None
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: float
+    updated_at: float
+    progress: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "destination": self.destination,
+            "period": self.period,
+            "run_id": self.run_id,
+            "status": self.status,
+            "attempts": self.attempts,
+            "last_error": self.last_error,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(slots=True)
+class DeliveryOutcome:
+    """What happened to one destination and period in this call."""
+
+    destination: str
+    period: str
+    ok: bool
+    error: str | None = None
+    attempts: int = 0
+    transient: bool = False
+
+
+class DeliveryEngine:
+    """Delivers runs to destinations with the guarantees above; state lives in `store`."""
+
+    def __init__(
+        self,
+        store: HistoryStore | None,
+        destinations: Iterable[Destination],
+        *,
+        kpis: dict[str, KpiSpec] | None = None,
+        order: Callable[[Iterable[str]], list[str]] | None = None,
+        tz: ZoneInfo | str = "UTC",
+        base_dir: Path | None = None,
+        backoff: float = 0.5,
+        max_retry_after: float = MAX_RETRY_AFTER,
+    ) -> None:
+        self.store = store
+        self.destinations = [d for d in destinations if d.enabled and not isinstance(d, Store)]
+        names = [d.name for d in self.destinations]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ConfigError(
+                f"two destinations are named {twice[0]!r}; give each its own `name:` "
+                "(delivery state is kept per destination name)"
+            )
+        self.kpis = kpis or {}
+        self.order = order or (lambda ids: list(dict.fromkeys(ids)))
+        self.tz = ZoneInfo(tz) if isinstance(tz, str) else tz
+        self.base_dir = base_dir or Path.cwd()
+        self.backoff = backoff
+        self.max_retry_after = max_retry_after
+        self._http: HttpClient | None = None
+
+    @classmethod
+    def for_pipeline(cls, pipeline: Pipeline, **kwargs: Any) -> DeliveryEngine:
+        return cls(
+            pipeline.store,
+            pipeline.destinations,
+            kpis=pipeline.kpis,
+            order=pipeline.order,
+            tz=pipeline.tz,
+            base_dir=pipeline.base_dir,
+            **kwargs,
+        )
+
+    # periods --------------------------------------------------------------------------------
+
+    def period_of(self, destination: Destination, started_at: datetime, run_id: int | None) -> str:
+        """The period key: "run:17", "2026-11-29", "2026-W48" or "2026-11"."""
+        from kpi_collector.store.periods import period_key
+
+        if destination.every == "run":
+            return f"run:{run_id}" if run_id is not None else f"run@{started_at.timestamp():.0f}"
+        return period_key(started_at.astimezone(self.tz).date(), destination.every)
+
+    # entry points ---------------------------------------------------------------------------
+
+    async def deliver_run(self, result: RunResult) -> list[DeliveryOutcome]:
+        """After a run: record what is due for its period, then deliver everything pending."""
+        if self.store is None or result.run_id is None:
+            return await self._deliver_without_store(result)
+        if result.values:  # a run without any value gives no period its first delivery
+            self.record_run(result.run_id, result.started_at)
+        return await self.deliver_pending()
+
+    async def deliver_pending(self, only: Sequence[str] | None = None) -> list[DeliveryOutcome]:
+        """Deliver every pending row of the (selected) destinations, oldest period first."""
+        store = self._need_store()
+        targets = self.selected(only)
+        pending = self.records(status=PENDING)
+        by_name: dict[str, list[DeliveryRecord]] = {}
+        for record in pending:
+            by_name.setdefault(record.destination, []).append(record)
+        work = [(d, by_name[d.name]) for d in targets if d.name in by_name]
+        if not work:
+            return []
+        from kpi_collector.collect.http import HttpClient
+
+        async with HttpClient() as http:
+            self._http = http
+            try:
+                chains = await asyncio.gather(*(self._deliver_chain(store, d, rows) for d, rows in work))
+            finally:
+                self._http = None
+        return [outcome for chain in chains for outcome in chain]
+
+    def selected(self, only: Sequence[str] | None) -> list[Destination]:
+        if not only:
+            return list(self.destinations)
+        unknown = sorted(set(only) - {d.name for d in self.destinations})
+        if unknown:
+            known = ", ".join(d.name for d in self.destinations) or "none"
+            raise ConfigError(f"no enabled destination named {', '.join(unknown)}; destinations: {known}")
+        return [d for d in self.destinations if d.name in only]
+
+    # state ----------------------------------------------------------------------------------
+
+    def record_run(self, run_id: int, started_at: datetime) -> None:
+        """Make each destination's delivery of this run's period pending (or leave it done)."""
+        for destination in self.destinations:
+            period = self.period_of(destination, started_at, run_id)
+            self._record(destination, period, run_id)
+
+    def _record(self, destination: Destination, period: str, run_id: int) -> None:
+        import sqlalchemy as sa
+
+        from kpi_collector.store.schema import deliveries as t
+
+        now = time.time()
+        key = sa.and_(t.c.destination == destination.name, t.c.period == period)
+        for _ in range(3):  # a concurrent run may insert the same row between select and insert
+            try:
+                with self._begin() as conn:
+                    row = conn.execute(sa.select(t).where(key)).first()
+                    if row is None:
+                        conn.execute(t.insert().values(
+                            destination=destination.name, period=period, run_id=run_id, status=PENDING,
+                            attempts=0, created_at=now, updated_at=now, progress=0,
+                        ))
+                    elif row.status == DONE:
+                        if destination.upserts:  # the period's row gets the newer values
+                            conn.execute(t.update().where(key).values(
+                                status=PENDING, run_id=run_id, last_error=None, progress=0, updated_at=now,
+                            ))
+                    elif row.status == PENDING and not row.progress:
+                        # not sent yet: it goes out with the period's newest values
+                        conn.execute(t.update().where(key).values(run_id=run_id, updated_at=now))
+                return
+            except StoreError as exc:
+                if "unique" not in str(exc).lower() and "duplicate" not in str(exc).lower():
+                    raise
+        raise StoreError(f"cannot record the delivery of {destination.name!r} for {period}")
+
+    def records(
+        self, *, status: str | None = None, destination: str | None = None, limit: int | None = None
+    ) -> list[DeliveryRecord]:
+        """Rows of `deliveries`, oldest first."""
+        import sqlalchemy as sa
+
+        from kpi_collector.store.schema import deliveries as t
+
+        query = sa.select(t).order_by(t.c.created_at, t.c.id)
+        if status is not None:
+            query = query.where(t.c.status == status)
+        if destination is not None:
+            query = query.where(t.c.destination == destination)
+        if limit is not None:
+            query = query.order_by(None).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit)
+        try:
+            with self._need_store().engine.connect() as conn:
+                rows = [_record_of(r) for r in conn.execute(query)]
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"cannot read deliveries: {redact(str(exc)).splitlines()[0]}") from None
+        return sorted(rows, key=lambda r: (r.created_at, r.id)) if limit is not None else rows
+
+    def _update(self, record_id: int, **values: Any) -> None:
+        import sqlalchemy as sa
+
+        from kpi_collector.store.schema import deliveries as t
+
+        values["updated_at"] = time.time()
+        with self._begin() as conn:
+            conn.execute(sa.update(t).where(t.c.id == record_id).values(**values))
+
+    def _bump_attempts(self, record_id: int) -> None:
+        from kpi_collector.store.schema import deliveries as t
+
+        self._update(record_id, attempts=t.c.attempts + 1)
+
+    # delivering -----------------------------------------------------------------------------
+
+    async def _deliver_chain(
+        self, store: HistoryStore, destination: Destination, rows: list[DeliveryRecord]
+    ) -> list[DeliveryOutcome]:
+        outcomes: list[DeliveryOutcome] = []
+        for record in rows:
+            try:
+                delivery = self.delivery_of(store, destination, record)
+            except DeliveryError as exc:
+                self._update(record.id, status=DROPPED, last_error=redact(str(exc)))
+                outcomes.append(DeliveryOutcome(destination.name, record.period, False, redact(str(exc))))
+                continue
+
+            async def save_progress(parts: int, record_id: int = record.id) -> None:
+                self._update(record_id, progress=parts)
+
+            delivery.on_progress = save_progress
+            outcome = await self._attempt(destination, delivery, record.id)
+            outcomes.append(outcome)
+            if outcome.ok:
+                self._update(record.id, status=DONE, last_error=None)
+            else:
+                self._update(record.id, last_error=outcome.error)
+                break  # later periods wait, so this destination's deliveries stay in order
+        return outcomes
+
+    async def _attempt(self, destination: Destination, delivery: Delivery, record_id: int | None) -> DeliveryOutcome:
+        """Deliver once, retrying transient failures with backoff (and `Retry-After`)."""
+        attempts = 0
+        while True:
+            attempts += 1
+            if record_id is not None:
+                self._bump_attempts(record_id)  # recorded before the attempt
+            try:
+                await destination.deliver(delivery)
+            except KpiError as exc:
+                error: KpiError = exc
+            except Exception as exc:  # a destination's bug must not take the others down
+                error = DeliveryError(f"{type(exc).__name__}: {exc}", transient=False)
+            else:
+                return DeliveryOutcome(destination.name, delivery.period, True, attempts=attempts)
+            retry_after = getattr(error, "retry_after", None)
+            if (
+                not error.transient
+                or attempts > destination.retries
+                or (retry_after is not None and retry_after > self.max_retry_after)
+            ):
+                message = redact(str(error))
+                if error.transient:
+                    message += f" (after {attempts} attempt{'s' if attempts > 1 else ''}; stays pending)"
+                return DeliveryOutcome(destination.name, delivery.period, False, message, attempts, error.transient)
+            delay = self.backoff * 2 ** (attempts - 1) * (0.5 + random.random())
+            if retry_after is not None:
+                delay = max(delay, retry_after)
+            await asyncio.sleep(delay)
+
+    def delivery_of(self, store: HistoryStore, destination: Destination, record: DeliveryRecord) -> Delivery:
+        """The Delivery of a pending row, rebuilt from the run's stored values and errors."""
+        import sqlalchemy as sa
+
+        from kpi_collector.store.schema import observations, run_errors, runs
+
+        with store.engine.connect() as conn:
+            run = conn.execute(sa.select(runs).where(runs.c.id == record.run_id)).first()
+            obs = conn.execute(
+                sa.select(observations.c.kpi, observations.c.value, observations.c.ts)
+                .where(observations.c.run_id == record.run_id)
+                .order_by(observations.c.id)
+            ).all()
+            errs = conn.execute(
+                sa.select(run_errors.c.source, run_errors.c.kpi, run_errors.c.message)
+                .where(run_errors.c.run_id == record.run_id)
+                .order_by(run_errors.c.id)
+            ).all()
+        if run is None or not obs:
+            raise DeliveryError(f"run {record.run_id} has no stored values any more; nothing to deliver")
+        started = datetime.fromtimestamp(run.started_at, UTC)
+        values = {r.kpi: r.value for r in obs}
+        errors = [(e.kpi or e.source, e.message) for e in errs]
+        return self._delivery(destination, record.period, record.run_id, started, values,
+                              {r.kpi: r.ts for r in obs}, errors, progress=record.progress)
+
+    def delivery_from_result(self, destination: Destination, result: RunResult) -> Delivery:
+        period = self.period_of(destination, result.started_at, result.run_id)
+        ts = result.started_at.timestamp()
+        return self._delivery(destination, period, result.run_id, result.started_at, dict(result.values),
+                              dict.fromkeys(result.values, ts), list(result.errors.items()))
+
+    def _delivery(
+        self,
+        destination: Destination,
+        period: str,
+        run_id: int | None,
+        started: datetime,
+        values: dict[str, float],
+        timestamps: dict[str, float],
+        errors: list[tuple[str, str]],
+        *,
+        progress: int = 0,
+    ) -> Delivery:
+        from kpi_collector.store.periods import period_start
+
+        local = started.astimezone(self.tz).date()
+        start = local if destination.every == "run" else period_start(local, destination.every)
+        order = self.order(values)
+        previous: dict[str, float] = {}
+        days = destination.compare_days
+        if days and self.store is not None:
+            before = started.timestamp() - days * 86400
+            previous = {k: r.value for k, r in self.store.latest(list(values), before=before).items()}
+        return Delivery(
+            period=period,
+            period_start=start,
+            run_id=run_id,
+            values={k: values[k] for k in order},
+            timestamps=timestamps,
+            kpis=self.kpis,
+            order=order,
+            tz=self.tz,
+            now=started,
+            previous=previous,
+            errors=[(where, redact(message)) for where, message in errors],
+            store=self.store,
+            base_dir=self.base_dir,
+            destination=destination.name,
+            every=destination.every,
+            compare_days=days,
+            http_client=self._http,
+            progress=progress,
+        )
+
+    async def _deliver_without_store(self, result: RunResult) -> list[DeliveryOutcome]:
+        """No store (a Python API pipeline without `Store`): deliver now, keep no state."""
+        if not result.values:
+            return []
+        from kpi_collector.collect.http import HttpClient
+
+        async with HttpClient() as http:
+            self._http = http
+            try:
+                return list(await asyncio.gather(*(
+                    self._attempt(d, self.delivery_from_result(d, result), None) for d in self.destinations
+                )))
+            finally:
+                self._http = None
+
+    # plumbing -------------------------------------------------------------------------------
+
+    def _need_store(self) -> HistoryStore:
+        if self.store is None:
+            raise ConfigError("delivery state needs the history store: add a Store(...) destination")
+        return self.store
+
+    def _begin(self) -> Any:
+        return _Transaction(self._need_store())
+
+
+class _Transaction:
+    """A write transaction on the store whose failures become StoreError without secrets."""
+
+    def __init__(self, store: HistoryStore) -> None:
+        self._store = store
+        self._ctx: Any = None
+
+    def __enter__(self) -> sa.Connection:
+        try:
+            self._ctx = self._store.engine.begin()
+            conn: sa.Connection = self._ctx.__enter__()
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"cannot write deliveries: {_first_line(exc)}") from None
+        return conn
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        try:
+            self._ctx.__exit__(exc_type, exc, tb)
+        except Exception as error:
+            raise StoreError(f"cannot write deliveries: {_first_line(error)}") from None
+        if exc is not None and not isinstance(exc, KpiError) and isinstance(exc, Exception):
+            raise StoreError(f"cannot write deliveries: {_first_line(exc)}") from None
+        return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return redact(text.splitlines()[0]) if text else type(exc).__name__
+
+
+def _record_of(row: Any) -> DeliveryRecord:
+    return DeliveryRecord(
+        row.id, row.destination, row.period, row.run_id, row.status, row.attempts, row.last_error,
+        row.created_at, row.updated_at, row.progress or 0,
+    )
+
+
+def deliver_pending(pipeline: Pipeline, only: Sequence[str] | None = None) -> list[DeliveryOutcome]:
+    """`kpi deliver`: retry every pending delivery of the pipeline's destinations."""
+    return asyncio.run(DeliveryEngine.for_pipeline(pipeline).deliver_pending(only))

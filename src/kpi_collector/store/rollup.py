@@ -1,0 +1,236 @@
+"""Per-day/week/month aggregates of every KPI in one time zone, kept in step with the observations.
+
+The `rollup` table is derived data: `catch_up(engine, zone)` folds in every observation
+whose id is above the zone's mark in `rollup_state` (live runs and backfills alike: a
+backfilled value gets a new id, whatever its timestamp) by recomputing each touched period
+from the raw observations, in ts order, with `periods.aggregate`, so a rolled-up value is
+exactly what `HistoryStore.series` computes. Readers (the dashboard) call it before
+reading; writers need not know it exists.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from kpi_collector.store.periods import PERIODS, aggregate, local_midnight, next_period, period_start
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+AGGS = ("last", "sum", "min", "max", "avg")
+_BATCH = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One period of one KPI: its first day and the value by `agg`."""
+
+    start: date
+    value: float
+    last_ts: float
+    n: int
+
+
+def catch_up(engine: sa.Engine, zone: ZoneInfo) -> int:
+    """Fold observations added since the last call into the rollup of `zone`; returns how many."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import observations as o
+    from kpi_collector.store.schema import rollup, rollup_state
+
+    with engine.begin() as conn:
+        high = conn.execute(sa.select(sa.func.max(o.c.id))).scalar()
+        state = conn.execute(
+            sa.select(rollup_state.c.last_id).where(rollup_state.c.zone == zone.key)
+        ).scalar()
+        low = int(state) if state is not None else 0
+        if high is None or int(high) <= low:
+            if state is None:
+                _set_mark(conn, zone.key, 0, insert=True)
+            return 0
+        high = int(high)
+        if low == 0:
+            conn.execute(rollup.delete().where(rollup.c.zone == zone.key))
+            added = _rebuild(conn, zone, None, o.c.id <= high)
+        else:
+            added = _refresh(conn, zone, low, high)
+        _set_mark(conn, zone.key, high, insert=state is None)
+        return added
+
+
+def _set_mark(conn: sa.Connection, zone: str, last_id: int, *, insert: bool) -> None:
+    from kpi_collector.store.schema import rollup_state
+
+    values = {"last_id": last_id, "updated_at": time.time()}
+    if insert:
+        conn.execute(rollup_state.insert().values(zone=zone, **values))
+    else:
+        conn.execute(rollup_state.update().where(rollup_state.c.zone == zone).values(**values))
+
+
+def _refresh(conn: sa.Connection, zone: ZoneInfo, low: int, high: int) -> int:
+    """Recompute the periods that contain an observation with low < id <= high."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import observations as o
+
+    touched = conn.execute(
+        sa.select(o.c.kpi, sa.func.min(o.c.ts), sa.func.max(o.c.ts))
+        .where(o.c.id > low, o.c.id <= high)
+        .group_by(o.c.kpi)
+    ).all()
+    by_range: dict[tuple[date, date], list[str]] = {}
+    for kpi, first, last in touched:
+        days = (_local_day(first, zone), _local_day(last, zone))
+        by_range.setdefault(days, []).append(kpi)
+    added = 0
+    for (first_day, last_day), kpis in by_range.items():
+        for chunk in _chunks(kpis, 500):
+            added += _rebuild(conn, zone, (first_day, last_day), o.c.kpi.in_(chunk), o.c.id <= high)
+    return high - low if added else 0
+
+
+def _rebuild(conn: sa.Connection, zone: ZoneInfo, days: tuple[date, date] | None, *where: Any) -> int:
+    """Recompute every period (of every level) that contains one of `days` (None: all)."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import observations as o
+    from kpi_collector.store.schema import rollup
+
+    query = sa.select(o.c.kpi, o.c.ts, o.c.value).where(*where).order_by(o.c.kpi, o.c.ts, o.c.id)
+    keep: dict[str, tuple[date, date]] = {}
+    if days is not None:
+        first, last = days
+        # the fetched span holds every week and month that touches [first, last] whole
+        lo = min(period_start(first, "week"), period_start(first, "month"))
+        hi = max(next_period(period_start(last, "week"), "week"), next_period(period_start(last, "month"), "month"))
+        query = query.where(o.c.ts >= local_midnight(lo, zone), o.c.ts < local_midnight(hi, zone))
+        keep = {p: (period_start(first, p), period_start(last, p)) for p in PERIODS}
+    rows = conn.execute(query.execution_options(yield_per=20000))
+    batch: list[dict[str, Any]] = []
+    written = 0
+    deleted: set[str] = set()
+    for kpi, period, start, values, last_ts in _periods(rows, zone):
+        if days is not None:
+            lo_p, hi_p = keep[period]
+            if not lo_p <= start <= hi_p:
+                continue
+            if kpi not in deleted:
+                deleted.add(kpi)
+                for p, (a, b) in keep.items():
+                    conn.execute(
+                        rollup.delete().where(
+                            rollup.c.zone == zone.key, rollup.c.period == p, rollup.c.kpi == kpi,
+                            rollup.c.start >= a.toordinal(), rollup.c.start <= b.toordinal(),
+                        )
+                    )
+        batch.append({
+            "zone": zone.key, "period": period, "kpi": kpi, "start": start.toordinal(),
+            "n": len(values), "last_ts": last_ts, **{a: aggregate(values, a) for a in AGGS},
+        })
+        if len(batch) >= _BATCH:
+            conn.execute(rollup.insert(), batch)
+            written += len(batch)
+            batch = []
+    if batch:
+        conn.execute(rollup.insert(), batch)
+        written += len(batch)
+    return written
+
+
+def _periods(
+    rows: Iterable[Any], zone: ZoneInfo
+) -> Iterator[tuple[str, str, date, list[float], float]]:
+    """(kpi, period, start, values in ts order, last ts) for every period of rows sorted by kpi, ts."""
+    current: dict[str, tuple[date, list[float]]] = {}
+    kpi_now: str | None = None
+    last_ts = 0.0
+    day_end = float("-inf")
+    day: date | None = None
+    for kpi, ts, value in rows:
+        if kpi != kpi_now:
+            if kpi_now is not None:
+                for period, (start, values) in current.items():
+                    yield kpi_now, period, start, values, last_ts
+            kpi_now, current, day_end = kpi, {}, float("-inf")
+        if ts >= day_end or day is None:
+            day = _local_day(ts, zone)
+            day_end = local_midnight(day + timedelta(days=1), zone)
+            for period in PERIODS:
+                start = period_start(day, period)
+                held = current.get(period)
+                if held is not None and held[0] != start:
+                    yield kpi, period, held[0], held[1], last_ts
+                    held = None
+                if held is None:
+                    current[period] = (start, [])
+        for _, values in current.values():
+            values.append(value)
+        last_ts = ts
+    if kpi_now is not None:
+        for period, (start, values) in current.items():
+            yield kpi_now, period, start, values, last_ts
+
+
+def read(
+    engine: sa.Engine,
+    zone: ZoneInfo,
+    period: str,
+    *,
+    since: date,
+    agg: dict[str, str] | None = None,
+    kpis: Sequence[str] | None = None,
+) -> dict[str, list[Point]]:
+    """Each KPI's value per period from `since` on, by its `agg` (default last), oldest first."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import rollup as r
+
+    agg = agg or {}
+    query = (
+        sa.select(r.c.kpi, r.c.start, r.c.n, r.c.last_ts, r.c["last"], r.c.sum, r.c.min, r.c.max, r.c.avg)
+        .where(r.c.zone == zone.key, r.c.period == period, r.c.start >= period_start(since, period).toordinal())
+        .order_by(r.c.kpi, r.c.start)
+    )
+    if kpis is not None:
+        query = query.where(r.c.kpi.in_(list(kpis)))
+    index = {a: i for i, a in enumerate(AGGS, start=4)}
+    out: dict[str, list[Point]] = {}
+    with engine.connect() as conn:
+        for row in conn.execute(query):
+            column = index[agg.get(row[0], "last")]
+            out.setdefault(row[0], []).append(Point(date.fromordinal(row[1]), row[column], row[3], row[2]))
+    return out
+
+
+def latest(engine: sa.Engine, zone: ZoneInfo) -> dict[str, tuple[float, float]]:
+    """Each KPI's newest value and its timestamp: (value, ts)."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import rollup as r
+
+    newest = (
+        sa.select(r.c.kpi, sa.func.max(r.c.start).label("start"))
+        .where(r.c.zone == zone.key, r.c.period == "month")
+        .group_by(r.c.kpi)
+        .subquery()
+    )
+    query = sa.select(r.c.kpi, r.c["last"], r.c.last_ts).join(
+        newest, sa.and_(r.c.kpi == newest.c.kpi, r.c.start == newest.c.start)
+    ).where(r.c.zone == zone.key, r.c.period == "month")
+    with engine.connect() as conn:
+        return {kpi: (value, ts) for kpi, value, ts in conn.execute(query)}
+
+
+def _local_day(ts: float, zone: ZoneInfo) -> date:
+    return datetime.fromtimestamp(ts, zone).date()
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

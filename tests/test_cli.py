@@ -1,0 +1,218 @@
+"""`kpi` end to end: real processes, a real local server, a real SQLite store."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from tests.conftest import BLOG_LINKS, TOKEN
+
+Site = tuple[str, web.Application]
+KPI = [sys.executable, "-m", "kpi_collector"]
+
+
+def kpi(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    full_env.update(env or {})
+    return subprocess.run([*KPI, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60)
+
+
+def write_config(folder: Path, url: str, extra_sources: str = "") -> Path:
+    config = folder / "kpi.yaml"
+    config.write_text(f"""\
+timezone: Europe/Berlin
+north_star: crm.paying
+defaults: {{timeout: 3, retries: 1}}
+kpis:
+  crm.paying: {{title: Paying customers, unit: USD}}
+sources:
+  - name: crm
+    type: http_json
+    url: {url}/auth/bearer
+    auth: {{bearer: "${{CRM_TOKEN}}"}}
+    metrics:
+      paying: value
+  - name: blog
+    type: html
+    url: {url}/blog
+    metrics:
+      posts: {{css: "a.anthrazit", count: true}}
+{extra_sources}
+destinations:
+  - {{type: csv, path: out.csv}}
+""")
+    return config
+
+
+def test_run_history_and_exit_codes(site: Site, workdir: Path) -> None:
+    url, _ = site
+    write_config(workdir, url)
+    first = kpi("run", cwd=workdir, env={"CRM_TOKEN": TOKEN})
+    assert first.returncode == 0, first.stderr
+    assert "Paying customers" in first.stdout and "$1" in first.stdout and "new" in first.stdout
+    assert first.stdout.index("Paying customers") < first.stdout.index("blog.posts")  # north star first
+    second = kpi("run", "--format", "json", cwd=workdir, env={"CRM_TOKEN": TOKEN})
+    assert second.returncode == 0
+    doc = json.loads(second.stdout)
+    assert {v["kpi"]: (v["value"], v["change"]) for v in doc["values"]} == {
+        "crm.paying": (1.0, 0.0), "blog.posts": (BLOG_LINKS, 0.0)}
+    history = kpi("history", "--format", "json", cwd=workdir)
+    assert history.returncode == 0
+    data = json.loads(history.stdout)
+    assert data["period"] == "day" and data["timezone"] == "Europe/Berlin"
+    assert [p["value"] for p in data["kpis"]["blog.posts"]] == [BLOG_LINKS]
+    csv_out = kpi("history", "blog.posts", "--format", "csv", "--period", "week", cwd=workdir)
+    assert csv_out.stdout.splitlines()[0] == "period,kpi,value"
+    assert csv_out.stdout.splitlines()[1].endswith(f",blog.posts,{float(BLOG_LINKS)!r}")
+    table = kpi("history", cwd=workdir)
+    assert "Paying customers" in table.stdout
+    assert (workdir / "out.csv").read_text().startswith("period,crm.paying,blog.posts")
+
+
+def test_failed_source_exits_1_and_stores_what_worked(site: Site, workdir: Path) -> None:
+    url, _ = site
+    write_config(workdir, url, extra_sources=f"""\
+  - name: broken
+    type: html
+    url: {url}/empty
+    metrics:
+      posts: {{css: "a.anthrazit", count: true}}
+""")
+    result = kpi("run", cwd=workdir, env={"CRM_TOKEN": "wrong-token-abcdef"})
+    assert result.returncode == 1
+    assert "failed crm: HTTP 401" in result.stdout
+    assert "failed broken.posts" in result.stdout and "allow_zero" in result.stdout
+    assert "wrong-token-abcdef" not in result.stdout + result.stderr
+    with sqlite3.connect(workdir / "kpi.db") as conn:
+        assert conn.execute("SELECT kpi, value FROM observations").fetchall() == [("blog.posts", BLOG_LINKS)]
+        stored = " ".join(m for (m,) in conn.execute("SELECT message FROM run_errors"))
+        assert "HTTP 401" in stored
+        dump = "\n".join(conn.iterdump())
+    assert "wrong-token-abcdef" not in dump
+
+
+def test_secrets_never_reach_output_or_store(site: Site, workdir: Path) -> None:
+    url, _ = site
+    secret_in_url = "query-secret-998877"
+    write_config(workdir, url, extra_sources=f"""\
+  - name: leaky
+    type: http_json
+    url: {url}/missing?api_key=${{LEAKY_KEY}}
+    metrics:
+      v: value
+  - name: pod
+    type: html
+    url: {url}/private
+    login: {{url: {url}/login, fields: {{email: me@example.com, password: "${{POD_PASSWORD}}"}}}}
+    metrics:
+      total: "#total"
+""")
+    env = {"CRM_TOKEN": TOKEN, "LEAKY_KEY": secret_in_url, "POD_PASSWORD": "not-the-password-1"}
+    outputs = []
+    for args in (("run",), ("run", "--format", "json"), ("validate",), ("history", "--format", "json")):
+        result = kpi(*args, cwd=workdir, env=env)
+        outputs.append(result.stdout + result.stderr)
+    text = "\n".join(outputs)
+    assert "login refused" in text and "HTTP 404" in text
+    for secret in (TOKEN, secret_in_url, "not-the-password-1"):
+        assert secret not in text
+        with sqlite3.connect(workdir / "kpi.db") as conn:
+            assert secret not in "\n".join(conn.iterdump())
+
+
+def test_only_and_dry_run(site: Site, workdir: Path) -> None:
+    url, _ = site
+    write_config(workdir, url)
+    env = {"CRM_TOKEN": TOKEN}
+    dry = kpi("run", "--only", "blog", "--dry-run", cwd=workdir, env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "blog.posts" in dry.stdout and "Paying" not in dry.stdout
+    assert not (workdir / "kpi.db").exists() and not (workdir / "out.csv").exists()
+    unknown = kpi("run", "--only", "nope", cwd=workdir, env=env)
+    assert unknown.returncode == 2 and "no source named nope" in unknown.stderr
+    stored = kpi("run", "--only", "blog", "--no-deliver", cwd=workdir, env=env)
+    assert stored.returncode == 0
+    assert (workdir / "kpi.db").exists() and not (workdir / "out.csv").exists()
+
+
+def test_config_errors_exit_2_with_one_clear_line(workdir: Path) -> None:
+    (workdir / "kpi.yaml").write_text("sources:\n  - {name: a, type: html, url: 'https://x/', metrics: {p: {csss: a}}}\n")
+    result = kpi("run", cwd=workdir)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "config error: kpi.yaml:2: source 'a': unknown key 'metrics.p.csss'; did you mean 'css'?"
+    ]
+    assert not (workdir / "kpi.db").exists()
+    missing = kpi("validate", cwd=workdir / "..")
+    assert missing.returncode == 2 and "kpi init" in missing.stderr
+    usage = kpi("history", "--period", "year", cwd=workdir)
+    assert usage.returncode == 2
+
+
+def test_config_path_option_and_env(site: Site, workdir: Path) -> None:
+    url, _ = site
+    folder = workdir / "elsewhere"
+    folder.mkdir()
+    config = write_config(folder, url)
+    by_option = kpi("-c", str(config), "validate", cwd=workdir, env={"CRM_TOKEN": TOKEN})
+    assert by_option.returncode == 0 and "crm.paying, blog.posts" in by_option.stdout
+    by_env = kpi("validate", "--format", "json", cwd=workdir, env={"KPI_CONFIG": str(config), "CRM_TOKEN": TOKEN})
+    assert json.loads(by_env.stdout)["kpis"] == ["crm.paying", "blog.posts"]
+
+
+def test_init_then_validate(workdir: Path) -> None:
+    result = kpi("init", cwd=workdir)
+    assert result.returncode == 0
+    assert (workdir / ".env.example").exists()
+    validated = kpi("validate", cwd=workdir)
+    assert validated.returncode == 0, validated.stderr
+    assert "github.stars" in validated.stdout
+    again = kpi("init", cwd=workdir)
+    assert again.returncode == 2 and "--force" in again.stderr
+
+
+def test_help_lists_every_command(workdir: Path) -> None:
+    result = kpi("--help", cwd=workdir)
+    assert result.returncode == 0
+    for command in ("init", "validate", "run", "history", "backfill", "demo"):
+        assert f"  {command} " in result.stdout
+
+
+def test_help_does_not_import_heavy_libraries() -> None:
+    code = (
+        "import sys\nfrom kpi_collector.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('pydantic', 'sqlalchemy', 'aiohttp', 'pandas', 'rich', 'yaml') if m in sys.modules]\n"
+        "print('heavy:' + ','.join(heavy))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "heavy:"
+
+
+def test_demo(workdir: Path) -> None:
+    result = kpi("demo", "--dir", "demo", cwd=workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Paying customers" in result.stdout and "try next" in result.stdout
+    with sqlite3.connect(workdir / "demo" / "kpi.db") as conn:
+        days = conn.execute("SELECT count(DISTINCT date(ts, 'unixepoch')) FROM observations").fetchone()[0]
+        errors = conn.execute("SELECT count(*) FROM run_errors").fetchone()[0]
+    assert days == 91 and errors == 0
+    history = kpi("-c", "demo/kpi.yaml", "history", "--period", "week", "--format", "json", cwd=workdir)
+    assert len(json.loads(history.stdout)["kpis"]["github.stars"]) >= 13
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_plugin_types_from_entry_points(workdir: Path, command: str) -> None:
+    (workdir / "kpi.yaml").write_text(
+        "sources:\n  - {name: d20, type: dice, sides: 20}\ndestinations:\n  - {type: memory}\n"
+    )
+    result = kpi(command, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "d20.sides" in result.stdout
