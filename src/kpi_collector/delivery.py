@@ -167,7 +167,9 @@ class DeliveryEngine:
         async with HttpClient() as http:
             self._http = http
             try:
-                chains = await asyncio.gather(*(self._deliver_chain(store, d, rows) for d, rows in work))
+                chains = await asyncio.gather(
+                    *(self._deliver_chain(store, d, rows) for d, rows in work)
+                )
             finally:
                 self._http = None
         return [outcome for chain in chains for outcome in chain]
@@ -178,7 +180,9 @@ class DeliveryEngine:
         unknown = sorted(set(only) - {d.name for d in self.destinations})
         if unknown:
             known = ", ".join(d.name for d in self.destinations) or "none"
-            raise ConfigError(f"no enabled destination named {', '.join(unknown)}; destinations: {known}")
+            raise ConfigError(
+                f"no enabled destination named {', '.join(unknown)}; destinations: {known}"
+            )
         return [d for d in self.destinations if d.name in only]
 
     # state ----------------------------------------------------------------------------------
@@ -201,15 +205,31 @@ class DeliveryEngine:
                 with self._begin() as conn:
                     row = conn.execute(sa.select(t).where(key)).first()
                     if row is None:
-                        conn.execute(t.insert().values(
-                            destination=destination.name, period=period, run_id=run_id, status=PENDING,
-                            attempts=0, created_at=now, updated_at=now, progress=0,
-                        ))
+                        conn.execute(
+                            t.insert().values(
+                                destination=destination.name,
+                                period=period,
+                                run_id=run_id,
+                                status=PENDING,
+                                attempts=0,
+                                created_at=now,
+                                updated_at=now,
+                                progress=0,
+                            )
+                        )
                     elif row.status == DONE:
                         if destination.upserts:  # the period's row gets the newer values
-                            conn.execute(t.update().where(key).values(
-                                status=PENDING, run_id=run_id, last_error=None, progress=0, updated_at=now,
-                            ))
+                            conn.execute(
+                                t.update()
+                                .where(key)
+                                .values(
+                                    status=PENDING,
+                                    run_id=run_id,
+                                    last_error=None,
+                                    progress=0,
+                                    updated_at=now,
+                                )
+                            )
                     elif row.status == PENDING and not row.progress:
                         # not sent yet: it goes out with the period's newest values
                         conn.execute(t.update().where(key).values(run_id=run_id, updated_at=now))
@@ -240,7 +260,9 @@ class DeliveryEngine:
         except StoreError:
             raise
         except Exception as exc:
-            raise StoreError(f"cannot read deliveries: {redact(str(exc)).splitlines()[0]}") from None
+            raise StoreError(
+                f"cannot read deliveries: {redact(str(exc)).splitlines()[0]}"
+            ) from None
         return sorted(rows, key=lambda r: (r.created_at, r.id)) if limit is not None else rows
 
     def _update(self, record_id: int, **values: Any) -> None:
@@ -268,7 +290,9 @@ class DeliveryEngine:
                 delivery = self.delivery_of(store, destination, record)
             except DeliveryError as exc:
                 self._update(record.id, status=DROPPED, last_error=redact(str(exc)))
-                outcomes.append(DeliveryOutcome(destination.name, record.period, False, redact(str(exc))))
+                outcomes.append(
+                    DeliveryOutcome(destination.name, record.period, False, redact(str(exc)))
+                )
                 continue
 
             async def save_progress(parts: int, record_id: int = record.id) -> None:
@@ -284,7 +308,9 @@ class DeliveryEngine:
                 break  # later periods wait, so this destination's deliveries stay in order
         return outcomes
 
-    async def _attempt(self, destination: Destination, delivery: Delivery, record_id: int | None) -> DeliveryOutcome:
+    async def _attempt(
+        self, destination: Destination, delivery: Delivery, record_id: int | None
+    ) -> DeliveryOutcome:
         """Deliver once, retrying transient failures with backoff (and `Retry-After`)."""
         attempts = 0
         while True:
@@ -307,14 +333,20 @@ class DeliveryEngine:
             ):
                 message = redact(str(error))
                 if error.transient:
-                    message += f" (after {attempts} attempt{'s' if attempts > 1 else ''}; stays pending)"
-                return DeliveryOutcome(destination.name, delivery.period, False, message, attempts, error.transient)
+                    message += (
+                        f" (after {attempts} attempt{'s' if attempts > 1 else ''}; stays pending)"
+                    )
+                return DeliveryOutcome(
+                    destination.name, delivery.period, False, message, attempts, error.transient
+                )
             delay = self.backoff * 2 ** (attempts - 1) * (0.5 + random.random())
             if retry_after is not None:
                 delay = max(delay, retry_after)
             await asyncio.sleep(delay)
 
-    def delivery_of(self, store: HistoryStore, destination: Destination, record: DeliveryRecord) -> Delivery:
+    def delivery_of(
+        self, store: HistoryStore, destination: Destination, record: DeliveryRecord
+    ) -> Delivery:
         """The Delivery of a pending row, rebuilt from the run's stored values and errors."""
         import sqlalchemy as sa
 
@@ -333,18 +365,35 @@ class DeliveryEngine:
                 .order_by(run_errors.c.id)
             ).all()
         if run is None or not obs:
-            raise DeliveryError(f"run {record.run_id} has no stored values any more; nothing to deliver")
+            raise DeliveryError(
+                f"run {record.run_id} has no stored values any more; nothing to deliver"
+            )
         started = datetime.fromtimestamp(run.started_at, UTC)
         values = {r.kpi: r.value for r in obs}
         errors = [(e.kpi or e.source, e.message) for e in errs]
-        return self._delivery(destination, record.period, record.run_id, started, values,
-                              {r.kpi: r.ts for r in obs}, errors, progress=record.progress)
+        return self._delivery(
+            destination,
+            record.period,
+            record.run_id,
+            started,
+            values,
+            {r.kpi: r.ts for r in obs},
+            errors,
+            progress=record.progress,
+        )
 
     def delivery_from_result(self, destination: Destination, result: RunResult) -> Delivery:
         period = self.period_of(destination, result.started_at, result.run_id)
         ts = result.started_at.timestamp()
-        return self._delivery(destination, period, result.run_id, result.started_at, dict(result.values),
-                              dict.fromkeys(result.values, ts), list(result.errors.items()))
+        return self._delivery(
+            destination,
+            period,
+            result.run_id,
+            result.started_at,
+            dict(result.values),
+            dict.fromkeys(result.values, ts),
+            list(result.errors.items()),
+        )
 
     def _delivery(
         self,
@@ -367,7 +416,9 @@ class DeliveryEngine:
         days = destination.compare_days
         if days and self.store is not None:
             before = started.timestamp() - days * 86400
-            previous = {k: r.value for k, r in self.store.latest(list(values), before=before).items()}
+            previous = {
+                k: r.value for k, r in self.store.latest(list(values), before=before).items()
+            }
         return Delivery(
             period=period,
             period_start=start,
@@ -398,9 +449,14 @@ class DeliveryEngine:
         async with HttpClient() as http:
             self._http = http
             try:
-                return list(await asyncio.gather(*(
-                    self._attempt(d, self.delivery_from_result(d, result), None) for d in self.destinations
-                )))
+                return list(
+                    await asyncio.gather(
+                        *(
+                            self._attempt(d, self.delivery_from_result(d, result), None)
+                            for d in self.destinations
+                        )
+                    )
+                )
             finally:
                 self._http = None
 
@@ -408,7 +464,9 @@ class DeliveryEngine:
 
     def _need_store(self) -> HistoryStore:
         if self.store is None:
-            raise ConfigError("delivery state needs the history store: add a Store(...) destination")
+            raise ConfigError(
+                "delivery state needs the history store: add a Store(...) destination"
+            )
         return self.store
 
     def _begin(self) -> Any:
@@ -449,8 +507,16 @@ def _first_line(exc: BaseException) -> str:
 
 def _record_of(row: Any) -> DeliveryRecord:
     return DeliveryRecord(
-        row.id, row.destination, row.period, row.run_id, row.status, row.attempts, row.last_error,
-        row.created_at, row.updated_at, row.progress or 0,
+        row.id,
+        row.destination,
+        row.period,
+        row.run_id,
+        row.status,
+        row.attempts,
+        row.last_error,
+        row.created_at,
+        row.updated_at,
+        row.progress or 0,
     )
 
 

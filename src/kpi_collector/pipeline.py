@@ -14,7 +14,7 @@ from kpi_collector.collect.engine import SourceOutcome, collect_all
 from kpi_collector.config.models import Config, Defaults, KpiSpec, Settings
 from kpi_collector.destinations.base import Delivery, Destination
 from kpi_collector.destinations.store import Store
-from kpi_collector.errors import ConfigError, KpiError
+from kpi_collector.errors import ConfigError
 from kpi_collector.secrets import redact
 from kpi_collector.sources.base import Source
 
@@ -249,8 +249,9 @@ class Pipeline:
                 result.delivered.append(outcome.destination)
             else:
                 message = redact(f"{outcome.period}: {outcome.error}")
-                previous = result.delivery_errors.get(outcome.destination)
-                result.delivery_errors[outcome.destination] = f"{previous}; {message}" if previous else message
+                name = outcome.destination
+                before = result.delivery_errors.get(name)
+                result.delivery_errors[name] = f"{before}; {message}" if before else message
 
     def delivery_for(self, destination: Destination, result: RunResult) -> Delivery:
         from kpi_collector.delivery import DeliveryEngine

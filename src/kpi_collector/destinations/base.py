@@ -59,10 +59,16 @@ class Delivery:
     @property
     def ordered(self) -> list[str]:
         """The KPI ids that have a value, in display order (north star first)."""
-        return [k for k in self.order if k in self.values] + [k for k in self.values if k not in self.order]
+        return [k for k in self.order if k in self.values] + [
+            k for k in self.values if k not in self.order
+        ]
 
     def http(
-        self, *, timeout: float = 30.0, auth: Auth | None = None, headers: dict[str, str] | None = None
+        self,
+        *,
+        timeout: float = 30.0,
+        auth: Auth | None = None,
+        headers: dict[str, str] | None = None,
     ) -> HttpSession:
         """An HTTP session on the run's pool; retries are the delivery engine's job, not its own."""
         if self.http_client is None:
@@ -100,7 +106,9 @@ class Destination(BaseModel):
     enabled: bool = True
     every: Literal["run", "day", "week", "month"] = "run"
     compare: str | None = Field(default=None, pattern=r"^\d+d$", description="e.g. 14d")
-    retries: int = Field(default=3, ge=0, le=10, description="transient failures retried within a run")
+    retries: int = Field(
+        default=3, ge=0, le=10, description="transient failures retried within a run"
+    )
     timeout: float = Field(default=30.0, gt=0, description="seconds per request")
 
     @model_validator(mode="before")

@@ -57,7 +57,7 @@ class DigestLine:
 
     @property
     def change_text(self) -> str:
-        """"⬆ 1.67%", "➡ 0.00%", "⬆" (from zero), or "" with nothing to compare."""
+        """ "⬆ 1.67%", "➡ 0.00%", "⬆" (from zero), or "" with nothing to compare."""
         if self.previous is None:
             return ""
         pct = self.percent
@@ -133,7 +133,8 @@ class Digest:
             (e["kpi"] or e["source"], e["message"]) for e in (runs[0].errors if runs else [])
         ]
         lines = [
-            DigestLine(k, _title(k, specs), latest[k].value, _unit(k, specs), previous.get(k)) for k in ids
+            DigestLine(k, _title(k, specs), latest[k].value, _unit(k, specs), previous.get(k))
+            for k in ids
         ]
         from kpi_collector.store.periods import period_start
 
@@ -184,7 +185,11 @@ class Digest:
         """The Discord message: bold title, one line per KPI, failures; split to `limit` chars."""
         lines = [f"**{self.title}**", *(line.render() for line in self.lines)]
         if self.failures:
-            lines += ["", "⚠️ **Failing sources**", *(f"- {_md_escape(f)}" for f in self.failure_lines())]
+            lines += [
+                "",
+                "⚠️ **Failing sources**",
+                *(f"- {_md_escape(f)}" for f in self.failure_lines()),
+            ]
         return split_lines(lines, limit)
 
     def slack_text(self) -> str:
@@ -192,28 +197,50 @@ class Digest:
         lines = [f"*{_slack_escape(self.title)}*"]
         lines += [_slack_escape(line.render(bold="*")) for line in self.lines]
         if self.failures:
-            lines += ["", "Failing sources:", *(f"• {_slack_escape(f)}" for f in self.failure_lines())]
+            lines += [
+                "",
+                "Failing sources:",
+                *(f"• {_slack_escape(f)}" for f in self.failure_lines()),
+            ]
         return "\n".join(lines)
 
     def slack_blocks(self) -> list[dict[str, Any]]:
         """Block Kit: a header, the KPI lines in sections (≤ 3000 chars each), failures, context."""
         blocks: list[dict[str, Any]] = [
-            {"type": "header", "text": {"type": "plain_text", "text": _cut(self.title, SLACK_HEADER_LIMIT),
-                                        "emoji": True}}
+            {
+                "type": "header",
+                "text": {
+                    "type": "plain_text",
+                    "text": _cut(self.title, SLACK_HEADER_LIMIT),
+                    "emoji": True,
+                },
+            }
         ]
-        kpi_lines = [_slack_escape(line.render(bold="*")) for line in self.lines] or ["No values this time."]
+        kpi_lines = [_slack_escape(line.render(bold="*")) for line in self.lines] or [
+            "No values this time."
+        ]
         for chunk in split_lines(kpi_lines, SLACK_SECTION_LIMIT):
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
         if self.failures:
-            failures = ["*Failing sources*", *(f"• {_slack_escape(f)}" for f in self.failure_lines())]
+            failures = [
+                "*Failing sources*",
+                *(f"• {_slack_escape(f)}" for f in self.failure_lines()),
+            ]
             blocks.append({"type": "divider"})
             for chunk in split_lines(failures, SLACK_SECTION_LIMIT):
                 blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
         if self.comparison:
-            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": self.comparison}]})
+            blocks.append(
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": self.comparison}]}
+            )
         if len(blocks) > SLACK_MAX_BLOCKS:  # keep the header, the first sections and say so
-            blocks = [*blocks[: SLACK_MAX_BLOCKS - 1],
-                      {"type": "context", "elements": [{"type": "mrkdwn", "text": "(cut: too many KPIs)"}]}]
+            blocks = [
+                *blocks[: SLACK_MAX_BLOCKS - 1],
+                {
+                    "type": "context",
+                    "elements": [{"type": "mrkdwn", "text": "(cut: too many KPIs)"}],
+                },
+            ]
         return blocks
 
     def html(self) -> str:
@@ -237,7 +264,9 @@ class Digest:
             items = "".join(f"<li>{html.escape(f)}</li>" for f in self.failure_lines())
             body.append(f'<h3 style="margin:16px 0 4px">Failing sources</h3><ul>{items}</ul>')
         if self.comparison:
-            body.append(f'<p style="color:#57606a;font-size:12px">{html.escape(self.comparison)}</p>')
+            body.append(
+                f'<p style="color:#57606a;font-size:12px">{html.escape(self.comparison)}</p>'
+            )
         return (
             '<!doctype html><html><body style="font-family:-apple-system,Segoe UI,Helvetica,Arial,'
             'sans-serif;font-size:14px">' + "".join(body) + "</body></html>"
@@ -245,7 +274,7 @@ class Digest:
 
 
 def digest_title(every: str, start: date, local: datetime) -> str:
-    """"KPIs — week 48, 2026", "KPIs — 29 November 2026", "KPIs — November 2026"."""
+    """ "KPIs — week 48, 2026", "KPIs — 29 November 2026", "KPIs — November 2026"."""
     if every == "week":
         year, week, _ = start.isocalendar()
         return f"KPIs — week {week}, {year}"
