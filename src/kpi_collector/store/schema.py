@@ -123,6 +123,50 @@ def _v3(conn: sa.Connection) -> None:
     observations_cover.create(conn, checkfirst=True)
 
 
+# The scheduler's state (kpi_collector.schedule, kpi_collector.alerts): who is alive, what ran.
+heartbeats = sa.Table(
+    "heartbeats",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),  # scheduler | run (the run lock's holder)
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("hostname", sa.String(255), nullable=False),
+    sa.Column("started_at", sa.Double, nullable=False),
+    sa.Column("beat_at", sa.Double, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # idle | running | stopped
+    sa.Column("next_run_at", sa.Double),
+    sa.Column("detail", sa.Text),
+)
+
+schedule_jobs = sa.Table(
+    "schedule_jobs",
+    metadata,
+    sa.Column("job", sa.String(255), primary_key=True),  # main | source:<name> | destination:<name>
+    sa.Column("last_fire_at", sa.Double),
+    sa.Column("last_success_at", sa.Double),
+    sa.Column("last_status", sa.String(16)),  # ok | failed | skipped
+    sa.Column("last_error", sa.Text),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+alert_states = sa.Table(
+    "alert_states",
+    metadata,
+    sa.Column("alert", sa.String(255), primary_key=True),  # the alert's key and subject
+    # "" holds the condition itself; a destination's name holds what that destination was told
+    sa.Column("destination", sa.String(200), primary_key=True),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("since", sa.Double, nullable=False),
+    sa.Column("message", sa.Text),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+
+def _v4(conn: sa.Connection) -> None:
+    """The scheduler's heartbeats and jobs, and the alerts' states."""
+    for table in (heartbeats, schedule_jobs, alert_states):
+        table.create(conn, checkfirst=True)
+
+
 #: migrations[i] brings the schema from version i to i + 1; append, never edit.
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
