@@ -45,7 +45,9 @@ def make_site() -> web.Application:
 
     async def stats(request: web.Request) -> web.Response:
         await count(request)
-        return web.json_response({"data": {"customers": {"paying": 42, "trial": 7}, "items": [1, 2, 3]}})
+        return web.json_response(
+            {"data": {"customers": {"paying": 42, "trial": 7}, "items": [1, 2, 3]}}
+        )
 
     async def flaky(request: web.Request) -> web.Response:
         await count(request)
@@ -60,12 +62,16 @@ def make_site() -> web.Application:
     async def ratelimited(request: web.Request) -> web.Response:
         await count(request)
         if hits[request.path] == 1:
-            return web.json_response({"message": "slow down"}, status=429, headers={"Retry-After": "1"})
+            return web.json_response(
+                {"message": "slow down"}, status=429, headers={"Retry-After": "1"}
+            )
         return web.json_response({"value": 9})
 
     async def ratelimited_long(request: web.Request) -> web.Response:
         await count(request)
-        return web.json_response({"message": "slow down"}, status=429, headers={"Retry-After": "3600"})
+        return web.json_response(
+            {"message": "slow down"}, status=429, headers={"Retry-After": "3600"}
+        )
 
     async def slow(request: web.Request) -> web.Response:
         await count(request)
@@ -84,7 +90,9 @@ def make_site() -> web.Application:
         return web.Response(text=_blog(BLOG_LINKS), content_type="text/html")
 
     async def empty(request: web.Request) -> web.Response:
-        return web.Response(text="<html><body><p>nothing here</p></body></html>", content_type="text/html")
+        return web.Response(
+            text="<html><body><p>nothing here</p></body></html>", content_type="text/html"
+        )
 
     async def bearer(request: web.Request) -> web.Response:
         await count(request)
@@ -129,14 +137,27 @@ def make_site() -> web.Application:
     async def private(request: web.Request) -> web.Response:
         if request.cookies.get("session") not in app["sessions"]:
             raise web.HTTPFound("/login")
-        return web.Response(text='<html><body><b id="total">1.2k</b></body></html>', content_type="text/html")
+        return web.Response(
+            text='<html><body><b id="total">1.2k</b></body></html>', content_type="text/html"
+        )
 
     for path, handler in {
-        "/stats": stats, "/flaky": flaky, "/down": always500, "/ratelimited": ratelimited,
-        "/ratelimited-long": ratelimited_long, "/slow": slow, "/malformed": malformed,
-        "/missing": missing, "/blog": blog, "/empty": empty, "/auth/bearer": bearer,
-        "/auth/basic": basic, "/auth/header": header, "/auth/query": query,
-        "/login": login_page, "/private": private,
+        "/stats": stats,
+        "/flaky": flaky,
+        "/down": always500,
+        "/ratelimited": ratelimited,
+        "/ratelimited-long": ratelimited_long,
+        "/slow": slow,
+        "/malformed": malformed,
+        "/missing": missing,
+        "/blog": blog,
+        "/empty": empty,
+        "/auth/bearer": bearer,
+        "/auth/basic": basic,
+        "/auth/header": header,
+        "/auth/query": query,
+        "/login": login_page,
+        "/private": private,
     }.items():
         app.router.add_get(path, handler)
     app.router.add_post("/login", login_post)

@@ -18,10 +18,14 @@ Site = tuple[str, web.Application]
 KPI = [sys.executable, "-m", "kpi_collector"]
 
 
-def kpi(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def kpi(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
     full_env.update(env or {})
-    return subprocess.run([*KPI, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [*KPI, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60
+    )
 
 
 def write_config(folder: Path, url: str, extra_sources: str = "") -> Path:
@@ -57,12 +61,16 @@ def test_run_history_and_exit_codes(site: Site, workdir: Path) -> None:
     first = kpi("run", cwd=workdir, env={"CRM_TOKEN": TOKEN})
     assert first.returncode == 0, first.stderr
     assert "Paying customers" in first.stdout and "$1" in first.stdout and "new" in first.stdout
-    assert first.stdout.index("Paying customers") < first.stdout.index("blog.posts")  # north star first
+    assert first.stdout.index("Paying customers") < first.stdout.index(
+        "blog.posts"
+    )  # north star first
     second = kpi("run", "--format", "json", cwd=workdir, env={"CRM_TOKEN": TOKEN})
     assert second.returncode == 0
     doc = json.loads(second.stdout)
     assert {v["kpi"]: (v["value"], v["change"]) for v in doc["values"]} == {
-        "crm.paying": (1.0, 0.0), "blog.posts": (BLOG_LINKS, 0.0)}
+        "crm.paying": (1.0, 0.0),
+        "blog.posts": (BLOG_LINKS, 0.0),
+    }
     history = kpi("history", "--format", "json", cwd=workdir)
     assert history.returncode == 0
     data = json.loads(history.stdout)
@@ -78,20 +86,26 @@ def test_run_history_and_exit_codes(site: Site, workdir: Path) -> None:
 
 def test_failed_source_exits_1_and_stores_what_worked(site: Site, workdir: Path) -> None:
     url, _ = site
-    write_config(workdir, url, extra_sources=f"""\
+    write_config(
+        workdir,
+        url,
+        extra_sources=f"""\
   - name: broken
     type: html
     url: {url}/empty
     metrics:
       posts: {{css: "a.anthrazit", count: true}}
-""")
+""",
+    )
     result = kpi("run", cwd=workdir, env={"CRM_TOKEN": "wrong-token-abcdef"})
     assert result.returncode == 1
     assert "failed crm: HTTP 401" in result.stdout
     assert "failed broken.posts" in result.stdout and "allow_zero" in result.stdout
     assert "wrong-token-abcdef" not in result.stdout + result.stderr
     with sqlite3.connect(workdir / "kpi.db") as conn:
-        assert conn.execute("SELECT kpi, value FROM observations").fetchall() == [("blog.posts", BLOG_LINKS)]
+        assert conn.execute("SELECT kpi, value FROM observations").fetchall() == [
+            ("blog.posts", BLOG_LINKS)
+        ]
         stored = " ".join(m for (m,) in conn.execute("SELECT message FROM run_errors"))
         assert "HTTP 401" in stored
         dump = "\n".join(conn.iterdump())
@@ -101,7 +115,10 @@ def test_failed_source_exits_1_and_stores_what_worked(site: Site, workdir: Path)
 def test_secrets_never_reach_output_or_store(site: Site, workdir: Path) -> None:
     url, _ = site
     secret_in_url = "query-secret-998877"
-    write_config(workdir, url, extra_sources=f"""\
+    write_config(
+        workdir,
+        url,
+        extra_sources=f"""\
   - name: leaky
     type: http_json
     url: {url}/missing?api_key=${{LEAKY_KEY}}
@@ -113,10 +130,16 @@ def test_secrets_never_reach_output_or_store(site: Site, workdir: Path) -> None:
     login: {{url: {url}/login, fields: {{email: me@example.com, password: "${{POD_PASSWORD}}"}}}}
     metrics:
       total: "#total"
-""")
+""",
+    )
     env = {"CRM_TOKEN": TOKEN, "LEAKY_KEY": secret_in_url, "POD_PASSWORD": "not-the-password-1"}
     outputs = []
-    for args in (("run",), ("run", "--format", "json"), ("validate",), ("history", "--format", "json")):
+    for args in (
+        ("run",),
+        ("run", "--format", "json"),
+        ("validate",),
+        ("history", "--format", "json"),
+    ):
         result = kpi(*args, cwd=workdir, env=env)
         outputs.append(result.stdout + result.stderr)
     text = "\n".join(outputs)
@@ -143,7 +166,9 @@ def test_only_and_dry_run(site: Site, workdir: Path) -> None:
 
 
 def test_config_errors_exit_2_with_one_clear_line(workdir: Path) -> None:
-    (workdir / "kpi.yaml").write_text("sources:\n  - {name: a, type: html, url: 'https://x/', metrics: {p: {csss: a}}}\n")
+    (workdir / "kpi.yaml").write_text(
+        "sources:\n  - {name: a, type: html, url: 'https://x/', metrics: {p: {csss: a}}}\n"
+    )
     result = kpi("run", cwd=workdir)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
@@ -163,7 +188,13 @@ def test_config_path_option_and_env(site: Site, workdir: Path) -> None:
     config = write_config(folder, url)
     by_option = kpi("-c", str(config), "validate", cwd=workdir, env={"CRM_TOKEN": TOKEN})
     assert by_option.returncode == 0 and "crm.paying, blog.posts" in by_option.stdout
-    by_env = kpi("validate", "--format", "json", cwd=workdir, env={"KPI_CONFIG": str(config), "CRM_TOKEN": TOKEN})
+    by_env = kpi(
+        "validate",
+        "--format",
+        "json",
+        cwd=workdir,
+        env={"KPI_CONFIG": str(config), "CRM_TOKEN": TOKEN},
+    )
     assert json.loads(by_env.stdout)["kpis"] == ["crm.paying", "blog.posts"]
 
 
@@ -192,7 +223,9 @@ def test_help_does_not_import_heavy_libraries() -> None:
         "heavy = [m for m in ('pydantic', 'sqlalchemy', 'aiohttp', 'pandas', 'rich', 'yaml') if m in sys.modules]\n"
         "print('heavy:' + ','.join(heavy))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip().splitlines()[-1] == "heavy:"
 
 
@@ -201,10 +234,14 @@ def test_demo(workdir: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Paying customers" in result.stdout and "try next" in result.stdout
     with sqlite3.connect(workdir / "demo" / "kpi.db") as conn:
-        days = conn.execute("SELECT count(DISTINCT date(ts, 'unixepoch')) FROM observations").fetchone()[0]
+        days = conn.execute(
+            "SELECT count(DISTINCT date(ts, 'unixepoch')) FROM observations"
+        ).fetchone()[0]
         errors = conn.execute("SELECT count(*) FROM run_errors").fetchone()[0]
     assert days == 91 and errors == 0
-    history = kpi("-c", "demo/kpi.yaml", "history", "--period", "week", "--format", "json", cwd=workdir)
+    history = kpi(
+        "-c", "demo/kpi.yaml", "history", "--period", "week", "--format", "json", cwd=workdir
+    )
     assert len(json.loads(history.stdout)["kpis"]["github.stars"]) >= 13
 
 

@@ -57,8 +57,11 @@ def test_missing_variable_names_variable_key_and_line() -> None:
 
 def test_variable_default_and_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / ".env").write_text("CRM_TOKEN=from-dotenv-123\n")
-    (tmp_path / "kpi.yaml").write_text(GOOD.replace("${CRM_TOKEN}", "${CRM_TOKEN}").replace(
-        "https://blog.example.com/", "${BLOG_URL:-https://blog.example.org/}"))
+    (tmp_path / "kpi.yaml").write_text(
+        GOOD.replace("${CRM_TOKEN}", "${CRM_TOKEN}").replace(
+            "https://blog.example.com/", "${BLOG_URL:-https://blog.example.org/}"
+        )
+    )
     monkeypatch.delenv("CRM_TOKEN", raising=False)
     monkeypatch.delenv("BLOG_URL", raising=False)
     config = load_config(tmp_path / "kpi.yaml")
@@ -79,9 +82,15 @@ def test_disabled_source_may_use_unset_variables() -> None:
     ("change", "expected"),
     [
         # unknown key with a suggestion
-        (("count: true}", "count: true, alow_zero: true}"), "kpi.yaml:16: source 'blog': unknown key 'metrics.posts.alow_zero'; did you mean 'allow_zero'?"),
+        (
+            ("count: true}", "count: true, alow_zero: true}"),
+            "kpi.yaml:16: source 'blog': unknown key 'metrics.posts.alow_zero'; did you mean 'allow_zero'?",
+        ),
         # unknown top-level key
-        (("timezone: Europe/Berlin", "timezone: Europe/Berlin\nschedul: daily"), "unknown key 'schedul'; did you mean 'schedule'?"),
+        (
+            ("timezone: Europe/Berlin", "timezone: Europe/Berlin\nschedul: daily"),
+            "unknown key 'schedul'; did you mean 'schedule'?",
+        ),
         # wrong type
         (("target: 100", "target: lots"), "kpis.crm.paying_customers.target"),
         # unknown source type
@@ -95,13 +104,31 @@ def test_disabled_source_may_use_unset_variables() -> None:
         # bad YAML
         (("kpis:", "kpis: [unclosed"), "not valid YAML"),
         # kpis naming a missing source
-        (("crm.paying_customers: {title", "shop.orders: {title: Orders}\n  crm.paying_customers: {title"), "no source named 'shop'"),
+        (
+            (
+                "crm.paying_customers: {title",
+                "shop.orders: {title: Orders}\n  crm.paying_customers: {title",
+            ),
+            "no source named 'shop'",
+        ),
         # kpis naming a missing metric
-        (("crm.paying_customers: {title", "blog.comments: {title: C}\n  crm.paying_customers: {title"), "has no metric 'comments'"),
+        (
+            (
+                "crm.paying_customers: {title",
+                "blog.comments: {title: C}\n  crm.paying_customers: {title",
+            ),
+            "has no metric 'comments'",
+        ),
         # bad north star
-        (("north_star: crm.paying_customers", "north_star: sales.total"), "north_star 'sales.total'"),
+        (
+            ("north_star: crm.paying_customers", "north_star: sales.total"),
+            "north_star 'sales.total'",
+        ),
         # bad destination option
-        (("{type: csv, path: kpis.csv}", "{type: csv, path: kpis.csv, every: fortnight}"), "destination 'csv': every"),
+        (
+            ("{type: csv, path: kpis.csv}", "{type: csv, path: kpis.csv, every: fortnight}"),
+            "destination 'csv': every",
+        ),
         # unknown destination type
         (("{type: csv, path: kpis.csv}", "{type: fax}"), "unknown destination type 'fax'"),
         # a source without type

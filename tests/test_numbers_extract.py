@@ -32,7 +32,9 @@ def test_parse_number(text: str, value: float) -> None:
     assert parse_number(text) == pytest.approx(value)
 
 
-@pytest.mark.parametrize(("text", "message"), [("", "empty"), ("n/a", "no number"), ("3 of 5", "regex")])
+@pytest.mark.parametrize(
+    ("text", "message"), [("", "empty"), ("n/a", "no number"), ("3 of 5", "regex")]
+)
 def test_parse_number_refuses(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_number(text)
@@ -63,7 +65,7 @@ def test_xpath_count_and_text() -> None:
 
 def test_zero_matches_is_an_error_unless_allowed() -> None:
     doc = HtmlDocument(PAGE)
-    with pytest.raises(ExtractError, match="matched nothing.*allow_zero"):
+    with pytest.raises(ExtractError, match=r"matched nothing.*allow_zero"):
         doc.metric("posts", CSS("a.missing", count=True))
     assert doc.metric("posts", CSS("a.missing", count=True, allow_zero=True)) == 0
 
@@ -86,7 +88,9 @@ def test_expect_bounds() -> None:
 
 
 def test_jmespath() -> None:
-    document = {"data": {"customers": {"paying": 42}, "items": [1, 2, 3], "label": "1.5k", "none": None}}
+    document = {
+        "data": {"customers": {"paying": 42}, "items": [1, 2, 3], "label": "1.5k", "none": None}
+    }
     assert from_json("a", document, JMESPath("data.customers.paying")) == 42
     assert from_json("b", document, JMESPath("data.items", count=True)) == 3
     assert from_json("c", document, JMESPath("sum(data.items)")) == 6

@@ -29,21 +29,37 @@ def run(*sources: Any, **kwargs: Any) -> Any:
 def test_http_json_and_html(site: Site) -> None:
     url, _ = site
     result = run(
-        HttpJson(name="crm", url=f"{url}/stats", metrics={"paying": "data.customers.paying",
-                                                          "items": JMESPath("data.items", count=True)}),
-        HTML(name="blog", url=f"{url}/blog", metrics={
-            "posts": CSS("a.anthrazit", count=True),
-            "downloads": CSS("#downloads"),
-            "ratio": CSS("span.ratio", attr="data-value"),
-            "status": CSS("p.status", map={"GREEN": 2, "AMBER": 1, "RED": 0}),
-            "money": CSS("p.money"),
-            "big": CSS("p.big"),
-        }),
+        HttpJson(
+            name="crm",
+            url=f"{url}/stats",
+            metrics={
+                "paying": "data.customers.paying",
+                "items": JMESPath("data.items", count=True),
+            },
+        ),
+        HTML(
+            name="blog",
+            url=f"{url}/blog",
+            metrics={
+                "posts": CSS("a.anthrazit", count=True),
+                "downloads": CSS("#downloads"),
+                "ratio": CSS("span.ratio", attr="data-value"),
+                "status": CSS("p.status", map={"GREEN": 2, "AMBER": 1, "RED": 0}),
+                "money": CSS("p.money"),
+                "big": CSS("p.big"),
+            },
+        ),
     )
     assert result.errors == {}
     assert result.values == {
-        "crm.paying": 42, "crm.items": 3, "blog.posts": BLOG_LINKS, "blog.downloads": 12374,
-        "blog.ratio": 59.5, "blog.status": 2, "blog.money": 1200, "blog.big": 3_400_000,
+        "crm.paying": 42,
+        "crm.items": 3,
+        "blog.posts": BLOG_LINKS,
+        "blog.downloads": 12374,
+        "blog.ratio": 59.5,
+        "blog.status": 2,
+        "blog.money": 1200,
+        "blog.big": 3_400_000,
     }
 
 
@@ -64,8 +80,13 @@ def test_one_failing_source_does_not_stop_the_others(site: Site) -> None:
 
 def test_partial_metrics_keep_the_good_ones(site: Site) -> None:
     url, _ = site
-    result = run(HTML(name="blog", url=f"{url}/blog", metrics={
-        "posts": CSS("a.anthrazit", count=True), "nothing": CSS("#nope")}))
+    result = run(
+        HTML(
+            name="blog",
+            url=f"{url}/blog",
+            metrics={"posts": CSS("a.anthrazit", count=True), "nothing": CSS("#nope")},
+        )
+    )
     assert result.values == {"blog.posts": BLOG_LINKS}
     assert "matched nothing" in result.errors["blog.nothing"]
 
@@ -95,16 +116,20 @@ def test_long_retry_after_fails_at_once_and_says_when(site: Site) -> None:
 
 def test_persistent_5xx_gives_up_after_retries(site: Site) -> None:
     url, app = site
-    result = run(HttpJson(name="d", url=f"{url}/down", metrics={"v": "value"}),
-                 defaults=Defaults(timeout=2, retries=1))
+    result = run(
+        HttpJson(name="d", url=f"{url}/down", metrics={"v": "value"}),
+        defaults=Defaults(timeout=2, retries=1),
+    )
     assert "HTTP 503" in result.errors["d"]
     assert app["hits"]["/down"] == 2
 
 
 def test_terminal_errors_are_not_retried(site: Site) -> None:
     url, app = site
-    result = run(HttpJson(name="a", url=f"{url}/auth/bearer", metrics={"v": "value"}),
-                 HttpJson(name="m", url=f"{url}/missing", metrics={"v": "value"}))
+    result = run(
+        HttpJson(name="a", url=f"{url}/auth/bearer", metrics={"v": "value"}),
+        HttpJson(name="m", url=f"{url}/missing", metrics={"v": "value"}),
+    )
     assert "HTTP 401" in result.errors["a"] and "credentials" in result.errors["a"]
     assert app["hits"]["/auth/bearer"] == 1 and app["hits"]["/missing"] == 1
 
@@ -112,15 +137,19 @@ def test_terminal_errors_are_not_retried(site: Site) -> None:
 def test_timeout(site: Site) -> None:
     url, _ = site
     started = time.monotonic()
-    result = run(HttpJson(name="s", url=f"{url}/slow", metrics={"v": "value"}),
-                 defaults=Defaults(timeout=0.5, retries=0))
+    result = run(
+        HttpJson(name="s", url=f"{url}/slow", metrics={"v": "value"}),
+        defaults=Defaults(timeout=0.5, retries=0),
+    )
     assert "timed out" in result.errors["s"]
     assert time.monotonic() - started < 5
 
 
 def test_connection_refused() -> None:
-    result = run(HttpJson(name="c", url="http://127.0.0.1:9/x", metrics={"v": "value"}),
-                 defaults=Defaults(timeout=1, retries=0))
+    result = run(
+        HttpJson(name="c", url="http://127.0.0.1:9/x", metrics={"v": "value"}),
+        defaults=Defaults(timeout=1, retries=0),
+    )
     assert "cannot reach http://127.0.0.1:9/x" in result.errors["c"]
 
 
@@ -142,7 +171,9 @@ def test_auth(site: Site, path: str, auth: dict[str, Any], value: int) -> None:
 def test_login_form_with_csrf(site: Site) -> None:
     url, _ = site
     login = LoginForm(url=f"{url}/login", fields={"email": "me@example.com", "password": TOKEN})
-    result = run(HTML(name="pod", url=f"{url}/private", login=login, metrics={"downloads": CSS("#total")}))
+    result = run(
+        HTML(name="pod", url=f"{url}/private", login=login, metrics={"downloads": CSS("#total")})
+    )
     assert result.errors == {}
     assert result.values == {"pod.downloads": 1200}
 
@@ -151,7 +182,9 @@ def test_login_refused_says_so_without_the_password(site: Site) -> None:
     url, _ = site
     wrong = "wrong-password-123"
     login = LoginForm(url=f"{url}/login", fields={"email": "me@example.com", "password": wrong})
-    result = run(HTML(name="pod", url=f"{url}/private", login=login, metrics={"downloads": CSS("#total")}))
+    result = run(
+        HTML(name="pod", url=f"{url}/private", login=login, metrics={"downloads": CSS("#total")})
+    )
     assert "login refused" in result.errors["pod"]
     assert wrong not in str(result.errors)
 
@@ -161,12 +194,18 @@ def test_sql_source_sqlite(tmp_path: Path) -> None:
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE users (id INTEGER, paying INTEGER)")
         conn.executemany("INSERT INTO users VALUES (?, ?)", [(1, 1), (2, 0), (3, 1)])
-    result = run(SQL(name="app", url=f"sqlite:///{db}", metrics={
-        "users": "SELECT count(*) FROM users",
-        "paying": {"query": "SELECT sum(paying) FROM users", "expect": {"min": 1}},
-        "broken": "SELECT nope FROM users",
-        "write": "DELETE FROM users",
-    }))
+    result = run(
+        SQL(
+            name="app",
+            url=f"sqlite:///{db}",
+            metrics={
+                "users": "SELECT count(*) FROM users",
+                "paying": {"query": "SELECT sum(paying) FROM users", "expect": {"min": 1}},
+                "broken": "SELECT nope FROM users",
+                "write": "DELETE FROM users",
+            },
+        )
+    )
     assert result.values == {"app.users": 3, "app.paying": 2}
     assert "query failed" in result.errors["app.broken"]
     assert "readonly" in result.errors["app.write"].replace(" ", "").lower()
@@ -178,14 +217,22 @@ def test_sql_source_timeout(tmp_path: Path) -> None:
     db = tmp_path / "app.db"
     sqlite3.connect(db).close()
     slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
-    result = run(SQL(name="app", url=f"sqlite:///{db}", metrics={"slow": slow}),
-                 defaults=Defaults(timeout=0.5, retries=0))
+    result = run(
+        SQL(name="app", url=f"sqlite:///{db}", metrics={"slow": slow}),
+        defaults=Defaults(timeout=0.5, retries=0),
+    )
     assert "longer than the timeout" in result.errors["app.slow"]
 
 
 def test_sql_source_hides_database_password() -> None:
-    result = run(SQL(name="db", url="postgresql+psycopg://kpi:hunter2-secret@127.0.0.1:1/app",
-                     metrics={"n": "SELECT 1"}), defaults=Defaults(timeout=1, retries=0))
+    result = run(
+        SQL(
+            name="db",
+            url="postgresql+psycopg://kpi:hunter2-secret@127.0.0.1:1/app",
+            metrics={"n": "SELECT 1"},
+        ),
+        defaults=Defaults(timeout=1, retries=0),
+    )
     assert "db" in result.errors
     assert "hunter2-secret" not in result.errors["db"]
 
@@ -199,10 +246,18 @@ async def get_async_stats() -> dict[str, float]:
 
 
 def test_python_functions_sync_and_async() -> None:
-    result = run(get_blog_stats, Function(get_async_stats, name="billing"),
-                 Function("tests.test_sources:get_blog_stats", name="imported"))
-    assert result.values == {"get_blog_stats.posts": 12, "get_blog_stats.authors": 3,
-                             "billing.mrr": 1234.5, "imported.posts": 12, "imported.authors": 3}
+    result = run(
+        get_blog_stats,
+        Function(get_async_stats, name="billing"),
+        Function("tests.test_sources:get_blog_stats", name="imported"),
+    )
+    assert result.values == {
+        "get_blog_stats.posts": 12,
+        "get_blog_stats.authors": 3,
+        "billing.mrr": 1234.5,
+        "imported.posts": 12,
+        "imported.authors": 3,
+    }
 
 
 def test_python_function_errors() -> None:
@@ -220,7 +275,7 @@ def test_python_function_errors() -> None:
 def test_command_source(tmp_path: Path) -> None:
     result = run(
         Command(name="n", command=[sys.executable, "-c", "print('12,374')"]),
-        Command(name="j", command=[sys.executable, "-c", "print('{\"a\": 1, \"b\": \"2.5k\"}')"]),
+        Command(name="j", command=[sys.executable, "-c", 'print(\'{"a": 1, "b": "2.5k"}\')']),
         Command(name="f", command=[sys.executable, "-c", "import sys; sys.exit('no data today')"]),
     )
     assert result.values == {"n.value": 12374, "j.a": 1, "j.b": 2500}
@@ -230,8 +285,10 @@ def test_command_source(tmp_path: Path) -> None:
 def test_store_records_runs_values_and_errors(site: Site, tmp_path: Path) -> None:
     url, _ = site
     store = Store(f"sqlite:///{tmp_path / 'kpi.db'}")
-    sources = (HttpJson(name="crm", url=f"{url}/stats", metrics={"paying": "data.customers.paying"}),
-               HttpJson(name="gone", url=f"{url}/missing", metrics={"v": "value"}))
+    sources = (
+        HttpJson(name="crm", url=f"{url}/stats", metrics={"paying": "data.customers.paying"}),
+        HttpJson(name="gone", url=f"{url}/missing", metrics={"v": "value"}),
+    )
     first = Pipeline(sources=sources, destinations=(store,), defaults=FAST).process()
     second = Pipeline(sources=sources, destinations=(store,), defaults=FAST).process()
     assert second.previous == {"crm.paying": 42}
@@ -246,7 +303,10 @@ def test_store_records_runs_values_and_errors(site: Site, tmp_path: Path) -> Non
 def test_to_pandas() -> None:
     frame = run(get_blog_stats).to_pandas()
     assert list(frame.columns) == ["kpi", "value", "previous", "change", "source", "ts"]
-    assert dict(zip(frame.kpi, frame.value, strict=True)) == {"get_blog_stats.posts": 12, "get_blog_stats.authors": 3}
+    assert dict(zip(frame.kpi, frame.value, strict=True)) == {
+        "get_blog_stats.posts": 12,
+        "get_blog_stats.authors": 3,
+    }
 
 
 def test_retry_after_parsing() -> None:

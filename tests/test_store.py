@@ -64,7 +64,9 @@ def test_runs_values_and_errors(store: HistoryStore) -> None:
     [record] = store.runs()
     assert (record.id, record.status, record.n_values, record.n_errors) == (run, "partial", 1, 1)
     assert record.duration == pytest.approx(3)
-    assert record.errors == [{"source": "blog", "kpi": None, "message": "HTTP 500 from http://x/", "transient": True}]
+    assert record.errors == [
+        {"source": "blog", "kpi": None, "message": "HTTP 500 from http://x/", "transient": True}
+    ]
     assert store.latest()["github.stars"].value == 1647
     assert store.kpi_ids() == ["github.stars"]
 
@@ -94,8 +96,12 @@ def test_period_queries_follow_agg_and_time_zone(store: HistoryStore) -> None:
 
 def test_backfill_never_duplicates_or_overwrites_live_values(store: HistoryStore) -> None:
     run = store.begin_run(started_at=ts("2026-11-20T07:00:00+00:00"))
-    store.finish_run(run, observations=[("pypi.dl", ts("2026-11-20T07:00:00+00:00"), 100.0, "pypi")])
-    past = [("pypi.dl", ts(f"2026-11-{d:02d}T00:00:00+00:00"), float(d), "pypi") for d in range(18, 22)]
+    store.finish_run(
+        run, observations=[("pypi.dl", ts("2026-11-20T07:00:00+00:00"), 100.0, "pypi")]
+    )
+    past = [
+        ("pypi.dl", ts(f"2026-11-{d:02d}T00:00:00+00:00"), float(d), "pypi") for d in range(18, 22)
+    ]
     assert store.add_observations(past) == 3  # the 20th has a live value
     assert store.add_observations(past) == 0
     series = dict(store.series(["pypi.dl"], period="day", tz="UTC")["pypi.dl"])
@@ -105,7 +111,9 @@ def test_backfill_never_duplicates_or_overwrites_live_values(store: HistoryStore
 def test_previous_values(store: HistoryStore) -> None:
     for day, value in ((1, 1.0), (2, 2.0), (3, 3.0)):
         run = store.begin_run(started_at=ts(f"2026-11-0{day}T07:00:00+00:00"))
-        store.finish_run(run, observations=[("k", ts(f"2026-11-0{day}T07:00:00+00:00"), value, "s")])
+        store.finish_run(
+            run, observations=[("k", ts(f"2026-11-0{day}T07:00:00+00:00"), value, "s")]
+        )
     assert store.previous_values(["k"], before=ts("2026-11-03T07:00:00+00:00")) == {"k": 2.0}
     assert store.latest(["k"], before=ts("2026-11-02T12:00:00+00:00"))["k"].value == 2.0
 
@@ -117,7 +125,9 @@ def test_schema_is_versioned_and_reopening_is_idempotent(tmp_path: Path) -> None
     first.close()
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        version = conn.execute(sa.text("SELECT value FROM kpi_meta WHERE key = 'schema_version'")).scalar()
+        version = conn.execute(
+            sa.text("SELECT value FROM kpi_meta WHERE key = 'schema_version'")
+        ).scalar()
         journal = conn.execute(sa.text("PRAGMA journal_mode")).scalar()
     assert int(version) == SCHEMA_VERSION
     assert journal == "wal"
@@ -128,17 +138,17 @@ def test_schema_is_versioned_and_reopening_is_idempotent(tmp_path: Path) -> None
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'kpi.db'}"
-    HistoryStore(url).engine
+    _ = HistoryStore(url).engine
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE kpi_meta SET value = '999' WHERE key = 'schema_version'"))
     with pytest.raises(StoreError, match="newer than this kpi-collector"):
-        HistoryStore(url).engine
+        _ = HistoryStore(url).engine
 
 
 def test_store_errors_hide_the_password() -> None:
     with pytest.raises(StoreError) as info:
-        HistoryStore("postgresql+psycopg://kpi:hunter2-pw@127.0.0.1:1/kpi").engine
+        _ = HistoryStore("postgresql+psycopg://kpi:hunter2-pw@127.0.0.1:1/kpi").engine
     assert "hunter2-pw" not in str(info.value) and "***" in str(info.value)
 
 
@@ -146,11 +156,15 @@ def test_store_errors_hide_the_password() -> None:
     ("times", "expected"),
     [
         # autumn: 2026-10-25 has 25 hours in Berlin; 22:30 UTC is still that day
-        (["2026-10-24T22:30:00+00:00", "2026-10-25T22:30:00+00:00", "2026-10-25T23:30:00+00:00"],
-         [(date(2026, 10, 25), 2.0), (date(2026, 10, 26), 3.0)]),
+        (
+            ["2026-10-24T22:30:00+00:00", "2026-10-25T22:30:00+00:00", "2026-10-25T23:30:00+00:00"],
+            [(date(2026, 10, 25), 2.0), (date(2026, 10, 26), 3.0)],
+        ),
         # spring: 2026-03-29 has 23 hours; 22:30 UTC is already the next day
-        (["2026-03-28T23:30:00+00:00", "2026-03-29T21:30:00+00:00", "2026-03-29T22:30:00+00:00"],
-         [(date(2026, 3, 29), 2.0), (date(2026, 3, 30), 3.0)]),
+        (
+            ["2026-03-28T23:30:00+00:00", "2026-03-29T21:30:00+00:00", "2026-03-29T22:30:00+00:00"],
+            [(date(2026, 3, 29), 2.0), (date(2026, 3, 30), 3.0)],
+        ),
     ],
 )
 def test_bucket_handles_dst(times: list[str], expected: list[tuple[date, float]]) -> None:

@@ -1,7 +1,7 @@
 """kpi-collector: collect KPIs on a schedule, keep their history, show and push them.
 
-    from kpi_collector import Pipeline
-    Pipeline.from_config("kpi.yaml").process()
+from kpi_collector import Pipeline
+Pipeline.from_config("kpi.yaml").process()
 """
 
 from __future__ import annotations

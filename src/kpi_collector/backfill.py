@@ -29,13 +29,21 @@ class BackfillReport:
 
 
 def run_backfill(
-    pipeline: Pipeline, *, since: date | None = None, only: Sequence[str] = (), now: datetime | None = None
+    pipeline: Pipeline,
+    *,
+    since: date | None = None,
+    only: Sequence[str] = (),
+    now: datetime | None = None,
 ) -> BackfillReport:
     return asyncio.run(abackfill(pipeline, since=since, only=only, now=now))
 
 
 async def abackfill(
-    pipeline: Pipeline, *, since: date | None = None, only: Sequence[str] = (), now: datetime | None = None
+    pipeline: Pipeline,
+    *,
+    since: date | None = None,
+    only: Sequence[str] = (),
+    now: datetime | None = None,
 ) -> BackfillReport:
     store = pipeline.store
     if store is None:
@@ -44,7 +52,9 @@ async def abackfill(
     since = since or (now.astimezone(pipeline.tz).date() - timedelta(days=DEFAULT_DAYS))
     report = BackfillReport()
     sources = pipeline.selected(only)
-    client = HttpClient(concurrency=pipeline.defaults.concurrency, per_host=pipeline.defaults.per_host)
+    client = HttpClient(
+        concurrency=pipeline.defaults.concurrency, per_host=pipeline.defaults.per_host
+    )
 
     async def one(source: Source) -> None:
         if not source.can_backfill:
@@ -56,14 +66,23 @@ async def abackfill(
         points = []
         try:
             async for obs in source.backfill(ctx, since):
-                points.append((f"{source.name}.{obs.metric}", obs.ts.timestamp(), float(obs.value), source.name))
+                points.append(
+                    (
+                        f"{source.name}.{obs.metric}",
+                        obs.ts.timestamp(),
+                        float(obs.value),
+                        source.name,
+                    )
+                )
         except KpiError as exc:
             report.errors[source.name] = redact(str(exc))
             return
         except Exception as exc:
             report.errors[source.name] = redact(f"{type(exc).__name__}: {exc}")
             return
-        report.added[source.name] = await asyncio.to_thread(store.add_observations, points, tz=pipeline.tz)
+        report.added[source.name] = await asyncio.to_thread(
+            store.add_observations, points, tz=pipeline.tz
+        )
 
     try:
         await asyncio.gather(*(one(s) for s in sources))

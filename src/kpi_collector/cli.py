@@ -40,8 +40,14 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-c", "--config", "config", metavar="PATH", envvar="KPI_CONFIG",
-              help="Config file (default: ./kpi.yaml, or $KPI_CONFIG).")
+@click.option(
+    "-c",
+    "--config",
+    "config",
+    metavar="PATH",
+    envvar="KPI_CONFIG",
+    help="Config file (default: ./kpi.yaml, or $KPI_CONFIG).",
+)
 @click.version_option(package_name="kpi-collector", prog_name="kpi")
 @click.pass_context
 def group(ctx: click.Context, config: str | None) -> None:

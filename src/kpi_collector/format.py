@@ -48,7 +48,7 @@ def marker(current: float, previous: float | None) -> str:
 
 
 def format_change(current: float, previous: float | None, unit: str | None = None) -> str:
-    """"+12 (+1.67%)", "-3 (-0.5%)", "±0", or "new" without a previous value."""
+    """ "+12 (+1.67%)", "-3 (-0.5%)", "±0", or "new" without a previous value."""
     if previous is None:
         return "new"
     delta = current - previous

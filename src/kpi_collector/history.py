@@ -18,7 +18,11 @@ from kpi_collector.store import HistoryStore
 
 
 def history_document(
-    config: Config, kpis: Sequence[str] | None = None, *, period: str = "day", since: date | None = None
+    config: Config,
+    kpis: Sequence[str] | None = None,
+    *,
+    period: str = "day",
+    since: date | None = None,
 ) -> dict[str, Any]:
     store = HistoryStore(config.store_url)
     try:

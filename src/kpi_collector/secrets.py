@@ -16,7 +16,9 @@ from pydantic_core import core_schema
 _KNOWN: set[str] = set()
 _MASK = "***"
 # user:password@ in URLs (database URLs, webhook URLs with basic auth)
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@")
+_URL_PASSWORD = re.compile(
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@"
+)
 # obvious credentials in query strings and headers
 _QUERY_SECRET = re.compile(
     r"(?i)(?P<key>[?&](?:access_token|token|api_key|apikey|key|password|secret|sig|signature)=)"

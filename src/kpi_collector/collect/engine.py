@@ -49,7 +49,9 @@ async def collect_all(
 
     async def one(source: Source) -> SourceOutcome:
         async with limit:
-            outcome = await collect_one(source, client, defaults=defaults, tz=tz, base_dir=base_dir, now=now)
+            outcome = await collect_one(
+                source, client, defaults=defaults, tz=tz, base_dir=base_dir, now=now
+            )
         if on_done is not None:
             on_done(outcome)
         return outcome
@@ -83,7 +85,9 @@ async def collect_one(
         outcome.values = {str(k): float(v) for k, v in values.items()}
     except MetricErrors as exc:
         outcome.values = dict(exc.values)
-        outcome.errors = [(metric, redact(message), exc.transient) for metric, message in exc.errors.items()]
+        outcome.errors = [
+            (metric, redact(message), exc.transient) for metric, message in exc.errors.items()
+        ]
     except KpiError as exc:
         outcome.errors = [(None, redact(str(exc)), exc.transient)]
     except TimeoutError:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from kpi_collector.collect.numbers import parse_number
 from kpi_collector.errors import ExtractError
@@ -63,22 +63,19 @@ class Metric(BaseModel):
         return None
 
 
-def CSS(selector: str, **options: Any) -> Metric:  # noqa: N802 - reads like a type in user code
+def CSS(selector: str, **options: Any) -> Metric:
     """A metric read with a CSS selector: `CSS("a.post", count=True)`."""
     return Metric(css=selector, **options)
 
 
-def XPath(expression: str, **options: Any) -> Metric:  # noqa: N802
+def XPath(expression: str, **options: Any) -> Metric:
     """A metric read with an XPath expression."""
     return Metric(xpath=expression, **options)
 
 
-def JMESPath(expression: str, **options: Any) -> Metric:  # noqa: N802
+def JMESPath(expression: str, **options: Any) -> Metric:
     """A metric read from JSON with a JMESPath expression."""
     return Metric(jmespath=expression, **options)
-
-
-MetricsField = Field(default_factory=dict)
 
 
 def coerce_metric(value: Any, default_extractor: str) -> Any:
@@ -102,21 +99,23 @@ def _compile_jmespath(expression: str) -> Any:
 def finish(name: str, raw: Any, metric: Metric) -> float:
     """Turn what an extractor found into the metric's number, or raise ExtractError."""
     value: float
-    if isinstance(raw, bool):
-        value = float(raw)
-    elif isinstance(raw, int | float):
+    if isinstance(raw, (bool, int | float)):
         value = float(raw)
     elif isinstance(raw, str):
         text = raw.strip()
         if metric.regex is not None:
             match = re.search(metric.regex, text)
             if match is None:
-                raise ExtractError(f"{name}: regex {metric.regex!r} found nothing in {_short(text)}")
+                raise ExtractError(
+                    f"{name}: regex {metric.regex!r} found nothing in {_short(text)}"
+                )
             text = match.group(1) if match.groups() else match.group(0)
         if metric.map is not None:
             if text not in metric.map:
                 known = ", ".join(sorted(metric.map))
-                raise ExtractError(f"{name}: {_short(text)} is not one of the mapped values ({known})")
+                raise ExtractError(
+                    f"{name}: {_short(text)} is not one of the mapped values ({known})"
+                )
             value = metric.map[text]
         else:
             try:
@@ -126,7 +125,9 @@ def finish(name: str, raw: Any, metric: Metric) -> float:
     elif raw is None:
         raise ExtractError(f"{name}: the value is missing (null)")
     else:
-        raise ExtractError(f"{name}: expected a number, got {type(raw).__name__} {_short(repr(raw))}")
+        raise ExtractError(
+            f"{name}: expected a number, got {type(raw).__name__} {_short(repr(raw))}"
+        )
     if value != value:  # NaN
         raise ExtractError(f"{name}: the value is not a number (NaN)")
     if metric.expect is not None:
@@ -153,7 +154,9 @@ def from_json(name: str, document: Any, metric: Metric) -> float:
     found = _compile_jmespath(metric.jmespath).search(document)
     if metric.count:
         if not isinstance(found, list | dict):
-            raise ExtractError(f"{name}: `count: true` needs a list, {metric.jmespath!r} gave {_short(repr(found))}")
+            raise ExtractError(
+                f"{name}: `count: true` needs a list, {metric.jmespath!r} gave {_short(repr(found))}"
+            )
         return _counted(name, len(found), metric, metric.jmespath)
     if found is None:
         raise ExtractError(f"{name}: {metric.jmespath!r} matched nothing in the JSON")

@@ -179,8 +179,14 @@ class HttpClient:
         cookies: bool = False,
     ) -> HttpSession:
         """A view of the pool for one source: its timeout, retries, auth and, if asked, cookies."""
-        return HttpSession(self, timeout=timeout, retries=retries, auth=auth,
-                           headers=dict(headers or {}), cookies=cookies)
+        return HttpSession(
+            self,
+            timeout=timeout,
+            retries=retries,
+            auth=auth,
+            headers=dict(headers or {}),
+            cookies=cookies,
+        )
 
     async def close(self) -> None:
         if self._session is not None:
@@ -256,7 +262,7 @@ class HttpSession:
         while True:
             try:
                 response = await self._once(method, url, all_params, all_headers, json_body, data)
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 error = _connection_error(url, exc, self.timeout)
             else:
                 if response.status < 400 or response.status in ok:
@@ -344,8 +350,11 @@ class HttpSession:
         refused = (
             (form.failure is not None and answer.css_first(form.failure) is not None)
             or (form.success is not None and answer.css_first(form.success) is None)
-            or (form.success is None and form.failure is None
-                and answer.css_first("form input[type=password]") is not None)
+            or (
+                form.success is None
+                and form.failure is None
+                and answer.css_first("form input[type=password]") is not None
+            )
         )
         if refused:
             raise LoginError(

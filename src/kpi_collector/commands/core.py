@@ -28,11 +28,15 @@ def parse_date(value: str | None, option: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date like 2026-01-31", param_hint=option) from None
+        raise click.BadParameter(
+            f"{value!r} is not a date like 2026-01-31", param_hint=option
+        ) from None
 
 
 @click.command()
-@click.option("--dir", "directory", default=".", type=click.Path(file_okay=False), help="Where to write.")
+@click.option(
+    "--dir", "directory", default=".", type=click.Path(file_okay=False), help="Where to write."
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing kpi.yaml.")
 def init(directory: str, force: bool) -> None:
     """Write a commented starter kpi.yaml (public, no-auth sources) and .env.example."""
@@ -63,8 +67,10 @@ def validate(ctx: click.Context, fmt: str) -> None:
         click.echo(json.dumps(describe(config), indent=2))
         return
     click.echo(f"{config.path}: ok")
-    click.echo(f"store: {_redacted(config.store_url)}   timezone: {config.timezone}   "
-               f"schedule: {config.settings.schedule}")
+    click.echo(
+        f"store: {_redacted(config.store_url)}   timezone: {config.timezone}   "
+        f"schedule: {config.settings.schedule}"
+    )
     click.echo(f"sources ({len(config.sources)}):")
     for source in config.sources:
         state = "" if source.enabled else "  (disabled)"
@@ -90,7 +96,8 @@ def describe(config: Config) -> dict[str, Any]:
             for s in config.sources
         ],
         "destinations": [
-            {"name": d.name, "type": d.type, "enabled": d.enabled, "every": d.every} for d in config.destinations
+            {"name": d.name, "type": d.type, "enabled": d.enabled, "every": d.every}
+            for d in config.destinations
         ],
         "kpis": config.kpi_ids(),
     }
@@ -108,14 +115,18 @@ def _redacted(url: str) -> str:
 @click.option("--no-deliver", is_flag=True, help="Collect and store; deliver nothing.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.pass_context
-def run(ctx: click.Context, only: tuple[str, ...], dry_run: bool, no_deliver: bool, fmt: str) -> None:
+def run(
+    ctx: click.Context, only: tuple[str, ...], dry_run: bool, no_deliver: bool, fmt: str
+) -> None:
     """Collect every source, store the values, deliver them; show a table of the results."""
     from kpi_collector.pipeline import Pipeline
 
     pipeline = Pipeline.from_config(load(ctx))
     sources = pipeline.selected(only)
     with _progress(len(sources), enabled=fmt == "table") as on_done:
-        result = pipeline.process(only=only, dry_run=dry_run, deliver=not no_deliver, on_source_done=on_done)
+        result = pipeline.process(
+            only=only, dry_run=dry_run, deliver=not no_deliver, on_source_done=on_done
+        )
     if fmt == "json":
         import json
 
@@ -137,11 +148,22 @@ class _progress:
         if not self.enabled:
             return None
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self._bar = Progress(
-            TextColumn("collecting"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-            TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+            TextColumn("collecting"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
         )
         self._bar.start()
         task = self._bar.add_task("", total=self.total)
@@ -174,14 +196,24 @@ def show_result(pipeline: Pipeline, result: RunResult, *, dry_run: bool = False)
         title = spec.title if spec and spec.title else kpi
         prev = result.previous.get(kpi)
         change = format_change(value, prev, unit) if not dry_run else ""
-        style = "green" if prev is not None and value > prev else "red" if prev is not None and value < prev else ""
-        table.add_row(title, format_value(value, unit), f"[{style}]{change}[/]" if style else change)
+        style = (
+            "green"
+            if prev is not None and value > prev
+            else "red"
+            if prev is not None and value < prev
+            else ""
+        )
+        table.add_row(
+            title, format_value(value, unit), f"[{style}]{change}[/]" if style else change
+        )
     if result.values:
         console.print(table)
     for where, message in result.errors.items():
         console.print(f"[red]failed[/] {where}: {message}", markup=True)
     for name, message in result.delivery_errors.items():
-        console.print(f"[red]delivery failed[/] {name}: {message} (pending; retried on the next run)")
+        console.print(
+            f"[red]delivery failed[/] {name}: {message} (pending; retried on the next run)"
+        )
     seconds = (result.finished_at - result.started_at).total_seconds()
     summary = f"{len(result.values)} values, {len(result.errors)} errors in {seconds:.1f}s"
     if result.run_id is not None:
@@ -195,12 +227,16 @@ def show_result(pipeline: Pipeline, result: RunResult, *, dry_run: bool = False)
 @click.option("--since", metavar="DATE", help="First day to show (YYYY-MM-DD).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
 @click.pass_context
-def history(ctx: click.Context, kpis: tuple[str, ...], period: str, since: str | None, fmt: str) -> None:
+def history(
+    ctx: click.Context, kpis: tuple[str, ...], period: str, since: str | None, fmt: str
+) -> None:
     """The stored history: each KPI's value per day, week or month (by its `agg`)."""
     from kpi_collector.history import history_document
 
     config = load(ctx, need_secrets=False)
-    doc = history_document(config, list(kpis) or None, period=period, since=parse_date(since, "--since"))
+    doc = history_document(
+        config, list(kpis) or None, period=period, since=parse_date(since, "--since")
+    )
     if fmt == "json":
         import json
 

@@ -8,8 +8,14 @@ import click
 
 
 @click.command()
-@click.option("--dir", "directory", default="kpi-demo", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for the demo's config, database and report.")
+@click.option(
+    "--dir",
+    "directory",
+    default="kpi-demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the demo's config, database and report.",
+)
 @click.option("--serve", is_flag=True, help="Keep the demo services running until Ctrl-C.")
 def demo(directory: str, serve: bool) -> None:
     """A complete run offline: local demo sources, 90 days of history, one run, a report."""

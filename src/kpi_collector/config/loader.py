@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 
 CONFIG_NAME = "kpi.yaml"
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_SECRET_NAME = re.compile(r"(?i)(token|secret|passw|pwd|key|webhook|dsn|credential|auth|database_url)")
+_SECRET_NAME = re.compile(
+    r"(?i)(token|secret|passw|pwd|key|webhook|dsn|credential|auth|database_url)"
+)
 Path_ = tuple[str | int, ...]
 
 
@@ -30,7 +32,11 @@ def find_config(path: str | os.PathLike[str] | None = None) -> Path:
     chosen = path or os.environ.get("KPI_CONFIG") or CONFIG_NAME
     found = Path(chosen)
     if not found.is_file():
-        hint = "run `kpi init` to write a starter config" if chosen == CONFIG_NAME else "check the path"
+        hint = (
+            "run `kpi init` to write a starter config"
+            if chosen == CONFIG_NAME
+            else "check the path"
+        )
         raise ConfigError(f"{found}: no such config file; {hint}")
     return found
 
@@ -92,7 +98,7 @@ def parse_config(
         source = _validate(cls, {k: v for k, v in item.items() if k != "type"}, lines, at, label_)
         if source.name in seen:
             raise ConfigError(
-                f"{lines.where(at + ('name',))}: duplicate source name {source.name!r} "
+                f"{lines.where((*at, 'name'))}: duplicate source name {source.name!r} "
                 f"(also sources[{seen[source.name]}]); give each source its own name"
             )
         seen[source.name] = index
@@ -115,7 +121,9 @@ def parse_config(
 def _kind(item: Mapping[str, Any], lines: _LineFinder, at: Path_, what: str) -> str:
     kind = item.get("type")
     if not isinstance(kind, str) or not kind:
-        raise ConfigError(f"{lines.where(at)}: this {what} has no `type:`; add one, e.g. `type: html`")
+        raise ConfigError(
+            f"{lines.where(at)}: this {what} has no `type:`; add one, e.g. `type: html`"
+        )
     return kind
 
 
@@ -123,7 +131,7 @@ def _resolve(lookup: Any, kind: str, lines: _LineFinder, at: Path_) -> Any:
     try:
         return lookup(kind)
     except ConfigError as exc:
-        raise ConfigError(f"{lines.where(at + ('type',))}: {exc}") from None
+        raise ConfigError(f"{lines.where((*at, 'type'))}: {exc}") from None
 
 
 def _validate(model: type[BaseModel], data: Any, lines: _LineFinder, at: Path_, label: str) -> Any:
@@ -138,7 +146,9 @@ def _validate(model: type[BaseModel], data: Any, lines: _LineFinder, at: Path_, 
 def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, label: str) -> str:
     messages = []
     for error in exc.errors()[:5]:
-        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        loc = tuple(
+            p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-"))
+        )
         key = ".".join(str(p) for p in loc)
         prefix = f"{lines.where(at + loc)}: {label + ': ' if label else ''}"
         kind = error["type"]
@@ -146,7 +156,13 @@ def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, l
             name = str(loc[-1]) if loc else "?"
             known = _known_keys(model, loc[:-1])
             close = difflib.get_close_matches(name, known, n=1)
-            fix = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}" if known else "remove it"
+            fix = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else f"known keys: {', '.join(known)}"
+                if known
+                else "remove it"
+            )
             messages.append(f"{prefix}unknown key {key!r}; {fix}")
         elif kind == "missing":
             messages.append(f"{prefix}missing required key {key!r}")
@@ -191,7 +207,9 @@ def _unwrap(annotation: Any) -> Any:
     members = [a for a in get_args(annotation) if a is not type(None)]
     if len(members) == 1:
         return _unwrap(members[0])
-    return next((m for m in members if isinstance(m, type) and issubclass(m, BaseModel)), annotation)
+    return next(
+        (m for m in members if isinstance(m, type) and issubclass(m, BaseModel)), annotation
+    )
 
 
 def _check_references(config: Config, lines: _LineFinder) -> None:
@@ -215,7 +233,9 @@ def _check_references(config: Config, lines: _LineFinder) -> None:
     _check_formulas(config, lines)
     star = config.settings.north_star
     if star and star not in known and star.partition(".")[0] not in names:
-        raise ConfigError(f"{lines.where(('north_star',))}: north_star {star!r} is not a KPI id of this config")
+        raise ConfigError(
+            f"{lines.where(('north_star',))}: north_star {star!r} is not a KPI id of this config"
+        )
 
 
 def _check_formulas(config: Config, lines: _LineFinder) -> None:
@@ -231,7 +251,9 @@ def _check_formulas(config: Config, lines: _LineFinder) -> None:
         try:
             parsed[kid] = Formula.parse(text)
         except ValueError as exc:
-            raise ConfigError(f"{lines.where(('kpis', kid, 'formula'))}: kpis.{kid}.formula: {exc}") from None
+            raise ConfigError(
+                f"{lines.where(('kpis', kid, 'formula'))}: kpis.{kid}.formula: {exc}"
+            ) from None
     known = set(config.kpi_ids())
     # ids of sources whose metrics are only known at run time are accepted by their prefix
     open_prefixes = {s.name for s in config.sources if not s.metric_names()}
@@ -248,7 +270,8 @@ def _drop_unresolved(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, 
     def unresolved(value: Any) -> bool:
         if isinstance(value, str):
             return any(
-                m.group(1) and m.group(2) is None and not env.get(m.group(1)) for m in _VAR.finditer(value)
+                m.group(1) and m.group(2) is None and not env.get(m.group(1))
+                for m in _VAR.finditer(value)
             )
         if isinstance(value, list):
             return any(unresolved(v) for v in value)
@@ -267,11 +290,11 @@ def _expand(value: Any, env: Mapping[str, str], lines: _LineFinder, at: Path_) -
     if isinstance(value, str):
         return _expand_text(value, env, lines, at)
     if isinstance(value, list):
-        return [_expand(v, env, lines, at + (i,)) for i, v in enumerate(value)]
+        return [_expand(v, env, lines, (*at, i)) for i, v in enumerate(value)]
     if isinstance(value, dict):
         if value.get("enabled") is False and len(at) == 2:
             return value  # a switched-off source may name variables that are not set
-        return {k: _expand(v, env, lines, at + (k,)) for k, v in value.items()}
+        return {k: _expand(v, env, lines, (*at, k)) for k, v in value.items()}
     return value
 
 
@@ -334,7 +357,9 @@ class _LineFinder:
             for key, value in node.value:
                 if str(key.value) == str(part):
                     return value, key.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
             item = node.value[part]
             return item, item.start_mark.line + 1
         return None

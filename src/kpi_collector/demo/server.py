@@ -15,8 +15,8 @@ from typing import Any
 from aiohttp import web
 
 DEMO_USER = "founder@example.com"
-DEMO_PASSWORD = "demo-password"  # noqa: S105 - a local demo credential, documented as such
-DEMO_CRM_TOKEN = "demo-crm-token-123"  # noqa: S105
+DEMO_PASSWORD = "demo-password"
+DEMO_CRM_TOKEN = "demo-crm-token-123"
 EPOCH = date(2026, 1, 1)
 
 
@@ -59,7 +59,8 @@ async def github_repo(request: web.Request) -> web.Response:
 async def blog(request: web.Request) -> web.Response:
     posts = int(metric("posts", _today()))
     items = "\n".join(
-        f'<li><a class="anthrazit" href="/blog/post-{i}">Post {i}</a></li>' for i in range(posts, 0, -1)
+        f'<li><a class="anthrazit" href="/blog/post-{i}">Post {i}</a></li>'
+        for i in range(posts, 0, -1)
     )
     html = f"<html><head><title>Blog</title></head><body><nav><a href='/'>Home</a></nav><ul>{items}</ul></body></html>"
     return web.Response(text=html, content_type="text/html")

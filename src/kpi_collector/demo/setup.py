@@ -62,7 +62,8 @@ def write_demo_folder(folder: Path, url: str) -> Path:
     app_db = (folder / "app.db").resolve()
     _write_app_db(app_db)
     (folder / ".env").write_text(
-        f"POD_USER={DEMO_USER}\nPOD_PASSWORD={DEMO_PASSWORD}\nCRM_TOKEN={DEMO_CRM_TOKEN}\n", encoding="utf-8"
+        f"POD_USER={DEMO_USER}\nPOD_PASSWORD={DEMO_PASSWORD}\nCRM_TOKEN={DEMO_CRM_TOKEN}\n",
+        encoding="utf-8",
     )
     config = folder / "kpi.yaml"
     config.write_text(CONFIG.format(url=url, app_db=app_db), encoding="utf-8")
@@ -78,16 +79,22 @@ def _write_app_db(path: Path) -> None:
         for back in range(HISTORY_DAYS, -1, -1):
             day = today - timedelta(days=back)
             for i in range(3 + (day.toordinal() * 7) % 5):
-                rows.append((f"user{day.toordinal()}-{i}@example.com", f"{day.isoformat()} 09:{i:02d}:00"))
+                rows.append(
+                    (f"user{day.toordinal()}-{i}@example.com", f"{day.isoformat()} 09:{i:02d}:00")
+                )
         conn.executemany("INSERT INTO users (email, created_at) VALUES (?, ?)", rows)
 
 
 def history_points(today: date, days: int = HISTORY_DAYS) -> list[tuple[str, float, float, str]]:
     """(kpi, ts, value, source) for each day before today, at 07:00 UTC."""
     kpis = {
-        "github.stars": "stars", "github.forks": "forks", "github.watchers": "watchers",
-        "github.open_issues": "open_issues", "blog.posts": "posts",
-        "podcast.downloads": "downloads", "crm.paying_customers": "paying",
+        "github.stars": "stars",
+        "github.forks": "forks",
+        "github.watchers": "watchers",
+        "github.open_issues": "open_issues",
+        "blog.posts": "posts",
+        "podcast.downloads": "downloads",
+        "crm.paying_customers": "paying",
     }
     points = []
     for back in range(days, 0, -1):

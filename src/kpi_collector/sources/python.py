@@ -35,7 +35,9 @@ class Function(Source):
     def _name_from_function(cls, data: Any) -> Any:
         if isinstance(data, dict) and not data.get("name") and data.get("function") is not None:
             func = data["function"]
-            name = getattr(func, "__name__", None) if callable(func) else str(func).rpartition(":")[2]
+            name = (
+                getattr(func, "__name__", None) if callable(func) else str(func).rpartition(":")[2]
+            )
             if name and name != "<lambda>":
                 data = {**data, "name": name}
         return data
@@ -85,7 +87,9 @@ class Function(Source):
 def to_values(result: Any, metrics: Mapping[str, Metric]) -> dict[str, float]:
     """Check that `result` is `{name: number}`, reading numeric text where needed."""
     if not isinstance(result, Mapping):
-        raise ExtractError(f"expected a mapping of metric names to numbers, got {type(result).__name__}")
+        raise ExtractError(
+            f"expected a mapping of metric names to numbers, got {type(result).__name__}"
+        )
     values: dict[str, float] = {}
     errors: dict[str, str] = {}
     for key, raw in result.items():

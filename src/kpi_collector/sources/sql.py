@@ -57,7 +57,9 @@ class SQL(Source):
         except Exception as exc:
             if isinstance(exc, SourceError):
                 raise
-            raise SourceError(f"database error: {redact(_first_line(exc))}", transient=True) from None
+            raise SourceError(
+                f"database error: {redact(_first_line(exc))}", transient=True
+            ) from None
         finally:
             engine.dispose()
         if errors:
@@ -128,8 +130,14 @@ def _scalar(conn: Any, name: str, metric: Metric) -> float:
             row = conn.execute(text(metric.query)).first()
     except sa_exc.DBAPIError as exc:
         message = _first_line(exc)
-        if "interrupted" in message.lower() or "timeout" in message.lower() or "canceling" in message:
-            raise ExtractError(f"{name}: the query took longer than the timeout", transient=True) from None
+        if (
+            "interrupted" in message.lower()
+            or "timeout" in message.lower()
+            or "canceling" in message
+        ):
+            raise ExtractError(
+                f"{name}: the query took longer than the timeout", transient=True
+            ) from None
         raise ExtractError(f"{name}: the query failed: {redact(message)}") from None
     if row is None:
         if metric.allow_zero:

@@ -88,7 +88,9 @@ class HistoryStore:
         try:
             engine = sa.create_engine(url, **kwargs)
         except Exception as exc:  # missing driver and the like
-            raise StoreError(f"cannot open store {redact(self.url)!r}: {redact(str(exc))}") from None
+            raise StoreError(
+                f"cannot open store {redact(self.url)!r}: {redact(str(exc))}"
+            ) from None
         if url.get_backend_name() == "sqlite":
 
             @sa.event.listens_for(engine, "connect")
@@ -134,13 +136,17 @@ class HistoryStore:
                         )
                     else:
                         conn.execute(
-                            schema.meta.insert().values(key="schema_version", value=str(schema.SCHEMA_VERSION))
+                            schema.meta.insert().values(
+                                key="schema_version", value=str(schema.SCHEMA_VERSION)
+                            )
                         )
                 return schema.SCHEMA_VERSION
         except StoreError:
             raise
         except Exception as exc:
-            raise StoreError(f"cannot open store {redact(self.url)!r}: {_first_line(exc)}") from None
+            raise StoreError(
+                f"cannot open store {redact(self.url)!r}: {_first_line(exc)}"
+            ) from None
 
     def close(self) -> None:
         if self._engine is not None:
@@ -214,18 +220,35 @@ class HistoryStore:
                     .order_by(run_errors.c.id)
                 ):
                     errors.setdefault(e.run_id, []).append(
-                        {"source": e.source, "kpi": e.kpi, "message": e.message, "transient": bool(e.transient)}
+                        {
+                            "source": e.source,
+                            "kpi": e.kpi,
+                            "message": e.message,
+                            "transient": bool(e.transient),
+                        }
                     )
         return [
-            RunRecord(r.id, r.started_at, r.finished_at, r.status, r.trigger, r.n_values,
-                      r.n_errors, errors.get(r.id, []))
+            RunRecord(
+                r.id,
+                r.started_at,
+                r.finished_at,
+                r.status,
+                r.trigger,
+                r.n_values,
+                r.n_errors,
+                errors.get(r.id, []),
+            )
             for r in rows
         ]
 
     # values -------------------------------------------------------------------------------
 
     def latest(
-        self, kpis: Sequence[str] | None = None, *, before: float | None = None, strictly: bool = False
+        self,
+        kpis: Sequence[str] | None = None,
+        *,
+        before: float | None = None,
+        strictly: bool = False,
     ) -> dict[str, Row]:
         """The newest observation of each KPI (at or before `before`; `strictly`: before it)."""
         import sqlalchemy as sa
@@ -259,7 +282,11 @@ class HistoryStore:
             return [r[0] for r in conn.execute(sa.select(o.c.kpi).distinct().order_by(o.c.kpi))]
 
     def rows(
-        self, kpis: Sequence[str] | None = None, *, since: float | None = None, until: float | None = None
+        self,
+        kpis: Sequence[str] | None = None,
+        *,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[tuple[str, float, float]]:
         """(kpi, ts, value) ordered by kpi and time."""
         import sqlalchemy as sa
@@ -295,7 +322,9 @@ class HistoryStore:
         agg = agg or {}
         out: dict[str, list[tuple[date, float]]] = {}
         for kpi, group in groupby(self.rows(kpis, since=since_ts), key=lambda r: r[0]):
-            out[kpi] = list(bucket(((ts, v) for _, ts, v in group), period, zone, agg.get(kpi, "last")))
+            out[kpi] = list(
+                bucket(((ts, v) for _, ts, v in group), period, zone, agg.get(kpi, "last"))
+            )
         return out
 
     def add_observations(
@@ -332,8 +361,16 @@ class HistoryStore:
             if key in existing:
                 continue
             existing.add(key)
-            fresh.append({"run_id": None, "kpi": kpi, "ts": ts, "value": value, "source": source,
-                          "backfilled": backfilled})
+            fresh.append(
+                {
+                    "run_id": None,
+                    "kpi": kpi,
+                    "ts": ts,
+                    "value": value,
+                    "source": source,
+                    "backfilled": backfilled,
+                }
+            )
         if fresh:
             with self._write() as conn:
                 conn.execute(o.insert(), fresh)
@@ -356,17 +393,23 @@ class _Writing:
         try:
             return self._ctx.__enter__()
         except Exception as exc:
-            raise StoreError(f"cannot write to store {redact(self._url)!r}: {_first_line(exc)}") from None
+            raise StoreError(
+                f"cannot write to store {redact(self._url)!r}: {_first_line(exc)}"
+            ) from None
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         import sqlalchemy as sa
 
         try:
             self._ctx.__exit__(exc_type, exc, tb)
         except Exception as error:
-            raise StoreError(f"cannot write to store {redact(self._url)!r}: {_first_line(error)}") from None
+            raise StoreError(
+                f"cannot write to store {redact(self._url)!r}: {_first_line(error)}"
+            ) from None
         if isinstance(exc, sa.exc.SQLAlchemyError):
-            raise StoreError(f"cannot write to store {redact(self._url)!r}: {_first_line(exc)}") from None
+            raise StoreError(
+                f"cannot write to store {redact(self._url)!r}: {_first_line(exc)}"
+            ) from None
         return False
 
 
