@@ -410,7 +410,6 @@ class _Writing:
             raise StoreError(
                 f"cannot write to store {redact(self._url)!r}: {_first_line(exc)}"
             ) from None
-        return False
 
 
 def _first_line(exc: BaseException) -> str:
