@@ -36,6 +36,11 @@ def names(group: str) -> list[str]:
 def _load(group: str, name: str, what: str) -> type[Any]:
     if name in _extra[group]:
         return _extra[group][name]
+    return _load_entry_point(group, name, what)
+
+
+@lru_cache(maxsize=256)
+def _load_entry_point(group: str, name: str, what: str) -> type[Any]:
     ep = _entry_points(group).get(name)
     if ep is None:
         known = ", ".join(names(group))

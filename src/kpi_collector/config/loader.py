@@ -67,8 +67,7 @@ def parse_config(
 
     label = str(path) if path else CONFIG_NAME
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root, data = _parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{label}:{mark.line + 1}" if mark else label
@@ -116,6 +115,20 @@ def parse_config(
     if need_secrets:  # with sources left out, references to them cannot be checked
         _check_references(config, lines)
     return config
+
+
+def _parse_yaml(text: str) -> tuple[Any, Any]:
+    """Parse once: the node tree (for line numbers) and the data built from it (libyaml when present)."""
+    import yaml
+
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = loader_class(text)
+    try:
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    finally:
+        loader.dispose()
+    return root, data
 
 
 def _kind(item: Mapping[str, Any], lines: _LineFinder, at: Path_, what: str) -> str:
