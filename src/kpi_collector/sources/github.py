@@ -1,58 +1,228 @@
-"""`type: github`: a repository's stars, forks, watchers and open issues (REST v3)."""
+"""`type: github`: a repository's stars, forks, watchers, issues, pull requests, contributors,
+release downloads and (with a token that can push) traffic, from the REST API v3; stars over
+time for backfill.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import ClassVar
-from urllib.parse import urlsplit
+from collections.abc import AsyncIterator, Mapping
+from datetime import date, datetime, timedelta
+from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from kpi_collector.errors import ExtractError, HttpError, SourceError
+from kpi_collector.collect.http import Auth, Response
+from kpi_collector.errors import ExtractError, HttpError
 from kpi_collector.secrets import Secret
-from kpi_collector.sources.base import Source, SourceContext
+from kpi_collector.sources._service import (
+    ServiceClient,
+    ServiceSource,
+    check_repo,
+    day_end,
+    days,
+    page_number,
+    parse_time,
+)
+from kpi_collector.sources.base import Observation, SourceContext
 
 _REPO_FIELDS = {
     "stars": "stargazers_count",
     "forks": "forks_count",
     "watchers": "subscribers_count",
-    "open_issues": "open_issues_count",
+    "open_issues": "open_issues_count",  # counts pull requests too; open_prs is taken off
 }
+_TRAFFIC = {
+    "views": "count",
+    "unique_views": "uniques",
+    "clones": "count",
+    "unique_clones": "uniques",
+}
+_PUBLIC = (*_REPO_FIELDS, "open_prs", "contributors", "releases_downloads")
+_STARS_PER_PAGE = 100
 
 
-class GitHub(Source):
+class GitHub(ServiceSource):
     type: ClassVar[str] = "github"
-    default_metrics: ClassVar[tuple[str, ...]] = tuple(_REPO_FIELDS)
+    service_name: ClassVar[str] = "GitHub"
+    known_metrics: ClassVar[tuple[str, ...]] = (*_PUBLIC, *_TRAFFIC)
+    default_metrics: ClassVar[tuple[str, ...]] = _PUBLIC
+    credentials: ClassVar[Mapping[str, str]] = {"token": "GITHUB_TOKEN"}
 
-    repo: str = Field(pattern=r"^[\w.-]+/[\w.-]+$", description="owner/name")
-    token: Secret | None = None
+    repo: str = Field(description="owner/name")
+    token: Secret | None = Field(
+        default=None, description="a token; traffic metrics need push access"
+    )
     api_url: str = "https://api.github.com"
-    metrics: list[str] = Field(default_factory=list)
 
-    def host(self) -> str | None:
-        return urlsplit(self.api_url).netloc
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, value: str) -> str:
+        return check_repo(value, "zenml-io/zenml")
+
+    def wanted(self) -> list[str]:
+        if self.metrics:
+            return list(self.metrics)
+        # traffic is only readable with a token, so it is a default only when there is one
+        return list(self.known_metrics if self.token is not None else _PUBLIC)
+
+    def auth(self) -> Auth | None:
+        return Auth(bearer=self.token) if self.token is not None else None
+
+    def headers(self) -> dict[str, str]:
+        return {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+
+    def not_found(self, response: Response) -> str:
+        hidden = "" if self.token is not None else " (a private repository needs `token:`)"
+        return f"GitHub repository {self.repo!r} not found: check `repo:` of source {self.name!r}{hidden}"
+
+    def forbidden(self, response: Response, message: str) -> str:
+        if "/traffic/" in response.url:
+            return (
+                f"GitHub refused the traffic of {self.repo!r} (HTTP 403: {message or 'forbidden'}): traffic needs "
+                f"a token with push access (classic: `repo` scope; fine-grained: Administration read)"
+            )
+        return super().forbidden(response, message)
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
-        headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
-        if self.token is not None and self.token.get():
-            headers["Authorization"] = f"Bearer {self.token.get()}"
-        session = ctx.http(headers=headers)
-        try:
-            repo = await session.get_json(f"{self.api_url.rstrip('/')}/repos/{self.repo}")
-        except HttpError as exc:
-            if exc.status == 404:
-                raise SourceError(f"repository {self.repo!r} not found (or private without a token)") from None
-            if exc.status == 401:
-                raise SourceError("GitHub refused the token (401): it is wrong or expired") from None
-            raise
-        wanted = self.metrics or list(_REPO_FIELDS)
+        wanted = set(self.wanted())
+        if self.token is None and wanted & set(_TRAFFIC):
+            raise ExtractError(
+                f"{', '.join(sorted(wanted & set(_TRAFFIC)))} need a token with push access: "
+                f"add `token: ${{GITHUB_TOKEN}}` to source {self.name!r}"
+            )
+        client = self.client(ctx)
+        base = f"/repos/{self.repo}"
+        parts: dict[tuple[str, ...], Any] = {}
+        repo_metrics = tuple(m for m in _REPO_FIELDS if m in wanted)
+        if repo_metrics or "open_prs" in wanted:
+            # open_issues needs open_prs taken off, so the two travel together
+            group = (*repo_metrics, *(("open_prs",) if "open_prs" in wanted else ()))
+            parts[group] = self._repo_numbers(client, base, wanted)
+        if "contributors" in wanted:
+            parts[("contributors",)] = self._count(
+                client, f"{base}/contributors", "contributors", {"anon": "false"}
+            )
+        if "releases_downloads" in wanted:
+            parts[("releases_downloads",)] = self._release_downloads(client, base)
+        for kind, (total, unique) in {
+            "views": ("views", "unique_views"),
+            "clones": ("clones", "unique_clones"),
+        }.items():
+            group = tuple(m for m in (total, unique) if m in wanted)
+            if group:
+                parts[group] = self._traffic(client, f"{base}/traffic/{kind}", total, unique)
+        return await self.gather(parts)
+
+    async def _repo_numbers(
+        self, client: ServiceClient, base: str, wanted: set[str]
+    ) -> dict[str, float]:
+        repo = await client.json(base)
         values: dict[str, float] = {}
-        for metric in wanted:
-            field = _REPO_FIELDS.get(metric)
-            if field is None:
-                raise ExtractError(f"unknown github metric {metric!r}; known: {', '.join(_REPO_FIELDS)}")
-            raw = repo.get(field)
-            if not isinstance(raw, int | float):
-                raise ExtractError(f"{metric}: the answer has no number in {field!r}")
-            values[metric] = float(raw)
-        return values
+        for metric, field in _REPO_FIELDS.items():
+            if metric in wanted or (metric == "open_issues" and "open_prs" in wanted):
+                values[metric] = _number(repo, field)
+        if "open_prs" in wanted or "open_issues" in wanted:
+            prs = await client.count(f"{base}/pulls", params={"state": "open"})
+            if "open_prs" in wanted:
+                values["open_prs"] = float(prs)
+            if "open_issues" in wanted:
+                values["open_issues"] = max(0.0, values["open_issues"] - prs)
+        return {m: v for m, v in values.items() if m in wanted}
+
+    async def _count(
+        self, client: ServiceClient, path: str, metric: str, params: dict[str, str]
+    ) -> dict[str, float]:
+        return {metric: float(await client.count(path, params=params))}
+
+    async def _release_downloads(self, client: ServiceClient, base: str) -> dict[str, float]:
+        total = 0.0
+        async for page in client.pages(f"{base}/releases", params={"per_page": 100}):
+            for release in _list(page):
+                for asset in release.get("assets") or []:
+                    total += float(asset.get("download_count") or 0)
+        return {"releases_downloads": total}
+
+    async def _traffic(
+        self, client: ServiceClient, path: str, total: str, unique: str
+    ) -> dict[str, float]:
+        data = await client.json(path)
+        return {total: _number(data, "count"), unique: _number(data, "uniques")}
+
+    async def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
+        """Stars at the end of each day from `since` to yesterday, from the stargazers' `starred_at`.
+
+        The stargazers list is oldest first, so only the pages from `since` on are read, walking
+        back from the last page. Unstarred stars are not in the list: the past is a lower bound.
+        """
+        if self.metrics and "stars" not in self.metrics:
+            return
+        client = self.client(ctx)
+        path = f"/repos/{self.repo}/stargazers"
+        until = ctx.today - timedelta(days=1)
+        first_page = await self._stargazer_page(client, path, 1)
+        if not first_page[1]:
+            return
+        last = page_number(first_page[0].links["last"]) if "last" in first_page[0].links else 1
+        before_since = day_end(since - timedelta(days=1), ctx.tz)
+        read: dict[int, list[datetime]] = {1: first_page[1]}
+        page = last
+        while page > 1:
+            stars = (await self._stargazer_page(client, path, page))[1]
+            read[page] = stars
+            if stars and stars[0] <= before_since:
+                break  # every earlier page is older than `since`: only its size matters
+            page -= 1
+        if all(p in read for p in range(1, last + 1)):
+            base = 0
+            stamps = [t for p in range(1, last + 1) for t in read[p]]
+            first_day = max(since, stamps[0].astimezone(ctx.tz).date())
+        else:
+            lowest = min(p for p in read if p > 1)
+            base = (lowest - 1) * _STARS_PER_PAGE
+            stamps = [t for p in range(lowest, last + 1) for t in read[p]]
+            first_day = since
+        index = 0
+        for day in days(first_day, until):
+            end = day_end(day, ctx.tz)
+            while index < len(stamps) and stamps[index] <= end:
+                index += 1
+            yield Observation("stars", float(base + index), end)
+
+    async def _stargazer_page(
+        self, client: ServiceClient, path: str, page: int
+    ) -> tuple[Response, list[datetime]]:
+        try:
+            response = await client.get(
+                path,
+                params={"per_page": _STARS_PER_PAGE, "page": page},
+                headers={"Accept": "application/vnd.github.star+json"},
+            )
+        except HttpError as exc:
+            if exc.status == 422:
+                raise ExtractError(
+                    f"GitHub lists only the first stargazers of a repository this large "
+                    f"(page {page} refused): stars over time cannot be backfilled for {self.repo!r}"
+                ) from None
+            raise
+        stamps = []
+        for item in _list(response):
+            if not isinstance(item, dict) or "starred_at" not in item:
+                raise ExtractError(
+                    "GitHub stargazers came without `starred_at` (the star+json media type)"
+                )
+            stamps.append(parse_time(item["starred_at"]))
+        return response, stamps
+
+
+def _number(data: Any, field: str) -> float:
+    raw = data.get(field) if isinstance(data, dict) else None
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise ExtractError(f"the GitHub answer has no number in {field!r}")
+    return float(raw)
+
+
+def _list(response: Response) -> list[Any]:
+    data = response.json()
+    if not isinstance(data, list):
+        raise ExtractError(f"expected a list from GitHub, got {type(data).__name__}")
+    return data

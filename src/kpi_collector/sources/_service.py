@@ -1,0 +1,422 @@
+"""What the ready connectors (github, pypi, npm, stripe, ...) share: the service's base URL,
+its credentials, a subset of metrics, error answers turned into one clear line, rate limits,
+pagination, and the dates backfilled values are stored under.
+
+A connector declares its config fields, its `known_metrics`, and implements `collect` with
+`self.client(ctx)`; everything here is written once for all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator, model_validator
+
+from kpi_collector.collect.http import MAX_RETRY_AFTER, Auth, Response, retry_after_seconds
+from kpi_collector.errors import ExtractError, HttpError, KpiError, MetricErrors
+from kpi_collector.secrets import Secret, redact
+from kpi_collector.sources.base import Observation, Source, SourceContext
+
+#: statuses a connector reads itself (to name the token, the repo, the rate-limit reset);
+#: 5xx and connection errors stay with the HTTP layer, which retries them
+HANDLED_STATUSES = (400, 401, 403, 404, 409, 422, 429)
+MAX_PAGES = 10_000  # a guard against a service that keeps answering "next"
+_MESSAGE_KEYS = ("message", "detail", "error_description", "error", "errstr", "errors")
+
+
+class ServiceSource(Source):
+    """A connector for one service's API: `api_url`, credentials from `${ENV}`, `metrics: [...]`."""
+
+    #: the service as users know it, for messages ("GitHub")
+    service_name: ClassVar[str] = ""
+    #: every metric the connector can give; `metrics:` picks a subset
+    known_metrics: ClassVar[tuple[str, ...]] = ()
+    #: config keys that hold credentials, and the variable people usually keep each in
+    credentials: ClassVar[Mapping[str, str]] = {}
+
+    api_url: str = Field(description="the service's base URL, before its documented paths")
+    metrics: list[str] = Field(default_factory=list, description="a subset of the known metrics")
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("metrics")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = [m for m in value if not cls.accepts_metric(m)]
+        if unknown:
+            raise ValueError(
+                f"unknown metric {unknown[0]!r} for type {cls.type!r}; known: {', '.join(cls.known_metrics)}"
+            )
+        if len(set(value)) != len(value):
+            raise ValueError("a metric is listed twice")
+        return value
+
+    @model_validator(mode="after")
+    def _no_empty_credentials(self) -> ServiceSource:
+        # `${GITHUB_TOKEN:-}` gives "": an optional credential is then absent, a required one
+        # is an error now rather than a 401 later
+        for key, env in self.credentials.items():
+            value = getattr(self, key, None)
+            if isinstance(value, Secret) and not value.get():
+                if type(self).model_fields[key].is_required():
+                    raise ValueError(f"{key} is empty: set {env} in the environment or in .env")
+                setattr(self, key, None)
+        return self
+
+    @classmethod
+    def accepts_metric(cls, name: str) -> bool:
+        return name in cls.known_metrics
+
+    def host(self) -> str | None:
+        return urlsplit(self.api_url).netloc
+
+    def wanted(self) -> list[str]:
+        """The metrics this run collects: the configured subset or the defaults."""
+        return list(self.metrics) or list(self.default_metrics)
+
+    def metric_names(self) -> list[str]:
+        return self.wanted()
+
+    # what each connector may override --------------------------------------------------------
+
+    def auth(self) -> Auth | None:
+        """How requests prove who they are; None for a public API."""
+        return None
+
+    def headers(self) -> dict[str, str]:
+        return {"Accept": "application/json"}
+
+    def not_found(self, response: Response) -> str:
+        """The message for a 404: which repo/package/project the service does not know."""
+        return f"{self.service_name} has nothing at {_path(response.url)}"
+
+    def forbidden(self, response: Response, message: str) -> str:
+        """The message for a 403 that is not a rate limit."""
+        return (
+            f"{self.service_name} refused access (HTTP 403{': ' + message if message else ''}); "
+            f"the credentials lack a permission this needs (see the {self.type} connector docs)"
+        )
+
+    # the shared pieces --------------------------------------------------------------------------
+
+    def client(self, ctx: SourceContext) -> ServiceClient:
+        return ServiceClient(self, ctx)
+
+    def credential_hint(self) -> str:
+        """Which config key and variable to check when the service refuses the credentials."""
+        if not self.credentials:
+            return "this API needs no credentials; check api_url"
+        key, env = next(iter(self.credentials.items()))
+        if all(getattr(self, k, None) is None for k in self.credentials):
+            return f"it needs credentials: add `{key}: ${{{env}}}` to source {self.name!r}"
+        keys = " and ".join(f"`{k}`" for k in self.credentials)
+        envs = ", ".join(f"${{{e}}}" for e in self.credentials.values())
+        return (
+            f"{keys} of source {self.name!r} {'is' if len(self.credentials) == 1 else 'are'} wrong, "
+            f"expired or revoked; check the variable it is read from (usually {envs})"
+        )
+
+    def http_error(self, response: Response) -> HttpError:
+        """Turn a refused request into one clear line (never echoing a credential)."""
+        status = response.status
+        message = service_message(response.body)
+        if status == 401:
+            text = (
+                f"{self.service_name} refused the credentials (HTTP 401{': ' + message if message else ''}): "
+                f"{self.credential_hint()}"
+            )
+        elif status == 403:
+            text = self.forbidden(response, message)
+        elif status == 404:
+            text = self.not_found(response)
+        else:
+            text = f"{self.service_name} refused the request (HTTP {status}){': ' + message if message else ''}"
+        return HttpError(redact(text), status=status, url=response.url)
+
+    def rate_limited(self, response: Response, wait: float) -> HttpError:
+        resets = datetime.now(UTC) + timedelta(seconds=wait)
+        message = service_message(response.body)
+        text = (
+            f"{self.service_name} rate limit reached{' (' + message + ')' if message else ''}; it resets at "
+            f"{resets:%Y-%m-%d %H:%M:%S} UTC (in {_duration(wait)}); the next run will try again"
+        )
+        return HttpError(
+            redact(text), status=response.status, url=response.url, retry_after=wait, transient=True
+        )
+
+    async def gather(
+        self, parts: Mapping[tuple[str, ...], Awaitable[Mapping[str, float]]]
+    ) -> dict[str, float]:
+        """Run the requests behind groups of metrics at once; one failing group fails only its
+        metrics. When every group fails, the first error is the source's error."""
+        results = await asyncio.gather(*parts.values(), return_exceptions=True)
+        values: dict[str, float] = {}
+        errors: dict[str, str] = {}
+        first: KpiError | None = None
+        for metrics, result in zip(parts, results, strict=True):
+            if isinstance(result, KpiError):
+                first = first or result
+                errors.update({m: f"{m}: {result}" for m in metrics})
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                values.update(result)
+        if errors and not values and first is not None:
+            raise first
+        wanted = self.wanted()
+        values = {m: values[m] for m in wanted if m in values}
+        missing = [m for m in wanted if m not in values and m not in errors]
+        errors.update({m: f"{m}: the answer did not include it" for m in missing})
+        if errors:
+            raise MetricErrors(values, errors)
+        return values
+
+
+class ServiceClient:
+    """Requests to one service for one run: error mapping, rate-limit waits, pagination."""
+
+    def __init__(self, source: ServiceSource, ctx: SourceContext) -> None:
+        self.source = source
+        self.ctx = ctx
+        self.http = ctx.http(auth=source.auth(), headers=source.headers())
+        #: the longest wait for a rate limit to reset that still fits the source's time budget
+        self.max_wait = min(MAX_RETRY_AFTER, ctx.timeout)
+        self.calls = 0
+
+    def url(self, path: str) -> str:
+        return path if "://" in path else f"{self.source.api_url}{path}"
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        data: Any = None,
+    ) -> Response:
+        url = self.url(path)
+        waits = 0
+        while True:
+            response = await self.http.request(
+                method,
+                url,
+                params=params,
+                headers=headers,
+                json_body=json_body,
+                data=data,
+                ok=HANDLED_STATUSES,
+            )
+            self.calls += 1
+            if response.status < 400:
+                return response
+            wait = rate_limit_wait(response, attempt=waits)
+            if wait is None:
+                raise self.source.http_error(response)
+            if wait > self.max_wait or waits >= max(1, self.ctx.retries):
+                raise self.source.rate_limited(response, wait)
+            waits += 1
+            await asyncio.sleep(wait)
+
+    async def get(self, path: str, **kwargs: Any) -> Response:
+        return await self.request("GET", path, **kwargs)
+
+    async def json(self, path: str, *, method: str = "GET", **kwargs: Any) -> Any:
+        return (await self.request(method, path, **kwargs)).json()
+
+    async def pages(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[Response]:
+        """Every page of a list, following the `Link: <...>; rel="next"` header."""
+        response = await self.get(path, params=params, headers=headers)
+        for _ in range(MAX_PAGES):
+            yield response
+            following = response.links.get("next")
+            if not following:
+                return
+            response = await self.get(following, headers=headers)
+        raise ExtractError(
+            f"{self.source.service_name} kept answering with a next page after {MAX_PAGES} pages"
+        )
+
+    async def count(self, path: str, *, params: Mapping[str, Any] | None = None) -> int:
+        """The length of a Link-paginated list from one request: ask one item per page and
+        read the number of the last page (no Link header: the list fits on this page)."""
+        response = await self.get(path, params={**(params or {}), "per_page": 1})
+        if response.status == 204 or not response.body.strip():
+            return 0
+        last = response.links.get("last")
+        if last:
+            return page_number(last)
+        items = response.json()
+        if not isinstance(items, list):
+            raise ExtractError(
+                f"{self.source.service_name}: expected a list from {_path(response.url)}"
+            )
+        return len(items)
+
+
+def page_number(url: str) -> int:
+    """The `page` parameter of a pagination URL."""
+    try:
+        return int(parse_qs(urlsplit(url).query)["page"][0])
+    except (KeyError, ValueError, IndexError):
+        raise ExtractError(f"no page number in the pagination link {_path(url)}") from None
+
+
+def rate_limit_wait(
+    response: Response, *, attempt: int = 0, now: float | None = None
+) -> float | None:
+    """Seconds to wait before asking again, or None when the refusal is not a rate limit.
+
+    `Retry-After` (secondary limits, 429s) wins; else a spent quota (`x-ratelimit-remaining: 0`)
+    waits for `x-ratelimit-reset` (epoch seconds); a bare 429 backs off 1, 2, 4... seconds.
+    """
+    if response.status not in (403, 429):
+        return None
+    now = time.time() if now is None else now
+    retry_after = retry_after_seconds(response.headers.get("Retry-After"), now=now)
+    if retry_after is not None:
+        return retry_after
+    if response.headers.get("x-ratelimit-remaining", "").strip() == "0":
+        try:
+            reset = float(response.headers.get("x-ratelimit-reset", ""))
+        except ValueError:
+            reset = None
+        if reset is not None:
+            return max(0.0, reset - now) + 0.25  # the reset second itself may still be refused
+    if response.status == 429:
+        return float(2**attempt)
+    return None
+
+
+def service_message(body: bytes) -> str:
+    """The human part of an error body (`message`, `detail`, `error`, ...), short and redacted."""
+    text = body[:4000].decode("utf-8", errors="replace").strip()
+    if not text:
+        return ""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        if text.lstrip().startswith("<"):
+            return ""  # an HTML error page says nothing a user can act on
+        return _short(text)
+    return _short(_find_message(data))
+
+
+def _find_message(data: Any) -> str:
+    if isinstance(data, str):
+        return data
+    if isinstance(data, list):
+        return "; ".join(filter(None, (_find_message(item) for item in data[:3])))
+    if isinstance(data, dict):
+        for key in _MESSAGE_KEYS:
+            if data.get(key):
+                return _find_message(data[key])
+    return ""
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return redact(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def _path(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+# backfill helpers ---------------------------------------------------------------------------
+
+
+def day_end(day: date, tz: ZoneInfo) -> datetime:
+    """The stamp of a value that holds at the end of `day` (the store keys values by local day)."""
+    return datetime.combine(day, clock(23, 59, 59), tz)
+
+
+def days(first: date, last: date) -> Iterator[date]:
+    day = first
+    while day <= last:
+        yield day
+        day += timedelta(days=1)
+
+
+def parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text[:10])
+    except (TypeError, ValueError):
+        raise ExtractError(f"{text!r} is not a date like 2026-01-31") from None
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 timestamp from an API ('2026-01-31T12:00:00Z')."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (TypeError, ValueError, AttributeError):
+        raise ExtractError(f"{text!r} is not a timestamp") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def rolling_sums(
+    daily: Mapping[date, float],
+    windows: Mapping[str, int],
+    *,
+    since: date,
+    until: date,
+    tz: ZoneInfo,
+) -> Iterator[Observation]:
+    """For each day in [since, until], the sum over each window of days ending that day, where
+    the daily series covers the whole window (a missing day inside the covered span counts 0).
+
+    `windows` maps metric names to window lengths: {"downloads_last_week": 7}.
+    """
+    if not daily:
+        return
+    first = min(daily)
+    start = max(since, first)
+    for day in days(start, until):
+        stamp = day_end(day, tz)
+        for metric, width in windows.items():
+            window_start = day - timedelta(days=width - 1)
+            if window_start < first:
+                continue
+            total = sum(daily.get(window_start + timedelta(days=i), 0.0) for i in range(width))
+            yield Observation(metric, total, stamp)
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def check_repo(value: str, example: str = "owner/name") -> str:
+    """`owner/name` (GitHub, Codecov, Docker Hub)."""
+    value = value.strip().strip("/")
+    if not _NAME.match(value):
+        raise ValueError(f"{value!r} is not a repository like {example}")
+    return value

@@ -1,0 +1,262 @@
+"""A local GitHub REST API v3: repos, pulls, contributors, releases, traffic, stargazers
+(with `application/vnd.github.star+json`), Link pagination, the primary rate limit
+(`x-ratelimit-*` headers, 403 when spent) and GitHub's error bodies.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from yarl import URL
+
+from tests.fakes._base import FakeService, bearer, respond
+
+DOCS = "https://docs.github.com/rest"
+
+
+@dataclass
+class Repo:
+    owner: str
+    name: str
+    starred_at: list[datetime] = field(default_factory=list)  # oldest first, as GitHub lists them
+    forks: int = 0
+    watchers: int = 0  # subscribers
+    open_issues: int = 0  # issues only; GitHub's open_issues_count adds the open pull requests
+    open_prs: int = 0
+    contributors: int = 0
+    release_assets: list[list[int]] = field(default_factory=list)  # download counts per release
+    views: tuple[int, int] = (0, 0)
+    clones: tuple[int, int] = (0, 0)
+    private: bool = False
+    extra_stars: int = 0  # stargazers_count beyond the listed ones (deleted accounts)
+
+
+@dataclass
+class FakeGitHub(FakeService):
+    repos: dict[str, Repo] = field(default_factory=dict)
+    tokens: set[str] = field(default_factory=set)  # valid tokens
+    push_tokens: set[str] = field(default_factory=set)  # tokens with push access (traffic)
+    rate_limit: int = 5000
+    rate_window: float = 3600.0
+    remaining: int = 5000
+    reset_at: float = 0.0
+    max_star_pages: int = 400  # GitHub refuses stargazer pages past this
+
+    def add(self, repo: Repo) -> Repo:
+        self.repos[f"{repo.owner}/{repo.name}"] = repo
+        return repo
+
+    def spend_quota(self, remaining: int = 0, reset_in: float = 3600.0) -> None:
+        """Set the primary rate limit: `remaining` calls left until `reset_in` seconds from now."""
+        self.remaining = remaining
+        self.reset_at = time.time() + reset_in
+
+    def routes(self, app: web.Application) -> None:
+        base = "/repos/{owner}/{repo}"
+        app.router.add_get(base, self.repo)
+        app.router.add_get(base + "/pulls", self.pulls)
+        app.router.add_get(base + "/contributors", self.contributors)
+        app.router.add_get(base + "/releases", self.releases)
+        app.router.add_get(base + "/traffic/views", self.traffic)
+        app.router.add_get(base + "/traffic/clones", self.traffic)
+        app.router.add_get(base + "/stargazers", self.stargazers)
+
+    # plumbing ------------------------------------------------------------------------------
+
+    def _limit_headers(self) -> dict[str, str]:
+        return {
+            "x-ratelimit-limit": str(self.rate_limit),
+            "x-ratelimit-remaining": str(max(0, self.remaining)),
+            "x-ratelimit-reset": str(math.ceil(self.reset_at)),
+            "x-ratelimit-used": str(self.rate_limit - max(0, self.remaining)),
+            "x-ratelimit-resource": "core",
+        }
+
+    def _gate(self, request: web.Request) -> tuple[Repo | None, web.Response | None]:
+        """Authentication, rate limit and repository lookup, in GitHub's order."""
+        now = time.time()
+        if now >= self.reset_at:
+            self.remaining = self.rate_limit
+            self.reset_at = now + self.rate_window
+        token = bearer(request)
+        if token is not None and token not in self.tokens:
+            return None, respond(
+                401,
+                {"message": "Bad credentials", "documentation_url": DOCS, "status": "401"},
+                self._limit_headers(),
+            )
+        if self.remaining <= 0:
+            body = {
+                "message": f"API rate limit exceeded for {request.remote}. (But here's the good news: "
+                "Authenticated requests get a higher rate limit. Check out the documentation for more details.)",
+                "documentation_url": DOCS + "/overview/rate-limits-for-the-rest-api",
+            }
+            return None, respond(403, body, self._limit_headers())
+        self.remaining -= 1
+        repo = self.repos.get(f"{request.match_info['owner']}/{request.match_info['repo']}")
+        if repo is None or (repo.private and token is None):
+            return None, respond(
+                404,
+                {"message": "Not Found", "documentation_url": DOCS, "status": "404"},
+                self._limit_headers(),
+            )
+        return repo, None
+
+    def _page(self, request: web.Request, items: list[Any]) -> web.Response:
+        per_page = min(100, int(request.query.get("per_page", 30)))
+        page = int(request.query.get("page", 1))
+        last = max(1, math.ceil(len(items) / per_page))
+        chunk = items[(page - 1) * per_page : page * per_page]
+        links = []
+        url = URL(str(request.url))
+
+        def at(number: int) -> str:
+            return str(url.update_query(page=number))
+
+        if page > 1:
+            links.append(f'<{at(page - 1)}>; rel="prev"')
+        if page < last:
+            links += [f'<{at(page + 1)}>; rel="next"', f'<{at(last)}>; rel="last"']
+        if page > 1:
+            links.append(f'<{at(1)}>; rel="first"')
+        headers = self._limit_headers()
+        if links:
+            headers["Link"] = ", ".join(links)
+        return respond(200, chunk, headers)
+
+    # endpoints -----------------------------------------------------------------------------
+
+    async def repo(self, request: web.Request) -> web.Response:
+        repo, refused = self._gate(request)
+        if refused:
+            return refused
+        assert repo is not None
+        stars = len(repo.starred_at) + repo.extra_stars
+        body = {
+            "id": 1296269,
+            "node_id": "MDEwOlJlcG9zaXRvcnkxMjk2MjY5",
+            "name": repo.name,
+            "full_name": f"{repo.owner}/{repo.name}",
+            "owner": {"login": repo.owner, "id": 1, "type": "Organization"},
+            "private": repo.private,
+            "html_url": f"https://github.com/{repo.owner}/{repo.name}",
+            "fork": False,
+            "forks_count": repo.forks,
+            "forks": repo.forks,
+            "stargazers_count": stars,
+            "watchers_count": stars,
+            "watchers": stars,
+            "subscribers_count": repo.watchers,
+            "network_count": repo.forks,
+            "open_issues_count": repo.open_issues + repo.open_prs,
+            "open_issues": repo.open_issues + repo.open_prs,
+            "default_branch": "main",
+        }
+        return respond(200, body, self._limit_headers())
+
+    async def pulls(self, request: web.Request) -> web.Response:
+        repo, refused = self._gate(request)
+        if refused:
+            return refused
+        assert repo is not None
+        state = request.query.get("state", "open")
+        count = repo.open_prs if state == "open" else 0
+        items = [
+            {"number": n, "state": "open", "title": f"PR {n}", "draft": False}
+            for n in range(count, 0, -1)
+        ]
+        return self._page(request, items)
+
+    async def contributors(self, request: web.Request) -> web.Response:
+        repo, refused = self._gate(request)
+        if refused:
+            return refused
+        assert repo is not None
+        if repo.contributors == 0:
+            return web.Response(status=204, headers=self._limit_headers())
+        items = [
+            {"login": f"user{i}", "id": i, "type": "User", "contributions": 100 - i % 100}
+            for i in range(repo.contributors)
+        ]
+        return self._page(request, items)
+
+    async def releases(self, request: web.Request) -> web.Response:
+        repo, refused = self._gate(request)
+        if refused:
+            return refused
+        assert repo is not None
+        items = [
+            {
+                "id": i,
+                "tag_name": f"v{i}.0",
+                "name": f"v{i}.0",
+                "draft": False,
+                "prerelease": False,
+                "assets": [
+                    {
+                        "id": i * 100 + j,
+                        "name": f"pkg-{i}-{j}.tar.gz",
+                        "state": "uploaded",
+                        "content_type": "application/gzip",
+                        "size": 1024,
+                        "download_count": count,
+                    }
+                    for j, count in enumerate(assets)
+                ],
+            }
+            for i, assets in enumerate(repo.release_assets)
+        ]
+        return self._page(request, items)
+
+    async def traffic(self, request: web.Request) -> web.Response:
+        repo, refused = self._gate(request)
+        if refused:
+            return refused
+        assert repo is not None
+        if bearer(request) not in self.push_tokens:
+            return respond(
+                403,
+                {
+                    "message": "Must have push access to repository",
+                    "documentation_url": DOCS,
+                    "status": "403",
+                },
+                self._limit_headers(),
+            )
+        kind = request.path.rsplit("/", 1)[-1]
+        count, uniques = repo.views if kind == "views" else repo.clones
+        body = {
+            "count": count,
+            "uniques": uniques,
+            kind: [{"timestamp": "2026-01-01T00:00:00Z", "count": count, "uniques": uniques}],
+        }
+        return respond(200, body, self._limit_headers())
+
+    async def stargazers(self, request: web.Request) -> web.Response:
+        repo, refused = self._gate(request)
+        if refused:
+            return refused
+        assert repo is not None
+        if int(request.query.get("page", 1)) > self.max_star_pages:
+            body = {
+                "message": "In order to keep the API fast for everyone, pagination is limited for this "
+                "resource. Check the rel=last link relation in the Link response header to see how far "
+                "back you can traverse.",
+                "documentation_url": DOCS,
+            }
+            return respond(422, body, self._limit_headers())
+        with_dates = "application/vnd.github.star+json" in request.headers.get("Accept", "")
+        items: list[Any] = []
+        for i, when in enumerate(repo.starred_at):
+            user = {"login": f"fan{i}", "id": 10_000 + i, "type": "User"}
+            items.append(
+                {"starred_at": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "user": user}
+                if with_dates
+                else user
+            )
+        return self._page(request, items)

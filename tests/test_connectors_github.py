@@ -1,0 +1,247 @@
+"""`type: github` against a local GitHub API: metrics, counting through Link headers, traffic,
+errors, rate limits (primary reset, secondary Retry-After) and stars-over-time backfill."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from kpi_collector.errors import HttpError
+from kpi_collector.sources.github import GitHub
+from tests.fakes._base import backfill, collect, outcome
+from tests.fakes.github import FakeGitHub, Repo
+
+TOKEN = "ghp_fakeTokenValue1234567890abcdef"
+PUSH_TOKEN = "ghp_pushTokenValue0987654321fedcba"
+NOW = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
+
+
+def make_fake() -> FakeGitHub:
+    fake = FakeGitHub(tokens={TOKEN, PUSH_TOKEN}, push_tokens={PUSH_TOKEN})
+    start = datetime(2026, 1, 1, 8, tzinfo=UTC)
+    fake.add(
+        Repo(
+            "acme",
+            "rocket",
+            starred_at=[start + timedelta(hours=7 * i) for i in range(250)],
+            forks=31,
+            watchers=12,
+            open_issues=40,
+            open_prs=57,
+            contributors=263,
+            release_assets=[[10, 5]] * 130,
+            views=(1400, 380),
+            clones=(90, 41),
+        )
+    )
+    fake.add(Repo("acme", "secret", private=True, starred_at=[start], forks=1))
+    return fake
+
+
+@pytest.fixture
+def github():
+    fake = make_fake()
+    with fake.serve():
+        yield fake
+
+
+def source(fake: FakeGitHub, **kwargs) -> GitHub:
+    return GitHub(repo=kwargs.pop("repo", "acme/rocket"), api_url=fake.url, **kwargs)
+
+
+def test_public_metrics_count_through_link_headers(github: FakeGitHub) -> None:
+    values = collect(source(github))
+    assert values == {
+        "stars": 250.0,
+        "forks": 31.0,
+        "watchers": 12.0,
+        "open_issues": 40.0,  # GitHub's open_issues_count (97) less the open pull requests
+        "open_prs": 57.0,
+        "contributors": 263.0,
+        "releases_downloads": 130 * 15.0,
+    }
+    # counting reads one item per page and the last page's number, never every page
+    assert github.hits["/repos/acme/rocket/contributors"] == 1
+    assert github.hits["/repos/acme/rocket/pulls"] == 1
+    pulls = next(r for r in github.requests if r.path.endswith("/pulls"))
+    assert pulls.query["per_page"] == "1" and pulls.query["state"] == "open"
+    # 130 releases at 100 a page: the Link "next" is followed once
+    assert github.hits["/repos/acme/rocket/releases"] == 2
+
+
+def test_subset_of_metrics_costs_only_its_calls(github: FakeGitHub) -> None:
+    values = collect(source(github, metrics=["stars", "contributors"]))
+    assert values == {"stars": 250.0, "contributors": 263.0}
+    assert github.calls("/pulls") == 0 and github.calls("/releases") == 0
+
+
+def test_traffic_with_a_push_token_and_defaults_include_it(github: FakeGitHub) -> None:
+    values = collect(source(github, token=PUSH_TOKEN))
+    assert values["views"] == 1400 and values["unique_views"] == 380
+    assert values["clones"] == 90 and values["unique_clones"] == 41
+    auth = {r.headers.get("Authorization") for r in github.requests}
+    assert auth == {f"Bearer {PUSH_TOKEN}"}
+
+
+def test_traffic_without_a_token_says_which_variable(github: FakeGitHub) -> None:
+    result = outcome(source(github, metrics=["stars", "views"]))
+    assert result.values == {}
+    ((_, message, transient),) = result.errors
+    assert "views need a token" in message and "${GITHUB_TOKEN}" in message and not transient
+
+
+def test_traffic_refused_fails_only_traffic(github: FakeGitHub) -> None:
+    result = outcome(source(github, token=TOKEN, metrics=["stars", "views", "unique_views"]))
+    assert result.values == {"stars": 250.0}
+    errors = {metric: message for metric, message, _ in result.errors}
+    assert set(errors) == {"views", "unique_views"}
+    assert "push access" in errors["views"] and "Administration" in errors["views"]
+
+
+def test_bad_token_names_the_key_and_variable_and_never_the_token(github: FakeGitHub) -> None:
+    wrong = "ghp_wrongTokenValue_abcdefghijklmnop"
+    result = outcome(source(github, token=wrong))
+    ((_, message, transient),) = result.errors
+    assert "GitHub refused the credentials (HTTP 401: Bad credentials)" in message
+    assert "`token`" in message and "${GITHUB_TOKEN}" in message and "'github'" in message
+    assert wrong not in message and not transient
+
+
+def test_unknown_repo_is_named(github: FakeGitHub) -> None:
+    with pytest.raises(HttpError) as caught:
+        collect(source(github, repo="acme/nope", metrics=["stars"]))
+    assert caught.value.status == 404
+    assert "'acme/nope' not found" in str(caught.value) and "`repo:`" in str(caught.value)
+
+
+def test_private_repo_without_token_suggests_one(github: FakeGitHub) -> None:
+    with pytest.raises(HttpError, match="private repository needs `token:`"):
+        collect(source(github, repo="acme/secret", metrics=["forks"]))
+    assert collect(source(github, repo="acme/secret", metrics=["forks"], token=TOKEN)) == {
+        "forks": 1.0
+    }
+
+
+def test_spent_quota_waits_for_a_near_reset(github: FakeGitHub) -> None:
+    github.spend_quota(remaining=0, reset_in=1.0)
+    github.rate_window = 3600
+    started = time.monotonic()
+    assert collect(source(github, metrics=["forks"])) == {"forks": 31.0}
+    waited = time.monotonic() - started
+    assert 0.2 < waited < 4
+    assert github.hits["/repos/acme/rocket"] == 2  # refused once, then answered after the reset
+
+
+def test_spent_quota_with_a_far_reset_fails_at_once_saying_when(github: FakeGitHub) -> None:
+    github.spend_quota(remaining=0, reset_in=1800)
+    started = time.monotonic()
+    with pytest.raises(HttpError) as caught:
+        collect(source(github, metrics=["forks"]))
+    assert time.monotonic() - started < 2
+    message = str(caught.value)
+    assert "GitHub rate limit reached (API rate limit exceeded" in message
+    assert "resets at" in message and "UTC (in 30 min)" in message
+    assert caught.value.transient
+    assert github.hits["/repos/acme/rocket"] == 1
+
+
+def test_secondary_limit_honours_retry_after(github: FakeGitHub) -> None:
+    github.inject(
+        403,
+        {
+            "message": "You have exceeded a secondary rate limit. Please wait a few minutes "
+            "before you try again.",
+            "documentation_url": "https://docs.github.com/rest",
+        },
+        headers={"Retry-After": "1"},
+        path="/repos/acme/rocket",
+    )
+    started = time.monotonic()
+    assert collect(source(github, metrics=["forks"])) == {"forks": 31.0}
+    assert time.monotonic() - started >= 0.9
+
+
+def test_429_with_retry_after_then_success(github: FakeGitHub) -> None:
+    github.inject(429, {"message": "Too many requests"}, headers={"Retry-After": "1"})
+    assert collect(source(github, metrics=["watchers"])) == {"watchers": 12.0}
+    assert github.hits["/repos/acme/rocket"] == 2
+
+
+def test_server_error_is_retried(github: FakeGitHub) -> None:
+    github.inject(502, "<html><body>Bad gateway</body></html>", path="/repos/acme/rocket", times=2)
+    assert collect(source(github, metrics=["forks"])) == {"forks": 31.0}
+    assert github.hits["/repos/acme/rocket"] == 3
+
+
+def test_server_error_that_stays_is_transient(github: FakeGitHub) -> None:
+    github.inject(503, {"message": "Service unavailable"}, times=5)
+    result = outcome(source(github, metrics=["forks"]), retries=1)
+    ((_, message, transient),) = result.errors
+    assert "HTTP 503" in message and transient
+
+
+def test_backfill_stars_per_day_reads_only_the_recent_pages(github: FakeGitHub) -> None:
+    # 250 stars, one every 7 hours from 2026-01-01 08:00 UTC: 3 pages of 100
+    since = date(2026, 3, 1)
+    points = backfill(source(github), since, now=NOW)
+    by_day = {p.ts.date(): p.value for p in points}
+    assert min(by_day) == since and max(by_day) == date(2026, 3, 9)  # up to yesterday
+    assert all(p.metric == "stars" for p in points)
+    starts = [datetime(2026, 1, 1, 8, tzinfo=UTC) + timedelta(hours=7 * i) for i in range(250)]
+    for day, value in by_day.items():
+        end = datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=UTC)
+        assert value == sum(1 for s in starts if s <= end)
+    # page 1 (to learn the last page), then the last page, whose first star is before `since`
+    pages = [r.query.get("page") for r in github.requests if r.path.endswith("/stargazers")]
+    assert pages == ["1", "3"]
+    assert all(
+        "star+json" in r.headers["Accept"]
+        for r in github.requests
+        if r.path.endswith("/stargazers")
+    )
+
+
+def test_backfill_from_before_the_first_star_starts_at_the_first_star(github: FakeGitHub) -> None:
+    points = backfill(source(github), date(2025, 6, 1), now=NOW, tz="Europe/Berlin")
+    assert (
+        points[0].ts.date() == date(2026, 1, 1) and points[0].value == 3
+    )  # 08:00, 15:00, 22:00 UTC
+    march_9_end = datetime(2026, 3, 9, 22, 59, 59, tzinfo=UTC)  # 23:59:59 in Berlin
+    first = datetime(2026, 1, 1, 8, tzinfo=UTC)
+    assert points[-1].value == sum(
+        1 for i in range(250) if first + timedelta(hours=7 * i) <= march_9_end
+    )
+    assert all(b.value >= a.value for a, b in itertools.pairwise(points))
+
+
+def test_backfill_refused_past_the_page_limit_says_why(github: FakeGitHub) -> None:
+    github.max_star_pages = 2
+    with pytest.raises(Exception, match="only the first stargazers"):
+        backfill(source(github), date(2026, 3, 1), now=NOW)
+
+
+def test_metrics_subset_is_checked_at_load() -> None:
+    from kpi_collector.config.loader import parse_config
+    from kpi_collector.errors import ConfigError
+
+    text = "sources:\n  - {name: gh, type: github, repo: a/b, metrics: [stars, stargazers]}\n"
+    with pytest.raises(ConfigError, match=r"unknown metric 'stargazers'.*known: stars, forks"):
+        parse_config(text, env={})
+    config = parse_config(
+        "sources:\n  - {type: github, repo: a/b, token: '${GITHUB_TOKEN:-}'}\n", env={}
+    )
+    (gh,) = config.sources
+    assert (
+        gh.token is None
+        and "github.views" not in gh.kpi_ids()
+        and "github.open_prs" in gh.kpi_ids()
+    )
+    config = parse_config(
+        "sources:\n  - {type: github, repo: a/b, token: '${GITHUB_TOKEN}'}\n",
+        env={"GITHUB_TOKEN": TOKEN},
+    )
+    assert "github.unique_clones" in config.sources[0].kpi_ids()
+    assert TOKEN not in repr(config.sources[0])
