@@ -11,13 +11,18 @@ reading; writers need not know it exists.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from kpi_collector.store.periods import PERIODS, aggregate, local_midnight, next_period, period_start
+from kpi_collector.store.periods import (
+    PERIODS,
+    aggregate,
+    local_midnight,
+    next_period,
+    period_start,
+)
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -26,9 +31,8 @@ AGGS = ("last", "sum", "min", "max", "avg")
 _BATCH = 5000
 
 
-@dataclass(frozen=True, slots=True)
-class Point:
-    """One period of one KPI: its first day and the value by `agg`."""
+class Point(NamedTuple):
+    """One period of one KPI: its first day, the value by `agg`, its newest timestamp, a count."""
 
     start: date
     value: float
@@ -56,7 +60,10 @@ def catch_up(engine: sa.Engine, zone: ZoneInfo) -> int:
         high = int(high)
         if low == 0:
             conn.execute(rollup.delete().where(rollup.c.zone == zone.key))
-            added = _rebuild(conn, zone, None, o.c.id <= high)
+            kpis = [k for (k,) in conn.execute(sa.select(o.c.kpi).distinct().where(o.c.id <= high))]
+            added = sum(
+                _rebuild(conn, zone, None, chunk, high) for chunk in _chunks(sorted(kpis), 50)
+            )
         else:
             added = _refresh(conn, zone, low, high)
         _set_mark(conn, zone.key, high, insert=state is None)
@@ -89,29 +96,42 @@ def _refresh(conn: sa.Connection, zone: ZoneInfo, low: int, high: int) -> int:
         days = (_local_day(first, zone), _local_day(last, zone))
         by_range.setdefault(days, []).append(kpi)
     added = 0
-    for (first_day, last_day), kpis in by_range.items():
+    for days, kpis in by_range.items():
         for chunk in _chunks(kpis, 500):
-            added += _rebuild(conn, zone, (first_day, last_day), o.c.kpi.in_(chunk), o.c.id <= high)
-    return high - low if added else 0
+            added += _rebuild(conn, zone, days, chunk, high)
+    return added
 
 
-def _rebuild(conn: sa.Connection, zone: ZoneInfo, days: tuple[date, date] | None, *where: Any) -> int:
-    """Recompute every period (of every level) that contains one of `days` (None: all)."""
+def _rebuild(
+    conn: sa.Connection,
+    zone: ZoneInfo,
+    days: tuple[date, date] | None,
+    kpis: Sequence[str],
+    high: int,
+) -> int:
+    """Recompute the periods of `kpis` (every level) that contain one of `days` (None: all)."""
     import sqlalchemy as sa
 
     from kpi_collector.store.schema import observations as o
     from kpi_collector.store.schema import rollup
 
-    query = sa.select(o.c.kpi, o.c.ts, o.c.value).where(*where).order_by(o.c.kpi, o.c.ts, o.c.id)
+    query = (
+        sa.select(o.c.kpi, o.c.ts, o.c.value)
+        .where(o.c.kpi.in_(list(kpis)), o.c.id <= high)
+        .order_by(o.c.kpi, o.c.ts, o.c.id)
+    )
     keep: dict[str, tuple[date, date]] = {}
     if days is not None:
         first, last = days
         # the fetched span holds every week and month that touches [first, last] whole
         lo = min(period_start(first, "week"), period_start(first, "month"))
-        hi = max(next_period(period_start(last, "week"), "week"), next_period(period_start(last, "month"), "month"))
+        hi = max(
+            next_period(period_start(last, "week"), "week"),
+            next_period(period_start(last, "month"), "month"),
+        )
         query = query.where(o.c.ts >= local_midnight(lo, zone), o.c.ts < local_midnight(hi, zone))
         keep = {p: (period_start(first, p), period_start(last, p)) for p in PERIODS}
-    rows = conn.execute(query.execution_options(yield_per=20000))
+    rows = conn.execute(query).all()  # whole, so the writes below may share the connection
     batch: list[dict[str, Any]] = []
     written = 0
     deleted: set[str] = set()
@@ -125,14 +145,24 @@ def _rebuild(conn: sa.Connection, zone: ZoneInfo, days: tuple[date, date] | None
                 for p, (a, b) in keep.items():
                     conn.execute(
                         rollup.delete().where(
-                            rollup.c.zone == zone.key, rollup.c.period == p, rollup.c.kpi == kpi,
-                            rollup.c.start >= a.toordinal(), rollup.c.start <= b.toordinal(),
+                            rollup.c.zone == zone.key,
+                            rollup.c.period == p,
+                            rollup.c.kpi == kpi,
+                            rollup.c.start >= a.toordinal(),
+                            rollup.c.start <= b.toordinal(),
                         )
                     )
-        batch.append({
-            "zone": zone.key, "period": period, "kpi": kpi, "start": start.toordinal(),
-            "n": len(values), "last_ts": last_ts, **{a: aggregate(values, a) for a in AGGS},
-        })
+        batch.append(
+            {
+                "zone": zone.key,
+                "period": period,
+                "kpi": kpi,
+                "start": start.toordinal(),
+                "n": len(values),
+                "last_ts": last_ts,
+                **{a: aggregate(values, a) for a in AGGS},
+            }
+        )
         if len(batch) >= _BATCH:
             conn.execute(rollup.insert(), batch)
             written += len(batch)
@@ -146,7 +176,7 @@ def _rebuild(conn: sa.Connection, zone: ZoneInfo, days: tuple[date, date] | None
 def _periods(
     rows: Iterable[Any], zone: ZoneInfo
 ) -> Iterator[tuple[str, str, date, list[float], float]]:
-    """(kpi, period, start, values in ts order, last ts) for every period of rows sorted by kpi, ts."""
+    """(kpi, period, start, values in ts order, last ts) per period of rows sorted by kpi, ts."""
     current: dict[str, tuple[date, list[float]]] = {}
     kpi_now: str | None = None
     last_ts = 0.0
@@ -183,7 +213,7 @@ def read(
     period: str,
     *,
     since: date,
-    agg: dict[str, str] | None = None,
+    agg: Mapping[str, str] | None = None,
     kpis: Sequence[str] | None = None,
 ) -> dict[str, list[Point]]:
     """Each KPI's value per period from `since` on, by its `agg` (default last), oldest first."""
@@ -192,19 +222,33 @@ def read(
     from kpi_collector.store.schema import rollup as r
 
     agg = agg or {}
-    query = (
-        sa.select(r.c.kpi, r.c.start, r.c.n, r.c.last_ts, r.c["last"], r.c.sum, r.c.min, r.c.max, r.c.avg)
-        .where(r.c.zone == zone.key, r.c.period == period, r.c.start >= period_start(since, period).toordinal())
-        .order_by(r.c.kpi, r.c.start)
-    )
-    if kpis is not None:
-        query = query.where(r.c.kpi.in_(list(kpis)))
-    index = {a: i for i, a in enumerate(AGGS, start=4)}
+    first = period_start(since, period).toordinal()
+    wanted = list(kpis) if kpis is not None else None
+    # one query per agg in use, reading just that column (most KPIs share `last`)
+    groups: dict[str, list[str] | None] = {}
+    others = {k: a for k, a in agg.items() if a != "last" and (wanted is None or k in wanted)}
+    for kpi, a in others.items():
+        groups.setdefault(a, []).append(kpi)  # type: ignore[union-attr]
+    groups["last"] = wanted
+    days: dict[int, date] = {}
     out: dict[str, list[Point]] = {}
     with engine.connect() as conn:
-        for row in conn.execute(query):
-            column = index[agg.get(row[0], "last")]
-            out.setdefault(row[0], []).append(Point(date.fromordinal(row[1]), row[column], row[3], row[2]))
+        for a, members in groups.items():
+            query = (
+                sa.select(r.c.kpi, r.c.start, r.c[a], r.c.last_ts, r.c.n)
+                .where(r.c.zone == zone.key, r.c.period == period, r.c.start >= first)
+                .order_by(r.c.start, r.c.kpi)  # the key order: no sort
+            )
+            if members is not None:
+                query = query.where(r.c.kpi.in_(members))
+            skip = others if a == "last" else {}
+            for kpi, start, value, last_ts, n in conn.execute(query).all():
+                if kpi in skip:
+                    continue
+                day = days.get(start)
+                if day is None:
+                    day = days[start] = date.fromordinal(start)
+                out.setdefault(kpi, []).append(Point(day, value, last_ts, n))
     return out
 
 
@@ -220,9 +264,11 @@ def latest(engine: sa.Engine, zone: ZoneInfo) -> dict[str, tuple[float, float]]:
         .group_by(r.c.kpi)
         .subquery()
     )
-    query = sa.select(r.c.kpi, r.c["last"], r.c.last_ts).join(
-        newest, sa.and_(r.c.kpi == newest.c.kpi, r.c.start == newest.c.start)
-    ).where(r.c.zone == zone.key, r.c.period == "month")
+    query = (
+        sa.select(r.c.kpi, r.c["last"], r.c.last_ts)
+        .join(newest, sa.and_(r.c.kpi == newest.c.kpi, r.c.start == newest.c.start))
+        .where(r.c.zone == zone.key, r.c.period == "month")
+    )
     with engine.connect() as conn:
         return {kpi: (value, ts) for kpi, value, ts in conn.execute(query)}
 
