@@ -393,15 +393,16 @@ def rolling_sums(
     tz: ZoneInfo,
 ) -> Iterator[Observation]:
     """For each day in [since, until], the sum over each window of days ending that day, where
-    the daily series covers the whole window (a missing day inside the covered span counts 0).
+    the daily series covers the whole window (a day missing inside the covered span counts 0;
+    days after its last day are not guessed).
 
     `windows` maps metric names to window lengths: {"downloads_last_week": 7}.
     """
     if not daily:
         return
     first = min(daily)
-    start = max(since, first)
-    for day in days(start, until):
+    # days after the last one the service has counted are unknown, not zero
+    for day in days(max(since, first), min(until, max(daily))):
         stamp = day_end(day, tz)
         for metric, width in windows.items():
             window_start = day - timedelta(days=width - 1)

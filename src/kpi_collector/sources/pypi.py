@@ -1,0 +1,114 @@
+"""`type: pypi`: a Python package's downloads from the PyPI Stats JSON API (pypistats.org);
+daily downloads for backfill (the service keeps 180 days).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Mapping
+from datetime import date, timedelta
+from typing import Any, ClassVar
+
+from pydantic import Field, field_validator
+
+from kpi_collector.collect.http import Response
+from kpi_collector.errors import ExtractError
+from kpi_collector.sources._service import ServiceClient, ServiceSource, parse_day, rolling_sums
+from kpi_collector.sources.base import Observation, SourceContext
+
+#: the recent-downloads metrics and the days each sums (the last complete days, UTC)
+DOWNLOAD_WINDOWS = {"downloads_last_day": 1, "downloads_last_week": 7, "downloads_last_month": 30}
+_RECENT = {
+    "downloads_last_day": "last_day",
+    "downloads_last_week": "last_week",
+    "downloads_last_month": "last_month",
+}
+_TOTALS = {
+    "downloads_total_with_mirrors": "with_mirrors",
+    "downloads_total_without_mirrors": "without_mirrors",
+}
+
+
+class PyPI(ServiceSource):
+    type: ClassVar[str] = "pypi"
+    service_name: ClassVar[str] = "PyPI Stats"
+    known_metrics: ClassVar[tuple[str, ...]] = (*_RECENT, *_TOTALS)
+    default_metrics: ClassVar[tuple[str, ...]] = known_metrics
+
+    package: str = Field(description="the package's name on the Python Package Index")
+    api_url: str = "https://pypistats.org"
+
+    @field_validator("package")
+    @classmethod
+    def _normalise(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", value.strip()):
+            raise ValueError(f"{value!r} is not a Python package name")
+        return re.sub(r"[-_.]+", "-", value.strip()).lower()  # PEP 503, as the API keys them
+
+    def not_found(self, response: Response) -> str:
+        return (
+            f"PyPI Stats knows no package {self.package!r}: check `package:` of source {self.name!r} "
+            f"(a new package appears a day after its first downloads)"
+        )
+
+    async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
+        client = self.client(ctx)
+        wanted = self.wanted()
+        parts: dict[tuple[str, ...], Any] = {}
+        recent = tuple(m for m in _RECENT if m in wanted)
+        if recent:
+            parts[recent] = self._recent(client)
+        totals = tuple(m for m in _TOTALS if m in wanted)
+        if totals:
+            parts[totals] = self._totals(client)
+        return await self.gather(parts)
+
+    async def _recent(self, client: ServiceClient) -> dict[str, float]:
+        data = _data(await client.json(f"/api/packages/{self.package}/recent"))
+        if not isinstance(data, dict):
+            raise ExtractError("PyPI Stats: `data` of the recent downloads is not an object")
+        values = {}
+        for metric, key in _RECENT.items():
+            if isinstance(data.get(key), int | float):
+                values[metric] = float(data[key])
+        return values
+
+    async def _totals(self, client: ServiceClient) -> dict[str, float]:
+        totals = {metric: 0.0 for metric in _TOTALS}
+        category_metric = {v: k for k, v in _TOTALS.items()}
+        for row in await self._overall(client, mirrors=None):
+            metric = category_metric.get(row.get("category", ""))
+            if metric is not None:
+                totals[metric] += float(row.get("downloads") or 0)
+        return totals
+
+    async def _overall(
+        self, client: ServiceClient, *, mirrors: bool | None
+    ) -> list[dict[str, Any]]:
+        params = {} if mirrors is None else {"mirrors": str(mirrors).lower()}
+        rows = _data(await client.json(f"/api/packages/{self.package}/overall", params=params))
+        if not isinstance(rows, list):
+            raise ExtractError("PyPI Stats: `data` of the overall downloads is not a list")
+        return [row for row in rows if isinstance(row, dict)]
+
+    async def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
+        """Downloads of the day, week and month ending on each day, without mirrors (like the
+        recent figures), from the daily series; PyPI Stats keeps 180 days."""
+        windows = {m: w for m, w in DOWNLOAD_WINDOWS.items() if m in self.wanted()}
+        if not windows:
+            return
+        daily: dict[date, float] = {}
+        for row in await self._overall(self.client(ctx), mirrors=False):
+            if row.get("category") == "without_mirrors":
+                day = parse_day(str(row.get("date")))
+                daily[day] = daily.get(day, 0.0) + float(row.get("downloads") or 0)
+        for observation in rolling_sums(
+            daily, windows, since=since, until=ctx.today - timedelta(days=1), tz=ctx.tz
+        ):
+            yield observation
+
+
+def _data(body: Any) -> Any:
+    if not isinstance(body, dict) or "data" not in body:
+        raise ExtractError("the answer has no `data`")
+    return body["data"]

@@ -1,0 +1,182 @@
+"""`type: pypi` and `type: npm` against local copies of their download-count APIs."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from kpi_collector.errors import HttpError
+from kpi_collector.sources.npm import Npm
+from kpi_collector.sources.pypi import PyPI
+from tests.fakes._base import backfill, collect, outcome
+from tests.fakes.downloads import FakeNpm, FakePyPIStats
+
+TODAY = date(2026, 3, 10)
+NOW = datetime(2026, 3, 10, 7, 0, tzinfo=UTC)
+
+
+def downloads(day: date) -> int:
+    """A plausible daily count that differs every day."""
+    return 1000 + (day - date(2025, 1, 1)).days * 3 + day.weekday() * 50
+
+
+@pytest.fixture
+def pypistats():
+    fake = FakePyPIStats(today=TODAY)
+    fake.packages["zen-ml"] = {
+        TODAY - timedelta(days=n): (
+            downloads(TODAY - timedelta(days=n)) + 200,
+            downloads(TODAY - timedelta(days=n)),
+        )
+        for n in range(1, 200)
+    }
+    with fake.serve():
+        yield fake
+
+
+@pytest.fixture
+def npm():
+    fake = FakeNpm(today=TODAY)
+    fake.packages["@acme/widget"] = {
+        date(2024, 6, 1) + timedelta(days=n): downloads(date(2024, 6, 1) + timedelta(days=n))
+        for n in range(700)
+    }
+    with fake.serve():
+        yield fake
+
+
+def window(last: date, days: int) -> int:
+    return sum(downloads(last - timedelta(days=i)) for i in range(days))
+
+
+# pypi -------------------------------------------------------------------------------------------
+
+
+def test_pypi_recent_and_totals(pypistats: FakePyPIStats) -> None:
+    source = PyPI(package="Zen_ML", api_url=pypistats.url)
+    assert source.package == "zen-ml"
+    values = collect(source)
+    yesterday = TODAY - timedelta(days=1)
+    kept = [TODAY - timedelta(days=n) for n in range(1, 181)]  # 180 days kept
+    assert values == {
+        "downloads_last_day": downloads(yesterday),
+        "downloads_last_week": window(yesterday, 7),
+        "downloads_last_month": window(yesterday, 30),
+        "downloads_total_with_mirrors": sum(downloads(d) + 200 for d in kept),
+        "downloads_total_without_mirrors": sum(downloads(d) for d in kept),
+    }
+    assert pypistats.calls() == 2
+
+
+def test_pypi_subset_costs_one_call(pypistats: FakePyPIStats) -> None:
+    values = collect(PyPI(package="zen-ml", api_url=pypistats.url, metrics=["downloads_last_week"]))
+    assert list(values) == ["downloads_last_week"]
+    assert pypistats.calls("/overall") == 0 and pypistats.calls("/recent") == 1
+
+
+def test_pypi_unknown_package_is_named(pypistats: FakePyPIStats) -> None:
+    result = outcome(PyPI(package="no-such-pkg", api_url=pypistats.url))
+    ((_, message, transient),) = result.errors
+    assert "PyPI Stats knows no package 'no-such-pkg'" in message and "`package:`" in message
+    assert not transient and "<html" not in message
+
+
+def test_pypi_rate_limit_and_server_error_are_retried(pypistats: FakePyPIStats) -> None:
+    pypistats.inject(
+        429, "<html><body>Too Many Requests</body></html>", headers={"Retry-After": "1"}
+    )
+    pypistats.inject(500, "<html><body>Internal Server Error</body></html>")
+    values = collect(PyPI(package="zen-ml", api_url=pypistats.url, metrics=["downloads_last_day"]))
+    assert values == {"downloads_last_day": downloads(TODAY - timedelta(days=1))}
+    assert pypistats.calls() == 3
+
+
+def test_pypi_backfill_rolls_daily_counts_into_windows(pypistats: FakePyPIStats) -> None:
+    since = TODAY - timedelta(days=200)
+    points = backfill(PyPI(package="zen-ml", api_url=pypistats.url), since, now=NOW)
+    by = {(p.metric, p.ts.date()): p.value for p in points}
+    first = TODAY - timedelta(days=180)  # the oldest day PyPI Stats still has
+    assert min(d for _, d in by) == first and max(d for _, d in by) == TODAY - timedelta(days=1)
+    day = date(2026, 2, 14)
+    assert by[("downloads_last_day", day)] == downloads(day)
+    assert by[("downloads_last_week", day)] == window(day, 7)
+    assert by[("downloads_last_month", day)] == window(day, 30)
+    # a window reaching before the first kept day is not guessed
+    assert ("downloads_last_month", first + timedelta(days=28)) not in by
+    assert ("downloads_last_month", first + timedelta(days=29)) in by
+    assert pypistats.calls("/overall") == 1
+    (request,) = pypistats.requests
+    assert request.query["mirrors"] == "false"
+
+
+def test_pypi_backfill_does_not_invent_days_the_service_has_not_counted(
+    pypistats: FakePyPIStats,
+) -> None:
+    del pypistats.packages["zen-ml"][TODAY - timedelta(days=1)]
+    points = backfill(
+        PyPI(package="zen-ml", api_url=pypistats.url, metrics=["downloads_last_day"]),
+        TODAY - timedelta(days=5),
+        now=NOW,
+    )
+    assert [p.ts.date() for p in points] == [TODAY - timedelta(days=n) for n in (5, 4, 3, 2)]
+
+
+# npm --------------------------------------------------------------------------------------------
+
+
+def test_npm_point_counts_for_a_scoped_package(npm: FakeNpm) -> None:
+    values = collect(Npm(package="@acme/widget", api_url=npm.url))
+    yesterday = TODAY - timedelta(days=1)
+    assert values == {
+        "downloads_last_day": downloads(yesterday),
+        "downloads_last_week": window(yesterday, 7),
+        "downloads_last_month": window(yesterday, 30),
+    }
+    assert sorted(r.path for r in npm.requests) == [
+        f"/downloads/point/{p}/@acme/widget" for p in ("last-day", "last-month", "last-week")
+    ]
+
+
+def test_npm_unknown_package_is_named(npm: FakeNpm) -> None:
+    with pytest.raises(HttpError) as caught:
+        collect(Npm(package="left-pad-nope", api_url=npm.url, metrics=["downloads_last_day"]))
+    assert "npm has no download counts for package 'left-pad-nope'" in str(caught.value)
+
+
+def test_npm_rate_limited_then_answers(npm: FakeNpm) -> None:
+    npm.inject(429, {"error": "Too many requests"}, headers={"Retry-After": "1"})
+    assert collect(Npm(package="@acme/widget", api_url=npm.url, metrics=["downloads_last_day"]))
+
+
+def test_npm_backfill_reads_chunks_within_the_range_limit(npm: FakeNpm) -> None:
+    since = TODAY - timedelta(days=500)
+    points = backfill(Npm(package="@acme/widget", api_url=npm.url), since, now=NOW)
+    ranges = [r.match_info["period"] for r in npm.requests]
+    assert len(ranges) == 2  # 529 days (500 + the month before) in chunks of at most a year
+    spans = [tuple(date.fromisoformat(x) for x in r.split(":")) for r in ranges]
+    assert all((end - start).days < 365 for start, end in spans)
+    assert spans[0][1] + timedelta(days=1) == spans[1][0] and spans[1][1] == TODAY - timedelta(
+        days=1
+    )
+    by = {(p.metric, p.ts.date()): p.value for p in points}
+    assert min(d for _, d in by) == since
+    assert by[("downloads_last_month", since)] == window(since, 30)
+    assert by[("downloads_last_week", TODAY - timedelta(days=1))] == window(
+        TODAY - timedelta(days=1), 7
+    )
+
+
+def test_npm_backfill_from_long_ago_stops_at_18_months(npm: FakeNpm) -> None:
+    points = backfill(
+        Npm(package="@acme/widget", api_url=npm.url, metrics=["downloads_last_day"]),
+        date(2020, 1, 1),
+        now=NOW,
+    )
+    assert min(p.ts.date() for p in points) == TODAY - timedelta(days=540)
+    assert npm.calls() == 2
+
+
+def test_npm_rejects_a_name_that_is_not_a_package() -> None:
+    with pytest.raises(ValueError, match="not an npm package name"):
+        Npm(package="../etc/passwd")
