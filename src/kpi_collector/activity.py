@@ -317,9 +317,9 @@ au_running AS (
   FROM au_point_deltas
 ),
 au_edges AS (
-  SELECT k, p AS d, 1 AS delta FROM au_running WHERE cnt > {n}
+  SELECT k, p AS d, 1 AS delta FROM au_running WHERE cnt >= {n}
   UNION ALL
-  SELECT k, np AS d, -1 AS delta FROM au_running WHERE cnt > {n}
+  SELECT k, np AS d, -1 AS delta FROM au_running WHERE cnt >= {n}
   UNION ALL
   SELECT 0 AS k, d, 1 AS delta FROM au_user_days
 ),

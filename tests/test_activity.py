@@ -1,0 +1,577 @@
+"""Active users: the linear series against a brute-force count, and every backend agreeing.
+
+The reference counts, for every day and window, the users with enough events in the days
+of that window, straight from the definition. Files are read by DuckDB; SQLite, PostgreSQL
+and MariaDB run the query themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.pool import StaticPool
+
+from kpi_collector.activity import (
+    WINDOWS,
+    ActivityError,
+    DailyActivity,
+    EventFiles,
+    EventTable,
+    current,
+    daily_series,
+)
+from tests.services import require_mysql_url, require_postgres_url
+
+Event = tuple[str, datetime]  # (user, aware instant)
+ALL = ("dau", "wau", "mau", "stickiness")
+
+
+# --- the reference ------------------------------------------------------------------------
+
+
+def reference(
+    events: Sequence[Event],
+    timezone: str,
+    *,
+    min_events: int = 1,
+    start: date | None = None,
+    end: date | None = None,
+    windows: Sequence[str] = ALL,
+) -> list[DailyActivity]:
+    """Every day, every window: count users with >= min_events events in the window's days."""
+    zone = ZoneInfo(timezone)
+    per_user_day = Counter((user, ts.astimezone(zone).date()) for user, ts in events)
+    days = [d for _, d in per_user_day]
+    first = start or (min(days) if days else None)
+    last = end or (max(days) if days else None)
+    if first is None or last is None:
+        return []
+    series = []
+    day = first
+    while day <= last:
+        counts: dict[str, float] = {}
+        for name, span in WINDOWS.items():
+            in_window: Counter[str] = Counter()
+            for (user, active), n in per_user_day.items():
+                if day - timedelta(days=span - 1) <= active <= day:
+                    in_window[user] += n
+            counts[name] = sum(1 for n in in_window.values() if n >= min_events)
+        counts["stickiness"] = counts["dau"] / counts["mau"] if counts["mau"] else 0.0
+        series.append(DailyActivity(day, {w: counts[w] for w in windows}))
+        day += timedelta(days=1)
+    return series
+
+
+def as_rows(series: Sequence[DailyActivity]) -> list[tuple[str, dict[str, float]]]:
+    """Comparable form; stickiness rounded so that float noise cannot decide a test."""
+    return [
+        (
+            item.day.isoformat(),
+            {k: round(v, 9) if k == "stickiness" else v for k, v in item.values.items()},
+        )
+        for item in series
+    ]
+
+
+# --- writing events where the backends can read them -----------------------------------
+
+
+def write_parquet(path: Path, events: Sequence[Event], **extra: list[Any]) -> Path:
+    table = pa.table(
+        {
+            "user_id": pa.array([u for u, _ in events], pa.string()),
+            "ts": pa.array([ts for _, ts in events], pa.timestamp("us", tz="UTC")),
+            **{k: pa.array(v) for k, v in extra.items()},
+        }
+    )
+    pq.write_table(table, path)
+    return path
+
+
+def write_csv(path: Path, events: Sequence[Event]) -> Path:
+    # Offsets other than UTC on purpose: the instant is what counts.
+    kolkata = ZoneInfo("Asia/Kolkata")
+    lines = ["user_id,ts"] + [f"{u},{ts.astimezone(kolkata).isoformat()}" for u, ts in events]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_jsonl(path: Path, events: Sequence[Event]) -> Path:
+    with path.open("w") as out:
+        for user, ts in events:
+            stamp = ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            out.write(json.dumps({"user_id": user, "ts": stamp, "props": {"n": 1}}) + "\n")
+    return path
+
+
+def sqlite_table(events: Sequence[Event], *, table: str = "events") -> sa.Engine:
+    """An in-memory SQLite table holding naive-UTC text, as SQLAlchemy's DateTime stores it."""
+    engine = sa.create_engine("sqlite://", poolclass=StaticPool)
+    meta = sa.MetaData()
+    events_table = sa.Table(
+        table, meta, sa.Column("user_id", sa.String), sa.Column("ts", sa.DateTime)
+    )
+    meta.create_all(engine)
+    rows = [{"user_id": u, "ts": ts.astimezone(UTC).replace(tzinfo=None)} for u, ts in events]
+    with engine.begin() as conn:
+        if rows:
+            conn.execute(events_table.insert(), rows)
+    return engine
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+# --- property tests against the reference ---------------------------------------------------
+
+# 2024-03-01 .. 2024-04-15 holds New York's (Mar 10) and Berlin's (Mar 31) spring DST change.
+BASE = datetime(2024, 3, 1, tzinfo=UTC)
+ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Pacific/Chatham"]
+USERS = [f"u{i}" for i in range(6)]
+# Quarter hours hit every local midnight of these zones exactly (Chatham is UTC+12:45/13:45).
+instants = st.integers(min_value=0, max_value=46 * 96).map(
+    lambda k: BASE + timedelta(minutes=15 * k)
+)
+event_lists = st.lists(st.tuples(st.sampled_from(USERS), instants), max_size=40)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=event_lists, timezone=st.sampled_from(ZONES), min_events=st.integers(1, 3))
+def test_series_matches_brute_force(events: list[Event], timezone: str, min_events: int) -> None:
+    expected = as_rows(reference(events, timezone, min_events=min_events))
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_parquet(Path(folder) / "events.parquet", events)
+        from_files = daily_series(
+            str(path),
+            user="user_id",
+            time="ts",
+            timezone=timezone,
+            min_events=min_events,
+            windows=ALL,
+        )
+    assert as_rows(from_files) == expected
+    engine = sqlite_table(events)
+    from_sqlite = daily_series(
+        EventTable(engine, "events"),
+        user="user_id",
+        time="ts",
+        timezone=timezone,
+        min_events=min_events,
+        windows=ALL,
+    )
+    assert as_rows(from_sqlite) == expected
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    events=event_lists,
+    timezone=st.sampled_from(ZONES),
+    min_events=st.integers(1, 3),
+    today=st.dates(min_value=date(2024, 2, 20), max_value=date(2024, 5, 20)),
+    length=st.integers(0, 40),
+)
+def test_current_and_ranges_match_brute_force(
+    events: list[Event], timezone: str, min_events: int, today: date, length: int
+) -> None:
+    engine = sqlite_table(events)
+    source = EventTable(engine, "events")
+    options: dict[str, Any] = {"user": "user_id", "time": "ts", "timezone": timezone}
+    expected_today = reference(events, timezone, min_events=min_events, start=today, end=today)
+    got = current(source, **options, min_events=min_events, windows=ALL, today=today)
+    assert as_rows([DailyActivity(today, got)]) == as_rows(expected_today)
+
+    start, end = today - timedelta(days=length), today
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_parquet(Path(folder) / "events.parquet", events)
+        ranged = daily_series(str(path), **options, min_events=min_events, start=start, end=end)
+    expected = reference(
+        events,
+        timezone,
+        min_events=min_events,
+        start=start,
+        end=end,
+        windows=("dau", "wau", "mau"),
+    )
+    assert as_rows(ranged) == as_rows(expected)
+
+
+# --- the edges, spelled out ---------------------------------------------------------------
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def values_on(series: Sequence[DailyActivity], day: str, metric: str) -> float:
+    return {item.day.isoformat(): item.values[metric] for item in series}[day]
+
+
+def test_window_edges_are_inclusive_and_end_exactly() -> None:
+    events = [("a", at("2024-01-10T12:00:00+00:00"))]
+    end = date(2024, 2, 20)
+    series = daily_series(sqlite_source(events), user="user_id", time="ts", end=end, windows=ALL)
+    assert series[0].day == date(2024, 1, 10)
+    assert series[-1].day == end
+    assert values_on(series, "2024-01-10", "dau") == 1
+    assert values_on(series, "2024-01-11", "dau") == 0
+    assert values_on(series, "2024-01-16", "wau") == 1  # day 7 of the week window
+    assert values_on(series, "2024-01-17", "wau") == 0
+    assert values_on(series, "2024-02-08", "mau") == 1  # day 30 of the month window
+    assert values_on(series, "2024-02-09", "mau") == 0
+    assert values_on(series, "2024-01-10", "stickiness") == 1.0
+    assert values_on(series, "2024-01-11", "stickiness") == 0.0
+    assert values_on(series, "2024-02-09", "stickiness") == 0.0  # no users: 0, not an error
+
+
+def sqlite_source(events: Sequence[Event]) -> EventTable:
+    return EventTable(sqlite_table(events), "events")
+
+
+def test_days_follow_the_time_zone_across_berlin_dst() -> None:
+    # Berlin is UTC+1 until 2024-03-31 01:00 UTC, then UTC+2.
+    events = [
+        ("a", at("2024-03-30T22:59:59+00:00")),  # 23:59:59 on the 30th in Berlin
+        ("b", at("2024-03-30T23:00:00+00:00")),  # 00:00 on the 31st
+        ("c", at("2024-03-31T21:59:59+00:00")),  # 23:59:59 on the 31st (summer time)
+        ("d", at("2024-03-31T22:00:00+00:00")),  # 00:00 on April 1st
+    ]
+    berlin = daily_series(
+        sqlite_source(events), user="user_id", time="ts", timezone="Europe/Berlin", windows=["dau"]
+    )
+    assert [(i.day.isoformat(), i.values["dau"]) for i in berlin] == [
+        ("2024-03-30", 1),
+        ("2024-03-31", 2),
+        ("2024-04-01", 1),
+    ]
+    utc = daily_series(sqlite_source(events), user="user_id", time="ts", windows=["dau"])
+    assert [(i.day.isoformat(), i.values["dau"]) for i in utc] == [
+        ("2024-03-30", 2),
+        ("2024-03-31", 2),
+    ]
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_csv(Path(folder) / "e.csv", events)
+        from_csv = daily_series(
+            str(path), user="user_id", time="ts", timezone="Europe/Berlin", windows=["dau"]
+        )
+    assert from_csv == berlin
+
+
+def test_min_events_counts_events_in_the_window_not_days() -> None:
+    events = [
+        ("a", at("2024-05-01T08:00:00+00:00")),
+        ("a", at("2024-05-01T09:00:00+00:00")),
+        ("a", at("2024-05-07T09:00:00+00:00")),  # 3 events within one week
+        ("b", at("2024-05-01T08:00:00+00:00")),
+        ("b", at("2024-05-08T08:00:00+00:00")),  # b's two events are 8 days apart
+    ]
+    series = daily_series(sqlite_source(events), user="user_id", time="ts", min_events=2)
+    assert values_on(series, "2024-05-01", "dau") == 1  # a has 2 that day, b 1
+    assert values_on(series, "2024-05-07", "wau") == 1
+    assert values_on(series, "2024-05-08", "wau") == 0  # a's two on the 1st left the week
+    assert values_on(series, "2024-05-08", "mau") == 2
+    assert as_rows(series) == as_rows(
+        reference(events, "UTC", min_events=2, windows=("dau", "wau", "mau"))
+    )
+
+
+def test_no_events() -> None:
+    engine = sqlite_table([])
+    assert daily_series(EventTable(engine, "events"), user="user_id", time="ts") == []
+    today = current(
+        EventTable(engine, "events"), user="user_id", time="ts", windows=ALL, today=date(2024, 1, 1)
+    )
+    assert today == {"dau": 0, "wau": 0, "mau": 0, "stickiness": 0.0}
+
+
+def test_current_defaults_to_today_in_the_time_zone(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    events = [("a", now - timedelta(days=3)), ("b", now - timedelta(days=40))]
+    path = write_parquet(tmp_path / "e.parquet", events)
+    assert current(str(path), user="user_id", time="ts") == {"dau": 0, "wau": 1, "mau": 1}
+
+
+# --- every backend gives the same series ------------------------------------------------------
+
+
+def make_events(seed: int = 7, count: int = 4000) -> list[Event]:
+    """Events of 300 users over 75 days around Berlin's DST change, some on exact midnights."""
+    rng = random.Random(seed)
+    berlin = ZoneInfo("Europe/Berlin")
+    start = datetime(2024, 3, 1, tzinfo=UTC)
+    events = []
+    for _ in range(count):
+        user = f"user-{int(rng.paretovariate(1.2)) % 300:03d}"
+        if rng.random() < 0.1:
+            local_midnight = datetime(2024, 3, 1, tzinfo=berlin) + timedelta(days=rng.randrange(75))
+            ts = local_midnight.replace(tzinfo=berlin) - timedelta(seconds=rng.choice([0, 1]))
+        else:
+            ts = start + timedelta(seconds=rng.randrange(75 * 86400))
+        events.append((user, ts.astimezone(UTC)))
+    return events
+
+
+EVENTS = make_events()
+
+
+@pytest.fixture(scope="module")
+def event_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("events")
+    half = len(EVENTS) // 2
+    write_parquet(folder / "part-1.parquet", EVENTS[:half])
+    write_parquet(folder / "part-2.parquet", EVENTS[half:])
+    return {
+        "csv": str(write_csv(folder / "events.csv", EVENTS)),
+        "parquet-glob": str(folder / "part-*.parquet"),
+        "jsonl": str(write_jsonl(folder / "events.jsonl", EVENTS)),
+    }
+
+
+@pytest.fixture(scope="module")
+def postgres_table() -> Iterator[EventTable]:
+    engine = sa.create_engine(require_postgres_url())
+    table = unique_name("kpi_test_events")
+    meta = sa.MetaData()
+    events = sa.Table(
+        table,
+        meta,
+        sa.Column("user_id", sa.Text),
+        sa.Column("ts", sa.DateTime(timezone=True)),
+        sa.Column("ts_naive", sa.DateTime(timezone=False)),
+        sa.Column("day", sa.Date),
+    )
+    meta.create_all(engine)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                events.insert(),
+                [
+                    {
+                        "user_id": u,
+                        "ts": ts,
+                        "ts_naive": ts.replace(tzinfo=None),
+                        "day": ts.astimezone(ZoneInfo("Europe/Berlin")).date(),
+                    }
+                    for u, ts in EVENTS
+                ],
+            )
+        yield EventTable(engine, table)
+    finally:
+        meta.drop_all(engine)
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def mysql_table() -> Iterator[EventTable]:
+    engine = sa.create_engine(require_mysql_url())
+    table = unique_name("kpi_test_events")
+    meta = sa.MetaData()
+    events = sa.Table(
+        table,
+        meta,
+        sa.Column("user_id", sa.String(40)),
+        sa.Column("ts_naive", sa.DateTime),
+        sa.Column("ts", sa.TIMESTAMP),
+    )
+    meta.create_all(engine)
+    try:
+        with engine.begin() as conn:
+            # The session zone must not matter for TIMESTAMP: store through a non-UTC one.
+            conn.execute(sa.text("SET time_zone = '+05:30'"))
+            conn.execute(
+                events.insert(),
+                [
+                    {
+                        "user_id": u,
+                        "ts_naive": ts.replace(tzinfo=None),
+                        "ts": ts.astimezone(ZoneInfo("Asia/Kolkata")).replace(tzinfo=None),
+                    }
+                    for u, ts in EVENTS
+                ],
+            )
+        yield EventTable(engine, table)
+    finally:
+        meta.drop_all(engine)
+        engine.dispose()
+
+
+@pytest.mark.parametrize("min_events", [1, 3])
+def test_files_sqlite_and_servers_agree(
+    event_files: dict[str, str],
+    postgres_table: EventTable,
+    mysql_table: EventTable,
+    min_events: int,
+) -> None:
+    options: dict[str, Any] = {
+        "user": "user_id",
+        "timezone": "Europe/Berlin",
+        "min_events": min_events,
+        "windows": ALL,
+    }
+    expected = as_rows(reference(EVENTS, "Europe/Berlin", min_events=min_events))
+    assert len(expected) >= 70
+    got = {name: daily_series(path, time="ts", **options) for name, path in event_files.items()}
+    got["sqlite"] = daily_series(sqlite_source(EVENTS), time="ts", **options)
+    got["postgres timestamptz"] = daily_series(postgres_table, time="ts", **options)
+    got["postgres timestamp"] = daily_series(postgres_table, time="ts_naive", **options)
+    got["mariadb datetime"] = daily_series(mysql_table, time="ts_naive", **options)
+    got["mariadb timestamp"] = daily_series(mysql_table, time="ts", **options)
+    for name, series in got.items():
+        assert as_rows(series) == expected, name
+
+
+def test_date_columns_are_days_as_they_are(postgres_table: EventTable, tmp_path: Path) -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    days = [ts.astimezone(berlin).date() for _, ts in EVENTS]
+    path = tmp_path / "days.parquet"
+    pq.write_table(pa.table({"user_id": [u for u, _ in EVENTS], "day": days}), path)
+    expected = as_rows(reference(EVENTS, "Europe/Berlin"))
+    # The zone does not shift a date: New York here must still give Berlin's days.
+    from_file = daily_series(
+        str(path), user="user_id", time="day", timezone="America/New_York", windows=ALL
+    )
+    from_postgres = daily_series(
+        postgres_table, user="user_id", time="day", timezone="America/New_York", windows=ALL
+    )
+    assert as_rows(from_file) == expected
+    assert as_rows(from_postgres) == expected
+
+
+def test_postgres_returns_one_row_per_change_not_events(postgres_table: EventTable) -> None:
+    assert isinstance(postgres_table.url, sa.Engine)
+    fetched: list[int] = []
+
+    def count_rows(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "au_user_days" in statement:
+            fetched.append(cursor.rowcount)
+
+    sa.event.listen(postgres_table.url, "after_cursor_execute", count_rows)
+    try:
+        series = daily_series(postgres_table, user="user_id", time="ts", timezone="Europe/Berlin")
+    finally:
+        sa.event.remove(postgres_table.url, "after_cursor_execute", count_rows)
+    assert len(fetched) == 1
+    assert fetched[0] <= len(series) + 31 < len(EVENTS) / 10
+
+
+# --- files: formats, URLs, filters --------------------------------------------------------------
+
+
+def test_fsspec_url(tmp_path: Path) -> None:
+    fsspec = pytest.importorskip("fsspec", reason="fsspec is needed for fsspec URLs")
+    local = write_parquet(tmp_path / "e.parquet", EVENTS[:500])
+    memory = fsspec.filesystem("memory")
+    folder = f"/kpi-{uuid.uuid4().hex[:8]}"
+    memory.pipe(f"{folder}/a.parquet", local.read_bytes())
+    try:
+        series = daily_series(f"memory://{folder}/*.parquet", user="user_id", time="ts")
+    finally:
+        memory.rm(folder, recursive=True)
+    assert as_rows(series) == as_rows(reference(EVENTS[:500], "UTC", windows=("dau", "wau", "mau")))
+
+
+def test_where_filters_events(tmp_path: Path) -> None:
+    names = ["pipeline_run" if i % 3 == 0 else "page_view" for i in range(len(EVENTS))]
+    path = write_parquet(tmp_path / "named.parquet", EVENTS, event=names)
+    runs = [e for e, name in zip(EVENTS, names, strict=True) if name == "pipeline_run"]
+    series = daily_series(
+        str(path), user="user_id", time="ts", where="event = 'pipeline_run'", min_events=2
+    )
+    expected = reference(runs, "UTC", min_events=2, windows=("dau", "wau", "mau"))
+    assert as_rows(series) == as_rows(expected)
+
+
+def test_explicit_format_for_files_without_suffix(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "export.log", EVENTS[:50])
+    with pytest.raises(ValueError, match="cannot tell the format"):
+        daily_series(str(path), user="user_id", time="ts")
+    series = daily_series(EventFiles(str(path), format="json"), user="user_id", time="ts")
+    assert as_rows(series) == as_rows(reference(EVENTS[:50], "UTC", windows=("dau", "wau", "mau")))
+
+
+def test_identifiers_are_quoted_not_interpolated(tmp_path: Path) -> None:
+    column = 'who"; DROP TABLE events; --'
+    path = tmp_path / "odd.parquet"
+    pq.write_table(pa.table({column: ["a", "b"], "when it happened": [BASE, BASE]}), path)
+    series = daily_series(str(path), user=column, time="when it happened", windows=["dau"])
+    assert as_rows(series) == [("2024-03-01", {"dau": 2})]
+
+    engine = sa.create_engine("sqlite://", poolclass=StaticPool)
+    table = 'ev"ents; DROP TABLE keep'
+    meta = sa.MetaData()
+    sa.Table("keep", meta, sa.Column("x", sa.Integer))
+    odd = sa.Table(table, meta, sa.Column(column, sa.Text), sa.Column("ts", sa.Text))
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(odd.insert(), [{column: "a", "ts": "2024-03-01 10:00:00"}])
+    series = daily_series(EventTable(engine, table), user=column, time="ts", windows=["dau"])
+    assert as_rows(series) == [("2024-03-01", {"dau": 1})]
+    assert sa.inspect(engine).has_table("keep")
+
+
+# --- clear errors -----------------------------------------------------------------------------
+
+
+def test_missing_column_lists_the_columns(tmp_path: Path) -> None:
+    path = write_parquet(tmp_path / "e.parquet", EVENTS[:5])
+    with pytest.raises(ActivityError, match=r"user column 'uid' not in .*columns: ts, user_id"):
+        daily_series(str(path), user="uid", time="ts")
+    with pytest.raises(ActivityError, match=r"time column 'when' not in"):
+        daily_series(sqlite_source(EVENTS[:5]), user="user_id", time="when")
+
+
+def test_unreadable_files_and_tables(tmp_path: Path) -> None:
+    with pytest.raises(ActivityError, match=r"cannot read events from .*nothing-here"):
+        daily_series(str(tmp_path / "nothing-here" / "*.parquet"), user="u", time="t")
+    with pytest.raises(ActivityError, match="no such table"):
+        daily_series(EventTable(sqlite_table([]), "missing"), user="u", time="t")
+
+
+def test_time_column_must_be_a_time(tmp_path: Path) -> None:
+    path = tmp_path / "numbers.parquet"
+    pq.write_table(pa.table({"user_id": ["a"], "ts": [1700000000]}), path)
+    with pytest.raises(ActivityError, match="type BIGINT; expected a timestamp"):
+        daily_series(str(path), user="user_id", time="ts")
+
+
+def test_connection_errors_are_transient_and_hide_the_password() -> None:
+    source = EventTable("postgresql+psycopg://kpi:hunter22secret@127.0.0.1:1/test", "events")
+    with pytest.raises(ActivityError) as info:
+        daily_series(source, user="u", time="t")
+    assert info.value.transient
+    assert "hunter22secret" not in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"timezone": "Mars/Olympus"}, "unknown time zone 'Mars/Olympus'"),
+        ({"windows": ["dau", "qau"]}, "unknown window 'qau'"),
+        ({"windows": []}, "at least one"),
+        ({"windows": ["dau", "dau"]}, "once"),
+        ({"min_events": 0}, "min_events"),
+        ({"min_events": True}, "min_events"),
+        ({"user": " "}, "user: give a column name"),
+        ({"start": date(2024, 2, 1), "end": date(2024, 1, 1)}, "is after end"),
+    ],
+)
+def test_bad_arguments(options: dict[str, Any], message: str) -> None:
+    arguments: dict[str, Any] = {"user": "user_id", "time": "ts", **options}
+    with pytest.raises(ValueError, match=message):
+        daily_series(sqlite_source(EVENTS[:5]), **arguments)
