@@ -7,10 +7,39 @@ from typing import Any
 from kpi_collector.destinations.base import Delivery, Destination
 from kpi_collector.destinations.store import Store
 
-__all__ = ["Delivery", "Destination", "Store"]
+__all__ = [
+    "CSV",
+    "JSONL",
+    "SQL",
+    "Delivery",
+    "Destination",
+    "Discord",
+    "Email",
+    "GoogleSheets",
+    "Notion",
+    "Parquet",
+    "Pushgateway",
+    "Segment",
+    "Slack",
+    "Store",
+    "Webhook",
+]
 
 # heavier destinations load when first named: `from kpi_collector.destinations import Notion`
-_LAZY: dict[str, str] = {"CSV": "files"}
+_LAZY: dict[str, str] = {
+    "CSV": "files",
+    "JSONL": "files",
+    "Parquet": "files",
+    "SQL": "sql",
+    "Notion": "notion",
+    "Discord": "discord",
+    "Slack": "slack",
+    "Email": "email",
+    "Webhook": "webhook",
+    "Segment": "segment",
+    "Pushgateway": "pushgateway",
+    "GoogleSheets": "google_sheets",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -126,6 +126,24 @@ class Destination(BaseModel):
         raise NotImplementedError
 
 
+class MessageDestination(Destination):
+    """A destination that sends a message (the digest): at most once per `every` period.
+
+    `compare` defaults to 14 days, like the reference system's Monday message.
+    """
+
+    compare: str | None = Field(default="14d", pattern=r"^\d+d$", description="e.g. 14d")
+
+
+class TableDestination(Destination):
+    """A destination that keeps one row per period (`wide`: a column per KPI) or one row per
+    KPI and period (`long`), updated in place by every run of the period; never duplicated."""
+
+    upserts: ClassVar[bool] = True
+
+    layout: Literal["wide", "long"] = "wide"
+
+
 def delivery_error(
     message: str, *, transient: bool, retry_after: float | None = None
 ) -> DeliveryError:

@@ -1,41 +1,170 @@
-"""`type: csv`: a CSV file with one row per period and a column per KPI, upserted by period."""
+"""`type: csv | jsonl | parquet`: a file with one row per period (`layout: wide`, a column per
+KPI id) or per KPI and period (`layout: long`), upserted by period: a re-run rewrites its row.
+
+    - {type: csv, path: kpis.csv, every: day}
+    - {type: jsonl, path: kpis.jsonl, layout: long}
+    - {type: parquet, path: kpis.parquet}
+
+The file is rewritten whole into a temporary file that replaces it, under a lock: a crash
+never leaves half a file, and two runs never interleave.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
+import json
 import os
-from typing import ClassVar
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
 
-from kpi_collector.destinations.base import Delivery, Destination
-from kpi_collector.errors import DeliveryError
+from kpi_collector.destinations._table import (
+    LONG_COLUMNS,
+    columns_of,
+    key_of,
+    number_text,
+    rows_of,
+    upsert,
+)
+from kpi_collector.destinations.base import Delivery, TableDestination, delivery_error
 
 
-class CSV(Destination):
+class FileDestination(TableDestination):
+    """A file of rows, upserted by period; subclasses read and write one format."""
+
+    path: str
+
+    def file(self, delivery: Delivery) -> Path:
+        path = Path(self.path).expanduser()
+        return path if path.is_absolute() else delivery.base_dir / path
+
+    async def deliver(self, delivery: Delivery) -> None:
+        await asyncio.to_thread(self._deliver, delivery)
+
+    def _deliver(self, delivery: Delivery) -> None:
+        path = self.file(delivery)
+        new = rows_of(delivery, self.layout)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with _locked(path):
+                existing = self.read(path) if path.exists() else []
+                rows = upsert(existing, new, key_of(self.layout))
+                first = ["period", "date"] if self.layout == "wide" else LONG_COLUMNS
+                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                try:
+                    self.write(tmp, columns_of(rows, first), rows)
+                    os.replace(tmp, path)
+                finally:
+                    tmp.unlink(missing_ok=True)
+        except OSError as exc:
+            raise delivery_error(
+                f"cannot write {path}: {exc.strerror or exc}", transient=True
+            ) from None
+        except (ValueError, KeyError) as exc:
+            raise delivery_error(
+                f"{path} is not a {self.type} file this destination wrote ({exc}); "
+                "move it away or point `path` elsewhere",
+                transient=False,
+            ) from None
+
+    def read(self, path: Path) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def write(self, path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+
+class CSV(FileDestination):
     type: ClassVar[str] = "csv"
 
     path: str = "kpis.csv"
 
-    async def deliver(self, delivery: Delivery) -> None:
-        path = delivery.base_dir / self.path
-        rows: dict[str, dict[str, str]] = {}
-        columns: list[str] = ["period"]
+    def read(self, path: Path) -> list[dict[str, Any]]:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or "period" not in reader.fieldnames:
+                raise ValueError("no `period` column")
+            return [dict(row) for row in reader]
+
+    def write(self, path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({c: number_text(row.get(c)) for c in columns})
+
+
+class JSONL(FileDestination):
+    type: ClassVar[str] = "jsonl"
+
+    path: str = "kpis.jsonl"
+
+    def read(self, path: Path) -> list[dict[str, Any]]:
+        rows = []
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    row = json.loads(line)
+                    if not isinstance(row, dict) or "period" not in row:
+                        raise ValueError("a line without `period`")
+                    rows.append(row)
+        return rows
+
+    def write(self, path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+        with path.open("w", encoding="utf-8") as handle:
+            for row in rows:
+                ordered = {c: row[c] for c in columns if c in row}
+                handle.write(json.dumps(ordered, ensure_ascii=False) + "\n")
+
+
+class Parquet(FileDestination):
+    type: ClassVar[str] = "parquet"
+
+    path: str = "kpis.parquet"
+
+    def read(self, path: Path) -> list[dict[str, Any]]:
+        import pyarrow.parquet as pq
+
         try:
-            if path.exists():
-                with path.open(newline="", encoding="utf-8") as handle:
-                    reader = csv.DictReader(handle)
-                    columns = list(reader.fieldnames or ["period"])
-                    rows = {row["period"]: row for row in reader}
-            row = rows.setdefault(delivery.period, {"period": delivery.period})
-            for kpi in delivery.order:
-                if kpi in delivery.values:
-                    if kpi not in columns:
-                        columns.append(kpi)
-                    row[kpi] = repr(delivery.values[kpi])
-            tmp = path.with_suffix(path.suffix + ".tmp")
-            with tmp.open("w", newline="", encoding="utf-8") as handle:
-                writer = csv.DictWriter(handle, fieldnames=columns)
-                writer.writeheader()
-                writer.writerows(rows[key] for key in sorted(rows))
-            os.replace(tmp, path)  # a crash never leaves half a file
-        except OSError as exc:
-            raise DeliveryError(f"cannot write {path}: {exc.strerror}", transient=True) from None
+            table = pq.read_table(path)
+        except Exception as exc:  # pyarrow's errors for a file that is not Parquet
+            raise ValueError(str(exc).splitlines()[0]) from None
+        if "period" not in table.column_names:
+            raise ValueError("no `period` column")
+        return [{k: v for k, v in row.items() if v is not None} for row in table.to_pylist()]
+
+    def write(self, path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        text = {"period", "date", "kpi", "title"}
+        schema = pa.schema([(c, pa.string() if c in text else pa.float64()) for c in columns])
+        table = pa.Table.from_pylist(
+            [{c: _cell(row.get(c), c in text) for c in columns} for row in rows], schema=schema
+        )
+        pq.write_table(table, path)
+
+
+def _cell(value: Any, text: bool) -> Any:
+    if value is None or value == "":
+        return None
+    return str(value) if text else float(value)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path.lock` while the file is read and rewritten."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the atomic replace still protects the file itself
+        yield
+        return
+    lock = path.with_name(f".{path.name}.lock")
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,111 @@
+"""What HTTP destinations share: one request through the run's HTTP layer, and its failures
+turned into a `DeliveryError` that names the service (never the secret URL), says whether a
+retry can help and how to fix it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from kpi_collector.destinations.base import delivery_error
+from kpi_collector.errors import DeliveryError, HttpError
+from kpi_collector.secrets import redact
+
+if TYPE_CHECKING:
+    from kpi_collector.collect.http import Auth, Response
+    from kpi_collector.destinations.base import Delivery
+
+#: every status comes back to the caller, which knows what the service means by it
+ANY_STATUS = tuple(range(300, 600))
+_HINTS = {
+    400: "the service refused the request",
+    401: "unauthorized: check the token",
+    403: "forbidden: check the token and its permissions",
+    404: "not found: check the URL or id in the config",
+    410: "gone: the target was deleted or archived",
+    413: "the message is too large",
+    429: "rate limited",
+}
+
+
+def origin(url: str) -> str:
+    """scheme://host[:port] — the part of a URL that is safe to show."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
+
+
+async def send(
+    delivery: Delivery,
+    method: str,
+    url: str,
+    *,
+    service: str,
+    timeout: float,
+    json_body: Any = None,
+    data: Any = None,
+    headers: Mapping[str, str] | None = None,
+    auth: Auth | None = None,
+) -> Response:
+    """One request; any HTTP status returns, a connection failure raises a transient error."""
+    session = delivery.http(timeout=timeout, auth=auth)
+    try:
+        return await session.request(
+            method, url, json_body=json_body, data=data, headers=dict(headers or {}), ok=ANY_STATUS
+        )
+    except HttpError as exc:
+        raise delivery_error(
+            f"cannot reach {service} at {origin(url)}: {_scrub(str(exc), url)}", transient=True
+        ) from None
+
+
+def status_error(
+    response: Response,
+    *,
+    service: str,
+    detail: str | None = None,
+    hint: str | None = None,
+    retry_after: float | None = None,
+) -> DeliveryError:
+    """The DeliveryError for an answer that is not a success: 429 and 5xx are transient."""
+    from kpi_collector.collect.http import retry_after_seconds
+
+    status = response.status
+    transient = status in (408, 425, 429) or status >= 500
+    if retry_after is None:
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+    default = "server error, will retry" if status >= 500 else "request refused"
+    message = f"{service} answered HTTP {status}"
+    if detail:
+        message += f" ({detail})"
+    message += f": {hint or _HINTS.get(status, default)}"
+    if status == 429 and retry_after is not None:
+        message += f" (retry after {retry_after:g}s)"
+    return delivery_error(redact(message), transient=transient, retry_after=retry_after)
+
+
+def error_detail(response: Response, *keys: str) -> str | None:
+    """A short description of an error body: the given JSON keys, or the start of the text."""
+    text = response.text().strip()
+    try:
+        body = json.loads(text) if text else None
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        found = [f"{body[k]}" for k in keys if body.get(k) not in (None, "")]
+        if found:
+            return redact(" ".join(found))[:300]
+    if text and not text.startswith("<"):
+        return redact(" ".join(text.split()))[:200]
+    return None
+
+
+def _scrub(text: str, url: str) -> str:
+    """Remove a (secret) URL from a message, in every form the HTTP layer may have printed."""
+    parts = urlsplit(url)
+    for form in (url, f"{parts.scheme}://{parts.netloc}{parts.path}", parts.path):
+        if form and form not in ("/", ""):
+            text = text.replace(form, "" if form == parts.path else origin(url))
+    return redact(text)

@@ -1,0 +1,80 @@
+"""`type: discord`: the digest as a Discord message through an incoming webhook, split into
+messages of at most 2000 characters (a retry resumes after the parts already sent).
+
+    - {type: discord, webhook_url: "${DISCORD_WEBHOOK}", every: week, compare: 14d}
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+from urllib.parse import urlencode, urlsplit
+
+from pydantic import field_validator
+
+from kpi_collector.destinations._http import error_detail, send, status_error
+from kpi_collector.destinations.base import Delivery, MessageDestination
+from kpi_collector.secrets import Secret
+
+_HINTS = {
+    10015: "the webhook does not exist (deleted?): create one and update webhook_url",
+    50027: "the webhook token is invalid: copy the webhook URL again into webhook_url",
+    50006: "Discord refused an empty message",
+    50035: "Discord refused the message's form",
+}
+
+
+class Discord(MessageDestination):
+    type: ClassVar[str] = "discord"
+
+    webhook_url: Secret
+    username: str | None = None
+    avatar_url: str | None = None
+    thread_id: str | None = None  # post into a thread of a forum or text channel
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: Secret) -> Secret:
+        if urlsplit(value.get()).scheme not in ("http", "https"):
+            raise ValueError("webhook_url must be an https:// URL from Discord's channel settings")
+        return value
+
+    async def deliver(self, delivery: Delivery) -> None:
+        from kpi_collector.report.digest import Digest
+
+        messages = Digest.from_delivery(delivery).discord_messages()
+        for index, content in enumerate(messages):
+            if index < delivery.progress:  # sent by an attempt that failed on a later part
+                continue
+            await self.post(delivery, content)
+            await delivery.checkpoint(index + 1)
+
+    async def post(self, delivery: Delivery, content: str) -> None:
+        body: dict[str, Any] = {"content": content, "allowed_mentions": {"parse": []}}
+        if self.username:
+            body["username"] = self.username
+        if self.avatar_url:
+            body["avatar_url"] = self.avatar_url
+        query = {"wait": "true", **({"thread_id": self.thread_id} if self.thread_id else {})}
+        base = self.webhook_url.get()
+        url = f"{base}{'&' if '?' in base else '?'}{urlencode(query)}"
+        response = await send(
+            delivery, "POST", url, service="Discord", timeout=self.timeout, json_body=body
+        )
+        if response.status in (200, 204):
+            return
+        detail = error_detail(response, "message", "code")
+        payload: Any = None
+        try:
+            payload = response.json()
+        except Exception:  # an HTML error page from a proxy
+            payload = None
+        code = payload.get("code") if isinstance(payload, dict) else None
+        retry_after = None
+        if isinstance(payload, dict) and isinstance(payload.get("retry_after"), int | float):
+            retry_after = float(
+                payload["retry_after"]
+            )  # Discord's JSON is more precise than the header
+        hint = _HINTS.get(code) if isinstance(code, int) else None
+        raise status_error(
+            response, service="Discord", detail=detail, hint=hint, retry_after=retry_after
+        )

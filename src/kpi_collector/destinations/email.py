@@ -1,0 +1,150 @@
+"""`type: email`: the digest by SMTP, as HTML with a plain-text alternative.
+
+- type: email
+  host: smtp.example.com        # port 587 and STARTTLS by default; tls: ssl for port 465
+  username: kpi-bot@example.com
+  password: "${SMTP_PASSWORD}"
+  from: KPI bot <kpi-bot@example.com>
+  to: [team@example.com]
+  every: week
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate, parseaddr
+from typing import ClassVar, Literal
+
+from pydantic import ConfigDict, Field, field_validator
+
+from kpi_collector.destinations.base import Delivery, MessageDestination, delivery_error
+from kpi_collector.errors import DeliveryError
+from kpi_collector.secrets import Secret, redact
+
+
+class Email(MessageDestination):
+    type: ClassVar[str] = "email"
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, populate_by_name=True)
+
+    host: str
+    port: int | None = Field(default=None, ge=1, le=65535)  # 587 (starttls), 465 (ssl), 25 (none)
+    tls: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password: Secret | None = None
+    sender: str = Field(alias="from")
+    to: list[str] = Field(min_length=1)
+    cc: list[str] = Field(default_factory=list)
+    subject: str | None = None  # default: the digest's title, e.g. "KPIs — week 48, 2026"
+    ca_file: str | None = None  # trust this CA bundle (a company relay's own certificate)
+
+    @field_validator("sender")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if "@" not in parseaddr(value)[1]:
+            raise ValueError(f"{value!r} is not an email address")
+        return value
+
+    @field_validator("to", "cc")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if "@" not in parseaddr(v)[1]]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not an email address")
+        return value
+
+    @property
+    def smtp_port(self) -> int:
+        return self.port or {"starttls": 587, "ssl": 465, "none": 25}[self.tls]
+
+    def message(self, delivery: Delivery) -> EmailMessage:
+        from kpi_collector.report.digest import Digest
+
+        digest = Digest.from_delivery(delivery)
+        message = EmailMessage()
+        message["Subject"] = self.subject or digest.title
+        name, address = parseaddr(self.sender)
+        message["From"] = formataddr((name, address))
+        message["To"] = ", ".join(self.to)
+        if self.cc:
+            message["Cc"] = ", ".join(self.cc)
+        message["Date"] = formatdate(delivery.now.timestamp(), localtime=False)
+        # the same id for every retry of a period: mail systems can tell a repeat
+        digest_id = hashlib.sha256(delivery.delivery_id.encode()).hexdigest()[:24]
+        message["Message-ID"] = f"<{digest_id}@{address.rpartition('@')[2] or 'kpi-collector'}>"
+        message["X-KPI-Delivery"] = delivery.delivery_id
+        message.set_content(digest.text())
+        message.add_alternative(digest.html(), subtype="html")
+        return message
+
+    async def deliver(self, delivery: Delivery) -> None:
+        message = self.message(delivery)
+        await asyncio.to_thread(self._send, message)
+
+    def _send(self, message: EmailMessage) -> None:
+        where = f"SMTP server {self.host}:{self.smtp_port}"
+        try:
+            context = ssl.create_default_context(cafile=self.ca_file)
+        except OSError as exc:
+            raise DeliveryError(f"cannot read ca_file {self.ca_file}: {exc.strerror}") from None
+        try:
+            if self.tls == "ssl":
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                    self.host, self.smtp_port, timeout=self.timeout, context=context
+                )
+            else:
+                smtp = smtplib.SMTP(self.host, self.smtp_port, timeout=self.timeout)
+            with smtp:
+                smtp.ehlo()
+                if self.tls == "starttls":
+                    smtp.starttls(context=context)
+                    smtp.ehlo()
+                if self.username:
+                    smtp.login(self.username, self.password.get() if self.password else "")
+                smtp.send_message(message, to_addrs=[*self.to, *self.cc])
+        except smtplib.SMTPAuthenticationError as exc:
+            raise delivery_error(
+                f"{where} refused the login ({exc.smtp_code}): check username and password",
+                transient=False,
+            ) from None
+        except smtplib.SMTPNotSupportedError:
+            raise delivery_error(
+                f"{where} does not offer STARTTLS: set tls: ssl (port 465) or, on a trusted "
+                "network only, tls: none",
+                transient=False,
+            ) from None
+        except smtplib.SMTPRecipientsRefused as exc:
+            refused = ", ".join(exc.recipients)
+            raise delivery_error(
+                f"{where} refused the recipients {refused}: check `to`", transient=False
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            text = (
+                exc.smtp_error.decode(errors="replace")
+                if isinstance(exc.smtp_error, bytes)
+                else str(exc.smtp_error)
+            )
+            raise delivery_error(
+                f"{where} answered {exc.smtp_code} {redact(' '.join(text.split()))[:200]}",
+                transient=400 <= exc.smtp_code < 500,  # 4xx: try again later; 5xx: permanent
+            ) from None
+        except ssl.SSLError as exc:
+            raise delivery_error(
+                f"TLS with {where} failed ({exc.reason or exc}): check tls, port and ca_file",
+                transient=False,
+            ) from None
+        except (
+            TimeoutError,
+            smtplib.SMTPServerDisconnected,
+            smtplib.SMTPConnectError,
+            OSError,
+        ) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            raise delivery_error(
+                f"cannot reach {where}: {redact(reason)}", transient=True
+            ) from None
+        except smtplib.SMTPException as exc:
+            raise delivery_error(f"{where}: {redact(str(exc))}", transient=False) from None

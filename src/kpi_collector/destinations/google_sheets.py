@@ -1,0 +1,279 @@
+"""`type: google_sheets`: a worksheet with a header row of KPI titles and one row per period
+(or per KPI and period with `layout: long`), through gspread and a service account.
+
+    - type: google_sheets
+      spreadsheet: https://docs.google.com/spreadsheets/d/1AbC.../edit   # or the key
+      worksheet: KPIs                                 # created when missing
+      credentials: "${GOOGLE_SERVICE_ACCOUNT_JSON}"    # the JSON key itself, or a path to it
+      every: day
+
+Share the spreadsheet with the service account's `client_email`. A re-run finds its period's
+row by the `Period` column and rewrites it; new KPIs add columns to the header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import field_validator
+
+from kpi_collector.destinations.base import Delivery, TableDestination, delivery_error
+from kpi_collector.errors import DeliveryError
+from kpi_collector.secrets import Secret, redact
+
+if TYPE_CHECKING:
+    from gspread import HTTPClient
+
+SCOPES = ["https://www.googleapis.com/auth/spreadsheets"]
+GOOGLE_SHEETS = "https://sheets.googleapis.com"
+_KEY = re.compile(r"/spreadsheets/d/([A-Za-z0-9_-]+)")
+WIDE_HEADER = ["Period", "Date"]
+LONG_HEADER = ["Period", "Date", "KPI", "Title", "Value"]
+
+
+class GoogleSheets(TableDestination):
+    type: ClassVar[str] = "google_sheets"
+
+    spreadsheet: str
+    worksheet: str = "KPIs"
+    credentials: Secret
+    api_url: str = GOOGLE_SHEETS
+
+    @field_validator("spreadsheet")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        found = _KEY.search(value)
+        key = found.group(1) if found else value.strip()
+        if not re.fullmatch(r"[A-Za-z0-9_-]{10,}", key):
+            raise ValueError(f"{value!r} is not a spreadsheet key or URL")
+        return key
+
+    async def deliver(self, delivery: Delivery) -> None:
+        await asyncio.to_thread(self._deliver_mapped, delivery)
+
+    # the client ------------------------------------------------------------------------------
+
+    def service_account(self) -> dict[str, Any]:
+        text = self.credentials.get().strip()
+        try:
+            if not text.startswith("{"):
+                text = Path(text).expanduser().read_text(encoding="utf-8")
+            info = json.loads(text)
+        except OSError as exc:
+            raise delivery_error(
+                f"cannot read the credentials file: {exc.strerror}", transient=False
+            ) from None
+        except ValueError:
+            raise delivery_error(
+                "credentials is not a service account JSON key (or a path to one)", transient=False
+            ) from None
+        if not isinstance(info, dict) or info.get("type") != "service_account":
+            raise delivery_error(
+                'credentials must be a service account key ("type": "service_account")',
+                transient=False,
+            )
+        if "private_key" in info:
+            from kpi_collector.secrets import remember
+
+            remember(str(info["private_key"]))
+        return info
+
+    def client(self) -> HTTPClient:
+        from google.oauth2.service_account import Credentials
+        from gspread import HTTPClient
+
+        base = self.api_url.rstrip("/")
+
+        class _Http(HTTPClient):
+            """gspread's client, its Sheets API URLs pointed at `api_url`."""
+
+            def request(self, method: str, endpoint: str, *args: Any, **kwargs: Any) -> Any:
+                if endpoint.startswith(GOOGLE_SHEETS):
+                    endpoint = base + endpoint[len(GOOGLE_SHEETS) :]
+                return super().request(method, endpoint, *args, **kwargs)
+
+        try:
+            credentials = Credentials.from_service_account_info(
+                self.service_account(), scopes=SCOPES
+            )
+        except (ValueError, KeyError) as exc:
+            raise delivery_error(
+                f"the service account key is incomplete ({redact(str(exc))[:100]})", transient=False
+            ) from None
+        http = _Http(credentials)
+        http.set_timeout(self.timeout)
+        return http
+
+    # delivering ------------------------------------------------------------------------------
+
+    def _deliver_mapped(self, delivery: Delivery) -> None:
+        try:
+            self._deliver(delivery)
+        except DeliveryError:
+            raise
+        except Exception as exc:
+            raise _error(exc) from None
+
+    def _deliver(self, delivery: Delivery) -> None:
+        http = self.client()
+        key = self.spreadsheet
+        self._ensure_worksheet(http, key)
+        sheet = _quote(self.worksheet)
+        answer = http.values_get(key, sheet, params={"valueRenderOption": "UNFORMATTED_VALUE"})
+        values: list[list[Any]] = answer.get("values", [])
+        header = [str(c) for c in values[0]] if values else []
+        long = self.layout == "long"
+        base = LONG_HEADER if long else WIDE_HEADER
+        wanted = base if long else base + [delivery.title(k) for k in delivery.ordered]
+        columns = header or list(base)
+        if header and header[: len(base)] != base:
+            raise delivery_error(
+                f"the worksheet {self.worksheet!r} does not start with the columns "
+                f"{', '.join(base)}: choose an empty worksheet",
+                transient=False,
+            )
+        columns += [c for c in wanted if c not in columns]
+        if columns != header:
+            self._ensure_columns(http, key, len(columns))
+            http.values_update(
+                key, f"{sheet}!A1", params={"valueInputOption": "RAW"}, body={"values": [columns]}
+            )
+        index = {name: i for i, name in enumerate(columns)}
+        where: dict[tuple[str, ...], int] = {}
+        for number, row in enumerate(values[1:], start=2):
+            cells = [str(c) for c in row] + [""] * len(columns)
+            ident = (cells[0], cells[2]) if long else (cells[0],)
+            where.setdefault(ident, number)
+        appended: list[list[Any]] = []
+        for record in self._records(delivery):
+            ident = (record["Period"], record["KPI"]) if long else (record["Period"],)
+            number = where.get(ident)
+            row = list(values[number - 1]) if number else []
+            row += [""] * (len(columns) - len(row))
+            for name, value in record.items():
+                row[index[name]] = value
+            if number:
+                http.values_update(
+                    key,
+                    f"{sheet}!A{number}",
+                    params={"valueInputOption": "RAW"},
+                    body={"values": [row]},
+                )
+            else:
+                appended.append(row)
+        if appended:
+            http.values_append(
+                key,
+                f"{sheet}!A1",
+                params={"valueInputOption": "RAW", "insertDataOption": "INSERT_ROWS"},
+                body={"values": appended},
+            )
+
+    def _records(self, delivery: Delivery) -> list[dict[str, Any]]:
+        common = {"Period": delivery.period, "Date": delivery.period_start.isoformat()}
+        if self.layout == "long":
+            return [
+                {**common, "KPI": k, "Title": delivery.title(k), "Value": delivery.values[k]}
+                for k in delivery.ordered
+            ]
+        return [{**common, **{delivery.title(k): delivery.values[k] for k in delivery.ordered}}]
+
+    def _sheet(self, http: HTTPClient, key: str) -> dict[str, Any] | None:
+        meta = http.fetch_sheet_metadata(key)
+        for sheet in meta.get("sheets", []):
+            if sheet["properties"]["title"] == self.worksheet:
+                properties: dict[str, Any] = sheet["properties"]
+                return properties
+        return None
+
+    def _ensure_worksheet(self, http: HTTPClient, key: str) -> None:
+        if self._sheet(http, key) is None:
+            http.batch_update(
+                key,
+                {
+                    "requests": [
+                        {
+                            "addSheet": {
+                                "properties": {
+                                    "title": self.worksheet,
+                                    "gridProperties": {"rowCount": 1000, "columnCount": 26},
+                                }
+                            }
+                        }
+                    ]
+                },
+            )
+
+    def _ensure_columns(self, http: HTTPClient, key: str, count: int) -> None:
+        sheet = self._sheet(http, key)
+        if sheet is None or sheet["gridProperties"].get("columnCount", 0) >= count:
+            return
+        http.batch_update(
+            key,
+            {
+                "requests": [
+                    {
+                        "updateSheetProperties": {
+                            "properties": {
+                                "sheetId": sheet["sheetId"],
+                                "gridProperties": {"columnCount": count},
+                            },
+                            "fields": "gridProperties/columnCount",
+                        }
+                    }
+                ]
+            },
+        )
+
+
+def _quote(title: str) -> str:
+    return "'" + title.replace("'", "''") + "'"
+
+
+def _error(exc: Exception) -> DeliveryError:
+    """gspread, google-auth and requests errors as DeliveryErrors that say what to do."""
+    from google.auth import exceptions as auth_errors
+    from gspread.exceptions import APIError
+
+    if isinstance(exc, APIError):
+        code = int(exc.code) if str(exc.code).lstrip("-").isdigit() else 0
+        status = exc.response.status_code
+        message = redact(str(exc.error.get("message", "")))[:300]
+        hint = {
+            403: "share the spreadsheet with the service account's client_email (as an editor)",
+            404: "no such spreadsheet: check `spreadsheet`",
+            401: "the service account key was refused: create a new key",
+        }.get(status, "the Sheets API refused the request")
+        transient = status == 429 or status >= 500
+        retry_after = None
+        if status == 429:
+            from kpi_collector.collect.http import retry_after_seconds
+
+            retry_after = retry_after_seconds(exc.response.headers.get("Retry-After"))
+        return delivery_error(
+            f"Google Sheets answered HTTP {status or code} ({message}): {hint}",
+            transient=transient,
+            retry_after=retry_after,
+        )
+    if isinstance(exc, auth_errors.TransportError):
+        return delivery_error(
+            f"cannot reach Google's token endpoint: {redact(str(exc))[:200]}", transient=True
+        )
+    if isinstance(exc, auth_errors.RefreshError):
+        retryable = bool(getattr(exc, "retryable", False))
+        return delivery_error(
+            f"Google refused the service account's token request ({redact(str(exc))[:200]}): "
+            "check the key in credentials",
+            transient=retryable,
+        )
+    import requests
+
+    if isinstance(exc, requests.RequestException):
+        return delivery_error(f"cannot reach Google Sheets: {type(exc).__name__}", transient=True)
+    return delivery_error(
+        f"Google Sheets: {type(exc).__name__}: {redact(str(exc))[:200]}", transient=False
+    )

@@ -1,0 +1,98 @@
+"""`type: pushgateway`: the values as Prometheus gauges, pushed to a Pushgateway.
+
+    - {type: pushgateway, url: http://pushgateway:9091, job: kpi_collector}
+
+One gauge family `kpi_value{kpi="github.stars", title="GitHub stars"}` plus
+`kpi_period_start_timestamp_seconds` and `kpi_delivery_timestamp_seconds`. The push is a PUT,
+which replaces the group's metrics: re-running is idempotent.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import ClassVar
+from urllib.parse import quote, urlsplit
+
+from pydantic import Field, field_validator
+
+from kpi_collector.collect.http import Auth
+from kpi_collector.destinations._http import error_detail, send, status_error
+from kpi_collector.destinations.base import Delivery, TableDestination
+from kpi_collector.secrets import Secret
+from kpi_collector.store.periods import local_midnight
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def exposition(delivery: Delivery) -> str:
+    """The values in Prometheus' text exposition format."""
+    lines = [
+        "# HELP kpi_value The value of a KPI collected by kpi-collector.",
+        "# TYPE kpi_value gauge",
+    ]
+    for kpi in delivery.ordered:
+        labels = f'kpi="{_label(kpi)}",title="{_label(delivery.title(kpi))}"'
+        lines.append(f"kpi_value{{{labels}}} {delivery.values[kpi]!r}")
+    start = local_midnight(delivery.period_start, delivery.tz)
+    lines += [
+        "# HELP kpi_period_start_timestamp_seconds Start of the period the values belong to.",
+        "# TYPE kpi_period_start_timestamp_seconds gauge",
+        f"kpi_period_start_timestamp_seconds {start!r}",
+        "# HELP kpi_delivery_timestamp_seconds When the values were collected.",
+        "# TYPE kpi_delivery_timestamp_seconds gauge",
+        f"kpi_delivery_timestamp_seconds {delivery.now.timestamp()!r}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class Pushgateway(TableDestination):
+    type: ClassVar[str] = "pushgateway"
+
+    url: str = "http://127.0.0.1:9091"
+    job: str = Field(default="kpi_collector", min_length=1)
+    grouping: dict[str, str] = Field(
+        default_factory=dict
+    )  # extra grouping labels, e.g. {env: prod}
+    username: str | None = None
+    password: Secret | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+    def push_url(self) -> str:
+        path = f"/metrics/job/{quote(self.job, safe='')}"
+        for key, value in self.grouping.items():
+            path += f"/{quote(key, safe='')}/{quote(value, safe='')}"
+        return self.url.rstrip("/") + path
+
+    def _auth(self) -> Auth | None:
+        if self.password is None:
+            return None
+        token = base64.b64encode(f"{self.username or ''}:{self.password.get()}".encode()).decode()
+        return Auth(header={"Authorization": Secret(f"Basic {token}")})
+
+    async def deliver(self, delivery: Delivery) -> None:
+        response = await send(
+            delivery,
+            "PUT",
+            self.push_url(),
+            service="the Pushgateway",
+            timeout=self.timeout,
+            data=exposition(delivery).encode(),
+            headers={"Content-Type": CONTENT_TYPE},
+            auth=self._auth(),
+        )
+        if 200 <= response.status < 300:
+            return
+        hint = "check username and password" if response.status == 401 else None
+        raise status_error(
+            response, service="the Pushgateway", detail=error_detail(response), hint=hint
+        )

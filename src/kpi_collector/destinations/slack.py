@@ -1,0 +1,131 @@
+"""`type: slack`: the digest as a Block Kit message with a plain-text fallback, through an
+incoming webhook (`webhook_url`) or a bot token and channel (`chat.postMessage`).
+
+    - {type: slack, webhook_url: "${SLACK_WEBHOOK}", every: week, compare: 7d}
+    - {type: slack, token: "${SLACK_BOT_TOKEN}", channel: "#kpis", every: week}
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import model_validator
+
+from kpi_collector.collect.http import Auth
+from kpi_collector.destinations._http import send, status_error
+from kpi_collector.destinations.base import Delivery, MessageDestination, delivery_error
+from kpi_collector.secrets import Secret
+
+# incoming webhooks answer an error code as plain text; these say how to fix it
+_WEBHOOK_HINTS = {
+    "invalid_payload": "Slack could not read the message",
+    "no_text": "the message had no text",
+    "invalid_token": "the webhook's token is invalid: create a new webhook and update webhook_url",
+    "no_service": "the webhook was removed or disabled: create a new one and update webhook_url",
+    "no_service_id": "the webhook URL is incomplete: copy it again into webhook_url",
+    "no_team": "the webhook's workspace is gone: update webhook_url",
+    "team_disabled": "the webhook's workspace is disabled",
+    "action_prohibited": "an admin restricted posting to this channel",
+    "channel_not_found": "the webhook's channel is gone: create a new webhook",
+    "channel_is_archived": "the webhook's channel is archived: unarchive it or use a new webhook",
+    "posting_to_general_channel_denied": "only admins may post to this channel",
+    "too_many_attachments": "the message is too large",
+    "rollup_error": "Slack had an internal error",
+}
+# chat.postMessage errors (HTTP 200 with ok: false)
+_API_TRANSIENT = {
+    "ratelimited",
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+}
+_API_HINTS = {
+    "invalid_auth": "the bot token is invalid: check token",
+    "not_authed": "no bot token was sent: check token",
+    "account_inactive": "the bot token belongs to a deleted app or user: create a new token",
+    "token_revoked": "the bot token was revoked: create a new token",
+    "token_expired": "the bot token expired: create a new token",
+    "missing_scope": "the bot token lacks the chat:write scope: add it and reinstall the app",
+    "channel_not_found": "no such channel for this bot: check channel (a name like #kpis or an id)",
+    "not_in_channel": "the bot is not in the channel: invite it with /invite @your-bot",
+    "is_archived": "the channel is archived: unarchive it or choose another channel",
+    "msg_too_long": "the message is too long",
+    "invalid_blocks": "Slack refused the message's blocks",
+    "restricted_action": "a workspace setting keeps the bot from posting in this channel",
+}
+
+
+class Slack(MessageDestination):
+    type: ClassVar[str] = "slack"
+
+    webhook_url: Secret | None = None
+    token: Secret | None = None
+    channel: str | None = None
+    api_url: str = "https://slack.com/api"
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Slack:
+        if (self.webhook_url is None) == (self.token is None):
+            raise ValueError("give either webhook_url, or token and channel")
+        if self.token is not None and not self.channel:
+            raise ValueError("a bot token needs a channel, e.g. channel: '#kpis'")
+        return self
+
+    def message(self, delivery: Delivery) -> dict[str, Any]:
+        from kpi_collector.report.digest import Digest
+
+        digest = Digest.from_delivery(delivery)
+        return {"text": digest.slack_text(), "blocks": digest.slack_blocks()}
+
+    async def deliver(self, delivery: Delivery) -> None:
+        body = self.message(delivery)
+        if self.webhook_url is not None:
+            await self._webhook(delivery, body)
+        else:
+            await self._post_message(delivery, body)
+
+    async def _webhook(self, delivery: Delivery, body: dict[str, Any]) -> None:
+        assert self.webhook_url is not None
+        response = await send(
+            delivery,
+            "POST",
+            self.webhook_url.get(),
+            service="Slack webhook",
+            timeout=self.timeout,
+            json_body=body,
+        )
+        if response.status == 200:
+            return
+        code = response.text().strip()[:80]
+        hint = _WEBHOOK_HINTS.get(code)
+        raise status_error(response, service="Slack webhook", detail=code or None, hint=hint)
+
+    async def _post_message(self, delivery: Delivery, body: dict[str, Any]) -> None:
+        assert self.token is not None
+        url = f"{self.api_url.rstrip('/')}/chat.postMessage"
+        response = await send(
+            delivery,
+            "POST",
+            url,
+            service="Slack",
+            timeout=self.timeout,
+            json_body={"channel": self.channel, "unfurl_links": False, **body},
+            headers={"Content-Type": "application/json; charset=utf-8"},
+            auth=Auth(bearer=self.token),
+        )
+        if response.status != 200:
+            raise status_error(response, service="Slack")
+        try:
+            answer = response.json()
+        except Exception:
+            raise delivery_error(
+                "Slack answered something that is not JSON", transient=True
+            ) from None
+        if answer.get("ok"):
+            return
+        code = str(answer.get("error") or "unknown_error")
+        hint = _API_HINTS.get(code, "see Slack's chat.postMessage errors")
+        raise delivery_error(
+            f"Slack refused chat.postMessage ({code}): {hint}", transient=code in _API_TRANSIENT
+        )

@@ -1,0 +1,179 @@
+"""`type: sql`: a table in another database (the team's warehouse), wide or long, upserted by
+period in one transaction: a re-run updates its row, a crash never leaves a duplicate.
+
+    - {type: sql, url: "${WAREHOUSE_URL}", table: kpis, every: day}
+    - {type: sql, url: "postgresql+psycopg://kpi:${PW}@db/warehouse", table: kpi_values, layout: long}
+
+wide: `period` (primary key), `date`, `updated_at`, then one DOUBLE column per KPI named by its
+id with every other character than letters, digits and `_` replaced (`github.stars` →
+`github_stars`); new KPIs add columns. long: `period`, `kpi` (primary key), `date`, `title`,
+`value`, `updated_at`. Any SQLAlchemy URL works (SQLite, PostgreSQL, MariaDB/MySQL, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import Field, PrivateAttr
+
+from kpi_collector.destinations._table import rows_of
+from kpi_collector.destinations.base import Delivery, TableDestination, delivery_error
+from kpi_collector.errors import DeliveryError
+from kpi_collector.secrets import Secret, redact
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+_NOT_IDENT = re.compile(r"[^A-Za-z0-9_]+")
+
+
+def column_name(kpi: str) -> str:
+    """`github.stars` → `github_stars` (lower case, at most 60 characters)."""
+    name = _NOT_IDENT.sub("_", kpi).strip("_").lower() or "kpi"
+    return ("k_" + name if name[0].isdigit() else name)[:60]
+
+
+class SQL(TableDestination):
+    type: ClassVar[str] = "sql"
+
+    url: Secret
+    table: str = Field(default="kpis", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    db_schema: str | None = Field(default=None, alias="schema")
+    _engine: Any = PrivateAttr(default=None)
+
+    model_config = TableDestination.model_config | {"populate_by_name": True}
+
+    async def deliver(self, delivery: Delivery) -> None:
+        await asyncio.to_thread(self._deliver, delivery)
+
+    def engine(self) -> sa.Engine:
+        import sqlalchemy as sa
+
+        if self._engine is None:
+            try:
+                url = sa.engine.make_url(self.url.get())
+                kwargs: dict[str, Any] = {"pool_pre_ping": True}
+                if url.get_backend_name() == "sqlite":
+                    kwargs = {"connect_args": {"timeout": 30}}
+                elif url.get_backend_name() in ("postgresql", "mysql", "mariadb"):
+                    kwargs["connect_args"] = {"connect_timeout": max(1, int(self.timeout))}
+                self._engine = sa.create_engine(url, **kwargs)
+            except Exception as exc:  # a bad URL or a missing driver
+                raise delivery_error(
+                    f"cannot open the sql destination's database: {_first_line(exc)}",
+                    transient=False,
+                ) from None
+        engine: sa.Engine = self._engine
+        return engine
+
+    def _deliver(self, delivery: Delivery) -> None:
+        import sqlalchemy as sa
+
+        rows = rows_of(delivery, self.layout)
+        now = time.time()
+        try:
+            with self.engine().begin() as conn:
+                table = self._table(conn, delivery)
+                for row in rows:
+                    self._upsert(conn, table, self._record(row, now))
+        except DeliveryError:
+            raise
+        except sa.exc.OperationalError as exc:  # connection refused, lost, locked, timed out
+            raise delivery_error(
+                f"sql destination {self.name!r}: {_first_line(exc)}", transient=True
+            ) from None
+        except sa.exc.SQLAlchemyError as exc:
+            raise delivery_error(
+                f"sql destination {self.name!r} (table {self.table}): {_first_line(exc)}",
+                transient=bool(getattr(exc, "connection_invalidated", False)),
+            ) from None
+        except OSError as exc:
+            raise delivery_error(
+                f"sql destination {self.name!r}: {redact(str(exc))}", transient=True
+            ) from None
+
+    def _record(self, row: dict[str, Any], now: float) -> dict[str, Any]:
+        if self.layout == "long":
+            return {**row, "updated_at": now}
+        out = {"period": row["period"], "date": row["date"], "updated_at": now}
+        out.update({column_name(k): v for k, v in row.items() if k not in ("period", "date")})
+        return out
+
+    def _table(self, conn: sa.Connection, delivery: Delivery) -> sa.Table:
+        """The table, created or widened to have a column for each KPI of the delivery."""
+        import sqlalchemy as sa
+
+        metadata = sa.MetaData(schema=self.db_schema)
+        if self.layout == "long":
+            table = sa.Table(
+                self.table,
+                metadata,
+                sa.Column("period", sa.String(32), primary_key=True),
+                sa.Column("kpi", sa.String(200), primary_key=True),
+                sa.Column("date", sa.String(10), nullable=False),
+                sa.Column("title", sa.String(200)),
+                sa.Column("value", sa.Double),
+                sa.Column("updated_at", sa.Double, nullable=False),
+            )
+            table.create(conn, checkfirst=True)
+            return table
+        wanted = [column_name(k) for k in delivery.ordered]
+        inspector = sa.inspect(conn)
+        if not inspector.has_table(self.table, schema=self.db_schema):
+            table = sa.Table(
+                self.table,
+                metadata,
+                sa.Column("period", sa.String(32), primary_key=True),
+                sa.Column("date", sa.String(10), nullable=False),
+                sa.Column("updated_at", sa.Double, nullable=False),
+                *(sa.Column(c, sa.Double) for c in dict.fromkeys(wanted)),
+            )
+            table.create(conn)
+            return table
+        have = {c["name"] for c in inspector.get_columns(self.table, schema=self.db_schema)}
+        preparer = conn.dialect.identifier_preparer
+        qualified = (
+            f"{preparer.quote(self.db_schema)}.{preparer.quote(self.table)}"
+            if self.db_schema
+            else preparer.quote(self.table)
+        )
+        double = sa.Double().compile(dialect=conn.dialect)
+        for column in dict.fromkeys(wanted):
+            if column not in have:
+                conn.execute(
+                    sa.text(f"ALTER TABLE {qualified} ADD COLUMN {preparer.quote(column)} {double}")
+                )
+                have.add(column)
+        return sa.Table(self.table, sa.MetaData(schema=self.db_schema), autoload_with=conn)
+
+    def _upsert(self, conn: sa.Connection, table: sa.Table, record: dict[str, Any]) -> None:
+        """Insert or update by primary key, atomically in the database's own dialect."""
+        key = [c.name for c in table.primary_key.columns]
+        changes = {k: v for k, v in record.items() if k not in key}
+        dialect = conn.dialect.name
+        if dialect in ("postgresql", "sqlite"):
+            if dialect == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert
+            stmt = insert(table).values(**record)
+            conn.execute(stmt.on_conflict_do_update(index_elements=key, set_=changes))
+        elif dialect in ("mysql", "mariadb"):
+            from sqlalchemy.dialects.mysql import insert as my_insert
+
+            stmt = my_insert(table).values(**record)
+            conn.execute(stmt.on_duplicate_key_update(**changes))
+        else:  # any other database: update, insert when nothing was there (in one transaction)
+            import sqlalchemy as sa
+
+            where = sa.and_(*(table.c[k] == record[k] for k in key))
+            if conn.execute(sa.update(table).where(where).values(**changes)).rowcount == 0:
+                conn.execute(sa.insert(table).values(**record))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return redact(text.splitlines()[0]) if text else type(exc).__name__

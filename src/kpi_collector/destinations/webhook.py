@@ -1,0 +1,99 @@
+"""`type: webhook`: the delivery as a JSON POST, optionally signed with HMAC-SHA256.
+
+    - {type: webhook, url: "${KPI_WEBHOOK_URL}", secret: "${KPI_WEBHOOK_SECRET}", every: day}
+
+The receiver verifies `X-KPI-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>` and can
+drop repeats by the `Idempotency-Key` header (the same for every retry of one period).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+
+from kpi_collector import __version__
+from kpi_collector.destinations._http import error_detail, send, status_error
+from kpi_collector.destinations.base import Delivery, MessageDestination
+from kpi_collector.format import format_value, percent_change
+from kpi_collector.secrets import Secret
+
+SIGNATURE_HEADER = "X-KPI-Signature-256"
+
+
+def payload(delivery: Delivery) -> dict[str, Any]:
+    """The JSON document a webhook receives (stable; documented in docs/destinations.md)."""
+    values = []
+    for kpi in delivery.ordered:
+        value = delivery.values[kpi]
+        previous = delivery.previous.get(kpi) if delivery.compare_days else None
+        values.append(
+            {
+                "kpi": kpi,
+                "title": delivery.title(kpi),
+                "value": value,
+                "unit": delivery.unit(kpi),
+                "formatted": format_value(value, delivery.unit(kpi)),
+                "previous": previous,
+                "change_percent": percent_change(value, previous),
+            }
+        )
+    return {
+        "delivery_id": delivery.delivery_id,
+        "destination": delivery.destination,
+        "period": delivery.period,
+        "period_start": delivery.period_start.isoformat(),
+        "run_id": delivery.run_id,
+        "collected_at": delivery.now.isoformat(),
+        "compare_days": delivery.compare_days,
+        "values": values,
+        "errors": [{"where": where, "message": message} for where, message in delivery.errors],
+        "generator": f"kpi-collector/{__version__}",
+    }
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class Webhook(MessageDestination):
+    type: ClassVar[str] = "webhook"
+
+    url: Secret
+    secret: Secret | None = None  # HMAC-SHA256 key for the signature header
+    headers: dict[str, Secret] = Field(default_factory=dict)
+    signature_header: str = SIGNATURE_HEADER
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: Secret) -> Secret:
+        if urlsplit(value.get()).scheme not in ("http", "https"):
+            raise ValueError("url must be an http(s):// URL")
+        return value
+
+    async def deliver(self, delivery: Delivery) -> None:
+        body = json.dumps(payload(delivery), separators=(",", ":")).encode()
+        headers = {k: v.get() for k, v in self.headers.items()}
+        headers.update(
+            {"Content-Type": "application/json", "Idempotency-Key": delivery.delivery_id}
+        )
+        if self.secret is not None:
+            headers[self.signature_header] = sign(self.secret.get(), body)
+        response = await send(
+            delivery,
+            "POST",
+            self.url.get(),
+            service="the webhook",
+            timeout=self.timeout,
+            data=body,
+            headers=headers,
+        )
+        if 200 <= response.status < 300:
+            return
+        raise status_error(
+            response, service="the webhook", detail=error_detail(response, "error", "message")
+        )
