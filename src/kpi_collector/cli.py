@@ -23,6 +23,7 @@ COMMANDS = {
     "history": "kpi_collector.commands.core:history",
     "backfill": "kpi_collector.commands.core:backfill",
     "demo": "kpi_collector.commands.demo:demo",
+    "deliver": "kpi_collector.commands.deliver:deliver",
 }
 
 

@@ -1,0 +1,112 @@
+"""`kpi deliver`: send the deliveries that are still pending (oldest first), or list them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+
+@click.command()
+@click.option(
+    "--destination",
+    "-d",
+    "only",
+    multiple=True,
+    metavar="NAME",
+    help="Only this destination (repeatable).",
+)
+@click.option(
+    "--list", "show", is_flag=True, help="List recent deliveries and their state; send nothing."
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_context
+def deliver(ctx: click.Context, only: tuple[str, ...], show: bool, fmt: str) -> None:
+    """Retry deliveries that are still pending, oldest first (exit 1 if one still fails)."""
+    import asyncio
+
+    from kpi_collector.commands.core import load
+    from kpi_collector.delivery import DeliveryEngine
+    from kpi_collector.pipeline import Pipeline
+
+    # the destinations' secrets are needed to send; only listing works without them
+    config = load(ctx, need_secrets=not show)
+    pipeline = Pipeline.from_config(config)
+    engine = DeliveryEngine.for_pipeline(pipeline)
+    if show:
+        _show(engine, only, fmt)
+        return
+    engine.selected(only)  # unknown names are a usage error before anything is sent
+    outcomes = asyncio.run(engine.deliver_pending(only or None))
+    failed = [o for o in outcomes if not o.ok]
+    if fmt == "json":
+        import json
+
+        click.echo(
+            json.dumps(
+                {
+                    "ok": not failed,
+                    "deliveries": [
+                        {
+                            "destination": o.destination,
+                            "period": o.period,
+                            "ok": o.ok,
+                            "error": o.error,
+                            "attempts": o.attempts,
+                        }
+                        for o in outcomes
+                    ],
+                },
+                indent=2,
+            )
+        )
+    elif not outcomes:
+        click.echo("nothing pending")
+    else:
+        for o in outcomes:
+            if o.ok:
+                click.echo(f"delivered {o.destination} {o.period}")
+            else:
+                click.echo(
+                    f"delivery failed {o.destination} {o.period}: {o.error} (still pending)",
+                    err=True,
+                )
+        waiting = len(engine.records(status="pending"))
+        click.echo(
+            f"{len(outcomes) - len(failed)} delivered, {len(failed)} failed, {waiting} pending"
+        )
+    ctx.exit(1 if failed else 0)
+
+
+def _show(engine: Any, only: tuple[str, ...], fmt: str) -> None:
+    names = {d.name for d in engine.selected(only)} if only else None
+    records = [r for r in engine.records(limit=200) if names is None or r.destination in names]
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps([r.to_dict() for r in records], indent=2))
+        return
+    if not records:
+        click.echo("no deliveries yet")
+        return
+    from datetime import datetime
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_edge=False)
+    for column in ("destination", "period", "run", "status", "attempts", "updated", "last error"):
+        table.add_column(column)
+    for r in records:
+        updated = datetime.fromtimestamp(r.updated_at, engine.tz).strftime("%Y-%m-%d %H:%M")
+        style = {"pending": "yellow", "done": "green"}.get(r.status, "red")
+        table.add_row(
+            r.destination,
+            r.period,
+            str(r.run_id or ""),
+            f"[{style}]{r.status}[/]",
+            str(r.attempts),
+            updated,
+            r.last_error or "",
+        )
+    Console(highlight=False).print(table)
