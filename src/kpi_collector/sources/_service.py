@@ -368,6 +368,14 @@ def days(first: date, last: date) -> Iterator[date]:
         day += timedelta(days=1)
 
 
+def number(data: Any, key: str, service: str) -> float:
+    """A number from a JSON object of a service's answer, or a clear error."""
+    raw = data.get(key) if isinstance(data, dict) else None
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise ExtractError(f"the {service} answer has no number in {key!r}")
+    return float(raw)
+
+
 def parse_day(text: str) -> date:
     try:
         return date.fromisoformat(text[:10])

@@ -20,6 +20,7 @@ from kpi_collector.sources._service import (
     check_repo,
     day_end,
     days,
+    number,
     page_number,
     parse_time,
 )
@@ -120,7 +121,7 @@ class GitHub(ServiceSource):
         values: dict[str, float] = {}
         for metric, field in _REPO_FIELDS.items():
             if metric in wanted or (metric == "open_issues" and "open_prs" in wanted):
-                values[metric] = _number(repo, field)
+                values[metric] = number(repo, field, self.service_name)
         if "open_prs" in wanted or "open_issues" in wanted:
             prs = await client.count(f"{base}/pulls", params={"state": "open"})
             if "open_prs" in wanted:
@@ -146,7 +147,10 @@ class GitHub(ServiceSource):
         self, client: ServiceClient, path: str, total: str, unique: str
     ) -> dict[str, float]:
         data = await client.json(path)
-        return {total: _number(data, "count"), unique: _number(data, "uniques")}
+        return {
+            total: number(data, "count", self.service_name),
+            unique: number(data, "uniques", self.service_name),
+        }
 
     async def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
         """Stars at the end of each day from `since` to yesterday, from the stargazers' `starred_at`.
@@ -212,13 +216,6 @@ class GitHub(ServiceSource):
                 )
             stamps.append(parse_time(item["starred_at"]))
         return response, stamps
-
-
-def _number(data: Any, field: str) -> float:
-    raw = data.get(field) if isinstance(data, dict) else None
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
-        raise ExtractError(f"the GitHub answer has no number in {field!r}")
-    return float(raw)
 
 
 def _list(response: Response) -> list[Any]:

@@ -1,0 +1,49 @@
+"""A local Codecov API v2: `GET /api/v2/{service}/{owner}/repos/{repo}/totals/` with bearer
+tokens and Django REST framework's error bodies (`{"detail": ...}`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes._base import FakeService, bearer, respond
+
+
+@dataclass
+class FakeCodecov(FakeService):
+    #: (service, "owner/repo", branch or None for the default) -> report totals
+    reports: dict[tuple[str, str, str | None], dict[str, Any]] = field(default_factory=dict)
+    tokens: set[str] = field(default_factory=set)
+    private: set[str] = field(default_factory=set)
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/api/v2/{service}/{owner}/repos/{repo}/totals/", self.totals)
+
+    async def totals(self, request: web.Request) -> web.Response:
+        token = bearer(request)
+        if request.headers.get("Authorization") is not None and token not in self.tokens:
+            return respond(401, {"detail": "Invalid token."})
+        repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        key = (request.match_info["service"], repo, request.query.get("branch"))
+        if key not in self.reports or (repo in self.private and token is None):
+            return respond(404, {"detail": "Not found."})
+        report = self.reports[key]
+        totals = {
+            "files": report.get("files", 0),
+            "lines": report.get("lines", 0),
+            "hits": report.get("hits", 0),
+            "misses": report.get("misses", 0),
+            "partials": report.get("partials", 0),
+            "coverage": round(100 * report.get("hits", 0) / max(1, report.get("lines", 0)), 2),
+            "branches": 0,
+            "methods": 0,
+            "messages": 0,
+            "sessions": 1,
+            "complexity": 0.0,
+            "complexity_total": 0.0,
+            "complexity_ratio": 0,
+            "diff": 0,
+        }
+        return respond(200, {"totals": totals, "files": [{"name": "src/app.py", "totals": totals}]})

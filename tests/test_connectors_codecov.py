@@ -1,0 +1,86 @@
+"""`type: codecov` against a local Codecov API v2."""
+
+from __future__ import annotations
+
+import pytest
+
+from kpi_collector.errors import HttpError
+from kpi_collector.sources.codecov import Codecov
+from tests.fakes._base import collect, outcome
+from tests.fakes.codecov import FakeCodecov
+
+TOKEN = "6c1f0b7e-codecov-token-4b1d-9c3e"
+
+
+@pytest.fixture
+def codecov():
+    fake = FakeCodecov(tokens={TOKEN}, private={"acme/secret"})
+    fake.reports[("github", "acme/rocket", None)] = {
+        "files": 40,
+        "lines": 2000,
+        "hits": 1700,
+        "misses": 250,
+        "partials": 50,
+    }
+    fake.reports[("github", "acme/rocket", "develop")] = {"files": 41, "lines": 2100, "hits": 1600}
+    fake.reports[("gitlab", "acme/rocket", None)] = {"files": 1, "lines": 10, "hits": 9}
+    fake.reports[("github", "acme/secret", None)] = {"files": 1, "lines": 10, "hits": 5}
+    with fake.serve():
+        yield fake
+
+
+def test_coverage_of_the_default_branch(codecov: FakeCodecov) -> None:
+    assert collect(Codecov(repo="acme/rocket", token=TOKEN, api_url=codecov.url)) == {
+        "coverage": 85.0
+    }
+    (request,) = codecov.requests
+    assert request.path == "/api/v2/github/acme/repos/rocket/totals/"
+    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_line_counts_branch_and_service(codecov: FakeCodecov) -> None:
+    source = Codecov(
+        repo="acme/rocket",
+        token=TOKEN,
+        branch="develop",
+        api_url=codecov.url,
+        metrics=["coverage", "lines", "hits", "files"],
+    )
+    assert collect(source) == {"coverage": 76.19, "lines": 2100, "hits": 1600, "files": 41}
+    gitlab = Codecov(repo="acme/rocket", service="gitlab", token=TOKEN, api_url=codecov.url)
+    assert collect(gitlab) == {"coverage": 90.0}
+
+
+def test_bad_token_names_the_variable(codecov: FakeCodecov) -> None:
+    wrong = "00000000-wrong-token-0000-000000"
+    result = outcome(Codecov(repo="acme/rocket", token=wrong, api_url=codecov.url))
+    ((_, message, _),) = result.errors
+    assert "Codecov refused the credentials (HTTP 401: Invalid token.)" in message
+    assert "`token`" in message and "${CODECOV_TOKEN}" in message and wrong not in message
+
+
+def test_unknown_repo_and_private_without_token(codecov: FakeCodecov) -> None:
+    with pytest.raises(HttpError, match="no coverage for github repository 'acme/nope'"):
+        collect(Codecov(repo="acme/nope", token=TOKEN, api_url=codecov.url))
+    with pytest.raises(
+        HttpError, match=r"branch 'main' of github repository 'acme/rocket'.*`branch:`"
+    ):
+        collect(Codecov(repo="acme/rocket", token=TOKEN, branch="main", api_url=codecov.url))
+    with pytest.raises(HttpError, match="private repository needs `token:`"):
+        collect(Codecov(repo="acme/secret", api_url=codecov.url))
+
+
+def test_rate_limit_then_success(codecov: FakeCodecov) -> None:
+    codecov.inject(
+        429,
+        {"detail": "Request was throttled. Expected available in 1 second."},
+        headers={"Retry-After": "1"},
+    )
+    assert collect(Codecov(repo="acme/rocket", token=TOKEN, api_url=codecov.url)) == {
+        "coverage": 85.0
+    }
+
+
+def test_unknown_metric_is_a_config_error() -> None:
+    with pytest.raises(ValueError, match="unknown metric 'branches'"):
+        Codecov(repo="acme/rocket", metrics=["branches"])

@@ -1,0 +1,65 @@
+"""`type: dockerhub` against a local Docker Hub API."""
+
+from __future__ import annotations
+
+import pytest
+
+from kpi_collector.errors import HttpError
+from kpi_collector.sources.dockerhub import DockerHub
+from tests.fakes._base import collect, outcome
+from tests.fakes.dockerhub import FakeDockerHub
+
+
+@pytest.fixture
+def hub():
+    fake = FakeDockerHub(
+        repos={"zenmldocker/zenml": (1_234_567, 89), "library/nginx": (10**9, 20_000)}
+    )
+    with fake.serve():
+        yield fake
+
+
+def test_pulls_and_stars(hub: FakeDockerHub) -> None:
+    assert collect(DockerHub(repo="zenmldocker/zenml", api_url=hub.url)) == {
+        "pulls": 1_234_567,
+        "stars": 89,
+    }
+    assert hub.hits == {"/v2/repositories/zenmldocker/zenml/": 1}
+
+
+def test_official_image_lives_in_library(hub: FakeDockerHub) -> None:
+    source = DockerHub(repo="nginx", api_url=hub.url, metrics=["pulls"])
+    assert source.repo == "library/nginx"
+    assert collect(source) == {"pulls": 10**9}
+
+
+def test_unknown_repo_is_named(hub: FakeDockerHub) -> None:
+    with pytest.raises(HttpError, match="Docker Hub has no repository 'acme/nothing'"):
+        collect(DockerHub(repo="acme/nothing", api_url=hub.url))
+
+
+def test_rate_limit_with_retry_after_then_success(hub: FakeDockerHub) -> None:
+    hub.inject(
+        429,
+        {"message": "Too Many Requests"},
+        headers={"Retry-After": "1", "X-RateLimit-Remaining": "0"},
+    )
+    assert collect(DockerHub(repo="zenmldocker/zenml", api_url=hub.url, metrics=["stars"])) == {
+        "stars": 89
+    }
+
+
+def test_long_retry_after_fails_saying_when(hub: FakeDockerHub) -> None:
+    hub.inject(429, {"message": "Too Many Requests"}, headers={"Retry-After": "600"})
+    result = outcome(DockerHub(repo="zenmldocker/zenml", api_url=hub.url))
+    ((_, message, transient),) = result.errors
+    assert (
+        "Docker Hub rate limit reached (Too Many Requests); it resets at" in message
+        and "in 10 min" in message
+    )
+    assert transient
+
+
+def test_server_errors_then_success(hub: FakeDockerHub) -> None:
+    hub.inject(503, "<html>upstream connect error</html>", times=2)
+    assert collect(DockerHub(repo="zenmldocker/zenml", api_url=hub.url))["pulls"] == 1_234_567
