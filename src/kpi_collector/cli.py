@@ -23,6 +23,8 @@ COMMANDS = {
     "history": "kpi_collector.commands.core:history",
     "backfill": "kpi_collector.commands.core:backfill",
     "demo": "kpi_collector.commands.demo:demo",
+    "serve": "kpi_collector.commands.serve:serve",
+    "report": "kpi_collector.commands.report:report",
     "deliver": "kpi_collector.commands.deliver:deliver",
 }
 

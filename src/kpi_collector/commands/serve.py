@@ -1,0 +1,46 @@
+"""`kpi serve`: the dashboard on 127.0.0.1 (another address only with an access token)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; other than loopback needs --token.",
+)
+@click.option("--port", default=8050, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--token",
+    envvar="KPI_DASHBOARD_TOKEN",
+    metavar="TOKEN",
+    help="Access token every request must carry (or $KPI_DASHBOARD_TOKEN).",
+)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, token: str | None) -> None:
+    """The dashboard: overview, a page per KPI, runs, a JSON API and /metrics."""
+    import uvicorn
+
+    from kpi_collector.commands.core import load
+    from kpi_collector.report.data import DashboardData
+    from kpi_collector.report.web import check_bind, create_app
+    from kpi_collector.secrets import remember
+
+    token = token or None
+    if token:
+        remember(token)
+    check_bind(host, token)
+    config = load(ctx)
+    data = DashboardData(config)
+    data.refresh()  # brings the rollup up to date before the first request
+    app = create_app(config, token=token, data=data)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(
+        f"dashboard on http://{shown}:{port}/" + ("  (access token required)" if token else "")
+    )
+    uvicorn.run(
+        app, host=host, port=port, log_level="warning", access_log=False, server_header=False
+    )

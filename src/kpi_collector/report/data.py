@@ -1,0 +1,370 @@
+"""What the dashboard, the JSON API, `/metrics` and the HTML report show, as plain documents.
+
+Read only over the history store (the derived `rollup` table is the one thing it keeps up to
+date). Period values come from `HistoryStore.series` or from the rollup, which computes them
+the same way (each KPI's `agg`, the config's time zone), so they equal `kpi history`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from kpi_collector.format import format_change, format_value, percent_change
+from kpi_collector.secrets import redact
+from kpi_collector.store.periods import PERIODS, next_period, period_start
+
+if TYPE_CHECKING:
+    from kpi_collector.config import Config
+    from kpi_collector.store import HistoryStore
+
+log = logging.getLogger(__name__)
+
+#: how many periods the overview's sparklines show
+SPARK_PERIODS = {"day": 30, "week": 26, "month": 24}
+#: a source whose newest value is older than this is stale
+STALE_AFTER = timedelta(hours=36)
+
+
+def iso(ts: float | None, zone: Any) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, zone).isoformat(timespec="seconds")
+
+
+def shift_periods(start: date, period: str, count: int) -> date:
+    """The start of the period `count` periods before (negative: after) the one at `start`."""
+    start = period_start(start, period)
+    if period == "day":
+        return start - timedelta(days=count)
+    if period == "week":
+        return start - timedelta(weeks=count)
+    months = start.year * 12 + start.month - 1 - count
+    return date(months // 12, months % 12 + 1, 1)
+
+
+def year_earlier(day: date, period: str) -> date:
+    """The same period a year before: 52 weeks for weeks (same weekday), else the same date."""
+    if period == "week":
+        return day - timedelta(weeks=52)
+    try:
+        return day.replace(year=day.year - 1)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - 1, day=28)
+
+
+class DashboardData:
+    """The documents behind every page, built from one config and its store."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        store: HistoryStore | None = None,
+        clock: Callable[[], float] = time.time,
+        stale_after: timedelta = STALE_AFTER,
+    ) -> None:
+        from kpi_collector.store import HistoryStore
+
+        self.config = config
+        self.store = store or HistoryStore(config.store_url)
+        self.zone = config.tz
+        self.agg = {k: spec.agg for k, spec in config.kpis.items()}
+        self.clock = clock
+        self.stale_after = stale_after
+        self.rollup_error: str | None = None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.store.close()
+
+    # the rollup -------------------------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Bring the rollup up to date; False (and raw queries) where the store cannot be written."""
+        from kpi_collector.store import rollup
+
+        with self._lock:
+            try:
+                rollup.catch_up(self.store.engine, self.zone)
+            except Exception as exc:  # a read-only store still works, only slower
+                message = redact(str(getattr(exc, "orig", None) or exc).splitlines()[0])
+                if self.rollup_error != message:
+                    log.warning("cannot update the rollup (%s); reading raw observations", message)
+                self.rollup_error = message
+                return False
+            self.rollup_error = None
+            return True
+
+    def _periods(
+        self, period: str, since: date, kpis: Sequence[str] | None = None
+    ) -> dict[str, list[tuple[date, float, float | None]]]:
+        """(period start, value, newest ts or None) per KPI from `since` on."""
+        from kpi_collector.store import rollup
+
+        if self.refresh():
+            points = rollup.read(
+                self.store.engine, self.zone, period, since=since, agg=self.agg, kpis=kpis
+            )
+            return {k: [(p.start, p.value, p.last_ts) for p in v] for k, v in points.items()}
+        series = self.store.series(kpis, period=period, since=since, tz=self.zone, agg=self.agg)
+        return {k: [(d, v, None) for d, v in pts] for k, pts in series.items()}
+
+    # KPIs ---------------------------------------------------------------------------------------
+
+    def order(self, ids: Sequence[str]) -> list[str]:
+        """North star first, then configured KPIs, then the sources' KPIs, then the rest by id."""
+        star = self.config.settings.north_star
+        rank: dict[str, int] = {}
+        for kpi in [*self.config.kpis, *self.config.kpi_ids()]:
+            rank.setdefault(kpi, len(rank))
+        unique = list(dict.fromkeys(ids))
+        return sorted(unique, key=lambda k: (k != star, rank.get(k, len(rank)), k))
+
+    def spec(self, kpi: str) -> dict[str, Any]:
+        spec = self.config.kpis.get(kpi)
+        return {
+            "id": kpi,
+            "title": (spec.title if spec and spec.title else kpi),
+            "unit": spec.unit if spec else None,
+            "description": spec.description if spec else None,
+            "target": spec.target if spec else None,
+            "agg": spec.agg if spec else "last",
+            "higher_is_better": spec.higher_is_better if spec else True,
+            "source": kpi.partition(".")[0],
+        }
+
+    def overview(self, period: str = "day") -> dict[str, Any]:
+        """Every KPI's current value, change against the previous period, sparkline, target."""
+        if period not in PERIODS:
+            raise ValueError(f"unknown period {period!r}; use day, week or month")
+        now = self.clock()
+        today = datetime.fromtimestamp(now, self.zone).date()
+        count = SPARK_PERIODS[period]
+        since = shift_periods(today, period, count - 1)
+        points = self._periods(period, since)
+        ids = self.order([*self.config.kpi_ids(), *self.config.kpis, *points])
+        missing = [k for k in ids if k not in points]
+        older = self.store.latest(missing) if missing else {}
+        tiles = []
+        raw_latest: dict[str, Any] | None = None
+        for kpi in ids:
+            tile = self.spec(kpi)
+            pts = points.get(kpi, [])
+            unit = tile["unit"]
+            value: float | None = None
+            updated: float | None = None
+            if pts:
+                start, value, updated = pts[-1]
+                tile["period"] = start.isoformat()
+                if len(pts) > 1:
+                    tile["previous"], tile["previous_period"] = pts[-2][1], pts[-2][0].isoformat()
+            elif kpi in older:
+                row = older[kpi]
+                value, updated = row.value, row.ts
+                tile["period"] = None
+            tile["value"] = value
+            tile["value_text"] = format_value(value, unit) if value is not None else "no data"
+            previous = tile.setdefault("previous", None)
+            tile.setdefault("previous_period", None)
+            tile["change"] = (
+                value - previous if value is not None and previous is not None else None
+            )
+            tile["change_pct"] = percent_change(value, previous) if value is not None else None
+            tile["change_text"] = format_change(value, previous, unit) if value is not None else ""
+            target = tile["target"]
+            tile["progress"] = value / target if value is not None and target else None
+            tile["sparkline"] = [[d.isoformat(), v] for d, v, _ in pts]
+            if updated is None and pts:  # raw-query fallback: no timestamps with the periods
+                if raw_latest is None:
+                    raw_latest = self.store.latest(ids)
+                updated = raw_latest[kpi].ts if kpi in raw_latest else None
+            tile["updated_at"] = iso(updated, self.zone)
+            tile["stale"] = updated is None or now - updated > self.stale_after.total_seconds()
+            tiles.append(tile)
+        newest = {t["id"]: t for t in tiles}
+        runs = self.store.runs(1)
+        last_run = self._run(runs[0]) if runs else None
+        return {
+            "generated_at": iso(now, self.zone),
+            "timezone": self.config.timezone,
+            "period": period,
+            "since": since.isoformat(),
+            "north_star": self.config.settings.north_star,
+            "last_run": last_run,
+            "sources": self._sources(newest, runs[0] if runs else None, now),
+            "kpis": tiles,
+        }
+
+    def _sources(
+        self, tiles: dict[str, dict[str, Any]], run: Any, now: float
+    ) -> list[dict[str, Any]]:
+        """Each configured source: ok, failing (with its error from the newest run) or stale."""
+        errors: dict[str, str] = {}
+        for error in run.errors if run else []:
+            errors.setdefault(error["source"], redact(error["message"]))
+        out = []
+        for source in self.config.sources:
+            kpis = [t for k, t in tiles.items() if k.partition(".")[0] == source.name]
+            stamps = [t["updated_at"] for t in kpis if t["updated_at"]]
+            newest = max(stamps) if stamps else None
+            if not source.enabled:
+                status = "disabled"
+            elif source.name in errors:
+                status = "failing"
+            elif newest is None:
+                status = "no data"
+            elif all(t["stale"] for t in kpis if t["updated_at"]):
+                status = "stale"
+            else:
+                status = "ok"
+            out.append(
+                {
+                    "name": source.name,
+                    "type": source.type,
+                    "status": status,
+                    "updated_at": newest,
+                    "error": errors.get(source.name),
+                }
+            )
+        known = {s.name for s in self.config.sources}
+        for name, message in errors.items():  # e.g. formulas, or a source since removed
+            if name not in known:
+                out.append(
+                    {
+                        "name": name,
+                        "type": None,
+                        "status": "failing",
+                        "updated_at": None,
+                        "error": message,
+                    }
+                )
+        return out
+
+    def series(self, kpi: str, period: str = "day", since: date | None = None) -> dict[str, Any]:
+        """One KPI per period from `since`, plus the window before and the same window a year earlier.
+
+        Values come from `HistoryStore.series`, as in `kpi history`.
+        """
+        if period not in PERIODS:
+            raise ValueError(f"unknown period {period!r}; use day, week or month")
+        doc = self.spec(kpi)
+        unit = doc["unit"]
+        today = datetime.fromtimestamp(self.clock(), self.zone).date()
+        end = next_period(period_start(today, period), period)
+        fetch_from = None
+        if since is not None:
+            since = period_start(since, period)
+            before = since - (end - since)
+            fetch_from = min(
+                period_start(before, period), period_start(year_earlier(since, period), period)
+            )
+        history = self.store.series(
+            [kpi], period=period, since=fetch_from, tz=self.zone, agg=self.agg
+        )
+        points = history.get(kpi, [])
+
+        def point(day: date, value: float, at: date | None = None) -> dict[str, Any]:
+            out = {"period": day.isoformat(), "value": value, "text": format_value(value, unit)}
+            if at is not None:
+                out["at"] = at.isoformat()
+            return out
+
+        current = [point(d, v) for d, v in points if since is None or d >= since]
+        previous: list[dict[str, Any]] = []
+        year_ago: list[dict[str, Any]] = []
+        if since is not None:
+            span = end - since
+            year_from, year_to = year_earlier(since, period), year_earlier(end, period)
+            for d, v in points:
+                if since - span <= d < since:
+                    previous.append(point(d, v, d + span))
+                if year_from <= d < year_to:
+                    shifted = d + timedelta(weeks=52) if period == "week" else _next_year(d)
+                    year_ago.append(point(d, v, shifted))
+        doc.update(
+            period=period,
+            timezone=self.config.timezone,
+            since=since.isoformat() if since else None,
+            points=current,
+            previous=previous,
+            year_ago=year_ago,
+        )
+        return doc
+
+    # runs ---------------------------------------------------------------------------------------
+
+    def _run(self, run: Any) -> dict[str, Any]:
+        return {
+            "id": run.id,
+            "started_at": iso(run.started_at, self.zone),
+            "finished_at": iso(run.finished_at, self.zone),
+            "duration": None if run.duration is None else round(run.duration, 3),
+            "status": run.status,
+            "trigger": run.trigger,
+            "n_values": run.n_values,
+            "n_errors": run.n_errors,
+            "errors": [{**e, "message": redact(e["message"])} for e in run.errors],
+        }
+
+    def runs(self, limit: int = 50) -> dict[str, Any]:
+        """The newest runs with their errors per source, and the deliveries still pending."""
+        return {
+            "timezone": self.config.timezone,
+            "runs": [self._run(r) for r in self.store.runs(limit)],
+            "deliveries": self.pending_deliveries(),
+        }
+
+    def pending_deliveries(self) -> list[dict[str, Any]]:
+        import sqlalchemy as sa
+
+        from kpi_collector.store.schema import deliveries as d
+
+        query = (
+            sa.select(
+                d.c.destination,
+                d.c.period,
+                d.c.run_id,
+                d.c.status,
+                d.c.attempts,
+                d.c.last_error,
+                d.c.created_at,
+                d.c.updated_at,
+            )
+            .where(d.c.status != "done")
+            .order_by(d.c.created_at, d.c.id)
+        )
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            {
+                "destination": r.destination,
+                "period": r.period,
+                "run_id": r.run_id,
+                "status": r.status,
+                "attempts": r.attempts,
+                "last_error": redact(r.last_error) if r.last_error else None,
+                "created_at": iso(r.created_at, self.zone),
+                "updated_at": iso(r.updated_at, self.zone),
+            }
+            for r in rows
+        ]
+
+    def latest(self) -> dict[str, tuple[float, float]]:
+        """Each KPI's newest value and when it was collected: {kpi: (value, ts)}."""
+        from kpi_collector.store import rollup
+
+        if self.refresh():
+            return rollup.latest(self.store.engine, self.zone)
+        return {k: (r.value, r.ts) for k, r in self.store.latest().items()}
+
+
+def _next_year(day: date) -> date:
+    try:
+        return day.replace(year=day.year + 1)
+    except ValueError:
+        return day.replace(year=day.year + 1, day=28)

@@ -1,0 +1,156 @@
+"""`kpi report --out FILE.html`: one self-contained HTML file (data, charts, styles inline) that
+opens offline and can be attached to an email; `--out FILE.md` writes the text digest.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kpi_collector.format import format_change
+
+if TYPE_CHECKING:
+    from kpi_collector.config import Config
+
+#: how many periods each chart of the report covers
+CHART_PERIODS = {"day": 90, "week": 26, "month": 24}
+
+
+def parse_compare(compare: str | int | None) -> int | None:
+    """'14d' -> 14; None or '0d' -> None (no comparison)."""
+    if compare is None:
+        return None
+    if isinstance(compare, int):
+        return compare or None
+    text = compare.strip().lower()
+    if not text.endswith("d") or not text[:-1].isdigit():
+        raise ValueError(f"compare {compare!r} is not a number of days like 14d")
+    return int(text[:-1]) or None
+
+
+def _config(config: Config | str | os.PathLike[str]) -> Config:
+    from kpi_collector.config import Config, load_config
+
+    return config if isinstance(config, Config) else load_config(config)
+
+
+def _digest(config: Config, period: str, compare_days: int | None, now: datetime | None) -> Any:
+    from kpi_collector.report.digest import Digest
+    from kpi_collector.store import HistoryStore
+
+    store = HistoryStore(config.store_url)
+    try:
+        return Digest.from_store(
+            store,
+            kpis=config.kpis,
+            north_star=config.settings.north_star,
+            period=period,
+            compare_days=compare_days,
+            tz=config.tz,
+            now=now,
+        )
+    finally:
+        store.close()
+
+
+def render_markdown(
+    config: Config | str | os.PathLike[str],
+    *,
+    period: str = "week",
+    compare: str | int | None = "14d",
+    now: datetime | None = None,
+) -> str:
+    """The Markdown digest, the same text the message destinations send."""
+    return str(_digest(_config(config), period, parse_compare(compare), now).markdown())
+
+
+def render_html(
+    config: Config | str | os.PathLike[str],
+    *,
+    period: str = "week",
+    compare: str | int | None = "14d",
+    now: datetime | None = None,
+) -> str:
+    """The HTML report: a table of every KPI against `compare` days earlier, a chart per KPI."""
+    from kpi_collector.report import pages
+    from kpi_collector.report.data import DashboardData, shift_periods
+
+    cfg = _config(config)
+    compare_days = parse_compare(compare)
+    moment = now or datetime.now(UTC)
+    digest = _digest(cfg, period, compare_days, moment)
+    data = DashboardData(cfg, clock=moment.timestamp)
+    try:
+        today = moment.astimezone(cfg.tz).date()
+        since = shift_periods(today, period, CHART_PERIODS[period] - 1)
+        blocks = [data.series(line.kpi, period, since) for line in digest.lines]
+        specs = {line.kpi: data.spec(line.kpi) for line in digest.lines}
+    finally:
+        data.close()
+    rows = []
+    for line in digest.lines:
+        spec = specs[line.kpi]
+        change = format_change(line.value, line.previous, line.unit) if compare_days else ""
+        tile = {"change": None if line.previous is None else line.value - line.previous, **spec}
+        target = spec["target"]
+        progress = pages.progress_bar(line.value / target, target, line.unit) if target else ""
+        rows.append(
+            f'<tr data-kpi="{escape(line.kpi)}"><td>{escape(line.title)}</td>'
+            f"<td class=num>{escape(line.value_text)}</td>"
+            f'<td class="num change {pages.trend_class(tile)}">{escape(change)}</td><td>{progress}</td></tr>'
+        )
+    failures = "".join(f"<li>{escape(text)}</li>" for text in digest.failure_lines(limit=None))
+    charts = "".join(
+        f'<section class="kpi-block"><h2>{escape(block["title"])}</h2>'
+        f'<div class="chart" data-index="{i}" aria-label="chart of {escape(block["title"])}"></div></section>'
+        for i, block in enumerate(blocks)
+    )
+    comparison = f"Changes against {compare_days} days earlier. " if compare_days else ""
+    local = moment.astimezone(cfg.tz)
+    body = (
+        f'<div class="report"><div class="report-head"><h1>{escape(digest.title)}</h1>'
+        f'<span class="muted">generated {escape(local.isoformat(timespec="minutes"))} ({escape(cfg.timezone)})</span>'
+        "</div>"
+        + (
+            '<table class="summary"><thead><tr><th>KPI</th><th class=num>value</th><th class=num>change</th>'
+            f"<th>target</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            if rows
+            else '<p class="empty">No values stored yet.</p>'
+        )
+        + (
+            f'<section class="sources"><h2>Failing sources</h2><ul>{failures}</ul></section>'
+            if failures
+            else ""
+        )
+        + f'<p class="muted">{escape(comparison)}Charts per {escape(period)}: the line is the last '
+        f"{CHART_PERIODS[period]} {escape(period)}s, dashed the window before, dotted a year earlier.</p>"
+        + charts
+        + "</div>"
+    )
+    html = pages.layout(digest.title, body, data={"blocks": blocks}, inline=True)
+    return html.replace('<a class="brand" href="/">KPIs</a>', '<span class="brand">KPIs</span>')
+
+
+def write_report(
+    config_path: Config | str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    period: str = "week",
+    compare: str | int | None = "14d",
+    now: datetime | None = None,
+) -> Path:
+    """Write the report to `out`: HTML for .html/.htm, the Markdown digest for .md."""
+    target = Path(out)
+    suffix = target.suffix.lower()
+    if suffix in (".html", ".htm"):
+        text = render_html(config_path, period=period, compare=compare, now=now)
+    elif suffix in (".md", ".markdown"):
+        text = render_markdown(config_path, period=period, compare=compare, now=now)
+    else:
+        raise ValueError(f"{target.name}: the report is written as .html or .md")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    return target

@@ -1,0 +1,322 @@
+"""The dashboard's and the report's HTML, rendered on the server from the documents of `data.py`.
+
+Every text goes through `html.escape` (titles, units, errors: a KPI titled
+`<script>alert(1)</script>` shows as text). Data for the charts travels as JSON inside
+`<script type="application/json">` with `<`, `>` and `&` escaped. Sparklines and target
+bars are inline SVG, so the overview needs no script at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from html import escape
+from importlib import resources
+from typing import Any
+from urllib.parse import quote, urlencode
+
+STATIC = "kpi_collector.report"
+PERIOD_LABELS = {"day": "Day", "week": "Week", "month": "Month"}
+RANGES = {  # label -> periods back per period type (None: all history)
+    "day": [("30d", 30), ("90d", 90), ("1y", 365), ("3y", 3 * 365), ("all", None)],
+    "week": [("13w", 13), ("26w", 26), ("1y", 52), ("3y", 156), ("all", None)],
+    "month": [("12m", 12), ("2y", 24), ("3y", 36), ("5y", 60), ("all", None)],
+}
+DEFAULT_RANGE = {"day": "90d", "week": "1y", "month": "3y"}
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+REPORT_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; "
+    "base-uri 'none'; form-action 'none'"
+)
+
+
+def asset(name: str) -> str:
+    """A file shipped under report/static (text)."""
+    return resources.files(STATIC).joinpath("static", name).read_text(encoding="utf-8")
+
+
+def json_script(element_id: str, data: Any) -> str:
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False, default=str)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return f'<script id="{escape(element_id)}" type="application/json">{text}</script>'
+
+
+def layout(
+    title: str,
+    body: str,
+    *,
+    data: Any = None,
+    nav: str = "",
+    inline: bool = False,
+    scripts: Sequence[str] = ("vendor/uplot/uPlot.iife.min.js", "kpi.js"),
+) -> str:
+    """A whole page; `inline` puts styles and scripts into the file (the offline report)."""
+    styles = ("vendor/uplot/uPlot.min.css", "kpi.css")
+    if inline:
+        head = "".join(f"<style>{asset(s)}</style>" for s in styles)
+        head = f'<meta http-equiv="Content-Security-Policy" content="{REPORT_CSP}">' + head
+        tail = "".join(
+            "<script>" + asset(s).replace("</script", "<\\/script") + "</script>" for s in scripts
+        )
+    else:
+        head = "".join(f'<link rel="stylesheet" href="/static/{s}">' for s in styles)
+        head += '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'
+        tail = "".join(f'<script src="/static/{s}" defer></script>' for s in scripts)
+    payload = json_script("kpi-data", data) if data is not None else ""
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="referrer" content="no-referrer">'
+        f"<title>{escape(title)}</title>{head}</head>"
+        f'<body><header class="top"><a class="brand" href="/">KPIs</a>{nav}</header>'
+        f"<main>{body}</main>{payload}{tail}</body></html>"
+    )
+
+
+def nav_links(active: str) -> str:
+    links = [("overview", "/", "Overview"), ("runs", "/runs", "Runs")]
+    current = ' aria-current="page"'
+    items = "".join(
+        f'<a href="{href}"{current if key == active else ""}>{label}</a>'
+        for key, href, label in links
+    )
+    return f"<nav>{items}</nav>"
+
+
+# pieces ---------------------------------------------------------------------------------------
+
+
+def sparkline(
+    points: Sequence[Sequence[Any]], *, css: str = "spark", width: int = 120, height: int = 32
+) -> str:
+    """An inline SVG line through the values (oldest left); `data-points` tells how many."""
+    values = [float(p[1]) for p in points]
+    n = len(values)
+    if n == 0:
+        return f'<svg class="{css} empty" viewBox="0 0 {width} {height}" data-points="0" aria-hidden="true"></svg>'
+    low, high = min(values), max(values)
+    span = high - low or 1.0
+    pad = 2
+    coords = []
+    for i, v in enumerate(values):
+        x = pad + (width - 2 * pad) * (i / (n - 1) if n > 1 else 0.5)
+        y = height - pad - (height - 2 * pad) * ((v - low) / span if high != low else 0.5)
+        coords.append(f"{x:.1f},{y:.1f}")
+    return (
+        f'<svg class="{css}" viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
+        f'data-points="{n}" role="img" aria-label="trend over {n} periods">'
+        f'<polyline points="{" ".join(coords)}" vector-effect="non-scaling-stroke"/></svg>'
+    )
+
+
+def progress_bar(progress: float | None, target: float | None, unit: str | None) -> str:
+    if progress is None or target is None:
+        return ""
+    from kpi_collector.format import format_value
+
+    filled = max(0.0, min(progress, 1.0)) * 100
+    return (
+        f'<div class="target"><svg class="bar" viewBox="0 0 100 6" preserveAspectRatio="none" aria-hidden="true">'
+        f'<rect class="track" width="100" height="6" rx="3"/>'
+        f'<rect class="fill" width="{filled:.1f}" height="6" rx="3"/></svg>'
+        f"<span>{progress * 100:.0f}% of {escape(format_value(target, unit))}</span></div>"
+    )
+
+
+def trend_class(tile: dict[str, Any]) -> str:
+    change = tile.get("change")
+    if not change:
+        return "flat"
+    good = (change > 0) == bool(tile.get("higher_is_better", True))
+    return "good" if good else "bad"
+
+
+def tile_html(tile: dict[str, Any], *, star: bool = False, link: bool = True) -> str:
+    title = escape(tile["title"])
+    href = f"/kpi/{quote(tile['id'], safe='')}"
+    heading = f'<a href="{href}">{title}</a>' if link else title
+    change = escape(tile.get("change_text") or "")
+    previous = tile.get("previous_period")
+    versus = f' <span class="muted">vs {escape(previous)}</span>' if previous and change else ""
+    stale = (
+        ' <span class="badge stale">stale</span>'
+        if tile.get("stale") and tile.get("value") is not None
+        else ""
+    )
+    spark = sparkline(
+        tile.get("sparkline") or [],
+        css="spark big" if star else "spark",
+        width=300 if star else 120,
+        height=60 if star else 32,
+    )
+    classes = "tile star" if star else "tile"
+    return (
+        f'<article class="{classes}" data-kpi="{escape(tile["id"])}">'
+        f'<h2 class="title">{heading}{stale}</h2>'
+        f'<div class="value" data-value="{escape(repr(tile.get("value")))}">{escape(tile["value_text"])}</div>'
+        f'<div class="change {trend_class(tile)}">{change}{versus}</div>'
+        f"{spark}{progress_bar(tile.get('progress'), tile.get('target'), tile.get('unit'))}"
+        f'<div class="kpi-id muted">{escape(tile["id"])}</div></article>'
+    )
+
+
+def period_switch(current: str, base: str, extra: dict[str, str] | None = None) -> str:
+    out = []
+    for key, label in PERIOD_LABELS.items():
+        query = urlencode({**(extra or {}), "period": key})
+        attr = ' aria-current="true"' if key == current else ""
+        out.append(f'<a class="seg" data-period="{key}" href="{base}?{query}"{attr}>{label}</a>')
+    return f'<div class="segmented" role="group" aria-label="period">{"".join(out)}</div>'
+
+
+def run_line(run: dict[str, Any] | None) -> str:
+    if run is None:
+        return '<p class="muted">No run yet: <code>kpi run</code> collects the first values.</p>'
+    duration = f" in {run['duration']:.1f} s" if run.get("duration") is not None else ""
+    return (
+        f'<p class="lastrun">Last run <a href="/runs">#{run["id"]}</a> '
+        f'<span class="status {escape(run["status"])}">{escape(run["status"])}</span> '
+        f"<time>{escape(run['started_at'] or '')}</time>{duration}, "
+        f"{run['n_values']} values, {run['n_errors']} errors</p>"
+    )
+
+
+def sources_html(sources: Iterable[dict[str, Any]]) -> str:
+    rows = [s for s in sources if s["status"] not in ("ok", "disabled")]
+    if not rows:
+        return ""
+    items = "".join(
+        f'<li><span class="status {escape(s["status"].replace(" ", "-"))}">{escape(s["status"])}</span> '
+        f"<strong>{escape(s['name'])}</strong>"
+        f"{' — ' + escape(s['error']) if s.get('error') else ''}"
+        f"{' (newest value ' + escape(s['updated_at']) + ')' if s.get('updated_at') and not s.get('error') else ''}"
+        "</li>"
+        for s in rows
+    )
+    return f'<section class="sources"><h2>Sources needing attention</h2><ul>{items}</ul></section>'
+
+
+# pages ----------------------------------------------------------------------------------------
+
+
+def overview_page(doc: dict[str, Any]) -> str:
+    tiles = doc["kpis"]
+    star_id = doc.get("north_star")
+    star = next((t for t in tiles if t["id"] == star_id), None)
+    rest = [t for t in tiles if t is not star]
+    body = [
+        '<div class="bar-line">',
+        period_switch(doc["period"], "/"),
+        run_line(doc.get("last_run")),
+        "</div>",
+        sources_html(doc.get("sources", [])),
+    ]
+    if star is not None:
+        body.append(
+            f'<section class="northstar" aria-label="north star">{tile_html(star, star=True)}</section>'
+        )
+    if not tiles:
+        body.append('<p class="empty">No KPIs yet. Run <code>kpi run</code>, then reload.</p>')
+    body.append(f'<section class="grid">{"".join(tile_html(t) for t in rest)}</section>')
+    body.append(
+        f'<p class="muted foot">Per {escape(doc["period"])} in {escape(doc["timezone"])}; '
+        f"generated {escape(doc['generated_at'])}.</p>"
+    )
+    return layout("KPIs", "".join(body), nav=nav_links("overview"), scripts=())
+
+
+def series_table(doc: dict[str, Any]) -> str:
+    prev = {p["at"]: p for p in doc.get("previous", [])}
+    year = {p["at"]: p for p in doc.get("year_ago", [])}
+    rows = []
+    for p in reversed(doc["points"]):
+        pp, yp = prev.get(p["period"]), year.get(p["period"])
+        rows.append(
+            f"<tr><td>{escape(p['period'])}</td><td class=num>{escape(p['text'])}</td>"
+            f"<td class=num>{escape(pp['text']) if pp else ''}</td>"
+            f"<td class=num>{escape(yp['text']) if yp else ''}</td></tr>"
+        )
+    return (
+        '<table class="values"><thead><tr><th>period</th><th class=num>value</th>'
+        "<th class=num>previous window</th><th class=num>a year earlier</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def kpi_page(doc: dict[str, Any], tile: dict[str, Any] | None, range_key: str) -> str:
+    kpi = doc["id"]
+    base = f"/kpi/{quote(kpi, safe='')}"
+    current = ' aria-current="true"'
+    ranges = "".join(
+        f'<a class="seg" data-range="{key}" href="{base}?{urlencode({"period": doc["period"], "range": key})}"'
+        f"{current if key == range_key else ''}>{key}</a>"
+        for key, _ in RANGES[doc["period"]]
+    )
+    csv_query = urlencode(
+        {"period": doc["period"], **({"since": doc["since"]} if doc["since"] else {})}
+    )
+    head = tile_html(tile, star=True, link=False) if tile else ""
+    description = (
+        f'<p class="description">{escape(doc["description"])}</p>' if doc.get("description") else ""
+    )
+    body = (
+        f'<p class="crumbs"><a href="/">Overview</a> / <span>{escape(doc["title"])}</span></p>'
+        f'<section class="northstar">{head}</section>{description}'
+        f'<div class="bar-line">{period_switch(doc["period"], base, {"range": DEFAULT_RANGE[doc["period"]]})}'
+        f'<div class="segmented" role="group" aria-label="range" id="ranges">{ranges}</div>'
+        '<label class="check"><input type="checkbox" id="cmp-prev" checked> previous window</label>'
+        '<label class="check"><input type="checkbox" id="cmp-year" checked> a year earlier</label>'
+        f'<a class="csv" id="csv" href="/api/kpis/{quote(kpi, safe="")}/series.csv?{csv_query}" download>CSV</a>'
+        "</div>"
+        f'<div id="chart" class="chart" data-kpi="{escape(kpi)}" aria-label="chart of {escape(doc["title"])}"></div>'
+        f'<div id="table">{series_table(doc)}</div>'
+    )
+    payload = {"series": doc, "range": range_key, "ranges": RANGES}
+    return layout(f"{doc['title']} · KPIs", body, data=payload, nav=nav_links(""))
+
+
+def runs_page(doc: dict[str, Any]) -> str:
+    rows = []
+    for run in doc["runs"]:
+        errors = "".join(
+            f"<li><strong>{escape(e['kpi'] or e['source'])}</strong>: {escape(e['message'])}</li>"
+            for e in run["errors"]
+        )
+        duration = f"{run['duration']:.1f} s" if run.get("duration") is not None else ""
+        rows.append(
+            f'<tr data-run="{run["id"]}"><td>#{run["id"]}</td><td><time>{escape(run["started_at"] or "")}</time></td>'
+            f"<td class=num>{duration}</td>"
+            f'<td><span class="status {escape(run["status"])}">{escape(run["status"])}</span></td>'
+            f"<td>{escape(run['trigger'])}</td><td class=num>{run['n_values']}</td>"
+            f"<td>{f'<ul class=errors>{errors}</ul>' if errors else ''}</td></tr>"
+        )
+    runs = (
+        '<table class="runs"><thead><tr><th>run</th><th>started</th><th class=num>duration</th>'
+        "<th>status</th><th>trigger</th><th class=num>values</th><th>errors per source</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+        if rows
+        else '<p class="empty">No runs yet.</p>'
+    )
+    pending = doc["deliveries"]
+    if pending:
+        items = "".join(
+            f"<tr><td>{escape(d['destination'])}</td><td>{escape(d['period'])}</td>"
+            f"<td>{escape(d['status'])}</td><td class=num>{d['attempts']}</td>"
+            f"<td>{escape(d['last_error'] or '')}</td><td><time>{escape(d['updated_at'] or '')}</time></td></tr>"
+            for d in pending
+        )
+        deliveries = (
+            '<table class="deliveries"><thead><tr><th>destination</th><th>period</th><th>status</th>'
+            f"<th class=num>attempts</th><th>last error</th><th>updated</th></tr></thead><tbody>{items}</tbody></table>"
+        )
+    else:
+        deliveries = '<p class="muted">No delivery is pending.</p>'
+    body = f"<h1>Runs</h1>{runs}<h2>Pending deliveries</h2>{deliveries}"
+    return layout("Runs · KPIs", body, nav=nav_links("runs"), scripts=())
+
+
+def message_page(title: str, text: str) -> str:
+    return layout(title, f"<h1>{escape(title)}</h1><p>{escape(text)}</p>", scripts=())

@@ -1,0 +1,188 @@
+/* kpi-collector: the charts of the dashboard's KPI page and of the HTML report (uPlot).
+   Data comes from <script id="kpi-data" type="application/json">; text is set with
+   textContent only, never parsed as HTML. */
+(function () {
+  "use strict";
+  var state = { charts: [], errors: [] };
+  window.kpiCharts = state.charts;
+
+  function css(name, fallback) {
+    var v = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+    return v || fallback;
+  }
+  function day(iso) { var p = iso.split("-"); return Date.UTC(+p[0], +p[1] - 1, +p[2]) / 1000; }
+  function fmt(v) {
+    if (v == null) return "";
+    var a = Math.abs(v);
+    if (a >= 1e9) return (v / 1e9).toFixed(1).replace(/\.0$/, "") + "B";
+    if (a >= 1e6) return (v / 1e6).toFixed(1).replace(/\.0$/, "") + "M";
+    if (a >= 1e4) return (v / 1e3).toFixed(1).replace(/\.0$/, "") + "k";
+    return (Math.round(v * 100) / 100).toLocaleString("en-US");
+  }
+
+  /* x: every period start of the current window; comparisons sit at their aligned dates ("at"). */
+  function columns(doc) {
+    var xs = doc.points.map(function (p) { return day(p.period); });
+    var index = {};
+    xs.forEach(function (x, i) { index[x] = i; });
+    var cur = doc.points.map(function (p) { return p.value; });
+    function aligned(list) {
+      var out = xs.map(function () { return null; });
+      (list || []).forEach(function (p) { var i = index[day(p.at)]; if (i !== undefined) out[i] = p.value; });
+      return out;
+    }
+    return [xs, cur, aligned(doc.previous), aligned(doc.year_ago)];
+  }
+
+  function options(el, doc, height) {
+    var single = doc.points.length === 1;
+    return {
+      width: Math.max(el.clientWidth - 16, 200),
+      height: height,
+      cursor: { drag: { x: true, y: false } },
+      scales: { x: { time: true } },
+      axes: [
+        { stroke: css("--muted", "#6b7280"), grid: { stroke: css("--line", "#e5e7eb") } },
+        { stroke: css("--muted", "#6b7280"), grid: { stroke: css("--line", "#e5e7eb") }, size: 60,
+          values: function (u, vals) { return vals.map(fmt); } },
+      ],
+      series: [
+        { label: "Period", value: "{YYYY}-{MM}-{DD}" },
+        { label: doc.title, stroke: css("--accent", "#2563eb"), width: 2,
+          points: { show: single || doc.points.length <= 60 }, value: function (u, v) { return fmt(v); } },
+        { label: "previous window", stroke: css("--prev", "#9ca3af"), width: 1.5, dash: [6, 4],
+          value: function (u, v) { return fmt(v); } },
+        { label: "a year earlier", stroke: css("--year", "#d97706"), width: 1.5, dash: [2, 3],
+          value: function (u, v) { return fmt(v); } },
+      ],
+    };
+  }
+
+  function draw(el, doc, height) {
+    el.textContent = "";
+    var chart = new uPlot(options(el, doc, height), columns(doc), el);
+    var entry = { kpi: doc.id, period: doc.period, points: doc.points.length, chart: chart, el: el };
+    state.charts.push(entry);
+    return entry;
+  }
+
+  function resizeAll() {
+    state.charts.forEach(function (c) { c.chart.setSize({ width: Math.max(c.el.clientWidth - 16, 200), height: c.chart.height }); });
+  }
+
+  function cell(tr, text, cls) {
+    var td = document.createElement("td");
+    if (cls) td.className = cls;
+    td.textContent = text;
+    tr.appendChild(td);
+  }
+
+  function table(doc) {
+    var box = document.getElementById("table");
+    if (!box) return;
+    var prev = {}, year = {};
+    (doc.previous || []).forEach(function (p) { prev[p.at] = p; });
+    (doc.year_ago || []).forEach(function (p) { year[p.at] = p; });
+    var t = document.createElement("table");
+    t.className = "values";
+    var head = document.createElement("tr");
+    [["period", ""], ["value", "num"], ["previous window", "num"], ["a year earlier", "num"]].forEach(function (h) {
+      var th = document.createElement("th"); th.textContent = h[0]; if (h[1]) th.className = h[1]; head.appendChild(th);
+    });
+    var thead = document.createElement("thead"); thead.appendChild(head); t.appendChild(thead);
+    var body = document.createElement("tbody");
+    doc.points.slice().reverse().forEach(function (p) {
+      var tr = document.createElement("tr");
+      cell(tr, p.period);
+      cell(tr, p.text, "num");
+      cell(tr, prev[p.period] ? prev[p.period].text : "", "num");
+      cell(tr, year[p.period] ? year[p.period].text : "", "num");
+      body.appendChild(tr);
+    });
+    t.appendChild(body);
+    box.textContent = "";
+    box.appendChild(t);
+  }
+
+  function kpiPage(data) {
+    var el = document.getElementById("chart");
+    var current = { doc: data.series, range: data.range };
+    var entry = draw(el, current.doc, 340);
+    function applyToggles() {
+      entry.chart.setSeries(2, { show: document.getElementById("cmp-prev").checked });
+      entry.chart.setSeries(3, { show: document.getElementById("cmp-year").checked });
+    }
+    ["cmp-prev", "cmp-year"].forEach(function (id) { document.getElementById(id).addEventListener("change", applyToggles); });
+
+    function mark(selector, attr, value) {
+      document.querySelectorAll(selector).forEach(function (a) {
+        if (a.getAttribute(attr) === value) a.setAttribute("aria-current", "true"); else a.removeAttribute("aria-current");
+      });
+    }
+    function rangeLinks(period) {
+      var box = document.getElementById("ranges");
+      box.textContent = "";
+      data.ranges[period].forEach(function (r) {
+        var a = document.createElement("a");
+        a.className = "seg"; a.textContent = r[0];
+        a.setAttribute("data-range", r[0]);
+        a.href = "?period=" + encodeURIComponent(period) + "&range=" + encodeURIComponent(r[0]);
+        box.appendChild(a);
+      });
+    }
+    function load(period, range) {
+      var base = "/api/kpis/" + encodeURIComponent(current.doc.id) + "/series";
+      var q = "?period=" + encodeURIComponent(period) + "&range=" + encodeURIComponent(range);
+      el.setAttribute("aria-busy", "true");
+      return fetch(base + q, { credentials: "same-origin" }).then(function (r) {
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.json();
+      }).then(function (doc) {
+        current = { doc: doc, range: range };
+        entry.chart.destroy();
+        state.charts.splice(state.charts.indexOf(entry), 1);
+        entry = draw(el, doc, 340);
+        applyToggles();
+        table(doc);
+        var csv = document.getElementById("csv");
+        csv.href = base + ".csv?period=" + encodeURIComponent(period) + (doc.since ? "&since=" + doc.since : "");
+        mark("[data-period]", "data-period", period);
+        mark("[data-range]", "data-range", range);
+        history.replaceState(null, "", "?period=" + encodeURIComponent(period) + "&range=" + encodeURIComponent(range));
+        el.setAttribute("aria-busy", "false");
+        el.setAttribute("data-loaded", period + "/" + range);
+      }).catch(function (err) { state.errors.push(String(err)); el.setAttribute("aria-busy", "false"); });
+    }
+    document.addEventListener("click", function (ev) {
+      var a = ev.target.closest ? ev.target.closest("a[data-period], a[data-range]") : null;
+      if (!a) return;
+      ev.preventDefault();
+      if (a.hasAttribute("data-period")) {
+        var period = a.getAttribute("data-period");
+        var range = data.ranges[period][period === "day" ? 1 : 2][0];
+        rangeLinks(period);
+        load(period, range);
+      } else {
+        load(current.doc.period, a.getAttribute("data-range"));
+      }
+    });
+    el.setAttribute("data-loaded", current.doc.period + "/" + current.range);
+  }
+
+  function report(data) {
+    document.querySelectorAll(".chart[data-index]").forEach(function (el) {
+      draw(el, data.blocks[+el.getAttribute("data-index")], 220);
+    });
+  }
+
+  function start() {
+    var node = document.getElementById("kpi-data");
+    if (!node || typeof uPlot === "undefined") return;
+    var data = JSON.parse(node.textContent);
+    if (data.series) kpiPage(data);
+    if (data.blocks) report(data);
+    var timer = null;
+    window.addEventListener("resize", function () { clearTimeout(timer); timer = setTimeout(resizeAll, 100); });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start); else start();
+})();

@@ -1,0 +1,353 @@
+"""`kpi serve`: the dashboard, a small Starlette app over the history store.
+
+Pages: `/` (overview), `/kpi/{id}`, `/runs`; JSON: `/api/kpis`, `/api/kpis/{id}/series`,
+`/api/runs`; `/metrics` (Prometheus). Every response carries a Content-Security-Policy that
+allows nothing but this server, so no request leaves the machine. With an access token, every
+request must carry it (`Authorization: Bearer`, the `kpi_token` cookie, or `?token=` once,
+which sets the cookie); without one, only loopback Host headers are answered (DNS rebinding).
+"""
+
+from __future__ import annotations
+
+import csv
+import hmac
+import io
+import ipaddress
+import json
+from datetime import date
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from kpi_collector.report import pages
+from kpi_collector.report.data import DashboardData, shift_periods
+from kpi_collector.report.metrics import CONTENT_TYPE, metrics_text
+from kpi_collector.store.periods import PERIODS
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+    from kpi_collector.config import Config
+
+COOKIE = "kpi_token"
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
+SECURITY_HEADERS = [
+    (b"content-security-policy", pages.CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+]
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Guard:
+    """Security headers on every response; the access token or a loopback Host on every request."""
+
+    def __init__(self, app: ASGIApp, *, token: str | None) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        set_cookie: str | None = None
+        if self.token is None:
+            host = headers.get("host", "")
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            if host and not is_loopback(name):
+                await self._deny(send, 421, "This dashboard answers only on localhost.")
+                return
+        else:
+            given = _presented(scope, headers)
+            if given is None or not hmac.compare_digest(given.encode(), self.token.encode()):
+                await self._deny(
+                    send, 401, "An access token is required (Authorization: Bearer …)."
+                )
+                return
+            if _query_token(scope) is not None:
+                set_cookie = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                extra = list(SECURITY_HEADERS)
+                if set_cookie is not None:
+                    extra.append((b"set-cookie", set_cookie.encode("latin-1")))
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    async def _deny(self, send: Send, status: int, text: str) -> None:
+        body = text.encode()
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        if status == 401:
+            headers.append((b"www-authenticate", b'Bearer realm="kpi"'))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*headers, *SECURITY_HEADERS],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _query_token(scope: Scope) -> str | None:
+    from urllib.parse import parse_qs
+
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
+    return values[0] if values else None
+
+
+def _presented(scope: Scope, headers: dict[str, str]) -> str | None:
+    auth = headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    for part in headers.get("cookie", "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == COOKIE and value:
+            return value
+    return _query_token(scope)
+
+
+def create_app(
+    config: Config, *, token: str | None = None, data: DashboardData | None = None
+) -> Starlette:
+    """The dashboard app for a loaded config (`token`: require it on every request)."""
+    from importlib import resources
+
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.middleware import Middleware
+    from starlette.responses import (
+        HTMLResponse,
+        JSONResponse,
+        PlainTextResponse,
+        RedirectResponse,
+        Response,
+    )
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
+    source = data or DashboardData(config)
+
+    def period_of(request: Request, default: str = "day") -> str:
+        period = request.query_params.get("period", default)
+        if period not in PERIODS:
+            raise HTTPException(400, f"period must be one of {', '.join(PERIODS)}")
+        return period
+
+    def since_of(request: Request) -> date | None:
+        text = request.query_params.get("since")
+        if not text:
+            return None
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise HTTPException(400, "since must be a date like 2026-01-31") from None
+
+    def known(kpi: str) -> None:
+        if kpi in config.kpis or kpi in config.kpi_ids():
+            return
+        if not source.store.latest([kpi]):
+            raise HTTPException(404, f"no KPI {kpi!r}")
+
+    def dumps(doc: Any) -> Response:
+        body = json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return Response(body, media_type="application/json", headers={"cache-control": "no-store"})
+
+    def range_since(period: str, key: str) -> date | None:
+        spans = dict(pages.RANGES[period])
+        if key not in spans:
+            raise HTTPException(400, f"range must be one of {', '.join(spans)}")
+        count = spans[key]
+        if count is None:
+            return None
+        return shift_periods(_today(source), period, count - 1)
+
+    def overview(request: Request) -> Response:
+        doc = source.overview(period_of(request))
+        return HTMLResponse(pages.overview_page(doc), headers={"cache-control": "no-store"})
+
+    def kpi_page(request: Request) -> Response:
+        kpi = request.path_params["kpi"]
+        known(kpi)
+        period = period_of(request)
+        key = request.query_params.get("range", pages.DEFAULT_RANGE[period])
+        doc = source.series(kpi, period, range_since(period, key))
+        tile = next((t for t in source.overview(period)["kpis"] if t["id"] == kpi), None)
+        return HTMLResponse(pages.kpi_page(doc, tile, key), headers={"cache-control": "no-store"})
+
+    def runs_page(request: Request) -> Response:
+        return HTMLResponse(
+            pages.runs_page(source.runs(_limit(request))), headers={"cache-control": "no-store"}
+        )
+
+    def api_kpis(request: Request) -> Response:
+        return dumps(source.overview(period_of(request)))
+
+    def window(request: Request, period: str) -> date | None:
+        """`since`, or `range` (30d, 1y, all, ... as on the KPI page) counted back from today."""
+        since = since_of(request)
+        key = request.query_params.get("range")
+        return since if since is not None or key is None else range_since(period, key)
+
+    def api_series(request: Request) -> Response:
+        kpi = request.path_params["kpi"]
+        known(kpi)
+        period = period_of(request)
+        return dumps(source.series(kpi, period, window(request, period)))
+
+    def api_series_csv(request: Request) -> Response:
+        kpi = request.path_params["kpi"]
+        known(kpi)
+        period = period_of(request)
+        doc = source.series(kpi, period, window(request, period))
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["period", "kpi", "value"])
+        for point in doc["points"]:
+            writer.writerow([point["period"], kpi, repr(point["value"])])
+        name = "".join(c if c.isalnum() or c in "._-" else "_" for c in kpi)
+        return Response(
+            out.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": f'attachment; filename="{name}-{period}.csv"'},
+        )
+
+    def api_runs(request: Request) -> Response:
+        return dumps(source.runs(_limit(request)))
+
+    def metrics(request: Request) -> Response:
+        return PlainTextResponse(metrics_text(source), media_type=CONTENT_TYPE)
+
+    def health(request: Request) -> Response:
+        return dumps({"ok": True})
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+        return HTMLResponse(
+            pages.message_page(f"{exc.status_code}", str(exc.detail)), status_code=exc.status_code
+        )
+
+    def strip_token(request: Request) -> Response | None:
+        if "token" in request.query_params:
+            rest = {k: v for k, v in request.query_params.items() if k != "token"}
+            url = request.url.path + (f"?{urlencode(rest)}" if rest else "")
+            return RedirectResponse(url, status_code=303)
+        return None
+
+    def page(handler: Any) -> Any:
+        def wrapped(request: Request) -> Response:
+            return strip_token(request) or handler(request)
+
+        return wrapped
+
+    static = StaticFiles(directory=str(resources.files("kpi_collector.report").joinpath("static")))
+    routes = [
+        Route("/", page(overview)),
+        Route("/kpi/{kpi}", page(kpi_page)),
+        Route("/runs", page(runs_page)),
+        Route("/api/kpis", api_kpis),
+        Route("/api/kpis/{kpi}/series", api_series),
+        Route("/api/kpis/{kpi}/series.csv", api_series_csv),
+        Route("/api/runs", api_runs),
+        Route("/metrics", metrics),
+        Route("/healthz", health),
+        Mount("/static", static, name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(Guard, token=token)],
+        exception_handlers={HTTPException: http_error},
+    )
+    app.state.data = source
+    return app
+
+
+def _today(data: DashboardData) -> date:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(data.clock(), data.zone).date()
+
+
+def _limit(request: Request) -> int:
+    from starlette.exceptions import HTTPException
+
+    try:
+        limit = int(request.query_params.get("limit", "50"))
+    except ValueError:
+        raise HTTPException(400, "limit must be a number") from None
+    return max(1, min(limit, 1000))
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse a non-loopback address without an access token (ConfigError names the fix)."""
+    from kpi_collector.errors import ConfigError
+
+    if not is_loopback(host) and not token:
+        raise ConfigError(
+            f"--host {host} would expose the dashboard beyond this machine; set an access token "
+            "with --token or KPI_DASHBOARD_TOKEN (or bind 127.0.0.1)"
+        )
+
+
+__all__ = ["check_bind", "create_app", "is_loopback"]
+
+
+class ServerThread:
+    """Serve an ASGI app with uvicorn on 127.0.0.1 in a thread: `with ServerThread(app) as url:`."""
+
+    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        import socket
+
+        import uvicorn
+
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.port = self._socket.getsockname()[1]
+        self.url = f"http://{host}:{self.port}"
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread: Any = None
+
+    def __enter__(self) -> str:
+        import threading
+        import time
+
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the dashboard server did not start")
+            time.sleep(0.02)
+        return self.url
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._socket.close()
