@@ -12,7 +12,6 @@ Usage: ``python benchmarks/bench_fanin.py [--pages 1000] [--runs 3] [--concurren
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sqlite3
 import subprocess
@@ -63,10 +62,12 @@ class Variant:
         return median([r.max_rss_mb for r in self.runs])
 
 
-def write_config(directory: Path, server: PageServer, pages: int, concurrency: int) -> Path:
-    """A kpi.yaml with one html source per page and its own fresh SQLite store."""
+def write_config(
+    directory: Path, server: PageServer, pages: int, concurrency: int, store: Path
+) -> Path:
+    """A kpi.yaml with one html source per page, writing to the SQLite file `store`."""
     lines = [
-        f"store: sqlite:///{directory / 'kpi.db'}",
+        f"store: sqlite:///{store}",
         f"defaults: {{concurrency: {concurrency}, per_host: {concurrency}}}",
         "sources:",
     ]
@@ -75,54 +76,40 @@ def write_config(directory: Path, server: PageServer, pages: int, concurrency: i
         ' metrics: {posts: {css: "a.anthrazit", count: true}}}'
         for i in range(1, pages + 1)
     ]
+    directory.mkdir(parents=True, exist_ok=True)
     path = directory / "kpi.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def stored_total(config: Path) -> tuple[int, int]:
-    """(observations, sum of values) of the `pageNNNN.posts` KPIs in kpi's store."""
-    db = config.parent / "kpi.db"
+def stored_total(config: Path, store: Path) -> tuple[int, int]:
+    """(observations, sum of values) of the `pageNNNN.posts` KPIs of kpi's latest run."""
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as conn:
             count, total = conn.execute(
                 "SELECT count(*), coalesce(sum(value), 0) FROM observations"
-                " WHERE kpi LIKE 'page%.posts'"
+                " WHERE kpi LIKE 'page%.posts' AND run_id = (SELECT max(id) FROM runs)"
             ).fetchone()
         return int(count), round(total)
-    except sqlite3.Error:
-        pass
-    # The schema changed: ask kpi itself.
+    except sqlite3.Error as exc:
+        print(f"reading {store} directly failed ({exc}); asking `kpi history`", file=sys.stderr)
+    # Today's value of each KPI is the latest run's (the default `agg: last`).
     out = subprocess.run(
         [KPI, "-c", str(config), "history", "--format", "json"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    rows = _history_rows(json.loads(out))
-    values = [float(r["value"]) for r in rows if str(r.get("kpi", "")).endswith(".posts")]
+    series: dict[str, list[dict[str, Any]]] = json.loads(out)["kpis"]
+    values = [points[-1]["value"] for kpi, points in series.items() if kpi.endswith(".posts")]
     return len(values), round(sum(values))
 
 
-def _history_rows(document: object) -> list[dict[str, Any]]:
-    if isinstance(document, dict):
-        for key in ("observations", "rows", "history", "data"):
-            if isinstance(document.get(key), list):
-                return list(document[key])
-    if isinstance(document, list):
-        return [r for r in document if isinstance(r, dict)]
-    raise ValueError("unrecognised `kpi history --format json` output")
-
-
-def run_kpi(
-    workdir: Path, server: PageServer, pages: int, concurrency: int
-) -> tuple[ProcessRun, int]:
-    workdir.mkdir(parents=True)
-    config = write_config(workdir, server, pages, concurrency)
-    run = measure([KPI, "-c", str(config), "run", "--no-deliver"], cwd=workdir)
+def run_kpi(config: Path, store: Path, pages: int) -> tuple[ProcessRun, int]:
+    run = measure([KPI, "-c", str(config), "run", "--no-deliver"], cwd=config.parent)
     if run.returncode != 0:
         raise RuntimeError(f"kpi run exited {run.returncode}:\n{run.stderr[-2000:]}")
-    observations, total = stored_total(config)
+    observations, total = stored_total(config, store)
     if observations != pages:
         raise RuntimeError(f"kpi stored {observations} of {pages} page counts")
     return run, total
@@ -147,11 +134,17 @@ def run_benchmark(pages: int, runs: int, concurrency: int, sample: int) -> Repor
     kpi_small = Variant(f"kpi run, {SMALL_PAGES} pages")
     with page_server(pages) as server, tempfile.TemporaryDirectory(prefix="kpi-bench-") as tmp:
         print(f"page server {server.base_url}: {pages} pages, {expected} links", file=sys.stderr)
-        workdirs = (Path(tmp) / f"run{i}" for i in itertools.count())
+        # One store for every run, as a scheduled `kpi run` finds it: the schema exists and
+        # history accumulates. The warm-up run creates it.
+        store = Path(tmp) / "kpi.db"
+        configs = {
+            n: write_config(Path(tmp) / f"pages{n}", server, n, concurrency, store)
+            for n in (SMALL_PAGES, pages)
+        }
 
         def round_of(n: int) -> list[tuple[Variant, tuple[ProcessRun, int]]]:
             return [
-                (kpi, run_kpi(next(workdirs), server, n, concurrency)),
+                (kpi, run_kpi(configs[n], store, n)),
                 (floor, run_baseline("floor_aiohttp_selectolax.py", server, n, concurrency)),
                 (scrapy, run_baseline("baseline_scrapy.py", server, n, concurrency)),
             ]
@@ -162,7 +155,7 @@ def run_benchmark(pages: int, runs: int, concurrency: int, sample: int) -> Repor
                 raise RuntimeError(f"warm-up: {variant.name} counted {total}")
         for round_ in range(1, runs + 1):
             measured = round_of(pages)
-            measured.append((kpi_small, run_kpi(next(workdirs), server, SMALL_PAGES, concurrency)))
+            measured.append((kpi_small, run_kpi(configs[SMALL_PAGES], store, SMALL_PAGES)))
             for variant, (run, total) in measured:
                 variant.runs.append(run)
                 variant.totals.append(total)
