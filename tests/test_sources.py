@@ -313,3 +313,48 @@ def test_retry_after_parsing() -> None:
     assert retry_after_seconds("7") == 7
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470) == pytest.approx(10)
     assert retry_after_seconds("soon") is None
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_sql_source_on_database_servers(server: str) -> None:
+    import uuid
+
+    import sqlalchemy as sa
+
+    from tests.services import require_mysql_url, require_postgres_url
+
+    url = require_postgres_url() if server == "postgresql" else require_mysql_url()
+    table = f"kpi_users_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {table} (id INTEGER, paying INTEGER)"))
+        conn.execute(sa.text(f"INSERT INTO {table} VALUES (1, 1), (2, 0), (3, 1)"))
+    try:
+        slow = (
+            "SELECT pg_sleep(5)"
+            if server == "postgresql"
+            else "SELECT count(*) FROM information_schema.columns a, information_schema.columns b,"
+            " information_schema.columns c"
+        )
+        result = run(
+            SQL(
+                name="app",
+                url=url,
+                metrics={
+                    "users": f"SELECT count(*) FROM {table}",
+                    "paying": f"SELECT sum(paying) FROM {table}",
+                    "write": f"DELETE FROM {table}",
+                    "slow": slow,
+                },
+            ),
+            defaults=Defaults(timeout=1, retries=0),
+        )
+        assert result.values["app.users"] == 3 and result.values["app.paying"] == 2
+        assert "read" in result.errors["app.write"].lower()
+        assert "longer than the timeout" in result.errors["app.slow"]
+        with engine.connect() as conn:
+            assert conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar() == 3
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE {table}"))
+        engine.dispose()

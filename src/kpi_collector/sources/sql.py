@@ -119,6 +119,10 @@ def _read_only(conn: Any, timeout: float) -> None:
             conn.execute(text(f"SET SESSION max_execution_time = {int(timeout * 1000)}"))
 
 
+# how SQLite, PostgreSQL, MariaDB and MySQL say a statement ran out of time
+_TIMEOUT_WORDS = ("interrupted", "timeout", "timed out", "canceling statement", "max_statement_time")
+
+
 def _scalar(conn: Any, name: str, metric: Metric) -> float:
     from sqlalchemy import exc as sa_exc
     from sqlalchemy import text
@@ -131,9 +135,7 @@ def _scalar(conn: Any, name: str, metric: Metric) -> float:
     except sa_exc.DBAPIError as exc:
         message = _first_line(exc)
         if (
-            "interrupted" in message.lower()
-            or "timeout" in message.lower()
-            or "canceling" in message
+            any(word in message.lower() for word in _TIMEOUT_WORDS)
         ):
             raise ExtractError(
                 f"{name}: the query took longer than the timeout", transient=True
