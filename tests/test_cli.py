@@ -50,7 +50,7 @@ sources:
       posts: {{css: "a.anthrazit", count: true}}
 {extra_sources}
 destinations:
-  - {{type: csv, path: out.csv}}
+  - {{type: csv, path: out.csv, every: day}}
 """)
     return config
 
