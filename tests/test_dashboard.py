@@ -1,0 +1,554 @@
+"""The dashboard over a real SQLite store: JSON API, pages, /metrics, security, the rollup."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from kpi_collector.config import load_config
+from kpi_collector.history import history_document
+from kpi_collector.report.data import DashboardData
+from kpi_collector.report.web import ServerThread, check_bind, create_app
+from kpi_collector.store import HistoryStore, rollup
+
+SECRET = "tok-very-secret-9f3a"
+XSS = "<script>alert(1)</script>"
+NOW = datetime(2026, 3, 31, 10, 0, tzinfo=UTC)  # Berlin switched to summer time on 29 March
+DAYS = 400
+HOURS = (1, 7, 13, 23)  # 23 UTC is already the next day in Berlin
+CONFIG = f"""\
+store: sqlite:///kpi.db
+timezone: Europe/Berlin
+north_star: crm.paying
+kpis:
+  crm.paying: {{title: Paying customers, target: 800}}
+  web.xss: {{title: "{XSS}", unit: USD}}
+  pypi.downloads: {{title: Downloads, agg: sum}}
+sources:
+  - name: crm
+    type: http_json
+    url: http://127.0.0.1:9/stats
+    auth: {{bearer: "${{CRM_TOKEN}}"}}
+    metrics: {{paying: data.paying}}
+  - {{name: web, type: http_json, url: "http://127.0.0.1:9/web", metrics: {{xss: data.x}}}}
+  - {{name: pypi, type: http_json, url: "http://127.0.0.1:9/p", metrics: {{downloads: data.d}}}}
+"""
+
+
+def value_of(kpi: str, day: int, hour: int) -> float:
+    if kpi == "crm.paying":
+        return 100.0 + day + hour / 100
+    if kpi == "pypi.downloads":
+        return day % 7 + 0.1
+    return 5.0
+
+
+def build_store(folder: Path) -> Path:
+    """A config and a store: 400 days × 4 observations of 3 KPIs, a failing last run, a pending delivery."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / ".env").write_text(f"CRM_TOKEN={SECRET}\n", encoding="utf-8")
+    path = folder / "kpi.yaml"
+    path.write_text(CONFIG, encoding="utf-8")
+    config = load_config(path)
+    store = HistoryStore(config.store_url)
+    start = NOW - timedelta(days=DAYS)
+    first = store.begin_run(started_at=start.timestamp())
+    points = []
+    for d in range(DAYS):
+        for hour in HOURS:
+            ts = datetime.combine(
+                (start + timedelta(days=d)).date(), datetime.min.time(), UTC
+            ) + timedelta(hours=hour)
+            if ts >= NOW - timedelta(hours=3):
+                continue
+            points += [
+                (k, ts.timestamp(), value_of(k, d, hour), k.partition(".")[0])
+                for k in ("crm.paying", "web.xss", "pypi.downloads")
+            ]
+    store.finish_run(first, observations=points, finished_at=start.timestamp() + 2)
+    last = store.begin_run(started_at=(NOW - timedelta(hours=1)).timestamp())
+    store.finish_run(
+        last,
+        observations=[("crm.paying", (NOW - timedelta(hours=1)).timestamp(), 999.0, "crm")],
+        errors=[("web", None, f"HTTP 500 from http://127.0.0.1:9/web?token={SECRET}", True)],
+        finished_at=(NOW - timedelta(hours=1)).timestamp() + 1.5,
+    )
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import deliveries
+
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.insert(deliveries).values(
+                destination="slack",
+                period="2026-W14",
+                run_id=last,
+                status="pending",
+                attempts=2,
+                last_error=f"HTTP 500 from https://hooks.example/{SECRET}",
+                created_at=NOW.timestamp() - 60,
+                updated_at=NOW.timestamp() - 30,
+            )
+        )
+        conn.execute(
+            sa.insert(deliveries).values(
+                destination="csv",
+                period="2026-W13",
+                run_id=first,
+                status="done",
+                attempts=1,
+                created_at=NOW.timestamp() - 600,
+                updated_at=NOW.timestamp() - 600,
+            )
+        )
+    store.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def config_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_store(tmp_path_factory.mktemp("dash"))
+
+
+@pytest.fixture(scope="module")
+def data(config_path: Path) -> Iterator[DashboardData]:
+    source = DashboardData(load_config(config_path), clock=NOW.timestamp)
+    yield source
+    source.close()
+
+
+@pytest.fixture(scope="module")
+def client(data: DashboardData) -> Iterator[Any]:
+    from starlette.testclient import TestClient
+
+    with TestClient(create_app(data.config, data=data), base_url="http://127.0.0.1") as c:
+        yield c
+
+
+# the overview -----------------------------------------------------------------------------
+
+
+def test_overview_api_shows_the_stored_values_north_star_first(client: Any) -> None:
+    doc = client.get("/api/kpis").json()
+    ids = [t["id"] for t in doc["kpis"]]
+    assert ids == ["crm.paying", "web.xss", "pypi.downloads"]
+    star = doc["kpis"][0]
+    assert star["value"] == 999.0 and star["value_text"] == "999"
+    assert star["period"] == "2026-03-31" and star["previous_period"] == "2026-03-30"
+    # 30 March in Berlin (UTC+2) ends at 22:00 UTC: its last value is the one of 13:00 UTC
+    day_before = (date(2026, 3, 30) - (NOW - timedelta(days=DAYS)).date()).days
+    assert star["previous"] == value_of("crm.paying", day_before, 13)
+    assert star["change"] == pytest.approx(999.0 - star["previous"])
+    assert star["change_pct"] == pytest.approx((999.0 - star["previous"]) / star["previous"] * 100)
+    assert star["progress"] == pytest.approx(999.0 / 800)
+    assert len(star["sparkline"]) == 30
+    assert star["sparkline"][-1] == ["2026-03-31", 999.0]
+    assert doc["last_run"]["status"] == "partial"
+    assert doc["timezone"] == "Europe/Berlin"
+
+
+def test_overview_values_equal_kpi_history(client: Any, data: DashboardData) -> None:
+    for period in ("day", "week", "month"):
+        doc = client.get("/api/kpis", params={"period": period}).json()
+        since = date.fromisoformat(doc["since"])
+        history = history_document(data.config, period=period, since=since)
+        for tile in doc["kpis"]:
+            expected = [[p["period"], p["value"]] for p in history["kpis"][tile["id"]]]
+            assert tile["sparkline"] == expected, (period, tile["id"])
+
+
+def test_failing_source_is_listed_with_its_error_and_secret_hidden(client: Any) -> None:
+    doc = client.get("/api/kpis").json()
+    web = next(s for s in doc["sources"] if s["name"] == "web")
+    assert web["status"] == "failing" and "HTTP 500" in web["error"] and SECRET not in web["error"]
+    page = client.get("/").text
+    assert "HTTP 500" in page and SECRET not in page
+
+
+def test_stale_kpis_are_marked(data: DashboardData) -> None:
+    later = DashboardData(data.config, store=data.store, clock=lambda: NOW.timestamp() + 5 * 86400)
+    doc = later.overview("day")
+    assert all(t["stale"] for t in doc["kpis"])
+    statuses = {s["name"]: s["status"] for s in doc["sources"]}
+    assert statuses["crm"] == "stale" and statuses["web"] == "failing"
+
+
+# one KPI -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("period", ["day", "week", "month"])
+@pytest.mark.parametrize("kpi", ["crm.paying", "pypi.downloads"])
+def test_series_equals_kpi_history(client: Any, data: DashboardData, kpi: str, period: str) -> None:
+    since = date(2025, 9, 1)
+    doc = client.get(
+        f"/api/kpis/{kpi}/series", params={"period": period, "since": since.isoformat()}
+    ).json()
+    history = history_document(data.config, [kpi], period=period, since=since)
+    assert [(p["period"], p["value"]) for p in doc["points"]] == [
+        (p["period"], p["value"]) for p in history["kpis"][kpi]
+    ]
+    assert doc["agg"] == ("sum" if kpi == "pypi.downloads" else "last")
+
+
+def test_series_compares_with_the_window_before_and_a_year_earlier(
+    client: Any, data: DashboardData
+) -> None:
+    doc = client.get(
+        "/api/kpis/crm.paying/series", params={"period": "day", "since": "2026-03-02"}
+    ).json()
+    assert (
+        doc["points"][0]["period"] == "2026-03-02" and doc["points"][-1]["period"] == "2026-03-31"
+    )
+    span = (date(2026, 4, 1) - date(2026, 3, 2)).days
+    full = dict(
+        data.store.series(["crm.paying"], period="day", tz=data.zone, agg=data.agg)["crm.paying"]
+    )
+    assert doc["previous"], "the 30 days before 2 March are stored"
+    for p in doc["previous"]:
+        day = date.fromisoformat(p["period"])
+        assert date.fromisoformat(p["at"]) == day + timedelta(days=span)
+        assert p["value"] == full[day]
+    for p in doc["year_ago"]:
+        day = date.fromisoformat(p["period"])
+        assert date.fromisoformat(p["at"]) == day.replace(year=day.year + 1)
+        assert p["value"] == full[day]
+    assert {p["period"][:7] for p in doc["year_ago"]} == {"2025-03"}
+
+
+def test_series_range_and_csv(client: Any) -> None:
+    by_range = client.get(
+        "/api/kpis/crm.paying/series", params={"period": "week", "range": "13w"}
+    ).json()
+    assert len(by_range["points"]) == 13
+    csv = client.get("/api/kpis/crm.paying/series.csv", params={"period": "week", "range": "13w"})
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert "attachment" in csv.headers["content-disposition"]
+    lines = csv.text.strip().splitlines()
+    assert lines[0] == "period,kpi,value" and len(lines) == 14
+    last = lines[-1].split(",")
+    assert last[1] == "crm.paying" and float(last[2]) == by_range["points"][-1]["value"]
+
+
+def test_bad_requests(client: Any) -> None:
+    assert client.get("/api/kpis", params={"period": "year"}).status_code == 400
+    assert (
+        client.get("/api/kpis/crm.paying/series", params={"since": "yesterday"}).status_code == 400
+    )
+    missing = client.get("/api/kpis/nope.nothing/series")
+    assert missing.status_code == 404 and missing.json() == {"error": "no KPI 'nope.nothing'"}
+    assert client.get("/kpi/nope.nothing").status_code == 404
+
+
+# runs ----------------------------------------------------------------------------------------
+
+
+def test_runs_api_lists_runs_errors_and_pending_deliveries(client: Any) -> None:
+    doc = client.get("/api/runs").json()
+    newest, first = doc["runs"]
+    assert newest["status"] == "partial" and newest["duration"] == pytest.approx(1.5)
+    assert newest["errors"][0]["source"] == "web" and SECRET not in newest["errors"][0]["message"]
+    assert first["n_values"] > 4000
+    assert [(d["destination"], d["period"], d["attempts"]) for d in doc["deliveries"]] == [
+        ("slack", "2026-W14", 2)
+    ]
+    assert SECRET not in doc["deliveries"][0]["last_error"]
+    page = client.get("/runs").text
+    assert "2026-W14" in page and "slack" in page and SECRET not in page
+
+
+# /metrics ----------------------------------------------------------------------------------
+
+
+def test_metrics_parse_with_prometheus_client(client: Any) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    values = {s.labels["kpi"]: s.value for s in families["kpi_value"].samples}
+    assert values["crm.paying"] == 999.0 and values["web.xss"] == 5.0
+    assert families["kpi_value"].type == "gauge"
+    assert families["kpi_last_run_success"].samples[0].value == 0.0
+    assert {s.labels["status"]: s.value for s in families["kpi_last_run_status"].samples}[
+        "partial"
+    ] == 1.0
+    assert {s.labels["source"]: s.value for s in families["kpi_source_up"].samples} == {
+        "crm": 1.0,
+        "web": 0.0,
+        "pypi": 1.0,
+    }
+    assert families["kpi_deliveries_pending"].samples[0].value == 1.0
+    assert families["kpi_target"].samples[0].labels == {"kpi": "crm.paying"}
+    assert SECRET not in response.text
+
+
+def test_metrics_escape_label_values(tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    path = tmp_path / "kpi.yaml"
+    path.write_text("store: sqlite:///kpi.db\n", encoding="utf-8")
+    config = load_config(path)
+    store = HistoryStore(config.store_url)
+    run = store.begin_run()
+    odd = 'odd"kpi\\with\nnewline'
+    store.finish_run(run, observations=[(odd, time.time(), 1.5, "x")])
+    from kpi_collector.report.metrics import metrics_text
+
+    text = metrics_text(DashboardData(config, store=store))
+    samples = next(f for f in text_string_to_metric_families(text) if f.name == "kpi_value").samples
+    assert [(s.labels["kpi"], s.value) for s in samples] == [(odd, 1.5)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_real_prometheus_scrapes_metrics(data: DashboardData, tmp_path: Path) -> None:
+    binary = shutil.which("prometheus") or "/usr/bin/prometheus"
+    if not os.path.exists(binary):
+        reason = "the prometheus binary is missing (Debian package `prometheus`)"
+        if os.environ.get("KPI_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"{reason}, and KPI_REQUIRE_SERVICES=1 says it must be there")
+        pytest.skip(reason)
+    import requests
+
+    token = "scrape-token-7c1d"
+    app = create_app(data.config, data=data, token=token)
+    with ServerThread(app) as url:
+        target = url.removeprefix("http://")
+        (tmp_path / "prometheus.yml").write_text(
+            "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
+            "scrape_configs:\n"
+            "  - job_name: kpi\n"
+            f"    authorization: {{credentials: {token}}}\n"
+            f"    static_configs: [{{targets: ['{target}']}}]\n",
+            encoding="utf-8",
+        )
+        port = _free_port()
+        proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp_path / "prometheus.log").open("w"),
+        )
+        try:
+            found: dict[str, float] = {}
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and "crm.paying" not in found:
+                time.sleep(0.5)
+                try:
+                    answer = requests.get(
+                        f"http://127.0.0.1:{port}/api/v1/query",
+                        params={"query": "kpi_value"},
+                        timeout=2,
+                    ).json()
+                except (requests.RequestException, ValueError):
+                    continue
+                found = {
+                    r["metric"]["kpi"]: float(r["value"][1])
+                    for r in answer.get("data", {}).get("result", [])
+                }
+            log = (tmp_path / "prometheus.log").read_text(errors="replace")[-2000:]
+            assert found.get("crm.paying") == 999.0, log
+            assert found.get("web.xss") == 5.0
+            up = requests.get(
+                f"http://127.0.0.1:{port}/api/v1/query", params={"query": "up"}, timeout=2
+            ).json()
+            assert up["data"]["result"][0]["value"][1] == "1"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+# security ----------------------------------------------------------------------------------
+
+
+def test_every_text_is_escaped(client: Any) -> None:
+    for path in ("/", "/kpi/web.xss", "/runs"):
+        html = client.get(path).text
+        assert XSS not in html, path
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in client.get("/").text
+    page = client.get("/kpi/web.xss").text
+    assert "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e" in page  # the JSON for the chart
+
+
+def test_security_headers_on_every_response(client: Any) -> None:
+    for path in ("/", "/api/kpis", "/metrics", "/static/kpi.js", "/api/kpis/nope.x/series"):
+        headers = client.get(path).headers
+        csp = headers["content-security-policy"]
+        assert (
+            "default-src 'none'" in csp
+            and "script-src 'self'" in csp
+            and "connect-src 'self'" in csp
+        )
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["x-frame-options"] == "DENY"
+
+
+def test_only_loopback_host_headers_without_a_token(client: Any) -> None:
+    assert client.get("/", headers={"host": "evil.example"}).status_code == 421
+    assert client.get("/", headers={"host": "localhost:8050"}).status_code == 200
+    assert client.get("/", headers={"host": "[::1]:8050"}).status_code == 200
+
+
+def test_token_is_required_when_set(data: DashboardData) -> None:
+    from starlette.testclient import TestClient
+
+    token = "dash-token-5e6f"
+    app = create_app(data.config, data=data, token=token)
+    with TestClient(app, base_url="http://kpi.example.com") as c:
+        assert c.get("/api/kpis").status_code == 401
+        assert c.get("/api/kpis", headers={"authorization": "Bearer wrong"}).status_code == 401
+        assert c.get("/api/kpis", headers={"authorization": f"Bearer {token}"}).status_code == 200
+        first = c.get(f"/?token={token}", follow_redirects=False)
+        assert first.status_code == 303 and first.headers["location"] == "/"
+        assert "HttpOnly" in first.headers["set-cookie"]
+        assert c.get("/").status_code == 200  # the cookie now
+        assert token not in c.get("/").text and token not in c.get("/metrics").text
+
+
+def test_non_loopback_bind_needs_a_token() -> None:
+    from kpi_collector.errors import ConfigError
+
+    check_bind("127.0.0.1", None)
+    check_bind("::1", None)
+    check_bind("0.0.0.0", "t0ken")
+    with pytest.raises(ConfigError, match="KPI_DASHBOARD_TOKEN"):
+        check_bind("0.0.0.0", None)
+
+
+def test_kpi_serve_refuses_a_public_host_without_token(config_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "KPI_DASHBOARD_TOKEN"}
+    kpi = str(Path(sys.executable).parent / "kpi")
+    out = subprocess.run(
+        [kpi, "-c", str(config_path), "serve", "--host", "0.0.0.0", "--port", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "--token" in out.stderr
+
+
+def test_kpi_serve_serves(config_path: Path) -> None:
+    import requests
+
+    port = _free_port()
+    kpi = str(Path(sys.executable).parent / "kpi")
+    proc = subprocess.Popen(
+        [kpi, "-c", str(config_path), "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = requests.get(f"http://127.0.0.1:{port}/api/kpis", timeout=2)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        assert answer.status_code == 200
+        assert answer.json()["kpis"][0]["id"] == "crm.paying"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+# the rollup ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "UTC", "Asia/Kathmandu"])
+def test_rollup_equals_series_after_runs_and_backfills(tmp_path: Path, zone: str) -> None:
+    store = HistoryStore(f"sqlite:///{tmp_path / 'r.db'}")
+    tz = ZoneInfo(zone)
+    rng = random.Random(7)
+    kpis = ["a.x", "b.y", "c.z"]
+    base = datetime(2025, 10, 20, tzinfo=UTC).timestamp()
+
+    def add(count: int, low: float, high: float) -> None:
+        run = store.begin_run()
+        obs = [
+            (rng.choice(kpis), rng.uniform(low, high), rng.choice([0.1, 0.2, 0.3, 7.0, -1.5]), "s")
+            for _ in range(count)
+        ]
+        store.finish_run(run, observations=obs)
+
+    def check() -> None:
+        rollup.catch_up(store.engine, tz)
+        for period in ("day", "week", "month"):
+            for agg in ("last", "sum", "min", "max", "avg"):
+                aggs = dict.fromkeys(kpis, agg)
+                expected = store.series(kpis, period=period, tz=tz, agg=aggs)
+                got = rollup.read(store.engine, tz, period, since=date(2000, 1, 1), agg=aggs)
+                assert {k: [(p.start, p.value) for p in v] for k, v in got.items()} == expected, (
+                    period,
+                    agg,
+                )
+
+    add(600, base, base + 90 * 86400)
+    check()
+    add(50, base + 89 * 86400, base + 91 * 86400)  # a live run
+    check()
+    store.add_observations(
+        [("a.x", base - 40 * 86400 + i * 3600 * 7, float(i), "s") for i in range(200)], tz=tz
+    )
+    check()  # a backfill far in the past
+    add(30, base + 10 * 86400, base + 12 * 86400)  # late values inside rolled-up periods
+    check()
+    latest = rollup.latest(store.engine, tz)
+    raw = store.latest()
+    assert {k: v for k, (v, _) in latest.items()} == {k: r.value for k, r in raw.items()}
+    store.close()
+
+
+def test_dashboard_works_when_the_rollup_cannot_be_written(
+    config_path: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "ro"
+    shutil.copytree(config_path.parent, copy)
+    config = load_config(copy / "kpi.yaml")
+    fresh = DashboardData(config, clock=NOW.timestamp)
+    expected = fresh.overview("week")
+    fresh.close()
+    import sqlite3
+
+    with sqlite3.connect(copy / "kpi.db") as conn:  # a store whose rollup is not there to write
+        conn.execute("DROP TABLE rollup_state")
+    broken = DashboardData(config, clock=NOW.timestamp)
+    got = broken.overview("week")
+    assert broken.rollup_error is not None
+    assert [(t["id"], t["sparkline"], t["value"]) for t in got["kpis"]] == [
+        (t["id"], t["sparkline"], t["value"]) for t in expected["kpis"]
+    ]
+    broken.close()
+
+
+def test_no_nan_in_documents(client: Any) -> None:
+    doc = client.get("/api/kpis").json()
+    for tile in doc["kpis"]:
+        for _, v in tile["sparkline"]:
+            assert math.isfinite(v)
