@@ -1,0 +1,109 @@
+"""`type: slack`: a workspace's members (Web API `users.list`) and, with an admin token,
+its active members by Slack's Fair Billing Policy (`team.billableInfo`); both paginated
+with `response_metadata.next_cursor`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from kpi_collector.collect.http import Auth
+from kpi_collector.errors import ExtractError, SourceError
+from kpi_collector.secrets import Secret, redact
+from kpi_collector.sources._service import MAX_PAGES, ServiceClient, ServiceSource
+from kpi_collector.sources.base import SourceContext
+
+_PAGE = 200  # Slack's advice for users.list
+_BAD_TOKEN = {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
+_SCOPES = {
+    "users.list": "users:read",
+    "team.billableInfo": "admin (a workspace admin's user token)",
+}
+
+
+class Slack(ServiceSource):
+    type: ClassVar[str] = "slack"
+    service_name: ClassVar[str] = "Slack"
+    known_metrics: ClassVar[tuple[str, ...]] = ("members", "active_members")
+    default_metrics: ClassVar[tuple[str, ...]] = ("members",)
+    credentials: ClassVar[Mapping[str, str]] = {"token": "SLACK_TOKEN"}
+
+    token: Secret = Field(
+        description="a bot or user token; active_members needs an admin user token"
+    )
+    team_id: str | None = Field(default=None, description="the workspace, for an org-level token")
+    api_url: str = "https://slack.com"
+
+    def auth(self) -> Auth | None:
+        return Auth(bearer=self.token)
+
+    async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
+        client = self.client(ctx)
+        parts: dict[tuple[str, ...], Any] = {}
+        if "members" in self.wanted():
+            parts[("members",)] = self._members(client)
+        if "active_members" in self.wanted():
+            parts[("active_members",)] = self._active(client)
+        return await self.gather(parts)
+
+    async def _members(self, client: ServiceClient) -> dict[str, float]:
+        count = 0
+        async for page in self._pages(client, "users.list", "members"):
+            count += sum(1 for user in page if _is_person(user))
+        return {"members": float(count)}
+
+    async def _active(self, client: ServiceClient) -> dict[str, float]:
+        count = 0
+        async for page in self._pages(client, "team.billableInfo", "billable_info"):
+            count += sum(
+                1 for info in page.values() if isinstance(info, dict) and info.get("billing_active")
+            )
+        return {"active_members": float(count)}
+
+    async def _pages(self, client: ServiceClient, method: str, key: str) -> AsyncIterator[Any]:
+        """Each page's `key`, following `response_metadata.next_cursor` until it is empty."""
+        params: dict[str, Any] = {"limit": _PAGE}
+        if self.team_id:
+            params["team_id"] = self.team_id
+        for _ in range(MAX_PAGES):
+            body = await client.json(f"/api/{method}", params=params)
+            self._check(method, body)
+            yield body.get(key) or ({} if key == "billable_info" else [])
+            cursor = (body.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return
+            params = {**params, "cursor": cursor}
+        raise ExtractError(f"Slack {method} kept giving a next cursor after {MAX_PAGES} pages")
+
+    def _check(self, method: str, body: Any) -> None:
+        """Slack answers errors with HTTP 200 and `{"ok": false, "error": ...}`."""
+        if not isinstance(body, dict):
+            raise ExtractError(f"Slack {method}: the answer is not an object")
+        if body.get("ok"):
+            return
+        error = str(body.get("error") or "unknown_error")
+        if error in _BAD_TOKEN:
+            raise SourceError(f"Slack refused the token ({error}): {self.credential_hint()}")
+        if error == "missing_scope":
+            needed = body.get("needed") or _SCOPES.get(method, "?")
+            raise SourceError(
+                redact(
+                    f"the Slack token lacks the scope {needed} for {method} (it has: {body.get('provided') or 'none'}); "
+                    f"{method} needs {_SCOPES.get(method, needed)}"
+                )
+            )
+        raise SourceError(redact(f"Slack {method} answered {error}"))
+
+
+def _is_person(user: Any) -> bool:
+    """A member who is a person: not deleted, not a bot or app, not Slackbot."""
+    return (
+        isinstance(user, dict)
+        and not user.get("deleted")
+        and not user.get("is_bot")
+        and not user.get("is_app_user")
+        and user.get("id") != "USLACKBOT"
+    )

@@ -1,0 +1,368 @@
+"""`type: stripe`: MRR, ARR, subscriptions and paying customers from `GET /v1/subscriptions`
+(every status, paginated with `has_more`/`starting_after`); MRR over time for backfill, from
+the subscriptions' start, trial-end and end dates.
+
+Amounts are normalised to a month: a price of `unit_amount` per `interval_count` `interval`s
+(day, week, month, year) times the item's `quantity`, in the currency's major unit, less a
+percent or amount coupon while it applies. Metered and tiered prices have no fixed amount and
+count 0. Currencies are never converted: `mrr`/`arr` are in `currency:` (or in the only
+currency there is), and `mrr_usd`, `arr_eur`, ... give each currency on its own.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, ClassVar
+
+from pydantic import Field, field_validator
+
+from kpi_collector.collect.http import Auth, Response
+from kpi_collector.errors import ExtractError, MetricErrors
+from kpi_collector.secrets import Secret
+from kpi_collector.sources._service import MAX_PAGES, ServiceClient, ServiceSource, day_end, days
+from kpi_collector.sources.base import Observation, SourceContext
+
+_COUNTS = (
+    "active_subscriptions",
+    "trialing_subscriptions",
+    "customers",
+    "churned_subscriptions_30d",
+)
+_PER_CURRENCY = re.compile(r"^(mrr|arr)_([a-z]{3})$")
+#: months in one interval unit
+_MONTHS = {"day": 12 / 365, "week": 12 / 52, "month": 1.0, "year": 12.0}
+# https://docs.stripe.com/currencies: amounts are in the smallest unit, except these
+_ZERO_DECIMAL = {
+    "bif",
+    "clp",
+    "djf",
+    "gnf",
+    "jpy",
+    "kmf",
+    "krw",
+    "mga",
+    "pyg",
+    "rwf",
+    "ugx",
+    "vnd",
+    "vuv",
+    "xaf",
+    "xof",
+    "xpf",
+}
+_THREE_DECIMAL = {"bhd", "jod", "kwd", "omr", "tnd"}
+_NEVER_PAID = {"incomplete", "incomplete_expired"}
+_NOT_PAYING_NOW = {"unpaid", "paused"}
+_CHURN_DAYS = 30
+
+
+@dataclass
+class _Sub:
+    """One subscription as spans of time with a monthly amount."""
+
+    id: str
+    customer: str
+    currency: str
+    status: str
+    spans: list[tuple[float, float, float]] = field(default_factory=list)  # (from, until, monthly)
+    ended_at: float | None = None
+    trial: tuple[float, float] | None = None
+
+    @property
+    def paying_from(self) -> float | None:
+        return self.spans[0][0] if self.spans else None
+
+    @property
+    def paying_until(self) -> float:
+        return self.spans[-1][1] if self.spans else 0.0
+
+
+class Stripe(ServiceSource):
+    type: ClassVar[str] = "stripe"
+    service_name: ClassVar[str] = "Stripe"
+    known_metrics: ClassVar[tuple[str, ...]] = ("mrr", "arr", *_COUNTS)
+    default_metrics: ClassVar[tuple[str, ...]] = (
+        "mrr",
+        "arr",
+        "active_subscriptions",
+        "customers",
+        "churned_subscriptions_30d",
+    )
+    credentials: ClassVar[Mapping[str, str]] = {"api_key": "STRIPE_API_KEY"}
+
+    api_key: Secret = Field(description="a secret key or a restricted key with Subscriptions read")
+    currency: str | None = Field(default=None, description="the currency of mrr and arr, e.g. usd")
+    api_url: str = "https://api.stripe.com"
+
+    @classmethod
+    def accepts_metric(cls, name: str) -> bool:
+        return name in cls.known_metrics or _PER_CURRENCY.match(name) is not None
+
+    @field_validator("currency")
+    @classmethod
+    def _iso(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z]{3}", value):
+            raise ValueError(f"{value!r} is not a currency code like usd or eur")
+        return value.lower() if value else None
+
+    def auth(self) -> Auth | None:
+        return Auth(bearer=self.api_key)
+
+    def forbidden(self, response: Response, message: str) -> str:
+        return (
+            f"Stripe refused the key (HTTP 403{': ' + message if message else ''}): a restricted key needs "
+            f"read access to Subscriptions; check `api_key` of source {self.name!r}"
+        )
+
+    async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
+        subs = await self._subscriptions(self.client(ctx), ctx.now.timestamp())
+        now = ctx.now.timestamp()
+        values: dict[str, float] = {}
+        errors: dict[str, str] = {}
+        for metric in self.wanted():
+            try:
+                values[metric] = _at([now], subs, metric, self.currency_of(metric, subs, now))[0]
+            except ExtractError as exc:
+                errors[metric] = str(exc)
+        if errors:
+            raise MetricErrors(values, errors)
+        return values
+
+    def currency_of(self, metric: str, subs: list[_Sub], when: float | None) -> str | None:
+        """The currency of a money metric (None for a count); several without `currency:` is an error."""
+        per = _PER_CURRENCY.match(metric)
+        if per:
+            return per.group(2)
+        if metric not in ("mrr", "arr"):
+            return None
+        if self.currency:
+            return self.currency
+        found = sorted(
+            {
+                s.currency
+                for s in subs
+                if s.spans and (when is None or any(a <= when < b for a, b, _ in s.spans))
+            }
+        )
+        if len(found) > 1:
+            listed = ", ".join(f"{metric}_{c}" for c in found)
+            raise ExtractError(
+                f"{metric}: subscriptions are in {', '.join(found)}; set `currency:` of source {self.name!r} "
+                f"or ask for {listed} in `metrics:`"
+            )
+        return found[0] if found else "usd"
+
+    async def _subscriptions(self, client: ServiceClient, now: float) -> list[_Sub]:
+        params: dict[str, Any] = {"status": "all", "limit": 100}
+        subs: list[_Sub] = []
+        for _ in range(MAX_PAGES):
+            body = await client.json("/v1/subscriptions", params=params)
+            data = body.get("data") if isinstance(body, dict) else None
+            if not isinstance(data, list):
+                raise ExtractError("Stripe: the subscription list has no `data`")
+            subs.extend(_parse(item, now) for item in data if isinstance(item, dict))
+            if not body.get("has_more") or not data:
+                return subs
+            params = {**params, "starting_after": data[-1]["id"]}
+        raise ExtractError(f"Stripe kept answering has_more after {MAX_PAGES} pages")
+
+    async def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
+        """Each metric at the end of every day from `since` (or the first subscription) to yesterday.
+
+        A subscription counts from its start (or the end of its trial) until it ended; the price
+        is today's, so past price changes are not seen. `trialing_subscriptions` is not backfilled.
+        """
+        subs = await self._subscriptions(self.client(ctx), ctx.now.timestamp())
+        starts = [s.paying_from for s in subs if s.paying_from is not None]
+        if not starts:
+            return
+        first = max(since, datetime.fromtimestamp(min(starts), ctx.tz).date())
+        stamps = [day_end(d, ctx.tz) for d in days(first, ctx.today - timedelta(days=1))]
+        if not stamps:
+            return
+        points = [s.timestamp() for s in stamps]
+        for metric in self.wanted():
+            if metric == "trialing_subscriptions":
+                continue
+            for stamp, value in zip(
+                stamps, _at(points, subs, metric, self.currency_of(metric, subs, None)), strict=True
+            ):
+                yield Observation(metric, value, stamp)
+
+
+def _at(points: list[float], subs: list[_Sub], metric: str, currency: str | None) -> list[float]:
+    """A metric at each of the (sorted) moments, in one sweep over the subscriptions' spans."""
+    if metric in ("mrr", "arr") or _PER_CURRENCY.match(metric):
+        factor = 12.0 if metric.startswith("arr") else 1.0
+        spans = [(a, b, m) for s in subs if s.currency == currency for a, b, m in s.spans]
+        return [round(v * factor, 2) for v in _sweep(points, spans)]
+    if metric == "active_subscriptions":
+        return _sweep(
+            points,
+            [(s.paying_from, s.paying_until, 1.0) for s in subs if s.paying_from is not None],
+        )
+    if metric == "trialing_subscriptions":
+        return _sweep(
+            points,
+            [(s.trial[0], s.trial[1], 1.0) for s in subs if s.trial and s.status != "canceled"],
+        )
+    if metric == "customers":
+        return _customers(points, subs)
+    if metric == "churned_subscriptions_30d":
+        ended = sorted(
+            s.ended_at for s in subs if s.ended_at is not None and s.status == "canceled"
+        )
+        window = _CHURN_DAYS * 86400
+        return [
+            float(bisect.bisect_right(ended, t) - bisect.bisect_right(ended, t - window))
+            for t in points
+        ]
+    raise ExtractError(f"unknown stripe metric {metric!r}")
+
+
+def _sweep(points: list[float], spans: Iterable[tuple[float, float, float]]) -> list[float]:
+    """The sum of the amounts of the spans [from, until) that hold at each moment."""
+    events = sorted((t, amount) for a, b, m in spans for t, amount in ((a, m), (b, -m)))
+    out: list[float] = []
+    total = 0.0
+    index = 0
+    for point in points:
+        while index < len(events) and events[index][0] <= point:
+            total += events[index][1]
+            index += 1
+        out.append(total if abs(total) > 1e-9 else 0.0)
+    return out
+
+
+def _customers(points: list[float], subs: list[_Sub]) -> list[float]:
+    """Customers with at least one paying subscription at each moment."""
+    events = sorted(
+        (t, step, s.customer)
+        for s in subs
+        if s.paying_from is not None
+        for t, step in ((s.paying_from, 1), (s.paying_until, -1))
+    )
+    active: dict[str, int] = defaultdict(int)
+    paying = 0
+    out: list[float] = []
+    index = 0
+    for point in points:
+        while index < len(events) and events[index][0] <= point:
+            _, step, customer = events[index]
+            before = active[customer]
+            active[customer] += step
+            paying += (active[customer] > 0) - (before > 0)
+            index += 1
+        out.append(float(paying))
+    return out
+
+
+def _parse(raw: dict[str, Any], now: float) -> _Sub:
+    status = str(raw.get("status") or "")
+    customer = raw.get("customer")
+    if isinstance(customer, dict):
+        customer = customer.get("id")
+    items = (raw.get("items") or {}).get("data") or []
+    currency = str(
+        raw.get("currency")
+        or next((_price(i).get("currency") for i in items if isinstance(i, dict)), "usd")
+        or "usd"
+    ).lower()
+    sub = _Sub(id=str(raw.get("id")), customer=str(customer), currency=currency, status=status)
+    ended = _ts(raw.get("ended_at"))
+    sub.ended_at = ended
+    start = _ts(raw.get("start_date")) or _ts(raw.get("created"))
+    trial_end = _ts(raw.get("trial_end"))
+    trial_start = _ts(raw.get("trial_start"))
+    if trial_start is not None and trial_end is not None:
+        sub.trial = (trial_start, min(trial_end, ended) if ended is not None else trial_end)
+    if status in _NEVER_PAID or start is None:
+        return sub
+    begin = max(start, trial_end) if trial_end is not None else start
+    # an unpaid or paused subscription has no end date but pays nothing now
+    until = ended if ended is not None else now if status in _NOT_PAYING_NOW else float("inf")
+    if begin >= until:
+        return sub
+    monthly = sum(_monthly(item, currency) for item in items if isinstance(item, dict))
+    sub.spans = _discounted(begin, until, monthly, raw, currency, items)
+    return sub
+
+
+def _price(item: dict[str, Any]) -> dict[str, Any]:
+    price = item.get("price") or item.get("plan") or {}
+    return price if isinstance(price, dict) else {}
+
+
+def _recurring(price: dict[str, Any]) -> dict[str, Any]:
+    """A price's `recurring` (a legacy plan has interval and usage_type on itself)."""
+    recurring = price.get("recurring")
+    return recurring if isinstance(recurring, dict) else price
+
+
+def _interval_months(price: dict[str, Any]) -> float:
+    recurring = _recurring(price)
+    interval = str(recurring.get("interval") or "month")
+    count = recurring.get("interval_count") or 1
+    return _MONTHS.get(interval, 1.0) * float(count)
+
+
+def _monthly(item: dict[str, Any], currency: str) -> float:
+    """An item's amount per month in the major unit; 0 for metered or tiered prices."""
+    price = _price(item)
+    if _recurring(price).get("usage_type") == "metered":
+        return 0.0
+    amount = price.get("unit_amount")
+    if amount is None:
+        amount = price.get("unit_amount_decimal") or price.get("amount")
+    if amount is None:
+        return 0.0  # tiered pricing: the amount depends on tiers the list does not include
+    quantity = item.get("quantity")
+    quantity = 1 if quantity is None else quantity
+    return float(amount) * float(quantity) / _minor_units(currency) / _interval_months(price)
+
+
+def _minor_units(currency: str) -> float:
+    return 1.0 if currency in _ZERO_DECIMAL else 1000.0 if currency in _THREE_DECIMAL else 100.0
+
+
+def _discounted(
+    begin: float, until: float, monthly: float, raw: dict[str, Any], currency: str, items: list[Any]
+) -> list[tuple[float, float, float]]:
+    """Split [begin, until) where a coupon applies (the legacy `discount`, or expanded `discounts`)."""
+    discounts = [raw.get("discount"), *(raw.get("discounts") or [])]
+    for discount in discounts:
+        if not isinstance(discount, dict):
+            continue  # an id only: its coupon is not in the list
+        coupon = discount.get("coupon") or (discount.get("source") or {}).get("coupon")
+        if not isinstance(coupon, dict):
+            continue
+        if coupon.get("percent_off"):
+            reduced = monthly * (1 - float(coupon["percent_off"]) / 100)
+        elif (
+            coupon.get("amount_off") and str(coupon.get("currency") or currency).lower() == currency
+        ):
+            first = next((i for i in items if isinstance(i, dict)), {})
+            per_month = (
+                float(coupon["amount_off"])
+                / _minor_units(currency)
+                / _interval_months(_price(first))
+            )
+            reduced = max(0.0, monthly - per_month)
+        else:
+            continue
+        d_from = max(begin, _ts(discount.get("start")) or begin)
+        d_until = min(until, _ts(discount.get("end")) or until)
+        if d_from >= d_until:
+            continue
+        spans = [(begin, d_from, monthly), (d_from, d_until, reduced), (d_until, until, monthly)]
+        return [(a, b, m) for a, b, m in spans if a < b]
+    return [(begin, until, monthly)]
+
+
+def _ts(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

@@ -1,0 +1,131 @@
+"""A local Slack Web API: `users.list` and `team.billableInfo` with cursor pagination
+(`response_metadata.next_cursor`), token scopes, and Slack's `{"ok": false, "error": ...}`
+answers (HTTP 200) for token and scope problems."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes._base import FakeService, bearer, respond
+
+
+@dataclass
+class Member:
+    id: str
+    name: str
+    deleted: bool = False
+    is_bot: bool = False
+    is_app_user: bool = False
+    billing_active: bool = True
+
+
+def _cursor(user_id: str) -> str:
+    return base64.b64encode(f"user:{user_id}".encode()).decode()
+
+
+@dataclass
+class FakeSlack(FakeService):
+    members: list[Member] = field(default_factory=list)
+    tokens: dict[str, set[str]] = field(default_factory=dict)  # token -> scopes
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/api/users.list", self.users_list)
+        app.router.add_get("/api/team.billableInfo", self.billable_info)
+
+    def _auth(self, request: web.Request, scope: str) -> web.Response | None:
+        token = bearer(request)
+        if token is None:
+            return respond(200, {"ok": False, "error": "not_authed"})
+        if token not in self.tokens:
+            return respond(200, {"ok": False, "error": "invalid_auth"})
+        if scope not in self.tokens[token]:
+            return respond(
+                200,
+                {
+                    "ok": False,
+                    "error": "missing_scope",
+                    "needed": scope,
+                    "provided": ",".join(sorted(self.tokens[token])),
+                },
+            )
+        return None
+
+    def _page(self, request: web.Request) -> tuple[list[Member], str] | web.Response:
+        limit = int(request.query.get("limit", 0)) or len(self.members)
+        start = 0
+        cursor = request.query.get("cursor")
+        if cursor:
+            ids = [_cursor(m.id) for m in self.members]
+            if cursor not in ids:
+                return respond(200, {"ok": False, "error": "invalid_cursor"})
+            start = ids.index(cursor)
+        chunk = self.members[start : start + limit]
+        following = self.members[start + limit : start + limit + 1]
+        return chunk, _cursor(following[0].id) if following else ""
+
+    async def users_list(self, request: web.Request) -> web.Response:
+        refused = self._auth(request, "users:read")
+        if refused:
+            return refused
+        page = self._page(request)
+        if isinstance(page, web.Response):
+            return page
+        chunk, next_cursor = page
+        members: list[dict[str, Any]] = [
+            {
+                "id": m.id,
+                "team_id": "T012AB3C4",
+                "name": m.name,
+                "deleted": m.deleted,
+                "color": "9f69e7",
+                "real_name": m.name.title(),
+                "tz": "Europe/Berlin",
+                "tz_label": "Central European Time",
+                "tz_offset": 3600,
+                "profile": {
+                    "real_name": m.name.title(),
+                    "display_name": m.name,
+                    "team": "T012AB3C4",
+                },
+                "is_admin": False,
+                "is_owner": False,
+                "is_primary_owner": False,
+                "is_restricted": False,
+                "is_ultra_restricted": False,
+                "is_bot": m.is_bot,
+                "is_app_user": m.is_app_user,
+                "updated": 1502138686,
+            }
+            for m in chunk
+        ]
+        return respond(
+            200,
+            {
+                "ok": True,
+                "members": members,
+                "cache_ts": 1498777272,
+                "response_metadata": {"next_cursor": next_cursor},
+            },
+        )
+
+    async def billable_info(self, request: web.Request) -> web.Response:
+        refused = self._auth(request, "admin")
+        if refused:
+            return refused
+        page = self._page(request)
+        if isinstance(page, web.Response):
+            return page
+        chunk, next_cursor = page
+        info = {
+            m.id: {"billing_active": m.billing_active and not m.deleted}
+            for m in chunk
+            if not m.is_bot and not m.is_app_user and m.id != "USLACKBOT"
+        }
+        return respond(
+            200,
+            {"ok": True, "billable_info": info, "response_metadata": {"next_cursor": next_cursor}},
+        )

@@ -1,0 +1,185 @@
+"""A local Stripe API: `GET /v1/subscriptions` (list objects, `has_more`/`starting_after`,
+`status=all`, newest first), bearer or basic secret keys, and Stripe's error objects."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes._base import FakeService, bearer, respond
+
+_ids = itertools.count(1)
+
+
+def subscription(
+    *,
+    customer: str,
+    start: float,
+    amount: int,
+    currency: str = "usd",
+    interval: str = "month",
+    interval_count: int = 1,
+    quantity: int = 1,
+    status: str = "active",
+    ended_at: float | None = None,
+    trial: tuple[float, float] | None = None,
+    usage_type: str = "licensed",
+    discount: dict[str, Any] | None = None,
+    extra_items: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A subscription object shaped like Stripe's (one price item, plus any extra items)."""
+    number = next(_ids)
+    sub_id = f"sub_{number:024d}"
+    price = {
+        "id": f"price_{number:024d}",
+        "object": "price",
+        "active": True,
+        "billing_scheme": "per_unit",
+        "created": int(start),
+        "currency": currency,
+        "livemode": False,
+        "lookup_key": None,
+        "metadata": {},
+        "nickname": None,
+        "product": f"prod_{number:014d}",
+        "recurring": {
+            "aggregate_usage": None,
+            "interval": interval,
+            "interval_count": interval_count,
+            "trial_period_days": None,
+            "usage_type": usage_type,
+        },
+        "tax_behavior": "unspecified",
+        "tiers_mode": None,
+        "transform_quantity": None,
+        "type": "recurring",
+        "unit_amount": amount,
+        "unit_amount_decimal": str(amount),
+    }
+    item: dict[str, Any] = {
+        "id": f"si_{number:014d}",
+        "object": "subscription_item",
+        "created": int(start),
+        "metadata": {},
+        "price": price,
+        "subscription": sub_id,
+    }
+    if usage_type != "metered":
+        item["quantity"] = quantity
+    items = [item, *(extra_items or [])]
+    return {
+        "id": sub_id,
+        "object": "subscription",
+        "application": None,
+        "billing_cycle_anchor": int(start),
+        "cancel_at": None,
+        "cancel_at_period_end": False,
+        "canceled_at": int(ended_at) if ended_at else None,
+        "collection_method": "charge_automatically",
+        "created": int(start),
+        "currency": currency,
+        "customer": customer,
+        "days_until_due": None,
+        "default_payment_method": None,
+        "description": None,
+        "discount": discount,
+        "discounts": [],
+        "ended_at": int(ended_at) if ended_at else None,
+        "items": {
+            "object": "list",
+            "data": items,
+            "has_more": False,
+            "total_count": len(items),
+            "url": f"/v1/subscription_items?subscription={sub_id}",
+        },
+        "latest_invoice": None,
+        "livemode": False,
+        "metadata": {},
+        "quantity": quantity if len(items) == 1 else None,
+        "start_date": int(start),
+        "status": status,
+        "trial_end": int(trial[1]) if trial else None,
+        "trial_start": int(trial[0]) if trial else None,
+    }
+
+
+@dataclass
+class FakeStripe(FakeService):
+    keys: set[str] = field(default_factory=set)
+    restricted_keys: set[str] = field(default_factory=set)  # keys without Subscriptions read
+    subscriptions: list[dict[str, Any]] = field(default_factory=list)
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/v1/subscriptions", self.list_subscriptions)
+
+    @staticmethod
+    def _error(status: int, message: str, **extra: Any) -> web.Response:
+        return respond(
+            status,
+            {"error": {"message": message, "type": "invalid_request_error", **extra}},
+            {"Request-Id": "req_fake123"},
+        )
+
+    async def list_subscriptions(self, request: web.Request) -> web.Response:
+        key = bearer(request)
+        if key is None:
+            return self._error(
+                401,
+                "You did not provide an API key. You need to provide your API key in the "
+                "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').",
+            )
+        if key not in self.keys:
+            masked = key[:8] + "*" * max(0, len(key) - 12) + key[-4:]
+            return self._error(401, f"Invalid API Key provided: {masked}")
+        if key in self.restricted_keys:
+            return self._error(
+                403,
+                f"The provided key '{key[:8]}***' does not have the required permissions for "
+                "this endpoint on account 'acct_1Fake'. Having the 'rak_subscription_read' permission "
+                "would allow this request to continue.",
+            )
+        try:
+            limit = int(request.query.get("limit", 10))
+        except ValueError:
+            return self._error(400, "Invalid integer: limit", param="limit")
+        if not 1 <= limit <= 100:
+            return self._error(
+                400, "This value must be between 1 and 100 (it currently is 1000).", param="limit"
+            )
+        status = request.query.get("status")
+        if status == "all":
+            items = self.subscriptions
+        elif status:
+            items = [s for s in self.subscriptions if s["status"] == status]
+        else:  # by default, every subscription that is not canceled
+            items = [
+                s
+                for s in self.subscriptions
+                if s["status"] not in ("canceled", "incomplete_expired")
+            ]
+        items = sorted(items, key=lambda s: (s["created"], s["id"]), reverse=True)
+        after = request.query.get("starting_after")
+        if after:
+            ids = [s["id"] for s in items]
+            if after not in ids:
+                return self._error(
+                    400,
+                    f"No such subscription: '{after}'",
+                    param="starting_after",
+                    code="resource_missing",
+                )
+            items = items[ids.index(after) + 1 :]
+        page = items[:limit]
+        return respond(
+            200,
+            {
+                "object": "list",
+                "url": "/v1/subscriptions",
+                "has_more": len(items) > limit,
+                "data": page,
+            },
+            {"Request-Id": "req_fake123"},
+        )

@@ -1,0 +1,74 @@
+"""`type: slack` against a local Slack Web API."""
+
+from __future__ import annotations
+
+import pytest
+
+from kpi_collector.sources.slack import Slack
+from tests.fakes._base import collect, outcome
+from tests.fakes.slack import FakeSlack, Member
+
+BOT_TOKEN = "xoxb-1111-2222-fakebottoken"
+ADMIN_TOKEN = "xoxp-3333-4444-fakeadmintoken"
+
+
+@pytest.fixture
+def slack():
+    members = [Member(f"U{i:08d}", f"person{i}", billing_active=i % 3 != 0) for i in range(430)]
+    members += [Member(f"U9{i:07d}", f"gone{i}", deleted=True) for i in range(10)]
+    members += [Member(f"B{i:08d}", f"bot{i}", is_bot=True) for i in range(5)]
+    members += [Member("UAPP00001", "app", is_app_user=True), Member("USLACKBOT", "slackbot")]
+    fake = FakeSlack(
+        members=members, tokens={BOT_TOKEN: {"users:read"}, ADMIN_TOKEN: {"users:read", "admin"}}
+    )
+    with fake.serve():
+        yield fake
+
+
+def test_members_follow_the_cursor(slack: FakeSlack) -> None:
+    assert collect(Slack(token=BOT_TOKEN, api_url=slack.url)) == {"members": 430}
+    cursors = [r.query.get("cursor") for r in slack.requests]
+    assert len(cursors) == 3 and cursors[0] is None and all(cursors[1:])  # 447 members, 200 a page
+    assert all(r.query["limit"] == "200" for r in slack.requests)
+
+
+def test_active_members_with_an_admin_token(slack: FakeSlack) -> None:
+    values = collect(
+        Slack(token=ADMIN_TOKEN, api_url=slack.url, metrics=["members", "active_members"])
+    )
+    assert values == {"members": 430, "active_members": sum(1 for i in range(430) if i % 3 != 0)}
+
+
+def test_active_members_without_the_scope_fails_alone(slack: FakeSlack) -> None:
+    result = outcome(
+        Slack(token=BOT_TOKEN, api_url=slack.url, metrics=["members", "active_members"])
+    )
+    assert result.values == {"members": 430}
+    ((metric, message, _),) = result.errors
+    assert (
+        metric == "active_members"
+        and "lacks the scope admin" in message
+        and "users:read" in message
+    )
+
+
+def test_invalid_token_names_the_variable(slack: FakeSlack) -> None:
+    wrong = "xoxb-9999-wrong-token-value"
+    result = outcome(Slack(token=wrong, api_url=slack.url))
+    ((_, message, transient),) = result.errors
+    assert "Slack refused the token (invalid_auth)" in message and "${SLACK_TOKEN}" in message
+    assert wrong not in message and not transient
+
+
+def test_rate_limited_then_answers(slack: FakeSlack) -> None:
+    slack.inject(
+        429, {"ok": False, "error": "ratelimited"}, headers={"Retry-After": "1"}, path="users.list"
+    )
+    assert collect(Slack(token=BOT_TOKEN, api_url=slack.url)) == {"members": 430}
+
+
+def test_token_is_required_and_not_empty() -> None:
+    with pytest.raises(ValueError, match="token is empty: set SLACK_TOKEN"):
+        Slack(token="")
+    with pytest.raises(ValueError, match="token"):
+        Slack()

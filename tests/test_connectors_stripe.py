@@ -1,0 +1,243 @@
+"""`type: stripe` against a local Stripe API: MRR normalised to a month, per currency,
+counts, errors, pagination, and MRR over time for backfill."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from kpi_collector.errors import HttpError
+from kpi_collector.sources.stripe import Stripe
+from tests.fakes._base import backfill, collect, outcome
+from tests.fakes.stripe import FakeStripe, subscription
+
+KEY = "sk_test_51FakeKeyValueForTests0000abcd"
+RESTRICTED = "rk_test_51FakeRestrictedKey000000wxyz"
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+
+def ts(day: str) -> float:
+    return datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp()
+
+
+def dataset(bulk: int = 0) -> list[dict]:
+    subs = [
+        subscription(customer="cus_A", start=ts("2025-06-01"), amount=4900),  # 49.00 a month
+        subscription(
+            customer="cus_B", start=ts("2025-09-15"), amount=49000, interval="year", quantity=2
+        ),
+        subscription(
+            customer="cus_C", start=ts("2026-02-01"), amount=1000, interval="week", interval_count=2
+        ),
+        subscription(customer="cus_A", start=ts("2026-01-10"), amount=100, interval="day"),
+        subscription(
+            customer="cus_D",
+            start=ts("2025-05-01"),
+            amount=2000,
+            status="canceled",
+            ended_at=ts("2026-02-20"),
+        ),
+        subscription(
+            customer="cus_E",
+            start=ts("2025-01-01"),
+            amount=2000,
+            status="canceled",
+            ended_at=ts("2025-12-01"),
+        ),
+        subscription(
+            customer="cus_F",
+            start=ts("2026-03-05"),
+            amount=3000,
+            status="trialing",
+            trial=(ts("2026-03-05"), ts("2026-03-19")),
+        ),
+        subscription(customer="cus_G", start=ts("2026-01-01"), amount=1500, status="past_due"),
+        subscription(customer="cus_H", start=ts("2026-03-01"), amount=9900, status="incomplete"),
+        subscription(customer="cus_I", start=ts("2026-02-01"), amount=7, usage_type="metered"),
+        subscription(
+            customer="cus_J",
+            start=ts("2025-11-01"),
+            amount=10000,
+            discount={
+                "id": "di_1",
+                "object": "discount",
+                "start": int(ts("2025-11-01")),
+                "end": None,
+                "coupon": {
+                    "id": "TWENTY",
+                    "object": "coupon",
+                    "percent_off": 20.0,
+                    "amount_off": None,
+                    "currency": None,
+                    "duration": "forever",
+                },
+            },
+        ),
+        subscription(customer="cus_K", start=ts("2026-01-15"), amount=5000, currency="eur"),
+        subscription(
+            customer="cus_L", start=ts("2025-10-01"), amount=120000, currency="jpy"
+        ),  # zero-decimal
+    ]
+    subs += [
+        subscription(customer=f"cus_bulk{i}", start=ts("2026-02-10"), amount=100)
+        for i in range(bulk)
+    ]
+    return subs
+
+
+@pytest.fixture
+def stripe():
+    fake = FakeStripe(keys={KEY, RESTRICTED}, restricted_keys={RESTRICTED}, subscriptions=dataset())
+    with fake.serve():
+        yield fake
+
+
+def source(fake: FakeStripe, **kwargs) -> Stripe:
+    return Stripe(api_key=kwargs.pop("api_key", KEY), api_url=fake.url, **kwargs)
+
+
+USD_MRR = 49 + 49000 * 2 / 100 / 12 + 10 / (2 * 12 / 52) + 1 * 365 / 12 + 15 + 80  # = 277.75
+
+
+def test_mrr_normalised_to_a_month_in_one_currency(stripe: FakeStripe) -> None:
+    values = collect(
+        source(
+            stripe,
+            currency="USD",
+            metrics=[
+                "mrr",
+                "arr",
+                "active_subscriptions",
+                "trialing_subscriptions",
+                "customers",
+                "churned_subscriptions_30d",
+            ],
+        ),
+        now=NOW,
+    )
+    assert values == {
+        "mrr": pytest.approx(USD_MRR, abs=0.01),
+        "arr": pytest.approx(USD_MRR * 12, abs=0.1),
+        "active_subscriptions": 9,  # every active or past-due one, in any currency, metered too
+        "trialing_subscriptions": 1,
+        "customers": 8,  # cus_A has two
+        "churned_subscriptions_30d": 1,  # cus_D ended 18 days ago; cus_E too long ago
+    }
+    (request,) = stripe.requests
+    assert request.query["status"] == "all" and request.query["limit"] == "100"
+    assert request.headers["Authorization"] == f"Bearer {KEY}"
+
+
+def test_several_currencies_need_a_choice(stripe: FakeStripe) -> None:
+    result = outcome(
+        source(stripe, metrics=["mrr", "mrr_usd", "mrr_eur", "arr_jpy", "customers"]), now=NOW
+    )
+    assert result.values == {
+        "mrr_usd": pytest.approx(USD_MRR, abs=0.01),
+        "mrr_eur": 50.0,
+        "arr_jpy": 1_440_000.0,
+        "customers": 8,
+    }
+    ((metric, message, _),) = result.errors
+    assert metric == "mrr" and "subscriptions are in eur, jpy, usd" in message
+    assert "`currency:`" in message and "mrr_eur, mrr_jpy, mrr_usd" in message
+
+
+def test_a_single_currency_needs_no_choice(stripe: FakeStripe) -> None:
+    stripe.subscriptions = [s for s in stripe.subscriptions if s["currency"] == "eur"]
+    assert collect(source(stripe, metrics=["mrr", "arr"]), now=NOW) == {"mrr": 50.0, "arr": 600.0}
+
+
+def test_pages_follow_starting_after(stripe: FakeStripe) -> None:
+    stripe.subscriptions = dataset(bulk=150)
+    values = collect(
+        source(stripe, currency="usd", metrics=["mrr", "active_subscriptions"]), now=NOW
+    )
+    assert values["active_subscriptions"] == 159 and values["mrr"] == pytest.approx(
+        USD_MRR + 150, abs=0.01
+    )
+    afters = [r.query.get("starting_after") for r in stripe.requests]
+    assert len(afters) == 2 and afters[0] is None and afters[1].startswith("sub_")
+
+
+def test_wrong_key_names_the_variable_and_hides_the_key(stripe: FakeStripe) -> None:
+    wrong = "sk_test_51WrongKeyValue00000000000zzzz"
+    result = outcome(source(stripe, api_key=wrong), now=NOW)
+    ((_, message, transient),) = result.errors
+    assert (
+        "Stripe refused the credentials (HTTP 401: Invalid API Key provided: sk_test_****"
+        in message
+    )
+    assert "`api_key`" in message and "${STRIPE_API_KEY}" in message
+    assert wrong not in message and not transient
+
+
+def test_restricted_key_without_subscriptions_read(stripe: FakeStripe) -> None:
+    with pytest.raises(
+        HttpError, match="restricted key needs read access to Subscriptions"
+    ) as caught:
+        collect(source(stripe, api_key=RESTRICTED), now=NOW)
+    assert RESTRICTED not in str(caught.value)
+
+
+def test_rate_limit_without_retry_after_backs_off(stripe: FakeStripe) -> None:
+    stripe.inject(
+        429,
+        {
+            "error": {
+                "message": "Request rate limit exceeded.",
+                "type": "invalid_request_error",
+                "code": "rate_limit",
+            }
+        },
+    )
+    assert collect(source(stripe, currency="usd", metrics=["mrr"]), now=NOW)[
+        "mrr"
+    ] == pytest.approx(USD_MRR, 0.01)
+    assert stripe.calls() == 2
+
+
+def test_backfill_mrr_over_time(stripe: FakeStripe) -> None:
+    points = backfill(
+        source(
+            stripe,
+            currency="usd",
+            metrics=[
+                "mrr",
+                "active_subscriptions",
+                "customers",
+                "churned_subscriptions_30d",
+                "mrr_eur",
+            ],
+        ),
+        date(2025, 12, 1),
+        now=NOW,
+    )
+    by = {(p.metric, p.ts.date()): p.value for p in points}
+    assert min(d for _, d in by) == date(2025, 12, 1) and max(d for _, d in by) == date(2026, 3, 9)
+    # end of 2025-12-31: A 49, B 81.67, D 20, J 80 (E ended on Dec 1)
+    assert by[("mrr", date(2025, 12, 31))] == pytest.approx(49 + 81.67 + 20 + 80, abs=0.01)
+    assert by[("active_subscriptions", date(2025, 12, 31))] == 5  # A, B, D, J and the yen one
+    # 2026-02-25: D has ended, C, G, the daily one and the metered one have started
+    assert by[("mrr", date(2026, 2, 25))] == pytest.approx(USD_MRR, abs=0.01)
+    assert by[("customers", date(2026, 2, 25))] == 8
+    assert by[("churned_subscriptions_30d", date(2026, 2, 25))] == 1
+    assert by[("churned_subscriptions_30d", date(2025, 12, 30))] == 1  # E ended on Dec 1
+    assert by[("churned_subscriptions_30d", date(2025, 12, 31))] == 0  # more than 30 days before
+    assert by[("mrr_eur", date(2026, 1, 14))] == 0 and by[("mrr_eur", date(2026, 1, 15))] == 50
+    assert all(p.ts.hour == 23 for p in points)
+
+
+def test_backfill_with_several_currencies_and_no_choice_fails(stripe: FakeStripe) -> None:
+    with pytest.raises(Exception, match="set `currency:`"):
+        backfill(source(stripe, metrics=["mrr"]), date(2026, 1, 1), now=NOW)
+
+
+def test_per_currency_metric_names_are_accepted_and_checked() -> None:
+    assert Stripe(api_key=KEY, metrics=["mrr_usd", "arr_gbp"]).kpi_ids() == [
+        "stripe.mrr_usd",
+        "stripe.arr_gbp",
+    ]
+    with pytest.raises(ValueError, match="unknown metric 'mrr_dollars'"):
+        Stripe(api_key=KEY, metrics=["mrr_dollars"])
