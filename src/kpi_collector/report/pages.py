@@ -240,9 +240,9 @@ def series_table(doc: dict[str, Any]) -> str:
             f"<td class=num>{escape(yp['text']) if yp else ''}</td></tr>"
         )
     return (
-        '<table class="values"><thead><tr><th>period</th><th class=num>value</th>'
+        '<div class="scroll"><table class="values"><thead><tr><th>period</th><th class=num>value</th>'
         "<th class=num>previous window</th><th class=num>a year earlier</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 
@@ -294,9 +294,9 @@ def runs_page(doc: dict[str, Any]) -> str:
             f"<td>{f'<ul class=errors>{errors}</ul>' if errors else ''}</td></tr>"
         )
     runs = (
-        '<table class="runs"><thead><tr><th>run</th><th>started</th><th class=num>duration</th>'
+        '<div class="scroll"><table class="runs"><thead><tr><th>run</th><th>started</th><th class=num>duration</th>'
         "<th>status</th><th>trigger</th><th class=num>values</th><th>errors per source</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
         if rows
         else '<p class="empty">No runs yet.</p>'
     )
@@ -309,8 +309,8 @@ def runs_page(doc: dict[str, Any]) -> str:
             for d in pending
         )
         deliveries = (
-            '<table class="deliveries"><thead><tr><th>destination</th><th>period</th><th>status</th>'
-            f"<th class=num>attempts</th><th>last error</th><th>updated</th></tr></thead><tbody>{items}</tbody></table>"
+            '<div class="scroll"><table class="deliveries"><thead><tr><th>destination</th><th>period</th><th>status</th>'
+            f"<th class=num>attempts</th><th>last error</th><th>updated</th></tr></thead><tbody>{items}</tbody></table></div>"
         )
     else:
         deliveries = '<p class="muted">No delivery is pending.</p>'

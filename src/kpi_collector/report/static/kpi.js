@@ -100,8 +100,11 @@
       body.appendChild(tr);
     });
     t.appendChild(body);
+    var wrap = document.createElement("div");
+    wrap.className = "scroll";
+    wrap.appendChild(t);
     box.textContent = "";
-    box.appendChild(t);
+    box.appendChild(wrap);
   }
 
   function kpiPage(data) {
