@@ -25,6 +25,7 @@ from aiohttp import web
 from kpi_collector.demo.server import BackgroundServer
 
 VERSION = "2025-09-03"
+BODY = web.RequestKey("body", dict)
 
 
 def _uuid() -> str:
@@ -196,7 +197,7 @@ class FakeNotion:
             return error(400, "validation_error", f"this fake speaks Notion-Version {VERSION}")
         if request.method in ("POST", "PATCH"):
             try:
-                request["body"] = json.loads(await request.text() or "{}")
+                request[BODY] = json.loads(await request.text() or "{}")
             except ValueError:
                 return error(400, "invalid_json", "Error parsing JSON body.")
         with self.lock:
@@ -281,7 +282,7 @@ class FakeNotion:
         except KeyError:
             return self._not_found("data_source", raw)
         properties = self.sources[source_id]["properties"]
-        for name, schema in (request["body"].get("properties") or {}).items():
+        for name, schema in (request[BODY].get("properties") or {}).items():
             if schema is None:
                 properties.pop(name, None)
                 continue
@@ -354,7 +355,7 @@ class FakeNotion:
         return out
 
     async def _create_page(self, request: web.Request) -> web.Response:
-        body = request["body"]
+        body = request[BODY]
         parent = body.get("parent") or {}
         if "data_source_id" not in parent:
             return error(
@@ -391,7 +392,7 @@ class FakeNotion:
         except KeyError:
             return self._not_found("page", raw)
         page = self.pages[page_id]
-        values = self._values(page["source"], request["body"].get("properties") or {})
+        values = self._values(page["source"], request[BODY].get("properties") or {})
         if isinstance(values, web.Response):
             return values
         page["properties"].update(values)
@@ -432,7 +433,7 @@ class FakeNotion:
             source_id = self._find(self.sources, raw)
         except KeyError:
             return self._not_found("data_source", raw)
-        body = request["body"]
+        body = request[BODY]
         size = int(body.get("page_size") or 100)
         if not 1 <= size <= 100:
             return error(400, "validation_error", "body.page_size should be ≤ 100")

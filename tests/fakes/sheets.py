@@ -1,0 +1,266 @@
+"""A local Google Sheets API v4 (and OAuth token endpoint) for tests.
+
+Implements what gspread's HTTPClient calls: `GET /v4/spreadsheets/{id}` (metadata),
+`GET|PUT /v4/spreadsheets/{id}/values/{range}`, `POST …/values/{range}:append` and
+`POST /v4/spreadsheets/{id}:batchUpdate` (addSheet, updateSheetProperties), with the API's
+grid limits and error shape `{"error": {"code", "message", "status"}}`. `POST /token` checks
+the service account's signed JWT assertion and hands out a bearer token.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from kpi_collector.demo.server import BackgroundServer
+
+_A1 = re.compile(r"^(?:'((?:[^']|'')+)'|([^!]+))(?:!([A-Z]+)?(\d+)?(?::([A-Z]+)?(\d+)?)?)?$")
+
+
+def service_account(
+    token_uri: str, email: str = "kpi-bot@project.iam.gserviceaccount.com"
+) -> dict[str, Any]:
+    """A service account key with a fresh RSA key, its token endpoint at `token_uri`."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return {
+        "type": "service_account",
+        "project_id": "project",
+        "private_key_id": secrets.token_hex(20),
+        "private_key": pem,
+        "client_email": email,
+        "client_id": "1234567890",
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+        "token_uri": token_uri,
+        "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+        "client_x509_cert_url": "https://www.googleapis.com/robot/v1/metadata/x509/kpi-bot",
+    }
+
+
+def _column(letters: str) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + ord(ch) - 64
+    return n - 1
+
+
+def error(code: int, message: str, status: str) -> web.Response:
+    return web.json_response(
+        {"error": {"code": code, "message": message, "status": status}}, status=code
+    )
+
+
+class FakeSheets:
+    def __init__(self) -> None:
+        self.url = ""
+        self.tokens: set[str] = set()
+        self.spreadsheets: dict[str, list[dict[str, Any]]] = {}
+        self.down = False
+        self.token_requests = 0
+
+    @property
+    def token_uri(self) -> str:
+        return f"{self.url}/token"
+
+    def add_spreadsheet(self, title: str = "Sheet1") -> str:
+        key = "1" + secrets.token_urlsafe(30).replace("-", "a").replace("_", "b")
+        self.spreadsheets[key] = [self._sheet(0, title)]
+        return key
+
+    @staticmethod
+    def _sheet(sheet_id: int, title: str) -> dict[str, Any]:
+        return {"sheetId": sheet_id, "title": title, "rows": 1000, "cols": 26, "values": []}
+
+    def values(self, key: str, title: str) -> list[list[Any]]:
+        return next(s for s in self.spreadsheets[key] if s["title"] == title)["values"]
+
+    @classmethod
+    @contextmanager
+    def serve(cls) -> Iterator[FakeSheets]:
+        fake = cls()
+        with BackgroundServer(fake.app()) as url:
+            fake.url = url
+            yield fake
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware])
+        app.router.add_post("/token", self._token)
+        app.router.add_route("*", "/v4/spreadsheets/{rest:.*}", self._sheets)
+        return app
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.down and request.path.startswith("/v4/"):  # the Sheets API, not Google's sign-in
+            return error(503, "The service is currently unavailable.", "UNAVAILABLE")
+        return await handler(request)
+
+    async def _token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        self.token_requests += 1
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            return web.json_response({"error": "unsupported_grant_type"}, status=400)
+        assertion = str(form.get("assertion") or "")
+        if assertion.count(".") != 2:
+            return web.json_response(
+                {"error": "invalid_grant", "error_description": "Invalid JWT"}, status=400
+            )
+        token = "ya29." + secrets.token_urlsafe(24)
+        self.tokens.add(token)
+        return web.json_response(
+            {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
+        )
+
+    async def _sheets(self, request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        if auth.removeprefix("Bearer ") not in self.tokens:
+            return error(401, "Request had invalid authentication credentials.", "UNAUTHENTICATED")
+        rest = unquote(request.match_info["rest"])
+        key, _, tail = rest.partition("/")
+        action = None
+        if ":" in key:
+            key, action = key.split(":", 1)
+        if key not in self.spreadsheets:
+            return error(404, "Requested entity was not found.", "NOT_FOUND")
+        sheets = self.spreadsheets[key]
+        if not tail and action is None and request.method == "GET":
+            return web.json_response(
+                {
+                    "spreadsheetId": key,
+                    "properties": {"title": "KPIs", "locale": "en_US", "timeZone": "Etc/GMT"},
+                    "sheets": [
+                        {
+                            "properties": {
+                                "sheetId": s["sheetId"],
+                                "title": s["title"],
+                                "index": i,
+                                "sheetType": "GRID",
+                                "gridProperties": {"rowCount": s["rows"], "columnCount": s["cols"]},
+                            }
+                        }
+                        for i, s in enumerate(sheets)
+                    ],
+                    "spreadsheetUrl": f"https://docs.google.com/spreadsheets/d/{key}/edit",
+                }
+            )
+        if action == "batchUpdate" and request.method == "POST":
+            return await self._batch_update(request, key, sheets)
+        if tail.startswith("values/"):
+            return await self._values(request, key, sheets, tail.removeprefix("values/"))
+        return error(404, "Method not found.", "NOT_FOUND")
+
+    async def _batch_update(
+        self, request: web.Request, key: str, sheets: list[dict[str, Any]]
+    ) -> web.Response:
+        body = await request.json()
+        replies: list[dict[str, Any]] = []
+        for item in body.get("requests", []):
+            if "addSheet" in item:
+                props = item["addSheet"].get("properties", {})
+                title = props.get("title") or f"Sheet{len(sheets) + 1}"
+                if any(s["title"] == title for s in sheets):
+                    return error(
+                        400,
+                        f'Invalid requests[0].addSheet: A sheet with the name "{title}" '
+                        "already exists. Please enter another name.",
+                        "INVALID_ARGUMENT",
+                    )
+                sheet = self._sheet(max(s["sheetId"] for s in sheets) + 1, title)
+                grid = props.get("gridProperties") or {}
+                sheet["rows"], sheet["cols"] = (
+                    grid.get("rowCount", 1000),
+                    grid.get("columnCount", 26),
+                )
+                sheets.append(sheet)
+                replies.append(
+                    {"addSheet": {"properties": {"sheetId": sheet["sheetId"], "title": title}}}
+                )
+            elif "updateSheetProperties" in item:
+                props = item["updateSheetProperties"]["properties"]
+                sheet = next(s for s in sheets if s["sheetId"] == props["sheetId"])
+                grid = props.get("gridProperties") or {}
+                sheet["rows"] = grid.get("rowCount", sheet["rows"])
+                sheet["cols"] = grid.get("columnCount", sheet["cols"])
+                replies.append({})
+            else:
+                return error(400, "Invalid request: unsupported in this fake", "INVALID_ARGUMENT")
+        return web.json_response({"spreadsheetId": key, "replies": replies})
+
+    async def _values(
+        self, request: web.Request, key: str, sheets: list[dict[str, Any]], spec: str
+    ) -> web.Response:
+        append = spec.endswith(":append")
+        spec = spec.removesuffix(":append")
+        match = _A1.match(spec)
+        if not match:
+            return error(400, f"Unable to parse range: {spec}", "INVALID_ARGUMENT")
+        title = (match.group(1) or match.group(2)).replace("''", "'")
+        sheet = next((s for s in sheets if s["title"] == title), None)
+        if sheet is None:
+            return error(400, f"Unable to parse range: {spec}", "INVALID_ARGUMENT")
+        col = _column(match.group(3)) if match.group(3) else 0
+        row = int(match.group(4)) - 1 if match.group(4) else 0
+        values: list[list[Any]] = sheet["values"]
+        if request.method == "GET":
+            out = [list(r) for r in values]
+            body: dict[str, Any] = {
+                "range": f"'{title}'!A1:Z{sheet['rows']}",
+                "majorDimension": "ROWS",
+            }
+            if out:
+                body["values"] = out
+            return web.json_response(body)
+        if request.query.get("valueInputOption") not in ("RAW", "USER_ENTERED"):
+            return error(
+                400, "'valueInputOption' is required but not specified", "INVALID_ARGUMENT"
+            )
+        new = (await request.json()).get("values", [])
+        if append:
+            row, col = len(values), 0
+            sheet["rows"] = max(sheet["rows"], row + len(new))
+        width = max((len(r) for r in new), default=0)
+        if col + width > sheet["cols"] or row + len(new) > sheet["rows"]:
+            return error(
+                400,
+                f"Range ('{title}'!{spec.split('!')[-1]}) exceeds grid limits. Max rows: "
+                f"{sheet['rows']}, max columns: {sheet['cols']}",
+                "INVALID_ARGUMENT",
+            )
+        for i, cells in enumerate(new):
+            while len(values) <= row + i:
+                values.append([])
+            target = values[row + i]
+            while len(target) < col + len(cells):
+                target.append("")
+            for j, cell in enumerate(cells):
+                target[col + j] = cell
+        for r in values:  # the API returns rows without trailing empty cells
+            while r and r[-1] in ("", None):
+                r.pop()
+        updates = {
+            "spreadsheetId": key,
+            "updatedRange": f"'{title}'!A{row + 1}",
+            "updatedRows": len(new),
+            "updatedColumns": width,
+            "updatedCells": sum(len(r) for r in new),
+        }
+        if append:
+            return web.json_response(
+                {"spreadsheetId": key, "tableRange": f"'{title}'!A1", "updates": updates}
+            )
+        return web.json_response(updates)
+
+
+def dumps(info: dict[str, Any]) -> str:
+    return json.dumps(info)

@@ -1,0 +1,451 @@
+"""The contract every destination keeps, checked against each one's real or faithful local
+service: it delivers; a re-run in the same period updates the row (tables) or sends nothing
+more (messages); an outage leaves the delivery pending and a later run delivers it, in order;
+and its secret never shows in errors, output or the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kpi_collector import Pipeline
+from kpi_collector.delivery import DeliveryEngine
+from kpi_collector.destinations import (
+    CSV,
+    JSONL,
+    SQL,
+    Discord,
+    Email,
+    GoogleSheets,
+    Notion,
+    Parquet,
+    Pushgateway,
+    Segment,
+    Slack,
+    Store,
+    Webhook,
+)
+from kpi_collector.destinations.base import Destination
+from kpi_collector.sources.python import Function
+from tests.fakes.notion import FakeNotion
+from tests.fakes.pushgateway import gauge, groups, pushgateway
+from tests.fakes.sheets import FakeSheets, service_account
+from tests.fakes.smtp import smtp_server
+from tests.fakes.tcp_proxy import TcpProxy
+from tests.fakes.webhooks import FakeHooks
+from tests.services import require_mysql_url, require_postgres_url
+
+SECRET = "s3cret-destination-token-9f8e7d"
+TITLE = "GitHub Stargazers"
+DAY1 = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # a Monday
+DAY2 = DAY1 + timedelta(days=1)
+
+
+@dataclass
+class Harness:
+    """One destination type wired to its local service."""
+
+    make: Callable[..., Destination]  # make(every=...) -> a destination
+    table: bool  # upserts one row per period (else: a message per period)
+    count: Callable[[], int]  # rows (tables) or messages held by the service
+    value: Callable[[], float | None]  # the newest delivered value of github.stars
+    down: Callable[[], None]
+    up: Callable[[], None]
+    secret: str | None = SECRET
+    extra: dict[str, Any] = field(default_factory=dict)
+    keeps_history: bool = True  # False: holds only the newest period (a Pushgateway's gauges)
+
+
+def _message_value(text: str) -> float | None:
+    found = re.findall(rf"{TITLE}\**:\** ([\d,.]+)", text)
+    return float(found[-1].replace(",", "")) if found else None
+
+
+def _harness(name: str, tmp: Path, stack: ExitStack) -> Harness:
+    if name == "notion":
+        notion = stack.enter_context(FakeNotion.serve(SECRET))
+        database = notion.add_database()
+
+        def notion_value() -> float | None:
+            rows = notion.rows(database)
+            return rows[-1].get(TITLE) if rows else None
+
+        return Harness(
+            lambda **kw: Notion(
+                token=SECRET, database=database, api_url=notion.url, requests_per_second=1000, **kw
+            ),
+            True,
+            lambda: len(notion.rows(database)),
+            notion_value,
+            lambda: setattr(notion, "down", True),
+            lambda: setattr(notion, "down", False),
+        )
+    if name in ("discord", "slack", "slack_bot", "webhook", "segment"):
+        hooks = stack.enter_context(FakeHooks.serve(SECRET))
+        down = lambda: setattr(hooks, "down", True)  # noqa: E731
+        up = lambda: setattr(hooks, "down", False)  # noqa: E731
+        if name == "discord":
+            return Harness(
+                lambda **kw: Discord(webhook_url=hooks.discord_url, **kw),
+                False,
+                lambda: len(hooks.discord),
+                lambda: _message_value(hooks.discord[-1]["content"]) if hooks.discord else None,
+                down,
+                up,
+            )
+        if name in ("slack", "slack_bot"):
+
+            def make_slack(**kw: Any) -> Destination:
+                if name == "slack":
+                    return Slack(webhook_url=hooks.slack_url, **kw)
+                return Slack(token=SECRET, channel="#kpis", api_url=f"{hooks.url}/api", **kw)
+
+            return Harness(
+                make_slack,
+                False,
+                lambda: len(hooks.slack),
+                lambda: _message_value(hooks.slack[-1]["text"]) if hooks.slack else None,
+                down,
+                up,
+            )
+        if name == "webhook":
+
+            def hook_value() -> float | None:
+                if not hooks.hooks:
+                    return None
+                body = json.loads(hooks.hooks[-1][0])
+                return next(v["value"] for v in body["values"] if v["kpi"] == "github.stars")
+
+            return Harness(
+                lambda **kw: Webhook(url=hooks.hook_url, secret="hmac-key-for-tests", **kw),
+                False,
+                lambda: len(hooks.hooks),
+                hook_value,
+                down,
+                up,
+            )
+        return Harness(
+            lambda **kw: Segment(write_key=SECRET, api_url=hooks.url, **kw),
+            False,
+            lambda: len(hooks.segment),
+            lambda: hooks.segment[-1]["properties"]["github.stars"] if hooks.segment else None,
+            down,
+            up,
+        )
+    if name == "email":
+        port, ca_file, messages = stack.enter_context(smtp_server(tmp, "kpi-bot", SECRET))
+        proxy = stack.enter_context(TcpProxy("127.0.0.1", port))
+
+        def email_value() -> float | None:
+            if not messages:
+                return None
+            body = messages[-1][0].get_body(preferencelist=("plain",)).get_content()
+            return _message_value(body)
+
+        return Harness(
+            lambda **kw: Email(
+                host="127.0.0.1",
+                port=proxy.port,
+                username="kpi-bot",
+                password=SECRET,
+                sender="KPI bot <kpi@example.com>",
+                to=["team@example.com"],
+                ca_file=str(ca_file),
+                timeout=5,
+                **kw,
+            ),
+            False,
+            lambda: len(messages),
+            email_value,
+            proxy.down,
+            proxy.up,
+        )
+    if name == "pushgateway":
+        url = stack.enter_context(pushgateway())
+        port = int(url.rsplit(":", 1)[1])
+        proxy = stack.enter_context(TcpProxy("127.0.0.1", port))
+        return Harness(
+            lambda **kw: Pushgateway(url=f"http://127.0.0.1:{proxy.port}", timeout=5, **kw),
+            True,
+            lambda: len([g for g in groups(url) if g["labels"].get("job") == "kpi_collector"]),
+            lambda: gauge(url, "github.stars"),
+            proxy.down,
+            proxy.up,
+            secret=None,
+            keeps_history=False,
+        )
+    if name == "google_sheets":
+        sheets = stack.enter_context(FakeSheets.serve())
+        key = sheets.add_spreadsheet()
+        credentials = json.dumps(service_account(sheets.token_uri))
+
+        def sheet_value() -> float | None:
+            values = sheets.values(key, "KPIs")
+            if len(values) < 2 or TITLE not in values[0]:
+                return None
+            return values[-1][values[0].index(TITLE)]
+
+        return Harness(
+            lambda **kw: GoogleSheets(
+                spreadsheet=key, credentials=credentials, api_url=sheets.url, timeout=5, **kw
+            ),
+            True,
+            lambda: (
+                max(0, len(sheets.values(key, "KPIs")) - 1)
+                if any(s["title"] == "KPIs" for s in sheets.spreadsheets[key])
+                else 0
+            ),
+            sheet_value,
+            lambda: setattr(sheets, "down", True),
+            lambda: setattr(sheets, "down", False),
+            secret=None,
+            extra={"private_key": json.loads(credentials)["private_key"]},
+        )
+    if name in ("csv", "jsonl", "parquet"):
+        folder = tmp / "out"
+        path = folder / f"kpis.{name}"
+        cls = {"csv": CSV, "jsonl": JSONL, "parquet": Parquet}[name]
+
+        def file_rows() -> list[dict[str, Any]]:
+            if not path.exists():
+                return []
+            return cls(path=str(path)).read(path)
+
+        def file_value() -> float | None:
+            rows = file_rows()
+            return float(rows[-1]["github.stars"]) if rows else None
+
+        def block() -> None:  # the folder is a plain file: every write fails
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.write_text("not a folder")
+
+        def unblock() -> None:
+            folder.unlink()
+
+        return Harness(
+            lambda **kw: cls(path=str(path), **kw),
+            True,
+            lambda: len(file_rows()),
+            file_value,
+            block,
+            unblock,
+            secret=None,
+        )
+    if name in ("sql_sqlite", "sql_postgres", "sql_mysql"):
+        return _sql_harness(name, tmp, stack)
+    raise AssertionError(name)
+
+
+def _sql_harness(name: str, tmp: Path, stack: ExitStack) -> Harness:
+    import sqlalchemy as sa
+
+    table = f"kpis_{uuid.uuid4().hex[:8]}"
+    if name == "sql_sqlite":
+        folder = tmp / "warehouse"
+        folder.mkdir()
+        url = f"sqlite:///{folder / 'w.db'}"
+        direct = url
+
+        def down() -> None:
+            shutil.move(folder, tmp / "moved")
+            folder.write_text("not a folder")
+
+        def up() -> None:
+            folder.unlink()
+            shutil.move(tmp / "moved", folder)
+
+        secret = None
+    else:
+        base = require_postgres_url() if name == "sql_postgres" else require_mysql_url()
+        parsed = sa.engine.make_url(base)
+        proxy = stack.enter_context(TcpProxy(parsed.host or "127.0.0.1", parsed.port or 5432))
+        direct = base
+        # PostgreSQL trusts local connections, so the password is never checked but is still sent
+        password = SECRET if name == "sql_postgres" else None
+        url = parsed.set(host="127.0.0.1", port=proxy.port, password=password).render_as_string(
+            hide_password=False
+        )
+        down, up = proxy.down, proxy.up
+        secret = SECRET if password else None
+        engine = sa.create_engine(direct)
+        stack.callback(engine.dispose)
+        stack.callback(lambda: _drop(engine, table))
+
+    def rows() -> list[dict[str, Any]]:
+        if name == "sql_sqlite" and not (tmp / "warehouse").is_dir():
+            return []  # during the outage: nothing written, nothing to read
+        engine = sa.create_engine(direct)
+        try:
+            with engine.connect() as conn:
+                if not sa.inspect(conn).has_table(table):
+                    return []
+                return [dict(r._mapping) for r in conn.execute(sa.text(f"SELECT * FROM {table}"))]
+        finally:
+            engine.dispose()
+
+    def value() -> float | None:
+        found = rows()
+        return float(found[-1]["github_stars"]) if found else None
+
+    return Harness(
+        lambda **kw: SQL(url=url, table=table, timeout=5, **kw),
+        True,
+        lambda: len(rows()),
+        value,
+        down,
+        up,
+        secret=secret,
+    )
+
+
+def _drop(engine: Any, table: str) -> None:
+    import sqlalchemy as sa
+
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+
+
+NAMES = [
+    "notion",
+    "discord",
+    "slack",
+    "slack_bot",
+    "email",
+    "webhook",
+    "segment",
+    "pushgateway",
+    "google_sheets",
+    "csv",
+    "jsonl",
+    "parquet",
+    "sql_sqlite",
+    "sql_postgres",
+    "sql_mysql",
+]
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kpi_collector import delivery
+
+    monkeypatch.setattr(delivery, "BACKOFF", 0.01)
+
+
+@pytest.fixture(params=NAMES)
+def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+    with ExitStack() as stack:
+        yield _harness(request.param, tmp_path, stack)
+
+
+class Source:
+    """A source whose values the test sets: `github.stars`, `github.forks`."""
+
+    def __init__(self) -> None:
+        self.values = {"stars": 1647.0, "forks": 12.0}
+
+    def __call__(self) -> dict[str, float]:
+        return dict(self.values)
+
+
+def make_pipeline(tmp_path: Path, destination: Destination, source: Source) -> Pipeline:
+    return Pipeline(
+        sources=[Function(source, name="github")],
+        destinations=[Store(f"sqlite:///{tmp_path / 'kpi.db'}"), destination],
+        kpis={"github.stars": {"title": TITLE}},
+        north_star="github.stars",
+        base_dir=tmp_path,
+    )
+
+
+def test_delivers(harness: Harness, tmp_path: Path) -> None:
+    pipeline = make_pipeline(tmp_path, harness.make(every="day", retries=0), Source())
+    result = pipeline.process(now=DAY1)
+    assert result.delivery_errors == {}
+    assert result.exit_code == 0
+    assert harness.count() == 1
+    assert harness.value() == 1647
+
+
+def test_rerun_in_the_same_period_updates_or_sends_nothing(
+    harness: Harness, tmp_path: Path
+) -> None:
+    source = Source()
+    pipeline = make_pipeline(tmp_path, harness.make(every="day", retries=0), source)
+    assert pipeline.process(now=DAY1).exit_code == 0
+    source.values["stars"] = 1650.0
+    result = pipeline.process(now=DAY1 + timedelta(hours=3))
+    assert result.exit_code == 0, result.delivery_errors
+    assert harness.count() == 1  # never a second row, never a second message
+    assert harness.value() == (1650 if harness.table else 1647)
+    source.values["stars"] = 1700.0
+    assert pipeline.process(now=DAY2).exit_code == 0  # the next period: a new row / message
+    assert harness.count() == (2 if harness.keeps_history else 1)
+    assert harness.value() == 1700
+
+
+def test_outage_stays_pending_and_recovers_in_order(harness: Harness, tmp_path: Path) -> None:
+    source = Source()
+    destination = harness.make(every="day", retries=1)
+    pipeline = make_pipeline(tmp_path, destination, source)
+    harness.down()
+    first = pipeline.process(now=DAY1)
+    assert first.exit_code == 1
+    assert destination.name in first.delivery_errors
+    assert first.values["github.stars"] == 1647  # the run itself is stored
+    source.values["stars"] = 1700.0
+    second = pipeline.process(now=DAY2)
+    assert second.exit_code == 1
+    engine = DeliveryEngine.for_pipeline(pipeline)
+    pending = engine.records(status="pending")
+    assert [r.period for r in pending] == ["2026-11-23", "2026-11-24"]
+    assert pending[0].attempts >= 2 and pending[0].last_error
+    assert harness.count() == 0
+    harness.up()
+    outcomes = asyncio.run(engine.deliver_pending())
+    assert [(o.period, o.ok) for o in outcomes] == [("2026-11-23", True), ("2026-11-24", True)]
+    assert engine.records(status="pending") == []
+    assert harness.count() == (2 if harness.keeps_history else 1)
+    assert harness.value() == 1700  # the newer period went out last
+
+
+def test_secret_never_leaks(
+    harness: Harness, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secrets = [s for s in (harness.secret, harness.extra.get("private_key")) if s]
+    if not secrets:
+        pytest.skip("this destination has no secret of its own")
+    destination = harness.make(every="day", retries=0)
+    assert all(
+        s not in repr(destination) and s not in str(destination.model_dump()) for s in secrets
+    )
+    pipeline = make_pipeline(tmp_path, destination, Source())
+    harness.down()
+    result = pipeline.process(now=DAY1)
+    assert result.exit_code == 1
+    text = json.dumps(result.to_dict()) + str(result.delivery_errors)
+    records = DeliveryEngine.for_pipeline(pipeline).records()
+    text += json.dumps([r.to_dict() for r in records])
+    harness.up()
+    assert pipeline.process(now=DAY2).exit_code == 0
+    pipeline.store.close()  # type: ignore[union-attr]
+    with sqlite3.connect(tmp_path / "kpi.db") as db:
+        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
+            text += json.dumps(db.execute(f"SELECT * FROM {table}").fetchall())
+    captured = capsys.readouterr()
+    text += captured.out + captured.err
+    assert records and records[0].last_error  # the failure was recorded ...
+    for secret in secrets:
+        assert secret not in text  # ... without the secret
