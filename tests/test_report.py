@@ -1,0 +1,100 @@
+"""`kpi report`: one self-contained HTML file, or the Markdown digest."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kpi_collector.report.html import parse_compare, render_html, write_report
+from tests.test_dashboard import NOW, SECRET, XSS, build_store
+
+
+@pytest.fixture(scope="module")
+def config_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_store(tmp_path_factory.mktemp("report"))
+
+
+def kpi(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "kpi"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_html_report_is_one_self_contained_file(config_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    result = kpi(
+        "-c", str(config_path), "report", "--period", "week", "--compare", "14d", "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    html = out.read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html), "links to another host"
+    assert "<link" not in html and "<script src" not in html and "@import" not in html
+    assert "var uPlot=" in html  # the chart library inline
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+    assert XSS not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert SECRET not in html
+    assert "Paying customers" in html and "Changes against 14 days earlier" in html
+    assert html.count('class="chart" data-index=') == 3
+
+
+def test_html_report_values_and_changes(config_path: Path) -> None:
+    html = render_html(config_path, period="week", compare="14d", now=NOW)
+    row = re.search(r'<tr data-kpi="crm.paying">(.*?)</tr>', html)
+    assert row is not None
+    assert ">999<" in row.group(1)
+    assert "+" in row.group(1) and "%" in row.group(1)  # against the value 14 days earlier
+    assert "web" in html and "HTTP 500" in html  # the failing source
+
+
+def test_markdown_report_is_the_digest(config_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.md"
+    result = kpi("-c", str(config_path), "report", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    text = out.read_text(encoding="utf-8")
+    from kpi_collector.config import load_config
+    from kpi_collector.report.digest import Digest
+    from kpi_collector.store import HistoryStore
+
+    assert text.startswith("# ")
+    assert "**Paying customers**: 999" in text
+    assert "Failing sources" in text and SECRET not in text
+    config = load_config(config_path)
+    store = HistoryStore(config.store_url)
+    digest = Digest.from_store(
+        store,
+        kpis=config.kpis,
+        north_star="crm.paying",
+        period="week",
+        compare_days=14,
+        tz=config.tz,
+    )
+    store.close()
+    assert text == digest.markdown()
+
+
+def test_write_report_as_kpi_demo_calls_it(config_path: Path, tmp_path: Path) -> None:
+    out = write_report(config_path, tmp_path / "demo" / "report.html")
+    assert out.exists() and out.read_text(encoding="utf-8").startswith("<!doctype html>")
+    with pytest.raises(ValueError, match=r"\.html or \.md"):
+        write_report(config_path, tmp_path / "report.pdf")
+
+
+def test_bad_options_exit_2(config_path: Path, tmp_path: Path) -> None:
+    assert kpi("-c", str(config_path), "report", "--out", str(tmp_path / "r.pdf")).returncode == 2
+    assert kpi("-c", str(config_path), "report", "--compare", "two weeks").returncode == 2
+    assert kpi("-c", str(config_path), "report", "--period", "year").returncode == 2
+
+
+def test_parse_compare() -> None:
+    assert (
+        parse_compare("14d") == 14 and parse_compare("0d") is None and parse_compare(None) is None
+    )
+    with pytest.raises(ValueError):
+        parse_compare("14")

@@ -1,0 +1,51 @@
+"""The HTML report opened from disk in headless Chromium, with every network request refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kpi_collector.report.html import write_report
+from tests.test_dashboard import NOW, build_store
+from tests.test_dashboard_browser import CHROMIUM_ARGS, require_chromium
+
+pytestmark = pytest.mark.browser
+
+
+def test_report_opens_offline_and_draws_every_chart(tmp_path: Path) -> None:
+    executable = require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    config = build_store(tmp_path / "store")
+    out = write_report(config, tmp_path / "report.html", period="week", compare="14d", now=NOW)
+    errors: list[str] = []
+    requests: list[str] = []
+
+    def route(r: Any) -> None:
+        if r.request.url.startswith("file://"):
+            r.continue_()
+        else:
+            requests.append(r.request.url)
+            r.abort()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        context = browser.new_context(offline=True)
+        context.route("**/*", route)
+        page = context.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(out.as_uri())
+        page.wait_for_function("() => window.kpiCharts && window.kpiCharts.length === 3")
+        charts = page.evaluate(
+            "() => window.kpiCharts.map(c => [c.kpi, c.points, c.chart.data[1].filter(v => v != null).length])"
+        )
+        assert page.locator("table.summary tbody tr").count() == 3
+        browser.close()
+    assert sorted(charts) == sorted(
+        [["crm.paying", 26, 26], ["web.xss", 26, 26], ["pypi.downloads", 26, 26]]
+    )
+    assert not errors, errors
+    assert not requests, requests
