@@ -1,0 +1,117 @@
+"""`type: posthog`: daily, weekly and monthly active users (distinct persons with any event,
+or with `event:`) from PostHog's query API (HogQL) with a personal API key; daily active
+users for backfill.
+
+The windows are whole days in the project's timezone ending yesterday, the last complete day:
+dau is yesterday's, wau the 7 days to yesterday, mau the 30 days to yesterday.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Mapping
+from datetime import date, timedelta
+from typing import Any, ClassVar
+
+from pydantic import Field, field_validator
+
+from kpi_collector.collect.http import Auth, Response
+from kpi_collector.errors import ExtractError
+from kpi_collector.secrets import Secret
+from kpi_collector.sources._service import ServiceClient, ServiceSource, day_end, parse_day
+from kpi_collector.sources.base import Observation, SourceContext
+
+ACTIVE_USERS = """
+SELECT
+    count(DISTINCT if(toDate(timestamp) >= today() - 1, person_id, NULL)) AS dau,
+    count(DISTINCT if(toDate(timestamp) >= today() - 7, person_id, NULL)) AS wau,
+    count(DISTINCT person_id) AS mau
+FROM events
+WHERE toDate(timestamp) >= today() - 30 AND toDate(timestamp) < today(){event}
+""".strip()
+
+DAILY_ACTIVE_USERS = """
+SELECT toDate(timestamp) AS day, count(DISTINCT person_id) AS dau
+FROM events
+WHERE toDate(timestamp) >= toDate({since}) AND toDate(timestamp) < today(){event}
+GROUP BY day
+ORDER BY day
+LIMIT 10000
+""".strip()
+
+_EVENT_FILTER = " AND event = {event}"
+
+
+class PostHog(ServiceSource):
+    type: ClassVar[str] = "posthog"
+    service_name: ClassVar[str] = "PostHog"
+    known_metrics: ClassVar[tuple[str, ...]] = ("dau", "wau", "mau")
+    default_metrics: ClassVar[tuple[str, ...]] = known_metrics
+    credentials: ClassVar[Mapping[str, str]] = {"api_key": "POSTHOG_API_KEY"}
+
+    project_id: str = Field(description="the project's id (Project settings)")
+    api_key: Secret = Field(description="a personal API key with the Query Read scope")
+    event: str | None = Field(default=None, description="count only persons who sent this event")
+    api_url: str = "https://us.posthog.com"
+
+    @field_validator("project_id", mode="before")
+    @classmethod
+    def _id(cls, value: Any) -> str:
+        text = str(value).strip()
+        if not re.fullmatch(r"\d+", text):
+            raise ValueError(f"{value!r} is not a project id (a number, from the project settings)")
+        return text
+
+    def auth(self) -> Auth | None:
+        return Auth(bearer=self.api_key)
+
+    def not_found(self, response: Response) -> str:
+        return (
+            f"PostHog has no project {self.project_id} at {self.api_url}: check `project_id:` of source "
+            f"{self.name!r} (and `api_url:`: https://eu.posthog.com for EU Cloud)"
+        )
+
+    def forbidden(self, response: Response, message: str) -> str:
+        return (
+            f"PostHog refused the query (HTTP 403{': ' + message if message else ''}): the personal API key "
+            f"needs the Query Read scope (query:read) and access to project {self.project_id}"
+        )
+
+    async def _query(
+        self, client: ServiceClient, sql: str, values: dict[str, Any]
+    ) -> list[list[Any]]:
+        if self.event is not None:
+            values = {**values, "event": self.event}
+        sql = sql.replace("{event}", _EVENT_FILTER if self.event is not None else "")
+        body = await client.json(
+            f"/api/projects/{self.project_id}/query/",
+            method="POST",
+            json_body={
+                "query": {"kind": "HogQLQuery", "query": sql, "values": values},
+                "name": "kpi-collector",
+            },
+        )
+        rows = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+            raise ExtractError("PostHog: the query answer has no `results` rows")
+        return rows
+
+    async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
+        rows = await self._query(self.client(ctx), ACTIVE_USERS, {})
+        if len(rows) != 1 or len(rows[0]) != 3:
+            raise ExtractError("PostHog: expected one row of dau, wau, mau")
+        counts = dict(zip(("dau", "wau", "mau"), rows[0], strict=True))
+        return {metric: float(counts[metric] or 0) for metric in self.wanted()}
+
+    async def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
+        """Distinct persons of each day from `since` (or the first day with events) to yesterday."""
+        if "dau" not in self.wanted():
+            return
+        rows = await self._query(self.client(ctx), DAILY_ACTIVE_USERS, {"since": since.isoformat()})
+        counted = {parse_day(str(day)): float(count or 0) for day, count in rows}
+        if not counted:
+            return
+        day = max(since, min(counted))  # from the first day with events; quiet days count 0
+        while day < ctx.today:
+            yield Observation("dau", counted.get(day, 0.0), day_end(day, ctx.tz))
+            day += timedelta(days=1)

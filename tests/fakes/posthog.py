@@ -1,0 +1,155 @@
+"""A local PostHog query API: `POST /api/projects/{id}/query/` running the HogQL shapes the
+connector sends (distinct persons over day windows, per day) over stored events, with
+`values` placeholders, the default 100-row limit, personal API keys and PostHog's error bodies
+(`{"type", "code", "detail", "attr"}`)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes._base import FakeService, bearer, respond
+
+_WINDOW = re.compile(
+    r"count\(DISTINCT if\(toDate\(timestamp\) >= today\(\) - (\d+), person_id, NULL\)\) AS (\w+)"
+)
+_ALL = re.compile(r"count\(DISTINCT person_id\) AS (\w+)")
+_ACTIVE_WHERE = re.compile(
+    r"FROM events WHERE toDate\(timestamp\) >= today\(\) - (\d+) AND toDate\(timestamp\) < today\(\)"
+)
+_DAILY = re.compile(
+    r"^SELECT toDate\(timestamp\) AS day, count\(DISTINCT person_id\) AS (\w+) FROM events "
+    r"WHERE toDate\(timestamp\) >= toDate\(\{since\}\) AND toDate\(timestamp\) < today\(\)"
+    r"(?P<event> AND event = \{event\})? GROUP BY day ORDER BY day(?: LIMIT (?P<limit>\d+))?$"
+)
+
+
+@dataclass
+class FakePostHog(FakeService):
+    projects: set[str] = field(default_factory=lambda: {"4242"})
+    keys: dict[str, set[str]] = field(default_factory=dict)  # personal API key -> scopes
+    events: list[tuple[datetime, str, str]] = field(
+        default_factory=list
+    )  # (timestamp, person, event)
+    today: date = field(default_factory=lambda: datetime.now(UTC).date())
+    queries: list[dict[str, Any]] = field(default_factory=list)
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/api/projects/{project_id}/query/", self.query)
+
+    @staticmethod
+    def _error(status: int, kind: str, code: str, detail: str) -> web.Response:
+        return respond(status, {"type": kind, "code": code, "detail": detail, "attr": None})
+
+    async def query(self, request: web.Request) -> web.Response:
+        key = bearer(request)
+        if key is None:
+            return self._error(
+                401,
+                "authentication_error",
+                "not_authenticated",
+                "Authentication credentials were not provided.",
+            )
+        if key not in self.keys:
+            return self._error(
+                401,
+                "authentication_error",
+                "authentication_failed",
+                "Personal API key found in request Authorization header is invalid.",
+            )
+        if "query:read" not in self.keys[key]:
+            return self._error(
+                403,
+                "authentication_error",
+                "permission_denied",
+                "API key missing required scope 'query:read'",
+            )
+        if request.match_info["project_id"] not in self.projects:
+            return self._error(404, "invalid_request", "not_found", "Not found.")
+        body = await request.json()
+        self.queries.append(body)
+        query = body.get("query") or {}
+        if query.get("kind") != "HogQLQuery":
+            return self._error(400, "validation_error", "invalid_input", "Unsupported query kind")
+        text = " ".join(str(query.get("query", "")).split())
+        values = query.get("values") or {}
+        for name in re.findall(r"\{(\w+)\}", text):
+            if name not in values:
+                return self._error(
+                    400,
+                    "validation_error",
+                    "query_validation_error",
+                    f"Placeholder {{{name}}} is not available in this context",
+                )
+        event = values.get("event") if " AND event = {event}" in text else None
+        daily = _DAILY.match(text)
+        if daily:
+            return self._daily(daily, values, event)
+        if _ACTIVE_WHERE.search(text):
+            return self._active(text, event)
+        return self._error(
+            400,
+            "validation_error",
+            "query_validation_error",
+            f"Unable to resolve field: {text[:40]}",
+        )
+
+    def _persons(self, first: date, event: str | None) -> set[str]:
+        return {
+            p
+            for t, p, e in self.events
+            if first <= t.date() < self.today and (event is None or e == event)
+        }
+
+    def _active(self, text: str, event: str | None) -> web.Response:
+        outer = int(_ACTIVE_WHERE.search(text).group(1))  # type: ignore[union-attr]
+        columns, row = [], []
+        for days, name in _WINDOW.findall(text):
+            columns.append(name)
+            row.append(
+                len(self._persons(self.today - timedelta(days=min(int(days), outer)), event))
+            )
+        for name in _ALL.findall(text):
+            columns.append(name)
+            row.append(len(self._persons(self.today - timedelta(days=outer), event)))
+        return self._result(columns, [row])
+
+    def _daily(
+        self, match: re.Match[str], values: dict[str, Any], event: str | None
+    ) -> web.Response:
+        since = date.fromisoformat(str(values["since"])[:10])
+        per_day: dict[date, set[str]] = {}
+        for t, person, name in self.events:
+            if since <= t.date() < self.today and (event is None or name == event):
+                per_day.setdefault(t.date(), set()).add(person)
+        rows = [[d.isoformat(), len(per_day[d])] for d in sorted(per_day)]
+        limit = int(match.group("limit") or 100)  # PostHog returns 100 rows unless told otherwise
+        return self._result(["day", match.group(1)], rows[:limit], has_more=len(rows) > limit)
+
+    @staticmethod
+    def _result(
+        columns: list[str], rows: list[list[Any]], *, has_more: bool = False
+    ) -> web.Response:
+        return respond(
+            200,
+            {
+                "cache_key": "cache_fake",
+                "clickhouse": "SELECT ...",
+                "columns": columns,
+                "error": None,
+                "hasMore": has_more,
+                "hogql": "SELECT ...",
+                "is_cached": False,
+                "limit": 100,
+                "modifiers": {},
+                "offset": 0,
+                "query_status": None,
+                "results": rows,
+                "timezone": "UTC",
+                "types": [[c, "UInt64"] for c in columns],
+            },
+        )
