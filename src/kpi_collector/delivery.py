@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 PENDING, DONE, DROPPED = "pending", "done", "dropped"
 MAX_RETRY_AFTER = 60.0  # a longer Retry-After ends the attempt; the row stays pending
+BACKOFF = 0.5  # seconds before the first retry; doubled each time, with jitter
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,7 @@ class DeliveryEngine:
         order: Callable[[Iterable[str]], list[str]] | None = None,
         tz: ZoneInfo | str = "UTC",
         base_dir: Path | None = None,
-        backoff: float = 0.5,
+        backoff: float | None = None,
         max_retry_after: float = MAX_RETRY_AFTER,
     ) -> None:
         self.store = store
@@ -115,7 +116,7 @@ class DeliveryEngine:
         self.order = order or (lambda ids: list(dict.fromkeys(ids)))
         self.tz = ZoneInfo(tz) if isinstance(tz, str) else tz
         self.base_dir = base_dir or Path.cwd()
-        self.backoff = backoff
+        self.backoff = BACKOFF if backoff is None else backoff
         self.max_retry_after = max_retry_after
         self._http: HttpClient | None = None
 
