@@ -1,0 +1,248 @@
+"""Notion against a local API that answers like Notion (2025-09-03): data source resolution,
+idempotent page writes, automatic properties, the long layout, rate limits, and faults — 503s,
+429 with Retry-After, a terminal 401, and the process killed between the write and its record.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from kpi_collector import Pipeline
+from kpi_collector.delivery import DeliveryEngine
+from kpi_collector.destinations import Notion, Store
+from kpi_collector.sources.python import Function
+from tests.fakes.notion import FakeNotion
+
+TOKEN = "ntn_4242secrettokenvalue"
+DAY = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kpi_collector import delivery
+
+    monkeypatch.setattr(delivery, "BACKOFF", 0.01)
+
+
+@pytest.fixture
+def notion() -> Iterator[FakeNotion]:
+    with FakeNotion.serve(TOKEN) as fake:
+        yield fake
+
+
+def values() -> dict[str, float]:
+    return {"stars": 1647.0, "forks": 12.0}
+
+
+def pipeline(tmp_path: Path, destination: Notion, source: object = values) -> Pipeline:
+    return Pipeline(
+        sources=[Function(source, name="github")],
+        destinations=[Store(f"sqlite:///{tmp_path / 'kpi.db'}"), destination],
+        kpis={"github.stars": {"title": "GitHub Stargazers"}, "github.forks": {"title": "Forks"}},
+        base_dir=tmp_path,
+    )
+
+
+def make(notion: FakeNotion, database: str, **kwargs: object) -> Notion:
+    kwargs.setdefault("requests_per_second", 1000)
+    kwargs.setdefault("every", "day")
+    return Notion(token=TOKEN, database=database, api_url=notion.url, **kwargs)  # type: ignore[arg-type]
+
+
+def test_wide_page_per_period_with_properties_added(notion: FakeNotion, tmp_path: Path) -> None:
+    database = notion.add_database()
+    result = pipeline(tmp_path, make(notion, database)).process(now=DAY)
+    assert result.exit_code == 0, result.delivery_errors
+    assert notion.schema(database) == {
+        "Name": "title",
+        "Date": "date",
+        "Period": "rich_text",
+        "GitHub Stargazers": "number",
+        "Forks": "number",
+    }
+    assert notion.rows(database) == [
+        {
+            "Name": "2026-11-30",
+            "Date": "2026-11-30",
+            "Period": "2026-11-30",
+            "GitHub Stargazers": 1647.0,
+            "Forks": 12.0,
+        }
+    ]
+    # every page is created under the data source, as API 2025-09-03 requires
+    assert all(p["source"] == notion.source_of(database) for p in notion.pages.values())
+
+
+def test_database_url_and_new_kpis(notion: FakeNotion, tmp_path: Path) -> None:
+    database = notion.add_database()
+    url = f"https://www.notion.so/acme/KPIs-{database}?v=0123456789abcdef0123456789abcdef"
+    state = {"stars": 1.0}
+    p = pipeline(tmp_path, make(notion, url), lambda: dict(state))
+    assert p.process(now=DAY).exit_code == 0
+    state["issues"] = 5.0  # a KPI appears: its property is added, the same page is updated
+    assert p.process(now=DAY + timedelta(hours=1)).exit_code == 0
+    assert notion.schema(database)["github.issues"] == "number"
+    rows = notion.rows(database)
+    assert len(rows) == 1 and rows[0]["github.issues"] == 5.0
+
+
+def test_long_layout_one_page_per_kpi_and_period(notion: FakeNotion, tmp_path: Path) -> None:
+    database = notion.add_database()
+    state = {"stars": 1.0, "forks": 2.0}
+    p = pipeline(tmp_path, make(notion, database, layout="long"), lambda: dict(state))
+    assert p.process(now=DAY).exit_code == 0
+    state["stars"] = 3.0
+    assert p.process(now=DAY + timedelta(hours=2)).exit_code == 0
+    rows = sorted(notion.rows(database), key=lambda r: r["KPI"])
+    assert [(r["Name"], r["KPI"], r["Value"], r["Period"]) for r in rows] == [
+        ("Forks", "github.forks", 2.0, "2026-11-30"),
+        ("GitHub Stargazers", "github.stars", 3.0, "2026-11-30"),
+    ]
+
+
+def test_three_503s_are_retried_within_the_run(notion: FakeNotion, tmp_path: Path) -> None:
+    database = notion.add_database()
+    notion.fail_next(503, "service_unavailable", "Notion is unavailable.", times=3)
+    p = pipeline(tmp_path, make(notion, database, retries=3))
+    result = p.process(now=DAY)
+    assert result.exit_code == 0, result.delivery_errors
+    assert len(notion.rows(database)) == 1
+    (record,) = DeliveryEngine.for_pipeline(p).records()
+    assert (record.status, record.attempts) == ("done", 4)
+
+
+def test_429_waits_for_retry_after(notion: FakeNotion, tmp_path: Path) -> None:
+    database = notion.add_database()
+    notion.fail_next(
+        429,
+        "rate_limited",
+        "You have been rate limited. Please try again in a few minutes.",
+        headers={"Retry-After": "1"},
+    )
+    started = time.monotonic()
+    result = pipeline(tmp_path, make(notion, database)).process(now=DAY)
+    assert result.exit_code == 0
+    assert time.monotonic() - started >= 1.0
+    assert len(notion.rows(database)) == 1
+
+
+def test_long_retry_after_leaves_it_pending(notion: FakeNotion, tmp_path: Path) -> None:
+    database = notion.add_database()
+    notion.fail_next(429, "rate_limited", "rate limited", headers={"Retry-After": "3600"})
+    started = time.monotonic()
+    result = pipeline(tmp_path, make(notion, database)).process(now=DAY)
+    assert time.monotonic() - started < 5
+    assert result.exit_code == 1
+    assert "retry after 3600s" in result.delivery_errors["notion"]
+
+
+def test_bad_token_is_terminal_and_says_how_to_fix(notion: FakeNotion, tmp_path: Path) -> None:
+    database = notion.add_database()
+    destination = Notion(
+        token="ntn_wrong_token_value", database=database, api_url=notion.url, every="day"
+    )
+    p = pipeline(tmp_path, destination)
+    result = p.process(now=DAY)
+    message = result.delivery_errors["notion"]
+    assert "401" in message and "check `token`" in message
+    (record,) = DeliveryEngine.for_pipeline(p).records()
+    assert (record.status, record.attempts) == ("pending", 1)  # not retried within the run
+    assert "ntn_wrong_token_value" not in message
+
+
+def test_unshared_database_is_terminal(notion: FakeNotion, tmp_path: Path) -> None:
+    result = pipeline(tmp_path, make(notion, "0" * 32)).process(now=DAY)
+    assert "not shared with the integration" in result.delivery_errors["notion"]
+
+
+def test_property_of_another_type_is_a_clear_error(notion: FakeNotion, tmp_path: Path) -> None:
+    database = notion.add_database()
+    source = notion.sources[notion.source_of(database)]
+    source["properties"]["Forks"] = {
+        "id": "abcd",
+        "name": "Forks",
+        "type": "rich_text",
+        "rich_text": {},
+    }
+    result = pipeline(tmp_path, make(notion, database)).process(now=DAY)
+    assert "'Forks' is a rich_text property, not number" in result.delivery_errors["notion"]
+
+
+def test_several_data_sources_need_a_choice(notion: FakeNotion, tmp_path: Path) -> None:
+    database = notion.add_database(sources=("Weekly", "Daily"))
+    result = pipeline(tmp_path, make(notion, database)).process(now=DAY)
+    assert "choose one with `data_source: NAME`" in result.delivery_errors["notion"]
+    result = pipeline(tmp_path, make(notion, database, data_source="Daily")).process(now=DAY)
+    assert result.exit_code == 0
+    daily = [s for s, v in notion.sources.items() if v["name"] == "Daily"]
+    assert [p["source"] for p in notion.pages.values()] == daily
+
+
+def test_requests_are_paced(notion: FakeNotion, tmp_path: Path) -> None:
+    database = notion.add_database()
+    result = pipeline(tmp_path, make(notion, database, requests_per_second=10)).process(now=DAY)
+    assert result.exit_code == 0
+    times = [t for t, _, _ in notion.requests]
+    assert len(times) >= 4
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert min(gaps) >= 0.09  # 10 per second
+
+
+def test_killed_between_write_and_record_does_not_duplicate(
+    notion: FakeNotion, tmp_path: Path
+) -> None:
+    """The process dies after Notion created the page but before the store marked it done: the
+    next run finds the page by its period and updates it."""
+    database = notion.add_database()
+    (tmp_path / "kpis_for_test.py").write_text(
+        "def github():\n    return {'stars': 1647, 'forks': 12}\n", encoding="utf-8"
+    )
+    (tmp_path / "kpi.yaml").write_text(
+        f"""
+store: sqlite:///kpi.db
+kpis:
+  github.stars: {{title: GitHub Stargazers}}
+sources:
+  - {{name: github, type: python, function: "kpis_for_test:github"}}
+destinations:
+  - {{type: notion, token: "${{NOTION_TOKEN}}", database: {database}, api_url: "{notion.url}", every: day}}
+""",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "NOTION_TOKEN": TOKEN, "PYTHONPATH": str(tmp_path)}
+    kpi = [sys.executable, "-m", "kpi_collector", "-c", str(tmp_path / "kpi.yaml")]
+    holder: dict[str, subprocess.Popen[bytes]] = {}
+    notion.after_write = lambda: holder["process"].kill()
+    holder["process"] = subprocess.Popen(
+        [*kpi, "run"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    holder["process"].communicate(timeout=60)
+    assert holder["process"].returncode == -9  # killed by the fake, right after the write
+    assert len(notion.rows(database)) == 1
+    store = Store(f"sqlite:///{tmp_path / 'kpi.db'}").open()
+    engine = DeliveryEngine(store, [])
+    (record,) = engine.records()
+    assert record.status == "pending"  # recorded before the attempt, never marked done
+
+    done = subprocess.run(
+        [*kpi, "deliver"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "delivered notion" in done.stdout
+    rows = notion.rows(database)
+    assert len(rows) == 1 and rows[0]["GitHub Stargazers"] == 1647
+    assert [r.status for r in engine.records()] == ["done"]
+    again = subprocess.run(
+        [*kpi, "run"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(notion.rows(database)) == 1
+    assert TOKEN not in done.stdout + done.stderr + again.stdout + again.stderr
