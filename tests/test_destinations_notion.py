@@ -5,6 +5,7 @@ idempotent page writes, automatic properties, the long layout, rate limits, and 
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -192,7 +193,7 @@ def test_requests_are_paced(notion: FakeNotion, tmp_path: Path) -> None:
     assert result.exit_code == 0
     times = [t for t, _, _ in notion.requests]
     assert len(times) >= 4
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 0.09  # 10 per second
 
 
