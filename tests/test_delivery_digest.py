@@ -1,0 +1,162 @@
+"""The digest every message destination sends: ordering, formatting, markers, percentages,
+failures, Discord's 2000-character split, Slack Block Kit, Markdown and HTML."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from kpi_collector.config.models import KpiSpec
+from kpi_collector.destinations.base import Delivery
+from kpi_collector.report.digest import Digest, DigestLine, digest_title, split_lines
+from kpi_collector.store import HistoryStore
+
+NOW = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)  # Monday of ISO week 49
+
+
+def delivery(**kwargs: object) -> Delivery:
+    base: dict[str, object] = {
+        "period": "2026-W48",
+        "period_start": date(2026, 11, 23),
+        "run_id": 3,
+        "values": {
+            "pypi.downloads": 12374.0,
+            "github.stars": 1647.0,
+            "revenue.mrr": 1200.0,
+            "github.forks": 12.0,
+        },
+        "timestamps": {},
+        "kpis": {
+            "github.stars": KpiSpec(title="GitHub Stargazers"),
+            "revenue.mrr": KpiSpec(title="MRR", unit="USD"),
+        },
+        "order": ["github.stars", "revenue.mrr", "github.forks", "pypi.downloads"],
+        "tz": ZoneInfo("Europe/Berlin"),
+        "now": NOW,
+        "previous": {"github.stars": 1620.0, "pypi.downloads": 12800.0, "github.forks": 12.0},
+        "errors": [
+            ("podcast", "login refused by https://podcasts.example/login: check the login fields")
+        ],
+        "every": "week",
+        "compare_days": 14,
+    }
+    base.update(kwargs)
+    return Delivery(**base)  # type: ignore[arg-type]
+
+
+def test_lines_like_the_reference_system() -> None:
+    digest = Digest.from_delivery(delivery())
+    assert digest.title == "KPIs — week 48, 2026"
+    assert [line.render() for line in digest.lines] == [
+        "**GitHub Stargazers**: 1,647 ⬆ 1.67%",
+        "**MRR**: $1,200",
+        "**github.forks**: 12 ➡ 0.00%",
+        "**pypi.downloads**: 12,374 ⬇ 3.33%",
+    ]
+
+
+def test_without_compare_there_are_no_markers() -> None:
+    digest = Digest.from_delivery(delivery(compare_days=None))
+    assert digest.lines[0].render() == "**GitHub Stargazers**: 1,647"
+    assert "Changes against" not in digest.text()
+
+
+def test_titles_per_period() -> None:
+    local = datetime(2026, 11, 29, 8, 5)
+    assert digest_title("week", date(2026, 11, 23), local) == "KPIs — week 48, 2026"
+    assert digest_title("day", date(2026, 11, 29), local) == "KPIs — 29 November 2026"
+    assert digest_title("month", date(2026, 11, 1), local) == "KPIs — November 2026"
+    assert digest_title("run", date(2026, 11, 29), local) == "KPIs — 29 November 2026, 08:05"
+
+
+def test_change_from_zero_has_a_marker_but_no_percent() -> None:
+    line = DigestLine("a.b", "Signups", 5.0, None, 0.0)
+    assert line.render() == "**Signups**: 5 ⬆"
+
+
+def test_failures_come_last_in_every_rendering() -> None:
+    digest = Digest.from_delivery(delivery())
+    for text in (
+        digest.text(),
+        digest.markdown(),
+        digest.slack_text(),
+        digest.discord_messages()[-1],
+        digest.html(),
+    ):
+        assert text.index("podcast") > text.index("pypi.downloads")
+
+
+def test_discord_split_keeps_every_line_under_2000_chars() -> None:
+    values = {f"src.kpi_{i:03d}": float(i * 1000) for i in range(150)}
+    d = delivery(values=values, order=list(values), previous={}, errors=[])
+    messages = Digest.from_delivery(d).discord_messages()
+    assert len(messages) > 1
+    assert all(len(m) <= 2000 for m in messages)
+    joined = "\n".join(messages)
+    assert all(f"**src.kpi_{i:03d}**:" in joined for i in range(150))
+    assert messages[0].startswith("**KPIs — week 48, 2026**")
+    # lines are never broken in the middle
+    assert all(line.startswith("**") for m in messages for line in m.splitlines())
+
+
+def test_split_lines_cuts_a_line_longer_than_the_limit() -> None:
+    assert split_lines(["x" * 30, "y"], 10) == ["x" * 9 + "…", "y"]
+
+
+def test_slack_blocks_are_valid_block_kit() -> None:
+    digest = Digest.from_delivery(delivery(errors=[("crm", "HTTP 500 <b>boom</b> & more")]))
+    blocks = digest.slack_blocks()
+    assert blocks[0] == {
+        "type": "header",
+        "text": {"type": "plain_text", "text": "KPIs — week 48, 2026", "emoji": True},
+    }
+    assert blocks[1]["text"]["text"].splitlines()[0] == "*GitHub Stargazers*: 1,647 ⬆ 1.67%"
+    assert any(
+        "&lt;b&gt;boom&lt;/b&gt; &amp; more" in b.get("text", {}).get("text", "") for b in blocks
+    )
+    assert blocks[-1]["type"] == "context"
+    assert all(len(b["text"]["text"]) <= 3000 for b in blocks if b["type"] == "section")
+    assert "*GitHub Stargazers*: 1,647 ⬆ 1.67%" in digest.slack_text()
+
+
+def test_markdown_and_html() -> None:
+    digest = Digest.from_delivery(delivery(errors=[("crm", "bad <token> @everyone")]))
+    markdown = digest.markdown()
+    assert markdown.startswith("# KPIs — week 48, 2026\n\n- **GitHub Stargazers**: 1,647 ⬆ 1.67%\n")
+    assert "## Failing sources" in markdown and "@\u200beveryone" in markdown
+    html = digest.html()
+    assert "<b>GitHub Stargazers</b>" in html and "&lt;token&gt;" in html and "<token>" not in html
+
+
+def test_from_store_for_kpi_report(tmp_path: Path) -> None:
+    store = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
+    old = NOW.timestamp() - 15 * 86400
+    store.add_observations(
+        [("github.stars", old, 1600.0, "github"), ("blog.posts", old, 40.0, "blog")],
+        backfilled=True,
+    )
+    run = store.begin_run(started_at=NOW.timestamp())
+    store.finish_run(
+        run,
+        observations=[
+            ("github.stars", NOW.timestamp(), 1648.0, "github"),
+            ("blog.posts", NOW.timestamp(), 41.0, "blog"),
+        ],
+        errors=[("podcast", None, "login refused", False)],
+    )
+    digest = Digest.from_store(
+        store,
+        kpis={"github.stars": KpiSpec(title="GitHub Stargazers")},
+        north_star="github.stars",
+        period="week",
+        compare_days=14,
+        tz="Europe/Berlin",
+        now=NOW,
+    )
+    assert digest.title == "KPIs — week 49, 2026"
+    assert [line.render() for line in digest.lines] == [
+        "**GitHub Stargazers**: 1,648 ⬆ 3.00%",
+        "**blog.posts**: 41 ⬆ 2.50%",
+    ]
+    assert digest.failures == [("podcast", "login refused")]
