@@ -1,0 +1,279 @@
+"""The delivery engine: once per period, pending/done in the store, oldest first, retries of
+transient errors only, isolation between destinations, split messages resumed, `kpi deliver`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from click.testing import CliRunner
+from pydantic import Field
+
+from kpi_collector import Pipeline
+from kpi_collector.cli import group
+from kpi_collector.delivery import DeliveryEngine
+from kpi_collector.destinations import CSV, Discord, Segment, Store, Webhook
+from kpi_collector.destinations.base import Delivery, MessageDestination
+from kpi_collector.destinations.webhook import sign
+from kpi_collector.errors import ConfigError, DeliveryError
+from kpi_collector.sources.python import Function
+from tests.fakes.webhooks import FakeHooks
+
+TOKEN = "hook-token-0123456789"
+MONDAY = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kpi_collector import delivery
+
+    monkeypatch.setattr(delivery, "BACKOFF", 0.01)
+
+
+@pytest.fixture
+def hooks() -> Iterator[FakeHooks]:
+    with FakeHooks.serve(TOKEN) as fake:
+        yield fake
+
+
+class Recorder(MessageDestination):
+    """A destination that keeps what it got and fails as told (a plugin, not a mock)."""
+
+    type: ClassVar[str] = "recorder"
+    got: list[Any] = Field(default_factory=list)  # Delivery objects
+    failures: list[Any] = Field(default_factory=list)  # DeliveryErrors to raise first
+
+    async def deliver(self, delivery: Delivery) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.got.append(delivery)
+
+
+def make(tmp_path: Path, *destinations: object, values: dict[str, float] | None = None) -> Pipeline:
+    state = values if values is not None else {"stars": 1.0}
+    return Pipeline(
+        sources=[Function(lambda: dict(state), name="github")],
+        destinations=[Store(f"sqlite:///{tmp_path / 'kpi.db'}"), *destinations],  # type: ignore[list-item]
+        timezone="Europe/Berlin",
+        base_dir=tmp_path,
+    )
+
+
+def test_weekly_message_once_per_week(tmp_path: Path) -> None:
+    recorder = Recorder(name="weekly", every="week")
+    p = make(tmp_path, recorder)
+    for day in range(7):  # every day of ISO week 48
+        assert p.process(now=MONDAY + timedelta(days=day)).exit_code == 0
+    assert [d.period for d in recorder.got] == ["2026-W48"]
+    p.process(now=MONDAY + timedelta(days=7))
+    assert [d.period for d in recorder.got] == ["2026-W48", "2026-W49"]
+    assert recorder.got[0].period_start.isoformat() == "2026-11-23"
+
+
+def test_periods_are_in_the_config_time_zone(tmp_path: Path) -> None:
+    recorder = Recorder(name="daily", every="day")
+    p = make(tmp_path, recorder)
+    p.process(now=datetime(2026, 11, 23, 22, 30, tzinfo=UTC))  # 23:30 in Berlin
+    p.process(now=datetime(2026, 11, 23, 23, 30, tzinfo=UTC))  # 00:30 the next day in Berlin
+    assert [d.period for d in recorder.got] == ["2026-11-23", "2026-11-24"]
+
+
+def test_every_run_and_a_run_without_values(tmp_path: Path) -> None:
+    recorder = Recorder(name="each")
+    values: dict[str, float] = {"stars": 1.0}
+    p = make(tmp_path, recorder, values=values)
+    p.process(now=MONDAY)
+    p.process(now=MONDAY)
+    assert [d.period for d in recorder.got] == ["run:1", "run:2"]
+    values.clear()  # a run that collected nothing starts no delivery
+    p.process(now=MONDAY)
+    assert len(recorder.got) == 2
+    assert DeliveryEngine.for_pipeline(p).records(status="pending") == []
+
+
+def test_one_failing_destination_does_not_hold_back_the_others(tmp_path: Path) -> None:
+    ok = Recorder(name="ok", every="day")
+    bad = Recorder(name="bad", every="day", retries=0)
+    bad.failures.append(DeliveryError("the bad one is down", transient=True))
+    p = make(tmp_path, bad, ok)
+    result = p.process(now=MONDAY)
+    assert result.exit_code == 1
+    assert result.delivered == ["ok"]
+    assert result.delivery_errors == {
+        "bad": "2026-11-23: the bad one is down (after 1 attempt; stays pending)"
+    }
+
+
+def test_terminal_errors_are_not_retried_transient_ones_are(tmp_path: Path) -> None:
+    terminal = Recorder(name="terminal", every="day", retries=3)
+    terminal.failures.append(DeliveryError("401: check the token", transient=False))
+    transient = Recorder(name="transient", every="day", retries=3)
+    transient.failures += [DeliveryError("503", transient=True)] * 2
+    p = make(tmp_path, terminal, transient)
+    result = p.process(now=MONDAY)
+    attempts = {
+        r.destination: (r.status, r.attempts) for r in DeliveryEngine.for_pipeline(p).records()
+    }
+    assert attempts == {"terminal": ("pending", 1), "transient": ("done", 3)}
+    assert result.delivery_errors == {"terminal": "2026-11-23: 401: check the token"}
+
+
+def test_a_crashing_destination_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    class Broken(MessageDestination):
+        type: ClassVar[str] = "broken"
+
+        async def deliver(self, delivery: Delivery) -> None:
+            raise KeyError("oops")
+
+    result = make(tmp_path, Broken(every="day")).process(now=MONDAY)
+    assert result.delivery_errors == {"broken": "2026-11-23: KeyError: 'oops'"}
+
+
+def test_pending_message_goes_out_with_the_periods_newest_values(tmp_path: Path) -> None:
+    recorder = Recorder(name="weekly", every="week", retries=0)
+    recorder.failures.append(DeliveryError("down", transient=True))
+    values = {"stars": 1.0}
+    p = make(tmp_path, recorder, values=values)
+    assert p.process(now=MONDAY).exit_code == 1
+    values["stars"] = 2.0
+    assert p.process(now=MONDAY + timedelta(days=1)).exit_code == 0
+    assert [(d.period, d.values["github.stars"]) for d in recorder.got] == [("2026-W48", 2.0)]
+
+
+def test_duplicate_destination_names_are_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="two destinations are named 'csv'"):
+        DeliveryEngine(None, [CSV(path="a.csv"), CSV(path="b.csv")])
+
+
+def test_split_discord_message_resumes_after_the_parts_sent(
+    tmp_path: Path, hooks: FakeHooks
+) -> None:
+    values = {f"kpi_{i:03d}": float(i) * 1000 for i in range(120)}
+    discord = Discord(webhook_url=hooks.discord_url, every="day", retries=0)
+    p = make(tmp_path, discord, values=values)
+    hooks.discord_limit = (1, 120.0)  # one message, then 429 with retry_after 120s > 60s
+    result = p.process(now=MONDAY)
+    assert result.exit_code == 1 and "429" in result.delivery_errors["discord"]
+    assert len(hooks.discord) == 1
+    (record,) = DeliveryEngine.for_pipeline(p).records()
+    assert (record.status, record.progress) == ("pending", 1)
+    hooks.discord_limit = (5, 2.0)
+    outcomes = asyncio.run(DeliveryEngine.for_pipeline(p).deliver_pending())
+    assert [o.ok for o in outcomes] == [True]
+    contents = [m["content"] for m in hooks.discord]
+    assert len(contents) == 2 and len(set(contents)) == 2  # the second part, not the first again
+    assert contents[0].startswith("**KPIs — 23 November 2026**")
+    assert all(len(c) <= 2000 for c in contents)
+    assert sum(c.count("**github.kpi_") for c in contents) == 120
+    assert hooks.discord[0]["allowed_mentions"] == {"parse": []}
+
+
+def test_discord_errors_say_how_to_fix(tmp_path: Path, hooks: FakeHooks) -> None:
+    wrong = Discord(webhook_url=hooks.discord_url.replace(TOKEN, "not-the-token"), every="day")
+    result = make(tmp_path, wrong).process(now=MONDAY)
+    message = result.delivery_errors["discord"]
+    assert "401" in message and "copy the webhook URL again" in message
+    assert "not-the-token" not in message
+
+
+def test_slack_archived_channel_is_terminal(tmp_path: Path, hooks: FakeHooks) -> None:
+    from kpi_collector.destinations import Slack
+
+    hooks.archived = True
+    p = make(tmp_path, Slack(webhook_url=hooks.slack_url, every="day"))
+    result = p.process(now=MONDAY)
+    assert "HTTP 410 (channel_is_archived)" in result.delivery_errors["slack"]
+    assert DeliveryEngine.for_pipeline(p).records()[0].attempts == 1
+
+
+def test_slack_bot_errors(tmp_path: Path, hooks: FakeHooks) -> None:
+    from kpi_collector.destinations import Slack
+
+    p = make(tmp_path, Slack(token=TOKEN, channel="#nope", api_url=f"{hooks.url}/api", every="day"))
+    result = p.process(now=MONDAY)
+    assert "channel_not_found" in result.delivery_errors["slack"]
+    with pytest.raises(ValueError, match="either webhook_url, or token and channel"):
+        Slack(every="day")
+
+
+def test_webhook_is_signed_and_carries_an_idempotency_key(tmp_path: Path, hooks: FakeHooks) -> None:
+    hook = Webhook(url=hooks.hook_url, secret="shared-hmac-secret", every="day")
+    assert make(tmp_path, hook).process(now=MONDAY).exit_code == 0
+    ((body, headers),) = hooks.hooks
+    assert headers["X-KPI-Signature-256"] == sign("shared-hmac-secret", body)
+    assert headers["Idempotency-Key"] == "webhook:2026-11-23"
+    document = json.loads(body)
+    assert document["period"] == "2026-11-23"
+    assert document["values"][0]["kpi"] == "github.stars" and document["values"][0]["value"] == 1.0
+
+
+def test_segment_message_id_is_stable_per_period(tmp_path: Path, hooks: FakeHooks) -> None:
+    segment = Segment(write_key=TOKEN, api_url=hooks.url, every="run")
+    p = make(tmp_path, segment)
+    p.process(now=MONDAY)
+    p.process(now=MONDAY)
+    first, second = hooks.segment
+    assert first["event"] == "KPIs Collected" and first["properties"]["github.stars"] == 1.0
+    assert first["messageId"] != second["messageId"]  # two periods (runs): two events
+    delivery = DeliveryEngine.for_pipeline(p).delivery_from_result(
+        segment, p.process(now=MONDAY, deliver=False)
+    )
+    assert segment.track(delivery)["messageId"] == segment.track(delivery)["messageId"]
+
+
+# the command line ----------------------------------------------------------------------------
+
+
+def write_config(tmp_path: Path, hooks: FakeHooks) -> Path:
+    (tmp_path / "kpis_for_cli.py").write_text(
+        "def github():\n    return {'stars': 5}\n", encoding="utf-8"
+    )
+    config = tmp_path / "kpi.yaml"
+    config.write_text(
+        """
+sources:
+  - {name: github, type: python, function: "kpis_for_cli:github"}
+destinations:
+  - {type: discord, webhook_url: "${DISCORD_WEBHOOK}", every: day, retries: 0}
+  - {type: csv, path: out/kpis.csv, every: day}
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+def test_kpi_run_fails_and_kpi_deliver_recovers(
+    tmp_path: Path, hooks: FakeHooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(tmp_path, hooks)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("DISCORD_WEBHOOK", hooks.discord_url)
+    runner = CliRunner()
+    hooks.down = True
+    run = runner.invoke(group, ["-c", str(config), "run"], catch_exceptions=False)
+    assert run.exit_code == 1
+    assert "delivery failed discord" in run.output and "HTTP 503" in run.output
+    assert TOKEN not in run.output
+    assert (tmp_path / "out" / "kpis.csv").exists()  # the other destination went on
+
+    listing = runner.invoke(group, ["-c", str(config), "deliver", "--list", "--format", "json"])
+    states = {(r["destination"], r["status"]) for r in json.loads(listing.output)}
+    assert states == {("discord", "pending"), ("csv", "done")}
+    assert TOKEN not in listing.output
+
+    still = runner.invoke(group, ["-c", str(config), "deliver"])
+    assert still.exit_code == 1 and "still pending" in still.output
+    hooks.down = False
+    done = runner.invoke(group, ["-c", str(config), "deliver"])
+    assert done.exit_code == 0, done.output
+    assert "delivered discord" in done.output and "0 pending" in done.output
+    assert len(hooks.discord) == 1
+    again = runner.invoke(group, ["-c", str(config), "deliver"])
+    assert (again.exit_code, again.output.strip()) == (0, "nothing pending")
+    unknown = runner.invoke(group, ["-c", str(config), "deliver", "-d", "nope"])
+    assert unknown.exit_code != 0
