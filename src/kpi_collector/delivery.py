@@ -491,14 +491,13 @@ class _Transaction:
             raise StoreError(f"cannot write deliveries: {_first_line(exc)}") from None
         return conn
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         try:
             self._ctx.__exit__(exc_type, exc, tb)
         except Exception as error:
             raise StoreError(f"cannot write deliveries: {_first_line(error)}") from None
         if exc is not None and not isinstance(exc, KpiError) and isinstance(exc, Exception):
             raise StoreError(f"cannot write deliveries: {_first_line(exc)}") from None
-        return False
 
 
 def _first_line(exc: BaseException) -> str:

@@ -151,8 +151,8 @@ class GoogleSheets(TableDestination):
         appended: list[list[Any]] = []
         for record in self._records(delivery):
             ident = (record["Period"], record["KPI"]) if long else (record["Period"],)
-            number = where.get(ident)
-            row = list(values[number - 1]) if number else []
+            found = where.get(ident)
+            row = list(values[found - 1]) if found else []
             row += [""] * (len(columns) - len(row))
             for name, value in record.items():
                 row[index[name]] = value

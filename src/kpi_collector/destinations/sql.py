@@ -154,18 +154,21 @@ class SQL(TableDestination):
         key = [c.name for c in table.primary_key.columns]
         changes = {k: v for k, v in record.items() if k not in key}
         dialect = conn.dialect.name
-        if dialect in ("postgresql", "sqlite"):
-            if dialect == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert
-            else:
-                from sqlalchemy.dialects.sqlite import insert
-            stmt = insert(table).values(**record)
-            conn.execute(stmt.on_conflict_do_update(index_elements=key, set_=changes))
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            pg = pg_insert(table).values(**record)
+            conn.execute(pg.on_conflict_do_update(index_elements=key, set_=changes))
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as lite_insert
+
+            lite = lite_insert(table).values(**record)
+            conn.execute(lite.on_conflict_do_update(index_elements=key, set_=changes))
         elif dialect in ("mysql", "mariadb"):
             from sqlalchemy.dialects.mysql import insert as my_insert
 
-            stmt = my_insert(table).values(**record)
-            conn.execute(stmt.on_duplicate_key_update(**changes))
+            my = my_insert(table).values(**record)
+            conn.execute(my.on_duplicate_key_update(**changes))
         else:  # any other database: update, insert when nothing was there (in one transaction)
             import sqlalchemy as sa
 
