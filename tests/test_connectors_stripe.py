@@ -241,3 +241,13 @@ def test_per_currency_metric_names_are_accepted_and_checked() -> None:
     ]
     with pytest.raises(ValueError, match="unknown metric 'mrr_dollars'"):
         Stripe(api_key=KEY, metrics=["mrr_dollars"])
+
+
+def test_a_service_echoing_the_key_in_its_error_is_redacted(stripe: FakeStripe) -> None:
+    stripe.inject(
+        400,
+        {"error": {"message": f"Invalid request for key {KEY}", "type": "invalid_request_error"}},
+    )
+    result = outcome(source(stripe), now=NOW)
+    ((_, message, _),) = result.errors
+    assert "Invalid request for key ***" in message and KEY not in message

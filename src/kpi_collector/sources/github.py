@@ -81,6 +81,11 @@ class GitHub(ServiceSource):
             return (
                 f"GitHub refused the traffic of {self.repo!r} (HTTP 403: {message or 'forbidden'}): traffic needs "
                 f"a token with push access (classic: `repo` scope; fine-grained: Administration read)"
+                + (
+                    ""
+                    if self.metrics
+                    else "; or list the metrics you want in `metrics:`, without the traffic ones"
+                )
             )
         return super().forbidden(response, message)
 
