@@ -156,10 +156,10 @@ class GoogleSheets(TableDestination):
             row += [""] * (len(columns) - len(row))
             for name, value in record.items():
                 row[index[name]] = value
-            if number:
+            if found:
                 http.values_update(
                     key,
-                    f"{sheet}!A{number}",
+                    f"{sheet}!A{found}",
                     params={"valueInputOption": "RAW"},
                     body={"values": [row]},
                 )
