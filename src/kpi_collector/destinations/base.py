@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kpi_collector.errors import DeliveryError
 
@@ -110,6 +110,9 @@ class Destination(BaseModel):
         default=3, ge=0, le=10, description="transient failures retried within a run"
     )
     timeout: float = Field(default=30.0, gt=0, description="seconds per request")
+    schedule: str | None = Field(
+        default=None, description="cron: `kpi schedule` delivers on it instead of after each run"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -118,12 +121,31 @@ class Destination(BaseModel):
             data = {**data, "name": cls.type or cls.__name__.lower()}
         return data
 
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        from kpi_collector.schedule.cron import check_cron
+
+        return value if value is None else check_cron(value)
+
     @property
     def compare_days(self) -> int | None:
         return int(self.compare[:-1]) if self.compare else None
 
     async def deliver(self, delivery: Delivery) -> None:
         raise NotImplementedError
+
+    @property
+    def can_send_text(self) -> bool:
+        """True when this destination implements `send_text`, so alerts can `notify` it."""
+        return type(self).send_text is not Destination.send_text
+
+    async def send_text(self, text: str) -> None:
+        """Send one short plain-text message (an alert firing or resolving), now, once.
+
+        Message destinations implement it; raise DeliveryError (with `transient`) on failure.
+        """
+        raise NotImplementedError(f"destination type {self.type!r} cannot send text messages")
 
 
 class MessageDestination(Destination):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kpi_collector.collect.http import HttpClient, HttpSession
 
@@ -64,7 +64,7 @@ class Source(BaseModel):
     enabled: bool = True
     timeout: float | None = Field(default=None, gt=0)
     retries: int | None = Field(default=None, ge=0, le=10)
-    schedule: str | None = None
+    schedule: str | None = Field(default=None, description="cron: `kpi schedule` collects it on this")
 
     @model_validator(mode="before")
     @classmethod
@@ -72,6 +72,13 @@ class Source(BaseModel):
         if isinstance(data, dict) and not data.get("name"):
             data = {**data, "name": cls.type or cls.__name__.lower()}
         return data
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        from kpi_collector.schedule.cron import check_cron
+
+        return value if value is None else check_cron(value)
 
     def metric_names(self) -> list[str]:
         """The metrics this source will give, as far as the config tells."""
