@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 if TYPE_CHECKING:
     from kpi_collector.destinations.base import Destination
@@ -40,6 +40,134 @@ class KpiSpec(Strict):
     higher_is_better: bool = True
 
 
+def _percent(value: Any) -> Any:
+    """`-20%`, `-20 %` or -20: a change in percent."""
+    if isinstance(value, str):
+        text = value.strip().replace("\u2212", "-").removesuffix("%").strip()
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a percentage like -20%") from None
+    return value
+
+
+Percent = Annotated[float, BeforeValidator(_percent)]
+
+
+class ChangeRule(Strict):
+    """`change: {days: 7, below: -20%}`: the change in percent against the value `days` before."""
+
+    days: int = Field(ge=1)
+    below: Percent | None = None
+    above: Percent | None = None
+
+    @model_validator(mode="after")
+    def _bound(self) -> ChangeRule:
+        if self.below is None and self.above is None:
+            raise ValueError("a change rule needs `below:` (e.g. -20%) or `above:` (e.g. 50%)")
+        return self
+
+
+class Alert(Strict):
+    """One entry of `alerts:`: a rule about a KPI, a source or a delivery, and who to tell.
+
+    Rules: `below`/`above` (a threshold on the KPI's latest value), `change` (its change in
+    percent over `days`), `failing_runs` (a source failing that many runs in a row),
+    `stale_days` (a KPI not updated for that many days), `pending_runs` (a delivery pending
+    for that many runs).
+    """
+
+    name: str | None = Field(default=None, description="how messages name it (default: the rule)")
+    notify: list[str] = Field(default_factory=list, description="message destinations, by name")
+    kpi: str | None = None
+    source: str | None = None
+    destination: str | None = None
+    below: float | None = None
+    above: float | None = None
+    change: ChangeRule | None = None
+    failing_runs: int | None = Field(default=None, ge=1)
+    stale_days: float | None = Field(default=None, gt=0)
+    pending_runs: int | None = Field(default=None, ge=1)
+
+    @field_validator("notify", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> Alert:
+        rules = [
+            key
+            for key, value in (
+                ("below/above", self.below if self.below is not None else self.above),
+                ("change", self.change),
+                ("failing_runs", self.failing_runs),
+                ("stale_days", self.stale_days),
+                ("pending_runs", self.pending_runs),
+            )
+            if value is not None
+        ]
+        if not rules:
+            raise ValueError(
+                "an alert needs a rule: below/above (a threshold), change, failing_runs, "
+                "stale_days or pending_runs"
+            )
+        if len(rules) > 1:
+            raise ValueError(f"one rule per alert, this one has {' and '.join(rules)}: split it")
+        allowed = {
+            "threshold": {"kpi"},
+            "change": {"kpi"},
+            "failing": {"source"},
+            "stale": {"kpi", "source"},
+            "pending": {"destination"},
+        }[self.kind]
+        given = {k for k in ("kpi", "source", "destination") if getattr(self, k) is not None}
+        if given - allowed:
+            wrong = sorted(given - allowed)[0]
+            raise ValueError(f"`{wrong}:` does not go with {rules[0]}; it takes {', '.join(sorted(allowed))}")
+        if self.kind in ("threshold", "change") and self.kpi is None:
+            raise ValueError(f"{rules[0]} needs `kpi:`, the KPI id it watches")
+        if self.below is not None and self.above is not None and self.below >= self.above:
+            raise ValueError("`below:` must be smaller than `above:` (it fires outside that range)")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """threshold | change | failing | stale | pending"""
+        if self.change is not None:
+            return "change"
+        if self.failing_runs is not None:
+            return "failing"
+        if self.stale_days is not None:
+            return "stale"
+        if self.pending_runs is not None:
+            return "pending"
+        return "threshold"
+
+    @property
+    def rule(self) -> str:
+        """The rule in words, e.g. `telemetry.dau below 100`; the alert's key unless `name`d."""
+        if self.kind == "threshold":
+            bounds = [f"below {self.below:g}"] if self.below is not None else []
+            bounds += [f"above {self.above:g}"] if self.above is not None else []
+            return f"{self.kpi} {' or '.join(bounds)}"
+        if self.change is not None:
+            change = self.change
+            bounds = [f"below {change.below:+g}%"] if change.below is not None else []
+            bounds += [f"above {change.above:+g}%"] if change.above is not None else []
+            return f"{self.kpi} change over {change.days} days {' or '.join(bounds)}"
+        if self.failing_runs is not None:
+            return f"source {self.source or '*'} failing {self.failing_runs} runs in a row"
+        if self.stale_days is not None:
+            subject = self.kpi or (f"{self.source}.*" if self.source else "any KPI")
+            return f"{subject} not updated for {self.stale_days:g} days"
+        return f"delivery to {self.destination or '*'} pending for {self.pending_runs} runs"
+
+    @property
+    def key(self) -> str:
+        return self.name or self.rule
+
+
 class Settings(Strict):
     """The top level of `kpi.yaml`, before sources and destinations get their own models."""
 
@@ -51,7 +179,7 @@ class Settings(Strict):
     kpis: dict[str, KpiSpec] = Field(default_factory=dict)
     sources: list[dict[str, Any]] = Field(default_factory=list)
     destinations: list[dict[str, Any]] = Field(default_factory=list)
-    alerts: list[dict[str, Any]] = Field(default_factory=list)
+    alerts: list[Alert] = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod
@@ -67,9 +195,9 @@ class Settings(Strict):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
-        if len(value.split()) != 5:
-            raise ValueError(f"{value!r} is not a 5-field cron expression like '0 7 * * *'")
-        return value
+        from kpi_collector.schedule.cron import check_cron
+
+        return check_cron(value)
 
 
 class Config:
