@@ -245,3 +245,15 @@ def test_metrics_subset_is_checked_at_load() -> None:
     )
     assert "github.unique_clones" in config.sources[0].kpi_ids()
     assert TOKEN not in repr(config.sources[0])
+
+
+def test_a_link_to_another_host_is_not_followed_with_the_token(github: FakeGitHub) -> None:
+    github.inject(
+        200,
+        [{"id": 1, "assets": [{"download_count": 1}]}],
+        path="/releases",
+        headers={"Link": '<http://evil.example:9/steal?page=2>; rel="next"'},
+    )
+    result = outcome(source(github, token=TOKEN, metrics=["releases_downloads"]))
+    ((_, message, _),) = result.errors
+    assert "link to another host (evil.example:9)" in message and TOKEN not in message

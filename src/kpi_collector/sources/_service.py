@@ -125,9 +125,10 @@ class ServiceSource(Source):
             return f"it needs credentials: add `{key}: ${{{env}}}` to source {self.name!r}"
         keys = " and ".join(f"`{k}`" for k in self.credentials)
         envs = ", ".join(f"${{{e}}}" for e in self.credentials.values())
+        one = len(self.credentials) == 1
         return (
-            f"{keys} of source {self.name!r} {'is' if len(self.credentials) == 1 else 'are'} wrong, "
-            f"expired or revoked; check the variable it is read from (usually {envs})"
+            f"{keys} of source {self.name!r} {'is' if one else 'are'} wrong, expired or revoked; check "
+            f"{'the variable it is' if one else 'the variables they are'} read from (usually {envs})"
         )
 
     def http_error(self, response: Response) -> HttpError:
@@ -198,7 +199,15 @@ class ServiceClient:
         self.calls = 0
 
     def url(self, path: str) -> str:
-        return path if "://" in path else f"{self.source.api_url}{path}"
+        if "://" not in path:
+            return f"{self.source.api_url}{path}"
+        # a pagination link elsewhere would carry the credentials to another host
+        if urlsplit(path).netloc != urlsplit(self.source.api_url).netloc:
+            raise ExtractError(
+                f"{self.source.service_name} sent a link to another host ({urlsplit(path).netloc}); "
+                f"not following it with the credentials of source {self.source.name!r}"
+            )
+        return path
 
     async def request(
         self,
