@@ -257,3 +257,16 @@ def test_a_link_to_another_host_is_not_followed_with_the_token(github: FakeGitHu
     result = outcome(source(github, token=TOKEN, metrics=["releases_downloads"]))
     ((_, message, _),) = result.errors
     assert "link to another host (evil.example:9)" in message and TOKEN not in message
+
+
+def test_a_missing_list_endpoint_is_not_called_a_missing_repo(github: FakeGitHub) -> None:
+    github.inject(
+        404,
+        {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"},
+        path="/contributors",
+    )
+    result = outcome(source(github, metrics=["stars", "contributors"]))
+    assert result.values == {"stars": 250.0}
+    ((metric, message, _),) = result.errors
+    assert metric == "contributors" and "404 for /repos/acme/rocket/contributors" in message
+    assert "not found: check `repo:`" not in message

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from kpi_collector.collect.engine import SourceOutcome, collect_all
-from kpi_collector.config.models import Config, Defaults, KpiSpec, Settings
+from kpi_collector.config.models import Alert, Config, Defaults, KpiSpec, Settings
 from kpi_collector.destinations.base import Delivery, Destination
 from kpi_collector.destinations.store import Store
 from kpi_collector.errors import ConfigError
@@ -94,6 +94,12 @@ class Pipeline:
     a `Store` among the destinations keeps the history (and delivery state).
     """
 
+    #: seconds a run waits for another run on the same store to finish (see
+    #: `kpi_collector.schedule.lock`); then it raises LockBusy (exit 1) and collects nothing
+    lock_wait: float = 10.0
+    #: how runs are recorded in the store: "run" (kpi run, the Python API) or "schedule"
+    trigger: str = "run"
+
     def __init__(
         self,
         sources: Iterable[Source | Callable[..., Any]] = (),
@@ -104,6 +110,7 @@ class Pipeline:
         defaults: Defaults | None = None,
         north_star: str | None = None,
         base_dir: Path | None = None,
+        alerts: Iterable[Alert] = (),
     ) -> None:
         from kpi_collector.sources.python import Function
 
@@ -119,6 +126,7 @@ class Pipeline:
         self.north_star = north_star
         self.base_dir = base_dir or Path.cwd()
         self.config: Config | None = None
+        self.alerts = list(alerts)
         self.store: HistoryStore | None = next(
             (d.open() for d in self.destinations if isinstance(d, Store)), None
         )
@@ -138,6 +146,7 @@ class Pipeline:
             defaults=config.defaults,
             north_star=config.settings.north_star,
             base_dir=config.base_dir,
+            alerts=config.settings.alerts,
         )
         pipeline.config = config
         return pipeline
@@ -185,10 +194,36 @@ class Pipeline:
         on_source_done: Callable[[SourceOutcome], None] | None = None,
         now: datetime | None = None,
     ) -> RunResult:
+        """`process` in a running event loop. A run that writes to the store holds the store's
+        run lock throughout, so runs (manual, scheduled, on other machines) never overlap."""
+        kwargs: dict[str, Any] = {
+            "only": only, "dry_run": dry_run, "deliver": deliver, "on_source_done": on_source_done,
+            "now": now,
+        }
+        if dry_run or self.store is None:
+            return await self._process(**kwargs)
+        from kpi_collector.schedule.lock import RunLock
+
+        lock = RunLock(self.store, wait=self.lock_wait, detail=f"kpi {self.trigger}")
+        await asyncio.to_thread(lock.acquire)
+        try:
+            return await self._process(**kwargs)
+        finally:
+            await asyncio.to_thread(lock.release)
+
+    async def _process(
+        self,
+        *,
+        only: Sequence[str] | None,
+        dry_run: bool,
+        deliver: bool,
+        on_source_done: Callable[[SourceOutcome], None] | None,
+        now: datetime | None,
+    ) -> RunResult:
         sources = self.selected(only)
         started = now or datetime.now(UTC)
         store = None if dry_run else self.store
-        run_id = store.begin_run(started_at=started.timestamp()) if store else None
+        run_id = store.begin_run(started_at=started.timestamp(), trigger=self.trigger) if store else None
         outcomes = await collect_all(
             sources, defaults=self.defaults, tz=self.tz, base_dir=self.base_dir, now=started,
             on_done=on_source_done,
@@ -220,6 +255,7 @@ class Pipeline:
         result.values = {k: result.values[k] for k in self.order(result.values)}
         if deliver and not dry_run:
             await self.deliver(result)
+            await self.check_alerts(result)
         return result
 
     def _derive(self, values: dict[str, float]) -> dict[str, str]:
@@ -252,6 +288,14 @@ class Pipeline:
                 name = outcome.destination
                 before = result.delivery_errors.get(name)
                 result.delivery_errors[name] = f"{before}; {message}" if before else message
+
+    async def check_alerts(self, result: RunResult | None = None) -> None:
+        """Tell the `notify` destinations about alerts that fired or resolved (see
+        `kpi_collector.alerts`); messages that could not go out land in `delivery_errors`."""
+        if self.alerts and self.store is not None:
+            from kpi_collector.alerts import check_alerts
+
+            await check_alerts(self, result)
 
     def delivery_for(self, destination: Destination, result: RunResult) -> Delivery:
         from kpi_collector.delivery import DeliveryEngine

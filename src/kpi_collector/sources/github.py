@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
@@ -73,6 +74,10 @@ class GitHub(ServiceSource):
         return {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 
     def not_found(self, response: Response) -> str:
+        path = urlsplit(response.url).path
+        if not path.rstrip("/").endswith(f"/repos/{self.repo}"):
+            # the repository answered, one of its lists did not (an API without that endpoint)
+            return f"GitHub answered 404 for {path} of repository {self.repo!r}: check `api_url:` of source {self.name!r}"
         hidden = "" if self.token is not None else " (a private repository needs `token:`)"
         return f"GitHub repository {self.repo!r} not found: check `repo:` of source {self.name!r}{hidden}"
 
