@@ -1,0 +1,176 @@
+"""Cron expressions with the meaning users know from crontab, computed by APScheduler 3.x.
+
+APScheduler's `CronTrigger` does the calendar and time-zone arithmetic; this module fixes the
+places where its reading of a crontab line differs from cron's (Vixie cron, cronie):
+
+- day of week: 0 and 7 are Sunday (APScheduler 3.x counts 0 as Monday), steps count from Sunday;
+- day of month *and* day of week restricted: cron fires when *either* matches (APScheduler: both);
+- daylight saving time: a fixed hour (a time like 02:30) that happens twice when clocks go back
+  fires once, the first time; a time skipped when clocks go forward fires once, an hour late
+  (APScheduler's choice). Wildcard hours (`*`, `*/2`) follow real time: they fire in both
+  copies of a repeated hour and not in a skipped one.
+- `@hourly`, `@daily` (`@midnight`), `@weekly`, `@monthly`, `@yearly` (`@annually`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from apscheduler.triggers.cron import CronTrigger
+
+MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+# cron's numbering (0 = Sunday); APScheduler reads these names the same way
+_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_DOW_ITEM = re.compile(
+    r"^(?:(\*)|([0-7]|[a-z]{3})(?:-([0-7]|[a-z]{3}))?)(?:/(\d+))?$", re.IGNORECASE
+)
+_TICK = timedelta(microseconds=1)
+_LOOKBACK_LIMIT = timedelta(days=366 * 8)  # "0 0 29 2 1" fires once in up to 28 years; enough
+
+
+class Cron:
+    """A five-field cron expression in a time zone: `next_after(t)` and `previous(t)`."""
+
+    def __init__(self, expr: str, tz: ZoneInfo | str = "UTC") -> None:
+        self.expr = expr.strip()
+        self.tz = ZoneInfo(tz) if isinstance(tz, str) else tz
+        fields = _fields(self.expr)
+        minute, hour, dom, month, dow = fields
+        self.fields = fields
+        # Vixie cron: a field that starts with "*" is unrestricted for the dom/dow rule and
+        # for daylight saving time
+        self.fixed_hour = not hour.startswith("*") and not minute.startswith("*")
+        try:
+            days = _weekdays(dow)
+        except ValueError as exc:
+            raise ValueError(f"{self.expr!r} is not a valid cron expression: {exc}") from None
+        weekdays = "*" if len(days) == 7 else ",".join(_DAY_NAMES[d] for d in sorted(days))
+        common = {"minute": minute, "hour": hour, "month": month, "timezone": self.tz}
+        if dom.startswith("*") or dow.startswith("*"):
+            variants = [{"day": dom, "day_of_week": weekdays}]
+        else:  # both restricted: either one matching is enough
+            variants = [{"day": dom, "day_of_week": "*"}, {"day": "*", "day_of_week": weekdays}]
+        self._triggers: list[CronTrigger] = [_trigger(common | v, self.expr) for v in variants]
+
+    def __repr__(self) -> str:
+        return f"Cron({self.expr!r}, {str(self.tz)!r})"
+
+    def next_after(self, when: datetime, *, inclusive: bool = False) -> datetime | None:
+        """The first fire time after `when` (or at it, with `inclusive`), in the cron's zone."""
+        # arithmetic in UTC: adding to a local time in a repeated hour would jump back an hour
+        start = when.astimezone(UTC) + (timedelta(0) if inclusive else _TICK)
+        while True:
+            found = [t.get_next_fire_time(None, start) for t in self._triggers]
+            candidates = [f for f in found if f is not None]
+            if not candidates:
+                return None
+            best = min(candidates, key=lambda f: f.timestamp())
+            if not (self.fixed_hour and _second_copy(best)):
+                return best
+            start = best.astimezone(UTC) + _TICK
+
+    def previous(self, when: datetime) -> datetime | None:
+        """The last fire time at or before `when` (None when there was none in years)."""
+        span = timedelta(minutes=2)
+        while span <= _LOOKBACK_LIMIT:
+            found = self.next_after(when.astimezone(UTC) - span, inclusive=True)
+            if found is not None and found <= when:
+                while True:
+                    following = self.next_after(found)
+                    if following is None or following > when:
+                        return found
+                    found = following
+            span *= 2
+        return None
+
+    def times(self, start: datetime, end: datetime) -> Iterator[datetime]:
+        """Fire times in [start, end)."""
+        found = self.next_after(start, inclusive=True)
+        while found is not None and found < end:
+            yield found
+            found = self.next_after(found)
+
+
+def check_cron(expr: str) -> str:
+    """A validator: the expression, or ValueError saying what is wrong with it."""
+    Cron(expr)
+    return expr
+
+
+def _fields(expr: str) -> list[str]:
+    text = MACROS.get(expr.lower(), expr) if expr.startswith("@") else expr
+    if text.startswith("@"):
+        raise ValueError(
+            f"{expr!r}: unknown cron macro; use one of {', '.join(MACROS)} or five fields"
+        )
+    fields = text.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"{expr!r} is not a cron expression: expected 5 fields (minute hour day-of-month "
+            f"month day-of-week) like '0 7 * * *', got {len(fields)}"
+        )
+    return fields
+
+
+def _weekdays(field: str) -> set[int]:
+    """Cron's day-of-week field as a set of days, 0 = Sunday."""
+    days: set[int] = set()
+    for item in field.split(","):
+        match = _DOW_ITEM.match(item.strip())
+        if match is None:
+            raise ValueError(
+                f"day of week {field!r}: {item!r} is not a day (0-7 or sun-sat), a range or a step"
+            )
+        star, first, last, step = match.groups()
+        if star:
+            low, high = 0, 6
+        else:
+            low = _day(first, field)
+            high = _day(last, field) if last else low
+            if last and high == 0 and low > 0:
+                high = 7  # "fri-sun", "5-7": up to Sunday at the end of the week
+            if high < low:
+                raise ValueError(f"day of week {field!r}: the range {item!r} runs backwards")
+            if not last and step:
+                high = 6  # "1/2": from Monday on, every second day (cronie)
+        stride = int(step) if step else 1
+        if stride < 1:
+            raise ValueError(f"day of week {field!r}: a step must be 1 or more")
+        days.update(d % 7 for d in range(low, high + 1, stride))
+    return days
+
+
+def _day(text: str, field: str) -> int:
+    if text.isdigit():
+        return int(text)
+    try:
+        return _DAY_NAMES.index(text.lower())
+    except ValueError:
+        raise ValueError(f"day of week {field!r}: {text!r} is not a day name (sun-sat)") from None
+
+
+def _trigger(options: dict[str, Any], expr: str) -> CronTrigger:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        return CronTrigger(**options)
+    except ValueError as exc:
+        raise ValueError(f"{expr!r} is not a valid cron expression: {exc}") from None
+
+
+def _second_copy(when: datetime) -> bool:
+    """True for the second occurrence of a wall-clock time repeated when clocks go back."""
+    return when.fold == 1 and when.replace(fold=0).utcoffset() != when.utcoffset()

@@ -1,0 +1,332 @@
+"""One run at a time per history store, across processes and machines.
+
+The mutual exclusion is a lock the operating system or the database releases by itself when
+its holder dies, so a crashed run can never leave the store locked forever:
+
+- SQLite: an exclusive `flock` on `<database>.lock` beside the database file;
+- PostgreSQL: a session advisory lock (`pg_try_advisory_lock`) on a connection held for the run;
+- MariaDB / MySQL: a named lock (`GET_LOCK`), also bound to the holding connection;
+- an in-memory SQLite store (one process by definition): a lock inside this process.
+
+Beside it, the holder writes who it is into the store's `heartbeats` table (`run` row: pid,
+host, start, a heartbeat every 10 s) and deletes the row when it lets go. A row found by the
+next holder means the previous one died without letting go: that stale holder is logged and
+taken over, and its run, still `running` in the store, is marked `interrupted`. A process that
+cannot get the lock within `wait` seconds raises `LockBusy` naming the holder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol
+
+from kpi_collector.errors import KpiError
+from kpi_collector.schedule.state import (
+    RUN,
+    Heartbeat,
+    delete_heartbeat,
+    heartbeats,
+    mark_interrupted,
+    seconds_text,
+    write_heartbeat,
+)
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from kpi_collector.store import HistoryStore
+
+log = logging.getLogger("kpi_collector.schedule")
+
+HEARTBEAT_EVERY = 10.0  # seconds between the run lock holder's heartbeats
+_POLL = 0.2
+_LOCAL: dict[str, threading.Lock] = {}
+_LOCAL_GUARD = threading.Lock()
+
+
+class LockBusy(KpiError):
+    """Another process holds the lock; `holder` says who, when the store knows."""
+
+    transient = True
+
+    def __init__(self, message: str, *, holder: Heartbeat | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+class Mutex(Protocol):
+    def try_acquire(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+def store_mutex(store: HistoryStore, name: str) -> Mutex:
+    """The cross-process lock `name` ("run", "scheduler") that fits the store's database."""
+    url = store.engine.url
+    backend = url.get_backend_name()
+    key = f"kpi_collector:{name}"
+    if backend == "sqlite":
+        database = url.database or ""
+        if database and database != ":memory:" and "mode=memory" not in str(url):
+            return FileMutex(Path(f"{database}.{name}.lock" if name != RUN else f"{database}.lock"))
+        return LocalMutex(f"{url}:{key}")
+    if backend == "postgresql":
+        return PostgresMutex(store.engine, key)
+    if backend in ("mysql", "mariadb"):
+        return MySqlMutex(store.engine, f"{key}:{url.database}")
+    log.warning(
+        "no cross-process lock for %s stores: runs are only kept apart within this process", backend
+    )
+    return LocalMutex(f"{url}:{key}")
+
+
+class FileMutex:
+    """An exclusive lock on a file (flock; LockFile on Windows), released when the process dies."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def try_acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if sys.platform == "win32":
+                import msvcrt
+
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            if sys.platform == "win32":
+                import msvcrt
+
+                msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+
+class LocalMutex:
+    """A lock within this process (an in-memory store cannot be shared with another one)."""
+
+    def __init__(self, key: str) -> None:
+        with _LOCAL_GUARD:
+            self._lock = _LOCAL.setdefault(key, threading.Lock())
+        self._held = False
+
+    def try_acquire(self) -> bool:
+        self._held = self._lock.acquire(blocking=False)
+        return self._held
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._lock.release()
+
+
+class _SessionLock:
+    """A lock bound to a database session: held on its own connection, gone when it drops."""
+
+    acquire_sql = ""
+    release_sql = ""
+
+    def __init__(self, engine: sa.Engine, key: Any) -> None:
+        self.engine = engine
+        self.key = key
+        self._conn: sa.Connection | None = None
+
+    def try_acquire(self) -> bool:
+        import sqlalchemy as sa
+
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            got = conn.execute(sa.text(self.acquire_sql), {"key": self.key}).scalar()
+        except Exception:
+            conn.close()
+            raise
+        if got:
+            self._conn = conn
+            return True
+        conn.close()
+        return False
+
+    def release(self) -> None:
+        import sqlalchemy as sa
+
+        if self._conn is None:
+            return
+        conn, self._conn = self._conn, None
+        try:
+            conn.execute(sa.text(self.release_sql), {"key": self.key})
+        except Exception as exc:  # the session is gone, and the lock with it
+            log.warning("releasing the store lock: %s", type(exc).__name__)
+            conn.invalidate()
+        finally:
+            conn.close()
+
+
+class PostgresMutex(_SessionLock):
+    acquire_sql = "SELECT pg_try_advisory_lock(:key)"
+    release_sql = "SELECT pg_advisory_unlock(:key)"
+
+    def __init__(self, engine: sa.Engine, name: str) -> None:
+        digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+        super().__init__(engine, int.from_bytes(digest, "big", signed=True))
+
+
+class MySqlMutex(_SessionLock):
+    acquire_sql = "SELECT GET_LOCK(:key, 0)"
+    release_sql = "SELECT RELEASE_LOCK(:key)"
+
+    def __init__(self, engine: sa.Engine, name: str) -> None:
+        # lock names are server-wide and at most 64 characters: name the database by a hash
+        digest = hashlib.blake2b(name.encode(), digest_size=12).hexdigest()
+        super().__init__(engine, f"kpi_collector:{digest}")
+
+
+class RunLock:
+    """Held while a run writes to the store: `with RunLock(store, wait=10): ...`."""
+
+    def __init__(
+        self,
+        store: HistoryStore,
+        *,
+        wait: float = 0.0,
+        detail: str = "kpi run",
+        heartbeat_every: float = HEARTBEAT_EVERY,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.store = store
+        self.wait = wait
+        self.detail = detail
+        self.heartbeat_every = heartbeat_every
+        self.stop = stop
+        self.taken_over: Heartbeat | None = None  # the stale holder found on acquiring
+        self.interrupted: list[int] = []  # its runs, now marked interrupted
+        self._mutex: Mutex | None = None
+        self._beating = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    @property
+    def held(self) -> bool:
+        return self._mutex is not None
+
+    def acquire(self) -> None:
+        """Take the lock, waiting up to `wait` seconds (less if `stop` is set); else LockBusy."""
+        mutex = store_mutex(self.store, RUN)
+        deadline = time.monotonic() + self.wait
+        while not mutex.try_acquire():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or (self.stop is not None and self.stop.is_set()):
+                raise self._busy()
+            if self.stop is not None:
+                self.stop.wait(min(_POLL, remaining))
+            else:
+                time.sleep(min(_POLL, remaining))
+        self._mutex = mutex
+        try:
+            self._take_over()
+            now = time.time()
+            write_heartbeat(
+                self.store, RUN, now=now, started_at=now, state="running", detail=self.detail
+            )
+        except BaseException:
+            self._mutex = None
+            mutex.release()
+            raise
+        self._beating.clear()
+        self._thread = threading.Thread(target=self._beat, name="kpi-run-heartbeat", daemon=True)
+        self._thread.start()
+
+    def release(self) -> None:
+        mutex, self._mutex = self._mutex, None
+        if mutex is None:
+            return
+        self._beating.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        try:
+            delete_heartbeat(self.store, RUN)
+        except KpiError as exc:  # the next holder will find the row and take over
+            log.warning("could not clear the run lock's heartbeat: %s", exc)
+        finally:
+            mutex.release()
+
+    def _take_over(self) -> None:
+        stale = heartbeats(self.store).get(RUN)
+        if stale is not None:
+            self.taken_over = stale
+            log.warning(
+                "taking over a stale run lock: the holder, %s, stopped without releasing it",
+                stale.describe(),
+            )
+        self.interrupted = mark_interrupted(self.store)
+        if self.interrupted:
+            log.warning(
+                "run%s %s never finished; marked interrupted",
+                "s" if len(self.interrupted) > 1 else "",
+                ", ".join(map(str, self.interrupted)),
+            )
+
+    def _beat(self) -> None:
+        while not self._beating.wait(self.heartbeat_every):
+            try:
+                write_heartbeat(self.store, RUN)
+            except KpiError as exc:
+                log.warning("run heartbeat: %s", exc)
+
+    def _busy(self) -> LockBusy:
+        try:
+            holder = heartbeats(self.store).get(RUN)
+        except KpiError:
+            holder = None
+        waited = f"; waited {seconds_text(self.wait)}" if self.wait else ""
+        if holder is None:
+            return LockBusy(
+                f"another run is using the store{waited}; try again when it has finished"
+            )
+        message = f"another run is using the store: {holder.describe()}{waited}"
+        if holder.age() > 6 * self.heartbeat_every:
+            message += (
+                f". Its heartbeat stopped {seconds_text(holder.age())} ago: the process may hang; "
+                f"stop pid {holder.pid} on {holder.hostname} to free the store"
+            )
+        else:
+            message += "; try again when it has finished"
+        return LockBusy(message, holder=holder)

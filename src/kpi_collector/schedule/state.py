@@ -1,0 +1,185 @@
+"""The scheduler's rows in the store: heartbeats (who is alive, what it is doing) and the last
+outcome of each scheduled job. Read by `kpi validate --health` and the dashboard.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from kpi_collector.errors import StoreError
+from kpi_collector.secrets import redact
+from kpi_collector.store.history import _first_line
+
+if TYPE_CHECKING:
+    from kpi_collector.store import HistoryStore
+
+SCHEDULER, RUN = "scheduler", "run"  # the heartbeat rows: the `kpi schedule` process, the run lock
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """One heartbeat row: a process, what it is doing and when it last said so."""
+
+    name: str
+    pid: int
+    hostname: str
+    started_at: float
+    beat_at: float
+    state: str  # idle | running | stopped
+    next_run_at: float | None = None
+    detail: str | None = None
+
+    def age(self, now: float | None = None) -> float:
+        """Seconds since the last beat."""
+        return max(0.0, (time.time() if now is None else now) - self.beat_at)
+
+    def describe(self, now: float | None = None) -> str:
+        """`pid 4242 on host-a (kpi run) since 07:00:01 UTC, last heartbeat 3 s ago`."""
+        since = datetime.fromtimestamp(self.started_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        what = f" ({self.detail})" if self.detail else ""
+        return (
+            f"pid {self.pid} on {self.hostname}{what} since {since}, "
+            f"last heartbeat {seconds_text(self.age(now))} ago"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """The last outcome of a scheduled job (`main`, `source:<name>`, `destination:<name>`)."""
+
+    job: str
+    last_fire_at: float | None
+    last_success_at: float | None
+    last_status: str | None  # ok | failed | skipped
+    last_error: str | None
+    updated_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def this_process() -> tuple[int, str]:
+    return os.getpid(), socket.gethostname()
+
+
+def seconds_text(seconds: float) -> str:
+    """A duration for people: `3 s`, `12 min`, `5 h`, `2 days`."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def heartbeats(store: HistoryStore) -> dict[str, Heartbeat]:
+    """Every heartbeat row by name (`scheduler`, `run`)."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import heartbeats as t
+
+    with _reading(store) as conn:
+        return {r.name: Heartbeat(**r._mapping) for r in conn.execute(sa.select(t))}
+
+
+def write_heartbeat(
+    store: HistoryStore, name: str, *, now: float | None = None, **fields: Any
+) -> None:
+    """Insert or update a heartbeat row of this process; `beat_at` is `now`."""
+    from kpi_collector.store.schema import heartbeats as t
+
+    pid, host = this_process()
+    values = {
+        "pid": pid,
+        "hostname": host,
+        "beat_at": time.time() if now is None else now,
+        **fields,
+    }
+    if "detail" in values and values["detail"] is not None:
+        values["detail"] = redact(str(values["detail"]))
+    with store._write() as conn:
+        updated = conn.execute(t.update().where(t.c.name == name).values(**values)).rowcount
+        if not updated:
+            values.setdefault("started_at", values["beat_at"])
+            values.setdefault("state", "idle")
+            conn.execute(t.insert().values(name=name, **values))
+
+
+def delete_heartbeat(store: HistoryStore, name: str) -> None:
+    from kpi_collector.store.schema import heartbeats as t
+
+    with store._write() as conn:
+        conn.execute(t.delete().where(t.c.name == name))
+
+
+def job_states(store: HistoryStore) -> dict[str, JobState]:
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import schedule_jobs as t
+
+    with _reading(store) as conn:
+        return {r.job: JobState(**r._mapping) for r in conn.execute(sa.select(t))}
+
+
+def record_job(
+    store: HistoryStore, job: str, *, fired_at: float, status: str, error: str | None = None
+) -> None:
+    """Remember a job's outcome; `ok` also moves its last success to `fired_at`."""
+    from kpi_collector.store.schema import schedule_jobs as t
+
+    values: dict[str, Any] = {
+        "last_fire_at": fired_at,
+        "last_status": status,
+        "last_error": redact(error) if error else None,
+        "updated_at": time.time(),
+    }
+    if status == "ok":
+        values["last_success_at"] = fired_at
+    with store._write() as conn:
+        if not conn.execute(t.update().where(t.c.job == job).values(**values)).rowcount:
+            conn.execute(t.insert().values(job=job, **values))
+
+
+def mark_interrupted(store: HistoryStore) -> list[int]:
+    """Runs still `running` while nobody holds the run lock died midway: mark them `interrupted`."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import runs
+
+    with store._write() as conn:
+        ids = [r[0] for r in conn.execute(sa.select(runs.c.id).where(runs.c.status == "running"))]
+        if ids:
+            conn.execute(runs.update().where(runs.c.id.in_(ids)).values(status="interrupted"))
+    return ids
+
+
+class _reading:
+    """A read connection whose failures become StoreError without secrets."""
+
+    def __init__(self, store: HistoryStore) -> None:
+        self._store = store
+        self._conn: Any = None
+
+    def __enter__(self) -> Any:
+        try:
+            self._conn = self._store.engine.connect()
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"cannot read the store: {_first_line(exc)}") from None
+        return self._conn
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        self._conn.close()
+        if exc is not None and isinstance(exc, Exception) and not isinstance(exc, StoreError):
+            raise StoreError(f"cannot read the store: {_first_line(exc)}") from None
+        return False
