@@ -197,7 +197,10 @@ class Pipeline:
         """`process` in a running event loop. A run that writes to the store holds the store's
         run lock throughout, so runs (manual, scheduled, on other machines) never overlap."""
         kwargs: dict[str, Any] = {
-            "only": only, "dry_run": dry_run, "deliver": deliver, "on_source_done": on_source_done,
+            "only": only,
+            "dry_run": dry_run,
+            "deliver": deliver,
+            "on_source_done": on_source_done,
             "now": now,
         }
         if dry_run or self.store is None:
@@ -223,7 +226,9 @@ class Pipeline:
         sources = self.selected(only)
         started = now or datetime.now(UTC)
         store = None if dry_run else self.store
-        run_id = store.begin_run(started_at=started.timestamp(), trigger=self.trigger) if store else None
+        run_id = (
+            store.begin_run(started_at=started.timestamp(), trigger=self.trigger) if store else None
+        )
         outcomes = await collect_all(
             sources, defaults=self.defaults, tz=self.tz, base_dir=self.base_dir, now=started,
             on_done=on_source_done,
