@@ -244,6 +244,10 @@ def _check_references(config: Config, lines: _LineFinder) -> None:
                 f"{metric!r}; it has {', '.join(source.metric_names())}"
             )
     _check_formulas(config, lines)
+    from kpi_collector.alerts import alert_problems
+
+    for at, message in alert_problems(config):
+        raise ConfigError(f"{lines.where(at)}: {message}")
     star = config.settings.north_star
     if star and star not in known and star.partition(".")[0] not in names:
         raise ConfigError(
