@@ -154,8 +154,9 @@ def test_overview_api_shows_the_stored_values_north_star_first(client: Any) -> N
     assert star["change"] == pytest.approx(999.0 - star["previous"])
     assert star["change_pct"] == pytest.approx((999.0 - star["previous"]) / star["previous"] * 100)
     assert star["progress"] == pytest.approx(999.0 / 800)
-    assert len(star["sparkline"]) == 30
-    assert star["sparkline"][-1] == ["2026-03-31", 999.0]
+    assert len(star["sparkline"]) == len(doc["periods"]) == 30
+    assert doc["periods"][-1] == "2026-03-31" and star["sparkline"][-1] == 999.0
+    assert doc["periods"][0] == "2026-03-02" and None not in star["sparkline"]
     assert doc["last_run"]["status"] == "partial"
     assert doc["timezone"] == "Europe/Berlin"
 
@@ -166,8 +167,12 @@ def test_overview_values_equal_kpi_history(client: Any, data: DashboardData) -> 
         since = date.fromisoformat(doc["since"])
         history = history_document(data.config, period=period, since=since)
         for tile in doc["kpis"]:
-            expected = [[p["period"], p["value"]] for p in history["kpis"][tile["id"]]]
-            assert tile["sparkline"] == expected, (period, tile["id"])
+            stored = {p["period"]: p["value"] for p in history["kpis"][tile["id"]]}
+            assert set(stored) <= set(doc["periods"])
+            assert tile["sparkline"] == [stored.get(p) for p in doc["periods"]], (
+                period,
+                tile["id"],
+            )
 
 
 def test_failing_source_is_listed_with_its_error_and_secret_hidden(client: Any) -> None:
@@ -547,8 +552,30 @@ def test_dashboard_works_when_the_rollup_cannot_be_written(
     broken.close()
 
 
+def test_documents_follow_a_new_run(config_path: Path, tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    copy = tmp_path / "live"
+    shutil.copytree(config_path.parent, copy)
+    data = DashboardData(load_config(copy / "kpi.yaml"), clock=NOW.timestamp)
+    with TestClient(create_app(data.config, data=data), base_url="http://127.0.0.1") as c:
+        assert c.get("/api/kpis").json()["kpis"][0]["value"] == 999.0
+        assert "999" in c.get("/").text
+        store = HistoryStore(data.config.store_url)
+        run = store.begin_run(started_at=NOW.timestamp() - 60)
+        store.finish_run(run, observations=[("crm.paying", NOW.timestamp() - 60, 1234.0, "crm")])
+        store.close()
+        doc = c.get("/api/kpis").json()
+        assert doc["kpis"][0]["value"] == 1234.0 and doc["last_run"]["id"] == run
+        assert doc["kpis"][0]["previous"] != 999.0  # still the day before, not the earlier run
+        assert "1,234" in c.get("/").text
+        metrics = c.get("/metrics").text
+        assert 'kpi_value{kpi="crm.paying"} 1234.0' in metrics
+    data.close()
+
+
 def test_no_nan_in_documents(client: Any) -> None:
     doc = client.get("/api/kpis").json()
     for tile in doc["kpis"]:
-        for _, v in tile["sparkline"]:
-            assert math.isfinite(v)
+        for v in tile["sparkline"]:
+            assert v is None or math.isfinite(v)

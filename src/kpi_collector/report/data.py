@@ -67,6 +67,7 @@ class DashboardData:
         store: HistoryStore | None = None,
         clock: Callable[[], float] = time.time,
         stale_after: timedelta = STALE_AFTER,
+        cache: bool = True,
     ) -> None:
         from kpi_collector.store import HistoryStore
 
@@ -78,6 +79,7 @@ class DashboardData:
         self.stale_after = stale_after
         self.rollup_error: str | None = None
         self._lock = threading.Lock()
+        self._cache: dict[tuple[Any, ...], Any] | None = {} if cache else None
 
     def close(self) -> None:
         self.store.close()
@@ -100,19 +102,51 @@ class DashboardData:
             self.rollup_error = None
             return True
 
+    def version(self) -> tuple[Any, ...]:
+        """What the documents depend on: newest observation, newest run, pending deliveries."""
+        import sqlalchemy as sa
+
+        from kpi_collector.store.schema import deliveries as d
+        from kpi_collector.store.schema import observations as o
+        from kpi_collector.store.schema import runs as r
+
+        with self.store.engine.connect() as conn:
+            newest = conn.execute(sa.select(sa.func.max(o.c.id))).scalar()
+            run = conn.execute(
+                sa.select(r.c.id, r.c.status, r.c.finished_at).order_by(r.c.id.desc()).limit(1)
+            ).first()
+            pending = conn.execute(
+                sa.select(sa.func.count(), sa.func.max(d.c.updated_at)).where(d.c.status != "done")
+            ).one()
+        return (newest, tuple(run or ()), tuple(pending))
+
+    def cached(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+        """`build()`, reused while the store is unchanged (and for at most five minutes)."""
+        if self._cache is None:
+            return build()
+        full = (*key, self.version(), int(self.clock() // 300))
+        with self._lock:
+            if full in self._cache:
+                return self._cache[full]
+        doc = build()
+        with self._lock:
+            if len(self._cache) >= 32:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[full] = doc
+        return doc
+
     def _periods(
         self, period: str, since: date, kpis: Sequence[str] | None = None
-    ) -> dict[str, list[tuple[date, float, float | None]]]:
-        """(period start, value, newest ts or None) per KPI from `since` on."""
+    ) -> dict[str, list[Any]]:
+        """(start ordinal, value, newest ts or None) per KPI and period from `since` on."""
         from kpi_collector.store import rollup
 
         if self.refresh():
-            points = rollup.read(
+            return rollup.read_rows(
                 self.store.engine, self.zone, period, since=since, agg=self.agg, kpis=kpis
             )
-            return {k: [(p.start, p.value, p.last_ts) for p in v] for k, v in points.items()}
         series = self.store.series(kpis, period=period, since=since, tz=self.zone, agg=self.agg)
-        return {k: [(d, v, None) for d, v in pts] for k, pts in series.items()}
+        return {k: [(d.toordinal(), v, None) for d, v in pts] for k, pts in series.items()}
 
     # KPIs ---------------------------------------------------------------------------------------
 
@@ -147,11 +181,21 @@ class DashboardData:
         count = SPARK_PERIODS[period]
         since = shift_periods(today, period, count - 1)
         points = self._periods(period, since)
+        starts = [shift_periods(today, period, count - 1 - i) for i in range(count)]
+        slot = {d.toordinal(): i for i, d in enumerate(starts)}
         ids = self.order([*self.config.kpi_ids(), *self.config.kpis, *points])
         missing = [k for k in ids if k not in points]
         older = self.store.latest(missing) if missing else {}
         tiles = []
         raw_latest: dict[str, Any] | None = None
+        labels: dict[int, str] = {}
+
+        def label(ordinal: int) -> str:
+            text = labels.get(ordinal)
+            if text is None:
+                text = labels[ordinal] = date.fromordinal(ordinal).isoformat()
+            return text
+
         for kpi in ids:
             tile = self.spec(kpi)
             pts = points.get(kpi, [])
@@ -159,10 +203,10 @@ class DashboardData:
             value: float | None = None
             updated: float | None = None
             if pts:
-                start, value, updated = pts[-1]
-                tile["period"] = start.isoformat()
+                start, value, updated = pts[-1][:3]
+                tile["period"] = label(start)
                 if len(pts) > 1:
-                    tile["previous"], tile["previous_period"] = pts[-2][1], pts[-2][0].isoformat()
+                    tile["previous"], tile["previous_period"] = pts[-2][1], label(pts[-2][0])
             elif kpi in older:
                 row = older[kpi]
                 value, updated = row.value, row.ts
@@ -178,7 +222,12 @@ class DashboardData:
             tile["change_text"] = format_change(value, previous, unit) if value is not None else ""
             target = tile["target"]
             tile["progress"] = value / target if value is not None and target else None
-            tile["sparkline"] = [[d.isoformat(), v] for d, v, _ in pts]
+            spark: list[float | None] = [None] * count
+            for p in pts:
+                at = slot.get(p[0])
+                if at is not None:
+                    spark[at] = p[1]
+            tile["sparkline"] = spark
             if updated is None and pts:  # raw-query fallback: no timestamps with the periods
                 if raw_latest is None:
                     raw_latest = self.store.latest(ids)
@@ -194,6 +243,7 @@ class DashboardData:
             "timezone": self.config.timezone,
             "period": period,
             "since": since.isoformat(),
+            "periods": [d.isoformat() for d in starts],
             "north_star": self.config.settings.north_star,
             "last_run": last_run,
             "sources": self._sources(newest, runs[0] if runs else None, now),
@@ -207,9 +257,12 @@ class DashboardData:
         errors: dict[str, str] = {}
         for error in run.errors if run else []:
             errors.setdefault(error["source"], redact(error["message"]))
+        by_source: dict[str, list[dict[str, Any]]] = {}
+        for kpi, tile in tiles.items():
+            by_source.setdefault(kpi.partition(".")[0], []).append(tile)
         out = []
         for source in self.config.sources:
-            kpis = [t for k, t in tiles.items() if k.partition(".")[0] == source.name]
+            kpis = by_source.get(source.name, [])
             stamps = [t["updated_at"] for t in kpis if t["updated_at"]]
             newest = max(stamps) if stamps else None
             if not source.enabled:

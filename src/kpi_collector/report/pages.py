@@ -90,24 +90,30 @@ def nav_links(active: str) -> str:
 
 
 def sparkline(
-    points: Sequence[Sequence[Any]], *, css: str = "spark", width: int = 120, height: int = 32
+    values: Sequence[float | None], *, css: str = "spark", width: int = 120, height: int = 32
 ) -> str:
-    """An inline SVG line through the values (oldest left); `data-points` tells how many."""
-    values = [float(p[1]) for p in points]
-    n = len(values)
+    """An inline SVG line through the values (one per period, oldest left, None for a gap);
+    `data-points` tells how many periods have a value."""
+    known = [(i, float(v)) for i, v in enumerate(values) if v is not None]
+    n = len(known)
     if n == 0:
-        return f'<svg class="{css} empty" viewBox="0 0 {width} {height}" data-points="0" aria-hidden="true"></svg>'
-    low, high = min(values), max(values)
+        return (
+            f'<svg class="{css} empty" viewBox="0 0 {width} {height}" data-points="0" '
+            'aria-hidden="true"></svg>'
+        )
+    low = min(v for _, v in known)
+    high = max(v for _, v in known)
     span = high - low or 1.0
+    slots = max(len(values) - 1, 1)
     pad = 2
     coords = []
-    for i, v in enumerate(values):
-        x = pad + (width - 2 * pad) * (i / (n - 1) if n > 1 else 0.5)
+    for i, v in known:
+        x = pad + (width - 2 * pad) * (i / slots if len(values) > 1 else 0.5)
         y = height - pad - (height - 2 * pad) * ((v - low) / span if high != low else 0.5)
         coords.append(f"{x:.1f},{y:.1f}")
     return (
         f'<svg class="{css}" viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
-        f'data-points="{n}" role="img" aria-label="trend over {n} periods">'
+        f'data-points="{n}" role="img" aria-label="trend over {len(values)} periods">'
         f'<polyline points="{" ".join(coords)}" vector-effect="non-scaling-stroke"/></svg>'
     )
 

@@ -169,9 +169,22 @@ def create_app(
         if not source.store.latest([kpi]):
             raise HTTPException(404, f"no KPI {kpi!r}")
 
+    def encode(doc: Any) -> bytes:
+        return json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
     def dumps(doc: Any) -> Response:
-        body = json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return json_response(encode(doc))
+
+    def json_response(body: bytes) -> Response:
         return Response(body, media_type="application/json", headers={"cache-control": "no-store"})
+
+    def overview_doc(period: str) -> dict[str, Any]:
+        return source.cached(("overview", period), lambda: source.overview(period))  # type: ignore[no-any-return]
+
+    def series_doc(kpi: str, period: str, since: date | None) -> dict[str, Any]:
+        return source.cached(
+            ("series", kpi, period, since), lambda: source.series(kpi, period, since)
+        )  # type: ignore[no-any-return]
 
     def range_since(period: str, key: str) -> date | None:
         spans = dict(pages.RANGES[period])
@@ -183,16 +196,19 @@ def create_app(
         return shift_periods(_today(source), period, count - 1)
 
     def overview(request: Request) -> Response:
-        doc = source.overview(period_of(request))
-        return HTMLResponse(pages.overview_page(doc), headers={"cache-control": "no-store"})
+        period = period_of(request)
+        body = source.cached(
+            ("overview.html", period), lambda: pages.overview_page(overview_doc(period))
+        )
+        return HTMLResponse(body, headers={"cache-control": "no-store"})
 
     def kpi_page(request: Request) -> Response:
         kpi = request.path_params["kpi"]
         known(kpi)
         period = period_of(request)
         key = request.query_params.get("range", pages.DEFAULT_RANGE[period])
-        doc = source.series(kpi, period, range_since(period, key))
-        tile = next((t for t in source.overview(period)["kpis"] if t["id"] == kpi), None)
+        doc = series_doc(kpi, period, range_since(period, key))
+        tile = next((t for t in overview_doc(period)["kpis"] if t["id"] == kpi), None)
         return HTMLResponse(pages.kpi_page(doc, tile, key), headers={"cache-control": "no-store"})
 
     def runs_page(request: Request) -> Response:
@@ -201,7 +217,10 @@ def create_app(
         )
 
     def api_kpis(request: Request) -> Response:
-        return dumps(source.overview(period_of(request)))
+        period = period_of(request)
+        return json_response(
+            source.cached(("overview.json", period), lambda: encode(overview_doc(period)))
+        )
 
     def window(request: Request, period: str) -> date | None:
         """`since`, or `range` (30d, 1y, all, ... as on the KPI page) counted back from today."""
@@ -213,13 +232,15 @@ def create_app(
         kpi = request.path_params["kpi"]
         known(kpi)
         period = period_of(request)
-        return dumps(source.series(kpi, period, window(request, period)))
+        since = window(request, period)
+        key = ("series.json", kpi, period, since)
+        return json_response(source.cached(key, lambda: encode(series_doc(kpi, period, since))))
 
     def api_series_csv(request: Request) -> Response:
         kpi = request.path_params["kpi"]
         known(kpi)
         period = period_of(request)
-        doc = source.series(kpi, period, window(request, period))
+        doc = series_doc(kpi, period, window(request, period))
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["period", "kpi", "value"])
@@ -236,7 +257,8 @@ def create_app(
         return dumps(source.runs(_limit(request)))
 
     def metrics(request: Request) -> Response:
-        return PlainTextResponse(metrics_text(source), media_type=CONTENT_TYPE)
+        text = source.cached(("metrics",), lambda: metrics_text(source))
+        return PlainTextResponse(text, media_type=CONTENT_TYPE)
 
     def health(request: Request) -> Response:
         return dumps({"ok": True})

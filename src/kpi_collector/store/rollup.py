@@ -32,12 +32,11 @@ _BATCH = 5000
 
 
 class Point(NamedTuple):
-    """One period of one KPI: its first day, the value by `agg`, its newest timestamp, a count."""
+    """One period of one KPI: its first day, the value by `agg`, its newest timestamp."""
 
     start: date
     value: float
     last_ts: float
-    n: int
 
 
 def catch_up(engine: sa.Engine, zone: ZoneInfo) -> int:
@@ -217,6 +216,29 @@ def read(
     kpis: Sequence[str] | None = None,
 ) -> dict[str, list[Point]]:
     """Each KPI's value per period from `since` on, by its `agg` (default last), oldest first."""
+    rows = read_rows(engine, zone, period, since=since, agg=agg, kpis=kpis)
+    days: dict[int, date] = {}
+    out: dict[str, list[Point]] = {}
+    for kpi, items in rows.items():
+        points = out[kpi] = []
+        for start, value, last_ts in items:
+            day = days.get(start)
+            if day is None:
+                day = days[start] = date.fromordinal(start)
+            points.append(Point(day, value, last_ts))
+    return out
+
+
+def read_rows(
+    engine: sa.Engine,
+    zone: ZoneInfo,
+    period: str,
+    *,
+    since: date,
+    agg: Mapping[str, str] | None = None,
+    kpis: Sequence[str] | None = None,
+) -> dict[str, list[Any]]:
+    """`read` as rows (start ordinal, value, last ts): no object per period, for big overviews."""
     import sqlalchemy as sa
 
     from kpi_collector.store.schema import rollup as r
@@ -230,25 +252,25 @@ def read(
     for kpi, a in others.items():
         groups.setdefault(a, []).append(kpi)  # type: ignore[union-attr]
     groups["last"] = wanted
-    days: dict[int, date] = {}
-    out: dict[str, list[Point]] = {}
+    out: dict[str, list[Any]] = {}
     with engine.connect() as conn:
         for a, members in groups.items():
             query = (
-                sa.select(r.c.kpi, r.c.start, r.c[a], r.c.last_ts, r.c.n)
+                sa.select(r.c.kpi, r.c.start, r.c[a], r.c.last_ts)
                 .where(r.c.zone == zone.key, r.c.period == period, r.c.start >= first)
                 .order_by(r.c.start, r.c.kpi)  # the key order: no sort
             )
             if members is not None:
                 query = query.where(r.c.kpi.in_(members))
             skip = others if a == "last" else {}
-            for kpi, start, value, last_ts, n in conn.execute(query).all():
+            for row in conn.execute(query).all():
+                kpi = row[0]
                 if kpi in skip:
                     continue
-                day = days.get(start)
-                if day is None:
-                    day = days[start] = date.fromordinal(start)
-                out.setdefault(kpi, []).append(Point(day, value, last_ts, n))
+                bucket = out.get(kpi)
+                if bucket is None:
+                    bucket = out[kpi] = []
+                bucket.append(row[1:])
     return out
 
 
