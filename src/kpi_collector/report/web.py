@@ -14,6 +14,7 @@ import hmac
 import io
 import ipaddress
 import json
+from collections.abc import MutableMapping
 from datetime import date
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -81,7 +82,7 @@ class Guard:
             if _query_token(scope) is not None:
                 set_cookie = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
 
-        async def send_with_headers(message: dict[str, Any]) -> None:
+        async def send_with_headers(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 extra = list(SECURITY_HEADERS)
                 if set_cookie is not None:
@@ -179,12 +180,12 @@ def create_app(
         return Response(body, media_type="application/json", headers={"cache-control": "no-store"})
 
     def overview_doc(period: str) -> dict[str, Any]:
-        return source.cached(("overview", period), lambda: source.overview(period))  # type: ignore[no-any-return]
+        return source.cached(("overview", period), lambda: source.overview(period))
 
     def series_doc(kpi: str, period: str, since: date | None) -> dict[str, Any]:
         return source.cached(
             ("series", kpi, period, since), lambda: source.series(kpi, period, since)
-        )  # type: ignore[no-any-return]
+        )
 
     def range_since(period: str, key: str) -> date | None:
         spans = dict(pages.RANGES[period])
