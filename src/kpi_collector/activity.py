@@ -92,6 +92,11 @@ class EventFiles:
             raise ValueError("events: give a path, a glob or a URL")
         return paths
 
+    @property
+    def file_format(self) -> FileFormat:
+        """The format given, or the one the file names tell; ValueError if they don't."""
+        return _file_format(self)
+
     def describe(self) -> str:
         return ", ".join(self.paths)
 
@@ -458,7 +463,7 @@ def _duckdb_day(column: str, column_type: str, plan: _Plan) -> DaySql:
 def _run_duckdb(files: EventFiles, plan: _Plan) -> list[tuple[Any, ...]]:
     import duckdb
 
-    fmt = _file_format(files)
+    fmt = files.file_format
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")

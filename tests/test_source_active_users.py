@@ -1,0 +1,236 @@
+"""`type: active_users`: the config, today's values, and the backfilled daily series."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from pydantic import ValidationError
+
+from kpi_collector.collect.http import HttpClient
+from kpi_collector.sources.active_users import ActiveUsers
+from kpi_collector.sources.base import Observation, SourceContext
+from tests.test_activity import Event, reference, write_csv, write_parquet
+
+BERLIN = ZoneInfo("Europe/Berlin")
+# 07:00 in Berlin on 2024-04-10: "today" is April 10th there.
+NOW = datetime(2024, 4, 10, 5, 0, tzinfo=UTC)
+EVENTS: list[Event] = [
+    ("a", datetime(2024, 3, 20, 12, 0, tzinfo=UTC)),
+    ("a", datetime(2024, 4, 9, 21, 30, tzinfo=UTC)),  # 23:30 on the 9th in Berlin
+    ("b", datetime(2024, 4, 9, 22, 30, tzinfo=UTC)),  # 00:30 on the 10th in Berlin
+    ("c", datetime(2024, 3, 30, 23, 30, tzinfo=UTC)),  # 00:30 on the 31st (DST day)
+    ("c", datetime(2024, 4, 3, 8, 0, tzinfo=UTC)),
+]
+
+
+def context(base_dir: Path, *, now: datetime = NOW, tz: ZoneInfo = BERLIN) -> SourceContext:
+    return SourceContext(HttpClient(), 20.0, 0, tz, now, base_dir)
+
+
+def collect(source: ActiveUsers, ctx: SourceContext) -> dict[str, float]:
+    return dict(asyncio.run(source.collect(ctx)))
+
+
+def backfill(source: ActiveUsers, ctx: SourceContext, since: date) -> list[Observation]:
+    async def go() -> list[Observation]:
+        return [obs async for obs in source.backfill(ctx, since)]
+
+    return asyncio.run(go())
+
+
+def by_day(observations: Sequence[Observation]) -> dict[date, dict[str, float]]:
+    days: dict[date, dict[str, float]] = {}
+    for obs in observations:
+        assert obs.ts.tzinfo is not None
+        local = obs.ts.astimezone(BERLIN)
+        assert local.time() == time(23, 59, 59)
+        days.setdefault(local.date(), {})[obs.metric] = obs.value
+    return days
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "events").mkdir()
+    write_parquet(tmp_path / "events" / "part-1.parquet", EVENTS[:3])
+    write_parquet(tmp_path / "events" / "part-2.parquet", EVENTS[3:])
+    return tmp_path
+
+
+def test_collect_counts_the_windows_ending_today_in_the_config_zone(folder: Path) -> None:
+    source = ActiveUsers.model_validate(
+        {
+            "name": "telemetry",
+            "events": "events/*.parquet",
+            "user": "user_id",
+            "time": "ts",
+            "windows": ["dau", "wau", "mau", "stickiness"],
+        }
+    )
+    assert source.kpi_ids() == [
+        "telemetry.dau",
+        "telemetry.wau",
+        "telemetry.mau",
+        "telemetry.stickiness",
+    ]
+    values = collect(source, context(folder))
+    # April 10th in Berlin: b today (00:30); a yesterday; c on Mar 31 and Apr 3 (outside
+    # the week Apr 4..10); a also on Mar 20.
+    assert values == {"dau": 1.0, "wau": 2.0, "mau": 3.0, "stickiness": pytest.approx(1 / 3)}
+    assert all(isinstance(v, float) for v in values.values())
+    # In UTC it is April 10th too, but b's event was on the 9th there.
+    utc = collect(source, context(folder, tz=ZoneInfo("UTC")))
+    assert utc == {"dau": 0.0, "wau": 2.0, "mau": 3.0, "stickiness": 0.0}
+
+
+def test_backfill_gives_every_complete_day_from_the_first_activity(folder: Path) -> None:
+    source = ActiveUsers.model_validate(
+        {
+            "name": "t",
+            "events": str(folder / "events" / "*.parquet"),
+            "user": "user_id",
+            "time": "ts",
+        }
+    )
+    observations = backfill(source, context(Path("/nonexistent")), since=date(2024, 1, 1))
+    days = by_day(observations)
+    assert min(days) == date(2024, 3, 20)  # nothing stored for the empty days before
+    assert max(days) == date(2024, 4, 9)  # yesterday; today comes from collect
+    assert len(days) == 21
+    expected = reference(
+        EVENTS,
+        "Europe/Berlin",
+        start=date(2024, 3, 20),
+        end=date(2024, 4, 9),
+        windows=("dau", "wau", "mau"),
+    )
+    assert days == {item.day: item.values for item in expected}
+    assert days[date(2024, 3, 31)]["dau"] == 1.0  # c's 00:30 local falls on the DST day
+
+    later = backfill(source, context(folder), since=date(2024, 4, 1))
+    assert min(by_day(later)) == date(2024, 4, 1)
+    assert by_day(later) == {d: v for d, v in days.items() if d >= date(2024, 4, 1)}
+    assert backfill(source, context(folder), since=date(2024, 4, 10)) == []
+
+
+def test_sql_table_with_min_events_and_where(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    meta = sa.MetaData()
+    table = sa.Table(
+        "events",
+        meta,
+        sa.Column("account", sa.String),
+        sa.Column("at", sa.DateTime),
+        sa.Column("name", sa.String),
+    )
+    meta.create_all(engine)
+    rows: list[dict[str, Any]] = []
+    for user, ts in [*EVENTS, ("a", datetime(2024, 4, 8, 10, tzinfo=UTC))]:
+        for name in ("run", "view"):
+            rows.append({"account": user, "at": ts.replace(tzinfo=None), "name": name})
+    with engine.begin() as conn:
+        conn.execute(table.insert(), rows)
+    engine.dispose()
+    source = ActiveUsers.model_validate(
+        {
+            "name": "app",
+            "url": f"sqlite:///{path}",
+            "table": "events",
+            "user": "account",
+            "time": "at",
+            "where": "name = 'run'",
+            "min_events": 2,
+        }
+    )
+    values = collect(source, context(tmp_path))
+    # a has two runs in the week (Apr 8 and 9, Berlin time); in the month c has two too.
+    assert values == {"dau": 0.0, "wau": 1.0, "mau": 2.0}
+    days = by_day(backfill(source, context(tmp_path), since=date(2024, 3, 1)))
+    assert days[date(2024, 4, 9)] == {"dau": 0.0, "wau": 1.0, "mau": 2.0}  # c: Mar 31 + Apr 3
+    assert days[date(2024, 4, 7)] == {"dau": 0.0, "wau": 0.0, "mau": 1.0}
+
+
+def test_csv_with_explicit_format(tmp_path: Path) -> None:
+    write_csv(tmp_path / "export.log", EVENTS)
+    source = ActiveUsers.model_validate(
+        {"events": "export.log", "format": "csv", "user": "user_id", "time": "ts"}
+    )
+    assert source.name == "active_users"
+    assert collect(source, context(tmp_path)) == {"dau": 1.0, "wau": 2.0, "mau": 3.0}
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({}, r"give `events` \(files\), or `url` and `table`"),
+        ({"url": "sqlite:///x.db"}, r"give `events` \(files\), or `url` and `table`"),
+        ({"events": "e.parquet", "table": "events"}, "not both"),
+        ({"events": "e.dat"}, "cannot tell the format"),
+        ({"events": []}, "empty"),
+        ({"events": "e.parquet", "windows": ["dau", "yau"]}, "windows"),
+        ({"events": "e.parquet", "windows": []}, "at least one"),
+        ({"events": "e.parquet", "min_events": 0}, "min_events"),
+        ({"events": "e.parquet", "user": " "}, "must not be empty"),
+        ({"events": "e.parquet", "bogus": 1}, "bogus"),
+        ({"url": "sqlite:///x.db", "table": "t", "format": "csv"}, "`format` is for"),
+    ],
+)
+def test_config_errors(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        ActiveUsers.model_validate({"user": "user_id", "time": "ts", **config})
+
+
+def test_the_database_url_is_a_secret() -> None:
+    source = ActiveUsers.model_validate(
+        {
+            "url": "postgresql+psycopg://app:pa55word-x@db/app",
+            "table": "events",
+            "user": "u",
+            "time": "t",
+        }
+    )
+    assert "pa55word-x" not in repr(source)
+    assert "pa55word-x" not in source.model_dump_json()
+
+
+def test_collect_on_a_day_without_events_is_zero(folder: Path) -> None:
+    source = ActiveUsers.model_validate(
+        {"events": "events/*.parquet", "user": "user_id", "time": "ts"}
+    )
+    later = datetime(2024, 6, 1, 12, tzinfo=UTC)
+    assert collect(source, context(folder, now=later)) == {"dau": 0.0, "wau": 0.0, "mau": 0.0}
+
+
+def test_pipeline_runs_and_backfills_the_source(folder: Path) -> None:
+    from kpi_collector.backfill import run_backfill
+    from kpi_collector.pipeline import Pipeline
+    from kpi_collector.plugins import register_source
+
+    register_source(ActiveUsers)  # a no-op once pyproject names it as an entry point
+    (folder / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "timezone: Europe/Berlin\n"
+        "kpis:\n"
+        '  telemetry.weekly_share: {formula: "telemetry.wau / telemetry.mau"}\n'
+        "sources:\n"
+        "  - {name: telemetry, type: active_users, events: events/*.parquet,"
+        " user: user_id, time: ts}\n"
+    )
+    pipeline = Pipeline.from_config(folder / "kpi.yaml")
+    report = run_backfill(pipeline, since=date(2024, 3, 1), now=NOW)
+    assert report.errors == {}
+    assert report.added["telemetry"] == 21 * 3
+    result = pipeline.process(deliver=False, now=NOW)
+    assert {k: v for k, v in result.values.items() if k.startswith("telemetry.")} == {
+        "telemetry.dau": 1.0,
+        "telemetry.wau": 2.0,
+        "telemetry.mau": 3.0,
+        "telemetry.weekly_share": pytest.approx(2 / 3),
+    }
