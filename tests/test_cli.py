@@ -240,7 +240,7 @@ def test_demo(workdir: Path) -> None:
             "SELECT count(DISTINCT date(ts, 'unixepoch')) FROM observations"
         ).fetchone()[0]
         errors = conn.execute("SELECT count(*) FROM run_errors").fetchone()[0]
-    assert days == 91 and errors == 0
+    assert days == 91 and errors == 0, "the demo must run clean"
     history = kpi(
         "-c", "demo/kpi.yaml", "history", "--period", "week", "--format", "json", cwd=workdir
     )

@@ -31,6 +31,9 @@ def metric(name: str, day: date) -> float:
         "posts": (40, 0.12, 0),
         "downloads": (9000, 38.0, 400),
         "paying": (20, 0.35, 1),
+        "open_prs": (12, 0.02, 3),
+        "contributors": (30, 0.15, 0),
+        "releases": (8, 0.05, 0),
     }[name]
     value = base + growth * n + wave * math.sin(n * 2 * math.pi / 7)
     return float(round(value))
@@ -50,10 +53,52 @@ async def github_repo(request: web.Request) -> web.Response:
             "stargazers_count": int(metric("stars", day)),
             "forks_count": int(metric("forks", day)),
             "subscribers_count": int(metric("watchers", day)),
-            "open_issues_count": int(metric("open_issues", day)),
+            # like GitHub's, the count includes open pull requests
+            "open_issues_count": int(metric("open_issues", day) + metric("open_prs", day)),
         },
-        headers={"x-ratelimit-remaining": "4999", "x-ratelimit-limit": "5000"},
+        headers=_RATE,
     )
+
+
+_RATE = {"x-ratelimit-remaining": "4999", "x-ratelimit-limit": "5000"}
+
+
+def _page(request: web.Request, items: list[dict[str, Any]]) -> web.Response:
+    """One page of a list, with a GitHub-style `Link` header (per_page, page)."""
+    per_page = int(request.query.get("per_page", "30"))
+    page = int(request.query.get("page", "1"))
+    last = max(1, math.ceil(len(items) / per_page))
+    headers = dict(_RATE)
+    if last > 1:
+        query = {k: v for k, v in request.query.items() if k != "page"}
+        base = request.url.with_query(query)
+        links = [f'<{base.update_query(page=last)}>; rel="last"']
+        if page < last:
+            links.insert(0, f'<{base.update_query(page=page + 1)}>; rel="next"')
+        headers["Link"] = ", ".join(links)
+    return web.json_response(items[(page - 1) * per_page : page * per_page], headers=headers)
+
+
+async def github_list(request: web.Request) -> web.Response:
+    day = _today()
+    listing = request.match_info["listing"]
+    if listing == "pulls":
+        items = [{"number": i, "state": "open"} for i in range(int(metric("open_prs", day)))]
+    elif listing == "contributors":
+        items = [
+            {"login": f"dev{i}", "contributions": 100 - i}
+            for i in range(int(metric("contributors", day)))
+        ]
+    else:
+        count = int(metric("releases", day))
+        items = [
+            {
+                "tag_name": f"v0.{i}.0",
+                "assets": [{"name": "wheel", "download_count": 150 * (i + 1)}],
+            }
+            for i in range(count)
+        ]
+    return _page(request, items)
 
 
 async def blog(request: web.Request) -> web.Response:
@@ -116,6 +161,9 @@ def make_app() -> web.Application:
     app["csrf"] = set()
     app["sessions"] = set()
     app.router.add_get("/github/repos/{owner}/{repo}", github_repo)
+    app.router.add_get(
+        "/github/repos/{owner}/{repo}/{listing:pulls|contributors|releases}", github_list
+    )
     app.router.add_get("/blog/", blog)
     app.router.add_get("/podcast/login", login_page)
     app.router.add_post("/podcast/login", login_post)

@@ -92,6 +92,8 @@ def history_points(today: date, days: int = HISTORY_DAYS) -> list[tuple[str, flo
         "github.forks": "forks",
         "github.watchers": "watchers",
         "github.open_issues": "open_issues",
+        "github.open_prs": "open_prs",
+        "github.contributors": "contributors",
         "blog.posts": "posts",
         "podcast.downloads": "downloads",
         "crm.paying_customers": "paying",
