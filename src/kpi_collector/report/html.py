@@ -112,7 +112,7 @@ def render_html(
     local = moment.astimezone(cfg.tz)
     body = (
         f'<div class="report"><div class="report-head"><h1>{escape(digest.title)}</h1>'
-        f'<span class="muted">generated {escape(local.isoformat(timespec="minutes"))} ({escape(cfg.timezone)})</span>'
+        f'<span class="muted">generated {escape(local.strftime("%Y-%m-%d %H:%M"))} ({escape(cfg.timezone)})</span>'
         "</div>"
         + (
             '<table class="summary"><thead><tr><th>KPI</th><th class=num>value</th><th class=num>change</th>'

@@ -132,6 +132,13 @@ def progress_bar(progress: float | None, target: float | None, unit: str | None)
     )
 
 
+def when(stamp: str | None) -> str:
+    """An ISO timestamp as people read it: 2026-11-29 07:00 (the zone is named on the page)."""
+    if not stamp:
+        return ""
+    return stamp[:16].replace("T", " ")
+
+
 def trend_class(tile: dict[str, Any]) -> str:
     change = tile.get("change")
     if not change:
@@ -185,7 +192,7 @@ def run_line(run: dict[str, Any] | None) -> str:
     return (
         f'<p class="lastrun">Last run <a href="/runs">#{run["id"]}</a> '
         f'<span class="status {escape(run["status"])}">{escape(run["status"])}</span> '
-        f"<time>{escape(run['started_at'] or '')}</time>{duration}, "
+        f"<time>{escape(when(run['started_at']))}</time>{duration}, "
         f"{run['n_values']} values, {run['n_errors']} errors</p>"
     )
 
@@ -198,7 +205,7 @@ def sources_html(sources: Iterable[dict[str, Any]]) -> str:
         f'<li><span class="status {escape(s["status"].replace(" ", "-"))}">{escape(s["status"])}</span> '
         f"<strong>{escape(s['name'])}</strong>"
         f"{' — ' + escape(s['error']) if s.get('error') else ''}"
-        f"{' (newest value ' + escape(s['updated_at']) + ')' if s.get('updated_at') and not s.get('error') else ''}"
+        f"{' (newest value ' + escape(when(s['updated_at'])) + ')' if s.get('updated_at') and not s.get('error') else ''}"
         "</li>"
         for s in rows
     )
@@ -229,7 +236,7 @@ def overview_page(doc: dict[str, Any]) -> str:
     body.append(f'<section class="grid">{"".join(tile_html(t) for t in rest)}</section>')
     body.append(
         f'<p class="muted foot">Per {escape(doc["period"])} in {escape(doc["timezone"])}; '
-        f"generated {escape(doc['generated_at'])}.</p>"
+        f"generated {escape(when(doc['generated_at']))}.</p>"
     )
     return layout("KPIs", "".join(body), nav=nav_links("overview"), scripts=())
 
@@ -293,7 +300,7 @@ def runs_page(doc: dict[str, Any]) -> str:
         )
         duration = f"{run['duration']:.1f} s" if run.get("duration") is not None else ""
         rows.append(
-            f'<tr data-run="{run["id"]}"><td>#{run["id"]}</td><td><time>{escape(run["started_at"] or "")}</time></td>'
+            f'<tr data-run="{run["id"]}"><td>#{run["id"]}</td><td><time>{escape(when(run["started_at"]))}</time></td>'
             f"<td class=num>{duration}</td>"
             f'<td><span class="status {escape(run["status"])}">{escape(run["status"])}</span></td>'
             f"<td>{escape(run['trigger'])}</td><td class=num>{run['n_values']}</td>"
@@ -311,7 +318,7 @@ def runs_page(doc: dict[str, Any]) -> str:
         items = "".join(
             f"<tr><td>{escape(d['destination'])}</td><td>{escape(d['period'])}</td>"
             f"<td>{escape(d['status'])}</td><td class=num>{d['attempts']}</td>"
-            f"<td>{escape(d['last_error'] or '')}</td><td><time>{escape(d['updated_at'] or '')}</time></td></tr>"
+            f"<td>{escape(d['last_error'] or '')}</td><td><time>{escape(when(d['updated_at']))}</time></td></tr>"
             for d in pending
         )
         deliveries = (
