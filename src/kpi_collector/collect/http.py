@@ -86,7 +86,7 @@ class Response:
             return json.loads(self.body)
         except ValueError as exc:
             raise ExtractError(
-                f"the answer from {_where(self.url)} is not valid JSON ({exc}): {_snippet(self.body)}"
+                f"the answer from {url_without_query(self.url)} is not valid JSON ({exc}): {_snippet(self.body)}"
             ) from None
 
     @property
@@ -104,7 +104,8 @@ class Response:
         return out
 
 
-def _where(url: str) -> str:
+def url_without_query(url: str) -> str:
+    """The URL without its query string and fragment (where credentials may hide)."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
@@ -322,7 +323,9 @@ class HttpSession:
                     if candidate.css_first("input[type=password]") is not None:
                         break
         if node is None:
-            raise LoginError(f"login: no form found on {_where(page.url)}", transient=False)
+            raise LoginError(
+                f"login: no form found on {url_without_query(page.url)}", transient=False
+            )
         fields: dict[str, str] = {}
         for element in node.css("input"):
             name = element.attributes.get("name")
@@ -342,7 +345,7 @@ class HttpSession:
         except HttpError as exc:
             if exc.status in (400, 401, 403, 422):
                 raise LoginError(
-                    f"login refused by {_where(target)} (HTTP {exc.status}): check the login fields",
+                    f"login refused by {url_without_query(target)} (HTTP {exc.status}): check the login fields",
                     transient=False,
                 ) from None
             raise
@@ -358,7 +361,7 @@ class HttpSession:
         )
         if refused:
             raise LoginError(
-                f"login refused by {_where(target)}: the login form came back; check the login fields",
+                f"login refused by {url_without_query(target)}: the login form came back; check the login fields",
                 transient=False,
             )
         return result
@@ -366,9 +369,9 @@ class HttpSession:
 
 def _connection_error(url: str, exc: BaseException, timeout: float) -> HttpError:
     if isinstance(exc, asyncio.TimeoutError):
-        message = f"timed out after {timeout:g}s waiting for {_where(url)}"
+        message = f"timed out after {timeout:g}s waiting for {url_without_query(url)}"
     else:
-        message = f"cannot reach {_where(url)}: {redact(str(exc)) or type(exc).__name__}"
+        message = f"cannot reach {url_without_query(url)}: {redact(str(exc)) or type(exc).__name__}"
     return HttpError(message, url=url, transient=True)
 
 
@@ -376,7 +379,7 @@ def _status_error(response: Response) -> HttpError:
     status = response.status
     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
     hint = _STATUS_HINTS.get(status, "server error" if status >= 500 else "request refused")
-    message = f"HTTP {status} from {_where(response.url)}: {hint}"
+    message = f"HTTP {status} from {url_without_query(response.url)}: {hint}"
     if status == 429 and retry_after is not None:
         message += f" (retry after {retry_after:.0f}s)"
     body = _snippet(response.body)

@@ -21,7 +21,13 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
-from kpi_collector.collect.http import MAX_RETRY_AFTER, Auth, Response, retry_after_seconds
+from kpi_collector.collect.http import (
+    MAX_RETRY_AFTER,
+    Auth,
+    Response,
+    retry_after_seconds,
+    url_without_query,
+)
 from kpi_collector.errors import ExtractError, HttpError, KpiError, MetricErrors
 from kpi_collector.secrets import Secret, redact
 from kpi_collector.sources.base import Observation, Source, SourceContext
@@ -102,7 +108,7 @@ class ServiceSource(Source):
 
     def not_found(self, response: Response) -> str:
         """The message for a 404: which repo/package/project the service does not know."""
-        return f"{self.service_name} has nothing at {_path(response.url)}"
+        return f"{self.service_name} has nothing at {url_without_query(response.url)}"
 
     def forbidden(self, response: Response, message: str) -> str:
         """The message for a 403 that is not a rate limit."""
@@ -279,7 +285,7 @@ class ServiceClient:
         items = response.json()
         if not isinstance(items, list):
             raise ExtractError(
-                f"{self.source.service_name}: expected a list from {_path(response.url)}"
+                f"{self.source.service_name}: expected a list from {url_without_query(response.url)}"
             )
         return len(items)
 
@@ -289,7 +295,9 @@ def page_number(url: str) -> int:
     try:
         return int(parse_qs(urlsplit(url).query)["page"][0])
     except (KeyError, ValueError, IndexError):
-        raise ExtractError(f"no page number in the pagination link {_path(url)}") from None
+        raise ExtractError(
+            f"no page number in the pagination link {url_without_query(url)}"
+        ) from None
 
 
 def rate_limit_wait(
@@ -347,11 +355,6 @@ def _find_message(data: Any) -> str:
 def _short(text: str, limit: int = 200) -> str:
     text = " ".join(text.split())
     return redact(text if len(text) <= limit else text[: limit - 1] + "…")
-
-
-def _path(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
 def _duration(seconds: float) -> str:
