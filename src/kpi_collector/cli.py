@@ -26,6 +26,7 @@ COMMANDS = {
     "serve": "kpi_collector.commands.serve:serve",
     "report": "kpi_collector.commands.report:report",
     "deliver": "kpi_collector.commands.deliver:deliver",
+    "schedule": "kpi_collector.commands.schedule:schedule",
 }
 
 

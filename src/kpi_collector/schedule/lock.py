@@ -207,6 +207,32 @@ class MySqlMutex(_SessionLock):
         super().__init__(engine, f"kpi_collector:{digest}")
 
 
+def _take(mutex: Mutex, wait: float, stop: threading.Event | None) -> bool:
+    """Try `mutex` until it is ours (True), `wait` seconds passed or `stop` is set (False)."""
+    deadline = time.monotonic() + wait
+    while not mutex.try_acquire():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or (stop is not None and stop.is_set()):
+            return False
+        if stop is not None:
+            stop.wait(min(_POLL, remaining))
+        else:
+            time.sleep(min(_POLL, remaining))
+    return True
+
+
+def wait_until_free(
+    store: HistoryStore, *, wait: float, stop: threading.Event | None = None
+) -> bool:
+    """Wait until no run holds the store's run lock: True when free, False after `wait`
+    seconds or once `stop` is set. (The run then takes the lock itself.)"""
+    mutex = store_mutex(store, RUN)
+    if not _take(mutex, wait, stop):
+        return False
+    mutex.release()
+    return True
+
+
 class RunLock:
     """Held while a run writes to the store: `with RunLock(store, wait=10): ...`."""
 
@@ -249,15 +275,8 @@ class RunLock:
     def acquire(self) -> None:
         """Take the lock, waiting up to `wait` seconds (less if `stop` is set); else LockBusy."""
         mutex = store_mutex(self.store, RUN)
-        deadline = time.monotonic() + self.wait
-        while not mutex.try_acquire():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or (self.stop is not None and self.stop.is_set()):
-                raise self._busy()
-            if self.stop is not None:
-                self.stop.wait(min(_POLL, remaining))
-            else:
-                time.sleep(min(_POLL, remaining))
+        if not _take(mutex, self.wait, self.stop):
+            raise self._busy()
         self._mutex = mutex
         try:
             self._take_over()

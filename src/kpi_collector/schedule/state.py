@@ -178,8 +178,7 @@ class _reading:
             raise StoreError(f"cannot read the store: {_first_line(exc)}") from None
         return self._conn
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         self._conn.close()
         if exc is not None and isinstance(exc, Exception) and not isinstance(exc, StoreError):
             raise StoreError(f"cannot read the store: {_first_line(exc)}") from None
-        return False

@@ -1,0 +1,99 @@
+"""`kpi schedule`: run on the config's crons, run what is due once, or print a deployment snippet."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from kpi_collector.commands.core import load
+
+if TYPE_CHECKING:
+    from kpi_collector.schedule.scheduler import Scheduler
+
+
+@click.command()
+@click.option(
+    "--print",
+    "snippet",
+    type=click.Choice(["crontab", "systemd", "github-actions"]),
+    help="Print a deployment snippet for this config instead of running.",
+)
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Run each job that is due (its last fire time is newer than its last success), then exit.",
+)
+@click.option(
+    "--run",
+    "jobs",
+    multiple=True,
+    metavar="JOB",
+    help="Run this job now and exit: main, source:NAME or destination:NAME (repeatable).",
+)
+@click.option(
+    "--list", "show", is_flag=True, help="List the jobs, their crons and next fire times."
+)
+@click.pass_context
+def schedule(
+    ctx: click.Context, snippet: str | None, once: bool, jobs: tuple[str, ...], show: bool
+) -> None:
+    """Run the pipeline on its cron (`schedule:` in the config's time zone) until SIGTERM.
+
+    Sources and destinations with their own `schedule:` run on theirs. On start, a job that
+    missed its last fire time runs once. SIGTERM or Ctrl-C lets the run in progress finish,
+    then exits 0. Logs go to stderr with timestamps; `kpi validate --health` shows the heartbeat.
+    """
+    if sum(map(bool, (snippet, once, jobs, show))) > 1:
+        raise click.UsageError("use one of --print, --once, --run and --list")
+    config = load(ctx)
+    if snippet:
+        from kpi_collector.schedule.deploy import snippet as make_snippet
+
+        click.echo(make_snippet(config, snippet), nl=False)
+        return
+    from kpi_collector.schedule.scheduler import Scheduler, on_signals
+
+    scheduler = Scheduler(config)
+    if show:
+        _list(scheduler)
+        return
+    _log_to_stderr()
+    on_signals(scheduler.stop)
+    if once or jobs:
+        try:
+            if jobs:
+                from kpi_collector.schedule.scheduler import run_jobs
+
+                results = run_jobs(scheduler, jobs)
+            else:
+                results = scheduler.run_due()
+                if not results:
+                    click.echo("nothing is due", err=True)
+        finally:
+            scheduler.store.close()
+        ctx.exit(0 if all(r.status == "ok" for r in results) else 1)
+    scheduler.serve()
+
+
+def _list(scheduler: Scheduler) -> None:
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    for job in scheduler.jobs:
+        following = job.cron.next_after(now)
+        when = following.strftime("%Y-%m-%d %H:%M %Z") if following else "never"
+        click.echo(f"{job.name:<24} {job.cron.expr:<16} next {when}   {job.describe()}")
+
+
+def _log_to_stderr() -> None:
+    import logging
+    import sys
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
+    )
+    logger = logging.getLogger("kpi_collector")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)

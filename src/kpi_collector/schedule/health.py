@@ -1,0 +1,186 @@
+"""Is the collector alive and up to date? `kpi validate --health`, and the dashboard.
+
+Problems (exit 1): a job whose last fire time passed without a success (15 minutes of grace,
+none while a run is in progress), a scheduler or a run whose heartbeat stopped, a last run
+that failed or was interrupted. Warnings: active alerts, pending deliveries, a partial run.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from kpi_collector.schedule.lock import HEARTBEAT_EVERY as RUN_HEARTBEAT_EVERY
+from kpi_collector.schedule.scheduler import HEARTBEAT_EVERY, Scheduler
+from kpi_collector.schedule.state import RUN, SCHEDULER, heartbeats, job_states, seconds_text
+
+if TYPE_CHECKING:
+    from kpi_collector.config.models import Config
+
+GRACE = 15 * 60.0  # seconds after a fire time before a job without a success is overdue
+STALE_BEATS = 3  # heartbeats missed before a process counts as gone
+
+
+def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]:
+    """The health document (`kpi validate --health --format json`); times are epoch seconds."""
+    from kpi_collector.alerts import active_alerts
+    from kpi_collector.delivery import PENDING, DeliveryEngine
+
+    now = time.time() if now is None else now
+    scheduler = Scheduler(config)
+    store = scheduler.store
+    try:
+        beats = heartbeats(store)
+        jobs = job_states(store)
+        runs = store.runs(1)
+        pending = DeliveryEngine(store, []).records(status=PENDING)
+        alerts = active_alerts(store)
+        problems: list[str] = []
+        warnings: list[str] = []
+        running = beats.get(RUN)
+        if running is not None and running.age(now) > STALE_BEATS * 2 * RUN_HEARTBEAT_EVERY:
+            problems.append(
+                f"the run in progress ({running.describe(now)}) stopped beating: it may hang"
+            )
+        daemon = beats.get(SCHEDULER)
+        if (
+            daemon is not None
+            and daemon.state != "stopped"
+            and running is None
+            and daemon.age(now) > STALE_BEATS * HEARTBEAT_EVERY
+        ):
+            problems.append(
+                f"the scheduler ({daemon.describe(now)}) stopped beating: is `kpi schedule` running?"
+            )
+        at = datetime.fromtimestamp(now, UTC)
+        job_rows = []
+        for job in scheduler.jobs:
+            fired = job.cron.previous(at)
+            following = job.cron.next_after(at)
+            success = scheduler.last_success(job)
+            state = jobs.get(job.name)
+            overdue = (
+                fired is not None
+                and (success is None or success < fired.timestamp())
+                and now - fired.timestamp() > GRACE
+            )
+            if overdue and running is None:
+                assert fired is not None
+                last = (
+                    "never succeeded"
+                    if success is None
+                    else f"last success {_when(success, config.tz)}"
+                )
+                problems.append(
+                    f"job {job.name} ({job.cron.expr}) is overdue: it should have run at "
+                    f"{_when(fired.timestamp(), config.tz)}; {last}"
+                )
+            job_rows.append(
+                {
+                    "job": job.name,
+                    "cron": job.cron.expr,
+                    "does": job.describe(),
+                    "last_fire": fired.timestamp() if fired else None,
+                    "next_fire": following.timestamp() if following else None,
+                    "last_success": success,
+                    "last_status": state.last_status if state else None,
+                    "last_error": state.last_error if state else None,
+                    "overdue": overdue,
+                }
+            )
+        last_run = runs[0] if runs else None
+        if last_run is not None and last_run.status in ("failed", "interrupted"):
+            why = "; ".join(f"{e['source']}: {e['message']}" for e in last_run.errors[:3])
+            problems.append(
+                f"the last run (#{last_run.id}) {last_run.status}{': ' + why if why else ''}"
+            )
+        elif last_run is not None and last_run.status == "partial":
+            failed = sorted({e["source"] for e in last_run.errors})
+            warnings.append(
+                f"the last run (#{last_run.id}) was partial; failed: {', '.join(failed)}"
+            )
+        warnings += [f"alert active since {_when(a.since, config.tz)}: {a.alert}" for a in alerts]
+        if pending:
+            names = sorted({r.destination for r in pending})
+            warnings.append(f"{len(pending)} deliveries pending ({', '.join(names)})")
+        return {
+            "ok": not problems,
+            "checked_at": now,
+            "timezone": config.timezone,
+            "problems": problems,
+            "warnings": warnings,
+            "scheduler": daemon.to_dict() if daemon else None,
+            "run_in_progress": running.to_dict() if running else None,
+            "last_run": _run_dict(last_run),
+            "jobs": job_rows,
+            "alerts": [a.to_dict() for a in alerts],
+            "pending_deliveries": [r.to_dict() for r in pending],
+        }
+    finally:
+        store.close()
+
+
+def render(report: dict[str, Any]) -> str:
+    """The health document for people."""
+    tz = ZoneInfo(report["timezone"])
+    now = report["checked_at"]
+    lines = [f"health: {'ok' if report['ok'] else 'PROBLEMS'}"]
+    daemon = report["scheduler"]
+    if daemon is None:
+        lines.append("scheduler: never started on this store (cron or manual runs only)")
+    else:
+        age = seconds_text(max(0.0, now - daemon["beat_at"]))
+        upcoming = (
+            f", next run {_when(daemon['next_run_at'], tz)}" if daemon.get("next_run_at") else ""
+        )
+        lines.append(
+            f"scheduler: {daemon['state']} — pid {daemon['pid']} on {daemon['hostname']}, "
+            f"last heartbeat {age} ago{upcoming}"
+        )
+    running = report["run_in_progress"]
+    if running is not None:
+        lines.append(
+            f"run in progress: {running['detail'] or 'a run'} — pid {running['pid']} on "
+            f"{running['hostname']} since {_when(running['started_at'], tz)}"
+        )
+    last = report["last_run"]
+    if last is None:
+        lines.append("last run: none yet")
+    else:
+        lines.append(
+            f"last run: #{last['id']} {last['status']} at {_when(last['started_at'], tz)} "
+            f"({last['values']} values, {last['errors']} errors)"
+        )
+    lines.append("jobs:")
+    for job in report["jobs"]:
+        success = _when(job["last_success"], tz) if job["last_success"] else "never"
+        lines.append(
+            f"  {job['job']:<24} {job['cron']:<16} last success {success}, "
+            f"next {_when(job['next_fire'], tz) if job['next_fire'] else 'never'}"
+            + ("  OVERDUE" if job["overdue"] else "")
+        )
+    for title, items in (("problems", report["problems"]), ("warnings", report["warnings"])):
+        if items:
+            lines.append(f"{title}:")
+            lines += [f"  - {item}" for item in items]
+    return "\n".join(lines)
+
+
+def _run_dict(run: Any) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {
+        "id": run.id,
+        "status": run.status,
+        "trigger": run.trigger,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "values": run.n_values,
+        "errors": run.n_errors,
+    }
+
+
+def _when(ts: float, tz: ZoneInfo) -> str:
+    return datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M %Z")

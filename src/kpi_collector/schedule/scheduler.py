@@ -1,0 +1,413 @@
+"""`kpi schedule`: run the pipeline on its cron, unattended, for months.
+
+Jobs (see `plan`): `main` collects every source without its own `schedule` and delivers to
+every destination without one, on the config's `schedule`; `source:<name>` collects (and
+stores) one source on its own `schedule`; `destination:<name>` delivers the newest stored run
+to one destination on its own `schedule`. Alerts are checked after every collecting job.
+
+- Runs never overlap: each job holds the store's run lock (`kpi_collector.schedule.lock`),
+  which manual `kpi run`s take too; a job waits for a running one (up to `lock_wait`).
+- Missed runs: on start, each job whose newest fire time is newer than its last success (or
+  that never succeeded) runs once, however many fire times were missed; the same holds when
+  the machine wakes up from sleep while the scheduler runs.
+- SIGTERM / SIGINT: the job in progress finishes writing, then the scheduler exits 0.
+- A heartbeat row in the store says the scheduler is alive, what it does and when it runs next.
+
+The loop is small and reads time from an injectable `Clock`, so tests can travel in time;
+APScheduler's triggers (through `Cron`) compute the fire times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import FrameType
+from typing import TYPE_CHECKING, Protocol
+
+from kpi_collector.errors import KpiError
+from kpi_collector.schedule.cron import Cron
+from kpi_collector.schedule.lock import LockBusy, RunLock, store_mutex, wait_until_free
+from kpi_collector.schedule.state import (
+    SCHEDULER,
+    heartbeats,
+    job_states,
+    record_job,
+    write_heartbeat,
+)
+from kpi_collector.secrets import redact
+
+if TYPE_CHECKING:
+    from kpi_collector.config.models import Config
+    from kpi_collector.pipeline import Pipeline
+
+log = logging.getLogger("kpi_collector.schedule")
+
+HEARTBEAT_EVERY = 60.0  # seconds between heartbeats while idle (and the longest sleep)
+LOCK_WAIT = 600.0  # seconds a job waits for a run in progress before it is skipped
+SUCCESS = ("ok", "partial")
+
+
+class Clock(Protocol):
+    """Where the scheduler reads the time and how it waits (tests pass a fake one)."""
+
+    def now(self) -> datetime: ...
+
+    def sleep(self, seconds: float, stop: threading.Event) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def sleep(self, seconds: float, stop: threading.Event) -> None:
+        stop.wait(seconds)
+
+
+@dataclass(frozen=True)
+class Job:
+    """Something the scheduler runs on a cron."""
+
+    name: str  # main | source:<name> | destination:<name>
+    cron: Cron
+    sources: tuple[str, ...] = ()  # collected and stored
+    destinations: tuple[str, ...] = ()  # delivered to
+
+    @property
+    def collects(self) -> bool:
+        return bool(self.sources)
+
+    def describe(self) -> str:
+        parts = []
+        if self.sources:
+            parts.append(f"collect {', '.join(self.sources)}")
+        if self.destinations:
+            parts.append(f"deliver to {', '.join(self.destinations)}")
+        return "; ".join(parts) or "nothing"
+
+
+def plan(config: Config) -> list[Job]:
+    """The jobs of a config, in the order they run when due together: sources with their own
+    schedule, then the main job, then destinations with their own schedule."""
+    tz = config.tz
+    sources = [s for s in config.sources if s.enabled]
+    destinations = [d for d in config.destinations if d.enabled]
+    jobs = [
+        Job(f"source:{s.name}", Cron(s.schedule, tz), sources=(s.name,))
+        for s in sources
+        if s.schedule
+    ]
+    main = Job(
+        "main",
+        Cron(config.settings.schedule, tz),
+        sources=tuple(s.name for s in sources if not s.schedule),
+        destinations=tuple(d.name for d in destinations if not d.schedule),
+    )
+    if main.sources or main.destinations:
+        jobs.append(main)
+    jobs += [
+        Job(f"destination:{d.name}", Cron(d.schedule, tz), destinations=(d.name,))
+        for d in destinations
+        if d.schedule
+    ]
+    return jobs
+
+
+@dataclass
+class JobResult:
+    job: str
+    status: str  # ok | partial | failed | skipped
+    summary: str
+
+
+class Scheduler:
+    """Runs a config's jobs on their crons until `stop` is set."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        stop: threading.Event | None = None,
+        heartbeat_every: float = HEARTBEAT_EVERY,
+        lock_wait: float = LOCK_WAIT,
+    ) -> None:
+        from kpi_collector.store import HistoryStore
+
+        self.config = config
+        self.jobs = plan(config)
+        self.clock: Clock = clock or SystemClock()
+        self.stop = stop or threading.Event()
+        self.heartbeat_every = heartbeat_every
+        self.lock_wait = lock_wait
+        self.store = HistoryStore(config.store_url)
+        self._started = 0.0
+
+    def job(self, name: str) -> Job:
+        for job in self.jobs:
+            if job.name == name:
+                return job
+        known = ", ".join(j.name for j in self.jobs)
+        raise KpiError(f"no scheduled job named {name!r}; jobs: {known}")
+
+    # when -------------------------------------------------------------------------------------
+
+    def last_success(self, job: Job) -> float | None:
+        """When the job last succeeded: its own record, or for `main` a manual full `kpi run`,
+        for a source job the newest value it collected."""
+        import sqlalchemy as sa
+
+        from kpi_collector.store.schema import observations, runs
+
+        state = job_states(self.store).get(job.name)
+        found: list[float | None] = [state.last_success_at] if state else []
+        with self.store.engine.connect() as conn:
+            if job.name == "main":
+                found.append(
+                    conn.execute(
+                        sa.select(sa.func.max(runs.c.started_at)).where(
+                            runs.c.trigger == "run", runs.c.status.in_(SUCCESS)
+                        )
+                    ).scalar()
+                )
+            elif job.collects:
+                found.append(
+                    conn.execute(
+                        sa.select(sa.func.max(observations.c.ts)).where(
+                            observations.c.source == job.sources[0],
+                            observations.c.backfilled == sa.false(),
+                        )
+                    ).scalar()
+                )
+        times = [float(t) for t in found if t is not None]
+        return max(times) if times else None
+
+    def due(self, now: datetime) -> list[Job]:
+        """Jobs whose newest fire time (at or before `now`) is newer than their last success."""
+        due = []
+        for job in self.jobs:
+            fired = job.cron.previous(now)
+            if fired is None:
+                continue
+            last = self.last_success(job)
+            if last is None or last < fired.timestamp():
+                due.append(job)
+        return due
+
+    def next_times(self, after: datetime) -> dict[str, datetime | None]:
+        return {job.name: job.cron.next_after(after) for job in self.jobs}
+
+    # running ----------------------------------------------------------------------------------
+
+    def run_job(self, job: Job) -> JobResult:
+        """Run one job now (holding the run lock); record and log its outcome. Never raises a
+        KpiError: a failing job must not stop the scheduler."""
+        started = self.clock.now()
+        log.info("%s: %s", job.name, job.describe())
+        self._beat("running", detail=f"job {job.name}")
+        try:
+            if not wait_until_free(self.store, wait=self.lock_wait, stop=self.stop):
+                why = "stopping" if self.stop.is_set() else f"locked for {self.lock_wait:.0f} s"
+                raise LockBusy(f"another run holds the store ({why})")
+            outcome = self._collect(job, started) if job.collects else self._deliver(job, started)
+        except LockBusy as exc:
+            outcome = JobResult(job.name, "skipped", f"skipped: {exc}")
+        except KpiError as exc:
+            outcome = JobResult(job.name, "failed", redact(str(exc)))
+        except Exception as exc:  # a bug must not end an unattended scheduler
+            log.debug("job %s", job.name, exc_info=True)
+            outcome = JobResult(job.name, "failed", redact(f"{type(exc).__name__}: {exc}"))
+        level = logging.INFO if outcome.status in SUCCESS else logging.WARNING
+        log.log(level, "%s: %s", job.name, outcome.summary)
+        try:
+            record_job(
+                self.store,
+                job.name,
+                fired_at=started.timestamp(),
+                status=outcome.status,
+                error=None if outcome.status == "ok" else outcome.summary,
+            )
+        except KpiError as exc:
+            log.warning("could not record job %s: %s", job.name, exc)
+        return outcome
+
+    def _pipeline(self, job: Job) -> Pipeline:
+        from kpi_collector.destinations.store import Store
+        from kpi_collector.pipeline import Pipeline
+
+        pipeline = Pipeline.from_config(self.config)
+        pipeline.trigger = "schedule"
+        keep = set(job.destinations)
+        pipeline.destinations = [
+            d for d in pipeline.destinations if isinstance(d, Store) or d.name in keep
+        ]
+        return pipeline
+
+    def _collect(self, job: Job, started: datetime) -> JobResult:
+        pipeline = self._pipeline(job)
+        try:
+            result = pipeline.process(only=list(job.sources), now=started)
+        finally:
+            if pipeline.store is not None:
+                pipeline.store.close()
+        seconds = (result.finished_at - result.started_at).total_seconds()
+        summary = (
+            f"run {result.run_id}: {len(result.values)} values, {len(result.errors)} errors "
+            f"in {seconds:.1f} s"
+        )
+        if result.delivered:
+            summary += f"; delivered to {', '.join(dict.fromkeys(result.delivered))}"
+        problems = [f"{where}: {message}" for where, message in result.errors.items()]
+        problems += [f"delivery {n}: {m}" for n, m in result.delivery_errors.items()]
+        for problem in problems:
+            log.warning("%s: %s", job.name, redact(problem))
+        if result.ok:
+            status = "ok"
+        elif result.values or not result.errors:
+            status = "partial"
+        else:
+            status = "failed"
+        return JobResult(job.name, status, summary)
+
+    def _deliver(self, job: Job, started: datetime) -> JobResult:
+        """Deliver the newest stored run to the job's destinations (and what is pending)."""
+        from kpi_collector.delivery import DeliveryEngine
+
+        pipeline = self._pipeline(job)
+        store = pipeline.store
+        assert store is not None
+        try:
+            with RunLock(
+                store, wait=self.lock_wait, detail=f"kpi schedule {job.name}", stop=self.stop
+            ):
+                engine = DeliveryEngine.for_pipeline(pipeline)
+                newest = next((r for r in store.runs(50, with_errors=False) if r.n_values), None)
+                if newest is not None:
+                    engine.record_run(newest.id, started)
+                outcomes = asyncio.run(engine.deliver_pending())
+        finally:
+            store.close()
+        failed = [o for o in outcomes if not o.ok]
+        for outcome in failed:
+            log.warning(
+                "%s: %s %s: %s", job.name, outcome.destination, outcome.period, outcome.error
+            )
+        if newest is None:
+            return JobResult(job.name, "ok", "nothing stored yet to deliver")
+        sent = ", ".join(f"{o.destination} {o.period}" for o in outcomes if o.ok) or "nothing new"
+        status = "failed" if failed else "ok"
+        return JobResult(job.name, status, f"run {newest.id} delivered: {sent}")
+
+    def run_due(self, now: datetime | None = None) -> list[JobResult]:
+        """Run each job that is due (once, however many fire times it missed)."""
+        results = []
+        for job in self.due(now or self.clock.now()):
+            if self.stop.is_set():
+                break
+            results.append(self.run_job(job))
+        return results
+
+    def serve(self) -> None:
+        """Run until `stop` is set: catch up on missed runs, then each job on its cron."""
+        mutex = store_mutex(self.store, SCHEDULER)
+        if not mutex.try_acquire():
+            other = heartbeats(self.store).get(SCHEDULER)
+            who = f": {other.describe()}" if other else ""
+            raise LockBusy(f"another `kpi schedule` is running on this store{who}")
+        try:
+            self._started = self.clock.now().timestamp()
+            self._beat("idle", started_at=self._started)
+            self._log_plan()
+            missed = self.due(self.clock.now())
+            if missed:
+                log.info("catching up: %s", ", ".join(j.name for j in missed))
+            for job in missed:
+                if self.stop.is_set():
+                    break
+                self.run_job(job)
+            upcoming = self.next_times(self.clock.now())
+            while not self.stop.is_set():
+                now = self.clock.now()
+                for job in self.jobs:
+                    fire = upcoming[job.name]
+                    if fire is None or fire > now or self.stop.is_set():
+                        continue
+                    self.run_job(job)
+                    upcoming[job.name] = self._following(job, fire)
+                self._sleep(upcoming)
+        finally:
+            try:
+                self._beat("stopped", next_run_at=None, detail=None)
+            except KpiError as exc:
+                log.warning("could not record the stop: %s", exc)
+            mutex.release()
+            self.store.close()
+            log.info("scheduler stopped")
+
+    def _following(self, job: Job, fired: datetime) -> datetime | None:
+        """The next fire time after `fired`; fire times missed meanwhile (a long run, the
+        machine asleep) collapse into one run now."""
+        now = self.clock.now()
+        following = job.cron.next_after(fired)
+        if following is not None and following <= now:
+            return job.cron.previous(now)
+        return following
+
+    def _sleep(self, upcoming: dict[str, datetime | None]) -> None:
+        times = [t for t in upcoming.values() if t is not None]
+        soonest = min(times) if times else None
+        self._beat("idle", next_run_at=soonest.timestamp() if soonest else None, detail=None)
+        if self.stop.is_set():
+            return
+        wait = self.heartbeat_every
+        if soonest is not None:
+            wait = min(wait, (soonest - self.clock.now()).total_seconds())
+        # never sleep long: a machine waking from suspend should notice the time within a beat
+        self.clock.sleep(max(wait, 0.0), self.stop)
+
+    def _beat(self, state: str, **fields: object) -> None:
+        try:
+            write_heartbeat(
+                self.store, SCHEDULER, now=self.clock.now().timestamp(), state=state, **fields
+            )
+        except KpiError as exc:
+            log.warning("heartbeat: %s", exc)
+
+    def _log_plan(self) -> None:
+        log.info(
+            "scheduler started for %s (store %s, time zone %s)",
+            self.config.path or "the config",
+            redact(self.config.store_url),
+            self.config.timezone,
+        )
+        now = self.clock.now()
+        for job in self.jobs:
+            following = job.cron.next_after(now)
+            when = following.strftime("%Y-%m-%d %H:%M %Z") if following else "never"
+            log.info("  %-24s %-16s next %s: %s", job.name, job.cron.expr, when, job.describe())
+
+
+def on_signals(
+    stop: threading.Event, signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT)
+) -> None:
+    """SIGTERM / SIGINT set `stop` (the job in progress finishes); a second one ends now."""
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            log.warning("%s again: stopping now", name)
+            raise KeyboardInterrupt
+        log.info("%s: finishing the job in progress, then stopping", name)
+        stop.set()
+
+    for signum in signals:
+        signal.signal(signum, handle)
+
+
+def run_jobs(scheduler: Scheduler, names: Sequence[str]) -> list[JobResult]:
+    """`kpi schedule --run JOB`: run these jobs now, whether due or not."""
+    return [scheduler.run_job(scheduler.job(name)) for name in names]
