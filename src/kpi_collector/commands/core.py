@@ -57,10 +57,29 @@ def init(directory: str, force: bool) -> None:
 
 @click.command()
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option(
+    "--health",
+    is_flag=True,
+    help="Also read the store: scheduler heartbeat, overdue jobs, last run, alerts (exit 1 if unwell).",
+)
 @click.pass_context
-def validate(ctx: click.Context, fmt: str) -> None:
-    """Check the config and list sources, destinations and KPI ids; touches no network."""
+def validate(ctx: click.Context, fmt: str, health: bool) -> None:
+    """Check the config and list sources, destinations and KPI ids; touches no network.
+
+    With --health it reads the store and says whether the collector is alive and up to date.
+    """
     config = load(ctx)
+    if health:
+        from kpi_collector.schedule.health import health_report, render
+
+        report = health_report(config)
+        if fmt == "json":
+            import json
+
+            click.echo(json.dumps(report, indent=2))
+        else:
+            click.echo(render(report))
+        ctx.exit(0 if report["ok"] else 1)
     if fmt == "json":
         import json
 
