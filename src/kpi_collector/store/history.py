@@ -376,6 +376,21 @@ class HistoryStore:
                 conn.execute(o.insert(), fresh)
         return len(fresh)
 
+    # scheduler and alerts (written by kpi_collector.schedule and kpi_collector.alerts) -----
+
+    def heartbeats(self) -> dict[str, Heartbeat]:
+        """Who is alive: `scheduler` (the `kpi schedule` process: state, next run) and `run`
+        (the holder of the run lock while a run is in progress), each with its last beat."""
+        from kpi_collector.schedule.state import heartbeats
+
+        return heartbeats(self)
+
+    def active_alerts(self) -> list[AlertState]:
+        """The alerts whose rule is true now, oldest first."""
+        from kpi_collector.alerts import active_alerts
+
+        return active_alerts(self)
+
     # plumbing -----------------------------------------------------------------------------
 
     def _write(self) -> Any:
