@@ -16,6 +16,9 @@ from kpi_collector.secrets import redact
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
+    from kpi_collector.alerts import AlertState
+    from kpi_collector.schedule.state import Heartbeat
+
 
 def resolve_url(url: str | None, base_dir: Path) -> str:
     """The store URL; a relative SQLite path is taken relative to the config's folder."""
