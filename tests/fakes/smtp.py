@@ -90,7 +90,7 @@ def smtp_server(folder: Path, user: str, password: str) -> Iterator[tuple[int, P
             and data.login == user.encode()
             and data.password == password.encode()
         )
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)
 
     handler = _Handler()
     port = free_port()

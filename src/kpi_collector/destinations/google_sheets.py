@@ -129,7 +129,7 @@ class GoogleSheets(TableDestination):
         long = self.layout == "long"
         base = LONG_HEADER if long else WIDE_HEADER
         wanted = base if long else base + [delivery.title(k) for k in delivery.ordered]
-        columns = header or list(base)
+        columns = list(header or base)
         if header and header[: len(base)] != base:
             raise delivery_error(
                 f"the worksheet {self.worksheet!r} does not start with the columns "
