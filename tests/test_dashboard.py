@@ -455,6 +455,56 @@ def test_kpi_serve_refuses_a_public_host_without_token(config_path: Path) -> Non
     assert "--token" in out.stderr
 
 
+def test_no_secret_in_any_document(client: Any) -> None:
+    for path in (
+        "/api/kpis",
+        "/api/kpis?period=month",
+        "/api/runs",
+        "/api/kpis/crm.paying/series",
+        "/",
+        "/kpi/crm.paying",
+        "/runs",
+        "/metrics",
+    ):
+        assert SECRET not in client.get(path).text, path
+
+
+def test_kpi_serve_takes_the_token_from_the_environment(config_path: Path) -> None:
+    import requests
+
+    port = _free_port()
+    kpi = str(Path(sys.executable).parent / "kpi")
+    env = {**os.environ, "KPI_DASHBOARD_TOKEN": "env-token-81f2"}
+    proc = subprocess.Popen(
+        [kpi, "-c", str(config_path), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                denied = requests.get(f"http://127.0.0.1:{port}/api/kpis", timeout=2)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        assert denied.status_code == 401
+        allowed = requests.get(
+            f"http://127.0.0.1:{port}/api/kpis",
+            timeout=5,
+            headers={"authorization": "Bearer env-token-81f2"},
+        )
+        assert allowed.status_code == 200
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=10)[0]
+    assert "env-token-81f2" not in output
+
+
 def test_kpi_serve_serves(config_path: Path) -> None:
     import requests
 
@@ -486,9 +536,25 @@ def test_kpi_serve_serves(config_path: Path) -> None:
 # the rollup ---------------------------------------------------------------------------------
 
 
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store on each database the history store supports."""
+    from tests.services import require_mysql_url, require_postgres_url
+    from tests.test_store import _isolated
+
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'r.db'}"
+        return
+    urls = _isolated(
+        require_postgres_url() if request.param == "postgresql" else require_mysql_url()
+    )
+    yield next(urls)
+    next(urls, None)
+
+
 @pytest.mark.parametrize("zone", ["Europe/Berlin", "UTC", "Asia/Kathmandu"])
-def test_rollup_equals_series_after_runs_and_backfills(tmp_path: Path, zone: str) -> None:
-    store = HistoryStore(f"sqlite:///{tmp_path / 'r.db'}")
+def test_rollup_equals_series_after_runs_and_backfills(store_url: str, zone: str) -> None:
+    store = HistoryStore(store_url)
     tz = ZoneInfo(zone)
     rng = random.Random(7)
     kpis = ["a.x", "b.y", "c.z"]
@@ -527,6 +593,31 @@ def test_rollup_equals_series_after_runs_and_backfills(tmp_path: Path, zone: str
     latest = rollup.latest(store.engine, tz)
     raw = store.latest()
     assert {k: v for k, (v, _) in latest.items()} == {k: r.value for k, r in raw.items()}
+    assert rollup.catch_up(store.engine, tz) == 0  # nothing new
+    store.close()
+
+
+def test_overview_on_every_database(store_url: str, tmp_path: Path) -> None:
+    (tmp_path / "kpi.yaml").write_text(
+        CONFIG.replace("sqlite:///kpi.db", store_url), encoding="utf-8"
+    )
+    (tmp_path / ".env").write_text(f"CRM_TOKEN={SECRET}\n", encoding="utf-8")
+    config = load_config(tmp_path / "kpi.yaml")
+    store = HistoryStore(config.store_url)
+    run = store.begin_run(started_at=NOW.timestamp() - 86400 * 2)
+    store.finish_run(run, observations=[("crm.paying", NOW.timestamp() - 86400 * 2, 10.0, "crm")])
+    run = store.begin_run(started_at=NOW.timestamp() - 60)
+    store.finish_run(
+        run,
+        observations=[("crm.paying", NOW.timestamp() - 60, 12.5, "crm")],
+        errors=[("web", None, "boom", False)],
+    )
+    data = DashboardData(config, store=store, clock=NOW.timestamp)
+    doc = data.overview("day")
+    star = doc["kpis"][0]
+    assert (star["value"], star["previous"], star["change"]) == (12.5, 10.0, 2.5)
+    assert data.rollup_error is None
+    assert data.runs()["runs"][0]["errors"][0]["message"] == "boom"
     store.close()
 
 
