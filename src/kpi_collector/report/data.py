@@ -172,18 +172,21 @@ class DashboardData:
             "source": kpi.partition(".")[0],
         }
 
-    def overview(self, period: str = "day") -> dict[str, Any]:
-        """Every KPI's current value, change against the previous period, sparkline, target."""
+    def overview(self, period: str = "day", *, only: Sequence[str] | None = None) -> dict[str, Any]:
+        """Every KPI's current value, change against the previous period, sparkline, target
+        (`only`: just these KPIs)."""
         if period not in PERIODS:
             raise ValueError(f"unknown period {period!r}; use day, week or month")
         now = self.clock()
         today = datetime.fromtimestamp(now, self.zone).date()
         count = SPARK_PERIODS[period]
         since = shift_periods(today, period, count - 1)
-        points = self._periods(period, since)
+        points = self._periods(period, since, only)
         starts = [shift_periods(today, period, count - 1 - i) for i in range(count)]
         slot = {d.toordinal(): i for i, d in enumerate(starts)}
-        ids = self.order([*self.config.kpi_ids(), *self.config.kpis, *points])
+        ids = self.order(
+            list(only) if only is not None else [*self.config.kpi_ids(), *self.config.kpis, *points]
+        )
         missing = [k for k in ids if k not in points]
         older = self.store.latest(missing) if missing else {}
         tiles = []

@@ -209,7 +209,10 @@ def create_app(
         period = period_of(request)
         key = request.query_params.get("range", pages.DEFAULT_RANGE[period])
         doc = series_doc(kpi, period, range_since(period, key))
-        tile = next((t for t in overview_doc(period)["kpis"] if t["id"] == kpi), None)
+        tiles = source.cached(
+            ("tile", kpi, period), lambda: source.overview(period, only=[kpi])["kpis"]
+        )
+        tile = tiles[0] if tiles else None
         return HTMLResponse(pages.kpi_page(doc, tile, key), headers={"cache-control": "no-store"})
 
     def runs_page(request: Request) -> Response:
