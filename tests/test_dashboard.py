@@ -670,3 +670,32 @@ def test_no_nan_in_documents(client: Any) -> None:
     for tile in doc["kpis"]:
         for v in tile["sparkline"]:
             assert v is None or math.isfinite(v)
+
+
+def test_an_empty_store(tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    (tmp_path / ".env").write_text(f"CRM_TOKEN={SECRET}\n", encoding="utf-8")
+    (tmp_path / "kpi.yaml").write_text(CONFIG, encoding="utf-8")
+    data = DashboardData(load_config(tmp_path / "kpi.yaml"), clock=NOW.timestamp)
+    with TestClient(create_app(data.config, data=data), base_url="http://127.0.0.1") as c:
+        doc = c.get("/api/kpis").json()
+        assert doc["last_run"] is None
+        assert [(t["id"], t["value"], t["value_text"]) for t in doc["kpis"]] == [
+            ("crm.paying", None, "no data"),
+            ("web.xss", None, "no data"),
+            ("pypi.downloads", None, "no data"),
+        ]
+        assert {s["status"] for s in doc["sources"]} == {"no data"}
+        assert "No run yet" in c.get("/").text
+        assert c.get("/api/kpis/crm.paying/series").json()["points"] == []
+        assert c.get("/kpi/crm.paying").status_code == 200
+        assert c.get("/api/runs").json() == {
+            "timezone": "Europe/Berlin",
+            "runs": [],
+            "deliveries": [],
+        }
+        metrics = c.get("/metrics").text
+        assert not [line for line in metrics.splitlines() if line.startswith("kpi_value{")]
+        assert "kpi_runs_total 0.0" in metrics
+    data.close()
