@@ -80,7 +80,7 @@ def store_mutex(store: HistoryStore, name: str) -> Mutex:
     if backend == "postgresql":
         return PostgresMutex(store.engine, key)
     if backend in ("mysql", "mariadb"):
-        return MySqlMutex(store.engine, f"{key}:{url.database}")
+        return MySqlMutex(store.engine, key)
     log.warning(
         "no cross-process lock for %s stores: runs are only kept apart within this process", backend
     )
@@ -148,21 +148,32 @@ class LocalMutex:
 
 
 class _SessionLock:
-    """A lock bound to a database session: held on its own connection, gone when it drops."""
+    """A lock bound to a database session: held on its own connection, gone when it drops.
 
+    Its key names the store as the server sees it (database and schema), however the URL
+    spells the host, so every process using that store meets on the same lock."""
+
+    identity_sql = ""
     acquire_sql = ""
     release_sql = ""
 
-    def __init__(self, engine: sa.Engine, key: Any) -> None:
+    def __init__(self, engine: sa.Engine, name: str) -> None:
         self.engine = engine
-        self.key = key
+        self.name = name
+        self.key: Any = None
         self._conn: sa.Connection | None = None
+
+    def make_key(self, identity: str) -> Any:
+        raise NotImplementedError
 
     def try_acquire(self) -> bool:
         import sqlalchemy as sa
 
         conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
+            if self.key is None:
+                identity = conn.execute(sa.text(self.identity_sql)).scalar()
+                self.key = self.make_key(f"{self.name}@{identity}")
             got = conn.execute(sa.text(self.acquire_sql), {"key": self.key}).scalar()
         except Exception:
             conn.close()
@@ -189,22 +200,27 @@ class _SessionLock:
 
 
 class PostgresMutex(_SessionLock):
+    """`pg_try_advisory_lock` on a 64-bit key from the lock's name, database and schema."""
+
+    identity_sql = "SELECT current_database() || '.' || current_schema()"
     acquire_sql = "SELECT pg_try_advisory_lock(:key)"
     release_sql = "SELECT pg_advisory_unlock(:key)"
 
-    def __init__(self, engine: sa.Engine, name: str) -> None:
-        digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
-        super().__init__(engine, int.from_bytes(digest, "big", signed=True))
+    def make_key(self, identity: str) -> Any:
+        digest = hashlib.blake2b(identity.encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big", signed=True)
 
 
 class MySqlMutex(_SessionLock):
+    """`GET_LOCK` on a name from the lock's name and database (names are server-wide)."""
+
+    identity_sql = "SELECT DATABASE()"
     acquire_sql = "SELECT GET_LOCK(:key, 0)"
     release_sql = "SELECT RELEASE_LOCK(:key)"
 
-    def __init__(self, engine: sa.Engine, name: str) -> None:
-        # lock names are server-wide and at most 64 characters: name the database by a hash
-        digest = hashlib.blake2b(name.encode(), digest_size=12).hexdigest()
-        super().__init__(engine, f"kpi_collector:{digest}")
+    def make_key(self, identity: str) -> Any:
+        # at most 64 characters: the identity goes in as a hash
+        return f"kpi_collector:{hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()}"
 
 
 def _take(mutex: Mutex, wait: float, stop: threading.Event | None) -> bool:

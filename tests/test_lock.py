@@ -1,0 +1,198 @@
+"""The store's run lock between real processes, on SQLite, PostgreSQL and MariaDB: contention,
+a holder killed with SIGKILL (its stale lock is taken over, its run marked interrupted), and
+what `kpi run` does while another run holds the store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kpi_collector.cli import main
+from kpi_collector.pipeline import Pipeline
+from kpi_collector.schedule.lock import LockBusy, RunLock, wait_until_free
+from kpi_collector.store import HistoryStore
+from tests.services import require_mysql_url, require_postgres_url
+from tests.test_store import _isolated
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# holds the run lock with a run in progress until stdin closes (or it is killed)
+HOLDER = """
+import sys
+from kpi_collector.store import HistoryStore
+from kpi_collector.schedule.lock import RunLock
+store = HistoryStore(sys.argv[1])
+lock = RunLock(store, detail="test holder", heartbeat_every=0.2)
+lock.acquire()
+run_id = store.begin_run()
+print(run_id, flush=True)
+sys.stdin.read()
+store.finish_run(run_id, observations=[("x.y", 1.0, 1.0, "x")])
+lock.release()
+print("released", flush=True)
+"""
+
+
+class Holder:
+    """A separate Python process holding the store's run lock."""
+
+    def __init__(self, url: str) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert self.proc.stdout is not None
+        self.run_id = int(self.proc.stdout.readline())
+
+    def release(self) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.close()
+        assert self.proc.stdout.readline().strip() == "released"
+        assert self.proc.wait(10) == 0
+
+    def kill(self) -> None:
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.kill()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'kpi.db'}"
+        return
+    urls = _isolated(
+        require_postgres_url() if request.param == "postgresql" else require_mysql_url()
+    )
+    yield next(urls)
+    next(urls, None)
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[HistoryStore]:
+    history = HistoryStore(store_url)
+    _ = history.engine  # opening it creates the tables
+    yield history
+    history.close()
+
+
+def test_a_second_process_waits_then_is_told_who_holds_the_store(store: HistoryStore) -> None:
+    holder = Holder(store.url)
+    try:
+        started = time.monotonic()
+        with pytest.raises(LockBusy) as caught:
+            RunLock(store, wait=0.6).acquire()
+        assert time.monotonic() - started >= 0.6
+        message = str(caught.value)
+        assert f"pid {holder.proc.pid} on {socket.gethostname()}" in message
+        assert "test holder" in message and "waited" in message
+        assert caught.value.holder is not None and caught.value.holder.pid == holder.proc.pid
+        assert not wait_until_free(store, wait=0.2)
+
+        holder.release()
+        lock = RunLock(store, wait=5)
+        lock.acquire()
+        try:
+            assert lock.taken_over is None  # a clean release leaves nothing stale
+            assert store.heartbeats()["run"].pid == os.getpid()
+        finally:
+            lock.release()
+        assert "run" not in store.heartbeats()
+        assert store.runs(1)[0].status == "ok"
+    finally:
+        holder.stop()
+
+
+def test_a_killed_run_leaves_a_stale_lock_that_is_taken_over(store: HistoryStore) -> None:
+    holder = Holder(store.url)
+    holder.kill()  # SIGKILL: no release, no finish_run
+    assert store.heartbeats()["run"].pid == holder.proc.pid  # the stale record is still there
+    assert store.runs(1)[0].status == "running"
+
+    started = time.monotonic()
+    with RunLock(store, wait=5) as lock:
+        assert time.monotonic() - started < 3  # the OS or the server freed the lock at once
+        assert lock.taken_over is not None and lock.taken_over.pid == holder.proc.pid
+        assert lock.interrupted == [holder.run_id]
+    run = store.runs(1)[0]
+    assert (run.id, run.status) == (holder.run_id, "interrupted")
+    assert "run" not in store.heartbeats()
+
+
+def test_the_holder_keeps_beating_while_it_holds(store: HistoryStore) -> None:
+    holder = Holder(store.url)
+    try:
+        first = store.heartbeats()["run"].beat_at
+        deadline = time.monotonic() + 5
+        while store.heartbeats()["run"].beat_at == first and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert store.heartbeats()["run"].beat_at > first
+    finally:
+        holder.stop()
+
+
+def _config(folder: Path) -> Path:
+    config = folder / "kpi.yaml"
+    config.write_text(
+        f"sources:\n  - {{name: c, type: command, command: [{sys.executable}, -c, 'print(5)']}}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+def test_kpi_run_exits_1_with_a_clear_message_while_another_run_holds_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path)
+    monkeypatch.setattr(Pipeline, "lock_wait", 0.5)
+    holder = Holder(f"sqlite:///{tmp_path / 'kpi.db'}")
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main(["-c", str(config), "run"])
+        assert exited.value.code == 1
+        err = capsys.readouterr().err
+        assert "error: another run is using the store" in err
+        assert f"pid {holder.proc.pid}" in err and "try again when it has finished" in err
+        # a dry run writes nothing, so it does not need the lock
+        assert main(["-c", str(config), "run", "--dry-run"]) == 0
+    finally:
+        holder.stop()
+    assert [r.status for r in HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}").runs()] == [
+        "running"
+    ]
+
+
+def test_kpi_run_waits_for_a_run_that_finishes_soon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _config(tmp_path)
+    monkeypatch.setattr(Pipeline, "lock_wait", 10.0)
+    holder = Holder(f"sqlite:///{tmp_path / 'kpi.db'}")
+    releasing = threading.Timer(0.5, holder.release)
+    releasing.start()
+    try:
+        started = time.monotonic()
+        result = Pipeline.from_config(config).process()
+        assert result.ok and result.values == {"c.value": 5.0}
+        assert 0.4 < time.monotonic() - started < 8
+    finally:
+        releasing.join()
+        holder.stop()
+    statuses = [r.status for r in HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}").runs()]
+    assert statuses == ["ok", "ok"]  # the holder's run, then ours: one after the other
