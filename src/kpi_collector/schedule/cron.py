@@ -77,7 +77,8 @@ class Cron:
             candidates = [f for f in found if f is not None]
             if not candidates:
                 return None
-            best = min(candidates, key=lambda f: f.timestamp())
+            # through UTC: a wall time skipped in spring comes back as the real local time
+            best = min(candidates, key=lambda f: f.timestamp()).astimezone(UTC).astimezone(self.tz)
             if not (self.fixed_hour and _second_copy(best)):
                 return best
             start = best.astimezone(UTC) + _TICK
