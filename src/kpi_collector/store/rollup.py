@@ -3,7 +3,7 @@
 The `rollup` table is derived data: `catch_up(engine, zone)` folds in every observation
 whose id is above the zone's mark in `rollup_state` (live runs and backfills alike: a
 backfilled value gets a new id, whatever its timestamp) by recomputing each touched period
-from the raw observations, in ts order, with `periods.aggregate`, so a rolled-up value is
+from the raw observations, in ts order, as `periods.aggregate` does, so a rolled-up value is
 exactly what `HistoryStore.series` computes. Readers (the dashboard) call it before
 reading; writers need not know it exists.
 """
@@ -13,12 +13,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta
+from itertools import chain
 from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from kpi_collector.store.periods import (
     PERIODS,
-    aggregate,
     local_midnight,
     next_period,
     period_start,
@@ -131,10 +131,9 @@ def _rebuild(
         query = query.where(o.c.ts >= local_midnight(lo, zone), o.c.ts < local_midnight(hi, zone))
         keep = {p: (period_start(first, p), period_start(last, p)) for p in PERIODS}
     rows = conn.execute(query).all()  # whole, so the writes below may share the connection
-    batch: list[dict[str, Any]] = []
-    written = 0
+    insert = _Inserter(conn)
     deleted: set[str] = set()
-    for kpi, period, start, values, last_ts in _periods(rows, zone):
+    for kpi, period, start, chunks, last_ts in _periods(rows, zone):
         if days is not None:
             lo_p, hi_p = keep[period]
             if not lo_p <= start <= hi_p:
@@ -151,59 +150,113 @@ def _rebuild(
                             rollup.c.start <= b.toordinal(),
                         )
                     )
-        batch.append(
-            {
-                "zone": zone.key,
-                "period": period,
-                "kpi": kpi,
-                "start": start.toordinal(),
-                "n": len(values),
-                "last_ts": last_ts,
-                **{a: aggregate(values, a) for a in AGGS},
-            }
+        insert.add((zone.key, period, start.toordinal(), kpi, last_ts, *_aggregates(chunks)))
+    return insert.finish()
+
+
+def _aggregates(chunks: Sequence[list[float]]) -> tuple[int, float, float, float, float, float]:
+    """(n, last, sum, min, max, avg) of the values of `chunks` in order: exactly what
+    `periods.aggregate` gives for their concatenation (sum adds left to right from 0)."""
+    if len(chunks) == 1:
+        values = chunks[0]
+        total = sum(values)
+        return len(values), values[-1], float(total), min(values), max(values), total / len(values)
+    n = sum(len(c) for c in chunks)
+    total = sum(chain.from_iterable(chunks))
+    low = min(min(c) for c in chunks)
+    high = max(max(c) for c in chunks)
+    return n, chunks[-1][-1], float(total), low, high, total / n
+
+
+class _Inserter:
+    """Batched inserts of rollup rows straight through the driver (tuples, no per-row dicts)."""
+
+    COLUMNS = ("zone", "period", "start", "kpi", "last_ts", "n", "last", "sum", "min", "max", "avg")
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+        self.rows: list[tuple[Any, ...]] = []
+        self.written = 0
+        style = conn.dialect.paramstyle
+        mark = "?" if style == "qmark" else "%s" if style in ("format", "pyformat") else None
+        quote = conn.dialect.identifier_preparer.quote
+        self.sql = (
+            f"INSERT INTO {quote('rollup')} ({', '.join(quote(c) for c in self.COLUMNS)}) "
+            f"VALUES ({', '.join([mark] * len(self.COLUMNS))})"
+            if mark
+            else None
         )
-        if len(batch) >= _BATCH:
-            conn.execute(rollup.insert(), batch)
-            written += len(batch)
-            batch = []
-    if batch:
-        conn.execute(rollup.insert(), batch)
-        written += len(batch)
-    return written
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= _BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        if self.sql is not None:
+            self.conn.exec_driver_sql(self.sql, self.rows)
+        else:  # a driver with another parameter style: through SQLAlchemy
+            from kpi_collector.store.schema import rollup
+
+            self.conn.execute(
+                rollup.insert(), [dict(zip(self.COLUMNS, r, strict=True)) for r in self.rows]
+            )
+        self.written += len(self.rows)
+        self.rows = []
+
+    def finish(self) -> int:
+        self.flush()
+        return self.written
 
 
 def _periods(
     rows: Iterable[Any], zone: ZoneInfo
-) -> Iterator[tuple[str, str, date, list[float], float]]:
-    """(kpi, period, start, values in ts order, last ts) per period of rows sorted by kpi, ts."""
-    current: dict[str, tuple[date, list[float]]] = {}
+) -> Iterator[tuple[str, str, date, list[list[float]], float]]:
+    """(kpi, period, start, its values as per-day lists in ts order, last ts) for every day,
+    week and month of rows sorted by kpi, ts."""
+    for kpi, days in _days(rows, zone):
+        for period in PERIODS:
+            if period == "day":
+                for day, values, last_ts in days:
+                    yield kpi, "day", day, [values], last_ts
+                continue
+            start: date | None = None
+            chunks: list[list[float]] = []
+            last = 0.0
+            for day, values, last_ts in days:
+                begins = period_start(day, period)
+                if begins != start:
+                    if start is not None:
+                        yield kpi, period, start, chunks, last
+                    start, chunks = begins, []
+                chunks.append(values)
+                last = last_ts
+            if start is not None:
+                yield kpi, period, start, chunks, last
+
+
+def _days(rows: Iterable[Any], zone: ZoneInfo) -> Iterator[tuple[str, list[list[Any]]]]:
+    """Per KPI: [local day, values in ts order, last ts] for each day it has values."""
     kpi_now: str | None = None
-    last_ts = 0.0
+    days: list[list[Any]] = []
+    group: list[Any] = []
     day_end = float("-inf")
-    day: date | None = None
     for kpi, ts, value in rows:
         if kpi != kpi_now:
             if kpi_now is not None:
-                for period, (start, values) in current.items():
-                    yield kpi_now, period, start, values, last_ts
-            kpi_now, current, day_end = kpi, {}, float("-inf")
-        if ts >= day_end or day is None:
+                yield kpi_now, days
+            kpi_now, days, day_end = kpi, [], float("-inf")
+        if ts >= day_end:
             day = _local_day(ts, zone)
             day_end = local_midnight(day + timedelta(days=1), zone)
-            for period in PERIODS:
-                start = period_start(day, period)
-                held = current.get(period)
-                if held is not None and held[0] != start:
-                    yield kpi, period, held[0], held[1], last_ts
-                    held = None
-                if held is None:
-                    current[period] = (start, [])
-        for _, values in current.values():
-            values.append(value)
-        last_ts = ts
+            group = [day, [], ts]
+            days.append(group)
+        group[1].append(value)
+        group[2] = ts
     if kpi_now is not None:
-        for period, (start, values) in current.items():
-            yield kpi_now, period, start, values, last_ts
+        yield kpi_now, days
 
 
 def read(
