@@ -287,7 +287,7 @@ def kpi_page(doc: dict[str, Any], tile: dict[str, Any] | None, range_key: str) -
         f'<div id="chart" class="chart" data-kpi="{escape(kpi)}" aria-label="chart of {escape(doc["title"])}"></div>'
         f'<div id="table">{series_table(doc)}</div>'
     )
-    payload = {"series": doc, "range": range_key, "ranges": RANGES}
+    payload = {"series": doc, "range": range_key, "ranges": RANGES, "default_range": DEFAULT_RANGE}
     return layout(f"{doc['title']} · KPIs", body, data=payload, nav=nav_links(""))
 
 

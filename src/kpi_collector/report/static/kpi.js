@@ -162,7 +162,7 @@
       ev.preventDefault();
       if (a.hasAttribute("data-period")) {
         var period = a.getAttribute("data-period");
-        var range = data.ranges[period][period === "day" ? 1 : 2][0];
+        var range = data.default_range[period];
         rangeLinks(period);
         load(period, range);
       } else {
