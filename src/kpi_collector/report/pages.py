@@ -16,6 +16,11 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 STATIC = "kpi_collector.report"
+FAVICON = (
+    "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E"
+    "%3Crect width='16' height='16' rx='3' fill='%232563eb'/%3E%3Cpolyline points='2,12 6,8 9,10 14,3' "
+    "fill='none' stroke='%23fff' stroke-width='2'/%3E%3C/svg%3E"
+)
 PERIOD_LABELS = {"day": "Day", "week": "Week", "month": "Month"}
 RANGES = {  # label -> periods back per period type (None: all history)
     "day": [("30d", 30), ("90d", 90), ("1y", 365), ("3y", 3 * 365), ("all", None)],
@@ -63,7 +68,7 @@ def layout(
         )
     else:
         head = "".join(f'<link rel="stylesheet" href="/static/{s}">' for s in styles)
-        head += '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'
+        head += f'<link rel="icon" href="{FAVICON}">'
         tail = "".join(f'<script src="/static/{s}" defer></script>' for s in scripts)
     payload = json_script("kpi-data", data) if data is not None else ""
     return (
