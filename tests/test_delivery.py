@@ -277,3 +277,24 @@ def test_kpi_run_fails_and_kpi_deliver_recovers(
     assert (again.exit_code, again.output.strip()) == (0, "nothing pending")
     unknown = runner.invoke(group, ["-c", str(config), "deliver", "-d", "nope"])
     assert unknown.exit_code != 0
+
+
+def test_one_delivering_process_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kpi_collector import delivery
+    from kpi_collector.schedule.lock import store_mutex
+
+    monkeypatch.setattr(delivery, "LOCK_WAIT", 0.3)
+    recorder = Recorder(name="daily", every="day")
+    p = make(tmp_path, recorder)
+    other = store_mutex(p.store, "deliveries")  # type: ignore[arg-type]
+    assert other.try_acquire()  # as another process delivering would
+    try:
+        result = p.process(now=MONDAY)
+    finally:
+        other.release()
+    assert result.exit_code == 1
+    assert "another process has been delivering" in result.delivery_errors["deliveries"]
+    assert recorder.got == []
+    assert [r.status for r in DeliveryEngine.for_pipeline(p).records()] == ["pending"]
+    assert p.process(now=MONDAY, deliver=True).exit_code == 0
+    assert [d.period for d in recorder.got] == ["2026-11-23"]

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 PENDING, DONE, DROPPED = "pending", "done", "dropped"
 MAX_RETRY_AFTER = 60.0  # a longer Retry-After ends the attempt; the row stays pending
 BACKOFF = 0.5  # seconds before the first retry; doubled each time, with jitter
+LOCK_WAIT = 120.0  # seconds to wait for another process that is delivering
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +166,7 @@ class DeliveryEngine:
             return []
         from kpi_collector.collect.http import HttpClient
 
+        mutex = await self._lock(store)
         async with HttpClient() as http:
             self._http = http
             try:
@@ -173,7 +175,25 @@ class DeliveryEngine:
                 )
             finally:
                 self._http = None
+                mutex.release()
         return [outcome for chain in chains for outcome in chain]
+
+    async def _lock(self, store: HistoryStore) -> Any:
+        """One delivering process per store (a run and `kpi deliver` may overlap): the other
+        waits up to LOCK_WAIT seconds, so a pending row is never sent by two at once."""
+        from kpi_collector.schedule.lock import store_mutex
+
+        mutex = store_mutex(store, "deliveries")
+        deadline = time.monotonic() + LOCK_WAIT
+        while not mutex.try_acquire():
+            if time.monotonic() > deadline:
+                raise DeliveryError(
+                    f"another process has been delivering for over {LOCK_WAIT:g}s; "
+                    "the deliveries stay pending for the next run or `kpi deliver`",
+                    transient=True,
+                )
+            await asyncio.sleep(0.2)
+        return mutex
 
     def selected(self, only: Sequence[str] | None) -> list[Destination]:
         if not only:

@@ -284,8 +284,16 @@ class Pipeline:
         """Deliver the run to each destination due in its period and retry pending deliveries
         (see `kpi_collector.delivery`); failures land in `result.delivery_errors`."""
         from kpi_collector.delivery import DeliveryEngine
+        from kpi_collector.errors import ConfigError, KpiError
 
-        for outcome in await DeliveryEngine.for_pipeline(self).deliver_run(result):
+        try:
+            outcomes = await DeliveryEngine.for_pipeline(self).deliver_run(result)
+        except ConfigError:
+            raise
+        except KpiError as exc:  # e.g. another process is delivering: all stays pending
+            result.delivery_errors["deliveries"] = redact(str(exc))
+            return
+        for outcome in outcomes:
             if outcome.ok:
                 result.delivered.append(outcome.destination)
             else:
