@@ -23,11 +23,19 @@ SELECTOR = "a.anthrazit"
 SPEEDUP_VS_BS4 = 20.0  # kpi extractor vs BeautifulSoup(html.parser), at least
 
 
-def per_call_seconds(func: Callable[[], object], repeat: int) -> float:
-    """Median seconds per call over `repeat` timings of at least 0.2 s each."""
-    timer = timeit.Timer(func)
-    number, _ = timer.autorange()
-    return median(timer.repeat(repeat=repeat, number=number)) / number
+def per_call_seconds(candidates: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Median seconds per call of each candidate.
+
+    Each repeat times every candidate once, in turn, so a burst of other work on the
+    machine hits all of them alike instead of skewing one.
+    """
+    timers = {name: timeit.Timer(func) for name, func in candidates.items()}
+    numbers = {name: timer.autorange()[0] for name, timer in timers.items()}  # >= 0.2 s each
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(repeat):
+        for name, timer in timers.items():
+            samples[name].append(timer.timeit(numbers[name]) / numbers[name])
+    return {name: median(values) for name, values in samples.items()}
 
 
 def run_benchmark(page: int, repeat: int) -> Report:
@@ -50,7 +58,7 @@ def run_benchmark(page: int, repeat: int) -> Report:
     wrong = {name: f() for name, f in candidates.items() if f() != expected}
     if wrong:
         raise RuntimeError(f"expected {expected} links on page {page}, got {wrong}")
-    seconds = {name: per_call_seconds(f, repeat) for name, f in candidates.items()}
+    seconds = per_call_seconds(dict(candidates), repeat)
     kpi = seconds["kpi-collector extractor"]
     speedup = seconds["BeautifulSoup html.parser"] / kpi
     checks = [
@@ -73,7 +81,7 @@ def run_benchmark(page: int, repeat: int) -> Report:
             None,
         )
     )
-    notes = [f"all four counted {expected} links; median of {repeat} repeats, timeit autorange"]
+    notes = [f"all four counted {expected} links; timeit, median of {repeat} interleaved repeats"]
     command = f"python benchmarks/bench_extract.py --page {page} --repeat {repeat}"
     return Report("Extraction: count a.anthrazit on one page", command, checks, notes)
 
