@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import click
@@ -52,28 +54,32 @@ def schedule(
 
         click.echo(make_snippet(config, snippet), nl=False)
         return
-    from kpi_collector.schedule.scheduler import Scheduler, on_signals
+    from kpi_collector.schedule.scheduler import Scheduler, stopping_on_signals
 
     scheduler = Scheduler(config)
+    known = [job.name for job in scheduler.jobs]
+    unknown = [name for name in jobs if name not in known]
+    if unknown:
+        raise click.BadParameter(
+            f"no scheduled job named {unknown[0]!r}; jobs: {', '.join(known)}", param_hint="--run"
+        )
     if show:
         _list(scheduler)
         return
-    _log_to_stderr()
-    on_signals(scheduler.stop)
-    if once or jobs:
+    with _logging_to_stderr(), stopping_on_signals(scheduler.stop):
+        if not (once or jobs):
+            scheduler.serve()
+            return
         try:
             if jobs:
-                from kpi_collector.schedule.scheduler import run_jobs
-
-                results = run_jobs(scheduler, jobs)
+                results = [scheduler.run_job(scheduler.job(name)) for name in jobs]
             else:
                 results = scheduler.run_due()
                 if not results:
                     click.echo("nothing is due", err=True)
         finally:
             scheduler.store.close()
-        ctx.exit(0 if all(r.status == "ok" for r in results) else 1)
-    scheduler.serve()
+    ctx.exit(0 if all(r.status == "ok" for r in results) else 1)
 
 
 def _list(scheduler: Scheduler) -> None:
@@ -86,7 +92,9 @@ def _list(scheduler: Scheduler) -> None:
         click.echo(f"{job.name:<24} {job.cron.expr:<16} next {when}   {job.describe()}")
 
 
-def _log_to_stderr() -> None:
+@contextmanager
+def _logging_to_stderr() -> Iterator[None]:
+    """The scheduler's log lines on stderr, each with a timestamp."""
     import logging
     import sys
 
@@ -95,5 +103,11 @@ def _log_to_stderr() -> None:
         logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
     )
     logger = logging.getLogger("kpi_collector")
+    level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

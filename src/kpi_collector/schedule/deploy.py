@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kpi_collector.config.loader import _VAR
+from kpi_collector.errors import ConfigError
 from kpi_collector.schedule.cron import _fields, _weekdays
 from kpi_collector.schedule.scheduler import plan
 
@@ -34,6 +35,8 @@ def snippet(config: Config, kind: str, *, kpi: str | None = None) -> str:
     """The snippet `kind` for `config`; `kpi` is the command to call (default: this `kpi`)."""
     if kind not in FORMATS:
         raise ValueError(f"unknown snippet {kind!r}; choose one of {', '.join(FORMATS)}")
+    if kind != "systemd" and not plan(config):
+        raise ConfigError("nothing to schedule: the config has no enabled source or destination")
     if kind == "crontab":
         return crontab(config, kpi=kpi)
     if kind == "systemd":

@@ -23,8 +23,10 @@ import asyncio
 import logging
 import signal
 import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol
@@ -122,6 +124,7 @@ class JobResult:
     job: str
     status: str  # ok | partial | failed | skipped
     summary: str
+    problems: list[str] = field(default_factory=list)  # what failed, one line each
 
 
 class Scheduler:
@@ -229,7 +232,9 @@ class Scheduler:
                 job.name,
                 fired_at=started.timestamp(),
                 status=outcome.status,
-                error=None if outcome.status == "ok" else outcome.summary,
+                error=None
+                if outcome.status == "ok"
+                else "; ".join(outcome.problems) or outcome.summary,
             )
         except KpiError as exc:
             log.warning("could not record job %s: %s", job.name, exc)
@@ -249,12 +254,13 @@ class Scheduler:
 
     def _collect(self, job: Job, started: datetime) -> JobResult:
         pipeline = self._pipeline(job)
+        clock = time.monotonic()
         try:
             result = pipeline.process(only=list(job.sources), now=started)
         finally:
             if pipeline.store is not None:
                 pipeline.store.close()
-        seconds = (result.finished_at - result.started_at).total_seconds()
+        seconds = time.monotonic() - clock
         summary = (
             f"run {result.run_id}: {len(result.values)} values, {len(result.errors)} errors "
             f"in {seconds:.1f} s"
@@ -263,15 +269,16 @@ class Scheduler:
             summary += f"; delivered to {', '.join(dict.fromkeys(result.delivered))}"
         problems = [f"{where}: {message}" for where, message in result.errors.items()]
         problems += [f"delivery {n}: {m}" for n, m in result.delivery_errors.items()]
+        problems = [redact(p) for p in problems]
         for problem in problems:
-            log.warning("%s: %s", job.name, redact(problem))
+            log.warning("%s: %s", job.name, problem)
         if result.ok:
             status = "ok"
         elif result.values or not result.errors:
             status = "partial"
         else:
             status = "failed"
-        return JobResult(job.name, status, summary)
+        return JobResult(job.name, status, summary, problems)
 
     def _deliver(self, job: Job, started: datetime) -> JobResult:
         """Deliver the newest stored run to the job's destinations (and what is pending)."""
@@ -337,7 +344,9 @@ class Scheduler:
                     if fire is None or fire > now or self.stop.is_set():
                         continue
                     self.run_job(job)
-                    upcoming[job.name] = self._following(job, fire)
+                    # fire times missed meanwhile (the machine asleep, a long run) were covered
+                    # by this run: once, not once per miss
+                    upcoming[job.name] = job.cron.next_after(self.clock.now())
                 self._sleep(upcoming)
         finally:
             try:
@@ -347,15 +356,6 @@ class Scheduler:
             mutex.release()
             self.store.close()
             log.info("scheduler stopped")
-
-    def _following(self, job: Job, fired: datetime) -> datetime | None:
-        """The next fire time after `fired`; fire times missed meanwhile (a long run, the
-        machine asleep) collapse into one run now."""
-        now = self.clock.now()
-        following = job.cron.next_after(fired)
-        if following is not None and following <= now:
-            return job.cron.previous(now)
-        return following
 
     def _sleep(self, upcoming: dict[str, datetime | None]) -> None:
         times = [t for t in upcoming.values() if t is not None]
@@ -391,10 +391,12 @@ class Scheduler:
             log.info("  %-24s %-16s next %s: %s", job.name, job.cron.expr, when, job.describe())
 
 
-def on_signals(
+@contextmanager
+def stopping_on_signals(
     stop: threading.Event, signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT)
-) -> None:
-    """SIGTERM / SIGINT set `stop` (the job in progress finishes); a second one ends now."""
+) -> Iterator[None]:
+    """Within: SIGTERM / SIGINT set `stop` (the job in progress finishes); a second one ends
+    the process now. The previous handlers come back afterwards."""
 
     def handle(signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
@@ -404,10 +406,9 @@ def on_signals(
         log.info("%s: finishing the job in progress, then stopping", name)
         stop.set()
 
-    for signum in signals:
-        signal.signal(signum, handle)
-
-
-def run_jobs(scheduler: Scheduler, names: Sequence[str]) -> list[JobResult]:
-    """`kpi schedule --run JOB`: run these jobs now, whether due or not."""
-    return [scheduler.run_job(scheduler.job(name)) for name in names]
+    previous = {signum: signal.signal(signum, handle) for signum in signals}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

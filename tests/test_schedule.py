@@ -1,0 +1,565 @@
+"""`kpi schedule`: jobs on their crons with an injectable clock (time travel through days, DST
+and a sleeping machine), catch-up of missed runs, SIGTERM in a real process, health, snippets."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+
+from kpi_collector.cli import main
+from kpi_collector.config import load_config
+from kpi_collector.destinations.files import CSV
+from kpi_collector.errors import ConfigError
+from kpi_collector.pipeline import Pipeline
+from kpi_collector.schedule.deploy import snippet
+from kpi_collector.schedule.health import health_report, render
+from kpi_collector.schedule.scheduler import Scheduler, plan
+from kpi_collector.schedule.state import SCHEDULER, job_states, write_heartbeat
+from kpi_collector.store import HistoryStore
+
+ROOT = Path(__file__).resolve().parents[1]
+BERLIN = ZoneInfo("Europe/Berlin")
+CALLS: list[str] = []
+
+
+def app_values() -> dict[str, float]:
+    CALLS.append("app")
+    return {"users": 100 + len(CALLS)}
+
+
+def fast_values() -> dict[str, float]:
+    CALLS.append("fast")
+    return {"events": len(CALLS)}
+
+
+CONFIG = """\
+timezone: Europe/Berlin
+schedule: "0 7 * * *"
+sources:
+  - {name: app, type: python, function: "tests.test_schedule:app_values"}
+  - {name: fast, type: python, function: "tests.test_schedule:fast_values", schedule: "0 */6 * * *"}
+destinations:
+  - {type: csv, path: daily.csv, every: day}
+  - {name: weekly, type: csv, path: weekly.csv, every: week, schedule: "0 9 * * 1"}
+"""
+
+
+class FakeClock:
+    """Time that passes only when the scheduler sleeps; `suspend` makes one sleep jump ahead
+    (the machine asleep); `until` sets the stop event once reached."""
+
+    def __init__(
+        self,
+        start: datetime,
+        until: datetime,
+        stop: threading.Event,
+        suspend: tuple[datetime, datetime] | None = None,
+    ) -> None:
+        self.t = start.astimezone(UTC)
+        self.until = until
+        self.stop = stop
+        self.suspend = suspend
+        self.sleeps = 0
+
+    def now(self) -> datetime:
+        return self.t
+
+    def sleep(self, seconds: float, stop: threading.Event) -> None:
+        self.sleeps += 1
+        self.t += timedelta(seconds=max(seconds, 0.001))
+        if self.suspend and self.t >= self.suspend[0]:
+            self.t = self.suspend[1].astimezone(UTC)
+            self.suspend = None
+        if self.t >= self.until:
+            self.stop.set()
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Iterator[Path]:
+    (tmp_path / "kpi.yaml").write_text(CONFIG, encoding="utf-8")
+    CALLS.clear()
+    yield tmp_path
+
+
+def scheduler_at(folder: Path, start: datetime, until: datetime, **clock: object) -> Scheduler:
+    stop = threading.Event()
+    fake = FakeClock(start, until, stop, **clock)  # type: ignore[arg-type]
+    return Scheduler(load_config(folder / "kpi.yaml"), clock=fake, stop=stop, heartbeat_every=3600)
+
+
+def run_times(folder: Path) -> list[str]:
+    """Each run: its local start and the sources it stored values of, e.g. `Sun 07:00 app`."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import observations, runs
+
+    store = HistoryStore(f"sqlite:///{folder / 'kpi.db'}")
+    try:
+        with store.engine.connect() as conn:
+            started = dict(conn.execute(sa.select(runs.c.id, runs.c.started_at)).all())
+            stored: dict[int, set[str]] = {}
+            for run_id, kpi in conn.execute(sa.select(observations.c.run_id, observations.c.kpi)):
+                stored.setdefault(run_id, set()).add(kpi.partition(".")[0])
+    finally:
+        store.close()
+    return [
+        datetime.fromtimestamp(started[i], BERLIN).strftime("%a %H:%M ")
+        + "+".join(sorted(stored.get(i, ())))
+        for i in sorted(started)
+    ]
+
+
+def test_plan_gives_sources_and_destinations_with_a_schedule_their_own_job(folder: Path) -> None:
+    jobs = {job.name: job for job in plan(load_config(folder / "kpi.yaml"))}
+    assert list(jobs) == ["source:fast", "main", "destination:weekly"]
+    assert jobs["main"].sources == ("app",) and jobs["main"].destinations == ("csv",)
+    assert jobs["source:fast"].sources == ("fast",) and not jobs["source:fast"].destinations
+    assert jobs["destination:weekly"].destinations == ("weekly",)
+    assert not jobs["destination:weekly"].collects
+    assert str(jobs["main"].cron.tz) == "Europe/Berlin"
+
+
+def test_two_days_on_the_clock_across_dst(folder: Path) -> None:
+    # Saturday noon before the spring change (Sunday 02:00 -> 03:00) until Monday 10:00
+    start = datetime(2026, 3, 28, 12, tzinfo=BERLIN)
+    scheduler = scheduler_at(folder, start, datetime(2026, 3, 30, 10, tzinfo=BERLIN))
+    scheduler.serve()
+    assert run_times(folder) == [
+        # catching up on start: nothing ever ran, so each collecting job runs once
+        "Sat 12:00 fast",
+        "Sat 12:00 app",
+        "Sat 18:00 fast",
+        "Sun 00:00 fast",
+        "Sun 06:00 fast",  # CEST now: 04:00 UTC
+        "Sun 07:00 app",
+        "Sun 12:00 fast",
+        "Sun 18:00 fast",
+        "Mon 00:00 fast",
+        "Mon 06:00 fast",
+        "Mon 07:00 app",
+    ]
+    # the weekly destination got the newest run on start (catch-up) and on Monday 09:00, not
+    # after every run; the daily one got each main run's day
+    weekly = CSV(path="weekly.csv").read(folder / "weekly.csv")
+    assert [row["period"] for row in weekly] == ["2026-W13", "2026-W14"]
+    assert float(weekly[-1]["app.users"]) == 100 + CALLS.count("app") + CALLS.count("fast")
+    daily = CSV(path="daily.csv").read(folder / "daily.csv")
+    assert [row["period"] for row in daily] == ["2026-03-28", "2026-03-29", "2026-03-30"]
+    states = job_states(scheduler.store)
+    assert {name: s.last_status for name, s in states.items()} == {
+        "main": "ok",
+        "source:fast": "ok",
+        "destination:weekly": "ok",
+    }
+    assert (
+        states["destination:weekly"].last_success_at
+        == datetime(2026, 3, 30, 9, tzinfo=BERLIN).timestamp()
+    )
+    beat = scheduler.store.heartbeats()[SCHEDULER]
+    assert beat.state == "stopped" and beat.pid == os.getpid()
+
+
+def test_a_restart_catches_up_once_not_once_per_missed_day(folder: Path) -> None:
+    first = scheduler_at(
+        folder, datetime(2026, 11, 2, 6, 30, tzinfo=BERLIN), datetime(2026, 11, 2, 8, tzinfo=BERLIN)
+    )
+    first.serve()
+    app_runs = [t for t in run_times(folder) if t.endswith("app")]
+    assert app_runs == ["Mon 06:30 app", "Mon 07:00 app"]  # never ran before: once on start
+    # down for four days; back on Friday afternoon: one main run, then 07:00 on Saturday
+    second = scheduler_at(
+        folder, datetime(2026, 11, 6, 15, tzinfo=BERLIN), datetime(2026, 11, 7, 8, tzinfo=BERLIN)
+    )
+    assert [j.name for j in second.due(second.clock.now())] == [
+        "source:fast",
+        "main",
+        "destination:weekly",
+    ]
+    second.serve()
+    app_runs = [t for t in run_times(folder) if t.endswith("app")]
+    assert app_runs == ["Mon 06:30 app", "Mon 07:00 app", "Fri 15:00 app", "Sat 07:00 app"]
+    # started again right after: nothing is due
+    third = scheduler_at(
+        folder,
+        datetime(2026, 11, 7, 8, 5, tzinfo=BERLIN),
+        datetime(2026, 11, 7, 8, 6, tzinfo=BERLIN),
+    )
+    assert third.due(third.clock.now()) == []
+
+
+def test_a_machine_that_slept_through_fire_times_runs_each_job_once_on_waking(
+    folder: Path,
+) -> None:
+    scheduler = scheduler_at(
+        folder,
+        datetime(2026, 11, 2, 7, 30, tzinfo=BERLIN),
+        datetime(2026, 11, 5, 8, tzinfo=BERLIN),
+        suspend=(datetime(2026, 11, 2, 9, tzinfo=BERLIN), datetime(2026, 11, 4, 16, tzinfo=BERLIN)),
+    )
+    scheduler.serve()
+    app_runs = [t for t in run_times(folder) if t.endswith("app")]
+    # catch-up on Monday, asleep Monday 09:00 to Wednesday 16:00 (two 07:00s missed): once
+    assert app_runs == ["Mon 07:30 app", "Wed 16:00 app", "Thu 07:00 app"]
+    fast_runs = [t for t in run_times(folder) if t.endswith("fast")]
+    assert fast_runs[:3] == ["Mon 07:30 fast", "Wed 16:00 fast", "Wed 18:00 fast"]
+
+
+def test_a_manual_kpi_run_counts_as_the_main_jobs_run(folder: Path) -> None:
+    config = load_config(folder / "kpi.yaml")
+    Pipeline.from_config(config).process(now=datetime(2026, 11, 2, 7, 5, tzinfo=BERLIN))
+    at_eight = datetime(2026, 11, 2, 8, tzinfo=BERLIN)
+    scheduler = scheduler_at(folder, at_eight, at_eight + timedelta(hours=1))
+    # it collected every source after their last fire times (07:00 and 06:00)
+    assert [job.name for job in scheduler.due(at_eight)] == ["destination:weekly"]
+    # by 12:30 the fast source fired again at 12:00; main's 07:00 is still covered
+    due = [job.name for job in scheduler.due(at_eight + timedelta(hours=4, minutes=30))]
+    assert due == ["source:fast", "destination:weekly"]
+
+
+def test_once_runs_what_is_due_and_then_nothing(folder: Path) -> None:
+    scheduler = scheduler_at(
+        folder, datetime(2026, 11, 2, 8, tzinfo=BERLIN), datetime(2026, 11, 2, 9, tzinfo=BERLIN)
+    )
+    results = scheduler.run_due()
+    assert [(r.job, r.status) for r in results] == [
+        ("source:fast", "ok"),
+        ("main", "ok"),
+        ("destination:weekly", "ok"),
+    ]
+    assert scheduler.run_due() == []
+
+
+def test_a_failing_job_is_recorded_and_the_scheduler_goes_on(folder: Path) -> None:
+    config = (folder / "kpi.yaml").read_text(encoding="utf-8")
+    (folder / "kpi.yaml").write_text(
+        config.replace("tests.test_schedule:fast_values", "tests.test_schedule:no_such_function")
+    )
+    scheduler = scheduler_at(
+        folder, datetime(2026, 11, 2, 6, tzinfo=BERLIN), datetime(2026, 11, 2, 7, 30, tzinfo=BERLIN)
+    )
+    scheduler.serve()
+    states = job_states(scheduler.store)
+    assert states["source:fast"].last_status == "failed"
+    assert states["source:fast"].last_success_at is None
+    assert "no_such_function" in (states["source:fast"].last_error or "")
+    assert states["main"].last_status == "ok"  # 07:00 still ran
+
+
+# a real `kpi schedule` process ------------------------------------------------------------
+
+
+SLOW_CONFIG = f"""\
+schedule: "0 7 * * *"
+sources:
+  - name: slow
+    type: command
+    command: [{sys.executable}, -c, "import time; time.sleep(1.5); print(7)"]
+"""
+
+
+class Running:
+    """`kpi schedule` in a subprocess, its stderr lines collected as they come."""
+
+    def __init__(self, folder: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+        env["PYTHONPATH"] = str(ROOT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kpi_collector", "-c", str(folder / "kpi.yaml"), "schedule"],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_for(self, text: str, timeout: float = 20) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"no {text!r} in {self.seen}")
+
+    def finish(self, timeout: float = 20) -> int:
+        code = self.proc.wait(timeout)
+        time.sleep(0.1)
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        return code
+
+
+def test_sigterm_during_a_run_finishes_writing_it_then_exits_0(tmp_path: Path) -> None:
+    (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG, encoding="utf-8")
+    running = Running(tmp_path)
+    try:
+        started = running.wait_for("main: collect slow")  # the catch-up run on start
+        assert started[:4].isdigit() and "T" in started[:11]  # an ISO timestamp leads each line
+        time.sleep(0.3)  # the source is sleeping now
+        running.proc.send_signal(signal.SIGTERM)
+        assert running.finish() == 0
+    finally:
+        if running.proc.poll() is None:
+            running.proc.kill()
+    log = "\n".join(running.seen)
+    assert "SIGTERM: finishing the job in progress, then stopping" in log
+    assert "main: run 1: 1 values, 0 errors" in log
+    assert "scheduler stopped" in log
+    store = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
+    try:
+        run = store.runs(1)[0]
+        assert (run.status, run.trigger) == ("ok", "schedule")
+        assert store.latest(["slow.value"])["slow.value"].value == 7
+        assert store.heartbeats()[SCHEDULER].state == "stopped"
+        assert "run" not in store.heartbeats()  # the lock was released
+    finally:
+        store.close()
+
+
+def test_sigint_while_idle_stops_at_once(tmp_path: Path) -> None:
+    (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG.replace("time.sleep(1.5); ", ""))
+    running = Running(tmp_path)
+    try:
+        running.wait_for("main: run 1")
+        time.sleep(0.2)
+        sent = time.monotonic()
+        running.proc.send_signal(signal.SIGINT)
+        assert running.finish() == 0
+        assert time.monotonic() - sent < 5
+    finally:
+        if running.proc.poll() is None:
+            running.proc.kill()
+    assert "SIGINT: finishing the job in progress, then stopping" in "\n".join(running.seen)
+
+
+def test_a_second_scheduler_on_the_same_store_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG.replace("time.sleep(1.5); ", ""))
+    running = Running(tmp_path)
+    try:
+        running.wait_for("main: run 1")
+        second = kpi("schedule", cwd=tmp_path)
+        assert second.returncode == 1
+        assert "another `kpi schedule` is running on this store" in second.stderr
+        assert f"pid {running.proc.pid}" in second.stderr
+    finally:
+        running.proc.send_signal(signal.SIGTERM)
+        running.finish()
+
+
+def kpi(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "kpi_collector", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """`kpi ARGS` in this process: (exit code, stdout, stderr)."""
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        try:
+            code = main(list(args))
+        except SystemExit as exc:
+            code = exc.code
+        out = capsys.readouterr()
+        return int(code or 0), out.out, out.err
+
+    return invoke
+
+
+def test_once_and_run_from_the_command_line(
+    tmp_path: Path, cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG.replace("time.sleep(1.5); ", ""))
+    config = str(tmp_path / "kpi.yaml")
+    code, _, err = cli("-c", config, "schedule", "--once")
+    assert code == 0 and "main: run 1: 1 values" in err
+    assert cli("-c", config, "schedule", "--once")[::2] == (0, "nothing is due\n")
+    code, _, err = cli("-c", config, "schedule", "--run", "main")
+    assert code == 0 and "main: run 2" in err
+    code, _, err = cli("-c", config, "schedule", "--run", "source:nope")
+    assert code == 2 and "no scheduled job named 'source:nope'; jobs: main" in err
+    assert cli("-c", config, "schedule", "--once", "--print", "crontab")[0] == 2
+    code, out, _ = cli("-c", config, "schedule", "--list")
+    assert code == 0 and out.startswith("main") and "collect slow" in out
+    # a failing source: the job is not ok, the exit code says so
+    (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG.replace("print(7)", "print('seven')"))
+    code, _, err = cli("-c", config, "schedule", "--run", "main")
+    assert code == 1 and "main: slow" in err
+
+
+# health ---------------------------------------------------------------------------------------
+
+
+def test_health_says_what_is_wrong_and_exits_1(
+    tmp_path: Path, cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG.replace("time.sleep(1.5); ", ""))
+    config = load_config(tmp_path / "kpi.yaml")
+    nine = datetime(2026, 11, 2, 9, tzinfo=UTC).timestamp()
+    report = health_report(config, now=nine)
+    assert not report["ok"]
+    assert any(
+        "job main (0 7 * * *) is overdue" in p and "never succeeded" in p
+        for p in report["problems"]
+    )
+    Pipeline.from_config(config).process(now=datetime(2026, 11, 2, 8, tzinfo=UTC))
+    report = health_report(config, now=nine)
+    assert report["ok"], report["problems"]
+    assert report["last_run"]["status"] == "ok" and report["jobs"][0]["overdue"] is False
+    # a scheduler that stopped beating without saying it stopped
+    store = HistoryStore(config.store_url)
+    write_heartbeat(store, SCHEDULER, now=nine - 3600, state="idle", next_run_at=nine)
+    store.close()
+    report = health_report(config, now=nine)
+    assert any("the scheduler" in p and "stopped beating" in p for p in report["problems"])
+    text = render(report)
+    assert text.startswith("health: PROBLEMS") and "last heartbeat 60 min ago" in text
+
+    code, out, _ = cli("-c", str(tmp_path / "kpi.yaml"), "validate", "--health", "--format", "json")
+    assert code == 1
+    doc = json.loads(out)
+    assert set(doc) >= {"ok", "problems", "warnings", "scheduler", "jobs", "last_run", "alerts"}
+    code, out, _ = cli("-c", str(tmp_path / "kpi.yaml"), "validate", "--health")
+    assert code == 1 and "health: PROBLEMS" in out
+
+
+# deployment snippets --------------------------------------------------------------------------
+
+SECRET_CONFIG = """\
+timezone: Europe/Berlin
+schedule: "0 7 * * *"
+sources:
+  - {name: gh, type: github, repo: a/b, token: "${GITHUB_TOKEN}", schedule: "30 */2 * * *"}
+  - {name: crm, type: http_json, url: "https://crm.example/api", auth: {bearer: "${CRM_TOKEN}"},
+     metrics: {paying: data.paying}}
+destinations:
+  - {type: csv, path: k.csv, schedule: "0 9 * * 7"}
+store: sqlite:///data/kpi.db
+"""
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "ops").mkdir()
+    (tmp_path / "ops" / "kpi.yaml").write_text(SECRET_CONFIG, encoding="utf-8")
+    return tmp_path
+
+
+ENV = {"GITHUB_TOKEN": "ghp_secret_value_123", "CRM_TOKEN": "crm-secret-value-456"}
+
+
+def _config(repo: Path, monkeypatch: pytest.MonkeyPatch) -> object:
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    return load_config(repo / "ops" / "kpi.yaml")
+
+
+def test_crontab_snippet(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = snippet(_config(repo, monkeypatch), "crontab", kpi="/opt/kpi/bin/kpi")  # type: ignore[arg-type]
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    config = repo / "ops" / "kpi.yaml"
+    assert lines == [
+        "CRON_TZ=Europe/Berlin",
+        f"30 */2 * * * cd {repo / 'ops'} && /opt/kpi/bin/kpi -c {config} schedule --run source:gh"
+        f" >> {repo / 'ops' / 'kpi-schedule.log'} 2>&1",
+        f"0 7 * * * cd {repo / 'ops'} && /opt/kpi/bin/kpi -c {config} schedule --run main"
+        f" >> {repo / 'ops' / 'kpi-schedule.log'} 2>&1",
+        f"0 9 * * 7 cd {repo / 'ops'} && /opt/kpi/bin/kpi -c {config} schedule --run destination:csv"
+        f" >> {repo / 'ops' / 'kpi-schedule.log'} 2>&1",
+    ]
+    assert "Debian" in text
+    assert all(value not in text for value in ENV.values())
+
+
+def test_crontab_escapes_percent_signs(tmp_path: Path) -> None:
+    folder = tmp_path / "100%"
+    folder.mkdir()
+    (folder / "kpi.yaml").write_text(SLOW_CONFIG)
+    text = snippet(load_config(folder / "kpi.yaml"), "crontab", kpi="kpi")
+    job = text.splitlines()[-1]
+    assert "100\\%" in job and "100%" not in job.replace("100\\%", "")
+    assert "CRON_TZ" not in text  # UTC needs none
+
+
+def test_systemd_snippet(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = snippet(_config(repo, monkeypatch), "systemd", kpi="/opt/kpi/bin/kpi")  # type: ignore[arg-type]
+    config = repo / "ops" / "kpi.yaml"
+    assert f"ExecStart=/opt/kpi/bin/kpi -c {config} schedule\n" in text
+    assert f"WorkingDirectory={repo / 'ops'}\n" in text
+    for line in ("Type=simple", "KillSignal=SIGTERM", "KillMode=mixed", "Restart=on-failure"):
+        assert f"\n{line}\n" in text
+    assert "WantedBy=multi-user.target" in text
+    assert all(value not in text for value in ENV.values())
+
+
+def test_github_actions_snippet(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = snippet(_config(repo, monkeypatch), "github-actions")  # type: ignore[arg-type]
+    assert all(value not in text for value in ENV.values())
+    workflow = yaml.safe_load(text)
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
+    assert triggers["schedule"] == [
+        {"cron": "0 7 * * *", "timezone": "Europe/Berlin"},
+        {"cron": "0 9 * * SUN", "timezone": "Europe/Berlin"},  # POSIX: Sunday is 0, not 7
+        {"cron": "30 */2 * * *", "timezone": "Europe/Berlin"},
+    ]
+    assert "workflow_dispatch" in triggers
+    assert workflow["permissions"] == {"contents": "write"}
+    steps = workflow["jobs"]["kpi"]["steps"]
+    collect = next(s for s in steps if s.get("name", "").startswith("Collect"))
+    assert collect["run"] == "kpi -c ops/kpi.yaml schedule --once"
+    assert collect["env"] == {
+        "CRM_TOKEN": "${{ secrets.CRM_TOKEN }}",
+        "GITHUB_TOKEN": "${{ secrets.GITHUB_TOKEN }}",
+    }
+    keep = next(s for s in steps if s.get("name", "").startswith("Keep the history"))
+    assert keep["if"] == "always()"
+    assert "git add -f ops/data/kpi.db" in keep["run"]
+    assert "wal_checkpoint" in keep["run"] and "git push" in keep["run"]
+
+
+def test_github_actions_with_a_database_server_store(tmp_path: Path) -> None:
+    (tmp_path / "kpi.yaml").write_text(
+        "store: postgresql+psycopg://kpi@db.example/kpi\n" + SLOW_CONFIG, encoding="utf-8"
+    )
+    text = snippet(load_config(tmp_path / "kpi.yaml"), "github-actions")
+    workflow = yaml.safe_load(text)
+    assert workflow[True]["schedule"] == [{"cron": "0 7 * * *"}]  # UTC: no time zone needed
+    assert not any(
+        "Keep the history" in s.get("name", "") for s in workflow["jobs"]["kpi"]["steps"]
+    )
+    assert "database server" in text
+    (tmp_path / "kpi.yaml").write_text("sources: []\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="nothing to schedule"):
+        snippet(load_config(tmp_path / "kpi.yaml"), "github-actions")
