@@ -59,12 +59,19 @@ class RunResult:
             "finished_at": self.finished_at.isoformat(),
             "ok": self.ok,
             "values": [
-                {"kpi": k, "value": v, "previous": self.previous.get(k), "change": self.change(k),
-                 "source": self.sources.get(k)}
+                {
+                    "kpi": k,
+                    "value": v,
+                    "previous": self.previous.get(k),
+                    "change": self.change(k),
+                    "source": self.sources.get(k),
+                }
                 for k, v in self.values.items()
             ],
             "errors": [{"where": k, "message": m} for k, m in self.errors.items()],
-            "delivery_errors": [{"destination": k, "message": m} for k, m in self.delivery_errors.items()],
+            "delivery_errors": [
+                {"destination": k, "message": m} for k, m in self.delivery_errors.items()
+            ],
         }
 
     def to_pandas(self) -> pd.DataFrame:
@@ -120,7 +127,9 @@ class Pipeline:
         duplicate = next((n for n in names if names.count(n) > 1), None)
         if duplicate:
             raise ConfigError(f"two sources are named {duplicate!r}; give each its own name")
-        self.kpis = {k: v if isinstance(v, KpiSpec) else KpiSpec(**v) for k, v in (kpis or {}).items()}
+        self.kpis = {
+            k: v if isinstance(v, KpiSpec) else KpiSpec(**v) for k, v in (kpis or {}).items()
+        }
         self.tz = ZoneInfo(timezone)
         self.defaults = defaults or Defaults()
         self.north_star = north_star
@@ -173,7 +182,9 @@ class Pipeline:
     ) -> RunResult:
         """Run once: collect, store (unless `dry_run`), deliver (unless `deliver=False`)."""
         return asyncio.run(
-            self.aprocess(only=only, dry_run=dry_run, deliver=deliver, on_source_done=on_source_done, now=now)
+            self.aprocess(
+                only=only, dry_run=dry_run, deliver=deliver, on_source_done=on_source_done, now=now
+            )
         )
 
     def selected(self, only: Sequence[str] | None) -> list[Source]:
@@ -230,7 +241,11 @@ class Pipeline:
             store.begin_run(started_at=started.timestamp(), trigger=self.trigger) if store else None
         )
         outcomes = await collect_all(
-            sources, defaults=self.defaults, tz=self.tz, base_dir=self.base_dir, now=started,
+            sources,
+            defaults=self.defaults,
+            tz=self.tz,
+            base_dir=self.base_dir,
+            now=started,
             on_done=on_source_done,
         )
         result = RunResult(run_id, started, started, outcomes=outcomes)
@@ -240,10 +255,10 @@ class Pipeline:
                 kpi = f"{outcome.source}.{metric}"
                 result.values[kpi] = value
                 result.sources[kpi] = outcome.source
-            for metric, message, transient in outcome.errors:
-                where = f"{outcome.source}.{metric}" if metric else outcome.source
-                result.errors[where] = message
-                errors.append((outcome.source, f"{outcome.source}.{metric}" if metric else None, message, transient))
+            for failed, message, transient in outcome.errors:
+                kpi_id = f"{outcome.source}.{failed}" if failed else None
+                result.errors[kpi_id or outcome.source] = message
+                errors.append((outcome.source, kpi_id, message, transient))
         for kpi, message in self._derive(result.values).items():
             result.errors[kpi] = message
             errors.append(("formula", kpi, message, False))
@@ -252,7 +267,9 @@ class Pipeline:
             ts = started.timestamp()
             store.finish_run(
                 run_id,
-                observations=[(k, ts, v, result.sources.get(k, "formula")) for k, v in result.values.items()],
+                observations=[
+                    (k, ts, v, result.sources.get(k, "formula")) for k, v in result.values.items()
+                ],
                 errors=errors,
                 finished_at=result.finished_at.timestamp(),
             )
