@@ -448,7 +448,8 @@ async def check_alerts(
     store = pipeline.store
     if store is None or not pipeline.alerts:
         return []
-    now = time.time() if now is None else now
+    if now is None:  # as of the run: "not updated for N days" counts from the run's start
+        now = result.started_at.timestamp() if result is not None else time.time()
     findings = evaluate(pipeline, store, pipeline.alerts, now=now)
     states = {(s.alert, s.destination): s for s in alert_states(store)}
     targets = {d.name: d for d in _destinations(pipeline)}

@@ -1,0 +1,395 @@
+"""Alerts: each kind fires exactly once when its rule becomes true and resolves exactly once,
+through a message destination talking to a real local HTTP server; config errors; secrets."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from kpi_collector import plugins
+from kpi_collector.config import load_config, parse_config
+from kpi_collector.demo.server import BackgroundServer
+from kpi_collector.destinations.base import Delivery, Destination
+from kpi_collector.errors import ConfigError, DeliveryError
+from kpi_collector.pipeline import Pipeline, RunResult
+from kpi_collector.secrets import Secret
+from kpi_collector.store import HistoryStore
+
+READINGS: dict[str, float] = {}
+FLAKY = {"fail": False}
+TOKEN = "chat-token-5ecret-77"
+DAY = timedelta(days=1)
+T0 = datetime(2026, 11, 2, 7, tzinfo=UTC)
+
+
+def readings() -> dict[str, float]:
+    return dict(READINGS)
+
+
+def flaky() -> dict[str, float]:
+    if FLAKY["fail"]:
+        raise RuntimeError("the flaky service is down")
+    return {"ok": 1}
+
+
+class Chat(Destination):
+    """A message destination of the kind alerts need: `send_text` posts the text (and, like a
+    careless plugin, names its secret URL when that fails)."""
+
+    type: ClassVar[str] = "chat"
+    url: Secret
+
+    async def deliver(self, delivery: Delivery) -> None:
+        await self._post({"values": delivery.values})
+
+    async def send_text(self, text: str) -> None:
+        await self._post({"text": text})
+
+    async def _post(self, body: dict[str, Any]) -> None:
+        async with aiohttp.ClientSession() as session, session.post(self.url.get(), json=body) as r:
+            if r.status >= 400:
+                raise DeliveryError(
+                    f"POST {self.url.get()} answered {r.status}", transient=r.status >= 500
+                )
+
+
+@pytest.fixture
+def chat() -> Iterator[tuple[str, web.Application]]:
+    """A chat service: POST /hook/<token> keeps the text; `app["down"]` answers 503."""
+    app = web.Application()
+    app["texts"] = []
+    app["values"] = []
+    app["down"] = set()
+
+    async def hook(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if request.match_info["token"] != TOKEN:
+            return web.json_response({"error": "bad token"}, status=401)
+        if name in app["down"]:
+            return web.json_response({"error": "unavailable"}, status=503)
+        body = await request.json()
+        app["texts" if "text" in body else "values"].append((name, body.get("text")))
+        return web.json_response({"ok": True})
+
+    app.router.add_post("/{name}/{token}", hook)
+    plugins.register_destination(Chat)
+    try:
+        with BackgroundServer(app) as url:
+            yield url, app
+    finally:
+        plugins._extra[plugins.DESTINATION_GROUP].pop("chat", None)
+
+
+BASE = """\
+sources:
+  - {name: app, type: python, function: "tests.test_alerts:readings"}
+  - {name: flaky, type: python, function: "tests.test_alerts:flaky"}
+destinations:
+  - {name: team, type: chat, url: "${CHAT_URL}/team/${CHAT_TOKEN}", retries: 0}
+  - {name: broken, type: chat, url: "${CHAT_URL}/broken/${CHAT_TOKEN}", retries: 0}
+  - {type: csv, path: k.csv}
+kpis:
+  app.dau: {title: Daily active users}
+alerts:
+"""
+
+
+@pytest.fixture
+def setup(
+    tmp_path: Path, chat: tuple[str, web.Application], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Path, web.Application]]:
+    url, app = chat
+    monkeypatch.setenv("CHAT_URL", url)
+    monkeypatch.setenv("CHAT_TOKEN", TOKEN)
+    READINGS.clear()
+    FLAKY["fail"] = False
+    yield tmp_path, app
+
+
+def configure(folder: Path, *alerts: str) -> Path:
+    path = folder / "kpi.yaml"
+    path.write_text(BASE + "".join(f"  - {a}\n" for a in alerts), encoding="utf-8")
+    return path
+
+
+def run(config: Path, at: datetime | None = None, **values: float) -> RunResult:
+    READINGS.clear()
+    READINGS.update(values)
+    pipeline = Pipeline.from_config(config)
+    try:
+        return pipeline.process(now=at)
+    finally:
+        assert pipeline.store is not None
+        pipeline.store.close()
+
+
+def texts(app: web.Application) -> list[str]:
+    return [text for name, text in app["texts"]]
+
+
+def test_a_threshold_below_fires_once_and_resolves_once(
+    setup: tuple[Path, web.Application],
+) -> None:
+    folder, app = setup
+    config = configure(folder, "{kpi: app.dau, below: 100, notify: [team]}")
+    run(config, dau=150)
+    assert texts(app) == []  # never true: nothing to say
+    run(config, dau=90)
+    run(config, dau=80)
+    assert texts(app) == ["🚨 Alert: app.dau below 100 — Daily active users is 90, below 100"]
+    run(config, dau=120)
+    run(config, dau=130)
+    assert texts(app)[1:] == ["✅ Resolved: app.dau below 100 — Daily active users is 120"]
+    run(config, dau=99)
+    assert len(texts(app)) == 3  # true again: a new alert
+
+
+def test_a_threshold_above_fires_once_and_resolves_once(
+    setup: tuple[Path, web.Application],
+) -> None:
+    folder, app = setup
+    config = configure(folder, "{kpi: app.stars, above: 10000, notify: team}")
+    for stars in (9000, 10001, 10500, 9999, 9998):
+        run(config, stars=stars)
+    assert texts(app) == [
+        "🚨 Alert: app.stars above 10000 — app.stars is 10,001, above 10,000",
+        "✅ Resolved: app.stars above 10000 — app.stars is 9,999",
+    ]
+
+
+def test_a_change_over_days_fires_once_and_resolves_once(
+    setup: tuple[Path, web.Application],
+) -> None:
+    folder, app = setup
+    config = configure(
+        folder, "{kpi: app.downloads, change: {days: 7, below: -20%}, notify: [team]}"
+    )
+    run(config, T0, downloads=1000)
+    run(config, T0 + DAY, downloads=950)  # nothing 7 days back yet: unknown, no message
+    assert texts(app) == []
+    run(config, T0 + 7 * DAY, downloads=700)  # -30% against T0
+    run(config, T0 + 8 * DAY, downloads=740)  # -22.1% against T0+1: still true, quiet
+    assert texts(app) == [
+        "🚨 Alert: app.downloads change over 7 days below -20% — app.downloads changed -30.0% "
+        "in 7 days (1,000 → 700)"
+    ]
+    run(config, T0 + 15 * DAY, downloads=760)  # +2.7% against T0+8
+    run(config, T0 + 16 * DAY, downloads=770)
+    assert texts(app)[1:] == [
+        "✅ Resolved: app.downloads change over 7 days below -20% — app.downloads changed "
+        "+2.7% in 7 days (740 → 760)"
+    ]
+
+
+def test_a_source_failing_runs_in_a_row_fires_once_and_resolves_once(
+    setup: tuple[Path, web.Application],
+) -> None:
+    folder, app = setup
+    config = configure(folder, "{source: flaky, failing_runs: 2, notify: [team]}")
+    run(config, dau=1)
+    FLAKY["fail"] = True
+    run(config, dau=1)
+    assert texts(app) == []  # one failure is not two in a row
+    run(config, dau=1)
+    run(config, dau=1)
+    assert texts(app) == [
+        "🚨 Alert: source flaky failing 2 runs in a row — source flaky failed the last 2 runs: "
+        "RuntimeError: the flaky service is down"
+    ]
+    FLAKY["fail"] = False
+    run(config, dau=1)
+    run(config, dau=1)
+    assert texts(app)[1:] == [
+        "✅ Resolved: source flaky failing 2 runs in a row — source flaky works again"
+    ]
+
+
+def test_every_source_gets_its_own_failing_alert(setup: tuple[Path, web.Application]) -> None:
+    folder, app = setup
+    config = configure(folder, "{failing_runs: 1, notify: [team]}")
+    FLAKY["fail"] = True
+    run(config, dau=1)
+    run(config, dau=1)
+    assert texts(app) == [
+        "🚨 Alert: source * failing 1 runs in a row [flaky] — source flaky failed the last 1 "
+        "runs: RuntimeError: the flaky service is down"
+    ]
+
+
+def test_a_kpi_not_updated_for_days_fires_once_and_resolves_once(
+    setup: tuple[Path, web.Application],
+) -> None:
+    folder, app = setup
+    config = configure(folder, "{kpi: app.dau, stale_days: 2, notify: [team]}")
+    run(config, T0, dau=10)
+    run(config, T0 + DAY, other=1)  # the source answered, without dau
+    assert texts(app) == []
+    run(config, T0 + 3 * DAY, other=1)
+    run(config, T0 + 4 * DAY, other=1)
+    assert texts(app) == [
+        "🚨 Alert: app.dau not updated for 2 days — Daily active users was last updated "
+        "2026-11-02 07:00"
+    ]
+    run(config, T0 + 5 * DAY, dau=11)
+    run(config, T0 + 6 * DAY, dau=12)
+    assert texts(app)[1:] == [
+        "✅ Resolved: app.dau not updated for 2 days — Daily active users was last updated "
+        "2026-11-07 07:00"
+    ]
+
+
+def test_a_delivery_pending_for_runs_fires_once_and_resolves_once(
+    setup: tuple[Path, web.Application],
+) -> None:
+    folder, app = setup
+    config = configure(folder, "{destination: broken, pending_runs: 2, notify: [team]}")
+    app["down"].add("broken")
+    first = run(config, dau=1)
+    assert "broken" in first.delivery_errors
+    assert texts(app) == []
+    run(config, dau=2)
+    run(config, dau=3)
+    assert len(texts(app)) == 1
+    assert texts(app)[0].startswith(
+        "🚨 Alert: delivery to broken pending for 2 runs — the delivery of run:1 to broken "
+        "has been pending for 2 runs: "
+    )
+    assert TOKEN not in texts(app)[0]
+    app["down"].clear()
+    run(config, dau=4)
+    run(config, dau=5)
+    assert texts(app)[1:] == [
+        "✅ Resolved: delivery to broken pending for 2 runs — deliveries to broken went out"
+    ]
+
+
+def test_a_message_that_could_not_go_out_is_sent_on_the_next_run_once(
+    setup: tuple[Path, web.Application], caplog: pytest.LogCaptureFixture
+) -> None:
+    folder, app = setup
+    config = configure(folder, "{kpi: app.dau, below: 100, notify: [team], name: DAU is low}")
+    app["down"].add("team")
+    with caplog.at_level(logging.INFO, logger="kpi_collector.alerts"):
+        result = run(config, dau=50)
+    assert texts(app) == []
+    error = result.delivery_errors["team (alerts)"]
+    assert "DAU is low: POST" in error and "answered 503" in error
+    assert TOKEN not in error and TOKEN not in caplog.text
+    assert result.exit_code == 1
+    app["down"].clear()
+    run(config, dau=60)
+    run(config, dau=70)
+    assert texts(app) == ["🚨 Alert: DAU is low — Daily active users is 60, below 100"]
+    store = HistoryStore(load_config(config).store_url)
+    try:
+        states = {(s.alert, s.destination): s for s in store.active_alerts()}
+        assert set(states) == {("DAU is low", "")}
+        import sqlalchemy as sa
+
+        with store.engine.connect() as conn:
+            dumped = repr(conn.execute(sa.text("SELECT * FROM alert_states")).all())
+        assert TOKEN not in dumped
+    finally:
+        store.close()
+
+
+def test_an_alert_removed_from_the_config_forgets_its_state(
+    setup: tuple[Path, web.Application],
+) -> None:
+    folder, app = setup
+    rule = "{kpi: app.dau, below: 100, notify: [team]}"
+    config = configure(folder, rule, "{kpi: app.dau, above: 1000}")
+    run(config, dau=50)
+    configure(folder, "{kpi: app.dau, above: 1000}")
+    run(config, dau=50)
+    configure(folder, rule)
+    run(config, dau=50)  # back in the config while still true: it fires afresh
+    assert texts(app) == ["🚨 Alert: app.dau below 100 — Daily active users is 50, below 100"] * 2
+
+
+# config ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("alert", "message"),
+    [
+        (
+            "{kpi: app.dau, below: 100, notify: [tem]}",
+            "kpi.yaml:11: alerts[0].notify: no destination named 'tem'; destinations: broken, csv, team",
+        ),
+        (
+            "{kpi: app.dau, below: 100, notify: [csv]}",
+            "alerts[0].notify: destination 'csv' (type csv) cannot send alerts; notify a message destination: team, broken",
+        ),
+        ("{kpi: ap.dau, below: 100}", "alerts[0].kpi: 'ap.dau' is not a KPI id of this config"),
+        (
+            "{source: flakey, failing_runs: 3}",
+            "alerts[0].source: no source named 'flakey'; sources: app, flaky",
+        ),
+        (
+            "{destination: nope, pending_runs: 3}",
+            "alerts[0].destination: no destination named 'nope'",
+        ),
+        (
+            "{kpi: app.dau, below: 1, change: {days: 7, below: -5%}}",
+            "one rule per alert, this one has below/above and change: split it",
+        ),
+        ("{kpi: app.dau}", "an alert needs a rule"),
+        ("{below: 5}", "below/above needs `kpi:`"),
+        ("{kpi: app.dau, change: {days: 7}}", "a change rule needs `below:`"),
+        ("{kpi: app.dau, change: {days: 7, below: lots}}", "'lots' is not a percentage like -20%"),
+        ("{kpi: app.dau, below: 10, above: 5}", "`below:` must be smaller than `above:`"),
+        ("{kpi: app.dau, belwo: 10}", "unknown key 'alerts.0.belwo'; did you mean 'below'?"),
+        ("{source: app, pending_runs: 2}", "`source:` does not go with pending_runs"),
+    ],
+)
+def test_alerts_are_checked_with_the_rest_of_the_config(
+    setup: tuple[Path, web.Application], alert: str, message: str
+) -> None:
+    folder, _ = setup
+    config = configure(folder, alert)
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert message in str(caught.value)
+    assert str(caught.value).startswith(f"{config}:11: ")
+
+
+def test_two_identical_alerts_need_names(setup: tuple[Path, web.Application]) -> None:
+    folder, _ = setup
+    config = configure(folder, "{kpi: app.dau, below: 100}", "{kpi: app.dau, below: 100}")
+    with pytest.raises(
+        ConfigError, match=r"kpi.yaml:12: alerts\[1\]: the same alert as alerts\[0\]"
+    ):
+        load_config(config)
+    named = configure(
+        folder, "{kpi: app.dau, below: 100}", "{kpi: app.dau, below: 100, name: twin}"
+    )
+    assert [a.key for a in load_config(named).settings.alerts] == ["app.dau below 100", "twin"]
+
+
+def test_alert_rules_read_back(tmp_path: Path) -> None:
+    text = (
+        "sources:\n"
+        "  - {name: app, type: python, function: 'tests.test_alerts:readings'}\n"
+        "alerts:\n"
+        "  - {kpi: app.dau, below: 100, above: 5000}\n"
+        "  - {kpi: app.x, change: {days: 7, above: '+50 %'}}\n"
+        "  - {stale_days: 1.5}\n"
+        "  - {source: app, stale_days: 3}\n"
+        "  - {pending_runs: 4}\n"
+    )
+    config = parse_config(text, path=tmp_path / "kpi.yaml", env={})
+    assert [(a.kind, a.rule) for a in config.settings.alerts] == [
+        ("threshold", "app.dau below 100 or above 5000"),
+        ("change", "app.x change over 7 days above +50%"),
+        ("stale", "any KPI not updated for 1.5 days"),
+        ("stale", "app.* not updated for 3 days"),
+        ("pending", "delivery to * pending for 4 runs"),
+    ]
