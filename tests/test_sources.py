@@ -358,3 +358,31 @@ def test_sql_source_on_database_servers(server: str) -> None:
         with engine.begin() as conn:
             conn.execute(sa.text(f"DROP TABLE {table}"))
         engine.dispose()
+
+
+def test_credentials_do_not_follow_a_redirect_to_another_host() -> None:
+    from kpi_collector.demo.server import BackgroundServer
+
+    seen: dict[str, str | None] = {}
+    other = web.Application()
+
+    async def record(request: web.Request) -> web.Response:
+        seen["authorization"] = request.headers.get("Authorization")
+        seen["query"] = request.query_string
+        return web.json_response({"v": 1})
+
+    other.router.add_get("/x", record)
+    with BackgroundServer(other) as other_url:
+        first = web.Application()
+
+        async def redirect(request: web.Request) -> web.Response:
+            raise web.HTTPFound(f"{other_url}/x")
+
+        first.router.add_get("/r", redirect)
+        with BackgroundServer(first) as url:
+            result = run(
+                HttpJson(name="b", url=f"{url}/r", auth={"bearer": TOKEN}, metrics={"v": "v"}),
+                HttpJson(name="q", url=f"{url}/r", auth={"query": {"key": TOKEN}}, metrics={"v": "v"}),
+            )
+    assert result.values == {"b.v": 1, "q.v": 1}
+    assert seen == {"authorization": None, "query": ""}
