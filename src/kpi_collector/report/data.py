@@ -137,16 +137,24 @@ class DashboardData:
 
     def _periods(
         self, period: str, since: date, kpis: Sequence[str] | None = None
-    ) -> dict[str, list[Any]]:
-        """(start ordinal, value, newest ts or None) per KPI and period from `since` on."""
+    ) -> tuple[dict[str, list[Any]], dict[str, float] | None]:
+        """(start ordinal, value) per KPI and period from `since` on, and when each KPI got its
+        newest value (None where only raw observations could be read)."""
         from kpi_collector.store import rollup
 
         if self.refresh():
-            return rollup.read_rows(
-                self.store.engine, self.zone, period, since=since, agg=self.agg, kpis=kpis
+            engine = self.store.engine
+            points = rollup.read_rows(
+                engine, self.zone, period, since=since, agg=self.agg, kpis=kpis, with_ts=False
             )
+            today = datetime.fromtimestamp(self.clock(), self.zone).date()
+            recent = max(since, shift_periods(today, "month", 1))  # this month and the last
+            stamps = rollup.newest_timestamps(engine, self.zone, recent)
+            older = [k for k in points if k not in stamps]  # nothing for two months
+            stamps.update({k: r.ts for k, r in self.store.latest(older).items()} if older else {})
+            return points, stamps
         series = self.store.series(kpis, period=period, since=since, tz=self.zone, agg=self.agg)
-        return {k: [(d.toordinal(), v, None) for d, v in pts] for k, pts in series.items()}
+        return {k: [(d.toordinal(), v) for d, v in pts] for k, pts in series.items()}, None
 
     # KPIs ---------------------------------------------------------------------------------------
 
@@ -181,7 +189,7 @@ class DashboardData:
         today = datetime.fromtimestamp(now, self.zone).date()
         count = SPARK_PERIODS[period]
         since = shift_periods(today, period, count - 1)
-        points = self._periods(period, since, only)
+        points, stamps = self._periods(period, since, only)
         starts = [shift_periods(today, period, count - 1 - i) for i in range(count)]
         slot = {d.toordinal(): i for i, d in enumerate(starts)}
         ids = self.order(
@@ -206,7 +214,8 @@ class DashboardData:
             value: float | None = None
             updated: float | None = None
             if pts:
-                start, value, updated = pts[-1][:3]
+                start, value = pts[-1]
+                updated = stamps.get(kpi) if stamps is not None else None
                 tile["period"] = label(start)
                 if len(pts) > 1:
                     tile["previous"], tile["previous_period"] = pts[-2][1], label(pts[-2][0])
@@ -231,7 +240,7 @@ class DashboardData:
                 if at is not None:
                     spark[at] = p[1]
             tile["sparkline"] = spark
-            if updated is None and pts:  # raw-query fallback: no timestamps with the periods
+            if stamps is None and pts:  # raw-query fallback: no timestamps with the periods
                 if raw_latest is None:
                     raw_latest = self.store.latest(ids)
                 updated = raw_latest[kpi].ts if kpi in raw_latest else None

@@ -290,8 +290,10 @@ def read_rows(
     since: date,
     agg: Mapping[str, str] | None = None,
     kpis: Sequence[str] | None = None,
+    with_ts: bool = True,
 ) -> dict[str, list[Any]]:
-    """`read` as rows (start ordinal, value, last ts): no object per period, for big overviews."""
+    """`read` as rows (start ordinal, value, last ts; without `with_ts`: start ordinal, value):
+    no object per period, for big overviews."""
     import sqlalchemy as sa
 
     from kpi_collector.store.schema import rollup as r
@@ -309,12 +311,14 @@ def read_rows(
     with engine.connect() as conn:
         for a, members in groups.items():
             query = (
-                sa.select(r.c.kpi, r.c.start, r.c[a], r.c.last_ts)
+                sa.select(r.c.kpi, r.c.start, r.c[a], *([r.c.last_ts] if with_ts else []))
                 .where(r.c.zone == zone.key, r.c.period == period, r.c.start >= first)
                 .order_by(r.c.start, r.c.kpi)  # the key order: no sort
             )
             if members is not None:
                 query = query.where(r.c.kpi.in_(members))
+            elif others:
+                query = query.where(r.c.kpi.not_in(list(others)))
             skip = others if a == "last" else {}
             for row in conn.execute(query).all():
                 kpi = row[0]
@@ -325,6 +329,22 @@ def read_rows(
                     bucket = out[kpi] = []
                 bucket.append(row[1:])
     return out
+
+
+def newest_timestamps(engine: sa.Engine, zone: ZoneInfo, since: date) -> dict[str, float]:
+    """When each KPI with a value since `since` got its newest one (from the month rows)."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import rollup as r
+
+    query = (
+        sa.select(r.c.kpi, r.c.last_ts)
+        .where(r.c.zone == zone.key, r.c.period == "month")
+        .where(r.c.start >= period_start(since, "month").toordinal())
+        .order_by(r.c.start, r.c.kpi)
+    )
+    with engine.connect() as conn:
+        return dict(conn.execute(query).all())  # later months overwrite earlier ones
 
 
 def latest(engine: sa.Engine, zone: ZoneInfo) -> dict[str, tuple[float, float]]:
