@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 import click
 
 from kpi_collector.commands.core import load
-
-if TYPE_CHECKING:
-    from kpi_collector.schedule.scheduler import Scheduler
 
 
 @click.command()
@@ -64,7 +60,9 @@ def schedule(
             f"no scheduled job named {unknown[0]!r}; jobs: {', '.join(known)}", param_hint="--run"
         )
     if show:
-        _list(scheduler)
+        from datetime import UTC, datetime
+
+        click.echo("\n".join(scheduler.plan_lines(datetime.now(UTC))))
         return
     with _logging_to_stderr(), stopping_on_signals(scheduler.stop):
         if not (once or jobs):
@@ -80,16 +78,6 @@ def schedule(
         finally:
             scheduler.store.close()
     ctx.exit(0 if all(r.status == "ok" for r in results) else 1)
-
-
-def _list(scheduler: Scheduler) -> None:
-    from datetime import UTC, datetime
-
-    now = datetime.now(UTC)
-    for job in scheduler.jobs:
-        following = job.cron.next_after(now)
-        when = following.strftime("%Y-%m-%d %H:%M %Z") if following else "never"
-        click.echo(f"{job.name:<24} {job.cron.expr:<16} next {when}   {job.describe()}")
 
 
 @contextmanager

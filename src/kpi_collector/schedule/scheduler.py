@@ -384,11 +384,17 @@ class Scheduler:
             redact(self.config.store_url),
             self.config.timezone,
         )
-        now = self.clock.now()
+        for line in self.plan_lines(self.clock.now()):
+            log.info("  %s", line)
+
+    def plan_lines(self, now: datetime) -> list[str]:
+        """A line per job: name, cron, next fire time, what it does."""
+        lines = []
         for job in self.jobs:
             following = job.cron.next_after(now)
             when = following.strftime("%Y-%m-%d %H:%M %Z") if following else "never"
-            log.info("  %-24s %-16s next %s: %s", job.name, job.cron.expr, when, job.describe())
+            lines.append(f"{job.name:<24} {job.cron.expr:<16} next {when}: {job.describe()}")
+        return lines
 
 
 @contextmanager

@@ -11,9 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from kpi_collector.errors import StoreError
 from kpi_collector.secrets import redact
-from kpi_collector.store.history import _first_line
 
 if TYPE_CHECKING:
     from kpi_collector.store import HistoryStore
@@ -87,7 +85,7 @@ def heartbeats(store: HistoryStore) -> dict[str, Heartbeat]:
 
     from kpi_collector.store.schema import heartbeats as t
 
-    with _reading(store) as conn:
+    with store.engine.connect() as conn:
         return {r.name: Heartbeat(**r._mapping) for r in conn.execute(sa.select(t))}
 
 
@@ -126,7 +124,7 @@ def job_states(store: HistoryStore) -> dict[str, JobState]:
 
     from kpi_collector.store.schema import schedule_jobs as t
 
-    with _reading(store) as conn:
+    with store.engine.connect() as conn:
         return {r.job: JobState(**r._mapping) for r in conn.execute(sa.select(t))}
 
 
@@ -160,25 +158,3 @@ def mark_interrupted(store: HistoryStore) -> list[int]:
         if ids:
             conn.execute(runs.update().where(runs.c.id.in_(ids)).values(status="interrupted"))
     return ids
-
-
-class _reading:
-    """A read connection whose failures become StoreError without secrets."""
-
-    def __init__(self, store: HistoryStore) -> None:
-        self._store = store
-        self._conn: Any = None
-
-    def __enter__(self) -> Any:
-        try:
-            self._conn = self._store.engine.connect()
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise StoreError(f"cannot read the store: {_first_line(exc)}") from None
-        return self._conn
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        self._conn.close()
-        if exc is not None and isinstance(exc, Exception) and not isinstance(exc, StoreError):
-            raise StoreError(f"cannot read the store: {_first_line(exc)}") from None
