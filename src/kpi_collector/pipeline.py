@@ -237,17 +237,27 @@ class Pipeline:
         sources = self.selected(only)
         started = now or datetime.now(UTC)
         store = None if dry_run else self.store
-        run_id = (
-            store.begin_run(started_at=started.timestamp(), trigger=self.trigger) if store else None
+        # opening the store (imports, connection, migration check) overlaps the first requests
+        begin = (
+            asyncio.create_task(
+                asyncio.to_thread(
+                    store.begin_run, started_at=started.timestamp(), trigger=self.trigger
+                )
+            )
+            if store
+            else None
         )
-        outcomes = await collect_all(
-            sources,
-            defaults=self.defaults,
-            tz=self.tz,
-            base_dir=self.base_dir,
-            now=started,
-            on_done=on_source_done,
-        )
+        try:
+            outcomes = await collect_all(
+                sources,
+                defaults=self.defaults,
+                tz=self.tz,
+                base_dir=self.base_dir,
+                now=started,
+                on_done=on_source_done,
+            )
+        finally:
+            run_id = await begin if begin is not None else None
         result = RunResult(run_id, started, started, outcomes=outcomes)
         errors: list[tuple[str, str | None, str, bool]] = []
         for outcome in outcomes:

@@ -4,7 +4,6 @@ limits, auth, retries with backoff for transient failures, redirects, cookies an
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import json
 import random
@@ -253,6 +252,8 @@ class HttpSession:
 
         `ok` lists extra statuses the caller handles itself (they return, not raise).
         """
+        import asyncio
+
         import aiohttp
 
         all_headers = {**self.headers, **(headers or {})}
@@ -368,6 +369,8 @@ class HttpSession:
 
 
 def _connection_error(url: str, exc: BaseException, timeout: float) -> HttpError:
+    import asyncio
+
     if isinstance(exc, asyncio.TimeoutError):
         message = f"timed out after {timeout:g}s waiting for {url_without_query(url)}"
     else:

@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from kpi_collector.collect.http import HttpClient, HttpSession
+if TYPE_CHECKING:
+    from kpi_collector.collect.http import HttpClient, HttpSession
 
 
 @dataclass(frozen=True, slots=True)
