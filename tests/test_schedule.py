@@ -466,6 +466,7 @@ sources:
 destinations:
   - {type: csv, path: k.csv, schedule: "0 9 * * 7"}
 store: sqlite:///data/kpi.db
+# token: "${OLD_TOKEN}"  (a comment: not passed)
 """
 
 

@@ -213,7 +213,8 @@ def _secret_env(config: Config) -> list[tuple[str, str]]:
     """`${VAR}` names used in the config file, each from a repository secret."""
     if config.path is None or not config.path.is_file():
         return []
-    text = config.path.read_text(encoding="utf-8")
+    lines = config.path.read_text(encoding="utf-8").splitlines()
+    text = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
     names = sorted({m.group(1) for m in _VAR.finditer(text) if m.group(1)})
     out = []
     for name in names:
