@@ -137,24 +137,24 @@ class DashboardData:
 
     def _periods(
         self, period: str, since: date, kpis: Sequence[str] | None = None
-    ) -> tuple[dict[str, list[Any]], dict[str, float] | None]:
-        """(start ordinal, value) per KPI and period from `since` on, and when each KPI got its
-        newest value (None where only raw observations could be read)."""
+    ) -> tuple[list[Any], dict[str, float] | None]:
+        """Rows (kpi, start ordinal, value) per KPI and period from `since` on, and when each
+        KPI got its newest value (None where only raw observations could be read)."""
         from kpi_collector.store import rollup
 
         if self.refresh():
             engine = self.store.engine
-            points = rollup.read_rows(
+            rows = rollup.read_flat(
                 engine, self.zone, period, since=since, agg=self.agg, kpis=kpis, with_ts=False
             )
             today = datetime.fromtimestamp(self.clock(), self.zone).date()
             recent = max(since, shift_periods(today, "month", 1))  # this month and the last
             stamps = rollup.newest_timestamps(engine, self.zone, recent)
-            older = [k for k in points if k not in stamps]  # nothing for two months
+            older = list({r[0] for r in rows if r[0] not in stamps})  # nothing for two months
             stamps.update({k: r.ts for k, r in self.store.latest(older).items()} if older else {})
-            return points, stamps
+            return rows, stamps
         series = self.store.series(kpis, period=period, since=since, tz=self.zone, agg=self.agg)
-        return {k: [(d.toordinal(), v) for d, v in pts] for k, pts in series.items()}, None
+        return [(k, d.toordinal(), v) for k, pts in series.items() for d, v in pts], None
 
     # KPIs ---------------------------------------------------------------------------------------
 
@@ -189,36 +189,39 @@ class DashboardData:
         today = datetime.fromtimestamp(now, self.zone).date()
         count = SPARK_PERIODS[period]
         since = shift_periods(today, period, count - 1)
-        points, stamps = self._periods(period, since, only)
+        rows, stamps = self._periods(period, since, only)
         starts = [shift_periods(today, period, count - 1 - i) for i in range(count)]
         slot = {d.toordinal(): i for i, d in enumerate(starts)}
+        labels = [d.isoformat() for d in starts]
+        sparks: dict[str, list[float | None]] = {}
+        for kpi, start, number in rows:
+            spark = sparks.get(kpi)
+            if spark is None:
+                spark = sparks[kpi] = [None] * count
+            at = slot.get(start)
+            if at is not None:
+                spark[at] = number
         ids = self.order(
-            list(only) if only is not None else [*self.config.kpi_ids(), *self.config.kpis, *points]
+            list(only) if only is not None else [*self.config.kpi_ids(), *self.config.kpis, *sparks]
         )
-        missing = [k for k in ids if k not in points]
+        missing = [k for k in ids if k not in sparks]
         older = self.store.latest(missing) if missing else {}
         tiles = []
         raw_latest: dict[str, Any] | None = None
-        labels: dict[int, str] = {}
-
-        def label(ordinal: int) -> str:
-            text = labels.get(ordinal)
-            if text is None:
-                text = labels[ordinal] = date.fromordinal(ordinal).isoformat()
-            return text
-
         for kpi in ids:
             tile = self.spec(kpi)
-            pts = points.get(kpi, [])
+            spark = sparks.get(kpi)
+            known = [i for i, v in enumerate(spark) if v is not None] if spark else []
             unit = tile["unit"]
             value: float | None = None
             updated: float | None = None
-            if pts:
-                start, value = pts[-1]
+            if known:
+                value = spark[known[-1]]  # type: ignore[index]
                 updated = stamps.get(kpi) if stamps is not None else None
-                tile["period"] = label(start)
-                if len(pts) > 1:
-                    tile["previous"], tile["previous_period"] = pts[-2][1], label(pts[-2][0])
+                tile["period"] = labels[known[-1]]
+                if len(known) > 1:
+                    tile["previous"] = spark[known[-2]]  # type: ignore[index]
+                    tile["previous_period"] = labels[known[-2]]
             elif kpi in older:
                 row = older[kpi]
                 value, updated = row.value, row.ts
@@ -234,13 +237,8 @@ class DashboardData:
             tile["change_text"] = format_change(value, previous, unit) if value is not None else ""
             target = tile["target"]
             tile["progress"] = value / target if value is not None and target else None
-            spark: list[float | None] = [None] * count
-            for p in pts:
-                at = slot.get(p[0])
-                if at is not None:
-                    spark[at] = p[1]
-            tile["sparkline"] = spark
-            if stamps is None and pts:  # raw-query fallback: no timestamps with the periods
+            tile["sparkline"] = spark or [None] * count
+            if stamps is None and known:  # raw-query fallback: no timestamps with the periods
                 if raw_latest is None:
                     raw_latest = self.store.latest(ids)
                 updated = raw_latest[kpi].ts if kpi in raw_latest else None
@@ -255,7 +253,7 @@ class DashboardData:
             "timezone": self.config.timezone,
             "period": period,
             "since": since.isoformat(),
-            "periods": [d.isoformat() for d in starts],
+            "periods": labels,
             "north_star": self.config.settings.north_star,
             "last_run": last_run,
             "sources": self._sources(newest, runs[0] if runs else None, now),

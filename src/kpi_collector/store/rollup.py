@@ -293,7 +293,28 @@ def read_rows(
     with_ts: bool = True,
 ) -> dict[str, list[Any]]:
     """`read` as rows (start ordinal, value, last ts; without `with_ts`: start ordinal, value):
-    no object per period, for big overviews."""
+    no object per period."""
+    out: dict[str, list[Any]] = {}
+    for row in read_flat(engine, zone, period, since=since, agg=agg, kpis=kpis, with_ts=with_ts):
+        bucket = out.get(row[0])
+        if bucket is None:
+            bucket = out[row[0]] = []
+        bucket.append(row[1:])
+    return out
+
+
+def read_flat(
+    engine: sa.Engine,
+    zone: ZoneInfo,
+    period: str,
+    *,
+    since: date,
+    agg: Mapping[str, str] | None = None,
+    kpis: Sequence[str] | None = None,
+    with_ts: bool = True,
+) -> list[Any]:
+    """Rows (kpi, start ordinal, value by the KPI's agg[, last ts]), each KPI's oldest first:
+    the cheapest form for hundreds of KPIs."""
     import sqlalchemy as sa
 
     from kpi_collector.store.schema import rollup as r
@@ -302,14 +323,16 @@ def read_rows(
     first = period_start(since, period).toordinal()
     wanted = list(kpis) if kpis is not None else None
     # one query per agg in use, reading just that column (most KPIs share `last`)
-    groups: dict[str, list[str] | None] = {}
     others = {k: a for k, a in agg.items() if a != "last" and (wanted is None or k in wanted)}
+    groups: dict[str, list[str] | None] = {}
     for kpi, a in others.items():
         groups.setdefault(a, []).append(kpi)  # type: ignore[union-attr]
-    groups["last"] = wanted
-    out: dict[str, list[Any]] = {}
+    groups["last"] = [k for k in wanted if k not in others] if wanted is not None else None
+    rows: list[Any] = []
     with engine.connect() as conn:
         for a, members in groups.items():
+            if members == []:
+                continue
             query = (
                 sa.select(r.c.kpi, r.c.start, r.c[a], *([r.c.last_ts] if with_ts else []))
                 .where(r.c.zone == zone.key, r.c.period == period, r.c.start >= first)
@@ -319,16 +342,8 @@ def read_rows(
                 query = query.where(r.c.kpi.in_(members))
             elif others:
                 query = query.where(r.c.kpi.not_in(list(others)))
-            skip = others if a == "last" else {}
-            for row in conn.execute(query).all():
-                kpi = row[0]
-                if kpi in skip:
-                    continue
-                bucket = out.get(kpi)
-                if bucket is None:
-                    bucket = out[kpi] = []
-                bucket.append(row[1:])
-    return out
+            rows += conn.execute(query).all()
+    return rows
 
 
 def newest_timestamps(engine: sa.Engine, zone: ZoneInfo, since: date) -> dict[str, float]:
