@@ -699,3 +699,26 @@ def test_an_empty_store(tmp_path: Path) -> None:
         assert not [line for line in metrics.splitlines() if line.startswith("kpi_value{")]
         assert "kpi_runs_total 0.0" in metrics
     data.close()
+
+
+def test_infinite_values_do_not_break_the_json(tmp_path: Path) -> None:
+    import json
+
+    from starlette.testclient import TestClient
+
+    (tmp_path / ".env").write_text(f"CRM_TOKEN={SECRET}\n", encoding="utf-8")
+    (tmp_path / "kpi.yaml").write_text(CONFIG, encoding="utf-8")
+    config = load_config(tmp_path / "kpi.yaml")
+    store = HistoryStore(config.store_url)
+    run = store.begin_run(started_at=NOW.timestamp() - 60)
+    store.finish_run(run, observations=[("crm.paying", NOW.timestamp() - 60, float("inf"), "crm")])
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    with TestClient(create_app(config, data=data), base_url="http://127.0.0.1") as c:
+        body = c.get("/api/kpis").text
+        doc = json.loads(body)  # strict JSON: no Infinity
+        assert doc["kpis"][0]["value"] is None and doc["kpis"][0]["value_text"] == "inf"
+        assert "Infinity" not in body
+        assert c.get("/").status_code == 200 and c.get("/kpi/crm.paying").status_code == 200
+        assert 'kpi_value{kpi="crm.paying"} +Inf' in c.get("/metrics").text
+    data.close()

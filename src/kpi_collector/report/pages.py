@@ -9,6 +9,7 @@ bars are inline SVG, so the overview needs no script at all.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Sequence
 from html import escape
 from importlib import resources
@@ -43,8 +44,28 @@ def asset(name: str) -> str:
     return resources.files(STATIC).joinpath("static", name).read_text(encoding="utf-8")
 
 
+def to_json(data: Any) -> str:
+    """Compact JSON; NaN and infinities (which JSON cannot hold) become null."""
+    try:
+        return json.dumps(
+            data, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str
+        )
+    except ValueError:
+        return json.dumps(_finite(data), ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    return data
+
+
 def json_script(element_id: str, data: Any) -> str:
-    text = json.dumps(data, separators=(",", ":"), allow_nan=False, default=str)
+    text = to_json(data)
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return f'<script id="{escape(element_id)}" type="application/json">{text}</script>'
 
@@ -99,7 +120,7 @@ def sparkline(
 ) -> str:
     """An inline SVG line through the values (one per period, oldest left, None for a gap);
     `data-points` tells how many periods have a value."""
-    known = [(i, float(v)) for i, v in enumerate(values) if v is not None]
+    known = [(i, float(v)) for i, v in enumerate(values) if v is not None and math.isfinite(v)]
     n = len(known)
     if n == 0:
         return (

@@ -13,7 +13,6 @@ import csv
 import hmac
 import io
 import ipaddress
-import json
 from collections.abc import MutableMapping
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -171,7 +170,7 @@ def create_app(
             raise HTTPException(404, f"no KPI {kpi!r}")
 
     def encode(doc: Any) -> bytes:
-        return json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        return pages.to_json(doc).encode()
 
     def dumps(doc: Any) -> Response:
         return json_response(encode(doc))
