@@ -123,8 +123,8 @@ class Pipeline:
 
         self.sources: list[Source] = [s if isinstance(s, Source) else Function(s) for s in sources]
         self.destinations = list(destinations)
-        names = [s.name for s in self.sources]
-        duplicate = next((n for n in names if names.count(n) > 1), None)
+        seen: set[str] = set()
+        duplicate = next((s.name for s in self.sources if s.name in seen or seen.add(s.name)), None)
         if duplicate:
             raise ConfigError(f"two sources are named {duplicate!r}; give each its own name")
         self.kpis = {
