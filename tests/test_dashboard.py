@@ -569,7 +569,9 @@ def test_rollup_equals_series_after_runs_and_backfills(store_url: str, zone: str
         store.finish_run(run, observations=obs)
 
     def check() -> None:
+        assert rollup.pending(store.engine, tz) > 0
         rollup.catch_up(store.engine, tz)
+        assert rollup.pending(store.engine, tz) == 0
         for period in ("day", "week", "month"):
             for agg in ("last", "sum", "min", "max", "avg"):
                 aggs = dict.fromkeys(kpis, agg)

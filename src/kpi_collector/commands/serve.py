@@ -28,6 +28,7 @@ def serve(ctx: click.Context, host: str, port: int, token: str | None) -> None:
     from kpi_collector.report.data import DashboardData
     from kpi_collector.report.web import check_bind, create_app
     from kpi_collector.secrets import remember
+    from kpi_collector.store import rollup
 
     token = token or None
     if token:
@@ -35,6 +36,9 @@ def serve(ctx: click.Context, host: str, port: int, token: str | None) -> None:
     check_bind(host, token)
     config = load(ctx)
     data = DashboardData(config)
+    waiting = rollup.pending(data.store.engine, data.zone)
+    if waiting > 200_000:
+        click.echo(f"summing up {waiting:,} stored values per day, week and month (once) …")
     data.refresh()  # brings the rollup up to date before the first request
     app = create_app(config, token=token, data=data)
     shown = f"[{host}]" if ":" in host else host

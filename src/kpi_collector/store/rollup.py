@@ -69,6 +69,21 @@ def catch_up(engine: sa.Engine, zone: ZoneInfo) -> int:
         return added
 
 
+def pending(engine: sa.Engine, zone: ZoneInfo) -> int:
+    """How many observation ids `catch_up` has still to fold in for `zone` (an upper bound)."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import observations as o
+    from kpi_collector.store.schema import rollup_state
+
+    with engine.connect() as conn:
+        high = conn.execute(sa.select(sa.func.max(o.c.id))).scalar() or 0
+        low = conn.execute(
+            sa.select(rollup_state.c.last_id).where(rollup_state.c.zone == zone.key)
+        ).scalar()
+    return max(int(high) - int(low or 0), 0)
+
+
 def _set_mark(conn: sa.Connection, zone: str, last_id: int, *, insert: bool) -> None:
     from kpi_collector.store.schema import rollup_state
 
