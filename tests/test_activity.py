@@ -433,6 +433,13 @@ def test_files_sqlite_and_servers_agree(
     got["mariadb timestamp"] = daily_series(mysql_table, time="ts", **options)
     for name, series in got.items():
         assert as_rows(series) == expected, name
+    # A range reads only the events that reach it (bounds on the raw column in the servers).
+    start, end = date(2024, 3, 25), date(2024, 4, 5)
+    part = [row for row in expected if start.isoformat() <= row[0] <= end.isoformat()]
+    assert len(part) == 12
+    for table, time in ((postgres_table, "ts"), (mysql_table, "ts"), (mysql_table, "ts_naive")):
+        ranged = daily_series(table, time=time, start=start, end=end, **options)
+        assert as_rows(ranged) == part, (table.table, time)
 
 
 def test_date_columns_are_days_as_they_are(postgres_table: EventTable, tmp_path: Path) -> None:

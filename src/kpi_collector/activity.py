@@ -461,7 +461,12 @@ def _duckdb_day(column: str, column_type: str, plan: _Plan) -> DaySql:
 
 
 def _run_duckdb(files: EventFiles, plan: _Plan) -> list[tuple[Any, ...]]:
-    import duckdb
+    try:
+        import duckdb
+    except ImportError:
+        raise ActivityError(
+            "reading event files needs DuckDB: pip install 'kpi-collector[duckdb]'"
+        ) from None
 
     fmt = files.file_format
     con = duckdb.connect()
@@ -618,7 +623,9 @@ def _run_sql(table: EventTable, plan: _Plan) -> list[tuple[Any, ...]]:
                 params: dict[str, Any] = {}
                 row_columns, day = _DAY_SQL[dialect](time, columns[plan.time], plan, params)
                 raw_bounds: list[str] = []
-                if dialect == "postgresql" and _is_temporal(columns[plan.time]):
+                if dialect != "sqlite" and _is_temporal(columns[plan.time]):
+                    # Lets the database use an index on the time column. Not in SQLite,
+                    # where times may be text or numbers, which do not compare in order.
                     raw_bounds = _raw_bounds(time, plan, params, ":")
                 events = _events_sql(source, user, time, row_columns, day, plan, raw_bounds)
                 rows = conn.execute(text(_series_sql(events, plan)), params).fetchall()
