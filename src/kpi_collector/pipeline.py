@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -123,8 +124,8 @@ class Pipeline:
 
         self.sources: list[Source] = [s if isinstance(s, Source) else Function(s) for s in sources]
         self.destinations = list(destinations)
-        seen: set[str] = set()
-        duplicate = next((s.name for s in self.sources if s.name in seen or seen.add(s.name)), None)
+        counts = Counter(s.name for s in self.sources)
+        duplicate = next((name for name, n in counts.items() if n > 1), None)
         if duplicate:
             raise ConfigError(f"two sources are named {duplicate!r}; give each its own name")
         self.kpis = {

@@ -7,7 +7,9 @@ also be registered at run time with `register_source` / `register_destination`.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kpi_collector.errors import ConfigError
 
@@ -16,6 +18,34 @@ if TYPE_CHECKING:
 
     from kpi_collector.destinations.base import Destination
     from kpi_collector.sources.base import Source
+
+
+class Plugin(BaseModel):
+    """What sources and destinations share: a config model named by its `type`, with a
+    name (default: the type), an on/off switch and an optional cron of its own."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    type: ClassVar[str] = ""
+
+    name: str = Field(default="", description="unique among its kind; default: the type")
+    enabled: bool = True
+    schedule: str | None = Field(default=None, description="cron for `kpi schedule`")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("name"):
+            data = {**data, "name": cls.type or cls.__name__.lower()}
+        return data
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        from kpi_collector.schedule.cron import check_cron
+
+        return value if value is None else check_cron(value)
+
 
 SOURCE_GROUP = "kpi_collector.sources"
 DESTINATION_GROUP = "kpi_collector.destinations"

@@ -236,8 +236,9 @@ def show_result(pipeline: Pipeline, result: RunResult, *, dry_run: bool = False)
         _rich_result(rows, failures, summary)
         return
     if rows:
-        widths = [max(len(r[i]) for r in [("KPI", "value", "change", 0), *rows]) for i in range(3)]
         header = ("KPI", "value", "change")
+        cells = [header, *((t, v, c) for t, v, c, _ in rows)]
+        widths = [max(len(cell[i]) for cell in cells) for i in range(3)]
         lines = [f"{header[0]:<{widths[0]}}  {header[1]:>{widths[1]}}  {header[2]:>{widths[2]}}"]
         lines += [f"{t:<{widths[0]}}  {v:>{widths[1]}}  {c:>{widths[2]}}" for t, v, c, _ in rows]
         click.echo("\n".join(line.rstrip() for line in lines))

@@ -13,12 +13,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field
 
 from kpi_collector.errors import DeliveryError
+from kpi_collector.plugins import Plugin
 
 if TYPE_CHECKING:
     from kpi_collector.collect.http import Auth, HttpClient, HttpSession
@@ -92,41 +93,20 @@ class Delivery:
         return spec.unit if spec is not None else None
 
 
-class Destination(BaseModel):
+class Destination(Plugin):
     """Base of every destination. Subclasses set `type` and implement `deliver`."""
-
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     type: ClassVar[str] = ""
     #: True: one row per period, updated by every run of the period (idempotent writes);
     #: False: a message, sent at most once per period
     upserts: ClassVar[bool] = False
 
-    name: str = ""
-    enabled: bool = True
     every: Literal["run", "day", "week", "month"] = "run"
     compare: str | None = Field(default=None, pattern=r"^\d+d$", description="e.g. 14d")
     retries: int = Field(
         default=3, ge=0, le=10, description="transient failures retried within a run"
     )
     timeout: float = Field(default=30.0, gt=0, description="seconds per request")
-    schedule: str | None = Field(
-        default=None, description="cron: `kpi schedule` delivers on it instead of after each run"
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_name(cls, data: Any) -> Any:
-        if isinstance(data, dict) and not data.get("name"):
-            data = {**data, "name": cls.type or cls.__name__.lower()}
-        return data
-
-    @field_validator("schedule")
-    @classmethod
-    def _cron(cls, value: str | None) -> str | None:
-        from kpi_collector.schedule.cron import check_cron
-
-        return value if value is None else check_cron(value)
 
     @property
     def compare_days(self) -> int | None:

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field
+
+from kpi_collector.plugins import Plugin
 
 if TYPE_CHECKING:
     from kpi_collector.collect.http import HttpClient, HttpSession
@@ -52,34 +54,14 @@ class SourceContext:
         return self.now.astimezone(self.tz).date()
 
 
-class Source(BaseModel):
+class Source(Plugin):
     """Base of every source. Subclasses set `type` and implement `collect`."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=False)
-
-    type: ClassVar[str] = ""
     #: metrics this source gives when it cannot know them from its config (for `kpi validate`)
     default_metrics: ClassVar[tuple[str, ...]] = ()
 
-    name: str = Field(default="", description="the source's name: the first part of its KPI ids")
-    enabled: bool = True
     timeout: float | None = Field(default=None, gt=0)
     retries: int | None = Field(default=None, ge=0, le=10)
-    schedule: str | None = Field(default=None, description="cron: `kpi schedule` collects it on this")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_name(cls, data: Any) -> Any:
-        if isinstance(data, dict) and not data.get("name"):
-            data = {**data, "name": cls.type or cls.__name__.lower()}
-        return data
-
-    @field_validator("schedule")
-    @classmethod
-    def _cron(cls, value: str | None) -> str | None:
-        from kpi_collector.schedule.cron import check_cron
-
-        return value if value is None else check_cron(value)
 
     def metric_names(self) -> list[str]:
         """The metrics this source will give, as far as the config tells."""
