@@ -272,14 +272,20 @@ def _series_sql(events: str, plan: _Plan) -> str:
     MySQL 8 and MariaDB 10.2+. Only integers from this module are inlined.
     """
     spans = plan.spans
-    # k = 0 stands for the active day itself, k = 1.. for the windows.
-    windows = "SELECT 0 AS k, 0 AS span UNION ALL " + " UNION ALL ".join(
-        f"SELECT {k} AS k, {span} AS span" for k, span in enumerate(spans, start=1)
+    # k = 0 stands for the active day itself, k = 1.. for the windows (the 1-day window is
+    # `starts` itself when one event is enough; see _densify).
+    windows = " UNION ALL ".join(
+        f"SELECT {k} AS k, {span} AS span"
+        for k, span in enumerate(spans, start=1)
+        if not (span == 1 and plan.min_events == 1)
     )
+    windows = "SELECT 0 AS k, 0 AS span" + (f" UNION ALL {windows}" if windows else "")
     if plan.min_events == 1:
         deltas = ", ".join(
             f"SUM(CASE WHEN k = 0 THEN 1 WHEN k = {k} THEN -1 ELSE 0 END) AS c{k}"
-            for k in range(1, len(spans) + 1)
+            if span != 1
+            else f"0 AS c{k}"
+            for k, span in enumerate(spans, start=1)
         )
         # A user-day covers the window ends d .. min(d + span, next active day) - 1.
         body = f"""
@@ -361,6 +367,8 @@ def _densify(
     days = [d for d, _, _ in points]
     zero = [0] * len(plan.spans)
     column = {span: i for i, span in enumerate(plan.spans)}
+    # With one event enough, the users active in a 1-day window are that day's users.
+    dau_is_starts = plan.min_events == 1
     series: list[DailyActivity] = []
     index = bisect_right(days, first) - 1
     counts = points[index][2] if index >= 0 else zero
@@ -369,6 +377,9 @@ def _densify(
             index += 1
             counts = points[index][2]
         by_window = {name: counts[column[span]] for name, span in WINDOWS.items() if span in column}
+        if dau_is_starts and "dau" in by_window:
+            on_day = index >= 0 and points[index][0] == number
+            by_window["dau"] = points[index][1] if on_day else 0
         values: dict[str, float] = {}
         for metric in metrics:
             if metric == "stickiness":
@@ -715,14 +726,17 @@ def _mysql_day(time: str, column_type: Any, plan: _Plan, params: dict[str, Any])
     return f"{epoch} AS e", local
 
 
+# Integer division truncates toward zero in SQLite and DuckDB; shifting by a whole number
+# of days first keeps the dividend positive (for times after 700 BC), so it floors.
+_SHIFT_DAYS = 1_000_000
+
+
 def _sqlite_floor_div(x: str, divisor: int) -> str:
-    # SQLite's integer division truncates toward zero; this floors for times before 1970.
-    return f"((({x}) - ((({x}) % {divisor}) + {divisor}) % {divisor}) / {divisor})"
+    return f"((({x}) + {_SHIFT_DAYS * divisor}) / {divisor} - {_SHIFT_DAYS})"
 
 
 def _int_floor_div(x: str, divisor: int) -> str:
-    # DuckDB's // truncates toward zero; this floors for times before 1970.
-    return f"((({x}) - ((({x}) % {divisor}) + {divisor}) % {divisor}) // {divisor})"
+    return f"((({x}) + {_SHIFT_DAYS * divisor}) // {divisor} - {_SHIFT_DAYS})"
 
 
 def _local_day_from_epoch(
