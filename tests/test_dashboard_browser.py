@@ -230,3 +230,23 @@ def test_fits_a_phone(browser: Any, server: tuple[str, DashboardData]) -> None:
         assert not phone.errors and not phone.outside
     finally:
         phone.close()
+
+
+def test_with_an_access_token(browser: Any, server: tuple[str, DashboardData]) -> None:
+    _, data = server
+    token = "browser-token-3b9a"
+    with ServerThread(create_app(data.config, data=data, token=token)) as url:
+        visitor = Watched(browser, url, viewport={"width": 1280, "height": 900})
+        try:
+            denied = visitor.page.goto(url + "/")
+            assert denied is not None and denied.status == 401
+            visitor.errors.clear()  # the 401 itself is logged as a failed resource
+            visitor.page.goto(url + f"/kpi/crm.paying?token={token}")
+            assert visitor.page.url == url + "/kpi/crm.paying"  # the token left the address bar
+            visitor.page.wait_for_selector("#chart[data-loaded='day/90d'] canvas")
+            visitor.page.click('a[data-period="month"]')  # fetch() carries the cookie
+            visitor.page.wait_for_selector("#chart[data-loaded='month/3y'] canvas")
+            assert token not in visitor.page.content()
+            assert not visitor.errors and not visitor.outside
+        finally:
+            visitor.close()
