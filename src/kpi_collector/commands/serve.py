@@ -25,6 +25,7 @@ def serve(ctx: click.Context, host: str, port: int, token: str | None) -> None:
     import uvicorn
 
     from kpi_collector.commands.core import load
+    from kpi_collector.errors import ConfigError
     from kpi_collector.report.data import DashboardData
     from kpi_collector.report.web import check_bind, create_app
     from kpi_collector.secrets import remember
@@ -33,7 +34,10 @@ def serve(ctx: click.Context, host: str, port: int, token: str | None) -> None:
     token = token or None
     if token:
         remember(token)
-    check_bind(host, token)
+    try:
+        check_bind(host, token)
+    except ConfigError as exc:  # a command-line problem: say it as one
+        raise click.UsageError(str(exc)) from None
     config = load(ctx)
     data = DashboardData(config)
     waiting = rollup.pending(data.store.engine, data.zone)
