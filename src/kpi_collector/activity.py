@@ -422,23 +422,27 @@ def _file_format(files: EventFiles) -> FileFormat:
 
 
 def _register_fsspec(con: Any, files: EventFiles) -> None:
-    """Let DuckDB read URLs of schemes it has no reader for through fsspec."""
-    native = {"http", "https", "s3", "s3a", "s3n", "gs", "gcs", "r2", "az", "azure", "abfss"}
-    schemes = {p.split("://", 1)[0].lower() for p in files.paths if "://" in p}
-    schemes -= {"file"}
-    if files.storage_options or (schemes - native):
+    """Let DuckDB read URLs of schemes it has no reader for (``memory://``, ``gcs://``,
+    ``abfs://``, ``sftp://``, ...) through fsspec. http(s) and s3 stay with DuckDB's own
+    httpfs extension unless ``storage_options`` ask for fsspec."""
+    duckdb_reads = {"http", "https", "s3", "s3a", "s3n", "r2"}
+    schemes = {p.split("://", 1)[0].lower() for p in files.paths if "://" in p} - {"file"}
+    if not files.storage_options:
+        schemes -= duckdb_reads
+    if not schemes:
+        return
+    try:
+        import fsspec
+    except ImportError:
+        raise ActivityError(
+            f"reading {', '.join(sorted(schemes))}:// URLs needs fsspec (pip install fsspec)"
+        ) from None
+    for scheme in sorted(schemes):
         try:
-            import fsspec
-        except ImportError:
-            raise ActivityError(
-                f"reading {', '.join(sorted(schemes))}:// URLs needs fsspec (pip install fsspec)"
-            ) from None
-        for scheme in sorted(schemes):
-            try:
-                filesystem = fsspec.filesystem(scheme, **dict(files.storage_options))
-            except (ImportError, ValueError) as exc:
-                raise ActivityError(f"cannot open {scheme}:// URLs: {exc}") from None
-            con.register_filesystem(filesystem)
+            filesystem = fsspec.filesystem(scheme, **dict(files.storage_options))
+        except (ImportError, ValueError) as exc:
+            raise ActivityError(f"cannot open {scheme}:// URLs: {exc}") from None
+        con.register_filesystem(filesystem)
 
 
 def _reader_sql(fmt: FileFormat) -> str:
