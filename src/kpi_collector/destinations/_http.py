@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from kpi_collector.destinations.base import delivery_error
@@ -15,8 +15,7 @@ from kpi_collector.errors import DeliveryError, HttpError
 from kpi_collector.secrets import redact
 
 if TYPE_CHECKING:
-    from kpi_collector.collect.http import Auth, Response
-    from kpi_collector.destinations.base import Delivery
+    from kpi_collector.collect.http import Auth, HttpSession, Response
 
 #: every status comes back to the caller, which knows what the service means by it
 ANY_STATUS = tuple(range(300, 600))
@@ -31,6 +30,13 @@ _HINTS = {
 }
 
 
+class Sender(Protocol):
+    """Where a request goes out from: a `Delivery` (the run's pool) or, for a message sent
+    outside a delivery (an alert), an `Outbox` (`destinations._text`)."""
+
+    def http(self, *, timeout: float = ..., auth: Auth | None = ...) -> HttpSession: ...
+
+
 def origin(url: str) -> str:
     """scheme://host[:port] — the part of a URL that is safe to show."""
     parts = urlsplit(url)
@@ -38,7 +44,7 @@ def origin(url: str) -> str:
 
 
 async def send(
-    delivery: Delivery,
+    via: Sender,
     method: str,
     url: str,
     *,
@@ -50,7 +56,7 @@ async def send(
     auth: Auth | None = None,
 ) -> Response:
     """One request; any HTTP status returns, a connection failure raises a transient error."""
-    session = delivery.http(timeout=timeout, auth=auth)
+    session = via.http(timeout=timeout, auth=auth)
     try:
         return await session.request(
             method, url, json_body=json_body, data=data, headers=dict(headers or {}), ok=ANY_STATUS

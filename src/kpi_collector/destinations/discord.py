@@ -1,5 +1,6 @@
 """`type: discord`: the digest as a Discord message through an incoming webhook, split into
-messages of at most 2000 characters (a retry resumes after the parts already sent).
+messages of at most 2000 characters (a retry resumes after the parts already sent); alerts
+as one message each, cut to 2000 characters.
 
     - {type: discord, webhook_url: "${DISCORD_WEBHOOK}", every: week, compare: 14d}
 """
@@ -11,7 +12,8 @@ from urllib.parse import urlencode, urlsplit
 
 from pydantic import field_validator
 
-from kpi_collector.destinations._http import error_detail, send, status_error
+from kpi_collector.destinations._http import Sender, error_detail, send, status_error
+from kpi_collector.destinations._text import send_now
 from kpi_collector.destinations.base import Delivery, MessageDestination
 from kpi_collector.secrets import Secret
 
@@ -48,7 +50,14 @@ class Discord(MessageDestination):
             await self.post(delivery, content)
             await delivery.checkpoint(index + 1)
 
-    async def post(self, delivery: Delivery, content: str) -> None:
+    async def send_text(self, text: str) -> None:
+        """An alert: plain text (markup escaped, mentions never ping) in one message."""
+        from kpi_collector.report.digest import DISCORD_LIMIT, _cut, _md_escape
+
+        content = _cut(_md_escape(text), DISCORD_LIMIT)
+        await send_now(self, lambda via: self.post(via, content))
+
+    async def post(self, via: Sender, content: str) -> None:
         body: dict[str, Any] = {"content": content, "allowed_mentions": {"parse": []}}
         if self.username:
             body["username"] = self.username
@@ -58,7 +67,7 @@ class Discord(MessageDestination):
         base = self.webhook_url.get()
         url = f"{base}{'&' if '?' in base else '?'}{urlencode(query)}"
         response = await send(
-            delivery, "POST", url, service="Discord", timeout=self.timeout, json_body=body
+            via, "POST", url, service="Discord", timeout=self.timeout, json_body=body
         )
         if response.status in (200, 204):
             return

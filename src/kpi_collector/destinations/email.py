@@ -1,4 +1,5 @@
-"""`type: email`: the digest by SMTP, as HTML with a plain-text alternative.
+"""`type: email`: the digest by SMTP, as HTML with a plain-text alternative; alerts as plain
+text, the first line as the subject.
 
 - type: email
   host: smtp.example.com        # port 587 and STARTTLS by default; tls: ssl for port 465
@@ -15,15 +16,20 @@ import asyncio
 import hashlib
 import smtplib
 import ssl
+import time
+import uuid
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
 from typing import ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
+from kpi_collector.destinations._text import send_now
 from kpi_collector.destinations.base import Delivery, MessageDestination, delivery_error
 from kpi_collector.errors import DeliveryError
 from kpi_collector.secrets import Secret, redact
+
+SUBJECT_LIMIT = 150  # characters of an alert's first line in its subject
 
 
 class Email(MessageDestination):
@@ -64,25 +70,50 @@ class Email(MessageDestination):
         from kpi_collector.report.digest import Digest
 
         digest = Digest.from_delivery(delivery)
-        message = EmailMessage()
-        message["Subject"] = self.subject or digest.title
-        name, address = parseaddr(self.sender)
-        message["From"] = formataddr((name, address))
-        message["To"] = ", ".join(self.to)
-        if self.cc:
-            message["Cc"] = ", ".join(self.cc)
-        message["Date"] = formatdate(delivery.now.timestamp(), localtime=False)
         # the same id for every retry of a period: mail systems can tell a repeat
-        digest_id = hashlib.sha256(delivery.delivery_id.encode()).hexdigest()[:24]
-        message["Message-ID"] = f"<{digest_id}@{address.rpartition('@')[2] or 'kpi-collector'}>"
+        message = self._envelope(
+            self.subject or digest.title, delivery.now.timestamp(), delivery.delivery_id
+        )
         message["X-KPI-Delivery"] = delivery.delivery_id
         message.set_content(digest.text())
         message.add_alternative(digest.html(), subtype="html")
         return message
 
+    def alert_message(self, text: str, *, now: float | None = None) -> EmailMessage:
+        """An alert as a plain-text email; its first line (cut) is the subject."""
+        from kpi_collector.report.digest import _cut
+
+        first = next((line.strip() for line in text.splitlines() if line.strip()), "KPI alert")
+        # a fresh id per alert (the same for its retries): a later alert with the same text
+        # is a new message, not a repeat
+        message = self._envelope(
+            _cut(first, SUBJECT_LIMIT), time.time() if now is None else now, uuid.uuid4().hex
+        )
+        message["X-KPI-Alert"] = "1"
+        message.set_content(text)
+        return message
+
+    def _envelope(self, subject: str, when: float, key: str) -> EmailMessage:
+        """Subject, sender, recipients, date and a Message-ID derived from `key`."""
+        message = EmailMessage()
+        message["Subject"] = subject
+        name, address = parseaddr(self.sender)
+        message["From"] = formataddr((name, address))
+        message["To"] = ", ".join(self.to)
+        if self.cc:
+            message["Cc"] = ", ".join(self.cc)
+        message["Date"] = formatdate(when, localtime=False)
+        message_id = hashlib.sha256(key.encode()).hexdigest()[:24]
+        message["Message-ID"] = f"<{message_id}@{address.rpartition('@')[2] or 'kpi-collector'}>"
+        return message
+
     async def deliver(self, delivery: Delivery) -> None:
         message = self.message(delivery)
         await asyncio.to_thread(self._send, message)
+
+    async def send_text(self, text: str) -> None:
+        message = self.alert_message(text)
+        await send_now(self, lambda _: asyncio.to_thread(self._send, message))
 
     def _send(self, message: EmailMessage) -> None:
         where = f"SMTP server {self.host}:{self.smtp_port}"

@@ -1,5 +1,6 @@
 """`type: slack`: the digest as a Block Kit message with a plain-text fallback, through an
-incoming webhook (`webhook_url`) or a bot token and channel (`chat.postMessage`).
+incoming webhook (`webhook_url`) or a bot token and channel (`chat.postMessage`); alerts as
+a message of that text alone.
 
     - {type: slack, webhook_url: "${SLACK_WEBHOOK}", every: week, compare: 7d}
     - {type: slack, token: "${SLACK_BOT_TOKEN}", channel: "#kpis", every: week}
@@ -12,7 +13,8 @@ from typing import Any, ClassVar
 from pydantic import model_validator
 
 from kpi_collector.collect.http import Auth
-from kpi_collector.destinations._http import send, status_error
+from kpi_collector.destinations._http import Sender, send, status_error
+from kpi_collector.destinations._text import send_now
 from kpi_collector.destinations.base import Delivery, MessageDestination, delivery_error
 from kpi_collector.secrets import Secret
 
@@ -79,16 +81,27 @@ class Slack(MessageDestination):
         return {"text": digest.slack_text(), "blocks": digest.slack_blocks()}
 
     async def deliver(self, delivery: Delivery) -> None:
-        body = self.message(delivery)
-        if self.webhook_url is not None:
-            await self._webhook(delivery, body)
-        else:
-            await self._post_message(delivery, body)
+        await self.post(delivery, self.message(delivery))
 
-    async def _webhook(self, delivery: Delivery, body: dict[str, Any]) -> None:
+    async def send_text(self, text: str) -> None:
+        """An alert: the text field alone (what notifications show), `&`, `<`, `>` escaped so
+        nothing in it turns into a link or an @channel."""
+        from kpi_collector.report.digest import _slack_escape
+
+        body = {"text": _slack_escape(text)}
+        await send_now(self, lambda via: self.post(via, body))
+
+    async def post(self, via: Sender, body: dict[str, Any]) -> None:
+        """One message, through the webhook or `chat.postMessage`."""
+        if self.webhook_url is not None:
+            await self._webhook(via, body)
+        else:
+            await self._post_message(via, body)
+
+    async def _webhook(self, via: Sender, body: dict[str, Any]) -> None:
         assert self.webhook_url is not None
         response = await send(
-            delivery,
+            via,
             "POST",
             self.webhook_url.get(),
             service="Slack webhook",
@@ -101,11 +114,11 @@ class Slack(MessageDestination):
         hint = _WEBHOOK_HINTS.get(code)
         raise status_error(response, service="Slack webhook", detail=code or None, hint=hint)
 
-    async def _post_message(self, delivery: Delivery, body: dict[str, Any]) -> None:
+    async def _post_message(self, via: Sender, body: dict[str, Any]) -> None:
         assert self.token is not None
         url = f"{self.api_url.rstrip('/')}/chat.postMessage"
         response = await send(
-            delivery,
+            via,
             "POST",
             url,
             service="Slack",

@@ -1,4 +1,5 @@
-"""`type: webhook`: the delivery as a JSON POST, optionally signed with HMAC-SHA256.
+"""`type: webhook`: the delivery as a JSON POST, optionally signed with HMAC-SHA256; alerts
+as `{"type": "alert", "text": ...}`, signed the same way.
 
     - {type: webhook, url: "${KPI_WEBHOOK_URL}", secret: "${KPI_WEBHOOK_SECRET}", every: day}
 
@@ -11,13 +12,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import uuid
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
 from kpi_collector import __version__
-from kpi_collector.destinations._http import error_detail, send, status_error
+from kpi_collector.destinations._http import Sender, error_detail, send, status_error
+from kpi_collector.destinations._text import send_now
 from kpi_collector.destinations.base import Delivery, MessageDestination
 from kpi_collector.format import format_value, percent_change
 from kpi_collector.secrets import Secret
@@ -56,6 +60,17 @@ def payload(delivery: Delivery) -> dict[str, Any]:
     }
 
 
+def alert_payload(destination: str, text: str) -> dict[str, Any]:
+    """The JSON document of an alert (stable; documented in docs/destinations.md)."""
+    return {
+        "type": "alert",
+        "text": text,
+        "destination": destination,
+        "sent_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "generator": f"kpi-collector/{__version__}",
+    }
+
+
 def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
@@ -76,15 +91,25 @@ class Webhook(MessageDestination):
         return value
 
     async def deliver(self, delivery: Delivery) -> None:
-        body = json.dumps(payload(delivery), separators=(",", ":")).encode()
+        await self.post(delivery, payload(delivery), idempotency_key=delivery.delivery_id)
+
+    async def send_text(self, text: str) -> None:
+        """An alert: `{"type": "alert", "text": ...}`, signed like a delivery."""
+        document = alert_payload(self.name, text)
+        # one key per alert message, the same for its retries (a later alert with the same
+        # text is a new message)
+        key = f"{self.name}:alert:{uuid.uuid4().hex}"
+        await send_now(self, lambda via: self.post(via, document, idempotency_key=key))
+
+    async def post(self, via: Sender, document: dict[str, Any], *, idempotency_key: str) -> None:
+        """POST the document as compact JSON with the extra headers and the signature."""
+        body = json.dumps(document, separators=(",", ":")).encode()
         headers = {k: v.get() for k, v in self.headers.items()}
-        headers.update(
-            {"Content-Type": "application/json", "Idempotency-Key": delivery.delivery_id}
-        )
+        headers.update({"Content-Type": "application/json", "Idempotency-Key": idempotency_key})
         if self.secret is not None:
             headers[self.signature_header] = sign(self.secret.get(), body)
         response = await send(
-            delivery,
+            via,
             "POST",
             self.url.get(),
             service="the webhook",
