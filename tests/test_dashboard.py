@@ -724,3 +724,56 @@ def test_infinite_values_do_not_break_the_json(tmp_path: Path) -> None:
         assert c.get("/").status_code == 200 and c.get("/kpi/crm.paying").status_code == 200
         assert 'kpi_value{kpi="crm.paying"} +Inf' in c.get("/metrics").text
     data.close()
+
+
+def test_health_scheduler_and_alerts(config_path: Path, tmp_path: Path) -> None:
+    import sqlalchemy as sa
+    from prometheus_client.parser import text_string_to_metric_families
+    from starlette.testclient import TestClient
+
+    from kpi_collector.store.schema import alert_states, heartbeats
+
+    copy = tmp_path / "health"
+    shutil.copytree(config_path.parent, copy)
+    config = load_config(copy / "kpi.yaml")
+    store = HistoryStore(config.store_url)
+    beat = NOW.timestamp() - 3600  # an hour without a heartbeat: the scheduler is gone
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.insert(heartbeats).values(
+                name="scheduler",
+                pid=4242,
+                hostname="host-a",
+                started_at=beat - 86400,
+                beat_at=beat,
+                state="idle",
+                next_run_at=NOW.timestamp() + 3600,
+            )
+        )
+        conn.execute(
+            sa.insert(alert_states).values(
+                alert=f"threshold:crm.paying {XSS}",
+                destination="",
+                active=True,
+                since=beat,
+                message=f"Paying customers above 900 {XSS}",
+                updated_at=beat,
+            )
+        )
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    with TestClient(create_app(config, data=data), base_url="http://127.0.0.1") as c:
+        health = c.get("/api/kpis").json()["health"]
+        assert health["ok"] is False
+        assert any("stopped beating" in p for p in health["problems"])
+        assert health["scheduler"]["state"] == "idle"
+        assert health["scheduler"]["next_run_at"].startswith("2026-03-31T13:00")  # Berlin time
+        assert [a["message"] for a in health["alerts"]] == [f"Paying customers above 900 {XSS}"]
+        page = c.get("/").text
+        assert "stopped beating" in page and "Scheduler: idle" in page
+        assert "Paying customers above 900 &lt;script&gt;" in page and XSS not in page
+        families = {f.name: f for f in text_string_to_metric_families(c.get("/metrics").text)}
+        assert families["kpi_health_ok"].samples[0].value == 0.0
+        assert families["kpi_alerts_active"].samples[0].value == 1.0
+        assert families["kpi_scheduler_heartbeat_timestamp_seconds"].samples[0].value == beat
+    data.close()

@@ -44,6 +44,7 @@ def serve(ctx: click.Context, host: str, port: int, token: str | None) -> None:
     if waiting > 200_000:
         click.echo(f"summing up {waiting:,} stored values per day, week and month (once) …")
     data.refresh()  # brings the rollup up to date before the first request
+    data.health()  # and loads the scheduler's modules now, not on the first page
     app = create_app(config, token=token, data=data)
     shown = f"[{host}]" if ":" in host else host
     click.echo(

@@ -257,7 +257,47 @@ class DashboardData:
             "north_star": self.config.settings.north_star,
             "last_run": last_run,
             "sources": self._sources(newest, runs[0] if runs else None, now),
+            "health": self.health() if only is None else None,
             "kpis": tiles,
+        }
+
+    def health(self) -> dict[str, Any] | None:
+        """The collector's health (`kpi validate --health`): problems, warnings, the scheduler
+        and the active alerts, in the config's time zone; None where it cannot be read."""
+        try:
+            from kpi_collector.schedule.health import health_report
+
+            report = health_report(self.config, now=self.clock())
+        except Exception as exc:  # the dashboard shows the KPIs even without it
+            log.warning("cannot read the health report: %s", redact(str(exc)))
+            return None
+        daemon = report.get("scheduler")
+        running = report.get("run_in_progress")
+        return {
+            "ok": bool(report["ok"]),
+            "problems": [redact(p) for p in report["problems"]],
+            "warnings": [redact(w) for w in report["warnings"]],
+            "scheduler": None
+            if daemon is None
+            else {
+                "state": daemon["state"],
+                "beat_at": iso(daemon["beat_at"], self.zone),
+                "next_run_at": iso(daemon.get("next_run_at"), self.zone),
+            },
+            "run_in_progress": None
+            if running is None
+            else {
+                "started_at": iso(running["started_at"], self.zone),
+                "detail": running.get("detail"),
+            },
+            "alerts": [
+                {
+                    "alert": a["alert"],
+                    "message": redact(a["message"] or a["alert"]),
+                    "since": iso(a["since"], self.zone),
+                }
+                for a in report["alerts"]
+            ],
         }
 
     def _sources(

@@ -113,4 +113,29 @@ def metrics_text(data: DashboardData) -> str:
         "Deliveries waiting to be retried.",
         [("", float(len(data.pending_deliveries())))],
     )
+    health = data.health()
+    if health is not None:
+        _family(
+            lines,
+            "kpi_health_ok",
+            "1 when `kpi validate --health` finds no problem.",
+            [("", 1.0 if health["ok"] else 0.0)],
+        )
+        _family(
+            lines,
+            "kpi_alerts_active",
+            "Alerts whose condition is true now.",
+            [("", float(len(health["alerts"])))],
+        )
+        daemon = health["scheduler"]
+        if daemon is not None:
+            from datetime import datetime
+
+            beat = datetime.fromisoformat(daemon["beat_at"]).timestamp()
+            _family(
+                lines,
+                "kpi_scheduler_heartbeat_timestamp_seconds",
+                "When the `kpi schedule` process last said it is alive (Unix time).",
+                [("", beat)],
+            )
     return "\n".join(lines) + "\n"

@@ -238,6 +238,34 @@ def sources_html(sources: Iterable[dict[str, Any]]) -> str:
     return f'<section class="sources"><h2>Sources needing attention</h2><ul>{items}</ul></section>'
 
 
+def health_html(health: dict[str, Any] | None) -> str:
+    """The scheduler's state, then problems, active alerts and warnings (when there are any)."""
+    if health is None:
+        return ""
+    daemon = health.get("scheduler")
+    if daemon is None:
+        line = "Scheduler: not started on this store (runs by cron or by hand)"
+    else:
+        upcoming = f", next run {when(daemon['next_run_at'])}" if daemon.get("next_run_at") else ""
+        line = f"Scheduler: {daemon['state']}, last heartbeat {when(daemon['beat_at'])}{upcoming}"
+    running = health.get("run_in_progress")
+    if running is not None:
+        line += f"; a run is in progress since {when(running['started_at'])}"
+    items = [f'<li class="problem">{escape(p)}</li>' for p in health["problems"]]
+    items += [
+        f'<li class="alert">alert since {escape(when(a["since"]))}: {escape(a["message"])}</li>'
+        for a in health["alerts"]
+    ]
+    items += [
+        f'<li class="warning">{escape(w)}</li>'
+        for w in health["warnings"]
+        if not w.startswith("alert ")
+    ]
+    listing = f"<ul>{''.join(items)}</ul>" if items else ""
+    state = "ok" if health["ok"] else "problems"
+    return f'<section class="health {state}"><p class="muted">{escape(line)}</p>{listing}</section>'
+
+
 # pages ----------------------------------------------------------------------------------------
 
 
@@ -251,6 +279,7 @@ def overview_page(doc: dict[str, Any]) -> str:
         period_switch(doc["period"], "/"),
         run_line(doc.get("last_run")),
         "</div>",
+        health_html(doc.get("health")),
         sources_html(doc.get("sources", [])),
     ]
     if star is not None:
