@@ -777,3 +777,34 @@ def test_health_scheduler_and_alerts(config_path: Path, tmp_path: Path) -> None:
         assert families["kpi_alerts_active"].samples[0].value == 1.0
         assert families["kpi_scheduler_heartbeat_timestamp_seconds"].samples[0].value == beat
     data.close()
+
+
+def test_a_rollup_being_built_elsewhere(config_path: Path, tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import rollup_state
+
+    copy = tmp_path / "busy"
+    shutil.copytree(config_path.parent, copy)
+    config = load_config(copy / "kpi.yaml")
+    store = HistoryStore(config.store_url)
+    tz = config.tz
+
+    def claim(updated_at: float) -> None:
+        with store.engine.begin() as conn:
+            conn.execute(rollup_state.delete())
+            conn.execute(
+                sa.insert(rollup_state).values(zone=tz.key, last_id=-1, updated_at=updated_at)
+            )
+
+    claim(time.time())  # another process is building it now
+    with pytest.raises(rollup.RollupBusy):
+        rollup.catch_up(store.engine, tz)
+    data = DashboardData(config, store=store, clock=NOW.timestamp)
+    doc = data.overview("day")  # from raw observations meanwhile
+    assert data.rollup_error is not None and doc["kpis"][0]["value"] == 999.0
+    claim(time.time() - 2 * rollup.BUILD_TIMEOUT)  # that process died long ago: take over
+    assert rollup.catch_up(store.engine, tz) > 0
+    assert rollup.pending(store.engine, tz) == 0
+    assert data.overview("day")["kpis"] == doc["kpis"] and data.rollup_error is None
+    store.close()

@@ -39,34 +39,89 @@ class Point(NamedTuple):
     last_ts: float
 
 
+#: a build whose owner has not moved for this long is taken over (its process died)
+BUILD_TIMEOUT = 15 * 60.0
+_BUILDING = -1  # rollup_state.last_id while a first build is under way
+
+
+class RollupBusy(RuntimeError):
+    """Another process is building the rollup of this time zone right now."""
+
+
 def catch_up(engine: sa.Engine, zone: ZoneInfo) -> int:
-    """Fold observations added since the last call into the rollup of `zone`; returns how many."""
+    """Fold observations added since the last call into the rollup of `zone`; returns how many
+    rollup rows were written. The first call builds the whole rollup, in chunks of KPIs that
+    each commit, so a run writing meanwhile never waits long; RollupBusy while another process
+    does that."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import observations as o
+    from kpi_collector.store.schema import rollup_state
+
+    with engine.connect() as conn:
+        high = conn.execute(sa.select(sa.func.max(o.c.id))).scalar()
+        row = conn.execute(
+            sa.select(rollup_state.c.last_id, rollup_state.c.updated_at).where(
+                rollup_state.c.zone == zone.key
+            )
+        ).first()
+    if row is None or row.last_id in (0, _BUILDING):
+        if high is None and row is None:
+            with engine.begin() as conn:
+                _set_mark(conn, zone.key, 0, insert=True)
+            return 0
+        if high is None:
+            return 0
+        return _build(engine, zone, int(high), row)
+    low = int(row.last_id)
+    if high is None or int(high) <= low:
+        return 0
+    with engine.begin() as conn:
+        now_low = conn.execute(
+            sa.select(rollup_state.c.last_id).where(rollup_state.c.zone == zone.key)
+        ).scalar()
+        if now_low != low:  # another process got there first
+            return 0
+        added = _refresh(conn, zone, low, int(high))
+        _set_mark(conn, zone.key, int(high), insert=False)
+    return added
+
+
+def _build(engine: sa.Engine, zone: ZoneInfo, high: int, row: Any) -> int:
+    """The whole rollup of `zone` from scratch, claimed in rollup_state while it is built."""
     import sqlalchemy as sa
 
     from kpi_collector.store.schema import observations as o
     from kpi_collector.store.schema import rollup, rollup_state
 
-    with engine.begin() as conn:
-        high = conn.execute(sa.select(sa.func.max(o.c.id))).scalar()
-        state = conn.execute(
-            sa.select(rollup_state.c.last_id).where(rollup_state.c.zone == zone.key)
-        ).scalar()
-        low = int(state) if state is not None else 0
-        if high is None or int(high) <= low:
-            if state is None:
-                _set_mark(conn, zone.key, 0, insert=True)
-            return 0
-        high = int(high)
-        if low == 0:
-            conn.execute(rollup.delete().where(rollup.c.zone == zone.key))
-            kpis = [k for (k,) in conn.execute(sa.select(o.c.kpi).distinct().where(o.c.id <= high))]
-            added = sum(
-                _rebuild(conn, zone, None, chunk, high) for chunk in _chunks(sorted(kpis), 50)
-            )
+    now = time.time()
+    if row is not None and row.last_id == _BUILDING and now - row.updated_at < BUILD_TIMEOUT:
+        raise RollupBusy(f"another process is building the rollup of {zone.key}")
+    with engine.begin() as conn:  # the claim: one process wins, the others fail on the key
+        if row is None:
+            _set_mark(conn, zone.key, _BUILDING, insert=True)
         else:
-            added = _refresh(conn, zone, low, high)
-        _set_mark(conn, zone.key, high, insert=state is None)
-        return added
+            claimed = conn.execute(
+                rollup_state.update()
+                .where(
+                    rollup_state.c.zone == zone.key,
+                    rollup_state.c.last_id == row.last_id,
+                    rollup_state.c.updated_at == row.updated_at,
+                )
+                .values(last_id=_BUILDING, updated_at=now)
+            ).rowcount
+            if claimed != 1:
+                raise RollupBusy(f"another process is building the rollup of {zone.key}")
+        conn.execute(rollup.delete().where(rollup.c.zone == zone.key))
+        kpis = [k for (k,) in conn.execute(sa.select(o.c.kpi).distinct().where(o.c.id <= high))]
+    added = 0
+    for chunk in _chunks(sorted(kpis), 50):
+        with engine.begin() as conn:
+            added += _rebuild(conn, zone, None, chunk, high)
+            _set_mark(conn, zone.key, _BUILDING, insert=False)  # still alive
+    with engine.begin() as conn:
+        _set_mark(conn, zone.key, high, insert=False)
+    return added
 
 
 def pending(engine: sa.Engine, zone: ZoneInfo) -> int:
@@ -81,7 +136,7 @@ def pending(engine: sa.Engine, zone: ZoneInfo) -> int:
         low = conn.execute(
             sa.select(rollup_state.c.last_id).where(rollup_state.c.zone == zone.key)
         ).scalar()
-    return max(int(high) - int(low or 0), 0)
+    return max(int(high) - max(int(low or 0), 0), 0)
 
 
 def _set_mark(conn: sa.Connection, zone: str, last_id: int, *, insert: bool) -> None:
