@@ -21,7 +21,6 @@ week later sends what the run collected, not what is current.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from kpi_collector.collect.retry import BACKOFF, MAX_RETRY_AFTER, retrying
 from kpi_collector.destinations.base import Delivery, Destination
 from kpi_collector.destinations.store import Store
 from kpi_collector.errors import ConfigError, DeliveryError, KpiError, StoreError
@@ -44,8 +44,6 @@ if TYPE_CHECKING:
     from kpi_collector.store import HistoryStore
 
 PENDING, DONE, DROPPED = "pending", "done", "dropped"
-MAX_RETRY_AFTER = 60.0  # a longer Retry-After ends the attempt; the row stays pending
-BACKOFF = 0.5  # seconds before the first retry; doubled each time, with jitter
 LOCK_WAIT = 120.0  # seconds to wait for another process that is delivering
 
 
@@ -334,36 +332,39 @@ class DeliveryEngine:
     ) -> DeliveryOutcome:
         """Deliver once, retrying transient failures with backoff (and `Retry-After`)."""
         attempts = 0
-        while True:
-            attempts += 1
+
+        def before(n: int) -> None:
+            nonlocal attempts
+            attempts = n
             if record_id is not None:
                 self._bump_attempts(record_id)  # recorded before the attempt
+
+        async def once() -> None:
             try:
                 await destination.deliver(delivery)
-            except KpiError as exc:
-                error: KpiError = exc
+            except KpiError:
+                raise
             except Exception as exc:  # a destination's bug must not take the others down
-                error = DeliveryError(f"{type(exc).__name__}: {exc}", transient=False)
-            else:
-                return DeliveryOutcome(destination.name, delivery.period, True, attempts=attempts)
-            retry_after = getattr(error, "retry_after", None)
-            if (
-                not error.transient
-                or attempts > destination.retries
-                or (retry_after is not None and retry_after > self.max_retry_after)
-            ):
-                message = redact(str(error))
-                if error.transient:
-                    message += (
-                        f" (after {attempts} attempt{'s' if attempts > 1 else ''}; stays pending)"
-                    )
-                return DeliveryOutcome(
-                    destination.name, delivery.period, False, message, attempts, error.transient
+                raise DeliveryError(f"{type(exc).__name__}: {exc}", transient=False) from exc
+
+        try:
+            await retrying(
+                once,
+                retries=destination.retries,
+                backoff=self.backoff,
+                max_wait=self.max_retry_after,
+                before=before,
+            )
+        except KpiError as error:
+            message = redact(str(error))
+            if error.transient:
+                message += (
+                    f" (after {attempts} attempt{'s' if attempts > 1 else ''}; stays pending)"
                 )
-            delay = self.backoff * 2 ** (attempts - 1) * (0.5 + random.random())
-            if retry_after is not None:
-                delay = max(delay, retry_after)
-            await asyncio.sleep(delay)
+            return DeliveryOutcome(
+                destination.name, delivery.period, False, message, attempts, error.transient
+            )
+        return DeliveryOutcome(destination.name, delivery.period, True, attempts=attempts)
 
     def delivery_of(
         self, store: HistoryStore, destination: Destination, record: DeliveryRecord

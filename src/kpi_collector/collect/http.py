@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import email.utils
 import json
-import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from urllib.parse import urljoin, urlsplit
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from kpi_collector import __version__
+from kpi_collector.collect.retry import BACKOFF, retrying
 from kpi_collector.errors import ExtractError, HttpError, LoginError
 from kpi_collector.secrets import Secret, redact, reveal
 
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     import aiohttp
 
 USER_AGENT = f"kpi-collector/{__version__} (+KPI collection bot; python-aiohttp)"
-MAX_RETRY_AFTER = 60.0  # longer waits fail now and say when to come back
 _BODY_SNIPPET = 200
 
 
@@ -145,7 +144,7 @@ class HttpClient:
 
     concurrency: int = 64
     per_host: int = 8
-    backoff: float = 0.5
+    backoff: float = BACKOFF
     _session: aiohttp.ClientSession | None = field(default=None, init=False, repr=False)
     _connector: aiohttp.TCPConnector | None = field(default=None, init=False, repr=False)
 
@@ -252,33 +251,23 @@ class HttpSession:
 
         `ok` lists extra statuses the caller handles itself (they return, not raise).
         """
-        import asyncio
-
         import aiohttp
 
         all_headers = {**self.headers, **(headers or {})}
         all_params = {k: str(v) for k, v in (params or {}).items()}
         if self.auth is not None:
             self.auth.apply(all_headers, all_params)
-        attempt = 0
-        while True:
+
+        async def attempt() -> Response:
             try:
                 response = await self._once(method, url, all_params, all_headers, json_body, data)
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                error = _connection_error(url, exc, self.timeout)
-            else:
-                if response.status < 400 or response.status in ok:
-                    return response
-                error = _status_error(response)
-            if not error.transient or attempt >= self.retries:
-                raise error
-            delay = self.client.backoff * 2**attempt * (0.5 + random.random())  # jitter
-            if error.retry_after is not None:
-                if error.retry_after > MAX_RETRY_AFTER:
-                    raise error
-                delay = max(delay, error.retry_after)
-            attempt += 1
-            await asyncio.sleep(delay)
+                raise _connection_error(url, exc, self.timeout) from None
+            if response.status < 400 or response.status in ok:
+                return response
+            raise _status_error(response)
+
+        return await retrying(attempt, retries=self.retries, backoff=self.client.backoff)
 
     async def _once(
         self,

@@ -9,12 +9,8 @@ jitter, waiting at least a `Retry-After` (a longer one than `MAX_RETRY_AFTER` fa
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
-
-from kpi_collector.errors import DeliveryError
 
 if TYPE_CHECKING:
     from kpi_collector.collect.http import Auth, HttpClient, HttpSession
@@ -42,26 +38,9 @@ class Outbox:
 async def send_now(destination: Destination, attempt: Callable[[Outbox], Awaitable[None]]) -> None:
     """Run `attempt` until it succeeds, fails for good or runs out of `destination.retries`;
     the last DeliveryError propagates (already redacted by the destination's mapping)."""
-    from kpi_collector import delivery as engine
     from kpi_collector.collect.http import HttpClient
+    from kpi_collector.collect.retry import retrying
 
     async with HttpClient() as client:
         outbox = Outbox(client)
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                await attempt(outbox)
-                return
-            except DeliveryError as error:
-                retry_after: float | None = getattr(error, "retry_after", None)
-                if (
-                    not error.transient
-                    or attempts > destination.retries
-                    or (retry_after is not None and retry_after > engine.MAX_RETRY_AFTER)
-                ):
-                    raise
-            delay = engine.BACKOFF * 2 ** (attempts - 1) * (0.5 + random.random())
-            if retry_after is not None:
-                delay = max(delay, retry_after)
-            await asyncio.sleep(delay)
+        await retrying(lambda: attempt(outbox), retries=destination.retries)

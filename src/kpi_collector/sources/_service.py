@@ -22,12 +22,12 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, field_validator, model_validator
 
 from kpi_collector.collect.http import (
-    MAX_RETRY_AFTER,
     Auth,
     Response,
     retry_after_seconds,
     url_without_query,
 )
+from kpi_collector.collect.retry import MAX_RETRY_AFTER
 from kpi_collector.errors import ExtractError, HttpError, KpiError, MetricErrors
 from kpi_collector.secrets import Secret, redact
 from kpi_collector.sources.base import Observation, Source, SourceContext

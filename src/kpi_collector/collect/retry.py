@@ -1,0 +1,52 @@
+"""The one retry policy: transient failures are tried again with exponential backoff and
+jitter, waiting at least a `Retry-After`; terminal ones, and waits longer than `max_wait`,
+end the attempts at once. Used by the HTTP layer, deliveries and alert messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from kpi_collector.errors import KpiError
+
+T = TypeVar("T")
+
+MAX_RETRY_AFTER = 60.0  # a longer Retry-After fails now, and the message says when to come back
+BACKOFF = 0.5  # seconds before the first retry; doubled each time, with jitter
+
+
+def backoff_delay(attempts: int, backoff: float, retry_after: float | None = None) -> float:
+    """Seconds to wait after the `attempts`-th failed attempt."""
+    delay = backoff * 2 ** (attempts - 1) * (0.5 + random.random())
+    return delay if retry_after is None else max(delay, retry_after)
+
+
+async def retrying(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    retries: int,
+    backoff: float = BACKOFF,
+    max_wait: float = MAX_RETRY_AFTER,
+    before: Callable[[int], None] | None = None,
+) -> T:
+    """Await `attempt()` until it succeeds; a `KpiError` that is transient is retried up to
+    `retries` times, any other (or the last) propagates. `before(n)` runs before attempt n."""
+    attempts = 0
+    while True:
+        attempts += 1
+        if before is not None:
+            before(attempts)
+        try:
+            return await attempt()
+        except KpiError as error:
+            retry_after: float | None = getattr(error, "retry_after", None)
+            if (
+                not error.transient
+                or attempts > retries
+                or (retry_after is not None and retry_after > max_wait)
+            ):
+                raise
+            await asyncio.sleep(backoff_delay(attempts, backoff, retry_after))
