@@ -33,5 +33,8 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshots.py
+
 clean:
 	rm -rf $(VENV) kpi-demo .pytest_cache .mypy_cache .ruff_cache

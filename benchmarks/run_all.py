@@ -1,6 +1,6 @@
 """Run every benchmark and write benchmarks/RESULTS.md (what `make bench` calls).
 
-Usage: ``python benchmarks/run_all.py [--pages 1000] [--runs 3] [--cli-runs 10] [--check]``
+Usage: ``python benchmarks/run_all.py [--pages 1000] [--runs 3] [--cli-runs 10] [--dashboard-runs 15] [--check]``
 With ``--check`` the exit status is 1 when a target is missed.
 """
 
@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import bench_cli
+import bench_dashboard
 import bench_extract
 import bench_fanin
 from benchlib import BENCH_DIR, Check, Report, machine_info, print_checks
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--cli-runs", type=int, default=10)
+    parser.add_argument("--dashboard-runs", type=int, default=15)
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "RESULTS.md")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
@@ -89,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
             "CLI start-up",
             "python benchmarks/bench_cli.py",
             lambda: bench_cli.run_benchmark(args.cli_runs),
+        ),
+        guarded(
+            "Dashboard",
+            "python benchmarks/bench_dashboard.py",
+            lambda: bench_dashboard.run_benchmark(args.dashboard_runs),
         ),
     ]
     for report in reports:
