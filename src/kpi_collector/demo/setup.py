@@ -18,6 +18,7 @@ kpis:
   crm.paying_customers: {{title: Paying customers, target: 150}}
   github.stars: {{title: GitHub stars, target: 2500}}
   github.forks: {{title: GitHub forks}}
+  github.open_issues: {{title: Open issues, higher_is_better: false}}
   blog.posts: {{title: Blog posts}}
   podcast.downloads: {{title: Podcast downloads}}
   app.signups_today: {{title: Signups today, agg: max}}
