@@ -126,7 +126,8 @@ class ActiveUsers(Source):
         observations = []
         started = False
         for day in series:
-            # Days before anyone was active are not history, just zeros; skip them.
+            # Leading days where every count is zero (before anyone was active, or before
+            # anyone reached min_events) are not history worth storing.
             started = started or any(day.values.values())
             if started:
                 stamp = day_end(day.day, ctx.tz)
