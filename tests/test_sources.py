@@ -382,7 +382,45 @@ def test_credentials_do_not_follow_a_redirect_to_another_host() -> None:
         with BackgroundServer(first) as url:
             result = run(
                 HttpJson(name="b", url=f"{url}/r", auth={"bearer": TOKEN}, metrics={"v": "v"}),
-                HttpJson(name="q", url=f"{url}/r", auth={"query": {"key": TOKEN}}, metrics={"v": "v"}),
+                HttpJson(
+                    name="q", url=f"{url}/r", auth={"query": {"key": TOKEN}}, metrics={"v": "v"}
+                ),
             )
     assert result.values == {"b.v": 1, "q.v": 1}
     assert seen == {"authorization": None, "query": ""}
+
+
+def test_login_form_options(site: Site) -> None:
+    url, _ = site
+    good = {"email": "me@example.com", "password": TOKEN}
+    bad = {"email": "me@example.com", "password": "nope-nope"}
+    result = run(
+        HTML(
+            name="ok",
+            url=f"{url}/private",
+            metrics={"d": CSS("#total")},
+            login=LoginForm(url=f"{url}/login", fields=good, form="form", success="#total"),
+        ),
+        HTML(
+            name="refused",
+            url=f"{url}/private",
+            metrics={"d": CSS("#total")},
+            login=LoginForm(url=f"{url}/login", fields=bad, failure="p"),
+        ),
+        HTML(
+            name="noform",
+            url=f"{url}/private",
+            metrics={"d": CSS("#total")},
+            login=LoginForm(url=f"{url}/blog", fields=good),
+        ),
+        HTML(
+            name="wrongform",
+            url=f"{url}/private",
+            metrics={"d": CSS("#total")},
+            login=LoginForm(url=f"{url}/login", fields=good, form="form#signin"),
+        ),
+    )
+    assert result.values == {"ok.d": 1200}
+    assert "login refused" in result.errors["refused"]
+    assert "no form found" in result.errors["noform"]
+    assert "no form matches 'form#signin'" in result.errors["wrongform"]

@@ -305,17 +305,23 @@ class HttpSession:
 
         page = await self.get(form.url)
         tree = LexborHTMLParser(page.body)
-        node = tree.css_first(form.form) if form.form else None
-        if node is None:
-            for candidate in tree.css("form"):
-                if candidate.css_first("input[type=password]") is not None or form.form is None:
-                    node = candidate
-                    if candidate.css_first("input[type=password]") is not None:
-                        break
-        if node is None:
-            raise LoginError(
-                f"login: no form found on {url_without_query(page.url)}", transient=False
+        if form.form:
+            node = tree.css_first(form.form)
+            if node is None:
+                raise LoginError(
+                    f"login: no form matches {form.form!r} on {url_without_query(page.url)}",
+                    transient=False,
+                )
+        else:  # the form with a password input, else the only form there is
+            forms = tree.css("form")
+            node = next(
+                (f for f in forms if f.css_first("input[type=password]") is not None),
+                forms[0] if forms else None,
             )
+            if node is None:
+                raise LoginError(
+                    f"login: no form found on {url_without_query(page.url)}", transient=False
+                )
         fields: dict[str, str] = {}
         for element in node.css("input"):
             name = element.attributes.get("name")
