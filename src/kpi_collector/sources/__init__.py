@@ -8,6 +8,7 @@ from kpi_collector.collect.extract import CSS, JMESPath, Metric, XPath
 from kpi_collector.sources.base import Observation, Source, SourceContext
 
 if TYPE_CHECKING:
+    from kpi_collector.sources.active_users import ActiveUsers
     from kpi_collector.sources.codecov import Codecov
     from kpi_collector.sources.command import Command
     from kpi_collector.sources.discord import Discord
@@ -28,6 +29,7 @@ __all__ = [
     "CSS",
     "HTML",
     "SQL",
+    "ActiveUsers",
     "Codecov",
     "Command",
     "Discord",
@@ -50,6 +52,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "ActiveUsers": "active_users",
     "Command": "command",
     "Function": "python",
     "GitHub": "github",
