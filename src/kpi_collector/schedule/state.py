@@ -104,7 +104,7 @@ def write_heartbeat(
     }
     if "detail" in values and values["detail"] is not None:
         values["detail"] = redact(str(values["detail"]))
-    with store._write() as conn:
+    with store.write() as conn:
         updated = conn.execute(t.update().where(t.c.name == name).values(**values)).rowcount
         if not updated:
             values.setdefault("started_at", values["beat_at"])
@@ -115,7 +115,7 @@ def write_heartbeat(
 def delete_heartbeat(store: HistoryStore, name: str) -> None:
     from kpi_collector.store.schema import heartbeats as t
 
-    with store._write() as conn:
+    with store.write() as conn:
         conn.execute(t.delete().where(t.c.name == name))
 
 
@@ -142,7 +142,7 @@ def record_job(
     }
     if status == "ok":
         values["last_success_at"] = fired_at
-    with store._write() as conn:
+    with store.write() as conn:
         if not conn.execute(t.update().where(t.c.job == job).values(**values)).rowcount:
             conn.execute(t.insert().values(job=job, **values))
 
@@ -153,7 +153,7 @@ def mark_interrupted(store: HistoryStore) -> list[int]:
 
     from kpi_collector.store.schema import runs
 
-    with store._write() as conn:
+    with store.write() as conn:
         ids = [r[0] for r in conn.execute(sa.select(runs.c.id).where(runs.c.status == "running"))]
         if ids:
             conn.execute(runs.update().where(runs.c.id.in_(ids)).values(status="interrupted"))

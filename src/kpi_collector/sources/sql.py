@@ -10,8 +10,9 @@ from pydantic import field_validator
 
 from kpi_collector.collect.extract import Metric, coerce_metric, finish
 from kpi_collector.errors import ExtractError, SourceError
-from kpi_collector.secrets import Secret, redact
+from kpi_collector.secrets import Secret
 from kpi_collector.sources.base import Source, SourceContext
+from kpi_collector.store import first_line
 
 
 class SQL(Source):
@@ -57,19 +58,12 @@ class SQL(Source):
         except Exception as exc:
             if isinstance(exc, SourceError):
                 raise
-            raise SourceError(
-                f"database error: {redact(_first_line(exc))}", transient=True
-            ) from None
+            raise SourceError(f"database error: {first_line(exc)}", transient=True) from None
         finally:
             engine.dispose()
         if errors:
             raise MetricErrors(values, errors)
         return values
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc)
-    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
 def open_readonly(url: str, timeout: float) -> Any:
@@ -120,7 +114,13 @@ def _read_only(conn: Any, timeout: float) -> None:
 
 
 # how SQLite, PostgreSQL, MariaDB and MySQL say a statement ran out of time
-_TIMEOUT_WORDS = ("interrupted", "timeout", "timed out", "canceling statement", "max_statement_time")
+_TIMEOUT_WORDS = (
+    "interrupted",
+    "timeout",
+    "timed out",
+    "canceling statement",
+    "max_statement_time",
+)
 
 
 def _scalar(conn: Any, name: str, metric: Metric) -> float:
@@ -133,14 +133,12 @@ def _scalar(conn: Any, name: str, metric: Metric) -> float:
         with conn.begin_nested():
             row = conn.execute(text(metric.query)).first()
     except sa_exc.DBAPIError as exc:
-        message = _first_line(exc)
-        if (
-            any(word in message.lower() for word in _TIMEOUT_WORDS)
-        ):
+        message = first_line(exc)
+        if any(word in message.lower() for word in _TIMEOUT_WORDS):
             raise ExtractError(
                 f"{name}: the query took longer than the timeout", transient=True
             ) from None
-        raise ExtractError(f"{name}: the query failed: {redact(message)}") from None
+        raise ExtractError(f"{name}: the query failed: {message}") from None
     if row is None:
         if metric.allow_zero:
             return 0.0

@@ -147,9 +147,7 @@ class HistoryStore:
         except StoreError:
             raise
         except Exception as exc:
-            raise StoreError(
-                f"cannot open store {redact(self.url)!r}: {_first_line(exc)}"
-            ) from None
+            raise StoreError(f"cannot open store {redact(self.url)!r}: {first_line(exc)}") from None
 
     def close(self) -> None:
         if self._engine is not None:
@@ -161,7 +159,7 @@ class HistoryStore:
     def begin_run(self, *, started_at: float | None = None, trigger: str = "run") -> int:
         from kpi_collector.store.schema import runs
 
-        with self._write() as conn:
+        with self.write() as conn:
             result = conn.execute(
                 runs.insert().values(
                     started_at=started_at or time.time(), status="running", trigger=trigger
@@ -192,7 +190,7 @@ class HistoryStore:
         ]
         if status is None:
             status = "ok" if not errs else ("partial" if obs else "failed")
-        with self._write() as conn:
+        with self.write() as conn:
             if obs:
                 conn.execute(obs_table.insert(), obs)
             if errs:
@@ -375,7 +373,7 @@ class HistoryStore:
                 }
             )
         if fresh:
-            with self._write() as conn:
+            with self.write() as conn:
                 conn.execute(o.insert(), fresh)
         return len(fresh)
 
@@ -396,7 +394,8 @@ class HistoryStore:
 
     # plumbing -----------------------------------------------------------------------------
 
-    def _write(self) -> Any:
+    def write(self) -> Any:
+        """A write transaction: `with store.write() as conn:`; failures become StoreError."""
         return _Writing(self.engine, self.url)
 
 
@@ -412,7 +411,7 @@ class _Writing:
             return self._ctx.__enter__()
         except Exception as exc:
             raise StoreError(
-                f"cannot write to store {redact(self._url)!r}: {_first_line(exc)}"
+                f"cannot write to store {redact(self._url)!r}: {first_line(exc)}"
             ) from None
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
@@ -422,14 +421,15 @@ class _Writing:
             self._ctx.__exit__(exc_type, exc, tb)
         except Exception as error:
             raise StoreError(
-                f"cannot write to store {redact(self._url)!r}: {_first_line(error)}"
+                f"cannot write to store {redact(self._url)!r}: {first_line(error)}"
             ) from None
         if isinstance(exc, sa.exc.SQLAlchemyError):
             raise StoreError(
-                f"cannot write to store {redact(self._url)!r}: {_first_line(exc)}"
+                f"cannot write to store {redact(self._url)!r}: {first_line(exc)}"
             ) from None
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of a database error (the driver's own message), secrets masked."""
     text = str(getattr(exc, "orig", None) or exc).strip()
     return redact(text.splitlines()[0]) if text else type(exc).__name__

@@ -65,6 +65,9 @@ deliveries = sa.Table(
     sa.Column("updated_at", sa.Double, nullable=False),
     # added by _v2: parts of a multi-part message already sent, so a retry does not repeat them
     sa.Column("progress", sa.Integer, nullable=False, server_default="0"),
+    # added by _v5: when the row last became pending (the started_at of the run that made it
+    # so); a table destination's row goes done -> pending again, long after created_at
+    sa.Column("pending_since", sa.Double),
     sa.UniqueConstraint("destination", "period", name="uq_deliveries_destination_period"),
 )
 
@@ -167,6 +170,20 @@ def _v4(conn: sa.Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _v5(conn: sa.Connection) -> None:
+    """deliveries.pending_since: how long a delivery has been pending (for `pending_runs`)."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
+    if "pending_since" not in columns:  # a store created by _v1 of this version has it already
+        kind = sa.Double().compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE deliveries ADD COLUMN pending_since {kind}"))
+    # when an older row became pending is unknown; created_at is the best bound the row keeps
+    conn.execute(
+        deliveries.update()
+        .where(deliveries.c.status == "pending", deliveries.c.pending_since.is_(None))
+        .values(pending_since=deliveries.c.created_at)
+    )
+
+
 #: migrations[i] brings the schema from version i to i + 1; append, never edit.
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
 SCHEMA_VERSION = len(MIGRATIONS)
