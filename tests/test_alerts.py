@@ -270,6 +270,44 @@ def test_a_delivery_pending_for_runs_fires_once_and_resolves_once(
     ]
 
 
+def test_a_table_delivery_counts_its_pending_runs_from_when_it_became_pending(
+    setup: tuple[Path, web.Application],
+) -> None:
+    """A daily table row goes done -> pending at every run of the day: a failure at the 10th
+    hourly run has been pending for 1 run, not for the 10 runs since the row was created."""
+    folder, app = setup
+    config = folder / "kpi.yaml"
+    config.write_text(
+        "sources:\n"
+        '  - {name: app, type: python, function: "tests.test_alerts:readings"}\n'
+        "destinations:\n"
+        '  - {name: team, type: chat, url: "${CHAT_URL}/team/${CHAT_TOKEN}", retries: 0}\n'
+        "  - {name: sheet, type: csv, path: k.csv, every: day, retries: 0}\n"
+        "alerts:\n"
+        "  - {destination: sheet, pending_runs: 3, notify: [team]}\n",
+        encoding="utf-8",
+    )
+    hour = timedelta(hours=1)
+    for i in range(9):
+        assert run(config, T0 + i * hour, dau=i).exit_code == 0
+    (folder / "k.csv").unlink()
+    (folder / "k.csv").mkdir()  # the sheet cannot be written any more
+    assert "sheet" in run(config, T0 + 9 * hour, dau=9).delivery_errors
+    run(config, T0 + 10 * hour, dau=10)
+    assert texts(app) == []
+    run(config, T0 + 11 * hour, dau=11)
+    assert len(texts(app)) == 1
+    assert texts(app)[0].startswith(
+        "🚨 Alert: delivery to sheet pending for 3 runs — the delivery of 2026-11-02 to sheet "
+        "has been pending for 3 runs: "
+    )
+    (folder / "k.csv").rmdir()
+    run(config, T0 + 12 * hour, dau=12)
+    assert texts(app)[1:] == [
+        "✅ Resolved: delivery to sheet pending for 3 runs — deliveries to sheet went out"
+    ]
+
+
 def test_a_message_that_could_not_go_out_is_sent_on_the_next_run_once(
     setup: tuple[Path, web.Application], caplog: pytest.LogCaptureFixture
 ) -> None:

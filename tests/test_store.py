@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from kpi_collector.errors import StoreError
 from kpi_collector.store import HistoryStore
 from kpi_collector.store.periods import bucket, period_key
-from kpi_collector.store.schema import SCHEMA_VERSION
+from kpi_collector.store.schema import SCHEMA_VERSION, meta
 from tests.services import require_mysql_url, require_postgres_url
 
 
@@ -134,6 +134,37 @@ def test_schema_is_versioned_and_reopening_is_idempotent(tmp_path: Path) -> None
     again = HistoryStore(url)
     assert again.migrate() == SCHEMA_VERSION
     assert len(again.runs()) == 1
+
+
+def test_v5_gives_pending_deliveries_a_pending_since(store: HistoryStore) -> None:
+    """A store of schema 4 (no deliveries.pending_since) gets the column; its pending rows
+    count from created_at, the best bound they keep, and done rows stay without one."""
+    url = store.url
+    run = store.begin_run(started_at=ts("2026-11-02T07:00:00+00:00"))
+    store.close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE deliveries DROP COLUMN pending_since"))
+        conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="4"))
+        for name, status, created in (("sheet", "pending", 100.0), ("chat", "done", 200.0)):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO deliveries (destination, period, run_id, status, attempts,"
+                    " created_at, updated_at) VALUES (:d, '2026-11-02', :r, :s, 1, :c, :c)"
+                ),
+                {"d": name, "r": run, "s": status, "c": created},
+            )
+    engine.dispose()
+    reopened = HistoryStore(url)
+    try:
+        assert reopened.migrate() == SCHEMA_VERSION
+        with reopened.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT destination, pending_since FROM deliveries ORDER BY destination")
+            ).all()
+    finally:
+        reopened.close()
+    assert [tuple(r) for r in rows] == [("chat", None), ("sheet", 100.0)]
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:

@@ -356,25 +356,28 @@ def failing_streaks(
 
 
 def pending_runs(store: HistoryStore) -> dict[str, tuple[int, str | None, str | None]]:
-    """For each destination with a pending delivery: for how many runs the oldest one has been
-    pending (the run that created it counts), its period and last error."""
+    """For each destination with a pending delivery: for how many runs the one pending longest
+    has been pending (the run that made it pending counts), its period and last error.
+
+    Counted from `pending_since`, not `created_at`: a table destination's row for a day goes
+    done -> pending again at a later run, and only that run starts its pending time."""
     import sqlalchemy as sa
 
     from kpi_collector.delivery import PENDING, DeliveryEngine
     from kpi_collector.store.schema import runs
 
     out: dict[str, tuple[int, str | None, str | None]] = {}
-    oldest: dict[str, Any] = {}
+    oldest: dict[str, tuple[float, Any]] = {}
     for record in DeliveryEngine(store, []).records(status=PENDING):
-        oldest.setdefault(record.destination, record)
+        since = record.created_at if record.pending_since is None else record.pending_since
+        if record.destination not in oldest or since < oldest[record.destination][0]:
+            oldest[record.destination] = (since, record)
     if not oldest:
         return out
     with store.engine.connect() as conn:
-        for name, record in oldest.items():
+        for name, (since, record) in oldest.items():
             later = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(runs)
-                .where(runs.c.started_at > record.created_at)
+                sa.select(sa.func.count()).select_from(runs).where(runs.c.started_at > since)
             ).scalar_one()
             out[name] = (int(later) + 1, record.period, record.last_error)
     return out

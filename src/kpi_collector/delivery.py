@@ -61,6 +61,7 @@ class DeliveryRecord:
     created_at: float
     updated_at: float
     progress: int = 0
+    pending_since: float | None = None  # when it last became pending (a run's started_at)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -210,9 +211,9 @@ class DeliveryEngine:
         """Make each destination's delivery of this run's period pending (or leave it done)."""
         for destination in self.destinations:
             period = self.period_of(destination, started_at, run_id)
-            self._record(destination, period, run_id)
+            self._record(destination, period, run_id, started_at.timestamp())
 
-    def _record(self, destination: Destination, period: str, run_id: int) -> None:
+    def _record(self, destination: Destination, period: str, run_id: int, started: float) -> None:
         import sqlalchemy as sa
 
         from kpi_collector.store.schema import deliveries as t
@@ -234,6 +235,7 @@ class DeliveryEngine:
                                 created_at=now,
                                 updated_at=now,
                                 progress=0,
+                                pending_since=started,
                             )
                         )
                     elif row.status == DONE:
@@ -247,6 +249,7 @@ class DeliveryEngine:
                                     last_error=None,
                                     progress=0,
                                     updated_at=now,
+                                    pending_since=started,  # not created_at: see pending_runs
                                 )
                             )
                     elif row.status == PENDING and not row.progress:
@@ -538,6 +541,7 @@ def _record_of(row: Any) -> DeliveryRecord:
         row.created_at,
         row.updated_at,
         row.progress or 0,
+        row.pending_since,
     )
 
 

@@ -81,7 +81,9 @@ def _v2(conn: sa.Connection) -> None:
     """deliveries.progress: how many parts of a split message went out (Discord's 2000 chars)."""
     columns = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
     if "progress" not in columns:  # a store created by _v1 of this version has it already
-        conn.execute(sa.text("ALTER TABLE deliveries ADD COLUMN progress INTEGER NOT NULL DEFAULT 0"))
+        conn.execute(
+            sa.text("ALTER TABLE deliveries ADD COLUMN progress INTEGER NOT NULL DEFAULT 0")
+        )
 
 
 # Per-period aggregates of the observations in one time zone: derived data, never the truth.
@@ -115,7 +117,10 @@ rollup_state = sa.Table(
 # (kpi, ts, id, value) covers `HistoryStore.rows`: one KPI's history is one index range read
 observations_cover = sa.Index(
     "ix_observations_kpi_ts_id_value",
-    observations.c.kpi, observations.c.ts, observations.c.id, observations.c.value,
+    observations.c.kpi,
+    observations.c.ts,
+    observations.c.id,
+    observations.c.value,
 )
 
 
