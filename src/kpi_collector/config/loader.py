@@ -80,8 +80,23 @@ def parse_config(
     lines = _LineFinder(root, label)
     environment = dict(_dotenv(path.parent / ".env") if path else {})
     environment.update(os.environ if env is None else env)
-    if not need_secrets:
-        data = _drop_unresolved(data, environment)
+    # a switched-off entry, or any entry when the command only reads the store, may name
+    # variables that are not set: it is left out (its place kept, for line numbers)
+    left_out: dict[str, set[int]] = {"sources": set(), "destinations": set()}
+    unchecked_sources: set[str] = set()  # their KPI ids may still be named in `kpis:`
+    for key, indexes in left_out.items():
+        items = data.get(key)
+        if not isinstance(items, list):
+            continue
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                continue
+            switched_off = not need_secrets or item.get("enabled") is False
+            if switched_off and _unresolved(item, environment):
+                indexes.add(index)
+                if key == "sources":
+                    unchecked_sources.add(str(item.get("name") or item.get("type")))
+                items[index] = {}
     data = _expand(data, environment, lines, ())
 
     settings = _validate(Settings, data, lines, (), "")
@@ -90,31 +105,44 @@ def parse_config(
     sources = []
     seen: dict[str, int] = {}
     for index, item in enumerate(settings.sources):
+        if index in left_out["sources"]:
+            continue
         at: Path_ = ("sources", index)
         kind = _kind(item, lines, at, "source")
         label_ = f"source {item.get('name') or kind!r}" if item.get("name") else f"sources[{index}]"
         cls = _resolve(source_type, kind, lines, at)
         source = _validate(cls, {k: v for k, v in item.items() if k != "type"}, lines, at, label_)
-        if source.name in seen:
-            raise ConfigError(
-                f"{lines.where((*at, 'name'))}: duplicate source name {source.name!r} "
-                f"(also sources[{seen[source.name]}]); give each source its own name"
-            )
-        seen[source.name] = index
+        _unique(source.name, index, seen, lines, at, "source")
         sources.append(source)
     destinations = []
+    seen = {}
     for index, item in enumerate(settings.destinations):
+        if index in left_out["destinations"]:
+            continue
         at = ("destinations", index)
         kind = _kind(item, lines, at, "destination")
         cls = _resolve(destination_type, kind, lines, at)
         label_ = f"destination {item.get('name') or kind!r}"
-        destinations.append(
-            _validate(cls, {k: v for k, v in item.items() if k != "type"}, lines, at, label_)
+        destination = _validate(
+            cls, {k: v for k, v in item.items() if k != "type"}, lines, at, label_
         )
+        _unique(destination.name, index, seen, lines, at, "destination")
+        destinations.append(destination)
     config = Config(settings, sources, destinations, path=path)
-    if need_secrets:  # with sources left out, references to them cannot be checked
-        _check_references(config, lines)
+    if need_secrets:  # with every source left out, references cannot be checked
+        _check_references(config, lines, unchecked_sources)
     return config
+
+
+def _unique(
+    name: str, index: int, seen: dict[str, int], lines: _LineFinder, at: Path_, what: str
+) -> None:
+    if name in seen:
+        raise ConfigError(
+            f"{lines.where((*at, 'name'))}: duplicate {what} name {name!r} "
+            f"(also {what}s[{seen[name]}]); give each {what} its own `name:`"
+        )
+    seen[name] = index
 
 
 def _parse_yaml(text: str) -> tuple[Any, Any]:
@@ -225,12 +253,16 @@ def _unwrap(annotation: Any) -> Any:
     )
 
 
-def _check_references(config: Config, lines: _LineFinder) -> None:
+def _check_references(config: Config, lines: _LineFinder, unchecked: set[str]) -> None:
+    """KPI ids in `kpis:`, formulas and `north_star` must name sources and their metrics;
+    sources left out unchecked (switched off, with unset variables) accept any metric."""
     names = {s.name: s for s in config.sources}
     known = set(config.kpi_ids())
     for kid, spec in config.kpis.items():
         source_name, dot, metric = kid.partition(".")
         if spec.formula:
+            continue
+        if dot and source_name in unchecked:
             continue
         if not dot or source_name not in names:
             raise ConfigError(
@@ -243,26 +275,24 @@ def _check_references(config: Config, lines: _LineFinder) -> None:
                 f"{lines.where(('kpis', kid))}: kpis.{kid}: source {source_name!r} has no metric "
                 f"{metric!r}; it has {', '.join(source.metric_names())}"
             )
-    _check_formulas(config, lines)
+    _check_formulas(config, lines, unchecked)
     from kpi_collector.alerts import alert_problems
 
     for at, message in alert_problems(config):
         raise ConfigError(f"{lines.where(at)}: {message}")
     star = config.settings.north_star
-    if star and star not in known and star.partition(".")[0] not in names:
+    if star and star not in known and star.partition(".")[0] not in {*names, *unchecked}:
         raise ConfigError(
             f"{lines.where(('north_star',))}: north_star {star!r} is not a KPI id of this config"
         )
 
 
-def _check_formulas(config: Config, lines: _LineFinder) -> None:
+def _check_formulas(config: Config, lines: _LineFinder, unchecked: set[str]) -> None:
     formulas = {kid: spec.formula for kid, spec in config.kpis.items() if spec.formula}
     if not formulas:
         return
-    try:
-        from kpi_collector.formula import Formula, order_formulas
-    except ImportError:  # pragma: no cover - formula support lands separately
-        return
+    from kpi_collector.formula import Formula, order_formulas
+
     parsed = {}
     for kid, text in formulas.items():
         try:
@@ -273,7 +303,7 @@ def _check_formulas(config: Config, lines: _LineFinder) -> None:
             ) from None
     known = set(config.kpi_ids())
     # ids of sources whose metrics are only known at run time are accepted by their prefix
-    open_prefixes = {s.name for s in config.sources if not s.metric_names()}
+    open_prefixes = {s.name for s in config.sources if not s.metric_names()} | unchecked
     known |= {i for f in parsed.values() for i in f.inputs if i.partition(".")[0] in open_prefixes}
     try:
         order_formulas(parsed, known)
@@ -281,26 +311,18 @@ def _check_formulas(config: Config, lines: _LineFinder) -> None:
         raise ConfigError(f"{lines.where(('kpis',))}: kpis: {exc}") from None
 
 
-def _drop_unresolved(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """Leave out sources and destinations that name a variable without a value or default."""
-
-    def unresolved(value: Any) -> bool:
-        if isinstance(value, str):
-            return any(
-                m.group(1) and m.group(2) is None and not env.get(m.group(1))
-                for m in _VAR.finditer(value)
-            )
-        if isinstance(value, list):
-            return any(unresolved(v) for v in value)
-        if isinstance(value, dict):
-            return any(unresolved(v) for v in value.values())
-        return False
-
-    out = dict(data)
-    for key in ("sources", "destinations"):
-        if isinstance(out.get(key), list):
-            out[key] = [item for item in out[key] if not unresolved(item)]
-    return out
+def _unresolved(value: Any, env: Mapping[str, str]) -> bool:
+    """Whether `value` names a variable that has neither a value nor a default."""
+    if isinstance(value, str):
+        return any(
+            m.group(1) and m.group(2) is None and not env.get(m.group(1))
+            for m in _VAR.finditer(value)
+        )
+    if isinstance(value, list):
+        return any(_unresolved(v, env) for v in value)
+    if isinstance(value, dict):
+        return any(_unresolved(v, env) for v in value.values())
+    return False
 
 
 def _expand(value: Any, env: Mapping[str, str], lines: _LineFinder, at: Path_) -> Any:
@@ -309,8 +331,6 @@ def _expand(value: Any, env: Mapping[str, str], lines: _LineFinder, at: Path_) -
     if isinstance(value, list):
         return [_expand(v, env, lines, (*at, i)) for i, v in enumerate(value)]
     if isinstance(value, dict):
-        if value.get("enabled") is False and len(at) == 2:
-            return value  # a switched-off source may name variables that are not set
         return {k: _expand(v, env, lines, (*at, k)) for k, v in value.items()}
     return value
 
