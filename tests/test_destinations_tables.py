@@ -4,6 +4,7 @@ and the email destination against a real SMTP server (STARTTLS, login, HTML + te
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from kpi_collector import Pipeline
 from kpi_collector.destinations import CSV, JSONL, SQL, Email, GoogleSheets, Parquet, Store
 from kpi_collector.destinations.base import Destination
+from kpi_collector.errors import DeliveryError
 from kpi_collector.sources.python import Function
 from tests.fakes.sheets import FakeSheets, service_account
 from tests.fakes.smtp import smtp_server
@@ -258,3 +260,64 @@ def test_email_untrusted_certificate_is_terminal(tmp_path: Path) -> None:
         )
         result = pipeline(tmp_path, email, {"stars": 1.0}).process(now=DAY)
         assert "TLS with SMTP server" in result.delivery_errors["email"]
+
+
+@pytest.mark.parametrize(
+    ("server", "tls", "expected", "transient"),
+    [
+        # smtplib's errors are OSErrors: none of these may come out as "cannot reach"
+        ({"tls": False}, "starttls", "does not offer STARTTLS: set tls: ssl", False),
+        (
+            {"tls": False},
+            "none",
+            "does not offer a login (no AUTH) (many do only over TLS: tls: starttls or ssl); "
+            "if it relays without one, remove username and password",
+            False,
+        ),
+        ({"oauth_only": True}, "starttls", "offers no login method kpi-collector can use", False),
+        (None, "starttls", "cannot reach SMTP server 127.0.0.1:", True),  # nothing listening
+        ("hang up", "starttls", "closed the connection: Connection unexpectedly closed", True),
+    ],
+)
+def test_email_errors_say_what_went_wrong(
+    tmp_path: Path, server: dict[str, bool] | str | None, tls: str, expected: str, transient: bool
+) -> None:
+    import socketserver
+    import threading
+
+    from tests.fakes.smtp import free_port
+
+    def attempt(port: int, ca_file: Path | None) -> DeliveryError:
+        email = Email(
+            host="127.0.0.1",
+            port=port,
+            tls=tls,  # type: ignore[arg-type]
+            username="bot",
+            password="smtp-pass-secret-123",
+            sender="kpi@example.com",
+            to=["team@example.com"],
+            ca_file=str(ca_file) if ca_file else None,
+            timeout=5,
+            retries=0,
+        )
+        with pytest.raises(DeliveryError) as caught:
+            asyncio.run(email.send_text("🚨 Alert: test"))
+        return caught.value
+
+    if server is None:
+        error = attempt(free_port(), None)
+    elif server == "hang up":  # a server that closes before its greeting
+        with socketserver.TCPServer(("127.0.0.1", 0), socketserver.BaseRequestHandler) as tcp:
+            threading.Thread(target=tcp.serve_forever, daemon=True).start()
+            try:
+                error = attempt(tcp.server_address[1], None)
+            finally:
+                tcp.shutdown()
+    else:
+        assert isinstance(server, dict)
+        with smtp_server(tmp_path, "bot", "smtp-pass-secret-123", **server) as (port, ca, got):
+            error = attempt(port, ca)
+            assert got == []
+    assert expected in str(error)
+    assert error.transient is transient
+    assert "smtp-pass-secret-123" not in str(error)

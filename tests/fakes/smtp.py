@@ -1,5 +1,7 @@
 """A real SMTP server on 127.0.0.1 (aiosmtpd) that requires STARTTLS with a self-signed
-certificate and AUTH LOGIN/PLAIN, and keeps the messages it accepted."""
+certificate and AUTH LOGIN/PLAIN, and keeps the messages it accepted. Variants for error
+tests: without TLS (then it offers neither STARTTLS nor AUTH, like a plain relay) and with
+only an AUTH mechanism smtplib does not speak (XOAUTH2)."""
 
 from __future__ import annotations
 
@@ -72,8 +74,17 @@ class _Handler:
         return "250 Message accepted for delivery"
 
 
+class _OAuthOnly(_Handler):
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> Any:
+        from aiosmtpd.smtp import AuthResult
+
+        return AuthResult(success=False, handled=False)
+
+
 @contextmanager
-def smtp_server(folder: Path, user: str, password: str) -> Iterator[tuple[int, Path, list[Any]]]:
+def smtp_server(
+    folder: Path, user: str, password: str, *, tls: bool = True, oauth_only: bool = False
+) -> Iterator[tuple[int, Path, list[Any]]]:
     """(port, CA file to trust, accepted messages as (EmailMessage, envelope))."""
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -92,17 +103,17 @@ def smtp_server(folder: Path, user: str, password: str) -> Iterator[tuple[int, P
         )
         return AuthResult(success=ok, handled=False)
 
-    handler = _Handler()
+    handler = _OAuthOnly() if oauth_only else _Handler()
     port = free_port()
     controller = Controller(
         handler,
         hostname="127.0.0.1",
         port=port,
-        tls_context=context,
-        require_starttls=True,
+        tls_context=context if tls else None,
+        require_starttls=tls,
         authenticator=authenticator,
-        auth_require_tls=True,
-        auth_exclude_mechanism=["CRAM-MD5"],
+        auth_require_tls=True,  # without TLS: no AUTH offered
+        auth_exclude_mechanism=["CRAM-MD5", *(["LOGIN", "PLAIN"] if oauth_only else [])],
     )
     controller.start()
     try:

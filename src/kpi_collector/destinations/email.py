@@ -121,6 +121,7 @@ class Email(MessageDestination):
             context = ssl.create_default_context(cafile=self.ca_file)
         except OSError as exc:
             raise DeliveryError(f"cannot read ca_file {self.ca_file}: {exc.strerror}") from None
+        step = "connect"  # which command failed: STARTTLS and AUTH both raise NotSupported
         try:
             if self.tls == "ssl":
                 smtp: smtplib.SMTP = smtplib.SMTP_SSL(
@@ -131,51 +132,72 @@ class Email(MessageDestination):
             with smtp:
                 smtp.ehlo()
                 if self.tls == "starttls":
+                    step = "starttls"
                     smtp.starttls(context=context)
                     smtp.ehlo()
                 if self.username:
+                    step = "login"
                     smtp.login(self.username, self.password.get() if self.password else "")
+                step = "send"
                 smtp.send_message(message, to_addrs=[*self.to, *self.cc])
-        except smtplib.SMTPAuthenticationError as exc:
-            raise delivery_error(
-                f"{where} refused the login ({exc.smtp_code}): check username and password",
-                transient=False,
-            ) from None
-        except smtplib.SMTPNotSupportedError:
-            raise delivery_error(
-                f"{where} does not offer STARTTLS: set tls: ssl (port 465) or, on a trusted "
-                "network only, tls: none",
-                transient=False,
-            ) from None
-        except smtplib.SMTPRecipientsRefused as exc:
-            refused = ", ".join(exc.recipients)
-            raise delivery_error(
-                f"{where} refused the recipients {refused}: check `to`", transient=False
-            ) from None
-        except smtplib.SMTPResponseException as exc:
-            text = (
-                exc.smtp_error.decode(errors="replace")
-                if isinstance(exc.smtp_error, bytes)
-                else str(exc.smtp_error)
-            )
-            raise delivery_error(
-                f"{where} answered {exc.smtp_code} {redact(' '.join(text.split()))[:200]}",
-                transient=400 <= exc.smtp_code < 500,  # 4xx: try again later; 5xx: permanent
-            ) from None
+        # smtplib's errors are OSErrors too: they are mapped first, and only what is left
+        # (refused connections, timeouts, resets) is the network's, worth another try
+        except smtplib.SMTPException as exc:
+            raise self._smtp_error(exc, where, step) from None
         except ssl.SSLError as exc:
             raise delivery_error(
                 f"TLS with {where} failed ({exc.reason or exc}): check tls, port and ca_file",
                 transient=False,
             ) from None
-        except (
-            TimeoutError,
-            smtplib.SMTPServerDisconnected,
-            smtplib.SMTPConnectError,
-            OSError,
-        ) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        except OSError as exc:  # TimeoutError, ConnectionRefusedError, ...
+            reason = exc.strerror or str(exc) or type(exc).__name__
             raise delivery_error(
                 f"cannot reach {where}: {redact(reason)}", transient=True
             ) from None
-        except smtplib.SMTPException as exc:
-            raise delivery_error(f"{where}: {redact(str(exc))}", transient=False) from None
+
+    def _smtp_error(self, exc: smtplib.SMTPException, where: str, step: str) -> DeliveryError:
+        if isinstance(exc, smtplib.SMTPAuthenticationError):
+            return delivery_error(
+                f"{where} refused the login ({exc.smtp_code}): check username and password",
+                transient=False,
+            )
+        if isinstance(exc, smtplib.SMTPNotSupportedError) and step == "login":
+            hint = " (many do only over TLS: tls: starttls or ssl)" if self.tls == "none" else ""
+            return delivery_error(
+                f"{where} does not offer a login (no AUTH){hint}; if it relays without one, "
+                "remove username and password",
+                transient=False,
+            )
+        if isinstance(exc, smtplib.SMTPNotSupportedError):
+            return delivery_error(
+                f"{where} does not offer STARTTLS: set tls: ssl (port 465) or, on a trusted "
+                "network only, tls: none",
+                transient=False,
+            )
+        if isinstance(exc, smtplib.SMTPRecipientsRefused):
+            refused = ", ".join(exc.recipients)
+            return delivery_error(
+                f"{where} refused the recipients {refused}: check `to`", transient=False
+            )
+        if isinstance(exc, smtplib.SMTPServerDisconnected):
+            return delivery_error(
+                f"{where} closed the connection: {redact(str(exc)) or 'no reason given'}",
+                transient=True,
+            )
+        if isinstance(exc, smtplib.SMTPResponseException):
+            text = (
+                exc.smtp_error.decode(errors="replace")
+                if isinstance(exc.smtp_error, bytes)
+                else str(exc.smtp_error)
+            )
+            return delivery_error(
+                f"{where} answered {exc.smtp_code} {redact(' '.join(text.split()))[:200]}",
+                transient=400 <= exc.smtp_code < 500,  # 4xx: try again later; 5xx: permanent
+            )
+        if step == "login":  # e.g. "No suitable authentication method found."
+            return delivery_error(
+                f"{where} offers no login method kpi-collector can use (PLAIN, LOGIN or "
+                f"CRAM-MD5): {redact(str(exc))}",
+                transient=False,
+            )
+        return delivery_error(f"{where}: {redact(str(exc))}", transient=False)
