@@ -255,3 +255,28 @@ def test_plugin_types_from_entry_points(workdir: Path, command: str) -> None:
     result = kpi(command, cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert "d20.sides" in result.stdout
+
+
+def test_errors_are_one_line_without_secrets_or_markup(workdir: Path) -> None:
+    secret = "supersecretvalue1"
+    (workdir / "kpi.yaml").write_text(
+        "sources:\n  - {name: a, type: http_json, url: 'api.example.com/s?access=${MY_API_TOKEN}', metrics: {v: v}}\n"
+    )
+    bad_url = kpi("validate", cwd=workdir, env={"MY_API_TOKEN": secret})
+    assert bad_url.returncode == 2 and "is not an http(s) URL" in bad_url.stderr
+    assert secret not in bad_url.stderr
+    (workdir / "kpi.yaml").write_text("store: sqlite:////proc/version/sub/kpi.db\nsources: []\n")
+    no_dir = kpi("history", cwd=workdir)
+    assert no_dir.returncode == 1 and "Traceback" not in no_dir.stderr
+    assert len(no_dir.stderr.strip().splitlines()) == 1
+
+
+def test_titles_are_text_not_markup(workdir: Path) -> None:
+    (workdir / "kpi.yaml").write_text(
+        "kpis:\n  f.posts: {title: 'Users [beta] [/beta]'}\n"
+        f"sources:\n  - {{name: f, type: command, command: [{sys.executable!r}, -c, 'print(3)'], metric: posts}}\n"
+    )
+    assert kpi("run", cwd=workdir).returncode == 0
+    table = kpi("history", cwd=workdir)
+    assert table.returncode == 0, table.stderr
+    assert "Users [beta] [/beta]" in table.stdout

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 from importlib import import_module
-from typing import Any
 
 import click
 
@@ -99,11 +98,19 @@ def run_command(argv: list[str] | None) -> int:
         exc.show()
         return EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
     except ConfigError as exc:
-        for line in str(exc).splitlines():
+        from kpi_collector.secrets import redact  # pydantic: only when there is an error
+
+        for line in redact(str(exc)).splitlines():
             click.echo(f"config error: {line}", err=True)
         return EXIT_USAGE
     except KpiError as exc:
-        click.echo(f"error: {exc}", err=True)
+        from kpi_collector.secrets import redact
+
+        click.echo(f"error: {redact(str(exc))}", err=True)
+        return EXIT_FAILED
+    except OSError as exc:  # a file or folder we were told to use cannot be used
+        where = f" {exc.filename}" if exc.filename else ""
+        click.echo(f"error:{where}: {exc.strerror or exc}", err=True)
         return EXIT_FAILED
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

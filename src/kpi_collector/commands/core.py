@@ -309,6 +309,7 @@ def history(
 def _history_table(config: Config, doc: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from kpi_collector.format import format_value
 
@@ -321,7 +322,7 @@ def _history_table(config: Config, doc: dict[str, Any]) -> None:
     table.add_column(doc["period"])
     for kpi in ids:
         spec = config.kpis.get(kpi)
-        table.add_column(spec.title if spec and spec.title else kpi, justify="right")
+        table.add_column(Text(spec.title if spec and spec.title else kpi), justify="right")
     by_kpi = {k: {p["period"]: p["value"] for p in points} for k, points in doc["kpis"].items()}
     for label in periods:
         cells = []

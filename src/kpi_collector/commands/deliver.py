@@ -93,6 +93,7 @@ def _show(engine: Any, only: tuple[str, ...], fmt: str) -> None:
 
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(show_edge=False)
     for column in ("destination", "period", "run", "status", "attempts", "updated", "last error"):
@@ -100,13 +101,13 @@ def _show(engine: Any, only: tuple[str, ...], fmt: str) -> None:
     for r in records:
         updated = datetime.fromtimestamp(r.updated_at, engine.tz).strftime("%Y-%m-%d %H:%M")
         style = {"pending": "yellow", "done": "green"}.get(r.status, "red")
-        table.add_row(
-            r.destination,
-            r.period,
+        table.add_row(  # Text: names and errors are shown as written, never as markup
+            Text(r.destination),
+            Text(r.period),
             str(r.run_id or ""),
-            f"[{style}]{r.status}[/]",
+            Text(r.status, style=style),
             str(r.attempts),
             updated,
-            r.last_error or "",
+            Text(r.last_error or ""),
         )
     Console(highlight=False).print(table)

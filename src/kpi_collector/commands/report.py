@@ -41,6 +41,6 @@ def report(ctx: click.Context, period: str, compare: str, out: str) -> None:
         raise click.BadParameter(str(exc), param_hint="--compare") from None
     if not out.lower().endswith((".html", ".htm", ".md", ".markdown")):
         raise click.BadParameter(f"{out}: use a .html or .md file", param_hint="--out")
-    config = load(ctx)
+    config = load(ctx, need_secrets=False)
     path = write_report(config, out, period=period, compare=compare)
     click.echo(f"wrote {path}")

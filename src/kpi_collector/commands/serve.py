@@ -38,7 +38,7 @@ def serve(ctx: click.Context, host: str, port: int, token: str | None) -> None:
         check_bind(host, token)
     except ConfigError as exc:  # a command-line problem: say it as one
         raise click.UsageError(str(exc)) from None
-    config = load(ctx)
+    config = load(ctx, need_secrets=False)
     data = DashboardData(config)
     waiting = rollup.pending(data.store.engine, data.zone)
     if waiting > 200_000:
