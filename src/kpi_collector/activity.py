@@ -281,25 +281,36 @@ def _series_sql(events: str, plan: _Plan) -> str:
     )
     windows = "SELECT 0 AS k, 0 AS span" + (f" UNION ALL {windows}" if windows else "")
     if plan.min_events == 1:
+        ends = [(k, span) for k, span in enumerate(spans, start=1) if span != 1]
+        end_columns = "".join(
+            f", CASE WHEN nd IS NOT NULL AND nd < d + {span} THEN nd ELSE d + {span} END AS e{k}"
+            for k, span in ends
+        )
+        end_keys = "".join(f", e{k}" for k, _ in ends)
+        end_days = "".join(f" WHEN w.k = {k} THEN x.e{k}" for k, _ in ends)
         deltas = ", ".join(
-            f"SUM(CASE WHEN k = 0 THEN 1 WHEN k = {k} THEN -1 ELSE 0 END) AS c{k}"
+            f"SUM(CASE WHEN k = 0 THEN n WHEN k = {k} THEN -n ELSE 0 END) AS c{k}"
             if span != 1
             else f"0 AS c{k}"
             for k, span in enumerate(spans, start=1)
         )
-        # A user-day covers the window ends d .. min(d + span, next active day) - 1.
+        # A user-day covers the window ends d .. min(d + span, next active day) - 1. User-days
+        # with the same day and the same window ends are counted together first, which
+        # leaves a few rows per day for the rest of the query.
         body = f"""
 au_user_days AS (SELECT DISTINCT u, d FROM au_events),
 au_next AS (SELECT d, LEAD(d) OVER (PARTITION BY u ORDER BY d) AS nd FROM au_user_days),
+au_ends AS (
+  SELECT d{end_keys}, COUNT(*) AS n
+  FROM (SELECT d{end_columns} FROM au_next) AS au_spans
+  GROUP BY d{end_keys}
+),
 au_edges AS (
-  SELECT w.k AS k,
-         CASE WHEN w.k = 0 THEN x.d
-              WHEN x.nd IS NOT NULL AND x.nd < x.d + w.span THEN x.nd
-              ELSE x.d + w.span END AS d
-  FROM au_next AS x CROSS JOIN au_windows AS w
+  SELECT w.k AS k, CASE WHEN w.k = 0 THEN x.d{end_days} END AS d, x.n AS n
+  FROM au_ends AS x CROSS JOIN au_windows AS w
 ),
 au_deltas AS (
-  SELECT d, SUM(CASE WHEN k = 0 THEN 1 ELSE 0 END) AS starts, {deltas}
+  SELECT d, SUM(CASE WHEN k = 0 THEN n ELSE 0 END) AS starts, {deltas}
   FROM au_edges GROUP BY d
 )"""
     else:
