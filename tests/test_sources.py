@@ -424,3 +424,16 @@ def test_login_form_options(site: Site) -> None:
     assert "login refused" in result.errors["refused"]
     assert "no form found" in result.errors["noform"]
     assert "no form matches 'form#signin'" in result.errors["wrongform"]
+
+
+def test_non_finite_values_are_errors_and_the_rest_is_stored(tmp_path: Path) -> None:
+    def odd() -> dict[str, float]:
+        return {"ok": 1.0, "nan": float("nan"), "inf": float("inf")}
+
+    store = Store(f"sqlite:///{tmp_path / 'kpi.db'}")
+    result = Pipeline(sources=(odd,), destinations=(store,), defaults=FAST).process()
+    assert result.values == {"odd.ok": 1.0}
+    assert "not a finite number" in result.errors["odd.nan"]
+    assert "not a finite number" in result.errors["odd.inf"]
+    [record] = store.open().runs()
+    assert record.status == "partial" and record.n_values == 1

@@ -5,11 +5,13 @@ limit and its own timeout; one failing source never stops the others.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from kpi_collector.collect.http import HttpClient
@@ -77,22 +79,40 @@ async def collect_one(
     ctx = SourceContext(client, timeout, retries, tz, now, base_dir)
     outcome = SourceOutcome(source.name)
     started = time.perf_counter()
+    # the whole source (login, every attempt) fits in its timeout per attempt, plus backoff
+    budget = timeout * (retries + 1) + 1
     try:
-        # the whole source (login, retries, every request) fits in its timeout, plus the
-        # backoff the retries may add
-        async with asyncio.timeout(timeout * (retries + 1) + 1):
+        async with asyncio.timeout(budget):
             values = await source.collect(ctx)
-        outcome.values = {str(k): float(v) for k, v in values.items()}
+        _keep_numbers(outcome, values)
     except MetricErrors as exc:
-        outcome.values = dict(exc.values)
-        outcome.errors = [
+        _keep_numbers(outcome, exc.values)
+        outcome.errors += [
             (metric, redact(message), exc.transient) for metric, message in exc.errors.items()
         ]
     except KpiError as exc:
         outcome.errors = [(None, redact(str(exc)), exc.transient)]
     except TimeoutError:
-        outcome.errors = [(None, f"timed out after {timeout:g}s", True)]
+        attempts = f" ({retries + 1} attempts of {timeout:g}s)" if retries else ""
+        outcome.errors = [(None, f"timed out after {budget - 1:g}s{attempts}", True)]
     except Exception as exc:  # a bug in a plugin must not take the run down
         outcome.errors = [(None, redact(f"{type(exc).__name__}: {exc}"), False)]
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def _keep_numbers(outcome: SourceOutcome, values: Mapping[str, Any]) -> None:
+    """Store finite numbers; NaN, infinity and non-numbers become that metric's error."""
+    for key, raw in values.items():
+        name = str(key)
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            outcome.errors.append((name, f"{name}: {raw!r} is not a number", False))
+            continue
+        if math.isfinite(value):
+            outcome.values[name] = value
+        else:
+            outcome.errors.append(
+                (name, f"{name}: {value} is not a finite number; not stored", False)
+            )

@@ -4,6 +4,7 @@ shared post-processing every metric gets (attr, regex, text → number, map, exp
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from functools import lru_cache
@@ -128,8 +129,8 @@ def finish(name: str, raw: Any, metric: Metric) -> float:
         raise ExtractError(
             f"{name}: expected a number, got {type(raw).__name__} {_short(repr(raw))}"
         )
-    if value != value:  # NaN
-        raise ExtractError(f"{name}: the value is not a number (NaN)")
+    if not math.isfinite(value):
+        raise ExtractError(f"{name}: {value} is not a finite number")
     if metric.expect is not None:
         low, high = metric.expect.min, metric.expect.max
         if (low is not None and value < low) or (high is not None and value > high):
