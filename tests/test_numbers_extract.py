@@ -25,6 +25,8 @@ from kpi_collector.errors import ExtractError
         ("2bn", 2e9),
         ("  42 downloads ", 42),
         ("12\u00a0374", 12374),
+        ("1'234'567", 1234567),
+        ("5 000,50", 5000.5),
         ("7", 7),
     ],
 )

@@ -6,7 +6,10 @@ import re
 
 _SUFFIX = {"k": 1e3, "m": 1e6, "mm": 1e6, "b": 1e9, "bn": 1e9, "g": 1e9, "t": 1e12}
 _NUMBER = re.compile(
-    r"(?P<sign>[-+−]?)\s*[$€£¥₹]?\s*(?P<num>\d[\d,.'\u00a0\u202f ]*\d|\d)\s*"
+    r"(?P<sign>[-+−]?)\s*[$€£¥₹]?\s*"
+    # spaces and apostrophes only ever group thousands (12 374, 1'234'567); other digits
+    # separated by a space are two numbers
+    r"(?P<num>\d{1,3}(?:['\u00a0\u202f ]\d{3})+(?:[.,]\d+)?(?!\d)|\d[\d,.]*\d|\d)\s*"
     r"(?P<suffix>bn|mm|[kmbgt](?![a-z]))?",
     re.IGNORECASE,
 )
