@@ -208,3 +208,13 @@ def test_period_keys() -> None:
     assert period_key(date(2026, 11, 29), "week") == "2026-W48"
     assert period_key(date(2026, 11, 29), "month") == "2026-11"
     assert period_key(date(2027, 1, 1), "week") == "2026-W53"
+
+
+def test_a_store_url_shows_its_host_but_never_its_password() -> None:
+    from kpi_collector.destinations import Store
+
+    store = Store("postgresql+psycopg://kpi:hunter3-pw@127.0.0.1:1/kpi")
+    assert "hunter3-pw" not in repr(store) and "127.0.0.1:1/kpi" in repr(store)
+    with pytest.raises(StoreError) as info:
+        _ = store.open().engine
+    assert "kpi:***@127.0.0.1:1/kpi" in str(info.value)

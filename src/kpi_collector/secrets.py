@@ -75,6 +75,20 @@ class Secret(SecretStr):
         )
 
 
+class DatabaseUrl(Secret):
+    """A database URL: only its password is secret, so messages can still name the host
+    and database (`postgresql://kpi:***@db/kpi`) while the password never shows."""
+
+    def __init__(self, secret_value: str) -> None:
+        SecretStr.__init__(self, secret_value)
+        match = _URL_PASSWORD.search(secret_value)
+        if match:
+            remember(match["pw"])
+
+    def _display(self) -> str:
+        return redact(self.get())
+
+
 def reveal(value: Secret | str | None) -> str | None:
     """The plain value of a secret or plain string."""
     if value is None:

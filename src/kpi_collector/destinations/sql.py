@@ -22,7 +22,7 @@ from pydantic import Field, PrivateAttr
 from kpi_collector.destinations._table import rows_of
 from kpi_collector.destinations.base import Delivery, TableDestination, delivery_error
 from kpi_collector.errors import DeliveryError
-from kpi_collector.secrets import Secret, redact
+from kpi_collector.secrets import DatabaseUrl, redact
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -39,7 +39,7 @@ def column_name(kpi: str) -> str:
 class SQL(TableDestination):
     type: ClassVar[str] = "sql"
 
-    url: Secret
+    url: DatabaseUrl
     table: str = Field(default="kpis", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
     db_schema: str | None = Field(default=None, alias="schema")
     _engine: Any = PrivateAttr(default=None)

@@ -8,14 +8,14 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from kpi_collector.destinations.base import Delivery, Destination
-from kpi_collector.secrets import Secret
+from kpi_collector.secrets import DatabaseUrl
 from kpi_collector.store import HistoryStore
 
 
 class Store(Destination):
     type: ClassVar[str] = "store"
 
-    url: Secret
+    url: DatabaseUrl
 
     def __init__(self, url: Any = None, /, **data: Any) -> None:
         if url is not None:

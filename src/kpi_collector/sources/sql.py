@@ -10,7 +10,7 @@ from pydantic import field_validator
 
 from kpi_collector.collect.extract import Metric, coerce_metric, finish
 from kpi_collector.errors import ExtractError, SourceError
-from kpi_collector.secrets import Secret
+from kpi_collector.secrets import DatabaseUrl
 from kpi_collector.sources.base import Source, SourceContext
 from kpi_collector.store import first_line
 
@@ -18,7 +18,7 @@ from kpi_collector.store import first_line
 class SQL(Source):
     type: ClassVar[str] = "sql"
 
-    url: Secret
+    url: DatabaseUrl
     metrics: dict[str, Metric]
 
     @field_validator("metrics", mode="before")
