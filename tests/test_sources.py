@@ -437,3 +437,25 @@ def test_non_finite_values_are_errors_and_the_rest_is_stored(tmp_path: Path) -> 
     assert "not a finite number" in result.errors["odd.inf"]
     [record] = store.open().runs()
     assert record.status == "partial" and record.n_values == 1
+
+
+def revenue() -> dict[str, float]:
+    return {"mrr": 1000.0, "churned": 0.0}
+
+
+def test_derived_kpis_in_a_run() -> None:
+    kpis = {
+        "revenue.arr": {"formula": "revenue.mrr * 12"},
+        "revenue.ratio": {"formula": "revenue.mrr / revenue.churned"},
+        "revenue.double_ratio": {"formula": "revenue.ratio * 2"},
+        "revenue.per_post": {"formula": "revenue.mrr / get_blog_stats.posts"},
+    }
+    full = run(revenue, get_blog_stats, kpis=kpis)
+    assert full.values["revenue.arr"] == 12000 and full.values["revenue.per_post"] == 1000 / 12
+    assert "division by zero" in full.errors["revenue.ratio"]
+    assert "revenue.ratio failed" in full.errors["revenue.double_ratio"]
+    partial = Pipeline(sources=(revenue, get_blog_stats), kpis=kpis, defaults=FAST).process(
+        only=["revenue"]
+    )
+    assert partial.values["revenue.arr"] == 12000
+    assert "revenue.per_post" not in partial.values and "revenue.per_post" not in partial.errors

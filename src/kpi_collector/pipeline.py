@@ -270,7 +270,7 @@ class Pipeline:
                 kpi_id = f"{outcome.source}.{failed}" if failed else None
                 result.errors[kpi_id or outcome.source] = message
                 errors.append((outcome.source, kpi_id, message, transient))
-        for kpi, message in self._derive(result.values).items():
+        for kpi, message in self._derive(result.values, partial=bool(only)).items():
             result.errors[kpi] = message
             errors.append(("formula", kpi, message, False))
         result.finished_at = datetime.now(UTC)
@@ -291,22 +291,24 @@ class Pipeline:
             await self.check_alerts(result)
         return result
 
-    def _derive(self, values: dict[str, float]) -> dict[str, str]:
-        """Evaluate derived KPIs (formulas) into `values`; returns errors by KPI id."""
+    def _derive(self, values: dict[str, float], *, partial: bool = False) -> dict[str, str]:
+        """Evaluate derived KPIs (formulas) into `values`; returns errors by KPI id.
+
+        In a `partial` run (`--only`), formulas whose inputs the run did not collect are
+        left alone instead of failing."""
         formulas = {k: s.formula for k, s in self.kpis.items() if s.formula}
         if not formulas:
             return {}
-        from kpi_collector.formula import Formula, order_formulas
+        from kpi_collector.formula import Formula, evaluate_formulas
 
         parsed = {k: Formula.parse(f) for k, f in formulas.items()}
-        known = set(values) | {i for f in parsed.values() for i in f.inputs}
-        errors: dict[str, str] = {}
-        for kpi in order_formulas(parsed, known | set(parsed)):
-            try:
-                values[kpi] = parsed[kpi].evaluate(values)
-            except (ValueError, ArithmeticError) as exc:
-                errors[kpi] = f"{kpi}: {exc}"
-        return errors
+        while partial:
+            ready = {k: f for k, f in parsed.items() if f.inputs <= values.keys() | parsed.keys()}
+            partial = len(ready) < len(parsed)
+            parsed = ready
+        computed, errors = evaluate_formulas(parsed, values)
+        values.update(computed)
+        return {kpi: f"{kpi}: {error}" for kpi, error in errors.items()}
 
     async def deliver(self, result: RunResult) -> None:
         """Deliver the run to each destination due in its period and retry pending deliveries
