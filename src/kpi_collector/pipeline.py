@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from kpi_collector.collect.engine import SourceOutcome, collect_all
 from kpi_collector.config.models import Alert, Config, Defaults, KpiSpec, Settings
-from kpi_collector.destinations.base import Delivery, Destination
+from kpi_collector.destinations.base import Destination
 from kpi_collector.destinations.store import Store
 from kpi_collector.errors import ConfigError
 from kpi_collector.secrets import redact
@@ -339,8 +339,3 @@ class Pipeline:
             from kpi_collector.alerts import check_alerts
 
             await check_alerts(self, result)
-
-    def delivery_for(self, destination: Destination, result: RunResult) -> Delivery:
-        from kpi_collector.delivery import DeliveryEngine
-
-        return DeliveryEngine.for_pipeline(self).delivery_from_result(destination, result)

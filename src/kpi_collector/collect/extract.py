@@ -182,9 +182,6 @@ class HtmlDocument:
         self._tree = LexborHTMLParser(body)
         self._lxml: Any = None
 
-    def css_count(self, selector: str) -> int:
-        return len(self._tree.css(selector))
-
     def css(self, name: str, metric: Metric) -> float:
         selector = metric.css
         assert selector is not None
@@ -239,11 +236,6 @@ class HtmlDocument:
         if metric.css:
             return self.css(name, metric)
         raise ExtractError(f"{name}: an html metric needs `css:` or `xpath:`")
-
-
-def count_css(body: bytes | str, selector: str) -> int:
-    """How many elements of `body` match `selector` (the hot path of html sources)."""
-    return HtmlDocument(body).css_count(selector)
 
 
 def extract_all(
