@@ -240,6 +240,7 @@ class Config:
         return resolve_url(self.settings.store, self.base_dir)
 
     def kpi_ids(self) -> list[str]:
-        ids = [kid for source in self.sources for kid in source.kpi_ids()]
-        ids += [kid for kid, spec in self.kpis.items() if spec.formula and kid not in ids]
-        return ids
+        """Every KPI id the config can produce: the sources' metrics, then derived KPIs."""
+        ids = dict.fromkeys(kid for source in self.sources for kid in source.kpi_ids())
+        ids.update(dict.fromkeys(kid for kid, spec in self.kpis.items() if spec.formula))
+        return list(ids)
