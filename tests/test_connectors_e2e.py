@@ -117,7 +117,8 @@ class Services:
 CONFIG = """\
 timezone: UTC
 sources:
-  - {{name: github, type: github, repo: acme/rocket, token: "${{GITHUB_TOKEN}}", api_url: "{github}"}}
+  - {{name: github, type: github, repo: acme/rocket, token: "${{GITHUB_TOKEN}}", api_url: "{github}",
+     metrics: [stars, forks, watchers, open_issues, open_prs, contributors, releases_downloads, unique_views]}}
   - {{name: pypi, type: pypi, package: rocket, api_url: "{pypi}"}}
   - {{name: npm, type: npm, package: rocket, api_url: "{npm}"}}
   - {{name: docker, type: dockerhub, repo: acme/rocket, api_url: "{dockerhub}"}}
@@ -197,7 +198,7 @@ def test_kpi_run_collects_every_connector_into_sqlite(services: tuple[Services, 
     assert latest["posthog.dau"] == latest["mixpanel.dau"] == 2  # yesterday: n=1 -> 2 users
     assert latest["posthog.mau"] == latest["mixpanel.mau"] == 4
     assert latest["github.unique_views"] == 20
-    assert len(latest) == 11 + 5 + 3 + 2 + 1 + 2 + 1 + 5 + 3 + 3
+    assert len(latest) == 8 + 5 + 3 + 2 + 1 + 2 + 1 + 5 + 3 + 3  # github: the 8 listed
     assert_no_secret(result.stdout, result.stderr, dump(folder))
     table = kpi(folder, "run")
     assert table.returncode == 0 and "github.stars" in table.stdout and "stripe.mrr" in table.stdout

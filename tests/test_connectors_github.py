@@ -78,8 +78,10 @@ def test_subset_of_metrics_costs_only_its_calls(github: FakeGitHub) -> None:
     assert github.calls("/pulls") == 0 and github.calls("/releases") == 0
 
 
-def test_traffic_with_a_push_token_and_defaults_include_it(github: FakeGitHub) -> None:
-    values = collect(source(github, token=PUSH_TOKEN))
+def test_traffic_when_asked_with_a_push_token(github: FakeGitHub) -> None:
+    assert "views" not in collect(source(github, token=PUSH_TOKEN))  # never a default
+    traffic = ["views", "unique_views", "clones", "unique_clones"]
+    values = collect(source(github, token=PUSH_TOKEN, metrics=traffic))
     assert values["views"] == 1400 and values["unique_views"] == 380
     assert values["clones"] == 90 and values["unique_clones"] == 41
     auth = {r.headers.get("Authorization") for r in github.requests}
@@ -243,7 +245,7 @@ def test_metrics_subset_is_checked_at_load() -> None:
         "sources:\n  - {type: github, repo: a/b, token: '${GITHUB_TOKEN}'}\n",
         env={"GITHUB_TOKEN": TOKEN},
     )
-    assert "github.unique_clones" in config.sources[0].kpi_ids()
+    assert "github.unique_clones" not in config.sources[0].kpi_ids()  # traffic: only when asked
     assert TOKEN not in repr(config.sources[0])
 
 

@@ -62,10 +62,9 @@ class GitHub(ServiceSource):
         return check_repo(value, "zenml-io/zenml")
 
     def wanted(self) -> list[str]:
-        if self.metrics:
-            return list(self.metrics)
-        # traffic is only readable with a token, so it is a default only when there is one
-        return list(self.known_metrics if self.token is not None else _PUBLIC)
+        # traffic needs push access, which most tokens (a CI's own, a read-only one) lack:
+        # it is collected only when `metrics:` asks for it
+        return list(self.metrics) if self.metrics else list(_PUBLIC)
 
     def auth(self) -> Auth | None:
         return Auth(bearer=self.token) if self.token is not None else None
