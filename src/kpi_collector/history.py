@@ -4,7 +4,8 @@
      "kpis": {"github.stars": [{"period": "2026-11-28", "value": 1647.0}, ...], ...}}
 
 Periods are labelled by their first day (weeks start on Monday); values follow each KPI's
-`agg` (default `last`). KPIs come north star first, then in config order, then by id.
+`agg` (default `last`). KPIs come in display order: the north star, those in `kpis:`, the
+sources' in config order, then the rest by id.
 """
 
 from __future__ import annotations
@@ -30,9 +31,7 @@ def history_document(
         series = store.series(kpis, period=period, since=since, tz=config.tz, agg=agg)
     finally:
         store.close()
-    star = config.settings.north_star
-    rank = {k: i for i, k in enumerate(config.kpis)}
-    ordered = sorted(series, key=lambda k: (k != star, rank.get(k, len(rank)), k))
+    ordered = config.order(series)
     return {
         "period": period,
         "timezone": config.timezone,

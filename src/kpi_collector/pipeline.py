@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from kpi_collector.collect.engine import SourceOutcome, collect_all
-from kpi_collector.config.models import Alert, Config, Defaults, KpiSpec, Settings
+from kpi_collector.config.models import (
+    Alert,
+    Config,
+    Defaults,
+    KpiSpec,
+    Settings,
+    display_order,
+)
 from kpi_collector.destinations.base import Destination
 from kpi_collector.destinations.store import Store
 from kpi_collector.errors import ConfigError
@@ -166,11 +173,11 @@ class Pipeline:
         return self.config.settings if self.config else None
 
     def order(self, kpis: Iterable[str]) -> list[str]:
-        """KPI ids in display order: the north star, then configured KPIs, then the rest."""
-        ids = list(dict.fromkeys(kpis))
-        rank = {k: i for i, k in enumerate(self.kpis)}
-        ids.sort(key=lambda k: (k != self.north_star, rank.get(k, len(rank)), k))
-        return ids
+        """KPI ids in display order (`config.models.display_order`)."""
+        config_ids = [kid for source in self.sources for kid in source.kpi_ids()]
+        return display_order(
+            kpis, kpis=self.kpis, north_star=self.north_star, config_ids=config_ids
+        )
 
     def process(
         self,

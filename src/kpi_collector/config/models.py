@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -124,7 +125,9 @@ class Alert(Strict):
         given = {k for k in ("kpi", "source", "destination") if getattr(self, k) is not None}
         if given - allowed:
             wrong = sorted(given - allowed)[0]
-            raise ValueError(f"`{wrong}:` does not go with {rules[0]}; it takes {', '.join(sorted(allowed))}")
+            raise ValueError(
+                f"`{wrong}:` does not go with {rules[0]}; it takes {', '.join(sorted(allowed))}"
+            )
         if self.kind in ("threshold", "change") and self.kpi is None:
             raise ValueError(f"{rules[0]} needs `kpi:`, the KPI id it watches")
         if self.below is not None and self.above is not None and self.below >= self.above:
@@ -166,6 +169,21 @@ class Alert(Strict):
     @property
     def key(self) -> str:
         return self.name or self.rule
+
+
+def display_order(
+    ids: Iterable[str],
+    *,
+    kpis: Iterable[str] = (),
+    north_star: str | None = None,
+    config_ids: Iterable[str] = (),
+) -> list[str]:
+    """KPI ids as every table, message and page shows them: the north star, then the ids
+    named in `kpis:`, then the sources' KPIs in config order, then the rest by id."""
+    rank: dict[str, int] = {}
+    for kpi in (*kpis, *config_ids):
+        rank.setdefault(kpi, len(rank))
+    return sorted(dict.fromkeys(ids), key=lambda k: (k != north_star, rank.get(k, len(rank)), k))
 
 
 class Settings(Strict):
@@ -238,6 +256,12 @@ class Config:
         from kpi_collector.store import resolve_url
 
         return resolve_url(self.settings.store, self.base_dir)
+
+    def order(self, ids: Iterable[str]) -> list[str]:
+        """`ids` in display order (see `display_order`)."""
+        return display_order(
+            ids, kpis=self.kpis, north_star=self.settings.north_star, config_ids=self.kpi_ids()
+        )
 
     def kpi_ids(self) -> list[str]:
         """Every KPI id the config can produce: the sources' metrics, then derived KPIs."""

@@ -159,13 +159,8 @@ class DashboardData:
     # KPIs ---------------------------------------------------------------------------------------
 
     def order(self, ids: Sequence[str]) -> list[str]:
-        """North star first, then configured KPIs, then the sources' KPIs, then the rest by id."""
-        star = self.config.settings.north_star
-        rank: dict[str, int] = {}
-        for kpi in [*self.config.kpis, *self.config.kpi_ids()]:
-            rank.setdefault(kpi, len(rank))
-        unique = list(dict.fromkeys(ids))
-        return sorted(unique, key=lambda k: (k != star, rank.get(k, len(rank)), k))
+        """`ids` in display order, as everywhere else (`config.models.display_order`)."""
+        return self.config.order(ids)
 
     def spec(self, kpi: str) -> dict[str, Any]:
         spec = self.config.kpis.get(kpi)

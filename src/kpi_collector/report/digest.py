@@ -286,9 +286,10 @@ def digest_title(every: str, start: date, local: datetime) -> str:
 
 
 def rank_kpis(ids: Iterable[str], kpis: Mapping[str, Any], north_star: str | None) -> list[str]:
-    """KPI ids in display order: the north star, then configured KPIs, then the rest by id."""
-    rank = {k: i for i, k in enumerate(kpis)}
-    return sorted(dict.fromkeys(ids), key=lambda k: (k != north_star, rank.get(k, len(rank)), k))
+    """KPI ids in display order, for a digest built without a config."""
+    from kpi_collector.config.models import display_order
+
+    return display_order(ids, kpis=kpis, north_star=north_star)
 
 
 def split_lines(lines: Sequence[str], limit: int) -> list[str]:
