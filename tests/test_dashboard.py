@@ -599,6 +599,103 @@ def test_rollup_equals_series_after_runs_and_backfills(store_url: str, zone: str
     store.close()
 
 
+def _rolled_up_days(store: HistoryStore, tz: ZoneInfo) -> dict[str, list[tuple[date, float]]]:
+    got = rollup.read(store.engine, tz, "day", since=date(2000, 1, 1), agg={"a.x": "sum"})
+    return {k: [(p.start, p.value) for p in v] for k, v in got.items()}
+
+
+def _mark(store: HistoryStore, tz: ZoneInfo) -> int:
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import rollup_state as s
+
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.select(s.c.last_id).where(s.c.zone == tz.key)).scalar_one())
+
+
+def test_rollup_folds_in_ids_that_commit_out_of_order(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transaction holding a lower id commits after a higher id was folded in (PostgreSQL,
+    MariaDB): the rollup still gets it; here on every database by inserting ids out of order."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import observations
+
+    store = HistoryStore(store_url)
+    tz = ZoneInfo("UTC")
+    day = datetime(2026, 3, 2, 12, tzinfo=UTC).timestamp()
+    run = store.begin_run()
+
+    def insert(id_: int, value: float) -> None:
+        with store.engine.begin() as conn:
+            conn.execute(
+                observations.insert().values(
+                    id=id_, run_id=run, kpi="a.x", ts=day + id_, value=value, source="s"
+                )
+            )
+
+    insert(1, 1.0)
+    insert(3, 3.0)
+    rollup.catch_up(store.engine, tz)  # the first build
+    insert(5, 5.0)
+    rollup.catch_up(store.engine, tz)
+    insert(2, 2.0)  # committed late, below everything folded so far
+    assert rollup.pending(store.engine, tz) == 1
+    rollup.catch_up(store.engine, tz)
+    assert rollup.pending(store.engine, tz) == 0
+    assert _rolled_up_days(store, tz) == store.series(["a.x"], tz=tz, agg={"a.x": "sum"})
+    assert _rolled_up_days(store, tz)["a.x"] == [(date(2026, 3, 2), 11.0)]
+    insert(4, 4.0)  # no new highest id: found by the count above the mark
+    rollup.catch_up(store.engine, tz)
+    assert _rolled_up_days(store, tz)["a.x"] == [(date(2026, 3, 2), 15.0)]
+    assert rollup.catch_up(store.engine, tz) == 0  # nothing new: nothing folded again
+    assert _mark(store, tz) < 5  # ids above the mark are watched until they settle
+    monkeypatch.setattr(rollup, "SETTLE", 0.0)
+    rollup.catch_up(store.engine, tz)  # up to what was the highest id at the last change
+    rollup.catch_up(store.engine, tz)  # then to the highest now
+    assert _mark(store, tz) == 5 and rollup.pending(store.engine, tz) == 0
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(observations)).scalar() == 5
+    store.close()
+
+
+def test_rollup_gets_a_transaction_that_commits_after_a_later_one(store_url: str) -> None:
+    """The real thing: a transaction takes an id, another takes the next, commits and is
+    rolled up; then the first commits."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import observations
+
+    if store_url.startswith("sqlite"):
+        pytest.skip("SQLite has one writer at a time: its ids commit in order")
+    store = HistoryStore(store_url)
+    tz = ZoneInfo("UTC")
+    day = datetime(2026, 3, 2, 12, tzinfo=UTC).timestamp()
+    run = store.begin_run()
+    store.finish_run(run, observations=[("a.x", day, 1.0, "s")])
+    rollup.catch_up(store.engine, tz)
+    slow = store.begin_run()
+    with store.engine.connect() as conn, conn.begin():
+        slow_id = conn.execute(
+            observations.insert().values(run_id=slow, kpi="a.x", ts=day + 1, value=10.0, source="s")
+        ).inserted_primary_key[0]
+        fast = store.begin_run()  # meanwhile another writer takes a higher id and commits
+        store.finish_run(fast, observations=[("a.x", day + 2, 100.0, "s")])
+        rollup.catch_up(store.engine, tz)
+        assert _rolled_up_days(store, tz)["a.x"] == [(date(2026, 3, 2), 101.0)]
+        with store.engine.connect() as other:
+            fast_id = other.execute(
+                sa.select(observations.c.id).where(observations.c.run_id == fast)
+            ).scalar_one()
+        assert slow_id < fast_id
+    # the slow transaction has committed now, with an id below the one already folded in
+    rollup.catch_up(store.engine, tz)
+    assert _rolled_up_days(store, tz)["a.x"] == [(date(2026, 3, 2), 111.0)]
+    assert rollup.pending(store.engine, tz) == 0
+    store.close()
+
+
 def test_overview_on_every_database(store_url: str, tmp_path: Path) -> None:
     (tmp_path / "kpi.yaml").write_text(
         CONFIG.replace("sqlite:///kpi.db", store_url), encoding="utf-8"

@@ -167,6 +167,41 @@ def test_v5_gives_pending_deliveries_a_pending_since(store: HistoryStore) -> Non
     assert [tuple(r) for r in rows] == [("chat", None), ("sheet", 100.0)]
 
 
+def test_v6_keeps_a_rollup_of_schema_5_going(store: HistoryStore) -> None:
+    """rollup_state of schema 5 (a mark, nothing else) gets the columns of the out-of-order
+    watch, and catching up from its old mark folds in what came after it."""
+    from zoneinfo import ZoneInfo
+
+    from kpi_collector.store import rollup
+
+    url, zone = store.url, ZoneInfo("UTC")
+    day = ts("2026-11-02T07:00:00+00:00")
+    run = store.begin_run()
+    store.finish_run(run, observations=[("k", day, 1.0, "s"), ("k", day + 60, 2.0, "s")])
+    rollup.catch_up(store.engine, zone)
+    store.close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for column in ("seen_id", "seen_n", "settle_id", "settle_at"):
+            conn.execute(sa.text(f"ALTER TABLE rollup_state DROP COLUMN {column}"))
+        high = conn.execute(sa.text("SELECT max(id) FROM observations")).scalar()
+        conn.execute(sa.text("UPDATE rollup_state SET last_id = :h"), {"h": high})
+        conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="5"))
+    engine.dispose()
+    reopened = HistoryStore(url)
+    try:
+        assert reopened.migrate() == SCHEMA_VERSION
+        run = reopened.begin_run()
+        reopened.finish_run(run, observations=[("k", day + 120, 4.0, "s")])
+        assert rollup.pending(reopened.engine, zone) == 1
+        rollup.catch_up(reopened.engine, zone)
+        assert rollup.pending(reopened.engine, zone) == 0
+        got = rollup.read(reopened.engine, zone, "day", since=date(2026, 11, 1), agg={"k": "sum"})
+        assert [(p.start, p.value) for p in got["k"]] == [(date(2026, 11, 2), 7.0)]
+    finally:
+        reopened.close()
+
+
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'kpi.db'}"
     _ = HistoryStore(url).engine

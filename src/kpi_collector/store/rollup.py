@@ -6,6 +6,13 @@ backfilled value gets a new id, whatever its timestamp) by recomputing each touc
 from the raw observations, in ts order, as `periods.aggregate` does, so a rolled-up value is
 exactly what `HistoryStore.series` computes. Readers (the dashboard) call it before
 reading; writers need not know it exists.
+
+Ids do not commit in order on PostgreSQL and MariaDB: a transaction that took id 10 may
+commit after one that took id 11 was folded in. So the mark only moves up to an id that was
+already the highest `SETTLE` seconds earlier (every id below it was handed out before then,
+and a transaction that writes observations is over in seconds); the ids above the mark are
+folded again whenever their count or highest id changes — which a late commit does — and
+folding is idempotent, since it recomputes whole periods from the raw observations.
 """
 
 from __future__ import annotations
@@ -41,7 +48,14 @@ class Point(NamedTuple):
 
 #: a build whose owner has not moved for this long is taken over (its process died)
 BUILD_TIMEOUT = 15 * 60.0
+#: seconds after which no transaction is expected to commit an id that was below the highest
+SETTLE = 300.0
 _BUILDING = -1  # rollup_state.last_id while a first build is under way
+
+
+def _unbuilt(row: Any) -> bool:
+    """No rollup yet (or one being built); a built one may have the mark 0 and a seen_id."""
+    return row is None or row.last_id == _BUILDING or (row.last_id == 0 and not row.seen_id)
 
 
 class RollupBusy(RuntimeError):
@@ -59,13 +73,17 @@ def catch_up(engine: sa.Engine, zone: ZoneInfo) -> int:
     from kpi_collector.store.schema import rollup_state
 
     with engine.connect() as conn:
-        high = conn.execute(sa.select(sa.func.max(o.c.id))).scalar()
-        row = conn.execute(
-            sa.select(rollup_state.c.last_id, rollup_state.c.updated_at).where(
-                rollup_state.c.zone == zone.key
-            )
+        row: Any = conn.execute(
+            sa.select(rollup_state).where(rollup_state.c.zone == zone.key)
         ).first()
-    if row is None or row.last_id in (0, _BUILDING):
+        if _unbuilt(row):
+            high = conn.execute(sa.select(sa.func.max(o.c.id))).scalar()
+        else:
+            low = int(row.last_id)
+            n, high = conn.execute(
+                sa.select(sa.func.count(), sa.func.max(o.c.id)).where(o.c.id > low)
+            ).one()
+    if _unbuilt(row):
         if high is None and row is None:
             with engine.begin() as conn:
                 _set_mark(conn, zone.key, 0, insert=True)
@@ -73,18 +91,82 @@ def catch_up(engine: sa.Engine, zone: ZoneInfo) -> int:
         if high is None:
             return 0
         return _build(engine, zone, int(high), row)
-    low = int(row.last_id)
-    if high is None or int(high) <= low:
+    now = time.time()
+    changed = (int(n), int(high or low)) != (row.seen_n or 0, row.seen_id or low)
+    settled = row.settle_at is not None and now - row.settle_at >= SETTLE
+    if not changed and not settled:
         return 0
     with engine.begin() as conn:
-        now_low = conn.execute(
-            sa.select(rollup_state.c.last_id).where(rollup_state.c.zone == zone.key)
-        ).scalar()
-        if now_low != low:  # another process got there first
+        claimed = conn.execute(  # one process folds; another one waits here, then skips
+            rollup_state.update()
+            .where(
+                rollup_state.c.zone == zone.key,
+                rollup_state.c.last_id == low,
+                rollup_state.c.updated_at == row.updated_at,
+            )
+            .values(updated_at=now)
+        ).rowcount
+        if claimed != 1:  # another process got there first
             return 0
-        added = _refresh(conn, zone, low, int(high))
-        _set_mark(conn, zone.key, int(high), insert=False)
+        # counted before folding: a row committing in between is then folded and not counted
+        # (so the next call folds again), never counted and not folded
+        n, high = conn.execute(
+            sa.select(sa.func.count(), sa.func.max(o.c.id)).where(o.c.id > low)
+        ).one()
+        high = int(high or low)
+        mark, settle_id, settle_at = low, row.settle_id, row.settle_at
+        if settled:
+            mark, settle_id, settle_at = max(low, int(row.settle_id)), None, None
+        above = int(n) if mark == low else _count(conn, mark, high)
+        added = 0
+        if (int(n), high) != (row.seen_n or 0, row.seen_id or low):
+            added = _refresh(conn, zone, low, high)
+        _save_state(conn, zone.key, mark, high, above, (settle_id, settle_at), now)
     return added
+
+
+def _count(conn: sa.Connection, low: int, high: int) -> int:
+    """How many observations have low < id <= high."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import observations as o
+
+    if high <= low:
+        return 0
+    query = sa.select(sa.func.count()).where(o.c.id > low, o.c.id <= high)
+    return int(conn.execute(query).scalar_one())
+
+
+def _save_state(
+    conn: sa.Connection,
+    zone: str,
+    mark: int,
+    high: int,
+    above: int,
+    settle: tuple[int | None, float | None],
+    now: float,
+) -> None:
+    """The mark, the `above` observations over it up to `high` that were folded in, and, while
+    there are any, the id that becomes the mark once it has been the highest for SETTLE s."""
+    from kpi_collector.store.schema import rollup_state
+
+    settle_id, settle_at = settle
+    if high <= mark:
+        settle_id, settle_at = None, None
+    elif settle_id is None:
+        settle_id, settle_at = high, now
+    conn.execute(
+        rollup_state.update()
+        .where(rollup_state.c.zone == zone)
+        .values(
+            last_id=mark,
+            seen_id=max(high, mark),
+            seen_n=above,
+            settle_id=settle_id,
+            settle_at=settle_at,
+            updated_at=now,
+        )
+    )
 
 
 def _build(engine: sa.Engine, zone: ZoneInfo, high: int, row: Any) -> int:
@@ -112,6 +194,11 @@ def _build(engine: sa.Engine, zone: ZoneInfo, high: int, row: Any) -> int:
             ).rowcount
             if claimed != 1:
                 raise RollupBusy(f"another process is building the rollup of {zone.key}")
+        # an id below `high` may still commit: the mark starts at what had surely settled,
+        # and the ids above it are folded again as they change (see the module docstring);
+        # counted before the KPIs are listed and folded, as in catch_up
+        mark = _settled_before(conn, now - SETTLE, high)
+        above = _count(conn, mark, high)
         conn.execute(rollup.delete().where(rollup.c.zone == zone.key))
         kpis = [k for (k,) in conn.execute(sa.select(o.c.kpi).distinct().where(o.c.id <= high))]
     added = 0
@@ -120,23 +207,41 @@ def _build(engine: sa.Engine, zone: ZoneInfo, high: int, row: Any) -> int:
             added += _rebuild(conn, zone, None, chunk, high)
             _set_mark(conn, zone.key, _BUILDING, insert=False)  # still alive
     with engine.begin() as conn:
-        _set_mark(conn, zone.key, high, insert=False)
+        _save_state(conn, zone.key, mark, high, above, (high, now), time.time())
     return added
 
 
+def _settled_before(conn: sa.Connection, when: float, high: int) -> int:
+    """The highest id of the observations of runs that finished before `when` (0: none):
+    every id below it was handed out before then."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import observations as o
+    from kpi_collector.store.schema import runs
+
+    # a run's observations commit with its finished_at (HistoryStore.finish_run)
+    finished = sa.select(runs.c.id).where(runs.c.finished_at < when)
+    found = conn.execute(
+        sa.select(sa.func.max(o.c.id)).where(o.c.run_id.in_(finished), o.c.id <= high)
+    ).scalar()
+    return int(found or 0)
+
+
 def pending(engine: sa.Engine, zone: ZoneInfo) -> int:
-    """How many observation ids `catch_up` has still to fold in for `zone` (an upper bound)."""
+    """How many observations `catch_up` has still to fold in for `zone` (an upper bound)."""
     import sqlalchemy as sa
 
     from kpi_collector.store.schema import observations as o
     from kpi_collector.store.schema import rollup_state
 
     with engine.connect() as conn:
-        high = conn.execute(sa.select(sa.func.max(o.c.id))).scalar() or 0
-        low = conn.execute(
-            sa.select(rollup_state.c.last_id).where(rollup_state.c.zone == zone.key)
-        ).scalar()
-    return max(int(high) - max(int(low or 0), 0), 0)
+        row: Any = conn.execute(
+            sa.select(rollup_state).where(rollup_state.c.zone == zone.key)
+        ).first()
+        if _unbuilt(row):  # all of them, at most the highest id
+            return int(conn.execute(sa.select(sa.func.max(o.c.id))).scalar() or 0)
+        above = conn.execute(sa.select(sa.func.count()).where(o.c.id > row.last_id)).scalar_one()
+    return max(int(above) - int(row.seen_n or 0), 0)  # the ones the last fold did not see
 
 
 def _set_mark(conn: sa.Connection, zone: str, last_id: int, *, insert: bool) -> None:

@@ -111,6 +111,13 @@ rollup_state = sa.Table(
     sa.Column("zone", sa.String(64), primary_key=True),
     sa.Column("last_id", sa.Integer, nullable=False),  # observations up to this id are rolled up
     sa.Column("updated_at", sa.Double, nullable=False),
+    # added by _v6: ids commit out of order (PostgreSQL, MariaDB), so the ids above last_id
+    # are folded again while a lower one may still commit: how many there were at the last
+    # fold and the highest; and the id that becomes last_id once `settle_at` is old enough
+    sa.Column("seen_id", sa.Integer),
+    sa.Column("seen_n", sa.Integer),
+    sa.Column("settle_id", sa.Integer),
+    sa.Column("settle_at", sa.Double),
 )
 
 
@@ -189,6 +196,20 @@ def _v5(conn: sa.Connection) -> None:
     )
 
 
+def _v6(conn: sa.Connection) -> None:
+    """rollup_state: what the last fold saw above the mark (see `kpi_collector.store.rollup`)."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("rollup_state")}
+    for name, kind in (
+        ("seen_id", sa.Integer()),
+        ("seen_n", sa.Integer()),
+        ("settle_id", sa.Integer()),
+        ("settle_at", sa.Double()),
+    ):
+        if name not in columns:  # a store created by _v3 of this version has them already
+            sql_type = kind.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE rollup_state ADD COLUMN {name} {sql_type}"))
+
+
 #: migrations[i] brings the schema from version i to i + 1; append, never edit.
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 SCHEMA_VERSION = len(MIGRATIONS)
