@@ -57,7 +57,8 @@ def value_of(kpi: str, day: int, hour: int) -> float:
 
 
 def build_store(folder: Path) -> Path:
-    """A config and a store: 400 days × 4 observations of 3 KPIs, a failing last run, a pending delivery."""
+    """A config and a store: 400 days × 4 observations of 3 KPIs, a failing last run, a pending
+    delivery (and a done and a dropped one)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / ".env").write_text(f"CRM_TOKEN={SECRET}\n", encoding="utf-8")
     path = folder / "kpi.yaml"
@@ -101,6 +102,18 @@ def build_store(folder: Path) -> Path:
                 last_error=f"HTTP 500 from https://hooks.example/{SECRET}",
                 created_at=NOW.timestamp() - 60,
                 updated_at=NOW.timestamp() - 30,
+            )
+        )
+        conn.execute(  # given up (its run's values were gone): not pending any more
+            sa.insert(deliveries).values(
+                destination="discord",
+                period="2026-W12",
+                run_id=first,
+                status="dropped",
+                attempts=1,
+                last_error="run 1 has no stored values any more; nothing to deliver",
+                created_at=NOW.timestamp() - 900,
+                updated_at=NOW.timestamp() - 900,
             )
         )
         conn.execute(
@@ -439,6 +452,25 @@ def test_non_loopback_bind_needs_a_token() -> None:
     check_bind("0.0.0.0", "t0ken")
     with pytest.raises(ConfigError, match="KPI_DASHBOARD_TOKEN"):
         check_bind("0.0.0.0", None)
+
+
+def test_metrics_name_an_interrupted_run(tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from kpi_collector.report.metrics import metrics_text
+    from kpi_collector.schedule.state import mark_interrupted
+
+    (tmp_path / "kpi.yaml").write_text(CONFIG, encoding="utf-8")
+    (tmp_path / ".env").write_text(f"CRM_TOKEN={SECRET}\n", encoding="utf-8")
+    config = load_config(tmp_path / "kpi.yaml")
+    store = HistoryStore(config.store_url)
+    store.begin_run(started_at=NOW.timestamp() - 60)  # its process died midway
+    assert mark_interrupted(store)
+    data = DashboardData(config, store=store, clock=NOW.timestamp)
+    families = {f.name: f for f in text_string_to_metric_families(metrics_text(data))}
+    status = {s.labels["status"]: s.value for s in families["kpi_last_run_status"].samples}
+    assert status["interrupted"] == 1.0 and sum(status.values()) == 1.0
+    data.close()
 
 
 def test_kpi_serve_refuses_a_public_host_without_token(config_path: Path) -> None:

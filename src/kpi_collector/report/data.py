@@ -106,6 +106,7 @@ class DashboardData:
         """What the documents depend on: newest observation, newest run, pending deliveries."""
         import sqlalchemy as sa
 
+        from kpi_collector.delivery import PENDING
         from kpi_collector.store.schema import deliveries as d
         from kpi_collector.store.schema import observations as o
         from kpi_collector.store.schema import runs as r
@@ -116,7 +117,7 @@ class DashboardData:
                 sa.select(r.c.id, r.c.status, r.c.finished_at).order_by(r.c.id.desc()).limit(1)
             ).first()
             pending = conn.execute(
-                sa.select(sa.func.count(), sa.func.max(d.c.updated_at)).where(d.c.status != "done")
+                sa.select(sa.func.count(), sa.func.max(d.c.updated_at)).where(d.c.status == PENDING)
             ).one()
         return (newest, tuple(run or ()), tuple(pending))
 
@@ -420,6 +421,7 @@ class DashboardData:
     def pending_deliveries(self) -> list[dict[str, Any]]:
         import sqlalchemy as sa
 
+        from kpi_collector.delivery import PENDING
         from kpi_collector.store.schema import deliveries as d
 
         query = (
@@ -433,7 +435,7 @@ class DashboardData:
                 d.c.created_at,
                 d.c.updated_at,
             )
-            .where(d.c.status != "done")
+            .where(d.c.status == PENDING)  # not `dropped`: those are never retried
             .order_by(d.c.created_at, d.c.id)
         )
         with self.store.engine.connect() as conn:

@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     from kpi_collector.report.data import DashboardData
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-RUN_STATUSES = ("ok", "partial", "failed", "running")
+#: every status a run can have (HistoryStore.finish_run, schedule.state.mark_interrupted)
+RUN_STATUSES = ("ok", "partial", "failed", "running", "interrupted")
 
 
 def _label(value: str) -> str:
