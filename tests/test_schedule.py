@@ -229,6 +229,21 @@ def test_a_manual_kpi_run_counts_as_the_main_jobs_run(folder: Path) -> None:
     assert due == ["source:fast", "destination:weekly"]
 
 
+def test_a_kpi_run_of_some_sources_is_not_the_main_jobs_run(folder: Path) -> None:
+    config = load_config(folder / "kpi.yaml")
+    Pipeline.from_config(config).process(
+        only=["fast"], now=datetime(2026, 11, 2, 7, 5, tzinfo=BERLIN)
+    )
+    at_eight = datetime(2026, 11, 2, 8, tzinfo=BERLIN)
+    scheduler = scheduler_at(folder, at_eight, at_eight + timedelta(hours=1))
+    # app was not collected since its 07:00: main is due; fast was, at 07:05
+    assert [job.name for job in scheduler.due(at_eight)] == ["main", "destination:weekly"]
+    Pipeline.from_config(config).process(
+        only=["app", "fast"], now=datetime(2026, 11, 2, 8, 1, tzinfo=BERLIN)
+    )  # every source of the main job (named): that is its run
+    assert [job.name for job in scheduler.due(at_eight)] == ["destination:weekly"]
+
+
 def test_once_runs_what_is_due_and_then_nothing(folder: Path) -> None:
     scheduler = scheduler_at(
         folder, datetime(2026, 11, 2, 8, tzinfo=BERLIN), datetime(2026, 11, 2, 9, tzinfo=BERLIN)

@@ -44,6 +44,8 @@ from kpi_collector.schedule.state import (
 from kpi_collector.secrets import redact
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
     from kpi_collector.config.models import Config
     from kpi_collector.pipeline import Pipeline
 
@@ -127,6 +129,39 @@ class JobResult:
     problems: list[str] = field(default_factory=list)  # what failed, one line each
 
 
+def _last_manual_run(conn: sa.Connection, sources: tuple[str, ...]) -> float | None:
+    """When the newest successful `kpi run` that collected every one of `sources` started: a
+    `kpi run --only` of some of them is no run of the main job. A run collected a source when
+    it stored a value or an error of it (the newest 20 manual runs are looked at)."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import observations, run_errors, runs
+
+    recent = conn.execute(
+        sa.select(runs.c.id, runs.c.started_at)
+        .where(runs.c.trigger == "run", runs.c.status.in_(SUCCESS))
+        .order_by(runs.c.id.desc())
+        .limit(20)
+    ).all()
+    if not recent or not sources:
+        return float(recent[0].started_at) if recent else None
+    ids = [r.id for r in recent]
+    collected: dict[int, set[str]] = {}
+    for table in (observations, run_errors):
+        query = (
+            sa.select(table.c.run_id, table.c.source)
+            .where(table.c.run_id.in_(ids), table.c.source.in_(sources))
+            .distinct()
+        )
+        for run_id, source in conn.execute(query):
+            collected.setdefault(run_id, set()).add(source)
+    wanted = set(sources)
+    for run in recent:
+        if collected.get(run.id, set()) >= wanted:
+            return float(run.started_at)
+    return None
+
+
 class Scheduler:
     """Runs a config's jobs on their crons until `stop` is set."""
 
@@ -164,19 +199,13 @@ class Scheduler:
         for a source job the newest value it collected."""
         import sqlalchemy as sa
 
-        from kpi_collector.store.schema import observations, runs
+        from kpi_collector.store.schema import observations
 
         state = job_states(self.store).get(job.name)
         found: list[float | None] = [state.last_success_at] if state else []
         with self.store.engine.connect() as conn:
             if job.name == "main":
-                found.append(
-                    conn.execute(
-                        sa.select(sa.func.max(runs.c.started_at)).where(
-                            runs.c.trigger == "run", runs.c.status.in_(SUCCESS)
-                        )
-                    ).scalar()
-                )
+                found.append(_last_manual_run(conn, job.sources))
             elif job.collects:
                 found.append(
                     conn.execute(
