@@ -10,10 +10,13 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,18 +40,35 @@ def require_pushgateway() -> str:
     pytest.skip(reason)
 
 
+def _web_config(folder: Path, users: dict[str, str]) -> Path:
+    """A `--web.config.file` that asks for HTTP basic auth: bcrypt hashes of the passwords
+    (the cheapest cost, made by the C library's crypt, as `htpasswd -B` would)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+
+    salt = crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)
+    lines = ["basic_auth_users:"]
+    lines += [f'  {user}: "{crypt.crypt(password, salt)}"' for user, password in users.items()]
+    path = folder / "web.yml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 @contextmanager
-def pushgateway() -> Iterator[str]:
-    """A fresh Pushgateway (in-memory, no persistence); yields its URL."""
+def pushgateway(users: dict[str, str] | None = None) -> Iterator[str]:
+    """A fresh Pushgateway (in-memory, no persistence); yields its URL. With `users` (name:
+    password) it asks for HTTP basic auth."""
     binary = require_pushgateway()
     port = free_port()
+    folder = Path(tempfile.mkdtemp(prefix="pushgateway-"))
+    args = [binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="]
+    if users:
+        args.append(f"--web.config.file={_web_config(folder, users)}")
     process = subprocess.Popen(
-        [
-            binary,
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--persistence.file=",
-            "--log.level=warn",
-        ],
+        [*args, "--log.level=warn"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -59,6 +79,10 @@ def pushgateway() -> Iterator[str]:
             try:
                 with urllib.request.urlopen(f"{url}/-/ready", timeout=1):
                     break
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401:  # up, and asking for the password
+                    break
+                raise
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
                     err = process.stderr.read().decode() if process.stderr else ""
@@ -71,16 +95,25 @@ def pushgateway() -> Iterator[str]:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             process.kill()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
-def groups(url: str) -> list[dict[str, Any]]:
+def groups(url: str, auth: tuple[str, str] | None = None) -> list[dict[str, Any]]:
     """The Pushgateway's `/api/v1/metrics`: one entry per pushed group."""
-    with urllib.request.urlopen(f"{url}/api/v1/metrics", timeout=5) as response:
+    import base64
+
+    request = urllib.request.Request(f"{url}/api/v1/metrics")
+    if auth:
+        token = base64.b64encode(":".join(auth).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(request, timeout=5) as response:
         return list(json.load(response)["data"])
 
 
-def gauge(url: str, kpi: str, job: str = "kpi_collector") -> float | None:
-    for group in groups(url):
+def gauge(
+    url: str, kpi: str, job: str = "kpi_collector", auth: tuple[str, str] | None = None
+) -> float | None:
+    for group in groups(url, auth):
         if group["labels"].get("job") != job:
             continue
         family = group.get("kpi_value")

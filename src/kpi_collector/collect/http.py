@@ -31,7 +31,7 @@ class Auth(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     bearer: Secret | None = None
-    basic: tuple[str, Secret] | None = None
+    basic: tuple[str | Secret, Secret] | None = None  # (user, password); a secret user too
     header: dict[str, Secret] | None = None
     query: dict[str, Secret] | None = None
 
@@ -49,7 +49,8 @@ class Auth(BaseModel):
             import base64
 
             user, password = self.basic
-            token = base64.b64encode(f"{user}:{password.get()}".encode()).decode()
+            name = user.get() if isinstance(user, Secret) else user
+            token = base64.b64encode(f"{name}:{password.get()}".encode()).decode()
             headers["Authorization"] = f"Basic {token}"
         elif self.header is not None:
             headers.update({k: v.get() for k, v in self.header.items()})

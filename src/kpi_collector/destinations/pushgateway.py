@@ -9,7 +9,6 @@ which replaces the group's metrics: re-running is idempotent.
 
 from __future__ import annotations
 
-import base64
 from typing import ClassVar
 from urllib.parse import quote, urlsplit
 
@@ -18,14 +17,9 @@ from pydantic import Field, field_validator
 from kpi_collector.collect.http import Auth
 from kpi_collector.destinations._http import error_detail, send, status_error
 from kpi_collector.destinations.base import Delivery, TableDestination
+from kpi_collector.report.prometheus import CONTENT_TYPE, label, number
 from kpi_collector.secrets import Secret
 from kpi_collector.store.periods import local_midnight
-
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
 def exposition(delivery: Delivery) -> str:
@@ -35,16 +29,16 @@ def exposition(delivery: Delivery) -> str:
         "# TYPE kpi_value gauge",
     ]
     for kpi in delivery.ordered:
-        labels = f'kpi="{_label(kpi)}",title="{_label(delivery.title(kpi))}"'
-        lines.append(f"kpi_value{{{labels}}} {delivery.values[kpi]!r}")
+        labels = f'kpi="{label(kpi)}",title="{label(delivery.title(kpi))}"'
+        lines.append(f"kpi_value{{{labels}}} {number(delivery.values[kpi])}")
     start = local_midnight(delivery.period_start, delivery.tz)
     lines += [
         "# HELP kpi_period_start_timestamp_seconds Start of the period the values belong to.",
         "# TYPE kpi_period_start_timestamp_seconds gauge",
-        f"kpi_period_start_timestamp_seconds {start!r}",
+        f"kpi_period_start_timestamp_seconds {number(start)}",
         "# HELP kpi_delivery_timestamp_seconds When the values were collected.",
         "# TYPE kpi_delivery_timestamp_seconds gauge",
-        f"kpi_delivery_timestamp_seconds {delivery.now.timestamp()!r}",
+        f"kpi_delivery_timestamp_seconds {number(delivery.now.timestamp())}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -76,8 +70,7 @@ class Pushgateway(TableDestination):
     def _auth(self) -> Auth | None:
         if self.password is None:
             return None
-        token = base64.b64encode(f"{self.username or ''}:{self.password.get()}".encode()).decode()
-        return Auth(header={"Authorization": Secret(f"Basic {token}")})
+        return Auth(basic=(self.username or "", self.password))
 
     async def deliver(self, delivery: Delivery) -> None:
         response = await send(

@@ -8,7 +8,6 @@ repeat if a crash between sending and recording makes the next run send it again
 
 from __future__ import annotations
 
-import base64
 import uuid
 from typing import Any, ClassVar
 
@@ -49,8 +48,7 @@ class Segment(MessageDestination):
 
     def _auth(self) -> Auth:
         # Segment's HTTP API: the write key as the basic-auth user, no password
-        token = base64.b64encode(f"{self.write_key.get()}:".encode()).decode()
-        return Auth(header={"Authorization": Secret(f"Basic {token}")})
+        return Auth(basic=(self.write_key, Secret("")))
 
     async def deliver(self, delivery: Delivery) -> None:
         url = f"{self.api_url.rstrip('/')}/v1/track"

@@ -4,33 +4,22 @@ format (version 0.0.4), so a team with Prometheus and Grafana can scrape the das
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
+
+from kpi_collector.report.prometheus import CONTENT_TYPE, label, number
 
 if TYPE_CHECKING:
     from kpi_collector.report.data import DashboardData
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+__all__ = ["CONTENT_TYPE", "metrics_text"]
 #: every status a run can have (HistoryStore.finish_run, schedule.state.mark_interrupted)
 RUN_STATUSES = ("ok", "partial", "failed", "running", "interrupted")
-
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _number(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
 
 
 def _family(lines: list[str], name: str, help_text: str, samples: list[tuple[str, float]]) -> None:
     lines.append(f"# HELP {name} {help_text}")
     lines.append(f"# TYPE {name} gauge")
-    lines.extend(f"{name}{labels} {_number(value)}" for labels, value in samples)
+    lines.extend(f"{name}{labels} {number(value)}" for labels, value in samples)
 
 
 def metrics_text(data: DashboardData) -> str:
@@ -42,20 +31,20 @@ def metrics_text(data: DashboardData) -> str:
         lines,
         "kpi_value",
         "The newest stored value of each KPI.",
-        [(f'{{kpi="{_label(k)}"}}', latest[k][0]) for k in ids],
+        [(f'{{kpi="{label(k)}"}}', latest[k][0]) for k in ids],
     )
     _family(
         lines,
         "kpi_value_timestamp_seconds",
         "When each KPI's newest value was collected (Unix time).",
-        [(f'{{kpi="{_label(k)}"}}', latest[k][1]) for k in ids],
+        [(f'{{kpi="{label(k)}"}}', latest[k][1]) for k in ids],
     )
     targets = [(k, s.target) for k, s in data.config.kpis.items() if s.target is not None]
     _family(
         lines,
         "kpi_target",
         "The target set for a KPI in kpi.yaml.",
-        [(f'{{kpi="{_label(k)}"}}', float(t)) for k, t in targets],
+        [(f'{{kpi="{label(k)}"}}', float(t)) for k, t in targets],
     )
     runs = data.store.runs(1)
     run = runs[0] if runs else None
@@ -106,7 +95,7 @@ def metrics_text(data: DashboardData) -> str:
         lines,
         "kpi_source_up",
         "1 when the source had no error in the newest run, else 0.",
-        [(f'{{source="{_label(s.name)}"}}', 0.0 if s.name in failing else 1.0) for s in sources],
+        [(f'{{source="{label(s.name)}"}}', 0.0 if s.name in failing else 1.0) for s in sources],
     )
     _family(
         lines,
