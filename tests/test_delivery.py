@@ -226,6 +226,22 @@ def test_segment_message_id_is_stable_per_period(tmp_path: Path, hooks: FakeHook
     assert segment.track(delivery)["messageId"] == segment.track(delivery)["messageId"]
 
 
+def test_a_delivery_without_a_connection_pool_says_so_and_opens_none(
+    tmp_path: Path, hooks: FakeHooks
+) -> None:
+    """Outside the engine (or `send_now`) no pool is open: a clear error, not a client that
+    is never closed."""
+    hook = Webhook(url=hooks.hook_url, every="day", retries=0)
+    p = make(tmp_path, hook)
+    delivery = DeliveryEngine.for_pipeline(p).delivery_from_result(
+        hook, p.process(now=MONDAY, deliver=False)
+    )
+    with pytest.raises(DeliveryError, match="no HTTP connection pool") as caught:
+        asyncio.run(hook.deliver(delivery))
+    assert not caught.value.transient
+    assert delivery.http_client is None and hooks.hooks == []
+
+
 # the command line ----------------------------------------------------------------------------
 
 

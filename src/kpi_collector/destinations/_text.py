@@ -12,27 +12,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from kpi_collector.destinations.base import PooledHttp
+
 if TYPE_CHECKING:
-    from kpi_collector.collect.http import Auth, HttpClient, HttpSession
+    from kpi_collector.collect.http import HttpClient
     from kpi_collector.destinations.base import Destination
 
 
-class Outbox:
+class Outbox(PooledHttp):
     """What the posting helpers need from a `Delivery` (`http()`), for a message sent outside
     one: sessions on a pool that lives as long as the message."""
 
     def __init__(self, client: HttpClient) -> None:
-        self.client = client
-
-    def http(
-        self,
-        *,
-        timeout: float = 30.0,
-        auth: Auth | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> HttpSession:
-        # retries=0: the statuses come back to the destination's own error mapping
-        return self.client.session(timeout=timeout, retries=0, auth=auth, headers=headers)
+        self.http_client = client
 
 
 async def send_now(destination: Destination, attempt: Callable[[Outbox], Awaitable[None]]) -> None:

@@ -27,8 +27,33 @@ if TYPE_CHECKING:
     from kpi_collector.store import HistoryStore
 
 
+class PooledHttp:
+    """HTTP sessions on a connection pool someone else opened and closes (the delivery
+    engine's for a `Delivery`, `send_now`'s for an alert's `Outbox`)."""
+
+    http_client: HttpClient | None
+
+    def http(
+        self,
+        *,
+        timeout: float = 30.0,
+        auth: Auth | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> HttpSession:
+        """A session on the pool; retries are the caller's job (the delivery engine's or
+        `send_now`'s), so every status comes back to the destination's own error mapping."""
+        if self.http_client is None:  # a pool made here would never be closed
+            raise DeliveryError(
+                "no HTTP connection pool to send with: deliver through "
+                "kpi_collector.delivery.DeliveryEngine (or Pipeline), or set http_client to an "
+                "open kpi_collector.collect.http.HttpClient",
+                transient=False,
+            )
+        return self.http_client.session(timeout=timeout, retries=0, auth=auth, headers=headers)
+
+
 @dataclass
-class Delivery:
+class Delivery(PooledHttp):
     """What a destination gets: the values of one period, their history and how to show them."""
 
     period: str  # the period key: "2026-11-29", "2026-W48", "2026-11" or "run:17"
@@ -63,20 +88,6 @@ class Delivery:
         return [k for k in self.order if k in self.values] + [
             k for k in self.values if k not in self.order
         ]
-
-    def http(
-        self,
-        *,
-        timeout: float = 30.0,
-        auth: Auth | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> HttpSession:
-        """An HTTP session on the run's pool; retries are the delivery engine's job, not its own."""
-        if self.http_client is None:
-            from kpi_collector.collect.http import HttpClient
-
-            self.http_client = HttpClient()
-        return self.http_client.session(timeout=timeout, retries=0, auth=auth, headers=headers)
 
     async def checkpoint(self, parts_sent: int) -> None:
         """Remember that the first `parts_sent` parts went out, so a retry does not repeat them."""
