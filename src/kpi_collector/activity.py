@@ -498,6 +498,8 @@ def _run_duckdb(files: EventFiles, plan: _Plan) -> list[tuple[Any, ...]]:
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
+        # DuckDB draws a progress bar on the terminal for long queries; the CLI owns it.
+        con.execute("SET enable_progress_bar = false")
         _register_fsspec(con, files)
         reader = _reader_sql(fmt)
         params: dict[str, Any] = {"files": files.paths}
