@@ -295,6 +295,24 @@ def test_kpi_run_fails_and_kpi_deliver_recovers(
     assert unknown.exit_code != 0
 
 
+def test_a_delivery_state_that_cannot_be_written_is_a_store_error(tmp_path: Path) -> None:
+    """Writes go through the store's own write transaction: a database error becomes a
+    StoreError naming the store (its URL's password hidden), not a crash."""
+    import sqlalchemy as sa
+
+    from kpi_collector.errors import StoreError
+    from kpi_collector.store import HistoryStore
+
+    store = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
+    run = store.begin_run()
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE deliveries"))
+    engine = DeliveryEngine(store, [Recorder(name="daily", every="day")])
+    with pytest.raises(StoreError, match=r"cannot write to store .*no such table: deliveries"):
+        engine.record_run(run, MONDAY)
+    store.close()
+
+
 def test_one_delivering_process_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from kpi_collector import delivery
     from kpi_collector.schedule.lock import store_mutex

@@ -34,10 +34,9 @@ from kpi_collector.destinations.base import Delivery, Destination
 from kpi_collector.destinations.store import Store
 from kpi_collector.errors import ConfigError, DeliveryError, KpiError, StoreError
 from kpi_collector.secrets import redact
+from kpi_collector.store import first_line
 
 if TYPE_CHECKING:
-    import sqlalchemy as sa
-
     from kpi_collector.collect.http import HttpClient
     from kpi_collector.config.models import KpiSpec
     from kpi_collector.pipeline import Pipeline, RunResult
@@ -282,9 +281,7 @@ class DeliveryEngine:
         except StoreError:
             raise
         except Exception as exc:
-            raise StoreError(
-                f"cannot read deliveries: {redact(str(exc)).splitlines()[0]}"
-            ) from None
+            raise StoreError(f"cannot read deliveries: {first_line(exc)}") from None
         return sorted(rows, key=lambda r: (r.created_at, r.id)) if limit is not None else rows
 
     def _update(self, record_id: int, **values: Any) -> None:
@@ -495,38 +492,7 @@ class DeliveryEngine:
         return self.store
 
     def _begin(self) -> Any:
-        return _Transaction(self._need_store())
-
-
-class _Transaction:
-    """A write transaction on the store whose failures become StoreError without secrets."""
-
-    def __init__(self, store: HistoryStore) -> None:
-        self._store = store
-        self._ctx: Any = None
-
-    def __enter__(self) -> sa.Connection:
-        try:
-            self._ctx = self._store.engine.begin()
-            conn: sa.Connection = self._ctx.__enter__()
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise StoreError(f"cannot write deliveries: {_first_line(exc)}") from None
-        return conn
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        try:
-            self._ctx.__exit__(exc_type, exc, tb)
-        except Exception as error:
-            raise StoreError(f"cannot write deliveries: {_first_line(error)}") from None
-        if exc is not None and not isinstance(exc, KpiError) and isinstance(exc, Exception):
-            raise StoreError(f"cannot write deliveries: {_first_line(exc)}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return redact(text.splitlines()[0]) if text else type(exc).__name__
+        return self._need_store().write()
 
 
 def _record_of(row: Any) -> DeliveryRecord:

@@ -23,6 +23,7 @@ from kpi_collector.destinations._table import rows_of
 from kpi_collector.destinations.base import Delivery, TableDestination, delivery_error
 from kpi_collector.errors import DeliveryError
 from kpi_collector.secrets import DatabaseUrl, redact
+from kpi_collector.store import first_line
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -63,7 +64,7 @@ class SQL(TableDestination):
                 self._engine = sa.create_engine(url, **kwargs)
             except Exception as exc:  # a bad URL or a missing driver
                 raise delivery_error(
-                    f"cannot open the sql destination's database: {_first_line(exc)}",
+                    f"cannot open the sql destination's database: {first_line(exc)}",
                     transient=False,
                 ) from None
         engine: sa.Engine = self._engine
@@ -83,11 +84,11 @@ class SQL(TableDestination):
             raise
         except sa.exc.OperationalError as exc:  # connection refused, lost, locked, timed out
             raise delivery_error(
-                f"sql destination {self.name!r}: {_first_line(exc)}", transient=True
+                f"sql destination {self.name!r}: {first_line(exc)}", transient=True
             ) from None
         except sa.exc.SQLAlchemyError as exc:
             raise delivery_error(
-                f"sql destination {self.name!r} (table {self.table}): {_first_line(exc)}",
+                f"sql destination {self.name!r} (table {self.table}): {first_line(exc)}",
                 transient=bool(getattr(exc, "connection_invalidated", False)),
             ) from None
         except OSError as exc:
@@ -175,8 +176,3 @@ class SQL(TableDestination):
             where = sa.and_(*(table.c[k] == record[k] for k in key))
             if conn.execute(sa.update(table).where(where).values(**changes)).rowcount == 0:
                 conn.execute(sa.insert(table).values(**record))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return redact(text.splitlines()[0]) if text else type(exc).__name__
