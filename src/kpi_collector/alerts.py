@@ -420,7 +420,7 @@ def _save(
 
     where = (t.c.alert == key) & (t.c.destination == destination)
     values = {"active": active, "since": now, "message": redact(message), "updated_at": time.time()}
-    with store._write() as conn:
+    with store.write() as conn:
         if not conn.execute(t.update().where(where).values(**values)).rowcount:
             conn.execute(t.insert().values(alert=key, destination=destination, **values))
 
@@ -429,7 +429,7 @@ def _prune(store: HistoryStore, keep: set[str]) -> None:
     """Forget alerts that are no longer in the config (so a re-added one starts afresh)."""
     from kpi_collector.store.schema import alert_states as t
 
-    with store._write() as conn:
+    with store.write() as conn:
         conn.execute(t.delete().where(t.c.alert.notin_(keep)) if keep else t.delete())
 
 
