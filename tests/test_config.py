@@ -73,9 +73,9 @@ def test_variable_default_and_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_disabled_source_may_use_unset_variables() -> None:
-    text = GOOD.replace("    type: http_json\n", "    type: http_json\n    enabled: false\n").replace(
-        "https://api.example.com/v1/stats", "${CRM_URL}"
-    )
+    text = GOOD.replace(
+        "    type: http_json\n", "    type: http_json\n    enabled: false\n"
+    ).replace("https://api.example.com/v1/stats", "${CRM_URL}")
     config = parse_config(text, path=Path("kpi.yaml"), env={})
     assert [s.name for s in config.sources] == ["blog"]  # left out: it could not run anyway
     enabled = text.replace("    enabled: false\n", "")
@@ -86,7 +86,9 @@ def test_read_only_commands_leave_out_entries_with_unset_variables() -> None:
     text = GOOD.replace("https://blog.example.com/", "https://blog.example.com/${BLOG_PATH}")
     config = parse_config(text, path=Path("kpi.yaml"), env={}, need_secrets=False)
     assert config.sources == [] and [d.type for d in config.destinations] == ["csv"]
-    broken = text.replace("{type: csv, path: kpis.csv}", "{type: csv, path: kpis.csv, every: hourly}")
+    broken = text.replace(
+        "{type: csv, path: kpis.csv}", "{type: csv, path: kpis.csv, every: hourly}"
+    )
     with pytest.raises(ConfigError, match=r"^kpi\.yaml:18: destination 'csv'"):
         parse_config(broken, path=Path("kpi.yaml"), env={}, need_secrets=False)
 
@@ -113,7 +115,10 @@ def test_read_only_commands_leave_out_entries_with_unset_variables() -> None:
         # duplicate names
         (("name: blog", "name: crm"), "duplicate source name 'crm'"),
         (
-            ("{type: csv, path: kpis.csv}", "{type: csv, path: kpis.csv}\n  - {type: csv, path: b.csv}"),
+            (
+                "{type: csv, path: kpis.csv}",
+                "{type: csv, path: kpis.csv}\n  - {type: csv, path: b.csv}",
+            ),
             "kpi.yaml:19: duplicate destination name 'csv' (also destinations[0]); give each destination its own `name:`",
         ),
         # bad time zone

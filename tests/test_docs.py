@@ -12,16 +12,26 @@ from kpi_collector.cli import COMMANDS
 from kpi_collector.collect.extract import Metric
 from kpi_collector.collect.http import Auth, LoginForm
 from kpi_collector.config.models import Defaults, KpiSpec, Settings
-from kpi_collector.plugins import DESTINATION_GROUP, SOURCE_GROUP, destination_type, names, source_type
+from kpi_collector.plugins import (
+    DESTINATION_GROUP,
+    SOURCE_GROUP,
+    destination_type,
+    names,
+    source_type,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-DOCS = README + "\n".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "docs").glob("*.md")))
+DOCS = README + "\n".join(
+    p.read_text(encoding="utf-8") for p in sorted((ROOT / "docs").glob("*.md"))
+)
 BUILT_IN = "kpi_collector."
 
 
 def documented_key(key: str, text: str = DOCS) -> bool:
-    return re.search(rf"`{re.escape(key)}`|`{re.escape(key)}:|\b{re.escape(key)}:", text) is not None
+    return (
+        re.search(rf"`{re.escape(key)}`|`{re.escape(key)}:|\b{re.escape(key)}:", text) is not None
+    )
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
