@@ -49,7 +49,7 @@ class SQL(Source):
         engine = open_readonly(self.url.get(), timeout)
         try:
             with engine.connect() as conn:
-                _read_only(conn, timeout)
+                read_only_session(conn, timeout)
                 for name, metric in self.metrics.items():
                     try:
                         values[name] = _scalar(conn, name, metric)
@@ -98,15 +98,20 @@ def open_readonly(url: str, timeout: float) -> Any:
     return engine
 
 
-def _read_only(conn: Any, timeout: float) -> None:
+def read_only_session(conn: Any, timeout: float | None) -> None:
+    """Make this connection's transaction read-only and bound its statements by `timeout`
+    (PostgreSQL, MariaDB, MySQL; SQLite is opened read-only by `open_readonly`)."""
     from sqlalchemy import text
 
     backend = conn.engine.url.get_backend_name()
     if backend == "postgresql":
         conn.execute(text("SET TRANSACTION READ ONLY"))
-        conn.execute(text(f"SET LOCAL statement_timeout = {int(timeout * 1000)}"))
+        if timeout:
+            conn.execute(text(f"SET LOCAL statement_timeout = {int(timeout * 1000)}"))
     elif backend in ("mysql", "mariadb"):
         conn.execute(text("SET SESSION TRANSACTION READ ONLY"))
+        if not timeout:
+            return
         if getattr(conn.dialect, "is_mariadb", False):
             conn.execute(text(f"SET SESSION max_statement_time = {timeout:g}"))
         else:
