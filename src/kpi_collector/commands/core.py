@@ -235,7 +235,7 @@ def show_result(pipeline: Pipeline, result: RunResult, *, dry_run: bool = False)
         for name, message in result.delivery_errors.items()
     ]
     seconds = (result.finished_at - result.started_at).total_seconds()
-    summary = f"{len(result.values)} values, {len(result.errors)} errors in {seconds:.1f}s"
+    summary = f"{len(result.values)} values, {len(result.errors)} errors in {seconds:.2f}s"
     if result.run_id is not None:
         summary = f"run {result.run_id}: {summary}"
     elif dry_run:
