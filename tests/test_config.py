@@ -182,3 +182,27 @@ def test_formula_errors() -> None:
         "kpis:\n", "kpis:\n  x.a: {formula: 'x.b + 1'}\n  x.b: {formula: 'x.a + 1'}\n"
     )
     assert "cycle" in error_of(text, env={"CRM_TOKEN": "x-token"}).lower()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: 1\nb: [1, 2.5, true, null, '3', 2026-01-01, ~]\nc: {d: [x, {e: f}]}\n",
+        "base: &b {timeout: 5}\nsource: {<<: *b, name: x}\nagain: *b\n",  # merge keys
+        "1: one\n? [a, b]\n: two\n",  # keys that are not strings
+        "tagged: !!str 12\nbinary: !!binary aGk=\n",
+        "",
+    ],
+)
+def test_fast_yaml_building_matches_pyyaml(text: str) -> None:
+    import yaml
+
+    from kpi_collector.config.loader import _parse_yaml
+
+    try:
+        expected = yaml.safe_load(text)
+    except yaml.constructor.ConstructorError:  # unhashable keys: both must refuse
+        with pytest.raises(yaml.YAMLError):
+            _parse_yaml(text)
+        return
+    assert _parse_yaml(text)[1] == expected
