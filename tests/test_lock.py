@@ -194,3 +194,24 @@ def test_kpi_run_waits_for_a_run_that_finishes_soon(
         holder.stop()
     statuses = [r.status for r in HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}").runs()]
     assert statuses == ["ok", "ok"]  # the holder's run, then ours: one after the other
+
+
+def test_a_pipeline_run_takes_over_a_killed_holder_and_stores_its_own_run(
+    tmp_path: Path,
+) -> None:
+    from kpi_collector.destinations import Store
+
+    url = f"sqlite:///{tmp_path / 'kpi.db'}"
+    holder = Holder(url)
+    holder.kill()
+
+    def stars() -> dict[str, float]:
+        return {"n": 5.0}
+
+    pipeline = Pipeline(sources=(stars,), destinations=(Store(url),))
+    pipeline.lock_wait = 5
+    result = pipeline.process()
+    assert result.ok and result.values == {"stars.n": 5.0}
+    runs = {r.id: r.status for r in HistoryStore(url).runs()}
+    assert runs == {holder.run_id: "interrupted", result.run_id: "ok"}
+    assert "run" not in HistoryStore(url).heartbeats()

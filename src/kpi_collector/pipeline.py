@@ -29,6 +29,7 @@ from kpi_collector.sources.base import Source
 if TYPE_CHECKING:
     import pandas as pd
 
+    from kpi_collector.schedule.lock import RunLock
     from kpi_collector.store import HistoryStore
 
 
@@ -227,9 +228,11 @@ class Pipeline:
         from kpi_collector.schedule.lock import RunLock
 
         lock = RunLock(self.store, wait=self.lock_wait, detail=f"kpi {self.trigger}")
-        await asyncio.to_thread(lock.acquire)
+        # only the cross-process lock now; the lock's record in the store is written with
+        # the run's own row, while the first requests are out
+        await asyncio.to_thread(lock.acquire, register=False)
         try:
-            return await self._process(**kwargs)
+            return await self._process(**kwargs, lock=lock)
         finally:
             await asyncio.to_thread(lock.release)
 
@@ -241,20 +244,21 @@ class Pipeline:
         deliver: bool,
         on_source_done: Callable[[SourceOutcome], None] | None,
         now: datetime | None,
+        lock: RunLock | None = None,
     ) -> RunResult:
         sources = self.selected(only)
         started = now or datetime.now(UTC)
         store = None if dry_run else self.store
         # opening the store (imports, connection, migration check) overlaps the first requests
-        begin = (
-            asyncio.create_task(
-                asyncio.to_thread(
-                    store.begin_run, started_at=started.timestamp(), trigger=self.trigger
-                )
-            )
-            if store
-            else None
-        )
+        begin = None
+        if store is not None:
+
+            def open_run() -> int:
+                if lock is not None:
+                    lock.register()
+                return store.begin_run(started_at=started.timestamp(), trigger=self.trigger)
+
+            begin = asyncio.create_task(asyncio.to_thread(open_run))
         try:
             outcomes = await collect_all(
                 sources,

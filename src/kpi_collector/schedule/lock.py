@@ -69,6 +69,9 @@ class Mutex(Protocol):
 
 def store_mutex(store: HistoryStore, name: str) -> Mutex:
     """The cross-process lock `name` ("run", "scheduler") that fits the store's database."""
+    path = sqlite_path(store.url)
+    if path:  # a file lock needs no database connection (nor SQLAlchemy's import)
+        return FileMutex(Path(f"{path}.{name}.lock" if name != RUN else f"{path}.lock"))
     url = store.engine.url
     backend = url.get_backend_name()
     key = f"kpi_collector:{name}"
@@ -85,6 +88,14 @@ def store_mutex(store: HistoryStore, name: str) -> Mutex:
         "no cross-process lock for %s stores: runs are only kept apart within this process", backend
     )
     return LocalMutex(f"{url}:{key}")
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of a `sqlite:///path` store URL; None for other databases and memory."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url.removeprefix("sqlite:///").partition("?")[0]
+    return path if path and path != ":memory:" and not path.startswith("file:") else None
 
 
 class FileMutex:
@@ -288,12 +299,21 @@ class RunLock:
     def held(self) -> bool:
         return self._mutex is not None
 
-    def acquire(self) -> None:
-        """Take the lock, waiting up to `wait` seconds (less if `stop` is set); else LockBusy."""
+    def acquire(self, *, register: bool = True) -> None:
+        """Take the lock, waiting up to `wait` seconds (less if `stop` is set); else LockBusy.
+
+        `register=False` only takes the cross-process lock; call `register()` before writing
+        (a run does that in a thread while its first requests are out)."""
         mutex = store_mutex(self.store, RUN)
         if not _take(mutex, self.wait, self.stop):
             raise self._busy()
         self._mutex = mutex
+        if register:
+            self.register()
+
+    def register(self) -> None:
+        """Record this holder in the store (taking over a stale holder and marking its runs
+        interrupted) and start the heartbeat; on failure the lock is released."""
         try:
             self._take_over()
             now = time.time()
@@ -301,8 +321,9 @@ class RunLock:
                 self.store, RUN, now=now, started_at=now, state="running", detail=self.detail
             )
         except BaseException:
-            self._mutex = None
-            mutex.release()
+            mutex, self._mutex = self._mutex, None
+            if mutex is not None:
+                mutex.release()
             raise
         self._beating.clear()
         self._thread = threading.Thread(target=self._beat, name="kpi-run-heartbeat", daemon=True)
