@@ -103,6 +103,12 @@ class Response:
         return out
 
 
+def is_http_url(url: str) -> bool:
+    """Whether `url` is an http(s) URL with a host (what every HTTP source and destination takes)."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
 def url_without_query(url: str) -> str:
     """The URL without its query string and fragment (where credentials may hide)."""
     parts = urlsplit(url)

@@ -8,10 +8,11 @@ as one message each, cut to 2000 characters.
 from __future__ import annotations
 
 from typing import Any, ClassVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from pydantic import field_validator
 
+from kpi_collector.collect.http import is_http_url
 from kpi_collector.destinations._http import Sender, error_detail, send, status_error
 from kpi_collector.destinations._text import send_now
 from kpi_collector.destinations.base import Delivery, MessageDestination
@@ -36,7 +37,7 @@ class Discord(MessageDestination):
     @field_validator("webhook_url")
     @classmethod
     def _http_url(cls, value: Secret) -> Secret:
-        if urlsplit(value.get()).scheme not in ("http", "https"):
+        if not is_http_url(value.get()):
             raise ValueError("webhook_url must be an https:// URL from Discord's channel settings")
         return value
 

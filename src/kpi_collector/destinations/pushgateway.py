@@ -10,11 +10,11 @@ which replaces the group's metrics: re-running is idempotent.
 from __future__ import annotations
 
 from typing import ClassVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from pydantic import Field, field_validator
 
-from kpi_collector.collect.http import Auth
+from kpi_collector.collect.http import Auth, is_http_url
 from kpi_collector.destinations._http import error_detail, send, status_error
 from kpi_collector.destinations.base import Delivery, TableDestination
 from kpi_collector.report.prometheus import CONTENT_TYPE, label, number
@@ -57,7 +57,7 @@ class Pushgateway(TableDestination):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if urlsplit(value).scheme not in ("http", "https"):
+        if not is_http_url(value):
             raise ValueError(f"{value!r} is not an http(s) URL")
         return value
 

@@ -15,11 +15,11 @@ import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
 from kpi_collector import __version__
+from kpi_collector.collect.http import is_http_url
 from kpi_collector.destinations._http import Sender, error_detail, send, status_error
 from kpi_collector.destinations._text import send_now
 from kpi_collector.destinations.base import Delivery, MessageDestination
@@ -86,7 +86,7 @@ class Webhook(MessageDestination):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: Secret) -> Secret:
-        if urlsplit(value.get()).scheme not in ("http", "https"):
+        if not is_http_url(value.get()):
             raise ValueError("url must be an http(s):// URL")
         return value
 

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 
 from kpi_collector.collect.extract import Metric, coerce_metric, extract_all
-from kpi_collector.collect.http import Auth, LoginForm, Response
+from kpi_collector.collect.http import Auth, LoginForm, Response, is_http_url
 from kpi_collector.errors import MetricErrors
 from kpi_collector.sources.base import Source, SourceContext
 
@@ -45,7 +45,7 @@ class HttpSource(Source):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if urlsplit(value).scheme not in ("http", "https"):
+        if not is_http_url(value):
             raise ValueError(f"{value!r} is not an http(s) URL")
         return value
 

@@ -24,6 +24,7 @@ from pydantic import Field, field_validator, model_validator
 from kpi_collector.collect.http import (
     Auth,
     Response,
+    is_http_url,
     retry_after_seconds,
     url_without_query,
 )
@@ -55,7 +56,7 @@ class ServiceSource(Source):
     @field_validator("api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
+        if not is_http_url(value):
             raise ValueError(f"{value!r} is not an http(s) URL")
         return value.rstrip("/")
 
