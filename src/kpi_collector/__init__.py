@@ -6,7 +6,9 @@ Pipeline.from_config("kpi.yaml").process()
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from kpi_collector.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -28,21 +30,16 @@ if TYPE_CHECKING:
     from kpi_collector.pipeline import Pipeline, RunResult
 
 _LAZY = {
-    "Pipeline": "kpi_collector.pipeline",
-    "RunResult": "kpi_collector.pipeline",
-    "load_config": "kpi_collector.config",
-    "ConfigError": "kpi_collector.errors",
-    "DeliveryError": "kpi_collector.errors",
-    "KpiError": "kpi_collector.errors",
-    "SourceError": "kpi_collector.errors",
-    "StoreError": "kpi_collector.errors",
+    "Pipeline": "pipeline",
+    "RunResult": "pipeline",
+    "load_config": "config",
+    "ConfigError": "errors",
+    "DeliveryError": "errors",
+    "KpiError": "errors",
+    "SourceError": "errors",
+    "StoreError": "errors",
 }
 
 
-def __getattr__(name: str) -> Any:
-    # lazy, so `kpi --help` does not pay for pydantic and SQLAlchemy
-    if name in _LAZY:
-        from importlib import import_module
-
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(name)
+# lazy, so `kpi --help` does not pay for pydantic and SQLAlchemy
+__getattr__ = lazy_exports("kpi_collector", _LAZY)

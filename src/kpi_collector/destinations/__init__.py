@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from kpi_collector.destinations.base import Delivery, Destination
 from kpi_collector.destinations.store import Store
+from kpi_collector.lazy import lazy_exports
 
 __all__ = [
     "CSV",
@@ -42,9 +41,4 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from importlib import import_module
-
-        return getattr(import_module(f"kpi_collector.destinations.{_LAZY[name]}"), name)
-    raise AttributeError(name)
+__getattr__ = lazy_exports("kpi_collector.destinations", _LAZY)

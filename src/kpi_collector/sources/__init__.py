@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kpi_collector.collect.extract import CSS, JMESPath, Metric, XPath
+from kpi_collector.lazy import lazy_exports
 from kpi_collector.sources.base import Observation, Source, SourceContext
 
 if TYPE_CHECKING:
@@ -71,9 +72,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from importlib import import_module
-
-        return getattr(import_module(f"kpi_collector.sources.{_LAZY[name]}"), name)
-    raise AttributeError(name)
+__getattr__ = lazy_exports("kpi_collector.sources", _LAZY)
