@@ -178,3 +178,31 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("KPI_CONFIG", raising=False)
     return tmp_path
+
+
+class Waits:
+    """Every deliberate wait the code asks for (`retry.pause`), on a clock of its own: the
+    waits are recorded and pass at once, and the `Pacer` sees the clock move by them."""
+
+    def __init__(self) -> None:
+        self.asked: list[float] = []
+        self.now = 1000.0
+        self.real = False  # True: the waits also pass on the wall clock
+
+    def clock(self) -> float:
+        return self.now
+
+    async def pause(self, seconds: float) -> None:
+        self.asked.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(seconds if self.real else 0)
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> Waits:
+    from kpi_collector.collect import retry
+
+    recorder = Waits()
+    monkeypatch.setattr(retry, "pause", recorder.pause)
+    monkeypatch.setattr(retry, "monotonic", recorder.clock)
+    return recorder

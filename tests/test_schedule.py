@@ -360,10 +360,9 @@ def test_sigint_while_idle_stops_at_once(tmp_path: Path) -> None:
     try:
         running.wait_for("main: run 1")
         time.sleep(0.2)
-        sent = time.monotonic()
         running.proc.send_signal(signal.SIGINT)
-        assert running.finish() == 0
-        assert time.monotonic() - sent < 5
+        # idle until the next minute, it stops at once instead (a hang fails on the timeout)
+        assert running.finish(timeout=10) == 0
     finally:
         if running.proc.poll() is None:
             running.proc.kill()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from time import monotonic
 from typing import TypeVar
 
 from kpi_collector.errors import KpiError
@@ -16,6 +17,30 @@ T = TypeVar("T")
 
 MAX_RETRY_AFTER = 60.0  # a longer Retry-After fails now, and the message says when to come back
 BACKOFF = 0.5  # seconds before the first retry; doubled each time, with jitter
+
+
+async def pause(seconds: float) -> None:
+    """Every deliberate wait (backoff, `Retry-After`, a rate-limit reset) goes through here,
+    so one place decides how waiting is done and tests can see what was asked for."""
+    await asyncio.sleep(seconds)
+
+
+class Pacer:
+    """At most `per_second` calls a second, evenly spaced: `await pacer.turn()` before each
+    call. Turns are granted in order, each `1/per_second` after the one before."""
+
+    def __init__(self, per_second: float) -> None:
+        self.interval = 1.0 / per_second
+        self._next = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def turn(self) -> None:
+        async with self._lock:
+            start = max(self._next, monotonic())
+            delay = start - monotonic()
+            if delay > 0:
+                await pause(delay)
+            self._next = start + self.interval
 
 
 def backoff_delay(attempts: int, backoff: float, retry_after: float | None = None) -> float:
@@ -49,4 +74,4 @@ async def retrying(
                 or (retry_after is not None and retry_after > max_wait)
             ):
                 raise
-            await asyncio.sleep(backoff_delay(attempts, backoff, retry_after))
+            await pause(backoff_delay(attempts, backoff, retry_after))

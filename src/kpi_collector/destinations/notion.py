@@ -13,10 +13,8 @@ three per second.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -256,20 +254,16 @@ class _Api:
     """The Notion client paced to a request rate, its errors turned into DeliveryErrors."""
 
     def __init__(self, client: AsyncClient, per_second: float, where: str) -> None:
+        from kpi_collector.collect.retry import Pacer
+
         self.client = client
-        self.interval = 1.0 / per_second
+        self.pacer = Pacer(per_second)  # Notion allows about three requests a second
         self.where = where
-        self._next = 0.0
-        self._lock = asyncio.Lock()
 
     async def call(self, endpoint: str, **kwargs: Any) -> Any:
         group, _, method = endpoint.partition(".")
         function = getattr(getattr(self.client, group), method)
-        async with self._lock:  # Notion allows about three requests a second per integration
-            delay = self._next - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            self._next = time.monotonic() + self.interval
+        await self.pacer.turn()
         try:
             return await function(**kwargs)
         except DeliveryError:

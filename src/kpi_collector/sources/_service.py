@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
+from kpi_collector.collect import retry
 from kpi_collector.collect.http import (
     Auth,
     Response,
@@ -247,7 +248,7 @@ class ServiceClient:
             if wait > self.max_wait or waits >= max(1, self.ctx.retries):
                 raise self.source.rate_limited(response, wait)
             waits += 1
-            await asyncio.sleep(wait)
+            await retry.pause(wait)
 
     async def get(self, path: str, **kwargs: Any) -> Response:
         return await self.request("GET", path, **kwargs)
