@@ -270,3 +270,29 @@ def test_refused_tokens_never_reach_output_or_the_store(services: tuple[Services
     with sqlite3.connect(folder / "kpi.db") as db:
         messages = [m for (m,) in db.execute("SELECT message FROM run_errors")]
     assert any("Stripe refused the credentials" in m for m in messages)
+
+
+def test_a_refused_credential_names_the_variable_the_config_reads(
+    services: tuple[Services, Path],
+) -> None:
+    fakes, folder = services
+    config = folder / "kpi.yaml"
+    config.write_text(config.read_text().replace("${GITHUB_TOKEN}", "${ACME_GH_PAT}"))
+    (folder / ".env").write_text(
+        (folder / ".env").read_text() + f"ACME_GH_PAT={SECRETS['GITHUB_TOKEN']}\n"
+    )
+    fakes.github.tokens.clear()
+    result = kpi(folder, "run", "--only", "github")
+    assert result.returncode == 1
+    text = result.stdout + result.stderr
+    assert "GitHub refused the credentials" in text
+    assert "check ${ACME_GH_PAT}" in text and "GITHUB_TOKEN" not in text
+    assert_no_secret(text)
+
+
+def test_a_credential_given_in_python_names_the_usual_variable() -> None:
+    from kpi_collector.sources.github import GitHub
+
+    source = GitHub(name="gh", repo="acme/rocket", token="ghp_written_in_code_1234")
+    hint = source.credential_hint()
+    assert "`token` of source 'gh' is wrong" in hint and "usually read from ${GITHUB_TOKEN}" in hint

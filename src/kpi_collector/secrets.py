@@ -44,11 +44,22 @@ def redact(text: str) -> str:
     return _QUERY_SECRET.sub(lambda m: f"{m['key']}{_MASK}", text)
 
 
-class Secret(SecretStr):
-    """A string that shows as `***` everywhere; `.get()` returns the real value."""
+class FromVariables(str):
+    """A config string that `${VAR}` expansion built: it knows the variables it came from,
+    so a message about a refused credential can name the one to check."""
 
-    def __init__(self, secret_value: str) -> None:
+    variables: tuple[str, ...] = ()
+
+
+class Secret(SecretStr):
+    """A string that shows as `***` everywhere; `.get()` returns the real value.
+    `variables` names the `${VAR}`s it was read from (empty when written in the config)."""
+
+    variables: tuple[str, ...] = ()
+
+    def __init__(self, secret_value: str, variables: tuple[str, ...] = ()) -> None:
         super().__init__(secret_value)
+        self.variables = variables
         remember(secret_value)
 
     def get(self) -> str:
@@ -62,11 +73,12 @@ class Secret(SecretStr):
         cls, source: type[Any], handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
         def build(value: Any) -> Secret:
+            variables: tuple[str, ...] = getattr(value, "variables", ())
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
             if not isinstance(value, str | int):
                 raise ValueError("expected a string")
-            return cls(str(value))
+            return cls(str(value), variables)
 
         return core_schema.no_info_plain_validator_function(
             build,
@@ -79,8 +91,9 @@ class DatabaseUrl(Secret):
     """A database URL: only its password is secret, so messages can still name the host
     and database (`postgresql://kpi:***@db/kpi`) while the password never shows."""
 
-    def __init__(self, secret_value: str) -> None:
+    def __init__(self, secret_value: str, variables: tuple[str, ...] = ()) -> None:
         SecretStr.__init__(self, secret_value)
+        self.variables = variables
         match = _URL_PASSWORD.search(secret_value)
         if match:
             remember(match["pw"])

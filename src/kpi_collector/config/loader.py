@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from kpi_collector.config.models import Config, Settings
 from kpi_collector.errors import ConfigError
-from kpi_collector.secrets import remember
+from kpi_collector.secrets import FromVariables, remember
 
 if TYPE_CHECKING:
     import yaml
@@ -371,11 +371,13 @@ def _expand(value: Any, env: Mapping[str, str], lines: _LineFinder, at: Path_) -
 def _expand_text(text: str, env: Mapping[str, str], lines: _LineFinder, at: Path_) -> str:
     if "$" not in text:
         return text
+    used: list[str] = []
 
     def substitute(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
             return "$"
         name, default = match.group(1), match.group(2)
+        used.append(name)
         value = env.get(name)
         if value is None or (value == "" and default is not None):
             if default is None:
@@ -389,7 +391,9 @@ def _expand_text(text: str, env: Mapping[str, str], lines: _LineFinder, at: Path
             remember(value)
         return value
 
-    return _VAR.sub(substitute, text)
+    expanded = FromVariables(_VAR.sub(substitute, text))
+    expanded.variables = tuple(dict.fromkeys(used))
+    return expanded
 
 
 def _dotenv(path: Path) -> Mapping[str, str]:

@@ -129,15 +129,18 @@ class ServiceSource(Source):
         if not self.credentials:
             return "this API needs no credentials; check api_url"
         key, env = next(iter(self.credentials.items()))
-        if all(getattr(self, k, None) is None for k in self.credentials):
+        given = {k: getattr(self, k, None) for k in self.credentials}
+        if all(v is None for v in given.values()):
             return f"it needs credentials: add `{key}: ${{{env}}}` to source {self.name!r}"
         keys = " and ".join(f"`{k}`" for k in self.credentials)
-        envs = ", ".join(f"${{{e}}}" for e in self.credentials.values())
         one = len(self.credentials) == 1
-        return (
-            f"{keys} of source {self.name!r} {'is' if one else 'are'} wrong, expired or revoked; check "
-            f"{'the variable it is' if one else 'the variables they are'} read from (usually {envs})"
-        )
+        wrong = f"{keys} of source {self.name!r} {'is' if one else 'are'} wrong, expired or revoked"
+        variables = [v for value in given.values() for v in getattr(value, "variables", ())]
+        if variables:
+            names = ", ".join(f"${{{v}}}" for v in dict.fromkeys(variables))
+            return f"{wrong}; check {names} (in the environment or in .env beside the config)"
+        envs = ", ".join(f"${{{e}}}" for e in self.credentials.values())
+        return f"{wrong}; check the value given (usually read from {envs})"
 
     def http_error(self, response: Response) -> HttpError:
         """Turn a refused request into one clear line (never echoing a credential)."""
