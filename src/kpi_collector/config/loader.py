@@ -97,7 +97,8 @@ def parse_config(
                 if key == "sources":
                     unchecked_sources.add(str(item.get("name") or item.get("type")))
                 items[index] = {}
-    data = _expand(data, environment, lines, ())
+    if "$" in text:  # no `${VAR}` anywhere: nothing to walk
+        data = _expand(data, environment, lines, ())
 
     settings = _validate(Settings, data, lines, (), "")
     from kpi_collector.plugins import destination_type, source_type
