@@ -300,7 +300,8 @@ class Running:
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
@@ -321,7 +322,7 @@ class Running:
 
     def finish(self, timeout: float = 20) -> int:
         code = self.proc.wait(timeout)
-        time.sleep(0.1)
+        self.reader.join(timeout)  # every line up to the end of its stderr
         while not self.lines.empty():
             self.seen.append(self.lines.get())
         return code
