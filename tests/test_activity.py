@@ -582,3 +582,43 @@ def test_bad_arguments(options: dict[str, Any], message: str) -> None:
     arguments: dict[str, Any] = {"user": "user_id", "time": "ts", **options}
     with pytest.raises(ValueError, match=message):
         daily_series(sqlite_source(EVENTS[:5]), **arguments)
+
+
+@pytest.mark.parametrize("server", ["postgres", "mariadb"])
+def test_the_query_runs_read_only_and_a_pooled_connection_comes_back_writable(
+    request: pytest.FixtureRequest, server: str
+) -> None:
+    fixture = "mysql_table" if server == "mariadb" else "postgres_table"
+    table: EventTable = request.getfixturevalue(fixture)
+    engine = table.url
+    assert isinstance(engine, sa.engine.Engine)
+    scratch = unique_name("kpi_scratch")
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {scratch} (x INTEGER)"))
+    read_only: list[bool] = []
+
+    def look(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if "au_events" not in statement:  # only the series query itself
+            return
+        if server == "postgres":  # a refused write would end PostgreSQL's transaction
+            cursor.execute("SELECT current_setting('transaction_read_only')")
+            read_only.append(cursor.fetchone()[0] == "on")
+            return
+        try:  # MariaDB's variables do not show the transaction's mode: try a write
+            cursor.execute(f"INSERT INTO {scratch} VALUES (1)")
+            read_only.append(False)
+        except Exception as exc:
+            read_only.append("READ ONLY" in str(exc))
+
+    sa.event.listen(engine, "before_cursor_execute", look)
+    try:
+        assert daily_series(table, user="user_id", time="ts", windows=["dau"])
+        assert read_only == [True]
+        # the same pooled connection writes again afterwards
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"INSERT INTO {scratch} VALUES (2)"))
+            assert conn.execute(sa.text(f"SELECT x FROM {scratch}")).scalars().all() == [2]
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", look)
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE {scratch}"))

@@ -674,17 +674,12 @@ def _run_sql(table: EventTable, plan: _Plan) -> list[tuple[Any, ...]]:
 def _prepare_session(conn: Connection, dialect: str, timeout: float | None) -> None:
     from sqlalchemy import text
 
+    from kpi_collector.collect.sql import read_only_session
+
+    read_only_session(conn, timeout)
     if dialect == "postgresql":
-        conn.execute(text("SET TRANSACTION READ ONLY"))
         # Naive timestamps and text without an offset are read as UTC.
         conn.execute(text("SET LOCAL TIME ZONE 'UTC'"))
-        if timeout:
-            conn.execute(text(f"SET LOCAL statement_timeout = {int(timeout * 1000)}"))
-    elif dialect in ("mysql", "mariadb") and timeout:
-        if getattr(conn.dialect, "is_mariadb", False):
-            conn.execute(text(f"SET SESSION max_statement_time = {float(timeout):g}"))
-        else:
-            conn.execute(text(f"SET SESSION max_execution_time = {int(timeout * 1000)}"))
 
 
 def _is_temporal(column_type: Any) -> bool:

@@ -156,7 +156,7 @@ class ActiveUsers(Source):
                 timeout=ctx.timeout,
             )
             return
-        from kpi_collector.sources.sql import open_readonly
+        from kpi_collector.collect.sql import open_readonly
 
         assert self.url is not None and self.table is not None
         engine = open_readonly(self.url.get(), ctx.timeout)

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from pydantic import field_validator
 
 from kpi_collector.collect.extract import Metric, coerce_metric, finish
+from kpi_collector.collect.sql import open_readonly, read_only_session
 from kpi_collector.errors import ExtractError, SourceError
 from kpi_collector.secrets import DatabaseUrl
 from kpi_collector.sources.base import Source, SourceContext
@@ -64,58 +65,6 @@ class SQL(Source):
         if errors:
             raise MetricErrors(values, errors)
         return values
-
-
-def open_readonly(url: str, timeout: float) -> Any:
-    """An engine for `url` that cannot write where the database lets us say so."""
-    from sqlalchemy import create_engine, event
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.pool import NullPool
-
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    connect_args: dict[str, Any] = {}
-    if backend == "sqlite":
-        database = parsed.database or ""
-        if database and database != ":memory:" and not database.startswith("file:"):
-            parsed = parsed.set(database=f"file:{database}?mode=ro", query={"uri": "true"})
-        connect_args["timeout"] = timeout
-    elif backend == "postgresql":
-        connect_args["connect_timeout"] = max(1, int(timeout))
-    elif backend in ("mysql", "mariadb"):
-        connect_args["connect_timeout"] = max(1, int(timeout))
-        connect_args["read_timeout"] = max(1, int(timeout))
-    engine = create_engine(parsed, poolclass=NullPool, connect_args=connect_args)
-    if backend == "sqlite":
-        import time
-
-        @event.listens_for(engine, "connect")
-        def _deadline(dbapi_conn: Any, _record: Any) -> None:
-            # sqlite has no statement timeout: interrupt a query that runs past it
-            deadline = time.monotonic() + timeout
-            dbapi_conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
-
-    return engine
-
-
-def read_only_session(conn: Any, timeout: float | None) -> None:
-    """Make this connection's transaction read-only and bound its statements by `timeout`
-    (PostgreSQL, MariaDB, MySQL; SQLite is opened read-only by `open_readonly`)."""
-    from sqlalchemy import text
-
-    backend = conn.engine.url.get_backend_name()
-    if backend == "postgresql":
-        conn.execute(text("SET TRANSACTION READ ONLY"))
-        if timeout:
-            conn.execute(text(f"SET LOCAL statement_timeout = {int(timeout * 1000)}"))
-    elif backend in ("mysql", "mariadb"):
-        conn.execute(text("SET SESSION TRANSACTION READ ONLY"))
-        if not timeout:
-            return
-        if getattr(conn.dialect, "is_mariadb", False):
-            conn.execute(text(f"SET SESSION max_statement_time = {timeout:g}"))
-        else:
-            conn.execute(text(f"SET SESSION max_execution_time = {int(timeout * 1000)}"))
 
 
 # how SQLite, PostgreSQL, MariaDB and MySQL say a statement ran out of time
