@@ -115,3 +115,11 @@ def run_command(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return 130
+    except ModuleNotFoundError as exc:
+        from kpi_collector.errors import missing_package
+
+        message = missing_package(exc)
+        if message is None:
+            raise
+        click.echo(f"error: {message}", err=True)
+        return EXIT_FAILED

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 from kpi_collector.collect.retry import BACKOFF, MAX_RETRY_AFTER, retrying
 from kpi_collector.destinations.base import Delivery, Destination
 from kpi_collector.destinations.store import Store
-from kpi_collector.errors import ConfigError, DeliveryError, KpiError, StoreError
+from kpi_collector.errors import ConfigError, DeliveryError, KpiError, StoreError, missing_package
 from kpi_collector.secrets import redact
 from kpi_collector.store import first_line
 
@@ -345,7 +345,8 @@ class DeliveryEngine:
             except KpiError:
                 raise
             except Exception as exc:  # a destination's bug must not take the others down
-                raise DeliveryError(f"{type(exc).__name__}: {exc}", transient=False) from exc
+                message = missing_package(exc) or f"{type(exc).__name__}: {exc}"
+                raise DeliveryError(message, transient=False) from exc
 
         try:
             await retrying(

@@ -82,3 +82,28 @@ class MetricErrors(ExtractError):
         super().__init__("; ".join(errors.values()), transient=False)
         self.values = values
         self.errors = errors
+
+
+#: the optional extras, by the top-level module each one brings
+EXTRAS = {
+    "psycopg": "postgres",
+    "pymysql": "mysql",
+    "pandas": "pandas",
+    "duckdb": "duckdb",
+    "pyarrow": "duckdb",
+    "starlette": "dashboard",
+    "uvicorn": "dashboard",
+    "notion_client": "notion",
+    "gspread": "sheets",
+}
+
+
+def missing_package(exc: BaseException) -> str | None:
+    """For an optional package that is not installed, the one line that says how to get it."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    top = exc.name.partition(".")[0]
+    extra = EXTRAS.get(top)
+    if extra is None:
+        return None
+    return f"this needs {top}, which is not installed: pip install 'kpi-collector[{extra}]'"

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from kpi_collector.collect.http import HttpClient
 from kpi_collector.config.models import Defaults
-from kpi_collector.errors import KpiError, MetricErrors
+from kpi_collector.errors import KpiError, MetricErrors, missing_package
 from kpi_collector.secrets import redact
 from kpi_collector.sources.base import Source, SourceContext
 
@@ -96,7 +96,8 @@ async def collect_one(
         attempts = f" ({retries + 1} attempts of {timeout:g}s)" if retries else ""
         outcome.errors = [(None, f"timed out after {budget - 1:g}s{attempts}", True)]
     except Exception as exc:  # a bug in a plugin must not take the run down
-        outcome.errors = [(None, redact(f"{type(exc).__name__}: {exc}"), False)]
+        message = missing_package(exc) or f"{type(exc).__name__}: {exc}"
+        outcome.errors = [(None, redact(message), False)]
     outcome.seconds = time.perf_counter() - started
     return outcome
 

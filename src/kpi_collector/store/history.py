@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from kpi_collector.errors import StoreError
+from kpi_collector.errors import StoreError, missing_package
 from kpi_collector.secrets import redact
 
 if TYPE_CHECKING:
@@ -91,9 +91,8 @@ class HistoryStore:
         try:
             engine = sa.create_engine(url, **kwargs)
         except Exception as exc:  # missing driver and the like
-            raise StoreError(
-                f"cannot open store {redact(self.url)!r}: {redact(str(exc))}"
-            ) from None
+            reason = missing_package(exc) or redact(str(exc))
+            raise StoreError(f"cannot open store {redact(self.url)!r}: {reason}") from None
         if url.get_backend_name() == "sqlite":
 
             @sa.event.listens_for(engine, "connect")
