@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from kpi_collector import Pipeline
 from kpi_collector.config import load_config
 from kpi_collector.history import history_document
 from kpi_collector.report.data import DashboardData
@@ -937,3 +938,40 @@ def test_a_rollup_being_built_elsewhere(config_path: Path, tmp_path: Path) -> No
     assert rollup.pending(store.engine, tz) == 0
     assert data.overview("day")["kpis"] == doc["kpis"] and data.rollup_error is None
     store.close()
+
+
+def test_stale_follows_each_sources_schedule() -> None:
+    from kpi_collector.report.data import stale_after
+
+    monday = datetime(2026, 3, 30, 12, tzinfo=UTC).timestamp()
+    assert stale_after("0 7 * * *", UTC, monday) == timedelta(hours=36)
+    assert stale_after("0 7 * * 1", UTC, monday) == timedelta(days=10.5)
+    assert stale_after("0 9 * * 1-5", UTC, monday) == timedelta(days=4.5)  # over the weekend
+    assert stale_after("*/5 * * * *", UTC, monday) == timedelta(hours=1)  # never under an hour
+    assert stale_after("0 7 1 * *", UTC, monday) == timedelta(days=1.5 * 30)  # April
+
+
+def test_a_weekly_source_is_not_stale_after_five_days(tmp_path: Path) -> None:
+    config = tmp_path / "kpi.yaml"
+    config.write_text(
+        f"""
+store: sqlite:///{tmp_path / "kpi.db"}
+schedule: "0 7 * * *"
+sources:
+  - {{name: daily, type: command, command: [{sys.executable}, -c, 'print(1)']}}
+  - {{name: weekly, type: command, command: [{sys.executable}, -c, 'print(2)'], schedule: "0 7 * * 1"}}
+"""
+    )
+    loaded = load_config(config)
+    assert Pipeline.from_config(config).process(now=NOW).ok
+
+    def statuses(days: float) -> dict[str, str]:
+        later = DashboardData(loaded, clock=lambda: NOW.timestamp() + days * 86400)
+        try:
+            return {s["name"]: s["status"] for s in later.overview("day")["sources"]}
+        finally:
+            later.close()
+
+    assert statuses(1) == {"daily": "ok", "weekly": "ok"}
+    assert statuses(5) == {"daily": "stale", "weekly": "ok"}
+    assert statuses(11) == {"daily": "stale", "weekly": "stale"}

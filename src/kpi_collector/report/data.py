@@ -26,8 +26,36 @@ log = logging.getLogger(__name__)
 
 #: how many periods the overview's sparklines show
 SPARK_PERIODS = {"day": 30, "week": 26, "month": 24}
-#: a source whose newest value is older than this is stale
-STALE_AFTER = timedelta(hours=36)
+#: a value is stale once its schedule has missed this many runs in a row (1.5: the next run
+#: is half an interval late), never sooner than MIN_STALE_AFTER
+STALE_INTERVALS = 1.5
+MIN_STALE_AFTER = timedelta(hours=1)
+
+
+def stale_after(expr: str, zone: Any, now: float) -> timedelta:
+    """How old a value collected on cron `expr` may get before it is stale: 1.5 times the
+    longest gap between the schedule's next runs (36 h for a daily run, 10.5 days for a
+    weekly one), looked at over the next 62 days or 64 runs."""
+    import itertools
+    from datetime import datetime
+
+    from kpi_collector.schedule.cron import Cron
+
+    cron = Cron(expr, zone)
+    start = datetime.fromtimestamp(now, cron.tz)
+    horizon = start + timedelta(days=62)
+    runs: list[datetime] = []
+    when = cron.next_after(start)
+    while when is not None and when <= horizon and len(runs) < 64:
+        runs.append(when)
+        when = cron.next_after(when)
+    gaps = [b.timestamp() - a.timestamp() for a, b in itertools.pairwise(runs)]
+    if not gaps:  # fires at most once in two months: its one gap is all there is
+        previous = cron.previous(start)
+        if previous is None or not runs:
+            return timedelta(days=366)
+        gaps = [runs[0].timestamp() - previous.timestamp()]
+    return max(timedelta(seconds=STALE_INTERVALS * max(gaps)), MIN_STALE_AFTER)
 
 
 def iso(ts: float | None, zone: Any) -> str | None:
@@ -66,7 +94,7 @@ class DashboardData:
         *,
         store: HistoryStore | None = None,
         clock: Callable[[], float] = time.time,
-        stale_after: timedelta = STALE_AFTER,
+        stale_after: timedelta | None = None,
         cache: bool = True,
     ) -> None:
         from kpi_collector.store import HistoryStore
@@ -76,7 +104,9 @@ class DashboardData:
         self.zone = config.tz
         self.agg = {k: spec.agg for k, spec in config.kpis.items()}
         self.clock = clock
-        self.stale_after = stale_after
+        self.stale_after = stale_after  # None: from each source's schedule
+        self._stale_by_cron: dict[str, float] = {}
+        self._schedules = {s.name: s.schedule for s in config.sources if s.schedule}
         self.rollup_error: str | None = None
         self._lock = threading.Lock()
         self._cache: dict[tuple[Any, ...], Any] | None = {} if cache else None
@@ -239,7 +269,7 @@ class DashboardData:
                     raw_latest = self.store.latest(ids)
                 updated = raw_latest[kpi].ts if kpi in raw_latest else None
             tile["updated_at"] = iso(updated, self.zone)
-            tile["stale"] = updated is None or now - updated > self.stale_after.total_seconds()
+            tile["stale"] = updated is None or now - updated > self._stale_seconds(kpi, now)
             tiles.append(tile)
         newest = {t["id"]: t for t in tiles}
         runs = self.store.runs(1)
@@ -295,6 +325,15 @@ class DashboardData:
                 for a in report["alerts"]
             ],
         }
+
+    def _stale_seconds(self, kpi: str, now: float) -> float:
+        """How old `kpi`'s newest value may be: from its source's schedule (or the config's)."""
+        if self.stale_after is not None:
+            return self.stale_after.total_seconds()
+        expr = self._schedules.get(kpi.partition(".")[0]) or self.config.settings.schedule
+        if expr not in self._stale_by_cron:
+            self._stale_by_cron[expr] = stale_after(expr, self.zone, now).total_seconds()
+        return self._stale_by_cron[expr]
 
     def _sources(
         self, tiles: dict[str, dict[str, Any]], run: Any, now: float
