@@ -251,3 +251,65 @@ def test_a_service_echoing_the_key_in_its_error_is_redacted(stripe: FakeStripe) 
     result = outcome(source(stripe), now=NOW)
     ((_, message, _),) = result.errors
     assert "Invalid request for key ***" in message and KEY not in message
+
+
+SEATS = [  # graduated: the first 5 seats at $10, the next 5 at $8, then $5 plus a $20 platform fee
+    {"up_to": 5, "unit_amount": 1000, "unit_amount_decimal": "1000", "flat_amount": None,
+     "flat_amount_decimal": None},
+    {"up_to": 10, "unit_amount": 800, "unit_amount_decimal": "800", "flat_amount": None,
+     "flat_amount_decimal": None},
+    {"up_to": None, "unit_amount": 500, "unit_amount_decimal": "500", "flat_amount": 2000,
+     "flat_amount_decimal": "2000"},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("mode", "quantity", "monthly"),
+    [
+        ("graduated", 3, 30.0),
+        ("graduated", 12, 5 * 10 + 5 * 8 + 2 * 5 + 20),  # 120
+        ("volume", 3, 30.0),
+        ("volume", 7, 7 * 8.0),
+        ("volume", 12, 12 * 5 + 20.0),  # every seat at the tier 12 falls in
+    ],
+)
+def test_tiered_prices_are_read_with_their_tiers(
+    stripe: FakeStripe, mode: str, quantity: int, monthly: float
+) -> None:
+    stripe.subscriptions = [
+        subscription(
+            customer="cus_T",
+            start=ts("2026-01-01"),
+            amount=0,
+            quantity=quantity,
+            tiers=SEATS,
+            tiers_mode=mode,
+        ),
+        subscription(  # the same price again: read once
+            customer="cus_U", start=ts("2026-01-02"), amount=0, quantity=0, tiers=SEATS
+        ),
+    ]
+    stripe.subscriptions[1]["items"]["data"][0]["price"] = stripe.subscriptions[0]["items"]["data"][
+        0
+    ]["price"]
+    values = collect(source(stripe, metrics=["mrr"]), now=NOW)
+    assert values == {"mrr": pytest.approx(monthly)}
+    assert len(stripe.prices_read) == 1
+    price_request = next(r for r in stripe.requests if r.path.startswith("/v1/prices/"))
+    assert price_request.query.getall("expand[]") == ["tiers"]
+
+
+def test_transform_quantity_bills_per_package(stripe: FakeStripe) -> None:
+    per_thousand = {"divide_by": 1000, "round": "up"}
+    stripe.subscriptions = [
+        subscription(
+            customer="cus_T",
+            start=ts("2026-01-01"),
+            amount=900,  # $9 per started 1,000 units
+            quantity=2500,
+            transform_quantity=per_thousand,
+        )
+    ]
+    assert collect(source(stripe, metrics=["mrr"]), now=NOW) == {"mrr": 27.0}
+    per_thousand["round"] = "down"
+    assert collect(source(stripe, metrics=["mrr"]), now=NOW) == {"mrr": 18.0}

@@ -1,8 +1,10 @@
 """A local Stripe API: `GET /v1/subscriptions` (list objects, `has_more`/`starting_after`,
-`status=all`, newest first), bearer or basic secret keys, and Stripe's error objects."""
+`status=all`, newest first), `GET /v1/prices/{id}` (`tiers` only with `expand[]=tiers`, as
+Stripe does), bearer or basic secret keys, and Stripe's error objects."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +31,9 @@ def subscription(
     usage_type: str = "licensed",
     discount: dict[str, Any] | None = None,
     extra_items: list[dict[str, Any]] | None = None,
+    tiers: list[dict[str, Any]] | None = None,
+    tiers_mode: str = "graduated",
+    transform_quantity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A subscription object shaped like Stripe's (one price item, plus any extra items)."""
     number = next(_ids)
@@ -54,11 +59,14 @@ def subscription(
         },
         "tax_behavior": "unspecified",
         "tiers_mode": None,
-        "transform_quantity": None,
+        "transform_quantity": transform_quantity,
         "type": "recurring",
         "unit_amount": amount,
         "unit_amount_decimal": str(amount),
     }
+    if tiers is not None:  # kept here, sent only to `expand[]=tiers`
+        price |= {"billing_scheme": "tiered", "tiers_mode": tiers_mode, "tiers": tiers}
+        price |= {"unit_amount": None, "unit_amount_decimal": None}
     item: dict[str, Any] = {
         "id": f"si_{number:014d}",
         "object": "subscription_item",
@@ -111,9 +119,11 @@ class FakeStripe(FakeService):
     keys: set[str] = field(default_factory=set)
     restricted_keys: set[str] = field(default_factory=set)  # keys without Subscriptions read
     subscriptions: list[dict[str, Any]] = field(default_factory=list)
+    prices_read: list[str] = field(default_factory=list)  # ids asked of GET /v1/prices/{id}
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/v1/subscriptions", self.list_subscriptions)
+        app.router.add_get("/v1/prices/{id}", self.get_price)
 
     @staticmethod
     def _error(status: int, message: str, **extra: Any) -> web.Response:
@@ -123,7 +133,7 @@ class FakeStripe(FakeService):
             {"Request-Id": "req_fake123"},
         )
 
-    async def list_subscriptions(self, request: web.Request) -> web.Response:
+    def _refused(self, request: web.Request) -> web.Response | None:
         key = bearer(request)
         if key is None:
             return self._error(
@@ -141,6 +151,27 @@ class FakeStripe(FakeService):
                 "this endpoint on account 'acct_1Fake'. Having the 'rak_subscription_read' permission "
                 "would allow this request to continue.",
             )
+        return None
+
+    async def get_price(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        price_id = request.match_info["id"]
+        for sub in self.subscriptions:
+            for item in sub["items"]["data"]:
+                if item["price"]["id"] == price_id:
+                    self.prices_read.append(price_id)
+                    price = copy.deepcopy(item["price"])
+                    if "tiers" not in request.query.getall("expand[]", []):
+                        price.pop("tiers", None)
+                    return respond(200, price, {"Request-Id": "req_fake123"})
+        return self._error(404, f"No such price: '{price_id}'", param="id", code="resource_missing")
+
+    async def list_subscriptions(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
         try:
             limit = int(request.query.get("limit", 10))
         except ValueError:
@@ -172,7 +203,10 @@ class FakeStripe(FakeService):
                     code="resource_missing",
                 )
             items = items[ids.index(after) + 1 :]
-        page = items[:limit]
+        page = copy.deepcopy(items[:limit])
+        for sub in page:  # a list never carries a price's tiers
+            for item in sub["items"]["data"]:
+                item["price"].pop("tiers", None)
         return respond(
             200,
             {

@@ -4,14 +4,17 @@ the subscriptions' start, trial-end and end dates.
 
 Amounts are normalised to a month: a price of `unit_amount` per `interval_count` `interval`s
 (day, week, month, year) times the item's `quantity`, in the currency's major unit, less a
-percent or amount coupon while it applies. Metered and tiered prices have no fixed amount and
-count 0. Currencies are never converted: `mrr`/`arr` are in `currency:` (or in the only
+percent or amount coupon while it applies. A tiered price is read with its tiers
+(`GET /v1/prices/{id}?expand[]=tiers`, once per price) and priced for the item's quantity,
+graduated or volume; `transform_quantity` is applied. Metered prices have no amount before
+the usage is billed and count 0. Currencies are never converted: `mrr`/`arr` are in `currency:` (or in the only
 currency there is), and `mrr_usd`, `arr_eur`, ... give each currency on its own.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 import re
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -159,17 +162,40 @@ class Stripe(ServiceSource):
 
     async def _subscriptions(self, client: ServiceClient, now: float) -> list[_Sub]:
         params: dict[str, Any] = {"status": "all", "limit": 100}
-        subs: list[_Sub] = []
+        raw: list[dict[str, Any]] = []
         for _ in range(MAX_PAGES):
             body = await client.json("/v1/subscriptions", params=params)
             data = body.get("data") if isinstance(body, dict) else None
             if not isinstance(data, list):
                 raise ExtractError("Stripe: the subscription list has no `data`")
-            subs.extend(_parse(item, now) for item in data if isinstance(item, dict))
+            raw.extend(item for item in data if isinstance(item, dict))
             if not body.get("has_more") or not data:
-                return subs
+                await self._add_tiers(client, raw)
+                return [_parse(item, now) for item in raw]
             params = {**params, "starting_after": data[-1]["id"]}
         raise ExtractError(f"Stripe kept answering has_more after {MAX_PAGES} pages")
+
+    async def _add_tiers(self, client: ServiceClient, subscriptions: list[dict[str, Any]]) -> None:
+        """Stripe lists a tiered price without its tiers: read each such price once, with them."""
+        waiting: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for subscription in subscriptions:
+            for item in (subscription.get("items") or {}).get("data") or []:
+                price = _price(item) if isinstance(item, dict) else {}
+                if (
+                    price.get("billing_scheme") == "tiered"
+                    and _recurring(price).get("usage_type") != "metered"
+                    and not price.get("tiers")
+                    and price.get("id")
+                ):
+                    waiting[str(price["id"])].append(price)
+        for price_id, prices in waiting.items():
+            path = "/v1/plans/" if price_id.startswith("plan_") else "/v1/prices/"
+            body = await client.json(path + price_id, params={"expand[]": "tiers"})
+            tiers = body.get("tiers") if isinstance(body, dict) else None
+            if not isinstance(tiers, list):
+                raise ExtractError(f"Stripe: price {price_id} is tiered but came without tiers")
+            for price in prices:
+                price["tiers"] = tiers
 
     async def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
         """Each metric at the end of every day from `since` (or the first subscription) to yesterday.
@@ -312,18 +338,62 @@ def _interval_months(price: dict[str, Any]) -> float:
 
 
 def _monthly(item: dict[str, Any], currency: str) -> float:
-    """An item's amount per month in the major unit; 0 for metered or tiered prices."""
+    """An item's amount per month in the major unit; 0 for metered prices."""
     price = _price(item)
     if _recurring(price).get("usage_type") == "metered":
         return 0.0
-    amount = price.get("unit_amount")
-    if amount is None:
-        amount = price.get("unit_amount_decimal") or price.get("amount")
-    if amount is None:
-        return 0.0  # tiered pricing: the amount depends on tiers the list does not include
     quantity = item.get("quantity")
-    quantity = 1 if quantity is None else quantity
-    return float(amount) * float(quantity) / _minor_units(currency) / _interval_months(price)
+    quantity = 1.0 if quantity is None else float(quantity)
+    if price.get("billing_scheme") == "tiered":
+        amount = _tiered(price.get("tiers") or [], str(price.get("tiers_mode")), quantity)
+    else:
+        unit = _amount(price, "unit_amount")
+        if unit is None:
+            unit = _amount(price, "amount") or 0.0  # a legacy plan
+        amount = unit * _transformed(quantity, price.get("transform_quantity"))
+    return amount / _minor_units(currency) / _interval_months(price)
+
+
+def _amount(obj: dict[str, Any], key: str) -> float | None:
+    """`key` in minor units, or its `_decimal` twin (a string that may hold fractions)."""
+    value = obj.get(key)
+    if value is None:
+        value = obj.get(f"{key}_decimal")
+    return None if value is None else float(value)
+
+
+def _transformed(quantity: float, transform: Any) -> float:
+    """The quantity billed under `transform_quantity` (e.g. per 1,000 units, rounded up)."""
+    if not isinstance(transform, dict) or not transform.get("divide_by"):
+        return quantity
+    divided = quantity / float(transform["divide_by"])
+    return float(math.floor(divided) if transform.get("round") == "down" else math.ceil(divided))
+
+
+def _tiered(tiers: list[Any], mode: str, quantity: float) -> float:
+    """What `quantity` costs under `tiers` (sorted by `up_to`, the last one unbounded):
+    `volume` prices every unit at the tier the quantity falls in, `graduated` prices each
+    unit at the tier it falls in; a tier's flat amount is paid once when it is reached."""
+    total = 0.0
+    below = 0.0  # units covered by the earlier tiers
+    for tier in tiers:
+        if not isinstance(tier, dict):
+            continue
+        up_to = tier.get("up_to")
+        top = float("inf") if up_to in (None, "inf") else float(up_to)
+        unit = _amount(tier, "unit_amount") or 0.0
+        flat = _amount(tier, "flat_amount") or 0.0
+        if mode == "volume":
+            if quantity <= top:
+                return quantity * unit + flat
+        else:
+            units = min(quantity, top) - below
+            if units > 0:
+                total += units * unit + flat
+            if quantity <= top:
+                return total
+        below = top
+    return total
 
 
 def _minor_units(currency: str) -> float:
