@@ -313,3 +313,12 @@ def test_transform_quantity_bills_per_package(stripe: FakeStripe) -> None:
     assert collect(source(stripe, metrics=["mrr"]), now=NOW) == {"mrr": 27.0}
     per_thousand["round"] = "down"
     assert collect(source(stripe, metrics=["mrr"]), now=NOW) == {"mrr": 18.0}
+
+
+def test_a_key_that_cannot_read_prices_is_told_so(stripe: FakeStripe) -> None:
+    stripe.subscriptions = [
+        subscription(customer="cus_T", start=ts("2026-01-01"), amount=0, quantity=2, tiers=SEATS)
+    ]
+    stripe.no_price_read.add(KEY)
+    with pytest.raises(HttpError, match="restricted key needs read access to Prices"):
+        collect(source(stripe, metrics=["mrr"]), now=NOW)

@@ -120,6 +120,7 @@ class FakeStripe(FakeService):
     restricted_keys: set[str] = field(default_factory=set)  # keys without Subscriptions read
     subscriptions: list[dict[str, Any]] = field(default_factory=list)
     prices_read: list[str] = field(default_factory=list)  # ids asked of GET /v1/prices/{id}
+    no_price_read: set[str] = field(default_factory=set)  # keys that may not read prices
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/v1/subscriptions", self.list_subscriptions)
@@ -158,6 +159,13 @@ class FakeStripe(FakeService):
         if refused is not None:
             return refused
         price_id = request.match_info["id"]
+        if bearer(request) in self.no_price_read:
+            return self._error(
+                403,
+                "The provided key 'rk_test_***' does not have the required permissions for this "
+                "endpoint on account 'acct_1Fake'. Having the 'rak_price_read' permission would "
+                "allow this request to continue.",
+            )
         for sub in self.subscriptions:
             for item in sub["items"]["data"]:
                 if item["price"]["id"] == price_id:

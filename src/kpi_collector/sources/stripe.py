@@ -117,9 +117,14 @@ class Stripe(ServiceSource):
         return Auth(bearer=self.api_key)
 
     def forbidden(self, response: Response, message: str) -> str:
+        needed = (
+            "Prices"
+            if "/v1/prices/" in response.url or "/v1/plans/" in response.url
+            else "Subscriptions"
+        )
         return (
             f"Stripe refused the key (HTTP 403{': ' + message if message else ''}): a restricted key needs "
-            f"read access to Subscriptions; check `api_key` of source {self.name!r}"
+            f"read access to {needed}; check `api_key` of source {self.name!r}"
         )
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
