@@ -153,13 +153,12 @@ def _config(folder: Path) -> Path:
 
 
 def test_kpi_run_exits_1_with_a_clear_message_while_another_run_holds_the_store(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = _config(tmp_path)
-    monkeypatch.setattr(Pipeline, "lock_wait", 0.5)
     holder = Holder(f"sqlite:///{tmp_path / 'kpi.db'}")
     try:
-        assert main(["-c", str(config), "run"]) == 1
+        assert main(["-c", str(config), "run", "--wait", "0.5"]) == 1
         err = capsys.readouterr().err
         assert "error: another run is using the store" in err
         assert f"pid {holder.proc.pid}" in err and "try again when it has finished" in err

@@ -133,14 +133,28 @@ def _redacted(url: str) -> str:
 @click.option("--dry-run", is_flag=True, help="Collect and show; store and deliver nothing.")
 @click.option("--no-deliver", is_flag=True, help="Collect and store; deliver nothing.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for another run that holds the store.",
+)
 @click.pass_context
 def run(
-    ctx: click.Context, only: tuple[str, ...], dry_run: bool, no_deliver: bool, fmt: str
+    ctx: click.Context,
+    only: tuple[str, ...],
+    dry_run: bool,
+    no_deliver: bool,
+    fmt: str,
+    wait: float,
 ) -> None:
     """Collect every source, store the values, deliver them; show a table of the results."""
     from kpi_collector.pipeline import Pipeline
 
     pipeline = Pipeline.from_config(load(ctx))
+    pipeline.lock_wait = wait
     sources = pipeline.selected(only)
     import gc
 
