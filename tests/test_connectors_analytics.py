@@ -146,21 +146,39 @@ def test_posthog_throttled_then_answers(posthog: FakePostHog) -> None:
     }
 
 
-def test_posthog_backfill_daily_active_users(posthog: FakePostHog) -> None:
+@pytest.mark.parametrize("event", [None, "signup"])
+def test_posthog_backfill_daily_weekly_monthly_active_users(
+    posthog: FakePostHog, event: str | None
+) -> None:
     since = TODAY - timedelta(days=90)
-    points = backfill(posthog_source(posthog), since, now=NOW)
-    by = {p.ts.date(): p.value for p in points}
+    points = backfill(posthog_source(posthog, event=event), since, now=NOW)
+    by: dict[str, dict[date, float]] = {}
+    for p in points:
+        by.setdefault(p.metric, {})[p.ts.date()] = p.value
+    assert set(by) == {"dau", "wau", "mau"}
     first_day = TODAY - timedelta(days=60)
-    assert (
-        min(by) == first_day and max(by) == YESTERDAY
-    )  # nothing before the first event, nor today
-    assert all(by[d] == expected(d, d) for d in by)
-    assert {p.metric for p in points} == {"dau"}
+    for metric, span in {"dau": 1, "wau": 7, "mau": 30}.items():
+        days = by[metric]
+        assert min(days) == first_day and max(days) == YESTERDAY  # nor before, nor today
+        assert len(days) == (YESTERDAY - first_day).days + 1  # quiet days count 0
+        for day, value in days.items():
+            assert value == expected(day - timedelta(days=span - 1), day, event), (metric, day)
+    assert any(by["mau"][d] > by["wau"][d] > by["dau"][d] for d in by["dau"])
     (sent,) = posthog.queries
-    assert (
-        sent["query"]["values"] == {"since": since.isoformat()}
-        and "LIMIT 10000" in sent["query"]["query"]
-    )
+    assert sent["query"]["values"] == {
+        "since": since.isoformat(),
+        **({"event": event} if event else {}),
+    }
+    assert "LIMIT 10000" in sent["query"]["query"]
+
+
+def test_posthog_backfill_from_a_day_inside_the_data(posthog: FakePostHog) -> None:
+    """A window reaches back before `since`: a day's wau and mau still count those persons."""
+    since = TODAY - timedelta(days=20)
+    points = backfill(posthog_source(posthog, metrics=["mau"]), since, now=NOW)
+    values = {p.ts.date(): p.value for p in points}
+    assert min(values) == since and {p.metric for p in points} == {"mau"}
+    assert values[since] == expected(since - timedelta(days=29), since)
 
 
 # mixpanel ---------------------------------------------------------------------------------------

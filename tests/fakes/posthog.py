@@ -21,10 +21,19 @@ _ALL = re.compile(r"count\(DISTINCT person_id\) AS (\w+)")
 _ACTIVE_WHERE = re.compile(
     r"FROM events WHERE toDate\(timestamp\) >= today\(\) - (\d+) AND toDate\(timestamp\) < today\(\)"
 )
-_DAILY = re.compile(
-    r"^SELECT toDate\(timestamp\) AS day, count\(DISTINCT person_id\) AS (\w+) FROM events "
-    r"WHERE toDate\(timestamp\) >= toDate\(\{since\}\) AND toDate\(timestamp\) < today\(\)"
-    r"(?P<event> AND event = \{event\})? GROUP BY day ORDER BY day(?: LIMIT (?P<limit>\d+))?$"
+# every (person, active day) spread over the `spread` days after it, counted per day
+_BY_DAY = re.compile(
+    r"^SELECT day, (?P<columns>.*) FROM \( SELECT person_id, active_day, "
+    r"addDays\(active_day, arrayJoin\(range\((?P<spread>\d+)\)\)\) AS day FROM \( "
+    r"SELECT DISTINCT person_id, toDate\(timestamp\) AS active_day FROM events "
+    r"WHERE toDate\(timestamp\) >= addDays\(toDate\(\{since\}\), -(?P<back>\d+)\) "
+    r"AND toDate\(timestamp\) < today\(\)(?P<event> AND event = \{event\})? \) \) "
+    r"WHERE day >= toDate\(\{since\}\) AND day < today\(\) GROUP BY day ORDER BY day"
+    r"(?: LIMIT (?P<limit>\d+))?$"
+)
+_BY_DAY_COLUMN = re.compile(
+    r"count\(DISTINCT (?:if\(day (?:(?P<same>= active_day)|< addDays\(active_day, (?P<span>\d+)\)),"
+    r" person_id, NULL\)|person_id)\) AS (?P<name>\w+)"
 )
 
 
@@ -86,9 +95,9 @@ class FakePostHog(FakeService):
                     f"Placeholder {{{name}}} is not available in this context",
                 )
         event = values.get("event") if " AND event = {event}" in text else None
-        daily = _DAILY.match(text)
-        if daily:
-            return self._daily(daily, values, event)
+        by_day = _BY_DAY.match(text)
+        if by_day:
+            return self._by_day(by_day, values, event)
         if _ACTIVE_WHERE.search(text):
             return self._active(text, event)
         return self._error(
@@ -118,17 +127,34 @@ class FakePostHog(FakeService):
             row.append(len(self._persons(self.today - timedelta(days=outer), event)))
         return self._result(columns, [row])
 
-    def _daily(
+    def _by_day(
         self, match: re.Match[str], values: dict[str, Any], event: str | None
     ) -> web.Response:
         since = date.fromisoformat(str(values["since"])[:10])
-        per_day: dict[date, set[str]] = {}
-        for t, person, name in self.events:
-            if since <= t.date() < self.today and (event is None or name == event):
-                per_day.setdefault(t.date(), set()).add(person)
-        rows = [[d.isoformat(), len(per_day[d])] for d in sorted(per_day)]
+        spread = int(match.group("spread"))
+        first = since - timedelta(days=int(match.group("back")))
+        active = {  # (person, active day), as the innermost SELECT DISTINCT gives them
+            (p, t.date())
+            for t, p, e in self.events
+            if first <= t.date() < self.today and (event is None or e == event)
+        }
+        columns: list[tuple[str, int]] = []
+        for column in _BY_DAY_COLUMN.finditer(match.group("columns")):
+            span = 1 if column["same"] else int(column["span"] or spread)
+            columns.append((column["name"], span))
+        rows = []
+        day = since
+        while day < self.today:
+            counts = [
+                len({p for p, d in active if 0 <= (day - d).days < min(span, spread)})
+                for _, span in columns
+            ]
+            if any(counts) or any(0 <= (day - d).days < spread for _, d in active):
+                rows.append([day.isoformat(), *counts])
+            day += timedelta(days=1)
         limit = int(match.group("limit") or 100)  # PostHog returns 100 rows unless told otherwise
-        return self._result(["day", match.group(1)], rows[:limit], has_more=len(rows) > limit)
+        names = ["day", *(name for name, _ in columns)]
+        return self._result(names, rows[:limit], has_more=len(rows) > limit)
 
     @staticmethod
     def _result(

@@ -1,9 +1,12 @@
 """`type: posthog`: daily, weekly and monthly active users (distinct persons with any event,
-or with `event:`) from PostHog's query API (HogQL) with a personal API key; daily active
-users for backfill.
+or with `event:`) from PostHog's query API (HogQL) with a personal API key; the same three
+for every past day in backfill.
 
 The windows are whole days in the project's timezone ending yesterday, the last complete day:
-dau is yesterday's, wau the 7 days to yesterday, mau the 30 days to yesterday.
+dau is yesterday's, wau the 7 days to yesterday, mau the 30 days to yesterday. Backfill asks
+for each day's three windows in one query: every distinct (person, active day) is spread
+over the 30 days whose windows it falls in (`arrayJoin(range(30))`), and PostHog counts the
+distinct persons per day; only one row per day comes back.
 """
 
 from __future__ import annotations
@@ -30,10 +33,22 @@ FROM events
 WHERE toDate(timestamp) >= today() - 30 AND toDate(timestamp) < today(){event}
 """.strip()
 
-DAILY_ACTIVE_USERS = """
-SELECT toDate(timestamp) AS day, count(DISTINCT person_id) AS dau
-FROM events
-WHERE toDate(timestamp) >= toDate({since}) AND toDate(timestamp) < today(){event}
+ACTIVE_USERS_BY_DAY = """
+SELECT
+    day,
+    count(DISTINCT if(day = active_day, person_id, NULL)) AS dau,
+    count(DISTINCT if(day < addDays(active_day, 7), person_id, NULL)) AS wau,
+    count(DISTINCT person_id) AS mau
+FROM (
+    SELECT person_id, active_day, addDays(active_day, arrayJoin(range(30))) AS day
+    FROM (
+        SELECT DISTINCT person_id, toDate(timestamp) AS active_day
+        FROM events
+        WHERE toDate(timestamp) >= addDays(toDate({since}), -29)
+            AND toDate(timestamp) < today(){event}
+    )
+)
+WHERE day >= toDate({since}) AND day < today()
 GROUP BY day
 ORDER BY day
 LIMIT 10000
@@ -104,14 +119,22 @@ class PostHog(ServiceSource):
         return {metric: float(counts[metric] or 0) for metric in self.wanted()}
 
     async def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
-        """Distinct persons of each day from `since` (or the first day with events) to yesterday."""
-        if "dau" not in self.wanted():
-            return
-        rows = await self._query(self.client(ctx), DAILY_ACTIVE_USERS, {"since": since.isoformat()})
-        counted = {parse_day(str(day)): float(count or 0) for day, count in rows}
+        """dau, wau and mau of each day from `since` (or the first day with events) to yesterday."""
+        wanted = self.wanted()
+        rows = await self._query(
+            self.client(ctx), ACTIVE_USERS_BY_DAY, {"since": since.isoformat()}
+        )
+        if any(len(row) != 4 for row in rows):
+            raise ExtractError("PostHog: expected rows of day, dau, wau, mau")
+        counted = {
+            parse_day(str(row[0])): dict(zip(("dau", "wau", "mau"), row[1:], strict=True))
+            for row in rows
+        }
         if not counted:
             return
-        day = max(since, min(counted))  # from the first day with events; quiet days count 0
+        day = max(since, min(counted))  # from the first day in a window; quiet days count 0
         while day < ctx.today:
-            yield Observation("dau", counted.get(day, 0.0), day_end(day, ctx.tz))
+            counts = counted.get(day, {})
+            for metric in wanted:
+                yield Observation(metric, float(counts.get(metric) or 0), day_end(day, ctx.tz))
             day += timedelta(days=1)
