@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +54,10 @@ class Variant:
     name: str
     runs: list[ProcessRun] = field(default_factory=list)
     totals: list[int] = field(default_factory=list)
+    # from the server: seconds from the process start to its first request, and from its
+    # first request to the last answer handed over
+    to_first: list[float] = field(default_factory=list)
+    fetching: list[float] = field(default_factory=list)
 
     def wall(self) -> float:
         return median([r.wall_s for r in self.runs])
@@ -142,23 +149,38 @@ def run_benchmark(pages: int, runs: int, concurrency: int, sample: int) -> Repor
             for n in (SMALL_PAGES, pages)
         }
 
-        def round_of(n: int) -> list[tuple[Variant, tuple[ProcessRun, int]]]:
+        def timed(
+            variant: Variant, run: Callable[[], tuple[ProcessRun, int]]
+        ) -> tuple[Variant, tuple[ProcessRun, int], dict[str, Any]]:
+            server_timeline(server)  # starts afresh
+            measured = run()
+            return variant, measured, server_timeline(server)
+
+        def round_of(n: int) -> list[tuple[Variant, tuple[ProcessRun, int], dict[str, Any]]]:
             return [
-                (kpi, run_kpi(configs[n], store, n)),
-                (floor, run_baseline("floor_aiohttp_selectolax.py", server, n, concurrency)),
-                (scrapy, run_baseline("baseline_scrapy.py", server, n, concurrency)),
+                timed(kpi, lambda: run_kpi(configs[n], store, n)),
+                timed(
+                    floor,
+                    lambda: run_baseline("floor_aiohttp_selectolax.py", server, n, concurrency),
+                ),
+                timed(scrapy, lambda: run_baseline("baseline_scrapy.py", server, n, concurrency)),
             ]
 
         # Untimed warm-up: bytecode caches, page cache, and a first check of every variant.
-        for variant, (_, total) in round_of(SMALL_PAGES):
+        for variant, (_, total), _ in round_of(SMALL_PAGES):
             if total != expected_total(SMALL_PAGES):
                 raise RuntimeError(f"warm-up: {variant.name} counted {total}")
         for round_ in range(1, runs + 1):
             measured = round_of(pages)
-            measured.append((kpi_small, run_kpi(configs[SMALL_PAGES], store, SMALL_PAGES)))
-            for variant, (run, total) in measured:
+            measured.append(
+                timed(kpi_small, lambda: run_kpi(configs[SMALL_PAGES], store, SMALL_PAGES))
+            )
+            for variant, (run, total), timeline in measured:
                 variant.runs.append(run)
                 variant.totals.append(total)
+                if timeline["first"] is not None and timeline["last"] is not None:
+                    variant.to_first.append(timeline["first"] - run.started_at)
+                    variant.fetching.append(timeline["last"] - timeline["first"])
                 print(
                     f"round {round_}: {variant.name:<20} wall {run.wall_s:6.2f} s"
                     f"  cpu {run.cpu_s:6.2f} s  rss {run.max_rss_mb:6.1f} MB  total {total}",
@@ -212,6 +234,24 @@ def run_benchmark(pages: int, runs: int, concurrency: int, sample: int) -> Repor
             None,
         ),
         Check(
+            "from the start to the first request: kpi / floor / Scrapy",
+            " / ".join(fmt_s(median(v.to_first)) for v in (kpi, floor, scrapy)),
+            "",
+            None,
+        ),
+        Check(
+            "from the first request to the last answer: kpi / floor / Scrapy",
+            " / ".join(fmt_s(median(v.fetching)) for v in (kpi, floor, scrapy)),
+            "",
+            None,
+        ),
+        Check(
+            f"least possible first request to last answer ({pages} × 100 ms, {concurrency} at a time)",
+            fmt_s(math.ceil(pages / concurrency) * 0.1),
+            "",
+            None,
+        ),
+        Check(
             "kpi peak RSS",
             f"{kpi.rss():.0f} MB",
             f"< {KPI_PEAK_MB:.0f} MB",
@@ -257,6 +297,13 @@ def run_benchmark(pages: int, runs: int, concurrency: int, sample: int) -> Repor
         f" --concurrency {concurrency} --sample {sample}"
     )
     return Report(f"Fan-in: {pages} html sources, 100 ms latency", command, checks, notes)
+
+
+def server_timeline(server: PageServer) -> dict[str, Any]:
+    """The page server's first-request and last-answer times since the last call (and reset)."""
+    with urllib.request.urlopen(f"{server.base_url}/timeline", timeout=10) as answer:
+        timeline: dict[str, Any] = json.load(answer)
+    return timeline
 
 
 def run_baseline_sampled(server: PageServer, sample: int) -> tuple[ProcessRun, int]:

@@ -37,6 +37,7 @@ class ProcessRun:
     max_rss_mb: float
     stdout: str
     stderr: str
+    started_at: float = 0.0  # time.time() just before the child was started
 
     def json_line(self) -> dict[str, Any]:
         """The last stdout line that parses as a JSON object (the baselines' result)."""
@@ -72,6 +73,7 @@ def measure(
     err_path = out_path.with_suffix(".err")
     # Output goes to files, not pipes, so reading it costs the child nothing.
     with out_path.open("w+") as out, err_path.open("w+") as err:
+        started_at = time.time()
         start = time.perf_counter()
         proc = subprocess.Popen(list(argv), stdout=out, stderr=err, env=env, cwd=cwd)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -90,6 +92,7 @@ def measure(
         max_rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
         stdout=stdout,
         stderr=stderr,
+        started_at=started_at,
     )
 
 

@@ -18,6 +18,7 @@ import random
 import signal
 import socket
 import sys
+import time
 
 from aiohttp import web
 
@@ -119,6 +120,9 @@ def render_page(i: int) -> bytes:
 
 def build_app(pages: int, delay: float) -> web.Application:
     bodies = [render_page(i) for i in range(1, pages + 1)]
+    # when the first page request arrived and the last page answer was handed over
+    # (time.time()), since the last GET /timeline; the fan-in benchmark reads it per run
+    timeline: dict[str, float | int | None] = {"first": None, "last": None, "requests": 0}
 
     async def page(request: web.Request) -> web.Response:
         try:
@@ -127,11 +131,24 @@ def build_app(pages: int, delay: float) -> web.Application:
             raise web.HTTPNotFound() from None
         if not 1 <= i <= pages:
             raise web.HTTPNotFound()
+        if timeline["first"] is None:
+            timeline["first"] = time.time()
         await asyncio.sleep(delay)
-        return web.Response(body=bodies[i - 1], content_type="text/html", charset="utf-8")
+        response = web.Response(body=bodies[i - 1], content_type="text/html", charset="utf-8")
+        await response.prepare(request)
+        await response.write_eof()
+        timeline["last"] = time.time()
+        timeline["requests"] = int(timeline["requests"] or 0) + 1
+        return response
+
+    async def read_timeline(request: web.Request) -> web.Response:
+        answer = dict(timeline)
+        timeline.update(first=None, last=None, requests=0)
+        return web.json_response(answer)
 
     app = web.Application()
     app.router.add_get("/page/{i}", page)
+    app.router.add_get("/timeline", read_timeline)
     return app
 
 
