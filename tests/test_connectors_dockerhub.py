@@ -63,3 +63,37 @@ def test_long_retry_after_fails_saying_when(hub: FakeDockerHub) -> None:
 def test_server_errors_then_success(hub: FakeDockerHub) -> None:
     hub.inject(503, "<html>upstream connect error</html>", times=2)
     assert collect(DockerHub(repo="zenmldocker/zenml", api_url=hub.url))["pulls"] == 1_234_567
+
+
+PAT = "dckr_pat_FakePersonalAccessToken123"
+
+
+def test_a_private_repo_with_a_personal_access_token(hub: FakeDockerHub) -> None:
+    hub.repos["acme/internal"] = (321, 2)
+    hub.private.add("acme/internal")
+    hub.accounts["acmebot"] = PAT
+    with pytest.raises(HttpError, match=r"a private one needs `username:` and `token:`"):
+        collect(DockerHub(repo="acme/internal", api_url=hub.url))
+    source = DockerHub(repo="acme/internal", api_url=hub.url, username="acmebot", token=PAT)
+    assert collect(source) == {"pulls": 321, "stars": 2}
+    login, repo = hub.requests[-2:]
+    assert login.path == "/v2/auth/token" and login.method == "POST"
+    assert repo.headers["Authorization"] == f"Bearer {next(iter(hub.issued))}"
+
+
+def test_a_wrong_token_names_the_variable_and_never_the_token(hub: FakeDockerHub) -> None:
+    hub.accounts["acmebot"] = PAT
+    wrong = "dckr_pat_WrongWrongWrong000000"
+    result = outcome(
+        DockerHub(repo="zenmldocker/zenml", api_url=hub.url, username="acmebot", token=wrong)
+    )
+    ((_, message, transient),) = result.errors
+    assert "Docker Hub refused the credentials (HTTP 401: Incorrect authentication" in message
+    assert "${DOCKERHUB_TOKEN}" in message and wrong not in message and not transient
+
+
+def test_a_token_needs_a_username() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="token needs username"):
+        DockerHub(repo="acme/internal", token=PAT)

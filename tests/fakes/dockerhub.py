@@ -1,23 +1,47 @@
 """A local Docker Hub API: `GET /v2/repositories/{namespace}/{name}/` with the
-`X-RateLimit-*` headers and Docker Hub's error body."""
+`X-RateLimit-*` headers and Docker Hub's error body; `POST /v2/auth/token` trading a Docker ID
+and personal access token for a short-lived bearer; private repositories answer 404 without it."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from tests.fakes._base import FakeService, respond
+from tests.fakes._base import FakeService, bearer, respond
 
 
 @dataclass
 class FakeDockerHub(FakeService):
     repos: dict[str, tuple[int, int]] = field(default_factory=dict)  # "ns/name" -> (pulls, stars)
     remaining: int = 180
+    private: set[str] = field(default_factory=set)  # repos only a bearer may see
+    accounts: dict[str, str] = field(default_factory=dict)  # Docker ID -> personal access token
+    issued: set[str] = field(default_factory=set)  # access tokens handed out
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/v2/repositories/{namespace}/{name}/", self.repository)
+        app.router.add_post("/v2/auth/token", self.auth_token)
+
+    async def auth_token(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        identifier, secret = body.get("identifier"), body.get("secret")
+        if not identifier or not secret:
+            return respond(400, {"errinfo": {}, "detail": "identifier and secret are required"})
+        if self.accounts.get(identifier) != secret:
+            return respond(
+                401,
+                {
+                    "errinfo": {},
+                    "detail": "Incorrect authentication credentials",
+                    "message": "Incorrect authentication credentials",
+                },
+            )
+        token = "eyJhbGciOiJSUzI1NiJ9." + secrets.token_urlsafe(24)
+        self.issued.add(token)
+        return respond(200, {"access_token": token})
 
     async def repository(self, request: web.Request) -> web.Response:
         namespace, name = request.match_info["namespace"], request.match_info["name"]
@@ -28,6 +52,8 @@ class FakeDockerHub(FakeService):
             "X-RateLimit-Reset": str(int(time.time()) + 60),
         }
         found = self.repos.get(f"{namespace}/{name}")
+        if f"{namespace}/{name}" in self.private and bearer(request) not in self.issued:
+            found = None  # a private repository does not exist for a stranger
         if found is None:
             body = {
                 "message": "httperror 404: object not found",
@@ -45,7 +71,7 @@ class FakeDockerHub(FakeService):
                 "status": 1,
                 "status_description": "active",
                 "description": "An image",
-                "is_private": False,
+                "is_private": f"{namespace}/{name}" in self.private,
                 "is_automated": False,
                 "star_count": stars,
                 "pull_count": pulls,
