@@ -443,38 +443,17 @@ def read(
     agg: Mapping[str, str] | None = None,
     kpis: Sequence[str] | None = None,
 ) -> dict[str, list[Point]]:
-    """Each KPI's value per period from `since` on, by its `agg` (default last), oldest first."""
-    rows = read_rows(engine, zone, period, since=since, agg=agg, kpis=kpis)
+    """Each KPI's value per period from `since` on, by its `agg` (default last), oldest first
+    (as `Point`s; the dashboard reads `read_flat`'s rows)."""
     days: dict[int, date] = {}
     out: dict[str, list[Point]] = {}
-    for kpi, items in rows.items():
-        points = out[kpi] = []
-        for start, value, last_ts in items:
-            day = days.get(start)
-            if day is None:
-                day = days[start] = date.fromordinal(start)
-            points.append(Point(day, value, last_ts))
-    return out
-
-
-def read_rows(
-    engine: sa.Engine,
-    zone: ZoneInfo,
-    period: str,
-    *,
-    since: date,
-    agg: Mapping[str, str] | None = None,
-    kpis: Sequence[str] | None = None,
-    with_ts: bool = True,
-) -> dict[str, list[Any]]:
-    """`read` as rows (start ordinal, value, last ts; without `with_ts`: start ordinal, value):
-    no object per period."""
-    out: dict[str, list[Any]] = {}
-    for row in read_flat(engine, zone, period, since=since, agg=agg, kpis=kpis, with_ts=with_ts):
-        bucket = out.get(row[0])
-        if bucket is None:
-            bucket = out[row[0]] = []
-        bucket.append(row[1:])
+    for kpi, start, value, last_ts in read_flat(
+        engine, zone, period, since=since, agg=agg, kpis=kpis
+    ):
+        day = days.get(start)
+        if day is None:
+            day = days[start] = date.fromordinal(start)
+        out.setdefault(kpi, []).append(Point(day, value, last_ts))
     return out
 
 
