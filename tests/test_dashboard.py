@@ -424,7 +424,8 @@ def test_security_headers_on_every_response(client: Any) -> None:
 
 
 def test_only_loopback_host_headers_without_a_token(client: Any) -> None:
-    assert client.get("/", headers={"host": "evil.example"}).status_code == 421
+    refused = client.get("/", headers={"host": "evil.example"})
+    assert refused.status_code == 421 and "kpi serve --token" in refused.text
     assert client.get("/", headers={"host": "localhost:8050"}).status_code == 200
     assert client.get("/", headers={"host": "[::1]:8050"}).status_code == 200
 

@@ -69,7 +69,13 @@ class Guard:
             host = headers.get("host", "")
             name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
             if host and not is_loopback(name):
-                await self._deny(send, 421, "This dashboard answers only on localhost.")
+                await self._deny(
+                    send,
+                    421,
+                    "This dashboard answers only on localhost. To serve it under another name "
+                    "(behind a reverse proxy, say), start it with an access token: "
+                    "kpi serve --token ... or KPI_DASHBOARD_TOKEN.",
+                )
                 return
         else:
             given = _presented(scope, headers)
