@@ -71,3 +71,15 @@ def test_a_source_and_a_store_without_their_driver_say_what_to_install(
     assert "pip install 'kpi-collector[postgres]'" in result.errors["app"]
     with pytest.raises(StoreError, match=r"pip install 'kpi-collector\[postgres\]'"):
         _ = HistoryStore(url).engine
+
+
+def test_event_files_without_duckdb_say_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kpi_collector.activity import ActivityError, daily_series
+
+    events = tmp_path / "events.csv"
+    events.write_text("user_id,ts\nu1,2026-01-01T10:00:00Z\n")
+    monkeypatch.setitem(sys.modules, "duckdb", None)
+    with pytest.raises(ActivityError, match=r"pip install 'kpi-collector\[duckdb\]'"):
+        daily_series(str(events), user="user_id", time="ts")

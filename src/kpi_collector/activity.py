@@ -26,7 +26,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from kpi_collector.errors import SourceError
+from kpi_collector.errors import SourceError, missing_package
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -444,9 +444,9 @@ def _register_fsspec(con: Any, files: EventFiles) -> None:
         return
     try:
         import fsspec
-    except ImportError:
+    except ModuleNotFoundError as exc:
         raise ActivityError(
-            f"reading {', '.join(sorted(schemes))}:// URLs needs fsspec (pip install fsspec)"
+            f"reading {', '.join(sorted(schemes))}:// URLs: {missing_package(exc) or exc}"
         ) from None
     for scheme in sorted(schemes):
         try:
@@ -489,10 +489,8 @@ def _duckdb_day(column: str, column_type: str, plan: _Plan) -> DaySql:
 def _run_duckdb(files: EventFiles, plan: _Plan) -> list[tuple[Any, ...]]:
     try:
         import duckdb
-    except ImportError:
-        raise ActivityError(
-            "reading event files needs DuckDB: pip install 'kpi-collector[duckdb]'"
-        ) from None
+    except ModuleNotFoundError as exc:
+        raise ActivityError(f"reading event files: {missing_package(exc) or exc}") from None
 
     fmt = files.file_format
     con = duckdb.connect()

@@ -91,6 +91,7 @@ EXTRAS = {
     "pandas": "pandas",
     "duckdb": "duckdb",
     "pyarrow": "duckdb",
+    "fsspec": "duckdb",
     "starlette": "dashboard",
     "uvicorn": "dashboard",
     "notion_client": "notion",

@@ -36,10 +36,10 @@ class Pacer:
 
     async def turn(self) -> None:
         async with self._lock:
-            start = max(self._next, monotonic())
-            delay = start - monotonic()
-            if delay > 0:
-                await pause(delay)
+            now = monotonic()
+            start = max(self._next, now)
+            if start > now:
+                await pause(start - now)
             self._next = start + self.interval
 
 
