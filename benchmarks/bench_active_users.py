@@ -2,7 +2,7 @@
 
 Four ways to the same series over the same Parquet file, each in its own process:
 
-- ``ours``: ``kpi_collector.activity.daily_series`` (DuckDB, linear).
+- ``ours``: ``kpi_collector.sources.active_users.activity.daily_series`` (DuckDB, linear).
 - ``linear``: the linear DuckDB query written plainly here (the yardstick: ours should
   cost at most 1.2x of it).
 - ``pandas``: a per-day loop of ``nunique`` over the trailing 30/7/1 days (naive).
@@ -145,7 +145,7 @@ def duckdb_day(timezone: str) -> str:
 
 
 def run_ours(path: str, timezone: str) -> Series:
-    from kpi_collector.activity import daily_series
+    from kpi_collector.sources.active_users.activity import daily_series
 
     series = daily_series(path, user="user_id", time="ts", timezone=timezone)
     return [
@@ -216,7 +216,7 @@ def run_postgres(url: str, table: str, timezone: str) -> tuple[Series, dict[str,
     """Our series from a PostgreSQL table; what came back, and PostgreSQL's own time."""
     import sqlalchemy as sa
 
-    from kpi_collector.activity import EventTable, daily_series
+    from kpi_collector.sources.active_users.activity import EventTable, daily_series
 
     engine = sa.create_engine(url)
     captured: dict[str, Any] = {}
@@ -294,7 +294,7 @@ def child(args: argparse.Namespace) -> None:
     else:
         import duckdb  # noqa: F401
     if args.child in ("ours", "postgres"):
-        import kpi_collector.activity  # noqa: F401
+        import kpi_collector.sources.active_users.activity  # noqa: F401
     extra: dict[str, Any] = {}
     start = time.perf_counter()
     if args.child == "postgres":
@@ -544,7 +544,7 @@ def render(
         "|---|---:|---:|---:|---|",
     ]
     what = {
-        "ours": "`kpi_collector.activity.daily_series`",
+        "ours": "`kpi_collector.sources.active_users.activity.daily_series`",
         "linear": "the linear DuckDB query, written plainly in the script",
         "pandas": "pandas, per day `nunique` over the trailing 30/7/1 days (every day, no sampling)",
         "range_join": "DuckDB, every day joined with the user-days of its 30-day window",

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.pool import StaticPool
 
-from kpi_collector.activity import (
+from kpi_collector.sources.active_users.activity import (
     WINDOWS,
     ActivityError,
     DailyActivity,

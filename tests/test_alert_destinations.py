@@ -101,7 +101,7 @@ class Services:
 
 @pytest.fixture
 def services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Services]:
-    from kpi_collector import delivery
+    from kpi_collector.deliver import engine as delivery
 
     monkeypatch.setattr(delivery, "BACKOFF", 0.01)  # retries within the run, quickly
     with ExitStack() as stack:

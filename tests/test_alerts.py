@@ -13,8 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from kpi_collector import plugins
-from kpi_collector.config import load_config, parse_config
+from kpi_collector.config import load_config, parse_config, plugins
 from kpi_collector.demo.server import BackgroundServer
 from kpi_collector.destinations.base import Delivery, Destination
 from kpi_collector.errors import ConfigError, DeliveryError
@@ -314,7 +313,7 @@ def test_a_message_that_could_not_go_out_is_sent_on_the_next_run_once(
     folder, app = setup
     config = configure(folder, "{kpi: app.dau, below: 100, notify: [team], name: DAU is low}")
     app["down"].add("team")
-    with caplog.at_level(logging.INFO, logger="kpi_collector.alerts"):
+    with caplog.at_level(logging.INFO, logger="kpi_collector.alerts.engine"):
         result = run(config, dau=50)
     assert texts(app) == []
     error = result.delivery_errors["team (alerts)"]

@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from kpi_collector import Pipeline
+from kpi_collector.commands.history import history_document
 from kpi_collector.config import load_config
-from kpi_collector.history import history_document
 from kpi_collector.report.data import DashboardData
 from kpi_collector.report.web import ServerThread, check_bind, create_app
 from kpi_collector.store import HistoryStore, rollup
@@ -460,7 +460,7 @@ def test_metrics_name_an_interrupted_run(tmp_path: Path) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     from kpi_collector.report.metrics import metrics_text
-    from kpi_collector.schedule.state import mark_interrupted
+    from kpi_collector.store.heartbeats import mark_interrupted
 
     (tmp_path / "kpi.yaml").write_text(CONFIG, encoding="utf-8")
     (tmp_path / ".env").write_text(f"CRM_TOKEN={SECRET}\n", encoding="utf-8")

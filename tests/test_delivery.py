@@ -16,7 +16,7 @@ from pydantic import Field
 
 from kpi_collector import Pipeline
 from kpi_collector.cli import group
-from kpi_collector.delivery import DeliveryEngine
+from kpi_collector.deliver.engine import DeliveryEngine
 from kpi_collector.destinations import CSV, Discord, Segment, Store, Webhook
 from kpi_collector.destinations.base import Delivery, MessageDestination
 from kpi_collector.destinations.webhook import sign
@@ -30,7 +30,7 @@ MONDAY = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kpi_collector import delivery
+    from kpi_collector.deliver import engine as delivery
 
     monkeypatch.setattr(delivery, "BACKOFF", 0.01)
 
@@ -314,8 +314,8 @@ def test_a_delivery_state_that_cannot_be_written_is_a_store_error(tmp_path: Path
 
 
 def test_one_delivering_process_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kpi_collector import delivery
-    from kpi_collector.schedule.lock import store_mutex
+    from kpi_collector.deliver import engine as delivery
+    from kpi_collector.store.lock import store_mutex
 
     monkeypatch.setattr(delivery, "LOCK_WAIT", 0.3)
     recorder = Recorder(name="daily", every="day")

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from kpi_collector.config.models import KpiSpec
 from kpi_collector.destinations.base import Delivery
-from kpi_collector.report.digest import Digest, DigestLine, digest_title, split_lines
+from kpi_collector.destinations.digest import Digest, DigestLine, digest_title, split_lines
 from kpi_collector.store import HistoryStore
 
 NOW = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)  # Monday of ISO week 49

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from kpi_collector import Pipeline
-from kpi_collector.delivery import DeliveryEngine
+from kpi_collector.deliver.engine import DeliveryEngine
 from kpi_collector.destinations import (
     CSV,
     JSONL,
@@ -339,7 +339,7 @@ NAMES = [
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kpi_collector import delivery
+    from kpi_collector.deliver import engine as delivery
 
     monkeypatch.setattr(delivery, "BACKOFF", 0.01)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from kpi_collector import Pipeline
-from kpi_collector.delivery import DeliveryEngine
+from kpi_collector.deliver.engine import DeliveryEngine
 from kpi_collector.destinations import Notion, Store
 from kpi_collector.sources.python import Function
 from tests.conftest import Waits
@@ -27,7 +27,7 @@ DAY = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kpi_collector import delivery
+    from kpi_collector.deliver import engine as delivery
 
     monkeypatch.setattr(delivery, "BACKOFF", 0.01)
 

@@ -28,7 +28,7 @@ DAY = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kpi_collector import delivery
+    from kpi_collector.deliver import engine as delivery
 
     monkeypatch.setattr(delivery, "BACKOFF", 0.01)
 

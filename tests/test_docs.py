@@ -12,7 +12,7 @@ from kpi_collector.cli import COMMANDS
 from kpi_collector.collect.extract import Metric
 from kpi_collector.collect.http import Auth, LoginForm
 from kpi_collector.config.models import Defaults, KpiSpec, Settings
-from kpi_collector.plugins import (
+from kpi_collector.config.plugins import (
     DESTINATION_GROUP,
     SOURCE_GROUP,
     destination_type,

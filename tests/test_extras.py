@@ -76,7 +76,7 @@ def test_a_source_and_a_store_without_their_driver_say_what_to_install(
 def test_event_files_without_duckdb_say_what_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kpi_collector.activity import ActivityError, daily_series
+    from kpi_collector.sources.active_users.activity import ActivityError, daily_series
 
     events = tmp_path / "events.csv"
     events.write_text("user_id,ts\nu1,2026-01-01T10:00:00Z\n")

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kpi_collector.errors import ConfigError, KpiError
-from kpi_collector.formula import (
+from kpi_collector.run.formula import (
     Formula,
     FormulaDependencyError,
     FormulaError,

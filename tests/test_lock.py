@@ -18,8 +18,8 @@ import pytest
 
 from kpi_collector.cli import main
 from kpi_collector.pipeline import Pipeline
-from kpi_collector.schedule.lock import LockBusy, RunLock, wait_until_free
 from kpi_collector.store import HistoryStore
+from kpi_collector.store.lock import LockBusy, RunLock, wait_until_free
 from tests.services import require_mysql_url, require_postgres_url
 from tests.test_store import _isolated
 
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HOLDER = """
 import sys
 from kpi_collector.store import HistoryStore
-from kpi_collector.schedule.lock import RunLock
+from kpi_collector.store.lock import RunLock
 store = HistoryStore(sys.argv[1])
 lock = RunLock(store, detail="test holder", heartbeat_every=0.2)
 lock.acquire()

@@ -59,7 +59,7 @@ def test_markdown_report_is_the_digest(config_path: Path, tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr
     text = out.read_text(encoding="utf-8")
     from kpi_collector.config import load_config
-    from kpi_collector.report.digest import Digest
+    from kpi_collector.destinations.digest import Digest
     from kpi_collector.store import HistoryStore
 
     assert text.startswith("# ")

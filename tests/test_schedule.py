@@ -27,8 +27,8 @@ from kpi_collector.pipeline import Pipeline
 from kpi_collector.schedule.deploy import snippet
 from kpi_collector.schedule.health import health_report, render
 from kpi_collector.schedule.scheduler import Scheduler, plan
-from kpi_collector.schedule.state import SCHEDULER, job_states, write_heartbeat
 from kpi_collector.store import HistoryStore
+from kpi_collector.store.heartbeats import SCHEDULER, job_states, write_heartbeat
 
 ROOT = Path(__file__).resolve().parents[1]
 BERLIN = ZoneInfo("Europe/Berlin")

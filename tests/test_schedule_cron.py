@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from kpi_collector.config import parse_config
+from kpi_collector.config.cron import Cron
 from kpi_collector.errors import ConfigError
-from kpi_collector.schedule.cron import Cron
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -209,8 +209,8 @@ def test_collect_on_a_day_without_events_is_zero(folder: Path) -> None:
 
 
 def test_pipeline_runs_and_backfills_the_source(folder: Path) -> None:
-    from kpi_collector.backfill import run_backfill
     from kpi_collector.pipeline import Pipeline
+    from kpi_collector.run.backfill import run_backfill
 
     (folder / "kpi.yaml").write_text(
         "store: sqlite:///kpi.db\n"

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from kpi_collector.collect.engine import SourceOutcome, collect_all
 from kpi_collector.config.models import (
     Alert,
     Config,
@@ -23,14 +22,15 @@ from kpi_collector.config.models import (
 from kpi_collector.destinations.base import Destination
 from kpi_collector.destinations.store import Store
 from kpi_collector.errors import ConfigError
+from kpi_collector.run.engine import SourceOutcome, collect_all
 from kpi_collector.secrets import redact
 from kpi_collector.sources.base import Source
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from kpi_collector.schedule.lock import RunLock
     from kpi_collector.store import HistoryStore
+    from kpi_collector.store.lock import RunLock
 
 
 @dataclass
@@ -111,7 +111,7 @@ class Pipeline:
     """
 
     #: seconds a run waits for another run on the same store to finish (see
-    #: `kpi_collector.schedule.lock`); then it raises LockBusy (exit 1) and collects nothing
+    #: `kpi_collector.store.lock`); then it raises LockBusy (exit 1) and collects nothing
     lock_wait: float = 10.0
     #: how runs are recorded in the store: "run" (kpi run, the Python API) or "schedule"
     trigger: str = "run"
@@ -225,7 +225,7 @@ class Pipeline:
         }
         if dry_run or self.store is None:
             return await self._process(**kwargs)
-        from kpi_collector.schedule.lock import RunLock
+        from kpi_collector.store.lock import RunLock
 
         lock = RunLock(self.store, wait=self.lock_wait, detail=f"kpi {self.trigger}")
         # only the cross-process lock now; the lock's record in the store is written with
@@ -310,7 +310,7 @@ class Pipeline:
         formulas = {k: s.formula for k, s in self.kpis.items() if s.formula}
         if not formulas:
             return {}
-        from kpi_collector.formula import Formula, evaluate_formulas
+        from kpi_collector.run.formula import Formula, evaluate_formulas
 
         parsed = {k: Formula.parse(f) for k, f in formulas.items()}
         while partial:
@@ -323,8 +323,8 @@ class Pipeline:
 
     async def deliver(self, result: RunResult) -> None:
         """Deliver the run to each destination due in its period and retry pending deliveries
-        (see `kpi_collector.delivery`); failures land in `result.delivery_errors`."""
-        from kpi_collector.delivery import DeliveryEngine
+        (see `kpi_collector.deliver.engine`); failures land in `result.delivery_errors`."""
+        from kpi_collector.deliver.engine import DeliveryEngine
         from kpi_collector.errors import ConfigError, KpiError
 
         try:
@@ -345,8 +345,8 @@ class Pipeline:
 
     async def check_alerts(self, result: RunResult | None = None) -> None:
         """Tell the `notify` destinations about alerts that fired or resolved (see
-        `kpi_collector.alerts`); messages that could not go out land in `delivery_errors`."""
+        `kpi_collector.alerts.engine`); messages that could not go out land in `delivery_errors`."""
         if self.alerts and self.store is not None:
-            from kpi_collector.alerts import check_alerts
+            from kpi_collector.alerts.engine import check_alerts
 
             await check_alerts(self, result)

@@ -143,9 +143,9 @@ def outcome(
     """What the engine records for the source: values and (redacted) error messages."""
     from zoneinfo import ZoneInfo
 
-    from kpi_collector.collect.engine import collect_one
     from kpi_collector.collect.http import HttpClient
     from kpi_collector.config.models import Defaults
+    from kpi_collector.run.engine import collect_one
 
     async def go() -> Any:
         async with HttpClient(backoff=0.05) as client:

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from kpi_collector.collect.engine import SourceOutcome
     from kpi_collector.config import Config
     from kpi_collector.pipeline import Pipeline, RunResult
+    from kpi_collector.run.engine import SourceOutcome
 
 
 def load(ctx: click.Context, *, need_secrets: bool = True) -> Config:
@@ -40,7 +40,7 @@ def parse_date(value: str | None, option: str) -> date | None:
 @click.option("--force", is_flag=True, help="Overwrite an existing kpi.yaml.")
 def init(directory: str, force: bool) -> None:
     """Write a commented starter kpi.yaml (public, no-auth sources) and .env.example."""
-    from kpi_collector.starter import ENV_EXAMPLE, STARTER_CONFIG
+    from kpi_collector.commands.starter import ENV_EXAMPLE, STARTER_CONFIG
 
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
@@ -298,7 +298,7 @@ def history(
     ctx: click.Context, kpis: tuple[str, ...], period: str, since: str | None, fmt: str
 ) -> None:
     """The stored history: each KPI's value per day, week or month (by its `agg`)."""
-    from kpi_collector.history import history_document
+    from kpi_collector.commands.history import history_document
 
     config = load(ctx, need_secrets=False)
     doc = history_document(
@@ -354,8 +354,8 @@ def _history_table(config: Config, doc: dict[str, Any]) -> None:
 @click.pass_context
 def backfill(ctx: click.Context, since: str | None, only: tuple[str, ...]) -> None:
     """Import past daily values from sources that can give them."""
-    from kpi_collector.backfill import run_backfill
     from kpi_collector.pipeline import Pipeline
+    from kpi_collector.run.backfill import run_backfill
 
     pipeline = Pipeline.from_config(load(ctx))
     report = run_backfill(pipeline, since=parse_date(since, "--since"), only=only)

@@ -26,7 +26,7 @@ def deliver(ctx: click.Context, only: tuple[str, ...], show: bool, fmt: str) -> 
     import asyncio
 
     from kpi_collector.commands.core import load
-    from kpi_collector.delivery import DeliveryEngine
+    from kpi_collector.deliver.engine import DeliveryEngine
     from kpi_collector.pipeline import Pipeline
 
     # the destinations' secrets are needed to send; only listing works without them

@@ -101,7 +101,7 @@ def parse_config(
         data = _expand(data, environment, lines, ())
 
     settings = _validate(Settings, data, lines, (), "")
-    from kpi_collector.plugins import destination_type, source_type
+    from kpi_collector.config.plugins import destination_type, source_type
 
     sources = []
     seen: dict[str, int] = {}
@@ -310,7 +310,7 @@ def _check_references(config: Config, lines: _LineFinder, unchecked: set[str]) -
                 f"{metric!r}; it has {', '.join(source.metric_names())}"
             )
     _check_formulas(config, lines, unchecked)
-    from kpi_collector.alerts import alert_problems
+    from kpi_collector.alerts.engine import alert_problems
 
     for at, message in alert_problems(config):
         raise ConfigError(f"{lines.where(at)}: {message}")
@@ -325,7 +325,7 @@ def _check_formulas(config: Config, lines: _LineFinder, unchecked: set[str]) -> 
     formulas = {kid: spec.formula for kid, spec in config.kpis.items() if spec.formula}
     if not formulas:
         return
-    from kpi_collector.formula import Formula, order_formulas
+    from kpi_collector.run.formula import Formula, order_formulas
 
     parsed = {}
     for kid, text in formulas.items():

@@ -213,7 +213,7 @@ class Settings(Strict):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
-        from kpi_collector.schedule.cron import check_cron
+        from kpi_collector.config.cron import check_cron
 
         return check_cron(value)
 

@@ -3,7 +3,7 @@ history) and writes it somewhere. Destinations never collect; the store is the t
 
 Two kinds: table-like destinations (`upserts = True`: Notion, sheets, files, SQL, Pushgateway)
 keep one row per period and update it on every run of the period; message destinations
-(Discord, Slack, email, webhook, Segment) send at most once per period. `kpi_collector.delivery`
+(Discord, Slack, email, webhook, Segment) send at most once per period. `kpi_collector.deliver.engine`
 decides what to deliver when, records it in the store and retries transient failures.
 """
 
@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
+from kpi_collector.config.plugins import Plugin
 from kpi_collector.errors import DeliveryError
-from kpi_collector.plugins import Plugin
 
 if TYPE_CHECKING:
     from kpi_collector.collect.http import Auth, HttpClient, HttpSession
@@ -45,7 +45,7 @@ class PooledHttp:
         if self.http_client is None:  # a pool made here would never be closed
             raise DeliveryError(
                 "no HTTP connection pool to send with: deliver through "
-                "kpi_collector.delivery.DeliveryEngine (or Pipeline), or set http_client to an "
+                "kpi_collector.deliver.engine.DeliveryEngine (or Pipeline), or set http_client to an "
                 "open kpi_collector.collect.http.HttpClient",
                 transient=False,
             )

@@ -14,8 +14,8 @@ from pydantic import field_validator
 
 from kpi_collector.collect.http import is_http_url
 from kpi_collector.destinations._http import Sender, error_detail, send, status_error
-from kpi_collector.destinations._text import send_now
 from kpi_collector.destinations.base import Delivery, MessageDestination
+from kpi_collector.destinations.text import send_now
 from kpi_collector.secrets import Secret
 
 _HINTS = {
@@ -42,7 +42,7 @@ class Discord(MessageDestination):
         return value
 
     async def deliver(self, delivery: Delivery) -> None:
-        from kpi_collector.report.digest import Digest
+        from kpi_collector.destinations.digest import Digest
 
         messages = Digest.from_delivery(delivery).discord_messages()
         for index, content in enumerate(messages):
@@ -53,7 +53,7 @@ class Discord(MessageDestination):
 
     async def send_text(self, text: str) -> None:
         """An alert: plain text (markup escaped, mentions never ping) in one message."""
-        from kpi_collector.report.digest import DISCORD_LIMIT, _cut, _md_escape
+        from kpi_collector.destinations.digest import DISCORD_LIMIT, _cut, _md_escape
 
         content = _cut(_md_escape(text), DISCORD_LIMIT)
         await send_now(self, lambda via: self.post(via, content))

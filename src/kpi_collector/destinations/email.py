@@ -24,8 +24,8 @@ from typing import ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
-from kpi_collector.destinations._text import send_now
 from kpi_collector.destinations.base import Delivery, MessageDestination, delivery_error
+from kpi_collector.destinations.text import send_now
 from kpi_collector.errors import DeliveryError
 from kpi_collector.secrets import Secret, redact
 
@@ -67,7 +67,7 @@ class Email(MessageDestination):
         return self.port or {"starttls": 587, "ssl": 465, "none": 25}[self.tls]
 
     def message(self, delivery: Delivery) -> EmailMessage:
-        from kpi_collector.report.digest import Digest
+        from kpi_collector.destinations.digest import Digest
 
         digest = Digest.from_delivery(delivery)
         # the same id for every retry of a period: mail systems can tell a repeat
@@ -81,7 +81,7 @@ class Email(MessageDestination):
 
     def alert_message(self, text: str, *, now: float | None = None) -> EmailMessage:
         """An alert as a plain-text email; its first line (cut) is the subject."""
-        from kpi_collector.report.digest import _cut
+        from kpi_collector.destinations.digest import _cut
 
         first = next((line.strip() for line in text.splitlines() if line.strip()), "KPI alert")
         # a fresh id per alert (the same for its retries): a later alert with the same text

@@ -17,7 +17,7 @@ from pydantic import Field, field_validator
 from kpi_collector.collect.http import Auth, is_http_url
 from kpi_collector.destinations._http import error_detail, send, status_error
 from kpi_collector.destinations.base import Delivery, TableDestination
-from kpi_collector.report.prometheus import CONTENT_TYPE, label, number
+from kpi_collector.destinations.exposition import CONTENT_TYPE, label, number
 from kpi_collector.secrets import Secret
 from kpi_collector.store.periods import local_midnight
 

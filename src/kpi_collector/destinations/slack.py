@@ -14,8 +14,8 @@ from pydantic import model_validator
 
 from kpi_collector.collect.http import Auth
 from kpi_collector.destinations._http import Sender, send, status_error
-from kpi_collector.destinations._text import send_now
 from kpi_collector.destinations.base import Delivery, MessageDestination, delivery_error
+from kpi_collector.destinations.text import send_now
 from kpi_collector.secrets import Secret
 
 # incoming webhooks answer an error code as plain text; these say how to fix it
@@ -75,7 +75,7 @@ class Slack(MessageDestination):
         return self
 
     def message(self, delivery: Delivery) -> dict[str, Any]:
-        from kpi_collector.report.digest import Digest
+        from kpi_collector.destinations.digest import Digest
 
         digest = Digest.from_delivery(delivery)
         return {"text": digest.slack_text(), "blocks": digest.slack_blocks()}
@@ -86,7 +86,7 @@ class Slack(MessageDestination):
     async def send_text(self, text: str) -> None:
         """An alert: the text field alone (what notifications show), `&`, `<`, `>` escaped so
         nothing in it turns into a link or an @channel."""
-        from kpi_collector.report.digest import _slack_escape
+        from kpi_collector.destinations.digest import _slack_escape
 
         body = {"text": _slack_escape(text)}
         await send_now(self, lambda via: self.post(via, body))

@@ -21,8 +21,8 @@ from pydantic import Field, field_validator
 from kpi_collector import __version__
 from kpi_collector.collect.http import is_http_url
 from kpi_collector.destinations._http import Sender, error_detail, send, status_error
-from kpi_collector.destinations._text import send_now
 from kpi_collector.destinations.base import Delivery, MessageDestination
+from kpi_collector.destinations.text import send_now
 from kpi_collector.format import format_value, percent_change
 from kpi_collector.secrets import Secret
 

@@ -39,7 +39,7 @@ def stale_after(expr: str, zone: Any, now: float) -> timedelta:
     import itertools
     from datetime import datetime
 
-    from kpi_collector.schedule.cron import Cron
+    from kpi_collector.config.cron import Cron
 
     cron = Cron(expr, zone)
     start = datetime.fromtimestamp(now, cron.tz)
@@ -136,7 +136,7 @@ class DashboardData:
         """What the documents depend on: newest observation, newest run, pending deliveries."""
         import sqlalchemy as sa
 
-        from kpi_collector.delivery import PENDING
+        from kpi_collector.deliver.engine import PENDING
         from kpi_collector.store.schema import deliveries as d
         from kpi_collector.store.schema import observations as o
         from kpi_collector.store.schema import runs as r
@@ -460,7 +460,7 @@ class DashboardData:
     def pending_deliveries(self) -> list[dict[str, Any]]:
         import sqlalchemy as sa
 
-        from kpi_collector.delivery import PENDING
+        from kpi_collector.deliver.engine import PENDING
         from kpi_collector.store.schema import deliveries as d
 
         query = (

@@ -38,7 +38,7 @@ def _config(config: Config | str | os.PathLike[str]) -> Config:
 
 
 def _digest(config: Config, period: str, compare_days: int | None, now: datetime | None) -> Any:
-    from kpi_collector.report.digest import Digest
+    from kpi_collector.destinations.digest import Digest
     from kpi_collector.store import HistoryStore
 
     store = HistoryStore(config.store_url)

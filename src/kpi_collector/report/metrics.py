@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kpi_collector.report.prometheus import CONTENT_TYPE, label, number
+from kpi_collector.destinations.exposition import CONTENT_TYPE, label, number
 
 if TYPE_CHECKING:
     from kpi_collector.report.data import DashboardData

@@ -19,9 +19,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kpi_collector.config.cron import _fields, _weekdays
 from kpi_collector.config.loader import _VAR
 from kpi_collector.errors import ConfigError
-from kpi_collector.schedule.cron import _fields, _weekdays
 from kpi_collector.schedule.scheduler import plan
 
 if TYPE_CHECKING:

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from kpi_collector.schedule.lock import HEARTBEAT_EVERY as RUN_HEARTBEAT_EVERY
 from kpi_collector.schedule.scheduler import HEARTBEAT_EVERY, Scheduler
-from kpi_collector.schedule.state import RUN, SCHEDULER, heartbeats, job_states, seconds_text
+from kpi_collector.store.heartbeats import RUN, SCHEDULER, heartbeats, job_states, seconds_text
+from kpi_collector.store.lock import HEARTBEAT_EVERY as RUN_HEARTBEAT_EVERY
 
 if TYPE_CHECKING:
     from kpi_collector.config.models import Config
@@ -25,8 +25,8 @@ STALE_BEATS = 3  # heartbeats missed before a process counts as gone
 
 def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]:
     """The health document (`kpi validate --health --format json`); times are epoch seconds."""
-    from kpi_collector.alerts import active_alerts
-    from kpi_collector.delivery import PENDING, DeliveryEngine
+    from kpi_collector.alerts.engine import active_alerts
+    from kpi_collector.deliver.engine import PENDING, DeliveryEngine
 
     now = time.time() if now is None else now
     scheduler = Scheduler(config)

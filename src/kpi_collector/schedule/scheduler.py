@@ -5,7 +5,7 @@ every destination without one, on the config's `schedule`; `source:<name>` colle
 stores) one source on its own `schedule`; `destination:<name>` delivers the newest stored run
 to one destination on its own `schedule`. Alerts are checked after every collecting job.
 
-- Runs never overlap: each job holds the store's run lock (`kpi_collector.schedule.lock`),
+- Runs never overlap: each job holds the store's run lock (`kpi_collector.store.lock`),
   which manual `kpi run`s take too; a job waits for a running one (up to `lock_wait`).
 - Missed runs: on start, each job whose newest fire time is newer than its last success (or
   that never succeeded) runs once, however many fire times were missed; the same holds when
@@ -31,17 +31,17 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
+from kpi_collector.config.cron import Cron
 from kpi_collector.errors import KpiError
-from kpi_collector.schedule.cron import Cron
-from kpi_collector.schedule.lock import LockBusy, RunLock, store_mutex, wait_until_free
-from kpi_collector.schedule.state import (
+from kpi_collector.secrets import redact
+from kpi_collector.store.heartbeats import (
     SCHEDULER,
     heartbeats,
     job_states,
     record_job,
     write_heartbeat,
 )
-from kpi_collector.secrets import redact
+from kpi_collector.store.lock import LockBusy, RunLock, store_mutex, wait_until_free
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -311,7 +311,7 @@ class Scheduler:
 
     def _deliver(self, job: Job, started: datetime) -> JobResult:
         """Deliver the newest stored run to the job's destinations (and what is pending)."""
-        from kpi_collector.delivery import DeliveryEngine
+        from kpi_collector.deliver.engine import DeliveryEngine
 
         pipeline = self._pipeline(job)
         store = pipeline.store

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
-from kpi_collector.plugins import Plugin
+from kpi_collector.config.plugins import Plugin
 
 if TYPE_CHECKING:
     from kpi_collector.collect.http import HttpClient, HttpSession

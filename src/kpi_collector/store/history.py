@@ -16,8 +16,8 @@ from kpi_collector.secrets import redact
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from kpi_collector.alerts import AlertState
-    from kpi_collector.schedule.state import Heartbeat
+    from kpi_collector.alerts.engine import AlertState
+    from kpi_collector.store.heartbeats import Heartbeat
 
 
 def resolve_url(url: str | None, base_dir: Path) -> str:
@@ -376,18 +376,18 @@ class HistoryStore:
                 conn.execute(o.insert(), fresh)
         return len(fresh)
 
-    # scheduler and alerts (written by kpi_collector.schedule and kpi_collector.alerts) -----
+    # scheduler and alerts (written by kpi_collector.schedule and kpi_collector.alerts.engine) -----
 
     def heartbeats(self) -> dict[str, Heartbeat]:
         """Who is alive: `scheduler` (the `kpi schedule` process: state, next run) and `run`
         (the holder of the run lock while a run is in progress), each with its last beat."""
-        from kpi_collector.schedule.state import heartbeats
+        from kpi_collector.store.heartbeats import heartbeats
 
         return heartbeats(self)
 
     def active_alerts(self) -> list[AlertState]:
         """The alerts whose rule is true now, oldest first."""
-        from kpi_collector.alerts import active_alerts
+        from kpi_collector.alerts.engine import active_alerts
 
         return active_alerts(self)
 

@@ -138,7 +138,7 @@ def _v3(conn: sa.Connection) -> None:
     observations_cover.create(conn, checkfirst=True)
 
 
-# The scheduler's state (kpi_collector.schedule, kpi_collector.alerts): who is alive, what ran.
+# The scheduler's state (kpi_collector.schedule, kpi_collector.alerts.engine): who is alive, what ran.
 heartbeats = sa.Table(
     "heartbeats",
     metadata,

@@ -1,7 +1,7 @@
 """`type: active_users`: unique active users per day, week and month (DAU, WAU, MAU) and
 stickiness, from event files or an events table; the whole daily series for backfill.
 
-The computation lives in :mod:`kpi_collector.activity`; this module maps the config onto it.
+The computation lives in :mod:`kpi_collector.sources.active_users.activity`; this module maps the config onto it.
 Days are counted in the config's time zone; `collect` gives the windows ending today,
 `backfill` every complete day since the given date, in one pass over the events.
 """
@@ -17,9 +17,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from kpi_collector import activity
 from kpi_collector.secrets import Secret
 from kpi_collector.sources._service import day_end
+from kpi_collector.sources.active_users import activity
 from kpi_collector.sources.base import Observation, Source, SourceContext
 
 Window = Literal["dau", "wau", "mau", "stickiness"]

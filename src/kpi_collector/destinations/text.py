@@ -1,7 +1,7 @@
 """What the message destinations' `send_text` (alerts) share: one short message sent now,
 outside a delivery, with an HTTP pool of its own and the delivery engine's retry policy.
 
-`kpi_collector.alerts` calls `send_text` after the run's deliveries, once per message; a
+`kpi_collector.alerts.engine` calls `send_text` after the run's deliveries, once per message; a
 failure it sees is retried on the next run. Within the call, a transient failure (connection,
 5xx, 429) is retried like a delivery: up to the destination's `retries`, with backoff and
 jitter, waiting at least a `Retry-After` (a longer one than `MAX_RETRY_AFTER` fails now).

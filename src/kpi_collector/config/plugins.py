@@ -42,7 +42,7 @@ class Plugin(BaseModel):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        from kpi_collector.schedule.cron import check_cron
+        from kpi_collector.config.cron import check_cron
 
         return value if value is None else check_cron(value)
 

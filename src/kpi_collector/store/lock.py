@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kpi_collector.errors import KpiError
-from kpi_collector.schedule.state import (
+from kpi_collector.store.heartbeats import (
     RUN,
     Heartbeat,
     delete_heartbeat,

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from kpi_collector.pipeline import Pipeline, RunResult
     from kpi_collector.store import HistoryStore
 
-log = logging.getLogger("kpi_collector.alerts")
+log = logging.getLogger("kpi_collector.alerts.engine")
 
 OWN = ""  # the destination column of the row that holds an alert's own condition
 _SHOW = 12  # names listed in a config error
@@ -363,7 +363,7 @@ def pending_runs(store: HistoryStore) -> dict[str, tuple[int, str | None, str | 
     done -> pending again at a later run, and only that run starts its pending time."""
     import sqlalchemy as sa
 
-    from kpi_collector.delivery import PENDING, DeliveryEngine
+    from kpi_collector.deliver.engine import PENDING, DeliveryEngine
     from kpi_collector.store.schema import runs
 
     out: dict[str, tuple[int, str | None, str | None]] = {}

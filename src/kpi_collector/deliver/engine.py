@@ -179,7 +179,7 @@ class DeliveryEngine:
     async def _lock(self, store: HistoryStore) -> Any:
         """One delivering process per store (a run and `kpi deliver` may overlap): the other
         waits up to LOCK_WAIT seconds, so a pending row is never sent by two at once."""
-        from kpi_collector.schedule.lock import store_mutex
+        from kpi_collector.store.lock import store_mutex
 
         mutex = store_mutex(store, "deliveries")
         deadline = time.monotonic() + LOCK_WAIT

@@ -1,0 +1,1 @@
+"""Alerts: rules on the stored history, fired and resolved once, sent through `notify` destinations."""
