@@ -313,7 +313,7 @@ def test_a_message_that_could_not_go_out_is_sent_on_the_next_run_once(
     folder, app = setup
     config = configure(folder, "{kpi: app.dau, below: 100, notify: [team], name: DAU is low}")
     app["down"].add("team")
-    with caplog.at_level(logging.INFO, logger="kpi_collector.alerts.engine"):
+    with caplog.at_level(logging.INFO, logger="kpi_collector.alerts"):
         result = run(config, dau=50)
     assert texts(app) == []
     error = result.delivery_errors["team (alerts)"]

@@ -93,7 +93,7 @@ def test_every_run_and_a_run_without_values(tmp_path: Path) -> None:
     values.clear()  # a run that collected nothing starts no delivery
     p.process(now=MONDAY)
     assert len(recorder.got) == 2
-    assert DeliveryEngine.for_pipeline(p).records(status="pending") == []
+    assert p.delivery_engine().records(status="pending") == []
 
 
 def test_one_failing_destination_does_not_hold_back_the_others(tmp_path: Path) -> None:
@@ -116,9 +116,7 @@ def test_terminal_errors_are_not_retried_transient_ones_are(tmp_path: Path) -> N
     transient.failures += [DeliveryError("503", transient=True)] * 2
     p = make(tmp_path, terminal, transient)
     result = p.process(now=MONDAY)
-    attempts = {
-        r.destination: (r.status, r.attempts) for r in DeliveryEngine.for_pipeline(p).records()
-    }
+    attempts = {r.destination: (r.status, r.attempts) for r in p.delivery_engine().records()}
     assert attempts == {"terminal": ("pending", 1), "transient": ("done", 3)}
     assert result.delivery_errors == {"terminal": "2026-11-23: 401: check the token"}
 
@@ -160,10 +158,10 @@ def test_split_discord_message_resumes_after_the_parts_sent(
     result = p.process(now=MONDAY)
     assert result.exit_code == 1 and "429" in result.delivery_errors["discord"]
     assert len(hooks.discord) == 1
-    (record,) = DeliveryEngine.for_pipeline(p).records()
+    (record,) = p.delivery_engine().records()
     assert (record.status, record.progress) == ("pending", 1)
     hooks.discord_limit = (5, 2.0)
-    outcomes = asyncio.run(DeliveryEngine.for_pipeline(p).deliver_pending())
+    outcomes = asyncio.run(p.delivery_engine().deliver_pending())
     assert [o.ok for o in outcomes] == [True]
     contents = [m["content"] for m in hooks.discord]
     assert len(contents) == 2 and len(set(contents)) == 2  # the second part, not the first again
@@ -188,7 +186,7 @@ def test_slack_archived_channel_is_terminal(tmp_path: Path, hooks: FakeHooks) ->
     p = make(tmp_path, Slack(webhook_url=hooks.slack_url, every="day"))
     result = p.process(now=MONDAY)
     assert "HTTP 410 (channel_is_archived)" in result.delivery_errors["slack"]
-    assert DeliveryEngine.for_pipeline(p).records()[0].attempts == 1
+    assert p.delivery_engine().records()[0].attempts == 1
 
 
 def test_slack_bot_errors(tmp_path: Path, hooks: FakeHooks) -> None:
@@ -220,7 +218,7 @@ def test_segment_message_id_is_stable_per_period(tmp_path: Path, hooks: FakeHook
     first, second = hooks.segment
     assert first["event"] == "KPIs Collected" and first["properties"]["github.stars"] == 1.0
     assert first["messageId"] != second["messageId"]  # two periods (runs): two events
-    delivery = DeliveryEngine.for_pipeline(p).delivery_from_result(
+    delivery = p.delivery_engine().delivery_from_result(
         segment, p.process(now=MONDAY, deliver=False)
     )
     assert segment.track(delivery)["messageId"] == segment.track(delivery)["messageId"]
@@ -233,9 +231,7 @@ def test_a_delivery_without_a_connection_pool_says_so_and_opens_none(
     is never closed."""
     hook = Webhook(url=hooks.hook_url, every="day", retries=0)
     p = make(tmp_path, hook)
-    delivery = DeliveryEngine.for_pipeline(p).delivery_from_result(
-        hook, p.process(now=MONDAY, deliver=False)
-    )
+    delivery = p.delivery_engine().delivery_from_result(hook, p.process(now=MONDAY, deliver=False))
     with pytest.raises(DeliveryError, match="no HTTP connection pool") as caught:
         asyncio.run(hook.deliver(delivery))
     assert not caught.value.transient
@@ -329,6 +325,6 @@ def test_one_delivering_process_at_a_time(tmp_path: Path, monkeypatch: pytest.Mo
     assert result.exit_code == 1
     assert "another process has been delivering" in result.delivery_errors["deliveries"]
     assert recorder.got == []
-    assert [r.status for r in DeliveryEngine.for_pipeline(p).records()] == ["pending"]
+    assert [r.status for r in p.delivery_engine().records()] == ["pending"]
     assert p.process(now=MONDAY, deliver=True).exit_code == 0
     assert [d.period for d in recorder.got] == ["2026-11-23"]

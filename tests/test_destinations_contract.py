@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 
 from kpi_collector import Pipeline
-from kpi_collector.deliver.engine import DeliveryEngine
 from kpi_collector.destinations import (
     CSV,
     JSONL,
@@ -408,7 +407,7 @@ def test_outage_stays_pending_and_recovers_in_order(harness: Harness, tmp_path: 
     source.values["stars"] = 1700.0
     second = pipeline.process(now=DAY2)
     assert second.exit_code == 1
-    engine = DeliveryEngine.for_pipeline(pipeline)
+    engine = pipeline.delivery_engine()
     pending = engine.records(status="pending")
     assert [r.period for r in pending] == ["2026-11-23", "2026-11-24"]
     assert pending[0].attempts >= 2 and pending[0].last_error
@@ -436,7 +435,7 @@ def test_secret_never_leaks(
     result = pipeline.process(now=DAY1)
     assert result.exit_code == 1
     text = json.dumps(result.to_dict()) + str(result.delivery_errors)
-    records = DeliveryEngine.for_pipeline(pipeline).records()
+    records = pipeline.delivery_engine().records()
     text += json.dumps([r.to_dict() for r in records])
     harness.up()
     assert pipeline.process(now=DAY2).exit_code == 0

@@ -115,7 +115,7 @@ def test_three_503s_are_retried_within_the_run(notion: FakeNotion, tmp_path: Pat
     result = p.process(now=DAY)
     assert result.exit_code == 0, result.delivery_errors
     assert len(notion.rows(database)) == 1
-    (record,) = DeliveryEngine.for_pipeline(p).records()
+    (record,) = p.delivery_engine().records()
     assert (record.status, record.attempts) == ("done", 4)
 
 
@@ -153,7 +153,7 @@ def test_bad_token_is_terminal_and_says_how_to_fix(notion: FakeNotion, tmp_path:
     result = p.process(now=DAY)
     message = result.delivery_errors["notion"]
     assert "401" in message and "check `token`" in message
-    (record,) = DeliveryEngine.for_pipeline(p).records()
+    (record,) = p.delivery_engine().records()
     assert (record.status, record.attempts) == ("pending", 1)  # not retried within the run
     assert "ntn_wrong_token_value" not in message
 

@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kpi_collector.errors import ConfigError, KpiError
-from kpi_collector.run.formula import (
+from kpi_collector.config.formula import (
     Formula,
     FormulaDependencyError,
     FormulaError,
@@ -18,6 +17,7 @@ from kpi_collector.run.formula import (
     evaluate_formulas,
     order_formulas,
 )
+from kpi_collector.errors import ConfigError, KpiError
 
 
 @pytest.mark.parametrize(

@@ -210,7 +210,6 @@ def test_collect_on_a_day_without_events_is_zero(folder: Path) -> None:
 
 def test_pipeline_runs_and_backfills_the_source(folder: Path) -> None:
     from kpi_collector.pipeline import Pipeline
-    from kpi_collector.run.backfill import run_backfill
 
     (folder / "kpi.yaml").write_text(
         "store: sqlite:///kpi.db\n"
@@ -222,7 +221,7 @@ def test_pipeline_runs_and_backfills_the_source(folder: Path) -> None:
         " user: user_id, time: ts}\n"
     )
     pipeline = Pipeline.from_config(folder / "kpi.yaml")
-    report = run_backfill(pipeline, since=date(2024, 3, 1), now=NOW)
+    report = pipeline.backfill(since=date(2024, 3, 1), now=NOW)
     assert report.errors == {}
     assert report.added["telemetry"] == 21 * 3
     result = pipeline.process(deliver=False, now=NOW)

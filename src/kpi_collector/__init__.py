@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kpi_collector._version import __version__
 from kpi_collector.lazy import lazy_exports
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",

@@ -1,12 +1,13 @@
-"""`Pipeline`: collect from sources, store the run, deliver to destinations; `RunResult`."""
+"""`Pipeline`: the flow in one object. It collects (`kpi_collector.run`), stores
+(`kpi_collector.store`), delivers (`kpi_collector.deliver`) and checks alerts
+(`kpi_collector.alerts`); every one of those sits below it and never calls back up."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -23,91 +24,29 @@ from kpi_collector.destinations.base import Destination
 from kpi_collector.destinations.store import Store
 from kpi_collector.errors import ConfigError
 from kpi_collector.run.engine import SourceOutcome, collect_all
+from kpi_collector.run.result import RunResult
 from kpi_collector.secrets import redact
 from kpi_collector.sources.base import Source
 
 if TYPE_CHECKING:
-    import pandas as pd
-
+    from kpi_collector.alerts.engine import AlertScope
+    from kpi_collector.deliver.engine import DeliveryEngine, DeliveryOutcome
+    from kpi_collector.run.backfill import BackfillReport
     from kpi_collector.store import HistoryStore
     from kpi_collector.store.lock import RunLock
 
-
-@dataclass
-class RunResult:
-    """The outcome of one run: values by KPI id, errors by source (or KPI id), changes."""
-
-    run_id: int | None
-    started_at: datetime
-    finished_at: datetime
-    values: dict[str, float] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
-    previous: dict[str, float] = field(default_factory=dict)
-    sources: dict[str, str] = field(default_factory=dict)  # KPI id -> source name
-    delivery_errors: dict[str, str] = field(default_factory=dict)
-    delivered: list[str] = field(default_factory=list)
-    outcomes: list[SourceOutcome] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors and not self.delivery_errors
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.ok else 1
-
-    def change(self, kpi: str) -> float | None:
-        if kpi not in self.values or kpi not in self.previous:
-            return None
-        return self.values[kpi] - self.previous[kpi]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "started_at": self.started_at.isoformat(),
-            "finished_at": self.finished_at.isoformat(),
-            "ok": self.ok,
-            "values": [
-                {
-                    "kpi": k,
-                    "value": v,
-                    "previous": self.previous.get(k),
-                    "change": self.change(k),
-                    "source": self.sources.get(k),
-                }
-                for k, v in self.values.items()
-            ],
-            "errors": [{"where": k, "message": m} for k, m in self.errors.items()],
-            "delivery_errors": [
-                {"destination": k, "message": m} for k, m in self.delivery_errors.items()
-            ],
-        }
-
-    def to_pandas(self) -> pd.DataFrame:
-        """One row per KPI: kpi, value, previous, change, source, ts."""
-        import pandas as pd
-
-        return pd.DataFrame(
-            [
-                {
-                    "kpi": kpi,
-                    "value": value,
-                    "previous": self.previous.get(kpi),
-                    "change": self.change(kpi),
-                    "source": self.sources.get(kpi),
-                    "ts": pd.Timestamp(self.started_at),
-                }
-                for kpi, value in self.values.items()
-            ],
-            columns=["kpi", "value", "previous", "change", "source", "ts"],
-        )
+__all__ = ["Pipeline", "RunResult"]
 
 
 class Pipeline:
     """Sources in, history and destinations out.
 
-    `sources` are Source objects or plain callables returning `{name: number}`;
-    a `Store` among the destinations keeps the history (and delivery state).
+    `sources` are Source objects or plain callables returning `{name: number}`; `store` is
+    the history store (a `Store`, or its SQLAlchemy URL) that keeps values, runs and delivery
+    state. Without one a run collects and delivers but remembers nothing. A `Store` among the
+    `destinations` is the same as `store=` (the shorthand of the reference bot).
+
+    Raises ConfigError for two sources of one name.
     """
 
     #: seconds a run waits for another run on the same store to finish (see
@@ -121,6 +60,7 @@ class Pipeline:
         sources: Iterable[Source | Callable[..., Any]] = (),
         destinations: Iterable[Destination] = (),
         *,
+        store: Store | str | None = None,
         kpis: Mapping[str, KpiSpec | Mapping[str, Any]] | None = None,
         timezone: str = "UTC",
         defaults: Defaults | None = None,
@@ -131,7 +71,14 @@ class Pipeline:
         from kpi_collector.sources.python import Function
 
         self.sources: list[Source] = [s if isinstance(s, Source) else Function(s) for s in sources]
-        self.destinations = list(destinations)
+        given = list(destinations)
+        stores = [d for d in given if isinstance(d, Store)]
+        if isinstance(store, str):
+            store = Store(store)
+        if store is None and stores:
+            store = stores[0]
+        #: the destinations proper (the history store is `store`, never one of these)
+        self.destinations: list[Destination] = [d for d in given if not isinstance(d, Store)]
         counts = Counter(s.name for s in self.sources)
         duplicate = next((name for name, n in counts.items() if n > 1), None)
         if duplicate:
@@ -145,9 +92,7 @@ class Pipeline:
         self.base_dir = base_dir or Path.cwd()
         self.config: Config | None = None
         self.alerts = list(alerts)
-        self.store: HistoryStore | None = next(
-            (d.open() for d in self.destinations if isinstance(d, Store)), None
-        )
+        self.store: HistoryStore | None = store.open() if store is not None else None
 
     @classmethod
     def from_config(cls, config: Config | str | Path | None = None) -> Pipeline:
@@ -158,7 +103,8 @@ class Pipeline:
             config = load_config(config)
         pipeline = cls(
             sources=[s for s in config.sources if s.enabled],
-            destinations=[Store(config.store_url), *(d for d in config.destinations if d.enabled)],
+            destinations=[d for d in config.destinations if d.enabled],
+            store=Store(config.store_url),
             kpis=config.kpis,
             timezone=config.timezone,
             defaults=config.defaults,
@@ -310,7 +256,7 @@ class Pipeline:
         formulas = {k: s.formula for k, s in self.kpis.items() if s.formula}
         if not formulas:
             return {}
-        from kpi_collector.run.formula import Formula, evaluate_formulas
+        from kpi_collector.config.formula import Formula, evaluate_formulas
 
         parsed = {k: Formula.parse(f) for k, f in formulas.items()}
         while partial:
@@ -321,14 +267,33 @@ class Pipeline:
         values.update(computed)
         return {kpi: f"{kpi}: {error}" for kpi, error in errors.items()}
 
+    def delivery_engine(self, **kwargs: Any) -> DeliveryEngine:
+        """The delivery engine for this pipeline's store and destinations (`kwargs` go to
+        `DeliveryEngine`: backoff, max_retry_after)."""
+        from kpi_collector.deliver.engine import DeliveryEngine
+
+        return DeliveryEngine(
+            self.store,
+            self.destinations,
+            kpis=self.kpis,
+            order=self.order,
+            tz=self.tz,
+            base_dir=self.base_dir,
+            **kwargs,
+        )
+
+    def deliver_pending(self, only: Sequence[str] | None = None) -> list[DeliveryOutcome]:
+        """`kpi deliver`: retry every pending delivery of the (selected) destinations, oldest
+        period first. Raises ConfigError for an unknown name in `only` or without a store."""
+        return asyncio.run(self.delivery_engine().deliver_pending(only))
+
     async def deliver(self, result: RunResult) -> None:
         """Deliver the run to each destination due in its period and retry pending deliveries
         (see `kpi_collector.deliver.engine`); failures land in `result.delivery_errors`."""
-        from kpi_collector.deliver.engine import DeliveryEngine
         from kpi_collector.errors import ConfigError, KpiError
 
         try:
-            outcomes = await DeliveryEngine.for_pipeline(self).deliver_run(result)
+            outcomes = await self.delivery_engine().deliver_run(result)
         except ConfigError:
             raise
         except KpiError as exc:  # e.g. another process is delivering: all stays pending
@@ -343,10 +308,48 @@ class Pipeline:
                 before = result.delivery_errors.get(name)
                 result.delivery_errors[name] = f"{before}; {message}" if before else message
 
+    def alert_scope(self) -> AlertScope:
+        """What alert rules look at: the enabled sources, KPI specs, time zone and the enabled
+        destinations (the config's, so a `kpi run --only` still notifies every one)."""
+        from kpi_collector.alerts.engine import AlertScope
+
+        found = self.config.destinations if self.config is not None else self.destinations
+        return AlertScope(
+            sources=[s for s in self.sources if s.enabled],
+            kpis=self.kpis,
+            tz=self.tz,
+            destinations=[d for d in found if d.enabled and not isinstance(d, Store)],
+        )
+
     async def check_alerts(self, result: RunResult | None = None) -> None:
         """Tell the `notify` destinations about alerts that fired or resolved (see
-        `kpi_collector.alerts.engine`); messages that could not go out land in `delivery_errors`."""
+        `kpi_collector.alerts`); messages that could not go out land in `delivery_errors`."""
         if self.alerts and self.store is not None:
             from kpi_collector.alerts.engine import check_alerts
 
-            await check_alerts(self, result)
+            await check_alerts(self.store, self.alerts, self.alert_scope(), result)
+
+    def backfill(
+        self,
+        *,
+        since: date | None = None,
+        only: Sequence[str] = (),
+        now: datetime | None = None,
+    ) -> BackfillReport:
+        """`kpi backfill`: import past daily values from the (selected) sources that can give
+        them, from `since` (default: a year back). Raises ConfigError without a store."""
+        from kpi_collector.run.backfill import abackfill
+
+        if self.store is None:
+            raise ConfigError("backfill needs a store to write into")
+        return asyncio.run(
+            abackfill(
+                self.store,
+                self.selected(only),
+                defaults=self.defaults,
+                tz=self.tz,
+                base_dir=self.base_dir,
+                since=since,
+                now=now,
+            )
+        )

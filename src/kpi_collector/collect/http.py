@@ -14,7 +14,7 @@ from urllib.parse import urljoin, urlsplit
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from kpi_collector import __version__
+from kpi_collector._version import __version__
 from kpi_collector.collect.retry import BACKOFF, retrying
 from kpi_collector.errors import ExtractError, HttpError, LoginError
 from kpi_collector.secrets import Secret, redact, reveal

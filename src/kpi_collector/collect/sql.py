@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kpi_collector.secrets import redact
+
 
 def open_readonly(url: str, timeout: float) -> Any:
     """An engine for `url` that cannot write where the database lets us say so."""
@@ -60,3 +62,9 @@ def read_only_session(conn: Any, timeout: float | None) -> None:
             conn.execute(text(f"SET SESSION max_statement_time = {timeout:g}"))
         else:
             conn.execute(text(f"SET SESSION max_execution_time = {int(timeout * 1000)}"))
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a database error (the driver's own message), secrets masked."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return redact(text.splitlines()[0]) if text else type(exc).__name__

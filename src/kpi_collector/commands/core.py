@@ -355,10 +355,9 @@ def _history_table(config: Config, doc: dict[str, Any]) -> None:
 def backfill(ctx: click.Context, since: str | None, only: tuple[str, ...]) -> None:
     """Import past daily values from sources that can give them."""
     from kpi_collector.pipeline import Pipeline
-    from kpi_collector.run.backfill import run_backfill
 
     pipeline = Pipeline.from_config(load(ctx))
-    report = run_backfill(pipeline, since=parse_date(since, "--since"), only=only)
+    report = pipeline.backfill(since=parse_date(since, "--since"), only=only)
     for name, count in report.added.items():
         click.echo(f"{name}: {count} values added")
     for name in report.unsupported:

@@ -26,13 +26,12 @@ def deliver(ctx: click.Context, only: tuple[str, ...], show: bool, fmt: str) -> 
     import asyncio
 
     from kpi_collector.commands.core import load
-    from kpi_collector.deliver.engine import DeliveryEngine
     from kpi_collector.pipeline import Pipeline
 
     # the destinations' secrets are needed to send; only listing works without them
     config = load(ctx, need_secrets=not show)
     pipeline = Pipeline.from_config(config)
-    engine = DeliveryEngine.for_pipeline(pipeline)
+    engine = pipeline.delivery_engine()
     if show:
         _show(engine, only, fmt)
         return

@@ -310,7 +310,7 @@ def _check_references(config: Config, lines: _LineFinder, unchecked: set[str]) -
                 f"{metric!r}; it has {', '.join(source.metric_names())}"
             )
     _check_formulas(config, lines, unchecked)
-    from kpi_collector.alerts.engine import alert_problems
+    from kpi_collector.config.alerts import alert_problems
 
     for at, message in alert_problems(config):
         raise ConfigError(f"{lines.where(at)}: {message}")
@@ -325,7 +325,7 @@ def _check_formulas(config: Config, lines: _LineFinder, unchecked: set[str]) -> 
     formulas = {kid: spec.formula for kid, spec in config.kpis.items() if spec.formula}
     if not formulas:
         return
-    from kpi_collector.run.formula import Formula, order_formulas
+    from kpi_collector.config.formula import Formula, order_formulas
 
     parsed = {}
     for kid, text in formulas.items():

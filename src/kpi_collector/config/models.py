@@ -253,8 +253,6 @@ class Config:
 
     @property
     def store_url(self) -> str:
-        from kpi_collector.store import resolve_url
-
         return resolve_url(self.settings.store, self.base_dir)
 
     def order(self, ids: Iterable[str]) -> list[str]:
@@ -268,3 +266,14 @@ class Config:
         ids = dict.fromkeys(kid for source in self.sources for kid in source.kpi_ids())
         ids.update(dict.fromkeys(kid for kid, spec in self.kpis.items() if spec.formula))
         return list(ids)
+
+
+def resolve_url(url: str | None, base_dir: Path) -> str:
+    """The store URL; a relative SQLite path is taken relative to the config's folder."""
+    if not url:
+        return f"sqlite:///{(base_dir / 'kpi.db').resolve()}"
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:" and not Path(path).is_absolute():
+            return f"sqlite:///{(base_dir / path).resolve()}"
+    return url

@@ -24,55 +24,26 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from kpi_collector.collect.retry import BACKOFF, MAX_RETRY_AFTER, retrying
 from kpi_collector.destinations.base import Delivery, Destination
-from kpi_collector.destinations.store import Store
-from kpi_collector.errors import ConfigError, DeliveryError, KpiError, StoreError, missing_package
+from kpi_collector.errors import ConfigError, DeliveryError, KpiError, missing_package
 from kpi_collector.secrets import redact
-from kpi_collector.store import first_line
+from kpi_collector.store import deliveries as ledger
+from kpi_collector.store.deliveries import DONE, DROPPED, PENDING, DeliveryRecord
 
 if TYPE_CHECKING:
     from kpi_collector.collect.http import HttpClient
     from kpi_collector.config.models import KpiSpec
-    from kpi_collector.pipeline import Pipeline, RunResult
+    from kpi_collector.run.result import RunResult
     from kpi_collector.store import HistoryStore
 
-PENDING, DONE, DROPPED = "pending", "done", "dropped"
+__all__ = ["DONE", "DROPPED", "PENDING", "DeliveryEngine", "DeliveryOutcome", "DeliveryRecord"]
 LOCK_WAIT = 120.0  # seconds to wait for another process that is delivering
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryRecord:
-    """One row of the `deliveries` table."""
-
-    id: int
-    destination: str
-    period: str
-    run_id: int | None
-    status: str
-    attempts: int
-    last_error: str | None
-    created_at: float
-    updated_at: float
-    progress: int = 0
-    pending_since: float | None = None  # when it last became pending (a run's started_at)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "destination": self.destination,
-            "period": self.period,
-            "run_id": self.run_id,
-            "status": self.status,
-            "attempts": self.attempts,
-            "last_error": self.last_error,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
 
 
 @dataclass(slots=True)
@@ -103,7 +74,7 @@ class DeliveryEngine:
         max_retry_after: float = MAX_RETRY_AFTER,
     ) -> None:
         self.store = store
-        self.destinations = [d for d in destinations if d.enabled and not isinstance(d, Store)]
+        self.destinations = [d for d in destinations if d.enabled]
         names = [d.name for d in self.destinations]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
@@ -118,18 +89,6 @@ class DeliveryEngine:
         self.backoff = BACKOFF if backoff is None else backoff
         self.max_retry_after = max_retry_after
         self._http: HttpClient | None = None
-
-    @classmethod
-    def for_pipeline(cls, pipeline: Pipeline, **kwargs: Any) -> DeliveryEngine:
-        return cls(
-            pipeline.store,
-            pipeline.destinations,
-            kpis=pipeline.kpis,
-            order=pipeline.order,
-            tz=pipeline.tz,
-            base_dir=pipeline.base_dir,
-            **kwargs,
-        )
 
     # periods --------------------------------------------------------------------------------
 
@@ -213,90 +172,28 @@ class DeliveryEngine:
             self._record(destination, period, run_id, started_at.timestamp())
 
     def _record(self, destination: Destination, period: str, run_id: int, started: float) -> None:
-        import sqlalchemy as sa
-
-        from kpi_collector.store.schema import deliveries as t
-
-        now = time.time()
-        key = sa.and_(t.c.destination == destination.name, t.c.period == period)
-        for _ in range(3):  # a concurrent run may insert the same row between select and insert
-            try:
-                with self._begin() as conn:
-                    row = conn.execute(sa.select(t).where(key)).first()
-                    if row is None:
-                        conn.execute(
-                            t.insert().values(
-                                destination=destination.name,
-                                period=period,
-                                run_id=run_id,
-                                status=PENDING,
-                                attempts=0,
-                                created_at=now,
-                                updated_at=now,
-                                progress=0,
-                                pending_since=started,
-                            )
-                        )
-                    elif row.status == DONE:
-                        if destination.upserts:  # the period's row gets the newer values
-                            conn.execute(
-                                t.update()
-                                .where(key)
-                                .values(
-                                    status=PENDING,
-                                    run_id=run_id,
-                                    last_error=None,
-                                    progress=0,
-                                    updated_at=now,
-                                    pending_since=started,  # not created_at: see pending_runs
-                                )
-                            )
-                    elif row.status == PENDING and not row.progress:
-                        # not sent yet: it goes out with the period's newest values
-                        conn.execute(t.update().where(key).values(run_id=run_id, updated_at=now))
-                return
-            except StoreError as exc:
-                if "unique" not in str(exc).lower() and "duplicate" not in str(exc).lower():
-                    raise
-        raise StoreError(f"cannot record the delivery of {destination.name!r} for {period}")
+        ledger.record_pending(
+            self._need_store(),
+            destination.name,
+            period,
+            run_id=run_id,
+            started_at=started,
+            upserts=destination.upserts,
+        )
 
     def records(
         self, *, status: str | None = None, destination: str | None = None, limit: int | None = None
     ) -> list[DeliveryRecord]:
-        """Rows of `deliveries`, oldest first."""
-        import sqlalchemy as sa
-
-        from kpi_collector.store.schema import deliveries as t
-
-        query = sa.select(t).order_by(t.c.created_at, t.c.id)
-        if status is not None:
-            query = query.where(t.c.status == status)
-        if destination is not None:
-            query = query.where(t.c.destination == destination)
-        if limit is not None:
-            query = query.order_by(None).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit)
-        try:
-            with self._need_store().engine.connect() as conn:
-                rows = [_record_of(r) for r in conn.execute(query)]
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise StoreError(f"cannot read deliveries: {first_line(exc)}") from None
-        return sorted(rows, key=lambda r: (r.created_at, r.id)) if limit is not None else rows
+        """Rows of `deliveries`, oldest first (see `kpi_collector.store.deliveries.records`)."""
+        return ledger.records(
+            self._need_store(), status=status, destination=destination, limit=limit
+        )
 
     def _update(self, record_id: int, **values: Any) -> None:
-        import sqlalchemy as sa
-
-        from kpi_collector.store.schema import deliveries as t
-
-        values["updated_at"] = time.time()
-        with self._begin() as conn:
-            conn.execute(sa.update(t).where(t.c.id == record_id).values(**values))
+        ledger.update(self._need_store(), record_id, **values)
 
     def _bump_attempts(self, record_id: int) -> None:
-        from kpi_collector.store.schema import deliveries as t
-
-        self._update(record_id, attempts=t.c.attempts + 1)
+        ledger.bump_attempts(self._need_store(), record_id)
 
     # delivering -----------------------------------------------------------------------------
 
@@ -370,38 +267,22 @@ class DeliveryEngine:
     def delivery_of(
         self, store: HistoryStore, destination: Destination, record: DeliveryRecord
     ) -> Delivery:
-        """The Delivery of a pending row, rebuilt from the run's stored values and errors."""
-        import sqlalchemy as sa
+        """The Delivery of a pending row, rebuilt from the run's stored values and errors.
 
-        from kpi_collector.store.schema import observations, run_errors, runs
-
-        with store.engine.connect() as conn:
-            run = conn.execute(sa.select(runs).where(runs.c.id == record.run_id)).first()
-            obs = conn.execute(
-                sa.select(observations.c.kpi, observations.c.value, observations.c.ts)
-                .where(observations.c.run_id == record.run_id)
-                .order_by(observations.c.id)
-            ).all()
-            errs = conn.execute(
-                sa.select(run_errors.c.source, run_errors.c.kpi, run_errors.c.message)
-                .where(run_errors.c.run_id == record.run_id)
-                .order_by(run_errors.c.id)
-            ).all()
-        if run is None or not obs:
+        Raises DeliveryError when the run's values are gone (the row is then dropped)."""
+        run = ledger.stored_run(store, record.run_id)
+        if run is None:
             raise DeliveryError(
                 f"run {record.run_id} has no stored values any more; nothing to deliver"
             )
-        started = datetime.fromtimestamp(run.started_at, UTC)
-        values = {r.kpi: r.value for r in obs}
-        errors = [(e.kpi or e.source, e.message) for e in errs]
         return self._delivery(
             destination,
             record.period,
             record.run_id,
-            started,
-            values,
-            {r.kpi: r.ts for r in obs},
-            errors,
+            run.started_at,
+            run.values,
+            run.timestamps,
+            run.errors,
             progress=record.progress,
         )
 
@@ -491,27 +372,3 @@ class DeliveryEngine:
                 "delivery state needs the history store: add a Store(...) destination"
             )
         return self.store
-
-    def _begin(self) -> Any:
-        return self._need_store().write()
-
-
-def _record_of(row: Any) -> DeliveryRecord:
-    return DeliveryRecord(
-        row.id,
-        row.destination,
-        row.period,
-        row.run_id,
-        row.status,
-        row.attempts,
-        row.last_error,
-        row.created_at,
-        row.updated_at,
-        row.progress or 0,
-        row.pending_since,
-    )
-
-
-def deliver_pending(pipeline: Pipeline, only: Sequence[str] | None = None) -> list[DeliveryOutcome]:
-    """`kpi deliver`: retry every pending delivery of the pipeline's destinations."""
-    return asyncio.run(DeliveryEngine.for_pipeline(pipeline).deliver_pending(only))

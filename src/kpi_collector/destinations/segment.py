@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from kpi_collector import __version__
+from kpi_collector._version import __version__
 from kpi_collector.collect.http import Auth
 from kpi_collector.destinations._http import error_detail, send, status_error
 from kpi_collector.destinations.base import Delivery, MessageDestination

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, PrivateAttr
 
+from kpi_collector.collect.sql import first_line
 from kpi_collector.destinations._table import rows_of
 from kpi_collector.destinations.base import Delivery, TableDestination, delivery_error
 from kpi_collector.errors import DeliveryError
 from kpi_collector.secrets import DatabaseUrl, redact
-from kpi_collector.store import first_line
 
 if TYPE_CHECKING:
     import sqlalchemy as sa

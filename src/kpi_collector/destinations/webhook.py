@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from kpi_collector import __version__
+from kpi_collector._version import __version__
 from kpi_collector.collect.http import is_http_url
 from kpi_collector.destinations._http import Sender, error_detail, send, status_error
 from kpi_collector.destinations.base import Delivery, MessageDestination

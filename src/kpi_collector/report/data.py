@@ -134,22 +134,9 @@ class DashboardData:
 
     def version(self) -> tuple[Any, ...]:
         """What the documents depend on: newest observation, newest run, pending deliveries."""
-        import sqlalchemy as sa
+        from kpi_collector.store.runs import data_version
 
-        from kpi_collector.deliver.engine import PENDING
-        from kpi_collector.store.schema import deliveries as d
-        from kpi_collector.store.schema import observations as o
-        from kpi_collector.store.schema import runs as r
-
-        with self.store.engine.connect() as conn:
-            newest = conn.execute(sa.select(sa.func.max(o.c.id))).scalar()
-            run = conn.execute(
-                sa.select(r.c.id, r.c.status, r.c.finished_at).order_by(r.c.id.desc()).limit(1)
-            ).first()
-            pending = conn.execute(
-                sa.select(sa.func.count(), sa.func.max(d.c.updated_at)).where(d.c.status == PENDING)
-            ).one()
-        return (newest, tuple(run or ()), tuple(pending))
+        return data_version(self.store)
 
     def cached(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
         """`build()`, reused while the store is unchanged (and for at most five minutes)."""
@@ -458,27 +445,9 @@ class DashboardData:
         }
 
     def pending_deliveries(self) -> list[dict[str, Any]]:
-        import sqlalchemy as sa
+        from kpi_collector.store.deliveries import PENDING, records
 
-        from kpi_collector.deliver.engine import PENDING
-        from kpi_collector.store.schema import deliveries as d
-
-        query = (
-            sa.select(
-                d.c.destination,
-                d.c.period,
-                d.c.run_id,
-                d.c.status,
-                d.c.attempts,
-                d.c.last_error,
-                d.c.created_at,
-                d.c.updated_at,
-            )
-            .where(d.c.status == PENDING)  # not `dropped`: those are never retried
-            .order_by(d.c.created_at, d.c.id)
-        )
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(query).all()
+        rows = records(self.store, status=PENDING)  # not `dropped`: those are never retried
         return [
             {
                 "destination": r.destination,

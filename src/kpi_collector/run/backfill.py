@@ -8,61 +8,57 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kpi_collector.collect.http import HttpClient
-from kpi_collector.errors import ConfigError, KpiError
+from kpi_collector.errors import KpiError
 from kpi_collector.secrets import redact
 from kpi_collector.sources.base import Source, SourceContext
 
 if TYPE_CHECKING:
-    from kpi_collector.pipeline import Pipeline
+    from zoneinfo import ZoneInfo
+
+    from kpi_collector.config.models import Defaults
+    from kpi_collector.store import HistoryStore
 
 DEFAULT_DAYS = 365
 
 
 @dataclass
 class BackfillReport:
+    """What a backfill did: values added per source, sources that cannot backfill, errors."""
+
     added: dict[str, int] = field(default_factory=dict)
     unsupported: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def run_backfill(
-    pipeline: Pipeline,
-    *,
-    since: date | None = None,
-    only: Sequence[str] = (),
-    now: datetime | None = None,
-) -> BackfillReport:
-    return asyncio.run(abackfill(pipeline, since=since, only=only, now=now))
-
-
 async def abackfill(
-    pipeline: Pipeline,
+    store: HistoryStore,
+    sources: Sequence[Source],
     *,
+    defaults: Defaults,
+    tz: ZoneInfo,
+    base_dir: Path,
     since: date | None = None,
-    only: Sequence[str] = (),
     now: datetime | None = None,
 ) -> BackfillReport:
-    store = pipeline.store
-    if store is None:
-        raise ConfigError("backfill needs a store to write into")
+    """Ask each source that can backfill for its daily values from `since` (default: a year
+    before `now`, in `tz`) and store them with their own timestamps. Sources run concurrently
+    and fail alone: errors land in the report, by source name, never raised."""
     now = now or datetime.now(UTC)
-    since = since or (now.astimezone(pipeline.tz).date() - timedelta(days=DEFAULT_DAYS))
+    since = since or (now.astimezone(tz).date() - timedelta(days=DEFAULT_DAYS))
     report = BackfillReport()
-    sources = pipeline.selected(only)
-    client = HttpClient(
-        concurrency=pipeline.defaults.concurrency, per_host=pipeline.defaults.per_host
-    )
+    client = HttpClient(concurrency=defaults.concurrency, per_host=defaults.per_host)
 
     async def one(source: Source) -> None:
         if not source.can_backfill:
             report.unsupported.append(source.name)
             return
-        timeout = source.timeout or pipeline.defaults.timeout
-        retries = pipeline.defaults.retries if source.retries is None else source.retries
-        ctx = SourceContext(client, timeout, retries, pipeline.tz, now, pipeline.base_dir)
+        timeout = source.timeout or defaults.timeout
+        retries = defaults.retries if source.retries is None else source.retries
+        ctx = SourceContext(client, timeout, retries, tz, now, base_dir)
         points = []
         try:
             async for obs in source.backfill(ctx, since):
@@ -80,9 +76,7 @@ async def abackfill(
         except Exception as exc:
             report.errors[source.name] = redact(f"{type(exc).__name__}: {exc}")
             return
-        report.added[source.name] = await asyncio.to_thread(
-            store.add_observations, points, tz=pipeline.tz
-        )
+        report.added[source.name] = await asyncio.to_thread(store.add_observations, points, tz=tz)
 
     try:
         await asyncio.gather(*(one(s) for s in sources))

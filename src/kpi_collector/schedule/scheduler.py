@@ -44,8 +44,6 @@ from kpi_collector.store.heartbeats import (
 from kpi_collector.store.lock import LockBusy, RunLock, store_mutex, wait_until_free
 
 if TYPE_CHECKING:
-    import sqlalchemy as sa
-
     from kpi_collector.config.models import Config
     from kpi_collector.pipeline import Pipeline
 
@@ -129,39 +127,6 @@ class JobResult:
     problems: list[str] = field(default_factory=list)  # what failed, one line each
 
 
-def _last_manual_run(conn: sa.Connection, sources: tuple[str, ...]) -> float | None:
-    """When the newest successful `kpi run` that collected every one of `sources` started: a
-    `kpi run --only` of some of them is no run of the main job. A run collected a source when
-    it stored a value or an error of it (the newest 20 manual runs are looked at)."""
-    import sqlalchemy as sa
-
-    from kpi_collector.store.schema import observations, run_errors, runs
-
-    recent = conn.execute(
-        sa.select(runs.c.id, runs.c.started_at)
-        .where(runs.c.trigger == "run", runs.c.status.in_(SUCCESS))
-        .order_by(runs.c.id.desc())
-        .limit(20)
-    ).all()
-    if not recent or not sources:
-        return float(recent[0].started_at) if recent else None
-    ids = [r.id for r in recent]
-    collected: dict[int, set[str]] = {}
-    for table in (observations, run_errors):
-        query = (
-            sa.select(table.c.run_id, table.c.source)
-            .where(table.c.run_id.in_(ids), table.c.source.in_(sources))
-            .distinct()
-        )
-        for run_id, source in conn.execute(query):
-            collected.setdefault(run_id, set()).add(source)
-    wanted = set(sources)
-    for run in recent:
-        if collected.get(run.id, set()) >= wanted:
-            return float(run.started_at)
-    return None
-
-
 class Scheduler:
     """Runs a config's jobs on their crons until `stop` is set."""
 
@@ -197,24 +162,14 @@ class Scheduler:
     def last_success(self, job: Job) -> float | None:
         """When the job last succeeded: its own record, or for `main` a manual full `kpi run`,
         for a source job the newest value it collected."""
-        import sqlalchemy as sa
-
-        from kpi_collector.store.schema import observations
+        from kpi_collector.store.runs import last_manual_run, newest_collected
 
         state = job_states(self.store).get(job.name)
         found: list[float | None] = [state.last_success_at] if state else []
-        with self.store.engine.connect() as conn:
-            if job.name == "main":
-                found.append(_last_manual_run(conn, job.sources))
-            elif job.collects:
-                found.append(
-                    conn.execute(
-                        sa.select(sa.func.max(observations.c.ts)).where(
-                            observations.c.source == job.sources[0],
-                            observations.c.backfilled == sa.false(),
-                        )
-                    ).scalar()
-                )
+        if job.name == "main":
+            found.append(last_manual_run(self.store, job.sources, statuses=SUCCESS))
+        elif job.collects:
+            found.append(newest_collected(self.store, job.sources[0]))
         times = [float(t) for t in found if t is not None]
         return max(times) if times else None
 
@@ -270,15 +225,12 @@ class Scheduler:
         return outcome
 
     def _pipeline(self, job: Job) -> Pipeline:
-        from kpi_collector.destinations.store import Store
         from kpi_collector.pipeline import Pipeline
 
         pipeline = Pipeline.from_config(self.config)
         pipeline.trigger = "schedule"
         keep = set(job.destinations)
-        pipeline.destinations = [
-            d for d in pipeline.destinations if isinstance(d, Store) or d.name in keep
-        ]
+        pipeline.destinations = [d for d in pipeline.destinations if d.name in keep]
         return pipeline
 
     def _collect(self, job: Job, started: datetime) -> JobResult:
@@ -311,8 +263,6 @@ class Scheduler:
 
     def _deliver(self, job: Job, started: datetime) -> JobResult:
         """Deliver the newest stored run to the job's destinations (and what is pending)."""
-        from kpi_collector.deliver.engine import DeliveryEngine
-
         pipeline = self._pipeline(job)
         store = pipeline.store
         assert store is not None
@@ -320,7 +270,7 @@ class Scheduler:
             with RunLock(
                 store, wait=self.lock_wait, detail=f"kpi schedule {job.name}", stop=self.stop
             ):
-                engine = DeliveryEngine.for_pipeline(pipeline)
+                engine = pipeline.delivery_engine()
                 newest = next((r for r in store.runs(50, with_errors=False) if r.n_values), None)
                 if newest is not None:
                     engine.record_run(newest.id, started)

@@ -9,11 +9,10 @@ from typing import Any, ClassVar
 from pydantic import field_validator
 
 from kpi_collector.collect.extract import Metric, coerce_metric, finish
-from kpi_collector.collect.sql import open_readonly, read_only_session
+from kpi_collector.collect.sql import first_line, open_readonly, read_only_session
 from kpi_collector.errors import ExtractError, SourceError
 from kpi_collector.secrets import DatabaseUrl
 from kpi_collector.sources.base import Source, SourceContext
-from kpi_collector.store import first_line
 
 
 class SQL(Source):

@@ -10,25 +10,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from kpi_collector.collect.sql import first_line
 from kpi_collector.errors import StoreError, missing_package
 from kpi_collector.secrets import redact
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from kpi_collector.alerts.engine import AlertState
+    from kpi_collector.store.alert_states import AlertState
     from kpi_collector.store.heartbeats import Heartbeat
-
-
-def resolve_url(url: str | None, base_dir: Path) -> str:
-    """The store URL; a relative SQLite path is taken relative to the config's folder."""
-    if not url:
-        return f"sqlite:///{(base_dir / 'kpi.db').resolve()}"
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        path = url.removeprefix("sqlite:///")
-        if path and path != ":memory:" and not Path(path).is_absolute():
-            return f"sqlite:///{(base_dir / path).resolve()}"
-    return url
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,7 +366,7 @@ class HistoryStore:
                 conn.execute(o.insert(), fresh)
         return len(fresh)
 
-    # scheduler and alerts (written by kpi_collector.schedule and kpi_collector.alerts.engine) -----
+    # scheduler and alerts (store.heartbeats, store.alert_states) -----
 
     def heartbeats(self) -> dict[str, Heartbeat]:
         """Who is alive: `scheduler` (the `kpi schedule` process: state, next run) and `run`
@@ -387,7 +377,7 @@ class HistoryStore:
 
     def active_alerts(self) -> list[AlertState]:
         """The alerts whose rule is true now, oldest first."""
-        from kpi_collector.alerts.engine import active_alerts
+        from kpi_collector.store.alert_states import active_alerts
 
         return active_alerts(self)
 
@@ -426,9 +416,3 @@ class _Writing:
             raise StoreError(
                 f"cannot write to store {redact(self._url)!r}: {first_line(exc)}"
             ) from None
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of a database error (the driver's own message), secrets masked."""
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return redact(text.splitlines()[0]) if text else type(exc).__name__

@@ -1,0 +1,82 @@
+"""`RunResult`: what one run collected, stored and delivered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from kpi_collector.run.engine import SourceOutcome
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass
+class RunResult:
+    """The outcome of one run: values by KPI id, errors by source (or KPI id), changes."""
+
+    run_id: int | None
+    started_at: datetime
+    finished_at: datetime
+    values: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    previous: dict[str, float] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)  # KPI id -> source name
+    delivery_errors: dict[str, str] = field(default_factory=dict)
+    delivered: list[str] = field(default_factory=list)
+    outcomes: list[SourceOutcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.delivery_errors
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def change(self, kpi: str) -> float | None:
+        if kpi not in self.values or kpi not in self.previous:
+            return None
+        return self.values[kpi] - self.previous[kpi]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat(),
+            "ok": self.ok,
+            "values": [
+                {
+                    "kpi": k,
+                    "value": v,
+                    "previous": self.previous.get(k),
+                    "change": self.change(k),
+                    "source": self.sources.get(k),
+                }
+                for k, v in self.values.items()
+            ],
+            "errors": [{"where": k, "message": m} for k, m in self.errors.items()],
+            "delivery_errors": [
+                {"destination": k, "message": m} for k, m in self.delivery_errors.items()
+            ],
+        }
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per KPI: kpi, value, previous, change, source, ts."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            [
+                {
+                    "kpi": kpi,
+                    "value": value,
+                    "previous": self.previous.get(kpi),
+                    "change": self.change(kpi),
+                    "source": self.sources.get(kpi),
+                    "ts": pd.Timestamp(self.started_at),
+                }
+                for kpi, value in self.values.items()
+            ],
+            columns=["kpi", "value", "previous", "change", "source", "ts"],
+        )

@@ -1,0 +1,77 @@
+"""The `alert_states` table: each alert's own condition since when (destination ""), and what
+each `notify` destination was last told. Times are UTC epoch seconds."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kpi_collector.secrets import redact
+
+if TYPE_CHECKING:
+    from kpi_collector.store import HistoryStore
+
+OWN = ""  # the destination column of the row that holds an alert's own condition
+
+
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    """A row of `alert_states`: an alert's condition since when (destination ""), or what a
+    destination was last told."""
+
+    alert: str
+    destination: str
+    active: bool
+    since: float
+    message: str | None
+    updated_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "alert": self.alert,
+            "destination": self.destination,
+            "active": self.active,
+            "since": self.since,
+            "message": self.message,
+        }
+
+
+def alert_states(store: HistoryStore) -> list[AlertState]:
+    """Every row of `alert_states`; `destination == ""` rows are the alerts' own conditions."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import alert_states as t
+
+    with store.engine.connect() as conn:
+        return [
+            AlertState(r.alert, r.destination, bool(r.active), r.since, r.message, r.updated_at)
+            for r in conn.execute(sa.select(t).order_by(t.c.alert, t.c.destination))
+        ]
+
+
+def active_alerts(store: HistoryStore) -> list[AlertState]:
+    """The alerts whose condition is true now, oldest first (for health and the dashboard)."""
+    return sorted(
+        (s for s in alert_states(store) if s.destination == OWN and s.active), key=lambda s: s.since
+    )
+
+
+def save_alert_state(
+    store: HistoryStore, key: str, destination: str, *, active: bool, message: str, now: float
+) -> None:
+    from kpi_collector.store.schema import alert_states as t
+
+    where = (t.c.alert == key) & (t.c.destination == destination)
+    values = {"active": active, "since": now, "message": redact(message), "updated_at": time.time()}
+    with store.write() as conn:
+        if not conn.execute(t.update().where(where).values(**values)).rowcount:
+            conn.execute(t.insert().values(alert=key, destination=destination, **values))
+
+
+def prune_alert_states(store: HistoryStore, keep: set[str]) -> None:
+    """Forget alerts that are no longer in the config (so a re-added one starts afresh)."""
+    from kpi_collector.store.schema import alert_states as t
+
+    with store.write() as conn:
+        conn.execute(t.delete().where(t.c.alert.notin_(keep)) if keep else t.delete())

@@ -1,0 +1,259 @@
+"""The deliveries ledger: one row per destination and period, `pending`, `done` or `dropped`.
+
+The delivery engine (`kpi_collector.deliver.engine`) decides what is due; this module is the
+only code that reads or writes the `deliveries` table. Times are UTC epoch seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from kpi_collector.collect.sql import first_line
+from kpi_collector.errors import StoreError
+
+if TYPE_CHECKING:
+    from kpi_collector.store import HistoryStore
+
+PENDING, DONE, DROPPED = "pending", "done", "dropped"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """One row of the `deliveries` table (times in UTC epoch seconds)."""
+
+    id: int
+    destination: str
+    period: str
+    run_id: int | None
+    status: str  # pending | done | dropped
+    attempts: int
+    last_error: str | None
+    created_at: float
+    updated_at: float
+    progress: int = 0
+    pending_since: float | None = None  # when it last became pending (a run's started_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "destination": self.destination,
+            "period": self.period,
+            "run_id": self.run_id,
+            "status": self.status,
+            "attempts": self.attempts,
+            "last_error": self.last_error,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRun:
+    """What a run stored, as a pending delivery is rebuilt from it.
+
+    `values` and `timestamps` are keyed by KPI id in the order they were stored; `errors` are
+    `(KPI id or source, message)` pairs; `started_at` is an aware UTC datetime."""
+
+    run_id: int
+    started_at: datetime
+    values: dict[str, float]
+    timestamps: dict[str, float]
+    errors: list[tuple[str, str]]
+
+
+def record_pending(
+    store: HistoryStore,
+    destination: str,
+    period: str,
+    *,
+    run_id: int,
+    started_at: float,
+    upserts: bool,
+) -> None:
+    """Make `destination`'s delivery of `period` pending for `run_id`.
+
+    A period already `done` stays done, unless the destination `upserts` (a table whose row
+    for the period gets the newer values); a pending row not yet begun moves to the newer run.
+    Raises StoreError when the row cannot be written after three tries (concurrent inserts)."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import deliveries as t
+
+    now = time.time()
+    key = sa.and_(t.c.destination == destination, t.c.period == period)
+    for _ in range(3):  # a concurrent run may insert the same row between select and insert
+        try:
+            with store.write() as conn:
+                row = conn.execute(sa.select(t).where(key)).first()
+                if row is None:
+                    conn.execute(
+                        t.insert().values(
+                            destination=destination,
+                            period=period,
+                            run_id=run_id,
+                            status=PENDING,
+                            attempts=0,
+                            created_at=now,
+                            updated_at=now,
+                            progress=0,
+                            pending_since=started_at,
+                        )
+                    )
+                elif row.status == DONE:
+                    if upserts:  # the period's row gets the newer values
+                        conn.execute(
+                            t.update()
+                            .where(key)
+                            .values(
+                                status=PENDING,
+                                run_id=run_id,
+                                last_error=None,
+                                progress=0,
+                                updated_at=now,
+                                pending_since=started_at,  # not created_at: see pending_runs
+                            )
+                        )
+                elif row.status == PENDING and not row.progress:
+                    # not sent yet: it goes out with the period's newest values
+                    conn.execute(t.update().where(key).values(run_id=run_id, updated_at=now))
+            return
+        except StoreError as exc:
+            if "unique" not in str(exc).lower() and "duplicate" not in str(exc).lower():
+                raise
+    raise StoreError(f"cannot record the delivery of {destination!r} for {period}")
+
+
+def records(
+    store: HistoryStore,
+    *,
+    status: str | None = None,
+    destination: str | None = None,
+    limit: int | None = None,
+) -> list[DeliveryRecord]:
+    """Rows of `deliveries`, oldest first (with `limit`: the newest `limit`, oldest first).
+
+    Raises StoreError when the table cannot be read."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import deliveries as t
+
+    query = sa.select(t).order_by(t.c.created_at, t.c.id)
+    if status is not None:
+        query = query.where(t.c.status == status)
+    if destination is not None:
+        query = query.where(t.c.destination == destination)
+    if limit is not None:
+        query = query.order_by(None).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit)
+    try:
+        with store.engine.connect() as conn:
+            rows = [_record_of(r) for r in conn.execute(query)]
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise StoreError(f"cannot read deliveries: {first_line(exc)}") from None
+    return sorted(rows, key=lambda r: (r.created_at, r.id)) if limit is not None else rows
+
+
+def update(store: HistoryStore, record_id: int, **values: Any) -> None:
+    """Set columns of one row (`status`, `last_error`, `progress`, ...); stamps `updated_at`."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import deliveries as t
+
+    values["updated_at"] = time.time()
+    with store.write() as conn:
+        conn.execute(sa.update(t).where(t.c.id == record_id).values(**values))
+
+
+def bump_attempts(store: HistoryStore, record_id: int) -> None:
+    """Count one more attempt of a row (written before the attempt is made)."""
+    from kpi_collector.store.schema import deliveries as t
+
+    update(store, record_id, attempts=t.c.attempts + 1)
+
+
+def pending_summary(store: HistoryStore) -> tuple[int, float | None]:
+    """How many rows are pending, and when one of them last changed (UTC epoch)."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import deliveries as d
+
+    with store.engine.connect() as conn:
+        count, newest = conn.execute(
+            sa.select(sa.func.count(), sa.func.max(d.c.updated_at)).where(d.c.status == PENDING)
+        ).one()
+    return int(count), newest
+
+
+def pending_runs(store: HistoryStore) -> dict[str, tuple[int, str | None, str | None]]:
+    """For each destination with a pending delivery: for how many runs the one pending longest
+    has been pending (the run that made it pending counts), its period and last error.
+
+    Counted from `pending_since`, not `created_at`: a table destination's row for a day goes
+    done -> pending again at a later run, and only that run starts its pending time."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import runs
+
+    out: dict[str, tuple[int, str | None, str | None]] = {}
+    oldest: dict[str, tuple[float, DeliveryRecord]] = {}
+    for record in records(store, status=PENDING):
+        since = record.created_at if record.pending_since is None else record.pending_since
+        if record.destination not in oldest or since < oldest[record.destination][0]:
+            oldest[record.destination] = (since, record)
+    if not oldest:
+        return out
+    with store.engine.connect() as conn:
+        for name, (since, record) in oldest.items():
+            later = conn.execute(
+                sa.select(sa.func.count()).select_from(runs).where(runs.c.started_at > since)
+            ).scalar_one()
+            out[name] = (int(later) + 1, record.period, record.last_error)
+    return out
+
+
+def stored_run(store: HistoryStore, run_id: int | None) -> StoredRun | None:
+    """The values and errors run `run_id` stored; None when the run or its values are gone."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import observations, run_errors, runs
+
+    with store.engine.connect() as conn:
+        run = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+        obs = conn.execute(
+            sa.select(observations.c.kpi, observations.c.value, observations.c.ts)
+            .where(observations.c.run_id == run_id)
+            .order_by(observations.c.id)
+        ).all()
+        errs = conn.execute(
+            sa.select(run_errors.c.source, run_errors.c.kpi, run_errors.c.message)
+            .where(run_errors.c.run_id == run_id)
+            .order_by(run_errors.c.id)
+        ).all()
+    if run is None or not obs or run_id is None:
+        return None
+    return StoredRun(
+        run_id=run_id,
+        started_at=datetime.fromtimestamp(run.started_at, UTC),
+        values={r.kpi: r.value for r in obs},
+        timestamps={r.kpi: r.ts for r in obs},
+        errors=[(e.kpi or e.source, e.message) for e in errs],
+    )
+
+
+def _record_of(row: Any) -> DeliveryRecord:
+    return DeliveryRecord(
+        row.id,
+        row.destination,
+        row.period,
+        row.run_id,
+        row.status,
+        row.attempts,
+        row.last_error,
+        row.created_at,
+        row.updated_at,
+        row.progress or 0,
+        row.pending_since,
+    )

@@ -1,0 +1,156 @@
+"""Questions about past runs that alerts, the scheduler and the dashboard ask the store: failing
+streaks, the first run, the newest manual run, the newest value of a source. UTC epoch seconds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from kpi_collector.store import HistoryStore
+
+
+def failing_streaks(
+    store: HistoryStore, sources: Sequence[str], *, depth: int
+) -> dict[str, tuple[int, str | None]]:
+    """For each source: how many of its newest runs failed in a row (any error counts), and
+    the newest error. Looks at the newest `depth` runs that included it (values or errors)."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import observations, run_errors, runs
+
+    wanted = set(sources)
+    out: dict[str, tuple[int, str | None]] = {}
+    window = max(50, depth * 10)
+    with store.engine.connect() as conn:
+        ids = [
+            r[0]
+            for r in conn.execute(
+                sa.select(runs.c.id)
+                .where(runs.c.status.notin_(("running", "interrupted")))
+                .order_by(runs.c.id.desc())
+                .limit(window)
+            )
+        ]
+        if not ids:
+            return out
+        failed: dict[tuple[int, str], str] = {}
+        for run_id, source, message in conn.execute(
+            sa.select(run_errors.c.run_id, run_errors.c.source, run_errors.c.message)
+            .where(run_errors.c.run_id.in_(ids), run_errors.c.source.in_(wanted))
+            .order_by(run_errors.c.id)
+        ):
+            failed.setdefault((run_id, source), message)
+        seen = {
+            (r[0], r[1])
+            for r in conn.execute(
+                sa.select(observations.c.run_id, observations.c.source)
+                .where(observations.c.run_id.in_(ids), observations.c.source.in_(wanted))
+                .distinct()
+            )
+        }
+    included = seen | set(failed)
+    for source in sources:
+        streak, newest = 0, None
+        history = [run_id for run_id in ids if (run_id, source) in included][:depth]
+        if not history:
+            continue
+        for run_id in history:
+            if (run_id, source) not in failed:
+                break
+            newest = newest or failed[(run_id, source)]
+            streak += 1
+        out[source] = (streak, newest)
+    return out
+
+
+def first_run_at(store: HistoryStore) -> float | None:
+    """When the store's first run started (UTC epoch), None before any run."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import runs
+
+    with store.engine.connect() as conn:
+        value = conn.execute(sa.select(sa.func.min(runs.c.started_at))).scalar()
+    return float(value) if value is not None else None
+
+
+def last_manual_run(
+    store: HistoryStore, sources: Sequence[str], *, statuses: Sequence[str] = ("ok", "partial")
+) -> float | None:
+    """When the newest successful `kpi run` that collected every one of `sources` started: a
+    `kpi run --only` of some of them is no run of the main job. A run collected a source when
+    it stored a value or an error of it (the newest 20 manual runs are looked at)."""
+    with store.engine.connect() as conn:
+        return _last_manual_run(conn, tuple(sources), tuple(statuses))
+
+
+def _last_manual_run(
+    conn: sa.Connection, sources: tuple[str, ...], statuses: tuple[str, ...]
+) -> float | None:
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import observations, run_errors, runs
+
+    recent = conn.execute(
+        sa.select(runs.c.id, runs.c.started_at)
+        .where(runs.c.trigger == "run", runs.c.status.in_(statuses))
+        .order_by(runs.c.id.desc())
+        .limit(20)
+    ).all()
+    if not recent or not sources:
+        return float(recent[0].started_at) if recent else None
+    ids = [r.id for r in recent]
+    collected: dict[int, set[str]] = {}
+    for table in (observations, run_errors):
+        query = (
+            sa.select(table.c.run_id, table.c.source)
+            .where(table.c.run_id.in_(ids), table.c.source.in_(sources))
+            .distinct()
+        )
+        for run_id, source in conn.execute(query):
+            collected.setdefault(run_id, set()).add(source)
+    wanted = set(sources)
+    for run in recent:
+        if collected.get(run.id, set()) >= wanted:
+            return float(run.started_at)
+    return None
+
+
+def newest_collected(store: HistoryStore, source: str) -> float | None:
+    """When `source` last stored a value collected by a run (not backfilled), UTC epoch."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import observations
+
+    with store.engine.connect() as conn:
+        value = conn.execute(
+            sa.select(sa.func.max(observations.c.ts)).where(
+                observations.c.source == source,
+                observations.c.backfilled == sa.false(),
+            )
+        ).scalar()
+    return float(value) if value is not None else None
+
+
+def data_version(store: HistoryStore) -> tuple[object, ...]:
+    """What documents built from the store depend on: the newest observation id, the newest
+    run's (id, status, finished_at) and the pending deliveries' (count, newest update)."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.deliveries import PENDING
+    from kpi_collector.store.schema import deliveries as d
+    from kpi_collector.store.schema import observations as o
+    from kpi_collector.store.schema import runs as r
+
+    with store.engine.connect() as conn:
+        newest = conn.execute(sa.select(sa.func.max(o.c.id))).scalar()
+        run = conn.execute(
+            sa.select(r.c.id, r.c.status, r.c.finished_at).order_by(r.c.id.desc()).limit(1)
+        ).first()
+        pending = conn.execute(
+            sa.select(sa.func.count(), sa.func.max(d.c.updated_at)).where(d.c.status == PENDING)
+        ).one()
+    return (newest, tuple(run or ()), tuple(pending))
