@@ -420,8 +420,12 @@ def test_once_and_run_from_the_command_line(
     code, _, err = cli("-c", config, "schedule", "--once")
     assert code == 0 and "main: run 1: 1 values" in err
     assert cli("-c", config, "schedule", "--once")[::2] == (0, "nothing is due\n")
+    # the crontab's `--run main` after the fire time was served: nothing to do, exit 0
     code, _, err = cli("-c", config, "schedule", "--run", "main")
+    assert code == 0 and "already ran" in err and err.endswith("nothing is due\n")
+    code, _, err = cli("-c", config, "schedule", "--run", "main", "--force")
     assert code == 0 and "main: run 2" in err
+    assert cli("-c", config, "schedule", "--force")[0] == 2
     code, _, err = cli("-c", config, "schedule", "--run", "source:nope")
     assert code == 2 and "no scheduled job named 'source:nope'; jobs: main" in err
     assert cli("-c", config, "schedule", "--once", "--print", "crontab")[0] == 2
@@ -429,7 +433,7 @@ def test_once_and_run_from_the_command_line(
     assert code == 0 and out.startswith("main") and "collect slow" in out
     # a failing source: the job is not ok, the exit code says so
     (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG.replace("print(7)", "print('seven')"))
-    code, _, err = cli("-c", config, "schedule", "--run", "main")
+    code, _, err = cli("-c", config, "schedule", "--run", "main", "--force")
     assert code == 1 and "main: slow" in err
 
 
@@ -579,3 +583,166 @@ def test_github_actions_with_a_database_server_store(tmp_path: Path) -> None:
     (tmp_path / "kpi.yaml").write_text("sources: []\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="nothing to schedule"):
         snippet(load_config(tmp_path / "kpi.yaml"), "github-actions")
+
+
+# exactly once -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def once_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The store URL two `kpi schedule` processes share: a file, or a PostgreSQL schema as
+    two hosts would share it."""
+    from tests.services import require_postgres_url
+    from tests.test_store import _isolated
+
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'kpi.db'}"
+        return
+    urls = _isolated(require_postgres_url())
+    yield next(urls)
+    next(urls, None)
+
+
+def test_two_once_processes_a_second_apart_run_the_fire_time_once(
+    tmp_path: Path, once_store: str
+) -> None:
+    (tmp_path / "kpi.yaml").write_text(f"store: '{once_store}'\n" + SLOW_CONFIG)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    env["PYTHONPATH"] = str(ROOT)
+    command = [sys.executable, "-m", "kpi_collector", "-c", str(tmp_path / "kpi.yaml")]
+    first = subprocess.Popen(
+        [*command, "schedule", "--once"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        time.sleep(1.0)  # the first holds the run lock, its source sleeping 1.5 s
+        second = subprocess.run(
+            [*command, "schedule", "--once"], env=env, capture_output=True, text=True, timeout=60
+        )
+        first_err = first.communicate(timeout=60)[1]
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, first_err
+    assert "main: run 1: 1 values" in first_err
+    assert second.returncode == 0, second.stderr
+    assert "already ran" in second.stderr and second.stderr.endswith("nothing is due\n")
+    store = HistoryStore(once_store)
+    try:
+        assert [(r.id, r.trigger) for r in store.runs(10)] == [(1, "schedule")]
+    finally:
+        store.close()
+
+
+def test_a_run_started_after_waiting_for_the_lock_is_stamped_when_it_starts(
+    tmp_path: Path,
+) -> None:
+    from kpi_collector.store.lock import RunLock
+
+    (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG.replace("time.sleep(1.5); ", ""))
+    config = load_config(tmp_path / "kpi.yaml")
+    scheduler = Scheduler(config, lock_wait=30)
+    holder = HistoryStore(config.store_url)
+    lock = RunLock(holder, detail="kpi run")
+    lock.acquire()
+    released_at: list[float] = []
+
+    def release_later() -> None:
+        time.sleep(1.0)
+        released_at.append(time.time())
+        lock.release()
+
+    thread = threading.Thread(target=release_later)
+    thread.start()
+    try:
+        result = scheduler.run_job(scheduler.job("main"), fire=None)
+    finally:
+        thread.join()
+        holder.close()
+    assert result.status == "ok"
+    run = scheduler.store.runs(1)[0]
+    assert run.started_at >= released_at[0]  # not when it began to wait
+    scheduler.store.close()
+
+
+def test_one_shot_runs_leave_no_scheduler_heartbeat_for_health_to_miss(
+    tmp_path: Path, cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG.replace("time.sleep(1.5); ", ""))
+    config = str(tmp_path / "kpi.yaml")
+    assert cli("-c", config, "schedule", "--run", "main")[0] == 0
+    assert cli("-c", config, "schedule", "--once")[0] == 0
+    store = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
+    try:
+        assert SCHEDULER not in store.heartbeats()
+    finally:
+        store.close()
+    # hours later, between two cron ticks: nothing claims a scheduler stopped beating
+    later = time.time() + 3 * 3600
+    report = health_report(load_config(config), now=later)
+    assert not any("stopped beating" in p for p in report["problems"]), report["problems"]
+
+
+class SteppingClock(FakeClock):
+    """A FakeClock that a job's source can move forward (a run that takes its time)."""
+
+
+STEPPING: list[SteppingClock] = []
+
+
+def long_job() -> dict[str, float]:
+    STEPPING[0].t += timedelta(minutes=12)  # this run takes 12 minutes
+    return {"n": 1}
+
+
+MISFIRE_CONFIG = """\
+schedule: "*/5 * * * *"
+{misfire}
+sources:
+  - {{name: long, type: python, function: "tests.test_schedule:long_job"}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("misfire", "starts", "logged"),
+    [
+        (
+            "",
+            ["09:00:30", "09:15:00", "09:30:00"],
+            "2 fire times passed while it ran (newest 2026-03-02 09:10 UTC): skipped (misfire: skip)",
+        ),
+        (
+            "misfire: run_late",
+            ["09:00:30", "09:12:30", "09:24:30"],
+            "2 fire times passed while it ran; running the newest (2026-03-02 09:10 UTC) late",
+        ),
+        (
+            "misfire: run_late\nmisfire_grace: 60",
+            ["09:00:30", "09:15:00", "09:30:00"],
+            "skipped (misfire: run_late, 150 s late > misfire_grace 60 s)",
+        ),
+    ],
+)
+def test_fire_times_passed_during_a_long_run_are_logged_and_follow_misfire(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    misfire: str,
+    starts: list[str],
+    logged: str,
+) -> None:
+    (tmp_path / "kpi.yaml").write_text(MISFIRE_CONFIG.format(misfire=misfire))
+    config = load_config(tmp_path / "kpi.yaml")
+    stop = threading.Event()
+    start = datetime(2026, 3, 2, 9, 0, 30, tzinfo=UTC)  # the 09:00 fire is caught up on start
+    clock = SteppingClock(start, start + timedelta(minutes=30), stop)
+    STEPPING[:] = [clock]
+    scheduler = Scheduler(config, clock=clock, stop=stop)
+    with caplog.at_level("INFO", logger="kpi_collector.schedule"):
+        scheduler.serve()
+    # each run takes 12 minutes: skip waits for the next tick, run_late runs the newest
+    # missed one at once while it is within misfire_grace
+    runs = sorted(scheduler.store.runs(10), key=lambda r: r.id)
+    assert [datetime.fromtimestamp(r.started_at, UTC).strftime("%H:%M:%S") for r in runs] == starts
+    assert any(logged in r.getMessage() for r in caplog.records), [
+        r.getMessage() for r in caplog.records
+    ]
+    scheduler.store.close()

@@ -134,11 +134,22 @@ class Pipeline:
         deliver: bool = True,
         on_source_done: Callable[[SourceOutcome], None] | None = None,
         now: datetime | None = None,
+        run_lock: RunLock | None = None,
     ) -> RunResult:
-        """Run once: collect, store (unless `dry_run`), deliver (unless `deliver=False`)."""
+        """Run once: collect, store (unless `dry_run`), deliver (unless `deliver=False`).
+
+        `now` (an aware datetime, default: the current time) is the run's `started_at`.
+        `run_lock` is the store's run lock when the caller already holds it (the scheduler
+        takes it first, to check that a job is still due); otherwise the run takes it, waiting
+        up to `lock_wait` seconds, and raises LockBusy when another run keeps it."""
         return asyncio.run(
             self.aprocess(
-                only=only, dry_run=dry_run, deliver=deliver, on_source_done=on_source_done, now=now
+                only=only,
+                dry_run=dry_run,
+                deliver=deliver,
+                on_source_done=on_source_done,
+                now=now,
+                run_lock=run_lock,
             )
         )
 
@@ -159,6 +170,7 @@ class Pipeline:
         deliver: bool = True,
         on_source_done: Callable[[SourceOutcome], None] | None = None,
         now: datetime | None = None,
+        run_lock: RunLock | None = None,
     ) -> RunResult:
         """`process` in a running event loop. A run that writes to the store holds the store's
         run lock throughout, so runs (manual, scheduled, on other machines) never overlap."""
@@ -171,6 +183,8 @@ class Pipeline:
         }
         if dry_run or self.store is None:
             return await self._process(**kwargs)
+        if run_lock is not None and run_lock.held:  # the caller's lock, the caller's to release
+            return await self._process(**kwargs, lock=run_lock)
         from kpi_collector.store.lock import RunLock
 
         lock = RunLock(self.store, wait=self.lock_wait, detail=f"kpi {self.trigger}")

@@ -27,14 +27,25 @@ from kpi_collector.commands.core import load
     "jobs",
     multiple=True,
     metavar="JOB",
-    help="Run this job now and exit: main, source:NAME or destination:NAME (repeatable).",
+    help="Run this job for its newest fire time and exit, unless that fire time was already "
+    "served (then: nothing is due): main, source:NAME or destination:NAME (repeatable).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --run: run even when the job's newest fire time has already been served.",
 )
 @click.option(
     "--list", "show", is_flag=True, help="List the jobs, their crons and next fire times."
 )
 @click.pass_context
 def schedule(
-    ctx: click.Context, snippet: str | None, once: bool, jobs: tuple[str, ...], show: bool
+    ctx: click.Context,
+    snippet: str | None,
+    once: bool,
+    jobs: tuple[str, ...],
+    force: bool,
+    show: bool,
 ) -> None:
     """Run the pipeline on its cron (`schedule:` in the config's time zone) until SIGTERM.
 
@@ -44,6 +55,8 @@ def schedule(
     """
     if sum(map(bool, (snippet, once, jobs, show))) > 1:
         raise click.UsageError("use one of --print, --once, --run and --list")
+    if force and not jobs:
+        raise click.UsageError("--force goes with --run JOB")
     config = load(ctx)
     if snippet:
         from kpi_collector.schedule.deploy import snippet as make_snippet
@@ -70,14 +83,18 @@ def schedule(
             return
         try:
             if jobs:
-                results = [scheduler.run_job(scheduler.job(name)) for name in jobs]
+                now = scheduler.clock.now()
+                results = [
+                    scheduler.run_job(job, fire=None if force else job.cron.previous(now))
+                    for job in map(scheduler.job, jobs)
+                ]
             else:
                 results = scheduler.run_due()
-                if not results:
-                    click.echo("nothing is due", err=True)
+            if all(r.status == "not_due" for r in results):
+                click.echo("nothing is due", err=True)
         finally:
             scheduler.store.close()
-    ctx.exit(0 if all(r.status == "ok" for r in results) else 1)
+    ctx.exit(0 if all(r.status in ("ok", "not_due") for r in results) else 1)
 
 
 @contextmanager

@@ -192,6 +192,10 @@ class Settings(Strict):
     store: str | None = None
     timezone: str = "UTC"
     schedule: str = "0 7 * * *"
+    #: a fire time that passes while the job still runs: `skip` it (logged), or `run_late`:
+    #: run it once when it is at most `misfire_grace` seconds late
+    misfire: Literal["skip", "run_late"] = "skip"
+    misfire_grace: float = Field(default=600.0, ge=0)
     north_star: str | None = None
     defaults: Defaults = Field(default_factory=Defaults)
     kpis: dict[str, KpiSpec] = Field(default_factory=dict)

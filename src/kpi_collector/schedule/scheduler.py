@@ -7,6 +7,13 @@ to one destination on its own `schedule`. Alerts are checked after every collect
 
 - Runs never overlap: each job holds the store's run lock (`kpi_collector.store.lock`),
   which manual `kpi run`s take too; a job waits for a running one (up to `lock_wait`).
+- Exactly once per fire time, whatever starts the job (`kpi schedule`, `--once`, a crontab's
+  `--run`, on one host or several): once a job holds the run lock it checks again that its
+  fire time has not been served meanwhile, else it does nothing ("nothing is due"). A run's
+  `started_at` is when it really started, after the wait.
+- A fire time that passes while a job still runs is a misfire: logged, then skipped
+  (`misfire: skip`, the default) or run once late when it is at most `misfire_grace` seconds
+  old (`misfire: run_late`).
 - Missed runs: on start, each job whose newest fire time is newer than its last success (or
   that never succeeded) runs once, however many fire times were missed; the same holds when
   the machine wakes up from sleep while the scheduler runs.
@@ -41,7 +48,7 @@ from kpi_collector.store.heartbeats import (
     record_job,
     write_heartbeat,
 )
-from kpi_collector.store.lock import LockBusy, RunLock, store_mutex, wait_until_free
+from kpi_collector.store.lock import LockBusy, RunLock, store_mutex
 
 if TYPE_CHECKING:
     from kpi_collector.config.models import Config
@@ -149,6 +156,7 @@ class Scheduler:
         self.lock_wait = lock_wait
         self.store = HistoryStore(config.store_url)
         self._started = 0.0
+        self._serving = False  # the scheduler's heartbeat row is the long-running daemon's only
 
     def job(self, name: str) -> Job:
         for job in self.jobs:
@@ -175,32 +183,50 @@ class Scheduler:
 
     def due(self, now: datetime) -> list[Job]:
         """Jobs whose newest fire time (at or before `now`) is newer than their last success."""
-        due = []
-        for job in self.jobs:
-            fired = job.cron.previous(now)
-            if fired is None:
-                continue
-            last = self.last_success(job)
-            if last is None or last < fired.timestamp():
-                due.append(job)
-        return due
+        return [job for job in self.jobs if self.is_due(job, job.cron.previous(now))]
+
+    def is_due(self, job: Job, fire: datetime | None) -> bool:
+        """Whether the fire time `fire` of `job` still waits for a run: no success since."""
+        if fire is None:
+            return False
+        last = self.last_success(job)
+        return last is None or last < fire.timestamp()
 
     def next_times(self, after: datetime) -> dict[str, datetime | None]:
         return {job.name: job.cron.next_after(after) for job in self.jobs}
 
     # running ----------------------------------------------------------------------------------
 
-    def run_job(self, job: Job) -> JobResult:
-        """Run one job now (holding the run lock); record and log its outcome. Never raises a
-        KpiError: a failing job must not stop the scheduler."""
-        started = self.clock.now()
+    def run_job(self, job: Job, *, fire: datetime | None = None) -> JobResult:
+        """Run one job now, holding the run lock; record and log its outcome. Never raises a
+        KpiError: a failing job must not stop the scheduler.
+
+        With `fire` (the fire time this run serves), a job that finds, once it holds the lock,
+        that another process already served that fire time does nothing and returns status
+        `not_due` (not recorded: nothing ran)."""
         log.info("%s: %s", job.name, job.describe())
         self._beat("running", detail=f"job {job.name}")
+        lock = RunLock(
+            self.store, wait=self.lock_wait, detail=f"kpi schedule {job.name}", stop=self.stop
+        )
         try:
-            if not wait_until_free(self.store, wait=self.lock_wait, stop=self.stop):
+            if not _take_run_lock(lock):
                 why = "stopping" if self.stop.is_set() else f"locked for {self.lock_wait:.0f} s"
                 raise LockBusy(f"another run holds the store ({why})")
-            outcome = self._collect(job, started) if job.collects else self._deliver(job, started)
+            try:
+                if fire is not None and not self.is_due(job, fire):
+                    outcome = JobResult(
+                        job.name, "not_due", f"nothing is due: {self._when(fire)} already ran"
+                    )
+                    log.info("%s: %s", job.name, outcome.summary)
+                    return outcome
+                started = self.clock.now()  # after the wait: when the run really starts
+                if job.collects:
+                    outcome = self._collect(job, started, lock)
+                else:
+                    outcome = self._deliver(job, started, lock)
+            finally:
+                lock.release()
         except LockBusy as exc:
             outcome = JobResult(job.name, "skipped", f"skipped: {exc}")
         except KpiError as exc:
@@ -214,7 +240,7 @@ class Scheduler:
             record_job(
                 self.store,
                 job.name,
-                fired_at=started.timestamp(),
+                fired_at=self.clock.now().timestamp() if fire is None else fire.timestamp(),
                 status=outcome.status,
                 error=None
                 if outcome.status == "ok"
@@ -233,11 +259,11 @@ class Scheduler:
         pipeline.destinations = [d for d in pipeline.destinations if d.name in keep]
         return pipeline
 
-    def _collect(self, job: Job, started: datetime) -> JobResult:
+    def _collect(self, job: Job, started: datetime, lock: RunLock) -> JobResult:
         pipeline = self._pipeline(job)
         clock = time.monotonic()
         try:
-            result = pipeline.process(only=list(job.sources), now=started)
+            result = pipeline.process(only=list(job.sources), now=started, run_lock=lock)
         finally:
             if pipeline.store is not None:
                 pipeline.store.close()
@@ -261,20 +287,18 @@ class Scheduler:
             status = "failed"
         return JobResult(job.name, status, summary, problems)
 
-    def _deliver(self, job: Job, started: datetime) -> JobResult:
+    def _deliver(self, job: Job, started: datetime, lock: RunLock) -> JobResult:
         """Deliver the newest stored run to the job's destinations (and what is pending)."""
         pipeline = self._pipeline(job)
         store = pipeline.store
         assert store is not None
+        lock.register()  # the run lock, taken by run_job, now says who holds it
         try:
-            with RunLock(
-                store, wait=self.lock_wait, detail=f"kpi schedule {job.name}", stop=self.stop
-            ):
-                engine = pipeline.delivery_engine()
-                newest = next((r for r in store.runs(50, with_errors=False) if r.n_values), None)
-                if newest is not None:
-                    engine.record_run(newest.id, started)
-                outcomes = asyncio.run(engine.deliver_pending())
+            engine = pipeline.delivery_engine()
+            newest = next((r for r in store.runs(50, with_errors=False) if r.n_values), None)
+            if newest is not None:
+                engine.record_run(newest.id, started)
+            outcomes = asyncio.run(engine.deliver_pending())
         finally:
             store.close()
         failed = [o for o in outcomes if not o.ok]
@@ -290,11 +314,12 @@ class Scheduler:
 
     def run_due(self, now: datetime | None = None) -> list[JobResult]:
         """Run each job that is due (once, however many fire times it missed)."""
+        now = now or self.clock.now()
         results = []
-        for job in self.due(now or self.clock.now()):
+        for job in self.due(now):
             if self.stop.is_set():
                 break
-            results.append(self.run_job(job))
+            results.append(self.run_job(job, fire=job.cron.previous(now)))
         return results
 
     def serve(self) -> None:
@@ -305,36 +330,80 @@ class Scheduler:
             who = f": {other.describe()}" if other else ""
             raise LockBusy(f"another `kpi schedule` is running on this store{who}")
         try:
+            self._serving = True
             self._started = self.clock.now().timestamp()
             self._beat("idle", started_at=self._started)
             self._log_plan()
-            missed = self.due(self.clock.now())
+            now = self.clock.now()
+            missed = self.due(now)
             if missed:
                 log.info("catching up: %s", ", ".join(j.name for j in missed))
+            caught_up: dict[str, datetime | None] = {}
             for job in missed:
                 if self.stop.is_set():
                     break
-                self.run_job(job)
-            upcoming = self.next_times(self.clock.now())
+                fire = job.cron.previous(now)
+                assert fire is not None  # due() found it
+                self.run_job(job, fire=fire)
+                caught_up[job.name] = self._after_run(job, fire)
+            upcoming = {**self.next_times(self.clock.now()), **caught_up}
             while not self.stop.is_set():
                 now = self.clock.now()
                 for job in self.jobs:
                     fire = upcoming[job.name]
                     if fire is None or fire > now or self.stop.is_set():
                         continue
-                    self.run_job(job)
-                    # fire times missed meanwhile (the machine asleep, a long run) were covered
-                    # by this run: once, not once per miss
-                    upcoming[job.name] = job.cron.next_after(self.clock.now())
+                    self.run_job(job, fire=fire)
+                    upcoming[job.name] = self._after_run(job, fire)
                 self._sleep(upcoming)
         finally:
             try:
                 self._beat("stopped", next_run_at=None, detail=None)
             except KpiError as exc:
                 log.warning("could not record the stop: %s", exc)
+            self._serving = False
             mutex.release()
             self.store.close()
             log.info("scheduler stopped")
+
+    def _after_run(self, job: Job, fire: datetime) -> datetime | None:
+        """The job's next fire time after a run that served `fire`. Fire times that passed
+        during the run (or while the machine slept) are misfires: logged, then skipped, or
+        with `misfire: run_late` the newest runs once if it is at most `misfire_grace` old."""
+        now = self.clock.now()
+        following = job.cron.next_after(fire)
+        missed: list[datetime] = []
+        while following is not None and following <= now and len(missed) < 1000:
+            missed.append(following)
+            following = job.cron.next_after(following)
+        if not missed:
+            return following
+        settings = self.config.settings
+        late = now - missed[-1]
+        if settings.misfire == "run_late" and late.total_seconds() <= settings.misfire_grace:
+            log.warning(
+                "%s: %d fire time%s passed while it ran; running the newest (%s) late",
+                job.name,
+                len(missed),
+                "s" if len(missed) > 1 else "",
+                self._when(missed[-1]),
+            )
+            return missed[-1]
+        log.warning(
+            "%s: %d fire time%s passed while it ran (newest %s): skipped (misfire: %s%s)",
+            job.name,
+            len(missed),
+            "s" if len(missed) > 1 else "",
+            self._when(missed[-1]),
+            settings.misfire,
+            f", {late.total_seconds():.0f} s late > misfire_grace {settings.misfire_grace:g} s"
+            if settings.misfire == "run_late"
+            else "",
+        )
+        return following
+
+    def _when(self, moment: datetime) -> str:
+        return moment.astimezone(self.config.tz).strftime("%Y-%m-%d %H:%M %Z")
 
     def _sleep(self, upcoming: dict[str, datetime | None]) -> None:
         times = [t for t in upcoming.values() if t is not None]
@@ -349,6 +418,8 @@ class Scheduler:
         self.clock.sleep(max(wait, 0.0), self.stop)
 
     def _beat(self, state: str, **fields: object) -> None:
+        if not self._serving:  # a one-shot run (--once, --run) leaves the daemon's row alone
+            return
         try:
             write_heartbeat(
                 self.store, SCHEDULER, now=self.clock.now().timestamp(), state=state, **fields
@@ -374,6 +445,15 @@ class Scheduler:
             when = following.strftime("%Y-%m-%d %H:%M %Z") if following else "never"
             lines.append(f"{job.name:<24} {job.cron.expr:<16} next {when}: {job.describe()}")
         return lines
+
+
+def _take_run_lock(lock: RunLock) -> bool:
+    """Take the run lock without registering (the run registers it when it starts writing)."""
+    try:
+        lock.acquire(register=False)
+    except LockBusy:
+        return False
+    return True
 
 
 @contextmanager
