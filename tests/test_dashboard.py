@@ -309,7 +309,8 @@ def test_metrics_parse_with_prometheus_client(client: Any) -> None:
         "web": 0.0,
         "pypi": 1.0,
     }
-    assert families["kpi_deliveries_pending"].samples[0].value == 1.0
+    pending = {s.labels["destination"]: s.value for s in families["kpi_deliveries_pending"].samples}
+    assert pending["slack"] == 1.0 and set(pending.values()) <= {0.0, 1.0}
     assert families["kpi_target"].samples[0].labels == {"kpi": "crm.paying"}
     assert SECRET not in response.text
 
@@ -830,7 +831,7 @@ def test_an_empty_store(tmp_path: Path) -> None:
         }
         metrics = c.get("/metrics").text
         assert not [line for line in metrics.splitlines() if line.startswith("kpi_value{")]
-        assert "kpi_runs_total 0.0" in metrics
+        assert "kpi_last_run_id 0.0" in metrics
     data.close()
 
 
@@ -976,3 +977,68 @@ sources:
     assert statuses(1) == {"daily": "ok", "weekly": "ok"}
     assert statuses(5) == {"daily": "stale", "weekly": "ok"}
     assert statuses(11) == {"daily": "stale", "weekly": "stale"}
+
+
+def steady() -> dict[str, float]:
+    return {"n": 3}
+
+
+def flaky() -> dict[str, float]:
+    raise RuntimeError("the members API is down")
+
+
+TWO_JOBS = """\
+schedule: "0 7 * * *"
+sources:
+  - {name: main_src, type: python, function: "tests.test_dashboard:steady"}
+  - {name: m, type: python, function: "tests.test_dashboard:flaky", schedule: "0 * * * *"}
+destinations:
+  - {name: sheet, type: csv, path: out.csv}
+"""
+
+
+def test_metrics_tell_each_job_and_source_apart_and_pass_promtool(tmp_path: Path) -> None:
+    """Two jobs: the hourly source `m` never succeeded, the main job did afterwards. The
+    newest run of any job says nothing about `m`: each source and job has its own truth."""
+    import contextlib
+    import shutil
+    import subprocess
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from kpi_collector.cli import main
+    from kpi_collector.report.metrics import metrics_text
+
+    (tmp_path / "kpi.yaml").write_text(TWO_JOBS, encoding="utf-8")
+    config_file = str(tmp_path / "kpi.yaml")
+    for job in ("source:m", "main"):
+        # exit 1 for the failing job: its outcome is what the metrics must show
+        with contextlib.suppress(SystemExit):
+            main(["-c", config_file, "schedule", "--run", job, "--force"])
+    config = load_config(config_file)
+    data = DashboardData(config)
+    try:
+        text = metrics_text(data)
+    finally:
+        data.close()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+
+    def by(family: str, key: str) -> dict[str, float]:
+        return {s.labels[key]: s.value for s in families[family].samples}
+
+    assert families["kpi_last_run_success"].samples[0].value == 1.0  # main's run
+    assert by("kpi_source_up", "source") == {"main_src": 1.0, "m": 0.0}
+    assert by("kpi_job_up", "job") == {"source:m": 0.0, "main": 1.0}
+    assert set(by("kpi_job_last_success_timestamp_seconds", "job")) == {"main"}
+    assert set(by("kpi_source_last_success_timestamp_seconds", "source")) == {"main_src"}
+    assert by("kpi_deliveries_pending", "destination") == {"sheet": 0.0}
+    assert "kpi_runs_total" not in families and families["kpi_last_run_id"].samples[0].value == 2
+    (build,) = families["kpi_build_info"].samples
+    assert build.value == 1.0 and build.labels["version"]
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool (Debian's prometheus package) is not installed")
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
+    assert checked.returncode == 0 and not checked.stdout.strip(), checked.stdout + checked.stderr

@@ -746,3 +746,45 @@ def test_fire_times_passed_during_a_long_run_are_logged_and_follow_misfire(
         r.getMessage() for r in caplog.records
     ]
     scheduler.store.close()
+
+
+def broken_members() -> dict[str, float]:
+    raise RuntimeError("members API down")
+
+
+HEALTH_CONFIG = """\
+schedule: "0 7 * * *"
+{health}
+sources:
+  - {{name: app, type: python, function: "tests.test_schedule:app_values"}}
+  - {{name: members, type: python, function: "tests.test_schedule:broken_members"}}
+alerts:
+  - {{source: members, failing_runs: 2}}
+  - {{kpi: app.users, below: 1000}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("health", "ok"),
+    [
+        ("", True),
+        ("health: {fail_on: [failing_sources]}", False),
+        ("health: {fail_on: [alerts]}", False),
+    ],
+)
+def test_health_counts_failing_sources_and_alerts_as_problems_when_the_config_says_so(
+    tmp_path: Path, health: str, ok: bool
+) -> None:
+    (tmp_path / "kpi.yaml").write_text(HEALTH_CONFIG.format(health=health))
+    config = load_config(tmp_path / "kpi.yaml")
+    for hour in (7, 8, 9):  # the source fails for three runs; both alerts fire
+        Pipeline.from_config(config).process(now=datetime(2026, 11, 2, hour, tzinfo=UTC))
+    report = health_report(config, now=datetime(2026, 11, 2, 10, tzinfo=UTC).timestamp())
+    assert report["ok"] is ok, report["problems"]
+    firing = [w for w in report["problems"] + report["warnings"] if "alert active" in w]
+    assert len(firing) == 2  # a problem or a warning: never lost
+    if "failing_sources" in health:
+        assert any(
+            p.startswith("source members failed its last 3 runs: ") and "members API down" in p
+            for p in report["problems"]
+        ), report["problems"]

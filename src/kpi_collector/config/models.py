@@ -186,6 +186,18 @@ def display_order(
     return sorted(dict.fromkeys(ids), key=lambda k: (k != north_star, rank.get(k, len(rank)), k))
 
 
+HealthCheck = Literal["failing_sources", "alerts", "pending_deliveries"]
+
+
+class HealthSettings(Strict):
+    """`health:`: what `kpi validate --health` (and `kpi_health_ok`) counts as a problem
+    besides a stopped scheduler, an overdue job or a failed last run."""
+
+    #: failing_sources: a source whose newest attempt failed; alerts: an alert that fires;
+    #: pending_deliveries: a delivery waiting to be retried (else these are warnings)
+    fail_on: list[HealthCheck] = Field(default_factory=list)
+
+
 class Settings(Strict):
     """The top level of `kpi.yaml`, before sources and destinations get their own models."""
 
@@ -202,6 +214,7 @@ class Settings(Strict):
     sources: list[dict[str, Any]] = Field(default_factory=list)
     destinations: list[dict[str, Any]] = Field(default_factory=list)
     alerts: list[Alert] = Field(default_factory=list)
+    health: HealthSettings = Field(default_factory=HealthSettings)
 
     @field_validator("timezone")
     @classmethod

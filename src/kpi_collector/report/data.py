@@ -311,6 +311,15 @@ class DashboardData:
                 }
                 for a in report["alerts"]
             ],
+            "jobs": [
+                {
+                    "job": j["job"],
+                    "last_success": j["last_success"],  # UTC epoch seconds or None
+                    "last_status": j["last_status"],
+                    "overdue": bool(j["overdue"]),
+                }
+                for j in report["jobs"]
+            ],
         }
 
     def _stale_seconds(self, kpi: str, now: float) -> float:

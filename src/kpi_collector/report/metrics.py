@@ -4,8 +4,10 @@ format (version 0.0.4), so a team with Prometheus and Grafana can scrape the das
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import platform
+from typing import TYPE_CHECKING, Any
 
+from kpi_collector._version import __version__
 from kpi_collector.destinations.exposition import CONTENT_TYPE, label, number
 
 if TYPE_CHECKING:
@@ -50,8 +52,8 @@ def metrics_text(data: DashboardData) -> str:
     run = runs[0] if runs else None
     _family(
         lines,
-        "kpi_runs_total",
-        "Runs stored so far (the id of the newest run).",
+        "kpi_last_run_id",
+        "The id of the newest run (0 before the first); ids grow by one per run.",
         [("", float(run.id if run else 0))],
     )
     if run is not None:
@@ -71,7 +73,7 @@ def metrics_text(data: DashboardData) -> str:
         _family(
             lines,
             "kpi_last_run_success",
-            "1 when the newest run had no errors, else 0.",
+            "1 when the newest run (of any job) had no errors, else 0.",
             [("", 1.0 if run.status == "ok" else 0.0)],
         )
         _family(
@@ -89,19 +91,20 @@ def metrics_text(data: DashboardData) -> str:
         _family(
             lines, "kpi_last_run_errors", "Errors in the newest run.", [("", float(run.n_errors))]
         )
-    failing = {e["source"] for e in (run.errors if run else [])}
-    sources = [s for s in data.config.sources if s.enabled]
-    _family(
-        lines,
-        "kpi_source_up",
-        "1 when the source had no error in the newest run, else 0.",
-        [(f'{{source="{label(s.name)}"}}', 0.0 if s.name in failing else 1.0) for s in sources],
-    )
+    _sources(lines, data)
+    pending: dict[str, float] = {}
+    for row in data.pending_deliveries():
+        pending[row["destination"]] = pending.get(row["destination"], 0.0) + 1
     _family(
         lines,
         "kpi_deliveries_pending",
-        "Deliveries waiting to be retried.",
-        [("", float(len(data.pending_deliveries())))],
+        "Deliveries of each destination waiting to be retried.",
+        [
+            (f'{{destination="{label(d.name)}"}}', pending.pop(d.name, 0.0))
+            for d in data.config.destinations
+            if d.enabled
+        ]
+        + [(f'{{destination="{label(name)}"}}', n) for name, n in sorted(pending.items())],
     )
     health = data.health()
     if health is not None:
@@ -111,12 +114,8 @@ def metrics_text(data: DashboardData) -> str:
             "1 when `kpi validate --health` finds no problem.",
             [("", 1.0 if health["ok"] else 0.0)],
         )
-        _family(
-            lines,
-            "kpi_alerts_active",
-            "Alerts whose condition is true now.",
-            [("", float(len(health["alerts"])))],
-        )
+        _jobs(lines, health["jobs"])
+        _alerts(lines, data, {a["alert"] for a in health["alerts"]})
         daemon = health["scheduler"]
         if daemon is not None:
             from datetime import datetime
@@ -128,4 +127,80 @@ def metrics_text(data: DashboardData) -> str:
                 "When the `kpi schedule` process last said it is alive (Unix time).",
                 [("", beat)],
             )
+    _family(
+        lines,
+        "kpi_build_info",
+        "Always 1; the labels say which kpi-collector and Python serve these metrics.",
+        [(f'{{version="{label(__version__)}",python="{label(platform.python_version())}"}}', 1.0)],
+    )
     return "\n".join(lines) + "\n"
+
+
+def _sources(lines: list[str], data: DashboardData) -> None:
+    """Per source, from its own newest attempt (the newest run that collected it), not from
+    the newest run of any job: a source on its own schedule is judged by its own runs."""
+    from kpi_collector.store.runs import failing_streaks, newest_collected
+
+    names = [s.name for s in data.config.sources if s.enabled]
+    streaks = failing_streaks(data.store, names, depth=1)
+    _family(
+        lines,
+        "kpi_source_up",
+        "1 when the source's newest attempt stored no error; 0 when it failed or never ran.",
+        [
+            (f'{{source="{label(n)}"}}', 1.0 if n in streaks and not streaks[n][0] else 0.0)
+            for n in names
+        ],
+    )
+    collected = [(n, newest_collected(data.store, n)) for n in names]
+    _family(
+        lines,
+        "kpi_source_last_success_timestamp_seconds",
+        "When the source last stored a value collected by a run (Unix time).",
+        [(f'{{source="{label(n)}"}}', ts) for n, ts in collected if ts is not None],
+    )
+
+
+def _jobs(lines: list[str], jobs: list[dict[str, Any]]) -> None:
+    """Per scheduled job (`main`, `source:NAME`, `destination:NAME`)."""
+    _family(
+        lines,
+        "kpi_job_up",
+        "1 when the job's newest outcome was a success and it is not overdue, else 0.",
+        [
+            (
+                f'{{job="{label(j["job"])}"}}',
+                1.0
+                if not j["overdue"]
+                and j["last_success"] is not None
+                and j["last_status"] in (None, "ok")
+                else 0.0,
+            )
+            for j in jobs
+        ],
+    )
+    _family(
+        lines,
+        "kpi_job_last_success_timestamp_seconds",
+        "When the job last succeeded (Unix time).",
+        [(f'{{job="{label(j["job"])}"}}', j["last_success"]) for j in jobs if j["last_success"]],
+    )
+
+
+def _alerts(lines: list[str], data: DashboardData, active: set[str]) -> None:
+    """Every alert the store knows (its own condition row), 1 while it fires."""
+    from kpi_collector.store.alert_states import OWN, alert_states
+
+    known = sorted({s.alert for s in alert_states(data.store) if s.destination == OWN} | active)
+    _family(
+        lines,
+        "kpi_alerts_active",
+        "Alerts whose condition is true now.",
+        [("", float(len(active)))],
+    )
+    _family(
+        lines,
+        "kpi_alert_active",
+        "1 while the alert's condition is true, else 0.",
+        [(f'{{alert="{label(a)}"}}', 1.0 if a in active else 0.0) for a in known],
+    )

@@ -101,10 +101,21 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
             warnings.append(
                 f"the last run (#{last_run.id}) was partial; failed: {', '.join(failed)}"
             )
-        warnings += [f"alert active since {_when(a.since, config.tz)}: {a.alert}" for a in alerts]
+        fail_on = set(config.settings.health.fail_on)
+        firing = [f"alert active since {_when(a.since, config.tz)}: {a.alert}" for a in alerts]
+        (problems if "alerts" in fail_on else warnings).extend(firing)
         if pending:
             names = sorted({r.destination for r in pending})
-            warnings.append(f"{len(pending)} deliveries pending ({', '.join(names)})")
+            line = f"{len(pending)} deliveries pending ({', '.join(names)})"
+            (problems if "pending_deliveries" in fail_on else warnings).append(line)
+        if "failing_sources" in fail_on:
+            from kpi_collector.store.runs import failing_streaks
+
+            names = [s.name for s in config.sources if s.enabled]
+            for name, (streak, error) in failing_streaks(store, names, depth=50).items():
+                if streak:
+                    runs_text = "run" if streak == 1 else f"{streak} runs"
+                    problems.append(f"source {name} failed its last {runs_text}: {error}")
         return {
             "ok": not problems,
             "checked_at": now,
