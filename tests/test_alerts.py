@@ -385,6 +385,15 @@ def test_an_alert_removed_from_the_config_forgets_its_state(
         ("{kpi: app.dau, below: 10, above: 5}", "`below:` must be smaller than `above:`"),
         ("{kpi: app.dau, belwo: 10}", "unknown key 'alerts.0.belwo'; did you mean 'below'?"),
         ("{source: app, pending_runs: 2}", "`source:` does not go with pending_runs"),
+        (
+            "{destination: team, pending_runs: 2, notify: [team]}",
+            "alerts[0].notify: 'team' is the destination this alert watches",
+        ),
+        ("{kpi: app.dau, below: 100, for: soon}", "not a duration: 'soon'"),
+        ("{kpi: app.dau, below: 100, for: 0}", "`for:` counts checks: 1 or more"),
+        ("{kpi: app.dau, below: 100, repeat: -1d}", "a duration must be positive"),
+        ("{kpi: app.dau, above: 100, resolve_above: 90}", "`resolve_above:` goes with `below:`"),
+        ("{kpi: app.dau, below: 100, resolve_above: 90}", "is at least that value"),
     ],
 )
 def test_alerts_are_checked_with_the_rest_of_the_config(
@@ -430,3 +439,141 @@ def test_alert_rules_read_back(tmp_path: Path) -> None:
         ("stale", "app.* not updated for 3 days"),
         ("pending", "delivery to * pending for 4 runs"),
     ]
+
+
+# noise control ---------------------------------------------------------------------------------
+
+
+def test_for_n_checks_fires_only_after_the_rule_held_that_many_runs(
+    setup: tuple[Path, web.Application],
+) -> None:
+    folder, app = setup
+    config = configure(folder, "{kpi: app.dau, below: 100, for: 3, notify: [team]}")
+    run(config, T0, dau=90)
+    run(config, T0 + DAY, dau=95)
+    assert texts(app) == []  # true for two checks: not yet
+    run(config, T0 + 2 * DAY, dau=96)
+    assert texts(app) == ["🚨 Alert: app.dau below 100 — Daily active users is 96, below 100"]
+    run(config, T0 + 3 * DAY, dau=120)
+    assert texts(app)[1:] == ["✅ Resolved: app.dau below 100 — Daily active users is 120"]
+    run(config, T0 + 4 * DAY, dau=50)  # true again: counts from one
+    run(config, T0 + 5 * DAY, dau=150)  # false before it held: nobody was told, nothing to say
+    assert len(texts(app)) == 2
+
+
+def test_for_a_duration_fires_once_the_rule_held_that_long(
+    setup: tuple[Path, web.Application],
+) -> None:
+    folder, app = setup
+    config = configure(folder, "{kpi: app.dau, below: 100, for: 2h, notify: [team]}")
+    run(config, T0, dau=90)
+    run(config, T0 + timedelta(hours=1), dau=90)
+    assert texts(app) == []
+    run(config, T0 + timedelta(hours=2), dau=90)
+    assert len(texts(app)) == 1 and texts(app)[0].startswith("🚨 Alert: app.dau below 100")
+
+
+def test_a_value_wobbling_around_its_threshold_sends_one_message_with_hysteresis(
+    setup: tuple[Path, web.Application],
+) -> None:
+    folder, app = setup
+    config = configure(folder, "{kpi: app.dau, below: 100, resolve_above: 110, notify: [team]}")
+    for day, dau in enumerate((99, 101, 99, 101, 99, 101)):
+        run(config, T0 + day * DAY, dau=dau)
+    assert texts(app) == ["🚨 Alert: app.dau below 100 — Daily active users is 99, below 100"]
+    run(config, T0 + 7 * DAY, dau=111)
+    assert texts(app)[1:] == ["✅ Resolved: app.dau below 100 — Daily active users is 111"]
+
+
+def test_repeat_reminds_while_the_alert_stays_true(setup: tuple[Path, web.Application]) -> None:
+    folder, app = setup
+    config = configure(folder, "{kpi: app.dau, below: 100, repeat: 1d, notify: [team]}")
+    run(config, T0, dau=90)
+    run(config, T0 + timedelta(hours=12), dau=91)
+    assert len(texts(app)) == 1
+    run(config, T0 + timedelta(hours=25), dau=92)
+    assert texts(app)[1:] == [
+        "🔁 Still firing: app.dau below 100 — Daily active users is 92, below 100"
+    ]
+    run(config, T0 + timedelta(hours=30), dau=93)
+    assert len(texts(app)) == 2  # the next reminder is a day after this one
+
+
+def test_alerts_that_change_together_reach_a_destination_as_one_message(
+    setup: tuple[Path, web.Application],
+) -> None:
+    folder, app = setup
+    config = configure(folder, "{source: app, stale_days: 2, notify: [team]}")
+    run(config, T0, dau=1, wau=2, mau=3)
+    run(config, T0 + 3 * DAY)  # the source answers, with none of them
+    (text,) = texts(app)
+    lines = text.splitlines()
+    assert lines[0] == "3 alert updates:"
+    assert [line.split(" — ")[0] for line in lines[1:]] == [
+        "🚨 Alert: app.* not updated for 2 days [app.dau]",
+        "🚨 Alert: app.* not updated for 2 days [app.mau]",
+        "🚨 Alert: app.* not updated for 2 days [app.wau]",
+    ]
+
+
+def test_a_change_compared_with_an_older_value_says_the_real_span(
+    setup: tuple[Path, web.Application],
+) -> None:
+    folder, app = setup
+    config = configure(folder, "{kpi: app.x, change: {days: 2, below: -20%}, notify: [team]}")
+    run(config, T0, x=100)
+    run(config, T0 + 5 * DAY, x=50)  # nothing stored in between
+    assert texts(app) == [
+        "🚨 Alert: app.x change over 2 days below -20% — app.x changed -50.0% in 5 days "
+        "(asked: 2) (100 → 50)"
+    ]
+
+
+def test_a_pending_delivery_is_never_reported_through_itself(
+    setup: tuple[Path, web.Application],
+) -> None:
+    folder, app = setup
+    config = configure(folder, "{pending_runs: 1, notify: [team, broken]}")
+    app["down"].add("broken")
+    run(config, dau=1)
+    run(config, dau=2)
+    told = [(name, text.split(" — ")[0]) for name, text in app["texts"]]
+    assert ("team", "🚨 Alert: delivery to * pending for 1 runs [broken]") in told
+    assert not [t for name, t in told if name == "broken" and "[broken]" in t]
+
+
+def test_silenced_alerts_tell_no_one_until_the_silence_ends(
+    setup: tuple[Path, web.Application], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kpi_collector.cli import main
+
+    folder, app = setup
+    config = configure(folder, "{kpi: app.dau, below: 100, notify: [team]}")
+    run(config, T0, dau=150)
+    assert main(["-c", str(config), "alerts", "silence", "1", "--for", "2d"]) == 0
+    assert "silenced 'app.dau below 100' until " in capsys.readouterr().out
+    run(config, datetime.now(UTC), dau=90)
+    assert texts(app) == []
+    main(["-c", str(config), "alerts", "list"])
+    listed = capsys.readouterr().out
+    assert "1  app.dau below 100  [true, silenced until " in listed and "→ team" in listed
+    main(["-c", str(config), "alerts", "unsilence", "app.dau below 100"])
+    assert "no longer silenced" in capsys.readouterr().out
+    run(config, datetime.now(UTC), dau=80)
+    assert texts(app) == ["🚨 Alert: app.dau below 100 — Daily active users is 80, below 100"]
+    assert main(["-c", str(config), "alerts", "silence", "app.dau belw 100", "--for", "1d"]) == 2
+    assert "did you mean 'app.dau below 100'?" in capsys.readouterr().err
+
+
+def test_kpi_alerts_test_sends_through_each_notify_destination(
+    setup: tuple[Path, web.Application], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kpi_collector.cli import main
+
+    folder, app = setup
+    config = configure(folder, "{kpi: app.dau, below: 100, notify: [team, broken]}")
+    app["down"].add("broken")
+    assert main(["-c", str(config), "alerts", "test"]) == 1
+    out = capsys.readouterr().out
+    assert "team: sent" in out and "broken: failed: " in out and TOKEN not in out
+    assert app["texts"] == [("team", "🧪 Test from kpi-collector: alerts reach this destination.")]

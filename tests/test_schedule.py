@@ -788,3 +788,39 @@ def test_health_counts_failing_sources_and_alerts_as_problems_when_the_config_sa
             p.startswith("source members failed its last 3 runs: ") and "members API down" in p
             for p in report["problems"]
         ), report["problems"]
+
+
+def test_heartbeat_url_is_pinged_after_each_job_that_succeeded(
+    tmp_path: Path, cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    """The dead-man's switch: a monitoring service hears from every successful job, and
+    nothing from a failed one, so it alerts when the scheduler dies or keeps failing."""
+    from aiohttp import web
+
+    from kpi_collector.demo.server import BackgroundServer
+
+    pings: list[str] = []
+
+    async def ping(request: web.Request) -> web.Response:
+        pings.append(request.path)
+        return web.Response(text="OK")
+
+    app = web.Application()
+    app.router.add_get("/ping/{uuid}", ping)
+    with BackgroundServer(app) as url:
+        base = SLOW_CONFIG.replace("time.sleep(1.5); ", "")
+        (tmp_path / "kpi.yaml").write_text(f"heartbeat_url: {url}/ping/5e1f\n" + base)
+        config = str(tmp_path / "kpi.yaml")
+        assert cli("-c", config, "schedule", "--run", "main", "--force")[0] == 0
+        assert pings == ["/ping/5e1f"]
+        (tmp_path / "kpi.yaml").write_text(
+            f"heartbeat_url: {url}/ping/5e1f\n" + base.replace("print(7)", "print('x')")
+        )
+        assert cli("-c", config, "schedule", "--run", "main", "--force")[0] == 1
+        assert pings == ["/ping/5e1f"]  # a failed job says nothing
+        (tmp_path / "kpi.yaml").write_text(f"heartbeat_url: {url}/gone\n" + base)
+        code, _, err = cli("-c", config, "schedule", "--run", "main", "--force")
+        assert code == 0 and "heartbeat_url: HTTP Error 404" in err  # logged, the job is fine
+    (tmp_path / "kpi.yaml").write_text("heartbeat_url: ftp://x/y\n" + base)
+    code, _, err = cli("-c", config, "validate")
+    assert code == 2 and "heartbeat_url needs an http:// or https:// URL" in err

@@ -26,6 +26,7 @@ COMMANDS = {
     "report": "kpi_collector.commands.report:report",
     "deliver": "kpi_collector.commands.deliver:deliver",
     "schedule": "kpi_collector.commands.schedule:schedule",
+    "alerts": "kpi_collector.commands.alerts:alerts",
 }
 
 

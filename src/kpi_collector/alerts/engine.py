@@ -16,6 +16,7 @@ not be told is told on the next run (its state only changes once the message wen
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -79,6 +80,7 @@ class Finding:
     key: str  # the alert's key, plus the subject when the rule covers several
     active: bool | None
     detail: str = ""
+    about: str | None = None  # the destination a `pending_runs` finding is about
 
 
 @dataclass
@@ -86,10 +88,11 @@ class Transition:
     """An alert that fired or resolved on this check, and where its message went."""
 
     key: str
-    active: bool
+    active: bool  # firing now
     text: str
     sent: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)  # destination -> why it was not told
+    pending: bool = False  # true, but not yet for as long as its `for:` asks
 
 
 # config ---------------------------------------------------------------------------------------
@@ -101,11 +104,23 @@ class Transition:
 class _Context:
     """What rules look at: the store, the scope's KPIs and names, the time of the check."""
 
-    def __init__(self, scope: AlertScope, store: HistoryStore, now: float) -> None:
+    def __init__(
+        self,
+        scope: AlertScope,
+        store: HistoryStore,
+        now: float,
+        states: Mapping[tuple[str, str], AlertState] | None = None,
+    ) -> None:
         self.scope = scope
         self.store = store
         self.now = now
         self.specs: Mapping[str, KpiSpec] = scope.kpis
+        self.states = states or {}
+
+    def holds(self, key: str) -> bool:
+        """Whether `key`'s condition was true at the previous check (for hysteresis)."""
+        own = self.states.get((key, OWN))
+        return own is not None and own.active
 
     def title(self, kpi: str) -> str:
         spec = self.specs.get(kpi)
@@ -137,7 +152,7 @@ def evaluate(
 ) -> list[tuple[Alert, Finding]]:
     """Each alert's findings (one per subject) from the store's current contents; `now` is the
     time of the check (UTC epoch seconds)."""
-    ctx = _Context(scope, store, now)
+    ctx = _Context(scope, store, now, {(s.alert, s.destination): s for s in alert_states(store)})
     found: list[tuple[Alert, Finding]] = []
     for alert in alerts:
         rule = _RULES[alert.kind]
@@ -152,10 +167,21 @@ def _threshold(alert: Alert, ctx: _Context) -> Iterator[Finding]:
         yield Finding(alert.key, None)
         return
     crossed = None
-    if alert.below is not None and row.value < alert.below:
+    # hysteresis: once true, a `below` alert holds until the value reaches `resolve_above`
+    below = alert.below
+    if below is not None and alert.resolve_above is not None and ctx.holds(alert.key):
+        below = alert.resolve_above
+    above = alert.above
+    if above is not None and alert.resolve_below is not None and ctx.holds(alert.key):
+        above = alert.resolve_below
+    if below is not None and alert.below is not None and row.value < below:
         crossed = f"below {ctx.value(alert.kpi, alert.below)}"
-    elif alert.above is not None and row.value > alert.above:
+        if below != alert.below:
+            crossed += f" (resolves at {ctx.value(alert.kpi, below)})"
+    elif above is not None and alert.above is not None and row.value > above:
         crossed = f"above {ctx.value(alert.kpi, alert.above)}"
+        if above != alert.above:
+            crossed += f" (resolves at {ctx.value(alert.kpi, above)})"
     detail = f"{ctx.title(alert.kpi)} is {ctx.value(alert.kpi, row.value)}"
     yield Finding(alert.key, crossed is not None, f"{detail}, {crossed}" if crossed else detail)
 
@@ -178,8 +204,14 @@ def _change(alert: Alert, ctx: _Context) -> Iterator[Finding]:
     active = (rule.below is not None and pct < rule.below) or (
         rule.above is not None and pct > rule.above
     )
+    # the baseline is the newest value at least `days` old: say the real span when the history
+    # has a gap there (asked 2 days, compared with a value 5 days old)
+    span = (row.ts - before.ts) / 86400
+    days = (
+        f"{rule.days} days" if span < rule.days + 0.5 else f"{span:.0f} days (asked: {rule.days})"
+    )
     detail = (
-        f"{ctx.title(alert.kpi)} changed {pct:+.1f}% in {rule.days} days "
+        f"{ctx.title(alert.kpi)} changed {pct:+.1f}% in {days} "
         f"({ctx.value(alert.kpi, before.value)} → {ctx.value(alert.kpi, row.value)})"
     )
     yield Finding(alert.key, active, detail)
@@ -234,9 +266,10 @@ def _pending(alert: Alert, ctx: _Context) -> Iterator[Finding]:
                 key,
                 True,
                 f"the delivery of {period} to {name} has been pending for {runs} runs{why}",
+                about=name,
             )
         else:
-            yield Finding(key, False, f"deliveries to {name} went out")
+            yield Finding(key, False, f"deliveries to {name} went out", about=name)
 
 
 _RULES = {
@@ -254,10 +287,26 @@ _RULES = {
 # checking and telling ---------------------------------------------------------------------------
 
 
-def message(finding: Finding, active: bool) -> str:
+def message(finding: Finding, active: bool, *, reminder: bool = False) -> str:
     """The text a destination gets."""
     detail = f" — {finding.detail}" if finding.detail else ""
+    if reminder:
+        return f"🔁 Still firing: {finding.key}{detail}"
     return f"🚨 Alert: {finding.key}{detail}" if active else f"✅ Resolved: {finding.key}{detail}"
+
+
+def _firing(alert: Alert, own: AlertState | None, store: HistoryStore, now: float) -> bool:
+    """Whether a condition that is true (since `own.since`) has held long enough to fire:
+    `for: N` checks in a row (the runs since it became true, this one included) or `for: 6h`."""
+    if own is None or not own.active:
+        return False
+    if alert.hold_seconds is not None:
+        return now - own.since >= alert.hold_seconds
+    if alert.hold_checks is not None and alert.hold_checks > 1:
+        from kpi_collector.store.runs import runs_between
+
+        return runs_between(store, own.since, now) >= alert.hold_checks
+    return True
 
 
 async def check_alerts(
@@ -271,55 +320,98 @@ async def check_alerts(
     """Evaluate `alerts` against `store` and tell each `notify` destination about every alert
     that fired or resolved since it was last told. `now` (UTC epoch seconds) defaults to the
     run's start. Send failures land in `result.delivery_errors` (as "<destination> (alerts)")
-    and are retried on the next check; nothing is raised for them."""
+    and are retried on the next check; nothing is raised for them.
+
+    A condition that becomes true fires once it has held for the alert's `for:`; a firing alert
+    with `repeat:` reminds each destination again after that long; a silenced alert (`kpi
+    alerts silence`) tells no one until the silence ends. Messages for one destination from
+    one check go out as one message."""
+    from kpi_collector.store.alert_states import silences
+
     if not alerts:
         return []
     if now is None:  # as of the run: "not updated for N days" counts from the run's start
         now = result.started_at.timestamp() if result is not None else time.time()
     findings = evaluate(scope, store, alerts, now=now)
     states = {(s.alert, s.destination): s for s in alert_states(store)}
+    silenced = silences(store, now=now)
     targets = {d.name: d for d in scope.destinations}
     transitions: list[Transition] = []
+    outbox: dict[str, list[tuple[Transition, str]]] = {}  # destination -> (transition, text)
     for alert, finding in findings:
         if finding.active is None:
             continue
-        own = states.get((finding.key, OWN))
+        before = states.get((finding.key, OWN))
+        own = before
         changed = own is None or own.active != finding.active
         if changed:
             save_alert_state(
                 store, finding.key, OWN, active=finding.active, message=finding.detail, now=now
             )
-        transition = Transition(finding.key, finding.active, message(finding, finding.active))
-        for name in alert.notify:
-            told = states.get((finding.key, name))
-            if (told is not None and told.active) == finding.active:
-                continue
-            error = await _send(targets.get(name), name, transition.text)
+            own = AlertState(finding.key, OWN, finding.active, now, finding.detail, now)
+        firing = _firing(alert, own, store, now)
+        transition = Transition(
+            finding.key,
+            firing,
+            message(finding, firing),
+            pending=bool(finding.active) and not firing,
+        )
+        if finding.key not in silenced and alert.key not in silenced:
+            for name in alert.notify:
+                if name == finding.about:  # a destination whose deliveries fail can't carry it
+                    continue
+                told = states.get((finding.key, name))
+                was_told = told is not None and told.active
+                text = transition.text
+                if was_told == firing:
+                    repeat = alert.repeat_seconds
+                    if not (firing and repeat and told is not None and now - told.since >= repeat):
+                        continue
+                    text = message(finding, True, reminder=True)
+                outbox.setdefault(name, []).append((transition, text))
+        quiet_start = before is None and not finding.active  # a rule that has never been true
+        told_now = any(t is transition for items in outbox.values() for t, _ in items)
+        if (changed and not quiet_start) or told_now:
+            transitions.append(transition)
+    for name, items in outbox.items():
+        text = (
+            items[0][1]
+            if len(items) == 1
+            else "\n".join([f"{len(items)} alert updates:", *(t for _, t in items)])
+        )
+        error = await _send(targets.get(name), name, text)
+        for transition, sent_text in items:
             if error is None:
                 save_alert_state(
                     store,
-                    finding.key,
+                    transition.key,
                     name,
-                    active=finding.active,
-                    message=transition.text,
+                    active=transition.active,
+                    message=sent_text,
                     now=now,
                 )
                 transition.sent.append(name)
             else:
                 transition.errors[name] = error
-        quiet_start = own is None and not finding.active  # a rule that has never been true
-        if (changed and not quiet_start) or transition.sent or transition.errors:
-            transitions.append(transition)
     prune_alert_states(store, {f.key for _, f in findings})
     for transition in transitions:
         _log(transition)
         if result is not None:
             for name, error in transition.errors.items():
                 label = f"{name} (alerts)"
-                before = result.delivery_errors.get(label)
+                earlier = result.delivery_errors.get(label)
                 entry = f"{transition.key}: {error}"
-                result.delivery_errors[label] = f"{before}; {entry}" if before else entry
+                result.delivery_errors[label] = f"{earlier}; {entry}" if earlier else entry
     return transitions
+
+
+TEST_MESSAGE = "🧪 Test from kpi-collector: alerts reach this destination."
+
+
+async def send_test(destinations: Sequence[Destination]) -> dict[str, str]:
+    """Send `TEST_MESSAGE` through each destination; returns why it failed, by name."""
+    errors = await asyncio.gather(*(_send(d, d.name, TEST_MESSAGE) for d in destinations))
+    return {d.name: e for d, e in zip(destinations, errors, strict=True) if e is not None}
 
 
 async def _send(destination: Destination | None, name: str, text: str) -> str | None:
@@ -340,7 +432,9 @@ async def _send(destination: Destination | None, name: str, text: str) -> str | 
 def _log(transition: Transition) -> None:
     where = f" (sent to {', '.join(transition.sent)})" if transition.sent else ""
     failed = "; ".join(f"{n}: {e}" for n, e in transition.errors.items())
-    if transition.active:
+    if transition.pending:
+        log.info("alert pending (its `for:` has not passed): %s", transition.key)
+    elif transition.active:
         log.warning("alert firing: %s%s", transition.text, where)
     else:
         log.info("alert resolved: %s%s", transition.text, where)

@@ -52,6 +52,13 @@ def alert_problems(config: Config) -> Iterator[tuple[tuple[str | int, ...], str]
                     f"{label}.notify: destination {name!r} (type {target.type}) cannot send alerts; "
                     f"notify a message destination{': ' + ', '.join(able) if able else ''}",
                 )
+        if alert.destination and alert.notify and set(alert.notify) == {alert.destination}:
+            yield (
+                (*at, "notify"),
+                f"{label}.notify: {alert.destination!r} is the destination this alert watches: "
+                "while its deliveries fail it cannot carry the alert either; notify another "
+                "destination",
+            )
         if alert.key in keys:
             yield (
                 at,

@@ -69,6 +69,27 @@ class ChangeRule(Strict):
         return self
 
 
+_DURATION = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from `90` (seconds), `30s`, `15m`, `6h`, `2d` or `1w`; ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = str(value).strip()
+        unit = text[-1:].lower()
+        try:
+            seconds = float(text[:-1]) * _DURATION[unit] if unit in _DURATION else float(text)
+        except ValueError:
+            raise ValueError(f"not a duration: {value!r}; write e.g. 30m, 6h, 2d or 1w") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"a duration must be positive, not {value!r}")
+    return seconds
+
+
 class Alert(Strict):
     """One entry of `alerts:`: a rule about a KPI, a source or a delivery, and who to tell.
 
@@ -76,7 +97,14 @@ class Alert(Strict):
     percent over `days`), `failing_runs` (a source failing that many runs in a row),
     `stale_days` (a KPI not updated for that many days), `pending_runs` (a delivery pending
     for that many runs).
+
+    Noise control (as in Prometheus/Alertmanager and Grafana alerting): `for` (the rule must
+    hold for that many checks, or that long, before it fires), `resolve_above` /
+    `resolve_below` (hysteresis: a threshold alert resolves only past this value), `repeat`
+    (a reminder while it stays true, e.g. `1d`).
     """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     name: str | None = Field(default=None, description="how messages name it (default: the rule)")
     notify: list[str] = Field(default_factory=list, description="message destinations, by name")
@@ -89,6 +117,47 @@ class Alert(Strict):
     failing_runs: int | None = Field(default=None, ge=1)
     stale_days: float | None = Field(default=None, gt=0)
     pending_runs: int | None = Field(default=None, ge=1)
+    hold: int | str | None = Field(
+        default=None,
+        alias="for",
+        description="checks in a row (an integer) or a duration (30m, 6h, 2d) before it fires",
+    )
+    resolve_above: float | None = None
+    resolve_below: float | None = None
+    repeat: str | None = Field(default=None, description="remind while true, e.g. 1d")
+
+    @field_validator("hold")
+    @classmethod
+    def _hold(cls, value: int | str | None) -> int | str | None:
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            if isinstance(value, int) and value < 1:
+                raise ValueError("`for:` counts checks: 1 or more (or a duration like 6h)")
+            return value
+        parse_duration(value)
+        return value
+
+    @field_validator("repeat")
+    @classmethod
+    def _repeat(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @property
+    def hold_checks(self) -> int | None:
+        """`for:` as a number of checks in a row, when it is one."""
+        return self.hold if isinstance(self.hold, int) else None
+
+    @property
+    def hold_seconds(self) -> float | None:
+        """`for:` as a duration in seconds, when it is one."""
+        return (
+            None if self.hold is None or isinstance(self.hold, int) else parse_duration(self.hold)
+        )
+
+    @property
+    def repeat_seconds(self) -> float | None:
+        return None if self.repeat is None else parse_duration(self.repeat)
 
     @field_validator("notify", mode="before")
     @classmethod
@@ -132,6 +201,20 @@ class Alert(Strict):
             raise ValueError(f"{rules[0]} needs `kpi:`, the KPI id it watches")
         if self.below is not None and self.above is not None and self.below >= self.above:
             raise ValueError("`below:` must be smaller than `above:` (it fires outside that range)")
+        if self.resolve_above is not None and (
+            self.below is None or self.resolve_above < self.below
+        ):
+            raise ValueError(
+                "`resolve_above:` goes with `below:` and is at least that value "
+                "(e.g. below: 100, resolve_above: 110)"
+            )
+        if self.resolve_below is not None and (
+            self.above is None or self.resolve_below > self.above
+        ):
+            raise ValueError(
+                "`resolve_below:` goes with `above:` and is at most that value "
+                "(e.g. above: 1000, resolve_below: 900)"
+            )
         return self
 
     @property
@@ -215,6 +298,20 @@ class Settings(Strict):
     destinations: list[dict[str, Any]] = Field(default_factory=list)
     alerts: list[Alert] = Field(default_factory=list)
     health: HealthSettings = Field(default_factory=HealthSettings)
+    #: a dead-man's switch: `kpi schedule` requests this URL after each job that succeeded,
+    #: so a monitoring service (healthchecks-style) alerts when the pings stop
+    heartbeat_url: str | None = None
+
+    @field_validator("heartbeat_url")
+    @classmethod
+    def _heartbeat_url(cls, value: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if value is not None and (
+            urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc
+        ):
+            raise ValueError("heartbeat_url needs an http:// or https:// URL")
+        return value
 
     @field_validator("timezone")
     @classmethod

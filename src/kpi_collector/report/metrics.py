@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 __all__ = ["CONTENT_TYPE", "metrics_text"]
 #: every status a run can have (HistoryStore.finish_run, schedule.state.mark_interrupted)
 RUN_STATUSES = ("ok", "partial", "failed", "running", "interrupted")
+#: seconds without a heartbeat before the scheduler counts as gone (as `kpi validate --health`)
+SCHEDULER_STALE = 180.0
 
 
 def _family(lines: list[str], name: str, help_text: str, samples: list[tuple[str, float]]) -> None:
@@ -126,6 +128,16 @@ def metrics_text(data: DashboardData) -> str:
                 "kpi_scheduler_heartbeat_timestamp_seconds",
                 "When the `kpi schedule` process last said it is alive (Unix time).",
                 [("", beat)],
+            )
+            alive = daemon["state"] != "stopped" and (
+                health["run_in_progress"] is not None or data.clock() - beat <= SCHEDULER_STALE
+            )
+            _family(
+                lines,
+                "kpi_scheduler_up",
+                "1 while `kpi schedule` beats (or its run is in progress), 0 once it stopped "
+                "or went silent.",
+                [("", 1.0 if alive else 0.0)],
             )
     _family(
         lines,

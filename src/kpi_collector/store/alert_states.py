@@ -75,3 +75,36 @@ def prune_alert_states(store: HistoryStore, keep: set[str]) -> None:
 
     with store.write() as conn:
         conn.execute(t.delete().where(t.c.alert.notin_(keep)) if keep else t.delete())
+
+
+def silences(store: HistoryStore, *, now: float | None = None) -> dict[str, float]:
+    """Alerts silenced at `now` (UTC epoch, default: the current time): key -> until (epoch)."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import alert_silences as t
+
+    at = time.time() if now is None else now
+    with store.engine.connect() as conn:
+        return {
+            r.alert: float(r.until)
+            for r in conn.execute(sa.select(t.c.alert, t.c.until).where(t.c.until > at))
+        }
+
+
+def silence(store: HistoryStore, alert: str, *, until: float, note: str | None = None) -> None:
+    """Silence `alert` (its key) until `until` (UTC epoch seconds): its state is still kept,
+    but no destination is told while the silence lasts."""
+    from kpi_collector.store.schema import alert_silences as t
+
+    values = {"until": until, "created_at": time.time(), "note": redact(note) if note else None}
+    with store.write() as conn:
+        if not conn.execute(t.update().where(t.c.alert == alert).values(**values)).rowcount:
+            conn.execute(t.insert().values(alert=alert, **values))
+
+
+def unsilence(store: HistoryStore, alert: str) -> bool:
+    """End `alert`'s silence; False when it had none."""
+    from kpi_collector.store.schema import alert_silences as t
+
+    with store.write() as conn:
+        return bool(conn.execute(t.delete().where(t.c.alert == alert)).rowcount)

@@ -154,3 +154,18 @@ def data_version(store: HistoryStore) -> tuple[object, ...]:
             sa.select(sa.func.count(), sa.func.max(d.c.updated_at)).where(d.c.status == PENDING)
         ).one()
     return (newest, tuple(run or ()), tuple(pending))
+
+
+def runs_between(store: HistoryStore, start: float, end: float) -> int:
+    """How many runs started in [start, end] (UTC epoch seconds): the alert checks made."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import runs
+
+    with store.engine.connect() as conn:
+        count = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(runs)
+            .where(runs.c.started_at >= start, runs.c.started_at <= end)
+        ).scalar_one()
+    return int(count)

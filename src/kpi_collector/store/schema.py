@@ -210,6 +210,21 @@ def _v6(conn: sa.Connection) -> None:
             conn.execute(sa.text(f"ALTER TABLE rollup_state ADD COLUMN {name} {sql_type}"))
 
 
+alert_silences = sa.Table(
+    "alert_silences",
+    metadata,
+    sa.Column("alert", sa.String(255), primary_key=True),  # the alert's key (and subject)
+    sa.Column("until", sa.Double, nullable=False),  # UTC epoch seconds
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("note", sa.Text),
+)
+
+
+def _v7(conn: sa.Connection) -> None:
+    """alert_silences: `kpi alerts silence`."""
+    alert_silences.create(conn, checkfirst=True)
+
+
 #: migrations[i] brings the schema from version i to i + 1; append, never edit.
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 SCHEMA_VERSION = len(MIGRATIONS)
