@@ -824,3 +824,51 @@ def test_heartbeat_url_is_pinged_after_each_job_that_succeeded(
     (tmp_path / "kpi.yaml").write_text("heartbeat_url: ftp://x/y\n" + base)
     code, _, err = cli("-c", config, "validate")
     assert code == 2 and "heartbeat_url needs an http:// or https:// URL" in err
+
+
+def test_a_scheduled_destinations_failed_delivery_is_retried_by_the_next_collecting_job(
+    tmp_path: Path,
+) -> None:
+    """A monthly digest that failed at its own fire is not left for a month: the next
+    collecting job retries it (after a backoff), and a failure is never summarised as
+    "nothing new"."""
+    from aiohttp import web
+
+    from kpi_collector.demo.server import BackgroundServer
+
+    posts: list[dict[str, object]] = []
+    down = {"on": True}
+
+    async def hook(request: web.Request) -> web.Response:
+        if down["on"]:
+            return web.json_response({"error": "maintenance"}, status=400)
+        posts.append(await request.json())
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    with BackgroundServer(app) as url:
+        (tmp_path / "kpi.yaml").write_text(
+            'schedule: "0 7 * * *"\n'
+            "sources:\n"
+            '  - {name: app, type: python, function: "tests.test_schedule:app_values"}\n'
+            "destinations:\n"
+            f'  - {{name: digest, type: webhook, url: "{url}/hook", schedule: "0 9 L * *", '
+            "retries: 0}\n"
+        )
+        config = load_config(tmp_path / "kpi.yaml")
+        scheduler = Scheduler(config, retry_backoff=0)
+        try:
+            assert scheduler.run_job(scheduler.job("main")).status == "ok"
+            failed = scheduler.run_job(scheduler.job("destination:digest"))
+            assert failed.status == "failed" and "failed: digest run:1:" in failed.summary
+            assert "nothing new" in failed.summary  # said, but never alone
+            down["on"] = False
+            again = scheduler.run_job(scheduler.job("main"))
+            assert again.status == "ok", again.problems
+            assert "delivered to digest" in again.summary
+            assert len(posts) == 1
+            states = {r.status for r in scheduler.store.runs(5) if r.id}
+            assert states == {"ok"}
+        finally:
+            scheduler.store.close()

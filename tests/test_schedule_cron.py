@@ -150,3 +150,15 @@ def test_bad_schedules_are_config_errors_with_the_line(tmp_path: Path) -> None:
         "timezone: Europe/Berlin\nschedule: '@daily'\n", path=tmp_path / "kpi.yaml", env={}
     )
     assert config.settings.schedule == "@daily"
+
+
+def test_l_is_the_last_day_of_each_month() -> None:
+    from kpi_collector.config.cron import Cron
+
+    cron = Cron("30 23 L * *", "Europe/Berlin")
+    start = datetime(2026, 1, 1, tzinfo=ZoneInfo("Europe/Berlin"))
+    fires = list(cron.times(start, start.replace(year=2027)))
+    assert [f.day for f in fires] == [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+    assert all((f.hour, f.minute) == (23, 30) for f in fires)
+    both = Cron("0 7 15,L * *", "UTC")
+    assert both.next_after(datetime(2028, 2, 16, tzinfo=ZoneInfo("UTC"))).day == 29  # leap year

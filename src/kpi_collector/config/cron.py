@@ -10,6 +10,9 @@ places where its reading of a crontab line differs from cron's (Vixie cron, cron
   (APScheduler's choice). Wildcard hours (`*`, `*/2`) follow real time: they fire in both
   copies of a repeated hour and not in a skipped one.
 - `@hourly`, `@daily` (`@midnight`), `@weekly`, `@monthly`, `@yearly` (`@annually`).
+- `L` in the day of month is the month's last day (as in Quartz and cronie's extensions):
+  `30 23 L * *` fires on Jan 31, Feb 28 (29), Apr 30, ... where `30 23 31 * *` skips the
+  months without a 31st.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ class Cron:
         fields = _fields(self.expr)
         minute, hour, dom, month, dow = fields
         self.fields = fields
+        # APScheduler writes the last day of the month `last`
+        dom = ",".join("last" if item.upper() == "L" else item for item in dom.split(","))
         # Vixie cron: a field that starts with "*" is unrestricted for the dom/dow rule and
         # for daylight saving time
         self.fixed_hour = not hour.startswith("*") and not minute.startswith("*")

@@ -53,12 +53,15 @@ from kpi_collector.store.lock import LockBusy, RunLock, store_mutex
 if TYPE_CHECKING:
     from kpi_collector.config.models import Config
     from kpi_collector.pipeline import Pipeline
+    from kpi_collector.run.result import RunResult
 
 log = logging.getLogger("kpi_collector.schedule")
 
 HEARTBEAT_EVERY = 60.0  # seconds between heartbeats while idle (and the longest sleep)
 LOCK_WAIT = 600.0  # seconds a job waits for a run in progress before it is skipped
 SUCCESS = ("ok", "partial")
+RETRY_BACKOFF = 300.0  # seconds before a collecting job retries a scheduled destination's delivery
+RETRY_BACKOFF_MAX = 6 * 3600.0
 
 
 class Clock(Protocol):
@@ -145,6 +148,7 @@ class Scheduler:
         stop: threading.Event | None = None,
         heartbeat_every: float = HEARTBEAT_EVERY,
         lock_wait: float = LOCK_WAIT,
+        retry_backoff: float = RETRY_BACKOFF,
     ) -> None:
         from kpi_collector.store import HistoryStore
 
@@ -154,6 +158,7 @@ class Scheduler:
         self.stop = stop or threading.Event()
         self.heartbeat_every = heartbeat_every
         self.lock_wait = lock_wait
+        self.retry_backoff = retry_backoff
         self.store = HistoryStore(config.store_url)
         self._started = 0.0
         self._serving = False  # the scheduler's heartbeat row is the long-running daemon's only
@@ -280,6 +285,7 @@ class Scheduler:
         clock = time.monotonic()
         try:
             result = pipeline.process(only=list(job.sources), now=started, run_lock=lock)
+            self._retry_scheduled_destinations(job, result)
         finally:
             if pipeline.store is not None:
                 pipeline.store.close()
@@ -303,6 +309,44 @@ class Scheduler:
             status = "failed"
         return JobResult(job.name, status, summary, problems)
 
+    def _retry_scheduled_destinations(self, job: Job, result: RunResult) -> None:
+        """After a collecting job: retry the pending deliveries of destinations that have a
+        schedule of their own, so a failure is not left until their next fire (a monthly
+        digest two months later). Each waits `retry_backoff` * 2**(attempts-1) seconds (at most
+        RETRY_BACKOFF_MAX) after its last attempt; failures land in the run's delivery errors."""
+        from kpi_collector.pipeline import Pipeline
+        from kpi_collector.store.deliveries import PENDING
+
+        own = [
+            d
+            for d in self.config.destinations
+            if d.enabled and d.schedule and d.name not in job.destinations
+        ]
+        if not own:
+            return
+        pipeline = Pipeline.from_config(self.config)
+        assert pipeline.store is not None
+        try:
+            engine = pipeline.delivery_engine()
+            now = time.time()
+            due: list[str] = []
+            for record in engine.records(status=PENDING):
+                wait = min(self.retry_backoff * 2 ** max(record.attempts - 1, 0), RETRY_BACKOFF_MAX)
+                names = {d.name for d in own}
+                if record.destination in names and now - record.updated_at >= wait:
+                    due.append(record.destination)
+            if not due:
+                return
+            for outcome in asyncio.run(engine.deliver_pending(list(dict.fromkeys(due)))):
+                if not outcome.ok:
+                    result.delivery_errors[outcome.destination] = redact(
+                        f"{outcome.period}: {outcome.error}"
+                    )
+                else:
+                    result.delivered.append(outcome.destination)
+        finally:
+            pipeline.store.close()
+
     def _deliver(self, job: Job, started: datetime, lock: RunLock) -> JobResult:
         """Deliver the newest stored run to the job's destinations (and what is pending)."""
         pipeline = self._pipeline(job)
@@ -322,11 +366,14 @@ class Scheduler:
             log.warning(
                 "%s: %s %s: %s", job.name, outcome.destination, outcome.period, outcome.error
             )
-        if newest is None:
+        problems = [redact(f"{o.destination} {o.period}: {o.error}") for o in failed]
+        if newest is None and not outcomes:
             return JobResult(job.name, "ok", "nothing stored yet to deliver")
-        sent = ", ".join(f"{o.destination} {o.period}" for o in outcomes if o.ok) or "nothing new"
-        status = "failed" if failed else "ok"
-        return JobResult(job.name, status, f"run {newest.id} delivered: {sent}")
+        sent = ", ".join(f"{o.destination} {o.period}" for o in outcomes if o.ok)
+        summary = f"run {newest.id if newest else '-'} delivered: {sent or 'nothing new'}"
+        if failed:  # "nothing new" must never hide a delivery that failed
+            summary = f"{summary}; failed: {'; '.join(problems)}"
+        return JobResult(job.name, "failed" if failed else "ok", summary, problems)
 
     def run_due(self, now: datetime | None = None) -> list[JobResult]:
         """Run each job that is due (once, however many fire times it missed)."""
