@@ -288,9 +288,10 @@ sources:
 class Running:
     """`kpi schedule` in a subprocess, its stderr lines collected as they come."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, **extra_env: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
         env["PYTHONPATH"] = str(ROOT)
+        env.update(extra_env)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kpi_collector", "-c", str(folder / "kpi.yaml"), "schedule"],
             stderr=subprocess.PIPE,
@@ -538,8 +539,18 @@ def test_systemd_snippet(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = repo / "ops" / "kpi.yaml"
     assert f"ExecStart=/opt/kpi/bin/kpi -c {config} schedule\n" in text
     assert f"WorkingDirectory={repo / 'ops'}\n" in text
-    for line in ("Type=simple", "KillSignal=SIGTERM", "KillMode=mixed", "Restart=on-failure"):
+    for line in (
+        "Type=notify",
+        "WatchdogSec=600",
+        "User=kpi",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "KillSignal=SIGTERM",
+        "KillMode=mixed",
+        "Restart=on-failure",
+    ):
         assert f"\n{line}\n" in text
+    assert f"\nReadWritePaths={repo / 'ops'} " in text  # the config's folder and the store's
     assert "WantedBy=multi-user.target" in text
     assert all(value not in text for value in ENV.values())
 
@@ -872,3 +883,155 @@ def test_a_scheduled_destinations_failed_delivery_is_retried_by_the_next_collect
             assert states == {"ok"}
         finally:
             scheduler.store.close()
+
+
+def _verify_units(folder: Path, text: str) -> None:
+    """Split a snippet at its `# /etc/systemd/system/NAME` lines and run systemd-analyze
+    verify on the files, as an operator installing them would."""
+    import shutil
+
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    files: list[Path] = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith("# /etc/systemd/system/"):
+            files.append(folder / line.strip().rsplit("/", 1)[1])
+            files[-1].write_text("")
+        with files[-1].open("a") as out:
+            out.write(line)
+    checked = subprocess.run(
+        [analyze, "verify", *map(str, files)], capture_output=True, text=True, timeout=60
+    )
+    problems = [
+        line
+        for line in (checked.stdout + checked.stderr).splitlines()
+        if "kpi" in line.lower() and "user" not in line.lower()  # the user is created on install
+    ]
+    assert checked.returncode == 0 or not problems, checked.stdout + checked.stderr
+    assert not problems, problems
+
+
+def test_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    (tmp_path / "kpi.yaml").write_text(
+        'timezone: Europe/Berlin\nschedule: "0 7 * * 1-5"\njitter: 2m\n'
+        + SLOW_CONFIG.split("\n", 1)[1]
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    kpi = str(Path(sys.executable).parent / "kpi")
+    daemon = snippet(config, "systemd", kpi=kpi)
+    (tmp_path / "daemon").mkdir()
+    _verify_units(tmp_path / "daemon", daemon)
+    timer = snippet(config, "systemd-timer", kpi=kpi)
+    assert "ExecStart=" in timer and "schedule --once" in timer and "Type=oneshot" in timer
+    for line in (
+        "OnCalendar=Mon,Tue,Wed,Thu,Fri *-*-* 07:00:00 Europe/Berlin",
+        "Persistent=true",
+        "RandomizedDelaySec=120",
+        "WantedBy=timers.target",
+    ):
+        assert f"\n{line}\n" in timer
+    (tmp_path / "timer").mkdir()
+    _verify_units(tmp_path / "timer", timer)
+
+
+@pytest.mark.parametrize(
+    ("expr", "zone"),
+    [
+        ("0 7 * * *", "Europe/Berlin"),
+        ("*/15 9-17 * * mon-fri", "UTC"),
+        ("30 23 L * *", "UTC"),
+        ("0 0 1 * mon", "UTC"),  # cron: the 1st OR Mondays
+        ("5 4 * * 7", "America/New_York"),
+        ("0 12 1,15 */3 *", "UTC"),
+    ],
+)
+def test_timer_calendars_fire_when_the_cron_does(expr: str, zone: str) -> None:
+    """Differential: systemd's own calendar arithmetic against the scheduler's crons."""
+    import re
+    import shutil
+
+    from kpi_collector.config.cron import Cron
+    from kpi_collector.schedule.deploy import on_calendar
+
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    base = datetime(2026, 1, 5, 0, 0, 30, tzinfo=UTC)
+    systemd_times: set[datetime] = set()
+    for spec in on_calendar(expr, zone):
+        out = subprocess.run(
+            [
+                analyze,
+                "calendar",
+                "--iterations=12",
+                f"--base-time={base:%Y-%m-%d %H:%M:%S} UTC",
+                spec,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+        for stamp in re.findall(r"(?:Next elapse|Iter\. #\d+): \w+ (\S+ \S+) UTC", out):
+            systemd_times.add(datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC))
+    cron = Cron(expr, zone)
+    ours, t = [], base
+    for _ in range(12):
+        t = cron.next_after(t)
+        ours.append(t.astimezone(UTC))
+    assert sorted(systemd_times)[:12] == ours
+
+
+def test_github_actions_warns_about_crons_more_frequent_than_five_minutes(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "kpi.yaml").write_text('schedule: "*/2 * * * *"\n' + SLOW_CONFIG.split("\n", 1)[1])
+    text = snippet(load_config(tmp_path / "kpi.yaml"), "github-actions")
+    assert "GitHub runs scheduled workflows at most every 5 minutes; */2 * * * *" in text
+    (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG)
+    assert "at most every 5 minutes" not in snippet(
+        load_config(tmp_path / "kpi.yaml"), "github-actions"
+    )
+
+
+def test_jitter_delays_a_scheduled_job_within_its_bound(tmp_path: Path) -> None:
+    (tmp_path / "kpi.yaml").write_text("jitter: 5m\n" + CONFIG)
+    config = load_config(tmp_path / "kpi.yaml")
+    stop = threading.Event()
+    start = datetime(2026, 3, 2, 6, 59, tzinfo=UTC)
+    clock = FakeClock(start, start + timedelta(minutes=2), stop)
+    scheduler = Scheduler(config, clock=clock, stop=stop)
+    fire = scheduler.job("main").cron.previous(datetime(2026, 3, 2, 7, 0, tzinfo=UTC))
+    assert fire is not None
+    clock.t = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)  # the Berlin 07:00 fire
+    before = clock.t
+    result = scheduler.run_job(scheduler.job("main"), fire=fire)
+    assert result.status == "ok"
+    waited = scheduler.store.runs(1)[0].started_at - before.timestamp()
+    assert 0 <= waited <= 300
+    scheduler.store.close()
+
+
+def test_the_daemon_tells_systemd_it_is_ready_alive_and_stopping(tmp_path: Path) -> None:
+    """sd_notify(3) as a `Type=notify` unit with `WatchdogSec=` needs it, over a real socket."""
+    import socket as sockets
+
+    address = str(tmp_path / "notify.sock")
+    server = sockets.socket(sockets.AF_UNIX, sockets.SOCK_DGRAM)
+    server.bind(address)
+    server.settimeout(20)
+    (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG)  # its 1.5 s job spans watchdog pings
+    running = Running(tmp_path, NOTIFY_SOCKET=address, WATCHDOG_USEC="1000000")
+    try:
+        got: list[str] = []
+        while "WATCHDOG=1" not in got or "READY=1" not in got:
+            got.append(server.recv(256).decode())
+        running.wait_for("main: run 1")
+        running.proc.send_signal(signal.SIGTERM)
+        assert running.finish() == 0
+        while "STOPPING=1" not in got:
+            got.append(server.recv(256).decode())
+    finally:
+        if running.proc.poll() is None:
+            running.proc.kill()
+        server.close()
+    assert got.index("READY=1") < got.index("STOPPING=1")

@@ -14,7 +14,7 @@ from kpi_collector.commands.core import load
 @click.option(
     "--print",
     "snippet",
-    type=click.Choice(["crontab", "systemd", "github-actions"]),
+    type=click.Choice(["crontab", "systemd", "systemd-timer", "github-actions"]),
     help="Print a deployment snippet for this config instead of running.",
 )
 @click.option(

@@ -291,6 +291,9 @@ class Settings(Strict):
     #: run it once when it is at most `misfire_grace` seconds late
     misfire: Literal["skip", "run_late"] = "skip"
     misfire_grace: float = Field(default=600.0, ge=0)
+    #: each scheduled job starts up to this long after its fire time, at random (seconds or a
+    #: duration like 5m), so many installations don't call an API in the same second
+    jitter: float | str | None = None
     north_star: str | None = None
     defaults: Defaults = Field(default_factory=Defaults)
     kpis: dict[str, KpiSpec] = Field(default_factory=dict)
@@ -301,6 +304,18 @@ class Settings(Strict):
     #: a dead-man's switch: `kpi schedule` requests this URL after each job that succeeded,
     #: so a monitoring service (healthchecks-style) alerts when the pings stop
     heartbeat_url: str | None = None
+
+    @field_validator("jitter")
+    @classmethod
+    def _jitter(cls, value: float | str | None) -> float | str | None:
+        if value is not None and value != 0:
+            parse_duration(value)
+        return value
+
+    @property
+    def jitter_seconds(self) -> float:
+        """`jitter:` in seconds (0 without one)."""
+        return 0.0 if not self.jitter else parse_duration(self.jitter)
 
     @field_validator("heartbeat_url")
     @classmethod

@@ -1,7 +1,11 @@
 """`kpi schedule --print crontab|systemd|github-actions`: deployment snippets for this config.
 
 - crontab: one line per job (`kpi schedule --run JOB`) on the job's own cron;
-- systemd: a service running `kpi schedule` (catch-up, heartbeat, graceful stop built in);
+- systemd: a service running `kpi schedule` (catch-up, heartbeat, graceful stop built in),
+  `Type=notify` with a watchdog, hardened (`ProtectSystem=strict`, `NoNewPrivileges=yes`,
+  writable only where the store lives);
+- systemd-timer: a oneshot service running `kpi schedule --once` and a `.timer` on the jobs'
+  crons (`Persistent=true`, so a run missed while the machine was off happens on boot);
 - GitHub Actions: a workflow on the config's crons that runs `kpi schedule --once` (the jobs
   that are due, so late or dropped scheduled runs are caught up), passes the `${VARS}` the
   config uses from repository secrets, and commits the SQLite store back to the repository
@@ -10,7 +14,7 @@
 
 from __future__ import annotations
 
-import getpass
+import itertools
 import re
 import shlex
 import shutil
@@ -27,7 +31,8 @@ from kpi_collector.schedule.scheduler import plan
 if TYPE_CHECKING:
     from kpi_collector.config.models import Config
 
-FORMATS = ("crontab", "systemd", "github-actions")
+FORMATS = ("crontab", "systemd", "systemd-timer", "github-actions")
+WATCHDOG_SEC = 600  # the daemon pings at least every HEARTBEAT_EVERY (60 s), also during a job
 _DAY_NAMES = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 
 
@@ -41,6 +46,8 @@ def snippet(config: Config, kind: str, *, kpi: str | None = None) -> str:
         return crontab(config, kpi=kpi)
     if kind == "systemd":
         return systemd(config, kpi=kpi)
+    if kind == "systemd-timer":
+        return systemd_timer(config, kpi=kpi)
     return github_actions(config)
 
 
@@ -87,14 +94,19 @@ def systemd(config: Config, *, kpi: str | None = None) -> str:
 # Install: save as above, then `sudo systemctl daemon-reload && sudo systemctl enable --now kpi-collector`.
 # Logs: `journalctl -u kpi-collector -f`. Health: `kpi -c {path} validate --health`.
 # After editing kpi.yaml: `sudo systemctl restart kpi-collector` (the run in progress finishes first).
+{_user_note(config)}
 [Unit]
 Description=kpi-collector scheduler for {path}
 Wants=network-online.target
 After=network-online.target
 
 [Service]
-Type=simple
-User={_user()}
+# the scheduler tells systemd when it is ready and pings its watchdog while it lives
+Type=notify
+NotifyAccess=main
+WatchdogSec={WATCHDOG_SEC}
+User={SERVICE_USER}
+Group={SERVICE_USER}
 WorkingDirectory={path.parent}
 ExecStart={_systemd_quote(command)}
 Environment=PYTHONUNBUFFERED=1
@@ -104,10 +116,139 @@ KillMode=mixed
 TimeoutStopSec=600
 Restart=on-failure
 RestartSec=30
-
+{_hardening(config)}
 [Install]
 WantedBy=multi-user.target
 """
+
+
+def systemd_timer(config: Config, *, kpi: str | None = None) -> str:
+    """A oneshot service for `kpi schedule --once` and a timer on every job's cron."""
+    path = _config_path(config)
+    command = f"{kpi or kpi_command()} -c {path} schedule --once"
+    calendars: list[str] = []
+    for job in plan(config):
+        for spec in on_calendar(job.cron.expr, config.timezone):
+            if spec not in calendars:
+                calendars.append(spec)
+    delay = int(config.settings.jitter_seconds or 60)
+    timers = "\n".join(f"OnCalendar={spec}" for spec in calendars)
+    return f"""\
+# /etc/systemd/system/kpi-collector.service
+# Install both files, then `sudo systemctl daemon-reload && sudo systemctl enable --now kpi-collector.timer`.
+# Logs: `journalctl -u kpi-collector`. Next runs: `systemctl list-timers kpi-collector`.
+{_user_note(config)}
+[Unit]
+Description=kpi-collector: run what is due for {path}
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+User={SERVICE_USER}
+Group={SERVICE_USER}
+WorkingDirectory={path.parent}
+ExecStart={_systemd_quote(command)}
+Environment=PYTHONUNBUFFERED=1
+TimeoutStartSec=3600
+{_hardening(config)}
+# /etc/systemd/system/kpi-collector.timer
+[Unit]
+Description=kpi-collector on its schedule for {path}
+
+[Timer]
+{timers}
+# a run missed while the machine was off or asleep happens at the next boot
+Persistent=true
+# many installations should not call the same APIs in the same second
+RandomizedDelaySec={delay}
+AccuracySec=1s
+
+[Install]
+WantedBy=timers.target
+"""
+
+
+SERVICE_USER = "kpi"
+
+
+def _user_note(config: Config) -> str:
+    folder = _config_path(config).parent
+    return (
+        f"# It runs as the dedicated user {SERVICE_USER}: `sudo useradd --system --no-create-home "
+        f"{SERVICE_USER}`,\n# then `sudo chown -R {SERVICE_USER}: {folder}` (it reads the "
+        "config and .env, and writes the store)."
+    )
+
+
+def _hardening(config: Config) -> str:
+    """Sandboxing: the file system read-only but for the folders the store writes in."""
+    writable = {_config_path(config).parent}
+    store = config.store_url
+    if store.startswith("sqlite:///"):
+        writable.add(Path(store.removeprefix("sqlite:///")).parent)
+    paths = " ".join(_systemd_quote(str(p)) for p in sorted(writable))
+    return f"""NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=read-only
+PrivateTmp=yes
+ReadWritePaths={paths}
+"""
+
+
+_SD_DAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
+
+
+def on_calendar(expr: str, timezone: str = "UTC") -> list[str]:
+    """systemd `OnCalendar=` expressions (systemd.time(7)) that fire when the cron does.
+
+    Cron fires when day of month *or* day of week matches if both are restricted; systemd
+    requires both, so that case gives two expressions. Raises ConfigError for a field systemd
+    cannot say (a step inside a range of days, for one)."""
+    minute, hour, dom, month, dow = _fields(expr)
+    zone = "" if timezone == "UTC" else f" {timezone}"
+    time = f"{_sd_field(hour, 0, expr)}:{_sd_field(minute, 0, expr)}:00"
+    day_any = dom.startswith("*")
+    dow_any = dow.startswith("*")
+    weekdays = "" if dow_any else ",".join(_SD_DAYS[d] for d in sorted(_weekdays(dow))) + " "
+    months = _sd_field(month, 1, expr)
+    days = _sd_days(dom, expr)
+    date = f"*-{months}~{days[1:]}" if days.startswith("~") else f"*-{months}-{days}"
+    if not day_any and not dow_any:
+        return [f"{date} {time}{zone}", f"{weekdays}*-{months}-* {time}{zone}"]
+    return [f"{weekdays}{date} {time}{zone}"]
+
+
+def _sd_days(dom: str, expr: str) -> str:
+    items = dom.split(",")
+    if any(i.upper() == "L" for i in items):
+        if len(items) > 1:
+            raise ConfigError(
+                f"{expr!r}: systemd cannot mix L with other days; use --print crontab or systemd"
+            )
+        return "~01"  # systemd.time(7): `*-*~01` is the last day of the month
+    return _sd_field(dom, 1, expr)
+
+
+def _sd_field(field: str, first: int, expr: str) -> str:
+    """One numeric cron field in systemd's syntax: `*`, `5`, `1,15`, `1-5` -> `1..5`,
+    `*/15` -> `{first}/15`, `5/15` -> `5/15`."""
+    out = []
+    for item in field.split(","):
+        value, _, step = item.partition("/")
+        if value == "*":
+            out.append(f"{first}/{step}" if step else "*")
+        elif "-" in value:
+            if step:
+                raise ConfigError(
+                    f"{expr!r}: systemd timers have no stepped range ({item}); "
+                    "list the values, or use --print crontab or systemd"
+                )
+            low, high = value.split("-", 1)
+            out.append(f"{int(low):02d}..{int(high):02d}")
+        else:
+            out.append(f"{int(value):02d}/{step}" if step else f"{int(value):02d}")
+    return ",".join(out)
 
 
 def github_actions(config: Config) -> str:
@@ -168,6 +309,12 @@ def github_actions(config: Config) -> str:
         "# GitHub starts scheduled runs late at busy times (and may drop some): `--once` runs every",
         "# job that is due, so a late or missed run is caught up on the next one.",
     ]
+    frequent = [e for e in crons if _shortest_gap(e, config.timezone) < 300]
+    if frequent:
+        header.append(
+            f"# WARNING: GitHub runs scheduled workflows at most every 5 minutes; {', '.join(frequent)}"
+        )
+        header.append("# will run less often than its cron says there.")
     if env:
         header.append("# Add each secret below under Settings → Secrets and variables → Actions.")
     if any(name.startswith("GITHUB_") and name != "GITHUB_TOKEN" for name, _ in env):
@@ -198,6 +345,19 @@ def github_actions(config: Config) -> str:
         *steps,
     ]
     return "\n".join(header + notes + body) + "\n"
+
+
+def _shortest_gap(expr: str, timezone: str) -> float:
+    """The shortest time between two fire times of `expr` over a week, in seconds."""
+    from datetime import UTC, datetime, timedelta
+
+    from kpi_collector.config.cron import Cron
+
+    cron = Cron(expr, timezone)
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    times = [t.timestamp() for t in cron.times(start, start + timedelta(days=7))]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    return min(gaps) if gaps else float("inf")
 
 
 def _posix_cron(expr: str) -> str:
@@ -250,13 +410,6 @@ def _pinned() -> str:
         return f"=={version('kpi-collector')}"
     except PackageNotFoundError:
         return ""
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "kpi"
 
 
 def _systemd_quote(command: str) -> str:

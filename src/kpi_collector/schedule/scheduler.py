@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import signal
 import threading
 import time
@@ -208,9 +209,43 @@ class Scheduler:
 
         With `fire` (the fire time this run serves), a job that finds, once it holds the lock,
         that another process already served that fire time does nothing and returns status
-        `not_due` (not recorded: nothing ran)."""
+        `not_due` (not recorded: nothing ran). With `jitter:` such a run starts up to that
+        long after the fire time, at random."""
+        jitter = self.config.settings.jitter_seconds
+        if fire is not None and jitter:
+            delay = random.uniform(0, jitter)  # spreading load, not a secret
+            log.info("%s: starting in %.0f s (jitter)", job.name, delay)
+            self.clock.sleep(delay, self.stop)
         log.info("%s: %s", job.name, job.describe())
         self._beat("running", detail=f"job {job.name}")
+        with self._watchdog_during_job():
+            return self._run_job(job, fire)
+
+    @contextmanager
+    def _watchdog_during_job(self) -> Iterator[None]:
+        """Under systemd with `WatchdogSec=`, keep pinging while a job runs (the idle loop
+        pings on each heartbeat); a job is bounded by its sources' timeouts."""
+        from kpi_collector.schedule.sdnotify import notify, watchdog_interval
+
+        interval = watchdog_interval() if self._serving else None
+        if interval is None:
+            yield
+            return
+        done = threading.Event()
+
+        def ping() -> None:
+            while not done.wait(interval):
+                notify("WATCHDOG=1")
+
+        thread = threading.Thread(target=ping, name="kpi-watchdog", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+    def _run_job(self, job: Job, fire: datetime | None) -> JobResult:
         lock = RunLock(
             self.store, wait=self.lock_wait, detail=f"kpi schedule {job.name}", stop=self.stop
         )
@@ -392,9 +427,12 @@ class Scheduler:
             other = heartbeats(self.store).get(SCHEDULER)
             who = f": {other.describe()}" if other else ""
             raise LockBusy(f"another `kpi schedule` is running on this store{who}")
+        from kpi_collector.schedule.sdnotify import notify
+
         try:
             self._serving = True
             self._started = self.clock.now().timestamp()
+            notify("READY=1")
             self._beat("idle", started_at=self._started)
             self._log_plan()
             now = self.clock.now()
@@ -425,6 +463,7 @@ class Scheduler:
             except KpiError as exc:
                 log.warning("could not record the stop: %s", exc)
             self._serving = False
+            notify("STOPPING=1")
             mutex.release()
             self.store.close()
             log.info("scheduler stopped")
@@ -483,6 +522,9 @@ class Scheduler:
     def _beat(self, state: str, **fields: object) -> None:
         if not self._serving:  # a one-shot run (--once, --run) leaves the daemon's row alone
             return
+        from kpi_collector.schedule.sdnotify import notify
+
+        notify("WATCHDOG=1")
         try:
             write_heartbeat(
                 self.store, SCHEDULER, now=self.clock.now().timestamp(), state=state, **fields
