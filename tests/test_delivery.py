@@ -328,3 +328,62 @@ def test_one_delivering_process_at_a_time(tmp_path: Path, monkeypatch: pytest.Mo
     assert [r.status for r in p.delivery_engine().records()] == ["pending"]
     assert p.process(now=MONDAY, deliver=True).exit_code == 0
     assert [d.period for d in recorder.got] == ["2026-11-23"]
+
+
+def test_a_payload_refused_for_good_is_marked_failed_and_later_periods_go_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 400 for one run's payload (too big for the service, say) must not block the
+    destination forever: that delivery is marked failed, the next period goes out, and
+    `kpi deliver --retry PERIOD` resends it by hand."""
+    from aiohttp import web
+
+    from kpi_collector.demo.server import BackgroundServer
+
+    received: list[dict[str, Any]] = []
+    refuse = {"value": 999.0}
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.json()
+        if refuse["value"] in [v["value"] for v in body.get("values", [])]:
+            return web.json_response({"error": "payload too large"}, status=400)
+        received.append(body)
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    values = {"stars": 999.0}
+    (tmp_path / "refused_payload_kpis.py").write_text(
+        f"import json\ndef github():\n    return json.load(open({str(tmp_path / 'v.json')!r}))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    runner = CliRunner()
+    with BackgroundServer(app) as url:
+        config = tmp_path / "kpi.yaml"
+        config.write_text(
+            "sources:\n"
+            '  - {name: github, type: python, function: "refused_payload_kpis:github"}\n'
+            "destinations:\n"
+            f'  - {{name: hook, type: webhook, url: "{url}/hook", retries: 0}}\n'
+        )
+        (tmp_path / "v.json").write_text(json.dumps(values))
+        first = runner.invoke(group, ["-c", str(config), "run"], catch_exceptions=False)
+        assert first.exit_code == 1 and "refused for good" in first.output
+        (tmp_path / "v.json").write_text(json.dumps({"stars": 5.0}))
+        second = runner.invoke(group, ["-c", str(config), "run"], catch_exceptions=False)
+        assert second.exit_code == 0, second.output  # run:2 went out past the failed run:1
+        assert [b["values"][0]["value"] for b in received] == [5.0]
+        listing = runner.invoke(group, ["-c", str(config), "deliver", "--list", "--format", "json"])
+        states = {r["period"]: r["status"] for r in json.loads(listing.output)}
+        assert states == {"run:1": "failed", "run:2": "done"}
+        assert runner.invoke(group, ["-c", str(config), "deliver"]).output.strip() == (
+            "nothing pending"
+        )
+        refuse["value"] = -1.0  # the service takes it now
+        wrong = runner.invoke(group, ["-c", str(config), "deliver", "--retry", "run:7"])
+        assert wrong.exit_code == 2 and "no failed delivery of 'run:7'" in wrong.output
+        retried = runner.invoke(group, ["-c", str(config), "deliver", "--retry", "run:1"])
+        assert retried.exit_code == 0, retried.output
+        assert "run:1: 1 failed delivery pending again" in retried.output
+        assert "delivered hook run:1" in retried.output
+        assert [b["values"][0]["value"] for b in received] == [5.0, 999.0]

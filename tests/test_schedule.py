@@ -633,10 +633,13 @@ def test_two_once_processes_a_second_apart_run_the_fire_time_once(
     finally:
         if first.poll() is None:
             first.kill()
-    assert first.returncode == 0, first_err
-    assert "main: run 1: 1 values" in first_err
-    assert second.returncode == 0, second.stderr
-    assert "already ran" in second.stderr and second.stderr.endswith("nothing is due\n")
+    # whichever took the run lock first ran the fire time; the other found it served
+    assert first.returncode == 0 and second.returncode == 0, first_err + second.stderr
+    ran, idle = (
+        (first_err, second.stderr) if "main: run 1" in first_err else (second.stderr, first_err)
+    )
+    assert "main: run 1: 1 values" in ran
+    assert "already ran" in idle and idle.endswith("nothing is due\n")
     store = HistoryStore(once_store)
     try:
         assert [(r.id, r.trigger) for r in store.runs(10)] == [(1, "schedule")]
@@ -852,7 +855,7 @@ def test_a_scheduled_destinations_failed_delivery_is_retried_by_the_next_collect
 
     async def hook(request: web.Request) -> web.Response:
         if down["on"]:
-            return web.json_response({"error": "maintenance"}, status=400)
+            return web.json_response({"error": "maintenance"}, status=503)
         posts.append(await request.json())
         return web.json_response({"ok": True})
 

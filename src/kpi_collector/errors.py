@@ -68,7 +68,20 @@ class ExtractError(SourceError):
 
 
 class DeliveryError(KpiError):
-    """A destination could not take the values; the delivery stays pending."""
+    """A destination could not take the values; the delivery stays pending.
+
+    `refused` (terminal): the service will never accept this payload (HTTP 400, 413, 422, a
+    size limit): the delivery is marked failed so it stops holding back the later periods,
+    and `kpi deliver --retry PERIOD` sends it again by hand. Other terminal errors (a bad
+    token, a deleted webhook) concern every period: the deliveries stay pending, in order."""
+
+    refused: bool = False
+
+    def __init__(
+        self, message: str, *, transient: bool | None = None, refused: bool = False
+    ) -> None:
+        super().__init__(message, transient=transient)
+        self.refused = refused and not self.transient
 
 
 class StoreError(KpiError):

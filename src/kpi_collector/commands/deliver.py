@@ -19,9 +19,19 @@ import click
 @click.option(
     "--list", "show", is_flag=True, help="List recent deliveries and their state; send nothing."
 )
+@click.option(
+    "--retry",
+    "retry",
+    multiple=True,
+    metavar="PERIOD",
+    help="Make the failed (refused) deliveries of PERIOD pending again, then deliver "
+    "(repeatable; with -d only those destinations').",
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.pass_context
-def deliver(ctx: click.Context, only: tuple[str, ...], show: bool, fmt: str) -> None:
+def deliver(
+    ctx: click.Context, only: tuple[str, ...], show: bool, retry: tuple[str, ...], fmt: str
+) -> None:
     """Retry deliveries that are still pending, oldest first (exit 1 if one still fails)."""
     import asyncio
 
@@ -36,6 +46,22 @@ def deliver(ctx: click.Context, only: tuple[str, ...], show: bool, fmt: str) -> 
         _show(engine, only, fmt)
         return
     engine.selected(only)  # unknown names are a usage error before anything is sent
+    if retry:
+        from kpi_collector.store.deliveries import retry_failed
+
+        assert pipeline.store is not None
+        for period in retry:
+            count = sum(retry_failed(pipeline.store, period, name) for name in (only or [None]))
+            if not count:
+                raise click.BadParameter(
+                    f"no failed delivery of {period!r}"
+                    + (f" to {', '.join(only)}" if only else "")
+                    + "; `kpi deliver --list` shows each delivery's period and state",
+                    param_hint="--retry",
+                )
+            click.echo(
+                f"{period}: {count} failed deliver{'y' if count == 1 else 'ies'} pending again"
+            )
     outcomes = asyncio.run(engine.deliver_pending(only or None))
     failed = [o for o in outcomes if not o.ok]
     if fmt == "json":
@@ -66,9 +92,9 @@ def deliver(ctx: click.Context, only: tuple[str, ...], show: bool, fmt: str) -> 
             if o.ok:
                 click.echo(f"delivered {o.destination} {o.period}")
             else:
+                state = "" if o.refused else " (still pending)"
                 click.echo(
-                    f"delivery failed {o.destination} {o.period}: {o.error} (still pending)",
-                    err=True,
+                    f"delivery failed {o.destination} {o.period}: {o.error}{state}", err=True
                 )
         waiting = len(engine.records(status="pending"))
         click.echo(

@@ -34,7 +34,7 @@ from kpi_collector.destinations.base import Delivery, Destination
 from kpi_collector.errors import ConfigError, DeliveryError, KpiError, missing_package
 from kpi_collector.secrets import redact
 from kpi_collector.store import deliveries as ledger
-from kpi_collector.store.deliveries import DONE, DROPPED, PENDING, DeliveryRecord
+from kpi_collector.store.deliveries import DONE, DROPPED, FAILED, PENDING, DeliveryRecord
 
 if TYPE_CHECKING:
     from kpi_collector.collect.http import HttpClient
@@ -42,7 +42,15 @@ if TYPE_CHECKING:
     from kpi_collector.run.result import RunResult
     from kpi_collector.store import HistoryStore
 
-__all__ = ["DONE", "DROPPED", "PENDING", "DeliveryEngine", "DeliveryOutcome", "DeliveryRecord"]
+__all__ = [
+    "DONE",
+    "DROPPED",
+    "FAILED",
+    "PENDING",
+    "DeliveryEngine",
+    "DeliveryOutcome",
+    "DeliveryRecord",
+]
 LOCK_WAIT = 120.0  # seconds to wait for another process that is delivering
 
 
@@ -56,6 +64,7 @@ class DeliveryOutcome:
     error: str | None = None
     attempts: int = 0
     transient: bool = False
+    refused: bool = False  # refused for good: marked failed, later periods go on
 
 
 class DeliveryEngine:
@@ -219,6 +228,8 @@ class DeliveryEngine:
             outcomes.append(outcome)
             if outcome.ok:
                 self._update(record.id, status=DONE, last_error=None)
+            elif outcome.refused:  # this payload, never: it must not hold the later periods
+                self._update(record.id, status=FAILED, last_error=outcome.error)
             else:
                 self._update(record.id, last_error=outcome.error)
                 break  # later periods wait, so this destination's deliveries stay in order
@@ -259,8 +270,17 @@ class DeliveryEngine:
                 message += (
                     f" (after {attempts} attempt{'s' if attempts > 1 else ''}; stays pending)"
                 )
+            refused = isinstance(error, DeliveryError) and error.refused
+            if refused:
+                message += " (refused for good: marked failed; `kpi deliver --retry` resends it)"
             return DeliveryOutcome(
-                destination.name, delivery.period, False, message, attempts, error.transient
+                destination.name,
+                delivery.period,
+                False,
+                message,
+                attempts,
+                error.transient,
+                refused=refused,
             )
         return DeliveryOutcome(destination.name, delivery.period, True, attempts=attempts)
 

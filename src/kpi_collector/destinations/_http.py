@@ -67,6 +67,10 @@ async def send(
         ) from None
 
 
+#: statuses that refuse the request itself (RFC 9110: 400, 413 content too large, 422)
+REFUSED = frozenset({400, 413, 422})
+
+
 def status_error(
     response: Response,
     *,
@@ -89,7 +93,12 @@ def status_error(
     message += f": {hint or _HINTS.get(status, default)}"
     if status == 429 and retry_after is not None:
         message += f" (retry after {retry_after:g}s)"
-    return delivery_error(redact(message), transient=transient, retry_after=retry_after)
+    return delivery_error(
+        redact(message),
+        transient=transient,
+        retry_after=retry_after,
+        refused=status in REFUSED,  # this payload, never any: later periods must still go
+    )
 
 
 def error_detail(response: Response, *keys: str) -> str | None:

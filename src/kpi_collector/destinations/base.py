@@ -158,9 +158,10 @@ class TableDestination(Destination):
 
 
 def delivery_error(
-    message: str, *, transient: bool, retry_after: float | None = None
+    message: str, *, transient: bool, retry_after: float | None = None, refused: bool = False
 ) -> DeliveryError:
-    """A DeliveryError; `retry_after` (seconds, from a 429) tells the engine how long to wait."""
-    error = DeliveryError(message, transient=transient)
+    """A DeliveryError; `retry_after` (seconds, from a 429) tells the engine how long to wait;
+    `refused`: the service will never take this payload (see `DeliveryError`)."""
+    error = DeliveryError(message, transient=transient, refused=refused)
     error.retry_after = retry_after  # type: ignore[attr-defined]
     return error

@@ -454,9 +454,14 @@ class DashboardData:
         }
 
     def pending_deliveries(self) -> list[dict[str, Any]]:
-        from kpi_collector.store.deliveries import PENDING, records
+        """Deliveries waiting to be retried (`pending`) and refused for good (`failed`, until
+        `kpi deliver --retry`), oldest first; not `dropped` ones (their run is gone)."""
+        from kpi_collector.store.deliveries import FAILED, PENDING, records
 
-        rows = records(self.store, status=PENDING)  # not `dropped`: those are never retried
+        rows = sorted(
+            [*records(self.store, status=PENDING), *records(self.store, status=FAILED)],
+            key=lambda r: (r.created_at, r.id),
+        )
         return [
             {
                 "destination": r.destination,

@@ -95,8 +95,10 @@ def metrics_text(data: DashboardData) -> str:
         )
     _sources(lines, data)
     pending: dict[str, float] = {}
+    failed: dict[str, float] = {}
     for row in data.pending_deliveries():
-        pending[row["destination"]] = pending.get(row["destination"], 0.0) + 1
+        counts = pending if row["status"] == "pending" else failed
+        counts[row["destination"]] = counts.get(row["destination"], 0.0) + 1
     _family(
         lines,
         "kpi_deliveries_pending",
@@ -107,6 +109,12 @@ def metrics_text(data: DashboardData) -> str:
             if d.enabled
         ]
         + [(f'{{destination="{label(name)}"}}', n) for name, n in sorted(pending.items())],
+    )
+    _family(
+        lines,
+        "kpi_deliveries_failed",
+        "Deliveries the destination refused for good, until `kpi deliver --retry`.",
+        [(f'{{destination="{label(name)}"}}', n) for name, n in sorted(failed.items())],
     )
     health = data.health()
     if health is not None:

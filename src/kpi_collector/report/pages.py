@@ -382,7 +382,7 @@ def runs_page(doc: dict[str, Any]) -> str:
         )
     else:
         deliveries = '<p class="muted">No delivery is pending.</p>'
-    body = f"<h1>Runs</h1>{runs}<h2>Pending deliveries</h2>{deliveries}"
+    body = f"<h1>Runs</h1>{runs}<h2>Pending and failed deliveries</h2>{deliveries}"
     return layout("Runs · KPIs", body, nav=nav_links("runs"), scripts=())
 
 

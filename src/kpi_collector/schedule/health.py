@@ -36,6 +36,7 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
         jobs = job_states(store)
         runs = store.runs(1)
         pending = DeliveryEngine(store, []).records(status=PENDING)
+        refused = DeliveryEngine(store, []).records(status="failed")
         alerts = active_alerts(store)
         problems: list[str] = []
         warnings: list[str] = []
@@ -107,6 +108,13 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
         if pending:
             names = sorted({r.destination for r in pending})
             line = f"{len(pending)} deliveries pending ({', '.join(names)})"
+            (problems if "pending_deliveries" in fail_on else warnings).append(line)
+        if refused:
+            names = sorted({r.destination for r in refused})
+            line = (
+                f"{len(refused)} deliveries refused for good ({', '.join(names)}): "
+                "see `kpi deliver --list`, resend with `kpi deliver --retry PERIOD`"
+            )
             (problems if "pending_deliveries" in fail_on else warnings).append(line)
         if "failing_sources" in fail_on:
             from kpi_collector.store.runs import failing_streaks

@@ -17,7 +17,7 @@ from kpi_collector.errors import StoreError
 if TYPE_CHECKING:
     from kpi_collector.store import HistoryStore
 
-PENDING, DONE, DROPPED = "pending", "done", "dropped"
+PENDING, DONE, DROPPED, FAILED = "pending", "done", "dropped", "failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +28,7 @@ class DeliveryRecord:
     destination: str
     period: str
     run_id: int | None
-    status: str  # pending | done | dropped
+    status: str  # pending | done | dropped (its run is gone) | failed (refused for good)
     attempts: int
     last_error: str | None
     created_at: float
@@ -101,8 +101,8 @@ def record_pending(
                             pending_since=started_at,
                         )
                     )
-                elif row.status == DONE:
-                    if upserts:  # the period's row gets the newer values
+                elif row.status in (DONE, FAILED):
+                    if upserts:  # the period's row gets the newer values (a new chance)
                         conn.execute(
                             t.update()
                             .where(key)
@@ -154,6 +154,22 @@ def records(
     except Exception as exc:
         raise StoreError(f"cannot read deliveries: {first_line(exc)}") from None
     return sorted(rows, key=lambda r: (r.created_at, r.id)) if limit is not None else rows
+
+
+def retry_failed(store: HistoryStore, period: str, destination: str | None = None) -> int:
+    """Make the `failed` deliveries of `period` (of one destination, or of all) pending again;
+    returns how many. `kpi deliver --retry PERIOD`."""
+    from kpi_collector.store.schema import deliveries as t
+
+    where = (t.c.status == FAILED) & (t.c.period == period)
+    if destination is not None:
+        where &= t.c.destination == destination
+    with store.write() as conn:
+        return int(
+            conn.execute(
+                t.update().where(where).values(status=PENDING, progress=0, updated_at=time.time())
+            ).rowcount
+        )
 
 
 def update(store: HistoryStore, record_id: int, **values: Any) -> None:
