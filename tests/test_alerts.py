@@ -577,3 +577,21 @@ def test_kpi_alerts_test_sends_through_each_notify_destination(
     out = capsys.readouterr().out
     assert "team: sent" in out and "broken: failed: " in out and TOKEN not in out
     assert app["texts"] == [("team", "🧪 Test from kpi-collector: alerts reach this destination.")]
+
+
+def test_pending_for_counts_time_not_runs_that_never_try_the_delivery(
+    setup: tuple[Path, web.Application],
+) -> None:
+    folder, app = setup
+    config = configure(folder, "{destination: broken, pending_for: 6h, notify: [team]}")
+    app["down"].add("broken")
+    run(config, T0, dau=1)
+    for minutes in (10, 20, 30, 40):  # many runs in an hour: not six hours
+        run(config, T0 + timedelta(minutes=minutes), dau=1)
+    assert texts(app) == []
+    run(config, T0 + timedelta(hours=6), dau=1)
+    assert len(texts(app)) == 1
+    assert texts(app)[0].startswith(
+        "🚨 Alert: delivery to broken pending for 6h — the delivery of run:1 to broken has "
+        "been pending for 6 h: "
+    )

@@ -254,18 +254,32 @@ def _stale(alert: Alert, ctx: _Context) -> Iterator[Finding]:
 
 
 def _pending(alert: Alert, ctx: _Context) -> Iterator[Finding]:
-    assert alert.pending_runs is not None
+    from kpi_collector.config.models import parse_duration
+    from kpi_collector.store.deliveries import oldest_pending
+
     names = [alert.destination] if alert.destination else [d.name for d in ctx.scope.destinations]
-    pending = pending_runs(ctx.store)
+    pending = pending_runs(ctx.store) if alert.pending_runs is not None else {}
+    since = oldest_pending(ctx.store) if alert.pending_for is not None else {}
     for name in names:
         key = alert.key if alert.destination else f"{alert.key} [{name}]"
-        runs, period, error = pending.get(name, (0, None, None))
-        if runs >= alert.pending_runs:
+        if alert.pending_for is not None:
+            # by time: runs that never try this destination (hourly source jobs) don't count
+            start, period, error = since.get(name, (None, None, None))
+            age = ctx.now - start if start is not None else 0.0
+            active = start is not None and age >= parse_duration(alert.pending_for)
+            span = f"{age / 3600:.0f} h" if age < 2 * 86400 else f"{age / 86400:.0f} days"
+            how_long = span
+        else:
+            assert alert.pending_runs is not None
+            runs, period, error = pending.get(name, (0, None, None))
+            active = runs >= alert.pending_runs
+            how_long = f"{runs} runs"
+        if active:
             why = f": {error}" if error else ""
             yield Finding(
                 key,
                 True,
-                f"the delivery of {period} to {name} has been pending for {runs} runs{why}",
+                f"the delivery of {period} to {name} has been pending for {how_long}{why}",
                 about=name,
             )
         else:

@@ -117,6 +117,9 @@ class Alert(Strict):
     failing_runs: int | None = Field(default=None, ge=1)
     stale_days: float | None = Field(default=None, gt=0)
     pending_runs: int | None = Field(default=None, ge=1)
+    pending_for: str | None = Field(
+        default=None, description="a delivery pending this long (6h, 2d): the pending rule"
+    )
     hold: int | str | None = Field(
         default=None,
         alias="for",
@@ -134,6 +137,13 @@ class Alert(Strict):
                 raise ValueError("`for:` counts checks: 1 or more (or a duration like 6h)")
             return value
         parse_duration(value)
+        return value
+
+    @field_validator("pending_for")
+    @classmethod
+    def _pending_for(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
         return value
 
     @field_validator("repeat")
@@ -174,13 +184,14 @@ class Alert(Strict):
                 ("failing_runs", self.failing_runs),
                 ("stale_days", self.stale_days),
                 ("pending_runs", self.pending_runs),
+                ("pending_for", self.pending_for),
             )
             if value is not None
         ]
         if not rules:
             raise ValueError(
                 "an alert needs a rule: below/above (a threshold), change, failing_runs, "
-                "stale_days or pending_runs"
+                "stale_days, pending_runs or pending_for"
             )
         if len(rules) > 1:
             raise ValueError(f"one rule per alert, this one has {' and '.join(rules)}: split it")
@@ -226,7 +237,7 @@ class Alert(Strict):
             return "failing"
         if self.stale_days is not None:
             return "stale"
-        if self.pending_runs is not None:
+        if self.pending_runs is not None or self.pending_for is not None:
             return "pending"
         return "threshold"
 
@@ -247,6 +258,8 @@ class Alert(Strict):
         if self.stale_days is not None:
             subject = self.kpi or (f"{self.source}.*" if self.source else "any KPI")
             return f"{subject} not updated for {self.stale_days:g} days"
+        if self.pending_for is not None:
+            return f"delivery to {self.destination or '*'} pending for {self.pending_for}"
         return f"delivery to {self.destination or '*'} pending for {self.pending_runs} runs"
 
     @property

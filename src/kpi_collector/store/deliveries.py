@@ -230,6 +230,17 @@ def pending_runs(store: HistoryStore) -> dict[str, tuple[int, str | None, str | 
     return out
 
 
+def oldest_pending(store: HistoryStore) -> dict[str, tuple[float, str, str | None]]:
+    """For each destination with a pending delivery: since when (UTC epoch) the one pending
+    longest has been pending, its period and last error."""
+    out: dict[str, tuple[float, str, str | None]] = {}
+    for record in records(store, status=PENDING):
+        since = record.created_at if record.pending_since is None else record.pending_since
+        if record.destination not in out or since < out[record.destination][0]:
+            out[record.destination] = (since, record.period, record.last_error)
+    return out
+
+
 def stored_run(store: HistoryStore, run_id: int | None) -> StoredRun | None:
     """The values and errors run `run_id` stored; None when the run or its values are gone."""
     import sqlalchemy as sa
