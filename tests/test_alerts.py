@@ -595,3 +595,40 @@ def test_pending_for_counts_time_not_runs_that_never_try_the_delivery(
         "🚨 Alert: delivery to broken pending for 6h — the delivery of run:1 to broken has "
         "been pending for 6 h: "
     )
+
+
+def test_an_alert_retried_on_a_later_run_keeps_its_idempotency_key(
+    setup: tuple[Path, web.Application],
+) -> None:
+    """The webhook's Idempotency-Key names the alert message, not the attempt: a receiver
+    that took the first try but answered 503 can drop the retry of the next run."""
+    folder, _ = setup
+    keys: list[tuple[int, str]] = []
+    status = {"code": 503}
+
+    async def hook(request: web.Request) -> web.Response:
+        if (await request.json()).get("type") == "alert":  # not the run's own deliveries
+            keys.append((status["code"], request.headers["Idempotency-Key"]))
+        return web.json_response({}, status=status["code"])
+
+    receiver = web.Application()
+    receiver.router.add_post("/alerts", hook)
+    with BackgroundServer(receiver) as url:
+        path = folder / "kpi.yaml"
+        path.write_text(
+            "sources:\n"
+            '  - {name: app, type: python, function: "tests.test_alerts:readings"}\n'
+            "destinations:\n"
+            f"  - {{name: hook, type: webhook, url: {url}/alerts, retries: 0}}\n"
+            "alerts:\n"
+            "  - {kpi: app.dau, below: 100, notify: [hook]}\n"
+        )
+        run(path, T0, dau=90)  # 503: stays to tell
+        status["code"] = 200
+        run(path, T0 + DAY, dau=80)  # the retry, a day later
+        run(path, T0 + 2 * DAY, dau=120)  # resolved: a new message, a new key
+    assert len(keys) == 3, keys
+    (first, key1), (second, key2), (_, key3) = keys
+    assert (first, second) == (503, 200)
+    assert key1 == key2 and key1.startswith("hook:alert:")
+    assert key3 != key1

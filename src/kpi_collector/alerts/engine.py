@@ -17,6 +17,7 @@ not be told is told on the next run (its state only changes once the message wen
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from kpi_collector.destinations.base import message_id
 from kpi_collector.errors import KpiError
 from kpi_collector.secrets import redact
 from kpi_collector.store.alert_states import (
@@ -351,7 +353,8 @@ async def check_alerts(
     silenced = silences(store, now=now)
     targets = {d.name: d for d in scope.destinations}
     transitions: list[Transition] = []
-    outbox: dict[str, list[tuple[Transition, str]]] = {}  # destination -> (transition, text)
+    # destination -> (transition, text, the message's identity: stable while it is pending)
+    outbox: dict[str, list[tuple[Transition, str, str]]] = {}
     for alert, finding in findings:
         if finding.active is None:
             continue
@@ -377,24 +380,31 @@ async def check_alerts(
                 told = states.get((finding.key, name))
                 was_told = told is not None and told.active
                 text = transition.text
+                identity = f"{finding.key}|{firing}|{own.since if own else now}"
                 if was_told == firing:
                     repeat = alert.repeat_seconds
                     if not (firing and repeat and told is not None and now - told.since >= repeat):
                         continue
                     text = message(finding, True, reminder=True)
-                outbox.setdefault(name, []).append((transition, text))
+                    identity = f"{finding.key}|reminder|{told.since if told else now}"
+                outbox.setdefault(name, []).append((transition, text, identity))
         quiet_start = before is None and not finding.active  # a rule that has never been true
-        told_now = any(t is transition for items in outbox.values() for t, _ in items)
+        told_now = any(t is transition for items in outbox.values() for t, _, _ in items)
         if (changed and not quiet_start) or told_now:
             transitions.append(transition)
     for name, items in outbox.items():
         text = (
             items[0][1]
             if len(items) == 1
-            else "\n".join([f"{len(items)} alert updates:", *(t for _, t in items)])
+            else "\n".join([f"{len(items)} alert updates:", *(t for _, t, _ in items)])
         )
-        error = await _send(targets.get(name), name, text)
-        for transition, sent_text in items:
+        identity = "\n".join(sorted(i for _, _, i in items))
+        token = message_id.set(hashlib.sha256(f"{name}\n{identity}".encode()).hexdigest()[:32])
+        try:
+            error = await _send(targets.get(name), name, text)
+        finally:
+            message_id.reset(token)
+        for transition, sent_text, _ in items:
             if error is None:
                 save_alert_state(
                     store,

@@ -10,6 +10,7 @@ decides what to deliver when, records it in the store and retries transient fail
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -20,6 +21,11 @@ from pydantic import Field
 
 from kpi_collector.config.plugins import Plugin
 from kpi_collector.errors import DeliveryError
+
+#: the identity of the text message being sent by `send_text` (set by the alerts engine): the
+#: same for every retry of one message, on later runs too, so a destination can send it as
+#: its idempotency key; None when the sender gives none
+message_id: ContextVar[str | None] = ContextVar("kpi_message_id", default=None)
 
 if TYPE_CHECKING:
     from kpi_collector.collect.http import Auth, HttpClient, HttpSession

@@ -21,7 +21,7 @@ from pydantic import Field, field_validator
 from kpi_collector._version import __version__
 from kpi_collector.collect.http import is_http_url
 from kpi_collector.destinations._http import Sender, error_detail, send, status_error
-from kpi_collector.destinations.base import Delivery, MessageDestination
+from kpi_collector.destinations.base import Delivery, MessageDestination, message_id
 from kpi_collector.destinations.text import send_now
 from kpi_collector.format import format_value, percent_change
 from kpi_collector.secrets import Secret
@@ -96,9 +96,9 @@ class Webhook(MessageDestination):
     async def send_text(self, text: str) -> None:
         """An alert: `{"type": "alert", "text": ...}`, signed like a delivery."""
         document = alert_payload(self.name, text)
-        # one key per alert message, the same for its retries (a later alert with the same
-        # text is a new message)
-        key = f"{self.name}:alert:{uuid.uuid4().hex}"
+        # one key per alert message, the same for its retries on later runs (a later alert
+        # with the same text is a new message): the alerts engine names the message
+        key = f"{self.name}:alert:{message_id.get() or uuid.uuid4().hex}"
         await send_now(self, lambda via: self.post(via, document, idempotency_key=key))
 
     async def post(self, via: Sender, document: dict[str, Any], *, idempotency_key: str) -> None:
