@@ -1038,3 +1038,31 @@ def test_the_daemon_tells_systemd_it_is_ready_alive_and_stopping(tmp_path: Path)
             running.proc.kill()
         server.close()
     assert got.index("READY=1") < got.index("STOPPING=1")
+
+
+def test_a_caught_up_monthly_digest_carries_its_own_months_values(tmp_path: Path) -> None:
+    """`every: month` on `30 23 L * *`, the scheduler down from Jan 31 to Feb 20: the catch-up
+    sends January's digest with January's values, and February's goes out at its own fire."""
+    (tmp_path / "kpi.yaml").write_text(
+        'schedule: "0 7 1 * *"\n'
+        "sources:\n"
+        '  - {name: app, type: python, function: "tests.test_schedule:app_values"}\n'
+        "destinations:\n"
+        '  - {name: monthly, type: csv, path: monthly.csv, every: month, schedule: "30 23 L * *"}\n'
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    CALLS.clear()
+    for day in (29, 30):
+        Pipeline.from_config(config).process(now=datetime(2026, 1, day, 7, tzinfo=UTC))
+    Pipeline.from_config(config).process(now=datetime(2026, 2, 20, 7, tzinfo=UTC))
+    stop = threading.Event()
+    start = datetime(2026, 2, 20, 8, tzinfo=UTC)
+    clock = FakeClock(start, datetime(2026, 3, 1, 0, tzinfo=UTC), stop)
+    scheduler = Scheduler(config, clock=clock, stop=stop, heartbeat_every=6 * 3600)
+    scheduler.serve()
+    rows = (tmp_path / "monthly.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    by_period = {r.split(",")[header.index("period")]: r for r in rows[1:]}
+    assert sorted(by_period) == ["2026-01", "2026-02"]
+    # app.users is 100 + calls: January's digest has the Jan 30 run (102), not Feb 20's (103)
+    assert by_period["2026-01"].split(",")[header.index("app.users")] == "102"

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from kpi_collector.config.models import Config
     from kpi_collector.pipeline import Pipeline
     from kpi_collector.run.result import RunResult
+    from kpi_collector.store import HistoryStore, RunRecord
 
 log = logging.getLogger("kpi_collector.schedule")
 
@@ -264,7 +265,7 @@ class Scheduler:
                 if job.collects:
                     outcome = self._collect(job, started, lock)
                 else:
-                    outcome = self._deliver(job, started, lock)
+                    outcome = self._deliver(job, started, lock, fire)
             finally:
                 lock.release()
         except LockBusy as exc:
@@ -382,17 +383,23 @@ class Scheduler:
         finally:
             pipeline.store.close()
 
-    def _deliver(self, job: Job, started: datetime, lock: RunLock) -> JobResult:
-        """Deliver the newest stored run to the job's destinations (and what is pending)."""
+    def _deliver(
+        self, job: Job, started: datetime, lock: RunLock, fire: datetime | None = None
+    ) -> JobResult:
+        """Deliver a stored run to the job's destinations (and what is pending), in the period
+        of the fire time it serves: the newest run at or before that time (a digest caught up
+        on the 20th for the 31st's fire carries the 31st's values), else the newest run of
+        that period."""
         pipeline = self._pipeline(job)
         store = pipeline.store
         assert store is not None
         lock.register()  # the run lock, taken by run_job, now says who holds it
+        reference = fire or started
         try:
             engine = pipeline.delivery_engine()
-            newest = next((r for r in store.runs(50, with_errors=False) if r.n_values), None)
+            newest = self._run_for(store, pipeline, job, reference)
             if newest is not None:
-                engine.record_run(newest.id, started)
+                engine.record_run(newest.id, reference)
             outcomes = asyncio.run(engine.deliver_pending())
         finally:
             store.close()
@@ -409,6 +416,26 @@ class Scheduler:
         if failed:  # "nothing new" must never hide a delivery that failed
             summary = f"{summary}; failed: {'; '.join(problems)}"
         return JobResult(job.name, "failed" if failed else "ok", summary, problems)
+
+    def _run_for(
+        self, store: HistoryStore, pipeline: Pipeline, job: Job, reference: datetime
+    ) -> RunRecord | None:
+        from kpi_collector.store.periods import period_key
+
+        runs = [r for r in store.runs(200, with_errors=False) if r.n_values]
+        every = {d.name: d.every for d in pipeline.destinations}.get(
+            job.destinations[0] if job.destinations else "", "run"
+        )
+
+        def period(ts: float) -> str:
+            day = datetime.fromtimestamp(ts, self.config.tz).date()
+            return "run" if every == "run" else period_key(day, every)
+
+        wanted = period(reference.timestamp())
+        before = next((r for r in runs if r.started_at <= reference.timestamp()), None)
+        if before is not None and period(before.started_at) == wanted:
+            return before
+        return next((r for r in runs if period(r.started_at) == wanted), before)
 
     def run_due(self, now: datetime | None = None) -> list[JobResult]:
         """Run each job that is due (once, however many fire times it missed)."""
