@@ -9,10 +9,10 @@ import pytest
 
 from kpi_collector.errors import HttpError
 from kpi_collector.sources.mixpanel import Mixpanel
+from kpi_collector.sources.mixpanel.fake import FakeMixpanel
 from kpi_collector.sources.posthog import PostHog
-from tests.fakes._base import backfill, collect, outcome
-from tests.fakes.mixpanel import FakeMixpanel
-from tests.fakes.posthog import FakePostHog
+from kpi_collector.sources.posthog.fake import FakePostHog
+from tests.fakes.collect import backfill, collect, outcome
 
 TODAY = date(2026, 3, 10)
 NOW = datetime(2026, 3, 10, 7, 0, tzinfo=UTC)

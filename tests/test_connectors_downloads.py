@@ -8,9 +8,10 @@ import pytest
 
 from kpi_collector.errors import HttpError
 from kpi_collector.sources.npm import Npm
+from kpi_collector.sources.npm.fake import FakeNpm
 from kpi_collector.sources.pypi import PyPI
-from tests.fakes._base import backfill, collect, outcome
-from tests.fakes.downloads import FakeNpm, FakePyPIStats
+from kpi_collector.sources.pypi.fake import FakePyPIStats
+from tests.fakes.collect import backfill, collect, outcome
 
 TODAY = date(2026, 3, 10)
 NOW = datetime(2026, 3, 10, 7, 0, tzinfo=UTC)
