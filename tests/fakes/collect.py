@@ -1,5 +1,6 @@
-"""Running a source against its local fake (`kpi_collector.sources.<type>.fake`) the way the
-engine does: through a real HTTP client with a short backoff."""
+"""Running sources in tests: through the Pipeline (`run`), or one source against its local
+fake (`kpi_collector.sources.<type>.fake`) the way the engine does: through a real HTTP
+client with a short backoff (`collect`, `outcome`, `backfill`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,17 @@ import asyncio
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+
+from kpi_collector.config.models import Defaults
+
+FAST = Defaults(timeout=2, retries=2)
+
+
+def run(*sources: Any, **kwargs: Any) -> Any:
+    """`Pipeline(sources=...).process()` with short timeouts and retries: the RunResult."""
+    from kpi_collector import Pipeline
+
+    return Pipeline(sources=sources, defaults=kwargs.pop("defaults", FAST), **kwargs).process()
 
 
 def _context(client: Any, *, now: datetime | None, tz: str, timeout: float, retries: int) -> Any:
