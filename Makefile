@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format bench screenshots clean
+.PHONY: install demo test lint format docs bench screenshots clean
 
 $(STAMP): pyproject.toml tests/plugin/pyproject.toml tests/plugin/kpi_plugin_example/__init__.py
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
+
+docs: $(STAMP)  # the connector sections of README.md and docs/, from each connector's README.md
+	$(BIN)/python scripts/build_docs.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

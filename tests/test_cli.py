@@ -211,6 +211,27 @@ def test_init_then_validate(workdir: Path) -> None:
     assert again.returncode == 2 and "--force" in again.stderr
 
 
+def test_init_source_prints_that_types_sample(workdir: Path) -> None:
+    result = kpi("init", "--source", "github", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    sample = Path(__file__).resolve().parents[1] / "src/kpi_collector/sources/github/sample.yaml"
+    assert result.stdout == sample.read_text(encoding="utf-8")
+    assert not (workdir / "kpi.yaml").exists()  # prints only
+
+
+def test_init_unknown_source_lists_the_types_and_the_closest(workdir: Path) -> None:
+    result = kpi("init", "--source", "gihub", cwd=workdir)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "unknown source type 'gihub'; known types: active_users, codecov," in result.stderr
+    assert result.stderr.rstrip().endswith("did you mean 'github'?")
+
+
+def test_init_source_without_a_sample_says_so(workdir: Path) -> None:
+    result = kpi("init", "--source", "dice", cwd=workdir)  # the test plugin ships none
+    assert result.returncode == 2
+    assert "source type 'dice' (kpi_plugin_example) ships no sample.yaml" in result.stderr
+
+
 def test_help_lists_every_command(workdir: Path) -> None:
     result = kpi("--help", cwd=workdir)
     assert result.returncode == 0

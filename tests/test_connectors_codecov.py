@@ -6,8 +6,8 @@ import pytest
 
 from kpi_collector.errors import HttpError
 from kpi_collector.sources.codecov import Codecov
-from tests.fakes._base import collect, outcome
-from tests.fakes.codecov import FakeCodecov
+from kpi_collector.sources.codecov.fake import FakeCodecov
+from tests.fakes.collect import collect, outcome
 
 TOKEN = "6c1f0b7e-codecov-token-4b1d-9c3e"
 

@@ -6,8 +6,8 @@ import pytest
 
 from kpi_collector.errors import HttpError
 from kpi_collector.sources.discord import Discord
-from tests.fakes._base import collect
-from tests.fakes.discord import FakeDiscord, rate_limited
+from kpi_collector.sources.discord.fake import FakeDiscord, rate_limited
+from tests.fakes.collect import collect
 
 
 @pytest.fixture

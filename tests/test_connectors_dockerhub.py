@@ -6,8 +6,8 @@ import pytest
 
 from kpi_collector.errors import HttpError
 from kpi_collector.sources.dockerhub import DockerHub
-from tests.fakes._base import collect, outcome
-from tests.fakes.dockerhub import FakeDockerHub
+from kpi_collector.sources.dockerhub.fake import FakeDockerHub
+from tests.fakes.collect import collect, outcome
 
 
 @pytest.fixture

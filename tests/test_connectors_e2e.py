@@ -13,15 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.codecov import FakeCodecov
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.dockerhub import FakeDockerHub
-from tests.fakes.downloads import FakeNpm, FakePyPIStats
-from tests.fakes.github import FakeGitHub, Repo
-from tests.fakes.mixpanel import FakeMixpanel
-from tests.fakes.posthog import FakePostHog
-from tests.fakes.slack import FakeSlack, Member
-from tests.fakes.stripe import FakeStripe, subscription
+from kpi_collector.sources.codecov.fake import FakeCodecov
+from kpi_collector.sources.discord.fake import FakeDiscord
+from kpi_collector.sources.dockerhub.fake import FakeDockerHub
+from kpi_collector.sources.github.fake import FakeGitHub, Repo
+from kpi_collector.sources.mixpanel.fake import FakeMixpanel
+from kpi_collector.sources.npm.fake import FakeNpm
+from kpi_collector.sources.posthog.fake import FakePostHog
+from kpi_collector.sources.pypi.fake import FakePyPIStats
+from kpi_collector.sources.slack.fake import FakeSlack, Member
+from kpi_collector.sources.stripe.fake import FakeStripe, subscription
 
 KPI = Path(sys.executable).parent / "kpi"
 SECRETS = {

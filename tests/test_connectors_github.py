@@ -10,9 +10,9 @@ import pytest
 
 from kpi_collector.errors import HttpError
 from kpi_collector.sources.github import GitHub
+from kpi_collector.sources.github.fake import FakeGitHub, Repo
 from tests.conftest import Waits
-from tests.fakes._base import backfill, collect, outcome
-from tests.fakes.github import FakeGitHub, Repo
+from tests.fakes.collect import backfill, collect, outcome
 
 TOKEN = "ghp_fakeTokenValue1234567890abcdef"
 PUSH_TOKEN = "ghp_pushTokenValue0987654321fedcba"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kpi_collector.sources.slack import Slack
-from tests.fakes._base import collect, outcome
-from tests.fakes.slack import FakeSlack, Member
+from kpi_collector.sources.slack.fake import FakeSlack, Member
+from tests.fakes.collect import collect, outcome
 
 BOT_TOKEN = "xoxb-1111-2222-fakebottoken"
 ADMIN_TOKEN = "xoxp-3333-4444-fakeadmintoken"

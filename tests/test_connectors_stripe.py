@@ -9,8 +9,8 @@ import pytest
 
 from kpi_collector.errors import HttpError
 from kpi_collector.sources.stripe import Stripe
-from tests.fakes._base import backfill, collect, outcome
-from tests.fakes.stripe import FakeStripe, subscription
+from kpi_collector.sources.stripe.fake import FakeStripe, subscription
+from tests.fakes.collect import backfill, collect, outcome
 
 KEY = "sk_test_51FakeKeyValueForTests0000abcd"
 RESTRICTED = "rk_test_51FakeRestrictedKey000000wxyz"

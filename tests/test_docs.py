@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -70,3 +71,20 @@ def test_every_destination_type_and_key_is_documented(name: str) -> None:
 def test_types_are_found_through_entry_points() -> None:
     assert {"html", "http_json", "sql", "python", "command"} <= set(names(SOURCE_GROUP))
     assert {"dice"} <= set(names(SOURCE_GROUP))  # the test plugin, registered the same way
+
+
+def test_connector_docs_are_what_their_readmes_build() -> None:
+    """README.md and docs/ hold the connectors' sections as scripts/build_docs.py builds them
+    from each `sources/<type>/README.md`, so the two never drift."""
+    spec = importlib.util.spec_from_file_location("build_docs", ROOT / "scripts" / "build_docs.py")
+    assert spec is not None and spec.loader is not None
+    build_docs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_docs)
+    pages = build_docs.build()
+    assert {p.relative_to(ROOT).as_posix() for p in pages} == {
+        "README.md",
+        "docs/active-users.md",
+        "docs/connectors.md",
+    }
+    stale = [p.name for p, text in pages.items() if p.read_text(encoding="utf-8") != text]
+    assert not stale, f"{stale} differ from the connectors' README.md: run `make docs`"

@@ -1,9 +1,9 @@
-"""Every generic source kind against a real local server, through the Pipeline API."""
+"""The source contract and the HTTP layer (retries, auth, login forms, errors, the store of a
+run) through `http_json` and `html` against a real local server, with the Pipeline API.
+`sql`, `python` and `command` have their own tests/test_connectors_<type>.py."""
 
 from __future__ import annotations
 
-import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +14,12 @@ from kpi_collector import Pipeline
 from kpi_collector.collect.http import LoginForm, retry_after_seconds
 from kpi_collector.config.models import Defaults
 from kpi_collector.destinations import Store
-from kpi_collector.sources import CSS, HTML, SQL, Command, Function, HttpJson, JMESPath
+from kpi_collector.sources import CSS, HTML, HttpJson, JMESPath
 from tests.conftest import BLOG_LINKS, TOKEN, Waits
+from tests.fakes.collect import FAST, run
+from tests.test_connectors_python import get_blog_stats
 
 Site = tuple[str, web.Application]
-FAST = Defaults(timeout=2, retries=2)
-
-
-def run(*sources: Any, **kwargs: Any) -> Any:
-    return Pipeline(sources=sources, defaults=kwargs.pop("defaults", FAST), **kwargs).process()
 
 
 def test_http_json_and_html(site: Site) -> None:
@@ -186,99 +183,6 @@ def test_login_refused_says_so_without_the_password(site: Site) -> None:
     assert wrong not in str(result.errors)
 
 
-def test_sql_source_sqlite(tmp_path: Path) -> None:
-    db = tmp_path / "app.db"
-    with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE users (id INTEGER, paying INTEGER)")
-        conn.executemany("INSERT INTO users VALUES (?, ?)", [(1, 1), (2, 0), (3, 1)])
-    result = run(
-        SQL(
-            name="app",
-            url=f"sqlite:///{db}",
-            metrics={
-                "users": "SELECT count(*) FROM users",
-                "paying": {"query": "SELECT sum(paying) FROM users", "expect": {"min": 1}},
-                "broken": "SELECT nope FROM users",
-                "write": "DELETE FROM users",
-            },
-        )
-    )
-    assert result.values == {"app.users": 3, "app.paying": 2}
-    assert "query failed" in result.errors["app.broken"]
-    assert "readonly" in result.errors["app.write"].replace(" ", "").lower()
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT count(*) FROM users").fetchone() == (3,)
-
-
-def test_sql_source_timeout(tmp_path: Path) -> None:
-    db = tmp_path / "app.db"
-    sqlite3.connect(db).close()
-    slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
-    result = run(
-        SQL(name="app", url=f"sqlite:///{db}", metrics={"slow": slow}),
-        defaults=Defaults(timeout=0.5, retries=0),
-    )
-    assert "longer than the timeout" in result.errors["app.slow"]
-
-
-def test_sql_source_hides_database_password() -> None:
-    result = run(
-        SQL(
-            name="db",
-            url="postgresql+psycopg://kpi:hunter2-secret@127.0.0.1:1/app",
-            metrics={"n": "SELECT 1"},
-        ),
-        defaults=Defaults(timeout=1, retries=0),
-    )
-    assert "db" in result.errors
-    assert "hunter2-secret" not in result.errors["db"]
-
-
-def get_blog_stats() -> dict[str, int]:
-    return {"posts": 12, "authors": 3}
-
-
-async def get_async_stats() -> dict[str, float]:
-    return {"mrr": 1234.5}
-
-
-def test_python_functions_sync_and_async() -> None:
-    result = run(
-        get_blog_stats,
-        Function(get_async_stats, name="billing"),
-        Function("tests.test_sources:get_blog_stats", name="imported"),
-    )
-    assert result.values == {
-        "get_blog_stats.posts": 12,
-        "get_blog_stats.authors": 3,
-        "billing.mrr": 1234.5,
-        "imported.posts": 12,
-        "imported.authors": 3,
-    }
-
-
-def test_python_function_errors() -> None:
-    def broken() -> dict[str, int]:
-        raise RuntimeError("database is down")
-
-    def wrong_shape() -> list[int]:
-        return [1]
-
-    result = run(broken, wrong_shape)
-    assert result.errors["broken"] == "RuntimeError: database is down"
-    assert "expected a mapping" in result.errors["wrong_shape"]
-
-
-def test_command_source(tmp_path: Path) -> None:
-    result = run(
-        Command(name="n", command=[sys.executable, "-c", "print('12,374')"]),
-        Command(name="j", command=[sys.executable, "-c", 'print(\'{"a": 1, "b": "2.5k"}\')']),
-        Command(name="f", command=[sys.executable, "-c", "import sys; sys.exit('no data today')"]),
-    )
-    assert result.values == {"n.value": 12374, "j.a": 1, "j.b": 2500}
-    assert "exited with 1: no data today" in result.errors["f"]
-
-
 def test_store_records_runs_values_and_errors(site: Site, tmp_path: Path) -> None:
     url, _ = site
     store = Store(f"sqlite:///{tmp_path / 'kpi.db'}")
@@ -310,51 +214,6 @@ def test_retry_after_parsing() -> None:
     assert retry_after_seconds("7") == 7
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470) == pytest.approx(10)
     assert retry_after_seconds("soon") is None
-
-
-@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
-def test_sql_source_on_database_servers(server: str) -> None:
-    import uuid
-
-    import sqlalchemy as sa
-
-    from tests.services import require_mysql_url, require_postgres_url
-
-    url = require_postgres_url() if server == "postgresql" else require_mysql_url()
-    table = f"kpi_users_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"CREATE TABLE {table} (id INTEGER, paying INTEGER)"))
-        conn.execute(sa.text(f"INSERT INTO {table} VALUES (1, 1), (2, 0), (3, 1)"))
-    try:
-        slow = (
-            "SELECT pg_sleep(5)"
-            if server == "postgresql"
-            else "SELECT count(*) FROM information_schema.columns a, information_schema.columns b,"
-            " information_schema.columns c"
-        )
-        result = run(
-            SQL(
-                name="app",
-                url=url,
-                metrics={
-                    "users": f"SELECT count(*) FROM {table}",
-                    "paying": f"SELECT sum(paying) FROM {table}",
-                    "write": f"DELETE FROM {table}",
-                    "slow": slow,
-                },
-            ),
-            defaults=Defaults(timeout=1, retries=0),
-        )
-        assert result.values["app.users"] == 3 and result.values["app.paying"] == 2
-        assert "read" in result.errors["app.write"].lower()
-        assert "longer than the timeout" in result.errors["app.slow"]
-        with engine.connect() as conn:
-            assert conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar() == 3
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f"DROP TABLE {table}"))
-        engine.dispose()
 
 
 def test_credentials_do_not_follow_a_redirect_to_another_host() -> None:

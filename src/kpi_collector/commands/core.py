@@ -38,8 +38,27 @@ def parse_date(value: str | None, option: str) -> date | None:
     "--dir", "directory", default=".", type=click.Path(file_okay=False), help="Where to write."
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing kpi.yaml.")
-def init(directory: str, force: bool) -> None:
-    """Write a commented starter kpi.yaml (public, no-auth sources) and .env.example."""
+@click.option(
+    "--source",
+    "source_type",
+    metavar="TYPE",
+    help="Print a commented `sources:` entry of this type (github, pypi, ...) instead; writes nothing.",
+)
+def init(directory: str, force: bool, source_type: str | None) -> None:
+    """Write a commented starter kpi.yaml (public, no-auth sources) and .env.example.
+
+    With --source TYPE, print that type's sample entry (its folder's sample.yaml) to paste
+    into kpi.yaml; an unknown type is a usage error listing the known ones.
+    """
+    if source_type is not None:
+        from kpi_collector.config.plugins import source_sample
+        from kpi_collector.errors import ConfigError
+
+        try:
+            click.echo(source_sample(source_type), nl=False)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--source'") from None
+        return
     from kpi_collector.commands.starter import ENV_EXAMPLE, STARTER_CONFIG
 
     folder = Path(directory)

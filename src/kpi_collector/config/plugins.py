@@ -73,8 +73,12 @@ def _load(group: str, name: str, what: str) -> type[Any]:
 def _load_entry_point(group: str, name: str, what: str) -> type[Any]:
     ep = _entry_points(group).get(name)
     if ep is None:
-        known = ", ".join(names(group))
-        raise ConfigError(f"unknown {what} type {name!r}; known types: {known}")
+        from difflib import get_close_matches
+
+        known = names(group)
+        close = get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown {what} type {name!r}; known types: {', '.join(known)}{hint}")
     try:
         loaded: type[Any] = ep.load()
     except Exception as exc:  # a broken plugin must not take the others down silently
@@ -88,6 +92,29 @@ def source_type(name: str) -> type[Source]:
 
 def destination_type(name: str) -> type[Destination]:
     return _load(DESTINATION_GROUP, name, "destination")
+
+
+def source_sample(name: str) -> str:
+    """The commented, working `sources:` entry that a source type ships as `sample.yaml` in
+    its folder (`kpi_collector/sources/github/sample.yaml`): what `kpi init --source NAME`
+    prints. Third-party types ship one the same way, beside their class's module.
+
+    Raises ConfigError for an unknown type (listing the known ones and the closest name), or
+    for a type whose module is not a folder with a `sample.yaml`.
+    """
+    import sys
+    from importlib.resources import files
+
+    cls = source_type(name)
+    module = sys.modules[cls.__module__]
+    if hasattr(module, "__path__"):  # a package: a folder that can hold the sample
+        sample = files(module.__name__) / "sample.yaml"
+        if sample.is_file():
+            return sample.read_text(encoding="utf-8")
+    raise ConfigError(
+        f"source type {name!r} ({cls.__module__}) ships no sample.yaml beside its code; "
+        "see its documentation for its keys"
+    )
 
 
 def register_source(cls: type[Source]) -> type[Source]:

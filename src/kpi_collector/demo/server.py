@@ -5,14 +5,15 @@ day so history looks plausible. Runs in a background thread; used by `kpi demo` 
 
 from __future__ import annotations
 
-import asyncio
 import math
 import secrets
-import threading
 from datetime import UTC, date, datetime
 from typing import Any
 
 from aiohttp import web
+
+# the thread that serves the demo; it lives with the connectors' fakes, below this layer
+from kpi_collector.sources._fake import BackgroundServer as BackgroundServer
 
 DEMO_USER = "founder@example.com"
 DEMO_PASSWORD = "demo-password"
@@ -170,43 +171,3 @@ def make_app() -> web.Application:
     app.router.add_get("/podcast/analytics", analytics)
     app.router.add_get("/crm/v1/stats", crm_stats)
     return app
-
-
-class BackgroundServer:
-    """Serve an aiohttp app on 127.0.0.1 in a thread: `with BackgroundServer(app) as url: ...`."""
-
-    def __init__(self, app: web.Application, port: int = 0) -> None:
-        self.app = app
-        self.port = port
-        self.url = ""
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
-
-    def __enter__(self) -> str:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    def start(self) -> str:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
-        return self.url
-
-    async def _start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[attr-defined]
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
-            self._runner = None
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)

@@ -1,75 +1,32 @@
-"""Sources: each module is one config `type`; each returns `{metric: number}`."""
+"""Sources: each folder is one config `type` (`sources/github/`: its code, README.md,
+sample.yaml and local fake), each returns `{metric: number}`.
+
+A built-in type is registered once, by its entry point in pyproject.toml; the class names
+below it (`from kpi_collector.sources import GitHub`) are served from those entry points on
+first use, so nothing here lists them again and `import kpi_collector.sources` stays light.
+For a connector's own fields in the type checker, import it from its module
+(`from kpi_collector.sources.github import GitHub`); from here it is a `type[Source]`.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from kpi_collector.collect.extract import CSS, JMESPath, Metric, XPath
-from kpi_collector.lazy import lazy_exports
+from kpi_collector.lazy import entry_point_exports, exported_names
 from kpi_collector.sources.base import Observation, Source, SourceContext
 
-if TYPE_CHECKING:
-    from kpi_collector.sources.active_users import ActiveUsers
-    from kpi_collector.sources.codecov import Codecov
-    from kpi_collector.sources.command import Command
-    from kpi_collector.sources.discord import Discord
-    from kpi_collector.sources.dockerhub import DockerHub
-    from kpi_collector.sources.github import GitHub
-    from kpi_collector.sources.html import HTML
-    from kpi_collector.sources.http_json import HttpJson
-    from kpi_collector.sources.mixpanel import Mixpanel
-    from kpi_collector.sources.npm import Npm
-    from kpi_collector.sources.posthog import PostHog
-    from kpi_collector.sources.pypi import PyPI
-    from kpi_collector.sources.python import Function
-    from kpi_collector.sources.slack import Slack
-    from kpi_collector.sources.sql import SQL
-    from kpi_collector.sources.stripe import Stripe
+__all__ = ["CSS", "JMESPath", "Metric", "Observation", "Source", "SourceContext", "XPath"]
 
-__all__ = [
-    "CSS",
-    "HTML",
-    "SQL",
-    "ActiveUsers",
-    "Codecov",
-    "Command",
-    "Discord",
-    "DockerHub",
-    "Function",
-    "GitHub",
-    "HttpJson",
-    "JMESPath",
-    "Metric",
-    "Mixpanel",
-    "Npm",
-    "Observation",
-    "PostHog",
-    "PyPI",
-    "Slack",
-    "Source",
-    "SourceContext",
-    "Stripe",
-    "XPath",
-]
-
-_LAZY = {
-    "ActiveUsers": "active_users",
-    "Command": "command",
-    "Function": "python",
-    "GitHub": "github",
-    "HTML": "html",
-    "HttpJson": "http_json",
-    "SQL": "sql",
-    "PyPI": "pypi",
-    "Npm": "npm",
-    "DockerHub": "dockerhub",
-    "Codecov": "codecov",
-    "Discord": "discord",
-    "Slack": "slack",
-    "Stripe": "stripe",
-    "PostHog": "posthog",
-    "Mixpanel": "mixpanel",
-}
+_built_in = entry_point_exports(__name__, __name__)  # the entry-point group is named after us
 
 
-__getattr__ = lazy_exports("kpi_collector.sources", _LAZY)
+def __getattr__(name: str) -> type[Source]:
+    """A built-in source class by its class name (`GitHub`, `PyPI`, `HttpJson`, ...).
+
+    Raises AttributeError for any other name.
+    """
+    cls: type[Source] = _built_in(name)
+    return cls
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *exported_names(__name__, __name__)})

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from tests.fakes._base import FakeService, bearer, respond
+from kpi_collector.sources._fake import FakeService, bearer, respond
 
 
 @dataclass

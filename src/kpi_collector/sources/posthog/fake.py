@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes._base import FakeService, bearer, respond
+from kpi_collector.sources._fake import FakeService, bearer, respond
 
 _WINDOW = re.compile(
     r"count\(DISTINCT if\(toDate\(timestamp\) >= today\(\) - (\d+), person_id, NULL\)\) AS (\w+)"

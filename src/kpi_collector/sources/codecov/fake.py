@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes._base import FakeService, bearer, respond
+from kpi_collector.sources._fake import FakeService, bearer, respond
 
 
 @dataclass

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from tests.fakes._base import FakeService, respond
+from kpi_collector.sources._fake import FakeService, respond
 
 
 @dataclass

@@ -1,5 +1,7 @@
-"""What every fake service shares: a real aiohttp server on 127.0.0.1, request counts, and
-injected answers (an error, a 5xx, a 429 with Retry-After) before the normal ones.
+"""What the connectors' local fakes share: a real aiohttp server on 127.0.0.1, request counts,
+and injected answers (an error, a 5xx, a 429 with Retry-After) before the normal ones.
+
+For tests and `kpi demo` only: a connector never imports its `fake.py` or this module.
 
 Each fake answers like its real service: the same paths, JSON field names and nesting, headers,
 pagination and error bodies (copied from the services' public API documentation).
@@ -9,17 +11,55 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from kpi_collector.demo.server import BackgroundServer
+
+class BackgroundServer:
+    """Serve an aiohttp app on 127.0.0.1 in a thread: `with BackgroundServer(app) as url: ...`."""
+
+    def __init__(self, app: web.Application, port: int = 0) -> None:
+        self.app = app
+        self.port = port
+        self.url = ""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def start(self) -> str:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+        return self.url
+
+    async def _start(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[attr-defined]
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
+            self._runner = None
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -98,84 +138,3 @@ def bearer(request: web.Request) -> str | None:
         if value.startswith(prefix):
             return value[len(prefix) :]
     return None
-
-
-# running a source against a fake -------------------------------------------------------------
-
-
-def _context(client: Any, *, now: datetime | None, tz: str, timeout: float, retries: int) -> Any:
-    from zoneinfo import ZoneInfo
-
-    from kpi_collector.sources.base import SourceContext
-
-    return SourceContext(
-        client, timeout, retries, ZoneInfo(tz), now or datetime.now(UTC), Path.cwd()
-    )
-
-
-def collect(
-    source: Any,
-    *,
-    now: datetime | None = None,
-    tz: str = "UTC",
-    timeout: float = 5.0,
-    retries: int = 2,
-) -> dict[str, float]:
-    """`source.collect` through a real HTTP client (short backoff); errors raise."""
-    from kpi_collector.collect.http import HttpClient
-
-    async def go() -> dict[str, float]:
-        async with HttpClient(backoff=0.05) as client:
-            ctx = _context(client, now=now, tz=tz, timeout=timeout, retries=retries)
-            return dict(await source.collect(ctx))
-
-    return asyncio.run(go())
-
-
-def outcome(
-    source: Any,
-    *,
-    now: datetime | None = None,
-    tz: str = "UTC",
-    timeout: float = 5.0,
-    retries: int = 2,
-) -> Any:
-    """What the engine records for the source: values and (redacted) error messages."""
-    from zoneinfo import ZoneInfo
-
-    from kpi_collector.collect.http import HttpClient
-    from kpi_collector.config.models import Defaults
-    from kpi_collector.run.engine import collect_one
-
-    async def go() -> Any:
-        async with HttpClient(backoff=0.05) as client:
-            return await collect_one(
-                source,
-                client,
-                defaults=Defaults(timeout=timeout, retries=retries),
-                tz=ZoneInfo(tz),
-                base_dir=Path.cwd(),
-                now=now or datetime.now(UTC),
-            )
-
-    return asyncio.run(go())
-
-
-def backfill(
-    source: Any,
-    since: date,
-    *,
-    now: datetime | None = None,
-    tz: str = "UTC",
-    timeout: float = 5.0,
-    retries: int = 2,
-) -> list[Any]:
-    """Every observation `source.backfill` yields."""
-    from kpi_collector.collect.http import HttpClient
-
-    async def go() -> list[Any]:
-        async with HttpClient(backoff=0.05) as client:
-            ctx = _context(client, now=now, tz=tz, timeout=timeout, retries=retries)
-            return [obs async for obs in source.backfill(ctx, since)]
-
-    return asyncio.run(go())

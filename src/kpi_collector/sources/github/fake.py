@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from tests.fakes._base import FakeService, bearer, respond
+from kpi_collector.sources._fake import FakeService, bearer, respond
 
 DOCS = "https://docs.github.com/rest"
 

@@ -1,6 +1,5 @@
-"""Local download-count services: the PyPI Stats JSON API (`/api/packages/{p}/recent` and
-`/overall`) and npm's download counts API (`/downloads/point|range/{period}/{package}`), both
-answering from a daily series that ends yesterday, as the real ones do.
+"""A local npm download counts API (`/downloads/point|range/{period}/{package}`), answering
+from a daily series that ends yesterday, as the real one does.
 """
 
 from __future__ import annotations
@@ -10,71 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from aiohttp import web
 
-from tests.fakes._base import FakeService, respond
-
-_NOT_FOUND_PAGE = (
-    "<!doctype html><html lang=en><title>404 Not Found</title><h1>Not Found</h1><p>The requested URL was "
-    "not found on the server. If you entered the URL manually please check your spelling and try again.</p>"
-)
-
-
-@dataclass
-class FakePyPIStats(FakeService):
-    #: package -> day -> (downloads with mirrors, downloads without mirrors)
-    packages: dict[str, dict[date, tuple[int, int]]] = field(default_factory=dict)
-    today: date = field(default_factory=lambda: datetime.now(UTC).date())
-
-    def routes(self, app: web.Application) -> None:
-        app.router.add_get("/api/packages/{package}/recent", self.recent)
-        app.router.add_get("/api/packages/{package}/overall", self.overall)
-
-    def _series(self, request: web.Request) -> dict[date, tuple[int, int]] | None:
-        series = self.packages.get(request.match_info["package"])
-        if series is None:
-            return None
-        # PyPI Stats keeps 180 days and has nothing for today yet
-        first = self.today - timedelta(days=180)
-        return {d: v for d, v in series.items() if first <= d < self.today}
-
-    async def recent(self, request: web.Request) -> web.Response:
-        series = self._series(request)
-        if series is None:
-            return respond(404, _NOT_FOUND_PAGE)
-        yesterday = self.today - timedelta(days=1)
-
-        def last(days: int) -> int:
-            return sum(
-                v[1]
-                for d, v in series.items()
-                if yesterday - timedelta(days=days - 1) <= d <= yesterday
-            )
-
-        data = {"last_day": last(1), "last_month": last(30), "last_week": last(7)}
-        period = request.query.get("period")
-        if period:
-            data = {f"last_{period}": data[f"last_{period}"]}
-        return respond(
-            200,
-            {"data": data, "package": request.match_info["package"], "type": "recent_downloads"},
-        )
-
-    async def overall(self, request: web.Request) -> web.Response:
-        series = self._series(request)
-        if series is None:
-            return respond(404, _NOT_FOUND_PAGE)
-        mirrors = request.query.get("mirrors")
-        categories = {"true": ["with_mirrors"], "false": ["without_mirrors"]}.get(
-            mirrors or "", ["with_mirrors", "without_mirrors"]
-        )
-        rows = []
-        for day in sorted(series):
-            for category in categories:
-                value = series[day][0] if category == "with_mirrors" else series[day][1]
-                rows.append({"category": category, "date": day.isoformat(), "downloads": value})
-        return respond(
-            200,
-            {"data": rows, "package": request.match_info["package"], "type": "overall_downloads"},
-        )
+from kpi_collector.sources._fake import FakeService, respond
 
 
 @dataclass

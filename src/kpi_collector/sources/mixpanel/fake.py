@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes._base import FakeService, respond
+from kpi_collector.sources._fake import FakeService, respond
 
 
 @dataclass

@@ -1,0 +1,87 @@
+"""`type: mixpanel` against a local copy of its query API: active users over whole days ending
+yesterday through JQL or Segmentation, errors, and daily active users for backfill."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from kpi_collector.errors import HttpError
+from kpi_collector.sources.mixpanel import Mixpanel
+from kpi_collector.sources.mixpanel.fake import FakeMixpanel
+from tests.fakes.collect import backfill, collect, outcome
+from tests.fakes.data import EVENTS, NOW, TODAY, WINDOWS, YESTERDAY, expected
+
+MP_SECRET = "mp-fake-service-account-secret-42"
+
+
+@pytest.fixture
+def mixpanel():
+    fake = FakeMixpanel(
+        accounts={"kpi.bot.1234.mp-service-account": MP_SECRET},
+        projects={777: {"kpi.bot.1234.mp-service-account"}, 778: set()},
+        events=EVENTS,
+    )
+    with fake.serve():
+        yield fake
+
+
+def mixpanel_source(fake: FakeMixpanel, **kwargs) -> Mixpanel:
+    return Mixpanel(
+        project_id=kwargs.pop("project_id", 777),
+        username="kpi.bot.1234.mp-service-account",
+        secret=kwargs.pop("secret", MP_SECRET),
+        api_url=fake.url,
+        **kwargs,
+    )
+
+
+def test_mixpanel_any_event_through_jql(mixpanel: FakeMixpanel) -> None:
+    values = collect(mixpanel_source(mixpanel), now=NOW)
+    assert values == {m: expected(first, YESTERDAY) for m, first in WINDOWS.items()}
+    ((request),) = mixpanel.requests
+    assert request.path == "/api/query/jql" and request.query["project_id"] == "777"
+    assert request.headers["Authorization"].startswith("Basic ")
+
+
+def test_mixpanel_one_event_through_segmentation_intervals(mixpanel: FakeMixpanel) -> None:
+    values = collect(mixpanel_source(mixpanel, event="pageview"), now=NOW)
+    assert values == {m: expected(first, YESTERDAY, "pageview") for m, first in WINDOWS.items()}
+    intervals = sorted(r.query["interval"] for r in mixpanel.requests)
+    assert intervals == ["1", "30", "7"] and all(
+        r.query["type"] == "unique" for r in mixpanel.requests
+    )
+
+
+def test_mixpanel_errors(mixpanel: FakeMixpanel) -> None:
+    result = outcome(mixpanel_source(mixpanel, secret="wrong-secret-value-123"), now=NOW)
+    ((_, message, _),) = result.errors
+    assert "Mixpanel refused the credentials (HTTP 401: Invalid credentials)" in message
+    assert "`username` and `secret`" in message and "${MIXPANEL_SECRET}" in message
+    assert "wrong-secret-value-123" not in message
+    with pytest.raises(HttpError, match="needs a role in project 778"):
+        collect(mixpanel_source(mixpanel, project_id=778), now=NOW)
+
+
+def test_mixpanel_query_limit_then_answers(mixpanel: FakeMixpanel) -> None:
+    mixpanel.inject(
+        429, {"error": "Query rate limit exceeded", "status": "error"}, headers={"Retry-After": "1"}
+    )
+    assert collect(mixpanel_source(mixpanel, metrics=["wau"]), now=NOW)["wau"] == expected(
+        WINDOWS["wau"], YESTERDAY
+    )
+
+
+@pytest.mark.parametrize("event", [None, "pageview"])
+def test_mixpanel_backfill_daily_active_users(mixpanel: FakeMixpanel, event: str | None) -> None:
+    points = backfill(mixpanel_source(mixpanel, event=event), TODAY - timedelta(days=20), now=NOW)
+    by = {p.ts.date(): p.value for p in points}
+    assert min(by) == TODAY - timedelta(days=20) and max(by) == YESTERDAY
+    assert all(by[d] == expected(d, d, event) for d in by)
+    assert mixpanel.calls() == 1
+    (request,) = mixpanel.requests
+    if event is None:
+        assert request.path == "/api/query/jql"
+    else:
+        assert request.path == "/api/query/segmentation" and request.query["unit"] == "day"

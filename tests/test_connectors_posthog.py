@@ -1,0 +1,115 @@
+"""`type: posthog` against a local copy of its query API: active users over whole days ending
+yesterday, errors, and daily/weekly/monthly active users for backfill."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from kpi_collector.errors import HttpError
+from kpi_collector.sources.posthog import PostHog
+from kpi_collector.sources.posthog.fake import FakePostHog
+from tests.fakes.collect import backfill, collect, outcome
+from tests.fakes.data import EVENTS, NOW, TODAY, WINDOWS, YESTERDAY, expected
+
+PH_KEY = "phx_fakePersonalApiKey0123456789abcdef"
+
+
+@pytest.fixture
+def posthog():
+    fake = FakePostHog(
+        keys={PH_KEY: {"query:read"}, "phx_noscope_key_000000": {"insight:read"}},
+        events=EVENTS,
+        today=TODAY,
+    )
+    with fake.serve():
+        yield fake
+
+
+def posthog_source(fake: FakePostHog, **kwargs) -> PostHog:
+    return PostHog(
+        project_id=kwargs.pop("project_id", 4242),
+        api_key=kwargs.pop("api_key", PH_KEY),
+        api_url=fake.url,
+        **kwargs,
+    )
+
+
+def test_posthog_active_users_in_one_query(posthog: FakePostHog) -> None:
+    values = collect(posthog_source(posthog), now=NOW)
+    assert values == {m: expected(first, YESTERDAY) for m, first in WINDOWS.items()}
+    assert values["dau"] > 0 and values["mau"] > values["wau"] > values["dau"]
+    ((request),) = posthog.requests
+    assert request.headers["Authorization"] == f"Bearer {PH_KEY}"
+    assert request.path == "/api/projects/4242/query/"
+
+
+def test_posthog_event_goes_in_as_a_value_not_into_the_sql(posthog: FakePostHog) -> None:
+    values = collect(posthog_source(posthog, event="signup", metrics=["mau"]), now=NOW)
+    assert values == {"mau": expected(WINDOWS["mau"], YESTERDAY, "signup")}
+    (sent,) = posthog.queries
+    assert sent["query"]["values"] == {"event": "signup"} and "signup" not in sent["query"]["query"]
+
+
+def test_posthog_errors(posthog: FakePostHog) -> None:
+    wrong = "phx_wrongPersonalApiKey_zzzzzzzzzzzz"
+    result = outcome(posthog_source(posthog, api_key=wrong), now=NOW)
+    ((_, message, _),) = result.errors
+    assert "PostHog refused the credentials (HTTP 401: Personal API key found in request" in message
+    assert "${POSTHOG_API_KEY}" in message and wrong not in message
+    with pytest.raises(HttpError, match=r"needs the Query Read scope \(query:read\)"):
+        collect(posthog_source(posthog, api_key="phx_noscope_key_000000"), now=NOW)
+    with pytest.raises(HttpError, match=r"PostHog has no project 99 .*eu\.posthog\.com"):
+        collect(posthog_source(posthog, project_id="99"), now=NOW)
+
+
+def test_posthog_throttled_then_answers(posthog: FakePostHog) -> None:
+    posthog.inject(
+        429,
+        {
+            "type": "throttled_error",
+            "code": "throttled",
+            "detail": "Request was throttled. Expected available in 1 second.",
+            "attr": None,
+        },
+        headers={"Retry-After": "1"},
+    )
+    assert collect(posthog_source(posthog, metrics=["dau"]), now=NOW) == {
+        "dau": expected(YESTERDAY, YESTERDAY)
+    }
+
+
+@pytest.mark.parametrize("event", [None, "signup"])
+def test_posthog_backfill_daily_weekly_monthly_active_users(
+    posthog: FakePostHog, event: str | None
+) -> None:
+    since = TODAY - timedelta(days=90)
+    points = backfill(posthog_source(posthog, event=event), since, now=NOW)
+    by: dict[str, dict[date, float]] = {}
+    for p in points:
+        by.setdefault(p.metric, {})[p.ts.date()] = p.value
+    assert set(by) == {"dau", "wau", "mau"}
+    first_day = TODAY - timedelta(days=60)
+    for metric, span in {"dau": 1, "wau": 7, "mau": 30}.items():
+        days = by[metric]
+        assert min(days) == first_day and max(days) == YESTERDAY  # nor before, nor today
+        assert len(days) == (YESTERDAY - first_day).days + 1  # quiet days count 0
+        for day, value in days.items():
+            assert value == expected(day - timedelta(days=span - 1), day, event), (metric, day)
+    assert any(by["mau"][d] > by["wau"][d] > by["dau"][d] for d in by["dau"])
+    (sent,) = posthog.queries
+    assert sent["query"]["values"] == {
+        "since": since.isoformat(),
+        **({"event": event} if event else {}),
+    }
+    assert "LIMIT 10000" in sent["query"]["query"]
+
+
+def test_posthog_backfill_from_a_day_inside_the_data(posthog: FakePostHog) -> None:
+    """A window reaches back before `since`: a day's wau and mau still count those persons."""
+    since = TODAY - timedelta(days=20)
+    points = backfill(posthog_source(posthog, metrics=["mau"]), since, now=NOW)
+    values = {p.ts.date(): p.value for p in points}
+    assert min(values) == since and {p.metric for p in points} == {"mau"}
+    assert values[since] == expected(since - timedelta(days=29), since)
