@@ -618,6 +618,9 @@ def test_two_once_processes_a_second_apart_run_the_fire_time_once(
     tmp_path: Path, once_store: str
 ) -> None:
     (tmp_path / "kpi.yaml").write_text(f"store: '{once_store}'\n" + SLOW_CONFIG)
+    ready = HistoryStore(once_store)
+    ready.migrate()  # the schema exists: this test is about the runs, not concurrent migrations
+    ready.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
     env["PYTHONPATH"] = str(ROOT)
     command = [sys.executable, "-m", "kpi_collector", "-c", str(tmp_path / "kpi.yaml")]
