@@ -27,6 +27,7 @@ from kpi_collector.run.engine import SourceOutcome, collect_all
 from kpi_collector.run.result import RunResult
 from kpi_collector.secrets import redact
 from kpi_collector.sources.base import Source
+from kpi_collector.store.history import RunError, StoredObservation
 
 if TYPE_CHECKING:
     from kpi_collector.alerts.engine import AlertScope
@@ -231,26 +232,27 @@ class Pipeline:
         finally:
             run_id = await begin if begin is not None else None
         result = RunResult(run_id, started, started, outcomes=outcomes)
-        errors: list[tuple[str, str | None, str, bool]] = []
+        errors: list[RunError] = []
         for outcome in outcomes:
             for metric, value in outcome.values.items():
                 kpi = f"{outcome.source}.{metric}"
                 result.values[kpi] = value
                 result.sources[kpi] = outcome.source
-            for failed, message, transient in outcome.errors:
-                kpi_id = f"{outcome.source}.{failed}" if failed else None
-                result.errors[kpi_id or outcome.source] = message
-                errors.append((outcome.source, kpi_id, message, transient))
+            for failure in outcome.errors:
+                kpi_id = f"{outcome.source}.{failure.metric}" if failure.metric else None
+                result.errors[kpi_id or outcome.source] = failure.message
+                errors.append(RunError(outcome.source, kpi_id, failure.message, failure.transient))
         for kpi, message in self._derive(result.values, partial=bool(only)).items():
             result.errors[kpi] = message
-            errors.append(("formula", kpi, message, False))
+            errors.append(RunError("formula", kpi, message, transient=False))
         result.finished_at = datetime.now(UTC)
         if store is not None and run_id is not None:
             ts = started.timestamp()
             store.finish_run(
                 run_id,
                 observations=[
-                    (k, ts, v, result.sources.get(k, "formula")) for k, v in result.values.items()
+                    StoredObservation(k, ts, v, result.sources.get(k, "formula"))
+                    for k, v in result.values.items()
                 ],
                 errors=errors,
                 finished_at=result.finished_at.timestamp(),

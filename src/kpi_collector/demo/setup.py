@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from kpi_collector.demo.server import DEMO_CRM_TOKEN, DEMO_PASSWORD, DEMO_USER, metric
+from kpi_collector.store.history import StoredObservation
 
 HISTORY_DAYS = 90
 
@@ -86,8 +87,8 @@ def _write_app_db(path: Path) -> None:
         conn.executemany("INSERT INTO users (email, created_at) VALUES (?, ?)", rows)
 
 
-def history_points(today: date, days: int = HISTORY_DAYS) -> list[tuple[str, float, float, str]]:
-    """(kpi, ts, value, source) for each day before today, at 07:00 UTC."""
+def history_points(today: date, days: int = HISTORY_DAYS) -> list[StoredObservation]:
+    """A value of every demo KPI for each day before `today`, at 07:00 UTC."""
     kpis = {
         "github.stars": "stars",
         "github.forks": "forks",
@@ -104,5 +105,5 @@ def history_points(today: date, days: int = HISTORY_DAYS) -> list[tuple[str, flo
         day = today - timedelta(days=back)
         ts = datetime.combine(day, time(7), tzinfo=UTC).timestamp()
         for kpi, name in kpis.items():
-            points.append((kpi, ts, metric(name, day), kpi.partition(".")[0]))
+            points.append(StoredObservation(kpi, ts, metric(name, day), kpi.partition(".")[0]))
     return points

@@ -129,9 +129,7 @@ class Digest:
             before = moment.timestamp() - compare_days * 86400
             previous = {k: r.value for k, r in store.latest(ids, before=before).items()}
         runs = store.runs(1)
-        failures = [
-            (e["kpi"] or e["source"], e["message"]) for e in (runs[0].errors if runs else [])
-        ]
+        failures = [(e.kpi or e.source, e.message) for e in (runs[0].errors if runs else [])]
         lines = [
             DigestLine(k, _title(k, specs), latest[k].value, _unit(k, specs), previous.get(k))
             for k in ids

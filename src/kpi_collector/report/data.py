@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, TypeVar, overload
 
 from kpi_collector.format import format_change, format_value, percent_change
 from kpi_collector.secrets import redact
@@ -20,9 +20,171 @@ from kpi_collector.store.periods import PERIODS, next_period, period_start
 
 if TYPE_CHECKING:
     from kpi_collector.config import Config
-    from kpi_collector.store import HistoryStore
+    from kpi_collector.store import HistoryStore, RunRecord
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# The documents (JSON-bound: /api/kpis, /api/kpis/{id}/series, /api/runs, the pages' data).
+# Times are ISO 8601 strings in the config's time zone, periods the ISO date of their start.
+
+
+class KpiDoc(TypedDict):
+    """How a KPI is shown, from its `kpis:` entry (the id as title when it has none)."""
+
+    id: str
+    title: str
+    unit: str | None
+    description: str | None
+    target: float | None
+    agg: str
+    higher_is_better: bool
+    source: str  # the part of the id before the first dot
+
+
+class Tile(KpiDoc):
+    """One KPI on the overview: its newest period's value against the period before."""
+
+    period: str | None  # the newest period with a value (None: only older than the sparkline)
+    value: float | None
+    value_text: str  # formatted with the unit; "no data" without a value
+    previous: float | None  # the value of the period before `period`
+    previous_period: str | None
+    change: float | None  # value - previous
+    change_pct: float | None
+    change_text: str
+    progress: float | None  # value / target
+    sparkline: list[float | None]  # one value per period of `OverviewDoc.periods`
+    updated_at: str | None  # when the newest value was collected
+    stale: bool  # older than its source's schedule allows (see `stale_after`)
+
+
+class RunErrorDoc(TypedDict):
+    """One error of a run (`store.history.RunError`), its message redacted."""
+
+    source: str
+    kpi: str | None
+    message: str
+    transient: bool
+
+
+class RunDoc(TypedDict):
+    """One run (`store.history.RunRecord`); `duration` in seconds."""
+
+    id: int
+    started_at: str
+    finished_at: str | None
+    duration: float | None
+    status: str
+    trigger: str
+    n_values: int
+    n_errors: int
+    errors: list[RunErrorDoc]
+
+
+class SourceStatusDoc(TypedDict):
+    """A source's state on the overview: ok, failing, stale, no data or disabled."""
+
+    name: str
+    type: str | None  # None: not in the config (formulas, a source since removed)
+    status: str
+    updated_at: str | None  # its newest value
+    error: str | None  # from the newest run
+
+
+class SchedulerDoc(TypedDict):
+    state: str
+    beat_at: str
+    next_run_at: str | None
+
+
+class RunInProgressDoc(TypedDict):
+    started_at: str | None
+    detail: str | None
+
+
+class AlertDoc(TypedDict):
+    alert: str
+    message: str
+    since: str | None
+
+
+class JobDoc(TypedDict):
+    """A scheduled job's state: `last_success` in UTC epoch seconds (None: never)."""
+
+    job: str
+    last_success: float | None
+    last_status: str | None
+    overdue: bool
+
+
+class HealthDoc(TypedDict):
+    """The collector's health (`kpi validate --health`), texts redacted."""
+
+    ok: bool
+    problems: list[str]
+    warnings: list[str]
+    scheduler: SchedulerDoc | None  # None: no `kpi schedule` ever ran on this store
+    run_in_progress: RunInProgressDoc | None
+    alerts: list[AlertDoc]
+    jobs: list[JobDoc]
+
+
+class OverviewDoc(TypedDict):
+    """Every KPI's tile, in display order, with the newest run, sources and health."""
+
+    generated_at: str
+    timezone: str
+    period: str  # day, week or month
+    since: str  # the first sparkline period
+    periods: list[str]  # the sparkline's periods, oldest first
+    north_star: str | None
+    last_run: RunDoc | None
+    sources: list[SourceStatusDoc]
+    health: HealthDoc | None  # None for a single-KPI overview or when it cannot be read
+    kpis: list[Tile]
+
+
+class PointDoc(TypedDict):
+    """One period's value; `at` (comparison windows only): the period it is drawn against."""
+
+    period: str
+    value: float
+    text: str
+    at: NotRequired[str]
+
+
+class SeriesDoc(KpiDoc):
+    """One KPI per period, with the window before and the same window a year earlier."""
+
+    period: str
+    timezone: str
+    since: str | None
+    points: list[PointDoc]
+    previous: list[PointDoc]
+    year_ago: list[PointDoc]
+
+
+class PendingDeliveryDoc(TypedDict):
+    """A delivery not done: `status` "pending" (retried) or "failed" (refused for good)."""
+
+    destination: str
+    period: str
+    run_id: int | None
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: str | None
+    updated_at: str | None
+
+
+class RunsDoc(TypedDict):
+    """The newest runs, newest first, and the deliveries pending or refused for good."""
+
+    timezone: str
+    runs: list[RunDoc]
+    deliveries: list[PendingDeliveryDoc]
+
 
 #: how many periods the overview's sparklines show
 SPARK_PERIODS = {"day": 30, "week": 26, "month": 24}
@@ -58,7 +220,14 @@ def stale_after(expr: str, zone: Any, now: float) -> timedelta:
     return max(timedelta(seconds=STALE_INTERVALS * max(gaps)), MIN_STALE_AFTER)
 
 
+@overload
+def iso(ts: float, zone: Any) -> str: ...
+@overload
+def iso(ts: None, zone: Any) -> None: ...
+@overload
+def iso(ts: float | None, zone: Any) -> str | None: ...
 def iso(ts: float | None, zone: Any) -> str | None:
+    """UTC epoch seconds as an ISO 8601 time in `zone`, to the second; None stays None."""
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, zone).isoformat(timespec="seconds")
@@ -112,6 +281,7 @@ class DashboardData:
         self._cache: dict[tuple[Any, ...], Any] | None = {} if cache else None
 
     def close(self) -> None:
+        """Close the store's connections."""
         self.store.close()
 
     # the rollup -------------------------------------------------------------------------------
@@ -138,7 +308,7 @@ class DashboardData:
 
         return data_version(self.store)
 
-    def cached(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    def cached(self, key: tuple[Any, ...], build: Callable[[], T]) -> T:
         """`build()`, reused while the store is unchanged (and for at most five minutes)."""
         if self._cache is None:
             return build()
@@ -180,7 +350,8 @@ class DashboardData:
         """`ids` in display order, as everywhere else (`config.models.display_order`)."""
         return self.config.order(ids)
 
-    def spec(self, kpi: str) -> dict[str, Any]:
+    def spec(self, kpi: str) -> KpiDoc:
+        """How `kpi` is shown: its `kpis:` entry, or defaults (the id as title)."""
         spec = self.config.kpis.get(kpi)
         return {
             "id": kpi,
@@ -193,7 +364,7 @@ class DashboardData:
             "source": kpi.partition(".")[0],
         }
 
-    def overview(self, period: str = "day", *, only: Sequence[str] | None = None) -> dict[str, Any]:
+    def overview(self, period: str = "day", *, only: Sequence[str] | None = None) -> OverviewDoc:
         """Every KPI's current value, change against the previous period, sparkline, target
         (`only`: just these KPIs)."""
         if period not in PERIODS:
@@ -219,45 +390,50 @@ class DashboardData:
         )
         missing = [k for k in ids if k not in sparks]
         older = self.store.latest(missing) if missing else {}
-        tiles = []
+        tiles: list[Tile] = []
         raw_latest: dict[str, Any] | None = None
         for kpi in ids:
-            tile = self.spec(kpi)
+            spec = self.spec(kpi)
             spark = sparks.get(kpi)
             known = [i for i, v in enumerate(spark) if v is not None] if spark else []
-            unit = tile["unit"]
+            unit = spec["unit"]
             value: float | None = None
+            previous: float | None = None
             updated: float | None = None
-            if known:
-                value = spark[known[-1]]  # type: ignore[index]
+            shown: str | None = None
+            previous_period: str | None = None
+            if spark and known:
+                value = spark[known[-1]]
                 updated = stamps.get(kpi) if stamps is not None else None
-                tile["period"] = labels[known[-1]]
+                shown = labels[known[-1]]
                 if len(known) > 1:
-                    tile["previous"] = spark[known[-2]]  # type: ignore[index]
-                    tile["previous_period"] = labels[known[-2]]
+                    previous = spark[known[-2]]
+                    previous_period = labels[known[-2]]
             elif kpi in older:
                 row = older[kpi]
                 value, updated = row.value, row.ts
-                tile["period"] = None
-            tile["value"] = value
-            tile["value_text"] = format_value(value, unit) if value is not None else "no data"
-            previous = tile.setdefault("previous", None)
-            tile.setdefault("previous_period", None)
-            tile["change"] = (
-                value - previous if value is not None and previous is not None else None
-            )
-            tile["change_pct"] = percent_change(value, previous) if value is not None else None
-            tile["change_text"] = format_change(value, previous, unit) if value is not None else ""
-            target = tile["target"]
-            tile["progress"] = value / target if value is not None and target else None
-            tile["sparkline"] = spark or [None] * count
             if stamps is None and known:  # raw-query fallback: no timestamps with the periods
                 if raw_latest is None:
                     raw_latest = self.store.latest(ids)
                 updated = raw_latest[kpi].ts if kpi in raw_latest else None
-            tile["updated_at"] = iso(updated, self.zone)
-            tile["stale"] = updated is None or now - updated > self._stale_seconds(kpi, now)
-            tiles.append(tile)
+            target = spec["target"]
+            tiles.append(
+                Tile(
+                    **spec,
+                    period=shown,
+                    value=value,
+                    value_text=format_value(value, unit) if value is not None else "no data",
+                    previous=previous,
+                    previous_period=previous_period,
+                    change=value - previous if value is not None and previous is not None else None,
+                    change_pct=percent_change(value, previous) if value is not None else None,
+                    change_text=format_change(value, previous, unit) if value is not None else "",
+                    progress=value / target if value is not None and target else None,
+                    sparkline=spark or [None] * count,
+                    updated_at=iso(updated, self.zone),
+                    stale=updated is None or now - updated > self._stale_seconds(kpi, now),
+                )
+            )
         newest = {t["id"]: t for t in tiles}
         runs = self.store.runs(1)
         last_run = self._run(runs[0]) if runs else None
@@ -274,7 +450,7 @@ class DashboardData:
             "kpis": tiles,
         }
 
-    def health(self) -> dict[str, Any] | None:
+    def health(self) -> HealthDoc | None:
         """The collector's health (`kpi validate --health`): problems, warnings, the scheduler
         and the active alerts, in the config's time zone; None where it cannot be read."""
         try:
@@ -332,16 +508,16 @@ class DashboardData:
         return self._stale_by_cron[expr]
 
     def _sources(
-        self, tiles: dict[str, dict[str, Any]], run: Any, now: float
-    ) -> list[dict[str, Any]]:
+        self, tiles: dict[str, Tile], run: RunRecord | None, now: float
+    ) -> list[SourceStatusDoc]:
         """Each configured source: ok, failing (with its error from the newest run) or stale."""
         errors: dict[str, str] = {}
         for error in run.errors if run else []:
-            errors.setdefault(error["source"], redact(error["message"]))
-        by_source: dict[str, list[dict[str, Any]]] = {}
+            errors.setdefault(error.source, redact(error.message))
+        by_source: dict[str, list[Tile]] = {}
         for kpi, tile in tiles.items():
             by_source.setdefault(kpi.partition(".")[0], []).append(tile)
-        out = []
+        out: list[SourceStatusDoc] = []
         for source in self.config.sources:
             kpis = by_source.get(source.name, [])
             stamps = [t["updated_at"] for t in kpis if t["updated_at"]]
@@ -379,15 +555,15 @@ class DashboardData:
                 )
         return out
 
-    def series(self, kpi: str, period: str = "day", since: date | None = None) -> dict[str, Any]:
+    def series(self, kpi: str, period: str = "day", since: date | None = None) -> SeriesDoc:
         """One KPI per period from `since`, plus the window before and the same window a year earlier.
 
         Values come from `HistoryStore.series`, as in `kpi history`.
         """
         if period not in PERIODS:
             raise ValueError(f"unknown period {period!r}; use day, week or month")
-        doc = self.spec(kpi)
-        unit = doc["unit"]
+        spec = self.spec(kpi)
+        unit = spec["unit"]
         today = datetime.fromtimestamp(self.clock(), self.zone).date()
         end = next_period(period_start(today, period), period)
         fetch_from = None
@@ -402,15 +578,15 @@ class DashboardData:
         )
         points = history.get(kpi, [])
 
-        def point(day: date, value: float, at: date | None = None) -> dict[str, Any]:
-            out = {"period": day.isoformat(), "value": value, "text": format_value(value, unit)}
+        def point(day: date, value: float, at: date | None = None) -> PointDoc:
+            out = PointDoc(period=day.isoformat(), value=value, text=format_value(value, unit))
             if at is not None:
                 out["at"] = at.isoformat()
             return out
 
         current = [point(d, v) for d, v in points if since is None or d >= since]
-        previous: list[dict[str, Any]] = []
-        year_ago: list[dict[str, Any]] = []
+        previous: list[PointDoc] = []
+        year_ago: list[PointDoc] = []
         if since is not None:
             span = end - since
             year_from, year_to = year_earlier(since, period), year_earlier(end, period)
@@ -420,7 +596,8 @@ class DashboardData:
                 if year_from <= d < year_to:
                     shifted = d + timedelta(weeks=52) if period == "week" else _next_year(d)
                     year_ago.append(point(d, v, shifted))
-        doc.update(
+        return SeriesDoc(
+            **spec,
             period=period,
             timezone=self.config.timezone,
             since=since.isoformat() if since else None,
@@ -428,11 +605,10 @@ class DashboardData:
             previous=previous,
             year_ago=year_ago,
         )
-        return doc
 
     # runs ---------------------------------------------------------------------------------------
 
-    def _run(self, run: Any) -> dict[str, Any]:
+    def _run(self, run: RunRecord) -> RunDoc:
         return {
             "id": run.id,
             "started_at": iso(run.started_at, self.zone),
@@ -442,10 +618,15 @@ class DashboardData:
             "trigger": run.trigger,
             "n_values": run.n_values,
             "n_errors": run.n_errors,
-            "errors": [{**e, "message": redact(e["message"])} for e in run.errors],
+            "errors": [
+                RunErrorDoc(
+                    source=e.source, kpi=e.kpi, message=redact(e.message), transient=e.transient
+                )
+                for e in run.errors
+            ],
         }
 
-    def runs(self, limit: int = 50) -> dict[str, Any]:
+    def runs(self, limit: int = 50) -> RunsDoc:
         """The newest runs with their errors per source, and the deliveries still pending."""
         return {
             "timezone": self.config.timezone,
@@ -453,7 +634,7 @@ class DashboardData:
             "deliveries": self.pending_deliveries(),
         }
 
-    def pending_deliveries(self) -> list[dict[str, Any]]:
+    def pending_deliveries(self) -> list[PendingDeliveryDoc]:
         """Deliveries waiting to be retried (`pending`) and refused for good (`failed`, until
         `kpi deliver --retry`), oldest first; not `dropped` ones (their run is gone)."""
         from kpi_collector.store.deliveries import FAILED, PENDING, records

@@ -94,13 +94,14 @@ def render_html(
     for line in digest.lines:
         spec = specs[line.kpi]
         change = format_change(line.value, line.previous, line.unit) if compare_days else ""
-        tile = {"change": None if line.previous is None else line.value - line.previous, **spec}
+        change_by = None if line.previous is None else line.value - line.previous
+        trend = pages.trend_class(change_by, spec["higher_is_better"])
         target = spec["target"]
         progress = pages.progress_bar(line.value / target, target, line.unit) if target else ""
         rows.append(
             f'<tr data-kpi="{escape(line.kpi)}"><td>{escape(line.title)}</td>'
             f"<td class=num>{escape(line.value_text)}</td>"
-            f'<td class="num change {pages.trend_class(tile)}">{escape(change)}</td><td>{progress}</td></tr>'
+            f'<td class="num change {trend}">{escape(change)}</td><td>{progress}</td></tr>'
         )
     failures = "".join(f"<li>{escape(text)}</li>" for text in digest.failure_lines(limit=None))
     charts = "".join(

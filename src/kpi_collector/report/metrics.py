@@ -5,13 +5,13 @@ format (version 0.0.4), so a team with Prometheus and Grafana can scrape the das
 from __future__ import annotations
 
 import platform
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kpi_collector._version import __version__
 from kpi_collector.destinations.exposition import CONTENT_TYPE, label, number
 
 if TYPE_CHECKING:
-    from kpi_collector.report.data import DashboardData
+    from kpi_collector.report.data import DashboardData, JobDoc
 
 __all__ = ["CONTENT_TYPE", "metrics_text"]
 #: every status a run can have (HistoryStore.finish_run, schedule.state.mark_interrupted)
@@ -181,7 +181,7 @@ def _sources(lines: list[str], data: DashboardData) -> None:
     )
 
 
-def _jobs(lines: list[str], jobs: list[dict[str, Any]]) -> None:
+def _jobs(lines: list[str], jobs: list[JobDoc]) -> None:
     """Per scheduled job (`main`, `source:NAME`, `destination:NAME`)."""
     _family(
         lines,

@@ -13,8 +13,19 @@ import math
 from collections.abc import Iterable, Sequence
 from html import escape
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
+
+if TYPE_CHECKING:
+    from kpi_collector.report.data import (
+        HealthDoc,
+        OverviewDoc,
+        RunDoc,
+        RunsDoc,
+        SeriesDoc,
+        SourceStatusDoc,
+        Tile,
+    )
 
 STATIC = "kpi_collector.report"
 FAVICON = (
@@ -165,28 +176,28 @@ def when(stamp: str | None) -> str:
     return stamp[:16].replace("T", " ")
 
 
-def trend_class(tile: dict[str, Any]) -> str:
-    change = tile.get("change")
+def trend_class(change: float | None, higher_is_better: bool = True) -> str:
+    """The CSS class of a change: "good", "bad" (by the KPI's direction) or "flat"."""
     if not change:
         return "flat"
-    good = (change > 0) == bool(tile.get("higher_is_better", True))
-    return "good" if good else "bad"
+    return "good" if (change > 0) == higher_is_better else "bad"
 
 
-def tile_html(tile: dict[str, Any], *, star: bool = False, link: bool = True) -> str:
+def tile_html(tile: Tile, *, star: bool = False, link: bool = True) -> str:
+    """One KPI's tile: title, value, change against the period before, sparkline, target."""
     title = escape(tile["title"])
     href = f"/kpi/{quote(tile['id'], safe='')}"
     heading = f'<a href="{href}">{title}</a>' if link else title
-    change = escape(tile.get("change_text") or "")
-    previous = tile.get("previous_period")
+    change = escape(tile["change_text"])
+    previous = tile["previous_period"]
     versus = f' <span class="muted">vs {escape(previous)}</span>' if previous and change else ""
     stale = (
         ' <span class="badge stale">stale</span>'
-        if tile.get("stale") and tile.get("value") is not None
+        if tile["stale"] and tile["value"] is not None
         else ""
     )
     spark = sparkline(
-        tile.get("sparkline") or [],
+        tile["sparkline"],
         css="spark big" if star else "spark",
         width=300 if star else 120,
         height=60 if star else 32,
@@ -195,9 +206,9 @@ def tile_html(tile: dict[str, Any], *, star: bool = False, link: bool = True) ->
     return (
         f'<article class="{classes}" data-kpi="{escape(tile["id"])}">'
         f'<h2 class="title">{heading}{stale}</h2>'
-        f'<div class="value" data-value="{escape(repr(tile.get("value")))}">{escape(tile["value_text"])}</div>'
-        f'<div class="change {trend_class(tile)}">{change}{versus}</div>'
-        f"{spark}{progress_bar(tile.get('progress'), tile.get('target'), tile.get('unit'))}"
+        f'<div class="value" data-value="{escape(repr(tile["value"]))}">{escape(tile["value_text"])}</div>'
+        f'<div class="change {trend_class(tile["change"], tile["higher_is_better"])}">{change}{versus}</div>'
+        f"{spark}{progress_bar(tile['progress'], tile['target'], tile['unit'])}"
         f'<div class="kpi-id muted">{escape(tile["id"])}</div></article>'
     )
 
@@ -211,10 +222,10 @@ def period_switch(current: str, base: str, extra: dict[str, str] | None = None) 
     return f'<div class="segmented" role="group" aria-label="period">{"".join(out)}</div>'
 
 
-def run_line(run: dict[str, Any] | None) -> str:
+def run_line(run: RunDoc | None) -> str:
     if run is None:
         return '<p class="muted">No run yet: <code>kpi run</code> collects the first values.</p>'
-    duration = f" in {run['duration']:.1f} s" if run.get("duration") is not None else ""
+    duration = f" in {run['duration']:.1f} s" if run["duration"] is not None else ""
     return (
         f'<p class="lastrun">Last run <a href="/runs">#{run["id"]}</a> '
         f'<span class="status {escape(run["status"])}">{escape(run["status"])}</span> '
@@ -223,32 +234,32 @@ def run_line(run: dict[str, Any] | None) -> str:
     )
 
 
-def sources_html(sources: Iterable[dict[str, Any]]) -> str:
+def sources_html(sources: Iterable[SourceStatusDoc]) -> str:
     rows = [s for s in sources if s["status"] not in ("ok", "disabled")]
     if not rows:
         return ""
     items = "".join(
         f'<li><span class="status {escape(s["status"].replace(" ", "-"))}">{escape(s["status"])}</span> '
         f"<strong>{escape(s['name'])}</strong>"
-        f"{' — ' + escape(s['error']) if s.get('error') else ''}"
-        f"{' (newest value ' + escape(when(s['updated_at'])) + ')' if s.get('updated_at') and not s.get('error') else ''}"
+        f"{' — ' + escape(s['error']) if s['error'] else ''}"
+        f"{' (newest value ' + escape(when(s['updated_at'])) + ')' if s['updated_at'] and not s['error'] else ''}"
         "</li>"
         for s in rows
     )
     return f'<section class="sources"><h2>Sources needing attention</h2><ul>{items}</ul></section>'
 
 
-def health_html(health: dict[str, Any] | None) -> str:
+def health_html(health: HealthDoc | None) -> str:
     """The scheduler's state, then problems, active alerts and warnings (when there are any)."""
     if health is None:
         return ""
-    daemon = health.get("scheduler")
+    daemon = health["scheduler"]
     if daemon is None:
         line = "Scheduler: not started on this store (runs by cron or by hand)"
     else:
-        upcoming = f", next run {when(daemon['next_run_at'])}" if daemon.get("next_run_at") else ""
+        upcoming = f", next run {when(daemon['next_run_at'])}" if daemon["next_run_at"] else ""
         line = f"Scheduler: {daemon['state']}, last heartbeat {when(daemon['beat_at'])}{upcoming}"
-    running = health.get("run_in_progress")
+    running = health["run_in_progress"]
     if running is not None:
         line += f"; a run is in progress since {when(running['started_at'])}"
     items = [f'<li class="problem">{escape(p)}</li>' for p in health["problems"]]
@@ -269,18 +280,19 @@ def health_html(health: dict[str, Any] | None) -> str:
 # pages ----------------------------------------------------------------------------------------
 
 
-def overview_page(doc: dict[str, Any]) -> str:
+def overview_page(doc: OverviewDoc) -> str:
+    """The overview: the north star's tile, then every other KPI's, with health and sources."""
     tiles = doc["kpis"]
-    star_id = doc.get("north_star")
+    star_id = doc["north_star"]
     star = next((t for t in tiles if t["id"] == star_id), None)
     rest = [t for t in tiles if t is not star]
     body = [
         '<div class="bar-line">',
         period_switch(doc["period"], "/"),
-        run_line(doc.get("last_run")),
+        run_line(doc["last_run"]),
         "</div>",
-        health_html(doc.get("health")),
-        sources_html(doc.get("sources", [])),
+        health_html(doc["health"]),
+        sources_html(doc["sources"]),
     ]
     if star is not None:
         body.append(
@@ -296,9 +308,10 @@ def overview_page(doc: dict[str, Any]) -> str:
     return layout("KPIs", "".join(body), nav=nav_links("overview"), scripts=())
 
 
-def series_table(doc: dict[str, Any]) -> str:
-    prev = {p["at"]: p for p in doc.get("previous", [])}
-    year = {p["at"]: p for p in doc.get("year_ago", [])}
+def series_table(doc: SeriesDoc) -> str:
+    """The values of a series, newest first, beside the window before and a year earlier."""
+    prev = {p.get("at"): p for p in doc["previous"]}
+    year = {p.get("at"): p for p in doc["year_ago"]}
     rows = []
     for p in reversed(doc["points"]):
         pp, yp = prev.get(p["period"]), year.get(p["period"])
@@ -314,7 +327,8 @@ def series_table(doc: dict[str, Any]) -> str:
     )
 
 
-def kpi_page(doc: dict[str, Any], tile: dict[str, Any] | None, range_key: str) -> str:
+def kpi_page(doc: SeriesDoc, tile: Tile | None, range_key: str) -> str:
+    """A KPI's page: its tile, the chart over `range_key` (30d, 1y, all, ...), the table."""
     kpi = doc["id"]
     base = f"/kpi/{quote(kpi, safe='')}"
     current = ' aria-current="true"'
@@ -328,7 +342,7 @@ def kpi_page(doc: dict[str, Any], tile: dict[str, Any] | None, range_key: str) -
     )
     head = tile_html(tile, star=True, link=False) if tile else ""
     description = (
-        f'<p class="description">{escape(doc["description"])}</p>' if doc.get("description") else ""
+        f'<p class="description">{escape(doc["description"])}</p>' if doc["description"] else ""
     )
     body = (
         f'<p class="crumbs"><a href="/">Overview</a> / <span>{escape(doc["title"])}</span></p>'
@@ -346,14 +360,15 @@ def kpi_page(doc: dict[str, Any], tile: dict[str, Any] | None, range_key: str) -
     return layout(f"{doc['title']} · KPIs", body, data=payload, nav=nav_links(""))
 
 
-def runs_page(doc: dict[str, Any]) -> str:
+def runs_page(doc: RunsDoc) -> str:
+    """The runs page: the newest runs with their errors, then the pending deliveries."""
     rows = []
     for run in doc["runs"]:
         errors = "".join(
             f"<li><strong>{escape(e['kpi'] or e['source'])}</strong>: {escape(e['message'])}</li>"
             for e in run["errors"]
         )
-        duration = f"{run['duration']:.1f} s" if run.get("duration") is not None else ""
+        duration = f"{run['duration']:.1f} s" if run["duration"] is not None else ""
         rows.append(
             f'<tr data-run="{run["id"]}"><td>#{run["id"]}</td><td><time>{escape(when(run["started_at"]))}</time></td>'
             f"<td class=num>{duration}</td>"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from kpi_collector.report import pages
-from kpi_collector.report.data import DashboardData, shift_periods
+from kpi_collector.report.data import DashboardData, OverviewDoc, SeriesDoc, shift_periods
 from kpi_collector.report.metrics import CONTENT_TYPE, metrics_text
 from kpi_collector.store.periods import PERIODS
 
@@ -184,10 +184,10 @@ def create_app(
     def json_response(body: bytes) -> Response:
         return Response(body, media_type="application/json", headers={"cache-control": "no-store"})
 
-    def overview_doc(period: str) -> dict[str, Any]:
+    def overview_doc(period: str) -> OverviewDoc:
         return source.cached(("overview", period), lambda: source.overview(period))
 
-    def series_doc(kpi: str, period: str, since: date | None) -> dict[str, Any]:
+    def series_doc(kpi: str, period: str, since: date | None) -> SeriesDoc:
         return source.cached(
             ("series", kpi, period, since), lambda: source.series(kpi, period, since)
         )

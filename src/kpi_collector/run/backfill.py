@@ -15,6 +15,7 @@ from kpi_collector.collect.http import HttpClient
 from kpi_collector.errors import KpiError
 from kpi_collector.secrets import redact
 from kpi_collector.sources.base import Source, SourceContext
+from kpi_collector.store.history import StoredObservation
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -59,15 +60,15 @@ async def abackfill(
         timeout = source.timeout or defaults.timeout
         retries = defaults.retries if source.retries is None else source.retries
         ctx = SourceContext(client, timeout, retries, tz, now, base_dir)
-        points = []
+        points: list[StoredObservation] = []
         try:
             async for obs in source.backfill(ctx, since):
                 points.append(
-                    (
-                        f"{source.name}.{obs.metric}",
-                        obs.ts.timestamp(),
-                        float(obs.value),
-                        source.name,
+                    StoredObservation(
+                        kpi=f"{source.name}.{obs.metric}",
+                        ts=obs.ts.timestamp(),
+                        value=float(obs.value),
+                        source=source.name,
                     )
                 )
         except KpiError as exc:

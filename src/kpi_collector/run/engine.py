@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from kpi_collector.collect.http import HttpClient
@@ -21,17 +21,29 @@ from kpi_collector.secrets import redact
 from kpi_collector.sources.base import Source, SourceContext
 
 
+class SourceFailure(NamedTuple):
+    """One failure of one source: the `metric` (source-local name) that failed, or None when
+    the whole source failed; the one-line `message`, secrets redacted; `transient`: a retry
+    may succeed (timeout, connection error, 5xx, 429)."""
+
+    metric: str | None
+    message: str
+    transient: bool
+
+
 @dataclass
 class SourceOutcome:
-    """What one source gave: values by metric, and errors as (metric or None, message, transient)."""
+    """What one source gave: finite values by metric, its failures, and how long it took
+    (`seconds`, wall clock, login and retries included)."""
 
     source: str
     values: dict[str, float] = field(default_factory=dict)
-    errors: list[tuple[str | None, str, bool]] = field(default_factory=list)
+    errors: list[SourceFailure] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
+        """True when nothing failed."""
         return not self.errors
 
 
@@ -45,7 +57,11 @@ async def collect_all(
     on_done: Callable[[SourceOutcome], None] | None = None,
     http: HttpClient | None = None,
 ) -> list[SourceOutcome]:
-    """Collect every source; the outcomes come back in the order of `sources`."""
+    """Collect every source concurrently (at most `defaults.concurrency` at once) and return
+    their outcomes in the order of `sources`; `on_done` is called with each outcome as it
+    finishes. `now` (an aware datetime) is the run's moment, given to every source. `http`:
+    a connection pool to share (closed by its owner); by default one is opened and closed
+    here. Never raises for a failing source: failures land in its outcome."""
     limit = asyncio.Semaphore(defaults.concurrency)
     client = http or HttpClient(concurrency=defaults.concurrency, per_host=defaults.per_host)
 
@@ -74,6 +90,8 @@ async def collect_one(
     base_dir: Path,
     now: datetime,
 ) -> SourceOutcome:
+    """Collect one source within its time budget (its timeout in seconds per attempt, times
+    the attempts, plus a second); every failure becomes a SourceFailure, never an exception."""
     timeout = source.timeout or defaults.timeout
     retries = defaults.retries if source.retries is None else source.retries
     ctx = SourceContext(client, timeout, retries, tz, now, base_dir)
@@ -88,16 +106,17 @@ async def collect_one(
     except MetricErrors as exc:
         _keep_numbers(outcome, exc.values)
         outcome.errors += [
-            (metric, redact(message), exc.transient) for metric, message in exc.errors.items()
+            SourceFailure(metric, redact(message), exc.transient)
+            for metric, message in exc.errors.items()
         ]
     except KpiError as exc:
-        outcome.errors = [(None, redact(str(exc)), exc.transient)]
+        outcome.errors = [SourceFailure(None, redact(str(exc)), exc.transient)]
     except TimeoutError:
         attempts = f" ({retries + 1} attempts of {timeout:g}s)" if retries else ""
-        outcome.errors = [(None, f"timed out after {budget - 1:g}s{attempts}", True)]
+        outcome.errors = [SourceFailure(None, f"timed out after {budget - 1:g}s{attempts}", True)]
     except Exception as exc:  # a bug in a plugin must not take the run down
         message = missing_package(exc) or f"{type(exc).__name__}: {exc}"
-        outcome.errors = [(None, redact(message), False)]
+        outcome.errors = [SourceFailure(None, redact(message), False)]
     outcome.seconds = time.perf_counter() - started
     return outcome
 
@@ -109,11 +128,11 @@ def _keep_numbers(outcome: SourceOutcome, values: Mapping[str, Any]) -> None:
         try:
             value = float(raw)
         except (TypeError, ValueError):
-            outcome.errors.append((name, f"{name}: {raw!r} is not a number", False))
+            outcome.errors.append(SourceFailure(name, f"{name}: {raw!r} is not a number", False))
             continue
         if math.isfinite(value):
             outcome.values[name] = value
         else:
             outcome.errors.append(
-                (name, f"{name}: {value} is not a finite number; not stored", False)
+                SourceFailure(name, f"{name}: {value} is not a finite number; not stored", False)
             )

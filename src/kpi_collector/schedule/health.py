@@ -93,12 +93,12 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
             )
         last_run = runs[0] if runs else None
         if last_run is not None and last_run.status in ("failed", "interrupted"):
-            why = "; ".join(f"{e['source']}: {e['message']}" for e in last_run.errors[:3])
+            why = "; ".join(f"{e.source}: {e.message}" for e in last_run.errors[:3])
             problems.append(
                 f"the last run (#{last_run.id}) {last_run.status}{': ' + why if why else ''}"
             )
         elif last_run is not None and last_run.status == "partial":
-            failed = sorted({e["source"] for e in last_run.errors})
+            failed = sorted({e.source for e in last_run.errors})
             warnings.append(
                 f"the last run (#{last_run.id}) was partial; failed: {', '.join(failed)}"
             )

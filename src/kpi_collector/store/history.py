@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from kpi_collector.collect.sql import first_line
@@ -21,8 +21,35 @@ if TYPE_CHECKING:
     from kpi_collector.store.heartbeats import Heartbeat
 
 
+class StoredObservation(NamedTuple):
+    """One stored value: `kpi` id (`source.metric`, or a derived KPI's id), `ts` when it was
+    collected (UTC epoch seconds), `value`, and the `source` name that gave it ("formula" for
+    a derived KPI). What `finish_run` and `add_observations` take and `latest` returns."""
+
+    kpi: str
+    ts: float
+    value: float
+    source: str
+
+
+class RunError(NamedTuple):
+    """One failure of a run: the `source` name ("formula" for a derived KPI), the `kpi` id
+    when a single metric failed (None: the whole source), the one-line `message` (secrets
+    redacted when stored), and `transient` (a retry may succeed: timeout, 5xx, 429)."""
+
+    source: str
+    kpi: str | None
+    message: str
+    transient: bool
+
+
 @dataclass(frozen=True, slots=True)
 class RunRecord:
+    """One row of the runs table: `started_at`/`finished_at` in UTC epoch seconds
+    (`finished_at` None while running), `status` ("running", "ok", "partial", "failed" or
+    "interrupted"), `trigger` ("run", "schedule", ...), how many values and errors it stored,
+    and the errors themselves (empty unless read `with_errors`)."""
+
     id: int
     started_at: float
     finished_at: float | None
@@ -30,25 +57,27 @@ class RunRecord:
     trigger: str
     n_values: int
     n_errors: int
-    errors: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[RunError] = field(default_factory=list)
 
     @property
     def duration(self) -> float | None:
+        """Seconds from start to finish; None while the run is in progress."""
         return None if self.finished_at is None else self.finished_at - self.started_at
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
-    kpi: str
-    value: float
-    ts: float
-    source: str
-
-
 class HistoryStore:
-    """The store. Opening it migrates the schema to the current version."""
+    """The store at a SQLAlchemy `url` (`sqlite:///kpi.db`, `postgresql+psycopg://...`,
+    `mysql+pymysql://...`). Nothing connects until first use; the first use migrates the
+    schema to the current version.
+
+    Times go in and come out as UTC epoch seconds (floats); `series` and
+    `add_observations` take a time zone to tell which local day a moment falls on.
+    Every method raises StoreError (one line, the URL's password hidden) when the database
+    cannot be opened or written.
+    """
 
     def __init__(self, url: str) -> None:
+        #: the SQLAlchemy URL as given (may hold a password: show it through `redact`)
         self.url = url
         self._engine: sa.Engine | None = None
 
@@ -57,6 +86,10 @@ class HistoryStore:
 
     @property
     def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine, connected and migrated on first use.
+
+        Raises StoreError for a URL that is no database URL, a missing driver, a database
+        that cannot be reached, or a schema newer than this kpi-collector."""
         if self._engine is None:
             engine = self._connect()
             self._migrate(engine)
@@ -97,7 +130,9 @@ class HistoryStore:
         return engine
 
     def migrate(self) -> int:
-        """Bring the schema to the current version; returns that version."""
+        """Bring the schema to the current version; returns that version.
+
+        Raises StoreError as `engine` does."""
         return self._migrate(self._engine or self.engine)
 
     def _migrate(self, engine: sa.Engine) -> int:
@@ -139,6 +174,7 @@ class HistoryStore:
             raise StoreError(f"cannot open store {redact(self.url)!r}: {first_line(exc)}") from None
 
     def close(self) -> None:
+        """Close the connection pool; the next use connects again."""
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
@@ -146,6 +182,8 @@ class HistoryStore:
     # runs ---------------------------------------------------------------------------------
 
     def begin_run(self, *, started_at: float | None = None, trigger: str = "run") -> int:
+        """Record a run as "running" and return its id; `started_at` is UTC epoch seconds
+        (default now), `trigger` says who started it ("run", "schedule"). Raises StoreError."""
         from kpi_collector.store.schema import runs
 
         with self.write() as conn:
@@ -160,12 +198,17 @@ class HistoryStore:
         self,
         run_id: int,
         *,
-        observations: Iterable[tuple[str, float, float, str]],
-        errors: Iterable[tuple[str, str | None, str, bool]] = (),
+        observations: Iterable[StoredObservation],
+        errors: Iterable[RunError] = (),
         finished_at: float | None = None,
         status: str | None = None,
     ) -> None:
-        """Store a run's observations (kpi, ts, value, source) and errors, in one transaction."""
+        """Store run `run_id`'s observations and errors and mark it finished, in one
+        transaction (all of it or nothing).
+
+        Error messages are stored with secrets redacted. `finished_at` is UTC epoch seconds
+        (default now); `status` defaults to "ok" without errors, "partial" with errors and
+        values, "failed" with errors only. Raises StoreError when the write fails."""
         from kpi_collector.store.schema import observations as obs_table
         from kpi_collector.store.schema import run_errors, runs
 
@@ -174,8 +217,14 @@ class HistoryStore:
             for k, ts, v, s in observations
         ]
         errs = [
-            {"run_id": run_id, "source": s, "kpi": k, "message": redact(m), "transient": t}
-            for s, k, m, t in errors
+            {
+                "run_id": run_id,
+                "source": e.source,
+                "kpi": e.kpi,
+                "message": redact(e.message),
+                "transient": e.transient,
+            }
+            for e in map(RunError._make, errors)
         ]
         if status is None:
             status = "ok" if not errs else ("partial" if obs else "failed")
@@ -196,13 +245,15 @@ class HistoryStore:
             )
 
     def runs(self, limit: int = 20, *, with_errors: bool = True) -> list[RunRecord]:
+        """The newest `limit` runs, newest first, each with its errors in the order they were
+        stored (none read unless `with_errors`). Raises StoreError."""
         import sqlalchemy as sa
 
         from kpi_collector.store.schema import run_errors, runs
 
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(runs).order_by(runs.c.id.desc()).limit(limit)).all()
-            errors: dict[int, list[dict[str, Any]]] = {}
+            errors: dict[int, list[RunError]] = {}
             if with_errors and rows:
                 for e in conn.execute(
                     sa.select(run_errors)
@@ -210,12 +261,7 @@ class HistoryStore:
                     .order_by(run_errors.c.id)
                 ):
                     errors.setdefault(e.run_id, []).append(
-                        {
-                            "source": e.source,
-                            "kpi": e.kpi,
-                            "message": e.message,
-                            "transient": bool(e.transient),
-                        }
+                        RunError(e.source, e.kpi, e.message, bool(e.transient))
                     )
         return [
             RunRecord(
@@ -239,8 +285,10 @@ class HistoryStore:
         *,
         before: float | None = None,
         strictly: bool = False,
-    ) -> dict[str, Row]:
-        """The newest observation of each KPI (at or before `before`; `strictly`: before it)."""
+    ) -> dict[str, StoredObservation]:
+        """The newest observation of each KPI (of `kpis`, default all), by KPI id: at or
+        before `before` (UTC epoch seconds; default any time), or before it when `strictly`.
+        KPIs without such a value are left out. Raises StoreError."""
         import sqlalchemy as sa
 
         from kpi_collector.store.schema import observations as o
@@ -257,13 +305,18 @@ class HistoryStore:
             .order_by(o.c.id)
         )
         with self.engine.connect() as conn:
-            return {r.kpi: Row(r.kpi, r.value, r.ts, r.source) for r in conn.execute(query)}
+            return {
+                r.kpi: StoredObservation(r.kpi, r.ts, r.value, r.source)
+                for r in conn.execute(query)
+            }
 
     def previous_values(self, kpis: Sequence[str], *, before: float) -> dict[str, float]:
-        """Each KPI's newest value stored before `before` (live or backfilled)."""
+        """Each KPI's newest value stored strictly before `before` (UTC epoch seconds), live
+        or backfilled: {kpi: value}; KPIs without one are left out. Raises StoreError."""
         return {k: r.value for k, r in self.latest(kpis, before=before, strictly=True).items()}
 
     def kpi_ids(self) -> list[str]:
+        """Every KPI id that has at least one stored value, sorted. Raises StoreError."""
         import sqlalchemy as sa
 
         from kpi_collector.store.schema import observations as o
@@ -278,7 +331,9 @@ class HistoryStore:
         since: float | None = None,
         until: float | None = None,
     ) -> list[tuple[str, float, float]]:
-        """(kpi, ts, value) ordered by kpi and time."""
+        """Every stored value as (kpi, ts, value), ordered by KPI id, then time, then the
+        order of storing; `since` (inclusive) and `until` (exclusive) are UTC epoch seconds.
+        Raises StoreError."""
         import sqlalchemy as sa
 
         from kpi_collector.store.schema import observations as o
@@ -302,7 +357,11 @@ class HistoryStore:
         tz: ZoneInfo | str = "UTC",
         agg: Mapping[str, str] | None = None,
     ) -> dict[str, list[tuple[date, float]]]:
-        """The value of each KPI per day/week/month in `tz`, aggregated by its `agg` (default last)."""
+        """The value of each KPI (of `kpis`, default all) per `period` ("day", "week" starting
+        Monday, "month") in time zone `tz`: {kpi: [(period start date, value), ...]} oldest
+        first, from the period holding `since` (a local date; default all history). Each
+        KPI's values in a period are aggregated by its `agg` ("last" when not in `agg`; see
+        `store.periods`). Raises StoreError."""
         from itertools import groupby
 
         from kpi_collector.store.periods import bucket, local_midnight, period_start
@@ -319,25 +378,27 @@ class HistoryStore:
 
     def add_observations(
         self,
-        points: Iterable[tuple[str, float, float, str]],
+        points: Iterable[StoredObservation],
         *,
         backfilled: bool = True,
         tz: ZoneInfo | str = "UTC",
     ) -> int:
-        """Store past values (kpi, ts, value, source); skips any KPI-day that already has a value.
+        """Store past values outside any run; returns how many were added.
 
-        A second backfill adds nothing, and a value collected live is never overwritten.
+        A point is skipped when its KPI already has a value on the same local day in `tz`
+        (stored earlier or earlier in `points`), so a second backfill adds nothing and a
+        value collected live is never overwritten. Raises StoreError when the write fails.
         """
         import sqlalchemy as sa
 
         from kpi_collector.store.schema import observations as o
 
         zone = ZoneInfo(tz) if isinstance(tz, str) else tz
-        points = list(points)
+        points = list(map(StoredObservation._make, points))
         if not points:
             return 0
-        kpis = sorted({p[0] for p in points})
-        low = min(p[1] for p in points) - 86400 * 2
+        kpis = sorted({p.kpi for p in points})
+        low = min(p.ts for p in points) - 86400 * 2
         with self.engine.connect() as conn:
             existing = {
                 (r.kpi, datetime.fromtimestamp(r.ts, zone).date())
@@ -384,7 +445,9 @@ class HistoryStore:
     # plumbing -----------------------------------------------------------------------------
 
     def write(self) -> Any:
-        """A write transaction: `with store.write() as conn:`; failures become StoreError."""
+        """A write transaction for the store's own modules: `with store.write() as conn:`
+        commits at the end of the block and rolls back on an exception; a database failure
+        (on entering, inside, or on commit) becomes StoreError."""
         return _Writing(self.engine, self.url)
 
 
