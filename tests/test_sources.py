@@ -197,7 +197,7 @@ def test_store_records_runs_values_and_errors(site: Site, tmp_path: Path) -> Non
     runs = history.runs()
     assert [r.id for r in runs] == [second.run_id, first.run_id]
     assert runs[0].status == "partial" and runs[0].n_values == 1 and runs[0].n_errors == 1
-    assert "HTTP 404" in runs[0].errors[0]["message"] and runs[0].errors[0]["source"] == "gone"
+    assert "HTTP 404" in runs[0].errors[0].message and runs[0].errors[0].source == "gone"
     assert history.latest()["crm.paying"].value == 42
 
 

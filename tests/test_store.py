@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from kpi_collector.errors import StoreError
-from kpi_collector.store import HistoryStore
+from kpi_collector.store import HistoryStore, RunError
 from kpi_collector.store.periods import bucket, period_key
 from kpi_collector.store.schema import SCHEMA_VERSION, meta
 from tests.services import require_mysql_url, require_postgres_url
@@ -65,7 +65,7 @@ def test_runs_values_and_errors(store: HistoryStore) -> None:
     assert (record.id, record.status, record.n_values, record.n_errors) == (run, "partial", 1, 1)
     assert record.duration == pytest.approx(3)
     assert record.errors == [
-        {"source": "blog", "kpi": None, "message": "HTTP 500 from http://x/", "transient": True}
+        RunError(source="blog", kpi=None, message="HTTP 500 from http://x/", transient=True)
     ]
     assert store.latest()["github.stars"].value == 1647
     assert store.kpi_ids() == ["github.stars"]

@@ -27,7 +27,7 @@ from kpi_collector.run.engine import SourceOutcome, collect_all
 from kpi_collector.run.result import RunResult
 from kpi_collector.secrets import redact
 from kpi_collector.sources.base import Source
-from kpi_collector.store.history import RunError, StoredObservation
+from kpi_collector.store import RunError, StoredObservation
 
 if TYPE_CHECKING:
     from kpi_collector.alerts.engine import AlertScope
@@ -121,7 +121,10 @@ class Pipeline:
         return self.config.settings if self.config else None
 
     def order(self, kpis: Iterable[str]) -> list[str]:
-        """KPI ids in display order (`config.models.display_order`)."""
+        """KPI ids in display order (`config.models.display_order`): the config's order when
+        the pipeline comes from one (disabled sources keep their place), else its own."""
+        if self.config is not None:
+            return self.config.order(kpis)
         config_ids = [kid for source in self.sources for kid in source.kpi_ids()]
         return display_order(
             kpis, kpis=self.kpis, north_star=self.north_star, config_ids=config_ids

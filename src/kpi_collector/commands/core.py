@@ -118,7 +118,7 @@ def validate(ctx: click.Context, fmt: str, health: bool) -> None:
     for dest in config.destinations:
         state = "" if dest.enabled else "  (disabled)"
         click.echo(f"  {dest.name:<20} {dest.type:<12} every {dest.every}{state}")
-    ids = config.kpi_ids()
+    ids = config.order(config.kpi_ids())
     click.echo(f"KPIs ({len(ids)}): {', '.join(ids)}")
 
 
@@ -137,7 +137,7 @@ def describe(config: Config) -> dict[str, Any]:
             {"name": d.name, "type": d.type, "enabled": d.enabled, "every": d.every}
             for d in config.destinations
         ],
-        "kpis": config.kpi_ids(),
+        "kpis": config.order(config.kpi_ids()),
     }
 
 

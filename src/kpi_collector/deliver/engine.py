@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from kpi_collector.collect.retry import BACKOFF, MAX_RETRY_AFTER, retrying
+from kpi_collector.config.models import display_order
 from kpi_collector.destinations.base import Delivery, Destination
 from kpi_collector.errors import ConfigError, DeliveryError, KpiError, missing_package
 from kpi_collector.secrets import redact
@@ -92,7 +93,8 @@ class DeliveryEngine:
                 "(delivery state is kept per destination name)"
             )
         self.kpis = kpis or {}
-        self.order = order or (lambda ids: list(dict.fromkeys(ids)))
+        #: KPI ids -> display order (default: `display_order` by this engine's `kpis`)
+        self.order = order or (lambda ids: display_order(ids, kpis=self.kpis))
         self.tz = ZoneInfo(tz) if isinstance(tz, str) else tz
         self.base_dir = base_dir or Path.cwd()
         self.backoff = BACKOFF if backoff is None else backoff

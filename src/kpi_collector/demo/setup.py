@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from kpi_collector.demo.server import DEMO_CRM_TOKEN, DEMO_PASSWORD, DEMO_USER, metric
-from kpi_collector.store.history import StoredObservation
+from kpi_collector.store import StoredObservation
 
 HISTORY_DAYS = 90
 

@@ -47,6 +47,7 @@ def _digest(config: Config, period: str, compare_days: int | None, now: datetime
             store,
             kpis=config.kpis,
             north_star=config.settings.north_star,
+            order=config.order(store.kpi_ids()),
             period=period,
             compare_days=compare_days,
             tz=config.tz,

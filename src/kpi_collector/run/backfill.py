@@ -15,7 +15,7 @@ from kpi_collector.collect.http import HttpClient
 from kpi_collector.errors import KpiError
 from kpi_collector.secrets import redact
 from kpi_collector.sources.base import Source, SourceContext
-from kpi_collector.store.history import StoredObservation
+from kpi_collector.store import StoredObservation
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo

@@ -2,6 +2,13 @@
 
 from kpi_collector.collect.sql import first_line
 from kpi_collector.config.models import resolve_url
-from kpi_collector.store.history import HistoryStore, RunRecord
+from kpi_collector.store.history import HistoryStore, RunError, RunRecord, StoredObservation
 
-__all__ = ["HistoryStore", "RunRecord", "first_line", "resolve_url"]
+__all__ = [
+    "HistoryStore",
+    "RunError",
+    "RunRecord",
+    "StoredObservation",
+    "first_line",
+    "resolve_url",
+]
