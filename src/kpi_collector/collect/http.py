@@ -27,7 +27,16 @@ _BODY_SNIPPET = 200
 
 
 class Auth(BaseModel):
-    """How a source proves who it is; exactly one of the four ways."""
+    """How a source proves who it is; exactly one of the four ways (else a ValueError, which
+    config loading turns into a ConfigError):
+
+    - `bearer`: a token sent as `Authorization: Bearer <token>` (RFC 6750);
+    - `basic`: (user, password) sent as `Authorization: Basic ...` (RFC 7617);
+    - `header`: headers to send as they are, e.g. {"X-Api-Key": "${KEY}"};
+    - `query`: query parameters to add to every URL, e.g. {"api_key": "${KEY}"}.
+
+    Values are Secrets (`${ENV}` references), never shown in errors or output.
+    """
 
     model_config = ConfigDict(extra="forbid")
     bearer: Secret | None = None
@@ -43,6 +52,7 @@ class Auth(BaseModel):
         return self
 
     def apply(self, headers: dict[str, str], params: dict[str, str]) -> None:
+        """Add the credentials to a request's `headers` or query `params`, in place."""
         if self.bearer is not None:
             headers["Authorization"] = f"Bearer {self.bearer.get()}"
         elif self.basic is not None:
@@ -59,7 +69,10 @@ class Auth(BaseModel):
 
 
 class LoginForm(BaseModel):
-    """A login form to fill before reading a page: `{url, fields}` and optional checks."""
+    """A login form to fill before reading a page: the page at `url` holds the form, `fields`
+    are the inputs to fill by name (secrets allowed, e.g. {"username": "me", "password":
+    "${PASS}"}); the form's other inputs (hidden CSRF tokens) are posted as the page gave
+    them. The optional CSS checks tell success from failure (see `HttpSession.login`)."""
 
     model_config = ConfigDict(extra="forbid")
     url: str
@@ -72,15 +85,21 @@ class LoginForm(BaseModel):
 
 @dataclass(slots=True)
 class Response:
+    """An HTTP answer, read whole: the `status` code, the final `url` (after redirects), the
+    response `headers` (case-insensitive) and the `body` as bytes."""
+
     status: int
     url: str
     headers: Mapping[str, str]
     body: bytes
 
     def text(self) -> str:
+        """The body decoded as UTF-8 (undecodable bytes become U+FFFD)."""
         return self.body.decode("utf-8", errors="replace")
 
     def json(self) -> Any:
+        """The body parsed as JSON; ExtractError (terminal, naming the URL without its query
+        and the start of the body) when it is not JSON."""
         try:
             return json.loads(self.body)
         except ValueError as exc:
@@ -147,7 +166,10 @@ _STATUS_HINTS = {
 
 @dataclass
 class HttpClient:
-    """One per run: the connection pool shared by every source (global and per-host limits)."""
+    """One per run: the connection pool shared by every source, with at most `concurrency`
+    connections in all and `per_host` to one host; `backoff` is the seconds before the first
+    retry of a transient failure (doubled each time, with jitter). The pool opens on first
+    use; `close` it (or use `async with`) when the run is done."""
 
     concurrency: int = 64
     per_host: int = 8
@@ -195,6 +217,7 @@ class HttpClient:
         )
 
     async def close(self) -> None:
+        """Close the pool and its connections; the next request opens a new one."""
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -239,6 +262,7 @@ class HttpSession:
         return self._own
 
     async def close(self) -> None:
+        """Close this session's own cookie jar, if it has one (the pool stays open)."""
         if self._own is not None:
             await self._own.close()
             self._own = None
@@ -256,7 +280,14 @@ class HttpSession:
     ) -> Response:
         """Send a request, retrying transient failures; raise HttpError for a non-success.
 
-        `ok` lists extra statuses the caller handles itself (they return, not raise).
+        `params` are added to the query string (values turned into strings), `headers` to
+        the session's; `json_body` is sent as JSON, `data` as a form or raw body. Each attempt
+        has the session's `timeout` in seconds. A status below 400 returns; `ok` lists more
+        statuses the caller handles itself (they return, not raise). Connection errors,
+        timeouts, 5xx and 429 are transient: retried `retries` times (after the
+        `Retry-After` of the answer; one longer than `collect.retry`'s limit raises at once),
+        then raised as HttpError with `transient=True`; other 4xx raise at
+        once (terminal). Messages name the URL without its query string.
         """
         import aiohttp
 
@@ -301,9 +332,12 @@ class HttpSession:
             return Response(resp.status, str(resp.url), resp.headers, body)
 
     async def get(self, url: str, **kwargs: Any) -> Response:
+        """`request("GET", url, ...)`: same keywords, same errors."""
         return await self.request("GET", url, **kwargs)
 
     async def get_json(self, url: str, **kwargs: Any) -> Any:
+        """GET `url` and parse the answer as JSON: HttpError as `request`, ExtractError
+        when the body is not JSON."""
         return (await self.request("GET", url, **kwargs)).json()
 
     async def login(self, form: LoginForm) -> Response:

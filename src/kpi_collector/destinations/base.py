@@ -60,27 +60,33 @@ class PooledHttp:
 
 @dataclass
 class Delivery(PooledHttp):
-    """What a destination gets: the values of one period, their history and how to show them."""
+    """What a destination gets: the values of one period, their history and how to show them.
+
+    `values`, `timestamps` and `previous` are keyed by KPI id; `order` is every id of
+    `values` in display order (`config.models.display_order`), `ordered` those with a value.
+    The delivery engine builds it; a destination reads it and never collects.
+    """
 
     period: str  # the period key: "2026-11-29", "2026-W48", "2026-11" or "run:17"
-    period_start: date
-    run_id: int | None
+    period_start: date  # the local date the period starts on (the run's date for "run")
+    run_id: int | None  # the run whose values these are; None when nothing was stored
     values: dict[str, float]  # KPI id -> latest value
-    timestamps: dict[str, float]  # KPI id -> epoch seconds of that value
+    timestamps: dict[str, float]  # KPI id -> UTC epoch seconds when that value was collected
     kpis: dict[str, KpiSpec]  # titles, units, targets (may miss ids)
     order: list[str]  # KPI ids, north star first
-    tz: ZoneInfo
-    now: datetime
+    tz: ZoneInfo  # the config's time zone, for dates shown to people
+    now: datetime  # when the run started, an aware datetime
     previous: dict[str, float] = field(default_factory=dict)  # values `compare` days earlier
-    errors: list[tuple[str, str]] = field(default_factory=list)  # (source, message)
-    store: HistoryStore | None = None
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (source, message), redacted
+    store: HistoryStore | None = None  # the history, for destinations that show more of it
     base_dir: Path = field(default_factory=Path.cwd)  # relative paths are relative to this
     # set by the delivery engine ------------------------------------------------------------
     destination: str = ""  # the destination's name
     every: str = "run"  # run | day | week | month
-    compare_days: int | None = None
+    compare_days: int | None = None  # the destination's `compare` in days (None: no compare)
     http_client: HttpClient | None = None  # the run's connection pool
     progress: int = 0  # parts of a multi-part message already sent by an earlier attempt
+    #: called by `checkpoint` with the parts sent so far, to record them in the store
     on_progress: Callable[[int], Awaitable[None]] | None = None
 
     @property
@@ -102,16 +108,24 @@ class Delivery(PooledHttp):
             await self.on_progress(parts_sent)
 
     def title(self, kpi: str) -> str:
+        """The KPI's `title:` from `kpis:`, else its id."""
         spec = self.kpis.get(kpi)
         return spec.title if spec is not None and spec.title else kpi
 
     def unit(self, kpi: str) -> str | None:
+        """The KPI's `unit:` from `kpis:` (USD, %, ...), None when it has none."""
         spec = self.kpis.get(kpi)
         return spec.unit if spec is not None else None
 
 
 class Destination(Plugin):
-    """Base of every destination. Subclasses set `type` and implement `deliver`."""
+    """Base of every destination: a config model (pydantic, unknown keys forbidden) whose
+    subclasses set `type` (the name in `kpi.yaml`, registered as an entry point in the
+    `kpi_collector.destinations` group) and implement `deliver`.
+
+    `every` is how often it gets a delivery: each run ("run") or once per local "day",
+    "week" (from Monday) or "month" (tables update their row on each run of the period).
+    """
 
     type: ClassVar[str] = ""
     #: True: one row per period, updated by every run of the period (idempotent writes);
@@ -127,9 +141,16 @@ class Destination(Plugin):
 
     @property
     def compare_days(self) -> int | None:
+        """`compare` ("14d") as a number of days; None without one."""
         return int(self.compare[:-1]) if self.compare else None
 
     async def deliver(self, delivery: Delivery) -> None:
+        """Write or send `delivery`. Table destinations (`upserts`) must be idempotent: a
+        retry or a later run of the same period updates the period's row, never adds one.
+        Raise DeliveryError (see `delivery_error`) with `transient=True` for what a retry
+        may fix (timeouts, 5xx, 429), `transient=False` for what it will not (bad token,
+        missing table); the engine retries transient failures `retries` times and keeps the
+        delivery pending. Messages must not contain secrets (they are redacted anyway)."""
         raise NotImplementedError
 
     @property
@@ -160,7 +181,9 @@ class TableDestination(Destination):
 
     upserts: ClassVar[bool] = True
 
-    layout: Literal["wide", "long"] = "wide"
+    layout: Literal["wide", "long"] = Field(
+        default="wide", description="wide: a column per KPI; long: a row per KPI and period"
+    )
 
 
 def delivery_error(

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """One value of one metric at one moment (`metric` is the source-local name)."""
+    """One past value, as `Source.backfill` yields it: the `metric` (the source-local name,
+    "stars", not "github.stars"), its `value` (a finite number) and `ts`, the moment it
+    describes as an aware datetime (any zone; stored as UTC epoch seconds)."""
 
     metric: str
     value: float
@@ -34,7 +36,19 @@ class Observation:
 
 @dataclass
 class SourceContext:
-    """What a source gets to do its work: the HTTP layer and where and when it runs."""
+    """What a source gets to do its work: the HTTP layer and where and when it runs.
+
+    - `http_client`: the run's shared connection pool (opened and closed by the run; a
+      source opens sessions on it through `http`, never its own pool);
+    - `timeout`: seconds per attempt of each request (the source's `timeout:` or the
+      config's default);
+    - `retries`: how many times a transient failure (connection error, timeout, 5xx, 429)
+      is retried, 0 to 10;
+    - `tz`: the config's time zone (`timezone:`), for "today" and local days;
+    - `now`: the run's moment, an aware datetime (every source of a run gets the same);
+    - `base_dir`: the folder of `kpi.yaml`; relative paths in a source's config are
+      relative to it.
+    """
 
     http_client: HttpClient
     timeout: float
@@ -51,11 +65,20 @@ class SourceContext:
 
     @property
     def today(self) -> date:
+        """The run's date in the config's time zone."""
         return self.now.astimezone(self.tz).date()
 
 
 class Source(Plugin):
-    """Base of every source. Subclasses set `type` and implement `collect`."""
+    """Base of every source: a config model (pydantic; unknown keys are a ConfigError at
+    load) whose subclasses set `type` (the name in `kpi.yaml`, registered as an entry point
+    in the `kpi_collector.sources` group) and implement `collect` (and `backfill` when the
+    service can give past values).
+
+    Besides `name` and `enabled` (from Plugin) every source takes `timeout` (seconds per
+    request attempt, > 0; None: the config's `defaults.timeout`) and `retries` (0 to 10;
+    None: `defaults.retries`).
+    """
 
     #: metrics this source gives when it cannot know them from its config (for `kpi validate`)
     default_metrics: ClassVar[tuple[str, ...]] = ()
@@ -73,6 +96,7 @@ class Source(Plugin):
         return list(self.default_metrics)
 
     def kpi_ids(self) -> list[str]:
+        """The KPI ids this source gives: `name.metric` for each of `metric_names`."""
         return [f"{self.name}.{m}" for m in self.metric_names()]
 
     def host(self) -> str | None:
@@ -80,11 +104,28 @@ class Source(Plugin):
         return None
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
+        """The current value of each metric: {metric (source-local name): number}.
+
+        Numbers may be int, float or anything `float()` takes; NaN, infinities and
+        non-numbers become that metric's error and are not stored. Raise a KpiError
+        (SourceError, HttpError, ExtractError, with `transient` set) when the whole source
+        fails, or MetricErrors to give the metrics that worked and the errors of the others;
+        any other exception is recorded as a bug in the source. The run gives each source
+        `timeout * (retries + 1) + 1` seconds in all, then cancels it.
+        """
         raise NotImplementedError
 
     @property
     def can_backfill(self) -> bool:
+        """True when this source's type implements `backfill`."""
         return type(self).backfill is not Source.backfill
 
     def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
+        """Past values, one Observation per metric and day from `since` (a date in
+        `ctx.tz`) up to today, in any order; an async generator (`async def ... yield`).
+
+        The store keeps at most one value per KPI and local day and never overwrites a value
+        collected live, so yielding a day twice is harmless. Raise a KpiError as `collect`
+        does; the base raises NotImplementedError (see `can_backfill`).
+        """
         raise NotImplementedError(f"source type {self.type!r} cannot give past values")

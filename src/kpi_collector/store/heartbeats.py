@@ -21,7 +21,12 @@ SCHEDULER, RUN = "scheduler", "run"  # the heartbeat rows: the `kpi schedule` pr
 
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
-    """One heartbeat row: a process, what it is doing and when it last said so."""
+    """One heartbeat row: a process, what it is doing and when it last said so.
+
+    `name` is the row (`scheduler` or `run`); `pid` and `hostname` the process; `started_at`
+    and `beat_at` (its last beat) are UTC epoch seconds, as is `next_run_at` (the
+    scheduler's next due run, if known); `detail` says what it runs ("kpi run"), redacted.
+    """
 
     name: str
     pid: int
@@ -46,12 +51,16 @@ class Heartbeat:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The row as a JSON-ready dict (times stay UTC epoch seconds)."""
         return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
 class JobState:
-    """The last outcome of a scheduled job (`main`, `source:<name>`, `destination:<name>`)."""
+    """The last outcome of a scheduled `job` (`main`, `source:<name>`, `destination:<name>`):
+    `last_fire_at` when it last ran, `last_success_at` when it last succeeded, `updated_at`
+    when the row was written (all UTC epoch seconds, None: never), its `last_status` and
+    `last_error` (redacted)."""
 
     job: str
     last_fire_at: float | None
@@ -61,10 +70,12 @@ class JobState:
     updated_at: float
 
     def to_dict(self) -> dict[str, Any]:
+        """The row as a JSON-ready dict (times stay UTC epoch seconds)."""
         return asdict(self)
 
 
 def this_process() -> tuple[int, str]:
+    """(pid, hostname) of this process, as heartbeat rows name it."""
     return os.getpid(), socket.gethostname()
 
 
@@ -113,6 +124,8 @@ def write_heartbeat(
 
 
 def delete_heartbeat(store: HistoryStore, name: str) -> None:
+    """Remove the heartbeat row `name` (a process that stopped cleanly); StoreError if the
+    write fails."""
     from kpi_collector.store.schema import heartbeats as t
 
     with store.write() as conn:
@@ -120,6 +133,7 @@ def delete_heartbeat(store: HistoryStore, name: str) -> None:
 
 
 def job_states(store: HistoryStore) -> dict[str, JobState]:
+    """The last outcome of every scheduled job that ever ran, by job name."""
     import sqlalchemy as sa
 
     from kpi_collector.store.schema import schedule_jobs as t

@@ -45,10 +45,11 @@ class RunError(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class RunRecord:
-    """One row of the runs table: `started_at`/`finished_at` in UTC epoch seconds
-    (`finished_at` None while running), `status` ("running", "ok", "partial", "failed" or
-    "interrupted"), `trigger` ("run", "schedule", ...), how many values and errors it stored,
-    and the errors themselves (empty unless read `with_errors`)."""
+    """One run as the store keeps it: its `id`; `started_at` and `finished_at` in UTC epoch
+    seconds (`finished_at` None while running); `status` ("running", "ok", "partial",
+    "failed" or "interrupted"); `trigger` ("run", "schedule", ...); `n_values` and
+    `n_errors`, how many values and errors it stored; and the `errors` themselves, in the
+    order they were stored (empty unless read `with_errors`)."""
 
     id: int
     started_at: float

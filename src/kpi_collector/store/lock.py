@@ -62,9 +62,16 @@ class LockBusy(KpiError):
 
 
 class Mutex(Protocol):
-    def try_acquire(self) -> bool: ...
+    """A cross-process lock that never blocks: `try_acquire` takes it or says it cannot;
+    the operating system or the database frees it when its process dies."""
 
-    def release(self) -> None: ...
+    def try_acquire(self) -> bool:
+        """Take the lock now: True when it is ours, False when someone else holds it."""
+        ...
+
+    def release(self) -> None:
+        """Give the lock back; nothing happens when it is not held."""
+        ...
 
 
 def store_mutex(store: HistoryStore, name: str) -> Mutex:
@@ -106,6 +113,8 @@ class FileMutex:
         self._fd: int | None = None
 
     def try_acquire(self) -> bool:
+        """Lock the file (created with its folder if missing) without waiting: True when it
+        is ours; OSError for a file that cannot be opened."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -124,6 +133,7 @@ class FileMutex:
         return True
 
     def release(self) -> None:
+        """Unlock and close the file; nothing happens when it is not held."""
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
@@ -149,10 +159,12 @@ class LocalMutex:
         self._held = False
 
     def try_acquire(self) -> bool:
+        """Take the in-process lock without waiting: True when it is ours."""
         self._held = self._lock.acquire(blocking=False)
         return self._held
 
     def release(self) -> None:
+        """Give the lock back; nothing happens when this object does not hold it."""
         if self._held:
             self._held = False
             self._lock.release()
@@ -175,9 +187,12 @@ class _SessionLock:
         self._conn: sa.Connection | None = None
 
     def make_key(self, identity: str) -> Any:
+        """The database's lock key for `identity` ("run@db.schema")."""
         raise NotImplementedError
 
     def try_acquire(self) -> bool:
+        """Take the lock on a connection of its own, without waiting: True when it is ours.
+        Database errors propagate (the connection is closed)."""
         import sqlalchemy as sa
 
         conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
@@ -196,6 +211,8 @@ class _SessionLock:
         return False
 
     def release(self) -> None:
+        """Release the lock and close its connection (a dropped session has released it
+        already); nothing happens when it is not held."""
         import sqlalchemy as sa
 
         if self._conn is None:
@@ -218,6 +235,8 @@ class PostgresMutex(_SessionLock):
     release_sql = "SELECT pg_advisory_unlock(:key)"
 
     def make_key(self, identity: str) -> Any:
+        """A signed 64-bit integer (what `pg_try_advisory_lock(bigint)` takes) hashed from
+        `identity`."""
         digest = hashlib.blake2b(identity.encode(), digest_size=8).digest()
         return int.from_bytes(digest, "big", signed=True)
 
@@ -230,7 +249,8 @@ class MySqlMutex(_SessionLock):
     release_sql = "SELECT RELEASE_LOCK(:key)"
 
     def make_key(self, identity: str) -> Any:
-        # at most 64 characters: the identity goes in as a hash
+        """A lock name hashed from `identity`: MySQL/MariaDB lock names are at most 64
+        characters (MySQL manual, GET_LOCK)."""
         return f"kpi_collector:{hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()}"
 
 
@@ -261,7 +281,14 @@ def wait_until_free(
 
 
 class RunLock:
-    """Held while a run writes to the store: `with RunLock(store, wait=10): ...`."""
+    """Held while a run writes to the store: `with RunLock(store, wait=10): ...`.
+
+    `wait` is how many seconds `acquire` waits for another holder (0: fail at once);
+    `detail` says in the heartbeat row what holds the lock ("kpi run", "kpi schedule");
+    the holder beats every `heartbeat_every` seconds, so others can tell a live holder from
+    a dead one; a set `stop` event ends the wait early. Raises LockBusy (naming the holder
+    when the store knows it) when the lock stays taken, StoreError when the store fails.
+    """
 
     def __init__(
         self,
@@ -297,6 +324,7 @@ class RunLock:
 
     @property
     def held(self) -> bool:
+        """True between a successful `acquire` and `release`."""
         return self._mutex is not None
 
     def acquire(self, *, register: bool = True) -> None:
@@ -330,6 +358,8 @@ class RunLock:
         self._thread.start()
 
     def release(self) -> None:
+        """Stop the heartbeat, remove this holder's row (a failure is only logged: the next
+        holder takes over) and give the lock back; nothing happens when it is not held."""
         mutex, self._mutex = self._mutex, None
         if mutex is None:
             return

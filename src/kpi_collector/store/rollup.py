@@ -39,7 +39,9 @@ _BATCH = 5000
 
 
 class Point(NamedTuple):
-    """One period of one KPI: its first day, the value by `agg`, its newest timestamp."""
+    """One period of one KPI: `start`, the period's first local day; `value`, its values
+    aggregated by the KPI's `agg`; `last_ts`, when its newest value was collected (UTC epoch
+    seconds)."""
 
     start: date
     value: float
