@@ -21,7 +21,14 @@ import pytest
 from kpi_collector import Pipeline
 from kpi_collector.commands.history import history_document
 from kpi_collector.config import load_config
-from kpi_collector.report.data import DashboardData
+from kpi_collector.report.data import (
+    DashboardData,
+    OverviewDoc,
+    RunDoc,
+    RunErrorDoc,
+    SeriesDoc,
+    Tile,
+)
 from kpi_collector.report.web import ServerThread, check_bind, create_app
 from kpi_collector.store import HistoryStore, rollup
 
@@ -799,6 +806,19 @@ def test_documents_follow_a_new_run(config_path: Path, tmp_path: Path) -> None:
     data.close()
 
 
+def test_documents_have_the_typed_keys(client: Any) -> None:
+    """The JSON documents carry exactly the keys of their TypedDicts in report.data."""
+    doc = client.get("/api/kpis").json()
+    assert set(doc) == OverviewDoc.__required_keys__
+    assert doc["kpis"] and all(set(t) == Tile.__required_keys__ for t in doc["kpis"])
+    series = client.get("/api/kpis/crm.paying/series", params={"range": "1y"}).json()
+    assert set(series) == SeriesDoc.__required_keys__
+    runs = client.get("/api/runs").json()
+    assert runs["runs"] and all(set(r) == RunDoc.__required_keys__ for r in runs["runs"])
+    errors = [e for r in runs["runs"] for e in r["errors"]]
+    assert errors and all(set(e) == RunErrorDoc.__required_keys__ for e in errors)
+
+
 def test_no_nan_in_documents(client: Any) -> None:
     doc = client.get("/api/kpis").json()
     for tile in doc["kpis"]:
@@ -820,6 +840,8 @@ def test_an_empty_store(tmp_path: Path) -> None:
             ("web.xss", None, "no data"),
             ("pypi.downloads", None, "no data"),
         ]
+        # a tile without data has every key of one with data (`period` was missing)
+        assert all(set(t) == Tile.__required_keys__ for t in doc["kpis"])
         assert {s["status"] for s in doc["sources"]} == {"no data"}
         assert "No run yet" in c.get("/").text
         assert c.get("/api/kpis/crm.paying/series").json()["points"] == []
