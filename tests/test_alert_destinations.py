@@ -26,9 +26,9 @@ import pytest
 
 from kpi_collector.config import parse_config
 from kpi_collector.destinations import CSV, Discord, Email, Segment, Slack, Webhook
+from kpi_collector.destinations.email.fake import free_port, smtp_server
 from kpi_collector.errors import ConfigError, DeliveryError
 from kpi_collector.pipeline import Pipeline, RunResult
-from tests.fakes.smtp import free_port, smtp_server
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.fakes.webhooks import FakeHooks
 

@@ -38,11 +38,11 @@ from kpi_collector.destinations import (
     Webhook,
 )
 from kpi_collector.destinations.base import Destination
+from kpi_collector.destinations.email.fake import smtp_server
+from kpi_collector.destinations.google_sheets.fake import FakeSheets, service_account
+from kpi_collector.destinations.notion.fake import FakeNotion
 from kpi_collector.sources.python import Function
-from tests.fakes.notion import FakeNotion
 from tests.fakes.pushgateway import gauge, groups, pushgateway
-from tests.fakes.sheets import FakeSheets, service_account
-from tests.fakes.smtp import smtp_server
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.fakes.webhooks import FakeHooks
 from tests.services import require_mysql_url, require_postgres_url

@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from kpi_collector import Pipeline
 from kpi_collector.destinations import CSV, JSONL, SQL, Email, GoogleSheets, Parquet, Store
 from kpi_collector.destinations.base import Destination
+from kpi_collector.destinations.email.fake import smtp_server
+from kpi_collector.destinations.google_sheets.fake import FakeSheets, service_account
 from kpi_collector.errors import DeliveryError
 from kpi_collector.sources.python import Function
-from tests.fakes.sheets import FakeSheets, service_account
-from tests.fakes.smtp import smtp_server
 from tests.services import require_mysql_url, require_postgres_url
 
 DAY = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
@@ -285,7 +285,7 @@ def test_email_errors_say_what_went_wrong(
     import socketserver
     import threading
 
-    from tests.fakes.smtp import free_port
+    from kpi_collector.destinations.email.fake import free_port
 
     def attempt(port: int, ca_file: Path | None) -> DeliveryError:
         email = Email(
