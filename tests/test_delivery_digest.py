@@ -9,8 +9,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from kpi_collector.config.models import KpiSpec
-from kpi_collector.destinations.base import Delivery
 from kpi_collector.destinations import discord, email, slack
+from kpi_collector.destinations.base import Delivery
 from kpi_collector.destinations.digest import Digest, DigestError, DigestLine, digest_title
 from kpi_collector.destinations.text import kpi_line, split_lines
 from kpi_collector.report.markdown import digest_markdown
@@ -172,7 +172,9 @@ def test_the_shared_text_helpers() -> None:
 
     assert cut("abcdef", 6) == "abcdef" and cut("abcdefg", 6) == "abcde…"
     assert escape_markdown("@here `x` *b* _i_") == "@\u200bhere 'x' \\*b\\* \\_i\\_"
-    assert escape_slack("<!channel> & <https://x|y>") == "&lt;!channel&gt; &amp; &lt;https://x|y&gt;"
+    assert (
+        escape_slack("<!channel> & <https://x|y>") == "&lt;!channel&gt; &amp; &lt;https://x|y&gt;"
+    )
     assert escape_html("<a href='x'>&</a>") == "&lt;a href=&#x27;x&#x27;&gt;&amp;&lt;/a&gt;"
 
 
