@@ -158,7 +158,7 @@ class Digest:
             previous = {k: r.value for k, r in store.latest(ids, before=before).items()}
         runs = store.runs(1)
         errors = [
-            DigestError(e.kpi or e.source, e.message)
+            DigestError(e["kpi"] or e["source"], e["message"])
             for e in (runs[0].errors if runs else [])
         ]
         lines = [
