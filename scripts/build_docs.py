@@ -1,7 +1,8 @@
 """Build the connector parts of the docs from each connector's own README.md.
 
-A connector is one folder (`src/kpi_collector/sources/github/`); its README.md is the only
-copy of its documentation. It starts with a small YAML front matter:
+A connector is one folder (`src/kpi_collector/sources/github/`,
+`src/kpi_collector/destinations/notion/`); its README.md is the only copy of its
+documentation. It may start with a small YAML front matter:
 
     ---
     page: docs/connectors.md      # where its section goes (this is the default)
@@ -32,7 +33,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 #: entry-point group -> the page a connector's section goes to when its README names none
-GROUPS = {"kpi_collector.sources": "docs/connectors.md"}
+GROUPS = {
+    "kpi_collector.sources": "docs/connectors.md",
+    "kpi_collector.destinations": "docs/destinations.md",
+}
 TABLE_HEAD = (
     "| type | metrics (defaults in **bold**) | credentials | backfill |\n|---|---|---|---|\n"
 )
@@ -41,15 +45,20 @@ _FRONT = re.compile(r"\A---\n(.*?)\n---\n\n?", re.S)
 
 
 def connectors(group: str) -> list[tuple[str, Path]]:
-    """(type name, folder) of each built-in of `group`, in pyproject.toml's order.
+    """(type name, folder) of each built-in of `group`, in pyproject.toml's order; a folder
+    that holds several types (`destinations/files/`: csv, jsonl, parquet) once, under its
+    first. An entry point naming a plain module (`destinations/store.py`, the history store)
+    is no connector: the page documents it in its own text.
 
-    Raises SystemExit when an entry point's module is not a folder with a README.md.
+    Raises SystemExit when a connector folder has no README.md.
     """
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    found = []
+    found: list[tuple[str, Path]] = []
     for name, target in pyproject["project"]["entry-points"][group].items():
         module = target.partition(":")[0]
         folder = SRC.joinpath(*module.split("."))
+        if folder.with_suffix(".py").is_file() or any(folder == f for _, f in found):
+            continue
         if not (folder / "README.md").is_file():
             raise SystemExit(f"{name}: {folder.relative_to(ROOT)}/README.md is missing")
         found.append((name, folder))

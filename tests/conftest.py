@@ -206,3 +206,11 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> Waits:
     monkeypatch.setattr(retry, "pause", recorder.pause)
     monkeypatch.setattr(retry, "monotonic", recorder.clock)
     return recorder
+
+
+@pytest.fixture
+def fast_delivery_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retries of deliveries within a run back off 0.01 s instead of seconds."""
+    from kpi_collector.deliver import engine as delivery
+
+    monkeypatch.setattr(delivery, "BACKOFF", 0.01)

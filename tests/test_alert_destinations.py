@@ -7,8 +7,6 @@ arrives, an outage is told on the next run, and no secret reaches output, errors
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import os
@@ -25,10 +23,11 @@ from typing import Any
 import pytest
 
 from kpi_collector.config import parse_config
-from kpi_collector.destinations import CSV, Discord, Email, Segment, Slack, Webhook
+from kpi_collector.destinations import CSV, Discord, Segment, Slack, Webhook
+from kpi_collector.destinations.email.fake import free_port, smtp_server
 from kpi_collector.errors import ConfigError, DeliveryError
 from kpi_collector.pipeline import Pipeline, RunResult
-from tests.fakes.smtp import free_port, smtp_server
+from tests.destinations import FIRED
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.fakes.webhooks import FakeHooks
 
@@ -36,7 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SECRET = "alert-secret-7b3c91-in-urls-tokens-passwords"  # webhook URLs, bot token, SMTP password
 HMAC_KEY = "alert-hmac-key-55e1d0"
 NAMES = ["discord", "slack", "slack_bot", "email", "webhook"]
-FIRED = "🚨 Alert: app.dau below 100 — Daily active users is 80, below 100"
 RESOLVED = "✅ Resolved: app.dau below 100 — Daily active users is 120"
 
 
@@ -272,54 +270,6 @@ def test_kpi_run_sends_alerts_through_every_message_destination(
 # each destination's message ----------------------------------------------------------------------
 
 
-def test_discord_escapes_markup_never_pings_and_keeps_to_2000_characters(
-    services: Services,
-) -> None:
-    discord = Discord(webhook_url=services.hooks.discord_url)
-    text = "🚨 Alert: @everyone *sales_total* is `low` — " + "x" * 2500
-    asyncio.run(discord.send_text(text))
-    [message] = services.hooks.discord
-    assert len(message["content"]) == 2000 and message["content"].endswith("…")
-    assert message["content"].startswith(
-        "🚨 Alert: @\u200beveryone \\*sales\\_total\\* is 'low' — xxx"
-    )
-    assert message["allowed_mentions"] == {"parse": []}
-
-
-def test_discord_waits_for_a_rate_limit_and_sends_once(services: Services) -> None:
-    hooks = services.hooks
-    hooks.fail_next(
-        429,
-        {"message": "You are being rate limited.", "retry_after": 0.2, "global": False},
-        {"Retry-After": "1"},
-    )
-    asyncio.run(Discord(webhook_url=hooks.discord_url, retries=1).send_text(FIRED))
-    assert [m["content"] for m in hooks.discord] == [FIRED]
-    hooks.fail_next(429, {"message": "You are being rate limited.", "retry_after": 0.2})
-    with pytest.raises(DeliveryError) as caught:  # no retries left: fails, transient
-        asyncio.run(Discord(webhook_url=hooks.discord_url, retries=0).send_text(FIRED))
-    assert caught.value.transient and "rate limited" in str(caught.value)
-
-
-def test_discord_and_slack_refusals_are_terminal_and_explained(services: Services) -> None:
-    hooks = services.hooks
-    wrong = hooks.discord_url.replace(SECRET, "not-the-token")
-    with pytest.raises(DeliveryError) as caught:
-        asyncio.run(Discord(webhook_url=wrong, retries=3).send_text(FIRED))
-    assert not caught.value.transient and "copy the webhook URL again" in str(caught.value)
-    hooks.archived = True
-    with pytest.raises(DeliveryError) as caught:
-        asyncio.run(Slack(webhook_url=hooks.slack_url, retries=3).send_text(FIRED))
-    assert not caught.value.transient and "channel_is_archived" in str(caught.value)
-    bot = Slack(token=SECRET, channel="#nope", api_url=f"{hooks.url}/api", retries=3)
-    with pytest.raises(DeliveryError) as caught:
-        asyncio.run(bot.send_text(FIRED))
-    assert not caught.value.transient and "channel_not_found" in str(caught.value)
-    assert hooks.slack == [] and hooks.discord == []
-    for error in (caught.value,):
-        assert_no_secret(str(error))
-
-
 @pytest.mark.parametrize("kind", ["discord", "slack", "webhook"])
 def test_an_unreachable_secret_url_is_transient_and_never_named(
     kind: str, services: Services
@@ -334,98 +284,6 @@ def test_an_unreachable_secret_url_is_transient_and_never_named(
         asyncio.run(destination.send_text(FIRED))
     assert caught.value.transient and "cannot reach" in str(caught.value)
     assert_no_secret(str(caught.value) + repr(caught.value))
-
-
-@pytest.mark.parametrize("mode", ["webhook", "bot"])
-def test_slack_sends_the_text_alone_escaped(mode: str, services: Services) -> None:
-    hooks = services.hooks
-    slack = (
-        Slack(webhook_url=hooks.slack_url)
-        if mode == "webhook"
-        else Slack(token=SECRET, channel="#kpis", api_url=f"{hooks.url}/api")
-    )
-    asyncio.run(slack.send_text("🚨 Alert: <!channel> R&D spend > 5"))
-    [body] = hooks.slack
-    assert body["text"] == "🚨 Alert: &lt;!channel&gt; R&amp;D spend &gt; 5"
-    assert "blocks" not in body
-
-
-def test_the_webhook_posts_a_signed_alert_document(services: Services) -> None:
-    hooks = services.hooks
-    webhook = Webhook(
-        name="ops", url=hooks.hook_url, secret=HMAC_KEY, headers={"Authorization": "Bearer x"}
-    )
-    asyncio.run(webhook.send_text(FIRED))
-    [(raw, headers)] = hooks.hooks
-    body = json.loads(raw)
-    assert body["type"] == "alert" and body["text"] == FIRED and body["destination"] == "ops"
-    assert body["generator"].startswith("kpi-collector/") and body["sent_at"]
-    expected = "sha256=" + hmac.new(HMAC_KEY.encode(), raw, hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(headers["X-KPI-Signature-256"], expected)
-    assert headers["Authorization"] == "Bearer x"
-    assert headers["Idempotency-Key"].startswith("ops:alert:")
-
-
-def test_the_webhook_retries_a_server_error_with_the_same_idempotency_key(
-    services: Services, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    hooks = services.hooks
-    hooks.fail_next(503, "<html>busy</html>")
-    keys: list[str] = []
-    original = Webhook.post
-
-    async def spy(
-        self: Webhook, via: Any, document: dict[str, Any], *, idempotency_key: str
-    ) -> None:
-        keys.append(idempotency_key)
-        await original(self, via, document, idempotency_key=idempotency_key)
-
-    monkeypatch.setattr(Webhook, "post", spy)
-    asyncio.run(Webhook(url=hooks.hook_url, retries=2).send_text(FIRED))
-    assert len(keys) == 2 and keys[0] == keys[1]
-    assert [json.loads(raw)["text"] for raw, _ in hooks.hooks] == [FIRED]
-    asyncio.run(Webhook(url=hooks.hook_url, retries=2).send_text(FIRED))
-    assert len(set(keys)) == 2  # a later alert is a new message
-
-
-def test_email_sends_plain_text_with_the_first_line_as_subject(services: Services) -> None:
-    email = Email(
-        host="127.0.0.1",
-        port=services.smtp.port,
-        username="kpi-bot",
-        password=SECRET,
-        sender="KPI bot <kpi@example.com>",
-        to=["team@example.com"],
-        cc=["boss@example.com"],
-        ca_file=services.env["SMTP_CA"],
-        timeout=5,
-    )
-    asyncio.run(email.send_text(FIRED + "\nsecond line"))
-    [(message, envelope)] = services.mails
-    assert message["Subject"] == FIRED
-    assert message["From"] == "KPI bot <kpi@example.com>"
-    assert envelope.rcpt_tos == ["team@example.com", "boss@example.com"]
-    assert message.get_content_type() == "text/plain"
-    assert plain_text(message) == FIRED + "\nsecond line"
-    assert message["Message-ID"].endswith("@example.com>")
-
-
-def test_email_refused_login_is_terminal_and_names_no_password(services: Services) -> None:
-    email = Email(
-        host="127.0.0.1",
-        port=services.smtp.port,
-        username="kpi-bot",
-        password="wrong-" + SECRET,
-        sender="kpi@example.com",
-        to=["team@example.com"],
-        ca_file=services.env["SMTP_CA"],
-        timeout=5,
-        retries=3,
-    )
-    with pytest.raises(DeliveryError) as caught:
-        asyncio.run(email.send_text(FIRED))
-    assert not caught.value.transient and "refused the login" in str(caught.value)
-    assert SECRET not in str(caught.value) and services.mails == []
 
 
 # which destinations can carry alerts ---------------------------------------------------------------

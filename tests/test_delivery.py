@@ -1,5 +1,6 @@
 """The delivery engine: once per period, pending/done in the store, oldest first, retries of
-transient errors only, isolation between destinations, split messages resumed, `kpi deliver`."""
+transient errors only, isolation between destinations, `kpi deliver`. (Each destination's own
+behaviour is in tests/test_destinations_<type>.py.)"""
 
 from __future__ import annotations
 
@@ -14,25 +15,15 @@ import pytest
 from click.testing import CliRunner
 from pydantic import Field
 
-from kpi_collector import Pipeline
 from kpi_collector.cli import group
 from kpi_collector.deliver.engine import DeliveryEngine
-from kpi_collector.destinations import CSV, Discord, Segment, Store, Webhook
+from kpi_collector.destinations import CSV, Webhook
 from kpi_collector.destinations.base import Delivery, MessageDestination
-from kpi_collector.destinations.webhook import sign
 from kpi_collector.errors import ConfigError, DeliveryError
-from kpi_collector.sources.python import Function
+from tests.destinations import MONDAY, TOKEN, make
 from tests.fakes.webhooks import FakeHooks
 
-TOKEN = "hook-token-0123456789"
-MONDAY = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kpi_collector.deliver import engine as delivery
-
-    monkeypatch.setattr(delivery, "BACKOFF", 0.01)
+pytestmark = pytest.mark.usefixtures("fast_delivery_retries")
 
 
 @pytest.fixture
@@ -52,16 +43,6 @@ class Recorder(MessageDestination):
         if self.failures:
             raise self.failures.pop(0)
         self.got.append(delivery)
-
-
-def make(tmp_path: Path, *destinations: object, values: dict[str, float] | None = None) -> Pipeline:
-    state = values if values is not None else {"stars": 1.0}
-    return Pipeline(
-        sources=[Function(lambda: dict(state), name="github")],
-        destinations=[Store(f"sqlite:///{tmp_path / 'kpi.db'}"), *destinations],  # type: ignore[list-item]
-        timezone="Europe/Berlin",
-        base_dir=tmp_path,
-    )
 
 
 def test_weekly_message_once_per_week(tmp_path: Path) -> None:
@@ -146,82 +127,6 @@ def test_pending_message_goes_out_with_the_periods_newest_values(tmp_path: Path)
 def test_duplicate_destination_names_are_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="two destinations are named 'csv'"):
         DeliveryEngine(None, [CSV(path="a.csv"), CSV(path="b.csv")])
-
-
-def test_split_discord_message_resumes_after_the_parts_sent(
-    tmp_path: Path, hooks: FakeHooks
-) -> None:
-    values = {f"kpi_{i:03d}": float(i) * 1000 for i in range(120)}
-    discord = Discord(webhook_url=hooks.discord_url, every="day", retries=0)
-    p = make(tmp_path, discord, values=values)
-    hooks.discord_limit = (1, 120.0)  # one message, then 429 with retry_after 120s > 60s
-    result = p.process(now=MONDAY)
-    assert result.exit_code == 1 and "429" in result.delivery_errors["discord"]
-    assert len(hooks.discord) == 1
-    (record,) = p.delivery_engine().records()
-    assert (record.status, record.progress) == ("pending", 1)
-    hooks.discord_limit = (5, 2.0)
-    outcomes = asyncio.run(p.delivery_engine().deliver_pending())
-    assert [o.ok for o in outcomes] == [True]
-    contents = [m["content"] for m in hooks.discord]
-    assert len(contents) == 2 and len(set(contents)) == 2  # the second part, not the first again
-    assert contents[0].startswith("**KPIs — 23 November 2026**")
-    assert all(len(c) <= 2000 for c in contents)
-    assert sum(c.count("**github.kpi_") for c in contents) == 120
-    assert hooks.discord[0]["allowed_mentions"] == {"parse": []}
-
-
-def test_discord_errors_say_how_to_fix(tmp_path: Path, hooks: FakeHooks) -> None:
-    wrong = Discord(webhook_url=hooks.discord_url.replace(TOKEN, "not-the-token"), every="day")
-    result = make(tmp_path, wrong).process(now=MONDAY)
-    message = result.delivery_errors["discord"]
-    assert "401" in message and "copy the webhook URL again" in message
-    assert "not-the-token" not in message
-
-
-def test_slack_archived_channel_is_terminal(tmp_path: Path, hooks: FakeHooks) -> None:
-    from kpi_collector.destinations import Slack
-
-    hooks.archived = True
-    p = make(tmp_path, Slack(webhook_url=hooks.slack_url, every="day"))
-    result = p.process(now=MONDAY)
-    assert "HTTP 410 (channel_is_archived)" in result.delivery_errors["slack"]
-    assert p.delivery_engine().records()[0].attempts == 1
-
-
-def test_slack_bot_errors(tmp_path: Path, hooks: FakeHooks) -> None:
-    from kpi_collector.destinations import Slack
-
-    p = make(tmp_path, Slack(token=TOKEN, channel="#nope", api_url=f"{hooks.url}/api", every="day"))
-    result = p.process(now=MONDAY)
-    assert "channel_not_found" in result.delivery_errors["slack"]
-    with pytest.raises(ValueError, match="either webhook_url, or token and channel"):
-        Slack(every="day")
-
-
-def test_webhook_is_signed_and_carries_an_idempotency_key(tmp_path: Path, hooks: FakeHooks) -> None:
-    hook = Webhook(url=hooks.hook_url, secret="shared-hmac-secret", every="day")
-    assert make(tmp_path, hook).process(now=MONDAY).exit_code == 0
-    ((body, headers),) = hooks.hooks
-    assert headers["X-KPI-Signature-256"] == sign("shared-hmac-secret", body)
-    assert headers["Idempotency-Key"] == "webhook:2026-11-23"
-    document = json.loads(body)
-    assert document["period"] == "2026-11-23"
-    assert document["values"][0]["kpi"] == "github.stars" and document["values"][0]["value"] == 1.0
-
-
-def test_segment_message_id_is_stable_per_period(tmp_path: Path, hooks: FakeHooks) -> None:
-    segment = Segment(write_key=TOKEN, api_url=hooks.url, every="run")
-    p = make(tmp_path, segment)
-    p.process(now=MONDAY)
-    p.process(now=MONDAY)
-    first, second = hooks.segment
-    assert first["event"] == "KPIs Collected" and first["properties"]["github.stars"] == 1.0
-    assert first["messageId"] != second["messageId"]  # two periods (runs): two events
-    delivery = p.delivery_engine().delivery_from_result(
-        segment, p.process(now=MONDAY, deliver=False)
-    )
-    assert segment.track(delivery)["messageId"] == segment.track(delivery)["messageId"]
 
 
 def test_a_delivery_without_a_connection_pool_says_so_and_opens_none(

@@ -1,5 +1,6 @@
 """The digest every message destination sends: ordering, formatting, markers, percentages,
-failures, Discord's 2000-character split, Slack Block Kit, Markdown and HTML."""
+failures; and each medium's rendering of it: Discord's 2000-character split, Slack Block Kit,
+the email's text and HTML, the Markdown report."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from kpi_collector.config.models import KpiSpec
+from kpi_collector.destinations import discord, email, slack
 from kpi_collector.destinations.base import Delivery
-from kpi_collector.destinations.digest import Digest, DigestLine, digest_title, split_lines
+from kpi_collector.destinations.digest import Digest, DigestError, DigestLine, digest_title
+from kpi_collector.destinations.text import kpi_line, split_lines
+from kpi_collector.report.markdown import digest_markdown
 from kpi_collector.store import HistoryStore
 
 NOW = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)  # Monday of ISO week 49
@@ -48,7 +52,7 @@ def delivery(**kwargs: object) -> Delivery:
 def test_lines_like_the_reference_system() -> None:
     digest = Digest.from_delivery(delivery())
     assert digest.title == "KPIs — week 48, 2026"
-    assert [line.render() for line in digest.lines] == [
+    assert [kpi_line(line, "**") for line in digest.lines] == [
         "**GitHub Stargazers**: 1,647 ⬆ 1.67%",
         "**MRR**: $1,200",
         "**github.forks**: 12 ➡ 0.00%",
@@ -58,8 +62,8 @@ def test_lines_like_the_reference_system() -> None:
 
 def test_without_compare_there_are_no_markers() -> None:
     digest = Digest.from_delivery(delivery(compare_days=None))
-    assert digest.lines[0].render() == "**GitHub Stargazers**: 1,647"
-    assert "Changes against" not in digest.text()
+    assert kpi_line(digest.lines[0], "**") == "**GitHub Stargazers**: 1,647"
+    assert "Changes against" not in email.digest_text(digest)
 
 
 def test_titles_per_period() -> None:
@@ -72,17 +76,18 @@ def test_titles_per_period() -> None:
 
 def test_change_from_zero_has_a_marker_but_no_percent() -> None:
     line = DigestLine("a.b", "Signups", 5.0, None, 0.0)
-    assert line.render() == "**Signups**: 5 ⬆"
+    assert kpi_line(line, "**") == "**Signups**: 5 ⬆"
+    assert (line.direction, line.change_percent, line.formatted) == ("up", None, "5")
 
 
 def test_failures_come_last_in_every_rendering() -> None:
     digest = Digest.from_delivery(delivery())
     for text in (
-        digest.text(),
-        digest.markdown(),
-        digest.slack_text(),
-        digest.discord_messages()[-1],
-        digest.html(),
+        email.digest_text(digest),
+        digest_markdown(digest),
+        slack.digest_text(digest),
+        discord.digest_messages(digest)[-1],
+        email.digest_html(digest),
     ):
         assert text.index("podcast") > text.index("pypi.downloads")
 
@@ -90,7 +95,7 @@ def test_failures_come_last_in_every_rendering() -> None:
 def test_discord_split_keeps_every_line_under_2000_chars() -> None:
     values = {f"src.kpi_{i:03d}": float(i * 1000) for i in range(150)}
     d = delivery(values=values, order=list(values), previous={}, errors=[])
-    messages = Digest.from_delivery(d).discord_messages()
+    messages = discord.digest_messages(Digest.from_delivery(d))
     assert len(messages) > 1
     assert all(len(m) <= 2000 for m in messages)
     joined = "\n".join(messages)
@@ -106,7 +111,7 @@ def test_split_lines_cuts_a_line_longer_than_the_limit() -> None:
 
 def test_slack_blocks_are_valid_block_kit() -> None:
     digest = Digest.from_delivery(delivery(errors=[("crm", "HTTP 500 <b>boom</b> & more")]))
-    blocks = digest.slack_blocks()
+    blocks = slack.digest_blocks(digest)
     assert blocks[0] == {
         "type": "header",
         "text": {"type": "plain_text", "text": "KPIs — week 48, 2026", "emoji": True},
@@ -117,15 +122,15 @@ def test_slack_blocks_are_valid_block_kit() -> None:
     )
     assert blocks[-1]["type"] == "context"
     assert all(len(b["text"]["text"]) <= 3000 for b in blocks if b["type"] == "section")
-    assert "*GitHub Stargazers*: 1,647 ⬆ 1.67%" in digest.slack_text()
+    assert "*GitHub Stargazers*: 1,647 ⬆ 1.67%" in slack.digest_text(digest)
 
 
 def test_markdown_and_html() -> None:
     digest = Digest.from_delivery(delivery(errors=[("crm", "bad <token> @everyone")]))
-    markdown = digest.markdown()
+    markdown = digest_markdown(digest)
     assert markdown.startswith("# KPIs — week 48, 2026\n\n- **GitHub Stargazers**: 1,647 ⬆ 1.67%\n")
     assert "## Failing sources" in markdown and "@\u200beveryone" in markdown
-    html = digest.html()
+    html = email.digest_html(digest)
     assert "<b>GitHub Stargazers</b>" in html and "&lt;token&gt;" in html and "<token>" not in html
 
 
@@ -155,8 +160,25 @@ def test_from_store_for_kpi_report(tmp_path: Path) -> None:
         now=NOW,
     )
     assert digest.title == "KPIs — week 49, 2026"
-    assert [line.render() for line in digest.lines] == [
+    assert [kpi_line(line, "**") for line in digest.lines] == [
         "**GitHub Stargazers**: 1,648 ⬆ 3.00%",
         "**blog.posts**: 41 ⬆ 2.50%",
     ]
-    assert digest.failures == [("podcast", "login refused")]
+    assert digest.errors == [DigestError("podcast", "login refused")]
+
+
+def test_the_shared_text_helpers() -> None:
+    from kpi_collector.destinations.text import cut, escape_html, escape_markdown, escape_slack
+
+    assert cut("abcdef", 6) == "abcdef" and cut("abcdefg", 6) == "abcde…"
+    assert escape_markdown("@here `x` *b* _i_") == "@\u200bhere 'x' \\*b\\* \\_i\\_"
+    assert (
+        escape_slack("<!channel> & <https://x|y>") == "&lt;!channel&gt; &amp; &lt;https://x|y&gt;"
+    )
+    assert escape_html("<a href='x'>&</a>") == "&lt;a href=&#x27;x&#x27;&gt;&amp;&lt;/a&gt;"
+
+
+def test_an_error_is_one_line_cut_to_300_characters() -> None:
+    error = DigestError("crm", "boom\n  token=abc " + "x" * 400)
+    assert error.text(limit=None) == "crm: boom token=abc " + "x" * 400
+    assert error.text() == "crm: " + ("boom token=abc " + "x" * 400)[:299] + "…"

@@ -38,11 +38,11 @@ from kpi_collector.destinations import (
     Webhook,
 )
 from kpi_collector.destinations.base import Destination
+from kpi_collector.destinations.email.fake import smtp_server
+from kpi_collector.destinations.google_sheets.fake import FakeSheets, service_account
+from kpi_collector.destinations.notion.fake import FakeNotion
 from kpi_collector.sources.python import Function
-from tests.fakes.notion import FakeNotion
 from tests.fakes.pushgateway import gauge, groups, pushgateway
-from tests.fakes.sheets import FakeSheets, service_account
-from tests.fakes.smtp import smtp_server
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.fakes.webhooks import FakeHooks
 from tests.services import require_mysql_url, require_postgres_url
@@ -451,51 +451,3 @@ def test_secret_never_leaks(
 
 
 # pushgateway in detail ------------------------------------------------------------------------
-
-
-def test_pushgateway_basic_auth(tmp_path: Path) -> None:
-    with pushgateway(users={"kpi": SECRET}) as url:
-        right = Pushgateway(url=url, username="kpi", password=SECRET, retries=0)
-        result = make_pipeline(tmp_path, right, Source()).process(now=DAY1)
-        assert result.delivery_errors == {}
-        assert gauge(url, "github.stars", auth=("kpi", SECRET)) == 1647
-        wrong = Pushgateway(url=url, username="kpi", password="wrong-" + SECRET, retries=0)
-        error = make_pipeline(tmp_path / "2", wrong, Source()).process(now=DAY1)
-        message = error.delivery_errors["pushgateway"]
-        assert "401" in message and "check username and password" in message
-        assert SECRET not in message
-
-
-def test_pushgateway_writes_infinities_as_prometheus_spells_them(tmp_path: Path) -> None:
-    from zoneinfo import ZoneInfo
-
-    from kpi_collector.collect.http import HttpClient
-    from kpi_collector.destinations.base import Delivery
-    from kpi_collector.destinations.pushgateway import exposition
-
-    values = {"up.inf": float("inf"), "down.inf": float("-inf"), "no.nan": float("nan")}
-    delivery = Delivery(
-        period="2026-11-23",
-        period_start=DAY1.date(),
-        run_id=1,
-        values=values,
-        timestamps=dict.fromkeys(values, DAY1.timestamp()),
-        kpis={},
-        order=list(values),
-        tz=ZoneInfo("UTC"),
-        now=DAY1,
-        destination="pushgateway",
-    )
-    text = exposition(delivery)
-    assert 'kpi_value{kpi="up.inf",title="up.inf"} +Inf' in text
-    assert 'kpi_value{kpi="down.inf",title="down.inf"} -Inf' in text
-    assert 'kpi_value{kpi="no.nan",title="no.nan"} NaN' in text
-
-    async def push(url: str) -> None:
-        async with HttpClient() as client:
-            delivery.http_client = client
-            await Pushgateway(url=url).deliver(delivery)
-
-    with pushgateway() as url:
-        asyncio.run(push(url))
-        assert gauge(url, "up.inf") == float("inf") and gauge(url, "down.inf") == float("-inf")

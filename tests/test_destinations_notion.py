@@ -17,9 +17,9 @@ import pytest
 from kpi_collector import Pipeline
 from kpi_collector.deliver.engine import DeliveryEngine
 from kpi_collector.destinations import Notion, Store
+from kpi_collector.destinations.notion.fake import FakeNotion
 from kpi_collector.sources.python import Function
 from tests.conftest import Waits
-from tests.fakes.notion import FakeNotion
 
 TOKEN = "ntn_4242secrettokenvalue"
 DAY = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)

@@ -75,7 +75,8 @@ def test_types_are_found_through_entry_points() -> None:
 
 def test_connector_docs_are_what_their_readmes_build() -> None:
     """README.md and docs/ hold the connectors' sections as scripts/build_docs.py builds them
-    from each `sources/<type>/README.md`, so the two never drift."""
+    from each `sources/<type>/README.md` and `destinations/<type>/README.md`, so the two
+    never drift."""
     spec = importlib.util.spec_from_file_location("build_docs", ROOT / "scripts" / "build_docs.py")
     assert spec is not None and spec.loader is not None
     build_docs = importlib.util.module_from_spec(spec)
@@ -85,6 +86,7 @@ def test_connector_docs_are_what_their_readmes_build() -> None:
         "README.md",
         "docs/active-users.md",
         "docs/connectors.md",
+        "docs/destinations.md",
     }
     stale = [p.name for p, text in pages.items() if p.read_text(encoding="utf-8") != text]
     assert not stale, f"{stale} differ from the connectors' README.md: run `make docs`"

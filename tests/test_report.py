@@ -60,6 +60,7 @@ def test_markdown_report_is_the_digest(config_path: Path, tmp_path: Path) -> Non
     text = out.read_text(encoding="utf-8")
     from kpi_collector.config import load_config
     from kpi_collector.destinations.digest import Digest
+    from kpi_collector.report.markdown import digest_markdown
     from kpi_collector.store import HistoryStore
 
     assert text.startswith("# ")
@@ -76,7 +77,7 @@ def test_markdown_report_is_the_digest(config_path: Path, tmp_path: Path) -> Non
         tz=config.tz,
     )
     store.close()
-    assert text == digest.markdown()
+    assert text == digest_markdown(digest)
 
 
 def test_write_report_as_kpi_demo_calls_it(config_path: Path, tmp_path: Path) -> None:

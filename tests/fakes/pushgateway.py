@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.smtp import free_port
+from kpi_collector.destinations.email.fake import free_port
 
 BINARY = "prometheus-pushgateway"
 

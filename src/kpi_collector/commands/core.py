@@ -44,20 +44,35 @@ def parse_date(value: str | None, option: str) -> date | None:
     metavar="TYPE",
     help="Print a commented `sources:` entry of this type (github, pypi, ...) instead; writes nothing.",
 )
-def init(directory: str, force: bool, source_type: str | None) -> None:
+@click.option(
+    "--destination",
+    "destination_type",
+    metavar="TYPE",
+    help="Print a commented `destinations:` entry of this type (notion, slack, ...) instead; writes nothing.",
+)
+def init(
+    directory: str, force: bool, source_type: str | None, destination_type: str | None
+) -> None:
     """Write a commented starter kpi.yaml (public, no-auth sources) and .env.example.
 
-    With --source TYPE, print that type's sample entry (its folder's sample.yaml) to paste
-    into kpi.yaml; an unknown type is a usage error listing the known ones.
+    With --source TYPE or --destination TYPE, print that type's sample entry (its folder's
+    sample.yaml) to paste into kpi.yaml; an unknown type is a usage error listing the known
+    ones.
     """
-    if source_type is not None:
-        from kpi_collector.config.plugins import source_sample
+    if source_type is not None or destination_type is not None:
+        from kpi_collector.config.plugins import destination_sample, source_sample
         from kpi_collector.errors import ConfigError
 
+        if source_type is not None and destination_type is not None:
+            raise click.UsageError("use one of --source and --destination")
+        option = "'--source'" if source_type is not None else "'--destination'"
         try:
-            click.echo(source_sample(source_type), nl=False)
+            if source_type is not None:
+                click.echo(source_sample(source_type), nl=False)
+            else:
+                click.echo(destination_sample(destination_type or ""), nl=False)
         except ConfigError as exc:
-            raise click.BadParameter(str(exc), param_hint="'--source'") from None
+            raise click.BadParameter(str(exc), param_hint=option) from None
         return
     from kpi_collector.commands.starter import ENV_EXAMPLE, STARTER_CONFIG
 

@@ -102,19 +102,7 @@ def source_sample(name: str) -> str:
     Raises ConfigError for an unknown type (listing the known ones and the closest name), or
     for a type whose module is not a folder with a `sample.yaml`.
     """
-    import sys
-    from importlib.resources import files
-
-    cls = source_type(name)
-    module = sys.modules[cls.__module__]
-    if hasattr(module, "__path__"):  # a package: a folder that can hold the sample
-        sample = files(module.__name__) / "sample.yaml"
-        if sample.is_file():
-            return sample.read_text(encoding="utf-8")
-    raise ConfigError(
-        f"source type {name!r} ({cls.__module__}) ships no sample.yaml beside its code; "
-        "see its documentation for its keys"
-    )
+    return _sample(source_type(name), "source", name)
 
 
 def register_source(cls: type[Source]) -> type[Source]:
@@ -126,3 +114,31 @@ def register_source(cls: type[Source]) -> type[Source]:
 def register_destination(cls: type[Destination]) -> type[Destination]:
     _extra[DESTINATION_GROUP][cls.type] = cls
     return cls
+
+
+def destination_sample(name: str) -> str:
+    """The commented, working `destinations:` entry that a destination type ships as
+    `sample.yaml` in its folder (`kpi_collector/destinations/notion/sample.yaml`; the file
+    types share `destinations/files/`): what `kpi init --destination NAME` prints.
+    Third-party types ship one the same way, beside their class's module.
+
+    Raises ConfigError for an unknown type (listing the known ones), or for a type whose
+    module is not a folder with a `sample.yaml`.
+    """
+    return _sample(destination_type(name), "destination", name)
+
+
+def _sample(cls: type[Any], what: str, name: str) -> str:
+    """The `sample.yaml` beside the package that defines `cls`."""
+    import sys
+    from importlib.resources import files
+
+    module = sys.modules[cls.__module__]
+    if hasattr(module, "__path__"):  # a package: a folder that can hold the sample
+        sample = files(module.__name__) / "sample.yaml"
+        if sample.is_file():
+            return sample.read_text(encoding="utf-8")
+    raise ConfigError(
+        f"{what} type {name!r} ({cls.__module__}) ships no sample.yaml beside its code; "
+        "see its documentation for its keys"
+    )

@@ -1,15 +1,18 @@
-"""What the message destinations' `send_text` (alerts) share: one short message sent now,
-outside a delivery, with an HTTP pool of its own and the delivery engine's retry policy.
+"""The text of messages, shared by the message destinations and the Markdown report: cutting
+and splitting to a service's limits, escaping for each medium (Markdown, Slack mrkdwn, HTML),
+a KPI line of the digest; and `send_now`, how `send_text` (alerts) sends one short message.
 
-`kpi_collector.alerts.engine` calls `send_text` after the run's deliveries, once per message; a
-failure it sees is retried on the next run. Within the call, a transient failure (connection,
-5xx, 429) is retried like a delivery: up to the destination's `retries`, with backoff and
-jitter, waiting at least a `Retry-After` (a longer one than `MAX_RETRY_AFTER` fails now).
+`send_now`: `kpi_collector.alerts.engine` calls `send_text` after the run's deliveries, once
+per message; a failure it sees is retried on the next run. Within the call, a transient
+failure (connection, 5xx, 429) is retried like a delivery: up to the destination's `retries`,
+with backoff and jitter, waiting at least a `Retry-After` (a longer one than
+`MAX_RETRY_AFTER` fails now).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import html
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from kpi_collector.destinations.base import PooledHttp
@@ -17,6 +20,56 @@ from kpi_collector.destinations.base import PooledHttp
 if TYPE_CHECKING:
     from kpi_collector.collect.http import HttpClient
     from kpi_collector.destinations.base import Destination
+    from kpi_collector.destinations.digest import DigestLine
+
+
+def cut(text: str, limit: int) -> str:
+    """`text`, or its first `limit` - 1 characters and "…" when it is longer than `limit`."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def split_lines(lines: Sequence[str], limit: int) -> list[str]:
+    """Join lines into texts of at most `limit` characters, breaking only between lines
+    (a single longer line is cut); blank texts are dropped."""
+    texts: list[str] = []
+    current = ""
+    for raw in lines:
+        line = cut(raw, limit)
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) <= limit:
+            current = candidate
+            continue
+        if current.strip():
+            texts.append(current)
+        current = line
+    if current.strip():
+        texts.append(current)
+    return texts
+
+
+def escape_markdown(text: str) -> str:
+    """User data (a failure message, an alert) in Markdown and Discord messages, kept from
+    turning into mentions (`@` gets a zero-width space), code, bold or italics."""
+    return text.replace("@", "@\u200b").replace("`", "'").replace("*", "\\*").replace("_", "\\_")
+
+
+def escape_slack(text: str) -> str:
+    """Text in Slack mrkdwn: `&`, `<` and `>` escaped, so nothing becomes a link, a mention or
+    `@channel` (Slack API docs, "Formatting text for app surfaces": escaping text)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def escape_html(text: str) -> str:
+    """Text in HTML content or a quoted attribute (`&`, `<`, `>`, `"`, `'` as references)."""
+    return html.escape(text)
+
+
+def kpi_line(line: DigestLine, strong: str = "") -> str:
+    """ "GitHub Stargazers: 1,647 ⬆ 1.67%", the title between `strong` marks ("**" in Markdown,
+    "*" in Slack mrkdwn); no change part with nothing to compare."""
+    text = f"{strong}{line.title}{strong}: {line.formatted}"
+    change = line.change_text
+    return f"{text} {change}" if change else text
 
 
 class Outbox(PooledHttp):

@@ -8,12 +8,13 @@ import os
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kpi_collector.format import format_change
 
 if TYPE_CHECKING:
     from kpi_collector.config import Config
+    from kpi_collector.destinations.digest import Digest
 
 #: how many periods each chart of the report covers
 CHART_PERIODS = {"day": 90, "week": 26, "month": 24}
@@ -37,7 +38,7 @@ def _config(config: Config | str | os.PathLike[str]) -> Config:
     return config if isinstance(config, Config) else load_config(config)
 
 
-def _digest(config: Config, period: str, compare_days: int | None, now: datetime | None) -> Any:
+def _digest(config: Config, period: str, compare_days: int | None, now: datetime | None) -> Digest:
     from kpi_collector.destinations.digest import Digest
     from kpi_collector.store import HistoryStore
 
@@ -65,7 +66,9 @@ def render_markdown(
     now: datetime | None = None,
 ) -> str:
     """The Markdown digest, the same text the message destinations send."""
-    return str(_digest(_config(config), period, parse_compare(compare), now).markdown())
+    from kpi_collector.report.markdown import digest_markdown
+
+    return digest_markdown(_digest(_config(config), period, parse_compare(compare), now))
 
 
 def render_html(
@@ -101,10 +104,10 @@ def render_html(
         progress = pages.progress_bar(line.value / target, target, line.unit) if target else ""
         rows.append(
             f'<tr data-kpi="{escape(line.kpi)}"><td>{escape(line.title)}</td>'
-            f"<td class=num>{escape(line.value_text)}</td>"
+            f"<td class=num>{escape(line.formatted)}</td>"
             f'<td class="num change {trend}">{escape(change)}</td><td>{progress}</td></tr>'
         )
-    failures = "".join(f"<li>{escape(text)}</li>" for text in digest.failure_lines(limit=None))
+    failures = "".join(f"<li>{escape(e.text(limit=None))}</li>" for e in digest.errors)
     charts = "".join(
         f'<section class="kpi-block"><h2>{escape(block["title"])}</h2>'
         f'<div class="chart" data-index="{i}" aria-label="chart of {escape(block["title"])}"></div></section>'

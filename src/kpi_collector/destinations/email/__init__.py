@@ -25,11 +25,54 @@ from typing import ClassVar, Literal
 from pydantic import ConfigDict, Field, field_validator
 
 from kpi_collector.destinations.base import Delivery, MessageDestination, delivery_error
-from kpi_collector.destinations.text import send_now
+from kpi_collector.destinations.digest import NO_VALUES, Digest
+from kpi_collector.destinations.text import cut, escape_html, kpi_line, send_now
 from kpi_collector.errors import DeliveryError
 from kpi_collector.secrets import Secret, redact
 
 SUBJECT_LIMIT = 150  # characters of an alert's first line in its subject
+COLOURS = {"up": "#1a7f37", "down": "#cf222e"}  # a change's colour; others grey (#57606a)
+
+
+def digest_text(digest: Digest) -> str:
+    """The digest as plain text (the email's text part)."""
+    parts = [digest.title, "", *(kpi_line(line) for line in digest.lines)]
+    if not digest.lines:
+        parts.append(NO_VALUES)
+    if digest.errors:
+        parts += ["", "Failing sources:", *(f"- {error.text()}" for error in digest.errors)]
+    if digest.comparison:
+        parts += ["", digest.comparison]
+    return "\n".join(parts)
+
+
+def digest_html(digest: Digest) -> str:
+    """The digest as a small HTML document with inline styles (the email's HTML part; mail
+    clients drop style sheets)."""
+    rows = []
+    for line in digest.lines:
+        colour = COLOURS.get(line.direction or "", "#57606a")
+        rows.append(
+            "<tr>"
+            f'<td style="padding:4px 12px 4px 0"><b>{escape_html(line.title)}</b></td>'
+            f'<td style="padding:4px 12px;text-align:right">{escape_html(line.formatted)}</td>'
+            f'<td style="padding:4px 0 4px 12px;color:{colour}">{escape_html(line.change_text)}</td>'
+            "</tr>"
+        )
+    body = [f'<h2 style="margin:0 0 12px">{escape_html(digest.title)}</h2>']
+    if rows:
+        body.append('<table style="border-collapse:collapse">' + "".join(rows) + "</table>")
+    else:
+        body.append(f"<p>{NO_VALUES}</p>")
+    if digest.errors:
+        items = "".join(f"<li>{escape_html(error.text())}</li>" for error in digest.errors)
+        body.append(f'<h3 style="margin:16px 0 4px">Failing sources</h3><ul>{items}</ul>')
+    if digest.comparison:
+        body.append(f'<p style="color:#57606a;font-size:12px">{escape_html(digest.comparison)}</p>')
+    return (
+        '<!doctype html><html><body style="font-family:-apple-system,Segoe UI,Helvetica,Arial,'
+        'sans-serif;font-size:14px">' + "".join(body) + "</body></html>"
+    )
 
 
 class Email(MessageDestination):
@@ -67,27 +110,23 @@ class Email(MessageDestination):
         return self.port or {"starttls": 587, "ssl": 465, "none": 25}[self.tls]
 
     def message(self, delivery: Delivery) -> EmailMessage:
-        from kpi_collector.destinations.digest import Digest
-
         digest = Digest.from_delivery(delivery)
         # the same id for every retry of a period: mail systems can tell a repeat
         message = self._envelope(
             self.subject or digest.title, delivery.now.timestamp(), delivery.delivery_id
         )
         message["X-KPI-Delivery"] = delivery.delivery_id
-        message.set_content(digest.text())
-        message.add_alternative(digest.html(), subtype="html")
+        message.set_content(digest_text(digest))
+        message.add_alternative(digest_html(digest), subtype="html")
         return message
 
     def alert_message(self, text: str, *, now: float | None = None) -> EmailMessage:
         """An alert as a plain-text email; its first line (cut) is the subject."""
-        from kpi_collector.destinations.digest import _cut
-
         first = next((line.strip() for line in text.splitlines() if line.strip()), "KPI alert")
         # a fresh id per alert (the same for its retries): a later alert with the same text
         # is a new message, not a repeat
         message = self._envelope(
-            _cut(first, SUBJECT_LIMIT), time.time() if now is None else now, uuid.uuid4().hex
+            cut(first, SUBJECT_LIMIT), time.time() if now is None else now, uuid.uuid4().hex
         )
         message["X-KPI-Alert"] = "1"
         message.set_content(text)

@@ -15,8 +15,17 @@ from pydantic import field_validator
 from kpi_collector.collect.http import is_http_url
 from kpi_collector.destinations._http import Sender, error_detail, send, status_error
 from kpi_collector.destinations.base import Delivery, MessageDestination
-from kpi_collector.destinations.text import send_now
+from kpi_collector.destinations.digest import Digest
+from kpi_collector.destinations.text import (
+    cut,
+    escape_markdown,
+    kpi_line,
+    send_now,
+    split_lines,
+)
 from kpi_collector.secrets import Secret
+
+DISCORD_LIMIT = 2000  # characters per message (Discord API docs: Execute Webhook, content)
 
 _HINTS = {
     10015: "the webhook does not exist (deleted?): create one and update webhook_url",
@@ -24,6 +33,20 @@ _HINTS = {
     50006: "Discord refused an empty message",
     50035: "Discord refused the message's form",
 }
+
+
+def digest_messages(digest: Digest, limit: int = DISCORD_LIMIT) -> list[str]:
+    """The digest as Discord messages: the bold title, a line per KPI (`**Title**: 1,647 ⬆
+    1.67%`), the failing sources (escaped: no markup, no mentions); split between lines into
+    messages of at most `limit` characters."""
+    lines = [f"**{digest.title}**", *(kpi_line(line, "**") for line in digest.lines)]
+    if digest.errors:
+        lines += [
+            "",
+            "⚠️ **Failing sources**",
+            *(f"- {escape_markdown(error.text())}" for error in digest.errors),
+        ]
+    return split_lines(lines, limit)
 
 
 class Discord(MessageDestination):
@@ -42,9 +65,7 @@ class Discord(MessageDestination):
         return value
 
     async def deliver(self, delivery: Delivery) -> None:
-        from kpi_collector.destinations.digest import Digest
-
-        messages = Digest.from_delivery(delivery).discord_messages()
+        messages = digest_messages(Digest.from_delivery(delivery))
         for index, content in enumerate(messages):
             if index < delivery.progress:  # sent by an attempt that failed on a later part
                 continue
@@ -53,9 +74,7 @@ class Discord(MessageDestination):
 
     async def send_text(self, text: str) -> None:
         """An alert: plain text (markup escaped, mentions never ping) in one message."""
-        from kpi_collector.destinations.digest import DISCORD_LIMIT, _cut, _md_escape
-
-        content = _cut(_md_escape(text), DISCORD_LIMIT)
+        content = cut(escape_markdown(text), DISCORD_LIMIT)
         await send_now(self, lambda via: self.post(via, content))
 
     async def post(self, via: Sender, content: str) -> None:

@@ -15,8 +15,14 @@ from pydantic import model_validator
 from kpi_collector.collect.http import Auth
 from kpi_collector.destinations._http import Sender, send, status_error
 from kpi_collector.destinations.base import Delivery, MessageDestination, delivery_error
-from kpi_collector.destinations.text import send_now
+from kpi_collector.destinations.digest import NO_VALUES, Digest
+from kpi_collector.destinations.text import cut, escape_slack, kpi_line, send_now, split_lines
 from kpi_collector.secrets import Secret
+
+# Block Kit limits (Slack API docs, "Blocks": header and section text, blocks per message)
+SLACK_SECTION_LIMIT = 3000
+SLACK_HEADER_LIMIT = 150
+SLACK_MAX_BLOCKS = 50
 
 # incoming webhooks answer an error code as plain text; these say how to fix it
 _WEBHOOK_HINTS = {
@@ -58,6 +64,55 @@ _API_HINTS = {
 }
 
 
+def digest_text(digest: Digest) -> str:
+    """The notification / fallback text of the digest's message (mrkdwn)."""
+    lines = [f"*{escape_slack(digest.title)}*"]
+    lines += [escape_slack(kpi_line(line, "*")) for line in digest.lines]
+    if digest.errors:
+        lines += [
+            "",
+            "Failing sources:",
+            *(f"• {escape_slack(error.text())}" for error in digest.errors),
+        ]
+    return "\n".join(lines)
+
+
+def digest_blocks(digest: Digest) -> list[dict[str, Any]]:
+    """Block Kit: a header, the KPI lines in sections (≤ 3000 chars each), failures, context;
+    at most 50 blocks (the rest is cut and the last block says so)."""
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "text": cut(digest.title, SLACK_HEADER_LIMIT),
+                "emoji": True,
+            },
+        }
+    ]
+    kpi_lines = [escape_slack(kpi_line(line, "*")) for line in digest.lines] or [NO_VALUES]
+    for chunk in split_lines(kpi_lines, SLACK_SECTION_LIMIT):
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
+    if digest.errors:
+        failures = [
+            "*Failing sources*",
+            *(f"• {escape_slack(error.text())}" for error in digest.errors),
+        ]
+        blocks.append({"type": "divider"})
+        for chunk in split_lines(failures, SLACK_SECTION_LIMIT):
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
+    if digest.comparison:
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": digest.comparison}]}
+        )
+    if len(blocks) > SLACK_MAX_BLOCKS:  # keep the header, the first sections and say so
+        blocks = [
+            *blocks[: SLACK_MAX_BLOCKS - 1],
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": "(cut: too many KPIs)"}]},
+        ]
+    return blocks
+
+
 class Slack(MessageDestination):
     type: ClassVar[str] = "slack"
 
@@ -75,10 +130,8 @@ class Slack(MessageDestination):
         return self
 
     def message(self, delivery: Delivery) -> dict[str, Any]:
-        from kpi_collector.destinations.digest import Digest
-
         digest = Digest.from_delivery(delivery)
-        return {"text": digest.slack_text(), "blocks": digest.slack_blocks()}
+        return {"text": digest_text(digest), "blocks": digest_blocks(digest)}
 
     async def deliver(self, delivery: Delivery) -> None:
         await self.post(delivery, self.message(delivery))
@@ -86,9 +139,7 @@ class Slack(MessageDestination):
     async def send_text(self, text: str) -> None:
         """An alert: the text field alone (what notifications show), `&`, `<`, `>` escaped so
         nothing in it turns into a link or an @channel."""
-        from kpi_collector.destinations.digest import _slack_escape
-
-        body = {"text": _slack_escape(text)}
+        body = {"text": escape_slack(text)}
         await send_now(self, lambda via: self.post(via, body))
 
     async def post(self, via: Sender, body: dict[str, Any]) -> None:

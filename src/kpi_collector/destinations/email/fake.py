@@ -70,7 +70,7 @@ class _Handler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.messages.append((message, envelope))  # type: ignore[arg-type]
+        self.messages.append((message, envelope))
         return "250 Message accepted for delivery"
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kpi_collector.demo.server import BackgroundServer
+from kpi_collector.sources._fake import BackgroundServer
 
 VERSION = "2025-09-03"
 BODY = web.RequestKey("body", dict)
@@ -135,7 +135,7 @@ class FakeNotion:
         for page in self.pages.values():
             if page["source"] != source or page["in_trash"]:
                 continue
-            row = {}
+            row: dict[str, Any] = {}
             for name, value in page["properties"].items():
                 kind = value["type"]
                 raw = value[kind]

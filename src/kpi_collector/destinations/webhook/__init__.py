@@ -22,30 +22,17 @@ from kpi_collector._version import __version__
 from kpi_collector.collect.http import is_http_url
 from kpi_collector.destinations._http import Sender, error_detail, send, status_error
 from kpi_collector.destinations.base import Delivery, MessageDestination, message_id
+from kpi_collector.destinations.digest import Digest
 from kpi_collector.destinations.text import send_now
-from kpi_collector.format import format_value, percent_change
 from kpi_collector.secrets import Secret
 
 SIGNATURE_HEADER = "X-KPI-Signature-256"
 
 
 def payload(delivery: Delivery) -> dict[str, Any]:
-    """The JSON document a webhook receives (stable; documented in docs/destinations.md)."""
-    values = []
-    for kpi in delivery.ordered:
-        value = delivery.values[kpi]
-        previous = delivery.previous.get(kpi) if delivery.compare_days else None
-        values.append(
-            {
-                "kpi": kpi,
-                "title": delivery.title(kpi),
-                "value": value,
-                "unit": delivery.unit(kpi),
-                "formatted": format_value(value, delivery.unit(kpi)),
-                "previous": previous,
-                "change_percent": percent_change(value, previous),
-            }
-        )
+    """The JSON document a webhook receives: the digest's lines and errors as data (stable;
+    documented in docs/destinations.md)."""
+    digest = Digest.from_delivery(delivery)
     return {
         "delivery_id": delivery.delivery_id,
         "destination": delivery.destination,
@@ -53,9 +40,20 @@ def payload(delivery: Delivery) -> dict[str, Any]:
         "period_start": delivery.period_start.isoformat(),
         "run_id": delivery.run_id,
         "collected_at": delivery.now.isoformat(),
-        "compare_days": delivery.compare_days,
-        "values": values,
-        "errors": [{"where": where, "message": message} for where, message in delivery.errors],
+        "compare_days": digest.compare_days,
+        "values": [
+            {
+                "kpi": line.kpi,
+                "title": line.title,
+                "value": line.value,
+                "unit": line.unit,
+                "formatted": line.formatted,
+                "previous": line.previous,
+                "change_percent": line.change_percent,
+            }
+            for line in digest.lines
+        ],
+        "errors": [{"where": error.where, "message": error.message} for error in digest.errors],
         "generator": f"kpi-collector/{__version__}",
     }
 

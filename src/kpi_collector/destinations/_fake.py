@@ -1,0 +1,73 @@
+"""What the local message services share (the fakes of `discord`, `slack`, `segment` and
+`webhook`): a token that is the secret part of every URL, an outage switch and injected answers,
+on a real aiohttp server on 127.0.0.1.
+
+For tests only: a destination never imports its `fake.py` or this module. A fake subclasses
+`MessageService` and adds its routes in `routes()` (calling `super().routes(app)`), so several
+services can share one server: `class FakeHooks(FakeDiscord, FakeSlack, ...)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from aiohttp import web
+
+from kpi_collector.sources._fake import BackgroundServer
+
+
+@dataclass
+class Injected:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class MessageService:
+    """A local service: `down = True` makes every route answer 503; `fail_next(status, body,
+    headers)` answers the next requests with that instead."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token  # the secret part of every URL, the bot token and the write key
+        self.url = ""
+        self.down = False
+        self.injected: list[Injected] = []
+
+    def fail_next(
+        self, status: int, body: Any = "", headers: dict[str, str] | None = None, times: int = 1
+    ) -> None:
+        self.injected += [Injected(status, body, dict(headers or {}))] * times
+
+    @classmethod
+    @contextmanager
+    def serve(cls, token: str) -> Iterator[Self]:
+        fake = cls(token)
+        with BackgroundServer(fake.app()) as url:
+            fake.url = url
+            yield fake
+
+    def routes(self, app: web.Application) -> None:
+        """Add this service's routes; subclasses call `super().routes(app)` first."""
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware])
+        self.routes(app)
+        return app
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.down:
+            return web.Response(
+                status=503,
+                text="<html><body>503 Service Unavailable</body></html>",
+                content_type="text/html",
+            )
+        if self.injected:
+            answer = self.injected.pop(0)
+            if isinstance(answer.body, dict | list):
+                return web.json_response(answer.body, status=answer.status, headers=answer.headers)
+            return web.Response(status=answer.status, text=str(answer.body), headers=answer.headers)
+        return await handler(request)

@@ -1,0 +1,41 @@
+"""A local Segment HTTP Tracking API: `POST /v1/track` with basic auth (the write key as the
+user name) answers 200 `{"success": true}`; a bad write key 401, a body without `event` or
+`userId`/`anonymousId` 400 (segment.com/docs/connections/sources/catalog/libraries/server/http-api).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from aiohttp import web
+
+from kpi_collector.destinations._fake import MessageService
+
+
+class FakeSegment(MessageService):
+    """Read back the tracked events with `segment`; the write key is the token."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(token)
+        self.segment: list[dict[str, Any]] = []
+
+    def routes(self, app: web.Application) -> None:
+        super().routes(app)
+        app.router.add_post("/v1/track", self._segment)
+
+    async def _segment(self, request: web.Request) -> web.Response:
+        expected = "Basic " + base64.b64encode(f"{self.token}:".encode()).decode()
+        if request.headers.get("Authorization") != expected:
+            # Segment's HTTP API answers 401 for a bad write key on authenticated endpoints
+            return web.json_response({"success": False, "message": "Invalid write key"}, status=401)
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"success": False, "message": "Invalid JSON"}, status=400)
+        if not body.get("event") or not (body.get("userId") or body.get("anonymousId")):
+            return web.json_response(
+                {"success": False, "message": "userId or anonymousId is required"}, status=400
+            )
+        self.segment.append(body)
+        return web.json_response({"success": True})

@@ -1,0 +1,30 @@
+"""A generic webhook receiver: `POST /hook?key=<token>` keeps the raw body and headers (what a
+signature is computed over) and answers `{"received": true}`; a wrong key gets 403."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from kpi_collector.destinations._fake import MessageService
+
+
+class FakeReceiver(MessageService):
+    """Read back `(raw body, headers)` of each request with `hooks`."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(token)
+        self.hooks: list[tuple[bytes, dict[str, str]]] = []
+
+    @property
+    def hook_url(self) -> str:
+        return f"{self.url}/hook?key={self.token}"
+
+    def routes(self, app: web.Application) -> None:
+        super().routes(app)
+        app.router.add_post("/hook", self._hook)
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        if request.query.get("key") != self.token:
+            return web.json_response({"error": "forbidden"}, status=403)
+        self.hooks.append((await request.read(), dict(request.headers)))
+        return web.json_response({"received": True})

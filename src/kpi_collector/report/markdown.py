@@ -1,0 +1,20 @@
+"""The digest as a Markdown document: what `kpi report --out FILE.md` writes."""
+
+from __future__ import annotations
+
+from kpi_collector.destinations.digest import NO_VALUES, Digest
+from kpi_collector.destinations.text import escape_markdown, kpi_line
+
+
+def digest_markdown(digest: Digest) -> str:
+    """A heading, a bullet per KPI (`- **GitHub Stargazers**: 1,647 ⬆ 1.67%`), the failing
+    sources in full (escaped: user data never becomes markup or a mention), the comparison
+    in italics; ends with a newline."""
+    parts = [f"# {digest.title}", ""]
+    parts += [f"- {kpi_line(line, '**')}" for line in digest.lines] or [NO_VALUES]
+    if digest.errors:
+        parts += ["", "## Failing sources", ""]
+        parts += [f"- {escape_markdown(error.text(limit=None))}" for error in digest.errors]
+    if digest.comparison:
+        parts += ["", f"_{digest.comparison}_"]
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,95 @@
+"""`discord` against its local webhook (its fake): the digest split into messages of 2000
+characters and resumed after the parts sent, errors that say how to fix them; alerts escaped,
+never pinging, cut to 2000 characters, waiting for a rate limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kpi_collector.destinations import (
+    Discord,
+)
+from kpi_collector.destinations.discord.fake import FakeDiscord
+from kpi_collector.errors import DeliveryError
+from tests.destinations import FIRED, MONDAY, TOKEN, make
+
+pytestmark = pytest.mark.usefixtures("fast_delivery_retries")
+
+
+@pytest.fixture
+def hooks() -> Iterator[FakeDiscord]:
+    with FakeDiscord.serve(TOKEN) as fake:
+        yield fake
+
+
+def test_split_discord_message_resumes_after_the_parts_sent(
+    tmp_path: Path, hooks: FakeDiscord
+) -> None:
+    values = {f"kpi_{i:03d}": float(i) * 1000 for i in range(120)}
+    discord = Discord(webhook_url=hooks.discord_url, every="day", retries=0)
+    p = make(tmp_path, discord, values=values)
+    hooks.discord_limit = (1, 120.0)  # one message, then 429 with retry_after 120s > 60s
+    result = p.process(now=MONDAY)
+    assert result.exit_code == 1 and "429" in result.delivery_errors["discord"]
+    assert len(hooks.discord) == 1
+    (record,) = p.delivery_engine().records()
+    assert (record.status, record.progress) == ("pending", 1)
+    hooks.discord_limit = (5, 2.0)
+    outcomes = asyncio.run(p.delivery_engine().deliver_pending())
+    assert [o.ok for o in outcomes] == [True]
+    contents = [m["content"] for m in hooks.discord]
+    assert len(contents) == 2 and len(set(contents)) == 2  # the second part, not the first again
+    assert contents[0].startswith("**KPIs — 23 November 2026**")
+    assert all(len(c) <= 2000 for c in contents)
+    assert sum(c.count("**github.kpi_") for c in contents) == 120
+    assert hooks.discord[0]["allowed_mentions"] == {"parse": []}
+
+
+def test_discord_errors_say_how_to_fix(tmp_path: Path, hooks: FakeDiscord) -> None:
+    wrong = Discord(webhook_url=hooks.discord_url.replace(TOKEN, "not-the-token"), every="day")
+    result = make(tmp_path, wrong).process(now=MONDAY)
+    message = result.delivery_errors["discord"]
+    assert "401" in message and "copy the webhook URL again" in message
+    assert "not-the-token" not in message
+
+
+def test_discord_escapes_markup_never_pings_and_keeps_to_2000_characters(
+    hooks: FakeDiscord,
+) -> None:
+    discord = Discord(webhook_url=hooks.discord_url)
+    text = "🚨 Alert: @everyone *sales_total* is `low` — " + "x" * 2500
+    asyncio.run(discord.send_text(text))
+    [message] = hooks.discord
+    assert len(message["content"]) == 2000 and message["content"].endswith("…")
+    assert message["content"].startswith(
+        "🚨 Alert: @\u200beveryone \\*sales\\_total\\* is 'low' — xxx"
+    )
+    assert message["allowed_mentions"] == {"parse": []}
+
+
+def test_discord_waits_for_a_rate_limit_and_sends_once(hooks: FakeDiscord) -> None:
+    hooks.fail_next(
+        429,
+        {"message": "You are being rate limited.", "retry_after": 0.2, "global": False},
+        {"Retry-After": "1"},
+    )
+    asyncio.run(Discord(webhook_url=hooks.discord_url, retries=1).send_text(FIRED))
+    assert [m["content"] for m in hooks.discord] == [FIRED]
+    hooks.fail_next(429, {"message": "You are being rate limited.", "retry_after": 0.2})
+    with pytest.raises(DeliveryError) as caught:  # no retries left: fails, transient
+        asyncio.run(Discord(webhook_url=hooks.discord_url, retries=0).send_text(FIRED))
+    assert caught.value.transient and "rate limited" in str(caught.value)
+
+
+def test_discord_refusals_are_terminal_and_explained(hooks: FakeDiscord) -> None:
+    wrong = hooks.discord_url.replace(TOKEN, "not-the-token")
+    with pytest.raises(DeliveryError) as caught:
+        asyncio.run(Discord(webhook_url=wrong, retries=3).send_text(FIRED))
+    assert not caught.value.transient and "copy the webhook URL again" in str(caught.value)
+    assert hooks.discord == []
+    assert TOKEN not in str(caught.value)

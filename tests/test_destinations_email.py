@@ -1,0 +1,191 @@
+"""`email` against a real SMTP server (its fake: aiosmtpd with STARTTLS and login): the digest
+as HTML and text, alerts as plain text, and each failure explained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from kpi_collector.destinations import (
+    Email,
+)
+from kpi_collector.destinations.email.fake import smtp_server
+from kpi_collector.errors import DeliveryError
+from tests.destinations import DAY, FIRED, TOKEN, pipeline
+
+pytestmark = pytest.mark.usefixtures("fast_delivery_retries")
+
+
+def plain_text(message: EmailMessage) -> str:
+    """The text/plain body as sent (SMTP carries CRLF line ends)."""
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    return str(body.get_content()).replace("\r\n", "\n").rstrip("\n")
+
+
+def test_email_html_and_text_over_starttls(tmp_path: Path) -> None:
+    with smtp_server(tmp_path, "bot", "smtp-pass-123") as (port, ca_file, messages):
+        email = Email(
+            host="127.0.0.1",
+            port=port,
+            username="bot",
+            password="smtp-pass-123",
+            sender="KPI bot <kpi@example.com>",
+            to=["team@example.com"],
+            cc=["ceo@example.com"],
+            ca_file=str(ca_file),
+            every="week",
+        )
+        p = pipeline(tmp_path, email, {"stars": 1647.0})
+        assert p.process(now=DAY).exit_code == 0
+        assert p.process(now=DAY + timedelta(days=1)).exit_code == 0  # same week: no second mail
+        ((message, envelope),) = messages
+        assert message["Subject"] == "KPIs — week 49, 2026"
+        assert message["From"] == "KPI bot <kpi@example.com>"
+        assert sorted(envelope.rcpt_tos) == ["ceo@example.com", "team@example.com"]
+        text = message.get_body(preferencelist=("plain",)).get_content()
+        html = message.get_body(preferencelist=("html",)).get_content()
+        assert "GitHub Stargazers: 1,647" in text
+        assert "<b>GitHub Stargazers</b>" in html
+        assert message["Message-ID"].endswith("@example.com>")
+
+
+def test_email_wrong_password_is_terminal(tmp_path: Path) -> None:
+    with smtp_server(tmp_path, "bot", "right-password") as (port, ca_file, messages):
+        email = Email(
+            host="127.0.0.1",
+            port=port,
+            username="bot",
+            password="wrong-password-77",
+            sender="kpi@example.com",
+            to=["team@example.com"],
+            ca_file=str(ca_file),
+            every="day",
+        )
+        result = pipeline(tmp_path, email, {"stars": 1.0}).process(now=DAY)
+        message = result.delivery_errors["email"]
+        assert "refused the login (535)" in message and "wrong-password-77" not in message
+        assert messages == []
+
+
+def test_email_untrusted_certificate_is_terminal(tmp_path: Path) -> None:
+    with smtp_server(tmp_path, "bot", "pw") as (port, _ca, _messages):
+        email = Email(
+            host="127.0.0.1",
+            port=port,
+            username="bot",
+            password="pw",
+            sender="kpi@example.com",
+            to=["team@example.com"],
+            every="day",
+        )
+        result = pipeline(tmp_path, email, {"stars": 1.0}).process(now=DAY)
+        assert "TLS with SMTP server" in result.delivery_errors["email"]
+
+
+@pytest.mark.parametrize(
+    ("server", "tls", "expected", "transient"),
+    [
+        # smtplib's errors are OSErrors: none of these may come out as "cannot reach"
+        ({"tls": False}, "starttls", "does not offer STARTTLS: set tls: ssl", False),
+        (
+            {"tls": False},
+            "none",
+            "does not offer a login (no AUTH) (many do only over TLS: tls: starttls or ssl); "
+            "if it relays without one, remove username and password",
+            False,
+        ),
+        ({"oauth_only": True}, "starttls", "offers no login method kpi-collector can use", False),
+        (None, "starttls", "cannot reach SMTP server 127.0.0.1:", True),  # nothing listening
+        ("hang up", "starttls", "closed the connection: Connection unexpectedly closed", True),
+    ],
+)
+def test_email_errors_say_what_went_wrong(
+    tmp_path: Path, server: dict[str, bool] | str | None, tls: str, expected: str, transient: bool
+) -> None:
+    import socketserver
+    import threading
+
+    from kpi_collector.destinations.email.fake import free_port
+
+    def attempt(port: int, ca_file: Path | None) -> DeliveryError:
+        email = Email(
+            host="127.0.0.1",
+            port=port,
+            tls=tls,  # type: ignore[arg-type]
+            username="bot",
+            password="smtp-pass-secret-123",
+            sender="kpi@example.com",
+            to=["team@example.com"],
+            ca_file=str(ca_file) if ca_file else None,
+            timeout=5,
+            retries=0,
+        )
+        with pytest.raises(DeliveryError) as caught:
+            asyncio.run(email.send_text("🚨 Alert: test"))
+        return caught.value
+
+    if server is None:
+        error = attempt(free_port(), None)
+    elif server == "hang up":  # a server that closes before its greeting
+        with socketserver.TCPServer(("127.0.0.1", 0), socketserver.BaseRequestHandler) as tcp:
+            threading.Thread(target=tcp.serve_forever, daemon=True).start()
+            try:
+                error = attempt(tcp.server_address[1], None)
+            finally:
+                tcp.shutdown()
+    else:
+        assert isinstance(server, dict)
+        with smtp_server(tmp_path, "bot", "smtp-pass-secret-123", **server) as (port, ca, got):
+            error = attempt(port, ca)
+            assert got == []
+    assert expected in str(error)
+    assert error.transient is transient
+    assert "smtp-pass-secret-123" not in str(error)
+
+
+def test_email_sends_plain_text_with_the_first_line_as_subject(tmp_path: Path) -> None:
+    with smtp_server(tmp_path, "kpi-bot", TOKEN) as (port, ca_file, mails):
+        email = Email(
+            host="127.0.0.1",
+            port=port,
+            username="kpi-bot",
+            password=TOKEN,
+            sender="KPI bot <kpi@example.com>",
+            to=["team@example.com"],
+            cc=["boss@example.com"],
+            ca_file=str(ca_file),
+            timeout=5,
+        )
+        asyncio.run(email.send_text(FIRED + "\nsecond line"))
+        [(message, envelope)] = mails
+        assert message["Subject"] == FIRED
+        assert message["From"] == "KPI bot <kpi@example.com>"
+        assert envelope.rcpt_tos == ["team@example.com", "boss@example.com"]
+        assert message.get_content_type() == "text/plain"
+        assert plain_text(message) == FIRED + "\nsecond line"
+        assert message["Message-ID"].endswith("@example.com>")
+
+
+def test_email_refused_login_is_terminal_and_names_no_password(tmp_path: Path) -> None:
+    with smtp_server(tmp_path, "kpi-bot", TOKEN) as (port, ca_file, mails):
+        email = Email(
+            host="127.0.0.1",
+            port=port,
+            username="kpi-bot",
+            password="wrong-" + TOKEN,
+            sender="kpi@example.com",
+            to=["team@example.com"],
+            ca_file=str(ca_file),
+            timeout=5,
+            retries=3,
+        )
+        with pytest.raises(DeliveryError) as caught:
+            asyncio.run(email.send_text(FIRED))
+        assert not caught.value.transient and "refused the login" in str(caught.value)
+        assert TOKEN not in str(caught.value) and mails == []

@@ -1,0 +1,57 @@
+"""`google_sheets` against the local Sheets API (its fake): header of titles, new columns,
+a missing spreadsheet.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from kpi_collector.destinations import (
+    GoogleSheets,
+)
+from kpi_collector.destinations.google_sheets.fake import FakeSheets, service_account
+from tests.destinations import DAY, pipeline
+
+pytestmark = pytest.mark.usefixtures("fast_delivery_retries")
+
+
+def test_sheets_header_of_titles_and_new_columns(tmp_path: Path) -> None:
+    with FakeSheets.serve() as sheets:
+        key = sheets.add_spreadsheet()
+        creds = tmp_path / "sa.json"
+        creds.write_text(json.dumps(service_account(sheets.token_uri)))
+        state = {"stars": 10.0}
+        destination = GoogleSheets(
+            spreadsheet=f"https://docs.google.com/spreadsheets/d/{key}/edit",
+            credentials=str(creds),
+            api_url=sheets.url,
+            every="day",
+        )
+        p = pipeline(tmp_path, destination, state)
+        assert p.process(now=DAY).exit_code == 0
+        state.update(stars=12.0, forks=1.0)
+        assert p.process(now=DAY + timedelta(hours=1)).exit_code == 0
+        del state["forks"]
+        assert p.process(now=DAY + timedelta(days=1)).exit_code == 0
+        assert sheets.values(key, "KPIs") == [
+            ["Period", "Date", "GitHub Stargazers", "github.forks"],
+            ["2026-11-30", "2026-11-30", 12.0, 1.0],
+            ["2026-12-01", "2026-12-01", 12.0],
+        ]
+
+
+def test_sheets_missing_spreadsheet_is_terminal(tmp_path: Path) -> None:
+    with FakeSheets.serve() as sheets:
+        destination = GoogleSheets(
+            spreadsheet="1NoSuchSpreadsheetKey",
+            api_url=sheets.url,
+            every="day",
+            credentials=json.dumps(service_account(sheets.token_uri)),
+        )
+        result = pipeline(tmp_path, destination, {"stars": 1.0}).process(now=DAY)
+        assert "HTTP 404" in result.delivery_errors["google_sheets"]
+        assert "check `spreadsheet`" in result.delivery_errors["google_sheets"]

@@ -1,0 +1,88 @@
+"""`sql`: upserts and new columns on SQLite, PostgreSQL and MariaDB; a bad URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from kpi_collector.destinations import (
+    SQL,
+)
+from tests.destinations import DAY, pipeline
+from tests.services import require_mysql_url, require_postgres_url
+
+pytestmark = pytest.mark.usefixtures("fast_delivery_retries")
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'warehouse.db'}"
+        return
+    url = require_postgres_url() if request.param == "postgresql" else require_mysql_url()
+    yield url
+
+
+def _rows(url: str, table: str) -> list[dict[str, Any]]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [
+                dict(r._mapping)
+                for r in conn.execute(sa.text(f"SELECT * FROM {table} ORDER BY period"))
+            ]
+    finally:
+        engine.dispose()
+
+
+def _drop(url: str, table: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+    engine.dispose()
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_sql_upserts_and_adds_columns(warehouse: str, layout: str, tmp_path: Path) -> None:
+    table = f"kpi_test_{layout}_{tmp_path.name[-8:].replace('-', '_')}".lower()
+    _drop(warehouse, table)
+    try:
+        state = {"stars": 10.0}
+        p = pipeline(tmp_path, SQL(url=warehouse, table=table, layout=layout, every="day"), state)
+        assert p.process(now=DAY).exit_code == 0
+        state.update(stars=11.0, forks=3.0)  # a new KPI: a new column (wide)
+        result = p.process(now=DAY + timedelta(hours=2))
+        assert result.exit_code == 0, result.delivery_errors
+        p.process(now=DAY + timedelta(days=1))
+        rows = _rows(warehouse, table)
+        if layout == "wide":
+            assert [(r["period"], r["github_stars"], r["github_forks"]) for r in rows] == [
+                ("2026-11-30", 11.0, 3.0),
+                ("2026-12-01", 11.0, 3.0),
+            ]
+        else:
+            got = sorted((r["period"], r["kpi"], r["value"]) for r in rows)
+            assert got == [
+                ("2026-11-30", "github.forks", 3.0),
+                ("2026-11-30", "github.stars", 11.0),
+                ("2026-12-01", "github.forks", 3.0),
+                ("2026-12-01", "github.stars", 11.0),
+            ]
+    finally:
+        _drop(warehouse, table)
+
+
+def test_sql_bad_url_is_terminal_without_the_password(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://kpi:pw-in-url-42@127.0.0.1:1/warehouse"
+    result = pipeline(
+        tmp_path, SQL(url=url, every="day", retries=2, timeout=2), {"stars": 1.0}
+    ).process(now=DAY)
+    message = result.delivery_errors["sql"]
+    assert (
+        "pw-in-url-42" not in message and "stays pending" in message
+    )  # connection refused: transient

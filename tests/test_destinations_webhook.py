@@ -1,0 +1,80 @@
+"""`webhook` against a local receiver (its fake): signed documents with an idempotency key,
+for deliveries and alerts, retried with the same key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kpi_collector.destinations import (
+    Webhook,
+)
+from kpi_collector.destinations.webhook import sign
+from kpi_collector.destinations.webhook.fake import FakeReceiver
+from tests.destinations import FIRED, MONDAY, TOKEN, make
+
+pytestmark = pytest.mark.usefixtures("fast_delivery_retries")
+KEY = "alert-hmac-key-55e1d0"  # the HMAC key alerts are signed with
+
+
+@pytest.fixture
+def hooks() -> Iterator[FakeReceiver]:
+    with FakeReceiver.serve(TOKEN) as fake:
+        yield fake
+
+
+def test_webhook_is_signed_and_carries_an_idempotency_key(
+    tmp_path: Path, hooks: FakeReceiver
+) -> None:
+    hook = Webhook(url=hooks.hook_url, secret="shared-hmac-secret", every="day")
+    assert make(tmp_path, hook).process(now=MONDAY).exit_code == 0
+    ((body, headers),) = hooks.hooks
+    assert headers["X-KPI-Signature-256"] == sign("shared-hmac-secret", body)
+    assert headers["Idempotency-Key"] == "webhook:2026-11-23"
+    document = json.loads(body)
+    assert document["period"] == "2026-11-23"
+    assert document["values"][0]["kpi"] == "github.stars" and document["values"][0]["value"] == 1.0
+
+
+def test_the_webhook_posts_a_signed_alert_document(hooks: FakeReceiver) -> None:
+    webhook = Webhook(
+        name="ops", url=hooks.hook_url, secret=KEY, headers={"Authorization": "Bearer x"}
+    )
+    asyncio.run(webhook.send_text(FIRED))
+    [(raw, headers)] = hooks.hooks
+    body = json.loads(raw)
+    assert body["type"] == "alert" and body["text"] == FIRED and body["destination"] == "ops"
+    assert body["generator"].startswith("kpi-collector/") and body["sent_at"]
+    expected = "sha256=" + hmac.new(KEY.encode(), raw, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(headers["X-KPI-Signature-256"], expected)
+    assert headers["Authorization"] == "Bearer x"
+    assert headers["Idempotency-Key"].startswith("ops:alert:")
+
+
+def test_the_webhook_retries_a_server_error_with_the_same_idempotency_key(
+    hooks: FakeReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hooks.fail_next(503, "<html>busy</html>")
+    keys: list[str] = []
+    original = Webhook.post
+
+    async def spy(
+        self: Webhook, via: Any, document: dict[str, Any], *, idempotency_key: str
+    ) -> None:
+        keys.append(idempotency_key)
+        await original(self, via, document, idempotency_key=idempotency_key)
+
+    monkeypatch.setattr(Webhook, "post", spy)
+    asyncio.run(Webhook(url=hooks.hook_url, retries=2).send_text(FIRED))
+    assert len(keys) == 2 and keys[0] == keys[1]
+    assert [json.loads(raw)["text"] for raw, _ in hooks.hooks] == [FIRED]
+    asyncio.run(Webhook(url=hooks.hook_url, retries=2).send_text(FIRED))
+    assert len(set(keys)) == 2  # a later alert is a new message
