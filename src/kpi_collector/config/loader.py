@@ -177,7 +177,11 @@ def _yaml_problem(exc: Exception, text: str, label: str) -> str:
         code = ord(character) if isinstance(character, str) else character
         problem = f"character U+{code:04X}: {problem}"
     problem = " ".join(str(problem).split())
-    return f"{label}:{line}: not valid YAML: {problem}" if line else f"{label}: not valid YAML: {problem}"
+    return (
+        f"{label}:{line}: not valid YAML: {problem}"
+        if line
+        else f"{label}: not valid YAML: {problem}"
+    )
 
 
 def _parse_yaml(text: str, label: str = CONFIG_NAME) -> tuple[Any, Any]:
@@ -385,7 +389,9 @@ def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, l
             messages.append(f"{prefix}{key + ': ' if key else ''}{message}")
     more = len(errors) - 1
     if more:
-        messages.append(f"(and {more} more problem{'s' if more > 1 else ''} in this {label or 'file'})")
+        messages.append(
+            f"(and {more} more problem{'s' if more > 1 else ''} in this {label or 'file'})"
+        )
     return " ".join(" ".join(m.split()) for m in messages)
 
 
