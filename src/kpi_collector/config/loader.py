@@ -521,6 +521,7 @@ def _expand_text(text: str, env: Mapping[str, str], lines: _LineFinder, at: Path
     if "$" not in text:
         return text
     used: list[str] = []
+    given: list[str] = []
 
     def substitute(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
@@ -536,13 +537,27 @@ def _expand_text(text: str, env: Mapping[str, str], lines: _LineFinder, at: Path
                     f"environment or in .env beside the config, or give a default: ${{{name}:-...}}"
                 )
             value = default
-        if _SECRET_NAME.search(name):
+        if _SECRET_NAME.search(name) or _credential_position(at):
             remember(value)
+        given.append(value)
         return value
 
     expanded = FromVariables(_VAR.sub(substitute, text))
     expanded.variables = tuple(dict.fromkeys(used))
+    expanded.values = tuple(dict.fromkeys(given))
     return expanded
+
+
+def _credential_position(at: Path_) -> bool:
+    """Whether a key path holds a credential: under `params`, `headers`, `env`, `auth` or a
+    login form, or at a key named like one (`token`, `password`, `webhook_url`, ...)."""
+    return any(
+        isinstance(part, str) and (part in _CREDENTIAL_KEYS or _SECRET_NAME.search(part))
+        for part in at
+    )
+
+
+_CREDENTIAL_KEYS = frozenset({"params", "headers", "env", "auth", "login", "fields", "basic"})
 
 
 def _dotenv(path: Path) -> Mapping[str, str]:

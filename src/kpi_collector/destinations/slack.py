@@ -16,7 +16,7 @@ from kpi_collector.collect.http import Auth
 from kpi_collector.destinations._http import Sender, send, status_error
 from kpi_collector.destinations.base import Delivery, MessageDestination, delivery_error
 from kpi_collector.destinations.text import send_now
-from kpi_collector.secrets import Secret
+from kpi_collector.secrets import Secret, redact_cut
 
 # incoming webhooks answer an error code as plain text; these say how to fix it
 _WEBHOOK_HINTS = {
@@ -110,7 +110,7 @@ class Slack(MessageDestination):
         )
         if response.status == 200:
             return
-        code = response.text().strip()[:80]
+        code = redact_cut(response.text().strip(), 80)
         hint = _WEBHOOK_HINTS.get(code)
         raise status_error(response, service="Slack webhook", detail=code or None, hint=hint)
 
