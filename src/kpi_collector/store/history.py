@@ -138,6 +138,22 @@ class HistoryStore:
         return self._migrate(self._engine or self.engine)
 
     def _migrate(self, engine: sa.Engine) -> int:
+        deadline = time.monotonic() + _SQLITE_FIRST_OPEN_WAIT
+        while True:
+            try:
+                return self._migrate_once(engine)
+            except _SqliteBusy:
+                # a new SQLite file: switching it to WAL, or upgrading a read lock, is
+                # refused at once (no busy handler) while another process does the same
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"cannot open store {redact(self.url)!r}: the database stayed locked "
+                        f"for {_SQLITE_FIRST_OPEN_WAIT}s"
+                    ) from None
+                time.sleep(0.05)
+                engine.dispose()
+
+    def _migrate_once(self, engine: sa.Engine) -> int:
         import sqlalchemy as sa
 
         from kpi_collector.store import schema
@@ -176,6 +192,8 @@ class HistoryStore:
         except StoreError:
             raise
         except Exception as exc:
+            if engine.dialect.name == "sqlite" and "database is locked" in str(exc):
+                raise _SqliteBusy from None
             raise StoreError(f"cannot open store {redact(self.url)!r}: {first_line(exc)}") from None
 
     def close(self) -> None:
@@ -486,6 +504,11 @@ class _Writing:
             ) from None
 
 
+class _SqliteBusy(Exception):
+    """SQLite said `database is locked` while the schema was checked or migrated."""
+
+
+_SQLITE_FIRST_OPEN_WAIT = 30  # seconds
 _MIGRATION_LOCK = "kpi_collector:migrate"
 _MIGRATION_WAIT = 120  # seconds a process waits for another one's migration (MariaDB)
 
