@@ -356,6 +356,25 @@ def test_sigterm_during_a_run_finishes_writing_it_then_exits_0(tmp_path: Path) -
         store.close()
 
 
+def test_a_second_sigterm_stops_at_once_with_exit_130(tmp_path: Path) -> None:
+    # docs/schedule.md: "A second signal stops at once (exit 130)"; it used to exit 1 "aborted"
+    (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG.replace("1.5", "5"), encoding="utf-8")
+    running = Running(tmp_path)
+    try:
+        running.wait_for("main: collect slow")
+        running.proc.send_signal(signal.SIGTERM)
+        running.wait_for("SIGTERM: finishing the job in progress, then stopping")
+        running.proc.send_signal(signal.SIGTERM)
+        assert running.finish() == 130
+    finally:
+        if running.proc.poll() is None:
+            running.proc.kill()
+    log = "\n".join(running.seen)
+    assert "SIGTERM again: stopping now" in log
+    assert "interrupted" in running.seen
+    assert "aborted" not in log and "Traceback" not in log
+
+
 def test_sigint_while_idle_stops_at_once(tmp_path: Path) -> None:
     (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG.replace("time.sleep(1.5); ", ""))
     running = Running(tmp_path)

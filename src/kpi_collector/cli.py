@@ -13,6 +13,7 @@ from importlib import import_module
 import click
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell's convention for a process stopped by a signal
 
 #: command name -> "module:function"; each module imports only click at the top
 COMMANDS = {
@@ -92,7 +93,11 @@ def run_command(argv: list[str] | None) -> int:
         return result if isinstance(result, int) else EXIT_OK
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_FAILED if exc.code else EXIT_OK
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+            # click turns Ctrl-C (and `kpi schedule`'s second SIGTERM) into Abort: 128 + SIGINT
+            click.echo("interrupted", err=True)
+            return EXIT_INTERRUPTED
         click.echo("aborted", err=True)
         return EXIT_FAILED
     except click.ClickException as exc:
@@ -115,7 +120,7 @@ def run_command(argv: list[str] | None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        return 130
+        return EXIT_INTERRUPTED
     except ModuleNotFoundError as exc:
         from kpi_collector.errors import missing_package
 

@@ -8,7 +8,8 @@ from a library may echo a URL with a token in its query string).
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from pydantic import GetCoreSchemaHandler, SecretStr
 from pydantic_core import core_schema
@@ -25,12 +26,56 @@ _QUERY_SECRET = re.compile(
     r"(?P<value>[^&#\s]+)"
 )
 _MIN_LEN = 4  # shorter values would mask ordinary words
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
 
 
 def remember(value: str) -> None:
-    """Mark a value as secret so `redact` removes it from any text."""
-    if value and len(value) >= _MIN_LEN:
-        _KNOWN.add(value)
+    """Mark a value as secret so `redact` removes it from any text, in each form a server or
+    a program is likely to echo it in: as is, URL-encoded (RFC 3986 percent-encoding, and
+    `+` for spaces as HTML forms send it), JSON-escaped (RFC 8259 section 7), HTML-escaped
+    and base64 (RFC 4648)."""
+    if not value or len(value) < _MIN_LEN:
+        return
+    _KNOWN.update(encodings(value))
+
+
+def remember_values(values: Mapping[str, Any]) -> None:
+    """Mark every value of a `params`, `headers` or `env` mapping as secret (issue 12: what a
+    config puts there is often a key); plain numbers and booleans are left shown."""
+    for value in values.values():
+        text = value.get() if isinstance(value, Secret) else str(value)
+        if not _PLAIN_NUMBER.fullmatch(text) and text.lower() not in ("true", "false"):
+            remember(text)
+
+
+def remember_basic(user: str, password: str) -> None:
+    """Mark HTTP basic credentials as secret: the password, and `user:password` with its
+    base64 form, which is what `Authorization: Basic ...` carries (RFC 7617 section 2)."""
+    remember(password)
+    remember(f"{user}:{password}")
+
+
+def encodings(value: str) -> set[str]:
+    """`value` and the forms of it `remember` also hides (only those at least 4 long)."""
+    import base64
+    import html
+    import json
+    from urllib.parse import quote, quote_plus
+
+    forms = {
+        value,
+        quote(value, safe=""),
+        quote_plus(value, safe=""),
+        quote(value, safe="/:@"),  # what an echoed URL path or userinfo keeps
+        quote(value, safe="/:@!$&'()*+,;=~"),  # a URL path as aiohttp/yarl sends it (pchar)
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        html.escape(value),
+    }
+    raw = value.encode()
+    forms.add(base64.b64encode(raw).decode().rstrip("="))
+    forms.add(base64.urlsafe_b64encode(raw).decode().rstrip("="))
+    return {form for form in forms if len(form) >= _MIN_LEN}
 
 
 def redact(text: str) -> str:
@@ -44,11 +89,21 @@ def redact(text: str) -> str:
     return _QUERY_SECRET.sub(lambda m: f"{m['key']}{_MASK}", text)
 
 
+def redact_cut(text: str, limit: int) -> str:
+    """`text` redacted, then cut to at most `limit` characters with `…`: redaction comes
+    first, so a cut never leaves the first characters of a secret behind."""
+    text = redact(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class FromVariables(str):
     """A config string that `${VAR}` expansion built: it knows the variables it came from,
-    so a message about a refused credential can name the one to check."""
+    so a message about a refused credential can name the one to check, and the values they
+    gave, so a `Secret` built from it hides them wherever they show (a webhook URL's token
+    echoed as a path)."""
 
     variables: tuple[str, ...] = ()
+    values: tuple[str, ...] = ()
 
 
 class Secret(SecretStr):
@@ -56,6 +111,7 @@ class Secret(SecretStr):
     `variables` names the `${VAR}`s it was read from (empty when written in the config)."""
 
     variables: tuple[str, ...] = ()
+    hides_variables: ClassVar[bool] = True  # the values `${VAR}`s gave it are secret too
 
     def __init__(self, secret_value: str, variables: tuple[str, ...] = ()) -> None:
         super().__init__(secret_value)
@@ -78,6 +134,9 @@ class Secret(SecretStr):
                 value = value.get_secret_value()
             if not isinstance(value, str | int):
                 raise ValueError("expected a string")
+            if cls.hides_variables:
+                for part in getattr(value, "values", ()):
+                    remember(part)
             return cls(str(value), variables)
 
         return core_schema.no_info_plain_validator_function(
@@ -90,6 +149,8 @@ class Secret(SecretStr):
 class DatabaseUrl(Secret):
     """A database URL: only its password is secret, so messages can still name the host
     and database (`postgresql://kpi:***@db/kpi`) while the password never shows."""
+
+    hides_variables: ClassVar[bool] = False  # `${DATABASE_URL}` whole: only its password
 
     def __init__(self, secret_value: str, variables: tuple[str, ...] = ()) -> None:
         SecretStr.__init__(self, secret_value)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from kpi_collector.collect.numbers import parse_number
 from kpi_collector.errors import ExtractError
+from kpi_collector.secrets import redact_cut
 
 
 class Expect(BaseModel):
@@ -145,8 +146,9 @@ def _bound(value: float | None) -> str:
 
 
 def _short(text: str) -> str:
-    text = " ".join(text.split())
-    return repr(text if len(text) <= 60 else text[:57] + "...")
+    """The page's text for a message: redacted before it is cut (a cut secret would
+    survive redaction), at most 60 characters."""
+    return repr(redact_cut(" ".join(text.split()), 60))
 
 
 def from_json(name: str, document: Any, metric: Metric) -> float:

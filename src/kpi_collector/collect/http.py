@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from kpi_collector._version import __version__
 from kpi_collector.collect.retry import BACKOFF, retrying
 from kpi_collector.errors import ExtractError, HttpError, LoginError
-from kpi_collector.secrets import Secret, redact, reveal
+from kpi_collector.secrets import Secret, redact, redact_cut, remember_basic, reveal
 
 if TYPE_CHECKING:
     import aiohttp
@@ -49,6 +49,9 @@ class Auth(BaseModel):
         given = [k for k in ("bearer", "basic", "header", "query") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of bearer, basic, header, query")
+        if self.basic is not None:  # a server may echo the header: base64 of user:password
+            user, password = self.basic
+            remember_basic(reveal(user) or "", password.get())
         return self
 
     def apply(self, headers: dict[str, str], params: dict[str, str]) -> None:
@@ -135,8 +138,12 @@ def url_without_query(url: str) -> str:
 
 
 def _snippet(body: bytes) -> str:
-    text = " ".join(body[:_BODY_SNIPPET].decode("utf-8", errors="replace").split())
-    return redact(text) + ("…" if len(body) > _BODY_SNIPPET else "")
+    """The start of a body for an error message: redacted first, then cut to 200
+    characters, so the cut never leaves a secret's first characters (issue 12)."""
+    window = body[: _BODY_SNIPPET * 64]  # room for secrets and whitespace before the cut
+    text = " ".join(window.decode("utf-8", errors="replace").split())
+    short = redact_cut(text, _BODY_SNIPPET)
+    return short + "…" if len(body) > len(window) and not short.endswith("…") else short
 
 
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
@@ -327,6 +334,7 @@ class HttpSession:
             json=json_body,
             data=data,
             timeout=aiohttp.ClientTimeout(total=self.timeout),
+            middlewares=(_same_origin_credentials(url, headers, params),),
         ) as resp:
             body = await resp.read()
             return Response(resp.status, str(resp.url), resp.headers, body)
@@ -402,6 +410,35 @@ class HttpSession:
                 transient=False,
             )
         return result
+
+
+def _same_origin_credentials(
+    url: str, headers: Mapping[str, str], params: Mapping[str, str]
+) -> aiohttp.ClientMiddlewareType:
+    """An aiohttp middleware (it sees every request of a redirect chain) that keeps the
+    configured headers (auth included) and query parameters from any origin but `url`'s.
+
+    aiohttp itself drops only `Authorization` on a redirect to another origin; an API key in
+    `X-Key`, a `headers:` value or a query parameter the first server copies into its
+    `Location` would follow. Same origin: scheme, host and port (RFC 6454 section 4)."""
+    from yarl import URL
+
+    origin = URL(url).origin()
+    names = {name.lower() for name in headers}
+    values = {value for value in params.values() if value}
+
+    async def middleware(
+        request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        if request.url.origin() != origin:
+            for name in [n for n in request.headers if n.lower() in names]:
+                del request.headers[name]
+            kept = [(k, v) for k, v in request.url.query.items() if v not in values]
+            if len(kept) != len(request.url.query):
+                request.url = request.url.with_query(kept)
+        return await handler(request)
+
+    return middleware
 
 
 def _connection_error(url: str, exc: BaseException, timeout: float) -> HttpError:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from kpi_collector.secrets import redact_cut
+
 _SUFFIX = {"k": 1e3, "m": 1e6, "mm": 1e6, "b": 1e9, "bn": 1e9, "g": 1e9, "t": 1e12}
 _NUMBER = re.compile(
     r"(?P<sign>[-+−]?)\s*[$€£¥₹]?\s*"
@@ -62,5 +64,6 @@ def parse_number(text: str) -> float:
 
 
 def _quote(text: str) -> str:
-    text = " ".join(text.split())
-    return repr(text if len(text) <= 60 else text[:57] + "...")
+    """The page's text for a message: redacted before it is cut (a cut secret would
+    survive redaction), at most 60 characters."""
+    return repr(redact_cut(" ".join(text.split()), 60))

@@ -104,6 +104,27 @@ _PLACEHOLDER = "__kpi_id_{}"
 _PLACEHOLDER_PATTERN = re.compile(r"__kpi_id_(\d+)")
 
 Node = ast.expr
+MAX_FORMULA_CHARS = 5000
+MAX_FORMULA_DEPTH = 200  # levels of the expression tree: a sum of n terms is about n deep
+
+
+def _too_deep(text: str) -> str:
+    shown = text if len(text) <= 60 else f"{text[:57]}..."
+    return (
+        f"formula {shown!r}: nested more than {MAX_FORMULA_DEPTH} levels deep; "
+        f"split it into several derived KPIs"
+    )
+
+
+def _depth(root: ast.AST) -> int:
+    """How deep the expression tree is (without recursion, whatever its depth)."""
+    deepest = 0
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 @dataclass(frozen=True)
@@ -120,6 +141,11 @@ class Formula:
         """Parse ``text``; raise :class:`FormulaSyntaxError` saying what is wrong."""
         if not isinstance(text, str) or not text.strip():
             raise FormulaSyntaxError("a formula must be a non-empty text, e.g. 'revenue.mrr * 12'")
+        if len(text) > MAX_FORMULA_CHARS:
+            raise FormulaSyntaxError(
+                f"a formula of {len(text):,} characters is too long (at most "
+                f"{MAX_FORMULA_CHARS:,}); split it into several derived KPIs"
+            )
         if "__" in _ID_PATTERN.sub("", text):
             raise FormulaSyntaxError(f"formula {text!r}: names with '__' are not allowed")
         ids: list[str] = []
@@ -141,6 +167,10 @@ class Formula:
         except SyntaxError as exc:
             # exc.offset points into the rewritten text, so it is not shown.
             raise FormulaSyntaxError(f"formula {text!r} is not valid: {exc.msg}") from None
+        except (RecursionError, MemoryError):  # CPython's parser on very deep nesting
+            raise FormulaSyntaxError(_too_deep(text)) from None
+        if _depth(tree.body) > MAX_FORMULA_DEPTH:  # checking and evaluating recurse
+            raise FormulaSyntaxError(_too_deep(text))
         checker = _Checker(text, tuple(ids))
         checker.visit(tree.body)
         return cls(text=text, inputs=frozenset(checker.used), _tree=tree.body, _ids=tuple(ids))

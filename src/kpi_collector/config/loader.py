@@ -49,10 +49,30 @@ def load_config(path: str | os.PathLike[str] | None = None, *, need_secrets: boo
     """
     found = find_config(path)
     try:
-        text = found.read_text(encoding="utf-8")
+        with found.open("rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{found}: cannot read it: {exc.strerror}") from None
-    return parse_config(text, path=found, need_secrets=need_secrets)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{found}: larger than {MAX_CONFIG_BYTES // 2**20} MiB; is it really the config?"
+        )
+    return parse_config(decode_config(raw, found), path=found, need_secrets=need_secrets)
+
+
+def decode_config(raw: bytes, path: Path) -> str:
+    """The text of a config file, which YAML 1.2 (section 5.2) and this tool take as UTF-8
+    (a UTF-8 byte order mark is allowed); raises ConfigError for anything else."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(f"{path}: this file is UTF-16 text; save it as UTF-8")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
+            f"is it a binary file? save the config as UTF-8"
+        ) from None
 
 
 def parse_config(
@@ -67,12 +87,9 @@ def parse_config(
 
     label = str(path) if path else CONFIG_NAME
     try:
-        root, data = _parse_yaml(text)
+        root, data = _parse_yaml(text, label)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{label}:{mark.line + 1}" if mark else label
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+        raise ConfigError(_yaml_problem(exc, text, label)) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -146,16 +163,43 @@ def _unique(
     seen[name] = index
 
 
-def _parse_yaml(text: str) -> tuple[Any, Any]:
-    """Parse once: the node tree (for line numbers) and the data built from it (libyaml when present)."""
+def _yaml_problem(exc: Exception, text: str, label: str) -> str:
+    """One line for a YAML error: where (file:line) and PyYAML's problem, without its
+    multi-line context."""
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark else None
+    position = getattr(exc, "position", None)  # a ReaderError: a character YAML refuses
+    if line is None and isinstance(position, int):
+        line = text.count("\n", 0, position) + 1
+    problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc)
+    character = getattr(exc, "character", None)
+    if isinstance(character, str | int) and getattr(exc, "reason", None):
+        code = ord(character) if isinstance(character, str) else character
+        problem = f"character U+{code:04X}: {problem}"
+    problem = " ".join(str(problem).split())
+    return (
+        f"{label}:{line}: not valid YAML: {problem}"
+        if line
+        else f"{label}: not valid YAML: {problem}"
+    )
+
+
+def _parse_yaml(text: str, label: str = CONFIG_NAME) -> tuple[Any, Any]:
+    """Parse once: the node tree (for line numbers) and the data built from it (libyaml when
+    present). The tree is checked first (`_check_tree`), so what is built is bounded."""
     import yaml
 
+    if _flow_depth(text) > MAX_DEPTH:  # the composers recurse: refuse before they do
+        raise ConfigError(
+            f"{label}: brackets nested more than {MAX_DEPTH} deep; a config is a few levels deep"
+        )
     loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     loader = loader_class(text)
     try:
         root = loader.get_single_node()
         if root is None:
             return None, None
+        _check_tree(root, label)
         try:
             data = _plain_data(root, loader)
         except _NotPlain:
@@ -163,6 +207,104 @@ def _parse_yaml(text: str) -> tuple[Any, Any]:
     finally:
         loader.dispose()
     return root, data
+
+
+MAX_CONFIG_BYTES = 16 * 2**20
+MAX_DEPTH = 64  # mappings and lists inside each other; a real config needs about 6
+MAX_ALIAS_VALUES = 100_000  # values that YAML aliases may add to the document
+_MAX_INT_DIGITS = 1000  # Python refuses to read more than 4300 (sys.get_int_max_str_digits)
+_INT = "tag:yaml.org,2002:int"
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _flow_depth(text: str) -> int:
+    """How deep `[` and `{` nest in `text`, a bound on the flow collections' depth (brackets
+    inside quoted strings count too, which only overestimates)."""
+    brackets = _NOT_BRACKET.sub("", text)
+    depth = deepest = 0
+    for char in brackets:
+        if char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        elif char in "]}" and depth:
+            depth -= 1
+    return deepest
+
+
+def _check_tree(root: Any, label: str) -> None:
+    """Refuse, before anything is built from it, a YAML node tree that would be huge or
+    wrong: aliases that multiply the document ("billion laughs"), an alias inside itself,
+    nesting deeper than MAX_DEPTH, integers too long to read, and a key given twice in one
+    mapping (YAML 1.2 section 3.2.1.1: keys are unique; PyYAML would keep the last silently).
+    """
+    expanded: dict[int, int] = {}  # id(node) -> values it stands for, aliases expanded
+    distinct = 0
+    # an explicit stack: (node, depth, children done?)
+    stack: list[tuple[Any, int, bool]] = [(root, 1, False)]
+    open_: set[int] = set()
+    while stack:
+        node, depth, done = stack.pop()
+        key = id(node)
+        if done:
+            open_.discard(key)
+            children = _children(node)
+            expanded[key] = 1 + sum(expanded[id(c)] for c in children)
+            continue
+        if key in expanded:
+            continue
+        line = node.start_mark.line + 1
+        if key in open_:
+            raise ConfigError(f"{label}:{line}: a YAML alias refers to the value it is inside")
+        if depth > MAX_DEPTH:
+            raise ConfigError(
+                f"{label}:{line}: nested more than {MAX_DEPTH} levels deep; "
+                f"a config is a few levels deep"
+            )
+        distinct += 1
+        if node.id == "scalar":
+            if node.tag == _INT and len(node.value) > _MAX_INT_DIGITS:
+                raise ConfigError(
+                    f"{label}:{line}: a number with {len(node.value)} digits; "
+                    f"quote it if it is meant as text"
+                )
+            expanded[key] = 1
+            continue
+        if node.id == "mapping":
+            _unique_keys(node, label)
+        open_.add(key)
+        stack.append((node, depth, True))
+        stack.extend((child, depth + 1, False) for child in _children(node))
+    total = expanded[id(root)]
+    if total - distinct > MAX_ALIAS_VALUES:
+        raise ConfigError(
+            f"{label}: YAML aliases (*name) expand this file to {total:,} values; "
+            f"refusing more than {MAX_ALIAS_VALUES:,} added by aliases"
+        )
+
+
+def _children(node: Any) -> list[Any]:
+    if node.id == "mapping":
+        return [part for pair in node.value for part in pair]
+    if node.id == "sequence":
+        return list(node.value)
+    return []
+
+
+def _unique_keys(node: Any, label: str) -> None:
+    """Raise ConfigError naming both lines when a plain key occurs twice in `node`."""
+    first: dict[tuple[str, str], int] = {}
+    for key, _ in node.value:
+        if key.id != "scalar":
+            continue
+        line = key.start_mark.line + 1
+        seen = first.get((key.tag, key.value))
+        if seen is not None:
+            raise ConfigError(
+                f"{label}:{line}: duplicate key {key.value!r} (first at line {seen}); "
+                f"keep one of them"
+            )
+        first[(key.tag, key.value)] = line
 
 
 class _NotPlain(Exception):
@@ -220,7 +362,8 @@ def _validate(model: type[BaseModel], data: Any, lines: _LineFinder, at: Path_, 
 
 def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, label: str) -> str:
     messages = []
-    for error in exc.errors()[:5]:
+    errors = exc.errors()
+    for error in errors[:1]:  # one line: the first problem, and how many follow
         loc = tuple(
             p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-"))
         )
@@ -244,7 +387,12 @@ def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, l
         else:
             message = error["msg"].removeprefix("Value error, ")
             messages.append(f"{prefix}{key + ': ' if key else ''}{message}")
-    return "\n".join(messages)
+    more = len(errors) - 1
+    if more:
+        messages.append(
+            f"(and {more} more problem{'s' if more > 1 else ''} in this {label or 'file'})"
+        )
+    return " ".join(" ".join(m.split()) for m in messages)
 
 
 def _known_keys(model: Any, loc: tuple[Any, ...]) -> list[str]:
@@ -373,6 +521,7 @@ def _expand_text(text: str, env: Mapping[str, str], lines: _LineFinder, at: Path
     if "$" not in text:
         return text
     used: list[str] = []
+    given: list[str] = []
 
     def substitute(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
@@ -388,13 +537,27 @@ def _expand_text(text: str, env: Mapping[str, str], lines: _LineFinder, at: Path
                     f"environment or in .env beside the config, or give a default: ${{{name}:-...}}"
                 )
             value = default
-        if _SECRET_NAME.search(name):
+        if _SECRET_NAME.search(name) or _credential_position(at):
             remember(value)
+        given.append(value)
         return value
 
     expanded = FromVariables(_VAR.sub(substitute, text))
     expanded.variables = tuple(dict.fromkeys(used))
+    expanded.values = tuple(dict.fromkeys(given))
     return expanded
+
+
+def _credential_position(at: Path_) -> bool:
+    """Whether a key path holds a credential: under `params`, `headers`, `env`, `auth` or a
+    login form, or at a key named like one (`token`, `password`, `webhook_url`, ...)."""
+    return any(
+        isinstance(part, str) and (part in _CREDENTIAL_KEYS or _SECRET_NAME.search(part))
+        for part in at
+    )
+
+
+_CREDENTIAL_KEYS = frozenset({"params", "headers", "env", "auth", "login", "fields", "basic"})
 
 
 def _dotenv(path: Path) -> Mapping[str, str]:

@@ -359,6 +359,30 @@ class Settings(Strict):
 
         return check_cron(value)
 
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str | None) -> str | None:
+        if value:
+            check_store_url(value)
+        return value
+
+
+def check_store_url(url: str) -> None:
+    """Raise ValueError unless `url` is a SQLAlchemy database URL whose dialect is installed
+    (SQLAlchemy's `make_url` and `get_dialect`; the database driver is not imported)."""
+    import sqlalchemy as sa
+
+    from kpi_collector.secrets import redact
+
+    fix = "use sqlite:///kpi.db, postgresql+psycopg://... or mysql+pymysql://..."
+    try:
+        sa.engine.make_url(url).get_dialect()
+    except sa.exc.NoSuchModuleError:  # before ArgumentError, its base class
+        scheme = url.partition("://")[0]
+        raise ValueError(f"unknown database kind {scheme!r} in {redact(url)!r}; {fix}") from None
+    except sa.exc.ArgumentError:
+        raise ValueError(f"{redact(url)!r} is not a database URL; {fix}") from None
+
 
 class Config:
     """A validated config: settings plus source and destination objects."""

@@ -600,8 +600,9 @@ def stopping_on_signals(
         if stop.is_set():
             log.warning("%s again: stopping now", name)
             raise KeyboardInterrupt
-        log.info("%s: finishing the job in progress, then stopping", name)
+        # set before logging: a second signal can run this handler again while it logs
         stop.set()
+        log.info("%s: finishing the job in progress, then stopping", name)
 
     previous = {signum: signal.signal(signum, handle) for signum in signals}
     try:

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from kpi_collector.collect.extract import Metric, coerce_metric, extract_all
 from kpi_collector.collect.http import Auth, LoginForm, Response, is_http_url
 from kpi_collector.errors import MetricErrors
+from kpi_collector.secrets import remember_values
 from kpi_collector.sources.base import Source, SourceContext
 
 
@@ -40,6 +41,12 @@ class HttpSource(Source):
     def _some_metrics(cls, value: dict[str, Metric]) -> dict[str, Metric]:
         if not value:
             raise ValueError("give at least one metric")
+        return value
+
+    @field_validator("params", "headers")
+    @classmethod
+    def _secret_values(cls, value: dict[str, str]) -> dict[str, str]:
+        remember_values(value)
         return value
 
     @field_validator("url")

@@ -31,7 +31,7 @@ from kpi_collector.collect.http import (
 )
 from kpi_collector.collect.retry import MAX_RETRY_AFTER
 from kpi_collector.errors import ExtractError, HttpError, KpiError, MetricErrors
-from kpi_collector.secrets import Secret, redact
+from kpi_collector.secrets import Secret, redact, redact_cut
 from kpi_collector.sources.base import Observation, Source, SourceContext
 
 #: statuses a connector reads itself (to name the token, the repo, the rate-limit reset);
@@ -358,8 +358,7 @@ def _find_message(data: Any) -> str:
 
 
 def _short(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return redact(text if len(text) <= limit else text[: limit - 1] + "…")
+    return redact_cut(" ".join(text.split()), limit)  # redacted first: no secret's prefix
 
 
 def _duration(seconds: float) -> str:

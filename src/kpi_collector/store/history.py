@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -137,12 +138,31 @@ class HistoryStore:
         return self._migrate(self._engine or self.engine)
 
     def _migrate(self, engine: sa.Engine) -> int:
+        deadline = time.monotonic() + _SQLITE_FIRST_OPEN_WAIT
+        while True:
+            try:
+                return self._migrate_once(engine)
+            except _SqliteBusy:
+                # a new SQLite file: switching it to WAL, or upgrading a read lock, is
+                # refused at once (no busy handler) while another process does the same
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"cannot open store {redact(self.url)!r}: the database stayed locked "
+                        f"for {_SQLITE_FIRST_OPEN_WAIT}s"
+                    ) from None
+                time.sleep(0.05)
+                engine.dispose()
+
+    def _migrate_once(self, engine: sa.Engine) -> int:
         import sqlalchemy as sa
 
         from kpi_collector.store import schema
 
         try:
-            with engine.begin() as conn:
+            with engine.connect() as conn:  # the usual case: up to date, no lock needed
+                if _schema_version(conn) == schema.SCHEMA_VERSION:
+                    return schema.SCHEMA_VERSION
+            with engine.begin() as conn, _migration_lock(conn):
                 schema.meta.create(conn, checkfirst=True)
                 row = conn.execute(
                     sa.select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
@@ -172,6 +192,8 @@ class HistoryStore:
         except StoreError:
             raise
         except Exception as exc:
+            if engine.dialect.name == "sqlite" and "database is locked" in str(exc):
+                raise _SqliteBusy from None
             raise StoreError(f"cannot open store {redact(self.url)!r}: {first_line(exc)}") from None
 
     def close(self) -> None:
@@ -480,3 +502,76 @@ class _Writing:
             raise StoreError(
                 f"cannot write to store {redact(self._url)!r}: {first_line(exc)}"
             ) from None
+
+
+class _SqliteBusy(Exception):
+    """SQLite said `database is locked` while the schema was checked or migrated."""
+
+
+_SQLITE_FIRST_OPEN_WAIT = 30  # seconds
+_MIGRATION_LOCK = "kpi_collector:migrate"
+_MIGRATION_WAIT = 120  # seconds a process waits for another one's migration (MariaDB)
+
+
+def _schema_version(conn: sa.Connection) -> int | None:
+    """The store's schema version, None when it has none yet."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store import schema
+
+    if not sa.inspect(conn).has_table(schema.meta.name):
+        return None
+    row = conn.execute(
+        sa.select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
+    ).first()
+    return int(row[0]) if row else None
+
+
+@contextmanager
+def _migration_lock(conn: sa.Connection) -> Iterator[None]:
+    """Hold the store's migration lock on `conn` while the schema is checked and migrated,
+    so that processes opening a new shared store at once create it one after the other
+    (without it: PostgreSQL's duplicate `pg_type` rows, MariaDB's "concurrent DDL").
+
+    - PostgreSQL: `pg_advisory_xact_lock`, released with the transaction (PostgreSQL manual,
+      "Advisory Lock Functions"); the key is per database, so two stores in one server do
+      not wait on each other.
+    - MariaDB / MySQL: `GET_LOCK` with a name per database (DDL commits implicitly there, so
+      a transaction cannot be the lock), released here.
+    - SQLite: `BEGIN IMMEDIATE` takes the database's write lock before the schema is read
+      (pysqlite would begin only at the first write); `busy_timeout` makes others wait.
+    """
+    import sqlalchemy as sa
+
+    backend = conn.dialect.name
+    if backend == "postgresql":
+        conn.execute(
+            sa.text(
+                "SELECT pg_advisory_xact_lock(hashtextextended("
+                ":name || current_database() || '.' || current_schema(), 0))"
+            ),
+            {"name": _MIGRATION_LOCK},
+        )
+        yield
+    elif backend in ("mysql", "mariadb"):
+        name = conn.execute(
+            sa.text("SELECT CONCAT(:name, ':', MD5(COALESCE(DATABASE(), '')))"),  # <= 64 chars
+            {"name": _MIGRATION_LOCK},
+        ).scalar()
+        got = conn.execute(
+            sa.text("SELECT GET_LOCK(:name, :wait)"), {"name": name, "wait": _MIGRATION_WAIT}
+        ).scalar()
+        if got != 1:
+            raise StoreError(
+                f"another process has been migrating the store for {_MIGRATION_WAIT}s; "
+                f"try again when it is done"
+            )
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+    elif backend == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield
+    else:
+        yield

@@ -17,7 +17,7 @@ from kpi_collector.destinations._http import Sender, send, status_error
 from kpi_collector.destinations.base import Delivery, MessageDestination, delivery_error
 from kpi_collector.destinations.digest import NO_VALUES, Digest
 from kpi_collector.destinations.text import cut, escape_slack, kpi_line, send_now, split_lines
-from kpi_collector.secrets import Secret
+from kpi_collector.secrets import Secret, redact_cut
 
 # Block Kit limits (Slack API docs, "Blocks": header and section text, blocks per message)
 SLACK_SECTION_LIMIT = 3000
@@ -161,7 +161,7 @@ class Slack(MessageDestination):
         )
         if response.status == 200:
             return
-        code = response.text().strip()[:80]
+        code = redact_cut(response.text().strip(), 80)
         hint = _WEBHOOK_HINTS.get(code)
         raise status_error(response, service="Slack webhook", detail=code or None, hint=hint)
 

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 
 from kpi_collector.collect.extract import Metric, finish
 from kpi_collector.errors import ExtractError, SourceError
-from kpi_collector.secrets import redact
+from kpi_collector.secrets import redact, remember_values
 from kpi_collector.sources.base import Source, SourceContext
 from kpi_collector.sources.python import to_values
 
@@ -31,6 +31,12 @@ class Command(Source):
     def _argv(cls, value: object) -> object:
         if isinstance(value, str):
             raise ValueError("give the command as a list of arguments, e.g. [wc, -l, file.txt]")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _secret_env(cls, value: dict[str, str]) -> dict[str, str]:
+        remember_values(value)  # a program may print what it was given
         return value
 
     def metric_names(self) -> list[str]:
