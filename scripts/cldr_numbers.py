@@ -17,7 +17,23 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parents[1] / "src/kpi_collector/collect/cldr_numbers.json"
 #: which locale names a convention in messages, when several write numbers the same way
-FAMOUS = ("en", "de", "fr", "es", "hi", "ar", "de_CH", "en_IN", "fr_CH", "fa", "ja", "zh", "ru", "pt", "it")
+FAMOUS = (
+    "en",
+    "de",
+    "fr",
+    "es",
+    "hi",
+    "ar",
+    "de_CH",
+    "en_IN",
+    "fr_CH",
+    "fa",
+    "ja",
+    "zh",
+    "ru",
+    "pt",
+    "it",
+)
 
 
 def build() -> dict[str, object]:
@@ -46,7 +62,9 @@ def build() -> dict[str, object]:
                         conventions.setdefault(key, []).append(tag)
         suffixes, prefixes = affixes_and_scales(locale)
         for word, scale in [*suffixes.items(), *prefixes.items()]:
-            scales.setdefault(word.rstrip(".").casefold(), {}).setdefault(str(scale), []).append(tag)
+            scales.setdefault(word.rstrip(".").casefold(), {}).setdefault(str(scale), []).append(
+                tag
+            )
 
     def example(tags: list[str]) -> str:
         famous = [t for t in FAMOUS if t in tags]
@@ -62,7 +80,10 @@ def build() -> dict[str, object]:
 
 
 def main(argv: list[str]) -> int:
-    text = json.dumps(build(), ensure_ascii=False, indent=0, sort_keys=True, separators=(",", ":")) + "\n"
+    text = (
+        json.dumps(build(), ensure_ascii=False, indent=0, sort_keys=True, separators=(",", ":"))
+        + "\n"
+    )
     if "--check" in argv:
         same = OUT.read_text(encoding="utf-8") == text
         print("up to date" if same else f"{OUT} is stale: run python scripts/cldr_numbers.py")

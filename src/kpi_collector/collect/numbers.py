@@ -112,7 +112,9 @@ def canonical_separator(symbol: str) -> str:
 
 # A number: digits with separators between them (a space only before a group of three),
 # or a leading decimal separator (".75").
-_TOKEN = re.compile(r"[0-9]+(?:[.,'\u066b\u066c\u060c\u2e41][0-9]+| [0-9]{3}(?![0-9]))*|[.,\u066b][0-9]+")
+_TOKEN = re.compile(
+    r"[0-9]+(?:[.,'\u066b\u066c\u060c\u2e41][0-9]+| [0-9]{3}(?![0-9]))*|[.,\u066b][0-9]+"
+)
 _SEPARATOR = re.compile(r"[^0-9]")
 _LETTERS = re.compile(r"[^\W\d_]+")
 
@@ -131,9 +133,12 @@ class Convention:
         """The value of `token` written this way, or None when it is not written so."""
         runs = _SEPARATOR.split(token)
         seps = _SEPARATOR.findall(token)
-        if seps[-1] == self.decimal and all(s == self.group for s in seps[:-1]):
-            if len(runs) == 2 or self._grouped(runs[:-1]):
-                return float("".join(runs[:-1]) + "." + runs[-1])
+        if (
+            seps[-1] == self.decimal
+            and all(s == self.group for s in seps[:-1])
+            and (len(runs) == 2 or self._grouped(runs[:-1]))
+        ):
+            return float("".join(runs[:-1]) + "." + runs[-1])
         if all(s == self.group for s in seps) and self._grouped(runs):
             return float("".join(runs))
         return None
@@ -302,13 +307,13 @@ def number_locale(tag: str) -> NumberLocale:
             word = " ".join(_normalize(pattern.suffix[0]).split())
             if zeros and word.isalpha():
                 long_words.setdefault(word.casefold(), float(int(key) // 10 ** (zeros - 1)))
-    units = set()
+    units: set[str] = set()
     for unit in locale._data.get("unit_patterns", {}).values():
         for length in unit.values():
             for plural, text in getattr(length, "items", lambda: [])():
                 if isinstance(text, str) and plural != "per":
                     units.update(w.casefold() for w in _LETTERS.findall(text.replace("{0}", "")))
-    currencies = {code for code in locale.currency_symbols} | {
+    currencies = {str(code) for code in locale.currency_symbols} | {
         " ".join(_normalize(symbol).split()) for symbol in locale.currency_symbols.values()
     }
     return NumberLocale(
