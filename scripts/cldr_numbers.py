@@ -62,6 +62,8 @@ def build() -> dict[str, object]:
                         conventions.setdefault(key, []).append(tag)
         suffixes, prefixes = affixes_and_scales(locale)
         for word, scale in [*suffixes.items(), *prefixes.items()]:
+            if scale != scale:  # NaN: the locale gives the word two sizes
+                continue
             scales.setdefault(word.rstrip(".").casefold(), {}).setdefault(str(scale), []).append(
                 tag
             )

@@ -11,6 +11,7 @@ read, and that other CLDR locales read as different numbers, is an error, never 
 from __future__ import annotations
 
 import json
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from babel import Locale
 
 DEFAULT_LOCALE = "en"
-_FAMOUS = {"en", "de", "fr", "es", "hi", "ar", "de_CH", "en_IN", "fr_CH", "fa"}
+_FAMOUS = ("en", "de", "fr", "es", "hi", "ar", "de_CH", "en_IN", "fr_CH", "fa")
 
 #: English scale words and abbreviations, on top of the locale's own CLDR compact forms
 #: (the locale wins where both name the same affix, e.g. Spanish `B` is 10^12)
@@ -145,8 +146,10 @@ class Convention:
 
     def _grouped(self, runs: list[str]) -> bool:
         first, *middle, last = runs
+        # an apostrophe only ever groups: Babel writes de-CH 489495330'909 with one
+        longest = len(first) if self.group == "'" and not middle else self.secondary
         return (
-            0 < len(first) <= self.secondary
+            0 < len(first) <= longest
             and first[0] != "0"
             and all(len(r) == self.secondary for r in middle)
             and len(last) == self.primary
@@ -200,10 +203,19 @@ def affixes_and_scales(locale: Locale) -> tuple[dict[str, float], dict[str, floa
                 if scale <= 1:
                     continue
                 for affix, table in ((pattern.suffix[0], suffixes), (pattern.prefix[0], prefixes)):
-                    word = " ".join(_normalize(affix).split())
+                    word = _affix(affix)
                     if word and _LETTERS.search(word):
-                        table.setdefault(word, scale)
+                        # CLDR bn gives কো two sizes (10^7, 10^11): such a word is unsure
+                        known = table.setdefault(word, scale)
+                        if known != scale and not math.isnan(known):
+                            table[word] = math.nan
     return suffixes, prefixes
+
+
+def _affix(text: str) -> str:
+    """A pattern affix as text: CLDR quotes literals (`Mio'.'`), spaces collapse to one."""
+    text = re.sub(r"'([^']*)'", lambda m: m.group(1) or "'", text)
+    return " ".join(_normalize(text).split())
 
 
 @lru_cache(maxsize=1)
@@ -212,7 +224,8 @@ def _cldr() -> tuple[tuple[Convention, ...], dict[str, dict[float, str]]]:
         files("kpi_collector.collect").joinpath("cldr_numbers.json").read_text(encoding="utf-8")
     )
     # conventions named after a well-known locale first: messages name the first that fits
-    rows = sorted(data["conventions"], key=lambda row: (row[4] not in _FAMOUS, row))
+    rank = {tag: n for n, tag in enumerate(_FAMOUS)}
+    rows = sorted(data["conventions"], key=lambda row: (rank.get(row[4], len(rank)), row))
     conventions = tuple(Convention(*row) for row in rows)
     scales = {
         word: {float(scale): tag for scale, tag in found.items()}
@@ -304,7 +317,7 @@ def number_locale(tag: str) -> NumberLocale:
     for patterns in locale.compact_decimal_formats.get("long", {}).values():
         for key, pattern in patterns.items():
             zeros = str(pattern.pattern).split(";")[0].count("0")
-            word = " ".join(_normalize(pattern.suffix[0]).split())
+            word = _affix(pattern.suffix[0])
             if zeros and word.isalpha():
                 long_words.setdefault(word.casefold(), float(int(key) // 10 ** (zeros - 1)))
     units: set[str] = set()
@@ -405,7 +418,7 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> float:
         found = rules.suffix.match(after)
         if found is not None:
             word = found["scale"].rstrip(".").replace(" ", "")
-            return _lookup(word, rules)
+            return _lookup(word, text, rules)
         word_match = re.match(r" ?([^\W\d_]+)(\.?)", after)
         if word_match is not None:
             word, dot = word_match.group(1), word_match.group(2)
@@ -419,7 +432,7 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> float:
                 known = _cldr()[1].get(folded)
                 if dot or known:
                     abbreviated = _abbreviation(folded, rules)
-                    if abbreviated is not None:
+                    if abbreviated is not None and (not known or abbreviated in known):
                         return abbreviated
                 if known:
                     ways = ", ".join(
@@ -434,17 +447,21 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> float:
     if rules.prefix is not None and before:
         found = rules.prefix.search(before)
         if found is not None:
-            return _lookup(found["scale"].rstrip(".").replace(" ", ""), rules)
+            return _lookup(found["scale"].rstrip(".").replace(" ", ""), text, rules)
     return 1.0
 
 
-def _lookup(word: str, rules: NumberLocale) -> float:
+def _lookup(word: str, text: str, rules: NumberLocale) -> float:
     for key in (word, word.casefold()):
-        if key in rules.scales:
-            return rules.scales[key]
         spaced = next((k for k in rules.scales if k.replace(" ", "") == key), None)
-        if spaced is not None:
-            return rules.scales[spaced]
+        found = rules.scales.get(key, rules.scales.get(spaced or ""))
+        if found is not None:
+            if math.isnan(found):
+                raise ValueError(
+                    f"{_quote(text)}: CLDR gives {word!r} two sizes in {rules.tag}; "
+                    "pick the number with `regex:`"
+                )
+            return found
     raise AssertionError(f"scale word {word!r} matched but has no value")
 
 
@@ -532,9 +549,12 @@ def _accounting(before: str, after: str, text: str, rules: NumberLocale) -> bool
 
 
 def _is_currency(text: str, rules: NumberLocale) -> bool:
+    """A currency symbol or code (or a percent sign: Turkish writes -%5) before a number."""
     text = text.strip()
     if not text:
         return False
+    if text in ("%", "\u066a", "\u2030", "\u0609", "\ufe6a", "\uff05"):
+        return True
     if text in rules.currencies or " ".join(text.split()) in rules.currencies:
         return True
     return len(text) <= 4 and any(unicodedata.category(c) == "Sc" for c in text)
