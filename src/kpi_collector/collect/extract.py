@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from kpi_collector.collect.numbers import check_locale, page_locale, parse_number
+from kpi_collector.collect.numbers import page_locale, parse_number
+from kpi_collector.config.locale import check_locale
 from kpi_collector.errors import ExtractError
 
 

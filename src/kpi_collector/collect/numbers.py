@@ -19,6 +19,8 @@ from functools import lru_cache
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
+from kpi_collector.config.locale import babel_locale
+
 if TYPE_CHECKING:
     from babel import Locale
 
@@ -234,23 +236,6 @@ def _cldr() -> tuple[tuple[Convention, ...], dict[str, dict[float, str]]]:
     return conventions, scales
 
 
-def _babel_locale(tag: str) -> Locale:
-    from babel import Locale, UnknownLocaleError
-
-    try:
-        return Locale.parse(tag.strip().replace("_", "-"), sep="-")
-    except (UnknownLocaleError, ValueError, TypeError):
-        raise ValueError(
-            f"unknown locale {tag!r}; use a BCP 47 tag CLDR knows, like en, de, de-CH or hi-IN"
-        ) from None
-
-
-def check_locale(tag: str) -> str:
-    """`tag` if CLDR knows it (for config validation); ValueError saying how to fix it."""
-    _babel_locale(tag)
-    return tag
-
-
 def page_locale(lang: str | None) -> str | None:
     """The locale an HTML `lang` attribute names, if CLDR knows it (else its language, else
     None: a page that mislabels itself falls back to the default, it does not fail)."""
@@ -258,7 +243,7 @@ def page_locale(lang: str | None) -> str | None:
         return None
     for candidate in (lang, lang.replace("_", "-").split("-")[0]):
         try:
-            _babel_locale(candidate)
+            babel_locale(candidate)
         except ValueError:
             continue
         return candidate
@@ -281,7 +266,7 @@ def _affix_pattern(words: list[str]) -> str:
 @lru_cache(maxsize=128)
 def number_locale(tag: str) -> NumberLocale:
     """The number conventions of `tag` (cached); ValueError for a tag CLDR does not know."""
-    locale = _babel_locale(tag)
+    locale = babel_locale(tag)
     conventions = []
     decimals = set()
     sizes = groupings(locale)

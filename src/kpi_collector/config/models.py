@@ -347,7 +347,7 @@ class Settings(Strict):
     @field_validator("locale")
     @classmethod
     def _locale(cls, value: str | None) -> str | None:
-        from kpi_collector.collect.numbers import check_locale
+        from kpi_collector.config.locale import check_locale
 
         return value if value is None else check_locale(value)
 
