@@ -14,7 +14,7 @@ import json
 import math
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
@@ -118,7 +118,6 @@ def canonical_separator(symbol: str) -> str:
 _TOKEN = re.compile(
     r"[0-9]+(?:[.,'\u066b\u066c\u060c\u2e41][0-9]+| [0-9]{3}(?![0-9]))*|[.,\u066b][0-9]+"
 )
-_SEPARATOR = re.compile(r"[^0-9]")
 _LETTERS = re.compile(r"[^\W\d_]+")
 
 
@@ -131,31 +130,23 @@ class Convention:
     primary: int
     secondary: int
     example: str  # a locale that writes numbers this way, for messages
+    pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        group, decimal = re.escape(self.group), re.escape(self.decimal)
+        first, middle, last = self.secondary, self.secondary, self.primary
+        grouped = rf"[1-9][0-9]{{0,{first - 1}}}(?:{group}[0-9]{{{middle}}})*{group}[0-9]{{{last}}}"
+        if self.group == "'":  # an apostrophe only ever groups: Babel writes 489495330'909
+            grouped += rf"|[1-9][0-9]*'[0-9]{{{last}}}"
+        object.__setattr__(
+            self, "pattern", re.compile(rf"(?:{grouped}|[0-9]+)(?:{decimal}[0-9]+)?")
+        )
 
     def read(self, token: str) -> float | None:
         """The value of `token` written this way, or None when it is not written so."""
-        runs = _SEPARATOR.split(token)
-        seps = _SEPARATOR.findall(token)
-        if (
-            seps[-1] == self.decimal
-            and all(s == self.group for s in seps[:-1])
-            and (len(runs) == 2 or self._grouped(runs[:-1]))
-        ):
-            return float("".join(runs[:-1]) + "." + runs[-1])
-        if all(s == self.group for s in seps) and self._grouped(runs):
-            return float("".join(runs))
-        return None
-
-    def _grouped(self, runs: list[str]) -> bool:
-        first, *middle, last = runs
-        # an apostrophe only ever groups: Babel writes de-CH 489495330'909 with one
-        longest = len(first) if self.group == "'" and not middle else self.secondary
-        return (
-            0 < len(first) <= longest
-            and first[0] != "0"
-            and all(len(r) == self.secondary for r in middle)
-            and len(last) == self.primary
-        )
+        if self.pattern.fullmatch(token) is None:
+            return None
+        return float(token.replace(self.group, "").replace(self.decimal, "."))
 
 
 @dataclass(frozen=True)
@@ -347,13 +338,12 @@ def parse_number(text: str, locale: str | None = None) -> float:
     normal = _normalize(text).strip()
     if not normal:
         raise ValueError("the text is empty")
-    tokens = list(_TOKEN.finditer(normal))
-    if not tokens:
+    match = _TOKEN.search(normal)
+    if match is None:
         raise ValueError(f"no number in {_quote(text)}")
-    if len(tokens) > 1:
+    if _TOKEN.search(normal, match.end()) is not None:
         raise ValueError(f"more than one number in {_quote(text)}; pick one with `regex:`")
     rules = number_locale(locale or DEFAULT_LOCALE)
-    match = tokens[0]
     value = _value(match.group(), text, rules)
     before, after = normal[: match.start()], normal[match.end() :]
     value *= _scale(before, after, text, rules)
