@@ -20,6 +20,8 @@ from htmlserver import expected_links, render_page
 from selectolax.lexbor import LexborHTMLParser
 
 SELECTOR = "a.anthrazit"
+#: what pages write; each reads as one number under the default locale (en)
+TEXTS = ("12,374", "Over 2.4 million downloads", "59.5%", "$1,200", "1.2k", "(1,200)", "7")
 SPEEDUP_VS_BS4 = 20.0  # kpi extractor vs BeautifulSoup(html.parser), at least
 
 
@@ -41,6 +43,7 @@ def per_call_seconds(candidates: dict[str, Callable[[], object]], repeat: int) -
 def run_benchmark(page: int, repeat: int) -> Report:
     # Imported here so run_all still runs the other benchmarks if the package is broken.
     from kpi_collector.collect.extract import CSS, HtmlDocument
+    from kpi_collector.collect.numbers import parse_number
 
     body = render_page(page)
     text = body.decode()  # what requests' `.text` hands BeautifulSoup
@@ -59,6 +62,8 @@ def run_benchmark(page: int, repeat: int) -> Report:
     if wrong:
         raise RuntimeError(f"expected {expected} links on page {page}, got {wrong}")
     seconds = per_call_seconds(dict(candidates), repeat)
+    texts = per_call_seconds({"parse": lambda: [parse_number(t) for t in TEXTS]}, repeat)
+    per_text = texts["parse"] / len(TEXTS)
     kpi = seconds["kpi-collector extractor"]
     speedup = seconds["BeautifulSoup html.parser"] / kpi
     checks = [
@@ -80,6 +85,9 @@ def run_benchmark(page: int, repeat: int) -> Report:
             "",
             None,
         )
+    )
+    checks.append(
+        Check(f"text → number (mean of {len(TEXTS)} texts)", f"{per_text * 1e6:.1f} µs", "", None)
     )
     notes = [f"all four counted {expected} links; timeit, median of {repeat} interleaved repeats"]
     command = f"python benchmarks/bench_extract.py --page {page} --repeat {repeat}"

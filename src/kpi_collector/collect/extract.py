@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from kpi_collector.collect.numbers import parse_number
+from kpi_collector.collect.numbers import page_locale, parse_number
+from kpi_collector.config.locale import check_locale
 from kpi_collector.errors import ExtractError
 from kpi_collector.secrets import redact_cut
 
@@ -42,6 +43,24 @@ class Metric(BaseModel):
     map: dict[str, float] | None = None
     title: str | None = None
     unit: str | None = None
+    locale: str | None = Field(
+        default=None, description="BCP 47 tag: how this metric's text writes numbers"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_empty(cls, data: Any) -> Any:
+        if data is None:
+            raise ValueError(
+                "the metric is empty; if it is a selector starting with `#`, YAML read it as "
+                'a comment: quote it, e.g. downloads: "#downloads"'
+            )
+        return data
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, value: str | None) -> str | None:
+        return value if value is None else check_locale(value)
 
     @model_validator(mode="after")
     def _one_extractor(self) -> Metric:
@@ -55,6 +74,10 @@ class Metric(BaseModel):
                 raise ValueError(f"regex {self.regex!r} is not valid: {exc}") from None
         if self.jmespath:
             _compile_jmespath(self.jmespath)
+        if self.css:
+            _check_css(self.css)
+        if self.xpath:
+            _compile_xpath(self.xpath)
         return self
 
     @property
@@ -98,8 +121,34 @@ def _compile_jmespath(expression: str) -> Any:
         raise ValueError(f"JMESPath {expression!r} is not valid: {exc}") from None
 
 
-def finish(name: str, raw: Any, metric: Metric) -> float:
-    """Turn what an extractor found into the metric's number, or raise ExtractError."""
+@lru_cache(maxsize=4096)
+def _check_css(selector: str) -> None:
+    from selectolax.lexbor import LexborHTMLParser
+
+    try:
+        LexborHTMLParser("").css(selector)
+    except Exception:  # lexbor's SelectolaxError: the selector does not parse
+        raise ValueError(
+            f"CSS selector {selector!r} is not valid (check brackets, quotes and combinators)"
+        ) from None
+
+
+@lru_cache(maxsize=4096)
+def _compile_xpath(expression: str) -> Any:
+    from lxml.etree import XPath, XPathSyntaxError
+
+    try:
+        return XPath(expression)
+    except XPathSyntaxError as exc:
+        raise ValueError(f"XPath {expression!r} is not valid: {exc}") from None
+
+
+def finish(name: str, raw: Any, metric: Metric, locale: str | None = None) -> float:
+    """Turn what an extractor found into the metric's number, or raise ExtractError.
+
+    Text is read as numbers are written under `metric.locale`, else `locale` (the
+    source's or the config's `locale:`, else the page's `lang`), else en.
+    """
     value: float
     if isinstance(raw, (bool, int | float)):
         value = float(raw)
@@ -121,7 +170,7 @@ def finish(name: str, raw: Any, metric: Metric) -> float:
             value = metric.map[text]
         else:
             try:
-                value = parse_number(text)
+                value = parse_number(text, metric.locale or locale)
             except ValueError as exc:
                 raise ExtractError(f"{name}: {exc}") from None
     elif raw is None:
@@ -151,7 +200,7 @@ def _short(text: str) -> str:
     return repr(redact_cut(" ".join(text.split()), 60))
 
 
-def from_json(name: str, document: Any, metric: Metric) -> float:
+def from_json(name: str, document: Any, metric: Metric, locale: str | None = None) -> float:
     """Evaluate a JMESPath metric on parsed JSON."""
     assert metric.jmespath is not None
     found = _compile_jmespath(metric.jmespath).search(document)
@@ -163,7 +212,7 @@ def from_json(name: str, document: Any, metric: Metric) -> float:
         return _counted(name, len(found), metric, metric.jmespath)
     if found is None:
         raise ExtractError(f"{name}: {metric.jmespath!r} matched nothing in the JSON")
-    return finish(name, found, metric)
+    return finish(name, found, metric, locale)
 
 
 def _counted(name: str, n: int, metric: Metric, what: str) -> float:
@@ -175,12 +224,18 @@ def _counted(name: str, n: int, metric: Metric, what: str) -> float:
 
 
 class HtmlDocument:
-    """One parsed page; CSS through Lexbor (fast), XPath through lxml (only when asked)."""
+    """One parsed page; CSS through Lexbor (fast), XPath through lxml (only when asked).
 
-    def __init__(self, body: bytes | str) -> None:
+    `locale` is the config's `locale:` for the page; without it, a text's numbers are read
+    in the language of its element (the nearest `lang` attribute, as the HTML standard
+    defines an element's language), else en.
+    """
+
+    def __init__(self, body: bytes | str, *, locale: str | None = None) -> None:
         from selectolax.lexbor import LexborHTMLParser
 
         self._body = body
+        self.locale = locale
         self._tree = LexborHTMLParser(body)
         self._lxml: Any = None
 
@@ -200,8 +255,25 @@ class HtmlDocument:
             raw = node.attributes.get(metric.attr)
             if raw is None:
                 raise ExtractError(f"{name}: {selector!r} has no attribute {metric.attr!r}")
-            return finish(name, raw, metric)
-        return finish(name, node.text(deep=True, separator=" ") or "", metric)
+            return finish(name, raw, metric, self._locale(metric, node))
+        text = node.text(deep=True, separator=" ") or ""
+        return finish(name, text, metric, self._locale(metric, node))
+
+    def _locale(self, metric: Metric, node: Any) -> str | None:
+        if metric.locale or self.locale:
+            return self.locale
+        while node is not None:
+            attributes = getattr(node, "attributes", None) or {}
+            if "lang" in attributes:
+                return page_locale(attributes["lang"])
+            node = node.parent
+        return None
+
+    def _lxml_locale(self, metric: Metric, element: Any) -> str | None:
+        if metric.locale or self.locale or not hasattr(element, "xpath"):
+            return self.locale
+        found = element.xpath("ancestor-or-self::*[@lang][1]/@lang")
+        return page_locale(str(found[0])) if found else None
 
     def xpath(self, name: str, metric: Metric) -> float:
         expression = metric.xpath
@@ -227,10 +299,13 @@ class HtmlDocument:
                 raw = first.get(metric.attr)
                 if raw is None:
                     raise ExtractError(f"{name}: {expression!r} has no attribute {metric.attr!r}")
-                return finish(name, raw, metric)
+                return finish(name, raw, metric, self._lxml_locale(metric, first))
             text = first.text_content() if hasattr(first, "text_content") else str(first)
-            return finish(name, text, metric)
-        return finish(name, found if isinstance(found, int | float) else str(found), metric)
+            owner = first.getparent() if hasattr(first, "getparent") else None
+            element = first if hasattr(first, "xpath") else owner
+            return finish(name, text, metric, self._lxml_locale(metric, element))
+        value = found if isinstance(found, int | float) else str(found)
+        return finish(name, value, metric, self._lxml_locale(metric, self._lxml))
 
     def metric(self, name: str, metric: Metric) -> float:
         if metric.xpath:

@@ -1,66 +1,543 @@
-"""Turning the text people put on pages ("12,374", "1.2k", "59.5%", "$1,200") into numbers."""
+"""Turning the text people put on pages ("12,374", "1,5 Mio.", "₹12,34,567", "-.5%") into
+numbers: the right value under the locale in force, or a ValueError that says why.
+
+The locale's decimal and group symbols, group sizes, compact scale words and unit symbols
+come from CLDR through Babel. What the parser needs from *all* locales (every way CLDR
+writes decimals and groups, every compact scale word) is generated from Babel into
+`cldr_numbers.json` by scripts/cldr_numbers.py. A text that the locale in force does not
+read, and that other CLDR locales read as different numbers, is an error, never a guess.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib.resources import files
+from typing import TYPE_CHECKING, Any
 
+from kpi_collector.config.locale import babel_locale
 from kpi_collector.secrets import redact_cut
 
-_SUFFIX = {"k": 1e3, "m": 1e6, "mm": 1e6, "b": 1e9, "bn": 1e9, "g": 1e9, "t": 1e12}
-_NUMBER = re.compile(
-    r"(?P<sign>[-+−]?)\s*[$€£¥₹]?\s*"
-    # spaces and apostrophes only ever group thousands (12 374, 1'234'567); other digits
-    # separated by a space are two numbers
-    r"(?P<num>\d{1,3}(?:['\u00a0\u202f ]\d{3})+(?:[.,]\d+)?(?!\d)|\d[\d,.]*\d|\d)\s*"
-    r"(?P<suffix>bn|mm|[kmbgt](?![a-z]))?",
-    re.IGNORECASE,
-)
-_GROUPED_COMMA = re.compile(r"^\d{1,3}(,\d{3})+(\.\d+)?$")
-_GROUPED_DOT = re.compile(r"^\d{1,3}(\.\d{3})+(,\d+)?$")
+if TYPE_CHECKING:
+    from babel import Locale
+
+DEFAULT_LOCALE = "en"
+_FAMOUS = ("en", "de", "fr", "es", "hi", "ar", "de_CH", "en_IN", "fr_CH", "fa")
+
+#: English scale words and abbreviations, on top of the locale's own CLDR compact forms
+#: (the locale wins where both name the same affix, e.g. Spanish `B` is 10^12)
+_ENGLISH_WORDS = {
+    "thousand": 1e3,
+    "thousands": 1e3,
+    "million": 1e6,
+    "millions": 1e6,
+    "billion": 1e9,
+    "billions": 1e9,
+    "trillion": 1e12,
+    "trillions": 1e12,
+    "lakh": 1e5,
+    "lakhs": 1e5,
+    "crore": 1e7,
+    "crores": 1e7,
+}
+_ENGLISH_ABBREVIATIONS = {
+    "k": 1e3,
+    "K": 1e3,
+    "M": 1e6,
+    "MM": 1e6,
+    "mn": 1e6,
+    "Mn": 1e6,
+    "B": 1e9,
+    "bn": 1e9,
+    "Bn": 1e9,
+    "T": 1e12,
+    "tn": 1e12,
+}
+#: lowercase single letters after a number are a scale in the press ("£3.4m") and a unit
+#: (metres, minutes, bits) elsewhere: an error unless the locale has its own meaning
+_ENGLISH_UNSURE = {"m": "million, or metres/minutes", "b": "billion, or bits/bytes"}
+
+# Every dash typesetters use for a minus (Unicode Pd dashes that read as one, the minus
+# sign U+2212, heavy minus, small and fullwidth hyphen-minus) becomes "-"; every space
+# (no-break, narrow no-break, thin, figure...) becomes " "; every apostrophe "'"; bidi
+# marks (CLDR puts them around Arabic and Hebrew signs) go.
+_DASHES = "\u2010\u2011\u2012\u2013\u2014\u2212\u2796\ufe63\uff0d"
+_APOSTROPHES = "\u2019\u02bc\u2018\u2032\uff07"
+_BIDI = "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 
 
-def _plain(num: str) -> float:
-    num = re.sub(r"['\u00a0\u202f ]", "", num)
-    if "," in num and "." in num:
-        # whichever separator comes last is the decimal point
-        if num.rfind(",") > num.rfind("."):
-            num = num.replace(".", "").replace(",", ".")
+class _Normal(dict[int, Any]):
+    """A str.translate table built on demand: Unicode digits to ASCII, and the above."""
+
+    def __missing__(self, code: int) -> Any:
+        char = chr(code)
+        digit = unicodedata.decimal(char, None)
+        if digit is not None:
+            out: str | None = str(digit)
+        elif char in _DASHES:
+            out = "-"
+        elif char in _APOSTROPHES:
+            out = "'"
+        elif char in _BIDI or char == "\u200b":
+            out = None
+        elif unicodedata.category(char) == "Zs" or char in "\t\n\r\f\v":
+            out = " "
+        elif char in "\uff0b\ufe62":
+            out = "+"
+        elif char == "\uff0e":
+            out = "."
+        elif char == "\uff0c":
+            out = ","
         else:
-            num = num.replace(",", "")
-    elif "," in num:
-        num = num.replace(",", "") if _GROUPED_COMMA.match(num) else num.replace(",", ".")
-    elif num.count(".") > 1 and _GROUPED_DOT.match(num):
-        num = num.replace(".", "")
-    return float(num)
+            out = char
+        self[code] = out
+        return out
 
 
-def parse_number(text: str) -> float:
-    """Read one number out of `text`; raise ValueError when there is none or more than one.
+_NORMAL = _Normal()
 
-    Understands thousands separators, decimal commas, currency signs, a trailing percent
-    (59.5% → 59.5), metric suffixes (1.2k, 3.4M, 2bn) and accounting negatives ((1,200)).
+
+def _normalize(text: str) -> str:
+    if not text.isascii():
+        text = text.translate(_NORMAL)
+    elif "\t" in text or "\n" in text:
+        text = re.sub(r"\s", " ", text)
+    return text
+
+
+def canonical_separator(symbol: str) -> str:
+    """A CLDR decimal/group symbol as the parser sees it (all spaces " ", apostrophes "'")."""
+    return _normalize(symbol) or symbol
+
+
+# A number: digits with separators between them (a space only before a group of three),
+# or a leading decimal separator (".75").
+_TOKEN = re.compile(
+    r"[0-9]+(?:[.,'\u066b\u066c\u060c\u2e41][0-9]+| [0-9]{3}(?![0-9]))*|[.,\u066b][0-9]+"
+)
+_LETTERS = re.compile(r"[^\W\d_]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Convention:
+    """One way of writing numbers: decimal and group symbol, group sizes (CLDR)."""
+
+    decimal: str
+    group: str
+    primary: int
+    secondary: int
+    example: str  # a locale that writes numbers this way, for messages
+    pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        group, decimal = re.escape(self.group), re.escape(self.decimal)
+        first, middle, last = self.secondary, self.secondary, self.primary
+        grouped = rf"[1-9][0-9]{{0,{first - 1}}}(?:{group}[0-9]{{{middle}}})*{group}[0-9]{{{last}}}"
+        if self.group == "'":  # an apostrophe only ever groups: Babel writes 489495330'909
+            grouped += rf"|[1-9][0-9]*'[0-9]{{{last}}}"
+        object.__setattr__(
+            self, "pattern", re.compile(rf"(?:{grouped}|[0-9]+)(?:{decimal}[0-9]+)?")
+        )
+
+    def read(self, token: str) -> float | None:
+        """The value of `token` written this way, or None when it is not written so."""
+        if self.pattern.fullmatch(token) is None:
+            return None
+        return float(token.replace(self.group, "").replace(self.decimal, "."))
+
+
+@dataclass(frozen=True)
+class NumberLocale:
+    """What one locale says about numbers, from CLDR through Babel."""
+
+    tag: str
+    conventions: tuple[Convention, ...]
+    decimals: frozenset[str]
+    suffix: re.Pattern[str]  # compact/scale words after the number
+    prefix: re.Pattern[str] | None  # compact words before it (Swahili `elfu 2`)
+    scales: dict[str, float]  # casefolded affix -> multiplier
+    long_words: dict[str, float]  # the locale's long scale words, for `Tsd.` → Tausend
+    units: frozenset[str]  # casefolded unit symbols (`min`, `km`): not scales
+    currencies: frozenset[str]
+
+
+def groupings(locale: Locale) -> set[tuple[int, int]]:
+    """The group sizes (primary, secondary) of the locale's decimal, percent and currency
+    patterns: (3, 3) for 1,234,567, (3, 2) for the Indian 12,34,567."""
+    found = set()
+    for pattern in (
+        locale.decimal_formats.get(None),
+        locale.percent_formats.get(None),
+        locale.currency_formats.get("standard"),
+    ):
+        if pattern is not None:
+            primary, secondary = pattern.grouping
+            if 0 < primary < 100:  # Babel gives 1000 for "no grouping"
+                found.add((primary, secondary if 0 < secondary < 100 else primary))
+    return found or {(3, 3)}
+
+
+def affixes_and_scales(locale: Locale) -> tuple[dict[str, float], dict[str, float]]:
+    """The locale's CLDR compact forms (short and long, every plural) as
+    ({suffix: multiplier}, {prefix: multiplier}): de `0 Mio.` → {"Mio.": 1e6}; a pattern
+    `00 Mio.` for 10^7 has the same multiplier (the key over 10 ** (zeros - 1))."""
+    suffixes: dict[str, float] = {}
+    prefixes: dict[str, float] = {}
+    for forms in locale.compact_decimal_formats.values():
+        for patterns in forms.values():
+            for key, pattern in patterns.items():
+                zeros = str(pattern.pattern).split(";")[0].count("0")
+                if not zeros:
+                    continue
+                scale = float(int(key) // 10 ** (zeros - 1))
+                if scale <= 1:
+                    continue
+                for affix, table in ((pattern.suffix[0], suffixes), (pattern.prefix[0], prefixes)):
+                    word = _affix(affix)
+                    if word and _LETTERS.search(word):
+                        # CLDR bn gives কো two sizes (10^7, 10^11): such a word is unsure
+                        known = table.setdefault(word, scale)
+                        if known != scale and not math.isnan(known):
+                            table[word] = math.nan
+    return suffixes, prefixes
+
+
+def _affix(text: str) -> str:
+    """A pattern affix as text: CLDR quotes literals (`Mio'.'`), spaces collapse to one."""
+    text = re.sub(r"'([^']*)'", lambda m: m.group(1) or "'", text)
+    return " ".join(_normalize(text).split())
+
+
+@lru_cache(maxsize=1)
+def _cldr() -> tuple[tuple[Convention, ...], dict[str, dict[float, str]]]:
+    data = json.loads(
+        files("kpi_collector.collect").joinpath("cldr_numbers.json").read_text(encoding="utf-8")
+    )
+    # conventions named after a well-known locale first: messages name the first that fits
+    rank = {tag: n for n, tag in enumerate(_FAMOUS)}
+    rows = sorted(data["conventions"], key=lambda row: (rank.get(row[4], len(rank)), row))
+    conventions = tuple(Convention(*row) for row in rows)
+    scales = {
+        word: {float(scale): tag for scale, tag in found.items()}
+        for word, found in data["scales"].items()
+    }
+    return conventions, scales
+
+
+def page_locale(lang: str | None) -> str | None:
+    """The locale an HTML `lang` attribute names, if CLDR knows it (else its language, else
+    None: a page that mislabels itself falls back to the default, it does not fail)."""
+    if not lang or not lang.strip():
+        return None
+    for candidate in (lang, lang.replace("_", "-").split("-")[0]):
+        try:
+            babel_locale(candidate)
+        except ValueError:
+            continue
+        return candidate
+    return None
+
+
+def _affix_pattern(words: list[str]) -> str:
+    alternatives = []
+    for word in sorted(words, key=len, reverse=True):
+        bare = word.rstrip(".")
+        body = re.escape(bare).replace("\\ ", " ?")
+        if len(bare) >= 3 and bare.isalpha():
+            body = f"(?i:{body})"
+        # a word ends where letters end, except in scripts written without spaces (10万人)
+        wide = unicodedata.east_asian_width(bare[-1]) in "WF"
+        alternatives.append(body + r"\.?" + ("" if wide else r"(?![^\W\d_])"))
+    return "|".join(alternatives)
+
+
+@lru_cache(maxsize=128)
+def number_locale(tag: str) -> NumberLocale:
+    """The number conventions of `tag` (cached); ValueError for a tag CLDR does not know."""
+    locale = babel_locale(tag)
+    conventions = []
+    decimals = set()
+    sizes = groupings(locale)
+    for system in dict.fromkeys(("latn", locale.default_numbering_system)):
+        symbols = locale.number_symbols.get(system) or {}
+        decimal_set = {symbols.get("decimal"), symbols.get("currencyDecimal")} - {None}
+        group_set = {symbols.get("group"), symbols.get("currencyGroup")} - {None}
+        for decimal in decimal_set:
+            decimals.add(canonical_separator(str(decimal)))
+            for group in group_set:
+                for primary, secondary in sorted(sizes):
+                    conventions.append(
+                        Convention(
+                            canonical_separator(str(decimal)),
+                            canonical_separator(str(group)),
+                            primary,
+                            secondary,
+                            str(locale),
+                        )
+                    )
+    suffixes, prefixes = affixes_and_scales(locale)
+    scales: dict[str, float] = {}
+    for word, scale in [*_ENGLISH_WORDS.items(), *_ENGLISH_ABBREVIATIONS.items()]:
+        scales[word] = scale
+    for word, scale in [*suffixes.items(), *prefixes.items()]:
+        scales[word.rstrip(".")] = scale
+        if len(word.rstrip(".")) >= 3:
+            scales[word.rstrip(".").casefold()] = scale
+    for word in _ENGLISH_WORDS:
+        scales.setdefault(word, _ENGLISH_WORDS[word])
+    suffix_words = [*_ENGLISH_WORDS, *_ENGLISH_ABBREVIATIONS, *suffixes]
+    long_words: dict[str, float] = {}
+    for patterns in locale.compact_decimal_formats.get("long", {}).values():
+        for key, pattern in patterns.items():
+            zeros = str(pattern.pattern).split(";")[0].count("0")
+            word = _affix(pattern.suffix[0])
+            if zeros and word.isalpha():
+                long_words.setdefault(word.casefold(), float(int(key) // 10 ** (zeros - 1)))
+    units: set[str] = set()
+    for unit in locale._data.get("unit_patterns", {}).values():
+        for length in unit.values():
+            for plural, text in getattr(length, "items", lambda: [])():
+                if isinstance(text, str) and plural != "per":
+                    units.update(w.casefold() for w in _LETTERS.findall(text.replace("{0}", "")))
+    currencies = {str(code) for code in locale.currency_symbols} | {
+        " ".join(_normalize(symbol).split()) for symbol in locale.currency_symbols.values()
+    }
+    return NumberLocale(
+        tag=str(locale).replace("_", "-"),
+        conventions=tuple(conventions),
+        decimals=frozenset(decimals),
+        suffix=re.compile(rf" ?(?P<scale>{_affix_pattern(suffix_words)})"),
+        prefix=re.compile(rf"(?:^|[\s(])(?P<scale>{_affix_pattern(list(prefixes))}) ?[-+]?$")
+        if prefixes
+        else None,
+        scales=scales,
+        long_words=long_words,
+        units=frozenset(units),
+        currencies=frozenset(currencies),
+    )
+
+
+def parse_number(text: str, locale: str | None = None) -> float:
+    """Read the one number in `text` as `locale` (a BCP 47 tag; default en) writes numbers.
+
+    Understands group and decimal symbols of every CLDR convention (1,234.5 · 1.234,5 ·
+    1 234,5 · 1'234.5 · Indian 12,34,567 · Arabic ١٢٬٣٤٥٫٦), a leading decimal point
+    (.75), any Unicode minus or dash before the number or after a currency symbol ($-5,
+    -.5%), accounting parentheses ((1,200) is -1200), a percent sign (59.5% is 59.5),
+    English scale words and abbreviations (2.4 million, 1.2k, 3 MM, 2bn) and the locale's
+    own CLDR compact forms (de 1,5 Mio. and 2 Tsd., hi 12 लाख, ja 3万).
+
+    Raises ValueError (one line, quoting the text) when there is no number, more than one,
+    or when the text reads as different numbers: under the locale in force, or, when that
+    locale does not read it, under the CLDR conventions that do; and when a word right
+    after the number could be a scale the locale does not know.
     """
-    stripped = text.strip()
-    if not stripped:
+    normal = _normalize(text).strip()
+    if not normal:
         raise ValueError("the text is empty")
-    negative = stripped.startswith("(") and stripped.endswith(")")
-    if negative:
-        stripped = stripped[1:-1]
-    matches = list(_NUMBER.finditer(stripped))
-    if not matches:
+    match = _TOKEN.search(normal)
+    if match is None:
         raise ValueError(f"no number in {_quote(text)}")
-    if len(matches) > 1:
+    if _TOKEN.search(normal, match.end()) is not None:
         raise ValueError(f"more than one number in {_quote(text)}; pick one with `regex:`")
-    match = matches[0]
-    try:
-        value = _plain(match["num"])
-    except ValueError:
-        raise ValueError(f"cannot read a number from {_quote(text)}") from None
-    if match["suffix"]:
-        value *= _SUFFIX[match["suffix"].lower()]
-    if match["sign"] in ("-", "−") or negative:
+    rules = number_locale(locale or DEFAULT_LOCALE)
+    value = _value(match.group(), text, rules)
+    before, after = normal[: match.start()], normal[match.end() :]
+    value *= _scale(before, after, text, rules)
+    if _negative(before, after, text, rules):
         value = -value
     return value
+
+
+def _value(token: str, text: str, rules: NumberLocale) -> float:
+    if token[0] in ".,\u066b":  # a leading decimal separator
+        if token[0] in rules.decimals:
+            return float("0." + token[1:])
+        raise ValueError(
+            f"{_quote(text)} reads as 0.{token[1:]} (where {token[0]!r} is the decimal sign) "
+            f"or {token[1:]}; {rules.tag} does not write decimals so: set `locale:` to the "
+            "page's language, or pick the number with `regex:`"
+        )
+    if token.isdigit():
+        return float(token)
+    own = {v for c in rules.conventions if (v := c.read(token)) is not None}
+    if len(own) == 1:
+        return own.pop()
+    if len(own) > 1:
+        low, high = sorted(own)
+        raise ValueError(
+            f"{_quote(text)} reads two ways under {rules.tag}: {_show(low)} or {_show(high)}; "
+            "pick the number with `regex:`"
+        )
+    readings: dict[float, str] = {}
+    for convention in _cldr()[0]:
+        found = convention.read(token)
+        if found is not None:
+            readings.setdefault(found, convention.example.replace("_", "-"))
+    if len(readings) == 1:
+        return next(iter(readings))
+    if not readings:
+        raise ValueError(f"cannot read a number from {_quote(text)}")
+    ways = " or ".join(f"{_show(v)} (as {tag} writes it)" for v, tag in sorted(readings.items()))
+    raise ValueError(
+        f"{_quote(text)} is not how {rules.tag} writes numbers and reads two ways: {ways}; "
+        "set `locale:` to the page's language, or pick the number with `regex:`"
+    )
+
+
+def _scale(before: str, after: str, text: str, rules: NumberLocale) -> float:
+    if after:
+        found = rules.suffix.match(after)
+        if found is not None:
+            word = found["scale"].rstrip(".").replace(" ", "")
+            return _lookup(word, text, rules)
+        word_match = re.match(r" ?([^\W\d_]+)(\.?)", after)
+        if word_match is not None:
+            word, dot = word_match.group(1), word_match.group(2)
+            folded = word.casefold()
+            if word in _ENGLISH_UNSURE and word not in rules.scales:
+                raise ValueError(
+                    f"{_quote(text)}: {word!r} after the number could be "
+                    f"{_ENGLISH_UNSURE[word]}; pick the number with `regex:`"
+                )
+            if folded not in rules.units and word not in rules.currencies:
+                known = _cldr()[1].get(folded)
+                if dot or known:
+                    abbreviated = _abbreviation(folded, rules)
+                    if abbreviated is not None and (not known or abbreviated in known):
+                        return abbreviated
+                if known:
+                    ways = ", ".join(
+                        f"×{_show(scale)} in {tag.replace('_', '-')}"
+                        for scale, tag in sorted(known.items())
+                    )
+                    raise ValueError(
+                        f"{_quote(text)}: {word!r} after the number could be a scale word "
+                        f"({ways}) that {rules.tag} does not use; set `locale:` to the page's "
+                        "language, or pick the number with `regex:`"
+                    )
+    if rules.prefix is not None and before:
+        found = rules.prefix.search(before)
+        if found is not None:
+            return _lookup(found["scale"].rstrip(".").replace(" ", ""), text, rules)
+    return 1.0
+
+
+def _lookup(word: str, text: str, rules: NumberLocale) -> float:
+    for key in (word, word.casefold()):
+        spaced = next((k for k in rules.scales if k.replace(" ", "") == key), None)
+        found = rules.scales.get(key, rules.scales.get(spaced or ""))
+        if found is not None:
+            if math.isnan(found):
+                raise ValueError(
+                    f"{_quote(text)}: CLDR gives {word!r} two sizes in {rules.tag}; "
+                    "pick the number with `regex:`"
+                )
+            return found
+    raise AssertionError(f"scale word {word!r} matched but has no value")
+
+
+def _abbreviation(folded: str, rules: NumberLocale) -> float | None:
+    """A dotted abbreviation of one of the locale's long scale words keeps its first
+    letter and some of the others in order (de `Tsd.` Tausend, `Mrd.` Milliarden);
+    one that fits scale words of different sizes (`Mi.`) is an error."""
+    if len(folded) < 2:
+        return None
+    found = {
+        scale
+        for word, scale in rules.long_words.items()
+        if word[0] == folded[0] and _subsequence(folded[1:], word[1:])
+    }
+    if len(found) > 1:
+        raise ValueError(
+            f"{folded!r} after the number abbreviates scale words of different sizes "
+            f"({', '.join(_show(s) for s in sorted(found))}); pick the number with `regex:`"
+        )
+    return found.pop() if found else None
+
+
+def _subsequence(short: str, long: str) -> bool:
+    letters = iter(long)
+    return all(char in letters for char in short)
+
+
+_SIGNS = "-+"
+
+
+def _negative(before: str, after: str, text: str, rules: NumberLocale) -> bool:
+    """Whether a minus (or accounting parentheses) makes the number negative."""
+    end = len(before.rstrip(" "))
+    gap = end < len(before)
+    start = end
+    # a currency symbol or code right before the number (`$`, `CHF`, `US$`, `ج.م.`)
+    while start > 0 and before[start - 1] not in " ()" + _SIGNS and not before[start - 1].isdigit():
+        start -= 1
+    currency = before[start:end]
+    if currency and not _is_currency(currency, rules):
+        start, currency = end, ""
+    if currency:
+        sign_end = len(before[:start].rstrip(" "))
+        gap = sign_end < start
+    else:
+        sign_end = end
+    sign = before[sign_end - 1] if sign_end > 0 and before[sign_end - 1] in _SIGNS else ""
+    if sign:
+        ahead = before[: sign_end - 1]
+        if ahead and not ahead.endswith((" ", "(")):
+            word = re.search(r"[^\s(]+$", ahead)
+            if word is None or not _is_currency(word.group(), rules):
+                return False  # a hyphen inside a name (COVID-19), not a minus
+        if gap:
+            if ahead.strip(" ("):
+                return False  # "Downloads – 12,374": a dash between label and number
+            raise ValueError(
+                f"{_quote(text)}: the dash is apart from the number, so it may or may not be "
+                "a minus; pick the number with `regex:`"
+            )
+        if sign == "-":
+            return True
+    return _accounting(before, after, text, rules)
+
+
+def _accounting(before: str, after: str, text: str, rules: NumberLocale) -> bool:
+    """(1,200) and ($1,200.00) are negative; `Comments (12)` is a count in parentheses."""
+    opened = before.rfind("(")
+    closed = after.find(")")
+    if opened < 0 or closed < 0:
+        return False
+    inner = before[opened + 1 :] + after[:closed]
+    if _LETTERS.search(inner) and not _is_currency(inner.strip(" %"), rules):
+        return False
+    outside = before[:opened] + after[closed + 1 :]
+    label = _LETTERS.search(outside) is not None and not _is_currency(outside.strip(), rules)
+    if not label:
+        return True
+    if inner.strip(" %"):  # `Net result ($1,200)`: a negative amount or an amount in brackets
+        raise ValueError(
+            f"{_quote(text)}: the amount in parentheses may be an accounting negative or "
+            "not; pick the number with `regex:`"
+        )
+    return False
+
+
+def _is_currency(text: str, rules: NumberLocale) -> bool:
+    """A currency symbol or code (or a percent sign: Turkish writes -%5) before a number."""
+    text = text.strip()
+    if not text:
+        return False
+    if text in ("%", "\u066a", "\u2030", "\u0609", "\ufe6a", "\uff05"):
+        return True
+    if text in rules.currencies or " ".join(text.split()) in rules.currencies:
+        return True
+    return len(text) <= 4 and any(unicodedata.category(c) == "Sc" for c in text)
+
+
+def _show(value: float) -> str:
+    return str(int(value)) if value.is_integer() else f"{value:.15g}"
 
 
 def _quote(text: str) -> str:

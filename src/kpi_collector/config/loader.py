@@ -131,6 +131,8 @@ def parse_config(
         cls = _resolve(source_type, kind, lines, at)
         source = _validate(cls, {k: v for k, v in item.items() if k != "type"}, lines, at, label_)
         _unique(source.name, index, seen, lines, at, "source")
+        if source.locale is None and settings.locale is not None:
+            source.locale = settings.locale
         sources.append(source)
     destinations = []
     seen = {}

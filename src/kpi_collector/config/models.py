@@ -308,6 +308,9 @@ class Settings(Strict):
     #: duration like 5m), so many installations don't call an API in the same second
     jitter: float | str | None = None
     north_star: str | None = None
+    #: BCP 47 tag (de, de-CH, hi-IN): how pages and answers write numbers, unless a source
+    #: or metric says otherwise; without it a page's own `lang`, else en
+    locale: str | None = None
     defaults: Defaults = Field(default_factory=Defaults)
     kpis: dict[str, KpiSpec] = Field(default_factory=dict)
     sources: list[dict[str, Any]] = Field(default_factory=list)
@@ -340,6 +343,13 @@ class Settings(Strict):
         ):
             raise ValueError("heartbeat_url needs an http:// or https:// URL")
         return value
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, value: str | None) -> str | None:
+        from kpi_collector.config.locale import check_locale
+
+        return value if value is None else check_locale(value)
 
     @field_validator("timezone")
     @classmethod

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from kpi_collector.config.plugins import Plugin
 
@@ -85,6 +85,18 @@ class Source(Plugin):
 
     timeout: float | None = Field(default=None, gt=0)
     retries: int | None = Field(default=None, ge=0, le=10)
+    locale: str | None = Field(
+        default=None,
+        description="BCP 47 tag (de, de-CH, hi-IN): how the source's text writes numbers; "
+        "default: the top-level `locale:`, else the page's lang, else en",
+    )
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, value: str | None) -> str | None:
+        from kpi_collector.config.locale import check_locale
+
+        return value if value is None else check_locale(value)
 
     def metric_names(self) -> list[str]:
         """The metrics this source will give, as far as the config tells."""

@@ -67,7 +67,8 @@ class Command(Source):
         text = out.decode(errors="replace").strip()
         if text.startswith("{"):
             try:
-                return to_values(json.loads(text), self.metrics)
+                return to_values(json.loads(text), self.metrics, self.locale)
             except json.JSONDecodeError as exc:
                 raise ExtractError(f"the output is not valid JSON: {exc}") from None
-        return {self.metric: finish(self.metric, text, self.metrics.get(self.metric) or Metric())}
+        metric = self.metrics.get(self.metric) or Metric()
+        return {self.metric: finish(self.metric, text, metric, self.locale)}

@@ -15,5 +15,5 @@ class HTML(HttpSource):
     default_extractor: ClassVar[str] = "css"
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
-        document = HtmlDocument((await self.fetch(ctx)).body)
+        document = HtmlDocument((await self.fetch(ctx)).body, locale=self.locale)
         return self.extract(document.metric)

@@ -22,6 +22,6 @@ class HttpJson(HttpSource):
                 raise ExtractError(f"{name}: http_json metrics use `jmespath:`, not css/xpath")
             if not metric.jmespath:
                 raise ExtractError(f"{name}: give a `jmespath:` expression")
-            return from_json(name, document, metric)
+            return from_json(name, document, metric, self.locale)
 
         return self.extract(evaluate)

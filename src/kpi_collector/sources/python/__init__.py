@@ -81,10 +81,12 @@ class Function(Source):
             raise
         except Exception as exc:
             raise SourceError(f"{type(exc).__name__}: {exc}") from exc
-        return to_values(result, self.metrics)
+        return to_values(result, self.metrics, self.locale)
 
 
-def to_values(result: Any, metrics: Mapping[str, Metric]) -> dict[str, float]:
+def to_values(
+    result: Any, metrics: Mapping[str, Metric], locale: str | None = None
+) -> dict[str, float]:
     """Check that `result` is `{name: number}`, reading numeric text where needed."""
     if not isinstance(result, Mapping):
         raise ExtractError(
@@ -95,7 +97,7 @@ def to_values(result: Any, metrics: Mapping[str, Metric]) -> dict[str, float]:
     for key, raw in result.items():
         name = str(key)
         try:
-            values[name] = finish(name, raw, metrics.get(name) or Metric())
+            values[name] = finish(name, raw, metrics.get(name) or Metric(), locale)
         except ExtractError as exc:
             errors[name] = str(exc)
     for name in metrics:

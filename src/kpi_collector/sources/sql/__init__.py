@@ -52,7 +52,7 @@ class SQL(Source):
                 read_only_session(conn, timeout)
                 for name, metric in self.metrics.items():
                     try:
-                        values[name] = _scalar(conn, name, metric)
+                        values[name] = _scalar(conn, name, metric, self.locale)
                     except ExtractError as exc:
                         errors[name] = str(exc)
         except Exception as exc:
@@ -76,7 +76,7 @@ _TIMEOUT_WORDS = (
 )
 
 
-def _scalar(conn: Any, name: str, metric: Metric) -> float:
+def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> float:
     from sqlalchemy import exc as sa_exc
     from sqlalchemy import text
 
@@ -101,4 +101,4 @@ def _scalar(conn: Any, name: str, metric: Metric) -> float:
     raw = row[0]
     if raw is not None and not isinstance(raw, int | float | str | bool):
         raw = float(raw)  # Decimal
-    return finish(name, raw, metric)
+    return finish(name, raw, metric, locale)

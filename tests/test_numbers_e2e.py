@@ -1,0 +1,140 @@
+"""`kpi run` against a local page with the issue's number texts: each stores its right value,
+or fails its metric with a one-line error that quotes the text (issue 11 §1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from kpi_collector.demo.server import BackgroundServer
+
+PAGES = {
+    "/en": """<html lang="en"><body>
+<p id="downloads">Over 2.4 million downloads</p><p id="share">.75</p>
+<p id="change">-.5%</p><p id="revenue">₹12,34,567</p><p id="plain">12.374</p>
+</body></html>""",
+    "/de": """<html lang="de"><body>
+<p id="plain">12.374</p><p id="users">1,5 Mio.</p><p id="teams">2 Tsd.</p>
+</body></html>""",
+    "/none": """<html><body><p id="plain">12.374</p><p id="unsure">1,234</p>
+<p id="scale">2 Mrd.</p></body></html>""",
+}
+
+
+@pytest.fixture
+def pages() -> Iterator[str]:
+    app = web.Application()
+    for path, body in PAGES.items():
+
+        async def handler(request: web.Request, body: str = body) -> web.Response:
+            return web.Response(text=body, content_type="text/html")
+
+        app.router.add_get(path, handler)
+    with BackgroundServer(app) as url:
+        yield url
+
+
+def kpi(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    return subprocess.run(
+        [sys.executable, "-m", "kpi_collector", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_issue_rows_and_locales_end_to_end(pages: str, workdir: Path) -> None:
+    (workdir / "kpi.yaml").write_text(f"""\
+sources:
+  - name: en
+    type: html
+    url: {pages}/en
+    metrics:
+      downloads: "#downloads"
+      share: "#share"
+      change: "#change"
+      revenue: "#revenue"
+      plain: "#plain"
+      plain_de: {{css: "#plain", locale: de}}
+  - name: de
+    type: html
+    url: {pages}/de
+    metrics:
+      plain: "#plain"
+      users: "#users"
+      teams: "#teams"
+  - name: swiss
+    type: html
+    url: {pages}/none
+    locale: de-CH
+    metrics:
+      unsure: "#unsure"
+  - name: none
+    type: html
+    url: {pages}/none
+    metrics:
+      plain: "#plain"
+      scale: "#scale"
+""")
+    result = kpi("run", "--format", "json", cwd=workdir)
+    assert result.returncode == 1, result.stderr
+    values = {v["kpi"]: v["value"] for v in json.loads(result.stdout)["values"]}
+    assert values == {
+        "en.downloads": 2_400_000,
+        "en.share": 0.75,
+        "en.change": -0.5,
+        "en.revenue": 1_234_567,
+        "en.plain": 12.374,
+        "en.plain_de": 12374,
+        "de.plain": 12374,
+        "de.users": 1_500_000,
+        "de.teams": 2000,
+        "none.plain": 12.374,
+    }
+    with sqlite3.connect(workdir / "kpi.db") as conn:
+        stored = dict(conn.execute("SELECT kpi, value FROM observations"))
+        errors = " | ".join(m for (m,) in conn.execute("SELECT message FROM run_errors"))
+    assert stored == values
+    assert "'1,234' is not how de-CH writes numbers" in errors and "`locale:`" in errors
+    assert "'Mrd' after the number could be a scale word" in errors and "`regex:`" in errors
+
+
+def test_selector_mistakes_fail_validate_with_file_and_line(workdir: Path) -> None:
+    (workdir / "kpi.yaml").write_text("""\
+sources:
+  - name: blog
+    type: html
+    url: http://127.0.0.1:9/
+    metrics:
+      downloads: #downloads
+""")
+    result = kpi("validate", cwd=workdir)
+    assert result.returncode == 2
+    assert (
+        "kpi.yaml:6:" in result.stderr and 'quote it, e.g. downloads: "#downloads"' in result.stderr
+    )
+    (workdir / "kpi.yaml").write_text("""\
+sources:
+  - name: blog
+    type: html
+    url: http://127.0.0.1:9/
+    metrics:
+      posts: {css: "ul.posts li[", count: true}
+""")
+    result = kpi("validate", cwd=workdir)
+    assert result.returncode == 2
+    assert (
+        "kpi.yaml:6:" in result.stderr
+        and "CSS selector 'ul.posts li[' is not valid" in result.stderr
+    )
