@@ -415,3 +415,17 @@ def test_credentials_still_go_along_a_redirect_within_the_same_origin() -> None:
 
     asyncio.run(main())
     assert seen == ["same-origin-key same-origin-header"]
+
+
+def test_short_option_words_written_in_the_file_do_not_rewrite_messages() -> None:
+    """`params: {state: open}` is an option, not a key: masking it would turn every
+    `github.open_issues` into `github.***_issues`. A long literal and any ${VAR} value are
+    hidden as before."""
+    from kpi_collector.secrets import redact, remember_values
+
+    remember_values({"state": "open", "per_page": "100", "sort": "created"})
+    assert redact("github.open_issues: sorted by created, 100 per page") == (
+        "github.open_issues: sorted by created, 100 per page"
+    )
+    remember_values({"key": "k3y-written-in-file-42"})
+    assert "k3y-written-in-file-42" not in redact("GET /?key=k3y-written-in-file-42 failed")

@@ -39,13 +39,22 @@ def remember(value: str) -> None:
     _KNOWN.update(encodings(value))
 
 
+_LITERAL_MIN_LEN = 8  # a key written into the file itself is longer than an option word
+
+
 def remember_values(values: Mapping[str, Any]) -> None:
     """Mark every value of a `params`, `headers` or `env` mapping as secret (issue 12: what a
-    config puts there is often a key); plain numbers and booleans are left shown."""
+    config puts there is often a key); plain numbers and booleans are left shown, and so are
+    short words written into the file itself (`state: open`): masking those would rewrite
+    every message around them (`github.***_issues`). A value from `${VAR}` is always hidden
+    (the loader remembers it), however short."""
     for value in values.values():
         text = value.get() if isinstance(value, Secret) else str(value)
-        if not _PLAIN_NUMBER.fullmatch(text) and text.lower() not in ("true", "false"):
-            remember(text)
+        if _PLAIN_NUMBER.fullmatch(text) or text.lower() in ("true", "false"):
+            continue
+        if not isinstance(value, Secret) and len(text) < _LITERAL_MIN_LEN:
+            continue
+        remember(text)
 
 
 def remember_basic(user: str, password: str) -> None:
