@@ -5,7 +5,6 @@ shared post-processing every metric gets (attr, regex, text → number, map, exp
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from kpi_collector.collect.numbers import parse_number
+from kpi_collector.collect.patterns import compile_pattern
 from kpi_collector.errors import ExtractError
 
 
@@ -48,10 +48,7 @@ class Metric(BaseModel):
         if len(chosen) > 1:
             raise ValueError(f"give one extractor, not {' and '.join(chosen)}")
         if self.regex is not None:
-            try:
-                re.compile(self.regex)
-            except re.error as exc:
-                raise ValueError(f"regex {self.regex!r} is not valid: {exc}") from None
+            compile_pattern(self.regex)  # ValueError says why
         if self.jmespath:
             _compile_jmespath(self.jmespath)
         return self
@@ -105,7 +102,7 @@ def finish(name: str, raw: Any, metric: Metric) -> float:
     elif isinstance(raw, str):
         text = raw.strip()
         if metric.regex is not None:
-            match = re.search(metric.regex, text)
+            match = compile_pattern(metric.regex).search(text)
             if match is None:
                 raise ExtractError(
                     f"{name}: regex {metric.regex!r} found nothing in {_short(text)}"
@@ -173,13 +170,17 @@ def _counted(name: str, n: int, metric: Metric, what: str) -> float:
 
 
 class HtmlDocument:
-    """One parsed page; CSS through Lexbor (fast), XPath through lxml (only when asked)."""
+    """One parsed page; CSS through Lexbor (fast), XPath through lxml (only when asked).
+
+    `body` is the page as text, decoded as a browser does (`Response.html()`); bytes are
+    taken as UTF-8.
+    """
 
     def __init__(self, body: bytes | str) -> None:
         from selectolax.lexbor import LexborHTMLParser
 
-        self._body = body
-        self._tree = LexborHTMLParser(body)
+        self._body = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+        self._tree = LexborHTMLParser(self._body)
         self._lxml: Any = None
 
     def css(self, name: str, metric: Metric) -> float:
@@ -207,8 +208,10 @@ class HtmlDocument:
         if self._lxml is None:
             import lxml.html
 
-            body = self._body.encode() if isinstance(self._body, str) else self._body
-            self._lxml = lxml.html.fromstring(body)
+            # UTF-8 bytes with the parser told so: the text is decoded already, and a
+            # `<meta charset>` or `<?xml encoding?>` in it must not decode it a second time
+            parser = lxml.html.HTMLParser(encoding="utf-8")
+            self._lxml = lxml.html.document_fromstring(self._body.encode(), parser=parser)
         from lxml.etree import XPathError
 
         try:

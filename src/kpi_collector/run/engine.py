@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from kpi_collector.collect.http import HttpClient
+from kpi_collector.collect.http import HttpClient, printable
 from kpi_collector.config.models import Defaults
 from kpi_collector.errors import KpiError, MetricErrors, missing_package
 from kpi_collector.secrets import redact
@@ -76,7 +76,8 @@ async def collect_one(
 ) -> SourceOutcome:
     timeout = source.timeout or defaults.timeout
     retries = defaults.retries if source.retries is None else source.retries
-    ctx = SourceContext(client, timeout, retries, tz, now, base_dir)
+    max_bytes = source.max_bytes or defaults.max_bytes
+    ctx = SourceContext(client, timeout, retries, tz, now, base_dir, max_bytes)
     outcome = SourceOutcome(source.name)
     started = time.perf_counter()
     # the whole source (login, every attempt) fits in its timeout per attempt, plus backoff
@@ -88,18 +89,24 @@ async def collect_one(
     except MetricErrors as exc:
         _keep_numbers(outcome, exc.values)
         outcome.errors += [
-            (metric, redact(message), exc.transient) for metric, message in exc.errors.items()
+            (metric, _message(message), exc.transient) for metric, message in exc.errors.items()
         ]
     except KpiError as exc:
-        outcome.errors = [(None, redact(str(exc)), exc.transient)]
+        outcome.errors = [(None, _message(str(exc)), exc.transient)]
     except TimeoutError:
         attempts = f" ({retries + 1} attempts of {timeout:g}s)" if retries else ""
         outcome.errors = [(None, f"timed out after {budget - 1:g}s{attempts}", True)]
     except Exception as exc:  # a bug in a plugin must not take the run down
         message = missing_package(exc) or f"{type(exc).__name__}: {exc}"
-        outcome.errors = [(None, redact(message), False)]
+        outcome.errors = [(None, _message(message), False)]
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def _message(text: str) -> str:
+    """An error as it is stored and shown: secrets masked, no control characters (a
+    server's or a program's bytes may carry NULs and terminal escapes)."""
+    return redact(printable(text))
 
 
 def _keep_numbers(outcome: SourceOutcome, values: Mapping[str, Any]) -> None:

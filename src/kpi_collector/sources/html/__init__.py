@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from kpi_collector.collect.extract import HtmlDocument
+from kpi_collector.collect.http import url_without_query
 from kpi_collector.sources._http import HttpSource
 from kpi_collector.sources.base import SourceContext
 
@@ -15,5 +16,10 @@ class HTML(HttpSource):
     default_extractor: ClassVar[str] = "css"
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
-        document = HtmlDocument((await self.fetch(ctx)).body)
-        return self.extract(document.metric)
+        response = await self.fetch(ctx)
+
+        def read() -> dict[str, float]:
+            document = HtmlDocument(response.html())
+            return self.extract(document.metric)
+
+        return await ctx.off_loop(read, what=f"reading {url_without_query(response.url)}")
