@@ -72,6 +72,23 @@ class _TooMuchOutput(Exception):
         self.stream = stream
 
 
+class _Watched(asyncio.subprocess.SubprocessStreamProtocol):
+    """The usual stdout/stderr streams, and `exited`, done as soon as the program exits.
+
+    `Process.wait()` is no use here: before Python 3.12 it also waits for the pipes to
+    close, which a child the program left running may hold open for as long as it lives.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=_CHUNK, loop=loop)
+        self.exited: asyncio.Future[None] = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
 async def _drain(stream: asyncio.StreamReader, into: bytearray, name: str, cap: int) -> None:
     while chunk := await stream.read(_CHUNK):
         if len(into) + len(chunk) > cap:
@@ -93,8 +110,10 @@ async def run_bounded(
     Raises: SourceError when the program cannot start, runs too long or writes too much.
     """
     program = argv[0]
+    loop = asyncio.get_running_loop()
     try:
-        proc = await asyncio.create_subprocess_exec(
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _Watched(loop),
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -105,28 +124,28 @@ async def run_bounded(
         )
     except OSError as exc:
         raise SourceError(f"cannot run {program!r}: {exc.strerror or exc}") from None
-    assert proc.stdout is not None and proc.stderr is not None
+    # the program leads a new session and group for good (a session leader cannot leave
+    # its group), so the group's id is its pid and a kill of the group reaches it too
+    group = transport.get_pid()
+    assert protocol.stdout is not None and protocol.stderr is not None
     out, err = bytearray(), bytearray()
     readers = [
-        asyncio.create_task(_drain(proc.stdout, out, "stdout", max_bytes)),
-        asyncio.create_task(_drain(proc.stderr, err, "stderr", max_bytes)),
+        asyncio.ensure_future(_drain(protocol.stdout, out, "stdout", max_bytes)),
+        asyncio.ensure_future(_drain(protocol.stderr, err, "stderr", max_bytes)),
     ]
-    exited = asyncio.create_task(proc.wait())
     try:
         async with asyncio.timeout(timeout):
-            # until the program exits or a stream passes the cap, not until the pipes end:
-            # a child it left running may hold them open for as long as it lives
-            pending: set[asyncio.Task[object]] = {exited, *readers}
-            while not exited.done():
+            pending: set[asyncio.Future[None]] = {protocol.exited, *readers}
+            while not protocol.exited.done():
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    task.result()  # a stream past the cap raises here
-        _kill_group(proc)
+                for future in done:
+                    future.result()  # a stream past the cap raises here
+        _kill_group(group)
         # what it wrote before it exited is in the pipes, and with its group gone they end;
         # only a process that left the session could hold them longer
         done, _ = await asyncio.wait(readers, timeout=_GRACE)
-        for task in done:
-            task.result()
+        for future in done:
+            future.result()
     except TimeoutError:
         raise SourceError(
             f"{program!r} did not finish within the source's timeout of {timeout:g}s: "
@@ -139,28 +158,19 @@ async def run_bounded(
             "every process it started; raise `max_bytes` if that much output is right"
         ) from None
     finally:
-        _kill_group(proc)
-        if proc.returncode is None:
-            proc.kill()
-        for task in (*readers, exited):
-            task.cancel()
-        await asyncio.gather(*readers, exited, return_exceptions=True)
-        await proc.wait()
-        _close(proc)
-    code = proc.returncode
-    assert code is not None  # waited for above
+        _kill_group(group)
+        for future in readers:
+            future.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        await protocol.exited  # reaped by asyncio's child watcher: no zombie left
+        # the pipes closed now, while the loop runs: left to the garbage collector after
+        # the loop closed, they print `RuntimeError: Event loop is closed`
+        transport.close()
+    code = transport.get_returncode()
+    assert code is not None  # it exited, above
     return bytes(out), bytes(err), code
 
 
-def _kill_group(proc: asyncio.subprocess.Process) -> None:
+def _kill_group(group: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is gone
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
-def _close(proc: asyncio.subprocess.Process) -> None:
-    """Close the pipes now, while the loop runs; left to the garbage collector after the
-    loop closed, they print `RuntimeError: Event loop is closed`. A process that left its
-    session (setsid) may still hold them, so this does not wait for their end."""
-    transport = getattr(proc, "_transport", None)
-    if transport is not None:
-        transport.close()
+        os.killpg(group, signal.SIGKILL)
