@@ -6,6 +6,7 @@ all within the source's timeout.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import time
@@ -346,16 +347,20 @@ class HttpSession:
         import aiohttp
 
         session = self._aiohttp()
-        # the total covers the whole answer, every byte of the body included
-        async with session.request(
-            method,
-            url,
-            params=params or None,
-            headers=headers or None,
-            json=json_body,
-            data=data,
-            timeout=aiohttp.ClientTimeout(total=self.timeout),
-        ) as resp:
+        # one deadline for the whole answer, the last byte of the body included: aiohttp's
+        # `total` does not stop a body that keeps trickling in
+        async with (
+            asyncio.timeout(self.timeout),
+            session.request(
+                method,
+                url,
+                params=params or None,
+                headers=headers or None,
+                json=json_body,
+                data=data,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+            ) as resp,
+        ):
             body = await _read_capped(resp, self.max_bytes)
             return Response(resp.status, str(resp.url), resp.headers, body)
 
@@ -485,7 +490,6 @@ def redirect_error(chain: list[str]) -> HttpError:
 
 
 def _connection_error(url: str, exc: BaseException, timeout: float) -> HttpError:
-    import asyncio
 
     if isinstance(exc, asyncio.TimeoutError):
         message = f"timed out after {timeout:g}s waiting for {url_without_query(url)}"

@@ -46,6 +46,10 @@ async def collect_all(
     http: HttpClient | None = None,
 ) -> list[SourceOutcome]:
     """Collect every source; the outcomes come back in the order of `sources`."""
+    # imported before any source's clock starts: a first import inside a source blocks the
+    # loop (seconds on a busy machine, while the store opens in a thread) and eats budgets
+    import aiohttp  # noqa: F401
+
     limit = asyncio.Semaphore(defaults.concurrency)
     client = http or HttpClient(concurrency=defaults.concurrency, per_host=defaults.per_host)
 
