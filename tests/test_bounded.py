@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -113,6 +114,11 @@ def hostile_app() -> web.Application:
             headers={"Content-Type": "text/html; charset=iso-8859-1"},  # the BOM wins
         )
 
+    async def large(request: web.Request) -> web.Response:
+        filler = "<p class=f>" + "filler text " * 40 + "</p>"
+        text = "<html><body>" + filler * 1000 + "<p id=n>98,765 users</p></body></html>"
+        return web.Response(text=text, content_type="text/html")
+
     async def a_run(request: web.Request) -> web.Response:
         return web.Response(text="<p id=n>" + "a" * 32 + "</p>", content_type="text/html")
 
@@ -135,6 +141,7 @@ def hostile_app() -> web.Application:
         ("/latin1-meta", latin1_meta),
         ("/utf16", utf16_bom),
         ("/a-run", a_run),
+        ("/large", large),
         ("/loop-a", loop),
         ("/loop-b", loop),
         ("/hop/{n}", hop),
@@ -332,6 +339,33 @@ def test_work_off_the_loop_fails_at_its_timeout() -> None:
         "reading a page did not finish within the source's timeout of 0.2s; "
         "simplify the selector or pattern, or raise `timeout`"
     )
+
+
+def test_large_pages_and_xpath_are_read_off_the_loop(hostile: str) -> None:
+    result = run(
+        HTML(
+            name="big",
+            url=f"{hostile}/large",
+            metrics={"users": "#n", "paras": {"xpath": "//p[@class='f']", "count": True}},
+        ),
+        HTML(name="x", url=f"{hostile}/page", metrics={"stars": {"xpath": "//p[@id='n']"}}),
+    )
+    assert result.errors == {}
+    assert result.values == {"big.users": 98765, "big.paras": 1000, "x.stars": 1234}
+
+
+def test_work_that_never_ends_does_not_hold_the_next() -> None:
+    release = threading.Event()
+
+    async def main() -> int:
+        with pytest.raises(ExtractError):
+            await run_off_loop(lambda: release.wait(30), timeout=0.2, what="stuck")
+        return await run_off_loop(lambda: 42, timeout=5, what="next")
+
+    try:
+        assert asyncio.run(main()) == 42
+    finally:
+        release.set()
 
 
 def test_work_off_the_loop_gives_its_result_and_its_errors() -> None:

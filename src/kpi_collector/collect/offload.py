@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import threading
 import weakref
 from collections.abc import Callable
@@ -14,6 +15,11 @@ from typing import Any, TypeVar
 from kpi_collector.errors import ExtractError
 
 T = TypeVar("T")
+
+#: a page up to this size is parsed on the loop: parsing it and evaluating CSS selectors and
+#: RE2 patterns on it (all linear in its size) takes about a millisecond, less than the hop
+#: to a thread and back costs; larger pages, and every XPath, go to a thread
+INLINE_BYTES = 256 * 1024
 
 #: at most this many parses at once (2 cores here; more threads only share the same CPUs)
 _SLOTS = 4
@@ -31,8 +37,43 @@ def _slot() -> asyncio.Semaphore:
     return slot
 
 
-async def run_off_loop(work: Callable[[], T], *, timeout: float, what: str) -> T:
-    """Run `work()` in a thread of its own and return its result (or raise its exception).
+class _DaemonPool:
+    """Daemon threads that take jobs from one queue, started as needed and then reused.
+
+    Unlike `concurrent.futures.ThreadPoolExecutor`, whose threads the interpreter (and
+    `asyncio.run`) joins at exit, a job that never ends here keeps nobody waiting: its
+    thread is lost to the pool, and the next job that finds no idle thread starts one.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            start = self._idle == 0
+            if not start:
+                self._idle -= 1  # that thread is promised this job
+        if start:
+            threading.Thread(target=self._work, name="kpi-parse", daemon=True).start()
+        self._jobs.put(job)
+
+    def _work(self) -> None:
+        while True:
+            self._jobs.get()()  # a job never raises: it hands its outcome to the loop
+            with self._lock:
+                self._idle += 1
+
+
+_pool = _DaemonPool()
+
+
+async def run_off_loop(
+    work: Callable[[], T], *, timeout: float, what: str, inline: bool = False
+) -> T:
+    """Run `work()` in a daemon thread and return its result (or raise its exception);
+    with `inline`, for work known to be small (see `INLINE_BYTES`), right here on the loop.
 
     After `timeout` seconds the caller gets ExtractError("`what` did not finish within ...")
     and stops waiting. The thread is a daemon: a parse that never ends cannot keep the run
@@ -42,6 +83,8 @@ async def run_off_loop(work: Callable[[], T], *, timeout: float, what: str) -> T
 
     Raises: ExtractError on timeout; whatever `work` raises.
     """
+    if inline:
+        return work()
     loop = asyncio.get_running_loop()
     done: asyncio.Future[T] = loop.create_future()
 
@@ -53,7 +96,7 @@ async def run_off_loop(work: Callable[[], T], *, timeout: float, what: str) -> T
         else:
             done.set_result(result)
 
-    def thread() -> None:
+    def job() -> None:
         result: Any = None
         error: BaseException | None = None
         try:
@@ -65,7 +108,7 @@ async def run_off_loop(work: Callable[[], T], *, timeout: float, what: str) -> T
             loop.call_soon_threadsafe(settle, result, error)
 
     async with _slot():
-        threading.Thread(target=thread, name=f"kpi-parse {what}", daemon=True).start()
+        _pool.submit(job)
         try:
             async with asyncio.timeout(timeout):
                 return await done

@@ -57,11 +57,12 @@ class SourceContext:
         kwargs.setdefault("max_bytes", self.max_bytes)
         return self.http_client.session(**kwargs)
 
-    async def off_loop(self, work: Callable[[], T], *, what: str) -> T:
+    async def off_loop(self, work: Callable[[], T], *, what: str, inline: bool = False) -> T:
         """Run CPU-heavy `work` (parsing a page, evaluating its selectors) in a thread, so
         the event loop and every other source go on; it fails with ExtractError when it
-        takes longer than the source's timeout. See `collect.offload.run_off_loop`."""
-        return await run_off_loop(work, timeout=self.timeout, what=what)
+        takes longer than the source's timeout. `inline` runs small work on the loop. See
+        `collect.offload.run_off_loop`."""
+        return await run_off_loop(work, timeout=self.timeout, what=what, inline=inline)
 
     @property
     def today(self) -> date:

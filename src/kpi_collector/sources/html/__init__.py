@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from kpi_collector.collect.extract import HtmlDocument
 from kpi_collector.collect.http import url_without_query
+from kpi_collector.collect.offload import INLINE_BYTES
 from kpi_collector.sources._http import HttpSource
 from kpi_collector.sources.base import SourceContext
 
@@ -22,4 +23,9 @@ class HTML(HttpSource):
             document = HtmlDocument(response.html())
             return self.extract(document.metric)
 
-        return await ctx.off_loop(read, what=f"reading {url_without_query(response.url)}")
+        small = len(response.body) <= INLINE_BYTES and not any(
+            m.xpath for m in self.metrics.values()
+        )
+        return await ctx.off_loop(
+            read, what=f"reading {url_without_query(response.url)}", inline=small
+        )

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from kpi_collector.collect.extract import Metric, from_json
 from kpi_collector.collect.http import url_without_query
+from kpi_collector.collect.offload import INLINE_BYTES
 from kpi_collector.errors import ExtractError
 from kpi_collector.sources._http import HttpSource
 from kpi_collector.sources.base import SourceContext
@@ -30,4 +31,8 @@ class HttpJson(HttpSource):
 
             return self.extract(evaluate)
 
-        return await ctx.off_loop(read, what=f"reading {url_without_query(response.url)}")
+        return await ctx.off_loop(
+            read,
+            what=f"reading {url_without_query(response.url)}",
+            inline=len(response.body) <= INLINE_BYTES,
+        )
