@@ -490,7 +490,6 @@ def redirect_error(chain: list[str]) -> HttpError:
 
 
 def _connection_error(url: str, exc: BaseException, timeout: float) -> HttpError:
-
     if isinstance(exc, asyncio.TimeoutError):
         message = f"timed out after {timeout:g}s waiting for {url_without_query(url)}"
     else:
