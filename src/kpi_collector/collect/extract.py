@@ -5,7 +5,6 @@ shared post-processing every metric gets (attr, regex, text → number, map, exp
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kpi_collector.collect.numbers import page_locale, parse_number
+from kpi_collector.collect.patterns import compile_pattern
 from kpi_collector.config.locale import check_locale
 from kpi_collector.errors import ExtractError
 from kpi_collector.secrets import redact_cut
@@ -68,10 +68,7 @@ class Metric(BaseModel):
         if len(chosen) > 1:
             raise ValueError(f"give one extractor, not {' and '.join(chosen)}")
         if self.regex is not None:
-            try:
-                re.compile(self.regex)
-            except re.error as exc:
-                raise ValueError(f"regex {self.regex!r} is not valid: {exc}") from None
+            compile_pattern(self.regex)  # ValueError says why
         if self.jmespath:
             _compile_jmespath(self.jmespath)
         if self.css:
@@ -155,7 +152,7 @@ def finish(name: str, raw: Any, metric: Metric, locale: str | None = None) -> fl
     elif isinstance(raw, str):
         text = raw.strip()
         if metric.regex is not None:
-            match = re.search(metric.regex, text)
+            match = compile_pattern(metric.regex).search(text)
             if match is None:
                 raise ExtractError(
                     f"{name}: regex {metric.regex!r} found nothing in {_short(text)}"
@@ -226,6 +223,9 @@ def _counted(name: str, n: int, metric: Metric, what: str) -> float:
 class HtmlDocument:
     """One parsed page; CSS through Lexbor (fast), XPath through lxml (only when asked).
 
+    `body` is the page as text, decoded as a browser does (`Response.html()`); bytes are
+    taken as UTF-8.
+
     `locale` is the config's `locale:` for the page; without it, a text's numbers are read
     in the language of its element (the nearest `lang` attribute, as the HTML standard
     defines an element's language), else en.
@@ -234,9 +234,9 @@ class HtmlDocument:
     def __init__(self, body: bytes | str, *, locale: str | None = None) -> None:
         from selectolax.lexbor import LexborHTMLParser
 
-        self._body = body
+        self._body = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
         self.locale = locale
-        self._tree = LexborHTMLParser(body)
+        self._tree = LexborHTMLParser(self._body)
         self._lxml: Any = None
 
     def css(self, name: str, metric: Metric) -> float:
@@ -281,8 +281,10 @@ class HtmlDocument:
         if self._lxml is None:
             import lxml.html
 
-            body = self._body.encode() if isinstance(self._body, str) else self._body
-            self._lxml = lxml.html.fromstring(body)
+            # UTF-8 bytes with the parser told so: the text is decoded already, and a
+            # `<meta charset>` or `<?xml encoding?>` in it must not decode it a second time
+            parser = lxml.html.HTMLParser(encoding="utf-8")
+            self._lxml = lxml.html.document_fromstring(self._body.encode(), parser=parser)
         from lxml.etree import XPathError
 
         try:

@@ -1,9 +1,12 @@
 """The one HTTP layer every source uses: a shared connection pool with global and per-host
 limits, auth, retries with backoff for transient failures, redirects, cookies and login forms.
+Every answer is bounded: at most `max_bytes` of body after decompression, read as a stream,
+all within the source's timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import time
@@ -12,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ByteSize, ConfigDict, model_validator
 
 from kpi_collector._version import __version__
 from kpi_collector.collect.retry import BACKOFF, retrying
+from kpi_collector.config.models import MAX_BYTES
 from kpi_collector.errors import ExtractError, HttpError, LoginError
 from kpi_collector.secrets import Secret, redact, redact_cut, remember_basic, reveal
 
@@ -24,6 +28,9 @@ if TYPE_CHECKING:
 
 USER_AGENT = f"kpi-collector/{__version__} (+KPI collection bot; python-aiohttp)"
 _BODY_SNIPPET = 200
+_CHUNK = 64 * 1024  # bytes read at a time from a (decompressed) body
+# C0 controls but tab/newline/CR, DEL and C1 controls: never part of a message
+_CONTROL = dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)])
 
 
 class Auth(BaseModel):
@@ -100,6 +107,26 @@ class Response:
         """The body decoded as UTF-8 (undecodable bytes become U+FFFD)."""
         return self.body.decode("utf-8", errors="replace")
 
+    def html(self) -> str:
+        """The body decoded the way a browser decodes an HTML page.
+
+        The HTML standard's encoding sniffing (section 13.2.3.2), through w3lib: a byte order
+        mark, then the `Content-Type` header's charset, then `<meta charset>` /
+        `<meta http-equiv=Content-Type>` in the body; labels map as the WHATWG Encoding
+        standard says (`iso-8859-1` and `ascii` are windows-1252). Without any of them the
+        body is UTF-8 when it is valid UTF-8, else windows-1252, the standard's default for
+        most locales. Bytes that do not decode become U+FFFD.
+        """
+        from w3lib.encoding import html_to_unicode
+
+        _, text = html_to_unicode(
+            self.headers.get("Content-Type"),
+            self.body,
+            default_encoding="cp1252",
+            auto_detect_fun=_utf8_if_valid,
+        )
+        return text
+
     def json(self) -> Any:
         """The body parsed as JSON; ExtractError (terminal, naming the URL without its query
         and the start of the body) when it is not JSON."""
@@ -137,11 +164,29 @@ def url_without_query(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
+def _utf8_if_valid(body: bytes) -> str | None:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return "utf-8"
+
+
+def printable(text: str) -> str:
+    """`text` without control characters (NUL, escape sequences, C1 controls), for messages
+    that end up in a terminal, the store and the dashboard."""
+    return text.translate(_CONTROL)
+
+
 def _snippet(body: bytes) -> str:
-    """The start of a body for an error message: redacted first, then cut to 200
-    characters, so the cut never leaves a secret's first characters (issue 12)."""
+    """The start of an answer for an error message: its text, redacted first and then cut
+    to 200 characters (so the cut never leaves a secret's first characters, issue 12), or a
+    note that it is binary (a NUL byte, or mostly undecodable: compressed data, an image)."""
+    head = body[:_BODY_SNIPPET]
+    if b"\0" in head or head.decode("utf-8", errors="replace").count("\ufffd") > len(head) // 4:
+        return f"({len(body)} bytes of binary data)"
     window = body[: _BODY_SNIPPET * 64]  # room for secrets and whitespace before the cut
-    text = " ".join(window.decode("utf-8", errors="replace").split())
+    text = " ".join(printable(window.decode("utf-8", errors="replace")).split())
     short = redact_cut(text, _BODY_SNIPPET)
     return short + "…" if len(body) > len(window) and not short.endswith("…") else short
 
@@ -212,8 +257,10 @@ class HttpClient:
         auth: Auth | None = None,
         headers: Mapping[str, str] | None = None,
         cookies: bool = False,
+        max_bytes: int = MAX_BYTES,
     ) -> HttpSession:
-        """A view of the pool for one source: its timeout, retries, auth and, if asked, cookies."""
+        """A view of the pool for one source: its timeout, retries, auth, answer cap (bytes
+        after decompression) and, if asked, cookies."""
         return HttpSession(
             self,
             timeout=timeout,
@@ -221,6 +268,7 @@ class HttpClient:
             auth=auth,
             headers=dict(headers or {}),
             cookies=cookies,
+            max_bytes=max_bytes,
         )
 
     async def close(self) -> None:
@@ -243,10 +291,12 @@ class HttpSession:
         auth: Auth | None,
         headers: dict[str, str],
         cookies: bool,
+        max_bytes: int = MAX_BYTES,
     ) -> None:
         self.client = client
         self.timeout = timeout
         self.retries = retries
+        self.max_bytes = max_bytes
         self.auth = auth
         self.headers = headers
         self._own: aiohttp.ClientSession | None = None
@@ -306,6 +356,13 @@ class HttpSession:
         async def attempt() -> Response:
             try:
                 response = await self._once(method, url, all_params, all_headers, json_body, data)
+            except aiohttp.TooManyRedirects as exc:
+                chain = [str(r.url) for r in exc.history]
+                last = exc.history[-1] if exc.history else None
+                target = last.headers.get("Location") if last is not None else None
+                if last is not None and target:
+                    chain.append(urljoin(str(last.url), target))
+                raise redirect_error(chain) from None
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 raise _connection_error(url, exc, self.timeout) from None
             if response.status < 400 or response.status in ok:
@@ -326,17 +383,22 @@ class HttpSession:
         import aiohttp
 
         session = self._aiohttp()
-        async with session.request(
-            method,
-            url,
-            params=params or None,
-            headers=headers or None,
-            json=json_body,
-            data=data,
-            timeout=aiohttp.ClientTimeout(total=self.timeout),
-            middlewares=(_same_origin_credentials(url, headers, params),),
-        ) as resp:
-            body = await resp.read()
+        # one deadline for the whole answer, the last byte of the body included: aiohttp's
+        # `total` does not stop a body that keeps trickling in
+        async with (
+            asyncio.timeout(self.timeout),
+            session.request(
+                method,
+                url,
+                params=params or None,
+                headers=headers or None,
+                json=json_body,
+                data=data,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                middlewares=(_same_origin_credentials(url, headers, params),),
+            ) as resp,
+        ):
+            body = await _read_capped(resp, self.max_bytes)
             return Response(resp.status, str(resp.url), resp.headers, body)
 
     async def get(self, url: str, **kwargs: Any) -> Response:
@@ -441,9 +503,62 @@ def _same_origin_credentials(
     return middleware
 
 
-def _connection_error(url: str, exc: BaseException, timeout: float) -> HttpError:
-    import asyncio
+async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    """The body, read as a stream and decompressed as it comes (aiohttp decompresses in
+    bounded steps), stopping as soon as it passes `max_bytes`.
 
+    Raises: HttpError (terminal) when the body is larger than `max_bytes`.
+    """
+    declared = resp.content_length
+    if declared is not None and declared > max_bytes and not resp.headers.get("Content-Encoding"):
+        raise _too_large(str(resp.url), max_bytes, declared)
+    body = bytearray()
+    async for chunk in resp.content.iter_chunked(_CHUNK):
+        if len(body) + len(chunk) > max_bytes:
+            raise _too_large(str(resp.url), max_bytes)
+        body += chunk
+    return bytes(body)
+
+
+def _too_large(url: str, max_bytes: int, declared: int | None = None) -> HttpError:
+    size = ByteSize(max_bytes).human_readable()
+    said = f" (it says {ByteSize(declared).human_readable()})" if declared is not None else ""
+    return HttpError(
+        f"the answer from {url_without_query(url)} is larger than max_bytes = {size}{said}; "
+        "stopped reading it. If the page is really that large, raise `max_bytes` for this source",
+        url=url,
+        transient=False,
+    )
+
+
+def redirect_error(chain: list[str]) -> HttpError:
+    """The error for a request that was redirected too often: a loop when a URL repeats.
+
+    `chain` is every URL asked for, in order, the one the last redirect pointed to included.
+    """
+    start = url_without_query(chain[0]) if chain else "the URL"
+    hops = max(len(chain) - 1, 0)
+    seen: set[str] = set()
+    for url in chain:
+        if url in seen:
+            return HttpError(
+                f"redirect loop: {start} was redirected {hops} times and came back to "
+                f"{url_without_query(url)}; the server sends it in a circle, check the URL "
+                "(or the login, when the loop goes through a login page)",
+                url=chain[0],
+                transient=False,
+            )
+        seen.add(url)
+    last = url_without_query(chain[-1]) if chain else "?"
+    return HttpError(
+        f"too many redirects: gave up after {hops} hops from {start} (the last to {last}); "
+        "check the URL",
+        url=chain[0] if chain else "",
+        transient=False,
+    )
+
+
+def _connection_error(url: str, exc: BaseException, timeout: float) -> HttpError:
     if isinstance(exc, asyncio.TimeoutError):
         message = f"timed out after {timeout:g}s waiting for {url_without_query(url)}"
     else:

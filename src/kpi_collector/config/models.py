@@ -7,13 +7,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ByteSize,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 if TYPE_CHECKING:
     from kpi_collector.destinations.base import Destination
     from kpi_collector.sources.base import Source
 
 Agg = Literal["last", "sum", "max", "min", "avg"]
+
+#: the largest answer a source may read (HTTP body after decompression, a command's stdout
+#: or stderr) unless it sets `max_bytes`: pages are kilobytes, an API answer a few megabytes
+MAX_BYTES = ByteSize(20 * 1024 * 1024)
 
 
 class Strict(BaseModel):
@@ -27,6 +39,7 @@ class Defaults(Strict):
     retries: int = Field(default=2, ge=0, le=10)
     concurrency: int = Field(default=64, ge=1, le=4096)
     per_host: int = Field(default=8, ge=1, le=4096)
+    max_bytes: ByteSize = Field(default=MAX_BYTES, gt=0)  # bytes, or "20MiB", "500kB"
 
 
 class KpiSpec(Strict):

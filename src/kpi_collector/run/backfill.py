@@ -59,7 +59,8 @@ async def abackfill(
             return
         timeout = source.timeout or defaults.timeout
         retries = defaults.retries if source.retries is None else source.retries
-        ctx = SourceContext(client, timeout, retries, tz, now, base_dir)
+        max_bytes = source.max_bytes or defaults.max_bytes
+        ctx = SourceContext(client, timeout, retries, tz, now, base_dir, max_bytes)
         points: list[StoredObservation] = []
         try:
             async for obs in source.backfill(ctx, since):

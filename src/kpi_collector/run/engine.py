@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from kpi_collector.collect.http import HttpClient
+from kpi_collector.collect.http import HttpClient, printable
 from kpi_collector.config.models import Defaults
 from kpi_collector.errors import KpiError, MetricErrors, missing_package
 from kpi_collector.secrets import redact
@@ -62,6 +62,10 @@ async def collect_all(
     finishes. `now` (an aware datetime) is the run's moment, given to every source. `http`:
     a connection pool to share (closed by its owner); by default one is opened and closed
     here. Never raises for a failing source: failures land in its outcome."""
+    # imported before any source's clock starts: a first import inside a source blocks the
+    # loop (seconds on a busy machine, while the store opens in a thread) and eats budgets
+    import aiohttp  # noqa: F401
+
     limit = asyncio.Semaphore(defaults.concurrency)
     client = http or HttpClient(concurrency=defaults.concurrency, per_host=defaults.per_host)
 
@@ -94,7 +98,8 @@ async def collect_one(
     the attempts, plus a second); every failure becomes a SourceFailure, never an exception."""
     timeout = source.timeout or defaults.timeout
     retries = defaults.retries if source.retries is None else source.retries
-    ctx = SourceContext(client, timeout, retries, tz, now, base_dir)
+    max_bytes = source.max_bytes or defaults.max_bytes
+    ctx = SourceContext(client, timeout, retries, tz, now, base_dir, max_bytes)
     outcome = SourceOutcome(source.name)
     started = time.perf_counter()
     # the whole source (login, every attempt) fits in its timeout per attempt, plus backoff
@@ -106,19 +111,25 @@ async def collect_one(
     except MetricErrors as exc:
         _keep_numbers(outcome, exc.values)
         outcome.errors += [
-            SourceFailure(metric, redact(message), exc.transient)
+            SourceFailure(metric, _message(message), exc.transient)
             for metric, message in exc.errors.items()
         ]
     except KpiError as exc:
-        outcome.errors = [SourceFailure(None, redact(str(exc)), exc.transient)]
+        outcome.errors = [SourceFailure(None, _message(str(exc)), exc.transient)]
     except TimeoutError:
         attempts = f" ({retries + 1} attempts of {timeout:g}s)" if retries else ""
         outcome.errors = [SourceFailure(None, f"timed out after {budget - 1:g}s{attempts}", True)]
     except Exception as exc:  # a bug in a plugin must not take the run down
         message = missing_package(exc) or f"{type(exc).__name__}: {exc}"
-        outcome.errors = [SourceFailure(None, redact(message), False)]
+        outcome.errors = [SourceFailure(None, _message(message), False)]
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def _message(text: str) -> str:
+    """An error as it is stored and shown: secrets masked, no control characters (a
+    server's or a program's bytes may carry NULs and terminal escapes)."""
+    return redact(printable(text))
 
 
 def _keep_numbers(outcome: SourceOutcome, values: Mapping[str, Any]) -> None:

@@ -8,19 +8,23 @@ HTTP, auth, retries and parsing live in `kpi_collector.collect`, never in a sour
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import ByteSize, Field, field_validator
 
+from kpi_collector.collect.offload import run_off_loop
+from kpi_collector.config.models import MAX_BYTES
 from kpi_collector.config.plugins import Plugin
 
 if TYPE_CHECKING:
     from kpi_collector.collect.http import HttpClient, HttpSession
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +60,23 @@ class SourceContext:
     tz: ZoneInfo
     now: datetime
     base_dir: Path
+    #: the cap on one answer, in bytes (HTTP body after decompression, command output)
+    max_bytes: int = MAX_BYTES
 
     def http(self, **kwargs: Any) -> HttpSession:
-        """An HTTP session with this source's timeout and retries (and any auth/headers)."""
+        """An HTTP session with this source's timeout, retries and answer cap (and any
+        auth/headers)."""
         kwargs.setdefault("timeout", self.timeout)
         kwargs.setdefault("retries", self.retries)
+        kwargs.setdefault("max_bytes", self.max_bytes)
         return self.http_client.session(**kwargs)
+
+    async def off_loop(self, work: Callable[[], T], *, what: str, inline: bool = False) -> T:
+        """Run CPU-heavy `work` (parsing a page, evaluating its selectors) in a thread, so
+        the event loop and every other source go on; it fails with ExtractError when it
+        takes longer than the source's timeout. `inline` runs small work on the loop. See
+        `collect.offload.run_off_loop`."""
+        return await run_off_loop(work, timeout=self.timeout, what=what, inline=inline)
 
     @property
     def today(self) -> date:
@@ -85,6 +100,9 @@ class Source(Plugin):
 
     timeout: float | None = Field(default=None, gt=0)
     retries: int | None = Field(default=None, ge=0, le=10)
+    #: the cap on one answer (HTTP body after decompression, a command's output); bytes
+    #: or a size like "50MiB"; default `defaults.max_bytes`
+    max_bytes: ByteSize | None = Field(default=None, gt=0)
     locale: str | None = Field(
         default=None,
         description="BCP 47 tag (de, de-CH, hi-IN): how the source's text writes numbers; "

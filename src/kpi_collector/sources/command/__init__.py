@@ -1,20 +1,28 @@
-"""`type: command`: run a program; its stdout is a number or a JSON object of numbers."""
+"""`type: command`: run a program; its stdout is a number or a JSON object of numbers.
+The program is bounded: its time by the source's `timeout`, its output by `max_bytes`.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 from collections.abc import Mapping
+from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import ByteSize, Field, field_validator
 
 from kpi_collector.collect.extract import Metric, finish
 from kpi_collector.errors import ExtractError, SourceError
 from kpi_collector.secrets import redact, remember_values
 from kpi_collector.sources.base import Source, SourceContext
 from kpi_collector.sources.python import to_values
+
+_CHUNK = 64 * 1024  # bytes read at a time from a pipe
+_GRACE = 1.0  # seconds to read what a program wrote once it and its group are gone
 
 
 class Command(Source):
@@ -44,26 +52,18 @@ class Command(Source):
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
         cwd = ctx.base_dir / self.cwd if self.cwd else ctx.base_dir
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *self.command,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=cwd,
-                env={**os.environ, **self.env},
-            )
-        except OSError as exc:
-            raise SourceError(f"cannot run {self.command[0]!r}: {exc.strerror or exc}") from None
-        try:
-            out, err = await proc.communicate()
-        except asyncio.CancelledError:
-            proc.kill()
-            await proc.wait()
-            raise
-        if proc.returncode != 0:
+        program = self.command[0]
+        out, err, returncode = await run_bounded(
+            self.command,
+            cwd=cwd,
+            env={**os.environ, **self.env},
+            timeout=ctx.timeout,
+            max_bytes=ctx.max_bytes,
+        )
+        if returncode != 0:
             lines = err.decode(errors="replace").strip().splitlines()
             last = redact(lines[-1]) if lines else "no error output"
-            raise SourceError(f"{self.command[0]!r} exited with {proc.returncode}: {last}")
+            raise SourceError(f"{program!r} exited with {returncode}: {last}")
         text = out.decode(errors="replace").strip()
         if text.startswith("{"):
             try:
@@ -72,3 +72,112 @@ class Command(Source):
                 raise ExtractError(f"the output is not valid JSON: {exc}") from None
         metric = self.metrics.get(self.metric) or Metric()
         return {self.metric: finish(self.metric, text, metric, self.locale)}
+
+
+class _TooMuchOutput(Exception):
+    def __init__(self, stream: str) -> None:
+        self.stream = stream
+
+
+class _Watched(asyncio.subprocess.SubprocessStreamProtocol):
+    """The usual stdout/stderr streams, and `exited`, done as soon as the program exits.
+
+    `Process.wait()` is no use here: before Python 3.12 it also waits for the pipes to
+    close, which a child the program left running may hold open for as long as it lives.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=_CHUNK, loop=loop)
+        self.exited: asyncio.Future[None] = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
+async def _drain(stream: asyncio.StreamReader, into: bytearray, name: str, cap: int) -> None:
+    while chunk := await stream.read(_CHUNK):
+        if len(into) + len(chunk) > cap:
+            raise _TooMuchOutput(name)
+        into += chunk
+
+
+async def run_bounded(
+    argv: list[str], *, cwd: Path, env: dict[str, str], timeout: float, max_bytes: int
+) -> tuple[bytes, bytes, int]:
+    """Run a program and return (stdout, stderr, exit code), bounded in time and memory.
+
+    The program runs in a session (and process group) of its own. When it exits, what it
+    wrote is read and the rest of its group (children it left running, like the `sleep` of
+    `sh -c 'sleep 300 & echo 1'`) is killed: they cannot keep the run waiting on the pipes
+    they inherited, and none is left behind. Past `timeout` seconds, or when stdout or
+    stderr passes `max_bytes`, the whole group is killed and SourceError says which.
+
+    Raises: SourceError when the program cannot start, runs too long or writes too much.
+    """
+    program = argv[0]
+    loop = asyncio.get_running_loop()
+    try:
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _Watched(loop),
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise SourceError(f"cannot run {program!r}: {exc.strerror or exc}") from None
+    # the program leads a new session and group for good (a session leader cannot leave
+    # its group), so the group's id is its pid and a kill of the group reaches it too
+    group = transport.get_pid()
+    assert protocol.stdout is not None and protocol.stderr is not None
+    out, err = bytearray(), bytearray()
+    readers = [
+        asyncio.ensure_future(_drain(protocol.stdout, out, "stdout", max_bytes)),
+        asyncio.ensure_future(_drain(protocol.stderr, err, "stderr", max_bytes)),
+    ]
+    try:
+        async with asyncio.timeout(timeout):
+            pending: set[asyncio.Future[None]] = {protocol.exited, *readers}
+            while not protocol.exited.done():
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for future in done:
+                    future.result()  # a stream past the cap raises here
+        _kill_group(group)
+        # what it wrote before it exited is in the pipes, and with its group gone they end;
+        # only a process that left the session could hold them longer
+        done, _ = await asyncio.wait(readers, timeout=_GRACE)
+        for future in done:
+            future.result()
+    except TimeoutError:
+        raise SourceError(
+            f"{program!r} did not finish within the source's timeout of {timeout:g}s: "
+            "stopped it and every process it started"
+        ) from None
+    except _TooMuchOutput as exc:
+        size = ByteSize(max_bytes).human_readable()
+        raise SourceError(
+            f"{program!r} wrote more than max_bytes = {size} to {exc.stream}: stopped it and "
+            "every process it started; raise `max_bytes` if that much output is right"
+        ) from None
+    finally:
+        _kill_group(group)
+        for future in readers:
+            future.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        await protocol.exited  # reaped by asyncio's child watcher: no zombie left
+        # the pipes closed now, while the loop runs: left to the garbage collector after
+        # the loop closed, they print `RuntimeError: Event loop is closed`
+        transport.close()
+    code = transport.get_returncode()
+    assert code is not None  # it exited, above
+    return bytes(out), bytes(err), code
+
+
+def _kill_group(group: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is gone
+        os.killpg(group, signal.SIGKILL)

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from kpi_collector.collect.extract import HtmlDocument
+from kpi_collector.collect.http import url_without_query
+from kpi_collector.collect.offload import INLINE_BYTES
 from kpi_collector.sources._http import HttpSource
 from kpi_collector.sources.base import SourceContext
 
@@ -15,5 +17,15 @@ class HTML(HttpSource):
     default_extractor: ClassVar[str] = "css"
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
-        document = HtmlDocument((await self.fetch(ctx)).body, locale=self.locale)
-        return self.extract(document.metric)
+        response = await self.fetch(ctx)
+
+        def read() -> dict[str, float]:
+            document = HtmlDocument(response.html(), locale=self.locale)
+            return self.extract(document.metric)
+
+        small = len(response.body) <= INLINE_BYTES and not any(
+            m.xpath for m in self.metrics.values()
+        )
+        return await ctx.off_loop(
+            read, what=f"reading {url_without_query(response.url)}", inline=small
+        )

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from kpi_collector.collect.extract import Metric, from_json
+from kpi_collector.collect.http import url_without_query
+from kpi_collector.collect.offload import INLINE_BYTES
 from kpi_collector.errors import ExtractError
 from kpi_collector.sources._http import HttpSource
 from kpi_collector.sources.base import SourceContext
@@ -15,13 +17,22 @@ class HttpJson(HttpSource):
     type: ClassVar[str] = "http_json"
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
-        document = (await self.fetch(ctx)).json()
+        response = await self.fetch(ctx)
 
-        def evaluate(name: str, metric: Metric) -> float:
-            if metric.css or metric.xpath:
-                raise ExtractError(f"{name}: http_json metrics use `jmespath:`, not css/xpath")
-            if not metric.jmespath:
-                raise ExtractError(f"{name}: give a `jmespath:` expression")
-            return from_json(name, document, metric, self.locale)
+        def read() -> dict[str, float]:
+            document = response.json()
 
-        return self.extract(evaluate)
+            def evaluate(name: str, metric: Metric) -> float:
+                if metric.css or metric.xpath:
+                    raise ExtractError(f"{name}: http_json metrics use `jmespath:`, not css/xpath")
+                if not metric.jmespath:
+                    raise ExtractError(f"{name}: give a `jmespath:` expression")
+                return from_json(name, document, metric, self.locale)
+
+            return self.extract(evaluate)
+
+        return await ctx.off_loop(
+            read,
+            what=f"reading {url_without_query(response.url)}",
+            inline=len(response.body) <= INLINE_BYTES,
+        )

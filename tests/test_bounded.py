@@ -1,0 +1,493 @@
+"""Every source is bounded in memory and time (issue 12 §1): hostile local servers, programs
+and patterns, each with healthy sources beside it that must still be stored."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from pydantic import ValidationError
+
+from kpi_collector import Pipeline
+from kpi_collector.collect.extract import Metric
+from kpi_collector.collect.offload import run_off_loop
+from kpi_collector.collect.patterns import unicode_classes
+from kpi_collector.config.models import Defaults
+from kpi_collector.demo.server import BackgroundServer
+from kpi_collector.errors import ExtractError
+from kpi_collector.sources import HTML, Command, HttpJson
+
+MiB = 1024 * 1024
+CHUNK = b"x" * 65536
+LATIN1_PAGE = "<html><body><p id=n>12\xa0374 téléchargements</p></body></html>".encode("latin-1")
+
+
+@functools.cache
+def _gzip_bomb(size: int) -> bytes:
+    """`size` zero bytes, gzip-compressed (about 1000:1)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = bytes(MiB)
+    parts = [packer.compress(block) for _ in range(size // MiB)]
+    return b"".join([*parts, packer.flush()])
+
+
+def hostile_app() -> web.Application:
+    app = web.Application()
+
+    async def healthy(request: web.Request) -> web.Response:
+        return web.json_response({"value": 7})
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text="<p id=n>1,234 stars</p>", content_type="text/html")
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/html"})
+        await response.prepare(request)
+        for _ in range(32 * 1024):  # 2 GiB at most; the client hangs up long before
+            try:
+                await response.write(CHUNK)
+            except (ConnectionError, RuntimeError):
+                break
+        return response
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        for _ in range(600):  # a minute at most
+            try:
+                await response.write(b" ")
+            except (ConnectionError, RuntimeError):
+                break
+            await asyncio.sleep(0.1)
+        return response
+
+    async def declared_gigabyte(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/html"})
+        response.content_length = 1024 * MiB
+        await response.prepare(request)
+        with_room = min(16, 1024)
+        for _ in range(with_room):
+            try:
+                await response.write(CHUNK)
+            except (ConnectionError, RuntimeError):
+                break
+        return response
+
+    async def gzip_bomb(request: web.Request) -> web.Response:
+        status = int(request.query.get("status", "200"))
+        return web.Response(
+            body=_gzip_bomb(200 * MiB),
+            status=status,
+            headers={"Content-Type": "text/html", "Content-Encoding": "gzip"},
+        )
+
+    async def binary_error(request: web.Request) -> web.Response:
+        return web.Response(body=bytes(50) + b"\x1b[31m\xff\xfe" * 20, status=500)
+
+    async def latin1(request: web.Request) -> web.Response:
+        return web.Response(
+            body=LATIN1_PAGE, headers={"Content-Type": "text/html; charset=iso-8859-1"}
+        )
+
+    async def latin1_meta(request: web.Request) -> web.Response:
+        body = (
+            b'<html><head><meta http-equiv="Content-Type" content="text/html; charset=ISO-8859-1">'
+        )
+        return web.Response(body=body + LATIN1_PAGE, headers={"Content-Type": "text/html"})
+
+    async def utf16_bom(request: web.Request) -> web.Response:
+        text = "<p id=n>12\u202f374 téléchargements</p>"
+        return web.Response(
+            body="\ufeff".encode("utf-16-le") + text.encode("utf-16-le"),
+            headers={"Content-Type": "text/html; charset=iso-8859-1"},  # the BOM wins
+        )
+
+    async def large(request: web.Request) -> web.Response:
+        filler = "<p class=f>" + "filler text " * 40 + "</p>"
+        text = "<html><body>" + filler * 1000 + "<p id=n>98,765 users</p></body></html>"
+        return web.Response(text=text, content_type="text/html")
+
+    async def a_run(request: web.Request) -> web.Response:
+        return web.Response(text="<p id=n>" + "a" * 32 + "</p>", content_type="text/html")
+
+    async def loop(request: web.Request) -> web.Response:
+        target = "/loop-b" if request.path == "/loop-a" else "/loop-a"
+        raise web.HTTPFound(target)
+
+    async def hop(request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"/hop/{int(request.match_info['n']) + 1}")
+
+    for path, handler in [
+        ("/healthy", healthy),
+        ("/page", page),
+        ("/endless", endless),
+        ("/trickle", trickle),
+        ("/gigabyte", declared_gigabyte),
+        ("/bomb", gzip_bomb),
+        ("/binary-error", binary_error),
+        ("/latin1", latin1),
+        ("/latin1-meta", latin1_meta),
+        ("/utf16", utf16_bom),
+        ("/a-run", a_run),
+        ("/large", large),
+        ("/loop-a", loop),
+        ("/loop-b", loop),
+        ("/hop/{n}", hop),
+    ]:
+        app.router.add_get(path, handler)
+    return app
+
+
+@pytest.fixture(scope="module")
+def hostile() -> Iterator[str]:
+    _gzip_bomb(200 * MiB)  # made before serving, not while other requests wait
+    with BackgroundServer(hostile_app()) as url:
+        yield url
+
+
+def healthy_pair(url: str) -> tuple[HttpJson, HTML]:
+    return (
+        HttpJson(name="api", url=f"{url}/healthy", metrics={"v": "value"}),
+        HTML(name="site", url=f"{url}/page", metrics={"stars": "#n"}),
+    )
+
+
+HEALTHY = {"api.v": 7, "site.stars": 1234}
+
+
+def run(*sources: Any, timeout: float = 3, retries: int = 0, **defaults: Any) -> Any:
+    return Pipeline(
+        sources=sources, defaults=Defaults(timeout=timeout, retries=retries, **defaults)
+    ).process()
+
+
+# HTTP bodies ---------------------------------------------------------------------------------
+
+
+def test_an_endless_body_stops_at_max_bytes(hostile: str) -> None:
+    result = run(
+        HTML(name="endless", url=f"{hostile}/endless", metrics={"n": "p"}, max_bytes="1MiB"),
+        *healthy_pair(hostile),
+    )
+    assert result.values == HEALTHY
+    assert result.errors["endless"] == (
+        f"the answer from {hostile}/endless is larger than max_bytes = 1.0MiB; stopped reading "
+        "it. If the page is really that large, raise `max_bytes` for this source"
+    )
+
+
+def test_the_default_cap_is_20_mib(hostile: str) -> None:
+    result = run(HTML(name="endless", url=f"{hostile}/endless", metrics={"n": "p"}))
+    assert "larger than max_bytes = 20.0MiB" in result.errors["endless"]
+
+
+def test_a_declared_length_past_the_cap_fails_before_reading(hostile: str) -> None:
+    result = run(HTML(name="big", url=f"{hostile}/gigabyte", metrics={"n": "p"}))
+    assert "larger than max_bytes = 20.0MiB (it says 1.0GiB)" in result.errors["big"]
+
+
+def test_a_slow_endless_body_fails_at_the_timeout(hostile: str) -> None:
+    result = run(
+        HttpJson(name="slow", url=f"{hostile}/trickle", metrics={"v": "value"}),
+        *healthy_pair(hostile),
+        timeout=1,
+    )
+    assert result.values == HEALTHY
+    assert result.errors["slow"] == f"timed out after 1s waiting for {hostile}/trickle"
+
+
+def test_a_gzip_bomb_is_caught_while_decompressing(hostile: str) -> None:
+    result = run(
+        HTML(name="bomb", url=f"{hostile}/bomb", metrics={"n": "p"}, max_bytes="2MiB"),
+        HTML(name="bomb500", url=f"{hostile}/bomb?status=500", metrics={"n": "p"}),
+        *healthy_pair(hostile),
+    )
+    assert result.values == HEALTHY
+    assert "larger than max_bytes = 2.0MiB" in result.errors["bomb"]
+    assert "larger than max_bytes = 20.0MiB" in result.errors["bomb500"]
+    assert "\x00" not in result.errors["bomb"] + result.errors["bomb500"]
+
+
+def test_max_bytes_in_defaults(hostile: str) -> None:
+    result = run(HTML(name="bomb", url=f"{hostile}/bomb", metrics={"n": "p"}), max_bytes="500kB")
+    assert "larger than max_bytes = 488.3KiB" in result.errors["bomb"]
+    with pytest.raises(ValidationError):
+        Defaults(max_bytes=0)
+    assert Defaults(max_bytes="20MiB").max_bytes == 20 * MiB
+
+
+def test_error_texts_hold_no_binary_garbage(hostile: str) -> None:
+    result = run(HttpJson(name="bin", url=f"{hostile}/binary-error", metrics={"v": "value"}))
+    assert result.errors["bin"] == (
+        f"HTTP 500 from {hostile}/binary-error: server error — (190 bytes of binary data)"
+    )
+
+
+# redirects -----------------------------------------------------------------------------------
+
+
+def test_a_redirect_loop_says_so_and_after_how_many_hops(hostile: str) -> None:
+    result = run(HttpJson(name="loop", url=f"{hostile}/loop-a", metrics={"v": "value"}))
+    assert result.errors["loop"] == (
+        f"redirect loop: {hostile}/loop-a was redirected 10 times and came back to "
+        f"{hostile}/loop-a; the server sends it in a circle, check the URL (or the login, "
+        "when the loop goes through a login page)"
+    )
+
+
+def test_a_long_redirect_chain_says_how_many_hops(hostile: str) -> None:
+    result = run(HttpJson(name="hops", url=f"{hostile}/hop/0", metrics={"v": "value"}))
+    assert result.errors["hops"] == (
+        f"too many redirects: gave up after 10 hops from {hostile}/hop/0 (the last to "
+        f"{hostile}/hop/10); check the URL"
+    )
+
+
+# bytes to text like a browser (issue 11 §2) --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "css", "xpath"),
+    [
+        ("/latin1", "#n", "//p[@id='n']"),  # the header's charset
+        ("/latin1-meta", "#n", "//p[@id='n']"),  # <meta http-equiv>, no charset in the header
+        ("/utf16", "#n", "//p[@id='n']"),  # a byte order mark beats the header
+    ],
+)
+def test_pages_are_decoded_like_a_browser(hostile: str, path: str, css: str, xpath: str) -> None:
+    result = run(
+        HTML(
+            name="p",
+            url=f"{hostile}{path}",
+            metrics={
+                "css": {"css": css, "regex": r"^([\d\s]+) t"},
+                "xpath": {"xpath": xpath, "regex": r"^([\d\s]+) t"},
+                "word": {"css": css, "regex": r"\s(\w+)$", "map": {"téléchargements": 1}},
+            },
+        )
+    )
+    assert result.errors == {}
+    assert result.values == {"p.css": 12374, "p.xpath": 12374, "p.word": 1}
+
+
+# patterns ------------------------------------------------------------------------------------
+
+
+def test_a_catastrophic_regex_does_not_stall_the_others(hostile: str) -> None:
+    # a backtracking engine takes minutes for (a+)+b on 32 a's; RE2 a few microseconds
+    result = run(
+        HTML(name="evil", url=f"{hostile}/a-run", metrics={"n": {"css": "#n", "regex": "(a+)+b"}}),
+        *healthy_pair(hostile),
+    )
+    assert result.values == HEALTHY
+    assert result.errors["evil.n"] == f"n: regex '(a+)+b' found nothing in {'a' * 32!r}"
+
+
+def test_patterns_re2_cannot_run_are_config_errors() -> None:
+    with pytest.raises(ValidationError, match=r"no backreferences or lookaround"):
+        Metric(css="p", regex=r"(\d)\1")
+    with pytest.raises(ValidationError, match=r"no backreferences or lookaround"):
+        Metric(css="p", regex=r"(?<=\$)\d+")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "found"),
+    [
+        (r"([\d\s]+)", "12\u202f374", "12\u202f374"),  # Python's \s takes every space
+        (r"(\d+)", "٣٤ users", "٣٤"),  # and \d every decimal digit
+        (r"(\w+) users", "Zoë users", "Zoë"),
+        (r"(\S+)$", "total\xa012", "12"),
+        (r"([\\d]+)", "x\\d", "\\d"),  # an escaped backslash is no class
+        (r"([]\d]+)", "x]12", "]12"),  # `]` first in a class is a literal
+    ],
+)
+def test_shorthand_classes_mean_what_they_mean_in_python(
+    pattern: str, text: str, found: str
+) -> None:
+    import re
+
+    import re2
+
+    python = re.search(pattern, text)
+    ours = re2.search(unicode_classes(pattern), text)
+    assert python is not None and ours is not None
+    assert python.group(1) == ours.group(1) == found
+
+
+def test_work_off_the_loop_fails_at_its_timeout() -> None:
+    async def main() -> tuple[str, float]:
+        try:
+            await run_off_loop(lambda: time.sleep(30), timeout=0.2, what="reading a page")
+        except ExtractError as exc:
+            return str(exc), 0.0
+        raise AssertionError("no timeout")
+
+    message, _ = asyncio.run(main())
+    assert message == (
+        "reading a page did not finish within the source's timeout of 0.2s; "
+        "simplify the selector or pattern, or raise `timeout`"
+    )
+
+
+def test_large_pages_and_xpath_are_read_off_the_loop(hostile: str) -> None:
+    result = run(
+        HTML(
+            name="big",
+            url=f"{hostile}/large",
+            metrics={"users": "#n", "paras": {"xpath": "//p[@class='f']", "count": True}},
+        ),
+        HTML(name="x", url=f"{hostile}/page", metrics={"stars": {"xpath": "//p[@id='n']"}}),
+    )
+    assert result.errors == {}
+    assert result.values == {"big.users": 98765, "big.paras": 1000, "x.stars": 1234}
+
+
+def test_work_that_never_ends_does_not_hold_the_next() -> None:
+    release = threading.Event()
+
+    async def main() -> int:
+        with pytest.raises(ExtractError):
+            await run_off_loop(lambda: release.wait(30), timeout=0.2, what="stuck")
+        return await run_off_loop(lambda: 42, timeout=5, what="next")
+
+    try:
+        assert asyncio.run(main()) == 42
+    finally:
+        release.set()
+
+
+def test_work_off_the_loop_gives_its_result_and_its_errors() -> None:
+    async def main() -> int:
+        return await run_off_loop(lambda: 6 * 7, timeout=5, what="x")
+
+    assert asyncio.run(main()) == 42
+
+    def broken() -> int:
+        raise ExtractError("n: matched nothing")
+
+    with pytest.raises(ExtractError, match="matched nothing"):
+        asyncio.run(run_off_loop(broken, timeout=5, what="x"))
+
+
+# commands ------------------------------------------------------------------------------------
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie waiting for its reaper is not)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    state = next(line for line in status.splitlines() if line.startswith("State:"))
+    return "Z" not in state.split()[1]
+
+
+def _gone(pid: int) -> bool:
+    """Whether `pid` ends within a few seconds: SIGKILL is sent, not yet delivered, when
+    the run returns, and the process is no child of ours to wait for."""
+    for _ in range(100):
+        if not _running(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_flood_on_stdout_or_stderr_stops_at_max_bytes(hostile: str) -> None:
+    result = run(
+        Command(name="yes", command=["yes"], max_bytes="1MiB"),
+        Command(name="noise", command=["sh", "-c", "yes >&2"], max_bytes="1MiB"),
+        *healthy_pair(hostile),
+        timeout=20,
+    )
+    assert result.values == HEALTHY
+    assert result.errors["yes"] == (
+        "'yes' wrote more than max_bytes = 1.0MiB to stdout: stopped it and every process it "
+        "started; raise `max_bytes` if that much output is right"
+    )
+    assert "'sh' wrote more than max_bytes = 1.0MiB to stderr" in result.errors["noise"]
+
+
+def test_a_grandchild_neither_holds_the_run_nor_stays(tmp_path: Path, hostile: str) -> None:
+    pidfile = tmp_path / "sleep.pid"
+    result = run(
+        Command(name="bg", command=["sh", "-c", f"sleep 300 & echo $! > {pidfile}; echo 1"]),
+        *healthy_pair(hostile),
+        timeout=20,
+    )
+    assert result.errors == {}
+    assert result.values == {"bg.value": 1, **HEALTHY}
+    assert _gone(int(pidfile.read_text()))
+
+
+def test_a_command_past_its_timeout_is_killed_with_its_children(tmp_path: Path) -> None:
+    pidfile = tmp_path / "sleep.pid"
+    result = run(
+        Command(name="hang", command=["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"]),
+        timeout=1,
+    )
+    assert result.errors["hang"] == (
+        "'sh' did not finish within the source's timeout of 1s: stopped it and every process "
+        "it started"
+    )
+    assert _gone(int(pidfile.read_text()))
+
+
+def test_kpi_run_with_hostile_sources_prints_no_traceback(tmp_path: Path, hostile: str) -> None:
+    (tmp_path / "kpi.yaml").write_text(
+        json.dumps(
+            {
+                "defaults": {"timeout": 10, "retries": 0},
+                "sources": [
+                    {
+                        "name": "bg",
+                        "type": "command",
+                        "command": ["sh", "-c", "sleep 300 & echo 1"],
+                    },
+                    {"name": "yes", "type": "command", "command": ["yes"], "max_bytes": "1MiB"},
+                    {
+                        "name": "evil",
+                        "type": "html",
+                        "url": f"{hostile}/a-run",
+                        "metrics": {"n": {"css": "#n", "regex": "(a+)+b"}},
+                    },
+                    {
+                        "name": "api",
+                        "type": "http_json",
+                        "url": f"{hostile}/healthy",
+                        "metrics": {"v": "value"},
+                    },
+                    {
+                        "name": "site",
+                        "type": "html",
+                        "url": f"{hostile}/page",
+                        "metrics": {"stars": "#n"},
+                    },
+                ],
+            }
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "kpi_collector", "run", "--format", "json", "--no-deliver"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and "Event loop is closed" not in done.stderr
+    values = {row["kpi"]: row["value"] for row in json.loads(done.stdout)["values"]}
+    assert values == {"bg.value": 1, "api.v": 7, "site.stars": 1234}
