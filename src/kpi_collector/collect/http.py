@@ -177,6 +177,8 @@ _STATUS_HINTS = {
     407: "proxy authentication required",
     429: "rate limited",
 }
+#: the same, for a request without `auth:` or a login: no credentials to blame
+_HINTS_WITHOUT_CREDENTIALS = {**_STATUS_HINTS, 403: "forbidden"}
 
 
 @dataclass
@@ -318,7 +320,7 @@ class HttpSession:
                 raise _connection_error(url, exc, self.timeout) from None
             if response.status < 400 or response.status in ok:
                 return response
-            raise _status_error(response)
+            raise _status_error(response, credentials=self.auth is not None or self._cookies)
 
         return await retrying(attempt, retries=self.retries, backoff=self.client.backoff)
 
@@ -470,10 +472,11 @@ def _connection_error(url: str, exc: BaseException, timeout: float) -> HttpError
     return HttpError(message, url=url, transient=True)
 
 
-def _status_error(response: Response) -> HttpError:
+def _status_error(response: Response, *, credentials: bool = True) -> HttpError:
     status = response.status
     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-    hint = _STATUS_HINTS.get(status, "server error" if status >= 500 else "request refused")
+    hints = _STATUS_HINTS if credentials else _HINTS_WITHOUT_CREDENTIALS
+    hint = hints.get(status, "server error" if status >= 500 else "request refused")
     message = f"HTTP {status} from {url_without_query(response.url)}: {hint}"
     if status == 429 and retry_after is not None:
         message += f" (retry after {retry_after:.0f}s)"
