@@ -55,9 +55,10 @@ def parse_html(text: str, url: str) -> HtmlElement:
     import lxml.html
 
     try:
-        return lxml.html.document_fromstring(text, base_url=url)
-    except ValueError:  # a str with an XML encoding declaration: let lxml read the bytes
-        return lxml.html.document_fromstring(text.encode("utf-8"), base_url=url)
+        try:
+            return lxml.html.document_fromstring(text, base_url=url)
+        except ValueError:  # a str with an XML encoding declaration: lxml reads the bytes
+            return lxml.html.document_fromstring(text.encode("utf-8"), base_url=url)
     except Exception as exc:  # lxml.etree.ParserError: an empty document
         raise FormProblem(f"the page is not HTML ({exc})") from None
 
