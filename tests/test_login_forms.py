@@ -321,6 +321,7 @@ def test_checkboxes_radios_and_selects_send_what_a_browser_sends() -> None:
       <select name=s3 multiple><option selected>m1</option><option>m2</option><option selected disabled>m3</option><option selected>m4</option></select>
       <select name=s4><optgroup disabled><option selected>gone</option></optgroup></select>
       <input type=hidden name=_charset_><datalist><input name=dl value=1></datalist></form>"""
+    # a control inside <datalist> is left out (the standard; Chromium 156 still sends it)
     assert filled(html)[2] == [
         ("p", ""),
         ("a", "on"),
