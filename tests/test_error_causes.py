@@ -162,6 +162,7 @@ def test_north_star_naming_no_kpi_is_an_error_with_did_you_mean(workdir: Path) -
 
 SCHEDULED = """\
 timezone: Europe/Berlin
+store: "${STORE_URL}"
 sources:
   - {name: gh, type: github, repo: a/b, token: "${GITHUB_TOKEN}", schedule: "30 */2 * * *"}
   - {name: crm, type: http_json, url: "${CRM_URL}", auth: {bearer: "${CRM_TOKEN}"},
@@ -174,6 +175,7 @@ SECRETS = {
     "CRM_URL": "https://crm.example/api",
     "CRM_TOKEN": "crm-secret-value-456",
     "SLACK_WEBHOOK": "https://hooks.slack.example/services/T0/B0/secretpath",
+    "STORE_URL": "postgresql+psycopg://kpi:store-password-789@db.example/kpi",
 }
 
 
@@ -193,4 +195,7 @@ def test_schedule_print_needs_no_secrets(workdir: Path, kind: str) -> None:
             if " --run " in line
         ]
         assert jobs == ["source:gh", "main", "destination:slack"]
+    if kind == "github-actions":
+        assert "STORE_URL: ${{ secrets.STORE_URL }}" in without.stdout
+        assert "The store is a database server" in without.stdout
     assert all(value not in with_secrets.stdout for value in SECRETS.values())

@@ -58,7 +58,7 @@ def schedule(
     if force and not jobs:
         raise click.UsageError("--force goes with --run JOB")
     # a snippet only names jobs and crons: it needs none of the secrets (like `history`)
-    config = load(ctx, need_secrets=not snippet)
+    config = load(ctx, need_secrets=not snippet, need_store=not snippet)
     if snippet:
         from kpi_collector.schedule.deploy import snippet as make_snippet
 

@@ -41,18 +41,25 @@ def find_config(path: str | os.PathLike[str] | None = None) -> Path:
     return found
 
 
-def load_config(path: str | os.PathLike[str] | None = None, *, need_secrets: bool = True) -> Config:
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    need_secrets: bool = True,
+    need_store: bool = True,
+) -> Config:
     """Read, expand and validate a config file.
 
     With `need_secrets=False` (commands that only read the store: history, report, serve),
     a source or destination that names an unset variable is left out instead of failing.
+    With `need_store=False` too (deployment snippets), a `store:` naming an unset variable
+    is kept as written: it is not opened.
     """
     found = find_config(path)
     try:
         text = found.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{found}: cannot read it: {exc.strerror}") from None
-    return parse_config(text, path=found, need_secrets=need_secrets)
+    return parse_config(text, path=found, need_secrets=need_secrets, need_store=need_store)
 
 
 def parse_config(
@@ -61,8 +68,10 @@ def parse_config(
     path: Path | None = None,
     env: Mapping[str, str] | None = None,
     need_secrets: bool = True,
+    need_store: bool = True,
 ) -> Config:
-    """Validate config text; `path` names it in errors and anchors relative paths and `.env`."""
+    """Validate config text; `path` names it in errors and anchors relative paths and `.env`
+    (`need_secrets`, `need_store`: see `load_config`)."""
     import yaml
 
     label = str(path) if path else CONFIG_NAME
@@ -107,8 +116,15 @@ def parse_config(
                         )
                     unchecked.append(Unchecked(key, name, cron))
                 items[index] = {}
+    store = data.get("store")
+    if not need_store and isinstance(store, str) and _unresolved(store, environment):
+        data = {k: v for k, v in data.items() if k != "store"}  # kept as written, unopened
+    else:
+        store = None
     if "$" in text:  # no `${VAR}` anywhere: nothing to walk
         data = _expand(data, environment, lines, ())
+    if store is not None:
+        data["store"] = store
 
     settings = _validate(Settings, data, lines, (), "")
     from kpi_collector.config.plugins import destination_type, source_type
