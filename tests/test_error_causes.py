@@ -179,7 +179,7 @@ SECRETS = {
 }
 
 
-@pytest.mark.parametrize("kind", ["crontab", "systemd", "github-actions"])
+@pytest.mark.parametrize("kind", ["crontab", "systemd", "systemd-timer", "github-actions"])
 def test_schedule_print_needs_no_secrets(workdir: Path, kind: str) -> None:
     (workdir / ".git").mkdir()
     (workdir / "kpi.yaml").write_text(SCHEDULED)
