@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from kpi_collector.demo.server import BackgroundServer
-from tests.fakes.github import FakeGitHub, Repo
+from kpi_collector.sources.github.fake import FakeGitHub, Repo
 from tests.test_cli import kpi
 
 TOO_LARGE = (
