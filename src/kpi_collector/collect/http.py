@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-from pydantic import BaseModel, ByteSize, ConfigDict, model_validator
+from pydantic import BaseModel, ByteSize, ConfigDict, field_validator, model_validator
 
 from kpi_collector._version import __version__
 from kpi_collector.collect.retry import BACKOFF, retrying
@@ -25,6 +25,8 @@ from kpi_collector.secrets import Secret, redact, redact_cut, remember_basic, re
 
 if TYPE_CHECKING:
     import aiohttp
+
+    from kpi_collector.collect.forms import FilledForm
 
 USER_AGENT = f"kpi-collector/{__version__} (+KPI collection bot; python-aiohttp)"
 _BODY_SNIPPET = 200
@@ -88,9 +90,22 @@ class LoginForm(BaseModel):
     url: str
     fields: dict[str, Secret]
     form: str | None = None  # CSS selector of the form; default: the one with a password input
-    submit_url: str | None = None  # where to post, when the form's action is not right
+    submit: str | None = None  # the submit button to press (name, label or CSS); default: the first
+    submit_url: str | None = None  # where to send it, when the form's action is not right
     success: str | None = None  # CSS selector that is present only when logged in
     failure: str | None = None  # CSS selector that is present only when the login failed
+
+    @field_validator("form", "success", "failure")
+    @classmethod
+    def _css(cls, value: str | None) -> str | None:
+        if value is not None:
+            from lxml.cssselect import CSSSelector
+
+            try:
+                CSSSelector(value)
+            except Exception as exc:  # SelectorSyntaxError, ExpressionError (unsupported)
+                raise ValueError(f"{value!r} is not a CSS selector: {exc}") from None
+        return value
 
 
 @dataclass(slots=True)
@@ -214,6 +229,8 @@ _STATUS_HINTS = {
     407: "proxy authentication required",
     429: "rate limited",
 }
+#: the same, for a request without `auth:` or a login: no credentials to blame
+_HINTS_WITHOUT_CREDENTIALS = {**_STATUS_HINTS, 403: "forbidden"}
 
 
 @dataclass
@@ -367,7 +384,7 @@ class HttpSession:
                 raise _connection_error(url, exc, self.timeout) from None
             if response.status < 400 or response.status in ok:
                 return response
-            raise _status_error(response)
+            raise _status_error(response, credentials=self.auth is not None or self._cookies)
 
         return await retrying(attempt, retries=self.retries, backoff=self.client.backoff)
 
@@ -411,67 +428,108 @@ class HttpSession:
         return (await self.request("GET", url, **kwargs)).json()
 
     async def login(self, form: LoginForm) -> Response:
-        """Fill and post a login form, keeping the session's cookies; LoginError if refused."""
-        from selectolax.lexbor import LexborHTMLParser
+        """Fill and send a login form as a browser does (see `collect.forms`), keeping the
+        session's cookies; LoginError when it is refused, saying how it was refused."""
+        from kpi_collector.collect.forms import FormProblem, fill, find_form, parse_html
 
         page = await self.get(form.url)
-        tree = LexborHTMLParser(page.body)
-        if form.form:
-            node = tree.css_first(form.form)
-            if node is None:
-                raise LoginError(
-                    f"login: no form matches {form.form!r} on {url_without_query(page.url)}",
-                    transient=False,
-                )
-        else:  # the form with a password input, else the only form there is
-            forms = tree.css("form")
-            node = next(
-                (f for f in forms if f.css_first("input[type=password]") is not None),
-                forms[0] if forms else None,
-            )
-            if node is None:
-                raise LoginError(
-                    f"login: no form found on {url_without_query(page.url)}", transient=False
-                )
-        fields: dict[str, str] = {}
-        for element in node.css("input"):
-            name = element.attributes.get("name")
-            kind = (element.attributes.get("type") or "text").lower()
-            if name and kind not in ("submit", "button", "image", "checkbox", "radio", "file"):
-                fields[name] = element.attributes.get("value") or ""
-        for key, value in form.fields.items():
-            fields[key] = reveal(value) or ""
-        action = form.submit_url or node.attributes.get("action") or page.url
-        method = (node.attributes.get("method") or "post").upper()
-        target = urljoin(page.url, action)
+        where = url_without_query(page.url)
         try:
-            if method == "GET":
-                result = await self.request("GET", target, params=fields)
+            doc = parse_html(page.text(), page.url)
+            node = find_form(doc, form.form)
+            filled = fill(
+                doc,
+                node,
+                page_url=page.url,
+                fields={key: reveal(value) or "" for key, value in form.fields.items()},
+                submit=form.submit,
+                action=urljoin(page.url, form.submit_url) if form.submit_url else None,
+            )
+        except FormProblem as exc:
+            raise LoginError(f"login: {exc} on {where}", transient=False) from None
+        target = url_without_query(filled.url)
+        try:
+            if filled.method == "GET":
+                result = await self.request("GET", filled.url)
             else:
-                result = await self.request("POST", target, data=fields)
+                body, headers = _form_body(filled.entries, filled.enctype)
+                result = await self.request("POST", filled.url, data=body, headers=headers)
         except HttpError as exc:
             if exc.status in (400, 401, 403, 422):
                 raise LoginError(
-                    f"login refused by {url_without_query(target)} (HTTP {exc.status}): check the login fields",
+                    f"login refused by {target} (HTTP {exc.status}); {_sent(filled)}",
                     transient=False,
                 ) from None
             raise
-        answer = LexborHTMLParser(result.body)
-        refused = (
-            (form.failure is not None and answer.css_first(form.failure) is not None)
-            or (form.success is not None and answer.css_first(form.success) is None)
-            or (
-                form.success is None
-                and form.failure is None
-                and answer.css_first("form input[type=password]") is not None
-            )
-        )
-        if refused:
-            raise LoginError(
-                f"login refused by {url_without_query(target)}: the login form came back; check the login fields",
-                transient=False,
-            )
+        _check_login(form, filled, result)
         return result
+
+
+def _check_login(form: LoginForm, filled: FilledForm, result: Response) -> None:
+    """Raise LoginError unless the answer to a login looks logged in: `failure:` absent,
+    `success:` present, and the login form not back (a form with a password field, or
+    what `form:` names)."""
+    from kpi_collector.collect.forms import FormProblem, page_title, parse_html
+
+    try:
+        answer = parse_html(result.text(), result.url)
+    except FormProblem:
+        answer = parse_html("<html></html>", result.url)
+    landed = url_without_query(result.url)
+    if form.failure is not None and _matches(answer, form.failure):
+        raise LoginError(
+            f"login refused: {landed} shows `failure:` {form.failure!r}; {_sent(filled)}",
+            transient=False,
+        )
+    if form.success is not None and _matches(answer, form.success):
+        return
+    came_back = _matches(answer, "form input[type=password]")
+    if came_back:
+        raise LoginError(
+            f"login refused: the login form came back from {landed}; {_sent(filled)}",
+            transient=False,
+        )
+    if form.success is not None:
+        title = redact(page_title(answer))
+        raise LoginError(
+            f"the login went through, but `success:` {form.success!r} matched nothing on "
+            f"{landed} ({'title ' + repr(title) if title else 'no title'}); check the selector",
+            transient=False,
+        )
+
+
+def _sent(filled: FilledForm) -> str:
+    """Which fields a login sent, by name only, and which of them were empty."""
+    names = ", ".join(filled.names) or "nothing"
+    text = f"sent {filled.method} with {names}"
+    if filled.submitter is None:
+        text += " (no submit button)"
+    if filled.empty:
+        text += f"; left empty: {', '.join(filled.empty)} (give them in `fields:`)"
+    else:
+        text += "; check the values in `fields:`"
+    return text
+
+
+def _matches(doc: Any, selector: str) -> bool:
+    from lxml.cssselect import CSSSelector
+
+    return bool(CSSSelector(selector)(doc))
+
+
+def _form_body(entries: list[tuple[str, str]], enctype: str) -> tuple[Any, dict[str, str]]:
+    """The request body for `entries` in the form's encoding type, and its headers."""
+    if enctype == "multipart/form-data":
+        import aiohttp
+
+        body = aiohttp.FormData(quote_fields=False, default_to_multipart=True)
+        for name, value in entries:
+            body.add_field(name, value)
+        return body, {}
+    if enctype == "text/plain":
+        text = "".join(f"{name}={value}\r\n" for name, value in entries)
+        return text.encode(), {"Content-Type": "text/plain;charset=UTF-8"}
+    return entries, {}
 
 
 def _same_origin_credentials(
@@ -566,10 +624,11 @@ def _connection_error(url: str, exc: BaseException, timeout: float) -> HttpError
     return HttpError(message, url=url, transient=True)
 
 
-def _status_error(response: Response) -> HttpError:
+def _status_error(response: Response, *, credentials: bool = True) -> HttpError:
     status = response.status
     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-    hint = _STATUS_HINTS.get(status, "server error" if status >= 500 else "request refused")
+    hints = _STATUS_HINTS if credentials else _HINTS_WITHOUT_CREDENTIALS
+    hint = hints.get(status, "server error" if status >= 500 else "request refused")
     message = f"HTTP {status} from {url_without_query(response.url)}: {hint}"
     if status == 429 and retry_after is not None:
         message += f" (retry after {retry_after:.0f}s)"

@@ -4,31 +4,51 @@ active-users queries."""
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from kpi_collector.errors import SourceError, missing_package
 from kpi_collector.secrets import redact
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+
+def with_driver(url: URL) -> URL:
+    """`url` with the driver kpi-collector installs when it names none: `mysql://` and
+    `mariadb://` mean PyMySQL (the `[mysql]` extra), as SQLAlchemy already reads
+    `postgresql://` as psycopg 3 (the `[postgres]` extra); SQLAlchemy's own default for
+    MySQL, mysqlclient (`MySQLdb`), needs a C library and is not installed."""
+    if url.drivername in ("mysql", "mariadb"):
+        return url.set(drivername=f"{url.drivername}+pymysql")
+    return url
 
 
 def open_readonly(url: str, timeout: float) -> Any:
-    """An engine for `url` that cannot write where the database lets us say so."""
+    """An engine for `url` that cannot write where the database lets us say so: a SQLite
+    file is opened read-only exactly at the path written (never created; SourceError when
+    it is not there), PostgreSQL and MariaDB/MySQL get read-only transactions
+    (`read_only_session`)."""
     from sqlalchemy import create_engine, event
     from sqlalchemy.engine import make_url
     from sqlalchemy.pool import NullPool
 
-    parsed = make_url(url)
+    parsed = with_driver(make_url(url))
     backend = parsed.get_backend_name()
     connect_args: dict[str, Any] = {}
     if backend == "sqlite":
-        database = parsed.database or ""
-        if database and database != ":memory:" and not database.startswith("file:"):
-            parsed = parsed.set(database=f"file:{database}?mode=ro", query={"uri": "true"})
+        parsed = _sqlite_readonly(parsed, written=url)
         connect_args["timeout"] = timeout
     elif backend == "postgresql":
         connect_args["connect_timeout"] = max(1, int(timeout))
     elif backend in ("mysql", "mariadb"):
         connect_args["connect_timeout"] = max(1, int(timeout))
         connect_args["read_timeout"] = max(1, int(timeout))
-    engine = create_engine(parsed, poolclass=NullPool, connect_args=connect_args)
+    try:
+        engine = create_engine(parsed, poolclass=NullPool, connect_args=connect_args)
+    except ModuleNotFoundError as exc:  # the driver of this database is not installed
+        reason = missing_package(exc) or f"the database driver is not installed ({exc})"
+        raise SourceError(reason, transient=False) from None
     if backend == "sqlite":
         import time
 
@@ -39,6 +59,36 @@ def open_readonly(url: str, timeout: float) -> Any:
             dbapi_conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
 
     return engine
+
+
+def _sqlite_readonly(url: URL, *, written: str) -> URL:
+    """The SQLite URL as a read-only `file:` URI of exactly the file written.
+
+    SQLAlchemy has already decoded the path (`%3F` → `?`); in a URI, `?`, `#` and `%` start
+    the query, the fragment and an escape, so the path is percent-encoded into the URI
+    (RFC 8089, SQLite's "URI filenames"); else `sales#2024.db?mode=ro` opens `sales`
+    read-write and creates it. `mode=ro` opens an existing file only.
+    """
+    from urllib.parse import unquote, urlsplit
+
+    database = url.database or ""
+    if not database or database == ":memory:":
+        return url
+    if database.startswith("file:"):  # a URI written by hand: its own escapes; forced read-only
+        path = unquote(urlsplit(database).path)
+        uri = database.partition("?")[0]
+    else:
+        path = database
+        uri = Path(database).resolve().as_uri()
+    if path and not Path(path).is_file():
+        where = Path(path).resolve()
+        hint = " (a `?` in a file name is written %3F in the URL)" if "?" in written else ""
+        raise SourceError(
+            f"no SQLite database at {where}{hint}: check the path in `url:`; "
+            "it is opened read-only and never created",
+            transient=False,
+        )
+    return url.set(database=uri, query={**url.query, "mode": "ro", "uri": "true"})
 
 
 def read_only_session(conn: Any, timeout: float | None) -> None:

@@ -15,11 +15,16 @@ if TYPE_CHECKING:
     from kpi_collector.run.engine import SourceOutcome
 
 
-def load(ctx: click.Context, *, need_secrets: bool = True) -> Config:
-    """The config named on the command line; `need_secrets=False` for commands that only read."""
+def load(ctx: click.Context, *, need_secrets: bool = True, need_store: bool = True) -> Config:
+    """The config named on the command line; `need_secrets=False` for commands that only read,
+    `need_store=False` too for those that do not even open the store (snippets)."""
     from kpi_collector.config import load_config
 
-    return load_config(ctx.obj.get("config") if ctx.obj else None, need_secrets=need_secrets)
+    return load_config(
+        ctx.obj.get("config") if ctx.obj else None,
+        need_secrets=need_secrets,
+        need_store=need_store,
+    )
 
 
 def parse_date(value: str | None, option: str) -> date | None:

@@ -57,7 +57,8 @@ def schedule(
         raise click.UsageError("use one of --print, --once, --run and --list")
     if force and not jobs:
         raise click.UsageError("--force goes with --run JOB")
-    config = load(ctx)
+    # a snippet only names jobs and crons: it needs none of the secrets (like `history`)
+    config = load(ctx, need_secrets=not snippet, need_store=not snippet)
     if snippet:
         from kpi_collector.schedule.deploy import snippet as make_snippet
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kpi_collector.config.models import Config, Settings
+from kpi_collector.config.models import Config, Settings, Unchecked
 from kpi_collector.errors import ConfigError
 from kpi_collector.secrets import FromVariables, remember
 
@@ -41,11 +41,18 @@ def find_config(path: str | os.PathLike[str] | None = None) -> Path:
     return found
 
 
-def load_config(path: str | os.PathLike[str] | None = None, *, need_secrets: bool = True) -> Config:
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    need_secrets: bool = True,
+    need_store: bool = True,
+) -> Config:
     """Read, expand and validate a config file.
 
     With `need_secrets=False` (commands that only read the store: history, report, serve),
     a source or destination that names an unset variable is left out instead of failing.
+    With `need_store=False` too (deployment snippets), a `store:` naming an unset variable
+    is kept as written: it is not opened.
     """
     found = find_config(path)
     try:
@@ -57,7 +64,9 @@ def load_config(path: str | os.PathLike[str] | None = None, *, need_secrets: boo
         raise ConfigError(
             f"{found}: larger than {MAX_CONFIG_BYTES // 2**20} MiB; is it really the config?"
         )
-    return parse_config(decode_config(raw, found), path=found, need_secrets=need_secrets)
+    return parse_config(
+        decode_config(raw, found), path=found, need_secrets=need_secrets, need_store=need_store
+    )
 
 
 def decode_config(raw: bytes, path: Path) -> str:
@@ -81,8 +90,10 @@ def parse_config(
     path: Path | None = None,
     env: Mapping[str, str] | None = None,
     need_secrets: bool = True,
+    need_store: bool = True,
 ) -> Config:
-    """Validate config text; `path` names it in errors and anchors relative paths and `.env`."""
+    """Validate config text; `path` names it in errors and anchors relative paths and `.env`
+    (`need_secrets`, `need_store`: see `load_config`)."""
     import yaml
 
     label = str(path) if path else CONFIG_NAME
@@ -101,6 +112,7 @@ def parse_config(
     # variables that are not set: it is left out (its place kept, for line numbers)
     left_out: dict[str, set[int]] = {"sources": set(), "destinations": set()}
     unchecked_sources: set[str] = set()  # their KPI ids may still be named in `kpis:`
+    unchecked: list[Unchecked] = []  # what a deployment snippet still needs of them
     for key, indexes in left_out.items():
         items = data.get(key)
         if not isinstance(items, list):
@@ -111,11 +123,27 @@ def parse_config(
             switched_off = not need_secrets or item.get("enabled") is False
             if switched_off and _unresolved(item, environment):
                 indexes.add(index)
+                name = str(item.get("name") or item.get("type"))
                 if key == "sources":
-                    unchecked_sources.add(str(item.get("name") or item.get("type")))
+                    unchecked_sources.add(name)
+                if item.get("enabled") is not False:
+                    cron_at: Path_ = (key, index, "schedule")
+                    cron = item.get("schedule")
+                    if cron is not None:
+                        cron = _checked_cron(
+                            _expand(cron, environment, lines, cron_at), lines, cron_at
+                        )
+                    unchecked.append(Unchecked(key, name, cron))
                 items[index] = {}
+    store = data.get("store")
+    if not need_store and isinstance(store, str) and _unresolved(store, environment):
+        data = {k: v for k, v in data.items() if k != "store"}  # kept as written, unopened
+    else:
+        store = None
     if "$" in text:  # no `${VAR}` anywhere: nothing to walk
         data = _expand(data, environment, lines, ())
+    if store is not None:
+        data["store"] = store
 
     settings = _validate(Settings, data, lines, (), "")
     from kpi_collector.config.plugins import destination_type, source_type
@@ -148,10 +176,19 @@ def parse_config(
         )
         _unique(destination.name, index, seen, lines, at, "destination")
         destinations.append(destination)
-    config = Config(settings, sources, destinations, path=path)
+    config = Config(settings, sources, destinations, path=path, unchecked=unchecked)
     if need_secrets:  # with every source left out, references cannot be checked
         _check_references(config, lines, unchecked_sources)
     return config
+
+
+def _checked_cron(value: Any, lines: _LineFinder, at: Path_) -> str:
+    from kpi_collector.config.cron import check_cron
+
+    try:
+        return check_cron(str(value))
+    except ValueError as exc:
+        raise ConfigError(f"{lines.where(at)}: schedule: {exc}") from None
 
 
 def _unique(
@@ -465,10 +502,18 @@ def _check_references(config: Config, lines: _LineFinder, unchecked: set[str]) -
     for at, message in alert_problems(config):
         raise ConfigError(f"{lines.where(at)}: {message}")
     star = config.settings.north_star
-    if star and star not in known and star.partition(".")[0] not in {*names, *unchecked}:
-        raise ConfigError(
-            f"{lines.where(('north_star',))}: north_star {star!r} is not a KPI id of this config"
-        )
+    if star and star not in known:
+        star_source = names.get(star.partition(".")[0])
+        # ids of sources left out unchecked, or whose metrics are only known at run time
+        open_ids = star_source is not None and not star_source.metric_names()
+        if not open_ids and star.partition(".")[0] not in unchecked:
+            close = difflib.get_close_matches(star, sorted(known), n=1, cutoff=0.6)
+            some = ", ".join(sorted(known)[:5]) + (", ..." if len(known) > 5 else "")
+            fix = f"did you mean {close[0]!r}?" if close else f"KPI ids here: {some or 'none'}"
+            raise ConfigError(
+                f"{lines.where(('north_star',))}: north_star {star!r} is not a KPI id of this "
+                f"config; {fix}"
+            )
 
 
 def _check_formulas(config: Config, lines: _LineFinder, unchecked: set[str]) -> None:
@@ -531,11 +576,13 @@ def _expand_text(text: str, env: Mapping[str, str], lines: _LineFinder, at: Path
         name, default = match.group(1), match.group(2)
         used.append(name)
         value = env.get(name)
-        if value is None or (value == "" and default is not None):
+        if not value:  # unset or empty: like the shell's ${X:-default}, "" is no value
             if default is None:
+                # an empty secret would go out as `Bearer ` with nothing after it
                 key = ".".join(str(p) for p in at)
+                state = "is not set" if value is None else "is set but empty"
                 raise ConfigError(
-                    f"{lines.where(at)}: {key} uses ${{{name}}}, which is not set; set it in the "
+                    f"{lines.where(at)}: {key} uses ${{{name}}}, which {state}; set it in the "
                     f"environment or in .env beside the config, or give a default: ${{{name}:-...}}"
                 )
             value = default

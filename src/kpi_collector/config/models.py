@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -407,8 +408,19 @@ def check_store_url(url: str) -> None:
         raise ValueError(f"{redact(url)!r} is not a database URL; {fix}") from None
 
 
+@dataclass(frozen=True, slots=True)
+class Unchecked:
+    """A source or destination left out unchecked because its `${VAR}`s are not set (commands
+    that need no secrets): what a deployment snippet still needs of it."""
+
+    kind: str  # "sources" | "destinations"
+    name: str
+    schedule: str | None
+
+
 class Config:
-    """A validated config: settings plus source and destination objects."""
+    """A validated config: settings plus source and destination objects; `unchecked` lists
+    the entries left out for their unset variables (only when loaded without secrets)."""
 
     def __init__(
         self,
@@ -417,10 +429,12 @@ class Config:
         destinations: list[Destination],
         *,
         path: Path | None = None,
+        unchecked: Sequence[Unchecked] = (),
     ) -> None:
         self.settings = settings
         self.sources = sources
         self.destinations = destinations
+        self.unchecked = tuple(unchecked)
         self.path = path
         self.base_dir = path.parent if path else Path.cwd()
 

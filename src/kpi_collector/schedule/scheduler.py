@@ -108,25 +108,27 @@ def plan(config: Config) -> list[Job]:
     """The jobs of a config, in the order they run when due together: sources with their own
     schedule, then the main job, then destinations with their own schedule."""
     tz = config.tz
-    sources = [s for s in config.sources if s.enabled]
-    destinations = [d for d in config.destinations if d.enabled]
+    # (name, own cron); entries left out for unset variables (a config loaded without
+    # secrets, for a deployment snippet) are still scheduled
+    sources = [(s.name, s.schedule) for s in config.sources if s.enabled]
+    destinations = [(d.name, d.schedule) for d in config.destinations if d.enabled]
+    sources += [(u.name, u.schedule) for u in config.unchecked if u.kind == "sources"]
+    destinations += [(u.name, u.schedule) for u in config.unchecked if u.kind == "destinations"]
     jobs = [
-        Job(f"source:{s.name}", Cron(s.schedule, tz), sources=(s.name,))
-        for s in sources
-        if s.schedule
+        Job(f"source:{name}", Cron(cron, tz), sources=(name,)) for name, cron in sources if cron
     ]
     main = Job(
         "main",
         Cron(config.settings.schedule, tz),
-        sources=tuple(s.name for s in sources if not s.schedule),
-        destinations=tuple(d.name for d in destinations if not d.schedule),
+        sources=tuple(name for name, cron in sources if not cron),
+        destinations=tuple(name for name, cron in destinations if not cron),
     )
     if main.sources or main.destinations:
         jobs.append(main)
     jobs += [
-        Job(f"destination:{d.name}", Cron(d.schedule, tz), destinations=(d.name,))
-        for d in destinations
-        if d.schedule
+        Job(f"destination:{name}", Cron(cron, tz), destinations=(name,))
+        for name, cron in destinations
+        if cron
     ]
     return jobs
 

@@ -113,11 +113,22 @@ class ServiceSource(Source):
         return f"{self.service_name} has nothing at {url_without_query(response.url)}"
 
     def forbidden(self, response: Response, message: str) -> str:
-        """The message for a 403 that is not a rate limit."""
+        """The message for a 403 that is not a rate limit. Without credentials, none are
+        blamed: the service's own words say why (a limit of the API, a blocked address)."""
+        said = f"HTTP 403{': ' + message if message else ''}"
+        if not self.credentials_given():
+            return (
+                f"{self.service_name} refused {url_without_query(response.url)} ({said}); "
+                f"source {self.name!r} sends no credentials"
+            )
         return (
-            f"{self.service_name} refused access (HTTP 403{': ' + message if message else ''}); "
+            f"{self.service_name} refused access ({said}); "
             f"the credentials lack a permission this needs (see the {self.type} connector docs)"
         )
+
+    def credentials_given(self) -> bool:
+        """Whether any of the connector's credential keys is set."""
+        return any(getattr(self, key, None) is not None for key in self.credentials)
 
     # the shared pieces --------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from kpi_collector.collect.sql import first_line
+from kpi_collector.collect.sql import first_line, with_driver
 from kpi_collector.errors import StoreError, missing_package
 from kpi_collector.secrets import redact
 
@@ -102,7 +102,7 @@ class HistoryStore:
         import sqlalchemy as sa
 
         try:
-            url = sa.engine.make_url(self.url)
+            url = with_driver(sa.engine.make_url(self.url))
         except sa.exc.ArgumentError:
             raise StoreError(f"store {redact(self.url)!r} is not a database URL") from None
         kwargs: dict[str, Any] = {}

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, PrivateAttr
 
-from kpi_collector.collect.sql import first_line
+from kpi_collector.collect.sql import first_line, with_driver
 from kpi_collector.destinations._table import rows_of
 from kpi_collector.destinations.base import Delivery, TableDestination, delivery_error
 from kpi_collector.errors import DeliveryError
@@ -55,7 +55,7 @@ class SQL(TableDestination):
 
         if self._engine is None:
             try:
-                url = sa.engine.make_url(self.url.get())
+                url = with_driver(sa.engine.make_url(self.url.get()))
                 kwargs: dict[str, Any] = {"pool_pre_ping": True}
                 if url.get_backend_name() == "sqlite":
                     kwargs = {"connect_args": {"timeout": 30}}

@@ -91,6 +91,14 @@ class GitHub(ServiceSource):
                     else "; or list the metrics you want in `metrics:`, without the traffic ones"
                 )
             )
+        if response.url.split("?")[0].endswith("/contributors") and "too large" in message:
+            # GitHub's API does not count the contributors of its largest repositories
+            others = [m for m in self.wanted() if m != "contributors"]
+            return (
+                f"GitHub does not list the contributors of {self.repo!r} (HTTP 403: {message}): "
+                f"leave `contributors` out of `metrics:` of source {self.name!r}"
+                + (f", e.g. `metrics: [{', '.join(others)}]`" if not self.metrics else "")
+            )
         return super().forbidden(response, message)
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:

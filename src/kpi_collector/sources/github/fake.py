@@ -34,6 +34,7 @@ class Repo:
     clones: tuple[int, int] = (0, 0)
     private: bool = False
     extra_stars: int = 0  # stargazers_count beyond the listed ones (deleted accounts)
+    too_large: bool = False  # GitHub does not list the contributors of its largest repositories
 
 
 @dataclass
@@ -177,6 +178,14 @@ class FakeGitHub(FakeService):
         if refused:
             return refused
         assert repo is not None
+        if repo.too_large:
+            body = {
+                "message": "The history or contributor list is too large to list contributors "
+                "for this repository via the API.",
+                "documentation_url": DOCS + "/repos/repos#list-repository-contributors",
+                "status": "403",
+            }
+            return respond(403, body, self._limit_headers())
         if repo.contributors == 0:
             return web.Response(status=204, headers=self._limit_headers())
         items = [

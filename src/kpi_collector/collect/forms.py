@@ -1,0 +1,379 @@
+"""Filling an HTML form the way a browser submits it: which form, which submit button, the
+entry list the form sends, where and how (the HTML standard, "Form submission": constructing
+the entry list, the form owner, disabledness, the default button, formaction/formmethod).
+
+lxml.html parses the page (leniently, like the old browsers login pages were written for: a
+form that a table splits keeps its controls) and gives the controls' types and states; the
+rules of the standard that lxml's `form_values()` does not follow (the submit button, `form=`
+owners, disabled fieldsets, disabled options, empty text inputs, image buttons) are here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from lxml.html import HtmlElement
+
+_CONTROLS = ("input", "button", "select", "textarea")
+#: input types that are submit buttons (HTML standard: "submit button")
+_SUBMIT_INPUTS = ("submit", "image")
+#: input types that never add an entry of their own
+_NEVER_SENT = ("reset", "button")
+_SPACE = re.compile(r"[ \t\n\f\r]+")
+
+
+class FormProblem(ValueError):
+    """The page has no form that can be filled as asked; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class FilledForm:
+    """A form ready to send: `method` GET or POST, the absolute `url` (for GET: with the
+    entries as its query), `enctype`, the `entries` (name, value) in the order a browser sends
+    them, the names of the entries sent empty, and the submit button used (None: no button)."""
+
+    method: str
+    url: str
+    enctype: str
+    entries: list[tuple[str, str]]
+    empty: list[str] = field(default_factory=list)
+    submitter: str | None = None
+
+    @property
+    def names(self) -> list[str]:
+        """The names sent, each once, in order (safe to show: no values)."""
+        return list(dict.fromkeys(name for name, _ in self.entries))
+
+
+def parse_html(text: str, url: str) -> HtmlElement:
+    """The document tree of a page; `url` is the page's final URL (the document's URL)."""
+    import lxml.html
+
+    try:
+        try:
+            return lxml.html.document_fromstring(text, base_url=url)
+        except ValueError:  # a str with an XML encoding declaration: lxml reads the bytes
+            return lxml.html.document_fromstring(text.encode("utf-8"), base_url=url)
+    except Exception as exc:  # lxml.etree.ParserError: an empty document
+        raise FormProblem(f"the page is not HTML ({exc})") from None
+
+
+def find_form(doc: HtmlElement, selector: str | None) -> HtmlElement:
+    """The form `selector` (CSS) names, else the first form with a password field, else the
+    only form; FormProblem when there is none."""
+    forms = list(doc.iter("form"))
+    if selector:
+        from lxml.cssselect import CSSSelector
+
+        try:
+            matches = CSSSelector(selector)(doc)
+        except Exception as exc:  # cssselect's SelectorSyntaxError / ExpressionError
+            raise FormProblem(f"`form:` {selector!r} is not a CSS selector ({exc})") from None
+        chosen = next((m for m in matches if m.tag == "form"), None)
+        if chosen is None:
+            raise FormProblem(f"no form matches {selector!r}")
+        return chosen
+    with_password = [f for f in forms if any(_type(c) == "password" for c in controls(doc, f))]
+    if with_password:
+        return with_password[0]
+    if len(forms) == 1:
+        return forms[0]
+    if not forms:
+        raise FormProblem("no form found")
+    raise FormProblem(
+        f"{len(forms)} forms and none with a password field; name the login form with `form:`"
+    )
+
+
+def controls(doc: HtmlElement, form: HtmlElement) -> list[HtmlElement]:
+    """The form's controls in tree order: its descendants that no `form=` attribute sends
+    elsewhere, and controls anywhere whose `form=` names it (the form owner)."""
+    form_id = form.get("id")
+    out = []
+    for element in doc.iter(*_CONTROLS):
+        owner_id = element.get("form")
+        if owner_id is not None:
+            if owner_id and owner_id == form_id:
+                out.append(element)
+            continue
+        if _nearest_form(element) is form:
+            out.append(element)
+    return out
+
+
+def fill(
+    doc: HtmlElement,
+    form: HtmlElement,
+    *,
+    page_url: str,
+    fields: Mapping[str, str],
+    submit: str | None = None,
+    action: str | None = None,
+) -> FilledForm:
+    """The request a browser sends for `form` once `fields` are typed in and the submit
+    button is pressed (`submit`: its name, label or a CSS selector; default: the form's
+    default button, the first enabled one). `fields` replace the value of the entry of the
+    same name (a name the form lacks is added); `action` replaces where it goes.
+
+    Raises FormProblem when `submit` names no button of the form, or several."""
+    owned = controls(doc, form)
+    submitter = _submitter(owned, submit)
+    entries: list[tuple[str, str]] = []
+    for element in owned:
+        entries += _entries(element, submitter)
+    entries = _typed_in(entries, fields)
+    method = _attribute(submitter, form, "method", ("get", "post"), "get").upper()
+    enctype = _attribute(
+        submitter,
+        form,
+        "enctype",
+        ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain"),
+        "application/x-www-form-urlencoded",
+    )
+    target = _action_url(doc, form, submitter, page_url, action)
+    if method == "GET":
+        parts = urlsplit(target)
+        target = urlunsplit(parts._replace(query=urlencode(entries), fragment=""))
+    empty = [name for name, value in entries if value == ""]
+    return FilledForm(
+        method=method,
+        url=target,
+        enctype=enctype,
+        entries=entries,
+        empty=list(dict.fromkeys(empty)),
+        submitter=_describe(submitter) if submitter is not None else None,
+    )
+
+
+def page_title(doc: HtmlElement) -> str:
+    """The page's `<title>`, whitespace collapsed ("" without one)."""
+    title = doc.find(".//title")
+    return _collapse(title.text_content()) if title is not None else ""
+
+
+# the pieces ---------------------------------------------------------------------------------
+
+
+def _type(element: HtmlElement) -> str:
+    """An input's type as the standard reads it (lower case, unknown → text), a button's."""
+    if element.tag == "button":
+        kind = (element.get("type") or "submit").lower()
+        return kind if kind in ("submit", "reset", "button") else "submit"
+    if element.tag == "input":
+        return (element.get("type") or "text").strip().lower() or "text"
+    return str(element.tag)
+
+
+def _is_submit_button(element: HtmlElement) -> bool:
+    return (element.tag == "button" and _type(element) == "submit") or (
+        element.tag == "input" and _type(element) in _SUBMIT_INPUTS
+    )
+
+
+def _nearest_form(element: HtmlElement) -> HtmlElement | None:
+    for ancestor in element.iterancestors("form"):
+        return ancestor
+    return None
+
+
+def _disabled(element: HtmlElement) -> bool:
+    """The standard's "actually disabled": its own `disabled`, or inside a disabled
+    `<fieldset>` but not inside that fieldset's first `<legend>`."""
+    if element.get("disabled") is not None:
+        return True
+    child = element
+    for ancestor in element.iterancestors():
+        if ancestor.tag == "fieldset" and ancestor.get("disabled") is not None:
+            legend = next(ancestor.iterchildren("legend"), None)
+            if child is not legend:
+                return True
+        child = ancestor
+    return False
+
+
+def _label(element: HtmlElement) -> str:
+    """What a button says: an input's `value`, a `<button>`'s text."""
+    if element.tag == "button":
+        return _collapse(element.text_content())
+    return _collapse(element.get("value") or "")
+
+
+def _describe(element: HtmlElement) -> str:
+    name = element.get("name")
+    label = _label(element)
+    if name and label:
+        return f"{name}={label}"
+    return name or label or f"<{element.tag}>"
+
+
+def _submitter(owned: list[HtmlElement], submit: str | None) -> HtmlElement | None:
+    buttons = [c for c in owned if _is_submit_button(c)]
+    if submit is None:
+        # the default button; a disabled one submits nothing in a browser: post without it
+        return next((b for b in buttons if not _disabled(b)), None)
+    for matches in (
+        [b for b in buttons if b.get("name") == submit],
+        [b for b in buttons if _label(b) == _collapse(submit)],
+        [b for b in buttons if b.get("id") == submit],
+        _css_matches(buttons, submit),
+    ):
+        if len(matches) == 1:
+            return matches[0]  # named on purpose: used even when a script would enable it
+        if len(matches) > 1:
+            raise FormProblem(
+                f"`submit:` {submit!r} matches {len(matches)} buttons "
+                f"({', '.join(_describe(b) for b in matches)}); name one by its label"
+            )
+    known = ", ".join(_describe(b) for b in buttons) or "none"
+    raise FormProblem(f"`submit:` {submit!r} names no submit button of the form; it has: {known}")
+
+
+def _css_matches(buttons: list[HtmlElement], selector: str) -> list[HtmlElement]:
+    from lxml.cssselect import CSSSelector
+
+    try:
+        compiled = CSSSelector(selector)
+    except Exception:  # not a selector: it was meant as a name or a label
+        return []
+    if not buttons:
+        return []
+    matching = set(compiled(buttons[0].getroottree().getroot()))
+    return [b for b in buttons if b in matching]
+
+
+def _entries(element: HtmlElement, submitter: HtmlElement | None) -> list[tuple[str, str]]:
+    """The entries one control adds (HTML standard, "constructing the entry list")."""
+    if element is not submitter and (
+        _disabled(element) or any(True for _ in element.iterancestors("datalist"))
+    ):
+        return []
+    kind = _type(element)
+    name = element.get("name") or ""
+    if element.tag == "button" or (element.tag == "input" and kind in _SUBMIT_INPUTS):
+        pressed = element is submitter
+        if not pressed:
+            return []
+        if kind == "image":  # the click's coordinates; a script-free click is at 0,0
+            prefix = f"{name}." if name else ""
+            return [(f"{prefix}x", "0"), (f"{prefix}y", "0")]
+        return [(name, element.get("value") or "")] if name else []
+    if element.tag == "input" and kind in _NEVER_SENT:
+        return []
+    if not name:
+        return []
+    if element.tag == "select":
+        return [(name, value) for value in _selected(element)]
+    if element.tag == "textarea":
+        return [(name, _crlf(element.text_content()))]
+    if kind in ("checkbox", "radio"):
+        if element.get("checked") is None:
+            return []
+        value = element.get("value")
+        return [(name, "on" if value is None else value)]
+    if kind == "hidden" and name.lower() == "_charset_" and element.get("value") is None:
+        return [(name, "UTF-8")]
+    value = element.get("value") or ""
+    if kind not in ("hidden", "file"):
+        value = value.replace("\r", "").replace("\n", "")  # single-line value sanitization
+    entries = [(name, value)]
+    dirname = element.get("dirname")
+    if dirname and kind in ("text", "search", "hidden", "email", "url", "tel", "password"):
+        entries.append((dirname, "ltr"))
+    return entries
+
+
+def _selected(select: HtmlElement) -> list[str]:
+    """A `<select>`'s selected, enabled options' values: the ones marked `selected`; with
+    none in a single select, the first enabled option (the standard's selectedness setting)."""
+    options = list(select.iter("option"))
+    multiple = select.get("multiple") is not None
+    marked = [o for o in options if o.get("selected") is not None]
+    if not multiple:
+        # several marked: the last one wins; none: the first enabled option
+        marked = marked[-1:] if marked else [o for o in options if not _option_disabled(o)][:1]
+    return [_option_value(o) for o in marked if not _option_disabled(o)]
+
+
+def _option_disabled(option: HtmlElement) -> bool:
+    if option.get("disabled") is not None:
+        return True
+    parent = option.getparent()
+    return parent is not None and parent.tag == "optgroup" and parent.get("disabled") is not None
+
+
+def _option_value(option: HtmlElement) -> str:
+    value = option.get("value")
+    return value if value is not None else _collapse(option.text_content())
+
+
+def _typed_in(entries: list[tuple[str, str]], fields: Mapping[str, str]) -> list[tuple[str, str]]:
+    """`fields` typed into the form: each replaces the first entry of its name (and drops
+    the others of that name); a name the form lacks is added at the end."""
+    out: list[tuple[str, str]] = []
+    done: set[str] = set()
+    for name, value in entries:
+        if name in fields:
+            if name in done:
+                continue
+            done.add(name)
+            value = fields[name]
+        out.append((name, value))
+    out += [(name, value) for name, value in fields.items() if name not in done]
+    return out
+
+
+def _attribute(
+    submitter: HtmlElement | None,
+    form: HtmlElement,
+    name: str,
+    allowed: Iterable[str],
+    default: str,
+) -> str:
+    """`formmethod`/`formenctype` of the button, else the form's `method`/`enctype`; an
+    invalid value reads as the default (the attributes' "invalid value default")."""
+    raw = submitter.get(f"form{name}") if submitter is not None else None
+    if raw is None:
+        raw = form.get(name)
+    value = (raw or "").strip().lower()
+    return value if value in allowed else default
+
+
+def _action_url(
+    doc: HtmlElement,
+    form: HtmlElement,
+    submitter: HtmlElement | None,
+    page_url: str,
+    override: str | None,
+) -> str:
+    """Where the form goes: `override`, else the button's `formaction`, else the form's
+    `action`, resolved against the document's base URL (`<base href>`); empty: the page."""
+    action = override
+    if action is None and submitter is not None:
+        action = submitter.get("formaction")
+    if action is None:
+        action = form.get("action")
+    action = (action or "").strip()
+    if not action:
+        return page_url
+    target = urljoin(_base_url(doc, page_url), action)
+    if urlsplit(target).scheme not in ("http", "https"):
+        raise FormProblem(f"the form's action {action!r} is not an http(s) URL; give `submit_url:`")
+    return target
+
+
+def _base_url(doc: HtmlElement, page_url: str) -> str:
+    base = next((b.get("href") for b in doc.iter("base") if b.get("href") is not None), None)
+    return urljoin(page_url, base.strip()) if base else page_url
+
+
+def _crlf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
+
+
+def _collapse(text: str) -> str:
+    return _SPACE.sub(" ", text).strip()

@@ -1,0 +1,392 @@
+"""Login forms filled and sent as a browser sends them (HTML standard, form submission):
+`kpi run` against local forums and apps that accept only what a browser would post."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from kpi_collector.collect.forms import FormProblem, fill, find_form, parse_html
+from kpi_collector.demo.server import BackgroundServer
+from tests.test_cli import kpi
+
+PASSWORD = "forum-pass-7781"
+
+# phpBB 3.3's prosilver login form, as the forum serves it
+_PHPBB_LOGIN = """<!DOCTYPE html><html dir="ltr" lang="en-gb"><head><title>Login - Forum</title></head>
+<body><div id="wrap">{error}
+<form action="./ucp.php?mode=login&amp;sid={sid}" method="post" id="login" data-focus="username">
+<fieldset class="fields1">
+<dl><dt><label for="username">Username:</label></dt>
+<dd><input type="text" tabindex="1" name="username" id="username" size="25" value="" class="inputbox autowidth" /></dd></dl>
+<dl><dt><label for="password">Password:</label></dt>
+<dd><input type="password" tabindex="2" id="password" name="password" size="25" class="inputbox autowidth" autocomplete="off" /></dd></dl>
+<dl><dd><label for="autologin"><input type="checkbox" name="autologin" id="autologin" tabindex="4" checked /> Remember me</label></dd>
+<dd><label for="viewonline"><input type="checkbox" name="viewonline" id="viewonline" tabindex="5" /> Hide my online status this session</label></dd></dl>
+<input type="hidden" name="creation_time" value="1700000000" />
+<input type="hidden" name="form_token" value="{token}" />
+<input type="hidden" name="sid" value="{sid}" />
+<input type="hidden" name="redirect" value="./index.php" />
+<dl><dd><input type="submit" name="login" tabindex="6" value="Login" class="button1" /></dd></dl>
+</fieldset></form></div></body></html>"""
+
+_PHPBB_INDEX = """<!DOCTYPE html><html><head><title>Forum - Board index</title></head><body>
+<p class="right">Logged in as {user}</p>
+<dl class="stats"><dd>Total posts <strong id="total-posts">12,374</strong></dd></dl></body></html>"""
+
+
+def phpbb() -> web.Application:
+    """A forum that accepts a login only as phpBB does: the session's `sid` and form token,
+    and the submit button's `login=Login` (without it, the login page comes back)."""
+    app = web.Application()
+    sessions: dict[str, str] = {}  # sid -> form token
+    app["posts"] = posted = []
+    logged_in: set[str] = set()
+
+    async def login_page(request: web.Request) -> web.Response:
+        if request.query.get("mode") != "login":
+            raise web.HTTPNotFound()
+        sid = secrets.token_hex(16)
+        sessions[sid] = secrets.token_hex(20)
+        page = _PHPBB_LOGIN.format(sid=sid, token=sessions[sid], error="")
+        response = web.Response(text=page, content_type="text/html")
+        response.set_cookie("phpbb3_sid", sid)
+        return response
+
+    async def login_post(request: web.Request) -> web.Response:
+        form = await request.post()
+        posted.append([(k, str(v)) for k, v in form.items()])
+        sid = request.cookies.get("phpbb3_sid", "")
+        ok = (
+            request.query.get("mode") == "login"
+            and request.query.get("sid") == sid
+            and form.get("sid") == sid
+            and sid in sessions
+            and form.get("form_token") == sessions[sid]
+            and form.get("username") == "admin"
+            and form.get("password") == PASSWORD
+            and form.get("login") == "Login"  # phpBB: no button, no login attempt
+        )
+        if not ok:
+            page = _PHPBB_LOGIN.format(sid=sid, token=sessions.get(sid, ""), error="")
+            return web.Response(text=page, content_type="text/html")
+        logged_in.add(sid)
+        if form.get("autologin") == "on":
+            logged_in.add("remembered")
+        raise web.HTTPFound("./index.php")
+
+    async def index(request: web.Request) -> web.Response:
+        if request.cookies.get("phpbb3_sid") not in logged_in:
+            raise web.HTTPFound("./ucp.php?mode=login")
+        return web.Response(text=_PHPBB_INDEX.format(user="admin"), content_type="text/html")
+
+    app.router.add_get("/forum/ucp.php", login_page)
+    app.router.add_post("/forum/ucp.php", login_post)
+    app.router.add_get("/forum/index.php", index)
+    return app
+
+
+@pytest.fixture
+def forum() -> Iterator[tuple[str, web.Application]]:
+    app = phpbb()
+    with BackgroundServer(app) as url:
+        yield f"{url}/forum", app
+
+
+def forum_config(folder: Path, url: str, login_extra: str = "", password: str = PASSWORD) -> None:
+    (folder / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - name: forum
+    type: html
+    url: {url}/index.php
+    login:
+      url: {url}/ucp.php?mode=login
+      fields: {{username: admin, password: "${{FORUM_PASSWORD}}"}}
+{login_extra}
+    metrics:
+      posts: "#total-posts"
+""")
+    (folder / ".env").write_text(f"FORUM_PASSWORD={password}\n")
+
+
+def stored(folder: Path) -> list[tuple[str, float]]:
+    with sqlite3.connect(folder / "kpi.db") as conn:
+        return conn.execute("SELECT kpi, value FROM observations").fetchall()
+
+
+def run_errors(folder: Path) -> str:
+    with sqlite3.connect(folder / "kpi.db") as conn:
+        return "\n".join(m for (m,) in conn.execute("SELECT message FROM run_errors"))
+
+
+def test_phpbb_login_posts_the_submit_button_and_the_checked_checkbox(
+    forum: tuple[str, web.Application], workdir: Path
+) -> None:
+    url, app = forum
+    forum_config(workdir, url)
+    result = kpi("run", cwd=workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(workdir) == [("forum.posts", 12374.0)]
+    [post] = app["posts"]
+    assert [name for name, _ in post] == [
+        "username",
+        "password",
+        "autologin",
+        "creation_time",
+        "form_token",
+        "sid",
+        "redirect",
+        "login",
+    ]
+    assert dict(post)["autologin"] == "on" and dict(post)["login"] == "Login"
+    assert "viewonline" not in dict(post)  # not checked: not sent
+
+
+def test_a_login_form_that_comes_back_names_what_was_sent(
+    forum: tuple[str, web.Application], workdir: Path
+) -> None:
+    url, _ = forum
+    wrong = "not-the-forum-pass-1"
+    forum_config(workdir, url, password=wrong)
+    result = kpi("run", cwd=workdir)
+    assert result.returncode == 1
+    message = run_errors(workdir)
+    assert message == (
+        f"login refused: the login form came back from {url}/ucp.php; sent POST with username, "
+        "password, autologin, creation_time, form_token, sid, redirect, login; "
+        "check the values in `fields:`"
+    )
+    assert wrong not in result.stdout + result.stderr + message
+
+
+def test_a_login_that_went_through_but_success_matched_nothing_says_where_it_landed(
+    forum: tuple[str, web.Application], workdir: Path
+) -> None:
+    url, _ = forum
+    forum_config(workdir, url, login_extra='      success: "a.logout"')
+    result = kpi("run", cwd=workdir)
+    assert result.returncode == 1
+    assert run_errors(workdir) == (
+        f"the login went through, but `success:` 'a.logout' matched nothing on {url}/index.php "
+        "(title 'Forum - Board index'); check the selector"
+    )
+    assert "the login went through" in result.stdout
+
+
+_APP_LOGIN = """<html><head><title>Sign in</title><base href="/app/"></head><body>
+<form id="signin" action="search" method="get">
+  <input name="email"><input type="password" name="password">
+  <select name="region"><option value="" disabled>Pick one</option><option value="eu">EU</option><option value="us">US</option></select>
+  <select name="lang"><option>en</option><option selected>  de  </option></select>
+  <input type="radio" name="plan" value="free"><input type="radio" name="plan" value="pro" checked>
+  <textarea name="note">two
+lines</textarea>
+  <input name="otp" disabled value="123">
+  <fieldset disabled><legend><input name="legend_field" value="kept"></legend><input name="in_fieldset" value="x"></fieldset>
+  <input type="reset" name="reset" value="Reset"><input type="button" name="noop" value="No-op">
+  <button type="submit" name="action" value="register" formaction="register">Create an account</button>
+  <button name="action" value="signin" formaction="session" formmethod="post">Sign in</button>
+</form>
+<input form="signin" name="outside" value="owned">
+</body></html>"""
+
+
+def modern_app() -> web.Application:
+    app = web.Application()
+    app["posts"] = posted = []
+    sessions: set[str] = set()
+
+    async def login_page(request: web.Request) -> web.Response:
+        return web.Response(text=_APP_LOGIN, content_type="text/html")
+
+    async def session(request: web.Request) -> web.Response:
+        form = await request.post()
+        posted.append([(k, str(v)) for k, v in form.items()])
+        if form.get("action") != "signin" or form.get("password") != PASSWORD:
+            return web.Response(text=_APP_LOGIN, content_type="text/html")
+        token = secrets.token_hex(8)
+        sessions.add(token)
+        response = web.HTTPSeeOther("/app/dashboard")
+        response.set_cookie("s", token)
+        raise response
+
+    async def dashboard(request: web.Request) -> web.Response:
+        if request.cookies.get("s") not in sessions:
+            raise web.HTTPFound("/app/login")
+        return web.Response(
+            text='<html><body><span id="mrr">$4,200</span></body></html>', content_type="text/html"
+        )
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        return web.Response(text="<html><body>wrong button</body></html>", content_type="text/html")
+
+    app.router.add_get("/app/login", login_page)
+    app.router.add_post("/app/session", session)
+    app.router.add_post("/app/register", elsewhere)
+    app.router.add_get("/app/search", elsewhere)
+    app.router.add_get("/app/dashboard", dashboard)
+    return app
+
+
+def test_submit_names_the_button_whose_formaction_and_formmethod_are_used(workdir: Path) -> None:
+    app = modern_app()
+    with BackgroundServer(app) as url:
+        (workdir / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - name: app
+    type: html
+    url: {url}/app/dashboard
+    login:
+      url: {url}/app/login
+      fields: {{email: me@example.com, password: "${{APP_PASSWORD}}"}}
+      submit: Sign in
+    metrics:
+      mrr: "#mrr"
+""")
+        result = kpi("run", cwd=workdir, env={"APP_PASSWORD": PASSWORD})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(workdir) == [("app.mrr", 4200.0)]
+    assert app["posts"] == [
+        [
+            ("email", "me@example.com"),
+            ("password", PASSWORD),
+            ("region", "eu"),
+            ("lang", "de"),
+            ("plan", "pro"),
+            ("note", "two\r\nlines"),
+            ("legend_field", "kept"),
+            ("action", "signin"),
+            ("outside", "owned"),
+        ]
+    ]
+
+
+# the entry list, control by control ---------------------------------------------------------
+
+PAGE = "http://127.0.0.1:9/app/login?next=/home"
+
+
+def filled(
+    html: str, submit: str | None = None, **fields: str
+) -> tuple[str, str, list[tuple[str, str]]]:
+    doc = parse_html(html, PAGE)
+    form = fill(doc, find_form(doc, None), page_url=PAGE, fields=fields, submit=submit)
+    return form.method, form.url, form.entries
+
+
+def test_a_form_without_method_or_action_is_a_get_to_the_page_itself() -> None:
+    method, url, entries = filled(
+        '<form><input name="q" value="a b"><input type="password" name="p"></form>', p="x&y"
+    )
+    assert (method, entries) == ("GET", [("q", "a b"), ("p", "x&y")])
+    assert url == "http://127.0.0.1:9/app/login?q=a+b&p=x%26y"  # the query is replaced
+
+
+def test_the_default_button_is_the_first_enabled_submit_button() -> None:
+    html = """<form method=post action="/in"><input type=password name=p>
+      <button type=button name=show value=1>Show</button>
+      <input type=submit name=first value=One disabled>
+      <button name=second value=Two>Two</button><input type=submit name=third value=Three></form>"""
+    assert filled(html)[2] == [("p", ""), ("second", "Two")]
+    assert filled(html, submit="third")[2] == [("p", ""), ("third", "Three")]
+    assert filled(html, submit="One")[2] == [("p", ""), ("first", "One")]  # named: pressed
+    assert filled(html, submit="input[value=Three]")[2] == [("p", ""), ("third", "Three")]
+
+
+def test_an_image_button_sends_its_click_coordinates() -> None:
+    html = (
+        "<form method=post><input type=password name=p><input type=image name=go src=go.png></form>"
+    )
+    assert filled(html)[2] == [("p", ""), ("go.x", "0"), ("go.y", "0")]
+
+
+def test_fields_replace_the_form_value_and_add_what_the_form_lacks() -> None:
+    html = "<form method=post><input type=password name=p value=old><input type=hidden name=t value=1><input type=hidden name=t value=2></form>"
+    assert filled(html, p="new", t="3", extra="e")[2] == [("p", "new"), ("t", "3"), ("extra", "e")]
+
+
+def test_checkboxes_radios_and_selects_send_what_a_browser_sends() -> None:
+    html = """<form method=post><input type=password name=p>
+      <input type=checkbox name=a checked><input type=checkbox name=b value=""checked>
+      <input type=checkbox name=c value=yes>
+      <select name=s1><option disabled>x</option><option>first enabled</option></select>
+      <select name=s2><option selected value=1>1</option><option selected value=2>2</option></select>
+      <select name=s3 multiple><option selected>m1</option><option>m2</option><option selected disabled>m3</option><option selected>m4</option></select>
+      <select name=s4><optgroup disabled><option selected>gone</option></optgroup></select>
+      <input type=hidden name=_charset_><datalist><input name=dl value=1></datalist></form>"""
+    # a control inside <datalist> is left out (the standard; Chromium 156 still sends it)
+    assert filled(html)[2] == [
+        ("p", ""),
+        ("a", "on"),
+        ("b", ""),
+        ("s1", "first enabled"),
+        ("s2", "2"),
+        ("s3", "m1"),
+        ("s3", "m4"),
+        ("_charset_", "UTF-8"),
+    ]
+
+
+def test_base_href_and_formaction_resolve_like_a_browser() -> None:
+    html = """<head><base href="https://auth.example/v2/"></head><form action="login" method=post>
+      <input type=password name=p><button formaction="../sso">Go</button></form>"""
+    assert filled(html)[1] == "https://auth.example/sso"
+
+
+@pytest.mark.parametrize(
+    ("html", "submit", "message"),
+    [
+        ("<p>no form</p>", None, "no form found"),
+        (
+            "<form><input name=a></form><form><input name=b></form>",
+            None,
+            "2 forms and none with a password field; name the login form with `form:`",
+        ),
+        (
+            "<form><input type=password name=p><input type=submit name=go value=Go></form>",
+            "Login",
+            "`submit:` 'Login' names no submit button of the form; it has: go=Go",
+        ),
+        (
+            "<form><input type=password name=p><button name=a value=1>Go</button><button name=a value=2>Go</button></form>",
+            "a",
+            "`submit:` 'a' matches 2 buttons (a=Go, a=Go); name one by its label",
+        ),
+        (
+            '<form action="javascript:login()"><input type=password name=p></form>',
+            None,
+            "the form's action 'javascript:login()' is not an http(s) URL; give `submit_url:`",
+        ),
+    ],
+)
+def test_forms_that_cannot_be_filled_say_why(html: str, submit: str | None, message: str) -> None:
+    with pytest.raises(FormProblem) as caught:
+        filled(html, submit)
+    assert str(caught.value) == message
+
+
+def test_a_refused_login_names_the_fields_left_empty(workdir: Path) -> None:
+    with BackgroundServer(modern_app()) as url:
+        (workdir / "kpi.yaml").write_text(f"""\
+sources:
+  - name: app
+    type: html
+    url: {url}/app/dashboard
+    login: {{url: {url}/app/login, fields: {{email: me@example.com}}, submit: Sign in}}
+    metrics:
+      mrr: "#mrr"
+""")
+        result = kpi("run", cwd=workdir)
+    assert result.returncode == 1
+    assert run_errors(workdir) == (
+        f"login refused: the login form came back from {url}/app/session; sent POST with email, "
+        "password, region, lang, plan, note, legend_field, action, outside; "
+        "left empty: password (give them in `fields:`)"
+    )

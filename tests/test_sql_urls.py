@@ -1,0 +1,130 @@
+"""`sql` sources open exactly the database written, read-only: SQLite file names with URI
+characters, a missing file, and `mysql://` without a driver name, through `kpi run`."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import kpi
+
+
+def make_db(path: Path, value: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE sales (amount INTEGER)")
+        conn.execute("INSERT INTO sales VALUES (?)", (value,))
+    conn.close()
+
+
+def sql_config(folder: Path, url: str, query: str = "SELECT sum(amount) FROM sales") -> None:
+    (folder / "kpi.yaml").write_text(f"""\
+sources:
+  - name: app
+    type: sql
+    url: "{url}"
+    metrics:
+      sales: {query}
+""")
+
+
+def stored(folder: Path) -> list[tuple[str, float]]:
+    with sqlite3.connect(folder / "kpi.db") as conn:
+        return conn.execute("SELECT kpi, value FROM observations").fetchall()
+
+
+def errors(folder: Path) -> str:
+    with sqlite3.connect(folder / "kpi.db") as conn:
+        return "\n".join(m for (m,) in conn.execute("SELECT message FROM run_errors"))
+
+
+@pytest.mark.parametrize(
+    ("file_name", "written"),
+    [
+        ("sales#2024.db", "sales#2024.db"),
+        ("sales?2024.db", "sales%3F2024.db"),  # `?` starts a URL's query: written %3F
+        ("100%.db", "100%.db"),
+        ("100%25.db", "100%2525.db"),  # a literal %25 in the name: the % written %25
+        ("Q1 sales.db", "Q1 sales.db"),
+        ("ventes-été-東京.db", "ventes-été-東京.db"),
+    ],
+)
+def test_sqlite_opens_exactly_the_file_written(workdir: Path, file_name: str, written: str) -> None:
+    data = workdir / "data"
+    make_db(data / file_name, 2024)
+    sql_config(workdir, f"sqlite:///{data}/{written}")
+    before = sorted(p.name for p in data.iterdir())
+    result = kpi("run", cwd=workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(workdir) == [("app.sales", 2024.0)]
+    assert sorted(p.name for p in data.iterdir()) == before  # nothing created beside it
+
+
+def test_sqlite_is_opened_read_only(workdir: Path) -> None:
+    db = workdir / "data" / "sales#2024.db"
+    make_db(db, 5)
+    sql_config(workdir, f"sqlite:///{db}", query='"DELETE FROM sales RETURNING 1"')
+    result = kpi("run", cwd=workdir)
+    assert result.returncode == 1
+    assert errors(workdir) == "sales: the query failed: attempt to write a readonly database"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT amount FROM sales").fetchall() == [(5,)]
+    conn.close()
+
+
+def test_a_missing_sqlite_file_is_an_error_naming_it_and_is_not_created(workdir: Path) -> None:
+    data = workdir / "data"
+    data.mkdir()
+    sql_config(workdir, f"sqlite:///{data}/sales#2024.db")
+    result = kpi("run", cwd=workdir)
+    assert result.returncode == 1
+    assert errors(workdir) == (
+        f"no SQLite database at {data.resolve()}/sales#2024.db: check the path in `url:`; "
+        "it is opened read-only and never created"
+    )
+    assert list(data.iterdir()) == []
+
+
+def test_a_raw_question_mark_says_how_to_write_it(workdir: Path) -> None:
+    data = workdir / "data"
+    make_db(data / "sales?2024.db", 1)
+    sql_config(workdir, f"sqlite:///{data}/sales?2024.db")
+    result = kpi("run", cwd=workdir)
+    assert result.returncode == 1
+    assert errors(workdir) == (
+        f"no SQLite database at {data.resolve()}/sales (a `?` in a file name is written %3F in "
+        "the URL): check the path in `url:`; it is opened read-only and never created"
+    )
+    assert sorted(p.name for p in data.iterdir()) == ["sales?2024.db"]
+
+
+def test_mysql_url_without_a_driver_uses_pymysql(workdir: Path) -> None:
+    from tests.services import require_mysql_url
+
+    url = require_mysql_url().replace("mysql+pymysql://", "mysql://", 1)
+    assert url.startswith("mysql://")
+    sql_config(workdir, url, query="SELECT 6 * 7")
+    result = kpi("run", cwd=workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(workdir) == [("app.sales", 42.0)]
+
+
+def test_every_database_url_without_a_mysql_driver_gets_pymysql() -> None:
+    from sqlalchemy.engine import make_url
+
+    from kpi_collector.collect.sql import with_driver
+
+    written = [
+        "mysql://u@h/db",
+        "mariadb://u@h/db",
+        "mysql+mysqldb://u@h/db",
+        "postgresql://u@h/db",
+    ]
+    assert [with_driver(make_url(u)).drivername for u in written] == [
+        "mysql+pymysql",
+        "mariadb+pymysql",
+        "mysql+mysqldb",
+        "postgresql",
+    ]
