@@ -282,6 +282,14 @@ def test_pages_are_decoded_like_a_browser(hostile: str, path: str, css: str, xpa
     assert result.values == {"p.css": 12374, "p.xpath": 12374, "p.word": 1}
 
 
+@pytest.mark.parametrize("path", ["/latin1", "/latin1-meta", "/utf16"])
+def test_the_issues_latin1_page_reads_12374_with_a_plain_selector(hostile: str, path: str) -> None:
+    """Issue 11 §2 exactly as reported: `12<0xA0>374 téléchargements`, no `regex:` needed."""
+    result = run(HTML(name="p", url=f"{hostile}{path}", metrics={"n": {"css": "#n"}}))
+    assert result.errors == {}
+    assert result.values == {"p.n": 12374}
+
+
 # patterns ------------------------------------------------------------------------------------
 
 
