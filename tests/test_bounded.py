@@ -499,3 +499,54 @@ def test_kpi_run_with_hostile_sources_prints_no_traceback(tmp_path: Path, hostil
     assert "Traceback" not in done.stderr and "Event loop is closed" not in done.stderr
     values = {row["kpi"]: row["value"] for row in json.loads(done.stdout)["values"]}
     assert values == {"bg.value": 1, "api.v": 7, "site.stars": 1234}
+
+
+def test_a_killed_run_leaves_no_command_running(tmp_path: Path) -> None:
+    """`kill -9` of `kpi run` while a `command` source runs: the command dies with it
+    (PR_SET_PDEATHSIG), instead of running on into the next run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux's")
+    pid_file = tmp_path / "child.pid"
+    script = (
+        f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(300)"
+    )
+    (tmp_path / "kpi.yaml").write_text(
+        "sources:\n"
+        f"  - {{name: slow, type: command, command: [{sys.executable}, -c, {script!r}], timeout: 600}}\n"
+    )
+    run_ = subprocess.Popen(
+        [sys.executable, "-m", "kpi_collector", "-c", str(tmp_path / "kpi.yaml"), "run"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    child = None
+    try:
+        deadline = time.monotonic() + 60
+        while not (pid_file.exists() and pid_file.read_text()):
+            assert time.monotonic() < deadline, "the command never started"
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+        run_.send_signal(signal.SIGKILL)
+        run_.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(child):
+            assert time.monotonic() < deadline, f"the command (pid {child}) outlived its run"
+            time.sleep(0.05)
+    finally:
+        if run_.poll() is None:
+            run_.kill()
+        if child is not None and _alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"  # a zombie is dead
+    except FileNotFoundError:
+        return False

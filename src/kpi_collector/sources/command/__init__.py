@@ -103,6 +103,22 @@ async def _drain(stream: asyncio.StreamReader, into: bytearray, name: str, cap: 
         into += chunk
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, be killed (SIGKILL) when the `kpi` process that
+    started it dies, even by `kill -9`, so a crashed run never leaves its command running
+    into the next run (prctl(2) PR_SET_PDEATHSIG). The child's own children are not
+    covered: they are killed with its group when the run ends normally or times out."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+
 async def run_bounded(
     argv: list[str], *, cwd: Path, env: dict[str, str], timeout: float, max_bytes: int
 ) -> tuple[bytes, bytes, int]:
@@ -128,6 +144,7 @@ async def run_bounded(
             cwd=cwd,
             env=env,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
     except OSError as exc:
         raise SourceError(f"cannot run {program!r}: {exc.strerror or exc}") from None
