@@ -271,3 +271,53 @@ def test_a_missing_list_endpoint_is_not_called_a_missing_repo(github: FakeGitHub
     ((metric, message, _),) = result.errors
     assert metric == "contributors" and "404 for /repos/acme/rocket/contributors" in message
     assert "not found: check `repo:`" not in message
+
+
+SECONDARY = {
+    "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you "
+    "try again. If you reach out to GitHub Support for help, please include the request ID "
+    "E198:4063:33BD6:375FF:652AAB04.",
+    "documentation_url": "https://docs.github.com/free-pro-team@latest/rest/using-the-rest-api/"
+    "rate-limits-for-the-rest-api#about-secondary-rate-limits",
+}
+QUOTA_LEFT = {
+    "x-ratelimit-limit": "5000",
+    "x-ratelimit-remaining": "4990",
+    "x-ratelimit-used": "10",
+}
+
+
+def test_secondary_limit_without_retry_after_is_transient_not_a_permission(
+    github: FakeGitHub, waits: Waits
+) -> None:
+    """A 403 secondary limit with no Retry-After and quota left: wait at least a minute; a
+    source whose timeout cannot wait that long fails as transient, never as a permission."""
+    github.inject(403, SECONDARY, headers=QUOTA_LEFT, path="/repos/acme/rocket")
+    result = outcome(source(github, metrics=["forks"]), timeout=20)
+    ((_, message, transient),) = result.errors
+    assert transient and waits.asked == []
+    assert message.startswith("GitHub rate limit reached (You have exceeded a secondary rate limit")
+    assert "it asks to wait, at least until" in message and "(in 60s)" in message
+    assert "permission" not in message and "credentials" not in message
+
+
+def test_secondary_limit_waits_a_minute_within_the_budget(github: FakeGitHub, waits: Waits) -> None:
+    github.inject(403, SECONDARY, headers=QUOTA_LEFT, path="/repos/acme/rocket")
+    assert collect(source(github, metrics=["forks"]), timeout=90) == {"forks": 31.0}
+    assert waits.asked == [60.0]
+    github.inject(403, SECONDARY, headers=QUOTA_LEFT, path="/repos/acme/rocket", times=2)
+    result = outcome(source(github, metrics=["forks"]), timeout=90)  # then 120 s: too long
+    ((_, message, transient),) = result.errors
+    assert transient and "(in 2 min)" in message and waits.asked == [60.0, 60.0]
+
+
+def test_a_403_that_is_no_rate_limit_still_names_the_permission(github: FakeGitHub) -> None:
+    github.inject(
+        403,
+        {"message": "Resource not accessible by personal access token"},
+        headers=QUOTA_LEFT,
+        path="/repos/acme/rocket",
+    )
+    result = outcome(source(github, metrics=["forks"]))
+    ((_, message, transient),) = result.errors
+    assert "lack a permission" in message and not transient

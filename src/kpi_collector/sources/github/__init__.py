@@ -49,6 +49,9 @@ class GitHub(ServiceSource):
     known_metrics: ClassVar[tuple[str, ...]] = (*_PUBLIC, *_TRAFFIC)
     default_metrics: ClassVar[tuple[str, ...]] = _PUBLIC
     credentials: ClassVar[Mapping[str, str]] = {"token": "GITHUB_TOKEN"}
+    # "wait for at least one minute before retrying" a secondary rate limit without
+    # retry-after (https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api)
+    rate_limit_backoff: ClassVar[float] = 60.0
 
     repo: str = Field(description="owner/name")
     token: Secret | None = Field(
