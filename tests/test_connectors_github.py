@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from kpi_collector.errors import HttpError
+from kpi_collector.errors import ExtractError, HttpError
 from kpi_collector.sources.github import GitHub
 from kpi_collector.sources.github.fake import FakeGitHub, Repo
 from tests.conftest import Waits
@@ -206,7 +206,9 @@ def test_backfill_stars_per_day_reads_only_the_recent_pages(github: FakeGitHub) 
 
 
 def test_backfill_from_before_the_first_star_starts_at_the_first_star(github: FakeGitHub) -> None:
-    points = backfill(source(github), date(2025, 6, 1), now=NOW, tz="Europe/Berlin")
+    limits: list[str] = []
+    points = backfill(source(github), date(2025, 6, 1), now=NOW, tz="Europe/Berlin", limits=limits)
+    assert limits == ["the first star of acme/rocket came on 2026-01-01"]
     assert (
         points[0].ts.date() == date(2026, 1, 1) and points[0].value == 3
     )  # 08:00, 15:00, 22:00 UTC
@@ -218,10 +220,19 @@ def test_backfill_from_before_the_first_star_starts_at_the_first_star(github: Fa
     assert all(b.value >= a.value for a, b in itertools.pairwise(points))
 
 
-def test_backfill_refused_past_the_page_limit_says_why(github: FakeGitHub) -> None:
+@pytest.mark.parametrize("answer", ["empty", "422"])
+def test_backfill_past_the_page_limit_says_why(github: FakeGitHub, answer: str) -> None:
+    """GitHub answers pages past its cap with `200 []` (or, before, 422): 250 stars listed 100
+    a page with a cap of 2 pages must not become "200 stars every day"."""
     github.max_star_pages = 2
-    with pytest.raises(Exception, match="only the first stargazers"):
+    github.star_cap = answer
+    with pytest.raises(ExtractError) as caught:
         backfill(source(github), date(2026, 3, 1), now=NOW)
+    reason = "came back empty" if answer == "empty" else "refused"
+    assert str(caught.value) == (
+        f"GitHub lists only the first 200 stargazers of a repository this large (page 3 {reason}): "
+        "stars over time cannot be backfilled for 'acme/rocket'"
+    )
 
 
 def test_metrics_subset_is_checked_at_load() -> None:

@@ -361,8 +361,8 @@ def test_discount_ids_without_their_coupons_are_an_error_not_full_price() -> Non
         _parse(raw, NOW.timestamp())
 
 
-def dated(fake: FakeStripe) -> dict[tuple[str, date], float]:
-    points = backfill(source(fake, metrics=["mrr"]), date(2025, 12, 1), now=NOW)
+def dated(fake: FakeStripe, limits: list[str] | None = None) -> dict[tuple[str, date], float]:
+    points = backfill(source(fake, metrics=["mrr"]), date(2025, 12, 1), now=NOW, limits=limits)
     return {(p.metric, p.ts.date()): p.value for p in points}
 
 
@@ -414,8 +414,10 @@ def test_a_coupon_with_a_trial_is_spent_on_the_free_first_invoice(stripe: FakeSt
             discounts=[discount(coupon(percent_off=50.0, duration="once"), start=ts("2026-02-01"))],
         )
     ]
-    by = dated(stripe)
+    limits: list[str] = []
+    by = dated(stripe, limits)
     assert min(d for _, d in by) == date(2026, 2, 15)  # nothing is paid before the trial ends
+    assert limits == ["the first subscription began paying on 2026-02-15"]
     assert by[("mrr", date(2026, 2, 15))] == 100 and by[("mrr", date(2026, 3, 9))] == 100
 
 

@@ -224,7 +224,12 @@ class Stripe(ServiceSource):
         starts = [s.paying_from for s in subs if s.paying_from is not None]
         if not starts:
             return
-        first = max(since, datetime.fromtimestamp(min(starts), ctx.tz).date())
+        first_paid = datetime.fromtimestamp(min(starts), ctx.tz).date()
+        first = max(since, first_paid)
+        if first_paid > since:
+            ctx.limit(f"the first subscription began paying on {first_paid}")
+        if "trialing_subscriptions" in self.wanted():
+            ctx.limit("trialing_subscriptions has no past values")
         stamps = [day_end(d, ctx.tz) for d in days(first, ctx.today - timedelta(days=1))]
         if not stamps:
             return
