@@ -357,7 +357,7 @@ def test_the_older_single_discount_shape_is_read_too() -> None:
 def test_discount_ids_without_their_coupons_are_an_error_not_full_price() -> None:
     raw = subscription(customer="cus_H", start=ts("2026-01-01"), amount=10000)
     raw["discounts"] = ["di_1NotExpanded"]
-    with pytest.raises(ExtractError, match="di_1NotExpanded .* without its coupon"):
+    with pytest.raises(ExtractError, match=r"di_1NotExpanded .* without its coupon"):
         _parse(raw, NOW.timestamp())
 
 
