@@ -235,6 +235,8 @@ def test_kpi_backfill_twice_adds_nothing_and_keeps_live_values(
         f"; covered {TODAY - timedelta(days=20)} to {yesterday} of {since} to {yesterday} "
         f"(the first subscription began paying on {TODAY - timedelta(days=20)})"
     ), first.stdout
+    first_activity = TODAY - timedelta(days=14)
+    assert lines["mixpanel"].endswith(f"(the service has nothing before {first_activity})")
     after_first = stored(folder)
 
     stars = {

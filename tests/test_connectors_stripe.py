@@ -9,7 +9,13 @@ import pytest
 
 from kpi_collector.errors import ExtractError, HttpError
 from kpi_collector.sources.stripe import API_VERSION, Stripe, _parse
-from kpi_collector.sources.stripe.fake import FakeStripe, coupon, discount, subscription
+from kpi_collector.sources.stripe.fake import (
+    FakeStripe,
+    coupon,
+    discount,
+    subscription,
+    tax_rate,
+)
 from tests.fakes.collect import backfill, collect, outcome
 
 KEY = "sk_test_51FakeKeyValueForTests0000abcd"
@@ -539,16 +545,30 @@ def test_the_worked_example_of_the_docs(stripe: FakeStripe) -> None:
             ended_at=ts("2026-02-20"),
         ),
         subscription(customer="cus_G", start=ts("2026-03-01"), amount=9900, status="incomplete"),
+        subscription(  # 19% VAT inside a price of 119.00: 100.00 of revenue
+            customer="cus_H",
+            start=ts("2026-01-01"),
+            amount=11900,
+            tax_rates=[tax_rate(19.0, inclusive=True)],
+        ),
+        subscription(  # 19% VAT on top of 100.00: still 100.00
+            customer="cus_I",
+            start=ts("2026-01-01"),
+            amount=10000,
+            tax_rates=[tax_rate(19.0, inclusive=False)],
+        ),
     ]
     values = collect(
         source(
-            stripe, metrics=["mrr", "active_subscriptions", "trialing_subscriptions", "customers"]
+            stripe,
+            metrics=["mrr", "arr", "active_subscriptions", "trialing_subscriptions", "customers"],
         ),
         now=NOW,
     )
     assert values == {
-        "mrr": 100 + 75 + 20 + 50,
-        "active_subscriptions": 4,
+        "mrr": 100 + 75 + 20 + 50 + 100 + 100,
+        "arr": 5340,
+        "active_subscriptions": 6,
         "trialing_subscriptions": 1,
-        "customers": 4,
+        "customers": 6,
     }

@@ -9,7 +9,8 @@ percent or amount coupon while it applies. A tiered price is read with its tiers
 graduated or volume; `transform_quantity` is applied. Metered prices have no amount before
 the usage is billed and count 0. Discounts (`discounts`, expanded; the older `discount` too)
 apply only while their coupon's `duration` covers the invoices: `forever`, `repeating` for
-`duration_in_months`, `once` for one billing period. Requests pin `Stripe-Version`. Currencies are never converted: `mrr`/`arr` are in `currency:` (or in the only
+`duration_in_months`, `once` for one billing period. Inclusive tax rates are taken out of
+the price; exclusive ones were never in it. Requests pin `Stripe-Version`. Currencies are never converted: `mrr`/`arr` are in `currency:` (or in the only
 currency there is), and `mrr_usd`, `arr_eur`, ... give each currency on its own.
 """
 
@@ -336,7 +337,11 @@ def _parse(raw: dict[str, Any], now: float) -> _Sub:
     until = ended if ended is not None else now if status in _NOT_PAYING_NOW else float("inf")
     if begin >= until:
         return sub
-    monthly = sum(_monthly(item, currency) for item in items if isinstance(item, dict))
+    monthly = sum(
+        _monthly(item, currency) / _inclusive_tax(item, raw)
+        for item in items
+        if isinstance(item, dict)
+    )
     sub.spans = _discounted(begin, until, monthly, raw, currency, items)
     return sub
 
@@ -374,6 +379,19 @@ def _monthly(item: dict[str, Any], currency: str) -> float:
             unit = _amount(price, "amount") or 0.0  # a legacy plan
         amount = unit * _transformed(quantity, price.get("transform_quantity"))
     return amount / _minor_units(currency) / _interval_months(price)
+
+
+def _inclusive_tax(item: dict[str, Any], raw: dict[str, Any]) -> float:
+    """The factor of tax inside an item's price: its inclusive tax rates (`tax_rates`, else the
+    subscription's `default_tax_rates`) add up to `percentage`, and the price is 1 + that.
+    Exclusive rates are added on top of the price and never were in it: 1."""
+    rates = item.get("tax_rates") or raw.get("default_tax_rates") or []
+    percent = sum(
+        float(rate.get("percentage") or 0)
+        for rate in rates
+        if isinstance(rate, dict) and rate.get("inclusive")
+    )
+    return 1 + percent / 100
 
 
 def _amount(obj: dict[str, Any], key: str) -> float | None:

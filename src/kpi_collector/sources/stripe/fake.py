@@ -52,6 +52,21 @@ def coupon(
     }
 
 
+def tax_rate(percentage: float, *, inclusive: bool) -> dict[str, Any]:
+    """A tax rate object shaped like Stripe's."""
+    return {
+        "id": f"txr_{next(_ids):024d}",
+        "object": "tax_rate",
+        "active": True,
+        "country": "DE",
+        "display_name": "VAT",
+        "inclusive": inclusive,
+        "jurisdiction": "DE",
+        "percentage": percentage,
+        "tax_type": "vat",
+    }
+
+
 def discount(coupon: dict[str, Any], *, start: float, end: float | None = None) -> dict[str, Any]:
     """A discount object (the application of a coupon; `end` only for a `repeating` one)."""
     return {
@@ -83,6 +98,7 @@ def subscription(
     trial: tuple[float, float] | None = None,
     usage_type: str = "licensed",
     discounts: list[dict[str, Any]] | None = None,
+    tax_rates: list[dict[str, Any]] | None = None,
     extra_items: list[dict[str, Any]] | None = None,
     tiers: list[dict[str, Any]] | None = None,
     tiers_mode: str = "graduated",
@@ -144,6 +160,7 @@ def subscription(
         "currency": currency,
         "customer": customer,
         "days_until_due": None,
+        "default_tax_rates": tax_rates or [],
         "default_payment_method": None,
         "description": None,
         "discounts": [{**d, "subscription": sub_id, "customer": customer} for d in discounts or []],
