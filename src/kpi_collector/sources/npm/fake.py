@@ -11,7 +11,6 @@ from aiohttp import web
 
 from kpi_collector.sources._fake import FakeService, respond
 
-
 NPM_FIRST_DAY = date(2015, 1, 10)
 
 
