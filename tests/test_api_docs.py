@@ -127,5 +127,6 @@ def test_the_walk_sees_the_contract() -> None:
         "tz",
         "now",
         "base_dir",
+        "limits",
     ]
     assert fields(base.Source) == ["timeout", "retries"]
