@@ -329,6 +329,6 @@ def test_a_403_that_is_no_rate_limit_still_names_the_permission(github: FakeGitH
         headers=QUOTA_LEFT,
         path="/repos/acme/rocket",
     )
-    result = outcome(source(github, metrics=["forks"]))
+    result = outcome(source(github, metrics=["forks"], token=TOKEN))
     ((_, message, transient),) = result.errors
     assert "lack a permission" in message and not transient
