@@ -127,5 +127,7 @@ def test_the_walk_sees_the_contract() -> None:
         "tz",
         "now",
         "base_dir",
+        "max_bytes",
+        "limits",
     ]
-    assert fields(base.Source) == ["timeout", "retries"]
+    assert fields(base.Source) == ["timeout", "retries", "max_bytes"]

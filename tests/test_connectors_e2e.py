@@ -227,6 +227,16 @@ def test_kpi_backfill_twice_adds_nothing_and_keeps_live_values(
         assert f"{name}: " in first.stdout and f"{name}: 0 values added" not in first.stdout
     for name in ("docker", "codecov", "discord", "slack"):
         assert f"{name}: cannot give past values (skipped)" in first.stdout
+    # each source says which days it covered and, when fewer than asked, why
+    yesterday = TODAY - timedelta(days=1)
+    lines = dict(line.split(": ", 1) for line in first.stdout.splitlines())
+    assert lines["github"].endswith(f"; covered {since} to {yesterday}")
+    assert lines["stripe"].endswith(
+        f"; covered {TODAY - timedelta(days=20)} to {yesterday} of {since} to {yesterday} "
+        f"(the first subscription began paying on {TODAY - timedelta(days=20)})"
+    ), first.stdout
+    first_activity = TODAY - timedelta(days=14)
+    assert lines["mixpanel"].endswith(f"(the service has nothing before {first_activity})")
     after_first = stored(folder)
 
     stars = {

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from kpi_collector.errors import HttpError
+from kpi_collector.errors import ExtractError, HttpError
 from kpi_collector.sources.github import GitHub
 from kpi_collector.sources.github.fake import FakeGitHub, Repo
 from tests.conftest import Waits
@@ -206,7 +206,9 @@ def test_backfill_stars_per_day_reads_only_the_recent_pages(github: FakeGitHub) 
 
 
 def test_backfill_from_before_the_first_star_starts_at_the_first_star(github: FakeGitHub) -> None:
-    points = backfill(source(github), date(2025, 6, 1), now=NOW, tz="Europe/Berlin")
+    limits: list[str] = []
+    points = backfill(source(github), date(2025, 6, 1), now=NOW, tz="Europe/Berlin", limits=limits)
+    assert limits == ["the first star of acme/rocket came on 2026-01-01"]
     assert (
         points[0].ts.date() == date(2026, 1, 1) and points[0].value == 3
     )  # 08:00, 15:00, 22:00 UTC
@@ -218,10 +220,19 @@ def test_backfill_from_before_the_first_star_starts_at_the_first_star(github: Fa
     assert all(b.value >= a.value for a, b in itertools.pairwise(points))
 
 
-def test_backfill_refused_past_the_page_limit_says_why(github: FakeGitHub) -> None:
+@pytest.mark.parametrize("answer", ["empty", "422"])
+def test_backfill_past_the_page_limit_says_why(github: FakeGitHub, answer: str) -> None:
+    """GitHub answers pages past its cap with `200 []` (or, before, 422): 250 stars listed 100
+    a page with a cap of 2 pages must not become "200 stars every day"."""
     github.max_star_pages = 2
-    with pytest.raises(Exception, match="only the first stargazers"):
+    github.star_cap = answer
+    with pytest.raises(ExtractError) as caught:
         backfill(source(github), date(2026, 3, 1), now=NOW)
+    reason = "came back empty" if answer == "empty" else "refused"
+    assert str(caught.value) == (
+        f"GitHub lists only the first 200 stargazers of a repository this large (page 3 {reason}): "
+        "stars over time cannot be backfilled for 'acme/rocket'"
+    )
 
 
 def test_metrics_subset_is_checked_at_load() -> None:
@@ -271,3 +282,53 @@ def test_a_missing_list_endpoint_is_not_called_a_missing_repo(github: FakeGitHub
     ((metric, message, _),) = result.errors
     assert metric == "contributors" and "404 for /repos/acme/rocket/contributors" in message
     assert "not found: check `repo:`" not in message
+
+
+SECONDARY = {
+    "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you "
+    "try again. If you reach out to GitHub Support for help, please include the request ID "
+    "E198:4063:33BD6:375FF:652AAB04.",
+    "documentation_url": "https://docs.github.com/free-pro-team@latest/rest/using-the-rest-api/"
+    "rate-limits-for-the-rest-api#about-secondary-rate-limits",
+}
+QUOTA_LEFT = {
+    "x-ratelimit-limit": "5000",
+    "x-ratelimit-remaining": "4990",
+    "x-ratelimit-used": "10",
+}
+
+
+def test_secondary_limit_without_retry_after_is_transient_not_a_permission(
+    github: FakeGitHub, waits: Waits
+) -> None:
+    """A 403 secondary limit with no Retry-After and quota left: wait at least a minute; a
+    source whose timeout cannot wait that long fails as transient, never as a permission."""
+    github.inject(403, SECONDARY, headers=QUOTA_LEFT, path="/repos/acme/rocket")
+    result = outcome(source(github, metrics=["forks"]), timeout=20)
+    ((_, message, transient),) = result.errors
+    assert transient and waits.asked == []
+    assert message.startswith("GitHub rate limit reached (You have exceeded a secondary rate limit")
+    assert "it asks to wait, at least until" in message and "(in 60s)" in message
+    assert "permission" not in message and "credentials" not in message
+
+
+def test_secondary_limit_waits_a_minute_within_the_budget(github: FakeGitHub, waits: Waits) -> None:
+    github.inject(403, SECONDARY, headers=QUOTA_LEFT, path="/repos/acme/rocket")
+    assert collect(source(github, metrics=["forks"]), timeout=90) == {"forks": 31.0}
+    assert waits.asked == [60.0]
+    github.inject(403, SECONDARY, headers=QUOTA_LEFT, path="/repos/acme/rocket", times=2)
+    result = outcome(source(github, metrics=["forks"]), timeout=90)  # then 120 s: too long
+    ((_, message, transient),) = result.errors
+    assert transient and "(in 2 min)" in message and waits.asked == [60.0, 60.0]
+
+
+def test_a_403_that_is_no_rate_limit_still_names_the_permission(github: FakeGitHub) -> None:
+    github.inject(
+        403,
+        {"message": "Resource not accessible by personal access token"},
+        headers=QUOTA_LEFT,
+        path="/repos/acme/rocket",
+    )
+    result = outcome(source(github, metrics=["forks"], token=TOKEN))
+    ((_, message, transient),) = result.errors
+    assert "lack a permission" in message and not transient

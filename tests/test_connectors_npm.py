@@ -8,7 +8,7 @@ import pytest
 
 from kpi_collector.errors import HttpError
 from kpi_collector.sources.npm import Npm
-from kpi_collector.sources.npm.fake import FakeNpm
+from kpi_collector.sources.npm.fake import NPM_FIRST_DAY, FakeNpm
 from tests.fakes.collect import backfill, collect
 from tests.fakes.data import NOW, TODAY, downloads, window
 
@@ -66,14 +66,35 @@ def test_npm_backfill_reads_chunks_within_the_range_limit(npm: FakeNpm) -> None:
     )
 
 
-def test_npm_backfill_from_long_ago_stops_at_18_months(npm: FakeNpm) -> None:
+def test_npm_backfill_three_years_back_reads_every_chunk(npm: FakeNpm) -> None:
+    """18 months is the limit of one request, not of history: three years are all there."""
+    npm.packages["@acme/widget"] = {
+        NPM_FIRST_DAY + timedelta(days=n): 5 + n % 7 for n in range((TODAY - NPM_FIRST_DAY).days)
+    }
+    since = date(2023, 3, 10)
+    limits: list[str] = []
+    points = backfill(Npm(package="@acme/widget", api_url=npm.url), since, now=NOW, limits=limits)
+    by = {(p.metric, p.ts.date()): p.value for p in points}
+    assert min(d for _, d in by) == since and max(d for _, d in by) == TODAY - timedelta(days=1)
+    assert len({d for _, d in by}) == (TODAY - since).days  # every day, not 540
+    assert npm.calls() == 4 and limits == []  # 1,125 days in chunks of 365
+
+
+def test_npm_backfill_from_before_2015_says_what_npm_cannot_give(npm: FakeNpm) -> None:
+    npm.packages["@acme/widget"] = {
+        NPM_FIRST_DAY + timedelta(days=n): 1000 for n in range((TODAY - NPM_FIRST_DAY).days)
+    }
+    limits: list[str] = []
     points = backfill(
         Npm(package="@acme/widget", api_url=npm.url, metrics=["downloads_last_day"]),
-        date(2020, 1, 1),
+        date(2014, 1, 1),
         now=NOW,
+        limits=limits,
     )
-    assert min(p.ts.date() for p in points) == TODAY - timedelta(days=540)
-    assert npm.calls() == 2
+    assert min(p.ts.date() for p in points) == NPM_FIRST_DAY
+    assert len(points) == (TODAY - NPM_FIRST_DAY).days
+    assert all(r.match_info["period"] >= "2015-01-10" for r in npm.requests)
+    assert limits == ["npm keeps no download counts before 2015-01-10"]
 
 
 def test_npm_rejects_a_name_that_is_not_a_package() -> None:

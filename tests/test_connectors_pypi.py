@@ -67,9 +67,14 @@ def test_pypi_rate_limit_and_server_error_are_retried(pypistats: FakePyPIStats) 
 
 def test_pypi_backfill_rolls_daily_counts_into_windows(pypistats: FakePyPIStats) -> None:
     since = TODAY - timedelta(days=200)
-    points = backfill(PyPI(package="zen-ml", api_url=pypistats.url), since, now=NOW)
+    limits: list[str] = []
+    points = backfill(PyPI(package="zen-ml", api_url=pypistats.url), since, now=NOW, limits=limits)
     by = {(p.metric, p.ts.date()): p.value for p in points}
     first = TODAY - timedelta(days=180)  # the oldest day PyPI Stats still has
+    assert limits == [
+        "PyPI Stats keeps the last 180 days (from 2025-09-11), and a week or month total needs "
+        "its whole window"
+    ]
     assert min(d for _, d in by) == first and max(d for _, d in by) == TODAY - timedelta(days=1)
     day = date(2026, 2, 14)
     assert by[("downloads_last_day", day)] == downloads(day)

@@ -72,3 +72,26 @@ def test_token_is_required_and_not_empty() -> None:
         Slack(token="")
     with pytest.raises(ValueError, match="token"):
         Slack()
+
+
+def test_a_pending_invitation_is_not_a_member() -> None:
+    """Three people joined and one was invited: members 3, not 4 (guests count as members)."""
+    fake = FakeSlack(
+        members=[
+            Member("U00000001", "ada"),
+            Member("U00000002", "grace"),
+            Member("U00000003", "linus", guest="single"),
+            Member("U00000004", "invitee", invited=True),
+            Member("U00000005", "guest-invitee", invited=True, guest="multi"),
+            Member("B00000001", "flow", is_workflow_bot=True),
+            Member("USLACKBOT", "slackbot"),
+        ],
+        tokens={BOT_TOKEN: {"users:read"}, ADMIN_TOKEN: {"users:read", "admin"}},
+    )
+    with fake.serve():
+        values = collect(
+            Slack(
+                token=ADMIN_TOKEN, api_url=fake.url, metrics=["members", "guests", "active_members"]
+            )
+        )
+    assert values == {"members": 3, "guests": 1, "active_members": 3}

@@ -7,9 +7,15 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from kpi_collector.errors import HttpError
-from kpi_collector.sources.stripe import Stripe
-from kpi_collector.sources.stripe.fake import FakeStripe, subscription
+from kpi_collector.errors import ExtractError, HttpError
+from kpi_collector.sources.stripe import API_VERSION, Stripe, _parse
+from kpi_collector.sources.stripe.fake import (
+    FakeStripe,
+    coupon,
+    discount,
+    subscription,
+    tax_rate,
+)
 from tests.fakes.collect import backfill, collect, outcome
 
 KEY = "sk_test_51FakeKeyValueForTests0000abcd"
@@ -59,20 +65,7 @@ def dataset(bulk: int = 0) -> list[dict]:
             customer="cus_J",
             start=ts("2025-11-01"),
             amount=10000,
-            discount={
-                "id": "di_1",
-                "object": "discount",
-                "start": int(ts("2025-11-01")),
-                "end": None,
-                "coupon": {
-                    "id": "TWENTY",
-                    "object": "coupon",
-                    "percent_off": 20.0,
-                    "amount_off": None,
-                    "currency": None,
-                    "duration": "forever",
-                },
-            },
+            discounts=[discount(coupon(percent_off=20.0), start=ts("2025-11-01"))],
         ),
         subscription(customer="cus_K", start=ts("2026-01-15"), amount=5000, currency="eur"),
         subscription(
@@ -322,3 +315,260 @@ def test_a_key_that_cannot_read_prices_is_told_so(stripe: FakeStripe) -> None:
     stripe.no_price_read.add(KEY)
     with pytest.raises(HttpError, match="restricted key needs read access to Prices"):
         collect(source(stripe, metrics=["mrr"]), now=NOW)
+
+
+# discounts: the basil shape, coupon durations, currencies ------------------------------------
+
+
+def test_a_forever_coupon_in_discounts_halves_mrr(stripe: FakeStripe) -> None:
+    """Since 2025-03-31.basil a subscription has only `discounts` (ids unless expanded): a $100
+    subscription with a 50% forever coupon is $50 of MRR, not $100."""
+    half = coupon(percent_off=50.0, duration="forever")
+    stripe.subscriptions = [
+        subscription(
+            customer="cus_H",
+            start=ts("2026-01-01"),
+            amount=10000,
+            discounts=[discount(half, start=ts("2026-01-01"))],
+        )
+    ]
+    assert collect(source(stripe, metrics=["mrr", "arr"]), now=NOW) == {"mrr": 50.0, "arr": 600.0}
+    (request,) = stripe.requests
+    assert request.headers["Stripe-Version"] == API_VERSION == "2025-03-31.basil"
+    assert request.query.getall("expand[]") == ["data.discounts"]
+
+
+def test_the_pinned_version_wins_over_the_accounts_default(stripe: FakeStripe) -> None:
+    stripe.account_version = "2024-06-20"  # an old account: `discount` without the header
+    stripe.subscriptions = [
+        subscription(
+            customer="cus_H",
+            start=ts("2026-01-01"),
+            amount=10000,
+            discounts=[discount(coupon(percent_off=50.0), start=ts("2026-01-01"))],
+        )
+    ]
+    assert collect(source(stripe, metrics=["mrr"]), now=NOW) == {"mrr": 50.0}
+    assert stripe.versions == [API_VERSION]
+
+
+def test_the_older_single_discount_shape_is_read_too() -> None:
+    """Before basil, `discount` holds the object and `discounts` its id: counted once."""
+    half = discount(coupon(percent_off=50.0), start=ts("2026-01-01"))
+    raw = subscription(customer="cus_H", start=ts("2026-01-01"), amount=10000)
+    raw |= {"discount": half, "discounts": [half["id"]]}
+    assert _parse(raw, NOW.timestamp()).spans == [(ts("2026-01-01"), float("inf"), 50.0)]
+
+
+def test_discount_ids_without_their_coupons_are_an_error_not_full_price() -> None:
+    raw = subscription(customer="cus_H", start=ts("2026-01-01"), amount=10000)
+    raw["discounts"] = ["di_1NotExpanded"]
+    with pytest.raises(ExtractError, match=r"di_1NotExpanded .* without its coupon"):
+        _parse(raw, NOW.timestamp())
+
+
+def dated(fake: FakeStripe, limits: list[str] | None = None) -> dict[tuple[str, date], float]:
+    points = backfill(source(fake, metrics=["mrr"]), date(2025, 12, 1), now=NOW, limits=limits)
+    return {(p.metric, p.ts.date()): p.value for p in points}
+
+
+def test_a_once_coupon_covers_only_the_first_invoice(stripe: FakeStripe) -> None:
+    stripe.subscriptions = [
+        subscription(
+            customer="cus_O",
+            start=ts("2026-01-05"),
+            amount=10000,
+            discounts=[discount(coupon(percent_off=50.0, duration="once"), start=ts("2026-01-05"))],
+        )
+    ]
+    assert collect(source(stripe, metrics=["mrr"]), now=NOW) == {"mrr": 100.0}
+    by = dated(stripe)
+    assert by[("mrr", date(2026, 1, 5))] == 50 and by[("mrr", date(2026, 2, 4))] == 50
+    assert by[("mrr", date(2026, 2, 5))] == 100  # the second invoice is at full price
+
+
+def test_a_once_coupon_added_later_covers_the_next_renewal(stripe: FakeStripe) -> None:
+    stripe.subscriptions = [
+        subscription(
+            customer="cus_O",
+            start=ts("2025-12-15"),
+            amount=10000,
+            discounts=[
+                discount(
+                    coupon(amount_off=3000, currency="usd", duration="once"), start=ts("2026-01-20")
+                )
+            ],
+        )
+    ]
+    by = dated(stripe)
+    assert by[("mrr", date(2026, 1, 31))] == 100  # added after the January invoice
+    assert by[("mrr", date(2026, 2, 15))] == 70 and by[("mrr", date(2026, 3, 9))] == 70
+    assert collect(source(stripe, metrics=["mrr"]), now=datetime(2026, 3, 16, tzinfo=UTC)) == {
+        "mrr": 100.0
+    }
+
+
+def test_a_coupon_with_a_trial_is_spent_on_the_free_first_invoice(stripe: FakeStripe) -> None:
+    """Stripe applies a `once` coupon to the first invoice, the $0 one that opens a trial."""
+    stripe.subscriptions = [
+        subscription(
+            customer="cus_T",
+            start=ts("2026-02-01"),
+            amount=10000,
+            status="active",
+            trial=(ts("2026-02-01"), ts("2026-02-15")),
+            discounts=[discount(coupon(percent_off=50.0, duration="once"), start=ts("2026-02-01"))],
+        )
+    ]
+    limits: list[str] = []
+    by = dated(stripe, limits)
+    assert min(d for _, d in by) == date(2026, 2, 15)  # nothing is paid before the trial ends
+    assert limits == ["the first subscription began paying on 2026-02-15"]
+    assert by[("mrr", date(2026, 2, 15))] == 100 and by[("mrr", date(2026, 3, 9))] == 100
+
+
+def test_a_repeating_coupon_ends_after_its_months(stripe: FakeStripe) -> None:
+    three_months = coupon(percent_off=20.0, duration="repeating", duration_in_months=3)
+    stripe.subscriptions = [
+        subscription(
+            customer="cus_R",
+            start=ts("2025-11-01"),
+            amount=10000,
+            discounts=[discount(three_months, start=ts("2025-12-10"), end=ts("2026-03-10"))],
+        )
+    ]
+    by = dated(stripe)
+    assert by[("mrr", date(2025, 12, 9))] == 100 and by[("mrr", date(2025, 12, 10))] == 80
+    assert by[("mrr", date(2026, 3, 9))] == 80
+    assert collect(source(stripe, metrics=["mrr"]), now=NOW) == {"mrr": 100.0}  # ended this noon
+
+
+def test_amount_off_is_per_invoice_in_the_coupons_currency(stripe: FakeStripe) -> None:
+    euro_only = coupon(amount_off=1000, currency="eur")
+    stripe.subscriptions = [
+        subscription(  # $1,200 a year less $12 an invoice: $99 a month
+            customer="cus_Y",
+            start=ts("2026-01-01"),
+            amount=120000,
+            interval="year",
+            discounts=[discount(coupon(amount_off=1200, currency="usd"), start=ts("2026-01-01"))],
+        ),
+        subscription(  # a coupon in euros takes nothing off dollars
+            customer="cus_Z",
+            start=ts("2026-01-01"),
+            amount=5000,
+            discounts=[discount(euro_only, start=ts("2026-01-01"))],
+        ),
+        subscription(  # ...unless it defines an amount for dollars too
+            customer="cus_W",
+            start=ts("2026-01-01"),
+            amount=5000,
+            discounts=[
+                discount(
+                    {**euro_only, "currency_options": {"usd": {"amount_off": 500}}},
+                    start=ts("2026-01-01"),
+                )
+            ],
+        ),
+        subscription(  # more off than the price: nothing, never less
+            customer="cus_V",
+            start=ts("2026-01-01"),
+            amount=500,
+            discounts=[discount(coupon(amount_off=900, currency="usd"), start=ts("2026-01-01"))],
+        ),
+    ]
+    assert collect(source(stripe, metrics=["mrr"]), now=NOW) == {"mrr": 99 + 50 + 45 + 0}
+
+
+def test_stacked_discounts_apply_in_their_order(stripe: FakeStripe) -> None:
+    stripe.subscriptions = [
+        subscription(
+            customer="cus_S",
+            start=ts("2026-01-01"),
+            amount=10000,
+            discounts=[
+                discount(coupon(percent_off=50.0), start=ts("2026-01-01")),
+                discount(coupon(amount_off=1000, currency="usd"), start=ts("2026-01-01")),
+            ],
+        )
+    ]
+    assert collect(source(stripe, metrics=["mrr"]), now=NOW) == {"mrr": 40.0}
+
+
+def test_the_worked_example_of_the_docs(stripe: FakeStripe) -> None:
+    """The MRR example in the stripe connector's docs, figure for figure (on 2026-03-10)."""
+    stripe.subscriptions = [
+        subscription(customer="cus_A", start=ts("2025-06-01"), amount=5000, quantity=2),
+        subscription(
+            customer="cus_B",
+            start=ts("2025-09-01"),
+            amount=120000,
+            interval="year",
+            discounts=[discount(coupon(percent_off=25.0), start=ts("2025-09-01"))],
+        ),
+        subscription(
+            customer="cus_C",
+            start=ts("2026-03-05"),
+            amount=3000,
+            status="trialing",
+            trial=(ts("2026-03-05"), ts("2026-03-19")),
+        ),
+        subscription(
+            customer="cus_D",
+            start=ts("2026-01-10"),
+            amount=2000,
+            status="past_due",
+            discounts=[
+                discount(
+                    coupon(amount_off=500, currency="usd", duration="once"),
+                    start=ts("2026-01-10"),
+                )
+            ],
+        ),
+        subscription(
+            customer="cus_E",
+            start=ts("2025-10-01"),
+            amount=10000,
+            discounts=[
+                discount(
+                    coupon(percent_off=50.0, duration="repeating", duration_in_months=3),
+                    start=ts("2026-02-01"),
+                    end=ts("2026-05-01"),
+                )
+            ],
+        ),
+        subscription(
+            customer="cus_F",
+            start=ts("2025-05-01"),
+            amount=4000,
+            status="canceled",
+            ended_at=ts("2026-02-20"),
+        ),
+        subscription(customer="cus_G", start=ts("2026-03-01"), amount=9900, status="incomplete"),
+        subscription(  # 19% VAT inside a price of 119.00: 100.00 of revenue
+            customer="cus_H",
+            start=ts("2026-01-01"),
+            amount=11900,
+            tax_rates=[tax_rate(19.0, inclusive=True)],
+        ),
+        subscription(  # 19% VAT on top of 100.00: still 100.00
+            customer="cus_I",
+            start=ts("2026-01-01"),
+            amount=10000,
+            tax_rates=[tax_rate(19.0, inclusive=False)],
+        ),
+    ]
+    values = collect(
+        source(
+            stripe,
+            metrics=["mrr", "arr", "active_subscriptions", "trialing_subscriptions", "customers"],
+        ),
+        now=NOW,
+    )
+    assert values == {
+        "mrr": 100 + 75 + 20 + 50 + 100 + 100,
+        "arr": 5340,
+        "active_subscriptions": 6,
+        "trialing_subscriptions": 1,
+        "customers": 6,
+    }

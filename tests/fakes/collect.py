@@ -87,13 +87,18 @@ def backfill(
     tz: str = "UTC",
     timeout: float = 5.0,
     retries: int = 2,
+    limits: list[str] | None = None,
 ) -> list[Any]:
-    """Every observation `source.backfill` yields."""
+    """Every observation `source.backfill` yields; the reasons it gives for stopping short
+    of the range (`ctx.limit`) are added to `limits`."""
     from kpi_collector.collect.http import HttpClient
 
     async def go() -> list[Any]:
         async with HttpClient(backoff=0.05) as client:
             ctx = _context(client, now=now, tz=tz, timeout=timeout, retries=retries)
-            return [obs async for obs in source.backfill(ctx, since)]
+            observations = [obs async for obs in source.backfill(ctx, since)]
+            if limits is not None:
+                limits.extend(ctx.limits)
+            return observations
 
     return asyncio.run(go())

@@ -398,7 +398,10 @@ def backfill(ctx: click.Context, since: str | None, only: tuple[str, ...]) -> No
     pipeline = Pipeline.from_config(load(ctx))
     report = pipeline.backfill(since=parse_date(since, "--since"), only=only)
     for name, count in report.added.items():
-        click.echo(f"{name}: {count} values added")
+        covered = report.covered.get(name)
+        click.echo(
+            f"{name}: {count} values added" + (f"; covered {covered.describe()}" if covered else "")
+        )
     for name in report.unsupported:
         click.echo(f"{name}: cannot give past values (skipped)")
     for name, message in report.errors.items():

@@ -27,10 +27,38 @@ DEFAULT_DAYS = 365
 
 
 @dataclass
+class Coverage:
+    """The days one source's backfill gave values for, against the days asked for, and why
+    the two differ (`stopped`: the service's own reasons, else what the values show)."""
+
+    asked_first: date
+    asked_last: date
+    first: date | None = None  # None: the service gave no values in the range
+    last: date | None = None
+    stopped: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.first == self.asked_first and self.last == self.asked_last
+
+    def describe(self) -> str:
+        """One line: `2025-01-01 to 2026-03-09` and, when that is less than asked, why."""
+        if self.first is None or self.last is None:
+            span = f"no values from {self.asked_first} to {self.asked_last}"
+        else:
+            span = f"{self.first} to {self.last}"
+            if not self.complete:
+                span += f" of {self.asked_first} to {self.asked_last}"
+        return span + (f" ({'; '.join(self.stopped)})" if self.stopped else "")
+
+
+@dataclass
 class BackfillReport:
-    """What a backfill did: values added per source, sources that cannot backfill, errors."""
+    """What a backfill did: values added per source, the days each source covered and why it
+    stopped there, sources that cannot backfill, errors (by source name)."""
 
     added: dict[str, int] = field(default_factory=dict)
+    covered: dict[str, Coverage] = field(default_factory=dict)
     unsupported: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
 
@@ -51,6 +79,7 @@ async def abackfill(
     now = now or datetime.now(UTC)
     since = since or (now.astimezone(tz).date() - timedelta(days=DEFAULT_DAYS))
     report = BackfillReport()
+    yesterday = now.astimezone(tz).date() - timedelta(days=1)
     client = HttpClient(concurrency=defaults.concurrency, per_host=defaults.per_host)
 
     async def one(source: Source) -> None:
@@ -62,8 +91,10 @@ async def abackfill(
         max_bytes = source.max_bytes or defaults.max_bytes
         ctx = SourceContext(client, timeout, retries, tz, now, base_dir, max_bytes)
         points: list[StoredObservation] = []
+        seen: set[date] = set()
         try:
             async for obs in source.backfill(ctx, since):
+                seen.add(obs.ts.astimezone(tz).date())
                 points.append(
                     StoredObservation(
                         kpi=f"{source.name}.{obs.metric}",
@@ -78,6 +109,7 @@ async def abackfill(
         except Exception as exc:
             report.errors[source.name] = redact(f"{type(exc).__name__}: {exc}")
             return
+        report.covered[source.name] = _coverage(since, yesterday, seen, ctx.limits)
         report.added[source.name] = await asyncio.to_thread(store.add_observations, points, tz=tz)
 
     try:
@@ -85,3 +117,19 @@ async def abackfill(
     finally:
         await client.close()
     return report
+
+
+def _coverage(since: date, until: date, seen: set[date], limits: list[str]) -> Coverage:
+    """The covered days and the reasons: the source's own, else what the values show."""
+    coverage = Coverage(since, until, min(seen, default=None), max(seen, default=None))
+    coverage.stopped = list(limits)
+    if limits or coverage.complete:
+        return coverage
+    if coverage.first is None:
+        coverage.stopped.append("the service has no values for these days")
+        return coverage
+    if coverage.first > since:
+        coverage.stopped.append(f"the service has nothing before {coverage.first}")
+    if coverage.last is not None and coverage.last < until:
+        coverage.stopped.append(f"the service has nothing after {coverage.last} yet")
+    return coverage

@@ -39,6 +39,9 @@ from kpi_collector.sources.base import Observation, Source, SourceContext
 HANDLED_STATUSES = (400, 401, 403, 404, 409, 422, 429)
 MAX_PAGES = 10_000  # a guard against a service that keeps answering "next"
 _MESSAGE_KEYS = ("message", "detail", "error_description", "error", "errstr", "errors")
+#: a refusal that says it is a rate limit, though no header says for how long (GitHub's
+#: secondary limits answer 403 "You have exceeded a secondary rate limit")
+_SAYS_RATE_LIMITED = re.compile(r"rate.?limit|too many requests|throttl|abuse detection", re.I)
 
 
 class ServiceSource(Source):
@@ -50,6 +53,9 @@ class ServiceSource(Source):
     known_metrics: ClassVar[tuple[str, ...]] = ()
     #: config keys that hold credentials, and the variable people usually keep each in
     credentials: ClassVar[Mapping[str, str]] = {}
+    #: seconds before asking again after a rate limit whose answer says no time (doubled for
+    #: each further one)
+    rate_limit_backoff: ClassVar[float] = 1.0
 
     api_url: str = Field(description="the service's base URL, before its documented paths")
     metrics: list[str] = Field(default_factory=list, description="a subset of the known metrics")
@@ -171,11 +177,16 @@ class ServiceSource(Source):
         return HttpError(redact(text), status=status, url=response.url)
 
     def rate_limited(self, response: Response, wait: float) -> HttpError:
+        """A rate limit that the source's time budget cannot wait out: transient, never a
+        credentials problem; the next run tries again."""
         resets = datetime.now(UTC) + timedelta(seconds=wait)
         message = service_message(response.body)
+        when = f"{resets:%Y-%m-%d %H:%M:%S} UTC (in {_duration(wait)})"
+        told = response.headers.get("Retry-After") or response.headers.get("x-ratelimit-reset")
         text = (
-            f"{self.service_name} rate limit reached{' (' + message + ')' if message else ''}; it resets at "
-            f"{resets:%Y-%m-%d %H:%M:%S} UTC (in {_duration(wait)}); the next run will try again"
+            f"{self.service_name} rate limit reached{' (' + message + ')' if message else ''}; "
+            + (f"it resets at {when}" if told else f"it asks to wait, at least until {when}")
+            + "; the next run will try again"
         )
         return HttpError(
             redact(text), status=response.status, url=response.url, retry_after=wait, transient=True
@@ -256,7 +267,7 @@ class ServiceClient:
             self.calls += 1
             if response.status < 400:
                 return response
-            wait = rate_limit_wait(response, attempt=waits)
+            wait = rate_limit_wait(response, attempt=waits, backoff=self.source.rate_limit_backoff)
             if wait is None:
                 raise self.source.http_error(response)
             if wait > self.max_wait or waits >= max(1, self.ctx.retries):
@@ -317,12 +328,15 @@ def page_number(url: str) -> int:
 
 
 def rate_limit_wait(
-    response: Response, *, attempt: int = 0, now: float | None = None
+    response: Response, *, attempt: int = 0, now: float | None = None, backoff: float = 1.0
 ) -> float | None:
     """Seconds to wait before asking again, or None when the refusal is not a rate limit.
 
     `Retry-After` (secondary limits, 429s) wins; else a spent quota (`x-ratelimit-remaining: 0`)
-    waits for `x-ratelimit-reset` (epoch seconds); a bare 429 backs off 1, 2, 4... seconds.
+    waits for `x-ratelimit-reset` (epoch seconds); else a 429, or a 403 whose message says it
+    is a rate limit, backs off `backoff`, twice that, four times... seconds. This is GitHub's
+    documented rule for secondary limits (with a backoff of 60 s: "wait for at least one
+    minute", then exponentially longer), and the usual one elsewhere.
     """
     if response.status not in (403, 429):
         return None
@@ -337,8 +351,8 @@ def rate_limit_wait(
             reset = None
         if reset is not None:
             return max(0.0, reset - now) + 0.25  # the reset second itself may still be refused
-    if response.status == 429:
-        return float(2**attempt)
+    if response.status == 429 or _SAYS_RATE_LIMITED.search(service_message(response.body)):
+        return float(backoff * 2**attempt)
     return None
 
 

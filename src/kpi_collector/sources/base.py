@@ -9,7 +9,7 @@ HTTP, auth, retries and parsing live in `kpi_collector.collect`, never in a sour
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -62,6 +62,14 @@ class SourceContext:
     base_dir: Path
     #: the cap on one answer, in bytes (HTTP body after decompression, command output)
     max_bytes: int = MAX_BYTES
+    #: why a backfill gives less than the range asked for, in the service's terms ("npm
+    #: keeps no counts before 2015-01-10"); filled by `backfill` through `limit`
+    limits: list[str] = field(default_factory=list)
+
+    def limit(self, reason: str) -> None:
+        """Record why a backfill stops short of the range asked for (shown by `kpi backfill`)."""
+        if reason not in self.limits:
+            self.limits.append(reason)
 
     def http(self, **kwargs: Any) -> HttpSession:
         """An HTTP session with this source's timeout, retries and answer cap (and any

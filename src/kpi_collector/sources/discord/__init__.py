@@ -1,4 +1,10 @@
-"""`type: discord`: a server's member and online counts, read through one of its invites."""
+"""`type: discord`: a server's member and online counts, read through one of its invites.
+
+`members` is Discord's `approximate_member_count`: every account in the server, its bots and
+members who have not yet passed membership screening included (Discord's count cannot be
+split without a bot reading the whole member list); `online` is `approximate_presence_count`
+(https://discord.com/developers/docs/resources/invite#invite-object).
+"""
 
 from __future__ import annotations
 

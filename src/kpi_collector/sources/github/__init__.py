@@ -49,6 +49,9 @@ class GitHub(ServiceSource):
     known_metrics: ClassVar[tuple[str, ...]] = (*_PUBLIC, *_TRAFFIC)
     default_metrics: ClassVar[tuple[str, ...]] = _PUBLIC
     credentials: ClassVar[Mapping[str, str]] = {"token": "GITHUB_TOKEN"}
+    # "wait for at least one minute before retrying" a secondary rate limit without
+    # retry-after (https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api)
+    rate_limit_backoff: ClassVar[float] = 60.0
 
     repo: str = Field(description="owner/name")
     token: Secret | None = Field(
@@ -174,6 +177,9 @@ class GitHub(ServiceSource):
 
         The stargazers list is oldest first, so only the pages from `since` on are read, walking
         back from the last page. Unstarred stars are not in the list: the past is a lower bound.
+        GitHub lists at most 400 pages: a later page is refused (422) or, today, answered with
+        an empty list although `Link: rel="last"` promises more; either ends the backfill
+        with an error saying so, never with the 40,000th star repeated for every day.
         """
         if self.metrics and "stars" not in self.metrics:
             return
@@ -189,6 +195,8 @@ class GitHub(ServiceSource):
         page = last
         while page > 1:
             stars = (await self._stargazer_page(client, path, page))[1]
+            if not stars:  # a page inside the promised range with nothing on it: the cap
+                raise self._capped(page, "came back empty")
             read[page] = stars
             if stars and stars[0] <= before_since:
                 break  # every earlier page is older than `since`: only its size matters
@@ -196,7 +204,10 @@ class GitHub(ServiceSource):
         if all(p in read for p in range(1, last + 1)):
             base = 0
             stamps = [t for p in range(1, last + 1) for t in read[p]]
-            first_day = max(since, stamps[0].astimezone(ctx.tz).date())
+            first_star = stamps[0].astimezone(ctx.tz).date()
+            first_day = max(since, first_star)
+            if first_star > since:
+                ctx.limit(f"the first star of {self.repo} came on {first_star}")
         else:
             lowest = min(p for p in read if p > 1)
             base = (lowest - 1) * _STARS_PER_PAGE
@@ -220,10 +231,7 @@ class GitHub(ServiceSource):
             )
         except HttpError as exc:
             if exc.status == 422:
-                raise ExtractError(
-                    f"GitHub lists only the first stargazers of a repository this large "
-                    f"(page {page} refused): stars over time cannot be backfilled for {self.repo!r}"
-                ) from None
+                raise self._capped(page, "refused") from None
             raise
         stamps = []
         for item in _list(response):
@@ -233,6 +241,13 @@ class GitHub(ServiceSource):
                 )
             stamps.append(parse_time(item["starred_at"]))
         return response, stamps
+
+    def _capped(self, page: int, answer: str) -> ExtractError:
+        return ExtractError(
+            f"GitHub lists only the first {_STARS_PER_PAGE * (page - 1):,} stargazers of a "
+            f"repository this large (page {page} {answer}): stars over time cannot be backfilled "
+            f"for {self.repo!r}"
+        )
 
 
 def _list(response: Response) -> list[Any]:

@@ -46,7 +46,8 @@ class FakeGitHub(FakeService):
     rate_window: float = 3600.0
     remaining: int = 5000
     reset_at: float = 0.0
-    max_star_pages: int = 400  # GitHub refuses stargazer pages past this
+    max_star_pages: int = 400  # GitHub lists no stargazer page past this...
+    star_cap: str = "empty"  # ...answering `200 []` (today) or "422" (as it used to)
 
     def add(self, repo: Repo) -> Repo:
         self.repos[f"{repo.owner}/{repo.name}"] = repo
@@ -108,11 +109,11 @@ class FakeGitHub(FakeService):
             )
         return repo, None
 
-    def _page(self, request: web.Request, items: list[Any]) -> web.Response:
+    def _page(self, request: web.Request, items: list[Any], *, empty: bool = False) -> web.Response:
         per_page = min(100, int(request.query.get("per_page", 30)))
         page = int(request.query.get("page", 1))
         last = max(1, math.ceil(len(items) / per_page))
-        chunk = items[(page - 1) * per_page : page * per_page]
+        chunk = [] if empty else items[(page - 1) * per_page : page * per_page]
         links = []
         url = URL(str(request.url))
 
@@ -251,7 +252,7 @@ class FakeGitHub(FakeService):
         if refused:
             return refused
         assert repo is not None
-        if int(request.query.get("page", 1)) > self.max_star_pages:
+        if int(request.query.get("page", 1)) > self.max_star_pages and self.star_cap == "422":
             body = {
                 "message": "In order to keep the API fast for everyone, pagination is limited for this "
                 "resource. Check the rel=last link relation in the Link response header to see how far "
@@ -261,6 +262,9 @@ class FakeGitHub(FakeService):
             return respond(422, body, self._limit_headers())
         with_dates = "application/vnd.github.star+json" in request.headers.get("Accept", "")
         items: list[Any] = []
+        if int(request.query.get("page", 1)) > self.max_star_pages:
+            # an empty page, while the Link header still promises the pages up to the last
+            return self._page(request, [None] * len(repo.starred_at), empty=True)
         for i, when in enumerate(repo.starred_at):
             user = {"login": f"fan{i}", "id": 10_000 + i, "type": "User"}
             items.append(

@@ -1,5 +1,7 @@
 """`type: npm`: a JavaScript package's downloads from npm's public download counts API;
-daily downloads for backfill (the API gives up to 18 months, read in yearly chunks).
+daily downloads for backfill, as far back as npm keeps them (2015-01-10), read in chunks
+because one request may span at most 18 months
+(https://github.com/npm/registry/blob/main/docs/download-counts.md#limits).
 """
 
 from __future__ import annotations
@@ -22,10 +24,9 @@ _PERIODS = {
     "downloads_last_week": "last-week",
     "downloads_last_month": "last-month",
 }
-#: how far back the API answers, and the longest range it answers in one request
-HISTORY_DAYS = 540
+#: days per range request: within the API's limit of 18 months per request
 CHUNK_DAYS = 365
-FIRST_DAY = date(2015, 1, 10)  # npm has no counts before this day
+FIRST_DAY = date(2015, 1, 10)  # "the earliest date for which data will be returned"
 
 
 class Npm(ServiceSource):
@@ -66,11 +67,17 @@ class Npm(ServiceSource):
             return
         until = ctx.today - timedelta(days=1)
         # the month-long window of `since` needs the 29 days before it too
-        start = max(
-            since - timedelta(days=max(windows.values()) - 1),
-            until - timedelta(days=HISTORY_DAYS - 1),
-            FIRST_DAY,
-        )
+        wanted_from = since - timedelta(days=max(windows.values()) - 1)
+        if wanted_from < FIRST_DAY:
+            ctx.limit(
+                f"npm keeps no download counts before {FIRST_DAY}"
+                + (
+                    ", and a week or month total needs its whole window"
+                    if max(windows.values()) > 1
+                    else ""
+                )
+            )
+        start = max(wanted_from, FIRST_DAY)
         client = self.client(ctx)
         daily: dict[date, float] = {}
         while start <= until:

@@ -11,6 +11,8 @@ from aiohttp import web
 
 from kpi_collector.sources._fake import FakeService, respond
 
+NPM_FIRST_DAY = date(2015, 1, 10)
+
 
 @dataclass
 class FakeNpm(FakeService):
@@ -49,7 +51,9 @@ class FakeNpm(FakeService):
         series = self.packages.get(name)
         if series is None:
             return respond(404, {"error": f"package {name} not found"})
-        return name, series, window[0], min(window[1], self.today - timedelta(days=1))
+        # "The earliest date for which data will be returned is January 10, 2015."
+        start = max(window[0], NPM_FIRST_DAY)
+        return name, series, start, min(window[1], self.today - timedelta(days=1))
 
     async def point(self, request: web.Request) -> web.Response:
         found = self._lookup(request)

@@ -102,6 +102,13 @@ class PyPI(ServiceSource):
             if row.get("category") == "without_mirrors":
                 day = parse_day(str(row.get("date")))
                 daily[day] = daily.get(day, 0.0) + float(row.get("downloads") or 0)
+        if daily and since - timedelta(days=max(windows.values()) - 1) < min(daily):
+            ctx.limit(
+                f"PyPI Stats keeps the last 180 days (from {min(daily)}), and a week or month "
+                "total needs its whole window"
+                if max(windows.values()) > 1
+                else f"PyPI Stats keeps the last 180 days (from {min(daily)})"
+            )
         for observation in rolling_sums(
             daily, windows, since=since, until=ctx.today - timedelta(days=1), tz=ctx.tz
         ):

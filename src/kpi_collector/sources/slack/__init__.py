@@ -1,6 +1,11 @@
 """`type: slack`: a workspace's members (Web API `users.list`) and, with an admin token,
 its active members by Slack's Fair Billing Policy (`team.billableInfo`); both paginated
 with `response_metadata.next_cursor`.
+
+A member is a person who has joined: `users.list` also lists deleted accounts, bots, apps,
+workflow bots, Slackbot and people invited who have not accepted yet (`is_invited_user`),
+none of which count. Guests (`is_restricted`, `is_ultra_restricted`) have joined and count;
+`guests` gives them alone (https://api.slack.com/types/user).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ _SCOPES = {
 class Slack(ServiceSource):
     type: ClassVar[str] = "slack"
     service_name: ClassVar[str] = "Slack"
-    known_metrics: ClassVar[tuple[str, ...]] = ("members", "active_members")
+    known_metrics: ClassVar[tuple[str, ...]] = ("members", "guests", "active_members")
     default_metrics: ClassVar[tuple[str, ...]] = ("members",)
     credentials: ClassVar[Mapping[str, str]] = {"token": "SLACK_TOKEN"}
 
@@ -43,17 +48,21 @@ class Slack(ServiceSource):
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
         client = self.client(ctx)
         parts: dict[tuple[str, ...], Any] = {}
-        if "members" in self.wanted():
-            parts[("members",)] = self._members(client)
+        people = tuple(m for m in ("members", "guests") if m in self.wanted())
+        if people:
+            parts[people] = self._members(client)
         if "active_members" in self.wanted():
             parts[("active_members",)] = self._active(client)
         return await self.gather(parts)
 
     async def _members(self, client: ServiceClient) -> dict[str, float]:
-        count = 0
+        members = guests = 0
         async for page in self._pages(client, "users.list", "members"):
-            count += sum(1 for user in page if _is_person(user))
-        return {"members": float(count)}
+            for user in page:
+                if _is_member(user):
+                    members += 1
+                    guests += bool(user.get("is_restricted") or user.get("is_ultra_restricted"))
+        return {"members": float(members), "guests": float(guests)}
 
     async def _active(self, client: ServiceClient) -> dict[str, float]:
         count = 0
@@ -98,12 +107,15 @@ class Slack(ServiceSource):
         raise SourceError(redact(f"Slack {method} answered {error}"))
 
 
-def _is_person(user: Any) -> bool:
-    """A member who is a person: not deleted, not a bot or app, not Slackbot."""
+def _is_member(user: Any) -> bool:
+    """A person who has joined (guests too): not deleted, not a bot, app, workflow bot or
+    Slackbot, not an invitation still pending."""
     return (
         isinstance(user, dict)
         and not user.get("deleted")
         and not user.get("is_bot")
         and not user.get("is_app_user")
+        and not user.get("is_workflow_bot")
+        and not user.get("is_invited_user")
         and user.get("id") != "USLACKBOT"
     )

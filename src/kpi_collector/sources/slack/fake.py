@@ -1,6 +1,12 @@
 """A local Slack Web API: `users.list` and `team.billableInfo` with cursor pagination
 (`response_metadata.next_cursor`), token scopes, and Slack's `{"ok": false, "error": ...}`
-answers (HTTP 200) for token and scope problems."""
+answers (HTTP 200) for token and scope problems.
+
+`users.list` lists every account of the workspace: deleted ones, bots, apps, Slackbot,
+guests (`is_restricted`, single-channel ones also `is_ultra_restricted`) and people invited
+who have not joined yet (`is_invited_user: true`, a field sent only for them)
+(https://api.slack.com/methods/users.list, https://api.slack.com/types/user).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,11 @@ class Member:
     is_bot: bool = False
     is_app_user: bool = False
     billing_active: bool = True
+    invited: bool = False  # invited, not yet joined: `is_invited_user: true`
+    guest: str | None = (
+        None  # "multi" (is_restricted) or "single" channel (also is_ultra_restricted)
+    )
+    is_workflow_bot: bool = False
 
 
 def _cursor(user_id: str) -> str:
@@ -94,12 +105,14 @@ class FakeSlack(FakeService):
                 "is_admin": False,
                 "is_owner": False,
                 "is_primary_owner": False,
-                "is_restricted": False,
-                "is_ultra_restricted": False,
+                "is_restricted": m.guest is not None,
+                "is_ultra_restricted": m.guest == "single",
                 "is_bot": m.is_bot,
                 "is_app_user": m.is_app_user,
+                "is_workflow_bot": m.is_workflow_bot,
                 "updated": 1502138686,
             }
+            | ({"is_invited_user": True} if m.invited else {})
             for m in chunk
         ]
         return respond(
@@ -121,9 +134,9 @@ class FakeSlack(FakeService):
             return page
         chunk, next_cursor = page
         info = {
-            m.id: {"billing_active": m.billing_active and not m.deleted}
+            m.id: {"billing_active": m.billing_active and not m.deleted and not m.invited}
             for m in chunk
-            if not m.is_bot and not m.is_app_user and m.id != "USLACKBOT"
+            if not (m.is_bot or m.is_app_user or m.is_workflow_bot) and m.id != "USLACKBOT"
         }
         return respond(
             200,

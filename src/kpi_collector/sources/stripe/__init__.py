@@ -7,19 +7,24 @@ Amounts are normalised to a month: a price of `unit_amount` per `interval_count`
 percent or amount coupon while it applies. A tiered price is read with its tiers
 (`GET /v1/prices/{id}?expand[]=tiers`, once per price) and priced for the item's quantity,
 graduated or volume; `transform_quantity` is applied. Metered prices have no amount before
-the usage is billed and count 0. Currencies are never converted: `mrr`/`arr` are in `currency:` (or in the only
+the usage is billed and count 0. Discounts (`discounts`, expanded; the older `discount` too)
+apply only while their coupon's `duration` covers the invoices: `forever`, `repeating` for
+`duration_in_months`, `once` for one billing period. Inclusive tax rates are taken out of
+the price; exclusive ones were never in it. Requests pin `Stripe-Version`. Currencies are never converted: `mrr`/`arr` are in `currency:` (or in the only
 currency there is), and `mrr_usd`, `arr_eur`, ... give each currency on its own.
 """
 
 from __future__ import annotations
 
 import bisect
+import calendar
+import itertools
 import math
 import re
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
@@ -30,6 +35,9 @@ from kpi_collector.secrets import Secret
 from kpi_collector.sources._service import MAX_PAGES, ServiceClient, ServiceSource, day_end, days
 from kpi_collector.sources.base import Observation, SourceContext
 
+#: the API version this connector reads (sent as `Stripe-Version`): subscriptions carry their
+#: discounts only as `discounts` (https://docs.stripe.com/changelog/basil)
+API_VERSION = "2025-03-31.basil"
 _COUNTS = (
     "active_subscriptions",
     "trialing_subscriptions",
@@ -62,6 +70,7 @@ _THREE_DECIMAL = {"bhd", "jod", "kwd", "omr", "tnd"}
 _NEVER_PAID = {"incomplete", "incomplete_expired"}
 _NOT_PAYING_NOW = {"unpaid", "paused"}
 _CHURN_DAYS = 30
+_MAX_RENEWALS = 100_000  # a daily price renews 36,500 times in a century
 
 
 @dataclass
@@ -116,6 +125,10 @@ class Stripe(ServiceSource):
     def auth(self) -> Auth | None:
         return Auth(bearer=self.api_key)
 
+    def headers(self) -> dict[str, str]:
+        # without it the account's default version decides the shape of every answer
+        return {**super().headers(), "Stripe-Version": API_VERSION}
+
     def forbidden(self, response: Response, message: str) -> str:
         needed = (
             "Prices"
@@ -166,7 +179,7 @@ class Stripe(ServiceSource):
         return found[0] if found else "usd"
 
     async def _subscriptions(self, client: ServiceClient, now: float) -> list[_Sub]:
-        params: dict[str, Any] = {"status": "all", "limit": 100}
+        params: dict[str, Any] = {"status": "all", "limit": 100, "expand[]": "data.discounts"}
         raw: list[dict[str, Any]] = []
         for _ in range(MAX_PAGES):
             body = await client.json("/v1/subscriptions", params=params)
@@ -212,7 +225,12 @@ class Stripe(ServiceSource):
         starts = [s.paying_from for s in subs if s.paying_from is not None]
         if not starts:
             return
-        first = max(since, datetime.fromtimestamp(min(starts), ctx.tz).date())
+        first_paid = datetime.fromtimestamp(min(starts), ctx.tz).date()
+        first = max(since, first_paid)
+        if first_paid > since:
+            ctx.limit(f"the first subscription began paying on {first_paid}")
+        if "trialing_subscriptions" in self.wanted():
+            ctx.limit("trialing_subscriptions has no past values")
         stamps = [day_end(d, ctx.tz) for d in days(first, ctx.today - timedelta(days=1))]
         if not stamps:
             return
@@ -319,7 +337,11 @@ def _parse(raw: dict[str, Any], now: float) -> _Sub:
     until = ended if ended is not None else now if status in _NOT_PAYING_NOW else float("inf")
     if begin >= until:
         return sub
-    monthly = sum(_monthly(item, currency) for item in items if isinstance(item, dict))
+    monthly = sum(
+        _monthly(item, currency) / _inclusive_tax(item, raw)
+        for item in items
+        if isinstance(item, dict)
+    )
     sub.spans = _discounted(begin, until, monthly, raw, currency, items)
     return sub
 
@@ -357,6 +379,19 @@ def _monthly(item: dict[str, Any], currency: str) -> float:
             unit = _amount(price, "amount") or 0.0  # a legacy plan
         amount = unit * _transformed(quantity, price.get("transform_quantity"))
     return amount / _minor_units(currency) / _interval_months(price)
+
+
+def _inclusive_tax(item: dict[str, Any], raw: dict[str, Any]) -> float:
+    """The factor of tax inside an item's price: its inclusive tax rates (`tax_rates`, else the
+    subscription's `default_tax_rates`) add up to `percentage`, and the price is 1 + that.
+    Exclusive rates are added on top of the price and never were in it: 1."""
+    rates = item.get("tax_rates") or raw.get("default_tax_rates") or []
+    percent = sum(
+        float(rate.get("percentage") or 0)
+        for rate in rates
+        if isinstance(rate, dict) and rate.get("inclusive")
+    )
+    return 1 + percent / 100
 
 
 def _amount(obj: dict[str, Any], key: str) -> float | None:
@@ -405,38 +440,142 @@ def _minor_units(currency: str) -> float:
     return 1.0 if currency in _ZERO_DECIMAL else 1000.0 if currency in _THREE_DECIMAL else 100.0
 
 
+@dataclass(frozen=True)
+class _Discount:
+    """A coupon applied to a subscription: from `start` until `end`, less `percent` or `amount`
+    (a month's worth, in the major unit)."""
+
+    start: float
+    end: float
+    percent: float = 0.0
+    amount: float = 0.0
+
+    def apply(self, monthly: float) -> float:
+        return max(0.0, monthly * (1 - self.percent / 100) - self.amount)
+
+
 def _discounted(
     begin: float, until: float, monthly: float, raw: dict[str, Any], currency: str, items: list[Any]
 ) -> list[tuple[float, float, float]]:
-    """Split [begin, until) where a coupon applies (the legacy `discount`, or expanded `discounts`)."""
-    discounts = [raw.get("discount"), *(raw.get("discounts") or [])]
-    for discount in discounts:
-        if not isinstance(discount, dict):
-            continue  # an id only: its coupon is not in the list
-        coupon = discount.get("coupon") or (discount.get("source") or {}).get("coupon")
-        if not isinstance(coupon, dict):
-            continue
-        if coupon.get("percent_off"):
-            reduced = monthly * (1 - float(coupon["percent_off"]) / 100)
-        elif (
-            coupon.get("amount_off") and str(coupon.get("currency") or currency).lower() == currency
-        ):
-            first = next((i for i in items if isinstance(i, dict)), {})
-            per_month = (
-                float(coupon["amount_off"])
-                / _minor_units(currency)
-                / _interval_months(_price(first))
+    """[begin, until) split where the subscription's discounts start and stop applying, each
+    part with its monthly amount after the discounts of that time (in their order)."""
+    first = next((i for i in items if isinstance(i, dict)), {})
+    price = _price(first)
+    discounts = [
+        d
+        for d in (
+            _discount(obj, raw, currency, price, begin, until) for obj in _discount_objects(raw)
+        )
+        if d is not None and d.start < d.end
+    ]
+    cuts = sorted(
+        {begin, until, *(t for d in discounts for t in (d.start, d.end) if begin < t < until)}
+    )
+    spans = []
+    for a, b in itertools.pairwise(cuts):
+        amount = monthly
+        for d in discounts:
+            if d.start <= a < d.end:
+                amount = d.apply(amount)
+        spans.append((a, b, amount))
+    return spans
+
+
+def _discount_objects(raw: dict[str, Any]) -> list[dict[str, Any]]:
+    """The subscription's discount objects, from either shape: `discounts` (expanded, since
+    API version 2025-03-31.basil the only one) and the older single `discount`."""
+    found: dict[str, dict[str, Any]] = {}
+    legacy = raw.get("discount")
+    if isinstance(legacy, dict):
+        found[str(legacy.get("id") or "discount")] = legacy
+    for entry in raw.get("discounts") or []:
+        if isinstance(entry, dict):
+            found[str(entry.get("id") or len(found))] = entry
+        elif str(entry) not in found:
+            raise ExtractError(
+                f"Stripe sent discount {entry} of subscription {raw.get('id')} without its coupon "
+                "(`expand[]=data.discounts` was not applied); MRR would count it at full price"
             )
-            reduced = max(0.0, monthly - per_month)
-        else:
-            continue
-        d_from = max(begin, _ts(discount.get("start")) or begin)
-        d_until = min(until, _ts(discount.get("end")) or until)
-        if d_from >= d_until:
-            continue
-        spans = [(begin, d_from, monthly), (d_from, d_until, reduced), (d_until, until, monthly)]
-        return [(a, b, m) for a, b, m in spans if a < b]
-    return [(begin, until, monthly)]
+    return list(found.values())
+
+
+def _discount(
+    obj: dict[str, Any],
+    raw: dict[str, Any],
+    currency: str,
+    price: dict[str, Any],
+    begin: float,
+    until: float,
+) -> _Discount | None:
+    """When a discount applies and what it takes off, by its coupon's `duration`
+    (https://docs.stripe.com/api/coupons/object): `forever` from its start on, `repeating` for
+    `duration_in_months` (until the discount's `end`), `once` for the one invoice that follows
+    its start. None for a coupon in another currency (Stripe would not apply it)."""
+    coupon = obj.get("coupon") or (obj.get("source") or {}).get("coupon")
+    if not isinstance(coupon, dict):
+        raise ExtractError(
+            f"Stripe sent discount {obj.get('id')} of subscription {raw.get('id')} without its coupon"
+        )
+    start = _ts(obj.get("start")) or begin
+    duration = str(coupon.get("duration") or "forever")
+    if duration == "repeating":
+        end = _ts(obj.get("end"))
+        if end is None:
+            months = int(coupon.get("duration_in_months") or 0)
+            end = _add_months(start, months)
+    elif duration == "once":
+        start, end = _invoice_after(start, raw, price)
+    else:
+        end = until
+    start, end = max(start, begin), min(end, until)
+    if coupon.get("percent_off"):
+        return _Discount(start, end, percent=float(coupon["percent_off"]))
+    amount_off = coupon.get("amount_off")
+    if str(coupon.get("currency") or "").lower() != currency:
+        options = (coupon.get("currency_options") or {}).get(currency) or {}
+        amount_off = options.get("amount_off")
+    if not amount_off:
+        return None
+    per_month = float(amount_off) / _minor_units(currency) / _interval_months(price)
+    return _Discount(start, end, amount=per_month)
+
+
+def _invoice_after(start: float, raw: dict[str, Any], price: dict[str, Any]) -> tuple[float, float]:
+    """The billing period of the first invoice made at or after `start`: the subscription's
+    first one (a trial's too) when the discount came with the subscription, else the period
+    that opens at the next renewal (`billing_cycle_anchor` plus whole intervals)."""
+    created = _ts(raw.get("start_date")) or _ts(raw.get("created")) or start
+    anchor = _ts(raw.get("billing_cycle_anchor")) or created
+    recurring = _recurring(price)
+    interval = str(recurring.get("interval") or "month")
+    count = int(recurring.get("interval_count") or 1)
+
+    def renewal_after(moment: float, *, inclusive: bool) -> float:
+        for k in range(_MAX_RENEWALS):
+            renewal = _renewal(anchor, interval, count * k)
+            if renewal > moment or (inclusive and renewal == moment):
+                return renewal
+        return math.inf
+
+    opening = created if start <= created else renewal_after(start, inclusive=True)
+    return opening, renewal_after(opening, inclusive=False)
+
+
+def _renewal(anchor: float, interval: str, count: int) -> float:
+    """`count` intervals after `anchor`; months keep the anchor's day, or the month's last."""
+    if interval == "day":
+        return anchor + count * 86400.0
+    if interval == "week":
+        return anchor + count * 7 * 86400.0
+    return _add_months(anchor, count * (12 if interval == "year" else 1))
+
+
+def _add_months(ts: float, months: int) -> float:
+    when = datetime.fromtimestamp(ts, UTC)
+    index = when.month - 1 + months
+    year, month = when.year + index // 12, index % 12 + 1
+    day = min(when.day, calendar.monthrange(year, month)[1])
+    return when.replace(year=year, month=month, day=day).timestamp()
 
 
 def _ts(value: Any) -> float | None:

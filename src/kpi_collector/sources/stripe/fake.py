@@ -1,6 +1,13 @@
 """A local Stripe API: `GET /v1/subscriptions` (list objects, `has_more`/`starting_after`,
 `status=all`, newest first), `GET /v1/prices/{id}` (`tiers` only with `expand[]=tiers`, as
-Stripe does), bearer or basic secret keys, and Stripe's error objects."""
+Stripe does), bearer or basic secret keys, and Stripe's error objects.
+
+Answers are shaped by the API version: the `Stripe-Version` header, else the account's
+default version. Since 2025-03-31.basil a subscription has no `discount`, only `discounts`,
+a list of discount ids that `expand[]=data.discounts` turns into discount objects (each with
+its coupon); before, `discount` held the first discount object and `discounts` its ids
+(https://docs.stripe.com/changelog/basil/2025-03-31/deprecate-singular-coupon-promotion-code).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,67 @@ from aiohttp import web
 from kpi_collector.sources._fake import FakeService, bearer, respond
 
 _ids = itertools.count(1)
+BASIL = "2025-03-31.basil"  # the first version without a subscription's `discount`
+
+
+def coupon(
+    *,
+    duration: str = "forever",
+    percent_off: float | None = None,
+    amount_off: int | None = None,
+    currency: str | None = None,
+    duration_in_months: int | None = None,
+) -> dict[str, Any]:
+    """A coupon object shaped like Stripe's."""
+    return {
+        "id": f"CPN{next(_ids):08d}",
+        "object": "coupon",
+        "amount_off": amount_off,
+        "created": 1735689600,
+        "currency": currency,
+        "duration": duration,
+        "duration_in_months": duration_in_months,
+        "livemode": False,
+        "max_redemptions": None,
+        "metadata": {},
+        "name": None,
+        "percent_off": percent_off,
+        "redeem_by": None,
+        "times_redeemed": 1,
+        "valid": True,
+    }
+
+
+def tax_rate(percentage: float, *, inclusive: bool) -> dict[str, Any]:
+    """A tax rate object shaped like Stripe's."""
+    return {
+        "id": f"txr_{next(_ids):024d}",
+        "object": "tax_rate",
+        "active": True,
+        "country": "DE",
+        "display_name": "VAT",
+        "inclusive": inclusive,
+        "jurisdiction": "DE",
+        "percentage": percentage,
+        "tax_type": "vat",
+    }
+
+
+def discount(coupon: dict[str, Any], *, start: float, end: float | None = None) -> dict[str, Any]:
+    """A discount object (the application of a coupon; `end` only for a `repeating` one)."""
+    return {
+        "id": f"di_{next(_ids):024d}",
+        "object": "discount",
+        "checkout_session": None,
+        "coupon": coupon,
+        "customer": None,
+        "end": int(end) if end is not None else None,
+        "invoice": None,
+        "invoice_item": None,
+        "promotion_code": None,
+        "start": int(start),
+        "subscription": None,
+    }
 
 
 def subscription(
@@ -29,7 +97,8 @@ def subscription(
     ended_at: float | None = None,
     trial: tuple[float, float] | None = None,
     usage_type: str = "licensed",
-    discount: dict[str, Any] | None = None,
+    discounts: list[dict[str, Any]] | None = None,
+    tax_rates: list[dict[str, Any]] | None = None,
     extra_items: list[dict[str, Any]] | None = None,
     tiers: list[dict[str, Any]] | None = None,
     tiers_mode: str = "graduated",
@@ -82,7 +151,7 @@ def subscription(
         "id": sub_id,
         "object": "subscription",
         "application": None,
-        "billing_cycle_anchor": int(start),
+        "billing_cycle_anchor": int(trial[1]) if trial else int(start),
         "cancel_at": None,
         "cancel_at_period_end": False,
         "canceled_at": int(ended_at) if ended_at else None,
@@ -91,10 +160,10 @@ def subscription(
         "currency": currency,
         "customer": customer,
         "days_until_due": None,
+        "default_tax_rates": tax_rates or [],
         "default_payment_method": None,
         "description": None,
-        "discount": discount,
-        "discounts": [],
+        "discounts": [{**d, "subscription": sub_id, "customer": customer} for d in discounts or []],
         "ended_at": int(ended_at) if ended_at else None,
         "items": {
             "object": "list",
@@ -121,6 +190,8 @@ class FakeStripe(FakeService):
     subscriptions: list[dict[str, Any]] = field(default_factory=list)
     prices_read: list[str] = field(default_factory=list)  # ids asked of GET /v1/prices/{id}
     no_price_read: set[str] = field(default_factory=set)  # keys that may not read prices
+    account_version: str = BASIL  # the version used when a request sends no Stripe-Version
+    versions: list[str] = field(default_factory=list)  # the Stripe-Version header of each request
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/v1/subscriptions", self.list_subscriptions)
@@ -212,9 +283,16 @@ class FakeStripe(FakeService):
                 )
             items = items[ids.index(after) + 1 :]
         page = copy.deepcopy(items[:limit])
+        version = request.headers.get("Stripe-Version") or self.account_version
+        self.versions.append(request.headers.get("Stripe-Version", ""))
+        expanded = "data.discounts" in request.query.getall("expand[]", [])
         for sub in page:  # a list never carries a price's tiers
             for item in sub["items"]["data"]:
                 item["price"].pop("tiers", None)
+            objects = sub["discounts"]
+            if version[:10] < BASIL[:10]:
+                sub["discount"] = objects[0] if objects else None
+            sub["discounts"] = objects if expanded else [d["id"] for d in objects]
         return respond(
             200,
             {
