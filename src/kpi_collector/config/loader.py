@@ -142,10 +142,9 @@ def parse_config(
         store = None
     if "$" in text:  # no `${VAR}` anywhere: nothing to walk
         data = _expand(data, environment, lines, ())
-    if store is not None:
-        data["store"] = store
-
     settings = _validate(Settings, data, lines, (), "")
+    if store is not None:  # kept as written, unchecked: it names a variable that is not set
+        settings = settings.model_copy(update={"store": store})
     from kpi_collector.config.plugins import destination_type, source_type
 
     sources = []
