@@ -275,3 +275,44 @@ def test_fuzzed_configs_exit_0_or_2_with_one_line(
     else:
         assert err.startswith("config error: ") and err.count("\n") == 1, err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///kpi.db",
+        "sqlite:////tmp/a b.db",
+        "sqlite:///a@b:c",
+        "sqlite:///",
+        "sqlite:///\nx",
+        "sqlite:///C:\\x.db",
+        "sqlite:///:memory:",
+        "sqlite:///%zz",
+    ],
+)
+def test_plain_sqlite_urls_pass_as_sqlalchemy_would_pass_them(url: str) -> None:
+    """The store check answers a query-less sqlite:/// URL without importing SQLAlchemy;
+    SQLAlchemy itself takes each of these (make_url + get_dialect)."""
+    import sqlalchemy as sa
+
+    from kpi_collector.config.models import check_store_url
+
+    sa.engine.make_url(url).get_dialect()
+    check_store_url(url)
+
+
+def test_a_plain_sqlite_config_loads_without_sqlalchemy(tmp_path: Path) -> None:
+    """Loading a config with a sqlite:/// store leaves SQLAlchemy unimported: the store
+    imports it in its own thread while the first requests are out."""
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "sources:\n"
+        "  - {name: s, type: html, url: 'http://127.0.0.1:9/', metrics: {n: {css: a, count: true}}}\n"
+    )
+    code = (
+        "import sys; from kpi_collector.config import load_config;"
+        f" load_config({str(tmp_path / 'kpi.yaml')!r});"
+        " print('sqlalchemy' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
