@@ -1,0 +1,80 @@
+"""A local Plausible Stats API v2 (`POST /api/v2/query`) answering from per-day figures, with
+the bodies plausible.io/docs/stats-api-v2 documents: `{"results": [{"metrics": [...],
+"dimensions": [...]}], "meta": {}, "query": {...}}` and `{"error": "..."}` for a refused query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from aiohttp import web
+
+from kpi_collector.sources._fake import FakeService, bearer, respond
+
+_MISSING_KEY = "Missing API key. Please use a valid Plausible API key as a Bearer Token."
+_BAD_KEY = (
+    "Invalid API key or site ID. Please make sure you're using a valid API key with access "
+    "to the site you've requested."
+)
+
+
+@dataclass
+class FakePlausible(FakeService):
+    #: site_id -> day -> {"visitors": n, "pageviews": n, "visits": n, "bounces": n, "duration": s}
+    sites: dict[str, dict[date, dict[str, int]]] = field(default_factory=dict)
+    #: API key -> the sites it may read
+    keys: dict[str, set[str]] = field(default_factory=dict)
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/api/v2/query", self.query)
+
+    async def query(self, request: web.Request) -> web.Response:
+        key = bearer(request)
+        if key is None:
+            return respond(401, {"error": _MISSING_KEY})
+        body: dict[str, Any] = await request.json()
+        site = body.get("site_id")
+        if site not in self.keys.get(key, set()) or site not in self.sites:
+            return respond(401, {"error": _BAD_KEY})
+        metrics = body.get("metrics") or []
+        for metric in metrics:
+            if metric not in ("visitors", "pageviews", "visits", "bounce_rate", "visit_duration"):
+                return respond(400, {"error": f'#/metrics/0: Invalid metric "{metric}"'})
+        first, last = (date.fromisoformat(d) for d in body["date_range"])
+        days = {d: v for d, v in self.sites[site].items() if first <= d <= last}
+        days = {d: v for d, v in days.items() if _matches(v, body.get("filters") or [])}
+        if body.get("dimensions") == ["time:day"]:
+            results = [
+                {"metrics": _metrics({d: days[d]}, metrics), "dimensions": [d.isoformat()]}
+                for d in sorted(days)
+            ]
+        else:
+            results = [{"metrics": _metrics(days, metrics), "dimensions": []}]
+        return respond(200, {"results": results, "meta": {}, "query": body})
+
+
+def _matches(day: dict[str, int], filters: list[Any]) -> bool:
+    # the fake knows one filter: ["is", "event:page", [path]] keeps days whose "page" is listed
+    for op, dimension, values in filters:
+        if op == "is" and dimension == "event:page" and day.get("page") not in values:
+            return False
+    return True
+
+
+def _metrics(days: dict[date, dict[str, int]], metrics: list[str]) -> list[float | int]:
+    visits = sum(v["visits"] for v in days.values())
+    values: dict[str, float | int] = {
+        "visitors": sum(v["visitors"] for v in days.values()),
+        "pageviews": sum(v["pageviews"] for v in days.values()),
+        "visits": visits,
+        # Plausible rounds both to whole numbers (percent, seconds)
+        "bounce_rate": round(100 * sum(v["bounces"] for v in days.values()) / visits)
+        if visits
+        else 0,
+        "visit_duration": round(sum(v["duration"] for v in days.values()) / visits)
+        if visits
+        else 0,
+    }
+    return [values[m] for m in metrics]

@@ -1,0 +1,135 @@
+"""`type: plausible` against a local copy of the Plausible Stats API v2."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from kpi_collector.sources.plausible import Plausible
+from kpi_collector.sources.plausible.fake import FakePlausible
+from tests.fakes.collect import backfill, collect, outcome
+from tests.fakes.data import NOW, TODAY
+
+KPI = Path(sys.executable).parent / "kpi"
+KEY = "plausible-test-key-0000000000000001"
+
+
+def figures(n: int) -> dict[str, int]:
+    return {
+        "visitors": 100 + n,
+        "pageviews": 300 + n,
+        "visits": 200,
+        "bounces": 90,
+        "duration": 12345,
+    }
+
+
+@pytest.fixture
+def plausible():
+    fake = FakePlausible(keys={KEY: {"example.com"}})
+    fake.sites["example.com"] = {TODAY - timedelta(days=n): figures(n) for n in range(1, 11)}
+    with fake.serve():
+        yield fake
+
+
+def test_yesterdays_figures(plausible: FakePlausible) -> None:
+    values = collect(Plausible(site_id="example.com", api_key=KEY, api_url=plausible.url), now=NOW)
+    assert values == {
+        "visitors": 101.0,
+        "pageviews": 301.0,
+        "visits": 200.0,
+        "bounce_rate": 45.0,
+        "visit_duration": 62.0,
+    }
+    (request,) = plausible.requests
+    assert request.headers["Authorization"] == f"Bearer {KEY}"
+    assert plausible.calls("/api/v2/query") == 1
+
+
+def test_subset_and_filters_are_sent(plausible: FakePlausible) -> None:
+    plausible.sites["example.com"][TODAY - timedelta(days=1)]["page"] = 1  # no page "/" matches
+    source = Plausible(
+        site_id="example.com",
+        api_key=KEY,
+        api_url=plausible.url,
+        metrics=["visitors"],
+        filters=[["is", "event:page", ["/"]]],
+    )
+    assert collect(source, now=NOW) == {"visitors": 0.0}
+
+
+def test_unknown_metric_is_refused_at_load() -> None:
+    with pytest.raises(ValidationError, match="unknown metric 'users' for type 'plausible'"):
+        Plausible(site_id="example.com", api_key=KEY, metrics=["users"])
+
+
+def test_wrong_key_names_the_key(plausible: FakePlausible) -> None:
+    wrong = "plausible-wrong-key-000000000000009"
+    result = outcome(Plausible(site_id="example.com", api_key=wrong, api_url=plausible.url))
+    ((_, message, transient),) = result.errors
+    assert "Invalid API key or site ID" in message and "`api_key`" in message
+    assert wrong not in message and not transient
+
+
+def test_backfill_gives_each_day_and_nothing_for_days_without_visits(
+    plausible: FakePlausible,
+) -> None:
+    del plausible.sites["example.com"][TODAY - timedelta(days=3)]
+    source = Plausible(
+        site_id="example.com", api_key=KEY, api_url=plausible.url, metrics=["visits", "visitors"]
+    )
+    points = backfill(source, TODAY - timedelta(days=5), now=NOW)
+    by = {(p.metric, p.ts.date()): p.value for p in points}
+    assert sorted({d for _, d in by}) == [TODAY - timedelta(days=n) for n in (5, 4, 2, 1)]
+    assert by[("visitors", TODAY - timedelta(days=4))] == 104.0
+    assert plausible.calls() == 1
+
+
+def test_kpi_run_and_backfill_end_to_end(tmp_path: Path) -> None:
+    """`kpi run` and `kpi backfill` (subprocesses) against the fake, into SQLite; the key never
+    reaches output or the store, and a second backfill adds nothing."""
+    today = datetime.now(UTC).date()
+    fake = FakePlausible(keys={KEY: {"example.com"}})
+    fake.sites["example.com"] = {today - timedelta(days=n): figures(n) for n in range(1, 11)}
+    with fake.serve():
+        (tmp_path / "kpi.yaml").write_text(
+            "timezone: UTC\nsources:\n"
+            f'  - {{name: web, type: plausible, site_id: example.com, api_key: "${{PLAUSIBLE_API_KEY}}", '
+            f'api_url: "{fake.url}"}}\n'
+        )
+        (tmp_path / ".env").write_text(f"PLAUSIBLE_API_KEY={KEY}\n")
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "NO_COLOR": "1"}
+
+        def kpi(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [str(KPI), *args],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
+        ran = kpi("run", "--format", "json")
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        since = (today - timedelta(days=5)).isoformat()
+        first = kpi("backfill", "--since", since)
+        assert first.returncode == 0, first.stdout + first.stderr
+        second = kpi("backfill", "--since", since)
+        assert "web: 0 values added" in second.stdout
+    with sqlite3.connect(tmp_path / "kpi.db") as db:
+        rows = db.execute(
+            "SELECT kpi, value, backfilled FROM observations ORDER BY kpi, ts"
+        ).fetchall()
+        dump = "\n".join(db.iterdump())
+    visitors = [(v, b) for k, v, b in rows if k == "web.visitors"]
+    assert visitors[-1] == (101.0, 0)  # yesterday's figure, collected live by the run
+    assert [v for v, b in visitors if b] == [105.0, 104.0, 103.0, 102.0, 101.0]
+    for text in (ran.stdout, ran.stderr, first.stdout, second.stdout, dump):
+        assert KEY not in text
