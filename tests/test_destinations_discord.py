@@ -93,3 +93,20 @@ def test_discord_refusals_are_terminal_and_explained(hooks: FakeDiscord) -> None
     assert not caught.value.transient and "copy the webhook URL again" in str(caught.value)
     assert hooks.discord == []
     assert TOKEN not in str(caught.value)
+
+
+def test_a_long_discord_digest_is_paced_to_the_end_in_one_run(
+    tmp_path: Path, hooks: FakeDiscord
+) -> None:
+    """issue 18 §5: 1,800 KPIs (27 parts here) against Discord's 5 posts per 2 s: a 429 after
+    parts went through is pacing (wait `retry_after`, go on), not a failed attempt."""
+    values = {f"kpi_{i:04d}": float(i) * 1000 for i in range(1800)}
+    discord = Discord(webhook_url=hooks.discord_url, every="day", retries=1)
+    p = make(tmp_path, discord, values=values)
+    result = p.process(now=MONDAY)
+    assert result.delivery_errors == {}
+    contents = [m["content"] for m in hooks.discord]
+    assert len(contents) == 27 and len(set(contents)) == 27  # 5 per 2 s: 429s along the way
+    assert sum(c.count("**github.kpi_") for c in contents) == 1800
+    (record,) = p.delivery_engine().records()
+    assert record.status == "done"

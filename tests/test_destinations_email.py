@@ -8,6 +8,7 @@ import asyncio
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -189,3 +190,70 @@ def test_email_refused_login_is_terminal_and_names_no_password(tmp_path: Path) -
             asyncio.run(email.send_text(FIRED))
         assert not caught.value.transient and "refused the login" in str(caught.value)
         assert TOKEN not in str(caught.value) and mails == []
+
+
+@pytest.mark.parametrize(
+    ("server", "to", "expected", "refused"),
+    [
+        # issue 18 §4: this said "does not offer STARTTLS ... set tls: none" with tls: none set
+        (
+            {"tls": False},
+            "jörg@example.de",
+            "does not offer SMTPUTF8, needed for the non-ASCII address jörg@example.de: use an "
+            "ASCII address or a server that offers SMTPUTF8",
+            True,
+        ),
+        (
+            {"tls": False, "size_limit": 200},
+            "team@example.com",
+            "refused the message as too large (552 Error: message size exceeds fixed maximum "
+            "message size): deliver fewer KPIs per message",
+            True,
+        ),
+        (
+            {"tls": False, "relay_for": "example.org"},
+            "team@example.com",
+            "refused the recipients team@example.com (554 5.7.1 <team@example.com>: Relay "
+            "access denied): the server does not relay for this sender",
+            False,
+        ),
+    ],
+)
+def test_email_smtp_refusals_name_their_cause(
+    tmp_path: Path, server: dict[str, Any], to: str, expected: str, refused: bool
+) -> None:
+    with smtp_server(tmp_path, "bot", "smtp-pass-secret-123", **server) as (port, _, got):
+        email = Email(
+            host="127.0.0.1",
+            port=port,
+            tls="none",
+            sender="kpi@example.com",
+            to=[to],
+            timeout=5,
+            retries=0,
+        )
+        with pytest.raises(DeliveryError) as caught:
+            asyncio.run(email.send_text("🚨 Alert: test"))
+        assert got == []
+    assert expected in str(caught.value)
+    assert "STARTTLS" not in str(caught.value)
+    assert caught.value.transient is False
+    assert caught.value.refused is refused
+
+
+def test_email_non_ascii_address_goes_out_where_the_server_offers_smtputf8(
+    tmp_path: Path,
+) -> None:
+    with smtp_server(tmp_path, "bot", "pw", tls=False, smtputf8=True) as (port, _, got):
+        email = Email(
+            host="127.0.0.1",
+            port=port,
+            tls="none",
+            sender="kpi@example.com",
+            to=["jörg@example.de"],
+            timeout=5,
+            retries=0,
+        )
+        asyncio.run(email.send_text("🚨 Alert: test"))
+    [(_, envelope)] = got
+    assert envelope.rcpt_tos == ["jörg@example.de"]

@@ -64,3 +64,32 @@ def test_pushgateway_writes_infinities_as_prometheus_spells_them(tmp_path: Path)
     with pushgateway() as url:
         asyncio.run(push(url))
         assert gauge(url, "up.inf") == float("inf") and gauge(url, "down.inf") == float("-inf")
+
+
+def test_pushgateway_grouping_values_with_slash_or_empty_use_the_base64_form(
+    tmp_path: Path,
+) -> None:
+    """issue 18 §3: `eu/prod`, an empty value and a job name with `/` went out percent-encoded
+    or as `//`, and the real Pushgateway answered 400 on every run."""
+    from tests.fakes.pushgateway import groups
+
+    destination = Pushgateway(
+        url="http://pg", job="kpi/eu", grouping={"env": "eu/prod", "instance": ""}
+    )
+    assert destination.push_url() == (
+        "http://pg/metrics/job@base64/a3BpL2V1/env@base64/ZXUvcHJvZA/instance@base64/="
+    )
+    with pushgateway() as url:
+        destination = Pushgateway(
+            url=url,
+            job="kpi/eu",
+            grouping={"env": "eu/prod", "instance": "", "dc": "fra 1"},
+            retries=0,
+        )
+        result = pipeline(tmp_path, destination, {"stars": 1647.0}).process(now=MONDAY)
+        assert result.delivery_errors == {}
+        [group] = groups(url)
+        labels = group["labels"]
+        assert (labels["job"], labels["env"], labels["dc"]) == ("kpi/eu", "eu/prod", "fra 1")
+        assert labels.get("instance", "") == ""
+        assert gauge(url, "github.stars", job="kpi/eu") == 1647

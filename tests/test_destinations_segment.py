@@ -36,3 +36,35 @@ def test_segment_message_id_is_stable_per_period(tmp_path: Path, hooks: FakeSegm
         segment, p.process(now=MONDAY, deliver=False)
     )
     assert segment.track(delivery)["messageId"] == segment.track(delivery)["messageId"]
+
+
+def test_segment_over_32_kb_goes_out_in_parts_through_the_batch_endpoint(
+    tmp_path: Path, hooks: FakeSegment
+) -> None:
+    """issue 18 §2: one track call for 900 KPIs is ~43 KB; Segment (and its fake) refuse a
+    call over 32 KB with 400. Split, every KPI arrives once, each event under the limit."""
+    import json
+
+    from kpi_collector.destinations.segment import CALL_LIMIT
+
+    values = {f"metric_with_a_longer_name_{i:04d}": float(i) for i in range(900)}
+    segment = Segment(write_key=TOKEN, api_url=hooks.url, every="run", retries=0)
+    p = make(tmp_path, segment, values=values)
+    delivery = p.delivery_engine().delivery_from_result(
+        segment, p.process(now=MONDAY, deliver=False)
+    )
+    assert len(json.dumps(segment.track(delivery))) > 40_000  # one call would be refused
+    result = p.process(now=MONDAY)
+    assert result.delivery_errors == {}
+    assert hooks.batches == 1
+    parts = hooks.segment
+    assert [e["properties"]["part"] for e in parts] == [1, 2]
+    assert all(e["properties"]["parts"] == 2 for e in parts)
+    assert all(len(json.dumps(e, ensure_ascii=False).encode()) <= CALL_LIMIT for e in parts)
+    got = {k: v for e in parts for k, v in e["properties"].items() if k.startswith("github.")}
+    assert got == {f"github.{k}": v for k, v in values.items()}
+    assert len({e["messageId"] for e in parts}) == 2
+    values.clear()
+    values.update(stars=1.0, forks=2.0, issues=3.0)  # a later, small period: one track call
+    assert p.process(now=MONDAY).delivery_errors == {}
+    assert hooks.segment[-1]["properties"]["github.forks"] == 2.0 and hooks.batches == 1

@@ -496,6 +496,7 @@ def _check_references(config: Config, lines: _LineFinder, unchecked: set[str]) -
                 f"{metric!r}; it has {', '.join(source.metric_names())}"
             )
     _check_formulas(config, lines, unchecked)
+    _check_kpi_names(config, lines)
     from kpi_collector.config.alerts import alert_problems
 
     for at, message in alert_problems(config):
@@ -513,6 +514,23 @@ def _check_references(config: Config, lines: _LineFinder, unchecked: set[str]) -
                 f"{lines.where(('north_star',))}: north_star {star!r} is not a KPI id of this "
                 f"config; {fix}"
             )
+
+
+def _check_kpi_names(config: Config, lines: _LineFinder) -> None:
+    """No destination may map two of the config's KPIs to one column, property, header,
+    field or metric name (`Destination.kpi_names`): one value would overwrite the other."""
+    ids = config.kpi_ids()
+    titles = {kid: spec.title for kid, spec in config.kpis.items() if spec.title}
+    for index, destination in enumerate(config.destinations):
+        seen: dict[str, str] = {}
+        for kid, name in destination.kpi_names(ids, titles).items():
+            if name in seen:
+                raise ConfigError(
+                    f"{lines.where(('destinations', index))}: destination {destination.name!r}: "
+                    f"KPIs {seen[name]} and {kid} both map to {name!r}; give one of them "
+                    "another title (or id) so each keeps its own"
+                )
+            seen[name] = kid
 
 
 def _check_formulas(config: Config, lines: _LineFinder, unchecked: set[str]) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from kpi_collector.collect.retry import BACKOFF, MAX_RETRY_AFTER, retrying
+from kpi_collector.collect.retry import BACKOFF, MAX_RETRY_AFTER, pause, retrying
 from kpi_collector.config.models import display_order
 from kpi_collector.destinations.base import Delivery, Destination
 from kpi_collector.errors import ConfigError, DeliveryError, KpiError, missing_package
@@ -250,13 +250,28 @@ class DeliveryEngine:
                 self._bump_attempts(record_id)  # recorded before the attempt
 
         async def once() -> None:
-            try:
-                await destination.deliver(delivery)
-            except KpiError:
-                raise
-            except Exception as exc:  # a destination's bug must not take the others down
-                message = missing_package(exc) or f"{type(exc).__name__}: {exc}"
-                raise DeliveryError(message, transient=False) from exc
+            # A 429 after parts went through is pacing, not failure (issue 18 §5): wait its
+            # Retry-After and go on from the parts sent, without spending an attempt; the
+            # loop ends because every pass sends at least one more part.
+            while True:
+                sent = delivery.progress
+                try:
+                    await destination.deliver(delivery)
+                    return
+                except KpiError as error:
+                    retry_after: float | None = getattr(error, "retry_after", None)
+                    if (
+                        error.transient
+                        and retry_after is not None
+                        and retry_after <= self.max_retry_after
+                        and delivery.progress > sent
+                    ):
+                        await pause(retry_after)
+                        continue
+                    raise
+                except Exception as exc:
+                    message = missing_package(exc) or f"{type(exc).__name__}: {exc}"
+                    raise DeliveryError(message, transient=False) from exc
 
         try:
             await retrying(

@@ -9,7 +9,7 @@ decides what to deliver when, records it in the store and retries transient fail
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -153,6 +153,15 @@ class Destination(Plugin):
         delivery pending. Messages must not contain secrets (they are redacted anyway)."""
         raise NotImplementedError
 
+    def kpi_names(self, kpis: Sequence[str], titles: Mapping[str, str]) -> dict[str, str]:
+        """The name each KPI gets in this destination where it names something by KPI (a
+        column, property, header, field or metric): {kpi id: name}; empty where it names
+        nothing by KPI. `titles` maps a KPI id to its `title:`. Two KPIs must never share
+        a name: the loader checks this against the config's KPIs (`kpi validate` names
+        both), and `deliver` refuses a delivery where run-time KPIs collide
+        (`name_collision`) instead of letting one value overwrite the other."""
+        return {}
+
     @property
     def can_send_text(self) -> bool:
         """True when this destination implements `send_text`, so alerts can `notify` it."""
@@ -194,3 +203,15 @@ def delivery_error(
     error = DeliveryError(message, transient=transient, refused=refused)
     error.retry_after = retry_after  # type: ignore[attr-defined]
     return error
+
+
+def name_collision(names: Mapping[str, str]) -> tuple[str, str, str] | None:
+    """The first (kpi, other kpi, name) where two KPIs of `names` ({kpi: name}, as from
+    `Destination.kpi_names`) share a name; None when every name is unique. Names compare
+    exactly (a destination that folds case folds it in `kpi_names`)."""
+    seen: dict[str, str] = {}
+    for kpi, name in names.items():
+        if name in seen:
+            return seen[name], kpi, name
+        seen[name] = kpi
+    return None

@@ -207,16 +207,55 @@ class Email(MessageDestination):
                 "remove username and password",
                 transient=False,
             )
-        if isinstance(exc, smtplib.SMTPNotSupportedError):
+        if isinstance(exc, smtplib.SMTPNotSupportedError) and step == "starttls":
             return delivery_error(
                 f"{where} does not offer STARTTLS: set tls: ssl (port 465) or, on a trusted "
                 "network only, tls: none",
                 transient=False,
             )
-        if isinstance(exc, smtplib.SMTPRecipientsRefused):
-            refused = ", ".join(exc.recipients)
+        if isinstance(exc, smtplib.SMTPNotSupportedError) and step == "send":
+            # smtplib raises this when an address is not ASCII and the EHLO lacked SMTPUTF8
+            # (RFC 6531); nothing about TLS
+            wide = [a for a in [self.sender, *self.to, *self.cc] if not a.isascii()]
             return delivery_error(
-                f"{where} refused the recipients {refused}: check `to`", transient=False
+                f"{where} does not offer SMTPUTF8, needed for the non-ASCII address "
+                f"{', '.join(wide) or '(an address)'}: use an ASCII address or a server that "
+                "offers SMTPUTF8",
+                transient=False,
+                refused=True,
+            )
+        if isinstance(exc, smtplib.SMTPRecipientsRefused):
+            refused = "; ".join(
+                f"{address} ({code} {_text(text)})"
+                for address, (code, text) in exc.recipients.items()
+            )
+            relay = any(_is_relay_denied(code, text) for code, text in exc.recipients.values())
+            hint = (
+                "the server does not relay for this sender: log in (username, password) or use "
+                "the server of the recipients' domain"
+                if relay
+                else "check `to`"
+            )
+            return delivery_error(
+                f"{where} refused the recipients {refused}: {hint}", transient=False
+            )
+        if isinstance(exc, smtplib.SMTPResponseException) and _is_too_large(
+            exc.smtp_code, exc.smtp_error
+        ):
+            return delivery_error(
+                f"{where} refused the message as too large ({exc.smtp_code} "
+                f"{redact(_text(exc.smtp_error))[:200]}): deliver fewer KPIs per message",
+                transient=False,
+                refused=True,
+            )
+        if isinstance(exc, smtplib.SMTPSenderRefused) and _is_relay_denied(
+            exc.smtp_code, exc.smtp_error
+        ):
+            return delivery_error(
+                f"{where} refused the sender {exc.sender} ({exc.smtp_code} "
+                f"{redact(_text(exc.smtp_error))[:200]}): log in (username, password) or use a "
+                "sender the server accepts",
+                transient=False,
             )
         if isinstance(exc, smtplib.SMTPServerDisconnected):
             return delivery_error(
@@ -224,13 +263,9 @@ class Email(MessageDestination):
                 transient=True,
             )
         if isinstance(exc, smtplib.SMTPResponseException):
-            text = (
-                exc.smtp_error.decode(errors="replace")
-                if isinstance(exc.smtp_error, bytes)
-                else str(exc.smtp_error)
-            )
+            text = _text(exc.smtp_error)
             return delivery_error(
-                f"{where} answered {exc.smtp_code} {redact(' '.join(text.split()))[:200]}",
+                f"{where} answered {exc.smtp_code} {redact(text)[:200]}",
                 transient=400 <= exc.smtp_code < 500,  # 4xx: try again later; 5xx: permanent
             )
         if step == "login":  # e.g. "No suitable authentication method found."
@@ -240,3 +275,22 @@ class Email(MessageDestination):
                 transient=False,
             )
         return delivery_error(f"{where}: {redact(str(exc))}", transient=False)
+
+
+def _text(reply: bytes | str) -> str:
+    """An SMTP reply's text on one line."""
+    text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+    return " ".join(text.split())
+
+
+def _is_too_large(code: int, reply: bytes | str) -> bool:
+    """552 (RFC 5321 4.5.3.1.10: "message size exceeds fixed maximum"), or the enhanced status
+    5.3.4 "message too big for system" (RFC 3463) which some servers send with 554."""
+    return code == 552 or "5.3.4" in _text(reply)
+
+
+def _is_relay_denied(code: int, reply: bytes | str) -> bool:
+    """550/551/554 with "relay" in the text or the enhanced status 5.7.1 (RFC 3463: "delivery
+    not authorized"), as Postfix ("Relay access denied") and Exim send it."""
+    text = _text(reply).lower()
+    return code in (550, 551, 554) and ("relay" in text or "5.7.1" in text)

@@ -74,6 +74,23 @@ class _Handler:
         return "250 Message accepted for delivery"
 
 
+class _RelayFor(_Handler):
+    """Takes recipients of one domain only, as a mail server that does not relay: others get
+    Postfix's `554 5.7.1 <address>: Relay access denied`."""
+
+    def __init__(self, domain: str) -> None:
+        super().__init__()
+        self.domain = domain
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        if not address.endswith("@" + self.domain):
+            return f"554 5.7.1 <{address}>: Relay access denied"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
 class _OAuthOnly(_Handler):
     async def auth_XOAUTH2(self, server: Any, args: list[str]) -> Any:
         from aiosmtpd.smtp import AuthResult
@@ -83,9 +100,19 @@ class _OAuthOnly(_Handler):
 
 @contextmanager
 def smtp_server(
-    folder: Path, user: str, password: str, *, tls: bool = True, oauth_only: bool = False
+    folder: Path,
+    user: str,
+    password: str,
+    *,
+    tls: bool = True,
+    oauth_only: bool = False,
+    smtputf8: bool = False,
+    size_limit: int | None = None,
+    relay_for: str | None = None,
 ) -> Iterator[tuple[int, Path, list[Any]]]:
-    """(port, CA file to trust, accepted messages as (EmailMessage, envelope))."""
+    """(port, CA file to trust, accepted messages as (EmailMessage, envelope)). `smtputf8`:
+    offer SMTPUTF8 (RFC 6531); `size_limit`: the SIZE it announces and enforces (bytes, RFC
+    1870); `relay_for`: the only recipient domain it takes (others: 554 relay denied)."""
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -103,7 +130,9 @@ def smtp_server(
         )
         return AuthResult(success=ok, handled=False)
 
-    handler = _OAuthOnly() if oauth_only else _Handler()
+    handler: _Handler = (
+        _OAuthOnly() if oauth_only else _RelayFor(relay_for) if relay_for else _Handler()
+    )
     port = free_port()
     controller = Controller(
         handler,
@@ -114,6 +143,8 @@ def smtp_server(
         authenticator=authenticator,
         auth_require_tls=True,  # without TLS: no AUTH offered
         auth_exclude_mechanism=["CRAM-MD5", *(["LOGIN", "PLAIN"] if oauth_only else [])],
+        enable_SMTPUTF8=smtputf8,
+        data_size_limit=size_limit or 33554432,  # aiosmtpd's default, 32 MiB
     )
     controller.start()
     try:

@@ -16,12 +16,18 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import field_validator
 
-from kpi_collector.destinations.base import Delivery, TableDestination, delivery_error
+from kpi_collector.destinations.base import (
+    Delivery,
+    TableDestination,
+    delivery_error,
+    name_collision,
+)
 from kpi_collector.errors import DeliveryError
 from kpi_collector.secrets import Secret, redact
 
@@ -52,7 +58,24 @@ class GoogleSheets(TableDestination):
             raise ValueError(f"{value!r} is not a spreadsheet key or URL")
         return key
 
+    def kpi_names(self, kpis: Sequence[str], titles: Mapping[str, str]) -> dict[str, str]:
+        """wide: {kpi: header}, the column headed by the KPI's title (else its id); long
+        names nothing by KPI (one row per KPI)."""
+        if self.layout == "long":
+            return {}
+        return {kpi: titles.get(kpi) or kpi for kpi in kpis}
+
     async def deliver(self, delivery: Delivery) -> None:
+        titles = {kpi: delivery.title(kpi) for kpi in delivery.ordered}
+        clash = name_collision(self.kpi_names(delivery.ordered, titles))
+        if clash:  # KPIs only known at run time; the config's own are checked at load
+            first, second, name = clash
+            raise delivery_error(
+                f"google_sheets destination {self.name!r}: KPIs {first} and {second} both map "
+                f"to the column {name!r}; give one of them another title in `kpis:`",
+                transient=False,
+                refused=True,
+            )
         await asyncio.to_thread(self._deliver_mapped, delivery)
 
     # the client ------------------------------------------------------------------------------

@@ -15,14 +15,19 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, field_validator
 
 from kpi_collector.destinations._http import origin
-from kpi_collector.destinations.base import Delivery, TableDestination, delivery_error
+from kpi_collector.destinations.base import (
+    Delivery,
+    TableDestination,
+    delivery_error,
+    name_collision,
+)
 from kpi_collector.errors import DeliveryError
 from kpi_collector.secrets import Secret, redact
 
@@ -109,7 +114,24 @@ class Notion(TableDestination):
 
     # delivering ----------------------------------------------------------------------------
 
+    def kpi_names(self, kpis: Sequence[str], titles: Mapping[str, str]) -> dict[str, str]:
+        """wide: {kpi: property}, the property named by the KPI's title (else its id); long
+        names nothing by KPI (one row per KPI)."""
+        if self.layout == "long":
+            return {}
+        return {kpi: titles.get(kpi) or kpi for kpi in kpis}
+
     async def deliver(self, delivery: Delivery) -> None:
+        titles = {kpi: delivery.title(kpi) for kpi in delivery.ordered}
+        clash = name_collision(self.kpi_names(delivery.ordered, titles))
+        if clash:  # KPIs only known at run time; the config's own are checked at load
+            first, second, name = clash
+            raise delivery_error(
+                f"notion destination {self.name!r}: KPIs {first} and {second} both map to "
+                f"property {name!r}; give one of them another title in `kpis:`",
+                transient=False,
+                refused=True,
+            )
         async with self.client() as api:
             source = await self.resolve_data_source(api)
             source = await self.ensure_properties(api, source, delivery)

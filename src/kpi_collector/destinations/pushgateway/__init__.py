@@ -9,6 +9,7 @@ which replaces the group's metrics: re-running is idempotent.
 
 from __future__ import annotations
 
+import base64
 from typing import ClassVar
 from urllib.parse import quote
 
@@ -43,6 +44,18 @@ def exposition(delivery: Delivery) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _segment(label: str, value: str) -> str:
+    """One `label/value` pair of the push URL's path. Plain (percent-encoded) where the value
+    is a non-empty string without `/`; else the Pushgateway's base64 form: `label@base64/`
+    and the value in base64url (RFC 4648 section 5) without padding, the empty value as `=`
+    (Pushgateway README: "If you need to use a slash or an empty string as a value, use
+    base64url encoding"). Example: ("env", "eu/prod") -> "env@base64/ZXUvcHJvZA"."""
+    if value and "/" not in value:
+        return f"{quote(label, safe='')}/{quote(value, safe='')}"
+    encoded = base64.urlsafe_b64encode(value.encode()).decode().rstrip("=") or "="
+    return f"{quote(label, safe='')}@base64/{encoded}"
+
+
 class Pushgateway(TableDestination):
     type: ClassVar[str] = "pushgateway"
 
@@ -62,9 +75,13 @@ class Pushgateway(TableDestination):
         return value
 
     def push_url(self) -> str:
-        path = f"/metrics/job/{quote(self.job, safe='')}"
+        """`<url>/metrics/job/<job>/<label>/<value>...`, each value in the form the Pushgateway
+        reads back unchanged: a value with `/` or an empty one (which the Pushgateway's router
+        cannot take plain; it answers 400) goes as `<label>@base64/<base64url>`, empty as `=`,
+        as its official clients do (Pushgateway README, "URL"; client_golang push.go)."""
+        path = "/metrics/" + _segment("job", self.job)
         for key, value in self.grouping.items():
-            path += f"/{quote(key, safe='')}/{quote(value, safe='')}"
+            path += "/" + _segment(key, value)
         return self.url.rstrip("/") + path
 
     def _auth(self) -> Auth | None:

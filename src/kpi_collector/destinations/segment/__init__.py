@@ -1,4 +1,6 @@
-"""`type: segment`: one Segment `track` call per delivery, the KPI values as its properties.
+"""`type: segment`: one Segment `track` call per delivery, the KPI values as its properties;
+over Segment's 32 KB per call, several `track` events (`part`/`parts` properties) through the
+batch endpoint, at most 500 KB per batch.
 
     - {type: segment, write_key: "${SEGMENT_WRITE_KEY}", event: KPIs Collected}
 
@@ -8,6 +10,7 @@ repeat if a crash between sending and recording makes the next run send it again
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any, ClassVar
 
@@ -16,10 +19,20 @@ from pydantic import Field
 from kpi_collector._version import __version__
 from kpi_collector.collect.http import Auth
 from kpi_collector.destinations._http import error_detail, send, status_error
-from kpi_collector.destinations.base import Delivery, MessageDestination
+from kpi_collector.destinations.base import Delivery, MessageDestination, delivery_error
 from kpi_collector.secrets import Secret
 
 _NAMESPACE = uuid.UUID("6f1d3c3e-8d0b-4b8e-9a51-6b2f7f0e8c11")
+# Segment's HTTP Tracking API limits: "32KB per call" and "500KB per batch request"
+# (segment.com/docs/connections/sources/catalog/libraries/server/http-api, "Max request size")
+CALL_LIMIT = 32 * 1024
+BATCH_LIMIT = 500 * 1024
+
+
+def _size(body: dict[str, Any]) -> int:
+    """The JSON body's size in bytes, at most what goes on the wire (ASCII escapes and spaced
+    separators: the largest spelling of the same JSON)."""
+    return len(json.dumps(body).encode())
 
 
 class Segment(MessageDestination):
@@ -50,15 +63,70 @@ class Segment(MessageDestination):
         # Segment's HTTP API: the write key as the basic-auth user, no password
         return Auth(basic=(self.write_key, Secret("")))
 
+    def tracks(self, delivery: Delivery) -> list[dict[str, Any]]:
+        """The delivery's `track` events: one when it fits Segment's 32 KB per call, else the
+        KPIs split over as few events as fit, each with the `period` and `part`/`parts`
+        (1-based) properties and its own stable `messageId` (so Segment drops repeats).
+        Raises DeliveryError(refused) when one KPI alone cannot fit."""
+        whole = self.track(delivery)
+        if _size(whole) <= CALL_LIMIT:
+            return [whole]
+        chunks: list[dict[str, Any]] = []
+        current: dict[str, Any] = {}
+        for kpi in delivery.ordered:
+            trial = {**current, kpi: delivery.values[kpi]}
+            # room for period/part/parts, always included
+            probe = {
+                **whole,
+                "properties": {**trial, "period": delivery.period, "part": 9999, "parts": 9999},
+            }
+            if current and _size(probe) > CALL_LIMIT:
+                chunks.append(current)
+                trial = {kpi: delivery.values[kpi]}
+            current = trial
+        chunks.append(current)
+        events = []
+        for index, chunk in enumerate(chunks, start=1):
+            properties = {**chunk, "period": delivery.period, "part": index, "parts": len(chunks)}
+            event = {
+                **whole,
+                "properties": properties,
+                "messageId": str(uuid.uuid5(_NAMESPACE, f"{delivery.delivery_id}#{index}")),
+            }
+            if _size(event) > CALL_LIMIT:
+                raise delivery_error(
+                    f"Segment: one track call is {_size(event)} bytes, over Segment's 32 KB "
+                    "per call even with one KPI: shorten the event name or KPI ids",
+                    transient=False,
+                    refused=True,
+                )
+            events.append(event)
+        return events
+
     async def deliver(self, delivery: Delivery) -> None:
-        url = f"{self.api_url.rstrip('/')}/v1/track"
+        events = self.tracks(delivery)
+        if len(events) == 1:
+            await self._post(delivery, "/v1/track", events[0])
+            return
+        batches: list[list[dict[str, Any]]] = [[]]
+        for event in events:  # 500 KB per batch, with room for the envelope
+            if batches[-1] and _size({"batch": [*batches[-1], event]}) > BATCH_LIMIT - 1024:
+                batches.append([])
+            batches[-1].append(event)
+        for index, batch in enumerate(batches):
+            if index < delivery.progress:  # sent by an attempt that failed on a later batch
+                continue
+            await self._post(delivery, "/v1/batch", {"batch": batch})
+            await delivery.checkpoint(index + 1)
+
+    async def _post(self, delivery: Delivery, path: str, body: dict[str, Any]) -> None:
         response = await send(
             delivery,
             "POST",
-            url,
+            f"{self.api_url.rstrip('/')}{path}",
             service="Segment",
             timeout=self.timeout,
-            json_body=self.track(delivery),
+            json_body=body,
             auth=self._auth(),
         )
         if response.status == 200:

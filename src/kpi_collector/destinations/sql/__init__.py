@@ -6,7 +6,8 @@ period in one transaction: a re-run updates its row, a crash never leaves a dupl
 
 wide: `period` (primary key), `date`, `updated_at`, then one DOUBLE column per KPI named by its
 id with every other character than letters, digits and `_` replaced (`github.stars` →
-`github_stars`); new KPIs add columns. long: `period`, `kpi` (primary key), `date`, `title`,
+`github_stars`, lower case, cut to 60; two KPIs never share one: see README.md); new KPIs
+add columns. long: `period`, `kpi` (primary key), `date`, `title`,
 `value`, `updated_at`. Any SQLAlchemy URL works (SQLite, PostgreSQL, MariaDB/MySQL, ...).
 """
 
@@ -15,13 +16,19 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, PrivateAttr
 
 from kpi_collector.collect.sql import first_line, with_driver
 from kpi_collector.destinations._table import rows_of
-from kpi_collector.destinations.base import Delivery, TableDestination, delivery_error
+from kpi_collector.destinations.base import (
+    Delivery,
+    TableDestination,
+    delivery_error,
+    name_collision,
+)
 from kpi_collector.errors import DeliveryError
 from kpi_collector.secrets import DatabaseUrl, redact
 
@@ -47,7 +54,24 @@ class SQL(TableDestination):
 
     model_config = TableDestination.model_config | {"populate_by_name": True}
 
+    def kpi_names(self, kpis: Sequence[str], titles: Mapping[str, str]) -> dict[str, str]:
+        """wide: {kpi: column} by `column_name`, folded to lower case as the databases
+        compare unquoted names; long names nothing by KPI."""
+        if self.layout == "long":
+            return {}
+        return {kpi: column_name(kpi) for kpi in kpis}
+
     async def deliver(self, delivery: Delivery) -> None:
+        clash = name_collision(self.kpi_names(delivery.ordered, {}))
+        if clash:  # KPIs only known at run time; the config's own are checked at load
+            first, second, name = clash
+            raise delivery_error(
+                f"sql destination {self.name!r}: KPIs {first} and {second} both map to column "
+                f"{name!r}; rename one (column names are ids in lower case, other characters "
+                "than letters and digits as `_`, cut to 60)",
+                transient=False,
+                refused=True,
+            )
         await asyncio.to_thread(self._deliver, delivery)
 
     def engine(self) -> sa.Engine:
