@@ -214,3 +214,16 @@ def fast_delivery_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     from kpi_collector.deliver import engine as delivery
 
     monkeypatch.setattr(delivery, "BACKOFF", 0.01)
+
+
+@pytest.fixture(autouse=True)
+def _secrets_of_this_test_only() -> Iterator[None]:
+    """The registry of secret values is per process, as a process runs one config: each test
+    starts with the registry it found, so one test's secrets (a login's `username: admin`)
+    never mask another test's text."""
+    from kpi_collector import secrets as registry
+
+    known = set(registry._KNOWN)
+    yield
+    registry._KNOWN.clear()
+    registry._KNOWN.update(known)
