@@ -26,7 +26,7 @@ from kpi_collector.destinations.base import (
     Delivery,
     TableDestination,
     delivery_error,
-    name_collision,
+    refuse_name_collision,
 )
 from kpi_collector.errors import DeliveryError
 from kpi_collector.secrets import Secret, redact
@@ -76,6 +76,8 @@ def notion_id(value: str) -> str:
 
 class Notion(TableDestination):
     type: ClassVar[str] = "notion"
+    name_kind: ClassVar[str] = "property"
+    name_fix: ClassVar[str] = "give one of them another title in `kpis:`"
 
     token: Secret
     database: str
@@ -121,17 +123,12 @@ class Notion(TableDestination):
             return {}
         return {kpi: titles.get(kpi) or kpi for kpi in kpis}
 
+    def reserved_names(self) -> frozenset[str]:
+        """wide: the date and period properties (the title property is checked by type)."""
+        return frozenset({self.date_property, self.period_property})
+
     async def deliver(self, delivery: Delivery) -> None:
-        titles = {kpi: delivery.title(kpi) for kpi in delivery.ordered}
-        clash = name_collision(self.kpi_names(delivery.ordered, titles))
-        if clash:  # KPIs only known at run time; the config's own are checked at load
-            first, second, name = clash
-            raise delivery_error(
-                f"notion destination {self.name!r}: KPIs {first} and {second} both map to "
-                f"property {name!r}; give one of them another title in `kpis:`",
-                transient=False,
-                refused=True,
-            )
+        refuse_name_collision(self, delivery)  # the config's own KPIs are checked at load
         async with self.client() as api:
             source = await self.resolve_data_source(api)
             source = await self.ensure_properties(api, source, delivery)

@@ -27,7 +27,7 @@ from kpi_collector.destinations.base import (
     Delivery,
     TableDestination,
     delivery_error,
-    name_collision,
+    refuse_name_collision,
 )
 from kpi_collector.errors import DeliveryError
 from kpi_collector.secrets import DatabaseUrl, redact
@@ -46,6 +46,11 @@ def column_name(kpi: str) -> str:
 
 class SQL(TableDestination):
     type: ClassVar[str] = "sql"
+    name_kind: ClassVar[str] = "column"
+    name_fix: ClassVar[str] = (
+        "rename one (column names are ids in lower case, other characters than letters and "
+        "digits as `_`, cut to 60)"
+    )
 
     url: DatabaseUrl
     table: str = Field(default="kpis", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -61,17 +66,12 @@ class SQL(TableDestination):
             return {}
         return {kpi: column_name(kpi) for kpi in kpis}
 
+    def reserved_names(self) -> frozenset[str]:
+        """wide: the `period`, `date` and `updated_at` columns."""
+        return frozenset({"period", "date", "updated_at"}) if self.layout == "wide" else frozenset()
+
     async def deliver(self, delivery: Delivery) -> None:
-        clash = name_collision(self.kpi_names(delivery.ordered, {}))
-        if clash:  # KPIs only known at run time; the config's own are checked at load
-            first, second, name = clash
-            raise delivery_error(
-                f"sql destination {self.name!r}: KPIs {first} and {second} both map to column "
-                f"{name!r}; rename one (column names are ids in lower case, other characters "
-                "than letters and digits as `_`, cut to 60)",
-                transient=False,
-                refused=True,
-            )
+        refuse_name_collision(self, delivery)  # the config's own KPIs are checked at load
         await asyncio.to_thread(self._deliver, delivery)
 
     def engine(self) -> sa.Engine:
