@@ -224,9 +224,9 @@ class NameClash(NamedTuple):
     """Two KPIs that one destination would write under one name (`second` is None when
     `first` takes a name the destination keeps for itself, like `period`)."""
 
-    first: str
-    second: str | None
-    name: str
+    first: str  # a KPI id
+    second: str | None  # the other KPI id; None: `name` is reserved
+    name: str  # the name both map to
 
     def describe(self, kind: str = "name") -> str:
         """ "KPIs a.x and b.x both map to column 'x'" / "KPI period maps to column 'period',
