@@ -248,7 +248,7 @@ class Email(MessageDestination):
     def _send(self, message: EmailMessage) -> None:
         self._session(lambda smtp: smtp.send_message(message, to_addrs=[*self.to, *self.cc]))
 
-    def _session(self, work: Callable[[smtplib.SMTP], None]) -> None:
+    def _session(self, work: Callable[[smtplib.SMTP], object]) -> None:
         """Connect, secure, log in, then `work(smtp)`; every failure as a DeliveryError that
         names its cause."""
         where = f"SMTP server {self.host}:{self.smtp_port}"
