@@ -86,3 +86,21 @@ def test_sql_bad_url_is_terminal_without_the_password(tmp_path: Path) -> None:
     assert (
         "pw-in-url-42" not in message and "stays pending" in message
     )  # connection refused: transient
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+def test_a_refused_login_is_terminal_and_names_the_url(tmp_path: Path, backend: str) -> None:
+    """issue 18 §4: every OperationalError was 'transient' — a database that does not exist
+    was retried as if the network had failed; it names the URL's database now, once."""
+    base = sa.engine.make_url(
+        require_postgres_url() if backend == "postgresql" else require_mysql_url()
+    )
+    url = base.set(database="no_such_db_kpi18").render_as_string(hide_password=False)
+    destination = SQL(url=url, table="kpis", every="day", retries=3, timeout=5)
+    p = pipeline(tmp_path, destination, {"stars": 1.0})
+    message = p.process(now=DAY).delivery_errors["sql"]
+    assert "the database refused the login (" in message
+    assert "no_such_db_kpi18" in message
+    assert message.endswith("check the user, password and database in `url`")
+    (record,) = p.delivery_engine().records()
+    assert (record.status, record.attempts) == ("pending", 1)  # not retried within the run

@@ -263,11 +263,18 @@ def _error(exc: Exception) -> DeliveryError:
         code = int(exc.code) if str(exc.code).lstrip("-").isdigit() else 0
         status = exc.response.status_code
         message = redact(str(exc.error.get("message", "")))[:300]
-        hint = {
+        hints = {
+            400: "the Sheets API refused the request",
+            401: "the service account key was refused: create a new key",
             403: "share the spreadsheet with the service account's client_email (as an editor)",
             404: "no such spreadsheet: check `spreadsheet`",
-            401: "the service account key was refused: create a new key",
-        }.get(status, "the Sheets API refused the request")
+            429: "rate limited by the Sheets API (its per-minute quota), will retry",
+        }
+        hint = hints.get(status) or (
+            "Google Sheets had a server error, will retry"
+            if status >= 500
+            else "the Sheets API refused the request"
+        )
         transient = status == 429 or status >= 500
         retry_after = None
         if status == 429:
@@ -278,6 +285,7 @@ def _error(exc: Exception) -> DeliveryError:
             f"Google Sheets answered HTTP {status or code} ({message}): {hint}",
             transient=transient,
             retry_after=retry_after,
+            refused=status in (400, 413),  # this request (a grid limit...), not every one
         )
     if isinstance(exc, auth_errors.TransportError):
         return delivery_error(

@@ -69,6 +69,8 @@ class FakeSheets:
         self.spreadsheets: dict[str, list[dict[str, Any]]] = {}
         self.down = False
         self.token_requests = 0
+        #: answers for the next Sheets API requests: (HTTP status, message, status name)
+        self.faults: list[tuple[int, str, str]] = []
 
     @property
     def token_uri(self) -> str:
@@ -104,6 +106,8 @@ class FakeSheets:
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if self.down and request.path.startswith("/v4/"):  # the Sheets API, not Google's sign-in
             return error(503, "The service is currently unavailable.", "UNAVAILABLE")
+        if self.faults and request.path.startswith("/v4/"):
+            return error(*self.faults.pop(0))
         return await handler(request)
 
     async def _token(self, request: web.Request) -> web.Response:

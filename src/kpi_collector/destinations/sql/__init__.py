@@ -36,6 +36,13 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
 _NOT_IDENT = re.compile(r"[^A-Za-z0-9_]+")
+#: connection refusals no retry fixes (PostgreSQL, MariaDB/MySQL wording): they are
+#: OperationalErrors like a lost connection, but name the URL's user, password or database
+_REFUSED_LOGIN = re.compile(
+    r'password authentication failed|role "[^"]*" does not exist|database "[^"]*" does '
+    r"not exist|no pg_hba\.conf entry|access denied for user|unknown database",
+    re.I,
+)
 
 
 def column_name(kpi: str) -> str:
@@ -107,6 +114,12 @@ class SQL(TableDestination):
         except DeliveryError:
             raise
         except sa.exc.OperationalError as exc:  # connection refused, lost, locked, timed out
+            if _REFUSED_LOGIN.search(str(exc)):  # not the network: the URL's login
+                raise delivery_error(
+                    f"sql destination {self.name!r}: the database refused the login "
+                    f"({first_line(exc)}): check the user, password and database in `url`",
+                    transient=False,
+                ) from None
             raise delivery_error(
                 f"sql destination {self.name!r}: {first_line(exc)}", transient=True
             ) from None
