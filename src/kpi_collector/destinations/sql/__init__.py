@@ -43,6 +43,11 @@ _REFUSED_LOGIN = re.compile(
     r"not exist|no pg_hba\.conf entry|access denied for user|unknown database",
     re.I,
 )
+#: a wide table over the database's column limit (PostgreSQL 1600, MariaDB/MySQL InnoDB 1017,
+#: SQLite 2000 by default): this delivery's KPIs never fit, fewer may
+_TOO_MANY_COLUMNS = re.compile(
+    r"tables can have at most \d+ columns|too many columns|row size too large", re.I
+)
 
 
 def column_name(kpi: str) -> str:
@@ -113,25 +118,41 @@ class SQL(TableDestination):
                     self._upsert(conn, table, self._record(row, now))
         except DeliveryError:
             raise
-        except sa.exc.OperationalError as exc:  # connection refused, lost, locked, timed out
-            if _REFUSED_LOGIN.search(str(exc)):  # not the network: the URL's login
-                raise delivery_error(
-                    f"sql destination {self.name!r}: the database refused the login "
-                    f"({first_line(exc)}): check the user, password and database in `url`",
-                    transient=False,
-                ) from None
-            raise delivery_error(
-                f"sql destination {self.name!r}: {first_line(exc)}", transient=True
-            ) from None
         except sa.exc.SQLAlchemyError as exc:
-            raise delivery_error(
-                f"sql destination {self.name!r} (table {self.table}): {first_line(exc)}",
-                transient=bool(getattr(exc, "connection_invalidated", False)),
-            ) from None
+            raise self._error(exc, delivery) from None
         except OSError as exc:
             raise delivery_error(
                 f"sql destination {self.name!r}: {redact(str(exc))}", transient=True
             ) from None
+
+    def _error(self, exc: Exception, delivery: Delivery) -> DeliveryError:
+        """A database error as a DeliveryError naming its cause: too many columns for a wide
+        table (refused: fewer KPIs fit), a refused login (terminal), a lost or refused
+        connection (transient), anything else (terminal, the database's first line)."""
+        import sqlalchemy as sa
+
+        if _TOO_MANY_COLUMNS.search(str(exc)):
+            return delivery_error(
+                f"sql destination {self.name!r}: {len(delivery.ordered):,} KPIs are over the "
+                f"database's columns per table ({first_line(exc)}): use `layout: long` (a "
+                "row per KPI) for this many KPIs",
+                transient=False,
+                refused=True,
+            )
+        if isinstance(exc, sa.exc.OperationalError):  # connection refused, lost, locked, timed out
+            if _REFUSED_LOGIN.search(str(exc)):  # not the network: the URL's login
+                return delivery_error(
+                    f"sql destination {self.name!r}: the database refused the login "
+                    f"({first_line(exc)}): check the user, password and database in `url`",
+                    transient=False,
+                )
+            return delivery_error(
+                f"sql destination {self.name!r}: {first_line(exc)}", transient=True
+            )
+        return delivery_error(
+            f"sql destination {self.name!r} (table {self.table}): {first_line(exc)}",
+            transient=bool(getattr(exc, "connection_invalidated", False)),
+        )
 
     def _record(self, row: dict[str, Any], now: float) -> dict[str, Any]:
         if self.layout == "long":
