@@ -34,7 +34,7 @@ class FakeSlack(MessageService):
         self.slack: list[dict[str, Any]] = []
         self.archived = False  # the Slack webhook's channel
         self.slack_limit = (5, 5.0)  # messages per seconds, per channel (bursts of 5)
-        self._slack_times: list[float] = []
+        self._slack_times: dict[str, list[float]] = {}  # per channel
         self.rate_limited = 0  # 429s answered
 
     @property
@@ -60,14 +60,15 @@ class FakeSlack(MessageService):
         problem = block_problem(body.get("blocks", []))
         if problem:
             return web.Response(status=400, text=problem[0])
-        wait = self._rate_limited()
+        wait = self._rate_limited("webhook")
         if wait is not None:
+            recent = len(self._slack_times["webhook"])
             return web.json_response(
                 {
                     "ok": False,
                     "count_hour_ago": len(self.slack),
-                    "count_minute_ago": len(self._slack_times),
-                    "count_second_ago": len(self._slack_times),
+                    "count_minute_ago": recent,
+                    "count_second_ago": recent,
                 },
                 status=429,
                 headers={"Retry-After": str(wait)},
@@ -91,7 +92,7 @@ class FakeSlack(MessageService):
                 answer["errors"] = errors
                 answer["response_metadata"] = {"messages": [f"[ERROR] {e}" for e in errors]}
             return web.json_response(answer)
-        wait = self._rate_limited()
+        wait = self._rate_limited(SLACK_CHANNEL_ID)
         if wait is not None:
             return web.json_response(
                 {"ok": False, "error": "ratelimited"},
@@ -116,15 +117,17 @@ class FakeSlack(MessageService):
             }
         )
 
-    def _rate_limited(self) -> int | None:
-        """None when a message may go now (and counts it), else the whole seconds to wait."""
+    def _rate_limited(self, channel: str) -> int | None:
+        """None when a message to `channel` may go now (and counts it), else the whole
+        seconds to wait (the webhook posts to a channel of its own)."""
         count, window = self.slack_limit
         now = time.monotonic()
-        self._slack_times = [t for t in self._slack_times if now - t < window]
-        if len(self._slack_times) >= count:
+        times = [t for t in self._slack_times.get(channel, []) if now - t < window]
+        self._slack_times[channel] = times
+        if len(times) >= count:
             self.rate_limited += 1
-            return max(1, math.ceil(window - (now - self._slack_times[0])))
-        self._slack_times.append(now)
+            return max(1, math.ceil(window - (now - times[0])))
+        times.append(now)
         return None
 
 
