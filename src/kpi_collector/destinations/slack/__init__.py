@@ -16,7 +16,14 @@ from kpi_collector.collect.http import Auth
 from kpi_collector.destinations._http import Sender, send, status_error
 from kpi_collector.destinations.base import Delivery, MessageDestination, delivery_error
 from kpi_collector.destinations.digest import NO_VALUES, Digest
-from kpi_collector.destinations.text import cut, escape_slack, kpi_line, send_now, split_lines
+from kpi_collector.destinations.text import (
+    cut,
+    escape_slack,
+    kpi_line,
+    kpi_line_within,
+    send_now,
+    split_lines,
+)
 from kpi_collector.secrets import Secret, redact_cut
 
 # Block Kit limits (Slack API docs, "Blocks": header and section text, blocks per message)
@@ -101,7 +108,9 @@ def digest_blocks(digest: Digest) -> list[dict[str, Any]]:
     """Block Kit: a header, the KPI lines in sections (≤ 3000 chars each), failures, context;
     every block of the digest, however many (`digest_messages` splits them into messages)."""
     blocks: list[dict[str, Any]] = [_header(digest.title)]
-    kpi_lines = [escape_slack(kpi_line(line, "*")) for line in digest.lines] or [NO_VALUES]
+    kpi_lines = [
+        kpi_line_within(line, SLACK_SECTION_LIMIT, "*", escape_slack) for line in digest.lines
+    ] or [NO_VALUES]
     for chunk in split_lines(kpi_lines, SLACK_SECTION_LIMIT):
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
     if digest.errors:
