@@ -29,6 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
+from kpi_collector.destinations._fake import rate_wait
 from kpi_collector.sources._fake import BackgroundServer
 
 VERSION = "2025-09-03"
@@ -223,14 +224,11 @@ class FakeNotion:
 
     def _rate_limited(self) -> int | None:
         """None when the request may go (it is counted), else the whole seconds to wait."""
-        count, window = self.rate_limit
-        now = time.monotonic()
-        self._times = [t for t in self._times if now - t < window]
-        if len(self._times) >= count:
-            self.rate_limited += 1
-            return max(1, math.ceil(window - (now - self._times[0])))
-        self._times.append(now)
-        return None
+        wait = rate_wait(self._times, self.rate_limit)
+        if wait is None:
+            return None
+        self.rate_limited += 1
+        return max(1, math.ceil(wait))
 
     @staticmethod
     def _find(table: dict[str, Any], raw: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kpi_collector.destinations._fake import MessageService
+from kpi_collector.destinations._fake import MessageService, rate_wait
 
 SLACK_PATH = "/services/T00000000/B00000000"
 SLACK_CHANNEL_ID = "C0123456789"
@@ -120,15 +120,11 @@ class FakeSlack(MessageService):
     def _rate_limited(self, channel: str) -> int | None:
         """None when a message to `channel` may go now (and counts it), else the whole
         seconds to wait (the webhook posts to a channel of its own)."""
-        count, window = self.slack_limit
-        now = time.monotonic()
-        times = [t for t in self._slack_times.get(channel, []) if now - t < window]
-        self._slack_times[channel] = times
-        if len(times) >= count:
-            self.rate_limited += 1
-            return max(1, math.ceil(window - (now - times[0])))
-        times.append(now)
-        return None
+        wait = rate_wait(self._slack_times.setdefault(channel, []), self.slack_limit)
+        if wait is None:
+            return None
+        self.rate_limited += 1
+        return max(1, math.ceil(wait))
 
 
 #: characters of text all blocks of one message may hold (beyond: msg_blocks_too_long)
