@@ -323,3 +323,38 @@ def test_one_kpi_over_max_size_is_refused_for_good(tmp_path: Path) -> None:
     )
     (record,) = p.delivery_engine().records()
     assert record.status == "failed"
+
+
+def test_a_split_digest_resumes_after_the_parts_the_server_took(tmp_path: Path) -> None:
+    """A busy server (451) on the third part: the two parts it took are counted in the store,
+    and the retry sends the rest, none twice."""
+    with smtp_server(tmp_path, "bot", "smtp-pass-123", size_limit=20_000, busy_after=2) as (
+        port,
+        ca_file,
+        messages,
+    ):
+        email = Email(
+            host="127.0.0.1",
+            port=port,
+            username="bot",
+            password="smtp-pass-123",
+            sender="kpi@example.com",
+            to=["team@example.com"],
+            ca_file=str(ca_file),
+            every="week",
+            retries=0,
+        )
+        values = {f"kpi_{i:03d}": float(i) * 1000 for i in range(400)}
+        p = pipeline(tmp_path, email, values)
+        first = p.process(now=DAY)
+        assert "answered 451 4.3.0 Temporary server error" in first.delivery_errors["email"]
+        assert len(messages) == 2
+        (record,) = p.delivery_engine().records()
+        assert (record.status, record.progress) == ("pending", 2)
+        outcomes = asyncio.run(p.delivery_engine().deliver_pending())
+        assert [o.ok for o in outcomes] == [True]
+        count = len(messages)
+        assert count > 2
+        assert [m["Subject"] for m, _ in messages] == [
+            f"KPIs — week 49, 2026 ({i}/{count})" for i in range(1, count + 1)
+        ]
