@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -38,8 +39,8 @@ class FakeHub(FakeService):
 
     def routes(self, app: web.Application) -> None:
         for kind in ("model", "dataset", "space"):
-            app.router.add_get(f"/api/{kind}s", self.listing)
-            app.router.add_get(f"/api/{kind}s/{{owner}}/{{name}}", self.info)
+            app.router.add_get(f"/api/{kind}s", partial(self.listing, kind=kind))
+            app.router.add_get(f"/api/{kind}s/{{owner}}/{{name}}", partial(self.info, kind=kind))
 
     def _reader(self, request: web.Request) -> tuple[bool, set[str]]:
         """(token refused, owners whose private repositories the caller sees)."""
@@ -50,22 +51,20 @@ class FakeHub(FakeService):
             return True, set()
         return False, self.tokens[token]
 
-    async def info(self, request: web.Request) -> web.Response:
+    async def info(self, request: web.Request, *, kind: str) -> web.Response:
         refused, owners = self._reader(request)
         if refused:
             return respond(401, {"error": "Invalid credentials in Authorization header"})
-        kind = request.path.split("/")[2][:-1]
         repo_id = f"{request.match_info['owner']}/{request.match_info['name']}"
         repo = next((r for r in self.repos if r.kind == kind and r.id == repo_id), None)
         if repo is None or (repo.private and repo.id.split("/")[0] not in owners):
             return respond(401, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
         return respond(200, _item(repo, full=True))
 
-    async def listing(self, request: web.Request) -> web.Response:
+    async def listing(self, request: web.Request, *, kind: str) -> web.Response:
         refused, owners = self._reader(request)
         if refused:
             return respond(401, {"error": "Invalid credentials in Authorization header"})
-        kind = request.path.split("/")[2][:-1]
         author = request.query.get("author")
         found = [
             r
