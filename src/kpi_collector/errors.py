@@ -108,8 +108,8 @@ EXTRAS = {
     "starlette": "dashboard",
     "uvicorn": "dashboard",
     "notion_client": "notion",
-    "gspread": "sheets",
     "google": "analytics",
+    "gspread": "sheets",
 }
 
 
