@@ -106,7 +106,6 @@ class FakeCrates(FakeService):
                 "updated_at": f"{self.today.isoformat()}T08:00:00.000000Z",
                 "downloads": total,
                 "recent_downloads": recent,
-                "num_versions": len(crate.versions),
                 "max_version": newest,
                 "newest_version": newest,
                 "description": "A crate",
