@@ -20,7 +20,13 @@ from typing import Any
 
 from aiohttp import web
 
-from kpi_collector.sources._fake import FakeService, bearer, respond
+from kpi_collector.sources._fake import (
+    FakeService,
+    bearer,
+    google_public_key,
+    google_service_account,
+    respond,
+)
 
 SCOPE = "https://www.googleapis.com/auth/analytics.readonly"
 #: the audience Google's token endpoint requires in the assertion, whatever URL it was sent to
@@ -52,40 +58,8 @@ QUOTA_PER_DAY = "Exhausted property tokens per day per project quota."
 def service_account(
     token_uri: str, email: str = "kpi-bot@acme-analytics.iam.gserviceaccount.com"
 ) -> dict[str, Any]:
-    """A service account JSON key (as the Cloud console downloads it) with a fresh RSA key,
-    its token endpoint at `token_uri`."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return {
-        "type": "service_account",
-        "project_id": "acme-analytics",
-        "private_key_id": secrets.token_hex(20),
-        "private_key": pem,
-        "client_email": email,
-        "client_id": "109876543210987654321",
-        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
-        "token_uri": token_uri,
-        "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
-        "client_x509_cert_url": f"https://www.googleapis.com/robot/v1/metadata/x509/{email}",
-        "universe_domain": "googleapis.com",
-    }
-
-
-def public_key(info: dict[str, Any]) -> str:
-    """The PEM public key of a service account key: what Google keeps to check signatures."""
-    from cryptography.hazmat.primitives import serialization
-
-    private = serialization.load_pem_private_key(info["private_key"].encode(), password=None)
-    return (
-        private.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+    """A service account JSON key with a fresh RSA key, its token endpoint at `token_uri`."""
+    return google_service_account(token_uri, email, "acme-analytics")
 
 
 @dataclass
@@ -104,7 +78,7 @@ class FakeAnalytics(FakeService):
 
     def add_account(self, info: dict[str, Any], *properties: str) -> None:
         """Know the key's public half, and give its account access to `properties`."""
-        self.accounts[info["client_email"]] = (info["private_key_id"], public_key(info))
+        self.accounts[info["client_email"]] = (info["private_key_id"], google_public_key(info))
         for prop in properties:
             self.grants.setdefault(prop, set()).add(info["client_email"])
 
