@@ -95,6 +95,17 @@ def test_unknown_crate_names_the_key(crates: FakeCrates) -> None:
     assert "no crate 'nosuch'" in message and "`crate:`" in message
 
 
+def test_a_429_is_waited_out(crates: FakeCrates) -> None:
+    crates.inject(
+        429,
+        {"errors": [{"detail": "You have made too many requests."}]},
+        headers={"Retry-After": "0"},
+    )
+    source = Crates(crate="acme-core", api_url=crates.url, metrics=["versions"])
+    assert collect(source, now=NOW) == {"versions": 6.0}
+    assert crates.calls() == 2
+
+
 def test_backfill_gives_daily_and_total_downloads(crates: FakeCrates) -> None:
     source = Crates(crate="acme-core", api_url=crates.url)
     points = backfill(source, TODAY - timedelta(days=6), now=NOW)

@@ -94,6 +94,13 @@ def test_issues_turned_off_fails_only_that_metric(gitlab: FakeGitLab) -> None:
     assert "issues turned off" in message and "`metrics:`" in message
 
 
+def test_more_than_10000_merge_requests_are_not_counted_and_say_so(gitlab: FakeGitLab) -> None:
+    gitlab.projects.append(Project(44, "acme/busy", open_merge_requests=10_001))
+    source = GitLab(project="acme/busy", api_url=gitlab.url, metrics=["open_merge_requests"])
+    ((_, message, _),) = outcome(source).errors
+    assert "no x-total header" in message and "above 10,000" in message
+
+
 def test_rate_limit_with_retry_after_is_waited_out(gitlab: FakeGitLab) -> None:
     gitlab.inject(429, "Retry later", headers={"Retry-After": "0", "RateLimit-Remaining": "0"})
     source = GitLab(project="gitlab-org/gitlab-runner", api_url=gitlab.url, metrics=["forks"])
