@@ -89,8 +89,10 @@ def test_wrong_token_names_the_key(gitlab: FakeGitLab) -> None:
 
 
 def test_issues_turned_off_fails_only_that_metric(gitlab: FakeGitLab) -> None:
-    result = outcome(GitLab(project="acme/no-issues", api_url=gitlab.url, metrics=["open_issues"]))
-    ((_, message, _),) = result.errors
+    result = outcome(GitLab(project="acme/no-issues", api_url=gitlab.url))
+    assert result.values == {"stars": 0.0, "forks": 0.0, "open_merge_requests": 0.0}
+    ((metric, message, _),) = result.errors
+    assert metric == "open_issues"
     assert "issues turned off" in message and "`metrics:`" in message
 
 

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from pydantic import Field, field_validator
 
 from kpi_collector.collect.http import Auth, Response
-from kpi_collector.errors import ExtractError
+from kpi_collector.errors import ExtractError, MetricErrors
 from kpi_collector.secrets import Secret
 from kpi_collector.sources._service import (
     ServiceClient,
@@ -33,6 +33,7 @@ _PROJECT_FIELDS = {
     "forks": "forks_count",
     "open_issues": "open_issues_count",
 }
+_ISSUES = _PROJECT_FIELDS["open_issues"]
 _PATH = re.compile(r"^[\w.-]+(/[\w.-]+)+$")
 #: GitLab leaves out `x-total` when a list has more than 10,000 items (docs.gitlab.com/api/rest,
 #: "Other pagination headers")
@@ -78,29 +79,31 @@ class GitLab(ServiceSource):
         client = self.client(ctx)
         wanted = self.wanted()
         parts: dict[tuple[str, ...], Any] = {}
+        why: dict[str, str] = {}  # metrics the answer left out, and why
         fields = tuple(m for m in _PROJECT_FIELDS if m in wanted)
         if fields:
-            parts[fields] = self._project_numbers(client, fields)
+            parts[fields] = self._project_numbers(client, fields, why)
         if "open_merge_requests" in wanted:
             parts[("open_merge_requests",)] = self._open_merge_requests(client)
-        return await self.gather(parts)
+        try:
+            return await self.gather(parts)
+        except MetricErrors as exc:
+            exc.errors.update({m: f"{m}: {text}" for m, text in why.items() if m in exc.errors})
+            raise MetricErrors(exc.values, exc.errors) from None
 
     async def _project_numbers(
-        self, client: ServiceClient, fields: tuple[str, ...]
+        self, client: ServiceClient, fields: tuple[str, ...], why: dict[str, str]
     ) -> dict[str, float]:
         project = await client.json(self.base())
         values = {}
         for metric in fields:
-            # `open_issues_count` is absent when the project has issues turned off
-            if (
-                metric == "open_issues"
-                and isinstance(project, dict)
-                and _PROJECT_FIELDS[metric] not in project
-            ):
-                raise ExtractError(
+            if metric == "open_issues" and isinstance(project, dict) and _ISSUES not in project:
+                # absent when the project has issues turned off; stars and forks still count
+                why[metric] = (
                     f"GitLab project {self.project!r} has issues turned off: leave "
                     f"`open_issues` out of `metrics:` of source {self.name!r}"
                 )
+                continue
             values[metric] = number(project, _PROJECT_FIELDS[metric], self.service_name)
         return values
 
