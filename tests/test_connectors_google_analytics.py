@@ -163,6 +163,36 @@ def test_no_access_to_the_property_names_the_fix(ga: FakeAnalytics) -> None:
     assert not transient
 
 
+def test_an_api_not_enabled_says_to_enable_it(ga: FakeAnalytics) -> None:
+    message = (
+        "Google Analytics Data API has not been used in project 123 before or it is disabled. "
+        "Enable it by visiting https://console.developers.google.com/apis/api/"
+        "analyticsdata.googleapis.com/overview?project=123 then retry."
+    )
+    disabled = {
+        "error": {
+            "code": 403,
+            "message": message,
+            "status": "PERMISSION_DENIED",
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "SERVICE_DISABLED",
+                    "domain": "googleapis.com",
+                    "metadata": {
+                        "service": "analyticsdata.googleapis.com",
+                        "consumer": "projects/123",
+                    },
+                }
+            ],
+        }
+    }
+    ga.inject(403, disabled, path="runReport")
+    ((_, text, transient),) = outcome(source(ga), now=NOW).errors
+    assert "has not been used in project 123" in text
+    assert "enable the Google Analytics Data API" in text and not transient
+
+
 def test_a_bad_dimension_filter_names_it(ga: FakeAnalytics) -> None:
     wrong = {"filter": {"fieldName": "hostname", "stringFilter": {"value": "x"}}}
     ((_, message, _),) = outcome(source(ga, dimension_filter=wrong), now=NOW).errors

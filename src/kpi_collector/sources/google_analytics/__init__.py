@@ -177,6 +177,12 @@ class GoogleAnalytics(ServiceSource):
     def http_error(self, response: Response) -> HttpError:
         status = _status(response.body)
         message = service_message(response.body)
+        if status == "PERMISSION_DENIED" and "SERVICE_DISABLED" in _reasons(response.body):
+            text = (
+                f"Google Analytics refused the request (HTTP 403: {message}): enable the Google "
+                "Analytics Data API in the service account's Cloud project (APIs & Services)"
+            )
+            return HttpError(redact(text), status=response.status, url=response.url)
         if status == "PERMISSION_DENIED":
             text = (
                 f"Google Analytics refused property {self.property_id} (HTTP 403: {message}): add "
@@ -322,3 +328,12 @@ def _status(body: bytes) -> str:
     except (ValueError, AttributeError):
         return ""
     return str(error.get("status", "")) if isinstance(error, dict) else ""
+
+
+def _reasons(body: bytes) -> set[str]:
+    """The `reason`s of the `details` of a Google API error body (`SERVICE_DISABLED`...)."""
+    try:
+        details = json.loads(body)["error"].get("details") or []
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return set()
+    return {str(d.get("reason")) for d in details if isinstance(d, dict) and d.get("reason")}
