@@ -250,3 +250,45 @@ def test_with_an_access_token(browser: Any, server: tuple[str, DashboardData]) -
             assert not visitor.errors and not visitor.outside
         finally:
             visitor.close()
+
+
+BRAND_NEW = """\
+schedule: "0 7 * * *"
+kpis:
+  queue.n: {title: Support queue}
+sources:
+  - {name: queue, type: python, function: "tests.test_dashboard:steady"}
+"""
+
+
+def test_a_brand_new_config_is_not_an_alarm_and_every_empty_view_says_what_to_do(
+    browser: Any, tmp_path: Path
+) -> None:
+    """`kpi init`, then the dashboard a minute later: no red "overdue", the job is "not run
+    yet", and the overview, the KPI page and the runs page each say which command fills them."""
+    (tmp_path / "kpi.yaml").write_text(BRAND_NEW, encoding="utf-8")
+    data = DashboardData(load_config(tmp_path / "kpi.yaml"))  # the real clock: created now
+    try:
+        with ServerThread(create_app(data.config, data=data)) as url:
+            visitor = Watched(browser, url, viewport={"width": 1280, "height": 900})
+            try:
+                page = visitor.page
+                page.goto(url + "/")
+                assert page.locator(".health li.problem").count() == 0
+                assert "overdue" not in page.content()
+                assert "job main has not run yet; first due" in page.locator(".health").inner_text()
+                hint = page.locator(".getting-started").inner_text()
+                assert "No values yet" in hint and "kpi run" in hint
+                page.goto(url + "/kpi/queue.n")
+                empty = page.locator("#chart p.empty")
+                empty.wait_for()
+                assert "No values for Support queue yet" in empty.inner_text()
+                assert "kpi run" in empty.inner_text()
+                assert page.locator("#chart canvas").count() == 0
+                page.goto(url + "/runs")
+                assert "kpi run" in page.locator("p.empty").inner_text()
+                assert not visitor.errors and not visitor.outside
+            finally:
+                visitor.close()
+    finally:
+        data.close()

@@ -116,6 +116,8 @@ class JobDoc(TypedDict):
     last_success: float | None
     last_status: str | None
     overdue: bool
+    not_run_yet: bool  # never ran, and no fire time since the store was created has passed
+    next_fire: str | None
 
 
 class HealthDoc(TypedDict):
@@ -493,6 +495,8 @@ class DashboardData:
                     "last_success": j["last_success"],  # UTC epoch seconds or None
                     "last_status": j["last_status"],
                     "overdue": bool(j["overdue"]),
+                    "not_run_yet": bool(j.get("not_run_yet")),
+                    "next_fire": iso(j["next_fire"], self.zone),
                 }
                 for j in report["jobs"]
             ],

@@ -123,7 +123,8 @@ def render_html(
             '<table class="summary"><thead><tr><th>KPI</th><th class=num>value</th><th class=num>change</th>'
             f"<th>target</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
             if rows
-            else '<p class="empty">No values stored yet.</p>'
+            else '<p class="empty">No values stored yet: run <code>kpi run</code> (or '
+            "<code>kpi backfill</code>), then write the report again.</p>"
         )
         + (
             f'<section class="sources"><h2>Failing sources</h2><ul>{failures}</ul></section>'

@@ -272,6 +272,13 @@ def health_html(health: HealthDoc | None) -> str:
         for w in health["warnings"]
         if not w.startswith("alert ")
     ]
+    items += [
+        f'<li class="info">job {escape(j["job"])} has not run yet'
+        + (f"; first due {escape(when(j['next_fire']))}" if j["next_fire"] else "")
+        + "</li>"
+        for j in health["jobs"]
+        if j["not_run_yet"]
+    ]
     listing = f"<ul>{''.join(items)}</ul>" if items else ""
     state = "ok" if health["ok"] else "problems"
     return f'<section class="health {state}"><p class="muted">{escape(line)}</p>{listing}</section>'
@@ -299,7 +306,17 @@ def overview_page(doc: OverviewDoc) -> str:
             f'<section class="northstar" aria-label="north star">{tile_html(star, star=True)}</section>'
         )
     if not tiles:
-        body.append('<p class="empty">No KPIs yet. Run <code>kpi run</code>, then reload.</p>')
+        body.append(
+            '<p class="empty">No KPIs yet: add sources to <code>kpi.yaml</code> '
+            "(<code>kpi validate</code> lists their KPIs), run <code>kpi run</code>, then reload.</p>"
+        )
+    elif all(t["value"] is None for t in tiles):
+        body.append(
+            '<section class="empty getting-started"><p><strong>No values yet.</strong> '
+            "<code>kpi run</code> collects the first ones (<code>kpi backfill</code> imports "
+            "past values from sources that can give them); <code>kpi schedule</code> keeps "
+            "collecting on the config's schedule. Reload this page afterwards.</p></section>"
+        )
     body.append(f'<section class="grid">{"".join(tile_html(t) for t in rest)}</section>')
     body.append(
         f'<p class="muted foot">Per {escape(doc["period"])} in {escape(doc["timezone"])}; '
@@ -341,6 +358,13 @@ def kpi_page(doc: SeriesDoc, tile: Tile | None, range_key: str) -> str:
         {"period": doc["period"], **({"since": doc["since"]} if doc["since"] else {})}
     )
     head = tile_html(tile, star=True, link=False) if tile else ""
+    empty_chart = (
+        '<p class="empty">No values in this range: choose a longer one (or all).</p>'
+        if tile is not None and tile["value"] is not None
+        else f'<p class="empty">No values for {escape(doc["title"])} yet: <code>kpi run</code> '
+        "collects the first one; <code>kpi backfill</code> imports past values where its "
+        "source can give them.</p>"
+    )
     description = (
         f'<p class="description">{escape(doc["description"])}</p>' if doc["description"] else ""
     )
@@ -353,10 +377,18 @@ def kpi_page(doc: SeriesDoc, tile: Tile | None, range_key: str) -> str:
         '<label class="check"><input type="checkbox" id="cmp-year" checked> a year earlier</label>'
         f'<a class="csv" id="csv" href="/api/kpis/{quote(kpi, safe="")}/series.csv?{csv_query}" download>CSV</a>'
         "</div>"
-        f'<div id="chart" class="chart" data-kpi="{escape(kpi)}" aria-label="chart of {escape(doc["title"])}"></div>'
+        f'<div id="chart" class="chart" data-kpi="{escape(kpi)}" aria-label="chart of {escape(doc["title"])}">'
+        f"{empty_chart if not doc['points'] else ''}</div>"
         f'<div id="table">{series_table(doc)}</div>'
     )
-    payload = {"series": doc, "range": range_key, "ranges": RANGES, "default_range": DEFAULT_RANGE}
+    has_history = tile is not None and tile["value"] is not None
+    payload = {
+        "series": doc,
+        "range": range_key,
+        "ranges": RANGES,
+        "default_range": DEFAULT_RANGE,
+        "has_history": has_history,
+    }
     return layout(f"{doc['title']} · KPIs", body, data=payload, nav=nav_links(""))
 
 
@@ -381,7 +413,8 @@ def runs_page(doc: RunsDoc) -> str:
         "<th>status</th><th>trigger</th><th class=num>values</th><th>errors per source</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></div>"
         if rows
-        else '<p class="empty">No runs yet.</p>'
+        else '<p class="empty">No runs yet: <code>kpi run</code> collects the first values, '
+        "<code>kpi schedule</code> runs on the config's schedule.</p>"
     )
     pending = doc["deliveries"]
     if pending:

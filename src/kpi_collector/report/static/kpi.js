@@ -58,8 +58,27 @@
     };
   }
 
-  function draw(el, doc, height) {
+  /* An empty window says what to do instead of drawing an empty chart. */
+  function emptyParts(doc, hasHistory) {  /* [text, code, text, ...] */
+    if (hasHistory) return ["No values in this range: choose a longer one (or all)."];
+    return ["No values for " + doc.title + " yet: ", "kpi run", " collects the first one; ",
+      "kpi backfill", " imports past values where its source can give them."];
+  }
+
+  function draw(el, doc, height, hasHistory) {
     el.textContent = "";
+    el.classList.toggle("is-empty", doc.points.length === 0);
+    if (doc.points.length === 0) {
+      var p = document.createElement("p");
+      p.className = "empty";
+      emptyParts(doc, hasHistory).forEach(function (text, i) {
+        var part = document.createElement(i % 2 ? "code" : "span");
+        part.textContent = text;
+        p.appendChild(part);
+      });
+      el.appendChild(p);
+      return { kpi: doc.id, period: doc.period, points: 0, chart: null, el: el };
+    }
     var chart = new uPlot(options(el, doc, height), columns(doc), el);
     var entry = { kpi: doc.id, period: doc.period, points: doc.points.length, chart: chart, el: el };
     state.charts.push(entry);
@@ -67,7 +86,7 @@
   }
 
   function resizeAll() {
-    state.charts.forEach(function (c) { c.chart.setSize({ width: Math.max(c.el.clientWidth - 16, 200), height: c.chart.height }); });
+    state.charts.forEach(function (c) { if (c.chart) c.chart.setSize({ width: Math.max(c.el.clientWidth - 16, 200), height: c.chart.height }); });
   }
 
   function cell(tr, text, cls) {
@@ -110,8 +129,9 @@
   function kpiPage(data) {
     var el = document.getElementById("chart");
     var current = { doc: data.series, range: data.range };
-    var entry = draw(el, current.doc, 340);
+    var entry = draw(el, current.doc, 340, data.has_history);
     function applyToggles() {
+      if (!entry.chart) return;
       entry.chart.setSeries(2, { show: document.getElementById("cmp-prev").checked });
       entry.chart.setSeries(3, { show: document.getElementById("cmp-year").checked });
     }
@@ -142,9 +162,11 @@
         return r.json();
       }).then(function (doc) {
         current = { doc: doc, range: range };
-        entry.chart.destroy();
-        state.charts.splice(state.charts.indexOf(entry), 1);
-        entry = draw(el, doc, 340);
+        if (entry.chart) {
+          entry.chart.destroy();
+          state.charts.splice(state.charts.indexOf(entry), 1);
+        }
+        entry = draw(el, doc, 340, data.has_history);
         applyToggles();
         table(doc);
         var csv = document.getElementById("csv");
