@@ -292,3 +292,51 @@ def test_a_brand_new_config_is_not_an_alarm_and_every_empty_view_says_what_to_do
                 visitor.close()
     finally:
         data.close()
+
+
+def test_kpi_page_follows_the_period_draws_the_target_and_shows_loading(
+    watched: Watched, server: tuple[str, DashboardData]
+) -> None:
+    url, _ = server
+    page = watched.page
+    overview: dict[str, dict[str, str | None]] = {}
+    for period in ("day", "week"):  # what the overview shows for the KPI in each period
+        page.goto(url + f"/?period={period}")
+        tile = page.locator('.northstar .tile[data-kpi="crm.paying"]')
+        overview[period] = {
+            "change": tile.locator(".change").inner_text(),
+            "points": tile.locator("svg.spark").get_attribute("data-points"),
+        }
+    assert overview["day"] != overview["week"]
+
+    page.goto(url + "/kpi/crm.paying?period=day&range=90d")
+    page.wait_for_selector("#chart[data-loaded='day/90d'] canvas")
+    head = page.locator(".northstar .tile")
+    assert head.locator(".change").inner_text() == overview["day"]["change"]
+    assert head.locator("svg.spark").get_attribute("data-points") == overview["day"]["points"]
+    target = page.evaluate(
+        """() => { const c = window.kpiCharts[0].chart;
+             const i = c.series.findIndex(s => s.label === "target");
+             return {i: i, values: i < 0 ? [] : c.data[i], n: c.data[0].length}; }"""
+    )
+    assert target["i"] > 0 and target["n"] == 90
+    assert target["values"] == [800] * 90  # crm.paying: {target: 800}
+
+    page.click('a[data-period="week"]')
+    page.wait_for_selector("#chart[data-loaded='week/1y'] canvas")
+    head = page.locator(".northstar .tile")
+    assert head.locator(".change").inner_text() == overview["week"]["change"]
+    assert head.locator("svg.spark").get_attribute("data-points") == overview["week"]["points"]
+    assert page.locator('a[data-period="week"][aria-current]').count() == 1
+
+    held: list[Any] = []
+    page.route("**/api/kpis/crm.paying/series?*", lambda route: held.append(route))
+    assert page.locator("#loading").is_hidden()
+    page.click('a[data-range="13w"]')
+    page.wait_for_selector("#loading", state="visible")
+    assert page.locator("#chart").get_attribute("aria-busy") == "true"
+    assert len(held) == 1
+    held[0].continue_()
+    page.wait_for_selector("#chart[data-loaded='week/13w'] canvas")
+    assert page.locator("#loading").is_hidden()
+    assert page.locator("#chart").get_attribute("aria-busy") == "false"

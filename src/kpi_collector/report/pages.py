@@ -213,10 +213,11 @@ def tile_html(tile: Tile, *, star: bool = False, link: bool = True) -> str:
     )
 
 
-def period_switch(current: str, base: str, extra: dict[str, str] | None = None) -> str:
+def period_switch(current: str, base: str, ranges: dict[str, str] | None = None) -> str:
+    """Day / Week / Month links to `base`; `ranges`: each period's range to link with."""
     out = []
     for key, label in PERIOD_LABELS.items():
-        query = urlencode({**(extra or {}), "period": key})
+        query = urlencode({"period": key, **({"range": ranges[key]} if ranges else {})})
         attr = ' aria-current="true"' if key == current else ""
         out.append(f'<a class="seg" data-period="{key}" href="{base}?{query}"{attr}>{label}</a>')
     return f'<div class="segmented" role="group" aria-label="period">{"".join(out)}</div>'
@@ -371,12 +372,13 @@ def kpi_page(doc: SeriesDoc, tile: Tile | None, range_key: str) -> str:
     body = (
         f'<p class="crumbs"><a href="/">Overview</a> / <span>{escape(doc["title"])}</span></p>'
         f'<section class="northstar">{head}</section>{description}'
-        f'<div class="bar-line">{period_switch(doc["period"], base, {"range": DEFAULT_RANGE[doc["period"]]})}'
+        f'<div class="bar-line">{period_switch(doc["period"], base, DEFAULT_RANGE)}'
         f'<div class="segmented" role="group" aria-label="range" id="ranges">{ranges}</div>'
         '<label class="check"><input type="checkbox" id="cmp-prev" checked> previous window</label>'
         '<label class="check"><input type="checkbox" id="cmp-year" checked> a year earlier</label>'
         f'<a class="csv" id="csv" href="/api/kpis/{quote(kpi, safe="")}/series.csv?{csv_query}" download>CSV</a>'
         "</div>"
+        '<p id="loading" class="loading" role="status" hidden>Loading…</p>'
         f'<div id="chart" class="chart" data-kpi="{escape(kpi)}" aria-label="chart of {escape(doc["title"])}">'
         f"{empty_chart if not doc['points'] else ''}</div>"
         f'<div id="table">{series_table(doc)}</div>'

@@ -31,7 +31,9 @@
       (list || []).forEach(function (p) { var i = index[day(p.at)]; if (i !== undefined) out[i] = p.value; });
       return out;
     }
-    return [xs, cur, aligned(doc.previous), aligned(doc.year_ago)];
+    var cols = [xs, cur, aligned(doc.previous), aligned(doc.year_ago)];
+    if (doc.target != null) cols.push(xs.map(function () { return doc.target; }));
+    return cols;
   }
 
   function options(el, doc, height) {
@@ -54,7 +56,10 @@
           value: function (u, v) { return fmt(v); } },
         { label: "a year earlier", stroke: css("--year", "#d97706"), width: 1.5, dash: [2, 3],
           value: function (u, v) { return fmt(v); } },
-      ],
+      ].concat(doc.target != null ? [
+        { label: "target", stroke: css("--good", "#15803d"), width: 1.5, dash: [10, 5],
+          points: { show: false }, value: function (u, v) { return fmt(v); } },
+      ] : []),
     };
   }
 
@@ -142,21 +147,15 @@
         if (a.getAttribute(attr) === value) a.setAttribute("aria-current", "true"); else a.removeAttribute("aria-current");
       });
     }
-    function rangeLinks(period) {
-      var box = document.getElementById("ranges");
-      box.textContent = "";
-      data.ranges[period].forEach(function (r) {
-        var a = document.createElement("a");
-        a.className = "seg"; a.textContent = r[0];
-        a.setAttribute("data-range", r[0]);
-        a.href = "?period=" + encodeURIComponent(period) + "&range=" + encodeURIComponent(r[0]);
-        box.appendChild(a);
-      });
+    function busy(on) {
+      el.setAttribute("aria-busy", on ? "true" : "false");
+      var note = document.getElementById("loading");
+      if (note) note.hidden = !on;
     }
     function load(period, range) {
       var base = "/api/kpis/" + encodeURIComponent(current.doc.id) + "/series";
       var q = "?period=" + encodeURIComponent(period) + "&range=" + encodeURIComponent(range);
-      el.setAttribute("aria-busy", "true");
+      busy(true);
       return fetch(base + q, { credentials: "same-origin" }).then(function (r) {
         if (!r.ok) throw new Error("HTTP " + r.status);
         return r.json();
@@ -174,23 +173,20 @@
         mark("[data-period]", "data-period", period);
         mark("[data-range]", "data-range", range);
         history.replaceState(null, "", "?period=" + encodeURIComponent(period) + "&range=" + encodeURIComponent(range));
-        el.setAttribute("aria-busy", "false");
+        busy(false);
         el.setAttribute("data-loaded", period + "/" + range);
-      }).catch(function (err) { state.errors.push(String(err)); el.setAttribute("aria-busy", "false"); });
+      }).catch(function (err) { state.errors.push(String(err)); busy(false); });
     }
+    /* A range redraws the chart in place; a period loads the whole page for it (the header's
+       value, change and sparkline follow the period), showing the loading state meanwhile. */
     document.addEventListener("click", function (ev) {
       var a = ev.target.closest ? ev.target.closest("a[data-period], a[data-range]") : null;
-      if (!a) return;
+      if (!a || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey) return;
+      if (a.hasAttribute("data-period")) { busy(true); return; }
       ev.preventDefault();
-      if (a.hasAttribute("data-period")) {
-        var period = a.getAttribute("data-period");
-        var range = data.default_range[period];
-        rangeLinks(period);
-        load(period, range);
-      } else {
-        load(current.doc.period, a.getAttribute("data-range"));
-      }
+      load(current.doc.period, a.getAttribute("data-range"));
     });
+    window.addEventListener("pageshow", function () { busy(false); });
     el.setAttribute("data-loaded", current.doc.period + "/" + current.range);
   }
 
