@@ -340,3 +340,19 @@ def test_kpi_page_follows_the_period_draws_the_target_and_shows_loading(
     page.wait_for_selector("#chart[data-loaded='week/13w'] canvas")
     assert page.locator("#loading").is_hidden()
     assert page.locator("#chart").get_attribute("aria-busy") == "false"
+
+
+def test_a_failing_source_badges_its_own_tile(
+    watched: Watched, server: tuple[str, DashboardData]
+) -> None:
+    """The newest run failed for `web` (HTTP 500): its tile says so itself, at laptop width,
+    without the token the error text held; the other tiles carry no failing badge."""
+    url, _ = server
+    page = watched.page
+    page.goto(url + "/")
+    tile = page.locator('.tile[data-kpi="web.xss"]')
+    badge = tile.locator(".badge.failing")
+    assert badge.is_visible() and badge.inner_text() == "failing"
+    assert "HTTP 500" in tile.locator(".tile-error").inner_text()
+    assert SECRET not in (badge.get_attribute("title") or "") and SECRET not in page.content()
+    assert page.locator(".tile .badge.failing").count() == 1

@@ -267,7 +267,8 @@ class Pipeline:
                 kpi_id = f"{outcome.source}.{failure.metric}" if failure.metric else None
                 result.errors[kpi_id or outcome.source] = failure.message
                 errors.append(RunError(outcome.source, kpi_id, failure.message, failure.transient))
-        for kpi, message in self._derive(result.values, partial=bool(only)).items():
+        derived = self._derive(result.values, partial=bool(only), failed=result.errors.keys())
+        for kpi, message in derived.items():
             result.errors[kpi] = message
             errors.append(RunError("formula", kpi, message, transient=False))
         result.finished_at = datetime.now(UTC)
@@ -289,11 +290,18 @@ class Pipeline:
             await self.check_alerts(result)
         return result
 
-    def _derive(self, values: dict[str, float], *, partial: bool = False) -> dict[str, str]:
+    def _derive(
+        self,
+        values: dict[str, float],
+        *,
+        partial: bool = False,
+        failed: Iterable[str] = (),
+    ) -> dict[str, str]:
         """Evaluate derived KPIs (formulas) into `values`; returns errors by KPI id.
 
         In a `partial` run (`--only`), formulas whose inputs the run did not collect are
-        left alone instead of failing."""
+        left alone instead of failing. `failed`: the KPI ids and source names that failed in
+        this run; a formula missing one of those inputs says that its input failed."""
         formulas = {k: s.formula for k, s in self.kpis.items() if s.formula}
         if not formulas:
             return {}
@@ -306,7 +314,22 @@ class Pipeline:
             parsed = ready
         computed, errors = evaluate_formulas(parsed, values)
         values.update(computed)
-        return {kpi: f"{kpi}: {error}" for kpi, error in errors.items()}
+        broken = set(failed)
+        out: dict[str, str] = {}
+        for kpi, error in errors.items():
+            inputs = sorted(
+                i
+                for i in parsed[kpi].inputs
+                if i not in values and (i in broken or i.partition(".")[0] in broken)
+            )
+            if inputs:
+                out[kpi] = (
+                    f"{kpi}: not computed because its input {', '.join(inputs)} failed "
+                    f"(formula {parsed[kpi].text!r})"
+                )
+            else:
+                out[kpi] = f"{kpi}: {error}"
+        return out
 
     def delivery_engine(self, **kwargs: Any) -> DeliveryEngine:
         """The delivery engine for this pipeline's store and destinations (`kwargs` go to

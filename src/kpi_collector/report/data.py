@@ -57,6 +57,8 @@ class Tile(KpiDoc):
     sparkline: list[float | None]  # one value per period of `OverviewDoc.periods`
     updated_at: str | None  # when the newest value was collected
     stale: bool  # older than its source's schedule allows (see `stale_after`)
+    status: str  # "failing" (in the newest run), "stale", "no data" or "ok"
+    error: str | None  # why it failed in the newest run (its own or its source's error)
 
 
 class RunErrorDoc(TypedDict):
@@ -86,7 +88,7 @@ class SourceStatusDoc(TypedDict):
     """A source's state on the overview: ok, failing, stale, no data or disabled."""
 
     name: str
-    type: str | None  # None: not in the config (formulas, a source since removed)
+    type: str | None  # "formula": a derived KPI (by its id); None: a source since removed
     status: str
     updated_at: str | None  # its newest value
     error: str | None  # from the newest run
@@ -188,6 +190,8 @@ class RunsDoc(TypedDict):
     deliveries: list[PendingDeliveryDoc]
 
 
+#: the `source` of a derived KPI's values and errors in the store (see `Pipeline._derive`)
+FORMULA = "formula"
 #: how many periods the overview's sparklines show
 SPARK_PERIODS = {"day": 30, "week": 26, "month": 24}
 #: a value is stale once its schedule has missed this many runs in a row (1.5: the next run
@@ -392,6 +396,8 @@ class DashboardData:
         )
         missing = [k for k in ids if k not in sparks]
         older = self.store.latest(missing) if missing else {}
+        runs = self.store.runs(1)
+        failures = self._failures(runs[0] if runs else None)
         tiles: list[Tile] = []
         raw_latest: dict[str, Any] | None = None
         for kpi in ids:
@@ -419,6 +425,16 @@ class DashboardData:
                     raw_latest = self.store.latest(ids)
                 updated = raw_latest[kpi].ts if kpi in raw_latest else None
             target = spec["target"]
+            stale = updated is None or now - updated > self._stale_seconds(kpi, now)
+            error = failures.get(kpi)
+            if error is None and not self._is_formula(kpi):
+                error = failures.get(spec["source"])
+            if error is not None:
+                status = "failing"
+            elif value is None:
+                status = "no data"
+            else:
+                status = "stale" if stale else "ok"
             tiles.append(
                 Tile(
                     **spec,
@@ -433,11 +449,12 @@ class DashboardData:
                     progress=value / target if value is not None and target else None,
                     sparkline=spark or [None] * count,
                     updated_at=iso(updated, self.zone),
-                    stale=updated is None or now - updated > self._stale_seconds(kpi, now),
+                    stale=stale,
+                    status=status,
+                    error=error,
                 )
             )
         newest = {t["id"]: t for t in tiles}
-        runs = self.store.runs(1)
         last_run = self._run(runs[0]) if runs else None
         return {
             "generated_at": iso(now, self.zone),
@@ -511,13 +528,35 @@ class DashboardData:
             self._stale_by_cron[expr] = stale_after(expr, self.zone, now).total_seconds()
         return self._stale_by_cron[expr]
 
+    def _is_formula(self, kpi: str) -> bool:
+        spec = self.config.kpis.get(kpi)
+        return bool(spec and spec.formula)
+
+    def _failures(self, run: RunRecord | None) -> dict[str, str]:
+        """The newest run's errors, redacted: by KPI id (one metric, or a formula) and by
+        source name (a whole source); the first error of each."""
+        out: dict[str, str] = {}
+        for error in run.errors if run else []:
+            message = redact(error.message)
+            if error.kpi:
+                out.setdefault(error.kpi, message)
+            if error.source != FORMULA:
+                out.setdefault(error.source, message)
+        return out
+
     def _sources(
         self, tiles: dict[str, Tile], run: RunRecord | None, now: float
     ) -> list[SourceStatusDoc]:
-        """Each configured source: ok, failing (with its error from the newest run) or stale."""
+        """Each configured source: ok, failing (with its error from the newest run) or stale;
+        then each derived KPI (formula) that failed, under its own id."""
         errors: dict[str, str] = {}
+        formulas: set[str] = set()
         for error in run.errors if run else []:
-            errors.setdefault(error.source, redact(error.message))
+            name = error.source
+            if name == FORMULA and error.kpi:  # not a source: the derived KPI itself
+                name = error.kpi
+                formulas.add(name)
+            errors.setdefault(name, redact(error.message))
         by_source: dict[str, list[Tile]] = {}
         for kpi, tile in tiles.items():
             by_source.setdefault(kpi.partition(".")[0], []).append(tile)
@@ -551,7 +590,7 @@ class DashboardData:
                 out.append(
                     {
                         "name": name,
-                        "type": None,
+                        "type": "formula" if name in formulas else None,
                         "status": "failing",
                         "updated_at": None,
                         "error": message,

@@ -191,9 +191,16 @@ def tile_html(tile: Tile, *, star: bool = False, link: bool = True) -> str:
     change = escape(tile["change_text"])
     previous = tile["previous_period"]
     versus = f' <span class="muted">vs {escape(previous)}</span>' if previous and change else ""
-    stale = (
-        ' <span class="badge stale">stale</span>'
-        if tile["stale"] and tile["value"] is not None
+    status = tile["status"]
+    why = tile["error"] or (f"newest value {when(tile['updated_at'])}" if status == "stale" else "")
+    badge = (
+        f' <span class="badge {status}" title="{escape(why)}">{status}</span>'
+        if status in ("failing", "stale")
+        else ""
+    )
+    problem = (
+        f'<div class="tile-error" title="{escape(why)}">{escape(why)}</div>'
+        if tile["error"]
         else ""
     )
     spark = sparkline(
@@ -202,13 +209,13 @@ def tile_html(tile: Tile, *, star: bool = False, link: bool = True) -> str:
         width=300 if star else 120,
         height=60 if star else 32,
     )
-    classes = "tile star" if star else "tile"
+    classes = ("tile star" if star else "tile") + (f" {status}" if badge else "")
     return (
         f'<article class="{classes}" data-kpi="{escape(tile["id"])}">'
-        f'<h2 class="title">{heading}{stale}</h2>'
+        f'<h2 class="title">{heading}{badge}</h2>'
         f'<div class="value" data-value="{escape(repr(tile["value"]))}">{escape(tile["value_text"])}</div>'
         f'<div class="change {trend_class(tile["change"], tile["higher_is_better"])}">{change}{versus}</div>'
-        f"{spark}{progress_bar(tile['progress'], tile['target'], tile['unit'])}"
+        f"{problem}{spark}{progress_bar(tile['progress'], tile['target'], tile['unit'])}"
         f'<div class="kpi-id muted">{escape(tile["id"])}</div></article>'
     )
 
