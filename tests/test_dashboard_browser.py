@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -356,3 +357,33 @@ def test_a_failing_source_badges_its_own_tile(
     assert "HTTP 500" in tile.locator(".tile-error").inner_text()
     assert SECRET not in (badge.get_attribute("title") or "") and SECRET not in page.content()
     assert page.locator(".tile .badge.failing").count() == 1
+
+
+def test_overview_downloads_as_csv_and_json(
+    watched: Watched, server: tuple[str, DashboardData]
+) -> None:
+    """One click each: the overview of the shown period as CSV and as JSON, same KPIs in the
+    same order as the tiles, the values the tiles show."""
+    import csv
+    import json
+
+    url, _ = server
+    page = watched.page
+    page.goto(url + "/?period=week")
+    shown = page.locator(".tile").evaluate_all("els => els.map(e => e.dataset.kpi)")
+    with page.expect_download() as info:
+        page.click("#overview-csv")
+    assert info.value.suggested_filename == "kpis-week.csv"
+    rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text(encoding="utf-8"))))
+    assert [r["kpi"] for r in rows] == shown == ["crm.paying", "web.xss", "pypi.downloads"]
+    paying = rows[0]
+    assert paying["value"] == "999.0" and paying["title"] == "Paying customers"
+    assert paying["target"] == "800.0" and all(r["period"] for r in rows)
+    assert {r["period"] for r in rows} == {paying["period"]}  # every KPI's newest week
+    assert rows[1]["title"] == XSS and rows[1]["status"] == "failing"
+    with page.expect_download() as info:
+        page.click("#overview-json")
+    assert info.value.suggested_filename == "kpis-week.json"
+    doc = json.loads(Path(info.value.path()).read_text(encoding="utf-8"))
+    assert doc["period"] == "week" and [t["id"] for t in doc["kpis"]] == shown
+    assert doc["kpis"][0]["value"] == 999.0

@@ -301,10 +301,18 @@ def overview_page(doc: OverviewDoc) -> str:
     star_id = doc["north_star"]
     star = next((t for t in tiles if t["id"] == star_id), None)
     rest = [t for t in tiles if t is not star]
+    period = doc["period"]
+    downloads = (
+        f'<span class="downloads">Download <a class="csv" id="overview-csv" '
+        f'href="/api/kpis.csv?period={period}" download="kpis-{period}.csv">CSV</a> '
+        f'<a class="csv" id="overview-json" href="/api/kpis?period={period}" '
+        f'download="kpis-{period}.json">JSON</a></span>'
+    )
     body = [
         '<div class="bar-line">',
-        period_switch(doc["period"], "/"),
+        period_switch(period, "/"),
         run_line(doc["last_run"]),
+        downloads,
         "</div>",
         health_html(doc["health"]),
         sources_html(doc["sources"]),

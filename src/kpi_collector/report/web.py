@@ -1,7 +1,7 @@
 """`kpi serve`: the dashboard, a small Starlette app over the history store.
 
 Pages: `/` (overview), `/kpi/{id}`, `/runs`; JSON: `/api/kpis`, `/api/kpis/{id}/series`,
-`/api/runs`; `/metrics` (Prometheus). Every response carries a Content-Security-Policy that
+`/api/runs`; CSV: `/api/kpis.csv`, `/api/kpis/{id}/series.csv`; `/metrics` (Prometheus). Every response carries a Content-Security-Policy that
 allows nothing but this server, so no request leaves the machine. With an access token, every
 request must carry it (`Authorization: Bearer`, the `kpi_token` cookie, or `?token=` once,
 which sets the cookie); without one, only loopback Host headers are answered (DNS rebinding).
@@ -231,6 +231,18 @@ def create_app(
             source.cached(("overview.json", period), lambda: encode(overview_doc(period)))
         )
 
+    def api_kpis_csv(request: Request) -> Response:
+        period = period_of(request)
+        text = source.cached(("overview.csv", period), lambda: overview_csv(overview_doc(period)))
+        return Response(
+            text,
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "content-disposition": f'attachment; filename="kpis-{period}.csv"',
+                "cache-control": "no-store",
+            },
+        )
+
     def window(request: Request, period: str) -> date | None:
         """`since`, or `range` (30d, 1y, all, ... as on the KPI page) counted back from today."""
         since = since_of(request)
@@ -299,6 +311,7 @@ def create_app(
         Route("/kpi/{kpi}", page(kpi_page)),
         Route("/runs", page(runs_page)),
         Route("/api/kpis", api_kpis),
+        Route("/api/kpis.csv", api_kpis_csv),
         Route("/api/kpis/{kpi}/series", api_series),
         Route("/api/kpis/{kpi}/series.csv", api_series_csv),
         Route("/api/runs", api_runs),
@@ -313,6 +326,42 @@ def create_app(
     )
     app.state.data = source
     return app
+
+
+#: the columns of `/api/kpis.csv`, one row per KPI in display order (empty: no value)
+OVERVIEW_COLUMNS = (
+    "kpi",
+    "title",
+    "unit",
+    "period",
+    "value",
+    "previous_period",
+    "previous",
+    "change",
+    "change_pct",
+    "target",
+    "status",
+    "updated_at",
+)
+
+
+def overview_csv(doc: OverviewDoc) -> str:
+    """The overview as CSV: `OVERVIEW_COLUMNS`, numbers as Python writes floats (exact)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(OVERVIEW_COLUMNS)
+    for tile in doc["kpis"]:
+        row = {
+            **tile,
+            "kpi": tile["id"],
+            "period": tile["period"],
+        }
+        writer.writerow(["" if row.get(c) is None else _cell(row.get(c)) for c in OVERVIEW_COLUMNS])
+    return out.getvalue()
+
+
+def _cell(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def _today(data: DashboardData) -> date:
