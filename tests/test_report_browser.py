@@ -49,3 +49,32 @@ def test_report_opens_offline_and_draws_every_chart(tmp_path: Path) -> None:
     )
     assert not errors, errors
     assert not requests, requests
+
+
+def test_report_fits_a_phone(tmp_path: Path) -> None:
+    """At 390 px the page never scrolls sideways; a wide table scrolls inside its own box."""
+    executable = require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    config = build_store(tmp_path / "store")
+    out = write_report(config, tmp_path / "report.html", period="week", compare="14d", now=NOW)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(
+                offline=True, viewport={"width": 390, "height": 844}, is_mobile=True
+            )
+            page = context.new_page()
+            page.goto(out.as_uri())
+            page.wait_for_function("() => window.kpiCharts && window.kpiCharts.length === 3")
+            page_width = page.evaluate("() => document.documentElement.scrollWidth")
+            assert page_width <= 390, f"the report scrolls sideways on a phone ({page_width}px)"
+            box = page.evaluate(
+                """() => { const t = document.querySelector("table.summary");
+                     const box = t.closest(".scroll");
+                     return box && {box: box.getBoundingClientRect().right,
+                                    overflow: getComputedStyle(box).overflowX}; }"""
+            )
+            assert box is not None and box["box"] <= 390 and box["overflow"] == "auto"
+        finally:
+            browser.close()

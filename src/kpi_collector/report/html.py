@@ -120,8 +120,9 @@ def render_html(
         f'<span class="muted">generated {escape(local.strftime("%Y-%m-%d %H:%M"))} ({escape(cfg.timezone)})</span>'
         "</div>"
         + (
-            '<table class="summary"><thead><tr><th>KPI</th><th class=num>value</th><th class=num>change</th>'
-            f"<th>target</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            '<div class="scroll"><table class="summary"><thead><tr><th>KPI</th><th class=num>value</th>'
+            "<th class=num>change</th><th>target</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table></div>"
             if rows
             else '<p class="empty">No values stored yet: run <code>kpi run</code> (or '
             "<code>kpi backfill</code>), then write the report again.</p>"
