@@ -6,7 +6,14 @@ import sqlite3
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from kpi_collector.demo.server import DEMO_CRM_TOKEN, DEMO_PASSWORD, DEMO_USER, metric
+from kpi_collector.demo.server import (
+    DEMO_CRM_TOKEN,
+    DEMO_PASSWORD,
+    DEMO_USER,
+    metric,
+    releases_downloads,
+    signups,
+)
 from kpi_collector.store import StoredObservation
 
 HISTORY_DAYS = 90
@@ -20,8 +27,12 @@ kpis:
   github.stars: {{title: GitHub stars, target: 2500}}
   github.forks: {{title: GitHub forks}}
   github.open_issues: {{title: Open issues, higher_is_better: false}}
+  github.open_prs: {{title: Open pull requests, higher_is_better: false}}
+  github.watchers: {{title: GitHub watchers}}
+  github.contributors: {{title: Contributors}}
+  github.releases_downloads: {{title: Release downloads}}
   blog.posts: {{title: Blog posts}}
-  podcast.downloads: {{title: Podcast downloads}}
+  podcast.downloads: {{title: Podcast downloads (all time)}}
   app.signups_today: {{title: Signups today, agg: max}}
   app.users: {{title: Users}}
 
@@ -80,7 +91,7 @@ def _write_app_db(path: Path) -> None:
         rows = []
         for back in range(HISTORY_DAYS, -1, -1):
             day = today - timedelta(days=back)
-            for i in range(3 + (day.toordinal() * 7) % 5):
+            for i in range(signups(day)):
                 rows.append(
                     (f"user{day.toordinal()}-{i}@example.com", f"{day.isoformat()} 09:{i:02d}:00")
                 )
@@ -88,7 +99,9 @@ def _write_app_db(path: Path) -> None:
 
 
 def history_points(today: date, days: int = HISTORY_DAYS) -> list[StoredObservation]:
-    """A value of every demo KPI for each day before `today`, at 07:00 UTC."""
+    """A value of every demo KPI for each day before `today`, at 07:00 UTC: what the demo's
+    services and app database answer on that day, so that today's run continues it (the
+    app's users count every signup from the app database's first day on, as its query does)."""
     kpis = {
         "github.stars": "stars",
         "github.forks": "forks",
@@ -100,10 +113,18 @@ def history_points(today: date, days: int = HISTORY_DAYS) -> list[StoredObservat
         "podcast.downloads": "downloads",
         "crm.paying_customers": "paying",
     }
+    first = today - timedelta(days=HISTORY_DAYS)  # the app database's first signups
     points = []
+    users = sum(signups(first + timedelta(days=i)) for i in range(HISTORY_DAYS - days))
     for back in range(days, 0, -1):
         day = today - timedelta(days=back)
         ts = datetime.combine(day, time(7), tzinfo=UTC).timestamp()
         for kpi, name in kpis.items():
             points.append(StoredObservation(kpi, ts, metric(name, day), kpi.partition(".")[0]))
+        points.append(
+            StoredObservation("github.releases_downloads", ts, releases_downloads(day), "github")
+        )
+        users += signups(day)
+        points.append(StoredObservation("app.users", ts, float(users), "app"))
+        points.append(StoredObservation("app.signups_today", ts, float(signups(day)), "app"))
     return points
