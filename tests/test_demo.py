@@ -3,6 +3,7 @@ is a healthy team's dashboard."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import subprocess
@@ -35,7 +36,7 @@ def test_every_running_total_grows_day_after_day_for_years() -> None:
     start = date(2025, 6, 1)
     for name in TOTALS:
         values = [metric(name, start + timedelta(days=i)) for i in range(3 * 365)]
-        drops = [(i, a, b) for i, (a, b) in enumerate(zip(values, values[1:])) if b < a]
+        drops = [(i, a, b) for i, (a, b) in enumerate(itertools.pairwise(values)) if b < a]
         assert not drops, f"{name} drops: {drops[:3]}"
         assert values[-1] > values[0]
 
@@ -68,7 +69,7 @@ def test_demo_history_and_live_run_continue_each_other(tmp_path: Path) -> None:
         assert len(series[kpi]) == 91, f"{kpi} has {len(series[kpi]) - 1} past values"
     for kpi in sorted(RUNNING_TOTALS):
         values = series[kpi]
-        drops = [(a, b) for a, b in zip(values, values[1:]) if b < a]
+        drops = [(a, b) for a, b in itertools.pairwise(values) if b < a]
         assert not drops, f"the running total {kpi} drops: {drops}"
 
     config = load_config(tmp_path / "demo" / "kpi.yaml")
