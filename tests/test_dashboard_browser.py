@@ -387,3 +387,97 @@ def test_overview_downloads_as_csv_and_json(
     doc = json.loads(Path(info.value.path()).read_text(encoding="utf-8"))
     assert doc["period"] == "week" and [t["id"] for t in doc["kpis"]] == shown
     assert doc["kpis"][0]["value"] == 999.0
+
+
+def test_groups_hidden_title_and_notes_in_chromium(browser: Any, tmp_path: Path) -> None:
+    """Sections in config order with headings, a hidden KPI left off, the title in the top
+    bar; a note from `kpi annotate` as a marker on the chart; with a token, the KPI page's
+    form stores a note that the chart then marks; writing is refused otherwise."""
+    import json
+    import urllib.error
+    import urllib.request
+    from datetime import date
+
+    from kpi_collector.store.annotations import add_annotation, list_annotations
+    from tests.test_sections import NOW as GROUPED_NOW
+    from tests.test_sections import build_grouped
+
+    folder = build_grouped(tmp_path)
+    data = DashboardData(load_config(folder / "kpi.yaml"), clock=GROUPED_NOW.timestamp)
+    add_annotation(data.store, "v1.0 released", date(2026, 11, 20))
+    token = "notes-token-77c1"
+    try:
+        with ServerThread(create_app(data.config, data=data, token=token)) as url:
+            visitor = Watched(browser, url, viewport={"width": 1280, "height": 900})
+            try:
+                page = visitor.page
+                page.goto(url + f"/?token={token}")
+                headings = page.locator("h2.group").all_inner_texts()
+                assert [h.strip().lower() for h in headings] == ["revenue", "growth", "other"]
+                growth = page.locator('section.group-section[aria-label="Growth"] .tile')
+                assert growth.evaluate_all("els => els.map(e => e.dataset.kpi)") == ["gh.stars"]
+                assert page.locator('.tile[data-kpi="gh.internal"]').count() == 0
+                assert page.locator("header .brand").inner_text() == "Acme weekly"
+                assert page.title() == "Acme weekly"
+
+                page.goto(url + "/kpi/gh.stars?period=day&range=30d")
+                page.wait_for_selector("#chart[data-loaded='day/30d'] canvas")
+                markers = page.evaluate("() => window.kpiCharts[0].markers")
+                assert [(m["day"], m["text"]) for m in markers] == [("2026-11-20", "v1.0 released")]
+                width = page.evaluate(
+                    "() => window.kpiCharts[0].chart.bbox.width / devicePixelRatio"
+                )
+                assert 0 < markers[0]["x"] <= width + 80
+                assert page.locator("#notes li").all_inner_texts() == ["2026-11-20 v1.0 released"]
+
+                page.fill("#annotate input[name=day]", "2026-11-27")
+                page.fill("#annotate input[name=text]", "pricing page launched")
+                page.click("#annotate button")
+                page.wait_for_function("() => window.kpiCharts[0].markers.length === 2")
+                assert "Saved" in page.locator("#annotate-status").inner_text()
+                assert page.locator("#notes li").first.inner_text() == (
+                    "2026-11-27 pricing page launched"
+                )
+                stored = [(n.day.isoformat(), n.text) for n in list_annotations(data.store)]
+                assert stored == [
+                    ("2026-11-20", "v1.0 released"),
+                    ("2026-11-27", "pricing page launched"),
+                ]
+                assert not visitor.errors and not visitor.outside
+
+                def post(body: bytes, **headers: str) -> int:
+                    request = urllib.request.Request(
+                        url + "/api/annotations",
+                        data=body,
+                        method="POST",
+                        headers={"authorization": f"Bearer {token}", **headers},
+                    )
+                    try:
+                        with urllib.request.urlopen(request, timeout=10) as answer:
+                            return int(answer.status)
+                    except urllib.error.HTTPError as exc:
+                        return int(exc.code)
+
+                note = json.dumps({"text": "x", "day": "2026-11-28"}).encode()
+                form = b"text=x&day=2026-11-28"
+                assert post(form, **{"content-type": "application/x-www-form-urlencoded"}) == 415
+                evil = {"content-type": "application/json", "origin": "http://evil.example"}
+                assert post(note, **evil) == 403
+                assert post(b'{"text": "  "}', **{"content-type": "application/json"}) == 400
+                assert len(list_annotations(data.store)) == 2
+            finally:
+                visitor.close()
+        with ServerThread(create_app(data.config, data=data)) as url:  # no token: no writing
+            visitor = Watched(browser, url, viewport={"width": 1280, "height": 900})
+            try:
+                visitor.page.goto(url + "/kpi/gh.stars")
+                assert visitor.page.locator("#annotate").count() == 0
+                answer = visitor.page.request.post(
+                    url + "/api/annotations", data={"text": "sneaky"}
+                )
+                assert answer.status == 403 and "kpi annotate" in answer.json()["error"]
+            finally:
+                visitor.close()
+        assert len(list_annotations(data.store)) == 2
+    finally:
+        data.close()

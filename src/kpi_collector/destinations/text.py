@@ -20,7 +20,7 @@ from kpi_collector.destinations.base import PooledHttp
 if TYPE_CHECKING:
     from kpi_collector.collect.http import HttpClient
     from kpi_collector.destinations.base import Destination
-    from kpi_collector.destinations.digest import DigestLine
+    from kpi_collector.destinations.digest import Digest, DigestLine
 
 
 def cut(text: str, limit: int) -> str:
@@ -70,6 +70,22 @@ def kpi_line(line: DigestLine, strong: str = "") -> str:
     text = f"{strong}{line.title}{strong}: {line.formatted}"
     change = line.change_text
     return f"{text} {change}" if change else text
+
+
+def grouped_lines(
+    digest: Digest,
+    line: Callable[[DigestLine], str],
+    heading: Callable[[str], Sequence[str]],
+) -> list[str]:
+    """The digest's KPI lines rendered by `line`, each group preceded by `heading(name)`
+    (lines); without any `group:`, just the lines. KPIs without a group come last, as "Other"."""
+    if not digest.grouped:
+        return [line(item) for item in digest.lines]
+    out: list[str] = []
+    for group, items in digest.sections():
+        out += heading(group or "Other")
+        out += [line(item) for item in items]
+    return out
 
 
 class Outbox(PooledHttp):

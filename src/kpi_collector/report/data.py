@@ -40,6 +40,8 @@ class KpiDoc(TypedDict):
     agg: str
     higher_is_better: bool
     source: str  # the part of the id before the first dot
+    group: str | None  # its `group:` (a section heading), None without one
+    hidden: bool  # `hidden: true`: left off the overview page
 
 
 class Tile(KpiDoc):
@@ -134,9 +136,17 @@ class HealthDoc(TypedDict):
     jobs: list[JobDoc]
 
 
-class OverviewDoc(TypedDict):
-    """Every KPI's tile, in display order, with the newest run, sources and health."""
+class SectionDoc(TypedDict):
+    """A `group:` of the overview (None: the KPIs without one) and its KPI ids, in order."""
 
+    group: str | None
+    kpis: list[str]
+
+
+class OverviewDoc(TypedDict):
+    """Every KPI's tile, in display order by section, with the newest run, sources and health."""
+
+    title: str  # the config's `title:`, else "KPIs"
     generated_at: str
     timezone: str
     period: str  # day, week or month
@@ -146,6 +156,7 @@ class OverviewDoc(TypedDict):
     last_run: RunDoc | None
     sources: list[SourceStatusDoc]
     health: HealthDoc | None  # None for a single-KPI overview or when it cannot be read
+    sections: list[SectionDoc]  # groups in config order, then the KPIs without a group
     kpis: list[Tile]
 
 
@@ -158,8 +169,18 @@ class PointDoc(TypedDict):
     at: NotRequired[str]
 
 
+class NoteDoc(TypedDict):
+    """A dated note (`kpi annotate`): `day` an ISO date in the config's time zone."""
+
+    id: int
+    day: str
+    text: str
+    at: NotRequired[str]  # in a series: the start of the period the day falls in (its x)
+
+
 class SeriesDoc(KpiDoc):
-    """One KPI per period, with the window before and the same window a year earlier."""
+    """One KPI per period, with the window before, the same window a year earlier and the
+    notes about the days of the window (markers on its chart)."""
 
     period: str
     timezone: str
@@ -167,6 +188,7 @@ class SeriesDoc(KpiDoc):
     points: list[PointDoc]
     previous: list[PointDoc]
     year_ago: list[PointDoc]
+    annotations: list[NoteDoc]
 
 
 class PendingDeliveryDoc(TypedDict):
@@ -368,6 +390,8 @@ class DashboardData:
             "agg": spec.agg if spec else "last",
             "higher_is_better": spec.higher_is_better if spec else True,
             "source": kpi.partition(".")[0],
+            "group": spec.group if spec else None,
+            "hidden": spec.hidden if spec else False,
         }
 
     def overview(self, period: str = "day", *, only: Sequence[str] | None = None) -> OverviewDoc:
@@ -391,9 +415,10 @@ class DashboardData:
             at = slot.get(start)
             if at is not None:
                 spark[at] = number
-        ids = self.order(
+        sections = self.config.sections(
             list(only) if only is not None else [*self.config.kpi_ids(), *self.config.kpis, *sparks]
         )
+        ids = [kpi for _, members in sections for kpi in members]
         missing = [k for k in ids if k not in sparks]
         older = self.store.latest(missing) if missing else {}
         runs = self.store.runs(1)
@@ -457,6 +482,7 @@ class DashboardData:
         newest = {t["id"]: t for t in tiles}
         last_run = self._run(runs[0]) if runs else None
         return {
+            "title": self.config.title,
             "generated_at": iso(now, self.zone),
             "timezone": self.config.timezone,
             "period": period,
@@ -466,6 +492,7 @@ class DashboardData:
             "last_run": last_run,
             "sources": self._sources(newest, runs[0] if runs else None, now),
             "health": self.health() if only is None else None,
+            "sections": [{"group": group, "kpis": members} for group, members in sections],
             "kpis": tiles,
         }
 
@@ -647,7 +674,21 @@ class DashboardData:
             points=current,
             previous=previous,
             year_ago=year_ago,
+            annotations=[
+                {**note, "at": period_start(date.fromisoformat(note["day"]), period).isoformat()}
+                for note in self.notes(since, end - timedelta(days=1))
+            ],
         )
+
+    def notes(self, since: date | None = None, until: date | None = None) -> list[NoteDoc]:
+        """The notes (`kpi annotate`) from `since` to `until` (both included), oldest first;
+        their texts redacted again."""
+        from kpi_collector.store.annotations import list_annotations
+
+        return [
+            {"id": n.id, "day": n.day.isoformat(), "text": redact(n.text)}
+            for n in list_annotations(self.store, since=since, until=until)
+        ]
 
     # runs ---------------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from urllib.parse import quote, urlencode
 if TYPE_CHECKING:
     from kpi_collector.report.data import (
         HealthDoc,
+        NoteDoc,
         OverviewDoc,
         RunDoc,
         RunsDoc,
@@ -89,8 +90,10 @@ def layout(
     nav: str = "",
     inline: bool = False,
     scripts: Sequence[str] = ("vendor/uplot/uPlot.iife.min.js", "kpi.js"),
+    brand: str = "KPIs",
 ) -> str:
-    """A whole page; `inline` puts styles and scripts into the file (the offline report)."""
+    """A whole page; `inline` puts styles and scripts into the file (the offline report);
+    `brand`: the dashboard's title in the top bar."""
     styles = ("vendor/uplot/uPlot.min.css", "kpi.css")
     if inline:
         head = "".join(f"<style>{asset(s)}</style>" for s in styles)
@@ -108,7 +111,7 @@ def layout(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="referrer" content="no-referrer">'
         f"<title>{escape(title)}</title>{head}</head>"
-        f'<body><header class="top"><a class="brand" href="/">KPIs</a>{nav}</header>'
+        f'<body><header class="top"><a class="brand" href="/">{escape(brand)}</a>{nav}</header>'
         f"<main>{body}</main>{payload}{tail}</body></html>"
     )
 
@@ -321,6 +324,7 @@ def overview_page(doc: OverviewDoc) -> str:
         body.append(
             f'<section class="northstar" aria-label="north star">{tile_html(star, star=True)}</section>'
         )
+    by_id = {t["id"]: t for t in rest if not t["hidden"]}
     if not tiles:
         body.append(
             '<p class="empty">No KPIs yet: add sources to <code>kpi.yaml</code> '
@@ -333,12 +337,25 @@ def overview_page(doc: OverviewDoc) -> str:
             "past values from sources that can give them); <code>kpi schedule</code> keeps "
             "collecting on the config's schedule. Reload this page afterwards.</p></section>"
         )
-    body.append(f'<section class="grid">{"".join(tile_html(t) for t in rest)}</section>')
+    named = any(section["group"] for section in doc["sections"])
+    for section in doc["sections"]:
+        shown = [by_id[k] for k in section["kpis"] if k in by_id]
+        if not shown:
+            continue
+        group = section["group"] or "Other"
+        heading = f'<h2 class="group">{escape(group)}</h2>' if named else ""
+        label = f' aria-label="{escape(group)}"' if named else ""
+        body.append(
+            f'<section class="group-section"{label}>{heading}'
+            f'<div class="grid">{"".join(tile_html(t) for t in shown)}</div></section>'
+        )
     body.append(
         f'<p class="muted foot">Per {escape(doc["period"])} in {escape(doc["timezone"])}; '
         f"generated {escape(when(doc['generated_at']))}.</p>"
     )
-    return layout("KPIs", "".join(body), nav=nav_links("overview"), scripts=())
+    return layout(
+        doc["title"], "".join(body), nav=nav_links("overview"), scripts=(), brand=doc["title"]
+    )
 
 
 def series_table(doc: SeriesDoc) -> str:
@@ -360,8 +377,37 @@ def series_table(doc: SeriesDoc) -> str:
     )
 
 
-def kpi_page(doc: SeriesDoc, tile: Tile | None, range_key: str) -> str:
-    """A KPI's page: its tile, the chart over `range_key` (30d, 1y, all, ...), the table."""
+def notes_list(notes: Sequence[NoteDoc], *, element_id: str = "notes") -> str:
+    """The notes, newest first: `<li><time>2026-11-20</time> v1.0 released</li>`."""
+    items = "".join(
+        f"<li><time>{escape(n['day'])}</time> {escape(n['text'])}</li>" for n in reversed(notes)
+    )
+    hidden = "" if notes else " hidden"
+    return f'<ul id="{element_id}" class="notes" aria-label="notes"{hidden}>{items}</ul>'
+
+
+def annotate_form(today: str) -> str:
+    """The small form that stores a note (`POST /api/annotations`, sent by kpi.js)."""
+    return (
+        '<form id="annotate" class="annotate" aria-label="add a note">'
+        f'<input type="date" name="day" value="{escape(today)}" required aria-label="day">'
+        '<input type="text" name="text" maxlength="200" required '
+        'placeholder="A note for the charts, e.g. v1.0 released" aria-label="note">'
+        '<button type="submit">Add note</button>'
+        '<span id="annotate-status" class="muted" role="status"></span></form>'
+    )
+
+
+def kpi_page(
+    doc: SeriesDoc,
+    tile: Tile | None,
+    range_key: str,
+    *,
+    brand: str = "KPIs",
+    annotate_today: str | None = None,
+) -> str:
+    """A KPI's page: its tile, the chart over `range_key` (30d, 1y, all, ...) with the notes,
+    the table; `annotate_today` (when writing is allowed): the note form, dated that day."""
     kpi = doc["id"]
     base = f"/kpi/{quote(kpi, safe='')}"
     current = ' aria-current="true"'
@@ -396,6 +442,8 @@ def kpi_page(doc: SeriesDoc, tile: Tile | None, range_key: str) -> str:
         '<p id="loading" class="loading" role="status" hidden>Loading…</p>'
         f'<div id="chart" class="chart" data-kpi="{escape(kpi)}" aria-label="chart of {escape(doc["title"])}">'
         f"{empty_chart if not doc['points'] else ''}</div>"
+        f"{notes_list(doc['annotations'])}"
+        f"{annotate_form(annotate_today) if annotate_today else ''}"
         f'<div id="table">{series_table(doc)}</div>'
     )
     has_history = tile is not None and tile["value"] is not None
@@ -406,10 +454,10 @@ def kpi_page(doc: SeriesDoc, tile: Tile | None, range_key: str) -> str:
         "default_range": DEFAULT_RANGE,
         "has_history": has_history,
     }
-    return layout(f"{doc['title']} · KPIs", body, data=payload, nav=nav_links(""))
+    return layout(f"{doc['title']} · {brand}", body, data=payload, nav=nav_links(""), brand=brand)
 
 
-def runs_page(doc: RunsDoc) -> str:
+def runs_page(doc: RunsDoc, *, brand: str = "KPIs") -> str:
     """The runs page: the newest runs with their errors, then the pending deliveries."""
     rows = []
     for run in doc["runs"]:
@@ -448,8 +496,8 @@ def runs_page(doc: RunsDoc) -> str:
     else:
         deliveries = '<p class="muted">No delivery is pending.</p>'
     body = f"<h1>Runs</h1>{runs}<h2>Pending and failed deliveries</h2>{deliveries}"
-    return layout("Runs · KPIs", body, nav=nav_links("runs"), scripts=())
+    return layout(f"Runs · {brand}", body, nav=nav_links("runs"), scripts=(), brand=brand)
 
 
-def message_page(title: str, text: str) -> str:
-    return layout(title, f"<h1>{escape(title)}</h1><p>{escape(text)}</p>", scripts=())
+def message_page(title: str, text: str, *, brand: str = "KPIs") -> str:
+    return layout(title, f"<h1>{escape(title)}</h1><p>{escape(text)}</p>", scripts=(), brand=brand)

@@ -1,7 +1,8 @@
 """`kpi serve`: the dashboard, a small Starlette app over the history store.
 
 Pages: `/` (overview), `/kpi/{id}`, `/runs`; JSON: `/api/kpis`, `/api/kpis/{id}/series`,
-`/api/runs`; CSV: `/api/kpis.csv`, `/api/kpis/{id}/series.csv`; `/metrics` (Prometheus). Every response carries a Content-Security-Policy that
+`/api/runs`, `/api/annotations` (GET; POST with an access token: a note from the KPI page);
+CSV: `/api/kpis.csv`, `/api/kpis/{id}/series.csv`; `/metrics` (Prometheus). Every response carries a Content-Security-Policy that
 allows nothing but this server, so no request leaves the machine. With an access token, every
 request must carry it (`Authorization: Bearer`, the `kpi_token` cookie, or `?token=` once,
 which sets the cookie); without one, only loopback Host headers are answered (DNS rebinding).
@@ -218,11 +219,14 @@ def create_app(
             ("tile", kpi, period), lambda: source.overview(period, only=[kpi])["kpis"]
         )
         tile = tiles[0] if tiles else None
-        return HTMLResponse(pages.kpi_page(doc, tile, key), headers={"cache-control": "no-store"})
+        today = _today(source).isoformat() if token else None
+        body = pages.kpi_page(doc, tile, key, brand=config.title, annotate_today=today)
+        return HTMLResponse(body, headers={"cache-control": "no-store"})
 
     def runs_page(request: Request) -> Response:
         return HTMLResponse(
-            pages.runs_page(source.runs(_limit(request))), headers={"cache-control": "no-store"}
+            pages.runs_page(source.runs(_limit(request)), brand=config.title),
+            headers={"cache-control": "no-store"},
         )
 
     def api_kpis(request: Request) -> Response:
@@ -274,6 +278,45 @@ def create_app(
             headers={"content-disposition": f'attachment; filename="{name}-{period}.csv"'},
         )
 
+    def api_annotations(request: Request) -> Response:
+        return dumps(source.notes(since_of(request)))
+
+    async def add_annotation(request: Request) -> Response:
+        """A note from the KPI page's form: only with an access token (the Guard has checked
+        it), only JSON (a cross-site form cannot send it), only from this origin."""
+        if token is None:
+            raise HTTPException(
+                403,
+                "notes are written from the dashboard only when it has an access token; "
+                "use kpi annotate",
+            )
+        origin = request.headers.get("origin")
+        if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+            raise HTTPException(403, "a note must come from this dashboard's own pages")
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            raise HTTPException(415, 'send the note as JSON: {"text": ..., "day": ...}')
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HTTPException(400, "the body is not JSON") from None
+        if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+            raise HTTPException(400, 'send {"text": "v1.0 released", "day": "2026-11-20"}')
+        day = _today(source)
+        if body.get("day"):
+            try:
+                day = date.fromisoformat(str(body["day"]))
+            except ValueError:
+                raise HTTPException(400, "day must be a date like 2026-01-31") from None
+        from kpi_collector.errors import ConfigError
+        from kpi_collector.store.annotations import add_annotation as store_note
+
+        try:
+            note = store_note(source.store, body["text"], day)
+        except ConfigError as exc:
+            raise HTTPException(400, str(exc)) from None
+        doc = {"id": note.id, "day": note.day.isoformat(), "text": note.text}
+        return Response(encode(doc), status_code=201, media_type="application/json")
+
     def api_runs(request: Request) -> Response:
         return dumps(source.runs(_limit(request)))
 
@@ -289,7 +332,8 @@ def create_app(
         if request.url.path.startswith("/api/"):
             return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
         return HTMLResponse(
-            pages.message_page(f"{exc.status_code}", str(exc.detail)), status_code=exc.status_code
+            pages.message_page(f"{exc.status_code}", str(exc.detail), brand=config.title),
+            status_code=exc.status_code,
         )
 
     def strip_token(request: Request) -> Response | None:
@@ -315,6 +359,8 @@ def create_app(
         Route("/api/kpis/{kpi}/series", api_series),
         Route("/api/kpis/{kpi}/series.csv", api_series_csv),
         Route("/api/runs", api_runs),
+        Route("/api/annotations", api_annotations, methods=["GET"]),
+        Route("/api/annotations", add_annotation, methods=["POST"]),
         Route("/metrics", metrics),
         Route("/healthz", health),
         Mount("/static", static, name="static"),

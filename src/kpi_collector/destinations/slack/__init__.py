@@ -16,7 +16,14 @@ from kpi_collector.collect.http import Auth
 from kpi_collector.destinations._http import Sender, send, status_error
 from kpi_collector.destinations.base import Delivery, MessageDestination, delivery_error
 from kpi_collector.destinations.digest import NO_VALUES, Digest
-from kpi_collector.destinations.text import cut, escape_slack, kpi_line, send_now, split_lines
+from kpi_collector.destinations.text import (
+    cut,
+    escape_slack,
+    grouped_lines,
+    kpi_line,
+    send_now,
+    split_lines,
+)
 from kpi_collector.secrets import Secret, redact_cut
 
 # Block Kit limits (Slack API docs, "Blocks": header and section text, blocks per message)
@@ -64,10 +71,19 @@ _API_HINTS = {
 }
 
 
+def slack_lines(digest: Digest) -> list[str]:
+    """A mrkdwn line per KPI, with a bold heading before each group (when there are groups)."""
+    return grouped_lines(
+        digest,
+        lambda line: escape_slack(kpi_line(line, "*")),
+        lambda group: ["", f"*{escape_slack(group)}*"],
+    )
+
+
 def digest_text(digest: Digest) -> str:
     """The notification / fallback text of the digest's message (mrkdwn)."""
     lines = [f"*{escape_slack(digest.title)}*"]
-    lines += [escape_slack(kpi_line(line, "*")) for line in digest.lines]
+    lines += slack_lines(digest)
     if digest.errors:
         lines += [
             "",
@@ -90,7 +106,7 @@ def digest_blocks(digest: Digest) -> list[dict[str, Any]]:
             },
         }
     ]
-    kpi_lines = [escape_slack(kpi_line(line, "*")) for line in digest.lines] or [NO_VALUES]
+    kpi_lines = slack_lines(digest) or [NO_VALUES]
     for chunk in split_lines(kpi_lines, SLACK_SECTION_LIMIT):
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
     if digest.errors:

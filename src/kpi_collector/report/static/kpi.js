@@ -36,9 +36,37 @@
     return cols;
   }
 
-  function options(el, doc, height) {
+  /* The notes (`kpi annotate`) as dashed vertical lines with their text, at the period each
+     falls in; what was drawn is kept on the chart's entry (`markers`). */
+  function drawNotes(u, doc, entry) {
+    var dpr = window.devicePixelRatio || 1;
+    var ctx = u.ctx, top = u.bbox.top, height = u.bbox.height;
+    var min = u.scales.x.min, max = u.scales.x.max;
+    var color = css("--note", "#7c3aed");
+    var drawn = [];
+    ctx.save();
+    ctx.strokeStyle = color; ctx.fillStyle = color;
+    ctx.lineWidth = dpr; ctx.setLineDash([4 * dpr, 3 * dpr]);
+    ctx.font = (11 * dpr) + "px system-ui, sans-serif";
+    (doc.annotations || []).forEach(function (n) {
+      var v = day(n.at || n.day);
+      if (min == null || v < min || v > max) return;
+      var x = Math.round(u.valToPos(v, "x", true));
+      ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + height); ctx.stroke();
+      var label = n.text.length > 40 ? n.text.slice(0, 39) + "…" : n.text;
+      var width = ctx.measureText(label).width;
+      var tx = x + 4 * dpr + width > u.bbox.left + u.bbox.width ? x - 4 * dpr - width : x + 4 * dpr;
+      ctx.fillText(label, tx, top + (12 + (drawn.length % 3) * 13) * dpr);
+      drawn.push({ day: n.day, text: n.text, x: x / dpr });
+    });
+    ctx.restore();
+    entry.markers = drawn;
+  }
+
+  function options(el, doc, height, entry) {
     var single = doc.points.length === 1;
     return {
+      hooks: { draw: [function (u) { drawNotes(u, doc, entry); }] },
       width: Math.max(el.clientWidth - 16, 200),
       height: height,
       cursor: { drag: { x: true, y: false } },
@@ -84,8 +112,9 @@
       el.appendChild(p);
       return { kpi: doc.id, period: doc.period, points: 0, chart: null, el: el };
     }
-    var chart = new uPlot(options(el, doc, height), columns(doc), el);
-    var entry = { kpi: doc.id, period: doc.period, points: doc.points.length, chart: chart, el: el };
+    var entry = { kpi: doc.id, period: doc.period, points: doc.points.length, chart: null, el: el,
+                  markers: [] };
+    entry.chart = new uPlot(options(el, doc, height, entry), columns(doc), el);
     state.charts.push(entry);
     return entry;
   }
@@ -131,6 +160,45 @@
     box.appendChild(wrap);
   }
 
+  function notesList(doc) {
+    var box = document.getElementById("notes");
+    if (!box) return;
+    box.textContent = "";
+    (doc.annotations || []).slice().reverse().forEach(function (n) {
+      var li = document.createElement("li");
+      var t = document.createElement("time");
+      t.textContent = n.day;
+      li.appendChild(t);
+      li.appendChild(document.createTextNode(" " + n.text));
+      box.appendChild(li);
+    });
+    box.hidden = !(doc.annotations || []).length;
+  }
+
+  function annotateForm(reload) {
+    var form = document.getElementById("annotate");
+    if (!form) return;
+    var status = document.getElementById("annotate-status");
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var body = { text: form.elements.text.value, day: form.elements.day.value };
+      status.textContent = "Saving…";
+      fetch("/api/annotations", {
+        method: "POST", credentials: "same-origin",
+        headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+      }).then(function (r) {
+        return r.json().then(function (doc) {
+          if (!r.ok) throw new Error(doc.error || ("HTTP " + r.status));
+          return doc;
+        });
+      }).then(function (note) {
+        form.elements.text.value = "";
+        status.textContent = "Saved: " + note.day + " " + note.text;
+        reload();
+      }).catch(function (err) { status.textContent = String(err.message || err); });
+    });
+  }
+
   function kpiPage(data) {
     var el = document.getElementById("chart");
     var current = { doc: data.series, range: data.range };
@@ -168,6 +236,7 @@
         entry = draw(el, doc, 340, data.has_history);
         applyToggles();
         table(doc);
+        notesList(doc);
         var csv = document.getElementById("csv");
         csv.href = base + ".csv?period=" + encodeURIComponent(period) + (doc.since ? "&since=" + doc.since : "");
         mark("[data-period]", "data-period", period);
@@ -187,6 +256,7 @@
       load(current.doc.period, a.getAttribute("data-range"));
     });
     window.addEventListener("pageshow", function () { busy(false); });
+    annotateForm(function () { load(current.doc.period, current.range); });
     el.setAttribute("data-loaded", current.doc.period + "/" + current.range);
   }
 
