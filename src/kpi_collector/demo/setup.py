@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from kpi_collector.demo.server import (
     DEMO_CRM_TOKEN,
@@ -14,27 +15,28 @@ from kpi_collector.demo.server import (
     releases_downloads,
     signups,
 )
-from kpi_collector.store import StoredObservation
+from kpi_collector.store import HistoryStore, StoredObservation
 
 HISTORY_DAYS = 90
 
 CONFIG = """\
 # The kpi-collector demo: every source below is served by `kpi demo` on 127.0.0.1.
 timezone: UTC
+title: Acme Rocket KPIs
 north_star: crm.paying_customers
-kpis:
-  crm.paying_customers: {{title: Paying customers, target: 150}}
-  github.stars: {{title: GitHub stars, target: 2500}}
-  github.forks: {{title: GitHub forks}}
-  github.open_issues: {{title: Open issues, higher_is_better: false}}
-  github.open_prs: {{title: Open pull requests, higher_is_better: false}}
-  github.watchers: {{title: GitHub watchers}}
-  github.contributors: {{title: Contributors}}
-  github.releases_downloads: {{title: Release downloads}}
-  blog.posts: {{title: Blog posts}}
-  podcast.downloads: {{title: Podcast downloads (all time)}}
-  app.signups_today: {{title: Signups today, agg: max}}
-  app.users: {{title: Users}}
+kpis:                      # `group:` makes a section (in this order) on the dashboard and reports
+  crm.paying_customers: {{title: Paying customers, target: 150, group: Revenue}}
+  app.users: {{title: Users, group: Product}}
+  app.signups_today: {{title: Signups today, agg: max, group: Product}}
+  github.stars: {{title: GitHub stars, target: 2500, group: Community}}
+  github.forks: {{title: GitHub forks, group: Community}}
+  github.watchers: {{title: GitHub watchers, group: Community}}
+  github.contributors: {{title: Contributors, group: Community}}
+  blog.posts: {{title: Blog posts, group: Community}}
+  podcast.downloads: {{title: Podcast downloads (all time), group: Community}}
+  github.releases_downloads: {{title: Release downloads, group: Community}}
+  github.open_issues: {{title: Open issues, higher_is_better: false, group: Engineering}}
+  github.open_prs: {{title: Open pull requests, higher_is_better: false, group: Engineering}}
 
 sources:
   - {{name: github, type: github, repo: acme/rocket, api_url: "{url}/github"}}
@@ -128,3 +130,22 @@ def history_points(today: date, days: int = HISTORY_DAYS) -> list[StoredObservat
         points.append(StoredObservation("app.users", ts, float(users), "app"))
         points.append(StoredObservation("app.signups_today", ts, float(signups(day)), "app"))
     return points
+
+
+def demo_notes(today: date) -> list[tuple[date, str]]:
+    """The demo's notes (`kpi annotate`): marks on its charts."""
+    return [
+        (today - timedelta(days=61), "v1.0 released"),
+        (today - timedelta(days=24), "podcast episode with a big guest"),
+        (today - timedelta(days=6), "pricing page launched"),
+    ]
+
+
+def seed(store: HistoryStore, tz: ZoneInfo, today: date) -> int:
+    """Store the demo's past values (`history_points`) and notes; returns how many values."""
+    from kpi_collector.store.annotations import add_annotation
+
+    added = store.add_observations(history_points(today), tz=tz)
+    for day, text in demo_notes(today):
+        add_annotation(store, text, day)
+    return added

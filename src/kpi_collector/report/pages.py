@@ -307,7 +307,7 @@ def overview_page(doc: OverviewDoc) -> str:
     period = doc["period"]
     downloads = (
         f'<span class="downloads">Download <a class="csv" id="overview-csv" '
-        f'href="/api/kpis.csv?period={period}" download="kpis-{period}.csv">CSV</a> '
+        f'href="/api/kpis.csv?period={period}" download="kpis-{period}.csv">CSV</a> · '
         f'<a class="csv" id="overview-json" href="/api/kpis?period={period}" '
         f'download="kpis-{period}.json">JSON</a></span>'
     )

@@ -48,6 +48,7 @@
     ctx.strokeStyle = color; ctx.fillStyle = color;
     ctx.lineWidth = dpr; ctx.setLineDash([4 * dpr, 3 * dpr]);
     ctx.font = (11 * dpr) + "px system-ui, sans-serif";
+    ctx.textAlign = "left"; ctx.textBaseline = "alphabetic";  /* uPlot leaves its axes' own */
     (doc.annotations || []).forEach(function (n) {
       var v = day(n.at || n.day);
       if (min == null || v < min || v > max) return;
