@@ -123,8 +123,12 @@ def load_config_text(folder: Path, text: str) -> object:
 
 
 def test_overview_shows_groups_in_config_order_without_hidden_kpis(folder: Path) -> None:
+    from kpi_collector.store.annotations import add_annotation
+
     data = DashboardData(load_config(folder / "kpi.yaml"), clock=NOW.timestamp)
     try:
+        add_annotation(data.store, "v1.0 released", date(2026, 11, 20))
+        add_annotation(data.store, "before the sparklines", date(2026, 10, 1))
         doc = data.overview("day")
     finally:
         data.close()
@@ -141,6 +145,13 @@ def test_overview_shows_groups_in_config_order_without_hidden_kpis(folder: Path)
     assert 'data-kpi="gh.stars"' in growth and 'data-kpi="app.users"' not in growth  # north star
     assert 'data-kpi="gh.internal"' not in html  # hidden from the overview
     assert '<a class="brand" href="/">Acme weekly</a>' in html
+    # the note of 20 November on every sparkline: day 19 of the 30 from 1 November, at
+    # x = 2 + 116 * 19 / 29 = 78.0 in a tile's 120-wide box (the north star's: 2 + 296 * 19 / 29)
+    assert [n["day"] for n in doc["annotations"]] == ["2026-11-20"]
+    assert html.count('data-notes="1"') == 5  # 4 tiles and the north star (one is hidden)
+    assert html.count('<line class="note" x1="78.0"') == 4
+    assert html.count('<line class="note" x1="195.9"') == 1
+    assert "<title>2026-11-20: v1.0 released</title>" in html
     assert "<title>Acme weekly</title>" in html
 
 

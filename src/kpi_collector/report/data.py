@@ -157,6 +157,7 @@ class OverviewDoc(TypedDict):
     sources: list[SourceStatusDoc]
     health: HealthDoc | None  # None for a single-KPI overview or when it cannot be read
     sections: list[SectionDoc]  # groups in config order, then the KPIs without a group
+    annotations: list[NoteDoc]  # the notes of the sparklines' periods (`at`: their period)
     kpis: list[Tile]
 
 
@@ -493,6 +494,10 @@ class DashboardData:
             "sources": self._sources(newest, runs[0] if runs else None, now),
             "health": self.health() if only is None else None,
             "sections": [{"group": group, "kpis": members} for group, members in sections],
+            "annotations": [
+                {**note, "at": period_start(date.fromisoformat(note["day"]), period).isoformat()}
+                for note in self.notes(since, today)
+            ],
             "kpis": tiles,
         }
 

@@ -130,30 +130,46 @@ def nav_links(active: str) -> str:
 
 
 def sparkline(
-    values: Sequence[float | None], *, css: str = "spark", width: int = 120, height: int = 32
+    values: Sequence[float | None],
+    *,
+    css: str = "spark",
+    width: int = 120,
+    height: int = 32,
+    marks: Sequence[tuple[int, str]] = (),
 ) -> str:
     """An inline SVG line through the values (one per period, oldest left, None for a gap);
-    `data-points` tells how many periods have a value."""
+    `data-points` tells how many periods have a value; `marks` (period index, note text)
+    are notes, drawn as thin vertical lines with the text as their tooltip."""
     known = [(i, float(v)) for i, v in enumerate(values) if v is not None and math.isfinite(v)]
     n = len(known)
+    slots = max(len(values) - 1, 1)
+    pad = 2
+
+    def x_of(i: int) -> float:
+        return pad + (width - 2 * pad) * (i / slots if len(values) > 1 else 0.5)
+
+    notes = "".join(
+        f'<line class="note" x1="{x_of(i):.1f}" x2="{x_of(i):.1f}" y1="0" y2="{height}" '
+        f'vector-effect="non-scaling-stroke"><title>{escape(text)}</title></line>'
+        for i, text in marks
+    )
     if n == 0:
         return (
             f'<svg class="{css} empty" viewBox="0 0 {width} {height}" data-points="0" '
-            'aria-hidden="true"></svg>'
+            f'data-notes="{len(marks)}" aria-hidden="true">{notes}</svg>'
         )
     low = min(v for _, v in known)
     high = max(v for _, v in known)
     span = high - low or 1.0
-    slots = max(len(values) - 1, 1)
-    pad = 2
     coords = []
     for i, v in known:
-        x = pad + (width - 2 * pad) * (i / slots if len(values) > 1 else 0.5)
+        x = x_of(i)
         y = height - pad - (height - 2 * pad) * ((v - low) / span if high != low else 0.5)
         coords.append(f"{x:.1f},{y:.1f}")
     return (
         f'<svg class="{css}" viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
-        f'data-points="{n}" role="img" aria-label="trend over {len(values)} periods">'
+        f'data-points="{n}" data-notes="{len(marks)}" role="img" '
+        f'aria-label="trend over {len(values)} periods">{notes}'
         f'<polyline points="{" ".join(coords)}" vector-effect="non-scaling-stroke"/></svg>'
     )
 
@@ -186,8 +202,21 @@ def trend_class(change: float | None, higher_is_better: bool = True) -> str:
     return "good" if (change > 0) == higher_is_better else "bad"
 
 
-def tile_html(tile: Tile, *, star: bool = False, link: bool = True) -> str:
-    """One KPI's tile: title, value, change against the period before, sparkline, target."""
+def note_marks(doc: OverviewDoc) -> list[tuple[int, str]]:
+    """The overview's notes as (sparkline period index, "day: text"), for `sparkline`."""
+    slot = {p: i for i, p in enumerate(doc["periods"])}
+    return [
+        (slot[n["at"]], f"{n['day']}: {n['text']}")
+        for n in doc["annotations"]
+        if n.get("at") in slot
+    ]
+
+
+def tile_html(
+    tile: Tile, *, star: bool = False, link: bool = True, marks: Sequence[tuple[int, str]] = ()
+) -> str:
+    """One KPI's tile: title, value, change against the period before, sparkline (with the
+    notes' `marks`), target."""
     title = escape(tile["title"])
     href = f"/kpi/{quote(tile['id'], safe='')}"
     heading = f'<a href="{href}">{title}</a>' if link else title
@@ -211,6 +240,7 @@ def tile_html(tile: Tile, *, star: bool = False, link: bool = True) -> str:
         css="spark big" if star else "spark",
         width=300 if star else 120,
         height=60 if star else 32,
+        marks=marks,
     )
     classes = ("tile star" if star else "tile") + (f" {status}" if badge else "")
     return (
@@ -304,6 +334,7 @@ def overview_page(doc: OverviewDoc) -> str:
     star_id = doc["north_star"]
     star = next((t for t in tiles if t["id"] == star_id), None)
     rest = [t for t in tiles if t is not star]
+    marks = note_marks(doc)
     period = doc["period"]
     downloads = (
         f'<span class="downloads">Download <a class="csv" id="overview-csv" '
@@ -322,7 +353,8 @@ def overview_page(doc: OverviewDoc) -> str:
     ]
     if star is not None:
         body.append(
-            f'<section class="northstar" aria-label="north star">{tile_html(star, star=True)}</section>'
+            '<section class="northstar" aria-label="north star">'
+            f"{tile_html(star, star=True, marks=marks)}</section>"
         )
     by_id = {t["id"]: t for t in rest if not t["hidden"]}
     if not tiles:
@@ -347,7 +379,7 @@ def overview_page(doc: OverviewDoc) -> str:
         label = f' aria-label="{escape(group)}"' if named else ""
         body.append(
             f'<section class="group-section"{label}>{heading}'
-            f'<div class="grid">{"".join(tile_html(t) for t in shown)}</div></section>'
+            f'<div class="grid">{"".join(tile_html(t, marks=marks) for t in shown)}</div></section>'
         )
     body.append(
         f'<p class="muted foot">Per {escape(doc["period"])} in {escape(doc["timezone"])}; '
@@ -405,6 +437,7 @@ def kpi_page(
     *,
     brand: str = "KPIs",
     annotate_today: str | None = None,
+    marks: Sequence[tuple[int, str]] = (),
 ) -> str:
     """A KPI's page: its tile, the chart over `range_key` (30d, 1y, all, ...) with the notes,
     the table; `annotate_today` (when writing is allowed): the note form, dated that day."""
@@ -419,7 +452,7 @@ def kpi_page(
     csv_query = urlencode(
         {"period": doc["period"], **({"since": doc["since"]} if doc["since"] else {})}
     )
-    head = tile_html(tile, star=True, link=False) if tile else ""
+    head = tile_html(tile, star=True, link=False, marks=marks) if tile else ""
     empty_chart = (
         '<p class="empty">No values in this range: choose a longer one (or all).</p>'
         if tile is not None and tile["value"] is not None

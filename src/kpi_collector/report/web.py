@@ -215,12 +215,17 @@ def create_app(
         period = period_of(request)
         key = request.query_params.get("range", pages.DEFAULT_RANGE[period])
         doc = series_doc(kpi, period, range_since(period, key))
-        tiles = source.cached(
-            ("tile", kpi, period), lambda: source.overview(period, only=[kpi])["kpis"]
-        )
-        tile = tiles[0] if tiles else None
+        head = source.cached(("tile", kpi, period), lambda: source.overview(period, only=[kpi]))
+        tile = head["kpis"][0] if head["kpis"] else None
         today = _today(source).isoformat() if token else None
-        body = pages.kpi_page(doc, tile, key, brand=config.title, annotate_today=today)
+        body = pages.kpi_page(
+            doc,
+            tile,
+            key,
+            brand=config.title,
+            annotate_today=today,
+            marks=pages.note_marks(head),
+        )
         return HTMLResponse(body, headers={"cache-control": "no-store"})
 
     def runs_page(request: Request) -> Response:
