@@ -230,3 +230,41 @@ def test_notes_are_in_every_series_and_the_store_keeps_them(folder: Path) -> Non
         assert [n["day"] for n in everything["annotations"]] == ["2025-01-01", "2026-11-25"]
     finally:
         data.close()
+
+
+def test_a_delivered_message_shows_the_groups_in_config_order(tmp_path: Path) -> None:
+    """A run delivers to a local Discord stand-in: the message has each group's heading in
+    `kpis:` order, its KPIs under it, and the KPIs without a group last under "Other"."""
+    from kpi_collector import Pipeline
+    from kpi_collector.destinations import Discord, Store
+    from kpi_collector.destinations.discord.fake import FakeDiscord
+    from kpi_collector.sources.python import Function
+
+    token = "hook-token-sections-1"
+    with FakeDiscord.serve(token) as hooks:
+        pipeline = Pipeline(
+            sources=[Function(lambda: {"stars": 5.0, "mrr": 7.0, "misc": 1.0}, name="g")],
+            destinations=[
+                Store(f"sqlite:///{tmp_path / 'kpi.db'}"),
+                Discord(webhook_url=hooks.discord_url, retries=0),
+            ],
+            kpis={
+                "g.mrr": {"title": "MRR", "group": "Revenue"},
+                "g.stars": {"title": "Stars", "group": "Community"},
+            },
+            base_dir=tmp_path,
+        )
+        result = pipeline.process(now=NOW)
+        assert result.exit_code == 0, result.delivery_errors
+        (message,) = [m["content"] for m in hooks.discord]
+    assert message.splitlines()[1:] == [
+        "",
+        "__Revenue__",
+        "**MRR**: 7",
+        "",
+        "__Community__",
+        "**Stars**: 5",
+        "",
+        "__Other__",
+        "**g.misc**: 1",
+    ]
