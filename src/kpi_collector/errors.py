@@ -109,6 +109,7 @@ EXTRAS = {
     "uvicorn": "dashboard",
     "notion_client": "notion",
     "gspread": "sheets",
+    "playwright": "browser",
 }
 
 

@@ -118,6 +118,11 @@ def _compile_jmespath(expression: str) -> Any:
         raise ValueError(f"JMESPath {expression!r} is not valid: {exc}") from None
 
 
+def check_css(selector: str) -> None:
+    """ValueError (saying why) unless `selector` is a CSS selector Lexbor can run."""
+    _check_css(selector)
+
+
 @lru_cache(maxsize=4096)
 def _check_css(selector: str) -> None:
     from selectolax.lexbor import LexborHTMLParser

@@ -22,6 +22,7 @@ from kpi_collector.config.models import MAX_BYTES
 from kpi_collector.config.plugins import Plugin
 
 if TYPE_CHECKING:
+    from kpi_collector.collect.browser import Browser
     from kpi_collector.collect.http import HttpClient, HttpSession
 
 T = TypeVar("T")
@@ -65,6 +66,9 @@ class SourceContext:
     #: why a backfill gives less than the range asked for, in the service's terms ("npm
     #: keeps no counts before 2015-01-10"); filled by `backfill` through `limit`
     limits: list[str] = field(default_factory=list)
+    #: the run's headless Chromium for `render: true`, shared by its sources; None: a
+    #: source that renders opens one for itself and closes it
+    browser: Browser | None = None
 
     def limit(self, reason: str) -> None:
         """Record why a backfill stops short of the range asked for (shown by `kpi backfill`)."""
