@@ -64,10 +64,8 @@ setTimeout(async () => {
 
 
 def make_spa(*, delay_ms: int = SPA_DELAY_MS, listeners: int = 48_213) -> web.Application:
-    """The app; `app["requests"]` counts API calls and `app["logins"]` the accepted logins."""
+    """The app: the pages above and the JSON calls their scripts make."""
     app = web.Application()
-    app["requests"] = 0
-    app["logins"] = 0
     app["sessions"] = set()
     app["tokens"] = set()
 
@@ -77,7 +75,6 @@ def make_spa(*, delay_ms: int = SPA_DELAY_MS, listeners: int = 48_213) -> web.Ap
         return web.Response(text=_shell(f"Stats {n}", script), content_type="text/html")
 
     async def stats(request: web.Request) -> web.Response:
-        app["requests"] += 1
         return web.json_response({"downloads": spa_value(int(request.match_info["n"]))})
 
     async def login(request: web.Request) -> web.Response:
@@ -97,7 +94,6 @@ def make_spa(*, delay_ms: int = SPA_DELAY_MS, listeners: int = 48_213) -> web.Ap
             raise web.HTTPFound("/login?failed=1")
         sid = secrets.token_hex(16)
         app["sessions"].add(sid)
-        app["logins"] += 1
         response = web.HTTPFound("/dashboard")
         response.set_cookie("sid", sid, httponly=True)
         raise response

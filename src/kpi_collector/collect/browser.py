@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import shutil
 import signal
@@ -46,6 +47,10 @@ CHROMIUM_ARGS = (
 INSTALL_PLAYWRIGHT = (
     "`render: true` needs Playwright, which is not installed: pip install 'kpi-collector[browser]'"
 )
+
+
+#: True in a task that holds one of the browser's page slots (see `Browser.slot`)
+_HOLDING: contextvars.ContextVar[bool] = contextvars.ContextVar("holding_slot", default=False)
 
 
 class BrowserMissing(SourceError):
@@ -178,10 +183,26 @@ class Browser:
                 await playwright.stop()
 
     @contextlib.asynccontextmanager
-    async def context(self, *, headers: Mapping[str, str] | None = None) -> AsyncIterator[Any]:
-        """A fresh browser context (its own cookies) holding one of the page slots; closed
-        on the way out, whatever happens."""
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one of the `concurrency` page slots, with Chromium launched; a `render`
+        within uses it. The engine takes it before a source's clock starts, so waiting for
+        a slot or for the launch never eats a source's timeout. Reentrant within a task."""
+        if _HOLDING.get():
+            yield
+            return
         async with self._slots:
+            await self.start()
+            token = _HOLDING.set(True)
+            try:
+                yield
+            finally:
+                _HOLDING.reset(token)
+
+    @contextlib.asynccontextmanager
+    async def context(self, *, headers: Mapping[str, str] | None = None) -> AsyncIterator[Any]:
+        """A fresh browser context (its own cookies) in a page slot; closed on the way out,
+        whatever happens."""
+        async with self.slot():
             browser = await self.start()
             context = await browser.new_context(
                 extra_http_headers=dict(headers or {}), service_workers="block"

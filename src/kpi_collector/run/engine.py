@@ -118,8 +118,10 @@ async def collect_one(
     # the whole source (login, every attempt) fits in its timeout per attempt, plus backoff
     budget = timeout * (retries + 1) + 1
     try:
-        async with asyncio.timeout(budget):
-            values = await source.collect(ctx)
+        async with source.prepared(ctx):  # a browser slot: waiting for it is not the source's
+            started = time.perf_counter()
+            async with asyncio.timeout(budget):
+                values = await source.collect(ctx)
         _keep_numbers(outcome, values)
     except MetricErrors as exc:
         _keep_numbers(outcome, exc.values)

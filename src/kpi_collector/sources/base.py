@@ -8,6 +8,7 @@ HTTP, auth, retries and parsing live in `kpi_collector.collect`, never in a sour
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -156,6 +157,12 @@ class Source(Plugin):
         `timeout * (retries + 1) + 1` seconds in all, then cancels it.
         """
         raise NotImplementedError
+
+    def prepared(self, ctx: SourceContext) -> contextlib.AbstractAsyncContextManager[None]:
+        """What the source needs before its clock starts, held while it collects: the run
+        waits for it outside the source's time budget (a page slot in the run's browser for
+        `render: true`). The base needs nothing."""
+        return contextlib.nullcontext()
 
     @property
     def can_backfill(self) -> bool:

@@ -3,6 +3,7 @@ Chromium); metrics are CSS or XPath."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -49,6 +50,12 @@ class HTML(HttpSource):
                 "and `body:`"
             )
         return self
+
+    def prepared(self, ctx: SourceContext) -> contextlib.AbstractAsyncContextManager[None]:
+        """A page slot in the run's browser (Chromium launched), for `render: true`."""
+        if self.render and ctx.browser is not None:
+            return ctx.browser.slot()
+        return contextlib.nullcontext()
 
     async def page(self, ctx: SourceContext) -> tuple[str, str]:
         """The page as text and its final URL: fetched, or rendered in Chromium."""
