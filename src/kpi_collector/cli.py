@@ -28,6 +28,7 @@ COMMANDS = {
     "deliver": "kpi_collector.commands.deliver:deliver",
     "schedule": "kpi_collector.commands.schedule:schedule",
     "alerts": "kpi_collector.commands.alerts:alerts",
+    "probe": "kpi_collector.commands.probe:probe",
 }
 
 

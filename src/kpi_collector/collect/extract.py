@@ -244,6 +244,11 @@ class HtmlDocument:
         self._tree = LexborHTMLParser(self._body)
         self._lxml: Any = None
 
+    @property
+    def tree(self) -> Any:
+        """The Lexbor tree (selectolax `LexborHTMLParser`) the CSS metrics run on."""
+        return self._tree
+
     def css(self, name: str, metric: Metric) -> float:
         selector = metric.css
         assert selector is not None
