@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from kpi_collector.demo.server import BackgroundServer
-from tests.fakes.spa import PASSWORD, USER, make_spa
+from tests.fakes.spa import PASSWORD, USER, make_spa, spa_value
 from tests.test_dashboard_browser import require_chromium
 
 pytestmark = pytest.mark.browser
@@ -289,3 +289,41 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def test_probe_render_lists_the_number_the_script_wrote(spa: str, tmp_path: Path) -> None:
+    import json
+
+    result = kpi(tmp_path, "probe", f"{spa}/spa/5", "--render", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    findings = json.loads(result.stdout)["findings"]
+    assert [(f["metric"], f["value"], f["label"]) for f in findings] == [
+        ({"css": "#downloads"}, float(spa_value(5)), "Downloads")
+    ]
+    # the shell alone has no number: probe says so and exits 1
+    shell = kpi(tmp_path, "probe", f"{spa}/spa/5")
+    assert shell.returncode == 1
+    assert "no numbers found" in shell.stdout
+
+
+def test_probe_with_a_source_logs_in_in_the_browser(spa: str, tmp_path: Path) -> None:
+    import json
+
+    (tmp_path / ".env").write_text(f"POD_USER={USER}\nPOD_PASSWORD={PASSWORD}\n")
+    (tmp_path / "kpi.yaml").write_text(f"""\
+sources:
+  - name: podcast
+    type: html
+    url: {spa}/dashboard
+    render: true
+    wait_for: ".stat"
+    login: {{url: {spa}/login, fields: {{email: "${{POD_USER}}", password: "${{POD_PASSWORD}}"}}}}
+    metrics: {{listeners: ".value"}}
+""")
+    result = kpi(tmp_path, "probe", "--source", "podcast", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    findings = json.loads(result.stdout)["findings"]
+    assert [(f["metric"], f["value"], f["label"]) for f in findings] == [
+        ({"css": '[data-kpi="listeners"]'}, 48_213.0, "Listeners")
+    ]
+    assert PASSWORD not in result.stdout + result.stderr

@@ -50,6 +50,10 @@ _GENERATED = re.compile(
 _HASHY = re.compile(r"(?=[A-Za-z0-9]*[0-9])(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{5,}")
 _WORDS = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 _SPACE = re.compile(r"\s+")
+_SCALE_AFTER = re.compile(
+    r" (?:[kKMB]|bn|Mio|Mrd|Tsd|thousands?|millions?|billions?|trillions?|lakhs?|crores?)\.?"
+    r"(?=\W|$)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +176,9 @@ def _extent(own: str, spans: list[tuple[int, int]], index: int) -> tuple[int, in
     while hi < right and not own[hi].isspace():
         hi += 1
     if hi < right and own[hi] == " ":
-        after = re.match(r" ((?:[kKMB]|bn|Mio|Mrd|Tsd)\.?)(?=\s|$)", own[hi:right])
+        after = _SCALE_AFTER.match(own, hi, right)
         if after is not None:
-            hi += after.end()
+            hi = after.end()
     return lo, hi
 
 
@@ -184,7 +188,10 @@ def _value_of(
     """The value of the number at `spans[index]` with what is glued to it."""
     start, end = spans[index]
     lo, hi = _extent(own, spans, index)
-    for piece in (own[lo:hi], own[start:end]):
+    pieces = [own[lo:hi], own[start:end]]
+    if len(spans) == 1:
+        pieces.insert(0, own)  # what a person reads: the whole text, sign and scale words
+    for piece in pieces:
         try:
             return parse_number(
                 piece.strip("()[]{}:;,|/") if piece.count("(") != 1 else piece, locale
@@ -201,13 +208,20 @@ def _metrics_for(
         yield {"css": selector}
     start, end = spans[index]
     suffix = ""
-    glued = re.match(r"\s?(%|[kKMB]\b|bn\b|Mio\.?|Mrd\.?)", own[end:])
+    glued = re.match(
+        r"(\s?)(%|[kKMB]\b|bn\b|Mio\.?|Mrd\.?|(?:thousand|million|billion|lakh|crore)s?\b)",
+        own[end:],
+    )
     if glued is not None:
-        suffix = re.escape(glued.group(1)).replace("\\ ", " ")
+        suffix = ("\\s" if glued.group(1) else "") + _regex_literal(glued.group(2))
     token = own[start:end]
     marks = ".,'" if "'" in token else ".,"
     digits = rf"\d[\d{marks}\s]*\d" if any(c.isspace() for c in token) else rf"\d[\d{marks}]*"
-    number = f"({digits}{suffix})"
+    lo, hi = _extent(own, spans, index)
+    # a sign, currency or parenthesis written with it: kept, optional (the sign may change)
+    sign = "".join(f"{_regex_literal(c)}?" for c in own[lo:start])
+    close = r"\)?" if ")" in own[end:hi] else ""
+    number = f"({sign}{digits}{suffix}{close})"
     if index == 0:
         yield {"css": selector, "regex": number}
     before = _WORDS.findall(own[:start])
@@ -224,8 +238,9 @@ def _metrics_for(
         yield {"css": selector, "regex": f"{number}\\D*?{_regex_literal(after[0])}"}
 
 
-def _regex_literal(word: str) -> str:
-    return re.sub(r"([^\w])", r"\\\1", word)
+def _regex_literal(text: str) -> str:
+    """`text` as a pattern that matches it (RE2 takes no escape before a non-ASCII letter)."""
+    return "".join(f"\\{c}" if c in "\\.^$|?*+()[]{}%" else c for c in text)
 
 
 class _Page:
