@@ -240,7 +240,7 @@ def test_grep_keeps_the_numbers_whose_label_matches(site: str, tmp_path: Path) -
 
 
 def test_two_numbers_in_one_sentence_each_get_a_regex(site: str, tmp_path: Path) -> None:
-    html, planted = page(3)
+    _, planted = page(3)
     findings = probed(tmp_path, f"{site}/p/3")["findings"]
     sentence = [f for f in findings if f["selector"] == ".summary"]
     assert [f["value"] for f in sentence] == planted[:2]
