@@ -253,14 +253,16 @@ class HtmlDocument:
         selector = metric.css
         assert selector is not None
         try:
-            nodes = self._tree.css(selector)
+            if metric.count:
+                return _counted(name, len(self._tree.css(selector)), metric, selector)
+            # the first match in document order; Lexbor stops looking there
+            node = self._tree.css_first(selector)
+        except ExtractError:
+            raise
         except Exception as exc:  # lexbor raises on a malformed selector
             raise ExtractError(f"{name}: CSS selector {selector!r} is not valid: {exc}") from None
-        if metric.count:
-            return _counted(name, len(nodes), metric, selector)
-        if not nodes:
+        if node is None:
             raise ExtractError(f"{name}: CSS selector {selector!r} matched nothing")
-        node = nodes[0]
         if metric.attr is not None:
             raw = node.attributes.get(metric.attr)
             if raw is None:

@@ -254,6 +254,9 @@ class _Page:
         self.tag_classes: Counter[tuple[str, str]] = Counter()
         self.attributes: Counter[tuple[str, str]] = Counter()
         self.tags: Counter[str] = Counter()
+        #: (element, selector) -> (matches under it, the first): pages repeat their shapes
+        self._queried: dict[tuple[int, str], tuple[int, int]] = {}
+        self._steps: dict[int, str] = {}
         root = tree.root
         if root is None:
             return
@@ -310,16 +313,16 @@ class _Page:
         tag = node.tag
         ident = attrs.get("id")
         if ident and _stable(ident):
-            yield _id_selector(ident), self.ids[ident]
+            yield _id_selector(ident), self.ids[ident.lower()]
         for key in _NAMING_ATTRIBUTES:
             value = attrs.get(key)
             if value and _stable(value) and len(value) <= 60 and '"' not in value:
                 yield f'[{key}="{value}"]', self.attributes[(key, value)]
         stable = [c for c in _classes(attrs) if _stable(c) and _IDENT.match(c)]
         for name in stable:
-            yield f".{name}", self.classes[name]
+            yield f".{name}", self.classes[name.lower()]
         for name in stable:
-            yield f"{tag}.{name}", self.tag_classes[(tag, name)]
+            yield f"{tag}.{name}", self.tag_classes[(tag, name.lower())]
         for i, first in enumerate(stable):
             for second in stable[i + 1 :]:
                 yield f".{first}.{second}", -1  # unknown: query it
@@ -334,7 +337,8 @@ class _Page:
     def selector(self, node: Any) -> str | None:
         """A short CSS selector that selects exactly `node`, or None."""
         for part, count in self.own_parts(node):
-            if count in (1, -1) and self.unique(part, node):
+            # counted once on the page, and the element has it: it is the one
+            if count == 1 or (count == -1 and self.unique(part, node)):
                 return part
         # the nearest ancestor with a selector of its own, then the shortest way down
         path = [node]
@@ -345,32 +349,67 @@ class _Page:
             if ancestor.tag == "body":
                 anchors.append("body")
             for anchor in anchors[:2]:
-                found = self._down(anchor, path)
+                found = self._down(anchor, ancestor, path)
                 if found is not None:
                     return found
             path.insert(0, ancestor)
             ancestor = ancestor.parent
             depth += 1
-        chain = " > ".join(_step(n) for n in self._from_root(node))
+        chain = " > ".join(self.step(n) for n in self._from_root(node))
         return chain if chain and self.unique(chain, node) else None
 
-    def _down(self, anchor: str, path: list[Any]) -> str | None:
-        """`anchor` then the fewest steps of `path` (from the top, ending at the element)
-        that select exactly the element."""
+    def _down(self, anchor: str, top: Any, path: list[Any]) -> str | None:
+        """`anchor` (the selector of `top`, which it alone matches) then the fewest steps of
+        `path` (the elements below `top`, ending at the target) that select the target
+        alone. Looked up in `top` only: every match of `anchor X` is a match of X in `top`,
+        so one match there is one match on the page."""
         target = path[-1]
-        last_options = [p for p, _ in self.own_parts(target) if not p.startswith("#")]
-        last_options.append(target.tag)
-        for option in last_options:
-            candidate = f"{anchor} {option}"
-            if self.unique(candidate, target):
-                return candidate
-        steps = [_step(n) for n in path]
-        for take in range(1, len(steps) + 1):
-            candidate = f"{anchor} {' '.join(steps[-take:])}"
-            if self.unique(candidate, target):
-                return candidate
-        candidate = f"{anchor} > {' > '.join(steps)}"
-        return candidate if self.unique(candidate, target) else None
+        last_options = [(p, c) for p, c in self.own_parts(target) if not p.startswith("#")]
+        last_options.append((target.tag, self.tags[target.tag]))
+        whole_page = top.tag in ("body", "html")
+        for option, count in last_options:
+            if whole_page and count != -1:
+                continue  # counted on the page: more than one, or it would have been chosen
+            if self._only(top, option, target):
+                return f"{anchor} {option}"
+        steps = [self.step(n) for n in path]
+        for take in range(2, len(steps) + 1):
+            below = " ".join(steps[-take:])
+            if self._only(top, below, target):
+                return f"{anchor} {below}"
+        below = " > ".join(steps)
+        return f"{anchor} > {below}" if self._only(top, f":scope > {below}", target) else None
+
+    def _only(self, top: Any, selector: str, target: Any) -> bool:
+        key = (top.mem_id, selector)
+        found = self._queried.get(key)
+        if found is None:
+            try:
+                nodes = top.css(selector)
+            except Exception:  # a selector lexbor does not take
+                nodes = []
+            found = self._queried[key] = (len(nodes), nodes[0].mem_id if nodes else 0)
+        return found == (1, target.mem_id)
+
+    def step(self, node: Any) -> str:
+        """`node` among its siblings: its tag, with `:nth-of-type(k)` when siblings share
+        it (worked out once per parent)."""
+        known = self._steps.get(node.mem_id)
+        if known is not None:
+            return known
+        parent = node.parent
+        if parent is None:
+            return str(node.tag)
+        children = [c for c in parent.iter() if c.tag not in ("-text", "-comment")]
+        kinds = Counter(c.tag for c in children)
+        seen: Counter[str] = Counter()
+        for child in children:
+            seen[child.tag] += 1
+            many = kinds[child.tag] > 1
+            self._steps[child.mem_id] = (
+                f"{child.tag}:nth-of-type({seen[child.tag]})" if many else str(child.tag)
+            )
+        return self._steps.get(node.mem_id, str(node.tag))
 
     def _from_root(self, node: Any) -> list[Any]:
         chain: list[Any] = []
@@ -459,19 +498,6 @@ def _previous_element(node: Any, tag: str) -> Any:
             return sibling
         sibling = sibling.prev
     return None
-
-
-def _step(node: Any) -> str:
-    """`node` among its siblings: its tag, with `:nth-of-type(k)` when siblings share it."""
-    parent = node.parent
-    tag = node.tag
-    if parent is None:
-        return tag
-    same = [c for c in parent.iter() if c.tag == tag]
-    if len(same) <= 1:
-        return tag
-    position = next(i for i, c in enumerate(same, 1) if c.mem_id == node.mem_id)
-    return f"{tag}:nth-of-type({position})"
 
 
 def _classes(attrs: Any) -> list[str]:
