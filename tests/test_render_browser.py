@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from kpi_collector.demo.server import BackgroundServer
-from tests.fakes.spa import PASSWORD, USER, make_spa, spa_value
+from tests.fakes.spa import PASSWORD, TOKEN, USER, make_spa, spa_value
 from tests.test_dashboard_browser import require_chromium
 
 pytestmark = pytest.mark.browser
@@ -134,6 +134,40 @@ sources:
         dump = "\n".join(db.iterdump())
     for secret in (PASSWORD, "wrong-pass-99"):
         assert secret not in result.stdout + result.stderr + dump
+
+
+def test_auth_goes_to_the_page_and_its_calls_and_to_no_other_host(spa: str, tmp_path: Path) -> None:
+    from aiohttp import web
+
+    seen: list[tuple[str, str | None]] = []
+    tracker = web.Application()
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append((request.path, request.headers.get("Authorization")))
+        return web.Response(text="ok", headers={"Access-Control-Allow-Origin": "*"})
+
+    tracker.router.add_get("/{tail:.*}", record)
+    with BackgroundServer(tracker) as elsewhere:
+        (tmp_path / ".env").write_text(f"SPA_TOKEN={TOKEN}\n")
+        (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 8, retries: 0}}
+sources:
+  - name: app
+    type: html
+    url: "{spa}/private"
+    params: {{elsewhere: "{elsewhere}"}}
+    auth: {{bearer: "${{SPA_TOKEN}}"}}
+    render: true
+    wait_for: "body[data-done]"
+    metrics: {{mrr: "#mrr"}}
+""")
+        result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(tmp_path) == {"app.mrr": 8_250}
+    # the page's calls to another host went out, without the token
+    assert {path for path, _ in seen} == {"/pixel.gif", "/api/track"}
+    assert all(header is None for _, header in seen)
+    assert TOKEN not in result.stdout + result.stderr
 
 
 def test_without_chromium_one_line_says_how_to_install_it(spa: str, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from aiohttp import web
 
 SPA_DELAY_MS = 300
 USER, PASSWORD = "ana@example.com", "pod-pass-7f3k"
+TOKEN = "tok-spa-8c1d2e"
 
 
 def spa_value(n: int) -> int:
@@ -60,6 +61,21 @@ setTimeout(async () => {
     '<section class="stat"><span class="label">Listeners</span>' +
     '<b class="value" data-kpi="listeners">' + data.listeners.toLocaleString('en-US') + '</b></section>';
 }, %(delay)d);
+"""
+
+
+_PRIVATE_SCRIPT = """
+(async () => {
+  const data = await (await fetch('/api/private')).json();
+  document.getElementById('app').innerHTML = '<p>MRR <b id="mrr">' + data.mrr + '</b></p>';
+  if ('%(elsewhere)s') {
+    const img = document.createElement('img');
+    img.src = '%(elsewhere)s/pixel.gif';
+    document.body.appendChild(img);
+    await (await fetch('%(elsewhere)s/api/track', {mode: 'cors'})).text();
+  }
+  document.body.dataset.done = '1';
+})();
 """
 
 
@@ -126,6 +142,20 @@ def make_spa(*, delay_ms: int = SPA_DELAY_MS, listeners: int = 48_213) -> web.Ap
             content_type="text/html",
         )
 
+    async def private(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return web.Response(status=401, text="token required")
+        elsewhere = request.query.get("elsewhere", "")
+        script = _PRIVATE_SCRIPT % {"elsewhere": elsewhere}
+        return web.Response(text=_shell("Private", script), content_type="text/html")
+
+    async def api_private(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return web.json_response({"error": "token required"}, status=401)
+        return web.json_response({"mrr": 8_250})
+
+    app.router.add_get("/private", private)
+    app.router.add_get("/api/private", api_private)
     app.router.add_get("/spa/{n:\\d+}", page)
     app.router.add_get("/api/stats/{n:\\d+}", stats)
     app.router.add_get("/login", login)

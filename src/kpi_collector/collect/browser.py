@@ -199,15 +199,19 @@ class Browser:
                 _HOLDING.reset(token)
 
     @contextlib.asynccontextmanager
-    async def context(self, *, headers: Mapping[str, str] | None = None) -> AsyncIterator[Any]:
+    async def context(
+        self, *, headers: Mapping[str, str] | None = None, origin: str | None = None
+    ) -> AsyncIterator[Any]:
         """A fresh browser context (its own cookies) in a page slot; closed on the way out,
-        whatever happens."""
+        whatever happens. `headers` go with every request to `origin` (scheme://host:port)
+        and with none to other hosts: a page's scripts, fonts and trackers never see the
+        source's credentials."""
         async with self.slot():
             browser = await self.start()
-            context = await browser.new_context(
-                extra_http_headers=dict(headers or {}), service_workers="block"
-            )
+            context = await browser.new_context(service_workers="block")
             try:
+                if headers:
+                    await context.route("**/*", _adding(dict(headers), origin))
                 yield context
             finally:
                 with contextlib.suppress(Exception):
@@ -239,7 +243,7 @@ class Browser:
         if auth is not None:
             auth.apply(send_headers, query)
         target = _with_query(url, query)
-        async with self.context(headers=send_headers) as context:
+        async with self.context(headers=send_headers, origin=_origin(target)) as context:
             deadline = time.monotonic() + timeout
             page = await context.new_page()
             if login is not None:
@@ -277,6 +281,25 @@ class Browser:
                     f"{max_bytes} bytes (`max_bytes:`)"
                 )
             return RenderedPage(html, page.url, await _title(page), status)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def _adding(headers: dict[str, str], origin: str | None) -> Any:
+    """A route handler that adds `headers` to the requests to `origin`, only."""
+
+    async def handle(route: Any) -> None:
+        request = route.request
+        if origin is None or _origin(request.url) == origin:
+            await route.continue_(headers={**request.headers, **headers})
+        else:
+            await route.continue_()
+
+    return handle
 
 
 def _with_query(url: str, query: Mapping[str, str]) -> str:
