@@ -45,9 +45,29 @@ def formats(rng: random.Random) -> list[Format]:
         (f"\u2212{small}", -float(small)),  # a typographic minus
         (f"{tenths // 10}.{tenths % 10} million", (tenths // 10) * 1e6 + (tenths % 10) * 1e5),
         (str(small), float(small)),
+        (f"{n:,}".replace(",", "\u202f"), float(n)),  # 12 374 with narrow no-break spaces
+        (f"\u20b9{indian(n * 10 + 7)}", float(n * 10 + 7)),  # ₹1,23,747 (Indian groups)
+        (str(small).translate(ARABIC_INDIC), float(small)),  # ٤٢
+        (f"{n:,}".replace(",", " ") + f",{tenths % 10} \u20ac", n + (tenths % 10) / 10),
     ]
     rng.shuffle(out)
     return out
+
+
+ARABIC_INDIC = str.maketrans(
+    "0123456789", "\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669"
+)
+
+
+def indian(n: int) -> str:
+    """`n` grouped as in India: the last three digits, then pairs (12,34,567)."""
+    digits = str(n)
+    head, tail = digits[:-3], digits[-3:]
+    pairs = []
+    while head:
+        pairs.insert(0, head[-2:])
+        head = head[:-2]
+    return ",".join([*pairs, tail])
 
 
 GENERATED = ("css-1q2w3e", "sc-bdVaJa", "jsx-2041823", "Card_value__x7Yz2")
@@ -62,7 +82,20 @@ def card(rng: random.Random, label: str, shown: str, i: int) -> str:
     )
 
 
-LABELS = ["Downloads", "Revenue", "Churn", "Listeners", "Refunds", "Delta", "Reach", "Seats"]
+LABELS = [
+    "Downloads",
+    "Revenue",
+    "Churn",
+    "Listeners",
+    "Refunds",
+    "Delta",
+    "Reach",
+    "Seats",
+    "Plays",
+    "Sales",
+    "Trials",
+    "Margin",
+]
 
 
 def page(i: int) -> tuple[str, list[float]]:

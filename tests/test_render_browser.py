@@ -338,6 +338,7 @@ def test_probe_render_lists_the_number_the_script_wrote(spa: str, tmp_path: Path
     shell = kpi(tmp_path, "probe", f"{spa}/spa/5")
     assert shell.returncode == 1
     assert "no numbers found" in shell.stdout
+    assert "try again with --render" in shell.stdout
 
 
 def test_probe_with_a_source_logs_in_in_the_browser(spa: str, tmp_path: Path) -> None:

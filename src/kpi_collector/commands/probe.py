@@ -85,6 +85,8 @@ def _table(result: ProbeResult) -> None:
     console = Console(highlight=False)
     if not result.findings:
         console.print(Text(f"no numbers found on {redact(result.url)}"))
+        if result.kind == "html" and not result.rendered:
+            console.print(Text("if a script draws them in a browser, try again with --render"))
         return
     table = Table(show_edge=False, title=Text(f"{redact(result.url)} ({result.kind})"))
     table.add_column("value", justify="right")

@@ -30,16 +30,22 @@ class ProbeResult:
     url: str
     kind: str
     findings: list[Finding] = field(default_factory=list)
+    #: the page was loaded in headless Chromium (`--render` or the source's `render:`)
+    rendered: bool = False
     fetch_seconds: float = 0.0
     probe_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
-        """The stable document `kpi probe --format json` prints."""
-        return {
-            "url": self.url,
-            "kind": self.kind,
-            "findings": [f.as_dict() for f in self.findings],
-        }
+        """The stable document `kpi probe --format json` prints; the page's text with any
+        known secret masked (a page may echo a login name)."""
+        from kpi_collector.secrets import redact
+
+        findings = []
+        for finding in self.findings:
+            shown = finding.as_dict()
+            shown["text"], shown["label"] = redact(finding.text), redact(finding.label)
+            findings.append(shown)
+        return {"url": redact(self.url), "kind": self.kind, "findings": findings}
 
 
 def probe_source(
@@ -110,7 +116,8 @@ async def probe_page(
             result = ProbeResult(url_without_query(final), "json")
             result.findings = probe_json(json_body[0], grep=grep)
         else:
-            result = ProbeResult(url_without_query(final), "html")
+            rendered = isinstance(source, HTML) and source.render
+            result = ProbeResult(url_without_query(final), "html", rendered=rendered)
             result.findings = probe_html(text, locale=source.locale, grep=grep)
         result.fetch_seconds = fetched - began
         result.probe_seconds = time.perf_counter() - fetched
