@@ -83,6 +83,28 @@ sources:
     assert f"{spa}/never" in message and "abc" not in message
 
 
+def test_a_page_that_fails_to_load_is_loaded_again_within_retries(spa: str, tmp_path: Path) -> None:
+    # /flaky answers 503 on every other load
+    (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 8}}
+sources:
+  - {{name: again, type: html, url: "{spa}/flaky", render: true, retries: 1,
+      wait_for: "#n", metrics: {{n: "#n"}}}}
+""")
+    result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(tmp_path) == {"again.n": 42}
+    (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 8}}
+sources:
+  - {{name: once, type: html, url: "{spa}/flaky", render: true, retries: 0,
+      wait_for: "#n", metrics: {{n: "#n"}}}}
+""")
+    result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 1
+    assert run_errors(tmp_path)["once"].startswith(f"HTTP 503 from {spa}/flaky: server error")
+
+
 def test_a_spa_without_render_reads_the_empty_shell(spa: str, tmp_path: Path) -> None:
     (tmp_path / "kpi.yaml").write_text(f"""\
 defaults: {{timeout: 5, retries: 0}}

@@ -79,11 +79,15 @@ _PRIVATE_SCRIPT = """
 """
 
 
+_FLAKY_SCRIPT = "document.getElementById('app').innerHTML = '<b id=n>' + (6 * 7) + '</b>';"
+
+
 def make_spa(*, delay_ms: int = SPA_DELAY_MS, listeners: int = 48_213) -> web.Application:
     """The app: the pages above and the JSON calls their scripts make."""
     app = web.Application()
     app["sessions"] = set()
     app["tokens"] = set()
+    app["flaky"] = [0]
 
     async def page(request: web.Request) -> web.Response:
         n = int(request.match_info["n"])
@@ -154,6 +158,13 @@ def make_spa(*, delay_ms: int = SPA_DELAY_MS, listeners: int = 48_213) -> web.Ap
             return web.json_response({"error": "token required"}, status=401)
         return web.json_response({"mrr": 8_250})
 
+    async def flaky(request: web.Request) -> web.Response:
+        app["flaky"][0] += 1
+        if app["flaky"][0] % 2:  # every other load fails, as a busy server's do
+            return web.Response(status=503, text="busy")
+        return web.Response(text=_shell("Flaky", _FLAKY_SCRIPT), content_type="text/html")
+
+    app.router.add_get("/flaky", flaky)
     app.router.add_get("/private", private)
     app.router.add_get("/api/private", api_private)
     app.router.add_get("/spa/{n:\\d+}", page)

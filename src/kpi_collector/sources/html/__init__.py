@@ -3,6 +3,7 @@ Chromium); metrics are CSS or XPath."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping
 from typing import ClassVar
@@ -12,8 +13,12 @@ from pydantic import Field, field_validator, model_validator
 from kpi_collector.collect.extract import HtmlDocument, check_css
 from kpi_collector.collect.http import url_without_query
 from kpi_collector.collect.offload import INLINE_BYTES
+from kpi_collector.errors import HttpError
 from kpi_collector.sources._http import HttpSource
 from kpi_collector.sources.base import SourceContext
+
+#: seconds before the second attempt to load a rendered page, doubling after
+_BACKOFF = 0.25
 
 
 class HTML(HttpSource):
@@ -66,20 +71,29 @@ class HTML(HttpSource):
 
         browser = ctx.browser or Browser(concurrency=1)
         try:
-            rendered = await browser.render(
-                self.url,
-                timeout=ctx.timeout,
-                wait_for=self.wait_for,
-                login=self.login,
-                auth=self.auth,
-                headers=self.headers,
-                params=self.params,
-                max_bytes=ctx.max_bytes,
-            )
+            for attempt in range(ctx.retries + 1):
+                try:
+                    rendered = await browser.render(
+                        self.url,
+                        timeout=ctx.timeout,
+                        wait_for=self.wait_for,
+                        login=self.login,
+                        auth=self.auth,
+                        headers=self.headers,
+                        params=self.params,
+                        max_bytes=ctx.max_bytes,
+                    )
+                    return rendered.html, rendered.url
+                except HttpError as exc:
+                    # the page did not load (connection refused, 5xx, 429): load it again;
+                    # a page that loaded but never showed `wait_for` is not retried
+                    if not exc.transient or attempt == ctx.retries:
+                        raise
+                    await asyncio.sleep(_BACKOFF * 2**attempt)
         finally:
             if ctx.browser is None:
                 await browser.close()
-        return rendered.html, rendered.url
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
         text, url = await self.page(ctx)
