@@ -108,6 +108,7 @@ EXTRAS = {
     "starlette": "dashboard",
     "uvicorn": "dashboard",
     "notion_client": "notion",
+    "google": "analytics",
     "gspread": "sheets",
     "playwright": "browser",
 }
