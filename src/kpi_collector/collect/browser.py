@@ -108,7 +108,7 @@ class Browser:
         self._playwright: Any = None
         self._browser: Any = None
         self._signal_loop: asyncio.AbstractEventLoop | None = None
-        #: seconds the launch took (0 until launched): reported apart by the benchmark
+        #: seconds the driver's start and Chromium's launch took (0 until launched)
         self.startup_seconds = 0.0
 
     @property
@@ -126,7 +126,13 @@ class Browser:
             except ModuleNotFoundError:
                 raise BrowserMissing(INSTALL_PLAYWRIGHT) from None
             began = time.perf_counter()
-            self._playwright = await async_playwright().start()
+            try:
+                self._playwright = await async_playwright().start()
+            except Exception as exc:  # its driver (a Node program in the wheel) did not run
+                raise BrowserMissing(
+                    f"Playwright's driver did not start ({_reason(exc)}); reinstall it: "
+                    "pip install --force-reinstall 'kpi-collector[browser]'"
+                ) from None
             try:
                 self._browser = await self._playwright.chromium.launch(
                     executable_path=executable, args=list(CHROMIUM_ARGS)
