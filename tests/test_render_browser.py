@@ -105,6 +105,24 @@ sources:
     assert run_errors(tmp_path)["once"].startswith(f"HTTP 503 from {spa}/flaky: server error")
 
 
+def test_a_page_that_never_goes_idle_says_to_set_wait_for(spa: str, tmp_path: Path) -> None:
+    (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 2, retries: 0}}
+sources:
+  - {{name: live, type: html, url: "{spa}/polling", render: true, metrics: {{n: "#online"}}}}
+  - {{name: waits, type: html, url: "{spa}/polling", render: true, wait_for: "#online",
+      metrics: {{n: "#online"}}}}
+""")
+    result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 1
+    assert stored(tmp_path) == {"waits.n": 17}
+    assert run_errors(tmp_path)["live"] == (
+        f"waited 2s for the network to go idle; the page showed title 'Live' at {spa}/polling"
+        "; a page that keeps polling never does: set `wait_for:` to the element that holds "
+        "the number"
+    )
+
+
 def test_a_spa_without_render_reads_the_empty_shell(spa: str, tmp_path: Path) -> None:
     (tmp_path / "kpi.yaml").write_text(f"""\
 defaults: {{timeout: 5, retries: 0}}

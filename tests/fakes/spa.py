@@ -82,6 +82,15 @@ _PRIVATE_SCRIPT = """
 _FLAKY_SCRIPT = "document.getElementById('app').innerHTML = '<b id=n>' + (6 * 7) + '</b>';"
 
 
+# a live counter: asks every 100 ms, so the network never goes idle
+_POLLING_SCRIPT = """
+setInterval(async () => {
+  const data = await (await fetch('/api/ping')).json();
+  document.getElementById('app').innerHTML = '<b id="online">' + data.online + '</b>';
+}, 100);
+"""
+
+
 def make_spa(*, delay_ms: int = SPA_DELAY_MS, listeners: int = 48_213) -> web.Application:
     """The app: the pages above and the JSON calls their scripts make."""
     app = web.Application()
@@ -158,6 +167,12 @@ def make_spa(*, delay_ms: int = SPA_DELAY_MS, listeners: int = 48_213) -> web.Ap
             return web.json_response({"error": "token required"}, status=401)
         return web.json_response({"mrr": 8_250})
 
+    async def polling(request: web.Request) -> web.Response:
+        return web.Response(text=_shell("Live", _POLLING_SCRIPT), content_type="text/html")
+
+    async def ping(request: web.Request) -> web.Response:
+        return web.json_response({"online": 17})
+
     async def flaky(request: web.Request) -> web.Response:
         app["flaky"][0] += 1
         if app["flaky"][0] % 2:  # every other load fails, as a busy server's do
@@ -165,6 +180,8 @@ def make_spa(*, delay_ms: int = SPA_DELAY_MS, listeners: int = 48_213) -> web.Ap
         return web.Response(text=_shell("Flaky", _FLAKY_SCRIPT), content_type="text/html")
 
     app.router.add_get("/flaky", flaky)
+    app.router.add_get("/polling", polling)
+    app.router.add_get("/api/ping", ping)
     app.router.add_get("/private", private)
     app.router.add_get("/api/private", api_private)
     app.router.add_get("/spa/{n:\\d+}", page)

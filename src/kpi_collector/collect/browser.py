@@ -279,6 +279,8 @@ class Browser:
                     deadline,
                     "the network to go idle",
                     timeout,
+                    hint="; a page that keeps polling never does: set `wait_for:` to the "
+                    "element that holds the number",
                 )
             html = await page.content()
             if max_bytes is not None and len(html.encode("utf-8", errors="replace")) > max_bytes:
@@ -339,13 +341,15 @@ def _is_timeout(exc: BaseException) -> bool:
     return type(exc).__name__ == "TimeoutError" and type(exc).__module__.startswith("playwright")
 
 
-async def _wait(page: Any, waiting: Any, deadline: float, what: str, timeout: float) -> None:
+async def _wait(
+    page: Any, waiting: Any, deadline: float, what: str, timeout: float, hint: str = ""
+) -> None:
     try:
         await waiting
     except Exception as exc:
         if _is_timeout(exc) or time.monotonic() >= deadline:
             raise ExtractError(
-                f"waited {timeout:g}s for {what}; {await _showing(page)}", transient=True
+                f"waited {timeout:g}s for {what}; {await _showing(page)}{hint}", transient=True
             ) from None
         raise ExtractError(f"while waiting for {what}: {_reason(exc)}") from None
 
