@@ -150,7 +150,7 @@ sources:
     type: html
     url: {spa}/dashboard
     render: true
-    timeout: 4
+    timeout: 6
     login: {{url: {spa}/login, fields: {{email: "${{POD_USER}}", password: "${{BAD}}"}}}}
     metrics: {{listeners: "[data-kpi=listeners]"}}
   - name: nobody
