@@ -29,6 +29,7 @@ COMMANDS = {
     "schedule": "kpi_collector.commands.schedule:schedule",
     "alerts": "kpi_collector.commands.alerts:alerts",
     "annotate": "kpi_collector.commands.annotate:annotate",
+    "probe": "kpi_collector.commands.probe:probe",
 }
 
 

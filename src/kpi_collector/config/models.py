@@ -42,6 +42,8 @@ class Defaults(Strict):
     concurrency: int = Field(default=64, ge=1, le=4096)
     per_host: int = Field(default=8, ge=1, le=4096)
     max_bytes: ByteSize = Field(default=MAX_BYTES, gt=0)  # bytes, or "20MiB", "500kB"
+    #: at most this many pages load at once in the run's headless Chromium (`render: true`)
+    render_concurrency: int = Field(default=4, ge=1, le=64)
 
 
 class KpiSpec(Strict):
