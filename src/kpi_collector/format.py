@@ -8,10 +8,17 @@ _CURRENCY = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 
 
 def format_value(value: float, unit: str | None = None) -> str:
-    """12374 → "12,374"; 0.1234 with unit % → "0.12%"; 1200 USD → "$1,200"."""
+    """12374 → "12,374"; 0.1234 with unit % → "0.12%"; 1200 USD → "$1,200";
+    8450.5 USD → "$8,450.50" (a currency amount with cents always shows two decimals,
+    JPY none: ISO 4217 minor units)."""
     if math.isnan(value) or math.isinf(value):
         return str(value)
-    if value == int(value) and abs(value) < 1e15:
+    currency = (unit or "").upper() in _CURRENCY
+    if currency and (unit or "").upper() == "JPY":
+        value = round(value)
+    if currency and value != int(value):
+        text = f"{value:,.2f}"
+    elif value == int(value) and abs(value) < 1e15:
         text = f"{int(value):,}"
     elif abs(value) >= 100:
         text = f"{value:,.1f}"

@@ -340,6 +340,8 @@ def history(
     from kpi_collector.commands.history import history_document
 
     config = load(ctx, need_secrets=False)
+    if kpis:
+        _check_kpis(config, kpis)
     doc = history_document(
         config, list(kpis) or None, period=period, since=parse_date(since, "--since")
     )
@@ -359,32 +361,43 @@ def history(
         _history_table(config, doc)
 
 
-def _history_table(config: Config, doc: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+def _check_kpis(config: Config, kpis: tuple[str, ...]) -> None:
+    """Every KPI named on the command line is one the config makes or the store holds."""
+    from kpi_collector.errors import unknown_names
+    from kpi_collector.store import HistoryStore
 
+    known = [*config.kpi_ids(), *config.kpis]
+    if set(kpis) - set(known):
+        store = HistoryStore(config.store_url)
+        try:
+            known += store.kpi_ids()
+        finally:
+            store.close()
+    problem = unknown_names("KPI", kpis, known)
+    if problem:
+        raise click.UsageError(problem)
+
+
+def _history_table(config: Config, doc: dict[str, Any]) -> None:
+    """KPIs as rows, periods as columns, in blocks that fit the terminal (`COLUMNS`)."""
+    import shutil
+
+    from kpi_collector.commands.history import history_lines
     from kpi_collector.format import format_value
 
     if not doc["kpis"]:
         click.echo("no history yet: run `kpi run` first")
         return
-    ids = list(doc["kpis"])
     periods = sorted({p["period"] for points in doc["kpis"].values() for p in points})
-    table = Table(show_edge=False, title=f"per {doc['period']} ({doc['timezone']})")
-    table.add_column(doc["period"])
-    for kpi in ids:
+    rows = []
+    for kpi, points in doc["kpis"].items():
         spec = config.kpis.get(kpi)
-        table.add_column(Text(spec.title if spec and spec.title else kpi), justify="right")
-    by_kpi = {k: {p["period"]: p["value"] for p in points} for k, points in doc["kpis"].items()}
-    for label in periods:
-        cells = []
-        for kpi in ids:
-            value = by_kpi[kpi].get(label)
-            spec = config.kpis.get(kpi)
-            cells.append("" if value is None else format_value(value, spec.unit if spec else None))
-        table.add_row(label, *cells)
-    Console(highlight=False).print(table)
+        unit = spec.unit if spec else None
+        cells = {p["period"]: format_value(p["value"], unit) for p in points}
+        rows.append((spec.title if spec and spec.title else kpi, cells))
+    width = shutil.get_terminal_size((80, 24)).columns
+    click.echo(f"per {doc['period']} ({doc['timezone']})")
+    click.echo("\n".join(history_lines(rows, periods, width=width, corner="KPI")))
 
 
 @click.command()

@@ -10,7 +10,7 @@ sources' in config order, then the rest by id.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -38,3 +38,54 @@ def history_document(
         "since": since.isoformat() if since else None,
         "kpis": {k: [{"period": d.isoformat(), "value": v} for d, v in series[k]] for k in ordered},
     }
+
+
+def history_lines(
+    rows: Sequence[tuple[str, Mapping[str, str]]],
+    periods: Sequence[str],
+    *,
+    width: int,
+    corner: str = "",
+) -> list[str]:
+    """The history as text that fits `width` columns without cutting a value or a label.
+
+    KPIs are rows and periods are columns; when the periods do not fit side by side they
+    are split into blocks of consecutive periods, one under the other, each repeating the
+    KPI names. A KPI title wider than a third of the width wraps onto more lines (at spaces
+    where it can); a cell is never cut. `rows` are (title, {period: formatted value}).
+    """
+    gap = 2
+    widths = {
+        p: max([len(p), *(len(cells.get(p, "")) for _, cells in rows)], default=len(p))
+        for p in periods
+    }
+    widest_cell = max(widths.values(), default=0)
+    longest_title = max([len(corner), *(len(title) for title, _ in rows)])
+    # the name column gives way to at least one period column
+    name_width = max(1, min(longest_title, max(width // 3, width - gap - widest_cell)))
+    room = max(widest_cell, width - name_width - gap)
+    blocks: list[list[str]] = []
+    for period in periods:
+        used = sum(widths[p] + gap for p in blocks[-1]) if blocks else 0
+        if not blocks or used + widths[period] > room:
+            blocks.append([])
+        blocks[-1].append(period)
+    lines: list[str] = []
+    for number, block in enumerate(blocks):
+        if number:
+            lines.append("")
+        head = f"{corner:<{name_width}}" + "".join(f"{p:>{widths[p] + gap}}" for p in block)
+        lines.append(head.rstrip())
+        for title, cells in rows:
+            names = _wrap(title, name_width)
+            values = "".join(f"{cells.get(p, ''):>{widths[p] + gap}}" for p in block)
+            lines.append((f"{names[0]:<{name_width}}" + values).rstrip())
+            lines.extend(name.rstrip() for name in names[1:])
+    return lines
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """`text` in lines of at most `width` characters, broken at spaces where possible."""
+    import textwrap
+
+    return textwrap.wrap(text, width, break_long_words=True, break_on_hyphens=False) or [""]

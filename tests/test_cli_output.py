@@ -1,0 +1,132 @@
+"""What `kpi` prints (issue 13): layouts that fit the terminal, names checked with a hint,
+numbers written as people write them. Real processes and a real SQLite store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from kpi_collector.commands.history import history_lines
+from kpi_collector.store import HistoryStore
+from kpi_collector.store.history import StoredObservation
+
+KPI = [sys.executable, "-m", "kpi_collector"]
+
+
+def kpi(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    full_env.pop("COLUMNS", None)
+    full_env.update(env or {})
+    return subprocess.run(
+        [*KPI, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60
+    )
+
+
+CONFIG = f"""\
+kpis:
+  billing.revenue: {{title: Monthly recurring revenue from paying customers, unit: USD}}
+  crm.paying: {{title: Paying customers}}
+sources:
+  - name: crm
+    type: command
+    command: [{sys.executable!r}, -c, 'print(1)']
+    metric: paying
+  - name: billing
+    type: command
+    command: [{sys.executable!r}, -c, 'print(1)']
+    metric: revenue
+  - name: github
+    type: command
+    command: [{sys.executable!r}, -c, 'print(1)']
+    metric: stars
+"""
+# 14 days of three KPIs; values written by hand, as the table must show them
+DAYS = [datetime(2026, 3, d, 9, tzinfo=UTC) for d in range(1, 15)]
+REVENUE = [1_234_567.5 + 1000 * i for i in range(14)]  # $1,234,567.50, $1,235,567.50, ...
+PAYING = [100 + i for i in range(14)]
+STARS = [98_765 + i for i in range(14)]
+
+
+@pytest.fixture
+def filled(workdir: Path) -> Path:
+    (workdir / "kpi.yaml").write_text(CONFIG)
+    store = HistoryStore(f"sqlite:///{workdir / 'kpi.db'}")
+    try:
+        points = [
+            StoredObservation(kpi, day.timestamp(), value, kpi.partition(".")[0])
+            for kpi, values in (
+                ("billing.revenue", REVENUE),
+                ("crm.paying", PAYING),
+                ("github.stars", STARS),
+            )
+            for day, value in zip(DAYS, values, strict=True)
+        ]
+        assert store.add_observations(points) == 42
+    finally:
+        store.close()
+    return workdir
+
+
+def test_history_lines_fit_and_split_into_blocks() -> None:
+    rows = [("Stars", {"2026-03-01": "98,765", "2026-03-02": "98,766", "2026-03-03": "1"})]
+    periods = ["2026-03-01", "2026-03-02", "2026-03-03"]
+    # 5 for the name, then 12 per period (2 + 10): two fit in 30 columns, the third goes below
+    assert history_lines(rows, periods, width=30, corner="KPI") == [
+        "KPI    2026-03-01  2026-03-02",
+        "Stars      98,765      98,766",
+        "",
+        "KPI    2026-03-03",
+        "Stars           1",
+    ]
+    # a title longer than the room wraps; the value stays whole on the first line
+    assert history_lines([("Paying customers", {"d": "12,345"})], ["d"], width=17) == [
+        " " * 16 + "d",
+        "Paying     12,345",
+        "customers",
+    ]
+
+
+@pytest.mark.parametrize("columns", [40, 80, 200])
+def test_history_never_cuts_a_value_or_label(filled: Path, columns: int) -> None:
+    out = kpi("history", cwd=filled, env={"COLUMNS": str(columns)})
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert max(len(line) for line in lines) <= columns
+    tokens = out.stdout.split()
+    assert "…" not in out.stdout
+    for day in DAYS:
+        assert f"2026-03-{day.day:02d}" in tokens
+    expected = [f"${v:,.2f}" for v in REVENUE] + [str(v) for v in PAYING]
+    expected += [f"{v:,}" for v in STARS]
+    for value in expected:
+        assert value in tokens, value
+    words = " ".join(tokens)
+    assert "Paying customers" in words
+    if columns >= 80:
+        assert "Monthly recurring revenue from paying customers" in out.stdout
+    # each day's column is 15 wide ("  $1,234,567.50"); the names take 47 (the longest title),
+    # at 40 columns only 25 (the title wraps): 1, 2 and 10 days side by side
+    blocks = {40: 14, 80: 7, 200: 2}[columns]
+    assert sum(line.startswith("KPI ") for line in lines) == blocks
+
+
+def test_unknown_kpi_or_source_is_a_usage_error_with_a_hint(filled: Path) -> None:
+    typo = kpi("history", "gihub.stars", cwd=filled)
+    assert typo.returncode == 2
+    assert "no KPI named 'gihub.stars' (did you mean 'github.stars'?)" in typo.stderr
+    assert typo.stdout == ""
+    nothing_close = kpi("history", "zzz", "--format", "json", cwd=filled)
+    assert nothing_close.returncode == 2 and "no KPI named 'zzz';" in nothing_close.stderr
+    known = kpi("history", "github.stars", "--format", "csv", cwd=filled)
+    assert known.returncode == 0 and known.stdout.count("github.stars") == 14
+    for command in ("run", "backfill"):
+        only = kpi(command, "--only", "gihub", cwd=filled)
+        assert only.returncode == 2, (command, only.stderr)
+        assert "no source named 'gihub' (did you mean 'github'?)" in only.stderr
