@@ -46,6 +46,8 @@ sources:
     type: command
     command: [{sys.executable!r}, -c, 'print(1)']
     metric: stars
+destinations:
+  - {{type: csv, path: out.csv}}
 """
 # 14 days of three KPIs; values written by hand, as the table must show them
 DAYS = [datetime(2026, 3, d, 9, tzinfo=UTC) for d in range(1, 15)]
@@ -130,3 +132,6 @@ def test_unknown_kpi_or_source_is_a_usage_error_with_a_hint(filled: Path) -> Non
         only = kpi(command, "--only", "gihub", cwd=filled)
         assert only.returncode == 2, (command, only.stderr)
         assert "no source named 'gihub' (did you mean 'github'?)" in only.stderr
+    wrong = kpi("deliver", "-d", "cvs", cwd=filled)
+    assert wrong.returncode == 2
+    assert "no enabled destination named 'cvs' (did you mean 'csv'?)" in wrong.stderr
