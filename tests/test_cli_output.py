@@ -135,3 +135,45 @@ def test_unknown_kpi_or_source_is_a_usage_error_with_a_hint(filled: Path) -> Non
     wrong = kpi("deliver", "-d", "cvs", cwd=filled)
     assert wrong.returncode == 2
     assert "no enabled destination named 'cvs' (did you mean 'csv'?)" in wrong.stderr
+
+
+def test_serve_on_a_taken_port_names_the_holder(filled: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = kpi("serve", "--port", str(port), cwd=filled)
+    assert out.returncode == 2
+    assert "dashboard on" not in out.stdout
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert f"port {port} on 127.0.0.1 is taken by process {os.getpid()} (" in lines[0]
+    assert "--port N" in lines[0]
+
+
+def test_serve_prints_the_url_it_listens_on(filled: Path) -> None:
+    import urllib.request
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    server = subprocess.Popen(
+        [*KPI, "serve", "--port", "0"],
+        cwd=filled,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert line.startswith("dashboard on http://127.0.0.1:"), line
+        url = line.split()[2]
+        assert not url.endswith(":0/")
+        # the URL is printed once the socket listens: the first request is answered
+        with urllib.request.urlopen(url, timeout=30) as page:
+            assert page.status == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

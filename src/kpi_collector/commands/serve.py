@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import click
 
 
@@ -46,10 +48,57 @@ def serve(ctx: click.Context, host: str, port: int, token: str | None) -> None:
     data.refresh()  # brings the rollup up to date before the first request
     data.health()  # and loads the scheduler's modules now, not on the first page
     app = create_app(config, token=token, data=data)
+    sock = _listen(host, port)
     shown = f"[{host}]" if ":" in host else host
     click.echo(
-        f"dashboard on http://{shown}:{port}/" + ("  (access token required)" if token else "")
+        f"dashboard on http://{shown}:{sock.getsockname()[1]}/"
+        + ("  (access token required)" if token else "")
     )
-    uvicorn.run(
-        app, host=host, port=port, log_level="warning", access_log=False, server_header=False
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, log_level="warning", access_log=False, server_header=False, lifespan="auto"
+        )
     )
+    server.run(sockets=[sock])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port, as uvicorn would open it (SO_REUSEADDR, so a port in
+    TIME_WAIT is not "taken"); a port another process listens on is a usage error naming it."""
+    import errno
+
+    from kpi_collector.processes import describe_holders, port_holders
+    from kpi_collector.secrets import redact
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise _usage(f"--host {host}: {exc.strerror}") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            holders = describe_holders(port_holders(port))
+            by = f" by {redact(holders)}" if holders else ""
+            raise _usage(
+                f"port {port} on {host} is taken{by}; stop it, or pick another with --port N"
+            ) from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise _usage(f"--host {host} is not an address of this machine") from None
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+class _Usage(click.ClickException):
+    """A command-line problem said in one line (exit 2)."""
+
+    exit_code = 2
+
+
+def _usage(message: str) -> click.ClickException:
+    return _Usage(message)
