@@ -177,3 +177,49 @@ def test_serve_prints_the_url_it_listens_on(filled: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _stored_rows(db: Path) -> int:
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(db)) as conn:  # closed: an open file here would hold the folder
+        return int(conn.execute("SELECT count(*) FROM observations").fetchone()[0])
+
+
+def test_demo_refuses_a_folder_in_use_and_changes_nothing(workdir: Path) -> None:
+    first = kpi("demo", "--dir", "demo", cwd=workdir)
+    assert first.returncode == 0, first.stderr
+    db, config = workdir / "demo" / "kpi.db", workdir / "demo" / "kpi.yaml"
+    rows, written = _stored_rows(db), config.read_bytes()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    server = subprocess.Popen(
+        [*KPI, "-c", "demo/kpi.yaml", "serve", "--port", "0"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().startswith("dashboard on")  # the store is open
+        again = kpi("demo", "--dir", "demo", cwd=workdir)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert again.returncode == 1
+    assert again.stdout == ""
+    (line,) = again.stderr.strip().splitlines()
+    assert line.startswith(f"error: demo is in use by process {server.pid} (")
+    assert (
+        "serve --port 0): stop it first, or use `kpi demo --dir OTHER`; nothing was changed" in line
+    )
+    assert _stored_rows(db) == rows and config.read_bytes() == written
+    # a run holding the store's lock (here: this process has the lock file open) is found too
+    with (workdir / "demo" / "kpi.db.lock").open("a"):
+        locked = kpi("demo", "--dir", "demo", cwd=workdir)
+    assert locked.returncode == 1 and f"in use by process {os.getpid()} (" in locked.stderr
+    assert _stored_rows(db) == rows
+    # once free, the demo is rebuilt
+    assert kpi("demo", "--dir", "demo", cwd=workdir).returncode == 0
