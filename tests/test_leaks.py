@@ -429,3 +429,28 @@ def test_short_option_words_written_in_the_file_do_not_rewrite_messages() -> Non
     )
     remember_values({"key": "k3y-written-in-file-42"})
     assert "k3y-written-in-file-42" not in redact("GET /?key=k3y-written-in-file-42 failed")
+
+
+def test_a_secret_that_is_a_word_is_masked_where_echoed_not_in_the_prose() -> None:
+    """A token literally `wrong` and a login user `admin` (issue 13 §5): the sentence around
+    them stays as written; every place the value was sent or echoed back is masked."""
+    from kpi_collector.secrets import redact, remember
+
+    remember("wrong")
+    remember("admin")
+    prose = "the API token is missing or wrong; log in as another user than the admin account"
+    assert redact(prose) == prose
+    assert redact("wrongly administered") == "wrongly administered"
+    echoed = {
+        "GET /api?token=wrong&page=2 failed": "GET /api?token=***&page=2 failed",
+        "sent api_key=wrong": "sent api_key=***",
+        "Authorization: Bearer wrong": "Authorization: Bearer ***",
+        "Authorization: token wrong": "Authorization: token ***",
+        "X-Api-Key: wrong": "X-Api-Key: ***",
+        '{"error": "bad key", "key": "wrong"}': '{"error": "bad key", "key": "***"}',
+        "user 'admin' was refused": "user '***' was refused",
+        "https://admin@example.test/u/admin/": "https://***@example.test/u/***/",
+        "username=admin&password=wrong": "username=***&password=***",
+    }
+    for text, expected in echoed.items():
+        assert redact(text) == expected, text

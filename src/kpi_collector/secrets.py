@@ -87,13 +87,52 @@ def encodings(value: str) -> set[str]:
     return {form for form in forms if len(form) >= _MIN_LEN}
 
 
+# A secret that is an ordinary word or number (a token literally `wrong`, a user `admin`) is
+# masked only where it stands as a value that was sent or echoed, never inside the prose
+# around it ("missing or wrong" stays as written; issue 13 §5). Longer or mixed values are
+# masked wherever they appear, as part of any text.
+_WORDLIKE = re.compile(r"[A-Za-z]{1,16}|\d{1,16}")
+# where an echoed value stands: after `=` (query, form, key=value) or `/` (URL path or
+# userinfo), after an auth scheme, between matching quotes (JSON, repr), or as a header's
+# whole value after `: `; and always as a whole token
+_VALUE_AT = (
+    r"(?:(?<=[=/])|(?<=[Bb]earer )|(?<=[Bb]asic )|(?<=[Tt]oken ))(?:{w})(?![\w\-])"
+    r"|(?<=\")(?:{w})(?=\")|(?<=')(?:{w})(?=')"
+    r"|(?<=: )(?:{w})(?=[ \t]*(?:$|[,;}}\]\"']))"
+)
+_cache: tuple[frozenset[str], list[str], re.Pattern[str] | None] = (frozenset(), [], None)
+
+
+def _split_known() -> tuple[list[str], re.Pattern[str] | None]:
+    """The known secrets masked everywhere (longest first), and one pattern for the word-like
+    ones, masked only where they stand as a value; cached until the registry changes."""
+    global _cache
+    known = frozenset(_KNOWN)
+    if known != _cache[0]:
+        words = sorted((v for v in known if _WORDLIKE.fullmatch(v)), key=len, reverse=True)
+        anywhere = sorted((v for v in known if not _WORDLIKE.fullmatch(v)), key=len, reverse=True)
+        pattern = None
+        if words:
+            either = "|".join(re.escape(w) for w in words)
+            pattern = re.compile(_VALUE_AT.format(w=either), re.MULTILINE)
+        _cache = (known, anywhere, pattern)
+    return _cache[1], _cache[2]
+
+
 def redact(text: str) -> str:
-    """Return `text` with every known secret, URL password and credential parameter masked."""
+    """Return `text` with every known secret, URL password and credential parameter masked.
+
+    A secret that is a plain word or number is masked where it was sent or echoed as a
+    value (`?token=wrong`, `Bearer wrong`, `"wrong"`, `/wrong/`, a header's value), not where
+    the same word is part of a sentence; every other secret wherever it appears."""
     if not text:
         return text
-    for value in sorted(_KNOWN, key=len, reverse=True):
+    anywhere, words = _split_known()
+    for value in anywhere:
         if value in text:
             text = text.replace(value, _MASK)
+    if words is not None:
+        text = words.sub(_MASK, text)
     text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{_MASK}@", text)
     return _QUERY_SECRET.sub(lambda m: f"{m['key']}{_MASK}", text)
 
