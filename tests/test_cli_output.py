@@ -223,3 +223,63 @@ def test_demo_refuses_a_folder_in_use_and_changes_nothing(workdir: Path) -> None
     assert _stored_rows(db) == rows
     # once free, the demo is rebuilt
     assert kpi("demo", "--dir", "demo", cwd=workdir).returncode == 0
+
+
+def test_numbers_are_written_as_people_write_them() -> None:
+    from kpi_collector.format import format_change, format_value, plural
+
+    assert format_value(8450.5, "USD") == "$8,450.50"
+    assert format_value(8450.0, "USD") == "$8,450"
+    assert format_value(-3.5, "EUR") == "-€3.50"
+    assert format_value(1234.567, "JPY") == "¥1,235"  # the yen has no minor unit
+    assert format_value(0.2367, "ratio") == "23.67%"
+    assert format_value(1.0, "ratio") == "100%"
+    assert format_change(0.25, 0.2, "ratio") == "+5 pp (+25.00%)"
+    assert format_change(8450.5, 8000.0, "USD") == "+$450.50 (+5.63%)"
+    assert [plural(n, "error") for n in (0, 1, 2)] == ["0 errors", "1 error", "2 errors"]
+    assert plural(1, "delivery", "deliveries") == "1 delivery"
+    assert plural(1200, "delivery", "deliveries") == "1,200 deliveries"
+
+
+def test_to_pandas_gives_float_columns_with_nan() -> None:
+    import math
+    from datetime import datetime
+
+    from kpi_collector.run.result import RunResult
+
+    started = datetime(2026, 3, 1, 9, tzinfo=UTC)
+    result = RunResult(
+        run_id=1,
+        started_at=started,
+        finished_at=started,
+        values={"a.x": 10.0, "a.y": 3.0},
+        previous={"a.x": 7.5},
+    )
+    frame = result.to_pandas()
+    assert {c: str(frame[c].dtype) for c in ("value", "previous", "change")} == {
+        "value": "float64",
+        "previous": "float64",
+        "change": "float64",
+    }
+    first, second = frame.change.tolist()
+    assert first == 2.5 and math.isnan(second)
+    assert math.isnan(frame.previous.tolist()[1])
+    empty = RunResult(run_id=None, started_at=started, finished_at=started).to_pandas()
+    assert str(empty.previous.dtype) == "float64" and len(empty) == 0
+
+
+def test_run_says_what_was_delivered_and_counts_in_words(filled: Path) -> None:
+    out = kpi("run", cwd=filled)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "delivered to csv" in lines
+    assert lines[-1].startswith("run ") and ": 3 values, 0 errors in " in lines[-1]
+    (filled / "kpi.yaml").write_text(
+        CONFIG.replace("print(1)", "import sys; sys.exit(3)", 1).replace(
+            "destinations:\n  - {type: csv, path: out.csv}\n", ""
+        )
+    )
+    failed = kpi("run", cwd=filled)
+    assert failed.returncode == 1
+    assert ": 2 values, 1 error in " in failed.stdout.splitlines()[-1]
+    assert "delivered" not in failed.stdout

@@ -265,7 +265,7 @@ def show_result(pipeline: Pipeline, result: RunResult, *, dry_run: bool = False)
     On a terminal it is a coloured table; otherwise plain aligned text, which is what logs
     and cron mails want and costs a millisecond instead of a rich layout for 1,000 rows.
     """
-    from kpi_collector.format import format_change, format_value
+    from kpi_collector.format import format_change, format_value, plural
 
     rows: list[tuple[str, str, str, int]] = []  # title, value, change, direction
     for kpi, value in result.values.items():
@@ -282,19 +282,28 @@ def show_result(pipeline: Pipeline, result: RunResult, *, dry_run: bool = False)
                 direction,
             )
         )
+    from collections import Counter
+
+    delivered = [
+        f"delivered to {name}" + (f" ({plural(count, 'period')})" if count > 1 else "")
+        for name, count in Counter(result.delivered).items()
+    ]
     failures = [f"failed {where}: {message}" for where, message in result.errors.items()]
     failures += [
         f"delivery failed {name}: {message} (pending; retried on the next run)"
         for name, message in result.delivery_errors.items()
     ]
     seconds = (result.finished_at - result.started_at).total_seconds()
-    summary = f"{len(result.values)} values, {len(result.errors)} errors in {seconds:.2f}s"
+    summary = (
+        f"{plural(len(result.values), 'value')}, {plural(len(result.errors), 'error')} "
+        f"in {seconds:.2f}s"
+    )
     if result.run_id is not None:
         summary = f"run {result.run_id}: {summary}"
     elif dry_run:
         summary = f"dry run, nothing stored: {summary}"
     if sys.stdout.isatty():
-        _rich_result(rows, failures, summary)
+        _rich_result(rows, delivered, failures, summary)
         return
     if rows:
         header = ("KPI", "value", "change")
@@ -303,11 +312,13 @@ def show_result(pipeline: Pipeline, result: RunResult, *, dry_run: bool = False)
         lines = [f"{header[0]:<{widths[0]}}  {header[1]:>{widths[1]}}  {header[2]:>{widths[2]}}"]
         lines += [f"{t:<{widths[0]}}  {v:>{widths[1]}}  {c:>{widths[2]}}" for t, v, c, _ in rows]
         click.echo("\n".join(line.rstrip() for line in lines))
-    for line in [*failures, summary]:
+    for line in [*delivered, *failures, summary]:
         click.echo(line)
 
 
-def _rich_result(rows: list[tuple[str, str, str, int]], failures: list[str], summary: str) -> None:
+def _rich_result(
+    rows: list[tuple[str, str, str, int]], delivered: list[str], failures: list[str], summary: str
+) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -322,6 +333,8 @@ def _rich_result(rows: list[tuple[str, str, str, int]], failures: list[str], sum
             style = {1: "green", -1: "red"}.get(direction, "")
             table.add_row(Text(title), value, Text(change, style=style))
         console.print(table)
+    for line in delivered:
+        console.print(Text(line))
     for line in failures:
         console.print(Text(line, style="red"))
     console.print(Text(summary))
@@ -406,6 +419,7 @@ def _history_table(config: Config, doc: dict[str, Any]) -> None:
 @click.pass_context
 def backfill(ctx: click.Context, since: str | None, only: tuple[str, ...]) -> None:
     """Import past daily values from sources that can give them."""
+    from kpi_collector.format import plural
     from kpi_collector.pipeline import Pipeline
 
     pipeline = Pipeline.from_config(load(ctx))
@@ -413,7 +427,8 @@ def backfill(ctx: click.Context, since: str | None, only: tuple[str, ...]) -> No
     for name, count in report.added.items():
         covered = report.covered.get(name)
         click.echo(
-            f"{name}: {count} values added" + (f"; covered {covered.describe()}" if covered else "")
+            f"{name}: {plural(count, 'value')} added"
+            + (f"; covered {covered.describe()}" if covered else "")
         )
     for name in report.unsupported:
         click.echo(f"{name}: cannot give past values (skipped)")
