@@ -283,3 +283,83 @@ def test_run_says_what_was_delivered_and_counts_in_words(filled: Path) -> None:
     assert failed.returncode == 1
     assert ": 2 values, 1 error in " in failed.stdout.splitlines()[-1]
     assert "delivered" not in failed.stdout
+
+
+def _verbose_config(folder: Path, url: str) -> None:
+    (folder / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 5, retries: 1}}
+sources:
+  - name: blog
+    type: html
+    url: {url}/blog
+    metrics:
+      posts: {{css: "a.anthrazit", count: true}}
+      missing: "#no-such-element"
+  - name: flaky
+    type: http_json
+    url: {url}/flaky
+    metrics: {{value: value}}
+  - name: pod
+    type: html
+    url: {url}/private
+    login: {{url: {url}/login, fields: {{email: me@example.com, password: "${{POD_PASSWORD}}"}}}}
+    metrics:
+      total: "#total"
+""")
+
+
+def test_verbose_says_what_happens_and_keeps_the_failing_page(
+    site: tuple[str, object], workdir: Path
+) -> None:
+    import re
+
+    from tests.conftest import TOKEN
+
+    url, _ = site
+    _verbose_config(workdir, url)
+    env = {"POD_PASSWORD": TOKEN}
+    out = kpi("-v", "run", cwd=workdir, env=env)
+    assert out.returncode == 1
+    err = out.stderr
+    assert f"DEBUG kpi_collector.http: GET {url}/blog: HTTP 200," in err
+    assert "DEBUG kpi_collector.extract: posts: CSS 'a.anthrazit' gave 7, read as 7" in err
+    assert "DEBUG kpi_collector.extract: total: CSS '#total' gave '1.2k', read as 1200" in err
+    assert f"login: reading the form on {url}/login" in err
+    assert f"login: sending POST to {url}/login (fields: csrf, email, password)" in err
+    assert f"login: accepted by {url}/login" in err
+    assert "INFO kpi_collector.retry: retry 1 of 1 in " in err and "HTTP 500" in err
+    assert TOKEN not in err + out.stdout
+    saved = re.search(r"the page as fetched is saved in (\S+)", err)
+    assert saved is not None, err
+    page = Path(saved.group(1))
+    try:
+        assert page.name.startswith("kpi-blog-") and 'class="anthrazit"' in page.read_text()
+        assert oct(page.stat().st_mode & 0o777) == "0o600"
+    finally:
+        page.unlink()
+    assert "failed blog.missing: missing: CSS selector '#no-such-element' matched nothing" in (
+        out.stdout
+    )
+
+
+def test_quiet_and_log_level(site: tuple[str, object], workdir: Path) -> None:
+    url, _ = site
+    _verbose_config(workdir, url)
+    env = {"POD_PASSWORD": "not-the-password-1"}
+    # /flaky fails its first request only: the first run retries it
+    info = kpi("run", cwd=workdir, env={**env, "KPI_LOG_LEVEL": "info"})
+    assert "INFO kpi_collector.retry: retry 1 of 1" in info.stderr
+    assert "DEBUG" not in info.stderr
+    plain = kpi("run", cwd=workdir, env=env)
+    assert plain.returncode == 1 and "DEBUG" not in plain.stderr and "INFO" not in plain.stderr
+    assert "saved in" not in plain.stderr
+    quiet = kpi("-q", "run", cwd=workdir, env=env)
+    assert quiet.returncode == 1 and quiet.stdout == ""
+    assert [line.split(":")[0] for line in quiet.stderr.splitlines()] == [
+        "failed blog.missing",
+        "failed pod",
+    ]
+    bad = kpi("run", cwd=workdir, env={**env, "KPI_LOG_LEVEL": "loud"})
+    assert bad.returncode == 2 and "'loud' is not a log level" in bad.stderr
+    both = kpi("-v", "-q", "run", cwd=workdir, env=env)
+    assert both.returncode == 2

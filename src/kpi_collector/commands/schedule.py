@@ -109,6 +109,9 @@ def _logging_to_stderr() -> Iterator[None]:
         logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
     )
     logger = logging.getLogger("kpi_collector")
+    if any(h.get_name() == "kpi" for h in logger.handlers):  # -v, -q or KPI_LOG_LEVEL: as asked
+        yield
+        return
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
