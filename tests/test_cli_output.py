@@ -363,3 +363,131 @@ def test_quiet_and_log_level(site: tuple[str, object], workdir: Path) -> None:
     assert bad.returncode == 2 and "'loud' is not a log level" in bad.stderr
     both = kpi("-v", "-q", "run", cwd=workdir, env=env)
     assert both.returncode == 2
+
+
+def _schema(workdir: Path) -> dict[str, object]:
+    import json
+
+    out = kpi("schema", cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    schema: dict[str, object] = json.loads(out.stdout)
+    return schema
+
+
+def _problems(schema: dict[str, object], text: str) -> list[str]:
+    import jsonschema
+    import yaml
+
+    validator = jsonschema.Draft202012Validator(schema)
+    return sorted(error.message for error in validator.iter_errors(yaml.safe_load(text)))
+
+
+def test_schema_checks_configs_plugins_included(workdir: Path) -> None:
+    import jsonschema
+
+    schema = _schema(workdir)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    # `kpi init` writes the schema beside a config that names it on its first line
+    init = kpi("init", cwd=workdir)
+    assert init.returncode == 0, init.stderr
+    starter = (workdir / "kpi.yaml").read_text()
+    assert starter.splitlines()[0] == "# yaml-language-server: $schema=./kpi.schema.json"
+    import json
+
+    assert json.loads((workdir / "kpi.schema.json").read_text()) == schema
+    assert _problems(schema, starter) == []
+    assert _problems(schema, CONFIG) == []
+    # the third-party plugin (tests/plugin, an entry point) is in it with its own keys
+    assert _problems(schema, "sources:\n  - {type: dice, sides: 12}\n") == []
+    assert _problems(schema, "sources:\n  - {type: dice, sides: many}\n") == [
+        "'many' is not of type 'integer'"
+    ]
+    wrong_key = "sources:\n  - {type: github, repo: python/cpython, tokn: x}\n"
+    assert _problems(schema, wrong_key) == [
+        "Additional properties are not allowed ('tokn' was unexpected)"
+    ]
+    unknown_type = _problems(schema, "sources:\n  - {type: gihub, repo: a/b}\n")
+    assert len(unknown_type) == 1 and unknown_type[0].startswith("'gihub' is not one of [")
+    assert _problems(schema, "destinations:\n  - {type: memory}\ntimezone: 3\n") == [
+        "3 is not of type 'string'"
+    ]
+
+
+def test_every_shipped_sample_entry_fits_the_schema(workdir: Path) -> None:
+    import yaml
+
+    from kpi_collector.config.plugins import (
+        DESTINATION_GROUP,
+        SOURCE_GROUP,
+        destination_sample,
+        names,
+        source_sample,
+    )
+
+    schema = _schema(workdir)
+    checked = 0
+    for group, key, sample in (
+        (SOURCE_GROUP, "sources", source_sample),
+        (DESTINATION_GROUP, "destinations", destination_sample),
+    ):
+        for kind in names(group):
+            if kind in ("dice", "memory", "store"):  # the test plugin's and `store` ship none
+                continue
+            entry = yaml.safe_load(sample(kind))
+            document = entry if isinstance(entry, dict) else {key: entry}
+            assert _problems(schema, yaml.safe_dump(document)) == [], kind
+            checked += 1
+    assert checked >= 25
+
+
+def test_days_as_people_write_them() -> None:
+    from datetime import date
+
+    from kpi_collector.config.dates import parse_day
+
+    today = date(2026, 3, 31)
+    assert parse_day("2026-01-31", today) == date(2026, 1, 31)
+    assert parse_day("today", today) == date(2026, 3, 31)
+    assert parse_day("Yesterday", today) == date(2026, 3, 30)
+    assert parse_day("30d", today) == date(2026, 3, 1)
+    assert parse_day("30 days", today) == date(2026, 3, 1)
+    assert parse_day("2w", today) == date(2026, 3, 17)
+    assert parse_day("1mo", today) == date(2026, 2, 28)  # no 31 February: its last day
+    assert parse_day("13 months ago", today) == date(2025, 2, 28)
+    assert parse_day("1y", date(2024, 2, 29)) == date(2023, 2, 28)
+    for bad in ("30", "3x", "last week", ""):
+        with pytest.raises(ValueError, match="is not a date like 2026-01-31, today, yesterday"):
+            parse_day(bad, today)
+
+
+def test_since_takes_relative_days(filled: Path) -> None:
+    import json
+    from datetime import timedelta
+
+    before = datetime.now(UTC).date()
+    out = kpi("history", "--since", "yesterday", "--format", "json", cwd=filled)
+    after = datetime.now(UTC).date()
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["since"] in {str(before - timedelta(days=1)), str(after - timedelta(days=1))}
+    assert doc["kpis"] == {}  # the stored days are in March 2026
+    days = (datetime.now(UTC).date() - DAYS[-3].date()).days  # the last three stored days
+    recent = kpi("history", "crm.paying", "--since", f"{days}d", "--format", "csv", cwd=filled)
+    assert recent.returncode == 0, recent.stderr
+    assert recent.stdout.splitlines()[1:] == [
+        "2026-03-12,crm.paying,111.0",
+        "2026-03-13,crm.paying,112.0",
+        "2026-03-14,crm.paying,113.0",
+    ]
+    bad = kpi("history", "--since", "lastweek", cwd=filled)
+    assert bad.returncode == 2 and "'lastweek' is not a date like 2026-01-31" in bad.stderr
+
+
+def test_shell_completion_offers_commands_and_kpi_ids(filled: Path) -> None:
+    env = {"_KPI_COMPLETE": "bash_complete", "COMP_WORDS": "kpi history gith", "COMP_CWORD": "2"}
+    out = kpi(cwd=filled, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["plain,github.stars"]
+    env.update(COMP_WORDS="kpi sch", COMP_CWORD="1")
+    assert sorted(kpi(cwd=filled, env=env).stdout.split()) == ["plain,schedule", "plain,schema"]

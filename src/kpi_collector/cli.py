@@ -29,6 +29,7 @@ COMMANDS = {
     "deliver": "kpi_collector.commands.deliver:deliver",
     "schedule": "kpi_collector.commands.schedule:schedule",
     "alerts": "kpi_collector.commands.alerts:alerts",
+    "schema": "kpi_collector.commands.core:schema",
 }
 
 

@@ -27,15 +27,20 @@ def load(ctx: click.Context, *, need_secrets: bool = True, need_store: bool = Tr
     )
 
 
-def parse_date(value: str | None, option: str) -> date | None:
+def parse_date(value: str | None, option: str, config: Config | None = None) -> date | None:
+    """The day an option names: a date, `today`, `yesterday` or `30d`/`2w`/`6mo`/`1y` back
+    from today in the config's time zone (UTC without a config)."""
     if value is None:
         return None
+    from datetime import UTC, datetime
+
+    from kpi_collector.config.dates import parse_day
+
+    today = datetime.now(config.tz if config is not None else UTC).date()
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a date like 2026-01-31", param_hint=option
-        ) from None
+        return parse_day(value, today)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 @click.command()
@@ -79,7 +84,7 @@ def init(
         except ConfigError as exc:
             raise click.BadParameter(str(exc), param_hint=option) from None
         return
-    from kpi_collector.commands.starter import ENV_EXAMPLE, STARTER_CONFIG
+    from kpi_collector.commands.starter import ENV_EXAMPLE, SCHEMA_FILE, STARTER_CONFIG
 
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
@@ -90,8 +95,29 @@ def init(
     env = folder / ".env.example"
     if not env.exists() or force:
         env.write_text(ENV_EXAMPLE, encoding="utf-8")
-    click.echo(f"wrote {config} and {env}")
+    schema_file = folder / SCHEMA_FILE
+    schema_file.write_text(_schema_text(), encoding="utf-8")
+    click.echo(f"wrote {config}, {env} and {schema_file} (for editors)")
     click.echo("next: edit kpi.yaml, then `kpi validate` and `kpi run`")
+
+
+def _schema_text() -> str:
+    import json
+
+    from kpi_collector.config.schema import config_schema
+
+    return json.dumps(config_schema(), indent=2) + "\n"
+
+
+@click.command()
+def schema() -> None:
+    """Print the JSON Schema of kpi.yaml (installed plugins included), for editors.
+
+    `kpi schema > kpi.schema.json` and a first line `# yaml-language-server:
+    $schema=./kpi.schema.json` in kpi.yaml give completion and checks in editors that use
+    yaml-language-server (VS Code's YAML extension, Neovim, Helix, ...).
+    """
+    click.echo(_schema_text(), nl=False)
 
 
 @click.command()
@@ -349,10 +375,25 @@ def _rich_result(
     console.print(Text(summary))
 
 
+def _complete_kpis(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of KPI ids: those the config makes (nothing when it cannot load)."""
+    from kpi_collector.config import load_config
+    from kpi_collector.errors import KpiError
+
+    root = ctx.find_root()
+    try:
+        config = load_config(root.params.get("config"), need_secrets=False, need_store=False)
+    except (KpiError, OSError):
+        return []
+    return [k for k in config.order(config.kpi_ids()) if k.startswith(incomplete)]
+
+
 @click.command()
-@click.argument("kpis", nargs=-1)
+@click.argument("kpis", nargs=-1, shell_complete=_complete_kpis)
 @click.option("--period", type=click.Choice(["day", "week", "month"]), default="day")
-@click.option("--since", metavar="DATE", help="First day to show (YYYY-MM-DD).")
+@click.option(
+    "--since", metavar="DATE", help="First day to show: 2026-01-31, yesterday, 30d, 2w, 6mo."
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
 @click.pass_context
 def history(
@@ -365,7 +406,7 @@ def history(
     if kpis:
         _check_kpis(config, kpis)
     doc = history_document(
-        config, list(kpis) or None, period=period, since=parse_date(since, "--since")
+        config, list(kpis) or None, period=period, since=parse_date(since, "--since", config)
     )
     if fmt == "json":
         import json
@@ -423,7 +464,9 @@ def _history_table(config: Config, doc: dict[str, Any]) -> None:
 
 
 @click.command()
-@click.option("--since", metavar="DATE", help="Import values from this day on (YYYY-MM-DD).")
+@click.option(
+    "--since", metavar="DATE", help="Import values from this day on: 2026-01-31, 90d, 1y."
+)
 @click.option("--only", multiple=True, metavar="NAME", help="Backfill only these sources.")
 @click.pass_context
 def backfill(ctx: click.Context, since: str | None, only: tuple[str, ...]) -> None:
@@ -431,8 +474,9 @@ def backfill(ctx: click.Context, since: str | None, only: tuple[str, ...]) -> No
     from kpi_collector.format import plural
     from kpi_collector.pipeline import Pipeline
 
-    pipeline = Pipeline.from_config(load(ctx))
-    report = pipeline.backfill(since=parse_date(since, "--since"), only=only)
+    config = load(ctx)
+    pipeline = Pipeline.from_config(config)
+    report = pipeline.backfill(since=parse_date(since, "--since", config), only=only)
     for name, count in report.added.items():
         covered = report.covered.get(name)
         click.echo(
