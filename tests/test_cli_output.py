@@ -491,3 +491,98 @@ def test_shell_completion_offers_commands_and_kpi_ids(filled: Path) -> None:
     assert out.stdout.split() == ["plain,github.stars"]
     env.update(COMP_WORDS="kpi sch", COMP_CWORD="1")
     assert sorted(kpi(cwd=filled, env=env).stdout.split()) == ["plain,schedule", "plain,schema"]
+
+
+YAML_MISTAKES = [
+    # (the file, the one line `kpi validate` must print); line numbers counted by hand
+    (
+        'timezone: UTC\nsources:\n  - {name: a, type: http_json, url: "http://x", metrics: {v: v}\n'
+        "  - name: b\n    type: html\n",
+        "kpi.yaml:3: not valid YAML: the `{` opened here is never closed: add `}` at its end, "
+        "or quote a value that contains `{`, `}`, `,` or `: `",
+    ),
+    (
+        "sources:\n  - name: crm\n    type: [github\n\n\n",
+        "kpi.yaml:3: not valid YAML: the `[` opened here is never closed: add `]` at its end, "
+        "or quote a value that contains `[`, `]`, `,` or `: `",
+    ),
+    (
+        'sources:\n  - name: "crm\n    type: github\n',
+        'kpi.yaml:2: not valid YAML: the quote " opened here is never closed: add the closing " '
+        "(a value on several lines needs it too)",
+    ),
+    (
+        "sources:\n  - name: crm\n\ttype: github\n",
+        "kpi.yaml:3: not valid YAML: a tab indents this line; YAML indents with spaces only",
+    ),
+    (
+        "sources:\n  - name: crm\n    type: github\n   repo: x\n",
+        "kpi.yaml:4: not valid YAML: this line's indentation does not fit the lines above it: "
+        "keys of one mapping, and the `-` of one list, start in the same column",
+    ),
+    (
+        "timezone: UTC\nsources:\n  - name: crm\n    url: http://x/a: b\n",
+        "kpi.yaml:4: not valid YAML: a second `: ` on this line; quote the value that contains "
+        'it (url: "http://host/a: b")',
+    ),
+    ("kpis: {a.b: {}}]\n", "kpi.yaml:1: not valid YAML: this `]` closes nothing: remove it, "
+     "or add the bracket it closes"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "expected"), YAML_MISTAKES)
+def test_yaml_mistakes_point_at_their_line_with_a_fix(
+    workdir: Path, text: str, expected: str
+) -> None:
+    (workdir / "kpi.yaml").write_text(text)
+    out = kpi("validate", cwd=workdir)
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [f"config error: {expected}"]
+
+
+WRONG_VALUES = [
+    ("defaults: {timeout: abc}\n", "kpi.yaml:1: defaults.timeout: 'abc' is not a number"),
+    (
+        "defaults: {retries: 1.5}\n",
+        "kpi.yaml:1: defaults.retries: 1.5 is not a whole number",
+    ),
+    (
+        "defaults: {timeout: -1}\n",
+        "kpi.yaml:1: defaults.timeout: -1 is too small; it must be greater than 0",
+    ),
+    ("misfire: sometimes\n", "kpi.yaml:1: misfire: 'sometimes' is not one of: skip or run_late"),
+    (
+        "kpis: [a.b]\n",
+        "kpi.yaml:1: kpis: a list is not a mapping (key: value lines, or {key: value})",
+    ),
+    (
+        "sources:\n  - name: crm\n    type: github\n    repo: a/b\n    enabled: maybe\n",
+        "kpi.yaml:5: source 'crm': enabled: 'maybe' is not true or false",
+    ),
+    (
+        "sources:\n  - type: github\n    repo: a/b\n    timeout: soon\n",
+        "kpi.yaml:4: source 'github': timeout: 'soon' is not a number",
+    ),
+    (
+        "defaults: {timeout: abc, retries: x}\n",
+        "kpi.yaml:1: defaults.timeout: 'abc' is not a number (and 1 more problem in this file)",
+    ),
+    (
+        # a missing variable names the source by its name, not its place in the list
+        "sources:\n  - {name: a, type: command, command: [echo, '1'], metric: x}\n"
+        "  - name: crm\n    type: http_json\n    url: http://x\n"
+        '    auth: {bearer: "${CRM_TOKEN_FOR_TEST}"}\n    metrics: {v: v}\n',
+        "kpi.yaml:6: source 'crm': auth.bearer uses ${CRM_TOKEN_FOR_TEST}, which is not set; "
+        "set it in the environment or in .env beside the config, or give a default: "
+        "${CRM_TOKEN_FOR_TEST:-...}",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), WRONG_VALUES)
+def test_wrong_values_are_echoed_in_our_words(workdir: Path, text: str, expected: str) -> None:
+    (workdir / "kpi.yaml").write_text(text)
+    out = kpi("validate", cwd=workdir)
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [f"config error: {expected}"]
+    assert "Input should" not in out.stderr and "pydantic" not in out.stderr
