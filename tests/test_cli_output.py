@@ -586,3 +586,40 @@ def test_wrong_values_are_echoed_in_our_words(workdir: Path, text: str, expected
     assert out.returncode == 2
     assert out.stderr.splitlines() == [f"config error: {expected}"]
     assert "Input should" not in out.stderr and "pydantic" not in out.stderr
+
+
+def test_run_table_on_a_narrow_terminal_keeps_values_whole(filled: Path) -> None:
+    import pty
+    import re
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    env.update(COLUMNS="40", LINES="50", TERM="xterm")
+    leader, follower = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [*KPI, "run", "--no-deliver"],
+            cwd=filled,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=follower,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the process is done
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert process.wait(timeout=60) == 0
+    finally:
+        os.close(leader)
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode())
+    lines = [line for line in screen.replace("\r", "").splitlines() if line.strip()]
+    assert max(len(line) for line in lines) <= 40, lines
+    assert "…" not in screen
+    # the stored values of 14 March are the previous ones: 1 against $1,247,567.50
+    assert re.search(r"│\s+\$1\s+│\s+-\$1,247,566\.50 \(-100\.00%\)", screen), screen

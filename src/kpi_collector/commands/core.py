@@ -361,9 +361,11 @@ def _rich_result(
     console = Console(highlight=False)
     if rows:
         table = Table(show_edge=False)
-        table.add_column("KPI")
-        table.add_column("value", justify="right")
-        table.add_column("change", justify="right")
+        # a narrow terminal wraps the KPI titles; a value or a change is never cut
+        table.add_column("KPI", overflow="fold")
+        for header, cells in (("value", [r[1] for r in rows]), ("change", [r[2] for r in rows])):
+            widest = max(len(header), *(len(cell) for cell in cells))
+            table.add_column(header, justify="right", no_wrap=True, min_width=widest)
         for title, value, change, direction in rows:
             style = {1: "green", -1: "red"}.get(direction, "")
             table.add_row(Text(title), value, Text(change, style=style))
