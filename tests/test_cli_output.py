@@ -623,3 +623,34 @@ def test_run_table_on_a_narrow_terminal_keeps_values_whole(filled: Path) -> None
     assert "…" not in screen
     # the stored values of 14 March are the previous ones: 1 against $1,247,567.50
     assert re.search(r"│\s+\$1\s+│\s+-\$1,247,566\.50 \(-100\.00%\)", screen), screen
+
+
+def test_a_word_token_is_masked_where_echoed_and_the_message_kept(workdir: Path) -> None:
+    """The service refuses the token `wrong` and echoes it back (issue 13 §5)."""
+    import json
+
+    from aiohttp import web
+
+    from kpi_collector.demo.server import BackgroundServer
+
+    async def refuse(request: web.Request) -> web.Response:
+        sent = request.headers.get("Authorization", "")
+        body = {"message": "API token missing or wrong", "received": sent, "token": "wrong"}
+        return web.json_response(body, status=401)
+
+    app = web.Application()
+    app.router.add_get("/stats", refuse)
+    with BackgroundServer(app) as url:
+        (workdir / "kpi.yaml").write_text(
+            "sources:\n  - name: crm\n    type: http_json\n"
+            f"    url: {url}/stats\n"
+            '    auth: {bearer: "${CRM_TOKEN}"}\n    metrics: {paying: value}\n'
+        )
+        out = kpi("run", "--format", "json", cwd=workdir, env={"CRM_TOKEN": "wrong"})
+    assert out.returncode == 1
+    (error,) = json.loads(out.stdout)["errors"]
+    message = error["message"]
+    assert "API token missing or wrong" in message
+    assert "Bearer ***" in message and '"token": "***"' in message
+    assert "Bearer wrong" not in out.stdout + out.stderr
+    assert '"wrong"' not in out.stdout.replace('\\"', '"') + out.stderr
