@@ -122,7 +122,10 @@ def test_history_never_cuts_a_value_or_label(filled: Path, columns: int) -> None
 def test_unknown_kpi_or_source_is_a_usage_error_with_a_hint(filled: Path) -> None:
     typo = kpi("history", "gihub.stars", cwd=filled)
     assert typo.returncode == 2
-    assert "no KPI named 'gihub.stars' (did you mean 'github.stars'?)" in typo.stderr
+    assert typo.stderr.splitlines() == [
+        "Error: no KPI named 'gihub.stars' (did you mean 'github.stars'?); KPIs: crm.paying, "
+        "billing.revenue, github.stars"
+    ]
     assert typo.stdout == ""
     nothing_close = kpi("history", "zzz", "--format", "json", cwd=filled)
     assert nothing_close.returncode == 2 and "no KPI named 'zzz';" in nothing_close.stderr

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 from importlib import import_module
-from typing import Any
 
 import click
 
@@ -73,48 +72,9 @@ def group(ctx: click.Context, config: str | None, verbose: bool, quiet: bool) ->
     if verbose and quiet:
         raise click.UsageError("use one of -v and -q")
     ctx.obj = {"config": config, "quiet": quiet}
+    from kpi_collector.commands.logs import setup_logging
+
     setup_logging(verbose=verbose, quiet=quiet)
-
-
-LEVELS = ("debug", "info", "warning", "error")
-
-
-def setup_logging(*, verbose: bool = False, quiet: bool = False) -> None:
-    """Log lines of `kpi_collector` on stderr at the level -v (debug), -q (error) or
-    $KPI_LOG_LEVEL ask for, each redacted (no secret reaches a log line); nothing is set
-    up without one of them (warnings then reach stderr as Python prints them)."""
-    import logging
-    import os
-
-    wanted = "debug" if verbose else "error" if quiet else os.environ.get("KPI_LOG_LEVEL", "")
-    wanted = wanted.strip().lower()
-    if not wanted:
-        return
-    if wanted not in LEVELS:
-        raise click.BadParameter(
-            f"{wanted!r} is not a log level; use one of {', '.join(LEVELS)}",
-            param_hint="KPI_LOG_LEVEL",
-        )
-    logger = logging.getLogger("kpi_collector")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_redacting_formatter("%(levelname)s %(name)s: %(message)s"))
-    handler.set_name("kpi")
-    logger.handlers = [h for h in logger.handlers if h.get_name() != "kpi"] + [handler]
-    logger.setLevel(getattr(logging, wanted.upper()))
-    logger.propagate = False
-
-
-def _redacting_formatter(fmt: str) -> Any:
-    """A logging.Formatter whose lines go through `secrets.redact`."""
-    import logging
-
-    from kpi_collector.secrets import redact
-
-    class RedactingFormatter(logging.Formatter):
-        def format(self, record: logging.LogRecord) -> str:
-            return redact(super().format(record))
-
-    return RedactingFormatter(fmt)
 
 
 def main(argv: list[str] | None = None) -> int:

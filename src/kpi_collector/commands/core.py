@@ -15,6 +15,12 @@ if TYPE_CHECKING:
     from kpi_collector.run.engine import SourceOutcome
 
 
+class UsageProblem(click.ClickException):
+    """A command-line problem said in one line, `Error: ...` (exit 2: nothing ran)."""
+
+    exit_code = 2
+
+
 def load(ctx: click.Context, *, need_secrets: bool = True, need_store: bool = True) -> Config:
     """The config named on the command line; `need_secrets=False` for commands that only read,
     `need_store=False` too for those that do not even open the store (snippets)."""
@@ -440,7 +446,7 @@ def _check_kpis(config: Config, kpis: tuple[str, ...]) -> None:
             store.close()
     problem = unknown_names("KPI", kpis, known)
     if problem:
-        raise click.UsageError(problem)
+        raise UsageProblem(problem)
 
 
 def _history_table(config: Config, doc: dict[str, Any]) -> None:

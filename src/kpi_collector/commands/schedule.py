@@ -108,9 +108,19 @@ def _logging_to_stderr() -> Iterator[None]:
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
     )
+    from kpi_collector.commands.logs import HANDLER, redacting_formatter
+
     logger = logging.getLogger("kpi_collector")
-    if any(h.get_name() == "kpi" for h in logger.handlers):  # -v, -q or KPI_LOG_LEVEL: as asked
-        yield
+    asked = [h for h in logger.handlers if h.get_name() == HANDLER]
+    if asked:  # -v, -q or KPI_LOG_LEVEL: at the level asked, with timestamps
+        before = asked[0].formatter
+        asked[0].setFormatter(
+            redacting_formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
+        )
+        try:
+            yield
+        finally:
+            asked[0].setFormatter(before)
         return
     level = logger.level
     logger.addHandler(handler)

@@ -67,13 +67,14 @@ def _listen(host: str, port: int) -> socket.socket:
     TIME_WAIT is not "taken"); a port another process listens on is a usage error naming it."""
     import errno
 
+    from kpi_collector.commands.core import UsageProblem
     from kpi_collector.processes import describe_holders, port_holders
     from kpi_collector.secrets import redact
 
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     except socket.gaierror as exc:
-        raise _usage(f"--host {host}: {exc.strerror}") from None
+        raise UsageProblem(f"--host {host}: {exc.strerror}") from None
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -84,21 +85,11 @@ def _listen(host: str, port: int) -> socket.socket:
         if exc.errno == errno.EADDRINUSE:
             holders = describe_holders(port_holders(port))
             by = f" by {redact(holders)}" if holders else ""
-            raise _usage(
+            raise UsageProblem(
                 f"port {port} on {host} is taken{by}; stop it, or pick another with --port N"
             ) from None
         if exc.errno == errno.EADDRNOTAVAIL:
-            raise _usage(f"--host {host} is not an address of this machine") from None
+            raise UsageProblem(f"--host {host} is not an address of this machine") from None
         raise
     sock.set_inheritable(True)
     return sock
-
-
-class _Usage(click.ClickException):
-    """A command-line problem said in one line (exit 2)."""
-
-    exit_code = 2
-
-
-def _usage(message: str) -> click.ClickException:
-    return _Usage(message)
