@@ -657,3 +657,17 @@ def test_a_word_token_is_masked_where_echoed_and_the_message_kept(workdir: Path)
     assert "Bearer ***" in message and '"token": "***"' in message
     assert "Bearer wrong" not in out.stdout + out.stderr
     assert '"wrong"' not in out.stdout.replace('\\"', '"') + out.stderr
+
+
+def test_schedule_logs_keep_timestamps_under_verbose(workdir: Path) -> None:
+    import re
+
+    (workdir / "kpi.yaml").write_text(
+        f"sources:\n  - {{name: a, type: command, command: [{sys.executable!r}, -c, 'print(4)'], "
+        "metric: x}\n"
+    )
+    out = kpi("-v", "schedule", "--run", "main", cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}"
+    assert re.search(rf"^{stamp} DEBUG   x: the source gave '4', read as 4$", out.stderr, re.M)
+    assert re.search(rf"^{stamp} INFO    main: run 1: 1 value, 0 errors in ", out.stderr, re.M)

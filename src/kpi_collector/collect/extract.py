@@ -210,7 +210,7 @@ def _how(metric: Metric) -> str:
             return f"{label} {expression!r}" + (
                 f" (attribute {metric.attr!r})" if metric.attr else ""
             )
-    return "the value"
+    return "the source"
 
 
 def _bound(value: float | None) -> str:
