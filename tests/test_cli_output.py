@@ -117,6 +117,8 @@ def test_history_never_cuts_a_value_or_label(filled: Path, columns: int) -> None
     # at 40 columns only 25 (the title wraps): 1, 2 and 10 days side by side
     blocks = {40: 14, 80: 7, 200: 2}[columns]
     assert sum(line.startswith("KPI ") for line in lines) == blocks
+    hint = f"(14 days in {blocks} blocks of {columns} columns: --since 14d, --period week or"
+    assert out.stderr.startswith(hint) if blocks > 3 else out.stderr == ""
 
 
 def test_unknown_kpi_or_source_is_a_usage_error_with_a_hint(filled: Path) -> None:

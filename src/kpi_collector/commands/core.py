@@ -468,7 +468,16 @@ def _history_table(config: Config, doc: dict[str, Any]) -> None:
         rows.append((spec.title if spec and spec.title else kpi, cells))
     width = shutil.get_terminal_size((80, 24)).columns
     click.echo(f"per {doc['period']} ({doc['timezone']})")
-    click.echo("\n".join(history_lines(rows, periods, width=width, corner="KPI")))
+    lines = history_lines(rows, periods, width=width, corner="KPI")
+    click.echo("\n".join(lines))
+    blocks = lines.count("") + 1
+    if blocks > 3:
+        click.echo(
+            f"({len(periods)} {doc['period']}s in {blocks} blocks of {width} columns: "
+            "--since 14d, --period week or month, or KPI ids show fewer; "
+            "--format csv gives them all)",
+            err=True,
+        )
 
 
 @click.command()
