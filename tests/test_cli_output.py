@@ -304,6 +304,10 @@ sources:
     type: http_json
     url: {url}/flaky
     metrics: {{value: value}}
+  - name: stats
+    type: http_json
+    url: {url}/stats
+    metrics: {{paying: data.customers.paying, gone: data.customers.gone}}
   - name: pod
     type: html
     url: {url}/private
@@ -334,14 +338,24 @@ def test_verbose_says_what_happens_and_keeps_the_failing_page(
     assert f"login: accepted by {url}/login" in err
     assert "INFO kpi_collector.retry: retry 1 of 1 in " in err and "HTTP 500" in err
     assert TOKEN not in err + out.stdout
-    saved = re.search(r"the page as fetched is saved in (\S+)", err)
-    assert saved is not None, err
-    page = Path(saved.group(1))
+    saved = dict(
+        re.findall(
+            r"INFO kpi_collector.extract: (\w+): a metric could not be read "
+            r"from \S+; the answer as fetched is saved in (\S+)",
+            err,
+        )
+    )
+    assert sorted(saved) == ["blog", "stats"], err
+    pages = {name: Path(path) for name, path in saved.items()}
     try:
-        assert page.name.startswith("kpi-blog-") and 'class="anthrazit"' in page.read_text()
-        assert oct(page.stat().st_mode & 0o777) == "0o600"
+        assert pages["blog"].name.startswith("kpi-blog-") and pages["blog"].suffix == ".html"
+        assert 'class="anthrazit"' in pages["blog"].read_text()
+        assert pages["stats"].suffix == ".json"
+        assert '"paying": 42' in pages["stats"].read_text()
+        assert oct(pages["blog"].stat().st_mode & 0o777) == "0o600"
     finally:
-        page.unlink()
+        for page in pages.values():
+            page.unlink()
     assert "failed blog.missing: missing: CSS selector '#no-such-element' matched nothing" in (
         out.stdout
     )
@@ -362,6 +376,7 @@ def test_quiet_and_log_level(site: tuple[str, object], workdir: Path) -> None:
     assert quiet.returncode == 1 and quiet.stdout == ""
     assert [line.split(":")[0] for line in quiet.stderr.splitlines()] == [
         "failed blog.missing",
+        "failed stats.gone",
         "failed pod",
     ]
     bad = kpi("run", cwd=workdir, env={**env, "KPI_LOG_LEVEL": "loud"})
