@@ -454,3 +454,16 @@ def test_a_secret_that_is_a_word_is_masked_where_echoed_not_in_the_prose() -> No
     }
     for text, expected in echoed.items():
         assert redact(text) == expected, text
+
+
+def test_a_short_secret_is_masked_where_it_is_sent() -> None:
+    """A password of three characters was never masked (shorter than 4); masked everywhere it
+    would rewrite any text, so it is masked where it stands as a value (issue 13 §5)."""
+    from kpi_collector.secrets import redact, remember
+
+    remember("q7x")
+    assert redact("POST /login: password=q7x&user=me refused") == (
+        "POST /login: password=***&user=me refused"
+    )
+    assert redact('{"pin": "q7x"}') == '{"pin": "***"}'
+    assert redact("the q7x form and q7xy stay") == "the q7x form and q7xy stay"

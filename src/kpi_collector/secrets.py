@@ -25,7 +25,7 @@ _QUERY_SECRET = re.compile(
     r"(?i)(?P<key>[?&](?:access_token|token|api_key|apikey|key|password|secret|sig|signature)=)"
     r"(?P<value>[^&#\s]+)"
 )
-_MIN_LEN = 4  # shorter values would mask ordinary words
+_MIN_LEN = 4  # shorter values are masked only where they stand as a value (see redact)
 _PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
 
 
@@ -34,7 +34,7 @@ def remember(value: str) -> None:
     a program is likely to echo it in: as is, URL-encoded (RFC 3986 percent-encoding, and
     `+` for spaces as HTML forms send it), JSON-escaped (RFC 8259 section 7), HTML-escaped
     and base64 (RFC 4648)."""
-    if not value or len(value) < _MIN_LEN:
+    if not value:
         return
     _KNOWN.update(encodings(value))
 
@@ -65,7 +65,7 @@ def remember_basic(user: str, password: str) -> None:
 
 
 def encodings(value: str) -> set[str]:
-    """`value` and the forms of it `remember` also hides (only those at least 4 long)."""
+    """`value` and the forms of it `remember` also hides."""
     import base64
     import html
     import json
@@ -84,7 +84,7 @@ def encodings(value: str) -> set[str]:
     raw = value.encode()
     forms.add(base64.b64encode(raw).decode().rstrip("="))
     forms.add(base64.urlsafe_b64encode(raw).decode().rstrip("="))
-    return {form for form in forms if len(form) >= _MIN_LEN}
+    return {form for form in forms if form}
 
 
 # A secret that is an ordinary word or number (a token literally `wrong`, a user `admin`) is
@@ -109,14 +109,20 @@ def _split_known() -> tuple[list[str], re.Pattern[str] | None]:
     global _cache
     known = frozenset(_KNOWN)
     if known != _cache[0]:
-        words = sorted((v for v in known if _WORDLIKE.fullmatch(v)), key=len, reverse=True)
-        anywhere = sorted((v for v in known if not _WORDLIKE.fullmatch(v)), key=len, reverse=True)
+        words = sorted((v for v in known if _in_context(v)), key=len, reverse=True)
+        anywhere = sorted((v for v in known if not _in_context(v)), key=len, reverse=True)
         pattern = None
         if words:
             either = "|".join(re.escape(w) for w in words)
             pattern = re.compile(_VALUE_AT.format(w=either), re.MULTILINE)
         _cache = (known, anywhere, pattern)
     return _cache[1], _cache[2]
+
+
+def _in_context(value: str) -> bool:
+    """Whether a secret is masked only where it stands as a value: a plain word or number,
+    or anything shorter than 4 characters (`abc`, `1`), which would rewrite ordinary text."""
+    return len(value) < _MIN_LEN or _WORDLIKE.fullmatch(value) is not None
 
 
 def redact(text: str) -> str:
