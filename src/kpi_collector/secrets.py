@@ -36,7 +36,11 @@ def remember(value: str) -> None:
     and base64 (RFC 4648)."""
     if not value:
         return
-    _KNOWN.update(encodings(value))
+    global _version
+    forms = encodings(value)
+    if not forms <= _KNOWN:
+        _KNOWN.update(forms)
+        _version += 1
 
 
 _LITERAL_MIN_LEN = 8  # a key written into the file itself is longer than an option word
@@ -100,22 +104,26 @@ _VALUE_AT = (
     r"|(?<=\")(?:{w})(?=\")|(?<=')(?:{w})(?=')"
     r"|(?<=: )(?:{w})(?=[ \t]*(?:$|[,;}}\]\"']))"
 )
-_cache: tuple[frozenset[str], list[str], re.Pattern[str] | None] = (frozenset(), [], None)
+_version = 0  # bumped by each `remember` that adds a form
+_cache: tuple[tuple[int, int], list[str], re.Pattern[str] | None] = ((-1, -1), [], None)
 
 
 def _split_known() -> tuple[list[str], re.Pattern[str] | None]:
     """The known secrets masked everywhere (longest first), and one pattern for the word-like
     ones, masked only where they stand as a value; cached until the registry changes."""
     global _cache
-    known = frozenset(_KNOWN)
-    if known != _cache[0]:
+    # the registry only grows, or is put back to an earlier state (tests): its size and the
+    # count of additions tell whether it changed, without hashing every value on each call
+    key = (_version, len(_KNOWN))
+    if key != _cache[0]:
+        known = set(_KNOWN)
         words = sorted((v for v in known if _in_context(v)), key=len, reverse=True)
         anywhere = sorted((v for v in known if not _in_context(v)), key=len, reverse=True)
         pattern = None
         if words:
             either = "|".join(re.escape(w) for w in words)
             pattern = re.compile(_VALUE_AT.format(w=either), re.MULTILINE)
-        _cache = (known, anywhere, pattern)
+        _cache = (key, anywhere, pattern)
     return _cache[1], _cache[2]
 
 
