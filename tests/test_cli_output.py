@@ -137,6 +137,9 @@ def test_unknown_kpi_or_source_is_a_usage_error_with_a_hint(filled: Path) -> Non
         only = kpi(command, "--only", "gihub", cwd=filled)
         assert only.returncode == 2, (command, only.stderr)
         assert "no source named 'gihub' (did you mean 'github'?)" in only.stderr
+    job = kpi("schedule", "--run", "mian", cwd=filled)
+    assert job.returncode == 2
+    assert "no scheduled job named 'mian' (did you mean 'main'?); jobs: main" in job.stderr
     wrong = kpi("deliver", "-d", "cvs", cwd=filled)
     assert wrong.returncode == 2
     assert "no enabled destination named 'cvs' (did you mean 'csv'?)" in wrong.stderr

@@ -67,12 +67,11 @@ def schedule(
     from kpi_collector.schedule.scheduler import Scheduler, stopping_on_signals
 
     scheduler = Scheduler(config)
-    known = [job.name for job in scheduler.jobs]
-    unknown = [name for name in jobs if name not in known]
-    if unknown:
-        raise click.BadParameter(
-            f"no scheduled job named {unknown[0]!r}; jobs: {', '.join(known)}", param_hint="--run"
-        )
+    from kpi_collector.errors import unknown_names
+
+    problem = unknown_names("scheduled job", jobs, (job.name for job in scheduler.jobs))
+    if problem:
+        raise click.BadParameter(problem.replace("scheduled jobs:", "jobs:"), param_hint="--run")
     if show:
         from datetime import UTC, datetime
 
