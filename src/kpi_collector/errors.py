@@ -110,6 +110,7 @@ EXTRAS = {
     "starlette": "dashboard",
     "uvicorn": "dashboard",
     "notion_client": "notion",
+    "google": "analytics",
     "gspread": "sheets",
 }
 

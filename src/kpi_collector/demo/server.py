@@ -12,6 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
+from kpi_collector.demo import devtools
+
 # the thread that serves the demo; it lives with the connectors' fakes, below this layer
 from kpi_collector.sources._fake import BackgroundServer as BackgroundServer
 
@@ -170,4 +172,5 @@ def make_app() -> web.Application:
     app.router.add_post("/podcast/login", login_post)
     app.router.add_get("/podcast/analytics", analytics)
     app.router.add_get("/crm/v1/stats", crm_stats)
+    devtools.mount(app, _today())  # website, crate, model and forum numbers, from the fakes
     return app

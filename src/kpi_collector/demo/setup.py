@@ -6,6 +6,7 @@ import sqlite3
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+from kpi_collector.demo import devtools
 from kpi_collector.demo.server import DEMO_CRM_TOKEN, DEMO_PASSWORD, DEMO_USER, metric
 from kpi_collector.store import StoredObservation
 
@@ -16,6 +17,7 @@ CONFIG = """\
 timezone: UTC
 north_star: crm.paying_customers
 kpis:
+{devtools_titles}
   crm.paying_customers: {{title: Paying customers, target: 150}}
   github.stars: {{title: GitHub stars, target: 2500}}
   github.forks: {{title: GitHub forks}}
@@ -52,7 +54,7 @@ sources:
     metrics:
       users: SELECT count(*) FROM users
       signups_today: {{query: "SELECT count(*) FROM users WHERE created_at >= date('now')", allow_zero: true}}
-
+{devtools_sources}
 destinations:
   - {{type: csv, path: kpis.csv, every: day}}
 """
@@ -64,11 +66,18 @@ def write_demo_folder(folder: Path, url: str) -> Path:
     app_db = (folder / "app.db").resolve()
     _write_app_db(app_db)
     (folder / ".env").write_text(
-        f"POD_USER={DEMO_USER}\nPOD_PASSWORD={DEMO_PASSWORD}\nCRM_TOKEN={DEMO_CRM_TOKEN}\n",
+        f"POD_USER={DEMO_USER}\nPOD_PASSWORD={DEMO_PASSWORD}\nCRM_TOKEN={DEMO_CRM_TOKEN}\n"
+        f"PLAUSIBLE_API_KEY={devtools.DEMO_PLAUSIBLE_KEY}\n",
         encoding="utf-8",
     )
     config = folder / "kpi.yaml"
-    config.write_text(CONFIG.format(url=url, app_db=app_db), encoding="utf-8")
+    text = CONFIG.format(
+        url=url,
+        app_db=app_db,
+        devtools_titles=devtools.TITLES.format(),
+        devtools_sources=devtools.SOURCES.format(url=url),
+    )
+    config.write_text(text, encoding="utf-8")
     return config
 
 

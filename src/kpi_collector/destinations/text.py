@@ -11,6 +11,7 @@ with backoff and jitter, waiting at least a `Retry-After` (a longer one than
 
 from __future__ import annotations
 
+import dataclasses
 import html
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
@@ -70,6 +71,20 @@ def kpi_line(line: DigestLine, strong: str = "") -> str:
     text = f"{strong}{line.title}{strong}: {line.formatted}"
     change = line.change_text
     return f"{text} {change}" if change else text
+
+
+def kpi_line_within(
+    line: DigestLine, limit: int, strong: str = "", escape: Callable[[str], str] = str
+) -> str:
+    """`escape(kpi_line(line, strong))`, its title cut ("…") so that the line keeps within
+    `limit` characters: a title too long for one message never costs the value."""
+    text = escape(kpi_line(line, strong))
+    title = line.title
+    while len(text) > limit and title:
+        over = len(text) - limit
+        title = title[: max(0, len(title) - over - 1)]
+        text = escape(kpi_line(dataclasses.replace(line, title=title + "…"), strong))
+    return text
 
 
 class Outbox(PooledHttp):
