@@ -340,6 +340,9 @@ def test_verbose_says_what_happens_and_keeps_the_failing_page(
     assert f"login: sending POST to {url}/login (fields: csrf, email, password)" in err
     assert f"login: accepted by {url}/login" in err
     assert "INFO kpi_collector.retry: retry 1 of 1 in " in err and "HTTP 500" in err
+    # each source's outcome, whatever its type
+    assert "DEBUG kpi_collector.run: pod (html): total=1200 in " in err
+    assert "DEBUG kpi_collector.run: blog (html): posts=7; 1 failed in " in err
     assert TOKEN not in err + out.stdout
     saved = dict(
         re.findall(
