@@ -498,6 +498,8 @@ def test_since_takes_relative_days(filled: Path) -> None:
     doc = json.loads(out.stdout)
     assert doc["since"] in {str(before - timedelta(days=1)), str(after - timedelta(days=1))}
     assert doc["kpis"] == {}  # the stored days are in March 2026
+    table = kpi("history", "--since", "2026-04-01", cwd=filled)
+    assert table.stdout == "nothing stored since 2026-04-01: give an earlier --since\n"
     days = (datetime.now(UTC).date() - DAYS[-3].date()).days  # the last three stored days
     recent = kpi("history", "crm.paying", "--since", f"{days}d", "--format", "csv", cwd=filled)
     assert recent.returncode == 0, recent.stderr

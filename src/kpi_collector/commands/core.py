@@ -457,7 +457,10 @@ def _history_table(config: Config, doc: dict[str, Any]) -> None:
     from kpi_collector.format import format_value
 
     if not doc["kpis"]:
-        click.echo("no history yet: run `kpi run` first")
+        if doc["since"]:
+            click.echo(f"nothing stored since {doc['since']}: give an earlier --since")
+        else:
+            click.echo("no history yet: run `kpi run` first")
         return
     periods = sorted({p["period"] for points in doc["kpis"].values() for p in points})
     rows = []
