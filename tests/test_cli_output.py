@@ -386,7 +386,9 @@ def test_quiet_and_log_level(site: tuple[str, object], workdir: Path) -> None:
         "failed pod",
     ]
     bad = kpi("run", cwd=workdir, env={**env, "KPI_LOG_LEVEL": "loud"})
-    assert bad.returncode == 2 and "'loud' is not a log level" in bad.stderr
+    assert bad.returncode == 2 and bad.stderr.splitlines() == [
+        "Error: KPI_LOG_LEVEL='loud' is not a log level; use one of debug, info, warning, error"
+    ]
     both = kpi("-v", "-q", "run", cwd=workdir, env=env)
     assert both.returncode == 2
 

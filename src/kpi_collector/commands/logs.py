@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 
-import click
-
 LEVELS = ("debug", "info", "warning", "error")
 HANDLER = "kpi"  # the name of the handler set up here, so `kpi schedule` can find it
 
@@ -22,9 +20,10 @@ def setup_logging(*, verbose: bool = False, quiet: bool = False) -> None:
     if not wanted:
         return
     if wanted not in LEVELS:
-        raise click.BadParameter(
-            f"{wanted!r} is not a log level; use one of {', '.join(LEVELS)}",
-            param_hint="KPI_LOG_LEVEL",
+        from kpi_collector.commands.core import UsageProblem
+
+        raise UsageProblem(
+            f"KPI_LOG_LEVEL={wanted!r} is not a log level; use one of {', '.join(LEVELS)}"
         )
     logger = logging.getLogger("kpi_collector")
     handler = logging.StreamHandler(sys.stderr)
