@@ -390,7 +390,7 @@ def test_quiet_and_log_level(site: tuple[str, object], workdir: Path) -> None:
         "Error: KPI_LOG_LEVEL='loud' is not a log level; use one of debug, info, warning, error"
     ]
     both = kpi("-v", "-q", "run", cwd=workdir, env=env)
-    assert both.returncode == 2
+    assert both.returncode == 2 and both.stderr == "Error: use one of -v and -q\n"
 
 
 def _schema(workdir: Path) -> dict[str, object]:

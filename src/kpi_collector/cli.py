@@ -70,7 +70,9 @@ def group(ctx: click.Context, config: str | None, verbose: bool, quiet: bool) ->
     -v and -q win over it.
     """
     if verbose and quiet:
-        raise click.UsageError("use one of -v and -q")
+        from kpi_collector.commands.core import UsageProblem
+
+        raise UsageProblem("use one of -v and -q")
     ctx.obj = {"config": config, "quiet": quiet}
     from kpi_collector.commands.logs import setup_logging
 
