@@ -698,3 +698,28 @@ def test_schedule_logs_keep_timestamps_under_verbose(workdir: Path) -> None:
     stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}"
     assert re.search(rf"^{stamp} DEBUG   x: the source gave '4', read as 4$", out.stderr, re.M)
     assert re.search(rf"^{stamp} INFO    main: run 1: 1 value, 0 errors in ", out.stderr, re.M)
+
+
+def test_a_holder_is_named_without_its_credentials(workdir: Path) -> None:
+    """Another process's command line may carry a token: it is never repeated."""
+    from kpi_collector.processes import describe_holders, file_holders
+
+    held = workdir / "kpi.db"
+    held.write_text("")
+    (workdir / "hold.py").write_text(
+        "import sys, time\nf = open(sys.argv[1])\nprint('ready', flush=True)\ntime.sleep(60)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "hold.py", "kpi.db", "--token", "tok-abc-123", "API_KEY=k-456"],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "ready\n"
+        text = describe_holders(file_holders([held]))
+    finally:
+        holder.terminate()
+        holder.wait(timeout=30)
+    assert text == f"process {holder.pid} (hold.py kpi.db --token *** API_KEY=***)"
+    assert "tok-abc-123" not in text and "k-456" not in text

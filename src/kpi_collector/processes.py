@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _PROC = Path("/proc")
-_LISTEN = "0A"
-_CREDENTIAL = re.compile(
-    r"(?i)token|passw|secret|key|auth"
-)  # TCP_LISTEN in include/net/tcp_states.h, as /proc/net/tcp writes it
+_LISTEN = "0A"  # TCP_LISTEN in include/net/tcp_states.h, as /proc/net/tcp writes it
+# an option or variable that carries a credential on another process's command line
+_CREDENTIAL = re.compile(r"(?i)token|passw|secret|key|auth")
 
 
 @dataclass(frozen=True)
