@@ -723,3 +723,15 @@ def test_a_holder_is_named_without_its_credentials(workdir: Path) -> None:
         holder.wait(timeout=30)
     assert text == f"process {holder.pid} (hold.py kpi.db --token *** API_KEY=***)"
     assert "tok-abc-123" not in text and "k-456" not in text
+
+
+def test_history_lines_count_wide_characters_as_two_cells() -> None:
+    # 月間売上 is four characters, eight cells wide; the values line up under the dates
+    lines = history_lines([("月間売上", {"d1": "1", "d2": "22"})], ["d1", "d2"], width=80)
+    assert lines == ["          d1  d2", "月間売上   1  22"]
+    # 9 columns: 6 cells for the name, 2 between, 1 for the value
+    assert history_lines([("売上高合計", {"d": "5"})], ["d"], width=9) == [
+        " " * 8 + "d",
+        "売上高  5",
+        "合計",
+    ]

@@ -52,17 +52,17 @@ def history_lines(
     KPIs are rows and periods are columns; when the periods do not fit side by side they
     are split into blocks of consecutive periods, one under the other, each repeating the
     KPI names. A KPI title wider than a third of the width wraps onto more lines (at spaces
-    where it can); a cell is never cut. `rows` are (title, {period: formatted value}).
+    where it can); a cell is never cut. `rows` are (title, {period: formatted value});
+    widths are terminal cells (a CJK character or an emoji takes two).
     """
     gap = 2
     widths = {
-        p: max([len(p), *(len(cells.get(p, "")) for _, cells in rows)], default=len(p))
-        for p in periods
+        p: max([_cells(p), *(_cells(cells.get(p, "")) for _, cells in rows)]) for p in periods
     }
     widest_cell = max(widths.values(), default=0)
-    longest_title = max([len(corner), *(len(title) for title, _ in rows)])
+    longest_title = max([_cells(corner), *(_cells(title) for title, _ in rows)])
     # the name column gives way to at least one period column
-    name_width = max(1, min(longest_title, max(width // 3, width - gap - widest_cell)))
+    name_width = max(2, min(longest_title, max(width // 3, width - gap - widest_cell)))
     room = max(widest_cell, width - name_width - gap)
     blocks: list[list[str]] = []
     for period in periods:
@@ -74,18 +74,45 @@ def history_lines(
     for number, block in enumerate(blocks):
         if number:
             lines.append("")
-        head = f"{corner:<{name_width}}" + "".join(f"{p:>{widths[p] + gap}}" for p in block)
+        head = _left(corner, name_width) + "".join(_right(p, widths[p] + gap) for p in block)
         lines.append(head.rstrip())
         for title, cells in rows:
             names = _wrap(title, name_width)
-            values = "".join(f"{cells.get(p, ''):>{widths[p] + gap}}" for p in block)
-            lines.append((f"{names[0]:<{name_width}}" + values).rstrip())
+            values = "".join(_right(cells.get(p, ""), widths[p] + gap) for p in block)
+            lines.append((_left(names[0], name_width) + values).rstrip())
             lines.extend(name.rstrip() for name in names[1:])
     return lines
 
 
-def _wrap(text: str, width: int) -> list[str]:
-    """`text` in lines of at most `width` characters, broken at spaces where possible."""
-    import textwrap
+def _cells(text: str) -> int:
+    from rich.cells import cell_len
 
-    return textwrap.wrap(text, width, break_long_words=True, break_on_hyphens=False) or [""]
+    return cell_len(text)
+
+
+def _left(text: str, width: int) -> str:
+    return text + " " * max(0, width - _cells(text))
+
+
+def _right(text: str, width: int) -> str:
+    return " " * max(0, width - _cells(text)) + text
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """`text` in lines of at most `width` cells, broken at spaces where possible."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        joined = f"{line} {word}" if line else word
+        if _cells(joined) <= width:
+            line = joined
+            continue
+        if line:
+            lines.append(line)
+        line = ""
+        for char in word:  # a word wider than the column breaks where it must
+            if _cells(line + char) > width:
+                lines.append(line)
+                line = ""
+            line += char
+    return [*lines, line] if line or not lines else lines
