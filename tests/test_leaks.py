@@ -14,6 +14,7 @@ import base64
 import html
 import json
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -303,6 +304,13 @@ def test_no_secret_in_any_form_on_any_surface(tmp_path: Path, postgres_store: st
         surfaces["kpi run (table)"] = table.stdout + table.stderr
         as_json = kpi("run", "--format", "json", cwd=tmp_path, env=env)
         surfaces["kpi run --format json"] = as_json.stdout + as_json.stderr
+        # -v logs every request, retry, login step and read value, and keeps failed pages
+        verbose = kpi("-v", "run", cwd=tmp_path, env=env)
+        assert "DEBUG kpi_collector.http: " in verbose.stderr
+        surfaces["kpi -v run (log)"] = verbose.stdout + verbose.stderr
+        for kept in re.findall(r"the answer as fetched is saved in (\S+)", verbose.stderr):
+            surfaces[f"kept page {kept}"] = Path(kept).read_text(encoding="utf-8")
+            Path(kept).unlink()
         document = json.loads(as_json.stdout)
         assert document  # the JSON document was written
         for out in ("report.html", "report.md"):
