@@ -512,6 +512,9 @@ def test_since_takes_relative_days(filled: Path) -> None:
     ]
     bad = kpi("history", "--since", "lastweek", cwd=filled)
     assert bad.returncode == 2 and "'lastweek' is not a date like 2026-01-31" in bad.stderr
+    (filled / "kpi.db").unlink()
+    empty = kpi("history", "--since", "2026-04-01", cwd=filled)
+    assert empty.stdout == "no history yet: run `kpi run` first\n"
 
 
 def test_shell_completion_offers_commands_and_kpi_ids(filled: Path) -> None:

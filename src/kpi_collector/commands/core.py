@@ -449,6 +449,16 @@ def _check_kpis(config: Config, kpis: tuple[str, ...]) -> None:
         raise UsageProblem(problem)
 
 
+def _has_history(config: Config) -> bool:
+    from kpi_collector.store import HistoryStore
+
+    store = HistoryStore(config.store_url)
+    try:
+        return bool(store.kpi_ids())
+    finally:
+        store.close()
+
+
 def _history_table(config: Config, doc: dict[str, Any]) -> None:
     """KPIs as rows, periods as columns, in blocks that fit the terminal (`COLUMNS`)."""
     import shutil
@@ -457,7 +467,7 @@ def _history_table(config: Config, doc: dict[str, Any]) -> None:
     from kpi_collector.format import format_value
 
     if not doc["kpis"]:
-        if doc["since"]:
+        if doc["since"] and _has_history(config):
             click.echo(f"nothing stored since {doc['since']}: give an earlier --since")
         else:
             click.echo("no history yet: run `kpi run` first")
