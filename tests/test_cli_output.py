@@ -738,3 +738,13 @@ def test_history_lines_count_wide_characters_as_two_cells() -> None:
         "売上高  5",
         "合計",
     ]
+
+
+def test_serve_on_an_address_not_of_this_machine(filled: Path) -> None:
+    # 192.0.2.0/24 is TEST-NET-1 (RFC 5737): never an address of this machine; nothing is sent
+    out = kpi(
+        "serve", "--host", "192.0.2.1", "--port", "0", "--token", "t0k3n-for-test", cwd=filled
+    )
+    assert out.returncode == 2
+    assert out.stderr == "Error: --host 192.0.2.1 is not an address of this machine\n"
+    assert out.stdout == ""

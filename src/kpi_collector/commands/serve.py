@@ -71,15 +71,15 @@ def _listen(host: str, port: int) -> socket.socket:
     from kpi_collector.processes import describe_holders, port_holders
     from kpi_collector.secrets import redact
 
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    except socket.gaierror as exc:
-        raise UsageProblem(f"--host {host}: {exc.strerror}") from None
-    sock = socket.socket(family, kind, proto)
+    # the address family as uvicorn picks it: IPv6 for an address with a colon
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind(address)
+        sock.bind((host, port))
         sock.listen(2048)
+    except socket.gaierror as exc:
+        sock.close()
+        raise UsageProblem(f"--host {host}: {exc.strerror}") from None
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
