@@ -343,7 +343,7 @@ def test_sigterm_during_a_run_finishes_writing_it_then_exits_0(tmp_path: Path) -
             running.proc.kill()
     log = "\n".join(running.seen)
     assert "SIGTERM: finishing the job in progress, then stopping" in log
-    assert "main: run 1: 1 values, 0 errors" in log
+    assert "main: run 1: 1 value, 0 errors" in log
     assert "scheduler stopped" in log
     store = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
     try:
@@ -438,7 +438,7 @@ def test_once_and_run_from_the_command_line(
     (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG.replace("time.sleep(1.5); ", ""))
     config = str(tmp_path / "kpi.yaml")
     code, _, err = cli("-c", config, "schedule", "--once")
-    assert code == 0 and "main: run 1: 1 values" in err
+    assert code == 0 and "main: run 1: 1 value," in err
     assert cli("-c", config, "schedule", "--once")[::2] == (0, "nothing is due\n")
     # the crontab's `--run main` after the fire time was served: nothing to do, exit 0
     code, _, err = cli("-c", config, "schedule", "--run", "main")
@@ -693,7 +693,7 @@ def test_two_once_processes_a_second_apart_run_the_fire_time_once(
     ran, idle = (
         (first_err, second.stderr) if "main: run 1" in first_err else (second.stderr, first_err)
     )
-    assert "main: run 1: 1 values" in ran
+    assert "main: run 1: 1 value," in ran
     assert "already ran" in idle and idle.endswith("nothing is due\n")
     store = HistoryStore(once_store)
     try:

@@ -182,10 +182,11 @@ class Pipeline:
     def selected(self, only: Sequence[str] | None) -> list[Source]:
         if not only:
             return [s for s in self.sources if s.enabled]
-        unknown = sorted(set(only) - {s.name for s in self.sources})
-        if unknown:
-            known = ", ".join(s.name for s in self.sources)
-            raise ConfigError(f"--only: no source named {', '.join(unknown)}; sources: {known}")
+        from kpi_collector.errors import unknown_names
+
+        problem = unknown_names("source", only, (s.name for s in self.sources))
+        if problem:
+            raise ConfigError(f"--only: {problem}")
         return [s for s in self.sources if s.name in only]
 
     async def aprocess(

@@ -4,6 +4,7 @@ shared post-processing every metric gets (attr, regex, text → number, map, exp
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from functools import lru_cache
@@ -16,6 +17,8 @@ from kpi_collector.collect.patterns import compile_pattern
 from kpi_collector.config.locale import check_locale
 from kpi_collector.errors import ExtractError
 from kpi_collector.secrets import redact_cut
+
+log = logging.getLogger("kpi_collector.extract")
 
 
 class Expect(BaseModel):
@@ -189,7 +192,30 @@ def finish(name: str, raw: Any, metric: Metric, locale: str | None = None) -> fl
             raise ExtractError(
                 f"{name}: {value:g} is outside expect [{_bound(low)}, {_bound(high)}]; not stored"
             )
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "%s: %s gave %s, read as %s",
+            name,
+            _how(metric),
+            _short(raw) if isinstance(raw, str) else repr(raw),
+            f"{value:g}",
+        )
     return value
+
+
+def _how(metric: Metric) -> str:
+    """ "CSS 'a.count'", "JMESPath 'data.total'": which extractor read a metric."""
+    for label, expression in (
+        ("CSS", metric.css),
+        ("XPath", metric.xpath),
+        ("JMESPath", metric.jmespath),
+        ("query", metric.query),
+    ):
+        if expression:
+            return f"{label} {expression!r}" + (
+                f" (attribute {metric.attr!r})" if metric.attr else ""
+            )
+    return "the source"
 
 
 def _bound(value: float | None) -> str:

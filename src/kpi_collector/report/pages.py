@@ -16,6 +16,8 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+from kpi_collector.format import plural
+
 if TYPE_CHECKING:
     from kpi_collector.report.data import (
         HealthDoc,
@@ -271,7 +273,7 @@ def run_line(run: RunDoc | None) -> str:
         f'<p class="lastrun">Last run <a href="/runs">#{run["id"]}</a> '
         f'<span class="status {escape(run["status"])}">{escape(run["status"])}</span> '
         f"<time>{escape(when(run['started_at']))}</time>{duration}, "
-        f"{run['n_values']} values, {run['n_errors']} errors</p>"
+        f"{plural(run['n_values'], 'value')}, {plural(run['n_errors'], 'error')}</p>"
     )
 
 

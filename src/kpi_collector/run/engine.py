@@ -5,6 +5,7 @@ limit and its own timeout; one failing source never stops the others.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -20,6 +21,8 @@ from kpi_collector.config.models import Defaults
 from kpi_collector.errors import KpiError, MetricErrors, missing_package
 from kpi_collector.secrets import redact
 from kpi_collector.sources.base import Source, SourceContext
+
+log = logging.getLogger("kpi_collector.run")
 
 
 class SourceFailure(NamedTuple):
@@ -138,6 +141,10 @@ async def collect_one(
         message = missing_package(exc) or f"{type(exc).__name__}: {exc}"
         outcome.errors = [SourceFailure(None, _message(message), False)]
     outcome.seconds = time.perf_counter() - started
+    if log.isEnabledFor(logging.DEBUG):
+        got = ", ".join(f"{k}={v:g}" for k, v in outcome.values.items()) or "no values"
+        failed = f"; {len(outcome.errors)} failed" if outcome.errors else ""
+        log.debug("%s (%s): %s%s in %.2f s", source.name, source.type, got, failed, outcome.seconds)
     return outcome
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from kpi_collector.format import plural
 from kpi_collector.schedule.scheduler import HEARTBEAT_EVERY, Scheduler
 from kpi_collector.store.annotations import store_created_at
 from kpi_collector.store.heartbeats import RUN, SCHEDULER, heartbeats, job_states, seconds_text
@@ -117,12 +118,12 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
         (problems if "alerts" in fail_on else warnings).extend(firing)
         if pending:
             names = sorted({r.destination for r in pending})
-            line = f"{len(pending)} deliveries pending ({', '.join(names)})"
+            line = f"{plural(len(pending), 'delivery', 'deliveries')} pending ({', '.join(names)})"
             (problems if "pending_deliveries" in fail_on else warnings).append(line)
         if refused:
             names = sorted({r.destination for r in refused})
             line = (
-                f"{len(refused)} deliveries refused for good ({', '.join(names)}): "
+                f"{plural(len(refused), 'delivery', 'deliveries')} refused for good ({', '.join(names)}): "
                 "see `kpi deliver --list`, resend with `kpi deliver --retry PERIOD`"
             )
             (problems if "pending_deliveries" in fail_on else warnings).append(line)
@@ -180,7 +181,7 @@ def render(report: dict[str, Any]) -> str:
     else:
         lines.append(
             f"last run: #{last['id']} {last['status']} at {_when(last['started_at'], tz)} "
-            f"({last['values']} values, {last['errors']} errors)"
+            f"({plural(last['values'], 'value')}, {plural(last['errors'], 'error')})"
         )
     lines.append("jobs:")
     for job in report["jobs"]:

@@ -99,8 +99,9 @@ class HTML(HttpSource):
         text, url = await self.page(ctx)
 
         def read() -> dict[str, float]:
-            document = HtmlDocument(text, locale=self.locale)
-            return self.extract(document.metric)
+            with self.keeping_page(lambda: text, url, ".html"):
+                document = HtmlDocument(text, locale=self.locale)
+                return self.extract(document.metric)
 
         small = len(text) <= INLINE_BYTES and not any(m.xpath for m in self.metrics.values())
         return await ctx.off_loop(read, what=f"reading {url_without_query(url)}", inline=small)
