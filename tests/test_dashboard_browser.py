@@ -481,3 +481,75 @@ def test_groups_hidden_title_and_notes_in_chromium(browser: Any, tmp_path: Path)
         assert len(list_annotations(data.store)) == 2
     finally:
         data.close()
+
+
+LONG_IDS = """\
+store: sqlite:///kpi.db
+timezone: UTC
+kpis:
+  warehouse_analytics.weekly_active_organisations_total: {title: Weekly active organisations of the self-serve workspace plan}
+sources:
+  - name: warehouse_analytics
+    type: http_json
+    url: http://127.0.0.1:9/stats
+    metrics: {weekly_active_organisations_total: data.n}
+"""
+
+# where each line of an element's text starts: a character whose box is lower than the one before
+LINE_STARTS = """(el) => {
+  const text = el.firstChild ? el.textContent : "";
+  const starts = [];
+  let top = null, at = 0;
+  const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (let i = 0; i < node.length; i++, at++) {
+      const range = document.createRange();
+      range.setStart(node, i); range.setEnd(node, i + 1);
+      const box = range.getBoundingClientRect();
+      if (box.width === 0) continue;
+      if (top !== null && box.top > top + 1) starts.push(at);
+      top = box.top;
+    }
+  }
+  return {text, starts};
+}"""
+
+
+def test_a_long_kpi_id_wraps_between_its_parts_never_inside_a_word(
+    browser: Any, tmp_path: Path
+) -> None:
+    """On a phone, a tile's KPI id too long for one line wraps after a `.` or `_`, and its
+    title between words: never in the middle of a word (issue 13 §6)."""
+    (tmp_path / "kpi.yaml").write_text(LONG_IDS, encoding="utf-8")
+    config = load_config(tmp_path / "kpi.yaml")
+    from kpi_collector.store import HistoryStore
+
+    store = HistoryStore(config.store_url)
+    kpi = "warehouse_analytics.weekly_active_organisations_total"
+    run = store.begin_run(started_at=NOW.timestamp() - 60)
+    store.finish_run(run, observations=[(kpi, NOW.timestamp() - 60, 1234.0, "warehouse_analytics")])
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    try:
+        with ServerThread(create_app(data.config, data=data)) as url:
+            phone = Watched(browser, url, viewport={"width": 390, "height": 844}, is_mobile=True)
+            try:
+                phone.page.goto(url + "/")
+                ident = phone.page.locator(f'article[data-kpi="{kpi}"] .kpi-id')
+                lines = ident.evaluate(LINE_STARTS)
+                assert lines["text"] == kpi
+                assert lines["starts"], "the id fits one line: the test needs a longer one"
+                for at in lines["starts"]:
+                    assert kpi[at - 1] in "._", f"the id breaks inside a word: {kpi[:at]}|"
+                title = phone.page.locator(f'article[data-kpi="{kpi}"] h2.title')
+                lines = title.evaluate(LINE_STARTS)
+                assert lines["starts"], "the title fits one line: the test needs a longer one"
+                for at in lines["starts"]:
+                    assert lines["text"][at - 1] == " " or lines["text"][at] == " ", (
+                        f"the title breaks inside a word: {lines['text'][:at]}|"
+                    )
+                assert not phone.errors and not phone.outside
+            finally:
+                phone.close()
+    finally:
+        data.close()

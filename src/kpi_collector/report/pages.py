@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from html import escape
 from importlib import resources
@@ -251,8 +252,14 @@ def tile_html(
         f'<div class="value" data-value="{escape(repr(tile["value"]))}">{escape(tile["value_text"])}</div>'
         f'<div class="change {trend_class(tile["change"], tile["higher_is_better"])}">{change}{versus}</div>'
         f"{problem}{spark}{progress_bar(tile['progress'], tile['target'], tile['unit'])}"
-        f'<div class="kpi-id muted">{escape(tile["id"])}</div></article>'
+        f'<div class="kpi-id muted">{breakable(tile["id"])}</div></article>'
     )
+
+
+def breakable(kpi_id: str) -> str:
+    """`kpi_id` as HTML that a narrow tile wraps after a `.`, `_`, `-` or `/` (a `<wbr>`
+    there), never inside a word: `github.<wbr>stars`."""
+    return re.sub(r"([._/-])", r"\1<wbr>", escape(kpi_id))
 
 
 def period_switch(current: str, base: str, ranges: dict[str, str] | None = None) -> str:
