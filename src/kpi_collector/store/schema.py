@@ -68,6 +68,9 @@ deliveries = sa.Table(
     # added by _v5: when the row last became pending (the started_at of the run that made it
     # so); a table destination's row goes done -> pending again, long after created_at
     sa.Column("pending_since", sa.Double),
+    # added by _v8: fingerprint of the `progress` parts as sent, so a retry resumes after them
+    # only when the message still splits the same way (`Delivery.unsent`)
+    sa.Column("sent_plan", sa.String(64)),
     sa.UniqueConstraint("destination", "period", name="uq_deliveries_destination_period"),
 )
 
@@ -225,6 +228,13 @@ def _v7(conn: sa.Connection) -> None:
     alert_silences.create(conn, checkfirst=True)
 
 
+def _v8(conn: sa.Connection) -> None:
+    """deliveries.sent_plan: what the parts already sent were (`kpi deliver --retry` resumes)."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
+    if "sent_plan" not in columns:  # a store created by _v1 of this version has it already
+        conn.execute(sa.text("ALTER TABLE deliveries ADD COLUMN sent_plan VARCHAR(64)"))
+
+
 #: migrations[i] brings the schema from version i to i + 1; append, never edit.
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
 SCHEMA_VERSION = len(MIGRATIONS)

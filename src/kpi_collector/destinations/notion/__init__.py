@@ -149,9 +149,9 @@ class Notion(TableDestination):
                     await api.create_page(source["id"], properties)
                 return
             pages = {_plain(p["properties"].get(self.kpi_property)): p for p in existing}
-            for index, kpi in enumerate(delivery.ordered):
-                if index < delivery.progress:  # written by an attempt cut short by a 429
-                    continue
+            # after the pages an earlier attempt (cut short by a 429, say) wrote; pages are
+            # found by KPI, so when the KPIs changed since, writing them all again is harmless
+            for index, kpi in delivery.unsent(delivery.ordered, idempotent=True):
                 properties = self._long_properties(delivery, kpi, title)
                 page = pages.get(kpi)
                 if page is not None:
