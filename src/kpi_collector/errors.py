@@ -110,6 +110,7 @@ EXTRAS = {
     "notion_client": "notion",
     "google": "analytics",
     "gspread": "sheets",
+    "playwright": "browser",
 }
 
 

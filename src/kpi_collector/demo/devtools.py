@@ -38,10 +38,10 @@ SOURCES = """\
 """
 #: their titles, for the `kpis:` of the demo's kpi.yaml
 TITLES = """\
-  web.visitors: {{title: Website visitors (yesterday)}}
-  crate.downloads: {{title: Crate downloads}}
-  hf.downloads: {{title: Model downloads (30 days)}}
-  forum.users: {{title: Forum members}}"""
+  web.visitors: {{title: Website visitors (yesterday), group: Product}}
+  crate.downloads: {{title: Crate downloads, group: Community}}
+  hf.downloads: {{title: Model downloads (30 days), group: Community}}
+  forum.users: {{title: Forum members, group: Community}}"""
 
 
 def value(name: str, day: date) -> float:

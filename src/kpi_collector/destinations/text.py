@@ -21,7 +21,7 @@ from kpi_collector.destinations.base import PooledHttp
 if TYPE_CHECKING:
     from kpi_collector.collect.http import HttpClient
     from kpi_collector.destinations.base import Destination
-    from kpi_collector.destinations.digest import DigestLine
+    from kpi_collector.destinations.digest import Digest, DigestLine
 
 
 def cut(text: str, limit: int) -> str:
@@ -85,6 +85,22 @@ def kpi_line_within(
         title = title[: max(0, len(title) - over - 1)]
         text = escape(kpi_line(dataclasses.replace(line, title=title + "…"), strong))
     return text
+
+
+def grouped_lines(
+    digest: Digest,
+    line: Callable[[DigestLine], str],
+    heading: Callable[[str], Sequence[str]],
+) -> list[str]:
+    """The digest's KPI lines rendered by `line`, each group preceded by `heading(name)`
+    (lines); without any `group:`, just the lines. KPIs without a group come last, as "Other"."""
+    if not digest.grouped:
+        return [line(item) for item in digest.lines]
+    out: list[str] = []
+    for group, items in digest.sections():
+        out += heading(group or "Other")
+        out += [line(item) for item in items]
+    return out
 
 
 class Outbox(PooledHttp):

@@ -31,8 +31,8 @@ from typing import ClassVar, Literal
 from pydantic import ConfigDict, Field, field_validator
 
 from kpi_collector.destinations.base import Delivery, MessageDestination, delivery_error
-from kpi_collector.destinations.digest import NO_VALUES, Digest
-from kpi_collector.destinations.text import cut, escape_html, kpi_line, send_now
+from kpi_collector.destinations.digest import NO_VALUES, Digest, DigestLine
+from kpi_collector.destinations.text import cut, escape_html, grouped_lines, kpi_line, send_now
 from kpi_collector.errors import DeliveryError
 from kpi_collector.secrets import Secret, redact
 
@@ -44,7 +44,10 @@ COLOURS = {"up": "#1a7f37", "down": "#cf222e"}  # a change's colour; others grey
 
 def digest_text(digest: Digest) -> str:
     """The digest as plain text (the email's text part)."""
-    parts = [digest.title, "", *(kpi_line(line) for line in digest.lines)]
+    parts = [digest.title, ""]
+    parts += grouped_lines(digest, kpi_line, lambda group: ["", group, "-" * len(group)])
+    if digest.grouped:
+        del parts[2]  # the first heading follows the title's blank line
     if not digest.lines:
         parts.append(NO_VALUES)
     if digest.errors:
@@ -54,19 +57,28 @@ def digest_text(digest: Digest) -> str:
     return "\n".join(parts)
 
 
+def _row(line: DigestLine) -> str:
+    colour = COLOURS.get(line.direction or "", "#57606a")
+    return (
+        "<tr>"
+        f'<td style="padding:4px 12px 4px 0"><b>{escape_html(line.title)}</b></td>'
+        f'<td style="padding:4px 12px;text-align:right">{escape_html(line.formatted)}</td>'
+        f'<td style="padding:4px 0 4px 12px;color:{colour}">{escape_html(line.change_text)}</td>'
+        "</tr>"
+    )
+
+
 def digest_html(digest: Digest) -> str:
     """The digest as a small HTML document with inline styles (the email's HTML part; mail
     clients drop style sheets)."""
     rows = []
-    for line in digest.lines:
-        colour = COLOURS.get(line.direction or "", "#57606a")
-        rows.append(
-            "<tr>"
-            f'<td style="padding:4px 12px 4px 0"><b>{escape_html(line.title)}</b></td>'
-            f'<td style="padding:4px 12px;text-align:right">{escape_html(line.formatted)}</td>'
-            f'<td style="padding:4px 0 4px 12px;color:{colour}">{escape_html(line.change_text)}</td>'
-            "</tr>"
-        )
+    for group, lines in digest.sections():
+        if digest.grouped:
+            rows.append(
+                '<tr><td colspan="3" style="padding:12px 0 4px;color:#57606a;font-size:12px;'
+                f'text-transform:uppercase">{escape_html(group or "Other")}</td></tr>'
+            )
+        rows += [_row(line) for line in lines]
     body = [f'<h2 style="margin:0 0 12px">{escape_html(digest.title)}</h2>']
     if rows:
         body.append('<table style="border-collapse:collapse">' + "".join(rows) + "</table>")

@@ -19,7 +19,7 @@ from kpi_collector.destinations.digest import NO_VALUES, Digest
 from kpi_collector.destinations.text import (
     cut,
     escape_slack,
-    kpi_line,
+    grouped_lines,
     kpi_line_within,
     send_now,
     split_lines,
@@ -91,10 +91,19 @@ _API_HINTS = {
 }
 
 
+def slack_lines(digest: Digest) -> list[str]:
+    """A mrkdwn line per KPI, with a bold heading before each group (when there are groups)."""
+    return grouped_lines(
+        digest,
+        lambda line: kpi_line_within(line, SLACK_SECTION_LIMIT, "*", escape_slack),
+        lambda group: ["", f"*{escape_slack(group)}*"],
+    )
+
+
 def digest_text(digest: Digest) -> str:
     """The notification / fallback text of the digest's message (mrkdwn)."""
     lines = [f"*{escape_slack(digest.title)}*"]
-    lines += [escape_slack(kpi_line(line, "*")) for line in digest.lines]
+    lines += slack_lines(digest)
     if digest.errors:
         lines += [
             "",
@@ -108,9 +117,7 @@ def digest_blocks(digest: Digest) -> list[dict[str, Any]]:
     """Block Kit: a header, the KPI lines in sections (≤ 3000 chars each), failures, context;
     every block of the digest, however many (`digest_messages` splits them into messages)."""
     blocks: list[dict[str, Any]] = [_header(digest.title)]
-    kpi_lines = [
-        kpi_line_within(line, SLACK_SECTION_LIMIT, "*", escape_slack) for line in digest.lines
-    ] or [NO_VALUES]
+    kpi_lines = slack_lines(digest) or [NO_VALUES]
     for chunk in split_lines(kpi_lines, SLACK_SECTION_LIMIT):
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
     if digest.errors:
