@@ -358,3 +358,59 @@ def test_a_split_digest_resumes_after_the_parts_the_server_took(tmp_path: Path) 
         assert [m["Subject"] for m, _ in messages] == [
             f"KPIs — week 49, 2026 ({i}/{count})" for i in range(1, count + 1)
         ]
+
+
+def test_a_split_digest_whose_max_size_changed_is_not_resumed_but_sent_from_the_start(
+    tmp_path: Path,
+) -> None:
+    """Two parts went out (the server busy on the third: pending), then `max_size` changed:
+    the digest now splits elsewhere, so going on after part 2 would skip or repeat KPI lines.
+    The delivery is marked failed in one line naming `--from-start`, nothing more is sent;
+    a retry from the start sends every part of the new split."""
+    from kpi_collector.store import deliveries as ledger
+
+    with smtp_server(tmp_path, "bot", "smtp-pass-123", size_limit=20_000, busy_after=2) as (
+        port,
+        ca_file,
+        messages,
+    ):
+
+        def email(max_size: int | None) -> Email:
+            return Email(
+                host="127.0.0.1",
+                port=port,
+                username="bot",
+                password="smtp-pass-123",
+                sender="kpi@example.com",
+                to=["team@example.com"],
+                ca_file=str(ca_file),
+                every="week",
+                retries=0,
+                max_size=max_size,
+            )
+
+        values = {f"kpi_{i:03d}": float(i) * 1000 for i in range(400)}
+        first = pipeline(tmp_path, email(None), values)
+        assert "451 4.3.0" in first.process(now=DAY).delivery_errors["email"]
+        assert len(messages) == 2
+        changed = pipeline(tmp_path, email(10_000), values)
+        engine = changed.delivery_engine()
+        (outcome,) = asyncio.run(engine.deliver_pending())
+        assert not outcome.ok and outcome.refused
+        assert outcome.error is not None and "\n" not in outcome.error
+        assert outcome.error.startswith("email: 2 parts of this 2026-W49 delivery went out, but")
+        assert "`kpi deliver --retry 2026-W49 --from-start`" in outcome.error
+        assert len(messages) == 2
+        (record,) = engine.records()
+        assert record.status == "failed"
+        assert changed.store is not None
+        assert ledger.retry_failed(changed.store, "2026-W49", from_start=True) == 1
+        assert [o.ok for o in asyncio.run(engine.deliver_pending())] == [True]
+        resent = messages[2:]
+        count = len(resent)
+        assert count > 2 and all(len(envelope.content) <= 10_000 for _, envelope in resent)
+        assert [m["Subject"] for m, _ in resent] == [
+            f"KPIs — week 49, 2026 ({i}/{count})" for i in range(1, count + 1)
+        ]
+        lines = [line for m, _ in resent for line in plain_text(m).splitlines() if "kpi_" in line]
+        assert lines == [f"github.kpi_{i:03d}: {i * 1000:,}" for i in range(400)]

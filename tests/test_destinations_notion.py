@@ -340,3 +340,88 @@ def test_a_long_layout_delivery_is_paced_through_429s_in_one_run(
     )  # each page once: none written twice after a 429
     (record,) = p.delivery_engine().records()
     assert (record.status, record.progress) == ("done", 80)
+
+
+def test_a_wide_row_over_notions_500kb_per_request_is_split_over_create_and_updates(
+    notion: FakeNotion, tmp_path: Path
+) -> None:
+    """issue 18 §2: Notion takes at most 500KB per request (the fake refuses more, as Notion
+    does). 5,000 KPIs with 100-character ids make a wide row of about 600KB and a schema
+    update of about 750KB: both go out in several requests under the limit, the row holds
+    every value, and a re-run of the period updates that one row."""
+    database = notion.add_database()
+    metrics = {f"kpi_{i:05d}_" + "x" * 86: float(i) for i in range(5000)}
+    state = {"bump": 0.0}
+    p = Pipeline(
+        sources=[
+            Function(lambda: {k: v + state["bump"] for k, v in metrics.items()}, name="github")
+        ],
+        destinations=[Store(f"sqlite:///{tmp_path / 'kpi.db'}"), make(notion, database)],
+        base_dir=tmp_path,
+    )
+    assert p.process(now=DAY).delivery_errors == {}
+    writes = [(m, path) for _, m, path in notion.requests if path.startswith("/v1/pages")]
+    assert writes[0] == ("POST", "/v1/pages") and len(writes) >= 2  # a create, then updates
+    assert all(m == "PATCH" for m, _ in writes[1:])
+    schema_updates = [
+        m for _, m, path in notion.requests if m == "PATCH" and "data_sources" in path
+    ]
+    assert len(schema_updates) >= 2
+    assert 400_000 < notion.largest_body <= 500_000
+    (row,) = notion.rows(database)
+    assert {k: v for k, v in row.items() if k.startswith("github.")} == {
+        f"github.{k}": v for k, v in metrics.items()
+    }
+    assert (row["Name"], row["Period"]) == ("2026-11-30", "2026-11-30")
+
+    state["bump"] = 1.0
+    assert p.process(now=DAY + timedelta(hours=1)).delivery_errors == {}
+    (row,) = notion.rows(database)
+    assert row[f"github.kpi_04999_{'x' * 86}"] == 5000.0
+
+
+def test_notion_refuses_a_request_over_500kb_with_its_validation_error(
+    notion: FakeNotion,
+) -> None:
+    """The fake answers a body over 500KB as Notion documents it (400 validation_error), and
+    the destination calls it a size limit, refused for good."""
+    import asyncio
+
+    from kpi_collector.errors import DeliveryError
+
+    database = notion.add_database()
+    destination = make(notion, database)
+    properties = {f"p{i:05d}" + "y" * 100: {"number": 1.0} for i in range(5000)}
+
+    async def write() -> None:
+        async with destination.client() as api:
+            await api.create_page(notion.source_of(database), properties)
+
+    with pytest.raises(DeliveryError) as caught:
+        asyncio.run(write())
+    assert caught.value.refused and not caught.value.transient
+    assert str(caught.value).startswith(
+        "Notion answered HTTP 400 validation_error: over one of Notion's size limits — body "
+        "failed validation: body.length should be ≤ `500000`, instead was `"
+    )
+    assert notion.pages == {}
+
+
+def test_a_property_alone_over_the_request_limit_is_refused_naming_the_fix() -> None:
+    from kpi_collector.destinations.notion import split_properties
+    from kpi_collector.errors import DeliveryError
+
+    fixed = {"Name": {"title": [{"type": "text", "text": {"content": "2026-11-30"}}]}}
+    # the parent and Name take 170 bytes of JSON, each KPI 23 (`"k0": {"number": 0.0}, `):
+    # two KPIs fit in 220 (216), three do not (239)
+    kpis = {f"k{i}": {"number": float(i)} for i in range(6)}
+    parts = split_properties(kpis, fixed, what="one row", budget=220)
+    assert [sorted(set(p) - {"Name"}) for p in parts] == [["k0", "k1"], ["k2", "k3"], ["k4", "k5"]]
+    assert all(p["Name"] == fixed["Name"] for p in parts)
+    with pytest.raises(DeliveryError) as caught:
+        split_properties({"T" * 200: {"number": 1.0}}, fixed, what="one row", budget=220)
+    assert caught.value.refused
+    assert str(caught.value) == (
+        f"one row: the property {'T' * 200!r} alone is 221 bytes, over Notion's 500,000 bytes "
+        "per request: shorten the KPI's title, or use `layout: long` (a page per KPI)"
+    )

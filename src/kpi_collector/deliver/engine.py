@@ -221,8 +221,10 @@ class DeliveryEngine:
                 )
                 continue
 
-            async def save_progress(parts: int, record_id: int = record.id) -> None:
-                self._update(record_id, progress=parts)
+            async def save_progress(
+                parts: int, plan: str | None, record_id: int = record.id
+            ) -> None:
+                self._update(record_id, progress=parts, sent_plan=plan)
 
             delivery.on_progress = save_progress
             outcome = await self._attempt(destination, delivery, record.id)
@@ -287,7 +289,7 @@ class DeliveryEngine:
                     f" (after {attempts} attempt{'s' if attempts > 1 else ''}; stays pending)"
                 )
             refused = isinstance(error, DeliveryError) and error.refused
-            if refused:
+            if refused and "--retry" not in message:  # unless it says how to retry itself
                 message += " (refused for good: marked failed; `kpi deliver --retry` resends it)"
             return DeliveryOutcome(
                 destination.name,
@@ -320,6 +322,7 @@ class DeliveryEngine:
             run.timestamps,
             run.errors,
             progress=record.progress,
+            sent_plan=record.sent_plan,
         )
 
     def delivery_from_result(self, destination: Destination, result: RunResult) -> Delivery:
@@ -346,6 +349,7 @@ class DeliveryEngine:
         errors: list[tuple[str, str]],
         *,
         progress: int = 0,
+        sent_plan: str | None = None,
     ) -> Delivery:
         from kpi_collector.store.periods import period_start
 
@@ -378,6 +382,7 @@ class DeliveryEngine:
             compare_days=days,
             http_client=self._http,
             progress=progress,
+            sent_plan=sent_plan,
         )
 
     async def _deliver_without_store(self, result: RunResult) -> list[DeliveryOutcome]:

@@ -68,6 +68,9 @@ deliveries = sa.Table(
     # added by _v5: when the row last became pending (the started_at of the run that made it
     # so); a table destination's row goes done -> pending again, long after created_at
     sa.Column("pending_since", sa.Double),
+    # added by _v10: fingerprint of the `progress` parts as sent, so a retry resumes after them
+    # only when the message still splits the same way (`Delivery.unsent`)
+    sa.Column("sent_plan", sa.String(64)),
     sa.UniqueConstraint("destination", "period", name="uq_deliveries_destination_period"),
 )
 
@@ -260,6 +263,13 @@ def _v9(conn: sa.Connection) -> None:
     notes.create(conn, checkfirst=True)
 
 
+def _v10(conn: sa.Connection) -> None:
+    """deliveries.sent_plan: what the parts already sent were (`kpi deliver --retry` resumes)."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
+    if "sent_plan" not in columns:  # a store created by _v1 of this version has it already
+        conn.execute(sa.text("ALTER TABLE deliveries ADD COLUMN sent_plan VARCHAR(64)"))
+
+
 #: migrations[i] brings the schema from version i to i + 1; append, never edit.
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [
     _v1,
@@ -271,5 +281,6 @@ MIGRATIONS: list[Callable[[sa.Connection], None]] = [
     _v7,
     _v8,
     _v9,
+    _v10,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

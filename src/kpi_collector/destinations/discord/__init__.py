@@ -74,9 +74,8 @@ class Discord(MessageDestination):
 
     async def deliver(self, delivery: Delivery) -> None:
         messages = digest_messages(Digest.from_delivery(delivery))
-        for index, content in enumerate(messages):
-            if index < delivery.progress:  # sent by an attempt that failed on a later part
-                continue
+        # after the parts an earlier attempt (or the failed delivery retried) sent
+        for index, content in delivery.unsent(messages):
             await self.post(delivery, content)
             await delivery.checkpoint(index + 1)
 

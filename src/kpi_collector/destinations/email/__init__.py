@@ -236,9 +236,9 @@ class Email(MessageDestination):
 
         def work(smtp: smtplib.SMTP) -> None:
             parts = self.messages(delivery, self.size_limit(smtp))
-            for index, message in enumerate(parts):
-                if index < delivery.progress:  # sent by an attempt that failed on a later part
-                    continue
+            # after the parts an earlier attempt (or the failed delivery retried) sent; a part
+            # is its subject and text (its MIME boundaries differ on every build)
+            for index, message in delivery.unsent(parts, _part_key):
                 smtp.send_message(message, to_addrs=[*self.to, *self.cc])
                 checkpoint(index + 1)
 
@@ -411,3 +411,10 @@ def _is_relay_denied(code: int, reply: bytes | str) -> bool:
     not authorized"), as Postfix ("Relay access denied") and Exim send it."""
     text = _text(reply).lower()
     return code in (550, 551, 554) and ("relay" in text or "5.7.1" in text)
+
+
+def _part_key(message: EmailMessage) -> str:
+    """What identifies a part of a split digest: its subject and plain text."""
+    body = message.get_body(("plain",))
+    text = body.get_content() if isinstance(body, EmailMessage) else ""
+    return f"{message['Subject']}\n{text}"

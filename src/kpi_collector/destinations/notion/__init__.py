@@ -13,6 +13,7 @@ three per second.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -40,6 +41,11 @@ NOTION_VERSION = "2025-09-03"
 # 400 validation_error "... should be ≤ `2000`")
 TEXT_CONTENT_LIMIT = 2000
 RICH_TEXT_ITEMS = 100
+# ... and a request's payload at most 500KB overall (read as 500,000 bytes); a wide page or a
+# schema update over it is split over several requests of at most PAYLOAD_BUDGET bytes of
+# JSON (room left for what the client adds around the properties)
+PAYLOAD_LIMIT = 500_000
+PAYLOAD_BUDGET = PAYLOAD_LIMIT - 4_000
 _ID = re.compile(
     r"([0-9a-f]{32})|([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})", re.I
 )
@@ -142,16 +148,12 @@ class Notion(TableDestination):
                 source["id"], self._text_filter(self.period_property, delivery.period)
             )
             if self.layout == "wide":
-                properties = self._wide_properties(delivery, title)
-                if existing:  # update the period's page (the first, if someone duplicated it)
-                    await api.update_page(existing[0]["id"], properties)
-                else:
-                    await api.create_page(source["id"], properties)
+                await self._write_wide(api, delivery, source["id"], title, existing)
                 return
             pages = {_plain(p["properties"].get(self.kpi_property)): p for p in existing}
-            for index, kpi in enumerate(delivery.ordered):
-                if index < delivery.progress:  # written by an attempt cut short by a 429
-                    continue
+            # after the pages an earlier attempt (cut short by a 429, say) wrote; pages are
+            # found by KPI, so when the KPIs changed since, writing them all again is harmless
+            for index, kpi in delivery.unsent(delivery.ordered, idempotent=True):
                 properties = self._long_properties(delivery, kpi, title)
                 page = pages.get(kpi)
                 if page is not None:
@@ -233,12 +235,40 @@ class Notion(TableDestination):
                     f"{kind}: rename it in Notion or give the KPI another title",
                     transient=False,
                 )
-        if not missing:
-            return source
-        updated: dict[str, Any] = await api.call(
-            "data_sources.update", data_source_id=source["id"], properties=missing
-        )
-        return updated
+        # many new KPIs at once: within Notion's 500KB per request, in several updates
+        for part in split_properties(missing, {}, what="the new Notion properties"):
+            source = await api.call(
+                "data_sources.update", data_source_id=source["id"], properties=part
+            )
+        return source
+
+    async def _write_wide(
+        self,
+        api: _Api,
+        delivery: Delivery,
+        source_id: str,
+        title: str,
+        existing: list[dict[str, Any]],
+    ) -> None:
+        """The period's page: created (or, when the period has one, updated: the first, if
+        someone duplicated it) with every KPI's property. A row whose properties are over
+        Notion's 500KB per request goes out as the page's first request and updates of the
+        same page, each with the title, date and period and a share of the KPIs; a retry
+        goes on after the requests done (they are upserts: when the page is gone, all again).
+        """
+        properties = self._wide_properties(delivery, title)
+        fixed = {name: properties.pop(name) for name in (title, *self._common(delivery))}
+        parts = split_properties(properties, fixed, what="one Notion row (`layout: wide`)")
+        page_id: str | None = existing[0]["id"] if existing else None
+        if page_id is None:
+            delivery.progress = 0  # the page an earlier attempt began is gone: from the start
+        for index, part in delivery.unsent(parts, idempotent=True):
+            if page_id is None:
+                page_id = str((await api.create_page(source_id, part))["id"])
+            else:
+                await api.update_page(page_id, part)
+            if len(parts) > 1:
+                await delivery.checkpoint(index + 1)
 
     # page properties ----------------------------------------------------------------------
 
@@ -357,6 +387,40 @@ class _Api:
         return delivery_error(
             f"Notion client: {type(exc).__name__}: {redact(str(exc))}", transient=False
         )
+
+
+def split_properties(
+    properties: dict[str, Any], fixed: dict[str, Any], *, what: str, budget: int = PAYLOAD_BUDGET
+) -> list[dict[str, Any]]:
+    """`properties` in order over as few dicts as fit Notion's 500KB per request: each is
+    `fixed` and a share of `properties`, at most `budget` bytes of JSON (as sent: ASCII-escaped
+    with the default separators). Raises DeliveryError(refused) when `fixed` and one property
+    alone are over it (naming `what`)."""
+
+    def size(value: dict[str, Any]) -> int:
+        return len(json.dumps(value).encode())
+
+    base = size({"parent": {"type": "data_source_id", "data_source_id": "0" * 36}, **fixed})
+    parts: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    used = base
+    for name, value in properties.items():
+        extra = size({name: value}) - 2 + 2  # the entry, and its ", " in the object
+        if base + extra > budget:
+            raise delivery_error(
+                f"{what}: the property {name!r} alone is {extra:,} bytes, over Notion's "
+                f"{PAYLOAD_LIMIT:,} bytes per request: shorten the KPI's title, or use "
+                "`layout: long` (a page per KPI)",
+                transient=False,
+                refused=True,
+            )
+        if current and used + extra > budget:
+            parts.append({**fixed, **current})
+            current, used = {}, base
+        current[name] = value
+        used += extra
+    parts.append({**fixed, **current})
+    return parts
 
 
 def _text(content: str) -> list[dict[str, Any]]:

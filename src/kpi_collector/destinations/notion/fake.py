@@ -11,7 +11,10 @@ Limits as Notion documents them ("Request limits"): an average of three requests
 bursts (here `rate_limit`, 30 per 10 s), beyond it 429 `rate_limited` with `Retry-After` in
 whole seconds; a rich text object's `text.content` at most 2000 characters and a rich text
 array at most 100 objects, beyond them 400 `validation_error` "body failed validation: ...
-should be ≤ `2000`, instead was `2001`."
+should be ≤ `2000`, instead was `2001`."; and a request payload of at most 500KB overall
+(here `payload_limit`, 500,000 bytes of JSON body), beyond it the same 400 `validation_error`
+Notion documents for every size limit, its message in the form of Notion's validation
+messages ("... should be ≤ `500000`, instead was `612345`.").
 """
 
 from __future__ import annotations
@@ -103,6 +106,8 @@ class FakeNotion:
         self.after_write: Callable[[], None] | None = None  # runs after a page is created/updated
         self.rate_limit = (30, 10.0)  # requests per seconds (Notion: 3 a second, with bursts)
         self.rate_limited = 0  # 429s answered
+        self.payload_limit = 500_000  # bytes per request body (Notion: 500KB overall)
+        self.largest_body = 0  # bytes of the largest request body received
         self._times: list[float] = []
         self.lock = threading.Lock()
 
@@ -175,7 +180,8 @@ class FakeNotion:
             yield fake
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._middleware])
+        # a body over the limit still reaches `_middleware`, which answers as Notion does
+        app = web.Application(middlewares=[self._middleware], client_max_size=16 * 2**20)
         app.router.add_get("/v1/databases/{id}", self._get_database)
         app.router.add_get("/v1/data_sources/{id}", self._get_source)
         app.router.add_patch("/v1/data_sources/{id}", self._patch_source)
@@ -215,8 +221,17 @@ class FakeNotion:
         if version != VERSION:
             return error(400, "validation_error", f"this fake speaks Notion-Version {VERSION}")
         if request.method in ("POST", "PATCH"):
+            raw = await request.read()
+            self.largest_body = max(self.largest_body, len(raw))
+            if len(raw) > self.payload_limit:
+                return error(
+                    400,
+                    "validation_error",
+                    "body failed validation: body.length should be ≤ "
+                    f"`{self.payload_limit}`, instead was `{len(raw)}`.",
+                )
             try:
-                request[BODY] = json.loads(await request.text() or "{}")
+                request[BODY] = json.loads(raw.decode() or "{}")
             except ValueError:
                 return error(400, "invalid_json", "Error parsing JSON body.")
         with self.lock:

@@ -130,9 +130,8 @@ class Segment(MessageDestination):
             if batches[-1] and _size({"batch": [*batches[-1], event]}) > BATCH_LIMIT - 1024:
                 batches.append([])
             batches[-1].append(event)
-        for index, batch in enumerate(batches):
-            if index < delivery.progress:  # sent by an attempt that failed on a later batch
-                continue
+        # after the batches an earlier attempt (or the failed delivery retried) sent
+        for index, batch in delivery.unsent(batches):
             await self._post(delivery, "/v1/batch", {"batch": batch})
             await delivery.checkpoint(index + 1)
 

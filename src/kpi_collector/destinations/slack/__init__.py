@@ -208,9 +208,8 @@ class Slack(MessageDestination):
         return digest_messages(Digest.from_delivery(delivery))
 
     async def deliver(self, delivery: Delivery) -> None:
-        for index, body in enumerate(self.messages(delivery)):
-            if index < delivery.progress:  # sent by an attempt that failed on a later part
-                continue
+        # after the parts an earlier attempt (or the failed delivery retried) sent
+        for index, body in delivery.unsent(self.messages(delivery)):
             await self.post(delivery, body)
             await delivery.checkpoint(index + 1)
 
