@@ -109,6 +109,9 @@ EXTRAS = {
     "uvicorn": "dashboard",
     "notion_client": "notion",
     "gspread": "sheets",
+    "celery": "celery",
+    "kombu": "celery",
+    "redis": "celery",
 }
 
 

@@ -145,6 +145,11 @@ def parse_config(
     settings = _validate(Settings, data, lines, (), "")
     if store is not None:  # kept as written, unchecked: it names a variable that is not set
         settings = settings.model_copy(update={"store": store})
+    if settings.executor.type == "celery" and (settings.store or "sqlite").startswith("sqlite"):
+        raise ConfigError(
+            f"{lines.where(('executor', 'type'))}: executor celery needs a store every machine "
+            "shares: set `store:` to postgresql+psycopg://... or mysql+pymysql://..."
+        )
     from kpi_collector.config.plugins import destination_type, source_type
 
     sources = []

@@ -297,6 +297,56 @@ def display_order(
     return sorted(dict.fromkeys(ids), key=lambda k: (k != north_star, rank.get(k, len(rank)), k))
 
 
+class LocalExecutor(Strict):
+    """`executor: {type: local}` (the default): every source collected in this process."""
+
+    type: Literal["local"] = "local"
+
+
+class CeleryExecutor(Strict):
+    """`executor: {type: celery, ...}`: sources collected by `kpi worker` processes (Celery)
+    on any machine, in batches of `batch_size` source names; outcomes come back through
+    `backend` and are stored by the coordinator (`kpi run` / `kpi schedule`).
+
+    - `broker`: Celery's broker URL, `amqp://user:pass@host:5672//` (RabbitMQ) or
+      `redis://host:6379/0`; write it as `${KPI_BROKER_URL}` when it holds a password;
+    - `backend`: where results go; default `rpc://` for RabbitMQ (replies as messages to the
+      coordinator), the broker's URL for Redis;
+    - `wait`: seconds (or a duration like `10m`) a queue may stay silent, no batch of it
+      answering, before its outstanding sources become errors of the run.
+    """
+
+    type: Literal["celery"]
+    broker: str = Field(min_length=1)
+    backend: str | None = None
+    batch_size: int = Field(default=50, ge=1, le=10_000)
+    wait: float | str = 600.0
+
+    @field_validator("broker")
+    @classmethod
+    def _broker(cls, value: str) -> str:
+        scheme = value.partition("://")[0]
+        if "://" not in value or scheme not in ("amqp", "amqps", "pyamqp", "redis", "rediss"):
+            raise ValueError(
+                "the broker is a URL like amqp://guest:guest@127.0.0.1:5672// (RabbitMQ) "
+                "or redis://127.0.0.1:6379/0"
+            )
+        return value
+
+    @field_validator("wait")
+    @classmethod
+    def _wait(cls, value: float | str) -> float | str:
+        parse_duration(value)
+        return value
+
+    @property
+    def wait_seconds(self) -> float:
+        return parse_duration(self.wait)
+
+
+Executor = Annotated[LocalExecutor | CeleryExecutor, Field(discriminator="type")]
+
+
 HealthCheck = Literal["failing_sources", "alerts", "pending_deliveries"]
 
 
@@ -335,6 +385,8 @@ class Settings(Strict):
     #: a dead-man's switch: `kpi schedule` requests this URL after each job that succeeded,
     #: so a monitoring service (healthchecks-style) alerts when the pings stop
     heartbeat_url: str | None = None
+    #: where sources are collected: `{type: local}` (this process) or `{type: celery, ...}`
+    executor: Executor = Field(default_factory=LocalExecutor)
 
     @field_validator("jitter")
     @classmethod
