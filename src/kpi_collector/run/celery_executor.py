@@ -458,10 +458,13 @@ def live_workers(executor: CeleryExecutor, *, timeout: float = 2.0) -> list[Work
         if not pings:
             return []
         names = sorted(pings)
-        inspect = control.inspect(destination=names, timeout=timeout)
+        # the workers that answered are known: stop waiting once each of them has
+        inspect = control.inspect(destination=names, timeout=timeout, limit=len(names))
         queues = inspect.active_queues() or {}
         info = _merge(
-            control.broadcast(INFO_COMMAND, destination=names, reply=True, timeout=timeout)
+            control.broadcast(
+                INFO_COMMAND, destination=names, reply=True, timeout=timeout, limit=len(names)
+            )
         )
     finally:
         app.close()

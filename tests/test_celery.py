@@ -1,0 +1,471 @@
+"""The celery executor end to end: real `kpi worker` processes, real RabbitMQ / Redis brokers,
+a PostgreSQL store, and html sources on a local page server.
+
+Every worker is started in a session of its own and stopped by its pid (its process group:
+the worker and its pool's children). Each test uses queues of its own, so runs of other
+tests on the same brokers never meet its batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from aiohttp import web
+
+from kpi_collector.demo.server import BackgroundServer
+from tests.services import require_broker_url, require_postgres_url
+
+pytest.importorskip("celery", reason="the celery executor needs kpi-collector[celery]")
+
+KPI = str(Path(sys.executable).parent / "kpi")
+SECRET = "s3cr3t-token-9f8e7d"  # a source's bearer token: must never reach the broker
+
+
+def value_of(i: int) -> int:
+    return i * 7 + 3  # what page i shows, by hand
+
+
+class Pages:
+    """A local site: `/n/{i}` shows value_of(i); records (path, X-Worker header) per request.
+    While `hold` is clear, requests wait (up to 60 s) before answering."""
+
+    def __init__(self) -> None:
+        self.hits: list[tuple[str, str]] = []
+        self.hold = threading.Event()
+        self.hold.set()
+        self.lock = threading.Lock()
+
+    def app(self) -> web.Application:
+        async def page(request: web.Request) -> web.Response:
+            import asyncio
+
+            with self.lock:
+                self.hits.append((request.path, request.headers.get("X-Worker", "")))
+            for _ in range(1200):
+                if self.hold.is_set():
+                    break
+                await asyncio.sleep(0.05)
+            i = int(request.match_info["i"])
+            return web.Response(
+                text=f'<html><body><span id="n">{value_of(i)}</span></body></html>',
+                content_type="text/html",
+            )
+
+        app = web.Application()
+        app.router.add_get("/n/{i}", page)
+        return app
+
+    def tags(self, i: int) -> list[str]:
+        with self.lock:
+            return [tag for path, tag in self.hits if path == f"/n/{i}"]
+
+
+@pytest.fixture
+def pages() -> Iterator[tuple[str, Pages]]:
+    site = Pages()
+    with BackgroundServer(site.app()) as url:
+        yield url, site
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema for the test's store, dropped afterwards."""
+    url = require_postgres_url()
+    name = f"kpi_celery_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {name}"))
+    yield url + f"?options=-csearch_path%3D{name}"
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA {name} CASCADE"))
+    engine.dispose()
+
+
+@dataclass
+class Worker:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+@dataclass
+class Cluster:
+    """The workers a test starts; every one is stopped at the end, by its pid."""
+
+    folder: Path
+    started: list[Worker] = field(default_factory=list)
+
+    def start(
+        self, config: Path, name: str, queues: list[str], env: dict[str, str] | None = None
+    ) -> Worker:
+        log = self.folder / f"{name.replace('@', '_')}.log"
+        argv = [KPI, "-c", str(config), "worker", "--concurrency", "1"]
+        argv += ["--queues", ",".join(queues), "--hostname", name]
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+                cwd=config.parent,
+                start_new_session=True,  # its own process group: the worker and its pool
+            )
+        worker = Worker(name, proc, log)
+        self.started.append(worker)
+        deadline = time.monotonic() + 90
+        while "ready." not in log.read_text(errors="replace"):
+            if proc.poll() is not None:
+                raise AssertionError(f"worker {name} exited:\n{log.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker {name} not ready:\n{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        return worker
+
+    def kill(self, worker: Worker, sig: int = signal.SIGKILL) -> None:
+        if worker.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.proc.pid, sig)
+        try:
+            worker.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.proc.pid, signal.SIGKILL)
+            worker.proc.wait(timeout=10)
+        # the pool's children are in the worker's process group: none may outlive the test
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.proc.pid, signal.SIGKILL)
+
+    def stop_all(self) -> None:
+        for worker in self.started:
+            self.kill(worker, signal.SIGTERM)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    workers = Cluster(tmp_path)
+    try:
+        yield workers
+    finally:
+        workers.stop_all()
+
+
+def write_config(
+    folder: Path,
+    *,
+    broker: str,
+    store: str,
+    url: str,
+    sources: list[tuple[int, str]],
+    wait: float = 60,
+    batch_size: int = 50,
+    extra: str = "",
+) -> Path:
+    """A kpi.yaml with one html source `s{i}` per (i, queue); each sends the worker's tag
+    and a bearer token from the environment."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"store: {store}",
+        f"executor: {{type: celery, broker: '{broker}', wait: {wait}, batch_size: {batch_size}}}",
+        "defaults: {timeout: 30, retries: 0}",
+        extra,
+        "sources:",
+    ]
+    lines += [
+        f"  - {{name: s{i}, type: html, url: '{url}/n/{i}', queue: {queue},"
+        " headers: {X-Worker: '${C15_TAG}', Authorization: 'Bearer ${C15_TOKEN}'},"
+        " metrics: {n: {css: 'span#n'}}}"
+        for i, queue in sources
+    ]
+    path = folder / "kpi.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def kpi(config: Path, *args: str, tag: str = "coordinator", timeout: float = 180) -> Any:
+    env = {**os.environ, "C15_TAG": tag, "C15_TOKEN": SECRET}
+    return subprocess.run(
+        [KPI, "-c", str(config), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=config.parent,
+        timeout=timeout,
+    )
+
+
+def stored(store: str) -> dict[str, list[float]]:
+    """Every stored value by KPI id, in one list per KPI (one entry per stored row)."""
+    engine = sa.create_engine(store)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT kpi, value FROM observations ORDER BY id")).all()
+    engine.dispose()
+    out: dict[str, list[float]] = {}
+    for kpi_id, value in rows:
+        out.setdefault(kpi_id, []).append(value)
+    return out
+
+
+def fingerprint_by_hand(config: Path) -> str:
+    """The config fingerprint as docs/scale-out.md defines it: SHA-256 of the canonical JSON
+    of `sources`, `defaults`, `timezone` and `locale` as written (before `${VAR}`)."""
+    data = yaml.safe_load(config.read_text())
+    wanted = {k: data.get(k) for k in ("sources", "defaults", "timezone", "locale")}
+    text = json.dumps(wanted, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def env_for(tag: str) -> dict[str, str]:
+    return {"C15_TAG": tag, "C15_TOKEN": SECRET}
+
+
+# ---- tests -----------------------------------------------------------------------------
+
+
+def test_celery_with_a_sqlite_store_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "kpi.yaml"
+    path.write_text(
+        "executor: {type: celery, broker: 'amqp://guest:guest@127.0.0.1:5672//'}\n"
+        "sources:\n  - {name: a, type: html, url: 'http://127.0.0.1:9/', metrics: {n: {css: p}}}\n"
+    )
+    out = kpi(path, "run")
+    assert out.returncode == 2
+    [line] = out.stderr.strip().splitlines()
+    assert line.startswith(f"config error: {path}:1:")
+    assert "executor celery needs a store every machine shares" in line
+
+
+def test_batches_keep_queues_apart_and_cut_at_batch_size() -> None:
+    from kpi_collector.run.celery_executor import Batch, batches
+    from kpi_collector.sources.html import HTML
+
+    sources = [
+        HTML(
+            name=f"s{i}",
+            url="http://127.0.0.1:9/",
+            metrics={"n": {"css": "p"}},
+            queue="b" if i % 3 == 0 else "a",
+        )
+        for i in range(1, 8)
+    ]
+    # queue a: s1 s2 s4 s5 s7; queue b: s3 s6
+    assert batches(sources, 2) == [
+        Batch("a", ["s1", "s2"]),
+        Batch("a", ["s4", "s5"]),
+        Batch("a", ["s7"]),
+        Batch("b", ["s3", "s6"]),
+    ]
+
+
+def test_three_workers_and_queue_routing(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    broker = require_broker_url("rabbitmq")
+    url, site = pages
+    uid = uuid.uuid4().hex[:8]
+    public, internal = f"pub{uid}", f"int{uid}"
+    plan = [(i, internal if i % 4 == 0 else public) for i in range(1, 25)]
+    config = write_config(
+        tmp_path / "cfg", broker=broker, store=pg_url, url=url, sources=plan, batch_size=3
+    )
+    for n, queues in ((1, [public]), (2, [public]), (3, [internal])):
+        cluster.start(config, f"w{n}@{uid}", queues, env_for(f"w{n}"))
+
+    out = kpi(config, "run", "--no-deliver", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert {v["kpi"]: v["value"] for v in doc["values"]} == {
+        f"s{i}.n": value_of(i) for i, _ in plan
+    }
+    assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
+    for i, queue in plan:
+        # each page fetched once, by a worker of its queue: w3 alone serves `internal`
+        [tag] = site.tags(i)
+        assert tag == "w3" if queue == internal else tag in ("w1", "w2"), (i, tag)
+
+    listed = kpi(config, "workers", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    # only this test's workers: others may share the broker
+    found = json.loads(listed.stdout)["workers"]
+    workers = {w["name"]: w for w in found if w["name"].endswith(uid)}
+    assert {n: w["queues"] for n, w in workers.items()} == {
+        f"w1@{uid}": [public],
+        f"w2@{uid}": [public],
+        f"w3@{uid}": [internal],
+    }
+    ours = fingerprint_by_hand(config)
+    assert {w["fingerprint"] for w in workers.values()} == {ours}
+
+    cluster.kill(cluster.started[2], signal.SIGTERM)  # w3, the only `internal` worker
+    listed = kpi(config, "workers")
+    assert listed.returncode == 1
+    assert f"queue `{internal}` has no worker" in listed.stderr
+    assert f"--queues {internal}" in listed.stderr
+
+
+def test_a_worker_killed_mid_batch_hands_it_over_and_each_source_is_stored_once(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    broker = require_broker_url("rabbitmq")
+    url, site = pages
+    uid = uuid.uuid4().hex[:8]
+    queue = f"kill{uid}"
+    plan = [(i, queue) for i in range(1, 7)]
+    config = write_config(tmp_path / "cfg", broker=broker, store=pg_url, url=url, sources=plan)
+    first = cluster.start(config, f"a@{uid}", [queue], env_for("a"))
+    second = cluster.start(config, f"b@{uid}", [queue], env_for("b"))
+    site.hold.clear()  # the pages answer only once a worker holding the batch is killed
+    env = {**os.environ, **env_for("coordinator")}
+    run = subprocess.Popen(
+        [KPI, "-c", str(config), "run", "--no-deliver", "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=config.parent,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not site.hits and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert site.hits, "no worker fetched a page"
+        holder = site.hits[0][1]
+        killed, survivor = (first, "b") if holder == "a" else (second, "a")
+        cluster.kill(killed, signal.SIGKILL)
+        site.hold.set()
+        stdout, stderr = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 0, stderr
+    assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
+    for i, _ in plan:
+        assert survivor in site.tags(i)  # the batch went to the other worker
+    assert json.loads(stdout)["errors"] == []
+
+
+def test_a_worker_with_another_config_refuses_and_the_run_names_it(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    broker = require_broker_url("rabbitmq")
+    url, site = pages
+    uid = uuid.uuid4().hex[:8]
+    queue = f"fp{uid}"
+    plan = [(i, queue) for i in range(1, 4)]
+    config = write_config(tmp_path / "coord", broker=broker, store=pg_url, url=url, sources=plan)
+    # the worker's copy was edited: another timezone
+    other = write_config(
+        tmp_path / "worker",
+        broker=broker,
+        store=pg_url,
+        url=url,
+        sources=plan,
+        extra="timezone: Europe/Berlin",
+    )
+    cluster.start(other, f"old@{uid}", [queue], env_for("old"))
+    out = kpi(config, "run", "--no-deliver", "--format", "json")
+    assert out.returncode == 1
+    theirs, ours = fingerprint_by_hand(other), fingerprint_by_hand(config)
+    assert theirs != ours
+    expected = (
+        f"worker old@{uid} refused the batch: its config fingerprint {theirs} is not the "
+        f"run's {ours}; give every worker the coordinator's kpi.yaml and restart it"
+    )
+    assert json.loads(out.stdout)["errors"] == [
+        {"where": f"s{i}", "message": expected} for i, _ in plan
+    ]
+    assert site.hits == []  # nothing was collected with the other config
+    assert stored(pg_url) == {}
+
+
+@pytest.mark.parametrize("kind", ["rabbitmq", "redis"])
+def test_no_worker_fails_the_queue_within_the_wait_and_the_messages_hold_no_secret(
+    kind: str, tmp_path: Path, pages: tuple[str, Pages], pg_url: str
+) -> None:
+    broker = require_broker_url(kind)
+    url, site = pages
+    uid = uuid.uuid4().hex[:8]
+    queue = f"none{uid}"
+    plan = [(i, queue) for i in range(1, 5)]
+    config = write_config(
+        tmp_path / "cfg",
+        broker=broker,
+        store=pg_url,
+        url=url,
+        sources=plan,
+        wait=2,
+        batch_size=2,
+    )
+    out = kpi(config, "run", "--no-deliver", "--format", "json")
+    assert out.returncode == 1
+    message = f"no worker answered for queue `{queue}` within 2 s"
+    assert json.loads(out.stdout)["errors"] == [
+        {"where": f"s{i}", "message": message} for i, _ in plan
+    ]
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as conn:
+        errors = conn.execute(
+            sa.text("SELECT source, message FROM run_errors ORDER BY source")
+        ).all()
+        status = conn.execute(sa.text("SELECT status FROM runs")).scalars().all()
+    engine.dispose()
+    assert errors == [(f"s{i}", message) for i, _ in plan]
+    assert status == ["failed"]
+
+    # the two batches are still in the queue: read them back, raw
+    from kombu import Connection
+
+    raw: list[str] = []
+    with Connection(broker) as conn:
+        channel = conn.channel()
+        try:
+            while (got := channel.basic_get(queue, no_ack=True)) is not None:
+                body = got.body if isinstance(got.body, bytes) else str(got.body).encode()
+                raw.append(body.decode(errors="replace") + repr(got.headers) + repr(got.properties))
+        finally:
+            channel.queue_delete(queue)
+            channel.close()
+    assert len(raw) == 2
+    text = "\n".join(raw)
+    assert '"s1", "s2"' in text and '"s3", "s4"' in text  # what the messages do carry
+    assert fingerprint_by_hand(config) in text
+    for secret in (SECRET, "Bearer", "guest", "/n/1", "span#n", str(tmp_path)):
+        assert secret not in text, secret
+    assert site.hits == []
+
+
+def test_redis_broker_collects_with_a_worker(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    broker = require_broker_url("redis")
+    url, site = pages
+    uid = uuid.uuid4().hex[:8]
+    queue = f"redis{uid}"
+    plan = [(i, queue) for i in range(1, 8)]
+    config = write_config(
+        tmp_path / "cfg", broker=broker, store=pg_url, url=url, sources=plan, batch_size=3
+    )
+    cluster.start(config, f"r@{uid}", [queue], env_for("r"))
+    out = kpi(config, "run", "--no-deliver", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
+    assert all(site.tags(i) == ["r"] for i, _ in plan)
+    listed = kpi(config, "workers", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    [worker] = [w for w in json.loads(listed.stdout)["workers"] if w["name"].endswith(uid)]
+    assert (worker["name"], worker["queues"]) == (f"r@{uid}", [queue])
