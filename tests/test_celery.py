@@ -469,3 +469,41 @@ def test_redis_broker_collects_with_a_worker(
     assert listed.returncode == 0, listed.stderr
     [worker] = [w for w in json.loads(listed.stdout)["workers"] if w["name"].endswith(uid)]
     assert (worker["name"], worker["queues"]) == (f"r@{uid}", [queue])
+
+
+def test_systemd_snippet_adds_a_worker_unit_on_the_sources_queues(tmp_path: Path) -> None:
+    from kpi_collector.config import load_config
+    from kpi_collector.schedule.deploy import snippet
+    from tests.test_schedule import _verify_units
+
+    plan = [(1, "kpi"), (2, "internal"), (3, "kpi")]
+    path = write_config(
+        tmp_path,
+        broker="amqp://guest:guest@127.0.0.1:5672//",
+        store="postgresql+psycopg://kpi@db.example.internal/kpi",
+        url="http://127.0.0.1:9",
+        sources=plan,
+        wait=300,
+    )
+    config = load_config(path, need_secrets=False, need_store=False)
+    kpi_bin = str(Path(sys.executable).parent / "kpi")
+    text = snippet(config, "systemd", kpi=kpi_bin)
+    assert "# /etc/systemd/system/kpi-collector.service" in text
+    worker = text.split("# /etc/systemd/system/kpi-collector-worker.service", 1)[1]
+    assert f"\nExecStart={kpi_bin} -c {path} worker --queues kpi,internal\n" in worker
+    assert "\nKillSignal=SIGTERM\n" in worker
+    assert "\nTimeoutStopSec=360\n" in worker  # wait 300 s + 60 s
+    (tmp_path / "units").mkdir()
+    _verify_units(tmp_path / "units", text)
+
+
+def test_the_local_executor_prints_no_worker_unit(tmp_path: Path) -> None:
+    from kpi_collector.config import load_config
+    from kpi_collector.schedule.deploy import snippet
+
+    path = tmp_path / "kpi.yaml"
+    path.write_text(
+        "sources:\n  - {name: a, type: html, url: 'http://127.0.0.1:9/', metrics: {n: {css: p}}}\n"
+    )
+    text = snippet(load_config(path), "systemd", kpi="/opt/kpi/bin/kpi")
+    assert "kpi-collector-worker" not in text and " worker" not in text

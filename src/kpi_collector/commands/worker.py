@@ -103,16 +103,13 @@ def worker(
 def workers(ctx: click.Context, timeout: float, fmt: str) -> None:
     """Live workers: their queues, config fingerprints and versions. Exits 1 when a queue
     that an enabled source needs has no worker with this config."""
-    from kpi_collector.run.celery_executor import fingerprint, live_workers
+    from kpi_collector.run.celery_executor import config_queues, fingerprint, live_workers
 
     config = load(ctx, need_secrets=False, need_store=False)
     executor = _celery_executor(config, "workers")
     ours = fingerprint(config)
     found = live_workers(executor, timeout=timeout)
-    needed: dict[str, list[str]] = {}
-    for source in config.sources:
-        if source.enabled:
-            needed.setdefault(source.queue, []).append(source.name)
+    needed = config_queues(config)
     served = {q for w in found if w.fingerprint == ours for q in w.queues}
     missing = {q: names for q, names in needed.items() if q not in served}
     if fmt == "json":

@@ -79,6 +79,28 @@ def fingerprint(config: Config) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def config_queues(config: Config) -> dict[str, list[str]]:
+    """Queue -> the names of the enabled sources that name it (`queue:`, default `kpi`), in
+    config order; read from the file as written, so that sources left out for unset secrets
+    (commands that load no secrets) count too."""
+    import yaml
+
+    found: dict[str, list[str]] = {}
+    for source in config.sources:
+        if source.enabled:
+            found.setdefault(source.queue, []).append(source.name)
+    if config.path is not None and config.path.is_file():
+        data = yaml.safe_load(config.path.read_text(encoding="utf-8-sig")) or {}
+        known = {s.name for s in config.sources}
+        for item in data.get("sources") or []:
+            if not isinstance(item, dict) or item.get("enabled") is False:
+                continue
+            name = str(item.get("name") or item.get("type"))
+            if name not in known:
+                found.setdefault(str(item.get("queue") or DEFAULT_QUEUE), []).append(name)
+    return found
+
+
 def default_backend(broker: str) -> str:
     """The result backend when the config names none: replies as messages (`rpc://`) with
     RabbitMQ, the broker's own database with Redis."""
