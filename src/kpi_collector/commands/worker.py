@@ -42,7 +42,8 @@ def _queue_list(value: str | None) -> list[str]:
     type=click.IntRange(min=1),
     default=None,
     metavar="N",
-    help="Batches collected at once, each in a process of its own (default: CPUs).",
+    help="Batches collected at once, each in a process of its own (default: CPUs); "
+    "they share defaults.concurrency and per_host out among them.",
 )
 @click.option(
     "--queues",

@@ -33,6 +33,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -41,7 +42,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from kpi_collector.config.models import CeleryExecutor, Config
+from kpi_collector.config.models import CeleryExecutor, Config, Defaults
 from kpi_collector.errors import ConfigError
 from kpi_collector.run.engine import SourceFailure, SourceOutcome, collect_all
 from kpi_collector.secrets import redact
@@ -155,6 +156,20 @@ class _WorkerConfig:
     config: Config
     fingerprint: str
     sources: dict[str, Source] = field(default_factory=dict)
+    #: the pool's processes: a machine's `defaults.concurrency` and `per_host` are shared
+    #: out among them, so a worker never has more requests in flight than the config says
+    pool: int = 1
+
+    def batch_defaults(self) -> Defaults:
+        """The defaults one batch is collected with: the config's, with `concurrency` and
+        `per_host` divided among the pool's processes (at least 1 each)."""
+        defaults = self.config.defaults
+        return defaults.model_copy(
+            update={
+                "concurrency": max(1, -(-defaults.concurrency // self.pool)),
+                "per_host": max(1, -(-defaults.per_host // self.pool)),
+            }
+        )
 
 
 _worker: _WorkerConfig | None = None
@@ -179,7 +194,7 @@ def _collect_batch(task: Any, names: list[str], run_fingerprint: str, now: str) 
     outcomes = asyncio.run(
         collect_all(
             sources,
-            defaults=config.defaults,
+            defaults=state.batch_defaults(),
             tz=ZoneInfo(config.timezone),
             base_dir=config.base_dir,
             now=datetime.fromisoformat(now),
@@ -235,15 +250,17 @@ def run_worker(
     """Run a Celery worker for `config` until it is stopped (SIGTERM: warm shutdown, the
     batches in hand are finished; SIGQUIT or a second SIGTERM: at once, and the broker
     hands the unacknowledged batches to another worker). `concurrency`: batches collected
-    at once, each in its own process of Celery's prefork pool (default: CPUs); `queues`:
+    at once, each in its own process of Celery's prefork pool (default: CPUs), which share
+    the config's `defaults.concurrency` and `per_host` out among them; `queues`:
     the queues it consumes; `hostname`: its node name (default `kpi@<host>`). Returns the
     worker's exit code. Raises ConfigError when the config's executor is not celery."""
     global _worker
     executor = config.settings.executor
     if not isinstance(executor, CeleryExecutor):
         raise ConfigError("kpi worker needs `executor: {type: celery, broker: ...}` in the config")
+    pool = concurrency or os.cpu_count() or 1
     _worker = _WorkerConfig(
-        config, fingerprint(config), {s.name: s for s in config.sources if s.enabled}
+        config, fingerprint(config), {s.name: s for s in config.sources if s.enabled}, pool
     )
     _register_info_command()
     from celery.utils.nodenames import host_format
