@@ -310,6 +310,23 @@ def test_three_workers_and_queue_routing(
     ours = fingerprint_by_hand(config)
     assert {w["fingerprint"] for w in workers.values()} == {ours}
 
+    # Celery's own command line sees the workers, and kpi's inspect command
+    argv = [str(Path(sys.executable).parent / "celery"), "-A", "kpi_collector.run.celery_app"]
+    argv += ["inspect", "kpi_info", "-d", f"w3@{uid}", "--json"]
+    inspect = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KPI_CONFIG": str(config)},
+        timeout=60,
+    )
+    assert inspect.returncode == 0, inspect.stderr
+    from kpi_collector._version import __version__
+
+    assert json.loads(inspect.stdout) == {
+        f"w3@{uid}": {"fingerprint": ours, "version": __version__}
+    }
+
     cluster.kill(cluster.started[2], signal.SIGTERM)  # w3, the only `internal` worker
     listed = kpi(config, "workers")
     assert listed.returncode == 1
@@ -507,3 +524,48 @@ def test_the_local_executor_prints_no_worker_unit(tmp_path: Path) -> None:
     )
     text = snippet(load_config(path), "systemd", kpi="/opt/kpi/bin/kpi")
     assert "kpi-collector-worker" not in text and " worker" not in text
+
+
+def test_a_killed_coordinator_leaves_an_interrupted_run_and_the_next_run_proceeds(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    broker = require_broker_url("rabbitmq")
+    url, _ = pages
+    uid = uuid.uuid4().hex[:8]
+    queue = f"coord{uid}"
+    plan = [(i, queue) for i in range(1, 4)]
+    config = write_config(tmp_path / "cfg", broker=broker, store=pg_url, url=url, sources=plan)
+    env = {**os.environ, **env_for("coordinator")}
+    # no worker yet: the coordinator waits for its batch, holding the run lock
+    first = subprocess.Popen(
+        [KPI, "-c", str(config), "run", "--no-deliver"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=config.parent,
+    )
+    try:
+        engine = sa.create_engine(pg_url)
+        deadline = time.monotonic() + 60
+        statuses: list[str] = []
+        while time.monotonic() < deadline and statuses != ["running"]:
+            time.sleep(0.2)
+            with engine.connect() as conn:
+                try:
+                    statuses = list(conn.execute(sa.text("SELECT status FROM runs")).scalars())
+                except sa.exc.ProgrammingError:  # the tables are not there yet
+                    conn.rollback()
+        assert statuses == ["running"]
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    cluster.start(config, f"late@{uid}", [queue], env_for("late"))
+    out = kpi(config, "run", "--no-deliver", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    with engine.connect() as conn:
+        runs = conn.execute(sa.text("SELECT id, status FROM runs ORDER BY id")).all()
+    engine.dispose()
+    assert [status for _, status in runs] == ["interrupted", "ok"]
+    # the second run's values; the first batch, still queued when its run died, may have
+    # been collected by the late worker too, but nothing of it is stored
+    assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}

@@ -219,7 +219,7 @@ def _collect_batch(task: Any, names: list[str], run_fingerprint: str, now: str) 
 _registered_info = False
 
 
-def _register_info_command() -> None:
+def register_info_command() -> None:
     """`kpi_info`, a remote-control command every kpi worker answers (`kpi workers`,
     `celery inspect kpi_info`): its config fingerprint and kpi-collector version."""
     global _registered_info
@@ -262,7 +262,7 @@ def run_worker(
     _worker = _WorkerConfig(
         config, fingerprint(config), {s.name: s for s in config.sources if s.enabled}, pool
     )
-    _register_info_command()
+    register_info_command()
     from celery.utils.nodenames import host_format
 
     app = celery_app(executor)
