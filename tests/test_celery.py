@@ -482,6 +482,26 @@ def test_redis_broker_collects_with_a_worker(
     assert out.returncode == 0, out.stderr
     assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
     assert all(site.tags(i) == ["r"] for i, _ in plan)
+    # `kpi schedule` runs with the same executor
+    scheduled = kpi(config, "schedule", "--run", "main", "--force")
+    assert scheduled.returncode == 0, scheduled.stderr
+    assert all(site.tags(i) == ["r", "r"] for i, _ in plan)
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as conn:
+        runs = conn.execute(sa.text("SELECT trigger, status FROM runs ORDER BY id")).all()
+    engine.dispose()
+    assert [tuple(r) for r in runs] == [("run", "ok"), ("schedule", "ok")]
+    # the coordinator deleted every result it read: none of this worker's is left in Redis
+    import redis
+
+    client = redis.Redis.from_url(broker)
+    left = [
+        key
+        for key in client.scan_iter(match="celery-task-meta-*", count=1000)
+        if f"r@{uid}".encode() in (client.get(key) or b"")
+    ]
+    client.close()
+    assert left == []
     listed = kpi(config, "workers", "--format", "json")
     assert listed.returncode == 0, listed.stderr
     [worker] = [w for w in json.loads(listed.stdout)["workers"] if w["name"].endswith(uid)]
