@@ -589,3 +589,34 @@ def test_a_killed_coordinator_leaves_an_interrupted_run_and_the_next_run_proceed
     # the second run's values; the first batch, still queued when its run died, may have
     # been collected by the late worker too, but nothing of it is stored
     assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
+
+
+def test_an_unreachable_broker_fails_the_sources_in_one_line_without_its_password(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    broker = f"amqp://kpi:pw-{SECRET}@127.0.0.1:{port}//"
+    url, site = pages
+    config = write_config(
+        tmp_path / "cfg", broker=broker, store=pg_url, url=url, sources=[(1, "kpi"), (2, "kpi")]
+    )
+    out = kpi(config, "run", "--no-deliver", "--format", "json")
+    assert out.returncode == 1
+    errors = json.loads(out.stdout)["errors"]
+    assert [e["where"] for e in errors] == ["s1", "s2"]
+    for error in errors:
+        assert error["message"].startswith(
+            f"cannot send to the broker amqp://kpi:***@127.0.0.1:{port}//: "
+        )
+    assert SECRET not in out.stdout + out.stderr
+    listed = kpi(config, "workers")
+    assert listed.returncode == 1
+    assert listed.stderr.startswith(
+        f"error: cannot reach the broker amqp://kpi:***@127.0.0.1:{port}//"
+    )
+    assert SECRET not in listed.stdout + listed.stderr
+    assert site.hits == []

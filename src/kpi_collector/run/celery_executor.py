@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from kpi_collector.config.models import CeleryExecutor, Config, Defaults
-from kpi_collector.errors import ConfigError
+from kpi_collector.errors import ConfigError, KpiError
 from kpi_collector.run.engine import SourceFailure, SourceOutcome, collect_all
 from kpi_collector.secrets import redact
 
@@ -385,17 +385,30 @@ def _dispatch_and_gather(
     handles: list[AsyncResult] = []
     try:
         moment = now.isoformat()
-        with app.producer_or_acquire() as producer:
-            for batch in batches(sources, executor.batch_size):
-                handle = app.send_task(
-                    TASK_COLLECT,
-                    args=[batch.names, config_fingerprint, moment],
-                    queue=batch.queue,
-                    routing_key=batch.queue,
-                    producer=producer,
-                )
-                pending[handle.id] = batch
-                handles.append(handle)
+        todo = batches(sources, executor.batch_size)
+        try:
+            with app.producer_or_acquire() as producer:
+                while todo:
+                    batch = todo[0]
+                    handle = app.send_task(
+                        TASK_COLLECT,
+                        args=[batch.names, config_fingerprint, moment],
+                        queue=batch.queue,
+                        routing_key=batch.queue,
+                        producer=producer,
+                    )
+                    todo.pop(0)
+                    pending[handle.id] = batch
+                    handles.append(handle)
+        except Exception as exc:  # kombu's OperationalError and the like: no broker
+            from kombu.utils.url import maybe_sanitize_url
+
+            where = maybe_sanitize_url(executor.broker)
+            message = redact(f"cannot send to the broker {where}: {exc}")
+            for batch in todo:
+                for outcome in _failed(batch.names, message, True):
+                    outcomes[outcome.source] = outcome
+                    emit(outcome)
         heard = dict.fromkeys((b.queue for b in pending.values()), time.monotonic())
 
         def take(task_id: str, value: Any) -> None:
@@ -489,11 +502,19 @@ class WorkerInfo:
 
 def live_workers(executor: CeleryExecutor, *, timeout: float = 2.0) -> list[WorkerInfo]:
     """The workers that answer Celery's ping within `timeout` seconds, by name, with their
-    queues (`inspect active_queues`) and `kpi_info`."""
+    queues (`inspect active_queues`) and `kpi_info`. Raises KpiError when the broker cannot
+    be reached."""
+    from kombu.exceptions import OperationalError
+    from kombu.utils.url import maybe_sanitize_url
+
     app = celery_app(executor)
     try:
         control = app.control
-        pings = _merge(control.ping(timeout=timeout))
+        try:
+            pings = _merge(control.ping(timeout=timeout))
+        except OperationalError as exc:
+            where = maybe_sanitize_url(executor.broker)
+            raise KpiError(redact(f"cannot reach the broker {where}: {exc}")) from None
         if not pings:
             return []
         names = sorted(pings)
