@@ -620,3 +620,91 @@ def test_an_unreachable_broker_fails_the_sources_in_one_line_without_its_passwor
     )
     assert SECRET not in listed.stdout + listed.stderr
     assert site.hits == []
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def test_a_broker_restart_mid_run_loses_nothing(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    """A Redis of the test's own (its queue kept on disk, append-only), restarted while a
+    worker holds a batch: the run still stores every source, once."""
+    import shutil
+
+    require_broker_url("redis")  # the machine has Redis: its server program is here too
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed")
+    port = _free_port()
+    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    argv += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(tmp_path)]
+
+    def start_redis() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        deadline = time.monotonic() + 30
+        while not _listening(port):
+            assert proc.poll() is None and time.monotonic() < deadline, "redis did not start"
+            time.sleep(0.05)
+        return proc
+
+    url, site = pages
+    redis_proc = start_redis()
+    run = None
+    try:
+        uid = uuid.uuid4().hex[:8]
+        plan = [(i, f"rs{uid}") for i in range(1, 7)]
+        config = write_config(
+            tmp_path / "cfg",
+            broker=f"redis://127.0.0.1:{port}/0",
+            store=pg_url,
+            url=url,
+            sources=plan,
+            batch_size=2,
+        )
+        cluster.start(config, f"rs@{uid}", [f"rs{uid}"], env_for("rs"))
+        site.hold.clear()
+        run = subprocess.Popen(
+            [KPI, "-c", str(config), "run", "--no-deliver", "--format", "json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **env_for("coordinator")},
+            cwd=config.parent,
+        )
+        deadline = time.monotonic() + 60
+        while not site.hits and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert site.hits, "no worker fetched a page"
+        redis_proc.terminate()  # a clean restart: Redis writes its append-only file first
+        redis_proc.wait(timeout=30)
+        redis_proc = start_redis()
+        site.hold.set()
+        stdout, stderr = run.communicate(timeout=150)
+        assert run.returncode == 0, stderr
+        assert json.loads(stdout)["errors"] == []
+        assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
+    finally:
+        if run is not None and run.poll() is None:
+            run.kill()
+            run.wait()
+        cluster.stop_all()  # the worker first, while its broker is still there
+        redis_proc.terminate()
+        redis_proc.wait(timeout=30)
