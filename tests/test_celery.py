@@ -708,3 +708,27 @@ def test_a_broker_restart_mid_run_loses_nothing(
         cluster.stop_all()  # the worker first, while its broker is still there
         redis_proc.terminate()
         redis_proc.wait(timeout=30)
+
+
+def test_a_worker_without_a_sources_variable_says_so(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    broker = require_broker_url("rabbitmq")
+    url, site = pages
+    uid = uuid.uuid4().hex[:8]
+    queue = f"var{uid}"
+    config = write_config(
+        tmp_path / "cfg", broker=broker, store=pg_url, url=url, sources=[(1, queue)]
+    )
+    assert "C15_TOKEN" not in os.environ
+    cluster.start(config, f"novar@{uid}", [queue], {"C15_TAG": "novar"})  # no C15_TOKEN here
+    out = kpi(config, "run", "--no-deliver", "--format", "json")
+    assert out.returncode == 1
+    assert json.loads(out.stdout)["errors"] == [
+        {
+            "where": "s1",
+            "message": f"worker novar@{uid} cannot collect s1: a variable it names is not set on "
+            "that machine; set it there, or give the source a `queue:` of workers that have it",
+        }
+    ]
+    assert site.hits == []

@@ -491,11 +491,14 @@ class Config:
         *,
         path: Path | None = None,
         unchecked: Sequence[Unchecked] = (),
+        fingerprint: str | None = None,
     ) -> None:
         self.settings = settings
         self.sources = sources
         self.destinations = destinations
         self.unchecked = tuple(unchecked)
+        #: what decides how sources are collected, as written (see `config_fingerprint`)
+        self.fingerprint = fingerprint
         self.path = path
         self.base_dir = path.parent if path else Path.cwd()
 
@@ -530,6 +533,24 @@ class Config:
         ids = dict.fromkeys(kid for source in self.sources for kid in source.kpi_ids())
         ids.update(dict.fromkeys(kid for kid, spec in self.kpis.items() if spec.formula))
         return list(ids)
+
+
+#: the top-level keys whose text decides how sources are collected
+FINGERPRINTED = ("sources", "defaults", "timezone", "locale")
+
+
+def config_fingerprint(data: Any) -> str:
+    """16 hex digits of SHA-256 over the canonical JSON (sorted keys, no spaces) of the
+    config's `sources`, `defaults`, `timezone` and `locale` as written, before `${VAR}`
+    expansion: what workers and their coordinator must agree on (docs/scale-out.md).
+    `data` is the parsed YAML document."""
+    import hashlib
+    import json
+
+    top = data if isinstance(data, dict) else {}
+    wanted = {key: top.get(key) for key in FINGERPRINTED}
+    text = json.dumps(wanted, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def resolve_url(url: str | None, base_dir: Path) -> str:

@@ -30,8 +30,6 @@ Celery is imported only here and only when the celery executor is used (extra
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import os
 import socket
@@ -62,22 +60,20 @@ RESULT_KEEP = 3600.0  # seconds a result outlives `wait` when nobody reads it
 
 
 def fingerprint(config: Config) -> str:
-    """16 hex digits (SHA-256) of what decides how sources are collected, as written in the
-    config file before `${VAR}` expansion: `sources`, `defaults`, `timezone` and `locale`.
-    Secrets come from each machine's environment and are no part of it; comments,
-    destinations, alerts and the executor are not either. Raises ConfigError for a config
-    that has no file (workers need one of their own)."""
-    import yaml
-
+    """The config's fingerprint (`config.models.config_fingerprint`): 16 hex digits of what
+    decides how sources are collected, as written in the file before `${VAR}` expansion;
+    secrets come from each machine's environment and are no part of it. Raises ConfigError
+    for a config that was not loaded from a file (workers need one of their own)."""
+    if config.fingerprint is not None:
+        return config.fingerprint
     if config.path is None:
         raise ConfigError("the celery executor needs a config file that workers load too")
-    try:
-        data = yaml.safe_load(config.path.read_text(encoding="utf-8-sig")) or {}
-    except OSError as exc:
-        raise ConfigError(f"{config.path}: cannot read it: {exc.strerror}") from None
-    wanted = {k: data.get(k) for k in ("sources", "defaults", "timezone", "locale")}
-    text = json.dumps(wanted, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    import yaml
+
+    from kpi_collector.config.models import config_fingerprint
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return config_fingerprint(yaml.load(config.path.read_text(encoding="utf-8-sig"), loader))
 
 
 def config_queues(config: Config) -> dict[str, list[str]]:
@@ -91,7 +87,8 @@ def config_queues(config: Config) -> dict[str, list[str]]:
         if source.enabled:
             found.setdefault(source.queue, []).append(source.name)
     if config.path is not None and config.path.is_file():
-        data = yaml.safe_load(config.path.read_text(encoding="utf-8-sig")) or {}
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load(config.path.read_text(encoding="utf-8-sig"), loader) or {}
         known = {s.name for s in config.sources}
         for item in data.get("sources") or []:
             if not isinstance(item, dict) or item.get("enabled") is False:
@@ -203,11 +200,17 @@ def _collect_batch(task: Any, names: list[str], run_fingerprint: str, now: str) 
     encoded: list[list[Any]] = [
         [o.source, o.values, [list(e) for e in o.errors], round(o.seconds, 4)] for o in outcomes
     ]
-    missing = [n for n in names if n not in state.sources]
-    encoded += [
-        [n, {}, [[None, f"worker {hostname} has no enabled source named {n!r}", False]], 0.0]
-        for n in missing
-    ]
+    unset = {u.name for u in config.unchecked if u.kind == "sources"}
+    for name in names:
+        if name in state.sources:
+            continue
+        message = (
+            f"worker {hostname} cannot collect {name}: a variable it names is not set on that "
+            "machine; set it there, or give the source a `queue:` of workers that have it"
+            if name in unset
+            else f"worker {hostname} has no enabled source named {name!r}"
+        )
+        encoded.append([name, {}, [[None, message, False]], 0.0])
     return {
         "worker": hostname,
         "fingerprint": state.fingerprint,
