@@ -350,9 +350,9 @@ async def collect_celery(
     `executor.batch_size` to their queues, take each batch's outcomes as they arrive
     (`on_done` is called with each source's outcome on this loop) and return one outcome per
     source in the order of `sources`. A source answered twice (a batch redelivered after a
-    worker died) keeps its first outcome. Never raises for a silent queue or a refusing
-    worker: those sources' outcomes hold the error. Raises KpiError-free exceptions of
-    Celery/kombu only when the broker cannot be reached at all (OperationalError)."""
+    worker died) keeps its first outcome. Never raises for an unreachable broker, a silent
+    queue or a refusing worker: those sources' outcomes hold the error (one line each).
+    Raises ModuleNotFoundError without Celery (kpi-collector[celery])."""
     if not sources:
         return []
     loop = asyncio.get_running_loop()
@@ -369,7 +369,8 @@ async def collect_celery(
         now,
         emit,
     )
-    return [got[s.name] for s in sources]
+    lost = "the worker's answer left this source out"
+    return [got.get(s.name) or _failed([s.name], lost, True)[0] for s in sources]
 
 
 def _dispatch_and_gather(
