@@ -271,6 +271,46 @@ def test_batches_keep_queues_apart_and_cut_at_batch_size() -> None:
     ]
 
 
+def test_a_batch_answered_twice_keeps_each_sources_first_outcome() -> None:
+    from kpi_collector.run.celery_executor import Batch, keep_first
+    from kpi_collector.run.engine import SourceFailure
+
+    batch = Batch("kpi", ["s1", "s2"])
+    outcomes: dict[str, Any] = {}
+    first = {"worker": "a@x", "refused": False, "outcomes": [["s1", {"n": 1.0}, [], 0.1]]}
+    again = {
+        "worker": "b@x",
+        "refused": False,
+        "outcomes": [
+            ["s1", {"n": 2.0}, [], 0.1],
+            ["s2", {}, [["n", "n: 'x' is not a number", False]], 0.2],
+            ["s9", {"n": 9.0}, [], 0.1],  # no source of this batch: dropped
+        ],
+    }
+    assert [o.source for o in keep_first(outcomes, batch, first, "f")] == ["s1"]
+    assert [o.source for o in keep_first(outcomes, batch, again, "f")] == ["s2"]
+    assert keep_first(outcomes, batch, again, "f") == []
+    assert outcomes["s1"].values == {"n": 1.0}
+    assert outcomes["s2"].errors == [SourceFailure("n", "n: 'x' is not a number", False)]
+    assert set(outcomes) == {"s1", "s2"}
+
+
+def test_a_refusal_fails_the_batch_in_one_line_naming_both_fingerprints() -> None:
+    from kpi_collector.run.celery_executor import Batch, keep_first
+
+    outcomes: dict[str, Any] = {}
+    answer = {"worker": "old@x", "fingerprint": "1111", "refused": True, "outcomes": []}
+    kept = keep_first(outcomes, Batch("kpi", ["s1", "s2"]), answer, "2222")
+    line = (
+        "worker old@x refused the batch: its config fingerprint 1111 is not the run's 2222; "
+        "give every worker the coordinator's kpi.yaml and restart it"
+    )
+    assert [(o.source, [e.message for e in o.errors]) for o in kept] == [
+        ("s1", [line]),
+        ("s2", [line]),
+    ]
+
+
 def test_three_workers_and_queue_routing(
     tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
 ) -> None:

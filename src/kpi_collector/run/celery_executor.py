@@ -334,6 +334,23 @@ def _decode(value: Any, batch: Batch, run_fingerprint: str) -> list[SourceOutcom
     return _failed(batch.names, redact(f"the worker failed on the batch: {text}"), True)
 
 
+def keep_first(
+    outcomes: dict[str, SourceOutcome], batch: Batch, answer: Any, run_fingerprint: str
+) -> list[SourceOutcome]:
+    """Add a worker's `answer` for `batch` (the task's result) to `outcomes` (by source
+    name): only sources of the batch, and only those without an outcome yet, so that a
+    batch delivered twice (a worker lost mid-batch, a Redis visibility timeout) is stored
+    once. Returns the outcomes added, in the answer's order."""
+    added = []
+    wanted = set(batch.names)
+    for outcome in _decode(answer, batch, run_fingerprint):
+        if outcome.source in outcomes or outcome.source not in wanted:
+            continue  # a second delivery of the batch: the first outcome stays
+        outcomes[outcome.source] = outcome
+        added.append(outcome)
+    return added
+
+
 def _failed(names: Sequence[str], message: str, transient: bool) -> list[SourceOutcome]:
     return [SourceOutcome(n, errors=[SourceFailure(None, message, transient)]) for n in names]
 
@@ -420,10 +437,7 @@ def _dispatch_and_gather(
             if batch is None:
                 return
             heard[batch.queue] = time.monotonic()
-            for outcome in _decode(value, batch, config_fingerprint):
-                if outcome.source in outcomes or outcome.source not in batch.names:
-                    continue  # a second delivery of the batch: the first outcome stays
-                outcomes[outcome.source] = outcome
+            for outcome in keep_first(outcomes, batch, value, config_fingerprint):
                 emit(outcome)
             _forget(app, task_id)
 
