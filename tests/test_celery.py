@@ -271,6 +271,24 @@ def test_batches_keep_queues_apart_and_cut_at_batch_size() -> None:
     ]
 
 
+def test_the_app_carries_the_failure_semantics() -> None:
+    """acks_late + reject_on_worker_lost, prefetch 1, a Redis visibility timeout above
+    `wait`, results that expire: the settings docs/scale-out.md promises."""
+    from kpi_collector.config.models import CeleryExecutor
+    from kpi_collector.run.celery_executor import celery_app
+
+    executor = CeleryExecutor(type="celery", broker="redis://127.0.0.1:6379/0", wait="10m")
+    conf = celery_app(executor).conf
+    assert (conf.task_acks_late, conf.task_reject_on_worker_lost) == (True, True)
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.broker_transport_options == {"visibility_timeout": 660}  # 600 s + 60 s
+    assert conf.result_expires == 600 + 3600
+    assert conf.result_backend == "redis://127.0.0.1:6379/0"
+    assert conf.accept_content == ["json"]
+    rabbit = CeleryExecutor(type="celery", broker="amqp://guest:guest@127.0.0.1:5672//")
+    assert celery_app(rabbit).conf.result_backend == "rpc://"
+
+
 def test_a_batch_answered_twice_keeps_each_sources_first_outcome() -> None:
     from kpi_collector.run.celery_executor import Batch, keep_first
     from kpi_collector.run.engine import SourceFailure
