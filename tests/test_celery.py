@@ -790,3 +790,44 @@ def test_a_worker_without_a_sources_variable_says_so(
         }
     ]
     assert site.hits == []
+
+
+def test_ctrl_c_stops_a_coordinator_waiting_for_workers(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str
+) -> None:
+    broker = require_broker_url("rabbitmq")
+    url, _ = pages
+    uid = uuid.uuid4().hex[:8]
+    config = write_config(
+        tmp_path / "cfg", broker=broker, store=pg_url, url=url, sources=[(1, f"cc{uid}")], wait=600
+    )
+    run = subprocess.Popen(
+        [KPI, "-c", str(config), "run", "--no-deliver"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env_for("coordinator")},
+        cwd=config.parent,
+    )
+    try:
+        engine = sa.create_engine(pg_url)
+        deadline = time.monotonic() + 60
+        statuses: list[str] = []
+        while time.monotonic() < deadline and statuses != ["running"]:
+            time.sleep(0.2)
+            with engine.connect() as conn:
+                try:
+                    statuses = list(conn.execute(sa.text("SELECT status FROM runs")).scalars())
+                except sa.exc.ProgrammingError:
+                    conn.rollback()
+        engine.dispose()
+        assert statuses == ["running"]
+        run.send_signal(signal.SIGINT)
+        # long before the 600 s wait: the thread waiting for answers lets go too
+        _, stderr = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 130
+    assert stderr.strip().splitlines()[-1] == "interrupted"

@@ -33,6 +33,7 @@ import asyncio
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -308,6 +309,10 @@ class _Silent(Exception):
     """Raised from the wait loop when a queue has been silent for `wait` seconds."""
 
 
+class _Stopped(Exception):
+    """Raised from the wait loop when the run is cancelled."""
+
+
 def _decode(value: Any, batch: Batch, run_fingerprint: str) -> list[SourceOutcome]:
     """The outcomes in a task's result; the batch's sources fail with one line when the
     worker refused it or the task failed."""
@@ -378,14 +383,14 @@ async def collect_celery(
         if on_done is not None:
             loop.call_soon_threadsafe(on_done, outcome)
 
-    got = await asyncio.to_thread(
-        _dispatch_and_gather,
-        list(sources),
-        executor,
-        config_fingerprint,
-        now,
-        emit,
-    )
+    stop = threading.Event()
+    try:
+        got = await asyncio.to_thread(
+            _dispatch_and_gather, list(sources), executor, config_fingerprint, now, emit, stop
+        )
+    except BaseException:  # cancelled (Ctrl-C, a stopping scheduler): the thread lets go too
+        stop.set()
+        raise
     lost = "the worker's answer left this source out"
     return [got.get(s.name) or _failed([s.name], lost, True)[0] for s in sources]
 
@@ -396,8 +401,12 @@ def _dispatch_and_gather(
     config_fingerprint: str,
     now: datetime,
     emit: Callable[[SourceOutcome], None],
+    stop: threading.Event,
 ) -> dict[str, SourceOutcome]:
-    from celery.result import AsyncResult, ResultSet
+    """Send the batches, then take their answers until none is pending: each queue silent
+    for `wait` seconds is given up; `stop` (checked about every second) ends the wait at
+    once, revoking what is still out."""
+    from celery.result import AsyncResult
 
     app = celery_app(executor)
     wait = executor.wait_seconds
@@ -442,20 +451,44 @@ def _dispatch_and_gather(
             _forget(app, task_id)
 
         def check() -> None:
+            if stop.is_set():
+                raise _Stopped
             clock = time.monotonic()
             open_queues = {b.queue for b in pending.values()}
             if any(clock - heard[q] >= wait for q in open_queues):
                 raise _Silent
 
-        if app.backend.supports_native_join:
-            while pending:
-                waiting = ResultSet([h for h in handles if h.id in pending], app=app)
-                try:
-                    waiting.join_native(
-                        callback=take, propagate=False, on_interval=check, interval=0.5
-                    )
-                except _Silent:
-                    _give_up(app, pending, heard, wait, outcomes, emit)
+        try:
+            _gather(app, handles, pending, take, check, heard, wait, outcomes, emit)
+        except _Stopped:
+            for task_id in list(pending):
+                _revoke(app, task_id)
+    finally:
+        app.close()
+    return outcomes
+
+
+def _gather(
+    app: Celery,
+    handles: list[Any],
+    pending: dict[str, Batch],
+    take: Callable[[str, Any], None],
+    check: Callable[[], None],
+    heard: dict[str, float],
+    wait: float,
+    outcomes: dict[str, SourceOutcome],
+    emit: Callable[[SourceOutcome], None],
+) -> None:
+    """Take answers until no batch is pending (`take`), with `check` between waits."""
+    from celery.result import ResultSet
+
+    if app.backend.supports_native_join:
+        while pending:
+            waiting = ResultSet([h for h in handles if h.id in pending], app=app)
+            try:
+                waiting.join_native(callback=take, propagate=False, on_interval=check, interval=0.5)
+            except _Silent:
+                _give_up(app, pending, heard, wait, outcomes, emit)
         else:  # a backend without push: ask each pending result in turn
             while pending:
                 for handle in [h for h in handles if h.id in pending]:
@@ -466,9 +499,6 @@ def _dispatch_and_gather(
                 except _Silent:
                     _give_up(app, pending, heard, wait, outcomes, emit)
                 time.sleep(0.2)
-    finally:
-        app.close()
-    return outcomes
 
 
 def _give_up(
@@ -490,10 +520,15 @@ def _give_up(
         for outcome in _failed([n for n in batch.names if n not in outcomes], message, True):
             outcomes[outcome.source] = outcome
             emit(outcome)
-        try:
-            app.control.revoke(task_id)
-        except Exception as exc:  # the broker may be what is gone
-            log.warning("could not revoke batch %s: %s", task_id, redact(str(exc)))
+        _revoke(app, task_id)
+
+
+def _revoke(app: Celery, task_id: str) -> None:
+    """Revoke a batch nobody waits for any more (a worker that gets it later skips it)."""
+    try:
+        app.control.revoke(task_id)
+    except Exception as exc:  # the broker may be what is gone
+        log.warning("could not revoke batch %s: %s", task_id, redact(str(exc)))
 
 
 def _forget(app: Celery, task_id: str) -> None:
