@@ -249,6 +249,20 @@ def test_celery_with_a_sqlite_store_is_a_config_error(tmp_path: Path) -> None:
     assert "executor celery needs a store every machine shares" in line
 
 
+def test_worker_and_workers_need_the_celery_executor(tmp_path: Path) -> None:
+    path = tmp_path / "kpi.yaml"
+    path.write_text(
+        "sources:\n  - {name: a, type: html, url: 'http://127.0.0.1:9/', metrics: {n: {css: p}}}\n"
+    )
+    for command in ("worker", "workers"):
+        out = kpi(path, command)
+        assert out.returncode == 2
+        assert out.stderr.strip().splitlines() == [
+            f"config error: kpi {command} needs `executor: {{type: celery, broker: ...}}` in "
+            f"{path}; see docs/scale-out.md"
+        ]
+
+
 def test_batches_keep_queues_apart_and_cut_at_batch_size() -> None:
     from kpi_collector.run.celery_executor import Batch, batches
     from kpi_collector.sources.html import HTML
