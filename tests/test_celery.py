@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -164,6 +165,37 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         workers.stop_all()
 
 
+#: (broker, queue) of every queue a test's config names; deleted after the test
+_QUEUES: list[tuple[str, str]] = []
+_OWN_QUEUE = re.compile(r"[a-z]+[0-9a-f]{8}")  # a test's own queue (never `kpi`, shared)
+
+
+@pytest.fixture(autouse=True)
+def _delete_queues() -> Iterator[None]:
+    """The broker keeps declared queues and exchanges: each test's own are deleted when it
+    ends."""
+    yield
+    from kombu import Connection
+
+    while _QUEUES:
+        broker, queue = _QUEUES.pop()
+        try:
+            with Connection(broker, connect_timeout=2) as conn:
+                conn.ensure_connection(max_retries=1)
+                channel = conn.channel()
+                channel.queue_delete(queue)
+                channel.exchange_delete(queue)  # Celery declares one of the queue's name
+                channel.close()
+            if broker.startswith("redis://"):  # kombu's record of that exchange's bindings
+                import redis
+
+                client = redis.Redis.from_url(broker, socket_connect_timeout=2)
+                client.delete(f"_kombu.binding.{queue}")
+                client.close()
+        except Exception:  # a broker of the test's own may be stopped already
+            pass
+
+
 def write_config(
     folder: Path,
     *,
@@ -178,6 +210,9 @@ def write_config(
     """A kpi.yaml with one html source `s{i}` per (i, queue); each sends the worker's tag
     and a bearer token from the environment."""
     folder.mkdir(parents=True, exist_ok=True)
+    for queue in dict.fromkeys(q for _, q in sources):
+        if _OWN_QUEUE.fullmatch(queue):
+            _QUEUES.append((broker, queue))
     lines = [
         f"store: {store}",
         f"executor: {{type: celery, broker: '{broker}', wait: {wait}, batch_size: {batch_size}}}",
