@@ -141,6 +141,17 @@ def group_cpu(pgids: list[int]) -> float:
     return total / tick
 
 
+def delete_queue(queue: str) -> None:
+    """Delete the benchmark's queue and its exchange from the broker (it keeps them)."""
+    from kombu import Connection
+
+    with Connection(BROKER, connect_timeout=5) as conn:
+        channel = conn.channel()
+        channel.queue_delete(queue)
+        channel.exchange_delete(queue)
+        channel.close()
+
+
 @dataclass
 class Workers:
     config: Path
@@ -279,6 +290,7 @@ def measure_concurrency(
                         small.runs.append(run)
             finally:
                 workers.stop()
+    delete_queue(queue)
     one, two = celery[1], celery[2]
     per_source = (one.cpu() - small.cpu()) / (sources - SMALL) * 1000
     whole = one.cpu() / sources * 1000
