@@ -1,6 +1,6 @@
 """Run every benchmark and write benchmarks/RESULTS.md (what `make bench` calls).
 
-Usage: ``python benchmarks/run_all.py [--pages 1000] [--runs 3] [--cli-runs 10] [--dashboard-runs 15] [--hostile-timeout 10] [--scale-sources 10000] [--scale-runs 3] [--check]``
+Usage: ``python benchmarks/run_all.py [--pages 1000] [--runs 3] [--cli-runs 10] [--dashboard-runs 15] [--hostile-timeout 10] [--render-runs 3] [--scale-sources 10000] [--scale-runs 3] [--check]``
 With ``--check`` the exit status is 1 when a target is missed.
 """
 
@@ -17,6 +17,7 @@ import bench_dashboard
 import bench_extract
 import bench_fanin
 import bench_hostile
+import bench_render
 import bench_scale
 from benchlib import BENCH_DIR, Check, Report, machine_info, print_checks
 
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hostile-timeout", type=float, default=10.0)
     parser.add_argument("--scale-sources", type=int, default=10_000)
     parser.add_argument("--scale-runs", type=int, default=3)
+    parser.add_argument("--render-runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "RESULTS.md")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
@@ -106,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
             "Hostile sources",
             "python benchmarks/bench_hostile.py",
             lambda: bench_hostile.run_benchmark(args.hostile_timeout),
+        ),
+        guarded(
+            "Rendering and probe",
+            "python benchmarks/bench_render.py",
+            lambda: bench_render.run_benchmark(args.render_runs),
         ),
         guarded(
             "Scale-out",

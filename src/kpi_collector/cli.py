@@ -28,6 +28,8 @@ COMMANDS = {
     "deliver": "kpi_collector.commands.deliver:deliver",
     "schedule": "kpi_collector.commands.schedule:schedule",
     "alerts": "kpi_collector.commands.alerts:alerts",
+    "annotate": "kpi_collector.commands.annotate:annotate",
+    "probe": "kpi_collector.commands.probe:probe",
     "worker": "kpi_collector.commands.worker:worker",
     "workers": "kpi_collector.commands.worker:workers",
 }

@@ -118,6 +118,11 @@ def _compile_jmespath(expression: str) -> Any:
         raise ValueError(f"JMESPath {expression!r} is not valid: {exc}") from None
 
 
+def check_css(selector: str) -> None:
+    """ValueError (saying why) unless `selector` is a CSS selector Lexbor can run."""
+    _check_css(selector)
+
+
 @lru_cache(maxsize=4096)
 def _check_css(selector: str) -> None:
     from selectolax.lexbor import LexborHTMLParser
@@ -239,18 +244,25 @@ class HtmlDocument:
         self._tree = LexborHTMLParser(self._body)
         self._lxml: Any = None
 
+    @property
+    def tree(self) -> Any:
+        """The Lexbor tree (selectolax `LexborHTMLParser`) the CSS metrics run on."""
+        return self._tree
+
     def css(self, name: str, metric: Metric) -> float:
         selector = metric.css
         assert selector is not None
         try:
-            nodes = self._tree.css(selector)
+            if metric.count:
+                return _counted(name, len(self._tree.css(selector)), metric, selector)
+            # the first match in document order; Lexbor stops looking there
+            node = self._tree.css_first(selector)
+        except ExtractError:
+            raise
         except Exception as exc:  # lexbor raises on a malformed selector
             raise ExtractError(f"{name}: CSS selector {selector!r} is not valid: {exc}") from None
-        if metric.count:
-            return _counted(name, len(nodes), metric, selector)
-        if not nodes:
+        if node is None:
             raise ExtractError(f"{name}: CSS selector {selector!r} matched nothing")
-        node = nodes[0]
         if metric.attr is not None:
             raw = node.attributes.get(metric.attr)
             if raw is None:

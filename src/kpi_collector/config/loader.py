@@ -530,19 +530,17 @@ def _check_references(config: Config, lines: _LineFinder, unchecked: set[str]) -
 
 def _check_kpi_names(config: Config, lines: _LineFinder) -> None:
     """No destination may map two of the config's KPIs to one column, property, header,
-    field or metric name (`Destination.kpi_names`): one value would overwrite the other."""
+    field or metric name, nor one to a name it writes itself (`Destination.kpi_names`,
+    `reserved_names`): one value would overwrite the other."""
     ids = config.kpi_ids()
     titles = {kid: spec.title for kid, spec in config.kpis.items() if spec.title}
     for index, destination in enumerate(config.destinations):
-        seen: dict[str, str] = {}
-        for kid, name in destination.kpi_names(ids, titles).items():
-            if name in seen:
-                raise ConfigError(
-                    f"{lines.where(('destinations', index))}: destination {destination.name!r}: "
-                    f"KPIs {seen[name]} and {kid} both map to {name!r}; give one of them "
-                    "another title (or id) so each keeps its own"
-                )
-            seen[name] = kid
+        clash = destination.name_clash(ids, titles)
+        if clash:
+            raise ConfigError(
+                f"{lines.where(('destinations', index))}: destination {destination.name!r}: "
+                f"{clash.describe(destination.name_kind)}; {destination.name_fix}"
+            )
 
 
 def _check_formulas(config: Config, lines: _LineFinder, unchecked: set[str]) -> None:
