@@ -880,3 +880,22 @@ def test_ctrl_c_stops_a_coordinator_waiting_for_workers(
             run.wait()
     assert run.returncode == 130
     assert stderr.strip().splitlines()[-1] == "interrupted"
+
+
+def test_the_config_of_docs_scale_out_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kpi_collector.config import load_config
+    from kpi_collector.config.models import CeleryExecutor
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "scale-out.md").read_text()
+    block = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "kpi.yaml").write_text(block)
+    monkeypatch.setenv("KPI_DB_PASSWORD", "pw")
+    monkeypatch.setenv("KPI_BROKER_URL", "amqp://kpi:pw@127.0.0.1:5672/kpi")
+    monkeypatch.setenv("ORDERS_DB_URL", "postgresql+psycopg://kpi:pw@127.0.0.1/orders")
+    config = load_config(tmp_path / "kpi.yaml")
+    executor = config.settings.executor
+    assert isinstance(executor, CeleryExecutor)
+    assert (executor.batch_size, executor.wait_seconds) == (50, 600)
+    assert {s.name: s.queue for s in config.sources} == {"github": "kpi", "orders": "internal"}
