@@ -40,3 +40,12 @@ def require_postgres_url() -> str:
 def require_mysql_url() -> str:
     require("MariaDB/MySQL", "127.0.0.1", 3306)
     return MYSQL_URL
+
+
+def require_broker_url(kind: str) -> str:
+    """A Celery broker URL on this machine: kind "rabbitmq" (guest/guest) or "redis"."""
+    if kind == "rabbitmq":
+        require("RabbitMQ", "127.0.0.1", 5672)
+        return os.environ.get("KPI_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    require("Redis", "127.0.0.1", 6379)
+    return os.environ.get("KPI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -31,6 +31,8 @@ COMMANDS = {
     "annotate": "kpi_collector.commands.annotate:annotate",
     "probe": "kpi_collector.commands.probe:probe",
     "schema": "kpi_collector.commands.core:schema",
+    "worker": "kpi_collector.commands.worker:worker",
+    "workers": "kpi_collector.commands.worker:workers",
 }
 
 

@@ -113,6 +113,9 @@ EXTRAS = {
     "google": "analytics",
     "gspread": "sheets",
     "playwright": "browser",
+    "celery": "celery",
+    "kombu": "celery",
+    "redis": "celery",
 }
 
 

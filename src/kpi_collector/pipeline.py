@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from kpi_collector.config.models import (
     Alert,
+    CeleryExecutor,
     Config,
     Defaults,
     KpiSpec,
@@ -247,14 +248,7 @@ class Pipeline:
 
             begin = asyncio.create_task(asyncio.to_thread(open_run))
         try:
-            outcomes = await collect_all(
-                sources,
-                defaults=self.defaults,
-                tz=self.tz,
-                base_dir=self.base_dir,
-                now=started,
-                on_done=on_source_done,
-            )
+            outcomes = await self._collect(sources, started, on_source_done)
         finally:
             run_id = await begin if begin is not None else None
         result = RunResult(run_id, started, started, outcomes=outcomes)
@@ -290,6 +284,34 @@ class Pipeline:
             await self.deliver(result)
             await self.check_alerts(result)
         return result
+
+    async def _collect(
+        self,
+        sources: Sequence[Source],
+        now: datetime,
+        on_done: Callable[[SourceOutcome], None] | None,
+    ) -> list[SourceOutcome]:
+        """Collect with the config's executor: in this process, or through Celery workers
+        (`kpi_collector.run.celery_executor`)."""
+        executor = self.config.settings.executor if self.config is not None else None
+        if self.config is not None and isinstance(executor, CeleryExecutor):
+            from kpi_collector.run.celery_executor import collect_celery, fingerprint
+
+            return await collect_celery(
+                sources,
+                executor=executor,
+                config_fingerprint=fingerprint(self.config),
+                now=now,
+                on_done=on_done,
+            )
+        return await collect_all(
+            sources,
+            defaults=self.defaults,
+            tz=self.tz,
+            base_dir=self.base_dir,
+            now=now,
+            on_done=on_done,
+        )
 
     def _derive(
         self,

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kpi_collector.config.models import Config, Settings, Unchecked
+from kpi_collector.config.models import Config, Settings, Unchecked, config_fingerprint
 from kpi_collector.errors import ConfigError
 from kpi_collector.secrets import FromVariables, remember
 
@@ -105,6 +105,11 @@ def parse_config(
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{label}: the top level must be a mapping of keys like `sources:`")
+    # what workers of the celery executor compare: the text as written, before entries are
+    # left out or variables expanded
+    executor = data.get("executor")
+    celery = isinstance(executor, dict) and executor.get("type") == "celery"
+    fingerprint = config_fingerprint(data) if celery else None
     lines = _LineFinder(root, label)
     environment = dict(_dotenv(path.parent / ".env") if path else {})
     environment.update(os.environ if env is None else env)
@@ -145,6 +150,11 @@ def parse_config(
     settings = _validate(Settings, data, lines, (), "")
     if store is not None:  # kept as written, unchecked: it names a variable that is not set
         settings = settings.model_copy(update={"store": store})
+    if settings.executor.type == "celery" and (settings.store or "sqlite").startswith("sqlite"):
+        raise ConfigError(
+            f"{lines.where(('executor', 'type'))}: executor celery needs a store every machine "
+            "shares: set `store:` to postgresql+psycopg://... or mysql+pymysql://..."
+        )
     from kpi_collector.config.plugins import destination_type, source_type
 
     sources = []
@@ -175,7 +185,9 @@ def parse_config(
         )
         _unique(destination.name, index, seen, lines, at, "destination")
         destinations.append(destination)
-    config = Config(settings, sources, destinations, path=path, unchecked=unchecked)
+    config = Config(
+        settings, sources, destinations, path=path, unchecked=unchecked, fingerprint=fingerprint
+    )
     if need_secrets:  # with every source left out, references cannot be checked
         _check_references(config, lines, unchecked_sources)
     return config

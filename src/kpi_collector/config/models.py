@@ -310,6 +310,56 @@ def display_order(
     return sorted(dict.fromkeys(ids), key=lambda k: (k != north_star, rank.get(k, len(rank)), k))
 
 
+class LocalExecutor(Strict):
+    """`executor: {type: local}` (the default): every source collected in this process."""
+
+    type: Literal["local"] = "local"
+
+
+class CeleryExecutor(Strict):
+    """`executor: {type: celery, ...}`: sources collected by `kpi worker` processes (Celery)
+    on any machine, in batches of `batch_size` source names; outcomes come back through
+    `backend` and are stored by the coordinator (`kpi run` / `kpi schedule`).
+
+    - `broker`: Celery's broker URL, `amqp://user:pass@host:5672//` (RabbitMQ) or
+      `redis://host:6379/0`; write it as `${KPI_BROKER_URL}` when it holds a password;
+    - `backend`: where results go; default `rpc://` for RabbitMQ (replies as messages to the
+      coordinator), the broker's URL for Redis;
+    - `wait`: seconds (or a duration like `10m`) a queue may stay silent, no batch of it
+      answering, before its outstanding sources become errors of the run.
+    """
+
+    type: Literal["celery"]
+    broker: str = Field(min_length=1)
+    backend: str | None = None
+    batch_size: int = Field(default=50, ge=1, le=10_000)
+    wait: float | str = 600.0
+
+    @field_validator("broker")
+    @classmethod
+    def _broker(cls, value: str) -> str:
+        scheme = value.partition("://")[0]
+        if "://" not in value or scheme not in ("amqp", "amqps", "pyamqp", "redis", "rediss"):
+            raise ValueError(
+                "the broker is a URL like amqp://guest:guest@127.0.0.1:5672// (RabbitMQ) "
+                "or redis://127.0.0.1:6379/0"
+            )
+        return value
+
+    @field_validator("wait")
+    @classmethod
+    def _wait(cls, value: float | str) -> float | str:
+        parse_duration(value)
+        return value
+
+    @property
+    def wait_seconds(self) -> float:
+        return parse_duration(self.wait)
+
+
+Executor = Annotated[LocalExecutor | CeleryExecutor, Field(discriminator="type")]
+
+
 def grouped(ids: Iterable[str], kpis: Mapping[str, KpiSpec]) -> list[tuple[str | None, list[str]]]:
     """`ids` (in display order) as sections: each `group:` in the order the groups first
     appear in `kpis:`, its KPIs in the order given, then the KPIs without a group under None.
@@ -365,6 +415,8 @@ class Settings(Strict):
     #: a dead-man's switch: `kpi schedule` requests this URL after each job that succeeded,
     #: so a monitoring service (healthchecks-style) alerts when the pings stop
     heartbeat_url: str | None = None
+    #: where sources are collected: `{type: local}` (this process) or `{type: celery, ...}`
+    executor: Executor = Field(default_factory=LocalExecutor)
 
     @field_validator("jitter")
     @classmethod
@@ -469,11 +521,14 @@ class Config:
         *,
         path: Path | None = None,
         unchecked: Sequence[Unchecked] = (),
+        fingerprint: str | None = None,
     ) -> None:
         self.settings = settings
         self.sources = sources
         self.destinations = destinations
         self.unchecked = tuple(unchecked)
+        #: what decides how sources are collected, as written (see `config_fingerprint`)
+        self.fingerprint = fingerprint
         self.path = path
         self.base_dir = path.parent if path else Path.cwd()
 
@@ -517,6 +572,24 @@ class Config:
         ids = dict.fromkeys(kid for source in self.sources for kid in source.kpi_ids())
         ids.update(dict.fromkeys(kid for kid, spec in self.kpis.items() if spec.formula))
         return list(ids)
+
+
+#: the top-level keys whose text decides how sources are collected
+FINGERPRINTED = ("sources", "defaults", "timezone", "locale")
+
+
+def config_fingerprint(data: Any) -> str:
+    """16 hex digits of SHA-256 over the canonical JSON (sorted keys, no spaces) of the
+    config's `sources`, `defaults`, `timezone` and `locale` as written, before `${VAR}`
+    expansion: what workers and their coordinator must agree on (docs/scale-out.md).
+    `data` is the parsed YAML document."""
+    import hashlib
+    import json
+
+    top = data if isinstance(data, dict) else {}
+    wanted = {key: top.get(key) for key in FINGERPRINTED}
+    text = json.dumps(wanted, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def resolve_url(url: str | None, base_dir: Path) -> str:

@@ -116,6 +116,13 @@ class Source(Plugin):
     #: the cap on one answer (HTTP body after decompression, a command's output); bytes
     #: or a size like "50MiB"; default `defaults.max_bytes`
     max_bytes: ByteSize | None = Field(default=None, gt=0)
+    #: the Celery queue that collects it with the celery executor (`kpi worker --queues`)
+    queue: str = Field(
+        default="kpi",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+        description="with `executor: celery`: the queue whose workers collect it "
+        "(`kpi worker --queues NAME`); default kpi",
+    )
     locale: str | None = Field(
         default=None,
         description="BCP 47 tag (de, de-CH, hi-IN): how the source's text writes numbers; "
