@@ -31,6 +31,7 @@ from kpi_collector.store import HistoryStore
 from kpi_collector.store.heartbeats import SCHEDULER, job_states, write_heartbeat
 
 ROOT = Path(__file__).resolve().parents[1]
+KPI = [sys.executable, "-m", "kpi_collector"]
 BERLIN = ZoneInfo("Europe/Berlin")
 CALLS: list[str] = []
 
@@ -1207,3 +1208,84 @@ def test_the_watchdog_is_pinged_while_the_job_loop_lives_and_not_once_it_hangs(
         server.close()
         if child is not None and _pid_alive(child):
             os.kill(child, signal.SIGKILL)
+
+
+def test_kpi_scheduler_up_goes_stale_three_minutes_after_the_last_beat(folder: Path) -> None:
+    """The dead-man's switch in `/metrics`: `kpi_scheduler_up` is 1 while the scheduler beats,
+    0 once its heartbeat is more than 3 minutes old or it said it stopped; the heartbeat's
+    time is `kpi_scheduler_heartbeat_timestamp_seconds`."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from kpi_collector.report.data import DashboardData
+    from kpi_collector.report.metrics import metrics_text
+
+    config = load_config(folder / "kpi.yaml")
+    beat = datetime(2026, 3, 2, 6, 0, tzinfo=UTC).timestamp()
+    store = HistoryStore(config.store_url)
+    store.migrate()
+    write_heartbeat(store, SCHEDULER, now=beat, started_at=beat, state="idle")
+
+    def gauges(at: float) -> dict[str, float]:
+        data = DashboardData(config, clock=lambda: at, cache=False)
+        try:
+            text = metrics_text(data)
+        finally:
+            data.close()
+        return {
+            f.name: f.samples[0].value
+            for f in text_string_to_metric_families(text)
+            if f.name.startswith("kpi_scheduler")
+        }
+
+    try:
+        assert gauges(beat + 60) == {
+            "kpi_scheduler_heartbeat_timestamp_seconds": beat,
+            "kpi_scheduler_up": 1.0,
+        }
+        assert gauges(beat + 179)["kpi_scheduler_up"] == 1.0
+        assert gauges(beat + 181)["kpi_scheduler_up"] == 0.0
+        write_heartbeat(store, SCHEDULER, now=beat, state="stopped")
+        assert gauges(beat + 60)["kpi_scheduler_up"] == 0.0
+    finally:
+        store.close()
+
+
+def test_a_crontab_run_beside_a_running_scheduler_serves_the_fire_time_once(
+    tmp_path: Path,
+) -> None:
+    """`kpi schedule --run main` (what `--print crontab` installs) while `kpi schedule` runs
+    that fire time: it waits for the run lock, finds the fire time served, exits 0; one run."""
+    (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG, encoding="utf-8")
+    ready = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
+    ready.migrate()
+    ready.close()
+    running = Running(tmp_path)
+    try:
+        running.wait_for("main: collect slow")  # the daemon's catch-up holds the lock
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+        env["PYTHONPATH"] = str(ROOT)
+        cron = subprocess.run(
+            [*KPI, "-c", str(tmp_path / "kpi.yaml"), "schedule", "--run", "main"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        # the daemon logs its job's start before it takes the lock: whichever took the lock
+        # first ran the fire time, the other found it served
+        while not any("main: run 1: 1 values" in x or "already ran" in x for x in running.seen):
+            running.wait_for("main: ")
+        running.proc.send_signal(signal.SIGTERM)
+        assert running.finish() == 0
+    finally:
+        if running.proc.poll() is None:
+            running.proc.kill()
+    assert cron.returncode == 0, cron.stderr
+    daemon = "\n".join(running.seen)
+    ran, idle = (daemon, cron.stderr) if "main: run 1" in daemon else (cron.stderr, daemon)
+    assert "main: run 1: 1 values" in ran and "already ran" in idle
+    store = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
+    try:
+        assert [(r.id, r.trigger) for r in store.runs(10)] == [(1, "schedule")]
+    finally:
+        store.close()
