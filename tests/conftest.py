@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import secrets
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,10 @@ import pytest
 from aiohttp import web
 
 from kpi_collector.demo.server import BackgroundServer
+
+# the config cache (kpi_collector.config.cache) of every test and `kpi` process it starts
+# goes to a folder of this session's own, not the user's ~/.cache
+os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="kpi-tests-cache-"))
 
 TOKEN = "s3cr3t-token-value-42"
 BLOG_LINKS = 7

@@ -52,6 +52,11 @@ DESTINATION_GROUP = "kpi_collector.destinations"
 _extra: dict[str, dict[str, type[Any]]] = {SOURCE_GROUP: {}, DESTINATION_GROUP: {}}
 
 
+def has_extra() -> bool:
+    """Whether a type was registered at run time (`register_source`, `register_destination`)."""
+    return any(_extra.values())
+
+
 @lru_cache(maxsize=2)
 def _entry_points(group: str) -> dict[str, EntryPoint]:
     from importlib.metadata import entry_points
