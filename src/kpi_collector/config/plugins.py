@@ -24,7 +24,7 @@ class Plugin(BaseModel):
     """What sources and destinations share: a config model named by its `type`, with a
     name (default: the type), an on/off switch and an optional cron of its own."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, defer_build=True)
 
     type: ClassVar[str] = ""
 
