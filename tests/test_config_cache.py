@@ -81,7 +81,8 @@ def test_a_config_is_used_again_from_the_cache_until_the_file_changes(
 
 def test_a_changed_variable_rebuilds_the_config(tmp_path: Path, env: dict[str, str]) -> None:
     """Unset, `${T:-7.25}` gives its default and the config is cached with T's absence in
-    its key; set (in the environment or `.env`), the cached config is not used."""
+    its key; set (in the environment or `.env`), the cached config is not used, and the
+    config built with T's value is cached in its place."""
     config = tmp_path / "kpi.yaml"
     config.write_text(CONFIG)
     assert load(config, env)["sources"]["a"]["timeout"] == 7.25
@@ -91,16 +92,17 @@ def test_a_changed_variable_rebuilds_the_config(tmp_path: Path, env: dict[str, s
     (tmp_path / ".env").write_text("T=11.5\n")  # .env beside the config counts too
     from_dotenv = load(config, env)
     assert not from_dotenv["from_cache"] and from_dotenv["sources"]["a"]["timeout"] == 11.5
-    # a value a variable gave stays in the validated config: such a config is never cached
-    assert not load(config, env)["from_cache"]
+    again = load(config, env)
+    assert again["from_cache"] and again["sources"]["a"]["timeout"] == 11.5
     (tmp_path / ".env").unlink()
-    assert load(config, env)["from_cache"]  # the default again: the first cached config
+    default = load(config, env)
+    assert not default["from_cache"] and default["sources"]["a"]["timeout"] == 7.25
 
 
 def test_the_cache_keeps_no_secret(tmp_path: Path, env: dict[str, str]) -> None:
-    """A config whose validation found a secret (from a variable or written in the file) is
-    not cached; nor is one holding any value a variable gave; the variables' values are
-    kept only as salted hashes."""
+    """A config holding a token from a variable is cached with the variable's name where the
+    token goes (and only a salted hash of its value in the key): read back, the token is
+    there again and still redacted. A secret written in the file itself is never cached."""
     import hashlib
 
     token = "tok-1f3a9c77e0"
@@ -111,29 +113,46 @@ def test_the_cache_keeps_no_secret(tmp_path: Path, env: dict[str, str]) -> None:
         " headers: {Authorization: 'Bearer ${API_TOKEN}'}, metrics: {n: n}}\n"
     )
     secret_env = {**env, "API_TOKEN": token}
-    assert not load(config, secret_env)["from_cache"]
-    assert not load(config, secret_env)["from_cache"]
-    assert cache_files(env) == []
+    probe = (
+        "import sys\n"
+        "from kpi_collector.config import load_config\n"
+        "from kpi_collector.secrets import redact, reveal\n"
+        "config = load_config(sys.argv[1])\n"
+        "header = config.sources[0].headers['Authorization']\n"
+        "print('yaml' not in sys.modules, reveal(header) == 'Bearer ' + sys.argv[2],"
+        " redact('sent ' + sys.argv[2]))\n"
+    )
+
+    def read() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", probe, str(config), token],
+            capture_output=True,
+            text=True,
+            env=secret_env,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert read() == "False True sent ***"
+    assert read() == "True True sent ***"  # from the cache: the token filled in, redacted
+    (file,) = cache_files(env)
+    data = file.read_bytes()
+    assert token.encode() not in data
+    assert hashlib.sha256(token.encode()).digest() not in data
+    changed = {**env, "API_TOKEN": "tok-other-value-99"}
+    assert not load(config, changed)["from_cache"]
+    for file in cache_files(env):
+        assert b"tok-other-value-99" not in file.read_bytes()
     config.write_text(
         "sources:\n"
         "  - {name: api, type: http_json, url: 'http://127.0.0.1:9/api',"
         " headers: {Authorization: 'Bearer sk-written-in-the-file'}, metrics: {n: n}}\n"
     )
-    assert not load(config, env)["from_cache"] and cache_files(env) == []
-    # a source switched off and naming an unset token is left out: that config is cached,
-    # with the token's absence in its key; once set, the token is in the config: not cached
-    config.write_text(
-        CONFIG + "  - {name: idle, type: http_json, enabled: false, url: 'http://127.0.0.1:9/x',"
-        " headers: {Authorization: 'Bearer ${API_TOKEN}'}, metrics: {n: n}}\n"
-    )
-    assert "idle" not in load(config, env, need_secrets=False)["sources"]
-    assert load(config, env, need_secrets=False)["from_cache"]
-    with_token = load(config, secret_env, need_secrets=False)
-    assert not with_token["from_cache"] and "idle" in with_token["sources"]
+    assert not load(config, env)["from_cache"]
+    assert not load(config, env)["from_cache"]
     for file in cache_files(env):
-        data = file.read_bytes()
-        assert token.encode() not in data
-        assert hashlib.sha256(token.encode()).digest() not in data
+        assert b"sk-written-in-the-file" not in file.read_bytes()
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped"])
@@ -180,8 +199,8 @@ def test_kpi_config_cache_0_turns_it_off(tmp_path: Path, env: dict[str, str]) ->
 def test_a_secret_already_known_to_the_process_still_keeps_its_config_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """In a process that met the token before (a second load), validating the config marks
-    it secret again, and the config is still not cached."""
+    """In a process that met the token before, validating a config marks it secret again:
+    from a variable it is cached as the variable's name; written in the file, not cached."""
     from kpi_collector.config import load_config, plugins
     from kpi_collector.secrets import remember
 
@@ -207,5 +226,14 @@ def test_a_secret_already_known_to_the_process_still_keeps_its_config_out(
     )
     load_config(secret)
     load_config(secret)
-    assert len(list(folder.iterdir())) == 1
+    assert len(list(folder.iterdir())) == 2  # cached, the token as its variable's name
     assert all(token.encode() not in f.read_bytes() for f in folder.iterdir())
+    literal = tmp_path / "literal" / "kpi.yaml"
+    literal.parent.mkdir()
+    literal.write_text(
+        "sources:\n"
+        "  - {name: api, type: http_json, url: 'http://127.0.0.1:9/api',"
+        f" headers: {{Authorization: 'Bearer {token}'}}, metrics: {{n: n}}}}\n"
+    )
+    load_config(literal)  # the token written in the file: not cached, though known before
+    assert len(list(folder.iterdir())) == 2

@@ -26,9 +26,9 @@ _QUERY_SECRET = re.compile(
     r"(?P<value>[^&#\s]+)"
 )
 _MIN_LEN = 4  # shorter values would mask ordinary words
-#: how many times a value was marked secret in this process (also one already known): the
-#: config cache never keeps a config whose validation marked one
-remembered = 0
+#: while not None, every value `remember` is given (also one already known) is appended:
+#: the config cache learns which values a config's validation marked secret
+recording: list[str] | None = None
 _PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
 
 
@@ -37,10 +37,10 @@ def remember(value: str) -> None:
     a program is likely to echo it in: as is, URL-encoded (RFC 3986 percent-encoding, and
     `+` for spaces as HTML forms send it), JSON-escaped (RFC 8259 section 7), HTML-escaped
     and base64 (RFC 4648)."""
-    global remembered
     if not value or len(value) < _MIN_LEN:
         return
-    remembered += 1
+    if recording is not None:
+        recording.append(value)
     _KNOWN.update(encodings(value))
 
 

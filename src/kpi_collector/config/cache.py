@@ -13,17 +13,21 @@ validated config depends on is the same as when it was written:
   installed distributions (the names of `*.dist-info` folders carry their versions), so an
   upgraded plugin or library rebuilds it.
 
-Never written: a config whose validation marked a value as secret (a token, a password, a
-database URL's password) or that holds a value a variable gave, so the cache never keeps a
-secret in clear; nor while plugins registered in the process (tests) are in play. A file
-that cannot be read, is corrupt or does not match is rebuilt. `KPI_CONFIG_CACHE=0` turns the
-cache off.
+No secret is ever written in clear: a string holding a variable's value is written as a
+template naming the variable (`Bearer ${API_TOKEN}`) and filled from the environment when
+read; the values validation marked secret are kept the same way and marked again when the
+config is read from the cache (so they are still redacted). A config whose validation
+marked a secret written in the file itself (not from a variable), or that holds a
+variable's value anywhere but in a plain string, is not cached; nor while plugins
+registered in the process (tests) are in play. A file that cannot be read, is corrupt or
+does not match is rebuilt. `KPI_CONFIG_CACHE=0` turns the cache off.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import pickle
 import sys
@@ -79,11 +83,15 @@ def cached_config(
         return found
     from kpi_collector import secrets
 
-    before = secrets.remembered
-    config = build()
-    if secrets.remembered != before:  # a secret was found while validating: never cached
-        return config
-    _write(file, config, path, raw, variables, options)
+    outer, secrets.recording = secrets.recording, []
+    try:
+        config = build()
+        marked = secrets.recording
+    finally:
+        secrets.recording = outer
+    if outer is not None:
+        outer.extend(marked)
+    _write(file, config, marked, path, raw, variables, options)
     return config
 
 
@@ -164,27 +172,44 @@ def _read(
         return None
     if hashlib.sha256(payload).digest() != check:  # a torn or damaged file
         return None
+    values = {name: value for name, value in variables.items() if value}
     try:
-        config = pickle.loads(payload)
-    except Exception:  # written by other code: rebuilt
+        found = _Unpickler(io.BytesIO(payload), values).load()
+        config, marked = found
+        if not isinstance(config, Config):
+            return None
+    except Exception:  # written by other code, or a variable it names is gone: rebuilt
         return None
-    return config if isinstance(config, Config) else None
+    from kpi_collector.secrets import remember
+
+    for template in marked:  # what validating it marked secret, marked again
+        remember(_fill(template, values))
+    return config
 
 
 def _write(
     file: Path,
     config: Config,
+    marked: list[str],
     path: Path,
     raw: bytes,
     variables: Mapping[str, str | None],
     options: tuple[bool, bool],
 ) -> None:
+    values = {name: value for name, value in variables.items() if value}
+    # each value marked secret, as text of the file and variables' names: one that is not
+    # built from a variable was written in the file itself, and is never cached
+    templates = [_template(value, values) for value in dict.fromkeys(marked)]
+    if any(all(isinstance(part, str) for part in t) for t in templates):
+        return
+    buffer = io.BytesIO()
     try:
-        payload = pickle.dumps(config, protocol=pickle.HIGHEST_PROTOCOL)
+        _Pickler(buffer, values).dump((config, templates))
     except Exception:  # something in it cannot be pickled: not cached
         return
-    if any(value and value.encode() in payload for value in variables.values()):
-        return  # a value a variable gave is in the config: it stays out of the cache
+    payload = buffer.getvalue()
+    if any(value.encode() in payload for value in values.values()):
+        return  # a variable's value outside a plain string (transformed, in bytes): not cached
     salt = os.urandom(_SALT)
     data = (
         _MAGIC
@@ -203,3 +228,57 @@ def _write(
     except OSError:  # a read-only home: no cache
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
+
+
+Template = tuple[str | tuple[str], ...]  # text, and (name,) where a variable's value goes
+
+
+def _template(text: str, values: Mapping[str, str]) -> Template:
+    """`text` as literal parts and `(name,)` where a variable's value stands (the longest
+    value first where they overlap)."""
+    parts: list[str | tuple[str]] = []
+    ordered = sorted(values.items(), key=lambda item: -len(item[1]))
+    rest = text
+    while rest:
+        hits = [(rest.find(value), -len(value), name) for name, value in ordered if value in rest]
+        if not hits:
+            parts.append(rest)
+            break
+        at, minus_length, name = min(hits)
+        if at:
+            parts.append(rest[:at])
+        parts.append((name,))
+        rest = rest[at - minus_length :]
+    return tuple(parts)
+
+
+def _fill(template: Template, values: Mapping[str, str]) -> str:
+    return "".join(part if isinstance(part, str) else values[part[0]] for part in template)
+
+
+class _Pickler(pickle.Pickler):
+    """Writes every string holding a variable's value as a template naming the variable,
+    so no value a variable gave is written."""
+
+    def __init__(self, file: io.BytesIO, values: Mapping[str, str]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.values = values
+
+    def persistent_id(self, obj: object) -> object:
+        if type(obj) is str and obj and any(value in obj for value in self.values.values()):
+            return ("variables", _template(obj, self.values))
+        return None
+
+
+class _Unpickler(pickle.Unpickler):
+    """Fills the templates `_Pickler` wrote with the variables' values of this process (the
+    cache key checked that they are the ones the config was built with)."""
+
+    def __init__(self, file: io.BytesIO, values: Mapping[str, str]) -> None:
+        super().__init__(file)
+        self.values = values
+
+    def persistent_load(self, pid: object) -> object:
+        if not (isinstance(pid, tuple) and len(pid) == 2 and pid[0] == "variables"):
+            raise pickle.UnpicklingError("not a template")
+        return _fill(pid[1], self.values)
