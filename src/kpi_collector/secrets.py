@@ -8,6 +8,7 @@ from a library may echo a URL with a token in its query string).
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -26,9 +27,9 @@ _QUERY_SECRET = re.compile(
     r"(?P<value>[^&#\s]+)"
 )
 _MIN_LEN = 4  # shorter values would mask ordinary words
-#: while not None, every value `remember` is given (also one already known) is appended:
-#: the config cache learns which values a config's validation marked secret
-recording: list[str] | None = None
+#: while `recording.values` is a list in a thread, every value `remember` is given there (also
+#: one already known) is appended: the config cache learns what validation marked secret
+recording = threading.local()
 _PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
 
 
@@ -39,8 +40,9 @@ def remember(value: str) -> None:
     and base64 (RFC 4648)."""
     if not value or len(value) < _MIN_LEN:
         return
-    if recording is not None:
-        recording.append(value)
+    marked: list[str] | None = getattr(recording, "values", None)
+    if marked is not None:
+        marked.append(value)
     _KNOWN.update(encodings(value))
 
 

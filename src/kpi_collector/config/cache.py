@@ -83,12 +83,13 @@ def cached_config(
         return found
     from kpi_collector import secrets
 
-    outer, secrets.recording = secrets.recording, []
+    outer = getattr(secrets.recording, "values", None)
+    marked: list[str] = []
+    secrets.recording.values = marked
     try:
         config = build()
-        marked = secrets.recording
     finally:
-        secrets.recording = outer
+        secrets.recording.values = outer
     if outer is not None:
         outer.extend(marked)
     _write(file, config, marked, path, raw, variables, options)
