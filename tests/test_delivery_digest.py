@@ -182,3 +182,18 @@ def test_an_error_is_one_line_cut_to_300_characters() -> None:
     error = DigestError("crm", "boom\n  token=abc " + "x" * 400)
     assert error.text(limit=None) == "crm: boom token=abc " + "x" * 400
     assert error.text() == "crm: " + ("boom token=abc " + "x" * 400)[:299] + "…"
+
+
+def test_a_title_too_long_for_one_message_is_cut_never_the_value() -> None:
+    """A line longer than the medium's limit (Discord 2000, a Slack section 3000) loses the
+    end of its title, not its value."""
+    values = {"src.long": 1647.0}
+    d = delivery(values=values, order=list(values), previous={}, errors=[])
+    d.kpis["src.long"] = KpiSpec(title="T" * 3500)
+    digest = Digest.from_delivery(d)
+    messages = discord.digest_messages(digest)  # the title, then the line: 2000 alone
+    assert messages[0] == "**KPIs — week 48, 2026**"
+    line = messages[1]
+    assert len(line) == 2000 and line == "**" + "T" * 1988 + "…**: 1,647"
+    section = slack.digest_blocks(digest)[1]["text"]["text"]
+    assert len(section) == 3000 and section == "*" + "T" * 2990 + "…*: 1,647"

@@ -245,3 +245,98 @@ destinations:
     assert again.returncode == 0, again.stdout + again.stderr
     assert len(notion.rows(database)) == 1
     assert TOKEN not in done.stdout + done.stderr + again.stdout + again.stderr
+
+
+def test_text_over_2000_characters_is_split_into_rich_text_objects_not_cut(
+    notion: FakeNotion, tmp_path: Path
+) -> None:
+    """issue 18 §2: Notion takes 2000 characters per rich text object (the fake refuses more,
+    as Notion does): a 4,500-character title and a 2,600-character KPI id go out as several
+    objects, read back whole, and a re-run finds the page by that id again."""
+    database = notion.add_database()
+    metric = "m" * 2593  # the KPI id github.<metric> is 2,600 characters
+    kpi = f"github.{metric}"
+    title = "T" * 4500
+    p = Pipeline(
+        sources=[Function(lambda: {metric: 5.0}, name="github")],
+        destinations=[
+            Store(f"sqlite:///{tmp_path / 'kpi.db'}"),
+            make(notion, database, layout="long", every="day"),
+        ],
+        kpis={kpi: {"title": title}},
+        base_dir=tmp_path,
+    )
+    assert p.process(now=DAY).delivery_errors == {}
+    assert p.process(now=DAY + timedelta(hours=1)).delivery_errors == {}
+    (row,) = notion.rows(database)
+    assert (row["Name"], row["KPI"], row["Value"]) == (title, kpi, 5.0)
+
+
+def test_text_over_notions_100_objects_is_refused_for_good(
+    notion: FakeNotion, tmp_path: Path
+) -> None:
+    database = notion.add_database()
+    p = pipeline(tmp_path, make(notion, database, layout="long", every="run"))
+    p.kpis["github.stars"].title = "T" * 200_001  # 101 objects of 2000
+    result = p.process(now=DAY)
+    assert result.delivery_errors["notion"].startswith(
+        "run:1: a Notion text of 200,001 characters is over Notion's 200,000 per property "
+        "(100 rich text objects of 2,000): shorten the KPI's title or id"
+    )
+    (record,) = p.delivery_engine().records()
+    assert record.status == "failed"
+
+
+def test_notions_size_refusal_is_named_and_refused_for_good(notion: FakeNotion) -> None:
+    """What Notion answers to 2001 characters in one rich text object reaches the error,
+    as a size limit and a refusal of this payload (not a retry)."""
+    import asyncio
+
+    from kpi_collector.errors import DeliveryError
+
+    database = notion.add_database()
+    destination = make(notion, database)
+
+    async def write() -> None:
+        async with destination.client() as api:
+            source = notion.source_of(database)
+            await api.create_page(
+                source, {"Name": {"title": [{"type": "text", "text": {"content": "x" * 2001}}]}}
+            )
+
+    with pytest.raises(DeliveryError) as caught:
+        asyncio.run(write())
+    assert caught.value.refused and not caught.value.transient
+    assert str(caught.value) == (
+        "Notion answered HTTP 400 validation_error: over one of Notion's size limits — body "
+        "failed validation: body.properties.Name.title[0].text.content.length should be ≤ "
+        "`2000`, instead was `2001`."
+    )
+
+
+def test_a_long_layout_delivery_is_paced_through_429s_in_one_run(
+    notion: FakeNotion, tmp_path: Path
+) -> None:
+    """issue 18 §5: 80 pages against a Notion that allows 20 requests a second (the client set
+    to outrun it): the 429s after pages went through are pacing — wait `Retry-After`, go on
+    after the pages written — and the delivery finishes in this one run."""
+    notion.rate_limit = (20, 1.0)
+    database = notion.add_database()
+    metrics = {f"kpi_{i:02d}": float(i) for i in range(80)}
+    p = Pipeline(
+        sources=[Function(lambda: dict(metrics), name="github")],
+        destinations=[
+            Store(f"sqlite:///{tmp_path / 'kpi.db'}"),
+            make(notion, database, layout="long", retries=1),
+        ],
+        base_dir=tmp_path,
+    )
+    result = p.process(now=DAY)
+    assert result.delivery_errors == {}
+    assert notion.rate_limited >= 2  # 80 pages at 20 a second: several 429s on the way
+    rows = notion.rows(database)
+    assert sorted((r["KPI"], r["Value"]) for r in rows) == sorted(
+        (f"github.kpi_{i:02d}", float(i)) for i in range(80)
+    )  # each page once: none written twice after a 429
+    (record,) = p.delivery_engine().records()
+    assert (record.status, record.progress) == ("done", 80)

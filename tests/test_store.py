@@ -287,3 +287,40 @@ def test_newest_collected_by_kpis_skips_backfilled_values(tmp_path: Path) -> Non
         assert newest_collected(store, "a") == 2005.0 and newest_collected(store, "b") == 2007.0
     finally:
         store.close()
+
+
+def test_v8_dates_an_older_store_by_its_first_run_and_v9_adds_notes(
+    store: HistoryStore, tmp_path: Path
+) -> None:
+    """A store of schema 7 gets `created_at` = its first run's start (the earliest thing it
+    knows), and an empty annotations table; a new store is dated when it is created."""
+    import time
+
+    from kpi_collector.store.annotations import add_annotation, list_annotations, store_created_at
+
+    url = store.url
+    store.begin_run(started_at=ts("2026-11-02T07:00:00+00:00"))
+    store.begin_run(started_at=ts("2026-11-03T07:00:00+00:00"))
+    store.close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE annotations"))
+        conn.execute(meta.delete().where(meta.c.key == "created_at"))
+        conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="7"))
+    engine.dispose()
+    reopened = HistoryStore(url)
+    try:
+        assert reopened.migrate() == SCHEMA_VERSION
+        assert store_created_at(reopened) == ts("2026-11-02T07:00:00+00:00")
+        assert list_annotations(reopened) == []
+        add_annotation(reopened, "v1.0 released", date(2026, 11, 20))
+        assert [n.text for n in list_annotations(reopened)] == ["v1.0 released"]
+    finally:
+        reopened.close()
+    before = time.time()
+    fresh = HistoryStore(f"sqlite:///{tmp_path / 'fresh.db'}")
+    try:
+        created = store_created_at(fresh)
+        assert created is not None and before <= created <= time.time()
+    finally:
+        fresh.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -42,6 +42,8 @@ class Defaults(Strict):
     concurrency: int = Field(default=64, ge=1, le=4096)
     per_host: int = Field(default=8, ge=1, le=4096)
     max_bytes: ByteSize = Field(default=MAX_BYTES, gt=0)  # bytes, or "20MiB", "500kB"
+    #: at most this many pages load at once in the run's headless Chromium (`render: true`)
+    render_concurrency: int = Field(default=4, ge=1, le=64)
 
 
 class KpiSpec(Strict):
@@ -54,6 +56,17 @@ class KpiSpec(Strict):
     formula: str | None = None
     description: str | None = None
     higher_is_better: bool = True
+    #: a section heading ("Growth", "Revenue") on the overview, in reports and in messages
+    group: str | None = None
+    #: left off the overview (its page, reports, messages and the API still have it)
+    hidden: bool = False
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("a group needs a name, e.g. group: Growth")
+        return value.strip() if value is not None else None
 
 
 def _percent(value: Any) -> Any:
@@ -297,6 +310,21 @@ def display_order(
     return sorted(dict.fromkeys(ids), key=lambda k: (k != north_star, rank.get(k, len(rank)), k))
 
 
+def grouped(ids: Iterable[str], kpis: Mapping[str, KpiSpec]) -> list[tuple[str | None, list[str]]]:
+    """`ids` (in display order) as sections: each `group:` in the order the groups first
+    appear in `kpis:`, its KPIs in the order given, then the KPIs without a group under None.
+    Without any group: one section, None. Empty sections are left out."""
+    order: dict[str | None, list[str]] = {}
+    for spec in kpis.values():
+        if spec.group is not None:
+            order.setdefault(spec.group, [])
+    order[None] = []
+    for kpi in ids:
+        found = kpis.get(kpi)
+        order[found.group if found is not None else None].append(kpi)
+    return [(group, members) for group, members in order.items() if members]
+
+
 HealthCheck = Literal["failing_sources", "alerts", "pending_deliveries"]
 
 
@@ -323,6 +351,8 @@ class Settings(Strict):
     #: duration like 5m), so many installations don't call an API in the same second
     jitter: float | str | None = None
     north_star: str | None = None
+    #: the dashboard's and the reports' title (default "KPIs")
+    title: str | None = None
     #: BCP 47 tag (de, de-CH, hi-IN): how pages and answers write numbers, unless a source
     #: or metric says otherwise; without it a page's own `lang`, else en
     locale: str | None = None
@@ -472,6 +502,15 @@ class Config:
         return display_order(
             ids, kpis=self.kpis, north_star=self.settings.north_star, config_ids=self.kpi_ids()
         )
+
+    def sections(self, ids: Iterable[str]) -> list[tuple[str | None, list[str]]]:
+        """`ids` in display order, in their `group:` sections (see `grouped`)."""
+        return grouped(self.order(ids), self.kpis)
+
+    @property
+    def title(self) -> str:
+        """The dashboard's and the reports' title: `title:`, else "KPIs"."""
+        return self.settings.title or "KPIs"
 
     def kpi_ids(self) -> list[str]:
         """Every KPI id the config can produce: the sources' metrics, then derived KPIs."""

@@ -166,12 +166,11 @@ class DeliveryEngine:
     def selected(self, only: Sequence[str] | None) -> list[Destination]:
         if not only:
             return list(self.destinations)
-        unknown = sorted(set(only) - {d.name for d in self.destinations})
-        if unknown:
-            known = ", ".join(d.name for d in self.destinations) or "none"
-            raise ConfigError(
-                f"no enabled destination named {', '.join(unknown)}; destinations: {known}"
-            )
+        from kpi_collector.errors import unknown_names
+
+        problem = unknown_names("destination", only, (d.name for d in self.destinations))
+        if problem:
+            raise ConfigError(problem.replace("no destination", "no enabled destination", 1))
         return [d for d in self.destinations if d.name in only]
 
     # state ----------------------------------------------------------------------------------

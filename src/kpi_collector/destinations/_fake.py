@@ -9,6 +9,7 @@ services can share one server: `class FakeHooks(FakeDiscord, FakeSlack, ...)`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +18,19 @@ from typing import Any, Self
 from aiohttp import web
 
 from kpi_collector.sources._fake import BackgroundServer
+
+
+def rate_wait(times: list[float], limit: tuple[int, float]) -> float | None:
+    """A service's rate limit of `limit` = (count, seconds): None when one more request fits
+    in the sliding window (it is recorded in `times`, the recent requests' monotonic times,
+    pruned here), else the seconds until it would."""
+    count, window = limit
+    now = time.monotonic()
+    times[:] = [t for t in times if now - t < window]
+    if len(times) >= count:
+        return window - (now - times[0])
+    times.append(now)
+    return None
 
 
 @dataclass

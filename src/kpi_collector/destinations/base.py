@@ -9,12 +9,12 @@ decides what to deliver when, records it in the store and retries transient fail
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
@@ -128,6 +128,10 @@ class Destination(Plugin):
     """
 
     type: ClassVar[str] = ""
+    #: what `kpi_names` names ("column", "property", ...) and how to fix a clash, for the
+    #: refusal of a delivery whose KPIs collide (`refuse_name_collision`)
+    name_kind: ClassVar[str] = "name"
+    name_fix: ClassVar[str] = "give one of them another title (or id) in `kpis:`"
     #: True: one row per period, updated by every run of the period (idempotent writes);
     #: False: a message, sent at most once per period
     upserts: ClassVar[bool] = False
@@ -159,8 +163,19 @@ class Destination(Plugin):
         nothing by KPI. `titles` maps a KPI id to its `title:`. Two KPIs must never share
         a name: the loader checks this against the config's KPIs (`kpi validate` names
         both), and `deliver` refuses a delivery where run-time KPIs collide
-        (`name_collision`) instead of letting one value overwrite the other."""
+        (`refuse_name_collision`) instead of letting one value overwrite the other. A KPI
+        may not take one of `reserved_names` either (a `period` KPI in a `period` column)."""
         return {}
+
+    def reserved_names(self) -> frozenset[str]:
+        """The names this destination writes besides the KPIs' (`period`, `date`, ...),
+        spelled as `kpi_names` spells names: no KPI may map to one of them."""
+        return frozenset()
+
+    def name_clash(self, kpis: Sequence[str], titles: Mapping[str, str]) -> NameClash | None:
+        """The first clash of `kpi_names` (two KPIs, one name; or a reserved name), None
+        when each KPI keeps a name of its own (`name_collision`)."""
+        return name_collision(self.kpi_names(kpis, titles), self.reserved_names())
 
     @property
     def can_send_text(self) -> bool:
@@ -205,13 +220,52 @@ def delivery_error(
     return error
 
 
-def name_collision(names: Mapping[str, str]) -> tuple[str, str, str] | None:
-    """The first (kpi, other kpi, name) where two KPIs of `names` ({kpi: name}, as from
-    `Destination.kpi_names`) share a name; None when every name is unique. Names compare
-    exactly (a destination that folds case folds it in `kpi_names`)."""
+class NameClash(NamedTuple):
+    """Two KPIs that one destination would write under one name (`second` is None when
+    `first` takes a name the destination keeps for itself, like `period`)."""
+
+    first: str  # a KPI id
+    second: str | None  # the other KPI id; None: `name` is reserved
+    name: str  # the name both map to
+
+    def describe(self, kind: str = "name") -> str:
+        """ "KPIs a.x and b.x both map to column 'x'" / "KPI period maps to column 'period',
+        which the destination writes itself"."""
+        if self.second is None:
+            return (
+                f"KPI {self.first} maps to {kind} {self.name!r}, which the destination "
+                "writes itself"
+            )
+        return f"KPIs {self.first} and {self.second} both map to {kind} {self.name!r}"
+
+
+def name_collision(names: Mapping[str, str], reserved: Collection[str] = ()) -> NameClash | None:
+    """The first clash where two KPIs of `names` ({kpi: name}, as from
+    `Destination.kpi_names`) share a name, or a KPI takes one of `reserved`; None when
+    every name is its own. Names compare exactly (a destination that folds case folds it
+    in `kpi_names`)."""
     seen: dict[str, str] = {}
     for kpi, name in names.items():
+        if name in reserved:
+            return NameClash(kpi, None, name)
         if name in seen:
-            return seen[name], kpi, name
+            return NameClash(seen[name], kpi, name)
         seen[name] = kpi
     return None
+
+
+def refuse_name_collision(destination: Destination, delivery: Delivery) -> None:
+    """Raise DeliveryError(refused) when two of the delivery's KPIs map to one name in
+    `destination` (or one takes a reserved name): the config's KPIs are checked at load, but
+    ids only known at run time (a source whose metrics come from its answer) are not, and
+    one value must never silently overwrite the other. Nothing is written; the delivery is
+    marked failed and later periods go on (issue 18 §1)."""
+    titles = {kpi: delivery.title(kpi) for kpi in delivery.ordered}
+    clash = destination.name_clash(delivery.ordered, titles)
+    if clash:
+        raise delivery_error(
+            f"{destination.type} destination {destination.name!r}: "
+            f"{clash.describe(destination.name_kind)}; {destination.name_fix}",
+            transient=False,
+            refused=True,
+        )

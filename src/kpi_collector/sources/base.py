@@ -8,6 +8,7 @@ HTTP, auth, retries and parsing live in `kpi_collector.collect`, never in a sour
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -22,6 +23,7 @@ from kpi_collector.config.models import MAX_BYTES
 from kpi_collector.config.plugins import Plugin
 
 if TYPE_CHECKING:
+    from kpi_collector.collect.browser import Browser
     from kpi_collector.collect.http import HttpClient, HttpSession
 
 T = TypeVar("T")
@@ -65,6 +67,9 @@ class SourceContext:
     #: why a backfill gives less than the range asked for, in the service's terms ("npm
     #: keeps no counts before 2015-01-10"); filled by `backfill` through `limit`
     limits: list[str] = field(default_factory=list)
+    #: the run's headless Chromium for `render: true`, shared by its sources; None: a
+    #: source that renders opens one for itself and closes it
+    browser: Browser | None = None
 
     def limit(self, reason: str) -> None:
         """Record why a backfill stops short of the range asked for (shown by `kpi backfill`)."""
@@ -152,6 +157,12 @@ class Source(Plugin):
         `timeout * (retries + 1) + 1` seconds in all, then cancels it.
         """
         raise NotImplementedError
+
+    def prepared(self, ctx: SourceContext) -> contextlib.AbstractAsyncContextManager[None]:
+        """What the source needs before its clock starts, held while it collects: the run
+        waits for it outside the source's time budget (a page slot in the run's browser for
+        `render: true`). The base needs nothing."""
+        return contextlib.nullcontext()
 
     @property
     def can_backfill(self) -> bool:

@@ -26,7 +26,7 @@ from kpi_collector.destinations.base import (
     Delivery,
     TableDestination,
     delivery_error,
-    name_collision,
+    refuse_name_collision,
 )
 from kpi_collector.errors import DeliveryError
 from kpi_collector.secrets import Secret, redact
@@ -35,6 +35,11 @@ if TYPE_CHECKING:
     from notion_client import AsyncClient
 
 NOTION_VERSION = "2025-09-03"
+# Notion API "Request limits", size limits: a rich text object's text.content holds at most
+# 2000 characters, and any array of rich text objects at most 100 elements (beyond either:
+# 400 validation_error "... should be ≤ `2000`")
+TEXT_CONTENT_LIMIT = 2000
+RICH_TEXT_ITEMS = 100
 _ID = re.compile(
     r"([0-9a-f]{32})|([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})", re.I
 )
@@ -76,6 +81,8 @@ def notion_id(value: str) -> str:
 
 class Notion(TableDestination):
     type: ClassVar[str] = "notion"
+    name_kind: ClassVar[str] = "property"
+    name_fix: ClassVar[str] = "give one of them another title in `kpis:`"
 
     token: Secret
     database: str
@@ -121,17 +128,12 @@ class Notion(TableDestination):
             return {}
         return {kpi: titles.get(kpi) or kpi for kpi in kpis}
 
+    def reserved_names(self) -> frozenset[str]:
+        """wide: the date and period properties (the title property is checked by type)."""
+        return frozenset({self.date_property, self.period_property})
+
     async def deliver(self, delivery: Delivery) -> None:
-        titles = {kpi: delivery.title(kpi) for kpi in delivery.ordered}
-        clash = name_collision(self.kpi_names(delivery.ordered, titles))
-        if clash:  # KPIs only known at run time; the config's own are checked at load
-            first, second, name = clash
-            raise delivery_error(
-                f"notion destination {self.name!r}: KPIs {first} and {second} both map to "
-                f"property {name!r}; give one of them another title in `kpis:`",
-                transient=False,
-                refused=True,
-            )
+        refuse_name_collision(self, delivery)  # the config's own KPIs are checked at load
         async with self.client() as api:
             source = await self.resolve_data_source(api)
             source = await self.ensure_properties(api, source, delivery)
@@ -147,13 +149,16 @@ class Notion(TableDestination):
                     await api.create_page(source["id"], properties)
                 return
             pages = {_plain(p["properties"].get(self.kpi_property)): p for p in existing}
-            for kpi in delivery.ordered:
+            for index, kpi in enumerate(delivery.ordered):
+                if index < delivery.progress:  # written by an attempt cut short by a 429
+                    continue
                 properties = self._long_properties(delivery, kpi, title)
                 page = pages.get(kpi)
                 if page is not None:
                     await api.update_page(page["id"], properties)
                 else:
                     await api.create_page(source["id"], properties)
+                await delivery.checkpoint(index + 1)
 
     async def resolve_data_source(self, api: _Api) -> dict[str, Any]:
         """The database's data source (API 2025-09-03: rows live in data sources)."""
@@ -335,7 +340,10 @@ class _Api:
             status = exc.status
             retry_after = retry_after_seconds(exc.headers.get("retry-after"))
             transient = code in _TRANSIENT or status in (408, 429) or status >= 500
-            hint = _HINTS.get(code)
+            message = str(getattr(exc, "message", "") or exc)
+            # a size limit ("... should be ≤ `2000`") or 413: this payload, never any
+            too_large = status == 413 or (code == "validation_error" and "should be ≤" in message)
+            hint = "over one of Notion's size limits" if too_large else _HINTS.get(code)
             text = f"Notion answered HTTP {status}"
             if isinstance(exc, APIResponseError):
                 text += f" {code}: {hint or 'error'} — {redact(str(exc))[:300]}"
@@ -343,14 +351,30 @@ class _Api:
                 text += ": " + ("server error" if status >= 500 else "request refused")
             if retry_after is not None and status == 429:
                 text += f" (retry after {retry_after:g}s)"
-            return delivery_error(text, transient=transient, retry_after=retry_after)
+            return delivery_error(
+                text, transient=transient, retry_after=retry_after, refused=too_large
+            )
         return delivery_error(
             f"Notion client: {type(exc).__name__}: {redact(str(exc))}", transient=False
         )
 
 
 def _text(content: str) -> list[dict[str, Any]]:
-    return [{"type": "text", "text": {"content": content[:2000]}}]
+    """`content` as rich text objects of at most 2000 characters each (Notion's limit per
+    object; the property's plain text is their concatenation, so nothing is cut). Raises
+    DeliveryError(refused) past 100 objects (200,000 characters), Notion's array limit."""
+    chunks = [
+        content[i : i + TEXT_CONTENT_LIMIT] for i in range(0, len(content), TEXT_CONTENT_LIMIT)
+    ] or [""]
+    if len(chunks) > RICH_TEXT_ITEMS:
+        raise delivery_error(
+            f"a Notion text of {len(content):,} characters is over Notion's "
+            f"{RICH_TEXT_ITEMS * TEXT_CONTENT_LIMIT:,} per property ({RICH_TEXT_ITEMS} rich "
+            f"text objects of {TEXT_CONTENT_LIMIT:,}): shorten the KPI's title or id",
+            transient=False,
+            refused=True,
+        )
+    return [{"type": "text", "text": {"content": chunk}} for chunk in chunks]
 
 
 def _plain(prop: dict[str, Any] | None) -> str:

@@ -6,11 +6,18 @@ outage) and a hook that runs after a page is written (to kill the client mid-del
 Shapes follow developers.notion.com: database `data_sources: [{id, name}]`, data source
 `properties: {name: {id, name, type, <type>: {...}}}`, page `parent: {type: data_source_id, ...}`,
 errors `{"object": "error", "status", "code", "message", "request_id"}`.
+
+Limits as Notion documents them ("Request limits"): an average of three requests a second with
+bursts (here `rate_limit`, 30 per 10 s), beyond it 429 `rate_limited` with `Retry-After` in
+whole seconds; a rich text object's `text.content` at most 2000 characters and a rich text
+array at most 100 objects, beyond them 400 `validation_error` "body failed validation: ...
+should be ≤ `2000`, instead was `2001`."
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 import uuid
@@ -22,6 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
+from kpi_collector.destinations._fake import rate_wait
 from kpi_collector.sources._fake import BackgroundServer
 
 VERSION = "2025-09-03"
@@ -93,6 +101,9 @@ class FakeNotion:
         self.down = False
         self.requests: list[tuple[float, str, str]] = []  # (monotonic time, method, path)
         self.after_write: Callable[[], None] | None = None  # runs after a page is created/updated
+        self.rate_limit = (30, 10.0)  # requests per seconds (Notion: 3 a second, with bursts)
+        self.rate_limited = 0  # 429s answered
+        self._times: list[float] = []
         self.lock = threading.Lock()
 
     # setting up -----------------------------------------------------------------------------
@@ -183,6 +194,14 @@ class FakeNotion:
         if self.faults:
             fault = self.faults.pop(0)
             return error(fault.status, fault.code, fault.message, fault.headers)
+        wait = self._rate_limited()
+        if wait is not None:
+            return error(
+                429,
+                "rate_limited",
+                "You have been rate limited. Please try again in a few minutes.",
+                {"Retry-After": str(wait)},
+            )
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return error(401, "unauthorized", "API token is invalid.")
         version = request.headers.get("Notion-Version")
@@ -202,6 +221,14 @@ class FakeNotion:
                 return error(400, "invalid_json", "Error parsing JSON body.")
         with self.lock:
             return await handler(request)
+
+    def _rate_limited(self) -> int | None:
+        """None when the request may go (it is counted), else the whole seconds to wait."""
+        wait = rate_wait(self._times, self.rate_limit)
+        if wait is None:
+            return None
+        self.rate_limited += 1
+        return max(1, math.ceil(wait))
 
     @staticmethod
     def _find(table: dict[str, Any], raw: str) -> str:
@@ -344,6 +371,23 @@ class FakeNotion:
                 return error(400, "validation_error", f"{name} is expected to be {kind}.")
             raw = value[kind]
             if kind in ("title", "rich_text"):
+                where = f"body.properties.{name}.{kind}"
+                if len(raw) > 100:
+                    return error(
+                        400,
+                        "validation_error",
+                        f"body failed validation: {where}.length should be ≤ `100`, "
+                        f"instead was `{len(raw)}`.",
+                    )
+                for index, part in enumerate(raw):
+                    length = len(part.get("text", {}).get("content", ""))
+                    if length > 2000:
+                        return error(
+                            400,
+                            "validation_error",
+                            f"body failed validation: {where}[{index}].text.content.length "
+                            f"should be ≤ `2000`, instead was `{length}`.",
+                        )
                 raw = rich_text("".join(p.get("text", {}).get("content", "") for p in raw))
             elif kind == "number" and raw is not None and not isinstance(raw, int | float):
                 return error(400, "validation_error", f"{name} is expected to be number.")
