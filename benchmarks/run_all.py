@@ -90,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
             lambda: bench_fanin.run_benchmark(args.pages, args.runs, args.concurrency, 20),
         ),
         guarded(
+            "Fan-in, 0 ms latency",
+            "python benchmarks/bench_fanin.py --latency 0",
+            lambda: bench_fanin.run_benchmark(args.pages, args.runs, args.concurrency, 20, 0.0),
+        ),
+        guarded(
             "Extraction",
             "python benchmarks/bench_extract.py",
             lambda: bench_extract.run_benchmark(page=1, repeat=7),

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
+import os
 import secrets
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +17,11 @@ import pytest
 from aiohttp import web
 
 from kpi_collector.demo.server import BackgroundServer
+
+# the config cache (kpi_collector.config.cache) of every test and `kpi` process it starts
+# goes to a folder of this session's own, not the user's ~/.cache
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="kpi-tests-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], ignore_errors=True)
 
 TOKEN = "s3cr3t-token-value-42"
 BLOG_LINKS = 7

@@ -565,6 +565,65 @@ def test_silenced_alerts_tell_no_one_until_the_silence_ends(
     assert "did you mean 'app.dau below 100'?" in capsys.readouterr().err
 
 
+def test_a_silence_shows_in_the_health_report_and_on_the_dashboard(
+    setup: tuple[Path, web.Application], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`kpi alerts silence`: `kpi validate --health` and the dashboard's overview say which
+    alert is silenced and until when (UTC here: the config names no time zone)."""
+    import sqlite3
+
+    from kpi_collector.cli import main
+    from kpi_collector.report.data import DashboardData
+    from kpi_collector.report.pages import overview_page
+
+    folder, _ = setup
+    config = configure(folder, "{kpi: app.dau, below: 100, notify: [team]}")
+    run(config, datetime.now(UTC), dau=90)
+    assert main(["-c", str(config), "alerts", "silence", "1", "--for", "2d"]) == 0
+    capsys.readouterr()
+    with sqlite3.connect(folder / "kpi.db") as conn:
+        ((until,),) = conn.execute("SELECT until FROM alert_silences").fetchall()
+    shown = datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%d %H:%M")
+    main(["-c", str(config), "validate", "--health"])
+    assert f"silenced until {shown} UTC: app.dau below 100" in capsys.readouterr().out
+    data = DashboardData(load_config(config))
+    try:
+        page = overview_page(data.overview())
+    finally:
+        data.close()
+    assert f'<li class="silence">silenced until {shown}: app.dau below 100</li>' in page
+
+
+def test_metrics_say_which_alert_is_active(setup: tuple[Path, web.Application]) -> None:
+    """`/metrics`: `kpi_alert_active{alert}` is 1 while that alert fires and 0 once it
+    resolved; `kpi_alerts_active` counts the firing ones."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from kpi_collector.report.data import DashboardData
+    from kpi_collector.report.metrics import metrics_text
+
+    folder, _ = setup
+    config = configure(
+        folder,
+        "{kpi: app.dau, below: 100, notify: [team]}",
+        "{kpi: app.dau, above: 1000, notify: [team]}",
+    )
+
+    def gauges() -> tuple[dict[str, float], float]:
+        data = DashboardData(load_config(config))
+        try:
+            families = {f.name: f for f in text_string_to_metric_families(metrics_text(data))}
+        finally:
+            data.close()
+        per_alert = {s.labels["alert"]: s.value for s in families["kpi_alert_active"].samples}
+        return per_alert, families["kpi_alerts_active"].samples[0].value
+
+    run(config, T0, dau=90)
+    assert gauges() == ({"app.dau below 100": 1.0, "app.dau above 1000": 0.0}, 1.0)
+    run(config, T0 + DAY, dau=150)
+    assert gauges() == ({"app.dau below 100": 0.0, "app.dau above 1000": 0.0}, 0.0)
+
+
 def test_kpi_alerts_test_sends_through_each_notify_destination(
     setup: tuple[Path, web.Application], capsys: pytest.CaptureFixture[str]
 ) -> None:

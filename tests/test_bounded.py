@@ -4,6 +4,7 @@ and patterns, each with healthy sources beside it that must still be stored."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -544,9 +545,104 @@ def test_a_killed_run_leaves_no_command_running(tmp_path: Path) -> None:
             os.kill(child, signal.SIGKILL)
 
 
+def test_the_run_that_takes_over_kills_what_a_killed_runs_command_left(tmp_path: Path) -> None:
+    """`kill -9` of `kpi run` while a `command` source's shell waits on a child it put in
+    the background: the shell dies with the run, its child does not; the next run, taking
+    over the stale lock, kills that child's process group (recorded in the store) and
+    clears the record."""
+    import signal
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG and /proc are Linux's")
+    pid_file = tmp_path / "grandchild.pid"
+    config = tmp_path / "kpi.yaml"
+    config.write_text(
+        "store: sqlite:///kpi.db\n"
+        "sources:\n"
+        f"  - {{name: slow, type: command, command: [sh, -c, 'sleep 300 & echo $! > "
+        f"{pid_file}; wait'], timeout: 600}}\n"
+    )
+    kpi = [sys.executable, "-m", "kpi_collector", "-c", str(config)]
+    first = subprocess.Popen([*kpi, "run"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    grandchild = None
+    try:
+        deadline = time.monotonic() + 60
+        while not (pid_file.exists() and pid_file.read_text().strip()):
+            assert time.monotonic() < deadline, "the command never started"
+            time.sleep(0.05)
+        grandchild = int(pid_file.read_text())
+        # the run records the group once its lock is registered in the store
+        deadline = time.monotonic() + 60
+        while not _group_recorded(tmp_path / "kpi.db"):
+            assert time.monotonic() < deadline, "the run never recorded the command's group"
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        time.sleep(0.5)  # the shell's death (PR_SET_PDEATHSIG) does not reach its child
+        assert _alive(grandchild), "expected the background child to outlive the killed run"
+        config.write_text(
+            "store: sqlite:///kpi.db\n"
+            "sources:\n"
+            "  - {name: quick, type: command, command: [echo, '7']}\n"
+        )
+        second = subprocess.run(
+            [*kpi, "run", "--format", "json"], capture_output=True, text=True, timeout=120
+        )
+        assert second.returncode == 0, second.stderr
+        assert "killed process group" in second.stderr
+        assert str(grandchild) in second.stderr
+        deadline = time.monotonic() + 10
+        while _alive(grandchild):
+            assert time.monotonic() < deadline, f"pid {grandchild} outlived the takeover"
+            time.sleep(0.05)
+        assert not _group_recorded(tmp_path / "kpi.db")
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+        if grandchild is not None and _alive(grandchild):
+            os.kill(grandchild, signal.SIGKILL)
+
+
+def _group_recorded(database: Path) -> bool:
+    import sqlite3
+
+    if not database.exists():
+        return False
+    with contextlib.closing(sqlite3.connect(database, timeout=30)) as conn:
+        try:
+            rows = conn.execute("SELECT name FROM heartbeats WHERE name LIKE 'group:%'").fetchall()
+        except sqlite3.OperationalError:  # the table is not created yet
+            return False
+    return bool(rows)
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().split(")")[-1].split()[0] != "Z"  # a zombie is dead
     except FileNotFoundError:
         return False
+
+
+def test_a_left_group_is_killed_only_when_it_is_the_one_recorded() -> None:
+    """`kill_left_group` kills a group whose members started after the recorded start, and
+    leaves alone a group that was there before (a pid reused by an older, unrelated group)."""
+    import signal
+
+    from kpi_collector.collect.groups import kill_left_group
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc")
+    proc = subprocess.Popen(["sleep", "120"], start_new_session=True)
+    try:
+        started = time.time()
+        assert kill_left_group(proc.pid, started_at=started + 3600) == []
+        assert proc.poll() is None
+        assert kill_left_group(proc.pid, started_at=started - 60) == [proc.pid]
+        assert proc.wait(10) == -signal.SIGKILL
+        assert kill_left_group(proc.pid, started_at=started - 60) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -31,6 +31,7 @@ from kpi_collector.store import HistoryStore
 from kpi_collector.store.heartbeats import SCHEDULER, job_states, write_heartbeat
 
 ROOT = Path(__file__).resolve().parents[1]
+KPI = [sys.executable, "-m", "kpi_collector"]
 BERLIN = ZoneInfo("Europe/Berlin")
 CALLS: list[str] = []
 
@@ -1121,3 +1122,203 @@ def test_a_caught_up_monthly_digest_carries_its_own_months_values(tmp_path: Path
     assert sorted(by_period) == ["2026-01", "2026-02"]
     # app.users is 100 + calls: January's digest has the Jan 30 run (102), not Feb 20's (103)
     assert by_period["2026-01"].split(",")[header.index("app.users")] == "102"
+
+
+def never_returns(marker: str) -> dict[str, float]:
+    """A `python` source whose thread never returns (asyncio.run waits for it at its end)."""
+    Path(marker).write_text("called")
+    threading.Event().wait()
+    return {"never": 0.0}
+
+
+def _hung_config(tmp_path: Path, *, python_timeout: float, release: Path | None = None) -> str:
+    """A job with a python source that never returns and a command whose shell leaves a
+    child (`sleep`) in the background and waits for it; with `release`, the command waits
+    for that file instead and then exits (its group, the `sleep` too, is killed)."""
+    wait = f"while [ ! -e {release} ]; do sleep 0.1; done" if release else "wait"
+    return (
+        'schedule: "0 7 * * *"\n'
+        "sources:\n"
+        "  - {name: hung, type: python, function: tests.test_schedule:never_returns, "
+        f"kwargs: {{marker: {str(tmp_path / 'called')!r}}}, timeout: {python_timeout}}}\n"
+        "  - {name: bg, type: command, timeout: 600, command: [sh, -c, "
+        f"'sleep 300 & echo $! > {tmp_path / 'bg.pid'}; {wait}']}}\n"
+    )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_second_sigterm_stops_at_once_even_when_a_source_never_returns(tmp_path: Path) -> None:
+    """docs/schedule.md: "A second signal stops at once (exit 130)". A python source's thread
+    that never returns used to keep the process waiting for ever (asyncio.run joins its
+    thread); a command's background child must not outlive the stop either."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc")
+    (tmp_path / "kpi.yaml").write_text(_hung_config(tmp_path, python_timeout=600))
+    running = Running(tmp_path)
+    child = None
+    try:
+        running.wait_for("main: collect")
+        deadline = time.monotonic() + 60
+        while not ((tmp_path / "called").exists() and (tmp_path / "bg.pid").exists()):
+            assert time.monotonic() < deadline, "the sources never started"
+            time.sleep(0.05)
+        while not (tmp_path / "bg.pid").read_text().strip():
+            time.sleep(0.05)
+        child = int((tmp_path / "bg.pid").read_text())
+        running.proc.send_signal(signal.SIGTERM)
+        running.wait_for("SIGTERM: finishing the job in progress, then stopping")
+        running.proc.send_signal(signal.SIGTERM)
+        assert running.finish(timeout=60) == 130
+        assert not _pid_alive(child), f"the command's child (pid {child}) outlived the stop"
+    finally:
+        if running.proc.poll() is None:
+            running.proc.kill()
+        if child is not None and _pid_alive(child):
+            os.kill(child, signal.SIGKILL)
+    log = "\n".join(running.seen)
+    assert "SIGTERM again: stopping now" in log
+    assert running.seen[-1] == "interrupted"
+    assert "Traceback" not in log
+
+
+def test_the_watchdog_is_pinged_while_the_job_loop_lives_and_not_once_it_hangs(
+    tmp_path: Path,
+) -> None:
+    """systemd's watchdog must restart a scheduler whose job hangs for ever: pings come from
+    the job's event loop while it runs (a command still working), and stop once the job
+    hangs (a python source's thread that never returns, which asyncio.run waits for at the
+    end of the run). A thread pinging beside the job would ping for ever."""
+    import socket as sockets
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc")
+    address = str(tmp_path / "notify.sock")
+    server = sockets.socket(sockets.AF_UNIX, sockets.SOCK_DGRAM)
+    server.bind(address)
+    release = tmp_path / "release"
+    (tmp_path / "kpi.yaml").write_text(_hung_config(tmp_path, python_timeout=1, release=release))
+    # WATCHDOG_USEC=1 s: a ping every 0.5 s
+    running = Running(tmp_path, NOTIFY_SOCKET=address, WATCHDOG_USEC="1000000")
+    child = None
+    try:
+        running.wait_for("main: collect")
+        deadline = time.monotonic() + 60
+        while not ((tmp_path / "called").exists() and (tmp_path / "bg.pid").exists()):
+            assert time.monotonic() < deadline, "the sources never started"
+            time.sleep(0.05)
+        server.setblocking(False)  # what came before the job (READY=1, the idle loop's pings)
+        while True:
+            try:
+                server.recv(256)
+            except BlockingIOError:
+                break
+        server.setblocking(True)
+        server.settimeout(20)
+        for _ in range(3):  # pinged while the job's loop waits for the command
+            assert server.recv(256).decode() == "WATCHDOG=1"
+        child = int((tmp_path / "bg.pid").read_text())
+        release.touch()  # the run ends, then asyncio.run waits for the hung thread for ever
+        # pings stop: a silence of 10 ping intervals, while the process still lives
+        server.settimeout(5)
+        deadline = time.monotonic() + 60
+        while True:
+            assert time.monotonic() < deadline, "the watchdog pings never stopped"
+            try:
+                server.recv(256)
+            except TimeoutError:
+                break
+        assert running.proc.poll() is None, "the scheduler was expected to hang, not exit"
+    finally:
+        running.proc.kill()
+        running.proc.wait()
+        server.close()
+        if child is not None and _pid_alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def test_kpi_scheduler_up_goes_stale_three_minutes_after_the_last_beat(folder: Path) -> None:
+    """The dead-man's switch in `/metrics`: `kpi_scheduler_up` is 1 while the scheduler beats,
+    0 once its heartbeat is more than 3 minutes old or it said it stopped; the heartbeat's
+    time is `kpi_scheduler_heartbeat_timestamp_seconds`."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from kpi_collector.report.data import DashboardData
+    from kpi_collector.report.metrics import metrics_text
+
+    config = load_config(folder / "kpi.yaml")
+    beat = datetime(2026, 3, 2, 6, 0, tzinfo=UTC).timestamp()
+    store = HistoryStore(config.store_url)
+    store.migrate()
+    write_heartbeat(store, SCHEDULER, now=beat, started_at=beat, state="idle")
+
+    def gauges(at: float) -> dict[str, float]:
+        data = DashboardData(config, clock=lambda: at, cache=False)
+        try:
+            text = metrics_text(data)
+        finally:
+            data.close()
+        return {
+            f.name: f.samples[0].value
+            for f in text_string_to_metric_families(text)
+            if f.name.startswith("kpi_scheduler")
+        }
+
+    try:
+        assert gauges(beat + 60) == {
+            "kpi_scheduler_heartbeat_timestamp_seconds": beat,
+            "kpi_scheduler_up": 1.0,
+        }
+        assert gauges(beat + 179)["kpi_scheduler_up"] == 1.0
+        assert gauges(beat + 181)["kpi_scheduler_up"] == 0.0
+        write_heartbeat(store, SCHEDULER, now=beat, state="stopped")
+        assert gauges(beat + 60)["kpi_scheduler_up"] == 0.0
+    finally:
+        store.close()
+
+
+def test_a_crontab_run_beside_a_running_scheduler_serves_the_fire_time_once(
+    tmp_path: Path,
+) -> None:
+    """`kpi schedule --run main` (what `--print crontab` installs) while `kpi schedule` runs
+    that fire time: it waits for the run lock, finds the fire time served, exits 0; one run."""
+    (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG, encoding="utf-8")
+    ready = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
+    ready.migrate()
+    ready.close()
+    running = Running(tmp_path)
+    try:
+        running.wait_for("main: collect slow")  # the daemon's catch-up holds the lock
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+        env["PYTHONPATH"] = str(ROOT)
+        cron = subprocess.run(
+            [*KPI, "-c", str(tmp_path / "kpi.yaml"), "schedule", "--run", "main"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        # the daemon logs its job's start before it takes the lock: whichever took the lock
+        # first ran the fire time, the other found it served
+        while not any("main: run 1: 1 value" in x or "already ran" in x for x in running.seen):
+            running.wait_for("main: ")
+        running.proc.send_signal(signal.SIGTERM)
+        assert running.finish() == 0
+    finally:
+        if running.proc.poll() is None:
+            running.proc.kill()
+    assert cron.returncode == 0, cron.stderr
+    daemon = "\n".join(running.seen)
+    ran, idle = (daemon, cron.stderr) if "main: run 1" in daemon else (cron.stderr, daemon)
+    assert "main: run 1: 1 value" in ran and "already ran" in idle
+    store = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
+    try:
+        assert [(r.id, r.trigger) for r in store.runs(10)] == [(1, "schedule")]
+    finally:
+        store.close()

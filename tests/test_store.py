@@ -286,6 +286,40 @@ def test_a_store_url_shows_its_host_but_never_its_password() -> None:
     assert "kpi:***@127.0.0.1:1/kpi" in str(info.value)
 
 
+def test_newest_collected_by_kpis_skips_backfilled_values(tmp_path: Path) -> None:
+    """When each source last stored a value a run collected: a backfilled value, even a
+    newer one, does not count; a source with known KPI ids and one without (a python
+    function naming its metrics as it runs) get the same answer; one never run is left out."""
+    from kpi_collector.store import HistoryStore, StoredObservation
+    from kpi_collector.store.runs import newest_collected, newest_collected_by_kpis
+
+    store = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
+    try:
+        store.migrate()
+        for ts in (1000.0, 2000.0):
+            run = store.begin_run(started_at=ts)
+            store.finish_run(
+                run,
+                observations=[
+                    StoredObservation("a.x", ts, 1.0, "a"),
+                    StoredObservation("a.y", ts + 5, 2.0, "a"),
+                    StoredObservation("b.z", ts + 7, 3.0, "b"),
+                ],
+                finished_at=ts + 10,
+            )
+        store.add_observations(
+            [
+                StoredObservation("a.x", 900_000.0, 4.0, "a"),
+                StoredObservation("b.z", 900_000.0, 5.0, "b"),
+            ]
+        )
+        asked = {"a": ["a.x", "a.y"], "b": [], "never": ["never.v"]}
+        assert newest_collected_by_kpis(store, asked) == {"a": 2005.0, "b": 2007.0}
+        assert newest_collected(store, "a") == 2005.0 and newest_collected(store, "b") == 2007.0
+    finally:
+        store.close()
+
+
 def test_v8_dates_an_older_store_by_its_first_run_and_v9_adds_notes(
     store: HistoryStore, tmp_path: Path
 ) -> None:

@@ -26,7 +26,7 @@ from kpi_collector.destinations.store import Store
 from kpi_collector.errors import ConfigError
 from kpi_collector.run.engine import SourceOutcome, collect_all
 from kpi_collector.run.result import RunResult
-from kpi_collector.secrets import redact
+from kpi_collector.secrets import DatabaseUrl, redact
 from kpi_collector.sources.base import Source
 from kpi_collector.store import RunError, StoredObservation
 
@@ -56,6 +56,15 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kpi-pipeline") as pool:
         return pool.submit(asyncio.run, coro).result()
+
+
+def _store(url: str) -> Store:
+    """The config's store as a `Store`, without validating the URL again (the config did):
+    building the model's validator before the first request costs tens of milliseconds
+    (pydantic's plugin scan reads every installed distribution's entry points)."""
+    return Store.model_construct(
+        name=Store.type, url=DatabaseUrl(str(url), getattr(url, "variables", ()))
+    )
 
 
 class Pipeline:
@@ -124,7 +133,7 @@ class Pipeline:
         pipeline = cls(
             sources=[s for s in config.sources if s.enabled],
             destinations=[d for d in config.destinations if d.enabled],
-            store=Store(config.store_url),
+            store=_store(config.store_url),
             kpis=config.kpis,
             timezone=config.timezone,
             defaults=config.defaults,

@@ -8,6 +8,7 @@ from a library may echo a URL with a token in its query string).
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -26,6 +27,9 @@ _QUERY_SECRET = re.compile(
     r"(?P<value>[^&#\s]+)"
 )
 _MIN_LEN = 4  # shorter values are masked only where they stand as a value (see redact)
+#: while `recording.values` is a list in a thread, every value `remember` is given there (also
+#: one already known) is appended: the config cache learns what validation marked secret
+recording = threading.local()
 _PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
 
 
@@ -34,9 +38,12 @@ def remember(value: str) -> None:
     a program is likely to echo it in: as is, URL-encoded (RFC 3986 percent-encoding, and
     `+` for spaces as HTML forms send it), JSON-escaped (RFC 8259 section 7), HTML-escaped
     and base64 (RFC 4648)."""
+    global _version
     if not value:
         return
-    global _version
+    marked: list[str] | None = getattr(recording, "values", None)
+    if marked is not None:
+        marked.append(value)
     forms = encodings(value)
     if not forms <= _KNOWN:
         _KNOWN.update(forms)

@@ -24,7 +24,7 @@ log = logging.getLogger("kpi_collector.extract")
 class Expect(BaseModel):
     """Bounds a value must fall in; a value outside is an error and is not stored."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     min: float | None = None
     max: float | None = None
 
@@ -32,7 +32,7 @@ class Expect(BaseModel):
 class Metric(BaseModel):
     """How to read one metric: an extractor (`jmespath`, `css` or `xpath`) and options."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     jmespath: str | None = None
     css: str | None = None

@@ -50,7 +50,7 @@ class Auth(BaseModel):
     Values are Secrets (`${ENV}` references), never shown in errors or output.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     bearer: Secret | None = None
     basic: tuple[str | Secret, Secret] | None = None  # (user, password); a secret user too
     header: dict[str, Secret] | None = None
@@ -89,7 +89,7 @@ class LoginForm(BaseModel):
     "${PASS}"}); the form's other inputs (hidden CSRF tokens) are posted as the page gave
     them. The optional CSS checks tell success from failure (see `HttpSession.login`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     url: str
     fields: dict[str, Secret]
     form: str | None = None  # CSS selector of the form; default: the one with a password input

@@ -49,6 +49,9 @@ def load_config(
 ) -> Config:
     """Read, expand and validate a config file.
 
+    A validated config is cached (`config.cache`) and used again while the file, the
+    variables it names and the installed code stay the same.
+
     With `need_secrets=False` (commands that only read the store: history, report, serve),
     a source or destination that names an unset variable is left out instead of failing.
     With `need_store=False` too (deployment snippets), a `store:` naming an unset variable
@@ -64,8 +67,25 @@ def load_config(
         raise ConfigError(
             f"{found}: larger than {MAX_CONFIG_BYTES // 2**20} MiB; is it really the config?"
         )
-    return parse_config(
-        decode_config(raw, found), path=found, need_secrets=need_secrets, need_store=need_store
+    text = decode_config(raw, found)
+
+    def build() -> Config:
+        return parse_config(text, path=found, need_secrets=need_secrets, need_store=need_store)
+
+    from kpi_collector.config import cache
+
+    if not cache.enabled():
+        return build()
+    # what the validated config depends on besides the file: the variables it names
+    names = {m.group(1) for m in _VAR.finditer(text) if m.group(1)}
+    environment = dict(_dotenv(found.parent / ".env")) if names else {}
+    environment.update(os.environ)
+    return cache.cached_config(
+        found,
+        raw,
+        variables={name: environment.get(name) for name in names},
+        options=(need_secrets, need_store),
+        build=build,
     )
 
 

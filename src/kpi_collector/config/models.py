@@ -31,7 +31,7 @@ MAX_BYTES = ByteSize(20 * 1024 * 1024)
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class Defaults(Strict):
@@ -132,7 +132,7 @@ class Alert(Strict):
     (a reminder while it stays true, e.g. `1d`).
     """
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
     name: str | None = Field(default=None, description="how messages name it (default: the rule)")
     notify: list[str] = Field(default_factory=list, description="message destinations, by name")

@@ -24,7 +24,7 @@ class Plugin(BaseModel):
     """What sources and destinations share: a config model named by its `type`, with a
     name (default: the type), an on/off switch and an optional cron of its own."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, defer_build=True)
 
     type: ClassVar[str] = ""
 
@@ -50,6 +50,11 @@ class Plugin(BaseModel):
 SOURCE_GROUP = "kpi_collector.sources"
 DESTINATION_GROUP = "kpi_collector.destinations"
 _extra: dict[str, dict[str, type[Any]]] = {SOURCE_GROUP: {}, DESTINATION_GROUP: {}}
+
+
+def has_extra() -> bool:
+    """Whether a type was registered at run time (`register_source`, `register_destination`)."""
+    return any(_extra.values())
 
 
 @lru_cache(maxsize=2)

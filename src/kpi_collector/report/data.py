@@ -113,6 +113,13 @@ class AlertDoc(TypedDict):
     since: str | None
 
 
+class SilenceDoc(TypedDict):
+    """An alert silenced (`kpi alerts silence`) until `until` (ISO, the config's zone)."""
+
+    alert: str
+    until: str | None
+
+
 class JobDoc(TypedDict):
     """A scheduled job's state: `last_success` in UTC epoch seconds (None: never)."""
 
@@ -133,6 +140,7 @@ class HealthDoc(TypedDict):
     scheduler: SchedulerDoc | None  # None: no `kpi schedule` ever ran on this store
     run_in_progress: RunInProgressDoc | None
     alerts: list[AlertDoc]
+    silences: list[SilenceDoc]
     jobs: list[JobDoc]
 
 
@@ -537,6 +545,10 @@ class DashboardData:
                     "since": iso(a["since"], self.zone),
                 }
                 for a in report["alerts"]
+            ],
+            "silences": [
+                {"alert": s["alert"], "until": iso(s["until"], self.zone)}
+                for s in report.get("silences", [])
             ],
             "jobs": [
                 {

@@ -159,9 +159,10 @@ def metrics_text(data: DashboardData) -> str:
 def _sources(lines: list[str], data: DashboardData) -> None:
     """Per source, from its own newest attempt (the newest run that collected it), not from
     the newest run of any job: a source on its own schedule is judged by its own runs."""
-    from kpi_collector.store.runs import failing_streaks, newest_collected
+    from kpi_collector.store.runs import failing_streaks, newest_collected_by_kpis
 
-    names = [s.name for s in data.config.sources if s.enabled]
+    enabled = [s for s in data.config.sources if s.enabled]
+    names = [s.name for s in enabled]
     streaks = failing_streaks(data.store, names, depth=1)
     _family(
         lines,
@@ -172,12 +173,12 @@ def _sources(lines: list[str], data: DashboardData) -> None:
             for n in names
         ],
     )
-    collected = [(n, newest_collected(data.store, n)) for n in names]
+    collected = newest_collected_by_kpis(data.store, {s.name: s.kpi_ids() for s in enabled})
     _family(
         lines,
         "kpi_source_last_success_timestamp_seconds",
         "When the source last stored a value collected by a run (Unix time).",
-        [(f'{{source="{label(n)}"}}', ts) for n, ts in collected if ts is not None],
+        [(f'{{source="{label(n)}"}}', collected[n]) for n in names if n in collected],
     )
 
 

@@ -300,7 +300,8 @@ def sources_html(sources: Iterable[SourceStatusDoc]) -> str:
 
 
 def health_html(health: HealthDoc | None) -> str:
-    """The scheduler's state, then problems, active alerts and warnings (when there are any)."""
+    """The scheduler's state, then problems, active alerts, silences and warnings (when there
+    are any)."""
     if health is None:
         return ""
     daemon = health["scheduler"]
@@ -316,6 +317,10 @@ def health_html(health: HealthDoc | None) -> str:
     items += [
         f'<li class="alert">alert since {escape(when(a["since"]))}: {escape(a["message"])}</li>'
         for a in health["alerts"]
+    ]
+    items += [
+        f'<li class="silence">silenced until {escape(when(s["until"]))}: {escape(s["alert"])}</li>'
+        for s in health["silences"]
     ]
     items += [
         f'<li class="warning">{escape(w)}</li>'

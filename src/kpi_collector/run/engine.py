@@ -72,12 +72,16 @@ async def collect_all(
     # loop (seconds on a busy machine, while the store opens in a thread) and eats budgets
     import aiohttp  # noqa: F401
 
-    limit = asyncio.Semaphore(defaults.concurrency)
     client = http or HttpClient(concurrency=defaults.concurrency, per_host=defaults.per_host)
+    outcomes: list[SourceOutcome | None] = [None] * len(sources)
+    # `concurrency` workers take the next source from one shared iterator: a task per
+    # worker, not per source, so 50,000 sources cost no 50,000 waiting tasks (memory, and
+    # a first request that waited until every task had started)
+    todo = iter(enumerate(sources))
     browser = Browser(concurrency=defaults.render_concurrency)
 
-    async def one(source: Source) -> SourceOutcome:
-        async with limit:
+    async def worker() -> None:
+        for index, source in todo:
             outcome = await collect_one(
                 source,
                 client,
@@ -87,16 +91,17 @@ async def collect_all(
                 now=now,
                 browser=browser,
             )
-        if on_done is not None:
-            on_done(outcome)
-        return outcome
+            outcomes[index] = outcome
+            if on_done is not None:
+                on_done(outcome)
 
     try:
-        return list(await asyncio.gather(*(one(s) for s in sources)))
+        await asyncio.gather(*(worker() for _ in range(min(defaults.concurrency, len(sources)))))
     finally:
         await browser.close()
         if http is None:
             await client.close()
+    return [outcome for outcome in outcomes if outcome is not None]
 
 
 async def collect_one(

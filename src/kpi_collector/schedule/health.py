@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from kpi_collector.format import plural
 from kpi_collector.schedule.scheduler import HEARTBEAT_EVERY, Scheduler
+from kpi_collector.store.alert_states import silences
 from kpi_collector.store.annotations import store_created_at
 from kpi_collector.store.heartbeats import RUN, SCHEDULER, heartbeats, job_states, seconds_text
 from kpi_collector.store.lock import HEARTBEAT_EVERY as RUN_HEARTBEAT_EVERY
@@ -41,6 +42,7 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
         pending = DeliveryEngine(store, []).records(status=PENDING)
         refused = DeliveryEngine(store, []).records(status="failed")
         alerts = active_alerts(store)
+        silenced = silences(store, now=now)
         problems: list[str] = []
         warnings: list[str] = []
         running = beats.get(RUN)
@@ -146,6 +148,7 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
             "last_run": _run_dict(last_run),
             "jobs": job_rows,
             "alerts": [a.to_dict() for a in alerts],
+            "silences": [{"alert": k, "until": u} for k, u in sorted(silenced.items())],
             "pending_deliveries": [r.to_dict() for r in pending],
         }
     finally:
@@ -192,6 +195,8 @@ def render(report: dict[str, Any]) -> str:
             f"next {_when(job['next_fire'], tz) if job['next_fire'] else 'never'}"
             + ("  OVERDUE" if job["overdue"] else "")
         )
+    for silence in report["silences"]:
+        lines.append(f"silenced until {_when(silence['until'], tz)}: {silence['alert']}")
     for title, items in (("problems", report["problems"]), ("warnings", report["warnings"])):
         if items:
             lines.append(f"{title}:")

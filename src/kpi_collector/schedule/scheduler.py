@@ -32,12 +32,12 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Coroutine, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from kpi_collector.config.cron import Cron
 from kpi_collector.errors import KpiError
@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from kpi_collector.store import HistoryStore, RunRecord
 
 log = logging.getLogger("kpi_collector.schedule")
+T = TypeVar("T")
 
 HEARTBEAT_EVERY = 60.0  # seconds between heartbeats while idle (and the longest sleep)
 LOCK_WAIT = 600.0  # seconds a job waits for a run in progress before it is skipped
@@ -219,35 +220,37 @@ class Scheduler:
         if fire is not None and jitter:
             delay = random.uniform(0, jitter)  # spreading load, not a secret
             log.info("%s: starting in %.0f s (jitter)", job.name, delay)
-            self.clock.sleep(delay, self.stop)
+            self._wait(delay)
         log.info("%s: %s", job.name, job.describe())
         self._beat("running", detail=f"job {job.name}")
-        with self._watchdog_during_job():
-            return self._run_job(job, fire)
+        return self._run_job(job, fire)
 
-    @contextmanager
-    def _watchdog_during_job(self) -> Iterator[None]:
-        """Under systemd with `WatchdogSec=`, keep pinging while a job runs (the idle loop
-        pings on each heartbeat); a job is bounded by its sources' timeouts."""
+    def _async(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run a job's coroutine in an event loop of its own. Under systemd with
+        `WatchdogSec=`, a task *in that loop* pings the watchdog, so the pings stop when the
+        job really hangs (a loop blocked, or `asyncio.run` waiting forever at its end for a
+        source's thread that never returns) and systemd restarts the scheduler; a thread
+        beside the job would keep pinging for a job that hangs forever."""
         from kpi_collector.schedule.sdnotify import notify, watchdog_interval
 
         interval = watchdog_interval() if self._serving else None
         if interval is None:
-            yield
-            return
-        done = threading.Event()
+            return asyncio.run(work)
+        every = interval
 
-        def ping() -> None:
-            while not done.wait(interval):
+        async def ping() -> None:
+            while True:
                 notify("WATCHDOG=1")
+                await asyncio.sleep(every)
 
-        thread = threading.Thread(target=ping, name="kpi-watchdog", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            done.set()
-            thread.join()
+        async def main() -> T:
+            pinger = asyncio.create_task(ping())
+            try:
+                return await work
+            finally:
+                pinger.cancel()
+
+        return asyncio.run(main())
 
     def _run_job(self, job: Job, fire: datetime | None) -> JobResult:
         lock = RunLock(
@@ -323,7 +326,9 @@ class Scheduler:
         pipeline = self._pipeline(job)
         clock = time.monotonic()
         try:
-            result = pipeline.process(only=list(job.sources), now=started, run_lock=lock)
+            result = self._async(
+                pipeline.aprocess(only=list(job.sources), now=started, run_lock=lock)
+            )
             self._retry_scheduled_destinations(job, result)
         finally:
             if pipeline.store is not None:
@@ -377,7 +382,7 @@ class Scheduler:
                     due.append(record.destination)
             if not due:
                 return
-            for outcome in asyncio.run(engine.deliver_pending(list(dict.fromkeys(due)))):
+            for outcome in self._async(engine.deliver_pending(list(dict.fromkeys(due)))):
                 if not outcome.ok:
                     result.delivery_errors[outcome.destination] = redact(
                         f"{outcome.period}: {outcome.error}"
@@ -404,7 +409,7 @@ class Scheduler:
             newest = self._run_for(store, pipeline, job, reference)
             if newest is not None:
                 engine.record_run(newest.id, reference)
-            outcomes = asyncio.run(engine.deliver_pending())
+            outcomes = self._async(engine.deliver_pending())
         finally:
             store.close()
         failed = [o for o in outcomes if not o.ok]
@@ -550,6 +555,15 @@ class Scheduler:
         # never sleep long: a machine waking from suspend should notice the time within a beat
         self.clock.sleep(max(wait, 0.0), self.stop)
 
+    def _wait(self, seconds: float) -> None:
+        """Sleep `seconds` (less once `stop` is set), beating at least every heartbeat, so a
+        long jitter never looks like a hang to systemd's watchdog."""
+        end = self.clock.now().timestamp() + seconds
+        while not self.stop.is_set() and (left := end - self.clock.now().timestamp()) > 0:
+            self.clock.sleep(min(left, self.heartbeat_every), self.stop)
+            if end - self.clock.now().timestamp() > 0:
+                self._beat("idle")
+
     def _beat(self, state: str, **fields: object) -> None:
         if not self._serving:  # a one-shot run (--once, --run) leaves the daemon's row alone
             return
@@ -592,17 +606,31 @@ def _take_run_lock(lock: RunLock) -> bool:
     return True
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: what the CLI returns for a stop by a second signal
+HARD_STOP_AFTER = 2.0  # seconds the unwinding of a second signal may take before a hard exit
+
+
 @contextmanager
 def stopping_on_signals(
     stop: threading.Event, signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT)
 ) -> Iterator[None]:
     """Within: SIGTERM / SIGINT set `stop` (the job in progress finishes); a second one ends
-    the process now. The previous handlers come back afterwards."""
+    the process now: KeyboardInterrupt unwinds the job (its command groups are killed, its
+    lock released) and, if that does not end it within `HARD_STOP_AFTER` seconds (a source's
+    thread that never returns, which `asyncio.run` waits for), the process kills what its
+    command sources started and exits 130 at once. The previous handlers come back
+    afterwards."""
+    hard_stop: list[threading.Timer] = []
 
     def handle(signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if stop.is_set():
             log.warning("%s again: stopping now", name)
+            if not hard_stop:
+                timer = threading.Timer(HARD_STOP_AFTER, _exit_now)
+                timer.daemon = True
+                hard_stop.append(timer)
+                timer.start()
             raise KeyboardInterrupt
         # set before logging: a second signal can run this handler again while it logs
         stop.set()
@@ -612,5 +640,25 @@ def stopping_on_signals(
     try:
         yield
     finally:
+        for timer in hard_stop:  # it unwound in time
+            timer.cancel()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _exit_now() -> None:
+    """The hard stop of a second signal: kill the process groups of running `command`
+    sources (their children would outlive us), say so, and exit 130 without waiting."""
+    import os
+    import sys
+
+    from kpi_collector.collect.groups import live
+
+    for group in live():
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(group.pgid, signal.SIGKILL)
+    log.warning("a job did not stop within %g s: exiting without waiting for it", HARD_STOP_AFTER)
+    logging.shutdown()
+    sys.stderr.write("interrupted\n")
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)

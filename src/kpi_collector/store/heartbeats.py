@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from kpi_collector.store import HistoryStore
 
 SCHEDULER, RUN = "scheduler", "run"  # the heartbeat rows: the `kpi schedule` process, the run lock
+#: rows `group:<pgid>`: a process group a run's `command` source started (pid: the run's
+#: process, started_at: when the group started, detail: the program), deleted when it ends
+GROUP = "group:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,13 +94,49 @@ def seconds_text(seconds: float) -> str:
 
 
 def heartbeats(store: HistoryStore) -> dict[str, Heartbeat]:
-    """Every heartbeat row by name (`scheduler`, `run`)."""
+    """Every heartbeat row by name (`scheduler`, `run`), without the process groups' rows."""
     import sqlalchemy as sa
 
     from kpi_collector.store.schema import heartbeats as t
 
     with store.engine.connect() as conn:
-        return {r.name: Heartbeat(**r._mapping) for r in conn.execute(sa.select(t))}
+        rows = conn.execute(sa.select(t).where(t.c.name.not_like(f"{GROUP}%")))
+        return {r.name: Heartbeat(**r._mapping) for r in rows}
+
+
+def process_groups(store: HistoryStore) -> list[Heartbeat]:
+    """The process groups runs recorded and did not clear (name `group:<pgid>`, pid and
+    hostname of the run that started them), oldest first."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import heartbeats as t
+
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(t).where(t.c.name.like(f"{GROUP}%")).order_by(t.c.started_at))
+        return [Heartbeat(**r._mapping) for r in rows]
+
+
+def record_group(store: HistoryStore, pgid: int, *, program: str, started_at: float) -> None:
+    """Record process group `pgid` started by this process at `started_at` (epoch seconds)
+    running `program`; StoreError if the write fails."""
+    write_heartbeat(
+        store,
+        f"{GROUP}{pgid}",
+        now=started_at,
+        started_at=started_at,
+        state="running",
+        detail=program,
+    )
+
+
+def forget_groups(store: HistoryStore, names: list[str]) -> None:
+    """Delete the process groups' rows `names` (`group:<pgid>`); StoreError if the write fails."""
+    from kpi_collector.store.schema import heartbeats as t
+
+    if not names:
+        return
+    with store.write() as conn:
+        conn.execute(t.delete().where(t.c.name.in_(names)))
 
 
 def write_heartbeat(

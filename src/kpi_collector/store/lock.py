@@ -11,12 +11,15 @@ its holder dies, so a crashed run can never leave the store locked forever:
 Beside it, the holder writes who it is into the store's `heartbeats` table (`run` row: pid,
 host, start, a heartbeat every 10 s) and deletes the row when it lets go. A row found by the
 next holder means the previous one died without letting go: that stale holder is logged and
-taken over, and its run, still `running` in the store, is marked `interrupted`. A process that
+taken over, its run, still `running` in the store, is marked `interrupted`, and the process
+groups its `command` sources left (rows `group:<pgid>`, see `collect.groups`) are killed when
+they are on this host. A process that
 cannot get the lock within `wait` seconds raises `LockBusy` naming the holder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -27,14 +30,20 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from kpi_collector.collect import groups
 from kpi_collector.errors import KpiError
 from kpi_collector.store.heartbeats import (
+    GROUP,
     RUN,
     Heartbeat,
     delete_heartbeat,
+    forget_groups,
     heartbeats,
     mark_interrupted,
+    process_groups,
+    record_group,
     seconds_text,
+    this_process,
     write_heartbeat,
 )
 
@@ -307,8 +316,12 @@ class RunLock:
         self.taken_over: Heartbeat | None = None  # the stale holder found on acquiring
         self.interrupted: list[int] = []  # its runs, now marked interrupted
         self._mutex: Mutex | None = None
+        self.killed: list[int] = []  # pids of the stale holder's process groups, killed
         self._beating = threading.Event()
         self._thread: threading.Thread | None = None
+        self._watch = contextlib.ExitStack()
+        self._groups: set[str] = set()  # rows of our process groups in the store
+        self._groups_guard = threading.Lock()
 
     def __enter__(self) -> RunLock:
         self.acquire()
@@ -353,6 +366,8 @@ class RunLock:
             if mutex is not None:
                 mutex.release()
             raise
+        for group in self._watch.enter_context(groups.watching(self._group_event)):
+            self._group_event("started", group)
         self._beating.clear()
         self._thread = threading.Thread(target=self._beat, name="kpi-run-heartbeat", daemon=True)
         self._thread.start()
@@ -367,7 +382,11 @@ class RunLock:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        self._watch.close()
         try:
+            with self._groups_guard:
+                left, self._groups = sorted(self._groups), set()
+            forget_groups(self.store, left)
             delete_heartbeat(self.store, RUN)
         except KpiError as exc:  # the next holder will find the row and take over
             log.warning("could not clear the run lock's heartbeat: %s", exc)
@@ -382,6 +401,7 @@ class RunLock:
                 "taking over a stale run lock: the holder, %s, stopped without releasing it",
                 stale.describe(),
             )
+        self._kill_left_groups()
         self.interrupted = mark_interrupted(self.store)
         if self.interrupted:
             log.warning(
@@ -389,6 +409,47 @@ class RunLock:
                 "s" if len(self.interrupted) > 1 else "",
                 ", ".join(map(str, self.interrupted)),
             )
+
+    def _kill_left_groups(self) -> None:
+        """Kill the process groups a dead holder's `command` sources left (their children
+        outlive it) and forget them. Groups on another host cannot be reached from here:
+        they are logged and forgotten."""
+        pid, host = this_process()
+        left = [g for g in process_groups(self.store) if (g.pid, g.hostname) != (pid, host)]
+        for row in left:
+            pgid = int(row.name.removeprefix(GROUP))
+            if row.hostname != host:
+                log.warning(
+                    "the stale run left process group %d (%s) on %s: stop it there",
+                    pgid,
+                    row.detail,
+                    row.hostname,
+                )
+                continue
+            killed = groups.kill_left_group(pgid, started_at=row.started_at)
+            if killed:
+                self.killed.extend(killed)
+                log.warning(
+                    "killed process group %d (%s) the stale run left: pid%s %s",
+                    pgid,
+                    row.detail,
+                    "s" if len(killed) > 1 else "",
+                    ", ".join(map(str, killed)),
+                )
+        forget_groups(self.store, [row.name for row in left])
+
+    def _group_event(self, event: str, group: groups.Group) -> None:
+        name = f"{GROUP}{group.pgid}"
+        if event == "started":
+            record_group(self.store, group.pgid, program=group.program, started_at=group.started_at)
+            with self._groups_guard:
+                self._groups.add(name)
+        else:
+            with self._groups_guard:
+                if name not in self._groups:
+                    return
+                self._groups.discard(name)
+            forget_groups(self.store, [name])
 
     def _beat(self) -> None:
         while not self._beating.wait(self.heartbeat_every):

@@ -3,7 +3,7 @@ streaks, the first run, the newest manual run, the newest value of a source. UTC
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -133,6 +133,45 @@ def newest_collected(store: HistoryStore, source: str) -> float | None:
             )
         ).scalar()
     return float(value) if value is not None else None
+
+
+def newest_collected_by_kpis(
+    store: HistoryStore, kpis: Mapping[str, Sequence[str]]
+) -> dict[str, float]:
+    """For each source (name -> its KPI ids, empty when the source names them only as it
+    runs): when it last stored a value collected by a run (not backfilled), UTC epoch;
+    sources that never did are left out. A source with known KPI ids costs one short read of
+    the (kpi, ts) index per KPI, newest first; the others share one grouped query. Asking
+    `newest_collected` per source read every observation each time: seconds per source in
+    a store of millions of rows."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import observations as o
+
+    newest: dict[str, float] = {}
+    by_kpi = (
+        sa.select(o.c.ts)
+        .where(o.c.kpi == sa.bindparam("kpi"), o.c.backfilled == sa.false())
+        .order_by(o.c.ts.desc())
+        .limit(1)
+    )
+    unnamed = [source for source, ids in kpis.items() if not ids]
+    with store.engine.connect() as conn:
+        for source, ids in kpis.items():
+            for kpi in ids:
+                ts = conn.execute(by_kpi, {"kpi": kpi}).scalar()
+                if ts is not None and ts > newest.get(source, float("-inf")):
+                    newest[source] = float(ts)
+        if unnamed:
+            grouped = (
+                sa.select(o.c.source, sa.func.max(o.c.ts))
+                .where(o.c.source.in_(unnamed), o.c.backfilled == sa.false())
+                .group_by(o.c.source)
+            )
+            for source, ts in conn.execute(grouped):
+                if ts is not None:
+                    newest[source] = float(ts)
+    return newest
 
 
 def data_version(store: HistoryStore) -> tuple[object, ...]:

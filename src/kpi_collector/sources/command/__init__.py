@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from pydantic import ByteSize, Field, field_validator
 
+from kpi_collector.collect import groups
 from kpi_collector.collect.extract import Metric, finish
 from kpi_collector.errors import ExtractError, SourceError
 from kpi_collector.secrets import redact, remember_values
@@ -107,7 +108,8 @@ def _die_with_parent() -> None:
     """In the child, before exec: on Linux, be killed (SIGKILL) when the `kpi` process that
     started it dies, even by `kill -9`, so a crashed run never leaves its command running
     into the next run (prctl(2) PR_SET_PDEATHSIG). The child's own children are not
-    covered: they are killed with its group when the run ends normally or times out."""
+    covered: they are killed with its group when the run ends normally or times out, and
+    after a crash by the run that takes over the store's lock (`collect.groups`)."""
     import sys
 
     if not sys.platform.startswith("linux"):
@@ -151,6 +153,9 @@ async def run_bounded(
     # the program leads a new session and group for good (a session leader cannot leave
     # its group), so the group's id is its pid and a kill of the group reaches it too
     group = transport.get_pid()
+    # announced, so the run lock's holder records it and a run taking over after a crash
+    # (kill -9: the program dies with us, the children it started do not) kills the group
+    groups.started(group, program)
     assert protocol.stdout is not None and protocol.stderr is not None
     out, err = bytearray(), bytearray()
     readers = [
@@ -187,6 +192,7 @@ async def run_bounded(
             future.cancel()
         await asyncio.gather(*readers, return_exceptions=True)
         await protocol.exited  # reaped by asyncio's child watcher: no zombie left
+        groups.ended(group)
         # the pipes closed now, while the loop runs: left to the garbage collector after
         # the loop closed, they print `RuntimeError: Event loop is closed`
         transport.close()

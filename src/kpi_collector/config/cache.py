@@ -1,0 +1,285 @@
+"""A cache of validated configs, so a run of a large config does not parse and validate the
+same YAML again (1,000 sources: about 0.4 s of YAML, checks and pydantic per start).
+
+One file per config file, under `$XDG_CACHE_HOME/kpi-collector/` (default
+`~/.cache/kpi-collector/`), readable by its owner only. It is used only when everything the
+validated config depends on is the same as when it was written:
+
+- the config file's bytes (SHA-256) and its absolute path, the current folder, and the
+  loader's options (`need_secrets`, `need_store`);
+- each variable the config names (`${VAR}`, from the environment or `.env`): only a salted
+  hash of its value is kept, never the value;
+- this package's code (the size and time of each of its files), Python's version and the
+  installed distributions (the names of `*.dist-info` folders carry their versions), so an
+  upgraded plugin or library rebuilds it.
+
+No secret is ever written in clear: a string holding a variable's value is written as a
+template naming the variable (`Bearer ${API_TOKEN}`) and filled from the environment when
+read; the values validation marked secret are kept the same way and marked again when the
+config is read from the cache (so they are still redacted). A config whose validation
+marked a secret written in the file itself (not from a variable), or that holds a
+variable's value anywhere but in a plain string, is not cached; nor while plugins
+registered in the process (tests) are in play. A file that cannot be read, is corrupt or
+does not match is rebuilt. `KPI_CONFIG_CACHE=0` turns the cache off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import pickle
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kpi_collector.config.models import Config
+
+_MAGIC = b"kpi-collector config cache 1\n"
+_SALT = 16
+_DIGEST = 32  # SHA-256
+
+
+def cache_dir() -> Path:
+    """`$XDG_CACHE_HOME/kpi-collector`, else `~/.cache/kpi-collector`."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "kpi-collector"
+
+
+def enabled() -> bool:
+    """False when `KPI_CONFIG_CACHE=0` (or `false`, `no`, `off`)."""
+    return os.environ.get("KPI_CONFIG_CACHE", "1").strip().lower() not in (
+        "0",
+        "false",
+        "no",
+        "off",
+    )
+
+
+def cached_config(
+    path: Path,
+    raw: bytes,
+    *,
+    variables: Mapping[str, str | None],
+    options: tuple[bool, bool],
+    build: Callable[[], Config],
+) -> Config:
+    """The validated config of file `path` (content `raw`): from the cache when it matches,
+    else `build()`, whose result is cached when it is safe to (see the module's docstring).
+
+    `variables` maps each variable the config names to its value (None: unset); `options`
+    is (need_secrets, need_store). Errors of `build` propagate; a cache that cannot be read
+    or written is passed over."""
+    from kpi_collector.config import plugins
+
+    if not enabled() or plugins.has_extra():
+        return build()
+    file = cache_dir() / f"config-{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]}"
+    found = _read(file, path, raw, variables, options)
+    if found is not None:
+        return found
+    from kpi_collector import secrets
+
+    outer = getattr(secrets.recording, "values", None)
+    marked: list[str] = []
+    secrets.recording.values = marked
+    try:
+        config = build()
+    finally:
+        secrets.recording.values = outer
+    if outer is not None:
+        outer.extend(marked)
+    _write(file, config, marked, path, raw, variables, options)
+    return config
+
+
+def _key(
+    salt: bytes,
+    path: Path,
+    raw: bytes,
+    variables: Mapping[str, str | None],
+    options: tuple[bool, bool],
+) -> bytes:
+    digest = hashlib.sha256(salt)
+    for part in (
+        _MAGIC,
+        str(path.resolve()).encode(),
+        os.getcwd().encode(),
+        repr(options).encode(),
+        hashlib.sha256(raw).digest(),
+        sys.version.encode(),
+        _code_fingerprint(),
+    ):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    for name in sorted(variables):
+        value = variables[name]
+        seen = b"\0unset" if value is None else hashlib.sha256(salt + value.encode()).digest()
+        digest.update(f"{len(name)}:{name}=".encode() + seen)
+    return digest.digest()
+
+
+_FINGERPRINT: bytes | None = None
+
+
+def _code_fingerprint() -> bytes:
+    """This package's files (name, size, modification time) and the installed distributions
+    (the `*.dist-info` / `*.egg-info` names on `sys.path`, which carry their versions)."""
+    global _FINGERPRINT
+    if _FINGERPRINT is not None:
+        return _FINGERPRINT
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parents[1]
+    for folder, _, files in sorted(os.walk(package)):
+        for name in sorted(files):
+            if name.endswith((".py", ".json")):
+                stat = os.stat(os.path.join(folder, name))
+                digest.update(f"{folder}/{name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    for entry in sys.path:
+        try:
+            names = sorted(os.listdir(entry or "."))
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith((".dist-info", ".egg-info", ".egg-link", ".pth")):
+                digest.update(f"{entry}/{name}\n".encode())
+    _FINGERPRINT = digest.digest()
+    return _FINGERPRINT
+
+
+def _read(
+    file: Path,
+    path: Path,
+    raw: bytes,
+    variables: Mapping[str, str | None],
+    options: tuple[bool, bool],
+) -> Config | None:
+    from kpi_collector.config.models import Config
+
+    try:
+        data = file.read_bytes()
+    except OSError:
+        return None
+    head = len(_MAGIC)
+    if not data.startswith(_MAGIC) or len(data) < head + _SALT + 2 * _DIGEST:
+        return None
+    salt = data[head : head + _SALT]
+    key = data[head + _SALT : head + _SALT + _DIGEST]
+    check = data[head + _SALT + _DIGEST : head + _SALT + 2 * _DIGEST]
+    payload = data[head + _SALT + 2 * _DIGEST :]
+    if key != _key(salt, path, raw, variables, options):
+        return None
+    if hashlib.sha256(payload).digest() != check:  # a torn or damaged file
+        return None
+    values = {name: value for name, value in variables.items() if value}
+    try:
+        found = _Unpickler(io.BytesIO(payload), values).load()
+        config, marked = found
+        if not isinstance(config, Config):
+            return None
+    except Exception:  # written by other code, or a variable it names is gone: rebuilt
+        return None
+    from kpi_collector.secrets import remember
+
+    for template in marked:  # what validating it marked secret, marked again
+        remember(_fill(template, values))
+    return config
+
+
+def _write(
+    file: Path,
+    config: Config,
+    marked: list[str],
+    path: Path,
+    raw: bytes,
+    variables: Mapping[str, str | None],
+    options: tuple[bool, bool],
+) -> None:
+    values = {name: value for name, value in variables.items() if value}
+    # each value marked secret, as text of the file and variables' names: one that is not
+    # built from a variable was written in the file itself, and is never cached
+    templates = [_template(value, values) for value in dict.fromkeys(marked)]
+    if any(all(isinstance(part, str) for part in t) for t in templates):
+        return
+    buffer = io.BytesIO()
+    try:
+        _Pickler(buffer, values).dump((config, templates))
+    except Exception:  # something in it cannot be pickled: not cached
+        return
+    payload = buffer.getvalue()
+    if any(value.encode() in payload for value in values.values()):
+        return  # a variable's value outside a plain string (transformed, in bytes): not cached
+    salt = os.urandom(_SALT)
+    data = (
+        _MAGIC
+        + salt
+        + _key(salt, path, raw, variables, options)
+        + hashlib.sha256(payload).digest()
+        + payload
+    )
+    partial = file.with_name(f"{file.name}.{os.getpid()}.tmp")
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(data)
+        os.replace(partial, file)
+    except OSError:  # a read-only home: no cache
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+
+
+Template = tuple[str | tuple[str], ...]  # text, and (name,) where a variable's value goes
+
+
+def _template(text: str, values: Mapping[str, str]) -> Template:
+    """`text` as literal parts and `(name,)` where a variable's value stands (the longest
+    value first where they overlap)."""
+    parts: list[str | tuple[str]] = []
+    ordered = sorted(values.items(), key=lambda item: -len(item[1]))
+    rest = text
+    while rest:
+        hits = [(rest.find(value), -len(value), name) for name, value in ordered if value in rest]
+        if not hits:
+            parts.append(rest)
+            break
+        at, minus_length, name = min(hits)
+        if at:
+            parts.append(rest[:at])
+        parts.append((name,))
+        rest = rest[at - minus_length :]
+    return tuple(parts)
+
+
+def _fill(template: Template, values: Mapping[str, str]) -> str:
+    return "".join(part if isinstance(part, str) else values[part[0]] for part in template)
+
+
+class _Pickler(pickle.Pickler):
+    """Writes every string holding a variable's value as a template naming the variable,
+    so no value a variable gave is written."""
+
+    def __init__(self, file: io.BytesIO, values: Mapping[str, str]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.values = values
+
+    def persistent_id(self, obj: object) -> object:
+        if type(obj) is str and obj and any(value in obj for value in self.values.values()):
+            return ("variables", _template(obj, self.values))
+        return None
+
+
+class _Unpickler(pickle.Unpickler):
+    """Fills the templates `_Pickler` wrote with the variables' values of this process (the
+    cache key checked that they are the ones the config was built with)."""
+
+    def __init__(self, file: io.BytesIO, values: Mapping[str, str]) -> None:
+        super().__init__(file)
+        self.values = values
+
+    def persistent_load(self, pid: object) -> object:
+        if not (isinstance(pid, tuple) and len(pid) == 2 and pid[0] == "variables"):
+            raise pickle.UnpicklingError("not a template")
+        return _fill(pid[1], self.values)

@@ -1,0 +1,239 @@
+"""The cache of validated configs (`kpi_collector.config.cache`): used again only while the
+file, the variables it names and the installed code are the same; never a secret in it.
+
+Each load runs in a fresh process, as `kpi` does; whether it came from the cache shows in
+what the process had to import: building a config parses YAML, a cached one does not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+LOAD = """
+import json, sys
+from kpi_collector.config import load_config
+config = load_config(sys.argv[1], need_secrets=sys.argv[2] == "1")
+print(json.dumps({
+    "from_cache": "yaml" not in sys.modules,
+    "sources": {s.name: s.model_dump(mode="json") for s in config.sources},
+}))
+"""
+
+
+def load(config: Path, env: dict[str, str], *, need_secrets: bool = True) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD, str(config), "1" if need_secrets else "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    base["PYTHONPATH"] = str(ROOT)
+    base["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    return base
+
+
+def cache_files(env: dict[str, str]) -> list[Path]:
+    folder = Path(env["XDG_CACHE_HOME"]) / "kpi-collector"
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+CONFIG = """\
+sources:
+  - {name: a, type: command, command: [echo, "1"], timeout: "${T:-7.25}"}
+  - {name: b, type: html, url: "http://127.0.0.1:9/b", metrics: {n: {css: p, count: true}}}
+"""
+
+
+def test_a_config_is_used_again_from_the_cache_until_the_file_changes(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    config = tmp_path / "kpi.yaml"
+    config.write_text(CONFIG)
+    first = load(config, env)
+    assert not first["from_cache"]
+    (written,) = cache_files(env)
+    assert written.stat().st_mode & 0o077 == 0  # the owner's only
+    again = load(config, env)
+    assert again["from_cache"] and again["sources"] == first["sources"]
+    config.write_text(CONFIG.replace("127.0.0.1:9/b", "127.0.0.1:9/c"))
+    changed = load(config, env)
+    assert not changed["from_cache"]
+    assert changed["sources"]["b"]["url"] == "http://127.0.0.1:9/c"
+    assert load(config, env)["from_cache"]
+
+
+def test_a_changed_variable_rebuilds_the_config(tmp_path: Path, env: dict[str, str]) -> None:
+    """Unset, `${T:-7.25}` gives its default and the config is cached with T's absence in
+    its key; set (in the environment or `.env`), the cached config is not used, and the
+    config built with T's value is cached in its place."""
+    config = tmp_path / "kpi.yaml"
+    config.write_text(CONFIG)
+    assert load(config, env)["sources"]["a"]["timeout"] == 7.25
+    assert load(config, env)["from_cache"]
+    changed = load(config, {**env, "T": "9.5"})
+    assert not changed["from_cache"] and changed["sources"]["a"]["timeout"] == 9.5
+    (tmp_path / ".env").write_text("T=11.5\n")  # .env beside the config counts too
+    from_dotenv = load(config, env)
+    assert not from_dotenv["from_cache"] and from_dotenv["sources"]["a"]["timeout"] == 11.5
+    again = load(config, env)
+    assert again["from_cache"] and again["sources"]["a"]["timeout"] == 11.5
+    (tmp_path / ".env").unlink()
+    default = load(config, env)
+    assert not default["from_cache"] and default["sources"]["a"]["timeout"] == 7.25
+
+
+def test_the_cache_keeps_no_secret(tmp_path: Path, env: dict[str, str]) -> None:
+    """A config holding a token from a variable is cached with the variable's name where the
+    token goes (and only a salted hash of its value in the key): read back, the token is
+    there again and still redacted. A secret written in the file itself is never cached."""
+    import hashlib
+
+    token = "tok-1f3a9c77e0"
+    config = tmp_path / "kpi.yaml"
+    config.write_text(
+        "sources:\n"
+        "  - {name: api, type: http_json, url: 'http://127.0.0.1:9/api',"
+        " headers: {Authorization: 'Bearer ${API_TOKEN}'}, metrics: {n: n}}\n"
+    )
+    secret_env = {**env, "API_TOKEN": token}
+    probe = (
+        "import sys\n"
+        "from kpi_collector.config import load_config\n"
+        "from kpi_collector.secrets import redact, reveal\n"
+        "config = load_config(sys.argv[1])\n"
+        "header = config.sources[0].headers['Authorization']\n"
+        "print('yaml' not in sys.modules, reveal(header) == 'Bearer ' + sys.argv[2],"
+        " redact('sent ' + sys.argv[2]))\n"
+    )
+
+    def read() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", probe, str(config), token],
+            capture_output=True,
+            text=True,
+            env=secret_env,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert read() == "False True sent ***"
+    assert read() == "True True sent ***"  # from the cache: the token filled in, redacted
+    (file,) = cache_files(env)
+    data = file.read_bytes()
+    assert token.encode() not in data
+    assert hashlib.sha256(token.encode()).digest() not in data
+    changed = {**env, "API_TOKEN": "tok-other-value-99"}
+    assert not load(config, changed)["from_cache"]
+    for file in cache_files(env):
+        assert b"tok-other-value-99" not in file.read_bytes()
+    config.write_text(
+        "sources:\n"
+        "  - {name: api, type: http_json, url: 'http://127.0.0.1:9/api',"
+        " headers: {Authorization: 'Bearer sk-written-in-the-file'}, metrics: {n: n}}\n"
+    )
+    assert not load(config, env)["from_cache"]
+    assert not load(config, env)["from_cache"]
+    for file in cache_files(env):
+        assert b"sk-written-in-the-file" not in file.read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped"])
+def test_a_damaged_cache_is_rebuilt(tmp_path: Path, env: dict[str, str], damage: str) -> None:
+    config = tmp_path / "kpi.yaml"
+    config.write_text(CONFIG)
+    first = load(config, env)
+    (file,) = cache_files(env)
+    data = file.read_bytes()
+    if damage == "garbage":
+        file.write_bytes(b"\x80\x05not a pickle at all")
+    elif damage == "truncated":
+        file.write_bytes(data[: len(data) // 2])
+    else:  # the header intact, one byte of the pickle changed
+        file.write_bytes(data[:-10] + bytes([data[-10] ^ 0xFF]) + data[-9:])
+    rebuilt = load(config, env)
+    assert not rebuilt["from_cache"] and rebuilt["sources"] == first["sources"]
+    assert file.read_bytes() != data or damage == "flipped"
+    assert load(config, env)["from_cache"]
+
+
+def test_an_upgraded_distribution_rebuilds_the_config(tmp_path: Path, env: dict[str, str]) -> None:
+    """A plugin's version is in its `*.dist-info` folder's name on `sys.path`."""
+    config = tmp_path / "kpi.yaml"
+    config.write_text(CONFIG)
+    site = tmp_path / "site"
+    (site / "kpi_plugin_x-1.0.dist-info").mkdir(parents=True)
+    env = {**env, "PYTHONPATH": f"{ROOT}{os.pathsep}{site}"}
+    load(config, env)
+    assert load(config, env)["from_cache"]
+    (site / "kpi_plugin_x-1.0.dist-info").rename(site / "kpi_plugin_x-1.1.dist-info")
+    assert not load(config, env)["from_cache"]
+    assert load(config, env)["from_cache"]
+
+
+def test_kpi_config_cache_0_turns_it_off(tmp_path: Path, env: dict[str, str]) -> None:
+    config = tmp_path / "kpi.yaml"
+    config.write_text(CONFIG)
+    off = {**env, "KPI_CONFIG_CACHE": "0"}
+    load(config, off)
+    assert not load(config, off)["from_cache"] and cache_files(env) == []
+
+
+def test_a_secret_already_known_to_the_process_still_keeps_its_config_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a process that met the token before, validating a config marks it secret again:
+    from a variable it is cached as the variable's name; written in the file, not cached."""
+    from kpi_collector.config import load_config, plugins
+    from kpi_collector.secrets import remember
+
+    if plugins.has_extra():
+        pytest.skip("a test registered plugins in this process: the cache is off")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("KPI_CONFIG_CACHE", raising=False)
+    folder = tmp_path / "cache" / "kpi-collector"
+    plain = tmp_path / "plain" / "kpi.yaml"
+    plain.parent.mkdir()
+    plain.write_text(CONFIG)
+    load_config(plain)
+    assert len(list(folder.iterdir())) == 1  # a config without secrets is cached here
+    token = "tok-known-before-5c1d"
+    remember(token)
+    monkeypatch.setenv("API_TOKEN", token)
+    secret = tmp_path / "secret" / "kpi.yaml"
+    secret.parent.mkdir()
+    secret.write_text(
+        "sources:\n"
+        "  - {name: api, type: http_json, url: 'http://127.0.0.1:9/api',"
+        " headers: {Authorization: 'Bearer ${API_TOKEN}'}, metrics: {n: n}}\n"
+    )
+    load_config(secret)
+    load_config(secret)
+    assert len(list(folder.iterdir())) == 2  # cached, the token as its variable's name
+    assert all(token.encode() not in f.read_bytes() for f in folder.iterdir())
+    literal = tmp_path / "literal" / "kpi.yaml"
+    literal.parent.mkdir()
+    literal.write_text(
+        "sources:\n"
+        "  - {name: api, type: http_json, url: 'http://127.0.0.1:9/api',"
+        f" headers: {{Authorization: 'Bearer {token}'}}, metrics: {{n: n}}}}\n"
+    )
+    load_config(literal)  # the token written in the file: not cached, though known before
+    assert len(list(folder.iterdir())) == 2
