@@ -35,7 +35,7 @@ from kpi_collector.sources.active_users.activity import (
     current,
     daily_series,
 )
-from tests.services import require_mysql_url, require_postgres_url
+from tests.services import require_module, require_mysql_url, require_postgres_url
 
 Event = tuple[str, datetime]  # (user, aware instant)
 ALL = ("dau", "wau", "mau", "stickiness")
@@ -480,7 +480,7 @@ def test_postgres_returns_one_row_per_change_not_events(postgres_table: EventTab
 
 
 def test_fsspec_url(tmp_path: Path) -> None:
-    fsspec = pytest.importorskip("fsspec", reason="fsspec is needed for fsspec URLs")
+    fsspec = require_module("fsspec", hint="needed for fsspec URLs")
     local = write_parquet(tmp_path / "e.parquet", EVENTS[:500])
     memory = fsspec.filesystem("memory")
     folder = f"/kpi-{uuid.uuid4().hex[:8]}"
