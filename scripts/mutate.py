@@ -56,7 +56,7 @@ MODULES: dict[str, Module] = {
     ),
     "alerts_engine": Module(
         "kpi_collector/alerts/engine.py",
-        ("tests/test_alerts.py",),
+        ("tests/test_alert_rules.py", "tests/test_alerts.py"),
         "alert evaluation, states and transitions",
     ),
     "redaction": Module(

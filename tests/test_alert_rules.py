@@ -1,0 +1,163 @@
+"""Alert rules at their boundaries, on a real SQLite store, with expected answers worked out by
+hand: `below: 100` is false at exactly 100; a -25% change rule is false at exactly -25%
+(100 -> 75); `stale_days: 2` is false at exactly 2 days; a KPI never stored is stale once the
+store's first run is older than the limit; and the time an alert started and the transitions
+`check_alerts` returns are asserted from the store's rows."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from kpi_collector.alerts.engine import AlertScope, check_alerts, evaluate
+from kpi_collector.config.models import Alert
+from kpi_collector.store import HistoryStore
+from kpi_collector.store.alert_states import OWN, alert_states
+from kpi_collector.store.history import RunError
+
+DAY = 86400.0
+NOW = 1_800_000_000.0  # 2027-01-15 08:00 UTC
+SCOPE = AlertScope(sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[])
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> HistoryStore:
+    return HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
+
+
+def put(store: HistoryStore, ts: float, value: float, kpi: str = "s.k") -> None:
+    run = store.begin_run(started_at=ts)
+    store.finish_run(run, observations=[(kpi, ts, value, "s")], finished_at=ts)
+
+
+def fail(store: HistoryStore, ts: float, source: str = "s") -> None:
+    run = store.begin_run(started_at=ts)
+    store.finish_run(
+        run, observations=[], errors=[RunError(source, None, "boom", False)], finished_at=ts
+    )
+
+
+def active(store: HistoryStore, alert: Alert, now: float = NOW) -> list[bool | None]:
+    return [f.active for _, f in evaluate(SCOPE, store, [alert], now=now)]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(100.0, False), (99.99, True), (100.01, False), (0.0, True)]
+)
+def test_below_is_strict(store: HistoryStore, value: float, expected: bool) -> None:
+    put(store, NOW - 60, value)
+    assert active(store, Alert(kpi="s.k", below=100)) == [expected]
+
+
+@pytest.mark.parametrize(("value", "expected"), [(100.0, False), (100.01, True), (99.99, False)])
+def test_above_is_strict(store: HistoryStore, value: float, expected: bool) -> None:
+    put(store, NOW - 60, value)
+    assert active(store, Alert(kpi="s.k", above=100)) == [expected]
+
+
+def test_a_threshold_without_a_value_is_unknown(store: HistoryStore) -> None:
+    assert active(store, Alert(kpi="s.k", below=100)) == [None]
+
+
+def test_hysteresis_holds_until_the_resolve_value(store: HistoryStore) -> None:
+    alert = Alert(kpi="s.k", below=100, resolve_above=120)
+    put(store, NOW - 3 * 60, 90.0)
+    assert asyncio.run(check_alerts(store, [alert], SCOPE, now=NOW - 2 * 60))[0].active
+    put(store, NOW - 60, 119.0)  # above `below`, not yet at `resolve_above`: still true
+    (finding,) = evaluate(SCOPE, store, [alert], now=NOW)
+    assert finding[1].active is True
+    assert finding[1].detail == "s.k is 119, below 100 (resolves at 120)"
+    put(store, NOW, 120.0)  # at the resolve value exactly: resolved ("until it reaches")
+    assert active(store, alert) == [False]
+
+
+@pytest.mark.parametrize(
+    ("now_value", "rule", "expected"),
+    [
+        (75.0, {"below": "-25%"}, False),  # exactly -25%: not below
+        (74.0, {"below": "-25%"}, True),
+        (125.0, {"above": "25%"}, False),  # exactly +25%: not above
+        (126.0, {"above": "25%"}, True),
+        (100.0, {"below": "-25%", "above": "25%"}, False),
+    ],
+)
+def test_change_is_strict(
+    store: HistoryStore, now_value: float, rule: dict[str, str], expected: bool
+) -> None:
+    put(store, NOW - 7 * DAY, 100.0)
+    put(store, NOW, now_value)
+    alert = Alert(kpi="s.k", change={"days": 7, **rule})  # type: ignore[arg-type]
+    assert active(store, alert) == [expected]
+
+
+def test_change_names_the_real_span_and_the_values(store: HistoryStore) -> None:
+    put(store, NOW - 9 * DAY, 200.0)
+    put(store, NOW, 150.0)  # 200 -> 150: -25.0%, over 9 days where 7 were asked
+    (pair,) = evaluate(
+        SCOPE, store, [Alert(kpi="s.k", change={"days": 7, "below": "-20%"})], now=NOW
+    )  # type: ignore[arg-type]
+    assert pair[1].active is True
+    assert pair[1].detail == "s.k changed -25.0% in 9 days (asked: 7) (200 → 150)"
+
+
+def test_change_without_a_baseline_is_unknown(store: HistoryStore) -> None:
+    put(store, NOW - 6 * DAY, 100.0)  # not 7 days old yet
+    put(store, NOW, 10.0)
+    alert = Alert(kpi="s.k", change={"days": 7, "below": "-20%"})  # type: ignore[arg-type]
+    assert active(store, alert) == [None]
+
+
+@pytest.mark.parametrize(
+    ("age", "expected"), [(2 * DAY, False), (2 * DAY + 1, True), (2 * DAY - 1, False)]
+)
+def test_stale_is_strict(store: HistoryStore, age: float, expected: bool) -> None:
+    put(store, NOW - age, 1.0)
+    assert active(store, Alert(kpi="s.k", stale_days=2)) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("first_run_age", "expected"), [(2 * DAY, False), (2 * DAY + 1, True), (DAY, False)]
+)
+def test_a_kpi_never_stored_is_stale_once_the_store_is_old_enough(
+    store: HistoryStore, first_run_age: float, expected: bool
+) -> None:
+    put(store, NOW - first_run_age, 1.0, kpi="other.k")  # the store's first run
+    (pair,) = evaluate(SCOPE, store, [Alert(kpi="s.k", stale_days=2)], now=NOW)
+    assert (pair[1].active, pair[1].detail) == (expected, "s.k has no value yet")
+
+
+def test_a_kpi_never_stored_in_an_empty_store_is_unknown(store: HistoryStore) -> None:
+    assert active(store, Alert(kpi="s.k", stale_days=2)) == [None]
+
+
+@pytest.mark.parametrize(("failures", "expected"), [(2, False), (3, True), (4, True)])
+def test_failing_runs_fires_at_the_count(
+    store: HistoryStore, failures: int, expected: bool
+) -> None:
+    put(store, NOW - DAY, 1.0)
+    for i in range(failures):
+        fail(store, NOW - 60 * (failures - i))
+    assert active(store, Alert(source="s", failing_runs=3)) == [expected]
+
+
+def test_transitions_and_since_come_from_the_checks(store: HistoryStore) -> None:
+    alert = Alert(kpi="s.k", below=100)
+    key = "s.k below 100"
+    put(store, NOW - 3 * DAY, 150.0)
+    assert asyncio.run(check_alerts(store, [alert], SCOPE, now=NOW - 3 * DAY)) == []
+    put(store, NOW - 2 * DAY, 90.0)
+    (fired,) = asyncio.run(check_alerts(store, [alert], SCOPE, now=NOW - 2 * DAY))
+    assert (fired.key, fired.active, fired.pending) == (key, True, False)
+    assert fired.text == "🚨 Alert: s.k below 100 — s.k is 90, below 100"
+    put(store, NOW - DAY, 80.0)  # still true: no transition, the start stays
+    assert asyncio.run(check_alerts(store, [alert], SCOPE, now=NOW - DAY)) == []
+    (own,) = [s for s in alert_states(store) if s.destination == OWN]
+    assert (own.alert, own.active, own.since) == (key, True, NOW - 2 * DAY)
+    put(store, NOW, 100.0)
+    (resolved,) = asyncio.run(check_alerts(store, [alert], SCOPE, now=NOW))
+    assert (resolved.active, resolved.text) == (False, "✅ Resolved: s.k below 100 — s.k is 100")
+    (own,) = [s for s in alert_states(store) if s.destination == OWN]
+    assert (own.active, own.since) == (False, NOW)
