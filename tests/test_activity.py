@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from sqlalchemy.pool import StaticPool
 
 from kpi_collector.sources.active_users.activity import (
-    WINDOWS,
+    WINDOWS,  # only compared with REFERENCE_WINDOWS below, never used by the reference
     ActivityError,
     DailyActivity,
     EventFiles,
@@ -39,6 +39,13 @@ from tests.services import require_module, require_mysql_url, require_postgres_u
 
 Event = tuple[str, datetime]  # (user, aware instant)
 ALL = ("dau", "wau", "mau", "stickiness")
+# The reference's own window sizes, in days, from the definitions (a day, a week, 30 days),
+# not from the module under test: a changed window there must fail the comparison.
+REFERENCE_WINDOWS = {"dau": 1, "wau": 7, "mau": 30}
+
+
+def test_the_module_windows_are_the_defined_ones() -> None:
+    assert dict(WINDOWS) == REFERENCE_WINDOWS
 
 
 # --- the reference ------------------------------------------------------------------------
@@ -65,7 +72,7 @@ def reference(
     day = first
     while day <= last:
         counts: dict[str, float] = {}
-        for name, span in WINDOWS.items():
+        for name, span in REFERENCE_WINDOWS.items():
             in_window: Counter[str] = Counter()
             for (user, active), n in per_user_day.items():
                 if day - timedelta(days=span - 1) <= active <= day:

@@ -207,3 +207,54 @@ def test_evaluate_formulas_isolates_failures() -> None:
     assert "r.per_customer failed" in str(errors["r.per_customer_year"])
     assert "no value for g.stars" in str(errors["g.double"])
     assert all(isinstance(e, FormulaError) for e in errors.values())
+
+
+# --- overflow and cycles, by hand (issue 21) ---------------------------------------------------
+
+
+def test_an_overflow_fails_that_kpi_and_its_dependents_only() -> None:
+    """1e308 * 10 is inf in floating point; round(inf) raises OverflowError: that formula
+    fails with a clear message, the formula using it fails, the unrelated one is computed."""
+    formulas = {
+        "f.big": Formula.parse("round(a.x * 10)"),
+        "f.after": Formula.parse("f.big + 1"),
+        "f.half": Formula.parse("a.x / 2"),
+    }
+    computed, errors = evaluate_formulas(formulas, {"a.x": 1e308})
+    assert computed == {"f.half": 5e307}
+    assert sorted(errors) == ["f.after", "f.big"]
+    assert str(errors["f.big"]) == "formula 'round(a.x * 10)': the result is too large"
+    assert str(errors["f.after"]) == "formula 'f.big + 1': its input f.big failed"
+    assert isinstance(errors["f.big"], FormulaEvaluationError)
+
+
+def test_an_infinite_result_is_not_stored() -> None:
+    with pytest.raises(FormulaEvaluationError, match=r"not a finite number \(inf\)"):
+        Formula.parse("a.x * 10").evaluate({"a.x": 1e308})
+
+
+def test_a_diamond_is_no_cycle() -> None:
+    """d uses b and c, both use a: a is visited twice, once done; the order puts each formula
+    after its inputs (checked by hand: a, then b and c, then d)."""
+    formulas = {
+        "f.d": Formula.parse("f.b + f.c"),
+        "f.b": Formula.parse("f.a * 2"),
+        "f.c": Formula.parse("f.a * 3"),
+        "f.a": Formula.parse("s.x + 1"),
+    }
+    assert order_formulas(formulas, ["s.x"]) == ["f.a", "f.b", "f.c", "f.d"]
+    computed, errors = evaluate_formulas(formulas, {"s.x": 1.0})
+    assert errors == {}
+    assert computed == {"f.a": 2.0, "f.b": 4.0, "f.c": 6.0, "f.d": 10.0}
+
+
+def test_a_cycle_behind_a_formula_outside_it() -> None:
+    formulas = {
+        "f.out": Formula.parse("f.p + 1"),
+        "f.p": Formula.parse("f.q + 1"),
+        "f.q": Formula.parse("f.p - 1"),
+    }
+    with pytest.raises(FormulaDependencyError, match=r"cycle: f\.p -> f\.q -> f\.p$"):
+        order_formulas(formulas, [])
+    with pytest.raises(FormulaDependencyError):
+        evaluate_formulas(formulas, {})
