@@ -115,3 +115,10 @@ def test_a_wildcard_minute_fires_in_both_copies_of_the_hour() -> None:
 def test_a_wildcard_hour_follows_real_time() -> None:
     # 01:30 CEST (23:30 UTC), 02:30 CEST, 02:30 CET, 03:30 CET (02:30 UTC)
     assert _utc("30 * * * *") == ["23:30", "00:30", "01:30", "02:30"]
+
+
+def test_a_field_apscheduler_refuses_names_the_expression() -> None:
+    with pytest.raises(ValueError) as caught:
+        Cron("61 7 * * *")
+    assert str(caught.value).startswith("'61 7 * * *' is not a valid cron expression: ")
+    assert "59" in str(caught.value)  # a minute is at most 59
