@@ -30,7 +30,8 @@ def store(tmp_path: Path) -> HistoryStore:
 
 def put(store: HistoryStore, ts: float, value: float, kpi: str = "s.k") -> None:
     run = store.begin_run(started_at=ts)
-    store.finish_run(run, observations=[(kpi, ts, value, "s")], finished_at=ts)
+    source = kpi.partition(".")[0]
+    store.finish_run(run, observations=[(kpi, ts, value, source)], finished_at=ts)
 
 
 def fail(store: HistoryStore, ts: float, source: str = "s") -> None:
@@ -161,3 +162,48 @@ def test_transitions_and_since_come_from_the_checks(store: HistoryStore) -> None
     assert (resolved.active, resolved.text) == (False, "✅ Resolved: s.k below 100 — s.k is 100")
     (own,) = [s for s in alert_states(store) if s.destination == OWN]
     assert (own.active, own.since) == (False, NOW)
+
+
+def test_an_alert_for_a_destination_that_cannot_carry_it_records_why(
+    store: HistoryStore, tmp_path: Path
+) -> None:
+    """`notify` names a destination that is not enabled (gone from the scope) and one that
+    cannot send text (a CSV file): the alert still fires, nobody is marked as told, and
+    the run's delivery errors say why for each; the next check tries again."""
+    from datetime import UTC, datetime
+
+    from kpi_collector.destinations import CSV
+    from kpi_collector.run.result import RunResult
+
+    csv = CSV(path=str(tmp_path / "out.csv"), name="sheet")
+    scope = AlertScope(sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[csv])
+    alert = Alert(kpi="s.k", below=100, notify=["gone", "sheet"])
+    put(store, NOW - 60, 50.0)
+    started = datetime.fromtimestamp(NOW, UTC)
+    result = RunResult(run_id=1, started_at=started, finished_at=started)
+    (fired,) = asyncio.run(check_alerts(store, [alert], scope, result))
+    assert fired.active and fired.sent == []
+    assert fired.errors == {
+        "gone": "no enabled destination named 'gone'",
+        "sheet": "destination 'sheet' (type csv) cannot send text messages",
+    }
+    assert result.delivery_errors == {
+        "gone (alerts)": "s.k below 100: no enabled destination named 'gone'",
+        "sheet (alerts)": "s.k below 100: destination 'sheet' (type csv) cannot send text messages",
+    }
+    assert [s.destination for s in alert_states(store)] == [OWN]  # no one was told
+    (again,) = asyncio.run(check_alerts(store, [alert], scope, now=NOW + 60))
+    assert sorted(again.errors) == ["gone", "sheet"]
+
+
+def test_a_source_with_no_run_history_is_unknown_not_failing(store: HistoryStore) -> None:
+    """`failing_runs` for a source that never ran (another source's runs are stored): no
+    finding either way, and nothing fires or is recorded."""
+    put(store, NOW - 60, 1.0, kpi="other.k")  # a run of another source
+    fail(store, NOW - 30, source="other")
+    assert active(store, Alert(source="s", failing_runs=1)) == [None]
+    assert (
+        asyncio.run(check_alerts(store, [Alert(source="s", failing_runs=1)], SCOPE, now=NOW)) == []
+    )
+    assert alert_states(store) == []
+    assert active(store, Alert(source="other", failing_runs=1)) == [True]

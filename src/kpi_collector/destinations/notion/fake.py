@@ -10,6 +10,7 @@ errors `{"object": "error", "status", "code", "message", "request_id"}`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -152,6 +153,7 @@ class FakeNotion:
         self.pages: dict[str, dict[str, Any]] = {}
         self.faults: list[Fault] = []
         self.down = False
+        self.delay = 0.0  # seconds every answer takes (a slow or hanging Notion)
         self.requests: list[tuple[float, str, str]] = []  # (monotonic time, method, path)
         self.after_write: Callable[[], None] | None = None  # runs after a page is created/updated
         self.lock = threading.Lock()
@@ -237,6 +239,8 @@ class FakeNotion:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests.append((time.monotonic(), request.method, request.path))
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.down:
             return error(
                 503, "service_unavailable", "Notion is unavailable, please try again later."
