@@ -67,7 +67,7 @@ MODULES: dict[str, Module] = {
     "cron": Module("kpi_collector/config/cron.py", ("tests/test_schedule_cron.py", "tests/test_cron_edges.py"), "cron"),
     "delivery_periods": Module(
         "kpi_collector/deliver/engine.py",
-        ("tests/test_delivery_periods.py", "tests/test_delivery.py"),
+        ("tests/test_delivery_periods.py",),
         "which period a delivery is for (period_of, delivery_from_result, _delivery)",
         only=("*ǁperiod_of__mutmut_*", "*ǁdelivery_from_result__mutmut_*", "*ǁ_delivery__mutmut_*"),
     ),
