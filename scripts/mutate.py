@@ -61,10 +61,12 @@ MODULES: dict[str, Module] = {
         ("tests/test_alert_rules.py", "tests/test_alerts.py"),
         "alert evaluation, states and transitions",
     ),
-    "redaction": Module(
-        "kpi_collector/secrets.py", ("tests/test_secrets.py",), "redaction"
+    "redaction": Module("kpi_collector/secrets.py", ("tests/test_secrets.py",), "redaction"),
+    "cron": Module(
+        "kpi_collector/config/cron.py",
+        ("tests/test_schedule_cron.py", "tests/test_cron_edges.py"),
+        "cron",
     ),
-    "cron": Module("kpi_collector/config/cron.py", ("tests/test_schedule_cron.py", "tests/test_cron_edges.py"), "cron"),
     "delivery_periods": Module(
         "kpi_collector/deliver/engine.py",
         ("tests/test_delivery_periods.py",),
@@ -75,6 +77,7 @@ MODULES: dict[str, Module] = {
 
 # Mutants that behave exactly like the original (no test can tell them apart): name -> why.
 _C = "kpi_collector.config.cron."
+_P = "kpi_collector.store.periods."
 _UTC_HOST = "astimezone(None) is the machine's zone; on a UTC machine (CI, here) it is UTC"
 EQUIVALENT: dict[str, str] = {
     _C + "x__fields__mutmut_3": "MACROS.get(expr.lower(), expr) returns expr for any text "
@@ -98,6 +101,17 @@ EQUIVALENT: dict[str, str] = {
     _C + "xǁCronǁprevious__mutmut_4": "the limit (8 years) is never reached exactly by 2 min "
     "doubled: < and <= stop at the same step",
     _C + "x__weekdays__mutmut_11": "`*` with 0-7 adds day 7 = Sunday (d % 7), already there",
+    _P + "x_next_period__mutmut_21": "the 28th plus 5 days is in the next month as plus 4 "
+    "is (the 2nd-5th), and replace(day=1) gives the same first day",
+    _P + "x_bucket__mutmut_1": "the first row opens a period anyway (its ts is >= -inf); "
+    "`start` is only read after that",
+    _P + "x_bucket__mutmut_5": 'float("-INF") is float("-inf")',
+    _P + "x_bucket__mutmut_6": "None and [] are both falsy at the first row, which sets "
+    "values = [] before appending",
+    _P + "x_bucket__mutmut_10": "values is empty only before the first row, when start is "
+    "None too: `and` and `or` agree",
+    _P + "x_bucket__mutmut_37": "after the loop, values is empty only when there were no rows, "
+    "when start is None too",
     _C + "x__second_copy__mutmut_1": "astimezone() gives fold=1 only in the second copy of a "
     "repeated hour, where the offsets differ: `or` and `and` agree on every time it sees",
 }
