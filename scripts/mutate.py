@@ -78,6 +78,13 @@ MODULES: dict[str, Module] = {
 # Mutants that behave exactly like the original (no test can tell them apart): name -> why.
 _C = "kpi_collector.config.cron."
 _P = "kpi_collector.store.periods."
+_F = "kpi_collector.config.formula."
+_DEEP_IS_LONG = (
+    "a formula more than 200 levels deep is longer than 60 characters: the short form of "
+    "the message is never used"
+)
+_UNCHECKED = "unreachable: _Checker lets only the nodes handled above reach _eval"
+_ALL_OPERATORS = "every ast operator is in _BINARY, _UNARY or _OPERATOR_NAMES: no fallback"
 _UTC_HOST = "astimezone(None) is the machine's zone; on a UTC machine (CI, here) it is UTC"
 EQUIVALENT: dict[str, str] = {
     _C + "x__fields__mutmut_3": "MACROS.get(expr.lower(), expr) returns expr for any text "
@@ -112,6 +119,24 @@ EQUIVALENT: dict[str, str] = {
     "None too: `and` and `or` agree",
     _P + "x_bucket__mutmut_37": "after the loop, values is empty only when there were no rows, "
     "when start is None too",
+    _F + "x__too_deep__mutmut_2": _DEEP_IS_LONG,
+    _F + "x__too_deep__mutmut_4": _DEEP_IS_LONG,
+    _F + "x__too_deep__mutmut_5": _DEEP_IS_LONG,
+    _F + "x__depth__mutmut_2": "a tree has at least its root, at depth 1: the maximum is >= 1",
+    _F + "xǁFormulaǁ_eval__mutmut_27": _UNCHECKED,
+    _F + "xǁFormulaǁ_eval__mutmut_49": _UNCHECKED,
+    _F + "xǁFormulaǁ_eval__mutmut_50": _UNCHECKED,
+    _F + "xǁ_Checkerǁunsupported_operator__mutmut_3": _ALL_OPERATORS,
+    _F + "xǁ_Checkerǁunsupported_operator__mutmut_5": _ALL_OPERATORS,
+    _F + "xǁ_Checkerǁunsupported_operator__mutmut_7": _ALL_OPERATORS,
+    _F + "x_order_formulas__mutmut_15": "only close[0], the best match, is used: asking for "
+    "3 (the default) or 2 matches gives the same first one",
+    _F + "x_order_formulas__mutmut_17": "only close[0], the best match, is used",
+    **{
+        _F + f"xǁFormulaǁevaluate__mutmut_{n}": "KpiError.transient is False unless a "
+        "transient is given: passing None or nothing leaves it False"
+        for n in (9, 11, 20, 22, 25, 27, 32, 34)
+    },
     _C + "x__second_copy__mutmut_1": "astimezone() gives fold=1 only in the second copy of a "
     "repeated hour, where the offsets differ: `or` and `and` agree on every time it sees",
 }

@@ -390,3 +390,21 @@ def test_a_formula_names_every_failed_input() -> None:
     computed, errors = evaluate_formulas(formulas, {"s.x": 1.0})
     assert computed == {}
     assert str(errors["f.c"]) == "formula 'f.a + f.b': its input f.a, f.b failed"
+
+
+def test_nesting_deeper_than_the_parser_goes_is_the_same_clear_error() -> None:
+    text = "-" * 4990 + "a.x"  # within 5,000 characters, far past 200 levels
+    with pytest.raises(FormulaSyntaxError) as caught:
+        Formula.parse(text)
+    assert str(caught.value) == (
+        f"formula {text[:57] + '...'!r}: nested more than 200 levels deep; "
+        "split it into several derived KPIs"
+    )
+
+
+def test_underscores_around_a_quoted_id_are_a_dunder_name() -> None:
+    """`_`a.b`_` would become `___kpi_id_0_` once the id is replaced: refused like any
+    name with '__'."""
+    with pytest.raises(FormulaSyntaxError) as caught:
+        Formula.parse("_`a.b`_")
+    assert str(caught.value) == "formula '_`a.b`_': names with '__' are not allowed"
