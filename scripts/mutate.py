@@ -53,7 +53,7 @@ MODULES: dict[str, Module] = {
     ),
     "alert_rules": Module(
         "kpi_collector/config/alerts.py",
-        ("tests/test_alerts.py", "tests/test_alert_rules.py"),
+        ("tests/test_alert_config.py", "tests/test_alert_rules.py"),
         "alert rule checks",
     ),
     "alerts_engine": Module(
