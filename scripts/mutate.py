@@ -79,6 +79,8 @@ MODULES: dict[str, Module] = {
 _C = "kpi_collector.config.cron."
 _P = "kpi_collector.store.periods."
 _F = "kpi_collector.config.formula."
+_S = "kpi_collector.secrets."
+_OWN_REMEMBER = "a Secret remembers its value when it is made: remember_values adds nothing"
 _DEEP_IS_LONG = (
     "a formula more than 200 levels deep is longer than 60 characters: the short form of "
     "the message is never used"
@@ -137,6 +139,18 @@ EQUIVALENT: dict[str, str] = {
         "transient is given: passing None or nothing leaves it False"
         for n in (9, 11, 20, 22, 25, 27, 32, 34)
     },
+    _S + "x_remember_values__mutmut_2": _OWN_REMEMBER,
+    **{
+        _S + f"x_remember_values__mutmut_{n}": "true/false are shorter than 8: a literal one is "
+        "left shown by the length rule, a Secret one was remembered by its constructor"
+        for n in (7, 9, 10, 11, 12)
+    },
+    **{
+        _S + f"x_encodings__mutmut_{n}": "letters are always safe for quote(): adding X to "
+        "`safe` changes no form"
+        for n in (6, 11, 16, 21)
+    },
+    _S + "x_encodings__mutmut_10": 'quote_plus\'s default `safe` is "" already',
     _C + "x__second_copy__mutmut_1": "astimezone() gives fold=1 only in the second copy of a "
     "repeated hour, where the offsets differ: `or` and `and` agree on every time it sees",
 }

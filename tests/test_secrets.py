@@ -109,9 +109,14 @@ def test_redact_cut_redacts_before_it_cuts() -> None:
     assert redact_cut("secretvalue and more", 8) == "*** and…"
 
 
-class Model(BaseModel):
-    token: Secret
-    url: DatabaseUrl | None = None
+def _model() -> type[BaseModel]:
+    """A config model built when the test runs (the secret types' schema is made then)."""
+
+    class Model(BaseModel):
+        token: Secret
+        url: DatabaseUrl | None = None
+
+    return Model
 
 
 def test_a_secret_never_shows() -> None:
@@ -123,6 +128,7 @@ def test_a_secret_never_shows() -> None:
         ("TOKEN",),
     )
     assert redact("the topsecret leaked") == "the *** leaked"
+    Model = _model()
     model = Model(token="abcd1234")  # type: ignore[arg-type]
     assert model.model_dump() == {"token": "***", "url": None}
     assert model.token.get() == "abcd1234"
@@ -135,6 +141,7 @@ def test_values_from_variables_are_hidden_by_a_secret_not_by_a_database_url() ->
     built = FromVariables("https://hooks.local/T000/abcd9876")
     built.values = ("abcd9876",)
     built.variables = ("HOOK",)
+    Model = _model()
     model = Model(token=built)  # type: ignore[arg-type]
     assert model.token.variables == ("HOOK",)
     assert redact("POST /T000/abcd9876 failed") == "POST /T000/*** failed"
@@ -149,3 +156,40 @@ def test_reveal() -> None:
     assert reveal(None) is None
     assert reveal("plain") == "plain"
     assert reveal(Secret("abcd")) == "abcd"
+
+
+def test_a_short_value_adds_no_form_however_long() -> None:
+    remember("abc")  # its base64 "YWJj" is 4 long, but the value is too short to hide
+    assert redact("abc YWJj") == "abc YWJj"
+
+
+def test_long_numbers_are_shown_but_long_words_are_not() -> None:
+    remember_values({"n": "123456789", "f": "-1234.5678", "w": "secretword"})
+    assert redact("123456789 -1234.5678 secretword") == "123456789 -1234.5678 ***"
+
+
+def test_forms_that_only_one_encoding_gives() -> None:
+    assert "a%20b:c%21" in encodings("a b:c!")  # "/:@" kept, "!" encoded
+    assert "a%20b:c!" in encodings("a b:c!")  # a URL path as yarl sends it
+    assert 'pä\\"s' in encodings('pä"s')  # JSON-escaped, non-ASCII kept
+    assert 'p\\u00e4\\"s' in encodings('pä"s')  # JSON-escaped, ASCII only
+    assert "YWJXYWJX" in encodings("abWabW")  # base64 that ends in X keeps it
+
+
+def test_a_shorter_secret_inside_a_longer_one_is_masked_after_it() -> None:
+    remember("bcde")  # sorts after "abcdefgh" as text, but is shorter
+    remember("abcdefgh")
+    assert redact("abcdefgh bcde") == "*** ***"
+
+
+def test_a_secret_keeps_its_variables_through_a_model() -> None:
+    built = FromVariables("tok-from-env-1")
+    built.variables = ("TOKEN",)
+    Model = _model()
+    model = Model(token=built)  # type: ignore[arg-type]
+    assert (model.token.variables, model.token.get()) == (("TOKEN",), "tok-from-env-1")
+    again = Model(token=model.token)  # a Secret given again keeps its value and variables
+    assert (again.token.get(), again.token.variables) == ("tok-from-env-1", ("TOKEN",))
+    with pytest.raises(ValidationError) as caught:
+        Model(token=1.5)  # type: ignore[arg-type]
+    assert "expected a string" in str(caught.value)
