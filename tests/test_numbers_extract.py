@@ -7,6 +7,7 @@ import pytest
 from kpi_collector.collect.extract import CSS, HtmlDocument, JMESPath, Metric, XPath, from_json
 from kpi_collector.collect.numbers import parse_number
 from kpi_collector.errors import ExtractError
+from tests.numbers_caches import _fresh_number_caches  # noqa: F401 (autouse)
 
 
 @pytest.mark.parametrize(
