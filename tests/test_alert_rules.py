@@ -207,3 +207,138 @@ def test_a_source_with_no_run_history_is_unknown_not_failing(store: HistoryStore
     )
     assert alert_states(store) == []
     assert active(store, Alert(source="other", failing_runs=1)) == [True]
+
+
+# --- what the rules look at and say (mutants `make mutate` showed alive) -----------------------
+
+CONFIG = """
+sources:
+  - {name: s, type: http_json, url: "http://127.0.0.1:1/", metrics: {a: x, b: y}}
+  - {name: t, type: http_json, url: "http://127.0.0.1:1/", metrics: {c: x}}
+  - {name: u, type: http_json, url: "http://127.0.0.1:1/", metrics: {d: x}, enabled: false}
+  - {name: o, type: python, function: "os:getpid"}
+kpis:
+  f.x: {formula: "s.a + 1"}
+  s.a: {title: Revenue, unit: USD}
+"""
+
+
+def _scope(tz: str = "UTC") -> AlertScope:
+    from kpi_collector.config import parse_config
+
+    config = parse_config(CONFIG)
+    return AlertScope(sources=config.sources, kpis=config.kpis, tz=ZoneInfo(tz), destinations=[])
+
+
+def test_messages_use_the_kpi_title_and_unit(store: HistoryStore) -> None:
+    put(store, NOW - 60, 90.0, kpi="s.a")
+    alert = Alert(kpi="s.a", below=100, resolve_above=120)
+    (pair,) = evaluate(_scope(), store, [alert], now=NOW)
+    assert pair[1].detail == "Revenue is $90, below $100"
+    above = Alert(kpi="s.a", above=50, resolve_below=40)
+    asyncio.run(check_alerts(store, [above], _scope(), now=NOW))
+    put(store, NOW, 45.0, kpi="s.a")  # under `above`, not yet at `resolve_below`: still true
+    (pair,) = evaluate(_scope(), store, [above], now=NOW + 1)
+    assert (pair[1].active, pair[1].detail) == (True, "Revenue is $45, above $50 (resolves at $40)")
+    put(store, NOW + 2, 40.0, kpi="s.a")
+    (pair,) = evaluate(_scope(), store, [above], now=NOW + 3)
+    assert (pair[1].active, pair[1].detail) == (False, "Revenue is $40")
+
+
+def test_unknown_findings_keep_their_key(store: HistoryStore) -> None:
+    alerts = [
+        Alert(kpi="s.a", below=1),
+        Alert(kpi="s.a", change={"days": 7, "below": "-20%"}),  # type: ignore[arg-type]
+        Alert(source="s", failing_runs=2),
+    ]
+    found = evaluate(_scope(), store, alerts, now=NOW)
+    assert [(f.key, f.active) for _, f in found] == [
+        ("s.a below 1", None),
+        ("s.a change over 7 days below -20%", None),
+        ("source s failing 2 runs in a row", None),
+    ]
+
+
+def test_a_change_against_zero_is_unknown(store: HistoryStore) -> None:
+    put(store, NOW - 7 * DAY, 0.0)
+    put(store, NOW, 5.0)
+    alert = Alert(kpi="s.k", change={"days": 7, "above": "10%"})  # type: ignore[arg-type]
+    assert active(store, alert) == [None]
+
+
+@pytest.mark.parametrize(
+    ("age_days", "days"),
+    [(7.0, "7 days"), (7.49, "7 days"), (7.5, "8 days (asked: 7)"), (8.0, "8 days (asked: 7)")],
+)
+def test_a_change_says_the_real_span_from_half_a_day_more(
+    store: HistoryStore, age_days: float, days: str
+) -> None:
+    put(store, NOW - age_days * DAY, 100.0)
+    put(store, NOW, 50.0)
+    alert = Alert(kpi="s.k", change={"days": 7, "below": "-20%"})  # type: ignore[arg-type]
+    (pair,) = evaluate(SCOPE, store, [alert], now=NOW)
+    assert pair[1].detail == f"s.k changed -50.0% in {days} (100 → 50)"
+
+
+def test_stale_watches_a_source_or_every_enabled_kpi(store: HistoryStore) -> None:
+    put(store, NOW - 5 * DAY, 1.0, kpi="s.b")  # s.a never stored, s.b stale
+    put(store, NOW - 60, 1.0, kpi="o.anything")  # a python source's KPI, known when stored
+    scope = _scope("Europe/Berlin")
+    by_source = evaluate(scope, store, [Alert(source="s", stale_days=2)], now=NOW)
+    assert [(f.key, f.active, f.detail) for _, f in by_source] == [
+        ("s.* not updated for 2 days [s.a]", True, "Revenue has no value yet"),
+        ("s.* not updated for 2 days [s.b]", True, "s.b was last updated 2027-01-10 09:00"),
+    ]
+    everything = evaluate(scope, store, [Alert(stale_days=2)], now=NOW)
+    assert [f.key.split("[")[1] for _, f in everything] == [
+        "s.a]",
+        "s.b]",
+        "t.c]",
+        "f.x]",
+        "o.anything]",
+    ]
+
+
+def test_message_texts() -> None:
+    from kpi_collector.alerts.engine import Finding, message
+
+    assert message(Finding("k", True), True) == "🚨 Alert: k"
+    assert message(Finding("k", False), False) == "✅ Resolved: k"
+    assert message(Finding("k", True, "d"), True, reminder=True) == "🔁 Still firing: k — d"
+    assert message(Finding("k", True, "d"), True) == "🚨 Alert: k — d"
+
+
+def test_send_test_says_why_each_destination_failed(tmp_path: Path) -> None:
+    from typing import ClassVar
+
+    from kpi_collector.alerts.engine import TEST_MESSAGE, send_test
+    from kpi_collector.destinations import CSV
+    from kpi_collector.destinations.base import Delivery, Destination
+
+    sent: list[str] = []
+
+    class Broken(Destination):
+        type: ClassVar[str] = "broken"
+
+        async def deliver(self, delivery: Delivery) -> None:
+            raise NotImplementedError
+
+        async def send_text(self, text: str) -> None:
+            raise RuntimeError("boom at https://h/x?token=abc123")
+
+    class Good(Broken):
+        type: ClassVar[str] = "good"
+
+        async def send_text(self, text: str) -> None:
+            sent.append(text)
+
+    errors = asyncio.run(
+        send_test(
+            [CSV(path=str(tmp_path / "o.csv"), name="sheet"), Broken(name="b"), Good(name="g")]
+        )
+    )
+    assert errors == {
+        "sheet": "destination 'sheet' (type csv) cannot send text messages",
+        "b": "RuntimeError: boom at https://h/x?token=***",
+    }
+    assert sent == [TEST_MESSAGE]
