@@ -342,3 +342,55 @@ def test_send_test_says_why_each_destination_failed(tmp_path: Path) -> None:
         "b": "RuntimeError: boom at https://h/x?token=***",
     }
     assert sent == [TEST_MESSAGE]
+
+
+def test_pending_deliveries_by_runs_and_by_time(store: HistoryStore, tmp_path: Path) -> None:
+    """Two runs whose CSV delivery cannot be written (its folder is a file): pending for 2
+    runs, with the error; by time, the age is told in hours below two days and in days
+    from there (30.2 h -> "30 h", 2.6 days -> "3 days"); the finding is about `sheet`."""
+    import time
+    from datetime import UTC, datetime
+
+    from kpi_collector.deliver.engine import DeliveryEngine
+    from kpi_collector.destinations import CSV
+
+    (tmp_path / "file").write_text("not a folder")
+    sheet = CSV(path=str(tmp_path / "file" / "o.csv"), name="sheet", every="run", retries=0)
+    engine = DeliveryEngine(store, [sheet], base_dir=tmp_path, backoff=0)
+    for n in range(2):
+        ts = float(int(time.time()) - 10 + n)  # whole seconds: exact as a datetime too
+        run = store.begin_run(started_at=ts)
+        store.finish_run(run, observations=[("s.k", ts, 1.0, "s")], finished_at=ts)
+        engine.record_run(run, datetime.fromtimestamp(ts, UTC))
+    asyncio.run(engine.deliver_pending())
+    scope = AlertScope(sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[sheet])
+    error = (
+        f"cannot write {tmp_path / 'file' / 'o.csv'}: File exists (after 1 attempt; stays pending)"
+    )
+
+    def found(alert: Alert, later: float) -> list[tuple[str, bool | None, str, str | None]]:
+        pairs = evaluate(scope, store, [alert], now=time.time() + later)
+        return [(f.key, f.active, f.detail, f.about) for _, f in pairs]
+
+    assert found(Alert(destination="sheet", pending_runs=2), 0) == [
+        (
+            "delivery to sheet pending for 2 runs",
+            True,
+            f"the delivery of run:1 to sheet has been pending for 2 runs: {error}",
+            "sheet",
+        )
+    ]
+    assert found(Alert(destination="sheet", pending_runs=3), 0)[0][1] is False
+    by_time = Alert(pending_for="6h")
+    assert found(by_time, 30.2 * 3600) == [
+        (
+            "delivery to * pending for 6h [sheet]",
+            True,
+            f"the delivery of run:1 to sheet has been pending for 30 h: {error}",
+            "sheet",
+        )
+    ]
+    assert found(by_time, 2.6 * 86400)[0][2].startswith(
+        "the delivery of run:1 to sheet has been pending for 3 days: "
+    )
+    assert found(by_time, 5 * 3600)[0][1:] == (False, "deliveries to sheet went out", "sheet")
