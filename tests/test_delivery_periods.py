@@ -6,6 +6,7 @@ Los Angeles UTC-8)."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
@@ -82,3 +83,48 @@ def test_a_delivery_carries_its_local_period_start(tz: str, every: str, start: d
     assert delivery.values == {"a": 1.0, "b": 2.0}
     assert delivery.timestamps == {"a": 1798759800.0, "b": 1798759800.0}
     assert delivery.every == every and delivery.destination == destination.name
+
+
+def test_a_delivery_carries_everything_a_destination_reads(tmp_path: Path) -> None:
+    """compare: 14d -> `previous` is the newest value stored at least 14 days before the
+    run (100 at -15 days, not 110 at -13 days); errors are redacted; the rest is the
+    engine's: zone, KPI specs, store, folder; a new delivery has sent no parts yet."""
+    from zoneinfo import ZoneInfo
+
+    from kpi_collector.config.models import KpiSpec
+    from kpi_collector.store import HistoryStore
+
+    store = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
+    day = 86400.0
+    start = NEW_YEAR_EVE_UTC.timestamp()
+    for ts, value in ((start - 15 * day, 100.0), (start - 13 * day, 110.0)):
+        run = store.begin_run(started_at=ts)
+        store.finish_run(run, observations=[("s.k", ts, value, "s")], finished_at=ts)
+    destination = CSV(path="out.csv", every="run", compare="14d")  # type: ignore[arg-type]
+    kpis = {"s.k": KpiSpec(title="K")}
+    engine = DeliveryEngine(store, [destination], kpis=kpis, tz="Europe/Berlin", base_dir=tmp_path)
+    result = RunResult(
+        run_id=5,
+        started_at=NEW_YEAR_EVE_UTC,
+        finished_at=NEW_YEAR_EVE_UTC,
+        values={"s.k": 120.0},
+        errors={"src": "GET /x?token=abc123 refused"},
+    )
+    delivery = engine.delivery_from_result(destination, result)
+    assert delivery.period == "run:5"
+    assert delivery.previous == {"s.k": 100.0}
+    assert delivery.compare_days == 14
+    assert delivery.errors == [("src", "GET /x?token=*** refused")]
+    assert delivery.tz == ZoneInfo("Europe/Berlin")
+    assert delivery.now == NEW_YEAR_EVE_UTC
+    assert delivery.kpis == kpis and delivery.order == ["s.k"]
+    assert delivery.store is store and delivery.base_dir == tmp_path
+    assert delivery.progress == 0
+    no_compare = CSV(path="out.csv", every="run", name="plain")
+    assert (
+        DeliveryEngine(store, [no_compare]).delivery_from_result(no_compare, result).previous == {}
+    )
+    assert (
+        DeliveryEngine(None, [destination]).delivery_from_result(destination, result).previous == {}
+    )
+    store.close()
