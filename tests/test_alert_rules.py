@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -394,3 +395,84 @@ def test_pending_deliveries_by_runs_and_by_time(store: HistoryStore, tmp_path: P
         "the delivery of run:1 to sheet has been pending for 3 days: "
     )
     assert found(by_time, 5 * 3600)[0][1:] == (False, "deliveries to sheet went out", "sheet")
+
+
+class _Told:
+    """What the message destination below was sent."""
+
+    texts: list[str] = []
+
+
+def _chat() -> Any:
+    from typing import ClassVar
+
+    from kpi_collector.destinations.base import Delivery, Destination
+
+    class Chat(Destination):
+        type: ClassVar[str] = "chat"
+
+        async def deliver(self, delivery: Delivery) -> None:
+            raise NotImplementedError
+
+        async def send_text(self, text: str) -> None:
+            _Told.texts.append(text)
+
+    return Chat(name="chat")
+
+
+def test_what_alerts_log(store: HistoryStore, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    _Told.texts = []
+    chat = _chat()
+    scope = AlertScope(sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[chat])
+    alert = Alert(kpi="s.k", below=100, notify=["chat", "gone"])
+    held = Alert(kpi="s.k", above=5, hold=2, name="held")
+    caplog.set_level(logging.INFO, logger="kpi_collector.alerts")
+    put(store, NOW - 60, 50.0)
+    asyncio.run(check_alerts(store, [alert, held], scope, now=NOW))
+    put(store, NOW + 60, 150.0)
+    asyncio.run(check_alerts(store, [alert], scope, now=NOW + 120))
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert lines == [
+        ("WARNING", "alert firing: 🚨 Alert: s.k below 100 — s.k is 50, below 100 (sent to chat)"),
+        ("WARNING", "alert not sent: s.k below 100: gone: no enabled destination named 'gone'"),
+        ("INFO", "alert pending (its `for:` has not passed): held"),
+        ("INFO", "alert resolved: ✅ Resolved: s.k below 100 — s.k is 150 (sent to chat)"),
+    ]  # `gone` was never told it fired, so it is not told it resolved either
+    assert _Told.texts == [
+        "🚨 Alert: s.k below 100 — s.k is 50, below 100",
+        "✅ Resolved: s.k below 100 — s.k is 150",
+    ]
+
+
+@pytest.mark.parametrize(("after", "reminded"), [(DAY - 1, False), (DAY, True)])
+def test_a_reminder_comes_once_repeat_has_passed(
+    store: HistoryStore, after: float, reminded: bool
+) -> None:
+    _Told.texts = []
+    chat = _chat()
+    scope = AlertScope(sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[chat])
+    alert = Alert(kpi="s.k", below=100, notify=["chat"], repeat="1d")
+    put(store, NOW - 60, 50.0)
+    asyncio.run(check_alerts(store, [alert], scope, now=NOW))
+    asyncio.run(check_alerts(store, [alert], scope, now=NOW + after))
+    expected = ["🚨 Alert: s.k below 100 — s.k is 50, below 100"]
+    if reminded:
+        expected.append("🔁 Still firing: s.k below 100 — s.k is 50, below 100")
+    assert _Told.texts == expected
+
+
+@pytest.mark.parametrize(("checks", "fires_on"), [(1, 1), (2, 2), (3, 3)])
+def test_for_n_checks_fires_on_the_nth(store: HistoryStore, checks: int, fires_on: int) -> None:
+    """`for: N`: the runs since the condition became true, this one included, must be N."""
+    _Told.texts = []
+    chat = _chat()
+    scope = AlertScope(sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[chat])
+    alert = Alert(kpi="s.k", below=100, notify=["chat"], hold=checks)
+    fired = []
+    for n in range(1, 5):
+        put(store, NOW + n * 60, 50.0)  # a run, then its check, as of the run's start
+        asyncio.run(check_alerts(store, [alert], scope, now=NOW + n * 60))
+        fired.append(len(_Told.texts))
+    assert fired.index(1) + 1 == fires_on
