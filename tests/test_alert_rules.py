@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -400,7 +400,7 @@ def test_pending_deliveries_by_runs_and_by_time(store: HistoryStore, tmp_path: P
 class _Told:
     """What the message destination below was sent."""
 
-    texts: list[str] = []
+    texts: ClassVar[list[str]] = []
 
 
 def _chat() -> Any:
