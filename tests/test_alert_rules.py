@@ -310,7 +310,6 @@ def test_message_texts() -> None:
 
 
 def test_send_test_says_why_each_destination_failed(tmp_path: Path) -> None:
-    from typing import ClassVar
 
     from kpi_collector.alerts.engine import TEST_MESSAGE, send_test
     from kpi_collector.destinations import CSV
@@ -404,7 +403,6 @@ class _Told:
 
 
 def _chat() -> Any:
-    from typing import ClassVar
 
     from kpi_collector.destinations.base import Delivery, Destination
 
