@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -234,7 +235,10 @@ def report(all_found: dict[str, dict[str, str]]) -> str:
         "# Mutation scores",
         "",
         "`make mutate` (scripts/mutate.py, mutmut): each module mutated alone and run against",
-        "the test files that cover it. Score = killed / (mutants - equivalent). Target >= 85%.",
+        "the test files that cover it. Score = killed / (mutants - equivalent), where timeouts",
+        "count as killed and mutants not checked (a run cut short) as alive. Target >= 85%.",
+        f"Written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from the runs in build/mutate/ (2 shared"
+        " cores; `.venv/bin/python scripts/mutate.py MODULE` reruns one module).",
         "",
         "| module | file | tests run | mutants | equivalent | killed | score |",
         "|---|---|---|---|---|---|---|",
