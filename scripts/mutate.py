@@ -225,7 +225,7 @@ def score(found: dict[str, str]) -> tuple[int, int, int, list[str]]:
     """(killed, counted, equivalent, survivors): timeouts and segfaults count as killed."""
     equivalent = [m for m in found if m in EQUIVALENT]
     counted = [m for m in found if m not in EQUIVALENT]
-    killed = [m for m in counted if found[m] in ("killed", "timeout", "segfault", "suspicious")]
+    killed = [m for m in counted if found[m] in ("killed", "timeout", "segfault")]
     survivors = sorted(m for m in counted if m not in killed)
     return len(killed), len(counted), len(equivalent), survivors
 
