@@ -111,3 +111,13 @@ def test_metric_model_refuses_two_extractors_and_bad_patterns() -> None:
         Metric(css="a", regex="(")
     with pytest.raises(ValueError, match="JMESPath"):
         Metric(jmespath="data.[")
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("1,200)", 1200.0), ("(1,200", 1200.0), ("(1,200)", -1200.0), ("Comments (12)", 12.0)],
+)
+def test_only_a_closed_pair_of_parentheses_is_an_accounting_negative(
+    text: str, value: float
+) -> None:
+    assert parse_number(text) == value
