@@ -1,6 +1,6 @@
 """Run every benchmark and write benchmarks/RESULTS.md (what `make bench` calls).
 
-Usage: ``python benchmarks/run_all.py [--pages 1000] [--runs 3] [--cli-runs 10] [--dashboard-runs 15] [--hostile-timeout 10] [--check]``
+Usage: ``python benchmarks/run_all.py [--pages 1000] [--runs 3] [--cli-runs 10] [--dashboard-runs 15] [--hostile-timeout 10] [--render-runs 3] [--scale-sources 10000] [--scale-runs 3] [--check]``
 With ``--check`` the exit status is 1 when a target is missed.
 """
 
@@ -17,6 +17,8 @@ import bench_dashboard
 import bench_extract
 import bench_fanin
 import bench_hostile
+import bench_render
+import bench_scale
 from benchlib import BENCH_DIR, Check, Report, machine_info, print_checks
 
 
@@ -73,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cli-runs", type=int, default=10)
     parser.add_argument("--dashboard-runs", type=int, default=15)
     parser.add_argument("--hostile-timeout", type=float, default=10.0)
+    parser.add_argument("--scale-sources", type=int, default=10_000)
+    parser.add_argument("--scale-runs", type=int, default=3)
+    parser.add_argument("--render-runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "RESULTS.md")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
@@ -103,6 +108,16 @@ def main(argv: list[str] | None = None) -> int:
             "Hostile sources",
             "python benchmarks/bench_hostile.py",
             lambda: bench_hostile.run_benchmark(args.hostile_timeout),
+        ),
+        guarded(
+            "Rendering and probe",
+            "python benchmarks/bench_render.py",
+            lambda: bench_render.run_benchmark(args.render_runs),
+        ),
+        guarded(
+            "Scale-out",
+            "python benchmarks/bench_scale.py",
+            lambda: bench_scale.run_benchmark(args.scale_sources, args.scale_runs, [16, 64]),
         ),
     ]
     for report in reports:

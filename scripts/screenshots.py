@@ -39,14 +39,14 @@ def demo_config(folder: Path) -> Path:
     from datetime import UTC, datetime
 
     from kpi_collector.demo.server import BackgroundServer, make_app
-    from kpi_collector.demo.setup import history_points, write_demo_folder
+    from kpi_collector.demo.setup import seed, write_demo_folder
     from kpi_collector.pipeline import Pipeline
 
     with BackgroundServer(make_app()) as url:
         config = write_demo_folder(folder, url)
         pipeline = Pipeline.from_config(config)
         assert pipeline.store is not None
-        pipeline.store.add_observations(history_points(datetime.now(UTC).date()), tz=pipeline.tz)
+        seed(pipeline.store, pipeline.tz, datetime.now(UTC).date())
         pipeline.process(deliver=False)
     return config
 

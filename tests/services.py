@@ -47,7 +47,10 @@ POSTGRES_URL = os.environ.get(
 )
 MYSQL_URL = os.environ.get("KPI_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REDIS_URL = os.environ.get("KPI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-RABBITMQ_URL = os.environ.get("KPI_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+RABBITMQ_URL = os.environ.get(
+    "KPI_TEST_RABBITMQ_URL",
+    os.environ.get("KPI_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"),
+)
 
 # The port a URL without one means, by scheme (the part before any "+driver").
 DEFAULT_PORTS = {
@@ -73,7 +76,7 @@ def missing(reason: str) -> NoReturn:
     """The one decision: skip the test with `reason`, or fail it under the switch."""
     if services_required():
         pytest.fail(f"{reason}, and {SWITCH} says it must be there", pytrace=False)
-    pytest.skip(reason)
+    pytest.skip(reason, allow_module_level=True)
 
 
 def host_port(url: str) -> tuple[str, int]:
@@ -180,3 +183,10 @@ class SkipGuard:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.unexpected and services_required() and session.exitstatus in (0, 5):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def require_broker_url(kind: str) -> str:
+    """A Celery broker URL on this machine: kind "rabbitmq" (KPI_TEST_AMQP_URL or
+    KPI_TEST_RABBITMQ_URL, guest/guest) or "redis" (KPI_TEST_REDIS_URL), probed at its
+    host and port."""
+    return require_rabbitmq_url() if kind == "rabbitmq" else require_redis_url()

@@ -129,5 +129,6 @@ def test_the_walk_sees_the_contract() -> None:
         "base_dir",
         "max_bytes",
         "limits",
+        "browser",
     ]
     assert fields(base.Source) == ["timeout", "retries", "max_bytes"]

@@ -161,7 +161,7 @@ def test_only_and_dry_run(site: Site, workdir: Path) -> None:
     assert "blog.posts" in dry.stdout and "Paying" not in dry.stdout
     assert not (workdir / "kpi.db").exists() and not (workdir / "out.csv").exists()
     unknown = kpi("run", "--only", "nope", cwd=workdir, env=env)
-    assert unknown.returncode == 2 and "no source named nope" in unknown.stderr
+    assert unknown.returncode == 2 and "no source named 'nope'" in unknown.stderr
     stored = kpi("run", "--only", "blog", "--no-deliver", cwd=workdir, env=env)
     assert stored.returncode == 0
     assert (workdir / "kpi.db").exists() and not (workdir / "out.csv").exists()

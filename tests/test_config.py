@@ -51,7 +51,7 @@ def test_good_config() -> None:
 def test_missing_variable_names_variable_key_and_line() -> None:
     message = error_of(GOOD)
     assert message.startswith("kpi.yaml:9:")
-    assert "${CRM_TOKEN}" in message and "sources.0.auth.bearer" in message
+    assert "${CRM_TOKEN}" in message and "source 'crm': auth.bearer uses" in message
     assert ".env" in message
 
 

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
 from kpi_collector.sources import Function
 from tests.fakes.collect import run
+
+KPI = Path(sys.executable).with_name("kpi")
 
 
 def get_blog_stats() -> dict[str, int]:
@@ -39,3 +46,32 @@ def test_python_function_errors() -> None:
     result = run(broken, wrong_shape)
     assert result.errors["broken"] == "RuntimeError: database is down"
     assert "expected a mapping" in result.errors["wrong_shape"]
+
+
+def test_a_module_beside_kpi_yaml_is_importable_from_any_folder(tmp_path: Path) -> None:
+    """`function: "acme_metrics:support_queue"` with acme_metrics.py beside kpi.yaml, run by
+    `kpi -c` from another working directory (the module is on no other path)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "acme_metrics.py").write_text(
+        "def support_queue():\n    return {'open': 17, 'waiting': '4'}\n"
+    )
+    (project / "kpi.yaml").write_text(
+        "sources:\n  - {name: support, type: python, function: 'acme_metrics:support_queue'}\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "COLUMNS": "120", "NO_COLOR": "1"}
+    done = subprocess.run(
+        [str(KPI), "-c", str(project / "kpi.yaml"), "run", "--no-deliver"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    with sqlite3.connect(project / "kpi.db") as db:
+        rows = dict(db.execute("SELECT kpi, value FROM observations").fetchall())
+    assert rows == {"support.open": 17.0, "support.waiting": 4.0}
+    assert not (elsewhere / "kpi.db").exists()

@@ -21,6 +21,7 @@ import pytest
 from kpi_collector import Pipeline
 from kpi_collector.commands.history import history_document
 from kpi_collector.config import load_config
+from kpi_collector.report import pages
 from kpi_collector.report.data import (
     DashboardData,
     OverviewDoc,
@@ -1060,3 +1061,58 @@ def test_metrics_tell_each_job_and_source_apart_and_pass_promtool(tmp_path: Path
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
     )
     assert checked.returncode == 0 and not checked.stdout.strip(), checked.stdout + checked.stderr
+
+
+FAILING_INPUT = """\
+schedule: "0 7 * * *"
+kpis:
+  members.n: {title: Members}
+  members.double: {title: Twice the members, formula: "members.n * 2"}
+  queue.twice: {title: Twice the queue, formula: "queue.n * 2"}
+sources:
+  - {name: members, type: python, function: "tests.test_dashboard:flaky"}
+  - {name: queue, type: python, function: "tests.test_dashboard:steady"}
+"""
+
+
+def test_tiles_carry_their_source_state_and_a_formula_names_its_failed_input(
+    tmp_path: Path,
+) -> None:
+    """`members` fails: its tile and the formula on it say so on the tile; the formula's error
+    names its failed input, and no source called `formula` appears. Three days later with no
+    run, the tiles that still have values are stale."""
+    (tmp_path / "kpi.yaml").write_text(FAILING_INPUT, encoding="utf-8")
+    config = load_config(tmp_path / "kpi.yaml")
+    result = Pipeline.from_config(config).process(deliver=False)
+    assert result.errors["members.double"] == (
+        "members.double: not computed because its input members.n failed (formula 'members.n * 2')"
+    )
+    ran = result.started_at.timestamp()
+    data = DashboardData(config, clock=lambda: ran + 60)
+    try:
+        doc = data.overview("day")
+        tiles = {t["id"]: t for t in doc["kpis"]}
+        assert tiles["members.n"]["status"] == "failing"
+        assert tiles["members.n"]["error"] == "RuntimeError: the members API is down"
+        assert tiles["members.double"]["status"] == "failing"
+        assert "its input members.n failed" in (tiles["members.double"]["error"] or "")
+        assert tiles["queue.n"]["status"] == tiles["queue.twice"]["status"] == "ok"
+        assert tiles["queue.twice"]["value"] == 6 and tiles["queue.twice"]["error"] is None
+        names = {s["name"]: (s["type"], s["status"]) for s in doc["sources"]}
+        assert "formula" not in names
+        assert names["members"] == ("python", "failing")
+        assert names["members.double"] == ("formula", "failing")
+        html = pages.overview_page(doc)
+        assert html.count('<span class="badge failing"') == 2
+        assert 'class="tile failing" data-kpi="members.double"' in html
+        assert "badge stale" not in html
+    finally:
+        data.close()
+    later = DashboardData(config, clock=lambda: ran + 3 * 86400)
+    try:
+        tiles = {t["id"]: t for t in later.overview("day")["kpis"]}
+        assert tiles["queue.n"]["status"] == tiles["queue.twice"]["status"] == "stale"
+        html = pages.overview_page(later.overview("day"))
+        assert 'class="tile stale" data-kpi="queue.n"' in html
+    finally:
+        later.close()

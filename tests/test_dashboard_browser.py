@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -248,3 +249,305 @@ def test_with_an_access_token(browser: Any, server: tuple[str, DashboardData]) -
             assert not visitor.errors and not visitor.outside
         finally:
             visitor.close()
+
+
+BRAND_NEW = """\
+schedule: "0 7 * * *"
+kpis:
+  queue.n: {title: Support queue}
+sources:
+  - {name: queue, type: python, function: "tests.test_dashboard:steady"}
+"""
+
+
+def test_a_brand_new_config_is_not_an_alarm_and_every_empty_view_says_what_to_do(
+    browser: Any, tmp_path: Path
+) -> None:
+    """`kpi init`, then the dashboard a minute later: no red "overdue", the job is "not run
+    yet", and the overview, the KPI page and the runs page each say which command fills them."""
+    (tmp_path / "kpi.yaml").write_text(BRAND_NEW, encoding="utf-8")
+    data = DashboardData(load_config(tmp_path / "kpi.yaml"))  # the real clock: created now
+    try:
+        with ServerThread(create_app(data.config, data=data)) as url:
+            visitor = Watched(browser, url, viewport={"width": 1280, "height": 900})
+            try:
+                page = visitor.page
+                page.goto(url + "/")
+                assert page.locator(".health li.problem").count() == 0
+                assert "overdue" not in page.content()
+                assert "job main has not run yet; first due" in page.locator(".health").inner_text()
+                hint = page.locator(".getting-started").inner_text()
+                assert "No values yet" in hint and "kpi run" in hint
+                page.goto(url + "/kpi/queue.n")
+                empty = page.locator("#chart p.empty")
+                empty.wait_for()
+                assert "No values for Support queue yet" in empty.inner_text()
+                assert "kpi run" in empty.inner_text()
+                assert page.locator("#chart canvas").count() == 0
+                page.goto(url + "/runs")
+                assert "kpi run" in page.locator("p.empty").inner_text()
+                assert not visitor.errors and not visitor.outside
+            finally:
+                visitor.close()
+    finally:
+        data.close()
+
+
+def test_kpi_page_follows_the_period_draws_the_target_and_shows_loading(
+    watched: Watched, server: tuple[str, DashboardData]
+) -> None:
+    url, _ = server
+    page = watched.page
+    overview: dict[str, dict[str, str | None]] = {}
+    for period in ("day", "week"):  # what the overview shows for the KPI in each period
+        page.goto(url + f"/?period={period}")
+        tile = page.locator('.northstar .tile[data-kpi="crm.paying"]')
+        overview[period] = {
+            "change": tile.locator(".change").inner_text(),
+            "points": tile.locator("svg.spark").get_attribute("data-points"),
+        }
+    assert overview["day"] != overview["week"]
+
+    page.goto(url + "/kpi/crm.paying?period=day&range=90d")
+    page.wait_for_selector("#chart[data-loaded='day/90d'] canvas")
+    head = page.locator(".northstar .tile")
+    assert head.locator(".change").inner_text() == overview["day"]["change"]
+    assert head.locator("svg.spark").get_attribute("data-points") == overview["day"]["points"]
+    target = page.evaluate(
+        """() => { const c = window.kpiCharts[0].chart;
+             const i = c.series.findIndex(s => s.label === "target");
+             return {i: i, values: i < 0 ? [] : c.data[i], n: c.data[0].length}; }"""
+    )
+    assert target["i"] > 0 and target["n"] == 90
+    assert target["values"] == [800] * 90  # crm.paying: {target: 800}
+
+    page.click('a[data-period="week"]')
+    page.wait_for_selector("#chart[data-loaded='week/1y'] canvas")
+    head = page.locator(".northstar .tile")
+    assert head.locator(".change").inner_text() == overview["week"]["change"]
+    assert head.locator("svg.spark").get_attribute("data-points") == overview["week"]["points"]
+    assert page.locator('a[data-period="week"][aria-current]').count() == 1
+
+    held: list[Any] = []
+    page.route("**/api/kpis/crm.paying/series?*", lambda route: held.append(route))
+    assert page.locator("#loading").is_hidden()
+    page.click('a[data-range="13w"]')
+    page.wait_for_selector("#loading", state="visible")
+    assert page.locator("#chart").get_attribute("aria-busy") == "true"
+    assert len(held) == 1
+    held[0].continue_()
+    page.wait_for_selector("#chart[data-loaded='week/13w'] canvas")
+    assert page.locator("#loading").is_hidden()
+    assert page.locator("#chart").get_attribute("aria-busy") == "false"
+
+
+def test_a_failing_source_badges_its_own_tile(
+    watched: Watched, server: tuple[str, DashboardData]
+) -> None:
+    """The newest run failed for `web` (HTTP 500): its tile says so itself, at laptop width,
+    without the token the error text held; the other tiles carry no failing badge."""
+    url, _ = server
+    page = watched.page
+    page.goto(url + "/")
+    tile = page.locator('.tile[data-kpi="web.xss"]')
+    badge = tile.locator(".badge.failing")
+    assert badge.is_visible() and badge.inner_text() == "failing"
+    assert "HTTP 500" in tile.locator(".tile-error").inner_text()
+    assert SECRET not in (badge.get_attribute("title") or "") and SECRET not in page.content()
+    assert page.locator(".tile .badge.failing").count() == 1
+
+
+def test_overview_downloads_as_csv_and_json(
+    watched: Watched, server: tuple[str, DashboardData]
+) -> None:
+    """One click each: the overview of the shown period as CSV and as JSON, same KPIs in the
+    same order as the tiles, the values the tiles show."""
+    import csv
+    import json
+
+    url, _ = server
+    page = watched.page
+    page.goto(url + "/?period=week")
+    shown = page.locator(".tile").evaluate_all("els => els.map(e => e.dataset.kpi)")
+    with page.expect_download() as info:
+        page.click("#overview-csv")
+    assert info.value.suggested_filename == "kpis-week.csv"
+    rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text(encoding="utf-8"))))
+    assert [r["kpi"] for r in rows] == shown == ["crm.paying", "web.xss", "pypi.downloads"]
+    paying = rows[0]
+    assert paying["value"] == "999.0" and paying["title"] == "Paying customers"
+    assert paying["target"] == "800.0" and all(r["period"] for r in rows)
+    assert {r["period"] for r in rows} == {paying["period"]}  # every KPI's newest week
+    assert rows[1]["title"] == XSS and rows[1]["status"] == "failing"
+    with page.expect_download() as info:
+        page.click("#overview-json")
+    assert info.value.suggested_filename == "kpis-week.json"
+    doc = json.loads(Path(info.value.path()).read_text(encoding="utf-8"))
+    assert doc["period"] == "week" and [t["id"] for t in doc["kpis"]] == shown
+    assert doc["kpis"][0]["value"] == 999.0
+
+
+def test_groups_hidden_title_and_notes_in_chromium(browser: Any, tmp_path: Path) -> None:
+    """Sections in config order with headings, a hidden KPI left off, the title in the top
+    bar; a note from `kpi annotate` as a marker on the chart; with a token, the KPI page's
+    form stores a note that the chart then marks; writing is refused otherwise."""
+    import json
+    import urllib.error
+    import urllib.request
+    from datetime import date
+
+    from kpi_collector.store.annotations import add_annotation, list_annotations
+    from tests.test_sections import NOW as GROUPED_NOW
+    from tests.test_sections import build_grouped
+
+    folder = build_grouped(tmp_path)
+    data = DashboardData(load_config(folder / "kpi.yaml"), clock=GROUPED_NOW.timestamp)
+    add_annotation(data.store, "v1.0 released", date(2026, 11, 20))
+    token = "notes-token-77c1"
+    try:
+        with ServerThread(create_app(data.config, data=data, token=token)) as url:
+            visitor = Watched(browser, url, viewport={"width": 1280, "height": 900})
+            try:
+                page = visitor.page
+                page.goto(url + f"/?token={token}")
+                headings = page.locator("h2.group").all_inner_texts()
+                assert [h.strip().lower() for h in headings] == ["revenue", "growth", "other"]
+                growth = page.locator('section.group-section[aria-label="Growth"] .tile')
+                assert growth.evaluate_all("els => els.map(e => e.dataset.kpi)") == ["gh.stars"]
+                assert page.locator('.tile[data-kpi="gh.internal"]').count() == 0
+                assert page.locator("header .brand").inner_text() == "Acme weekly"
+                assert page.title() == "Acme weekly"
+
+                page.goto(url + "/kpi/gh.stars?period=day&range=30d")
+                page.wait_for_selector("#chart[data-loaded='day/30d'] canvas")
+                markers = page.evaluate("() => window.kpiCharts[0].markers")
+                assert [(m["day"], m["text"]) for m in markers] == [("2026-11-20", "v1.0 released")]
+                width = page.evaluate(
+                    "() => window.kpiCharts[0].chart.bbox.width / devicePixelRatio"
+                )
+                assert 0 < markers[0]["x"] <= width + 80
+                assert page.locator("#notes li").all_inner_texts() == ["2026-11-20 v1.0 released"]
+
+                page.fill("#annotate input[name=day]", "2026-11-27")
+                page.fill("#annotate input[name=text]", "pricing page launched")
+                page.click("#annotate button")
+                page.wait_for_function("() => window.kpiCharts[0].markers.length === 2")
+                assert "Saved" in page.locator("#annotate-status").inner_text()
+                assert page.locator("#notes li").first.inner_text() == (
+                    "2026-11-27 pricing page launched"
+                )
+                stored = [(n.day.isoformat(), n.text) for n in list_annotations(data.store)]
+                assert stored == [
+                    ("2026-11-20", "v1.0 released"),
+                    ("2026-11-27", "pricing page launched"),
+                ]
+                assert not visitor.errors and not visitor.outside
+
+                def post(body: bytes, **headers: str) -> int:
+                    request = urllib.request.Request(
+                        url + "/api/annotations",
+                        data=body,
+                        method="POST",
+                        headers={"authorization": f"Bearer {token}", **headers},
+                    )
+                    try:
+                        with urllib.request.urlopen(request, timeout=10) as answer:
+                            return int(answer.status)
+                    except urllib.error.HTTPError as exc:
+                        return int(exc.code)
+
+                note = json.dumps({"text": "x", "day": "2026-11-28"}).encode()
+                form = b"text=x&day=2026-11-28"
+                assert post(form, **{"content-type": "application/x-www-form-urlencoded"}) == 415
+                evil = {"content-type": "application/json", "origin": "http://evil.example"}
+                assert post(note, **evil) == 403
+                assert post(b'{"text": "  "}', **{"content-type": "application/json"}) == 400
+                assert len(list_annotations(data.store)) == 2
+            finally:
+                visitor.close()
+        with ServerThread(create_app(data.config, data=data)) as url:  # no token: no writing
+            visitor = Watched(browser, url, viewport={"width": 1280, "height": 900})
+            try:
+                visitor.page.goto(url + "/kpi/gh.stars")
+                assert visitor.page.locator("#annotate").count() == 0
+                answer = visitor.page.request.post(
+                    url + "/api/annotations", data={"text": "sneaky"}
+                )
+                assert answer.status == 403 and "kpi annotate" in answer.json()["error"]
+            finally:
+                visitor.close()
+        assert len(list_annotations(data.store)) == 2
+    finally:
+        data.close()
+
+
+LONG_IDS = """\
+store: sqlite:///kpi.db
+timezone: UTC
+kpis:
+  warehouse_analytics.weekly_active_organisations_total: {title: Weekly active organisations of the self-serve workspace plan}
+sources:
+  - name: warehouse_analytics
+    type: http_json
+    url: http://127.0.0.1:9/stats
+    metrics: {weekly_active_organisations_total: data.n}
+"""
+
+# where each line of an element's text starts: a character whose box is lower than the one before
+LINE_STARTS = """(el) => {
+  const text = el.firstChild ? el.textContent : "";
+  const starts = [];
+  let top = null, at = 0;
+  const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (let i = 0; i < node.length; i++, at++) {
+      const range = document.createRange();
+      range.setStart(node, i); range.setEnd(node, i + 1);
+      const box = range.getBoundingClientRect();
+      if (box.width === 0) continue;
+      if (top !== null && box.top > top + 1) starts.push(at);
+      top = box.top;
+    }
+  }
+  return {text, starts};
+}"""
+
+
+def test_a_long_kpi_id_wraps_between_its_parts_never_inside_a_word(
+    browser: Any, tmp_path: Path
+) -> None:
+    """On a phone, a tile's KPI id too long for one line wraps after a `.` or `_`, and its
+    title between words: never in the middle of a word (issue 13 §6)."""
+    (tmp_path / "kpi.yaml").write_text(LONG_IDS, encoding="utf-8")
+    config = load_config(tmp_path / "kpi.yaml")
+    from kpi_collector.store import HistoryStore
+
+    store = HistoryStore(config.store_url)
+    kpi = "warehouse_analytics.weekly_active_organisations_total"
+    run = store.begin_run(started_at=NOW.timestamp() - 60)
+    store.finish_run(run, observations=[(kpi, NOW.timestamp() - 60, 1234.0, "warehouse_analytics")])
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    try:
+        with ServerThread(create_app(data.config, data=data)) as url:
+            phone = Watched(browser, url, viewport={"width": 390, "height": 844}, is_mobile=True)
+            try:
+                phone.page.goto(url + "/")
+                ident = phone.page.locator(f'article[data-kpi="{kpi}"] .kpi-id')
+                lines = ident.evaluate(LINE_STARTS)
+                assert lines["text"] == kpi
+                assert lines["starts"], "the id fits one line: the test needs a longer one"
+                for at in lines["starts"]:
+                    assert kpi[at - 1] in "._", f"the id breaks inside a word: {kpi[:at]}|"
+                title = phone.page.locator(f'article[data-kpi="{kpi}"] h2.title')
+                lines = title.evaluate(LINE_STARTS)
+                assert lines["starts"], "the title fits one line: the test needs a longer one"
+                for at in lines["starts"]:
+                    assert lines["text"][at - 1] == " " or lines["text"][at] == " ", (
+                        f"the title breaks inside a word: {lines['text'][:at]}|"
+                    )
+                assert not phone.errors and not phone.outside
+            finally:
+                phone.close()
+    finally:
+        data.close()

@@ -4,15 +4,19 @@ the email's text and HTML, the Markdown report."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+import pytest
 
 from kpi_collector.config.models import KpiSpec
 from kpi_collector.destinations import discord, email, slack
 from kpi_collector.destinations.base import Delivery
 from kpi_collector.destinations.digest import Digest, DigestError, DigestLine, digest_title
 from kpi_collector.destinations.text import kpi_line, split_lines
+from kpi_collector.errors import DeliveryError
 from kpi_collector.report.markdown import digest_markdown
 from kpi_collector.store import HistoryStore
 
@@ -182,3 +186,47 @@ def test_an_error_is_one_line_cut_to_300_characters() -> None:
     error = DigestError("crm", "boom\n  token=abc " + "x" * 400)
     assert error.text(limit=None) == "crm: boom token=abc " + "x" * 400
     assert error.text() == "crm: " + ("boom token=abc " + "x" * 400)[:299] + "…"
+
+
+def test_a_title_too_long_for_one_message_is_cut_never_the_value() -> None:
+    """A line longer than the medium's limit (Discord 2000, a Slack section 3000) loses the
+    end of its title, not its value."""
+    values = {"src.long": 1647.0}
+    d = delivery(values=values, order=list(values), previous={}, errors=[])
+    d.kpis["src.long"] = KpiSpec(title="T" * 3500)
+    digest = Digest.from_delivery(d)
+    messages = discord.digest_messages(digest)  # the title, then the line: 2000 alone
+    assert messages[0] == "**KPIs — week 48, 2026**"
+    line = messages[1]
+    assert len(line) == 2000 and line == "**" + "T" * 1988 + "…**: 1,647"
+    section = slack.digest_blocks(digest)[1]["text"]["text"]
+    assert len(section) == 3000 and section == "*" + "T" * 2990 + "…*: 1,647"
+
+
+def test_unsent_resumes_after_the_parts_sent_only_while_they_are_the_same() -> None:
+    """`Delivery.unsent`: after `checkpoint(2)` a rebuilt delivery with the same parts goes on
+    at part 3; parts that changed (or fewer parts than were sent) are refused for good
+    (no repeat, no skip), unless the parts are upserts, which start over."""
+    from kpi_collector.destinations.base import plan_fingerprint
+
+    first = delivery(destination="chat")
+    assert first.unsent(["a", "b", "c"]) == [(0, "a"), (1, "b"), (2, "c")]
+    asyncio.run(first.checkpoint(2))
+    assert first.sent_plan == plan_fingerprint(["a", "b"])
+    assert first.sent_plan != plan_fingerprint(["ab"])  # part boundaries count
+
+    def again() -> Delivery:
+        return delivery(destination="chat", progress=2, sent_plan=first.sent_plan)
+
+    assert again().unsent(["a", "b", "c2", "d"]) == [(2, "c2"), (3, "d")]
+    for changed in (["a", "B", "c"], ["a"]):
+        with pytest.raises(DeliveryError) as caught:
+            again().unsent(changed)
+        assert caught.value.refused and "--from-start" in str(caught.value)
+    upsert = again()
+    assert upsert.unsent(["x", "b", "c"], idempotent=True) == [(0, "x"), (1, "b"), (2, "c")]
+    assert upsert.progress == 0
+    legacy = delivery(progress=2)  # a row from before fingerprints: resumed by count
+    assert legacy.unsent([{"k": 1}, {"k": 2}, {"k": 3}]) == [(2, {"k": 3})]
+    with pytest.raises(DeliveryError):
+        delivery(progress=2).unsent(["only one"])

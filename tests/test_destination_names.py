@@ -51,7 +51,7 @@ def test_validate_names_both_kpis_of_one_notion_property(tmp_path: Path) -> None
         "database: 0123456789abcdef0123456789abcdef}\n",
     )
     assert result.returncode == 2, result.stderr
-    assert "KPIs gh_main.a and gh_docs.a both map to 'Stars'" in result.stderr
+    assert "KPIs gh_main.a and gh_docs.a both map to property 'Stars'" in result.stderr
     fixed = validate(
         tmp_path,
         "kpis:\n  gh_main.a: {title: Stars}\n  gh_docs.a: {title: Docs stars}\n"
@@ -76,7 +76,7 @@ def test_validate_names_both_kpis_of_one_sql_column(
         "destinations:\n  - {type: sql, url: 'sqlite:///w.db', table: kpis}\n",
     )
     assert result.returncode == 2, result.stderr
-    assert f"KPIs fin.{first} and fin.{second} both map to {column!r}" in result.stderr
+    assert f"KPIs fin.{first} and fin.{second} both map to column {column!r}" in result.stderr
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -157,3 +157,69 @@ def test_every_destination_naming_by_kpi_keeps_names_apart() -> None:
     assert caught["google_sheets"] == ("gh_main.a", "gh_docs.a", "Stars")
     assert caught["sql"] == ("fin.Revenue", "fin.revenue", "fin_revenue")
     assert {k for k, v in caught.items() if v} == {"notion", "google_sheets", "sql"}
+
+
+def test_validate_refuses_a_derived_kpi_named_like_a_column_the_destination_writes(
+    tmp_path: Path,
+) -> None:
+    """A formula KPI may have any id: `period` would overwrite the csv's own `period` column."""
+    result = validate(
+        tmp_path,
+        "kpis:\n  period: {formula: 'fin.a * 2'}\n"
+        f"sources:\n{command('fin', 'a')}"
+        "destinations:\n  - {type: csv, path: out.csv}\n",
+    )
+    assert result.returncode == 2, result.stderr
+    assert "KPI period maps to column 'period', which the destination writes itself" in (
+        result.stderr
+    )
+    long = validate(
+        tmp_path,
+        "kpis:\n  period: {formula: 'fin.a * 2'}\n"
+        f"sources:\n{command('fin', 'a')}"
+        "destinations:\n  - {type: csv, path: out.csv, layout: long}\n",
+    )
+    assert long.returncode == 0, long.stderr  # long names nothing by KPI
+
+
+def test_csv_run_time_clash_with_its_own_column_is_refused_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    from kpi_collector.destinations import CSV
+
+    pipeline = Pipeline(
+        sources=[Function(lambda: {"a": 5.0}, name="fin")],
+        destinations=[
+            Store(f"sqlite:///{tmp_path / 'kpi.db'}"),
+            CSV(path="out.csv", every="run", retries=0),
+        ],
+        kpis={"date": {"formula": "fin.a + 1"}},
+        base_dir=tmp_path,
+    )
+    result = pipeline.process(now=DAY)
+    assert result.delivery_errors["csv"].startswith(
+        "run:1: csv destination 'csv': KPI date maps to column 'date', which the destination "
+        "writes itself; give the KPI another id, or use `layout: long`"
+    )
+    assert not (tmp_path / "out.csv").exists()
+    (record,) = pipeline.delivery_engine().records()
+    assert record.status == "failed"
+
+
+def test_segment_run_time_clash_with_its_period_property_is_refused(tmp_path: Path) -> None:
+    from kpi_collector.destinations import Segment
+    from kpi_collector.destinations.segment.fake import FakeSegment
+
+    with FakeSegment.serve("seg-write-key") as segment:
+        pipeline = Pipeline(
+            sources=[Function(lambda: {"a": 5.0}, name="fin")],
+            destinations=[
+                Store(f"sqlite:///{tmp_path / 'kpi.db'}"),
+                Segment(write_key="seg-write-key", api_url=segment.url, retries=0),
+            ],
+            kpis={"period": {"formula": "fin.a + 1"}},
+            base_dir=tmp_path,
+        )
+        result = pipeline.process(now=DAY)
+        assert "KPI period maps to property 'period'" in result.delivery_errors["segment"]
+        assert segment.segment == []  # nothing sent

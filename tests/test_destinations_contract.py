@@ -1,7 +1,9 @@
 """The contract every destination keeps, checked against each one's real or faithful local
 service: it delivers; a re-run in the same period updates the row (tables) or sends nothing
 more (messages); an outage leaves the delivery pending and a later run delivers it, in order;
-and its secret never shows in errors, output or the store.
+its secret never shows in errors, output or the store; two KPIs never share one name in it
+(refused, nothing written, or each keeps its own); and a delivery over the service's size
+limits is split, or refused for good without holding back the periods after it (issue 18).
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class Harness:
     secret: str | None = SECRET
     extra: dict[str, Any] = field(default_factory=dict)
     keeps_history: bool = True  # False: holds only the newest period (a Pushgateway's gauges)
+    name: str = ""  # the harness's name (NAMES)
+    size_options: dict[str, Any] = field(default_factory=dict)  # e.g. a size limit to split at
 
 
 def _message_value(text: str) -> float | None:
@@ -346,7 +350,11 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(params=NAMES)
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
     with ExitStack() as stack:
-        yield _harness(request.param, tmp_path, stack)
+        made = _harness(request.param, tmp_path, stack)
+        made.name = request.param
+        if request.param == "email":  # the local server announces no small SIZE: set one
+            made.size_options = {"max_size": 50_000}
+        yield made
 
 
 class Source:
@@ -448,6 +456,92 @@ def test_secret_never_leaks(
     assert records and records[0].last_error  # the failure was recorded ...
     for secret in secrets:
         assert secret not in text  # ... without the secret
+
+
+# names and sizes (issue 18) ------------------------------------------------------------------
+
+#: where two KPIs of one title, one folded id, or a derived KPI called `period` would share a
+#: name (each destination's own naming rule, in its README.md)
+REFUSED_CLASHES = {
+    "title": {"notion", "google_sheets"},
+    "folded_id": {"sql_sqlite", "sql_postgres", "sql_mysql"},
+    "reserved": {"csv", "jsonl", "parquet", "segment", "sql_sqlite", "sql_postgres", "sql_mysql"},
+}
+
+
+@pytest.mark.parametrize("clash", sorted(REFUSED_CLASHES))
+def test_two_kpis_never_share_one_name(harness: Harness, tmp_path: Path, clash: str) -> None:
+    """The collision kind over every destination: either each KPI keeps a name of its own and
+    all are delivered, or the delivery is refused for good naming both KPIs, with nothing
+    written — never one value silently in the other's place. Run-time KPIs (as from a source
+    whose metrics come from its answer), so the load-time check does not see them."""
+    source = Source()
+    kpis: dict[str, Any] = {"github.stars": {"title": TITLE}}
+    if clash == "title":
+        source.values["stars_copy"] = 1647.0
+        kpis["github.stars_copy"] = {"title": TITLE}
+    elif clash == "folded_id":
+        source.values.update({"Forks": 3.0, "forks": 12.0})
+    else:
+        kpis["period"] = {"formula": "github.forks + 1"}
+    destination = harness.make(every="day", retries=0)
+    pipeline = Pipeline(
+        sources=[Function(source, name="github")],
+        destinations=[Store(f"sqlite:///{tmp_path / 'kpi.db'}"), destination],
+        kpis=kpis,
+        north_star="github.stars",
+        base_dir=tmp_path,
+    )
+    result = pipeline.process(now=DAY1)
+    (record,) = pipeline.delivery_engine().records()
+    if harness.name in REFUSED_CLASHES[clash]:
+        error = result.delivery_errors[destination.name]
+        named = {
+            "title": "KPIs github.stars and github.stars_copy both map to ",
+            "folded_id": "KPIs github.Forks and github.forks both map to column 'github_forks'",
+            "reserved": "KPI period maps to ",
+        }[clash]
+        assert named in error and "refused for good" in error
+        assert record.status == "failed"
+        assert harness.count() == 0  # nothing written
+    else:
+        assert result.delivery_errors == {}
+        assert record.status == "done"
+        assert harness.value() == 1647
+
+
+def test_a_delivery_over_the_size_limits_is_split_or_refused_never_held(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """The size kind over every destination: 1,800 KPIs are over Discord's 2000 characters,
+    Slack's blocks, Segment's 32 KB, the email's size limit and PostgreSQL's / InnoDB's
+    columns per table. Each destination splits the delivery within its service's limits (the
+    fakes refuse what the services refuse) or refuses it for good with the reason, and the
+    next period goes out either way."""
+    source = Source()
+    source.values.update({f"kpi_{i:04d}": float(i) for i in range(1800)})
+    destination = harness.make(every="day", retries=1, **harness.size_options)
+    pipeline = make_pipeline(tmp_path, destination, source)
+    first = pipeline.process(now=DAY1)
+    (record,) = pipeline.delivery_engine().records()
+    if harness.name in ("sql_postgres", "sql_mysql"):  # a wide table: one column per KPI
+        assert (
+            "1,802 KPIs are over the database's columns per table"
+            in (first.delivery_errors[destination.name])
+        )
+        assert record.status == "failed"
+    else:
+        assert first.delivery_errors == {}
+        assert record.status == "done"
+        assert harness.count() >= 1
+        if harness.table:
+            assert harness.value() == 1647
+    sent = harness.count()
+    source.values = {"stars": 1700.0}
+    second = pipeline.process(now=DAY2)
+    assert second.delivery_errors == {}
+    assert harness.value() == 1700
+    assert harness.count() == (sent + 1 if harness.keeps_history else 1)
 
 
 # pushgateway in detail ------------------------------------------------------------------------

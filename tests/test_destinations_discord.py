@@ -110,3 +110,35 @@ def test_a_long_discord_digest_is_paced_to_the_end_in_one_run(
     assert sum(c.count("**github.kpi_") for c in contents) == 1800
     (record,) = p.delivery_engine().records()
     assert record.status == "done"
+
+
+def test_a_split_digest_refused_at_part_3_is_retried_after_the_parts_sent(
+    tmp_path: Path, hooks: FakeDiscord
+) -> None:
+    """issue 18: a digest of 3 messages whose third Discord refused for good (50035): the
+    delivery is failed after 2 parts; `kpi deliver --retry PERIOD` (here its library call)
+    sends part 3 alone, so the channel has each part once."""
+    from kpi_collector.store import deliveries as ledger
+
+    values = {f"kpi_{i:03d}": float(i) * 1000 for i in range(200)}
+    p = make(
+        tmp_path, Discord(webhook_url=hooks.discord_url, every="day", retries=0), values=values
+    )
+    invalid = {  # Discord's answer to a form it refuses (as its fake gives for > 2000)
+        "code": 50035,
+        "errors": {"content": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "x"}]}},
+        "message": "Invalid Form Body",
+    }
+    hooks.fail_next(400, invalid, after=2)
+    result = p.process(now=MONDAY)
+    assert "Discord refused the message's form" in result.delivery_errors["discord"]
+    assert len(hooks.discord) == 2
+    (record,) = p.delivery_engine().records()
+    assert (record.status, record.progress) == ("failed", 2)
+    assert p.store is not None
+    assert ledger.retry_failed(p.store, "2026-11-23") == 1
+    assert [o.ok for o in asyncio.run(p.delivery_engine().deliver_pending())] == [True]
+    contents = [m["content"] for m in hooks.discord]
+    assert len(contents) == 3 and len(set(contents)) == 3  # parts 1, 2, then 3: none twice
+    lines = [line for c in contents for line in c.splitlines() if "github.kpi_" in line]
+    assert [line.split("**")[1] for line in lines] == [f"github.kpi_{i:03d}" for i in range(200)]

@@ -207,7 +207,8 @@ def test_email_refused_login_is_terminal_and_names_no_password(tmp_path: Path) -
             {"tls": False, "size_limit": 200},
             "team@example.com",
             "refused the message as too large (552 Error: message size exceeds fixed maximum "
-            "message size): deliver fewer KPIs per message",
+            "message size): a digest is split to fit the SIZE the server announces; set "
+            "max_size to the server's limit where it announces none",
             True,
         ),
         (
@@ -257,3 +258,159 @@ def test_email_non_ascii_address_goes_out_where_the_server_offers_smtputf8(
         asyncio.run(email.send_text("🚨 Alert: test"))
     [(_, envelope)] = got
     assert envelope.rcpt_tos == ["jörg@example.de"]
+
+
+@pytest.mark.parametrize(("size_limit", "max_size"), [(20_000, None), (None, 8_000)])
+def test_a_digest_over_the_size_limit_goes_out_as_several_messages(
+    tmp_path: Path, size_limit: int | None, max_size: int | None
+) -> None:
+    """issue 18 §2: 400 KPIs are over the SIZE the server announces (RFC 1870; aiosmtpd
+    refuses more with 552) or over a configured `max_size`: the digest goes out as several
+    messages that each fit, every KPI in one of them, in order; nothing is refused."""
+    limit = size_limit or max_size
+    assert limit is not None
+    server = {"size_limit": size_limit} if size_limit else {}
+    with smtp_server(tmp_path, "bot", "smtp-pass-123", **server) as (port, ca_file, messages):
+        email = Email(
+            host="127.0.0.1",
+            port=port,
+            username="bot",
+            password="smtp-pass-123",
+            sender="kpi@example.com",
+            to=["team@example.com"],
+            ca_file=str(ca_file),
+            every="week",
+            max_size=max_size,
+            retries=0,
+        )
+        values = {f"kpi_{i:03d}": float(i) * 1000 for i in range(400)}
+        p = pipeline(tmp_path, email, values)
+        result = p.process(now=DAY)
+        assert result.delivery_errors == {}
+        count = len(messages)
+        assert count > 1
+        assert [m["Subject"] for m, _ in messages] == [
+            f"KPIs — week 49, 2026 ({i}/{count})" for i in range(1, count + 1)
+        ]
+        assert all(len(envelope.content) <= limit for _, envelope in messages)
+        lines = [line for m, _ in messages for line in plain_text(m).splitlines() if "kpi_" in line]
+        assert lines == [f"github.kpi_{i:03d}: {i * 1000:,}" for i in range(400)]
+        assert len({m["Message-ID"] for m, _ in messages}) == count
+        (record,) = p.delivery_engine().records()
+        assert (record.status, record.progress) == ("done", count)
+
+
+def test_one_kpi_over_max_size_is_refused_for_good(tmp_path: Path) -> None:
+    with smtp_server(tmp_path, "bot", "smtp-pass-123", tls=False) as (port, _, messages):
+        email = Email(
+            host="127.0.0.1",
+            port=port,
+            tls="none",
+            sender="kpi@example.com",
+            to=["team@example.com"],
+            max_size=2048,
+            every="week",
+            retries=0,
+        )
+        p = pipeline(tmp_path, email, {"stars": 1.0})
+        p.kpis["github.stars"].title = "S" * 3000
+        result = p.process(now=DAY)
+        assert messages == []
+    assert "a message with the one KPI github.stars is" in result.delivery_errors["email"]
+    assert (
+        "over the limit of 2,048 (the server's SIZE or max_size)"
+        in (result.delivery_errors["email"])
+    )
+    (record,) = p.delivery_engine().records()
+    assert record.status == "failed"
+
+
+def test_a_split_digest_resumes_after_the_parts_the_server_took(tmp_path: Path) -> None:
+    """A busy server (451) on the third part: the two parts it took are counted in the store,
+    and the retry sends the rest, none twice."""
+    with smtp_server(tmp_path, "bot", "smtp-pass-123", size_limit=20_000, busy_after=2) as (
+        port,
+        ca_file,
+        messages,
+    ):
+        email = Email(
+            host="127.0.0.1",
+            port=port,
+            username="bot",
+            password="smtp-pass-123",
+            sender="kpi@example.com",
+            to=["team@example.com"],
+            ca_file=str(ca_file),
+            every="week",
+            retries=0,
+        )
+        values = {f"kpi_{i:03d}": float(i) * 1000 for i in range(400)}
+        p = pipeline(tmp_path, email, values)
+        first = p.process(now=DAY)
+        assert "answered 451 4.3.0 Temporary server error" in first.delivery_errors["email"]
+        assert len(messages) == 2
+        (record,) = p.delivery_engine().records()
+        assert (record.status, record.progress) == ("pending", 2)
+        outcomes = asyncio.run(p.delivery_engine().deliver_pending())
+        assert [o.ok for o in outcomes] == [True]
+        count = len(messages)
+        assert count > 2
+        assert [m["Subject"] for m, _ in messages] == [
+            f"KPIs — week 49, 2026 ({i}/{count})" for i in range(1, count + 1)
+        ]
+
+
+def test_a_split_digest_whose_max_size_changed_is_not_resumed_but_sent_from_the_start(
+    tmp_path: Path,
+) -> None:
+    """Two parts went out (the server busy on the third: pending), then `max_size` changed:
+    the digest now splits elsewhere, so going on after part 2 would skip or repeat KPI lines.
+    The delivery is marked failed in one line naming `--from-start`, nothing more is sent;
+    a retry from the start sends every part of the new split."""
+    from kpi_collector.store import deliveries as ledger
+
+    with smtp_server(tmp_path, "bot", "smtp-pass-123", size_limit=20_000, busy_after=2) as (
+        port,
+        ca_file,
+        messages,
+    ):
+
+        def email(max_size: int | None) -> Email:
+            return Email(
+                host="127.0.0.1",
+                port=port,
+                username="bot",
+                password="smtp-pass-123",
+                sender="kpi@example.com",
+                to=["team@example.com"],
+                ca_file=str(ca_file),
+                every="week",
+                retries=0,
+                max_size=max_size,
+            )
+
+        values = {f"kpi_{i:03d}": float(i) * 1000 for i in range(400)}
+        first = pipeline(tmp_path, email(None), values)
+        assert "451 4.3.0" in first.process(now=DAY).delivery_errors["email"]
+        assert len(messages) == 2
+        changed = pipeline(tmp_path, email(10_000), values)
+        engine = changed.delivery_engine()
+        (outcome,) = asyncio.run(engine.deliver_pending())
+        assert not outcome.ok and outcome.refused
+        assert outcome.error is not None and "\n" not in outcome.error
+        assert outcome.error.startswith("email: 2 parts of this 2026-W49 delivery went out, but")
+        assert "`kpi deliver --retry 2026-W49 --from-start`" in outcome.error
+        assert len(messages) == 2
+        (record,) = engine.records()
+        assert record.status == "failed"
+        assert changed.store is not None
+        assert ledger.retry_failed(changed.store, "2026-W49", from_start=True) == 1
+        assert [o.ok for o in asyncio.run(engine.deliver_pending())] == [True]
+        resent = messages[2:]
+        count = len(resent)
+        assert count > 2 and all(len(envelope.content) <= 10_000 for _, envelope in resent)
+        assert [m["Subject"] for m, _ in resent] == [
+            f"KPIs — week 49, 2026 ({i}/{count})" for i in range(1, count + 1)
+        ]
+        lines = [line for m, _ in resent for line in plain_text(m).splitlines() if "kpi_" in line]
+        assert lines == [f"github.kpi_{i:03d}: {i * 1000:,}" for i in range(400)]

@@ -55,3 +55,65 @@ def test_sheets_missing_spreadsheet_is_terminal(tmp_path: Path) -> None:
         result = pipeline(tmp_path, destination, {"stars": 1.0}).process(now=DAY)
         assert "HTTP 404" in result.delivery_errors["google_sheets"]
         assert "check `spreadsheet`" in result.delivery_errors["google_sheets"]
+
+
+QUOTA = (
+    "Quota exceeded for quota metric 'Write requests' and limit 'Write requests per minute "
+    "per user' of service 'sheets.googleapis.com' for consumer 'project_number:1234'."
+)
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected", "transient", "refused"),
+    [
+        # issue 18 §4: a 429 and a 503 were told "the Sheets API refused the request"
+        (
+            (429, QUOTA, "RESOURCE_EXHAUSTED"),
+            f"HTTP 429 ({QUOTA}): rate limited by the Sheets API (its per-minute quota)",
+            True,
+            False,
+        ),
+        (
+            (503, "The service is currently unavailable.", "UNAVAILABLE"),
+            "HTTP 503 (The service is currently unavailable.): Google Sheets had a server error",
+            True,
+            False,
+        ),
+        (
+            (
+                400,
+                "This action would increase the number of cells in the workbook above the "
+                "limit of 10000000 cells.",
+                "INVALID_ARGUMENT",
+            ),
+            "above the limit of 10000000 cells.): the Sheets API refused the request",
+            False,
+            True,
+        ),
+    ],
+)
+def test_sheets_errors_name_their_cause(
+    tmp_path: Path,
+    fault: tuple[int, str, str],
+    expected: str,
+    transient: bool,
+    refused: bool,
+) -> None:
+    with FakeSheets.serve() as sheets:
+        key = sheets.add_spreadsheet()
+        destination = GoogleSheets(
+            spreadsheet=key,
+            api_url=sheets.url,
+            every="day",
+            retries=0,
+            credentials=json.dumps(service_account(sheets.token_uri)),
+        )
+        sheets.faults.append(fault)
+        p = pipeline(tmp_path, destination, {"stars": 1.0})
+        result = p.process(now=DAY)
+    message = result.delivery_errors["google_sheets"]
+    assert expected in message
+    assert ("stays pending" in message) is transient
+    assert ("refused for good" in message) is refused
+    (record,) = p.delivery_engine().records()
+    assert record.status == ("failed" if refused else "pending")

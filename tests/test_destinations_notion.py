@@ -265,3 +265,183 @@ def test_a_notion_that_does_not_answer_in_time_leaves_it_pending(
     notion.delay = 0.0
     assert p.process(now=DAY, deliver=True).exit_code == 0
     assert len(notion.rows(database)) == 1
+
+
+def test_text_over_2000_characters_is_split_into_rich_text_objects_not_cut(
+    notion: FakeNotion, tmp_path: Path
+) -> None:
+    """issue 18 §2: Notion takes 2000 characters per rich text object (the fake refuses more,
+    as Notion does): a 4,500-character title and a 2,600-character KPI id go out as several
+    objects, read back whole, and a re-run finds the page by that id again."""
+    database = notion.add_database()
+    metric = "m" * 2593  # the KPI id github.<metric> is 2,600 characters
+    kpi = f"github.{metric}"
+    title = "T" * 4500
+    p = Pipeline(
+        sources=[Function(lambda: {metric: 5.0}, name="github")],
+        destinations=[
+            Store(f"sqlite:///{tmp_path / 'kpi.db'}"),
+            make(notion, database, layout="long", every="day"),
+        ],
+        kpis={kpi: {"title": title}},
+        base_dir=tmp_path,
+    )
+    assert p.process(now=DAY).delivery_errors == {}
+    assert p.process(now=DAY + timedelta(hours=1)).delivery_errors == {}
+    (row,) = notion.rows(database)
+    assert (row["Name"], row["KPI"], row["Value"]) == (title, kpi, 5.0)
+
+
+def test_text_over_notions_100_objects_is_refused_for_good(
+    notion: FakeNotion, tmp_path: Path
+) -> None:
+    database = notion.add_database()
+    p = pipeline(tmp_path, make(notion, database, layout="long", every="run"))
+    p.kpis["github.stars"].title = "T" * 200_001  # 101 objects of 2000
+    result = p.process(now=DAY)
+    assert result.delivery_errors["notion"].startswith(
+        "run:1: a Notion text of 200,001 characters is over Notion's 200,000 per property "
+        "(100 rich text objects of 2,000): shorten the KPI's title or id"
+    )
+    (record,) = p.delivery_engine().records()
+    assert record.status == "failed"
+
+
+def test_notions_size_refusal_is_named_and_refused_for_good(notion: FakeNotion) -> None:
+    """What Notion answers to 2001 characters in one rich text object reaches the error,
+    as a size limit and a refusal of this payload (not a retry)."""
+    import asyncio
+
+    from kpi_collector.errors import DeliveryError
+
+    database = notion.add_database()
+    destination = make(notion, database)
+
+    async def write() -> None:
+        async with destination.client() as api:
+            source = notion.source_of(database)
+            await api.create_page(
+                source, {"Name": {"title": [{"type": "text", "text": {"content": "x" * 2001}}]}}
+            )
+
+    with pytest.raises(DeliveryError) as caught:
+        asyncio.run(write())
+    assert caught.value.refused and not caught.value.transient
+    assert str(caught.value) == (
+        "Notion answered HTTP 400 validation_error: over one of Notion's size limits — body "
+        "failed validation: body.properties.Name.title[0].text.content.length should be ≤ "
+        "`2000`, instead was `2001`."
+    )
+
+
+def test_a_long_layout_delivery_is_paced_through_429s_in_one_run(
+    notion: FakeNotion, tmp_path: Path
+) -> None:
+    """issue 18 §5: 80 pages against a Notion that allows 20 requests a second (the client set
+    to outrun it): the 429s after pages went through are pacing — wait `Retry-After`, go on
+    after the pages written — and the delivery finishes in this one run."""
+    notion.rate_limit = (20, 1.0)
+    database = notion.add_database()
+    metrics = {f"kpi_{i:02d}": float(i) for i in range(80)}
+    p = Pipeline(
+        sources=[Function(lambda: dict(metrics), name="github")],
+        destinations=[
+            Store(f"sqlite:///{tmp_path / 'kpi.db'}"),
+            make(notion, database, layout="long", retries=1),
+        ],
+        base_dir=tmp_path,
+    )
+    result = p.process(now=DAY)
+    assert result.delivery_errors == {}
+    assert notion.rate_limited >= 2  # 80 pages at 20 a second: several 429s on the way
+    rows = notion.rows(database)
+    assert sorted((r["KPI"], r["Value"]) for r in rows) == sorted(
+        (f"github.kpi_{i:02d}", float(i)) for i in range(80)
+    )  # each page once: none written twice after a 429
+    (record,) = p.delivery_engine().records()
+    assert (record.status, record.progress) == ("done", 80)
+
+
+def test_a_wide_row_over_notions_500kb_per_request_is_split_over_create_and_updates(
+    notion: FakeNotion, tmp_path: Path
+) -> None:
+    """issue 18 §2: Notion takes at most 500KB per request (the fake refuses more, as Notion
+    does). 5,000 KPIs with 100-character ids make a wide row of about 600KB and a schema
+    update of about 750KB: both go out in several requests under the limit, the row holds
+    every value, and a re-run of the period updates that one row."""
+    database = notion.add_database()
+    metrics = {f"kpi_{i:05d}_" + "x" * 86: float(i) for i in range(5000)}
+    state = {"bump": 0.0}
+    p = Pipeline(
+        sources=[
+            Function(lambda: {k: v + state["bump"] for k, v in metrics.items()}, name="github")
+        ],
+        destinations=[Store(f"sqlite:///{tmp_path / 'kpi.db'}"), make(notion, database)],
+        base_dir=tmp_path,
+    )
+    assert p.process(now=DAY).delivery_errors == {}
+    writes = [(m, path) for _, m, path in notion.requests if path.startswith("/v1/pages")]
+    assert writes[0] == ("POST", "/v1/pages") and len(writes) >= 2  # a create, then updates
+    assert all(m == "PATCH" for m, _ in writes[1:])
+    schema_updates = [
+        m for _, m, path in notion.requests if m == "PATCH" and "data_sources" in path
+    ]
+    assert len(schema_updates) >= 2
+    assert 400_000 < notion.largest_body <= 500_000
+    (row,) = notion.rows(database)
+    assert {k: v for k, v in row.items() if k.startswith("github.")} == {
+        f"github.{k}": v for k, v in metrics.items()
+    }
+    assert (row["Name"], row["Period"]) == ("2026-11-30", "2026-11-30")
+
+    state["bump"] = 1.0
+    assert p.process(now=DAY + timedelta(hours=1)).delivery_errors == {}
+    (row,) = notion.rows(database)
+    assert row[f"github.kpi_04999_{'x' * 86}"] == 5000.0
+
+
+def test_notion_refuses_a_request_over_500kb_with_its_validation_error(
+    notion: FakeNotion,
+) -> None:
+    """The fake answers a body over 500KB as Notion documents it (400 validation_error), and
+    the destination calls it a size limit, refused for good."""
+    import asyncio
+
+    from kpi_collector.errors import DeliveryError
+
+    database = notion.add_database()
+    destination = make(notion, database)
+    properties = {f"p{i:05d}" + "y" * 100: {"number": 1.0} for i in range(5000)}
+
+    async def write() -> None:
+        async with destination.client() as api:
+            await api.create_page(notion.source_of(database), properties)
+
+    with pytest.raises(DeliveryError) as caught:
+        asyncio.run(write())
+    assert caught.value.refused and not caught.value.transient
+    assert str(caught.value).startswith(
+        "Notion answered HTTP 400 validation_error: over one of Notion's size limits — body "
+        "failed validation: body.length should be ≤ `500000`, instead was `"
+    )
+    assert notion.pages == {}
+
+
+def test_a_property_alone_over_the_request_limit_is_refused_naming_the_fix() -> None:
+    from kpi_collector.destinations.notion import split_properties
+    from kpi_collector.errors import DeliveryError
+
+    fixed = {"Name": {"title": [{"type": "text", "text": {"content": "2026-11-30"}}]}}
+    # the parent and Name take 170 bytes of JSON, each KPI 23 (`"k0": {"number": 0.0}, `):
+    # two KPIs fit in 220 (216), three do not (239)
+    kpis = {f"k{i}": {"number": float(i)} for i in range(6)}
+    parts = split_properties(kpis, fixed, what="one row", budget=220)
+    assert [sorted(set(p) - {"Name"}) for p in parts] == [["k0", "k1"], ["k2", "k3"], ["k4", "k5"]]
+    assert all(p["Name"] == fixed["Name"] for p in parts)
+    with pytest.raises(DeliveryError) as caught:
+        split_properties({"T" * 200: {"number": 1.0}}, fixed, what="one row", budget=220)
+    assert caught.value.refused
+    assert str(caught.value) == (
+        f"one row: the property {'T' * 200!r} alone is 221 bytes, over Notion's 500,000 bytes "
+        "per request: shorten the KPI's title, or use `layout: long` (a page per KPI)"
+    )

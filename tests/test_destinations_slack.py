@@ -5,11 +5,14 @@ and explained; alerts are the text alone, escaped.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from kpi_collector.cli import group
 from kpi_collector.destinations import (
     Slack,
 )
@@ -70,3 +73,181 @@ def test_slack_refusals_are_terminal_and_explained(hooks: FakeSlack) -> None:
     assert not caught.value.transient and "channel_not_found" in str(caught.value)
     assert hooks.slack == []
     assert TOKEN not in str(caught.value)
+
+
+@pytest.mark.parametrize("mode", ["webhook", "bot"])
+def test_a_long_slack_digest_is_split_within_block_kit_limits_and_paced_in_one_run(
+    mode: str, tmp_path: Path, hooks: FakeSlack
+) -> None:
+    """issue 18 §2 and §5: 1,800 KPIs are far over one message's 50 blocks / 12,000 characters
+    of block text: they go out as several messages the fake (which refuses what Slack
+    refuses) accepts, none cut; Slack's one message per second answers 429s on the way,
+    which are pacing (Retry-After), so the digest finishes in this one run."""
+    hooks.slack_limit = (1, 1.0)
+    values = {f"kpi_{i:04d}": float(i) * 1000 for i in range(1800)}
+    slack = (
+        Slack(webhook_url=hooks.slack_url, every="day", retries=1)
+        if mode == "webhook"
+        else Slack(token=TOKEN, channel="#kpis", api_url=f"{hooks.url}/api", every="day", retries=1)
+    )
+    p = make(tmp_path, slack, values=values)
+    result = p.process(now=MONDAY)
+    assert result.delivery_errors == {}
+    parts = hooks.slack
+    assert len(parts) > 1 and hooks.rate_limited >= 1  # several messages, paced by 429s
+    texts = [b["text"]["text"] for m in parts for b in m["blocks"] if b["type"] == "section"]
+    lines = [line for text in texts for line in text.splitlines()]
+    assert lines == [f"*github.kpi_{i:04d}*: {i * 1000:,}" for i in range(1800)]  # all, in order
+    headers = [m["blocks"][0]["text"]["text"] for m in parts]
+    assert headers == [
+        f"KPIs — 23 November 2026 ({i}/{len(parts)})" for i in range(1, len(parts) + 1)
+    ]
+    assert all(len(m["blocks"]) <= 50 for m in parts)
+    (record,) = p.delivery_engine().records()
+    assert (record.status, record.progress) == ("done", len(parts))
+
+
+def test_pack_blocks_keeps_to_50_blocks_per_message() -> None:
+    from kpi_collector.destinations.slack import pack_blocks
+
+    blocks = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*k{i}*: 1"}} for i in range(120)
+    ]
+    groups = pack_blocks(blocks, 49, 10_000)
+    assert [len(g) for g in groups] == [49, 49, 22]
+    assert [b for g in groups for b in g] == blocks
+
+
+@pytest.mark.parametrize("mode", ["webhook", "bot"])
+def test_slack_refusal_of_too_many_blocks_names_the_rule_and_is_refused_for_good(
+    mode: str, hooks: FakeSlack
+) -> None:
+    """What Slack answers to 51 blocks (its `invalid_blocks` and, for chat.postMessage, its own
+    `errors` line) reaches the error; a payload refusal is `refused` (marked failed, later
+    periods go on), not retried."""
+    from kpi_collector.collect.http import HttpClient
+    from kpi_collector.destinations.text import Outbox
+
+    slack = (
+        Slack(webhook_url=hooks.slack_url)
+        if mode == "webhook"
+        else Slack(token=TOKEN, channel="#kpis", api_url=f"{hooks.url}/api")
+    )
+    body = {"text": "x", "blocks": [{"type": "divider"}] * 51}
+
+    async def post() -> None:
+        async with HttpClient() as client:
+            await slack.post(Outbox(client), body)
+
+    with pytest.raises(DeliveryError) as caught:
+        asyncio.run(post())
+    error = caught.value
+    assert error.refused and not error.transient
+    if mode == "webhook":
+        assert "HTTP 400 (invalid_blocks): Slack refused the message's blocks" in str(error)
+    else:
+        assert str(error) == (
+            "Slack refused chat.postMessage (invalid_blocks): Slack refused the message's blocks"
+            " — no more than 50 items allowed [json-pointer:/blocks]"
+        )
+    assert hooks.slack == []
+
+
+N = 900  # KPIs: a Slack digest of 3 parts (50 blocks, 12,000 characters of text each)
+
+
+def _split_digest_config(tmp_path: Path, url: str, kpis: str = "") -> Path:
+    """kpi.yaml: N KPIs (`github.kpi_0000`..) from a Python source, to the Slack webhook
+    at `url` without retries; `kpis` is an optional `kpis:` block."""
+    values = {f"kpi_{i:04d}": float(i) for i in range(N)}
+    (tmp_path / "v.json").write_text(json.dumps(values))
+    (tmp_path / "split_digest_kpis.py").write_text(
+        f"import json\ndef github():\n    return json.load(open({str(tmp_path / 'v.json')!r}))\n"
+    )
+    config = tmp_path / "kpi.yaml"
+    config.write_text(
+        "sources:\n"
+        '  - {name: github, type: python, function: "split_digest_kpis:github"}\n'
+        "destinations:\n"
+        f'  - {{name: slack, type: slack, webhook_url: "{url}", retries: 0}}\n' + kpis
+    )
+    return config
+
+
+def _parts(hooks: FakeSlack) -> list[str]:
+    """The headers of the messages the fake took, in order."""
+    return [m["blocks"][0]["text"]["text"] for m in hooks.slack]
+
+
+def _lines(hooks: FakeSlack) -> list[str]:
+    texts = [b["text"]["text"] for m in hooks.slack for b in m["blocks"] if b["type"] == "section"]
+    return [line for text in texts for line in text.splitlines()]
+
+
+def test_retrying_a_split_digest_refused_at_part_3_sends_each_part_once(
+    tmp_path: Path, hooks: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """issue 18: a digest split in 3 whose part 3 Slack refused for good (the delivery is
+    failed after parts 1-2 went out); `kpi deliver --retry PERIOD` goes on after them, so
+    the channel gets each part exactly once."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    hooks.slack_limit = (100, 1.0)  # no pacing here
+    config = _split_digest_config(tmp_path, hooks.slack_url)
+    runner = CliRunner()
+    hooks.fail_next(400, "invalid_blocks", after=2)  # parts 1 and 2 go through, 3 is refused
+    first = runner.invoke(group, ["-c", str(config), "run"], catch_exceptions=False)
+    assert first.exit_code == 1 and "refused for good" in first.output, first.output
+    date = _parts(hooks)[0].removeprefix("KPIs — ").removesuffix(" (1/3)")
+    assert _parts(hooks) == [f"KPIs — {date} (1/3)", f"KPIs — {date} (2/3)"]
+    listing = runner.invoke(group, ["-c", str(config), "deliver", "--list", "--format", "json"])
+    assert [(r["period"], r["status"]) for r in json.loads(listing.output)] == [("run:1", "failed")]
+
+    retried = runner.invoke(group, ["-c", str(config), "deliver", "--retry", "run:1"])
+    assert retried.exit_code == 0, retried.output
+    assert "delivered slack run:1" in retried.output
+    assert _parts(hooks) == [f"KPIs — {date} ({i}/3)" for i in (1, 2, 3)]  # each once
+    assert _lines(hooks) == [f"*github.kpi_{i:04d}*: {i:,}" for i in range(N)]
+
+
+def test_a_retry_after_the_config_changed_the_split_asks_before_resending(
+    tmp_path: Path, hooks: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parts 1-2 went out, then a title changed in `kpis:`: the parts are not the ones sent
+    any more, so resuming after part 2 would skip the new title and resending all would
+    repeat parts. The retry refuses in one line naming `--from-start`, sends nothing, and the
+    delivery stays failed; `--retry PERIOD --from-start` then sends all three parts again."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    hooks.slack_limit = (100, 1.0)
+    config = _split_digest_config(tmp_path, hooks.slack_url)
+    runner = CliRunner()
+    hooks.fail_next(400, "invalid_blocks", after=2)
+    assert runner.invoke(group, ["-c", str(config), "run"]).exit_code == 1
+    assert len(hooks.slack) == 2
+    _split_digest_config(tmp_path, hooks.slack_url, "kpis:\n  github.kpi_0000: {title: Zero}\n")
+
+    refused = runner.invoke(group, ["-c", str(config), "deliver", "--retry", "run:1"])
+    assert refused.exit_code == 1
+    [line] = [x for x in refused.stderr.splitlines() if "run:1" in x]
+    assert line == (
+        "delivery failed slack run:1: slack: 2 parts of this run:1 delivery went out, but it "
+        "now splits differently (3 parts; the config changed since?): restore the config and "
+        "retry, or `kpi deliver --retry run:1 --from-start` to send all of it again"
+    )
+    assert len(hooks.slack) == 2  # nothing more went out
+    listing = runner.invoke(group, ["-c", str(config), "deliver", "--list", "--format", "json"])
+    assert [r["status"] for r in json.loads(listing.output)] == ["failed"]
+
+    alone = runner.invoke(group, ["-c", str(config), "deliver", "--from-start"])
+    assert alone.exit_code == 2 and "--from-start goes with --retry PERIOD" in alone.output
+    again = runner.invoke(group, ["-c", str(config), "deliver", "--retry", "run:1", "--from-start"])
+    assert again.exit_code == 0, again.output
+    resent = hooks.slack[2:]
+    assert [m["blocks"][0]["text"]["text"][-5:] for m in resent] == ["(1/3)", "(2/3)", "(3/3)"]
+    lines = [
+        line
+        for m in resent
+        for b in m["blocks"]
+        if b["type"] == "section"
+        for line in b["text"]["text"].splitlines()
+    ]
+    assert lines == ["*Zero*: 0"] + [f"*github.kpi_{i:04d}*: {i:,}" for i in range(1, N)]

@@ -86,3 +86,52 @@ def test_sql_bad_url_is_terminal_without_the_password(tmp_path: Path) -> None:
     assert (
         "pw-in-url-42" not in message and "stays pending" in message
     )  # connection refused: transient
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+def test_a_refused_login_is_terminal_and_names_the_url(tmp_path: Path, backend: str) -> None:
+    """issue 18 §4: every OperationalError was 'transient' — a database that does not exist
+    was retried as if the network had failed; it names the URL's database now, once."""
+    base = sa.engine.make_url(
+        require_postgres_url() if backend == "postgresql" else require_mysql_url()
+    )
+    url = base.set(database="no_such_db_kpi18").render_as_string(hide_password=False)
+    destination = SQL(url=url, table="kpis", every="day", retries=3, timeout=5)
+    p = pipeline(tmp_path, destination, {"stars": 1.0})
+    message = p.process(now=DAY).delivery_errors["sql"]
+    assert "the database refused the login (" in message
+    assert "no_such_db_kpi18" in message
+    assert message.endswith("check the user, password and database in `url`")
+    (record,) = p.delivery_engine().records()
+    assert (record.status, record.attempts) == ("pending", 1)  # not retried within the run
+
+
+def test_a_wide_table_over_the_databases_columns_is_refused_and_later_periods_go_on(
+    tmp_path: Path, warehouse: str
+) -> None:
+    """issue 18 §2: a wide table takes a column per KPI; 2,100 KPIs are over every database's
+    limit (PostgreSQL 1600 columns, InnoDB 1017, SQLite 2000): the delivery is refused for
+    good with the reason and the way out, and the next period (3 KPIs) still goes out."""
+    table = f"kpis_wide_{tmp_path.name[-6:].replace('-', '_')}".lower()
+    state = {f"k{i:04d}": float(i) for i in range(2100)}
+    destination = SQL(url=warehouse, table=table, every="day", retries=1, timeout=5)
+    p = pipeline(tmp_path, destination, state)
+    try:
+        message = p.process(now=DAY).delivery_errors["sql"]
+        assert "sql destination 'sql': 2,100 KPIs are over the database's columns per table (" in (
+            message
+        )
+        assert "use `layout: long` (a row per KPI) for this many KPIs" in message
+        assert "refused for good" in message
+        state.clear()
+        state.update(stars=1.0, forks=2.0, issues=3.0)
+        later = p.process(now=DAY + timedelta(days=1))
+        assert later.delivery_errors == {}
+        rows = _rows(warehouse, table)
+        assert [(r["period"], r["github_forks"]) for r in rows] == [("2026-12-01", 2.0)]
+        assert [r.status for r in p.delivery_engine().records()] == ["failed", "done"]
+    finally:
+        engine = sa.create_engine(warehouse)
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+        engine.dispose()

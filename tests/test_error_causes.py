@@ -132,7 +132,7 @@ def test_an_empty_variable_is_a_config_error_naming_it(workdir: Path) -> None:
     result = kpi("validate", cwd=workdir, env={"CRM_TOKEN": ""})
     assert result.returncode == 2
     assert result.stderr.strip().endswith(
-        "kpi.yaml:5: sources.0.auth.bearer uses ${CRM_TOKEN}, which is set but empty; set it "
+        "kpi.yaml:5: source 'crm': auth.bearer uses ${CRM_TOKEN}, which is set but empty; set it "
         "in the environment or in .env beside the config, or give a default: ${CRM_TOKEN:-...}"
     )
     (workdir / ".env").write_text("CRM_TOKEN=\n")

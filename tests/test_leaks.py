@@ -14,6 +14,7 @@ import base64
 import html
 import json
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -303,6 +304,13 @@ def test_no_secret_in_any_form_on_any_surface(tmp_path: Path, postgres_store: st
         surfaces["kpi run (table)"] = table.stdout + table.stderr
         as_json = kpi("run", "--format", "json", cwd=tmp_path, env=env)
         surfaces["kpi run --format json"] = as_json.stdout + as_json.stderr
+        # -v logs every request, retry, login step and read value, and keeps failed pages
+        verbose = kpi("-v", "run", cwd=tmp_path, env=env)
+        assert "DEBUG kpi_collector.http: " in verbose.stderr
+        surfaces["kpi -v run (log)"] = verbose.stdout + verbose.stderr
+        for kept in re.findall(r"the answer as fetched is saved in (\S+)", verbose.stderr):
+            surfaces[f"kept page {kept}"] = Path(kept).read_text(encoding="utf-8")
+            Path(kept).unlink()
         document = json.loads(as_json.stdout)
         assert document  # the JSON document was written
         for out in ("report.html", "report.md"):
@@ -429,3 +437,41 @@ def test_short_option_words_written_in_the_file_do_not_rewrite_messages() -> Non
     )
     remember_values({"key": "k3y-written-in-file-42"})
     assert "k3y-written-in-file-42" not in redact("GET /?key=k3y-written-in-file-42 failed")
+
+
+def test_a_secret_that_is_a_word_is_masked_where_echoed_not_in_the_prose() -> None:
+    """A token literally `wrong` and a login user `admin` (issue 13 §5): the sentence around
+    them stays as written; every place the value was sent or echoed back is masked."""
+    from kpi_collector.secrets import redact, remember
+
+    remember("wrong")
+    remember("admin")
+    prose = "the API token is missing or wrong; log in as another user than the admin account"
+    assert redact(prose) == prose
+    assert redact("wrongly administered") == "wrongly administered"
+    echoed = {
+        "GET /api?token=wrong&page=2 failed": "GET /api?token=***&page=2 failed",
+        "sent api_key=wrong": "sent api_key=***",
+        "Authorization: Bearer wrong": "Authorization: Bearer ***",
+        "Authorization: token wrong": "Authorization: token ***",
+        "X-Api-Key: wrong": "X-Api-Key: ***",
+        '{"error": "bad key", "key": "wrong"}': '{"error": "bad key", "key": "***"}',
+        "user 'admin' was refused": "user '***' was refused",
+        "https://admin@example.test/u/admin/": "https://***@example.test/u/***/",
+        "username=admin&password=wrong": "username=***&password=***",
+    }
+    for text, expected in echoed.items():
+        assert redact(text) == expected, text
+
+
+def test_a_short_secret_is_masked_where_it_is_sent() -> None:
+    """A password of three characters was never masked (shorter than 4); masked everywhere it
+    would rewrite any text, so it is masked where it stands as a value (issue 13 §5)."""
+    from kpi_collector.secrets import redact, remember
+
+    remember("q7x")
+    assert redact("POST /login: password=q7x&user=me refused") == (
+        "POST /login: password=***&user=me refused"
+    )
+    assert redact('{"pin": "q7x"}') == '{"pin": "***"}'
+    assert redact("the q7x form and q7xy stay") == "the q7x form and q7xy stay"

@@ -344,7 +344,7 @@ def test_sigterm_during_a_run_finishes_writing_it_then_exits_0(tmp_path: Path) -
             running.proc.kill()
     log = "\n".join(running.seen)
     assert "SIGTERM: finishing the job in progress, then stopping" in log
-    assert "main: run 1: 1 values, 0 errors" in log
+    assert "main: run 1: 1 value, 0 errors" in log
     assert "scheduler stopped" in log
     store = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
     try:
@@ -439,7 +439,7 @@ def test_once_and_run_from_the_command_line(
     (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG.replace("time.sleep(1.5); ", ""))
     config = str(tmp_path / "kpi.yaml")
     code, _, err = cli("-c", config, "schedule", "--once")
-    assert code == 0 and "main: run 1: 1 values" in err
+    assert code == 0 and "main: run 1: 1 value," in err
     assert cli("-c", config, "schedule", "--once")[::2] == (0, "nothing is due\n")
     # the crontab's `--run main` after the fire time was served: nothing to do, exit 0
     code, _, err = cli("-c", config, "schedule", "--run", "main")
@@ -467,6 +467,7 @@ def test_health_says_what_is_wrong_and_exits_1(
     (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG.replace("time.sleep(1.5); ", ""))
     config = load_config(tmp_path / "kpi.yaml")
     nine = datetime(2026, 11, 2, 9, tzinfo=UTC).timestamp()
+    created_on(config.store_url, datetime(2026, 11, 1, tzinfo=UTC).timestamp())
     report = health_report(config, now=nine)
     assert not report["ok"]
     assert any(
@@ -492,6 +493,38 @@ def test_health_says_what_is_wrong_and_exits_1(
     assert set(doc) >= {"ok", "problems", "warnings", "scheduler", "jobs", "last_run", "alerts"}
     code, out, _ = cli("-c", str(tmp_path / "kpi.yaml"), "validate", "--health")
     assert code == 1 and "health: PROBLEMS" in out
+
+
+def created_on(store_url: str, when: float) -> None:
+    """Make the store look created at `when` (UTC epoch seconds), as if it had been then."""
+    import sqlite3
+
+    HistoryStore(store_url).migrate()
+    with sqlite3.connect(store_url.removeprefix("sqlite:///")) as db:
+        db.execute("UPDATE kpi_meta SET value = ? WHERE key = 'created_at'", (repr(when),))
+
+
+def test_a_job_that_never_ran_is_not_run_yet_until_its_first_fire_after_creation(
+    tmp_path: Path,
+) -> None:
+    """`kpi init` then the dashboard a minute later: the 07:00 job that fired before the store
+    existed is "not run yet", no problem; once a 07:00 after the store's creation has passed
+    (with its 15 minutes of grace) without a run, it is overdue."""
+    (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG)
+    config = load_config(tmp_path / "kpi.yaml")
+    created = datetime(2026, 11, 2, 10, 30, tzinfo=UTC).timestamp()
+    created_on(config.store_url, created)
+    minute_later = created + 60
+    report = health_report(config, now=minute_later)
+    assert report["ok"], report["problems"]
+    (job,) = report["jobs"]
+    assert job["not_run_yet"] is True and job["overdue"] is False
+    assert "main" in render(report) and "not run yet" in render(report)
+    # the next day at 07:10, within the grace: still not a problem
+    assert health_report(config, now=datetime(2026, 11, 3, 7, 10, tzinfo=UTC).timestamp())["ok"]
+    late = health_report(config, now=datetime(2026, 11, 3, 7, 20, tzinfo=UTC).timestamp())
+    assert late["jobs"][0]["overdue"] is True and late["jobs"][0]["not_run_yet"] is False
+    assert any("job main" in p and "never succeeded" in p for p in late["problems"])
 
 
 # deployment snippets --------------------------------------------------------------------------
@@ -661,7 +694,7 @@ def test_two_once_processes_a_second_apart_run_the_fire_time_once(
     ran, idle = (
         (first_err, second.stderr) if "main: run 1" in first_err else (second.stderr, first_err)
     )
-    assert "main: run 1: 1 values" in ran
+    assert "main: run 1: 1 value," in ran
     assert "already ran" in idle and idle.endswith("nothing is due\n")
     store = HistoryStore(once_store)
     try:

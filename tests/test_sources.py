@@ -315,3 +315,27 @@ def test_derived_kpis_in_a_run() -> None:
     )
     assert partial.values["revenue.arr"] == 12000
     assert "revenue.per_post" not in partial.values and "revenue.per_post" not in partial.errors
+
+
+def test_process_inside_a_running_event_loop(site: Site, tmp_path: Path) -> None:
+    """A Jupyter cell or an async web handler calls `process()` with a loop running: the run
+    gets its own loop on a worker thread; `await aprocess()` works there too."""
+    import asyncio
+
+    url, _ = site
+    store = Store(f"sqlite:///{tmp_path / 'kpi.db'}")
+    sources = (
+        HttpJson(name="crm", url=f"{url}/stats", metrics={"paying": "data.customers.paying"}),
+    )
+
+    async def notebook_cell() -> tuple[Any, Any, bool]:
+        running = asyncio.get_running_loop().is_running()
+        blocking = Pipeline(sources=sources, destinations=(store,), defaults=FAST).process()
+        awaited = await Pipeline(sources=sources, destinations=(store,), defaults=FAST).aprocess()
+        return blocking, awaited, running
+
+    blocking, awaited, running = asyncio.run(notebook_cell())
+    assert running
+    assert blocking.values == {"crm.paying": 42} and not blocking.errors
+    assert awaited.values == {"crm.paying": 42} and awaited.previous == {"crm.paying": 42}
+    assert [r.id for r in store.open().runs()] == [awaited.run_id, blocking.run_id]

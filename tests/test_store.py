@@ -167,6 +167,37 @@ def test_v5_gives_pending_deliveries_a_pending_since(store: HistoryStore) -> Non
     assert [tuple(r) for r in rows] == [("chat", None), ("sheet", 100.0)]
 
 
+def test_v10_gives_deliveries_a_sent_plan_and_keeps_their_progress(store: HistoryStore) -> None:
+    """A store of schema 9 (no deliveries.sent_plan) gets the column; a row's progress stays,
+    with no fingerprint (unknown: a retry resumes after its parts by count, as before)."""
+    from kpi_collector.store import deliveries as ledger
+
+    url = store.url
+    run = store.begin_run(started_at=ts("2026-11-02T07:00:00+00:00"))
+    store.close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE deliveries DROP COLUMN sent_plan"))
+        conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="9"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO deliveries (destination, period, run_id, status, attempts,"
+                " created_at, updated_at, progress) VALUES ('chat', 'run:1', :r, 'failed',"
+                " 1, 100, 100, 2)"
+            ),
+            {"r": run},
+        )
+    engine.dispose()
+    reopened = HistoryStore(url)
+    try:
+        assert reopened.migrate() == SCHEMA_VERSION
+        assert ledger.retry_failed(reopened, "run:1") == 1
+        [row] = ledger.records(reopened)
+        assert (row.status, row.progress, row.sent_plan) == ("pending", 2, None)
+    finally:
+        reopened.close()
+
+
 def test_v6_keeps_a_rollup_of_schema_5_going(store: HistoryStore) -> None:
     """rollup_state of schema 5 (a mark, nothing else) gets the columns of the out-of-order
     watch, and catching up from its old mark folds in what came after it."""
@@ -253,3 +284,40 @@ def test_a_store_url_shows_its_host_but_never_its_password() -> None:
     with pytest.raises(StoreError) as info:
         _ = store.open().engine
     assert "kpi:***@127.0.0.1:1/kpi" in str(info.value)
+
+
+def test_v8_dates_an_older_store_by_its_first_run_and_v9_adds_notes(
+    store: HistoryStore, tmp_path: Path
+) -> None:
+    """A store of schema 7 gets `created_at` = its first run's start (the earliest thing it
+    knows), and an empty annotations table; a new store is dated when it is created."""
+    import time
+
+    from kpi_collector.store.annotations import add_annotation, list_annotations, store_created_at
+
+    url = store.url
+    store.begin_run(started_at=ts("2026-11-02T07:00:00+00:00"))
+    store.begin_run(started_at=ts("2026-11-03T07:00:00+00:00"))
+    store.close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE annotations"))
+        conn.execute(meta.delete().where(meta.c.key == "created_at"))
+        conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="7"))
+    engine.dispose()
+    reopened = HistoryStore(url)
+    try:
+        assert reopened.migrate() == SCHEMA_VERSION
+        assert store_created_at(reopened) == ts("2026-11-02T07:00:00+00:00")
+        assert list_annotations(reopened) == []
+        add_annotation(reopened, "v1.0 released", date(2026, 11, 20))
+        assert [n.text for n in list_annotations(reopened)] == ["v1.0 released"]
+    finally:
+        reopened.close()
+    before = time.time()
+    fresh = HistoryStore(f"sqlite:///{tmp_path / 'fresh.db'}")
+    try:
+        created = store_created_at(fresh)
+        assert created is not None and before <= created <= time.time()
+    finally:
+        fresh.close()

@@ -28,6 +28,11 @@ COMMANDS = {
     "deliver": "kpi_collector.commands.deliver:deliver",
     "schedule": "kpi_collector.commands.schedule:schedule",
     "alerts": "kpi_collector.commands.alerts:alerts",
+    "annotate": "kpi_collector.commands.annotate:annotate",
+    "probe": "kpi_collector.commands.probe:probe",
+    "schema": "kpi_collector.commands.core:schema",
+    "worker": "kpi_collector.commands.worker:worker",
+    "workers": "kpi_collector.commands.worker:workers",
 }
 
 
@@ -53,11 +58,29 @@ class LazyGroup(click.Group):
     envvar="KPI_CONFIG",
     help="Config file (default: ./kpi.yaml, or $KPI_CONFIG).",
 )
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Say what happens: requests, retries, login steps, how each metric was read.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors and what was asked for.")
 @click.version_option(package_name="kpi-collector", prog_name="kpi")
 @click.pass_context
-def group(ctx: click.Context, config: str | None) -> None:
-    """Collect KPIs on a schedule, keep their history, show and push them."""
-    ctx.obj = {"config": config}
+def group(ctx: click.Context, config: str | None, verbose: bool, quiet: bool) -> None:
+    """Collect KPIs on a schedule, keep their history, show and push them.
+
+    The log level is also read from $KPI_LOG_LEVEL (debug, info, warning, error);
+    -v and -q win over it.
+    """
+    if verbose and quiet:
+        from kpi_collector.commands.core import UsageProblem
+
+        raise UsageProblem("use one of -v and -q")
+    ctx.obj = {"config": config, "quiet": quiet}
+    from kpi_collector.commands.logs import setup_logging
+
+    setup_logging(verbose=verbose, quiet=quiet)
 
 
 def main(argv: list[str] | None = None) -> int:

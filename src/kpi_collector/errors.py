@@ -15,6 +15,8 @@ errors, timeouts, 5xx, 429), False means it will not until someone fixes somethi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class KpiError(Exception):
     """Base of every error kpi-collector raises on purpose."""
@@ -108,7 +110,12 @@ EXTRAS = {
     "starlette": "dashboard",
     "uvicorn": "dashboard",
     "notion_client": "notion",
+    "google": "analytics",
     "gspread": "sheets",
+    "playwright": "browser",
+    "celery": "celery",
+    "kombu": "celery",
+    "redis": "celery",
 }
 
 
@@ -121,3 +128,21 @@ def missing_package(exc: BaseException) -> str | None:
     if extra is None:
         return None
     return f"this needs {top}, which is not installed: pip install 'kpi-collector[{extra}]'"
+
+
+def unknown_names(what: str, given: Iterable[str], known: Iterable[str]) -> str | None:
+    """One line naming each of `given` that is not in `known`, with the closest known name
+    ("no KPI named 'gihub.stars' (did you mean 'github.stars'?)"), or None when all are
+    known. `what` is the kind of name ("source", "KPI")."""
+    from difflib import get_close_matches
+
+    names = list(dict.fromkeys(known))
+    unknown = [name for name in dict.fromkeys(given) if name not in names]
+    if not unknown:
+        return None
+    parts = []
+    for name in unknown:
+        close = get_close_matches(name, names, n=1, cutoff=0.6)
+        parts.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+    some = ", ".join(names[:8]) + (", …" if len(names) > 8 else "")
+    return f"no {what} named {', '.join(parts)}; {what}s: {some or 'none'}"

@@ -8,10 +8,20 @@ _CURRENCY = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 
 
 def format_value(value: float, unit: str | None = None) -> str:
-    """12374 → "12,374"; 0.1234 with unit % → "0.12%"; 1200 USD → "$1,200"."""
+    """12374 → "12,374"; 0.1234 with unit % → "0.12%", with unit ratio → "12.34%";
+    1200 USD → "$1,200";
+    8450.5 USD → "$8,450.50" (a currency amount with cents always shows two decimals,
+    JPY none: ISO 4217 minor units)."""
     if math.isnan(value) or math.isinf(value):
         return str(value)
-    if value == int(value) and abs(value) < 1e15:
+    if unit == "ratio":  # a share from 0 to 1 (stickiness = DAU / MAU) reads as a percent
+        return format_value(round(value * 100, 10), "%")
+    currency = (unit or "").upper() in _CURRENCY
+    if currency and (unit or "").upper() == "JPY":
+        value = round(value)
+    if currency and value != int(value):
+        text = f"{value:,.2f}"
+    elif value == int(value) and abs(value) < 1e15:
         text = f"{int(value):,}"
     elif abs(value) >= 100:
         text = f"{value:,.1f}"
@@ -27,6 +37,12 @@ def format_value(value: float, unit: str | None = None) -> str:
     if unit == "%":
         return f"{text}%"
     return f"{text} {unit}"
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """ "1 error", "2 errors", "0 errors"; `many` for a word whose plural is not `word + s`
+    ("1 delivery", "3 deliveries")."""
+    return f"{count:,} {word if count == 1 else many or word + 's'}"
 
 
 def percent_change(current: float, previous: float | None) -> float | None:
@@ -48,14 +64,18 @@ def marker(current: float, previous: float | None) -> str:
 
 
 def format_change(current: float, previous: float | None, unit: str | None = None) -> str:
-    """ "+12 (+1.67%)", "-3 (-0.5%)", "±0", or "new" without a previous value."""
+    """ "+12 (+1.67%)", "-3 (-0.5%)", "±0", or "new" without a previous value; a `ratio`
+    changes in percentage points: 0.2 → 0.25 is "+5 pp (+25.00%)"."""
     if previous is None:
         return "new"
     delta = current - previous
     if delta == 0:
         return "±0"
     sign = "+" if delta > 0 else "-"
-    text = f"{sign}{format_value(abs(delta), unit)}"
+    if unit == "ratio":  # a change of a share is in percentage points, not in percent
+        text = f"{sign}{format_value(round(abs(delta) * 100, 10))} pp"
+    else:
+        text = f"{sign}{format_value(abs(delta), unit)}"
     pct = percent_change(current, previous)
     if pct is not None:
         text += f" ({pct:+.2f}%)"

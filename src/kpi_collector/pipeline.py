@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from kpi_collector.config.models import (
     Alert,
+    CeleryExecutor,
     Config,
     Defaults,
     KpiSpec,
@@ -36,7 +37,25 @@ if TYPE_CHECKING:
     from kpi_collector.store import HistoryStore
     from kpi_collector.store.lock import RunLock
 
-__all__ = ["Pipeline", "RunResult"]
+__all__ = ["Pipeline", "RunResult", "run_sync"]
+
+T = TypeVar("T")
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` to completion from synchronous code and return its result.
+
+    `asyncio.run` refuses to start inside a running event loop (a Jupyter cell, an async
+    web handler), so there the coroutine runs in a fresh loop on a worker thread while the
+    caller waits; exceptions propagate either way."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kpi-pipeline") as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 class Pipeline:
@@ -145,8 +164,12 @@ class Pipeline:
         `now` (an aware datetime, default: the current time) is the run's `started_at`.
         `run_lock` is the store's run lock when the caller already holds it (the scheduler
         takes it first, to check that a job is still due); otherwise the run takes it, waiting
-        up to `lock_wait` seconds, and raises LockBusy when another run keeps it."""
-        return asyncio.run(
+        up to `lock_wait` seconds, and raises LockBusy when another run keeps it.
+
+        Inside a running event loop (Jupyter, an async web app) the run gets its own loop on
+        a worker thread and this call blocks until it ends; there, `await aprocess()` is the
+        non-blocking way."""
+        return run_sync(
             self.aprocess(
                 only=only,
                 dry_run=dry_run,
@@ -160,10 +183,11 @@ class Pipeline:
     def selected(self, only: Sequence[str] | None) -> list[Source]:
         if not only:
             return [s for s in self.sources if s.enabled]
-        unknown = sorted(set(only) - {s.name for s in self.sources})
-        if unknown:
-            known = ", ".join(s.name for s in self.sources)
-            raise ConfigError(f"--only: no source named {', '.join(unknown)}; sources: {known}")
+        from kpi_collector.errors import unknown_names
+
+        problem = unknown_names("source", only, (s.name for s in self.sources))
+        if problem:
+            raise ConfigError(f"--only: {problem}")
         return [s for s in self.sources if s.name in only]
 
     async def aprocess(
@@ -176,7 +200,7 @@ class Pipeline:
         now: datetime | None = None,
         run_lock: RunLock | None = None,
     ) -> RunResult:
-        """`process` in a running event loop. A run that writes to the store holds the store's
+        """`process` for code that already runs an event loop: `await pipeline.aprocess()`. A run that writes to the store holds the store's
         run lock throughout, so runs (manual, scheduled, on other machines) never overlap."""
         kwargs: dict[str, Any] = {
             "only": only,
@@ -224,14 +248,7 @@ class Pipeline:
 
             begin = asyncio.create_task(asyncio.to_thread(open_run))
         try:
-            outcomes = await collect_all(
-                sources,
-                defaults=self.defaults,
-                tz=self.tz,
-                base_dir=self.base_dir,
-                now=started,
-                on_done=on_source_done,
-            )
+            outcomes = await self._collect(sources, started, on_source_done)
         finally:
             run_id = await begin if begin is not None else None
         result = RunResult(run_id, started, started, outcomes=outcomes)
@@ -245,7 +262,8 @@ class Pipeline:
                 kpi_id = f"{outcome.source}.{failure.metric}" if failure.metric else None
                 result.errors[kpi_id or outcome.source] = failure.message
                 errors.append(RunError(outcome.source, kpi_id, failure.message, failure.transient))
-        for kpi, message in self._derive(result.values, partial=bool(only)).items():
+        derived = self._derive(result.values, partial=bool(only), failed=result.errors.keys())
+        for kpi, message in derived.items():
             result.errors[kpi] = message
             errors.append(RunError("formula", kpi, message, transient=False))
         result.finished_at = datetime.now(UTC)
@@ -267,11 +285,46 @@ class Pipeline:
             await self.check_alerts(result)
         return result
 
-    def _derive(self, values: dict[str, float], *, partial: bool = False) -> dict[str, str]:
+    async def _collect(
+        self,
+        sources: Sequence[Source],
+        now: datetime,
+        on_done: Callable[[SourceOutcome], None] | None,
+    ) -> list[SourceOutcome]:
+        """Collect with the config's executor: in this process, or through Celery workers
+        (`kpi_collector.run.celery_executor`)."""
+        executor = self.config.settings.executor if self.config is not None else None
+        if self.config is not None and isinstance(executor, CeleryExecutor):
+            from kpi_collector.run.celery_executor import collect_celery, fingerprint
+
+            return await collect_celery(
+                sources,
+                executor=executor,
+                config_fingerprint=fingerprint(self.config),
+                now=now,
+                on_done=on_done,
+            )
+        return await collect_all(
+            sources,
+            defaults=self.defaults,
+            tz=self.tz,
+            base_dir=self.base_dir,
+            now=now,
+            on_done=on_done,
+        )
+
+    def _derive(
+        self,
+        values: dict[str, float],
+        *,
+        partial: bool = False,
+        failed: Iterable[str] = (),
+    ) -> dict[str, str]:
         """Evaluate derived KPIs (formulas) into `values`; returns errors by KPI id.
 
         In a `partial` run (`--only`), formulas whose inputs the run did not collect are
-        left alone instead of failing."""
+        left alone instead of failing. `failed`: the KPI ids and source names that failed in
+        this run; a formula missing one of those inputs says that its input failed."""
         formulas = {k: s.formula for k, s in self.kpis.items() if s.formula}
         if not formulas:
             return {}
@@ -284,7 +337,22 @@ class Pipeline:
             parsed = ready
         computed, errors = evaluate_formulas(parsed, values)
         values.update(computed)
-        return {kpi: f"{kpi}: {error}" for kpi, error in errors.items()}
+        broken = set(failed)
+        out: dict[str, str] = {}
+        for kpi, error in errors.items():
+            inputs = sorted(
+                i
+                for i in parsed[kpi].inputs
+                if i not in values and (i in broken or i.partition(".")[0] in broken)
+            )
+            if inputs:
+                out[kpi] = (
+                    f"{kpi}: not computed because its input {', '.join(inputs)} failed "
+                    f"(formula {parsed[kpi].text!r})"
+                )
+            else:
+                out[kpi] = f"{kpi}: {error}"
+        return out
 
     def delivery_engine(self, **kwargs: Any) -> DeliveryEngine:
         """The delivery engine for this pipeline's store and destinations (`kwargs` go to
@@ -304,7 +372,7 @@ class Pipeline:
     def deliver_pending(self, only: Sequence[str] | None = None) -> list[DeliveryOutcome]:
         """`kpi deliver`: retry every pending delivery of the (selected) destinations, oldest
         period first. Raises ConfigError for an unknown name in `only` or without a store."""
-        return asyncio.run(self.delivery_engine().deliver_pending(only))
+        return run_sync(self.delivery_engine().deliver_pending(only))
 
     async def deliver(self, result: RunResult) -> None:
         """Deliver the run to each destination due in its period and retry pending deliveries
@@ -361,7 +429,7 @@ class Pipeline:
 
         if self.store is None:
             raise ConfigError("backfill needs a store to write into")
-        return asyncio.run(
+        return run_sync(
             abackfill(
                 self.store,
                 self.selected(only),

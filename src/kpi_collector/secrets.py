@@ -25,7 +25,7 @@ _QUERY_SECRET = re.compile(
     r"(?i)(?P<key>[?&](?:access_token|token|api_key|apikey|key|password|secret|sig|signature)=)"
     r"(?P<value>[^&#\s]+)"
 )
-_MIN_LEN = 4  # shorter values would mask ordinary words
+_MIN_LEN = 4  # shorter values are masked only where they stand as a value (see redact)
 _PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
 
 
@@ -34,9 +34,13 @@ def remember(value: str) -> None:
     a program is likely to echo it in: as is, URL-encoded (RFC 3986 percent-encoding, and
     `+` for spaces as HTML forms send it), JSON-escaped (RFC 8259 section 7), HTML-escaped
     and base64 (RFC 4648)."""
-    if not value or len(value) < _MIN_LEN:
+    if not value:
         return
-    _KNOWN.update(encodings(value))
+    global _version
+    forms = encodings(value)
+    if not forms <= _KNOWN:
+        _KNOWN.update(forms)
+        _version += 1
 
 
 _LITERAL_MIN_LEN = 8  # a key written into the file itself is longer than an option word
@@ -65,7 +69,7 @@ def remember_basic(user: str, password: str) -> None:
 
 
 def encodings(value: str) -> set[str]:
-    """`value` and the forms of it `remember` also hides (only those at least 4 long)."""
+    """`value` and the forms of it `remember` also hides."""
     import base64
     import html
     import json
@@ -84,16 +88,65 @@ def encodings(value: str) -> set[str]:
     raw = value.encode()
     forms.add(base64.b64encode(raw).decode().rstrip("="))
     forms.add(base64.urlsafe_b64encode(raw).decode().rstrip("="))
-    return {form for form in forms if len(form) >= _MIN_LEN}
+    return {form for form in forms if form}
+
+
+# A secret that is an ordinary word or number (a token literally `wrong`, a user `admin`) is
+# masked only where it stands as a value that was sent or echoed, never inside the prose
+# around it ("missing or wrong" stays as written; issue 13 §5). Longer or mixed values are
+# masked wherever they appear, as part of any text.
+_WORDLIKE = re.compile(r"[A-Za-z]{1,16}|\d{1,16}")
+# where an echoed value stands: after `=` (query, form, key=value) or `/` (URL path or
+# userinfo), after an auth scheme, between matching quotes (JSON, repr), or as a header's
+# whole value after `: `; and always as a whole token
+_VALUE_AT = (
+    r"(?:(?<=[=/])|(?<=[Bb]earer )|(?<=[Bb]asic )|(?<=[Tt]oken ))(?:{w})(?![\w\-])"
+    r"|(?<=\")(?:{w})(?=\")|(?<=')(?:{w})(?=')"
+    r"|(?<=: )(?:{w})(?=[ \t]*(?:$|[,;}}\]\"']))"
+)
+_version = 0  # bumped by each `remember` that adds a form
+_cache: tuple[tuple[int, int], list[str], re.Pattern[str] | None] = ((-1, -1), [], None)
+
+
+def _split_known() -> tuple[list[str], re.Pattern[str] | None]:
+    """The known secrets masked everywhere (longest first), and one pattern for the word-like
+    ones, masked only where they stand as a value; cached until the registry changes."""
+    global _cache
+    # the registry only grows, or is put back to an earlier state (tests): its size and the
+    # count of additions tell whether it changed, without hashing every value on each call
+    key = (_version, len(_KNOWN))
+    if key != _cache[0]:
+        known = set(_KNOWN)
+        words = sorted((v for v in known if _in_context(v)), key=len, reverse=True)
+        anywhere = sorted((v for v in known if not _in_context(v)), key=len, reverse=True)
+        pattern = None
+        if words:
+            either = "|".join(re.escape(w) for w in words)
+            pattern = re.compile(_VALUE_AT.format(w=either), re.MULTILINE)
+        _cache = (key, anywhere, pattern)
+    return _cache[1], _cache[2]
+
+
+def _in_context(value: str) -> bool:
+    """Whether a secret is masked only where it stands as a value: a plain word or number,
+    or anything shorter than 4 characters (`abc`, `1`), which would rewrite ordinary text."""
+    return len(value) < _MIN_LEN or _WORDLIKE.fullmatch(value) is not None
 
 
 def redact(text: str) -> str:
-    """Return `text` with every known secret, URL password and credential parameter masked."""
+    """Return `text` with every known secret, URL password and credential parameter masked.
+
+    A secret that is a plain word or number is masked where it was sent or echoed as a
+    value (`?token=wrong`, `Bearer wrong`, `"wrong"`, `/wrong/`, a header's value), not where
+    the same word is part of a sentence; every other secret wherever it appears."""
     if not text:
         return text
-    for value in sorted(_KNOWN, key=len, reverse=True):
+    anywhere, words = _split_known()
+    for value in anywhere:
         if value in text:
             text = text.replace(value, _MASK)
+    if words is not None:
+        text = words.sub(_MASK, text)
     text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{_MASK}@", text)
     return _QUERY_SECRET.sub(lambda m: f"{m['key']}{_MASK}", text)
 

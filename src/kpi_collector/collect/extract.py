@@ -4,6 +4,7 @@ shared post-processing every metric gets (attr, regex, text → number, map, exp
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from functools import lru_cache
@@ -16,6 +17,8 @@ from kpi_collector.collect.patterns import compile_pattern
 from kpi_collector.config.locale import check_locale
 from kpi_collector.errors import ExtractError
 from kpi_collector.secrets import redact_cut
+
+log = logging.getLogger("kpi_collector.extract")
 
 
 class Expect(BaseModel):
@@ -118,6 +121,11 @@ def _compile_jmespath(expression: str) -> Any:
         raise ValueError(f"JMESPath {expression!r} is not valid: {exc}") from None
 
 
+def check_css(selector: str) -> None:
+    """ValueError (saying why) unless `selector` is a CSS selector Lexbor can run."""
+    _check_css(selector)
+
+
 @lru_cache(maxsize=4096)
 def _check_css(selector: str) -> None:
     from selectolax.lexbor import LexborHTMLParser
@@ -184,7 +192,30 @@ def finish(name: str, raw: Any, metric: Metric, locale: str | None = None) -> fl
             raise ExtractError(
                 f"{name}: {value:g} is outside expect [{_bound(low)}, {_bound(high)}]; not stored"
             )
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "%s: %s gave %s, read as %s",
+            name,
+            _how(metric),
+            _short(raw) if isinstance(raw, str) else repr(raw),
+            f"{value:g}",
+        )
     return value
+
+
+def _how(metric: Metric) -> str:
+    """ "CSS 'a.count'", "JMESPath 'data.total'": which extractor read a metric."""
+    for label, expression in (
+        ("CSS", metric.css),
+        ("XPath", metric.xpath),
+        ("JMESPath", metric.jmespath),
+        ("query", metric.query),
+    ):
+        if expression:
+            return f"{label} {expression!r}" + (
+                f" (attribute {metric.attr!r})" if metric.attr else ""
+            )
+    return "the source"
 
 
 def _bound(value: float | None) -> str:
@@ -239,18 +270,25 @@ class HtmlDocument:
         self._tree = LexborHTMLParser(self._body)
         self._lxml: Any = None
 
+    @property
+    def tree(self) -> Any:
+        """The Lexbor tree (selectolax `LexborHTMLParser`) the CSS metrics run on."""
+        return self._tree
+
     def css(self, name: str, metric: Metric) -> float:
         selector = metric.css
         assert selector is not None
         try:
-            nodes = self._tree.css(selector)
+            if metric.count:
+                return _counted(name, len(self._tree.css(selector)), metric, selector)
+            # the first match in document order; Lexbor stops looking there
+            node = self._tree.css_first(selector)
+        except ExtractError:
+            raise
         except Exception as exc:  # lexbor raises on a malformed selector
             raise ExtractError(f"{name}: CSS selector {selector!r} is not valid: {exc}") from None
-        if metric.count:
-            return _counted(name, len(nodes), metric, selector)
-        if not nodes:
+        if node is None:
             raise ExtractError(f"{name}: CSS selector {selector!r} matched nothing")
-        node = nodes[0]
         if metric.attr is not None:
             raw = node.attributes.get(metric.attr)
             if raw is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from kpi_collector.collect.retry import BACKOFF, retrying
 from kpi_collector.config.models import MAX_BYTES
 from kpi_collector.errors import ExtractError, HttpError, LoginError
 from kpi_collector.secrets import Secret, redact, redact_cut, remember_basic, reveal
+
+log = logging.getLogger("kpi_collector.http")
 
 if TYPE_CHECKING:
     import aiohttp
@@ -416,6 +419,14 @@ class HttpSession:
             ) as resp,
         ):
             body = await _read_capped(resp, self.max_bytes)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "%s %s: HTTP %d, %s bytes",
+                    method,
+                    redact(url_without_query(str(resp.url))),
+                    resp.status,
+                    f"{len(body):,}",
+                )
             return Response(resp.status, str(resp.url), resp.headers, body)
 
     async def get(self, url: str, **kwargs: Any) -> Response:
@@ -432,6 +443,7 @@ class HttpSession:
         session's cookies; LoginError when it is refused, saying how it was refused."""
         from kpi_collector.collect.forms import FormProblem, fill, find_form, parse_html
 
+        log.debug("login: reading the form on %s", redact(url_without_query(form.url)))
         page = await self.get(form.url)
         where = url_without_query(page.url)
         try:
@@ -448,6 +460,12 @@ class HttpSession:
         except FormProblem as exc:
             raise LoginError(f"login: {exc} on {where}", transient=False) from None
         target = url_without_query(filled.url)
+        log.debug(
+            "login: sending %s to %s (fields: %s)",
+            filled.method,
+            redact(target),
+            ", ".join(dict.fromkeys(key for key, _ in filled.entries)) or "none",
+        )
         try:
             if filled.method == "GET":
                 result = await self.request("GET", filled.url)
@@ -462,6 +480,7 @@ class HttpSession:
                 ) from None
             raise
         _check_login(form, filled, result)
+        log.debug("login: accepted by %s", redact(target))
         return result
 
 

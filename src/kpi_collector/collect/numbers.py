@@ -122,6 +122,21 @@ _TOKEN = re.compile(
 _LETTERS = re.compile(r"[^\W\d_]+")
 
 
+def number_spans(text: str) -> list[tuple[int, int]]:
+    """Where `parse_number` sees numbers in `text`: (start, end) offsets into `text`, in
+    order (the digits and their separators; signs, currency and scale words are around)."""
+    if text.isascii():
+        return [m.span() for m in _TOKEN.finditer(_normalize(text))]
+    origin: list[int] = []
+    pieces: list[str] = []
+    for i, char in enumerate(text):
+        piece = char.translate(_NORMAL)
+        pieces.append(piece)
+        origin += [i] * len(piece)
+    origin.append(len(text))
+    return [(origin[m.start()], origin[m.end() - 1] + 1) for m in _TOKEN.finditer("".join(pieces))]
+
+
 @dataclass(frozen=True, slots=True)
 class Convention:
     """One way of writing numbers: decimal and group symbol, group sizes (CLDR)."""

@@ -6,12 +6,15 @@ end the attempts at once. Used by the HTTP layer, deliveries and alert messages.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Awaitable, Callable
 from time import monotonic
 from typing import TypeVar
 
 from kpi_collector.errors import KpiError
+
+log = logging.getLogger("kpi_collector.retry")
 
 T = TypeVar("T")
 
@@ -74,4 +77,15 @@ async def retrying(
                 or (retry_after is not None and retry_after > max_wait)
             ):
                 raise
-            await pause(backoff_delay(attempts, backoff, retry_after))
+            delay = backoff_delay(attempts, backoff, retry_after)
+            if log.isEnabledFor(logging.INFO):
+                from kpi_collector.secrets import redact
+
+                log.info(
+                    "retry %d of %d in %.1f s after: %s",
+                    attempts,
+                    retries,
+                    delay,
+                    redact(str(error)),
+                )
+            await pause(delay)

@@ -109,11 +109,12 @@ def test_alerts(ctx: click.Context, only: tuple[str, ...]) -> None:
     if not names:
         raise click.UsageError("no alert notifies a destination: add `notify:` to an alert")
     destinations = {d.name: d for d in config.destinations if d.enabled}
-    unknown = [n for n in names if n not in destinations]
-    if unknown:
-        known = ", ".join(destinations) or "none"
+    from kpi_collector.errors import unknown_names
+
+    problem = unknown_names("destination", names, destinations)
+    if problem:
         raise click.BadParameter(
-            f"no enabled destination named {unknown[0]!r}; destinations: {known}",
+            problem.replace("no destination", "no enabled destination", 1),
             param_hint="--destination",
         )
     errors = asyncio.run(send_test([destinations[n] for n in names]))

@@ -15,6 +15,12 @@ if TYPE_CHECKING:
     from kpi_collector.run.engine import SourceOutcome
 
 
+class UsageProblem(click.ClickException):
+    """A command-line problem said in one line, `Error: ...` (exit 2: nothing ran)."""
+
+    exit_code = 2
+
+
 def load(ctx: click.Context, *, need_secrets: bool = True, need_store: bool = True) -> Config:
     """The config named on the command line; `need_secrets=False` for commands that only read,
     `need_store=False` too for those that do not even open the store (snippets)."""
@@ -27,15 +33,20 @@ def load(ctx: click.Context, *, need_secrets: bool = True, need_store: bool = Tr
     )
 
 
-def parse_date(value: str | None, option: str) -> date | None:
+def parse_date(value: str | None, option: str, config: Config | None = None) -> date | None:
+    """The day an option names: a date, `today`, `yesterday` or `30d`/`2w`/`6mo`/`1y` back
+    from today in the config's time zone (UTC without a config)."""
     if value is None:
         return None
+    from datetime import UTC, datetime
+
+    from kpi_collector.config.dates import parse_day
+
+    today = datetime.now(config.tz if config is not None else UTC).date()
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a date like 2026-01-31", param_hint=option
-        ) from None
+        return parse_day(value, today)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 @click.command()
@@ -79,7 +90,7 @@ def init(
         except ConfigError as exc:
             raise click.BadParameter(str(exc), param_hint=option) from None
         return
-    from kpi_collector.commands.starter import ENV_EXAMPLE, STARTER_CONFIG
+    from kpi_collector.commands.starter import ENV_EXAMPLE, SCHEMA_FILE, STARTER_CONFIG
 
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
@@ -90,8 +101,29 @@ def init(
     env = folder / ".env.example"
     if not env.exists() or force:
         env.write_text(ENV_EXAMPLE, encoding="utf-8")
-    click.echo(f"wrote {config} and {env}")
+    schema_file = folder / SCHEMA_FILE
+    schema_file.write_text(_schema_text(), encoding="utf-8")
+    click.echo(f"wrote {config}, {env} and {schema_file} (for editors)")
     click.echo("next: edit kpi.yaml, then `kpi validate` and `kpi run`")
+
+
+def _schema_text() -> str:
+    import json
+
+    from kpi_collector.config.schema import config_schema
+
+    return json.dumps(config_schema(), indent=2) + "\n"
+
+
+@click.command()
+def schema() -> None:
+    """Print the JSON Schema of kpi.yaml (installed plugins included), for editors.
+
+    `kpi schema > kpi.schema.json` and a first line `# yaml-language-server:
+    $schema=./kpi.schema.json` in kpi.yaml give completion and checks in editors that use
+    yaml-language-server (VS Code's YAML extension, Neovim, Helix, ...).
+    """
+    click.echo(_schema_text(), nl=False)
 
 
 @click.command()
@@ -201,7 +233,8 @@ def run(
     # thousands of live objects (measured: about 5% of a 1,000-source run's CPU)
     gc.disable()
     try:
-        with _progress(len(sources), enabled=fmt == "table") as on_done:
+        quiet = bool(ctx.obj and ctx.obj.get("quiet"))
+        with _progress(len(sources), enabled=fmt == "table" and not quiet) as on_done:
             result = pipeline.process(
                 only=only, dry_run=dry_run, deliver=not no_deliver, on_source_done=on_done
             )
@@ -211,6 +244,9 @@ def run(
         import json
 
         click.echo(json.dumps(result.to_dict(), indent=2))
+    elif quiet:  # -q: only what went wrong
+        for line in _failure_lines(result):
+            click.echo(line, err=True)
     else:
         show_result(pipeline, result, dry_run=dry_run)
     ctx.exit(result.exit_code)
@@ -265,7 +301,7 @@ def show_result(pipeline: Pipeline, result: RunResult, *, dry_run: bool = False)
     On a terminal it is a coloured table; otherwise plain aligned text, which is what logs
     and cron mails want and costs a millisecond instead of a rich layout for 1,000 rows.
     """
-    from kpi_collector.format import format_change, format_value
+    from kpi_collector.format import format_change, format_value, plural
 
     rows: list[tuple[str, str, str, int]] = []  # title, value, change, direction
     for kpi, value in result.values.items():
@@ -282,19 +318,24 @@ def show_result(pipeline: Pipeline, result: RunResult, *, dry_run: bool = False)
                 direction,
             )
         )
-    failures = [f"failed {where}: {message}" for where, message in result.errors.items()]
-    failures += [
-        f"delivery failed {name}: {message} (pending; retried on the next run)"
-        for name, message in result.delivery_errors.items()
+    from collections import Counter
+
+    delivered = [
+        f"delivered to {name}" + (f" ({plural(count, 'period')})" if count > 1 else "")
+        for name, count in Counter(result.delivered).items()
     ]
+    failures = _failure_lines(result)
     seconds = (result.finished_at - result.started_at).total_seconds()
-    summary = f"{len(result.values)} values, {len(result.errors)} errors in {seconds:.2f}s"
+    summary = (
+        f"{plural(len(result.values), 'value')}, {plural(len(result.errors), 'error')} "
+        f"in {seconds:.2f}s"
+    )
     if result.run_id is not None:
         summary = f"run {result.run_id}: {summary}"
     elif dry_run:
         summary = f"dry run, nothing stored: {summary}"
     if sys.stdout.isatty():
-        _rich_result(rows, failures, summary)
+        _rich_result(rows, delivered, failures, summary)
         return
     if rows:
         header = ("KPI", "value", "change")
@@ -303,11 +344,22 @@ def show_result(pipeline: Pipeline, result: RunResult, *, dry_run: bool = False)
         lines = [f"{header[0]:<{widths[0]}}  {header[1]:>{widths[1]}}  {header[2]:>{widths[2]}}"]
         lines += [f"{t:<{widths[0]}}  {v:>{widths[1]}}  {c:>{widths[2]}}" for t, v, c, _ in rows]
         click.echo("\n".join(line.rstrip() for line in lines))
-    for line in [*failures, summary]:
+    for line in [*delivered, *failures, summary]:
         click.echo(line)
 
 
-def _rich_result(rows: list[tuple[str, str, str, int]], failures: list[str], summary: str) -> None:
+def _failure_lines(result: RunResult) -> list[str]:
+    failures = [f"failed {where}: {message}" for where, message in result.errors.items()]
+    failures += [
+        f"delivery failed {name}: {message} (pending; retried on the next run)"
+        for name, message in result.delivery_errors.items()
+    ]
+    return failures
+
+
+def _rich_result(
+    rows: list[tuple[str, str, str, int]], delivered: list[str], failures: list[str], summary: str
+) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -315,22 +367,41 @@ def _rich_result(rows: list[tuple[str, str, str, int]], failures: list[str], sum
     console = Console(highlight=False)
     if rows:
         table = Table(show_edge=False)
-        table.add_column("KPI")
-        table.add_column("value", justify="right")
-        table.add_column("change", justify="right")
+        # a narrow terminal wraps the KPI titles; a value or a change is never cut
+        table.add_column("KPI", overflow="fold")
+        for header, cells in (("value", [r[1] for r in rows]), ("change", [r[2] for r in rows])):
+            widest = max(len(header), *(len(cell) for cell in cells))
+            table.add_column(header, justify="right", no_wrap=True, min_width=widest)
         for title, value, change, direction in rows:
             style = {1: "green", -1: "red"}.get(direction, "")
             table.add_row(Text(title), value, Text(change, style=style))
         console.print(table)
+    for line in delivered:
+        console.print(Text(line))
     for line in failures:
         console.print(Text(line, style="red"))
     console.print(Text(summary))
 
 
+def _complete_kpis(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of KPI ids: those the config makes (nothing when it cannot load)."""
+    from kpi_collector.config import load_config
+    from kpi_collector.errors import KpiError
+
+    root = ctx.find_root()
+    try:
+        config = load_config(root.params.get("config"), need_secrets=False, need_store=False)
+    except (KpiError, OSError):
+        return []
+    return [k for k in config.order(config.kpi_ids()) if k.startswith(incomplete)]
+
+
 @click.command()
-@click.argument("kpis", nargs=-1)
+@click.argument("kpis", nargs=-1, shell_complete=_complete_kpis)
 @click.option("--period", type=click.Choice(["day", "week", "month"]), default="day")
-@click.option("--since", metavar="DATE", help="First day to show (YYYY-MM-DD).")
+@click.option(
+    "--since", metavar="DATE", help="First day to show: 2026-01-31, yesterday, 30d, 2w, 6mo."
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
 @click.pass_context
 def history(
@@ -340,8 +411,10 @@ def history(
     from kpi_collector.commands.history import history_document
 
     config = load(ctx, need_secrets=False)
+    if kpis:
+        _check_kpis(config, kpis)
     doc = history_document(
-        config, list(kpis) or None, period=period, since=parse_date(since, "--since")
+        config, list(kpis) or None, period=period, since=parse_date(since, "--since", config)
     )
     if fmt == "json":
         import json
@@ -359,48 +432,86 @@ def history(
         _history_table(config, doc)
 
 
-def _history_table(config: Config, doc: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+def _check_kpis(config: Config, kpis: tuple[str, ...]) -> None:
+    """Every KPI named on the command line is one the config makes or the store holds."""
+    from kpi_collector.errors import unknown_names
+    from kpi_collector.store import HistoryStore
 
+    known = [*config.kpi_ids(), *config.kpis]
+    if set(kpis) - set(known):
+        store = HistoryStore(config.store_url)
+        try:
+            known += store.kpi_ids()
+        finally:
+            store.close()
+    problem = unknown_names("KPI", kpis, known)
+    if problem:
+        raise UsageProblem(problem)
+
+
+def _has_history(config: Config) -> bool:
+    from kpi_collector.store import HistoryStore
+
+    store = HistoryStore(config.store_url)
+    try:
+        return bool(store.kpi_ids())
+    finally:
+        store.close()
+
+
+def _history_table(config: Config, doc: dict[str, Any]) -> None:
+    """KPIs as rows, periods as columns, in blocks that fit the terminal (`COLUMNS`)."""
+    import shutil
+
+    from kpi_collector.commands.history import history_lines
     from kpi_collector.format import format_value
 
     if not doc["kpis"]:
-        click.echo("no history yet: run `kpi run` first")
+        if doc["since"] and _has_history(config):
+            click.echo(f"nothing stored since {doc['since']}: give an earlier --since")
+        else:
+            click.echo("no history yet: run `kpi run` first")
         return
-    ids = list(doc["kpis"])
     periods = sorted({p["period"] for points in doc["kpis"].values() for p in points})
-    table = Table(show_edge=False, title=f"per {doc['period']} ({doc['timezone']})")
-    table.add_column(doc["period"])
-    for kpi in ids:
+    rows = []
+    for kpi, points in doc["kpis"].items():
         spec = config.kpis.get(kpi)
-        table.add_column(Text(spec.title if spec and spec.title else kpi), justify="right")
-    by_kpi = {k: {p["period"]: p["value"] for p in points} for k, points in doc["kpis"].items()}
-    for label in periods:
-        cells = []
-        for kpi in ids:
-            value = by_kpi[kpi].get(label)
-            spec = config.kpis.get(kpi)
-            cells.append("" if value is None else format_value(value, spec.unit if spec else None))
-        table.add_row(label, *cells)
-    Console(highlight=False).print(table)
+        unit = spec.unit if spec else None
+        cells = {p["period"]: format_value(p["value"], unit) for p in points}
+        rows.append((spec.title if spec and spec.title else kpi, cells))
+    width = shutil.get_terminal_size((80, 24)).columns
+    click.echo(f"per {doc['period']} ({doc['timezone']})")
+    lines = history_lines(rows, periods, width=width, corner="KPI")
+    click.echo("\n".join(lines))
+    blocks = lines.count("") + 1
+    if blocks > 3:
+        click.echo(
+            f"({len(periods)} {doc['period']}s in {blocks} blocks of {width} columns: "
+            "--since 14d, --period week or month, or KPI ids show fewer; "
+            "--format csv gives them all)",
+            err=True,
+        )
 
 
 @click.command()
-@click.option("--since", metavar="DATE", help="Import values from this day on (YYYY-MM-DD).")
+@click.option(
+    "--since", metavar="DATE", help="Import values from this day on: 2026-01-31, 90d, 1y."
+)
 @click.option("--only", multiple=True, metavar="NAME", help="Backfill only these sources.")
 @click.pass_context
 def backfill(ctx: click.Context, since: str | None, only: tuple[str, ...]) -> None:
     """Import past daily values from sources that can give them."""
+    from kpi_collector.format import plural
     from kpi_collector.pipeline import Pipeline
 
-    pipeline = Pipeline.from_config(load(ctx))
-    report = pipeline.backfill(since=parse_date(since, "--since"), only=only)
+    config = load(ctx)
+    pipeline = Pipeline.from_config(config)
+    report = pipeline.backfill(since=parse_date(since, "--since", config), only=only)
     for name, count in report.added.items():
         covered = report.covered.get(name)
         click.echo(
-            f"{name}: {count} values added" + (f"; covered {covered.describe()}" if covered else "")
+            f"{name}: {plural(count, 'value')} added"
+            + (f"; covered {covered.describe()}" if covered else "")
         )
     for name in report.unsupported:
         click.echo(f"{name}: cannot give past values (skipped)")

@@ -25,12 +25,24 @@ import click
     multiple=True,
     metavar="PERIOD",
     help="Make the failed (refused) deliveries of PERIOD pending again, then deliver "
-    "(repeatable; with -d only those destinations').",
+    "(repeatable; with -d only those destinations'); a split message goes on after the "
+    "parts already sent.",
+)
+@click.option(
+    "--from-start",
+    is_flag=True,
+    help="With --retry: send every part of a split message again, also those already sent "
+    "(when the config changed how it splits).",
 )
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.pass_context
 def deliver(
-    ctx: click.Context, only: tuple[str, ...], show: bool, retry: tuple[str, ...], fmt: str
+    ctx: click.Context,
+    only: tuple[str, ...],
+    show: bool,
+    retry: tuple[str, ...],
+    from_start: bool,
+    fmt: str,
 ) -> None:
     """Retry deliveries that are still pending, oldest first (exit 1 if one still fails)."""
     import asyncio
@@ -38,6 +50,11 @@ def deliver(
     from kpi_collector.commands.core import load
     from kpi_collector.pipeline import Pipeline
 
+    if from_start and not retry:
+        raise click.BadParameter(
+            "--from-start goes with --retry PERIOD (it resends a failed delivery's parts)",
+            param_hint="--from-start",
+        )
     # the destinations' secrets are needed to send; only listing works without them
     config = load(ctx, need_secrets=not show)
     pipeline = Pipeline.from_config(config)
@@ -51,7 +68,10 @@ def deliver(
 
         assert pipeline.store is not None
         for period in retry:
-            count = sum(retry_failed(pipeline.store, period, name) for name in (only or [None]))
+            count = sum(
+                retry_failed(pipeline.store, period, name, from_start=from_start)
+                for name in (only or [None])
+            )
             if not count:
                 raise click.BadParameter(
                     f"no failed delivery of {period!r}"

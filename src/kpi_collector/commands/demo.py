@@ -22,11 +22,13 @@ def demo(directory: str, serve: bool) -> None:
     from datetime import UTC, datetime
 
     from kpi_collector.commands.core import show_result
+    from kpi_collector.demo.guard import check_folder_free
     from kpi_collector.demo.server import BackgroundServer, make_app
-    from kpi_collector.demo.setup import history_points, write_demo_folder
+    from kpi_collector.demo.setup import seed, write_demo_folder
     from kpi_collector.pipeline import Pipeline
 
     folder = Path(directory)
+    check_folder_free(folder)  # before anything is replaced
     with BackgroundServer(make_app()) as url:
         config_path = write_demo_folder(folder, url)
         (folder / "kpi.db").unlink(missing_ok=True)
@@ -34,7 +36,7 @@ def demo(directory: str, serve: bool) -> None:
         pipeline = Pipeline.from_config(config_path)
         assert pipeline.store is not None
         today = datetime.now(UTC).date()
-        added = pipeline.store.add_observations(history_points(today), tz=pipeline.tz)
+        added = seed(pipeline.store, pipeline.tz, today)
         click.echo(f"demo services on {url}; {added} past values stored in {folder / 'kpi.db'}")
         result = pipeline.process()
         show_result(pipeline, result)

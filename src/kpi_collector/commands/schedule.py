@@ -67,12 +67,11 @@ def schedule(
     from kpi_collector.schedule.scheduler import Scheduler, stopping_on_signals
 
     scheduler = Scheduler(config)
-    known = [job.name for job in scheduler.jobs]
-    unknown = [name for name in jobs if name not in known]
-    if unknown:
-        raise click.BadParameter(
-            f"no scheduled job named {unknown[0]!r}; jobs: {', '.join(known)}", param_hint="--run"
-        )
+    from kpi_collector.errors import unknown_names
+
+    problem = unknown_names("scheduled job", jobs, (job.name for job in scheduler.jobs))
+    if problem:
+        raise click.BadParameter(problem.replace("scheduled jobs:", "jobs:"), param_hint="--run")
     if show:
         from datetime import UTC, datetime
 
@@ -108,7 +107,20 @@ def _logging_to_stderr() -> Iterator[None]:
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
     )
+    from kpi_collector.commands.logs import HANDLER, redacting_formatter
+
     logger = logging.getLogger("kpi_collector")
+    asked = [h for h in logger.handlers if h.get_name() == HANDLER]
+    if asked:  # -v, -q or KPI_LOG_LEVEL: at the level asked, with timestamps
+        before = asked[0].formatter
+        asked[0].setFormatter(
+            redacting_formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
+        )
+        try:
+            yield
+        finally:
+            asked[0].setFormatter(before)
+        return
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import click
 
 
@@ -46,10 +48,48 @@ def serve(ctx: click.Context, host: str, port: int, token: str | None) -> None:
     data.refresh()  # brings the rollup up to date before the first request
     data.health()  # and loads the scheduler's modules now, not on the first page
     app = create_app(config, token=token, data=data)
+    sock = _listen(host, port)
     shown = f"[{host}]" if ":" in host else host
     click.echo(
-        f"dashboard on http://{shown}:{port}/" + ("  (access token required)" if token else "")
+        f"dashboard on http://{shown}:{sock.getsockname()[1]}/"
+        + ("  (access token required)" if token else "")
     )
-    uvicorn.run(
-        app, host=host, port=port, log_level="warning", access_log=False, server_header=False
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, log_level="warning", access_log=False, server_header=False, lifespan="auto"
+        )
     )
+    server.run(sockets=[sock])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port, as uvicorn would open it (SO_REUSEADDR, so a port in
+    TIME_WAIT is not "taken"); a port another process listens on is a usage error naming it."""
+    import errno
+
+    from kpi_collector.commands.core import UsageProblem
+    from kpi_collector.processes import describe_holders, port_holders
+    from kpi_collector.secrets import redact
+
+    # the address family as uvicorn picks it: IPv6 for an address with a colon
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except socket.gaierror as exc:
+        sock.close()
+        raise UsageProblem(f"--host {host}: {exc.strerror}") from None
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            holders = describe_holders(port_holders(port))
+            by = f" by {redact(holders)}" if holders else ""
+            raise UsageProblem(
+                f"port {port} on {host} is taken{by}; stop it, or pick another with --port N"
+            ) from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise UsageProblem(f"--host {host} is not an address of this machine") from None
+        raise
+    sock.set_inheritable(True)
+    return sock

@@ -1,6 +1,11 @@
 """The starter files `kpi init` writes."""
 
-STARTER_CONFIG = """\
+SCHEMA_FILE = "kpi.schema.json"
+
+# editors that read JSON Schema (yaml-language-server) complete and check keys with it
+STARTER_CONFIG = (
+    f"# yaml-language-server: $schema=./{SCHEMA_FILE}\n"
+    + """\
 # kpi.yaml: which KPIs to collect, where to keep them, where to send them.
 # Check it with `kpi validate` (no network), collect with `kpi run`, look with `kpi history`.
 # ${VAR} and ${VAR:-default} are read from the environment and from .env beside this file.
@@ -47,6 +52,7 @@ sources:
 destinations:
   - {type: csv, path: kpis.csv, every: day}
 """
+)
 
 ENV_EXAMPLE = """\
 # Copy to .env (beside kpi.yaml) and fill in; .env is read by kpi but never printed.

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kpi_collector.config.models import Config, Settings, Unchecked
+from kpi_collector.config.models import Config, Settings, Unchecked, config_fingerprint
 from kpi_collector.errors import ConfigError
 from kpi_collector.secrets import FromVariables, remember
 
@@ -105,6 +105,11 @@ def parse_config(
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{label}: the top level must be a mapping of keys like `sources:`")
+    # what workers of the celery executor compare: the text as written, before entries are
+    # left out or variables expanded
+    executor = data.get("executor")
+    celery = isinstance(executor, dict) and executor.get("type") == "celery"
+    fingerprint = config_fingerprint(data) if celery else None
     lines = _LineFinder(root, label)
     environment = dict(_dotenv(path.parent / ".env") if path else {})
     environment.update(os.environ if env is None else env)
@@ -145,6 +150,11 @@ def parse_config(
     settings = _validate(Settings, data, lines, (), "")
     if store is not None:  # kept as written, unchecked: it names a variable that is not set
         settings = settings.model_copy(update={"store": store})
+    if settings.executor.type == "celery" and (settings.store or "sqlite").startswith("sqlite"):
+        raise ConfigError(
+            f"{lines.where(('executor', 'type'))}: executor celery needs a store every machine "
+            "shares: set `store:` to postgresql+psycopg://... or mysql+pymysql://..."
+        )
     from kpi_collector.config.plugins import destination_type, source_type
 
     sources = []
@@ -154,7 +164,7 @@ def parse_config(
             continue
         at: Path_ = ("sources", index)
         kind = _kind(item, lines, at, "source")
-        label_ = f"source {item.get('name') or kind!r}" if item.get("name") else f"sources[{index}]"
+        label_ = f"source {item.get('name') or kind!r}"
         cls = _resolve(source_type, kind, lines, at)
         source = _validate(cls, {k: v for k, v in item.items() if k != "type"}, lines, at, label_)
         _unique(source.name, index, seen, lines, at, "source")
@@ -175,7 +185,9 @@ def parse_config(
         )
         _unique(destination.name, index, seen, lines, at, "destination")
         destinations.append(destination)
-    config = Config(settings, sources, destinations, path=path, unchecked=unchecked)
+    config = Config(
+        settings, sources, destinations, path=path, unchecked=unchecked, fingerprint=fingerprint
+    )
     if need_secrets:  # with every source left out, references cannot be checked
         _check_references(config, lines, unchecked_sources)
     return config
@@ -202,8 +214,9 @@ def _unique(
 
 
 def _yaml_problem(exc: Exception, text: str, label: str) -> str:
-    """One line for a YAML error: where (file:line) and PyYAML's problem, without its
-    multi-line context."""
+    """One line for a YAML error: the line where the problem is (for a bracket or quote
+    never closed, the line that opens it, not the line where the parser gave up), what is
+    wrong in our words and how to fix it."""
     mark = getattr(exc, "problem_mark", None)
     line = mark.line + 1 if mark else None
     position = getattr(exc, "position", None)  # a ReaderError: a character YAML refuses
@@ -215,11 +228,64 @@ def _yaml_problem(exc: Exception, text: str, label: str) -> str:
         code = ord(character) if isinstance(character, str) else character
         problem = f"character U+{code:04X}: {problem}"
     problem = " ".join(str(problem).split())
+    found = _explain_yaml(exc, text, problem)
+    if found is not None:
+        line, problem = found
     return (
         f"{label}:{line}: not valid YAML: {problem}"
         if line
         else f"{label}: not valid YAML: {problem}"
     )
+
+
+def _explain_yaml(exc: Exception, text: str, problem: str) -> tuple[int, str] | None:
+    """(line, explanation) for the YAML mistakes people make, else None (PyYAML's words)."""
+    context = str(getattr(exc, "context", None) or "")
+    opened = getattr(exc, "context_mark", None)
+    mark = getattr(exc, "problem_mark", None)
+    if opened is not None and ("flow mapping" in context or "flow sequence" in context):
+        left, right = ("{", "}") if "mapping" in context else ("[", "]")
+        return opened.line + 1, (
+            f"the `{left}` opened here is never closed: add `{right}` at its end, or quote a "
+            f"value that contains `{left}`, `{right}`, `,` or `: `"
+        )
+    if opened is not None and "quoted scalar" in context:
+        lines = text.splitlines()
+        quote = '"'
+        if opened.line < len(lines) and opened.column < len(lines[opened.line]):
+            quote = lines[opened.line][opened.column]
+        return opened.line + 1, (
+            f"the quote {quote} opened here is never closed: add the closing {quote} "
+            "(a value on several lines needs it too)"
+        )
+    if mark is None:
+        return None
+    here = mark.line + 1
+    lowered = problem.lower()
+    if "tab" in lowered or "'\\t'" in problem:
+        return here, "a tab indents this line; YAML indents with spaces only"
+    if "mapping values are not allowed" in lowered:
+        return here, (
+            'a second `: ` on this line; quote the value that contains it (url: "http://host/a: b")'
+        )
+    if "undefined alias" in lowered:
+        return here, (
+            "`*` starts an alias of an `&anchor` that is not defined above; quote the value "
+            'if the `*` is part of it ("*.example.com")'
+        )
+    lines = text.splitlines()
+    current = lines[mark.line] if mark.line < len(lines) else ""
+    stray = current[mark.column : mark.column + 1]
+    if stray in ("]", "}"):
+        return here, f"this `{stray}` closes nothing: remove it, or add the bracket it closes"
+    if "block end" in lowered or "'-' indicator" in lowered or "expected key" in lowered:
+        return here, (
+            "this line's indentation does not fit the lines above it: keys of one mapping, "
+            "and the `-` of one list, start in the same column"
+        )
+    if "could not find expected ':'" in lowered:
+        return here, "a key needs `: ` and a value, or a text on several lines needs quotes"
+    return None
 
 
 def _parse_yaml(text: str, label: str = CONFIG_NAME) -> tuple[Any, Any]:
@@ -423,7 +489,7 @@ def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, l
         elif kind == "missing":
             messages.append(f"{prefix}missing required key {key!r}")
         else:
-            message = error["msg"].removeprefix("Value error, ")
+            message = _in_our_words(error) or error["msg"].removeprefix("Value error, ")
             messages.append(f"{prefix}{key + ': ' if key else ''}{message}")
     more = len(errors) - 1
     if more:
@@ -431,6 +497,64 @@ def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, l
             f"(and {more} more problem{'s' if more > 1 else ''} in this {label or 'file'})"
         )
     return " ".join(" ".join(m.split()) for m in messages)
+
+
+_EXPECTED = {
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "int_parsing": "a whole number",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "string_type": "a text",
+    "dict_type": "a mapping (key: value lines, or {key: value})",
+    "model_type": "a mapping (key: value lines, or {key: value})",
+    "model_attributes_type": "a mapping (key: value lines, or {key: value})",
+    "list_type": "a list (- item lines, or [a, b])",
+    "url_parsing": "a URL like https://host/path",
+}
+_BOUNDS = {
+    "greater_than": ("gt", "greater than"),
+    "greater_than_equal": ("ge", "at least"),
+    "less_than": ("lt", "less than"),
+    "less_than_equal": ("le", "at most"),
+}
+
+
+def _in_our_words(error: Any) -> str | None:
+    """A pydantic error said as this project says it, with the value that was written
+    (`'abc' is not a number`), or None to keep pydantic's message (a validator's own)."""
+    kind = error["type"]
+    shown = _shown(error.get("input"))
+    if kind in _EXPECTED:
+        return f"{shown} is not {_EXPECTED[kind]}"
+    if kind in _BOUNDS:
+        name, words = _BOUNDS[kind]
+        bound = error.get("ctx", {}).get(name)
+        limit = f"{bound:g}" if isinstance(bound, int | float) else str(bound)
+        size = "small" if "greater" in kind else "large"
+        return f"{shown} is too {size}; it must be {words} {limit}"
+    if kind in ("literal_error", "enum"):
+        expected = str(error.get("ctx", {}).get("expected", "")).replace("'", "")
+        return f"{shown} is not one of: {expected}"
+    if kind in ("string_too_short", "too_short") and error.get("input") in ("", [], {}):
+        return "is empty; give a value"
+    return None
+
+
+def _shown(value: Any) -> str:
+    """A written value for a message: YAML's words for None and lists, cut to 60."""
+    if value is None:
+        return "an empty value"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 60 else text[:59] + "…"
 
 
 def _known_keys(model: Any, loc: tuple[Any, ...]) -> list[str]:
@@ -518,19 +642,17 @@ def _check_references(config: Config, lines: _LineFinder, unchecked: set[str]) -
 
 def _check_kpi_names(config: Config, lines: _LineFinder) -> None:
     """No destination may map two of the config's KPIs to one column, property, header,
-    field or metric name (`Destination.kpi_names`): one value would overwrite the other."""
+    field or metric name, nor one to a name it writes itself (`Destination.kpi_names`,
+    `reserved_names`): one value would overwrite the other."""
     ids = config.kpi_ids()
     titles = {kid: spec.title for kid, spec in config.kpis.items() if spec.title}
     for index, destination in enumerate(config.destinations):
-        seen: dict[str, str] = {}
-        for kid, name in destination.kpi_names(ids, titles).items():
-            if name in seen:
-                raise ConfigError(
-                    f"{lines.where(('destinations', index))}: destination {destination.name!r}: "
-                    f"KPIs {seen[name]} and {kid} both map to {name!r}; give one of them "
-                    "another title (or id) so each keeps its own"
-                )
-            seen[name] = kid
+        clash = destination.name_clash(ids, titles)
+        if clash:
+            raise ConfigError(
+                f"{lines.where(('destinations', index))}: destination {destination.name!r}: "
+                f"{clash.describe(destination.name_kind)}; {destination.name_fix}"
+            )
 
 
 def _check_formulas(config: Config, lines: _LineFinder, unchecked: set[str]) -> None:
@@ -571,17 +693,36 @@ def _unresolved(value: Any, env: Mapping[str, str]) -> bool:
     return False
 
 
-def _expand(value: Any, env: Mapping[str, str], lines: _LineFinder, at: Path_) -> Any:
+def _expand(
+    value: Any, env: Mapping[str, str], lines: _LineFinder, at: Path_, label: str = ""
+) -> Any:
+    """`value` with `${VAR}`s replaced; `label` names the entry being walked (`source 'crm'`)
+    for messages, taken from an item of `sources:` / `destinations:` by its name or type."""
     if isinstance(value, str):
-        return _expand_text(value, env, lines, at)
+        return _expand_text(value, env, lines, at, label)
     if isinstance(value, list):
-        return [_expand(v, env, lines, (*at, i)) for i, v in enumerate(value)]
+        if at in (("sources",), ("destinations",)):
+            return [
+                _expand(v, env, lines, (*at, i), _entry_label(at[0], v))
+                for i, v in enumerate(value)
+            ]
+        return [_expand(v, env, lines, (*at, i), label) for i, v in enumerate(value)]
     if isinstance(value, dict):
-        return {k: _expand(v, env, lines, (*at, k)) for k, v in value.items()}
+        return {k: _expand(v, env, lines, (*at, k), label) for k, v in value.items()}
     return value
 
 
-def _expand_text(text: str, env: Mapping[str, str], lines: _LineFinder, at: Path_) -> str:
+def _entry_label(key: str, item: Any) -> str:
+    """`source 'crm'` for an item of `sources:` (its name, else its type), `` if neither."""
+    if not isinstance(item, dict):
+        return ""
+    name = item.get("name") or item.get("type")
+    return f"{key.removesuffix('s')} {name!r}" if isinstance(name, str) and name else ""
+
+
+def _expand_text(
+    text: str, env: Mapping[str, str], lines: _LineFinder, at: Path_, label: str = ""
+) -> str:
     if "$" not in text:
         return text
     used: list[str] = []
@@ -596,7 +737,8 @@ def _expand_text(text: str, env: Mapping[str, str], lines: _LineFinder, at: Path
         if not value:  # unset or empty: like the shell's ${X:-default}, "" is no value
             if default is None:
                 # an empty secret would go out as `Bearer ` with nothing after it
-                key = ".".join(str(p) for p in at)
+                key = ".".join(str(p) for p in (at[2:] if label else at))
+                key = f"{label}: {key}" if label else key
                 state = "is not set" if value is None else "is set but empty"
                 raise ConfigError(
                     f"{lines.where(at)}: {key} uses ${{{name}}}, which {state}; set it in the "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -42,6 +42,8 @@ class Defaults(Strict):
     concurrency: int = Field(default=64, ge=1, le=4096)
     per_host: int = Field(default=8, ge=1, le=4096)
     max_bytes: ByteSize = Field(default=MAX_BYTES, gt=0)  # bytes, or "20MiB", "500kB"
+    #: at most this many pages load at once in the run's headless Chromium (`render: true`)
+    render_concurrency: int = Field(default=4, ge=1, le=64)
 
 
 class KpiSpec(Strict):
@@ -54,6 +56,17 @@ class KpiSpec(Strict):
     formula: str | None = None
     description: str | None = None
     higher_is_better: bool = True
+    #: a section heading ("Growth", "Revenue") on the overview, in reports and in messages
+    group: str | None = None
+    #: left off the overview (its page, reports, messages and the API still have it)
+    hidden: bool = False
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("a group needs a name, e.g. group: Growth")
+        return value.strip() if value is not None else None
 
 
 def _percent(value: Any) -> Any:
@@ -297,6 +310,71 @@ def display_order(
     return sorted(dict.fromkeys(ids), key=lambda k: (k != north_star, rank.get(k, len(rank)), k))
 
 
+class LocalExecutor(Strict):
+    """`executor: {type: local}` (the default): every source collected in this process."""
+
+    type: Literal["local"] = "local"
+
+
+class CeleryExecutor(Strict):
+    """`executor: {type: celery, ...}`: sources collected by `kpi worker` processes (Celery)
+    on any machine, in batches of `batch_size` source names; outcomes come back through
+    `backend` and are stored by the coordinator (`kpi run` / `kpi schedule`).
+
+    - `broker`: Celery's broker URL, `amqp://user:pass@host:5672//` (RabbitMQ) or
+      `redis://host:6379/0`; write it as `${KPI_BROKER_URL}` when it holds a password;
+    - `backend`: where results go; default `rpc://` for RabbitMQ (replies as messages to the
+      coordinator), the broker's URL for Redis;
+    - `wait`: seconds (or a duration like `10m`) a queue may stay silent, no batch of it
+      answering, before its outstanding sources become errors of the run.
+    """
+
+    type: Literal["celery"]
+    broker: str = Field(min_length=1)
+    backend: str | None = None
+    batch_size: int = Field(default=50, ge=1, le=10_000)
+    wait: float | str = 600.0
+
+    @field_validator("broker")
+    @classmethod
+    def _broker(cls, value: str) -> str:
+        scheme = value.partition("://")[0]
+        if "://" not in value or scheme not in ("amqp", "amqps", "pyamqp", "redis", "rediss"):
+            raise ValueError(
+                "the broker is a URL like amqp://guest:guest@127.0.0.1:5672// (RabbitMQ) "
+                "or redis://127.0.0.1:6379/0"
+            )
+        return value
+
+    @field_validator("wait")
+    @classmethod
+    def _wait(cls, value: float | str) -> float | str:
+        parse_duration(value)
+        return value
+
+    @property
+    def wait_seconds(self) -> float:
+        return parse_duration(self.wait)
+
+
+Executor = Annotated[LocalExecutor | CeleryExecutor, Field(discriminator="type")]
+
+
+def grouped(ids: Iterable[str], kpis: Mapping[str, KpiSpec]) -> list[tuple[str | None, list[str]]]:
+    """`ids` (in display order) as sections: each `group:` in the order the groups first
+    appear in `kpis:`, its KPIs in the order given, then the KPIs without a group under None.
+    Without any group: one section, None. Empty sections are left out."""
+    order: dict[str | None, list[str]] = {}
+    for spec in kpis.values():
+        if spec.group is not None:
+            order.setdefault(spec.group, [])
+    order[None] = []
+    for kpi in ids:
+        found = kpis.get(kpi)
+        order[found.group if found is not None else None].append(kpi)
+    return [(group, members) for group, members in order.items() if members]
+
+
 HealthCheck = Literal["failing_sources", "alerts", "pending_deliveries"]
 
 
@@ -323,6 +401,8 @@ class Settings(Strict):
     #: duration like 5m), so many installations don't call an API in the same second
     jitter: float | str | None = None
     north_star: str | None = None
+    #: the dashboard's and the reports' title (default "KPIs")
+    title: str | None = None
     #: BCP 47 tag (de, de-CH, hi-IN): how pages and answers write numbers, unless a source
     #: or metric says otherwise; without it a page's own `lang`, else en
     locale: str | None = None
@@ -335,6 +415,8 @@ class Settings(Strict):
     #: a dead-man's switch: `kpi schedule` requests this URL after each job that succeeded,
     #: so a monitoring service (healthchecks-style) alerts when the pings stop
     heartbeat_url: str | None = None
+    #: where sources are collected: `{type: local}` (this process) or `{type: celery, ...}`
+    executor: Executor = Field(default_factory=LocalExecutor)
 
     @field_validator("jitter")
     @classmethod
@@ -439,11 +521,14 @@ class Config:
         *,
         path: Path | None = None,
         unchecked: Sequence[Unchecked] = (),
+        fingerprint: str | None = None,
     ) -> None:
         self.settings = settings
         self.sources = sources
         self.destinations = destinations
         self.unchecked = tuple(unchecked)
+        #: what decides how sources are collected, as written (see `config_fingerprint`)
+        self.fingerprint = fingerprint
         self.path = path
         self.base_dir = path.parent if path else Path.cwd()
 
@@ -473,11 +558,38 @@ class Config:
             ids, kpis=self.kpis, north_star=self.settings.north_star, config_ids=self.kpi_ids()
         )
 
+    def sections(self, ids: Iterable[str]) -> list[tuple[str | None, list[str]]]:
+        """`ids` in display order, in their `group:` sections (see `grouped`)."""
+        return grouped(self.order(ids), self.kpis)
+
+    @property
+    def title(self) -> str:
+        """The dashboard's and the reports' title: `title:`, else "KPIs"."""
+        return self.settings.title or "KPIs"
+
     def kpi_ids(self) -> list[str]:
         """Every KPI id the config can produce: the sources' metrics, then derived KPIs."""
         ids = dict.fromkeys(kid for source in self.sources for kid in source.kpi_ids())
         ids.update(dict.fromkeys(kid for kid, spec in self.kpis.items() if spec.formula))
         return list(ids)
+
+
+#: the top-level keys whose text decides how sources are collected
+FINGERPRINTED = ("sources", "defaults", "timezone", "locale")
+
+
+def config_fingerprint(data: Any) -> str:
+    """16 hex digits of SHA-256 over the canonical JSON (sorted keys, no spaces) of the
+    config's `sources`, `defaults`, `timezone` and `locale` as written, before `${VAR}`
+    expansion: what workers and their coordinator must agree on (docs/scale-out.md).
+    `data` is the parsed YAML document."""
+    import hashlib
+    import json
+
+    top = data if isinstance(data, dict) else {}
+    wanted = {key: top.get(key) for key in FINGERPRINTED}
+    text = json.dumps(wanted, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def resolve_url(url: str | None, base_dir: Path) -> str:

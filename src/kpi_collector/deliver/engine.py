@@ -166,12 +166,11 @@ class DeliveryEngine:
     def selected(self, only: Sequence[str] | None) -> list[Destination]:
         if not only:
             return list(self.destinations)
-        unknown = sorted(set(only) - {d.name for d in self.destinations})
-        if unknown:
-            known = ", ".join(d.name for d in self.destinations) or "none"
-            raise ConfigError(
-                f"no enabled destination named {', '.join(unknown)}; destinations: {known}"
-            )
+        from kpi_collector.errors import unknown_names
+
+        problem = unknown_names("destination", only, (d.name for d in self.destinations))
+        if problem:
+            raise ConfigError(problem.replace("no destination", "no enabled destination", 1))
         return [d for d in self.destinations if d.name in only]
 
     # state ----------------------------------------------------------------------------------
@@ -222,8 +221,10 @@ class DeliveryEngine:
                 )
                 continue
 
-            async def save_progress(parts: int, record_id: int = record.id) -> None:
-                self._update(record_id, progress=parts)
+            async def save_progress(
+                parts: int, plan: str | None, record_id: int = record.id
+            ) -> None:
+                self._update(record_id, progress=parts, sent_plan=plan)
 
             delivery.on_progress = save_progress
             outcome = await self._attempt(destination, delivery, record.id)
@@ -288,7 +289,7 @@ class DeliveryEngine:
                     f" (after {attempts} attempt{'s' if attempts > 1 else ''}; stays pending)"
                 )
             refused = isinstance(error, DeliveryError) and error.refused
-            if refused:
+            if refused and "--retry" not in message:  # unless it says how to retry itself
                 message += " (refused for good: marked failed; `kpi deliver --retry` resends it)"
             return DeliveryOutcome(
                 destination.name,
@@ -321,6 +322,7 @@ class DeliveryEngine:
             run.timestamps,
             run.errors,
             progress=record.progress,
+            sent_plan=record.sent_plan,
         )
 
     def delivery_from_result(self, destination: Destination, result: RunResult) -> Delivery:
@@ -347,6 +349,7 @@ class DeliveryEngine:
         errors: list[tuple[str, str]],
         *,
         progress: int = 0,
+        sent_plan: str | None = None,
     ) -> Delivery:
         from kpi_collector.store.periods import period_start
 
@@ -379,6 +382,7 @@ class DeliveryEngine:
             compare_days=days,
             http_client=self._http,
             progress=progress,
+            sent_plan=sent_plan,
         )
 
     async def _deliver_without_store(self, result: RunResult) -> list[DeliveryOutcome]:

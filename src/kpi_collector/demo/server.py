@@ -12,6 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
+from kpi_collector.demo import devtools
+
 # the thread that serves the demo; it lives with the connectors' fakes, below this layer
 from kpi_collector.sources._fake import BackgroundServer as BackgroundServer
 
@@ -21,23 +23,56 @@ DEMO_CRM_TOKEN = "demo-crm-token-123"
 EPOCH = date(2026, 1, 1)
 
 
+#: name -> (value on EPOCH, growth per day, size of the weekly rhythm)
+SHAPES = {
+    "stars": (1200, 4.5, 2.5),
+    "forks": (180, 0.6, 0.3),
+    "watchers": (45, 0.08, 0.04),
+    "open_issues": (90, 0.05, 3),
+    "posts": (40, 0.12, 0),
+    "downloads": (9000, 38.0, 20),
+    "paying": (20, 0.35, 0.2),
+    "open_prs": (12, 0.02, 2),
+    "contributors": (30, 0.15, 0),
+    "releases": (8, 0.05, 0),
+}
+#: running totals and counts that only grow: their daily step is never negative
+TOTALS = frozenset(
+    {"stars", "forks", "watchers", "posts", "downloads", "paying", "contributors", "releases"}
+)
+_WEEK = 2 * math.pi / 7
+
+
+def _sine_sum(n: int) -> float:
+    """sin(x) + sin(2x) + ... + sin(nx) for x = 2π/7, in closed form (any integer n):
+    f(n) - f(n - 1) = sin(nx) holds for negative n too."""
+    return (math.cos(_WEEK / 2) - math.cos((2 * n + 1) * _WEEK / 2)) / (2 * math.sin(_WEEK / 2))
+
+
 def metric(name: str, day: date) -> float:
-    """A plausible, deterministic value of a demo metric on a day: growth plus a weekly wave."""
+    """A plausible, deterministic value of a demo metric on a day: growth with a weekly rhythm.
+
+    A running total (`TOTALS`) grows every day by `growth` plus a rhythm no larger than it
+    (busier and quieter weekdays), so it never drops from one day to the next; the others
+    (open issues and pull requests) wave around their trend."""
     n = (day - EPOCH).days
-    base, growth, wave = {
-        "stars": (1200, 4.5, 6),
-        "forks": (180, 0.6, 2),
-        "watchers": (45, 0.08, 1),
-        "open_issues": (90, 0.05, 8),
-        "posts": (40, 0.12, 0),
-        "downloads": (9000, 38.0, 400),
-        "paying": (20, 0.35, 1),
-        "open_prs": (12, 0.02, 3),
-        "contributors": (30, 0.15, 0),
-        "releases": (8, 0.05, 0),
-    }[name]
-    value = base + growth * n + wave * math.sin(n * 2 * math.pi / 7)
+    base, growth, wave = SHAPES[name]
+    if name in TOTALS:
+        value = base + growth * n + min(wave, growth) * _sine_sum(n)
+    else:
+        value = base + growth * n + wave * math.sin(n * _WEEK)
     return float(round(value))
+
+
+def releases_downloads(day: date) -> float:
+    """The downloads of every release asset on a day (what `github_list` serves)."""
+    count = int(metric("releases", day))
+    return float(sum(150 * (i + 1) for i in range(count)))
+
+
+def signups(day: date) -> int:
+    """How many users of the demo's app signed up on a day (3 to 7)."""
+    return 3 + (day.toordinal() * 7) % 5
 
 
 def _today() -> date:
@@ -170,4 +205,5 @@ def make_app() -> web.Application:
     app.router.add_post("/podcast/login", login_post)
     app.router.add_get("/podcast/analytics", analytics)
     app.router.add_get("/crm/v1/stats", crm_stats)
+    devtools.mount(app, _today())  # website, crate, model and forum numbers, from the fakes
     return app

@@ -5,25 +5,40 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from kpi_collector.demo.server import DEMO_CRM_TOKEN, DEMO_PASSWORD, DEMO_USER, metric
-from kpi_collector.store import StoredObservation
+from kpi_collector.demo import devtools
+from kpi_collector.demo.server import (
+    DEMO_CRM_TOKEN,
+    DEMO_PASSWORD,
+    DEMO_USER,
+    metric,
+    releases_downloads,
+    signups,
+)
+from kpi_collector.store import HistoryStore, StoredObservation
 
 HISTORY_DAYS = 90
 
 CONFIG = """\
 # The kpi-collector demo: every source below is served by `kpi demo` on 127.0.0.1.
 timezone: UTC
+title: Acme Rocket KPIs
 north_star: crm.paying_customers
-kpis:
-  crm.paying_customers: {{title: Paying customers, target: 150}}
-  github.stars: {{title: GitHub stars, target: 2500}}
-  github.forks: {{title: GitHub forks}}
-  github.open_issues: {{title: Open issues, higher_is_better: false}}
-  blog.posts: {{title: Blog posts}}
-  podcast.downloads: {{title: Podcast downloads}}
-  app.signups_today: {{title: Signups today, agg: max}}
-  app.users: {{title: Users}}
+kpis:                      # `group:` makes a section (in this order) on the dashboard and reports
+  crm.paying_customers: {{title: Paying customers, target: 150, group: Revenue}}
+  app.users: {{title: Users, group: Product}}
+  app.signups_today: {{title: Signups today, agg: max, group: Product}}
+  github.stars: {{title: GitHub stars, target: 2500, group: Community}}
+  github.forks: {{title: GitHub forks, group: Community}}
+  github.watchers: {{title: GitHub watchers, group: Community}}
+  github.contributors: {{title: Contributors, group: Community}}
+  blog.posts: {{title: Blog posts, group: Community}}
+  podcast.downloads: {{title: Podcast downloads (all time), group: Community}}
+  github.releases_downloads: {{title: Release downloads, group: Community}}
+  github.open_issues: {{title: Open issues, higher_is_better: false, group: Engineering}}
+  github.open_prs: {{title: Open pull requests, higher_is_better: false, group: Engineering}}
+{devtools_titles}
 
 sources:
   - {{name: github, type: github, repo: acme/rocket, api_url: "{url}/github"}}
@@ -52,7 +67,7 @@ sources:
     metrics:
       users: SELECT count(*) FROM users
       signups_today: {{query: "SELECT count(*) FROM users WHERE created_at >= date('now')", allow_zero: true}}
-
+{devtools_sources}
 destinations:
   - {{type: csv, path: kpis.csv, every: day}}
 """
@@ -64,11 +79,18 @@ def write_demo_folder(folder: Path, url: str) -> Path:
     app_db = (folder / "app.db").resolve()
     _write_app_db(app_db)
     (folder / ".env").write_text(
-        f"POD_USER={DEMO_USER}\nPOD_PASSWORD={DEMO_PASSWORD}\nCRM_TOKEN={DEMO_CRM_TOKEN}\n",
+        f"POD_USER={DEMO_USER}\nPOD_PASSWORD={DEMO_PASSWORD}\nCRM_TOKEN={DEMO_CRM_TOKEN}\n"
+        f"PLAUSIBLE_API_KEY={devtools.DEMO_PLAUSIBLE_KEY}\n",
         encoding="utf-8",
     )
     config = folder / "kpi.yaml"
-    config.write_text(CONFIG.format(url=url, app_db=app_db), encoding="utf-8")
+    text = CONFIG.format(
+        url=url,
+        app_db=app_db,
+        devtools_titles=devtools.TITLES.format(),
+        devtools_sources=devtools.SOURCES.format(url=url),
+    )
+    config.write_text(text, encoding="utf-8")
     return config
 
 
@@ -80,7 +102,7 @@ def _write_app_db(path: Path) -> None:
         rows = []
         for back in range(HISTORY_DAYS, -1, -1):
             day = today - timedelta(days=back)
-            for i in range(3 + (day.toordinal() * 7) % 5):
+            for i in range(signups(day)):
                 rows.append(
                     (f"user{day.toordinal()}-{i}@example.com", f"{day.isoformat()} 09:{i:02d}:00")
                 )
@@ -88,7 +110,9 @@ def _write_app_db(path: Path) -> None:
 
 
 def history_points(today: date, days: int = HISTORY_DAYS) -> list[StoredObservation]:
-    """A value of every demo KPI for each day before `today`, at 07:00 UTC."""
+    """A value of every demo KPI for each day before `today`, at 07:00 UTC: what the demo's
+    services and app database answer on that day, so that today's run continues it (the
+    app's users count every signup from the app database's first day on, as its query does)."""
     kpis = {
         "github.stars": "stars",
         "github.forks": "forks",
@@ -100,10 +124,37 @@ def history_points(today: date, days: int = HISTORY_DAYS) -> list[StoredObservat
         "podcast.downloads": "downloads",
         "crm.paying_customers": "paying",
     }
+    first = today - timedelta(days=HISTORY_DAYS)  # the app database's first signups
     points = []
+    users = sum(signups(first + timedelta(days=i)) for i in range(HISTORY_DAYS - days))
     for back in range(days, 0, -1):
         day = today - timedelta(days=back)
         ts = datetime.combine(day, time(7), tzinfo=UTC).timestamp()
         for kpi, name in kpis.items():
             points.append(StoredObservation(kpi, ts, metric(name, day), kpi.partition(".")[0]))
+        points.append(
+            StoredObservation("github.releases_downloads", ts, releases_downloads(day), "github")
+        )
+        users += signups(day)
+        points.append(StoredObservation("app.users", ts, float(users), "app"))
+        points.append(StoredObservation("app.signups_today", ts, float(signups(day)), "app"))
     return points
+
+
+def demo_notes(today: date) -> list[tuple[date, str]]:
+    """The demo's notes (`kpi annotate`): marks on its charts."""
+    return [
+        (today - timedelta(days=61), "v1.0 released"),
+        (today - timedelta(days=24), "podcast episode with a big guest"),
+        (today - timedelta(days=6), "pricing page launched"),
+    ]
+
+
+def seed(store: HistoryStore, tz: ZoneInfo, today: date) -> int:
+    """Store the demo's past values (`history_points`) and notes; returns how many values."""
+    from kpi_collector.store.annotations import add_annotation
+
+    added = store.add_observations(history_points(today) + devtools.history(today), tz=tz)
+    for day, text in demo_notes(today):
+        add_annotation(store, text, day)
+    return added

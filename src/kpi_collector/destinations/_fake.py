@@ -9,6 +9,7 @@ services can share one server: `class FakeHooks(FakeDiscord, FakeSlack, ...)`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,16 +20,31 @@ from aiohttp import web
 from kpi_collector.sources._fake import BackgroundServer
 
 
+def rate_wait(times: list[float], limit: tuple[int, float]) -> float | None:
+    """A service's rate limit of `limit` = (count, seconds): None when one more request fits
+    in the sliding window (it is recorded in `times`, the recent requests' monotonic times,
+    pruned here), else the seconds until it would."""
+    count, window = limit
+    now = time.monotonic()
+    times[:] = [t for t in times if now - t < window]
+    if len(times) >= count:
+        return window - (now - times[0])
+    times.append(now)
+    return None
+
+
 @dataclass
 class Injected:
     status: int
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
+    after: int = 0  # requests to let through first
 
 
 class MessageService:
     """A local service: `down = True` makes every route answer 503; `fail_next(status, body,
-    headers)` answers the next requests with that instead."""
+    headers, times, after)` answers the next `times` requests (after `after` answered as
+    usual: part 3 of a split message, say) with that instead."""
 
     def __init__(self, token: str) -> None:
         self.token = token  # the secret part of every URL, the bot token and the write key
@@ -37,9 +53,16 @@ class MessageService:
         self.injected: list[Injected] = []
 
     def fail_next(
-        self, status: int, body: Any = "", headers: dict[str, str] | None = None, times: int = 1
+        self,
+        status: int,
+        body: Any = "",
+        headers: dict[str, str] | None = None,
+        times: int = 1,
+        after: int = 0,
     ) -> None:
-        self.injected += [Injected(status, body, dict(headers or {}))] * times
+        self.injected += [Injected(status, body, dict(headers or {}), after)] + [
+            Injected(status, body, dict(headers or {}))
+        ] * (times - 1)
 
     @classmethod
     @contextmanager
@@ -65,7 +88,9 @@ class MessageService:
                 text="<html><body>503 Service Unavailable</body></html>",
                 content_type="text/html",
             )
-        if self.injected:
+        if self.injected and self.injected[0].after:
+            self.injected[0].after -= 1
+        elif self.injected:
             answer = self.injected.pop(0)
             if isinstance(answer.body, dict | list):
                 return web.json_response(answer.body, status=answer.status, headers=answer.headers)

@@ -9,12 +9,14 @@ decides what to deliver when, records it in the store and retries transient fail
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
@@ -58,6 +60,26 @@ class PooledHttp:
         return self.http_client.session(timeout=timeout, retries=0, auth=auth, headers=headers)
 
 
+P = TypeVar("P")
+
+
+def part_key(part: object) -> str:
+    """What identifies one part of a split message: a text as is, anything else (a JSON body)
+    as canonical JSON."""
+    if isinstance(part, str):
+        return part
+    return json.dumps(part, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def plan_fingerprint(keys: Sequence[str]) -> str:
+    """A fingerprint (32 hex digits of SHA-256) of parts' keys, in order: the same parts give
+    the same fingerprint on every run and version."""
+    digest = hashlib.sha256()
+    for key in keys:
+        digest.update(hashlib.sha256(key.encode()).digest())
+    return digest.hexdigest()[:32]
+
+
 @dataclass
 class Delivery(PooledHttp):
     """What a destination gets: the values of one period, their history and how to show them.
@@ -86,8 +108,12 @@ class Delivery(PooledHttp):
     compare_days: int | None = None  # the destination's `compare` in days (None: no compare)
     http_client: HttpClient | None = None  # the run's connection pool
     progress: int = 0  # parts of a multi-part message already sent by an earlier attempt
-    #: called by `checkpoint` with the parts sent so far, to record them in the store
-    on_progress: Callable[[int], Awaitable[None]] | None = None
+    #: fingerprint of the first `progress` parts as they were sent (`plan_fingerprint`); None
+    #: when nothing was sent, or by a version that did not record it
+    sent_plan: str | None = None
+    #: called by `checkpoint` with the parts sent so far and their fingerprint, to record both
+    on_progress: Callable[[int, str | None], Awaitable[None]] | None = None
+    _part_keys: list[str] = field(default_factory=list, init=False, repr=False)
 
     @property
     def delivery_id(self) -> str:
@@ -101,11 +127,50 @@ class Delivery(PooledHttp):
             k for k in self.values if k not in self.order
         ]
 
+    def unsent(
+        self,
+        parts: Sequence[P],
+        key: Callable[[P], str] = part_key,
+        *,
+        idempotent: bool = False,
+    ) -> list[tuple[int, P]]:
+        """The `(index, part)` pairs of `parts` still to send: all of them, or those after the
+        `progress` parts an earlier attempt (or a failed delivery now retried) sent.
+
+        Resuming is only right when those first parts are the ones sent: their fingerprint
+        (`key` of each part, see `plan_fingerprint`) must equal `sent_plan`. When it differs —
+        the config changed the split (a title, `max_size`, ...) since — resending from the
+        start would repeat messages and going on would skip or repeat values, so this raises
+        DeliveryError(refused): the delivery is marked failed, and `kpi deliver --retry PERIOD
+        --from-start` sends every part again. `idempotent` (a destination whose parts are
+        upserts, Notion's pages per KPI): start from the first part instead."""
+        self._part_keys = [key(part) for part in parts]
+        done = self.progress
+        changed = done > len(parts) or (
+            self.sent_plan is not None
+            and plan_fingerprint(self._part_keys[:done]) != self.sent_plan
+        )
+        if done and changed:
+            if not idempotent:
+                raise DeliveryError(
+                    f"{self.destination or 'destination'}: {done} part{'s' if done > 1 else ''} "
+                    f"of this {self.period} delivery went out, but it now splits differently "
+                    f"({len(parts)} part{'s' if len(parts) != 1 else ''}; the config changed "
+                    "since?): restore the config and retry, or `kpi deliver --retry "
+                    f"{self.period} --from-start` to send all of it again",
+                    transient=False,
+                    refused=True,
+                )
+            done = self.progress = 0
+        return list(enumerate(parts))[done:]
+
     async def checkpoint(self, parts_sent: int) -> None:
-        """Remember that the first `parts_sent` parts went out, so a retry does not repeat them."""
+        """Remember that the first `parts_sent` parts went out (and, when they came from
+        `unsent`, their fingerprint), so a retry does not repeat them."""
         self.progress = parts_sent
+        self.sent_plan = plan_fingerprint(self._part_keys[:parts_sent]) if self._part_keys else None
         if self.on_progress is not None:
-            await self.on_progress(parts_sent)
+            await self.on_progress(parts_sent, self.sent_plan)
 
     def title(self, kpi: str) -> str:
         """The KPI's `title:` from `kpis:`, else its id."""
@@ -128,6 +193,10 @@ class Destination(Plugin):
     """
 
     type: ClassVar[str] = ""
+    #: what `kpi_names` names ("column", "property", ...) and how to fix a clash, for the
+    #: refusal of a delivery whose KPIs collide (`refuse_name_collision`)
+    name_kind: ClassVar[str] = "name"
+    name_fix: ClassVar[str] = "give one of them another title (or id) in `kpis:`"
     #: True: one row per period, updated by every run of the period (idempotent writes);
     #: False: a message, sent at most once per period
     upserts: ClassVar[bool] = False
@@ -159,8 +228,19 @@ class Destination(Plugin):
         nothing by KPI. `titles` maps a KPI id to its `title:`. Two KPIs must never share
         a name: the loader checks this against the config's KPIs (`kpi validate` names
         both), and `deliver` refuses a delivery where run-time KPIs collide
-        (`name_collision`) instead of letting one value overwrite the other."""
+        (`refuse_name_collision`) instead of letting one value overwrite the other. A KPI
+        may not take one of `reserved_names` either (a `period` KPI in a `period` column)."""
         return {}
+
+    def reserved_names(self) -> frozenset[str]:
+        """The names this destination writes besides the KPIs' (`period`, `date`, ...),
+        spelled as `kpi_names` spells names: no KPI may map to one of them."""
+        return frozenset()
+
+    def name_clash(self, kpis: Sequence[str], titles: Mapping[str, str]) -> NameClash | None:
+        """The first clash of `kpi_names` (two KPIs, one name; or a reserved name), None
+        when each KPI keeps a name of its own (`name_collision`)."""
+        return name_collision(self.kpi_names(kpis, titles), self.reserved_names())
 
     @property
     def can_send_text(self) -> bool:
@@ -205,13 +285,52 @@ def delivery_error(
     return error
 
 
-def name_collision(names: Mapping[str, str]) -> tuple[str, str, str] | None:
-    """The first (kpi, other kpi, name) where two KPIs of `names` ({kpi: name}, as from
-    `Destination.kpi_names`) share a name; None when every name is unique. Names compare
-    exactly (a destination that folds case folds it in `kpi_names`)."""
+class NameClash(NamedTuple):
+    """Two KPIs that one destination would write under one name (`second` is None when
+    `first` takes a name the destination keeps for itself, like `period`)."""
+
+    first: str  # a KPI id
+    second: str | None  # the other KPI id; None: `name` is reserved
+    name: str  # the name both map to
+
+    def describe(self, kind: str = "name") -> str:
+        """ "KPIs a.x and b.x both map to column 'x'" / "KPI period maps to column 'period',
+        which the destination writes itself"."""
+        if self.second is None:
+            return (
+                f"KPI {self.first} maps to {kind} {self.name!r}, which the destination "
+                "writes itself"
+            )
+        return f"KPIs {self.first} and {self.second} both map to {kind} {self.name!r}"
+
+
+def name_collision(names: Mapping[str, str], reserved: Collection[str] = ()) -> NameClash | None:
+    """The first clash where two KPIs of `names` ({kpi: name}, as from
+    `Destination.kpi_names`) share a name, or a KPI takes one of `reserved`; None when
+    every name is its own. Names compare exactly (a destination that folds case folds it
+    in `kpi_names`)."""
     seen: dict[str, str] = {}
     for kpi, name in names.items():
+        if name in reserved:
+            return NameClash(kpi, None, name)
         if name in seen:
-            return seen[name], kpi, name
+            return NameClash(seen[name], kpi, name)
         seen[name] = kpi
     return None
+
+
+def refuse_name_collision(destination: Destination, delivery: Delivery) -> None:
+    """Raise DeliveryError(refused) when two of the delivery's KPIs map to one name in
+    `destination` (or one takes a reserved name): the config's KPIs are checked at load, but
+    ids only known at run time (a source whose metrics come from its answer) are not, and
+    one value must never silently overwrite the other. Nothing is written; the delivery is
+    marked failed and later periods go on (issue 18 §1)."""
+    titles = {kpi: delivery.title(kpi) for kpi in delivery.ordered}
+    clash = destination.name_clash(delivery.ordered, titles)
+    if clash:
+        raise delivery_error(
+            f"{destination.type} destination {destination.name!r}: "
+            f"{clash.describe(destination.name_kind)}; {destination.name_fix}",
+            transient=False,
+            refused=True,
+        )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -46,6 +46,7 @@ class DigestLine:
     value: float
     unit: str | None = None
     previous: float | None = None  # None: nothing to compare with
+    group: str | None = None  # its `group:` (a heading in messages and reports)
     #: the value as people read it: "1,647", "$1,200", "59.5%"
     formatted: str = field(init=False)
     #: the relative change in percent; None without a previous value or from 0
@@ -102,6 +103,8 @@ class Digest:
     lines: list[DigestLine]
     errors: list[DigestError] = field(default_factory=list)
     compare_days: int | None = None
+    #: dated notes (`kpi annotate`) of the period and the comparison window, oldest first
+    notes: list[tuple[date, str]] = field(default_factory=list)
 
     # building -------------------------------------------------------------------------------
 
@@ -115,8 +118,9 @@ class Digest:
                 delivery.values[kpi],
                 delivery.unit(kpi),
                 delivery.previous.get(kpi) if delivery.compare_days else None,
+                _group(kpi, delivery.kpis),
             )
-            for kpi in delivery.ordered
+            for kpi in in_groups(delivery.ordered, delivery.kpis)
         ]
         local = delivery.now.astimezone(delivery.tz)
         return cls(
@@ -143,8 +147,9 @@ class Digest:
     ) -> Digest:
         """The digest of the newest stored values (for `kpi report --out FILE.md`).
 
-        `order` fixes the KPI order (default: north star, configured KPIs, then the rest); the
-        failures are those of the newest run.
+        `order` fixes the KPI order (default: north star, configured KPIs, then the rest), then
+        the lines go by `group:`; the failures are those of the newest run; the notes those
+        from `compare_days` before the period's start to today.
         """
         zone = ZoneInfo(tz) if isinstance(tz, str) else tz
         moment = now or datetime.now(UTC)
@@ -161,14 +166,44 @@ class Digest:
             DigestError(e.kpi or e.source, e.message) for e in (runs[0].errors if runs else [])
         ]
         lines = [
-            DigestLine(k, _title(k, specs), latest[k].value, _unit(k, specs), previous.get(k))
-            for k in ids
+            DigestLine(
+                k,
+                _title(k, specs),
+                latest[k].value,
+                _unit(k, specs),
+                previous.get(k),
+                _group(k, specs),
+            )
+            for k in in_groups(ids, specs)
         ]
+        from kpi_collector.store.annotations import list_annotations
         from kpi_collector.store.periods import period_start
 
         local = moment.astimezone(zone)
         start = period_start(local.date(), period) if period != "run" else local.date()
-        return cls(digest_title(period, start, local), period, start, lines, errors, compare_days)
+        first = start - timedelta(days=compare_days or 0)
+        notes = [
+            (n.day, redact(n.text))
+            for n in list_annotations(store, since=first, until=local.date())
+        ]
+        title = digest_title(period, start, local)
+        return cls(title, period, start, lines, errors, compare_days, notes)
+
+    @property
+    def grouped(self) -> bool:
+        """Whether any line has a `group:` (then every medium shows the group headings)."""
+        return any(line.group for line in self.lines)
+
+    def sections(self) -> list[tuple[str | None, list[DigestLine]]]:
+        """The lines by group, in order: [(group or None, lines)]; one (None, lines) without
+        groups. A medium shows "Other" for the None section when there are groups."""
+        out: list[tuple[str | None, list[DigestLine]]] = []
+        for line in self.lines:
+            if out and out[-1][0] == line.group:
+                out[-1][1].append(line)
+            else:
+                out.append((line.group, [line]))
+        return out
 
     @property
     def comparison(self) -> str:
@@ -195,6 +230,18 @@ def rank_kpis(ids: Iterable[str], kpis: Mapping[str, Any], north_star: str | Non
     from kpi_collector.config.models import display_order
 
     return display_order(ids, kpis=kpis, north_star=north_star)
+
+
+def in_groups(ids: Sequence[str], specs: Mapping[str, KpiSpec]) -> list[str]:
+    """`ids` (in display order) by `group:`, the groups in config order, ungrouped last."""
+    from kpi_collector.config.models import grouped
+
+    return [kpi for _, members in grouped(ids, specs) for kpi in members]
+
+
+def _group(kpi: str, specs: Mapping[str, KpiSpec]) -> str | None:
+    spec = specs.get(kpi)
+    return spec.group if spec is not None else None
 
 
 def _title(kpi: str, specs: Mapping[str, KpiSpec]) -> str:

@@ -11,6 +11,7 @@ with backoff and jitter, waiting at least a `Retry-After` (a longer one than
 
 from __future__ import annotations
 
+import dataclasses
 import html
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ from kpi_collector.destinations.base import PooledHttp
 if TYPE_CHECKING:
     from kpi_collector.collect.http import HttpClient
     from kpi_collector.destinations.base import Destination
-    from kpi_collector.destinations.digest import DigestLine
+    from kpi_collector.destinations.digest import Digest, DigestLine
 
 
 def cut(text: str, limit: int) -> str:
@@ -70,6 +71,36 @@ def kpi_line(line: DigestLine, strong: str = "") -> str:
     text = f"{strong}{line.title}{strong}: {line.formatted}"
     change = line.change_text
     return f"{text} {change}" if change else text
+
+
+def kpi_line_within(
+    line: DigestLine, limit: int, strong: str = "", escape: Callable[[str], str] = str
+) -> str:
+    """`escape(kpi_line(line, strong))`, its title cut ("…") so that the line keeps within
+    `limit` characters: a title too long for one message never costs the value."""
+    text = escape(kpi_line(line, strong))
+    title = line.title
+    while len(text) > limit and title:
+        over = len(text) - limit
+        title = title[: max(0, len(title) - over - 1)]
+        text = escape(kpi_line(dataclasses.replace(line, title=title + "…"), strong))
+    return text
+
+
+def grouped_lines(
+    digest: Digest,
+    line: Callable[[DigestLine], str],
+    heading: Callable[[str], Sequence[str]],
+) -> list[str]:
+    """The digest's KPI lines rendered by `line`, each group preceded by `heading(name)`
+    (lines); without any `group:`, just the lines. KPIs without a group come last, as "Other"."""
+    if not digest.grouped:
+        return [line(item) for item in digest.lines]
+    out: list[str] = []
+    for group, items in digest.sections():
+        out += heading(group or "Other")
+        out += [line(item) for item in items]
+    return out
 
 
 class Outbox(PooledHttp):

@@ -40,6 +40,8 @@ class KpiDoc(TypedDict):
     agg: str
     higher_is_better: bool
     source: str  # the part of the id before the first dot
+    group: str | None  # its `group:` (a section heading), None without one
+    hidden: bool  # `hidden: true`: left off the overview page
 
 
 class Tile(KpiDoc):
@@ -57,6 +59,8 @@ class Tile(KpiDoc):
     sparkline: list[float | None]  # one value per period of `OverviewDoc.periods`
     updated_at: str | None  # when the newest value was collected
     stale: bool  # older than its source's schedule allows (see `stale_after`)
+    status: str  # "failing" (in the newest run), "stale", "no data" or "ok"
+    error: str | None  # why it failed in the newest run (its own or its source's error)
 
 
 class RunErrorDoc(TypedDict):
@@ -86,7 +90,7 @@ class SourceStatusDoc(TypedDict):
     """A source's state on the overview: ok, failing, stale, no data or disabled."""
 
     name: str
-    type: str | None  # None: not in the config (formulas, a source since removed)
+    type: str | None  # "formula": a derived KPI (by its id); None: a source since removed
     status: str
     updated_at: str | None  # its newest value
     error: str | None  # from the newest run
@@ -116,6 +120,8 @@ class JobDoc(TypedDict):
     last_success: float | None
     last_status: str | None
     overdue: bool
+    not_run_yet: bool  # never ran, and no fire time since the store was created has passed
+    next_fire: str | None
 
 
 class HealthDoc(TypedDict):
@@ -130,9 +136,17 @@ class HealthDoc(TypedDict):
     jobs: list[JobDoc]
 
 
-class OverviewDoc(TypedDict):
-    """Every KPI's tile, in display order, with the newest run, sources and health."""
+class SectionDoc(TypedDict):
+    """A `group:` of the overview (None: the KPIs without one) and its KPI ids, in order."""
 
+    group: str | None
+    kpis: list[str]
+
+
+class OverviewDoc(TypedDict):
+    """Every KPI's tile, in display order by section, with the newest run, sources and health."""
+
+    title: str  # the config's `title:`, else "KPIs"
     generated_at: str
     timezone: str
     period: str  # day, week or month
@@ -142,6 +156,8 @@ class OverviewDoc(TypedDict):
     last_run: RunDoc | None
     sources: list[SourceStatusDoc]
     health: HealthDoc | None  # None for a single-KPI overview or when it cannot be read
+    sections: list[SectionDoc]  # groups in config order, then the KPIs without a group
+    annotations: list[NoteDoc]  # the notes of the sparklines' periods (`at`: their period)
     kpis: list[Tile]
 
 
@@ -154,8 +170,18 @@ class PointDoc(TypedDict):
     at: NotRequired[str]
 
 
+class NoteDoc(TypedDict):
+    """A dated note (`kpi annotate`): `day` an ISO date in the config's time zone."""
+
+    id: int
+    day: str
+    text: str
+    at: NotRequired[str]  # in a series: the start of the period the day falls in (its x)
+
+
 class SeriesDoc(KpiDoc):
-    """One KPI per period, with the window before and the same window a year earlier."""
+    """One KPI per period, with the window before, the same window a year earlier and the
+    notes about the days of the window (markers on its chart)."""
 
     period: str
     timezone: str
@@ -163,6 +189,7 @@ class SeriesDoc(KpiDoc):
     points: list[PointDoc]
     previous: list[PointDoc]
     year_ago: list[PointDoc]
+    annotations: list[NoteDoc]
 
 
 class PendingDeliveryDoc(TypedDict):
@@ -186,6 +213,8 @@ class RunsDoc(TypedDict):
     deliveries: list[PendingDeliveryDoc]
 
 
+#: the `source` of a derived KPI's values and errors in the store (see `Pipeline._derive`)
+FORMULA = "formula"
 #: how many periods the overview's sparklines show
 SPARK_PERIODS = {"day": 30, "week": 26, "month": 24}
 #: a value is stale once its schedule has missed this many runs in a row (1.5: the next run
@@ -362,6 +391,8 @@ class DashboardData:
             "agg": spec.agg if spec else "last",
             "higher_is_better": spec.higher_is_better if spec else True,
             "source": kpi.partition(".")[0],
+            "group": spec.group if spec else None,
+            "hidden": spec.hidden if spec else False,
         }
 
     def overview(self, period: str = "day", *, only: Sequence[str] | None = None) -> OverviewDoc:
@@ -385,11 +416,14 @@ class DashboardData:
             at = slot.get(start)
             if at is not None:
                 spark[at] = number
-        ids = self.order(
+        sections = self.config.sections(
             list(only) if only is not None else [*self.config.kpi_ids(), *self.config.kpis, *sparks]
         )
+        ids = [kpi for _, members in sections for kpi in members]
         missing = [k for k in ids if k not in sparks]
         older = self.store.latest(missing) if missing else {}
+        runs = self.store.runs(1)
+        failures = self._failures(runs[0] if runs else None)
         tiles: list[Tile] = []
         raw_latest: dict[str, Any] | None = None
         for kpi in ids:
@@ -417,6 +451,16 @@ class DashboardData:
                     raw_latest = self.store.latest(ids)
                 updated = raw_latest[kpi].ts if kpi in raw_latest else None
             target = spec["target"]
+            stale = updated is None or now - updated > self._stale_seconds(kpi, now)
+            error = failures.get(kpi)
+            if error is None and not self._is_formula(kpi):
+                error = failures.get(spec["source"])
+            if error is not None:
+                status = "failing"
+            elif value is None:
+                status = "no data"
+            else:
+                status = "stale" if stale else "ok"
             tiles.append(
                 Tile(
                     **spec,
@@ -431,13 +475,15 @@ class DashboardData:
                     progress=value / target if value is not None and target else None,
                     sparkline=spark or [None] * count,
                     updated_at=iso(updated, self.zone),
-                    stale=updated is None or now - updated > self._stale_seconds(kpi, now),
+                    stale=stale,
+                    status=status,
+                    error=error,
                 )
             )
         newest = {t["id"]: t for t in tiles}
-        runs = self.store.runs(1)
         last_run = self._run(runs[0]) if runs else None
         return {
+            "title": self.config.title,
             "generated_at": iso(now, self.zone),
             "timezone": self.config.timezone,
             "period": period,
@@ -447,6 +493,11 @@ class DashboardData:
             "last_run": last_run,
             "sources": self._sources(newest, runs[0] if runs else None, now),
             "health": self.health() if only is None else None,
+            "sections": [{"group": group, "kpis": members} for group, members in sections],
+            "annotations": [
+                {**note, "at": period_start(date.fromisoformat(note["day"]), period).isoformat()}
+                for note in self.notes(since, today)
+            ],
             "kpis": tiles,
         }
 
@@ -493,6 +544,8 @@ class DashboardData:
                     "last_success": j["last_success"],  # UTC epoch seconds or None
                     "last_status": j["last_status"],
                     "overdue": bool(j["overdue"]),
+                    "not_run_yet": bool(j.get("not_run_yet")),
+                    "next_fire": iso(j["next_fire"], self.zone),
                 }
                 for j in report["jobs"]
             ],
@@ -507,13 +560,35 @@ class DashboardData:
             self._stale_by_cron[expr] = stale_after(expr, self.zone, now).total_seconds()
         return self._stale_by_cron[expr]
 
+    def _is_formula(self, kpi: str) -> bool:
+        spec = self.config.kpis.get(kpi)
+        return bool(spec and spec.formula)
+
+    def _failures(self, run: RunRecord | None) -> dict[str, str]:
+        """The newest run's errors, redacted: by KPI id (one metric, or a formula) and by
+        source name (a whole source); the first error of each."""
+        out: dict[str, str] = {}
+        for error in run.errors if run else []:
+            message = redact(error.message)
+            if error.kpi:
+                out.setdefault(error.kpi, message)
+            if error.source != FORMULA:
+                out.setdefault(error.source, message)
+        return out
+
     def _sources(
         self, tiles: dict[str, Tile], run: RunRecord | None, now: float
     ) -> list[SourceStatusDoc]:
-        """Each configured source: ok, failing (with its error from the newest run) or stale."""
+        """Each configured source: ok, failing (with its error from the newest run) or stale;
+        then each derived KPI (formula) that failed, under its own id."""
         errors: dict[str, str] = {}
+        formulas: set[str] = set()
         for error in run.errors if run else []:
-            errors.setdefault(error.source, redact(error.message))
+            name = error.source
+            if name == FORMULA and error.kpi:  # not a source: the derived KPI itself
+                name = error.kpi
+                formulas.add(name)
+            errors.setdefault(name, redact(error.message))
         by_source: dict[str, list[Tile]] = {}
         for kpi, tile in tiles.items():
             by_source.setdefault(kpi.partition(".")[0], []).append(tile)
@@ -547,7 +622,7 @@ class DashboardData:
                 out.append(
                     {
                         "name": name,
-                        "type": None,
+                        "type": "formula" if name in formulas else None,
                         "status": "failing",
                         "updated_at": None,
                         "error": message,
@@ -604,7 +679,21 @@ class DashboardData:
             points=current,
             previous=previous,
             year_ago=year_ago,
+            annotations=[
+                {**note, "at": period_start(date.fromisoformat(note["day"]), period).isoformat()}
+                for note in self.notes(since, end - timedelta(days=1))
+            ],
         )
+
+    def notes(self, since: date | None = None, until: date | None = None) -> list[NoteDoc]:
+        """The notes (`kpi annotate`) from `since` to `until` (both included), oldest first;
+        their texts redacted again."""
+        from kpi_collector.store.annotations import list_annotations
+
+        return [
+            {"id": n.id, "day": n.day.isoformat(), "text": redact(n.text)}
+            for n in list_annotations(self.store, since=since, until=until)
+        ]
 
     # runs ---------------------------------------------------------------------------------------
 

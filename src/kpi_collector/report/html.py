@@ -92,10 +92,16 @@ def render_html(
         since = shift_periods(today, period, CHART_PERIODS[period] - 1)
         blocks = [data.series(line.kpi, period, since) for line in digest.lines]
         specs = {line.kpi: data.spec(line.kpi) for line in digest.lines}
+        notes = data.notes(since, today)
     finally:
         data.close()
     rows = []
+    heading_of = _headings(digest)
     for line in digest.lines:
+        if line.kpi in heading_of:
+            rows.append(
+                f'<tr class="group"><th colspan="4">{escape(heading_of[line.kpi])}</th></tr>'
+            )
         spec = specs[line.kpi]
         change = format_change(line.value, line.previous, line.unit) if compare_days else ""
         change_by = None if line.previous is None else line.value - line.previous
@@ -109,9 +115,21 @@ def render_html(
         )
     failures = "".join(f"<li>{escape(e.text(limit=None))}</li>" for e in digest.errors)
     charts = "".join(
-        f'<section class="kpi-block"><h2>{escape(block["title"])}</h2>'
+        (
+            f'<h2 class="group">{escape(heading_of[block["id"]])}</h2>'
+            if block["id"] in heading_of
+            else ""
+        )
+        + f'<section class="kpi-block"><h2>{escape(block["title"])}</h2>'
         f'<div class="chart" data-index="{i}" aria-label="chart of {escape(block["title"])}"></div></section>'
         for i, block in enumerate(blocks)
+    )
+    notes_html = (
+        '<section class="report-notes"><h2>Notes</h2>'
+        + pages.notes_list(notes, element_id="report-notes")
+        + "</section>"
+        if notes
+        else ""
     )
     comparison = f"Changes against {compare_days} days earlier. " if compare_days else ""
     local = moment.astimezone(cfg.tz)
@@ -120,23 +138,38 @@ def render_html(
         f'<span class="muted">generated {escape(local.strftime("%Y-%m-%d %H:%M"))} ({escape(cfg.timezone)})</span>'
         "</div>"
         + (
-            '<table class="summary"><thead><tr><th>KPI</th><th class=num>value</th><th class=num>change</th>'
-            f"<th>target</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            '<div class="scroll"><table class="summary"><thead><tr><th>KPI</th><th class=num>value</th>'
+            "<th class=num>change</th><th>target</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table></div>"
             if rows
-            else '<p class="empty">No values stored yet.</p>'
+            else '<p class="empty">No values stored yet: run <code>kpi run</code> (or '
+            "<code>kpi backfill</code>), then write the report again.</p>"
         )
         + (
             f'<section class="sources"><h2>Failing sources</h2><ul>{failures}</ul></section>'
             if failures
             else ""
         )
+        + notes_html
         + f'<p class="muted">{escape(comparison)}Charts per {escape(period)}: the line is the last '
-        f"{CHART_PERIODS[period]} {escape(period)}s, dashed the window before, dotted a year earlier.</p>"
+        f"{CHART_PERIODS[period]} {escape(period)}s, dashed the window before, dotted a year earlier"
+        + ("; notes are the purple marks" if notes else "")
+        + ".</p>"
         + charts
         + "</div>"
     )
-    html = pages.layout(digest.title, body, data={"blocks": blocks}, inline=True)
-    return html.replace('<a class="brand" href="/">KPIs</a>', '<span class="brand">KPIs</span>')
+    brand = escape(cfg.title)
+    html = pages.layout(digest.title, body, data={"blocks": blocks}, inline=True, brand=cfg.title)
+    return html.replace(
+        f'<a class="brand" href="/">{brand}</a>', f'<span class="brand">{brand}</span>'
+    )
+
+
+def _headings(digest: Digest) -> dict[str, str]:
+    """{first KPI of a group: the group's heading}, when the digest has groups."""
+    if not digest.grouped:
+        return {}
+    return {lines[0].kpi: group or "Other" for group, lines in digest.sections()}
 
 
 def write_report(

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from html import escape
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+from kpi_collector.format import plural
+
 if TYPE_CHECKING:
     from kpi_collector.report.data import (
         HealthDoc,
+        NoteDoc,
         OverviewDoc,
         RunDoc,
         RunsDoc,
@@ -89,8 +93,10 @@ def layout(
     nav: str = "",
     inline: bool = False,
     scripts: Sequence[str] = ("vendor/uplot/uPlot.iife.min.js", "kpi.js"),
+    brand: str = "KPIs",
 ) -> str:
-    """A whole page; `inline` puts styles and scripts into the file (the offline report)."""
+    """A whole page; `inline` puts styles and scripts into the file (the offline report);
+    `brand`: the dashboard's title in the top bar."""
     styles = ("vendor/uplot/uPlot.min.css", "kpi.css")
     if inline:
         head = "".join(f"<style>{asset(s)}</style>" for s in styles)
@@ -108,7 +114,7 @@ def layout(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="referrer" content="no-referrer">'
         f"<title>{escape(title)}</title>{head}</head>"
-        f'<body><header class="top"><a class="brand" href="/">KPIs</a>{nav}</header>'
+        f'<body><header class="top"><a class="brand" href="/">{escape(brand)}</a>{nav}</header>'
         f"<main>{body}</main>{payload}{tail}</body></html>"
     )
 
@@ -127,30 +133,46 @@ def nav_links(active: str) -> str:
 
 
 def sparkline(
-    values: Sequence[float | None], *, css: str = "spark", width: int = 120, height: int = 32
+    values: Sequence[float | None],
+    *,
+    css: str = "spark",
+    width: int = 120,
+    height: int = 32,
+    marks: Sequence[tuple[int, str]] = (),
 ) -> str:
     """An inline SVG line through the values (one per period, oldest left, None for a gap);
-    `data-points` tells how many periods have a value."""
+    `data-points` tells how many periods have a value; `marks` (period index, note text)
+    are notes, drawn as thin vertical lines with the text as their tooltip."""
     known = [(i, float(v)) for i, v in enumerate(values) if v is not None and math.isfinite(v)]
     n = len(known)
+    slots = max(len(values) - 1, 1)
+    pad = 2
+
+    def x_of(i: int) -> float:
+        return pad + (width - 2 * pad) * (i / slots if len(values) > 1 else 0.5)
+
+    notes = "".join(
+        f'<line class="note" x1="{x_of(i):.1f}" x2="{x_of(i):.1f}" y1="0" y2="{height}" '
+        f'vector-effect="non-scaling-stroke"><title>{escape(text)}</title></line>'
+        for i, text in marks
+    )
     if n == 0:
         return (
             f'<svg class="{css} empty" viewBox="0 0 {width} {height}" data-points="0" '
-            'aria-hidden="true"></svg>'
+            f'data-notes="{len(marks)}" aria-hidden="true">{notes}</svg>'
         )
     low = min(v for _, v in known)
     high = max(v for _, v in known)
     span = high - low or 1.0
-    slots = max(len(values) - 1, 1)
-    pad = 2
     coords = []
     for i, v in known:
-        x = pad + (width - 2 * pad) * (i / slots if len(values) > 1 else 0.5)
+        x = x_of(i)
         y = height - pad - (height - 2 * pad) * ((v - low) / span if high != low else 0.5)
         coords.append(f"{x:.1f},{y:.1f}")
     return (
         f'<svg class="{css}" viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
-        f'data-points="{n}" role="img" aria-label="trend over {len(values)} periods">'
+        f'data-points="{n}" data-notes="{len(marks)}" role="img" '
+        f'aria-label="trend over {len(values)} periods">{notes}'
         f'<polyline points="{" ".join(coords)}" vector-effect="non-scaling-stroke"/></svg>'
     )
 
@@ -183,17 +205,37 @@ def trend_class(change: float | None, higher_is_better: bool = True) -> str:
     return "good" if (change > 0) == higher_is_better else "bad"
 
 
-def tile_html(tile: Tile, *, star: bool = False, link: bool = True) -> str:
-    """One KPI's tile: title, value, change against the period before, sparkline, target."""
+def note_marks(doc: OverviewDoc) -> list[tuple[int, str]]:
+    """The overview's notes as (sparkline period index, "day: text"), for `sparkline`."""
+    slot = {p: i for i, p in enumerate(doc["periods"])}
+    return [
+        (slot[n["at"]], f"{n['day']}: {n['text']}")
+        for n in doc["annotations"]
+        if n.get("at") in slot
+    ]
+
+
+def tile_html(
+    tile: Tile, *, star: bool = False, link: bool = True, marks: Sequence[tuple[int, str]] = ()
+) -> str:
+    """One KPI's tile: title, value, change against the period before, sparkline (with the
+    notes' `marks`), target."""
     title = escape(tile["title"])
     href = f"/kpi/{quote(tile['id'], safe='')}"
     heading = f'<a href="{href}">{title}</a>' if link else title
     change = escape(tile["change_text"])
     previous = tile["previous_period"]
     versus = f' <span class="muted">vs {escape(previous)}</span>' if previous and change else ""
-    stale = (
-        ' <span class="badge stale">stale</span>'
-        if tile["stale"] and tile["value"] is not None
+    status = tile["status"]
+    why = tile["error"] or (f"newest value {when(tile['updated_at'])}" if status == "stale" else "")
+    badge = (
+        f' <span class="badge {status}" title="{escape(why)}">{status}</span>'
+        if status in ("failing", "stale")
+        else ""
+    )
+    problem = (
+        f'<div class="tile-error" title="{escape(why)}">{escape(why)}</div>'
+        if tile["error"]
         else ""
     )
     spark = sparkline(
@@ -201,22 +243,30 @@ def tile_html(tile: Tile, *, star: bool = False, link: bool = True) -> str:
         css="spark big" if star else "spark",
         width=300 if star else 120,
         height=60 if star else 32,
+        marks=marks,
     )
-    classes = "tile star" if star else "tile"
+    classes = ("tile star" if star else "tile") + (f" {status}" if badge else "")
     return (
         f'<article class="{classes}" data-kpi="{escape(tile["id"])}">'
-        f'<h2 class="title">{heading}{stale}</h2>'
+        f'<h2 class="title">{heading}{badge}</h2>'
         f'<div class="value" data-value="{escape(repr(tile["value"]))}">{escape(tile["value_text"])}</div>'
         f'<div class="change {trend_class(tile["change"], tile["higher_is_better"])}">{change}{versus}</div>'
-        f"{spark}{progress_bar(tile['progress'], tile['target'], tile['unit'])}"
-        f'<div class="kpi-id muted">{escape(tile["id"])}</div></article>'
+        f"{problem}{spark}{progress_bar(tile['progress'], tile['target'], tile['unit'])}"
+        f'<div class="kpi-id muted">{breakable(tile["id"])}</div></article>'
     )
 
 
-def period_switch(current: str, base: str, extra: dict[str, str] | None = None) -> str:
+def breakable(kpi_id: str) -> str:
+    """`kpi_id` as HTML that a narrow tile wraps after a `.`, `_`, `-` or `/` (a `<wbr>`
+    there), never inside a word: `github.<wbr>stars`."""
+    return re.sub(r"([._/-])", r"\1<wbr>", escape(kpi_id))
+
+
+def period_switch(current: str, base: str, ranges: dict[str, str] | None = None) -> str:
+    """Day / Week / Month links to `base`; `ranges`: each period's range to link with."""
     out = []
     for key, label in PERIOD_LABELS.items():
-        query = urlencode({**(extra or {}), "period": key})
+        query = urlencode({"period": key, **({"range": ranges[key]} if ranges else {})})
         attr = ' aria-current="true"' if key == current else ""
         out.append(f'<a class="seg" data-period="{key}" href="{base}?{query}"{attr}>{label}</a>')
     return f'<div class="segmented" role="group" aria-label="period">{"".join(out)}</div>'
@@ -230,7 +280,7 @@ def run_line(run: RunDoc | None) -> str:
         f'<p class="lastrun">Last run <a href="/runs">#{run["id"]}</a> '
         f'<span class="status {escape(run["status"])}">{escape(run["status"])}</span> '
         f"<time>{escape(when(run['started_at']))}</time>{duration}, "
-        f"{run['n_values']} values, {run['n_errors']} errors</p>"
+        f"{plural(run['n_values'], 'value')}, {plural(run['n_errors'], 'error')}</p>"
     )
 
 
@@ -272,6 +322,13 @@ def health_html(health: HealthDoc | None) -> str:
         for w in health["warnings"]
         if not w.startswith("alert ")
     ]
+    items += [
+        f'<li class="info">job {escape(j["job"])} has not run yet'
+        + (f"; first due {escape(when(j['next_fire']))}" if j["next_fire"] else "")
+        + "</li>"
+        for j in health["jobs"]
+        if j["not_run_yet"]
+    ]
     listing = f"<ul>{''.join(items)}</ul>" if items else ""
     state = "ok" if health["ok"] else "problems"
     return f'<section class="health {state}"><p class="muted">{escape(line)}</p>{listing}</section>'
@@ -286,26 +343,60 @@ def overview_page(doc: OverviewDoc) -> str:
     star_id = doc["north_star"]
     star = next((t for t in tiles if t["id"] == star_id), None)
     rest = [t for t in tiles if t is not star]
+    marks = note_marks(doc)
+    period = doc["period"]
+    downloads = (
+        f'<span class="downloads">Download <a class="csv" id="overview-csv" '
+        f'href="/api/kpis.csv?period={period}" download="kpis-{period}.csv">CSV</a> · '
+        f'<a class="csv" id="overview-json" href="/api/kpis?period={period}" '
+        f'download="kpis-{period}.json">JSON</a></span>'
+    )
     body = [
         '<div class="bar-line">',
-        period_switch(doc["period"], "/"),
+        period_switch(period, "/"),
         run_line(doc["last_run"]),
+        downloads,
         "</div>",
         health_html(doc["health"]),
         sources_html(doc["sources"]),
     ]
     if star is not None:
         body.append(
-            f'<section class="northstar" aria-label="north star">{tile_html(star, star=True)}</section>'
+            '<section class="northstar" aria-label="north star">'
+            f"{tile_html(star, star=True, marks=marks)}</section>"
         )
+    by_id = {t["id"]: t for t in rest if not t["hidden"]}
     if not tiles:
-        body.append('<p class="empty">No KPIs yet. Run <code>kpi run</code>, then reload.</p>')
-    body.append(f'<section class="grid">{"".join(tile_html(t) for t in rest)}</section>')
+        body.append(
+            '<p class="empty">No KPIs yet: add sources to <code>kpi.yaml</code> '
+            "(<code>kpi validate</code> lists their KPIs), run <code>kpi run</code>, then reload.</p>"
+        )
+    elif all(t["value"] is None for t in tiles):
+        body.append(
+            '<section class="empty getting-started"><p><strong>No values yet.</strong> '
+            "<code>kpi run</code> collects the first ones (<code>kpi backfill</code> imports "
+            "past values from sources that can give them); <code>kpi schedule</code> keeps "
+            "collecting on the config's schedule. Reload this page afterwards.</p></section>"
+        )
+    named = any(section["group"] for section in doc["sections"])
+    for section in doc["sections"]:
+        shown = [by_id[k] for k in section["kpis"] if k in by_id]
+        if not shown:
+            continue
+        group = section["group"] or "Other"
+        heading = f'<h2 class="group">{escape(group)}</h2>' if named else ""
+        label = f' aria-label="{escape(group)}"' if named else ""
+        body.append(
+            f'<section class="group-section"{label}>{heading}'
+            f'<div class="grid">{"".join(tile_html(t, marks=marks) for t in shown)}</div></section>'
+        )
     body.append(
         f'<p class="muted foot">Per {escape(doc["period"])} in {escape(doc["timezone"])}; '
         f"generated {escape(when(doc['generated_at']))}.</p>"
     )
-    return layout("KPIs", "".join(body), nav=nav_links("overview"), scripts=())
+    return layout(
+        doc["title"], "".join(body), nav=nav_links("overview"), scripts=(), brand=doc["title"]
+    )
 
 
 def series_table(doc: SeriesDoc) -> str:
@@ -327,8 +418,38 @@ def series_table(doc: SeriesDoc) -> str:
     )
 
 
-def kpi_page(doc: SeriesDoc, tile: Tile | None, range_key: str) -> str:
-    """A KPI's page: its tile, the chart over `range_key` (30d, 1y, all, ...), the table."""
+def notes_list(notes: Sequence[NoteDoc], *, element_id: str = "notes") -> str:
+    """The notes, newest first: `<li><time>2026-11-20</time> v1.0 released</li>`."""
+    items = "".join(
+        f"<li><time>{escape(n['day'])}</time> {escape(n['text'])}</li>" for n in reversed(notes)
+    )
+    hidden = "" if notes else " hidden"
+    return f'<ul id="{element_id}" class="notes" aria-label="notes"{hidden}>{items}</ul>'
+
+
+def annotate_form(today: str) -> str:
+    """The small form that stores a note (`POST /api/annotations`, sent by kpi.js)."""
+    return (
+        '<form id="annotate" class="annotate" aria-label="add a note">'
+        f'<input type="date" name="day" value="{escape(today)}" required aria-label="day">'
+        '<input type="text" name="text" maxlength="200" required '
+        'placeholder="A note for the charts, e.g. v1.0 released" aria-label="note">'
+        '<button type="submit">Add note</button>'
+        '<span id="annotate-status" class="muted" role="status"></span></form>'
+    )
+
+
+def kpi_page(
+    doc: SeriesDoc,
+    tile: Tile | None,
+    range_key: str,
+    *,
+    brand: str = "KPIs",
+    annotate_today: str | None = None,
+    marks: Sequence[tuple[int, str]] = (),
+) -> str:
+    """A KPI's page: its tile, the chart over `range_key` (30d, 1y, all, ...) with the notes,
+    the table; `annotate_today` (when writing is allowed): the note form, dated that day."""
     kpi = doc["id"]
     base = f"/kpi/{quote(kpi, safe='')}"
     current = ' aria-current="true"'
@@ -340,27 +461,45 @@ def kpi_page(doc: SeriesDoc, tile: Tile | None, range_key: str) -> str:
     csv_query = urlencode(
         {"period": doc["period"], **({"since": doc["since"]} if doc["since"] else {})}
     )
-    head = tile_html(tile, star=True, link=False) if tile else ""
+    head = tile_html(tile, star=True, link=False, marks=marks) if tile else ""
+    empty_chart = (
+        '<p class="empty">No values in this range: choose a longer one (or all).</p>'
+        if tile is not None and tile["value"] is not None
+        else f'<p class="empty">No values for {escape(doc["title"])} yet: <code>kpi run</code> '
+        "collects the first one; <code>kpi backfill</code> imports past values where its "
+        "source can give them.</p>"
+    )
     description = (
         f'<p class="description">{escape(doc["description"])}</p>' if doc["description"] else ""
     )
     body = (
         f'<p class="crumbs"><a href="/">Overview</a> / <span>{escape(doc["title"])}</span></p>'
         f'<section class="northstar">{head}</section>{description}'
-        f'<div class="bar-line">{period_switch(doc["period"], base, {"range": DEFAULT_RANGE[doc["period"]]})}'
+        f'<div class="bar-line">{period_switch(doc["period"], base, DEFAULT_RANGE)}'
         f'<div class="segmented" role="group" aria-label="range" id="ranges">{ranges}</div>'
         '<label class="check"><input type="checkbox" id="cmp-prev" checked> previous window</label>'
         '<label class="check"><input type="checkbox" id="cmp-year" checked> a year earlier</label>'
         f'<a class="csv" id="csv" href="/api/kpis/{quote(kpi, safe="")}/series.csv?{csv_query}" download>CSV</a>'
         "</div>"
-        f'<div id="chart" class="chart" data-kpi="{escape(kpi)}" aria-label="chart of {escape(doc["title"])}"></div>'
+        '<p id="loading" class="loading" role="status" hidden>Loading…</p>'
+        f'<div id="chart" class="chart" data-kpi="{escape(kpi)}" aria-label="chart of {escape(doc["title"])}">'
+        f"{empty_chart if not doc['points'] else ''}</div>"
+        f"{notes_list(doc['annotations'])}"
+        f"{annotate_form(annotate_today) if annotate_today else ''}"
         f'<div id="table">{series_table(doc)}</div>'
     )
-    payload = {"series": doc, "range": range_key, "ranges": RANGES, "default_range": DEFAULT_RANGE}
-    return layout(f"{doc['title']} · KPIs", body, data=payload, nav=nav_links(""))
+    has_history = tile is not None and tile["value"] is not None
+    payload = {
+        "series": doc,
+        "range": range_key,
+        "ranges": RANGES,
+        "default_range": DEFAULT_RANGE,
+        "has_history": has_history,
+    }
+    return layout(f"{doc['title']} · {brand}", body, data=payload, nav=nav_links(""), brand=brand)
 
 
-def runs_page(doc: RunsDoc) -> str:
+def runs_page(doc: RunsDoc, *, brand: str = "KPIs") -> str:
     """The runs page: the newest runs with their errors, then the pending deliveries."""
     rows = []
     for run in doc["runs"]:
@@ -381,7 +520,8 @@ def runs_page(doc: RunsDoc) -> str:
         "<th>status</th><th>trigger</th><th class=num>values</th><th>errors per source</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></div>"
         if rows
-        else '<p class="empty">No runs yet.</p>'
+        else '<p class="empty">No runs yet: <code>kpi run</code> collects the first values, '
+        "<code>kpi schedule</code> runs on the config's schedule.</p>"
     )
     pending = doc["deliveries"]
     if pending:
@@ -398,8 +538,8 @@ def runs_page(doc: RunsDoc) -> str:
     else:
         deliveries = '<p class="muted">No delivery is pending.</p>'
     body = f"<h1>Runs</h1>{runs}<h2>Pending and failed deliveries</h2>{deliveries}"
-    return layout("Runs · KPIs", body, nav=nav_links("runs"), scripts=())
+    return layout(f"Runs · {brand}", body, nav=nav_links("runs"), scripts=(), brand=brand)
 
 
-def message_page(title: str, text: str) -> str:
-    return layout(title, f"<h1>{escape(title)}</h1><p>{escape(text)}</p>", scripts=())
+def message_page(title: str, text: str, *, brand: str = "KPIs") -> str:
+    return layout(title, f"<h1>{escape(title)}</h1><p>{escape(text)}</p>", scripts=(), brand=brand)

@@ -1,7 +1,8 @@
 """`kpi serve`: the dashboard, a small Starlette app over the history store.
 
 Pages: `/` (overview), `/kpi/{id}`, `/runs`; JSON: `/api/kpis`, `/api/kpis/{id}/series`,
-`/api/runs`; `/metrics` (Prometheus). Every response carries a Content-Security-Policy that
+`/api/runs`, `/api/annotations` (GET; POST with an access token: a note from the KPI page);
+CSV: `/api/kpis.csv`, `/api/kpis/{id}/series.csv`; `/metrics` (Prometheus). Every response carries a Content-Security-Policy that
 allows nothing but this server, so no request leaves the machine. With an access token, every
 request must carry it (`Authorization: Bearer`, the `kpi_token` cookie, or `?token=` once,
 which sets the cookie); without one, only loopback Host headers are answered (DNS rebinding).
@@ -214,21 +215,41 @@ def create_app(
         period = period_of(request)
         key = request.query_params.get("range", pages.DEFAULT_RANGE[period])
         doc = series_doc(kpi, period, range_since(period, key))
-        tiles = source.cached(
-            ("tile", kpi, period), lambda: source.overview(period, only=[kpi])["kpis"]
+        head = source.cached(("tile", kpi, period), lambda: source.overview(period, only=[kpi]))
+        tile = head["kpis"][0] if head["kpis"] else None
+        today = _today(source).isoformat() if token else None
+        body = pages.kpi_page(
+            doc,
+            tile,
+            key,
+            brand=config.title,
+            annotate_today=today,
+            marks=pages.note_marks(head),
         )
-        tile = tiles[0] if tiles else None
-        return HTMLResponse(pages.kpi_page(doc, tile, key), headers={"cache-control": "no-store"})
+        return HTMLResponse(body, headers={"cache-control": "no-store"})
 
     def runs_page(request: Request) -> Response:
         return HTMLResponse(
-            pages.runs_page(source.runs(_limit(request))), headers={"cache-control": "no-store"}
+            pages.runs_page(source.runs(_limit(request)), brand=config.title),
+            headers={"cache-control": "no-store"},
         )
 
     def api_kpis(request: Request) -> Response:
         period = period_of(request)
         return json_response(
             source.cached(("overview.json", period), lambda: encode(overview_doc(period)))
+        )
+
+    def api_kpis_csv(request: Request) -> Response:
+        period = period_of(request)
+        text = source.cached(("overview.csv", period), lambda: overview_csv(overview_doc(period)))
+        return Response(
+            text,
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "content-disposition": f'attachment; filename="kpis-{period}.csv"',
+                "cache-control": "no-store",
+            },
         )
 
     def window(request: Request, period: str) -> date | None:
@@ -262,6 +283,45 @@ def create_app(
             headers={"content-disposition": f'attachment; filename="{name}-{period}.csv"'},
         )
 
+    def api_annotations(request: Request) -> Response:
+        return dumps(source.notes(since_of(request)))
+
+    async def add_annotation(request: Request) -> Response:
+        """A note from the KPI page's form: only with an access token (the Guard has checked
+        it), only JSON (a cross-site form cannot send it), only from this origin."""
+        if token is None:
+            raise HTTPException(
+                403,
+                "notes are written from the dashboard only when it has an access token; "
+                "use kpi annotate",
+            )
+        origin = request.headers.get("origin")
+        if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+            raise HTTPException(403, "a note must come from this dashboard's own pages")
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            raise HTTPException(415, 'send the note as JSON: {"text": ..., "day": ...}')
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HTTPException(400, "the body is not JSON") from None
+        if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+            raise HTTPException(400, 'send {"text": "v1.0 released", "day": "2026-11-20"}')
+        day = _today(source)
+        if body.get("day"):
+            try:
+                day = date.fromisoformat(str(body["day"]))
+            except ValueError:
+                raise HTTPException(400, "day must be a date like 2026-01-31") from None
+        from kpi_collector.errors import ConfigError
+        from kpi_collector.store.annotations import add_annotation as store_note
+
+        try:
+            note = store_note(source.store, body["text"], day)
+        except ConfigError as exc:
+            raise HTTPException(400, str(exc)) from None
+        doc = {"id": note.id, "day": note.day.isoformat(), "text": note.text}
+        return Response(encode(doc), status_code=201, media_type="application/json")
+
     def api_runs(request: Request) -> Response:
         return dumps(source.runs(_limit(request)))
 
@@ -277,7 +337,8 @@ def create_app(
         if request.url.path.startswith("/api/"):
             return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
         return HTMLResponse(
-            pages.message_page(f"{exc.status_code}", str(exc.detail)), status_code=exc.status_code
+            pages.message_page(f"{exc.status_code}", str(exc.detail), brand=config.title),
+            status_code=exc.status_code,
         )
 
     def strip_token(request: Request) -> Response | None:
@@ -299,9 +360,12 @@ def create_app(
         Route("/kpi/{kpi}", page(kpi_page)),
         Route("/runs", page(runs_page)),
         Route("/api/kpis", api_kpis),
+        Route("/api/kpis.csv", api_kpis_csv),
         Route("/api/kpis/{kpi}/series", api_series),
         Route("/api/kpis/{kpi}/series.csv", api_series_csv),
         Route("/api/runs", api_runs),
+        Route("/api/annotations", api_annotations, methods=["GET"]),
+        Route("/api/annotations", add_annotation, methods=["POST"]),
         Route("/metrics", metrics),
         Route("/healthz", health),
         Mount("/static", static, name="static"),
@@ -313,6 +377,42 @@ def create_app(
     )
     app.state.data = source
     return app
+
+
+#: the columns of `/api/kpis.csv`, one row per KPI in display order (empty: no value)
+OVERVIEW_COLUMNS = (
+    "kpi",
+    "title",
+    "unit",
+    "period",
+    "value",
+    "previous_period",
+    "previous",
+    "change",
+    "change_pct",
+    "target",
+    "status",
+    "updated_at",
+)
+
+
+def overview_csv(doc: OverviewDoc) -> str:
+    """The overview as CSV: `OVERVIEW_COLUMNS`, numbers as Python writes floats (exact)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(OVERVIEW_COLUMNS)
+    for tile in doc["kpis"]:
+        row = {
+            **tile,
+            "kpi": tile["id"],
+            "period": tile["period"],
+        }
+        writer.writerow(["" if row.get(c) is None else _cell(row.get(c)) for c in OVERVIEW_COLUMNS])
+    return out.getvalue()
+
+
+def _cell(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def _today(data: DashboardData) -> date:

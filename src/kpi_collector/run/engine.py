@@ -5,6 +5,7 @@ limit and its own timeout; one failing source never stops the others.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -14,11 +15,14 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+from kpi_collector.collect.browser import Browser
 from kpi_collector.collect.http import HttpClient, printable
 from kpi_collector.config.models import Defaults
 from kpi_collector.errors import KpiError, MetricErrors, missing_package
 from kpi_collector.secrets import redact
 from kpi_collector.sources.base import Source, SourceContext
+
+log = logging.getLogger("kpi_collector.run")
 
 
 class SourceFailure(NamedTuple):
@@ -61,18 +65,27 @@ async def collect_all(
     their outcomes in the order of `sources`; `on_done` is called with each outcome as it
     finishes. `now` (an aware datetime) is the run's moment, given to every source. `http`:
     a connection pool to share (closed by its owner); by default one is opened and closed
-    here. Never raises for a failing source: failures land in its outcome."""
+    here. Sources with `render: true` share one headless Chromium, launched on the first
+    of them and closed here (at most `defaults.render_concurrency` pages at once). Never
+    raises for a failing source: failures land in its outcome."""
     # imported before any source's clock starts: a first import inside a source blocks the
     # loop (seconds on a busy machine, while the store opens in a thread) and eats budgets
     import aiohttp  # noqa: F401
 
     limit = asyncio.Semaphore(defaults.concurrency)
     client = http or HttpClient(concurrency=defaults.concurrency, per_host=defaults.per_host)
+    browser = Browser(concurrency=defaults.render_concurrency)
 
     async def one(source: Source) -> SourceOutcome:
         async with limit:
             outcome = await collect_one(
-                source, client, defaults=defaults, tz=tz, base_dir=base_dir, now=now
+                source,
+                client,
+                defaults=defaults,
+                tz=tz,
+                base_dir=base_dir,
+                now=now,
+                browser=browser,
             )
         if on_done is not None:
             on_done(outcome)
@@ -81,6 +94,7 @@ async def collect_all(
     try:
         return list(await asyncio.gather(*(one(s) for s in sources)))
     finally:
+        await browser.close()
         if http is None:
             await client.close()
 
@@ -93,20 +107,24 @@ async def collect_one(
     tz: ZoneInfo,
     base_dir: Path,
     now: datetime,
+    browser: Browser | None = None,
 ) -> SourceOutcome:
     """Collect one source within its time budget (its timeout in seconds per attempt, times
-    the attempts, plus a second); every failure becomes a SourceFailure, never an exception."""
+    the attempts, plus a second); every failure becomes a SourceFailure, never an exception.
+    `browser`: the run's shared Chromium for `render: true` sources."""
     timeout = source.timeout or defaults.timeout
     retries = defaults.retries if source.retries is None else source.retries
     max_bytes = source.max_bytes or defaults.max_bytes
-    ctx = SourceContext(client, timeout, retries, tz, now, base_dir, max_bytes)
+    ctx = SourceContext(client, timeout, retries, tz, now, base_dir, max_bytes, browser=browser)
     outcome = SourceOutcome(source.name)
     started = time.perf_counter()
     # the whole source (login, every attempt) fits in its timeout per attempt, plus backoff
     budget = timeout * (retries + 1) + 1
     try:
-        async with asyncio.timeout(budget):
-            values = await source.collect(ctx)
+        async with source.prepared(ctx):  # a browser slot: waiting for it is not the source's
+            started = time.perf_counter()
+            async with asyncio.timeout(budget):
+                values = await source.collect(ctx)
         _keep_numbers(outcome, values)
     except MetricErrors as exc:
         _keep_numbers(outcome, exc.values)
@@ -123,6 +141,10 @@ async def collect_one(
         message = missing_package(exc) or f"{type(exc).__name__}: {exc}"
         outcome.errors = [SourceFailure(None, _message(message), False)]
     outcome.seconds = time.perf_counter() - started
+    if log.isEnabledFor(logging.DEBUG):
+        got = ", ".join(f"{k}={v:g}" for k, v in outcome.values.items()) or "no values"
+        failed = f"; {len(outcome.errors)} failed" if outcome.errors else ""
+        log.debug("%s (%s): %s%s in %.2f s", source.name, source.type, got, failed, outcome.seconds)
     return outcome
 
 

@@ -63,16 +63,18 @@ class RunResult:
         }
 
     def to_pandas(self) -> pd.DataFrame:
-        """One row per KPI: kpi, value, previous, change, source, ts."""
+        """One row per KPI: kpi, value, previous, change, source, ts. `value`, `previous` and
+        `change` are float columns; a KPI without a previous value has NaN there."""
         import pandas as pd
 
-        return pd.DataFrame(
+        nan = float("nan")
+        frame = pd.DataFrame(
             [
                 {
                     "kpi": kpi,
                     "value": value,
-                    "previous": self.previous.get(kpi),
-                    "change": self.change(kpi),
+                    "previous": _or_nan(self.previous.get(kpi), nan),
+                    "change": _or_nan(self.change(kpi), nan),
                     "source": self.sources.get(kpi),
                     "ts": pd.Timestamp(self.started_at),
                 }
@@ -80,3 +82,8 @@ class RunResult:
             ],
             columns=["kpi", "value", "previous", "change", "source", "ts"],
         )
+        return frame.astype({"value": "float64", "previous": "float64", "change": "float64"})
+
+
+def _or_nan(value: float | None, nan: float) -> float:
+    return nan if value is None else float(value)

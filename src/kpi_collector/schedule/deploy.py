@@ -119,6 +119,53 @@ RestartSec=30
 {_hardening(config)}
 [Install]
 WantedBy=multi-user.target
+{systemd_worker(config, kpi=kpi)}"""
+
+
+def systemd_worker(config: Config, *, kpi: str | None = None) -> str:
+    """With `executor: celery`, the unit of a `kpi worker` for every machine that collects
+    (its queues: those the config's sources name); empty for the local executor."""
+    from kpi_collector.config.models import CeleryExecutor
+
+    executor = config.settings.executor
+    if not isinstance(executor, CeleryExecutor):
+        return ""
+    from kpi_collector.run.celery_executor import config_queues
+
+    path = _config_path(config)
+    queues = ",".join(config_queues(config)) or "kpi"
+    command = f"{kpi or kpi_command()} -c {path} worker --queues {queues}"
+    # Celery's warm shutdown finishes the batches in hand; each batch's sources are bounded
+    # by their timeouts, and a batch cut short is handed to another worker (acks_late)
+    stop = int(executor.wait_seconds + 60)
+    return f"""
+# /etc/systemd/system/kpi-collector-worker.service
+# With `executor: celery`: one on every machine that collects (the scheduler's may run one too).
+# Each worker reads its own copy of {path} (and .env with this machine's secrets); it refuses
+# batches of a run whose config differs. Keep on --queues only the queues this machine can reach.
+# Install: `sudo systemctl daemon-reload && sudo systemctl enable --now kpi-collector-worker`.
+# Logs: `journalctl -u kpi-collector-worker -f`. Who is there: `kpi -c {path} workers`.
+[Unit]
+Description=kpi-collector worker (Celery) for {path}
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=simple
+User={SERVICE_USER}
+Group={SERVICE_USER}
+WorkingDirectory={path.parent}
+ExecStart={_systemd_quote(command)}
+Environment=PYTHONUNBUFFERED=1
+# SIGTERM: Celery's warm shutdown, the batches in hand are collected first
+KillSignal=SIGTERM
+KillMode=mixed
+TimeoutStopSec={stop}
+Restart=always
+RestartSec=10
+{_hardening(config)}
+[Install]
+WantedBy=multi-user.target
 """
 
 

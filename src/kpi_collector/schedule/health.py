@@ -1,7 +1,8 @@
 """Is the collector alive and up to date? `kpi validate --health`, and the dashboard.
 
 Problems (exit 1): a job whose last fire time passed without a success (15 minutes of grace,
-none while a run is in progress), a scheduler or a run whose heartbeat stopped, a last run
+none while a run is in progress; a job that never ran is "not run yet" until a fire time
+after the store was created), a scheduler or a run whose heartbeat stopped, a last run
 that failed or was interrupted. Warnings: active alerts, pending deliveries, a partial run.
 """
 
@@ -12,7 +13,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from kpi_collector.format import plural
 from kpi_collector.schedule.scheduler import HEARTBEAT_EVERY, Scheduler
+from kpi_collector.store.annotations import store_created_at
 from kpi_collector.store.heartbeats import RUN, SCHEDULER, heartbeats, job_states, seconds_text
 from kpi_collector.store.lock import HEARTBEAT_EVERY as RUN_HEARTBEAT_EVERY
 
@@ -56,14 +59,21 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
                 f"the scheduler ({daemon.describe(now)}) stopped beating: is `kpi schedule` running?"
             )
         at = datetime.fromtimestamp(now, UTC)
+        created = store_created_at(store)
         job_rows = []
         for job in scheduler.jobs:
             fired = job.cron.previous(at)
             following = job.cron.next_after(at)
             success = scheduler.last_success(job)
             state = jobs.get(job.name)
+            # a job that never succeeded is "not run yet" until a fire time after the store
+            # was created (a new config's first minutes are no alarm)
+            not_run_yet = success is None and (
+                fired is None or (created is not None and fired.timestamp() < created)
+            )
             overdue = (
                 fired is not None
+                and not not_run_yet
                 and (success is None or success < fired.timestamp())
                 and now - fired.timestamp() > GRACE
             )
@@ -89,6 +99,7 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
                     "last_status": state.last_status if state else None,
                     "last_error": state.last_error if state else None,
                     "overdue": overdue,
+                    "not_run_yet": not_run_yet,
                 }
             )
         last_run = runs[0] if runs else None
@@ -107,12 +118,12 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
         (problems if "alerts" in fail_on else warnings).extend(firing)
         if pending:
             names = sorted({r.destination for r in pending})
-            line = f"{len(pending)} deliveries pending ({', '.join(names)})"
+            line = f"{plural(len(pending), 'delivery', 'deliveries')} pending ({', '.join(names)})"
             (problems if "pending_deliveries" in fail_on else warnings).append(line)
         if refused:
             names = sorted({r.destination for r in refused})
             line = (
-                f"{len(refused)} deliveries refused for good ({', '.join(names)}): "
+                f"{plural(len(refused), 'delivery', 'deliveries')} refused for good ({', '.join(names)}): "
                 "see `kpi deliver --list`, resend with `kpi deliver --retry PERIOD`"
             )
             (problems if "pending_deliveries" in fail_on else warnings).append(line)
@@ -170,13 +181,14 @@ def render(report: dict[str, Any]) -> str:
     else:
         lines.append(
             f"last run: #{last['id']} {last['status']} at {_when(last['started_at'], tz)} "
-            f"({last['values']} values, {last['errors']} errors)"
+            f"({plural(last['values'], 'value')}, {plural(last['errors'], 'error')})"
         )
     lines.append("jobs:")
     for job in report["jobs"]:
         success = _when(job["last_success"], tz) if job["last_success"] else "never"
+        state = "not run yet" if job.get("not_run_yet") else f"last success {success}"
         lines.append(
-            f"  {job['job']:<24} {job['cron']:<16} last success {success}, "
+            f"  {job['job']:<24} {job['cron']:<16} {state}, "
             f"next {_when(job['next_fire'], tz) if job['next_fire'] else 'never'}"
             + ("  OVERDUE" if job["overdue"] else "")
         )

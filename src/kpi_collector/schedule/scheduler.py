@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from kpi_collector.config.cron import Cron
 from kpi_collector.errors import KpiError
+from kpi_collector.format import plural
 from kpi_collector.secrets import redact
 from kpi_collector.store.heartbeats import (
     SCHEDULER,
@@ -329,7 +330,8 @@ class Scheduler:
                 pipeline.store.close()
         seconds = time.monotonic() - clock
         summary = (
-            f"run {result.run_id}: {len(result.values)} values, {len(result.errors)} errors "
+            f"run {result.run_id}: {plural(len(result.values), 'value')}, "
+            f"{plural(len(result.errors), 'error')} "
             f"in {seconds:.1f} s"
         )
         if result.delivered:

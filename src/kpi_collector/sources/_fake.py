@@ -138,3 +138,44 @@ def bearer(request: web.Request) -> str | None:
         if value.startswith(prefix):
             return value[len(prefix) :]
     return None
+
+
+def google_service_account(token_uri: str, email: str, project_id: str) -> dict[str, Any]:
+    """A Google service account JSON key as the Cloud console downloads it, with a fresh
+    2048-bit RSA key and its token endpoint at `token_uri` (a local fake's)."""
+    import secrets
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return {
+        "type": "service_account",
+        "project_id": project_id,
+        "private_key_id": secrets.token_hex(20),
+        "private_key": pem,
+        "client_email": email,
+        "client_id": "109876543210987654321",
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+        "token_uri": token_uri,
+        "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+        "client_x509_cert_url": f"https://www.googleapis.com/robot/v1/metadata/x509/{email}",
+        "universe_domain": "googleapis.com",
+    }
+
+
+def google_public_key(info: dict[str, Any]) -> str:
+    """The PEM public key of a service account key: what Google keeps to check signatures."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    private = serialization.load_pem_private_key(info["private_key"].encode(), password=None)
+    assert isinstance(private, rsa.RSAPrivateKey)
+    return (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
 from kpi_collector.collect.extract import Metric, coerce_metric, extract_all
-from kpi_collector.collect.http import Auth, LoginForm, Response, is_http_url
-from kpi_collector.errors import MetricErrors
-from kpi_collector.secrets import remember_values
+from kpi_collector.collect.http import (
+    Auth,
+    LoginForm,
+    Response,
+    is_http_url,
+    url_without_query,
+)
+from kpi_collector.errors import ExtractError, MetricErrors
+from kpi_collector.secrets import redact, remember_values
 from kpi_collector.sources.base import Source, SourceContext
+
+log = logging.getLogger("kpi_collector.extract")
 
 
 class HttpSource(Source):
@@ -70,8 +81,41 @@ class HttpSource(Source):
         finally:
             await session.close()
 
+    @contextmanager
+    def keeping_page(self, page: Callable[[], str], url: str, suffix: str) -> Iterator[None]:
+        """With `kpi -v` (debug logging), a page or answer (`page()`, fetched from `url`) that
+        a metric could not be read from is saved to a temporary file, and the log says where,
+        to open it."""
+        try:
+            yield
+        except ExtractError:
+            if log.isEnabledFor(logging.DEBUG):
+                text = page()
+                saved = save_page(self.name, redact(text), suffix)
+                log.info(
+                    "%s: a metric could not be read from %s; the answer as fetched is saved in %s",
+                    self.name,
+                    redact(url_without_query(url)),
+                    saved,
+                )
+            raise
+
     def extract(self, evaluate: Callable[[str, Metric], float]) -> dict[str, float]:
         values, errors = extract_all(self.metrics, evaluate)
         if errors:
             raise MetricErrors(values, errors)
         return values
+
+
+def save_page(source: str, page: str, suffix: str) -> Path:
+    """Write a fetched page (secrets already masked) to a new file in the temp folder,
+    readable by this user only; returns its path, `kpi-<source>-XXXX<suffix>`."""
+    import os
+    import re
+    import tempfile
+
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", source)[:40]
+    handle, name = tempfile.mkstemp(prefix=f"kpi-{safe}-", suffix=suffix)
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(page)
+    return Path(name)

@@ -8,6 +8,7 @@ HTTP, auth, retries and parsing live in `kpi_collector.collect`, never in a sour
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -22,6 +23,7 @@ from kpi_collector.config.models import MAX_BYTES
 from kpi_collector.config.plugins import Plugin
 
 if TYPE_CHECKING:
+    from kpi_collector.collect.browser import Browser
     from kpi_collector.collect.http import HttpClient, HttpSession
 
 T = TypeVar("T")
@@ -65,6 +67,9 @@ class SourceContext:
     #: why a backfill gives less than the range asked for, in the service's terms ("npm
     #: keeps no counts before 2015-01-10"); filled by `backfill` through `limit`
     limits: list[str] = field(default_factory=list)
+    #: the run's headless Chromium for `render: true`, shared by its sources; None: a
+    #: source that renders opens one for itself and closes it
+    browser: Browser | None = None
 
     def limit(self, reason: str) -> None:
         """Record why a backfill stops short of the range asked for (shown by `kpi backfill`)."""
@@ -111,6 +116,13 @@ class Source(Plugin):
     #: the cap on one answer (HTTP body after decompression, a command's output); bytes
     #: or a size like "50MiB"; default `defaults.max_bytes`
     max_bytes: ByteSize | None = Field(default=None, gt=0)
+    #: the Celery queue that collects it with the celery executor (`kpi worker --queues`)
+    queue: str = Field(
+        default="kpi",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+        description="with `executor: celery`: the queue whose workers collect it "
+        "(`kpi worker --queues NAME`); default kpi",
+    )
     locale: str | None = Field(
         default=None,
         description="BCP 47 tag (de, de-CH, hi-IN): how the source's text writes numbers; "
@@ -152,6 +164,12 @@ class Source(Plugin):
         `timeout * (retries + 1) + 1` seconds in all, then cancels it.
         """
         raise NotImplementedError
+
+    def prepared(self, ctx: SourceContext) -> contextlib.AbstractAsyncContextManager[None]:
+        """What the source needs before its clock starts, held while it collects: the run
+        waits for it outside the source's time budget (a page slot in the run's browser for
+        `render: true`). The base needs nothing."""
+        return contextlib.nullcontext()
 
     @property
     def can_backfill(self) -> bool:

@@ -35,6 +35,7 @@ class DeliveryRecord:
     updated_at: float
     progress: int = 0
     pending_since: float | None = None  # when it last became pending (a run's started_at)
+    sent_plan: str | None = None  # fingerprint of the `progress` parts sent (Delivery.unsent)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +112,7 @@ def record_pending(
                                 run_id=run_id,
                                 last_error=None,
                                 progress=0,
+                                sent_plan=None,
                                 updated_at=now,
                                 pending_since=started_at,  # not created_at: see pending_runs
                             )
@@ -156,20 +158,29 @@ def records(
     return sorted(rows, key=lambda r: (r.created_at, r.id)) if limit is not None else rows
 
 
-def retry_failed(store: HistoryStore, period: str, destination: str | None = None) -> int:
+def retry_failed(
+    store: HistoryStore,
+    period: str,
+    destination: str | None = None,
+    *,
+    from_start: bool = False,
+) -> int:
     """Make the `failed` deliveries of `period` (of one destination, or of all) pending again;
-    returns how many. `kpi deliver --retry PERIOD`."""
+    returns how many. `kpi deliver --retry PERIOD [--from-start]`.
+
+    A split message resumes after the parts already sent (`progress` and `sent_plan` are
+    kept: `Delivery.unsent` refuses to resume when the message now splits differently);
+    `from_start` forgets them, so every part is sent again."""
     from kpi_collector.store.schema import deliveries as t
 
     where = (t.c.status == FAILED) & (t.c.period == period)
     if destination is not None:
         where &= t.c.destination == destination
+    values: dict[str, Any] = {"status": PENDING, "updated_at": time.time()}
+    if from_start:
+        values |= {"progress": 0, "sent_plan": None}
     with store.write() as conn:
-        return int(
-            conn.execute(
-                t.update().where(where).values(status=PENDING, progress=0, updated_at=time.time())
-            ).rowcount
-        )
+        return int(conn.execute(t.update().where(where).values(**values)).rowcount)
 
 
 def update(store: HistoryStore, record_id: int, **values: Any) -> None:
@@ -283,4 +294,5 @@ def _record_of(row: Any) -> DeliveryRecord:
         row.updated_at,
         row.progress or 0,
         row.pending_since,
+        row.sent_plan,
     )

@@ -137,11 +137,13 @@ def newest_collected(store: HistoryStore, source: str) -> float | None:
 
 def data_version(store: HistoryStore) -> tuple[object, ...]:
     """What documents built from the store depend on: the newest observation id, the newest
-    run's (id, status, finished_at) and the pending deliveries' (count, newest update)."""
+    run's (id, status, finished_at), the pending deliveries' (count, newest update) and the
+    newest annotation id."""
     import sqlalchemy as sa
 
     from kpi_collector.store.deliveries import PENDING
     from kpi_collector.store.schema import deliveries as d
+    from kpi_collector.store.schema import notes as n
     from kpi_collector.store.schema import observations as o
     from kpi_collector.store.schema import runs as r
 
@@ -153,7 +155,8 @@ def data_version(store: HistoryStore) -> tuple[object, ...]:
         pending = conn.execute(
             sa.select(sa.func.count(), sa.func.max(d.c.updated_at)).where(d.c.status == PENDING)
         ).one()
-    return (newest, tuple(run or ()), tuple(pending))
+        note = conn.execute(sa.select(sa.func.max(n.c.id))).scalar()
+    return (newest, tuple(run or ()), tuple(pending), note)
 
 
 def runs_between(store: HistoryStore, start: float, end: float) -> int:

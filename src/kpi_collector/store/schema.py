@@ -68,6 +68,9 @@ deliveries = sa.Table(
     # added by _v5: when the row last became pending (the started_at of the run that made it
     # so); a table destination's row goes done -> pending again, long after created_at
     sa.Column("pending_since", sa.Double),
+    # added by _v10: fingerprint of the `progress` parts as sent, so a retry resumes after them
+    # only when the message still splits the same way (`Delivery.unsent`)
+    sa.Column("sent_plan", sa.String(64)),
     sa.UniqueConstraint("destination", "period", name="uq_deliveries_destination_period"),
 )
 
@@ -225,6 +228,59 @@ def _v7(conn: sa.Connection) -> None:
     alert_silences.create(conn, checkfirst=True)
 
 
+CREATED_AT = "created_at"  # kpi_meta key: when the store was created (UTC epoch seconds)
+
+
+def _v8(conn: sa.Connection) -> None:
+    """kpi_meta.created_at: when the store was created, so a job that never ran is "not run
+    yet" rather than overdue until its first fire time after it. An older store's is its
+    first run or first observation (the earliest thing it knows), else now."""
+    import time
+
+    if conn.execute(sa.select(meta.c.value).where(meta.c.key == CREATED_AT)).first():
+        return
+    first = [
+        conn.execute(sa.select(sa.func.min(runs.c.started_at))).scalar(),
+        conn.execute(sa.select(sa.func.min(observations.c.ts))).scalar(),
+    ]
+    known = [float(t) for t in first if t is not None]
+    created = min(known) if known else time.time()
+    conn.execute(meta.insert().values(key=CREATED_AT, value=repr(created)))
+
+
+notes = sa.Table(
+    "annotations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("day", sa.String(10), nullable=False, index=True),  # ISO date, the config's zone
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),  # UTC epoch seconds
+)
+
+
+def _v9(conn: sa.Connection) -> None:
+    """annotations: `kpi annotate` (dated notes shown on charts and in reports)."""
+    notes.create(conn, checkfirst=True)
+
+
+def _v10(conn: sa.Connection) -> None:
+    """deliveries.sent_plan: what the parts already sent were (`kpi deliver --retry` resumes)."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
+    if "sent_plan" not in columns:  # a store created by _v1 of this version has it already
+        conn.execute(sa.text("ALTER TABLE deliveries ADD COLUMN sent_plan VARCHAR(64)"))
+
+
 #: migrations[i] brings the schema from version i to i + 1; append, never edit.
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [
+    _v1,
+    _v2,
+    _v3,
+    _v4,
+    _v5,
+    _v6,
+    _v7,
+    _v8,
+    _v9,
+    _v10,
+]
 SCHEMA_VERSION = len(MIGRATIONS)

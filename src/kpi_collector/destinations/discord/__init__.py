@@ -19,7 +19,8 @@ from kpi_collector.destinations.digest import Digest
 from kpi_collector.destinations.text import (
     cut,
     escape_markdown,
-    kpi_line,
+    grouped_lines,
+    kpi_line_within,
     send_now,
     split_lines,
 )
@@ -39,7 +40,14 @@ def digest_messages(digest: Digest, limit: int = DISCORD_LIMIT) -> list[str]:
     """The digest as Discord messages: the bold title, a line per KPI (`**Title**: 1,647 ⬆
     1.67%`), the failing sources (escaped: no markup, no mentions); split between lines into
     messages of at most `limit` characters."""
-    lines = [f"**{digest.title}**", *(kpi_line(line, "**") for line in digest.lines)]
+    lines = [
+        f"**{digest.title}**",
+        *grouped_lines(
+            digest,
+            lambda line: kpi_line_within(line, limit, "**"),
+            lambda group: ["", f"__{escape_markdown(group)}__"],
+        ),
+    ]
     if digest.errors:
         lines += [
             "",
@@ -66,9 +74,8 @@ class Discord(MessageDestination):
 
     async def deliver(self, delivery: Delivery) -> None:
         messages = digest_messages(Digest.from_delivery(delivery))
-        for index, content in enumerate(messages):
-            if index < delivery.progress:  # sent by an attempt that failed on a later part
-                continue
+        # after the parts an earlier attempt (or the failed delivery retried) sent
+        for index, content in delivery.unsent(messages):
             await self.post(delivery, content)
             await delivery.checkpoint(index + 1)
 

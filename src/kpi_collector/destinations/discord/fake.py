@@ -8,14 +8,13 @@ headers (discord.com/developers/docs/topics/rate-limits).
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import defaultdict
 from typing import Any
 
 from aiohttp import web
 
-from kpi_collector.destinations._fake import MessageService
+from kpi_collector.destinations._fake import MessageService, rate_wait
 
 DISCORD_ID = "1234567890"
 
@@ -44,12 +43,10 @@ class FakeDiscord(MessageService):
             return web.json_response(
                 {"message": "Invalid Webhook Token", "code": 50027}, status=401
             )
-        count, window = self.discord_limit
-        now = time.monotonic()
-        times = [t for t in self._discord_times[DISCORD_ID] if now - t < window]
-        self._discord_times[DISCORD_ID] = times
-        if len(times) >= count:
-            wait = round(window - (now - times[0]), 3)
+        count, _ = self.discord_limit
+        waited = rate_wait(self._discord_times[DISCORD_ID], self.discord_limit)
+        if waited is not None:
+            wait = round(waited, 3)
             return web.json_response(
                 {"message": "You are being rate limited.", "retry_after": wait, "global": False},
                 status=429,
@@ -61,7 +58,6 @@ class FakeDiscord(MessageService):
                     "X-RateLimit-Scope": "user",
                 },
             )
-        times.append(now)
         try:
             body = await request.json()
         except ValueError:

@@ -1,5 +1,7 @@
 """`type: email`: the digest by SMTP, as HTML with a plain-text alternative; alerts as plain
-text, the first line as the subject.
+text, the first line as the subject. A digest larger than the server's SIZE (RFC 1870) or
+`max_size` goes out as several messages, "(1/3)" in their subjects, resumed after the parts
+sent.
 
 - type: email
   host: smtp.example.com        # port 587 and STARTTLS by default; tls: ssl for port 465
@@ -13,11 +15,15 @@ text, the first line as the subject.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
+import io
 import smtplib
 import ssl
 import time
 import uuid
+from collections.abc import Callable
+from email.generator import BytesGenerator
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
 from typing import ClassVar, Literal
@@ -25,18 +31,23 @@ from typing import ClassVar, Literal
 from pydantic import ConfigDict, Field, field_validator
 
 from kpi_collector.destinations.base import Delivery, MessageDestination, delivery_error
-from kpi_collector.destinations.digest import NO_VALUES, Digest
-from kpi_collector.destinations.text import cut, escape_html, kpi_line, send_now
+from kpi_collector.destinations.digest import NO_VALUES, Digest, DigestLine
+from kpi_collector.destinations.text import cut, escape_html, grouped_lines, kpi_line, send_now
 from kpi_collector.errors import DeliveryError
 from kpi_collector.secrets import Secret, redact
 
 SUBJECT_LIMIT = 150  # characters of an alert's first line in its subject
+#: bytes kept free below a size limit, for the headers a server adds before it counts (Received:)
+SIZE_MARGIN = 1024
 COLOURS = {"up": "#1a7f37", "down": "#cf222e"}  # a change's colour; others grey (#57606a)
 
 
 def digest_text(digest: Digest) -> str:
     """The digest as plain text (the email's text part)."""
-    parts = [digest.title, "", *(kpi_line(line) for line in digest.lines)]
+    parts = [digest.title, ""]
+    parts += grouped_lines(digest, kpi_line, lambda group: ["", group, "-" * len(group)])
+    if digest.grouped:
+        del parts[2]  # the first heading follows the title's blank line
     if not digest.lines:
         parts.append(NO_VALUES)
     if digest.errors:
@@ -46,19 +57,28 @@ def digest_text(digest: Digest) -> str:
     return "\n".join(parts)
 
 
+def _row(line: DigestLine) -> str:
+    colour = COLOURS.get(line.direction or "", "#57606a")
+    return (
+        "<tr>"
+        f'<td style="padding:4px 12px 4px 0"><b>{escape_html(line.title)}</b></td>'
+        f'<td style="padding:4px 12px;text-align:right">{escape_html(line.formatted)}</td>'
+        f'<td style="padding:4px 0 4px 12px;color:{colour}">{escape_html(line.change_text)}</td>'
+        "</tr>"
+    )
+
+
 def digest_html(digest: Digest) -> str:
     """The digest as a small HTML document with inline styles (the email's HTML part; mail
     clients drop style sheets)."""
     rows = []
-    for line in digest.lines:
-        colour = COLOURS.get(line.direction or "", "#57606a")
-        rows.append(
-            "<tr>"
-            f'<td style="padding:4px 12px 4px 0"><b>{escape_html(line.title)}</b></td>'
-            f'<td style="padding:4px 12px;text-align:right">{escape_html(line.formatted)}</td>'
-            f'<td style="padding:4px 0 4px 12px;color:{colour}">{escape_html(line.change_text)}</td>'
-            "</tr>"
-        )
+    for group, lines in digest.sections():
+        if digest.grouped:
+            rows.append(
+                '<tr><td colspan="3" style="padding:12px 0 4px;color:#57606a;font-size:12px;'
+                f'text-transform:uppercase">{escape_html(group or "Other")}</td></tr>'
+            )
+        rows += [_row(line) for line in lines]
     body = [f'<h2 style="margin:0 0 12px">{escape_html(digest.title)}</h2>']
     if rows:
         body.append('<table style="border-collapse:collapse">' + "".join(rows) + "</table>")
@@ -89,6 +109,9 @@ class Email(MessageDestination):
     cc: list[str] = Field(default_factory=list)
     subject: str | None = None  # default: the digest's title, e.g. "KPIs — week 48, 2026"
     ca_file: str | None = None  # trust this CA bundle (a company relay's own certificate)
+    max_size: int | None = Field(
+        default=None, ge=2048, description="bytes per message (default: the server's SIZE)"
+    )
 
     @field_validator("sender")
     @classmethod
@@ -109,16 +132,75 @@ class Email(MessageDestination):
     def smtp_port(self) -> int:
         return self.port or {"starttls": 587, "ssl": 465, "none": 25}[self.tls]
 
-    def message(self, delivery: Delivery) -> EmailMessage:
-        digest = Digest.from_delivery(delivery)
+    def message(
+        self, delivery: Delivery, digest: Digest | None = None, part: tuple[int, int] = (1, 1)
+    ) -> EmailMessage:
+        """The digest's message; `part` (index, count) of a digest split to fit a size limit
+        puts "(index/count)" after the subject and gives the part its own Message-ID."""
+        digest = digest or Digest.from_delivery(delivery)
+        index, count = part
+        suffix = f" ({index}/{count})" if count > 1 else ""
+        key = delivery.delivery_id + (f"#{index}" if count > 1 else "")
         # the same id for every retry of a period: mail systems can tell a repeat
         message = self._envelope(
-            self.subject or digest.title, delivery.now.timestamp(), delivery.delivery_id
+            (self.subject or digest.title) + suffix, delivery.now.timestamp(), key
         )
         message["X-KPI-Delivery"] = delivery.delivery_id
-        message.set_content(digest_text(digest))
-        message.add_alternative(digest_html(digest), subtype="html")
+        shown = dataclasses.replace(digest, title=digest.title + suffix)
+        message.set_content(digest_text(shown))
+        message.add_alternative(digest_html(shown), subtype="html")
         return message
+
+    def messages(self, delivery: Delivery, limit: int | None) -> list[EmailMessage]:
+        """The digest as one message, or — when that is over `limit` bytes (as sent: CRLF
+        lines, after transfer encoding) less `SIZE_MARGIN` — its KPI lines split in order over
+        as few messages as fit (the failing sources in the first). Raises
+        DeliveryError(refused) when one KPI alone does not fit."""
+        digest = Digest.from_delivery(delivery)
+        whole = self.message(delivery, digest)
+        if limit is None or wire_size(whole) <= limit - SIZE_MARGIN:
+            return [whole]
+        budget = limit - SIZE_MARGIN
+        lines = digest.lines
+        widest = (999, 999)  # sizes are measured with the widest "(i/n)"
+
+        def size(start: int, end: int) -> int:
+            errors = digest.errors if start == 0 else []
+            part = dataclasses.replace(digest, lines=lines[start:end], errors=errors)
+            return wire_size(self.message(delivery, part, widest))
+
+        bounds: list[tuple[int, int]] = []
+        start = 0
+        while start < len(lines) or not bounds:
+            if size(start, start + 1) > budget:
+                raise delivery_error(
+                    f"email destination {self.name!r}: a message with the one KPI "
+                    f"{lines[start].kpi if lines else ''} is {size(start, start + 1):,} bytes, "
+                    f"over the limit of {limit:,} (the server's SIZE or max_size): raise "
+                    "max_size or use a server that takes larger messages",
+                    transient=False,
+                    refused=True,
+                )
+            low, high = start + 1, len(lines)  # the longest run of lines that fits
+            while low < high:
+                middle = (low + high + 1) // 2
+                if size(start, middle) <= budget:
+                    low = middle
+                else:
+                    high = middle - 1
+            bounds.append((start, low))
+            start = low
+        count = len(bounds)
+        return [
+            self.message(
+                delivery,
+                dataclasses.replace(
+                    digest, lines=lines[a:b], errors=digest.errors if a == 0 else []
+                ),
+                (index, count),
+            )
+            for index, (a, b) in enumerate(bounds, start=1)
+        ]
 
     def alert_message(self, text: str, *, now: float | None = None) -> EmailMessage:
         """An alert as a plain-text email; its first line (cut) is the subject."""
@@ -147,14 +229,40 @@ class Email(MessageDestination):
         return message
 
     async def deliver(self, delivery: Delivery) -> None:
-        message = self.message(delivery)
-        await asyncio.to_thread(self._send, message)
+        loop = asyncio.get_running_loop()
+
+        def checkpoint(parts: int) -> None:  # from the SMTP thread, into the store
+            asyncio.run_coroutine_threadsafe(delivery.checkpoint(parts), loop).result()
+
+        def work(smtp: smtplib.SMTP) -> None:
+            parts = self.messages(delivery, self.size_limit(smtp))
+            # after the parts an earlier attempt (or the failed delivery retried) sent; a part
+            # is its subject and text (its MIME boundaries differ on every build)
+            for index, message in delivery.unsent(parts, _part_key):
+                smtp.send_message(message, to_addrs=[*self.to, *self.cc])
+                checkpoint(index + 1)
+
+        await asyncio.to_thread(self._session, work)
 
     async def send_text(self, text: str) -> None:
         message = self.alert_message(text)
         await send_now(self, lambda _: asyncio.to_thread(self._send, message))
 
+    def size_limit(self, smtp: smtplib.SMTP) -> int | None:
+        """Bytes per message: the smaller of `max_size` and the SIZE the server announced in
+        its EHLO (RFC 1870; SIZE 0 or none: no limit announced); None without either."""
+        announced = smtp.esmtp_features.get("size", "").strip()
+        limits = [int(announced)] if announced.isdigit() and int(announced) > 0 else []
+        if self.max_size:
+            limits.append(self.max_size)
+        return min(limits) if limits else None
+
     def _send(self, message: EmailMessage) -> None:
+        self._session(lambda smtp: smtp.send_message(message, to_addrs=[*self.to, *self.cc]))
+
+    def _session(self, work: Callable[[smtplib.SMTP], object]) -> None:
+        """Connect, secure, log in, then `work(smtp)`; every failure as a DeliveryError that
+        names its cause."""
         where = f"SMTP server {self.host}:{self.smtp_port}"
         try:
             context = ssl.create_default_context(cafile=self.ca_file)
@@ -178,7 +286,7 @@ class Email(MessageDestination):
                     step = "login"
                     smtp.login(self.username, self.password.get() if self.password else "")
                 step = "send"
-                smtp.send_message(message, to_addrs=[*self.to, *self.cc])
+                work(smtp)
         # smtplib's errors are OSErrors too: they are mapped first, and only what is left
         # (refused connections, timeouts, resets) is the network's, worth another try
         except smtplib.SMTPException as exc:
@@ -244,7 +352,8 @@ class Email(MessageDestination):
         ):
             return delivery_error(
                 f"{where} refused the message as too large ({exc.smtp_code} "
-                f"{redact(_text(exc.smtp_error))[:200]}): deliver fewer KPIs per message",
+                f"{redact(_text(exc.smtp_error))[:200]}): a digest is split to fit the SIZE the "
+                "server announces; set max_size to the server's limit where it announces none",
                 transient=False,
                 refused=True,
             )
@@ -277,6 +386,14 @@ class Email(MessageDestination):
         return delivery_error(f"{where}: {redact(str(exc))}", transient=False)
 
 
+def wire_size(message: EmailMessage) -> int:
+    """The message's size in bytes as smtplib sends it (and announces it in MAIL FROM SIZE=):
+    flattened with CRLF line ends, after transfer encoding."""
+    buffer = io.BytesIO()
+    BytesGenerator(buffer, policy=message.policy.clone(linesep="\r\n")).flatten(message)
+    return len(buffer.getvalue())
+
+
 def _text(reply: bytes | str) -> str:
     """An SMTP reply's text on one line."""
     text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
@@ -294,3 +411,10 @@ def _is_relay_denied(code: int, reply: bytes | str) -> bool:
     not authorized"), as Postfix ("Relay access denied") and Exim send it."""
     text = _text(reply).lower()
     return code in (550, 551, 554) and ("relay" in text or "5.7.1" in text)
+
+
+def _part_key(message: EmailMessage) -> str:
+    """What identifies a part of a split digest: its subject and plain text."""
+    body = message.get_body(("plain",))
+    text = body.get_content() if isinstance(body, EmailMessage) else ""
+    return f"{message['Subject']}\n{text}"

@@ -67,8 +67,12 @@ def free_port() -> int:
 class _Handler:
     def __init__(self) -> None:
         self.messages: list[tuple[EmailMessage, Any]] = []
+        self.busy_after: int | None = None  # after this many messages, one 451 (then none)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.busy_after is not None and len(self.messages) >= self.busy_after:
+            self.busy_after = None
+            return "451 4.3.0 Temporary server error, please try again later"
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.messages.append((message, envelope))
         return "250 Message accepted for delivery"
@@ -109,10 +113,13 @@ def smtp_server(
     smtputf8: bool = False,
     size_limit: int | None = None,
     relay_for: str | None = None,
+    busy_after: int | None = None,
 ) -> Iterator[tuple[int, Path, list[Any]]]:
     """(port, CA file to trust, accepted messages as (EmailMessage, envelope)). `smtputf8`:
     offer SMTPUTF8 (RFC 6531); `size_limit`: the SIZE it announces and enforces (bytes, RFC
-    1870); `relay_for`: the only recipient domain it takes (others: 554 relay denied)."""
+    1870); `relay_for`: the only recipient domain it takes (others: 554 relay denied);
+    `busy_after`: after this many messages it answers the next DATA once with 451 (a busy
+    server: try again later)."""
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -133,6 +140,7 @@ def smtp_server(
     handler: _Handler = (
         _OAuthOnly() if oauth_only else _RelayFor(relay_for) if relay_for else _Handler()
     )
+    handler.busy_after = busy_after
     port = free_port()
     controller = Controller(
         handler,

@@ -16,7 +16,7 @@ import contextlib
 import csv
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,19 +28,36 @@ from kpi_collector.destinations._table import (
     rows_of,
     upsert,
 )
-from kpi_collector.destinations.base import Delivery, TableDestination, delivery_error
+from kpi_collector.destinations.base import (
+    Delivery,
+    TableDestination,
+    delivery_error,
+    refuse_name_collision,
+)
 
 
 class FileDestination(TableDestination):
     """A file of rows, upserted by period; subclasses read and write one format."""
 
     path: str
+    name_kind: ClassVar[str] = "column"
+    name_fix: ClassVar[str] = "give the KPI another id, or use `layout: long`"
+
+    def kpi_names(self, kpis: Sequence[str], titles: Mapping[str, str]) -> dict[str, str]:
+        """wide: {kpi: column}, the column named by the KPI id itself; long names nothing
+        by KPI (one row per KPI)."""
+        return {kpi: kpi for kpi in kpis} if self.layout == "wide" else {}
+
+    def reserved_names(self) -> frozenset[str]:
+        """wide: the `period` and `date` columns (a derived KPI may be called `period`)."""
+        return frozenset({"period", "date"}) if self.layout == "wide" else frozenset()
 
     def file(self, delivery: Delivery) -> Path:
         path = Path(self.path).expanduser()
         return path if path.is_absolute() else delivery.base_dir / path
 
     async def deliver(self, delivery: Delivery) -> None:
+        refuse_name_collision(self, delivery)  # the config's own KPIs are checked at load
         await asyncio.to_thread(self._deliver, delivery)
 
     def _deliver(self, delivery: Delivery) -> None:

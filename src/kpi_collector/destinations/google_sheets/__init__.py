@@ -26,7 +26,7 @@ from kpi_collector.destinations.base import (
     Delivery,
     TableDestination,
     delivery_error,
-    name_collision,
+    refuse_name_collision,
 )
 from kpi_collector.errors import DeliveryError
 from kpi_collector.secrets import Secret, redact
@@ -43,6 +43,8 @@ LONG_HEADER = ["Period", "Date", "KPI", "Title", "Value"]
 
 class GoogleSheets(TableDestination):
     type: ClassVar[str] = "google_sheets"
+    name_kind: ClassVar[str] = "column"
+    name_fix: ClassVar[str] = "give one of them another title in `kpis:`"
 
     spreadsheet: str
     worksheet: str = "KPIs"
@@ -65,17 +67,12 @@ class GoogleSheets(TableDestination):
             return {}
         return {kpi: titles.get(kpi) or kpi for kpi in kpis}
 
+    def reserved_names(self) -> frozenset[str]:
+        """wide: the `Period` and `Date` columns."""
+        return frozenset(WIDE_HEADER) if self.layout == "wide" else frozenset()
+
     async def deliver(self, delivery: Delivery) -> None:
-        titles = {kpi: delivery.title(kpi) for kpi in delivery.ordered}
-        clash = name_collision(self.kpi_names(delivery.ordered, titles))
-        if clash:  # KPIs only known at run time; the config's own are checked at load
-            first, second, name = clash
-            raise delivery_error(
-                f"google_sheets destination {self.name!r}: KPIs {first} and {second} both map "
-                f"to the column {name!r}; give one of them another title in `kpis:`",
-                transient=False,
-                refused=True,
-            )
+        refuse_name_collision(self, delivery)  # the config's own KPIs are checked at load
         await asyncio.to_thread(self._deliver_mapped, delivery)
 
     # the client ------------------------------------------------------------------------------
@@ -266,11 +263,18 @@ def _error(exc: Exception) -> DeliveryError:
         code = int(exc.code) if str(exc.code).lstrip("-").isdigit() else 0
         status = exc.response.status_code
         message = redact(str(exc.error.get("message", "")))[:300]
-        hint = {
+        hints = {
+            400: "the Sheets API refused the request",
+            401: "the service account key was refused: create a new key",
             403: "share the spreadsheet with the service account's client_email (as an editor)",
             404: "no such spreadsheet: check `spreadsheet`",
-            401: "the service account key was refused: create a new key",
-        }.get(status, "the Sheets API refused the request")
+            429: "rate limited by the Sheets API (its per-minute quota), will retry",
+        }
+        hint = hints.get(status) or (
+            "Google Sheets had a server error, will retry"
+            if status >= 500
+            else "the Sheets API refused the request"
+        )
         transient = status == 429 or status >= 500
         retry_after = None
         if status == 429:
@@ -281,6 +285,7 @@ def _error(exc: Exception) -> DeliveryError:
             f"Google Sheets answered HTTP {status or code} ({message}): {hint}",
             transient=transient,
             retry_after=retry_after,
+            refused=status in (400, 413),  # this request (a grid limit...), not every one
         )
     if isinstance(exc, auth_errors.TransportError):
         return delivery_error(

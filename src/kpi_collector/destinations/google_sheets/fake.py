@@ -19,7 +19,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from kpi_collector.sources._fake import BackgroundServer
+from kpi_collector.sources._fake import BackgroundServer, google_service_account
 
 _A1 = re.compile(r"^(?:'((?:[^']|'')+)'|([^!]+))(?:!([A-Z]+)?(\d+)?(?::([A-Z]+)?(\d+)?)?)?$")
 
@@ -28,25 +28,7 @@ def service_account(
     token_uri: str, email: str = "kpi-bot@project.iam.gserviceaccount.com"
 ) -> dict[str, Any]:
     """A service account key with a fresh RSA key, its token endpoint at `token_uri`."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return {
-        "type": "service_account",
-        "project_id": "project",
-        "private_key_id": secrets.token_hex(20),
-        "private_key": pem,
-        "client_email": email,
-        "client_id": "1234567890",
-        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
-        "token_uri": token_uri,
-        "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
-        "client_x509_cert_url": "https://www.googleapis.com/robot/v1/metadata/x509/kpi-bot",
-    }
+    return google_service_account(token_uri, email, "project")
 
 
 def _column(letters: str) -> int:
@@ -69,6 +51,8 @@ class FakeSheets:
         self.spreadsheets: dict[str, list[dict[str, Any]]] = {}
         self.down = False
         self.token_requests = 0
+        #: answers for the next Sheets API requests: (HTTP status, message, status name)
+        self.faults: list[tuple[int, str, str]] = []
 
     @property
     def token_uri(self) -> str:
@@ -104,6 +88,8 @@ class FakeSheets:
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if self.down and request.path.startswith("/v4/"):  # the Sheets API, not Google's sign-in
             return error(503, "The service is currently unavailable.", "UNAVAILABLE")
+        if self.faults and request.path.startswith("/v4/"):
+            return error(*self.faults.pop(0))
         return await handler(request)
 
     async def _token(self, request: web.Request) -> web.Response:

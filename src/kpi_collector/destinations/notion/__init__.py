@@ -13,6 +13,7 @@ three per second.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -26,7 +27,7 @@ from kpi_collector.destinations.base import (
     Delivery,
     TableDestination,
     delivery_error,
-    name_collision,
+    refuse_name_collision,
 )
 from kpi_collector.errors import DeliveryError
 from kpi_collector.secrets import Secret, redact
@@ -35,6 +36,16 @@ if TYPE_CHECKING:
     from notion_client import AsyncClient
 
 NOTION_VERSION = "2025-09-03"
+# Notion API "Request limits", size limits: a rich text object's text.content holds at most
+# 2000 characters, and any array of rich text objects at most 100 elements (beyond either:
+# 400 validation_error "... should be ≤ `2000`")
+TEXT_CONTENT_LIMIT = 2000
+RICH_TEXT_ITEMS = 100
+# ... and a request's payload at most 500KB overall (read as 500,000 bytes); a wide page or a
+# schema update over it is split over several requests of at most PAYLOAD_BUDGET bytes of
+# JSON (room left for what the client adds around the properties)
+PAYLOAD_LIMIT = 500_000
+PAYLOAD_BUDGET = PAYLOAD_LIMIT - 4_000
 _ID = re.compile(
     r"([0-9a-f]{32})|([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})", re.I
 )
@@ -76,6 +87,8 @@ def notion_id(value: str) -> str:
 
 class Notion(TableDestination):
     type: ClassVar[str] = "notion"
+    name_kind: ClassVar[str] = "property"
+    name_fix: ClassVar[str] = "give one of them another title in `kpis:`"
 
     token: Secret
     database: str
@@ -121,17 +134,12 @@ class Notion(TableDestination):
             return {}
         return {kpi: titles.get(kpi) or kpi for kpi in kpis}
 
+    def reserved_names(self) -> frozenset[str]:
+        """wide: the date and period properties (the title property is checked by type)."""
+        return frozenset({self.date_property, self.period_property})
+
     async def deliver(self, delivery: Delivery) -> None:
-        titles = {kpi: delivery.title(kpi) for kpi in delivery.ordered}
-        clash = name_collision(self.kpi_names(delivery.ordered, titles))
-        if clash:  # KPIs only known at run time; the config's own are checked at load
-            first, second, name = clash
-            raise delivery_error(
-                f"notion destination {self.name!r}: KPIs {first} and {second} both map to "
-                f"property {name!r}; give one of them another title in `kpis:`",
-                transient=False,
-                refused=True,
-            )
+        refuse_name_collision(self, delivery)  # the config's own KPIs are checked at load
         async with self.client() as api:
             source = await self.resolve_data_source(api)
             source = await self.ensure_properties(api, source, delivery)
@@ -140,20 +148,19 @@ class Notion(TableDestination):
                 source["id"], self._text_filter(self.period_property, delivery.period)
             )
             if self.layout == "wide":
-                properties = self._wide_properties(delivery, title)
-                if existing:  # update the period's page (the first, if someone duplicated it)
-                    await api.update_page(existing[0]["id"], properties)
-                else:
-                    await api.create_page(source["id"], properties)
+                await self._write_wide(api, delivery, source["id"], title, existing)
                 return
             pages = {_plain(p["properties"].get(self.kpi_property)): p for p in existing}
-            for kpi in delivery.ordered:
+            # after the pages an earlier attempt (cut short by a 429, say) wrote; pages are
+            # found by KPI, so when the KPIs changed since, writing them all again is harmless
+            for index, kpi in delivery.unsent(delivery.ordered, idempotent=True):
                 properties = self._long_properties(delivery, kpi, title)
                 page = pages.get(kpi)
                 if page is not None:
                     await api.update_page(page["id"], properties)
                 else:
                     await api.create_page(source["id"], properties)
+                await delivery.checkpoint(index + 1)
 
     async def resolve_data_source(self, api: _Api) -> dict[str, Any]:
         """The database's data source (API 2025-09-03: rows live in data sources)."""
@@ -228,12 +235,40 @@ class Notion(TableDestination):
                     f"{kind}: rename it in Notion or give the KPI another title",
                     transient=False,
                 )
-        if not missing:
-            return source
-        updated: dict[str, Any] = await api.call(
-            "data_sources.update", data_source_id=source["id"], properties=missing
-        )
-        return updated
+        # many new KPIs at once: within Notion's 500KB per request, in several updates
+        for part in split_properties(missing, {}, what="the new Notion properties"):
+            source = await api.call(
+                "data_sources.update", data_source_id=source["id"], properties=part
+            )
+        return source
+
+    async def _write_wide(
+        self,
+        api: _Api,
+        delivery: Delivery,
+        source_id: str,
+        title: str,
+        existing: list[dict[str, Any]],
+    ) -> None:
+        """The period's page: created (or, when the period has one, updated: the first, if
+        someone duplicated it) with every KPI's property. A row whose properties are over
+        Notion's 500KB per request goes out as the page's first request and updates of the
+        same page, each with the title, date and period and a share of the KPIs; a retry
+        goes on after the requests done (they are upserts: when the page is gone, all again).
+        """
+        properties = self._wide_properties(delivery, title)
+        fixed = {name: properties.pop(name) for name in (title, *self._common(delivery))}
+        parts = split_properties(properties, fixed, what="one Notion row (`layout: wide`)")
+        page_id: str | None = existing[0]["id"] if existing else None
+        if page_id is None:
+            delivery.progress = 0  # the page an earlier attempt began is gone: from the start
+        for index, part in delivery.unsent(parts, idempotent=True):
+            if page_id is None:
+                page_id = str((await api.create_page(source_id, part))["id"])
+            else:
+                await api.update_page(page_id, part)
+            if len(parts) > 1:
+                await delivery.checkpoint(index + 1)
 
     # page properties ----------------------------------------------------------------------
 
@@ -335,7 +370,10 @@ class _Api:
             status = exc.status
             retry_after = retry_after_seconds(exc.headers.get("retry-after"))
             transient = code in _TRANSIENT or status in (408, 429) or status >= 500
-            hint = _HINTS.get(code)
+            message = str(getattr(exc, "message", "") or exc)
+            # a size limit ("... should be ≤ `2000`") or 413: this payload, never any
+            too_large = status == 413 or (code == "validation_error" and "should be ≤" in message)
+            hint = "over one of Notion's size limits" if too_large else _HINTS.get(code)
             text = f"Notion answered HTTP {status}"
             if isinstance(exc, APIResponseError):
                 text += f" {code}: {hint or 'error'} — {redact(str(exc))[:300]}"
@@ -343,14 +381,64 @@ class _Api:
                 text += ": " + ("server error" if status >= 500 else "request refused")
             if retry_after is not None and status == 429:
                 text += f" (retry after {retry_after:g}s)"
-            return delivery_error(text, transient=transient, retry_after=retry_after)
+            return delivery_error(
+                text, transient=transient, retry_after=retry_after, refused=too_large
+            )
         return delivery_error(
             f"Notion client: {type(exc).__name__}: {redact(str(exc))}", transient=False
         )
 
 
+def split_properties(
+    properties: dict[str, Any], fixed: dict[str, Any], *, what: str, budget: int = PAYLOAD_BUDGET
+) -> list[dict[str, Any]]:
+    """`properties` in order over as few dicts as fit Notion's 500KB per request: each is
+    `fixed` and a share of `properties`, at most `budget` bytes of JSON (as sent: ASCII-escaped
+    with the default separators). Raises DeliveryError(refused) when `fixed` and one property
+    alone are over it (naming `what`)."""
+
+    def size(value: dict[str, Any]) -> int:
+        return len(json.dumps(value).encode())
+
+    base = size({"parent": {"type": "data_source_id", "data_source_id": "0" * 36}, **fixed})
+    parts: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    used = base
+    for name, value in properties.items():
+        extra = size({name: value}) - 2 + 2  # the entry, and its ", " in the object
+        if base + extra > budget:
+            raise delivery_error(
+                f"{what}: the property {name!r} alone is {extra:,} bytes, over Notion's "
+                f"{PAYLOAD_LIMIT:,} bytes per request: shorten the KPI's title, or use "
+                "`layout: long` (a page per KPI)",
+                transient=False,
+                refused=True,
+            )
+        if current and used + extra > budget:
+            parts.append({**fixed, **current})
+            current, used = {}, base
+        current[name] = value
+        used += extra
+    parts.append({**fixed, **current})
+    return parts
+
+
 def _text(content: str) -> list[dict[str, Any]]:
-    return [{"type": "text", "text": {"content": content[:2000]}}]
+    """`content` as rich text objects of at most 2000 characters each (Notion's limit per
+    object; the property's plain text is their concatenation, so nothing is cut). Raises
+    DeliveryError(refused) past 100 objects (200,000 characters), Notion's array limit."""
+    chunks = [
+        content[i : i + TEXT_CONTENT_LIMIT] for i in range(0, len(content), TEXT_CONTENT_LIMIT)
+    ] or [""]
+    if len(chunks) > RICH_TEXT_ITEMS:
+        raise delivery_error(
+            f"a Notion text of {len(content):,} characters is over Notion's "
+            f"{RICH_TEXT_ITEMS * TEXT_CONTENT_LIMIT:,} per property ({RICH_TEXT_ITEMS} rich "
+            f"text objects of {TEXT_CONTENT_LIMIT:,}): shorten the KPI's title or id",
+            transient=False,
+            refused=True,
+        )
+    return [{"type": "text", "text": {"content": chunk}} for chunk in chunks]
 
 
 def _plain(prop: dict[str, Any] | None) -> str:

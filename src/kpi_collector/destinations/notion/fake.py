@@ -6,12 +6,22 @@ outage) and a hook that runs after a page is written (to kill the client mid-del
 Shapes follow developers.notion.com: database `data_sources: [{id, name}]`, data source
 `properties: {name: {id, name, type, <type>: {...}}}`, page `parent: {type: data_source_id, ...}`,
 errors `{"object": "error", "status", "code", "message", "request_id"}`.
+
+Limits as Notion documents them ("Request limits"): an average of three requests a second with
+bursts (here `rate_limit`, 30 per 10 s), beyond it 429 `rate_limited` with `Retry-After` in
+whole seconds; a rich text object's `text.content` at most 2000 characters and a rich text
+array at most 100 objects, beyond them 400 `validation_error` "body failed validation: ...
+should be ≤ `2000`, instead was `2001`."; and a request payload of at most 500KB overall
+(here `payload_limit`, 500,000 bytes of JSON body), beyond it the same 400 `validation_error`
+Notion documents for every size limit, its message in the form of Notion's validation
+messages ("... should be ≤ `500000`, instead was `612345`.").
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 import time
 import uuid
@@ -23,6 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
+from kpi_collector.destinations._fake import rate_wait
 from kpi_collector.sources._fake import BackgroundServer
 
 VERSION = "2025-09-03"
@@ -156,6 +167,11 @@ class FakeNotion:
         self.delay = 0.0  # seconds every answer takes (a slow or hanging Notion)
         self.requests: list[tuple[float, str, str]] = []  # (monotonic time, method, path)
         self.after_write: Callable[[], None] | None = None  # runs after a page is created/updated
+        self.rate_limit = (30, 10.0)  # requests per seconds (Notion: 3 a second, with bursts)
+        self.rate_limited = 0  # 429s answered
+        self.payload_limit = 500_000  # bytes per request body (Notion: 500KB overall)
+        self.largest_body = 0  # bytes of the largest request body received
+        self._times: list[float] = []
         self.lock = threading.Lock()
 
     # setting up -----------------------------------------------------------------------------
@@ -227,7 +243,8 @@ class FakeNotion:
             yield fake
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._middleware])
+        # a body over the limit still reaches `_middleware`, which answers as Notion does
+        app = web.Application(middlewares=[self._middleware], client_max_size=16 * 2**20)
         app.router.add_get("/v1/databases/{id}", self._get_database)
         app.router.add_get("/v1/data_sources/{id}", self._get_source)
         app.router.add_patch("/v1/data_sources/{id}", self._patch_source)
@@ -248,6 +265,14 @@ class FakeNotion:
         if self.faults:
             fault = self.faults.pop(0)
             return error(fault.status, fault.code, fault.message, fault.headers)
+        wait = self._rate_limited()
+        if wait is not None:
+            return error(
+                429,
+                "rate_limited",
+                "You have been rate limited. Please try again in a few minutes.",
+                {"Retry-After": str(wait)},
+            )
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return error(401, "unauthorized", "API token is invalid.")
         version = request.headers.get("Notion-Version")
@@ -261,12 +286,29 @@ class FakeNotion:
         if version != VERSION:
             return error(400, "validation_error", f"this fake speaks Notion-Version {VERSION}")
         if request.method in ("POST", "PATCH"):
+            raw = await request.read()
+            self.largest_body = max(self.largest_body, len(raw))
+            if len(raw) > self.payload_limit:
+                return error(
+                    400,
+                    "validation_error",
+                    "body failed validation: body.length should be ≤ "
+                    f"`{self.payload_limit}`, instead was `{len(raw)}`.",
+                )
             try:
-                request[BODY] = json.loads(await request.text() or "{}")
+                request[BODY] = json.loads(raw.decode() or "{}")
             except ValueError:
                 return error(400, "invalid_json", "Error parsing JSON body.")
         with self.lock:
             return await handler(request)
+
+    def _rate_limited(self) -> int | None:
+        """None when the request may go (it is counted), else the whole seconds to wait."""
+        wait = rate_wait(self._times, self.rate_limit)
+        if wait is None:
+            return None
+        self.rate_limited += 1
+        return max(1, math.ceil(wait))
 
     @staticmethod
     def _find(table: dict[str, Any], raw: str) -> str:
@@ -412,6 +454,23 @@ class FakeNotion:
             if problem is not None:
                 return error(400, "validation_error", problem)
             if kind in ("title", "rich_text"):
+                where = f"body.properties.{name}.{kind}"
+                if len(raw) > 100:
+                    return error(
+                        400,
+                        "validation_error",
+                        f"body failed validation: {where}.length should be ≤ `100`, "
+                        f"instead was `{len(raw)}`.",
+                    )
+                for index, part in enumerate(raw):
+                    length = len(part.get("text", {}).get("content", ""))
+                    if length > 2000:
+                        return error(
+                            400,
+                            "validation_error",
+                            f"body failed validation: {where}[{index}].text.content.length "
+                            f"should be ≤ `2000`, instead was `{length}`.",
+                        )
                 raw = rich_text("".join(p.get("text", {}).get("content", "") for p in raw))
             elif kind == "number" and raw is not None and not isinstance(raw, int | float):
                 return error(400, "validation_error", f"{name} is expected to be number.")

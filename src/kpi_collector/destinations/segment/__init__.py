@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -19,7 +20,12 @@ from pydantic import Field
 from kpi_collector._version import __version__
 from kpi_collector.collect.http import Auth
 from kpi_collector.destinations._http import error_detail, send, status_error
-from kpi_collector.destinations.base import Delivery, MessageDestination, delivery_error
+from kpi_collector.destinations.base import (
+    Delivery,
+    MessageDestination,
+    delivery_error,
+    refuse_name_collision,
+)
 from kpi_collector.secrets import Secret
 
 _NAMESPACE = uuid.UUID("6f1d3c3e-8d0b-4b8e-9a51-6b2f7f0e8c11")
@@ -44,6 +50,16 @@ class Segment(MessageDestination):
     user_id: str | None = None
     anonymous_id: str = "kpi-collector"
     compare: str | None = Field(default=None, pattern=r"^\d+d$")
+    name_kind: ClassVar[str] = "property"
+    name_fix: ClassVar[str] = "give the KPI another id"
+
+    def kpi_names(self, kpis: Sequence[str], titles: Mapping[str, str]) -> dict[str, str]:
+        """{kpi: property}: each KPI is a `track` property named by its id."""
+        return {kpi: kpi for kpi in kpis}
+
+    def reserved_names(self) -> frozenset[str]:
+        """The `period` property, and `part`/`parts` of a split delivery."""
+        return frozenset({"period", "part", "parts"})
 
     def track(self, delivery: Delivery) -> dict[str, Any]:
         properties: dict[str, Any] = {kpi: delivery.values[kpi] for kpi in delivery.ordered}
@@ -104,6 +120,7 @@ class Segment(MessageDestination):
         return events
 
     async def deliver(self, delivery: Delivery) -> None:
+        refuse_name_collision(self, delivery)  # the config's own KPIs are checked at load
         events = self.tracks(delivery)
         if len(events) == 1:
             await self._post(delivery, "/v1/track", events[0])
@@ -113,9 +130,8 @@ class Segment(MessageDestination):
             if batches[-1] and _size({"batch": [*batches[-1], event]}) > BATCH_LIMIT - 1024:
                 batches.append([])
             batches[-1].append(event)
-        for index, batch in enumerate(batches):
-            if index < delivery.progress:  # sent by an attempt that failed on a later batch
-                continue
+        # after the batches an earlier attempt (or the failed delivery retried) sent
+        for index, batch in delivery.unsent(batches):
             await self._post(delivery, "/v1/batch", {"batch": batch})
             await delivery.checkpoint(index + 1)
 

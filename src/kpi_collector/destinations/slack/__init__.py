@@ -16,13 +16,27 @@ from kpi_collector.collect.http import Auth
 from kpi_collector.destinations._http import Sender, send, status_error
 from kpi_collector.destinations.base import Delivery, MessageDestination, delivery_error
 from kpi_collector.destinations.digest import NO_VALUES, Digest
-from kpi_collector.destinations.text import cut, escape_slack, kpi_line, send_now, split_lines
+from kpi_collector.destinations.text import (
+    cut,
+    escape_slack,
+    grouped_lines,
+    kpi_line_within,
+    send_now,
+    split_lines,
+)
 from kpi_collector.secrets import Secret, redact_cut
 
 # Block Kit limits (Slack API docs, "Blocks": header and section text, blocks per message)
 SLACK_SECTION_LIMIT = 3000
 SLACK_HEADER_LIMIT = 150
 SLACK_MAX_BLOCKS = 50
+#: characters of block text per message: Slack refuses a message whose blocks hold more than
+#: about 12,000 characters in all (`msg_blocks_too_long`; the markdown block's documented
+#: cumulative limit, which Slack's staff gave for every block type); 10,000 leaves room for
+#: what Slack counts besides the text
+SLACK_BLOCKS_TEXT = 10_000
+#: characters of a message's `text` (chat.postMessage docs: longer text is truncated)
+SLACK_TEXT_LIMIT = 40_000
 
 # incoming webhooks answer an error code as plain text; these say how to fix it
 _WEBHOOK_HINTS = {
@@ -38,6 +52,8 @@ _WEBHOOK_HINTS = {
     "channel_is_archived": "the webhook's channel is archived: unarchive it or use a new webhook",
     "posting_to_general_channel_denied": "only admins may post to this channel",
     "too_many_attachments": "the message is too large",
+    "invalid_blocks": "Slack refused the message's blocks",
+    "msg_blocks_too_long": "the message's blocks hold too much text",
     "rollup_error": "Slack had an internal error",
 }
 # chat.postMessage errors (HTTP 200 with ok: false)
@@ -47,6 +63,16 @@ _API_TRANSIENT = {
     "fatal_error",
     "service_unavailable",
     "request_timeout",
+}
+#: chat.postMessage errors that refuse this message, never the next: later periods go on
+_API_REFUSED = {
+    "invalid_blocks",
+    "invalid_blocks_format",
+    "msg_blocks_too_long",
+    "msg_too_long",
+    "no_text",
+    "too_many_attachments",
+    "invalid_arguments",
 }
 _API_HINTS = {
     "invalid_auth": "the bot token is invalid: check token",
@@ -60,14 +86,24 @@ _API_HINTS = {
     "is_archived": "the channel is archived: unarchive it or choose another channel",
     "msg_too_long": "the message is too long",
     "invalid_blocks": "Slack refused the message's blocks",
+    "msg_blocks_too_long": "the message's blocks hold too much text",
     "restricted_action": "a workspace setting keeps the bot from posting in this channel",
 }
+
+
+def slack_lines(digest: Digest) -> list[str]:
+    """A mrkdwn line per KPI, with a bold heading before each group (when there are groups)."""
+    return grouped_lines(
+        digest,
+        lambda line: kpi_line_within(line, SLACK_SECTION_LIMIT, "*", escape_slack),
+        lambda group: ["", f"*{escape_slack(group)}*"],
+    )
 
 
 def digest_text(digest: Digest) -> str:
     """The notification / fallback text of the digest's message (mrkdwn)."""
     lines = [f"*{escape_slack(digest.title)}*"]
-    lines += [escape_slack(kpi_line(line, "*")) for line in digest.lines]
+    lines += slack_lines(digest)
     if digest.errors:
         lines += [
             "",
@@ -79,18 +115,9 @@ def digest_text(digest: Digest) -> str:
 
 def digest_blocks(digest: Digest) -> list[dict[str, Any]]:
     """Block Kit: a header, the KPI lines in sections (≤ 3000 chars each), failures, context;
-    at most 50 blocks (the rest is cut and the last block says so)."""
-    blocks: list[dict[str, Any]] = [
-        {
-            "type": "header",
-            "text": {
-                "type": "plain_text",
-                "text": cut(digest.title, SLACK_HEADER_LIMIT),
-                "emoji": True,
-            },
-        }
-    ]
-    kpi_lines = [escape_slack(kpi_line(line, "*")) for line in digest.lines] or [NO_VALUES]
+    every block of the digest, however many (`digest_messages` splits them into messages)."""
+    blocks: list[dict[str, Any]] = [_header(digest.title)]
+    kpi_lines = slack_lines(digest) or [NO_VALUES]
     for chunk in split_lines(kpi_lines, SLACK_SECTION_LIMIT):
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
     if digest.errors:
@@ -105,12 +132,59 @@ def digest_blocks(digest: Digest) -> list[dict[str, Any]]:
         blocks.append(
             {"type": "context", "elements": [{"type": "mrkdwn", "text": digest.comparison}]}
         )
-    if len(blocks) > SLACK_MAX_BLOCKS:  # keep the header, the first sections and say so
-        blocks = [
-            *blocks[: SLACK_MAX_BLOCKS - 1],
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": "(cut: too many KPIs)"}]},
-        ]
     return blocks
+
+
+def digest_messages(digest: Digest) -> list[dict[str, Any]]:
+    """The digest as Slack messages (`{"text", "blocks"}`): one when its blocks fit Slack's
+    limits (50 blocks, `SLACK_BLOCKS_TEXT` characters), else the blocks after the header
+    packed in order into as few messages as fit, each under its own header "title (2/3)"
+    and with the text of its own blocks as the notification text. Nothing is cut."""
+    blocks = digest_blocks(digest)
+    if len(blocks) <= SLACK_MAX_BLOCKS and _text_size(blocks) <= SLACK_BLOCKS_TEXT:
+        return [{"text": cut(digest_text(digest), SLACK_TEXT_LIMIT), "blocks": blocks}]
+    groups = pack_blocks(blocks[1:], SLACK_MAX_BLOCKS - 1, SLACK_BLOCKS_TEXT - SLACK_HEADER_LIMIT)
+    messages = []
+    for index, group in enumerate(groups, start=1):
+        title = cut(f"{digest.title} ({index}/{len(groups)})", SLACK_HEADER_LIMIT)
+        texts = [f"*{escape_slack(title)}*", *(t for b in group for t in _texts(b))]
+        messages.append({"text": "\n".join(texts), "blocks": [_header(title), *group]})
+    return messages
+
+
+def pack_blocks(
+    blocks: list[dict[str, Any]], max_blocks: int, max_text: int
+) -> list[list[dict[str, Any]]]:
+    """`blocks` in order, in groups of at most `max_blocks` blocks and `max_text` characters
+    of text (a block alone over `max_text` gets a group of its own)."""
+    groups: list[list[dict[str, Any]]] = [[]]
+    size = 0
+    for block in blocks:
+        length = _text_size([block])
+        if groups[-1] and (len(groups[-1]) >= max_blocks or size + length > max_text):
+            groups.append([])
+            size = 0
+        groups[-1].append(block)
+        size += length
+    return groups
+
+
+def _header(text: str) -> dict[str, Any]:
+    return {
+        "type": "header",
+        "text": {"type": "plain_text", "text": cut(text, SLACK_HEADER_LIMIT), "emoji": True},
+    }
+
+
+def _texts(block: dict[str, Any]) -> list[str]:
+    """The texts of a header, section or context block (a divider has none)."""
+    if "text" in block:
+        return [str(block["text"]["text"])]
+    return [str(e.get("text", "")) for e in block.get("elements", [])]
+
+
+def _text_size(blocks: list[dict[str, Any]]) -> int:
+    return sum(len(t) for b in blocks for t in _texts(b))
 
 
 class Slack(MessageDestination):
@@ -129,17 +203,20 @@ class Slack(MessageDestination):
             raise ValueError("a bot token needs a channel, e.g. channel: '#kpis'")
         return self
 
-    def message(self, delivery: Delivery) -> dict[str, Any]:
-        digest = Digest.from_delivery(delivery)
-        return {"text": digest_text(digest), "blocks": digest_blocks(digest)}
+    def messages(self, delivery: Delivery) -> list[dict[str, Any]]:
+        """The delivery's digest as one message, or several within Slack's limits."""
+        return digest_messages(Digest.from_delivery(delivery))
 
     async def deliver(self, delivery: Delivery) -> None:
-        await self.post(delivery, self.message(delivery))
+        # after the parts an earlier attempt (or the failed delivery retried) sent
+        for index, body in delivery.unsent(self.messages(delivery)):
+            await self.post(delivery, body)
+            await delivery.checkpoint(index + 1)
 
     async def send_text(self, text: str) -> None:
         """An alert: the text field alone (what notifications show), `&`, `<`, `>` escaped so
         nothing in it turns into a link or an @channel."""
-        body = {"text": escape_slack(text)}
+        body = {"text": cut(escape_slack(text), SLACK_TEXT_LIMIT)}
         await send_now(self, lambda via: self.post(via, body))
 
     async def post(self, via: Sender, body: dict[str, Any]) -> None:
@@ -161,6 +238,8 @@ class Slack(MessageDestination):
         )
         if response.status == 200:
             return
+        if response.status == 429:  # a JSON count of recent calls, and Retry-After
+            raise status_error(response, service="Slack webhook")
         code = redact_cut(response.text().strip(), 80)
         hint = _WEBHOOK_HINTS.get(code)
         raise status_error(response, service="Slack webhook", detail=code or None, hint=hint)
@@ -190,6 +269,11 @@ class Slack(MessageDestination):
             return
         code = str(answer.get("error") or "unknown_error")
         hint = _API_HINTS.get(code, "see Slack's chat.postMessage errors")
+        # invalid_blocks names what was wrong: "no more than 50 items allowed [json-pointer:...]"
+        details = [str(e) for e in answer.get("errors") or [] if e][:2]
+        detail = f" — {redact_cut('; '.join(details), 200)}" if details else ""
         raise delivery_error(
-            f"Slack refused chat.postMessage ({code}): {hint}", transient=code in _API_TRANSIENT
+            f"Slack refused chat.postMessage ({code}): {hint}{detail}",
+            transient=code in _API_TRANSIENT,
+            refused=code in _API_REFUSED,
         )

@@ -3,18 +3,24 @@
 403 invalid_token, 410 channel_is_archived); `POST /api/chat.postMessage` (bearer token) is
 always HTTP 200 with `{"ok": true, "channel", "ts", "message"}` or `{"ok": false, "error"}`.
 Block Kit limits from api.slack.com/reference/block-kit: 50 blocks, a header's text 150
-characters, a section's 3000.
+characters, a section's 3000 — refused as `invalid_blocks` with Slack's own `errors` lines
+("no more than 50 items allowed [json-pointer:/blocks]"); blocks holding more than 12,000
+characters of text in all: `msg_blocks_too_long`. Rate limit: about one message per second per
+channel with short bursts (here `slack_limit`, 5 per 5 s), answered by HTTP 429 with
+`Retry-After` (seconds): chat.postMessage `{"ok": false, "error": "ratelimited"}`, a webhook
+the JSON count of recent calls (api.slack.com/docs/rate-limits).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
 from aiohttp import web
 
-from kpi_collector.destinations._fake import MessageService
+from kpi_collector.destinations._fake import MessageService, rate_wait
 
 SLACK_PATH = "/services/T00000000/B00000000"
 SLACK_CHANNEL_ID = "C0123456789"
@@ -27,6 +33,9 @@ class FakeSlack(MessageService):
         super().__init__(token)
         self.slack: list[dict[str, Any]] = []
         self.archived = False  # the Slack webhook's channel
+        self.slack_limit = (5, 5.0)  # messages per seconds, per channel (bursts of 5)
+        self._slack_times: dict[str, list[float]] = {}  # per channel
+        self.rate_limited = 0  # 429s answered
 
     @property
     def slack_url(self) -> str:
@@ -48,8 +57,22 @@ class FakeSlack(MessageService):
             return web.Response(status=400, text="invalid_payload")
         if not isinstance(body, dict) or not (body.get("text") or body.get("blocks")):
             return web.Response(status=400, text="no_text")
-        if not _valid_blocks(body.get("blocks", [])):
-            return web.Response(status=400, text="invalid_blocks")
+        problem = block_problem(body.get("blocks", []))
+        if problem:
+            return web.Response(status=400, text=problem[0])
+        wait = self._rate_limited("webhook")
+        if wait is not None:
+            recent = len(self._slack_times["webhook"])
+            return web.json_response(
+                {
+                    "ok": False,
+                    "count_hour_ago": len(self.slack),
+                    "count_minute_ago": recent,
+                    "count_second_ago": recent,
+                },
+                status=429,
+                headers={"Retry-After": str(wait)},
+            )
         self.slack.append(body)
         return web.Response(text="ok", content_type="text/html")
 
@@ -61,8 +84,21 @@ class FakeSlack(MessageService):
             return web.json_response({"ok": False, "error": "channel_not_found"})
         if not (body.get("text") or body.get("blocks")):
             return web.json_response({"ok": False, "error": "no_text"})
-        if not _valid_blocks(body.get("blocks", [])):
-            return web.json_response({"ok": False, "error": "invalid_blocks"})
+        problem = block_problem(body.get("blocks", []))
+        if problem:
+            code, errors = problem
+            answer: dict[str, Any] = {"ok": False, "error": code}
+            if errors:
+                answer["errors"] = errors
+                answer["response_metadata"] = {"messages": [f"[ERROR] {e}" for e in errors]}
+            return web.json_response(answer)
+        wait = self._rate_limited(SLACK_CHANNEL_ID)
+        if wait is not None:
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"},
+                status=429,
+                headers={"Retry-After": str(wait)},
+            )
         self.slack.append(body)
         ts = f"{time.time():.6f}"
         return web.json_response(
@@ -81,16 +117,36 @@ class FakeSlack(MessageService):
             }
         )
 
+    def _rate_limited(self, channel: str) -> int | None:
+        """None when a message to `channel` may go now (and counts it), else the whole
+        seconds to wait (the webhook posts to a channel of its own)."""
+        wait = rate_wait(self._slack_times.setdefault(channel, []), self.slack_limit)
+        if wait is None:
+            return None
+        self.rate_limited += 1
+        return max(1, math.ceil(wait))
 
-def _valid_blocks(blocks: list[dict[str, Any]]) -> bool:
+
+#: characters of text all blocks of one message may hold (beyond: msg_blocks_too_long)
+BLOCKS_TEXT_LIMIT = 12_000
+
+
+def block_problem(blocks: list[dict[str, Any]]) -> tuple[str, list[str]] | None:
+    """Slack's error code and `errors` lines for blocks it refuses; None when they are valid."""
     if len(blocks) > 50:
-        return False
-    for block in blocks:
+        return "invalid_blocks", ["no more than 50 items allowed [json-pointer:/blocks]"]
+    total = 0
+    for index, block in enumerate(blocks):
         kind = block.get("type")
-        if kind == "header" and len(block["text"]["text"]) > 150:
-            return False
-        if kind == "section" and len(block["text"]["text"]) > 3000:
-            return False
         if kind not in ("header", "section", "divider", "context"):
-            return False
-    return True
+            return "invalid_blocks", [f"unsupported type: {kind} [json-pointer:/blocks/{index}]"]
+        limit = {"header": 150, "section": 3000}.get(str(kind))
+        text = block.get("text", {}).get("text", "") if "text" in block else ""
+        if limit is not None and len(text) > limit:
+            return "invalid_blocks", [
+                f"must be less than {limit + 1} characters [json-pointer:/blocks/{index}/text/text]"
+            ]
+        total += len(text) + sum(len(e.get("text", "")) for e in block.get("elements", []))
+    if total > BLOCKS_TEXT_LIMIT:
+        return "msg_blocks_too_long", []
+    return None

@@ -27,7 +27,7 @@ from kpi_collector.destinations.base import (
     Delivery,
     TableDestination,
     delivery_error,
-    name_collision,
+    refuse_name_collision,
 )
 from kpi_collector.errors import DeliveryError
 from kpi_collector.secrets import DatabaseUrl, redact
@@ -36,6 +36,18 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
 _NOT_IDENT = re.compile(r"[^A-Za-z0-9_]+")
+#: connection refusals no retry fixes (PostgreSQL, MariaDB/MySQL wording): they are
+#: OperationalErrors like a lost connection, but name the URL's user, password or database
+_REFUSED_LOGIN = re.compile(
+    r'password authentication failed|role "[^"]*" does not exist|database "[^"]*" does '
+    r"not exist|no pg_hba\.conf entry|access denied for user|unknown database",
+    re.I,
+)
+#: a wide table over the database's column limit (PostgreSQL 1600, MariaDB/MySQL InnoDB 1017,
+#: SQLite 2000 by default): this delivery's KPIs never fit, fewer may
+_TOO_MANY_COLUMNS = re.compile(
+    r"tables can have at most \d+ columns|too many columns|row size too large", re.I
+)
 
 
 def column_name(kpi: str) -> str:
@@ -46,6 +58,11 @@ def column_name(kpi: str) -> str:
 
 class SQL(TableDestination):
     type: ClassVar[str] = "sql"
+    name_kind: ClassVar[str] = "column"
+    name_fix: ClassVar[str] = (
+        "rename one (column names are ids in lower case, other characters than letters and "
+        "digits as `_`, cut to 60)"
+    )
 
     url: DatabaseUrl
     table: str = Field(default="kpis", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -61,17 +78,12 @@ class SQL(TableDestination):
             return {}
         return {kpi: column_name(kpi) for kpi in kpis}
 
+    def reserved_names(self) -> frozenset[str]:
+        """wide: the `period`, `date` and `updated_at` columns."""
+        return frozenset({"period", "date", "updated_at"}) if self.layout == "wide" else frozenset()
+
     async def deliver(self, delivery: Delivery) -> None:
-        clash = name_collision(self.kpi_names(delivery.ordered, {}))
-        if clash:  # KPIs only known at run time; the config's own are checked at load
-            first, second, name = clash
-            raise delivery_error(
-                f"sql destination {self.name!r}: KPIs {first} and {second} both map to column "
-                f"{name!r}; rename one (column names are ids in lower case, other characters "
-                "than letters and digits as `_`, cut to 60)",
-                transient=False,
-                refused=True,
-            )
+        refuse_name_collision(self, delivery)  # the config's own KPIs are checked at load
         await asyncio.to_thread(self._deliver, delivery)
 
     def engine(self) -> sa.Engine:
@@ -106,19 +118,41 @@ class SQL(TableDestination):
                     self._upsert(conn, table, self._record(row, now))
         except DeliveryError:
             raise
-        except sa.exc.OperationalError as exc:  # connection refused, lost, locked, timed out
-            raise delivery_error(
-                f"sql destination {self.name!r}: {first_line(exc)}", transient=True
-            ) from None
         except sa.exc.SQLAlchemyError as exc:
-            raise delivery_error(
-                f"sql destination {self.name!r} (table {self.table}): {first_line(exc)}",
-                transient=bool(getattr(exc, "connection_invalidated", False)),
-            ) from None
+            raise self._error(exc, delivery) from None
         except OSError as exc:
             raise delivery_error(
                 f"sql destination {self.name!r}: {redact(str(exc))}", transient=True
             ) from None
+
+    def _error(self, exc: Exception, delivery: Delivery) -> DeliveryError:
+        """A database error as a DeliveryError naming its cause: too many columns for a wide
+        table (refused: fewer KPIs fit), a refused login (terminal), a lost or refused
+        connection (transient), anything else (terminal, the database's first line)."""
+        import sqlalchemy as sa
+
+        if _TOO_MANY_COLUMNS.search(str(exc)):
+            return delivery_error(
+                f"sql destination {self.name!r}: {len(delivery.ordered):,} KPIs are over the "
+                f"database's columns per table ({first_line(exc)}): use `layout: long` (a "
+                "row per KPI) for this many KPIs",
+                transient=False,
+                refused=True,
+            )
+        if isinstance(exc, sa.exc.OperationalError):  # connection refused, lost, locked, timed out
+            if _REFUSED_LOGIN.search(str(exc)):  # not the network: the URL's login
+                return delivery_error(
+                    f"sql destination {self.name!r}: the database refused the login "
+                    f"({first_line(exc)}): check the user, password and database in `url`",
+                    transient=False,
+                )
+            return delivery_error(
+                f"sql destination {self.name!r}: {first_line(exc)}", transient=True
+            )
+        return delivery_error(
+            f"sql destination {self.name!r} (table {self.table}): {first_line(exc)}",
+            transient=bool(getattr(exc, "connection_invalidated", False)),
+        )
 
     def _record(self, row: dict[str, Any], now: float) -> dict[str, Any]:
         if self.layout == "long":

@@ -50,6 +50,7 @@ def payload(delivery: Delivery) -> dict[str, Any]:
                 "formatted": line.formatted,
                 "previous": line.previous,
                 "change_percent": line.change_percent,
+                "group": line.group,
             }
             for line in digest.lines
         ],

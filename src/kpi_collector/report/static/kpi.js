@@ -31,12 +31,43 @@
       (list || []).forEach(function (p) { var i = index[day(p.at)]; if (i !== undefined) out[i] = p.value; });
       return out;
     }
-    return [xs, cur, aligned(doc.previous), aligned(doc.year_ago)];
+    var cols = [xs, cur, aligned(doc.previous), aligned(doc.year_ago)];
+    if (doc.target != null) cols.push(xs.map(function () { return doc.target; }));
+    return cols;
   }
 
-  function options(el, doc, height) {
+  /* The notes (`kpi annotate`) as dashed vertical lines with their text, at the period each
+     falls in; what was drawn is kept on the chart's entry (`markers`). */
+  function drawNotes(u, doc, entry) {
+    var dpr = window.devicePixelRatio || 1;
+    var ctx = u.ctx, top = u.bbox.top, height = u.bbox.height;
+    var min = u.scales.x.min, max = u.scales.x.max;
+    var color = css("--note", "#7c3aed");
+    var drawn = [];
+    ctx.save();
+    ctx.strokeStyle = color; ctx.fillStyle = color;
+    ctx.lineWidth = dpr; ctx.setLineDash([4 * dpr, 3 * dpr]);
+    ctx.font = (11 * dpr) + "px system-ui, sans-serif";
+    ctx.textAlign = "left"; ctx.textBaseline = "alphabetic";  /* uPlot leaves its axes' own */
+    (doc.annotations || []).forEach(function (n) {
+      var v = day(n.at || n.day);
+      if (min == null || v < min || v > max) return;
+      var x = Math.round(u.valToPos(v, "x", true));
+      ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + height); ctx.stroke();
+      var label = n.text.length > 40 ? n.text.slice(0, 39) + "…" : n.text;
+      var width = ctx.measureText(label).width;
+      var tx = x + 4 * dpr + width > u.bbox.left + u.bbox.width ? x - 4 * dpr - width : x + 4 * dpr;
+      ctx.fillText(label, tx, top + (12 + (drawn.length % 3) * 13) * dpr);
+      drawn.push({ day: n.day, text: n.text, x: x / dpr });
+    });
+    ctx.restore();
+    entry.markers = drawn;
+  }
+
+  function options(el, doc, height, entry) {
     var single = doc.points.length === 1;
     return {
+      hooks: { draw: [function (u) { drawNotes(u, doc, entry); }] },
       width: Math.max(el.clientWidth - 16, 200),
       height: height,
       cursor: { drag: { x: true, y: false } },
@@ -54,20 +85,43 @@
           value: function (u, v) { return fmt(v); } },
         { label: "a year earlier", stroke: css("--year", "#d97706"), width: 1.5, dash: [2, 3],
           value: function (u, v) { return fmt(v); } },
-      ],
+      ].concat(doc.target != null ? [
+        { label: "target", stroke: css("--good", "#15803d"), width: 1.5, dash: [10, 5],
+          points: { show: false }, value: function (u, v) { return fmt(v); } },
+      ] : []),
     };
   }
 
-  function draw(el, doc, height) {
+  /* An empty window says what to do instead of drawing an empty chart. */
+  function emptyParts(doc, hasHistory) {  /* [text, code, text, ...] */
+    if (hasHistory) return ["No values in this range: choose a longer one (or all)."];
+    return ["No values for " + doc.title + " yet: ", "kpi run", " collects the first one; ",
+      "kpi backfill", " imports past values where its source can give them."];
+  }
+
+  function draw(el, doc, height, hasHistory) {
     el.textContent = "";
-    var chart = new uPlot(options(el, doc, height), columns(doc), el);
-    var entry = { kpi: doc.id, period: doc.period, points: doc.points.length, chart: chart, el: el };
+    el.classList.toggle("is-empty", doc.points.length === 0);
+    if (doc.points.length === 0) {
+      var p = document.createElement("p");
+      p.className = "empty";
+      emptyParts(doc, hasHistory).forEach(function (text, i) {
+        var part = document.createElement(i % 2 ? "code" : "span");
+        part.textContent = text;
+        p.appendChild(part);
+      });
+      el.appendChild(p);
+      return { kpi: doc.id, period: doc.period, points: 0, chart: null, el: el };
+    }
+    var entry = { kpi: doc.id, period: doc.period, points: doc.points.length, chart: null, el: el,
+                  markers: [] };
+    entry.chart = new uPlot(options(el, doc, height, entry), columns(doc), el);
     state.charts.push(entry);
     return entry;
   }
 
   function resizeAll() {
-    state.charts.forEach(function (c) { c.chart.setSize({ width: Math.max(c.el.clientWidth - 16, 200), height: c.chart.height }); });
+    state.charts.forEach(function (c) { if (c.chart) c.chart.setSize({ width: Math.max(c.el.clientWidth - 16, 200), height: c.chart.height }); });
   }
 
   function cell(tr, text, cls) {
@@ -107,11 +161,51 @@
     box.appendChild(wrap);
   }
 
+  function notesList(doc) {
+    var box = document.getElementById("notes");
+    if (!box) return;
+    box.textContent = "";
+    (doc.annotations || []).slice().reverse().forEach(function (n) {
+      var li = document.createElement("li");
+      var t = document.createElement("time");
+      t.textContent = n.day;
+      li.appendChild(t);
+      li.appendChild(document.createTextNode(" " + n.text));
+      box.appendChild(li);
+    });
+    box.hidden = !(doc.annotations || []).length;
+  }
+
+  function annotateForm(reload) {
+    var form = document.getElementById("annotate");
+    if (!form) return;
+    var status = document.getElementById("annotate-status");
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var body = { text: form.elements.text.value, day: form.elements.day.value };
+      status.textContent = "Saving…";
+      fetch("/api/annotations", {
+        method: "POST", credentials: "same-origin",
+        headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+      }).then(function (r) {
+        return r.json().then(function (doc) {
+          if (!r.ok) throw new Error(doc.error || ("HTTP " + r.status));
+          return doc;
+        });
+      }).then(function (note) {
+        form.elements.text.value = "";
+        status.textContent = "Saved: " + note.day + " " + note.text;
+        reload();
+      }).catch(function (err) { status.textContent = String(err.message || err); });
+    });
+  }
+
   function kpiPage(data) {
     var el = document.getElementById("chart");
     var current = { doc: data.series, range: data.range };
-    var entry = draw(el, current.doc, 340);
+    var entry = draw(el, current.doc, 340, data.has_history);
     function applyToggles() {
+      if (!entry.chart) return;
       entry.chart.setSeries(2, { show: document.getElementById("cmp-prev").checked });
       entry.chart.setSeries(3, { show: document.getElementById("cmp-year").checked });
     }
@@ -122,53 +216,48 @@
         if (a.getAttribute(attr) === value) a.setAttribute("aria-current", "true"); else a.removeAttribute("aria-current");
       });
     }
-    function rangeLinks(period) {
-      var box = document.getElementById("ranges");
-      box.textContent = "";
-      data.ranges[period].forEach(function (r) {
-        var a = document.createElement("a");
-        a.className = "seg"; a.textContent = r[0];
-        a.setAttribute("data-range", r[0]);
-        a.href = "?period=" + encodeURIComponent(period) + "&range=" + encodeURIComponent(r[0]);
-        box.appendChild(a);
-      });
+    function busy(on) {
+      el.setAttribute("aria-busy", on ? "true" : "false");
+      var note = document.getElementById("loading");
+      if (note) note.hidden = !on;
     }
     function load(period, range) {
       var base = "/api/kpis/" + encodeURIComponent(current.doc.id) + "/series";
       var q = "?period=" + encodeURIComponent(period) + "&range=" + encodeURIComponent(range);
-      el.setAttribute("aria-busy", "true");
+      busy(true);
       return fetch(base + q, { credentials: "same-origin" }).then(function (r) {
         if (!r.ok) throw new Error("HTTP " + r.status);
         return r.json();
       }).then(function (doc) {
         current = { doc: doc, range: range };
-        entry.chart.destroy();
-        state.charts.splice(state.charts.indexOf(entry), 1);
-        entry = draw(el, doc, 340);
+        if (entry.chart) {
+          entry.chart.destroy();
+          state.charts.splice(state.charts.indexOf(entry), 1);
+        }
+        entry = draw(el, doc, 340, data.has_history);
         applyToggles();
         table(doc);
+        notesList(doc);
         var csv = document.getElementById("csv");
         csv.href = base + ".csv?period=" + encodeURIComponent(period) + (doc.since ? "&since=" + doc.since : "");
         mark("[data-period]", "data-period", period);
         mark("[data-range]", "data-range", range);
         history.replaceState(null, "", "?period=" + encodeURIComponent(period) + "&range=" + encodeURIComponent(range));
-        el.setAttribute("aria-busy", "false");
+        busy(false);
         el.setAttribute("data-loaded", period + "/" + range);
-      }).catch(function (err) { state.errors.push(String(err)); el.setAttribute("aria-busy", "false"); });
+      }).catch(function (err) { state.errors.push(String(err)); busy(false); });
     }
+    /* A range redraws the chart in place; a period loads the whole page for it (the header's
+       value, change and sparkline follow the period), showing the loading state meanwhile. */
     document.addEventListener("click", function (ev) {
       var a = ev.target.closest ? ev.target.closest("a[data-period], a[data-range]") : null;
-      if (!a) return;
+      if (!a || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey) return;
+      if (a.hasAttribute("data-period")) { busy(true); return; }
       ev.preventDefault();
-      if (a.hasAttribute("data-period")) {
-        var period = a.getAttribute("data-period");
-        var range = data.default_range[period];
-        rangeLinks(period);
-        load(period, range);
-      } else {
-        load(current.doc.period, a.getAttribute("data-range"));
-      }
+      load(current.doc.period, a.getAttribute("data-range"));
     });
+    window.addEventListener("pageshow", function () { busy(false); });
+    annotateForm(function () { load(current.doc.period, current.range); });
     el.setAttribute("data-loaded", current.doc.period + "/" + current.range);
   }
 

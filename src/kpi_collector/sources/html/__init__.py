@@ -1,31 +1,107 @@
-"""`type: html`: a web page (optionally behind a login form); metrics are CSS or XPath."""
+"""`type: html`: a web page (optionally behind a login form, optionally rendered in headless
+Chromium); metrics are CSS or XPath."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Mapping
 from typing import ClassVar
 
-from kpi_collector.collect.extract import HtmlDocument
+from pydantic import Field, field_validator, model_validator
+
+from kpi_collector.collect.extract import HtmlDocument, check_css
 from kpi_collector.collect.http import url_without_query
 from kpi_collector.collect.offload import INLINE_BYTES
+from kpi_collector.errors import HttpError
 from kpi_collector.sources._http import HttpSource
 from kpi_collector.sources.base import SourceContext
 
+#: seconds before the second attempt to load a rendered page, doubling after
+_BACKOFF = 0.25
+
 
 class HTML(HttpSource):
+    """A page read with CSS or XPath. `render: true` loads it in headless Chromium (through
+    Playwright) and reads the DOM its scripts built, once `wait_for` (a CSS selector) is in
+    the page, or, without it, once the network is idle; `login:` is then filled in the
+    browser."""
+
     type: ClassVar[str] = "html"
     default_extractor: ClassVar[str] = "css"
 
+    render: bool = Field(
+        default=False, description="load the page in headless Chromium and read the rendered DOM"
+    )
+    wait_for: str | None = Field(
+        default=None,
+        description="with `render`: a CSS selector to wait for (default: the network goes idle)",
+    )
+
+    @field_validator("wait_for")
+    @classmethod
+    def _selector(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_css(value)
+        return value
+
+    @model_validator(mode="after")
+    def _render_options(self) -> HTML:
+        if self.wait_for is not None and not self.render:
+            raise ValueError("`wait_for:` waits in the browser: add `render: true`")
+        if self.render and (self.method != "GET" or self.body is not None):
+            raise ValueError(
+                "`render: true` loads the page as a browser does, with GET: drop `method:` "
+                "and `body:`"
+            )
+        return self
+
+    def prepared(self, ctx: SourceContext) -> contextlib.AbstractAsyncContextManager[None]:
+        """A page slot in the run's browser (Chromium launched), for `render: true`."""
+        if self.render and ctx.browser is not None:
+            return ctx.browser.slot()
+        return contextlib.nullcontext()
+
+    async def page(self, ctx: SourceContext) -> tuple[str, str]:
+        """The page as text and its final URL: fetched, or rendered in Chromium."""
+        if not self.render:
+            response = await self.fetch(ctx)
+            return response.html(), response.url
+        from kpi_collector.collect.browser import Browser
+
+        browser = ctx.browser or Browser(concurrency=1)
+        try:
+            for attempt in range(ctx.retries + 1):
+                try:
+                    rendered = await browser.render(
+                        self.url,
+                        timeout=ctx.timeout,
+                        wait_for=self.wait_for,
+                        login=self.login,
+                        auth=self.auth,
+                        headers=self.headers,
+                        params=self.params,
+                        max_bytes=ctx.max_bytes,
+                    )
+                    return rendered.html, rendered.url
+                except HttpError as exc:
+                    # the page did not load (connection refused, 5xx, 429): load it again;
+                    # a page that loaded but never showed `wait_for` is not retried
+                    if not exc.transient or attempt == ctx.retries:
+                        raise
+                    await asyncio.sleep(_BACKOFF * 2**attempt)
+        finally:
+            if ctx.browser is None:
+                await browser.close()
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
-        response = await self.fetch(ctx)
+        text, url = await self.page(ctx)
 
         def read() -> dict[str, float]:
-            document = HtmlDocument(response.html(), locale=self.locale)
-            return self.extract(document.metric)
+            with self.keeping_page(lambda: text, url, ".html"):
+                document = HtmlDocument(text, locale=self.locale)
+                return self.extract(document.metric)
 
-        small = len(response.body) <= INLINE_BYTES and not any(
-            m.xpath for m in self.metrics.values()
-        )
-        return await ctx.off_loop(
-            read, what=f"reading {url_without_query(response.url)}", inline=small
-        )
+        small = len(text) <= INLINE_BYTES and not any(m.xpath for m in self.metrics.values())
+        return await ctx.off_loop(read, what=f"reading {url_without_query(url)}", inline=small)

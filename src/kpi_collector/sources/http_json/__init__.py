@@ -20,6 +20,10 @@ class HttpJson(HttpSource):
         response = await self.fetch(ctx)
 
         def read() -> dict[str, float]:
+            with self.keeping_page(response.text, response.url, ".json"):
+                return read_answer()
+
+        def read_answer() -> dict[str, float]:
             document = response.json()
 
             def evaluate(name: str, metric: Metric) -> float:

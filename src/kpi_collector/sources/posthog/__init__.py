@@ -69,7 +69,7 @@ class PostHog(ServiceSource):
     event: str | None = Field(default=None, description="count only persons who sent this event")
     api_url: str = "https://us.posthog.com"
 
-    @field_validator("project_id", mode="before")
+    @field_validator("project_id", mode="before", json_schema_input_type=str | int)
     @classmethod
     def _id(cls, value: Any) -> str:
         text = str(value).strip()

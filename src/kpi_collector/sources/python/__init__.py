@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
@@ -49,12 +51,16 @@ class Function(Source):
             raise ValueError(f"{value!r} should look like package.module:function")
         return value
 
-    def resolve(self) -> Callable[..., Any]:
+    def resolve(self, base_dir: Path | None = None) -> Callable[..., Any]:
+        """The function to call; `package.module:function` is imported first from `base_dir`
+        (the folder of `kpi.yaml`) when the module lives there, else from `sys.path`."""
         if self._callable is None:
             if callable(self.function):
                 self._callable = self.function
             else:
                 module_name, _, attr = self.function.partition(":")
+                if base_dir is not None:
+                    importable_from(base_dir, module_name)
                 try:
                     target: Any = importlib.import_module(module_name)
                     for part in attr.split("."):
@@ -69,7 +75,7 @@ class Function(Source):
         return self._callable
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
-        func = self.resolve()
+        func = self.resolve(ctx.base_dir)
         try:
             if inspect.iscoroutinefunction(func):
                 result = await func(**self.kwargs)
@@ -82,6 +88,20 @@ class Function(Source):
         except Exception as exc:
             raise SourceError(f"{type(exc).__name__}: {exc}") from exc
         return to_values(result, self.metrics, self.locale)
+
+
+def importable_from(folder: Path, module_name: str) -> None:
+    """Put `folder` first on `sys.path` when it holds `module_name`'s top-level module or
+    package (`acme_metrics.py` or `acme_metrics/` beside `kpi.yaml`), as `python script.py`
+    does for the script's folder; other folders are left alone."""
+    top = module_name.partition(".")[0]
+    folder = folder.resolve()
+    if not ((folder / f"{top}.py").is_file() or (folder / top / "__init__.py").is_file()):
+        return
+    entry = str(folder)
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+        importlib.invalidate_caches()
 
 
 def to_values(

@@ -1,0 +1,599 @@
+"""The celery executor: sources collected by `kpi worker` processes on any machine, through
+Celery (RabbitMQ or Redis as the broker); the run itself (lock, storing, formulas,
+deliveries, alerts) stays with the coordinator, `kpi run` or `kpi schedule`.
+
+- A task message (`kpi_collector.collect_batch`) carries the names of a batch of sources,
+  the config's fingerprint and the run's moment: never config text, never a secret. Each
+  worker loads its own `kpi.yaml` with its own environment for secrets.
+- A worker whose config fingerprint differs from the run's refuses the batch: its sources
+  fail with one line naming the worker and both fingerprints.
+- A worker collects a batch with the engine of a local run (`run.engine.collect_all`): one
+  asyncio loop per batch, its HTTP client opened and closed inside it, nothing shared
+  across the pool's forked processes.
+- Failure semantics (Celery's `acks_late` + `task_reject_on_worker_lost`): a batch is
+  acknowledged after it is collected, so a worker that dies mid-batch hands it back to the
+  broker and another worker collects it; a prefetch multiplier of 1 keeps unstarted batches
+  in the queue for whichever worker has room. A batch can therefore be collected twice: the
+  coordinator keeps the first outcome of each source and drops the others, so each source
+  is stored at most once per run.
+- Redis as the broker redelivers a message not acknowledged within its visibility timeout
+  (celery#5935): it is set to `wait` + 60 s, beyond the time the coordinator waits.
+- Results expire after `wait` + 1 h (Redis keys), and the coordinator deletes each one once
+  it has read it.
+- A queue none of whose batches has answered for `wait` seconds is given up: its
+  outstanding sources fail ("no worker answered for queue `kpi` within 600 s"), never a hang.
+
+Celery is imported only here and only when the celery executor is used (extra
+`kpi-collector[celery]`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from kpi_collector.config.models import CeleryExecutor, Config, Defaults
+from kpi_collector.errors import ConfigError, KpiError
+from kpi_collector.run.engine import SourceFailure, SourceOutcome, collect_all
+from kpi_collector.secrets import redact
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from kpi_collector.sources.base import Source
+
+log = logging.getLogger("kpi_collector.celery")
+
+TASK_COLLECT = "kpi_collector.collect_batch"
+INFO_COMMAND = "kpi_info"  # `celery inspect kpi_info`: a worker's fingerprint and version
+DEFAULT_QUEUE = "kpi"
+VISIBILITY_MARGIN = 60.0  # seconds the Redis visibility timeout stays above `wait`
+RESULT_KEEP = 3600.0  # seconds a result outlives `wait` when nobody reads it
+
+
+def fingerprint(config: Config) -> str:
+    """The config's fingerprint (`config.models.config_fingerprint`): 16 hex digits of what
+    decides how sources are collected, as written in the file before `${VAR}` expansion;
+    secrets come from each machine's environment and are no part of it. Raises ConfigError
+    for a config that was not loaded from a file (workers need one of their own)."""
+    if config.fingerprint is not None:
+        return config.fingerprint
+    if config.path is None:
+        raise ConfigError("the celery executor needs a config file that workers load too")
+    import yaml
+
+    from kpi_collector.config.models import config_fingerprint
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return config_fingerprint(yaml.load(config.path.read_text(encoding="utf-8-sig"), loader))
+
+
+def config_queues(config: Config) -> dict[str, list[str]]:
+    """Queue -> the names of the enabled sources that name it (`queue:`, default `kpi`), in
+    config order; read from the file as written, so that sources left out for unset secrets
+    (commands that load no secrets) count too."""
+    import yaml
+
+    found: dict[str, list[str]] = {}
+    for source in config.sources:
+        if source.enabled:
+            found.setdefault(source.queue, []).append(source.name)
+    if config.path is not None and config.path.is_file():
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load(config.path.read_text(encoding="utf-8-sig"), loader) or {}
+        known = {s.name for s in config.sources}
+        for item in data.get("sources") or []:
+            if not isinstance(item, dict) or item.get("enabled") is False:
+                continue
+            name = str(item.get("name") or item.get("type"))
+            if name not in known:
+                found.setdefault(str(item.get("queue") or DEFAULT_QUEUE), []).append(name)
+    return found
+
+
+def default_backend(broker: str) -> str:
+    """The result backend when the config names none: replies as messages (`rpc://`) with
+    RabbitMQ, the broker's own database with Redis."""
+    return broker if broker.startswith(("redis://", "rediss://")) else "rpc://"
+
+
+def celery_app(executor: CeleryExecutor) -> Celery:
+    """A Celery app for `executor`, with the settings the failure semantics rest on (see the
+    module's docstring). Raises ModuleNotFoundError (a hint to install
+    kpi-collector[celery]) when Celery is missing."""
+    from celery import Celery
+
+    wait = executor.wait_seconds
+    app = Celery(
+        "kpi_collector",
+        broker=executor.broker,
+        backend=executor.backend or default_backend(executor.broker),
+        set_as_current=False,
+    )
+    transport = {"visibility_timeout": int(wait + VISIBILITY_MARGIN)}
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        result_expires=int(wait + RESULT_KEEP),
+        broker_transport_options=transport,
+        result_backend_transport_options=transport,
+        task_default_queue=DEFAULT_QUEUE,
+        task_create_missing_queues=True,
+        broker_connection_retry_on_startup=True,
+        # task events, so that Flower and `celery events` see the batches
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        enable_utc=True,
+    )
+    app.task(name=TASK_COLLECT, bind=True)(_collect_batch)
+    return app
+
+
+# ---- the worker's side ----------------------------------------------------------------
+
+
+@dataclass
+class _WorkerConfig:
+    """What a worker process collects with: its own config, loaded once before the pool forks."""
+
+    config: Config
+    fingerprint: str
+    sources: dict[str, Source] = field(default_factory=dict)
+    #: the pool's processes: a machine's `defaults.concurrency` and `per_host` are shared
+    #: out among them, so a worker never has more requests in flight than the config says
+    pool: int = 1
+
+    def batch_defaults(self) -> Defaults:
+        """The defaults one batch is collected with: the config's, with `concurrency` and
+        `per_host` divided among the pool's processes (at least 1 each)."""
+        defaults = self.config.defaults
+        return defaults.model_copy(
+            update={
+                "concurrency": max(1, -(-defaults.concurrency // self.pool)),
+                "per_host": max(1, -(-defaults.per_host // self.pool)),
+            }
+        )
+
+
+_worker: _WorkerConfig | None = None
+
+
+def _collect_batch(task: Any, names: list[str], run_fingerprint: str, now: str) -> dict[str, Any]:
+    """The task: collect the sources named `names` for the run at `now` (ISO 8601), or refuse
+    when this worker's config fingerprint is not `run_fingerprint`. Returns
+    `{"worker", "fingerprint", "refused", "outcomes": [[source, {metric: value},
+    [[metric, message, transient], ...], seconds], ...]}` (JSON)."""
+    hostname = str(getattr(task.request, "hostname", None) or socket.gethostname())
+    state = _worker
+    if state is None or state.fingerprint != run_fingerprint:
+        return {
+            "worker": hostname,
+            "fingerprint": state.fingerprint if state else "none",
+            "refused": True,
+            "outcomes": [],
+        }
+    sources = [state.sources[n] for n in names if n in state.sources]
+    config = state.config
+    outcomes = asyncio.run(
+        collect_all(
+            sources,
+            defaults=state.batch_defaults(),
+            tz=ZoneInfo(config.timezone),
+            base_dir=config.base_dir,
+            now=datetime.fromisoformat(now),
+        )
+    )
+    encoded: list[list[Any]] = [
+        [o.source, o.values, [list(e) for e in o.errors], round(o.seconds, 4)] for o in outcomes
+    ]
+    unset = {u.name for u in config.unchecked if u.kind == "sources"}
+    for name in names:
+        if name in state.sources:
+            continue
+        message = (
+            f"worker {hostname} cannot collect {name}: a variable it names is not set on that "
+            "machine; set it there, or give the source a `queue:` of workers that have it"
+            if name in unset
+            else f"worker {hostname} has no enabled source named {name!r}"
+        )
+        encoded.append([name, {}, [[None, message, False]], 0.0])
+    return {
+        "worker": hostname,
+        "fingerprint": state.fingerprint,
+        "refused": False,
+        "outcomes": encoded,
+    }
+
+
+_registered_info = False
+
+
+def register_info_command() -> None:
+    """`kpi_info`, a remote-control command every kpi worker answers (`kpi workers`,
+    `celery inspect kpi_info`): its config fingerprint and kpi-collector version."""
+    global _registered_info
+    if _registered_info:
+        return
+    from celery.worker.control import inspect_command
+
+    from kpi_collector._version import __version__
+
+    @inspect_command()
+    def kpi_info(state: Any) -> dict[str, str]:
+        return {
+            "fingerprint": _worker.fingerprint if _worker else "none",
+            "version": __version__,
+        }
+
+    _registered_info = True
+
+
+def run_worker(
+    config: Config,
+    *,
+    concurrency: int | None = None,
+    queues: Sequence[str] = (DEFAULT_QUEUE,),
+    hostname: str | None = None,
+    loglevel: str = "INFO",
+) -> int:
+    """Run a Celery worker for `config` until it is stopped (SIGTERM: warm shutdown, the
+    batches in hand are finished; SIGQUIT or a second SIGTERM: at once, and the broker
+    hands the unacknowledged batches to another worker). `concurrency`: batches collected
+    at once, each in its own process of Celery's prefork pool (default: CPUs), which share
+    the config's `defaults.concurrency` and `per_host` out among them; `queues`:
+    the queues it consumes; `hostname`: its node name (default `kpi@<host>`). Returns the
+    worker's exit code. Raises ConfigError when the config's executor is not celery."""
+    global _worker
+    executor = config.settings.executor
+    if not isinstance(executor, CeleryExecutor):
+        raise ConfigError("kpi worker needs `executor: {type: celery, broker: ...}` in the config")
+    pool = concurrency or os.cpu_count() or 1
+    _worker = _WorkerConfig(
+        config, fingerprint(config), {s.name: s for s in config.sources if s.enabled}, pool
+    )
+    register_info_command()
+    from celery.utils.nodenames import host_format
+
+    app = celery_app(executor)
+    worker = app.Worker(
+        hostname=host_format(hostname or "kpi@%h"),
+        queues=list(queues),
+        concurrency=concurrency,
+        loglevel=loglevel,
+        task_events=True,
+        optimization="fair",
+    )
+    worker.start()
+    return int(getattr(worker, "exitcode", 0) or 0)
+
+
+# ---- the coordinator's side ------------------------------------------------------------
+
+
+@dataclass
+class Batch:
+    """Sources sent together to one queue."""
+
+    queue: str
+    names: list[str]
+
+
+def batches(sources: Sequence[Source], size: int) -> list[Batch]:
+    """`sources` by queue (in order of first appearance), cut into batches of at most `size`."""
+    by_queue: dict[str, list[str]] = {}
+    for source in sources:
+        by_queue.setdefault(getattr(source, "queue", DEFAULT_QUEUE), []).append(source.name)
+    return [
+        Batch(queue, names[i : i + size])
+        for queue, names in by_queue.items()
+        for i in range(0, len(names), size)
+    ]
+
+
+class _Silent(Exception):
+    """Raised from the wait loop when a queue has been silent for `wait` seconds."""
+
+
+class _Stopped(Exception):
+    """Raised from the wait loop when the run is cancelled."""
+
+
+def _decode(value: Any, batch: Batch, run_fingerprint: str) -> list[SourceOutcome]:
+    """The outcomes in a task's result; the batch's sources fail with one line when the
+    worker refused it or the task failed."""
+    if isinstance(value, dict) and value.get("refused"):
+        message = (
+            f"worker {value.get('worker')} refused the batch: its config fingerprint "
+            f"{value.get('fingerprint')} is not the run's {run_fingerprint}; give every "
+            "worker the coordinator's kpi.yaml and restart it"
+        )
+        return _failed(batch.names, message, transient=False)
+    if isinstance(value, dict) and isinstance(value.get("outcomes"), list):
+        out = []
+        for source, values, errors, seconds in value["outcomes"]:
+            out.append(
+                SourceOutcome(
+                    str(source),
+                    {str(k): float(v) for k, v in values.items()},
+                    [SourceFailure(m, redact(str(msg)), bool(t)) for m, msg, t in errors],
+                    float(seconds),
+                )
+            )
+        return out
+    text = f"{type(value).__name__}: {value}" if isinstance(value, BaseException) else repr(value)
+    return _failed(batch.names, redact(f"the worker failed on the batch: {text}"), True)
+
+
+def keep_first(
+    outcomes: dict[str, SourceOutcome], batch: Batch, answer: Any, run_fingerprint: str
+) -> list[SourceOutcome]:
+    """Add a worker's `answer` for `batch` (the task's result) to `outcomes` (by source
+    name): only sources of the batch, and only those without an outcome yet, so that a
+    batch delivered twice (a worker lost mid-batch, a Redis visibility timeout) is stored
+    once. Returns the outcomes added, in the answer's order."""
+    added = []
+    wanted = set(batch.names)
+    for outcome in _decode(answer, batch, run_fingerprint):
+        if outcome.source in outcomes or outcome.source not in wanted:
+            continue  # a second delivery of the batch: the first outcome stays
+        outcomes[outcome.source] = outcome
+        added.append(outcome)
+    return added
+
+
+def _failed(names: Sequence[str], message: str, transient: bool) -> list[SourceOutcome]:
+    return [SourceOutcome(n, errors=[SourceFailure(None, message, transient)]) for n in names]
+
+
+async def collect_celery(
+    sources: Sequence[Source],
+    *,
+    executor: CeleryExecutor,
+    config_fingerprint: str,
+    now: datetime,
+    on_done: Callable[[SourceOutcome], None] | None = None,
+) -> list[SourceOutcome]:
+    """Collect `sources` through Celery workers: dispatch them in batches of
+    `executor.batch_size` to their queues, take each batch's outcomes as they arrive
+    (`on_done` is called with each source's outcome on this loop) and return one outcome per
+    source in the order of `sources`. A source answered twice (a batch redelivered after a
+    worker died) keeps its first outcome. Never raises for an unreachable broker, a silent
+    queue or a refusing worker: those sources' outcomes hold the error (one line each).
+    Raises ModuleNotFoundError without Celery (kpi-collector[celery])."""
+    if not sources:
+        return []
+    loop = asyncio.get_running_loop()
+
+    def emit(outcome: SourceOutcome) -> None:
+        if on_done is not None:
+            loop.call_soon_threadsafe(on_done, outcome)
+
+    stop = threading.Event()
+    try:
+        got = await asyncio.to_thread(
+            _dispatch_and_gather, list(sources), executor, config_fingerprint, now, emit, stop
+        )
+    except BaseException:  # cancelled (Ctrl-C, a stopping scheduler): the thread lets go too
+        stop.set()
+        raise
+    lost = "the worker's answer left this source out"
+    return [got.get(s.name) or _failed([s.name], lost, True)[0] for s in sources]
+
+
+def _dispatch_and_gather(
+    sources: list[Source],
+    executor: CeleryExecutor,
+    config_fingerprint: str,
+    now: datetime,
+    emit: Callable[[SourceOutcome], None],
+    stop: threading.Event,
+) -> dict[str, SourceOutcome]:
+    """Send the batches, then take their answers until none is pending: each queue silent
+    for `wait` seconds is given up; `stop` (checked about every second) ends the wait at
+    once, revoking what is still out."""
+    from celery.result import AsyncResult
+
+    app = celery_app(executor)
+    wait = executor.wait_seconds
+    outcomes: dict[str, SourceOutcome] = {}
+    pending: dict[str, Batch] = {}
+    handles: list[AsyncResult] = []
+    try:
+        moment = now.isoformat()
+        todo = batches(sources, executor.batch_size)
+        try:
+            with app.producer_or_acquire() as producer:
+                while todo:
+                    batch = todo[0]
+                    handle = app.send_task(
+                        TASK_COLLECT,
+                        args=[batch.names, config_fingerprint, moment],
+                        queue=batch.queue,
+                        routing_key=batch.queue,
+                        producer=producer,
+                    )
+                    todo.pop(0)
+                    pending[handle.id] = batch
+                    handles.append(handle)
+        except Exception as exc:  # kombu's OperationalError and the like: no broker
+            from kombu.utils.url import maybe_sanitize_url
+
+            where = maybe_sanitize_url(executor.broker)
+            message = redact(f"cannot send to the broker {where}: {exc}")
+            for batch in todo:
+                for outcome in _failed(batch.names, message, True):
+                    outcomes[outcome.source] = outcome
+                    emit(outcome)
+        heard = dict.fromkeys((b.queue for b in pending.values()), time.monotonic())
+
+        def take(task_id: str, value: Any) -> None:
+            batch = pending.pop(task_id, None)
+            if batch is None:
+                return
+            heard[batch.queue] = time.monotonic()
+            for outcome in keep_first(outcomes, batch, value, config_fingerprint):
+                emit(outcome)
+            _forget(app, task_id)
+
+        def check() -> None:
+            if stop.is_set():
+                raise _Stopped
+            clock = time.monotonic()
+            open_queues = {b.queue for b in pending.values()}
+            if any(clock - heard[q] >= wait for q in open_queues):
+                raise _Silent
+
+        try:
+            _gather(app, handles, pending, take, check, heard, wait, outcomes, emit)
+        except _Stopped:
+            for task_id in list(pending):
+                _revoke(app, task_id)
+    finally:
+        app.close()
+    return outcomes
+
+
+def _gather(
+    app: Celery,
+    handles: list[Any],
+    pending: dict[str, Batch],
+    take: Callable[[str, Any], None],
+    check: Callable[[], None],
+    heard: dict[str, float],
+    wait: float,
+    outcomes: dict[str, SourceOutcome],
+    emit: Callable[[SourceOutcome], None],
+) -> None:
+    """Take answers until no batch is pending (`take`), with `check` between waits."""
+    from celery.result import ResultSet
+
+    if app.backend.supports_native_join:
+        while pending:
+            waiting = ResultSet([h for h in handles if h.id in pending], app=app)
+            try:
+                waiting.join_native(callback=take, propagate=False, on_interval=check, interval=0.5)
+            except _Silent:
+                _give_up(app, pending, heard, wait, outcomes, emit)
+        else:  # a backend without push: ask each pending result in turn
+            while pending:
+                for handle in [h for h in handles if h.id in pending]:
+                    if handle.ready():
+                        take(handle.id, handle.get(propagate=False, disable_sync_subtasks=False))
+                try:
+                    check()
+                except _Silent:
+                    _give_up(app, pending, heard, wait, outcomes, emit)
+                time.sleep(0.2)
+
+
+def _give_up(
+    app: Celery,
+    pending: dict[str, Batch],
+    heard: dict[str, float],
+    wait: float,
+    outcomes: dict[str, SourceOutcome],
+    emit: Callable[[SourceOutcome], None],
+) -> None:
+    """Fail the outstanding sources of every queue silent for `wait` seconds, and revoke
+    their batches (a worker that starts later skips them)."""
+    clock = time.monotonic()
+    for task_id, batch in list(pending.items()):
+        if clock - heard[batch.queue] < wait:
+            continue
+        del pending[task_id]
+        message = f"no worker answered for queue `{batch.queue}` within {wait:g} s"
+        for outcome in _failed([n for n in batch.names if n not in outcomes], message, True):
+            outcomes[outcome.source] = outcome
+            emit(outcome)
+        _revoke(app, task_id)
+
+
+def _revoke(app: Celery, task_id: str) -> None:
+    """Revoke a batch nobody waits for any more (a worker that gets it later skips it)."""
+    try:
+        app.control.revoke(task_id)
+    except Exception as exc:  # the broker may be what is gone
+        log.warning("could not revoke batch %s: %s", task_id, redact(str(exc)))
+
+
+def _forget(app: Celery, task_id: str) -> None:
+    """Delete a result the run has read (a no-op for `rpc://`, whose replies are messages)."""
+    try:
+        app.backend.forget(task_id)
+    except Exception as exc:
+        log.debug("could not delete result %s: %s", task_id, redact(str(exc)))
+
+
+# ---- workers, as `kpi workers` lists them ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """One live worker: its node name, the queues it consumes, its config fingerprint and
+    kpi-collector version ("?" when it did not say)."""
+
+    name: str
+    queues: tuple[str, ...]
+    fingerprint: str
+    version: str
+
+
+def live_workers(executor: CeleryExecutor, *, timeout: float = 2.0) -> list[WorkerInfo]:
+    """The workers that answer Celery's ping within `timeout` seconds, by name, with their
+    queues (`inspect active_queues`) and `kpi_info`. Raises KpiError when the broker cannot
+    be reached."""
+    from kombu.exceptions import OperationalError
+    from kombu.utils.url import maybe_sanitize_url
+
+    app = celery_app(executor)
+    try:
+        control = app.control
+        try:
+            pings = _merge(control.ping(timeout=timeout))
+        except OperationalError as exc:
+            where = maybe_sanitize_url(executor.broker)
+            raise KpiError(redact(f"cannot reach the broker {where}: {exc}")) from None
+        if not pings:
+            return []
+        names = sorted(pings)
+        # the workers that answered are known: stop waiting once each of them has
+        inspect = control.inspect(destination=names, timeout=timeout, limit=len(names))
+        queues = inspect.active_queues() or {}
+        info = _merge(
+            control.broadcast(
+                INFO_COMMAND, destination=names, reply=True, timeout=timeout, limit=len(names)
+            )
+        )
+    finally:
+        app.close()
+    return [
+        WorkerInfo(
+            name,
+            tuple(sorted(q["name"] for q in queues.get(name) or [])),
+            str((info.get(name) or {}).get("fingerprint", "?")),
+            str((info.get(name) or {}).get("version", "?")),
+        )
+        for name in names
+    ]
+
+
+def _merge(replies: list[dict[str, Any]] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for reply in replies or []:
+        out.update(reply)
+    return out

@@ -1,0 +1,148 @@
+"""`type: gitlab`: a project's stars, forks, open issues and open merge requests from the GitLab
+REST API v4 (`GET /api/v4/projects/:id`, docs.gitlab.com/api/projects), on gitlab.com or a
+self-managed instance; stars over time for backfill from the starrers' `starred_since`
+(`GET /projects/:id/starrers`, docs.gitlab.com/api/project_starring).
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import AsyncIterator, Mapping
+from datetime import date, datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from pydantic import Field, field_validator
+
+from kpi_collector.collect.http import Auth, Response
+from kpi_collector.errors import ExtractError, MetricErrors
+from kpi_collector.secrets import Secret
+from kpi_collector.sources._service import (
+    ServiceClient,
+    ServiceSource,
+    day_end,
+    days,
+    number,
+    parse_time,
+)
+from kpi_collector.sources.base import Observation, SourceContext
+
+_PROJECT_FIELDS = {
+    "stars": "star_count",
+    "forks": "forks_count",
+    "open_issues": "open_issues_count",
+}
+_ISSUES = _PROJECT_FIELDS["open_issues"]
+_PATH = re.compile(r"^[\w.-]+(/[\w.-]+)+$")
+#: GitLab leaves out `x-total` when a list has more than 10,000 items (docs.gitlab.com/api/rest,
+#: "Other pagination headers")
+_UNCOUNTED = 10_000
+
+
+class GitLab(ServiceSource):
+    type: ClassVar[str] = "gitlab"
+    service_name: ClassVar[str] = "GitLab"
+    known_metrics: ClassVar[tuple[str, ...]] = (*_PROJECT_FIELDS, "open_merge_requests")
+    default_metrics: ClassVar[tuple[str, ...]] = known_metrics
+    credentials: ClassVar[Mapping[str, str]] = {"token": "GITLAB_TOKEN"}
+
+    project: str = Field(description="the project's path (group/name) or numeric id")
+    token: Secret | None = Field(
+        default=None, description="a personal, group or project access token (read_api)"
+    )
+    api_url: str = "https://gitlab.com"
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, value: str) -> str:
+        value = value.strip().strip("/")
+        if not (value.isdigit() or _PATH.match(value)):
+            raise ValueError(f"{value!r} is not a project path like gitlab-org/gitlab or an id")
+        return value
+
+    def auth(self) -> Auth | None:
+        return Auth(header={"PRIVATE-TOKEN": self.token}) if self.token is not None else None
+
+    def base(self) -> str:
+        """The project's API path; a path is URL-encoded as one segment (group%2Fname)."""
+        return f"/api/v4/projects/{quote(self.project, safe='')}"
+
+    def not_found(self, response: Response) -> str:
+        hidden = "" if self.token is not None else " (a private project needs `token:`)"
+        return (
+            f"GitLab at {self.api_url} has no project {self.project!r}: check `project:` and "
+            f"`api_url:` of source {self.name!r}{hidden}"
+        )
+
+    async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
+        client = self.client(ctx)
+        wanted = self.wanted()
+        parts: dict[tuple[str, ...], Any] = {}
+        why: dict[str, str] = {}  # metrics the answer left out, and why
+        fields = tuple(m for m in _PROJECT_FIELDS if m in wanted)
+        if fields:
+            parts[fields] = self._project_numbers(client, fields, why)
+        if "open_merge_requests" in wanted:
+            parts[("open_merge_requests",)] = self._open_merge_requests(client)
+        try:
+            return await self.gather(parts)
+        except MetricErrors as exc:
+            exc.errors.update({m: f"{m}: {text}" for m, text in why.items() if m in exc.errors})
+            raise MetricErrors(exc.values, exc.errors) from None
+
+    async def _project_numbers(
+        self, client: ServiceClient, fields: tuple[str, ...], why: dict[str, str]
+    ) -> dict[str, float]:
+        project = await client.json(self.base())
+        values = {}
+        for metric in fields:
+            if metric == "open_issues" and isinstance(project, dict) and _ISSUES not in project:
+                # absent when the project has issues turned off; stars and forks still count
+                why[metric] = (
+                    f"GitLab project {self.project!r} has issues turned off: leave "
+                    f"`open_issues` out of `metrics:` of source {self.name!r}"
+                )
+                continue
+            values[metric] = number(project, _PROJECT_FIELDS[metric], self.service_name)
+        return values
+
+    async def _open_merge_requests(self, client: ServiceClient) -> dict[str, float]:
+        response = await client.get(
+            f"{self.base()}/merge_requests", params={"state": "opened", "per_page": 1}
+        )
+        total = response.headers.get("x-total")
+        if total is None or not total.strip().isdigit():
+            raise ExtractError(
+                f"GitLab did not count the open merge requests of {self.project!r} (no x-total "
+                f"header: GitLab leaves it out above {_UNCOUNTED:,})"
+            )
+        return {"open_merge_requests": float(int(total))}
+
+    async def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
+        """Stars at the end of each day from `since` to yesterday: today's `star_count` less
+        the stars given after that day (the starrers' `starred_since`, every page read). A
+        star taken back is gone from both, so past days hold the stars that are still there."""
+        if self.metrics and "stars" not in self.metrics:
+            return
+        client = self.client(ctx)
+        now = number(await client.json(self.base()), "star_count", self.service_name)
+        stamps: list[datetime] = []
+        async for page in client.pages(f"{self.base()}/starrers", params={"per_page": 100}):
+            items = page.json()
+            if not isinstance(items, list):
+                raise ExtractError("GitLab: the starrers are not a list")
+            for item in items:
+                if not isinstance(item, dict) or "starred_since" not in item:
+                    raise ExtractError("GitLab: a starrer came without `starred_since`")
+                stamps.append(parse_time(item["starred_since"]))
+        if not stamps:
+            return
+        stamps.sort()
+        first = stamps[0].astimezone(ctx.tz).date()
+        if first > since:
+            ctx.limit(f"the first star of {self.project} came on {first}")
+        for day in days(max(since, first), ctx.today - timedelta(days=1)):
+            end = day_end(day, ctx.tz)
+            later = len(stamps) - bisect_right(stamps, end)
+            yield Observation("stars", max(0.0, now - later), end)

@@ -1,0 +1,109 @@
+"""A local GitLab REST API v4: a project (`GET /api/v4/projects/:id`, by id or URL-encoded
+path), its open merge requests and its starrers, paginated the way docs.gitlab.com/api/rest
+documents (`page`/`per_page`, `x-total`, `x-total-pages`, `x-next-page`... and a `Link`
+header), with GitLab's error bodies: `{"message": "401 Unauthorized"}` for a bad token and
+`{"message": "404 Project Not Found"}` for a project the caller cannot see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote, urlencode
+
+from aiohttp import web
+
+from kpi_collector.sources._fake import FakeService, respond
+
+
+@dataclass
+class Project:
+    id: int
+    path: str
+    forks: int = 0
+    open_issues: int | None = 0  # None: issues turned off (the field is left out)
+    open_merge_requests: int = 0
+    starrers: list[datetime] = field(default_factory=list)
+    private: bool = False
+
+
+@dataclass
+class FakeGitLab(FakeService):
+    projects: list[Project] = field(default_factory=list)
+    tokens: set[str] = field(default_factory=set)
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/api/v4/projects/{rest:.*}", self.project_route)
+
+    async def project_route(self, request: web.Request) -> web.Response:
+        token = request.headers.get("PRIVATE-TOKEN")
+        if token is not None and token not in self.tokens:
+            return respond(401, {"message": "401 Unauthorized"})
+        # the raw path keeps %2F: the project is one segment, what follows is the resource
+        raw = request.raw_path.split("?")[0].removeprefix("/api/v4/projects/")
+        ident, _, resource = raw.partition("/")
+        ident = unquote(ident)
+        project = next((p for p in self.projects if ident in (str(p.id), p.path)), None)
+        if project is None or (project.private and token is None):
+            return respond(404, {"message": "404 Project Not Found"})
+        if resource == "":
+            return respond(200, _project(project))
+        if resource == "merge_requests":
+            opened = request.query.get("state") == "opened"
+            items = [
+                {"id": 1000 + i, "iid": i + 1, "project_id": project.id, "state": "opened"}
+                for i in range(project.open_merge_requests if opened else 0)
+            ]
+            return _page(request, items)
+        if resource == "starrers":
+            items = [
+                {
+                    "starred_since": t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+                    "user": {"id": 500 + i, "username": f"user{i}", "state": "active"},
+                }
+                for i, t in enumerate(project.starrers)
+            ]
+            return _page(request, items)
+        return respond(404, {"error": "404 Not Found"})
+
+
+def _project(project: Project) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": project.id,
+        "description": "",
+        "name": project.path.rsplit("/", 1)[-1],
+        "path_with_namespace": project.path,
+        "visibility": "private" if project.private else "public",
+        "star_count": len(project.starrers),
+        "forks_count": project.forks,
+        "issues_enabled": project.open_issues is not None,
+    }
+    if project.open_issues is not None:
+        body["open_issues_count"] = project.open_issues
+    return body
+
+
+def _page(request: web.Request, items: list[Any]) -> web.Response:
+    per_page = min(100, int(request.query.get("per_page", "20")))
+    page = int(request.query.get("page", "1"))
+    pages = max(1, -(-len(items) // per_page))
+    chunk = items[(page - 1) * per_page : page * per_page]
+    base = f"{request.url.scheme}://{request.host}{request.raw_path.split('?')[0]}"
+
+    def link(n: int) -> str:
+        return f"{base}?{urlencode({**request.query, 'page': n, 'per_page': per_page})}"
+
+    links = [(page - 1, "prev")] if page > 1 else []
+    links += [(page + 1, "next")] if page < pages else []
+    links += [(1, "first"), (pages, "last")]
+    headers = {
+        "x-page": str(page),
+        "x-per-page": str(per_page),
+        "x-next-page": str(page + 1) if page < pages else "",
+        "x-prev-page": str(page - 1) if page > 1 else "",
+        "Link": ", ".join(f'<{link(n)}>; rel="{rel}"' for n, rel in links),
+    }
+    if len(items) <= 10_000:  # GitLab counts lists up to 10,000 items
+        headers |= {"x-total": str(len(items)), "x-total-pages": str(pages)}
+    return respond(200, chunk, headers)

@@ -1,0 +1,196 @@
+"""A local single-page app, as the web apps `render: true` is for build their pages: an empty
+`<div id="app">`, a script that asks a JSON API for the number 300 ms after the page loaded
+and writes it into the DOM; a login form drawn by JavaScript with a CSRF token it fetched;
+a dashboard behind that login; a page whose awaited element never comes."""
+
+from __future__ import annotations
+
+import secrets
+
+from aiohttp import web
+
+SPA_DELAY_MS = 300
+USER, PASSWORD = "ana@example.com", "pod-pass-7f3k"
+TOKEN = "tok-spa-8c1d2e"
+
+
+def spa_value(n: int) -> int:
+    """The number page `n` shows: chosen so that it needs a group separator."""
+    return 10_000 + 137 * n
+
+
+def _shell(title: str, script: str) -> str:
+    return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
+<title>{title}</title></head><body><div id="app"></div><script>{script}</script></body></html>"""
+
+
+_SPA_SCRIPT = """
+window.addEventListener('load', () => setTimeout(async () => {
+  const answer = await fetch('/api/stats/%(n)d');
+  const data = await answer.json();
+  const card = document.createElement('div');
+  card.className = 'card';
+  card.innerHTML = '<h3>Downloads</h3><span id="downloads"></span>';
+  card.querySelector('#downloads').textContent = data.downloads.toLocaleString('en-US');
+  document.getElementById('app').appendChild(card);
+}, %(delay)d));
+"""
+
+_LOGIN_SCRIPT = """
+(async () => {
+  const answer = await fetch('/api/csrf');
+  const {token} = await answer.json();
+  const form = document.createElement('form');
+  form.method = 'post';
+  form.action = '/session';
+  form.innerHTML = '<input type="hidden" name="csrf">' +
+    '<label>Email <input name="email" type="email"></label>' +
+    '<label>Password <input name="password" type="password"></label>' +
+    '<button type="submit">Sign in</button>';
+  form.querySelector('[name=csrf]').value = token;
+  document.getElementById('app').appendChild(form);
+})();
+"""
+
+_DASHBOARD_SCRIPT = """
+setTimeout(async () => {
+  const answer = await fetch('/api/listeners');
+  if (!answer.ok) { document.title = 'Error'; return; }
+  const data = await answer.json();
+  document.getElementById('app').innerHTML =
+    '<section class="stat"><span class="label">Listeners</span>' +
+    '<b class="value" data-kpi="listeners">' + data.listeners.toLocaleString('en-US') + '</b></section>';
+}, %(delay)d);
+"""
+
+
+_PRIVATE_SCRIPT = """
+(async () => {
+  const data = await (await fetch('/api/private')).json();
+  document.getElementById('app').innerHTML = '<p>MRR <b id="mrr">' + data.mrr + '</b></p>';
+  if ('%(elsewhere)s') {
+    const img = document.createElement('img');
+    img.src = '%(elsewhere)s/pixel.gif';
+    document.body.appendChild(img);
+    await (await fetch('%(elsewhere)s/api/track', {mode: 'cors'})).text();
+  }
+  document.body.dataset.done = '1';
+})();
+"""
+
+
+_FLAKY_SCRIPT = "document.getElementById('app').innerHTML = '<b id=n>' + (6 * 7) + '</b>';"
+
+
+# a live counter: asks every 100 ms, so the network never goes idle
+_POLLING_SCRIPT = """
+setInterval(async () => {
+  const data = await (await fetch('/api/ping')).json();
+  document.getElementById('app').innerHTML = '<b id="online">' + data.online + '</b>';
+}, 100);
+"""
+
+
+def make_spa(*, delay_ms: int = SPA_DELAY_MS, listeners: int = 48_213) -> web.Application:
+    """The app: the pages above and the JSON calls their scripts make."""
+    app = web.Application()
+    app["sessions"] = set()
+    app["tokens"] = set()
+    app["flaky"] = [0]
+
+    async def page(request: web.Request) -> web.Response:
+        n = int(request.match_info["n"])
+        script = _SPA_SCRIPT % {"n": n, "delay": delay_ms}
+        return web.Response(text=_shell(f"Stats {n}", script), content_type="text/html")
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response({"downloads": spa_value(int(request.match_info["n"]))})
+
+    async def login(request: web.Request) -> web.Response:
+        return web.Response(text=_shell("Sign in", _LOGIN_SCRIPT), content_type="text/html")
+
+    async def csrf(request: web.Request) -> web.Response:
+        token = secrets.token_hex(16)
+        app["tokens"].add(token)
+        return web.json_response({"token": token})
+
+    async def session(request: web.Request) -> web.Response:
+        form = await request.post()
+        if form.get("csrf") not in app["tokens"]:
+            return web.Response(status=403, text="CSRF token missing or wrong")
+        app["tokens"].discard(form.get("csrf"))
+        if form.get("email") != USER or form.get("password") != PASSWORD:
+            raise web.HTTPFound("/login?failed=1")
+        sid = secrets.token_hex(16)
+        app["sessions"].add(sid)
+        response = web.HTTPFound("/dashboard")
+        response.set_cookie("sid", sid, httponly=True)
+        raise response
+
+    def logged_in(request: web.Request) -> bool:
+        return request.cookies.get("sid") in app["sessions"]
+
+    async def dashboard(request: web.Request) -> web.Response:
+        if not logged_in(request):
+            raise web.HTTPFound("/login")
+        script = _DASHBOARD_SCRIPT % {"delay": delay_ms}
+        return web.Response(text=_shell("Dashboard", script), content_type="text/html")
+
+    async def api_listeners(request: web.Request) -> web.Response:
+        if not logged_in(request):
+            return web.json_response({"error": "login required"}, status=401)
+        return web.json_response({"listeners": listeners})
+
+    async def never(request: web.Request) -> web.Response:
+        body = "<h1>Still loading…</h1><p>12 items</p>"
+        return web.Response(
+            text=f"<!DOCTYPE html><html><head><title>Loading</title></head><body>{body}</body></html>",
+            content_type="text/html",
+        )
+
+    async def missing(request: web.Request) -> web.Response:
+        return web.Response(
+            status=404,
+            text="<html><head><title>Not here</title></head><body>gone</body></html>",
+            content_type="text/html",
+        )
+
+    async def private(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return web.Response(status=401, text="token required")
+        elsewhere = request.query.get("elsewhere", "")
+        script = _PRIVATE_SCRIPT % {"elsewhere": elsewhere}
+        return web.Response(text=_shell("Private", script), content_type="text/html")
+
+    async def api_private(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return web.json_response({"error": "token required"}, status=401)
+        return web.json_response({"mrr": 8_250})
+
+    async def polling(request: web.Request) -> web.Response:
+        return web.Response(text=_shell("Live", _POLLING_SCRIPT), content_type="text/html")
+
+    async def ping(request: web.Request) -> web.Response:
+        return web.json_response({"online": 17})
+
+    async def flaky(request: web.Request) -> web.Response:
+        app["flaky"][0] += 1
+        if app["flaky"][0] % 2:  # every other load fails, as a busy server's do
+            return web.Response(status=503, text="busy")
+        return web.Response(text=_shell("Flaky", _FLAKY_SCRIPT), content_type="text/html")
+
+    app.router.add_get("/flaky", flaky)
+    app.router.add_get("/polling", polling)
+    app.router.add_get("/api/ping", ping)
+    app.router.add_get("/private", private)
+    app.router.add_get("/api/private", api_private)
+    app.router.add_get("/spa/{n:\\d+}", page)
+    app.router.add_get("/api/stats/{n:\\d+}", stats)
+    app.router.add_get("/login", login)
+    app.router.add_get("/api/csrf", csrf)
+    app.router.add_post("/session", session)
+    app.router.add_get("/dashboard", dashboard)
+    app.router.add_get("/api/listeners", api_listeners)
+    app.router.add_get("/never", never)
+    app.router.add_get("/missing", missing)
+    return app

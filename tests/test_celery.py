@@ -1,0 +1,903 @@
+"""The celery executor end to end: real `kpi worker` processes, real RabbitMQ / Redis brokers,
+a PostgreSQL store, and html sources on a local page server.
+
+Every worker is started in a session of its own and stopped by its pid (its process group:
+the worker and its pool's children). Each test uses queues of its own, so runs of other
+tests on the same brokers never meet its batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from aiohttp import web
+
+from kpi_collector.demo.server import BackgroundServer
+from tests.services import (
+    require_binary,
+    require_broker_url,
+    require_module,
+    require_postgres_url,
+)
+
+require_module("celery", hint="the celery executor needs kpi-collector[celery]")
+
+KPI = str(Path(sys.executable).parent / "kpi")
+SECRET = "s3cr3t-token-9f8e7d"  # a source's bearer token: must never reach the broker
+
+
+def value_of(i: int) -> int:
+    return i * 7 + 3  # what page i shows, by hand
+
+
+class Pages:
+    """A local site: `/n/{i}` shows value_of(i); records (path, X-Worker header) per request.
+    While `hold` is clear, requests wait (up to 60 s) before answering."""
+
+    def __init__(self) -> None:
+        self.hits: list[tuple[str, str]] = []
+        self.hold = threading.Event()
+        self.hold.set()
+        self.lock = threading.Lock()
+
+    def app(self) -> web.Application:
+        async def page(request: web.Request) -> web.Response:
+            import asyncio
+
+            with self.lock:
+                self.hits.append((request.path, request.headers.get("X-Worker", "")))
+            for _ in range(1200):
+                if self.hold.is_set():
+                    break
+                await asyncio.sleep(0.05)
+            i = int(request.match_info["i"])
+            return web.Response(
+                text=f'<html><body><span id="n">{value_of(i)}</span></body></html>',
+                content_type="text/html",
+            )
+
+        app = web.Application()
+        app.router.add_get("/n/{i}", page)
+        return app
+
+    def tags(self, i: int) -> list[str]:
+        with self.lock:
+            return [tag for path, tag in self.hits if path == f"/n/{i}"]
+
+
+@pytest.fixture
+def pages() -> Iterator[tuple[str, Pages]]:
+    site = Pages()
+    with BackgroundServer(site.app()) as url:
+        yield url, site
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema for the test's store, dropped afterwards."""
+    url = require_postgres_url()
+    name = f"kpi_celery_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {name}"))
+    yield url + f"?options=-csearch_path%3D{name}"
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA {name} CASCADE"))
+    engine.dispose()
+
+
+@dataclass
+class Worker:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+@dataclass
+class Cluster:
+    """The workers a test starts; every one is stopped at the end, by its pid."""
+
+    folder: Path
+    started: list[Worker] = field(default_factory=list)
+
+    def start(
+        self, config: Path, name: str, queues: list[str], env: dict[str, str] | None = None
+    ) -> Worker:
+        log = self.folder / f"{name.replace('@', '_')}.log"
+        argv = [KPI, "-c", str(config), "worker", "--concurrency", "1"]
+        argv += ["--queues", ",".join(queues), "--hostname", name]
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+                cwd=config.parent,
+                start_new_session=True,  # its own process group: the worker and its pool
+            )
+        worker = Worker(name, proc, log)
+        self.started.append(worker)
+        deadline = time.monotonic() + 90
+        while "ready." not in log.read_text(errors="replace"):
+            if proc.poll() is not None:
+                raise AssertionError(f"worker {name} exited:\n{log.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker {name} not ready:\n{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        return worker
+
+    def kill(self, worker: Worker, sig: int = signal.SIGKILL) -> None:
+        if worker.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.proc.pid, sig)
+        try:
+            worker.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.proc.pid, signal.SIGKILL)
+            worker.proc.wait(timeout=10)
+        # the pool's children are in the worker's process group: none may outlive the test
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.proc.pid, signal.SIGKILL)
+
+    def stop_all(self) -> None:
+        for worker in self.started:
+            self.kill(worker, signal.SIGTERM)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    workers = Cluster(tmp_path)
+    try:
+        yield workers
+    finally:
+        workers.stop_all()
+
+
+#: (broker, queue) of every queue a test's config names; deleted after the test
+_QUEUES: list[tuple[str, str]] = []
+_OWN_QUEUE = re.compile(r"[a-z]+[0-9a-f]{8}")  # a test's own queue (never `kpi`, shared)
+
+
+@pytest.fixture(autouse=True)
+def _delete_queues() -> Iterator[None]:
+    """The broker keeps declared queues and exchanges: each test's own are deleted when it
+    ends."""
+    yield
+    from kombu import Connection
+
+    while _QUEUES:
+        broker, queue = _QUEUES.pop()
+        try:
+            with Connection(broker, connect_timeout=2) as conn:
+                conn.ensure_connection(max_retries=1)
+                channel = conn.channel()
+                channel.queue_delete(queue)
+                channel.exchange_delete(queue)  # Celery declares one of the queue's name
+                channel.close()
+            if broker.startswith("redis://"):  # kombu's record of that exchange's bindings
+                import redis
+
+                client = redis.Redis.from_url(broker, socket_connect_timeout=2)
+                client.delete(f"_kombu.binding.{queue}")
+                client.close()
+        except Exception:  # a broker of the test's own may be stopped already
+            pass
+
+
+def write_config(
+    folder: Path,
+    *,
+    broker: str,
+    store: str,
+    url: str,
+    sources: list[tuple[int, str]],
+    wait: float = 60,
+    batch_size: int = 50,
+    extra: str = "",
+) -> Path:
+    """A kpi.yaml with one html source `s{i}` per (i, queue); each sends the worker's tag
+    and a bearer token from the environment."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for queue in dict.fromkeys(q for _, q in sources):
+        if _OWN_QUEUE.fullmatch(queue):
+            _QUEUES.append((broker, queue))
+    lines = [
+        f"store: {store}",
+        f"executor: {{type: celery, broker: '{broker}', wait: {wait}, batch_size: {batch_size}}}",
+        "defaults: {timeout: 30, retries: 0}",
+        extra,
+        "sources:",
+    ]
+    lines += [
+        f"  - {{name: s{i}, type: html, url: '{url}/n/{i}', queue: {queue},"
+        " headers: {X-Worker: '${C15_TAG}', Authorization: 'Bearer ${C15_TOKEN}'},"
+        " metrics: {n: {css: 'span#n'}}}"
+        for i, queue in sources
+    ]
+    path = folder / "kpi.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def kpi(config: Path, *args: str, tag: str = "coordinator", timeout: float = 180) -> Any:
+    env = {**os.environ, "C15_TAG": tag, "C15_TOKEN": SECRET}
+    return subprocess.run(
+        [KPI, "-c", str(config), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=config.parent,
+        timeout=timeout,
+    )
+
+
+def stored(store: str) -> dict[str, list[float]]:
+    """Every stored value by KPI id, in one list per KPI (one entry per stored row)."""
+    engine = sa.create_engine(store)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT kpi, value FROM observations ORDER BY id")).all()
+    engine.dispose()
+    out: dict[str, list[float]] = {}
+    for kpi_id, value in rows:
+        out.setdefault(kpi_id, []).append(value)
+    return out
+
+
+def fingerprint_by_hand(config: Path) -> str:
+    """The config fingerprint as docs/scale-out.md defines it: SHA-256 of the canonical JSON
+    of `sources`, `defaults`, `timezone` and `locale` as written (before `${VAR}`)."""
+    data = yaml.safe_load(config.read_text())
+    wanted = {k: data.get(k) for k in ("sources", "defaults", "timezone", "locale")}
+    text = json.dumps(wanted, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def env_for(tag: str) -> dict[str, str]:
+    return {"C15_TAG": tag, "C15_TOKEN": SECRET}
+
+
+# ---- tests -----------------------------------------------------------------------------
+
+
+def test_celery_with_a_sqlite_store_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "kpi.yaml"
+    path.write_text(
+        "executor: {type: celery, broker: 'amqp://guest:guest@127.0.0.1:5672//'}\n"
+        "sources:\n  - {name: a, type: html, url: 'http://127.0.0.1:9/', metrics: {n: {css: p}}}\n"
+    )
+    out = kpi(path, "run")
+    assert out.returncode == 2
+    [line] = out.stderr.strip().splitlines()
+    assert line.startswith(f"config error: {path}:1:")
+    assert "executor celery needs a store every machine shares" in line
+
+
+def test_worker_and_workers_need_the_celery_executor(tmp_path: Path) -> None:
+    path = tmp_path / "kpi.yaml"
+    path.write_text(
+        "sources:\n  - {name: a, type: html, url: 'http://127.0.0.1:9/', metrics: {n: {css: p}}}\n"
+    )
+    for command in ("worker", "workers"):
+        out = kpi(path, command)
+        assert out.returncode == 2
+        assert out.stderr.strip().splitlines() == [
+            f"config error: kpi {command} needs `executor: {{type: celery, broker: ...}}` in "
+            f"{path}; see docs/scale-out.md"
+        ]
+
+
+def test_batches_keep_queues_apart_and_cut_at_batch_size() -> None:
+    from kpi_collector.run.celery_executor import Batch, batches
+    from kpi_collector.sources.html import HTML
+
+    sources = [
+        HTML(
+            name=f"s{i}",
+            url="http://127.0.0.1:9/",
+            metrics={"n": {"css": "p"}},
+            queue="b" if i % 3 == 0 else "a",
+        )
+        for i in range(1, 8)
+    ]
+    # queue a: s1 s2 s4 s5 s7; queue b: s3 s6
+    assert batches(sources, 2) == [
+        Batch("a", ["s1", "s2"]),
+        Batch("a", ["s4", "s5"]),
+        Batch("a", ["s7"]),
+        Batch("b", ["s3", "s6"]),
+    ]
+
+
+def test_the_app_carries_the_failure_semantics() -> None:
+    """acks_late + reject_on_worker_lost, prefetch 1, a Redis visibility timeout above
+    `wait`, results that expire: the settings docs/scale-out.md promises."""
+    from kpi_collector.config.models import CeleryExecutor
+    from kpi_collector.run.celery_executor import celery_app
+
+    executor = CeleryExecutor(type="celery", broker="redis://127.0.0.1:6379/0", wait="10m")
+    conf = celery_app(executor).conf
+    assert (conf.task_acks_late, conf.task_reject_on_worker_lost) == (True, True)
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.broker_transport_options == {"visibility_timeout": 660}  # 600 s + 60 s
+    assert conf.result_expires == 600 + 3600
+    assert conf.result_backend == "redis://127.0.0.1:6379/0"
+    assert conf.accept_content == ["json"]
+    rabbit = CeleryExecutor(type="celery", broker="amqp://guest:guest@127.0.0.1:5672//")
+    assert celery_app(rabbit).conf.result_backend == "rpc://"
+
+
+def test_a_batch_answered_twice_keeps_each_sources_first_outcome() -> None:
+    from kpi_collector.run.celery_executor import Batch, keep_first
+    from kpi_collector.run.engine import SourceFailure
+
+    batch = Batch("kpi", ["s1", "s2"])
+    outcomes: dict[str, Any] = {}
+    first = {"worker": "a@x", "refused": False, "outcomes": [["s1", {"n": 1.0}, [], 0.1]]}
+    again = {
+        "worker": "b@x",
+        "refused": False,
+        "outcomes": [
+            ["s1", {"n": 2.0}, [], 0.1],
+            ["s2", {}, [["n", "n: 'x' is not a number", False]], 0.2],
+            ["s9", {"n": 9.0}, [], 0.1],  # no source of this batch: dropped
+        ],
+    }
+    assert [o.source for o in keep_first(outcomes, batch, first, "f")] == ["s1"]
+    assert [o.source for o in keep_first(outcomes, batch, again, "f")] == ["s2"]
+    assert keep_first(outcomes, batch, again, "f") == []
+    assert outcomes["s1"].values == {"n": 1.0}
+    assert outcomes["s2"].errors == [SourceFailure("n", "n: 'x' is not a number", False)]
+    assert set(outcomes) == {"s1", "s2"}
+
+
+def test_a_refusal_fails_the_batch_in_one_line_naming_both_fingerprints() -> None:
+    from kpi_collector.run.celery_executor import Batch, keep_first
+
+    outcomes: dict[str, Any] = {}
+    answer = {"worker": "old@x", "fingerprint": "1111", "refused": True, "outcomes": []}
+    kept = keep_first(outcomes, Batch("kpi", ["s1", "s2"]), answer, "2222")
+    line = (
+        "worker old@x refused the batch: its config fingerprint 1111 is not the run's 2222; "
+        "give every worker the coordinator's kpi.yaml and restart it"
+    )
+    assert [(o.source, [e.message for e in o.errors]) for o in kept] == [
+        ("s1", [line]),
+        ("s2", [line]),
+    ]
+
+
+def test_three_workers_and_queue_routing(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    broker = require_broker_url("rabbitmq")
+    url, site = pages
+    uid = uuid.uuid4().hex[:8]
+    public, internal = f"pub{uid}", f"int{uid}"
+    plan = [(i, internal if i % 4 == 0 else public) for i in range(1, 25)]
+    config = write_config(
+        tmp_path / "cfg", broker=broker, store=pg_url, url=url, sources=plan, batch_size=3
+    )
+    for n, queues in ((1, [public]), (2, [public]), (3, [internal])):
+        cluster.start(config, f"w{n}@{uid}", queues, env_for(f"w{n}"))
+
+    out = kpi(config, "run", "--no-deliver", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert {v["kpi"]: v["value"] for v in doc["values"]} == {
+        f"s{i}.n": value_of(i) for i, _ in plan
+    }
+    assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
+    for i, queue in plan:
+        # each page fetched once, by a worker of its queue: w3 alone serves `internal`
+        [tag] = site.tags(i)
+        assert tag == "w3" if queue == internal else tag in ("w1", "w2"), (i, tag)
+
+    listed = kpi(config, "workers", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    # only this test's workers: others may share the broker
+    found = json.loads(listed.stdout)["workers"]
+    workers = {w["name"]: w for w in found if w["name"].endswith(uid)}
+    assert {n: w["queues"] for n, w in workers.items()} == {
+        f"w1@{uid}": [public],
+        f"w2@{uid}": [public],
+        f"w3@{uid}": [internal],
+    }
+    ours = fingerprint_by_hand(config)
+    assert {w["fingerprint"] for w in workers.values()} == {ours}
+
+    # Celery's own command line sees the workers, and kpi's inspect command
+    argv = [str(Path(sys.executable).parent / "celery"), "-A", "kpi_collector.run.celery_app"]
+    argv += ["inspect", "kpi_info", "-d", f"w3@{uid}", "--json"]
+    inspect = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KPI_CONFIG": str(config)},
+        timeout=60,
+    )
+    assert inspect.returncode == 0, inspect.stderr
+    from kpi_collector._version import __version__
+
+    assert json.loads(inspect.stdout) == {
+        f"w3@{uid}": {"fingerprint": ours, "version": __version__}
+    }
+
+    cluster.kill(cluster.started[2], signal.SIGTERM)  # w3, the only `internal` worker
+    listed = kpi(config, "workers")
+    assert listed.returncode == 1
+    assert f"queue `{internal}` has no worker" in listed.stderr
+    assert f"--queues {internal}" in listed.stderr
+
+
+def test_a_worker_killed_mid_batch_hands_it_over_and_each_source_is_stored_once(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    broker = require_broker_url("rabbitmq")
+    url, site = pages
+    uid = uuid.uuid4().hex[:8]
+    queue = f"kill{uid}"
+    plan = [(i, queue) for i in range(1, 7)]
+    config = write_config(tmp_path / "cfg", broker=broker, store=pg_url, url=url, sources=plan)
+    first = cluster.start(config, f"a@{uid}", [queue], env_for("a"))
+    second = cluster.start(config, f"b@{uid}", [queue], env_for("b"))
+    site.hold.clear()  # the pages answer only once a worker holding the batch is killed
+    env = {**os.environ, **env_for("coordinator")}
+    run = subprocess.Popen(
+        [KPI, "-c", str(config), "run", "--no-deliver", "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=config.parent,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not site.hits and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert site.hits, "no worker fetched a page"
+        holder = site.hits[0][1]
+        killed, survivor = (first, "b") if holder == "a" else (second, "a")
+        cluster.kill(killed, signal.SIGKILL)
+        site.hold.set()
+        stdout, stderr = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 0, stderr
+    assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
+    for i, _ in plan:
+        assert survivor in site.tags(i)  # the batch went to the other worker
+    assert json.loads(stdout)["errors"] == []
+
+
+def test_a_worker_with_another_config_refuses_and_the_run_names_it(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    broker = require_broker_url("rabbitmq")
+    url, site = pages
+    uid = uuid.uuid4().hex[:8]
+    queue = f"fp{uid}"
+    plan = [(i, queue) for i in range(1, 4)]
+    config = write_config(tmp_path / "coord", broker=broker, store=pg_url, url=url, sources=plan)
+    # the worker's copy was edited: another timezone
+    other = write_config(
+        tmp_path / "worker",
+        broker=broker,
+        store=pg_url,
+        url=url,
+        sources=plan,
+        extra="timezone: Europe/Berlin",
+    )
+    cluster.start(other, f"old@{uid}", [queue], env_for("old"))
+    out = kpi(config, "run", "--no-deliver", "--format", "json")
+    assert out.returncode == 1
+    theirs, ours = fingerprint_by_hand(other), fingerprint_by_hand(config)
+    assert theirs != ours
+    expected = (
+        f"worker old@{uid} refused the batch: its config fingerprint {theirs} is not the "
+        f"run's {ours}; give every worker the coordinator's kpi.yaml and restart it"
+    )
+    assert json.loads(out.stdout)["errors"] == [
+        {"where": f"s{i}", "message": expected} for i, _ in plan
+    ]
+    assert site.hits == []  # nothing was collected with the other config
+    assert stored(pg_url) == {}
+
+
+@pytest.mark.parametrize("kind", ["rabbitmq", "redis"])
+def test_no_worker_fails_the_queue_within_the_wait_and_the_messages_hold_no_secret(
+    kind: str, tmp_path: Path, pages: tuple[str, Pages], pg_url: str
+) -> None:
+    broker = require_broker_url(kind)
+    url, site = pages
+    uid = uuid.uuid4().hex[:8]
+    queue = f"none{uid}"
+    plan = [(i, queue) for i in range(1, 5)]
+    config = write_config(
+        tmp_path / "cfg",
+        broker=broker,
+        store=pg_url,
+        url=url,
+        sources=plan,
+        wait=2,
+        batch_size=2,
+    )
+    out = kpi(config, "run", "--no-deliver", "--format", "json")
+    assert out.returncode == 1
+    message = f"no worker answered for queue `{queue}` within 2 s"
+    assert json.loads(out.stdout)["errors"] == [
+        {"where": f"s{i}", "message": message} for i, _ in plan
+    ]
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as conn:
+        errors = conn.execute(
+            sa.text("SELECT source, message FROM run_errors ORDER BY source")
+        ).all()
+        status = conn.execute(sa.text("SELECT status FROM runs")).scalars().all()
+    engine.dispose()
+    assert errors == [(f"s{i}", message) for i, _ in plan]
+    assert status == ["failed"]
+
+    # the two batches are still in the queue: read them back, raw
+    from kombu import Connection
+
+    raw: list[str] = []
+    with Connection(broker) as conn:
+        channel = conn.channel()
+        try:
+            while (got := channel.basic_get(queue, no_ack=True)) is not None:
+                body = got.body if isinstance(got.body, bytes) else str(got.body).encode()
+                raw.append(body.decode(errors="replace") + repr(got.headers) + repr(got.properties))
+        finally:
+            channel.queue_delete(queue)
+            channel.close()
+    assert len(raw) == 2
+    text = "\n".join(raw)
+    assert '"s1", "s2"' in text and '"s3", "s4"' in text  # what the messages do carry
+    assert fingerprint_by_hand(config) in text
+    for secret in (SECRET, "Bearer", "guest", "/n/1", "span#n", str(tmp_path)):
+        assert secret not in text, secret
+    assert site.hits == []
+
+
+def test_redis_broker_collects_with_a_worker(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    broker = require_broker_url("redis")
+    url, site = pages
+    uid = uuid.uuid4().hex[:8]
+    queue = f"redis{uid}"
+    plan = [(i, queue) for i in range(1, 8)]
+    config = write_config(
+        tmp_path / "cfg", broker=broker, store=pg_url, url=url, sources=plan, batch_size=3
+    )
+    cluster.start(config, f"r@{uid}", [queue], env_for("r"))
+    out = kpi(config, "run", "--no-deliver", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
+    assert all(site.tags(i) == ["r"] for i, _ in plan)
+    # `kpi schedule` runs with the same executor
+    scheduled = kpi(config, "schedule", "--run", "main", "--force")
+    assert scheduled.returncode == 0, scheduled.stderr
+    assert all(site.tags(i) == ["r", "r"] for i, _ in plan)
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as conn:
+        runs = conn.execute(sa.text("SELECT trigger, status FROM runs ORDER BY id")).all()
+    engine.dispose()
+    assert [tuple(r) for r in runs] == [("run", "ok"), ("schedule", "ok")]
+    # the coordinator deleted every result it read: none of this worker's is left in Redis
+    import redis
+
+    client = redis.Redis.from_url(broker)
+    left = [
+        key
+        for key in client.scan_iter(match="celery-task-meta-*", count=1000)
+        if f"r@{uid}".encode() in (client.get(key) or b"")
+    ]
+    client.close()
+    assert left == []
+    listed = kpi(config, "workers", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    [worker] = [w for w in json.loads(listed.stdout)["workers"] if w["name"].endswith(uid)]
+    assert (worker["name"], worker["queues"]) == (f"r@{uid}", [queue])
+
+
+def test_systemd_snippet_adds_a_worker_unit_on_the_sources_queues(tmp_path: Path) -> None:
+    from kpi_collector.config import load_config
+    from kpi_collector.schedule.deploy import snippet
+    from tests.test_schedule import _verify_units
+
+    plan = [(1, "kpi"), (2, "internal"), (3, "kpi")]
+    path = write_config(
+        tmp_path,
+        broker="amqp://guest:guest@127.0.0.1:5672//",
+        store="postgresql+psycopg://kpi@db.example.internal/kpi",
+        url="http://127.0.0.1:9",
+        sources=plan,
+        wait=300,
+    )
+    config = load_config(path, need_secrets=False, need_store=False)
+    kpi_bin = str(Path(sys.executable).parent / "kpi")
+    text = snippet(config, "systemd", kpi=kpi_bin)
+    assert "# /etc/systemd/system/kpi-collector.service" in text
+    worker = text.split("# /etc/systemd/system/kpi-collector-worker.service", 1)[1]
+    assert f"\nExecStart={kpi_bin} -c {path} worker --queues kpi,internal\n" in worker
+    assert "\nKillSignal=SIGTERM\n" in worker
+    assert "\nTimeoutStopSec=360\n" in worker  # wait 300 s + 60 s
+    (tmp_path / "units").mkdir()
+    _verify_units(tmp_path / "units", text)
+
+
+def test_the_local_executor_prints_no_worker_unit(tmp_path: Path) -> None:
+    from kpi_collector.config import load_config
+    from kpi_collector.schedule.deploy import snippet
+
+    path = tmp_path / "kpi.yaml"
+    path.write_text(
+        "sources:\n  - {name: a, type: html, url: 'http://127.0.0.1:9/', metrics: {n: {css: p}}}\n"
+    )
+    text = snippet(load_config(path), "systemd", kpi="/opt/kpi/bin/kpi")
+    assert "kpi-collector-worker" not in text and " worker" not in text
+
+
+def test_a_killed_coordinator_leaves_an_interrupted_run_and_the_next_run_proceeds(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    broker = require_broker_url("rabbitmq")
+    url, _ = pages
+    uid = uuid.uuid4().hex[:8]
+    queue = f"coord{uid}"
+    plan = [(i, queue) for i in range(1, 4)]
+    config = write_config(tmp_path / "cfg", broker=broker, store=pg_url, url=url, sources=plan)
+    env = {**os.environ, **env_for("coordinator")}
+    # no worker yet: the coordinator waits for its batch, holding the run lock
+    first = subprocess.Popen(
+        [KPI, "-c", str(config), "run", "--no-deliver"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=config.parent,
+    )
+    try:
+        engine = sa.create_engine(pg_url)
+        deadline = time.monotonic() + 60
+        statuses: list[str] = []
+        while time.monotonic() < deadline and statuses != ["running"]:
+            time.sleep(0.2)
+            with engine.connect() as conn:
+                try:
+                    statuses = list(conn.execute(sa.text("SELECT status FROM runs")).scalars())
+                except sa.exc.ProgrammingError:  # the tables are not there yet
+                    conn.rollback()
+        assert statuses == ["running"]
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    cluster.start(config, f"late@{uid}", [queue], env_for("late"))
+    out = kpi(config, "run", "--no-deliver", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    with engine.connect() as conn:
+        runs = conn.execute(sa.text("SELECT id, status FROM runs ORDER BY id")).all()
+    engine.dispose()
+    assert [status for _, status in runs] == ["interrupted", "ok"]
+    # the second run's values; the first batch, still queued when its run died, may have
+    # been collected by the late worker too, but nothing of it is stored
+    assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
+
+
+def test_an_unreachable_broker_fails_the_sources_in_one_line_without_its_password(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    broker = f"amqp://kpi:pw-{SECRET}@127.0.0.1:{port}//"
+    url, site = pages
+    config = write_config(
+        tmp_path / "cfg", broker=broker, store=pg_url, url=url, sources=[(1, "kpi"), (2, "kpi")]
+    )
+    out = kpi(config, "run", "--no-deliver", "--format", "json")
+    assert out.returncode == 1
+    errors = json.loads(out.stdout)["errors"]
+    assert [e["where"] for e in errors] == ["s1", "s2"]
+    for error in errors:
+        assert error["message"].startswith(
+            f"cannot send to the broker amqp://kpi:***@127.0.0.1:{port}//: "
+        )
+    assert SECRET not in out.stdout + out.stderr
+    listed = kpi(config, "workers")
+    assert listed.returncode == 1
+    assert listed.stderr.startswith(
+        f"error: cannot reach the broker amqp://kpi:***@127.0.0.1:{port}//"
+    )
+    assert SECRET not in listed.stdout + listed.stderr
+    assert site.hits == []
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def test_a_broker_restart_mid_run_loses_nothing(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    """A Redis of the test's own (its queue kept on disk, append-only), restarted while a
+    worker holds a batch: the run still stores every source, once."""
+
+    require_broker_url("redis")  # the machine has Redis: its server program is here too
+    server = require_binary("redis-server", hint="Debian package redis-server")
+    port = _free_port()
+    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    argv += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(tmp_path)]
+
+    def start_redis() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        deadline = time.monotonic() + 30
+        while not _listening(port):
+            assert proc.poll() is None and time.monotonic() < deadline, "redis did not start"
+            time.sleep(0.05)
+        return proc
+
+    url, site = pages
+    redis_proc = start_redis()
+    run = None
+    try:
+        uid = uuid.uuid4().hex[:8]
+        plan = [(i, f"rs{uid}") for i in range(1, 7)]
+        config = write_config(
+            tmp_path / "cfg",
+            broker=f"redis://127.0.0.1:{port}/0",
+            store=pg_url,
+            url=url,
+            sources=plan,
+            batch_size=2,
+        )
+        cluster.start(config, f"rs@{uid}", [f"rs{uid}"], env_for("rs"))
+        site.hold.clear()
+        run = subprocess.Popen(
+            [KPI, "-c", str(config), "run", "--no-deliver", "--format", "json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **env_for("coordinator")},
+            cwd=config.parent,
+        )
+        deadline = time.monotonic() + 60
+        while not site.hits and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert site.hits, "no worker fetched a page"
+        redis_proc.terminate()  # a clean restart: Redis writes its append-only file first
+        redis_proc.wait(timeout=30)
+        redis_proc = start_redis()
+        site.hold.set()
+        stdout, stderr = run.communicate(timeout=150)
+        assert run.returncode == 0, stderr
+        assert json.loads(stdout)["errors"] == []
+        assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
+    finally:
+        if run is not None and run.poll() is None:
+            run.kill()
+            run.wait()
+        cluster.stop_all()  # the worker first, while its broker is still there
+        redis_proc.terminate()
+        redis_proc.wait(timeout=30)
+
+
+def test_a_worker_without_a_sources_variable_says_so(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    broker = require_broker_url("rabbitmq")
+    url, site = pages
+    uid = uuid.uuid4().hex[:8]
+    queue = f"var{uid}"
+    config = write_config(
+        tmp_path / "cfg", broker=broker, store=pg_url, url=url, sources=[(1, queue)]
+    )
+    assert "C15_TOKEN" not in os.environ
+    cluster.start(config, f"novar@{uid}", [queue], {"C15_TAG": "novar"})  # no C15_TOKEN here
+    out = kpi(config, "run", "--no-deliver", "--format", "json")
+    assert out.returncode == 1
+    assert json.loads(out.stdout)["errors"] == [
+        {
+            "where": "s1",
+            "message": f"worker novar@{uid} cannot collect s1: a variable it names is not set on "
+            "that machine; set it there, or give the source a `queue:` of workers that have it",
+        }
+    ]
+    assert site.hits == []
+
+
+def test_ctrl_c_stops_a_coordinator_waiting_for_workers(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str
+) -> None:
+    broker = require_broker_url("rabbitmq")
+    url, _ = pages
+    uid = uuid.uuid4().hex[:8]
+    config = write_config(
+        tmp_path / "cfg", broker=broker, store=pg_url, url=url, sources=[(1, f"cc{uid}")], wait=600
+    )
+    run = subprocess.Popen(
+        [KPI, "-c", str(config), "run", "--no-deliver"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env_for("coordinator")},
+        cwd=config.parent,
+    )
+    try:
+        engine = sa.create_engine(pg_url)
+        deadline = time.monotonic() + 60
+        statuses: list[str] = []
+        while time.monotonic() < deadline and statuses != ["running"]:
+            time.sleep(0.2)
+            with engine.connect() as conn:
+                try:
+                    statuses = list(conn.execute(sa.text("SELECT status FROM runs")).scalars())
+                except sa.exc.ProgrammingError:
+                    conn.rollback()
+        engine.dispose()
+        assert statuses == ["running"]
+        run.send_signal(signal.SIGINT)
+        # long before the 600 s wait: the thread waiting for answers lets go too
+        _, stderr = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 130
+    assert stderr.strip().splitlines()[-1] == "interrupted"
+
+
+def test_the_config_of_docs_scale_out_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kpi_collector.config import load_config
+    from kpi_collector.config.models import CeleryExecutor
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "scale-out.md").read_text()
+    block = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "kpi.yaml").write_text(block)
+    monkeypatch.setenv("KPI_DB_PASSWORD", "pw")
+    monkeypatch.setenv("KPI_BROKER_URL", "amqp://kpi:pw@127.0.0.1:5672/kpi")
+    monkeypatch.setenv("ORDERS_DB_URL", "postgresql+psycopg://kpi:pw@127.0.0.1/orders")
+    config = load_config(tmp_path / "kpi.yaml")
+    executor = config.settings.executor
+    assert isinstance(executor, CeleryExecutor)
+    assert (executor.batch_size, executor.wait_seconds) == (50, 600)
+    assert {s.name: s.queue for s in config.sources} == {"github": "kpi", "orders": "internal"}

@@ -1,0 +1,750 @@
+"""What `kpi` prints (issue 13): layouts that fit the terminal, names checked with a hint,
+numbers written as people write them. Real processes and a real SQLite store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from kpi_collector.commands.history import history_lines
+from kpi_collector.store import HistoryStore
+from kpi_collector.store.history import StoredObservation
+
+KPI = [sys.executable, "-m", "kpi_collector"]
+
+
+def kpi(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    full_env.pop("COLUMNS", None)
+    full_env.update(env or {})
+    return subprocess.run(
+        [*KPI, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60
+    )
+
+
+CONFIG = f"""\
+kpis:
+  billing.revenue: {{title: Monthly recurring revenue from paying customers, unit: USD}}
+  crm.paying: {{title: Paying customers}}
+sources:
+  - name: crm
+    type: command
+    command: [{sys.executable!r}, -c, 'print(1)']
+    metric: paying
+  - name: billing
+    type: command
+    command: [{sys.executable!r}, -c, 'print(1)']
+    metric: revenue
+  - name: github
+    type: command
+    command: [{sys.executable!r}, -c, 'print(1)']
+    metric: stars
+destinations:
+  - {{type: csv, path: out.csv}}
+"""
+# 14 days of three KPIs; values written by hand, as the table must show them
+DAYS = [datetime(2026, 3, d, 9, tzinfo=UTC) for d in range(1, 15)]
+REVENUE = [1_234_567.5 + 1000 * i for i in range(14)]  # $1,234,567.50, $1,235,567.50, ...
+PAYING = [100 + i for i in range(14)]
+STARS = [98_765 + i for i in range(14)]
+
+
+@pytest.fixture
+def filled(workdir: Path) -> Path:
+    (workdir / "kpi.yaml").write_text(CONFIG)
+    store = HistoryStore(f"sqlite:///{workdir / 'kpi.db'}")
+    try:
+        points = [
+            StoredObservation(kpi, day.timestamp(), value, kpi.partition(".")[0])
+            for kpi, values in (
+                ("billing.revenue", REVENUE),
+                ("crm.paying", PAYING),
+                ("github.stars", STARS),
+            )
+            for day, value in zip(DAYS, values, strict=True)
+        ]
+        assert store.add_observations(points) == 42
+    finally:
+        store.close()
+    return workdir
+
+
+def test_history_lines_fit_and_split_into_blocks() -> None:
+    rows = [("Stars", {"2026-03-01": "98,765", "2026-03-02": "98,766", "2026-03-03": "1"})]
+    periods = ["2026-03-01", "2026-03-02", "2026-03-03"]
+    # 5 for the name, then 12 per period (2 + 10): two fit in 30 columns, the third goes below
+    assert history_lines(rows, periods, width=30, corner="KPI") == [
+        "KPI    2026-03-01  2026-03-02",
+        "Stars      98,765      98,766",
+        "",
+        "KPI    2026-03-03",
+        "Stars           1",
+    ]
+    # a title longer than the room wraps; the value stays whole on the first line
+    assert history_lines([("Paying customers", {"d": "12,345"})], ["d"], width=17) == [
+        " " * 16 + "d",
+        "Paying     12,345",
+        "customers",
+    ]
+
+
+@pytest.mark.parametrize("columns", [40, 80, 200])
+def test_history_never_cuts_a_value_or_label(filled: Path, columns: int) -> None:
+    out = kpi("history", cwd=filled, env={"COLUMNS": str(columns)})
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert max(len(line) for line in lines) <= columns
+    tokens = out.stdout.split()
+    assert "…" not in out.stdout
+    for day in DAYS:
+        assert f"2026-03-{day.day:02d}" in tokens
+    expected = [f"${v:,.2f}" for v in REVENUE] + [str(v) for v in PAYING]
+    expected += [f"{v:,}" for v in STARS]
+    for value in expected:
+        assert value in tokens, value
+    words = " ".join(tokens)
+    assert "Paying customers" in words
+    if columns >= 80:
+        assert "Monthly recurring revenue from paying customers" in out.stdout
+    # each day's column is 15 wide ("  $1,234,567.50"); the names take 47 (the longest title),
+    # at 40 columns only 25 (the title wraps): 1, 2 and 10 days side by side
+    blocks = {40: 14, 80: 7, 200: 2}[columns]
+    assert sum(line.startswith("KPI ") for line in lines) == blocks
+    hint = f"(14 days in {blocks} blocks of {columns} columns: --since 14d, --period week or"
+    assert out.stderr.startswith(hint) if blocks > 3 else out.stderr == ""
+
+
+def test_unknown_kpi_or_source_is_a_usage_error_with_a_hint(filled: Path) -> None:
+    typo = kpi("history", "gihub.stars", cwd=filled)
+    assert typo.returncode == 2
+    assert typo.stderr.splitlines() == [
+        "Error: no KPI named 'gihub.stars' (did you mean 'github.stars'?); KPIs: crm.paying, "
+        "billing.revenue, github.stars"
+    ]
+    assert typo.stdout == ""
+    nothing_close = kpi("history", "zzz", "--format", "json", cwd=filled)
+    assert nothing_close.returncode == 2 and "no KPI named 'zzz';" in nothing_close.stderr
+    known = kpi("history", "github.stars", "--format", "csv", cwd=filled)
+    assert known.returncode == 0 and known.stdout.count("github.stars") == 14
+    for command in ("run", "backfill"):
+        only = kpi(command, "--only", "gihub", cwd=filled)
+        assert only.returncode == 2, (command, only.stderr)
+        assert "no source named 'gihub' (did you mean 'github'?)" in only.stderr
+    job = kpi("schedule", "--run", "mian", cwd=filled)
+    assert job.returncode == 2
+    assert "no scheduled job named 'mian' (did you mean 'main'?); jobs: main" in job.stderr
+    wrong = kpi("deliver", "-d", "cvs", cwd=filled)
+    assert wrong.returncode == 2
+    assert "no enabled destination named 'cvs' (did you mean 'csv'?)" in wrong.stderr
+
+
+def test_serve_on_a_taken_port_names_the_holder(filled: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = kpi("serve", "--port", str(port), cwd=filled)
+    assert out.returncode == 2
+    assert "dashboard on" not in out.stdout
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert f"port {port} on 127.0.0.1 is taken by process {os.getpid()} (" in lines[0]
+    assert "--port N" in lines[0]
+
+
+def test_serve_prints_the_url_it_listens_on(filled: Path) -> None:
+    import urllib.request
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    server = subprocess.Popen(
+        [*KPI, "serve", "--port", "0"],
+        cwd=filled,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert line.startswith("dashboard on http://127.0.0.1:"), line
+        url = line.split()[2]
+        assert not url.endswith(":0/")
+        # the URL is printed once the socket listens: the first request is answered
+        with urllib.request.urlopen(url, timeout=30) as page:
+            assert page.status == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _stored_rows(db: Path) -> int:
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(db)) as conn:  # closed: an open file here would hold the folder
+        return int(conn.execute("SELECT count(*) FROM observations").fetchone()[0])
+
+
+def test_demo_refuses_a_folder_in_use_and_changes_nothing(workdir: Path) -> None:
+    first = kpi("demo", "--dir", "demo", cwd=workdir)
+    assert first.returncode == 0, first.stderr
+    db, config = workdir / "demo" / "kpi.db", workdir / "demo" / "kpi.yaml"
+    rows, written = _stored_rows(db), config.read_bytes()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    server = subprocess.Popen(
+        [*KPI, "-c", "demo/kpi.yaml", "serve", "--port", "0"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().startswith("dashboard on")  # the store is open
+        again = kpi("demo", "--dir", "demo", cwd=workdir)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert again.returncode == 1
+    assert again.stdout == ""
+    (line,) = again.stderr.strip().splitlines()
+    assert line.startswith(f"error: demo is in use by process {server.pid} (")
+    assert (
+        "serve --port 0): stop it first, or use `kpi demo --dir OTHER`; nothing was changed" in line
+    )
+    assert _stored_rows(db) == rows and config.read_bytes() == written
+    # a run holding the store's lock (here: this process has the lock file open) is found too
+    with (workdir / "demo" / "kpi.db.lock").open("a"):
+        locked = kpi("demo", "--dir", "demo", cwd=workdir)
+    assert locked.returncode == 1 and f"in use by process {os.getpid()} (" in locked.stderr
+    assert _stored_rows(db) == rows
+    # once free, the demo is rebuilt
+    assert kpi("demo", "--dir", "demo", cwd=workdir).returncode == 0
+
+
+def test_numbers_are_written_as_people_write_them() -> None:
+    from kpi_collector.format import format_change, format_value, plural
+
+    assert format_value(8450.5, "USD") == "$8,450.50"
+    assert format_value(8450.0, "USD") == "$8,450"
+    assert format_value(-3.5, "EUR") == "-€3.50"
+    assert format_value(1234.567, "JPY") == "¥1,235"  # the yen has no minor unit
+    assert format_value(0.2367, "ratio") == "23.67%"
+    assert format_value(1.0, "ratio") == "100%"
+    assert format_change(0.25, 0.2, "ratio") == "+5 pp (+25.00%)"
+    assert format_change(8450.5, 8000.0, "USD") == "+$450.50 (+5.63%)"
+    assert [plural(n, "error") for n in (0, 1, 2)] == ["0 errors", "1 error", "2 errors"]
+    assert plural(1, "delivery", "deliveries") == "1 delivery"
+    assert plural(1200, "delivery", "deliveries") == "1,200 deliveries"
+
+
+def test_to_pandas_gives_float_columns_with_nan() -> None:
+    import math
+    from datetime import datetime
+
+    from kpi_collector.run.result import RunResult
+
+    started = datetime(2026, 3, 1, 9, tzinfo=UTC)
+    result = RunResult(
+        run_id=1,
+        started_at=started,
+        finished_at=started,
+        values={"a.x": 10.0, "a.y": 3.0},
+        previous={"a.x": 7.5},
+    )
+    frame = result.to_pandas()
+    assert {c: str(frame[c].dtype) for c in ("value", "previous", "change")} == {
+        "value": "float64",
+        "previous": "float64",
+        "change": "float64",
+    }
+    first, second = frame.change.tolist()
+    assert first == 2.5 and math.isnan(second)
+    assert math.isnan(frame.previous.tolist()[1])
+    empty = RunResult(run_id=None, started_at=started, finished_at=started).to_pandas()
+    assert str(empty.previous.dtype) == "float64" and len(empty) == 0
+
+
+def test_run_says_what_was_delivered_and_counts_in_words(filled: Path) -> None:
+    out = kpi("run", cwd=filled)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "delivered to csv" in lines
+    assert lines[-1].startswith("run ") and ": 3 values, 0 errors in " in lines[-1]
+    (filled / "kpi.yaml").write_text(
+        CONFIG.replace("print(1)", "import sys; sys.exit(3)", 1).replace(
+            "destinations:\n  - {type: csv, path: out.csv}\n", ""
+        )
+    )
+    failed = kpi("run", cwd=filled)
+    assert failed.returncode == 1
+    assert ": 2 values, 1 error in " in failed.stdout.splitlines()[-1]
+    assert "delivered" not in failed.stdout
+
+
+def _verbose_config(folder: Path, url: str) -> None:
+    (folder / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 5, retries: 1}}
+sources:
+  - name: blog
+    type: html
+    url: {url}/blog
+    metrics:
+      posts: {{css: "a.anthrazit", count: true}}
+      missing: "#no-such-element"
+  - name: flaky
+    type: http_json
+    url: {url}/flaky
+    metrics: {{value: value}}
+  - name: stats
+    type: http_json
+    url: {url}/stats
+    metrics: {{paying: data.customers.paying, gone: data.customers.gone}}
+  - name: pod
+    type: html
+    url: {url}/private
+    login: {{url: {url}/login, fields: {{email: me@example.com, password: "${{POD_PASSWORD}}"}}}}
+    metrics:
+      total: "#total"
+""")
+
+
+def test_verbose_says_what_happens_and_keeps_the_failing_page(
+    site: tuple[str, object], workdir: Path
+) -> None:
+    import re
+
+    from tests.conftest import TOKEN
+
+    url, _ = site
+    _verbose_config(workdir, url)
+    env = {"POD_PASSWORD": TOKEN}
+    out = kpi("-v", "run", cwd=workdir, env=env)
+    assert out.returncode == 1
+    err = out.stderr
+    assert f"DEBUG kpi_collector.http: GET {url}/blog: HTTP 200," in err
+    assert "DEBUG kpi_collector.extract: posts: CSS 'a.anthrazit' gave 7, read as 7" in err
+    assert "DEBUG kpi_collector.extract: total: CSS '#total' gave '1.2k', read as 1200" in err
+    assert f"login: reading the form on {url}/login" in err
+    assert f"login: sending POST to {url}/login (fields: csrf, email, password)" in err
+    assert f"login: accepted by {url}/login" in err
+    assert "INFO kpi_collector.retry: retry 1 of 1 in " in err and "HTTP 500" in err
+    # each source's outcome, whatever its type
+    assert "DEBUG kpi_collector.run: pod (html): total=1200 in " in err
+    assert "DEBUG kpi_collector.run: blog (html): posts=7; 1 failed in " in err
+    assert TOKEN not in err + out.stdout
+    saved = dict(
+        re.findall(
+            r"INFO kpi_collector.extract: (\w+): a metric could not be read "
+            r"from \S+; the answer as fetched is saved in (\S+)",
+            err,
+        )
+    )
+    assert sorted(saved) == ["blog", "stats"], err
+    pages = {name: Path(path) for name, path in saved.items()}
+    try:
+        assert pages["blog"].name.startswith("kpi-blog-") and pages["blog"].suffix == ".html"
+        assert 'class="anthrazit"' in pages["blog"].read_text()
+        assert pages["stats"].suffix == ".json"
+        assert '"paying": 42' in pages["stats"].read_text()
+        assert oct(pages["blog"].stat().st_mode & 0o777) == "0o600"
+    finally:
+        for page in pages.values():
+            page.unlink()
+    assert "failed blog.missing: missing: CSS selector '#no-such-element' matched nothing" in (
+        out.stdout
+    )
+
+
+def test_quiet_and_log_level(site: tuple[str, object], workdir: Path) -> None:
+    url, _ = site
+    _verbose_config(workdir, url)
+    env = {"POD_PASSWORD": "not-the-password-1"}
+    # /flaky fails its first request only: the first run retries it
+    info = kpi("run", cwd=workdir, env={**env, "KPI_LOG_LEVEL": "info"})
+    assert "INFO kpi_collector.retry: retry 1 of 1" in info.stderr
+    assert "DEBUG" not in info.stderr
+    plain = kpi("run", cwd=workdir, env=env)
+    assert plain.returncode == 1 and "DEBUG" not in plain.stderr and "INFO" not in plain.stderr
+    assert "saved in" not in plain.stderr
+    quiet = kpi("-q", "run", cwd=workdir, env=env)
+    assert quiet.returncode == 1 and quiet.stdout == ""
+    assert [line.split(":")[0] for line in quiet.stderr.splitlines()] == [
+        "failed blog.missing",
+        "failed stats.gone",
+        "failed pod",
+    ]
+    bad = kpi("run", cwd=workdir, env={**env, "KPI_LOG_LEVEL": "loud"})
+    assert bad.returncode == 2 and bad.stderr.splitlines() == [
+        "Error: KPI_LOG_LEVEL='loud' is not a log level; use one of debug, info, warning, error"
+    ]
+    both = kpi("-v", "-q", "run", cwd=workdir, env=env)
+    assert both.returncode == 2 and both.stderr == "Error: use one of -v and -q\n"
+
+
+def _schema(workdir: Path) -> dict[str, object]:
+    import json
+
+    out = kpi("schema", cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    schema: dict[str, object] = json.loads(out.stdout)
+    return schema
+
+
+def _problems(schema: dict[str, object], text: str) -> list[str]:
+    import jsonschema
+    import yaml
+
+    validator = jsonschema.Draft202012Validator(schema)
+    return sorted(error.message for error in validator.iter_errors(yaml.safe_load(text)))
+
+
+def test_schema_checks_configs_plugins_included(workdir: Path) -> None:
+    import jsonschema
+
+    schema = _schema(workdir)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    # `kpi init` writes the schema beside a config that names it on its first line
+    init = kpi("init", cwd=workdir)
+    assert init.returncode == 0, init.stderr
+    starter = (workdir / "kpi.yaml").read_text()
+    assert starter.splitlines()[0] == "# yaml-language-server: $schema=./kpi.schema.json"
+    import json
+
+    assert json.loads((workdir / "kpi.schema.json").read_text()) == schema
+    assert _problems(schema, starter) == []
+    assert _problems(schema, CONFIG) == []
+    # the third-party plugin (tests/plugin, an entry point) is in it with its own keys
+    assert _problems(schema, "sources:\n  - {type: dice, sides: 12}\n") == []
+    assert _problems(schema, "sources:\n  - {type: dice, sides: many}\n") == [
+        "'many' is not of type 'integer'"
+    ]
+    wrong_key = "sources:\n  - {type: github, repo: python/cpython, tokn: x}\n"
+    assert _problems(schema, wrong_key) == [
+        "Additional properties are not allowed ('tokn' was unexpected)"
+    ]
+    unknown_type = _problems(schema, "sources:\n  - {type: gihub, repo: a/b}\n")
+    assert len(unknown_type) == 1 and unknown_type[0].startswith("'gihub' is not one of [")
+    assert _problems(schema, "destinations:\n  - {type: memory}\ntimezone: 3\n") == [
+        "3 is not of type 'string'"
+    ]
+
+
+def test_every_shipped_sample_entry_fits_the_schema(workdir: Path) -> None:
+    import yaml
+
+    from kpi_collector.config.plugins import (
+        DESTINATION_GROUP,
+        SOURCE_GROUP,
+        destination_sample,
+        names,
+        source_sample,
+    )
+
+    schema = _schema(workdir)
+    checked = 0
+    for group, key, sample in (
+        (SOURCE_GROUP, "sources", source_sample),
+        (DESTINATION_GROUP, "destinations", destination_sample),
+    ):
+        for kind in names(group):
+            if kind in ("dice", "memory", "store"):  # the test plugin's and `store` ship none
+                continue
+            entry = yaml.safe_load(sample(kind))
+            document = entry if isinstance(entry, dict) else {key: entry}
+            assert _problems(schema, yaml.safe_dump(document)) == [], kind
+            checked += 1
+    assert checked >= 25
+
+
+def test_days_as_people_write_them() -> None:
+    from datetime import date
+
+    from kpi_collector.config.dates import parse_day
+
+    today = date(2026, 3, 31)
+    assert parse_day("2026-01-31", today) == date(2026, 1, 31)
+    assert parse_day("today", today) == date(2026, 3, 31)
+    assert parse_day("Yesterday", today) == date(2026, 3, 30)
+    assert parse_day("30d", today) == date(2026, 3, 1)
+    assert parse_day("30 days", today) == date(2026, 3, 1)
+    assert parse_day("2w", today) == date(2026, 3, 17)
+    assert parse_day("1mo", today) == date(2026, 2, 28)  # no 31 February: its last day
+    assert parse_day("13 months ago", today) == date(2025, 2, 28)
+    assert parse_day("1y", date(2024, 2, 29)) == date(2023, 2, 28)
+    for bad in ("30", "3x", "last week", ""):
+        with pytest.raises(ValueError, match="is not a date like 2026-01-31, today, yesterday"):
+            parse_day(bad, today)
+
+
+def test_since_takes_relative_days(filled: Path) -> None:
+    import json
+    from datetime import timedelta
+
+    before = datetime.now(UTC).date()
+    out = kpi("history", "--since", "yesterday", "--format", "json", cwd=filled)
+    after = datetime.now(UTC).date()
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["since"] in {str(before - timedelta(days=1)), str(after - timedelta(days=1))}
+    assert doc["kpis"] == {}  # the stored days are in March 2026
+    table = kpi("history", "--since", "2026-04-01", cwd=filled)
+    assert table.stdout == "nothing stored since 2026-04-01: give an earlier --since\n"
+    days = (datetime.now(UTC).date() - DAYS[-3].date()).days  # the last three stored days
+    recent = kpi("history", "crm.paying", "--since", f"{days}d", "--format", "csv", cwd=filled)
+    assert recent.returncode == 0, recent.stderr
+    assert recent.stdout.splitlines()[1:] == [
+        "2026-03-12,crm.paying,111.0",
+        "2026-03-13,crm.paying,112.0",
+        "2026-03-14,crm.paying,113.0",
+    ]
+    bad = kpi("history", "--since", "lastweek", cwd=filled)
+    assert bad.returncode == 2 and "'lastweek' is not a date like 2026-01-31" in bad.stderr
+    (filled / "kpi.db").unlink()
+    empty = kpi("history", "--since", "2026-04-01", cwd=filled)
+    assert empty.stdout == "no history yet: run `kpi run` first\n"
+
+
+def test_shell_completion_offers_commands_and_kpi_ids(filled: Path) -> None:
+    env = {"_KPI_COMPLETE": "bash_complete", "COMP_WORDS": "kpi history gith", "COMP_CWORD": "2"}
+    out = kpi(cwd=filled, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["plain,github.stars"]
+    env.update(COMP_WORDS="kpi sch", COMP_CWORD="1")
+    assert sorted(kpi(cwd=filled, env=env).stdout.split()) == ["plain,schedule", "plain,schema"]
+
+
+YAML_MISTAKES = [
+    # (the file, the one line `kpi validate` must print); line numbers counted by hand
+    (
+        'timezone: UTC\nsources:\n  - {name: a, type: http_json, url: "http://x", metrics: {v: v}\n'
+        "  - name: b\n    type: html\n",
+        "kpi.yaml:3: not valid YAML: the `{` opened here is never closed: add `}` at its end, "
+        "or quote a value that contains `{`, `}`, `,` or `: `",
+    ),
+    (
+        "sources:\n  - name: crm\n    type: [github\n\n\n",
+        "kpi.yaml:3: not valid YAML: the `[` opened here is never closed: add `]` at its end, "
+        "or quote a value that contains `[`, `]`, `,` or `: `",
+    ),
+    (
+        'sources:\n  - name: "crm\n    type: github\n',
+        'kpi.yaml:2: not valid YAML: the quote " opened here is never closed: add the closing " '
+        "(a value on several lines needs it too)",
+    ),
+    (
+        "sources:\n  - name: crm\n\ttype: github\n",
+        "kpi.yaml:3: not valid YAML: a tab indents this line; YAML indents with spaces only",
+    ),
+    (
+        "sources:\n  - name: crm\n    type: github\n   repo: x\n",
+        "kpi.yaml:4: not valid YAML: this line's indentation does not fit the lines above it: "
+        "keys of one mapping, and the `-` of one list, start in the same column",
+    ),
+    (
+        "timezone: UTC\nsources:\n  - name: crm\n    url: http://x/a: b\n",
+        "kpi.yaml:4: not valid YAML: a second `: ` on this line; quote the value that contains "
+        'it (url: "http://host/a: b")',
+    ),
+    ("kpis: {a.b: {}}]\n", "kpi.yaml:1: not valid YAML: this `]` closes nothing: remove it, "
+     "or add the bracket it closes"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "expected"), YAML_MISTAKES)
+def test_yaml_mistakes_point_at_their_line_with_a_fix(
+    workdir: Path, text: str, expected: str
+) -> None:
+    (workdir / "kpi.yaml").write_text(text)
+    out = kpi("validate", cwd=workdir)
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [f"config error: {expected}"]
+
+
+WRONG_VALUES = [
+    ("defaults: {timeout: abc}\n", "kpi.yaml:1: defaults.timeout: 'abc' is not a number"),
+    (
+        "defaults: {retries: 1.5}\n",
+        "kpi.yaml:1: defaults.retries: 1.5 is not a whole number",
+    ),
+    (
+        "defaults: {timeout: -1}\n",
+        "kpi.yaml:1: defaults.timeout: -1 is too small; it must be greater than 0",
+    ),
+    ("misfire: sometimes\n", "kpi.yaml:1: misfire: 'sometimes' is not one of: skip or run_late"),
+    (
+        "kpis: [a.b]\n",
+        "kpi.yaml:1: kpis: a list is not a mapping (key: value lines, or {key: value})",
+    ),
+    (
+        "sources:\n  - name: crm\n    type: github\n    repo: a/b\n    enabled: maybe\n",
+        "kpi.yaml:5: source 'crm': enabled: 'maybe' is not true or false",
+    ),
+    (
+        "sources:\n  - type: github\n    repo: a/b\n    timeout: soon\n",
+        "kpi.yaml:4: source 'github': timeout: 'soon' is not a number",
+    ),
+    (
+        "defaults: {timeout: abc, retries: x}\n",
+        "kpi.yaml:1: defaults.timeout: 'abc' is not a number (and 1 more problem in this file)",
+    ),
+    (
+        # a missing variable names the source by its name, not its place in the list
+        "sources:\n  - {name: a, type: command, command: [echo, '1'], metric: x}\n"
+        "  - name: crm\n    type: http_json\n    url: http://x\n"
+        '    auth: {bearer: "${CRM_TOKEN_FOR_TEST}"}\n    metrics: {v: v}\n',
+        "kpi.yaml:6: source 'crm': auth.bearer uses ${CRM_TOKEN_FOR_TEST}, which is not set; "
+        "set it in the environment or in .env beside the config, or give a default: "
+        "${CRM_TOKEN_FOR_TEST:-...}",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), WRONG_VALUES)
+def test_wrong_values_are_echoed_in_our_words(workdir: Path, text: str, expected: str) -> None:
+    (workdir / "kpi.yaml").write_text(text)
+    out = kpi("validate", cwd=workdir)
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [f"config error: {expected}"]
+    assert "Input should" not in out.stderr and "pydantic" not in out.stderr
+
+
+def test_run_table_on_a_narrow_terminal_keeps_values_whole(filled: Path) -> None:
+    import pty
+    import re
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    env.update(COLUMNS="40", LINES="50", TERM="xterm")
+    leader, follower = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [*KPI, "run", "--no-deliver"],
+            cwd=filled,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=follower,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the process is done
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert process.wait(timeout=60) == 0
+    finally:
+        os.close(leader)
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode())
+    lines = [line for line in screen.replace("\r", "").splitlines() if line.strip()]
+    assert max(len(line) for line in lines) <= 40, lines
+    assert "…" not in screen
+    # the stored values of 14 March are the previous ones: 1 against $1,247,567.50
+    assert re.search(r"│\s+\$1\s+│\s+-\$1,247,566\.50 \(-100\.00%\)", screen), screen
+
+
+def test_a_word_token_is_masked_where_echoed_and_the_message_kept(workdir: Path) -> None:
+    """The service refuses the token `wrong` and echoes it back (issue 13 §5)."""
+    import json
+
+    from aiohttp import web
+
+    from kpi_collector.demo.server import BackgroundServer
+
+    async def refuse(request: web.Request) -> web.Response:
+        sent = request.headers.get("Authorization", "")
+        body = {"message": "API token missing or wrong", "received": sent, "token": "wrong"}
+        return web.json_response(body, status=401)
+
+    app = web.Application()
+    app.router.add_get("/stats", refuse)
+    with BackgroundServer(app) as url:
+        (workdir / "kpi.yaml").write_text(
+            "sources:\n  - name: crm\n    type: http_json\n"
+            f"    url: {url}/stats\n"
+            '    auth: {bearer: "${CRM_TOKEN}"}\n    metrics: {paying: value}\n'
+        )
+        out = kpi("run", "--format", "json", cwd=workdir, env={"CRM_TOKEN": "wrong"})
+    assert out.returncode == 1
+    (error,) = json.loads(out.stdout)["errors"]
+    message = error["message"]
+    assert "API token missing or wrong" in message
+    assert "Bearer ***" in message and '"token": "***"' in message
+    assert "Bearer wrong" not in out.stdout + out.stderr
+    assert '"wrong"' not in out.stdout.replace('\\"', '"') + out.stderr
+
+
+def test_schedule_logs_keep_timestamps_under_verbose(workdir: Path) -> None:
+    import re
+
+    (workdir / "kpi.yaml").write_text(
+        f"sources:\n  - {{name: a, type: command, command: [{sys.executable!r}, -c, 'print(4)'], "
+        "metric: x}\n"
+    )
+    out = kpi("-v", "schedule", "--run", "main", cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}"
+    assert re.search(rf"^{stamp} DEBUG   x: the source gave '4', read as 4$", out.stderr, re.M)
+    assert re.search(rf"^{stamp} INFO    main: run 1: 1 value, 0 errors in ", out.stderr, re.M)
+
+
+def test_a_holder_is_named_without_its_credentials(workdir: Path) -> None:
+    """Another process's command line may carry a token: it is never repeated."""
+    from kpi_collector.processes import describe_holders, file_holders
+
+    held = workdir / "kpi.db"
+    held.write_text("")
+    (workdir / "hold.py").write_text(
+        "import sys, time\nf = open(sys.argv[1])\nprint('ready', flush=True)\ntime.sleep(60)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "hold.py", "kpi.db", "--token", "tok-abc-123", "API_KEY=k-456"],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "ready\n"
+        text = describe_holders(file_holders([held]))
+    finally:
+        holder.terminate()
+        holder.wait(timeout=30)
+    assert text == f"process {holder.pid} (hold.py kpi.db --token *** API_KEY=***)"
+    assert "tok-abc-123" not in text and "k-456" not in text
+
+
+def test_history_lines_count_wide_characters_as_two_cells() -> None:
+    # 月間売上 is four characters, eight cells wide; the values line up under the dates
+    lines = history_lines([("月間売上", {"d1": "1", "d2": "22"})], ["d1", "d2"], width=80)
+    assert lines == ["          d1  d2", "月間売上   1  22"]
+    # 9 columns: 6 cells for the name, 2 between, 1 for the value
+    assert history_lines([("売上高合計", {"d": "5"})], ["d"], width=9) == [
+        " " * 8 + "d",
+        "売上高  5",
+        "合計",
+    ]
+
+
+def test_serve_on_an_address_not_of_this_machine(filled: Path) -> None:
+    # 192.0.2.0/24 is TEST-NET-1 (RFC 5737): never an address of this machine; nothing is sent
+    out = kpi(
+        "serve", "--host", "192.0.2.1", "--port", "0", "--token", "t0k3n-for-test", cwd=filled
+    )
+    assert out.returncode == 2
+    assert out.stderr == "Error: --host 192.0.2.1 is not an address of this machine\n"
+    assert out.stdout == ""

@@ -1,0 +1,175 @@
+"""`type: gitlab` against a local copy of the GitLab REST API v4."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from kpi_collector.sources.gitlab import GitLab
+from kpi_collector.sources.gitlab.fake import FakeGitLab, Project
+from tests.fakes.collect import backfill, collect, outcome
+from tests.fakes.data import NOW, TODAY
+
+KPI = Path(sys.executable).parent / "kpi"
+TOKEN = "glpat-test-token-00000000000001"
+
+
+def at(days_ago: int, hour: int = 12) -> datetime:
+    day = TODAY - timedelta(days=days_ago)
+    return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+
+
+#: 250 stars: 3 pages of 100; 200 before the last five days, then 10 a day
+STARS = [at(30)] * 200 + [at(n) for n in (5, 4, 3, 2, 1) for _ in range(10)]
+
+
+@pytest.fixture
+def gitlab():
+    fake = FakeGitLab(
+        tokens={TOKEN},
+        projects=[
+            Project(13083, "gitlab-org/gitlab-runner", 4200, 1770, 312, STARS),
+            Project(42, "acme/secret", 1, 2, 3, [at(2)], private=True),
+            Project(43, "acme/no-issues", 0, None, 0),
+        ],
+    )
+    with fake.serve():
+        yield fake
+
+
+def test_a_projects_numbers(gitlab: FakeGitLab) -> None:
+    values = collect(GitLab(project="gitlab-org/gitlab-runner", api_url=gitlab.url))
+    assert values == {
+        "stars": 250.0,
+        "forks": 4200.0,
+        "open_issues": 1770.0,
+        "open_merge_requests": 312.0,
+    }
+    paths = sorted(r.raw_path for r in gitlab.requests)
+    assert paths[0] == "/api/v4/projects/gitlab-org%2Fgitlab-runner"
+    assert paths[1].startswith("/api/v4/projects/gitlab-org%2Fgitlab-runner/merge_requests?")
+    assert "PRIVATE-TOKEN" not in gitlab.requests[0].headers
+
+
+def test_subset_and_numeric_id(gitlab: FakeGitLab) -> None:
+    source = GitLab(project="13083", api_url=gitlab.url, metrics=["open_merge_requests"])
+    assert collect(source) == {"open_merge_requests": 312.0}
+    assert gitlab.calls() == 1
+
+
+def test_unknown_metric_and_bad_project_are_refused_at_load() -> None:
+    with pytest.raises(ValidationError, match="unknown metric 'watchers' for type 'gitlab'"):
+        GitLab(project="a/b", metrics=["watchers"])
+    with pytest.raises(ValidationError, match="not a project path"):
+        GitLab(project="just-a-name")
+
+
+def test_private_project_needs_the_token(gitlab: FakeGitLab) -> None:
+    result = outcome(GitLab(project="acme/secret", api_url=gitlab.url))
+    ((_, message, transient),) = result.errors
+    assert "no project 'acme/secret'" in message and "`project:`" in message
+    assert "needs `token:`" in message and not transient
+    source = GitLab(project="acme/secret", token=TOKEN, api_url=gitlab.url)
+    assert collect(source)["open_merge_requests"] == 3.0
+    assert gitlab.requests[-1].headers["PRIVATE-TOKEN"] == TOKEN
+
+
+def test_wrong_token_names_the_key(gitlab: FakeGitLab) -> None:
+    wrong = "glpat-wrong-token-0000000000009"
+    result = outcome(GitLab(project="acme/secret", token=wrong, api_url=gitlab.url))
+    ((_, message, transient),) = result.errors
+    assert "401 Unauthorized" in message and "`token`" in message
+    assert wrong not in message and not transient
+
+
+def test_issues_turned_off_fails_only_that_metric(gitlab: FakeGitLab) -> None:
+    result = outcome(GitLab(project="acme/no-issues", api_url=gitlab.url))
+    assert result.values == {"stars": 0.0, "forks": 0.0, "open_merge_requests": 0.0}
+    ((metric, message, _),) = result.errors
+    assert metric == "open_issues"
+    assert "issues turned off" in message and "`metrics:`" in message
+
+
+def test_more_than_10000_merge_requests_are_not_counted_and_say_so(gitlab: FakeGitLab) -> None:
+    gitlab.projects.append(Project(44, "acme/busy", open_merge_requests=10_001))
+    source = GitLab(project="acme/busy", api_url=gitlab.url, metrics=["open_merge_requests"])
+    ((_, message, _),) = outcome(source).errors
+    assert "no x-total header" in message and "above 10,000" in message
+
+
+def test_rate_limit_with_retry_after_is_waited_out(gitlab: FakeGitLab) -> None:
+    gitlab.inject(429, "Retry later", headers={"Retry-After": "0", "RateLimit-Remaining": "0"})
+    source = GitLab(project="gitlab-org/gitlab-runner", api_url=gitlab.url, metrics=["forks"])
+    assert collect(source) == {"forks": 4200.0}
+    assert gitlab.calls() == 2
+
+
+def test_backfill_counts_back_from_todays_stars_over_every_page(gitlab: FakeGitLab) -> None:
+    source = GitLab(project="gitlab-org/gitlab-runner", api_url=gitlab.url)
+    points = backfill(source, TODAY - timedelta(days=6), now=NOW)
+    by_day = {p.ts.date(): p.value for p in points if p.metric == "stars"}
+    # end of day 6 ago: 200; then 10 more each day up to yesterday's 250
+    assert by_day == {TODAY - timedelta(days=n): 250.0 - 10 * (n - 1) for n in range(6, 0, -1)}
+    assert by_day[TODAY - timedelta(days=6)] == 200.0
+    assert gitlab.calls("/starrers") == 3  # 250 starrers, 100 a page
+
+
+def test_backfill_says_where_the_stars_start(gitlab: FakeGitLab) -> None:
+    limits: list[str] = []
+    source = GitLab(project="acme/secret", token=TOKEN, api_url=gitlab.url)
+    points = backfill(source, TODAY - timedelta(days=5), now=NOW, limits=limits)
+    assert [(p.ts.date(), p.value) for p in points] == [
+        (TODAY - timedelta(days=2), 1.0),
+        (TODAY - timedelta(days=1), 1.0),
+    ]
+    assert limits == [f"the first star of acme/secret came on {TODAY - timedelta(days=2)}"]
+
+
+def test_kpi_run_and_backfill_end_to_end(tmp_path: Path) -> None:
+    """`kpi run` then `kpi backfill` twice (subprocesses) into SQLite: the second adds nothing
+    and the token never reaches output or the store."""
+    today = datetime.now(UTC).date()
+    stars = [
+        datetime(d.year, d.month, d.day, 9, tzinfo=UTC)
+        for d in (today - timedelta(days=n) for n in (4, 3, 3, 2))
+    ]
+    fake = FakeGitLab(tokens={TOKEN}, projects=[Project(7, "acme/tool", 5, 6, 7, stars)])
+    with fake.serve():
+        (tmp_path / "kpi.yaml").write_text(
+            "timezone: UTC\nsources:\n"
+            f'  - {{name: gl, type: gitlab, project: acme/tool, token: "${{GITLAB_TOKEN}}", '
+            f'api_url: "{fake.url}"}}\n'
+        )
+        (tmp_path / ".env").write_text(f"GITLAB_TOKEN={TOKEN}\n")
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "NO_COLOR": "1"}
+
+        def kpi(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [str(KPI), *args],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
+        ran = kpi("run", "--format", "json")
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        since = (today - timedelta(days=5)).isoformat()
+        first = kpi("backfill", "--since", since)
+        assert first.returncode == 0, first.stdout + first.stderr
+        second = kpi("backfill", "--since", since)
+        assert "gl: 0 values added" in second.stdout
+    with sqlite3.connect(tmp_path / "kpi.db") as db:
+        rows = db.execute("SELECT kpi, value, backfilled FROM observations ORDER BY ts").fetchall()
+        dump = "\n".join(db.iterdump())
+    assert [v for k, v, b in rows if k == "gl.stars" and b] == [1.0, 3.0, 4.0, 4.0]
+    assert ("gl.open_merge_requests", 7.0, 0) in rows
+    for text in (ran.stdout, ran.stderr, first.stdout, second.stdout, dump):
+        assert TOKEN not in text

@@ -1,0 +1,319 @@
+"""`kpi probe`: on 20 generated pages (tables, cards, nested lists, numbers written many ways)
+every number put there is found, every selector it lists selects exactly one element (checked
+with lxml's cssselect, not the Lexbor engine probe uses) and, put in a config and run by
+`kpi run`, stores the value probe listed; the demo's pages give the demo's metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiohttp import web
+
+from kpi_collector.demo.server import BackgroundServer, make_app, metric
+from kpi_collector.demo.setup import write_demo_folder
+
+KPI = [sys.executable, "-m", "kpi_collector"]
+PAGES = 20
+
+# (how it is written, its value): each a way pages write numbers, value worked out by hand
+Format = tuple[str, float]
+
+
+def formats(rng: random.Random) -> list[Format]:
+    n = rng.randint(1_000, 999_999)
+    cents = rng.randint(0, 99)
+    small = rng.randint(2, 99)
+    tenths = rng.randint(11, 99)
+    out: list[Format] = [
+        (f"{n:,}", float(n)),  # 12,374
+        (f"${n:,}.{cents:02d}", n + cents / 100),  # $12,374.05
+        (f"{tenths // 10}.{tenths % 10}%", tenths / 10),  # 5.9%
+        (f"{small}.{tenths % 10}k", small * 1000 + (tenths % 10) * 100),  # 12.3k
+        (f"({n:,})", -float(n)),  # accounting negative
+        (f"\u2212{small}", -float(small)),  # a typographic minus
+        (f"{tenths // 10}.{tenths % 10} million", (tenths // 10) * 1e6 + (tenths % 10) * 1e5),
+        (str(small), float(small)),
+        (f"{n:,}".replace(",", "\u202f"), float(n)),  # 12 374 with narrow no-break spaces
+        (f"\u20b9{indian(n * 10 + 7)}", float(n * 10 + 7)),  # ₹1,23,747 (Indian groups)
+        (str(small).translate(ARABIC_INDIC), float(small)),  # ٤٢
+        (f"{n:,}".replace(",", " ") + f",{tenths % 10} \u20ac", n + (tenths % 10) / 10),
+    ]
+    rng.shuffle(out)
+    return out
+
+
+ARABIC_INDIC = str.maketrans(
+    "0123456789", "\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669"
+)
+
+
+def indian(n: int) -> str:
+    """`n` grouped as in India: the last three digits, then pairs (12,34,567)."""
+    digits = str(n)
+    head, tail = digits[:-3], digits[-3:]
+    pairs = []
+    while head:
+        pairs.insert(0, head[-2:])
+        head = head[:-2]
+    return ",".join([*pairs, tail])
+
+
+GENERATED = ("css-1q2w3e", "sc-bdVaJa", "jsx-2041823", "Card_value__x7Yz2")
+
+
+def card(rng: random.Random, label: str, shown: str, i: int) -> str:
+    junk = rng.choice(GENERATED)
+    named = f' data-testid="stat-{label.lower().replace(" ", "-")}"' if i % 3 == 0 else ""
+    return (
+        f'<div class="card {junk}"><h3 class="card-title">{label}</h3>'
+        f'<span class="value {rng.choice(GENERATED)}"{named}>{shown}</span></div>'
+    )
+
+
+LABELS = [
+    "Downloads",
+    "Revenue",
+    "Churn",
+    "Listeners",
+    "Refunds",
+    "Delta",
+    "Reach",
+    "Seats",
+    "Plays",
+    "Sales",
+    "Trials",
+    "Margin",
+]
+
+
+def page(i: int) -> tuple[str, list[float]]:
+    """Generated page `i` and the values written on it."""
+    rng = random.Random(i)
+    planted: list[float] = []
+    parts = [f"<h1>Report {chr(65 + i)}</h1>"]
+    kind = i % 4
+    numbers = formats(rng)
+    if kind == 0:  # cards
+        cells = []
+        for j, (shown, value) in enumerate(numbers):
+            cells.append(card(rng, LABELS[j], shown, j))
+            planted.append(value)
+        parts.append(f'<section id="stats">{"".join(cells)}</section>')
+    elif kind == 1:  # a table with headers
+        rows = []
+        for j in range(0, len(numbers), 2):
+            (a, va), (b, vb) = numbers[j], numbers[j + 1]
+            rows.append(f"<tr><td>{LABELS[j]}</td><td>{a}</td><td>{b}</td></tr>")
+            planted += [va, vb]
+        parts.append(
+            f'<table class="data {GENERATED[0]}"><thead><tr><th>Name</th><th>This week</th>'
+            f"<th>Last week</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        )
+    elif kind == 2:  # nested lists
+        items = []
+        for j in range(0, len(numbers), 4):
+            inner = "".join(
+                f"<li><em>{LABELS[j + k]}</em>: <strong>{shown}</strong></li>"
+                for k, (shown, _) in enumerate(numbers[j : j + 4])
+            )
+            planted += [v for _, v in numbers[j : j + 4]]
+            items.append(f"<li>Group {chr(97 + j)}<ul class='inner'>{inner}</ul></li>")
+        parts.append(f"<ul class='groups'>{''.join(items)}</ul>")
+    else:  # sentences and a definition list, two numbers in one sentence
+        (a, va), (b, vb) = numbers[0], numbers[1]
+        parts.append(f"<p class='summary'>We sold {a} seats out of {b} planned</p>")
+        planted += [va, vb]
+        terms = "".join(f"<dt>{LABELS[j]}</dt><dd>{s}</dd>" for j, (s, _) in enumerate(numbers[2:]))
+        planted += [v for _, v in numbers[2:]]
+        parts.append(f"<dl>{terms}</dl>")
+    # numbers nobody sees: never listed
+    parts.append("<script>var total = 987654;</script><div hidden>31337</div>")
+    lang = "en"
+    if i == 7:  # a German page: "1.234,5" is one thousand two hundred thirty-four and a half
+        lang = "de"
+        parts = ['<p class="de-total">Gesamt: 1.234,5</p><p class="de-pct">Quote 12,5 %</p>']
+        planted = [1234.5, 12.5]
+    body = "".join(parts)
+    return (
+        f'<!DOCTYPE html><html lang="{lang}"><head><title>Page {i}</title></head>'
+        f"<body><main>{body}</main></body></html>",
+        planted,
+    )
+
+
+JSON_DOC = {
+    "data": {
+        "customers": {"paying": 142, "trial": 48, "churned-last-week": 3},
+        "revenue": {"mrr": 12_500.5, "currency": "EUR"},
+        "plans": [{"name": "pro", "seats": 17}, {"name": "team", "seats": 9}],
+        "active": True,
+        "growth": "12,374",
+    }
+}
+# worked out by hand: every numeric leaf, its JMESPath
+JSON_LEAVES = {
+    "data.customers.paying": 142.0,
+    "data.customers.trial": 48.0,
+    'data.customers."churned-last-week"': 3.0,
+    "data.revenue.mrr": 12_500.5,
+    "data.plans[0].seats": 17.0,
+    "data.plans[1].seats": 9.0,
+    "data.growth": 12_374.0,
+}
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[str]:
+    app = web.Application()
+
+    async def generated(request: web.Request) -> web.Response:
+        html, _ = page(int(request.match_info["i"]))
+        return web.Response(text=html, content_type="text/html")
+
+    async def data(request: web.Request) -> web.Response:
+        return web.json_response(JSON_DOC)
+
+    app.router.add_get("/p/{i:\\d+}", generated)
+    app.router.add_get("/api/stats", data)
+    with BackgroundServer(app) as url:
+        yield url
+
+
+def kpi(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    return subprocess.run(
+        [*KPI, *args], cwd=folder, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def probed(folder: Path, *args: str) -> dict[str, Any]:
+    result = kpi(folder, "probe", *args, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+def selects_one(html: str, selector: str) -> str:
+    """The text of the one element `selector` selects, by lxml's cssselect."""
+    import lxml.html
+    from lxml.cssselect import CSSSelector
+
+    found = CSSSelector(selector)(lxml.html.document_fromstring(html))
+    assert len(found) == 1, f"{selector!r} selects {len(found)} elements"
+    return " ".join(found[0].text_content().split())
+
+
+def test_every_listed_selector_run_by_kpi_run_gives_the_listed_value(
+    site: str, tmp_path: Path
+) -> None:
+    sources = []
+    listed: dict[str, float] = {}
+    for i in range(PAGES):
+        html, planted = page(i)
+        document = probed(tmp_path, f"{site}/p/{i}")
+        findings = document["findings"]
+        assert document["kind"] == "html"
+        values = Counter(f["value"] for f in findings)
+        # every number put on the page is found, with its value as a person reads it
+        assert not Counter(planted) - values, (i, planted, sorted(values))
+        assert 987654.0 not in values and 31337.0 not in values  # invisible text
+        metrics = {}
+        for finding in findings:
+            selector = finding["selector"]
+            assert not any(g in selector for g in GENERATED), selector
+            assert finding["text"].replace("\u2212", "-").strip("()$-") in selects_one(
+                html, selector
+            ).replace("\u2212", "-")
+            # the YAML line says the same as the metric
+            assert yaml.safe_load(finding["yaml"]) == {finding["name"]: finding["metric"]}
+            metrics[finding["name"]] = finding["metric"]
+            listed[f"p{i}.{finding['name']}"] = finding["value"]
+        sources.append(
+            {"name": f"p{i}", "type": "html", "url": f"{site}/p/{i}", "metrics": metrics}
+        )
+    config = {"defaults": {"timeout": 10, "retries": 0}, "sources": sources}
+    (tmp_path / "kpi.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    with sqlite3.connect(tmp_path / "kpi.db") as db:
+        stored = dict(db.execute("SELECT kpi, value FROM observations").fetchall())
+    assert stored == listed
+
+
+def test_selectors_are_short_and_prefer_names(site: str, tmp_path: Path) -> None:
+    findings = probed(tmp_path, f"{site}/p/0")["findings"]
+    by_selector = {f["selector"] for f in findings}
+    # an element with a data-testid is named by it, not by its place
+    assert '[data-testid="stat-downloads"]' in by_selector
+    # cards without one: the section's id, then the shortest way down to the value
+    assert all(s.startswith(("#stats", "[data-testid", "h1", "main")) for s in by_selector)
+    assert all(len(s) <= 60 for s in by_selector)
+
+
+def test_grep_keeps_the_numbers_whose_label_matches(site: str, tmp_path: Path) -> None:
+    everything = probed(tmp_path, f"{site}/p/3")["findings"]
+    kept = probed(tmp_path, f"{site}/p/3", "--grep", "planned")["findings"]
+    # "planned" is in the sentence that holds two numbers, and nowhere else
+    assert kept == [f for f in everything if f["selector"] == ".summary"]
+    assert len(kept) == 2 < len(everything)
+    churn = probed(tmp_path, f"{site}/p/3", "--grep", "CHURN")["findings"]
+    assert [f["label"] for f in churn] == ["Churn"]
+
+
+def test_two_numbers_in_one_sentence_each_get_a_regex(site: str, tmp_path: Path) -> None:
+    _, planted = page(3)
+    findings = probed(tmp_path, f"{site}/p/3")["findings"]
+    sentence = [f for f in findings if f["selector"] == ".summary"]
+    assert [f["value"] for f in sentence] == planted[:2]
+    assert all("regex" in f["metric"] for f in sentence)
+
+
+def test_german_page_reads_by_its_lang(site: str, tmp_path: Path) -> None:
+    findings = probed(tmp_path, f"{site}/p/7")["findings"]
+    assert [(f["selector"], f["value"]) for f in findings] == [
+        (".de-total", 1234.5),
+        (".de-pct", 12.5),
+    ]
+
+
+def test_json_every_numeric_leaf_with_its_jmespath(site: str, tmp_path: Path) -> None:
+    document = probed(tmp_path, f"{site}/api/stats")
+    assert document["kind"] == "json"
+    assert {f["jmespath"]: f["value"] for f in document["findings"]} == JSON_LEAVES
+    yaml_out = kpi(tmp_path, "probe", f"{site}/api/stats", "--format", "yaml")
+    block = yaml.safe_load(yaml_out.stdout)
+    assert {m["jmespath"] for m in block["metrics"].values()} == set(JSON_LEAVES)
+
+
+def test_the_demo_pages_give_the_demo_metrics(tmp_path: Path) -> None:
+    with BackgroundServer(make_app()) as url:
+        write_demo_folder(tmp_path, url)
+        today = datetime.now(UTC).date()
+        podcast = probed(tmp_path, "--source", "podcast")["findings"]
+        assert [(f["metric"], f["value"]) for f in podcast] == [
+            ({"css": "#total-downloads"}, metric("downloads", today))
+        ]
+        crm = probed(tmp_path, "--source", "crm")["findings"]
+        paying = [f for f in crm if f["jmespath"] == "data.customers.paying"]
+        assert [f["value"] for f in paying] == [metric("paying", today)]
+        blog = kpi(tmp_path, "probe", "--source", "github")
+    assert blog.returncode == 2
+    assert "probe reads html and http_json sources" in blog.stderr
+
+
+def test_probe_needs_a_url_or_a_source(tmp_path: Path) -> None:
+    result = kpi(tmp_path, "probe")
+    assert result.returncode == 2
+    assert "give a URL, or --source NAME" in result.stderr

@@ -1,0 +1,404 @@
+"""`render: true` end to end: `kpi run` (a subprocess) renders local single-page apps in real
+headless Chromium (/usr/bin/chromium through Playwright) and stores what they show."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kpi_collector.demo.server import BackgroundServer
+from tests.fakes.spa import PASSWORD, TOKEN, USER, make_spa, spa_value
+from tests.test_dashboard_browser import require_chromium
+
+pytestmark = pytest.mark.browser
+
+KPI = [sys.executable, "-m", "kpi_collector"]
+
+
+@pytest.fixture(scope="module")
+def spa() -> Iterator[str]:
+    require_chromium()
+    with BackgroundServer(make_spa()) as url:
+        yield url
+
+
+def kpi(
+    folder: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [*KPI, *args], cwd=folder, env=full_env, capture_output=True, text=True, timeout=120
+    )
+
+
+def stored(folder: Path) -> dict[str, float]:
+    with sqlite3.connect(folder / "kpi.db") as db:
+        return dict(db.execute("SELECT kpi, value FROM observations").fetchall())
+
+
+def run_errors(folder: Path) -> dict[str, str]:
+    with sqlite3.connect(folder / "kpi.db") as db:
+        rows = db.execute("SELECT source, message FROM run_errors").fetchall()
+    return {source: message for source, message in rows}
+
+
+def test_spa_numbers_that_arrive_after_load_are_read_and_a_missing_wait_for_fails_alone(
+    spa: str, tmp_path: Path
+) -> None:
+    (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 8, retries: 0, render_concurrency: 2}}
+sources:
+  - {{name: one, type: html, url: "{spa}/spa/1", render: true, wait_for: "#downloads",
+      metrics: {{downloads: "#downloads"}}}}
+  - {{name: two, type: html, url: "{spa}/spa/2", render: true,
+      metrics: {{downloads: "#downloads"}}}}
+  - {{name: three, type: html, url: "{spa}/spa/3", render: true, wait_for: ".card h3",
+      metrics: {{downloads: {{xpath: "//span[@id='downloads']"}}, cards: {{css: ".card", count: true}}}}}}
+  - {{name: stuck, type: html, url: "{spa}/never?token=abc", render: true, wait_for: "#never",
+      timeout: 2, metrics: {{items: "#never"}}}}
+  - {{name: plain, type: html, url: "{spa}/spa/4", metrics: {{apps: {{css: "#app", count: true}}}}}}
+""")
+    result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 1, result.stderr
+    values = stored(tmp_path)
+    # the numbers exist only after the script ran: 10,000 + 137 n, written with a comma
+    assert values["one.downloads"] == 10_137
+    assert values["two.downloads"] == 10_274  # network idle: the 300 ms timer and its fetch
+    assert values["three.downloads"] == 10_411
+    assert values["three.cards"] == 1
+    assert values["plain.apps"] == 1  # the same page without rendering: only the empty shell
+    assert "stuck.items" not in values
+    message = run_errors(tmp_path)["stuck"]
+    assert "waited 2s for `wait_for:` '#never'" in message
+    assert "title 'Loading'" in message
+    assert f"{spa}/never" in message and "abc" not in message
+
+
+def test_a_page_that_fails_to_load_is_loaded_again_within_retries(spa: str, tmp_path: Path) -> None:
+    # /flaky answers 503 on every other load
+    (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 8}}
+sources:
+  - {{name: again, type: html, url: "{spa}/flaky", render: true, retries: 1,
+      wait_for: "#n", metrics: {{n: "#n"}}}}
+""")
+    result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(tmp_path) == {"again.n": 42}
+    (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 8}}
+sources:
+  - {{name: once, type: html, url: "{spa}/flaky", render: true, retries: 0,
+      wait_for: "#n", metrics: {{n: "#n"}}}}
+""")
+    result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 1
+    assert run_errors(tmp_path)["once"].startswith(f"HTTP 503 from {spa}/flaky: server error")
+
+
+def test_a_page_that_never_goes_idle_says_to_set_wait_for(spa: str, tmp_path: Path) -> None:
+    (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 2, retries: 0}}
+sources:
+  - {{name: live, type: html, url: "{spa}/polling", render: true, metrics: {{n: "#online"}}}}
+  - {{name: waits, type: html, url: "{spa}/polling", render: true, wait_for: "#online",
+      metrics: {{n: "#online"}}}}
+""")
+    result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 1
+    assert stored(tmp_path) == {"waits.n": 17}
+    assert run_errors(tmp_path)["live"] == (
+        f"waited 2s for the network to go idle; the page showed title 'Live' at {spa}/polling"
+        "; a page that keeps polling never does: set `wait_for:` to the element that holds "
+        "the number"
+    )
+
+
+def test_a_spa_without_render_reads_the_empty_shell(spa: str, tmp_path: Path) -> None:
+    (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - {{name: shell, type: html, url: "{spa}/spa/1", metrics: {{downloads: "#downloads"}}}}
+""")
+    result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 1
+    assert "'#downloads' matched nothing" in run_errors(tmp_path)["shell"]
+
+
+def test_login_form_drawn_by_javascript_with_a_csrf_token(spa: str, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"POD_USER={USER}\nPOD_PASSWORD={PASSWORD}\nBAD=wrong-pass-99\n")
+    (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 8, retries: 0}}
+sources:
+  - name: podcast
+    type: html
+    url: {spa}/dashboard
+    render: true
+    wait_for: "[data-kpi=listeners]"
+    login: {{url: {spa}/login, fields: {{email: "${{POD_USER}}", password: "${{POD_PASSWORD}}"}}}}
+    metrics: {{listeners: "[data-kpi=listeners]"}}
+  - name: refused
+    type: html
+    url: {spa}/dashboard
+    render: true
+    timeout: 6
+    login: {{url: {spa}/login, fields: {{email: "${{POD_USER}}", password: "${{BAD}}"}}}}
+    metrics: {{listeners: "[data-kpi=listeners]"}}
+  - name: nobody
+    type: html
+    url: {spa}/dashboard
+    render: true
+    timeout: 3
+    wait_for: "[data-kpi=listeners]"
+    metrics: {{listeners: "[data-kpi=listeners]"}}
+""")
+    result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 1, result.stderr
+    assert stored(tmp_path) == {"podcast.listeners": 48_213}
+    errors = run_errors(tmp_path)
+    assert errors["refused"].startswith("login refused: the login form is still there")
+    assert "sent email, password" in errors["refused"]
+    # without a login the app sends the browser to its login page: said, with where it landed
+    assert "waited 3s for `wait_for:` '[data-kpi=listeners]'" in errors["nobody"]
+    assert f"title 'Sign in' at {spa}/login" in errors["nobody"]
+    with sqlite3.connect(tmp_path / "kpi.db") as db:
+        dump = "\n".join(db.iterdump())
+    for secret in (PASSWORD, "wrong-pass-99"):
+        assert secret not in result.stdout + result.stderr + dump
+
+
+def test_auth_goes_to_the_page_and_its_calls_and_to_no_other_host(spa: str, tmp_path: Path) -> None:
+    from aiohttp import web
+
+    seen: list[tuple[str, str | None]] = []
+    tracker = web.Application()
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append((request.path, request.headers.get("Authorization")))
+        return web.Response(text="ok", headers={"Access-Control-Allow-Origin": "*"})
+
+    tracker.router.add_get("/{tail:.*}", record)
+    with BackgroundServer(tracker) as elsewhere:
+        (tmp_path / ".env").write_text(f"SPA_TOKEN={TOKEN}\n")
+        (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 8, retries: 0}}
+sources:
+  - name: app
+    type: html
+    url: "{spa}/private"
+    params: {{elsewhere: "{elsewhere}"}}
+    auth: {{bearer: "${{SPA_TOKEN}}"}}
+    render: true
+    wait_for: "body[data-done]"
+    metrics: {{mrr: "#mrr"}}
+""")
+        result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(tmp_path) == {"app.mrr": 8_250}
+    # the page's calls to another host went out, without the token
+    assert {path for path, _ in seen} == {"/pixel.gif", "/api/track"}
+    assert all(header is None for _, header in seen)
+    assert TOKEN not in result.stdout + result.stderr
+
+
+def test_without_chromium_one_line_says_how_to_install_it(spa: str, tmp_path: Path) -> None:
+    (tmp_path / "kpi.yaml").write_text(f"""\
+sources:
+  - {{name: one, type: html, url: "{spa}/spa/1", render: true, metrics: {{n: "#downloads"}}}}
+  - {{name: plain, type: html, url: "{spa}/spa/4", metrics: {{apps: {{css: "#app", count: true}}}}}}
+""")
+    result = kpi(tmp_path, "run", "--no-deliver", env={"KPI_CHROMIUM": "/nonexistent/chromium"})
+    assert result.returncode == 1
+    assert stored(tmp_path) == {"plain.apps": 1}
+    assert run_errors(tmp_path)["one"] == (
+        "KPI_CHROMIUM=/nonexistent/chromium is not an executable file; "
+        "point it at a Chromium binary"
+    )
+
+
+def test_without_playwright_one_line_says_how_to_install_it(spa: str, tmp_path: Path) -> None:
+    (tmp_path / "kpi.yaml").write_text(f"""\
+sources:
+  - {{name: one, type: html, url: "{spa}/spa/1", render: true, metrics: {{n: "#downloads"}}}}
+""")
+    # the interpreter as it is where the `browser` extra was not installed
+    hide = (
+        "import sys; sys.modules['playwright'] = None; from kpi_collector.cli import main; main()"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    result = subprocess.run(
+        [sys.executable, "-c", hide, "run", "--no-deliver"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert run_errors(tmp_path)["one"] == (
+        "`render: true` needs Playwright, which is not installed: "
+        "pip install 'kpi-collector[browser]'"
+    )
+
+
+def test_wait_for_needs_render(tmp_path: Path) -> None:
+    (tmp_path / "kpi.yaml").write_text("""\
+sources:
+  - {name: one, type: html, url: "http://127.0.0.1:9/", wait_for: "#x", metrics: {n: "#x"}}
+""")
+    result = kpi(tmp_path, "validate")
+    assert result.returncode == 2
+    assert "`wait_for:` waits in the browser: add `render: true`" in result.stderr
+
+
+# no orphaned Chromium ------------------------------------------------------------------------
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        tree.setdefault(ppid, []).append(int(entry))
+    return tree
+
+
+def descendants(pid: int) -> list[int]:
+    tree, out, todo = _children(), [], [pid]
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def is_chromium(pid: int) -> bool:
+    try:
+        return "chromium" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie has ended: it only waits for its parent to reap it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_until(check: object, seconds: float) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if check():  # type: ignore[operator]
+            return True
+        time.sleep(0.1)
+    return bool(check())  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_killing_the_run_mid_render_leaves_no_chromium(
+    spa: str, tmp_path: Path, how: signal.Signals
+) -> None:
+    (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 60, retries: 0}}
+sources:
+  - {{name: stuck, type: html, url: "{spa}/never", render: true, wait_for: "#never",
+      metrics: {{items: "#never"}}}}
+  - {{name: stuck2, type: html, url: "{spa}/never", render: true, wait_for: "#never",
+      metrics: {{items: "#never"}}}}
+""")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    run = subprocess.Popen(
+        [*KPI, "run", "--no-deliver"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    chromium: list[int] = []
+    try:
+        # mid-render: Chromium runs and has both pages open (a renderer per page)
+        def rendering() -> bool:
+            chromium[:] = [p for p in descendants(run.pid) if is_chromium(p)]
+            renderers = [p for p in chromium if "--type=renderer" in _cmdline(p)]
+            return len(renderers) >= 2
+
+        assert wait_until(rendering, 60), "Chromium never rendered the pages"
+        run.send_signal(how)
+        run.wait(timeout=30)
+        # every Chromium process of the run ends (the driver closes it when we are gone)
+        assert wait_until(lambda: not [p for p in chromium if alive(p)], 30), [
+            (p, _cmdline(p)[:80]) for p in chromium if alive(p)
+        ]
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        for pid in chromium:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    if how == signal.SIGTERM:
+        assert run.returncode == -signal.SIGTERM
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_probe_render_lists_the_number_the_script_wrote(spa: str, tmp_path: Path) -> None:
+    import json
+
+    result = kpi(tmp_path, "probe", f"{spa}/spa/5", "--render", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    findings = json.loads(result.stdout)["findings"]
+    assert [(f["metric"], f["value"], f["label"]) for f in findings] == [
+        ({"css": "#downloads"}, float(spa_value(5)), "Downloads")
+    ]
+    # the shell alone has no number: probe says so and exits 1
+    shell = kpi(tmp_path, "probe", f"{spa}/spa/5")
+    assert shell.returncode == 1
+    assert "no numbers found" in shell.stdout
+    assert "try again with --render" in shell.stdout
+
+
+def test_probe_with_a_source_logs_in_in_the_browser(spa: str, tmp_path: Path) -> None:
+    import json
+
+    (tmp_path / ".env").write_text(f"POD_USER={USER}\nPOD_PASSWORD={PASSWORD}\n")
+    (tmp_path / "kpi.yaml").write_text(f"""\
+sources:
+  - name: podcast
+    type: html
+    url: {spa}/dashboard
+    render: true
+    wait_for: ".stat"
+    login: {{url: {spa}/login, fields: {{email: "${{POD_USER}}", password: "${{POD_PASSWORD}}"}}}}
+    metrics: {{listeners: ".value"}}
+""")
+    result = kpi(tmp_path, "probe", "--source", "podcast", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    findings = json.loads(result.stdout)["findings"]
+    assert [(f["metric"], f["value"], f["label"]) for f in findings] == [
+        ({"css": '[data-kpi="listeners"]'}, 48_213.0, "Listeners")
+    ]
+    assert PASSWORD not in result.stdout + result.stderr
