@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format docs bench screenshots clean
+.PHONY: install demo test lint format docs bench screenshots clean mutate coverage
 
 $(STAMP): pyproject.toml tests/plugin/pyproject.toml tests/plugin/kpi_plugin_example/__init__.py
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,18 @@ docs: $(STAMP)  # the connector sections of README.md and docs/, from each conne
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
+mutate: $(STAMP)  # mutation scores of the pure core -> benchmarks/MUTATION.md (slow: not in `make test`)
+	$(BIN)/python scripts/mutate.py
+
+coverage: $(STAMP)  # line and branch coverage of the suite, `kpi` subprocesses included -> htmlcov/
+	$(BIN)/coverage erase
+	COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/coverage run -m pytest -q -p no:cacheprovider $(TESTS)
+	$(BIN)/coverage combine -q
+	$(BIN)/coverage report
+	$(BIN)/coverage html -q
+
 screenshots: $(STAMP)
 	$(BIN)/python scripts/screenshots.py
 
 clean:
-	rm -rf $(VENV) kpi-demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) kpi-demo .pytest_cache .mypy_cache .ruff_cache build/mutate htmlcov .coverage .coverage.*

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from sqlalchemy.pool import StaticPool
 
 from kpi_collector.sources.active_users.activity import (
-    WINDOWS,
+    WINDOWS,  # only compared with REFERENCE_WINDOWS below, never used by the reference
     ActivityError,
     DailyActivity,
     EventFiles,
@@ -35,10 +35,17 @@ from kpi_collector.sources.active_users.activity import (
     current,
     daily_series,
 )
-from tests.services import require_mysql_url, require_postgres_url
+from tests.services import require_module, require_mysql_url, require_postgres_url
 
 Event = tuple[str, datetime]  # (user, aware instant)
 ALL = ("dau", "wau", "mau", "stickiness")
+# The reference's own window sizes, in days, from the definitions (a day, a week, 30 days),
+# not from the module under test: a changed window there must fail the comparison.
+REFERENCE_WINDOWS = {"dau": 1, "wau": 7, "mau": 30}
+
+
+def test_the_module_windows_are_the_defined_ones() -> None:
+    assert dict(WINDOWS) == REFERENCE_WINDOWS
 
 
 # --- the reference ------------------------------------------------------------------------
@@ -65,7 +72,7 @@ def reference(
     day = first
     while day <= last:
         counts: dict[str, float] = {}
-        for name, span in WINDOWS.items():
+        for name, span in REFERENCE_WINDOWS.items():
             in_window: Counter[str] = Counter()
             for (user, active), n in per_user_day.items():
                 if day - timedelta(days=span - 1) <= active <= day:
@@ -480,7 +487,7 @@ def test_postgres_returns_one_row_per_change_not_events(postgres_table: EventTab
 
 
 def test_fsspec_url(tmp_path: Path) -> None:
-    fsspec = pytest.importorskip("fsspec", reason="fsspec is needed for fsspec URLs")
+    fsspec = require_module("fsspec", hint="needed for fsspec URLs")
     local = write_parquet(tmp_path / "e.parquet", EVENTS[:500])
     memory = fsspec.filesystem("memory")
     folder = f"/kpi-{uuid.uuid4().hex[:8]}"

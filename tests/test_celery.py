@@ -30,9 +30,14 @@ import yaml
 from aiohttp import web
 
 from kpi_collector.demo.server import BackgroundServer
-from tests.services import require_broker_url, require_postgres_url
+from tests.services import (
+    require_binary,
+    require_broker_url,
+    require_module,
+    require_postgres_url,
+)
 
-pytest.importorskip("celery", reason="the celery executor needs kpi-collector[celery]")
+require_module("celery", hint="the celery executor needs kpi-collector[celery]")
 
 KPI = str(Path(sys.executable).parent / "kpi")
 SECRET = "s3cr3t-token-9f8e7d"  # a source's bearer token: must never reach the broker
@@ -752,12 +757,9 @@ def test_a_broker_restart_mid_run_loses_nothing(
 ) -> None:
     """A Redis of the test's own (its queue kept on disk, append-only), restarted while a
     worker holds a batch: the run still stores every source, once."""
-    import shutil
 
     require_broker_url("redis")  # the machine has Redis: its server program is here too
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("redis-server is not installed")
+    server = require_binary("redis-server", hint="Debian package redis-server")
     port = _free_port()
     argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     argv += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(tmp_path)]

@@ -16,6 +16,7 @@ from tests.fakes.collect import backfill, collect, outcome
 
 TOKEN = "ghp_fakeTokenValue1234567890abcdef"
 PUSH_TOKEN = "ghp_pushTokenValue0987654321fedcba"
+DOCS = "https://docs.github.com/rest"
 NOW = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
 
 
@@ -332,3 +333,25 @@ def test_a_403_that_is_no_rate_limit_still_names_the_permission(github: FakeGitH
     result = outcome(source(github, metrics=["forks"], token=TOKEN))
     ((_, message, transient),) = result.errors
     assert "lack a permission" in message and not transient
+
+
+def test_a_spent_quota_without_a_reset_header_backs_off(github: FakeGitHub, waits: Waits) -> None:
+    """`x-ratelimit-remaining: 0` with no `x-ratelimit-reset` (a proxy that drops it): no
+    reset time to wait for, so the 403 that says "rate limit" backs off as GitHub documents for
+    secondary limits, at least a minute: longer than a run waits, so it fails at once saying
+    when, as a transient error the next run retries."""
+    github.inject(
+        403,
+        {"message": "API rate limit exceeded for 127.0.0.1.", "documentation_url": DOCS},
+        headers={"x-ratelimit-remaining": "0", "x-ratelimit-limit": "60"},
+        path="/repos/acme/rocket",
+    )
+    with pytest.raises(HttpError) as caught:
+        collect(source(github, metrics=["forks"]))
+    message = str(caught.value)
+    assert message.startswith("GitHub rate limit reached (API rate limit exceeded for 127.0.0.1.)")
+    assert "(in 60s); the next run will try again" in message
+    assert caught.value.transient
+    assert waits.asked == []
+    assert github.hits["/repos/acme/rocket"] == 1
+    assert collect(source(github, metrics=["forks"])) == {"forks": 31.0}  # the next run

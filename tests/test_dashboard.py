@@ -347,12 +347,9 @@ def _free_port() -> int:
 
 
 def test_a_real_prometheus_scrapes_metrics(data: DashboardData, tmp_path: Path) -> None:
-    binary = shutil.which("prometheus") or "/usr/bin/prometheus"
-    if not os.path.exists(binary):
-        reason = "the prometheus binary is missing (Debian package `prometheus`)"
-        if os.environ.get("KPI_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{reason}, and KPI_REQUIRE_SERVICES=1 says it must be there")
-        pytest.skip(reason)
+    from tests.services import require_binary
+
+    binary = require_binary("prometheus", "/usr/bin/prometheus", hint="Debian package prometheus")
     import requests
 
     token = "scrape-token-7c1d"
@@ -1024,7 +1021,6 @@ def test_metrics_tell_each_job_and_source_apart_and_pass_promtool(tmp_path: Path
     """Two jobs: the hourly source `m` never succeeded, the main job did afterwards. The
     newest run of any job says nothing about `m`: each source and job has its own truth."""
     import contextlib
-    import shutil
     import subprocess
 
     from prometheus_client.parser import text_string_to_metric_families
@@ -1058,9 +1054,9 @@ def test_metrics_tell_each_job_and_source_apart_and_pass_promtool(tmp_path: Path
     assert "kpi_runs_total" not in families and families["kpi_last_run_id"].samples[0].value == 2
     (build,) = families["kpi_build_info"].samples
     assert build.value == 1.0 and build.labels["version"]
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool (Debian's prometheus package) is not installed")
+    from tests.services import require_binary
+
+    promtool = require_binary("promtool", hint="Debian's prometheus package")
     checked = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
     )

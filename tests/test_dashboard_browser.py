@@ -13,6 +13,7 @@ import pytest
 from kpi_collector.config import load_config
 from kpi_collector.report.data import DashboardData
 from kpi_collector.report.web import ServerThread, create_app
+from tests.services import missing
 from tests.test_dashboard import NOW, SECRET, XSS, build_store
 
 pytestmark = pytest.mark.browser
@@ -34,10 +35,7 @@ def require_chromium() -> str:
     """The Chromium binary, or skip (fail under KPI_REQUIRE_SERVICES=1) where it is missing."""
     if os.path.exists(CHROMIUM):
         return CHROMIUM
-    reason = f"{CHROMIUM} is missing (Debian package `chromium`; .ci/run installs it)"
-    if os.environ.get("KPI_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason}, and KPI_REQUIRE_SERVICES=1 says it must be there")
-    pytest.skip(reason)
+    missing(f"{CHROMIUM} is missing (Debian package `chromium`; .ci/run installs it)")
 
 
 @pytest.fixture(scope="module")

@@ -247,6 +247,26 @@ destinations:
     assert TOKEN not in done.stdout + done.stderr + again.stdout + again.stderr
 
 
+def test_a_notion_that_does_not_answer_in_time_leaves_it_pending(
+    notion: FakeNotion, tmp_path: Path
+) -> None:
+    """Every request times out (the fake answers after 3 s, the destination waits 0.3 s):
+    a transient failure, retried within the run, then left pending with a message that says
+    it timed out; nothing is written twice when Notion answers again."""
+    database = notion.add_database()
+    notion.delay = 3.0
+    p = pipeline(tmp_path, make(notion, database, timeout=0.3, retries=1))
+    result = p.process(now=DAY)
+    assert result.exit_code == 1
+    message = result.delivery_errors["notion"]
+    assert "timed out" in message and TOKEN not in message
+    (record,) = p.delivery_engine().records()
+    assert (record.status, record.attempts) == ("pending", 2)
+    notion.delay = 0.0
+    assert p.process(now=DAY, deliver=True).exit_code == 0
+    assert len(notion.rows(database)) == 1
+
+
 def test_text_over_2000_characters_is_split_into_rich_text_objects_not_cut(
     notion: FakeNotion, tmp_path: Path
 ) -> None:

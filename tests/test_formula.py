@@ -207,3 +207,204 @@ def test_evaluate_formulas_isolates_failures() -> None:
     assert "r.per_customer failed" in str(errors["r.per_customer_year"])
     assert "no value for g.stars" in str(errors["g.double"])
     assert all(isinstance(e, FormulaError) for e in errors.values())
+
+
+# --- overflow and cycles, by hand (issue 21) ---------------------------------------------------
+
+
+def test_an_overflow_fails_that_kpi_and_its_dependents_only() -> None:
+    """1e308 * 10 is inf in floating point; round(inf) raises OverflowError: that formula
+    fails with a clear message, the formula using it fails, the unrelated one is computed."""
+    formulas = {
+        "f.big": Formula.parse("round(a.x * 10)"),
+        "f.after": Formula.parse("f.big + 1"),
+        "f.half": Formula.parse("a.x / 2"),
+    }
+    computed, errors = evaluate_formulas(formulas, {"a.x": 1e308})
+    assert computed == {"f.half": 5e307}
+    assert sorted(errors) == ["f.after", "f.big"]
+    assert str(errors["f.big"]) == "formula 'round(a.x * 10)': the result is too large"
+    assert str(errors["f.after"]) == "formula 'f.big + 1': its input f.big failed"
+    assert isinstance(errors["f.big"], FormulaEvaluationError)
+
+
+def test_an_infinite_result_is_not_stored() -> None:
+    with pytest.raises(FormulaEvaluationError, match=r"not a finite number \(inf\)"):
+        Formula.parse("a.x * 10").evaluate({"a.x": 1e308})
+
+
+def test_a_diamond_is_no_cycle() -> None:
+    """d uses b and c, both use a: a is visited twice, once done; the order puts each formula
+    after its inputs (checked by hand: a, then b and c, then d)."""
+    formulas = {
+        "f.d": Formula.parse("f.b + f.c"),
+        "f.b": Formula.parse("f.a * 2"),
+        "f.c": Formula.parse("f.a * 3"),
+        "f.a": Formula.parse("s.x + 1"),
+    }
+    assert order_formulas(formulas, ["s.x"]) == ["f.a", "f.b", "f.c", "f.d"]
+    computed, errors = evaluate_formulas(formulas, {"s.x": 1.0})
+    assert errors == {}
+    assert computed == {"f.a": 2.0, "f.b": 4.0, "f.c": 6.0, "f.d": 10.0}
+
+
+def test_a_cycle_behind_a_formula_outside_it() -> None:
+    formulas = {
+        "f.out": Formula.parse("f.p + 1"),
+        "f.p": Formula.parse("f.q + 1"),
+        "f.q": Formula.parse("f.p - 1"),
+    }
+    with pytest.raises(FormulaDependencyError, match=r"cycle: f\.p -> f\.q -> f\.p$"):
+        order_formulas(formulas, [])
+    with pytest.raises(FormulaDependencyError):
+        evaluate_formulas(formulas, {})
+
+
+# --- exact limits and messages (killing the mutants `make mutate` showed alive) ---------------
+
+
+def test_the_length_limit_is_5000_characters() -> None:
+    at_limit = "a.x" + " " * (5000 - len("a.x + 1")) + " + 1"
+    assert len(at_limit) == 5000
+    assert Formula.parse(at_limit).evaluate({"a.x": 1.0}) == 2.0
+    with pytest.raises(FormulaSyntaxError) as caught:
+        Formula.parse(at_limit + " ")
+    assert str(caught.value) == (
+        "a formula of 5,001 characters is too long (at most 5,000); "
+        "split it into several derived KPIs"
+    )
+
+
+def test_the_depth_limit_is_200_levels() -> None:
+    """`- - a.x` with k minus signs is k UnaryOp levels, then the Name, then its Load
+    context: k + 2 levels. 198 signs are 200 levels (allowed), 199 are 201."""
+    assert Formula.parse("-" * 198 + "a.x").evaluate({"a.x": 3.0}) == 3.0
+    text = "-" * 199 + "a.x"
+    with pytest.raises(FormulaSyntaxError) as caught:
+        Formula.parse(text)
+    shown = text[:57] + "..."
+    assert str(caught.value) == (
+        f"formula {shown!r}: nested more than 200 levels deep; split it into several derived KPIs"
+    )
+
+
+def test_every_evaluation_error_is_permanent() -> None:
+    cases = [
+        ("a.x + b.y", {"a.x": 1.0}),
+        ("a.x / b.y", {"a.x": 1.0, "b.y": 0.0}),
+        ("round(a.x * 10)", {"a.x": 1e308}),
+        ("a.x * 10", {"a.x": 1e308}),
+    ]
+    for text, values in cases:
+        with pytest.raises(FormulaEvaluationError) as caught:
+            Formula.parse(text).evaluate(values)
+        assert caught.value.transient is False, text
+    with pytest.raises(FormulaEvaluationError) as caught:
+        Formula.parse("a.x + b.y + c.z").evaluate({"b.y": 1.0})
+    assert str(caught.value) == "formula 'a.x + b.y + c.z': no value for a.x, c.z"
+    with pytest.raises(FormulaEvaluationError) as caught:
+        Formula.parse("a.x / b.y").evaluate({"a.x": 1.0, "b.y": 0.0})
+    assert str(caught.value) == "formula 'a.x / b.y': division by zero"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "a formula must be a non-empty text, e.g. 'revenue.mrr * 12'"),
+        (
+            "(a.x + 1).y",
+            "formula '(a.x + 1).y': '.' is only allowed inside a KPI id such as github.stars",
+        ),
+        (
+            "a.x if b.y else 1",
+            "formula 'a.x if b.y else 1': if/else is not allowed; use numbers, "
+            "KPI ids, + - * /, parentheses, min, max, abs, round",
+        ),
+        (
+            "a.x[0]",
+            "formula 'a.x[0]': indexing is not allowed; use numbers, KPI ids, + - * /, "
+            "parentheses, min, max, abs, round",
+        ),
+        ("*a.x", "formula '*a.x' is not valid: invalid syntax"),
+        (
+            "{a.x: 1}",
+            "formula '{a.x: 1}': dicts are not allowed; use numbers, KPI ids, + - * /, "
+            "parentheses, min, max, abs, round",
+        ),
+        (
+            "round(a.x, 1.5)",
+            "formula 'round(a.x, 1.5)': round()'s second argument must be a whole number of digits",
+        ),
+        (
+            "(a.x)(1)",
+            "formula '(a.x)(1)': a.x() cannot be called; the functions are min, max, abs, round",
+        ),
+        (
+            "(a.x + 1)(2)",
+            "formula '(a.x + 1)(2)': this expression() cannot be called; the "
+            "functions are min, max, abs, round",
+        ),
+        (
+            "a.x ** 2",
+            "formula 'a.x ** 2': operator ** is not supported; use + - * / and parentheses",
+        ),
+        ("~a.x", "formula '~a.x': operator ~ is not supported; use + - * / and parentheses"),
+        ("x__y + 1", "formula 'x__y + 1': names with '__' are not allowed"),
+    ],
+)
+def test_syntax_errors_say_exactly_what(text: str, message: str) -> None:
+    with pytest.raises(FormulaSyntaxError) as caught:
+        Formula.parse(text)
+    assert str(caught.value) == message
+
+
+def test_other_nodes_are_named_by_their_type() -> None:
+    """A node with no friendly name is named by its class; an ellipsis is a Constant that
+    is no number."""
+    with pytest.raises(FormulaSyntaxError, match=r"^formula '\.\.\.': Ellipsis is not a number$"):
+        Formula.parse("...")
+    with pytest.raises(FormulaSyntaxError) as caught:
+        Formula.parse("max(v for v in a.x)")
+    assert str(caught.value) == (
+        "formula 'max(v for v in a.x)': GeneratorExp not allowed; use numbers, KPI ids, "
+        "+ - * /, parentheses, min, max, abs, round"
+    )
+
+
+def test_unknown_ids_get_one_close_hint_each() -> None:
+    formulas = {"f.y": Formula.parse("a.tarts + zzz.qqq + a.start")}
+    with pytest.raises(FormulaDependencyError) as caught:
+        order_formulas(formulas, ["a.stars", "a.start"])
+    assert str(caught.value) == (
+        "formula for f.y ('a.tarts + zzz.qqq + a.start') uses unknown KPI id(s): "
+        "a.tarts (did you mean a.start?), zzz.qqq"
+    )
+
+
+def test_a_formula_names_every_failed_input() -> None:
+    formulas = {
+        "f.a": Formula.parse("s.x / 0"),
+        "f.b": Formula.parse("s.missing + 1"),
+        "f.c": Formula.parse("f.a + f.b"),
+    }
+    computed, errors = evaluate_formulas(formulas, {"s.x": 1.0})
+    assert computed == {}
+    assert str(errors["f.c"]) == "formula 'f.a + f.b': its input f.a, f.b failed"
+
+
+def test_nesting_deeper_than_the_parser_goes_is_the_same_clear_error() -> None:
+    text = "-" * 4990 + "a.x"  # within 5,000 characters, far past 200 levels
+    with pytest.raises(FormulaSyntaxError) as caught:
+        Formula.parse(text)
+    assert str(caught.value) == (
+        f"formula {text[:57] + '...'!r}: nested more than 200 levels deep; "
+        "split it into several derived KPIs"
+    )
+
+
+def test_underscores_around_a_quoted_id_are_a_dunder_name() -> None:
+    """`_`a.b`_` would become `___kpi_id_0_` once the id is replaced: refused like any
+    name with '__'."""
+    with pytest.raises(FormulaSyntaxError) as caught:
+        Formula.parse("_`a.b`_")
+    assert str(caught.value) == "formula '_`a.b`_': names with '__' are not allowed"

@@ -7,6 +7,7 @@ import pytest
 from kpi_collector.collect.extract import CSS, HtmlDocument, JMESPath, Metric, XPath, from_json
 from kpi_collector.collect.numbers import parse_number
 from kpi_collector.errors import ExtractError
+from tests.numbers_caches import _fresh_number_caches  # noqa: F401 (autouse)
 
 
 @pytest.mark.parametrize(
@@ -110,3 +111,36 @@ def test_metric_model_refuses_two_extractors_and_bad_patterns() -> None:
         Metric(css="a", regex="(")
     with pytest.raises(ValueError, match="JMESPath"):
         Metric(jmespath="data.[")
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("1,200)", 1200.0), ("(1,200", 1200.0), ("(1,200)", -1200.0), ("Comments (12)", 12.0)],
+)
+def test_only_a_closed_pair_of_parentheses_is_an_accounting_negative(
+    text: str, value: float
+) -> None:
+    assert parse_number(text) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "value"),
+    [
+        ("1\u2019234", "de-CH", 1234.0),  # right single quotation mark as the group symbol
+        ("1\u02bc234", "de-CH", 1234.0),  # modifier letter apostrophe
+        ("\u200f1,234", None, 1234.0),  # a right-to-left mark goes
+        ("1,\u200b234", None, 1234.0),  # a zero-width space goes
+        ("\uff0b5", None, 5.0),  # fullwidth plus
+        ("\ufe625", None, 5.0),  # small plus
+        ("1\uff0e5", None, 1.5),  # fullwidth full stop
+        ("1\uff0c234", None, 1234.0),  # fullwidth comma
+        ("\u20125", None, -5.0),  # figure dash
+        ("\u27965", None, -5.0),  # heavy minus sign
+        ("12\u066a", "ar", 12.0),  # Arabic percent sign
+        ("5\u2030", None, 5.0),  # per mille sign
+        ("\u0661\u0662\u0663", None, 123.0),  # Arabic-Indic digits
+        ("-%5", "tr", -5.0),  # Turkish writes the percent sign first
+    ],
+)
+def test_unicode_signs_digits_and_marks(text: str, locale: str | None, value: float) -> None:
+    assert parse_number(text, locale) == value

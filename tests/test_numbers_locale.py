@@ -26,6 +26,7 @@ from kpi_collector.collect.extract import CSS, HtmlDocument, Metric, XPath
 from kpi_collector.collect.numbers import parse_number
 from kpi_collector.config.loader import parse_config
 from kpi_collector.errors import ConfigError, ExtractError
+from tests.numbers_caches import _fresh_number_caches  # noqa: F401 (autouse)
 
 ROOT = Path(__file__).resolve().parents[1]
 

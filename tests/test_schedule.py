@@ -29,6 +29,7 @@ from kpi_collector.schedule.health import health_report, render
 from kpi_collector.schedule.scheduler import Scheduler, plan
 from kpi_collector.store import HistoryStore
 from kpi_collector.store.heartbeats import SCHEDULER, job_states, write_heartbeat
+from tests.services import require_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 KPI = [sys.executable, "-m", "kpi_collector"]
@@ -947,11 +948,8 @@ def test_a_scheduled_destinations_failed_delivery_is_retried_by_the_next_collect
 def _verify_units(folder: Path, text: str) -> None:
     """Split a snippet at its `# /etc/systemd/system/NAME` lines and run systemd-analyze
     verify on the files, as an operator installing them would."""
-    import shutil
 
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze is not installed")
+    analyze = require_binary("systemd-analyze", hint="Debian package systemd")
     files: list[Path] = []
     for line in text.splitlines(keepends=True):
         if line.startswith("# /etc/systemd/system/"):
@@ -1008,14 +1006,11 @@ def test_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
 def test_timer_calendars_fire_when_the_cron_does(expr: str, zone: str) -> None:
     """Differential: systemd's own calendar arithmetic against the scheduler's crons."""
     import re
-    import shutil
 
     from kpi_collector.config.cron import Cron
     from kpi_collector.schedule.deploy import on_calendar
 
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze is not installed")
+    analyze = require_binary("systemd-analyze", hint="Debian package systemd")
     base = datetime(2026, 1, 5, 0, 0, 30, tzinfo=UTC)
     systemd_times: set[datetime] = set()
     for spec in on_calendar(expr, zone):

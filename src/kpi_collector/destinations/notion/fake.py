@@ -19,6 +19,7 @@ messages ("... should be ≤ `500000`, instead was `612345`.").
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import threading
@@ -83,6 +84,67 @@ def error(
     return web.json_response(body, status=status, headers=headers)
 
 
+# strictness (developers.notion.com): what Notion refuses with 400 validation_error ----------
+
+TEXT_LIMIT = 2000  # "Request limits": a rich text object's text.content, in characters
+
+
+def strict_value(name: str, kind: str, raw: Any) -> str | None:
+    """Why Notion refuses this property value (a 400 validation_error message), or None:
+    a number property takes a number or null (JSON `true` is no number); a text content is at
+    most 2,000 characters; a date's `start` is an ISO 8601 date or date-time."""
+    at = f"body failed validation: body.properties.{name}.{kind}"
+    if kind == "number" and (isinstance(raw, bool) or not isinstance(raw, int | float | None)):
+        return f"{at} should be a number or `null`, instead was `{json.dumps(raw)}`."
+    if kind in ("title", "rich_text") and isinstance(raw, list):
+        for index, part in enumerate(raw):
+            content = (part.get("text") or {}).get("content", "") if isinstance(part, dict) else ""
+            if len(content) > TEXT_LIMIT:
+                return (
+                    f"{at}[{index}].text.content.length should be ≤ `{TEXT_LIMIT}`, "
+                    f"instead was `{len(content)}`."
+                )
+    if kind == "date" and isinstance(raw, dict):
+        for key in ("start", "end"):
+            value = raw.get(key)
+            if value is not None and not _iso_8601(value):
+                return f"{at}.{key} should be a valid ISO 8601 date string, instead was `{value}`."
+    return None
+
+
+def _iso_8601(value: Any) -> bool:
+    if not isinstance(value, str) or len(value) < 10 or value[4] != "-":
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+_FILTER_KINDS = ("rich_text", "title", "number", "date", "select", "checkbox")
+
+
+def strict_filter(condition: dict[str, Any], schema: dict[str, Any]) -> str | None:
+    """Why Notion refuses this query filter, or None: a property condition's type must be the
+    property's own type (a `number` filter on a rich_text property is refused)."""
+    for group in ("and", "or"):
+        if group in condition:
+            for inner in condition[group]:
+                problem = strict_filter(inner, schema)
+                if problem is not None:
+                    return problem
+            return None
+    name = condition.get("property")
+    if name not in schema:
+        return None  # answered as an unknown property elsewhere
+    kind = schema[name]["type"]
+    used = [k for k in _FILTER_KINDS if k in condition]
+    if used and used[0] != kind:
+        return f"database property {kind} does not match filter {used[0]}"
+    return None
+
+
 @dataclass
 class Fault:
     status: int
@@ -102,6 +164,7 @@ class FakeNotion:
         self.pages: dict[str, dict[str, Any]] = {}
         self.faults: list[Fault] = []
         self.down = False
+        self.delay = 0.0  # seconds every answer takes (a slow or hanging Notion)
         self.requests: list[tuple[float, str, str]] = []  # (monotonic time, method, path)
         self.after_write: Callable[[], None] | None = None  # runs after a page is created/updated
         self.rate_limit = (30, 10.0)  # requests per seconds (Notion: 3 a second, with bursts)
@@ -193,6 +256,8 @@ class FakeNotion:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests.append((time.monotonic(), request.method, request.path))
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.down:
             return error(
                 503, "service_unavailable", "Notion is unavailable, please try again later."
@@ -385,6 +450,9 @@ class FakeNotion:
             if not isinstance(value, dict) or kind not in value:
                 return error(400, "validation_error", f"{name} is expected to be {kind}.")
             raw = value[kind]
+            problem = strict_value(name, kind, raw)
+            if problem is not None:
+                return error(400, "validation_error", problem)
             if kind in ("title", "rich_text"):
                 where = f"body.properties.{name}.{kind}"
                 if len(raw) > 100:
@@ -504,6 +572,9 @@ class FakeNotion:
                 "validation_error",
                 f"Could not find property with name or id: {condition['property']}",
             )
+        problem = strict_filter(condition, schema) if condition else None
+        if problem is not None:
+            return error(400, "validation_error", problem)
         try:
             matching = [
                 pid
@@ -516,6 +587,13 @@ class FakeNotion:
             return error(400, "validation_error", str(exc))
         start = 0
         if body.get("start_cursor"):
+            if body["start_cursor"] not in matching:
+                return error(
+                    400,
+                    "validation_error",
+                    f"body failed validation: body.start_cursor should be a valid cursor, "
+                    f"instead was `{body['start_cursor']}`.",
+                )
             start = matching.index(body["start_cursor"])
         chunk = matching[start : start + size]
         rest = matching[start + size :]

@@ -1,6 +1,11 @@
 """A local GitHub REST API v3: repos, pulls, contributors, releases, traffic, stargazers
 (with `application/vnd.github.star+json`), Link pagination, the primary rate limit
-(`x-ratelimit-*` headers, 403 when spent) and GitHub's error bodies.
+(`x-ratelimit-*` headers; 403 or 429 when spent) and GitHub's error bodies.
+
+Rate limits as docs.github.com documents them ("Rate limits for the REST API"): 60 requests an
+hour for anonymous callers (per address), 5,000 for an authenticated one (per token), each
+answer carrying `x-ratelimit-limit/remaining/used/reset/resource`; past the limit GitHub
+answers "403 or 429" with `x-ratelimit-remaining: 0` (`limited_status` picks which).
 """
 
 from __future__ import annotations
@@ -42,10 +47,12 @@ class FakeGitHub(FakeService):
     repos: dict[str, Repo] = field(default_factory=dict)
     tokens: set[str] = field(default_factory=set)  # valid tokens
     push_tokens: set[str] = field(default_factory=set)  # tokens with push access (traffic)
-    rate_limit: int = 5000
+    rate_limit: int = 5000  # an authenticated caller's requests per window (per token)
+    anonymous_limit: int = 60  # an anonymous caller's
     rate_window: float = 3600.0
-    remaining: int = 5000
-    reset_at: float = 0.0
+    limited_status: int = 403  # GitHub answers a spent primary limit with 403 or 429
+    #: caller (a token, None for anonymous) -> [remaining, reset_at]
+    quotas: dict[str | None, list[float]] = field(default_factory=dict)
     max_star_pages: int = 400  # GitHub lists no stargazer page past this...
     star_cap: str = "empty"  # ...answering `200 []` (today) or "422" (as it used to)
 
@@ -54,9 +61,21 @@ class FakeGitHub(FakeService):
         return repo
 
     def spend_quota(self, remaining: int = 0, reset_in: float = 3600.0) -> None:
-        """Set the primary rate limit: `remaining` calls left until `reset_in` seconds from now."""
-        self.remaining = remaining
-        self.reset_at = time.time() + reset_in
+        """Set every caller's primary rate limit (anonymous and each token): `remaining` calls
+        left until `reset_in` seconds from now."""
+        reset_at = time.time() + reset_in
+        for caller in (None, *self.tokens):
+            self.quotas[caller] = [remaining, reset_at]
+
+    def limit_of(self, caller: str | None) -> int:
+        return self.anonymous_limit if caller is None else self.rate_limit
+
+    def _quota(self, caller: str | None) -> list[float]:
+        quota = self.quotas.setdefault(caller, [self.limit_of(caller), 0.0])
+        now = time.time()
+        if now >= quota[1]:
+            quota[0], quota[1] = self.limit_of(caller), now + self.rate_window
+        return quota
 
     def routes(self, app: web.Application) -> None:
         base = "/repos/{owner}/{repo}"
@@ -70,21 +89,19 @@ class FakeGitHub(FakeService):
 
     # plumbing ------------------------------------------------------------------------------
 
-    def _limit_headers(self) -> dict[str, str]:
+    def _limit_headers(self, caller: str | None = None) -> dict[str, str]:
+        remaining, reset_at = self._quota(caller)
+        limit = self.limit_of(caller)
         return {
-            "x-ratelimit-limit": str(self.rate_limit),
-            "x-ratelimit-remaining": str(max(0, self.remaining)),
-            "x-ratelimit-reset": str(math.ceil(self.reset_at)),
-            "x-ratelimit-used": str(self.rate_limit - max(0, self.remaining)),
+            "x-ratelimit-limit": str(limit),
+            "x-ratelimit-remaining": str(max(0, int(remaining))),
+            "x-ratelimit-reset": str(math.ceil(reset_at)),
+            "x-ratelimit-used": str(limit - max(0, int(remaining))),
             "x-ratelimit-resource": "core",
         }
 
     def _gate(self, request: web.Request) -> tuple[Repo | None, web.Response | None]:
         """Authentication, rate limit and repository lookup, in GitHub's order."""
-        now = time.time()
-        if now >= self.reset_at:
-            self.remaining = self.rate_limit
-            self.reset_at = now + self.rate_window
         token = bearer(request)
         if token is not None and token not in self.tokens:
             return None, respond(
@@ -92,20 +109,27 @@ class FakeGitHub(FakeService):
                 {"message": "Bad credentials", "documentation_url": DOCS, "status": "401"},
                 self._limit_headers(),
             )
-        if self.remaining <= 0:
+        quota = self._quota(token)
+        if quota[0] <= 0:
+            who = f"for {request.remote}" if token is None else "for user ID 1"
+            more = (
+                " (But here's the good news: Authenticated requests get a higher rate limit. "
+                "Check out the documentation for more details.)"
+                if token is None
+                else " If you reach out to GitHub Support for help, please include the request ID."
+            )
             body = {
-                "message": f"API rate limit exceeded for {request.remote}. (But here's the good news: "
-                "Authenticated requests get a higher rate limit. Check out the documentation for more details.)",
+                "message": f"API rate limit exceeded {who}.{more}",
                 "documentation_url": DOCS + "/overview/rate-limits-for-the-rest-api",
             }
-            return None, respond(403, body, self._limit_headers())
-        self.remaining -= 1
+            return None, respond(self.limited_status, body, self._limit_headers(token))
+        quota[0] -= 1
         repo = self.repos.get(f"{request.match_info['owner']}/{request.match_info['repo']}")
         if repo is None or (repo.private and token is None):
             return None, respond(
                 404,
                 {"message": "Not Found", "documentation_url": DOCS, "status": "404"},
-                self._limit_headers(),
+                self._limit_headers(bearer(request)),
             )
         return repo, None
 
@@ -126,7 +150,7 @@ class FakeGitHub(FakeService):
             links += [f'<{at(page + 1)}>; rel="next"', f'<{at(last)}>; rel="last"']
         if page > 1:
             links.append(f'<{at(1)}>; rel="first"')
-        headers = self._limit_headers()
+        headers = self._limit_headers(bearer(request))
         if links:
             headers["Link"] = ", ".join(links)
         return respond(200, chunk, headers)
@@ -159,7 +183,7 @@ class FakeGitHub(FakeService):
             "open_issues": repo.open_issues + repo.open_prs,
             "default_branch": "main",
         }
-        return respond(200, body, self._limit_headers())
+        return respond(200, body, self._limit_headers(bearer(request)))
 
     async def pulls(self, request: web.Request) -> web.Response:
         repo, refused = self._gate(request)
@@ -186,9 +210,9 @@ class FakeGitHub(FakeService):
                 "documentation_url": DOCS + "/repos/repos#list-repository-contributors",
                 "status": "403",
             }
-            return respond(403, body, self._limit_headers())
+            return respond(403, body, self._limit_headers(bearer(request)))
         if repo.contributors == 0:
-            return web.Response(status=204, headers=self._limit_headers())
+            return web.Response(status=204, headers=self._limit_headers(bearer(request)))
         items = [
             {"login": f"user{i}", "id": i, "type": "User", "contributions": 100 - i % 100}
             for i in range(repo.contributors)
@@ -236,7 +260,7 @@ class FakeGitHub(FakeService):
                     "documentation_url": DOCS,
                     "status": "403",
                 },
-                self._limit_headers(),
+                self._limit_headers(bearer(request)),
             )
         kind = request.path.rsplit("/", 1)[-1]
         count, uniques = repo.views if kind == "views" else repo.clones
@@ -245,7 +269,7 @@ class FakeGitHub(FakeService):
             "uniques": uniques,
             kind: [{"timestamp": "2026-01-01T00:00:00Z", "count": count, "uniques": uniques}],
         }
-        return respond(200, body, self._limit_headers())
+        return respond(200, body, self._limit_headers(bearer(request)))
 
     async def stargazers(self, request: web.Request) -> web.Response:
         repo, refused = self._gate(request)
@@ -259,7 +283,7 @@ class FakeGitHub(FakeService):
                 "back you can traverse.",
                 "documentation_url": DOCS,
             }
-            return respond(422, body, self._limit_headers())
+            return respond(422, body, self._limit_headers(bearer(request)))
         with_dates = "application/vnd.github.star+json" in request.headers.get("Accept", "")
         items: list[Any] = []
         if int(request.query.get("page", 1)) > self.max_star_pages:

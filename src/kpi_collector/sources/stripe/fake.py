@@ -11,6 +11,7 @@ its coupon); before, `discount` held the first discount object and `discounts` i
 
 from __future__ import annotations
 
+import base64
 import copy
 import itertools
 from dataclasses import dataclass, field
@@ -205,8 +206,22 @@ class FakeStripe(FakeService):
             {"Request-Id": "req_fake123"},
         )
 
+    @staticmethod
+    def key_of(request: web.Request) -> str | None:
+        """The secret key a request carries: Stripe takes it as the username of HTTP Basic
+        auth (its documented default, no password needed: `curl -u sk_test_...:`) or as a
+        Bearer token (docs.stripe.com/api/authentication)."""
+        value = request.headers.get("Authorization", "")
+        if value.startswith("Basic "):
+            try:
+                decoded = base64.b64decode(value[6:], validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                return None
+            return decoded.partition(":")[0] or None
+        return bearer(request)
+
     def _refused(self, request: web.Request) -> web.Response | None:
-        key = bearer(request)
+        key = self.key_of(request)
         if key is None:
             return self._error(
                 401,
@@ -230,7 +245,7 @@ class FakeStripe(FakeService):
         if refused is not None:
             return refused
         price_id = request.match_info["id"]
-        if bearer(request) in self.no_price_read:
+        if self.key_of(request) in self.no_price_read:
             return self._error(
                 403,
                 "The provided key 'rk_test_***' does not have the required permissions for this "

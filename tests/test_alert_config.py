@@ -1,0 +1,113 @@
+"""`alerts:` checked against the rest of the config at load: each problem is one line naming
+the file, the line of the key at fault (counted by hand in the texts below), and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from kpi_collector.config import parse_config
+from kpi_collector.errors import ConfigError
+
+BASE = """\
+sources:
+  - name: web
+    type: http_json
+    url: http://127.0.0.1:1/x
+    metrics: {k: a}
+  - name: open
+    type: python
+    function: os:getpid
+destinations:
+  - {type: csv, name: sheet, path: out.csv}
+  - {type: webhook, name: chat, url: "http://127.0.0.1:1/hook"}
+alerts:
+"""  # the first alert starts on line 13
+
+
+def problem(alerts: str, base: str = BASE) -> str:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(base + alerts)
+    return str(caught.value)
+
+
+def test_an_unknown_kpi() -> None:
+    assert problem("  - below: 1\n    kpi: web.nope\n") == (
+        "kpi.yaml:14: alerts[0].kpi: 'web.nope' is not a KPI id of this config; KPI ids: web.k"
+    )
+
+
+def test_any_id_of_a_source_whose_metrics_are_known_at_run_time_is_accepted() -> None:
+    config = parse_config(BASE + "  - below: 1\n    kpi: open.x.y\n")
+    assert config.settings.alerts[0].kpi == "open.x.y"
+
+
+def test_an_unknown_source() -> None:
+    assert problem("  - failing_runs: 2\n    source: ghost\n") == (
+        "kpi.yaml:14: alerts[0].source: no source named 'ghost'; sources: open, web"
+    )
+
+
+def test_an_unknown_destination() -> None:
+    assert problem("  - pending_runs: 2\n    destination: nowhere\n") == (
+        "kpi.yaml:14: alerts[0].destination: no destination named 'nowhere'; "
+        "destinations: chat, sheet"
+    )
+
+
+def test_notify_names_unknown_and_textless_destinations() -> None:
+    alert = "  - kpi: web.k\n    below: 1\n    notify:\n      - chat\n      - x\n"
+    assert problem(alert) == (
+        "kpi.yaml:17: alerts[0].notify: no destination named 'x'; destinations: chat, sheet"
+    )
+    alert = "  - kpi: web.k\n    below: 1\n    notify:\n      - chat\n      - sheet\n"
+    assert problem(alert) == (
+        "kpi.yaml:17: alerts[0].notify: destination 'sheet' (type csv) cannot send alerts; "
+        "notify a message destination: chat"
+    )
+
+
+def test_without_any_message_destination_there_is_none_to_name() -> None:
+    base = BASE.replace('  - {type: webhook, name: chat, url: "http://127.0.0.1:1/hook"}\n', "")
+    alert = "  - kpi: web.k\n    below: 1\n    notify:\n      - sheet\n"
+    assert problem(alert, base) == (
+        "kpi.yaml:15: alerts[0].notify: destination 'sheet' (type csv) cannot send alerts; "
+        "notify a message destination"
+    )
+
+
+def test_an_alert_cannot_notify_the_destination_it_watches() -> None:
+    alert = "  - pending_runs: 2\n    destination: chat\n    notify: [chat]\n"
+    assert problem(alert) == (
+        "kpi.yaml:15: alerts[0].notify: 'chat' is the destination this alert watches: while its "
+        "deliveries fail it cannot carry the alert either; notify another destination"
+    )
+
+
+def test_the_same_alert_twice() -> None:
+    alerts = "  - kpi: web.k\n    below: 1\n  - kpi: web.k\n    below: 1\n"
+    assert problem(alerts) == (
+        "kpi.yaml:15: alerts[1]: the same alert as alerts[0] ('web.k below 1'); "
+        "remove one or give each its own `name:`"
+    )
+
+
+def _with_metrics(count: int) -> str:
+    metrics = ", ".join(f"k{i:02d}: a" for i in range(1, count + 1))
+    return BASE.replace("metrics: {k: a}", f"metrics: {{{metrics}}}")
+
+
+def test_long_lists_show_twelve_names() -> None:
+    twelve = ", ".join(f"web.k{i:02d}" for i in range(1, 13))
+    assert problem("  - below: 1\n    kpi: web.nope\n", _with_metrics(12)).endswith(
+        f"KPI ids: {twelve}"
+    )
+    assert problem("  - below: 1\n    kpi: web.nope\n", _with_metrics(13)).endswith(
+        f"KPI ids: {twelve}, ... (13 in all)"
+    )
+
+
+def test_no_destinations_at_all() -> None:
+    base = BASE.split("destinations:")[0] + "alerts:\n"
+    assert problem("  - pending_runs: 2\n    destination: x\n", base) == (
+        "kpi.yaml:11: alerts[0].destination: no destination named 'x'; there are no destinations"
+    )

@@ -1,0 +1,476 @@
+"""Alert rules at their boundaries, on a real SQLite store, with expected answers worked out by
+hand: `below: 100` is false at exactly 100; a -25% change rule is false at exactly -25%
+(100 -> 75); `stale_days: 2` is false at exactly 2 days; a KPI never stored is stale once the
+store's first run is older than the limit; and the time an alert started and the transitions
+`check_alerts` returns are asserted from the store's rows."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from kpi_collector.alerts.engine import AlertScope, check_alerts, evaluate
+from kpi_collector.config.models import Alert
+from kpi_collector.store import HistoryStore
+from kpi_collector.store.alert_states import OWN, alert_states
+from kpi_collector.store.history import RunError
+
+DAY = 86400.0
+NOW = 1_800_000_000.0  # 2027-01-15 08:00 UTC
+SCOPE = AlertScope(sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[])
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> HistoryStore:
+    return HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
+
+
+def put(store: HistoryStore, ts: float, value: float, kpi: str = "s.k") -> None:
+    run = store.begin_run(started_at=ts)
+    source = kpi.partition(".")[0]
+    store.finish_run(run, observations=[(kpi, ts, value, source)], finished_at=ts)
+
+
+def fail(store: HistoryStore, ts: float, source: str = "s") -> None:
+    run = store.begin_run(started_at=ts)
+    store.finish_run(
+        run, observations=[], errors=[RunError(source, None, "boom", False)], finished_at=ts
+    )
+
+
+def active(store: HistoryStore, alert: Alert, now: float = NOW) -> list[bool | None]:
+    return [f.active for _, f in evaluate(SCOPE, store, [alert], now=now)]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(100.0, False), (99.99, True), (100.01, False), (0.0, True)]
+)
+def test_below_is_strict(store: HistoryStore, value: float, expected: bool) -> None:
+    put(store, NOW - 60, value)
+    assert active(store, Alert(kpi="s.k", below=100)) == [expected]
+
+
+@pytest.mark.parametrize(("value", "expected"), [(100.0, False), (100.01, True), (99.99, False)])
+def test_above_is_strict(store: HistoryStore, value: float, expected: bool) -> None:
+    put(store, NOW - 60, value)
+    assert active(store, Alert(kpi="s.k", above=100)) == [expected]
+
+
+def test_a_threshold_without_a_value_is_unknown(store: HistoryStore) -> None:
+    assert active(store, Alert(kpi="s.k", below=100)) == [None]
+
+
+def test_hysteresis_holds_until_the_resolve_value(store: HistoryStore) -> None:
+    alert = Alert(kpi="s.k", below=100, resolve_above=120)
+    put(store, NOW - 3 * 60, 90.0)
+    assert asyncio.run(check_alerts(store, [alert], SCOPE, now=NOW - 2 * 60))[0].active
+    put(store, NOW - 60, 119.0)  # above `below`, not yet at `resolve_above`: still true
+    (finding,) = evaluate(SCOPE, store, [alert], now=NOW)
+    assert finding[1].active is True
+    assert finding[1].detail == "s.k is 119, below 100 (resolves at 120)"
+    put(store, NOW, 120.0)  # at the resolve value exactly: resolved ("until it reaches")
+    assert active(store, alert) == [False]
+
+
+@pytest.mark.parametrize(
+    ("now_value", "rule", "expected"),
+    [
+        (75.0, {"below": "-25%"}, False),  # exactly -25%: not below
+        (74.0, {"below": "-25%"}, True),
+        (125.0, {"above": "25%"}, False),  # exactly +25%: not above
+        (126.0, {"above": "25%"}, True),
+        (100.0, {"below": "-25%", "above": "25%"}, False),
+    ],
+)
+def test_change_is_strict(
+    store: HistoryStore, now_value: float, rule: dict[str, str], expected: bool
+) -> None:
+    put(store, NOW - 7 * DAY, 100.0)
+    put(store, NOW, now_value)
+    alert = Alert(kpi="s.k", change={"days": 7, **rule})  # type: ignore[arg-type]
+    assert active(store, alert) == [expected]
+
+
+def test_change_names_the_real_span_and_the_values(store: HistoryStore) -> None:
+    put(store, NOW - 9 * DAY, 200.0)
+    put(store, NOW, 150.0)  # 200 -> 150: -25.0%, over 9 days where 7 were asked
+    (pair,) = evaluate(
+        SCOPE, store, [Alert(kpi="s.k", change={"days": 7, "below": "-20%"})], now=NOW
+    )  # type: ignore[arg-type]
+    assert pair[1].active is True
+    assert pair[1].detail == "s.k changed -25.0% in 9 days (asked: 7) (200 → 150)"
+
+
+def test_change_without_a_baseline_is_unknown(store: HistoryStore) -> None:
+    put(store, NOW - 6 * DAY, 100.0)  # not 7 days old yet
+    put(store, NOW, 10.0)
+    alert = Alert(kpi="s.k", change={"days": 7, "below": "-20%"})  # type: ignore[arg-type]
+    assert active(store, alert) == [None]
+
+
+@pytest.mark.parametrize(
+    ("age", "expected"), [(2 * DAY, False), (2 * DAY + 1, True), (2 * DAY - 1, False)]
+)
+def test_stale_is_strict(store: HistoryStore, age: float, expected: bool) -> None:
+    put(store, NOW - age, 1.0)
+    assert active(store, Alert(kpi="s.k", stale_days=2)) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("first_run_age", "expected"), [(2 * DAY, False), (2 * DAY + 1, True), (DAY, False)]
+)
+def test_a_kpi_never_stored_is_stale_once_the_store_is_old_enough(
+    store: HistoryStore, first_run_age: float, expected: bool
+) -> None:
+    put(store, NOW - first_run_age, 1.0, kpi="other.k")  # the store's first run
+    (pair,) = evaluate(SCOPE, store, [Alert(kpi="s.k", stale_days=2)], now=NOW)
+    assert (pair[1].active, pair[1].detail) == (expected, "s.k has no value yet")
+
+
+def test_a_kpi_never_stored_in_an_empty_store_is_unknown(store: HistoryStore) -> None:
+    assert active(store, Alert(kpi="s.k", stale_days=2)) == [None]
+
+
+@pytest.mark.parametrize(("failures", "expected"), [(2, False), (3, True), (4, True)])
+def test_failing_runs_fires_at_the_count(
+    store: HistoryStore, failures: int, expected: bool
+) -> None:
+    put(store, NOW - DAY, 1.0)
+    for i in range(failures):
+        fail(store, NOW - 60 * (failures - i))
+    assert active(store, Alert(source="s", failing_runs=3)) == [expected]
+
+
+def test_transitions_and_since_come_from_the_checks(store: HistoryStore) -> None:
+    alert = Alert(kpi="s.k", below=100)
+    key = "s.k below 100"
+    put(store, NOW - 3 * DAY, 150.0)
+    assert asyncio.run(check_alerts(store, [alert], SCOPE, now=NOW - 3 * DAY)) == []
+    put(store, NOW - 2 * DAY, 90.0)
+    (fired,) = asyncio.run(check_alerts(store, [alert], SCOPE, now=NOW - 2 * DAY))
+    assert (fired.key, fired.active, fired.pending) == (key, True, False)
+    assert fired.text == "🚨 Alert: s.k below 100 — s.k is 90, below 100"
+    put(store, NOW - DAY, 80.0)  # still true: no transition, the start stays
+    assert asyncio.run(check_alerts(store, [alert], SCOPE, now=NOW - DAY)) == []
+    (own,) = [s for s in alert_states(store) if s.destination == OWN]
+    assert (own.alert, own.active, own.since) == (key, True, NOW - 2 * DAY)
+    put(store, NOW, 100.0)
+    (resolved,) = asyncio.run(check_alerts(store, [alert], SCOPE, now=NOW))
+    assert (resolved.active, resolved.text) == (False, "✅ Resolved: s.k below 100 — s.k is 100")
+    (own,) = [s for s in alert_states(store) if s.destination == OWN]
+    assert (own.active, own.since) == (False, NOW)
+
+
+def test_an_alert_for_a_destination_that_cannot_carry_it_records_why(
+    store: HistoryStore, tmp_path: Path
+) -> None:
+    """`notify` names a destination that is not enabled (gone from the scope) and one that
+    cannot send text (a CSV file): the alert still fires, nobody is marked as told, and
+    the run's delivery errors say why for each; the next check tries again."""
+    from datetime import UTC, datetime
+
+    from kpi_collector.destinations import CSV
+    from kpi_collector.run.result import RunResult
+
+    csv = CSV(path=str(tmp_path / "out.csv"), name="sheet")
+    scope = AlertScope(sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[csv])
+    alert = Alert(kpi="s.k", below=100, notify=["gone", "sheet"])
+    put(store, NOW - 60, 50.0)
+    started = datetime.fromtimestamp(NOW, UTC)
+    result = RunResult(run_id=1, started_at=started, finished_at=started)
+    (fired,) = asyncio.run(check_alerts(store, [alert], scope, result))
+    assert fired.active and fired.sent == []
+    assert fired.errors == {
+        "gone": "no enabled destination named 'gone'",
+        "sheet": "destination 'sheet' (type csv) cannot send text messages",
+    }
+    assert result.delivery_errors == {
+        "gone (alerts)": "s.k below 100: no enabled destination named 'gone'",
+        "sheet (alerts)": "s.k below 100: destination 'sheet' (type csv) cannot send text messages",
+    }
+    assert [s.destination for s in alert_states(store)] == [OWN]  # no one was told
+    (again,) = asyncio.run(check_alerts(store, [alert], scope, now=NOW + 60))
+    assert sorted(again.errors) == ["gone", "sheet"]
+
+
+def test_a_source_with_no_run_history_is_unknown_not_failing(store: HistoryStore) -> None:
+    """`failing_runs` for a source that never ran (another source's runs are stored): no
+    finding either way, and nothing fires or is recorded."""
+    put(store, NOW - 60, 1.0, kpi="other.k")  # a run of another source
+    fail(store, NOW - 30, source="other")
+    assert active(store, Alert(source="s", failing_runs=1)) == [None]
+    assert (
+        asyncio.run(check_alerts(store, [Alert(source="s", failing_runs=1)], SCOPE, now=NOW)) == []
+    )
+    assert alert_states(store) == []
+    assert active(store, Alert(source="other", failing_runs=1)) == [True]
+
+
+# --- what the rules look at and say (mutants `make mutate` showed alive) -----------------------
+
+CONFIG = """
+sources:
+  - {name: s, type: http_json, url: "http://127.0.0.1:1/", metrics: {a: x, b: y}}
+  - {name: t, type: http_json, url: "http://127.0.0.1:1/", metrics: {c: x}}
+  - {name: u, type: http_json, url: "http://127.0.0.1:1/", metrics: {d: x}, enabled: false}
+  - {name: o, type: python, function: "os:getpid"}
+kpis:
+  f.x: {formula: "s.a + 1"}
+  s.a: {title: Revenue, unit: USD}
+"""
+
+
+def _scope(tz: str = "UTC") -> AlertScope:
+    from kpi_collector.config import parse_config
+
+    config = parse_config(CONFIG)
+    return AlertScope(sources=config.sources, kpis=config.kpis, tz=ZoneInfo(tz), destinations=[])
+
+
+def test_messages_use_the_kpi_title_and_unit(store: HistoryStore) -> None:
+    put(store, NOW - 60, 90.0, kpi="s.a")
+    alert = Alert(kpi="s.a", below=100, resolve_above=120)
+    (pair,) = evaluate(_scope(), store, [alert], now=NOW)
+    assert pair[1].detail == "Revenue is $90, below $100"
+    above = Alert(kpi="s.a", above=50, resolve_below=40)
+    asyncio.run(check_alerts(store, [above], _scope(), now=NOW))
+    put(store, NOW, 45.0, kpi="s.a")  # under `above`, not yet at `resolve_below`: still true
+    (pair,) = evaluate(_scope(), store, [above], now=NOW + 1)
+    assert (pair[1].active, pair[1].detail) == (True, "Revenue is $45, above $50 (resolves at $40)")
+    put(store, NOW + 2, 40.0, kpi="s.a")
+    (pair,) = evaluate(_scope(), store, [above], now=NOW + 3)
+    assert (pair[1].active, pair[1].detail) == (False, "Revenue is $40")
+
+
+def test_unknown_findings_keep_their_key(store: HistoryStore) -> None:
+    alerts = [
+        Alert(kpi="s.a", below=1),
+        Alert(kpi="s.a", change={"days": 7, "below": "-20%"}),  # type: ignore[arg-type]
+        Alert(source="s", failing_runs=2),
+    ]
+    found = evaluate(_scope(), store, alerts, now=NOW)
+    assert [(f.key, f.active) for _, f in found] == [
+        ("s.a below 1", None),
+        ("s.a change over 7 days below -20%", None),
+        ("source s failing 2 runs in a row", None),
+    ]
+
+
+def test_a_change_against_zero_is_unknown(store: HistoryStore) -> None:
+    put(store, NOW - 7 * DAY, 0.0)
+    put(store, NOW, 5.0)
+    alert = Alert(kpi="s.k", change={"days": 7, "above": "10%"})  # type: ignore[arg-type]
+    assert active(store, alert) == [None]
+
+
+@pytest.mark.parametrize(
+    ("age_days", "days"),
+    [(7.0, "7 days"), (7.49, "7 days"), (7.5, "8 days (asked: 7)"), (8.0, "8 days (asked: 7)")],
+)
+def test_a_change_says_the_real_span_from_half_a_day_more(
+    store: HistoryStore, age_days: float, days: str
+) -> None:
+    put(store, NOW - age_days * DAY, 100.0)
+    put(store, NOW, 50.0)
+    alert = Alert(kpi="s.k", change={"days": 7, "below": "-20%"})  # type: ignore[arg-type]
+    (pair,) = evaluate(SCOPE, store, [alert], now=NOW)
+    assert pair[1].detail == f"s.k changed -50.0% in {days} (100 → 50)"
+
+
+def test_stale_watches_a_source_or_every_enabled_kpi(store: HistoryStore) -> None:
+    put(store, NOW - 5 * DAY, 1.0, kpi="s.b")  # s.a never stored, s.b stale
+    put(store, NOW - 60, 1.0, kpi="o.anything")  # a python source's KPI, known when stored
+    scope = _scope("Europe/Berlin")
+    by_source = evaluate(scope, store, [Alert(source="s", stale_days=2)], now=NOW)
+    assert [(f.key, f.active, f.detail) for _, f in by_source] == [
+        ("s.* not updated for 2 days [s.a]", True, "Revenue has no value yet"),
+        ("s.* not updated for 2 days [s.b]", True, "s.b was last updated 2027-01-10 09:00"),
+    ]
+    everything = evaluate(scope, store, [Alert(stale_days=2)], now=NOW)
+    assert [f.key.split("[")[1] for _, f in everything] == [
+        "s.a]",
+        "s.b]",
+        "t.c]",
+        "f.x]",
+        "o.anything]",
+    ]
+
+
+def test_message_texts() -> None:
+    from kpi_collector.alerts.engine import Finding, message
+
+    assert message(Finding("k", True), True) == "🚨 Alert: k"
+    assert message(Finding("k", False), False) == "✅ Resolved: k"
+    assert message(Finding("k", True, "d"), True, reminder=True) == "🔁 Still firing: k — d"
+    assert message(Finding("k", True, "d"), True) == "🚨 Alert: k — d"
+
+
+def test_send_test_says_why_each_destination_failed(tmp_path: Path) -> None:
+
+    from kpi_collector.alerts.engine import TEST_MESSAGE, send_test
+    from kpi_collector.destinations import CSV
+    from kpi_collector.destinations.base import Delivery, Destination
+
+    sent: list[str] = []
+
+    class Broken(Destination):
+        type: ClassVar[str] = "broken"
+
+        async def deliver(self, delivery: Delivery) -> None:
+            raise NotImplementedError
+
+        async def send_text(self, text: str) -> None:
+            raise RuntimeError("boom at https://h/x?token=abc123")
+
+    class Good(Broken):
+        type: ClassVar[str] = "good"
+
+        async def send_text(self, text: str) -> None:
+            sent.append(text)
+
+    errors = asyncio.run(
+        send_test(
+            [CSV(path=str(tmp_path / "o.csv"), name="sheet"), Broken(name="b"), Good(name="g")]
+        )
+    )
+    assert errors == {
+        "sheet": "destination 'sheet' (type csv) cannot send text messages",
+        "b": "RuntimeError: boom at https://h/x?token=***",
+    }
+    assert sent == [TEST_MESSAGE]
+
+
+def test_pending_deliveries_by_runs_and_by_time(store: HistoryStore, tmp_path: Path) -> None:
+    """Two runs whose CSV delivery cannot be written (its folder is a file): pending for 2
+    runs, with the error; by time, the age is told in hours below two days and in days
+    from there (30.2 h -> "30 h", 2.6 days -> "3 days"); the finding is about `sheet`."""
+    import time
+    from datetime import UTC, datetime
+
+    from kpi_collector.deliver.engine import DeliveryEngine
+    from kpi_collector.destinations import CSV
+
+    (tmp_path / "file").write_text("not a folder")
+    sheet = CSV(path=str(tmp_path / "file" / "o.csv"), name="sheet", every="run", retries=0)
+    engine = DeliveryEngine(store, [sheet], base_dir=tmp_path, backoff=0)
+    for n in range(2):
+        ts = float(int(time.time()) - 10 + n)  # whole seconds: exact as a datetime too
+        run = store.begin_run(started_at=ts)
+        store.finish_run(run, observations=[("s.k", ts, 1.0, "s")], finished_at=ts)
+        engine.record_run(run, datetime.fromtimestamp(ts, UTC))
+    asyncio.run(engine.deliver_pending())
+    scope = AlertScope(sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[sheet])
+    error = (
+        f"cannot write {tmp_path / 'file' / 'o.csv'}: File exists (after 1 attempt; stays pending)"
+    )
+
+    def found(alert: Alert, later: float) -> list[tuple[str, bool | None, str, str | None]]:
+        pairs = evaluate(scope, store, [alert], now=time.time() + later)
+        return [(f.key, f.active, f.detail, f.about) for _, f in pairs]
+
+    assert found(Alert(destination="sheet", pending_runs=2), 0) == [
+        (
+            "delivery to sheet pending for 2 runs",
+            True,
+            f"the delivery of run:1 to sheet has been pending for 2 runs: {error}",
+            "sheet",
+        )
+    ]
+    assert found(Alert(destination="sheet", pending_runs=3), 0)[0][1] is False
+    by_time = Alert(pending_for="6h")
+    assert found(by_time, 30.2 * 3600) == [
+        (
+            "delivery to * pending for 6h [sheet]",
+            True,
+            f"the delivery of run:1 to sheet has been pending for 30 h: {error}",
+            "sheet",
+        )
+    ]
+    assert found(by_time, 2.6 * 86400)[0][2].startswith(
+        "the delivery of run:1 to sheet has been pending for 3 days: "
+    )
+    assert found(by_time, 5 * 3600)[0][1:] == (False, "deliveries to sheet went out", "sheet")
+
+
+class _Told:
+    """What the message destination below was sent."""
+
+    texts: ClassVar[list[str]] = []
+
+
+def _chat() -> Any:
+
+    from kpi_collector.destinations.base import Delivery, Destination
+
+    class Chat(Destination):
+        type: ClassVar[str] = "chat"
+
+        async def deliver(self, delivery: Delivery) -> None:
+            raise NotImplementedError
+
+        async def send_text(self, text: str) -> None:
+            _Told.texts.append(text)
+
+    return Chat(name="chat")
+
+
+def test_what_alerts_log(store: HistoryStore, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    _Told.texts = []
+    chat = _chat()
+    scope = AlertScope(sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[chat])
+    alert = Alert(kpi="s.k", below=100, notify=["chat", "gone"])
+    held = Alert(kpi="s.k", above=5, hold=2, name="held")
+    caplog.set_level(logging.INFO, logger="kpi_collector.alerts")
+    put(store, NOW - 60, 50.0)
+    asyncio.run(check_alerts(store, [alert, held], scope, now=NOW))
+    put(store, NOW + 60, 150.0)
+    asyncio.run(check_alerts(store, [alert], scope, now=NOW + 120))
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert lines == [
+        ("WARNING", "alert firing: 🚨 Alert: s.k below 100 — s.k is 50, below 100 (sent to chat)"),
+        ("WARNING", "alert not sent: s.k below 100: gone: no enabled destination named 'gone'"),
+        ("INFO", "alert pending (its `for:` has not passed): held"),
+        ("INFO", "alert resolved: ✅ Resolved: s.k below 100 — s.k is 150 (sent to chat)"),
+    ]  # `gone` was never told it fired, so it is not told it resolved either
+    assert _Told.texts == [
+        "🚨 Alert: s.k below 100 — s.k is 50, below 100",
+        "✅ Resolved: s.k below 100 — s.k is 150",
+    ]
+
+
+@pytest.mark.parametrize(("after", "reminded"), [(DAY - 1, False), (DAY, True)])
+def test_a_reminder_comes_once_repeat_has_passed(
+    store: HistoryStore, after: float, reminded: bool
+) -> None:
+    _Told.texts = []
+    chat = _chat()
+    scope = AlertScope(sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[chat])
+    alert = Alert(kpi="s.k", below=100, notify=["chat"], repeat="1d")
+    put(store, NOW - 60, 50.0)
+    asyncio.run(check_alerts(store, [alert], scope, now=NOW))
+    asyncio.run(check_alerts(store, [alert], scope, now=NOW + after))
+    expected = ["🚨 Alert: s.k below 100 — s.k is 50, below 100"]
+    if reminded:
+        expected.append("🔁 Still firing: s.k below 100 — s.k is 50, below 100")
+    assert _Told.texts == expected
+
+
+@pytest.mark.parametrize(("checks", "fires_on"), [(1, 1), (2, 2), (3, 3)])
+def test_for_n_checks_fires_on_the_nth(store: HistoryStore, checks: int, fires_on: int) -> None:
+    """`for: N`: the runs since the condition became true, this one included, must be N."""
+    _Told.texts = []
+    chat = _chat()
+    scope = AlertScope(sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[chat])
+    alert = Alert(kpi="s.k", below=100, notify=["chat"], hold=checks)
+    fired = []
+    for n in range(1, 5):
+        put(store, NOW + n * 60, 50.0)  # a run, then its check, as of the run's start
+        asyncio.run(check_alerts(store, [alert], scope, now=NOW + n * 60))
+        fired.append(len(_Told.texts))
+    assert fired.index(1) + 1 == fires_on

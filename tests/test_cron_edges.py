@@ -1,0 +1,124 @@
+"""Cron edge cases worked out on a calendar: 2026-11-30 is a Monday; in Europe/Berlin clocks
+go back on 2026-10-25 at 03:00 CEST (01:00 UTC) to 02:00 CET, so 02:00-02:59 happens twice:
+at 00:00-00:59 UTC (CEST, +2) and at 01:00-01:59 UTC (CET, +1)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from kpi_collector.config.cron import Cron
+
+MONDAY = datetime(2026, 11, 30, tzinfo=UTC)
+NEXT_MONDAY = datetime(2026, 12, 7, tzinfo=UTC)
+
+
+def _days(expr: str) -> list[int]:
+    """Days of the month of the fire times in the week from MONDAY (Nov 30 - Dec 6)."""
+    return [t.day for t in Cron(expr).times(MONDAY, NEXT_MONDAY)]
+
+
+@pytest.mark.parametrize(
+    ("dow", "days"),
+    [
+        ("1/2", [30, 2, 4]),  # from Monday, every second day: Mon, Wed, Fri (never Sunday)
+        ("1-0", [30, 1, 2, 3, 4, 5, 6]),  # Monday to Sunday: every day
+        ("0-0", [6]),  # Sunday only
+        ("7", [6]),  # 7 is Sunday too
+        ("5-7", [4, 5, 6]),
+        ("fri-sun", [4, 5, 6]),
+        ("*/3", [2, 5, 6]),  # Sunday, Wednesday, Saturday (0, 3, 6)
+        ("mon,wed", [30, 2]),
+        ("0-6", [30, 1, 2, 3, 4, 5, 6]),
+    ],
+)
+def test_day_of_week_fields(dow: str, days: list[int]) -> None:
+    assert _days(f"0 7 * * {dow}") == days
+
+
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        (
+            "0 7 * * 5-1",
+            "'0 7 * * 5-1' is not a valid cron expression: day of week '5-1': "
+            "the range '5-1' runs backwards",
+        ),
+        (
+            "0 7 * * 1/0",
+            "'0 7 * * 1/0' is not a valid cron expression: day of week '1/0': "
+            "a step must be 1 or more",
+        ),
+        (
+            "0 7 * * mon,foo",
+            "'0 7 * * mon,foo' is not a valid cron expression: day of week "
+            "'mon,foo': 'foo' is not a day name (sun-sat)",
+        ),
+        (
+            "0 7 * * 8",
+            "'0 7 * * 8' is not a valid cron expression: day of week '8': '8' is not "
+            "a day (0-7 or sun-sat), a range or a step",
+        ),
+        (
+            "@often",
+            "'@often': unknown cron macro; use one of @yearly, @annually, @monthly, "
+            "@weekly, @daily, @midnight, @hourly or five fields",
+        ),
+        (
+            "0 7 * *",
+            "'0 7 * *' is not a cron expression: expected 5 fields (minute hour "
+            "day-of-month month day-of-week) like '0 7 * * *', got 4",
+        ),
+    ],
+)
+def test_errors_say_what_is_wrong(expr: str, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        Cron(expr)
+    assert str(caught.value) == message
+
+
+def test_fields_and_macros() -> None:
+    assert Cron("  0 7 * * 1 ").fields == ["0", "7", "*", "*", "1"]
+    assert Cron("@DAILY").fields == ["0", "0", "*", "*", "*"]
+    assert repr(Cron("@hourly", "Europe/Berlin")) == "Cron('@hourly', 'Europe/Berlin')"
+
+
+def test_previous_at_a_fire_time_is_that_time() -> None:
+    cron = Cron("0 7 * * *")
+    at = datetime(2026, 11, 30, 7, tzinfo=UTC)
+    assert cron.previous(at) == at
+    assert cron.previous(datetime(2026, 11, 30, 6, 59, 59, tzinfo=UTC)) == datetime(
+        2026, 11, 29, 7, tzinfo=UTC
+    )
+    weekly = Cron("0 7 * * 1")  # the Monday before: 7 days back, found by widening the span
+    assert weekly.previous(datetime(2026, 12, 6, 23, tzinfo=UTC)) == at
+
+
+BERLIN = ZoneInfo("Europe/Berlin")
+FALL_BACK = (datetime(2026, 10, 24, 23, tzinfo=UTC), datetime(2026, 10, 25, 3, tzinfo=UTC))
+
+
+def _utc(expr: str) -> list[str]:
+    return [t.astimezone(UTC).strftime("%H:%M") for t in Cron(expr, BERLIN).times(*FALL_BACK)]
+
+
+def test_a_fixed_time_in_the_repeated_hour_fires_once() -> None:
+    assert _utc("30 2 * * *") == ["00:30"]
+
+
+def test_a_wildcard_minute_fires_in_both_copies_of_the_hour() -> None:
+    assert _utc("*/30 2 * * *") == ["00:00", "00:30", "01:00", "01:30"]
+
+
+def test_a_wildcard_hour_follows_real_time() -> None:
+    # 01:30 CEST (23:30 UTC), 02:30 CEST, 02:30 CET, 03:30 CET (02:30 UTC)
+    assert _utc("30 * * * *") == ["23:30", "00:30", "01:30", "02:30"]
+
+
+def test_a_field_apscheduler_refuses_names_the_expression() -> None:
+    with pytest.raises(ValueError) as caught:
+        Cron("61 7 * * *")
+    assert str(caught.value).startswith("'61 7 * * *' is not a valid cron expression: ")
+    assert "59" in str(caught.value)  # a minute is at most 59

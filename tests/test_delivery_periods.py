@@ -1,0 +1,130 @@
+"""Which period a delivery is for: deliveries are keyed by these strings, so a wrong key around
+New Year or midnight means a duplicated or a missing delivery. Expected keys come from a
+calendar by hand (2027-01-01 is a Friday in ISO week 2026-W53; Berlin is UTC+1 in winter,
+Los Angeles UTC-8)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from kpi_collector.deliver.engine import DeliveryEngine
+from kpi_collector.destinations import CSV
+from kpi_collector.run.result import RunResult
+
+NEW_YEAR_EVE_UTC = datetime(2026, 12, 31, 23, 30, tzinfo=UTC)  # 2027-01-01 00:30 in Berlin
+
+
+def _engine(tz: str, every: str) -> tuple[DeliveryEngine, CSV]:
+    destination = CSV(path="out.csv", every=every)  # type: ignore[arg-type]
+    return DeliveryEngine(None, [destination], tz=tz), destination
+
+
+@pytest.mark.parametrize(
+    ("tz", "every", "key"),
+    [
+        ("UTC", "day", "2026-12-31"),
+        ("Europe/Berlin", "day", "2027-01-01"),
+        ("America/Los_Angeles", "day", "2026-12-31"),
+        ("UTC", "week", "2026-W53"),
+        ("Europe/Berlin", "week", "2026-W53"),
+        ("UTC", "month", "2026-12"),
+        ("Europe/Berlin", "month", "2027-01"),
+    ],
+)
+def test_the_period_is_the_local_one(tz: str, every: str, key: str) -> None:
+    engine, destination = _engine(tz, every)
+    assert engine.period_of(destination, NEW_YEAR_EVE_UTC, 17) == key
+
+
+def test_a_week_key_across_the_iso_new_year() -> None:
+    engine, destination = _engine("UTC", "week")
+    monday = datetime(2027, 1, 4, 0, 0, tzinfo=UTC)
+    sunday_night = datetime(2027, 1, 3, 23, 59, 59, tzinfo=UTC)
+    assert engine.period_of(destination, sunday_night, 1) == "2026-W53"
+    assert engine.period_of(destination, monday, 2) == "2027-W01"
+    early = datetime(2026, 1, 7, 9, tzinfo=UTC)
+    assert engine.period_of(destination, early, 3) == "2026-W02"
+
+
+def test_every_run_is_keyed_by_run_id_or_start_time() -> None:
+    engine, destination = _engine("Europe/Berlin", "run")
+    assert engine.period_of(destination, NEW_YEAR_EVE_UTC, 17) == "run:17"
+    assert engine.period_of(destination, NEW_YEAR_EVE_UTC, 0) == "run:0"
+    # 2026-12-31 23:30 UTC = 1798759800 epoch seconds (by hand: 20818 days * 86400 + 84600)
+    assert engine.period_of(destination, NEW_YEAR_EVE_UTC, None) == "run@1798759800"
+
+
+@pytest.mark.parametrize(
+    ("tz", "every", "start"),
+    [
+        ("Europe/Berlin", "run", date(2027, 1, 1)),
+        ("UTC", "run", date(2026, 12, 31)),
+        ("Europe/Berlin", "day", date(2027, 1, 1)),
+        ("Europe/Berlin", "week", date(2026, 12, 28)),
+        ("Europe/Berlin", "month", date(2027, 1, 1)),
+        ("America/Los_Angeles", "month", date(2026, 12, 1)),
+    ],
+)
+def test_a_delivery_carries_its_local_period_start(tz: str, every: str, start: date) -> None:
+    engine, destination = _engine(tz, every)
+    result = RunResult(
+        run_id=5,
+        started_at=NEW_YEAR_EVE_UTC,
+        finished_at=NEW_YEAR_EVE_UTC,
+        values={"b": 2.0, "a": 1.0},
+        errors={"src": "token=hunter2 refused"},
+    )
+    delivery = engine.delivery_from_result(destination, result)
+    assert delivery.period_start == start
+    assert delivery.run_id == 5
+    assert delivery.values == {"a": 1.0, "b": 2.0}
+    assert delivery.timestamps == {"a": 1798759800.0, "b": 1798759800.0}
+    assert delivery.every == every and delivery.destination == destination.name
+
+
+def test_a_delivery_carries_everything_a_destination_reads(tmp_path: Path) -> None:
+    """compare: 14d -> `previous` is the newest value stored at least 14 days before the
+    run (100 at -15 days, not 110 at -13 days); errors are redacted; the rest is the
+    engine's: zone, KPI specs, store, folder; a new delivery has sent no parts yet."""
+    from zoneinfo import ZoneInfo
+
+    from kpi_collector.config.models import KpiSpec
+    from kpi_collector.store import HistoryStore
+
+    store = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
+    day = 86400.0
+    start = NEW_YEAR_EVE_UTC.timestamp()
+    for ts, value in ((start - 15 * day, 100.0), (start - 13 * day, 110.0)):
+        run = store.begin_run(started_at=ts)
+        store.finish_run(run, observations=[("s.k", ts, value, "s")], finished_at=ts)
+    destination = CSV(path="out.csv", every="run", compare="14d")  # type: ignore[arg-type]
+    kpis = {"s.k": KpiSpec(title="K")}
+    engine = DeliveryEngine(store, [destination], kpis=kpis, tz="Europe/Berlin", base_dir=tmp_path)
+    result = RunResult(
+        run_id=5,
+        started_at=NEW_YEAR_EVE_UTC,
+        finished_at=NEW_YEAR_EVE_UTC,
+        values={"s.k": 120.0},
+        errors={"src": "GET /x?token=abc123 refused"},
+    )
+    delivery = engine.delivery_from_result(destination, result)
+    assert delivery.period == "run:5"
+    assert delivery.previous == {"s.k": 100.0}
+    assert delivery.compare_days == 14
+    assert delivery.errors == [("src", "GET /x?token=*** refused")]
+    assert delivery.tz == ZoneInfo("Europe/Berlin")
+    assert delivery.now == NEW_YEAR_EVE_UTC
+    assert delivery.kpis == kpis and delivery.order == ["s.k"]
+    assert delivery.store is store and delivery.base_dir == tmp_path
+    assert delivery.progress == 0
+    no_compare = CSV(path="out.csv", every="run", name="plain")
+    assert (
+        DeliveryEngine(store, [no_compare]).delivery_from_result(no_compare, result).previous == {}
+    )
+    assert (
+        DeliveryEngine(None, [destination]).delivery_from_result(destination, result).previous == {}
+    )
+    store.close()
