@@ -380,7 +380,11 @@ def test_pending_deliveries_by_runs_and_by_time(store: HistoryStore, tmp_path: P
             "sheet",
         )
     ]
-    assert found(Alert(destination="sheet", pending_runs=3), 0)[0][1] is False
+    assert found(Alert(destination="sheet", pending_runs=3), 0)[0][1:] == (
+        False,
+        "the delivery of run:1 to sheet is pending for 2 runs (the alert fires at 3 runs)",
+        "sheet",
+    )
     by_time = Alert(pending_for="6h")
     assert found(by_time, 30.2 * 3600) == [
         (
@@ -393,7 +397,12 @@ def test_pending_deliveries_by_runs_and_by_time(store: HistoryStore, tmp_path: P
     assert found(by_time, 2.6 * 86400)[0][2].startswith(
         "the delivery of run:1 to sheet has been pending for 3 days: "
     )
-    assert found(by_time, 5 * 3600)[0][1:] == (False, "deliveries to sheet went out", "sheet")
+    # pending, but not for long enough: it says so, never that the delivery went out
+    assert found(by_time, 5 * 3600)[0][1:] == (
+        False,
+        "the delivery of run:1 to sheet is pending for 5 h (the alert fires at 6h)",
+        "sheet",
+    )
 
 
 class _Told:

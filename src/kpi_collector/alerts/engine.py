@@ -271,17 +271,27 @@ def _pending(alert: Alert, ctx: _Context) -> Iterator[Finding]:
             active = start is not None and age >= parse_duration(alert.pending_for)
             span = f"{age / 3600:.0f} h" if age < 2 * 86400 else f"{age / 86400:.0f} days"
             how_long = span
+            waiting, limit = start is not None, alert.pending_for
         else:
             assert alert.pending_runs is not None
             runs, period, error = pending.get(name, (0, None, None))
             active = runs >= alert.pending_runs
             how_long = f"{runs} runs"
+            waiting, limit = runs > 0, f"{alert.pending_runs} runs"
         if active:
             why = f": {error}" if error else ""
             yield Finding(
                 key,
                 True,
                 f"the delivery of {period} to {name} has been pending for {how_long}{why}",
+                about=name,
+            )
+        elif waiting:  # pending, not long enough to fire: never "went out"
+            yield Finding(
+                key,
+                False,
+                f"the delivery of {period} to {name} is pending for {how_long} "
+                f"(the alert fires at {limit})",
                 about=name,
             )
         else:
