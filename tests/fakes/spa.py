@@ -5,6 +5,7 @@ a dashboard behind that login; a page whose awaited element never comes."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
 from aiohttp import web
@@ -110,6 +111,10 @@ def make_spa(*, delay_ms: int = SPA_DELAY_MS, listeners: int = 48_213) -> web.Ap
         return web.Response(text=_shell("Sign in", _LOGIN_SCRIPT), content_type="text/html")
 
     async def csrf(request: web.Request) -> web.Response:
+        if "failed=1" in request.headers.get("Referer", ""):
+            # the refusal page draws its form again only after this answer: slow, as on a
+            # busy server, so that "the password field is gone" is not taken for a success
+            await asyncio.sleep(0.6)
         token = secrets.token_hex(16)
         app["tokens"].add(token)
         return web.json_response({"token": token})

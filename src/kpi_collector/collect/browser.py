@@ -498,6 +498,17 @@ async def _logged_in(
     if any(error is None for _, error in finished):
         with contextlib.suppress(Exception):  # cookies set by the answer are in by now
             await page.wait_for_load_state("load", timeout=_ms(deadline))
+        if any(kind == "gone" and error is None for kind, error in finished):
+            # the password field was gone while the answer loaded; a refusal that draws its
+            # form again by JavaScript (after fetching a new CSRF token) has it back once the
+            # network is idle: only then is "gone" a success
+            with contextlib.suppress(Exception):
+                await page.wait_for_load_state("networkidle", timeout=_ms(deadline))
+            if await page.locator("input[type=password]").count():
+                raise LoginError(
+                    f"login refused: the login form is still there; {await _showing(page)}; {sent}",
+                    transient=False,
+                )
         return
     if form.success is not None:
         raise LoginError(
