@@ -483,3 +483,26 @@ def test_for_n_checks_fires_on_the_nth(store: HistoryStore, checks: int, fires_o
         asyncio.run(check_alerts(store, [alert], scope, now=NOW + n * 60))
         fired.append(len(_Told.texts))
     assert fired.index(1) + 1 == fires_on
+
+
+@pytest.mark.parametrize(("hold", "step"), [(2, 60.0), ("2h", 3600.0)])
+def test_a_held_alert_without_notify_returns_the_check_it_starts_firing(
+    store: HistoryStore, hold: int | str, step: float
+) -> None:
+    """`for: 2` (two checks) or `for: 2h` with no `notify`: the first true check returns a
+    pending transition, the one where the hold has passed returns the firing one (it used to
+    return nothing there, so the run never said the alert fired), later checks nothing."""
+    alert = Alert(kpi="s.k", below=100, hold=hold, name="held")
+    seen = []
+    for n in range(4):  # checks at NOW, +1 step, +2 steps, +3 steps
+        at = NOW + n * step
+        put(store, at, 50.0)
+        transitions = asyncio.run(check_alerts(store, [alert], SCOPE, now=at))
+        seen.append([(t.key, t.active, t.pending) for t in transitions])
+    # `for: 2`: the second check (two runs since it became true, this one included);
+    # `for: 2h`: the check 2 h after the first true one (checks an hour apart)
+    fires = 1 if hold == 2 else 2
+    expected: list[list[tuple[str, bool, bool]]] = [[] for _ in range(4)]
+    expected[0] = [("held", False, True)]  # true, not firing yet: pending
+    expected[fires] = [("held", True, False)]
+    assert seen == expected

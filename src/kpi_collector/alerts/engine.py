@@ -335,6 +335,22 @@ def _firing(alert: Alert, own: AlertState | None, store: HistoryStore, now: floa
     return True
 
 
+def _held_until_now(alert: Alert, own: AlertState | None, store: HistoryStore, now: float) -> bool:
+    """Whether an alert with a `for:` hold fires at this check and did not at the one before
+    (the newest run started before `now`): the transition from pending to firing, which is
+    a transition even when no `notify` destination is told."""
+    from kpi_collector.store.runs import previous_run_start
+
+    if alert.hold_seconds is None and (alert.hold_checks or 1) <= 1:
+        return False
+    if own is None or not own.active or own.since >= now:  # became true at this very check
+        return False
+    if not _firing(alert, own, store, now):
+        return False
+    previous = previous_run_start(store, now)
+    return previous is None or previous < own.since or not _firing(alert, own, store, previous)
+
+
 async def check_alerts(
     store: HistoryStore,
     alerts: Sequence[Alert],
@@ -400,7 +416,7 @@ async def check_alerts(
                 outbox.setdefault(name, []).append((transition, text, identity))
         quiet_start = before is None and not finding.active  # a rule that has never been true
         told_now = any(t is transition for items in outbox.values() for t, _, _ in items)
-        if (changed and not quiet_start) or told_now:
+        if (changed and not quiet_start) or told_now or _held_until_now(alert, own, store, now):
             transitions.append(transition)
     for name, items in outbox.items():
         text = (

@@ -198,6 +198,20 @@ def data_version(store: HistoryStore) -> tuple[object, ...]:
     return (newest, tuple(run or ()), tuple(pending), note)
 
 
+def previous_run_start(store: HistoryStore, before: float) -> float | None:
+    """When the newest run that started before `before` started (UTC epoch seconds): the
+    alert check made before the one at `before`; None when there is none."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import runs
+
+    with store.engine.connect() as conn:
+        started = conn.execute(
+            sa.select(sa.func.max(runs.c.started_at)).where(runs.c.started_at < before)
+        ).scalar_one()
+    return None if started is None else float(started)
+
+
 def runs_between(store: HistoryStore, start: float, end: float) -> int:
     """How many runs started in [start, end] (UTC epoch seconds): the alert checks made."""
     import sqlalchemy as sa
