@@ -22,11 +22,22 @@ from kpi_collector.secrets import (
 )
 
 
-def test_four_characters_are_the_shortest_secret() -> None:
+def test_a_word_of_up_to_eight_letters_is_masked_only_as_a_value() -> None:
+    """A secret that is a plain word or number of at most 8 characters (or any value under
+    4) is masked where it stands as a value, not inside a sentence (issue 13 §5); a longer
+    word, or a mixed value, wherever it appears."""
     remember("abc")
     assert redact("abc xyz") == "abc xyz"
+    assert redact("state=abc") == "state=***"
     remember("wxyz")
-    assert redact("a wxyz b") == "a *** b"
+    assert redact("a wxyz b") == "a wxyz b"
+    assert redact("Bearer wxyz, 'wxyz', /p/wxyz") == "Bearer ***, '***', /p/***"
+    remember("eightchr")  # 8 letters: still a word
+    assert redact("an eightchr here, key=eightchr") == "an eightchr here, key=***"
+    remember("ninechars")  # 9 letters: masked anywhere
+    assert redact("the ninechars leaked") == "the *** leaked"
+    remember("wx1z")  # mixed: masked anywhere
+    assert redact("a wx1z b") == "a *** b"
 
 
 def test_every_encoding_of_a_value() -> None:
@@ -34,7 +45,7 @@ def test_every_encoding_of_a_value() -> None:
     assert encodings('ab"cd') >= {'ab\\"cd', "ab&quot;cd", "ab%22cd"}
     assert encodings("pässwörd") >= {"p\\u00e4ssw\\u00f6rd", "p%C3%A4ssw%C3%B6rd", "pässwörd"}
     assert encodings("a~b!") >= {"a~b!", "a~b%21"}  # yarl keeps ! in a path; quote() does not
-    assert "ab" not in encodings("ab")  # too short, in every form
+    assert encodings("ab") == {"ab", "YWI"}  # short: only its own forms (masked as a value)
 
 
 def test_remembered_values_are_masked_in_every_form() -> None:
@@ -45,9 +56,9 @@ def test_remembered_values_are_masked_in_every_form() -> None:
 
 
 def test_the_longest_secret_is_masked_first() -> None:
-    remember("abcd")
-    remember("abcdefgh")
-    assert redact("abcdefgh abcd") == "*** ***"
+    remember("ab-d")
+    remember("ab-defgh")
+    assert redact("ab-defgh ab-d") == "*** ***"
 
 
 def test_remember_values_skips_numbers_booleans_and_short_literals() -> None:
@@ -62,7 +73,12 @@ def test_remember_values_skips_numbers_booleans_and_short_literals() -> None:
             "s": Secret("shh!"),
         }
     )
-    assert redact("12 -3.5 TRUE open sevench eightchr shh!") == "12 -3.5 TRUE open sevench *** ***"
+    # `eightchr` (a literal of 8 characters) is remembered, `sevench` is not; as a plain word
+    # of 8 letters it is masked where it stands as a value, not in a sentence
+    assert redact("12 -3.5 TRUE open sevench eightchr shh!") == (
+        "12 -3.5 TRUE open sevench eightchr ***"
+    )
+    assert redact("a=sevench b=eightchr") == "a=sevench b=***"
 
 
 def test_a_short_value_from_a_variable_is_hidden() -> None:
@@ -177,9 +193,9 @@ def test_forms_that_only_one_encoding_gives() -> None:
 
 
 def test_a_shorter_secret_inside_a_longer_one_is_masked_after_it() -> None:
-    remember("bcde")  # sorts after "abcdefgh" as text, but is shorter
-    remember("abcdefgh")
-    assert redact("abcdefgh bcde") == "*** ***"
+    remember("bc-e")  # sorts after "ab-defgh" as text, but is shorter
+    remember("ab-defgh")
+    assert redact("ab-defgh bc-e") == "*** ***"
 
 
 def test_a_secret_keeps_its_variables_through_a_model() -> None:

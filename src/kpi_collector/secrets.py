@@ -98,11 +98,12 @@ def encodings(value: str) -> set[str]:
     return {form for form in forms if form}
 
 
-# A secret that is an ordinary word or number (a token literally `wrong`, a user `admin`) is
-# masked only where it stands as a value that was sent or echoed, never inside the prose
-# around it ("missing or wrong" stays as written; issue 13 §5). Longer or mixed values are
-# masked wherever they appear, as part of any text.
-_WORDLIKE = re.compile(r"[A-Za-z]{1,16}|\d{1,16}")
+# A secret that is an ordinary word or number of at most 8 characters (a token literally
+# `wrong`, a user `admin`) is masked only where it stands as a value that was sent or echoed,
+# never inside the prose around it ("missing or wrong" stays as written; issue 13 §5).
+# Longer or mixed values are masked wherever they appear, as part of any text: a 9-letter
+# secret is unlikely to be a word of a message, and output must never show a secret.
+_WORDLIKE = re.compile(r"[A-Za-z]{1,8}|\d{1,8}")
 # where an echoed value stands: after `=` (query, form, key=value) or `/` (URL path or
 # userinfo), after an auth scheme, between matching quotes (JSON, repr), or as a header's
 # whole value after `: `; and always as a whole token
@@ -135,7 +136,7 @@ def _split_known() -> tuple[list[str], re.Pattern[str] | None]:
 
 
 def _in_context(value: str) -> bool:
-    """Whether a secret is masked only where it stands as a value: a plain word or number,
+    """Whether a secret is masked only where it stands as a value: a plain word or number of at most 8 characters,
     or anything shorter than 4 characters (`abc`, `1`), which would rewrite ordinary text."""
     return len(value) < _MIN_LEN or _WORDLIKE.fullmatch(value) is not None
 
@@ -143,7 +144,7 @@ def _in_context(value: str) -> bool:
 def redact(text: str) -> str:
     """Return `text` with every known secret, URL password and credential parameter masked.
 
-    A secret that is a plain word or number is masked where it was sent or echoed as a
+    A secret that is a plain word or number of at most 8 characters is masked where it was sent or echoed as a
     value (`?token=wrong`, `Bearer wrong`, `"wrong"`, `/wrong/`, a header's value), not where
     the same word is part of a sentence; every other secret wherever it appears."""
     if not text:
