@@ -83,12 +83,16 @@ _PRIVATE_SCRIPT = """
 _FLAKY_SCRIPT = "document.getElementById('app').innerHTML = '<b id=n>' + (6 * 7) + '</b>';"
 
 
-# a live counter: asks every 100 ms, so the network never goes idle
+# a live counter that long-polls (as live pages do): the first answer comes at once, each
+# later one is held for a second and asked again as soon as it arrives, so a request is
+# always open and the network never goes idle, however slowly a loaded machine runs timers
 _POLLING_SCRIPT = """
-setInterval(async () => {
-  const data = await (await fetch('/api/ping')).json();
-  document.getElementById('app').innerHTML = '<b id="online">' + data.online + '</b>';
-}, 100);
+(async () => {
+  for (let i = 0; ; i++) {
+    const data = await (await fetch('/api/ping?hold=' + (i ? 1 : 0))).json();
+    document.getElementById('app').innerHTML = '<b id="online">' + data.online + '</b>';
+  }
+})();
 """
 
 
@@ -176,6 +180,8 @@ def make_spa(*, delay_ms: int = SPA_DELAY_MS, listeners: int = 48_213) -> web.Ap
         return web.Response(text=_shell("Live", _POLLING_SCRIPT), content_type="text/html")
 
     async def ping(request: web.Request) -> web.Response:
+        if request.query.get("hold") == "1":
+            await asyncio.sleep(1.0)  # a long poll: open until the next change
         return web.json_response({"online": 17})
 
     async def flaky(request: web.Request) -> web.Response:
