@@ -21,8 +21,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import zlib
@@ -33,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from benchlib import KPI, PYTHON, Check, Report, measure, print_checks
+from benchlib import KPI, PYTHON, Check, Report, measure, print_checks, serve_app, server_process
 
 RSS_TARGET_MB = 300
 SLACK_S = 2.0
@@ -111,41 +109,13 @@ def build_app() -> Any:
 
 
 async def serve() -> None:
-    from aiohttp import web
-
-    runner = web.AppRunner(build_app(), access_log=None)
-    await runner.setup()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    await web.SockSite(runner, sock).start()
-    print(json.dumps({"port": sock.getsockname()[1]}), flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await runner.cleanup()
+    await serve_app(build_app())
 
 
 @contextmanager
 def hostile_server() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [PYTHON, __file__, "--serve"], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"hostile server exited with {proc.wait()} before it was ready")
-        yield f"http://127.0.0.1:{json.loads(line)['port']}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with server_process([PYTHON, __file__, "--serve"], "hostile server") as info:
+        yield f"http://127.0.0.1:{info['port']}"
 
 
 # the cases ----------------------------------------------------------------------------------

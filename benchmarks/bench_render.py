@@ -18,20 +18,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
-import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from benchlib import KPI, PYTHON, Check, Report, fmt_s, measure, median, print_checks
+from benchlib import (
+    KPI,
+    PYTHON,
+    Check,
+    Report,
+    fmt_s,
+    measure,
+    median,
+    print_checks,
+    serve_app,
+    server_process,
+)
 
 PAGES = 20
 CONCURRENCY = 4
@@ -119,39 +126,13 @@ async def serve() -> None:
     app.router.add_get("/spa/{n:\\d+}", spa)
     app.router.add_get("/api/{n:\\d+}", api)
     app.router.add_get("/page/{kind:dense|plain}", page)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    await web.SockSite(runner, sock).start()
-    print(json.dumps({"port": sock.getsockname()[1]}), flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await runner.cleanup()
+    await serve_app(app)
 
 
 @contextmanager
 def page_server() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [PYTHON, __file__, "--serve"], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"page server exited with {proc.wait()} before it was ready")
-        yield f"http://127.0.0.1:{json.loads(line)['port']}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with server_process([PYTHON, __file__, "--serve"], "page server") as info:
+        yield f"http://127.0.0.1:{info['port']}"
 
 
 # the measures -------------------------------------------------------------------------------

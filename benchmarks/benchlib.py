@@ -111,22 +111,16 @@ class PageServer:
 
 
 @contextmanager
-def page_server(pages: int, delay: float = 0.1) -> Iterator[PageServer]:
-    """Start ``htmlserver.py`` as a subprocess on a free loopback port."""
-    argv = [PYTHON, str(BENCH_DIR / "htmlserver.py"), "--pages", str(pages)]
-    argv += ["--delay", str(delay)]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+def server_process(argv: Sequence[str], what: str) -> Iterator[dict[str, Any]]:
+    """Start a server script as a subprocess; yield the JSON line it prints once it listens
+    (its ``port`` and whatever else it reports); stop it (SIGTERM, then SIGKILL) on exit."""
+    proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, text=True, cwd=BENCH_DIR)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"page server exited with {proc.wait()} before it was ready")
-        info = json.loads(line)
-        yield PageServer(
-            base_url=f"http://127.0.0.1:{info['port']}",
-            pages=info["pages"],
-            expected_total=info["expected_total"],
-        )
+            raise RuntimeError(f"{what} exited with {proc.wait()} before it was ready")
+        yield json.loads(line)
     finally:
         proc.terminate()
         try:
@@ -134,6 +128,43 @@ def page_server(pages: int, delay: float = 0.1) -> Iterator[PageServer]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+async def serve_app(app: Any) -> None:
+    """Serve an aiohttp ``app`` on a free loopback port, print ``{"port": N}`` as one JSON
+    line, and run until SIGINT or SIGTERM (the other side of ``server_process``)."""
+    import asyncio
+    import signal
+    import socket
+
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    await web.SockSite(runner, sock).start()
+    print(json.dumps({"port": sock.getsockname()[1]}), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+
+@contextmanager
+def page_server(pages: int, delay: float = 0.1) -> Iterator[PageServer]:
+    """Start ``htmlserver.py`` as a subprocess on a free loopback port."""
+    argv = [PYTHON, str(BENCH_DIR / "htmlserver.py"), "--pages", str(pages)]
+    argv += ["--delay", str(delay)]
+    with server_process(argv, "page server") as info:
+        yield PageServer(
+            base_url=f"http://127.0.0.1:{info['port']}",
+            pages=info["pages"],
+            expected_total=info["expected_total"],
+        )
 
 
 def machine_info() -> dict[str, str]:
