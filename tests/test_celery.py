@@ -260,6 +260,21 @@ def stored(store: str) -> dict[str, list[float]]:
     return out
 
 
+def run_statuses_once_running(engine: sa.Engine, timeout: float = 60) -> list[str]:
+    """The store's run statuses, polled until they are just ["running"] (a coordinator
+    holding its run) or `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    statuses: list[str] = []
+    while time.monotonic() < deadline and statuses != ["running"]:
+        time.sleep(0.2)
+        with engine.connect() as conn:
+            try:
+                statuses = list(conn.execute(sa.text("SELECT status FROM runs")).scalars())
+            except sa.exc.ProgrammingError:  # the tables are not there yet
+                conn.rollback()
+    return statuses
+
+
 def fingerprint_by_hand(config: Path) -> str:
     """The config fingerprint as docs/scale-out.md defines it: SHA-256 of the canonical JSON
     of `sources`, `defaults`, `timezone` and `locale` as written (before `${VAR}`)."""
@@ -678,16 +693,7 @@ def test_a_killed_coordinator_leaves_an_interrupted_run_and_the_next_run_proceed
     )
     try:
         engine = sa.create_engine(pg_url)
-        deadline = time.monotonic() + 60
-        statuses: list[str] = []
-        while time.monotonic() < deadline and statuses != ["running"]:
-            time.sleep(0.2)
-            with engine.connect() as conn:
-                try:
-                    statuses = list(conn.execute(sa.text("SELECT status FROM runs")).scalars())
-                except sa.exc.ProgrammingError:  # the tables are not there yet
-                    conn.rollback()
-        assert statuses == ["running"]
+        assert run_statuses_once_running(engine) == ["running"]
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
@@ -862,15 +868,7 @@ def test_ctrl_c_stops_a_coordinator_waiting_for_workers(
     )
     try:
         engine = sa.create_engine(pg_url)
-        deadline = time.monotonic() + 60
-        statuses: list[str] = []
-        while time.monotonic() < deadline and statuses != ["running"]:
-            time.sleep(0.2)
-            with engine.connect() as conn:
-                try:
-                    statuses = list(conn.execute(sa.text("SELECT status FROM runs")).scalars())
-                except sa.exc.ProgrammingError:
-                    conn.rollback()
+        statuses = run_statuses_once_running(engine)
         engine.dispose()
         assert statuses == ["running"]
         run.send_signal(signal.SIGINT)
