@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -13,10 +11,10 @@ from pydantic import ValidationError
 
 from kpi_collector.sources.crates import Crates
 from kpi_collector.sources.crates.fake import Crate, FakeCrates
+from tests.cli import run_kpi
 from tests.fakes.collect import backfill, collect, outcome
 from tests.fakes.data import NOW, TODAY
 
-KPI = Path(sys.executable).parent / "kpi"
 VERSIONS = [("0.1.0", False), ("0.2.0", True), *((f"1.{i}.0", False) for i in range(5))]
 
 
@@ -149,24 +147,12 @@ def test_kpi_run_and_backfill_end_to_end(tmp_path: Path) -> None:
             "timezone: UTC\nsources:\n"
             f'  - {{name: crate, type: crates, crate: acme-core, contact: ops@acme.dev, api_url: "{fake.url}"}}\n'
         )
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "NO_COLOR": "1"}
-
-        def kpi(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [str(KPI), *args],
-                cwd=tmp_path,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-
-        ran = kpi("run", "--format", "json")
+        ran = run_kpi(tmp_path, "run", "--format", "json")
         assert ran.returncode == 0, ran.stdout + ran.stderr
         since = (today - timedelta(days=4)).isoformat()
-        first = kpi("backfill", "--since", since)
+        first = run_kpi(tmp_path, "backfill", "--since", since)
         assert first.returncode == 0, first.stdout + first.stderr
-        second = kpi("backfill", "--since", since)
+        second = run_kpi(tmp_path, "backfill", "--since", since)
         assert "crate: 0 values added" in second.stdout
     with sqlite3.connect(tmp_path / "kpi.db") as db:
         rows = db.execute("SELECT kpi, value, backfilled FROM observations ORDER BY ts").fetchall()

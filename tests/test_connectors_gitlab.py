@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,10 +11,10 @@ from pydantic import ValidationError
 
 from kpi_collector.sources.gitlab import GitLab
 from kpi_collector.sources.gitlab.fake import FakeGitLab, Project
+from tests.cli import run_kpi
 from tests.fakes.collect import backfill, collect, outcome
 from tests.fakes.data import NOW, TODAY
 
-KPI = Path(sys.executable).parent / "kpi"
 TOKEN = "glpat-test-token-00000000000001"
 
 
@@ -147,24 +145,12 @@ def test_kpi_run_and_backfill_end_to_end(tmp_path: Path) -> None:
             f'api_url: "{fake.url}"}}\n'
         )
         (tmp_path / ".env").write_text(f"GITLAB_TOKEN={TOKEN}\n")
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "NO_COLOR": "1"}
-
-        def kpi(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [str(KPI), *args],
-                cwd=tmp_path,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-
-        ran = kpi("run", "--format", "json")
+        ran = run_kpi(tmp_path, "run", "--format", "json")
         assert ran.returncode == 0, ran.stdout + ran.stderr
         since = (today - timedelta(days=5)).isoformat()
-        first = kpi("backfill", "--since", since)
+        first = run_kpi(tmp_path, "backfill", "--since", since)
         assert first.returncode == 0, first.stdout + first.stderr
-        second = kpi("backfill", "--since", since)
+        second = run_kpi(tmp_path, "backfill", "--since", since)
         assert "gl: 0 values added" in second.stdout
     with sqlite3.connect(tmp_path / "kpi.db") as db:
         rows = db.execute("SELECT kpi, value, backfilled FROM observations ORDER BY ts").fetchall()

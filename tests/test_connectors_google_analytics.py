@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -20,10 +18,10 @@ from kpi_collector.sources.google_analytics.fake import (
     daily,
     service_account,
 )
+from tests.cli import run_kpi
 from tests.fakes.collect import backfill, collect, outcome
 from tests.fakes.data import NOW, TODAY
 
-KPI = Path(sys.executable).parent / "kpi"
 PROPERTY = "123456789"
 WWW = {
     "activeUsers": 120,
@@ -236,29 +234,13 @@ def test_kpi_run_and_backfill_end_to_end(tmp_path: Path) -> None:
             f'  - {{name: web, type: google_analytics, property_id: "{PROPERTY}", '
             f'credentials_json: "${{GA_CREDENTIALS}}", api_url: "{fake.url}", metrics: [users, page_views]}}\n'
         )
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "HOME": str(tmp_path),
-            "NO_COLOR": "1",
-            "GA_CREDENTIALS": json.dumps(key),
-        }
-
-        def kpi(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [str(KPI), *args],
-                cwd=tmp_path,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-
-        ran = kpi("run", "--format", "json")
+        env = {"GA_CREDENTIALS": json.dumps(key)}
+        ran = run_kpi(tmp_path, "run", "--format", "json", env=env)
         assert ran.returncode == 0, ran.stdout + ran.stderr
         since = (today - timedelta(days=5)).isoformat()
-        first = kpi("backfill", "--since", since)
+        first = run_kpi(tmp_path, "backfill", "--since", since, env=env)
         assert first.returncode == 0, first.stdout + first.stderr
-        second = kpi("backfill", "--since", since)
+        second = run_kpi(tmp_path, "backfill", "--since", since, env=env)
         assert "web: 0 values added" in second.stdout
         tokens = list(fake.tokens)
     with sqlite3.connect(tmp_path / "kpi.db") as db:
