@@ -594,6 +594,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.mark.parametrize("zone", ["Europe/Berlin", "UTC", "Asia/Kathmandu"])
 def test_rollup_equals_series_after_runs_and_backfills(store_url: str, zone: str) -> None:
+    """The incremental rollup agrees with `series` over random data. Both use
+    `store.periods`, so this catches folding bugs only; the calendar itself is checked against
+    hand-computed aggregates in the test after this one."""
     store = HistoryStore(store_url)
     tz = ZoneInfo(zone)
     rng = random.Random(7)
@@ -636,6 +639,145 @@ def test_rollup_equals_series_after_runs_and_backfills(store_url: str, zone: str
     raw = store.latest()
     assert {k: v for k, (v, _) in latest.items()} == {k: r.value for k, r in raw.items()}
     assert rollup.catch_up(store.engine, tz) == 0  # nothing new
+    store.close()
+
+
+# Instants on the edges of local days, weeks and months, by hand: (zone, local wall time, fold).
+_BERLIN, _KATHMANDU = "Europe/Berlin", "Asia/Kathmandu"
+_EDGES: list[tuple[str, datetime, int]] = [
+    # Berlin springs forward on Sunday 2026-03-29 (a 23-hour day: 02:00 becomes 03:00)
+    (_BERLIN, datetime(2026, 3, 28, 23, 59, 59), 0),
+    (_BERLIN, datetime(2026, 3, 29, 0, 0), 0),
+    (_BERLIN, datetime(2026, 3, 29, 3, 0), 0),
+    (_BERLIN, datetime(2026, 3, 29, 23, 59, 59), 0),
+    (_BERLIN, datetime(2026, 3, 30, 0, 0), 0),  # Monday: a new ISO week
+    # ...and falls back on Sunday 2026-10-25 (a 25-hour day: 02:30 happens twice)
+    (_BERLIN, datetime(2026, 10, 25, 0, 0), 0),
+    (_BERLIN, datetime(2026, 10, 25, 2, 30), 0),
+    (_BERLIN, datetime(2026, 10, 25, 2, 30), 1),
+    (_BERLIN, datetime(2026, 10, 25, 23, 59, 59), 0),
+    (_BERLIN, datetime(2026, 10, 26, 0, 0), 0),
+    # the month edge, and Kathmandu's +05:45 midnight (18:15 UTC the day before)
+    (_BERLIN, datetime(2026, 10, 31, 23, 59, 59), 0),
+    (_BERLIN, datetime(2026, 11, 1, 0, 0), 0),
+    (_KATHMANDU, datetime(2026, 6, 30, 23, 59, 59), 0),
+    (_KATHMANDU, datetime(2026, 7, 1, 0, 0), 0),
+    (_KATHMANDU, datetime(2026, 7, 1, 0, 0, 1), 0),
+    # ISO years: 2025-12-29 (a Monday in calendar 2025) starts 2026-W01; 2026-12-31 and
+    # 2027-01-01..03 are all in 2026-W53; Monday 2027-01-04 starts 2027-W01
+    (_KATHMANDU, datetime(2025, 12, 28, 23, 59, 59), 0),
+    (_KATHMANDU, datetime(2025, 12, 29, 0, 0), 0),
+    (_BERLIN, datetime(2025, 12, 31, 23, 59, 59), 0),
+    (_BERLIN, datetime(2026, 1, 1, 0, 0), 0),
+    (_BERLIN, datetime(2026, 12, 31, 23, 59, 59), 0),
+    (_BERLIN, datetime(2027, 1, 1, 0, 0), 0),
+    (_KATHMANDU, datetime(2027, 1, 3, 23, 59, 59), 0),
+    (_KATHMANDU, datetime(2027, 1, 4, 0, 0), 0),
+    (_BERLIN, datetime(2027, 1, 3, 23, 59, 59), 0),
+    (_BERLIN, datetime(2027, 1, 4, 0, 0), 0),
+]
+
+
+def _edge_instants() -> list[float]:
+    """Each edge, a second either side of it, and the same wall time as UTC midnight-ish."""
+    out: set[float] = set()
+    for zone, wall, fold in _EDGES:
+        ts = wall.replace(tzinfo=ZoneInfo(zone), fold=fold).timestamp()
+        out |= {ts - 1, ts, ts + 1, wall.replace(tzinfo=UTC).timestamp()}
+    return sorted(out)
+
+
+def _by_hand(
+    observations: list[tuple[str, float, float]], zone: ZoneInfo
+) -> dict[tuple[str, str], dict[str, list[tuple[date, float, float]]]]:
+    """{(period, agg): {kpi: [(period start, value, newest ts)]}} from raw (kpi, ts, value)
+    with nothing but zoneinfo and the calendar: a week starts on the Monday of the day's
+    ISO week (`isocalendar`), a month on its first day."""
+
+    def starts(ts: float) -> dict[str, date]:
+        day = datetime.fromtimestamp(ts, zone).date()
+        iso_year, iso_week, _ = day.isocalendar()
+        return {
+            "day": day,
+            "week": date.fromisocalendar(iso_year, iso_week, 1),
+            "month": date(day.year, day.month, 1),
+        }
+
+    groups: dict[tuple[str, str, date], list[tuple[float, float]]] = {}
+    for kpi, ts, value in observations:
+        for period, start in starts(ts).items():
+            groups.setdefault((period, kpi, start), []).append((ts, value))
+    expected: dict[tuple[str, str], dict[str, list[tuple[date, float, float]]]] = {}
+    for (period, kpi, start), points in sorted(groups.items()):
+        points.sort()
+        values = [v for _, v in points]
+        newest = points[-1][0]
+        for agg, value in {
+            "last": values[-1],
+            "sum": float(sum(values)),
+            "min": min(values),
+            "max": max(values),
+            "avg": sum(values) / len(values),
+        }.items():
+            expected.setdefault((period, agg), {}).setdefault(kpi, []).append(
+                (start, value, newest)
+            )
+    return expected
+
+
+def test_rollup_and_series_match_aggregates_computed_by_hand_at_calendar_edges(
+    store_url: str,
+) -> None:
+    """Independent of `store.periods`: per-day/week/month last, sum, min, max and avg of
+    values stored a second before, at and after local midnights (Berlin's DST Sundays,
+    Kathmandu's +05:45, month ends, the ISO-week New Year edges), through live runs, a late
+    run inside periods already rolled up, and a backfill, on every database. Values are
+    multiples of 1/4, so every sum is exact in any order."""
+    store = HistoryStore(store_url)
+    instants = _edge_instants()
+    kpis = ["a.x", "b.y"]
+    stored: list[tuple[str, float, float]] = []
+
+    def run(points: list[tuple[str, float, float]]) -> None:
+        store.finish_run(store.begin_run(), observations=[(k, t, v, "s") for k, t, v in points])
+        stored.extend(points)
+
+    def check() -> None:
+        for name in ("UTC", _BERLIN, _KATHMANDU):
+            zone = ZoneInfo(name)
+            rollup.catch_up(store.engine, zone)
+            for (period, agg), want in _by_hand(stored, zone).items():
+                aggs = dict.fromkeys({k for k, _, _ in stored}, agg)
+                got = rollup.read(store.engine, zone, period, since=date(2000, 1, 1), agg=aggs)
+                assert {k: [tuple(p) for p in v] for k, v in got.items()} == want, (name, period)
+                series = store.series(period=period, tz=zone, agg=aggs)
+                assert series == {k: [(s, v) for s, v, _ in w] for k, w in want.items()}, (
+                    name,
+                    period,
+                    agg,
+                )
+
+    # two runs, each KPI at every other instant, values -3.75..+3.75
+    run([(kpis[i % 2], ts, (i % 31 - 15) / 4) for i, ts in enumerate(instants)])
+    run([(kpis[(i + 1) % 2], ts, (i % 7) / 4) for i, ts in enumerate(instants[::3])])
+    check()
+    # a late run: values half a second after each edge, inside periods already rolled up
+    run([("a.x", ts + 0.5, -(i % 5) / 4) for i, ts in enumerate(instants[::4])])
+    check()
+    # a backfill of a third KPI, one value per UTC day, at the zones' midnights
+    backfill = [
+        ("c.z", datetime(2026, 12, day, 18, 15, tzinfo=UTC).timestamp(), day / 4)
+        for day in range(24, 32)
+    ] + [("c.z", datetime(2027, 1, day, 23, tzinfo=UTC).timestamp(), -day / 4) for day in (2, 3)]
+    assert store.add_observations([(*p, "s") for p in backfill]) == len(backfill)
+    stored.extend(backfill)
+    check()
+    # a hand-checked corner of the expectation itself: 2026-12-31 23:59:59 and 2027-01-01
+    # 00:00 in Berlin both land in the week of Monday 2026-12-28 (2026-W53)
+    berlin = _by_hand(stored, ZoneInfo(_BERLIN))
+    weeks = {start for start, _, _ in berlin[("week", "last")]["a.x"]}
+    assert date(2026, 12, 28) in weeks and date(2027, 1, 4) in weeks
+    assert date(2025, 12, 29) in weeks  # calendar 2025, ISO 2026-W01
     store.close()
 
 
