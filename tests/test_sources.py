@@ -317,6 +317,30 @@ def test_derived_kpis_in_a_run() -> None:
     assert "revenue.per_post" not in partial.values and "revenue.per_post" not in partial.errors
 
 
+def huge() -> dict[str, float]:
+    return {"x": 1e308, "y": 2.0}
+
+
+def test_a_formula_that_overflows_fails_its_kpi_not_the_run(tmp_path: Path) -> None:
+    """issue 21: round(1e308 * 10) raises OverflowError inside the formula; that KPI and the
+    one built on it fail with a message, everything else of the run is computed and stored."""
+    kpis = {
+        "huge.big": {"formula": "round(huge.x * 10)"},
+        "huge.after": {"formula": "huge.big + 1"},
+        "huge.half": {"formula": "huge.x / 2"},
+    }
+    store = Store(f"sqlite:///{tmp_path / 'kpi.db'}")
+    result = Pipeline(sources=(huge,), destinations=(store,), kpis=kpis, defaults=FAST).process()
+    assert result.values == {"huge.x": 1e308, "huge.y": 2.0, "huge.half": 5e307}
+    assert result.errors == {
+        "huge.big": "huge.big: formula 'round(huge.x * 10)': the result is too large",
+        "huge.after": "huge.after: formula 'huge.big + 1': its input huge.big failed",
+    }
+    assert result.exit_code == 1
+    [record] = store.open().runs()
+    assert (record.status, record.n_values) == ("partial", 3)
+
+
 def test_process_inside_a_running_event_loop(site: Site, tmp_path: Path) -> None:
     """A Jupyter cell or an async web handler calls `process()` with a loop running: the run
     gets its own loop on a worker thread; `await aprocess()` works there too."""
