@@ -313,6 +313,21 @@ def test_secondary_limit_without_retry_after_is_transient_not_a_permission(
     assert "permission" not in message and "credentials" not in message
 
 
+def test_the_fakes_own_secondary_limit_fails_the_run_as_transient(
+    github: FakeGitHub, waits: Waits
+) -> None:
+    """The fake's secondary limit (not an injected answer): a 403 with `retry-after` for the
+    rest of the minute, longer than a 20-second source may wait: transient, saying when."""
+    github.secondary_limit = 0
+    result = outcome(source(github, metrics=["forks"], token=TOKEN), timeout=20)
+    ((_, message, transient),) = result.errors
+    assert transient and waits.asked == []
+    assert message.startswith("GitHub rate limit reached (You have exceeded a secondary rate limit")
+    assert "; it resets at " in message and "permission" not in message
+    github.secondary_limit = 900
+    assert collect(source(github, metrics=["forks"], token=TOKEN)) == {"forks": 31.0}
+
+
 def test_secondary_limit_waits_a_minute_within_the_budget(github: FakeGitHub, waits: Waits) -> None:
     github.inject(403, SECONDARY, headers=QUOTA_LEFT, path="/repos/acme/rocket")
     assert collect(source(github, metrics=["forks"]), timeout=90) == {"forks": 31.0}

@@ -6,7 +6,8 @@ is tested here against the fake itself, over real HTTP.
   a date is ISO 8601; a filter's type is the property's; an unknown `start_cursor` is a 400
   validation_error (not a 500 that looks transient).
 - GitHub ("Rate limits for the REST API"): 60 requests an hour for anonymous callers, 5,000
-  per token; a spent limit is answered with 403 or 429 and x-ratelimit-* headers.
+  per token; a spent limit is answered with 403 or 429 and x-ratelimit-* headers; the
+  secondary limit (900 points a minute, a GET is one) with 403 or 429 and `retry-after`.
 - Stripe ("Authentication"): the secret key as the Basic auth username (the default) or as a
   Bearer token.
 """
@@ -204,6 +205,34 @@ def test_github_may_answer_a_spent_limit_with_429(github: FakeGitHub) -> None:
     assert spent.headers["x-ratelimit-remaining"] == "0"
     assert spent.headers["x-ratelimit-limit"] == "5000"
     assert "API rate limit exceeded for user ID" in spent.json()["message"]
+
+
+def test_github_answers_the_901st_request_of_a_minute_with_retry_after(
+    github: FakeGitHub,
+) -> None:
+    """The secondary limit at its documented size, with the primary quota far from spent."""
+    assert github.secondary_window == 60.0
+    github.secondary_window = 3600.0  # a slow machine must not reach the minute's end mid-test
+    with requests.Session() as session:
+        session.headers["Authorization"] = f"Bearer {GH_TOKEN}"
+        for _ in range(900):
+            assert session.get(github.url + "/repos/acme/rocket", timeout=10).status_code == 200
+        limited = session.get(github.url + "/repos/acme/rocket", timeout=10)
+    assert limited.status_code == 403
+    assert limited.json()["message"].startswith("You have exceeded a secondary rate limit.")
+    assert 3000 < int(limited.headers["retry-after"]) <= 3600
+    assert limited.headers["x-ratelimit-remaining"] == "4100"  # the refusal spent nothing
+    assert limited.headers["x-ratelimit-limit"] == "5000"
+    assert _repo(github).status_code == 200  # anonymous callers have a limit of their own
+
+
+def test_github_may_answer_the_secondary_limit_with_429(github: FakeGitHub) -> None:
+    github.limited_status = 429
+    github.secondary_limit = 2
+    answers = [_repo(github, GH_TOKEN) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert "secondary rate limit" in answers[2].json()["message"]
+    assert int(answers[2].headers["retry-after"]) > 0
 
 
 # --- Stripe ------------------------------------------------------------------------------------

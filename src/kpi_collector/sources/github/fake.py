@@ -1,11 +1,14 @@
 """A local GitHub REST API v3: repos, pulls, contributors, releases, traffic, stargazers
-(with `application/vnd.github.star+json`), Link pagination, the primary rate limit
-(`x-ratelimit-*` headers; 403 or 429 when spent) and GitHub's error bodies.
+(with `application/vnd.github.star+json`), Link pagination, the primary and secondary rate
+limits (`x-ratelimit-*` and `retry-after` headers; 403 or 429) and GitHub's error bodies.
 
 Rate limits as docs.github.com documents them ("Rate limits for the REST API"): 60 requests an
 hour for anonymous callers (per address), 5,000 for an authenticated one (per token), each
 answer carrying `x-ratelimit-limit/remaining/used/reset/resource`; past the limit GitHub
-answers "403 or 429" with `x-ratelimit-remaining: 0` (`limited_status` picks which).
+answers "403 or 429" with `x-ratelimit-remaining: 0` (`limited_status` picks which). The
+secondary limit: at most 900 points a minute (a GET is one point) per caller, answered with
+the same 403 or 429, a "secondary rate limit" message and `retry-after` (seconds), while the
+primary quota still has requests left.
 """
 
 from __future__ import annotations
@@ -53,6 +56,10 @@ class FakeGitHub(FakeService):
     limited_status: int = 403  # GitHub answers a spent primary limit with 403 or 429
     #: caller (a token, None for anonymous) -> [remaining, reset_at]
     quotas: dict[str | None, list[float]] = field(default_factory=dict)
+    secondary_limit: int = 900  # points a minute per caller (a GET costs one)
+    secondary_window: float = 60.0
+    #: caller -> [points spent, window end]
+    secondary: dict[str | None, list[float]] = field(default_factory=dict)
     max_star_pages: int = 400  # GitHub lists no stargazer page past this...
     star_cap: str = "empty"  # ...answering `200 []` (today) or "422" (as it used to)
 
@@ -123,6 +130,9 @@ class FakeGitHub(FakeService):
                 "documentation_url": DOCS + "/overview/rate-limits-for-the-rest-api",
             }
             return None, respond(self.limited_status, body, self._limit_headers(token))
+        refused = self._secondary(token)
+        if refused is not None:
+            return None, refused
         quota[0] -= 1
         repo = self.repos.get(f"{request.match_info['owner']}/{request.match_info['repo']}")
         if repo is None or (repo.private and token is None):
@@ -132,6 +142,26 @@ class FakeGitHub(FakeService):
                 self._limit_headers(bearer(request)),
             )
         return repo, None
+
+    def _secondary(self, caller: str | None) -> web.Response | None:
+        """The 403/429 of a spent secondary limit (with `retry-after`), or None after spending
+        one point of it."""
+        now = time.time()
+        spent = self.secondary.setdefault(caller, [0, now + self.secondary_window])
+        if now >= spent[1]:
+            spent[0], spent[1] = 0, now + self.secondary_window
+        if spent[0] >= self.secondary_limit:
+            body = {
+                "message": "You have exceeded a secondary rate limit. Please wait a few minutes "
+                "before you try again. If you reach out to GitHub Support for help, please "
+                "include the request ID E198:4063:33BD6:375FF:652AAB04.",
+                "documentation_url": DOCS
+                + "/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits",
+            }
+            headers = {**self._limit_headers(caller), "retry-after": str(math.ceil(spent[1] - now))}
+            return respond(self.limited_status, body, headers)
+        spent[0] += 1
+        return None
 
     def _page(self, request: web.Request, items: list[Any], *, empty: bool = False) -> web.Response:
         per_page = min(100, int(request.query.get("per_page", 30)))
