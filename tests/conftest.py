@@ -28,6 +28,12 @@ ALLOWED_SKIPS: dict[str, str] = {
     "with no secret of its own (a file, a local database) has nothing to leak",
     "tests/test_bounded.py::test_a_killed_run_leaves_no_command_running": "it needs "
     "PR_SET_PDEATHSIG, which exists on Linux only",
+    "tests/test_bounded.py::test_the_run_that_takes_over_kills_what_a_killed_runs_command_left": "it needs PR_SET_PDEATHSIG and /proc, which exist on Linux only",
+    "tests/test_bounded.py::test_a_left_group_is_killed_only_when_it_is_the_one_recorded": "it "
+    "reads /proc, which exists on Linux only",
+    "tests/test_schedule.py::test_a_second_sigterm_stops_at_once_even_when_a_source_never_returns": "it reads /proc, which exists on Linux only",
+    "tests/test_schedule.py::test_the_watchdog_is_pinged_while_the_job_loop_lives_and_not_once_it"
+    "_hangs": "it reads /proc, which exists on Linux only",
 }
 
 

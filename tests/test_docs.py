@@ -12,7 +12,15 @@ from pydantic import BaseModel
 from kpi_collector.cli import COMMANDS
 from kpi_collector.collect.extract import Metric
 from kpi_collector.collect.http import Auth, LoginForm
-from kpi_collector.config.models import Defaults, KpiSpec, Settings
+from kpi_collector.config.models import (
+    Alert,
+    CeleryExecutor,
+    ChangeRule,
+    Defaults,
+    HealthSettings,
+    KpiSpec,
+    Settings,
+)
 from kpi_collector.config.plugins import (
     DESTINATION_GROUP,
     SOURCE_GROUP,
@@ -87,6 +95,36 @@ def test_every_config_key_is_in_its_own_table(
     keys = table_after(marker, text)
     missing = [key for key in model.model_fields if key not in keys]
     assert not missing, f"{model.__name__} keys not in the table after {marker!r}: {missing}"
+
+
+SCHEDULE = (ROOT / "docs" / "schedule.md").read_text(encoding="utf-8")
+
+# models documented in a section of docs/ rather than a table: (model, the section, its doc)
+SECTIONS: list[tuple[type[BaseModel], str, str]] = [
+    (Alert, "Alerts", SCHEDULE),
+    (ChangeRule, "Alerts", SCHEDULE),
+    (HealthSettings, "Health", SCHEDULE),
+]
+
+
+@pytest.mark.parametrize(
+    ("model", "heading", "text"), SECTIONS, ids=lambda v: getattr(v, "__name__", "")[:20]
+)
+def test_every_key_of_a_nested_model_is_in_its_own_section(
+    model: type[BaseModel], heading: str, text: str
+) -> None:
+    """Keys as written in kpi.yaml (an alert's `hold` is `for:`), in the section that
+    describes them, not anywhere in the docs."""
+    own = section(heading, text)
+    keys = [field.alias or name for name, field in model.model_fields.items()]
+    missing = [key for key in keys if not documented_key(key, own)]
+    assert not missing, f"{model.__name__} keys not in the {heading!r} section: {missing}"
+
+
+def test_every_celery_executor_key_is_in_the_executor_row() -> None:
+    (row,) = [line for line in README.splitlines() if line.startswith("| `executor` |")]
+    missing = [key for key in CeleryExecutor.model_fields if f"{key}:" not in row]
+    assert not missing, f"celery executor keys not in README's `executor` row: {missing}"
 
 
 def test_every_auth_kind_is_in_the_auth_row() -> None:
