@@ -40,15 +40,12 @@ bench: $(STAMP)
 mutate: $(STAMP)  # mutation scores of the pure core -> benchmarks/MUTATION.md (slow: not in `make test`)
 	$(BIN)/python scripts/mutate.py
 
-coverage: $(STAMP)  # line and branch coverage of the suite, `kpi` subprocesses included -> htmlcov/
-	$(BIN)/coverage erase
-	COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/coverage run -m pytest -q -p no:cacheprovider $(TESTS)
-	$(BIN)/coverage combine -q
-	$(BIN)/coverage report
-	$(BIN)/coverage html -q
+JOBS ?= 3
+coverage: $(STAMP)  # line and branch coverage of the suite, `kpi` subprocesses included, in JOBS shards side by side -> htmlcov/
+	$(BIN)/python scripts/coverage_shards.py --jobs $(JOBS) $(TESTS)
 
 screenshots: $(STAMP)
 	$(BIN)/python scripts/screenshots.py
 
 clean:
-	rm -rf $(VENV) kpi-demo .pytest_cache .mypy_cache .ruff_cache build/mutate htmlcov .coverage .coverage.*
+	rm -rf $(VENV) kpi-demo .pytest_cache .mypy_cache .ruff_cache build/mutate build/coverage htmlcov .coverage .coverage.*
