@@ -8,10 +8,12 @@ import base64
 import os
 import secrets
 import shutil
+import subprocess
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -39,6 +41,28 @@ ALLOWED_SKIPS: dict[str, str] = {
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(SkipGuard(ALLOWED_SKIPS), "kpi-skip-guard")
+
+
+def _measure_children_with_bare_environments() -> None:
+    """Under `make coverage` (coverage's `patch = subprocess`) a child is measured when its
+    environment holds COVERAGE_PROCESS_CONFIG; the tests that start `kpi` with a bare
+    environment (nothing of the test's own may leak into the run) dropped it, so their runs
+    counted as not covered. This adds that one variable back, and nothing else."""
+    measured = os.environ.get("COVERAGE_PROCESS_CONFIG")
+    if not measured:
+        return
+    start = subprocess.Popen.__init__
+
+    def start_measured(self: subprocess.Popen[Any], *args: Any, **kwargs: Any) -> None:
+        env = kwargs.get("env")
+        if env is not None and "COVERAGE_PROCESS_CONFIG" not in env:
+            kwargs["env"] = {**env, "COVERAGE_PROCESS_CONFIG": measured}
+        start(self, *args, **kwargs)
+
+    subprocess.Popen.__init__ = start_measured  # type: ignore[method-assign]
+
+
+_measure_children_with_bare_environments()
 
 
 # the config cache (kpi_collector.config.cache) of every test and `kpi` process it starts
