@@ -134,6 +134,9 @@ class Cluster:
             )
         worker = Worker(name, proc, log)
         self.started.append(worker)
+        # the worker's own queue (Celery's worker_direct), where a refused batch is sent again
+        broker = yaml.safe_load(config.read_text())["executor"]["broker"]
+        _QUEUES.append((broker, f"{name}.dq2"))
         deadline = time.monotonic() + 90
         while "ready." not in log.read_text(errors="replace"):
             if proc.poll() is not None:
@@ -528,13 +531,70 @@ def test_a_worker_with_another_config_refuses_and_the_run_names_it(
     assert theirs != ours
     expected = (
         f"worker old@{uid} refused the batch: its config fingerprint {theirs} is not the "
-        f"run's {ours}; give every worker the coordinator's kpi.yaml and restart it"
+        f"run's {ours}, and no other live worker of queue `{queue}` has the run's; give every "
+        "worker the coordinator's kpi.yaml and restart it"
     )
     assert json.loads(out.stdout)["errors"] == [
         {"where": f"s{i}", "message": expected} for i, _ in plan
     ]
     assert site.hits == []  # nothing was collected with the other config
     assert stored(pg_url) == {}
+
+
+def test_a_refused_batch_is_sent_again_to_a_worker_with_the_runs_config(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    """A worker with another config refuses its batch; another worker of the queue has the
+    run's config: the batch goes to that one (once), and every source is stored, once."""
+    broker = require_broker_url("rabbitmq")
+    url, site = pages
+    uid = uuid.uuid4().hex[:8]
+    queue = f"again{uid}"
+    plan = [(1, queue), (2, queue)]
+    config = write_config(
+        tmp_path / "coord", broker=broker, store=pg_url, url=url, sources=plan, batch_size=1
+    )
+    other = write_config(
+        tmp_path / "worker",
+        broker=broker,
+        store=pg_url,
+        url=url,
+        sources=plan,
+        extra="timezone: Europe/Berlin",
+    )
+    cluster.start(config, f"good@{uid}", [queue], env_for("good"))
+    site.hold.clear()  # the good worker's first batch waits, so the second one stays queued
+    env = {**os.environ, **env_for("coordinator")}
+    run = subprocess.Popen(
+        [KPI, "-c", str(config), "run", "--no-deliver", "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=config.parent,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not site.hits and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [tag for _, tag in site.hits] == ["good"]
+        # the old worker takes the queued batch and refuses it
+        old = cluster.start(other, f"old@{uid}", [queue], env_for("old"))
+        deadline = time.monotonic() + 60
+        while "'refused': True" not in old.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "'refused': True" in old.log.read_text(), old.log.read_text()[-3000:]
+        site.hold.set()
+        stdout, stderr = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 0, stderr
+    assert json.loads(stdout)["errors"] == []
+    assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
+    assert site.tags(1) == ["good"] and site.tags(2) == ["good"]  # never fetched by `old`
+    assert old.log.read_text().count("'refused': True") == 1
 
 
 @pytest.mark.parametrize("kind", ["rabbitmq", "redis"])
