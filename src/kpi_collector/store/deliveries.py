@@ -37,6 +37,16 @@ class DeliveryRecord:
     pending_since: float | None = None  # when it last became pending (a run's started_at)
     sent_plan: str | None = None  # fingerprint of the `progress` parts sent (Delivery.unsent)
     pending_run: int | None = None  # the newest run id when it last became pending
+    parts: int | None = None  # how many parts the split message has (None: not known)
+
+    @property
+    def parts_sent(self) -> str | None:
+        """ "2/3 parts sent" for a delivery not done whose first parts went out ("2 parts
+        sent" when the total is not known); None otherwise."""
+        if self.status == DONE or not self.progress:
+            return None
+        total = f"/{self.parts}" if self.parts else ""
+        return f"{self.progress}{total} part{'s' if (self.parts or self.progress) > 1 else ''} sent"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +58,8 @@ class DeliveryRecord:
             "last_error": self.last_error,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "parts_sent": self.progress,
+            "parts": self.parts,
         }
 
 
@@ -122,6 +134,7 @@ def record_pending(
                                 last_error=None,
                                 progress=0,
                                 sent_plan=None,
+                                parts=None,
                                 updated_at=now,
                                 pending_since=started_at,  # not created_at: see pending_runs
                                 pending_run=pending_run,
@@ -188,7 +201,7 @@ def retry_failed(
         where &= t.c.destination == destination
     values: dict[str, Any] = {"status": PENDING, "updated_at": time.time()}
     if from_start:
-        values |= {"progress": 0, "sent_plan": None}
+        values |= {"progress": 0, "sent_plan": None, "parts": None}
     with store.write() as conn:
         return int(conn.execute(t.update().where(where).values(**values)).rowcount)
 
@@ -309,4 +322,5 @@ def _record_of(row: Any) -> DeliveryRecord:
         row.pending_since,
         row.sent_plan,
         row.pending_run,
+        row.parts,
     )

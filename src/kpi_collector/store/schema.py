@@ -74,6 +74,8 @@ deliveries = sa.Table(
     # added by _v11: the newest run id when the row last became pending (the run that made it
     # so): `pending_runs` counts the runs after it by id, never by comparing start times
     sa.Column("pending_run", sa.Integer),
+    # added by _v11: how many parts the split message has, with `progress` ("2/3 parts sent")
+    sa.Column("parts", sa.Integer),
     sa.UniqueConstraint("destination", "period", name="uq_deliveries_destination_period"),
 )
 
@@ -276,10 +278,11 @@ def _v10(conn: sa.Connection) -> None:
 def _v11(conn: sa.Connection) -> None:
     """deliveries.pending_run: the run a pending row counts its waiting runs from. An older
     pending row's is the newest run begun by its `pending_since` (what it counted from), else
-    its own run."""
+    its own run. deliveries.parts: how many parts a split message has (unknown before)."""
     columns = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
-    if "pending_run" not in columns:  # a store created by _v1 of this version has it already
-        conn.execute(sa.text("ALTER TABLE deliveries ADD COLUMN pending_run INTEGER"))
+    for name in ("pending_run", "parts"):
+        if name not in columns:  # a store created by _v1 of this version has them already
+            conn.execute(sa.text(f"ALTER TABLE deliveries ADD COLUMN {name} INTEGER"))
     newest_then = (
         sa.select(sa.func.max(runs.c.id))
         .where(runs.c.started_at <= deliveries.c.pending_since)
