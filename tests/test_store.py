@@ -387,9 +387,9 @@ def test_pending_runs_counts_runs_not_clock_readings(store: HistoryStore) -> Non
 
 
 def test_v11_gives_pending_deliveries_the_run_they_count_from(store: HistoryStore) -> None:
-    """A store of schema 10 gets deliveries.pending_run: a pending row's is the newest run
-    begun by its pending_since (what its count started from), else its own run; a done row
-    gets none."""
+    """A store of schema 10 gets deliveries.pending_run and parts: a pending row's
+    pending_run is the newest run begun by its pending_since (what its count started from),
+    else its own run; a done row gets none."""
     from kpi_collector.store import deliveries as ledger
 
     url = store.url
@@ -403,6 +403,7 @@ def test_v11_gives_pending_deliveries_the_run_they_count_from(store: HistoryStor
     )
     with engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE deliveries DROP COLUMN pending_run"))
+        conn.execute(sa.text("ALTER TABLE deliveries DROP COLUMN parts"))
         conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="10"))
         for name, status, run, since in rows:
             conn.execute(
@@ -419,6 +420,7 @@ def test_v11_gives_pending_deliveries_the_run_they_count_from(store: HistoryStor
         assert reopened.migrate() == SCHEMA_VERSION
         marks = {r.destination: r.pending_run for r in ledger.records(reopened)}
         assert marks == {"sheet": runs[1], "early": runs[2], "chat": None}
+        assert [r.parts for r in ledger.records(reopened)] == [None, None, None]  # not known
         # sheet has waited for runs[1] and runs[2]; early for runs[2] alone
         assert {k: v[0] for k, v in ledger.pending_runs(reopened).items()} == {
             "sheet": 2,
