@@ -526,16 +526,16 @@ def _gather(
                 waiting.join_native(callback=take, propagate=False, on_interval=check, interval=0.5)
             except _Silent:
                 _give_up(app, pending, heard, wait, outcomes, emit)
-        else:  # a backend without push: ask each pending result in turn
-            while pending:
-                for handle in [h for h in handles if h.id in pending]:
-                    if handle.ready():
-                        take(handle.id, handle.get(propagate=False, disable_sync_subtasks=False))
-                try:
-                    check()
-                except _Silent:
-                    _give_up(app, pending, heard, wait, outcomes, emit)
-                time.sleep(0.2)
+    else:  # a backend without push: ask each pending result in turn
+        while pending:
+            for handle in [h for h in handles if h.id in pending]:
+                if handle.ready():
+                    take(handle.id, handle.get(propagate=False, disable_sync_subtasks=False))
+            try:
+                check()
+            except _Silent:
+                _give_up(app, pending, heard, wait, outcomes, emit)
+            time.sleep(0.2)
 
 
 def _worker_with(executor: CeleryExecutor, queue: str, run_fingerprint: str) -> str | None:
