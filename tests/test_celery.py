@@ -30,6 +30,7 @@ import yaml
 from aiohttp import web
 
 from kpi_collector.demo.server import BackgroundServer
+from tests.cli import run_kpi
 from tests.services import (
     require_binary,
     require_broker_url,
@@ -214,6 +215,7 @@ def write_config(
     wait: float = 60,
     batch_size: int = 50,
     extra: str = "",
+    backend: str | None = None,
 ) -> Path:
     """A kpi.yaml with one html source `s{i}` per (i, queue); each sends the worker's tag
     and a bearer token from the environment."""
@@ -223,7 +225,9 @@ def write_config(
             _QUEUES.append((broker, queue))
     lines = [
         f"store: {store}",
-        f"executor: {{type: celery, broker: '{broker}', wait: {wait}, batch_size: {batch_size}}}",
+        f"executor: {{type: celery, broker: '{broker}', wait: {wait}, batch_size: {batch_size}"
+        + (f", backend: '{backend}'" if backend else "")
+        + "}",
         "defaults: {timeout: 30, retries: 0}",
         extra,
         "sources:",
@@ -239,16 +243,9 @@ def write_config(
     return path
 
 
-def kpi(config: Path, *args: str, tag: str = "coordinator", timeout: float = 180) -> Any:
-    env = {**os.environ, "C15_TAG": tag, "C15_TOKEN": SECRET}
-    return subprocess.run(
-        [KPI, "-c", str(config), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=config.parent,
-        timeout=timeout,
-    )
+def kpi(config: Path, *args: str) -> Any:
+    """`kpi -c CONFIG ARGS` as the coordinator: its tag, and the sources' token."""
+    return run_kpi(config.parent, "-c", str(config), *args, env=env_for("coordinator"), timeout=180)
 
 
 def stored(store: str) -> dict[str, list[float]]:
@@ -651,6 +648,34 @@ def test_no_worker_fails_the_queue_within_the_wait_and_the_messages_hold_no_secr
     for secret in (SECRET, "Bearer", "guest", "/n/1", "span#n", str(tmp_path)):
         assert secret not in text, secret
     assert site.hits == []
+
+
+def test_a_result_backend_without_push_is_polled_for_every_batch(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    """Celery's database backend cannot push results (no native join): the coordinator asks
+    each pending result in turn, and every source is stored."""
+    broker = require_broker_url("rabbitmq")
+    require_module("sqlalchemy")
+    url, site = pages
+    uid = uuid.uuid4().hex[:8]
+    queue = f"poll{uid}"
+    plan = [(i, queue) for i in range(1, 6)]
+    config = write_config(
+        tmp_path / "cfg",
+        broker=broker,
+        store=pg_url,
+        url=url,
+        sources=plan,
+        batch_size=2,
+        backend=f"db+{pg_url}",  # celery's tables in the test's own schema
+    )
+    cluster.start(config, f"p@{uid}", [queue], env_for("p"))
+    out = kpi(config, "run", "--no-deliver", "--format", "json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout)["errors"] == []
+    assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
+    assert all(site.tags(i) == ["p"] for i, _ in plan)
 
 
 def test_redis_broker_collects_with_a_worker(
