@@ -288,6 +288,33 @@ def env_for(tag: str) -> dict[str, str]:
     return {"C15_TAG": tag, "C15_TOKEN": SECRET}
 
 
+@contextlib.contextmanager
+def coordinator_in_background(config: Path) -> Iterator[subprocess.Popen[str]]:
+    """`kpi run --no-deliver --format json` as the coordinator, not waited for; killed at the
+    end when it is still running."""
+    run = subprocess.Popen(
+        [KPI, "-c", str(config), "run", "--no-deliver", "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env_for("coordinator")},
+        cwd=config.parent,
+    )
+    try:
+        yield run
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+
+
+def wait_for_a_hit(site: Pages, timeout: float = 60) -> None:
+    """Until a worker fetched a page of `site` (or `timeout` seconds passed)."""
+    deadline = time.monotonic() + timeout
+    while not site.hits and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 # ---- tests -----------------------------------------------------------------------------
 
 
@@ -473,29 +500,14 @@ def test_a_worker_killed_mid_batch_hands_it_over_and_each_source_is_stored_once(
     first = cluster.start(config, f"a@{uid}", [queue], env_for("a"))
     second = cluster.start(config, f"b@{uid}", [queue], env_for("b"))
     site.hold.clear()  # the pages answer only once a worker holding the batch is killed
-    env = {**os.environ, **env_for("coordinator")}
-    run = subprocess.Popen(
-        [KPI, "-c", str(config), "run", "--no-deliver", "--format", "json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=config.parent,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not site.hits and time.monotonic() < deadline:
-            time.sleep(0.05)
+    with coordinator_in_background(config) as run:
+        wait_for_a_hit(site)
         assert site.hits, "no worker fetched a page"
         holder = site.hits[0][1]
         killed, survivor = (first, "b") if holder == "a" else (second, "a")
         cluster.kill(killed, signal.SIGKILL)
         site.hold.set()
         stdout, stderr = run.communicate(timeout=120)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
     assert run.returncode == 0, stderr
     assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
     for i, _ in plan:
@@ -561,19 +573,8 @@ def test_a_refused_batch_is_sent_again_to_a_worker_with_the_runs_config(
     )
     cluster.start(config, f"good@{uid}", [queue], env_for("good"))
     site.hold.clear()  # the good worker's first batch waits, so the second one stays queued
-    env = {**os.environ, **env_for("coordinator")}
-    run = subprocess.Popen(
-        [KPI, "-c", str(config), "run", "--no-deliver", "--format", "json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=config.parent,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not site.hits and time.monotonic() < deadline:
-            time.sleep(0.05)
+    with coordinator_in_background(config) as run:
+        wait_for_a_hit(site)
         assert [tag for _, tag in site.hits] == ["good"]
         # the old worker takes the queued batch and refuses it
         old = cluster.start(other, f"old@{uid}", [queue], env_for("old"))
@@ -583,10 +584,6 @@ def test_a_refused_batch_is_sent_again_to_a_worker_with_the_runs_config(
         assert "'refused': True" in old.log.read_text(), old.log.read_text()[-3000:]
         site.hold.set()
         stdout, stderr = run.communicate(timeout=120)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
     assert run.returncode == 0, stderr
     assert json.loads(stdout)["errors"] == []
     assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
