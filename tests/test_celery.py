@@ -30,6 +30,7 @@ import yaml
 from aiohttp import web
 
 from kpi_collector.demo.server import BackgroundServer
+from tests.cli import run_kpi
 from tests.services import (
     require_binary,
     require_broker_url,
@@ -134,6 +135,9 @@ class Cluster:
             )
         worker = Worker(name, proc, log)
         self.started.append(worker)
+        # the worker's own queue (Celery's worker_direct), where a refused batch is sent again
+        broker = yaml.safe_load(config.read_text())["executor"]["broker"]
+        _QUEUES.append((broker, f"{name}.dq2"))
         deadline = time.monotonic() + 90
         while "ready." not in log.read_text(errors="replace"):
             if proc.poll() is not None:
@@ -211,6 +215,7 @@ def write_config(
     wait: float = 60,
     batch_size: int = 50,
     extra: str = "",
+    backend: str | None = None,
 ) -> Path:
     """A kpi.yaml with one html source `s{i}` per (i, queue); each sends the worker's tag
     and a bearer token from the environment."""
@@ -220,7 +225,9 @@ def write_config(
             _QUEUES.append((broker, queue))
     lines = [
         f"store: {store}",
-        f"executor: {{type: celery, broker: '{broker}', wait: {wait}, batch_size: {batch_size}}}",
+        f"executor: {{type: celery, broker: '{broker}', wait: {wait}, batch_size: {batch_size}"
+        + (f", backend: '{backend}'" if backend else "")
+        + "}",
         "defaults: {timeout: 30, retries: 0}",
         extra,
         "sources:",
@@ -236,16 +243,9 @@ def write_config(
     return path
 
 
-def kpi(config: Path, *args: str, tag: str = "coordinator", timeout: float = 180) -> Any:
-    env = {**os.environ, "C15_TAG": tag, "C15_TOKEN": SECRET}
-    return subprocess.run(
-        [KPI, "-c", str(config), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=config.parent,
-        timeout=timeout,
-    )
+def kpi(config: Path, *args: str) -> Any:
+    """`kpi -c CONFIG ARGS` as the coordinator: its tag, and the sources' token."""
+    return run_kpi(config.parent, "-c", str(config), *args, env=env_for("coordinator"), timeout=180)
 
 
 def stored(store: str) -> dict[str, list[float]]:
@@ -286,6 +286,33 @@ def fingerprint_by_hand(config: Path) -> str:
 
 def env_for(tag: str) -> dict[str, str]:
     return {"C15_TAG": tag, "C15_TOKEN": SECRET}
+
+
+@contextlib.contextmanager
+def coordinator_in_background(config: Path) -> Iterator[subprocess.Popen[str]]:
+    """`kpi run --no-deliver --format json` as the coordinator, not waited for; killed at the
+    end when it is still running."""
+    run = subprocess.Popen(
+        [KPI, "-c", str(config), "run", "--no-deliver", "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env_for("coordinator")},
+        cwd=config.parent,
+    )
+    try:
+        yield run
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+
+
+def wait_for_a_hit(site: Pages, timeout: float = 60) -> None:
+    """Until a worker fetched a page of `site` (or `timeout` seconds passed)."""
+    deadline = time.monotonic() + timeout
+    while not site.hits and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 # ---- tests -----------------------------------------------------------------------------
@@ -473,29 +500,14 @@ def test_a_worker_killed_mid_batch_hands_it_over_and_each_source_is_stored_once(
     first = cluster.start(config, f"a@{uid}", [queue], env_for("a"))
     second = cluster.start(config, f"b@{uid}", [queue], env_for("b"))
     site.hold.clear()  # the pages answer only once a worker holding the batch is killed
-    env = {**os.environ, **env_for("coordinator")}
-    run = subprocess.Popen(
-        [KPI, "-c", str(config), "run", "--no-deliver", "--format", "json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=config.parent,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not site.hits and time.monotonic() < deadline:
-            time.sleep(0.05)
+    with coordinator_in_background(config) as run:
+        wait_for_a_hit(site)
         assert site.hits, "no worker fetched a page"
         holder = site.hits[0][1]
         killed, survivor = (first, "b") if holder == "a" else (second, "a")
         cluster.kill(killed, signal.SIGKILL)
         site.hold.set()
         stdout, stderr = run.communicate(timeout=120)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
     assert run.returncode == 0, stderr
     assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
     for i, _ in plan:
@@ -528,13 +540,55 @@ def test_a_worker_with_another_config_refuses_and_the_run_names_it(
     assert theirs != ours
     expected = (
         f"worker old@{uid} refused the batch: its config fingerprint {theirs} is not the "
-        f"run's {ours}; give every worker the coordinator's kpi.yaml and restart it"
+        f"run's {ours}, and no other live worker of queue `{queue}` has the run's; give every "
+        "worker the coordinator's kpi.yaml and restart it"
     )
     assert json.loads(out.stdout)["errors"] == [
         {"where": f"s{i}", "message": expected} for i, _ in plan
     ]
     assert site.hits == []  # nothing was collected with the other config
     assert stored(pg_url) == {}
+
+
+def test_a_refused_batch_is_sent_again_to_a_worker_with_the_runs_config(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    """A worker with another config refuses its batch; another worker of the queue has the
+    run's config: the batch goes to that one (once), and every source is stored, once."""
+    broker = require_broker_url("rabbitmq")
+    url, site = pages
+    uid = uuid.uuid4().hex[:8]
+    queue = f"again{uid}"
+    plan = [(1, queue), (2, queue)]
+    config = write_config(
+        tmp_path / "coord", broker=broker, store=pg_url, url=url, sources=plan, batch_size=1
+    )
+    other = write_config(
+        tmp_path / "worker",
+        broker=broker,
+        store=pg_url,
+        url=url,
+        sources=plan,
+        extra="timezone: Europe/Berlin",
+    )
+    cluster.start(config, f"good@{uid}", [queue], env_for("good"))
+    site.hold.clear()  # the good worker's first batch waits, so the second one stays queued
+    with coordinator_in_background(config) as run:
+        wait_for_a_hit(site)
+        assert [tag for _, tag in site.hits] == ["good"]
+        # the old worker takes the queued batch and refuses it
+        old = cluster.start(other, f"old@{uid}", [queue], env_for("old"))
+        deadline = time.monotonic() + 60
+        while "'refused': True" not in old.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "'refused': True" in old.log.read_text(), old.log.read_text()[-3000:]
+        site.hold.set()
+        stdout, stderr = run.communicate(timeout=120)
+    assert run.returncode == 0, stderr
+    assert json.loads(stdout)["errors"] == []
+    assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
+    assert site.tags(1) == ["good"] and site.tags(2) == ["good"]  # never fetched by `old`
+    assert old.log.read_text().count("'refused': True") == 1
 
 
 @pytest.mark.parametrize("kind", ["rabbitmq", "redis"])
@@ -591,6 +645,34 @@ def test_no_worker_fails_the_queue_within_the_wait_and_the_messages_hold_no_secr
     for secret in (SECRET, "Bearer", "guest", "/n/1", "span#n", str(tmp_path)):
         assert secret not in text, secret
     assert site.hits == []
+
+
+def test_a_result_backend_without_push_is_polled_for_every_batch(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    """Celery's database backend cannot push results (no native join): the coordinator asks
+    each pending result in turn, and every source is stored."""
+    broker = require_broker_url("rabbitmq")
+    require_module("sqlalchemy")
+    url, site = pages
+    uid = uuid.uuid4().hex[:8]
+    queue = f"poll{uid}"
+    plan = [(i, queue) for i in range(1, 6)]
+    config = write_config(
+        tmp_path / "cfg",
+        broker=broker,
+        store=pg_url,
+        url=url,
+        sources=plan,
+        batch_size=2,
+        backend=f"db+{pg_url}",  # celery's tables in the test's own schema
+    )
+    cluster.start(config, f"p@{uid}", [queue], env_for("p"))
+    out = kpi(config, "run", "--no-deliver", "--format", "json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout)["errors"] == []
+    assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
+    assert all(site.tags(i) == ["p"] for i, _ in plan)
 
 
 def test_redis_broker_collects_with_a_worker(

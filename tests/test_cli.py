@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -12,20 +11,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from tests.cli import run_kpi
 from tests.conftest import BLOG_LINKS, TOKEN
 
 Site = tuple[str, web.Application]
-KPI = [sys.executable, "-m", "kpi_collector"]
-
-
-def kpi(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
-    full_env.update(env or {})
-    return subprocess.run(
-        [*KPI, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60
-    )
 
 
 def write_config(folder: Path, url: str, extra_sources: str = "") -> Path:
@@ -58,28 +47,28 @@ destinations:
 def test_run_history_and_exit_codes(site: Site, workdir: Path) -> None:
     url, _ = site
     write_config(workdir, url)
-    first = kpi("run", cwd=workdir, env={"CRM_TOKEN": TOKEN})
+    first = run_kpi(workdir, "run", env={"CRM_TOKEN": TOKEN})
     assert first.returncode == 0, first.stderr
     assert "Paying customers" in first.stdout and "$1" in first.stdout and "new" in first.stdout
     assert first.stdout.index("Paying customers") < first.stdout.index(
         "blog.posts"
     )  # north star first
-    second = kpi("run", "--format", "json", cwd=workdir, env={"CRM_TOKEN": TOKEN})
+    second = run_kpi(workdir, "run", "--format", "json", env={"CRM_TOKEN": TOKEN})
     assert second.returncode == 0
     doc = json.loads(second.stdout)
     assert {v["kpi"]: (v["value"], v["change"]) for v in doc["values"]} == {
         "crm.paying": (1.0, 0.0),
         "blog.posts": (BLOG_LINKS, 0.0),
     }
-    history = kpi("history", "--format", "json", cwd=workdir)
+    history = run_kpi(workdir, "history", "--format", "json")
     assert history.returncode == 0
     data = json.loads(history.stdout)
     assert data["period"] == "day" and data["timezone"] == "Europe/Berlin"
     assert [p["value"] for p in data["kpis"]["blog.posts"]] == [BLOG_LINKS]
-    csv_out = kpi("history", "blog.posts", "--format", "csv", "--period", "week", cwd=workdir)
+    csv_out = run_kpi(workdir, "history", "blog.posts", "--format", "csv", "--period", "week")
     assert csv_out.stdout.splitlines()[0] == "period,kpi,value"
     assert csv_out.stdout.splitlines()[1].endswith(f",blog.posts,{float(BLOG_LINKS)!r}")
-    table = kpi("history", cwd=workdir)
+    table = run_kpi(workdir, "history")
     assert "Paying customers" in table.stdout
     header, *rows = (workdir / "out.csv").read_text().splitlines()
     assert header.startswith("period,") and {"crm.paying", "blog.posts"} <= set(header.split(","))
@@ -99,7 +88,7 @@ def test_failed_source_exits_1_and_stores_what_worked(site: Site, workdir: Path)
       posts: {{css: "a.anthrazit", count: true}}
 """,
     )
-    result = kpi("run", cwd=workdir, env={"CRM_TOKEN": "wrong-token-abcdef"})
+    result = run_kpi(workdir, "run", env={"CRM_TOKEN": "wrong-token-abcdef"})
     assert result.returncode == 1
     assert "failed crm: HTTP 401" in result.stdout
     assert "failed broken.posts" in result.stdout and "allow_zero" in result.stdout
@@ -142,7 +131,7 @@ def test_secrets_never_reach_output_or_store(site: Site, workdir: Path) -> None:
         ("validate",),
         ("history", "--format", "json"),
     ):
-        result = kpi(*args, cwd=workdir, env=env)
+        result = run_kpi(workdir, *args, env=env)
         outputs.append(result.stdout + result.stderr)
     text = "\n".join(outputs)
     assert "login refused" in text and "HTTP 404" in text
@@ -156,13 +145,13 @@ def test_only_and_dry_run(site: Site, workdir: Path) -> None:
     url, _ = site
     write_config(workdir, url)
     env = {"CRM_TOKEN": TOKEN}
-    dry = kpi("run", "--only", "blog", "--dry-run", cwd=workdir, env=env)
+    dry = run_kpi(workdir, "run", "--only", "blog", "--dry-run", env=env)
     assert dry.returncode == 0, dry.stderr
     assert "blog.posts" in dry.stdout and "Paying" not in dry.stdout
     assert not (workdir / "kpi.db").exists() and not (workdir / "out.csv").exists()
-    unknown = kpi("run", "--only", "nope", cwd=workdir, env=env)
+    unknown = run_kpi(workdir, "run", "--only", "nope", env=env)
     assert unknown.returncode == 2 and "no source named 'nope'" in unknown.stderr
-    stored = kpi("run", "--only", "blog", "--no-deliver", cwd=workdir, env=env)
+    stored = run_kpi(workdir, "run", "--only", "blog", "--no-deliver", env=env)
     assert stored.returncode == 0
     assert (workdir / "kpi.db").exists() and not (workdir / "out.csv").exists()
 
@@ -171,15 +160,15 @@ def test_config_errors_exit_2_with_one_clear_line(workdir: Path) -> None:
     (workdir / "kpi.yaml").write_text(
         "sources:\n  - {name: a, type: html, url: 'https://x/', metrics: {p: {csss: a}}}\n"
     )
-    result = kpi("run", cwd=workdir)
+    result = run_kpi(workdir, "run")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "config error: kpi.yaml:2: source 'a': unknown key 'metrics.p.csss'; did you mean 'css'?"
     ]
     assert not (workdir / "kpi.db").exists()
-    missing = kpi("validate", cwd=workdir / "..")
+    missing = run_kpi(workdir / "..", "validate")
     assert missing.returncode == 2 and "kpi init" in missing.stderr
-    usage = kpi("history", "--period", "year", cwd=workdir)
+    usage = run_kpi(workdir, "history", "--period", "year")
     assert usage.returncode == 2
 
 
@@ -188,31 +177,27 @@ def test_config_path_option_and_env(site: Site, workdir: Path) -> None:
     folder = workdir / "elsewhere"
     folder.mkdir()
     config = write_config(folder, url)
-    by_option = kpi("-c", str(config), "validate", cwd=workdir, env={"CRM_TOKEN": TOKEN})
+    by_option = run_kpi(workdir, "-c", str(config), "validate", env={"CRM_TOKEN": TOKEN})
     assert by_option.returncode == 0 and "crm.paying, blog.posts" in by_option.stdout
-    by_env = kpi(
-        "validate",
-        "--format",
-        "json",
-        cwd=workdir,
-        env={"KPI_CONFIG": str(config), "CRM_TOKEN": TOKEN},
+    by_env = run_kpi(
+        workdir, "validate", "--format", "json", env={"KPI_CONFIG": str(config), "CRM_TOKEN": TOKEN}
     )
     assert json.loads(by_env.stdout)["kpis"] == ["crm.paying", "blog.posts"]
 
 
 def test_init_then_validate(workdir: Path) -> None:
-    result = kpi("init", cwd=workdir)
+    result = run_kpi(workdir, "init")
     assert result.returncode == 0
     assert (workdir / ".env.example").exists()
-    validated = kpi("validate", cwd=workdir)
+    validated = run_kpi(workdir, "validate")
     assert validated.returncode == 0, validated.stderr
     assert "github.stars" in validated.stdout
-    again = kpi("init", cwd=workdir)
+    again = run_kpi(workdir, "init")
     assert again.returncode == 2 and "--force" in again.stderr
 
 
 def test_init_source_prints_that_types_sample(workdir: Path) -> None:
-    result = kpi("init", "--source", "github", cwd=workdir)
+    result = run_kpi(workdir, "init", "--source", "github")
     assert result.returncode == 0, result.stderr
     sample = Path(__file__).resolve().parents[1] / "src/kpi_collector/sources/github/sample.yaml"
     assert result.stdout == sample.read_text(encoding="utf-8")
@@ -220,20 +205,20 @@ def test_init_source_prints_that_types_sample(workdir: Path) -> None:
 
 
 def test_init_unknown_source_lists_the_types_and_the_closest(workdir: Path) -> None:
-    result = kpi("init", "--source", "gihub", cwd=workdir)
+    result = run_kpi(workdir, "init", "--source", "gihub")
     assert result.returncode == 2 and result.stdout == ""
     assert "unknown source type 'gihub'; known types: active_users, codecov," in result.stderr
     assert result.stderr.rstrip().endswith("did you mean 'github'?")
 
 
 def test_init_source_without_a_sample_says_so(workdir: Path) -> None:
-    result = kpi("init", "--source", "dice", cwd=workdir)  # the test plugin ships none
+    result = run_kpi(workdir, "init", "--source", "dice")  # the test plugin ships none
     assert result.returncode == 2
     assert "source type 'dice' (kpi_plugin_example) ships no sample.yaml" in result.stderr
 
 
 def test_help_lists_every_command(workdir: Path) -> None:
-    result = kpi("--help", cwd=workdir)
+    result = run_kpi(workdir, "--help")
     assert result.returncode == 0
     for command in ("init", "validate", "run", "history", "backfill", "demo"):
         assert f"  {command} " in result.stdout
@@ -253,7 +238,7 @@ def test_help_does_not_import_heavy_libraries() -> None:
 
 
 def test_demo(workdir: Path) -> None:
-    result = kpi("demo", "--dir", "demo", cwd=workdir)
+    result = run_kpi(workdir, "demo", "--dir", "demo")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Paying customers" in result.stdout and "try next" in result.stdout
     with sqlite3.connect(workdir / "demo" / "kpi.db") as conn:
@@ -262,8 +247,8 @@ def test_demo(workdir: Path) -> None:
         ).fetchone()[0]
         errors = conn.execute("SELECT count(*) FROM run_errors").fetchone()[0]
     assert days == 91 and errors == 0, "the demo must run clean"
-    history = kpi(
-        "-c", "demo/kpi.yaml", "history", "--period", "week", "--format", "json", cwd=workdir
+    history = run_kpi(
+        workdir, "-c", "demo/kpi.yaml", "history", "--period", "week", "--format", "json"
     )
     assert len(json.loads(history.stdout)["kpis"]["github.stars"]) >= 13
 
@@ -273,7 +258,7 @@ def test_plugin_types_from_entry_points(workdir: Path, command: str) -> None:
     (workdir / "kpi.yaml").write_text(
         "sources:\n  - {name: d20, type: dice, sides: 20}\ndestinations:\n  - {type: memory}\n"
     )
-    result = kpi(command, cwd=workdir)
+    result = run_kpi(workdir, command)
     assert result.returncode == 0, result.stderr
     assert "d20.sides" in result.stdout
 
@@ -283,11 +268,11 @@ def test_errors_are_one_line_without_secrets_or_markup(workdir: Path) -> None:
     (workdir / "kpi.yaml").write_text(
         "sources:\n  - {name: a, type: http_json, url: 'api.example.com/s?access=${MY_API_TOKEN}', metrics: {v: v}}\n"
     )
-    bad_url = kpi("validate", cwd=workdir, env={"MY_API_TOKEN": secret})
+    bad_url = run_kpi(workdir, "validate", env={"MY_API_TOKEN": secret})
     assert bad_url.returncode == 2 and "is not an http(s) URL" in bad_url.stderr
     assert secret not in bad_url.stderr
     (workdir / "kpi.yaml").write_text("store: sqlite:////proc/version/sub/kpi.db\nsources: []\n")
-    no_dir = kpi("history", cwd=workdir)
+    no_dir = run_kpi(workdir, "history")
     assert no_dir.returncode == 1 and "Traceback" not in no_dir.stderr
     assert len(no_dir.stderr.strip().splitlines()) == 1
 
@@ -297,7 +282,7 @@ def test_titles_are_text_not_markup(workdir: Path) -> None:
         "kpis:\n  f.posts: {title: 'Users [beta] [/beta]'}\n"
         f"sources:\n  - {{name: f, type: command, command: [{sys.executable!r}, -c, 'print(3)'], metric: posts}}\n"
     )
-    assert kpi("run", cwd=workdir).returncode == 0
-    table = kpi("history", cwd=workdir)
+    assert run_kpi(workdir, "run").returncode == 0
+    table = run_kpi(workdir, "history")
     assert table.returncode == 0, table.stderr
     assert "Users [beta] [/beta]" in table.stdout

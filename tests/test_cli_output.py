@@ -14,19 +14,9 @@ import pytest
 from kpi_collector.commands.history import history_lines
 from kpi_collector.store import HistoryStore
 from kpi_collector.store.history import StoredObservation
+from tests.cli import run_kpi
 
 KPI = [sys.executable, "-m", "kpi_collector"]
-
-
-def kpi(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
-    full_env.pop("COLUMNS", None)
-    full_env.update(env or {})
-    return subprocess.run(
-        [*KPI, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60
-    )
 
 
 CONFIG = f"""\
@@ -97,7 +87,7 @@ def test_history_lines_fit_and_split_into_blocks() -> None:
 
 @pytest.mark.parametrize("columns", [40, 80, 200])
 def test_history_never_cuts_a_value_or_label(filled: Path, columns: int) -> None:
-    out = kpi("history", cwd=filled, env={"COLUMNS": str(columns)})
+    out = run_kpi(filled, "history", env={"COLUMNS": str(columns)})
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert max(len(line) for line in lines) <= columns
@@ -122,25 +112,25 @@ def test_history_never_cuts_a_value_or_label(filled: Path, columns: int) -> None
 
 
 def test_unknown_kpi_or_source_is_a_usage_error_with_a_hint(filled: Path) -> None:
-    typo = kpi("history", "gihub.stars", cwd=filled)
+    typo = run_kpi(filled, "history", "gihub.stars")
     assert typo.returncode == 2
     assert typo.stderr.splitlines() == [
         "Error: no KPI named 'gihub.stars' (did you mean 'github.stars'?); KPIs: crm.paying, "
         "billing.revenue, github.stars"
     ]
     assert typo.stdout == ""
-    nothing_close = kpi("history", "zzz", "--format", "json", cwd=filled)
+    nothing_close = run_kpi(filled, "history", "zzz", "--format", "json")
     assert nothing_close.returncode == 2 and "no KPI named 'zzz';" in nothing_close.stderr
-    known = kpi("history", "github.stars", "--format", "csv", cwd=filled)
+    known = run_kpi(filled, "history", "github.stars", "--format", "csv")
     assert known.returncode == 0 and known.stdout.count("github.stars") == 14
     for command in ("run", "backfill"):
-        only = kpi(command, "--only", "gihub", cwd=filled)
+        only = run_kpi(filled, command, "--only", "gihub")
         assert only.returncode == 2, (command, only.stderr)
         assert "no source named 'gihub' (did you mean 'github'?)" in only.stderr
-    job = kpi("schedule", "--run", "mian", cwd=filled)
+    job = run_kpi(filled, "schedule", "--run", "mian")
     assert job.returncode == 2
     assert "no scheduled job named 'mian' (did you mean 'main'?); jobs: main" in job.stderr
-    wrong = kpi("deliver", "-d", "cvs", cwd=filled)
+    wrong = run_kpi(filled, "deliver", "-d", "cvs")
     assert wrong.returncode == 2
     assert "no enabled destination named 'cvs' (did you mean 'csv'?)" in wrong.stderr
 
@@ -152,7 +142,7 @@ def test_serve_on_a_taken_port_names_the_holder(filled: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        out = kpi("serve", "--port", str(port), cwd=filled)
+        out = run_kpi(filled, "serve", "--port", str(port))
     assert out.returncode == 2
     assert "dashboard on" not in out.stdout
     lines = out.stderr.strip().splitlines()
@@ -196,7 +186,7 @@ def _stored_rows(db: Path) -> int:
 
 
 def test_demo_refuses_a_folder_in_use_and_changes_nothing(workdir: Path) -> None:
-    first = kpi("demo", "--dir", "demo", cwd=workdir)
+    first = run_kpi(workdir, "demo", "--dir", "demo")
     assert first.returncode == 0, first.stderr
     db, config = workdir / "demo" / "kpi.db", workdir / "demo" / "kpi.yaml"
     rows, written = _stored_rows(db), config.read_bytes()
@@ -212,7 +202,7 @@ def test_demo_refuses_a_folder_in_use_and_changes_nothing(workdir: Path) -> None
     try:
         assert server.stdout is not None
         assert server.stdout.readline().startswith("dashboard on")  # the store is open
-        again = kpi("demo", "--dir", "demo", cwd=workdir)
+        again = run_kpi(workdir, "demo", "--dir", "demo")
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -226,11 +216,11 @@ def test_demo_refuses_a_folder_in_use_and_changes_nothing(workdir: Path) -> None
     assert _stored_rows(db) == rows and config.read_bytes() == written
     # a run holding the store's lock (here: this process has the lock file open) is found too
     with (workdir / "demo" / "kpi.db.lock").open("a"):
-        locked = kpi("demo", "--dir", "demo", cwd=workdir)
+        locked = run_kpi(workdir, "demo", "--dir", "demo")
     assert locked.returncode == 1 and f"in use by process {os.getpid()} (" in locked.stderr
     assert _stored_rows(db) == rows
     # once free, the demo is rebuilt
-    assert kpi("demo", "--dir", "demo", cwd=workdir).returncode == 0
+    assert run_kpi(workdir, "demo", "--dir", "demo").returncode == 0
 
 
 def test_numbers_are_written_as_people_write_them() -> None:
@@ -277,7 +267,7 @@ def test_to_pandas_gives_float_columns_with_nan() -> None:
 
 
 def test_run_says_what_was_delivered_and_counts_in_words(filled: Path) -> None:
-    out = kpi("run", cwd=filled)
+    out = run_kpi(filled, "run")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert "delivered to csv" in lines
@@ -287,7 +277,7 @@ def test_run_says_what_was_delivered_and_counts_in_words(filled: Path) -> None:
             "destinations:\n  - {type: csv, path: out.csv}\n", ""
         )
     )
-    failed = kpi("run", cwd=filled)
+    failed = run_kpi(filled, "run")
     assert failed.returncode == 1
     assert ": 2 values, 1 error in " in failed.stdout.splitlines()[-1]
     assert "delivered" not in failed.stdout
@@ -330,7 +320,7 @@ def test_verbose_says_what_happens_and_keeps_the_failing_page(
     url, _ = site
     _verbose_config(workdir, url)
     env = {"POD_PASSWORD": TOKEN}
-    out = kpi("-v", "run", cwd=workdir, env=env)
+    out = run_kpi(workdir, "-v", "run", env=env)
     assert out.returncode == 1
     err = out.stderr
     assert f"DEBUG kpi_collector.http: GET {url}/blog: HTTP 200," in err
@@ -372,31 +362,31 @@ def test_quiet_and_log_level(site: tuple[str, object], workdir: Path) -> None:
     _verbose_config(workdir, url)
     env = {"POD_PASSWORD": "not-the-password-1"}
     # /flaky fails its first request only: the first run retries it
-    info = kpi("run", cwd=workdir, env={**env, "KPI_LOG_LEVEL": "info"})
+    info = run_kpi(workdir, "run", env={**env, "KPI_LOG_LEVEL": "info"})
     assert "INFO kpi_collector.retry: retry 1 of 1" in info.stderr
     assert "DEBUG" not in info.stderr
-    plain = kpi("run", cwd=workdir, env=env)
+    plain = run_kpi(workdir, "run", env=env)
     assert plain.returncode == 1 and "DEBUG" not in plain.stderr and "INFO" not in plain.stderr
     assert "saved in" not in plain.stderr
-    quiet = kpi("-q", "run", cwd=workdir, env=env)
+    quiet = run_kpi(workdir, "-q", "run", env=env)
     assert quiet.returncode == 1 and quiet.stdout == ""
     assert [line.split(":")[0] for line in quiet.stderr.splitlines()] == [
         "failed blog.missing",
         "failed stats.gone",
         "failed pod",
     ]
-    bad = kpi("run", cwd=workdir, env={**env, "KPI_LOG_LEVEL": "loud"})
+    bad = run_kpi(workdir, "run", env={**env, "KPI_LOG_LEVEL": "loud"})
     assert bad.returncode == 2 and bad.stderr.splitlines() == [
         "Error: KPI_LOG_LEVEL='loud' is not a log level; use one of debug, info, warning, error"
     ]
-    both = kpi("-v", "-q", "run", cwd=workdir, env=env)
+    both = run_kpi(workdir, "-v", "-q", "run", env=env)
     assert both.returncode == 2 and both.stderr == "Error: use one of -v and -q\n"
 
 
 def _schema(workdir: Path) -> dict[str, object]:
     import json
 
-    out = kpi("schema", cwd=workdir)
+    out = run_kpi(workdir, "schema")
     assert out.returncode == 0, out.stderr
     schema: dict[str, object] = json.loads(out.stdout)
     return schema
@@ -417,7 +407,7 @@ def test_schema_checks_configs_plugins_included(workdir: Path) -> None:
     jsonschema.Draft202012Validator.check_schema(schema)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     # `kpi init` writes the schema beside a config that names it on its first line
-    init = kpi("init", cwd=workdir)
+    init = run_kpi(workdir, "init")
     assert init.returncode == 0, init.stderr
     starter = (workdir / "kpi.yaml").read_text()
     assert starter.splitlines()[0] == "# yaml-language-server: $schema=./kpi.schema.json"
@@ -494,36 +484,36 @@ def test_since_takes_relative_days(filled: Path) -> None:
     from datetime import timedelta
 
     before = datetime.now(UTC).date()
-    out = kpi("history", "--since", "yesterday", "--format", "json", cwd=filled)
+    out = run_kpi(filled, "history", "--since", "yesterday", "--format", "json")
     after = datetime.now(UTC).date()
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["since"] in {str(before - timedelta(days=1)), str(after - timedelta(days=1))}
     assert doc["kpis"] == {}  # the stored days are in March 2026
-    table = kpi("history", "--since", "2026-04-01", cwd=filled)
+    table = run_kpi(filled, "history", "--since", "2026-04-01")
     assert table.stdout == "nothing stored since 2026-04-01: give an earlier --since\n"
     days = (datetime.now(UTC).date() - DAYS[-3].date()).days  # the last three stored days
-    recent = kpi("history", "crm.paying", "--since", f"{days}d", "--format", "csv", cwd=filled)
+    recent = run_kpi(filled, "history", "crm.paying", "--since", f"{days}d", "--format", "csv")
     assert recent.returncode == 0, recent.stderr
     assert recent.stdout.splitlines()[1:] == [
         "2026-03-12,crm.paying,111.0",
         "2026-03-13,crm.paying,112.0",
         "2026-03-14,crm.paying,113.0",
     ]
-    bad = kpi("history", "--since", "lastweek", cwd=filled)
+    bad = run_kpi(filled, "history", "--since", "lastweek")
     assert bad.returncode == 2 and "'lastweek' is not a date like 2026-01-31" in bad.stderr
     (filled / "kpi.db").unlink()
-    empty = kpi("history", "--since", "2026-04-01", cwd=filled)
+    empty = run_kpi(filled, "history", "--since", "2026-04-01")
     assert empty.stdout == "no history yet: run `kpi run` first\n"
 
 
 def test_shell_completion_offers_commands_and_kpi_ids(filled: Path) -> None:
     env = {"_KPI_COMPLETE": "bash_complete", "COMP_WORDS": "kpi history gith", "COMP_CWORD": "2"}
-    out = kpi(cwd=filled, env=env)
+    out = run_kpi(filled, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["plain,github.stars"]
     env.update(COMP_WORDS="kpi sch", COMP_CWORD="1")
-    assert sorted(kpi(cwd=filled, env=env).stdout.split()) == ["plain,schedule", "plain,schema"]
+    assert sorted(run_kpi(filled, env=env).stdout.split()) == ["plain,schedule", "plain,schema"]
 
 
 YAML_MISTAKES = [
@@ -568,7 +558,7 @@ def test_yaml_mistakes_point_at_their_line_with_a_fix(
     workdir: Path, text: str, expected: str
 ) -> None:
     (workdir / "kpi.yaml").write_text(text)
-    out = kpi("validate", cwd=workdir)
+    out = run_kpi(workdir, "validate")
     assert out.returncode == 2
     assert out.stderr.splitlines() == [f"config error: {expected}"]
 
@@ -615,7 +605,7 @@ WRONG_VALUES = [
 @pytest.mark.parametrize(("text", "expected"), WRONG_VALUES)
 def test_wrong_values_are_echoed_in_our_words(workdir: Path, text: str, expected: str) -> None:
     (workdir / "kpi.yaml").write_text(text)
-    out = kpi("validate", cwd=workdir)
+    out = run_kpi(workdir, "validate")
     assert out.returncode == 2
     assert out.stderr.splitlines() == [f"config error: {expected}"]
     assert "Input should" not in out.stderr and "pydantic" not in out.stderr
@@ -679,7 +669,7 @@ def test_a_word_token_is_masked_where_echoed_and_the_message_kept(workdir: Path)
             f"    url: {url}/stats\n"
             '    auth: {bearer: "${CRM_TOKEN}"}\n    metrics: {paying: value}\n'
         )
-        out = kpi("run", "--format", "json", cwd=workdir, env={"CRM_TOKEN": "wrong"})
+        out = run_kpi(workdir, "run", "--format", "json", env={"CRM_TOKEN": "wrong"})
     assert out.returncode == 1
     (error,) = json.loads(out.stdout)["errors"]
     message = error["message"]
@@ -696,7 +686,7 @@ def test_schedule_logs_keep_timestamps_under_verbose(workdir: Path) -> None:
         f"sources:\n  - {{name: a, type: command, command: [{sys.executable!r}, -c, 'print(4)'], "
         "metric: x}\n"
     )
-    out = kpi("-v", "schedule", "--run", "main", cwd=workdir)
+    out = run_kpi(workdir, "-v", "schedule", "--run", "main")
     assert out.returncode == 0, out.stderr
     stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}"
     assert re.search(rf"^{stamp} DEBUG   x: the source gave '4', read as 4$", out.stderr, re.M)
@@ -742,8 +732,8 @@ def test_history_lines_count_wide_characters_as_two_cells() -> None:
 
 def test_serve_on_an_address_not_of_this_machine(filled: Path) -> None:
     # 192.0.2.0/24 is TEST-NET-1 (RFC 5737): never an address of this machine; nothing is sent
-    out = kpi(
-        "serve", "--host", "192.0.2.1", "--port", "0", "--token", "t0k3n-for-test", cwd=filled
+    out = run_kpi(
+        filled, "serve", "--host", "192.0.2.1", "--port", "0", "--token", "t0k3n-for-test"
     )
     assert out.returncode == 2
     assert out.stderr == "Error: --host 192.0.2.1 is not an address of this machine\n"

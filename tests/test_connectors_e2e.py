@@ -4,8 +4,6 @@ fakes of every service, with a real SQLite store; secrets never reach output or 
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
@@ -23,8 +21,8 @@ from kpi_collector.sources.posthog.fake import FakePostHog
 from kpi_collector.sources.pypi.fake import FakePyPIStats
 from kpi_collector.sources.slack.fake import FakeSlack, Member
 from kpi_collector.sources.stripe.fake import FakeStripe, subscription
+from tests.cli import run_kpi
 
-KPI = Path(sys.executable).parent / "kpi"
 SECRETS = {
     "GITHUB_TOKEN": "ghp_e2eGithubTokenValue000000000000001",
     "CODECOV_TOKEN": "e2e-codecov-token-value-000000000002",
@@ -147,13 +145,6 @@ def services(tmp_path: Path) -> Iterator[tuple[Services, Path]]:
         yield found, tmp_path
 
 
-def kpi(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(folder), "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run(
-        [str(KPI), *args], cwd=folder, env=env, capture_output=True, text=True, timeout=120
-    )
-
-
 def stored(folder: Path) -> dict[str, list[tuple[float, float, int]]]:
     with sqlite3.connect(folder / "kpi.db") as db:
         rows = db.execute(
@@ -178,7 +169,7 @@ def assert_no_secret(*texts: str) -> None:
 
 def test_kpi_run_collects_every_connector_into_sqlite(services: tuple[Services, Path]) -> None:
     _, folder = services
-    result = kpi(folder, "run", "--format", "json")
+    result = run_kpi(folder, "run", "--format", "json", env={"COLUMNS": "200"})
     assert result.returncode == 0, result.stdout + result.stderr
     values = stored(folder)
     latest = {k: v[-1][1] for k, v in values.items()}
@@ -201,7 +192,7 @@ def test_kpi_run_collects_every_connector_into_sqlite(services: tuple[Services, 
     assert latest["github.unique_views"] == 20
     assert len(latest) == 8 + 5 + 3 + 2 + 1 + 2 + 1 + 5 + 3 + 3  # github: the 8 listed
     assert_no_secret(result.stdout, result.stderr, dump(folder))
-    table = kpi(folder, "run")
+    table = run_kpi(folder, "run", env={"COLUMNS": "200"})
     assert table.returncode == 0 and "github.stars" in table.stdout and "stripe.mrr" in table.stdout
 
 
@@ -221,7 +212,7 @@ def test_kpi_backfill_twice_adds_nothing_and_keeps_live_values(
     assert live.values["github.stars"] == 60 and not live.errors
 
     since = (TODAY - timedelta(days=30)).isoformat()
-    first = kpi(folder, "backfill", "--since", since)
+    first = run_kpi(folder, "backfill", "--since", since, env={"COLUMNS": "200"})
     assert first.returncode == 0, first.stdout + first.stderr
     for name in ("github", "pypi", "npm", "stripe", "posthog", "mixpanel"):
         assert f"{name}: " in first.stdout and f"{name}: 0 values added" not in first.stdout
@@ -250,7 +241,7 @@ def test_kpi_backfill_twice_adds_nothing_and_keeps_live_values(
     assert after_first["stripe.mrr"][-1][1] == 35.0 and len(after_first["stripe.mrr"]) == 20
     assert {b for rows in after_first.values() for _, _, b in rows} == {0, 1}
 
-    second = kpi(folder, "backfill", "--since", since)
+    second = run_kpi(folder, "backfill", "--since", since, env={"COLUMNS": "200"})
     assert second.returncode == 0
     for name in ("github", "pypi", "npm", "stripe", "posthog", "mixpanel"):
         assert f"{name}: 0 values added" in second.stdout
@@ -268,14 +259,20 @@ def test_refused_tokens_never_reach_output_or_the_store(services: tuple[Services
     fakes.posthog.keys.clear()
     fakes.mixpanel.accounts["bot.mp-service-account"] = "another-secret"
     for fmt in ("table", "json"):
-        result = kpi(folder, "run", "--format", fmt)
+        result = run_kpi(folder, "run", "--format", fmt, env={"COLUMNS": "200"})
         assert result.returncode == 1
         text = result.stdout + result.stderr
         for name in ("github", "codecov", "slack", "stripe", "posthog", "mixpanel"):
             assert name in text
         assert "${STRIPE_API_KEY}" in text and "${GITHUB_TOKEN}" in text
         assert_no_secret(text)
-    backfilled = kpi(folder, "backfill", "--since", (TODAY - timedelta(days=3)).isoformat())
+    backfilled = run_kpi(
+        folder,
+        "backfill",
+        "--since",
+        (TODAY - timedelta(days=3)).isoformat(),
+        env={"COLUMNS": "200"},
+    )
     assert backfilled.returncode == 1 and "failed stripe" in backfilled.stderr
     assert_no_secret(backfilled.stdout, backfilled.stderr, dump(folder))
     with sqlite3.connect(folder / "kpi.db") as db:
@@ -293,7 +290,7 @@ def test_a_refused_credential_names_the_variable_the_config_reads(
         (folder / ".env").read_text() + f"ACME_GH_PAT={SECRETS['GITHUB_TOKEN']}\n"
     )
     fakes.github.tokens.clear()
-    result = kpi(folder, "run", "--only", "github")
+    result = run_kpi(folder, "run", "--only", "github", env={"COLUMNS": "200"})
     assert result.returncode == 1
     text = result.stdout + result.stderr
     assert "GitHub refused the credentials" in text

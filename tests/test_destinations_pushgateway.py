@@ -93,3 +93,24 @@ def test_pushgateway_grouping_values_with_slash_or_empty_use_the_base64_form(
         assert (labels["job"], labels["env"], labels["dc"]) == ("kpi/eu", "eu/prod", "fra 1")
         assert labels.get("instance", "") == ""
         assert gauge(url, "github.stars", job="kpi/eu") == 1647
+
+
+def test_pushgateway_has_no_layout_and_refuses_one_at_load(tmp_path: Path) -> None:
+    """A push replaces the group's metrics: there are no rows to lay out, so `layout:` (which
+    table destinations take) is refused at load in one line, never silently ignored."""
+    from kpi_collector.config import load_config
+    from kpi_collector.errors import ConfigError
+
+    config = tmp_path / "kpi.yaml"
+    config.write_text(
+        "sources:\n"
+        "  - {name: app, type: python, function: 'os:getpid'}\n"
+        "destinations:\n"
+        "  - {type: pushgateway, url: 'http://127.0.0.1:9091', layout: long}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    [line] = str(caught.value).splitlines()
+    assert line.startswith(f"{config}:4: destination 'pushgateway': unknown key 'layout'")
+    assert "known keys:" in line and "layout" not in line.split("known keys:")[1]
+    assert Pushgateway.upserts  # still re-pushed at every run of the period, like a table

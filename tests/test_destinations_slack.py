@@ -201,6 +201,9 @@ def test_retrying_a_split_digest_refused_at_part_3_sends_each_part_once(
     assert _parts(hooks) == [f"KPIs — {date} (1/3)", f"KPIs — {date} (2/3)"]
     listing = runner.invoke(group, ["-c", str(config), "deliver", "--list", "--format", "json"])
     assert [(r["period"], r["status"]) for r in json.loads(listing.output)] == [("run:1", "failed")]
+    monkeypatch.setenv("COLUMNS", "200")  # the table's cells on one line each
+    table = runner.invoke(group, ["-c", str(config), "deliver", "--list"]).output
+    assert "failed (2/3 parts sent)" in table, table
 
     retried = runner.invoke(group, ["-c", str(config), "deliver", "--retry", "run:1"])
     assert retried.exit_code == 0, retried.output
@@ -251,3 +254,56 @@ def test_a_retry_after_the_config_changed_the_split_asks_before_resending(
         for line in b["text"]["text"].splitlines()
     ]
     assert lines == ["*Zero*: 0"] + [f"*github.kpi_{i:04d}*: {i:,}" for i in range(1, N)]
+
+
+def test_deliver_list_and_the_runs_page_say_how_many_parts_of_a_split_digest_went_out(
+    tmp_path: Path, hooks: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A digest split in 3 whose part 3 failed (Slack down: the delivery stays pending) shows
+    "2/3 parts sent" in `kpi deliver --list` (table and JSON) and on the dashboard's runs
+    page; once `kpi deliver` sent part 3, the delivery is done and says nothing of parts."""
+    from starlette.testclient import TestClient
+
+    from kpi_collector.config import load_config
+    from kpi_collector.report.data import DashboardData
+    from kpi_collector.report.web import create_app
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "200")
+    hooks.slack_limit = (100, 1.0)
+    config = _split_digest_config(tmp_path, hooks.slack_url)
+    runner = CliRunner()
+    hooks.fail_next(503, "down", after=2)  # parts 1 and 2 go through, 3 meets an outage
+    first = runner.invoke(group, ["-c", str(config), "run"], catch_exceptions=False)
+    assert first.exit_code == 1 and len(hooks.slack) == 2, first.output
+
+    def listed() -> tuple[str, list[dict[str, object]]]:
+        table = runner.invoke(group, ["-c", str(config), "deliver", "--list"])
+        doc = runner.invoke(group, ["-c", str(config), "deliver", "--list", "--format", "json"])
+        return table.output, json.loads(doc.output)
+
+    table, doc = listed()
+    [row] = [line for line in table.splitlines() if "run:1" in line]
+    assert "pending (2/3 parts sent)" in row, table
+    assert [(r["status"], r["parts_sent"], r["parts"]) for r in doc] == [("pending", 2, 3)]
+
+    data = DashboardData(load_config(config))
+    try:
+        with TestClient(create_app(data.config, data=data), base_url="http://127.0.0.1") as c:
+            [pending] = c.get("/api/runs").json()["deliveries"]
+            assert (pending["status"], pending["parts_sent"]) == ("pending", "2/3 parts sent")
+            assert "<td>pending (2/3 parts sent)</td>" in c.get("/runs").text
+    finally:
+        data.close()
+
+    sent = runner.invoke(group, ["-c", str(config), "deliver"])
+    assert sent.exit_code == 0, sent.output
+    assert [m["blocks"][0]["text"]["text"][-5:] for m in hooks.slack] == [
+        "(1/3)",
+        "(2/3)",
+        "(3/3)",
+    ]
+    table, doc = listed()
+    [row] = [line for line in table.splitlines() if "run:1" in line]
+    assert "done" in row and "parts" not in row, table
+    assert [(r["status"], r["parts_sent"], r["parts"]) for r in doc] == [("done", 3, 3)]

@@ -31,6 +31,7 @@ import pytest
 import sqlalchemy as sa
 from aiohttp import web
 
+from tests.cli import run_kpi
 from tests.services import require_postgres_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -201,19 +202,6 @@ destinations:
 """
 
 
-def kpi(
-    *args: str, cwd: Path, env: dict[str, str], timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kpi_collector", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 def store_text(url: str) -> str:
     """Every value in every table of a store, as text."""
     engine = sa.create_engine(url)
@@ -296,16 +284,17 @@ def test_no_secret_in_any_form_on_any_surface(tmp_path: Path, postgres_store: st
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KPI_", "S_"))}
     env.update(secrets)
     env["PYTHONPATH"] = str(ROOT)
+    run_env = {**secrets, "PYTHONPATH": str(ROOT)}  # run_kpi's bare environment, and these
     surfaces: dict[str, str] = {}
     with Servers() as servers:
         (tmp_path / "kpi.yaml").write_text(config(servers.port, None), encoding="utf-8")
-        table = kpi("run", cwd=tmp_path, env=env)
+        table = run_kpi(tmp_path, "run", env=run_env)
         assert table.returncode == 1, table.stderr  # every source fails, or reads an echo
         surfaces["kpi run (table)"] = table.stdout + table.stderr
-        as_json = kpi("run", "--format", "json", cwd=tmp_path, env=env)
+        as_json = run_kpi(tmp_path, "run", "--format", "json", env=run_env)
         surfaces["kpi run --format json"] = as_json.stdout + as_json.stderr
         # -v logs every request, retry, login step and read value, and keeps failed pages
-        verbose = kpi("-v", "run", cwd=tmp_path, env=env)
+        verbose = run_kpi(tmp_path, "-v", "run", env=run_env)
         assert "DEBUG kpi_collector.http: " in verbose.stderr
         surfaces["kpi -v run (log)"] = verbose.stdout + verbose.stderr
         for kept in re.findall(r"the answer as fetched is saved in (\S+)", verbose.stderr):
@@ -314,7 +303,7 @@ def test_no_secret_in_any_form_on_any_surface(tmp_path: Path, postgres_store: st
         document = json.loads(as_json.stdout)
         assert document  # the JSON document was written
         for out in ("report.html", "report.md"):
-            done = kpi("report", "--out", out, cwd=tmp_path, env=env)
+            done = run_kpi(tmp_path, "report", "--out", out, env=run_env)
             assert done.returncode == 0, done.stderr
             surfaces[out] = (tmp_path / out).read_text(encoding="utf-8") + done.stderr
         database = tmp_path / "kpi.db"
@@ -327,7 +316,7 @@ def test_no_secret_in_any_form_on_any_surface(tmp_path: Path, postgres_store: st
         (tmp_path / "pg" / "kpi.yaml").write_text(
             config(servers.port, postgres_store), encoding="utf-8"
         )
-        pg_run = kpi("run", cwd=tmp_path / "pg", env=env)
+        pg_run = run_kpi(tmp_path / "pg", "run", env=run_env)
         surfaces["kpi run (PostgreSQL)"] = pg_run.stdout + pg_run.stderr
         surfaces["PostgreSQL store"] = store_text(postgres_store)
         captured = "\n".join(servers.captured)

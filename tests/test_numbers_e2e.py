@@ -4,10 +4,7 @@ or fails its metric with a one-line error that quotes the text (issue 11 §1).""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from kpi_collector.demo.server import BackgroundServer
+from tests.cli import run_kpi
 
 PAGES = {
     "/en": """<html lang="en"><body>
@@ -40,18 +38,6 @@ def pages() -> Iterator[str]:
         app.router.add_get(path, handler)
     with BackgroundServer(app) as url:
         yield url
-
-
-def kpi(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
-    return subprocess.run(
-        [sys.executable, "-m", "kpi_collector", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_issue_rows_and_locales_end_to_end(pages: str, workdir: Path) -> None:
@@ -87,7 +73,7 @@ sources:
       plain: "#plain"
       scale: "#scale"
 """)
-    result = kpi("run", "--format", "json", cwd=workdir)
+    result = run_kpi(workdir, "run", "--format", "json")
     assert result.returncode == 1, result.stderr
     values = {v["kpi"]: v["value"] for v in json.loads(result.stdout)["values"]}
     assert values == {
@@ -119,7 +105,7 @@ sources:
     metrics:
       downloads: #downloads
 """)
-    result = kpi("validate", cwd=workdir)
+    result = run_kpi(workdir, "validate")
     assert result.returncode == 2
     assert (
         "kpi.yaml:6:" in result.stderr and 'quote it, e.g. downloads: "#downloads"' in result.stderr
@@ -132,7 +118,7 @@ sources:
     metrics:
       posts: {css: "ul.posts li[", count: true}
 """)
-    result = kpi("validate", cwd=workdir)
+    result = run_kpi(workdir, "validate")
     assert result.returncode == 2
     assert (
         "kpi.yaml:6:" in result.stderr

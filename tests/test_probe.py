@@ -6,11 +6,8 @@ with lxml's cssselect, not the Lexbor engine probe uses) and, put in a config an
 from __future__ import annotations
 
 import json
-import os
 import random
 import sqlite3
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,8 +20,8 @@ from aiohttp import web
 
 from kpi_collector.demo.server import BackgroundServer, make_app, metric
 from kpi_collector.demo.setup import write_demo_folder
+from tests.cli import run_kpi
 
-KPI = [sys.executable, "-m", "kpi_collector"]
 PAGES = 20
 
 # (how it is written, its value): each a way pages write numbers, value worked out by hand
@@ -191,15 +188,8 @@ def site() -> Iterator[str]:
         yield url
 
 
-def kpi(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
-    return subprocess.run(
-        [*KPI, *args], cwd=folder, env=env, capture_output=True, text=True, timeout=120
-    )
-
-
 def probed(folder: Path, *args: str) -> dict[str, Any]:
-    result = kpi(folder, "probe", *args, "--format", "json")
+    result = run_kpi(folder, "probe", *args, "--format", "json")
     assert result.returncode == 0, result.stderr
     document: dict[str, Any] = json.loads(result.stdout)
     return document
@@ -245,7 +235,7 @@ def test_every_listed_selector_run_by_kpi_run_gives_the_listed_value(
         )
     config = {"defaults": {"timeout": 10, "retries": 0}, "sources": sources}
     (tmp_path / "kpi.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    result = kpi(tmp_path, "run", "--no-deliver")
+    result = run_kpi(tmp_path, "run", "--no-deliver")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     with sqlite3.connect(tmp_path / "kpi.db") as db:
         stored = dict(db.execute("SELECT kpi, value FROM observations").fetchall())
@@ -292,7 +282,7 @@ def test_json_every_numeric_leaf_with_its_jmespath(site: str, tmp_path: Path) ->
     document = probed(tmp_path, f"{site}/api/stats")
     assert document["kind"] == "json"
     assert {f["jmespath"]: f["value"] for f in document["findings"]} == JSON_LEAVES
-    yaml_out = kpi(tmp_path, "probe", f"{site}/api/stats", "--format", "yaml")
+    yaml_out = run_kpi(tmp_path, "probe", f"{site}/api/stats", "--format", "yaml")
     block = yaml.safe_load(yaml_out.stdout)
     assert {m["jmespath"] for m in block["metrics"].values()} == set(JSON_LEAVES)
 
@@ -308,12 +298,12 @@ def test_the_demo_pages_give_the_demo_metrics(tmp_path: Path) -> None:
         crm = probed(tmp_path, "--source", "crm")["findings"]
         paying = [f for f in crm if f["jmespath"] == "data.customers.paying"]
         assert [f["value"] for f in paying] == [metric("paying", today)]
-        blog = kpi(tmp_path, "probe", "--source", "github")
+        blog = run_kpi(tmp_path, "probe", "--source", "github")
     assert blog.returncode == 2
     assert "probe reads html and http_json sources" in blog.stderr
 
 
 def test_probe_needs_a_url_or_a_source(tmp_path: Path) -> None:
-    result = kpi(tmp_path, "probe")
+    result = run_kpi(tmp_path, "probe")
     assert result.returncode == 2
     assert "give a URL, or --source NAME" in result.stderr

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from kpi_collector.report.html import parse_compare, render_html, write_report
+from tests.cli import run_kpi
 from tests.test_dashboard import NOW, SECRET, XSS, build_store
 
 
@@ -18,19 +17,19 @@ def config_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_store(tmp_path_factory.mktemp("report"))
 
 
-def kpi(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "kpi"), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_html_report_is_one_self_contained_file(config_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.html"
-    result = kpi(
-        "-c", str(config_path), "report", "--period", "week", "--compare", "14d", "--out", str(out)
+    result = run_kpi(
+        config_path.parent,
+        "-c",
+        str(config_path),
+        "report",
+        "--period",
+        "week",
+        "--compare",
+        "14d",
+        "--out",
+        str(out),
     )
     assert result.returncode == 0, result.stderr
     html = out.read_text(encoding="utf-8")
@@ -55,7 +54,7 @@ def test_html_report_values_and_changes(config_path: Path) -> None:
 
 def test_markdown_report_is_the_digest(config_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.md"
-    result = kpi("-c", str(config_path), "report", "--out", str(out))
+    result = run_kpi(config_path.parent, "-c", str(config_path), "report", "--out", str(out))
     assert result.returncode == 0, result.stderr
     text = out.read_text(encoding="utf-8")
     from kpi_collector.config import load_config
@@ -88,9 +87,13 @@ def test_write_report_as_kpi_demo_calls_it(config_path: Path, tmp_path: Path) ->
 
 
 def test_bad_options_exit_2(config_path: Path, tmp_path: Path) -> None:
-    assert kpi("-c", str(config_path), "report", "--out", str(tmp_path / "r.pdf")).returncode == 2
-    assert kpi("-c", str(config_path), "report", "--compare", "two weeks").returncode == 2
-    assert kpi("-c", str(config_path), "report", "--period", "year").returncode == 2
+    for args in (
+        ("--out", str(tmp_path / "r.pdf")),
+        ("--compare", "two weeks"),
+        ("--period", "year"),
+    ):
+        result = run_kpi(config_path.parent, "-c", str(config_path), "report", *args)
+        assert result.returncode == 2, args
 
 
 def test_parse_compare() -> None:

@@ -29,6 +29,7 @@ from kpi_collector.schedule.health import health_report, render
 from kpi_collector.schedule.scheduler import Scheduler, plan
 from kpi_collector.store import HistoryStore
 from kpi_collector.store.heartbeats import SCHEDULER, job_states, write_heartbeat
+from tests.cli import run_kpi
 from tests.services import require_binary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -397,26 +398,13 @@ def test_a_second_scheduler_on_the_same_store_is_refused(tmp_path: Path) -> None
     running = Running(tmp_path)
     try:
         running.wait_for("main: run 1")
-        second = kpi("schedule", cwd=tmp_path)
+        second = run_kpi(tmp_path, "schedule", env={"PYTHONPATH": str(ROOT)})
         assert second.returncode == 1
         assert "another `kpi schedule` is running on this store" in second.stderr
         assert f"pid {running.proc.pid}" in second.stderr
     finally:
         running.proc.send_signal(signal.SIGTERM)
         running.finish()
-
-
-def kpi(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
-    env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run(
-        [sys.executable, "-m", "kpi_collector", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 @pytest.fixture

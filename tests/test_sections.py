@@ -3,9 +3,6 @@ config, the overview, the reports and the messages."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -21,8 +18,8 @@ from kpi_collector.report import pages
 from kpi_collector.report.data import DashboardData
 from kpi_collector.report.html import render_html, render_markdown
 from kpi_collector.store import HistoryStore
+from tests.cli import run_kpi
 
-KPI = Path(sys.executable).with_name("kpi")
 NOW = datetime(2026, 11, 30, 9, tzinfo=UTC)
 # groups first appear in `kpis:` as Revenue, then Growth; `web.visits` has none
 CONFIG = """\
@@ -56,18 +53,6 @@ def app() -> dict[str, float]:
 
 def crm() -> dict[str, float]:
     return {"mrr": 1000}
-
-
-def kpi(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
-    return subprocess.run(
-        [str(KPI), *args],
-        cwd=cwd,
-        env={**env, "COLUMNS": "120"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @pytest.fixture
@@ -157,12 +142,23 @@ def test_overview_shows_groups_in_config_order_without_hidden_kpis(folder: Path)
 
 def test_reports_and_messages_show_groups_and_notes(folder: Path) -> None:
     config = folder / "kpi.yaml"
-    noted = kpi("-c", str(config), "annotate", "v1.0 released", "--date", "2026-11-20", cwd=folder)
+    noted = run_kpi(
+        folder,
+        "-c",
+        str(config),
+        "annotate",
+        "v1.0 released",
+        "--date",
+        "2026-11-20",
+        env={"COLUMNS": "120"},
+    )
     assert noted.returncode == 0, noted.stderr
     assert noted.stdout.strip() == "note 1 stored for 2026-11-20: v1.0 released"
-    empty = kpi("-c", str(config), "annotate", " ", cwd=folder)
+    empty = run_kpi(folder, "-c", str(config), "annotate", " ", env={"COLUMNS": "120"})
     assert empty.returncode == 2 and "the note is empty" in empty.stderr
-    bad_day = kpi("-c", str(config), "annotate", "x", "--date", "2026-02-30", cwd=folder)
+    bad_day = run_kpi(
+        folder, "-c", str(config), "annotate", "x", "--date", "2026-02-30", env={"COLUMNS": "120"}
+    )
     assert bad_day.returncode == 2 and "--date" in bad_day.stderr
 
     markdown = render_markdown(config, period="week", compare="14d", now=NOW)

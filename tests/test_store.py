@@ -355,3 +355,76 @@ def test_v8_dates_an_older_store_by_its_first_run_and_v9_adds_notes(
         assert created is not None and before <= created <= time.time()
     finally:
         fresh.close()
+
+
+def test_pending_runs_counts_runs_not_clock_readings(store: HistoryStore) -> None:
+    """How many runs a delivery has waited is counted by run, never by comparing start times:
+    the scheduler records a run's delivery at its fire time, which can be before the run
+    began (the period's only run started after the fire time it serves); two runs can start
+    at the same clock reading; a clock stepped back gives a later run an earlier start."""
+    from kpi_collector.store import deliveries as ledger
+
+    fire = ts("2026-11-02T07:00:00+00:00")
+    first = store.begin_run(started_at=fire + 1800)  # the period's run, after the fire time
+    # the scheduler's destination job: the run's delivery, recorded at the fire time it serves
+    ledger.record_pending(
+        store, "sheet", "2026-11-02", run_id=first, started_at=fire, upserts=False
+    )
+    assert ledger.pending_runs(store)["sheet"][0] == 1  # only the run that made it pending
+
+    same = store.begin_run(started_at=fire + 1800)  # a second run at the same clock reading
+    ledger.record_pending(
+        store, "chat", "run:2", run_id=same, started_at=fire + 1800, upserts=False
+    )
+    assert ledger.pending_runs(store)["chat"][0] == 1
+    store.begin_run(started_at=fire + 1800)  # and a third one
+    assert ledger.pending_runs(store)["chat"][0] == 2  # `same` and this one
+    assert ledger.pending_runs(store)["sheet"][0] == 3  # `first`, `same` and the third
+
+    store.begin_run(started_at=fire - 3600)  # begun after them, by a clock set an hour back
+    assert ledger.pending_runs(store)["chat"][0] == 3
+    assert ledger.pending_runs(store)["sheet"][0] == 4
+
+
+def test_v11_gives_pending_deliveries_the_run_they_count_from(store: HistoryStore) -> None:
+    """A store of schema 10 gets deliveries.pending_run and parts: a pending row's
+    pending_run is the newest run begun by its pending_since (what its count started from),
+    else its own run; a done row gets none."""
+    from kpi_collector.store import deliveries as ledger
+
+    url = store.url
+    runs = [store.begin_run(started_at=ts(f"2026-11-02T0{h}:00:00+00:00")) for h in (6, 7, 8)]
+    store.close()
+    engine = sa.create_engine(url)
+    rows = (  # (destination, status, run, pending_since)
+        ("sheet", "pending", runs[0], ts("2026-11-02T07:30:00+00:00")),  # -> runs[1]
+        ("early", "pending", runs[2], ts("2026-11-02T05:00:00+00:00")),  # no run yet -> runs[2]
+        ("chat", "done", runs[0], None),
+    )
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE deliveries DROP COLUMN pending_run"))
+        conn.execute(sa.text("ALTER TABLE deliveries DROP COLUMN parts"))
+        conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="10"))
+        for name, status, run, since in rows:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO deliveries (destination, period, run_id, status, attempts,"
+                    " created_at, updated_at, pending_since) VALUES (:d, '2026-11-02', :r, :s,"
+                    " 1, 100, 100, :p)"
+                ),
+                {"d": name, "r": run, "s": status, "p": since},
+            )
+    engine.dispose()
+    reopened = HistoryStore(url)
+    try:
+        assert reopened.migrate() == SCHEMA_VERSION
+        marks = {r.destination: r.pending_run for r in ledger.records(reopened)}
+        assert marks == {"sheet": runs[1], "early": runs[2], "chat": None}
+        assert [r.parts for r in ledger.records(reopened)] == [None, None, None]  # not known
+        # sheet has waited for runs[1] and runs[2]; early for runs[2] alone
+        assert {k: v[0] for k, v in ledger.pending_runs(reopened).items()} == {
+            "sheet": 2,
+            "early": 1,
+        }
+    finally:
+        reopened.close()

@@ -146,11 +146,12 @@ def _show(engine: Any, only: tuple[str, ...], fmt: str) -> None:
     for r in records:
         updated = datetime.fromtimestamp(r.updated_at, engine.tz).strftime("%Y-%m-%d %H:%M")
         style = {"pending": "yellow", "done": "green"}.get(r.status, "red")
+        status = f"{r.status} ({r.parts_sent})" if r.parts_sent else r.status  # split, part-way
         table.add_row(  # Text: names and errors are shown as written, never as markup
             Text(r.destination),
             Text(r.period),
             str(r.run_id or ""),
-            Text(r.status, style=style),
+            Text(status, style=style),
             str(r.attempts),
             updated,
             Text(r.last_error or ""),

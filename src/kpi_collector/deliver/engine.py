@@ -222,9 +222,9 @@ class DeliveryEngine:
                 continue
 
             async def save_progress(
-                parts: int, plan: str | None, record_id: int = record.id
+                sent: int, plan: str | None, parts: int | None, record_id: int = record.id
             ) -> None:
-                self._update(record_id, progress=parts, sent_plan=plan)
+                self._update(record_id, progress=sent, sent_plan=plan, parts=parts)
 
             delivery.on_progress = save_progress
             outcome = await self._attempt(destination, delivery, record.id)

@@ -111,8 +111,9 @@ class Delivery(PooledHttp):
     #: fingerprint of the first `progress` parts as they were sent (`plan_fingerprint`); None
     #: when nothing was sent, or by a version that did not record it
     sent_plan: str | None = None
-    #: called by `checkpoint` with the parts sent so far and their fingerprint, to record both
-    on_progress: Callable[[int, str | None], Awaitable[None]] | None = None
+    #: called by `checkpoint` with the parts sent so far, their fingerprint and how many parts
+    #: there are (None when not known), to record them
+    on_progress: Callable[[int, str | None, int | None], Awaitable[None]] | None = None
     _part_keys: list[str] = field(default_factory=list, init=False, repr=False)
 
     @property
@@ -170,7 +171,8 @@ class Delivery(PooledHttp):
         self.progress = parts_sent
         self.sent_plan = plan_fingerprint(self._part_keys[:parts_sent]) if self._part_keys else None
         if self.on_progress is not None:
-            await self.on_progress(parts_sent, self.sent_plan)
+            total = len(self._part_keys) if self._part_keys else None
+            await self.on_progress(parts_sent, self.sent_plan, total)
 
     def title(self, kpi: str) -> str:
         """The KPI's `title:` from `kpis:`, else its id."""

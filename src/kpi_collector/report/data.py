@@ -211,6 +211,7 @@ class PendingDeliveryDoc(TypedDict):
     last_error: str | None
     created_at: str | None
     updated_at: str | None
+    parts_sent: str | None  # a split message part-way: "2/3 parts sent"
 
 
 class RunsDoc(TypedDict):
@@ -754,6 +755,7 @@ class DashboardData:
                 "last_error": redact(r.last_error) if r.last_error else None,
                 "created_at": iso(r.created_at, self.zone),
                 "updated_at": iso(r.updated_at, self.zone),
+                "parts_sent": r.parts_sent,
             }
             for r in rows
         ]

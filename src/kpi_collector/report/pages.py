@@ -532,7 +532,8 @@ def runs_page(doc: RunsDoc, *, brand: str = "KPIs") -> str:
     if pending:
         items = "".join(
             f"<tr><td>{escape(d['destination'])}</td><td>{escape(d['period'])}</td>"
-            f"<td>{escape(d['status'])}</td><td class=num>{d['attempts']}</td>"
+            f"<td>{escape(d['status'])}{escape(f' ({sent})' if (sent := d.get('parts_sent')) else '')}</td>"
+            f"<td class=num>{d['attempts']}</td>"
             f"<td>{escape(d['last_error'] or '')}</td><td><time>{escape(when(d['updated_at']))}</time></td></tr>"
             for d in pending
         )

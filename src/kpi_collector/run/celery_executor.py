@@ -5,8 +5,11 @@ deliveries, alerts) stays with the coordinator, `kpi run` or `kpi schedule`.
 - A task message (`kpi_collector.collect_batch`) carries the names of a batch of sources,
   the config's fingerprint and the run's moment: never config text, never a secret. Each
   worker loads its own `kpi.yaml` with its own environment for secrets.
-- A worker whose config fingerprint differs from the run's refuses the batch: its sources
-  fail with one line naming the worker and both fingerprints.
+- A worker whose config fingerprint differs from the run's refuses the batch. The coordinator
+  sends a refused batch once more, straight to a live worker of its queue that has the run's
+  fingerprint (the worker's own queue, Celery's `worker_direct`); when there is none, or it
+  refuses too, the batch's sources fail with one line naming the worker and both
+  fingerprints.
 - A worker collects a batch with the engine of a local run (`run.engine.collect_all`): one
   asyncio loop per batch, its HTTP client opened and closed inside it, nothing shared
   across the pool's forked processes.
@@ -124,6 +127,8 @@ def celery_app(executor: CeleryExecutor) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # each worker also consumes `<name>.dq2`: a refused batch is sent again to one worker
+        worker_direct=True,
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
@@ -313,14 +318,27 @@ class _Stopped(Exception):
     """Raised from the wait loop when the run is cancelled."""
 
 
-def _decode(value: Any, batch: Batch, run_fingerprint: str) -> list[SourceOutcome]:
+def refused(value: Any) -> bool:
+    """True when a task's result says its worker refused the batch (another config)."""
+    return isinstance(value, dict) and bool(value.get("refused"))
+
+
+def _decode(
+    value: Any, batch: Batch, run_fingerprint: str, *, none_other: bool = False
+) -> list[SourceOutcome]:
     """The outcomes in a task's result; the batch's sources fail with one line when the
-    worker refused it or the task failed."""
-    if isinstance(value, dict) and value.get("refused"):
+    worker refused it (`none_other`: no other live worker of its queue has the run's
+    config, so it was not sent again) or the task failed."""
+    if refused(value):
+        alone = (
+            f", and no other live worker of queue `{batch.queue}` has the run's"
+            if none_other
+            else ""
+        )
         message = (
             f"worker {value.get('worker')} refused the batch: its config fingerprint "
-            f"{value.get('fingerprint')} is not the run's {run_fingerprint}; give every "
-            "worker the coordinator's kpi.yaml and restart it"
+            f"{value.get('fingerprint')} is not the run's {run_fingerprint}{alone}; give "
+            "every worker the coordinator's kpi.yaml and restart it"
         )
         return _failed(batch.names, message, transient=False)
     if isinstance(value, dict) and isinstance(value.get("outcomes"), list):
@@ -340,15 +358,20 @@ def _decode(value: Any, batch: Batch, run_fingerprint: str) -> list[SourceOutcom
 
 
 def keep_first(
-    outcomes: dict[str, SourceOutcome], batch: Batch, answer: Any, run_fingerprint: str
+    outcomes: dict[str, SourceOutcome],
+    batch: Batch,
+    answer: Any,
+    run_fingerprint: str,
+    *,
+    none_other: bool = False,
 ) -> list[SourceOutcome]:
     """Add a worker's `answer` for `batch` (the task's result) to `outcomes` (by source
     name): only sources of the batch, and only those without an outcome yet, so that a
     batch delivered twice (a worker lost mid-batch, a Redis visibility timeout) is stored
-    once. Returns the outcomes added, in the answer's order."""
+    once. Returns the outcomes added, in the answer's order. `none_other`: see `_decode`."""
     added = []
     wanted = set(batch.names)
-    for outcome in _decode(answer, batch, run_fingerprint):
+    for outcome in _decode(answer, batch, run_fingerprint, none_other=none_other):
         if outcome.source in outcomes or outcome.source not in wanted:
             continue  # a second delivery of the batch: the first outcome stays
         outcomes[outcome.source] = outcome
@@ -413,6 +436,7 @@ def _dispatch_and_gather(
     outcomes: dict[str, SourceOutcome] = {}
     pending: dict[str, Batch] = {}
     handles: list[AsyncResult] = []
+    resent: set[int] = set()  # id() of the batches already sent again after a refusal
     try:
         moment = now.isoformat()
         todo = batches(sources, executor.batch_size)
@@ -446,9 +470,22 @@ def _dispatch_and_gather(
             if batch is None:
                 return
             heard[batch.queue] = time.monotonic()
-            for outcome in keep_first(outcomes, batch, value, config_fingerprint):
-                emit(outcome)
             _forget(app, task_id)
+            none_other = False
+            if refused(value) and id(batch) not in resent:
+                resent.add(id(batch))
+                target = _worker_with(executor, batch.queue, config_fingerprint)
+                if target is not None:
+                    handle = _resend(app, batch, config_fingerprint, moment, target, value)
+                    if handle is not None:
+                        pending[handle.id] = batch
+                        handles.append(handle)
+                        return
+                none_other = target is None
+            for outcome in keep_first(
+                outcomes, batch, value, config_fingerprint, none_other=none_other
+            ):
+                emit(outcome)
 
         def check() -> None:
             if stop.is_set():
@@ -489,16 +526,54 @@ def _gather(
                 waiting.join_native(callback=take, propagate=False, on_interval=check, interval=0.5)
             except _Silent:
                 _give_up(app, pending, heard, wait, outcomes, emit)
-        else:  # a backend without push: ask each pending result in turn
-            while pending:
-                for handle in [h for h in handles if h.id in pending]:
-                    if handle.ready():
-                        take(handle.id, handle.get(propagate=False, disable_sync_subtasks=False))
-                try:
-                    check()
-                except _Silent:
-                    _give_up(app, pending, heard, wait, outcomes, emit)
-                time.sleep(0.2)
+    else:  # a backend without push: ask each pending result in turn
+        while pending:
+            for handle in [h for h in handles if h.id in pending]:
+                if handle.ready():
+                    take(handle.id, handle.get(propagate=False, disable_sync_subtasks=False))
+            try:
+                check()
+            except _Silent:
+                _give_up(app, pending, heard, wait, outcomes, emit)
+            time.sleep(0.2)
+
+
+def _worker_with(executor: CeleryExecutor, queue: str, run_fingerprint: str) -> str | None:
+    """The name of a live worker that consumes `queue` and has the run's config fingerprint
+    (the first by name), None when there is none or the broker cannot say."""
+    try:
+        found = live_workers(executor)
+    except KpiError as exc:
+        log.warning("%s", exc)
+        return None
+    for worker in found:
+        if queue in worker.queues and worker.fingerprint == run_fingerprint:
+            return worker.name
+    return None
+
+
+def _resend(
+    app: Celery, batch: Batch, run_fingerprint: str, moment: str, target: str, answer: Any
+) -> Any:
+    """Send a refused `batch` once more, to worker `target`'s own queue; its handle, or None
+    when the broker cannot take it."""
+    from celery.utils.nodenames import worker_direct
+
+    try:
+        handle = app.send_task(
+            TASK_COLLECT, args=[batch.names, run_fingerprint, moment], queue=worker_direct(target)
+        )
+    except Exception as exc:  # the broker went away since: the refusal stands
+        log.warning("could not send a refused batch again: %s", redact(str(exc)))
+        return None
+    log.info(
+        "worker %s refused a batch of queue %s (config fingerprint %s): sent again to %s",
+        answer.get("worker"),
+        batch.queue,
+        answer.get("fingerprint"),
+        target,
+    )
+    return handle
 
 
 def _give_up(
@@ -581,10 +656,19 @@ def live_workers(executor: CeleryExecutor, *, timeout: float = 2.0) -> list[Work
         )
     finally:
         app.close()
+    from celery.utils.nodenames import worker_direct
+
     return [
         WorkerInfo(
             name,
-            tuple(sorted(q["name"] for q in queues.get(name) or [])),
+            # a worker's own queue (`worker_direct`) is no queue of the config's
+            tuple(
+                sorted(
+                    q["name"]
+                    for q in queues.get(name) or []
+                    if q["name"] != worker_direct(name).name
+                )
+            ),
             str((info.get(name) or {}).get("fingerprint", "?")),
             str((info.get(name) or {}).get("version", "?")),
         )

@@ -36,6 +36,17 @@ class DeliveryRecord:
     progress: int = 0
     pending_since: float | None = None  # when it last became pending (a run's started_at)
     sent_plan: str | None = None  # fingerprint of the `progress` parts sent (Delivery.unsent)
+    pending_run: int | None = None  # the newest run id when it last became pending
+    parts: int | None = None  # how many parts the split message has (None: not known)
+
+    @property
+    def parts_sent(self) -> str | None:
+        """ "2/3 parts sent" for a delivery not done whose first parts went out ("2 parts
+        sent" when the total is not known); None otherwise."""
+        if self.status == DONE or not self.progress:
+            return None
+        total = f"/{self.parts}" if self.parts else ""
+        return f"{self.progress}{total} part{'s' if (self.parts or self.progress) > 1 else ''} sent"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +58,8 @@ class DeliveryRecord:
             "last_error": self.last_error,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "parts_sent": self.progress,
+            "parts": self.parts,
         }
 
 
@@ -77,16 +90,23 @@ def record_pending(
 
     A period already `done` stays done, unless the destination `upserts` (a table whose row
     for the period gets the newer values); a pending row not yet begun moves to the newer run.
-    Raises StoreError when the row cannot be written after three tries (concurrent inserts)."""
+    `started_at` (UTC epoch) is when it becomes pending: the run's start, or the fire time a
+    scheduled delivery serves. Raises StoreError when the row cannot be written after three
+    tries (concurrent inserts)."""
     import sqlalchemy as sa
 
     from kpi_collector.store.schema import deliveries as t
+    from kpi_collector.store.schema import runs
 
     now = time.time()
     key = sa.and_(t.c.destination == destination, t.c.period == period)
     for _ in range(3):  # a concurrent run may insert the same row between select and insert
         try:
             with store.write() as conn:
+                # the runs begun after this one are the runs it waits (`pending_runs`); a
+                # scheduled delivery of an older run waits from the newest run there is
+                newest = conn.execute(sa.select(sa.func.max(runs.c.id))).scalar()
+                pending_run = max(run_id, int(newest or 0))
                 row = conn.execute(sa.select(t).where(key)).first()
                 if row is None:
                     conn.execute(
@@ -100,6 +120,7 @@ def record_pending(
                             updated_at=now,
                             progress=0,
                             pending_since=started_at,
+                            pending_run=pending_run,
                         )
                     )
                 elif row.status in (DONE, FAILED):
@@ -113,8 +134,10 @@ def record_pending(
                                 last_error=None,
                                 progress=0,
                                 sent_plan=None,
+                                parts=None,
                                 updated_at=now,
                                 pending_since=started_at,  # not created_at: see pending_runs
+                                pending_run=pending_run,
                             )
                         )
                 elif row.status == PENDING and not row.progress:
@@ -178,7 +201,7 @@ def retry_failed(
         where &= t.c.destination == destination
     values: dict[str, Any] = {"status": PENDING, "updated_at": time.time()}
     if from_start:
-        values |= {"progress": 0, "sent_plan": None}
+        values |= {"progress": 0, "sent_plan": None, "parts": None}
     with store.write() as conn:
         return int(conn.execute(t.update().where(where).values(**values)).rowcount)
 
@@ -218,24 +241,27 @@ def pending_runs(store: HistoryStore) -> dict[str, tuple[int, str | None, str | 
     """For each destination with a pending delivery: for how many runs the one pending longest
     has been pending (the run that made it pending counts), its period and last error.
 
-    Counted from `pending_since`, not `created_at`: a table destination's row for a day goes
-    done -> pending again at a later run, and only that run starts its pending time."""
+    Counted by run id from `pending_run`, the newest run when the row last became pending (a
+    table destination's row for a day goes done -> pending again at a later run, and only
+    that run starts its pending time). Never by comparing start times: a scheduled delivery
+    becomes pending at the fire time it serves, which can precede its run's start; two runs
+    can start at the same clock reading; a clock set back gives a later run an earlier one."""
     import sqlalchemy as sa
 
     from kpi_collector.store.schema import runs
 
     out: dict[str, tuple[int, str | None, str | None]] = {}
-    oldest: dict[str, tuple[float, DeliveryRecord]] = {}
+    oldest: dict[str, tuple[int, DeliveryRecord]] = {}
     for record in records(store, status=PENDING):
-        since = record.created_at if record.pending_since is None else record.pending_since
-        if record.destination not in oldest or since < oldest[record.destination][0]:
-            oldest[record.destination] = (since, record)
+        mark = record.pending_run if record.pending_run is not None else record.run_id or 0
+        if record.destination not in oldest or mark < oldest[record.destination][0]:
+            oldest[record.destination] = (mark, record)
     if not oldest:
         return out
     with store.engine.connect() as conn:
-        for name, (since, record) in oldest.items():
+        for name, (mark, record) in oldest.items():
             later = conn.execute(
-                sa.select(sa.func.count()).select_from(runs).where(runs.c.started_at > since)
+                sa.select(sa.func.count()).select_from(runs).where(runs.c.id > mark)
             ).scalar_one()
             out[name] = (int(later) + 1, record.period, record.last_error)
     return out
@@ -295,4 +321,6 @@ def _record_of(row: Any) -> DeliveryRecord:
         row.progress or 0,
         row.pending_since,
         row.sent_plan,
+        row.pending_run,
+        row.parts,
     )

@@ -71,6 +71,11 @@ deliveries = sa.Table(
     # added by _v10: fingerprint of the `progress` parts as sent, so a retry resumes after them
     # only when the message still splits the same way (`Delivery.unsent`)
     sa.Column("sent_plan", sa.String(64)),
+    # added by _v11: the newest run id when the row last became pending (the run that made it
+    # so): `pending_runs` counts the runs after it by id, never by comparing start times
+    sa.Column("pending_run", sa.Integer),
+    # added by _v11: how many parts the split message has, with `progress` ("2/3 parts sent")
+    sa.Column("parts", sa.Integer),
     sa.UniqueConstraint("destination", "period", name="uq_deliveries_destination_period"),
 )
 
@@ -270,6 +275,26 @@ def _v10(conn: sa.Connection) -> None:
         conn.execute(sa.text("ALTER TABLE deliveries ADD COLUMN sent_plan VARCHAR(64)"))
 
 
+def _v11(conn: sa.Connection) -> None:
+    """deliveries.pending_run: the run a pending row counts its waiting runs from. An older
+    pending row's is the newest run begun by its `pending_since` (what it counted from), else
+    its own run. deliveries.parts: how many parts a split message has (unknown before)."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
+    for name in ("pending_run", "parts"):
+        if name not in columns:  # a store created by _v1 of this version has them already
+            conn.execute(sa.text(f"ALTER TABLE deliveries ADD COLUMN {name} INTEGER"))
+    newest_then = (
+        sa.select(sa.func.max(runs.c.id))
+        .where(runs.c.started_at <= deliveries.c.pending_since)
+        .scalar_subquery()
+    )
+    conn.execute(
+        deliveries.update()
+        .where(deliveries.c.status == "pending", deliveries.c.pending_run.is_(None))
+        .values(pending_run=sa.func.coalesce(newest_then, deliveries.c.run_id))
+    )
+
+
 #: migrations[i] brings the schema from version i to i + 1; append, never edit.
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [
     _v1,
@@ -282,5 +307,6 @@ MIGRATIONS: list[Callable[[sa.Connection], None]] = [
     _v8,
     _v9,
     _v10,
+    _v11,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

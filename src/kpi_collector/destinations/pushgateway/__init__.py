@@ -17,7 +17,7 @@ from pydantic import Field, field_validator
 
 from kpi_collector.collect.http import Auth, is_http_url
 from kpi_collector.destinations._http import error_detail, send, status_error
-from kpi_collector.destinations.base import Delivery, TableDestination
+from kpi_collector.destinations.base import Delivery, Destination
 from kpi_collector.destinations.exposition import CONTENT_TYPE, label, number
 from kpi_collector.secrets import Secret
 from kpi_collector.store.periods import local_midnight
@@ -56,8 +56,12 @@ def _segment(label: str, value: str) -> str:
     return f"{quote(label, safe='')}@base64/{encoded}"
 
 
-class Pushgateway(TableDestination):
+class Pushgateway(Destination):
+    """Replaces its group's metrics at every push, like a table's row for the period (it
+    `upserts`), but has no rows to lay out: no `layout` key."""
+
     type: ClassVar[str] = "pushgateway"
+    upserts: ClassVar[bool] = True
 
     url: str = "http://127.0.0.1:9091"
     job: str = Field(default="kpi_collector", min_length=1)
