@@ -90,3 +90,36 @@ def test_run_sync_passes_exceptions_through() -> None:
 
     with pytest.raises(LookupError, match="inner"):
         run_sync(fail())
+
+
+def test_previous_values_read_while_collecting_are_those_before_the_run(tmp_path: Path) -> None:
+    """Each KPI's previous value is the newest one stored strictly before the run's start,
+    whether the source declared the metric (read while the requests are out), did not
+    (`type: python` without `metrics:`, read after the run is stored) or it is derived."""
+    from kpi_collector.config.models import KpiSpec
+    from kpi_collector.pipeline import Pipeline
+    from kpi_collector.sources.python import Function
+
+    url = f"sqlite:///{tmp_path / 'kpi.db'}"
+    counts = iter([(3, 10), (5, 20), (8, 40)])
+
+    def numbers() -> dict[str, float]:
+        a, b = next(counts)
+        return {"a": a, "b": b}
+
+    def pipeline(*, declared: bool) -> Pipeline:
+        metrics = {"a": {}} if declared else {}  # `b` undeclared either way
+        return Pipeline(
+            sources=[Function(numbers, name="n", metrics=metrics)],
+            store=url,
+            kpis={"n.sum": KpiSpec(formula="n.a + n.b")},
+        )
+
+    first = pipeline(declared=True).process(deliver=False)
+    assert first.previous == {}
+    second = pipeline(declared=True).process(deliver=False)
+    assert second.values == {"n.a": 5, "n.b": 20, "n.sum": 25}
+    assert second.previous == {"n.a": 3, "n.b": 10, "n.sum": 13}
+    third = pipeline(declared=False).process(deliver=False)
+    assert third.values == {"n.a": 8, "n.b": 40, "n.sum": 48}
+    assert third.previous == {"n.a": 5, "n.b": 20, "n.sum": 25}
