@@ -76,6 +76,13 @@ async def _boxed(coro: Coroutine[Any, Any, T]) -> _Box[T]:
     return _Box(await coro)
 
 
+def _function(function: Callable[..., Any]) -> Source:
+    """A plain callable as a `type: python` source (imported only when a pipeline has one)."""
+    from kpi_collector.sources.python import Function
+
+    return Function(function)
+
+
 def _store(url: str) -> Store:
     """The config's store as a `Store`, without validating the URL again (the config did):
     building the model's validator before the first request costs tens of milliseconds
@@ -115,9 +122,7 @@ class Pipeline:
         base_dir: Path | None = None,
         alerts: Iterable[Alert] = (),
     ) -> None:
-        from kpi_collector.sources.python import Function
-
-        self.sources: list[Source] = [s if isinstance(s, Source) else Function(s) for s in sources]
+        self.sources: list[Source] = [s if isinstance(s, Source) else _function(s) for s in sources]
         given = list(destinations)
         stores = [d for d in given if isinstance(d, Store)]
         if isinstance(store, str):
