@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from importlib.metadata import distribution
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +185,53 @@ def test_an_upgraded_distribution_rebuilds_the_config(tmp_path: Path, env: dict[
     load(config, env)
     assert load(config, env)["from_cache"]
     (site / "kpi_plugin_x-1.0.dist-info").rename(site / "kpi_plugin_x-1.1.dist-info")
+    assert not load(config, env)["from_cache"]
+    assert load(config, env)["from_cache"]
+
+
+def copy_of_the_package(folder: Path) -> Path:
+    """This package's code copied into `folder` (first on `sys.path` through PYTHONPATH)."""
+    import shutil
+
+    source = ROOT / "src" / "kpi_collector"
+    target = folder / "kpi_collector"
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+def test_a_changed_file_of_the_package_rebuilds_the_config(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """From a source checkout (or an editable install) each of its files counts."""
+    config = tmp_path / "kpi.yaml"
+    config.write_text(CONFIG)
+    package = copy_of_the_package(tmp_path / "src")
+    env = {**env, "PYTHONPATH": f"{tmp_path / 'src'}{os.pathsep}{ROOT}"}
+    load(config, env)
+    assert load(config, env)["from_cache"]
+    with (package / "collect" / "extract.py").open("a") as code:
+        code.write("\n# changed\n")
+    assert not load(config, env)["from_cache"]
+    assert load(config, env)["from_cache"]
+
+
+def test_a_reinstalled_package_rebuilds_the_config(tmp_path: Path, env: dict[str, str]) -> None:
+    """Installed from a wheel, the package's code is its distribution's RECORD, which every
+    install writes again (here: another build of the same version)."""
+    config = tmp_path / "kpi.yaml"
+    config.write_text(CONFIG)
+    site = tmp_path / "site"
+    copy_of_the_package(site)
+    record = site / "kpi_collector-0.1.0.dist-info" / "RECORD"
+    record.parent.mkdir()
+    installed = distribution("kpi-collector")  # its types are found through entry points
+    for name in ("METADATA", "entry_points.txt"):
+        (record.parent / name).write_text(installed.read_text(name) or "")
+    record.write_text("kpi_collector/__init__.py,sha256=one,100\n")
+    env = {**env, "PYTHONPATH": f"{site}{os.pathsep}{ROOT}"}
+    load(config, env)
+    assert load(config, env)["from_cache"]
+    record.write_text("kpi_collector/__init__.py,sha256=another,101\n")
     assert not load(config, env)["from_cache"]
     assert load(config, env)["from_cache"]
 

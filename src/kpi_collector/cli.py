@@ -77,7 +77,7 @@ def group(ctx: click.Context, config: str | None, verbose: bool, quiet: bool) ->
         from kpi_collector.commands.core import UsageProblem
 
         raise UsageProblem("use one of -v and -q")
-    ctx.obj = {"config": config, "quiet": quiet}
+    ctx.obj = {**(ctx.obj or {}), "config": config, "quiet": quiet}
     from kpi_collector.commands.logs import setup_logging
 
     setup_logging(verbose=verbose, quiet=quiet)
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         import gc
 
         gc.set_threshold(10_000, 50, 100)
-    code = run_command(argv)
+    code = run_command(argv, exits=as_program)
     if as_program:
         import logging
         import os
@@ -118,12 +118,16 @@ def _save_coverage() -> None:
         current.save()
 
 
-def run_command(argv: list[str] | None) -> int:
-    """Run one command; the exit code: 0 ok, 1 failed at run time, 2 config or usage error."""
+def run_command(argv: list[str] | None, *, exits: bool = False) -> int:
+    """Run one command; the exit code: 0 ok, 1 failed at run time, 2 config or usage error.
+
+    `exits`: the process ends right after the command (the `kpi` program), so a command may
+    leave behind what only a longer life would need to clean (`kpi run` leaves the cyclic
+    garbage collector off: turning it back on scans every object the run made)."""
     from kpi_collector.errors import ConfigError, KpiError
 
     try:
-        result = group.main(args=argv, prog_name="kpi", standalone_mode=False)
+        result = group.main(args=argv, prog_name="kpi", standalone_mode=False, obj={"exits": exits})
         return result if isinstance(result, int) else EXIT_OK
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_FAILED if exc.code else EXIT_OK

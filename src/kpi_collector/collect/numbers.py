@@ -16,7 +16,6 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 from kpi_collector.config.locale import babel_locale
@@ -229,6 +228,8 @@ def _affix(text: str) -> str:
 
 @lru_cache(maxsize=1)
 def _cldr() -> tuple[tuple[Convention, ...], dict[str, dict[float, str]]]:
+    from importlib.resources import files  # on the first number read, not before a request
+
     data = json.loads(
         files("kpi_collector.collect").joinpath("cldr_numbers.json").read_text(encoding="utf-8")
     )

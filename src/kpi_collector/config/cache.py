@@ -9,9 +9,10 @@ validated config depends on is the same as when it was written:
   loader's options (`need_secrets`, `need_store`);
 - each variable the config names (`${VAR}`, from the environment or `.env`): only a salted
   hash of its value is kept, never the value;
-- this package's code (the size and time of each of its files), Python's version and the
-  installed distributions (the names of `*.dist-info` folders carry their versions), so an
-  upgraded plugin or library rebuilds it.
+- this package's code (installed from a wheel: its distribution's `RECORD`, which every
+  install writes again; else the size and time of each of its files), Python's version and
+  the installed distributions (the names of `*.dist-info` folders carry their versions), so
+  an upgraded plugin or library rebuilds it.
 
 No secret is ever written in clear: a string holding a variable's value is written as a
 template naming the variable (`Bearer ${API_TOKEN}`) and filled from the environment when
@@ -33,7 +34,7 @@ import pickle
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kpi_collector.config.models import Config
@@ -125,18 +126,24 @@ _FINGERPRINT: bytes | None = None
 
 
 def _code_fingerprint() -> bytes:
-    """This package's files (name, size, modification time) and the installed distributions
-    (the `*.dist-info` / `*.egg-info` names on `sys.path`, which carry their versions)."""
+    """This package's code and the installed distributions (the `*.dist-info` /
+    `*.egg-info` names on `sys.path`, which carry their versions).
+
+    The package's code is its installed distribution's `RECORD` (size and time: every
+    install or upgrade writes it again) when it was installed from a wheel, where only an
+    installer changes its files; otherwise (an editable install, a source checkout) the
+    name, size and time of each of its files."""
     global _FINGERPRINT
     if _FINGERPRINT is not None:
         return _FINGERPRINT
     digest = hashlib.sha256()
     package = Path(__file__).resolve().parents[1]
-    for folder, _, files in sorted(os.walk(package)):
-        for name in sorted(files):
-            if name.endswith((".py", ".json")):
-                stat = os.stat(os.path.join(folder, name))
-                digest.update(f"{folder}/{name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    record = _installed_record(package)
+    if record is not None:
+        stat = os.stat(record)
+        digest.update(f"{record}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    else:
+        _digest_files(digest, str(package))
     for entry in sys.path:
         try:
             names = sorted(os.listdir(entry or "."))
@@ -147,6 +154,42 @@ def _code_fingerprint() -> bytes:
                 digest.update(f"{entry}/{name}\n".encode())
     _FINGERPRINT = digest.digest()
     return _FINGERPRINT
+
+
+def _installed_record(package: Path) -> Path | None:
+    """The `RECORD` of the wheel-installed distribution `package` came from: one beside it
+    that lists the package's own files (an editable install's lists none of them)."""
+    try:
+        found = [
+            entry.path
+            for entry in os.scandir(package.parent)
+            if entry.name.startswith(f"{package.name}-") and entry.name.endswith(".dist-info")
+        ]
+    except OSError:
+        return None
+    if len(found) != 1:
+        return None
+    record = Path(found[0]) / "RECORD"
+    try:
+        with record.open(encoding="utf-8") as lines:
+            if any(line.startswith(f"{package.name}/__init__.py,") for line in lines):
+                return record
+    except OSError:
+        pass
+    return None
+
+
+def _digest_files(digest: Any, folder: str) -> None:
+    """Name, size and time of each `.py` / `.json` file under `folder`, in a stable order."""
+    with os.scandir(folder) as found:
+        entries = sorted(found, key=lambda entry: entry.name)
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            if entry.name != "__pycache__":
+                _digest_files(digest, entry.path)
+        elif entry.name.endswith((".py", ".json")):
+            stat = entry.stat()
+            digest.update(f"{entry.path}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
 
 
 def _read(

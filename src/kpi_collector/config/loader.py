@@ -4,7 +4,6 @@ name the file, the line, the source and the key, and say how to fix it.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -497,6 +496,8 @@ def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, l
         if kind == "extra_forbidden":
             name = str(loc[-1]) if loc else "?"
             known = _known_keys(model, loc[:-1])
+            import difflib  # only for a wrong name
+
             close = difflib.get_close_matches(name, known, n=1)
             fix = (
                 f"did you mean {close[0]!r}?"
@@ -651,6 +652,8 @@ def _check_references(config: Config, lines: _LineFinder, unchecked: set[str]) -
         # ids of sources left out unchecked, or whose metrics are only known at run time
         open_ids = star_source is not None and not star_source.metric_names()
         if not open_ids and star.partition(".")[0] not in unchecked:
+            import difflib  # only for a wrong name
+
             close = difflib.get_close_matches(star, sorted(known), n=1, cutoff=0.6)
             some = ", ".join(sorted(known)[:5]) + (", ..." if len(known) > 5 else "")
             fix = f"did you mean {close[0]!r}?" if close else f"KPI ids here: {some or 'none'}"
