@@ -286,3 +286,68 @@ def test_a_secret_already_known_to_the_process_still_keeps_its_config_out(
     )
     load_config(literal)  # the token written in the file: not cached, though known before
     assert len(list(folder.iterdir())) == 2
+
+
+SHARED = """\
+locale: de
+sources:
+  - {name: a, type: html, url: "http://127.0.0.1:9/a", metrics: {n: {css: p, count: true}}}
+  - {name: b, type: html, url: "http://127.0.0.1:9/b", metrics: {n: {css: p, count: true}}}
+  - {name: c, type: html, url: "http://127.0.0.1:9/c", metrics: {n: {css: p, count: 1}}}
+  - {name: d, type: html, url: "http://127.0.0.1:9/d", metrics: {n: {css: p}, m: {css: q}}}
+  - {name: e, type: html, url: "http://127.0.0.1:9/e", metrics: {n: {css: p, map: {x: 1}}}}
+  - {name: f, type: html, url: "http://127.0.0.1:9/f", metrics: {n: {css: p, map: {x: 1}}}}
+"""
+
+SHARING = """
+import json, sys
+from kpi_collector.config import load_config
+config = load_config(sys.argv[1])
+spec = {s.name: s.metrics for s in config.sources}
+print(json.dumps({
+    "from_cache": "yaml" not in sys.modules,
+    "same": [[x, y] for x in spec for y in spec if x < y
+             and any(m is n for m in spec[x].values() for n in spec[y].values())],
+    "sources": {s.name: s.model_dump(mode="json", exclude_unset=True) for s in config.sources},
+    "raw_kept": len(config.settings.sources),
+}))
+"""
+
+
+def test_equal_metric_specs_are_one_object_built_or_from_the_cache(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Sources whose metric specs are equal (a 50,000-source config counting one selector)
+    hold one spec object, from YAML and from the cache alike; specs that differ in a value
+    or in what was written (`count: 1` is `true` too, `map:` cannot be compared cheaply)
+    stay their own, and each source's values and set fields are as written."""
+    config = tmp_path / "kpi.yaml"
+    config.write_text(SHARED)
+
+    def run() -> dict[str, Any]:
+        done = subprocess.run(
+            [sys.executable, "-c", SHARING, str(config)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return dict(json.loads(done.stdout))
+
+    built, cached = run(), run()
+    assert (built["from_cache"], cached["from_cache"]) == (False, True)
+    # a and b are equal; c has count: 1, validated to true: equal values, equal fields set;
+    # d's `n` sets no `count`; e and f hold a map
+    expected = [["a", "b"], ["a", "c"], ["b", "c"]]
+    assert built["same"] == cached["same"] == expected
+    assert built["sources"] == cached["sources"]
+    assert built["sources"]["d"] == {
+        "name": "d",
+        "url": "http://127.0.0.1:9/d",
+        "metrics": {"n": {"css": "p"}, "m": {"css": "q"}},
+        "locale": "de",
+    }
+    assert built["sources"]["e"]["metrics"] == {"n": {"css": "p", "map": {"x": 1.0}}}
+    # the raw entries are not kept beside the validated sources
+    assert built["raw_kept"] == cached["raw_kept"] == 0

@@ -71,6 +71,30 @@ def test_runs_values_and_errors(store: HistoryStore) -> None:
     assert store.kpi_ids() == ["github.stars"]
 
 
+def test_a_large_run_is_written_in_batches_all_or_nothing(store: HistoryStore) -> None:
+    """A run's observations go in in batches (the rows are not all held at once), within one
+    transaction: all of them, or, when the rows fail part way, none."""
+    at = ts("2026-11-28T07:00:00+00:00")
+    many = 4_500  # more than two batches of 2,000
+    run = store.begin_run(started_at=at)
+    store.finish_run(run, observations=((f"s{i}.n", at, float(i), f"s{i}") for i in range(many)))
+    [record] = store.runs()
+    assert (record.status, record.n_values, record.n_errors) == ("ok", many, 0)
+    latest = store.latest()
+    assert len(latest) == many
+    assert sum(o.value for o in latest.values()) == many * (many - 1) / 2
+
+    def failing() -> Iterator[tuple[str, float, float, str]]:
+        yield from ((f"t{i}.n", at + 60, 1.0, f"t{i}") for i in range(3_000))
+        raise RuntimeError("the rows failed part way")
+
+    second = store.begin_run(started_at=at + 60)
+    with pytest.raises(RuntimeError, match="part way"):
+        store.finish_run(second, observations=failing())
+    assert not any(kpi.startswith("t") for kpi in store.latest())
+    assert len(store.latest()) == many
+
+
 def test_period_queries_follow_agg_and_time_zone(store: HistoryStore) -> None:
     points = [
         # 23:30 UTC on the 1st is already the 2nd in Berlin

@@ -312,10 +312,10 @@ class Pipeline:
             ts = started.timestamp()
             store.finish_run(
                 run_id,
-                observations=[
+                observations=(
                     StoredObservation(k, ts, v, result.sources.get(k, "formula"))
                     for k, v in result.values.items()
-                ],
+                ),
                 errors=errors,
                 finished_at=result.finished_at.timestamp(),
             )

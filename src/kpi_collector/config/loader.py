@@ -117,7 +117,7 @@ def parse_config(
 
     label = str(path) if path else CONFIG_NAME
     try:
-        root, data = _parse_yaml(text, label)
+        data = _parse_yaml(text, label)
     except yaml.YAMLError as exc:
         raise ConfigError(_yaml_problem(exc, text, label)) from None
     if data is None:
@@ -129,7 +129,8 @@ def parse_config(
     executor = data.get("executor")
     celery = isinstance(executor, dict) and executor.get("type") == "celery"
     fingerprint = config_fingerprint(data) if celery else None
-    lines = _LineFinder(root, label)
+    # the YAML node tree (≈5 KB per source) is built again only to name a line in an error
+    lines = _LineFinder(text, label)
     environment = dict(_dotenv(path.parent / ".env") if path else {})
     environment.update(os.environ if env is None else env)
     # a switched-off entry, or any entry when the command only reads the store, may name
@@ -167,6 +168,7 @@ def parse_config(
     if "$" in text:  # no `${VAR}` anywhere: nothing to walk
         data = _expand(data, environment, lines, ())
     settings = _validate(Settings, data, lines, (), "")
+    del data  # the raw entries live on in `settings` until each is validated
     if store is not None:  # kept as written, unchecked: it names a variable that is not set
         settings = settings.model_copy(update={"store": store})
     if settings.executor.type == "celery" and (settings.store or "sqlite").startswith("sqlite"):
@@ -176,9 +178,16 @@ def parse_config(
         )
     from kpi_collector.config.plugins import destination_type, source_type
 
+    # The raw entries are dropped as they are validated: the validated objects are the
+    # config (a raw copy kept in `settings` would cost every source a second time).
+    raw_sources: list[Any] = settings.sources
+    raw_destinations: list[Any] = settings.destinations
+    settings.sources, settings.destinations = [], []
     sources = []
     seen: dict[str, int] = {}
-    for index, item in enumerate(settings.sources):
+    shared: dict[Any, Any] = {}
+    for index, item in enumerate(raw_sources):
+        raw_sources[index] = None
         if index in left_out["sources"]:
             continue
         at: Path_ = ("sources", index)
@@ -189,10 +198,13 @@ def parse_config(
         _unique(source.name, index, seen, lines, at, "source")
         if source.locale is None and settings.locale is not None:
             source.locale = settings.locale
+        _share_metrics(source, shared)
         sources.append(source)
+    del shared
     destinations = []
     seen = {}
-    for index, item in enumerate(settings.destinations):
+    for index, item in enumerate(raw_destinations):
+        raw_destinations[index] = None
         if index in left_out["destinations"]:
             continue
         at = ("destinations", index)
@@ -210,6 +222,28 @@ def parse_config(
     if need_secrets:  # with every source left out, references cannot be checked
         _check_references(config, lines, unchecked_sources)
     return config
+
+
+def _share_metrics(source: Any, shared: dict[Any, Any]) -> None:
+    """Let `source` use the metric spec an earlier source of this config already has when
+    they are equal (50,000 sources counting the same selector then hold one `Metric`, not
+    50,000). Specs are never changed after validation; one holding a mapping (`map:`,
+    `expect:`) is not hashable and stays its own."""
+    from pydantic import BaseModel
+
+    metrics = getattr(source, "metrics", None)
+    if not isinstance(metrics, dict):
+        return
+    for name, spec in metrics.items():
+        if not isinstance(spec, BaseModel) or spec.__pydantic_extra__ or spec.__pydantic_private__:
+            continue
+        # with each value's type: 1 == 1.0 == True, but they are not the same spec
+        values = tuple((k, type(v), v) for k, v in spec.__dict__.items())
+        key = (type(spec), values, frozenset(spec.model_fields_set))
+        try:
+            metrics[name] = shared.setdefault(key, spec)
+        except TypeError:  # an unhashable value
+            continue
 
 
 def _checked_cron(value: Any, lines: _LineFinder, at: Path_) -> str:
@@ -307,9 +341,10 @@ def _explain_yaml(exc: Exception, text: str, problem: str) -> tuple[int, str] | 
     return None
 
 
-def _parse_yaml(text: str, label: str = CONFIG_NAME) -> tuple[Any, Any]:
-    """Parse once: the node tree (for line numbers) and the data built from it (libyaml when
-    present). The tree is checked first (`_check_tree`), so what is built is bounded."""
+def _parse_yaml(text: str, label: str = CONFIG_NAME) -> Any:
+    """The document's data (libyaml when present): built from the parser's events when it
+    is plain (`_plain_events`), else from the node tree, checked first (`_check_tree`) so
+    that what is built is bounded."""
     import yaml
 
     if _flow_depth(text) > MAX_DEPTH:  # the composers recurse: refuse before they do
@@ -319,9 +354,17 @@ def _parse_yaml(text: str, label: str = CONFIG_NAME) -> tuple[Any, Any]:
     loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     loader = loader_class(text)
     try:
+        # most configs: built from the parser's events, no node tree (≈5 KB per source)
+        return _plain_events(loader)
+    except _NotPlain:  # anything beyond plain YAML, or a check to make: the node tree's way
+        pass
+    finally:
+        loader.dispose()
+    loader = loader_class(text)
+    try:
         root = loader.get_single_node()
         if root is None:
-            return None, None
+            return None
         _check_tree(root, label)
         try:
             data = _plain_data(root, loader)
@@ -329,7 +372,93 @@ def _parse_yaml(text: str, label: str = CONFIG_NAME) -> tuple[Any, Any]:
             data = loader.construct_document(root)
     finally:
         loader.dispose()
-    return root, data
+    return data
+
+
+_PLAIN_SCALARS = frozenset(
+    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")
+)
+
+
+def _plain_events(loader: Any) -> Any:
+    """The data of a single plain document (mappings with text keys, lists, scalars of the
+    core types) built straight from the parser's events, so no node tree is held. Raises
+    _NotPlain for anything else (anchors, aliases, explicit tags, other keys, several
+    documents) and for anything `_check_tree` refuses (a key twice in a mapping, nesting
+    deeper than MAX_DEPTH, a too long integer): the node tree's way reads and says it."""
+    import yaml
+
+    get = loader.get_event
+    get()  # the stream's start
+    if loader.check_event(yaml.StreamEndEvent):
+        return None
+    get()  # the document's start
+    # each open mapping or list, with the key its next value goes to (mappings)
+    stack: list[list[Any]] = []
+    root: Any = None
+    while True:
+        event = get()
+        kind = type(event)
+        if kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+            stack.pop()
+            if stack:
+                continue
+            break
+        if kind is yaml.AliasEvent or event.anchor is not None or event.tag not in (None, "!"):
+            raise _NotPlain
+        if len(stack) >= MAX_DEPTH:
+            raise _NotPlain
+        value: Any
+        if kind is yaml.ScalarEvent:
+            tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+            if tag == _STR:
+                value = event.value
+            elif tag not in _PLAIN_SCALARS or (tag == _INT and len(event.value) > _MAX_INT_DIGITS):
+                raise _NotPlain
+            else:
+                node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark)
+                value = loader.construct_object(node, deep=True)
+                loader.constructed_objects.pop(node, None)
+        elif kind is yaml.MappingStartEvent:
+            value = {}
+        elif kind is yaml.SequenceStartEvent:
+            value = []
+        else:
+            raise _NotPlain
+        if stack:
+            top = stack[-1]
+            container = top[0]
+            if type(container) is list:
+                container.append(value)
+            elif top[1] is None:  # a key
+                if kind is not yaml.ScalarEvent or tag != _STR or value in container:
+                    raise _NotPlain
+                top[1] = value
+            else:
+                container[top[1]] = value
+                top[1] = None
+        else:
+            root = value
+        if kind is yaml.ScalarEvent:
+            if not stack:
+                break
+        else:
+            stack.append([value, None])
+    get()  # the document's end
+    if not loader.check_event(yaml.StreamEndEvent):
+        raise _NotPlain  # a second document: the node tree's way says so
+    return root
+
+
+def _node_tree(text: str) -> Any:
+    """The YAML node tree of `text`, a document `_parse_yaml` read already (for lines)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
 
 
 MAX_CONFIG_BYTES = 16 * 2**20
@@ -800,11 +929,19 @@ def _dotenv(path: Path) -> Mapping[str, str]:
 
 
 class _LineFinder:
-    """Maps a key path like ('sources', 2, 'url') to `file:line` using the YAML node tree."""
+    """Maps a key path like ('sources', 2, 'url') to `file:line` using the YAML node tree of
+    `text`, built on the first question (only an error asks one)."""
 
-    def __init__(self, root: yaml.Node | None, label: str) -> None:
-        self.root = root
+    def __init__(self, text: str, label: str) -> None:
+        self.text = text
         self.label = label
+        self._root: yaml.Node | None = None
+
+    @property
+    def root(self) -> yaml.Node | None:
+        if self._root is None:
+            self._root = _node_tree(self.text)
+        return self._root
 
     def where(self, at: Path_) -> str:
         node = self.root

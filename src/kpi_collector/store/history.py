@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 
     from kpi_collector.store.alert_states import AlertState
     from kpi_collector.store.heartbeats import Heartbeat
+
+
+_BATCH = 2000  # rows per INSERT of a run's observations
 
 
 class StoredObservation(NamedTuple):
@@ -235,10 +239,6 @@ class HistoryStore:
         from kpi_collector.store.schema import observations as obs_table
         from kpi_collector.store.schema import run_errors, runs
 
-        obs = [
-            {"run_id": run_id, "kpi": k, "ts": ts, "value": v, "source": s, "backfilled": False}
-            for k, ts, v, s in observations
-        ]
         errs = [
             {
                 "run_id": run_id,
@@ -249,11 +249,19 @@ class HistoryStore:
             }
             for e in map(RunError._make, errors)
         ]
-        if status is None:
-            status = "ok" if not errs else ("partial" if obs else "failed")
         with self.write() as conn:
-            if obs:
-                conn.execute(obs_table.insert(), obs)
+            # in batches within the one transaction: 50,000 rows as parameter dicts at once
+            # would hold tens of MB
+            stored = 0
+            rows = iter(observations)
+            while batch := [
+                {"run_id": run_id, "kpi": k, "ts": ts, "value": v, "source": s, "backfilled": False}
+                for k, ts, v, s in islice(rows, _BATCH)
+            ]:
+                conn.execute(obs_table.insert(), batch)
+                stored += len(batch)
+            if status is None:
+                status = "ok" if not errs else ("partial" if stored else "failed")
             if errs:
                 conn.execute(run_errors.insert(), errs)
             conn.execute(
@@ -262,7 +270,7 @@ class HistoryStore:
                 .values(
                     finished_at=finished_at or time.time(),
                     status=status,
-                    n_values=len(obs),
+                    n_values=stored,
                     n_errors=len(errs),
                 )
             )
