@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from kpi_collector import Pipeline
 from kpi_collector.collect.extract import Metric
+from kpi_collector.collect.http import Response
 from kpi_collector.collect.offload import run_off_loop
 from kpi_collector.collect.patterns import unicode_classes
 from kpi_collector.config.models import Defaults
@@ -115,6 +116,14 @@ def hostile_app() -> web.Application:
             headers={"Content-Type": "text/html; charset=iso-8859-1"},  # the BOM wins
         )
 
+    async def broken_utf8(request: web.Request) -> web.Response:
+        # a euro sign (E2 82 AC) cut by a NUL, which the parser drops: a browser shows two
+        # U+FFFD; the bytes glued back together would read as one euro sign
+        return web.Response(
+            body=b"<html><body><p id=n>1\xe2\x82\x00\xac2</p></body></html>",
+            headers={"Content-Type": "text/html; charset=utf-8"},
+        )
+
     async def large(request: web.Request) -> web.Response:
         filler = "<p class=f>" + "filler text " * 40 + "</p>"
         text = "<html><body>" + filler * 1000 + "<p id=n>98,765 users</p></body></html>"
@@ -141,6 +150,7 @@ def hostile_app() -> web.Application:
         ("/latin1", latin1),
         ("/latin1-meta", latin1_meta),
         ("/utf16", utf16_bom),
+        ("/broken-utf8", broken_utf8),
         ("/a-run", a_run),
         ("/large", large),
         ("/loop-a", loop),
@@ -289,6 +299,50 @@ def test_the_issues_latin1_page_reads_12374_with_a_plain_selector(hostile: str, 
     result = run(HTML(name="p", url=f"{hostile}{path}", metrics={"n": {"css": "#n"}}))
     assert result.errors == {}
     assert result.values == {"p.n": 12374}
+
+
+def test_bytes_that_are_not_utf8_read_as_a_browser_shows_them(hostile: str) -> None:
+    """A page said to be UTF-8 with a broken sequence: each broken piece is one U+FFFD, as
+    the text decoded by `Response.html()` has it (never the bytes the parser would join)."""
+    metric = {"css": "#n", "map": {"1\ufffd\ufffd2": 1, "1\u20ac2": 2}}
+    result = run(HTML(name="p", url=f"{hostile}/broken-utf8", metrics={"n": metric}))
+    assert result.errors == {}
+    assert result.values == {"p.n": 1}
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "text", "as_is"),
+    [
+        # UTF-8 by the header, by <meta charset>, or valid UTF-8 without any label
+        ("text/html; charset=utf-8", "<p>€ 12</p>".encode(), "<p>€ 12</p>", True),
+        ("text/html; charset=UTF8", "<p>€ 12</p>".encode(), "<p>€ 12</p>", True),
+        (
+            "text/html",
+            '<meta charset="utf-8"><p>é</p>'.encode(),
+            '<meta charset="utf-8"><p>é</p>',
+            True,
+        ),
+        (None, "<p>é</p>".encode(), "<p>é</p>", True),
+        # a byte order mark is not part of the text
+        ("text/html", b"\xef\xbb\xbf<p>1</p>", "<p>1</p>", False),
+        # broken UTF-8: the text has U+FFFD where the bytes do not decode
+        ("text/html; charset=utf-8", b"<p>1\xff2</p>", "<p>1\ufffd2</p>", False),
+        # a U+FFFD the page itself holds: the text again (it cannot be told apart cheaply)
+        ("text/html; charset=utf-8", "<p>\ufffd</p>".encode(), "<p>\ufffd</p>", False),
+        # another encoding: windows-1252 by the header, and without a label or valid UTF-8
+        ("text/html; charset=iso-8859-1", b"<p>\xe9</p>", "<p>\xe9</p>", False),
+        (None, b"<p>\x80</p>", "<p>\u20ac</p>", False),
+    ],
+)
+def test_a_page_is_handed_to_the_parser_as_it_came_only_when_it_is_its_utf8(
+    content_type: str | None, body: bytes, text: str, as_is: bool
+) -> None:
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    response = Response(200, "http://example.test/", headers, body)
+    decoded, utf8 = response.html_page()
+    assert decoded == text
+    assert response.html() == text
+    assert (utf8 is body) if as_is else (utf8 is None)
 
 
 # patterns ------------------------------------------------------------------------------------

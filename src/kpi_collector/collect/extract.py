@@ -255,19 +255,23 @@ class HtmlDocument:
     """One parsed page; CSS through Lexbor (fast), XPath through lxml (only when asked).
 
     `body` is the page as text, decoded as a browser does (`Response.html()`); bytes are
-    taken as UTF-8.
+    taken as UTF-8. `utf8`: the same page as UTF-8 bytes, when the caller has them
+    (`Response.html_page()`); Lexbor parses them as they are, where text would be encoded
+    into a copy first.
 
     `locale` is the config's `locale:` for the page; without it, a text's numbers are read
     in the language of its element (the nearest `lang` attribute, as the HTML standard
     defines an element's language), else en.
     """
 
-    def __init__(self, body: bytes | str, *, locale: str | None = None) -> None:
+    def __init__(
+        self, body: bytes | str, *, locale: str | None = None, utf8: bytes | None = None
+    ) -> None:
         from selectolax.lexbor import LexborHTMLParser
 
         self._body = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
         self.locale = locale
-        self._tree = LexborHTMLParser(self._body)
+        self._tree = LexborHTMLParser(self._body if utf8 is None else utf8)
         self._lxml: Any = None
 
     @property

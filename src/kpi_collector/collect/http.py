@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 USER_AGENT = f"kpi-collector/{__version__} (+KPI collection bot; python-aiohttp)"
 _BODY_SNIPPET = 200
-_CHUNK = 64 * 1024  # bytes read at a time from a (decompressed) body
 # C0 controls but tab/newline/CR, DEL and C1 controls: never part of a message
 _CONTROL = dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)])
 
@@ -135,15 +134,28 @@ class Response:
         body is UTF-8 when it is valid UTF-8, else windows-1252, the standard's default for
         most locales. Bytes that do not decode become U+FFFD.
         """
+        return self.html_page()[0]
+
+    def html_page(self) -> tuple[str, bytes | None]:
+        """`html()`, and the body itself when that text is exactly the body read as UTF-8
+        (no byte order mark, nothing replaced), else None: what an HTML parser can take
+        as it is, without encoding the text again."""
         from w3lib.encoding import html_to_unicode
 
-        _, text = html_to_unicode(
+        encoding, text = html_to_unicode(
             self.headers.get("Content-Type"),
             self.body,
             default_encoding="cp1252",
             auto_detect_fun=_utf8_if_valid,
         )
-        return text
+        # U+FFFD absent: nothing was replaced (a body that spells it out takes the text)
+        if (
+            encoding.replace("_", "-").lower() in ("utf-8", "utf8")
+            and "\ufffd" not in text
+            and not self.body.startswith(b"\xef\xbb\xbf")
+        ):
+            return text, self.body
+        return text, None
 
     def json(self) -> Any:
         """The body parsed as JSON; ExtractError (terminal, naming the URL without its query
@@ -415,7 +427,10 @@ class HttpSession:
                 json=json_body,
                 data=data,
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
-                middlewares=(_same_origin_credentials(url, headers, params),),
+                # nothing configured to keep from other origins: no middleware to run
+                middlewares=(_same_origin_credentials(url, headers, params),)
+                if headers or params
+                else None,
             ) as resp,
         ):
             body = await _read_capped(resp, self.max_bytes)
@@ -589,12 +604,15 @@ async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
     declared = resp.content_length
     if declared is not None and declared > max_bytes and not resp.headers.get("Content-Encoding"):
         raise _too_large(str(resp.url), max_bytes, declared)
-    body = bytearray()
-    async for chunk in resp.content.iter_chunked(_CHUNK):
-        if len(body) + len(chunk) > max_bytes:
+    # the chunks as they arrived (each at most aiohttp's read buffer), joined once at the end
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await resp.content.readany():
+        size += len(chunk)
+        if size > max_bytes:
             raise _too_large(str(resp.url), max_bytes)
-        body += chunk
-    return bytes(body)
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _too_large(url: str, max_bytes: int, declared: int | None = None) -> HttpError:

@@ -64,9 +64,15 @@ class HTML(HttpSource):
 
     async def page(self, ctx: SourceContext) -> tuple[str, str]:
         """The page as text and its final URL: fetched, or rendered in Chromium."""
+        text, url, _ = await self._page(ctx)
+        return text, url
+
+    async def _page(self, ctx: SourceContext) -> tuple[str, str, bytes | None]:
+        """`page`, and the page's bytes when the text is exactly their UTF-8 reading."""
         if not self.render:
             response = await self.fetch(ctx)
-            return response.html(), response.url
+            text, utf8 = response.html_page()
+            return text, response.url, utf8
         from kpi_collector.collect.browser import Browser
 
         browser = ctx.browser or Browser(concurrency=1)
@@ -83,7 +89,7 @@ class HTML(HttpSource):
                         params=self.params,
                         max_bytes=ctx.max_bytes,
                     )
-                    return rendered.html, rendered.url
+                    return rendered.html, rendered.url, None
                 except HttpError as exc:
                     # the page did not load (connection refused, 5xx, 429): load it again;
                     # a page that loaded but never showed `wait_for` is not retried
@@ -96,12 +102,14 @@ class HTML(HttpSource):
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
-        text, url = await self.page(ctx)
+        text, url, utf8 = await self._page(ctx)
 
         def read() -> dict[str, float]:
             with self.keeping_page(lambda: text, url, ".html"):
-                document = HtmlDocument(text, locale=self.locale)
+                document = HtmlDocument(text, locale=self.locale, utf8=utf8)
                 return self.extract(document.metric)
 
         small = len(text) <= INLINE_BYTES and not any(m.xpath for m in self.metrics.values())
-        return await ctx.off_loop(read, what=f"reading {url_without_query(url)}", inline=small)
+        if small:
+            return read()
+        return await ctx.off_loop(read, what=f"reading {url_without_query(url)}")
