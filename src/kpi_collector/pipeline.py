@@ -274,24 +274,25 @@ class Pipeline:
         # the run's own values, stored later at its start, never are): after the last answer
         # only this run's values are written
         begin = None
-        planned = [kpi for source in sources for kpi in source.kpi_ids()]
-        planned += [kpi for kpi, spec in self.kpis.items() if spec.formula]
         if store is not None:
 
-            def open_run() -> tuple[int, dict[str, float] | None]:
+            def open_run() -> tuple[int, set[str], dict[str, float] | None]:
                 if lock is not None:
                     lock.register()
                 run_id = store.begin_run(started_at=started.timestamp(), trigger=self.trigger)
+                planned = {kpi for source in sources for kpi in source.kpi_ids()}
+                planned.update(kpi for kpi, spec in self.kpis.items() if spec.formula)
                 try:
-                    return run_id, store.previous_values(planned, before=started.timestamp())
+                    previous = store.previous_values(sorted(planned), before=started.timestamp())
                 except StoreError:  # read again after the run is stored, as it was before
-                    return run_id, None
+                    previous = None
+                return run_id, planned, previous
 
             begin = asyncio.create_task(asyncio.to_thread(open_run))
         try:
             outcomes = await self._collect(sources, started, on_source_done)
         finally:
-            run_id, previous = await begin if begin is not None else (None, None)
+            run_id, planned, previous = await begin if begin is not None else (None, set(), None)
         result = RunResult(run_id, started, started, outcomes=outcomes)
         errors: list[RunError] = []
         for outcome in outcomes:
@@ -319,7 +320,7 @@ class Pipeline:
                 errors=errors,
                 finished_at=result.finished_at.timestamp(),
             )
-            unplanned = set(result.values).difference(planned) if previous is not None else ()
+            unplanned = result.values.keys() - planned if previous is not None else set()
             if previous is None or unplanned:  # a source that gave metrics it did not declare
                 asked = list(result.values) if previous is None else sorted(unplanned)
                 previous = {
