@@ -93,7 +93,10 @@ _GROUP_SIZES = (
     "CLDR group sizes (Babel) are 2, 3, or 1000 for none, the secondary 1000 only with the "
     "primary 1000: the bounds 0/1 and 100/101 and the secondary test read them alike"
 )
-_SCALE_POWER = "a CLDR compact form is 10^3 or more: a scale of 1 or 2 never occurs"
+_SCALE_POWER = (
+    "every CLDR compact form gives a power of ten above 1 (checked over every Babel locale): "
+    "a scale of 1 or 2 never occurs"
+)
 _UTC_HOST = "astimezone(None) is the machine's zone; on a UTC machine (CI, here) it is UTC"
 EQUIVALENT: dict[str, str] = {
     _C + "x__fields__mutmut_3": "MACROS.get(expr.lower(), expr) returns expr for any text "
@@ -170,6 +173,8 @@ EQUIVALENT: dict[str, str] = {
     "differs from the positive one (checked over every Babel locale)",
     _N + "x_affixes_and_scales__mutmut_27": "every non-empty CLDR compact affix has a letter, "
     "and an empty one is falsy either way",
+    _N + "x_number_spans__mutmut_12": "the end sentinel origin[len] is never read: a span's "
+    "end is looked up at m.end() - 1",
     _N + "x__value__mutmut_3": "a token starts with a digit or one of . , \u066b (_TOKEN): "
     "never with X",
     _N + "x__value__mutmut_23": "len(own) == 1 returned just above: `>= 1` is `> 1` here",
