@@ -286,6 +286,10 @@ def test_babel_round_trip(tag: str, value: Decimal, kind: str, digits: int) -> N
         ("10万人", "ja", 100_000),  # 10 × 万 (10^4) people: no space before the counter 人
         ("5 MIL", "es", 5000),  # a scale word of three letters or more, in capitals
         ("2 Mia.", "de", 2e9),  # a dotted abbreviation of Milliarde (the only M…i…a… word)
+        ("2 Md.", "de", 2e9),  # two letters are enough for an abbreviation (Milliarde)
+        ("3 Bill.", "de", 3e12),  # German Billion is 10^12, not the English 10^9
+        ("2 Tausd.", "de", 2000),  # a dotted abbreviation that no CLDR locale lists
+        ("5 লা.কো.", "bn", 5e12),  # CLDR bn লা'.'কো'.': lakh crore, 10^5 × 10^7
         ("(-5)", None, -5),  # a minus inside parentheses
         ("-XOF 5000", None, -5000),  # a minus before a currency code (CFA franc)
         ("-Mex$5", None, -5),  # before a short symbol with a currency sign ($), known or not
