@@ -88,6 +88,15 @@ _DEEP_IS_LONG = (
 )
 _UNCHECKED = "unreachable: _Checker lets only the nodes handled above reach _eval"
 _ALL_OPERATORS = "every ast operator is in _BINARY, _UNARY or _OPERATOR_NAMES: no fallback"
+_N = "kpi_collector.collect.numbers."
+_GROUP_SIZES = (
+    "CLDR group sizes (Babel) are 2, 3, or 1000 for none, the secondary 1000 only with the "
+    "primary 1000: the bounds 0/1 and 100/101 and the secondary test read them alike"
+)
+_SCALE_POWER = (
+    "every CLDR compact form gives a power of ten above 1 (checked over every Babel locale): "
+    "a scale of 1 or 2 never occurs"
+)
 _UTC_HOST = "astimezone(None) is the machine's zone; on a UTC machine (CI, here) it is UTC"
 EQUIVALENT: dict[str, str] = {
     _C + "x__fields__mutmut_3": "MACROS.get(expr.lower(), expr) returns expr for any text "
@@ -154,6 +163,40 @@ EQUIVALENT: dict[str, str] = {
     _S + "x_encodings__mutmut_10": 'quote_plus\'s default `safe` is "" already',
     _C + "x__second_copy__mutmut_1": "astimezone() gives fold=1 only in the second copy of a "
     "repeated hour, where the offsets differ: `or` and `and` agree on every time it sees",
+    **{_N + f"x_groupings__mutmut_{n}": _GROUP_SIZES for n in (7, 8, 9, 10, 13, 14, 15, 16, 17)},
+    _N + "x_affixes_and_scales__mutmut_14": "CLDR compact keys are powers of ten: `/` and `//` "
+    "give the same power of ten, or both a scale <= 1 that is skipped",
+    _N + "x_affixes_and_scales__mutmut_20": _SCALE_POWER,
+    _N + "x_affixes_and_scales__mutmut_21": _SCALE_POWER,
+    _N + "x_affixes_and_scales__mutmut_22": _SCALE_POWER,
+    _N + "x_affixes_and_scales__mutmut_23": "no CLDR compact pattern has a negative suffix that "
+    "differs from the positive one (checked over every Babel locale)",
+    _N + "x_affixes_and_scales__mutmut_27": "every non-empty CLDR compact affix has a letter, "
+    "and an empty one is falsy either way",
+    _N + "x_number_spans__mutmut_12": "the end sentinel origin[len] is never read: a span's "
+    "end is looked up at m.end() - 1",
+    _N + "x__value__mutmut_3": "a token starts with a digit or one of . , \u066b (_TOKEN): "
+    "never with X",
+    _N + "x__value__mutmut_23": "len(own) == 1 returned just above: `>= 1` is `> 1` here",
+    **{
+        _N + f"x__value__mutmut_{n}": "unreachable: no CLDR locale uses a sign as both decimal "
+        "and group, so its own conventions never read one token as two numbers"
+        for n in range(24, 33)
+    },
+    _N + "xǁ_Normalǁ__missing____mutmut_20": "str.translate deletes a character mapped to None "
+    'or to ""',
+    **{
+        _N + f"x__negative__mutmut_{n}": "where this changes the currency found, no sign "
+        "precedes it either way (the scan only passes non-signs): the same `sign` is found"
+        for n in (8, 28)
+    },
+    _N + "x__affix_pattern__mutmut_30": "east_asian_width is F, H, W, Na, A or N: of these only "
+    'W and F are in "XXWFXX", as in "WF"',
+    _N + "x__lookup__mutmut_13": "no two scale words of a CLDR locale differ only by spaces "
+    "(checked over every Babel locale): the spaced key found has the key's value",
+    _N + "x__lookup__mutmut_19": 'no scale word is "" or "XXXX": both look-ups find nothing',
+    _N + "x__scale__mutmut_14": "a scale word with a space matches case-sensitively, so the "
+    "text is its own key in scales: _lookup finds it with or without the space",
 }
 
 _LINE = re.compile(r"^\s*(kpi_collector\.\S+__mutmut_\d+): ([\w ]+)$")

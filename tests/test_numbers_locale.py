@@ -23,7 +23,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kpi_collector.collect.extract import CSS, HtmlDocument, Metric, XPath
-from kpi_collector.collect.numbers import parse_number
+from kpi_collector.collect.numbers import (
+    Convention,
+    canonical_separator,
+    groupings,
+    number_spans,
+    page_locale,
+    parse_number,
+)
 from kpi_collector.config.loader import parse_config
 from kpi_collector.errors import ConfigError, ExtractError
 from tests.numbers_caches import _fresh_number_caches  # noqa: F401 (autouse)
@@ -265,3 +272,137 @@ def test_babel_round_trip(tag: str, value: Decimal, kind: str, digits: int) -> N
         expected, tolerance = x, 0.5 * 10**-digits * max(1.0, abs(x))
     parsed = parse_number(text, tag)
     assert abs(parsed - expected) <= tolerance * (1 + 1e-9) + abs(x) * 1e-12, (text, parsed)
+
+
+# --- rules the mutation run (scripts/mutate.py numbers) found untested ---------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "value"),
+    [
+        ("12\n374", None, 12374),  # a number broken across lines in the page's source
+        ("12\t374", None, 12374),  # or by a tab: HTML whitespace is one space
+        ("1\uff0c5", "de", 1.5),  # a fullwidth comma is de's decimal comma
+        ("10万人", "ja", 100_000),  # 10 × 万 (10^4) people: no space before the counter 人
+        ("5 MIL", "es", 5000),  # a scale word of three letters or more, in capitals
+        ("2 Mia.", "de", 2e9),  # a dotted abbreviation of Milliarde (the only M…i…a… word)
+        ("2 Md.", "de", 2e9),  # two letters are enough for an abbreviation (Milliarde)
+        ("3 Bill.", "de", 3e12),  # German Billion is 10^12, not the English 10^9
+        ("2 Tausd.", "de", 2000),  # a dotted abbreviation that no CLDR locale lists
+        ("5 লা.কো.", "bn", 5e12),  # CLDR bn লা'.'কো'.': lakh crore, 10^5 × 10^7
+        ("(-5)", None, -5),  # a minus inside parentheses
+        ("-XOF 5000", None, -5000),  # a minus before a currency code (CFA franc)
+        ("-Mex$5", None, -5),  # before a short symbol with a currency sign ($), known or not
+        ("Top-10", None, 10),  # a hyphen after a word that is no currency: not a minus
+        ("-\u066a5", "ar", -5),  # the percent sign first, as tr -%5: Arabic percent
+        ("-\u20305", None, -5),  # per mille
+        ("-\u06095", "ar", -5),  # Arabic per mille
+        ("-\ufe6a5", None, -5),  # small percent
+        ("-\uff055", None, -5),  # fullwidth percent
+        ("(EUR 1,200)", None, -1200),  # a currency code inside accounting parentheses
+        ("(1,200 EUR)", None, -1200),
+        ("(1,200) EUR", None, -1200),  # the currency after the parentheses is no label
+        ("(12 users)", None, 12),  # a count with its word in parentheses
+        ("Growth (5%)", None, 5),  # a labelled percentage in parentheses
+    ],
+)
+def test_more_rules_people_rely_on(text: str, locale: str | None, value: float) -> None:
+    assert parse_number(text, locale) == pytest.approx(value, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "message"),
+    [
+        ("", None, "the text is empty"),
+        (
+            ",75",
+            None,
+            "',75' reads as 0.75 (where ',' is the decimal sign) or 75; en does not write "
+            "decimals so: set `locale:` to the page's language, or pick the number with `regex:`",
+        ),
+        (
+            "- 12",
+            None,
+            "'- 12': the dash is apart from the number, so it may or may not be a minus; "
+            "pick the number with `regex:`",
+        ),
+        (
+            "- $5",
+            None,
+            "'- $5': the dash is apart from the number, so it may or may not be a minus; "
+            "pick the number with `regex:`",
+        ),
+        (
+            "(- 12)",
+            None,
+            "'(- 12)': the dash is apart from the number, so it may or may not be a minus; "
+            "pick the number with `regex:`",
+        ),
+        (
+            "Net result ($1,200)",
+            None,
+            "'Net result ($1,200)': the amount in parentheses may be an accounting negative "
+            "or not; pick the number with `regex:`",
+        ),
+        (
+            "5 billón",
+            None,
+            "'5 billón': 'billón' after the number could be a scale word (×1000000000 in "
+            "yrl-CO, ×1000000000000 in es) that en does not use; set `locale:` to the page's "
+            "language, or pick the number with `regex:`",
+        ),
+        ("5কো", "bn", "'5কো': CLDR gives 'কো' two sizes in bn; pick the number with `regex:`"),
+        (
+            "5 Mill.",
+            "de",
+            "'mill' after the number abbreviates scale words of different sizes "
+            "(1000000, 1000000000); pick the number with `regex:`",
+        ),
+        ("a" * 61, None, "no number in '" + "a" * 59 + "…'"),  # quotes cut at 60 characters
+    ],
+)
+def test_error_messages_in_full(text: str, locale: str | None, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_number(text, locale)
+    assert str(caught.value) == message
+
+
+def test_number_spans_point_into_the_original_text() -> None:
+    text = "Total: 12,374 downloads (59.5%)"
+    assert number_spans(text) == [(7, 13), (25, 29)]
+    # Arabic-Indic digits and separator, a right-to-left mark that normalizing removes,
+    # fullwidth digits: the offsets are still the original text's
+    text = "Users: \u200f١٢٬٣٤٥, rate ４２%"
+    assert number_spans(text) == [(8, 14), (21, 23)]
+    assert [text[a:b] for a, b in number_spans(text)] == ["١٢٬٣٤٥", "４２"]
+
+
+def test_group_sizes_come_from_the_locales_cldr_patterns() -> None:
+    # CLDR en-IN #,##,##0.###; ta decimal #,##,##0.### but currency ¤#,##0.00;
+    # en-US-POSIX 0.###### does not group, so it reads groups as en does
+    assert groupings(Locale.parse("en_IN")) == {(3, 2)}
+    assert groupings(Locale.parse("ta")) == {(3, 2), (3, 3)}
+    assert groupings(Locale.parse("de")) == {(3, 3)}
+    assert groupings(Locale.parse("en_US_POSIX")) == {(3, 3)}
+
+
+def test_the_first_group_is_at_most_as_long_as_the_others() -> None:
+    western = Convention(".", ",", 3, 3, "en")
+    assert western.read("1,234,567") == 1234567
+    assert western.read("1234,567") is None
+    indian = Convention(".", ",", 3, 2, "en_IN")
+    assert indian.read("1,23,45,678") == 12345678
+    assert indian.read("123,45,678") is None
+
+
+def test_separators_are_seen_as_plain_space_and_apostrophe() -> None:
+    assert canonical_separator("\u202f") == " "  # fr's narrow no-break space
+    assert canonical_separator("\u2019") == "'"  # de-CH's right single quotation mark
+    assert canonical_separator(",") == ","
+
+
+def test_a_page_lang_falls_back_to_its_language() -> None:
+    assert page_locale(None) is None
+    assert page_locale("de-CH") == "de-CH"
+    assert page_locale("fr-QQ") == "fr"  # no such region: French
+    assert page_locale("fr_QQ") == "fr"
