@@ -426,7 +426,9 @@ class HttpSession:
                 headers=headers or None,
                 json=json_body,
                 data=data,
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                # the one deadline is the asyncio.timeout above; an aiohttp timeout (this
+                # one, or else the session's default of 5 minutes) adds a timer per request
+                timeout=aiohttp.ClientTimeout(),
                 # nothing configured to keep from other origins: no middleware to run
                 middlewares=(_same_origin_credentials(url, headers, params),)
                 if headers or params
