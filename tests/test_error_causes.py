@@ -12,7 +12,7 @@ from aiohttp import web
 
 from kpi_collector.demo.server import BackgroundServer
 from kpi_collector.sources.github.fake import FakeGitHub, Repo
-from tests.test_cli import kpi
+from tests.cli import run_kpi
 
 TOO_LARGE = (
     "The history or contributor list is too large to list contributors for this repository "
@@ -51,7 +51,7 @@ def test_github_too_large_to_list_contributors_says_so_and_how_to_leave_it_out(
     github: FakeGitHub, workdir: Path
 ) -> None:
     github_config(workdir, github.url)
-    result = kpi("run", cwd=workdir)
+    result = run_kpi(workdir, "run")
     assert result.returncode == 1
     assert run_errors(workdir) == [
         f"contributors: GitHub does not list the contributors of 'torvalds/linux' (HTTP 403: "
@@ -63,7 +63,7 @@ def test_github_too_large_to_list_contributors_says_so_and_how_to_leave_it_out(
     assert stored(workdir)["linux.forks"] == 5  # the other metrics are stored
 
     github_config(workdir, github.url, ", metrics: [stars, forks]")
-    again = kpi("run", cwd=workdir)
+    again = run_kpi(workdir, "run")
     assert again.returncode == 0, again.stdout + again.stderr
 
 
@@ -74,7 +74,7 @@ def test_a_403_without_credentials_blames_no_credentials(github: FakeGitHub, wor
         path="/repos/torvalds/linux",
     )
     github_config(workdir, github.url, ", metrics: [stars]")
-    result = kpi("run", cwd=workdir)
+    result = run_kpi(workdir, "run")
     assert result.returncode == 1
     assert run_errors(workdir) == [
         f"GitHub refused {github.url}/repos/torvalds/linux (HTTP 403: Repository access "
@@ -88,7 +88,7 @@ def test_a_403_with_credentials_still_names_the_permission(
     github.tokens.add("ghp_someTokenValue123456")
     github.inject(403, {"message": "Resource not accessible by integration"}, path="/repos/")
     github_config(workdir, github.url, ', metrics: [stars], token: "${GH_TOKEN}"')
-    result = kpi("run", cwd=workdir, env={"GH_TOKEN": "ghp_someTokenValue123456"})
+    result = run_kpi(workdir, "run", env={"GH_TOKEN": "ghp_someTokenValue123456"})
     assert run_errors(workdir) == [
         "GitHub refused access (HTTP 403: Resource not accessible by integration); the "
         "credentials lack a permission this needs (see the github connector docs)"
@@ -109,7 +109,7 @@ defaults: {{timeout: 5, retries: 0}}
 sources:
   - {{name: page, type: html, url: "{url}/stats", metrics: {{n: "#n"}}}}
 """)
-        result = kpi("run", cwd=workdir)
+        result = run_kpi(workdir, "run")
     assert result.returncode == 1
     assert run_errors(workdir) == [
         f"HTTP 403 from {url}/stats: forbidden — Access denied by the firewall"
@@ -129,30 +129,30 @@ sources:
 
 def test_an_empty_variable_is_a_config_error_naming_it(workdir: Path) -> None:
     (workdir / "kpi.yaml").write_text(CRM.format(token="${CRM_TOKEN}"))
-    result = kpi("validate", cwd=workdir, env={"CRM_TOKEN": ""})
+    result = run_kpi(workdir, "validate", env={"CRM_TOKEN": ""})
     assert result.returncode == 2
     assert result.stderr.strip().endswith(
         "kpi.yaml:5: source 'crm': auth.bearer uses ${CRM_TOKEN}, which is set but empty; set it "
         "in the environment or in .env beside the config, or give a default: ${CRM_TOKEN:-...}"
     )
     (workdir / ".env").write_text("CRM_TOKEN=\n")
-    from_dotenv = kpi("validate", cwd=workdir)
+    from_dotenv = run_kpi(workdir, "validate")
     assert from_dotenv.returncode == 2 and "which is set but empty" in from_dotenv.stderr
     # an explicit default is the config's own choice
     (workdir / "kpi.yaml").write_text(CRM.format(token="${CRM_TOKEN:-anonymous}"))
-    assert kpi("validate", cwd=workdir, env={"CRM_TOKEN": ""}).returncode == 0
+    assert run_kpi(workdir, "validate", env={"CRM_TOKEN": ""}).returncode == 0
 
 
 def test_north_star_naming_no_kpi_is_an_error_with_did_you_mean(workdir: Path) -> None:
     (workdir / "kpi.yaml").write_text("north_star: crm.payng\n" + CRM.format(token="t0ken-1"))
-    result = kpi("validate", cwd=workdir)
+    result = run_kpi(workdir, "validate")
     assert result.returncode == 2
     assert result.stderr.strip().endswith(
         "kpi.yaml:1: north_star 'crm.payng' is not a KPI id of this config; "
         "did you mean 'crm.paying'?"
     )
     (workdir / "kpi.yaml").write_text("north_star: sales.total\n" + CRM.format(token="t0ken-1"))
-    result = kpi("validate", cwd=workdir)
+    result = run_kpi(workdir, "validate")
     assert result.returncode == 2
     assert result.stderr.strip().endswith(
         "kpi.yaml:1: north_star 'sales.total' is not a KPI id of this config; "
@@ -183,9 +183,9 @@ SECRETS = {
 def test_schedule_print_needs_no_secrets(workdir: Path, kind: str) -> None:
     (workdir / ".git").mkdir()
     (workdir / "kpi.yaml").write_text(SCHEDULED)
-    without = kpi("schedule", "--print", kind, cwd=workdir)
+    without = run_kpi(workdir, "schedule", "--print", kind)
     assert without.returncode == 0, without.stderr
-    with_secrets = kpi("schedule", "--print", kind, cwd=workdir, env=SECRETS)
+    with_secrets = run_kpi(workdir, "schedule", "--print", kind, env=SECRETS)
     assert with_secrets.returncode == 0, with_secrets.stderr
     assert without.stdout == with_secrets.stdout  # the same snippet: every job is in it
     if kind == "crontab":

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from kpi_collector.collect.forms import FormProblem, fill, find_form, parse_html
 from kpi_collector.demo.server import BackgroundServer
-from tests.test_cli import kpi
+from tests.cli import run_kpi
 
 PASSWORD = "forum-pass-7781"
 
@@ -130,7 +130,7 @@ def test_phpbb_login_posts_the_submit_button_and_the_checked_checkbox(
 ) -> None:
     url, app = forum
     forum_config(workdir, url)
-    result = kpi("run", cwd=workdir)
+    result = run_kpi(workdir, "run")
     assert result.returncode == 0, result.stdout + result.stderr
     assert stored(workdir) == [("forum.posts", 12374.0)]
     [post] = app["posts"]
@@ -154,7 +154,7 @@ def test_a_login_form_that_comes_back_names_what_was_sent(
     url, _ = forum
     wrong = "not-the-forum-pass-1"
     forum_config(workdir, url, password=wrong)
-    result = kpi("run", cwd=workdir)
+    result = run_kpi(workdir, "run")
     assert result.returncode == 1
     message = run_errors(workdir)
     assert message == (
@@ -170,7 +170,7 @@ def test_a_login_that_went_through_but_success_matched_nothing_says_where_it_lan
 ) -> None:
     url, _ = forum
     forum_config(workdir, url, login_extra='      success: "a.logout"')
-    result = kpi("run", cwd=workdir)
+    result = run_kpi(workdir, "run")
     assert result.returncode == 1
     assert run_errors(workdir) == (
         f"the login went through, but `success:` 'a.logout' matched nothing on {url}/index.php "
@@ -250,7 +250,7 @@ sources:
     metrics:
       mrr: "#mrr"
 """)
-        result = kpi("run", cwd=workdir, env={"APP_PASSWORD": PASSWORD})
+        result = run_kpi(workdir, "run", env={"APP_PASSWORD": PASSWORD})
     assert result.returncode == 0, result.stdout + result.stderr
     assert stored(workdir) == [("app.mrr", 4200.0)]
     assert app["posts"] == [
@@ -383,7 +383,7 @@ sources:
     metrics:
       mrr: "#mrr"
 """)
-        result = kpi("run", cwd=workdir)
+        result = run_kpi(workdir, "run")
     assert result.returncode == 1
     assert run_errors(workdir) == (
         f"login refused: the login form came back from {url}/app/session; sent POST with email, "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import kpi
+from tests.cli import run_kpi
 
 
 def make_db(path: Path, value: int) -> None:
@@ -56,7 +56,7 @@ def test_sqlite_opens_exactly_the_file_written(workdir: Path, file_name: str, wr
     make_db(data / file_name, 2024)
     sql_config(workdir, f"sqlite:///{data}/{written}")
     before = sorted(p.name for p in data.iterdir())
-    result = kpi("run", cwd=workdir)
+    result = run_kpi(workdir, "run")
     assert result.returncode == 0, result.stdout + result.stderr
     assert stored(workdir) == [("app.sales", 2024.0)]
     assert sorted(p.name for p in data.iterdir()) == before  # nothing created beside it
@@ -66,7 +66,7 @@ def test_sqlite_is_opened_read_only(workdir: Path) -> None:
     db = workdir / "data" / "sales#2024.db"
     make_db(db, 5)
     sql_config(workdir, f"sqlite:///{db}", query='"DELETE FROM sales RETURNING 1"')
-    result = kpi("run", cwd=workdir)
+    result = run_kpi(workdir, "run")
     assert result.returncode == 1
     assert errors(workdir) == "sales: the query failed: attempt to write a readonly database"
     with sqlite3.connect(db) as conn:
@@ -78,7 +78,7 @@ def test_a_missing_sqlite_file_is_an_error_naming_it_and_is_not_created(workdir:
     data = workdir / "data"
     data.mkdir()
     sql_config(workdir, f"sqlite:///{data}/sales#2024.db")
-    result = kpi("run", cwd=workdir)
+    result = run_kpi(workdir, "run")
     assert result.returncode == 1
     assert errors(workdir) == (
         f"no SQLite database at {data.resolve()}/sales#2024.db: check the path in `url:`; "
@@ -91,7 +91,7 @@ def test_a_raw_question_mark_says_how_to_write_it(workdir: Path) -> None:
     data = workdir / "data"
     make_db(data / "sales?2024.db", 1)
     sql_config(workdir, f"sqlite:///{data}/sales?2024.db")
-    result = kpi("run", cwd=workdir)
+    result = run_kpi(workdir, "run")
     assert result.returncode == 1
     assert errors(workdir) == (
         f"no SQLite database at {data.resolve()}/sales (a `?` in a file name is written %3F in "
@@ -106,7 +106,7 @@ def test_mysql_url_without_a_driver_uses_pymysql(workdir: Path) -> None:
     url = require_mysql_url().replace("mysql+pymysql://", "mysql://", 1)
     assert url.startswith("mysql://")
     sql_config(workdir, url, query="SELECT 6 * 7")
-    result = kpi("run", cwd=workdir)
+    result = run_kpi(workdir, "run")
     assert result.returncode == 0, result.stdout + result.stderr
     assert stored(workdir) == [("app.sales", 42.0)]
 
