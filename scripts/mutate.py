@@ -273,7 +273,16 @@ def score(found: dict[str, str]) -> tuple[int, int, int, list[str]]:
     return len(killed), len(counted), len(equivalent), survivors
 
 
-def report(all_found: dict[str, dict[str, str]]) -> str:
+def _kept(name: str, old: str) -> tuple[str | None, list[str]]:
+    """`name`'s row and survivor lines in the report `old`: a module with no run in this
+    build/mutate/ (another checkout ran it) keeps what the last report said of it."""
+    prefix = MODULES[name].source.removesuffix(".py").replace("/", ".") + "."
+    row = next((ln for ln in old.splitlines() if ln.startswith(f"| {name} | ")), None)
+    survivors = [ln for ln in old.splitlines() if ln.startswith(f"- `{prefix}")]
+    return row, survivors
+
+
+def report(all_found: dict[str, dict[str, str]], old: str = "") -> str:
     lines = [
         "# Mutation scores",
         "",
@@ -287,7 +296,14 @@ def report(all_found: dict[str, dict[str, str]]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     survivors_all: list[str] = []
-    for name, found in all_found.items():
+    for name in MODULES:
+        if name not in all_found:
+            row, kept = _kept(name, old)
+            if row is not None:
+                lines.append(row)
+                survivors_all += kept
+            continue
+        found = all_found[name]
         module = MODULES[name]
         killed, counted, equivalent, survivors = score(found)
         pct = f"{100 * killed / counted:.1f}%" if counted else "n/a"
@@ -317,7 +333,7 @@ def main(argv: list[str]) -> int:
             print(f"mutating {name} ({MODULES[name].source})", flush=True)
             run(name, MODULES[name], children)
     all_found = {n: results(n) for n in MODULES if (BUILD / n / "mutants").exists()}
-    REPORT.write_text(report(all_found))
+    REPORT.write_text(report(all_found, REPORT.read_text() if REPORT.exists() else ""))
     print(REPORT.read_text())
     low = [n for n, f in all_found.items() if score(f)[1] and score(f)[0] / score(f)[1] < TARGET]
     return 1 if low else 0
