@@ -158,47 +158,61 @@ class HistoryStore:
                 engine.dispose()
 
     def _migrate_once(self, engine: sa.Engine) -> int:
-        import sqlalchemy as sa
-
         from kpi_collector.store import schema
 
         try:
             with engine.connect() as conn:  # the usual case: up to date, no lock needed
                 if _schema_version(conn) == schema.SCHEMA_VERSION:
                     return schema.SCHEMA_VERSION
+            if engine.dialect.name in ("mysql", "mariadb"):
+                # GET_LOCK is the session's: taken before the transaction and released after
+                # its commit, so the next process reads this one's schema_version row (held
+                # inside it, the lock went before the commit: a second insert, error 1062)
+                with engine.connect() as conn, _migration_lock(conn):
+                    conn.commit()  # the lock's own statements; the session keeps the lock
+                    with conn.begin():
+                        return self._migrate_locked(conn)
             with engine.begin() as conn, _migration_lock(conn):
-                schema.meta.create(conn, checkfirst=True)
-                row = conn.execute(
-                    sa.select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
-                ).first()
-                version = int(row[0]) if row else 0
-                if version > schema.SCHEMA_VERSION:
-                    raise StoreError(
-                        f"the store has schema version {version}, newer than this kpi-collector "
-                        f"({schema.SCHEMA_VERSION}); upgrade kpi-collector"
-                    )
-                for step in schema.MIGRATIONS[version:]:
-                    step(conn)
-                if version != schema.SCHEMA_VERSION:
-                    if row:
-                        conn.execute(
-                            schema.meta.update()
-                            .where(schema.meta.c.key == "schema_version")
-                            .values(value=str(schema.SCHEMA_VERSION))
-                        )
-                    else:
-                        conn.execute(
-                            schema.meta.insert().values(
-                                key="schema_version", value=str(schema.SCHEMA_VERSION)
-                            )
-                        )
-                return schema.SCHEMA_VERSION
+                return self._migrate_locked(conn)
         except StoreError:
             raise
         except Exception as exc:
             if engine.dialect.name == "sqlite" and "database is locked" in str(exc):
                 raise _SqliteBusy from None
             raise StoreError(f"cannot open store {redact(self.url)!r}: {first_line(exc)}") from None
+
+    def _migrate_locked(self, conn: sa.Connection) -> int:
+        """Create or migrate the schema on `conn`, holding the migration lock."""
+        import sqlalchemy as sa
+
+        from kpi_collector.store import schema
+
+        schema.meta.create(conn, checkfirst=True)
+        row = conn.execute(
+            sa.select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
+        ).first()
+        version = int(row[0]) if row else 0
+        if version > schema.SCHEMA_VERSION:
+            raise StoreError(
+                f"the store has schema version {version}, newer than this kpi-collector "
+                f"({schema.SCHEMA_VERSION}); upgrade kpi-collector"
+            )
+        for step in schema.MIGRATIONS[version:]:
+            step(conn)
+        if version != schema.SCHEMA_VERSION:
+            if row:
+                conn.execute(
+                    schema.meta.update()
+                    .where(schema.meta.c.key == "schema_version")
+                    .values(value=str(schema.SCHEMA_VERSION))
+                )
+            else:
+                conn.execute(
+                    schema.meta.insert().values(
+                        key="schema_version", value=str(schema.SCHEMA_VERSION)
+                    )
+                )
+        return schema.SCHEMA_VERSION
 
     def close(self) -> None:
         """Close the connection pool; the next use connects again."""
