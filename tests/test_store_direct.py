@@ -243,3 +243,17 @@ def test_a_second_kpi_run_on_a_sqlite_store_never_imports_sqlalchemy(
     with sqlite3.connect(tmp_path / "kpi.db") as conn:
         assert conn.execute("SELECT status, n_values FROM runs").fetchall() == [("ok", 1)] * 2
         assert conn.execute("SELECT count(*) FROM heartbeats").fetchone() == (0,)  # released
+
+
+@pytest.mark.parametrize("name", ["a b/ü #x.db", "x@y:z.db", "semi;colon=1.db", "a+b.db"])
+def test_a_file_name_sqlalchemy_reads_literally_is_the_same_file_direct(
+    tmp_path: Path, name: str
+) -> None:
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store = new_store(path)  # created where SQLAlchemy's URL parsing puts it
+    assert store.direct() is not None
+    run = store.begin_run(started_at=1.0)
+    store.finish_run(run, observations=[StoredObservation("k", 1.0, 2.0, "s")], finished_at=2.0)
+    assert tables(path)["observations"] == [(1, run, "k", 1.0, 2.0, "s", 0)]
+    assert HistoryStore(f"sqlite:///{path}", direct=False).latest()["k"].value == 2.0
