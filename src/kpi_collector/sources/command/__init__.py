@@ -228,9 +228,10 @@ async def run_bounded(
         for future in readers:
             future.cancel()
         await asyncio.gather(*readers, return_exceptions=True)
-        if exited is not None:
-            await exited  # reaped: no zombie left
         if leader.process is not None:
+            if exited is None:  # a signal's exception came out of its start
+                exited = _exit_of(leader.process, loop)
+            await exited  # reaped: no zombie left
             groups.ended(leader.process.pid)
         # the pipes closed now, while the loop runs: left to the garbage collector after
         # the loop closed, they print `RuntimeError: Event loop is closed`
