@@ -86,17 +86,6 @@ class Leader:
             kill_group(self.process.pid)
 
 
-def started(pgid: int, program: str) -> Group:
-    """Announce a new group (its leader just started); every watcher hears of it. A program
-    started here is announced by `Leader.start`, which leaves no moment unannounced."""
-    group = Group(pgid, program, time.time())
-    with _guard:
-        _live[pgid] = group
-        watchers = list(_watchers)
-    _tell(watchers, "started", group)
-    return group
-
-
 def ended(pgid: int) -> None:
     """Announce that group `pgid` was killed and reaped; nothing happens for an unknown one."""
     with _guard:

@@ -161,8 +161,8 @@ async def run_bounded(
     exited: asyncio.Future[None] | None = None
     out, err = bytearray(), bytearray()
     try:
-        # the pipes are the loop's before the program starts: from its fork on, no await
-        # (where a cancellation lands) comes before this `try` stops it with its group
+        # the pipes are connected to the loop before the program starts: from its fork to
+        # its group's announcement and on into this `try`, no await lets a cancellation in
         write_ends: list[int] = []
         try:
             for _ in ("stdout", "stderr"):
