@@ -33,7 +33,7 @@ import signal
 import threading
 import time
 from collections.abc import Coroutine, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
@@ -608,6 +608,7 @@ def _take_run_lock(lock: RunLock) -> bool:
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT: what the CLI returns for a stop by a second signal
 HARD_STOP_AFTER = 2.0  # seconds the unwinding of a second signal may take before a hard exit
+_START_WAIT = 1.0  # seconds the hard stop waits for a command being started (fork, exec: ms)
 
 
 @contextmanager
@@ -652,11 +653,9 @@ def _exit_now() -> None:
     import os
     import sys
 
-    from kpi_collector.collect.groups import live
+    from kpi_collector.collect.groups import kill_all_at_exit
 
-    for group in live():
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(group.pgid, signal.SIGKILL)
+    kill_all_at_exit(wait=_START_WAIT)
     log.warning("a job did not stop within %g s: exiting without waiting for it", HARD_STOP_AFTER)
     logging.shutdown()
     sys.stderr.write("interrupted\n")
