@@ -1391,3 +1391,65 @@ def test_a_crontab_run_beside_a_running_scheduler_serves_the_fire_time_once(
         assert [(r.id, r.trigger) for r in store.runs(10)] == [(1, "schedule")]
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("lock_taken", [True, False])
+def test_the_hard_stop_never_waits_for_a_log_lock_a_signal_left_taken(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], lock_taken: bool
+) -> None:
+    """A second signal's KeyboardInterrupt can land between a log handler's `acquire()` and
+    its `try:`, leaving the lock taken for good; the hard stop (another thread) then hung
+    in `log.warning` / `logging.shutdown()` and the process never exited (seen once: a
+    `kpi schedule` still alive 60 s after its second SIGTERM)."""
+    import logging
+
+    from kpi_collector.collect import groups
+    from kpi_collector.schedule import scheduler
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("kpi_collector")
+    monkeypatch.setattr(logger, "handlers", [handler])
+    monkeypatch.setattr(logger, "propagate", False)
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    # the real one keeps the start lock for good: no command could start in later tests
+    monkeypatch.setattr(groups, "kill_all_at_exit", lambda wait: [])
+
+    class Exited(Exception):
+        pass
+
+    codes: list[int] = []
+
+    def exit_now(code: int) -> None:
+        codes.append(code)
+        raise Exited
+
+    monkeypatch.setattr(os, "_exit", exit_now)
+    taken, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:  # as the interrupted main thread left it
+        handler.acquire()
+        taken.set()
+        release.wait()
+        handler.release()
+
+    if lock_taken:
+        threading.Thread(target=hold_the_lock, daemon=True).start()
+        taken.wait()
+    stopped = threading.Event()
+
+    def hard_stop() -> None:
+        try:
+            scheduler._exit_now()
+        except Exited:
+            stopped.set()
+
+    thread = threading.Thread(target=hard_stop, daemon=True)
+    thread.start()
+    thread.join(60)  # a hang guard, not a measure: the wait for a lock is 0.5 s
+    release.set()
+    assert stopped.is_set(), "the hard stop waited for a log handler's lock"
+    assert codes == [scheduler.EXIT_INTERRUPTED]
+    err = capfd.readouterr().err
+    assert "WARNING kpi_collector.schedule: a job did not stop within 2 s: exiting" in err
+    assert err.endswith("interrupted\n")

@@ -33,7 +33,7 @@ import signal
 import threading
 import time
 from collections.abc import Coroutine, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
@@ -656,8 +656,55 @@ def _exit_now() -> None:
     from kpi_collector.collect.groups import kill_all_at_exit
 
     kill_all_at_exit(wait=_START_WAIT)
-    log.warning("a job did not stop within %g s: exiting without waiting for it", HARD_STOP_AFTER)
-    logging.shutdown()
-    sys.stderr.write("interrupted\n")
-    sys.stderr.flush()
+    _last_words(f"a job did not stop within {HARD_STOP_AFTER:g} s: exiting without waiting for it")
+    with suppress(OSError, ValueError):
+        sys.stderr.flush()
+    with suppress(OSError):
+        os.write(2, b"interrupted\n")
     os._exit(EXIT_INTERRUPTED)
+
+
+_LOCK_WAIT = 0.5  # seconds the hard stop waits for a log handler's lock
+
+
+def _last_words(message: str) -> None:
+    """Log warning `message` and flush the log handlers, never waiting long for a lock.
+
+    The second signal's KeyboardInterrupt may land in the main thread between a handler's
+    `acquire()` and its `try:` (`logging.Handler.handle`), which leaves that lock taken for
+    good; `log.warning` or `logging.shutdown()` would then wait for ever in the hard stop.
+    A handler whose lock stays taken gets the line written straight to stderr instead."""
+    import os
+
+    if log.getEffectiveLevel() > logging.WARNING:  # -q; no lock, unlike `isEnabledFor`
+        return
+    record = log.makeRecord(log.name, logging.WARNING, __file__, 0, message, (), None)
+    for handler in _handlers(log):
+        lock = handler.lock
+        if lock is not None and not lock.acquire(timeout=_LOCK_WAIT):
+            with suppress(Exception):
+                os.write(2, f"{handler.format(record)}\n".encode(errors="replace"))
+            continue
+        try:
+            if record.levelno >= handler.level:
+                handler.emit(record)
+            handler.flush()
+        except Exception:  # the last words of a process that exits now: nothing to add
+            pass
+        finally:
+            if lock is not None:
+                lock.release()
+
+
+def _handlers(logger: logging.Logger) -> list[logging.Handler]:
+    """The handlers a record of `logger` reaches (as `Logger.callHandlers` finds them)."""
+    found: list[logging.Handler] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        found += current.handlers
+        if not current.propagate:
+            break
+        current = current.parent
+    if not found and logging.lastResort is not None:
+        found.append(logging.lastResort)
+    return found
