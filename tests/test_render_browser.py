@@ -111,8 +111,10 @@ defaults: {{timeout: 2, retries: 0}}
 sources:
   - {{name: live, type: html, url: "{spa}/polling", render: true, metrics: {{n: "#online"}}}}
   - {{name: waits, type: html, url: "{spa}/polling", render: true, wait_for: "#online",
-      metrics: {{n: "#online"}}}}
+      timeout: 30, metrics: {{n: "#online"}}}}
 """)
+    # `waits` ends once its element shows: its long timeout only spares it a loaded machine's
+    # slow browser start (2 s was missed once, under a full test suite beside other work)
     result = kpi(tmp_path, "run", "--no-deliver")
     assert result.returncode == 1
     assert stored(tmp_path) == {"waits.n": 17}
