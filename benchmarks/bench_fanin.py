@@ -40,7 +40,7 @@ from benchlib import (
     measure_kpi_run,
     median,
     page_server,
-    print_checks,
+    print_report,
     write_html_config,
 )
 from htmlserver import expected_total
@@ -335,11 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.1, help="seconds per page answer")
     args = parser.parse_args(argv)
     report = run_benchmark(args.pages, args.runs, args.concurrency, args.sample, args.latency)
-    print_checks(report.title, report.checks)
-    for note in report.notes:
-        print(f"  {note}")
+    print_report(report)
     print(f"  command: {report.command}")
-    return 0 if all(c.passed is not False for c in report.checks) else 1
+    return 1 if report.failed else 0
 
 
 if __name__ == "__main__":

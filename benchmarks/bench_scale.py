@@ -41,7 +41,7 @@ from benchlib import (
     measure_kpi_run,
     median,
     page_server,
-    print_checks,
+    print_report,
     write_html_config,
 )
 from htmlserver import expected_links
@@ -388,9 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
     args = parser.parse_args(argv)
     report = run_benchmark(args.sources, args.runs, args.concurrency)
-    print_checks(report.title, report.checks)
-    for note in report.notes:
-        print(f"  {note}")
+    print_report(report)
     return 0
 
 

@@ -309,3 +309,16 @@ class Report:
     command: str
     checks: list[Check]
     notes: list[str]
+
+    @property
+    def failed(self) -> bool:
+        """Whether a check missed its target (informational checks never fail)."""
+        return any(c.passed is False for c in self.checks)
+
+
+def print_report(report: Report, *, bullet: str = "") -> None:
+    """Print a benchmark's checks as a table (``print_checks``), then its notes, one a line
+    after ``bullet``."""
+    print_checks(report.title, report.checks)
+    for note in report.notes:
+        print(f"  {bullet}{note}")
