@@ -20,7 +20,7 @@ import pytest
 
 from kpi_collector import Pipeline
 from kpi_collector.commands.history import history_document
-from kpi_collector.config import load_config
+from kpi_collector.config import Config, load_config
 from kpi_collector.report import pages
 from kpi_collector.report.data import (
     DashboardData,
@@ -143,6 +143,13 @@ def build_store(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def config_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_store(tmp_path_factory.mktemp("dash"))
+
+
+def _copy_of(config_path: Path, folder: Path) -> Config:
+    """The module's filled config and its store, copied to `folder` and loaded: for a test
+    that changes the store, which the module's other tests share."""
+    shutil.copytree(config_path.parent, folder)
+    return load_config(folder / "kpi.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -904,8 +911,7 @@ def test_dashboard_works_when_the_rollup_cannot_be_written(
     config_path: Path, tmp_path: Path
 ) -> None:
     copy = tmp_path / "ro"
-    shutil.copytree(config_path.parent, copy)
-    config = load_config(copy / "kpi.yaml")
+    config = _copy_of(config_path, copy)
     fresh = DashboardData(config, clock=NOW.timestamp)
     expected = fresh.overview("week")
     fresh.close()
@@ -925,9 +931,7 @@ def test_dashboard_works_when_the_rollup_cannot_be_written(
 def test_documents_follow_a_new_run(config_path: Path, tmp_path: Path) -> None:
     from starlette.testclient import TestClient
 
-    copy = tmp_path / "live"
-    shutil.copytree(config_path.parent, copy)
-    data = DashboardData(load_config(copy / "kpi.yaml"), clock=NOW.timestamp)
+    data = DashboardData(_copy_of(config_path, tmp_path / "live"), clock=NOW.timestamp)
     with TestClient(create_app(data.config, data=data), base_url="http://127.0.0.1") as c:
         assert c.get("/api/kpis").json()["kpis"][0]["value"] == 999.0
         assert "999" in c.get("/").text
@@ -1025,9 +1029,7 @@ def test_health_scheduler_and_alerts(config_path: Path, tmp_path: Path) -> None:
 
     from kpi_collector.store.schema import alert_states, heartbeats
 
-    copy = tmp_path / "health"
-    shutil.copytree(config_path.parent, copy)
-    config = load_config(copy / "kpi.yaml")
+    config = _copy_of(config_path, tmp_path / "health")
     store = HistoryStore(config.store_url)
     beat = NOW.timestamp() - 3600  # an hour without a heartbeat: the scheduler is gone
     with store.engine.begin() as conn:
@@ -1076,9 +1078,7 @@ def test_a_rollup_being_built_elsewhere(config_path: Path, tmp_path: Path) -> No
 
     from kpi_collector.store.schema import rollup_state
 
-    copy = tmp_path / "busy"
-    shutil.copytree(config_path.parent, copy)
-    config = load_config(copy / "kpi.yaml")
+    config = _copy_of(config_path, tmp_path / "busy")
     store = HistoryStore(config.store_url)
     tz = config.tz
 
