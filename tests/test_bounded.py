@@ -700,3 +700,41 @@ def test_a_left_group_is_killed_only_when_it_is_the_one_recorded() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_signal_during_a_commands_start_is_handled_once_its_group_is_live() -> None:
+    """`groups.Leader.start`: a signal whose handler raises (a second SIGTERM raises
+    KeyboardInterrupt) right after the program's fork is handled only once its group is
+    live, so the unwinding it starts and the hard stop both find the group to kill."""
+    import signal
+
+    from kpi_collector.collect import groups
+
+    class Stop(Exception):
+        pass
+
+    live_then: list[list[int]] = []
+
+    def handler(signum: int, frame: object) -> None:
+        live_then.append([group.pgid for group in groups.live()])
+        raise Stop
+
+    def spawn() -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(["sleep", "120"], start_new_session=True)
+        signal.raise_signal(signal.SIGUSR1)  # its handler would run before this returns
+        return process
+
+    leader = groups.Leader("sleep")
+    previous = signal.signal(signal.SIGUSR1, handler)
+    try:
+        with pytest.raises(Stop):
+            leader.start(spawn)
+        assert leader.process is not None
+        assert len(live_then) == 1 and leader.process.pid in live_then[0]
+        assert signal.getsignal(signal.SIGUSR1) is handler  # given back
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        leader.kill()
+        if leader.process is not None:
+            leader.process.wait()
+            groups.ended(leader.process.pid)

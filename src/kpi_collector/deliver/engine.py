@@ -125,6 +125,8 @@ class DeliveryEngine:
         """Deliver every pending row of the (selected) destinations, oldest period first."""
         store = self._need_store()
         targets = self.selected(only)
+        if not targets:  # nothing to deliver to: no need to read the ledger (nor import its SQL)
+            return []
         pending = self.records(status=PENDING)
         by_name: dict[str, list[DeliveryRecord]] = {}
         for record in pending:

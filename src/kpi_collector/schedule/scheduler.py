@@ -608,6 +608,7 @@ def _take_run_lock(lock: RunLock) -> bool:
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT: what the CLI returns for a stop by a second signal
 HARD_STOP_AFTER = 2.0  # seconds the unwinding of a second signal may take before a hard exit
+_START_WAIT = 1.0  # seconds the hard stop waits for a command being started (fork, exec: ms)
 
 
 @contextmanager
@@ -652,13 +653,58 @@ def _exit_now() -> None:
     import os
     import sys
 
-    from kpi_collector.collect.groups import live
+    from kpi_collector.collect.groups import kill_all_at_exit
 
-    for group in live():
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(group.pgid, signal.SIGKILL)
-    log.warning("a job did not stop within %g s: exiting without waiting for it", HARD_STOP_AFTER)
-    logging.shutdown()
-    sys.stderr.write("interrupted\n")
-    sys.stderr.flush()
+    kill_all_at_exit(wait=_START_WAIT)
+    _last_words(f"a job did not stop within {HARD_STOP_AFTER:g} s: exiting without waiting for it")
+    with suppress(OSError, ValueError):
+        sys.stderr.flush()
+    with suppress(OSError):
+        os.write(2, b"interrupted\n")
     os._exit(EXIT_INTERRUPTED)
+
+
+_LOCK_WAIT = 0.5  # seconds the hard stop waits for a log handler's lock
+
+
+def _last_words(message: str) -> None:
+    """Log warning `message` and flush the log handlers, never waiting long for a lock.
+
+    The second signal's KeyboardInterrupt may land in the main thread between a handler's
+    `acquire()` and its `try:` (`logging.Handler.handle`), which leaves that lock taken for
+    good; `log.warning` or `logging.shutdown()` would then wait for ever in the hard stop.
+    A handler whose lock stays taken gets the line written straight to stderr instead."""
+    import os
+
+    if log.getEffectiveLevel() > logging.WARNING:  # -q; no lock, unlike `isEnabledFor`
+        return
+    record = log.makeRecord(log.name, logging.WARNING, __file__, 0, message, (), None)
+    for handler in _handlers(log):
+        lock = handler.lock
+        if lock is not None and not lock.acquire(timeout=_LOCK_WAIT):
+            with suppress(Exception):
+                os.write(2, f"{handler.format(record)}\n".encode(errors="replace"))
+            continue
+        try:
+            if record.levelno >= handler.level:
+                handler.emit(record)
+            handler.flush()
+        except Exception:  # the last words of a process that exits now: nothing to add
+            pass
+        finally:
+            if lock is not None:
+                lock.release()
+
+
+def _handlers(logger: logging.Logger) -> list[logging.Handler]:
+    """The handlers a record of `logger` reaches (as `Logger.callHandlers` finds them)."""
+    found: list[logging.Handler] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        found += current.handlers
+        if not current.propagate:
+            break
+        current = current.parent
+    if not found and logging.lastResort is not None:
+        found.append(logging.lastResort)
+    return found

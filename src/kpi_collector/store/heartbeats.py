@@ -95,6 +95,9 @@ def seconds_text(seconds: float) -> str:
 
 def heartbeats(store: HistoryStore) -> dict[str, Heartbeat]:
     """Every heartbeat row by name (`scheduler`, `run`), without the process groups' rows."""
+    direct = store.direct()
+    if direct is not None:
+        return {row[0]: Heartbeat(*row) for row in direct.heartbeat_rows(groups=False)}
     import sqlalchemy as sa
 
     from kpi_collector.store.schema import heartbeats as t
@@ -107,6 +110,9 @@ def heartbeats(store: HistoryStore) -> dict[str, Heartbeat]:
 def process_groups(store: HistoryStore) -> list[Heartbeat]:
     """The process groups runs recorded and did not clear (name `group:<pgid>`, pid and
     hostname of the run that started them), oldest first."""
+    direct = store.direct()
+    if direct is not None:
+        return [Heartbeat(*row) for row in direct.heartbeat_rows(groups=True)]
     import sqlalchemy as sa
 
     from kpi_collector.store.schema import heartbeats as t
@@ -130,11 +136,16 @@ def record_group(store: HistoryStore, pgid: int, *, program: str, started_at: fl
 
 
 def forget_groups(store: HistoryStore, names: list[str]) -> None:
-    """Delete the process groups' rows `names` (`group:<pgid>`); StoreError if the write fails."""
-    from kpi_collector.store.schema import heartbeats as t
-
+    """Delete the heartbeat rows `names` (the process groups' `group:<pgid>` rows, or a
+    process's own row); StoreError if the write fails."""
     if not names:
         return
+    direct = store.direct()
+    if direct is not None:
+        direct.delete_heartbeats(names)
+        return
+    from kpi_collector.store.schema import heartbeats as t
+
     with store.write() as conn:
         conn.execute(t.delete().where(t.c.name.in_(names)))
 
@@ -143,8 +154,6 @@ def write_heartbeat(
     store: HistoryStore, name: str, *, now: float | None = None, **fields: Any
 ) -> None:
     """Insert or update a heartbeat row of this process; `beat_at` is `now`."""
-    from kpi_collector.store.schema import heartbeats as t
-
     pid, host = this_process()
     values = {
         "pid": pid,
@@ -154,6 +163,12 @@ def write_heartbeat(
     }
     if "detail" in values and values["detail"] is not None:
         values["detail"] = redact(str(values["detail"]))
+    direct = store.direct()
+    if direct is not None:
+        direct.write_heartbeat(name, values)
+        return
+    from kpi_collector.store.schema import heartbeats as t
+
     with store.write() as conn:
         updated = conn.execute(t.update().where(t.c.name == name).values(**values)).rowcount
         if not updated:
@@ -165,10 +180,7 @@ def write_heartbeat(
 def delete_heartbeat(store: HistoryStore, name: str) -> None:
     """Remove the heartbeat row `name` (a process that stopped cleanly); StoreError if the
     write fails."""
-    from kpi_collector.store.schema import heartbeats as t
-
-    with store.write() as conn:
-        conn.execute(t.delete().where(t.c.name == name))
+    forget_groups(store, [name])
 
 
 def job_states(store: HistoryStore) -> dict[str, JobState]:
@@ -202,6 +214,9 @@ def record_job(
 
 def mark_interrupted(store: HistoryStore) -> list[int]:
     """Runs still `running` while nobody holds the run lock died midway: mark them `interrupted`."""
+    direct = store.direct()
+    if direct is not None:
+        return direct.mark_interrupted()
     import sqlalchemy as sa
 
     from kpi_collector.store.schema import runs

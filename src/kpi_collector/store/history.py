@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from kpi_collector.store.alert_states import AlertState
+    from kpi_collector.store.direct import DirectSqlite
     from kpi_collector.store.heartbeats import Heartbeat
 
 
@@ -82,10 +83,14 @@ class HistoryStore:
     cannot be opened or written.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, direct: bool = True) -> None:
+        """`direct=False` sends every statement through SQLAlchemy, even a run's on a SQLite
+        file (`store.direct`; the tests compare the two)."""
         #: the SQLAlchemy URL as given (may hold a password: show it through `redact`)
         self.url = url
         self._engine: sa.Engine | None = None
+        self._direct: DirectSqlite | None = None
+        self._direct_checked = not direct
 
     def __repr__(self) -> str:
         return f"HistoryStore({redact(self.url)!r})"
@@ -214,6 +219,18 @@ class HistoryStore:
                 )
         return schema.SCHEMA_VERSION
 
+    def direct(self) -> DirectSqlite | None:
+        """The store's SQLite file through the standard library (`store.direct`), for the
+        statements a run makes; None when they go through SQLAlchemy (another database, a
+        new file or an older schema: SQLAlchemy migrates it). Decided at the first call.
+        Raises StoreError when the file exists but cannot be read."""
+        if not self._direct_checked:
+            from kpi_collector.store.direct import open_direct
+
+            self._direct = open_direct(self.url)
+            self._direct_checked = True
+        return self._direct
+
     def close(self) -> None:
         """Close the connection pool; the next use connects again."""
         if self._engine is not None:
@@ -225,13 +242,15 @@ class HistoryStore:
     def begin_run(self, *, started_at: float | None = None, trigger: str = "run") -> int:
         """Record a run as "running" and return its id; `started_at` is UTC epoch seconds
         (default now), `trigger` says who started it ("run", "schedule"). Raises StoreError."""
+        started_at = started_at or time.time()
+        direct = self.direct()
+        if direct is not None:
+            return direct.begin_run(started_at, trigger)
         from kpi_collector.store.schema import runs
 
         with self.write() as conn:
             result = conn.execute(
-                runs.insert().values(
-                    started_at=started_at or time.time(), status="running", trigger=trigger
-                )
+                runs.insert().values(started_at=started_at, status="running", trigger=trigger)
             )
             return int(result.inserted_primary_key[0])
 
@@ -250,9 +269,6 @@ class HistoryStore:
         Error messages are stored with secrets redacted. `finished_at` is UTC epoch seconds
         (default now); `status` defaults to "ok" without errors, "partial" with errors and
         values, "failed" with errors only. Raises StoreError when the write fails."""
-        from kpi_collector.store.schema import observations as obs_table
-        from kpi_collector.store.schema import run_errors, runs
-
         errs = [
             {
                 "run_id": run_id,
@@ -263,6 +279,14 @@ class HistoryStore:
             }
             for e in map(RunError._make, errors)
         ]
+        finished_at = finished_at or time.time()
+        direct = self.direct()
+        if direct is not None:
+            direct.finish_run(run_id, iter(observations), errs, finished_at, status, batch=_BATCH)
+            return
+        from kpi_collector.store.schema import observations as obs_table
+        from kpi_collector.store.schema import run_errors, runs
+
         with self.write() as conn:
             # in batches within the one transaction: 50,000 rows as parameter dicts at once
             # would hold tens of MB
@@ -274,16 +298,14 @@ class HistoryStore:
             ]:
                 conn.execute(obs_table.insert(), batch)
                 stored += len(batch)
-            if status is None:
-                status = "ok" if not errs else ("partial" if stored else "failed")
             if errs:
                 conn.execute(run_errors.insert(), errs)
             conn.execute(
                 runs.update()
                 .where(runs.c.id == run_id)
                 .values(
-                    finished_at=finished_at or time.time(),
-                    status=status,
+                    finished_at=finished_at,
+                    status=run_status(status, stored, len(errs)),
                     n_values=stored,
                     n_errors=len(errs),
                 )
@@ -334,6 +356,11 @@ class HistoryStore:
         """The newest observation of each KPI (of `kpis`, default all), by KPI id: at or
         before `before` (UTC epoch seconds; default any time), or before it when `strictly`.
         KPIs without such a value are left out. Raises StoreError."""
+        direct = self.direct()
+        if direct is not None:
+            return {
+                row[0]: StoredObservation(*row) for row in direct.latest(kpis, before, strictly)
+            }
         import sqlalchemy as sa
 
         from kpi_collector.store.schema import observations as o
@@ -494,6 +521,14 @@ class HistoryStore:
         commits at the end of the block and rolls back on an exception; a database failure
         (on entering, inside, or on commit) becomes StoreError."""
         return _Writing(self.engine, self.url)
+
+
+def run_status(status: str | None, stored: int, errors: int) -> str:
+    """A finished run's status: `status` when given, else "ok" without errors, "partial"
+    with errors and `stored` values, "failed" with errors only."""
+    if status is not None:
+        return status
+    return "ok" if not errors else ("partial" if stored else "failed")
 
 
 class _Writing:

@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
+from kpi_collector.store.version import SCHEMA_VERSION
+
 metadata = sa.MetaData()
 
 meta = sa.Table(
@@ -309,4 +311,8 @@ MIGRATIONS: list[Callable[[sa.Connection], None]] = [
     _v10,
     _v11,
 ]
-SCHEMA_VERSION = len(MIGRATIONS)
+if len(MIGRATIONS) != SCHEMA_VERSION:  # pragma: no cover - a mistake when adding a migration
+    raise RuntimeError(
+        f"store.version.SCHEMA_VERSION is {SCHEMA_VERSION} but there are {len(MIGRATIONS)} "
+        "migrations: set it to their number"
+    )

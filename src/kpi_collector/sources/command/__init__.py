@@ -9,6 +9,8 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
@@ -80,21 +82,37 @@ class _TooMuchOutput(Exception):
         self.stream = stream
 
 
-class _Watched(asyncio.subprocess.SubprocessStreamProtocol):
-    """The usual stdout/stderr streams, and `exited`, done as soon as the program exits.
+def _exit_of(
+    process: subprocess.Popen[bytes], loop: asyncio.AbstractEventLoop
+) -> asyncio.Future[None]:
+    """A future done as soon as `process` exits, reaped by a daemon thread that waits for
+    it (as asyncio's own child watcher does). Waiting for the end of its output instead
+    would wait for a child the program left running, which may hold the pipes for ever."""
+    exited: asyncio.Future[None] = loop.create_future()
 
-    `Process.wait()` is no use here: before Python 3.12 it also waits for the pipes to
-    close, which a child the program left running may hold open for as long as it lives.
-    """
+    def settle() -> None:
+        if not exited.done():
+            exited.set_result(None)
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(limit=_CHUNK, loop=loop)
-        self.exited: asyncio.Future[None] = loop.create_future()
+    def reap() -> None:
+        process.wait()
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(settle)
 
-    def process_exited(self) -> None:
-        super().process_exited()
-        if not self.exited.done():
-            self.exited.set_result(None)
+    threading.Thread(target=reap, name=f"kpi-reap-{process.pid}", daemon=True).start()
+    return exited
+
+
+async def _reader(
+    loop: asyncio.AbstractEventLoop, fd: int
+) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
+    """A stream over `fd`, the read end of a pipe, and its transport, which owns `fd` from
+    now on (and closes it, even when this is cancelled)."""
+    stream = asyncio.StreamReader(limit=_CHUNK, loop=loop)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(stream, loop=loop), os.fdopen(fd, "rb", buffering=0)
+    )
+    return stream, transport
 
 
 async def _drain(stream: asyncio.StreamReader, into: bytearray, name: str, cap: int) -> None:
@@ -136,40 +154,59 @@ async def run_bounded(
     """
     program = argv[0]
     loop = asyncio.get_running_loop()
-    try:
-        transport, protocol = await loop.subprocess_exec(
-            lambda: _Watched(loop),
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=cwd,
-            env=env,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-    except OSError as exc:
-        raise SourceError(f"cannot run {program!r}: {exc.strerror or exc}") from None
-    # the program leads a new session and group for good (a session leader cannot leave
-    # its group), so the group's id is its pid and a kill of the group reaches it too
-    group = transport.get_pid()
-    # announced, so the run lock's holder records it and a run taking over after a crash
-    # (kill -9: the program dies with us, the children it started do not) kills the group
-    groups.started(group, program)
-    assert protocol.stdout is not None and protocol.stderr is not None
+    leader = groups.Leader(program)
+    streams: list[asyncio.StreamReader] = []
+    pipes: list[asyncio.BaseTransport] = []
+    readers: list[asyncio.Future[None]] = []
+    exited: asyncio.Future[None] | None = None
     out, err = bytearray(), bytearray()
-    readers = [
-        asyncio.ensure_future(_drain(protocol.stdout, out, "stdout", max_bytes)),
-        asyncio.ensure_future(_drain(protocol.stderr, err, "stderr", max_bytes)),
-    ]
     try:
+        # the pipes are connected to the loop before the program starts: from its fork to
+        # its group's announcement and on into this `try`, no await lets a cancellation in
+        write_ends: list[int] = []
+        try:
+            for _ in ("stdout", "stderr"):
+                read_end, write_end = os.pipe()
+                write_ends.append(write_end)
+                stream, pipe = await _reader(loop, read_end)
+                streams.append(stream)
+                pipes.append(pipe)
+            try:
+                # announced from the fork on, so the hard stop of a second signal, and the
+                # run lock's holder, who records it (the run taking over after a crash,
+                # kill -9, kills what the program started: its children outlive us), know it
+                process = leader.start(
+                    lambda: subprocess.Popen(
+                        argv,
+                        stdin=subprocess.DEVNULL,
+                        stdout=write_ends[0],
+                        stderr=write_ends[1],
+                        cwd=cwd,
+                        env=env,
+                        # the program leads a new session and group for good (a session
+                        # leader cannot leave its group), so the group's id is its pid and
+                        # a kill of the group reaches it too
+                        start_new_session=True,
+                        preexec_fn=_die_with_parent,
+                    )
+                )
+            except OSError as exc:
+                raise SourceError(f"cannot run {program!r}: {exc.strerror or exc}") from None
+        finally:
+            for write_end in write_ends:  # the program's now: its exit ends the pipes
+                os.close(write_end)
+        exited = _exit_of(process, loop)
+        readers = [
+            asyncio.ensure_future(_drain(streams[0], out, "stdout", max_bytes)),
+            asyncio.ensure_future(_drain(streams[1], err, "stderr", max_bytes)),
+        ]
         async with asyncio.timeout(timeout):
-            pending: set[asyncio.Future[None]] = {protocol.exited, *readers}
-            while not protocol.exited.done():
+            pending: set[asyncio.Future[None]] = {exited, *readers}
+            while not exited.done():
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for future in done:
                     future.result()  # a stream past the cap raises here
-        _kill_group(group)
+        leader.kill()
         # what it wrote before it exited is in the pipes, and with its group gone they end;
         # only a process that left the session could hold them longer
         done, _ = await asyncio.wait(readers, timeout=_GRACE)
@@ -187,20 +224,19 @@ async def run_bounded(
             "every process it started; raise `max_bytes` if that much output is right"
         ) from None
     finally:
-        _kill_group(group)
+        leader.kill()
         for future in readers:
             future.cancel()
         await asyncio.gather(*readers, return_exceptions=True)
-        await protocol.exited  # reaped by asyncio's child watcher: no zombie left
-        groups.ended(group)
+        if leader.process is not None:
+            if exited is None:  # a signal's exception came out of its start
+                exited = _exit_of(leader.process, loop)
+            await exited  # reaped: no zombie left
+            groups.ended(leader.process.pid)
         # the pipes closed now, while the loop runs: left to the garbage collector after
         # the loop closed, they print `RuntimeError: Event loop is closed`
-        transport.close()
-    code = transport.get_returncode()
+        for pipe in pipes:
+            pipe.close()
+    code = process.returncode
     assert code is not None  # it exited, above
     return bytes(out), bytes(err), code
-
-
-def _kill_group(group: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is gone
-        os.killpg(group, signal.SIGKILL)
