@@ -144,6 +144,19 @@ def duckdb_day(timezone: str) -> str:
     return "CAST(ts AS DATE)" if timezone == "UTC" else "CAST(timezone($tz, ts) AS DATE)"
 
 
+def duckdb_rows(sql: str, path: str, timezone: str) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` (a query on ``$path`` with a ``{day}`` placeholder for the local
+    day of ``ts``) in a fresh DuckDB connection whose session zone is UTC."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    params: dict[str, Any] = {"path": path}
+    if timezone != "UTC":
+        params["tz"] = timezone
+    return con.execute(sql.format(day=duckdb_day(timezone)), params).fetchall()
+
+
 def run_ours(path: str, timezone: str) -> Series:
     from kpi_collector.sources.active_users.activity import daily_series
 
@@ -155,14 +168,7 @@ def run_ours(path: str, timezone: str) -> Series:
 
 
 def run_linear(path: str, timezone: str) -> Series:
-    import duckdb
-
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    params: dict[str, Any] = {"path": path}
-    if timezone != "UTC":
-        params["tz"] = timezone
-    rows = con.execute(LINEAR_SQL.format(day=duckdb_day(timezone)), params).fetchall()
+    rows = duckdb_rows(LINEAR_SQL, path, timezone)
     if not rows:
         return []
     first, last = rows[0][4], rows[0][5]
@@ -179,14 +185,7 @@ def run_linear(path: str, timezone: str) -> Series:
 
 
 def run_range_join(path: str, timezone: str) -> Series:
-    import duckdb
-
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    params: dict[str, Any] = {"path": path}
-    if timezone != "UTC":
-        params["tz"] = timezone
-    rows = con.execute(RANGE_JOIN_SQL.format(day=duckdb_day(timezone)), params).fetchall()
+    rows = duckdb_rows(RANGE_JOIN_SQL, path, timezone)
     return [(row[0].isoformat(), int(row[1]), int(row[2]), int(row[3])) for row in rows]
 
 

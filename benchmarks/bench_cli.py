@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchlib import KPI, Check, Report, fmt_s, measure, median, print_checks
+from benchlib import KPI, Check, Report, fmt_s, measure, median, print_report
 
 HELP_TARGET_S = 0.25
 VALIDATE_TARGET_S = 0.5
@@ -92,10 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args(argv)
     report = run_benchmark(args.runs)
-    print_checks(report.title, report.checks)
-    for note in report.notes:
-        print(f"  {note}")
-    return 0 if all(c.passed is not False for c in report.checks) else 1
+    print_report(report)
+    return 1 if report.failed else 0
 
 
 if __name__ == "__main__":

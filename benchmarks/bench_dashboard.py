@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchlib import BENCH_DIR, Check, Report, fmt_s, median, print_checks
+from benchlib import BENCH_DIR, Check, Report, fmt_s, median, print_report
 
 KPIS = 500
 DAYS = 3 * 365
@@ -289,10 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         serve(args.serve, cache=not args.no_cache)
         return 0
     report = run_benchmark(args.runs, args.regenerate)
-    print_checks(report.title, report.checks)
-    for note in report.notes:
-        print(f"  {note}")
-    return 0 if all(c.passed is not False for c in report.checks) else 1
+    print_report(report)
+    return 1 if report.failed else 0
 
 
 if __name__ == "__main__":

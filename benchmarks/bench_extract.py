@@ -14,7 +14,7 @@ import sys
 import timeit
 from collections.abc import Callable
 
-from benchlib import Check, Report, median, print_checks
+from benchlib import Check, Report, median, print_report
 from bs4 import BeautifulSoup
 from htmlserver import expected_links, render_page
 from selectolax.lexbor import LexborHTMLParser
@@ -100,10 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args(argv)
     report = run_benchmark(args.page, args.repeat)
-    print_checks(report.title, report.checks)
-    for note in report.notes:
-        print(f"  {note}")
-    return 0 if all(c.passed is not False for c in report.checks) else 1
+    print_report(report)
+    return 1 if report.failed else 0
 
 
 if __name__ == "__main__":

@@ -31,15 +31,17 @@ from benchlib import (
     KPI,
     PYTHON,
     Check,
+    Measured,
     PageServer,
     ProcessRun,
     Report,
-    child_env,
     fmt_s,
     measure,
+    measure_kpi_run,
     median,
     page_server,
-    print_checks,
+    print_report,
+    write_html_config,
 )
 from htmlserver import expected_total
 
@@ -52,45 +54,28 @@ SMALL_PAGES = 20
 
 
 @dataclass
-class Variant:
-    """One client under test and the runs measured for it."""
+class Variant(Measured):
+    """One client under test, the runs measured for it and the link totals they counted."""
 
-    name: str
-    runs: list[ProcessRun] = field(default_factory=list)
     totals: list[int] = field(default_factory=list)
     # from the server: seconds from the process start to its first request, and from its
     # first request to the last answer handed over
     to_first: list[float] = field(default_factory=list)
     fetching: list[float] = field(default_factory=list)
 
-    def wall(self) -> float:
-        return median([r.wall_s for r in self.runs])
-
-    def cpu(self) -> float:
-        return median([r.cpu_s for r in self.runs])
-
-    def rss(self) -> float:
-        return median([r.max_rss_mb for r in self.runs])
-
 
 def write_config(
     directory: Path, server: PageServer, pages: int, concurrency: int, store: Path
 ) -> Path:
     """A kpi.yaml with one html source per page, writing to the SQLite file `store`."""
-    lines = [
-        f"store: sqlite:///{store}",
-        f"defaults: {{concurrency: {concurrency}, per_host: {concurrency}}}",
-        "sources:",
-    ]
-    lines += [
-        f"  - {{name: page{i:04d}, type: html, url: {server.url(i)},"
-        ' metrics: {posts: {css: "a.anthrazit", count: true}}}'
-        for i in range(1, pages + 1)
-    ]
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "kpi.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_html_config(
+        directory,
+        server,
+        pages,
+        store=f"sqlite:///{store}",
+        concurrency=concurrency,
+        name="page{:04d}",
+    )
 
 
 def stored_total(config: Path, store: Path) -> tuple[int, int]:
@@ -121,13 +106,7 @@ def run_kpi(
 ) -> tuple[ProcessRun, int]:
     """`kpi run --no-deliver`; its config cache in the benchmark's folder (a scheduled run
     finds the cache its previous run wrote), or off (`KPI_CONFIG_CACHE=0`)."""
-    env = child_env()
-    env["XDG_CACHE_HOME"] = str(store.parent / "cache")
-    if not config_cache:
-        env["KPI_CONFIG_CACHE"] = "0"
-    run = measure([KPI, "-c", str(config), "run", "--no-deliver"], cwd=config.parent, env=env)
-    if run.returncode != 0:
-        raise RuntimeError(f"kpi run exited {run.returncode}:\n{run.stderr[-2000:]}")
+    run = measure_kpi_run(config, cache_home=store.parent / "cache", config_cache=config_cache)
     observations, total = stored_total(config, store)
     if observations != pages:
         raise RuntimeError(f"kpi stored {observations} of {pages} page counts")
@@ -356,11 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.1, help="seconds per page answer")
     args = parser.parse_args(argv)
     report = run_benchmark(args.pages, args.runs, args.concurrency, args.sample, args.latency)
-    print_checks(report.title, report.checks)
-    for note in report.notes:
-        print(f"  {note}")
+    print_report(report)
     print(f"  command: {report.command}")
-    return 0 if all(c.passed is not False for c in report.checks) else 1
+    return 1 if report.failed else 0
 
 
 if __name__ == "__main__":

@@ -26,7 +26,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchlib import KPI, PageServer, ProcessRun, child_env, measure, median, page_server
+from benchlib import (
+    KPI,
+    PageServer,
+    ProcessRun,
+    measure_kpi_run,
+    median,
+    page_server,
+    write_html_config,
+)
 from htmlserver import expected_links
 
 PAGES = 1000  # distinct pages the server holds
@@ -34,20 +42,10 @@ PAGES = 1000  # distinct pages the server holds
 
 def write_config(folder: Path, server: PageServer, sources: int, concurrency: int) -> Path:
     """A kpi.yaml of `sources` html sources with its SQLite store `kpi.db` beside it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = [
-        f"store: sqlite:///{folder / 'kpi.db'}",
-        f"defaults: {{concurrency: {concurrency}, per_host: {concurrency}, timeout: 60}}",
-        "sources:",
-    ]
-    lines += [
-        f"  - {{name: p{i:05d}, type: html, url: {server.url((i - 1) % PAGES + 1)},"
-        ' metrics: {posts: {css: "a.anthrazit", count: true}}}'
-        for i in range(1, sources + 1)
-    ]
-    path = folder / "kpi.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    store = f"sqlite:///{folder / 'kpi.db'}"
+    return write_html_config(
+        folder, server, sources, store=store, concurrency=concurrency, timeout=60
+    )
 
 
 def expected_sum(sources: int) -> int:
@@ -57,13 +55,7 @@ def expected_sum(sources: int) -> int:
 def run_kpi(config: Path, *, cache: bool, kpi: str = KPI) -> tuple[ProcessRun, float, int, int]:
     """One measured `kpi run --no-deliver`: the run, its after-collection share, and the
     count and sum of the values it stored."""
-    env = child_env()
-    env["XDG_CACHE_HOME"] = str(config.parent / "cache")
-    if not cache:
-        env["KPI_CONFIG_CACHE"] = "0"
-    run = measure([kpi, "-c", str(config), "run", "--no-deliver"], cwd=config.parent, env=env)
-    if run.returncode != 0:
-        raise RuntimeError(f"kpi run exited {run.returncode}:\n{run.stderr[-2000:]}")
+    run = measure_kpi_run(config, cache_home=config.parent / "cache", config_cache=cache, kpi=kpi)
     with sqlite3.connect(f"file:{config.parent / 'kpi.db'}?mode=ro", uri=True) as conn:
         run_id, finished = conn.execute(
             "SELECT id, finished_at FROM runs ORDER BY id DESC"

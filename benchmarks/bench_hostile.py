@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from benchlib import KPI, PYTHON, Check, Report, measure, print_checks, serve_app, server_process
+from benchlib import KPI, PYTHON, Check, Report, measure, print_report, serve_app, server_process
 
 RSS_TARGET_MB = 300
 SLACK_S = 2.0
@@ -254,9 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve())
         return 0
     report = run_benchmark(args.timeout)
-    print_checks(report.title, report.checks)
-    for note in report.notes:
-        print(f"  - {note}")
+    print_report(report, bullet="- ")
     return 0 if all(c.passed for c in report.checks) else 1
 
 

@@ -35,7 +35,7 @@ from benchlib import (
     fmt_s,
     measure,
     median,
-    print_checks,
+    print_report,
     serve_app,
     server_process,
 )
@@ -261,9 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve())
         return 0
     report = run_benchmark(args.runs)
-    print_checks(report.title, report.checks)
-    for note in report.notes:
-        print(f"  - {note}")
+    print_report(report, bullet="- ")
     return 0
 
 

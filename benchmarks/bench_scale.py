@@ -33,14 +33,16 @@ from pathlib import Path
 from benchlib import (
     KPI,
     Check,
+    Measured,
     PageServer,
     ProcessRun,
     Report,
     child_env,
-    measure,
+    measure_kpi_run,
     median,
     page_server,
-    print_checks,
+    print_report,
+    write_html_config,
 )
 from htmlserver import expected_links
 
@@ -73,22 +75,19 @@ def write_config(
     celery: bool,
     queue: str,
 ) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = [
-        f"store: '{store}'",
-        f"defaults: {{concurrency: {concurrency}, per_host: {concurrency}, timeout: 60}}",
-    ]
-    if celery:
-        lines.append(f"executor: {{type: celery, broker: '{BROKER}', wait: 600, batch_size: 50}}")
-    lines.append("sources:")
-    lines += [
-        f"  - {{name: p{i:05d}, type: html, url: {server.url((i - 1) % PAGES + 1)}, queue: {queue},"
-        ' metrics: {posts: {css: "a.anthrazit", count: true}}}'
-        for i in range(1, sources + 1)
-    ]
-    path = folder / "kpi.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    """A kpi.yaml of `sources` html sources on `queue`, run by the celery executor (with
+    `celery`) or the local one."""
+    executor = f"{{type: celery, broker: '{BROKER}', wait: 600, batch_size: 50}}"
+    return write_html_config(
+        folder,
+        server,
+        sources,
+        store=store,
+        concurrency=concurrency,
+        timeout=60,
+        executor=executor if celery else None,
+        queue=queue,
+    )
 
 
 @contextmanager
@@ -216,19 +215,11 @@ class Workers:
 
 
 @dataclass
-class Variant:
-    name: str
-    runs: list[ProcessRun] = field(default_factory=list)
+class Variant(Measured):
+    """One set-up (local, or celery with N workers), its runs and its workers' CPU seconds
+    per run."""
+
     worker_cpu: list[float] = field(default_factory=list)
-
-    def wall(self) -> float:
-        return median([r.wall_s for r in self.runs])
-
-    def cpu(self) -> float:
-        return median([r.cpu_s for r in self.runs])
-
-    def rss(self) -> float:
-        return median([r.max_rss_mb for r in self.runs])
 
 
 def run_kpi(
@@ -236,13 +227,11 @@ def run_kpi(
 ) -> tuple[ProcessRun, float]:
     """`kpi run` of `config` (of its first `only` sources when given), measured."""
     before = group_cpu(workers.pgids()) if workers else 0.0
-    argv = [KPI, "-c", str(config), "run", "--no-deliver"]
+    options: list[str] = []
     for i in range(1, only + 1):
-        argv += ["--only", f"p{i:05d}"]
-    run = measure(argv, cwd=config.parent)
+        options += ["--only", f"p{i:05d}"]
+    run = measure_kpi_run(config, *options)
     after = group_cpu(workers.pgids()) if workers else 0.0
-    if run.returncode != 0:
-        raise RuntimeError(f"kpi run exited {run.returncode}:\n{run.stderr[-2000:]}")
     got = stored(store)
     if got != expected(only or sources):
         raise RuntimeError(f"stored {got}, expected {expected(only or sources)}")
@@ -399,9 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
     args = parser.parse_args(argv)
     report = run_benchmark(args.sources, args.runs, args.concurrency)
-    print_checks(report.title, report.checks)
-    for note in report.notes:
-        print(f"  {note}")
+    print_report(report)
     return 0
 
 

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,53 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
+@dataclass
+class Measured:
+    """One variant under test (a client, a set-up) and the runs measured for it; its wall
+    time, CPU time and peak RSS are the medians over those runs."""
+
+    name: str
+    runs: list[ProcessRun] = field(default_factory=list)
+
+    def wall(self) -> float:
+        """Median wall time, in seconds."""
+        return median([r.wall_s for r in self.runs])
+
+    def cpu(self) -> float:
+        """Median CPU time (user + sys), in seconds."""
+        return median([r.cpu_s for r in self.runs])
+
+    def rss(self) -> float:
+        """Median peak resident memory, in MB."""
+        return median([r.max_rss_mb for r in self.runs])
+
+
+def measure_kpi_run(
+    config: Path,
+    *options: str,
+    cache_home: Path | None = None,
+    config_cache: bool = True,
+    kpi: str = KPI,
+) -> ProcessRun:
+    """One measured ``kpi -c CONFIG run --no-deliver OPTIONS``, in the config's folder.
+
+    With ``cache_home``, ``XDG_CACHE_HOME`` points there, so a run finds the config cache its
+    previous run wrote, as a scheduled run does; ``config_cache=False`` turns the cache off
+    (``KPI_CONFIG_CACHE=0``). ``kpi`` is the executable (another checkout's, to compare).
+    Raises RuntimeError, with the end of its stderr, when the run exits non-zero.
+    """
+    env = child_env()
+    if cache_home is not None:
+        env["XDG_CACHE_HOME"] = str(cache_home)
+    if not config_cache:
+        env["KPI_CONFIG_CACHE"] = "0"
+    argv = [kpi, "-c", str(config), "run", "--no-deliver", *options]
+    run = measure(argv, cwd=config.parent, env=env)
+    if run.returncode != 0:
+        raise RuntimeError(f"kpi run exited {run.returncode}:\n{run.stderr[-2000:]}")
+    return run
+
+
 @dataclass(frozen=True)
 class PageServer:
     base_url: str
@@ -108,6 +155,46 @@ class PageServer:
 
     def url(self, i: int) -> str:
         return f"{self.base_url}/page/{i}"
+
+
+def write_html_config(
+    folder: Path,
+    server: PageServer,
+    sources: int,
+    *,
+    store: str,
+    concurrency: int,
+    timeout: float | None = None,
+    executor: str | None = None,
+    name: str = "p{:05d}",
+    queue: str | None = None,
+) -> Path:
+    """Write ``folder/kpi.yaml`` (making the folder) of ``sources`` html sources, each
+    counting the ``a.anthrazit`` links of its page of ``server`` as its metric ``posts``.
+
+    Source i (from 1) is named ``name.format(i)`` and reads page ((i - 1) mod server.pages)
+    + 1, so sources beyond the server's pages cycle through them; ``queue`` puts every source
+    on that celery queue. Settings: the ``store`` URL, ``concurrency`` (per host too),
+    ``timeout`` in seconds (kpi's default when None), and ``executor``, a YAML flow mapping
+    written as given.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    defaults = f"concurrency: {concurrency}, per_host: {concurrency}"
+    if timeout is not None:
+        defaults += f", timeout: {timeout:g}"
+    lines = [f"store: '{store}'", f"defaults: {{{defaults}}}"]
+    if executor is not None:
+        lines.append(f"executor: {executor}")
+    lines.append("sources:")
+    on_queue = f" queue: {queue}," if queue is not None else ""
+    lines += [
+        f"  - {{name: {name.format(i)}, type: html, url: {server.url((i - 1) % server.pages + 1)},"
+        f'{on_queue} metrics: {{posts: {{css: "a.anthrazit", count: true}}}}}}'
+        for i in range(1, sources + 1)
+    ]
+    path = folder / "kpi.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 @contextmanager
@@ -130,9 +217,10 @@ def server_process(argv: Sequence[str], what: str) -> Iterator[dict[str, Any]]:
             proc.wait()
 
 
-async def serve_app(app: Any) -> None:
-    """Serve an aiohttp ``app`` on a free loopback port, print ``{"port": N}`` as one JSON
-    line, and run until SIGINT or SIGTERM (the other side of ``server_process``)."""
+async def serve_app(app: Any, *, port: int = 0, backlog: int = 128, **info: Any) -> None:
+    """Serve an aiohttp ``app`` on loopback ``port`` (0: a free one) with an accept queue of
+    ``backlog`` connections, print ``{"port": N, **info}`` as one JSON line once it
+    listens, and run until SIGINT or SIGTERM (the other side of ``server_process``)."""
     import asyncio
     import signal
     import socket
@@ -142,10 +230,11 @@ async def serve_app(app: Any) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    await web.SockSite(runner, sock).start()
-    print(json.dumps({"port": sock.getsockname()[1]}), flush=True)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(backlog)
+    await web.SockSite(runner, sock, backlog=backlog).start()
+    print(json.dumps({"port": sock.getsockname()[1], **info}), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -220,3 +309,16 @@ class Report:
     command: str
     checks: list[Check]
     notes: list[str]
+
+    @property
+    def failed(self) -> bool:
+        """Whether a check missed its target (informational checks never fail)."""
+        return any(c.passed is False for c in self.checks)
+
+
+def print_report(report: Report, *, bullet: str = "") -> None:
+    """Print a benchmark's checks as a table (``print_checks``), then its notes, one a line
+    after ``bullet``."""
+    print_checks(report.title, report.checks)
+    for note in report.notes:
+        print(f"  {bullet}{note}")

@@ -15,12 +15,11 @@ import argparse
 import asyncio
 import json
 import random
-import signal
-import socket
 import sys
 import time
 
 from aiohttp import web
+from benchlib import serve_app
 
 PAGE_BYTES = 80_000
 DELAY_S = 0.1
@@ -152,35 +151,16 @@ def build_app(pages: int, delay: float) -> web.Application:
     return app
 
 
-async def serve(pages: int, delay: float, port: int) -> None:
-    runner = web.AppRunner(build_app(pages, delay), access_log=None)
-    await runner.setup()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    # A deep accept backlog so 64+ clients connecting at once are never refused.
-    sock.listen(1024)
-    bound = sock.getsockname()[1]
-    await web.SockSite(runner, sock, backlog=1024).start()
-    print(
-        json.dumps({"port": bound, "pages": pages, "expected_total": expected_total(pages)}),
-        flush=True,
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await runner.cleanup()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=1000)
     parser.add_argument("--delay", type=float, default=DELAY_S, help="seconds per response")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.pages, args.delay, args.port))
+    app = build_app(args.pages, args.delay)
+    # A deep accept backlog so 64+ clients connecting at once are never refused.
+    info = {"pages": args.pages, "expected_total": expected_total(args.pages)}
+    asyncio.run(serve_app(app, port=args.port, backlog=1024, **info))
     return 0
 
 

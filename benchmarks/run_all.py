@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         print_checks(report.title, report.checks)
     args.out.write_text(render(reports, command.strip(), info))
     print(f"\nwrote {args.out}")
-    failed = any(c.passed is False for r in reports for c in r.checks)
+    failed = any(r.failed for r in reports)
     return 1 if failed and args.check else 0
 
 

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import sqlalchemy as sa
@@ -243,6 +243,45 @@ def write_config(
     return path
 
 
+class OneQueue(NamedTuple):
+    """A test's own queue and the config of its sources, all on that queue."""
+
+    uid: str  # the test's own suffix: its queue's and its workers' names end with it
+    queue: str
+    plan: list[tuple[int, str]]  # (i, queue) of every source `s{i}`
+    config: Path
+
+
+def one_queue(
+    folder: Path,
+    *,
+    prefix: str,
+    sources: int,
+    broker: str,
+    store: str,
+    url: str,
+    wait: float = 60,
+    batch_size: int = 50,
+    backend: str | None = None,
+) -> OneQueue:
+    """A queue `{prefix}{uid}` of the test's own and a kpi.yaml in `folder` of html sources
+    s1..s{sources} on it (see write_config)."""
+    uid = uuid.uuid4().hex[:8]
+    queue = f"{prefix}{uid}"
+    plan = [(i, queue) for i in range(1, sources + 1)]
+    config = write_config(
+        folder,
+        broker=broker,
+        store=store,
+        url=url,
+        sources=plan,
+        wait=wait,
+        batch_size=batch_size,
+        backend=backend,
+    )
+    return OneQueue(uid, queue, plan, config)
+
+
 def kpi(config: Path, *args: str) -> Any:
     """`kpi -c CONFIG ARGS` as the coordinator: its tag, and the sources' token."""
     return run_kpi(config.parent, "-c", str(config), *args, env=env_for("coordinator"), timeout=180)
@@ -289,11 +328,11 @@ def env_for(tag: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def coordinator_in_background(config: Path) -> Iterator[subprocess.Popen[str]]:
-    """`kpi run --no-deliver --format json` as the coordinator, not waited for; killed at the
-    end when it is still running."""
+def coordinator_in_background(config: Path, *options: str) -> Iterator[subprocess.Popen[str]]:
+    """`kpi run --no-deliver OPTIONS` as the coordinator, its output piped, not waited for;
+    killed (SIGKILL) at the end when it is still running."""
     run = subprocess.Popen(
-        [KPI, "-c", str(config), "run", "--no-deliver", "--format", "json"],
+        [KPI, "-c", str(config), "run", "--no-deliver", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -493,14 +532,13 @@ def test_a_worker_killed_mid_batch_hands_it_over_and_each_source_is_stored_once(
 ) -> None:
     broker = require_broker_url("rabbitmq")
     url, site = pages
-    uid = uuid.uuid4().hex[:8]
-    queue = f"kill{uid}"
-    plan = [(i, queue) for i in range(1, 7)]
-    config = write_config(tmp_path / "cfg", broker=broker, store=pg_url, url=url, sources=plan)
+    uid, queue, plan, config = one_queue(
+        tmp_path / "cfg", prefix="kill", sources=6, broker=broker, store=pg_url, url=url
+    )
     first = cluster.start(config, f"a@{uid}", [queue], env_for("a"))
     second = cluster.start(config, f"b@{uid}", [queue], env_for("b"))
     site.hold.clear()  # the pages answer only once a worker holding the batch is killed
-    with coordinator_in_background(config) as run:
+    with coordinator_in_background(config, "--format", "json") as run:
         wait_for_a_hit(site)
         assert site.hits, "no worker fetched a page"
         holder = site.hits[0][1]
@@ -520,10 +558,9 @@ def test_a_worker_with_another_config_refuses_and_the_run_names_it(
 ) -> None:
     broker = require_broker_url("rabbitmq")
     url, site = pages
-    uid = uuid.uuid4().hex[:8]
-    queue = f"fp{uid}"
-    plan = [(i, queue) for i in range(1, 4)]
-    config = write_config(tmp_path / "coord", broker=broker, store=pg_url, url=url, sources=plan)
+    uid, queue, plan, config = one_queue(
+        tmp_path / "coord", prefix="fp", sources=3, broker=broker, store=pg_url, url=url
+    )
     # the worker's copy was edited: another timezone
     other = write_config(
         tmp_path / "worker",
@@ -557,11 +594,14 @@ def test_a_refused_batch_is_sent_again_to_a_worker_with_the_runs_config(
     run's config: the batch goes to that one (once), and every source is stored, once."""
     broker = require_broker_url("rabbitmq")
     url, site = pages
-    uid = uuid.uuid4().hex[:8]
-    queue = f"again{uid}"
-    plan = [(1, queue), (2, queue)]
-    config = write_config(
-        tmp_path / "coord", broker=broker, store=pg_url, url=url, sources=plan, batch_size=1
+    uid, queue, plan, config = one_queue(
+        tmp_path / "coord",
+        prefix="again",
+        sources=2,
+        broker=broker,
+        store=pg_url,
+        url=url,
+        batch_size=1,
     )
     other = write_config(
         tmp_path / "worker",
@@ -573,7 +613,7 @@ def test_a_refused_batch_is_sent_again_to_a_worker_with_the_runs_config(
     )
     cluster.start(config, f"good@{uid}", [queue], env_for("good"))
     site.hold.clear()  # the good worker's first batch waits, so the second one stays queued
-    with coordinator_in_background(config) as run:
+    with coordinator_in_background(config, "--format", "json") as run:
         wait_for_a_hit(site)
         assert [tag for _, tag in site.hits] == ["good"]
         # the old worker takes the queued batch and refuses it
@@ -597,15 +637,13 @@ def test_no_worker_fails_the_queue_within_the_wait_and_the_messages_hold_no_secr
 ) -> None:
     broker = require_broker_url(kind)
     url, site = pages
-    uid = uuid.uuid4().hex[:8]
-    queue = f"none{uid}"
-    plan = [(i, queue) for i in range(1, 5)]
-    config = write_config(
+    _, queue, plan, config = one_queue(
         tmp_path / "cfg",
+        prefix="none",
+        sources=4,
         broker=broker,
         store=pg_url,
         url=url,
-        sources=plan,
         wait=2,
         batch_size=2,
     )
@@ -655,15 +693,13 @@ def test_a_result_backend_without_push_is_polled_for_every_batch(
     broker = require_broker_url("rabbitmq")
     require_module("sqlalchemy")
     url, site = pages
-    uid = uuid.uuid4().hex[:8]
-    queue = f"poll{uid}"
-    plan = [(i, queue) for i in range(1, 6)]
-    config = write_config(
+    uid, queue, plan, config = one_queue(
         tmp_path / "cfg",
+        prefix="poll",
+        sources=5,
         broker=broker,
         store=pg_url,
         url=url,
-        sources=plan,
         batch_size=2,
         backend=f"db+{pg_url}",  # celery's tables in the test's own schema
     )
@@ -680,11 +716,14 @@ def test_redis_broker_collects_with_a_worker(
 ) -> None:
     broker = require_broker_url("redis")
     url, site = pages
-    uid = uuid.uuid4().hex[:8]
-    queue = f"redis{uid}"
-    plan = [(i, queue) for i in range(1, 8)]
-    config = write_config(
-        tmp_path / "cfg", broker=broker, store=pg_url, url=url, sources=plan, batch_size=3
+    uid, queue, plan, config = one_queue(
+        tmp_path / "cfg",
+        prefix="redis",
+        sources=7,
+        broker=broker,
+        store=pg_url,
+        url=url,
+        batch_size=3,
     )
     cluster.start(config, f"r@{uid}", [queue], env_for("r"))
     out = kpi(config, "run", "--no-deliver", "--format", "json")
@@ -760,23 +799,13 @@ def test_a_killed_coordinator_leaves_an_interrupted_run_and_the_next_run_proceed
 ) -> None:
     broker = require_broker_url("rabbitmq")
     url, _ = pages
-    uid = uuid.uuid4().hex[:8]
-    queue = f"coord{uid}"
-    plan = [(i, queue) for i in range(1, 4)]
-    config = write_config(tmp_path / "cfg", broker=broker, store=pg_url, url=url, sources=plan)
-    env = {**os.environ, **env_for("coordinator")}
-    # no worker yet: the coordinator waits for its batch, holding the run lock
-    first = subprocess.Popen(
-        [KPI, "-c", str(config), "run", "--no-deliver"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        cwd=config.parent,
+    uid, queue, plan, config = one_queue(
+        tmp_path / "cfg", prefix="coord", sources=3, broker=broker, store=pg_url, url=url
     )
-    try:
+    # no worker yet: the coordinator waits for its batch, holding the run lock
+    with coordinator_in_background(config) as first:
         engine = sa.create_engine(pg_url)
         assert run_statuses_once_running(engine) == ["running"]
-    finally:
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     cluster.start(config, f"late@{uid}", [queue], env_for("late"))
@@ -794,11 +823,7 @@ def test_a_killed_coordinator_leaves_an_interrupted_run_and_the_next_run_proceed
 def test_an_unreachable_broker_fails_the_sources_in_one_line_without_its_password(
     tmp_path: Path, pages: tuple[str, Pages], pg_url: str
 ) -> None:
-    import socket
-
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = _free_port()  # a port nothing listens on
     broker = f"amqp://kpi:pw-{SECRET}@127.0.0.1:{port}//"
     url, site = pages
     config = write_config(
@@ -864,44 +889,30 @@ def test_a_broker_restart_mid_run_loses_nothing(
 
     url, site = pages
     redis_proc = start_redis()
-    run = None
     try:
-        uid = uuid.uuid4().hex[:8]
-        plan = [(i, f"rs{uid}") for i in range(1, 7)]
-        config = write_config(
+        uid, queue, plan, config = one_queue(
             tmp_path / "cfg",
+            prefix="rs",
+            sources=6,
             broker=f"redis://127.0.0.1:{port}/0",
             store=pg_url,
             url=url,
-            sources=plan,
             batch_size=2,
         )
-        cluster.start(config, f"rs@{uid}", [f"rs{uid}"], env_for("rs"))
+        cluster.start(config, f"rs@{uid}", [queue], env_for("rs"))
         site.hold.clear()
-        run = subprocess.Popen(
-            [KPI, "-c", str(config), "run", "--no-deliver", "--format", "json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, **env_for("coordinator")},
-            cwd=config.parent,
-        )
-        deadline = time.monotonic() + 60
-        while not site.hits and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert site.hits, "no worker fetched a page"
-        redis_proc.terminate()  # a clean restart: Redis writes its append-only file first
-        redis_proc.wait(timeout=30)
-        redis_proc = start_redis()
-        site.hold.set()
-        stdout, stderr = run.communicate(timeout=150)
+        with coordinator_in_background(config, "--format", "json") as run:
+            wait_for_a_hit(site)
+            assert site.hits, "no worker fetched a page"
+            redis_proc.terminate()  # a clean restart: Redis writes its append-only file first
+            redis_proc.wait(timeout=30)
+            redis_proc = start_redis()
+            site.hold.set()
+            stdout, stderr = run.communicate(timeout=150)
         assert run.returncode == 0, stderr
         assert json.loads(stdout)["errors"] == []
         assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
     finally:
-        if run is not None and run.poll() is None:
-            run.kill()
-            run.wait()
         cluster.stop_all()  # the worker first, while its broker is still there
         redis_proc.terminate()
         redis_proc.wait(timeout=30)
@@ -912,10 +923,8 @@ def test_a_worker_without_a_sources_variable_says_so(
 ) -> None:
     broker = require_broker_url("rabbitmq")
     url, site = pages
-    uid = uuid.uuid4().hex[:8]
-    queue = f"var{uid}"
-    config = write_config(
-        tmp_path / "cfg", broker=broker, store=pg_url, url=url, sources=[(1, queue)]
+    uid, queue, _, config = one_queue(
+        tmp_path / "cfg", prefix="var", sources=1, broker=broker, store=pg_url, url=url
     )
     assert "C15_TOKEN" not in os.environ
     cluster.start(config, f"novar@{uid}", [queue], {"C15_TAG": "novar"})  # no C15_TOKEN here
@@ -936,19 +945,10 @@ def test_ctrl_c_stops_a_coordinator_waiting_for_workers(
 ) -> None:
     broker = require_broker_url("rabbitmq")
     url, _ = pages
-    uid = uuid.uuid4().hex[:8]
-    config = write_config(
-        tmp_path / "cfg", broker=broker, store=pg_url, url=url, sources=[(1, f"cc{uid}")], wait=600
-    )
-    run = subprocess.Popen(
-        [KPI, "-c", str(config), "run", "--no-deliver"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **env_for("coordinator")},
-        cwd=config.parent,
-    )
-    try:
+    config = one_queue(
+        tmp_path / "cfg", prefix="cc", sources=1, broker=broker, store=pg_url, url=url, wait=600
+    ).config
+    with coordinator_in_background(config) as run:
         engine = sa.create_engine(pg_url)
         statuses = run_statuses_once_running(engine)
         engine.dispose()
@@ -956,10 +956,6 @@ def test_ctrl_c_stops_a_coordinator_waiting_for_workers(
         run.send_signal(signal.SIGINT)
         # long before the 600 s wait: the thread waiting for answers lets go too
         _, stderr = run.communicate(timeout=60)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
     assert run.returncode == 130
     assert stderr.strip().splitlines()[-1] == "interrupted"
 

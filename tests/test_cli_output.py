@@ -3,9 +3,11 @@ numbers written as people write them. Real processes and a real SQLite store."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -151,19 +153,30 @@ def test_serve_on_a_taken_port_names_the_holder(filled: Path) -> None:
     assert "--port N" in lines[0]
 
 
-def test_serve_prints_the_url_it_listens_on(filled: Path) -> None:
-    import urllib.request
-
+@contextlib.contextmanager
+def _serving(folder: Path, *options: str) -> Iterator[subprocess.Popen[str]]:
+    """`kpi OPTIONS serve --port 0` in `folder`, without our KPI_* variables, its output
+    piped; stopped (SIGTERM) at the end."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
     server = subprocess.Popen(
-        [*KPI, "serve", "--port", "0"],
-        cwd=filled,
+        [*KPI, *options, "serve", "--port", "0"],
+        cwd=folder,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
+        yield server
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_serve_prints_the_url_it_listens_on(filled: Path) -> None:
+    import urllib.request
+
+    with _serving(filled) as server:
         assert server.stdout is not None
         line = server.stdout.readline()
         assert line.startswith("dashboard on http://127.0.0.1:"), line
@@ -172,9 +185,6 @@ def test_serve_prints_the_url_it_listens_on(filled: Path) -> None:
         # the URL is printed once the socket listens: the first request is answered
         with urllib.request.urlopen(url, timeout=30) as page:
             assert page.status == 200
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def _stored_rows(db: Path) -> int:
@@ -190,22 +200,10 @@ def test_demo_refuses_a_folder_in_use_and_changes_nothing(workdir: Path) -> None
     assert first.returncode == 0, first.stderr
     db, config = workdir / "demo" / "kpi.db", workdir / "demo" / "kpi.yaml"
     rows, written = _stored_rows(db), config.read_bytes()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
-    server = subprocess.Popen(
-        [*KPI, "-c", "demo/kpi.yaml", "serve", "--port", "0"],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with _serving(workdir, "-c", "demo/kpi.yaml") as server:
         assert server.stdout is not None
         assert server.stdout.readline().startswith("dashboard on")  # the store is open
         again = run_kpi(workdir, "demo", "--dir", "demo")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     assert again.returncode == 1
     assert again.stdout == ""
     (line,) = again.stderr.strip().splitlines()

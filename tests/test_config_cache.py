@@ -30,16 +30,22 @@ print(json.dumps({
 """
 
 
-def load(config: Path, env: dict[str, str], *, need_secrets: bool = True) -> dict[str, Any]:
+def python(script: str, *args: str, env: dict[str, str]) -> str:
+    """The standard output of `python -c SCRIPT ARGS` in a process of its own (a fresh
+    interpreter: whether `yaml` was imported tells a cached load from a parsed one)."""
     done = subprocess.run(
-        [sys.executable, "-c", LOAD, str(config), "1" if need_secrets else "0"],
+        [sys.executable, "-c", script, *args],
         capture_output=True,
         text=True,
         env=env,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    return dict(json.loads(done.stdout))
+    return done.stdout
+
+
+def load(config: Path, env: dict[str, str], *, need_secrets: bool = True) -> dict[str, Any]:
+    return dict(json.loads(python(LOAD, str(config), "1" if need_secrets else "0", env=env)))
 
 
 @pytest.fixture
@@ -125,15 +131,7 @@ def test_the_cache_keeps_no_secret(tmp_path: Path, env: dict[str, str]) -> None:
     )
 
     def read() -> str:
-        done = subprocess.run(
-            [sys.executable, "-c", probe, str(config), token],
-            capture_output=True,
-            text=True,
-            env=secret_env,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
+        return python(probe, str(config), token, env=secret_env).strip()
 
     assert read() == "False True sent ***"
     assert read() == "True True sent ***"  # from the cache: the token filled in, redacted
@@ -325,15 +323,7 @@ def test_equal_metric_specs_are_one_object_built_or_from_the_cache(
     config.write_text(SHARED)
 
     def run() -> dict[str, Any]:
-        done = subprocess.run(
-            [sys.executable, "-c", SHARING, str(config)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
-        return dict(json.loads(done.stdout))
+        return dict(json.loads(python(SHARING, str(config), env=env)))
 
     built, cached = run(), run()
     assert (built["from_cache"], cached["from_cache"]) == (False, True)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +9,8 @@ from pydantic import ValidationError
 
 from kpi_collector.sources.conda import Conda
 from kpi_collector.sources.conda.fake import CondaFile, FakeAnaconda
+from tests.cli import run_kpi, stored_values
 from tests.fakes.collect import collect, outcome
-
-KPI = Path(sys.executable).parent / "kpi"
 
 
 @pytest.fixture
@@ -83,16 +79,6 @@ def test_kpi_run_end_to_end(anaconda: FakeAnaconda, tmp_path: Path) -> None:
         "timezone: UTC\nsources:\n"
         f'  - {{name: conda, type: conda, package: acme-tool, api_url: "{anaconda.url}"}}\n'
     )
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "NO_COLOR": "1"}
-    ran = subprocess.run(
-        [str(KPI), "run", "--format", "json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    ran = run_kpi(tmp_path, "run", "--format", "json")
     assert ran.returncode == 0, ran.stdout + ran.stderr
-    with sqlite3.connect(tmp_path / "kpi.db") as db:
-        rows = dict(db.execute("SELECT kpi, value FROM observations").fetchall())
-    assert rows == {"conda.downloads": 50_750.0, "conda.versions": 2.0}
+    assert stored_values(tmp_path) == {"conda.downloads": 50_750.0, "conda.versions": 2.0}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from pydantic import ValidationError
 
 from kpi_collector.sources.crates import Crates
 from kpi_collector.sources.crates.fake import Crate, FakeCrates
-from tests.cli import run_kpi
+from tests.cli import observations, run_and_backfill_twice
 from tests.fakes.collect import backfill, collect, outcome
 from tests.fakes.data import NOW, TODAY
 
@@ -147,15 +146,8 @@ def test_kpi_run_and_backfill_end_to_end(tmp_path: Path) -> None:
             "timezone: UTC\nsources:\n"
             f'  - {{name: crate, type: crates, crate: acme-core, contact: ops@acme.dev, api_url: "{fake.url}"}}\n'
         )
-        ran = run_kpi(tmp_path, "run", "--format", "json")
-        assert ran.returncode == 0, ran.stdout + ran.stderr
-        since = (today - timedelta(days=4)).isoformat()
-        first = run_kpi(tmp_path, "backfill", "--since", since)
-        assert first.returncode == 0, first.stdout + first.stderr
-        second = run_kpi(tmp_path, "backfill", "--since", since)
-        assert "crate: 0 values added" in second.stdout
-    with sqlite3.connect(tmp_path / "kpi.db") as db:
-        rows = db.execute("SELECT kpi, value, backfilled FROM observations ORDER BY ts").fetchall()
+        run_and_backfill_twice(tmp_path, (today - timedelta(days=4)).isoformat(), source="crate")
+    rows = observations(tmp_path)
     assert [v for k, v, b in rows if k == "crate.daily_downloads" and b] == [
         111.0,
         510.0,

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +9,9 @@ from pydantic import ValidationError
 
 from kpi_collector.sources.discourse import Discourse
 from kpi_collector.sources.discourse.fake import FakeDiscourse
+from tests.cli import run_kpi, store_dump, stored_values
 from tests.fakes.collect import collect, outcome
 
-KPI = Path(sys.executable).parent / "kpi"
 KEY = "discourse-test-key-0000000000000000001"
 STATS = {
     "topics_count": 4210,
@@ -119,19 +116,9 @@ def test_kpi_run_end_to_end(forum: FakeDiscourse, tmp_path: Path) -> None:
         'api_key: "${DISCOURSE_API_KEY}", api_username: system, metrics: [users, posts]}\n'
     )
     (tmp_path / ".env").write_text(f"DISCOURSE_API_KEY={KEY}\n")
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "NO_COLOR": "1"}
-    ran = subprocess.run(
-        [str(KPI), "run", "--format", "json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    ran = run_kpi(tmp_path, "run", "--format", "json")
     assert ran.returncode == 0, ran.stdout + ran.stderr
-    with sqlite3.connect(tmp_path / "kpi.db") as db:
-        rows = dict(db.execute("SELECT kpi, value FROM observations").fetchall())
-        dump = "\n".join(db.iterdump())
-    assert rows == {"forum.users": 9120.0, "forum.posts": 31877.0}
+    dump = store_dump(tmp_path)
+    assert stored_values(tmp_path) == {"forum.users": 9120.0, "forum.posts": 31877.0}
     for text in (ran.stdout, ran.stderr, dump):
         assert KEY not in text

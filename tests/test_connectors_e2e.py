@@ -21,7 +21,7 @@ from kpi_collector.sources.posthog.fake import FakePostHog
 from kpi_collector.sources.pypi.fake import FakePyPIStats
 from kpi_collector.sources.slack.fake import FakeSlack, Member
 from kpi_collector.sources.stripe.fake import FakeStripe, subscription
-from tests.cli import run_kpi
+from tests.cli import run_kpi, store_dump
 
 SECRETS = {
     "GITHUB_TOKEN": "ghp_e2eGithubTokenValue000000000000001",
@@ -156,11 +156,6 @@ def stored(folder: Path) -> dict[str, list[tuple[float, float, int]]]:
     return out
 
 
-def dump(folder: Path) -> str:
-    with sqlite3.connect(folder / "kpi.db") as db:
-        return "\n".join(db.iterdump())
-
-
 def assert_no_secret(*texts: str) -> None:
     for text in texts:
         for name, value in SECRETS.items():
@@ -191,7 +186,7 @@ def test_kpi_run_collects_every_connector_into_sqlite(services: tuple[Services, 
     assert latest["posthog.mau"] == latest["mixpanel.mau"] == 4
     assert latest["github.unique_views"] == 20
     assert len(latest) == 8 + 5 + 3 + 2 + 1 + 2 + 1 + 5 + 3 + 3  # github: the 8 listed
-    assert_no_secret(result.stdout, result.stderr, dump(folder))
+    assert_no_secret(result.stdout, result.stderr, store_dump(folder))
     table = run_kpi(folder, "run", env={"COLUMNS": "200"})
     assert table.returncode == 0 and "github.stars" in table.stdout and "stripe.mrr" in table.stdout
 
@@ -246,7 +241,7 @@ def test_kpi_backfill_twice_adds_nothing_and_keeps_live_values(
     for name in ("github", "pypi", "npm", "stripe", "posthog", "mixpanel"):
         assert f"{name}: 0 values added" in second.stdout
     assert stored(folder) == after_first
-    assert_no_secret(first.stdout, first.stderr, second.stdout, second.stderr, dump(folder))
+    assert_no_secret(first.stdout, first.stderr, second.stdout, second.stderr, store_dump(folder))
 
 
 def test_refused_tokens_never_reach_output_or_the_store(services: tuple[Services, Path]) -> None:
@@ -274,7 +269,7 @@ def test_refused_tokens_never_reach_output_or_the_store(services: tuple[Services
         env={"COLUMNS": "200"},
     )
     assert backfilled.returncode == 1 and "failed stripe" in backfilled.stderr
-    assert_no_secret(backfilled.stdout, backfilled.stderr, dump(folder))
+    assert_no_secret(backfilled.stdout, backfilled.stderr, store_dump(folder))
     with sqlite3.connect(folder / "kpi.db") as db:
         messages = [m for (m,) in db.execute("SELECT message FROM run_errors")]
     assert any("Stripe refused the credentials" in m for m in messages)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from pydantic import ValidationError
 
 from kpi_collector.sources.gitlab import GitLab
 from kpi_collector.sources.gitlab.fake import FakeGitLab, Project
-from tests.cli import run_kpi
+from tests.cli import observations, run_and_backfill_twice, store_dump
 from tests.fakes.collect import backfill, collect, outcome
 from tests.fakes.data import NOW, TODAY
 
@@ -145,16 +144,9 @@ def test_kpi_run_and_backfill_end_to_end(tmp_path: Path) -> None:
             f'api_url: "{fake.url}"}}\n'
         )
         (tmp_path / ".env").write_text(f"GITLAB_TOKEN={TOKEN}\n")
-        ran = run_kpi(tmp_path, "run", "--format", "json")
-        assert ran.returncode == 0, ran.stdout + ran.stderr
         since = (today - timedelta(days=5)).isoformat()
-        first = run_kpi(tmp_path, "backfill", "--since", since)
-        assert first.returncode == 0, first.stdout + first.stderr
-        second = run_kpi(tmp_path, "backfill", "--since", since)
-        assert "gl: 0 values added" in second.stdout
-    with sqlite3.connect(tmp_path / "kpi.db") as db:
-        rows = db.execute("SELECT kpi, value, backfilled FROM observations ORDER BY ts").fetchall()
-        dump = "\n".join(db.iterdump())
+        ran, first, second = run_and_backfill_twice(tmp_path, since, source="gl")
+    rows, dump = observations(tmp_path), store_dump(tmp_path)
     assert [v for k, v, b in rows if k == "gl.stars" and b] == [1.0, 3.0, 4.0, 4.0]
     assert ("gl.open_merge_requests", 7.0, 0) in rows
     for text in (ran.stdout, ran.stderr, first.stdout, second.stdout, dump):

@@ -4,7 +4,6 @@ service account key, signed by google-auth, checked by the fake's token endpoint
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from kpi_collector.sources.google_analytics.fake import (
     daily,
     service_account,
 )
-from tests.cli import run_kpi
+from tests.cli import observations, run_and_backfill_twice, store_dump
 from tests.fakes.collect import backfill, collect, outcome
 from tests.fakes.data import NOW, TODAY
 
@@ -235,17 +234,10 @@ def test_kpi_run_and_backfill_end_to_end(tmp_path: Path) -> None:
             f'credentials_json: "${{GA_CREDENTIALS}}", api_url: "{fake.url}", metrics: [users, page_views]}}\n'
         )
         env = {"GA_CREDENTIALS": json.dumps(key)}
-        ran = run_kpi(tmp_path, "run", "--format", "json", env=env)
-        assert ran.returncode == 0, ran.stdout + ran.stderr
         since = (today - timedelta(days=5)).isoformat()
-        first = run_kpi(tmp_path, "backfill", "--since", since, env=env)
-        assert first.returncode == 0, first.stdout + first.stderr
-        second = run_kpi(tmp_path, "backfill", "--since", since, env=env)
-        assert "web: 0 values added" in second.stdout
+        ran, first, second = run_and_backfill_twice(tmp_path, since, source="web", env=env)
         tokens = list(fake.tokens)
-    with sqlite3.connect(tmp_path / "kpi.db") as db:
-        rows = db.execute("SELECT kpi, value, backfilled FROM observations ORDER BY ts").fetchall()
-        dump = "\n".join(db.iterdump())
+    rows, dump = observations(tmp_path), store_dump(tmp_path)
     assert [v for k, v, b in rows if k == "web.page_views" and b] == [
         1150.0
     ] * 4  # 4 days ago: none

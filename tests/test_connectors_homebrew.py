@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +9,9 @@ from pydantic import ValidationError
 
 from kpi_collector.sources.homebrew import Homebrew
 from kpi_collector.sources.homebrew.fake import FakeHomebrew
+from tests.cli import run_kpi, stored_values
 from tests.fakes.collect import collect, outcome
 
-KPI = Path(sys.executable).parent / "kpi"
 WGET = {
     "install": {
         "30d": {"wget": 41_000, "wget --HEAD": 12},
@@ -92,16 +89,6 @@ def test_kpi_run_end_to_end(brew: FakeHomebrew, tmp_path: Path) -> None:
         f'  - {{name: brew, type: homebrew, cask: firefox, api_url: "{brew.url}", '
         "metrics: [installs_30_days]}\n"
     )
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "NO_COLOR": "1"}
-    ran = subprocess.run(
-        [str(KPI), "run", "--format", "json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    ran = run_kpi(tmp_path, "run", "--format", "json")
     assert ran.returncode == 0, ran.stdout + ran.stderr
-    with sqlite3.connect(tmp_path / "kpi.db") as db:
-        rows = dict(db.execute("SELECT kpi, value FROM observations").fetchall())
-    assert rows == {"brew.installs_30_days": 9_800.0}
+    assert stored_values(tmp_path) == {"brew.installs_30_days": 9_800.0}

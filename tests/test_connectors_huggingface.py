@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +9,9 @@ from pydantic import ValidationError
 
 from kpi_collector.sources.huggingface import HuggingFace
 from kpi_collector.sources.huggingface.fake import FakeHub, Repo
+from tests.cli import run_kpi, store_dump, stored_values
 from tests.fakes.collect import collect, outcome
 
-KPI = Path(sys.executable).parent / "kpi"
 TOKEN = "hf_testtoken000000000000000000000001"
 
 
@@ -122,19 +119,9 @@ def test_kpi_run_end_to_end(hub: FakeHub, tmp_path: Path) -> None:
         f'api_url: "{hub.url}"}}\n'
     )
     (tmp_path / ".env").write_text(f"HF_TOKEN={TOKEN}\n")
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "NO_COLOR": "1"}
-    ran = subprocess.run(
-        [str(KPI), "run", "--format", "json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    ran = run_kpi(tmp_path, "run", "--format", "json")
     assert ran.returncode == 0, ran.stdout + ran.stderr
-    with sqlite3.connect(tmp_path / "kpi.db") as db:
-        rows = dict(db.execute("SELECT kpi, value FROM observations").fetchall())
-        dump = "\n".join(db.iterdump())
-    assert rows == {"hf.downloads": 700.0, "hf.likes": 5.0}
+    dump = store_dump(tmp_path)
+    assert stored_values(tmp_path) == {"hf.downloads": 700.0, "hf.likes": 5.0}
     for text in (ran.stdout, ran.stderr, dump):
         assert TOKEN not in text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from pydantic import ValidationError
 
 from kpi_collector.sources.plausible import Plausible
 from kpi_collector.sources.plausible.fake import FakePlausible
-from tests.cli import run_kpi
+from tests.cli import observations, run_and_backfill_twice, store_dump
 from tests.fakes.collect import backfill, collect, outcome
 from tests.fakes.data import NOW, TODAY
 
@@ -102,18 +101,9 @@ def test_kpi_run_and_backfill_end_to_end(tmp_path: Path) -> None:
             f'api_url: "{fake.url}"}}\n'
         )
         (tmp_path / ".env").write_text(f"PLAUSIBLE_API_KEY={KEY}\n")
-        ran = run_kpi(tmp_path, "run", "--format", "json")
-        assert ran.returncode == 0, ran.stdout + ran.stderr
         since = (today - timedelta(days=5)).isoformat()
-        first = run_kpi(tmp_path, "backfill", "--since", since)
-        assert first.returncode == 0, first.stdout + first.stderr
-        second = run_kpi(tmp_path, "backfill", "--since", since)
-        assert "web: 0 values added" in second.stdout
-    with sqlite3.connect(tmp_path / "kpi.db") as db:
-        rows = db.execute(
-            "SELECT kpi, value, backfilled FROM observations ORDER BY kpi, ts"
-        ).fetchall()
-        dump = "\n".join(db.iterdump())
+        ran, first, second = run_and_backfill_twice(tmp_path, since, source="web")
+    rows, dump = observations(tmp_path), store_dump(tmp_path)
     visitors = [(v, b) for k, v, b in rows if k == "web.visitors"]
     assert visitors[-1] == (101.0, 0)  # yesterday's figure, collected live by the run
     assert [v for v, b in visitors if b] == [105.0, 104.0, 103.0, 102.0, 101.0]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +9,9 @@ from pydantic import ValidationError
 
 from kpi_collector.sources.youtube import YouTube
 from kpi_collector.sources.youtube.fake import Channel, FakeYouTube
+from tests.cli import run_kpi, store_dump, stored_values
 from tests.fakes.collect import collect, outcome
 
-KPI = Path(sys.executable).parent / "kpi"
 KEY = "AIzaSyTest-youtube-key-000000000000001"
 CHANNEL = "UC_x5XG1OV2P6uZZ5FSM9Ttw"
 
@@ -95,19 +92,13 @@ def test_kpi_run_end_to_end(youtube: FakeYouTube, tmp_path: Path) -> None:
         f'api_url: "{youtube.url}"}}\n'
     )
     (tmp_path / ".env").write_text(f"YOUTUBE_API_KEY={KEY}\n")
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "NO_COLOR": "1"}
-    ran = subprocess.run(
-        [str(KPI), "run", "--format", "json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    ran = run_kpi(tmp_path, "run", "--format", "json")
     assert ran.returncode == 0, ran.stdout + ran.stderr
-    with sqlite3.connect(tmp_path / "kpi.db") as db:
-        rows = dict(db.execute("SELECT kpi, value FROM observations").fetchall())
-        dump = "\n".join(db.iterdump())
-    assert rows == {"yt.subscribers": 2_390_000.0, "yt.views": 248_734_112.0, "yt.videos": 6_512.0}
+    dump = store_dump(tmp_path)
+    assert stored_values(tmp_path) == {
+        "yt.subscribers": 2_390_000.0,
+        "yt.views": 248_734_112.0,
+        "yt.videos": 6_512.0,
+    }
     for text in (ran.stdout, ran.stderr, dump):
         assert KEY not in text

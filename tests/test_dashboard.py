@@ -20,7 +20,7 @@ import pytest
 
 from kpi_collector import Pipeline
 from kpi_collector.commands.history import history_document
-from kpi_collector.config import load_config
+from kpi_collector.config import Config, load_config
 from kpi_collector.report import pages
 from kpi_collector.report.data import (
     DashboardData,
@@ -143,6 +143,13 @@ def build_store(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def config_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_store(tmp_path_factory.mktemp("dash"))
+
+
+def _copy_of(config_path: Path, folder: Path) -> Config:
+    """The module's filled config and its store, copied to `folder` and loaded: for a test
+    that changes the store, which the module's other tests share."""
+    shutil.copytree(config_path.parent, folder)
+    return load_config(folder / "kpi.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -509,29 +516,44 @@ def test_no_secret_in_any_document(client: Any) -> None:
         assert SECRET not in client.get(path).text, path
 
 
-def test_kpi_serve_takes_the_token_from_the_environment(config_path: Path) -> None:
-    import requests
-
-    port = _free_port()
+def _start_kpi_serve(
+    config_path: Path, port: int, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """`kpi -c CONFIG serve --port PORT` in a process of its own, its output piped (stdout and
+    stderr in one), with `env` (or ours)."""
     kpi = str(Path(sys.executable).parent / "kpi")
-    env = {**os.environ, "KPI_DASHBOARD_TOKEN": "env-token-81f2"}
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [kpi, "-c", str(config_path), "serve", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def _first_answer(proc: subprocess.Popen[str], url: str) -> Any:
+    """The answer to GET `url` from the server `proc` once it listens: tried every 0.2 s for
+    up to 30 s; the connection error is raised when it exits or never listens."""
+    import requests
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return requests.get(url, timeout=2)
+        except requests.ConnectionError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise
+            time.sleep(0.2)
+
+
+def test_kpi_serve_takes_the_token_from_the_environment(config_path: Path) -> None:
+    import requests
+
+    port = _free_port()
+    env = {**os.environ, "KPI_DASHBOARD_TOKEN": "env-token-81f2"}
+    proc = _start_kpi_serve(config_path, port, env)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                denied = requests.get(f"http://127.0.0.1:{port}/api/kpis", timeout=2)
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.2)
+        denied = _first_answer(proc, f"http://127.0.0.1:{port}/api/kpis")
         assert denied.status_code == 401
         allowed = requests.get(
             f"http://127.0.0.1:{port}/api/kpis",
@@ -546,26 +568,10 @@ def test_kpi_serve_takes_the_token_from_the_environment(config_path: Path) -> No
 
 
 def test_kpi_serve_serves(config_path: Path) -> None:
-    import requests
-
     port = _free_port()
-    kpi = str(Path(sys.executable).parent / "kpi")
-    proc = subprocess.Popen(
-        [kpi, "-c", str(config_path), "serve", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = _start_kpi_serve(config_path, port)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                answer = requests.get(f"http://127.0.0.1:{port}/api/kpis", timeout=2)
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.2)
+        answer = _first_answer(proc, f"http://127.0.0.1:{port}/api/kpis")
         assert answer.status_code == 200
         assert answer.json()["kpis"][0]["id"] == "crm.paying"
     finally:
@@ -644,37 +650,36 @@ def test_rollup_equals_series_after_runs_and_backfills(store_url: str, zone: str
 
 # Instants on the edges of local days, weeks and months, by hand: (zone, local wall time, fold).
 _BERLIN, _KATHMANDU = "Europe/Berlin", "Asia/Kathmandu"
+
+
+def _midnight(zone: str, year: int, month: int, day: int) -> list[tuple[str, datetime, int]]:
+    """The local midnight that starts `day` in `zone` as two edges: the last second of the
+    day before (23:59:59), and 00:00."""
+    start = datetime(year, month, day)
+    return [(zone, start - timedelta(seconds=1), 0), (zone, start, 0)]
+
+
 _EDGES: list[tuple[str, datetime, int]] = [
     # Berlin springs forward on Sunday 2026-03-29 (a 23-hour day: 02:00 becomes 03:00)
-    (_BERLIN, datetime(2026, 3, 28, 23, 59, 59), 0),
-    (_BERLIN, datetime(2026, 3, 29, 0, 0), 0),
+    *_midnight(_BERLIN, 2026, 3, 29),
     (_BERLIN, datetime(2026, 3, 29, 3, 0), 0),
-    (_BERLIN, datetime(2026, 3, 29, 23, 59, 59), 0),
-    (_BERLIN, datetime(2026, 3, 30, 0, 0), 0),  # Monday: a new ISO week
+    *_midnight(_BERLIN, 2026, 3, 30),  # Monday: a new ISO week
     # ...and falls back on Sunday 2026-10-25 (a 25-hour day: 02:30 happens twice)
     (_BERLIN, datetime(2026, 10, 25, 0, 0), 0),
     (_BERLIN, datetime(2026, 10, 25, 2, 30), 0),
     (_BERLIN, datetime(2026, 10, 25, 2, 30), 1),
-    (_BERLIN, datetime(2026, 10, 25, 23, 59, 59), 0),
-    (_BERLIN, datetime(2026, 10, 26, 0, 0), 0),
+    *_midnight(_BERLIN, 2026, 10, 26),
     # the month edge, and Kathmandu's +05:45 midnight (18:15 UTC the day before)
-    (_BERLIN, datetime(2026, 10, 31, 23, 59, 59), 0),
-    (_BERLIN, datetime(2026, 11, 1, 0, 0), 0),
-    (_KATHMANDU, datetime(2026, 6, 30, 23, 59, 59), 0),
-    (_KATHMANDU, datetime(2026, 7, 1, 0, 0), 0),
+    *_midnight(_BERLIN, 2026, 11, 1),
+    *_midnight(_KATHMANDU, 2026, 7, 1),
     (_KATHMANDU, datetime(2026, 7, 1, 0, 0, 1), 0),
     # ISO years: 2025-12-29 (a Monday in calendar 2025) starts 2026-W01; 2026-12-31 and
     # 2027-01-01..03 are all in 2026-W53; Monday 2027-01-04 starts 2027-W01
-    (_KATHMANDU, datetime(2025, 12, 28, 23, 59, 59), 0),
-    (_KATHMANDU, datetime(2025, 12, 29, 0, 0), 0),
-    (_BERLIN, datetime(2025, 12, 31, 23, 59, 59), 0),
-    (_BERLIN, datetime(2026, 1, 1, 0, 0), 0),
-    (_BERLIN, datetime(2026, 12, 31, 23, 59, 59), 0),
-    (_BERLIN, datetime(2027, 1, 1, 0, 0), 0),
-    (_KATHMANDU, datetime(2027, 1, 3, 23, 59, 59), 0),
-    (_KATHMANDU, datetime(2027, 1, 4, 0, 0), 0),
-    (_BERLIN, datetime(2027, 1, 3, 23, 59, 59), 0),
-    (_BERLIN, datetime(2027, 1, 4, 0, 0), 0),
+    *_midnight(_KATHMANDU, 2025, 12, 29),
+    *_midnight(_BERLIN, 2026, 1, 1),
+    *_midnight(_BERLIN, 2027, 1, 1),
+    *_midnight(_KATHMANDU, 2027, 1, 4),
+    *_midnight(_BERLIN, 2027, 1, 4),
 ]
 
 
@@ -906,8 +911,7 @@ def test_dashboard_works_when_the_rollup_cannot_be_written(
     config_path: Path, tmp_path: Path
 ) -> None:
     copy = tmp_path / "ro"
-    shutil.copytree(config_path.parent, copy)
-    config = load_config(copy / "kpi.yaml")
+    config = _copy_of(config_path, copy)
     fresh = DashboardData(config, clock=NOW.timestamp)
     expected = fresh.overview("week")
     fresh.close()
@@ -927,9 +931,7 @@ def test_dashboard_works_when_the_rollup_cannot_be_written(
 def test_documents_follow_a_new_run(config_path: Path, tmp_path: Path) -> None:
     from starlette.testclient import TestClient
 
-    copy = tmp_path / "live"
-    shutil.copytree(config_path.parent, copy)
-    data = DashboardData(load_config(copy / "kpi.yaml"), clock=NOW.timestamp)
+    data = DashboardData(_copy_of(config_path, tmp_path / "live"), clock=NOW.timestamp)
     with TestClient(create_app(data.config, data=data), base_url="http://127.0.0.1") as c:
         assert c.get("/api/kpis").json()["kpis"][0]["value"] == 999.0
         assert "999" in c.get("/").text
@@ -1027,9 +1029,7 @@ def test_health_scheduler_and_alerts(config_path: Path, tmp_path: Path) -> None:
 
     from kpi_collector.store.schema import alert_states, heartbeats
 
-    copy = tmp_path / "health"
-    shutil.copytree(config_path.parent, copy)
-    config = load_config(copy / "kpi.yaml")
+    config = _copy_of(config_path, tmp_path / "health")
     store = HistoryStore(config.store_url)
     beat = NOW.timestamp() - 3600  # an hour without a heartbeat: the scheduler is gone
     with store.engine.begin() as conn:
@@ -1078,9 +1078,7 @@ def test_a_rollup_being_built_elsewhere(config_path: Path, tmp_path: Path) -> No
 
     from kpi_collector.store.schema import rollup_state
 
-    copy = tmp_path / "busy"
-    shutil.copytree(config_path.parent, copy)
-    config = load_config(copy / "kpi.yaml")
+    config = _copy_of(config_path, tmp_path / "busy")
     store = HistoryStore(config.store_url)
     tz = config.tz
 

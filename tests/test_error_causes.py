@@ -12,7 +12,7 @@ from aiohttp import web
 
 from kpi_collector.demo.server import BackgroundServer
 from kpi_collector.sources.github.fake import FakeGitHub, Repo
-from tests.cli import run_kpi
+from tests.cli import run_kpi, stored_values
 
 TOO_LARGE = (
     "The history or contributor list is too large to list contributors for this repository "
@@ -42,11 +42,6 @@ def run_errors(folder: Path) -> list[str]:
         return [m for (m,) in conn.execute("SELECT message FROM run_errors ORDER BY message")]
 
 
-def stored(folder: Path) -> dict[str, float]:
-    with sqlite3.connect(folder / "kpi.db") as conn:
-        return dict(conn.execute("SELECT kpi, value FROM observations").fetchall())
-
-
 def test_github_too_large_to_list_contributors_says_so_and_how_to_leave_it_out(
     github: FakeGitHub, workdir: Path
 ) -> None:
@@ -60,7 +55,7 @@ def test_github_too_large_to_list_contributors_says_so_and_how_to_leave_it_out(
     ]
     output = result.stdout + result.stderr
     assert "credential" not in output and "token" not in output
-    assert stored(workdir)["linux.forks"] == 5  # the other metrics are stored
+    assert stored_values(workdir)["linux.forks"] == 5  # the other metrics are stored
 
     github_config(workdir, github.url, ", metrics: [stars, forks]")
     again = run_kpi(workdir, "run")

@@ -324,6 +324,13 @@ class Running:
                 return line
         raise AssertionError(f"no {text!r} in {self.seen}")
 
+    def __enter__(self) -> Running:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:  # a test that failed before it stopped the scheduler
+            self.proc.kill()
+
     def finish(self, timeout: float = 20) -> int:
         code = self.proc.wait(timeout)
         self.reader.join(timeout)  # every line up to the end of its stderr
@@ -334,16 +341,12 @@ class Running:
 
 def test_sigterm_during_a_run_finishes_writing_it_then_exits_0(tmp_path: Path) -> None:
     (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG, encoding="utf-8")
-    running = Running(tmp_path)
-    try:
+    with Running(tmp_path) as running:
         started = running.wait_for("main: collect slow")  # the catch-up run on start
         assert started[:4].isdigit() and "T" in started[:11]  # an ISO timestamp leads each line
         time.sleep(0.3)  # the source is sleeping now
         running.proc.send_signal(signal.SIGTERM)
         assert running.finish() == 0
-    finally:
-        if running.proc.poll() is None:
-            running.proc.kill()
     log = "\n".join(running.seen)
     assert "SIGTERM: finishing the job in progress, then stopping" in log
     assert "main: run 1: 1 value, 0 errors" in log
@@ -362,16 +365,12 @@ def test_sigterm_during_a_run_finishes_writing_it_then_exits_0(tmp_path: Path) -
 def test_a_second_sigterm_stops_at_once_with_exit_130(tmp_path: Path) -> None:
     # docs/schedule.md: "A second signal stops at once (exit 130)"; it used to exit 1 "aborted"
     (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG.replace("1.5", "5"), encoding="utf-8")
-    running = Running(tmp_path)
-    try:
+    with Running(tmp_path) as running:
         running.wait_for("main: collect slow")
         running.proc.send_signal(signal.SIGTERM)
         running.wait_for("SIGTERM: finishing the job in progress, then stopping")
         running.proc.send_signal(signal.SIGTERM)
         assert running.finish() == 130
-    finally:
-        if running.proc.poll() is None:
-            running.proc.kill()
     log = "\n".join(running.seen)
     assert "SIGTERM again: stopping now" in log
     assert "interrupted" in running.seen
@@ -380,16 +379,12 @@ def test_a_second_sigterm_stops_at_once_with_exit_130(tmp_path: Path) -> None:
 
 def test_sigint_while_idle_stops_at_once(tmp_path: Path) -> None:
     (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG.replace("time.sleep(1.5); ", ""))
-    running = Running(tmp_path)
-    try:
+    with Running(tmp_path) as running:
         running.wait_for("main: run 1")
         time.sleep(0.2)
         running.proc.send_signal(signal.SIGINT)
         # idle until the next minute, it stops at once instead (a hang fails on the timeout)
         assert running.finish(timeout=10) == 0
-    finally:
-        if running.proc.poll() is None:
-            running.proc.kill()
     assert "SIGINT: finishing the job in progress, then stopping" in "\n".join(running.seen)
 
 
@@ -1062,19 +1057,17 @@ def test_the_daemon_tells_systemd_it_is_ready_alive_and_stopping(tmp_path: Path)
     server.bind(address)
     server.settimeout(20)
     (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG)  # its 1.5 s job spans watchdog pings
-    running = Running(tmp_path, NOTIFY_SOCKET=address, WATCHDOG_USEC="1000000")
     try:
-        got: list[str] = []
-        while "WATCHDOG=1" not in got or "READY=1" not in got:
-            got.append(server.recv(256).decode())
-        running.wait_for("main: run 1")
-        running.proc.send_signal(signal.SIGTERM)
-        assert running.finish() == 0
-        while "STOPPING=1" not in got:
-            got.append(server.recv(256).decode())
+        with Running(tmp_path, NOTIFY_SOCKET=address, WATCHDOG_USEC="1000000") as running:
+            got: list[str] = []
+            while "WATCHDOG=1" not in got or "READY=1" not in got:
+                got.append(server.recv(256).decode())
+            running.wait_for("main: run 1")
+            running.proc.send_signal(signal.SIGTERM)
+            assert running.finish() == 0
+            while "STOPPING=1" not in got:
+                got.append(server.recv(256).decode())
     finally:
-        if running.proc.poll() is None:
-            running.proc.kill()
         server.close()
     assert got.index("READY=1") < got.index("STOPPING=1")
 
@@ -1144,30 +1137,28 @@ def test_a_second_sigterm_stops_at_once_even_when_a_source_never_returns(tmp_pat
     if not sys.platform.startswith("linux"):
         pytest.skip("reads /proc")
     (tmp_path / "kpi.yaml").write_text(_hung_config(tmp_path, python_timeout=600))
-    running = Running(tmp_path)
     child = None
     try:
-        running.wait_for("main: collect")
-        deadline = time.monotonic() + 60
-        while not ((tmp_path / "called").exists() and (tmp_path / "bg.pid").exists()):
-            assert time.monotonic() < deadline, "the sources never started"
-            time.sleep(0.05)
-        while not (tmp_path / "bg.pid").read_text().strip():
-            time.sleep(0.05)
-        child = int((tmp_path / "bg.pid").read_text())
-        running.proc.send_signal(signal.SIGTERM)
-        running.wait_for("SIGTERM: finishing the job in progress, then stopping")
-        running.proc.send_signal(signal.SIGTERM)
-        assert running.finish(timeout=60) == 130
-        # SIGKILL to the group is queued before kpi exits; the kernel ends the child when it
-        # next runs, which a loaded machine can delay by a moment: allow that, not more
-        gone_by = time.monotonic() + 5
-        while _pid_alive(child) and time.monotonic() < gone_by:
-            time.sleep(0.02)
-        assert not _pid_alive(child), f"the command's child (pid {child}) outlived the stop"
+        with Running(tmp_path) as running:
+            running.wait_for("main: collect")
+            deadline = time.monotonic() + 60
+            while not ((tmp_path / "called").exists() and (tmp_path / "bg.pid").exists()):
+                assert time.monotonic() < deadline, "the sources never started"
+                time.sleep(0.05)
+            while not (tmp_path / "bg.pid").read_text().strip():
+                time.sleep(0.05)
+            child = int((tmp_path / "bg.pid").read_text())
+            running.proc.send_signal(signal.SIGTERM)
+            running.wait_for("SIGTERM: finishing the job in progress, then stopping")
+            running.proc.send_signal(signal.SIGTERM)
+            assert running.finish(timeout=60) == 130
+            # SIGKILL to the group is queued before kpi exits; the kernel ends the child when it
+            # next runs, which a loaded machine can delay by a moment: allow that, not more
+            gone_by = time.monotonic() + 5
+            while _pid_alive(child) and time.monotonic() < gone_by:
+                time.sleep(0.02)
+            assert not _pid_alive(child), f"the command's child (pid {child}) outlived the stop"
     finally:
-        if running.proc.poll() is None:
-            running.proc.kill()
         if child is not None and _pid_alive(child):
             os.kill(child, signal.SIGKILL)
     log = "\n".join(running.seen)
@@ -1361,8 +1352,7 @@ def test_a_crontab_run_beside_a_running_scheduler_serves_the_fire_time_once(
     ready = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
     ready.migrate()
     ready.close()
-    running = Running(tmp_path)
-    try:
+    with Running(tmp_path) as running:
         running.wait_for("main: collect slow")  # the daemon's catch-up holds the lock
         env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
         env["PYTHONPATH"] = str(ROOT)
@@ -1379,9 +1369,6 @@ def test_a_crontab_run_beside_a_running_scheduler_serves_the_fire_time_once(
             running.wait_for("main: ")
         running.proc.send_signal(signal.SIGTERM)
         assert running.finish() == 0
-    finally:
-        if running.proc.poll() is None:
-            running.proc.kill()
     assert cron.returncode == 0, cron.stderr
     daemon = "\n".join(running.seen)
     ran, idle = (daemon, cron.stderr) if "main: run 1" in daemon else (cron.stderr, daemon)

@@ -13,8 +13,9 @@ from aiohttp import web
 from kpi_collector import Pipeline
 from kpi_collector.collect.http import LoginForm, retry_after_seconds
 from kpi_collector.config.models import Defaults
-from kpi_collector.destinations import Store
+from kpi_collector.destinations import Pushgateway, Store
 from kpi_collector.sources import CSS, HTML, HttpJson, JMESPath
+from kpi_collector.sources.homebrew import Homebrew
 from tests.conftest import BLOG_LINKS, TOKEN, Waits
 from tests.fakes.collect import FAST, run
 from tests.test_connectors_python import get_blog_stats
@@ -363,3 +364,28 @@ def test_process_inside_a_running_event_loop(site: Site, tmp_path: Path) -> None
     assert blocking.values == {"crm.paying": 42} and not blocking.errors
     assert awaited.values == {"crm.paying": 42} and awaited.previous == {"crm.paying": 42}
     assert [r.id for r in store.open().runs()] == [awaited.run_id, blocking.run_id]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda url: HTML(name="a", url=url, metrics={"n": CSS("p")}),
+        lambda url: Homebrew(formula="wget", api_url=url),
+        lambda url: Pushgateway(url=url),
+    ],
+    ids=["html url", "service api_url", "pushgateway url"],
+)
+def test_a_url_that_is_not_http_is_refused_where_it_is_written(make: Any) -> None:
+    """Sources, service sources and destinations share one check (collect.http.check_http_url)."""
+    from pydantic import ValidationError
+
+    for url in ("ftp://example.com/stats", "example.com/stats", "http://"):
+        with pytest.raises(ValidationError, match=r"is not an http\(s\) URL"):
+            make(url)
+    assert make("https://example.com/stats") is not None
+
+
+def test_a_service_api_url_loses_its_trailing_slash() -> None:
+    assert (
+        Homebrew(formula="wget", api_url="https://brew.example/").api_url == "https://brew.example"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -51,6 +52,32 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HistorySto
 
 def ts(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
+
+
+@contextlib.contextmanager
+def _rewound(url: str, version: int) -> Iterator[sa.Connection]:
+    """A transaction on the (closed) store at `url` that makes it a store of schema
+    `version`: the body undoes what later versions added; the version row is set here."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            yield conn
+            conn.execute(
+                meta.update().where(meta.c.key == "schema_version").values(value=str(version))
+            )
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def _migrated(url: str) -> Iterator[HistoryStore]:
+    """The store at `url` reopened and migrated to SCHEMA_VERSION; closed afterwards."""
+    reopened = HistoryStore(url)
+    try:
+        assert reopened.migrate() == SCHEMA_VERSION
+        yield reopened
+    finally:
+        reopened.close()
 
 
 def test_runs_values_and_errors(store: HistoryStore) -> None:
@@ -166,10 +193,8 @@ def test_v5_gives_pending_deliveries_a_pending_since(store: HistoryStore) -> Non
     url = store.url
     run = store.begin_run(started_at=ts("2026-11-02T07:00:00+00:00"))
     store.close()
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
+    with _rewound(url, 4) as conn:
         conn.execute(sa.text("ALTER TABLE deliveries DROP COLUMN pending_since"))
-        conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="4"))
         for name, status, created in (("sheet", "pending", 100.0), ("chat", "done", 200.0)):
             conn.execute(
                 sa.text(
@@ -178,16 +203,10 @@ def test_v5_gives_pending_deliveries_a_pending_since(store: HistoryStore) -> Non
                 ),
                 {"d": name, "r": run, "s": status, "c": created},
             )
-    engine.dispose()
-    reopened = HistoryStore(url)
-    try:
-        assert reopened.migrate() == SCHEMA_VERSION
-        with reopened.engine.connect() as conn:
-            rows = conn.execute(
-                sa.text("SELECT destination, pending_since FROM deliveries ORDER BY destination")
-            ).all()
-    finally:
-        reopened.close()
+    with _migrated(url) as reopened, reopened.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT destination, pending_since FROM deliveries ORDER BY destination")
+        ).all()
     assert [tuple(r) for r in rows] == [("chat", None), ("sheet", 100.0)]
 
 
@@ -199,10 +218,8 @@ def test_v10_gives_deliveries_a_sent_plan_and_keeps_their_progress(store: Histor
     url = store.url
     run = store.begin_run(started_at=ts("2026-11-02T07:00:00+00:00"))
     store.close()
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
+    with _rewound(url, 9) as conn:
         conn.execute(sa.text("ALTER TABLE deliveries DROP COLUMN sent_plan"))
-        conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="9"))
         conn.execute(
             sa.text(
                 "INSERT INTO deliveries (destination, period, run_id, status, attempts,"
@@ -211,15 +228,10 @@ def test_v10_gives_deliveries_a_sent_plan_and_keeps_their_progress(store: Histor
             ),
             {"r": run},
         )
-    engine.dispose()
-    reopened = HistoryStore(url)
-    try:
-        assert reopened.migrate() == SCHEMA_VERSION
+    with _migrated(url) as reopened:
         assert ledger.retry_failed(reopened, "run:1") == 1
         [row] = ledger.records(reopened)
         assert (row.status, row.progress, row.sent_plan) == ("pending", 2, None)
-    finally:
-        reopened.close()
 
 
 def test_v6_keeps_a_rollup_of_schema_5_going(store: HistoryStore) -> None:
@@ -235,17 +247,12 @@ def test_v6_keeps_a_rollup_of_schema_5_going(store: HistoryStore) -> None:
     store.finish_run(run, observations=[("k", day, 1.0, "s"), ("k", day + 60, 2.0, "s")])
     rollup.catch_up(store.engine, zone)
     store.close()
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
+    with _rewound(url, 5) as conn:
         for column in ("seen_id", "seen_n", "settle_id", "settle_at"):
             conn.execute(sa.text(f"ALTER TABLE rollup_state DROP COLUMN {column}"))
         high = conn.execute(sa.text("SELECT max(id) FROM observations")).scalar()
         conn.execute(sa.text("UPDATE rollup_state SET last_id = :h"), {"h": high})
-        conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="5"))
-    engine.dispose()
-    reopened = HistoryStore(url)
-    try:
-        assert reopened.migrate() == SCHEMA_VERSION
+    with _migrated(url) as reopened:
         run = reopened.begin_run()
         reopened.finish_run(run, observations=[("k", day + 120, 4.0, "s")])
         assert rollup.pending(reopened.engine, zone) == 1
@@ -253,8 +260,6 @@ def test_v6_keeps_a_rollup_of_schema_5_going(store: HistoryStore) -> None:
         assert rollup.pending(reopened.engine, zone) == 0
         got = rollup.read(reopened.engine, zone, "day", since=date(2026, 11, 1), agg={"k": "sum"})
         assert [(p.start, p.value) for p in got["k"]] == [(date(2026, 11, 2), 7.0)]
-    finally:
-        reopened.close()
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -357,21 +362,14 @@ def test_v8_dates_an_older_store_by_its_first_run_and_v9_adds_notes(
     store.begin_run(started_at=ts("2026-11-02T07:00:00+00:00"))
     store.begin_run(started_at=ts("2026-11-03T07:00:00+00:00"))
     store.close()
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
+    with _rewound(url, 7) as conn:
         conn.execute(sa.text("DROP TABLE annotations"))
         conn.execute(meta.delete().where(meta.c.key == "created_at"))
-        conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="7"))
-    engine.dispose()
-    reopened = HistoryStore(url)
-    try:
-        assert reopened.migrate() == SCHEMA_VERSION
+    with _migrated(url) as reopened:
         assert store_created_at(reopened) == ts("2026-11-02T07:00:00+00:00")
         assert list_annotations(reopened) == []
         add_annotation(reopened, "v1.0 released", date(2026, 11, 20))
         assert [n.text for n in list_annotations(reopened)] == ["v1.0 released"]
-    finally:
-        reopened.close()
     before = time.time()
     fresh = HistoryStore(f"sqlite:///{tmp_path / 'fresh.db'}")
     try:
@@ -419,16 +417,14 @@ def test_v11_gives_pending_deliveries_the_run_they_count_from(store: HistoryStor
     url = store.url
     runs = [store.begin_run(started_at=ts(f"2026-11-02T0{h}:00:00+00:00")) for h in (6, 7, 8)]
     store.close()
-    engine = sa.create_engine(url)
     rows = (  # (destination, status, run, pending_since)
         ("sheet", "pending", runs[0], ts("2026-11-02T07:30:00+00:00")),  # -> runs[1]
         ("early", "pending", runs[2], ts("2026-11-02T05:00:00+00:00")),  # no run yet -> runs[2]
         ("chat", "done", runs[0], None),
     )
-    with engine.begin() as conn:
+    with _rewound(url, 10) as conn:
         conn.execute(sa.text("ALTER TABLE deliveries DROP COLUMN pending_run"))
         conn.execute(sa.text("ALTER TABLE deliveries DROP COLUMN parts"))
-        conn.execute(meta.update().where(meta.c.key == "schema_version").values(value="10"))
         for name, status, run, since in rows:
             conn.execute(
                 sa.text(
@@ -438,10 +434,7 @@ def test_v11_gives_pending_deliveries_the_run_they_count_from(store: HistoryStor
                 ),
                 {"d": name, "r": run, "s": status, "p": since},
             )
-    engine.dispose()
-    reopened = HistoryStore(url)
-    try:
-        assert reopened.migrate() == SCHEMA_VERSION
+    with _migrated(url) as reopened:
         marks = {r.destination: r.pending_run for r in ledger.records(reopened)}
         assert marks == {"sheet": runs[1], "early": runs[2], "chat": None}
         assert [r.parts for r in ledger.records(reopened)] == [None, None, None]  # not known
@@ -450,5 +443,3 @@ def test_v11_gives_pending_deliveries_the_run_they_count_from(store: HistoryStor
             "sheet": 2,
             "early": 1,
         }
-    finally:
-        reopened.close()

@@ -251,6 +251,17 @@ def _counted(name: str, n: int, metric: Metric, what: str) -> float:
     return finish(name, n, metric)
 
 
+def node_locale(node: Any) -> str | None:
+    """The number locale (`page_locale`) of the nearest `lang` attribute on a parsed HTML
+    `node` (selectolax) or its ancestors; None when none of them has one."""
+    while node is not None:
+        attributes = getattr(node, "attributes", None) or {}
+        if "lang" in attributes:
+            return page_locale(attributes["lang"])
+        node = node.parent
+    return None
+
+
 class HtmlDocument:
     """One parsed page; CSS through Lexbor (fast), XPath through lxml (only when asked).
 
@@ -304,12 +315,7 @@ class HtmlDocument:
     def _locale(self, metric: Metric, node: Any) -> str | None:
         if metric.locale or self.locale:
             return self.locale
-        while node is not None:
-            attributes = getattr(node, "attributes", None) or {}
-            if "lang" in attributes:
-                return page_locale(attributes["lang"])
-            node = node.parent
-        return None
+        return node_locale(node)
 
     def _lxml_locale(self, metric: Metric, element: Any) -> str | None:
         if metric.locale or self.locale or not hasattr(element, "xpath"):

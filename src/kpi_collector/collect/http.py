@@ -188,6 +188,14 @@ def is_http_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
+def check_http_url(value: str) -> str:
+    """`value` itself when it is an http(s) URL with a host (`is_http_url`), for the models'
+    URL validators; ValueError naming it otherwise."""
+    if not is_http_url(value):
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value
+
+
 def url_without_query(url: str) -> str:
     """The URL without its query string and fragment (where credentials may hide)."""
     parts = urlsplit(url)

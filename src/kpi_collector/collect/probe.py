@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from kpi_collector.collect.extract import HtmlDocument, Metric, from_json
-from kpi_collector.collect.numbers import number_spans, page_locale, parse_number
+from kpi_collector.collect.extract import HtmlDocument, Metric, from_json, node_locale
+from kpi_collector.collect.numbers import number_spans, parse_number
 from kpi_collector.errors import ExtractError
 
 #: elements whose text nobody sees
@@ -297,12 +297,7 @@ class _Page:
                 yield parent
 
     def lang(self, node: Any) -> str | None:
-        while node is not None:
-            attributes = getattr(node, "attributes", None) or {}
-            if "lang" in attributes:
-                return page_locale(attributes["lang"])
-            node = node.parent
-        return None
+        return node_locale(node)
 
     # selectors
 

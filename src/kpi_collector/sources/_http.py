@@ -16,7 +16,7 @@ from kpi_collector.collect.http import (
     Auth,
     LoginForm,
     Response,
-    is_http_url,
+    check_http_url,
     url_without_query,
 )
 from kpi_collector.errors import ExtractError, MetricErrors
@@ -63,9 +63,7 @@ class HttpSource(Source):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not is_http_url(value):
-            raise ValueError(f"{value!r} is not an http(s) URL")
-        return value
+        return check_http_url(value)
 
     def host(self) -> str | None:
         return urlsplit(self.url).netloc

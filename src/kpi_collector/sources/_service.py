@@ -25,7 +25,7 @@ from kpi_collector.collect import retry
 from kpi_collector.collect.http import (
     Auth,
     Response,
-    is_http_url,
+    check_http_url,
     retry_after_seconds,
     url_without_query,
 )
@@ -63,9 +63,7 @@ class ServiceSource(Source):
     @field_validator("api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not is_http_url(value):
-            raise ValueError(f"{value!r} is not an http(s) URL")
-        return value.rstrip("/")
+        return check_http_url(value).rstrip("/")
 
     @field_validator("metrics")
     @classmethod

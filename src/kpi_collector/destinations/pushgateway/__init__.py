@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from pydantic import Field, field_validator
 
-from kpi_collector.collect.http import Auth, is_http_url
+from kpi_collector.collect.http import Auth, check_http_url
 from kpi_collector.destinations._http import error_detail, send, status_error
 from kpi_collector.destinations.base import Delivery, Destination
 from kpi_collector.destinations.exposition import CONTENT_TYPE, label, number
@@ -74,9 +74,7 @@ class Pushgateway(Destination):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not is_http_url(value):
-            raise ValueError(f"{value!r} is not an http(s) URL")
-        return value
+        return check_http_url(value)
 
     def push_url(self) -> str:
         """`<url>/metrics/job/<job>/<label>/<value>...`, each value in the form the Pushgateway

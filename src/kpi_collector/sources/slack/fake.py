@@ -65,6 +65,14 @@ class FakeSlack(FakeService):
             )
         return None
 
+    def _authorized_page(
+        self, request: web.Request, scope: str
+    ) -> tuple[list[Member], str] | web.Response:
+        """The members a request's page holds and the next page's cursor, or Slack's refusal
+        (no token, a wrong one, one without `scope`, an unknown cursor)."""
+        refused = self._auth(request, scope)
+        return refused if refused is not None else self._page(request)
+
     def _page(self, request: web.Request) -> tuple[list[Member], str] | web.Response:
         limit = int(request.query.get("limit", 0)) or len(self.members)
         start = 0
@@ -79,10 +87,7 @@ class FakeSlack(FakeService):
         return chunk, _cursor(following[0].id) if following else ""
 
     async def users_list(self, request: web.Request) -> web.Response:
-        refused = self._auth(request, "users:read")
-        if refused:
-            return refused
-        page = self._page(request)
+        page = self._authorized_page(request, "users:read")
         if isinstance(page, web.Response):
             return page
         chunk, next_cursor = page
@@ -126,10 +131,7 @@ class FakeSlack(FakeService):
         )
 
     async def billable_info(self, request: web.Request) -> web.Response:
-        refused = self._auth(request, "admin")
-        if refused:
-            return refused
-        page = self._page(request)
+        page = self._authorized_page(request, "admin")
         if isinstance(page, web.Response):
             return page
         chunk, next_cursor = page
