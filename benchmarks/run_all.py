@@ -19,6 +19,7 @@ import bench_fanin
 import bench_hostile
 import bench_render
 import bench_scale
+import bench_startup
 from benchlib import BENCH_DIR, Check, Report, machine_info, print_checks
 
 
@@ -93,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
             "Fan-in, 0 ms latency",
             "python benchmarks/bench_fanin.py --latency 0",
             lambda: bench_fanin.run_benchmark(args.pages, args.runs, args.concurrency, 20, 0.0),
+        ),
+        guarded(
+            "Start-up timeline",
+            "python benchmarks/bench_startup.py",
+            lambda: bench_startup.run_benchmark(args.pages, 7),
         ),
         guarded(
             "Extraction",
