@@ -18,7 +18,7 @@ from pydantic import Field
 from kpi_collector.cli import group
 from kpi_collector.deliver.engine import DeliveryEngine
 from kpi_collector.destinations import CSV, Webhook
-from kpi_collector.destinations.base import Delivery, MessageDestination
+from kpi_collector.destinations.base import Delivery, MessageDestination, TableDestination
 from kpi_collector.errors import ConfigError, DeliveryError
 from tests.destinations import MONDAY, TOKEN, make
 from tests.fakes.webhooks import FakeHooks
@@ -292,3 +292,61 @@ def test_a_payload_refused_for_good_is_marked_failed_and_later_periods_go_out(
         assert "run:1: 1 failed delivery pending again" in retried.output
         assert "delivered hook run:1" in retried.output
         assert [b["values"][0]["value"] for b in received] == [5.0, 999.0]
+
+
+class PagedTable(TableDestination):
+    """A table written in parts (as Notion's long layout writes a page per KPI): `rows` holds
+    {KPI: value} as written; `fail_after` parts go through, then a 500."""
+
+    type: ClassVar[str] = "paged_table"
+    rows: dict[str, float] = Field(default_factory=dict)
+    fail_after: int | None = None
+    during: list[Any] = Field(default_factory=list)  # callables run before each part's write
+
+    async def deliver(self, delivery: Delivery) -> None:
+        for index, kpi in delivery.unsent(delivery.ordered, idempotent=True):
+            if self.during:
+                self.during.pop(0)()
+            if self.fail_after is not None and index >= self.fail_after:
+                raise DeliveryError("HTTP 500", transient=True)
+            self.rows[kpi] = delivery.values[kpi]
+            await delivery.checkpoint(index + 1)
+
+
+def test_a_table_cut_short_part_way_gets_the_periods_newer_values(tmp_path: Path) -> None:
+    """A table row (page) written part-way then left pending, and a newer run of the same
+    period: the period's row ends with the newer run's values in every part, never the first
+    parts of one run and the rest of the older one."""
+    table = PagedTable(name="pages", every="day", retries=0, fail_after=2)
+    values = {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0}
+    p = make(tmp_path, table, values=values)
+    assert p.process(now=MONDAY).exit_code == 1
+    assert table.rows == {"github.a": 1.0, "github.b": 2.0}
+    table.fail_after = None
+    values.update({"a": 10.0, "b": 20.0, "c": 30.0, "d": 40.0})
+    assert p.process(now=MONDAY + timedelta(hours=2)).exit_code == 0
+    assert table.rows == {"github.a": 10.0, "github.b": 20.0, "github.c": 30.0, "github.d": 40.0}
+    (record,) = p.delivery_engine().records()
+    assert (record.status, record.run_id) == ("done", 2)
+
+
+def test_a_newer_run_recorded_while_a_table_delivers_is_delivered_too(tmp_path: Path) -> None:
+    """`kpi deliver` is writing the period's row with run 1's values when `kpi run` records run
+    2 of the same period (its own delivery waits for the lock): the row must not be marked done
+    with run 1's values, so the waiting run writes run 2's."""
+    table = PagedTable(name="pages", every="day", retries=0)
+    values = {"a": 1.0, "b": 2.0}
+    p = make(tmp_path, table, values=values)
+    first = p.process(now=MONDAY, deliver=False)
+    engine = p.delivery_engine()
+    engine.record_run(first.run_id, first.started_at)  # type: ignore[arg-type]
+    values.update({"a": 10.0, "b": 20.0})
+    second = p.process(now=MONDAY + timedelta(hours=2), deliver=False)
+    # the other process records run 2 while run 1's parts are being written
+    table.during.append(lambda: engine.record_run(second.run_id, second.started_at))  # type: ignore[arg-type]
+    asyncio.run(engine.deliver_pending())
+    assert [r.status for r in engine.records()] == ["pending"]  # run 2 still to write
+    asyncio.run(engine.deliver_pending())
+    assert table.rows == {"github.a": 10.0, "github.b": 20.0}
+    (record,) = engine.records()
+    assert (record.status, record.run_id) == ("done", 2)

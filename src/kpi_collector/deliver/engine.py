@@ -224,21 +224,35 @@ class DeliveryEngine:
                 continue
 
             async def save_progress(
-                sent: int, plan: str | None, parts: int | None, record_id: int = record.id
+                sent: int, plan: str | None, parts: int | None, record: DeliveryRecord = record
             ) -> None:
-                self._update(record_id, progress=sent, sent_plan=plan, parts=parts)
+                values = {"progress": sent, "sent_plan": plan, "parts": parts}
+                if destination.upserts:  # not over a newer run's fresh start (`_finish`)
+                    ledger.update_for_run(store, record.id, record.run_id, **values)
+                else:
+                    self._update(record.id, **values)
 
             delivery.on_progress = save_progress
             outcome = await self._attempt(destination, delivery, record.id)
             outcomes.append(outcome)
             if outcome.ok:
-                self._update(record.id, status=DONE, last_error=None)
+                self._finish(destination, record, status=DONE, last_error=None)
             elif outcome.refused:  # this payload, never: it must not hold the later periods
-                self._update(record.id, status=FAILED, last_error=outcome.error)
+                self._finish(destination, record, status=FAILED, last_error=outcome.error)
             else:
-                self._update(record.id, last_error=outcome.error)
+                self._finish(destination, record, last_error=outcome.error)
                 break  # later periods wait, so this destination's deliveries stay in order
         return outcomes
+
+    def _finish(self, destination: Destination, record: DeliveryRecord, **values: Any) -> None:
+        """Record how `record`'s delivery ended. A table's row is left as it is when a newer
+        run of its period was recorded meanwhile (another process's `kpi run`): it stays
+        pending, to be written whole with that run's values. A message went out (or not) once
+        for its period, whichever run it carried."""
+        if destination.upserts:
+            ledger.update_for_run(self._need_store(), record.id, record.run_id, **values)
+        else:
+            self._update(record.id, **values)
 
     async def _attempt(
         self, destination: Destination, delivery: Delivery, record_id: int | None
