@@ -545,3 +545,42 @@ def test_a_delivery_over_the_size_limits_is_split_or_refused_never_held(
 
 
 # pushgateway in detail ------------------------------------------------------------------------
+
+
+# a secret echoed by the service --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["discord", "slack", "webhook"])
+def test_a_webhook_token_echoed_by_the_service_never_leaks(tmp_path: Path, kind: str) -> None:
+    """The service refuses the delivery and its error body echoes the webhook URL's path and
+    its token alone (as a proxy's or the service's own "no webhook at ..." does): `kpi run`,
+    `kpi deliver`, `kpi deliver --list` and every table of the store show neither, only the
+    service's answer around them."""
+    from urllib.parse import urlsplit
+
+    from tests.cli import run_kpi
+
+    token = "TokenOnlyInTheUrl0123456789abcdef"
+    with FakeHooks.serve(token) as hooks:
+        url = {"discord": hooks.discord_url, "slack": hooks.slack_url, "webhook": hooks.hook_url}
+        path = urlsplit(url[kind]).path
+        echoed = f"no webhook at {path} (token {token})"
+        hooks.fail_next(500, {"message": echoed, "error": echoed}, times=20)
+        (tmp_path / "echo_kpis.py").write_text("def get():\n    return {'stars': 5}\n")
+        key = "url" if kind == "webhook" else "webhook_url"
+        (tmp_path / "kpi.yaml").write_text(
+            "sources:\n"
+            '  - {name: github, type: python, function: "echo_kpis:get"}\n'
+            "destinations:\n"
+            f'  - {{type: {kind}, {key}: "${{HOOK_URL}}", every: day, retries: 0}}\n'
+        )
+        env = {"HOOK_URL": url[kind], "PYTHONPATH": str(tmp_path), "KPI_LOG_LEVEL": "debug"}
+        outputs = [run_kpi(tmp_path, "run", env=env), run_kpi(tmp_path, "deliver", env=env)]
+        outputs.append(run_kpi(tmp_path, "deliver", "--list", "--format", "json", env=env))
+    text = "".join(o.stdout + o.stderr for o in outputs)
+    assert [o.returncode for o in outputs] == [1, 1, 0]
+    assert "no webhook at" in text  # the service's answer is shown ...
+    with sqlite3.connect(tmp_path / "kpi.db") as db:
+        text += "\n".join(db.iterdump())
+    assert token not in text  # ... without the token it echoed
+    assert "TokenOnlyInTheUrl" not in text  # nor the start of it, where a message is cut
