@@ -274,6 +274,7 @@ def test_a_payload_refused_for_good_is_marked_failed_and_later_periods_go_out(
         (tmp_path / "v.json").write_text(json.dumps(values))
         first = runner.invoke(group, ["-c", str(config), "run"], catch_exceptions=False)
         assert first.exit_code == 1 and "refused for good" in first.output
+        assert "pending" not in first.output  # marked failed: never told it stays pending
         (tmp_path / "v.json").write_text(json.dumps({"stars": 5.0}))
         second = runner.invoke(group, ["-c", str(config), "run"], catch_exceptions=False)
         assert second.exit_code == 0, second.output  # run:2 went out past the failed run:1
@@ -350,3 +351,33 @@ def test_a_newer_run_recorded_while_a_table_delivers_is_delivered_too(tmp_path: 
     assert table.rows == {"github.a": 10.0, "github.b": 20.0}
     (record,) = engine.records()
     assert (record.status, record.run_id) == ("done", 2)
+
+
+def test_deliveries_pending_for_a_renamed_destination_are_named_never_silent(
+    tmp_path: Path, hooks: FakeHooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A destination renamed (or removed, or switched off) while a delivery of it is pending:
+    `kpi deliver` cannot send it (its state is kept per name), so it says which deliveries
+    wait for a destination the config no longer has, and how to send them, instead of
+    "nothing pending"; giving the old name back sends them."""
+    config = write_config(tmp_path, hooks)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("DISCORD_WEBHOOK", hooks.discord_url)
+    runner = CliRunner()
+    hooks.down = True
+    assert runner.invoke(group, ["-c", str(config), "run"]).exit_code == 1
+    hooks.down = False
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("{type: discord,", "{name: team, type: discord,"))
+    renamed = runner.invoke(group, ["-c", str(config), "deliver"])
+    assert renamed.exit_code == 0, renamed.output
+    assert "nothing pending" not in renamed.output
+    assert (
+        "1 delivery pending for discord, which is no enabled destination of the config "
+        "(renamed, removed or `enabled: false`?)"
+    ) in renamed.output
+    assert TOKEN not in renamed.output and hooks.discord == []
+    config.write_text(text)  # the old name back: it goes out
+    back = runner.invoke(group, ["-c", str(config), "deliver"])
+    assert back.exit_code == 0 and "delivered discord" in back.output
+    assert len(hooks.discord) == 1
