@@ -68,6 +68,21 @@ class DeliveryOutcome:
     refused: bool = False  # refused for good: marked failed, later periods go on
 
 
+def credential_hint(destination: Destination) -> str:
+    """Which config keys, and the `${VAR}`s they came from, hold the credentials a service
+    refused (names only, never a value)."""
+    keys = destination.credential_keys()
+    where = f"destination {destination.name!r}"
+    if not keys:
+        return f"check the credentials of {where}"
+    named = " and ".join(f"`{key}`" for key in keys)
+    variables = [f"${{{v}}}" for names in keys.values() for v in names]
+    if not variables:
+        return f"check {named} of {where} (written in the config)"
+    listed = ", ".join(dict.fromkeys(variables))
+    return f"check {named} of {where}: {listed}, in the environment or in .env beside the config"
+
+
 class DeliveryEngine:
     """Delivers runs to destinations with the guarantees above; state lives in `store`."""
 
@@ -304,6 +319,8 @@ class DeliveryEngine:
                 message += (
                     f" (after {attempts} attempt{'s' if attempts > 1 else ''}; stays pending)"
                 )
+            if isinstance(error, DeliveryError) and error.credentials:
+                message += f" ({credential_hint(destination)})"
             refused = isinstance(error, DeliveryError) and error.refused
             if refused and "--retry" not in message:  # unless it says how to retry itself
                 message += " (refused for good: marked failed; `kpi deliver --retry` resends it)"
