@@ -142,7 +142,7 @@ def record_pending(
                                 pending_run=pending_run,
                             )
                         )
-                elif row.status == PENDING and upserts:
+                elif row.status == PENDING and upserts and row.run_id != run_id:
                     # a table's parts are upserts: a row written part-way is written again,
                     # whole, with the period's newest values (going on after the parts of the
                     # older run would leave those parts with the older values for good)
