@@ -381,3 +381,34 @@ def test_deliveries_pending_for_a_renamed_destination_are_named_never_silent(
     back = runner.invoke(group, ["-c", str(config), "deliver"])
     assert back.exit_code == 0 and "delivered discord" in back.output
     assert len(hooks.discord) == 1
+
+
+@pytest.mark.parametrize(
+    ("earlier", "now"),
+    [
+        # a daily cron's runs start a little later or earlier each day
+        (
+            datetime(2026, 11, 9, 6, 0, 0, 600_000, UTC),
+            datetime(2026, 11, 23, 6, 0, 0, 200_000, UTC),
+        ),
+        # 07:00 in Berlin before and after the clocks went forward (29 March 2026)
+        (datetime(2026, 3, 15, 6, 0, tzinfo=UTC), datetime(2026, 3, 29, 5, 0, tzinfo=UTC)),
+        # ... and back (25 October 2026)
+        (datetime(2026, 10, 18, 5, 0, tzinfo=UTC), datetime(2026, 11, 1, 6, 0, tzinfo=UTC)),
+    ],
+)
+def test_compare_takes_the_value_of_the_local_day_n_days_before(
+    tmp_path: Path, earlier: datetime, now: datetime
+) -> None:
+    """`compare: 14d` compares with the value stored 14 days before, by the local calendar:
+    a run of that day counts whether it started a little later in the day than this one, or
+    at the same local hour across a change of the clocks (never the day before it)."""
+    recorder = Recorder(name="daily", every="day", compare="14d")
+    values = {"stars": 1.0}
+    p = make(tmp_path, recorder, values=values)
+    assert p.process(now=earlier - timedelta(days=1)).exit_code == 0  # the day before: 1
+    values["stars"] = 2.0
+    assert p.process(now=earlier).exit_code == 0  # 14 days before: 2
+    values["stars"] = 5.0
+    assert p.process(now=now).exit_code == 0
+    assert recorder.got[-1].previous == {"github.stars": 2.0}

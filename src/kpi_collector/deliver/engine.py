@@ -392,9 +392,12 @@ class DeliveryEngine:
         previous: dict[str, float] = {}
         days = destination.compare_days
         if days and self.store is not None:
-            before = started.timestamp() - days * 86400
+            from kpi_collector.store.periods import compare_end
+
+            before = compare_end(started, days, self.tz)
             previous = {
-                k: r.value for k, r in self.store.latest(list(values), before=before).items()
+                k: r.value
+                for k, r in self.store.latest(list(values), before=before, strictly=True).items()
             }
         return Delivery(
             period=period,
