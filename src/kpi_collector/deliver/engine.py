@@ -78,7 +78,7 @@ def credential_hint(destination: Destination) -> str:
     named = " and ".join(f"`{key}`" for key in keys)
     variables = [f"${{{v}}}" for names in keys.values() for v in names]
     if not variables:
-        return f"check {named} of {where} (written in the config)"
+        return f"check {named} of {where}, written in the config"
     listed = ", ".join(dict.fromkeys(variables))
     return f"check {named} of {where}: {listed}, in the environment or in .env beside the config"
 

@@ -145,7 +145,6 @@ class SQL(TableDestination):
                     f"sql destination {self.name!r}: the database refused the login "
                     f"({first_line(exc)}): check the user, password and database in `url`",
                     transient=False,
-                    credentials=True,
                 )
             return delivery_error(
                 f"sql destination {self.name!r}: {first_line(exc)}", transient=True
