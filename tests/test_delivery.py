@@ -18,7 +18,7 @@ from pydantic import Field
 from kpi_collector.cli import group
 from kpi_collector.deliver.engine import DeliveryEngine
 from kpi_collector.destinations import CSV, Webhook
-from kpi_collector.destinations.base import Delivery, MessageDestination
+from kpi_collector.destinations.base import Delivery, MessageDestination, TableDestination
 from kpi_collector.errors import ConfigError, DeliveryError
 from tests.destinations import MONDAY, TOKEN, make
 from tests.fakes.webhooks import FakeHooks
@@ -274,6 +274,7 @@ def test_a_payload_refused_for_good_is_marked_failed_and_later_periods_go_out(
         (tmp_path / "v.json").write_text(json.dumps(values))
         first = runner.invoke(group, ["-c", str(config), "run"], catch_exceptions=False)
         assert first.exit_code == 1 and "refused for good" in first.output
+        assert "pending" not in first.output  # marked failed: never told it stays pending
         (tmp_path / "v.json").write_text(json.dumps({"stars": 5.0}))
         second = runner.invoke(group, ["-c", str(config), "run"], catch_exceptions=False)
         assert second.exit_code == 0, second.output  # run:2 went out past the failed run:1
@@ -292,3 +293,122 @@ def test_a_payload_refused_for_good_is_marked_failed_and_later_periods_go_out(
         assert "run:1: 1 failed delivery pending again" in retried.output
         assert "delivered hook run:1" in retried.output
         assert [b["values"][0]["value"] for b in received] == [5.0, 999.0]
+
+
+class PagedTable(TableDestination):
+    """A table written in parts (as Notion's long layout writes a page per KPI): `rows` holds
+    {KPI: value} as written; `fail_after` parts go through, then a 500."""
+
+    type: ClassVar[str] = "paged_table"
+    rows: dict[str, float] = Field(default_factory=dict)
+    fail_after: int | None = None
+    during: list[Any] = Field(default_factory=list)  # callables run before each part's write
+
+    async def deliver(self, delivery: Delivery) -> None:
+        for index, kpi in delivery.unsent(delivery.ordered, idempotent=True):
+            if self.during:
+                self.during.pop(0)()
+            if self.fail_after is not None and index >= self.fail_after:
+                raise DeliveryError("HTTP 500", transient=True)
+            self.rows[kpi] = delivery.values[kpi]
+            await delivery.checkpoint(index + 1)
+
+
+def test_a_table_cut_short_part_way_gets_the_periods_newer_values(tmp_path: Path) -> None:
+    """A table row (page) written part-way then left pending, and a newer run of the same
+    period: the period's row ends with the newer run's values in every part, never the first
+    parts of one run and the rest of the older one."""
+    table = PagedTable(name="pages", every="day", retries=0, fail_after=2)
+    values = {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0}
+    p = make(tmp_path, table, values=values)
+    assert p.process(now=MONDAY).exit_code == 1
+    assert table.rows == {"github.a": 1.0, "github.b": 2.0}
+    table.fail_after = None
+    values.update({"a": 10.0, "b": 20.0, "c": 30.0, "d": 40.0})
+    assert p.process(now=MONDAY + timedelta(hours=2)).exit_code == 0
+    assert table.rows == {"github.a": 10.0, "github.b": 20.0, "github.c": 30.0, "github.d": 40.0}
+    (record,) = p.delivery_engine().records()
+    assert (record.status, record.run_id) == ("done", 2)
+
+
+def test_a_newer_run_recorded_while_a_table_delivers_is_delivered_too(tmp_path: Path) -> None:
+    """`kpi deliver` is writing the period's row with run 1's values when `kpi run` records run
+    2 of the same period (its own delivery waits for the lock): the row must not be marked done
+    with run 1's values, so the waiting run writes run 2's."""
+    table = PagedTable(name="pages", every="day", retries=0)
+    values = {"a": 1.0, "b": 2.0}
+    p = make(tmp_path, table, values=values)
+    first = p.process(now=MONDAY, deliver=False)
+    engine = p.delivery_engine()
+    engine.record_run(first.run_id, first.started_at)  # type: ignore[arg-type]
+    values.update({"a": 10.0, "b": 20.0})
+    second = p.process(now=MONDAY + timedelta(hours=2), deliver=False)
+    # the other process records run 2 while run 1's parts are being written
+    table.during.append(lambda: engine.record_run(second.run_id, second.started_at))  # type: ignore[arg-type]
+    asyncio.run(engine.deliver_pending())
+    assert [r.status for r in engine.records()] == ["pending"]  # run 2 still to write
+    asyncio.run(engine.deliver_pending())
+    assert table.rows == {"github.a": 10.0, "github.b": 20.0}
+    (record,) = engine.records()
+    assert (record.status, record.run_id) == ("done", 2)
+
+
+def test_deliveries_pending_for_a_renamed_destination_are_named_never_silent(
+    tmp_path: Path, hooks: FakeHooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A destination renamed (or removed, or switched off) while a delivery of it is pending:
+    `kpi deliver` cannot send it (its state is kept per name), so it says which deliveries
+    wait for a destination the config no longer has, and how to send them, instead of
+    "nothing pending"; giving the old name back sends them."""
+    config = write_config(tmp_path, hooks)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("DISCORD_WEBHOOK", hooks.discord_url)
+    runner = CliRunner()
+    hooks.down = True
+    assert runner.invoke(group, ["-c", str(config), "run"]).exit_code == 1
+    hooks.down = False
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("{type: discord,", "{name: team, type: discord,"))
+    renamed = runner.invoke(group, ["-c", str(config), "deliver"])
+    assert renamed.exit_code == 0, renamed.output
+    assert "nothing pending" not in renamed.output
+    assert (
+        "1 delivery pending for discord, which is no enabled destination of the config "
+        "(renamed, removed or `enabled: false`?)"
+    ) in renamed.output
+    assert TOKEN not in renamed.output and hooks.discord == []
+    config.write_text(text)  # the old name back: it goes out
+    back = runner.invoke(group, ["-c", str(config), "deliver"])
+    assert back.exit_code == 0 and "delivered discord" in back.output
+    assert len(hooks.discord) == 1
+
+
+@pytest.mark.parametrize(
+    ("earlier", "now"),
+    [
+        # a daily cron's runs start a little later or earlier each day
+        (
+            datetime(2026, 11, 9, 6, 0, 0, 600_000, UTC),
+            datetime(2026, 11, 23, 6, 0, 0, 200_000, UTC),
+        ),
+        # 07:00 in Berlin before and after the clocks went forward (29 March 2026)
+        (datetime(2026, 3, 15, 6, 0, tzinfo=UTC), datetime(2026, 3, 29, 5, 0, tzinfo=UTC)),
+        # ... and back (25 October 2026)
+        (datetime(2026, 10, 18, 5, 0, tzinfo=UTC), datetime(2026, 11, 1, 6, 0, tzinfo=UTC)),
+    ],
+)
+def test_compare_takes_the_value_of_the_local_day_n_days_before(
+    tmp_path: Path, earlier: datetime, now: datetime
+) -> None:
+    """`compare: 14d` compares with the value stored 14 days before, by the local calendar:
+    a run of that day counts whether it started a little later in the day than this one, or
+    at the same local hour across a change of the clocks (never the day before it)."""
+    recorder = Recorder(name="daily", every="day", compare="14d")
+    values = {"stars": 1.0}
+    p = make(tmp_path, recorder, values=values)
+    assert p.process(now=earlier - timedelta(days=1)).exit_code == 0  # the day before: 1
+    values["stars"] = 2.0
+    assert p.process(now=earlier).exit_code == 0  # 14 days before: 2
+    values["stars"] = 5.0
+    assert p.process(now=now).exit_code == 0
+    assert recorder.got[-1].previous == {"github.stars": 2.0}

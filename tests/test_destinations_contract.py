@@ -545,3 +545,102 @@ def test_a_delivery_over_the_size_limits_is_split_or_refused_never_held(
 
 
 # pushgateway in detail ------------------------------------------------------------------------
+
+
+# a secret echoed by the service --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["discord", "slack", "webhook"])
+def test_a_webhook_token_echoed_by_the_service_never_leaks(tmp_path: Path, kind: str) -> None:
+    """The service refuses the delivery and its error body echoes the webhook URL's path and
+    its token alone (as a proxy's or the service's own "no webhook at ..." does): `kpi run`,
+    `kpi deliver`, `kpi deliver --list` and every table of the store show neither, only the
+    service's answer around them."""
+    from urllib.parse import urlsplit
+
+    from tests.cli import run_kpi
+
+    token = "TokenOnlyInTheUrl0123456789abcdef"
+    with FakeHooks.serve(token) as hooks:
+        url = {"discord": hooks.discord_url, "slack": hooks.slack_url, "webhook": hooks.hook_url}
+        path = urlsplit(url[kind]).path
+        echoed = f"no webhook at {path} (token {token})"
+        hooks.fail_next(500, {"message": echoed, "error": echoed}, times=20)
+        (tmp_path / "echo_kpis.py").write_text("def get():\n    return {'stars': 5}\n")
+        key = "url" if kind == "webhook" else "webhook_url"
+        (tmp_path / "kpi.yaml").write_text(
+            "sources:\n"
+            '  - {name: github, type: python, function: "echo_kpis:get"}\n'
+            "destinations:\n"
+            f'  - {{type: {kind}, {key}: "${{HOOK_URL}}", every: day, retries: 0}}\n'
+        )
+        env = {"HOOK_URL": url[kind], "PYTHONPATH": str(tmp_path), "KPI_LOG_LEVEL": "debug"}
+        outputs = [run_kpi(tmp_path, "run", env=env), run_kpi(tmp_path, "deliver", env=env)]
+        outputs.append(run_kpi(tmp_path, "deliver", "--list", "--format", "json", env=env))
+    text = "".join(o.stdout + o.stderr for o in outputs)
+    assert [o.returncode for o in outputs] == [1, 1, 0]
+    assert "no webhook at" in text  # the service's answer is shown ...
+    with sqlite3.connect(tmp_path / "kpi.db") as db:
+        text += "\n".join(db.iterdump())
+    assert token not in text  # ... without the token it echoed
+    assert "TokenOnlyInTheUrl" not in text  # nor the start of it, where a message is cut
+
+
+def test_refused_credentials_name_the_key_and_variable_to_check(tmp_path: Path) -> None:
+    """Several destinations at once, each with a wrong token, webhook URL or write key: each
+    fails at once (no retry: a retry cannot fix a credential), stays pending, and its line
+    names the destination, the config key and the `${VAR}` to check (never a value); with the
+    right values, `kpi deliver` sends every one."""
+    from tests.cli import run_kpi
+
+    with FakeNotion.serve(SECRET) as notion, FakeHooks.serve(SECRET) as hooks:
+        database = notion.add_database()
+        (tmp_path / "cred_kpis.py").write_text("def get():\n    return {'stars': 5}\n")
+        (tmp_path / "kpi.yaml").write_text(
+            "sources:\n"
+            '  - {name: github, type: python, function: "cred_kpis:get"}\n'
+            "destinations:\n"
+            f'  - {{type: notion, token: "${{NOTION_TOKEN}}", database: {database}, '
+            f'api_url: "{notion.url}", every: day}}\n'
+            '  - {type: discord, webhook_url: "${DISCORD_WEBHOOK}", every: day}\n'
+            '  - {type: slack, webhook_url: "${SLACK_WEBHOOK}", every: day}\n'
+            f'  - {{name: bot, type: slack, token: "${{SLACK_BOT_TOKEN}}", channel: "#kpis", '
+            f'api_url: "{hooks.url}/api", every: day}}\n'
+            '  - {type: webhook, url: "${HOOK_URL}", every: day}\n'
+            f'  - {{type: segment, write_key: "${{SEGMENT_KEY}}", api_url: "{hooks.url}", '
+            "every: day}\n"
+        )
+        right = {
+            "NOTION_TOKEN": SECRET,
+            "DISCORD_WEBHOOK": hooks.discord_url,
+            "SLACK_WEBHOOK": hooks.slack_url,
+            "SLACK_BOT_TOKEN": SECRET,
+            "HOOK_URL": hooks.hook_url,
+            "SEGMENT_KEY": SECRET,
+        }
+        wrong = {k: v.replace(SECRET, "wrong-credential-0123456789") for k, v in right.items()}
+        run = run_kpi(tmp_path, "run", env={**wrong, "PYTHONPATH": str(tmp_path)})
+        assert run.returncode == 1
+        lines = {
+            line.split(":")[0].removeprefix("delivery failed "): line
+            for line in run.stdout.splitlines()
+            if line.startswith("delivery failed ")
+        }
+        expected = {
+            "notion": "check `token` of destination 'notion': ${NOTION_TOKEN}",
+            "discord": "check `webhook_url` of destination 'discord': ${DISCORD_WEBHOOK}",
+            "slack": "check `webhook_url` of destination 'slack': ${SLACK_WEBHOOK}",
+            "bot": "check `token` of destination 'bot': ${SLACK_BOT_TOKEN}",
+            "webhook": "check `url` of destination 'webhook': ${HOOK_URL}",
+            "segment": "check `write_key` of destination 'segment': ${SEGMENT_KEY}",
+        }
+        assert sorted(lines) == sorted(expected)
+        for name, hint in expected.items():
+            assert hint in lines[name] and "(pending; retried on the next run)" in lines[name]
+        assert "wrong-credential" not in run.stdout + run.stderr
+        with sqlite3.connect(tmp_path / "kpi.db") as db:
+            states = set(db.execute("SELECT status, attempts FROM deliveries"))
+        assert states == {("pending", 1)}  # tried once each, never retried in a loop
+        done = run_kpi(tmp_path, "deliver", env={**right, "PYTHONPATH": str(tmp_path)})
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "6 delivered, 0 failed, 0 pending" in done.stdout

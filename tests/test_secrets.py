@@ -209,3 +209,25 @@ def test_a_secret_keeps_its_variables_through_a_model() -> None:
     with pytest.raises(ValidationError) as caught:
         Model(token=1.5)  # type: ignore[arg-type]
     assert "expected a string" in str(caught.value)
+
+
+def test_a_secret_urls_token_is_hidden_when_echoed_alone() -> None:
+    """A service that refuses a webhook often echoes part of its URL: the path, the token
+    segment alone, a query value. Each is as secret as the URL (issue: a Slack webhook's
+    `/services/T…/B…/<token>` echoed in an error body reached the output and the store)."""
+    Secret("https://hooks.example.com/services/T0ABC1234/B0DEF5678/aBcDeFgHiJkLmNoPqRsTuVwX")
+    Secret("https://discord.example/api/webhooks/123456789012345678/tok3n-Part_of-the-URL")
+    Secret("https://fn.example.net/api/trigger?code=Zx81abcDEF&name=kpis")
+    Secret("https://bot:pa55w0rd-x@relay.example.org/hook")
+    echoed = (
+        "no hook at /services/T0ABC1234/B0DEF5678/aBcDeFgHiJkLmNoPqRsTuVwX; "
+        "token aBcDeFgHiJkLmNoPqRsTuVwX is revoked; "
+        "'tok3n-Part_of-the-URL' unknown; code Zx81abcDEF expired; pa55w0rd-x refused"
+    )
+    assert redact(echoed) == (
+        "no hook at /services/***/***/***; token *** is revoked; "
+        "'***' unknown; code *** expired; *** refused"
+    )
+    # the URL's ordinary words and numbers stay readable around them
+    text = "the services and api webhooks of relay.example.org, id 123456789012345678, kpis"
+    assert redact(text) == text

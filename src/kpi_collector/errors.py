@@ -75,15 +75,26 @@ class DeliveryError(KpiError):
     `refused` (terminal): the service will never accept this payload (HTTP 400, 413, 422, a
     size limit): the delivery is marked failed so it stops holding back the later periods,
     and `kpi deliver --retry PERIOD` sends it again by hand. Other terminal errors (a bad
-    token, a deleted webhook) concern every period: the deliveries stay pending, in order."""
+    token, a deleted webhook) concern every period: the deliveries stay pending, in order.
+
+    `credentials`: the service refused the credentials (HTTP 401 or 403, a revoked token): the
+    delivery engine adds which config keys and `${VAR}`s hold them, so the line says which
+    token to check."""
 
     refused: bool = False
+    credentials: bool = False
 
     def __init__(
-        self, message: str, *, transient: bool | None = None, refused: bool = False
+        self,
+        message: str,
+        *,
+        transient: bool | None = None,
+        refused: bool = False,
+        credentials: bool = False,
     ) -> None:
         super().__init__(message, transient=transient)
         self.refused = refused and not self.transient
+        self.credentials = credentials
 
 
 class StoreError(KpiError):

@@ -434,6 +434,7 @@ class Pipeline:
             raise
         except KpiError as exc:  # e.g. another process is delivering: all stays pending
             result.delivery_errors["deliveries"] = redact(str(exc))
+            result.delivery_pending.add("deliveries")
             return
         for outcome in outcomes:
             if outcome.ok:
@@ -443,6 +444,8 @@ class Pipeline:
                 name = outcome.destination
                 before = result.delivery_errors.get(name)
                 result.delivery_errors[name] = f"{before}; {message}" if before else message
+                if not outcome.refused and outcome.attempts:  # not marked failed nor dropped
+                    result.delivery_pending.add(name)
 
     def alert_scope(self) -> AlertScope:
         """What alert rules look at: the enabled sources, KPI specs, time zone and the enabled

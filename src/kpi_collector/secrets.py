@@ -37,7 +37,8 @@ def remember(value: str) -> None:
     """Mark a value as secret so `redact` removes it from any text, in each form a server or
     a program is likely to echo it in: as is, URL-encoded (RFC 3986 percent-encoding, and
     `+` for spaces as HTML forms send it), JSON-escaped (RFC 8259 section 7), HTML-escaped
-    and base64 (RFC 4648)."""
+    and base64 (RFC 4648); of a URL, also the parts a service may echo alone
+    (`url_secret_parts`: a webhook's token echoed in an error body)."""
     global _version
     if not value:
         return
@@ -45,12 +46,44 @@ def remember(value: str) -> None:
     if marked is not None:
         marked.append(value)
     forms = encodings(value)
+    for part in url_secret_parts(value):
+        forms |= encodings(part)
     if not forms <= _KNOWN:
         _KNOWN.update(forms)
         _version += 1
 
 
 _LITERAL_MIN_LEN = 8  # a key written into the file itself is longer than an option word
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s/?#]+\S*")
+_TOKEN_MIN_LEN = 16  # a path segment this long is a token, whatever its characters
+
+
+def url_secret_parts(value: str) -> list[str]:
+    """The parts of a secret URL that a service may echo alone, each as secret as the URL: its
+    password, its query values and the path segments that look like tokens (at least 16
+    characters, or 8 with both letters and digits: a Slack webhook's `T…`, `B…` and token, a
+    Discord webhook's token), never its words (`services`, `webhooks`) nor a numeric id.
+    Empty for a value that is not a URL."""
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    if not _URL.fullmatch(value.strip()):
+        return []
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError:
+        return []
+    found = [parts.password] if parts.password else []
+    for segment in parts.path.split("/"):
+        plain = unquote(segment)
+        mixed = any(c.isalpha() for c in plain) and any(c.isdigit() for c in plain)
+        if not plain.isdigit() and (
+            len(plain) >= _TOKEN_MIN_LEN or (len(plain) >= _LITERAL_MIN_LEN and mixed)
+        ):
+            found.append(plain)
+    for _, query_value in parse_qsl(parts.query):
+        if len(query_value) >= _LITERAL_MIN_LEN and not _PLAIN_NUMBER.fullmatch(query_value):
+            found.append(query_value)
+    return found
 
 
 def remember_values(values: Mapping[str, Any]) -> None:

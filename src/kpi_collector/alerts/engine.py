@@ -452,6 +452,7 @@ async def check_alerts(
                 earlier = result.delivery_errors.get(label)
                 entry = f"{transition.key}: {error}"
                 result.delivery_errors[label] = f"{earlier}; {entry}" if earlier else entry
+                result.delivery_pending.add(label)  # told again on the next run
     return transitions
 
 

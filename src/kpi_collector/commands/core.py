@@ -353,8 +353,9 @@ def show_result(pipeline: Pipeline, result: RunResult, *, dry_run: bool = False)
 
 def _failure_lines(result: RunResult) -> list[str]:
     failures = [f"failed {where}: {message}" for where, message in result.errors.items()]
-    failures += [
-        f"delivery failed {name}: {message} (pending; retried on the next run)"
+    failures += [  # a delivery refused for good (marked failed) or dropped is not pending
+        f"delivery failed {name}: {message}"
+        + (" (pending; retried on the next run)" if name in result.delivery_pending else "")
         for name, message in result.delivery_errors.items()
     ]
     return failures

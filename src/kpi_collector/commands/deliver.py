@@ -84,6 +84,7 @@ def deliver(
             )
     outcomes = asyncio.run(engine.deliver_pending(only or None))
     failed = [o for o in outcomes if not o.ok]
+    orphans = [] if only else _orphans(engine)
     if fmt == "json":
         import json
 
@@ -105,22 +106,43 @@ def deliver(
                 indent=2,
             )
         )
-    elif not outcomes:
+    elif not outcomes and not orphans:
         click.echo("nothing pending")
     else:
         for o in outcomes:
             if o.ok:
                 click.echo(f"delivered {o.destination} {o.period}")
             else:
-                state = "" if o.refused else " (still pending)"
+                # refused for good (marked failed), or dropped (its run's values are gone)
+                state = "" if o.refused or not o.attempts else " (still pending)"
                 click.echo(
                     f"delivery failed {o.destination} {o.period}: {o.error}{state}", err=True
                 )
         waiting = len(engine.records(status="pending"))
-        click.echo(
-            f"{len(outcomes) - len(failed)} delivered, {len(failed)} failed, {waiting} pending"
-        )
+        if outcomes:
+            click.echo(
+                f"{len(outcomes) - len(failed)} delivered, {len(failed)} failed, {waiting} pending"
+            )
+        for name, count in orphans:
+            click.echo(
+                f"{count} deliver{'y' if count == 1 else 'ies'} pending for {name}, which is no "
+                "enabled destination of the config (renamed, removed or `enabled: false`?): "
+                f"kept in the store; give the destination `name: {name}` again to send "
+                f"{'it' if count == 1 else 'them'} (`kpi deliver --list` shows them)"
+            )
     ctx.exit(1 if failed else 0)
+
+
+def _orphans(engine: Any) -> list[tuple[str, int]]:
+    """(destination name, pending deliveries) for each name with pending deliveries that no
+    enabled destination of the config has: the state is kept per name, so nothing sends them
+    until the name comes back."""
+    names = {d.name for d in engine.destinations}
+    counts: dict[str, int] = {}
+    for record in engine.records(status="pending"):
+        if record.destination not in names:
+            counts[record.destination] = counts.get(record.destination, 0) + 1
+    return sorted(counts.items())
 
 
 def _show(engine: Any, only: tuple[str, ...], fmt: str) -> None:

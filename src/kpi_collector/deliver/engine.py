@@ -68,6 +68,21 @@ class DeliveryOutcome:
     refused: bool = False  # refused for good: marked failed, later periods go on
 
 
+def credential_hint(destination: Destination) -> str:
+    """Which config keys, and the `${VAR}`s they came from, hold the credentials a service
+    refused (names only, never a value)."""
+    keys = destination.credential_keys()
+    where = f"destination {destination.name!r}"
+    if not keys:
+        return f"check the credentials of {where}"
+    named = " and ".join(f"`{key}`" for key in keys)
+    variables = [f"${{{v}}}" for names in keys.values() for v in names]
+    if not variables:
+        return f"check {named} of {where}, written in the config"
+    listed = ", ".join(dict.fromkeys(variables))
+    return f"check {named} of {where}: {listed}, in the environment or in .env beside the config"
+
+
 class DeliveryEngine:
     """Delivers runs to destinations with the guarantees above; state lives in `store`."""
 
@@ -224,21 +239,35 @@ class DeliveryEngine:
                 continue
 
             async def save_progress(
-                sent: int, plan: str | None, parts: int | None, record_id: int = record.id
+                sent: int, plan: str | None, parts: int | None, record: DeliveryRecord = record
             ) -> None:
-                self._update(record_id, progress=sent, sent_plan=plan, parts=parts)
+                values = {"progress": sent, "sent_plan": plan, "parts": parts}
+                if destination.upserts:  # not over a newer run's fresh start (`_finish`)
+                    ledger.update_for_run(store, record.id, record.run_id, **values)
+                else:
+                    self._update(record.id, **values)
 
             delivery.on_progress = save_progress
             outcome = await self._attempt(destination, delivery, record.id)
             outcomes.append(outcome)
             if outcome.ok:
-                self._update(record.id, status=DONE, last_error=None)
+                self._finish(destination, record, status=DONE, last_error=None)
             elif outcome.refused:  # this payload, never: it must not hold the later periods
-                self._update(record.id, status=FAILED, last_error=outcome.error)
+                self._finish(destination, record, status=FAILED, last_error=outcome.error)
             else:
-                self._update(record.id, last_error=outcome.error)
+                self._finish(destination, record, last_error=outcome.error)
                 break  # later periods wait, so this destination's deliveries stay in order
         return outcomes
+
+    def _finish(self, destination: Destination, record: DeliveryRecord, **values: Any) -> None:
+        """Record how `record`'s delivery ended. A table's row is left as it is when a newer
+        run of its period was recorded meanwhile (another process's `kpi run`): it stays
+        pending, to be written whole with that run's values. A message went out (or not) once
+        for its period, whichever run it carried."""
+        if destination.upserts:
+            ledger.update_for_run(self._need_store(), record.id, record.run_id, **values)
+        else:
+            self._update(record.id, **values)
 
     async def _attempt(
         self, destination: Destination, delivery: Delivery, record_id: int | None
@@ -290,6 +319,8 @@ class DeliveryEngine:
                 message += (
                     f" (after {attempts} attempt{'s' if attempts > 1 else ''}; stays pending)"
                 )
+            if isinstance(error, DeliveryError) and error.credentials:
+                message += f" ({credential_hint(destination)})"
             refused = isinstance(error, DeliveryError) and error.refused
             if refused and "--retry" not in message:  # unless it says how to retry itself
                 message += " (refused for good: marked failed; `kpi deliver --retry` resends it)"
@@ -361,9 +392,12 @@ class DeliveryEngine:
         previous: dict[str, float] = {}
         days = destination.compare_days
         if days and self.store is not None:
-            before = started.timestamp() - days * 86400
+            from kpi_collector.store.periods import compare_end
+
+            before = compare_end(started, days, self.tz)
             previous = {
-                k: r.value for k, r in self.store.latest(list(values), before=before).items()
+                k: r.value
+                for k, r in self.store.latest(list(values), before=before, strictly=True).items()
             }
         return Delivery(
             period=period,

@@ -98,6 +98,7 @@ def status_error(
         transient=transient,
         retry_after=retry_after,
         refused=status in REFUSED,  # this payload, never any: later periods must still go
+        credentials=status in (401, 403),
     )
 
 

@@ -234,6 +234,21 @@ class Destination(Plugin):
         may not take one of `reserved_names` either (a `period` KPI in a `period` column)."""
         return {}
 
+    def credential_keys(self) -> dict[str, tuple[str, ...]]:
+        """{config key: the `${VAR}`s its value came from} for each secret this destination
+        sends (`token`, `webhook_url`, `headers.Authorization`, ...), for the message of a
+        refused credential: which key and variable to check."""
+        from kpi_collector.secrets import Secret
+
+        found: dict[str, tuple[str, ...]] = {}
+        for key in type(self).model_fields:
+            value = getattr(self, key, None)
+            items = value.items() if isinstance(value, dict) else [(None, value)]
+            for inner, item in items:
+                if isinstance(item, Secret):
+                    found[f"{key}.{inner}" if inner else key] = tuple(item.variables)
+        return found
+
     def reserved_names(self) -> frozenset[str]:
         """The names this destination writes besides the KPIs' (`period`, `date`, ...),
         spelled as `kpi_names` spells names: no KPI may map to one of them."""
@@ -278,11 +293,17 @@ class TableDestination(Destination):
 
 
 def delivery_error(
-    message: str, *, transient: bool, retry_after: float | None = None, refused: bool = False
+    message: str,
+    *,
+    transient: bool,
+    retry_after: float | None = None,
+    refused: bool = False,
+    credentials: bool = False,
 ) -> DeliveryError:
     """A DeliveryError; `retry_after` (seconds, from a 429) tells the engine how long to wait;
-    `refused`: the service will never take this payload (see `DeliveryError`)."""
-    error = DeliveryError(message, transient=transient, refused=refused)
+    `refused`: the service will never take this payload; `credentials`: it refused the
+    credentials (see `DeliveryError`)."""
+    error = DeliveryError(message, transient=transient, refused=refused, credentials=credentials)
     error.retry_after = retry_after  # type: ignore[attr-defined]
     return error
 

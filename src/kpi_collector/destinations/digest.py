@@ -159,8 +159,12 @@ class Digest:
         ids = [k for k in ids if k in latest]
         previous: dict[str, float] = {}
         if compare_days:
-            before = moment.timestamp() - compare_days * 86400
-            previous = {k: r.value for k, r in store.latest(ids, before=before).items()}
+            from kpi_collector.store.periods import compare_end
+
+            before = compare_end(moment, compare_days, zone)
+            previous = {
+                k: r.value for k, r in store.latest(ids, before=before, strictly=True).items()
+            }
         runs = store.runs(1)
         errors = [
             DigestError(e.kpi or e.source, e.message) for e in (runs[0].errors if runs else [])

@@ -25,6 +25,9 @@ class RunResult:
     sources: dict[str, str] = field(default_factory=dict)  # KPI id -> source name
     delivery_errors: dict[str, str] = field(default_factory=dict)
     delivered: list[str] = field(default_factory=list)
+    #: destinations of `delivery_errors` whose failed delivery stays pending (retried on the
+    #: next run); the others were refused for good (marked failed) or dropped
+    delivery_pending: set[str] = field(default_factory=set)
     outcomes: list[SourceOutcome] = field(default_factory=list)
 
     @property

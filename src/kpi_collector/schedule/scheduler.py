@@ -387,6 +387,8 @@ class Scheduler:
                     result.delivery_errors[outcome.destination] = redact(
                         f"{outcome.period}: {outcome.error}"
                     )
+                    if not outcome.refused and outcome.attempts:  # not failed nor dropped
+                        result.delivery_pending.add(outcome.destination)
                 else:
                     result.delivered.append(outcome.destination)
         finally:

@@ -89,7 +89,9 @@ def record_pending(
     """Make `destination`'s delivery of `period` pending for `run_id`.
 
     A period already `done` stays done, unless the destination `upserts` (a table whose row
-    for the period gets the newer values); a pending row not yet begun moves to the newer run.
+    for the period gets the newer values); a pending row not yet begun moves to the newer run,
+    and so does a table's row begun part-way (from its first part again: its parts are
+    upserts).
     `started_at` (UTC epoch) is when it becomes pending: the run's start, or the fire time a
     scheduled delivery serves. Raises StoreError when the row cannot be written after three
     tries (concurrent inserts)."""
@@ -140,8 +142,20 @@ def record_pending(
                                 pending_run=pending_run,
                             )
                         )
+                elif row.status == PENDING and upserts and row.run_id != run_id:
+                    # a table's parts are upserts: a row written part-way is written again,
+                    # whole, with the period's newest values (going on after the parts of the
+                    # older run would leave those parts with the older values for good)
+                    conn.execute(
+                        t.update()
+                        .where(key)
+                        .values(
+                            run_id=run_id, progress=0, sent_plan=None, parts=None, updated_at=now
+                        )
+                    )
                 elif row.status == PENDING and not row.progress:
-                    # not sent yet: it goes out with the period's newest values
+                    # not sent yet: it goes out with the period's newest values (a message
+                    # begun goes on with the run its first parts came from)
                     conn.execute(t.update().where(key).values(run_id=run_id, updated_at=now))
             return
         except StoreError as exc:
@@ -215,6 +229,23 @@ def update(store: HistoryStore, record_id: int, **values: Any) -> None:
     values["updated_at"] = time.time()
     with store.write() as conn:
         conn.execute(sa.update(t).where(t.c.id == record_id).values(**values))
+
+
+def update_for_run(store: HistoryStore, record_id: int, run_id: int | None, **values: Any) -> bool:
+    """`update` one row while it still delivers `run_id`; False (nothing written) when a newer
+    run of its period was recorded meanwhile (`record_pending` from another process while this
+    one delivered a table's row): the row stays pending for that run's values, from its
+    first part."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import deliveries as t
+
+    values["updated_at"] = time.time()
+    where = (t.c.id == record_id) & (
+        t.c.run_id.is_(None) if run_id is None else t.c.run_id == run_id
+    )
+    with store.write() as conn:
+        return bool(conn.execute(sa.update(t).where(where).values(**values)).rowcount)
 
 
 def bump_attempts(store: HistoryStore, record_id: int) -> None:

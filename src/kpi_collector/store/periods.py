@@ -48,6 +48,15 @@ def local_midnight(day: date, tz: ZoneInfo) -> float:
     return datetime.combine(day, time(0), tzinfo=tz).timestamp()
 
 
+def compare_end(moment: datetime, days: int, tz: ZoneInfo) -> float:
+    """The end (UTC epoch seconds, exclusive: the next local midnight) of the local day `days`
+    days before `moment`'s local day: what `compare: <N>d` compares with is the newest value
+    stored before it, so a run of that day counts whatever its time (a cron's runs start a
+    little earlier or later each day, and a change of the clocks moves them by an hour)."""
+    day = moment.astimezone(tz).date() - timedelta(days=days)
+    return local_midnight(day + timedelta(days=1), tz)
+
+
 def bucket(
     rows: Iterable[tuple[float, float]], period: str, tz: ZoneInfo, agg: str
 ) -> Iterator[tuple[date, float]]:

@@ -307,6 +307,7 @@ class Email(MessageDestination):
             return delivery_error(
                 f"{where} refused the login ({exc.smtp_code}): check username and password",
                 transient=False,
+                credentials=True,
             )
         if isinstance(exc, smtplib.SMTPNotSupportedError) and step == "login":
             hint = " (many do only over TLS: tls: starttls or ssl)" if self.tls == "none" else ""

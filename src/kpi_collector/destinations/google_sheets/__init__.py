@@ -286,6 +286,7 @@ def _error(exc: Exception) -> DeliveryError:
             transient=transient,
             retry_after=retry_after,
             refused=status in (400, 413),  # this request (a grid limit...), not every one
+            credentials=status in (401, 403),
         )
     if isinstance(exc, auth_errors.TransportError):
         return delivery_error(

@@ -382,7 +382,11 @@ class _Api:
             if retry_after is not None and status == 429:
                 text += f" (retry after {retry_after:g}s)"
             return delivery_error(
-                text, transient=transient, retry_after=retry_after, refused=too_large
+                text,
+                transient=transient,
+                retry_after=retry_after,
+                refused=too_large,
+                credentials=status in (401, 403),
             )
         return delivery_error(
             f"Notion client: {type(exc).__name__}: {redact(str(exc))}", transient=False

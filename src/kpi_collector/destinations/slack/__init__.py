@@ -74,6 +74,15 @@ _API_REFUSED = {
     "too_many_attachments",
     "invalid_arguments",
 }
+#: chat.postMessage errors that refuse the bot token itself
+_API_CREDENTIALS = {
+    "invalid_auth",
+    "not_authed",
+    "account_inactive",
+    "token_revoked",
+    "token_expired",
+    "missing_scope",
+}
 _API_HINTS = {
     "invalid_auth": "the bot token is invalid: check token",
     "not_authed": "no bot token was sent: check token",
@@ -276,4 +285,5 @@ class Slack(MessageDestination):
             f"Slack refused chat.postMessage ({code}): {hint}{detail}",
             transient=code in _API_TRANSIENT,
             refused=code in _API_REFUSED,
+            credentials=code in _API_CREDENTIALS,
         )
