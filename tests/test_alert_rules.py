@@ -506,3 +506,28 @@ def test_a_held_alert_without_notify_returns_the_check_it_starts_firing(
     expected[0] = [("held", False, True)]  # true, not firing yet: pending
     expected[fires] = [("held", True, False)]
     assert seen == expected
+
+
+@pytest.mark.parametrize(
+    ("tz", "then", "now"),
+    [
+        # a daily cron: 7 days ago its run started 50 ms later in the day than today's
+        ("UTC", NOW - 7 * DAY + 0.05, NOW),
+        # 08:00 in Berlin each day, across the spring change of the clocks (2027-03-28):
+        # 7 local days are 7 × 86,400 s less an hour
+        ("Europe/Berlin", 1_806_044_400.0, 1_806_645_600.0),
+    ],
+)
+def test_change_compares_with_the_value_of_the_local_day_n_days_before(
+    store: HistoryStore, tz: str, then: float, now: float
+) -> None:
+    """`change: {days: 7}` compares with the value of the local day 7 days before: it took
+    the value 8 days old when the 7-day-old one was stored a moment later in its day, or an
+    hour less than 7 × 24 h before across a change of the clocks."""
+    put(store, then - DAY, 400.0)  # the day before: the baseline it used to take
+    put(store, then, 100.0)
+    put(store, now, 70.0)
+    alert = Alert(kpi="s.k", change={"days": 7, "below": "-20%"})  # type: ignore[arg-type]
+    (pair,) = evaluate(_scope(tz), store, [alert], now=now)
+    assert pair[1].active is True
+    assert pair[1].detail.endswith("changed -30.0% in 7 days (100 → 70)")

@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from kpi_collector.destinations.base import message_id
@@ -194,11 +194,15 @@ def _change(alert: Alert, ctx: _Context) -> Iterator[Finding]:
     assert alert.kpi is not None and alert.change is not None
     rule = alert.change
     row = ctx.store.latest([alert.kpi]).get(alert.kpi)
-    before = (
-        ctx.store.latest([alert.kpi], before=row.ts - rule.days * 86400).get(alert.kpi)
-        if row
-        else None
-    )
+    before = None
+    if row is not None:
+        # the newest value of the local day `days` days before the newest value's day, as
+        # `compare:` of messages reads it: a cron's run that started a moment later that day,
+        # or at the same local hour across a change of the clocks, still counts
+        from kpi_collector.store.periods import compare_end
+
+        end = compare_end(datetime.fromtimestamp(row.ts, UTC), rule.days, ctx.scope.tz)
+        before = ctx.store.latest([alert.kpi], before=end, strictly=True).get(alert.kpi)
     pct = percent_change(row.value, before.value) if row and before else None
     if row is None or before is None or pct is None:
         yield Finding(alert.key, None)
@@ -206,7 +210,7 @@ def _change(alert: Alert, ctx: _Context) -> Iterator[Finding]:
     active = (rule.below is not None and pct < rule.below) or (
         rule.above is not None and pct > rule.above
     )
-    # the baseline is the newest value at least `days` old: say the real span when the history
+    # the baseline is the newest value of the day `days` days before: say the real span when the history
     # has a gap there (asked 2 days, compared with a value 5 days old)
     span = (row.ts - before.ts) / 86400
     days = (
