@@ -3,6 +3,7 @@ counts, errors, pagination, and MRR over time for backfill."""
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, date, datetime
 
 import pytest
@@ -572,3 +573,25 @@ def test_the_worked_example_of_the_docs(stripe: FakeStripe) -> None:
         "trialing_subscriptions": 1,
         "customers": 6,
     }
+
+
+def test_a_subscription_with_more_items_than_its_embedded_list_holds() -> None:
+    # Stripe embeds a subscription's `items` as a list object of at most 10 entries (a list's
+    # default `limit`) with `has_more`; the rest are read from `GET /v1/subscription_items
+    # ?subscription=...`, paginated with `starting_after` (docs.stripe.com/api/subscription_items/list).
+    # 12 seats of $10.00 a month, each its own price: MRR 120.00 (before: 100.00, 10 items).
+    first = subscription(customer="cus_Z", start=ts("2026-01-01"), amount=1000)
+    extra = copy.deepcopy(first["items"]["data"][0])
+    more = []
+    for n in range(11):
+        item = copy.deepcopy(extra)
+        item["id"] = f"si_extra{n:06d}"
+        item["price"]["id"] = f"price_extra{n:06d}"
+        more.append(item)
+    many = subscription(customer="cus_Z", start=ts("2026-01-01"), amount=1000, extra_items=more)
+    fake = FakeStripe(keys={KEY}, subscriptions=[many])
+    with fake.serve():
+        values = collect(source(fake, metrics=["mrr", "active_subscriptions"]), now=NOW)
+        assert values == {"mrr": 120.0, "active_subscriptions": 1}
+        history = dated(fake)
+    assert history[("mrr", date(2026, 3, 9))] == 120.0

@@ -188,10 +188,35 @@ class Stripe(ServiceSource):
                 raise ExtractError("Stripe: the subscription list has no `data`")
             raw.extend(item for item in data if isinstance(item, dict))
             if not body.get("has_more") or not data:
+                await self._add_items(client, raw)
                 await self._add_tiers(client, raw)
                 return [_parse(item, now) for item in raw]
             params = {**params, "starting_after": data[-1]["id"]}
         raise ExtractError(f"Stripe kept answering has_more after {MAX_PAGES} pages")
+
+    async def _add_items(self, client: ServiceClient, subscriptions: list[dict[str, Any]]) -> None:
+        """A subscription embeds at most 10 of its items (a list's default `limit`), with
+        `has_more` when it has others: read all of them from `GET /v1/subscription_items
+        ?subscription=...`, paginated with `starting_after`
+        (https://docs.stripe.com/api/subscription_items/list)."""
+        for subscription in subscriptions:
+            embedded = subscription.get("items")
+            if not isinstance(embedded, dict) or not embedded.get("has_more"):
+                continue
+            items: list[dict[str, Any]] = []
+            params: dict[str, Any] = {"subscription": subscription.get("id"), "limit": 100}
+            for _ in range(MAX_PAGES):
+                body = await client.json("/v1/subscription_items", params=params)
+                data = body.get("data") if isinstance(body, dict) else None
+                if not isinstance(data, list):
+                    raise ExtractError("Stripe: the subscription item list has no `data`")
+                items.extend(item for item in data if isinstance(item, dict))
+                if not body.get("has_more") or not data:
+                    break
+                params = {**params, "starting_after": data[-1]["id"]}
+            else:
+                raise ExtractError(f"Stripe kept answering has_more after {MAX_PAGES} pages")
+            subscription["items"] = {**embedded, "data": items, "has_more": False}
 
     async def _add_tiers(self, client: ServiceClient, subscriptions: list[dict[str, Any]]) -> None:
         """Stripe lists a tiered price without its tiers: read each such price once, with them."""
