@@ -595,3 +595,33 @@ def test_a_subscription_with_more_items_than_its_embedded_list_holds() -> None:
         assert values == {"mrr": 120.0, "active_subscriptions": 1}
         history = dated(fake)
     assert history[("mrr", date(2026, 3, 9))] == 120.0
+
+
+def test_a_subscription_paused_at_its_trial_end_never_paid() -> None:
+    # "paused: The subscription has ended its trial period without a default payment method
+    # and the trial_settings.end_behavior.missing_payment_method is set to pause. Invoices
+    # are no longer created" (docs.stripe.com/api/subscriptions/object#subscription_object-status):
+    # paused at 2026-02-15, it paid nothing on any day after (before: 30.00 every day to
+    # yesterday), and nothing now. A paying subscription beside it keeps the days stored.
+    paused = subscription(
+        customer="cus_P",
+        start=ts("2026-02-01"),
+        amount=3000,
+        status="paused",
+        trial=(ts("2026-02-01"), ts("2026-02-15")),
+    )
+    paying = subscription(customer="cus_Q", start=ts("2026-01-01"), amount=1000)
+    fake = FakeStripe(keys={KEY}, subscriptions=[paused, paying])
+    with fake.serve():
+        metrics = ["mrr", "active_subscriptions", "customers"]
+        assert collect(source(fake, metrics=metrics), now=NOW) == {
+            "mrr": 10.0,
+            "active_subscriptions": 1,
+            "customers": 1,
+        }
+        points = backfill(source(fake, metrics=metrics), date(2026, 1, 1), now=NOW)
+    by = {(p.metric, p.ts.date()): p.value for p in points}
+    for day in (date(2026, 2, 14), date(2026, 2, 20), date(2026, 3, 9)):
+        assert by[("mrr", day)] == 10.0
+        assert by[("active_subscriptions", day)] == 1
+        assert by[("customers", day)] == 1

@@ -358,8 +358,15 @@ def _parse(raw: dict[str, Any], now: float) -> _Sub:
     if status in _NEVER_PAID or start is None:
         return sub
     begin = max(start, trial_end) if trial_end is not None else start
-    # an unpaid or paused subscription has no end date but pays nothing now
-    until = ended if ended is not None else now if status in _NOT_PAYING_NOW else float("inf")
+    # an unpaid or paused subscription has no end date but pays nothing now; a paused one
+    # stopped at its trial's end, the only way into `paused` ("ended its trial period without
+    # a default payment method", https://docs.stripe.com/api/subscriptions/object)
+    if ended is not None:
+        until = ended
+    elif status == "paused" and trial_end is not None:
+        until = trial_end
+    else:
+        until = now if status in _NOT_PAYING_NOW else float("inf")
     if begin >= until:
         return sub
     monthly = sum(
