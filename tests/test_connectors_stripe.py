@@ -336,7 +336,8 @@ def test_a_forever_coupon_in_discounts_halves_mrr(stripe: FakeStripe) -> None:
     assert collect(source(stripe, metrics=["mrr", "arr"]), now=NOW) == {"mrr": 50.0, "arr": 600.0}
     (request,) = stripe.requests
     assert request.headers["Stripe-Version"] == API_VERSION == "2025-03-31.basil"
-    assert request.query.getall("expand[]") == ["data.discounts"]
+    assert request.query["expand[0]"] == "data.discounts"
+    assert request.query["expand[1]"] == "data.items.data.discounts"
 
 
 def test_the_pinned_version_wins_over_the_accounts_default(stripe: FakeStripe) -> None:
@@ -625,3 +626,30 @@ def test_a_subscription_paused_at_its_trial_end_never_paid() -> None:
         assert by[("mrr", day)] == 10.0
         assert by[("active_subscriptions", day)] == 1
         assert by[("customers", day)] == 1
+
+
+def test_a_discount_on_one_item_lowers_that_item() -> None:
+    # A subscription item has its own `discounts` ("Subscription item discounts are applied
+    # before subscription discounts", docs.stripe.com/api/subscription_items/object), ids
+    # unless expanded (`expand[]=data.items.data.discounts` on the list). $100.00 a month
+    # with 50% off `forever` on that item, beside a $20.00 item without one: MRR 70.00
+    # (before: 120.00, the item's coupon unseen); with 10% off the whole subscription
+    # after it, 63.00.
+    sub = subscription(customer="cus_I", start=ts("2026-01-01"), amount=2000)
+    item = copy.deepcopy(sub["items"]["data"][0])
+    item["id"], item["price"]["id"] = "si_discounted000", "price_discounted000"
+    item["price"]["unit_amount"], item["price"]["unit_amount_decimal"] = 10000, "10000"
+    item["discounts"] = [discount(coupon(percent_off=50.0), start=ts("2026-01-01"))]
+    sub["items"]["data"].append(item)
+    fake = FakeStripe(keys={KEY}, subscriptions=[sub])
+    with fake.serve():
+        assert collect(source(fake, metrics=["mrr"]), now=NOW) == {"mrr": 70.0}
+        sub["discounts"] = [discount(coupon(percent_off=10.0), start=ts("2026-02-01"))]
+        assert collect(source(fake, metrics=["mrr"]), now=NOW) == {"mrr": 63.0}
+        by = dated(fake)
+    assert by[("mrr", date(2026, 1, 15))] == 70.0 and by[("mrr", date(2026, 2, 15))] == 63.0
+    # unexpanded, the item's discount ids are an error, not the full price
+    raw = copy.deepcopy(sub)
+    raw["items"]["data"][1]["discounts"] = ["di_1ItemNotExpanded"]
+    with pytest.raises(ExtractError, match=r"di_1ItemNotExpanded .* without its coupon"):
+        _parse(raw, NOW.timestamp())

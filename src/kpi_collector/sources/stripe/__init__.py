@@ -179,7 +179,14 @@ class Stripe(ServiceSource):
         return found[0] if found else "usd"
 
     async def _subscriptions(self, client: ServiceClient, now: float) -> list[_Sub]:
-        params: dict[str, Any] = {"status": "all", "limit": 100, "expand[]": "data.discounts"}
+        params: dict[str, Any] = {
+            "status": "all",
+            "limit": 100,
+            # Stripe's form arrays, indexed as its libraries send them: the subscriptions'
+            # discounts and their items' own (4 levels, the deepest expansion allowed)
+            "expand[0]": "data.discounts",
+            "expand[1]": "data.items.data.discounts",
+        }
         raw: list[dict[str, Any]] = []
         for _ in range(MAX_PAGES):
             body = await client.json("/v1/subscriptions", params=params)
@@ -204,7 +211,11 @@ class Stripe(ServiceSource):
             if not isinstance(embedded, dict) or not embedded.get("has_more"):
                 continue
             items: list[dict[str, Any]] = []
-            params: dict[str, Any] = {"subscription": subscription.get("id"), "limit": 100}
+            params: dict[str, Any] = {
+                "subscription": subscription.get("id"),
+                "limit": 100,
+                "expand[]": "data.discounts",
+            }
             for _ in range(MAX_PAGES):
                 body = await client.json("/v1/subscription_items", params=params)
                 data = body.get("data") if isinstance(body, dict) else None
@@ -369,12 +380,12 @@ def _parse(raw: dict[str, Any], now: float) -> _Sub:
         until = now if status in _NOT_PAYING_NOW else float("inf")
     if begin >= until:
         return sub
-    monthly = sum(
-        _monthly(item, currency) / _inclusive_tax(item, raw)
+    parts = [
+        (_monthly(item, currency) / _inclusive_tax(item, raw), item)
         for item in items
         if isinstance(item, dict)
-    )
-    sub.spans = _discounted(begin, until, monthly, raw, currency, items)
+    ]
+    sub.spans = _discounted(begin, until, parts, raw, currency, items)
     return sub
 
 
@@ -487,25 +498,48 @@ class _Discount:
 
 
 def _discounted(
-    begin: float, until: float, monthly: float, raw: dict[str, Any], currency: str, items: list[Any]
+    begin: float,
+    until: float,
+    parts: list[tuple[float, dict[str, Any]]],
+    raw: dict[str, Any],
+    currency: str,
+    items: list[Any],
 ) -> list[tuple[float, float, float]]:
-    """[begin, until) split where the subscription's discounts start and stop applying, each
-    part with its monthly amount after the discounts of that time (in their order)."""
+    """[begin, until) split where the discounts start and stop applying, each part with its
+    monthly amount after the discounts of that time: each item's own `discounts` on that
+    item's amount (`parts`: (monthly amount, item)), then the subscription's on the sum
+    ("subscription item discounts are applied before subscription discounts",
+    https://docs.stripe.com/api/subscription_items/object), each in their order."""
+
+    def active(found: Iterable[_Discount | None]) -> list[_Discount]:
+        return [d for d in found if d is not None and d.start < d.end]
+
     first = next((i for i in items if isinstance(i, dict)), {})
     price = _price(first)
-    discounts = [
-        d
-        for d in (
-            _discount(obj, raw, currency, price, begin, until) for obj in _discount_objects(raw)
+    discounts = active(
+        _discount(obj, raw, currency, price, begin, until) for obj in _discount_objects(raw)
+    )
+    per_item = [
+        active(
+            _discount(obj, raw, currency, _price(item), begin, until)
+            for obj in _discount_objects(
+                item, of=f"item {item.get('id')} of subscription {raw.get('id')}"
+            )
         )
-        if d is not None and d.start < d.end
+        for _, item in parts
     ]
+    every = [*discounts, *(d for found in per_item for d in found)]
     cuts = sorted(
-        {begin, until, *(t for d in discounts for t in (d.start, d.end) if begin < t < until)}
+        {begin, until, *(t for d in every for t in (d.start, d.end) if begin < t < until)}
     )
     spans = []
     for a, b in itertools.pairwise(cuts):
-        amount = monthly
+        amount = 0.0
+        for (monthly, _), found in zip(parts, per_item, strict=True):
+            for d in found:
+                if d.start <= a < d.end:
+                    monthly = d.apply(monthly)
+            amount += monthly
         for d in discounts:
             if d.start <= a < d.end:
                 amount = d.apply(amount)
@@ -513,9 +547,10 @@ def _discounted(
     return spans
 
 
-def _discount_objects(raw: dict[str, Any]) -> list[dict[str, Any]]:
-    """The subscription's discount objects, from either shape: `discounts` (expanded, since
-    API version 2025-03-31.basil the only one) and the older single `discount`."""
+def _discount_objects(raw: dict[str, Any], *, of: str = "") -> list[dict[str, Any]]:
+    """The discount objects of a subscription (or of one of its items, named by `of`), from
+    either shape: `discounts` (expanded, since API version 2025-03-31.basil the only one)
+    and the older single `discount`."""
     found: dict[str, dict[str, Any]] = {}
     legacy = raw.get("discount")
     if isinstance(legacy, dict):
@@ -525,8 +560,8 @@ def _discount_objects(raw: dict[str, Any]) -> list[dict[str, Any]]:
             found[str(entry.get("id") or len(found))] = entry
         elif str(entry) not in found:
             raise ExtractError(
-                f"Stripe sent discount {entry} of subscription {raw.get('id')} without its coupon "
-                "(`expand[]=data.discounts` was not applied); MRR would count it at full price"
+                f"Stripe sent discount {entry} of {of or 'subscription ' + str(raw.get('id'))} "
+                "without its coupon (`expand[]` was not applied); MRR would count it at full price"
             )
     return list(found.values())
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import copy
 import itertools
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -260,7 +261,7 @@ class FakeStripe(FakeService):
                 if item["price"]["id"] == price_id:
                     self.prices_read.append(price_id)
                     price = copy.deepcopy(item["price"])
-                    if "tiers" not in request.query.getall("expand[]", []):
+                    if "tiers" not in _expansions(request):
                         price.pop("tiers", None)
                     return respond(200, price, {"Request-Id": "req_fake123"})
         return self._error(404, f"No such price: '{price_id}'", param="id", code="resource_missing")
@@ -292,7 +293,10 @@ class FakeStripe(FakeService):
         sub = next((s for s in self.subscriptions if s["id"] == sub_id), None)
         if sub is None:
             return self._error(
-                404, f"No such subscription: '{sub_id}'", param="subscription", code="resource_missing"
+                404,
+                f"No such subscription: '{sub_id}'",
+                param="subscription",
+                code="resource_missing",
             )
         items = sub["items"]["data"]
         after = request.query.get("starting_after")
@@ -307,8 +311,12 @@ class FakeStripe(FakeService):
                 )
             items = items[ids.index(after) + 1 :]
         page = copy.deepcopy(items[:limit])
+        expanded = "data.discounts" in _expansions(request)
         for item in page:  # a list never carries a price's tiers
             item["price"].pop("tiers", None)
+            found = item.setdefault("discounts", [])
+            if not expanded:
+                item["discounts"] = [d["id"] if isinstance(d, dict) else d for d in found]
         return respond(
             200,
             {
@@ -353,7 +361,9 @@ class FakeStripe(FakeService):
         page = copy.deepcopy(items[:limit])
         version = request.headers.get("Stripe-Version") or self.account_version
         self.versions.append(request.headers.get("Stripe-Version", ""))
-        expanded = "data.discounts" in request.query.getall("expand[]", [])
+        expand = _expansions(request)
+        expanded = "data.discounts" in expand
+        items_expanded = "data.items.data.discounts" in expand
         for sub in page:  # a list never carries a price's tiers
             for item in sub["items"]["data"]:
                 item["price"].pop("tiers", None)
@@ -365,6 +375,10 @@ class FakeStripe(FakeService):
             if version[:10] < BASIL[:10]:
                 sub["discount"] = objects[0] if objects else None
             sub["discounts"] = objects if expanded else [d["id"] for d in objects]
+            for item in sub["items"]["data"]:
+                found = item.setdefault("discounts", [])
+                if not items_expanded:
+                    item["discounts"] = [d["id"] if isinstance(d, dict) else d for d in found]
         return respond(
             200,
             {
@@ -375,3 +389,13 @@ class FakeStripe(FakeService):
             },
             {"Request-Id": "req_fake123"},
         )
+
+
+def _expansions(request: web.Request) -> list[str]:
+    """The fields a request asks expanded: `expand[]=a&expand[]=b` or the indexed form the
+    official libraries send, `expand[0]=a&expand[1]=b` (both are Stripe's form arrays)."""
+    return [
+        value
+        for key, value in request.query.items()
+        if key == "expand[]" or re.fullmatch(r"expand\[\d+\]", key)
+    ]
