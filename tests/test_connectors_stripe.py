@@ -653,3 +653,34 @@ def test_a_discount_on_one_item_lowers_that_item() -> None:
     raw["items"]["data"][1]["discounts"] = ["di_1ItemNotExpanded"]
     with pytest.raises(ExtractError, match=r"di_1ItemNotExpanded .* without its coupon"):
         _parse(raw, NOW.timestamp())
+
+
+def test_a_trial_canceled_before_it_paid_is_not_churn() -> None:
+    # Churn is the loss of paying subscriptions: Stripe's billing analytics count a churned
+    # subscriber only among the active (paying) ones, and "trialing subscriptions are not
+    # counted as active". A trial canceled on 2026-03-01, before its end, never paid: 0
+    # churned (before: 1); a paying one canceled the same day: 1.
+    trial = subscription(
+        customer="cus_T",
+        start=ts("2026-02-20"),
+        amount=3000,
+        status="canceled",
+        trial=(ts("2026-02-20"), ts("2026-03-06")),
+        ended_at=ts("2026-03-01"),
+    )
+    paid = subscription(
+        customer="cus_U",
+        start=ts("2026-01-01"),
+        amount=3000,
+        status="canceled",
+        ended_at=ts("2026-03-01"),
+    )
+    fake = FakeStripe(keys={KEY}, subscriptions=[trial])
+    with fake.serve():
+        metrics = ["churned_subscriptions_30d"]
+        assert collect(source(fake, metrics=metrics), now=NOW) == {"churned_subscriptions_30d": 0}
+        fake.subscriptions.append(paid)
+        assert collect(source(fake, metrics=metrics), now=NOW) == {"churned_subscriptions_30d": 1}
+        points = backfill(source(fake, metrics=metrics), date(2026, 2, 1), now=NOW)
+    by = {p.ts.date(): p.value for p in points}
+    assert by[date(2026, 2, 28)] == 0 and by[date(2026, 3, 1)] == 1

@@ -299,8 +299,12 @@ def _at(points: list[float], subs: list[_Sub], metric: str, currency: str | None
     if metric == "customers":
         return _customers(points, subs)
     if metric == "churned_subscriptions_30d":
+        # churn is a paying subscription lost: one canceled in its trial (or before its first
+        # payment) never paid, and was never in active_subscriptions
         ended = sorted(
-            s.ended_at for s in subs if s.ended_at is not None and s.status == "canceled"
+            s.ended_at
+            for s in subs
+            if s.ended_at is not None and s.status == "canceled" and s.spans
         )
         window = _CHURN_DAYS * 86400
         return [
