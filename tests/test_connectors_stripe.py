@@ -684,3 +684,28 @@ def test_a_trial_canceled_before_it_paid_is_not_churn() -> None:
         points = backfill(source(fake, metrics=metrics), date(2026, 2, 1), now=NOW)
     by = {p.ts.date(): p.value for p in points}
     assert by[date(2026, 2, 28)] == 0 and by[date(2026, 3, 1)] == 1
+
+
+def test_a_multi_currency_price_bills_its_option_in_the_subscriptions_currency() -> None:
+    # A price with `currency_options` charges a subscription in another currency that
+    # option's `unit_amount`; the option is "not included by default" in the list, only
+    # with `GET /v1/prices/{id}?expand[]=currency_options` (docs.stripe.com/api/prices/object).
+    # $10.00 a month by default, EUR 9.00 as its eur option, 2 seats in eur: mrr_eur 18.00
+    # (before: 20.00, the usd amount counted as euros). The usd one is left as it is.
+    eur = subscription(customer="cus_E", start=ts("2026-01-01"), amount=1000, quantity=2)
+    usd = subscription(customer="cus_D", start=ts("2026-01-01"), amount=1000)
+    eur["currency"] = "eur"
+    options = {
+        "usd": {"unit_amount": 1000, "unit_amount_decimal": "1000", "tax_behavior": "unspecified"},
+        "eur": {"unit_amount": 900, "unit_amount_decimal": "900", "tax_behavior": "unspecified"},
+    }
+    eur["items"]["data"][0]["price"]["currency_options"] = options
+    fake = FakeStripe(keys={KEY}, subscriptions=[eur, usd])
+    with fake.serve():
+        values = collect(source(fake, metrics=["mrr_eur", "mrr_usd"]), now=NOW)
+        assert values == {"mrr_eur": 18.0, "mrr_usd": 10.0}
+        assert fake.prices_read == [eur["items"]["data"][0]["price"]["id"]]
+        # an option missing for the subscription's currency is an error, never the usd amount
+        del options["eur"]
+        result = outcome(source(fake, metrics=["mrr_eur", "mrr_usd"]), now=NOW)
+    assert "no amount in eur" in str(result)

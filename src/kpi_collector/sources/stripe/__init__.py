@@ -196,6 +196,7 @@ class Stripe(ServiceSource):
             raw.extend(item for item in data if isinstance(item, dict))
             if not body.get("has_more") or not data:
                 await self._add_items(client, raw)
+                await self._add_currency_options(client, raw)
                 await self._add_tiers(client, raw)
                 return [_parse(item, now) for item in raw]
             params = {**params, "starting_after": data[-1]["id"]}
@@ -228,6 +229,40 @@ class Stripe(ServiceSource):
             else:
                 raise ExtractError(f"Stripe kept answering has_more after {MAX_PAGES} pages")
             subscription["items"] = {**embedded, "data": items, "has_more": False}
+
+    async def _add_currency_options(
+        self, client: ServiceClient, subscriptions: list[dict[str, Any]]
+    ) -> None:
+        """A multi-currency price bills a subscription in another currency than its default
+        the amount of that currency's option (`currency_options`), which the list leaves out
+        ("not included by default"): read each such price once with
+        `expand[]=currency_options` and price the item by its option
+        (https://docs.stripe.com/api/prices/object#price_object-currency_options)."""
+        waiting: dict[str, list[tuple[dict[str, Any], str]]] = defaultdict(list)
+        for subscription in subscriptions:
+            currency = str(subscription.get("currency") or "").lower()
+            for item in (subscription.get("items") or {}).get("data") or []:
+                price = _price(item) if isinstance(item, dict) else {}
+                own = str(price.get("currency") or "").lower()
+                if currency and own and own != currency and price.get("id"):
+                    waiting[str(price["id"])].append((price, currency))
+        for price_id, prices in waiting.items():
+            currencies = sorted({currency for _, currency in prices})
+            expand = ["currency_options", *(f"currency_options.{c}.tiers" for c in currencies)]
+            body = await client.json(
+                f"/v1/prices/{price_id}", params={f"expand[{i}]": e for i, e in enumerate(expand)}
+            )
+            options = body.get("currency_options") if isinstance(body, dict) else None
+            for price, currency in prices:
+                option = (options or {}).get(currency)
+                if not isinstance(option, dict):
+                    raise ExtractError(
+                        f"Stripe: price {price_id} is in {price.get('currency')} and has no amount "
+                        f"in {currency}, the currency of a subscription it is on"
+                    )
+                price["currency"] = currency
+                for key in ("unit_amount", "unit_amount_decimal", "tiers"):
+                    price[key] = option.get(key)
 
     async def _add_tiers(self, client: ServiceClient, subscriptions: list[dict[str, Any]]) -> None:
         """Stripe lists a tiered price without its tiers: read each such price once, with them."""

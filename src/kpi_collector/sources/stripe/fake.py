@@ -1,8 +1,9 @@
 """A local Stripe API: `GET /v1/subscriptions` (list objects, `has_more`/`starting_after`,
 `status=all`, newest first; each subscription's `items` embedded as a list object of at most
 10 entries, a list's default `limit`, with `has_more`), `GET /v1/subscription_items` (the
-items of one subscription, paginated with `starting_after`), `GET /v1/prices/{id}` (`tiers` only with `expand[]=tiers`, as
-Stripe does), bearer or basic secret keys, and Stripe's error objects.
+items of one subscription, paginated with `starting_after`), `GET /v1/prices/{id}` (`tiers` only with `expand[]=tiers` and
+a multi-currency price's `currency_options` only with `expand[]=currency_options`, as Stripe
+does), bearer or basic secret keys, and Stripe's error objects.
 
 Answers are shaped by the API version: the `Stripe-Version` header, else the account's
 default version. Since 2025-03-31.basil a subscription has no `discount`, only `discounts`,
@@ -263,6 +264,8 @@ class FakeStripe(FakeService):
                     price = copy.deepcopy(item["price"])
                     if "tiers" not in _expansions(request):
                         price.pop("tiers", None)
+                    if "currency_options" not in _expansions(request):
+                        price.pop("currency_options", None)
                     return respond(200, price, {"Request-Id": "req_fake123"})
         return self._error(404, f"No such price: '{price_id}'", param="id", code="resource_missing")
 
@@ -314,6 +317,7 @@ class FakeStripe(FakeService):
         expanded = "data.discounts" in _expansions(request)
         for item in page:  # a list never carries a price's tiers
             item["price"].pop("tiers", None)
+            item["price"].pop("currency_options", None)  # includable only on a price itself
             found = item.setdefault("discounts", [])
             if not expanded:
                 item["discounts"] = [d["id"] if isinstance(d, dict) else d for d in found]
@@ -367,6 +371,8 @@ class FakeStripe(FakeService):
         for sub in page:  # a list never carries a price's tiers
             for item in sub["items"]["data"]:
                 item["price"].pop("tiers", None)
+                # "not included by default": only `GET /v1/prices/{id}?expand[]=currency_options`
+                item["price"].pop("currency_options", None)
             # an embedded list holds a list's default 10 entries; the rest are one request away
             embedded = sub["items"]["data"]
             sub["items"]["data"] = embedded[:10]
