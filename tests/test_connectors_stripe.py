@@ -709,3 +709,26 @@ def test_a_multi_currency_price_bills_its_option_in_the_subscriptions_currency()
         del options["eur"]
         result = outcome(source(fake, metrics=["mrr_eur", "mrr_usd"]), now=NOW)
     assert "no amount in eur" in str(result)
+
+
+def test_a_free_plan_is_no_paying_subscription() -> None:
+    # "If any of the customer's subscriptions are paid subscriptions in an active or past_due
+    # state, the customer is an active subscriber"; MRR excludes "any subscribers on free
+    # plans" (docs.stripe.com/billing/subscriptions/analytics/glossary). An active $0.00 plan
+    # is neither a paying subscription nor a paying customer (before: 3 and 3); a metered
+    # one still is (it pays for its usage), and so is the $10.00 one.
+    free = subscription(customer="cus_F", start=ts("2026-01-01"), amount=0)
+    metered = subscription(customer="cus_M", start=ts("2026-01-01"), amount=5, usage_type="metered")
+    paying = subscription(customer="cus_P", start=ts("2026-01-01"), amount=1000)
+    fake = FakeStripe(keys={KEY}, subscriptions=[free, metered, paying])
+    metrics = ["mrr", "active_subscriptions", "customers"]
+    with fake.serve():
+        assert collect(source(fake, metrics=metrics), now=NOW) == {
+            "mrr": 10.0,
+            "active_subscriptions": 2,
+            "customers": 2,
+        }
+        points = backfill(source(fake, metrics=metrics), date(2026, 2, 1), now=NOW)
+    by = {(p.metric, p.ts.date()): p.value for p in points}
+    assert by[("active_subscriptions", date(2026, 2, 1))] == 2
+    assert by[("customers", date(2026, 3, 9))] == 2

@@ -424,6 +424,16 @@ def _parse(raw: dict[str, Any], now: float) -> _Sub:
         for item in items
         if isinstance(item, dict)
     ]
+    metered = any(
+        _recurring(_price(item)).get("usage_type") == "metered"
+        for item in items
+        if isinstance(item, dict)
+    )
+    if not metered and not any(monthly > 0 for monthly, _ in parts):
+        # a free plan: Stripe counts only "paid subscriptions" as active subscribers, and
+        # MRR leaves out "subscribers on free plans" (docs.stripe.com/billing/subscriptions/
+        # analytics/glossary); a metered one pays for its usage
+        return sub
     sub.spans = _discounted(begin, until, parts, raw, currency, items)
     return sub
 
