@@ -732,3 +732,28 @@ def test_a_free_plan_is_no_paying_subscription() -> None:
     by = {(p.metric, p.ts.date()): p.value for p in points}
     assert by[("active_subscriptions", date(2026, 2, 1))] == 2
     assert by[("customers", date(2026, 3, 9))] == 2
+
+
+def test_a_coupon_for_some_products_discounts_only_their_items() -> None:
+    # A coupon's `applies_to.products` limits it to items of those products ("not included
+    # by default": `expand[]=data.discounts.coupon.applies_to`, docs.stripe.com/api/coupons/object).
+    # A $100.00 plan and a $20.00 add-on, 50% off the plan's product only: MRR 70.00 (before:
+    # 60.00, the add-on halved too).
+    sub = subscription(
+        customer="cus_A",
+        start=ts("2026-01-01"),
+        amount=2000,
+        discounts=[discount(coupon(percent_off=50.0), start=ts("2026-01-01"))],
+    )
+    plan = copy.deepcopy(sub["items"]["data"][0])
+    plan["id"], plan["price"]["id"], plan["price"]["product"] = "si_plan", "price_plan", "prod_plan"
+    plan["price"]["unit_amount"], plan["price"]["unit_amount_decimal"] = 10000, "10000"
+    sub["items"]["data"].append(plan)
+    sub["discounts"][0]["coupon"]["applies_to"] = {"products": ["prod_plan"]}
+    fake = FakeStripe(keys={KEY}, subscriptions=[sub])
+    with fake.serve():
+        assert collect(source(fake, metrics=["mrr"]), now=NOW) == {"mrr": 70.0}
+        assert dated(fake)[("mrr", date(2026, 2, 1))] == 70.0
+        # `applies_to` with no products limits nothing: the whole subscription is halved
+        sub["discounts"][0]["coupon"]["applies_to"] = {"products": []}
+        assert collect(source(fake, metrics=["mrr"]), now=NOW) == {"mrr": 60.0}

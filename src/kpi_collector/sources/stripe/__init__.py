@@ -186,6 +186,8 @@ class Stripe(ServiceSource):
             # discounts and their items' own (4 levels, the deepest expansion allowed)
             "expand[0]": "data.discounts",
             "expand[1]": "data.items.data.discounts",
+            # a coupon's products, "not included by default"
+            "expand[2]": "data.discounts.coupon.applies_to",
         }
         raw: list[dict[str, Any]] = []
         for _ in range(MAX_PAGES):
@@ -541,9 +543,21 @@ class _Discount:
     end: float
     percent: float = 0.0
     amount: float = 0.0
+    #: the products it is limited to (its coupon's `applies_to.products`); None: every item
+    products: frozenset[str] | None = None
 
     def apply(self, monthly: float) -> float:
         return max(0.0, monthly * (1 - self.percent / 100) - self.amount)
+
+    def apply_to(self, amounts: list[float], products: list[str]) -> list[float]:
+        """Items' monthly amounts after this discount, on the sum of the items it applies to
+        (each lowered in proportion)."""
+        chosen = [i for i, p in enumerate(products) if self.products is None or p in self.products]
+        subtotal = sum(amounts[i] for i in chosen)
+        if subtotal <= 0:
+            return amounts
+        factor = self.apply(subtotal) / subtotal
+        return [a * factor if i in chosen else a for i, a in enumerate(amounts)]
 
 
 def _discounted(
@@ -582,18 +596,25 @@ def _discounted(
         {begin, until, *(t for d in every for t in (d.start, d.end) if begin < t < until)}
     )
     spans = []
+    products = [_product(item) for _, item in parts]
     for a, b in itertools.pairwise(cuts):
-        amount = 0.0
+        amounts = []
         for (monthly, _), found in zip(parts, per_item, strict=True):
             for d in found:
                 if d.start <= a < d.end:
                     monthly = d.apply(monthly)
-            amount += monthly
+            amounts.append(monthly)
         for d in discounts:
             if d.start <= a < d.end:
-                amount = d.apply(amount)
-        spans.append((a, b, amount))
+                amounts = d.apply_to(amounts, products)
+        spans.append((a, b, sum(amounts)))
     return spans
+
+
+def _product(item: dict[str, Any]) -> str:
+    """The id of an item's product (`price.product`, an id or an expanded object)."""
+    product = _price(item).get("product")
+    return str(product.get("id") if isinstance(product, dict) else product)
 
 
 def _discount_objects(raw: dict[str, Any], *, of: str = "") -> list[dict[str, Any]]:
@@ -644,8 +665,11 @@ def _discount(
     else:
         end = until
     start, end = max(start, begin), min(end, until)
+    limited = (coupon.get("applies_to") or {}).get("products")
+    # an empty list limits nothing (a coupon for every product, however it is shown)
+    products = frozenset(str(p) for p in limited) if isinstance(limited, list) and limited else None
     if coupon.get("percent_off"):
-        return _Discount(start, end, percent=float(coupon["percent_off"]))
+        return _Discount(start, end, percent=float(coupon["percent_off"]), products=products)
     amount_off = coupon.get("amount_off")
     if str(coupon.get("currency") or "").lower() != currency:
         options = (coupon.get("currency_options") or {}).get(currency) or {}
@@ -653,7 +677,7 @@ def _discount(
     if not amount_off:
         return None
     per_month = float(amount_off) / _minor_units(currency) / _interval_months(price)
-    return _Discount(start, end, amount=per_month)
+    return _Discount(start, end, amount=per_month, products=products)
 
 
 def _invoice_after(start: float, raw: dict[str, Any], price: dict[str, Any]) -> tuple[float, float]:

@@ -380,6 +380,9 @@ class FakeStripe(FakeService):
             objects = sub["discounts"]
             if version[:10] < BASIL[:10]:
                 sub["discount"] = objects[0] if objects else None
+            if "data.discounts.coupon.applies_to" not in expand:
+                for d in objects:  # "not included by default"
+                    d["coupon"].pop("applies_to", None)
             sub["discounts"] = objects if expanded else [d["id"] for d in objects]
             for item in sub["items"]["data"]:
                 found = item.setdefault("discounts", [])
