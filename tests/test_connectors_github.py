@@ -384,3 +384,15 @@ def test_a_refusal_on_the_last_call_of_the_quota_is_no_rate_limit(github: FakeGi
     ((_, message, transient),) = result.errors
     assert "push access" in message and "Administration" in message, message
     assert "rate limit" not in message and not transient
+
+
+def test_a_default_run_costs_four_calls_with_a_token_too(github: FakeGitHub) -> None:
+    # as the connector's README says: traffic is never a default, a token adds no call
+    # (a repository with up to 100 releases; acme/rocket has 130, a second page)
+    collect(source(github, repo="acme/secret", token=PUSH_TOKEN))
+    assert sum(github.hits.values()) == 4 and github.calls("/traffic") == 0
+    github.hits.clear()
+    collect(
+        source(github, repo="acme/secret", token=PUSH_TOKEN, metrics=["stars", "views", "clones"])
+    )
+    assert github.calls("/traffic") == 2
