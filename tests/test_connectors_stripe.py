@@ -757,3 +757,30 @@ def test_a_coupon_for_some_products_discounts_only_their_items() -> None:
         # `applies_to` with no products limits nothing: the whole subscription is halved
         sub["discounts"][0]["coupon"]["applies_to"] = {"products": []}
         assert collect(source(fake, metrics=["mrr"]), now=NOW) == {"mrr": 60.0}
+
+
+def test_a_tiered_multi_currency_price_uses_its_options_tiers() -> None:
+    # A currency option of a tiered price has its own `tiers` (expanded as
+    # `currency_options.<currency>.tiers`, docs.stripe.com/api/prices/object): 12 seats in
+    # eur, graduated, EUR 9.00 for the first 10 and 4.50 after: mrr_eur 99.00, never the usd
+    # tiers (120.00) counted as euros.
+    usd_tiers = [
+        {"up_to": 10, "unit_amount": 1000, "flat_amount": None},
+        {"up_to": None, "unit_amount": 500, "flat_amount": None},
+    ]
+    eur_tiers = [
+        {"up_to": 10, "unit_amount": 900, "flat_amount": None},
+        {"up_to": None, "unit_amount": 450, "flat_amount": None},
+    ]
+    sub = subscription(
+        customer="cus_E", start=ts("2026-01-01"), amount=0, quantity=12, tiers=usd_tiers
+    )
+    sub["currency"] = "eur"
+    option = {"unit_amount": None, "unit_amount_decimal": None, "tiers": eur_tiers}
+    sub["items"]["data"][0]["price"]["currency_options"] = {"eur": option}
+    fake = FakeStripe(keys={KEY}, subscriptions=[sub])
+    with fake.serve():
+        assert collect(source(fake, metrics=["mrr_eur"]), now=NOW) == {"mrr_eur": 99.0}
+        del option["tiers"]  # an option without its tiers is an error, not the usd tiers
+        result = outcome(source(fake, metrics=["mrr_eur"]), now=NOW)
+    assert "without the tiers of its eur option" in str(result)

@@ -262,6 +262,12 @@ class Stripe(ServiceSource):
                         f"Stripe: price {price_id} is in {price.get('currency')} and has no amount "
                         f"in {currency}, the currency of a subscription it is on"
                     )
+                if price.get("billing_scheme") == "tiered" and not option.get("tiers"):
+                    # the default currency's tiers would price it in the wrong currency
+                    raise ExtractError(
+                        f"Stripe: price {price_id} is tiered and came without the tiers of "
+                        f"its {currency} option"
+                    )
                 price["currency"] = currency
                 for key in ("unit_amount", "unit_amount_decimal", "tiers"):
                     price[key] = option.get(key)
