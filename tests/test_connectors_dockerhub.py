@@ -97,3 +97,15 @@ def test_a_token_needs_a_username() -> None:
 
     with pytest.raises(ValidationError, match="token needs username"):
         DockerHub(repo="acme/internal", token=PAT)
+
+
+def test_a_bare_organisation_name_is_told_it_reads_as_an_official_image(hub: FakeDockerHub) -> None:
+    # Docker Hub keeps pull counts per repository (`pull_count` of
+    # /v2/repositories/{namespace}/{name}/); a bare name is an official image, `library/NAME`.
+    # `repo: zenmldocker` (the organisation) is no official image: the error says how the
+    # name was read and what to write (before: only "no repository 'library/zenmldocker'").
+    with pytest.raises(HttpError) as caught:
+        collect(DockerHub(repo="zenmldocker", api_url=hub.url))
+    message = str(caught.value)
+    assert "'library/zenmldocker'" in message
+    assert "official image" in message and "zenmldocker/NAME" in message

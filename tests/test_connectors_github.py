@@ -370,3 +370,29 @@ def test_a_spent_quota_without_a_reset_header_backs_off(github: FakeGitHub, wait
     assert waits.asked == []
     assert github.hits["/repos/acme/rocket"] == 1
     assert collect(source(github, metrics=["forks"])) == {"forks": 31.0}  # the next run
+
+
+def test_a_refusal_on_the_last_call_of_the_quota_is_no_rate_limit(github: FakeGitHub) -> None:
+    # The request that spends the last call of the hour is answered as any other, with
+    # `x-ratelimit-remaining: 0`; only "403 or 429 ... and the x-ratelimit-remaining header
+    # will be 0" *with* GitHub's rate-limit message is the limit ("API rate limit exceeded
+    # for ...", docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api). Here the
+    # traffic refusal is the permission error (before: "GitHub rate limit reached (Must have
+    # push access to repository); it resets at ... (in 60 min)", transient).
+    github.spend_quota(remaining=1)
+    result = outcome(source(github, token=TOKEN, metrics=["views"]))
+    ((_, message, transient),) = result.errors
+    assert "push access" in message and "Administration" in message, message
+    assert "rate limit" not in message and not transient
+
+
+def test_a_default_run_costs_four_calls_with_a_token_too(github: FakeGitHub) -> None:
+    # as the connector's README says: traffic is never a default, a token adds no call
+    # (a repository with up to 100 releases; acme/rocket has 130, a second page)
+    collect(source(github, repo="acme/secret", token=PUSH_TOKEN))
+    assert sum(github.hits.values()) == 4 and github.calls("/traffic") == 0
+    github.hits.clear()
+    collect(
+        source(github, repo="acme/secret", token=PUSH_TOKEN, metrics=["stars", "views", "clones"])
+    )
+    assert github.calls("/traffic") == 2

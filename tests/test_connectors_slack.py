@@ -17,7 +17,8 @@ def slack():
     members = [Member(f"U{i:08d}", f"person{i}", billing_active=i % 3 != 0) for i in range(430)]
     members += [Member(f"U9{i:07d}", f"gone{i}", deleted=True) for i in range(10)]
     members += [Member(f"B{i:08d}", f"bot{i}", is_bot=True) for i in range(5)]
-    members += [Member("UAPP00001", "app", is_app_user=True), Member("USLACKBOT", "slackbot")]
+    # an app's bot user is `is_bot` (what `is_app_user` means: see the last test)
+    members += [Member("UAPP00001", "app", is_bot=True), Member("USLACKBOT", "slackbot")]
     fake = FakeSlack(
         members=members, tokens={BOT_TOKEN: {"users:read"}, ADMIN_TOKEN: {"users:read", "admin"}}
     )
@@ -87,6 +88,29 @@ def test_a_pending_invitation_is_not_a_member() -> None:
             Member("USLACKBOT", "slackbot"),
         ],
         tokens={BOT_TOKEN: {"users:read"}, ADMIN_TOKEN: {"users:read", "admin"}},
+    )
+    with fake.serve():
+        values = collect(
+            Slack(
+                token=ADMIN_TOKEN, api_url=fake.url, metrics=["members", "guests", "active_members"]
+            )
+        )
+    assert values == {"members": 3, "guests": 1, "active_members": 3}
+
+
+def test_a_person_who_authorized_the_app_is_a_member() -> None:
+    # `is_app_user`: "Indicates whether the user is an authorized user of the calling app"
+    # (Slack's user object, docs.slack.dev/reference/objects/user-object): a person, not an app
+    # (apps' bot users are `is_bot`). The admin who installed the app and one colleague who
+    # authorized it are members: 3 (before: 1); both are billable and active too.
+    fake = FakeSlack(
+        members=[
+            Member("U00000001", "ada"),
+            Member("U00000002", "installer", is_app_user=True),
+            Member("U00000003", "colleague", is_app_user=True, guest="multi"),
+            Member("B00000001", "the-app", is_bot=True),
+        ],
+        tokens={ADMIN_TOKEN: {"users:read", "admin"}},
     )
     with fake.serve():
         values = collect(

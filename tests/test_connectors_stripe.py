@@ -3,6 +3,7 @@ counts, errors, pagination, and MRR over time for backfill."""
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, date, datetime
 
 import pytest
@@ -335,7 +336,8 @@ def test_a_forever_coupon_in_discounts_halves_mrr(stripe: FakeStripe) -> None:
     assert collect(source(stripe, metrics=["mrr", "arr"]), now=NOW) == {"mrr": 50.0, "arr": 600.0}
     (request,) = stripe.requests
     assert request.headers["Stripe-Version"] == API_VERSION == "2025-03-31.basil"
-    assert request.query.getall("expand[]") == ["data.discounts"]
+    assert request.query["expand[0]"] == "data.discounts"
+    assert request.query["expand[1]"] == "data.items.data.discounts"
 
 
 def test_the_pinned_version_wins_over_the_accounts_default(stripe: FakeStripe) -> None:
@@ -572,3 +574,213 @@ def test_the_worked_example_of_the_docs(stripe: FakeStripe) -> None:
         "trialing_subscriptions": 1,
         "customers": 6,
     }
+
+
+def test_a_subscription_with_more_items_than_its_embedded_list_holds() -> None:
+    # Stripe embeds a subscription's `items` as a list object of at most 10 entries (a list's
+    # default `limit`) with `has_more`; the rest are read from `GET /v1/subscription_items
+    # ?subscription=...`, paginated with `starting_after` (docs.stripe.com/api/subscription_items/list).
+    # 12 seats of $10.00 a month, each its own price: MRR 120.00 (before: 100.00, 10 items).
+    first = subscription(customer="cus_Z", start=ts("2026-01-01"), amount=1000)
+    extra = copy.deepcopy(first["items"]["data"][0])
+    more = []
+    for n in range(11):
+        item = copy.deepcopy(extra)
+        item["id"] = f"si_extra{n:06d}"
+        item["price"]["id"] = f"price_extra{n:06d}"
+        more.append(item)
+    many = subscription(customer="cus_Z", start=ts("2026-01-01"), amount=1000, extra_items=more)
+    fake = FakeStripe(keys={KEY}, subscriptions=[many])
+    with fake.serve():
+        values = collect(source(fake, metrics=["mrr", "active_subscriptions"]), now=NOW)
+        assert values == {"mrr": 120.0, "active_subscriptions": 1}
+        history = dated(fake)
+    assert history[("mrr", date(2026, 3, 9))] == 120.0
+
+
+def test_a_subscription_paused_at_its_trial_end_never_paid() -> None:
+    # "paused: The subscription has ended its trial period without a default payment method
+    # and the trial_settings.end_behavior.missing_payment_method is set to pause. Invoices
+    # are no longer created" (docs.stripe.com/api/subscriptions/object#subscription_object-status):
+    # paused at 2026-02-15, it paid nothing on any day after (before: 30.00 every day to
+    # yesterday), and nothing now. A paying subscription beside it keeps the days stored.
+    paused = subscription(
+        customer="cus_P",
+        start=ts("2026-02-01"),
+        amount=3000,
+        status="paused",
+        trial=(ts("2026-02-01"), ts("2026-02-15")),
+    )
+    paying = subscription(customer="cus_Q", start=ts("2026-01-01"), amount=1000)
+    fake = FakeStripe(keys={KEY}, subscriptions=[paused, paying])
+    with fake.serve():
+        metrics = ["mrr", "active_subscriptions", "customers"]
+        assert collect(source(fake, metrics=metrics), now=NOW) == {
+            "mrr": 10.0,
+            "active_subscriptions": 1,
+            "customers": 1,
+        }
+        points = backfill(source(fake, metrics=metrics), date(2026, 1, 1), now=NOW)
+    by = {(p.metric, p.ts.date()): p.value for p in points}
+    for day in (date(2026, 2, 14), date(2026, 2, 20), date(2026, 3, 9)):
+        assert by[("mrr", day)] == 10.0
+        assert by[("active_subscriptions", day)] == 1
+        assert by[("customers", day)] == 1
+
+
+def test_a_discount_on_one_item_lowers_that_item() -> None:
+    # A subscription item has its own `discounts` ("Subscription item discounts are applied
+    # before subscription discounts", docs.stripe.com/api/subscription_items/object), ids
+    # unless expanded (`expand[]=data.items.data.discounts` on the list). $100.00 a month
+    # with 50% off `forever` on that item, beside a $20.00 item without one: MRR 70.00
+    # (before: 120.00, the item's coupon unseen); with 10% off the whole subscription
+    # after it, 63.00.
+    sub = subscription(customer="cus_I", start=ts("2026-01-01"), amount=2000)
+    item = copy.deepcopy(sub["items"]["data"][0])
+    item["id"], item["price"]["id"] = "si_discounted000", "price_discounted000"
+    item["price"]["unit_amount"], item["price"]["unit_amount_decimal"] = 10000, "10000"
+    item["discounts"] = [discount(coupon(percent_off=50.0), start=ts("2026-01-01"))]
+    sub["items"]["data"].append(item)
+    fake = FakeStripe(keys={KEY}, subscriptions=[sub])
+    with fake.serve():
+        assert collect(source(fake, metrics=["mrr"]), now=NOW) == {"mrr": 70.0}
+        sub["discounts"] = [discount(coupon(percent_off=10.0), start=ts("2026-02-01"))]
+        assert collect(source(fake, metrics=["mrr"]), now=NOW) == {"mrr": 63.0}
+        by = dated(fake)
+    assert by[("mrr", date(2026, 1, 15))] == 70.0 and by[("mrr", date(2026, 2, 15))] == 63.0
+    # unexpanded, the item's discount ids are an error, not the full price
+    raw = copy.deepcopy(sub)
+    raw["items"]["data"][1]["discounts"] = ["di_1ItemNotExpanded"]
+    with pytest.raises(ExtractError, match=r"di_1ItemNotExpanded .* without its coupon"):
+        _parse(raw, NOW.timestamp())
+
+
+def test_a_trial_canceled_before_it_paid_is_not_churn() -> None:
+    # Churn is the loss of paying subscriptions: Stripe's billing analytics count a churned
+    # subscriber only among the active (paying) ones, and "trialing subscriptions are not
+    # counted as active". A trial canceled on 2026-03-01, before its end, never paid: 0
+    # churned (before: 1); a paying one canceled the same day: 1.
+    trial = subscription(
+        customer="cus_T",
+        start=ts("2026-02-20"),
+        amount=3000,
+        status="canceled",
+        trial=(ts("2026-02-20"), ts("2026-03-06")),
+        ended_at=ts("2026-03-01"),
+    )
+    paid = subscription(
+        customer="cus_U",
+        start=ts("2026-01-01"),
+        amount=3000,
+        status="canceled",
+        ended_at=ts("2026-03-01"),
+    )
+    fake = FakeStripe(keys={KEY}, subscriptions=[trial])
+    with fake.serve():
+        metrics = ["churned_subscriptions_30d"]
+        assert collect(source(fake, metrics=metrics), now=NOW) == {"churned_subscriptions_30d": 0}
+        fake.subscriptions.append(paid)
+        assert collect(source(fake, metrics=metrics), now=NOW) == {"churned_subscriptions_30d": 1}
+        points = backfill(source(fake, metrics=metrics), date(2026, 2, 1), now=NOW)
+    by = {p.ts.date(): p.value for p in points}
+    assert by[date(2026, 2, 28)] == 0 and by[date(2026, 3, 1)] == 1
+
+
+def test_a_multi_currency_price_bills_its_option_in_the_subscriptions_currency() -> None:
+    # A price with `currency_options` charges a subscription in another currency that
+    # option's `unit_amount`; the option is "not included by default" in the list, only
+    # with `GET /v1/prices/{id}?expand[]=currency_options` (docs.stripe.com/api/prices/object).
+    # $10.00 a month by default, EUR 9.00 as its eur option, 2 seats in eur: mrr_eur 18.00
+    # (before: 20.00, the usd amount counted as euros). The usd one is left as it is.
+    eur = subscription(customer="cus_E", start=ts("2026-01-01"), amount=1000, quantity=2)
+    usd = subscription(customer="cus_D", start=ts("2026-01-01"), amount=1000)
+    eur["currency"] = "eur"
+    options = {
+        "usd": {"unit_amount": 1000, "unit_amount_decimal": "1000", "tax_behavior": "unspecified"},
+        "eur": {"unit_amount": 900, "unit_amount_decimal": "900", "tax_behavior": "unspecified"},
+    }
+    eur["items"]["data"][0]["price"]["currency_options"] = options
+    fake = FakeStripe(keys={KEY}, subscriptions=[eur, usd])
+    with fake.serve():
+        values = collect(source(fake, metrics=["mrr_eur", "mrr_usd"]), now=NOW)
+        assert values == {"mrr_eur": 18.0, "mrr_usd": 10.0}
+        assert fake.prices_read == [eur["items"]["data"][0]["price"]["id"]]
+        # an option missing for the subscription's currency is an error, never the usd amount
+        del options["eur"]
+        result = outcome(source(fake, metrics=["mrr_eur", "mrr_usd"]), now=NOW)
+    assert "no amount in eur" in str(result)
+
+
+def test_a_free_plan_is_no_paying_subscription() -> None:
+    # "If any of the customer's subscriptions are paid subscriptions in an active or past_due
+    # state, the customer is an active subscriber"; MRR excludes "any subscribers on free
+    # plans" (docs.stripe.com/billing/subscriptions/analytics/glossary). An active $0.00 plan
+    # is neither a paying subscription nor a paying customer (before: 3 and 3); a metered
+    # one still is (it pays for its usage), and so is the $10.00 one.
+    free = subscription(customer="cus_F", start=ts("2026-01-01"), amount=0)
+    metered = subscription(customer="cus_M", start=ts("2026-01-01"), amount=5, usage_type="metered")
+    paying = subscription(customer="cus_P", start=ts("2026-01-01"), amount=1000)
+    fake = FakeStripe(keys={KEY}, subscriptions=[free, metered, paying])
+    metrics = ["mrr", "active_subscriptions", "customers"]
+    with fake.serve():
+        assert collect(source(fake, metrics=metrics), now=NOW) == {
+            "mrr": 10.0,
+            "active_subscriptions": 2,
+            "customers": 2,
+        }
+        points = backfill(source(fake, metrics=metrics), date(2026, 2, 1), now=NOW)
+    by = {(p.metric, p.ts.date()): p.value for p in points}
+    assert by[("active_subscriptions", date(2026, 2, 1))] == 2
+    assert by[("customers", date(2026, 3, 9))] == 2
+
+
+def test_a_coupon_for_some_products_discounts_only_their_items() -> None:
+    # A coupon's `applies_to.products` limits it to items of those products ("not included
+    # by default": `expand[]=data.discounts.coupon.applies_to`, docs.stripe.com/api/coupons/object).
+    # A $100.00 plan and a $20.00 add-on, 50% off the plan's product only: MRR 70.00 (before:
+    # 60.00, the add-on halved too).
+    sub = subscription(
+        customer="cus_A",
+        start=ts("2026-01-01"),
+        amount=2000,
+        discounts=[discount(coupon(percent_off=50.0), start=ts("2026-01-01"))],
+    )
+    plan = copy.deepcopy(sub["items"]["data"][0])
+    plan["id"], plan["price"]["id"], plan["price"]["product"] = "si_plan", "price_plan", "prod_plan"
+    plan["price"]["unit_amount"], plan["price"]["unit_amount_decimal"] = 10000, "10000"
+    sub["items"]["data"].append(plan)
+    sub["discounts"][0]["coupon"]["applies_to"] = {"products": ["prod_plan"]}
+    fake = FakeStripe(keys={KEY}, subscriptions=[sub])
+    with fake.serve():
+        assert collect(source(fake, metrics=["mrr"]), now=NOW) == {"mrr": 70.0}
+        assert dated(fake)[("mrr", date(2026, 2, 1))] == 70.0
+        # `applies_to` with no products limits nothing: the whole subscription is halved
+        sub["discounts"][0]["coupon"]["applies_to"] = {"products": []}
+        assert collect(source(fake, metrics=["mrr"]), now=NOW) == {"mrr": 60.0}
+
+
+def test_a_tiered_multi_currency_price_uses_its_options_tiers() -> None:
+    # A currency option of a tiered price has its own `tiers` (expanded as
+    # `currency_options.<currency>.tiers`, docs.stripe.com/api/prices/object): 12 seats in
+    # eur, graduated, EUR 9.00 for the first 10 and 4.50 after: mrr_eur 99.00, never the usd
+    # tiers (120.00) counted as euros.
+    usd_tiers = [
+        {"up_to": 10, "unit_amount": 1000, "flat_amount": None},
+        {"up_to": None, "unit_amount": 500, "flat_amount": None},
+    ]
+    eur_tiers = [
+        {"up_to": 10, "unit_amount": 900, "flat_amount": None},
+        {"up_to": None, "unit_amount": 450, "flat_amount": None},
+    ]
+    sub = subscription(
+        customer="cus_E", start=ts("2026-01-01"), amount=0, quantity=12, tiers=usd_tiers
+    )
+    sub["currency"] = "eur"
+    option = {"unit_amount": None, "unit_amount_decimal": None, "tiers": eur_tiers}
+    sub["items"]["data"][0]["price"]["currency_options"] = {"eur": option}
+    fake = FakeStripe(keys={KEY}, subscriptions=[sub])
+    with fake.serve():
+        assert collect(source(fake, metrics=["mrr_eur"]), now=NOW) == {"mrr_eur": 99.0}
+        del option["tiers"]  # an option without its tiers is an error, not the usd tiers
+        result = outcome(source(fake, metrics=["mrr_eur"]), now=NOW)
+    assert "without the tiers of its eur option" in str(result)

@@ -331,7 +331,9 @@ def rate_limit_wait(
     """Seconds to wait before asking again, or None when the refusal is not a rate limit.
 
     `Retry-After` (secondary limits, 429s) wins; else a spent quota (`x-ratelimit-remaining: 0`)
-    waits for `x-ratelimit-reset` (epoch seconds); else a 429, or a 403 whose message says it
+    waits for `x-ratelimit-reset` (epoch seconds), unless the answer is a 403 whose message
+    gives another reason (the request that spent the last call is refused for its own
+    reasons, with the same header); else a 429, or a 403 whose message says it
     is a rate limit, backs off `backoff`, twice that, four times... seconds. This is GitHub's
     documented rule for secondary limits (with a backoff of 60 s: "wait for at least one
     minute", then exponentially longer), and the usual one elsewhere.
@@ -342,6 +344,16 @@ def rate_limit_wait(
     retry_after = retry_after_seconds(response.headers.get("Retry-After"), now=now)
     if retry_after is not None:
         return retry_after
+    message = service_message(response.body)
+    if (
+        response.status == 403
+        and message
+        and not _SAYS_RATE_LIMITED.search(message)
+        and response.headers.get("x-ratelimit-remaining", "").strip() == "0"
+    ):
+        # the request that spent the last call is answered as any other: a refusal that
+        # gives its own reason ("Must have push access") is that reason, not the limit
+        return None
     if response.headers.get("x-ratelimit-remaining", "").strip() == "0":
         try:
             reset = float(response.headers.get("x-ratelimit-reset", ""))
@@ -349,7 +361,7 @@ def rate_limit_wait(
             reset = None
         if reset is not None:
             return max(0.0, reset - now) + 0.25  # the reset second itself may still be refused
-    if response.status == 429 or _SAYS_RATE_LIMITED.search(service_message(response.body)):
+    if response.status == 429 or _SAYS_RATE_LIMITED.search(message):
         return float(backoff * 2**attempt)
     return None
 

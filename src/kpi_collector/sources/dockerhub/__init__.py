@@ -53,9 +53,17 @@ class DockerHub(ServiceSource):
         if response.url.endswith("/v2/auth/token"):
             return f"Docker Hub at {self.api_url} has no token endpoint: check `api_url:`"
         private = "" if self.token else " (a private one needs `username:` and `token:`)"
+        namespace, _, name = self.repo.partition("/")
+        bare = (
+            f"; a bare name is an official image, {self.repo!r}: for a repository of the "
+            f"organisation or user {name!r} write `repo: {name}/NAME` (Docker Hub counts pulls "
+            "per repository)"
+            if namespace == "library"
+            else ""
+        )
         return (
             f"Docker Hub has no repository {self.repo!r}{private}: check `repo:` of source "
-            f"{self.name!r}"
+            f"{self.name!r}{bare}"
         )
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:

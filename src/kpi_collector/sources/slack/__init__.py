@@ -2,9 +2,10 @@
 its active members by Slack's Fair Billing Policy (`team.billableInfo`); both paginated
 with `response_metadata.next_cursor`.
 
-A member is a person who has joined: `users.list` also lists deleted accounts, bots, apps,
-workflow bots, Slackbot and people invited who have not accepted yet (`is_invited_user`),
-none of which count. Guests (`is_restricted`, `is_ultra_restricted`) have joined and count;
+A member is a person who has joined: `users.list` also lists deleted accounts, bots (apps'
+bot users too), workflow bots, Slackbot and people invited who have not accepted yet
+(`is_invited_user`), none of which count; people who authorized the calling app
+(`is_app_user`) do. Guests (`is_restricted`, `is_ultra_restricted`) have joined and count;
 `guests` gives them alone (https://api.slack.com/types/user).
 """
 
@@ -108,13 +109,13 @@ class Slack(ServiceSource):
 
 
 def _is_member(user: Any) -> bool:
-    """A person who has joined (guests too): not deleted, not a bot, app, workflow bot or
-    Slackbot, not an invitation still pending."""
+    """A person who has joined (guests too): not deleted, not a bot (apps' bot users are
+    `is_bot`), workflow bot or Slackbot, not an invitation still pending. `is_app_user` is
+    no bot: "an authorized user of the calling app", a person who installed or authorized it."""
     return (
         isinstance(user, dict)
         and not user.get("deleted")
         and not user.get("is_bot")
-        and not user.get("is_app_user")
         and not user.get("is_workflow_bot")
         and not user.get("is_invited_user")
         and user.get("id") != "USLACKBOT"

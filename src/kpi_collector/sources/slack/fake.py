@@ -25,6 +25,8 @@ class Member:
     name: str
     deleted: bool = False
     is_bot: bool = False
+    #: a person who has authorized the calling app (Slack's `is_app_user`); an app's own
+    #: bot user is `is_bot`
     is_app_user: bool = False
     billing_active: bool = True
     invited: bool = False  # invited, not yet joined: `is_invited_user: true`
@@ -138,7 +140,7 @@ class FakeSlack(FakeService):
         info = {
             m.id: {"billing_active": m.billing_active and not m.deleted and not m.invited}
             for m in chunk
-            if not (m.is_bot or m.is_app_user or m.is_workflow_bot) and m.id != "USLACKBOT"
+            if not (m.is_bot or m.is_workflow_bot) and m.id != "USLACKBOT"
         }
         return respond(
             200,

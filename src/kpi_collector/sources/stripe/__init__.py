@@ -179,7 +179,16 @@ class Stripe(ServiceSource):
         return found[0] if found else "usd"
 
     async def _subscriptions(self, client: ServiceClient, now: float) -> list[_Sub]:
-        params: dict[str, Any] = {"status": "all", "limit": 100, "expand[]": "data.discounts"}
+        params: dict[str, Any] = {
+            "status": "all",
+            "limit": 100,
+            # Stripe's form arrays, indexed as its libraries send them: the subscriptions'
+            # discounts and their items' own (4 levels, the deepest expansion allowed)
+            "expand[0]": "data.discounts",
+            "expand[1]": "data.items.data.discounts",
+            # a coupon's products, "not included by default"
+            "expand[2]": "data.discounts.coupon.applies_to",
+        }
         raw: list[dict[str, Any]] = []
         for _ in range(MAX_PAGES):
             body = await client.json("/v1/subscriptions", params=params)
@@ -188,10 +197,80 @@ class Stripe(ServiceSource):
                 raise ExtractError("Stripe: the subscription list has no `data`")
             raw.extend(item for item in data if isinstance(item, dict))
             if not body.get("has_more") or not data:
+                await self._add_items(client, raw)
+                await self._add_currency_options(client, raw)
                 await self._add_tiers(client, raw)
                 return [_parse(item, now) for item in raw]
             params = {**params, "starting_after": data[-1]["id"]}
         raise ExtractError(f"Stripe kept answering has_more after {MAX_PAGES} pages")
+
+    async def _add_items(self, client: ServiceClient, subscriptions: list[dict[str, Any]]) -> None:
+        """A subscription embeds at most 10 of its items (a list's default `limit`), with
+        `has_more` when it has others: read all of them from `GET /v1/subscription_items
+        ?subscription=...`, paginated with `starting_after`
+        (https://docs.stripe.com/api/subscription_items/list)."""
+        for subscription in subscriptions:
+            embedded = subscription.get("items")
+            if not isinstance(embedded, dict) or not embedded.get("has_more"):
+                continue
+            items: list[dict[str, Any]] = []
+            params: dict[str, Any] = {
+                "subscription": subscription.get("id"),
+                "limit": 100,
+                "expand[]": "data.discounts",
+            }
+            for _ in range(MAX_PAGES):
+                body = await client.json("/v1/subscription_items", params=params)
+                data = body.get("data") if isinstance(body, dict) else None
+                if not isinstance(data, list):
+                    raise ExtractError("Stripe: the subscription item list has no `data`")
+                items.extend(item for item in data if isinstance(item, dict))
+                if not body.get("has_more") or not data:
+                    break
+                params = {**params, "starting_after": data[-1]["id"]}
+            else:
+                raise ExtractError(f"Stripe kept answering has_more after {MAX_PAGES} pages")
+            subscription["items"] = {**embedded, "data": items, "has_more": False}
+
+    async def _add_currency_options(
+        self, client: ServiceClient, subscriptions: list[dict[str, Any]]
+    ) -> None:
+        """A multi-currency price bills a subscription in another currency than its default
+        the amount of that currency's option (`currency_options`), which the list leaves out
+        ("not included by default"): read each such price once with
+        `expand[]=currency_options` and price the item by its option
+        (https://docs.stripe.com/api/prices/object#price_object-currency_options)."""
+        waiting: dict[str, list[tuple[dict[str, Any], str]]] = defaultdict(list)
+        for subscription in subscriptions:
+            currency = str(subscription.get("currency") or "").lower()
+            for item in (subscription.get("items") or {}).get("data") or []:
+                price = _price(item) if isinstance(item, dict) else {}
+                own = str(price.get("currency") or "").lower()
+                if currency and own and own != currency and price.get("id"):
+                    waiting[str(price["id"])].append((price, currency))
+        for price_id, prices in waiting.items():
+            currencies = sorted({currency for _, currency in prices})
+            expand = ["currency_options", *(f"currency_options.{c}.tiers" for c in currencies)]
+            body = await client.json(
+                f"/v1/prices/{price_id}", params={f"expand[{i}]": e for i, e in enumerate(expand)}
+            )
+            options = body.get("currency_options") if isinstance(body, dict) else None
+            for price, currency in prices:
+                option = (options or {}).get(currency)
+                if not isinstance(option, dict):
+                    raise ExtractError(
+                        f"Stripe: price {price_id} is in {price.get('currency')} and has no amount "
+                        f"in {currency}, the currency of a subscription it is on"
+                    )
+                if price.get("billing_scheme") == "tiered" and not option.get("tiers"):
+                    # the default currency's tiers would price it in the wrong currency
+                    raise ExtractError(
+                        f"Stripe: price {price_id} is tiered and came without the tiers of "
+                        f"its {currency} option"
+                    )
+                price["currency"] = currency
+                for key in ("unit_amount", "unit_amount_decimal", "tiers"):
+                    price[key] = option.get(key)
 
     async def _add_tiers(self, client: ServiceClient, subscriptions: list[dict[str, Any]]) -> None:
         """Stripe lists a tiered price without its tiers: read each such price once, with them."""
@@ -263,8 +342,12 @@ def _at(points: list[float], subs: list[_Sub], metric: str, currency: str | None
     if metric == "customers":
         return _customers(points, subs)
     if metric == "churned_subscriptions_30d":
+        # churn is a paying subscription lost: one canceled in its trial (or before its first
+        # payment) never paid, and was never in active_subscriptions
         ended = sorted(
-            s.ended_at for s in subs if s.ended_at is not None and s.status == "canceled"
+            s.ended_at
+            for s in subs
+            if s.ended_at is not None and s.status == "canceled" and s.spans
         )
         window = _CHURN_DAYS * 86400
         return [
@@ -333,16 +416,33 @@ def _parse(raw: dict[str, Any], now: float) -> _Sub:
     if status in _NEVER_PAID or start is None:
         return sub
     begin = max(start, trial_end) if trial_end is not None else start
-    # an unpaid or paused subscription has no end date but pays nothing now
-    until = ended if ended is not None else now if status in _NOT_PAYING_NOW else float("inf")
+    # an unpaid or paused subscription has no end date but pays nothing now; a paused one
+    # stopped at its trial's end, the only way into `paused` ("ended its trial period without
+    # a default payment method", https://docs.stripe.com/api/subscriptions/object)
+    if ended is not None:
+        until = ended
+    elif status == "paused" and trial_end is not None:
+        until = trial_end
+    else:
+        until = now if status in _NOT_PAYING_NOW else float("inf")
     if begin >= until:
         return sub
-    monthly = sum(
-        _monthly(item, currency) / _inclusive_tax(item, raw)
+    parts = [
+        (_monthly(item, currency) / _inclusive_tax(item, raw), item)
+        for item in items
+        if isinstance(item, dict)
+    ]
+    metered = any(
+        _recurring(_price(item)).get("usage_type") == "metered"
         for item in items
         if isinstance(item, dict)
     )
-    sub.spans = _discounted(begin, until, monthly, raw, currency, items)
+    if not metered and not any(monthly > 0 for monthly, _ in parts):
+        # a free plan: Stripe counts only "paid subscriptions" as active subscribers, and
+        # MRR leaves out "subscribers on free plans" (docs.stripe.com/billing/subscriptions/
+        # analytics/glossary); a metered one pays for its usage
+        return sub
+    sub.spans = _discounted(begin, until, parts, raw, currency, items)
     return sub
 
 
@@ -449,41 +549,84 @@ class _Discount:
     end: float
     percent: float = 0.0
     amount: float = 0.0
+    #: the products it is limited to (its coupon's `applies_to.products`); None: every item
+    products: frozenset[str] | None = None
 
     def apply(self, monthly: float) -> float:
         return max(0.0, monthly * (1 - self.percent / 100) - self.amount)
 
+    def apply_to(self, amounts: list[float], products: list[str]) -> list[float]:
+        """Items' monthly amounts after this discount, on the sum of the items it applies to
+        (each lowered in proportion)."""
+        chosen = [i for i, p in enumerate(products) if self.products is None or p in self.products]
+        subtotal = sum(amounts[i] for i in chosen)
+        if subtotal <= 0:
+            return amounts
+        factor = self.apply(subtotal) / subtotal
+        return [a * factor if i in chosen else a for i, a in enumerate(amounts)]
+
 
 def _discounted(
-    begin: float, until: float, monthly: float, raw: dict[str, Any], currency: str, items: list[Any]
+    begin: float,
+    until: float,
+    parts: list[tuple[float, dict[str, Any]]],
+    raw: dict[str, Any],
+    currency: str,
+    items: list[Any],
 ) -> list[tuple[float, float, float]]:
-    """[begin, until) split where the subscription's discounts start and stop applying, each
-    part with its monthly amount after the discounts of that time (in their order)."""
+    """[begin, until) split where the discounts start and stop applying, each part with its
+    monthly amount after the discounts of that time: each item's own `discounts` on that
+    item's amount (`parts`: (monthly amount, item)), then the subscription's on the sum
+    ("subscription item discounts are applied before subscription discounts",
+    https://docs.stripe.com/api/subscription_items/object), each in their order."""
+
+    def active(found: Iterable[_Discount | None]) -> list[_Discount]:
+        return [d for d in found if d is not None and d.start < d.end]
+
     first = next((i for i in items if isinstance(i, dict)), {})
     price = _price(first)
-    discounts = [
-        d
-        for d in (
-            _discount(obj, raw, currency, price, begin, until) for obj in _discount_objects(raw)
+    discounts = active(
+        _discount(obj, raw, currency, price, begin, until) for obj in _discount_objects(raw)
+    )
+    per_item = [
+        active(
+            _discount(obj, raw, currency, _price(item), begin, until)
+            for obj in _discount_objects(
+                item, of=f"item {item.get('id')} of subscription {raw.get('id')}"
+            )
         )
-        if d is not None and d.start < d.end
+        for _, item in parts
     ]
+    every = [*discounts, *(d for found in per_item for d in found)]
     cuts = sorted(
-        {begin, until, *(t for d in discounts for t in (d.start, d.end) if begin < t < until)}
+        {begin, until, *(t for d in every for t in (d.start, d.end) if begin < t < until)}
     )
     spans = []
+    products = [_product(item) for _, item in parts]
     for a, b in itertools.pairwise(cuts):
-        amount = monthly
+        amounts = []
+        for (monthly, _), found in zip(parts, per_item, strict=True):
+            for d in found:
+                if d.start <= a < d.end:
+                    monthly = d.apply(monthly)
+            amounts.append(monthly)
         for d in discounts:
             if d.start <= a < d.end:
-                amount = d.apply(amount)
-        spans.append((a, b, amount))
+                amounts = d.apply_to(amounts, products)
+        spans.append((a, b, sum(amounts)))
     return spans
 
 
-def _discount_objects(raw: dict[str, Any]) -> list[dict[str, Any]]:
-    """The subscription's discount objects, from either shape: `discounts` (expanded, since
-    API version 2025-03-31.basil the only one) and the older single `discount`."""
+def _product(item: dict[str, Any]) -> str:
+    """The id of an item's product (`price.product`, an id or an expanded object)."""
+    product = _price(item).get("product")
+    return str(product.get("id") if isinstance(product, dict) else product)
+
+
+def _discount_objects(raw: dict[str, Any], *, of: str = "") -> list[dict[str, Any]]:
+    """The discount objects of a subscription (or of one of its items, named by `of`), from
+    either shape: `discounts` (expanded, since API version 2025-03-31.basil the only one)
+    and the older single `discount`."""
     found: dict[str, dict[str, Any]] = {}
     legacy = raw.get("discount")
     if isinstance(legacy, dict):
@@ -493,8 +636,8 @@ def _discount_objects(raw: dict[str, Any]) -> list[dict[str, Any]]:
             found[str(entry.get("id") or len(found))] = entry
         elif str(entry) not in found:
             raise ExtractError(
-                f"Stripe sent discount {entry} of subscription {raw.get('id')} without its coupon "
-                "(`expand[]=data.discounts` was not applied); MRR would count it at full price"
+                f"Stripe sent discount {entry} of {of or 'subscription ' + str(raw.get('id'))} "
+                "without its coupon (`expand[]` was not applied); MRR would count it at full price"
             )
     return list(found.values())
 
@@ -528,8 +671,11 @@ def _discount(
     else:
         end = until
     start, end = max(start, begin), min(end, until)
+    limited = (coupon.get("applies_to") or {}).get("products")
+    # an empty list limits nothing (a coupon for every product, however it is shown)
+    products = frozenset(str(p) for p in limited) if isinstance(limited, list) and limited else None
     if coupon.get("percent_off"):
-        return _Discount(start, end, percent=float(coupon["percent_off"]))
+        return _Discount(start, end, percent=float(coupon["percent_off"]), products=products)
     amount_off = coupon.get("amount_off")
     if str(coupon.get("currency") or "").lower() != currency:
         options = (coupon.get("currency_options") or {}).get(currency) or {}
@@ -537,7 +683,7 @@ def _discount(
     if not amount_off:
         return None
     per_month = float(amount_off) / _minor_units(currency) / _interval_months(price)
-    return _Discount(start, end, amount=per_month)
+    return _Discount(start, end, amount=per_month, products=products)
 
 
 def _invoice_after(start: float, raw: dict[str, Any], price: dict[str, Any]) -> tuple[float, float]:

@@ -1,6 +1,9 @@
 """A local Stripe API: `GET /v1/subscriptions` (list objects, `has_more`/`starting_after`,
-`status=all`, newest first), `GET /v1/prices/{id}` (`tiers` only with `expand[]=tiers`, as
-Stripe does), bearer or basic secret keys, and Stripe's error objects.
+`status=all`, newest first; each subscription's `items` embedded as a list object of at most
+10 entries, a list's default `limit`, with `has_more`), `GET /v1/subscription_items` (the
+items of one subscription, paginated with `starting_after`), `GET /v1/prices/{id}` (`tiers` only with `expand[]=tiers` and
+a multi-currency price's `currency_options` only with `expand[]=currency_options`, as Stripe
+does), bearer or basic secret keys, and Stripe's error objects.
 
 Answers are shaped by the API version: the `Stripe-Version` header, else the account's
 default version. Since 2025-03-31.basil a subscription has no `discount`, only `discounts`,
@@ -14,6 +17,7 @@ from __future__ import annotations
 import base64
 import copy
 import itertools
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -197,6 +201,7 @@ class FakeStripe(FakeService):
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/v1/subscriptions", self.list_subscriptions)
         app.router.add_get("/v1/prices/{id}", self.get_price)
+        app.router.add_get("/v1/subscription_items", self.list_items)
 
     @staticmethod
     def _error(status: int, message: str, **extra: Any) -> web.Response:
@@ -257,23 +262,83 @@ class FakeStripe(FakeService):
                 if item["price"]["id"] == price_id:
                     self.prices_read.append(price_id)
                     price = copy.deepcopy(item["price"])
-                    if "tiers" not in request.query.getall("expand[]", []):
+                    if "tiers" not in _expansions(request):
                         price.pop("tiers", None)
+                    if "currency_options" not in _expansions(request):
+                        price.pop("currency_options", None)
                     return respond(200, price, {"Request-Id": "req_fake123"})
         return self._error(404, f"No such price: '{price_id}'", param="id", code="resource_missing")
+
+    @staticmethod
+    def _limit(request: web.Request) -> int | web.Response:
+        try:
+            limit = int(request.query.get("limit", 10))
+        except ValueError:
+            return FakeStripe._error(400, "Invalid integer: limit", param="limit")
+        if not 1 <= limit <= 100:
+            return FakeStripe._error(
+                400, "This value must be between 1 and 100 (it currently is 1000).", param="limit"
+            )
+        return limit
+
+    async def list_items(self, request: web.Request) -> web.Response:
+        """`GET /v1/subscription_items?subscription=sub_...`: one subscription's items, oldest
+        first, `limit` (default 10) a page, `starting_after` an item id."""
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        limit = self._limit(request)
+        if isinstance(limit, web.Response):
+            return limit
+        sub_id = request.query.get("subscription")
+        if not sub_id:
+            return self._error(400, "Missing required param: subscription.", param="subscription")
+        sub = next((s for s in self.subscriptions if s["id"] == sub_id), None)
+        if sub is None:
+            return self._error(
+                404,
+                f"No such subscription: '{sub_id}'",
+                param="subscription",
+                code="resource_missing",
+            )
+        items = sub["items"]["data"]
+        after = request.query.get("starting_after")
+        if after:
+            ids = [i["id"] for i in items]
+            if after not in ids:
+                return self._error(
+                    400,
+                    f"No such subscription item: '{after}'",
+                    param="starting_after",
+                    code="resource_missing",
+                )
+            items = items[ids.index(after) + 1 :]
+        page = copy.deepcopy(items[:limit])
+        expanded = "data.discounts" in _expansions(request)
+        for item in page:  # a list never carries a price's tiers
+            item["price"].pop("tiers", None)
+            item["price"].pop("currency_options", None)  # includable only on a price itself
+            found = item.setdefault("discounts", [])
+            if not expanded:
+                item["discounts"] = [d["id"] if isinstance(d, dict) else d for d in found]
+        return respond(
+            200,
+            {
+                "object": "list",
+                "url": "/v1/subscription_items",
+                "has_more": len(items) > limit,
+                "data": page,
+            },
+            {"Request-Id": "req_fake123"},
+        )
 
     async def list_subscriptions(self, request: web.Request) -> web.Response:
         refused = self._refused(request)
         if refused is not None:
             return refused
-        try:
-            limit = int(request.query.get("limit", 10))
-        except ValueError:
-            return self._error(400, "Invalid integer: limit", param="limit")
-        if not 1 <= limit <= 100:
-            return self._error(
-                400, "This value must be between 1 and 100 (it currently is 1000).", param="limit"
-            )
+        limit = self._limit(request)
+        if isinstance(limit, web.Response):
+            return limit
         status = request.query.get("status")
         if status == "all":
             items = self.subscriptions
@@ -300,14 +365,29 @@ class FakeStripe(FakeService):
         page = copy.deepcopy(items[:limit])
         version = request.headers.get("Stripe-Version") or self.account_version
         self.versions.append(request.headers.get("Stripe-Version", ""))
-        expanded = "data.discounts" in request.query.getall("expand[]", [])
+        expand = _expansions(request)
+        expanded = "data.discounts" in expand
+        items_expanded = "data.items.data.discounts" in expand
         for sub in page:  # a list never carries a price's tiers
             for item in sub["items"]["data"]:
                 item["price"].pop("tiers", None)
+                # "not included by default": only `GET /v1/prices/{id}?expand[]=currency_options`
+                item["price"].pop("currency_options", None)
+            # an embedded list holds a list's default 10 entries; the rest are one request away
+            embedded = sub["items"]["data"]
+            sub["items"]["data"] = embedded[:10]
+            sub["items"]["has_more"] = len(embedded) > 10
             objects = sub["discounts"]
             if version[:10] < BASIL[:10]:
                 sub["discount"] = objects[0] if objects else None
+            if "data.discounts.coupon.applies_to" not in expand:
+                for d in objects:  # "not included by default"
+                    d["coupon"].pop("applies_to", None)
             sub["discounts"] = objects if expanded else [d["id"] for d in objects]
+            for item in sub["items"]["data"]:
+                found = item.setdefault("discounts", [])
+                if not items_expanded:
+                    item["discounts"] = [d["id"] if isinstance(d, dict) else d for d in found]
         return respond(
             200,
             {
@@ -318,3 +398,13 @@ class FakeStripe(FakeService):
             },
             {"Request-Id": "req_fake123"},
         )
+
+
+def _expansions(request: web.Request) -> list[str]:
+    """The fields a request asks expanded: `expand[]=a&expand[]=b` or the indexed form the
+    official libraries send, `expand[0]=a&expand[1]=b` (both are Stripe's form arrays)."""
+    return [
+        value
+        for key, value in request.query.items()
+        if key == "expand[]" or re.fullmatch(r"expand\[\d+\]", key)
+    ]
