@@ -67,6 +67,9 @@ _ENGLISH_UNSURE = {"m": "million, or metres/minutes", "b": "billion, or bits/byt
 _DASHES = "\u2010\u2011\u2012\u2013\u2014\u2212\u2796\ufe63\uff0d"
 _APOSTROPHES = "\u2019\u02bc\u2018\u2032\uff07"
 _BIDI = "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+#: characters a page renders as nothing: zero width space, soft hyphen (shown only where a
+#: line breaks), word joiner, zero width no-break space (U+FEFF); `1&shy;234` reads 1234
+_INVISIBLE = "\u200b\u00ad\u2060\ufeff"
 
 
 class _Normal(dict[int, Any]):
@@ -81,7 +84,7 @@ class _Normal(dict[int, Any]):
             out = "-"
         elif char in _APOSTROPHES:
             out = "'"
-        elif char in _BIDI or char == "\u200b":
+        elif char in _BIDI or char in _INVISIBLE:
             out = None
         elif unicodedata.category(char) == "Zs" or char in "\t\n\r\f\v":
             out = " "
@@ -363,10 +366,66 @@ def parse_number(text: str, locale: str | None = None) -> float:
     rules = number_locale(locale or DEFAULT_LOCALE)
     value = _value(match.group(), text, rules)
     before, after = normal[: match.start()], normal[match.end() :]
+    value, after = _numeral_after(value, after, text)
     value *= _scale(before, after, text, rules)
-    if _negative(before, after, text, rules):
+    if _minus_after(after, text, rules) or _negative(before, after, text, rules):
         value = -value
     return value
+
+
+def _numeral_after(value: float, after: str, text: str) -> tuple[float, str]:
+    """A numeral character right after the number (one space allowed), which the decimal
+    digits do not include: a vulgar fraction adds to a whole number (`2½` is 2.5, Unicode
+    gives `½` the numeric value 0.5); a superscript or other numeral (`10⁶`, `1,234¹`,
+    `12①`) may be an exponent, a footnote mark or part of the number, so it is an error.
+    Returns the value and the text after the numeral."""
+    head = after[1:] if after.startswith(" ") else after
+    if not head or unicodedata.category(head[0]) not in ("No", "Nl"):
+        return value, after
+    char = head[0]
+    fraction = unicodedata.numeric(char, None)
+    if unicodedata.decomposition(char).startswith("<fraction>") and fraction is not None:
+        if value.is_integer():
+            return value + fraction, head[1:]
+        raise ValueError(
+            f"{_quote(text)}: a fraction {char!r} after a decimal number; "
+            "pick the number with `regex:`"
+        )
+    raise ValueError(
+        f"{_quote(text)}: the {char!r} after the number may be an exponent, a footnote mark "
+        "or part of the number; pick the number with `regex:`"
+    )
+
+
+def _minus_after(after: str, text: str, rules: NumberLocale) -> bool:
+    """A minus written right after the number (`1.234,00-`, `5%-`): negative where the
+    locale's CLDR patterns put the minus there (fy), else an error, since accounting exports
+    (SAP) write negatives so and elsewhere it may be a dash; never the positive value."""
+    if re.match(r"%?-(?![^\W_])", after) is None:
+        return False
+    if _minus_suffix(rules.tag):
+        return True
+    raise ValueError(
+        f"{_quote(text)}: the minus after the number may make it negative (as accounting "
+        f"exports write it) or be a dash; {rules.tag} does not write negatives so: pick the "
+        "number with `regex:`"
+    )
+
+
+@lru_cache(maxsize=128)
+def _minus_suffix(tag: str) -> bool:
+    """Whether a CLDR number pattern of `tag` writes the minus after the number (fy:
+    `¤ #,##0.00-` for negative amounts)."""
+    locale = babel_locale(tag)
+    for pattern in (
+        locale.decimal_formats.get(None),
+        locale.percent_formats.get(None),
+        locale.currency_formats.get("standard"),
+        locale.currency_formats.get("accounting"),
+    ):
+        if pattern is not None and "-" in _normalize(str(pattern.suffix[1])):
+            return True
+    return False
 
 
 def _value(token: str, text: str, rules: NumberLocale) -> float:
@@ -420,7 +479,9 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> float:
                     f"{_quote(text)}: {word!r} after the number could be "
                     f"{_ENGLISH_UNSURE[word]}; pick the number with `regex:`"
                 )
-            if folded not in rules.units and word not in rules.currencies:
+            # a currency symbol may end in a dot (da `kr.`, ru `руб.`)
+            currency = word in rules.currencies or word + dot in rules.currencies
+            if folded not in rules.units and not currency:
                 known = _cldr()[1].get(folded)
                 if dot or known:
                     abbreviated = _abbreviation(folded, rules)
