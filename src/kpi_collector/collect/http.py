@@ -125,14 +125,12 @@ class Response:
         return self.body.decode("utf-8", errors="replace")
 
     def html(self) -> str:
-        """The body decoded the way a browser decodes an HTML page.
-
-        The HTML standard's encoding sniffing (section 13.2.3.2), through w3lib: a byte order
-        mark, then the `Content-Type` header's charset, then `<meta charset>` /
-        `<meta http-equiv=Content-Type>` in the body; labels map as the WHATWG Encoding
-        standard says (`iso-8859-1` and `ascii` are windows-1252). Without any of them the
-        body is UTF-8 when it is valid UTF-8, else windows-1252, the standard's default for
-        most locales. Bytes that do not decode become U+FFFD.
+        """The body decoded the way a browser decodes an HTML page (`charset.decode_html`):
+        a byte order mark, then the `Content-Type` header's charset, then `<meta charset>` /
+        `<meta http-equiv=Content-Type>` in the body, labels as the WHATWG Encoding standard
+        reads them (`iso-8859-1` and `ascii` are windows-1252); without any of them UTF-8
+        when the body is valid UTF-8, else windows-1252, the standard's default for most
+        locales. Bytes that do not decode become U+FFFD.
         """
         return self.html_page()[0]
 
@@ -140,14 +138,9 @@ class Response:
         """`html()`, and the body itself when that text is exactly the body read as UTF-8
         (no byte order mark, nothing replaced), else None: what an HTML parser can take
         as it is, without encoding the text again."""
-        from w3lib.encoding import html_to_unicode
+        from kpi_collector.collect.charset import decode_html
 
-        encoding, text = html_to_unicode(
-            self.headers.get("Content-Type"),
-            self.body,
-            default_encoding="cp1252",
-            auto_detect_fun=_utf8_if_valid,
-        )
+        encoding, text = decode_html(self.headers.get("Content-Type"), self.body)
         # U+FFFD absent: nothing was replaced (a body that spells it out takes the text)
         if (
             encoding.replace("_", "-").lower() in ("utf-8", "utf8")
@@ -200,14 +193,6 @@ def url_without_query(url: str) -> str:
     """The URL without its query string and fragment (where credentials may hide)."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
-
-
-def _utf8_if_valid(body: bytes) -> str | None:
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return "utf-8"
 
 
 def printable(text: str) -> str:
