@@ -422,6 +422,9 @@ class HttpSession:
                 # the one deadline is the asyncio.timeout above; an aiohttp timeout (this
                 # one, or else the session's default of 5 minutes) adds a timer per request
                 timeout=aiohttp.ClientTimeout(),
+                # the body as it came: `_read_capped` undoes its Content-Encoding, and
+                # refuses a stream cut before its end, which aiohttp takes as whole
+                auto_decompress=False,
                 # nothing configured to keep from other origins: no middleware to run
                 middlewares=(_same_origin_credentials(url, headers, params),)
                 if headers or params
@@ -591,10 +594,12 @@ def _same_origin_credentials(
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
-    """The body, read as a stream and decompressed as it comes (aiohttp decompresses in
-    bounded steps), stopping as soon as it passes `max_bytes`.
+    """The body, read as a stream, stopping as soon as it passes `max_bytes`, then its
+    `Content-Encoding` undone in bounded steps (`decoding.decode_body`), its output capped
+    at `max_bytes` too.
 
-    Raises: HttpError (terminal) when the body is larger than `max_bytes`.
+    Raises: HttpError (terminal) when the body is larger than `max_bytes` or its coding's
+    data is not valid; (transient) when that data is cut before its end.
     """
     declared = resp.content_length
     if declared is not None and declared > max_bytes and not resp.headers.get("Content-Encoding"):
@@ -607,7 +612,23 @@ async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
         if size > max_bytes:
             raise _too_large(str(resp.url), max_bytes)
         chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    coding = resp.headers.get("Content-Encoding")
+    if not coding:
+        return body
+    from kpi_collector.collect.decoding import DecodingError, TooLargeError, decode_body
+
+    try:
+        return decode_body(body, coding, max_bytes)
+    except TooLargeError:
+        raise _too_large(str(resp.url), max_bytes) from None
+    except DecodingError as exc:
+        raise HttpError(
+            f"the answer from {url_without_query(str(resp.url))} says `Content-Encoding: "
+            f"{coding}` but {exc}",
+            url=str(resp.url),
+            transient=exc.cut,
+        ) from None
 
 
 def _too_large(url: str, max_bytes: int, declared: int | None = None) -> HttpError:
