@@ -86,7 +86,7 @@ class _Normal(dict[int, Any]):
             out = "'"
         elif char in _BIDI or char in _INVISIBLE:
             out = None
-        elif unicodedata.category(char) == "Zs" or char in "\t\n\r\f\v":
+        elif unicodedata.category(char) in ("Zs", "Zl", "Zp") or char in "\t\n\r\f\v":
             out = " "
         elif char in "\uff0b\ufe62":
             out = "+"
@@ -355,13 +355,15 @@ def parse_number(text: str, locale: str | None = None) -> float:
     locale does not read it, under the CLDR conventions that do; and when a word right
     after the number could be a scale the locale does not know.
     """
-    normal = _normalize(text).strip()
+    # runs of spaces are one, as a page shows them (`Over <b>2.4</b> million` is
+    # "Over  2.4  million" to an extractor, and was read 2.4)
+    normal = re.sub(" {2,}", " ", _normalize(text)).strip()
     if not normal:
         raise ValueError("the text is empty")
     match = _TOKEN.search(normal)
     if match is None:
         raise ValueError(f"no number in {_quote(text)}")
-    if _TOKEN.search(normal, match.end()) is not None:
+    if _TOKEN.search(normal, match.end()) is not None or _split_by_line(text):
         raise ValueError(f"more than one number in {_quote(text)}; pick one with `regex:`")
     rules = number_locale(locale or DEFAULT_LOCALE)
     value = _value(match.group(), text, rules)
@@ -371,6 +373,22 @@ def parse_number(text: str, locale: str | None = None) -> float:
     if _minus_after(after, text, rules) or _negative(before, after, text, rules):
         value = -value
     return value
+
+
+#: Unicode's explicit line and paragraph separators: digits in two elements a page lays
+#: out apart (`<li>5</li><li>120</li>`, which `extract.layout_text` joins with U+2029) are
+#: two numbers, never one grouped by a space. A newline in the page's source is HTML
+#: whitespace, one space as shown (`12\n374` is 12 374).
+_LINE_BREAKS = "\u2028\u2029"
+
+
+def _split_by_line(text: str) -> bool:
+    """Whether a number `_TOKEN` sees in `text` runs across a line separator."""
+    if not any(char in text for char in _LINE_BREAKS):
+        return False
+    return any(
+        any(char in _LINE_BREAKS for char in text[start:end]) for start, end in number_spans(text)
+    )
 
 
 def _numeral_after(value: float, after: str, text: str) -> tuple[float, str]:
