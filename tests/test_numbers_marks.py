@@ -69,3 +69,34 @@ def test_superscript_footnote_in_markup_is_an_error_not_the_base() -> None:
     for selector in ("#a", "#b", "#c"):
         with pytest.raises(Exception, match="regex"):
             document.metric("m", Metric(css=selector))
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "value"),
+    [
+        # E notation, as Python, JavaScript and spreadsheets print large and small numbers
+        # (was "more than one number")
+        ("1.5e6", None, 1_500_000),
+        ("1.5E+06", None, 1_500_000),
+        ("2e-3", None, 0.002),
+        ("1,5E6", "de", 1_500_000),  # the mantissa as the locale writes it
+        ("Total: 12e3 users", None, 12_000),
+    ],
+)
+def test_e_notation(text: str, locale: str | None, value: float) -> None:
+    assert parse_number(text, locale) == pytest.approx(value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("A1E5", "more than one number"),  # a code, not E notation
+        ("2e3f", "more than one number"),
+        ("1e999", "beyond the largest number"),
+        # a minus after the currency or percent sign after the number (was 1234)
+        ("1,234 €-", "the minus after the number"),
+    ],
+)
+def test_e_notation_and_trailing_minus_refused(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_number(text)

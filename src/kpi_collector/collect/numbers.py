@@ -363,17 +363,30 @@ def parse_number(text: str, locale: str | None = None) -> float:
     match = _TOKEN.search(normal)
     if match is None:
         raise ValueError(f"no number in {_quote(text)}")
-    if _TOKEN.search(normal, match.end()) is not None or _split_by_line(text):
+    # E notation (1.5e6, 2E-3): the mantissa, then the exponent as a power of ten
+    exponent = _EXPONENT.match(normal, match.end())
+    if exponent is not None and re.search(r"[^\W\d_]$", normal[: match.start()]):
+        exponent = None  # a code or a name (A1E5), not a number in E notation
+    end = exponent.end() if exponent is not None else match.end()
+    if _TOKEN.search(normal, end) is not None or _split_by_line(text):
         raise ValueError(f"more than one number in {_quote(text)}; pick one with `regex:`")
     rules = number_locale(locale or DEFAULT_LOCALE)
     value = _value(match.group(), text, rules)
-    before, after = normal[: match.start()], normal[match.end() :]
+    if exponent is not None:
+        try:
+            value *= 10.0 ** int(exponent.group(1))
+        except OverflowError:
+            raise ValueError(f"{_quote(text)} is beyond the largest number stored") from None
+    before, after = normal[: match.start()], normal[end:]
     value, after = _numeral_after(value, after, text)
     value *= _scale(before, after, text, rules)
     if _minus_after(after, text, rules) or _negative(before, after, text, rules):
         value = -value
     return value
 
+
+#: the exponent of E notation right after a number, ending where the word ends
+_EXPONENT = re.compile(r"[eE]([-+]?[0-9]{1,3})(?![\w.,'])")
 
 #: Unicode's explicit line and paragraph separators: digits in two elements a page lays
 #: out apart (`<li>5</li><li>120</li>`, which `extract.layout_text` joins with U+2029) are
@@ -416,10 +429,11 @@ def _numeral_after(value: float, after: str, text: str) -> tuple[float, str]:
 
 
 def _minus_after(after: str, text: str, rules: NumberLocale) -> bool:
-    """A minus written right after the number (`1.234,00-`, `5%-`): negative where the
+    """A minus written right after the number (`1.234,00-`, `5%-`, `1.234 €-`): negative where the
     locale's CLDR patterns put the minus there (fy), else an error, since accounting exports
     (SAP) write negatives so and elsewhere it may be a dash; never the positive value."""
-    if re.match(r"%?-(?![^\W_])", after) is None:
+    # right after the number, or after its percent or currency sign (`1.234,00 €-`)
+    if re.match(r"(?: ?[^\s\w\-()]{1,3})?-(?![^\W_])", after) is None:
         return False
     if _minus_suffix(rules.tag):
         return True
