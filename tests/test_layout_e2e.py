@@ -95,3 +95,14 @@ def test_layout_text_keeps_what_is_one_line(html: str, value: float) -> None:
     document = HtmlDocument(html)
     assert document.metric("m", Metric(css="#v")) == value
     assert document.metric("m", Metric(xpath="//*[@id='v']")) == value
+
+
+def test_regex_and_map_see_lines_as_spaces() -> None:
+    """A `regex:` or `map:` written against the text as it was (one space between the
+    parts of a block) still matches."""
+    document = HtmlDocument(
+        "<dl id=v><dt>Users:</dt><dd>5</dd></dl><div id=m><p>Status</p><p>GREEN</p></div>"
+    )
+    assert document.metric("m", Metric(css="#v", regex=r"Users: (\d+)")) == 5
+    assert document.metric("m", Metric(xpath="//*[@id='v']", regex=r"Users: (\d+)")) == 5
+    assert document.metric("m", Metric(css="#m", map={"Status GREEN": 2})) == 2

@@ -159,6 +159,10 @@ def finish(name: str, raw: Any, metric: Metric, locale: str | None = None) -> fl
         value = float(raw)
     elif isinstance(raw, str):
         text = raw.strip()
+        if metric.regex is not None or metric.map is not None:
+            # `layout_text` parts its lines with U+2029; a pattern or a mapped value sees
+            # them as spaces, as the page's text was written before
+            text = text.replace(PARAGRAPH, " ")
         if metric.regex is not None:
             match = compile_pattern(metric.regex).search(text)
             if match is None:
@@ -322,6 +326,10 @@ _APART = frozenset(
 )
 
 
+#: what `layout_text` puts between lines: `parse_number` reads no number across it
+PARAGRAPH = "\u2029"
+
+
 def layout_text(node: Any) -> str:
     """The text of a parsed HTML `node` (selectolax) as a metric reads it: text nodes in
     document order, joined by a space within a line (`<span>1</span><span>234</span>` is
@@ -384,7 +392,7 @@ def _junction(before: str, after: str, *, same_line: bool) -> str:
     """What goes between two texts: a line break across a line's edge, else a space
     unless one of them brings its own (a page shows a run of spaces as one)."""
     if not same_line:
-        return "\u2029"  # PARAGRAPH SEPARATOR: `parse_number` reads no number across it
+        return PARAGRAPH
     return "" if before[-1:].isspace() or after[:1].isspace() else " "
 
 
