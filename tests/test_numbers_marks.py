@@ -100,3 +100,19 @@ def test_e_notation(text: str, locale: str | None, value: float) -> None:
 def test_e_notation_and_trailing_minus_refused(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_number(text)
+
+
+@pytest.mark.parametrize(
+    ("lang", "value"),
+    [
+        # BCP 47 lookup (RFC 4647 3.4) drops subtags from the end: de-CH-x-foo is de-CH,
+        # whose CLDR decimal sign is "." (was read as de: 1234)
+        ("de-CH-x-foo", 1.234),
+        ("gsw-CH-x-zh", 1.234),
+        ("de-x-foo", 1234),
+        ("x-klingon", 1.234),  # nothing CLDR knows: the default, en
+    ],
+)
+def test_page_lang_with_subtags_cldr_does_not_know(lang: str, value: float) -> None:
+    document = HtmlDocument(f'<p id="v" lang="{lang}">1.234</p>')
+    assert document.metric("m", Metric(css="#v")) == pytest.approx(value)

@@ -248,11 +248,13 @@ def _cldr() -> tuple[tuple[Convention, ...], dict[str, dict[float, str]]]:
 
 
 def page_locale(lang: str | None) -> str | None:
-    """The locale an HTML `lang` attribute names, if CLDR knows it (else its language, else
-    None: a page that mislabels itself falls back to the default, it does not fail)."""
+    """The locale an HTML `lang` attribute names, if CLDR knows it, else the longest start
+    of it CLDR knows (BCP 47 lookup, RFC 4647 3.4: `de-CH-x-foo` is de-CH, not de), else
+    None: a page that mislabels itself falls back to the default, it does not fail."""
     if not lang or not lang.strip():
         return None
-    for candidate in (lang, lang.replace("_", "-").split("-")[0]):
+    parts = lang.strip().replace("_", "-").split("-")
+    for candidate in ["-".join(parts[:n]) for n in range(len(parts), 0, -1)]:
         try:
             babel_locale(candidate)
         except ValueError:
