@@ -123,3 +123,14 @@ def test_zstd_frames_cut_and_cap() -> None:
         decode_body(zstd.compress(RAW)[:-5], "zstd", len(RAW))
     with pytest.raises(TooLargeError):
         decode_body(zstd.compress(bytes(10_000_000)), "zstd", 1_000_000)
+
+
+def test_compressed_bytes_without_content_encoding_say_so() -> None:
+    """A gzip body sent without `Content-Encoding` (was: "CSS selector matched nothing")."""
+    from kpi_collector.collect.http import Response
+    from kpi_collector.errors import ExtractError
+
+    response = Response(200, "https://example.test/stats?key=s3cret", {}, GZIP)
+    with pytest.raises(ExtractError, match="is gzip data, but the answer has no") as caught:
+        response.html()
+    assert "s3cret" not in str(caught.value)

@@ -140,6 +140,14 @@ class Response:
         as it is, without encoding the text again."""
         from kpi_collector.collect.charset import decode_html
 
+        for magic, coding in _COMPRESSED_MAGIC:
+            if self.body.startswith(magic):
+                # a browser shows such a page as garbage too; say why nothing matches
+                raise ExtractError(
+                    f"the page at {url_without_query(self.url)} is {coding} data, but the "
+                    f"answer has no `Content-Encoding: {coding}` header; fix the server's "
+                    "headers (nothing can be read from compressed bytes)"
+                )
         encoding, text = decode_html(self.headers.get("Content-Type"), self.body)
         # U+FFFD absent: nothing was replaced (a body that spells it out takes the text)
         if (
@@ -173,6 +181,10 @@ class Response:
                 if key == "rel":
                     out[value.strip('"')] = url.strip().strip("<>")
         return out
+
+
+#: the first bytes of compressed data (RFC 1952 gzip, RFC 8878 zstd): no page starts so
+_COMPRESSED_MAGIC = ((b"\x1f\x8b\x08", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"))
 
 
 def is_http_url(url: str) -> bool:
