@@ -125,14 +125,12 @@ class Response:
         return self.body.decode("utf-8", errors="replace")
 
     def html(self) -> str:
-        """The body decoded the way a browser decodes an HTML page.
-
-        The HTML standard's encoding sniffing (section 13.2.3.2), through w3lib: a byte order
-        mark, then the `Content-Type` header's charset, then `<meta charset>` /
-        `<meta http-equiv=Content-Type>` in the body; labels map as the WHATWG Encoding
-        standard says (`iso-8859-1` and `ascii` are windows-1252). Without any of them the
-        body is UTF-8 when it is valid UTF-8, else windows-1252, the standard's default for
-        most locales. Bytes that do not decode become U+FFFD.
+        """The body decoded the way a browser decodes an HTML page (`charset.decode_html`):
+        a byte order mark, then the `Content-Type` header's charset, then `<meta charset>` /
+        `<meta http-equiv=Content-Type>` in the body, labels as the WHATWG Encoding standard
+        reads them (`iso-8859-1` and `ascii` are windows-1252); without any of them UTF-8
+        when the body is valid UTF-8, else windows-1252, the standard's default for most
+        locales. Bytes that do not decode become U+FFFD.
         """
         return self.html_page()[0]
 
@@ -140,14 +138,17 @@ class Response:
         """`html()`, and the body itself when that text is exactly the body read as UTF-8
         (no byte order mark, nothing replaced), else None: what an HTML parser can take
         as it is, without encoding the text again."""
-        from w3lib.encoding import html_to_unicode
+        from kpi_collector.collect.charset import decode_html
 
-        encoding, text = html_to_unicode(
-            self.headers.get("Content-Type"),
-            self.body,
-            default_encoding="cp1252",
-            auto_detect_fun=_utf8_if_valid,
-        )
+        for magic, coding in _COMPRESSED_MAGIC:
+            if self.body.startswith(magic):
+                # a browser shows such a page as garbage too; say why nothing matches
+                raise ExtractError(
+                    f"the page at {url_without_query(self.url)} is {coding} data, but the "
+                    f"answer has no `Content-Encoding: {coding}` header; fix the server's "
+                    "headers (nothing can be read from compressed bytes)"
+                )
+        encoding, text = decode_html(self.headers.get("Content-Type"), self.body)
         # U+FFFD absent: nothing was replaced (a body that spells it out takes the text)
         if (
             encoding.replace("_", "-").lower() in ("utf-8", "utf8")
@@ -182,6 +183,10 @@ class Response:
         return out
 
 
+#: the first bytes of compressed data (RFC 1952 gzip, RFC 8878 zstd): no page starts so
+_COMPRESSED_MAGIC = ((b"\x1f\x8b\x08", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"))
+
+
 def is_http_url(url: str) -> bool:
     """Whether `url` is an http(s) URL with a host (what every HTTP source and destination takes)."""
     parts = urlsplit(url)
@@ -200,14 +205,6 @@ def url_without_query(url: str) -> str:
     """The URL without its query string and fragment (where credentials may hide)."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
-
-
-def _utf8_if_valid(body: bytes) -> str | None:
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return "utf-8"
 
 
 def printable(text: str) -> str:
@@ -437,6 +434,9 @@ class HttpSession:
                 # the one deadline is the asyncio.timeout above; an aiohttp timeout (this
                 # one, or else the session's default of 5 minutes) adds a timer per request
                 timeout=aiohttp.ClientTimeout(),
+                # the body as it came: `_read_capped` undoes its Content-Encoding, and
+                # refuses a stream cut before its end, which aiohttp takes as whole
+                auto_decompress=False,
                 # nothing configured to keep from other origins: no middleware to run
                 middlewares=(_same_origin_credentials(url, headers, params),)
                 if headers or params
@@ -606,10 +606,12 @@ def _same_origin_credentials(
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
-    """The body, read as a stream and decompressed as it comes (aiohttp decompresses in
-    bounded steps), stopping as soon as it passes `max_bytes`.
+    """The body, read as a stream, stopping as soon as it passes `max_bytes`, then its
+    `Content-Encoding` undone in bounded steps (`decoding.decode_body`), its output capped
+    at `max_bytes` too.
 
-    Raises: HttpError (terminal) when the body is larger than `max_bytes`.
+    Raises: HttpError (terminal) when the body is larger than `max_bytes` or its coding's
+    data is not valid; (transient) when that data is cut before its end.
     """
     declared = resp.content_length
     if declared is not None and declared > max_bytes and not resp.headers.get("Content-Encoding"):
@@ -622,7 +624,23 @@ async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
         if size > max_bytes:
             raise _too_large(str(resp.url), max_bytes)
         chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    coding = resp.headers.get("Content-Encoding")
+    if not coding:
+        return body
+    from kpi_collector.collect.decoding import DecodingError, TooLargeError, decode_body
+
+    try:
+        return decode_body(body, coding, max_bytes)
+    except TooLargeError:
+        raise _too_large(str(resp.url), max_bytes) from None
+    except DecodingError as exc:
+        raise HttpError(
+            f"the answer from {url_without_query(str(resp.url))} says `Content-Encoding: "
+            f"{coding}` but {exc}",
+            url=str(resp.url),
+            transient=exc.cut,
+        ) from None
 
 
 def _too_large(url: str, max_bytes: int, declared: int | None = None) -> HttpError:

@@ -67,6 +67,9 @@ _ENGLISH_UNSURE = {"m": "million, or metres/minutes", "b": "billion, or bits/byt
 _DASHES = "\u2010\u2011\u2012\u2013\u2014\u2212\u2796\ufe63\uff0d"
 _APOSTROPHES = "\u2019\u02bc\u2018\u2032\uff07"
 _BIDI = "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+#: characters a page renders as nothing: zero width space, soft hyphen (shown only where a
+#: line breaks), word joiner, zero width no-break space (U+FEFF); `1&shy;234` reads 1234
+_INVISIBLE = "\u200b\u00ad\u2060\ufeff"
 
 
 class _Normal(dict[int, Any]):
@@ -81,9 +84,9 @@ class _Normal(dict[int, Any]):
             out = "-"
         elif char in _APOSTROPHES:
             out = "'"
-        elif char in _BIDI or char == "\u200b":
+        elif char in _BIDI or char in _INVISIBLE:
             out = None
-        elif unicodedata.category(char) == "Zs" or char in "\t\n\r\f\v":
+        elif unicodedata.category(char) in ("Zs", "Zl", "Zp") or char in "\t\n\r\f\v":
             out = " "
         elif char in "\uff0b\ufe62":
             out = "+"
@@ -245,11 +248,13 @@ def _cldr() -> tuple[tuple[Convention, ...], dict[str, dict[float, str]]]:
 
 
 def page_locale(lang: str | None) -> str | None:
-    """The locale an HTML `lang` attribute names, if CLDR knows it (else its language, else
-    None: a page that mislabels itself falls back to the default, it does not fail)."""
+    """The locale an HTML `lang` attribute names, if CLDR knows it, else the longest start
+    of it CLDR knows (BCP 47 lookup, RFC 4647 3.4: `de-CH-x-foo` is de-CH, not de), else
+    None: a page that mislabels itself falls back to the default, it does not fail."""
     if not lang or not lang.strip():
         return None
-    for candidate in (lang, lang.replace("_", "-").split("-")[0]):
+    parts = lang.strip().replace("_", "-").split("-")
+    for candidate in ["-".join(parts[:n]) for n in range(len(parts), 0, -1)]:
         try:
             babel_locale(candidate)
         except ValueError:
@@ -352,21 +357,109 @@ def parse_number(text: str, locale: str | None = None) -> float:
     locale does not read it, under the CLDR conventions that do; and when a word right
     after the number could be a scale the locale does not know.
     """
-    normal = _normalize(text).strip()
+    # runs of spaces are one, as a page shows them (`Over <b>2.4</b> million` is
+    # "Over  2.4  million" to an extractor, and was read 2.4)
+    normal = re.sub(" {2,}", " ", _normalize(text)).strip()
     if not normal:
         raise ValueError("the text is empty")
     match = _TOKEN.search(normal)
     if match is None:
         raise ValueError(f"no number in {_quote(text)}")
-    if _TOKEN.search(normal, match.end()) is not None:
+    # E notation (1.5e6, 2E-3): the mantissa, then the exponent as a power of ten
+    exponent = _EXPONENT.match(normal, match.end())
+    if exponent is not None and re.search(r"[^\W\d_]$", normal[: match.start()]):
+        exponent = None  # a code or a name (A1E5), not a number in E notation
+    end = exponent.end() if exponent is not None else match.end()
+    if _TOKEN.search(normal, end) is not None or _split_by_line(text):
         raise ValueError(f"more than one number in {_quote(text)}; pick one with `regex:`")
     rules = number_locale(locale or DEFAULT_LOCALE)
     value = _value(match.group(), text, rules)
-    before, after = normal[: match.start()], normal[match.end() :]
+    if exponent is not None:
+        try:
+            value *= 10.0 ** int(exponent.group(1))
+        except OverflowError:
+            raise ValueError(f"{_quote(text)} is beyond the largest number stored") from None
+    before, after = normal[: match.start()], normal[end:]
+    value, after = _numeral_after(value, after, text)
     value *= _scale(before, after, text, rules)
-    if _negative(before, after, text, rules):
+    if _minus_after(after, text, rules) or _negative(before, after, text, rules):
         value = -value
     return value
+
+
+#: the exponent of E notation right after a number, ending where the word ends
+_EXPONENT = re.compile(r"[eE]([-+]?[0-9]{1,3})(?![\w.,'])")
+
+#: Unicode's explicit line and paragraph separators: digits in two elements a page lays
+#: out apart (`<li>5</li><li>120</li>`, which `extract.layout_text` joins with U+2029) are
+#: two numbers, never one grouped by a space. A newline in the page's source is HTML
+#: whitespace, one space as shown (`12\n374` is 12 374).
+_LINE_BREAKS = "\u2028\u2029"
+
+
+def _split_by_line(text: str) -> bool:
+    """Whether a number `_TOKEN` sees in `text` runs across a line separator."""
+    if not any(char in text for char in _LINE_BREAKS):
+        return False
+    return any(
+        any(char in _LINE_BREAKS for char in text[start:end]) for start, end in number_spans(text)
+    )
+
+
+def _numeral_after(value: float, after: str, text: str) -> tuple[float, str]:
+    """A numeral character right after the number (one space allowed), which the decimal
+    digits do not include: a vulgar fraction adds to a whole number (`2½` is 2.5, Unicode
+    gives `½` the numeric value 0.5); a superscript or other numeral (`10⁶`, `1,234¹`,
+    `12①`) may be an exponent, a footnote mark or part of the number, so it is an error.
+    Returns the value and the text after the numeral."""
+    head = after[1:] if after.startswith(" ") else after
+    if not head or unicodedata.category(head[0]) not in ("No", "Nl"):
+        return value, after
+    char = head[0]
+    fraction = unicodedata.numeric(char, None)
+    if unicodedata.decomposition(char).startswith("<fraction>") and fraction is not None:
+        if value.is_integer():
+            return value + fraction, head[1:]
+        raise ValueError(
+            f"{_quote(text)}: a fraction {char!r} after a decimal number; "
+            "pick the number with `regex:`"
+        )
+    raise ValueError(
+        f"{_quote(text)}: the {char!r} after the number may be an exponent, a footnote mark "
+        "or part of the number; pick the number with `regex:`"
+    )
+
+
+def _minus_after(after: str, text: str, rules: NumberLocale) -> bool:
+    """A minus written right after the number (`1.234,00-`, `5%-`, `1.234 €-`): negative where the
+    locale's CLDR patterns put the minus there (fy), else an error, since accounting exports
+    (SAP) write negatives so and elsewhere it may be a dash; never the positive value."""
+    # right after the number, or after its percent or currency sign (`1.234,00 €-`)
+    if re.match(r"(?: ?[^\s\w\-()]{1,3})?-(?![^\W_])", after) is None:
+        return False
+    if _minus_suffix(rules.tag):
+        return True
+    raise ValueError(
+        f"{_quote(text)}: the minus after the number may make it negative (as accounting "
+        f"exports write it) or be a dash; {rules.tag} does not write negatives so: pick the "
+        "number with `regex:`"
+    )
+
+
+@lru_cache(maxsize=128)
+def _minus_suffix(tag: str) -> bool:
+    """Whether a CLDR number pattern of `tag` writes the minus after the number (fy:
+    `¤ #,##0.00-` for negative amounts)."""
+    locale = babel_locale(tag)
+    for pattern in (
+        locale.decimal_formats.get(None),
+        locale.percent_formats.get(None),
+        locale.currency_formats.get("standard"),
+        locale.currency_formats.get("accounting"),
+    ):
+        if pattern is not None and "-" in _normalize(str(pattern.suffix[1])):
+            return True
+    return False
 
 
 def _value(token: str, text: str, rules: NumberLocale) -> float:
@@ -420,7 +513,9 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> float:
                     f"{_quote(text)}: {word!r} after the number could be "
                     f"{_ENGLISH_UNSURE[word]}; pick the number with `regex:`"
                 )
-            if folded not in rules.units and word not in rules.currencies:
+            # a currency symbol may end in a dot (da `kr.`, ru `руб.`)
+            currency = word in rules.currencies or word + dot in rules.currencies
+            if folded not in rules.units and not currency:
                 known = _cldr()[1].get(folded)
                 if dot or known:
                     abbreviated = _abbreviation(folded, rules)

@@ -1,0 +1,108 @@
+"""`kpi run` on pages whose number text spans elements: text in elements a browser lays out
+apart (list items, table cells, blocks, `<br>`, `<sup>`) is never glued into one number,
+and spaces an element adds do not hide a scale word. Before, `<li>5</li><li>120</li>`
+stored 5120, `Plan A: 3` / `500 users` in two divs 3500, `12<br>345` 12345, and
+`Over <b>2.4</b> million` read by CSS 2.4."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from kpi_collector.collect.extract import HtmlDocument, Metric
+from kpi_collector.demo.server import BackgroundServer
+from tests.cli import run_kpi
+
+PAGE = """<html lang="en"><body>
+<ul id="list"><li>5</li><li>120</li></ul>
+<div id="blocks"><div>Plan A: 3</div><div>500 users</div></div>
+<table><tr id="row"><td>1</td><td>234</td></tr></table>
+<p id="br">12<br>345</p>
+<p id="sup">1,234<sup>1</sup></p>
+<p id="bold">Over <b>2.4</b> million downloads</p>
+<p id="spans"><span>12</span><span>345</span></p>
+<div id="card"><h3>Revenue</h3><p>€1.2 million</p></div>
+<table><tr id="labelled"><th>Users</th><td>1,234</td></tr></table>
+<p id="source-newline">12
+374</p>
+</body></html>"""
+
+READ = {  # selector: the number a reader sees
+    "#bold": 2_400_000,
+    "#spans": 12345,  # shown as one run of digits
+    "#card": 1_200_000,
+    "#labelled": 1234,
+    "#source-newline": 12374,  # a newline in the source is a space on the page: 12 374
+}
+APART = ["#list", "#blocks", "#row", "#br", "#sup"]  # two numbers: an error
+
+
+@pytest.fixture
+def page() -> Iterator[str]:
+    app = web.Application()
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(text=PAGE, content_type="text/html")
+
+    app.router.add_get("/", handler)
+    with BackgroundServer(app) as url:
+        yield url
+
+
+def _name(selector: str) -> str:
+    return selector.strip("#").replace("-", "_")
+
+
+def test_layout_end_to_end(page: str, workdir: Path) -> None:
+    metrics = "".join(
+        f'      {_name(s)}: "{s}"\n      {_name(s)}_x: {{xpath: "//*[@id=\'{s[1:]}\']"}}\n'
+        for s in [*READ, *APART]
+    )
+    (workdir / "kpi.yaml").write_text(
+        f"sources:\n  - name: p\n    type: html\n    url: {page}/\n    metrics:\n{metrics}"
+    )
+    result = run_kpi(workdir, "run", "--format", "json")
+    assert result.returncode == 1, result.stderr
+    want = {}
+    for selector, value in READ.items():
+        want[f"p.{_name(selector)}"] = value
+        want[f"p.{_name(selector)}_x"] = value
+    values = {v["kpi"]: v["value"] for v in json.loads(result.stdout)["values"]}
+    assert values == want
+    with sqlite3.connect(workdir / "kpi.db") as conn:
+        stored = dict(conn.execute("SELECT kpi, value FROM observations"))
+        errors = " | ".join(m for (m,) in conn.execute("SELECT message FROM run_errors"))
+    assert stored == want
+    for selector in APART:
+        assert f"{_name(selector)}: more than one number" in errors
+        assert f"{_name(selector)}_x: more than one number" in errors
+
+
+@pytest.mark.parametrize(
+    ("html", "value"),
+    [
+        ("<p id=v>$ <span>1.2</span> M</p>", 1_200_000),
+        ("<p id=v>Users<br>12 345</p>", 12345),  # the number is on its own line, whole
+        ("<p id=v>1,234<!-- 5 --></p>", 1234),  # a comment is no text
+    ],
+)
+def test_layout_text_keeps_what_is_one_line(html: str, value: float) -> None:
+    document = HtmlDocument(html)
+    assert document.metric("m", Metric(css="#v")) == value
+    assert document.metric("m", Metric(xpath="//*[@id='v']")) == value
+
+
+def test_regex_and_map_see_lines_as_spaces() -> None:
+    """A `regex:` or `map:` written against the text as it was (one space between the
+    parts of a block) still matches."""
+    document = HtmlDocument(
+        "<dl id=v><dt>Users:</dt><dd>5</dd></dl><div id=m><p>Status</p><p>GREEN</p></div>"
+    )
+    assert document.metric("m", Metric(css="#v", regex=r"Users: (\d+)")) == 5
+    assert document.metric("m", Metric(xpath="//*[@id='v']", regex=r"Users: (\d+)")) == 5
+    assert document.metric("m", Metric(css="#m", map={"Status GREEN": 2})) == 2
