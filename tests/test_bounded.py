@@ -30,6 +30,7 @@ from kpi_collector.config.models import Defaults
 from kpi_collector.demo.server import BackgroundServer
 from kpi_collector.errors import ExtractError
 from kpi_collector.sources import HTML, Command, HttpJson
+from kpi_collector.sources._service import _short, service_message
 
 MiB = 1024 * 1024
 CHUNK = b"x" * 65536
@@ -139,7 +140,11 @@ def hostile_app() -> web.Application:
     async def hop(request: web.Request) -> web.Response:
         raise web.HTTPFound(f"/hop/{int(request.match_info['n']) + 1}")
 
+    async def deep_json(request: web.Request) -> web.Response:
+        return web.Response(text="[" * 100_000 + "]" * 100_000, content_type="application/json")
+
     for path, handler in [
+        ("/deep-json", deep_json),
         ("/healthy", healthy),
         ("/page", page),
         ("/endless", endless),
@@ -244,6 +249,30 @@ def test_error_texts_hold_no_binary_garbage(hostile: str) -> None:
     assert result.errors["bin"] == (
         f"HTTP 500 from {hostile}/binary-error: server error — (190 bytes of binary data)"
     )
+
+
+def test_json_nested_too_deep_is_an_error_saying_so(hostile: str) -> None:
+    """JSON 100,000 levels deep, from a server and from a program: Python's parser gives up
+    with a RecursionError, which must read as what it is, not as a bug in the source."""
+    deep = "print('{\"a\":' * 100000 + '1' + '}' * 100000)"
+    result = run(
+        HttpJson(name="deep", url=f"{hostile}/deep-json", metrics={"v": "value"}),
+        Command(name="deepcmd", command=[sys.executable, "-c", deep]),
+        *healthy_pair(hostile),
+        timeout=20,
+    )
+    assert result.values == HEALTHY
+    assert result.errors["deep"] == (
+        f"the answer from {hostile}/deep-json is not valid JSON (it nests deeper than the JSON "
+        "reader goes): [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[…"
+    )
+    assert result.errors["deepcmd"] == (
+        "the output is not valid JSON (it nests deeper than the JSON reader goes)"
+    )
+    # an error body that deep is read as text, the way any other body that is not JSON is
+    assert service_message(b"[" * 4000) == _short("[" * 4000)
 
 
 # redirects -----------------------------------------------------------------------------------

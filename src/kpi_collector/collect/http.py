@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 from pydantic import BaseModel, ByteSize, ConfigDict, field_validator, model_validator
 
 from kpi_collector._version import __version__
+from kpi_collector.collect import jsontext
 from kpi_collector.collect.retry import BACKOFF, retrying
 from kpi_collector.config.models import MAX_BYTES
 from kpi_collector.errors import ExtractError, HttpError, LoginError
@@ -161,7 +161,7 @@ class Response:
         """The body parsed as JSON; ExtractError (terminal, naming the URL without its query
         and the start of the body) when it is not JSON."""
         try:
-            return json.loads(self.body)
+            return jsontext.loads(self.body)
         except ValueError as exc:
             raise ExtractError(
                 f"the answer from {url_without_query(self.url)} is not valid JSON ({exc}): {_snippet(self.body)}"
