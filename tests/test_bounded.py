@@ -143,7 +143,13 @@ def hostile_app() -> web.Application:
     async def deep_json(request: web.Request) -> web.Response:
         return web.Response(text="[" * 100_000 + "]" * 100_000, content_type="application/json")
 
+    async def retry_after(request: web.Request) -> web.Response:
+        status = int(request.query.get("status", "429"))
+        headers = {"Retry-After": request.query["after"]}
+        return web.Response(status=status, text="slow down", headers=headers)
+
     for path, handler in [
+        ("/retry-after", retry_after),
         ("/deep-json", deep_json),
         ("/healthy", healthy),
         ("/page", page),
@@ -273,6 +279,45 @@ def test_json_nested_too_deep_is_an_error_saying_so(hostile: str) -> None:
     )
     # an error body that deep is read as text, the way any other body that is not JSON is
     assert service_message(b"[" * 4000) == _short("[" * 4000)
+
+
+def test_a_retry_after_past_the_sources_timeout_fails_at_once_saying_when(hostile: str) -> None:
+    """A Retry-After the source's time cannot wait out (longer than its `timeout`) ends the
+    attempts with the server's answer and when to come back, instead of waiting until the
+    source's budget runs out and calling it a timeout; one that is not a finite number of
+    seconds or an HTTP date is no Retry-After at all."""
+
+    def source(name: str, after: str, status: int = 429) -> HttpJson:
+        url = f"{hostile}/retry-after?status={status}&after={after}"
+        return HttpJson(name=name, url=url, metrics={"v": "value"})
+
+    result = run(
+        source("unavailable", "30", status=503),
+        source("year", "31536000"),
+        source("date", "Wed,%2021%20Oct%202099%2007:28:00%20GMT"),
+        source("infinite", "inf"),
+        source("nan", "nan"),
+        source("negative", "-5"),
+        *healthy_pair(hostile),
+        timeout=5,
+        retries=1,
+    )
+    assert result.values == HEALTHY
+    where = f"{hostile}/retry-after"
+    assert result.errors["unavailable"] == (
+        f"HTTP 503 from {where}: server error (retry after 30s) — slow down"
+    )
+    assert (
+        result.errors["year"]
+        == f"HTTP 429 from {where}: rate limited (retry after 31536000s) — slow down"
+    )
+    assert result.errors["date"].startswith(f"HTTP 429 from {where}: rate limited (retry after ")
+    assert result.errors["date"].endswith("s) — slow down")
+    for name in ("infinite", "nan"):
+        assert result.errors[name] == f"HTTP 429 from {where}: rate limited — slow down"
+    assert result.errors["negative"] == (
+        f"HTTP 429 from {where}: rate limited (retry after 0s) — slow down"
+    )
 
 
 # redirects -----------------------------------------------------------------------------------

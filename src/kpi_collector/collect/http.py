@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import logging
 import time
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ByteSize, ConfigDict, field_validator, model_val
 
 from kpi_collector._version import __version__
 from kpi_collector.collect import jsontext
-from kpi_collector.collect.retry import BACKOFF, retrying
+from kpi_collector.collect.retry import BACKOFF, MAX_RETRY_AFTER, retrying
 from kpi_collector.config.models import MAX_BYTES
 from kpi_collector.errors import ExtractError, HttpError, LoginError
 from kpi_collector.secrets import Secret, redact, redact_cut, remember_basic, reveal
@@ -230,14 +231,17 @@ def _snippet(body: bytes) -> str:
 
 
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
-    """Parse `Retry-After` (seconds or an HTTP date) into seconds from now."""
+    """Parse `Retry-After` (seconds or an HTTP date) into seconds from now, at least 0; None
+    when it is missing or neither (`inf`, `nan`, a word)."""
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:  # `inf` and `nan` parse as floats, but are no number of seconds (RFC 9110 10.2.3)
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError):
@@ -382,7 +386,8 @@ class HttpSession:
         has the session's `timeout` in seconds. A status below 400 returns; `ok` lists more
         statuses the caller handles itself (they return, not raise). Connection errors,
         timeouts, 5xx and 429 are transient: retried `retries` times (after the
-        `Retry-After` of the answer; one longer than `collect.retry`'s limit raises at once),
+        `Retry-After` of the answer; one longer than `timeout`, or than `collect.retry`'s
+        limit, raises at once, saying when to come back),
         then raised as HttpError with `transient=True`; other 4xx raise at
         once (terminal). Messages name the URL without its query string.
         """
@@ -409,7 +414,14 @@ class HttpSession:
                 return response
             raise _status_error(response, credentials=self.auth is not None or self._cookies)
 
-        return await retrying(attempt, retries=self.retries, backoff=self.client.backoff)
+        # a Retry-After longer than an attempt's time would spend the source's whole budget
+        # waiting (the run gives it `timeout` per attempt): fail now, saying when to come back
+        return await retrying(
+            attempt,
+            retries=self.retries,
+            backoff=self.client.backoff,
+            max_wait=min(MAX_RETRY_AFTER, self.timeout),
+        )
 
     async def _once(
         self,
@@ -677,7 +689,7 @@ def _status_error(response: Response, *, credentials: bool = True) -> HttpError:
     hints = _STATUS_HINTS if credentials else _HINTS_WITHOUT_CREDENTIALS
     hint = hints.get(status, "server error" if status >= 500 else "request refused")
     message = f"HTTP {status} from {url_without_query(response.url)}: {hint}"
-    if status == 429 and retry_after is not None:
+    if retry_after is not None and (status == 429 or status >= 500):
         message += f" (retry after {retry_after:.0f}s)"
     body = _snippet(response.body)
     if body:
