@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import math
 import logging
+import math
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -503,22 +504,86 @@ class HttpSession:
             redact(target),
             ", ".join(dict.fromkeys(key for key, _ in filled.entries)) or "none",
         )
-        try:
-            if filled.method == "GET":
-                result = await self.request("GET", filled.url)
-            else:
-                body, headers = _form_body(filled.entries, filled.enctype)
-                result = await self.request("POST", filled.url, data=body, headers=headers)
-        except HttpError as exc:
-            if exc.status in (400, 401, 403, 422):
-                raise LoginError(
-                    f"login refused by {target} (HTTP {exc.status}); {_sent(filled)}",
-                    transient=False,
-                ) from None
-            raise
+        # where the submission comes from, as a browser says it: CSRF checks (Django's over
+        # HTTPS, Rails' origin check) refuse a POST with neither `Origin` nor `Referer`
+        sent_from = {"Referer": urlsplit(page.url)._replace(fragment="").geturl()}
+        if filled.method == "GET":
+            result = await self.request("GET", filled.url, headers=sent_from, ok=_REFUSALS)
+        else:
+            body, headers = _form_body(filled.entries, filled.enctype)
+            headers = {**headers, **sent_from, "Origin": _origin(page.url)}
+            result = await self.request(
+                "POST", filled.url, data=body, headers=headers, ok=_REFUSALS
+            )
+        if result.status >= 400:
+            # 403 of a CSRF check, 419 of Laravel's, 422...: what the server said is the why
+            reason = _page_text(result)
+            raise LoginError(
+                f"login refused by {target} (HTTP {result.status})"
+                f"{': ' + reason if reason else ''}; {_sent(filled)}",
+                transient=False,
+            )
         _check_login(form, filled, result)
         log.debug("login: accepted by %s", redact(target))
         return result
+
+
+#: the answers to a login's submission that refuse it (4xx but 429, which is retried)
+_REFUSALS = tuple(status for status in range(400, 500) if status != 429)
+
+
+def _origin(url: str) -> str:
+    """The `Origin` header a browser sends for a request from the page at `url`: its scheme,
+    host and port (RFC 6454), the port only when it is not the scheme's default."""
+    from yarl import URL
+
+    return str(URL(url).origin())
+
+
+def _page_text(response: Response) -> str:
+    """What an HTML answer says, for a message: its title and visible text (no scripts or
+    styles), whitespace collapsed, secrets masked, cut to 200 characters; an answer that is
+    not HTML gives its start (`_snippet`)."""
+    from kpi_collector.collect.forms import FormProblem, parse_html
+
+    if "html" not in response.headers.get("Content-Type", "").lower():
+        return _snippet(response.body)
+    try:
+        doc = parse_html(response.text()[: _BODY_SNIPPET * 64], response.url)
+    except FormProblem:
+        return ""
+    for hidden in doc.xpath("//script|//style|//noscript|//template"):
+        hidden.drop_tree()
+    # each text node apart: `<h1>Forbidden</h1><p>CSRF...` reads as two phrases, not one word
+    text = " ".join(printable(" ".join(doc.itertext())).split())
+    return redact_cut(text, _BODY_SNIPPET)
+
+
+_PASSWORD_INPUT = re.compile(rb"""type\s*=\s*["']?password""", re.IGNORECASE)
+
+
+def shows_login_form(form: LoginForm, response: Response) -> bool:
+    """Whether an answer after a login is the login form again (the session expired, or
+    the site did not keep it): an HTML page with a form that has a password input and an
+    input of every name in `fields:` (a page that only changes a password has other names)."""
+    if "html" not in response.headers.get("Content-Type", "").lower():
+        return False
+    if not _PASSWORD_INPUT.search(response.body):  # most pages: no parse needed
+        return False
+    from kpi_collector.collect.forms import FormProblem, controls, parse_html
+
+    try:
+        doc = parse_html(response.text(), response.url)
+    except FormProblem:
+        return False
+    wanted = set(form.fields)
+    for node in doc.iter("form"):
+        owned = controls(doc, node)
+        names = {c.get("name") for c in owned}
+        has_password = any((c.get("type") or "").strip().lower() == "password" for c in owned)
+        if has_password and wanted <= names:
+            return True
+    return False
 
 
 def _check_login(form: LoginForm, filled: FilledForm, result: Response) -> None:

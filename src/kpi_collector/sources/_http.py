@@ -17,9 +17,10 @@ from kpi_collector.collect.http import (
     LoginForm,
     Response,
     check_http_url,
+    shows_login_form,
     url_without_query,
 )
-from kpi_collector.errors import ExtractError, MetricErrors
+from kpi_collector.errors import ExtractError, LoginError, MetricErrors
 from kpi_collector.secrets import redact, remember_values
 from kpi_collector.sources.base import Source, SourceContext
 
@@ -71,10 +72,25 @@ class HttpSource(Source):
     async def fetch(self, ctx: SourceContext) -> Response:
         session = ctx.http(auth=self.auth, headers=self.headers, cookies=self.login is not None)
         try:
-            if self.login is not None:
+            if self.login is None:
+                return await session.request(
+                    self.method, self.url, params=self.params, json_body=self.body
+                )
+            # a session can end between the login and the page (it expired, another login
+            # took its place): log in once more, as a user would, before calling it an error
+            for _ in range(2):
                 await session.login(self.login)
-            return await session.request(
-                self.method, self.url, params=self.params, json_body=self.body
+                response = await session.request(
+                    self.method, self.url, params=self.params, json_body=self.body
+                )
+                if not shows_login_form(self.login, response):
+                    return response
+            raise LoginError(
+                f"logged in, but {url_without_query(self.url)} answered with the login form "
+                f"again (from {url_without_query(response.url)}), after a second login too: "
+                "the site does not keep the session (a cookie it needs, a check on the "
+                "browser) or ends it at once",
+                transient=False,
             )
         finally:
             await session.close()
