@@ -22,7 +22,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from kpi_collector import Pipeline
-from kpi_collector.collect.extract import Metric
+from kpi_collector.collect.extract import Metric, backtracking_combinators
 from kpi_collector.collect.http import Response
 from kpi_collector.collect.offload import run_off_loop
 from kpi_collector.collect.patterns import unicode_classes
@@ -148,7 +148,13 @@ def hostile_app() -> web.Application:
         headers = {"Retry-After": request.query["after"]}
         return web.Response(status=status, text="slow down", headers=headers)
 
+    async def nested(request: web.Request) -> web.Response:
+        depth = 1000
+        text = "<div>" * depth + "<p>1</p>" + "</div>" * depth
+        return web.Response(text=text, content_type="text/html")
+
     for path, handler in [
+        ("/nested", nested),
         ("/retry-after", retry_after),
         ("/deep-json", deep_json),
         ("/healthy", healthy),
@@ -430,6 +436,86 @@ def test_a_catastrophic_regex_does_not_stall_the_others(hostile: str) -> None:
     )
     assert result.values == HEALTHY
     assert result.errors["evil.n"] == f"n: regex '(a+)+b' found nothing in {'a' * 32!r}"
+
+
+def test_a_css_selector_that_would_backtrack_for_hours_reads_the_page(
+    tmp_path: Path, hostile: str
+) -> None:
+    """`span div div div p` on 1,000 nested `<div>`s: Lexbor tries every way to pick the
+    ancestors, C(1000, 4) of them for each try, holding the GIL (so no timeout can fire and
+    every other source waits). The run must read the page all the same, each selector
+    giving what it matches; `kpi run` in a process of its own, since a stall is for hours."""
+    nested = f"{hostile}/nested"
+    (tmp_path / "kpi.yaml").write_text(
+        json.dumps(
+            {
+                "defaults": {"timeout": 20, "retries": 0},
+                "sources": [
+                    {
+                        "name": "nested",
+                        "type": "html",
+                        "url": nested,
+                        "metrics": {
+                            "none": {
+                                "css": "span div div div p",
+                                "count": True,
+                                "allow_zero": True,
+                            },
+                            "deep": "div div div div p",
+                            "wide": {"css": "body ~ div div p", "count": True, "allow_zero": True},
+                            "divs": {"css": "body div div", "count": True},
+                        },
+                    },
+                    {
+                        "name": "api",
+                        "type": "http_json",
+                        "url": f"{hostile}/healthy",
+                        "metrics": {"v": "value"},
+                    },
+                    {
+                        "name": "site",
+                        "type": "html",
+                        "url": f"{hostile}/page",
+                        "metrics": {"stars": "#n"},
+                    },
+                ],
+            }
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "kpi_collector", "run", "--format", "json", "--no-deliver"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,  # a stall is for hours: this ends the test, not the run
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    values = {row["kpi"]: row["value"] for row in json.loads(done.stdout)["values"]}
+    assert values == {
+        "nested.none": 0,
+        "nested.deep": 1,
+        "nested.wide": 0,
+        "nested.divs": 999,
+        "api.v": 7,
+        "site.stars": 1234,
+    }
+
+
+def test_backtracking_combinators_are_counted_at_the_top_level() -> None:
+    cases = {
+        "#n": 0,
+        "div p": 1,
+        "a > b + c": 0,
+        "span div div div p": 4,
+        "a ~ b c": 2,
+        " a  >  b ": 0,
+        "div:not(a b c) p": 1,
+        'a[title="x y z"] b': 1,
+        "a, b c d": 2,
+    }
+    assert {selector: backtracking_combinators(selector) for selector in cases} == cases
 
 
 def test_patterns_re2_cannot_run_are_config_errors() -> None:

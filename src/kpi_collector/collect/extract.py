@@ -262,6 +262,55 @@ def node_locale(node: Any) -> str | None:
     return None
 
 
+#: matching steps a CSS selector may cost on Lexbor, which backtracks and holds the GIL while
+#: it does (about a second of one core); past it, the selector runs on lxml (see `css`)
+CSS_STEPS = 100_000_000
+
+
+@lru_cache(maxsize=4096)
+def backtracking_combinators(selector: str) -> int:
+    """How many combinators of `selector` make a matcher backtrack: descendant (` `) and
+    later-sibling (`~`) ones, counted at the top level (not inside `:not(...)` or `[...]`);
+    for a list (`a, b`), its costliest selector's count."""
+    most = count = 0
+    nesting = 0
+    quote = ""
+    pending_space = False
+    previous = ""  # the last significant character at the top level
+    for char in selector:
+        if quote:
+            quote = "" if char == quote else quote
+            continue
+        if char in "\"'":
+            quote = char
+        elif char in "([":
+            nesting += 1
+        elif char in ")]":
+            nesting -= 1
+        if nesting or char in "([\"'":
+            if pending_space and previous not in ("", ",", ">", "+", "~"):
+                count += 1
+            pending_space = False
+            previous = char
+            continue
+        if char.isspace():
+            pending_space = True
+            continue
+        if char == ",":
+            most, count = max(most, count), 0
+        elif char == "~":
+            count += 1
+        elif pending_space and char not in ">+" and previous not in ("", ",", ">", "+", "~"):
+            count += 1
+        pending_space = False
+        previous = char
+    return max(most, count)
+
+
+def _choose(n: int, k: int) -> int:
+    return math.comb(n, k) if n >= k else 0
+
+
 class HtmlDocument:
     """One parsed page; CSS through Lexbor (fast), XPath through lxml (only when asked).
 
@@ -284,15 +333,77 @@ class HtmlDocument:
         self.locale = locale
         self._tree = LexborHTMLParser(self._body if utf8 is None else utf8)
         self._lxml: Any = None
+        self._lexbor_lxml: Any = None  # Lexbor's tree on lxml, for costly selectors
+        self._deeper: dict[int, bool] = {}  # depth -> whether the page nests that deep
 
     @property
     def tree(self) -> Any:
         """The Lexbor tree (selectolax `LexborHTMLParser`) the CSS metrics run on."""
         return self._tree
 
+    def _lexbor_is_bounded(self, selector: str) -> bool:
+        """Whether Lexbor's backtracking on `selector` stays within `CSS_STEPS` on this page.
+
+        A selector with k backtracking combinators (`span div div div p`) tries every way to
+        pick k ancestors (or earlier siblings) of each element: about elements × C(depth, k)
+        steps, which a page of nested `<div>`s makes hours long for a selector that matches
+        nothing. The page's depth is probed with a chain of child combinators (`:root > * >
+        ...`), which never backtracks: linear in the page."""
+        k = backtracking_combinators(selector)
+        if k < 2:  # one: each element's ancestors once, linear in the page times its depth
+            return True
+        elements = max(self._body.count("<"), 1)
+        deepest_allowed = k
+        while elements * _choose(deepest_allowed + 1, k) <= CSS_STEPS:
+            deepest_allowed += 1
+        key = deepest_allowed + 1
+        deeper = self._deeper.get(key)
+        if deeper is None:
+            deeper = self._deeper[key] = (
+                self._tree.css_first(":root" + " > *" * deepest_allowed) is not None
+            )
+        return not deeper
+
+    def _css_on_lxml(self, name: str, selector: str, metric: Metric) -> float:
+        """`selector` translated to XPath (cssselect) and run by libxml2, which matches step
+        by step on sets of elements (no backtracking) and releases the GIL; on the tree
+        Lexbor built (serialized and parsed again, no depth limit), so that the page reads
+        as the HTML standard parses it (`<tbody>` added, ...), like every CSS metric."""
+        from lxml.cssselect import CSSSelector
+
+        try:
+            expression = CSSSelector(selector).path
+        except Exception:  # a selector only Lexbor knows (`:has`, ...): no other way to run it
+            return self._css_on_lexbor(name, selector, metric)
+        if self._lexbor_lxml is None:
+            import lxml.html
+
+            parser = lxml.html.HTMLParser(encoding="utf-8", huge_tree=True)
+            self._lexbor_lxml = lxml.html.document_fromstring(
+                self._tree.html.encode(), parser=parser
+            )
+        found = self._lexbor_lxml.xpath(expression)
+        if metric.count:
+            return _counted(name, len(found), metric, selector)
+        if not found:
+            raise ExtractError(f"{name}: CSS selector {selector!r} matched nothing")
+        first = found[0]
+        if metric.attr is not None:
+            raw = first.get(metric.attr)
+            if raw is None:
+                raise ExtractError(f"{name}: {selector!r} has no attribute {metric.attr!r}")
+            return finish(name, raw, metric, self._lxml_locale(metric, first))
+        text = " ".join(first.itertext())
+        return finish(name, text, metric, self._lxml_locale(metric, first))
+
     def css(self, name: str, metric: Metric) -> float:
         selector = metric.css
         assert selector is not None
+        if not self._lexbor_is_bounded(selector):
+            return self._css_on_lxml(name, selector, metric)
+        return self._css_on_lexbor(name, selector, metric)
+
+    def _css_on_lexbor(self, name: str, selector: str, metric: Metric) -> float:
         try:
             if metric.count:
                 return _counted(name, len(self._tree.css(selector)), metric, selector)

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
-from kpi_collector.collect.extract import HtmlDocument, check_css
+from kpi_collector.collect.extract import HtmlDocument, backtracking_combinators, check_css
 from kpi_collector.collect.http import url_without_query
 from kpi_collector.collect.offload import INLINE_BYTES
 from kpi_collector.errors import HttpError
@@ -109,7 +109,11 @@ class HTML(HttpSource):
                 document = HtmlDocument(text, locale=self.locale, utf8=utf8)
                 return self.extract(document.metric)
 
-        small = len(text) <= INLINE_BYTES and not any(m.xpath for m in self.metrics.values())
+        # XPath, and CSS that may backtrack (`HtmlDocument.css`), may take long: off the loop
+        small = len(text) <= INLINE_BYTES and not any(
+            m.xpath or (m.css and backtracking_combinators(m.css) > 1)
+            for m in self.metrics.values()
+        )
         if small:
             return read()
         return await ctx.off_loop(read, what=f"reading {url_without_query(url)}")
