@@ -296,11 +296,10 @@ def backtracking_combinators(selector: str) -> int:
         if char.isspace():
             pending_space = True
             continue
+        descendant = pending_space and char not in ">+" and previous not in ("", ",", ">", "+", "~")
         if char == ",":
             most, count = max(most, count), 0
-        elif char == "~":
-            count += 1
-        elif pending_space and char not in ">+" and previous not in ("", ",", ">", "+", "~"):
+        elif char == "~" or descendant:
             count += 1
         pending_space = False
         previous = char
@@ -379,9 +378,8 @@ class HtmlDocument:
             import lxml.html
 
             parser = lxml.html.HTMLParser(encoding="utf-8", huge_tree=True)
-            self._lexbor_lxml = lxml.html.document_fromstring(
-                self._tree.html.encode(), parser=parser
-            )
+            serialized = self._tree.html or "<html></html>"
+            self._lexbor_lxml = lxml.html.document_fromstring(serialized.encode(), parser=parser)
         found = self._lexbor_lxml.xpath(expression)
         if metric.count:
             return _counted(name, len(found), metric, selector)
