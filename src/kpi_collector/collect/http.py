@@ -629,6 +629,11 @@ def _sent(filled: FilledForm) -> str:
         text += f"; left empty: {', '.join(filled.empty)} (give them in `fields:`)"
     else:
         text += "; check the values in `fields:`"
+    if filled.missing:
+        text += (
+            f"; the form has no input named {', '.join(filled.missing)} (did it change? its "
+            f"inputs: {', '.join(filled.inputs) or 'none'})"
+        )
     return text
 
 
