@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from kpi_collector.collect.forms import FormProblem, fill, find_form, parse_html
+from kpi_collector.collect.http import Response, meta_refresh
 from kpi_collector.demo.server import BackgroundServer
 from tests.cli import run_kpi, store_dump
 
@@ -525,3 +526,75 @@ def test_a_session_that_never_holds_is_a_login_error_saying_so(workdir: Path) ->
         "check on the browser) or ends it at once"
     )
     assert PASSWORD not in result.stdout + result.stderr + store_dump(workdir)
+
+
+def test_a_login_form_that_changed_names_the_fields_it_lacks(workdir: Path) -> None:
+    """The site renamed `user` to `login`: the refusal says which configured names the
+    form has no input for, besides the ones it sent empty."""
+    app = web.Application()
+
+    async def login_page(request: web.Request) -> web.Response:
+        page = _GUARDED_LOGIN.format(token="").replace('name="user"', 'name="login"')
+        return web.Response(text=page, content_type="text/html")
+
+    async def session(request: web.Request) -> web.Response:
+        return await login_page(request)
+
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/session", session)
+    with BackgroundServer(app) as url:
+        guarded_config(workdir, url)
+        result = run_kpi(workdir, "run")
+    assert result.returncode == 1
+    assert run_errors(workdir) == (
+        f"login refused: the login form came back from {url}/session; sent POST with login, "
+        "pw, user; left empty: login (give them in `fields:`); the form has no input named "
+        "user (did it change? its inputs: login, pw)"
+    )
+
+
+def test_a_meta_refresh_is_followed_as_a_browser_follows_it(workdir: Path) -> None:
+    """A page that sends on with `<meta http-equiv="refresh">` (after a login too): the
+    page it names is read, in the same session; a refresh loop is an error saying so."""
+    app = guarded_app()
+
+    async def moved(request: web.Request) -> web.Response:
+        page = '<html><head><meta http-equiv="Refresh" content="0; URL=\'/stats\'"></head></html>'
+        return web.Response(text=page, content_type="text/html")
+
+    async def circle(request: web.Request) -> web.Response:
+        page = '<meta http-equiv="refresh" content="1;url=/circle">'
+        return web.Response(text=page, content_type="text/html")
+
+    app.router.add_get("/moved", moved)
+    app.router.add_get("/circle", circle)
+    with BackgroundServer(app) as url:
+        guarded_config(workdir, url)
+        config = (
+            (workdir / "kpi.yaml").read_text().replace(f"url: {url}/stats", f"url: {url}/moved")
+        )
+        config += f"  - {{name: circle, type: html, url: {url}/circle, metrics: {{n: p}}}}\n"
+        (workdir / "kpi.yaml").write_text(config)
+        result = run_kpi(workdir, "run")
+    assert result.returncode == 1
+    assert stored(workdir) == [("community.members", 2048.0), ("other.fields", 3.0)]
+    assert run_errors(workdir) == (
+        f"refresh loop: {url}/circle sends on with <meta http-equiv=refresh> to {url}/circle, "
+        "where it had been (after 1 hop); check the URL"
+    )
+
+
+@pytest.mark.parametrize(
+    ("tag", "target"),
+    [
+        ('<meta http-equiv="refresh" content="0; url=/next">', "http://h.test/next"),
+        ("<META HTTP-EQUIV=Refresh CONTENT=\"5;URL='next?x=1'\">", "http://h.test/a/next?x=1"),
+        ('<meta content="0, https://other.test/" http-equiv="refresh">', "https://other.test/"),
+        ('<meta http-equiv="refresh" content="300">', None),  # a reload, not a redirect
+        ('<meta http-equiv="refresh" content="0; url=javascript:go()">', None),
+        ('<meta name="refresh" content="0; url=/next">', None),
+    ],
+)
+def test_meta_refresh_reads_the_url_a_browser_goes_to(tag: str, target: str | None) -> None:
+    answer = Response(200, "http://h.test/a/page", {"Content-Type": "text/html"}, tag.encode())
+    assert meta_refresh(answer) == target

@@ -559,6 +559,60 @@ def _page_text(response: Response) -> str:
     return redact_cut(text, _BODY_SNIPPET)
 
 
+_META_REFRESH = re.compile(
+    rb"""<meta\b[^>]*?http-equiv\s*=\s*["']?refresh\b[^>]*>""", re.IGNORECASE
+)
+_CONTENT = re.compile(rb"""\bcontent\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
+#: the URL part of a refresh's content: `5; url=/next`, `0;URL='/next'`, `0, /next`
+_REFRESH_URL = re.compile(
+    r"""^\s*[\d.]*\s*[;,]?\s*(?:url\s*=\s*)?(['"]?)(.*?)\1\s*$""", re.IGNORECASE
+)
+#: at most this many refreshes in a row are followed
+MAX_REFRESHES = 5
+
+
+def meta_refresh(response: Response) -> str | None:
+    """The absolute URL an HTML answer sends on to with `<meta http-equiv="refresh"
+    content="N; url=...">` (HTML standard, "shared declarative refresh steps"), or None:
+    not HTML, no such tag, or one that only reloads the page. A browser waits N seconds
+    first; a collector has nothing to wait for."""
+    if "html" not in response.headers.get("Content-Type", "").lower():
+        return None
+    tag = _META_REFRESH.search(response.body, 0, 64 * 1024)
+    if tag is None:
+        return None
+    content = _CONTENT.search(tag.group(0))
+    if content is None:
+        return None
+    raw = next(g for g in content.groups() if g is not None).decode("utf-8", errors="replace")
+    found = _REFRESH_URL.match(raw)
+    target = found.group(2).strip() if found else ""
+    if not target:
+        return None
+    absolute = urljoin(response.url, target)
+    return absolute if is_http_url(absolute) else None
+
+
+def refresh_error(chain: list[str]) -> HttpError:
+    """The error for `<meta http-equiv=refresh>` hops that go in a circle or on too long;
+    `chain` is every URL read, the one the last refresh named included."""
+    start, last = url_without_query(chain[0]), url_without_query(chain[-1])
+    hops = len(chain) - 1
+    if chain[-1] in chain[:-1]:
+        return HttpError(
+            f"refresh loop: {start} sends on with <meta http-equiv=refresh> to {last}, where "
+            f"it had been (after {hops} hop{'s' if hops != 1 else ''}); check the URL",
+            url=chain[0],
+            transient=False,
+        )
+    return HttpError(
+        f"too many refreshes: gave up after {hops} <meta http-equiv=refresh> hops from {start} "
+        f"(the last to {last}); check the URL",
+        url=chain[0],
+        transient=False,
+    )
+
+
 _PASSWORD_INPUT = re.compile(rb"""type\s*=\s*["']?password""", re.IGNORECASE)
 
 

@@ -29,6 +29,7 @@ class HTML(HttpSource):
 
     type: ClassVar[str] = "html"
     default_extractor: ClassVar[str] = "css"
+    follows_refresh: ClassVar[bool] = True  # a browser follows it
 
     render: bool = Field(
         default=False, description="load the page in headless Chromium and read the rendered DOM"
