@@ -153,7 +153,15 @@ def hostile_app() -> web.Application:
         text = "<div>" * depth + "<p>1</p>" + "</div>" * depth
         return web.Response(text=text, content_type="text/html")
 
+    async def to_ftp(request: web.Request) -> web.Response:
+        raise web.HTTPFound("ftp://files.example/stats.txt")
+
+    async def huge_header(request: web.Request) -> web.Response:
+        return web.Response(text="{}", headers={"X-Padding": "a" * 100_000})
+
     for path, handler in [
+        ("/to-ftp", to_ftp),
+        ("/huge-header", huge_header),
         ("/nested", nested),
         ("/retry-after", retry_after),
         ("/deep-json", deep_json),
@@ -335,6 +343,26 @@ def test_a_redirect_loop_says_so_and_after_how_many_hops(hostile: str) -> None:
         f"redirect loop: {hostile}/loop-a was redirected 10 times and came back to "
         f"{hostile}/loop-a; the server sends it in a circle, check the URL (or the login, "
         "when the loop goes through a login page)"
+    )
+
+
+def test_answers_that_are_not_http_to_read_are_terminal_errors_saying_why(hostile: str) -> None:
+    """A redirect to another scheme, a header line past aiohttp's 8190 bytes: one clear line,
+    no retry (the same answer comes again), no parser dump."""
+    result = run(
+        HttpJson(name="ftp", url=f"{hostile}/to-ftp", metrics={"v": "value"}),
+        HttpJson(name="header", url=f"{hostile}/huge-header", metrics={"v": "value"}),
+        *healthy_pair(hostile),
+        retries=2,
+    )
+    assert result.values == HEALTHY
+    assert result.errors["ftp"] == (
+        f"{hostile}/to-ftp redirects to ftp://files.example/stats.txt, which is not an "
+        "http(s) URL; check the URL"
+    )
+    assert result.errors["header"] == (
+        f"the answer from {hostile}/huge-header is not HTTP this client reads: Got more than "
+        "8190 bytes when reading"
     )
 
 

@@ -409,6 +409,30 @@ class HttpSession:
                 if last is not None and target:
                     chain.append(urljoin(str(last.url), target))
                 raise redirect_error(chain) from None
+            except (
+                aiohttp.InvalidUrlRedirectClientError,
+                aiohttp.NonHttpUrlRedirectClientError,
+            ) as exc:
+                # a `Location` to ftp:, file:, javascript:...: the same one comes next time
+                raise HttpError(
+                    f"{url_without_query(url)} redirects to {redact(str(exc.args[0] if exc.args else exc))}, which is not "
+                    "an http(s) URL; check the URL",
+                    url=url,
+                    transient=False,
+                ) from None
+            except aiohttp.ClientResponseError as exc:
+                # raised by aiohttp's parser itself: a 400 of its own, not the server's status
+                if type(exc) is not aiohttp.ClientResponseError or exc.status != 400:
+                    raise _connection_error(url, exc, self.timeout) from None
+                # aiohttp could not parse the answer (a header line past 8190 bytes, more
+                # headers than it takes, a broken status line): no retry reads it better
+                reason = exc.message.split(":", 1)[0] if exc.message else "unreadable"
+                raise HttpError(
+                    f"the answer from {url_without_query(url)} is not HTTP this client reads: "
+                    f"{printable(reason)[:120]}",
+                    url=url,
+                    transient=False,
+                ) from None
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 raise _connection_error(url, exc, self.timeout) from None
             if response.status < 400 or response.status in ok:
