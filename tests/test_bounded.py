@@ -492,6 +492,7 @@ def test_a_css_selector_that_would_backtrack_for_hours_reads_the_page(
                             "deep": "div div div div p",
                             "wide": {"css": "body ~ div div p", "count": True, "allow_zero": True},
                             "divs": {"css": "body div div", "count": True},
+                            "has": "span:read-only div div div p",
                         },
                     },
                     {
@@ -519,8 +520,17 @@ def test_a_css_selector_that_would_backtrack_for_hours_reads_the_page(
         text=True,
         timeout=120,  # a stall is for hours: this ends the test, not the run
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    values = {row["kpi"]: row["value"] for row in json.loads(done.stdout)["values"]}
+    assert done.returncode == 1, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["errors"] == [
+        {
+            "where": "nested.has",
+            "message": "has: CSS selector 'span:read-only div div div p' could take hours on this "
+            "page, whose elements nest very deep, and it uses what only the fast matcher knows: "
+            "write it with child combinators (`>`) or fewer descendant steps",
+        }
+    ]
+    values = {row["kpi"]: row["value"] for row in report["values"]}
     assert values == {
         "nested.none": 0,
         "nested.deep": 1,

@@ -372,8 +372,12 @@ class HtmlDocument:
 
         try:
             expression = CSSSelector(selector).path
-        except Exception:  # a selector only Lexbor knows (`:has`, ...): no other way to run it
-            return self._css_on_lexbor(name, selector, metric)
+        except Exception:  # a selector only Lexbor knows (`:has`, ...): it cannot run safely
+            raise ExtractError(
+                f"{name}: CSS selector {selector!r} could take hours on this page, whose "
+                "elements nest very deep, and it uses what only the fast matcher knows: write "
+                "it with child combinators (`>`) or fewer descendant steps"
+            ) from None
         if self._lexbor_lxml is None:
             import lxml.html
 
