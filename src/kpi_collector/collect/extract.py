@@ -263,8 +263,10 @@ def node_locale(node: Any) -> str | None:
 
 
 #: matching steps a CSS selector may cost on Lexbor, which backtracks and holds the GIL while
-#: it does (about a second of one core); past it, the selector runs on lxml (see `css`)
+#: it does (about a second of one core); past it, the selector runs in a process of its own
 CSS_STEPS = 100_000_000
+#: seconds that process may take (the source gives up at its own `timeout` before)
+CSS_SECONDS = 60.0
 
 
 @lru_cache(maxsize=4096)
@@ -324,15 +326,20 @@ class HtmlDocument:
     """
 
     def __init__(
-        self, body: bytes | str, *, locale: str | None = None, utf8: bytes | None = None
+        self,
+        body: bytes | str,
+        *,
+        locale: str | None = None,
+        utf8: bytes | None = None,
+        seconds: float = CSS_SECONDS,
     ) -> None:
         from selectolax.lexbor import LexborHTMLParser
 
         self._body = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
         self.locale = locale
+        self.seconds = seconds  # the longest a selector may take in a process of its own
         self._tree = LexborHTMLParser(self._body if utf8 is None else utf8)
         self._lxml: Any = None
-        self._lexbor_lxml: Any = None  # Lexbor's tree on lxml, for costly selectors
         self._deeper: dict[int, bool] = {}  # depth -> whether the page nests that deep
 
     @property
@@ -363,46 +370,51 @@ class HtmlDocument:
             )
         return not deeper
 
-    def _css_on_lxml(self, name: str, selector: str, metric: Metric) -> float:
-        """`selector` translated to XPath (cssselect) and run by libxml2, which matches step
-        by step on sets of elements (no backtracking) and releases the GIL; on the tree
-        Lexbor built (serialized and parsed again, no depth limit), so that the page reads
-        as the HTML standard parses it (`<tbody>` added, ...), like every CSS metric."""
-        from lxml.cssselect import CSSSelector
+    def _css_in_a_process(self, name: str, selector: str, metric: Metric) -> float:
+        """`selector` matched by Lexbor as always, but in a process of its own (`python -m
+        kpi_collector.collect.css_child`), killed after `seconds`: its backtracking holds
+        the GIL, so in this process it would stall every other source past any timeout."""
+        import json
+        import subprocess
+        import sys
 
+        request = {"selector": selector, "count": metric.count, "attr": metric.attr}
+        page = self._body.encode("utf-8")
         try:
-            expression = CSSSelector(selector).path
-        except Exception:  # a selector only Lexbor knows (`:has`, ...): it cannot run safely
+            done = subprocess.run(
+                [sys.executable, "-m", "kpi_collector.collect.css_child"],
+                input=json.dumps(request).encode() + b"\n" + page,
+                capture_output=True,
+                timeout=self.seconds,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
             raise ExtractError(
-                f"{name}: CSS selector {selector!r} could take hours on this page, whose "
-                "elements nest very deep, and it uses what only the fast matcher knows: write "
-                "it with child combinators (`>`) or fewer descendant steps"
+                f"{name}: CSS selector {selector!r} did not finish within {self.seconds:g}s on "
+                "this page, whose elements nest deep enough to make its descendant steps try "
+                "every combination: write it with child combinators (`>`) or fewer steps"
             ) from None
-        if self._lexbor_lxml is None:
-            import lxml.html
-
-            parser = lxml.html.HTMLParser(encoding="utf-8", huge_tree=True)
-            serialized = self._tree.html or "<html></html>"
-            self._lexbor_lxml = lxml.html.document_fromstring(serialized.encode(), parser=parser)
-        found = self._lexbor_lxml.xpath(expression)
+        if done.returncode != 0:
+            raise ExtractError(f"{name}: CSS selector {selector!r} could not be matched")
+        answer = json.loads(done.stdout)
         if metric.count:
-            return _counted(name, len(found), metric, selector)
-        if not found:
+            return _counted(name, int(answer["count"]), metric, selector)
+        if not answer["found"]:
             raise ExtractError(f"{name}: CSS selector {selector!r} matched nothing")
-        first = found[0]
+        locale = self.locale if metric.locale or self.locale else None
+        if locale is None and answer["lang"] is not None:
+            locale = page_locale(answer["lang"])
         if metric.attr is not None:
-            raw = first.get(metric.attr)
-            if raw is None:
+            if answer["attr"] is None:
                 raise ExtractError(f"{name}: {selector!r} has no attribute {metric.attr!r}")
-            return finish(name, raw, metric, self._lxml_locale(metric, first))
-        text = " ".join(first.itertext())
-        return finish(name, text, metric, self._lxml_locale(metric, first))
+            return finish(name, answer["attr"], metric, locale)
+        return finish(name, answer["text"], metric, locale)
 
     def css(self, name: str, metric: Metric) -> float:
         selector = metric.css
         assert selector is not None
         if not self._lexbor_is_bounded(selector):
-            return self._css_on_lxml(name, selector, metric)
+            return self._css_in_a_process(name, selector, metric)
         return self._css_on_lexbor(name, selector, metric)
 
     def _css_on_lexbor(self, name: str, selector: str, metric: Metric) -> float:

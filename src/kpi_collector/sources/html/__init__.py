@@ -107,7 +107,7 @@ class HTML(HttpSource):
 
         def read() -> dict[str, float]:
             with self.keeping_page(lambda: text, url, ".html"):
-                document = HtmlDocument(text, locale=self.locale, utf8=utf8)
+                document = HtmlDocument(text, locale=self.locale, utf8=utf8, seconds=ctx.timeout)
                 return self.extract(document.metric)
 
         # XPath, and CSS that may backtrack (`HtmlDocument.css`), may take long: off the loop
