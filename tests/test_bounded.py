@@ -22,7 +22,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from kpi_collector import Pipeline
-from kpi_collector.collect.extract import Metric
+from kpi_collector.collect.extract import Metric, backtracking_combinators
 from kpi_collector.collect.http import Response
 from kpi_collector.collect.offload import run_off_loop
 from kpi_collector.collect.patterns import unicode_classes
@@ -30,6 +30,7 @@ from kpi_collector.config.models import Defaults
 from kpi_collector.demo.server import BackgroundServer
 from kpi_collector.errors import ExtractError
 from kpi_collector.sources import HTML, Command, HttpJson
+from kpi_collector.sources._service import _short, service_message
 
 MiB = 1024 * 1024
 CHUNK = b"x" * 65536
@@ -139,7 +140,31 @@ def hostile_app() -> web.Application:
     async def hop(request: web.Request) -> web.Response:
         raise web.HTTPFound(f"/hop/{int(request.match_info['n']) + 1}")
 
+    async def deep_json(request: web.Request) -> web.Response:
+        return web.Response(text="[" * 100_000 + "]" * 100_000, content_type="application/json")
+
+    async def retry_after(request: web.Request) -> web.Response:
+        status = int(request.query.get("status", "429"))
+        headers = {"Retry-After": request.query["after"]}
+        return web.Response(status=status, text="slow down", headers=headers)
+
+    async def nested(request: web.Request) -> web.Response:
+        depth = 1000
+        text = "<div>" * depth + "<p>1</p>" + "</div>" * depth
+        return web.Response(text=text, content_type="text/html")
+
+    async def to_ftp(request: web.Request) -> web.Response:
+        raise web.HTTPFound("ftp://files.example/stats.txt")
+
+    async def huge_header(request: web.Request) -> web.Response:
+        return web.Response(text="{}", headers={"X-Padding": "a" * 100_000})
+
     for path, handler in [
+        ("/to-ftp", to_ftp),
+        ("/huge-header", huge_header),
+        ("/nested", nested),
+        ("/retry-after", retry_after),
+        ("/deep-json", deep_json),
         ("/healthy", healthy),
         ("/page", page),
         ("/endless", endless),
@@ -246,6 +271,69 @@ def test_error_texts_hold_no_binary_garbage(hostile: str) -> None:
     )
 
 
+def test_json_nested_too_deep_is_an_error_saying_so(hostile: str) -> None:
+    """JSON 100,000 levels deep, from a server and from a program: Python's parser gives up
+    with a RecursionError, which must read as what it is, not as a bug in the source."""
+    deep = "print('{\"a\":' * 100000 + '1' + '}' * 100000)"
+    result = run(
+        HttpJson(name="deep", url=f"{hostile}/deep-json", metrics={"v": "value"}),
+        Command(name="deepcmd", command=[sys.executable, "-c", deep]),
+        *healthy_pair(hostile),
+        timeout=20,
+    )
+    assert result.values == HEALTHY
+    assert result.errors["deep"] == (
+        f"the answer from {hostile}/deep-json is not valid JSON (it nests deeper than the JSON "
+        "reader goes): [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[…"
+    )
+    assert result.errors["deepcmd"] == (
+        "the output is not valid JSON (it nests deeper than the JSON reader goes)"
+    )
+    # an error body that deep is read as text, the way any other body that is not JSON is
+    assert service_message(b"[" * 4000) == _short("[" * 4000)
+
+
+def test_a_retry_after_past_the_sources_timeout_fails_at_once_saying_when(hostile: str) -> None:
+    """A Retry-After the source's time cannot wait out (longer than its `timeout`) ends the
+    attempts with the server's answer and when to come back, instead of waiting until the
+    source's budget runs out and calling it a timeout; one that is not a finite number of
+    seconds or an HTTP date is no Retry-After at all."""
+
+    def source(name: str, after: str, status: int = 429) -> HttpJson:
+        url = f"{hostile}/retry-after?status={status}&after={after}"
+        return HttpJson(name=name, url=url, metrics={"v": "value"})
+
+    result = run(
+        source("unavailable", "30", status=503),
+        source("year", "31536000"),
+        source("date", "Wed,%2021%20Oct%202099%2007:28:00%20GMT"),
+        source("infinite", "inf"),
+        source("nan", "nan"),
+        source("negative", "-5"),
+        *healthy_pair(hostile),
+        timeout=5,
+        retries=1,
+    )
+    assert result.values == HEALTHY
+    where = f"{hostile}/retry-after"
+    assert result.errors["unavailable"] == (
+        f"HTTP 503 from {where}: server error (retry after 30s) — slow down"
+    )
+    assert (
+        result.errors["year"]
+        == f"HTTP 429 from {where}: rate limited (retry after 31536000s) — slow down"
+    )
+    assert result.errors["date"].startswith(f"HTTP 429 from {where}: rate limited (retry after ")
+    assert result.errors["date"].endswith("s) — slow down")
+    for name in ("infinite", "nan"):
+        assert result.errors[name] == f"HTTP 429 from {where}: rate limited — slow down"
+    assert result.errors["negative"] == (
+        f"HTTP 429 from {where}: rate limited (retry after 0s) — slow down"
+    )
+
+
 # redirects -----------------------------------------------------------------------------------
 
 
@@ -255,6 +343,26 @@ def test_a_redirect_loop_says_so_and_after_how_many_hops(hostile: str) -> None:
         f"redirect loop: {hostile}/loop-a was redirected 10 times and came back to "
         f"{hostile}/loop-a; the server sends it in a circle, check the URL (or the login, "
         "when the loop goes through a login page)"
+    )
+
+
+def test_answers_that_are_not_http_to_read_are_terminal_errors_saying_why(hostile: str) -> None:
+    """A redirect to another scheme, a header line past aiohttp's 8190 bytes: one clear line,
+    no retry (the same answer comes again), no parser dump."""
+    result = run(
+        HttpJson(name="ftp", url=f"{hostile}/to-ftp", metrics={"v": "value"}),
+        HttpJson(name="header", url=f"{hostile}/huge-header", metrics={"v": "value"}),
+        *healthy_pair(hostile),
+        retries=2,
+    )
+    assert result.values == HEALTHY
+    assert result.errors["ftp"] == (
+        f"{hostile}/to-ftp redirects to ftp://files.example/stats.txt, which is not an "
+        "http(s) URL; check the URL"
+    )
+    assert result.errors["header"] == (
+        f"the answer from {hostile}/huge-header is not HTTP this client reads: Got more than "
+        "8190 bytes when reading"
     )
 
 
@@ -356,6 +464,96 @@ def test_a_catastrophic_regex_does_not_stall_the_others(hostile: str) -> None:
     )
     assert result.values == HEALTHY
     assert result.errors["evil.n"] == f"n: regex '(a+)+b' found nothing in {'a' * 32!r}"
+
+
+def test_a_css_selector_that_would_backtrack_for_hours_stalls_nothing(
+    tmp_path: Path, hostile: str
+) -> None:
+    """`span div div div p` on 1,000 nested `<div>`s: Lexbor tries every way to pick the
+    ancestors, C(1000, 4) of them, holding the GIL, so in the run's process no timeout
+    could fire and every other source would wait for hours. It runs in a process of its
+    own instead, stopped at the source's timeout; selectors that find their match at once
+    read the same page. `kpi run` in a process of its own, since a stall is for hours."""
+    nested = f"{hostile}/nested"
+    (tmp_path / "kpi.yaml").write_text(
+        json.dumps(
+            {
+                "defaults": {"timeout": 10, "retries": 0},
+                "sources": [
+                    {
+                        "name": "hostile",
+                        "type": "html",
+                        "url": nested,
+                        "timeout": 2,
+                        "metrics": {"none": {"css": "span div div div p", "count": True}},
+                    },
+                    {
+                        "name": "fine",
+                        "type": "html",
+                        "url": nested,
+                        "metrics": {
+                            "deep": "div div div div p",
+                            "wide": {"css": "body ~ div div p", "count": True, "allow_zero": True},
+                            "p": "body p",
+                        },
+                    },
+                    {
+                        "name": "api",
+                        "type": "http_json",
+                        "url": f"{hostile}/healthy",
+                        "metrics": {"v": "value"},
+                    },
+                    {
+                        "name": "site",
+                        "type": "html",
+                        "url": f"{hostile}/page",
+                        "metrics": {"stars": "#n"},
+                    },
+                ],
+            }
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "kpi_collector", "run", "--format", "json", "--no-deliver"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,  # a stall is for hours: this ends the test, not the run
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["errors"] == [
+        {
+            "where": "hostile",
+            "message": f"reading {nested} did not finish within the source's timeout of 2s; "
+            "simplify the selector or pattern, or raise `timeout`",
+        }
+    ]
+    values = {row["kpi"]: row["value"] for row in report["values"]}
+    assert values == {
+        "fine.deep": 1,
+        "fine.wide": 0,
+        "fine.p": 1,
+        "api.v": 7,
+        "site.stars": 1234,
+    }
+
+
+def test_backtracking_combinators_are_counted_at_the_top_level() -> None:
+    cases = {
+        "#n": 0,
+        "div p": 1,
+        "a > b + c": 0,
+        "span div div div p": 4,
+        "a ~ b c": 2,
+        " a  >  b ": 0,
+        "div:not(a b c) p": 1,
+        'a[title="x y z"] b': 1,
+        "a, b c d": 2,
+    }
+    assert {selector: backtracking_combinators(selector) for selector in cases} == cases
 
 
 def test_patterns_re2_cannot_run_are_config_errors() -> None:

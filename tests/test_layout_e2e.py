@@ -106,3 +106,25 @@ def test_regex_and_map_see_lines_as_spaces() -> None:
     assert document.metric("m", Metric(css="#v", regex=r"Users: (\d+)")) == 5
     assert document.metric("m", Metric(xpath="//*[@id='v']", regex=r"Users: (\d+)")) == 5
     assert document.metric("m", Metric(css="#m", map={"Status GREEN": 2})) == 2
+
+
+@pytest.mark.parametrize(
+    ("selector", "value"),
+    [("body div ul", None), ("body div #card", 1_200_000), ("body table #labelled", 1234)],
+)
+def test_a_selector_matched_in_a_process_of_its_own_reads_text_the_same_way(
+    monkeypatch: pytest.MonkeyPatch, selector: str, value: float | None
+) -> None:
+    """A costly selector runs in `css_child` (forced here: no step allowed in this process);
+    its text is laid out as in this process: list items are two numbers, not 5120."""
+    from kpi_collector.collect import extract
+
+    monkeypatch.setattr(extract, "CSS_STEPS", 0)
+    page = f"<html><body><div><div>{PAGE.split('<body>', 1)[1]}</div></div></body></html>"
+    document = HtmlDocument(page)
+    assert not document._lexbor_is_bounded(selector)  # the test runs what it means to
+    if value is None:
+        with pytest.raises(Exception, match="more than one number"):
+            document.metric("m", Metric(css=selector))
+    else:
+        assert document.metric("m", Metric(css=selector)) == value

@@ -12,8 +12,9 @@ import pytest
 from aiohttp import web
 
 from kpi_collector.collect.forms import FormProblem, fill, find_form, parse_html
+from kpi_collector.collect.http import Response, meta_refresh
 from kpi_collector.demo.server import BackgroundServer
-from tests.cli import run_kpi
+from tests.cli import run_kpi, store_dump
 
 PASSWORD = "forum-pass-7781"
 
@@ -390,3 +391,210 @@ sources:
         "password, region, lang, plan, note, legend_field, action, outside; "
         "left empty: password (give them in `fields:`)"
     )
+
+
+# apps that check what a browser sends beside the form, and sessions that do not hold -------
+
+_GUARDED_LOGIN = """<html><head><title>Log in</title></head><body>
+<form method="post" action="session">{token}
+<input name="user"><input type="password" name="pw"><button>Log in</button></form></body></html>"""
+
+
+def guarded_app(
+    *, token_in_form: bool = True, expired: int = 0, refusal: int = 403
+) -> web.Application:
+    """A Django-like app: the login POST must carry the session cookie's CSRF token and come
+    from its own origin (`Origin`, else `Referer`, as Django checks over HTTPS), else
+    `refusal` (403; Laravel answers 419) with the reason on the page. The first `expired`
+    sessions expire right after the login (their next page sends back to the login form)."""
+    app = web.Application()
+    app["seen"] = seen = []
+    tokens: dict[str, str] = {}  # session id -> CSRF token
+    live: set[str] = set()
+    left = [expired]
+
+    async def login_page(request: web.Request) -> web.Response:
+        sid, token = secrets.token_hex(8), secrets.token_hex(16)
+        tokens[sid] = token
+        hidden = f'<input type="hidden" name="csrfmiddlewaretoken" value="{token}">'
+        page = _GUARDED_LOGIN.format(token=hidden if token_in_form else "")
+        response = web.Response(text=page, content_type="text/html")
+        response.set_cookie("sessionid", sid, path="/", samesite="Lax", httponly=True)
+        response.set_cookie("stale", "old", path="/", expires="Thu, 01 Jan 1970 00:00:00 GMT")
+        return response
+
+    async def login_post(request: web.Request) -> web.Response:
+        form = await request.post()
+        seen.append({k: request.headers.get(k) for k in ("Origin", "Referer")})
+        sid = request.cookies.get("sessionid", "")
+        origin = f"{request.scheme}://{request.host}"
+        came_from = request.headers.get("Origin") or request.headers.get("Referer") or ""
+        if form.get("csrfmiddlewaretoken") != tokens.get(sid):
+            reason = "CSRF token missing or incorrect."
+        elif not came_from.startswith(origin):
+            reason = "Referer checking failed - no Referer."
+        else:
+            reason = ""
+        if reason:
+            page = f"<html><head><title>403 Forbidden</title><style>p{{color:red}}</style></head><body><h1>Forbidden (403)</h1><p>CSRF verification failed. Request aborted.</p><p>{reason}</p></body></html>"
+            return web.Response(text=page, status=refusal, content_type="text/html")
+        if form.get("user") != "me" or form.get("pw") != PASSWORD:
+            return web.Response(text=_GUARDED_LOGIN.format(token=""), content_type="text/html")
+        live.add(sid)
+        raise web.HTTPFound("/home")
+
+    async def home(request: web.Request) -> web.Response:
+        return web.Response(text="<h1>Welcome back</h1>", content_type="text/html")
+
+    async def stats(request: web.Request) -> web.Response:
+        sid = request.cookies.get("sessionid", "")
+        if sid in live and left[0] > 0:
+            left[0] -= 1
+            live.discard(sid)
+        if sid not in live:
+            raise web.HTTPFound("/login?next=/stats")
+        return web.Response(text="<p id=members>2,048</p>", content_type="text/html")
+
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/session", login_post)
+    app.router.add_get("/stats", stats)
+    app.router.add_get("/home", home)
+    return app
+
+
+def guarded_config(folder: Path, url: str) -> None:
+    (folder / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - name: community
+    type: html
+    url: {url}/stats
+    login: {{url: {url}/login, fields: {{user: me, pw: "${{APP_PASSWORD}}"}}}}
+    metrics:
+      members: "#members"
+  - {{name: other, type: html, url: {url}/login, metrics: {{fields: {{css: input, count: true}}}}}}
+""")
+    (folder / ".env").write_text(f"APP_PASSWORD={PASSWORD}\n")
+
+
+def test_a_login_post_says_where_it_comes_from_as_a_browser_does(workdir: Path) -> None:
+    """Django over HTTPS refuses a login POST with neither `Origin` nor `Referer`; a browser
+    sends both: the origin of the login page, and the page itself."""
+    app = guarded_app()
+    with BackgroundServer(app) as url:
+        guarded_config(workdir, url)
+        result = run_kpi(workdir, "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(workdir) == [("community.members", 2048.0), ("other.fields", 3.0)]
+    assert app["seen"] == [{"Origin": url, "Referer": f"{url}/login"}]
+
+
+@pytest.mark.parametrize("refusal", [403, 419])
+def test_a_refused_login_says_what_the_server_said(workdir: Path, refusal: int) -> None:
+    """A form whose CSRF token came from a script (not in the HTML): the server's reason is
+    in the error, whatever 4xx it answers with (Laravel's 419 "page expired" too)."""
+    with BackgroundServer(guarded_app(token_in_form=False, refusal=refusal)) as url:
+        guarded_config(workdir, url)
+        result = run_kpi(workdir, "run")
+    assert result.returncode == 1
+    assert stored(workdir) == [("other.fields", 2.0)]  # no token input: user, pw
+    assert run_errors(workdir) == (
+        f"login refused by {url}/session (HTTP {refusal}): 403 Forbidden Forbidden (403) CSRF "
+        "verification failed. Request aborted. CSRF token missing or incorrect.; sent POST "
+        "with user, pw; check the values in `fields:`"
+    )
+    assert PASSWORD not in result.stdout + result.stderr + store_dump(workdir)
+
+
+def test_a_session_that_expires_after_the_login_logs_in_again(workdir: Path) -> None:
+    with BackgroundServer(guarded_app(expired=1)) as url:
+        guarded_config(workdir, url)
+        result = run_kpi(workdir, "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(workdir) == [("community.members", 2048.0), ("other.fields", 3.0)]
+
+
+def test_a_session_that_never_holds_is_a_login_error_saying_so(workdir: Path) -> None:
+    with BackgroundServer(guarded_app(expired=2)) as url:
+        guarded_config(workdir, url)
+        result = run_kpi(workdir, "run")
+    assert result.returncode == 1
+    assert stored(workdir) == [("other.fields", 3.0)]
+    assert run_errors(workdir) == (
+        f"logged in, but {url}/stats answered with the login form again (from {url}/login), "
+        "after a second login too: the site does not keep the session (a cookie it needs, a "
+        "check on the browser) or ends it at once"
+    )
+    assert PASSWORD not in result.stdout + result.stderr + store_dump(workdir)
+
+
+def test_a_login_form_that_changed_names_the_fields_it_lacks(workdir: Path) -> None:
+    """The site renamed `user` to `login`: the refusal says which configured names the
+    form has no input for, besides the ones it sent empty."""
+    app = web.Application()
+
+    async def login_page(request: web.Request) -> web.Response:
+        page = _GUARDED_LOGIN.format(token="").replace('name="user"', 'name="login"')
+        return web.Response(text=page, content_type="text/html")
+
+    async def session(request: web.Request) -> web.Response:
+        return await login_page(request)
+
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/session", session)
+    with BackgroundServer(app) as url:
+        guarded_config(workdir, url)
+        result = run_kpi(workdir, "run")
+    assert result.returncode == 1
+    assert run_errors(workdir) == (
+        f"login refused: the login form came back from {url}/session; sent POST with login, "
+        "pw, user; left empty: login (give them in `fields:`); the form has no input named "
+        "user (did it change? its inputs: login, pw)"
+    )
+
+
+def test_a_meta_refresh_is_followed_as_a_browser_follows_it(workdir: Path) -> None:
+    """A page that sends on with `<meta http-equiv="refresh">` (after a login too): the
+    page it names is read, in the same session; a refresh loop is an error saying so."""
+    app = guarded_app()
+
+    async def moved(request: web.Request) -> web.Response:
+        page = '<html><head><meta http-equiv="Refresh" content="0; URL=\'/stats\'"></head></html>'
+        return web.Response(text=page, content_type="text/html")
+
+    async def circle(request: web.Request) -> web.Response:
+        page = '<meta http-equiv="refresh" content="1;url=/circle">'
+        return web.Response(text=page, content_type="text/html")
+
+    app.router.add_get("/moved", moved)
+    app.router.add_get("/circle", circle)
+    with BackgroundServer(app) as url:
+        guarded_config(workdir, url)
+        config = (
+            (workdir / "kpi.yaml").read_text().replace(f"url: {url}/stats", f"url: {url}/moved")
+        )
+        config += f"  - {{name: circle, type: html, url: {url}/circle, metrics: {{n: p}}}}\n"
+        (workdir / "kpi.yaml").write_text(config)
+        result = run_kpi(workdir, "run")
+    assert result.returncode == 1
+    assert stored(workdir) == [("community.members", 2048.0), ("other.fields", 3.0)]
+    assert run_errors(workdir) == (
+        f"refresh loop: {url}/circle sends on with <meta http-equiv=refresh> to {url}/circle, "
+        "where it had been (after 1 hop); check the URL"
+    )
+
+
+@pytest.mark.parametrize(
+    ("tag", "target"),
+    [
+        ('<meta http-equiv="refresh" content="0; url=/next">', "http://h.test/next"),
+        ("<META HTTP-EQUIV=Refresh CONTENT=\"5;URL='next?x=1'\">", "http://h.test/a/next?x=1"),
+        ('<meta content="0, https://other.test/" http-equiv="refresh">', "https://other.test/"),
+        ('<meta http-equiv="refresh" content="300">', None),  # a reload, not a redirect
+        ('<meta http-equiv="refresh" content="0; url=javascript:go()">', None),
+        ('<meta name="refresh" content="0; url=/next">', None),
+    ],
+)
+def test_meta_refresh_reads_the_url_a_browser_goes_to(tag: str, target: str | None) -> None:
+    answer = Response(200, "http://h.test/a/page", {"Content-Type": "text/html"}, tag.encode())
+    assert meta_refresh(answer) == target

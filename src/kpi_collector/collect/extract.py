@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from kpi_collector.collect.layout import PARAGRAPH, layout_text, lxml_layout_text
 from kpi_collector.collect.numbers import page_locale, parse_number
 from kpi_collector.collect.patterns import compile_pattern
 from kpi_collector.config.locale import check_locale
@@ -266,134 +267,54 @@ def node_locale(node: Any) -> str | None:
     return None
 
 
-#: elements a browser lays out on lines of their own (HTML standard, rendering section 15.3),
-#: and `sup`/`sub`, set apart from the baseline: text on either side of their edges is
-#: never one number (`<li>5</li><li>120</li>` is not 5120, `1,234<sup>1</sup>` not 12341)
-_APART = frozenset(
-    [
-        "address",
-        "article",
-        "aside",
-        "blockquote",
-        "br",
-        "caption",
-        "center",
-        "dd",
-        "details",
-        "dialog",
-        "dir",
-        "div",
-        "dl",
-        "dt",
-        "fieldset",
-        "figcaption",
-        "figure",
-        "footer",
-        "form",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "header",
-        "hgroup",
-        "hr",
-        "legend",
-        "li",
-        "listing",
-        "main",
-        "menu",
-        "nav",
-        "ol",
-        "optgroup",
-        "option",
-        "p",
-        "pre",
-        "section",
-        "summary",
-        "table",
-        "tbody",
-        "td",
-        "tfoot",
-        "th",
-        "thead",
-        "tr",
-        "ul",
-        "sup",
-        "sub",
-    ]
-)
+#: matching steps a CSS selector may cost on Lexbor, which backtracks and holds the GIL while
+#: it does (about a second of one core); past it, the selector runs in a process of its own
+CSS_STEPS = 100_000_000
+#: seconds that process may take (the source gives up at its own `timeout` before)
+CSS_SECONDS = 60.0
 
 
-#: what `layout_text` puts between lines: `parse_number` reads no number across it
-PARAGRAPH = "\u2029"
-
-
-def layout_text(node: Any) -> str:
-    """The text of a parsed HTML `node` (selectolax) as a metric reads it: text nodes in
-    document order, joined by a space within a line (`<span>1</span><span>234</span>` is
-    `1 234`) and by U+2029 (paragraph separator) across the edge of an element in
-    `_APART`, across which `parse_number` never reads one number."""
-    parts: list[str] = []
-    last: int | None = None
-    for item in node.traverse(include_text=True):
-        if item.tag != "-text":
-            if item.tag == "br":
-                last = -1
+@lru_cache(maxsize=4096)
+def backtracking_combinators(selector: str) -> int:
+    """How many combinators of `selector` make a matcher backtrack: descendant (` `) and
+    later-sibling (`~`) ones, counted at the top level (not inside `:not(...)` or `[...]`);
+    for a list (`a, b`), its costliest selector's count."""
+    most = count = 0
+    nesting = 0
+    quote = ""
+    pending_space = False
+    previous = ""  # the last significant character at the top level
+    for char in selector:
+        if quote:
+            quote = "" if char == quote else quote
             continue
-        text = item.text_content or ""
-        if not text:
+        if char in "\"'":
+            quote = char
+        elif char in "([":
+            nesting += 1
+        elif char in ")]":
+            nesting -= 1
+        if nesting or char in "([\"'":
+            if pending_space and previous not in ("", ",", ">", "+", "~"):
+                count += 1
+            pending_space = False
+            previous = char
             continue
-        owner = _owner(item, node)
-        if parts:
-            parts.append(_junction(parts[-1], text, same_line=owner == last))
-        parts.append(text)
-        last = owner
-    return "".join(parts)
+        if char.isspace():
+            pending_space = True
+            continue
+        descendant = pending_space and char not in ">+" and previous not in ("", ",", ">", "+", "~")
+        if char == ",":
+            most, count = max(most, count), 0
+        elif char == "~" or descendant:
+            count += 1
+        pending_space = False
+        previous = char
+    return max(most, count)
 
 
-def _owner(item: Any, root: Any) -> int:
-    """The `mem_id` of the nearest `_APART` element holding `item`, else of `root`."""
-    parent = item.parent
-    while parent is not None and parent.mem_id != root.mem_id:
-        if parent.tag in _APART:
-            return int(parent.mem_id)
-        parent = parent.parent
-    return int(root.mem_id)
-
-
-def lxml_layout_text(element: Any) -> str:
-    """`layout_text` for an lxml element (the XPath extractor); comments are no text."""
-    parts: list[tuple[str, int]] = []
-
-    def walk(current: Any, owner: int) -> None:
-        if isinstance(current.tag, str):  # an element, not a comment
-            _add(parts, current.text, owner)
-        for child in current:
-            apart = isinstance(child.tag, str) and child.tag in _APART
-            walk(child, id(child) if apart else owner)
-            # text after a line of its own (`</li>`, `<br>`) starts a new line
-            _add(parts, child.tail, -id(child) if apart else owner)
-
-    walk(element, id(element))
-    return "".join(text for text, _ in parts)
-
-
-def _add(parts: list[tuple[str, int]], text: str | None, owner: int) -> None:
-    if not text:
-        return
-    if parts:
-        parts.append((_junction(parts[-1][0], text, same_line=parts[-1][1] == owner), owner))
-    parts.append((text, owner))
-
-
-def _junction(before: str, after: str, *, same_line: bool) -> str:
-    """What goes between two texts: a line break across a line's edge, else a space
-    unless one of them brings its own (a page shows a run of spaces as one)."""
-    if not same_line:
-        return PARAGRAPH
-    return "" if before[-1:].isspace() or after[:1].isspace() else " "
+def _choose(n: int, k: int) -> int:
+    return math.comb(n, k) if n >= k else 0
 
 
 class HtmlDocument:
@@ -410,23 +331,98 @@ class HtmlDocument:
     """
 
     def __init__(
-        self, body: bytes | str, *, locale: str | None = None, utf8: bytes | None = None
+        self,
+        body: bytes | str,
+        *,
+        locale: str | None = None,
+        utf8: bytes | None = None,
+        seconds: float = CSS_SECONDS,
     ) -> None:
         from selectolax.lexbor import LexborHTMLParser
 
         self._body = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
         self.locale = locale
+        self.seconds = seconds  # the longest a selector may take in a process of its own
         self._tree = LexborHTMLParser(self._body if utf8 is None else utf8)
         self._lxml: Any = None
+        self._deeper: dict[int, bool] = {}  # depth -> whether the page nests that deep
 
     @property
     def tree(self) -> Any:
         """The Lexbor tree (selectolax `LexborHTMLParser`) the CSS metrics run on."""
         return self._tree
 
+    def _lexbor_is_bounded(self, selector: str) -> bool:
+        """Whether Lexbor's backtracking on `selector` stays within `CSS_STEPS` on this page.
+
+        A selector with k backtracking combinators (`span div div div p`) tries every way to
+        pick k ancestors (or earlier siblings) of each element: about elements × C(depth, k)
+        steps, which a page of nested `<div>`s makes hours long for a selector that matches
+        nothing. The page's depth is probed with a chain of child combinators (`:root > * >
+        ...`), which never backtracks: linear in the page."""
+        k = backtracking_combinators(selector)
+        if k < 2:  # one: each element's ancestors once, linear in the page times its depth
+            return True
+        elements = max(self._body.count("<"), 1)
+        deepest_allowed = k
+        while elements * _choose(deepest_allowed + 1, k) <= CSS_STEPS:
+            deepest_allowed += 1
+        key = deepest_allowed + 1
+        deeper = self._deeper.get(key)
+        if deeper is None:
+            deeper = self._deeper[key] = (
+                self._tree.css_first(":root" + " > *" * deepest_allowed) is not None
+            )
+        return not deeper
+
+    def _css_in_a_process(self, name: str, selector: str, metric: Metric) -> float:
+        """`selector` matched by Lexbor as always, but in a process of its own (`python -m
+        kpi_collector.collect.css_child`), killed after `seconds`: its backtracking holds
+        the GIL, so in this process it would stall every other source past any timeout."""
+        import json
+        import subprocess
+        import sys
+
+        request = {"selector": selector, "count": metric.count, "attr": metric.attr}
+        page = self._body.encode("utf-8")
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "kpi_collector.collect.css_child"],
+                input=json.dumps(request).encode() + b"\n" + page,
+                capture_output=True,
+                timeout=self.seconds,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise ExtractError(
+                f"{name}: CSS selector {selector!r} did not finish within {self.seconds:g}s on "
+                "this page, whose elements nest deep enough to make its descendant steps try "
+                "every combination: write it with child combinators (`>`) or fewer steps"
+            ) from None
+        if done.returncode != 0:
+            raise ExtractError(f"{name}: CSS selector {selector!r} could not be matched")
+        answer = json.loads(done.stdout)
+        if metric.count:
+            return _counted(name, int(answer["count"]), metric, selector)
+        if not answer["found"]:
+            raise ExtractError(f"{name}: CSS selector {selector!r} matched nothing")
+        locale = self.locale if metric.locale or self.locale else None
+        if locale is None and answer["lang"] is not None:
+            locale = page_locale(answer["lang"])
+        if metric.attr is not None:
+            if answer["attr"] is None:
+                raise ExtractError(f"{name}: {selector!r} has no attribute {metric.attr!r}")
+            return finish(name, answer["attr"], metric, locale)
+        return finish(name, answer["text"], metric, locale)
+
     def css(self, name: str, metric: Metric) -> float:
         selector = metric.css
         assert selector is not None
+        if not self._lexbor_is_bounded(selector):
+            return self._css_in_a_process(name, selector, metric)
+        return self._css_on_lexbor(name, selector, metric)
+
+    def _css_on_lexbor(self, name: str, selector: str, metric: Metric) -> float:
         try:
             if metric.count:
                 return _counted(name, len(self._tree.css(selector)), metric, selector)

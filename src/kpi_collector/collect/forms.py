@@ -43,6 +43,10 @@ class FilledForm:
     entries: list[tuple[str, str]]
     empty: list[str] = field(default_factory=list)
     submitter: str | None = None
+    #: names in `fields` that no input of the form has (added at the end, as given), and the
+    #: names the form's inputs do have: a login that the site changed shows here
+    missing: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
 
     @property
     def names(self) -> list[str]:
@@ -126,6 +130,14 @@ def fill(
     entries: list[tuple[str, str]] = []
     for element in owned:
         entries += _entries(element, submitter)
+    inputs = list(
+        dict.fromkeys(
+            c.get("name")
+            for c in owned
+            if c.get("name") and not _is_submit_button(c) and _type(c) not in _NEVER_SENT
+        )
+    )
+    missing = [name for name in fields if name not in inputs]
     entries = _typed_in(entries, fields)
     method = _attribute(submitter, form, "method", ("get", "post"), "get").upper()
     enctype = _attribute(
@@ -147,6 +159,8 @@ def fill(
         entries=entries,
         empty=list(dict.fromkeys(empty)),
         submitter=_describe(submitter) if submitter is not None else None,
+        missing=missing,
+        inputs=inputs,
     )
 
 

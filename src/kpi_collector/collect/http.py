@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import logging
+import math
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,8 @@ from urllib.parse import urljoin, urlsplit
 from pydantic import BaseModel, ByteSize, ConfigDict, field_validator, model_validator
 
 from kpi_collector._version import __version__
-from kpi_collector.collect.retry import BACKOFF, retrying
+from kpi_collector.collect import jsontext
+from kpi_collector.collect.retry import BACKOFF, MAX_RETRY_AFTER, retrying
 from kpi_collector.config.models import MAX_BYTES
 from kpi_collector.errors import ExtractError, HttpError, LoginError
 from kpi_collector.secrets import Secret, redact, redact_cut, remember_basic, reveal
@@ -162,7 +164,7 @@ class Response:
         """The body parsed as JSON; ExtractError (terminal, naming the URL without its query
         and the start of the body) when it is not JSON."""
         try:
-            return json.loads(self.body)
+            return jsontext.loads(self.body)
         except ValueError as exc:
             raise ExtractError(
                 f"the answer from {url_without_query(self.url)} is not valid JSON ({exc}): {_snippet(self.body)}"
@@ -227,14 +229,17 @@ def _snippet(body: bytes) -> str:
 
 
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
-    """Parse `Retry-After` (seconds or an HTTP date) into seconds from now."""
+    """Parse `Retry-After` (seconds or an HTTP date) into seconds from now, at least 0; None
+    when it is missing or neither (`inf`, `nan`, a word)."""
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:  # `inf` and `nan` parse as floats, but are no number of seconds (RFC 9110 10.2.3)
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError):
@@ -379,7 +384,8 @@ class HttpSession:
         has the session's `timeout` in seconds. A status below 400 returns; `ok` lists more
         statuses the caller handles itself (they return, not raise). Connection errors,
         timeouts, 5xx and 429 are transient: retried `retries` times (after the
-        `Retry-After` of the answer; one longer than `collect.retry`'s limit raises at once),
+        `Retry-After` of the answer; one longer than `timeout`, or than `collect.retry`'s
+        limit, raises at once, saying when to come back),
         then raised as HttpError with `transient=True`; other 4xx raise at
         once (terminal). Messages name the URL without its query string.
         """
@@ -400,13 +406,44 @@ class HttpSession:
                 if last is not None and target:
                     chain.append(urljoin(str(last.url), target))
                 raise redirect_error(chain) from None
+            except (
+                aiohttp.InvalidUrlRedirectClientError,
+                aiohttp.NonHttpUrlRedirectClientError,
+            ) as exc:
+                # a `Location` to ftp:, file:, javascript:...: the same one comes next time
+                raise HttpError(
+                    f"{url_without_query(url)} redirects to {redact(str(exc.args[0] if exc.args else exc))}, which is not "
+                    "an http(s) URL; check the URL",
+                    url=url,
+                    transient=False,
+                ) from None
+            except aiohttp.ClientResponseError as exc:
+                # raised by aiohttp's parser itself: a 400 of its own, not the server's status
+                if type(exc) is not aiohttp.ClientResponseError or exc.status != 400:
+                    raise _connection_error(url, exc, self.timeout) from None
+                # aiohttp could not parse the answer (a header line past 8190 bytes, more
+                # headers than it takes, a broken status line): no retry reads it better
+                reason = exc.message.split(":", 1)[0] if exc.message else "unreadable"
+                raise HttpError(
+                    f"the answer from {url_without_query(url)} is not HTTP this client reads: "
+                    f"{printable(reason)[:120]}",
+                    url=url,
+                    transient=False,
+                ) from None
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 raise _connection_error(url, exc, self.timeout) from None
             if response.status < 400 or response.status in ok:
                 return response
             raise _status_error(response, credentials=self.auth is not None or self._cookies)
 
-        return await retrying(attempt, retries=self.retries, backoff=self.client.backoff)
+        # a Retry-After longer than an attempt's time would spend the source's whole budget
+        # waiting (the run gives it `timeout` per attempt): fail now, saying when to come back
+        return await retrying(
+            attempt,
+            retries=self.retries,
+            backoff=self.client.backoff,
+            max_wait=min(MAX_RETRY_AFTER, self.timeout),
+        )
 
     async def _once(
         self,
@@ -491,22 +528,140 @@ class HttpSession:
             redact(target),
             ", ".join(dict.fromkeys(key for key, _ in filled.entries)) or "none",
         )
-        try:
-            if filled.method == "GET":
-                result = await self.request("GET", filled.url)
-            else:
-                body, headers = _form_body(filled.entries, filled.enctype)
-                result = await self.request("POST", filled.url, data=body, headers=headers)
-        except HttpError as exc:
-            if exc.status in (400, 401, 403, 422):
-                raise LoginError(
-                    f"login refused by {target} (HTTP {exc.status}); {_sent(filled)}",
-                    transient=False,
-                ) from None
-            raise
+        # where the submission comes from, as a browser says it: CSRF checks (Django's over
+        # HTTPS, Rails' origin check) refuse a POST with neither `Origin` nor `Referer`
+        sent_from = {"Referer": urlsplit(page.url)._replace(fragment="").geturl()}
+        if filled.method == "GET":
+            result = await self.request("GET", filled.url, headers=sent_from, ok=_REFUSALS)
+        else:
+            body, headers = _form_body(filled.entries, filled.enctype)
+            headers = {**headers, **sent_from, "Origin": _origin(page.url)}
+            result = await self.request(
+                "POST", filled.url, data=body, headers=headers, ok=_REFUSALS
+            )
+        if result.status >= 400:
+            # 403 of a CSRF check, 419 of Laravel's, 422...: what the server said is the why
+            reason = _page_text(result)
+            raise LoginError(
+                f"login refused by {target} (HTTP {result.status})"
+                f"{': ' + reason if reason else ''}; {_sent(filled)}",
+                transient=False,
+            )
         _check_login(form, filled, result)
         log.debug("login: accepted by %s", redact(target))
         return result
+
+
+#: the answers to a login's submission that refuse it (4xx but 429, which is retried)
+_REFUSALS = tuple(status for status in range(400, 500) if status != 429)
+
+
+def _origin(url: str) -> str:
+    """The `Origin` header a browser sends for a request from the page at `url`: its scheme,
+    host and port (RFC 6454), the port only when it is not the scheme's default."""
+    from yarl import URL
+
+    return str(URL(url).origin())
+
+
+def _page_text(response: Response) -> str:
+    """What an HTML answer says, for a message: its title and visible text (no scripts or
+    styles), whitespace collapsed, secrets masked, cut to 200 characters; an answer that is
+    not HTML gives its start (`_snippet`)."""
+    from kpi_collector.collect.forms import FormProblem, parse_html
+
+    if "html" not in response.headers.get("Content-Type", "").lower():
+        return _snippet(response.body)
+    try:
+        doc = parse_html(response.text()[: _BODY_SNIPPET * 64], response.url)
+    except FormProblem:
+        return ""
+    for hidden in doc.xpath("//script|//style|//noscript|//template"):
+        hidden.drop_tree()
+    # each text node apart: `<h1>Forbidden</h1><p>CSRF...` reads as two phrases, not one word
+    text = " ".join(printable(" ".join(doc.itertext())).split())
+    return redact_cut(text, _BODY_SNIPPET)
+
+
+_META_REFRESH = re.compile(
+    rb"""<meta\b[^>]*?http-equiv\s*=\s*["']?refresh\b[^>]*>""", re.IGNORECASE
+)
+_CONTENT = re.compile(rb"""\bcontent\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
+#: the URL part of a refresh's content: `5; url=/next`, `0;URL='/next'`, `0, /next`
+_REFRESH_URL = re.compile(
+    r"""^\s*[\d.]*\s*[;,]?\s*(?:url\s*=\s*)?(['"]?)(.*?)\1\s*$""", re.IGNORECASE
+)
+#: at most this many refreshes in a row are followed
+MAX_REFRESHES = 5
+
+
+def meta_refresh(response: Response) -> str | None:
+    """The absolute URL an HTML answer sends on to with `<meta http-equiv="refresh"
+    content="N; url=...">` (HTML standard, "shared declarative refresh steps"), or None:
+    not HTML, no such tag, or one that only reloads the page. A browser waits N seconds
+    first; a collector has nothing to wait for."""
+    if "html" not in response.headers.get("Content-Type", "").lower():
+        return None
+    tag = _META_REFRESH.search(response.body, 0, 64 * 1024)
+    if tag is None:
+        return None
+    content = _CONTENT.search(tag.group(0))
+    if content is None:
+        return None
+    raw = next(g for g in content.groups() if g is not None).decode("utf-8", errors="replace")
+    found = _REFRESH_URL.match(raw)
+    target = found.group(2).strip() if found else ""
+    if not target:
+        return None
+    absolute = urljoin(response.url, target)
+    return absolute if is_http_url(absolute) else None
+
+
+def refresh_error(chain: list[str]) -> HttpError:
+    """The error for `<meta http-equiv=refresh>` hops that go in a circle or on too long;
+    `chain` is every URL read, the one the last refresh named included."""
+    start, last = url_without_query(chain[0]), url_without_query(chain[-1])
+    hops = len(chain) - 1
+    if chain[-1] in chain[:-1]:
+        return HttpError(
+            f"refresh loop: {start} sends on with <meta http-equiv=refresh> to {last}, where "
+            f"it had been (after {hops} hop{'s' if hops != 1 else ''}); check the URL",
+            url=chain[0],
+            transient=False,
+        )
+    return HttpError(
+        f"too many refreshes: gave up after {hops} <meta http-equiv=refresh> hops from {start} "
+        f"(the last to {last}); check the URL",
+        url=chain[0],
+        transient=False,
+    )
+
+
+_PASSWORD_INPUT = re.compile(rb"""type\s*=\s*["']?password""", re.IGNORECASE)
+
+
+def shows_login_form(form: LoginForm, response: Response) -> bool:
+    """Whether an answer after a login is the login form again (the session expired, or
+    the site did not keep it): an HTML page with a form that has a password input and an
+    input of every name in `fields:` (a page that only changes a password has other names)."""
+    if "html" not in response.headers.get("Content-Type", "").lower():
+        return False
+    if not _PASSWORD_INPUT.search(response.body):  # most pages: no parse needed
+        return False
+    from kpi_collector.collect.forms import FormProblem, controls, parse_html
+
+    try:
+        doc = parse_html(response.text(), response.url)
+    except FormProblem:
+        return False
+    wanted = set(form.fields)
+    for node in doc.iter("form"):
+        owned = controls(doc, node)
+        names = {c.get("name") for c in owned}
+        has_password = any((c.get("type") or "").strip().lower() == "password" for c in owned)
+        if has_password and wanted <= names:
+            return True
+    return False
 
 
 def _check_login(form: LoginForm, filled: FilledForm, result: Response) -> None:
@@ -552,6 +707,11 @@ def _sent(filled: FilledForm) -> str:
         text += f"; left empty: {', '.join(filled.empty)} (give them in `fields:`)"
     else:
         text += "; check the values in `fields:`"
+    if filled.missing:
+        text += (
+            f"; the form has no input named {', '.join(filled.missing)} (did it change? its "
+            f"inputs: {', '.join(filled.inputs) or 'none'})"
+        )
     return text
 
 
@@ -695,7 +855,7 @@ def _status_error(response: Response, *, credentials: bool = True) -> HttpError:
     hints = _STATUS_HINTS if credentials else _HINTS_WITHOUT_CREDENTIALS
     hint = hints.get(status, "server error" if status >= 500 else "request refused")
     message = f"HTTP {status} from {url_without_query(response.url)}: {hint}"
-    if status == 429 and retry_after is not None:
+    if retry_after is not None and (status == 429 or status >= 500):
         message += f" (retry after {retry_after:.0f}s)"
     body = _snippet(response.body)
     if body:

@@ -5,11 +5,11 @@ retry can help and how to fix it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
+from kpi_collector.collect import jsontext
 from kpi_collector.destinations.base import delivery_error
 from kpi_collector.errors import DeliveryError, HttpError
 from kpi_collector.secrets import redact
@@ -106,7 +106,7 @@ def error_detail(response: Response, *keys: str) -> str | None:
     """A short description of an error body: the given JSON keys, or the start of the text."""
     text = response.text().strip()
     try:
-        body = json.loads(text) if text else None
+        body = jsontext.loads(text) if text else None
     except ValueError:
         body = None
     if isinstance(body, dict):

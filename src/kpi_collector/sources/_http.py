@@ -13,13 +13,18 @@ from pydantic import Field, field_validator
 
 from kpi_collector.collect.extract import Metric, coerce_metric, extract_all
 from kpi_collector.collect.http import (
+    MAX_REFRESHES,
     Auth,
+    HttpSession,
     LoginForm,
     Response,
     check_http_url,
+    meta_refresh,
+    refresh_error,
+    shows_login_form,
     url_without_query,
 )
-from kpi_collector.errors import ExtractError, MetricErrors
+from kpi_collector.errors import ExtractError, LoginError, MetricErrors
 from kpi_collector.secrets import redact, remember_values
 from kpi_collector.sources.base import Source, SourceContext
 
@@ -68,16 +73,48 @@ class HttpSource(Source):
     def host(self) -> str | None:
         return urlsplit(self.url).netloc
 
+    #: whether a `<meta http-equiv=refresh>` answer is followed to the page it names
+    follows_refresh: ClassVar[bool] = False
+
     async def fetch(self, ctx: SourceContext) -> Response:
         session = ctx.http(auth=self.auth, headers=self.headers, cookies=self.login is not None)
         try:
-            if self.login is not None:
-                await session.login(self.login)
+            response = await self._fetch(session)
+            if not self.follows_refresh:
+                return response
+            chain = [response.url]
+            while (target := meta_refresh(response)) is not None:
+                chain.append(target)
+                if target in chain[:-1] or len(chain) > MAX_REFRESHES + 1:
+                    raise refresh_error(chain)
+                response = await session.get(target)
+                chain[-1] = response.url  # after its HTTP redirects
+            return response
+        finally:
+            await session.close()
+
+    async def _fetch(self, session: HttpSession) -> Response:
+        """The answer at `url`, after the login (if any) in `session`."""
+        if self.login is None:
             return await session.request(
                 self.method, self.url, params=self.params, json_body=self.body
             )
-        finally:
-            await session.close()
+        # a session can end between the login and the page (it expired, another login
+        # took its place): log in once more, as a user would, before calling it an error
+        for _ in range(2):
+            await session.login(self.login)
+            response = await session.request(
+                self.method, self.url, params=self.params, json_body=self.body
+            )
+            if not shows_login_form(self.login, response):
+                return response
+        raise LoginError(
+            f"logged in, but {url_without_query(self.url)} answered with the login form "
+            f"again (from {url_without_query(response.url)}), after a second login too: "
+            "the site does not keep the session (a cookie it needs, a check on the "
+            "browser) or ends it at once",
+            transient=False,
+        )
 
     @contextmanager
     def keeping_page(self, page: Callable[[], str], url: str, suffix: str) -> Iterator[None]:

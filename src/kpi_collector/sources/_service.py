@@ -9,7 +9,6 @@ A connector declares its config fields, its `known_metrics`, and implements `col
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
@@ -21,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
-from kpi_collector.collect import retry
+from kpi_collector.collect import jsontext, retry
 from kpi_collector.collect.http import (
     Auth,
     Response,
@@ -372,7 +371,7 @@ def service_message(body: bytes) -> str:
     if not text:
         return ""
     try:
-        data = json.loads(text)
+        data = jsontext.loads(text)
     except ValueError:
         if text.lstrip().startswith("<"):
             return ""  # an HTML error page says nothing a user can act on

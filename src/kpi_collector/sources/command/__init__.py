@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -17,7 +16,7 @@ from typing import ClassVar
 
 from pydantic import ByteSize, Field, field_validator
 
-from kpi_collector.collect import groups
+from kpi_collector.collect import groups, jsontext
 from kpi_collector.collect.extract import Metric, finish
 from kpi_collector.errors import ExtractError, SourceError
 from kpi_collector.secrets import redact, remember_values
@@ -70,9 +69,10 @@ class Command(Source):
         text = out.decode(errors="replace").strip()
         if text.startswith("{"):
             try:
-                return to_values(json.loads(text), self.metrics, self.locale)
-            except json.JSONDecodeError as exc:
-                raise ExtractError(f"the output is not valid JSON: {exc}") from None
+                data = jsontext.loads(text)
+            except ValueError as exc:
+                raise ExtractError(f"the output is not valid JSON ({exc})") from None
+            return to_values(data, self.metrics, self.locale)
         metric = self.metrics.get(self.metric) or Metric()
         return {self.metric: finish(self.metric, text, metric, self.locale)}
 

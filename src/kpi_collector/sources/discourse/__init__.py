@@ -6,12 +6,12 @@ The counts are today's: no backfill.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
+from kpi_collector.collect import jsontext
 from kpi_collector.collect.http import Auth, Response
 from kpi_collector.errors import ExtractError, HttpError
 from kpi_collector.secrets import Secret
@@ -106,7 +106,7 @@ def _number(stats: Any, keys: tuple[str, ...]) -> float:
 
 def _error_type(body: bytes) -> str:
     try:
-        data = json.loads(body)
+        data = jsontext.loads(body)
     except ValueError:
         return ""
     return str(data.get("error_type", "")) if isinstance(data, dict) else ""

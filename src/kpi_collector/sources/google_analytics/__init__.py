@@ -8,7 +8,6 @@ grant at the key's `token_uri`); backfill gives each past day.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import date, timedelta
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
+from kpi_collector.collect import jsontext
 from kpi_collector.collect.http import Auth, Response
 from kpi_collector.errors import ExtractError, HttpError, KpiError, SourceError
 from kpi_collector.secrets import Secret, redact, remember
@@ -120,7 +120,7 @@ class GoogleAnalytics(ServiceSource):
             assert self.credentials_json is not None
             text = self.credentials_json.get()
         try:
-            info = json.loads(text)
+            info = jsontext.loads(text)
         except ValueError:
             raise SourceError(
                 f"{where} of source {self.name!r} is not a service account JSON key",
@@ -324,7 +324,7 @@ def _day(text: str | None) -> date:
 
 def _status(body: bytes) -> str:
     try:
-        error = json.loads(body).get("error")
+        error = jsontext.loads(body).get("error")
     except (ValueError, AttributeError):
         return ""
     return str(error.get("status", "")) if isinstance(error, dict) else ""
@@ -333,7 +333,7 @@ def _status(body: bytes) -> str:
 def _reasons(body: bytes) -> set[str]:
     """The `reason`s of the `details` of a Google API error body (`SERVICE_DISABLED`...)."""
     try:
-        details = json.loads(body)["error"].get("details") or []
+        details = jsontext.loads(body)["error"].get("details") or []
     except (ValueError, KeyError, TypeError, AttributeError):
         return set()
     return {str(d.get("reason")) for d in details if isinstance(d, dict) and d.get("reason")}

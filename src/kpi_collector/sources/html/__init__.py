@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
-from kpi_collector.collect.extract import HtmlDocument, check_css
+from kpi_collector.collect.extract import HtmlDocument, backtracking_combinators, check_css
 from kpi_collector.collect.http import url_without_query
 from kpi_collector.collect.offload import INLINE_BYTES
 from kpi_collector.errors import HttpError
@@ -29,6 +29,7 @@ class HTML(HttpSource):
 
     type: ClassVar[str] = "html"
     default_extractor: ClassVar[str] = "css"
+    follows_refresh: ClassVar[bool] = True  # a browser follows it
 
     render: bool = Field(
         default=False, description="load the page in headless Chromium and read the rendered DOM"
@@ -106,10 +107,14 @@ class HTML(HttpSource):
 
         def read() -> dict[str, float]:
             with self.keeping_page(lambda: text, url, ".html"):
-                document = HtmlDocument(text, locale=self.locale, utf8=utf8)
+                document = HtmlDocument(text, locale=self.locale, utf8=utf8, seconds=ctx.timeout)
                 return self.extract(document.metric)
 
-        small = len(text) <= INLINE_BYTES and not any(m.xpath for m in self.metrics.values())
+        # XPath, and CSS that may backtrack (`HtmlDocument.css`), may take long: off the loop
+        small = len(text) <= INLINE_BYTES and not any(
+            m.xpath or (m.css and backtracking_combinators(m.css) > 1)
+            for m in self.metrics.values()
+        )
         if small:
             return read()
         return await ctx.off_loop(read, what=f"reading {url_without_query(url)}")

@@ -5,7 +5,6 @@ with an API key. The API gives today's totals only: no backfill.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -14,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 
+from kpi_collector.collect import jsontext
 from kpi_collector.collect.http import Auth, Response
 from kpi_collector.errors import ExtractError, HttpError, MetricErrors
 from kpi_collector.secrets import Secret, redact
@@ -117,7 +117,7 @@ class YouTube(ServiceSource):
 def _reasons(body: bytes) -> set[str]:
     """The `reason`s of a Google API error body (`errors[]` and `details[]`)."""
     try:
-        error = json.loads(body).get("error")
+        error = jsontext.loads(body).get("error")
     except (ValueError, AttributeError):
         return set()
     if not isinstance(error, dict):

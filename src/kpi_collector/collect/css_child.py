@@ -1,0 +1,61 @@
+"""A CSS selector matched by Lexbor in a process of its own, for `HtmlDocument.css` when the
+page could make the selector backtrack for hours (the parent kills this process at its
+limit). Reads one JSON line ({"selector", "count", "attr"}) and then the page as UTF-8 on
+stdin; writes {"count": n} or {"found", "text", "attr", "lang"} as JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+
+def _die_with_parent() -> None:
+    """On Linux, be killed when the process that started this one dies (prctl(2)
+    PR_SET_PDEATHSIG), so a run that ends or crashes leaves no matcher running."""
+    import os
+    import signal
+
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent died before the call: nobody waits for this
+        sys.exit(1)
+
+
+def main() -> None:
+    _die_with_parent()
+    from selectolax.lexbor import LexborHTMLParser
+
+    from kpi_collector.collect.layout import layout_text
+
+    data = sys.stdin.buffer.read()
+    header, _, page = data.partition(b"\n")
+    request = json.loads(header)
+    tree = LexborHTMLParser(page)
+    selector = request["selector"]
+    if request["count"]:
+        answer: dict[str, object] = {"count": len(tree.css(selector))}
+    else:
+        node = tree.css_first(selector)
+        answer = {"found": node is not None, "text": None, "attr": None, "lang": None}
+        if node is not None:
+            answer["text"] = layout_text(node)
+            if request["attr"] is not None:
+                answer["attr"] = node.attributes.get(request["attr"])
+            walk: Any = node
+            while walk is not None:  # the element's language: the nearest `lang`
+                attributes = getattr(walk, "attributes", None) or {}
+                if "lang" in attributes:
+                    answer["lang"] = attributes["lang"]
+                    break
+                walk = walk.parent
+    sys.stdout.write(json.dumps(answer))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""A parsed HTML element's text as a page lays it out, for metrics: no number is read across
+the edge of a block (`<li>5</li><li>120</li>` is not 5120). Standard library only, so the
+process that matches a costly CSS selector (`css_child`) reads text the same way cheaply.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: elements a browser lays out on lines of their own (HTML standard, rendering section 15.3),
+#: and `sup`/`sub`, set apart from the baseline: text on either side of their edges is
+#: never one number (`<li>5</li><li>120</li>` is not 5120, `1,234<sup>1</sup>` not 12341)
+_APART = frozenset(
+    [
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "br",
+        "caption",
+        "center",
+        "dd",
+        "details",
+        "dialog",
+        "dir",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hgroup",
+        "hr",
+        "legend",
+        "li",
+        "listing",
+        "main",
+        "menu",
+        "nav",
+        "ol",
+        "optgroup",
+        "option",
+        "p",
+        "pre",
+        "section",
+        "summary",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+        "sup",
+        "sub",
+    ]
+)
+
+
+#: what `layout_text` puts between lines: `parse_number` reads no number across it
+PARAGRAPH = "\u2029"
+
+
+def layout_text(node: Any) -> str:
+    """The text of a parsed HTML `node` (selectolax) as a metric reads it: text nodes in
+    document order, joined by a space within a line (`<span>1</span><span>234</span>` is
+    `1 234`) and by U+2029 (paragraph separator) across the edge of an element in
+    `_APART`, across which `parse_number` never reads one number."""
+    parts: list[str] = []
+    last: int | None = None
+    for item in node.traverse(include_text=True):
+        if item.tag != "-text":
+            if item.tag == "br":
+                last = -1
+            continue
+        text = item.text_content or ""
+        if not text:
+            continue
+        owner = _owner(item, node)
+        if parts:
+            parts.append(_junction(parts[-1], text, same_line=owner == last))
+        parts.append(text)
+        last = owner
+    return "".join(parts)
+
+
+def _owner(item: Any, root: Any) -> int:
+    """The `mem_id` of the nearest `_APART` element holding `item`, else of `root`."""
+    parent = item.parent
+    while parent is not None and parent.mem_id != root.mem_id:
+        if parent.tag in _APART:
+            return int(parent.mem_id)
+        parent = parent.parent
+    return int(root.mem_id)
+
+
+def lxml_layout_text(element: Any) -> str:
+    """`layout_text` for an lxml element (the XPath extractor); comments are no text."""
+    parts: list[tuple[str, int]] = []
+
+    def walk(current: Any, owner: int) -> None:
+        if isinstance(current.tag, str):  # an element, not a comment
+            _add(parts, current.text, owner)
+        for child in current:
+            apart = isinstance(child.tag, str) and child.tag in _APART
+            walk(child, id(child) if apart else owner)
+            # text after a line of its own (`</li>`, `<br>`) starts a new line
+            _add(parts, child.tail, -id(child) if apart else owner)
+
+    walk(element, id(element))
+    return "".join(text for text, _ in parts)
+
+
+def _add(parts: list[tuple[str, int]], text: str | None, owner: int) -> None:
+    if not text:
+        return
+    if parts:
+        parts.append((_junction(parts[-1][0], text, same_line=parts[-1][1] == owner), owner))
+    parts.append((text, owner))
+
+
+def _junction(before: str, after: str, *, same_line: bool) -> str:
+    """What goes between two texts: a line break across a line's edge, else a space
+    unless one of them brings its own (a page shows a run of spaces as one)."""
+    if not same_line:
+        return PARAGRAPH
+    return "" if before[-1:].isspace() or after[:1].isspace() else " "
