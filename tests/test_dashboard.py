@@ -1256,3 +1256,26 @@ def test_tiles_carry_their_source_state_and_a_formula_names_its_failed_input(
         assert 'class="tile stale" data-kpi="queue.n"' in html
     finally:
         later.close()
+
+
+@pytest.mark.parametrize(
+    ("since", "expected"),
+    [
+        # 2 months shown (February, March): the 2 months before are December and January
+        ("2026-02-01", [("2025-12-01", "2026-02-01"), ("2026-01-01", "2026-03-01")]),
+        # 1 month shown (March, 31 days): the month before is February (28 days), drawn at March
+        ("2026-03-01", [("2026-02-01", "2026-03-01")]),
+    ],
+)
+def test_series_previous_window_of_months_counts_months_not_days(
+    client: Any, data: DashboardData, since: str, expected: list[tuple[str, str]]
+) -> None:
+    doc = client.get(
+        "/api/kpis/crm.paying/series", params={"period": "month", "since": since}
+    ).json()
+    full = dict(
+        data.store.series(["crm.paying"], period="month", tz=data.zone, agg=data.agg)["crm.paying"]
+    )
+    assert [(p["period"], p["at"]) for p in doc["previous"]] == expected
+    assert [p["value"] for p in doc["previous"]] == [full[date.fromisoformat(d)] for d, _ in expected]
+    assert {p["at"] for p in doc["previous"]} <= {p["period"] for p in doc["points"]}

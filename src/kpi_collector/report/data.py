@@ -282,6 +282,17 @@ def shift_periods(start: date, period: str, count: int) -> date:
     return date(months // 12, months % 12 + 1, 1)
 
 
+def periods_between(start: date, end: date, period: str) -> int:
+    """How many periods from the one at `start` to the one at `end` (excluded): 2 from
+    1 February to 1 April, whatever the months' lengths."""
+    start, end = period_start(start, period), period_start(end, period)
+    if period == "day":
+        return (end - start).days
+    if period == "week":
+        return (end - start).days // 7
+    return (end.year - start.year) * 12 + end.month - start.month
+
+
 def year_earlier(day: date, period: str) -> date:
     """The same period a year before: 52 weeks for weeks (same weekday), else the same date."""
     if period == "week":
@@ -655,9 +666,11 @@ class DashboardData:
         today = datetime.fromtimestamp(self.clock(), self.zone).date()
         end = next_period(period_start(today, period), period)
         fetch_from = None
+        count = 0  # how many periods the window shows (the window before has as many)
         if since is not None:
             since = period_start(since, period)
-            before = since - (end - since)
+            count = periods_between(since, end, period)
+            before = shift_periods(since, period, count)
             fetch_from = min(
                 period_start(before, period), period_start(year_earlier(since, period), period)
             )
@@ -676,11 +689,10 @@ class DashboardData:
         previous: list[PointDoc] = []
         year_ago: list[PointDoc] = []
         if since is not None:
-            span = end - since
             year_from, year_to = year_earlier(since, period), year_earlier(end, period)
             for d, v in points:
-                if since - span <= d < since:
-                    previous.append(point(d, v, d + span))
+                if before <= d < since:  # drawn `count` periods later (months, not days)
+                    previous.append(point(d, v, shift_periods(d, period, -count)))
                 if year_from <= d < year_to:
                     shifted = d + timedelta(weeks=52) if period == "week" else _next_year(d)
                     year_ago.append(point(d, v, shifted))
