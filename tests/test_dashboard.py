@@ -1279,3 +1279,20 @@ def test_series_previous_window_of_months_counts_months_not_days(
     assert [(p["period"], p["at"]) for p in doc["previous"]] == expected
     assert [p["value"] for p in doc["previous"]] == [full[date.fromisoformat(d)] for d, _ in expected]
     assert {p["at"] for p in doc["previous"]} <= {p["period"] for p in doc["points"]}
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\t \n"])
+def test_a_blank_token_is_no_token(data: DashboardData, blank: str) -> None:
+    """A blank access token (an empty KPI_DASHBOARD_TOKEN, a stray space) opens nothing: a
+    public bind is refused, and the app answers only loopback Host headers as without one."""
+    from starlette.testclient import TestClient
+
+    from kpi_collector.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="KPI_DASHBOARD_TOKEN"):
+        check_bind("0.0.0.0", blank)
+    app = create_app(data.config, data=data, token=blank)
+    with TestClient(app, base_url="http://kpi.example.com") as c:
+        for headers in ({}, {"authorization": "Bearer "}, {"authorization": f"Bearer {blank}"}):
+            assert c.get("/api/kpis", headers=headers).status_code == 421
+        assert c.get("/api/kpis", params={"token": blank}).status_code == 421
