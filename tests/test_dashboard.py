@@ -1296,3 +1296,38 @@ def test_a_blank_token_is_no_token(data: DashboardData, blank: str) -> None:
         for headers in ({}, {"authorization": "Bearer "}, {"authorization": f"Bearer {blank}"}):
             assert c.get("/api/kpis", headers=headers).status_code == 421
         assert c.get("/api/kpis", params={"token": blank}).status_code == 421
+
+
+def test_the_run_in_progress_detail_is_redacted(config_path: Path, tmp_path: Path) -> None:
+    """The run-in-progress row's `detail` (the program) is redacted again when shown, as every
+    other stored text of the health document: one stored unredacted (a writer that did not
+    know the secret) must not reach /api/kpis."""
+    import sqlalchemy as sa
+    from starlette.testclient import TestClient
+
+    from kpi_collector.secrets import remember
+    from kpi_collector.store.schema import heartbeats
+
+    config = _copy_of(config_path, tmp_path / "running")
+    remember(SECRET)  # the dashboard's process knows it (from the config's .env)
+    store = HistoryStore(config.store_url)
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.insert(heartbeats).values(
+                name="run",
+                pid=4243,
+                hostname="host-a",
+                started_at=NOW.timestamp() - 30,
+                beat_at=NOW.timestamp() - 5,
+                state="running",
+                detail=f"kpi run --header Authorization=Bearer {SECRET}",
+            )
+        )
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    with TestClient(create_app(config, data=data), base_url="http://127.0.0.1") as c:
+        response = c.get("/api/kpis")
+        running = response.json()["health"]["run_in_progress"]
+        assert running["detail"] == "kpi run --header Authorization=Bearer ***"
+        assert SECRET not in response.text and SECRET not in c.get("/").text
+    data.close()

@@ -548,7 +548,7 @@ class DashboardData:
             if running is None
             else {
                 "started_at": iso(running["started_at"], self.zone),
-                "detail": running.get("detail"),
+                "detail": redact(running["detail"]) if running.get("detail") else None,
             },
             "alerts": [
                 {
