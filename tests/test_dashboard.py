@@ -1277,7 +1277,9 @@ def test_series_previous_window_of_months_counts_months_not_days(
         data.store.series(["crm.paying"], period="month", tz=data.zone, agg=data.agg)["crm.paying"]
     )
     assert [(p["period"], p["at"]) for p in doc["previous"]] == expected
-    assert [p["value"] for p in doc["previous"]] == [full[date.fromisoformat(d)] for d, _ in expected]
+    assert [p["value"] for p in doc["previous"]] == [
+        full[date.fromisoformat(d)] for d, _ in expected
+    ]
     assert {p["at"] for p in doc["previous"]} <= {p["period"] for p in doc["points"]}
 
 
