@@ -1333,3 +1333,39 @@ def test_the_run_in_progress_detail_is_redacted(config_path: Path, tmp_path: Pat
         assert running["detail"] == "kpi run --header Authorization=Bearer ***"
         assert SECRET not in response.text and SECRET not in c.get("/").text
     data.close()
+
+
+def test_a_kpi_id_with_a_slash_has_its_page_and_series(tmp_path: Path) -> None:
+    """A metric named `downloads/day` makes the KPI `pypi.downloads/day`: the overview links
+    to /kpi/pypi.downloads%2Fday, which the server sees as a path with a `/` in it; its page,
+    series and CSV answer for that KPI (not 404), and an unknown one is still 404."""
+    from urllib.parse import quote
+
+    from starlette.testclient import TestClient
+
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\ntimezone: UTC\nsources:\n"
+        "  - {name: pypi, type: http_json, url: 'http://127.0.0.1:9/', "
+        "metrics: {'downloads/day': data.d}}\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    kpi = "pypi.downloads/day"
+    store = HistoryStore(config.store_url)
+    at = NOW.timestamp() - 3600
+    run = store.begin_run(started_at=at)
+    store.finish_run(run, observations=[(kpi, at, 41.5, "pypi")], finished_at=at + 1)
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    path = quote(kpi, safe="")
+    with TestClient(create_app(config, data=data), base_url="http://127.0.0.1") as c:
+        assert f'href="/kpi/{path}"' in c.get("/").text
+        page = c.get(f"/kpi/{path}")
+        assert page.status_code == 200 and "41.5" in page.text
+        series = c.get(f"/api/kpis/{path}/series", params={"period": "day"}).json()
+        assert series["id"] == kpi
+        assert series["points"] == [{"period": "2026-03-31", "value": 41.5, "text": "41.5"}]
+        csv_text = c.get(f"/api/kpis/{path}/series.csv", params={"period": "day"}).text
+        assert csv_text == f"period,kpi,value\n2026-03-31,{kpi},41.5\n"
+        assert c.get("/api/kpis/pypi.nothing%2Fhere/series").status_code == 404
+    data.close()

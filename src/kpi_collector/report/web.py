@@ -362,15 +362,17 @@ def create_app(
 
         return wrapped
 
+    # `{kpi:path}`: a KPI id may hold a `/` (a metric `downloads/day`), which the links send
+    # as %2F and the server hands over decoded
     static = StaticFiles(directory=str(resources.files("kpi_collector.report").joinpath("static")))
     routes = [
         Route("/", page(overview)),
-        Route("/kpi/{kpi}", page(kpi_page)),
+        Route("/kpi/{kpi:path}", page(kpi_page)),
         Route("/runs", page(runs_page)),
         Route("/api/kpis", api_kpis),
         Route("/api/kpis.csv", api_kpis_csv),
-        Route("/api/kpis/{kpi}/series", api_series),
-        Route("/api/kpis/{kpi}/series.csv", api_series_csv),
+        Route("/api/kpis/{kpi:path}/series", api_series),
+        Route("/api/kpis/{kpi:path}/series.csv", api_series_csv),
         Route("/api/runs", api_runs),
         Route("/api/annotations", api_annotations, methods=["GET"]),
         Route("/api/annotations", add_annotation, methods=["POST"]),
