@@ -1369,3 +1369,30 @@ def test_a_kpi_id_with_a_slash_has_its_page_and_series(tmp_path: Path) -> None:
         assert csv_text == f"period,kpi,value\n2026-03-31,{kpi},41.5\n"
         assert c.get("/api/kpis/pypi.nothing%2Fhere/series").status_code == 404
     data.close()
+
+
+@pytest.mark.parametrize(("agg", "expected"), [("sum", 7.5), ("avg", 3.75), ("max", 4.5)])
+def test_a_tile_older_than_its_sparkline_shows_its_period_by_agg(
+    tmp_path: Path, agg: str, expected: float
+) -> None:
+    """A KPI whose newest value is older than the overview's 30 days shows its newest day's
+    value by its `agg` (two runs on 20 February 2026, 3 and 4.5: sum 7.5, avg 3.75, max 4.5),
+    as every other tile does, not just the newest value stored."""
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\ntimezone: Europe/Berlin\n"
+        f"kpis:\n  pypi.downloads: {{agg: {agg}}}\nsources:\n"
+        "  - {name: pypi, type: http_json, url: 'http://127.0.0.1:9/', metrics: {downloads: d}}\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    store = HistoryStore(config.store_url)
+    for hour, value in ((8, 3.0), (20, 4.5)):
+        at = datetime(2026, 2, 20, hour, tzinfo=UTC).timestamp()
+        run = store.begin_run(started_at=at)
+        store.finish_run(run, observations=[("pypi.downloads", at, value, "pypi")], finished_at=at)
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    tile = data.overview("day")["kpis"][0]
+    assert (tile["id"], tile["period"], tile["value"]) == ("pypi.downloads", None, expected)
+    assert tile["sparkline"] == [None] * 30
+    data.close()

@@ -442,6 +442,7 @@ class DashboardData:
         ids = [kpi for _, members in sections for kpi in members]
         missing = [k for k in ids if k not in sparks]
         older = self.store.latest(missing) if missing else {}
+        older_values = self._newest_period_values(older, period)
         runs = self.store.runs(1)
         failures = self._failures(runs[0] if runs else None)
         tiles: list[Tile] = []
@@ -465,7 +466,7 @@ class DashboardData:
                     previous_period = labels[known[-2]]
             elif kpi in older:
                 row = older[kpi]
-                value, updated = row.value, row.ts
+                value, updated = older_values.get(kpi, row.value), row.ts
             if stamps is None and known:  # raw-query fallback: no timestamps with the periods
                 if raw_latest is None:
                     raw_latest = self.store.latest(ids)
@@ -520,6 +521,22 @@ class DashboardData:
             ],
             "kpis": tiles,
         }
+
+    def _newest_period_values(self, newest: dict[str, Any], period: str) -> dict[str, float]:
+        """The value by its `agg` of the period that holds each KPI's newest observation
+        (`newest`: {kpi: StoredObservation}), for the KPIs whose agg is not `last` (there,
+        the newest observation is that value)."""
+        out: dict[str, float] = {}
+        for kpi, row in newest.items():
+            if self.agg.get(kpi, "last") == "last":
+                continue
+            day = datetime.fromtimestamp(row.ts, self.zone).date()
+            points = self.store.series(
+                [kpi], period=period, since=day, tz=self.zone, agg=self.agg
+            ).get(kpi)
+            if points:
+                out[kpi] = points[-1][1]
+        return out
 
     def health(self) -> HealthDoc | None:
         """The collector's health (`kpi validate --health`): problems, warnings, the scheduler
