@@ -1396,3 +1396,41 @@ def test_a_tile_older_than_its_sparkline_shows_its_period_by_agg(
     assert (tile["id"], tile["period"], tile["value"]) == ("pypi.downloads", None, expected)
     assert tile["sparkline"] == [None] * 30
     data.close()
+
+
+def test_a_tile_compares_with_a_period_before_its_sparkline(tmp_path: Path) -> None:
+    """`previous` is the period before the newest that has a value, even when that one is
+    older than the sparkline's window: a KPI collected monthly, per day (30 days from
+    2 March 2026), compares 31 March (12) with 27 February (4 + 6 by agg: sum = 10)."""
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\ntimezone: Europe/Berlin\n"
+        "kpis:\n  crm.mrr: {agg: sum}\nsources:\n"
+        "  - {name: crm, type: http_json, url: 'http://127.0.0.1:9/', metrics: {mrr: d}}\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    store = HistoryStore(config.store_url)
+    for when, value in (
+        (datetime(2026, 2, 27, 9, tzinfo=UTC), 4.0),
+        (datetime(2026, 2, 27, 22, 30, tzinfo=UTC), 6.0),  # 23:30 in Berlin: still the 27th
+        (datetime(2026, 3, 31, 7, tzinfo=UTC), 12.0),
+    ):
+        run = store.begin_run(started_at=when.timestamp())
+        store.finish_run(
+            run,
+            observations=[("crm.mrr", when.timestamp(), value, "crm")],
+            finished_at=when.timestamp(),
+        )
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    tile = data.overview("day")["kpis"][0]
+    assert (tile["period"], tile["value"]) == ("2026-03-31", 12.0)
+    assert (tile["previous_period"], tile["previous"], tile["change"]) == ("2026-02-27", 10.0, 2.0)
+    assert tile["change_pct"] == pytest.approx(20.0)
+    month = data.overview("month")["kpis"][0]  # both months in the window: unchanged
+    assert (month["previous_period"], month["previous"], month["value"]) == (
+        "2026-02-01",
+        10.0,
+        12.0,
+    )
+    data.close()

@@ -443,6 +443,8 @@ class DashboardData:
         missing = [k for k in ids if k not in sparks]
         older = self.store.latest(missing) if missing else {}
         older_values = self._newest_period_values(older, period)
+        lone = [k for k in ids if sum(v is not None for v in sparks.get(k, ())) == 1]
+        before = self._period_before(lone, period, since)
         runs = self.store.runs(1)
         failures = self._failures(runs[0] if runs else None)
         tiles: list[Tile] = []
@@ -464,6 +466,9 @@ class DashboardData:
                 if len(known) > 1:
                     previous = spark[known[-2]]
                     previous_period = labels[known[-2]]
+                elif kpi in before:  # the period before it is older than the sparkline
+                    start_before, previous = before[kpi]
+                    previous_period = start_before.isoformat()
             elif kpi in older:
                 row = older[kpi]
                 value, updated = older_values.get(kpi, row.value), row.ts
@@ -521,6 +526,26 @@ class DashboardData:
             ],
             "kpis": tiles,
         }
+
+    def _period_before(
+        self, kpis: Sequence[str], period: str, start: date
+    ) -> dict[str, tuple[date, float]]:
+        """Each KPI's newest period before `start` (a period's first day) that has a value, and
+        that value by its `agg`: {kpi: (period start, value)}; KPIs without one are left out."""
+        from kpi_collector.store.periods import local_midnight
+
+        if not kpis:
+            return {}
+        newest = self.store.latest(kpis, before=local_midnight(start, self.zone), strictly=True)
+        out: dict[str, tuple[date, float]] = {}
+        for kpi, row in newest.items():
+            day = datetime.fromtimestamp(row.ts, self.zone).date()
+            points = self.store.series(
+                [kpi], period=period, since=day, tz=self.zone, agg=self.agg
+            ).get(kpi)
+            if points and points[0][0] < start:  # the period of `row`, whole
+                out[kpi] = points[0]
+        return out
 
     def _newest_period_values(self, newest: dict[str, Any], period: str) -> dict[str, float]:
         """The value by its `agg` of the period that holds each KPI's newest observation
