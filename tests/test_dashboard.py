@@ -1256,3 +1256,181 @@ def test_tiles_carry_their_source_state_and_a_formula_names_its_failed_input(
         assert 'class="tile stale" data-kpi="queue.n"' in html
     finally:
         later.close()
+
+
+@pytest.mark.parametrize(
+    ("since", "expected"),
+    [
+        # 2 months shown (February, March): the 2 months before are December and January
+        ("2026-02-01", [("2025-12-01", "2026-02-01"), ("2026-01-01", "2026-03-01")]),
+        # 1 month shown (March, 31 days): the month before is February (28 days), drawn at March
+        ("2026-03-01", [("2026-02-01", "2026-03-01")]),
+    ],
+)
+def test_series_previous_window_of_months_counts_months_not_days(
+    client: Any, data: DashboardData, since: str, expected: list[tuple[str, str]]
+) -> None:
+    doc = client.get(
+        "/api/kpis/crm.paying/series", params={"period": "month", "since": since}
+    ).json()
+    full = dict(
+        data.store.series(["crm.paying"], period="month", tz=data.zone, agg=data.agg)["crm.paying"]
+    )
+    assert [(p["period"], p["at"]) for p in doc["previous"]] == expected
+    assert [p["value"] for p in doc["previous"]] == [
+        full[date.fromisoformat(d)] for d, _ in expected
+    ]
+    assert {p["at"] for p in doc["previous"]} <= {p["period"] for p in doc["points"]}
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\t \n"])
+def test_a_blank_token_is_no_token(data: DashboardData, blank: str) -> None:
+    """A blank access token (an empty KPI_DASHBOARD_TOKEN, a stray space) opens nothing: a
+    public bind is refused, and the app answers only loopback Host headers as without one."""
+    from starlette.testclient import TestClient
+
+    from kpi_collector.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="KPI_DASHBOARD_TOKEN"):
+        check_bind("0.0.0.0", blank)
+    app = create_app(data.config, data=data, token=blank)
+    with TestClient(app, base_url="http://kpi.example.com") as c:
+        for headers in ({}, {"authorization": "Bearer "}, {"authorization": f"Bearer {blank}"}):
+            assert c.get("/api/kpis", headers=headers).status_code == 421
+        assert c.get("/api/kpis", params={"token": blank}).status_code == 421
+
+
+def test_the_run_in_progress_detail_is_redacted(config_path: Path, tmp_path: Path) -> None:
+    """The run-in-progress row's `detail` (the program) is redacted again when shown, as every
+    other stored text of the health document: one stored unredacted (a writer that did not
+    know the secret) must not reach /api/kpis."""
+    import sqlalchemy as sa
+    from starlette.testclient import TestClient
+
+    from kpi_collector.secrets import remember
+    from kpi_collector.store.schema import heartbeats
+
+    config = _copy_of(config_path, tmp_path / "running")
+    remember(SECRET)  # the dashboard's process knows it (from the config's .env)
+    store = HistoryStore(config.store_url)
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.insert(heartbeats).values(
+                name="run",
+                pid=4243,
+                hostname="host-a",
+                started_at=NOW.timestamp() - 30,
+                beat_at=NOW.timestamp() - 5,
+                state="running",
+                detail=f"kpi run --header Authorization=Bearer {SECRET}",
+            )
+        )
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    with TestClient(create_app(config, data=data), base_url="http://127.0.0.1") as c:
+        response = c.get("/api/kpis")
+        running = response.json()["health"]["run_in_progress"]
+        assert running["detail"] == "kpi run --header Authorization=Bearer ***"
+        assert SECRET not in response.text and SECRET not in c.get("/").text
+    data.close()
+
+
+def test_a_kpi_id_with_a_slash_has_its_page_and_series(tmp_path: Path) -> None:
+    """A metric named `downloads/day` makes the KPI `pypi.downloads/day`: the overview links
+    to /kpi/pypi.downloads%2Fday, which the server sees as a path with a `/` in it; its page,
+    series and CSV answer for that KPI (not 404), and an unknown one is still 404."""
+    from urllib.parse import quote
+
+    from starlette.testclient import TestClient
+
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\ntimezone: UTC\nsources:\n"
+        "  - {name: pypi, type: http_json, url: 'http://127.0.0.1:9/', "
+        "metrics: {'downloads/day': data.d}}\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    kpi = "pypi.downloads/day"
+    store = HistoryStore(config.store_url)
+    at = NOW.timestamp() - 3600
+    run = store.begin_run(started_at=at)
+    store.finish_run(run, observations=[(kpi, at, 41.5, "pypi")], finished_at=at + 1)
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    path = quote(kpi, safe="")
+    with TestClient(create_app(config, data=data), base_url="http://127.0.0.1") as c:
+        assert f'href="/kpi/{path}"' in c.get("/").text
+        page = c.get(f"/kpi/{path}")
+        assert page.status_code == 200 and "41.5" in page.text
+        series = c.get(f"/api/kpis/{path}/series", params={"period": "day"}).json()
+        assert series["id"] == kpi
+        assert series["points"] == [{"period": "2026-03-31", "value": 41.5, "text": "41.5"}]
+        csv_text = c.get(f"/api/kpis/{path}/series.csv", params={"period": "day"}).text
+        assert csv_text == f"period,kpi,value\n2026-03-31,{kpi},41.5\n"
+        assert c.get("/api/kpis/pypi.nothing%2Fhere/series").status_code == 404
+    data.close()
+
+
+@pytest.mark.parametrize(("agg", "expected"), [("sum", 7.5), ("avg", 3.75), ("max", 4.5)])
+def test_a_tile_older_than_its_sparkline_shows_its_period_by_agg(
+    tmp_path: Path, agg: str, expected: float
+) -> None:
+    """A KPI whose newest value is older than the overview's 30 days shows its newest day's
+    value by its `agg` (two runs on 20 February 2026, 3 and 4.5: sum 7.5, avg 3.75, max 4.5),
+    as every other tile does, not just the newest value stored."""
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\ntimezone: Europe/Berlin\n"
+        f"kpis:\n  pypi.downloads: {{agg: {agg}}}\nsources:\n"
+        "  - {name: pypi, type: http_json, url: 'http://127.0.0.1:9/', metrics: {downloads: d}}\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    store = HistoryStore(config.store_url)
+    for hour, value in ((8, 3.0), (20, 4.5)):
+        at = datetime(2026, 2, 20, hour, tzinfo=UTC).timestamp()
+        run = store.begin_run(started_at=at)
+        store.finish_run(run, observations=[("pypi.downloads", at, value, "pypi")], finished_at=at)
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    tile = data.overview("day")["kpis"][0]
+    assert (tile["id"], tile["period"], tile["value"]) == ("pypi.downloads", None, expected)
+    assert tile["sparkline"] == [None] * 30
+    data.close()
+
+
+def test_a_tile_compares_with_a_period_before_its_sparkline(tmp_path: Path) -> None:
+    """`previous` is the period before the newest that has a value, even when that one is
+    older than the sparkline's window: a KPI collected monthly, per day (30 days from
+    2 March 2026), compares 31 March (12) with 27 February (4 + 6 by agg: sum = 10)."""
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\ntimezone: Europe/Berlin\n"
+        "kpis:\n  crm.mrr: {agg: sum}\nsources:\n"
+        "  - {name: crm, type: http_json, url: 'http://127.0.0.1:9/', metrics: {mrr: d}}\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    store = HistoryStore(config.store_url)
+    for when, value in (
+        (datetime(2026, 2, 27, 9, tzinfo=UTC), 4.0),
+        (datetime(2026, 2, 27, 22, 30, tzinfo=UTC), 6.0),  # 23:30 in Berlin: still the 27th
+        (datetime(2026, 3, 31, 7, tzinfo=UTC), 12.0),
+    ):
+        run = store.begin_run(started_at=when.timestamp())
+        store.finish_run(
+            run,
+            observations=[("crm.mrr", when.timestamp(), value, "crm")],
+            finished_at=when.timestamp(),
+        )
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    tile = data.overview("day")["kpis"][0]
+    assert (tile["period"], tile["value"]) == ("2026-03-31", 12.0)
+    assert (tile["previous_period"], tile["previous"], tile["change"]) == ("2026-02-27", 10.0, 2.0)
+    assert tile["change_pct"] == pytest.approx(20.0)
+    month = data.overview("month")["kpis"][0]  # both months in the window: unchanged
+    assert (month["previous_period"], month["previous"], month["value"]) == (
+        "2026-02-01",
+        10.0,
+        12.0,
+    )
+    data.close()

@@ -29,11 +29,11 @@ def serve(ctx: click.Context, host: str, port: int, token: str | None) -> None:
     from kpi_collector.commands.core import load
     from kpi_collector.errors import ConfigError
     from kpi_collector.report.data import DashboardData
-    from kpi_collector.report.web import check_bind, create_app
+    from kpi_collector.report.web import check_bind, create_app, usable_token
     from kpi_collector.secrets import remember
     from kpi_collector.store import rollup
 
-    token = token or None
+    token = usable_token(token)
     if token:
         remember(token)
     try:

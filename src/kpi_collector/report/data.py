@@ -282,6 +282,17 @@ def shift_periods(start: date, period: str, count: int) -> date:
     return date(months // 12, months % 12 + 1, 1)
 
 
+def periods_between(start: date, end: date, period: str) -> int:
+    """How many periods from the one at `start` to the one at `end` (excluded): 2 from
+    1 February to 1 April, whatever the months' lengths."""
+    start, end = period_start(start, period), period_start(end, period)
+    if period == "day":
+        return (end - start).days
+    if period == "week":
+        return (end - start).days // 7
+    return (end.year - start.year) * 12 + end.month - start.month
+
+
 def year_earlier(day: date, period: str) -> date:
     """The same period a year before: 52 weeks for weeks (same weekday), else the same date."""
     if period == "week":
@@ -431,6 +442,9 @@ class DashboardData:
         ids = [kpi for _, members in sections for kpi in members]
         missing = [k for k in ids if k not in sparks]
         older = self.store.latest(missing) if missing else {}
+        older_values = self._newest_period_values(older, period)
+        lone = [k for k in ids if sum(v is not None for v in sparks.get(k, ())) == 1]
+        before = self._period_before(lone, period, since)
         runs = self.store.runs(1)
         failures = self._failures(runs[0] if runs else None)
         tiles: list[Tile] = []
@@ -452,9 +466,12 @@ class DashboardData:
                 if len(known) > 1:
                     previous = spark[known[-2]]
                     previous_period = labels[known[-2]]
+                elif kpi in before:  # the period before it is older than the sparkline
+                    start_before, previous = before[kpi]
+                    previous_period = start_before.isoformat()
             elif kpi in older:
                 row = older[kpi]
-                value, updated = row.value, row.ts
+                value, updated = older_values.get(kpi, row.value), row.ts
             if stamps is None and known:  # raw-query fallback: no timestamps with the periods
                 if raw_latest is None:
                     raw_latest = self.store.latest(ids)
@@ -510,6 +527,42 @@ class DashboardData:
             "kpis": tiles,
         }
 
+    def _period_before(
+        self, kpis: Sequence[str], period: str, start: date
+    ) -> dict[str, tuple[date, float]]:
+        """Each KPI's newest period before `start` (a period's first day) that has a value, and
+        that value by its `agg`: {kpi: (period start, value)}; KPIs without one are left out."""
+        from kpi_collector.store.periods import local_midnight
+
+        if not kpis:
+            return {}
+        newest = self.store.latest(kpis, before=local_midnight(start, self.zone), strictly=True)
+        out: dict[str, tuple[date, float]] = {}
+        for kpi, row in newest.items():
+            day = datetime.fromtimestamp(row.ts, self.zone).date()
+            points = self.store.series(
+                [kpi], period=period, since=day, tz=self.zone, agg=self.agg
+            ).get(kpi)
+            if points and points[0][0] < start:  # the period of `row`, whole
+                out[kpi] = points[0]
+        return out
+
+    def _newest_period_values(self, newest: dict[str, Any], period: str) -> dict[str, float]:
+        """The value by its `agg` of the period that holds each KPI's newest observation
+        (`newest`: {kpi: StoredObservation}), for the KPIs whose agg is not `last` (there,
+        the newest observation is that value)."""
+        out: dict[str, float] = {}
+        for kpi, row in newest.items():
+            if self.agg.get(kpi, "last") == "last":
+                continue
+            day = datetime.fromtimestamp(row.ts, self.zone).date()
+            points = self.store.series(
+                [kpi], period=period, since=day, tz=self.zone, agg=self.agg
+            ).get(kpi)
+            if points:
+                out[kpi] = points[-1][1]
+        return out
+
     def health(self) -> HealthDoc | None:
         """The collector's health (`kpi validate --health`): problems, warnings, the scheduler
         and the active alerts, in the config's time zone; None where it cannot be read."""
@@ -537,7 +590,7 @@ class DashboardData:
             if running is None
             else {
                 "started_at": iso(running["started_at"], self.zone),
-                "detail": running.get("detail"),
+                "detail": redact(running["detail"]) if running.get("detail") else None,
             },
             "alerts": [
                 {
@@ -655,9 +708,11 @@ class DashboardData:
         today = datetime.fromtimestamp(self.clock(), self.zone).date()
         end = next_period(period_start(today, period), period)
         fetch_from = None
+        count = 0  # how many periods the window shows (the window before has as many)
         if since is not None:
             since = period_start(since, period)
-            before = since - (end - since)
+            count = periods_between(since, end, period)
+            before = shift_periods(since, period, count)
             fetch_from = min(
                 period_start(before, period), period_start(year_earlier(since, period), period)
             )
@@ -676,11 +731,10 @@ class DashboardData:
         previous: list[PointDoc] = []
         year_ago: list[PointDoc] = []
         if since is not None:
-            span = end - since
             year_from, year_to = year_earlier(since, period), year_earlier(end, period)
             for d, v in points:
-                if since - span <= d < since:
-                    previous.append(point(d, v, d + span))
+                if before <= d < since:  # drawn `count` periods later (months, not days)
+                    previous.append(point(d, v, shift_periods(d, period, -count)))
                 if year_from <= d < year_to:
                     shifted = d + timedelta(weeks=52) if period == "week" else _next_year(d)
                     year_ago.append(point(d, v, shifted))

@@ -58,7 +58,7 @@ class Guard:
 
     def __init__(self, app: ASGIApp, *, token: str | None) -> None:
         self.app = app
-        self.token = token
+        self.token = usable_token(token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -116,6 +116,13 @@ class Guard:
         await send({"type": "http.response.body", "body": body})
 
 
+def usable_token(token: str | None) -> str | None:
+    """`token`, or None for a blank one: an empty or whitespace-only token (an empty
+    KPI_DASHBOARD_TOKEN) would let a request with an empty `Authorization: Bearer ` in, so it
+    counts as no token at all (loopback only)."""
+    return token if token and token.strip() else None
+
+
 def _query_token(scope: Scope) -> str | None:
     from urllib.parse import parse_qs
 
@@ -154,6 +161,7 @@ def create_app(
     from starlette.staticfiles import StaticFiles
 
     source = data or DashboardData(config)
+    token = usable_token(token)
 
     def period_of(request: Request, default: str = "day") -> str:
         period = request.query_params.get("period", default)
@@ -354,15 +362,17 @@ def create_app(
 
         return wrapped
 
+    # `{kpi:path}`: a KPI id may hold a `/` (a metric `downloads/day`), which the links send
+    # as %2F and the server hands over decoded
     static = StaticFiles(directory=str(resources.files("kpi_collector.report").joinpath("static")))
     routes = [
         Route("/", page(overview)),
-        Route("/kpi/{kpi}", page(kpi_page)),
+        Route("/kpi/{kpi:path}", page(kpi_page)),
         Route("/runs", page(runs_page)),
         Route("/api/kpis", api_kpis),
         Route("/api/kpis.csv", api_kpis_csv),
-        Route("/api/kpis/{kpi}/series", api_series),
-        Route("/api/kpis/{kpi}/series.csv", api_series_csv),
+        Route("/api/kpis/{kpi:path}/series", api_series),
+        Route("/api/kpis/{kpi:path}/series.csv", api_series_csv),
         Route("/api/runs", api_runs),
         Route("/api/annotations", api_annotations, methods=["GET"]),
         Route("/api/annotations", add_annotation, methods=["POST"]),
@@ -435,7 +445,7 @@ def check_bind(host: str, token: str | None) -> None:
     """Refuse a non-loopback address without an access token (ConfigError names the fix)."""
     from kpi_collector.errors import ConfigError
 
-    if not is_loopback(host) and not token:
+    if not is_loopback(host) and not usable_token(token):
         raise ConfigError(
             f"--host {host} would expose the dashboard beyond this machine; set an access token "
             "with --token or KPI_DASHBOARD_TOKEN (or bind 127.0.0.1)"
