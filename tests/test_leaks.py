@@ -464,3 +464,33 @@ def test_a_short_secret_is_masked_where_it_is_sent() -> None:
     )
     assert redact('{"pin": "q7x"}') == '{"pin": "***"}'
     assert redact("the q7x form and q7xy stay") == "the q7x form and q7xy stay"
+
+
+def test_a_key_in_a_sources_url_is_hidden_where_the_server_echoes_it_alone(
+    tmp_path: Path,
+) -> None:
+    """`url: ${STATS_URL}` whose value carries `?key=...`: the variable's name says nothing of
+    a secret, and `redact` hid the key only as `key=...`; a server answering `invalid key
+    abcd...` showed it in the run's output and the store."""
+    from kpi_collector.demo.server import BackgroundServer
+
+    key = "k3yAbcd1234Efgh"
+
+    async def refuse(request: web.Request) -> web.Response:
+        return web.Response(status=403, text=f"invalid key {request.query['key']}")
+
+    app = web.Application()
+    app.router.add_get("/stats", refuse)
+    with BackgroundServer(app) as url:
+        (tmp_path / "kpi.yaml").write_text(
+            "sources:\n"
+            '  - {name: stats, type: html, url: "${STATS_URL}", retries: 0,'
+            ' metrics: {n: "#n"}}\n'
+        )
+        result = run_kpi(
+            tmp_path, "run", "--no-deliver", env={"STATS_URL": f"{url}/stats?key={key}"}
+        )
+    assert result.returncode == 1
+    assert "invalid key ***" in result.stdout + result.stderr
+    assert key not in result.stdout + result.stderr
+    assert key.encode() not in (tmp_path / "kpi.db").read_bytes()

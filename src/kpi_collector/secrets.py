@@ -86,6 +86,25 @@ def url_secret_parts(value: str) -> list[str]:
     return found
 
 
+def remember_url_credentials(url: str) -> None:
+    """Mark the credentials a source's URL carries as secret: its password and the values of
+    query parameters named as credentials (`key`, `token`, `api_key`, `access_token`,
+    `password`, `secret`, `sig`, `signature`), which `redact` hides as `key=...` anyway but
+    a server may echo alone (`invalid key abcd1234`). Other parts of the URL stay shown."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        password = parts.password
+    except ValueError:
+        return
+    if password:
+        remember(password)
+    for key, value in parse_qsl(parts.query):
+        if _QUERY_SECRET.fullmatch(f"?{key}={value}") and len(value) >= _MIN_LEN:
+            remember(value)
+
+
 def remember_values(values: Mapping[str, Any]) -> None:
     """Mark every value of a `params`, `headers` or `env` mapping as secret (issue 12: what a
     config puts there is often a key); plain numbers and booleans are left shown, and so are

@@ -25,7 +25,7 @@ from kpi_collector.collect.http import (
     url_without_query,
 )
 from kpi_collector.errors import ExtractError, LoginError, MetricErrors
-from kpi_collector.secrets import redact, remember_values
+from kpi_collector.secrets import redact, remember_url_credentials, remember_values
 from kpi_collector.sources.base import Source, SourceContext
 
 log = logging.getLogger("kpi_collector.extract")
@@ -68,7 +68,9 @@ class HttpSource(Source):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        return check_http_url(value)
+        check_http_url(value)
+        remember_url_credentials(value)  # `?key=...`: a server may echo the key alone
+        return value
 
     def host(self) -> str | None:
         return urlsplit(self.url).netloc
