@@ -246,3 +246,73 @@ def test_plain_documents_are_built_from_events(text: str, plain: bool) -> None:
                 _plain_events(loader)
     finally:
         loader.dispose()
+
+
+ONE = "sources:\n  - {name: c, type: command, command: [echo, '1']EXTRA}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # YAML 1.1 reads these as numbers or booleans: the message shows them as written
+        (
+            ONE.replace("EXTRA", "") + "title: 12:30\n",
+            "kpi.yaml:3: title: 12:30 (YAML reads it as 750) is not a text; quote it: '12:30'",
+        ),
+        (
+            ONE.replace("EXTRA", "") + "locale: no\n",
+            "kpi.yaml:3: locale: no (YAML reads it as false) is not a text; quote it: 'no'",
+        ),
+        (
+            ONE.replace("EXTRA", ", env: {MODE: 0755}"),
+            "kpi.yaml:2: source 'c': env.MODE: 0755 (YAML reads it as 493) is not a text; "
+            "quote it: '0755'",
+        ),
+        # a boolean where a number goes was read as 1 (a one-second timeout)
+        (
+            ONE.replace("EXTRA", ", timeout: true"),
+            "kpi.yaml:2: source 'c': timeout: true is not a number",
+        ),
+        (
+            ONE.replace("EXTRA", ", retries: yes"),
+            "kpi.yaml:2: source 'c': retries: yes (YAML reads it as true) is not a number",
+        ),
+        (ONE.replace("EXTRA", "") + "jitter: on\n", "kpi.yaml:3: jitter: on (YAML reads it as"),
+        (
+            "sources:\n  - {name: h, type: html, url: 'https://a.example/', "
+            "metrics: {a: {css: b, expect: {min: true}}}}\n",
+            "source 'h': metrics.a.expect.min: true is not a number",
+        ),
+        # NaN and infinities: a timeout that never ends, a threshold that never fires
+        (
+            ONE.replace("EXTRA", ", timeout: .inf"),
+            "kpi.yaml:2: source 'c': timeout: .inf (YAML reads it as inf) is not a finite number",
+        ),
+        (
+            ONE.replace("EXTRA", "") + "alerts:\n  - {kpi: c.value, below: .nan}\n",
+            "kpi.yaml:4: alerts.0.below: .nan (YAML reads it as nan) is not a finite number",
+        ),
+        (
+            ONE.replace("EXTRA", "") + "kpis:\n  c.value: {target: .NaN}\n",
+            "kpis.c.value.target: .NaN (YAML reads it as nan) is not a finite number",
+        ),
+        # a misspelt required key is named with the fix, not as the key that is missing
+        (
+            "sources:\n  - {name: h, type: http_json, url: 'https://a.example/', metric: {a: b}}\n",
+            "kpi.yaml:2: source 'h': unknown key 'metric'; did you mean 'metrics'? "
+            "(and 1 more problem in this source 'h')",
+        ),
+    ],
+)
+def test_values_read_as_something_else_are_refused_as_written(text: str, expected: str) -> None:
+    message = error_of(text)
+    assert expected in message, message
+
+
+def test_celery_executor_numbers_refuse_booleans() -> None:
+    text = (
+        ONE.replace("EXTRA", "")
+        + "store: postgresql+psycopg://u@h/d\nexecutor: {type: celery, broker: 'redis://h', "
+        "batch_size: true}\n"
+    )
+    assert "executor.celery.batch_size: true is not a number" in error_of(text)

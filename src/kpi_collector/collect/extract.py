@@ -10,11 +10,12 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from kpi_collector.collect.numbers import page_locale, parse_number
 from kpi_collector.collect.patterns import compile_pattern
 from kpi_collector.config.locale import check_locale
+from kpi_collector.config.models import CONFIG_MODEL, refuse_bool_as_number
 from kpi_collector.errors import ExtractError
 from kpi_collector.secrets import redact_cut
 
@@ -24,15 +25,17 @@ log = logging.getLogger("kpi_collector.extract")
 class Expect(BaseModel):
     """Bounds a value must fall in; a value outside is an error and is not stored."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = CONFIG_MODEL
     min: float | None = None
     max: float | None = None
+
+    _no_bool_numbers = field_validator("*", mode="before")(classmethod(refuse_bool_as_number))
 
 
 class Metric(BaseModel):
     """How to read one metric: an extractor (`jmespath`, `css` or `xpath`) and options."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = CONFIG_MODEL
 
     jmespath: str | None = None
     css: str | None = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -614,7 +615,8 @@ def _validate(model: type[BaseModel], data: Any, lines: _LineFinder, at: Path_, 
 
 def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, label: str) -> str:
     messages = []
-    errors = exc.errors()
+    # a misspelt key first: `metric:` is then "did you mean 'metrics'?", not "missing 'metrics'"
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     for error in errors[:1]:  # one line: the first problem, and how many follow
         loc = tuple(
             p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-"))
@@ -639,7 +641,8 @@ def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, l
         elif kind == "missing":
             messages.append(f"{prefix}missing required key {key!r}")
         else:
-            message = _in_our_words(error) or error["msg"].removeprefix("Value error, ")
+            message = _in_our_words(error, _as_written(error.get("input"), lines, at + loc))
+            message = message or error["msg"].removeprefix("Value error, ")
             messages.append(f"{prefix}{key + ': ' if key else ''}{message}")
     more = len(errors) - 1
     if more:
@@ -663,6 +666,9 @@ _EXPECTED = {
     "model_attributes_type": "a mapping (key: value lines, or {key: value})",
     "list_type": "a list (- item lines, or [a, b])",
     "url_parsing": "a URL like https://host/path",
+    "bool_not_number": "a number",
+    "finite_number": "a finite number",
+    "tuple_type": "a list (- item lines, or [a, b])",
 }
 _BOUNDS = {
     "greater_than": ("gt", "greater than"),
@@ -672,13 +678,29 @@ _BOUNDS = {
 }
 
 
-def _in_our_words(error: Any) -> str | None:
+def _as_written(value: Any, lines: _LineFinder, at: Path_) -> str | None:
+    """The text of a YAML value that YAML read as something else than it looks when shown
+    (`12:30` read as 750, `0755` as 493, `1.10` as 1.1, `yes`/`no`/`on`/`off` as true or
+    false: YAML 1.1), else None."""
+    if isinstance(value, str) or not isinstance(value, int | float | date):
+        return None
+    written = lines.written(at)
+    return written if written is not None and written != _shown(value) else None
+
+
+def _in_our_words(error: Any, written: str | None = None) -> str | None:
     """A pydantic error said as this project says it, with the value that was written
-    (`'abc' is not a number`), or None to keep pydantic's message (a validator's own)."""
+    (`'abc' is not a number`), or None to keep pydantic's message (a validator's own).
+    `written`: the value's text in the file when YAML read it as something else."""
     kind = error["type"]
     shown = _shown(error.get("input"))
+    if written is not None:
+        shown = f"{written} (YAML reads it as {shown})"
     if kind in _EXPECTED:
-        return f"{shown} is not {_EXPECTED[kind]}"
+        value = error.get("input")
+        scalar = isinstance(value, int | float | date) and kind == "string_type"
+        fix = f"; quote it: '{written or shown}'" if scalar else ""
+        return f"{shown} is not {_EXPECTED[kind]}{fix}"
     if kind in _BOUNDS:
         name, words = _BOUNDS[kind]
         bound = error.get("ctx", {}).get(name)
@@ -954,6 +976,20 @@ class _LineFinder:
         if line is None and node is not None and node is not self.root:
             line = node.start_mark.line + 1
         return f"{self.label}:{line}" if line else self.label
+
+    def written(self, at: Path_) -> str | None:
+        """The text of the plain (unquoted) scalar at `at` as the file writes it, else None."""
+        import yaml
+
+        node = self.root
+        for part in at:
+            child = self._child(node, part)
+            if child is None:
+                return None
+            node = child[0]
+        if isinstance(node, yaml.ScalarNode) and not node.style:
+            return str(node.value)
+        return None
 
     @staticmethod
     def _child(node: Any, part: str | int) -> tuple[Any, int] | None:
