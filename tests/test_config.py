@@ -316,3 +316,57 @@ def test_celery_executor_numbers_refuse_booleans() -> None:
         "batch_size: true}\n"
     )
     assert "executor.celery.batch_size: true is not a number" in error_of(text)
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("${X:=5}", "${X:=5} is not a variable this config reads"),
+        ("${X-5}", "${X-5} is not a variable this config reads"),
+        ("a${X", "${X is never closed"),
+        ("${X:-${Y}}", "${X:-${Y}: a default cannot hold another variable"),
+    ],
+)
+def test_a_variable_reference_of_another_form_is_an_error_not_text(
+    written: str, expected: str
+) -> None:
+    """Each was kept as it is written: `echo '${X:=5}'` ran with that text."""
+    text = ONE.replace("'1']EXTRA", f"'{written}']")
+    message = error_of(text, env={"X": "1", "Y": "2"})
+    assert message == (
+        f"kpi.yaml:2: source 'c': command.1: {expected}; write ${{NAME}} or "
+        "${NAME:-default} (a literal $ is $$)"
+    )
+    assert parse_config(ONE.replace("'1']EXTRA", "'$${X:=5}']"), env={}).sources
+
+
+def test_a_variable_in_a_key_is_an_error_not_a_key() -> None:
+    text = ONE.replace("EXTRA", ", env: {'${K}': v}")
+    assert error_of(text, env={"K": "A"}) == (
+        "kpi.yaml:2: sources.0.env.${K}: variables are read in values only, not in keys; "
+        "write the key as it is (a literal $ is $$)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("dotenv", "expected"),
+    [
+        # python-dotenv logged a warning and left TOKEN out; the line's text is never shown
+        (
+            b"X=1\nTOKEN = 'never-closed-s3cret\n",
+            ".env:2: cannot read this line; write NAME=value, and close a quote a value "
+            "opens ('...' or \"...\")",
+        ),
+        # was a UnicodeDecodeError traceback
+        (b"X=caf\xe9\n", ".env:1: not UTF-8 text; save the .env file as UTF-8"),
+    ],
+)
+def test_a_dotenv_file_that_cannot_be_read_is_one_config_error(
+    tmp_path: Path, dotenv: bytes, expected: str
+) -> None:
+    (tmp_path / "kpi.yaml").write_text(ONE.replace("'1']EXTRA", "'${X}']"))
+    (tmp_path / ".env").write_bytes(dotenv)
+    with pytest.raises(ConfigError) as info:
+        parse_config((tmp_path / "kpi.yaml").read_text(), path=tmp_path / "kpi.yaml", env={})
+    assert str(info.value) == f"{tmp_path / '.env'}{expected.removeprefix('.env')}"
+    assert "s3cret" not in str(info.value)

@@ -882,6 +882,13 @@ def _expand(
             ]
         return [_expand(v, env, lines, (*at, i), label) for i, v in enumerate(value)]
     if isinstance(value, dict):
+        for key in value:
+            if isinstance(key, str) and "${" in key.replace("$$", ""):
+                path = ".".join(str(p) for p in (*at, key))
+                raise ConfigError(
+                    f"{lines.where((*at, key))}: {path}: variables are read in values "
+                    "only, not in keys; write the key as it is (a literal $ is $$)"
+                )
         return {k: _expand(v, env, lines, (*at, k), label) for k, v in value.items()}
     return value
 
@@ -899,6 +906,7 @@ def _expand_text(
 ) -> str:
     if "$" not in text:
         return text
+    _check_references_written(text, lines, at, label)
     used: list[str] = []
     given: list[str] = []
 
@@ -930,6 +938,33 @@ def _expand_text(
     return expanded
 
 
+_ANY_REFERENCE = re.compile(r"\$\$|\$\{[^}]*\}?")
+
+
+def _check_references_written(text: str, lines: _LineFinder, at: Path_, label: str) -> None:
+    """Raise ConfigError for a `${` that is not `${NAME}` or `${NAME:-default}`: `${X:=5}`,
+    `${X-5}`, `${X` never closed, `${X:-${Y}}` (no nesting); each would be kept as text."""
+    for match in _ANY_REFERENCE.finditer(text):
+        written = match.group(0)
+        if written == "$$":
+            continue
+        valid = _VAR.fullmatch(written)
+        if valid is not None and "${" not in (valid.group(2) or ""):
+            continue
+        if "${" in written[2:]:
+            problem = f"{written}: a default cannot hold another variable"
+        elif not written.endswith("}"):
+            problem = f"{written[:40]} is never closed"
+        else:
+            problem = f"{written} is not a variable this config reads"
+        key = ".".join(str(p) for p in (at[2:] if label else at))
+        key = f"{label}: {key}" if label else key
+        raise ConfigError(
+            f"{lines.where(at)}: {key}: {problem}; write ${{NAME}} or ${{NAME:-default}} "
+            "(a literal $ is $$)"
+        )
+
+
 def _credential_position(at: Path_) -> bool:
     """Whether a key path holds a credential: under `params`, `headers`, `env`, `auth` or a
     login form, or at a key named like one (`token`, `password`, `webhook_url`, ...)."""
@@ -943,11 +978,34 @@ _CREDENTIAL_KEYS = frozenset({"params", "headers", "env", "auth", "login", "fiel
 
 
 def _dotenv(path: Path) -> Mapping[str, str]:
+    """The variables of the `.env` file at `path` ({} without one). A file that cannot be
+    read, is not UTF-8, or has a line python-dotenv cannot parse (a quote never closed)
+    is a ConfigError naming the line but never its text, which may hold a secret:
+    python-dotenv would only log a warning and leave the variable out."""
     if not path.is_file():
         return {}
-    from dotenv import dotenv_values
+    import io
 
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+    from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text; save the .env file as UTF-8") from None
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            raise ConfigError(
+                f"{path}:{binding.original.line}: cannot read this line; write NAME=value, and "
+                "close a quote a value opens ('...' or \"...\")"
+            )
+    values = dotenv_values(stream=io.StringIO(text))
+    return {k: v for k, v in values.items() if v is not None}
 
 
 class _LineFinder:
