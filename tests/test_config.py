@@ -370,3 +370,38 @@ def test_a_dotenv_file_that_cannot_be_read_is_one_config_error(
         parse_config((tmp_path / "kpi.yaml").read_text(), path=tmp_path / "kpi.yaml", env={})
     assert str(info.value) == f"{tmp_path / '.env'}{expected.removeprefix('.env')}"
     assert "s3cret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # `a` (metric b.value) and `a.b` (metric value) both gave the KPI id a.b.value
+        (
+            "sources:\n  - {name: a, type: command, command: [echo, '1'], metric: b.value}\n"
+            "  - {name: a.b, type: command, command: [echo, '1']}\n",
+            "kpi.yaml:3: source 'a.b': a source name cannot hold '.', since KPI ids are "
+            "<source name>.<metric>; name it e.g. 'a_b'",
+        ),
+        (
+            "sources:\n  - {name: h, type: http_json, url: 'https://a.example/', "
+            "metrics: {'': a}}\n",
+            "kpi.yaml:2: source 'h': a metric has an empty name; give it one, e.g. users: ...",
+        ),
+        # a derived KPI with the id of a collected one: which value is stored was a guess
+        (
+            ONE.replace("EXTRA", "") + "kpis:\n  c.value: {formula: '2 + 2'}\n",
+            "kpi.yaml:4: kpis.c.value.formula: source 'c' collects c.value already; give the "
+            "derived KPI an id of its own, e.g. c.value_derived",
+        ),
+        # at the formula's line (was the line of `kpis:`), with the backticks such ids need
+        (
+            "sources:\n  - {name: my-app, type: command, command: [echo, '1']}\n"
+            "kpis:\n  my-app.twice: {formula: 'my-app.value * 2'}\n",
+            "kpi.yaml:4: kpis.my-app.twice.formula: formula for my-app.twice ('my-app.value * 2')"
+            " uses unknown KPI id(s): app.value (did you mean `my-app.value`? ids with other "
+            "characters than letters, digits, _ and . go in backticks), my",
+        ),
+    ],
+)
+def test_kpi_ids_stay_unique_and_readable(text: str, expected: str) -> None:
+    assert error_of(text) == expected

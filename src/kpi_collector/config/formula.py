@@ -335,7 +335,14 @@ def order_formulas(formulas: Mapping[str, Formula], known_ids: Iterable[str]) ->
             hints = []
             for name in unknown:
                 close = get_close_matches(name, sorted(available), n=1)
-                hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
+                if close and not re.fullmatch(r"[\w.]+", close[0]):
+                    # `my-app.users` unquoted reads as my - app.users
+                    hints.append(
+                        f"{name} (did you mean `{close[0]}`? ids with other "
+                        "characters than letters, digits, _ and . go in backticks)"
+                    )
+                else:
+                    hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
             raise FormulaDependencyError(
                 f"formula for {kpi_id} ({formula.text!r}) uses unknown KPI id(s): "
                 + ", ".join(hints)

@@ -197,6 +197,7 @@ def parse_config(
         cls = _resolve(source_type, kind, lines, at)
         source = _validate(cls, {k: v for k, v in item.items() if k != "type"}, lines, at, label_)
         _unique(source.name, index, seen, lines, at, "source")
+        _check_source_ids(source, lines, at, label_)
         if source.locale is None and settings.locale is not None:
             source.locale = settings.locale
         _share_metrics(source, shared)
@@ -245,6 +246,23 @@ def _share_metrics(source: Any, shared: dict[Any, Any]) -> None:
             metrics[name] = shared.setdefault(key, spec)
         except TypeError:  # an unhashable value
             continue
+
+
+def _check_source_ids(source: Any, lines: _LineFinder, at: Path_, label: str) -> None:
+    """A KPI id is `<source name>.<metric>`, read up to its first dot: a source name with a
+    dot (`app.v2`) would give ids that name another source (`app`) or clash with its ids,
+    and an empty metric name gives an id that names no metric."""
+    if "." in source.name:
+        raise ConfigError(
+            f"{lines.where((*at, 'name'))}: {label}: a source name cannot hold '.', since "
+            f"KPI ids are <source name>.<metric>; name it e.g. {source.name.replace('.', '_')!r}"
+        )
+    for metric in source.metric_names():
+        if not metric.strip():
+            raise ConfigError(
+                f"{lines.where((*at, 'metrics'))}: {label}: a metric has an empty name; "
+                "give it one, e.g. users: ..."
+            )
 
 
 def _checked_cron(value: Any, lines: _LineFinder, at: Path_) -> str:
@@ -843,10 +861,28 @@ def _check_formulas(config: Config, lines: _LineFinder, unchecked: set[str]) -> 
             raise ConfigError(
                 f"{lines.where(('kpis', kid, 'formula'))}: kpis.{kid}.formula: {exc}"
             ) from None
+    collected = {kid for source in config.sources for kid in source.kpi_ids()}
+    for kid in formulas:
+        if kid in collected:
+            source_name = kid.partition(".")[0]
+            raise ConfigError(
+                f"{lines.where(('kpis', kid, 'formula'))}: kpis.{kid}.formula: source "
+                f"{source_name!r} collects {kid} already; give the derived KPI an id of its "
+                f"own, e.g. {kid}_derived"
+            )
     known = set(config.kpi_ids())
     # ids of sources whose metrics are only known at run time are accepted by their prefix
     open_prefixes = {s.name for s in config.sources if not s.metric_names()} | unchecked
     known |= {i for f in parsed.values() for i in f.inputs if i.partition(".")[0] in open_prefixes}
+    available = known | set(parsed)
+    for kid, formula in parsed.items():
+        if not formula.inputs <= available:  # the message from order_formulas, at its line
+            try:
+                order_formulas({kid: formula}, available)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"{lines.where(('kpis', kid, 'formula'))}: kpis.{kid}.formula: {exc}"
+                ) from None
     try:
         order_formulas(parsed, known)
     except ValueError as exc:
