@@ -405,3 +405,34 @@ def test_a_dotenv_file_that_cannot_be_read_is_one_config_error(
 )
 def test_kpi_ids_stay_unique_and_readable(text: str, expected: str) -> None:
     assert error_of(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("cron", "expected"),
+    [
+        # APScheduler's words named the value, not the field
+        (
+            "60 * * * *",
+            "'60 * * * *' is not a valid cron expression: minute '60': the last value (60) is "
+            "higher than the maximum value (59)",
+        ),
+        ("0 25 * * *", "'0 25 * * *' is not a valid cron expression: hour '25': "),
+        # accepted, and never fired
+        ("0 7 30 2 *", "'0 7 30 2 *' never fires: Feb has no day 30; use L for a month's last day"),
+        (
+            "0 7 31 4,6,9,11 *",
+            "'0 7 31 4,6,9,11 *' never fires: Apr or Jun or Sep or Nov has no day 31",
+        ),
+        ("daily", "'daily' is not a cron expression; did you mean '@daily'?"),
+    ],
+)
+def test_cron_mistakes_name_the_field_and_a_schedule_that_never_fires(
+    cron: str, expected: str
+) -> None:
+    message = error_of(ONE.replace("EXTRA", "") + f"schedule: '{cron}'\n")
+    assert message.startswith(f"kpi.yaml:3: schedule: {expected}"), message
+
+
+def test_days_some_month_has_still_fire() -> None:
+    for cron in ("0 7 29 2 *", "0 7 31 * *", "0 7 30 2 1", "0 7 L 2 *"):
+        assert parse_config(ONE.replace("EXTRA", "") + f"schedule: '{cron}'\n", env={})
