@@ -315,7 +315,7 @@ def test_celery_executor_numbers_refuse_booleans() -> None:
         + "store: postgresql+psycopg://u@h/d\nexecutor: {type: celery, broker: 'redis://h', "
         "batch_size: true}\n"
     )
-    assert "executor.celery.batch_size: true is not a number" in error_of(text)
+    assert "kpi.yaml:4: executor.batch_size: true is not a number" in error_of(text)
 
 
 @pytest.mark.parametrize(
@@ -436,3 +436,36 @@ def test_cron_mistakes_name_the_field_and_a_schedule_that_never_fires(
 def test_days_some_month_has_still_fire() -> None:
     for cron in ("0 7 29 2 *", "0 7 31 * *", "0 7 30 2 1", "0 7 L 2 *"):
         assert parse_config(ONE.replace("EXTRA", "") + f"schedule: '{cron}'\n", env={})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # was pydantic's "Input tag 'locl' found using 'type' does not match any of ..."
+        (
+            ONE.replace("EXTRA", "") + "executor: {type: locl}\n",
+            "kpi.yaml:3: executor: type 'locl' is not one of: local, celery; did you mean 'local'?",
+        ),
+        # was "unknown key 'executor.local.brker'; remove it": the type's name in the path
+        (
+            ONE.replace("EXTRA", "") + "executor: {type: local, brker: x}\n",
+            "kpi.yaml:3: unknown key 'executor.brker'; known keys: type",
+        ),
+        # was "metrics.a.map.1.[key]: true is not a text"
+        (
+            "sources:\n  - {name: h, type: html, url: 'https://a.example/', "
+            "metrics: {a: {css: b, map: {yes: 1, no: 0}}}}\n",
+            "kpi.yaml:2: source 'h': metrics.a.map: the key yes (YAML reads it as true) is not "
+            "a text; quote it: 'yes' (and 1 more problem in this source 'h')",
+        ),
+        # was "String should match pattern '^\d+d$'"
+        (
+            ONE.replace("EXTRA", "")
+            + "destinations:\n  - {type: slack, webhook_url: 'https://h.example/x', compare: 2w}\n",
+            "kpi.yaml:4: destination 'slack': compare: '2w' is not a number of days; "
+            "write it like 14d",
+        ),
+    ],
+)
+def test_pydantic_words_are_said_in_ours(text: str, expected: str) -> None:
+    assert error_of(text) == expected

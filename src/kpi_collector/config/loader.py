@@ -639,12 +639,35 @@ def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, l
         loc = tuple(
             p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-"))
         )
+        member = None  # the executor's class chosen by its `type:`, named in pydantic's loc
+        if loc[:1] == ("executor",) and len(loc) > 1 and loc[1] in ("local", "celery"):
+            from kpi_collector.config.models import CeleryExecutor, LocalExecutor
+
+            member = CeleryExecutor if loc[1] == "celery" else LocalExecutor
+            loc = loc[:1] + loc[2:]
         key = ".".join(str(p) for p in loc)
         prefix = f"{lines.where(at + loc)}: {label + ': ' if label else ''}"
         kind = error["type"]
-        if kind == "extra_forbidden":
+        if loc[-1:] == ("[key]",):  # a mapping's key, such as `yes:` read as true
+            parent = loc[:-2]
+            found = lines.written_key(at + parent, loc[-2])
+            shown = _shown(loc[-2])
+            if found is not None:
+                written, read = found
+                shown = written if written == _shown(read) else f"{written} (YAML reads it as "
+                shown += "" if written == _shown(read) else f"{_shown(read)})"
+            fix = f"; quote it: '{found[0]}'" if found is not None else ""
+            where = f"{lines.where(at + parent)}: {label + ': ' if label else ''}"
+            messages.append(
+                f"{where}{'.'.join(str(p) for p in parent)}: the key {shown} is not a text{fix}"
+            )
+        elif kind == "extra_forbidden":
             name = str(loc[-1]) if loc else "?"
-            known = _known_keys(model, loc[:-1])
+            known = (
+                sorted(member.model_fields)
+                if member is not None and len(loc) == 2
+                else _known_keys(model, loc[:-1])
+            )
             import difflib  # only for a wrong name
 
             close = difflib.get_close_matches(name, known, n=1)
@@ -728,6 +751,18 @@ def _in_our_words(error: Any, written: str | None = None) -> str | None:
     if kind in ("literal_error", "enum"):
         expected = str(error.get("ctx", {}).get("expected", "")).replace("'", "")
         return f"{shown} is not one of: {expected}"
+    if kind == "union_tag_invalid":
+        import difflib  # only for a wrong name
+
+        ctx = error.get("ctx", {})
+        tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
+        tag = str(ctx.get("tag", ""))
+        close = difflib.get_close_matches(tag, tags, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"type {tag!r} is not one of: {', '.join(tags)}{hint}"
+    if kind == "string_pattern_mismatch":
+        pattern = error.get("ctx", {}).get("pattern", "")
+        return f"{shown} is not allowed here: it must match the pattern {pattern}"
     if kind in ("string_too_short", "too_short") and error.get("input") in ("", [], {}):
         return "is empty; give a value"
     return None
@@ -1083,6 +1118,26 @@ class _LineFinder:
             node = child[0]
         if isinstance(node, yaml.ScalarNode) and not node.style:
             return str(node.value)
+        return None
+
+    def written_key(self, at: Path_, value: Any) -> tuple[str, Any] | None:
+        """(text, value YAML reads) of the plain key of the mapping at `at` that is not a
+        text and equals `value` (pydantic names a key `yes`, read as true, 1), else None."""
+        import yaml
+
+        node = self.root
+        for part in at:
+            child = self._child(node, part)
+            if child is None:
+                return None
+            node = child[0]
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode) and not key.style and key.tag != _STR:
+                read = yaml.safe_load(key.value)
+                if read == value:
+                    return str(key.value), read
         return None
 
     @staticmethod

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from kpi_collector.config.plugins import Plugin
 from kpi_collector.errors import DeliveryError
@@ -209,6 +210,13 @@ class Destination(Plugin):
         default=3, ge=0, le=10, description="transient failures retried within a run"
     )
     timeout: float = Field(default=30.0, gt=0, description="seconds per request")
+
+    @field_validator("compare", mode="before")
+    @classmethod
+    def _compare_in_days(cls, value: Any) -> Any:
+        if isinstance(value, str) and not re.fullmatch(r"\d+d", value):
+            raise ValueError(f"{value!r} is not a number of days; write it like 14d")
+        return value
 
     @property
     def compare_days(self) -> int | None:
