@@ -184,8 +184,7 @@ def test_config_errors_exit_2_with_one_clear_line(workdir: Path) -> None:
         ),
         (
             ("history", "--period", "year"),
-            "Error: Invalid value for '--period': 'year' is not one of 'day', 'week', 'month'. "
-            "(see 'kpi history --help')",
+            "Error: Invalid value for '--period': 'year' is not one of 'day', 'week', 'month'.",
         ),
     ],
 )

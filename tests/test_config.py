@@ -469,3 +469,29 @@ def test_days_some_month_has_still_fire() -> None:
 )
 def test_pydantic_words_are_said_in_ours(text: str, expected: str) -> None:
     assert error_of(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("destination", "expected"),
+    [
+        # each was accepted by `kpi validate` and failed at the first delivery
+        (
+            "{type: slack, webhook_url: 'hooks.example.com/services/T0/B0/s3cretpart'}",
+            "kpi.yaml:4: destination 'slack': webhook_url: not an http(s) URL; copy the whole "
+            "URL, https:// included",
+        ),
+        (
+            "{type: slack, token: t-1, channel: c, api_url: 'slack.example/api'}",
+            "kpi.yaml:4: destination 'slack': api_url: 'slack.example/api' is not an http(s) URL",
+        ),
+        (
+            "{type: segment, write_key: k-1, api_url: 'ftp://segment.example'}",
+            "kpi.yaml:4: destination 'segment': api_url: 'ftp://segment.example' is not an "
+            "http(s) URL",
+        ),
+    ],
+)
+def test_destination_urls_are_checked_at_load(destination: str, expected: str) -> None:
+    message = error_of(ONE.replace("EXTRA", "") + f"destinations:\n  - {destination}\n")
+    assert message == expected
+    assert "s3cret" not in message

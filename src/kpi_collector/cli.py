@@ -157,7 +157,9 @@ def run_command(argv: list[str] | None, *, exits: bool = False) -> int:
         # one line, as the project's own usage errors (click prints usage, a hint, a blank
         # line and then the error)
         path = exc.ctx.command_path if exc.ctx is not None else "kpi"
-        click.echo(f"Error: {exc.format_message()} (see '{path} --help')", err=True)
+        # a wrong value's message says what is allowed; a wrong name points at the help
+        hint = "" if isinstance(exc, click.BadParameter) else f" (see '{path} --help')"
+        click.echo(f"Error: {exc.format_message()}{hint}", err=True)
         return EXIT_USAGE
     except click.ClickException as exc:
         exc.show()

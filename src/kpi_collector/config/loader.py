@@ -334,9 +334,19 @@ def _explain_yaml(exc: Exception, text: str, problem: str) -> tuple[int, str] | 
         return None
     here = mark.line + 1
     lowered = problem.lower()
-    if "tab" in lowered or "'\\t'" in problem:
+    lines = text.splitlines()
+    current = lines[mark.line] if mark.line < len(lines) else ""
+    # libyaml leaves the character out of "found character that cannot start any token"
+    if "tab" in lowered or "'\\t'" in problem or current[mark.column : mark.column + 1] == "\t":
         return here, "a tab indents this line; YAML indents with spaces only"
     if "mapping values are not allowed" in lowered:
+        if not re.search(r":(\s|$)", current[: mark.column]):
+            # the line's only `key:`, indented deeper than the keys above it: YAML reads it
+            # as more of the value on the line before
+            return here, (
+                "this line is indented deeper than the key above it, so it is read as part "
+                "of that key's value: start it in the same column as the other keys"
+            )
         return here, (
             'a second `: ` on this line; quote the value that contains it (url: "http://host/a: b")'
         )
@@ -345,8 +355,6 @@ def _explain_yaml(exc: Exception, text: str, problem: str) -> tuple[int, str] | 
             "`*` starts an alias of an `&anchor` that is not defined above; quote the value "
             'if the `*` is part of it ("*.example.com")'
         )
-    lines = text.splitlines()
-    current = lines[mark.line] if mark.line < len(lines) else ""
     stray = current[mark.column : mark.column + 1]
     if stray in ("]", "}"):
         return here, f"this `{stray}` closes nothing: remove it, or add the bracket it closes"

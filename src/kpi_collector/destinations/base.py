@@ -211,6 +211,22 @@ class Destination(Plugin):
     )
     timeout: float = Field(default=30.0, gt=0, description="seconds per request")
 
+    @field_validator("api_url", "webhook_url", check_fields=False)
+    @classmethod
+    def _http_urls(cls, value: Any) -> Any:
+        """`api_url` and `webhook_url` of every destination that has them: an http(s) URL with
+        a host, found wrong at load rather than at the first delivery; a webhook URL holds its
+        token, so it is never echoed."""
+        from kpi_collector.collect.http import check_http_url, is_http_url
+        from kpi_collector.secrets import Secret
+
+        if isinstance(value, Secret):
+            if not is_http_url(value.get()):
+                raise ValueError("not an http(s) URL; copy the whole URL, https:// included")
+        elif isinstance(value, str):
+            check_http_url(value)
+        return value
+
     @field_validator("compare", mode="before")
     @classmethod
     def _compare_in_days(cls, value: Any) -> Any:
