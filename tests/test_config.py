@@ -495,3 +495,20 @@ def test_destination_urls_are_checked_at_load(destination: str, expected: str) -
     message = error_of(ONE.replace("EXTRA", "") + f"destinations:\n  - {destination}\n")
     assert message == expected
     assert "s3cret" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # was "kpi.yaml: None: Keys should be strings"
+        ("sources: []\n~: 1\n", "kpi.yaml: the key ~ is not a text; quote it: '~'"),
+        ("kpis:\n  1: {title: x}\n", "kpi.yaml:1: kpis: the key 1 is not a text; quote it: '1'"),
+        # a date YAML read from the text
+        (
+            "sources: []\ntitle: 2024-01-01\n",
+            "kpi.yaml:2: title: 2024-01-01 is not a text; quote it: '2024-01-01'",
+        ),
+    ],
+)
+def test_keys_and_values_yaml_reads_as_no_text(text: str, expected: str) -> None:
+    assert error_of(text) == expected

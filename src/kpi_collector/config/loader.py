@@ -669,6 +669,15 @@ def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, l
             messages.append(
                 f"{where}{'.'.join(str(p) for p in parent)}: the key {shown} is not a text{fix}"
             )
+        elif kind == "invalid_key":  # a key YAML read as no text: `~:`, `1:`
+            parent = loc[:-1]
+            found = lines.written_key(at + parent, error.get("input"))
+            written = found[0] if found is not None else _shown(error.get("input"))
+            where = f"{lines.where(at + parent)}: {label + ': ' if label else ''}"
+            inside = f"{'.'.join(str(p) for p in parent)}: " if parent else ""
+            messages.append(
+                f"{where}{inside}the key {written} is not a text; quote it: '{written}'"
+            )
         elif kind == "extra_forbidden":
             name = str(loc[-1]) if loc else "?"
             known = (
