@@ -512,3 +512,24 @@ def test_destination_urls_are_checked_at_load(destination: str, expected: str) -
 )
 def test_keys_and_values_yaml_reads_as_no_text(text: str, expected: str) -> None:
     assert error_of(text) == expected
+
+
+def test_an_expect_range_no_value_can_pass_is_refused() -> None:
+    """Every value would have been an error and none stored."""
+    text = (
+        "sources:\n  - {name: h, type: html, url: 'https://a.example/', "
+        "metrics: {a: {css: b, expect: {min: 5, max: 1}}}}\n"
+    )
+    assert error_of(text) == (
+        "kpi.yaml:2: source 'h': metrics.a.expect: min 5 is more than max 1: no value could "
+        "pass; swap them"
+    )
+
+
+def test_a_folder_given_as_the_config_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert str(info.value) == (
+        f"{tmp_path}: a folder, not a config file; give the file's path, e.g. "
+        f"{tmp_path / 'kpi.yaml'}"
+    )

@@ -31,6 +31,15 @@ class Expect(BaseModel):
 
     _no_bool_numbers = field_validator("*", mode="before")(classmethod(refuse_bool_as_number))
 
+    @model_validator(mode="after")
+    def _a_range(self) -> Expect:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            # no value could be stored: every one would be outside
+            raise ValueError(
+                f"min {self.min:g} is more than max {self.max:g}: no value could pass; swap them"
+            )
+        return self
+
 
 class Metric(BaseModel):
     """How to read one metric: an extractor (`jmespath`, `css` or `xpath`) and options."""

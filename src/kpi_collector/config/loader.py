@@ -31,6 +31,11 @@ def find_config(path: str | os.PathLike[str] | None = None) -> Path:
     """The config file: the argument, else `KPI_CONFIG`, else `kpi.yaml` in the current folder."""
     chosen = path or os.environ.get("KPI_CONFIG") or CONFIG_NAME
     found = Path(chosen)
+    if found.is_dir():
+        raise ConfigError(
+            f"{found}: a folder, not a config file; give the file's path, e.g. "
+            f"{found / CONFIG_NAME}"
+        )
     if not found.is_file():
         hint = (
             "run `kpi init` to write a starter config"
