@@ -533,3 +533,15 @@ def test_a_folder_given_as_the_config_says_so(tmp_path: Path) -> None:
         f"{tmp_path}: a folder, not a config file; give the file's path, e.g. "
         f"{tmp_path / 'kpi.yaml'}"
     )
+
+
+def test_a_url_with_a_space_is_refused_at_load() -> None:
+    """It passed `kpi validate` and failed at the first request."""
+    text = (
+        "sources:\n  - {name: h, type: http_json, url: 'https://api.exa mple.com/x', "
+        "metrics: {a: b}}\n"
+    )
+    assert error_of(text) == (
+        "kpi.yaml:2: source 'h': url: 'https://api.exa mple.com/x' holds a space; a URL has "
+        "none (write %20 in its path)"
+    )
