@@ -172,6 +172,37 @@ def test_config_errors_exit_2_with_one_clear_line(workdir: Path) -> None:
     assert usage.returncode == 2
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        # click printed four lines: the usage, a hint, a blank line, then the error
+        (("rnu",), "Error: No such command 'rnu'; did you mean 'run'? (see 'kpi --help')"),
+        (("zzzzz",), "Error: No such command 'zzzzz'. (see 'kpi --help')"),
+        (
+            ("run", "--dryrun"),
+            "Error: No such option '--dryrun'. Did you mean '--dry-run'? (see 'kpi run --help')",
+        ),
+        (
+            ("history", "--period", "year"),
+            "Error: Invalid value for '--period': 'year' is not one of 'day', 'week', 'month'.",
+        ),
+    ],
+)
+def test_command_line_mistakes_are_one_line(
+    workdir: Path, args: tuple[str, ...], expected: str
+) -> None:
+    (workdir / "kpi.yaml").write_text("sources: []\n")
+    result = run_kpi(workdir, *args)
+    assert (result.returncode, result.stderr, result.stdout) == (2, expected + "\n", "")
+
+
+def test_kpi_without_a_command_shows_the_help(workdir: Path) -> None:
+    result = run_kpi(workdir)
+    assert (
+        result.returncode == 2 and "Usage: kpi [OPTIONS] COMMAND" in result.stdout + result.stderr
+    )
+
+
 def test_config_path_option_and_env(site: Site, workdir: Path) -> None:
     url, _ = site
     folder = workdir / "elsewhere"

@@ -548,6 +548,17 @@ YAML_MISTAKES = [
     ),
     ("kpis: {a.b: {}}]\n", "kpi.yaml:1: not valid YAML: this `]` closes nothing: remove it, "
      "or add the bracket it closes"),
+    # libyaml's "found character that cannot start any token" does not name the tab
+    (
+        "sources:\n\t- {name: c, type: command, command: [echo, '1']}\n",
+        "kpi.yaml:2: not valid YAML: a tab indents this line; YAML indents with spaces only",
+    ),
+    # was "a second `: ` on this line" for a line with one
+    (
+        "sources:\n  - name: crm\n      type: github\n",
+        "kpi.yaml:3: not valid YAML: this line is indented deeper than the key above it, so it "
+        "is read as part of that key's value: start it in the same column as the other keys",
+    ),
 ]  # fmt: skip
 
 

@@ -246,3 +246,302 @@ def test_plain_documents_are_built_from_events(text: str, plain: bool) -> None:
                 _plain_events(loader)
     finally:
         loader.dispose()
+
+
+ONE = "sources:\n  - {name: c, type: command, command: [echo, '1']EXTRA}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # YAML 1.1 reads these as numbers or booleans: the message shows them as written
+        (
+            ONE.replace("EXTRA", "") + "title: 12:30\n",
+            "kpi.yaml:3: title: 12:30 (YAML reads it as 750) is not a text; quote it: '12:30'",
+        ),
+        (
+            ONE.replace("EXTRA", "") + "locale: no\n",
+            "kpi.yaml:3: locale: no (YAML reads it as false) is not a text; quote it: 'no'",
+        ),
+        (
+            ONE.replace("EXTRA", ", env: {MODE: 0755}"),
+            "kpi.yaml:2: source 'c': env.MODE: 0755 (YAML reads it as 493) is not a text; "
+            "quote it: '0755'",
+        ),
+        # a boolean where a number goes was read as 1 (a one-second timeout)
+        (
+            ONE.replace("EXTRA", ", timeout: true"),
+            "kpi.yaml:2: source 'c': timeout: true is not a number",
+        ),
+        (
+            ONE.replace("EXTRA", ", retries: yes"),
+            "kpi.yaml:2: source 'c': retries: yes (YAML reads it as true) is not a number",
+        ),
+        (ONE.replace("EXTRA", "") + "jitter: on\n", "kpi.yaml:3: jitter: on (YAML reads it as"),
+        (
+            "sources:\n  - {name: h, type: html, url: 'https://a.example/', "
+            "metrics: {a: {css: b, expect: {min: true}}}}\n",
+            "source 'h': metrics.a.expect.min: true is not a number",
+        ),
+        # NaN and infinities: a timeout that never ends, a threshold that never fires
+        (
+            ONE.replace("EXTRA", ", timeout: .inf"),
+            "kpi.yaml:2: source 'c': timeout: .inf (YAML reads it as inf) is not a finite number",
+        ),
+        (
+            ONE.replace("EXTRA", "") + "alerts:\n  - {kpi: c.value, below: .nan}\n",
+            "kpi.yaml:4: alerts.0.below: .nan (YAML reads it as nan) is not a finite number",
+        ),
+        (
+            ONE.replace("EXTRA", "") + "kpis:\n  c.value: {target: .NaN}\n",
+            "kpis.c.value.target: .NaN (YAML reads it as nan) is not a finite number",
+        ),
+        # a misspelt required key is named with the fix, not as the key that is missing
+        (
+            "sources:\n  - {name: h, type: http_json, url: 'https://a.example/', metric: {a: b}}\n",
+            "kpi.yaml:2: source 'h': unknown key 'metric'; did you mean 'metrics'? "
+            "(and 1 more problem in this source 'h')",
+        ),
+    ],
+)
+def test_values_read_as_something_else_are_refused_as_written(text: str, expected: str) -> None:
+    message = error_of(text)
+    assert expected in message, message
+
+
+def test_celery_executor_numbers_refuse_booleans() -> None:
+    text = (
+        ONE.replace("EXTRA", "")
+        + "store: postgresql+psycopg://u@h/d\nexecutor: {type: celery, broker: 'redis://h', "
+        "batch_size: true}\n"
+    )
+    assert "kpi.yaml:4: executor.batch_size: true is not a number" in error_of(text)
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("${X:=5}", "${X:=5} is not a variable this config reads"),
+        ("${X-5}", "${X-5} is not a variable this config reads"),
+        ("a${X", "${X is never closed"),
+        ("${X:-${Y}}", "${X:-${Y}: a default cannot hold another variable"),
+    ],
+)
+def test_a_variable_reference_of_another_form_is_an_error_not_text(
+    written: str, expected: str
+) -> None:
+    """Each was kept as it is written: `echo '${X:=5}'` ran with that text."""
+    text = ONE.replace("'1']EXTRA", f"'{written}']")
+    message = error_of(text, env={"X": "1", "Y": "2"})
+    assert message == (
+        f"kpi.yaml:2: source 'c': command.1: {expected}; write ${{NAME}} or "
+        "${NAME:-default} (a literal $ is $$)"
+    )
+    assert parse_config(ONE.replace("'1']EXTRA", "'$${X:=5}']"), env={}).sources
+
+
+def test_a_variable_in_a_key_is_an_error_not_a_key() -> None:
+    text = ONE.replace("EXTRA", ", env: {'${K}': v}")
+    assert error_of(text, env={"K": "A"}) == (
+        "kpi.yaml:2: sources.0.env.${K}: variables are read in values only, not in keys; "
+        "write the key as it is (a literal $ is $$)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("dotenv", "expected"),
+    [
+        # python-dotenv logged a warning and left TOKEN out; the line's text is never shown
+        (
+            b"X=1\nTOKEN = 'never-closed-s3cret\n",
+            ".env:2: cannot read this line; write NAME=value, and close a quote a value "
+            "opens ('...' or \"...\")",
+        ),
+        # was a UnicodeDecodeError traceback
+        (b"X=caf\xe9\n", ".env:1: not UTF-8 text; save the .env file as UTF-8"),
+    ],
+)
+def test_a_dotenv_file_that_cannot_be_read_is_one_config_error(
+    tmp_path: Path, dotenv: bytes, expected: str
+) -> None:
+    (tmp_path / "kpi.yaml").write_text(ONE.replace("'1']EXTRA", "'${X}']"))
+    (tmp_path / ".env").write_bytes(dotenv)
+    with pytest.raises(ConfigError) as info:
+        parse_config((tmp_path / "kpi.yaml").read_text(), path=tmp_path / "kpi.yaml", env={})
+    assert str(info.value) == f"{tmp_path / '.env'}{expected.removeprefix('.env')}"
+    assert "s3cret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # `a` (metric b.value) and `a.b` (metric value) both gave the KPI id a.b.value
+        (
+            "sources:\n  - {name: a, type: command, command: [echo, '1'], metric: b.value}\n"
+            "  - {name: a.b, type: command, command: [echo, '1']}\n",
+            "kpi.yaml:3: source 'a.b': a source name cannot hold '.', since KPI ids are "
+            "<source name>.<metric>; name it e.g. 'a_b'",
+        ),
+        (
+            "sources:\n  - {name: h, type: http_json, url: 'https://a.example/', "
+            "metrics: {'': a}}\n",
+            "kpi.yaml:2: source 'h': a metric has an empty name; give it one, e.g. users: ...",
+        ),
+        # a derived KPI with the id of a collected one: which value is stored was a guess
+        (
+            ONE.replace("EXTRA", "") + "kpis:\n  c.value: {formula: '2 + 2'}\n",
+            "kpi.yaml:4: kpis.c.value.formula: source 'c' collects c.value already; give the "
+            "derived KPI an id of its own, e.g. c.value_derived",
+        ),
+        # at the formula's line (was the line of `kpis:`), with the backticks such ids need
+        (
+            "sources:\n  - {name: my-app, type: command, command: [echo, '1']}\n"
+            "kpis:\n  my-app.twice: {formula: 'my-app.value * 2'}\n",
+            "kpi.yaml:4: kpis.my-app.twice.formula: formula for my-app.twice ('my-app.value * 2')"
+            " uses unknown KPI id(s): app.value (did you mean `my-app.value`? ids with other "
+            "characters than letters, digits, _ and . go in backticks), my",
+        ),
+    ],
+)
+def test_kpi_ids_stay_unique_and_readable(text: str, expected: str) -> None:
+    assert error_of(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("cron", "expected"),
+    [
+        # APScheduler's words named the value, not the field
+        (
+            "60 * * * *",
+            "'60 * * * *' is not a valid cron expression: minute '60': the last value (60) is "
+            "higher than the maximum value (59)",
+        ),
+        ("0 25 * * *", "'0 25 * * *' is not a valid cron expression: hour '25': "),
+        # accepted, and never fired
+        ("0 7 30 2 *", "'0 7 30 2 *' never fires: Feb has no day 30; use L for a month's last day"),
+        (
+            "0 7 31 4,6,9,11 *",
+            "'0 7 31 4,6,9,11 *' never fires: Apr or Jun or Sep or Nov has no day 31",
+        ),
+        ("daily", "'daily' is not a cron expression; did you mean '@daily'?"),
+    ],
+)
+def test_cron_mistakes_name_the_field_and_a_schedule_that_never_fires(
+    cron: str, expected: str
+) -> None:
+    message = error_of(ONE.replace("EXTRA", "") + f"schedule: '{cron}'\n")
+    assert message.startswith(f"kpi.yaml:3: schedule: {expected}"), message
+
+
+def test_days_some_month_has_still_fire() -> None:
+    for cron in ("0 7 29 2 *", "0 7 31 * *", "0 7 30 2 1", "0 7 L 2 *"):
+        assert parse_config(ONE.replace("EXTRA", "") + f"schedule: '{cron}'\n", env={})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # was pydantic's "Input tag 'locl' found using 'type' does not match any of ..."
+        (
+            ONE.replace("EXTRA", "") + "executor: {type: locl}\n",
+            "kpi.yaml:3: executor: type 'locl' is not one of: local, celery; did you mean 'local'?",
+        ),
+        # was "unknown key 'executor.local.brker'; remove it": the type's name in the path
+        (
+            ONE.replace("EXTRA", "") + "executor: {type: local, brker: x}\n",
+            "kpi.yaml:3: unknown key 'executor.brker'; known keys: type",
+        ),
+        # was "metrics.a.map.1.[key]: true is not a text"
+        (
+            "sources:\n  - {name: h, type: html, url: 'https://a.example/', "
+            "metrics: {a: {css: b, map: {yes: 1, no: 0}}}}\n",
+            "kpi.yaml:2: source 'h': metrics.a.map: the key yes (YAML reads it as true) is not "
+            "a text; quote it: 'yes' (and 1 more problem in this source 'h')",
+        ),
+        # was "String should match pattern '^\d+d$'"
+        (
+            ONE.replace("EXTRA", "")
+            + "destinations:\n  - {type: slack, webhook_url: 'https://h.example/x', compare: 2w}\n",
+            "kpi.yaml:4: destination 'slack': compare: '2w' is not a number of days; "
+            "write it like 14d",
+        ),
+    ],
+)
+def test_pydantic_words_are_said_in_ours(text: str, expected: str) -> None:
+    assert error_of(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("destination", "expected"),
+    [
+        # each was accepted by `kpi validate` and failed at the first delivery
+        (
+            "{type: slack, webhook_url: 'hooks.example.com/services/T0/B0/s3cretpart'}",
+            "kpi.yaml:4: destination 'slack': webhook_url: not an http(s) URL; copy the whole "
+            "URL, https:// included",
+        ),
+        (
+            "{type: slack, token: t-1, channel: c, api_url: 'slack.example/api'}",
+            "kpi.yaml:4: destination 'slack': api_url: 'slack.example/api' is not an http(s) URL",
+        ),
+        (
+            "{type: segment, write_key: k-1, api_url: 'ftp://segment.example'}",
+            "kpi.yaml:4: destination 'segment': api_url: 'ftp://segment.example' is not an "
+            "http(s) URL",
+        ),
+    ],
+)
+def test_destination_urls_are_checked_at_load(destination: str, expected: str) -> None:
+    message = error_of(ONE.replace("EXTRA", "") + f"destinations:\n  - {destination}\n")
+    assert message == expected
+    assert "s3cret" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # was "kpi.yaml: None: Keys should be strings"
+        ("sources: []\n~: 1\n", "kpi.yaml: the key ~ is not a text; quote it: '~'"),
+        ("kpis:\n  1: {title: x}\n", "kpi.yaml:1: kpis: the key 1 is not a text; quote it: '1'"),
+        # a date YAML read from the text
+        (
+            "sources: []\ntitle: 2024-01-01\n",
+            "kpi.yaml:2: title: 2024-01-01 is not a text; quote it: '2024-01-01'",
+        ),
+    ],
+)
+def test_keys_and_values_yaml_reads_as_no_text(text: str, expected: str) -> None:
+    assert error_of(text) == expected
+
+
+def test_an_expect_range_no_value_can_pass_is_refused() -> None:
+    """Every value would have been an error and none stored."""
+    text = (
+        "sources:\n  - {name: h, type: html, url: 'https://a.example/', "
+        "metrics: {a: {css: b, expect: {min: 5, max: 1}}}}\n"
+    )
+    assert error_of(text) == (
+        "kpi.yaml:2: source 'h': metrics.a.expect: min 5 is more than max 1: no value could "
+        "pass; swap them"
+    )
+
+
+def test_a_folder_given_as_the_config_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert str(info.value) == (
+        f"{tmp_path}: a folder, not a config file; give the file's path, e.g. "
+        f"{tmp_path / 'kpi.yaml'}"
+    )
+
+
+def test_a_url_with_a_space_is_refused_at_load() -> None:
+    """It passed `kpi validate` and failed at the first request."""
+    text = (
+        "sources:\n  - {name: h, type: http_json, url: 'https://api.exa mple.com/x', "
+        "metrics: {a: b}}\n"
+    )
+    assert error_of(text) == (
+        "kpi.yaml:2: source 'h': url: 'https://api.exa mple.com/x' holds a space; a URL has "
+        "none (write %20 in its path)"
+    )

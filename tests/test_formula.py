@@ -383,11 +383,11 @@ def test_unknown_ids_get_one_close_hint_each() -> None:
 
 def test_a_formula_names_every_failed_input() -> None:
     formulas = {
-        "f.a": Formula.parse("s.x / 0"),
+        "f.a": Formula.parse("s.x / s.zero"),
         "f.b": Formula.parse("s.missing + 1"),
         "f.c": Formula.parse("f.a + f.b"),
     }
-    computed, errors = evaluate_formulas(formulas, {"s.x": 1.0})
+    computed, errors = evaluate_formulas(formulas, {"s.x": 1.0, "s.zero": 0.0})
     assert computed == {}
     assert str(errors["f.c"]) == "formula 'f.a + f.b': its input f.a, f.b failed"
 
@@ -408,3 +408,16 @@ def test_underscores_around_a_quoted_id_are_a_dunder_name() -> None:
     with pytest.raises(FormulaSyntaxError) as caught:
         Formula.parse("_`a.b`_")
     assert str(caught.value) == "formula '_`a.b`_': names with '__' are not allowed"
+
+
+@pytest.mark.parametrize("text", ["a.x / 0", "a.x / (1 - 1)", "a.x / round(0.4)", "a.x / -0.0"])
+def test_a_divisor_that_is_zero_whatever_the_values_is_refused_at_parse(text: str) -> None:
+    """It was accepted by `kpi validate` and failed on every run."""
+    with pytest.raises(FormulaSyntaxError) as info:
+        Formula.parse(text)
+    assert str(info.value) == f"formula {text!r}: divides by zero whatever the KPIs' values"
+
+
+def test_a_divisor_with_a_kpi_id_or_not_zero_is_accepted() -> None:
+    for text in ("a.x / b.y", "a.x / (b.y - 1)", "a.x / 2", "a.x / (1 - 0.5)"):
+        assert Formula.parse(text).inputs

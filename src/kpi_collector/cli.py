@@ -40,6 +40,18 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS:
+            import difflib  # only for a wrong name
+
+            close = difflib.get_close_matches(name, COMMANDS, n=1)
+            if close:
+                ctx.fail(f"No such command {name!r}; did you mean {close[0]!r}?")
+        return super().resolve_command(ctx, args)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = COMMANDS.get(cmd_name)
         if target is None:
@@ -138,9 +150,20 @@ def run_command(argv: list[str] | None, *, exits: bool = False) -> int:
             return EXIT_INTERRUPTED
         click.echo("aborted", err=True)
         return EXIT_FAILED
+    except click.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `kpi`: the help, as asked
+            exc.show()
+            return EXIT_USAGE
+        # one line, as the project's own usage errors (click prints usage, a hint, a blank
+        # line and then the error)
+        path = exc.ctx.command_path if exc.ctx is not None else "kpi"
+        # a wrong value's message says what is allowed; a wrong name points at the help
+        hint = "" if isinstance(exc, click.BadParameter) else f" (see '{path} --help')"
+        click.echo(f"Error: {exc.format_message()}{hint}", err=True)
+        return EXIT_USAGE
     except click.ClickException as exc:
         exc.show()
-        return EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
+        return exc.exit_code
     except ConfigError as exc:
         from kpi_collector.secrets import redact  # pydantic: only when there is an error
 

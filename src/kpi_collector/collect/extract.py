@@ -10,12 +10,13 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from kpi_collector.collect.layout import PARAGRAPH, layout_text, lxml_layout_text
 from kpi_collector.collect.numbers import page_locale, parse_number
 from kpi_collector.collect.patterns import compile_pattern
 from kpi_collector.config.locale import check_locale
+from kpi_collector.config.models import CONFIG_MODEL, refuse_bool_as_number
 from kpi_collector.errors import ExtractError
 from kpi_collector.secrets import redact_cut
 
@@ -25,15 +26,26 @@ log = logging.getLogger("kpi_collector.extract")
 class Expect(BaseModel):
     """Bounds a value must fall in; a value outside is an error and is not stored."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = CONFIG_MODEL
     min: float | None = None
     max: float | None = None
+
+    _no_bool_numbers = field_validator("*", mode="before")(classmethod(refuse_bool_as_number))
+
+    @model_validator(mode="after")
+    def _a_range(self) -> Expect:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            # no value could be stored: every one would be outside
+            raise ValueError(
+                f"min {self.min:g} is more than max {self.max:g}: no value could pass; swap them"
+            )
+        return self
 
 
 class Metric(BaseModel):
     """How to read one metric: an extractor (`jmespath`, `css` or `xpath`) and options."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = CONFIG_MODEL
 
     jmespath: str | None = None
     css: str | None = None

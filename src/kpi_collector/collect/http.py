@@ -200,6 +200,9 @@ def check_http_url(value: str) -> str:
     URL validators; ValueError naming it otherwise."""
     if not is_http_url(value):
         raise ValueError(f"{value!r} is not an http(s) URL")
+    if any(char.isspace() for char in value):
+        # httpx would refuse it at the first request, or send a host no server has
+        raise ValueError(f"{value!r} holds a space; a URL has none (write %20 in its path)")
     return value
 
 

@@ -111,9 +111,38 @@ class Cron:
 
 
 def check_cron(expr: str) -> str:
-    """A validator: the expression, or ValueError saying what is wrong with it."""
-    Cron(expr)
+    """A validator: the expression, or ValueError saying what is wrong with it (including a
+    day of month that none of its months has: `0 7 30 2 *` would never fire)."""
+    cron = Cron(expr)
+    _check_days_exist(cron)
     return expr
+
+
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February: in leap years
+_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_NUMBERS = re.compile(r"\d+(?:,\d+)*")
+
+
+def _check_days_exist(cron: Cron) -> None:
+    """ValueError when the day of month lists only days that none of the months has (with
+    the day of week unrestricted: a restricted one fires on its weekdays anyway)."""
+    _, _, dom, month, dow = cron.fields
+    if not dow.startswith("*") or not _NUMBERS.fullmatch(dom):
+        return
+    if month == "*":
+        months = list(range(1, 13))
+    elif _NUMBERS.fullmatch(month):
+        months = [int(m) for m in month.split(",")]
+    else:
+        return
+    days = sorted({int(d) for d in dom.split(",")})
+    if any(d <= _MONTH_DAYS[m - 1] for d in days for m in months if 1 <= m <= 12):
+        return
+    named = " or ".join(_MONTH_NAMES[m - 1].title() for m in months if 1 <= m <= 12)
+    raise ValueError(
+        f"{cron.expr!r} never fires: {named} has no day {', '.join(map(str, days))}; "
+        "use L for a month's last day"
+    )
 
 
 def _fields(expr: str) -> list[str]:
@@ -123,6 +152,8 @@ def _fields(expr: str) -> list[str]:
             f"{expr!r}: unknown cron macro; use one of {', '.join(MACROS)} or five fields"
         )
     fields = text.split()
+    if len(fields) == 1 and f"@{text.lower()}" in MACROS:
+        raise ValueError(f"{expr!r} is not a cron expression; did you mean '@{text.lower()}'?")
     if len(fields) != 5:
         raise ValueError(
             f"{expr!r} is not a cron expression: expected 5 fields (minute hour day-of-month "
@@ -174,7 +205,21 @@ def _trigger(options: dict[str, Any], expr: str) -> CronTrigger:
     try:
         return CronTrigger(**options)
     except ValueError as exc:
-        raise ValueError(f"{expr!r} is not a valid cron expression: {exc}") from None
+        problem = str(exc)
+        # APScheduler names the value, not the field: "Error validating expression '60': ..."
+        for name, words in (
+            ("minute", "minute"),
+            ("hour", "hour"),
+            ("day", "day of month"),
+            ("month", "month"),
+        ):
+            try:
+                CronTrigger(**{name: options[name]}, timezone=options["timezone"])
+            except ValueError as one:
+                detail = re.sub(r"^Error validating expression '[^']*': ", "", str(one))
+                problem = f"{words} {options[name]!r}: {detail}"
+                break
+        raise ValueError(f"{expr!r} is not a valid cron expression: {problem}") from None
 
 
 def _second_copy(when: datetime) -> bool:

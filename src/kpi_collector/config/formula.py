@@ -258,6 +258,9 @@ class _Checker:
                 raise self.fail(self.unsupported_operator(node.op))
             self.visit(node.left)
             self.visit(node.right)
+            if isinstance(node.op, ast.Div) and _constant(node.right) == 0:
+                # a divisor without KPI ids is zero on every run: a mistake, found at load
+                raise self.fail("divides by zero whatever the KPIs' values")
         elif isinstance(node, ast.UnaryOp):
             if type(node.op) not in _UNARY:
                 raise self.fail(self.unsupported_operator(node.op))
@@ -320,6 +323,34 @@ class _Checker:
         return f"operator {symbol} is not supported; use + - * / and parentheses"
 
 
+def _constant(node: ast.AST) -> float | None:
+    """The value of a checked expression that names no KPI (`0`, `1 - 1`, `abs(-0)`), else
+    None (also when it cannot be computed, e.g. its own division by zero)."""
+    try:
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+            return float(node.value)
+        if isinstance(node, ast.UnaryOp):
+            operand = _constant(node.operand)
+            if operand is None:
+                return None
+            return -operand if isinstance(node.op, ast.USub) else operand
+        if isinstance(node, ast.BinOp):
+            left, right = _constant(node.left), _constant(node.right)
+            if left is None or right is None:
+                return None
+            operator = {ast.Add: float.__add__, ast.Sub: float.__sub__, ast.Mult: float.__mul__}
+            function = operator.get(type(node.op), float.__truediv__)
+            return float(function(left, right))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            args = [_constant(arg) for arg in node.args]
+            if any(arg is None for arg in args):
+                return None
+            return float(_FUNCTIONS[node.func.id](*args))
+    except (ArithmeticError, KeyError, TypeError, ValueError):
+        return None
+    return None
+
+
 def order_formulas(formulas: Mapping[str, Formula], known_ids: Iterable[str]) -> list[str]:
     """The formula KPI ids in an order where each comes after the formulas it uses.
 
@@ -335,7 +366,14 @@ def order_formulas(formulas: Mapping[str, Formula], known_ids: Iterable[str]) ->
             hints = []
             for name in unknown:
                 close = get_close_matches(name, sorted(available), n=1)
-                hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
+                if close and not re.fullmatch(r"[\w.]+", close[0]):
+                    # `my-app.users` unquoted reads as my - app.users
+                    hints.append(
+                        f"{name} (did you mean `{close[0]}`? ids with other "
+                        "characters than letters, digits, _ and . go in backticks)"
+                    )
+                else:
+                    hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
             raise FormulaDependencyError(
                 f"formula for {kpi_id} ({formula.text!r}) uses unknown KPI id(s): "
                 + ", ".join(hints)

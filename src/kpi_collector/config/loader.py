@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,11 @@ def find_config(path: str | os.PathLike[str] | None = None) -> Path:
     """The config file: the argument, else `KPI_CONFIG`, else `kpi.yaml` in the current folder."""
     chosen = path or os.environ.get("KPI_CONFIG") or CONFIG_NAME
     found = Path(chosen)
+    if found.is_dir():
+        raise ConfigError(
+            f"{found}: a folder, not a config file; give the file's path, e.g. "
+            f"{found / CONFIG_NAME}"
+        )
     if not found.is_file():
         hint = (
             "run `kpi init` to write a starter config"
@@ -196,6 +202,7 @@ def parse_config(
         cls = _resolve(source_type, kind, lines, at)
         source = _validate(cls, {k: v for k, v in item.items() if k != "type"}, lines, at, label_)
         _unique(source.name, index, seen, lines, at, "source")
+        _check_source_ids(source, lines, at, label_)
         if source.locale is None and settings.locale is not None:
             source.locale = settings.locale
         _share_metrics(source, shared)
@@ -244,6 +251,23 @@ def _share_metrics(source: Any, shared: dict[Any, Any]) -> None:
             metrics[name] = shared.setdefault(key, spec)
         except TypeError:  # an unhashable value
             continue
+
+
+def _check_source_ids(source: Any, lines: _LineFinder, at: Path_, label: str) -> None:
+    """A KPI id is `<source name>.<metric>`, read up to its first dot: a source name with a
+    dot (`app.v2`) would give ids that name another source (`app`) or clash with its ids,
+    and an empty metric name gives an id that names no metric."""
+    if "." in source.name:
+        raise ConfigError(
+            f"{lines.where((*at, 'name'))}: {label}: a source name cannot hold '.', since "
+            f"KPI ids are <source name>.<metric>; name it e.g. {source.name.replace('.', '_')!r}"
+        )
+    for metric in source.metric_names():
+        if not metric.strip():
+            raise ConfigError(
+                f"{lines.where((*at, 'metrics'))}: {label}: a metric has an empty name; "
+                "give it one, e.g. users: ..."
+            )
 
 
 def _checked_cron(value: Any, lines: _LineFinder, at: Path_) -> str:
@@ -315,9 +339,19 @@ def _explain_yaml(exc: Exception, text: str, problem: str) -> tuple[int, str] | 
         return None
     here = mark.line + 1
     lowered = problem.lower()
-    if "tab" in lowered or "'\\t'" in problem:
+    lines = text.splitlines()
+    current = lines[mark.line] if mark.line < len(lines) else ""
+    # libyaml leaves the character out of "found character that cannot start any token"
+    if "tab" in lowered or "'\\t'" in problem or current[mark.column : mark.column + 1] == "\t":
         return here, "a tab indents this line; YAML indents with spaces only"
     if "mapping values are not allowed" in lowered:
+        if not re.search(r":(\s|$)", current[: mark.column]):
+            # the line's only `key:`, indented deeper than the keys above it: YAML reads it
+            # as more of the value on the line before
+            return here, (
+                "this line is indented deeper than the key above it, so it is read as part "
+                "of that key's value: start it in the same column as the other keys"
+            )
         return here, (
             'a second `: ` on this line; quote the value that contains it (url: "http://host/a: b")'
         )
@@ -326,8 +360,6 @@ def _explain_yaml(exc: Exception, text: str, problem: str) -> tuple[int, str] | 
             "`*` starts an alias of an `&anchor` that is not defined above; quote the value "
             'if the `*` is part of it ("*.example.com")'
         )
-    lines = text.splitlines()
-    current = lines[mark.line] if mark.line < len(lines) else ""
     stray = current[mark.column : mark.column + 1]
     if stray in ("]", "}"):
         return here, f"this `{stray}` closes nothing: remove it, or add the bracket it closes"
@@ -614,17 +646,50 @@ def _validate(model: type[BaseModel], data: Any, lines: _LineFinder, at: Path_, 
 
 def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, label: str) -> str:
     messages = []
-    errors = exc.errors()
+    # a misspelt key first: `metric:` is then "did you mean 'metrics'?", not "missing 'metrics'"
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     for error in errors[:1]:  # one line: the first problem, and how many follow
         loc = tuple(
             p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-"))
         )
+        member = None  # the executor's class chosen by its `type:`, named in pydantic's loc
+        if loc[:1] == ("executor",) and len(loc) > 1 and loc[1] in ("local", "celery"):
+            from kpi_collector.config.models import CeleryExecutor, LocalExecutor
+
+            member = CeleryExecutor if loc[1] == "celery" else LocalExecutor
+            loc = loc[:1] + loc[2:]
         key = ".".join(str(p) for p in loc)
         prefix = f"{lines.where(at + loc)}: {label + ': ' if label else ''}"
         kind = error["type"]
-        if kind == "extra_forbidden":
+        if loc[-1:] == ("[key]",):  # a mapping's key, such as `yes:` read as true
+            parent = loc[:-2]
+            found = lines.written_key(at + parent, loc[-2])
+            shown = _shown(loc[-2])
+            if found is not None:
+                written, read = found
+                shown = written if written == _shown(read) else f"{written} (YAML reads it as "
+                shown += "" if written == _shown(read) else f"{_shown(read)})"
+            fix = f"; quote it: '{found[0]}'" if found is not None else ""
+            where = f"{lines.where(at + parent)}: {label + ': ' if label else ''}"
+            messages.append(
+                f"{where}{'.'.join(str(p) for p in parent)}: the key {shown} is not a text{fix}"
+            )
+        elif kind == "invalid_key":  # a key YAML read as no text: `~:`, `1:`
+            parent = loc[:-1]
+            found = lines.written_key(at + parent, error.get("input"))
+            written = found[0] if found is not None else _shown(error.get("input"))
+            where = f"{lines.where(at + parent)}: {label + ': ' if label else ''}"
+            inside = f"{'.'.join(str(p) for p in parent)}: " if parent else ""
+            messages.append(
+                f"{where}{inside}the key {written} is not a text; quote it: '{written}'"
+            )
+        elif kind == "extra_forbidden":
             name = str(loc[-1]) if loc else "?"
-            known = _known_keys(model, loc[:-1])
+            known = (
+                sorted(member.model_fields)
+                if member is not None and len(loc) == 2
+                else _known_keys(model, loc[:-1])
+            )
             import difflib  # only for a wrong name
 
             close = difflib.get_close_matches(name, known, n=1)
@@ -639,7 +704,8 @@ def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, l
         elif kind == "missing":
             messages.append(f"{prefix}missing required key {key!r}")
         else:
-            message = _in_our_words(error) or error["msg"].removeprefix("Value error, ")
+            message = _in_our_words(error, _as_written(error.get("input"), lines, at + loc))
+            message = message or error["msg"].removeprefix("Value error, ")
             messages.append(f"{prefix}{key + ': ' if key else ''}{message}")
     more = len(errors) - 1
     if more:
@@ -663,6 +729,9 @@ _EXPECTED = {
     "model_attributes_type": "a mapping (key: value lines, or {key: value})",
     "list_type": "a list (- item lines, or [a, b])",
     "url_parsing": "a URL like https://host/path",
+    "bool_not_number": "a number",
+    "finite_number": "a finite number",
+    "tuple_type": "a list (- item lines, or [a, b])",
 }
 _BOUNDS = {
     "greater_than": ("gt", "greater than"),
@@ -672,13 +741,29 @@ _BOUNDS = {
 }
 
 
-def _in_our_words(error: Any) -> str | None:
+def _as_written(value: Any, lines: _LineFinder, at: Path_) -> str | None:
+    """The text of a YAML value that YAML read as something else than it looks when shown
+    (`12:30` read as 750, `0755` as 493, `1.10` as 1.1, `yes`/`no`/`on`/`off` as true or
+    false: YAML 1.1), else None."""
+    if isinstance(value, str) or not isinstance(value, int | float | date):
+        return None
+    written = lines.written(at)
+    return written if written is not None and written != _shown(value) else None
+
+
+def _in_our_words(error: Any, written: str | None = None) -> str | None:
     """A pydantic error said as this project says it, with the value that was written
-    (`'abc' is not a number`), or None to keep pydantic's message (a validator's own)."""
+    (`'abc' is not a number`), or None to keep pydantic's message (a validator's own).
+    `written`: the value's text in the file when YAML read it as something else."""
     kind = error["type"]
     shown = _shown(error.get("input"))
+    if written is not None:
+        shown = f"{written} (YAML reads it as {shown})"
     if kind in _EXPECTED:
-        return f"{shown} is not {_EXPECTED[kind]}"
+        value = error.get("input")
+        scalar = isinstance(value, int | float | date) and kind == "string_type"
+        fix = f"; quote it: '{written or shown}'" if scalar else ""
+        return f"{shown} is not {_EXPECTED[kind]}{fix}"
     if kind in _BOUNDS:
         name, words = _BOUNDS[kind]
         bound = error.get("ctx", {}).get(name)
@@ -688,6 +773,18 @@ def _in_our_words(error: Any) -> str | None:
     if kind in ("literal_error", "enum"):
         expected = str(error.get("ctx", {}).get("expected", "")).replace("'", "")
         return f"{shown} is not one of: {expected}"
+    if kind == "union_tag_invalid":
+        import difflib  # only for a wrong name
+
+        ctx = error.get("ctx", {})
+        tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
+        tag = str(ctx.get("tag", ""))
+        close = difflib.get_close_matches(tag, tags, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"type {tag!r} is not one of: {', '.join(tags)}{hint}"
+    if kind == "string_pattern_mismatch":
+        pattern = error.get("ctx", {}).get("pattern", "")
+        return f"{shown} is not allowed here: it must match the pattern {pattern}"
     if kind in ("string_too_short", "too_short") and error.get("input") in ("", [], {}):
         return "is empty; give a value"
     return None
@@ -821,10 +918,28 @@ def _check_formulas(config: Config, lines: _LineFinder, unchecked: set[str]) -> 
             raise ConfigError(
                 f"{lines.where(('kpis', kid, 'formula'))}: kpis.{kid}.formula: {exc}"
             ) from None
+    collected = {kid for source in config.sources for kid in source.kpi_ids()}
+    for kid in formulas:
+        if kid in collected:
+            source_name = kid.partition(".")[0]
+            raise ConfigError(
+                f"{lines.where(('kpis', kid, 'formula'))}: kpis.{kid}.formula: source "
+                f"{source_name!r} collects {kid} already; give the derived KPI an id of its "
+                f"own, e.g. {kid}_derived"
+            )
     known = set(config.kpi_ids())
     # ids of sources whose metrics are only known at run time are accepted by their prefix
     open_prefixes = {s.name for s in config.sources if not s.metric_names()} | unchecked
     known |= {i for f in parsed.values() for i in f.inputs if i.partition(".")[0] in open_prefixes}
+    available = known | set(parsed)
+    for kid, formula in parsed.items():
+        if not formula.inputs <= available:  # the message from order_formulas, at its line
+            try:
+                order_formulas({kid: formula}, available)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"{lines.where(('kpis', kid, 'formula'))}: kpis.{kid}.formula: {exc}"
+                ) from None
     try:
         order_formulas(parsed, known)
     except ValueError as exc:
@@ -860,6 +975,13 @@ def _expand(
             ]
         return [_expand(v, env, lines, (*at, i), label) for i, v in enumerate(value)]
     if isinstance(value, dict):
+        for key in value:
+            if isinstance(key, str) and "${" in key.replace("$$", ""):
+                path = ".".join(str(p) for p in (*at, key))
+                raise ConfigError(
+                    f"{lines.where((*at, key))}: {path}: variables are read in values "
+                    "only, not in keys; write the key as it is (a literal $ is $$)"
+                )
         return {k: _expand(v, env, lines, (*at, k), label) for k, v in value.items()}
     return value
 
@@ -877,6 +999,7 @@ def _expand_text(
 ) -> str:
     if "$" not in text:
         return text
+    _check_references_written(text, lines, at, label)
     used: list[str] = []
     given: list[str] = []
 
@@ -908,6 +1031,33 @@ def _expand_text(
     return expanded
 
 
+_ANY_REFERENCE = re.compile(r"\$\$|\$\{[^}]*\}?")
+
+
+def _check_references_written(text: str, lines: _LineFinder, at: Path_, label: str) -> None:
+    """Raise ConfigError for a `${` that is not `${NAME}` or `${NAME:-default}`: `${X:=5}`,
+    `${X-5}`, `${X` never closed, `${X:-${Y}}` (no nesting); each would be kept as text."""
+    for match in _ANY_REFERENCE.finditer(text):
+        written = match.group(0)
+        if written == "$$":
+            continue
+        valid = _VAR.fullmatch(written)
+        if valid is not None and "${" not in (valid.group(2) or ""):
+            continue
+        if "${" in written[2:]:
+            problem = f"{written}: a default cannot hold another variable"
+        elif not written.endswith("}"):
+            problem = f"{written[:40]} is never closed"
+        else:
+            problem = f"{written} is not a variable this config reads"
+        key = ".".join(str(p) for p in (at[2:] if label else at))
+        key = f"{label}: {key}" if label else key
+        raise ConfigError(
+            f"{lines.where(at)}: {key}: {problem}; write ${{NAME}} or ${{NAME:-default}} "
+            "(a literal $ is $$)"
+        )
+
+
 def _credential_position(at: Path_) -> bool:
     """Whether a key path holds a credential: under `params`, `headers`, `env`, `auth` or a
     login form, or at a key named like one (`token`, `password`, `webhook_url`, ...)."""
@@ -921,11 +1071,34 @@ _CREDENTIAL_KEYS = frozenset({"params", "headers", "env", "auth", "login", "fiel
 
 
 def _dotenv(path: Path) -> Mapping[str, str]:
+    """The variables of the `.env` file at `path` ({} without one). A file that cannot be
+    read, is not UTF-8, or has a line python-dotenv cannot parse (a quote never closed)
+    is a ConfigError naming the line but never its text, which may hold a secret:
+    python-dotenv would only log a warning and leave the variable out."""
     if not path.is_file():
         return {}
-    from dotenv import dotenv_values
+    import io
 
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+    from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text; save the .env file as UTF-8") from None
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            raise ConfigError(
+                f"{path}:{binding.original.line}: cannot read this line; write NAME=value, and "
+                "close a quote a value opens ('...' or \"...\")"
+            )
+    values = dotenv_values(stream=io.StringIO(text))
+    return {k: v for k, v in values.items() if v is not None}
 
 
 class _LineFinder:
@@ -954,6 +1127,40 @@ class _LineFinder:
         if line is None and node is not None and node is not self.root:
             line = node.start_mark.line + 1
         return f"{self.label}:{line}" if line else self.label
+
+    def written(self, at: Path_) -> str | None:
+        """The text of the plain (unquoted) scalar at `at` as the file writes it, else None."""
+        import yaml
+
+        node = self.root
+        for part in at:
+            child = self._child(node, part)
+            if child is None:
+                return None
+            node = child[0]
+        if isinstance(node, yaml.ScalarNode) and not node.style:
+            return str(node.value)
+        return None
+
+    def written_key(self, at: Path_, value: Any) -> tuple[str, Any] | None:
+        """(text, value YAML reads) of the plain key of the mapping at `at` that is not a
+        text and equals `value` (pydantic names a key `yes`, read as true, 1), else None."""
+        import yaml
+
+        node = self.root
+        for part in at:
+            child = self._child(node, part)
+            if child is None:
+                return None
+            node = child[0]
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode) and not key.style and key.tag != _STR:
+                read = yaml.safe_load(key.value)
+                if read == value:
+                    return str(key.value), read
+        return None
 
     @staticmethod
     def _child(node: Any, part: str | int) -> tuple[Any, int] | None:

@@ -15,9 +15,11 @@ from pydantic import (
     ByteSize,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 if TYPE_CHECKING:
     from kpi_collector.destinations.base import Destination
@@ -30,8 +32,44 @@ Agg = Literal["last", "sum", "max", "min", "avg"]
 MAX_BYTES = ByteSize(20 * 1024 * 1024)
 
 
+def _takes_number(annotation: Any) -> bool:
+    """Whether a field's type is a number (int, float, ByteSize, optional or in a union) and
+    not also a bool."""
+    from types import UnionType
+    from typing import Union, get_args, get_origin
+
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _takes_number(get_args(annotation)[0])
+    if origin is Union or origin is UnionType:
+        members = get_args(annotation)
+        return bool not in members and any(_takes_number(m) for m in members)
+    return (
+        isinstance(annotation, type)
+        and issubclass(annotation, int | float)
+        and not issubclass(annotation, bool)
+    )
+
+
+def refuse_bool_as_number(cls: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
+    """A `field_validator("*", mode="before")`: YAML's true/false (and YAML 1.1's yes/no/on/off)
+    where a number goes is an error; pydantic would read `timeout: true` as 1 second."""
+    if isinstance(value, bool) and info.field_name is not None:
+        field = cls.model_fields.get(info.field_name)
+        if field is not None and _takes_number(field.annotation):
+            raise PydanticCustomError("bool_not_number", "a boolean is not a number")
+    return value
+
+
+#: what every config model shares: unknown keys are errors, and so are NaN and infinities
+#: (`.nan`, `.inf` in YAML), which would make a threshold never fire or a timeout never end
+CONFIG_MODEL = ConfigDict(extra="forbid", defer_build=True, allow_inf_nan=False)
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = CONFIG_MODEL
+
+    _no_bool_numbers = field_validator("*", mode="before")(classmethod(refuse_bool_as_number))
 
 
 class Defaults(Strict):
@@ -132,7 +170,7 @@ class Alert(Strict):
     (a reminder while it stays true, e.g. `1d`).
     """
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
+    model_config = CONFIG_MODEL | {"populate_by_name": True}
 
     name: str | None = Field(default=None, description="how messages name it (default: the rule)")
     notify: list[str] = Field(default_factory=list, description="message destinations, by name")
@@ -310,13 +348,16 @@ def display_order(
     return sorted(dict.fromkeys(ids), key=lambda k: (k != north_star, rank.get(k, len(rank)), k))
 
 
-class LocalExecutor(Strict):
+class LocalExecutor(BaseModel):
     """`executor: {type: local}` (the default): every source collected in this process."""
+
+    # not Strict: a discriminated union's `type` takes no before-validator
+    model_config = CONFIG_MODEL
 
     type: Literal["local"] = "local"
 
 
-class CeleryExecutor(Strict):
+class CeleryExecutor(BaseModel):
     """`executor: {type: celery, ...}`: sources collected by `kpi worker` processes (Celery)
     on any machine, in batches of `batch_size` source names; outcomes come back through
     `backend` and are stored by the coordinator (`kpi run` / `kpi schedule`).
@@ -329,11 +370,17 @@ class CeleryExecutor(Strict):
       answering, before its outstanding sources become errors of the run.
     """
 
+    model_config = CONFIG_MODEL
+
     type: Literal["celery"]
     broker: str = Field(min_length=1)
     backend: str | None = None
     batch_size: int = Field(default=50, ge=1, le=10_000)
     wait: float | str = 600.0
+
+    _no_bool_numbers = field_validator("batch_size", "wait", mode="before")(
+        classmethod(refuse_bool_as_number)
+    )
 
     @field_validator("broker")
     @classmethod

@@ -9,8 +9,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
+from kpi_collector.config.models import CONFIG_MODEL, refuse_bool_as_number
 from kpi_collector.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -24,9 +25,11 @@ class Plugin(BaseModel):
     """What sources and destinations share: a config model named by its `type`, with a
     name (default: the type), an on/off switch and an optional cron of its own."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, defer_build=True)
+    model_config = CONFIG_MODEL | {"arbitrary_types_allowed": True}
 
     type: ClassVar[str] = ""
+
+    _no_bool_numbers = field_validator("*", mode="before")(classmethod(refuse_bool_as_number))
 
     name: str = Field(default="", description="unique among its kind; default: the type")
     enabled: bool = True

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from kpi_collector.config.plugins import Plugin
 from kpi_collector.errors import DeliveryError
@@ -209,6 +210,29 @@ class Destination(Plugin):
         default=3, ge=0, le=10, description="transient failures retried within a run"
     )
     timeout: float = Field(default=30.0, gt=0, description="seconds per request")
+
+    @field_validator("api_url", "webhook_url", check_fields=False)
+    @classmethod
+    def _http_urls(cls, value: Any) -> Any:
+        """`api_url` and `webhook_url` of every destination that has them: an http(s) URL with
+        a host, found wrong at load rather than at the first delivery; a webhook URL holds its
+        token, so it is never echoed."""
+        from kpi_collector.collect.http import check_http_url, is_http_url
+        from kpi_collector.secrets import Secret
+
+        if isinstance(value, Secret):
+            if not is_http_url(value.get()):
+                raise ValueError("not an http(s) URL; copy the whole URL, https:// included")
+        elif isinstance(value, str):
+            check_http_url(value)
+        return value
+
+    @field_validator("compare", mode="before")
+    @classmethod
+    def _compare_in_days(cls, value: Any) -> Any:
+        if isinstance(value, str) and not re.fullmatch(r"\d+d", value):
+            raise ValueError(f"{value!r} is not a number of days; write it like 14d")
+        return value
 
     @property
     def compare_days(self) -> int | None:
