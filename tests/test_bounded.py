@@ -475,51 +475,28 @@ def test_a_css_selector_that_would_backtrack_for_hours_stalls_nothing(
     own instead, stopped at the source's timeout; selectors that find their match at once
     read the same page. `kpi run` in a process of its own, since a stall is for hours."""
     nested = f"{hostile}/nested"
-    (tmp_path / "kpi.yaml").write_text(
-        json.dumps(
+    done = _kpi_run_beside_healthy(
+        tmp_path,
+        hostile,
+        [
             {
-                "defaults": {"timeout": 10, "retries": 0},
-                "sources": [
-                    {
-                        "name": "hostile",
-                        "type": "html",
-                        "url": nested,
-                        "timeout": 2,
-                        "metrics": {"none": {"css": "span div div div p", "count": True}},
-                    },
-                    {
-                        "name": "fine",
-                        "type": "html",
-                        "url": nested,
-                        "metrics": {
-                            "deep": "div div div div p",
-                            "wide": {"css": "body ~ div div p", "count": True, "allow_zero": True},
-                            "p": "body p",
-                        },
-                    },
-                    {
-                        "name": "api",
-                        "type": "http_json",
-                        "url": f"{hostile}/healthy",
-                        "metrics": {"v": "value"},
-                    },
-                    {
-                        "name": "site",
-                        "type": "html",
-                        "url": f"{hostile}/page",
-                        "metrics": {"stars": "#n"},
-                    },
-                ],
-            }
-        )
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "kpi_collector", "run", "--format", "json", "--no-deliver"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
+                "name": "hostile",
+                "type": "html",
+                "url": nested,
+                "timeout": 2,
+                "metrics": {"none": {"css": "span div div div p", "count": True}},
+            },
+            {
+                "name": "fine",
+                "type": "html",
+                "url": nested,
+                "metrics": {
+                    "deep": "div div div div p",
+                    "wide": {"css": "body ~ div div p", "count": True, "allow_zero": True},
+                    "p": "body p",
+                },
+            },
+        ],
         timeout=120,  # a stall is for hours: this ends the test, not the run
     )
     assert done.returncode == 1, done.stdout + done.stderr
@@ -705,47 +682,52 @@ def test_a_command_past_its_timeout_is_killed_with_its_children(tmp_path: Path) 
     assert _gone(int(pidfile.read_text()))
 
 
-def test_kpi_run_with_hostile_sources_prints_no_traceback(tmp_path: Path, hostile: str) -> None:
-    (tmp_path / "kpi.yaml").write_text(
-        json.dumps(
-            {
-                "defaults": {"timeout": 10, "retries": 0},
-                "sources": [
-                    {
-                        "name": "bg",
-                        "type": "command",
-                        "command": ["sh", "-c", "sleep 300 & echo 1"],
-                    },
-                    {"name": "yes", "type": "command", "command": ["yes"], "max_bytes": "1MiB"},
-                    {
-                        "name": "evil",
-                        "type": "html",
-                        "url": f"{hostile}/a-run",
-                        "metrics": {"n": {"css": "#n", "regex": "(a+)+b"}},
-                    },
-                    {
-                        "name": "api",
-                        "type": "http_json",
-                        "url": f"{hostile}/healthy",
-                        "metrics": {"v": "value"},
-                    },
-                    {
-                        "name": "site",
-                        "type": "html",
-                        "url": f"{hostile}/page",
-                        "metrics": {"stars": "#n"},
-                    },
-                ],
-            }
-        )
-    )
+def _kpi_run_beside_healthy(
+    tmp_path: Path, hostile: str, sources: list[dict[str, Any]], *, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """`kpi run --format json --no-deliver`, in a process of its own, of `sources` beside two
+    healthy ones read from the hostile server (`api.v` 7, `site.stars` 1234); `timeout`
+    seconds end the test (not the run) if it stalls."""
+    healthy = [
+        {
+            "name": "api",
+            "type": "http_json",
+            "url": f"{hostile}/healthy",
+            "metrics": {"v": "value"},
+        },
+        {"name": "site", "type": "html", "url": f"{hostile}/page", "metrics": {"stars": "#n"}},
+    ]
+    config = {"defaults": {"timeout": 10, "retries": 0}, "sources": [*sources, *healthy]}
+    (tmp_path / "kpi.yaml").write_text(json.dumps(config))
     env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "kpi_collector", "run", "--format", "json", "--no-deliver"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
         text=True,
+        timeout=timeout,
+    )
+
+
+def test_kpi_run_with_hostile_sources_prints_no_traceback(tmp_path: Path, hostile: str) -> None:
+    done = _kpi_run_beside_healthy(
+        tmp_path,
+        hostile,
+        [
+            {
+                "name": "bg",
+                "type": "command",
+                "command": ["sh", "-c", "sleep 300 & echo 1"],
+            },
+            {"name": "yes", "type": "command", "command": ["yes"], "max_bytes": "1MiB"},
+            {
+                "name": "evil",
+                "type": "html",
+                "url": f"{hostile}/a-run",
+                "metrics": {"n": {"css": "#n", "regex": "(a+)+b"}},
+            },
+        ],
         timeout=60,
     )
     assert done.returncode == 1, done.stderr

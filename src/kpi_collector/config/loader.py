@@ -1128,16 +1128,21 @@ class _LineFinder:
             line = node.start_mark.line + 1
         return f"{self.label}:{line}" if line else self.label
 
-    def written(self, at: Path_) -> str | None:
-        """The text of the plain (unquoted) scalar at `at` as the file writes it, else None."""
-        import yaml
-
+    def _node_at(self, at: Path_) -> Any:
+        """The YAML node at key path `at`, or None where the file has no such key."""
         node = self.root
         for part in at:
             child = self._child(node, part)
             if child is None:
                 return None
             node = child[0]
+        return node
+
+    def written(self, at: Path_) -> str | None:
+        """The text of the plain (unquoted) scalar at `at` as the file writes it, else None."""
+        import yaml
+
+        node = self._node_at(at)
         if isinstance(node, yaml.ScalarNode) and not node.style:
             return str(node.value)
         return None
@@ -1147,12 +1152,7 @@ class _LineFinder:
         text and equals `value` (pydantic names a key `yes`, read as true, 1), else None."""
         import yaml
 
-        node = self.root
-        for part in at:
-            child = self._child(node, part)
-            if child is None:
-                return None
-            node = child[0]
+        node = self._node_at(at)
         if not isinstance(node, yaml.MappingNode):
             return None
         for key, _ in node.value:

@@ -203,6 +203,21 @@ class FakeStripe(FakeService):
         app.router.add_get("/v1/prices/{id}", self.get_price)
         app.router.add_get("/v1/subscription_items", self.list_items)
 
+    def _after(
+        self, request: web.Request, objects: list[dict[str, Any]], kind: str
+    ) -> list[dict[str, Any]] | web.Response:
+        """The list objects after `starting_after` (an object's id), as Stripe pages them; a
+        400 `resource_missing` for an id the list does not hold."""
+        after = request.query.get("starting_after")
+        if not after:
+            return objects
+        ids = [o["id"] for o in objects]
+        if after not in ids:
+            return self._error(
+                400, f"No such {kind}: '{after}'", param="starting_after", code="resource_missing"
+            )
+        return objects[ids.index(after) + 1 :]
+
     @staticmethod
     def _error(status: int, message: str, **extra: Any) -> web.Response:
         return respond(
@@ -302,17 +317,10 @@ class FakeStripe(FakeService):
                 code="resource_missing",
             )
         items = sub["items"]["data"]
-        after = request.query.get("starting_after")
-        if after:
-            ids = [i["id"] for i in items]
-            if after not in ids:
-                return self._error(
-                    400,
-                    f"No such subscription item: '{after}'",
-                    param="starting_after",
-                    code="resource_missing",
-                )
-            items = items[ids.index(after) + 1 :]
+        items_after = self._after(request, items, "subscription item")
+        if isinstance(items_after, web.Response):
+            return items_after
+        items = items_after
         page = copy.deepcopy(items[:limit])
         expanded = "data.discounts" in _expansions(request)
         for item in page:  # a list never carries a price's tiers
@@ -351,17 +359,10 @@ class FakeStripe(FakeService):
                 if s["status"] not in ("canceled", "incomplete_expired")
             ]
         items = sorted(items, key=lambda s: (s["created"], s["id"]), reverse=True)
-        after = request.query.get("starting_after")
-        if after:
-            ids = [s["id"] for s in items]
-            if after not in ids:
-                return self._error(
-                    400,
-                    f"No such subscription: '{after}'",
-                    param="starting_after",
-                    code="resource_missing",
-                )
-            items = items[ids.index(after) + 1 :]
+        items_after = self._after(request, items, "subscription")
+        if isinstance(items_after, web.Response):
+            return items_after
+        items = items_after
         page = copy.deepcopy(items[:limit])
         version = request.headers.get("Stripe-Version") or self.account_version
         self.versions.append(request.headers.get("Stripe-Version", ""))
