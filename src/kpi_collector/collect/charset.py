@@ -132,6 +132,7 @@ def _meta_label(attributes: bytes) -> bytes | None:
     return None
 
 
+@lru_cache(maxsize=256)  # once per label: a lookup takes ≈17 µs, and a site repeats its label
 def _codec(label: str, *, meta: bool) -> str | None:
     """The Python codec for a WHATWG Encoding label, `replacement` or `x-user-defined`
     for those, or None for a label the standard does not know. From a `<meta>`, UTF-16

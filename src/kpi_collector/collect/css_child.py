@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 
 def _die_with_parent() -> None:
@@ -31,7 +30,7 @@ def main() -> None:
     _die_with_parent()
     from selectolax.lexbor import LexborHTMLParser
 
-    from kpi_collector.collect.layout import layout_text
+    from kpi_collector.collect.layout import layout_text, nearest_lang
 
     data = sys.stdin.buffer.read()
     header, _, page = data.partition(b"\n")
@@ -47,13 +46,7 @@ def main() -> None:
             answer["text"] = layout_text(node)
             if request["attr"] is not None:
                 answer["attr"] = node.attributes.get(request["attr"])
-            walk: Any = node
-            while walk is not None:  # the element's language: the nearest `lang`
-                attributes = getattr(walk, "attributes", None) or {}
-                if "lang" in attributes:
-                    answer["lang"] = attributes["lang"]
-                    break
-                walk = walk.parent
+            answer["lang"] = nearest_lang(node)  # the element's language
     sys.stdout.write(json.dumps(answer))
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from kpi_collector.collect.layout import PARAGRAPH, layout_text, lxml_layout_text
+from kpi_collector.collect.layout import PARAGRAPH, layout_text, lxml_layout_text, nearest_lang
 from kpi_collector.collect.numbers import page_locale, parse_number
 from kpi_collector.collect.patterns import compile_pattern
 from kpi_collector.config.locale import check_locale
@@ -271,12 +271,8 @@ def _counted(name: str, n: int, metric: Metric, what: str) -> float:
 def node_locale(node: Any) -> str | None:
     """The number locale (`page_locale`) of the nearest `lang` attribute on a parsed HTML
     `node` (selectolax) or its ancestors; None when none of them has one."""
-    while node is not None:
-        attributes = getattr(node, "attributes", None) or {}
-        if "lang" in attributes:
-            return page_locale(attributes["lang"])
-        node = node.parent
-    return None
+    lang = nearest_lang(node)
+    return page_locale(lang) if lang is not None else None
 
 
 #: matching steps a CSS selector may cost on Lexbor, which backtracks and holds the GIL while
@@ -358,6 +354,7 @@ class HtmlDocument:
         self._tree = LexborHTMLParser(self._body if utf8 is None else utf8)
         self._lxml: Any = None
         self._deeper: dict[int, bool] = {}  # depth -> whether the page nests that deep
+        self._elements: int | None = None  # its `<`s: an upper bound of its elements
 
     @property
     def tree(self) -> Any:
@@ -375,7 +372,9 @@ class HtmlDocument:
         k = backtracking_combinators(selector)
         if k < 2:  # one: each element's ancestors once, linear in the page times its depth
             return True
-        elements = max(self._body.count("<"), 1)
+        if self._elements is None:  # counted once a page: each probe would count again
+            self._elements = max(self._body.count("<"), 1)
+        elements = self._elements
         deepest_allowed = k
         while elements * _choose(deepest_allowed + 1, k) <= CSS_STEPS:
             deepest_allowed += 1

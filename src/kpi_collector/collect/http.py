@@ -126,6 +126,11 @@ class Response:
         """The body decoded as UTF-8 (undecodable bytes become U+FFFD)."""
         return self.body.decode("utf-8", errors="replace")
 
+    @property
+    def is_html(self) -> bool:
+        """Whether the `Content-Type` says HTML (`text/html`, `application/xhtml+xml`)."""
+        return "html" in self.headers.get("Content-Type", "").lower()
+
     def html(self) -> str:
         """The body decoded the way a browser decodes an HTML page (`charset.decode_html`):
         a byte order mark, then the `Content-Type` header's charset, then `<meta charset>` /
@@ -573,7 +578,7 @@ def _page_text(response: Response) -> str:
     not HTML gives its start (`_snippet`)."""
     from kpi_collector.collect.forms import FormProblem, parse_html
 
-    if "html" not in response.headers.get("Content-Type", "").lower():
+    if not response.is_html:
         return _snippet(response.body)
     try:
         doc = parse_html(response.text()[: _BODY_SNIPPET * 64], response.url)
@@ -603,7 +608,7 @@ def meta_refresh(response: Response) -> str | None:
     content="N; url=...">` (HTML standard, "shared declarative refresh steps"), or None:
     not HTML, no such tag, or one that only reloads the page. A browser waits N seconds
     first; a collector has nothing to wait for."""
-    if "html" not in response.headers.get("Content-Type", "").lower():
+    if not response.is_html:
         return None
     tag = _META_REFRESH.search(response.body, 0, 64 * 1024)
     if tag is None:
@@ -647,7 +652,7 @@ def shows_login_form(form: LoginForm, response: Response) -> bool:
     """Whether an answer after a login is the login form again (the session expired, or
     the site did not keep it): an HTML page with a form that has a password input and an
     input of every name in `fields:` (a page that only changes a password has other names)."""
-    if "html" not in response.headers.get("Content-Type", "").lower():
+    if not response.is_html:
         return False
     if not _PASSWORD_INPUT.search(response.body):  # most pages: no parse needed
         return False

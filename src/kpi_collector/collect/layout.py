@@ -135,3 +135,14 @@ def _junction(before: str, after: str, *, same_line: bool) -> str:
     if not same_line:
         return PARAGRAPH
     return "" if before[-1:].isspace() or after[:1].isspace() else " "
+
+
+def nearest_lang(node: Any) -> str | None:
+    """The `lang` attribute of a parsed HTML `node` (selectolax) or of its nearest ancestor
+    that has one, as written; None when none has."""
+    while node is not None:
+        attributes = getattr(node, "attributes", None) or {}
+        if "lang" in attributes:
+            return str(attributes["lang"])
+        node = node.parent
+    return None

@@ -659,7 +659,11 @@ def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, l
             member = CeleryExecutor if loc[1] == "celery" else LocalExecutor
             loc = loc[:1] + loc[2:]
         key = ".".join(str(p) for p in loc)
-        prefix = f"{lines.where(at + loc)}: {label + ': ' if label else ''}"
+
+        def where(path: Path_) -> str:  # file:line of `path`, and the entry's label
+            return f"{lines.where(at + path)}: {label + ': ' if label else ''}"
+
+        prefix = where(loc)
         kind = error["type"]
         if loc[-1:] == ("[key]",):  # a mapping's key, such as `yes:` read as true
             parent = loc[:-2]
@@ -670,18 +674,17 @@ def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, l
                 shown = written if written == _shown(read) else f"{written} (YAML reads it as "
                 shown += "" if written == _shown(read) else f"{_shown(read)})"
             fix = f"; quote it: '{found[0]}'" if found is not None else ""
-            where = f"{lines.where(at + parent)}: {label + ': ' if label else ''}"
             messages.append(
-                f"{where}{'.'.join(str(p) for p in parent)}: the key {shown} is not a text{fix}"
+                f"{where(parent)}{'.'.join(str(p) for p in parent)}: the key {shown} is not a "
+                f"text{fix}"
             )
         elif kind == "invalid_key":  # a key YAML read as no text: `~:`, `1:`
             parent = loc[:-1]
             found = lines.written_key(at + parent, error.get("input"))
             written = found[0] if found is not None else _shown(error.get("input"))
-            where = f"{lines.where(at + parent)}: {label + ': ' if label else ''}"
             inside = f"{'.'.join(str(p) for p in parent)}: " if parent else ""
             messages.append(
-                f"{where}{inside}the key {written} is not a text; quote it: '{written}'"
+                f"{where(parent)}{inside}the key {written} is not a text; quote it: '{written}'"
             )
         elif kind == "extra_forbidden":
             name = str(loc[-1]) if loc else "?"
@@ -1012,8 +1015,7 @@ def _expand_text(
         if not value:  # unset or empty: like the shell's ${X:-default}, "" is no value
             if default is None:
                 # an empty secret would go out as `Bearer ` with nothing after it
-                key = ".".join(str(p) for p in (at[2:] if label else at))
-                key = f"{label}: {key}" if label else key
+                key = _key_named(at, label)
                 state = "is not set" if value is None else "is set but empty"
                 raise ConfigError(
                     f"{lines.where(at)}: {key} uses ${{{name}}}, which {state}; set it in the "
@@ -1050,12 +1052,18 @@ def _check_references_written(text: str, lines: _LineFinder, at: Path_, label: s
             problem = f"{written[:40]} is never closed"
         else:
             problem = f"{written} is not a variable this config reads"
-        key = ".".join(str(p) for p in (at[2:] if label else at))
-        key = f"{label}: {key}" if label else key
+        key = _key_named(at, label)
         raise ConfigError(
             f"{lines.where(at)}: {key}: {problem}; write ${{NAME}} or ${{NAME:-default}} "
             "(a literal $ is $$)"
         )
+
+
+def _key_named(at: Path_, label: str) -> str:
+    """How a message names the key at `at`: within a labelled entry (`source 'gh'`), the
+    label and the path inside it (`source 'gh': headers.Authorization`), else the path."""
+    key = ".".join(str(p) for p in (at[2:] if label else at))
+    return f"{label}: {key}" if label else key
 
 
 def _credential_position(at: Path_) -> bool:

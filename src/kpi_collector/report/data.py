@@ -539,10 +539,7 @@ class DashboardData:
         newest = self.store.latest(kpis, before=local_midnight(start, self.zone), strictly=True)
         out: dict[str, tuple[date, float]] = {}
         for kpi, row in newest.items():
-            day = datetime.fromtimestamp(row.ts, self.zone).date()
-            points = self.store.series(
-                [kpi], period=period, since=day, tz=self.zone, agg=self.agg
-            ).get(kpi)
+            points = self._periods_from(kpi, row.ts, period)
             if points and points[0][0] < start:  # the period of `row`, whole
                 out[kpi] = points[0]
         return out
@@ -555,13 +552,17 @@ class DashboardData:
         for kpi, row in newest.items():
             if self.agg.get(kpi, "last") == "last":
                 continue
-            day = datetime.fromtimestamp(row.ts, self.zone).date()
-            points = self.store.series(
-                [kpi], period=period, since=day, tz=self.zone, agg=self.agg
-            ).get(kpi)
+            points = self._periods_from(kpi, row.ts, period)
             if points:
                 out[kpi] = points[-1][1]
         return out
+
+    def _periods_from(self, kpi: str, ts: float, period: str) -> list[tuple[date, float]]:
+        """`kpi`'s values by period, each by its `agg`, from the period holding moment `ts`
+        (UTC epoch seconds) on."""
+        day = datetime.fromtimestamp(ts, self.zone).date()
+        series = self.store.series([kpi], period=period, since=day, tz=self.zone, agg=self.agg)
+        return list(series.get(kpi) or [])
 
     def health(self) -> HealthDoc | None:
         """The collector's health (`kpi validate --health`): problems, warnings, the scheduler

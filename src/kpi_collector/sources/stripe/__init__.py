@@ -189,20 +189,11 @@ class Stripe(ServiceSource):
             # a coupon's products, "not included by default"
             "expand[2]": "data.discounts.coupon.applies_to",
         }
-        raw: list[dict[str, Any]] = []
-        for _ in range(MAX_PAGES):
-            body = await client.json("/v1/subscriptions", params=params)
-            data = body.get("data") if isinstance(body, dict) else None
-            if not isinstance(data, list):
-                raise ExtractError("Stripe: the subscription list has no `data`")
-            raw.extend(item for item in data if isinstance(item, dict))
-            if not body.get("has_more") or not data:
-                await self._add_items(client, raw)
-                await self._add_currency_options(client, raw)
-                await self._add_tiers(client, raw)
-                return [_parse(item, now) for item in raw]
-            params = {**params, "starting_after": data[-1]["id"]}
-        raise ExtractError(f"Stripe kept answering has_more after {MAX_PAGES} pages")
+        raw = await _list_all(client, "/v1/subscriptions", params, "subscription list")
+        await self._add_items(client, raw)
+        await self._add_currency_options(client, raw)
+        await self._add_tiers(client, raw)
+        return [_parse(item, now) for item in raw]
 
     async def _add_items(self, client: ServiceClient, subscriptions: list[dict[str, Any]]) -> None:
         """A subscription embeds at most 10 of its items (a list's default `limit`), with
@@ -213,23 +204,14 @@ class Stripe(ServiceSource):
             embedded = subscription.get("items")
             if not isinstance(embedded, dict) or not embedded.get("has_more"):
                 continue
-            items: list[dict[str, Any]] = []
             params: dict[str, Any] = {
                 "subscription": subscription.get("id"),
                 "limit": 100,
                 "expand[]": "data.discounts",
             }
-            for _ in range(MAX_PAGES):
-                body = await client.json("/v1/subscription_items", params=params)
-                data = body.get("data") if isinstance(body, dict) else None
-                if not isinstance(data, list):
-                    raise ExtractError("Stripe: the subscription item list has no `data`")
-                items.extend(item for item in data if isinstance(item, dict))
-                if not body.get("has_more") or not data:
-                    break
-                params = {**params, "starting_after": data[-1]["id"]}
-            else:
-                raise ExtractError(f"Stripe kept answering has_more after {MAX_PAGES} pages")
+            items = await _list_all(
+                client, "/v1/subscription_items", params, "subscription item list"
+            )
             subscription["items"] = {**embedded, "data": items, "has_more": False}
 
     async def _add_currency_options(
@@ -392,6 +374,25 @@ def _customers(points: list[float], subs: list[_Sub]) -> list[float]:
             index += 1
         out.append(float(paying))
     return out
+
+
+async def _list_all(
+    client: ServiceClient, path: str, params: dict[str, Any], what: str
+) -> list[dict[str, Any]]:
+    """Every object of a Stripe list at `path`, page by page (`has_more`, then
+    `starting_after` the last object's id: https://docs.stripe.com/api/pagination);
+    ExtractError naming `what` for an answer without `data`, or past MAX_PAGES pages."""
+    objects: list[dict[str, Any]] = []
+    for _ in range(MAX_PAGES):
+        body = await client.json(path, params=params)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise ExtractError(f"Stripe: the {what} has no `data`")
+        objects.extend(item for item in data if isinstance(item, dict))
+        if not body.get("has_more") or not data:
+            return objects
+        params = {**params, "starting_after": data[-1]["id"]}
+    raise ExtractError(f"Stripe kept answering has_more after {MAX_PAGES} pages")
 
 
 def _parse(raw: dict[str, Any], now: float) -> _Sub:
