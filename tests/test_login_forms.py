@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from kpi_collector.collect.extract import HtmlDocument
 from kpi_collector.collect.forms import FormProblem, fill, find_form, parse_html
-from kpi_collector.collect.http import Response, meta_refresh
 from kpi_collector.demo.server import BackgroundServer
 from tests.cli import run_kpi, store_dump
 
@@ -593,8 +593,23 @@ def test_a_meta_refresh_is_followed_as_a_browser_follows_it(workdir: Path) -> No
         ('<meta http-equiv="refresh" content="300">', None),  # a reload, not a redirect
         ('<meta http-equiv="refresh" content="0; url=javascript:go()">', None),
         ('<meta name="refresh" content="0; url=/next">', None),
+        # anywhere in the page, as a browser processes it: in the body, past 64 KB
+        ("<body><p>moved</p><meta http-equiv=refresh content='0;url=/b'>", "http://h.test/b"),
+        (
+            "<p>" + "x" * 100_000 + "</p><meta http-equiv=refresh content=1;url=/far>",
+            "http://h.test/far",
+        ),
+        # the first one that says something: an empty one is passed over (HTML standard)
+        (
+            '<meta http-equiv=refresh content=""><meta http-equiv=refresh content="0;/2">',
+            "http://h.test/2",
+        ),
+        ('<meta http-equiv="refresh-x" content="0; url=/next">', None),  # not the keyword
+        ('<meta http-equiv="refresh" content="soon; url=/next">', None),  # no seconds first
+        ('<!-- <meta http-equiv="refresh" content="0; url=/old"> --><p>1</p>', None),
+        ('<script>"<meta http-equiv=refresh content=0;url=/js>"</script>', None),
+        ('<meta http-equiv="refresh" content="0; url=/caf\u00e9">', "http://h.test/caf\u00e9"),
     ],
 )
 def test_meta_refresh_reads_the_url_a_browser_goes_to(tag: str, target: str | None) -> None:
-    answer = Response(200, "http://h.test/a/page", {"Content-Type": "text/html"}, tag.encode())
-    assert meta_refresh(answer) == target
+    assert HtmlDocument(tag).refresh_url("http://h.test/a/page") == target

@@ -182,8 +182,13 @@ def site() -> Iterator[str]:
     async def data(request: web.Request) -> web.Response:
         return web.json_response(JSON_DOC)
 
+    async def moved(request: web.Request) -> web.Response:
+        html = '<html><head><meta http-equiv="refresh" content="0; url=/p/7"></head></html>'
+        return web.Response(text=html, content_type="text/html")
+
     app.router.add_get("/p/{i:\\d+}", generated)
     app.router.add_get("/api/stats", data)
+    app.router.add_get("/moved", moved)
     with BackgroundServer(app) as url:
         yield url
 
@@ -273,6 +278,18 @@ def test_two_numbers_in_one_sentence_each_get_a_regex(site: str, tmp_path: Path)
 def test_german_page_reads_by_its_lang(site: str, tmp_path: Path) -> None:
     findings = probed(tmp_path, f"{site}/p/7")["findings"]
     assert [(f["selector"], f["value"]) for f in findings] == [
+        (".de-total", 1234.5),
+        (".de-pct", 12.5),
+    ]
+
+
+def test_a_page_that_sends_on_with_a_meta_refresh_is_probed_where_it_sends(
+    site: str, tmp_path: Path
+) -> None:
+    """`kpi probe` reads the page a `<meta http-equiv=refresh>` names, as `kpi run` does."""
+    document = probed(tmp_path, f"{site}/moved")
+    assert document["url"] == f"{site}/p/7"
+    assert [(f["selector"], f["value"]) for f in document["findings"]] == [
         (".de-total", 1234.5),
         (".de-pct", 12.5),
     ]

@@ -361,6 +361,28 @@ class HtmlDocument:
         """The Lexbor tree (selectolax `LexborHTMLParser`) the CSS metrics run on."""
         return self._tree
 
+    @property
+    def text(self) -> str:
+        """The page as text (what it was built from)."""
+        return self._body
+
+    def refresh_url(self, base_url: str) -> str | None:
+        """The absolute http(s) URL the page sends on to with its first `<meta
+        http-equiv="refresh">` (the keyword ASCII case-insensitive) that has a non-empty
+        `content`, resolved against `base_url` (see `http.refresh_url`); None when there is
+        none, or it only reloads the page. A browser processes such an element wherever it
+        is in the page (HTML standard, "the http-equiv attribute"): found in the parsed
+        tree, which the page's metrics read anyway, no scan of its bytes."""
+        from kpi_collector.collect.http import refresh_url
+
+        for node in self._tree.tags("meta"):
+            attrs = node.attrs
+            equiv = attrs.get("http-equiv")
+            content = attrs.get("content")
+            if equiv is not None and equiv.isascii() and equiv.lower() == "refresh" and content:
+                return refresh_url(content, base_url)
+        return None
+
     def _lexbor_is_bounded(self, selector: str) -> bool:
         """Whether Lexbor's backtracking on `selector` stays within `CSS_STEPS` on this page.
 

@@ -591,37 +591,28 @@ def _page_text(response: Response) -> str:
     return redact_cut(text, _BODY_SNIPPET)
 
 
-_META_REFRESH = re.compile(
-    rb"""<meta\b[^>]*?http-equiv\s*=\s*["']?refresh\b[^>]*>""", re.IGNORECASE
-)
-_CONTENT = re.compile(rb"""\bcontent\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
 #: the URL part of a refresh's content: `5; url=/next`, `0;URL='/next'`, `0, /next`
 _REFRESH_URL = re.compile(
-    r"""^\s*[\d.]*\s*[;,]?\s*(?:url\s*=\s*)?(['"]?)(.*?)\1\s*$""", re.IGNORECASE
+    r"""^\s*[\d.]+\s*[;,]?\s*(?:url\s*=\s*)?(['"]?)(.*?)\1\s*$""", re.IGNORECASE
 )
 #: at most this many refreshes in a row are followed
 MAX_REFRESHES = 5
 
 
-def meta_refresh(response: Response) -> str | None:
-    """The absolute URL an HTML answer sends on to with `<meta http-equiv="refresh"
-    content="N; url=...">` (HTML standard, "shared declarative refresh steps"), or None:
-    not HTML, no such tag, or one that only reloads the page. A browser waits N seconds
-    first; a collector has nothing to wait for."""
-    if not response.is_html:
-        return None
-    tag = _META_REFRESH.search(response.body, 0, 64 * 1024)
-    if tag is None:
-        return None
-    content = _CONTENT.search(tag.group(0))
+def refresh_url(content: str | None, base_url: str) -> str | None:
+    """The absolute http(s) URL a `<meta http-equiv="refresh" content="N; url=...">` sends
+    on to (HTML standard, "shared declarative refresh steps"), resolved against `base_url`;
+    None when `content` is absent, does not start with the seconds to wait, names no URL
+    (`content="300"` only reloads the page), or names one that is not http(s). A browser waits N seconds first; a collector has nothing
+    to wait for. Finding the element is the parsed page's part
+    (`extract.HtmlDocument.refresh_url`)."""
     if content is None:
         return None
-    raw = next(g for g in content.groups() if g is not None).decode("utf-8", errors="replace")
-    found = _REFRESH_URL.match(raw)
+    found = _REFRESH_URL.match(content)
     target = found.group(2).strip() if found else ""
     if not target:
         return None
-    absolute = urljoin(response.url, target)
+    absolute = urljoin(base_url, target)
     return absolute if is_http_url(absolute) else None
 
 

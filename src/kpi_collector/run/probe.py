@@ -106,6 +106,11 @@ async def probe_page(
                 text, final = await source.page(ctx)
             began = fetch_began
             json_body = None
+        elif isinstance(source, HTML):  # a `<meta http-equiv=refresh>` is followed
+            response, document = await source.answer(ctx)
+            final = response.url
+            json_body = _json_of(source, response)
+            text = "" if json_body is not None else document.text
         else:
             response = await source.fetch(ctx)
             final = response.url

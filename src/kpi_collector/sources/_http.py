@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,7 +19,6 @@ from kpi_collector.collect.http import (
     LoginForm,
     Response,
     check_http_url,
-    meta_refresh,
     refresh_error,
     shows_login_form,
     url_without_query,
@@ -75,17 +74,24 @@ class HttpSource(Source):
     def host(self) -> str | None:
         return urlsplit(self.url).netloc
 
-    #: whether a `<meta http-equiv=refresh>` answer is followed to the page it names
-    follows_refresh: ClassVar[bool] = False
-
-    async def fetch(self, ctx: SourceContext) -> Response:
+    async def fetch(
+        self,
+        ctx: SourceContext,
+        *,
+        refresh: Callable[[Response], Awaitable[str | None]] | None = None,
+    ) -> Response:
+        """The answer at `url` (after the login, if any), raising HttpError as
+        `HttpSession.request` does. `refresh` gives the URL an answer sends on to with
+        `<meta http-equiv=refresh>`, or None (an `html` source reads it off the page it
+        parses); each such URL is read in the same session, at most `MAX_REFRESHES` in a
+        row, and a refresh back to a page already read is an error."""
         session = ctx.http(auth=self.auth, headers=self.headers, cookies=self.login is not None)
         try:
             response = await self._fetch(session)
-            if not self.follows_refresh:
+            if refresh is None:
                 return response
             chain = [response.url]
-            while (target := meta_refresh(response)) is not None:
+            while (target := await refresh(response)) is not None:
                 chain.append(target)
                 if target in chain[:-1] or len(chain) > MAX_REFRESHES + 1:
                     raise refresh_error(chain)

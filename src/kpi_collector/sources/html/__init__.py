@@ -11,7 +11,7 @@ from typing import ClassVar
 from pydantic import Field, field_validator, model_validator
 
 from kpi_collector.collect.extract import HtmlDocument, backtracking_combinators, check_css
-from kpi_collector.collect.http import url_without_query
+from kpi_collector.collect.http import Response, url_without_query
 from kpi_collector.collect.offload import INLINE_BYTES
 from kpi_collector.errors import HttpError
 from kpi_collector.sources._http import HttpSource
@@ -29,7 +29,6 @@ class HTML(HttpSource):
 
     type: ClassVar[str] = "html"
     default_extractor: ClassVar[str] = "css"
-    follows_refresh: ClassVar[bool] = True  # a browser follows it
 
     render: bool = Field(
         default=False, description="load the page in headless Chromium and read the rendered DOM"
@@ -65,15 +64,48 @@ class HTML(HttpSource):
 
     async def page(self, ctx: SourceContext) -> tuple[str, str]:
         """The page as text and its final URL: fetched, or rendered in Chromium."""
-        text, url, _ = await self._page(ctx)
-        return text, url
+        document, url = await self._document(ctx)
+        return document.text, url
 
-    async def _page(self, ctx: SourceContext) -> tuple[str, str, bytes | None]:
-        """`page`, and the page's bytes when the text is exactly their UTF-8 reading."""
-        if not self.render:
-            response = await self.fetch(ctx)
+    async def answer(self, ctx: SourceContext) -> tuple[Response, HtmlDocument]:
+        """The answer at `url` without a browser, after each `<meta http-equiv=refresh>` it
+        sends on with (see `HttpSource.fetch`), and that answer parsed as the page's
+        metrics read it (`Response.html_page`: decoded as a browser decodes it). Raises
+        HttpError, LoginError and ExtractError as `fetch` and `html_page` do."""
+        parsed: list[HtmlDocument] = []
+
+        async def refresh(response: Response) -> str | None:
             text, utf8 = response.html_page()
-            return text, response.url, utf8
+            document = await self._parse(ctx, text, response.url, utf8)
+            parsed[:] = [document]
+            return document.refresh_url(response.url) if response.is_html else None
+
+        response = await self.fetch(ctx, refresh=refresh)
+        return response, parsed[0]
+
+    async def _document(self, ctx: SourceContext) -> tuple[HtmlDocument, str]:
+        """The page parsed, and its final URL: fetched (`answer`), or rendered in Chromium
+        (which follows a refresh itself)."""
+        if not self.render:
+            response, document = await self.answer(ctx)
+            return document, response.url
+        html, url = await self._rendered(ctx)
+        return await self._parse(ctx, html, url), url
+
+    async def _parse(
+        self, ctx: SourceContext, text: str, url: str, utf8: bytes | None = None
+    ) -> HtmlDocument:
+        """`text` (from `url`; `utf8`: the same as UTF-8 bytes, if known) parsed: on the loop,
+        unless the page is large (parsing is linear in it, see `INLINE_BYTES`)."""
+
+        def parse() -> HtmlDocument:
+            return HtmlDocument(text, locale=self.locale, utf8=utf8, seconds=ctx.timeout)
+
+        where = f"parsing {url_without_query(url)}"
+        return await ctx.off_loop(parse, what=where, inline=len(text) <= INLINE_BYTES)
+
+    async def _rendered(self, ctx: SourceContext) -> tuple[str, str]:
+        """The DOM Chromium built, as HTML, and its final URL (`render: true`)."""
         from kpi_collector.collect.browser import Browser
 
         browser = ctx.browser or Browser(concurrency=1)
@@ -90,7 +122,7 @@ class HTML(HttpSource):
                         params=self.params,
                         max_bytes=ctx.max_bytes,
                     )
-                    return rendered.html, rendered.url, None
+                    return rendered.html, rendered.url
                 except HttpError as exc:
                     # the page did not load (connection refused, 5xx, 429): load it again;
                     # a page that loaded but never showed `wait_for` is not retried
@@ -103,15 +135,14 @@ class HTML(HttpSource):
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
-        text, url, utf8 = await self._page(ctx)
+        document, url = await self._document(ctx)
 
         def read() -> dict[str, float]:
-            with self.keeping_page(lambda: text, url, ".html"):
-                document = HtmlDocument(text, locale=self.locale, utf8=utf8, seconds=ctx.timeout)
+            with self.keeping_page(lambda: document.text, url, ".html"):
                 return self.extract(document.metric)
 
         # XPath, and CSS that may backtrack (`HtmlDocument.css`), may take long: off the loop
-        small = len(text) <= INLINE_BYTES and not any(
+        small = len(document.text) <= INLINE_BYTES and not any(
             m.xpath or (m.css and backtracking_combinators(m.css) > 1)
             for m in self.metrics.values()
         )
