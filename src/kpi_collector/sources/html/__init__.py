@@ -101,8 +101,9 @@ class HTML(HttpSource):
         def parse() -> HtmlDocument:
             return HtmlDocument(text, locale=self.locale, utf8=utf8, seconds=ctx.timeout)
 
-        where = f"parsing {url_without_query(url)}"
-        return await ctx.off_loop(parse, what=where, inline=len(text) <= INLINE_BYTES)
+        if len(text) <= INLINE_BYTES:
+            return parse()
+        return await ctx.off_loop(parse, what=f"parsing {url_without_query(url)}")
 
     async def _rendered(self, ctx: SourceContext) -> tuple[str, str]:
         """The DOM Chromium built, as HTML, and its final URL (`render: true`)."""
