@@ -160,3 +160,27 @@ def test_kpi_run_and_backfill_end_to_end(tmp_path: Path) -> None:
         1_011_166.0,
         1_011_277.0,
     ]
+
+
+def test_a_utc_day_still_under_way_is_not_stored(crates: FakeCrates) -> None:
+    """crates.io counts UTC days. kpi runs in Tokyo at 05:00 on the 10th: its yesterday, the
+    9th, is the UTC day under way (7 downloads so far). `daily_downloads` is the 8th's, and
+    backfill ends on the 8th."""
+    utc_today = TODAY - timedelta(days=1)
+    crates.today = utc_today
+    crates.crates["acme-core"] = crate(utc_today)
+    crates.crates["acme-core"].daily[utc_today] = {"1.4.0": 7}
+    now = datetime(2026, 3, 9, 20, 0, tzinfo=UTC)  # 2026-03-10 05:00 in Tokyo
+    source = Crates(crate="acme-core", api_url=crates.url, metrics=["daily_downloads"])
+    assert collect(source, now=now, tz="Asia/Tokyo") == {"daily_downloads": 111.0}
+    points = backfill(
+        Crates(crate="acme-core", api_url=crates.url),
+        TODAY - timedelta(days=4),
+        now=now,
+        tz="Asia/Tokyo",
+    )
+    by = {(p.metric, p.ts.date()): p.value for p in points}
+    assert max(day for _, day in by) == utc_today - timedelta(days=1)
+    # the 8th's total: today's less the 7 of the UTC day under way
+    total = 1_000_000 + 98 * 111 + 510 - 111 + 7
+    assert by["downloads", utc_today - timedelta(days=1)] == total - 7

@@ -122,3 +122,15 @@ def test_kpi_run_end_to_end(forum: FakeDiscourse, tmp_path: Path) -> None:
     assert stored_values(tmp_path) == {"forum.users": 9120.0, "forum.posts": 31877.0}
     for text in (ran.stdout, ran.stderr, dump):
         assert KEY not in text
+
+
+def test_a_stat_the_forum_does_not_count_fails_only_that_metric(forum: FakeDiscourse) -> None:
+    """An older Discourse counts users, topics, posts and likes but not active users: the
+    four it counts are stored, the two it does not are each an error naming `metrics:`."""
+    forum.old_names = True
+    forum.stats = {k: v for k, v in STATS.items() if not k.startswith("active_users")}
+    result = outcome(Discourse(api_url=forum.url))
+    assert result.values == {m: v for m, v in EXPECTED.items() if not m.startswith("active_users")}
+    errors = {metric: message for metric, message, _ in result.errors}
+    assert set(errors) == {"active_users_7_days", "active_users_30_days"}
+    assert all("'active_users_" in m and "`metrics:`" in m for m in errors.values())

@@ -396,3 +396,33 @@ def test_a_default_run_costs_four_calls_with_a_token_too(github: FakeGitHub) -> 
         source(github, repo="acme/secret", token=PUSH_TOKEN, metrics=["stars", "views", "clones"])
     )
     assert github.calls("/traffic") == 2
+
+
+def test_a_token_without_pull_requests_read_fails_only_issues_and_prs(
+    github: FakeGitHub,
+) -> None:
+    """A fine-grained token with Metadata but not Pull requests read, on a private
+    repository: GitHub answers the pull list 403, naming the permission it wants. Stars,
+    forks and watchers still count; open_issues (which takes the pull requests off) and
+    open_prs fail, naming the permission."""
+    github.inject(
+        403,
+        {
+            "message": "Resource not accessible by personal access token",
+            "documentation_url": DOCS + "/pulls/pulls#list-pull-requests",
+            "status": "403",
+        },
+        headers={**QUOTA_LEFT, "x-accepted-github-permissions": "pull_requests=read"},
+        path="/pulls",
+    )
+    source_ = source(
+        github,
+        repo="acme/secret",
+        token=TOKEN,
+        metrics=["stars", "forks", "open_issues", "open_prs"],
+    )
+    result = outcome(source_)
+    assert result.values == {"stars": 1.0, "forks": 1.0}
+    errors = {metric: message for metric, message, _ in result.errors}
+    assert set(errors) == {"open_issues", "open_prs"}
+    assert all("pull_requests=read" in m for m in errors.values()), errors

@@ -151,3 +151,15 @@ def test_kpi_run_and_backfill_end_to_end(tmp_path: Path) -> None:
     assert ("gl.open_merge_requests", 7.0, 0) in rows
     for text in (ran.stdout, ran.stderr, first.stdout, second.stdout, dump):
         assert TOKEN not in text
+
+
+def test_backfill_pages_by_x_next_page_when_links_name_another_host(gitlab: FakeGitLab) -> None:
+    """GitLab writes its Link header with its configured host (`external_url`), not the one
+    the request reached: a self-managed instance read at an internal address links to a host
+    kpi must not send the token to. `x-next-page` asked of `api_url` itself reads every page."""
+    gitlab.external_host = "gitlab.example.com"
+    source = GitLab(project="gitlab-org/gitlab-runner", token=TOKEN, api_url=gitlab.url)
+    points = backfill(source, TODAY - timedelta(days=6), now=NOW)
+    by_day = {p.ts.date(): p.value for p in points if p.metric == "stars"}
+    assert by_day == {TODAY - timedelta(days=n): 250.0 - 10 * (n - 1) for n in range(6, 0, -1)}
+    assert gitlab.calls("/starrers") == 3

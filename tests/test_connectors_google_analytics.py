@@ -245,3 +245,22 @@ def test_kpi_run_and_backfill_end_to_end(tmp_path: Path) -> None:
     secret_line = key["private_key"].splitlines()[1]
     for text in (ran.stdout, ran.stderr, first.stdout, first.stderr, second.stdout, dump):
         assert secret_line not in text and all(t not in text for t in tokens)
+
+
+def test_a_day_still_under_way_in_the_propertys_time_zone_is_not_read(ga: FakeAnalytics) -> None:
+    """kpi runs in Berlin, the property reports in Los Angeles: at 07:00 in Berlin on the
+    10th, the 9th is still under way in Los Angeles (partial figures so far). The run reads
+    the 8th, the last complete day there; backfill leaves the 9th out."""
+    ga.time_zone = "America/Los_Angeles"
+    now = NOW - timedelta(hours=1)  # 2026-03-10 07:00 in Berlin, 2026-03-09 23:00 in LA
+    partial = {m: v // 3 for m, v in WWW.items()}
+    ga.properties[PROPERTY][TODAY - timedelta(days=1)] = {"www.acme.dev": partial}
+    values = collect(source(ga, metrics=["sessions", "page_views"]), now=now, tz="Europe/Berlin")
+    assert values == {"sessions": 275.0, "page_views": 1150.0}
+    points = backfill(
+        source(ga, metrics=["sessions"]), TODAY - timedelta(days=3), now=now, tz="Europe/Berlin"
+    )
+    assert {p.ts.date(): p.value for p in points} == {
+        TODAY - timedelta(days=3): 275.0,
+        TODAY - timedelta(days=2): 275.0,
+    }

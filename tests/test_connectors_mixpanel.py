@@ -85,3 +85,26 @@ def test_mixpanel_backfill_daily_active_users(mixpanel: FakeMixpanel, event: str
         assert request.path == "/api/query/jql"
     else:
         assert request.path == "/api/query/segmentation" and request.query["unit"] == "day"
+
+
+@pytest.mark.parametrize("event", [None, "pageview"])
+def test_mixpanel_never_reads_the_utc_day_under_way(
+    mixpanel: FakeMixpanel, event: str | None
+) -> None:
+    """JQL's days are UTC. kpi runs in Tokyo at 05:00 on the 10th: its yesterday, the 9th, is
+    the UTC day under way. The windows end on the 8th, and so does backfill."""
+    now = NOW - timedelta(hours=11)  # 2026-03-09 20:00 UTC, 2026-03-10 05:00 in Tokyo
+    last = YESTERDAY - timedelta(days=1)
+    mixpanel.events = [*EVENTS, (now - timedelta(hours=1), "night-owl", "pageview")]
+    values = collect(mixpanel_source(mixpanel, event=event), now=now, tz="Asia/Tokyo")
+    assert values == {
+        m: expected(first - timedelta(days=1), last, event) for m, first in WINDOWS.items()
+    }
+    points = backfill(
+        mixpanel_source(mixpanel, event=event),
+        TODAY - timedelta(days=5),
+        now=now,
+        tz="Asia/Tokyo",
+    )
+    by = {p.ts.date(): p.value for p in points}
+    assert max(by) == last and by[last] == expected(last, last, event)

@@ -109,3 +109,21 @@ def test_kpi_run_and_backfill_end_to_end(tmp_path: Path) -> None:
     assert [v for v, b in visitors if b] == [105.0, 104.0, 103.0, 102.0, 101.0]
     for text in (ran.stdout, ran.stderr, first.stdout, second.stdout, dump):
         assert KEY not in text
+
+
+def test_a_day_still_under_way_at_the_site_is_not_read(plausible: FakePlausible) -> None:
+    """kpi runs in Berlin, the site counts days in Los Angeles: at 07:00 in Berlin on the 10th,
+    the 9th is still under way there (its figures so far). The run reads the 8th; backfill
+    leaves the 9th out. The answer's `query.date_range` gives the site's UTC offset."""
+    plausible.time_zone = "America/Los_Angeles"
+    plausible.sites["example.com"][TODAY - timedelta(days=1)] = figures(-90)  # so far
+    now = NOW - timedelta(hours=1)  # 2026-03-10 07:00 in Berlin, 2026-03-09 23:00 in LA
+    source = Plausible(
+        site_id="example.com", api_key=KEY, api_url=plausible.url, metrics=["visitors"]
+    )
+    assert collect(source, now=now, tz="Europe/Berlin") == {"visitors": 102.0}
+    points = backfill(source, TODAY - timedelta(days=3), now=now, tz="Europe/Berlin")
+    assert {p.ts.date(): p.value for p in points} == {
+        TODAY - timedelta(days=3): 103.0,
+        TODAY - timedelta(days=2): 102.0,
+    }

@@ -113,3 +113,21 @@ def test_posthog_backfill_from_a_day_inside_the_data(posthog: FakePostHog) -> No
     values = {p.ts.date(): p.value for p in points}
     assert min(values) == since and {p.metric for p in points} == {"mau"}
     assert values[since] == expected(since - timedelta(days=29), since)
+
+
+def test_posthog_backfill_ends_at_the_projects_yesterday(posthog: FakePostHog) -> None:
+    """kpi runs in Berlin, the project counts days in Los Angeles: at 07:00 in Berlin, it is
+    still yesterday in Los Angeles, which PostHog has not counted; that day gets no value,
+    not dau = wau = mau = 0."""
+    posthog.timezone = "America/Los_Angeles"
+    posthog.today = YESTERDAY
+    now = NOW - timedelta(hours=1)  # 2026-03-10 07:00 in Berlin, 2026-03-09 23:00 in LA
+    since = TODAY - timedelta(days=10)
+    points = backfill(posthog_source(posthog), since, now=now, tz="Europe/Berlin")
+    by: dict[str, dict[date, float]] = {}
+    for p in points:
+        by.setdefault(p.metric, {})[p.ts.date()] = p.value
+    last = YESTERDAY - timedelta(days=1)
+    for metric, span in {"dau": 1, "wau": 7, "mau": 30}.items():
+        assert max(by[metric]) == last, metric
+        assert by[metric][last] == expected(last - timedelta(days=span - 1), last) > 0

@@ -193,13 +193,17 @@ class ServiceSource(Source):
         self, parts: Mapping[tuple[str, ...], Awaitable[Mapping[str, float]]]
     ) -> dict[str, float]:
         """Run the requests behind groups of metrics at once; one failing group fails only its
-        metrics. When every group fails, the first error is the source's error."""
+        metrics (a group that raises MetricErrors keeps the values it has). When every group
+        fails, the first error is the source's error."""
         results = await asyncio.gather(*parts.values(), return_exceptions=True)
         values: dict[str, float] = {}
         errors: dict[str, str] = {}
         first: KpiError | None = None
         for metrics, result in zip(parts, results, strict=True):
-            if isinstance(result, KpiError):
+            if isinstance(result, MetricErrors) and result.values:
+                values.update(result.values)
+                errors.update(result.errors)
+            elif isinstance(result, KpiError):
                 first = first or result
                 errors.update({m: f"{m}: {result}" for m in metrics})
             elif isinstance(result, BaseException):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Mapping
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
@@ -91,7 +91,7 @@ class Crates(ServiceSource):
         if totals:
             parts[totals] = self._totals(client, totals)
         if "daily_downloads" in wanted:
-            parts[("daily_downloads",)] = self._yesterday(client, ctx.today)
+            parts[("daily_downloads",)] = self._yesterday(client, _last_day(ctx))
         return await self.gather(parts)
 
     async def _crate(self, client: ServiceClient) -> dict[str, Any]:
@@ -130,14 +130,15 @@ class Crates(ServiceSource):
             daily[day] = daily.get(day, 0.0) + number(row, "downloads", self.service_name)
         return daily
 
-    async def _yesterday(self, client: ServiceClient, today: date) -> dict[str, float]:
+    async def _yesterday(self, client: ServiceClient, last: date) -> dict[str, float]:
         daily = await self._daily(client)
-        return {"daily_downloads": daily.get(today - timedelta(days=1), 0.0)}
+        return {"daily_downloads": daily.get(last, 0.0)}
 
     async def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
         """For each day from `since` to yesterday within the last 90: `daily_downloads` (a day
         without downloads is 0) and `downloads`, the all-time total at the end of that day
-        (today's total less the downloads of the days after it)."""
+        (today's total less the downloads of the days after it). Yesterday is the last day
+        complete both in UTC (crates.io's days) and in the config's time zone."""
         wanted = [m for m in ("downloads", "daily_downloads") if m in self.wanted()]
         if not wanted:
             return
@@ -153,8 +154,8 @@ class Crates(ServiceSource):
                 if first > created
                 else f"{self.crate} was published on {created}"
             )
-        later = sum(v for d, v in daily.items() if d >= ctx.today)  # today's, so far
-        yesterday = ctx.today - timedelta(days=1)
+        yesterday = _last_day(ctx)
+        later = sum(v for d, v in daily.items() if d > yesterday)  # the day under way's, so far
         for day in sorted(days(max(since, first), yesterday), reverse=True):
             stamp = day_end(day, ctx.tz)
             if "daily_downloads" in wanted:
@@ -162,3 +163,10 @@ class Crates(ServiceSource):
             if "downloads" in wanted:
                 yield Observation("downloads", total - later, stamp)
             later += daily.get(day, 0.0)
+
+
+def _last_day(ctx: SourceContext) -> date:
+    """The last day complete both in UTC, the days crates.io counts (its current one is
+    under way, counted so far), and in the config's time zone (ahead of UTC, the config's
+    yesterday is the UTC day under way)."""
+    return min(ctx.today, ctx.now.astimezone(UTC).date()) - timedelta(days=1)

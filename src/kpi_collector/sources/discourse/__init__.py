@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 
 from kpi_collector.collect import jsontext
 from kpi_collector.collect.http import Auth, Response
-from kpi_collector.errors import ExtractError, HttpError
+from kpi_collector.errors import ExtractError, HttpError, MetricErrors
 from kpi_collector.secrets import Secret
 from kpi_collector.sources._service import ServiceSource
 from kpi_collector.sources.base import SourceContext
@@ -93,15 +93,32 @@ class Discourse(ServiceSource):
                     f"the forum at {self.api_url} shares no statistics (no stats in /about.json, "
                     f"no /site/statistics.json): an admin can turn on `share_anonymized_statistics`"
                 ) from None
-        return {metric: _number(stats, STATS[metric]) for metric in self.wanted()}
+        # a forum counts what its version counts (older ones no active users): a stat it
+        # lacks fails that metric only
+        values: dict[str, float] = {}
+        errors: dict[str, str] = {}
+        for metric in self.wanted():
+            value = _number(stats, STATS[metric])
+            if value is None:
+                errors[metric] = (
+                    f"{metric}: the Discourse statistics have no number in {STATS[metric][0]!r} "
+                    f"(this forum's version may not count it): leave `{metric}` out of "
+                    f"`metrics:` of source {self.name!r}"
+                )
+            else:
+                values[metric] = value
+        if errors:
+            raise MetricErrors(values, errors)
+        return values
 
 
-def _number(stats: Any, keys: tuple[str, ...]) -> float:
+def _number(stats: Any, keys: tuple[str, ...]) -> float | None:
+    """The first of `keys` that holds a number in `stats`, or None."""
     for key in keys:
         value = stats.get(key) if isinstance(stats, dict) else None
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
-    raise ExtractError(f"the Discourse statistics have no number in {keys[0]!r}")
+    return None
 
 
 def _error_type(body: bytes) -> str:

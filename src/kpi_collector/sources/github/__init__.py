@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 
 from kpi_collector.collect.http import Auth, Response
-from kpi_collector.errors import ExtractError, HttpError
+from kpi_collector.errors import ExtractError, HttpError, MetricErrors
 from kpi_collector.secrets import Secret
 from kpi_collector.sources._service import (
     ServiceClient,
@@ -102,6 +102,13 @@ class GitHub(ServiceSource):
                 f"leave `contributors` out of `metrics:` of source {self.name!r}"
                 + (f", e.g. `metrics: [{', '.join(others)}]`" if not self.metrics else "")
             )
+        wants = response.headers.get("x-accepted-github-permissions", "").strip()
+        if wants and self.token is not None:
+            # a fine-grained token without a permission: GitHub names the one it accepts
+            return (
+                f"GitHub refused {urlsplit(response.url).path} (HTTP 403: {message or 'forbidden'}): "
+                f"the token of source {self.name!r} needs the permission {wants} on {self.repo!r}"
+            )
         return super().forbidden(response, message)
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
@@ -143,7 +150,16 @@ class GitHub(ServiceSource):
             if metric in wanted or (metric == "open_issues" and "open_prs" in wanted):
                 values[metric] = number(repo, field, self.service_name)
         if "open_prs" in wanted or "open_issues" in wanted:
-            prs = await client.count(f"{base}/pulls", params={"state": "open"})
+            try:
+                prs = await client.count(f"{base}/pulls", params={"state": "open"})
+            except HttpError as exc:
+                # a token that reads the repository but not its pull requests: the
+                # repository's own numbers still count
+                kept = {m: v for m, v in values.items() if m in wanted and m != "open_issues"}
+                if not kept:
+                    raise
+                failed = [m for m in ("open_issues", "open_prs") if m in wanted]
+                raise MetricErrors(kept, {m: f"{m}: {exc}" for m in failed}) from None
             if "open_prs" in wanted:
                 values["open_prs"] = float(prs)
             if "open_issues" in wanted:

@@ -19,6 +19,7 @@ from kpi_collector.collect.http import Auth, Response
 from kpi_collector.errors import ExtractError, MetricErrors
 from kpi_collector.secrets import Secret
 from kpi_collector.sources._service import (
+    MAX_PAGES,
     ServiceClient,
     ServiceSource,
     day_end,
@@ -119,6 +120,31 @@ class GitLab(ServiceSource):
             )
         return {"open_merge_requests": float(int(total))}
 
+    async def _pages(
+        self, client: ServiceClient, path: str, params: dict[str, Any]
+    ) -> AsyncIterator[Response]:
+        """Every page of an offset-paginated list. `x-next-page` names the next page, asked
+        of `api_url` itself: GitLab writes its `Link` header with its configured host
+        (`external_url`), which need not be the address kpi reaches it at. A list without
+        that header (keyset pagination) follows `Link: rel="next"`."""
+        response = await client.get(path, params=params)
+        for _ in range(MAX_PAGES):
+            yield response
+            following = response.headers.get("x-next-page")
+            if following is None:
+                link = response.links.get("next")
+                if not link:
+                    return
+                response = await client.get(link)
+                continue
+            following = following.strip()
+            if not following:
+                return
+            if not following.isdigit():
+                raise ExtractError(f"GitLab: x-next-page is not a page number ({following[:20]!r})")
+            response = await client.get(path, params={**params, "page": following})
+        raise ExtractError(f"GitLab kept answering with a next page after {MAX_PAGES} pages")
+
     async def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
         """Stars at the end of each day from `since` to yesterday: today's `star_count` less
         the stars given after that day (the starrers' `starred_since`, every page read). A
@@ -128,7 +154,7 @@ class GitLab(ServiceSource):
         client = self.client(ctx)
         now = number(await client.json(self.base()), "star_count", self.service_name)
         stamps: list[datetime] = []
-        async for page in client.pages(f"{self.base()}/starrers", params={"per_page": 100}):
+        async for page in self._pages(client, f"{self.base()}/starrers", {"per_page": 100}):
             items = page.json()
             if not isinstance(items, list):
                 raise ExtractError("GitLab: the starrers are not a list")

@@ -32,6 +32,9 @@ class Project:
 class FakeGitLab(FakeService):
     projects: list[Project] = field(default_factory=list)
     tokens: set[str] = field(default_factory=set)
+    #: the instance's configured host[:port] (`external_url`): GitLab writes its `Link`
+    #: header with it, whatever host the request reached; None: the request's
+    external_host: str | None = None
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/api/v4/projects/{rest:.*}", self.project_route)
@@ -55,7 +58,7 @@ class FakeGitLab(FakeService):
                 {"id": 1000 + i, "iid": i + 1, "project_id": project.id, "state": "opened"}
                 for i in range(project.open_merge_requests if opened else 0)
             ]
-            return _page(request, items)
+            return _page(request, items, self.external_host)
         if resource == "starrers":
             items = [
                 {
@@ -64,7 +67,7 @@ class FakeGitLab(FakeService):
                 }
                 for i, t in enumerate(project.starrers)
             ]
-            return _page(request, items)
+            return _page(request, items, self.external_host)
         return respond(404, {"error": "404 Not Found"})
 
 
@@ -84,12 +87,14 @@ def _project(project: Project) -> dict[str, Any]:
     return body
 
 
-def _page(request: web.Request, items: list[Any]) -> web.Response:
+def _page(request: web.Request, items: list[Any], external_host: str | None) -> web.Response:
     per_page = min(100, int(request.query.get("per_page", "20")))
     page = int(request.query.get("page", "1"))
     pages = max(1, -(-len(items) // per_page))
     chunk = items[(page - 1) * per_page : page * per_page]
-    base = f"{request.url.scheme}://{request.host}{request.raw_path.split('?')[0]}"
+    # the request's scheme and path, the configured host and port (GitLab's base_request_uri)
+    host = external_host or request.host
+    base = f"{request.url.scheme}://{host}{request.raw_path.split('?')[0]}"
 
     def link(n: int) -> str:
         return f"{base}?{urlencode({**request.query, 'page': n, 'per_page': per_page})}"

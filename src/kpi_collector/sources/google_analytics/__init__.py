@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
@@ -209,8 +210,10 @@ class GoogleAnalytics(ServiceSource):
 
     async def _report(
         self, ctx: SourceContext, first: date, last: date, *, by_day: bool
-    ) -> list[tuple[str | None, dict[str, float]]]:
-        """(YYYYMMDD or None, {metric: value}) for each row of a report over [first, last]."""
+    ) -> tuple[list[tuple[str | None, dict[str, float]]], ZoneInfo | None]:
+        """(YYYYMMDD or None, {metric: value}) for each row of a report over [first, last]
+        (dates of the property's time zone), and that zone as the answer names it
+        (`metadata.timeZone`; None when it names none)."""
         token = await self.access_token(ctx)
         client = self.client(ctx)
         # the token exists only now: this run's session carries it
@@ -228,37 +231,51 @@ class GoogleAnalytics(ServiceSource):
             body["dimensionFilter"] = self.dimension_filter
         path = f"/v1beta/properties/{self.property_id}:runReport"
         rows: list[tuple[str | None, dict[str, float]]] = []
+        zone: ZoneInfo | None = None
         while True:
             data = await client.json(path, method="POST", json_body={**body, "offset": len(rows)})
-            page = data.get("rows") or [] if isinstance(data, dict) else None
-            if not isinstance(page, list):
+            page = (data.get("rows") or []) if isinstance(data, dict) else None
+            if not isinstance(page, list) or not isinstance(data, dict):
                 raise ExtractError("Google Analytics: the report's `rows` are not a list")
             for row in page:
                 rows.append(_row(row, wanted, by_day))
-            total = data.get("rowCount", len(rows)) if isinstance(data, dict) else len(rows)
+            zone = zone or _zone(data.get("metadata"))
+            total = data.get("rowCount", len(rows))
             if not page or len(rows) >= int(total):
-                return rows
+                return rows, zone
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
-        """Yesterday's figures (the last complete day; the property's own time zone)."""
+        """Yesterday's figures: the last day complete both in the config's time zone and in
+        the property's (whose dates the report counts in). One report by `date` over the
+        config's yesterday and the day before; the answer names the property's time zone,
+        and where that is behind the config's, the config's yesterday is still under way
+        there: the day before is read instead."""
         yesterday = ctx.today - timedelta(days=1)
-        rows = await self._report(ctx, yesterday, yesterday, by_day=False)
-        if not rows:
+        rows, zone = await self._report(ctx, yesterday - timedelta(days=1), yesterday, by_day=True)
+        if zone is not None:
+            yesterday = min(yesterday, ctx.now.astimezone(zone).date() - timedelta(days=1))
+        by_day = {_day(text): values for text, values in rows}
+        if yesterday not in by_day:
             raise ExtractError(
                 f"Google Analytics has no data for {yesterday} in property {self.property_id}"
                 + (" (no event matched `dimension_filter:`)" if self.dimension_filter else "")
             )
-        return rows[0][1]
+        return by_day[yesterday]
 
     async def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
         """Each day's figures from `since` to yesterday, in one report by `date` (paged by
         `offset` when the API gives fewer rows than `rowCount`); a day without data gets no
-        value. `active_users_7_days` and `_28_days` of a day are those of the days ending then."""
+        value. `active_users_7_days` and `_28_days` of a day are those of the days ending then.
+        A day still under way in the property's time zone (behind the config's) is left out."""
         yesterday = ctx.today - timedelta(days=1)
         if since > yesterday:
             return
-        for day_text, values in await self._report(ctx, since, yesterday, by_day=True):
+        rows, zone = await self._report(ctx, since, yesterday, by_day=True)
+        today = ctx.now.astimezone(zone).date() if zone is not None else ctx.today
+        for day_text, values in rows:
             day = _day(day_text)
+            if day >= today:
+                continue
             for metric, value in values.items():
                 yield Observation(metric, value, day_end(day, ctx.tz))
 
@@ -320,6 +337,17 @@ def _day(text: str | None) -> date:
     if text is None or not re.fullmatch(r"\d{8}", text):
         raise ExtractError(f"Google Analytics: {text!r} is not a date like 20260131")
     return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+
+
+def _zone(metadata: Any) -> ZoneInfo | None:
+    """The property's time zone from a report's `metadata.timeZone` ("America/Los_Angeles")."""
+    name = metadata.get("timeZone") if isinstance(metadata, dict) else None
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        return None
 
 
 def _status(body: bytes) -> str:

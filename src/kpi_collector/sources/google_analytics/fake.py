@@ -74,6 +74,9 @@ class FakeAnalytics(FakeService):
     tokens: dict[str, str] = field(default_factory=dict)
     #: the most rows one answer gives ("the API can return fewer rows than the limit")
     max_rows: int = 250_000
+    #: the properties' reporting time zone (Admin → Property details), the day boundary of
+    #: their dates, named in every report's `metadata.timeZone`
+    time_zone: str = "Etc/UTC"
     token_requests: int = 0
 
     def add_account(self, info: dict[str, Any], *properties: str) -> None:
@@ -174,7 +177,7 @@ class FakeAnalytics(FakeService):
         answer: dict[str, Any] = {
             "dimensionHeaders": [{"name": d} for d in dims],
             "metricHeaders": [{"name": m, "type": "TYPE_INTEGER"} for m in metrics],
-            "metadata": {"currencyCode": "USD", "timeZone": "Etc/UTC"},
+            "metadata": {"currencyCode": "USD", "timeZone": self.time_zone},
             "kind": "analyticsData#runReport",
         }
         if rows:  # the API leaves `rows` and `rowCount` out of an empty report

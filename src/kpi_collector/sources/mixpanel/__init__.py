@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Mapping
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -82,7 +82,7 @@ class Mixpanel(ServiceSource):
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
         client = self.client(ctx)
-        last = ctx.today - timedelta(days=1)
+        last = _last_day(ctx)
         if self.event is None:
             rows = await self._jql(
                 client,
@@ -144,7 +144,7 @@ class Mixpanel(ServiceSource):
         if "dau" not in self.wanted():
             return
         client = self.client(ctx)
-        last = ctx.today - timedelta(days=1)
+        last = _last_day(ctx)
         if since > last:
             return
         if self.event is None:
@@ -165,3 +165,10 @@ class Mixpanel(ServiceSource):
             return
         for day in days(max(since, min(active)), last):
             yield Observation("dau", counted.get(day, 0.0), day_end(day, ctx.tz))
+
+
+def _last_day(ctx: SourceContext) -> date:
+    """Yesterday: the last day complete both in the config's time zone and in UTC (JQL's
+    days). Ahead of UTC (Tokyo in the morning), the config's yesterday is the UTC day
+    under way, whose users so far are not that day's."""
+    return min(ctx.today, ctx.now.astimezone(UTC).date()) - timedelta(days=1)

@@ -6,7 +6,7 @@ backfill gives each past day.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -41,7 +41,12 @@ class Plausible(ServiceSource):
     def not_found(self, response: Response) -> str:
         return f"Plausible has no Stats API at {self.api_url}: check `api_url:` of source {self.name!r}"
 
-    async def _query(self, ctx: SourceContext, first: date, last: date, by_day: bool) -> Any:
+    async def _query(
+        self, ctx: SourceContext, first: date, last: date, by_day: bool
+    ) -> tuple[list[tuple[list[Any], dict[str, Any]]], tzinfo | None]:
+        """(dimensions, {metric: value}) of each result row over [first, last] (the site's
+        days), and the site's UTC offset, from the date range the answer echoes resolved
+        (`query.date_range`: ["2024-09-04T00:00:00+02:00", ...]); None when it gives none."""
         wanted = self.wanted()
         body: dict[str, Any] = {
             "site_id": self.site_id,
@@ -62,26 +67,49 @@ class Plausible(ServiceSource):
             if not isinstance(values, list) or len(values) != len(wanted):
                 raise ExtractError("Plausible: a result's `metrics` do not match the query")
             rows.append((row.get("dimensions") or [], dict(zip(wanted, values, strict=True))))
-        return rows
+        return rows, _site_offset(data)
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
-        """Yesterday's figures (the last complete day in the site's time zone)."""
+        """Yesterday's figures: the config's yesterday, as the site's time zone counts it,
+        unless that day is still under way at the site (its time zone behind the config's):
+        then the day before (a second call)."""
         yesterday = ctx.today - timedelta(days=1)
-        rows = await self._query(ctx, yesterday, yesterday, by_day=False)
+        rows, site = await self._query(ctx, yesterday, yesterday, by_day=False)
+        if site is not None:
+            last = min(yesterday, ctx.now.astimezone(site).date() - timedelta(days=1))
+            if last != yesterday:
+                rows, _ = await self._query(ctx, last, last, by_day=False)
         if not rows:
             return {}
         return {m: float(v) for m, v in rows[0][1].items() if isinstance(v, int | float)}
 
     async def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
         """Each day's figures from `since` to yesterday, one call (`dimensions: ["time:day"]`);
-        days without visits are absent from the answer and get no value."""
+        days without visits are absent from the answer and get no value, and so does a day
+        still under way at the site (its time zone behind the config's)."""
         yesterday = ctx.today - timedelta(days=1)
         if since > yesterday:
             return
-        for dims, values in await self._query(ctx, since, yesterday, by_day=True):
+        rows, site = await self._query(ctx, since, yesterday, by_day=True)
+        site_today = ctx.now.astimezone(site).date() if site is not None else ctx.today
+        for dims, values in rows:
             day = parse_day(str(dims[0])) if dims else None
             if day is None:
                 raise ExtractError("Plausible: a daily result has no `time:day` dimension")
+            if day >= site_today:
+                continue
             for metric, value in values.items():
                 if isinstance(value, int | float):
                     yield Observation(metric, float(value), day_end(day, ctx.tz))
+
+
+def _site_offset(data: Any) -> tzinfo | None:
+    """The site's UTC offset, from the end of the resolved `query.date_range` of an answer."""
+    query = data.get("query") if isinstance(data, dict) else None
+    span = query.get("date_range") if isinstance(query, dict) else None
+    if not isinstance(span, list) or not span or not isinstance(span[-1], str):
+        return None
+    try:
+        return datetime.fromisoformat(span[-1]).tzinfo
+    except ValueError:
+        return None

@@ -6,8 +6,9 @@ the bodies plausible.io/docs/stats-api-v2 documents: `{"results": [{"metrics": [
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -26,6 +27,8 @@ class FakePlausible(FakeService):
     sites: dict[str, dict[date, dict[str, int]]] = field(default_factory=dict)
     #: API key -> the sites it may read
     keys: dict[str, set[str]] = field(default_factory=dict)
+    #: the sites' time zone (Site settings), whose days the dates of a query are
+    time_zone: str = "Etc/UTC"
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/api/v2/query", self.query)
@@ -49,7 +52,15 @@ class FakePlausible(FakeService):
             ]
         else:
             results = [{"metrics": _metrics(days, metrics), "dimensions": []}]
-        return respond(200, {"results": results, "meta": {}, "query": body})
+        # the answer echoes the query with its date range resolved in the site's time zone:
+        # ["2024-09-04T00:00:00+00:00", "2024-09-10T23:59:59+00:00"]
+        zone = ZoneInfo(self.time_zone)
+        resolved = [
+            datetime.combine(first, time(0, 0, 0), zone).isoformat(),
+            datetime.combine(last, time(23, 59, 59), zone).isoformat(),
+        ]
+        echo = {**body, "date_range": resolved}
+        return respond(200, {"results": results, "meta": {}, "query": echo})
 
 
 def _matches(day: dict[str, int], filters: list[Any]) -> bool:

@@ -15,6 +15,7 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import date, timedelta
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
@@ -94,7 +95,9 @@ class PostHog(ServiceSource):
 
     async def _query(
         self, client: ServiceClient, sql: str, values: dict[str, Any]
-    ) -> list[list[Any]]:
+    ) -> tuple[list[list[Any]], ZoneInfo | None]:
+        """The rows of a HogQL query, and the project's time zone as the answer names it
+        (`timezone`; None when it names none PostHog's `today()` and days count in)."""
         if self.event is not None:
             values = {**values, "event": self.event}
         sql = sql.replace("{event}", _EVENT_FILTER if self.event is not None else "")
@@ -109,19 +112,20 @@ class PostHog(ServiceSource):
         rows = body.get("results") if isinstance(body, dict) else None
         if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
             raise ExtractError("PostHog: the query answer has no `results` rows")
-        return rows
+        return rows, _zone(body.get("timezone"))
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
-        rows = await self._query(self.client(ctx), ACTIVE_USERS, {})
+        rows, _ = await self._query(self.client(ctx), ACTIVE_USERS, {})
         if len(rows) != 1 or len(rows[0]) != 3:
             raise ExtractError("PostHog: expected one row of dau, wau, mau")
         counts = dict(zip(("dau", "wau", "mau"), rows[0], strict=True))
         return {metric: float(counts[metric] or 0) for metric in self.wanted()}
 
     async def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
-        """dau, wau and mau of each day from `since` (or the first day with events) to yesterday."""
+        """dau, wau and mau of each day from `since` (or the first day with events) to
+        yesterday, the config's or the project's, whichever comes first."""
         wanted = self.wanted()
-        rows = await self._query(
+        rows, zone = await self._query(
             self.client(ctx), ACTIVE_USERS_BY_DAY, {"since": since.isoformat()}
         )
         if any(len(row) != 4 for row in rows):
@@ -133,8 +137,22 @@ class PostHog(ServiceSource):
         if not counted:
             return
         day = max(since, min(counted))  # from the first day in a window; quiet days count 0
-        while day < ctx.today:
+        # PostHog counts whole days of the project's time zone up to its `today()`: where
+        # that is behind the config's, the config's yesterday is still today there, not
+        # counted yet (no row), and no zero for it
+        end = min(ctx.today, ctx.now.astimezone(zone).date()) if zone else ctx.today
+        while day < end:
             counts = counted.get(day, {})
             for metric in wanted:
                 yield Observation(metric, float(counts.get(metric) or 0), day_end(day, ctx.tz))
             day += timedelta(days=1)
+
+
+def _zone(name: Any) -> ZoneInfo | None:
+    """The project's time zone from an answer's `timezone` ("Europe/Berlin"), or None."""
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        return None

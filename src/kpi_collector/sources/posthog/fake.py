@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -45,6 +46,9 @@ class FakePostHog(FakeService):
         default_factory=list
     )  # (timestamp, person, event)
     today: date = field(default_factory=lambda: datetime.now(UTC).date())
+    #: the project's time zone (Project settings), in which `today()` and `toDate` count days
+    #: and which every answer names in `timezone`
+    timezone: str = "UTC"
     queries: list[dict[str, Any]] = field(default_factory=list)
 
     def routes(self, app: web.Application) -> None:
@@ -107,11 +111,15 @@ class FakePostHog(FakeService):
             f"Unable to resolve field: {text[:40]}",
         )
 
+    def _day(self, moment: datetime) -> date:
+        """`toDate(timestamp)`: the event's day in the project's time zone."""
+        return moment.astimezone(ZoneInfo(self.timezone)).date()
+
     def _persons(self, first: date, event: str | None) -> set[str]:
         return {
             p
             for t, p, e in self.events
-            if first <= t.date() < self.today and (event is None or e == event)
+            if first <= self._day(t) < self.today and (event is None or e == event)
         }
 
     def _active(self, text: str, event: str | None) -> web.Response:
@@ -125,7 +133,7 @@ class FakePostHog(FakeService):
         for name in _ALL.findall(text):
             columns.append(name)
             row.append(len(self._persons(self.today - timedelta(days=outer), event)))
-        return self._result(columns, [row])
+        return self._result(columns, [row], self.timezone)
 
     def _by_day(
         self, match: re.Match[str], values: dict[str, Any], event: str | None
@@ -134,9 +142,9 @@ class FakePostHog(FakeService):
         spread = int(match.group("spread"))
         first = since - timedelta(days=int(match.group("back")))
         active = {  # (person, active day), as the innermost SELECT DISTINCT gives them
-            (p, t.date())
+            (p, self._day(t))
             for t, p, e in self.events
-            if first <= t.date() < self.today and (event is None or e == event)
+            if first <= self._day(t) < self.today and (event is None or e == event)
         }
         columns: list[tuple[str, int]] = []
         for column in _BY_DAY_COLUMN.finditer(match.group("columns")):
@@ -154,11 +162,11 @@ class FakePostHog(FakeService):
             day += timedelta(days=1)
         limit = int(match.group("limit") or 100)  # PostHog returns 100 rows unless told otherwise
         names = ["day", *(name for name, _ in columns)]
-        return self._result(names, rows[:limit], has_more=len(rows) > limit)
+        return self._result(names, rows[:limit], self.timezone, has_more=len(rows) > limit)
 
     @staticmethod
     def _result(
-        columns: list[str], rows: list[list[Any]], *, has_more: bool = False
+        columns: list[str], rows: list[list[Any]], timezone: str, *, has_more: bool = False
     ) -> web.Response:
         return respond(
             200,
@@ -175,7 +183,7 @@ class FakePostHog(FakeService):
                 "offset": 0,
                 "query_status": None,
                 "results": rows,
-                "timezone": "UTC",
+                "timezone": timezone,
                 "types": [[c, "UInt64"] for c in columns],
             },
         )
