@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
@@ -408,6 +408,18 @@ def _duration(seconds: float) -> str:
 
 
 # backfill helpers ---------------------------------------------------------------------------
+
+
+def service_zone(name: Any) -> ZoneInfo | None:
+    """The time zone a service names in its answer (an IANA name such as
+    "America/Los_Angeles"), or None when it names none or one this machine does not know
+    (the caller then keeps to the config's `timezone`)."""
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        return None
 
 
 def day_end(day: date, tz: ZoneInfo) -> datetime:

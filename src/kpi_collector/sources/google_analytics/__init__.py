@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
@@ -21,7 +21,7 @@ from kpi_collector.collect import jsontext
 from kpi_collector.collect.http import Auth, Response
 from kpi_collector.errors import ExtractError, HttpError, KpiError, SourceError
 from kpi_collector.secrets import Secret, redact, remember
-from kpi_collector.sources._service import ServiceSource, day_end, service_message
+from kpi_collector.sources._service import ServiceSource, day_end, service_message, service_zone
 from kpi_collector.sources.base import Observation, SourceContext
 
 if TYPE_CHECKING:
@@ -341,13 +341,7 @@ def _day(text: str | None) -> date:
 
 def _zone(metadata: Any) -> ZoneInfo | None:
     """The property's time zone from a report's `metadata.timeZone` ("America/Los_Angeles")."""
-    name = metadata.get("timeZone") if isinstance(metadata, dict) else None
-    if not isinstance(name, str) or not name:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ValueError, ZoneInfoNotFoundError):
-        return None
+    return service_zone(metadata.get("timeZone") if isinstance(metadata, dict) else None)
 
 
 def _status(body: bytes) -> str:

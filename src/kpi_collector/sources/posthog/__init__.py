@@ -15,14 +15,20 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import date, timedelta
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 
 from kpi_collector.collect.http import Auth, Response
 from kpi_collector.errors import ExtractError
 from kpi_collector.secrets import Secret
-from kpi_collector.sources._service import ServiceClient, ServiceSource, day_end, parse_day
+from kpi_collector.sources._service import (
+    ServiceClient,
+    ServiceSource,
+    day_end,
+    parse_day,
+    service_zone,
+)
 from kpi_collector.sources.base import Observation, SourceContext
 
 ACTIVE_USERS = """
@@ -112,7 +118,7 @@ class PostHog(ServiceSource):
         rows = body.get("results") if isinstance(body, dict) else None
         if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
             raise ExtractError("PostHog: the query answer has no `results` rows")
-        return rows, _zone(body.get("timezone"))
+        return rows, service_zone(body.get("timezone"))
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
         rows, _ = await self._query(self.client(ctx), ACTIVE_USERS, {})
@@ -146,13 +152,3 @@ class PostHog(ServiceSource):
             for metric in wanted:
                 yield Observation(metric, float(counts.get(metric) or 0), day_end(day, ctx.tz))
             day += timedelta(days=1)
-
-
-def _zone(name: Any) -> ZoneInfo | None:
-    """The project's time zone from an answer's `timezone` ("Europe/Berlin"), or None."""
-    if not isinstance(name, str) or not name:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ValueError, ZoneInfoNotFoundError):
-        return None
