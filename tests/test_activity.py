@@ -629,3 +629,81 @@ def test_the_query_runs_read_only_and_a_pooled_connection_comes_back_writable(
         sa.event.remove(engine, "before_cursor_execute", look)
         with engine.begin() as conn:
             conn.execute(sa.text(f"DROP TABLE {scratch}"))
+
+
+# --- user ids: one user whatever type its id is written in; an empty id is nobody ------------
+
+
+def test_user_ids_are_one_user_whatever_their_type_and_empty_ids_are_nobody(
+    tmp_path: Path, postgres_table: EventTable, mysql_table: EventTable
+) -> None:
+    """The same events in every form give the same count: user 42 written as a number and as
+    text is one user, and an empty id is no user (as CSV already reads it: an empty field
+    is NULL), so each form counts users 42 and a on the day: 2."""
+    day = "2024-03-01T10:00:00Z"
+    lines = [
+        {"user_id": 42, "ts": day},
+        {"user_id": "42", "ts": day},
+        {"user_id": "a", "ts": day},
+        {"user_id": "", "ts": day},
+        {"user_id": None, "ts": day},
+        {"ts": day},
+    ]
+    jsonl = tmp_path / "mixed.jsonl"
+    jsonl.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    csv = tmp_path / "mixed.csv"
+    csv.write_text(f'user_id,ts\n42,{day}\n"42",{day}\na,{day}\n"",{day}\n,{day}\n')
+    parquet = tmp_path / "mixed.parquet"
+    stamp = datetime(2024, 3, 1, 10, tzinfo=UTC)
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": pa.array(["42", "42", "a", "", None], pa.string()),
+                "ts": pa.array([stamp] * 5, pa.timestamp("us", tz="UTC")),
+            }
+        ),
+        parquet,
+    )
+    engine = sa.create_engine("sqlite://", poolclass=StaticPool)
+    with engine.begin() as conn:
+        # No declared type: SQLite keeps each value's own type (42, '42', 42.0 are one id).
+        conn.execute(sa.text("CREATE TABLE ev (user_id, ts)"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO ev VALUES (42, :t), ('42', :t), (42.0, :t), ('a', :t), ('', :t), "
+                "(NULL, :t)"
+            ),
+            {"t": "2024-03-01 10:00:00"},
+        )
+    got = {
+        "json": daily_series(str(jsonl), user="user_id", time="ts", windows=["dau"]),
+        "csv": daily_series(str(csv), user="user_id", time="ts", windows=["dau"]),
+        "parquet": daily_series(str(parquet), user="user_id", time="ts", windows=["dau"]),
+        "sqlite": daily_series(
+            EventTable(engine, "ev"), user="user_id", time="ts", windows=["dau"]
+        ),
+    }
+    for table in (postgres_table, mysql_table):
+        name = unique_name("kpi_test_ids")
+        meta = sa.MetaData()
+        ids = sa.Table(
+            name, meta, sa.Column("user_id", sa.String(40)), sa.Column("ts", sa.DateTime)
+        )
+        assert isinstance(table.url, sa.Engine)
+        meta.create_all(table.url)
+        try:
+            with table.url.begin() as conn:
+                conn.execute(
+                    ids.insert(),
+                    [
+                        {"user_id": u, "ts": stamp.replace(tzinfo=None)}
+                        for u in ("42", "a", "", None)
+                    ],
+                )
+            got[table.url.dialect.name] = daily_series(
+                EventTable(table.url, name), user="user_id", time="ts", windows=["dau"]
+            )
+        finally:
+            meta.drop_all(table.url)
+    for name, series in got.items():
+        assert as_rows(series) == [("2024-03-01", {"dau": 2})], name

@@ -510,6 +510,7 @@ def _run_duckdb(files: EventFiles, plan: _Plan) -> list[tuple[Any, ...]]:
         types = {str(row[0]): str(row[1]) for row in described}
         _check_columns(types, plan, files.describe())
         user, time = _quote_duckdb(plan.user), _quote_duckdb(plan.time)
+        user, user_conditions = _duckdb_user(user, types[plan.user])
         row_columns, day = _duckdb_day(time, types[plan.time], plan)
         kind = types[plan.time].upper()
         raw_bounds: list[str] = []
@@ -517,7 +518,9 @@ def _run_duckdb(files: EventFiles, plan: _Plan) -> list[tuple[Any, ...]]:
             # A coarse bound on the raw column lets Parquet skip row groups; the exact
             # bound is on the local day.
             raw_bounds = _raw_bounds(time, plan, params, "$")
-        events = _events_sql(reader, user, time, row_columns, day, plan, raw_bounds)
+        events = _events_sql(
+            reader, user, time, row_columns, day, plan, [*user_conditions, *raw_bounds]
+        )
         timer = _interrupt_after(con, files.timeout)
         try:
             return con.execute(_series_sql(events, plan), params).fetchall()
@@ -536,6 +539,38 @@ def _run_duckdb(files: EventFiles, plan: _Plan) -> list[tuple[Any, ...]]:
                 timer.cancel()
     finally:
         con.close()
+
+
+def _duckdb_user(column: str, column_type: str) -> tuple[str, list[str]]:
+    """The user id of a DuckDB column and the conditions that leave out empty ids.
+
+    JSON (what DuckDB infers for ids written both as numbers and as strings) is read as its
+    text, so ``42`` and ``"42"`` are one user; an empty id is no user, as CSV reads it."""
+    kind = column_type.upper()
+    if kind == "JSON":
+        text = f"json_extract_string({column}, '$')"
+        return text, [f"{text} <> ''"]
+    if kind == "VARCHAR":
+        return column, [f"{column} <> ''"]
+    return column, []
+
+
+def _sql_user(column: str, column_type: Any, dialect: str) -> tuple[str, list[str]]:
+    """The user id of a table's column and the conditions that leave out empty ids.
+
+    SQLite keeps each value's own type whatever the column's: ``42``, ``42.0`` and ``'42'``
+    are read as the text ``'42'``, one user."""
+    from sqlalchemy import String
+
+    if dialect == "sqlite":
+        text = (
+            f"CASE WHEN typeof({column}) = 'real' AND {column} = CAST({column} AS INTEGER) "
+            f"THEN CAST(CAST({column} AS INTEGER) AS TEXT) ELSE CAST({column} AS TEXT) END"
+        )
+        return text, [f"CAST({column} AS TEXT) <> ''"]
+    if isinstance(column_type, String):
+        return column, [f"{column} <> ''"]
+    return column, []
 
 
 def _check_columns(types: Mapping[str, str], plan: _Plan, where: str) -> None:
@@ -565,18 +600,20 @@ def _events_sql(
     columns: str,
     day: str,
     plan: _Plan,
-    raw_bounds: Sequence[str] = (),
+    conditions: Sequence[str] = (),
 ) -> str:
     """The SELECT of (u, d) that the series query starts from.
 
+    ``user`` is the user id's expression over the source's columns; ``conditions`` choose
+    rows before the per-row values are computed (empty ids, bounds on the raw time column).
     ``columns`` are computed per row from the source (e.g. ``... AS t``) and ``day`` turns
     them into the local day number, in an outer SELECT so that a costly per-row value
     (parsing text to seconds) is computed once however often ``day`` names it.
     """
-    conditions = [f"{user} IS NOT NULL", f"{time} IS NOT NULL", *raw_bounds]
+    chosen = [f"{user} IS NOT NULL", f"{time} IS NOT NULL", *conditions]
     if plan.where:
-        conditions.append(f"({plan.where})")
-    inner = f"SELECT {user} AS u, {columns} FROM {source} WHERE {' AND '.join(conditions)}"
+        chosen.append(f"({plan.where})")
+    inner = f"SELECT {user} AS u, {columns} FROM {source} WHERE {' AND '.join(chosen)}"
     events = f"SELECT u, {day} AS d FROM ({inner}) AS au_raw"
     bounds = []
     if plan.first is not None:
@@ -646,6 +683,7 @@ def _run_sql(table: EventTable, plan: _Plan) -> list[tuple[Any, ...]]:
                 columns = {c["name"]: c["type"] for c in inspector.get_columns(name, schema)}
                 _check_columns({k: str(v) for k, v in columns.items()}, plan, where)
                 user, time = quote(plan.user), quote(plan.time)
+                user, user_conditions = _sql_user(user, columns[plan.user], dialect)
                 params: dict[str, Any] = {}
                 row_columns, day = _DAY_SQL[dialect](time, columns[plan.time], plan, params)
                 raw_bounds: list[str] = []
@@ -653,7 +691,9 @@ def _run_sql(table: EventTable, plan: _Plan) -> list[tuple[Any, ...]]:
                     # Lets the database use an index on the time column. Not in SQLite,
                     # where times may be text or numbers, which do not compare in order.
                     raw_bounds = _raw_bounds(time, plan, params, ":")
-                events = _events_sql(source, user, time, row_columns, day, plan, raw_bounds)
+                events = _events_sql(
+                    source, user, time, row_columns, day, plan, [*user_conditions, *raw_bounds]
+                )
                 rows = conn.execute(text(_series_sql(events, plan)), params).fetchall()
                 conn.rollback()
                 return [tuple(row) for row in rows]
