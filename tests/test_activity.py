@@ -707,3 +707,38 @@ def test_user_ids_are_one_user_whatever_their_type_and_empty_ids_are_nobody(
             meta.drop_all(table.url)
     for name, series in got.items():
         assert as_rows(series) == [("2024-03-01", {"dau": 2})], name
+
+
+def test_sqlite_numbers_are_unix_time_in_the_unit_their_size_tells() -> None:
+    """Epoch numbers in seconds, milliseconds, microseconds or nanoseconds are the same
+    instants: 23:59:59.9 UTC on Feb 29th and 00:00 on March 1st 2024, in every unit. Read as
+    seconds, milliseconds were days in the year 56000: current() left them out silently and
+    daily_series() failed with OverflowError."""
+    last_second = 1709251199  # 2024-02-29T23:59:59Z
+    midnight = last_second + 1
+    rows = [("s", last_second), ("s-real", last_second + 0.9), ("s", midnight)]
+    for unit, scale in (("ms", 1_000), ("us", 1_000_000), ("ns", 1_000_000_000)):
+        rows += [(unit, last_second * scale + scale - 1), (unit, midnight * scale)]
+    engine = sa.create_engine("sqlite://", poolclass=StaticPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE ev (user_id TEXT, ts)"))
+        conn.execute(sa.text("INSERT INTO ev VALUES (:u, :t)"), [{"u": u, "t": t} for u, t in rows])
+    table = EventTable(engine, "ev")
+    series = daily_series(table, user="user_id", time="ts", windows=["dau", "wau"])
+    assert as_rows(series) == [
+        ("2024-02-29", {"dau": 5, "wau": 5}),
+        ("2024-03-01", {"dau": 4, "wau": 5}),
+    ]
+    today = current(table, user="user_id", time="ts", windows=["dau"], today=date(2024, 3, 1))
+    assert today == {"dau": 4}
+
+
+def test_an_event_time_beyond_the_calendar_is_a_clear_error() -> None:
+    """9999-12-31 23:30 UTC is in the year 10000 in Berlin: a one-line error naming the
+    range, not an OverflowError from the date arithmetic."""
+    engine = sa.create_engine("sqlite://", poolclass=StaticPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE ev (user_id TEXT, ts TEXT)"))
+        conn.execute(sa.text("INSERT INTO ev VALUES ('a', '9999-12-31T23:30:00Z')"))
+    with pytest.raises(ActivityError, match=r"^an event falls on a day outside the years 1-9999"):
+        daily_series(EventTable(engine, "ev"), user="user_id", time="ts", timezone="Europe/Berlin")

@@ -375,6 +375,12 @@ def _densify(
     last = _day_number(end) if end is not None else (max(active_days, default=None))
     if first is None or last is None or first > last:
         return []
+    if first < _day_number(date.min) or last > _day_number(date.max):
+        outside = first if first < _day_number(date.min) else last
+        raise ActivityError(
+            "an event falls on a day outside the years 1-9999 "
+            f"(day {outside:+,} from 1970-01-01); check the time column's values"
+        )
     days = [d for d, _, _ in points]
     zero = [0] * len(plan.spans)
     column = {span: i for i, span in enumerate(plan.spans)}
@@ -745,14 +751,40 @@ def _postgres_day(time: str, column_type: Any, plan: _Plan, params: dict[str, An
     return f"{day} AS t", "t"
 
 
+# Unix time as a number: seconds below 1e11 (the year 5138), milliseconds below 1e14 (the
+# same instant), microseconds below 1e17, nanoseconds above: (upper bound, divisor to seconds).
+_EPOCH_UNITS: tuple[tuple[float, int], ...] = (
+    (1e11, 1),
+    (1e14, 1_000),
+    (1e17, 1_000_000),
+    (float("inf"), 1_000_000_000),
+)
+
+
+def _epoch_seconds(number: str, dividend: str) -> str:
+    """Unix seconds from a number in the unit its size tells (``_EPOCH_UNITS``): ``dividend``
+    is ``number`` as an integer (integer division) or as a real."""
+    cases = " ".join(
+        f"WHEN abs({number}) < {int(below)} THEN {dividend} / {divisor}"
+        for below, divisor in _EPOCH_UNITS[1:-1]
+    )
+    return (
+        f"(CASE WHEN abs({number}) < {int(_EPOCH_UNITS[0][0])} THEN {dividend} {cases} "
+        f"ELSE {dividend} / {_EPOCH_UNITS[-1][1]} END)"
+    )
+
+
 def _sqlite_day(time: str, column_type: Any, plan: _Plan, params: dict[str, Any]) -> DaySql:
     # SQLite has no time zones: the UTC offset comes from a search tree over the zone's
-    # transitions. Numbers are Unix seconds; 'YYYY-MM-DD' text is that day; other text is
-    # ISO-8601 (an offset or Z is honoured, none means UTC).
+    # transitions. Numbers are Unix time in the unit their size tells (see _EPOCH_UNITS);
+    # 'YYYY-MM-DD' text is that day; other text is ISO-8601 (an offset or Z is honoured,
+    # none means UTC).
     columns = (
         f"CASE WHEN typeof({time}) = 'text' AND length({time}) = 10 "
         f"THEN CAST(julianday({time}) - 2440587.5 AS INTEGER) END AS plain_day, "
-        f"CASE WHEN typeof({time}) IN ('integer', 'real') THEN CAST({time} AS INTEGER) "
+        f"CASE WHEN typeof({time}) = 'integer' THEN {_epoch_seconds(time, time)} "
+        f"WHEN typeof({time}) = 'real' "
+        f"THEN CAST({_epoch_seconds(time, f'CAST({time} AS REAL)')} AS INTEGER) "
         f"ELSE CAST(strftime('%s', {time}) AS INTEGER) END AS e"
     )
     local = _local_day_from_epoch("e", plan, floor_div=_sqlite_floor_div)
