@@ -368,7 +368,7 @@ class Pipeline:
         )
 
     def _stored_inputs(self, sources: Sequence[Source], started: datetime) -> dict[str, float]:
-        """The newest stored value (before `started`) of each formula input that none of
+        """The newest stored value (at or before `started`) of each formula input that none of
         `sources` collects: what a run of some sources (`--only`, a source's own `schedule`)
         computes its formulas with. Empty when the store cannot be read."""
         collected = {kpi for source in sources for kpi in source.kpi_ids()}
@@ -386,9 +386,10 @@ class Pipeline:
         if not needed:
             return {}
         try:
-            return self.store.previous_values(sorted(needed), before=started.timestamp())
+            newest = self.store.latest(sorted(needed), before=started.timestamp())
         except StoreError:
             return {}
+        return {kpi: row.value for kpi, row in newest.items()}
 
     def _derive(
         self,
