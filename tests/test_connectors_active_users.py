@@ -231,3 +231,58 @@ def test_pipeline_runs_and_backfills_the_source(folder: Path) -> None:
         "telemetry.mau": 3.0,
         "telemetry.weekly_share": pytest.approx(2 / 3),
     }
+
+
+def test_backfill_gives_derived_kpis_their_history_too(folder: Path) -> None:
+    """A formula over backfilled KPIs had no history: `kpi backfill` stored dau, wau and mau
+    for 21 days and the derived share for none. Each day where the formula's inputs have
+    values now gets the formula's value too (a day where it divides by zero gets none), once:
+    a second backfill adds nothing, and a day with a live value keeps it."""
+    from kpi_collector.pipeline import Pipeline
+    from kpi_collector.store.periods import local_midnight
+
+    (folder / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "timezone: Europe/Berlin\n"
+        "kpis:\n"
+        '  telemetry.weekly_share: {formula: "telemetry.wau / telemetry.mau"}\n'
+        '  telemetry.pct: {formula: "round(telemetry.weekly_share * 100, 1)"}\n'
+        '  telemetry.per_week: {formula: "telemetry.dau / telemetry.wau"}\n'
+        "sources:\n"
+        "  - {name: telemetry, type: active_users, events: events/*.parquet,"
+        " user: user_id, time: ts}\n"
+    )
+    pipeline = Pipeline.from_config(folder / "kpi.yaml")
+    # a live run on April 5th at 09:00 Berlin: its values stay as they were
+    pipeline.process(deliver=False, now=datetime(2024, 4, 5, 7, tzinfo=UTC))
+    report = pipeline.backfill(since=date(2024, 3, 1), now=NOW)
+    assert report.errors == {}
+    assert report.added["telemetry"] == 20 * 3  # April 5th is there already
+    assert pipeline.store is not None
+    stored: dict[str, dict[date, float]] = {}
+    for kpi, ts, value in pipeline.store.rows():
+        day = datetime.fromtimestamp(ts, BERLIN).date()
+        assert day not in stored.get(kpi, {}), (kpi, day)  # one value a day
+        stored.setdefault(kpi, {})[day] = value
+    expected = {
+        item.day: item.values
+        for item in reference(
+            EVENTS, "Europe/Berlin", start=date(2024, 3, 20), end=date(2024, 4, 9)
+        )
+    }
+    assert set(stored["telemetry.weekly_share"]) == set(expected)
+    for day, values in expected.items():
+        share = values["wau"] / values["mau"]
+        assert stored["telemetry.weekly_share"][day] == pytest.approx(share), day
+        assert stored["telemetry.pct"][day] == round(share * 100, 1), day
+        if values["wau"]:
+            assert stored["telemetry.per_week"][day] == values["dau"] / values["wau"], day
+        else:  # division by zero that day: no value rather than a wrong one
+            assert day not in stored["telemetry.per_week"], day
+    assert report.derived == len(expected) * 2 + sum(1 for v in expected.values() if v["wau"]) - 3
+    assert pipeline.backfill(since=date(2024, 3, 1), now=NOW).derived == 0
+    april_5 = expected[date(2024, 4, 5)]
+    before = local_midnight(date(2024, 4, 6), BERLIN)
+    assert pipeline.store.previous_values(["telemetry.weekly_share"], before=before) == {
+        "telemetry.weekly_share": pytest.approx(april_5["wau"] / april_5["mau"])
+    }

@@ -526,12 +526,13 @@ class Pipeline:
         now: datetime | None = None,
     ) -> BackfillReport:
         """`kpi backfill`: import past daily values from the (selected) sources that can give
-        them, from `since` (default: a year back). Raises ConfigError without a store."""
-        from kpi_collector.run.backfill import abackfill
+        them, from `since` (default: a year back), then the derived KPIs' values of those days
+        (`BackfillReport.derived`). Raises ConfigError without a store."""
+        from kpi_collector.run.backfill import abackfill, backfill_formulas
 
         if self.store is None:
             raise ConfigError("backfill needs a store to write into")
-        return run_sync(
+        report = run_sync(
             abackfill(
                 self.store,
                 self.selected(only),
@@ -542,3 +543,12 @@ class Pipeline:
                 now=now,
             )
         )
+        if report.added and report.days is not None:
+            try:
+                first, last = report.days
+                report.derived = backfill_formulas(
+                    self.store, self.kpis, tz=self.tz, since=first, until=last
+                )
+            except StoreError as exc:
+                report.errors["formulas"] = redact(str(exc))
+        return report

@@ -517,6 +517,8 @@ def backfill(ctx: click.Context, since: str | None, only: tuple[str, ...]) -> No
             f"{name}: {plural(count, 'value')} added"
             + (f"; covered {covered.describe()}" if covered else "")
         )
+    if report.derived:
+        click.echo(f"formulas: {plural(report.derived, 'value')} added")
     for name in report.unsupported:
         click.echo(f"{name}: cannot give past values (skipped)")
     for name, message in report.errors.items():
