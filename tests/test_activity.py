@@ -742,3 +742,43 @@ def test_an_event_time_beyond_the_calendar_is_a_clear_error() -> None:
         conn.execute(sa.text("INSERT INTO ev VALUES ('a', '9999-12-31T23:30:00Z')"))
     with pytest.raises(ActivityError, match=r"^an event falls on a day outside the years 1-9999"):
         daily_series(EventTable(engine, "ev"), user="user_id", time="ts", timezone="Europe/Berlin")
+
+
+def test_a_date_written_as_text_is_that_day_in_every_backend(
+    tmp_path: Path, postgres_table: EventTable, mysql_table: EventTable
+) -> None:
+    """'2024-03-01' in a text column beside full timestamps is March 1st, as a date column
+    is and as SQLite read it: the files and the servers took it as midnight UTC, which is
+    still February 29th in New York."""
+    rows = [("a", "2024-03-01"), ("b", "2024-03-01T12:00:00Z"), ("c", "2024-03-02")]
+    expected = [("2024-03-01", {"dau": 2, "wau": 2}), ("2024-03-02", {"dau": 1, "wau": 3})]
+    csv = tmp_path / "days.csv"
+    csv.write_text("user_id,ts\n" + "".join(f"{u},{t}\n" for u, t in rows))
+    jsonl = tmp_path / "days.jsonl"
+    jsonl.write_text("".join(json.dumps({"user_id": u, "ts": t}) + "\n" for u, t in rows))
+    options: dict[str, Any] = {
+        "user": "user_id",
+        "time": "ts",
+        "timezone": "America/New_York",
+        "windows": ["dau", "wau"],
+    }
+    got = {"csv": daily_series(str(csv), **options), "json": daily_series(str(jsonl), **options)}
+    engines = {"sqlite": sa.create_engine("sqlite://", poolclass=StaticPool)}
+    for table in (postgres_table, mysql_table):
+        assert isinstance(table.url, sa.Engine)
+        engines[table.url.dialect.name] = table.url
+    for name, engine in engines.items():
+        table_name = unique_name("kpi_test_days")
+        meta = sa.MetaData()
+        days = sa.Table(
+            table_name, meta, sa.Column("user_id", sa.String(40)), sa.Column("ts", sa.String(40))
+        )
+        meta.create_all(engine)
+        try:
+            with engine.begin() as conn:
+                conn.execute(days.insert(), [{"user_id": u, "ts": t} for u, t in rows])
+            got[name] = daily_series(EventTable(engine, table_name), **options)
+        finally:
+            meta.drop_all(engine)
+    for name, series in got.items():
+        assert as_rows(series) == expected, name

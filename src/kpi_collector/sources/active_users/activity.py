@@ -479,8 +479,14 @@ def _duckdb_day(column: str, column_type: str, plan: _Plan) -> DaySql:
         # A naive timestamp counts as UTC; TIMESTAMPTZ keeps its instant.
         micros = f"epoch_us({column})"
     elif kind == "VARCHAR":
-        # Text without an offset is read as UTC (the session time zone).
+        # Text without an offset is read as UTC (the session time zone); a date alone
+        # ('2024-03-01') is that day, as a DATE column is.
         micros = f"epoch_us(CAST({column} AS TIMESTAMPTZ))"
+        local = _local_day_from_epoch("e", plan, unit=1_000_000, floor_div=_int_floor_div)
+        plain = (
+            f"CASE WHEN length({column}) = 10 THEN CAST({column} AS DATE) - DATE '1970-01-01' END"
+        )
+        return f"{plain} AS plain_day, {micros} AS e", f"COALESCE(plain_day, {local})"
     else:
         raise ActivityError(
             f"the time column has type {column_type}; expected a timestamp, a date or ISO-8601 text"
@@ -732,6 +738,12 @@ def _is_temporal(column_type: Any) -> bool:
     return isinstance(column_type, Date | DateTime)
 
 
+def _is_text(column_type: Any) -> bool:
+    from sqlalchemy import String
+
+    return isinstance(column_type, String)
+
+
 def _is_date(column_type: Any) -> bool:
     from sqlalchemy import Date, DateTime
 
@@ -748,6 +760,11 @@ def _postgres_day(time: str, column_type: Any, plan: _Plan, params: dict[str, An
     params["tz"] = plan.timezone
     # The session time zone is UTC, so naive timestamps are read as UTC.
     day = f"(CAST(timezone(:tz, CAST({time} AS timestamptz)) AS date) - DATE '1970-01-01')"
+    if _is_text(column_type):  # a date alone ('2024-03-01') is that day
+        day = (
+            f"CASE WHEN length({time}) = 10 THEN CAST({time} AS date) - DATE '1970-01-01' "
+            f"ELSE {day} END"
+        )
     return f"{day} AS t", "t"
 
 
@@ -805,6 +822,9 @@ def _mysql_day(time: str, column_type: Any, plan: _Plan, params: dict[str, Any])
     local = _local_day_from_epoch(
         "e", plan, floor_div=lambda x, divisor: f"FLOOR(({x}) / {divisor})"
     )
+    if _is_text(column_type):  # a date alone ('2024-03-01') is that day
+        plain = f"CASE WHEN CHAR_LENGTH({time}) = 10 THEN DATEDIFF({time}, '1970-01-01') END"
+        return f"{plain} AS plain_day, {epoch} AS e", f"COALESCE(plain_day, {local})"
     return f"{epoch} AS e", local
 
 
