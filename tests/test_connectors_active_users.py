@@ -286,3 +286,33 @@ def test_backfill_gives_derived_kpis_their_history_too(folder: Path) -> None:
     assert pipeline.store.previous_values(["telemetry.weekly_share"], before=before) == {
         "telemetry.weekly_share": pytest.approx(april_5["wau"] / april_5["mau"])
     }
+
+
+@pytest.mark.parametrize("min_events", [1, 2])
+def test_a_backfill_of_quiet_days_after_activity_stores_their_zeros(
+    folder: Path, min_events: int
+) -> None:
+    """Users were active until April 10th, nobody since. A backfill from May 12th gave
+    nothing, while one from January gave zeros for the same days (and `kpi run` gives zeros on
+    them): a day's value must not depend on where the backfill starts. Days before anyone
+    was active are still left out."""
+    source = ActiveUsers.model_validate(
+        {
+            "name": "t",
+            "events": "events/*.parquet",
+            "user": "user_id",
+            "time": "ts",
+            "min_events": min_events,
+        }
+    )
+    later = datetime(2024, 5, 20, 12, tzinfo=UTC)
+    wide = by_day(backfill(source, context(folder, now=later), since=date(2024, 1, 1)))
+    assert min(wide) > date(2024, 1, 1)  # nothing before the first activity
+    assert wide[date(2024, 5, 19)] == {"dau": 0.0, "wau": 0.0, "mau": 0.0}
+    for since in (date(2024, 5, 12), date(2024, 5, 19)):
+        narrow = by_day(backfill(source, context(folder, now=later), since=since))
+        assert narrow == {day: v for day, v in wide.items() if day >= since}, since
+    assert (
+        collect(source, context(folder, now=datetime(2024, 5, 19, 12, tzinfo=UTC)))
+        == (wide[date(2024, 5, 19)])
+    )
