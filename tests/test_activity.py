@@ -782,3 +782,35 @@ def test_a_date_written_as_text_is_that_day_in_every_backend(
             meta.drop_all(engine)
     for name, series in got.items():
         assert as_rows(series) == expected, name
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+@pytest.mark.parametrize("zone", [None, "UTC", "America/New_York"])
+def test_parquet_timestamps_of_every_unit_with_and_without_a_zone(
+    tmp_path: Path, unit: str, zone: str | None
+) -> None:
+    """pandas writes tz-aware times as timestamp[ns, tz=...]: DuckDB reads them as
+    TIMESTAMPTZ_NS, which failed ("No function matches ... epoch_us(TIMESTAMPTZ_NS)"). Every
+    unit, naive (UTC) or with a zone, gives the same days: New York's midnight is 05:00 UTC."""
+    midnight = 1709269200  # 2024-03-01T05:00:00Z, midnight in New York
+    scale = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[unit]
+    # the last tick before midnight (23:59:59.999999999 in nanoseconds), midnight, and the
+    # last tick of March 1st
+    ticks = [midnight * scale - 1, midnight * scale, (midnight + 86400) * scale - 1]
+    path = tmp_path / "events.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": ["a", "b", "c"],
+                "ts": pa.array(ticks, pa.int64()).cast(pa.timestamp(unit, tz=zone)),
+            }
+        ),
+        path,
+    )
+    options: dict[str, Any] = {"user": "user_id", "time": "ts", "timezone": "America/New_York"}
+    series = daily_series(str(path), windows=["dau", "wau"], **options)
+    assert as_rows(series) == [
+        ("2024-02-29", {"dau": 1, "wau": 1}),
+        ("2024-03-01", {"dau": 2, "wau": 3}),
+    ]
+    assert current(str(path), windows=["dau"], today=date(2024, 3, 1), **options) == {"dau": 2}

@@ -475,7 +475,12 @@ def _duckdb_day(column: str, column_type: str, plan: _Plan) -> DaySql:
     kind = column_type.upper()
     if kind == "DATE":
         return f"({column} - DATE '1970-01-01') AS t", "t"
-    if kind.startswith("TIMESTAMP"):
+    if kind in ("TIMESTAMP_NS", "TIMESTAMPTZ_NS"):
+        # Nanoseconds (pandas' times) floored to microseconds: TIMESTAMPTZ_NS has no
+        # epoch_us, and a cast to TIMESTAMPTZ rounds 23:59:59.9999999 up to the next day.
+        nanos = f"epoch_ns({column})"
+        micros = f"(({nanos} - (({nanos} % 1000) + 1000) % 1000) // 1000)"
+    elif kind.startswith("TIMESTAMP"):
         # A naive timestamp counts as UTC; TIMESTAMPTZ keeps its instant.
         micros = f"epoch_us({column})"
     elif kind == "VARCHAR":
