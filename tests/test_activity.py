@@ -814,3 +814,47 @@ def test_parquet_timestamps_of_every_unit_with_and_without_a_zone(
         ("2024-03-01", {"dau": 2, "wau": 3}),
     ]
     assert current(str(path), windows=["dau"], today=date(2024, 3, 1), **options) == {"dau": 2}
+
+
+def test_a_time_that_is_not_a_time_is_a_clear_error_in_sqlite_and_mysql(
+    mysql_table: EventTable,
+) -> None:
+    """DuckDB and PostgreSQL refuse text that is not a time; SQLite and MySQL read it as
+    NULL: the series failed with "TypeError: int() argument must be ... not 'NoneType'" and
+    today's counts left those events out silently. Now both say which value it is."""
+    sqlite = sa.create_engine("sqlite://", poolclass=StaticPool)
+    with sqlite.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE ev (user_id TEXT, ts TEXT)"))
+        conn.execute(
+            sa.text("INSERT INTO ev VALUES ('a', '2024-03-01T10:00:00Z'), ('b', 'yesterday')")
+        )
+    assert isinstance(mysql_table.url, sa.Engine)
+    mysql = mysql_table.url
+    text_table, number_table = unique_name("kpi_test_bad"), unique_name("kpi_test_bad")
+    with mysql.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {text_table} (user_id VARCHAR(10), ts VARCHAR(40))"))
+        conn.execute(
+            sa.text(f"INSERT INTO {text_table} VALUES ('a', '2024-03-01 10:00:00'), ('b', 'soon')")
+        )
+        conn.execute(sa.text(f"CREATE TABLE {number_table} (user_id VARCHAR(10), ts BIGINT)"))
+        conn.execute(sa.text(f"INSERT INTO {number_table} VALUES ('a', 1709287200)"))
+    try:
+        cases = [
+            (EventTable(sqlite, "ev"), "'yesterday'"),
+            (EventTable(mysql, text_table), "'soon'"),
+            (EventTable(mysql, number_table), "1709287200"),
+        ]
+        for table, shown in cases:
+            for today in (None, date(2024, 3, 1)):  # the series, and today's counts
+                with pytest.raises(ActivityError) as info:
+                    if today is None:
+                        daily_series(table, user="user_id", time="ts")
+                    else:
+                        current(table, user="user_id", time="ts", today=today)
+                message = str(info.value)
+                assert f"the time column ts has a value that is not a time: {shown}" in message
+                assert "\n" not in message
+    finally:
+        with mysql.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE {text_table}"))
+            conn.execute(sa.text(f"DROP TABLE {number_table}"))

@@ -642,6 +642,24 @@ def _events_sql(
     return f"SELECT u, d FROM ({events}) AS au_local WHERE {' AND '.join(bounds)}"
 
 
+def _unreadable_sql(
+    source: str,
+    user: str,
+    time: str,
+    columns: str,
+    day: str,
+    plan: _Plan,
+    conditions: Sequence[str] = (),
+) -> str:
+    """The SELECT of one time value of the events that ``_events_sql`` reads which has no
+    day (text that is not a time, read as NULL), or of none."""
+    chosen = [f"{user} IS NOT NULL", f"{time} IS NOT NULL", *conditions]
+    if plan.where:
+        chosen.append(f"({plan.where})")
+    inner = f"SELECT {time} AS au_time, {columns} FROM {source} WHERE {' AND '.join(chosen)}"
+    return f"SELECT au_time FROM ({inner}) AS au_raw WHERE ({day}) IS NULL LIMIT 1"
+
+
 # --- SQL tables ------------------------------------------------------------------------
 
 
@@ -708,6 +726,26 @@ def _run_sql(table: EventTable, plan: _Plan) -> list[tuple[Any, ...]]:
                     # Lets the database use an index on the time column. Not in SQLite,
                     # where times may be text or numbers, which do not compare in order.
                     raw_bounds = _raw_bounds(time, plan, params, ":")
+                if dialect == "sqlite" or not _is_temporal(columns[plan.time]):
+                    # SQLite and MySQL read text that is not a time (and MySQL numbers) as
+                    # NULL, where the other databases fail: those events would be lost.
+                    unreadable = _unreadable_sql(
+                        source, user, time, row_columns, day, plan, user_conditions
+                    )
+                    found = conn.execute(text(unreadable), params).first()
+                    if found is not None:
+                        shown = repr(found[0])
+                        shown = shown if len(shown) <= 60 else f"{shown[:57]}..."
+                        raise ActivityError(
+                            f"the time column {plan.time} has a value that is not a time: "
+                            f"{shown} ({where}); "
+                            + (
+                                "times are ISO-8601 text, a date or Unix time as a number"
+                                if dialect == "sqlite"
+                                else "times are a DATETIME, TIMESTAMP or DATE column, "
+                                "or ISO-8601 text"
+                            )
+                        )
                 events = _events_sql(
                     source, user, time, row_columns, day, plan, [*user_conditions, *raw_bounds]
                 )
