@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -316,3 +316,37 @@ def test_a_backfill_of_quiet_days_after_activity_stores_their_zeros(
         collect(source, context(folder, now=datetime(2024, 5, 19, 12, tzinfo=UTC)))
         == (wide[date(2024, 5, 19)])
     )
+
+
+def test_kpi_backfill_fills_a_derived_kpis_history_once(tmp_path: Path) -> None:
+    """`kpi backfill` end to end: the events of the last days, a formula over the windows;
+    the command says how many formula values it added, stores one a day, adds none again."""
+    import sqlite3
+
+    from tests.cli import run_kpi
+
+    today = datetime.now(UTC).date()
+    noon = [datetime.combine(today - timedelta(days=n), time(12), UTC) for n in (5, 4, 2)]
+    write_parquet(tmp_path / "events.parquet", [("a", noon[0]), ("b", noon[1]), ("a", noon[2])])
+    (tmp_path / "kpi.yaml").write_text(
+        "kpis:\n"
+        '  telemetry.share: {formula: "telemetry.dau / telemetry.wau"}\n'
+        "sources:\n"
+        "  - {name: telemetry, type: active_users, events: events.parquet,"
+        " user: user_id, time: ts}\n"
+    )
+    first = run_kpi(tmp_path, "backfill", "--since", "30d")
+    assert first.returncode == 0, first.stdout + first.stderr
+    # days from 5 days ago to yesterday: 5 days of 3 windows, the share on each (wau > 0)
+    assert "telemetry: 15 values added" in first.stdout
+    assert "formulas: 5 values added" in first.stdout
+    with sqlite3.connect(tmp_path / "kpi.db") as db:
+        shares = db.execute(
+            "SELECT value FROM observations WHERE kpi = 'telemetry.share' ORDER BY ts"
+        ).fetchall()
+    # dau / wau: 1/1, 1/2, 0/2, 1/2, 0/2
+    assert [v for (v,) in shares] == [1.0, 0.5, 0.0, 0.5, 0.0]
+    second = run_kpi(tmp_path, "backfill", "--since", "30d")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "telemetry: 0 values added" in second.stdout
+    assert "formulas:" not in second.stdout
