@@ -350,3 +350,22 @@ def test_kpi_backfill_fills_a_derived_kpis_history_once(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stdout + second.stderr
     assert "telemetry: 0 values added" in second.stdout
     assert "formulas:" not in second.stdout
+
+
+@pytest.mark.parametrize("since", ["today", "2099-01-01"])
+def test_kpi_backfill_since_today_or_later_is_a_usage_error(tmp_path: Path, since: str) -> None:
+    """A backfill gives complete past days, up to yesterday: `--since 2099-01-01` said
+    "covered no values from 2099-01-01 to <yesterday> (the service has no values for these
+    days)" and exited 0, as if the events were missing. Now it is exit 2, saying why."""
+    from tests.cli import run_kpi
+
+    write_parquet(tmp_path / "events.parquet", EVENTS)
+    (tmp_path / "kpi.yaml").write_text(
+        "sources:\n"
+        "  - {name: telemetry, type: active_users, events: events.parquet,"
+        " user: user_id, time: ts}\n"
+    )
+    done = run_kpi(tmp_path, "backfill", "--since", since)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "is after yesterday" in done.stderr and "kpi run" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
