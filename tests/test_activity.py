@@ -858,3 +858,46 @@ def test_a_time_that_is_not_a_time_is_a_clear_error_in_sqlite_and_mysql(
         with mysql.begin() as conn:
             conn.execute(sa.text(f"DROP TABLE {text_table}"))
             conn.execute(sa.text(f"DROP TABLE {number_table}"))
+
+
+def test_text_with_an_offset_is_that_instant_in_every_backend(
+    tmp_path: Path, postgres_table: EventTable, mysql_table: EventTable
+) -> None:
+    """ISO-8601 text with an offset is an instant: MySQL/MariaDB dropped the offset and read
+    the wall clock as UTC, so '2024-03-01T02:00:00+05:30' (Feb 29th, 20:30 UTC) counted on
+    March 1st and '2024-03-01 23:30:00-02:00' (March 2nd, 01:30 UTC) on March 1st too."""
+    rows = [
+        ("a", "2024-03-01T02:00:00+05:30"),
+        ("b", "2024-03-01 23:30:00-02:00"),
+        ("c", "2024-03-01T10:00:00Z"),
+        ("d", "2024-03-01T23:59:59.500+00:00"),
+        ("e", "2024-03-01T00:30:00+01:00"),
+    ]
+    expected = [
+        ("2024-02-29", {"dau": 2}),
+        ("2024-03-01", {"dau": 2}),
+        ("2024-03-02", {"dau": 1}),
+    ]
+    jsonl = tmp_path / "offsets.jsonl"
+    jsonl.write_text("".join(json.dumps({"user_id": u, "ts": t}) + "\n" for u, t in rows))
+    options: dict[str, Any] = {"user": "user_id", "time": "ts", "windows": ["dau"]}
+    got = {"json": daily_series(str(jsonl), **options)}
+    engines = {"sqlite": sa.create_engine("sqlite://", poolclass=StaticPool)}
+    for table in (postgres_table, mysql_table):
+        assert isinstance(table.url, sa.Engine)
+        engines[table.url.dialect.name] = table.url
+    for name, engine in engines.items():
+        table_name = unique_name("kpi_test_offsets")
+        meta = sa.MetaData()
+        texts = sa.Table(
+            table_name, meta, sa.Column("user_id", sa.String(40)), sa.Column("ts", sa.String(40))
+        )
+        meta.create_all(engine)
+        try:
+            with engine.begin() as conn:
+                conn.execute(texts.insert(), [{"user_id": u, "ts": t} for u, t in rows])
+            got[name] = daily_series(EventTable(engine, table_name), **options)
+        finally:
+            meta.drop_all(engine)
+    for name, series in got.items():
+        assert as_rows(series) == expected, name

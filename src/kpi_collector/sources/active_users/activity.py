@@ -859,6 +859,8 @@ def _mysql_day(time: str, column_type: Any, plan: _Plan, params: dict[str, Any])
     if isinstance(column_type, TIMESTAMP):
         # A TIMESTAMP column holds an instant: UNIX_TIMESTAMP reads it without the session zone.
         epoch = f"FLOOR(UNIX_TIMESTAMP({time}))"
+    elif _is_text(column_type):
+        epoch = _mysql_text_epoch(time)
     else:
         # DATETIME (or text) is naive: read as UTC, independent of the session zone.
         epoch = f"TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', {time})"
@@ -869,6 +871,32 @@ def _mysql_day(time: str, column_type: Any, plan: _Plan, params: dict[str, Any])
         plain = f"CASE WHEN CHAR_LENGTH({time}) = 10 THEN DATEDIFF({time}, '1970-01-01') END"
         return f"{plain} AS plain_day, {epoch} AS e", f"COALESCE(plain_day, {local})"
     return f"{epoch} AS e", local
+
+
+def _mysql_text_epoch(time: str) -> str:
+    """Unix seconds of ISO-8601 text in MySQL/MariaDB: the wall clock read as UTC, less the
+    text's own offset (``Z``, ``+05:30``, ``-0200``, ``+01``). MariaDB ignores an offset and
+    MySQL reads it into the session's zone, so it is taken off before either sees it."""
+    wall = "TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', {})"
+    offset = f"REGEXP_SUBSTR({time}, '[+-][0-9]{{2}}(:?[0-9]{{2}})?$')"
+    # an offset follows a time of day (a date alone ends in -DD, which is no offset)
+    has_offset = (
+        f"{time} REGEXP '[0-9]:[0-9]{{2}}(:[0-9]{{2}}([.][0-9]*)?)?[+-][0-9]{{2}}(:?[0-9]{{2}})?$'"
+    )
+    seconds = (
+        f"(CASE WHEN LEFT({offset}, 1) = '-' THEN -1 ELSE 1 END) * "
+        f"(CAST(SUBSTRING({offset}, 2, 2) AS SIGNED) * 3600 + "
+        f"CASE WHEN CHAR_LENGTH({offset}) > 3 THEN CAST(RIGHT({offset}, 2) AS SIGNED) * 60 "
+        f"ELSE 0 END)"
+    )
+    return (
+        f"CASE WHEN RIGHT({time}, 1) IN ('Z', 'z') "
+        f"THEN {wall.format(f'LEFT({time}, CHAR_LENGTH({time}) - 1)')} "
+        f"WHEN {has_offset} "
+        f"THEN {wall.format(f'LEFT({time}, CHAR_LENGTH({time}) - CHAR_LENGTH({offset}))')} "
+        f"- {seconds} "
+        f"ELSE {wall.format(time)} END"
+    )
 
 
 # Integer division truncates toward zero in SQLite and DuckDB; shifting by a whole number
