@@ -346,6 +346,11 @@ def test_a_formula_over_sources_collected_at_different_times(tmp_path: Path) -> 
     assert "get_blog_stats.per_author" not in main.values
     history = store.open().rows(["revenue.per_post"])
     assert [value for _, _, value in history] == [1000 / 12, 1000 / 12]
+    # a disabled source's stored values are not an input: as in a full run, no value
+    blog_source = next(s for s in pipeline.sources if s.name == "get_blog_stats")
+    blog_source.enabled = False
+    without = pipeline.process(only=["revenue"])
+    assert "revenue.per_post" not in without.values
 
 
 def huge() -> dict[str, float]:

@@ -377,11 +377,13 @@ class Pipeline:
             return {}
         from kpi_collector.config.formula import Formula
 
+        # a disabled source's KPIs fail a formula in a full run: the same in a partial one
+        enabled = {source.name for source in self.sources if source.enabled}
         needed = {
             kpi
             for text in formulas.values()
             for kpi in Formula.parse(text).inputs
-            if kpi not in collected and kpi not in formulas
+            if kpi not in collected and kpi not in formulas and kpi.partition(".")[0] in enabled
         }
         if not needed:
             return {}
