@@ -629,3 +629,275 @@ def test_the_query_runs_read_only_and_a_pooled_connection_comes_back_writable(
         sa.event.remove(engine, "before_cursor_execute", look)
         with engine.begin() as conn:
             conn.execute(sa.text(f"DROP TABLE {scratch}"))
+
+
+# --- user ids: one user whatever type its id is written in; an empty id is nobody ------------
+
+
+def test_user_ids_are_one_user_whatever_their_type_and_empty_ids_are_nobody(
+    tmp_path: Path, postgres_table: EventTable, mysql_table: EventTable
+) -> None:
+    """The same events in every form give the same count: user 42 written as a number and as
+    text is one user, and an empty id is no user (as CSV already reads it: an empty field
+    is NULL), so each form counts users 42 and a on the day: 2."""
+    day = "2024-03-01T10:00:00Z"
+    lines = [
+        {"user_id": 42, "ts": day},
+        {"user_id": "42", "ts": day},
+        {"user_id": "a", "ts": day},
+        {"user_id": "", "ts": day},
+        {"user_id": None, "ts": day},
+        {"ts": day},
+    ]
+    jsonl = tmp_path / "mixed.jsonl"
+    jsonl.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    csv = tmp_path / "mixed.csv"
+    csv.write_text(f'user_id,ts\n42,{day}\n"42",{day}\na,{day}\n"",{day}\n,{day}\n')
+    parquet = tmp_path / "mixed.parquet"
+    stamp = datetime(2024, 3, 1, 10, tzinfo=UTC)
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": pa.array(["42", "42", "a", "", None], pa.string()),
+                "ts": pa.array([stamp] * 5, pa.timestamp("us", tz="UTC")),
+            }
+        ),
+        parquet,
+    )
+    engine = sa.create_engine("sqlite://", poolclass=StaticPool)
+    with engine.begin() as conn:
+        # No declared type: SQLite keeps each value's own type (42, '42', 42.0 are one id).
+        conn.execute(sa.text("CREATE TABLE ev (user_id, ts)"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO ev VALUES (42, :t), ('42', :t), (42.0, :t), ('a', :t), ('', :t), "
+                "(NULL, :t)"
+            ),
+            {"t": "2024-03-01 10:00:00"},
+        )
+    got = {
+        "json": daily_series(str(jsonl), user="user_id", time="ts", windows=["dau"]),
+        "csv": daily_series(str(csv), user="user_id", time="ts", windows=["dau"]),
+        "parquet": daily_series(str(parquet), user="user_id", time="ts", windows=["dau"]),
+        "sqlite": daily_series(
+            EventTable(engine, "ev"), user="user_id", time="ts", windows=["dau"]
+        ),
+    }
+    for table in (postgres_table, mysql_table):
+        name = unique_name("kpi_test_ids")
+        meta = sa.MetaData()
+        ids = sa.Table(
+            name, meta, sa.Column("user_id", sa.String(40)), sa.Column("ts", sa.DateTime)
+        )
+        assert isinstance(table.url, sa.Engine)
+        meta.create_all(table.url)
+        try:
+            with table.url.begin() as conn:
+                conn.execute(
+                    ids.insert(),
+                    [
+                        {"user_id": u, "ts": stamp.replace(tzinfo=None)}
+                        for u in ("42", "a", "", None)
+                    ],
+                )
+            got[table.url.dialect.name] = daily_series(
+                EventTable(table.url, name), user="user_id", time="ts", windows=["dau"]
+            )
+        finally:
+            meta.drop_all(table.url)
+    for name, series in got.items():
+        assert as_rows(series) == [("2024-03-01", {"dau": 2})], name
+
+
+def test_sqlite_numbers_are_unix_time_in_the_unit_their_size_tells() -> None:
+    """Epoch numbers in seconds, milliseconds, microseconds or nanoseconds are the same
+    instants: 23:59:59.9 UTC on Feb 29th and 00:00 on March 1st 2024, in every unit. Read as
+    seconds, milliseconds were days in the year 56000: current() left them out silently and
+    daily_series() failed with OverflowError."""
+    last_second = 1709251199  # 2024-02-29T23:59:59Z
+    midnight = last_second + 1
+    rows = [("s", last_second), ("s-real", last_second + 0.9), ("s", midnight)]
+    for unit, scale in (("ms", 1_000), ("us", 1_000_000), ("ns", 1_000_000_000)):
+        rows += [(unit, last_second * scale + scale - 1), (unit, midnight * scale)]
+    engine = sa.create_engine("sqlite://", poolclass=StaticPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE ev (user_id TEXT, ts)"))
+        conn.execute(sa.text("INSERT INTO ev VALUES (:u, :t)"), [{"u": u, "t": t} for u, t in rows])
+    table = EventTable(engine, "ev")
+    series = daily_series(table, user="user_id", time="ts", windows=["dau", "wau"])
+    assert as_rows(series) == [
+        ("2024-02-29", {"dau": 5, "wau": 5}),
+        ("2024-03-01", {"dau": 4, "wau": 5}),
+    ]
+    today = current(table, user="user_id", time="ts", windows=["dau"], today=date(2024, 3, 1))
+    assert today == {"dau": 4}
+
+
+def test_an_event_time_beyond_the_calendar_is_a_clear_error() -> None:
+    """9999-12-31 23:30 UTC is in the year 10000 in Berlin: a one-line error naming the
+    range, not an OverflowError from the date arithmetic."""
+    engine = sa.create_engine("sqlite://", poolclass=StaticPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE ev (user_id TEXT, ts TEXT)"))
+        conn.execute(sa.text("INSERT INTO ev VALUES ('a', '9999-12-31T23:30:00Z')"))
+    with pytest.raises(ActivityError, match=r"^an event falls on a day outside the years 1-9999"):
+        daily_series(EventTable(engine, "ev"), user="user_id", time="ts", timezone="Europe/Berlin")
+
+
+def test_a_date_written_as_text_is_that_day_in_every_backend(
+    tmp_path: Path, postgres_table: EventTable, mysql_table: EventTable
+) -> None:
+    """'2024-03-01' in a text column beside full timestamps is March 1st, as a date column
+    is and as SQLite read it: the files and the servers took it as midnight UTC, which is
+    still February 29th in New York."""
+    rows = [("a", "2024-03-01"), ("b", "2024-03-01T12:00:00Z"), ("c", "2024-03-02")]
+    expected = [("2024-03-01", {"dau": 2, "wau": 2}), ("2024-03-02", {"dau": 1, "wau": 3})]
+    csv = tmp_path / "days.csv"
+    csv.write_text("user_id,ts\n" + "".join(f"{u},{t}\n" for u, t in rows))
+    jsonl = tmp_path / "days.jsonl"
+    jsonl.write_text("".join(json.dumps({"user_id": u, "ts": t}) + "\n" for u, t in rows))
+    options: dict[str, Any] = {
+        "user": "user_id",
+        "time": "ts",
+        "timezone": "America/New_York",
+        "windows": ["dau", "wau"],
+    }
+    got = {"csv": daily_series(str(csv), **options), "json": daily_series(str(jsonl), **options)}
+    engines = {"sqlite": sa.create_engine("sqlite://", poolclass=StaticPool)}
+    for table in (postgres_table, mysql_table):
+        assert isinstance(table.url, sa.Engine)
+        engines[table.url.dialect.name] = table.url
+    for name, engine in engines.items():
+        table_name = unique_name("kpi_test_days")
+        meta = sa.MetaData()
+        days = sa.Table(
+            table_name, meta, sa.Column("user_id", sa.String(40)), sa.Column("ts", sa.String(40))
+        )
+        meta.create_all(engine)
+        try:
+            with engine.begin() as conn:
+                conn.execute(days.insert(), [{"user_id": u, "ts": t} for u, t in rows])
+            got[name] = daily_series(EventTable(engine, table_name), **options)
+        finally:
+            meta.drop_all(engine)
+    for name, series in got.items():
+        assert as_rows(series) == expected, name
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+@pytest.mark.parametrize("zone", [None, "UTC", "America/New_York"])
+def test_parquet_timestamps_of_every_unit_with_and_without_a_zone(
+    tmp_path: Path, unit: str, zone: str | None
+) -> None:
+    """pandas writes tz-aware times as timestamp[ns, tz=...]: DuckDB reads them as
+    TIMESTAMPTZ_NS, which failed ("No function matches ... epoch_us(TIMESTAMPTZ_NS)"). Every
+    unit, naive (UTC) or with a zone, gives the same days: New York's midnight is 05:00 UTC."""
+    midnight = 1709269200  # 2024-03-01T05:00:00Z, midnight in New York
+    scale = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[unit]
+    # the last tick before midnight (23:59:59.999999999 in nanoseconds), midnight, and the
+    # last tick of March 1st
+    ticks = [midnight * scale - 1, midnight * scale, (midnight + 86400) * scale - 1]
+    path = tmp_path / "events.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": ["a", "b", "c"],
+                "ts": pa.array(ticks, pa.int64()).cast(pa.timestamp(unit, tz=zone)),
+            }
+        ),
+        path,
+    )
+    options: dict[str, Any] = {"user": "user_id", "time": "ts", "timezone": "America/New_York"}
+    series = daily_series(str(path), windows=["dau", "wau"], **options)
+    assert as_rows(series) == [
+        ("2024-02-29", {"dau": 1, "wau": 1}),
+        ("2024-03-01", {"dau": 2, "wau": 3}),
+    ]
+    assert current(str(path), windows=["dau"], today=date(2024, 3, 1), **options) == {"dau": 2}
+
+
+def test_a_time_that_is_not_a_time_is_a_clear_error_in_sqlite_and_mysql(
+    mysql_table: EventTable,
+) -> None:
+    """DuckDB and PostgreSQL refuse text that is not a time; SQLite and MySQL read it as
+    NULL: the series failed with "TypeError: int() argument must be ... not 'NoneType'" and
+    today's counts left those events out silently. Now both say which value it is."""
+    sqlite = sa.create_engine("sqlite://", poolclass=StaticPool)
+    with sqlite.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE ev (user_id TEXT, ts TEXT)"))
+        conn.execute(
+            sa.text("INSERT INTO ev VALUES ('a', '2024-03-01T10:00:00Z'), ('b', 'yesterday')")
+        )
+    assert isinstance(mysql_table.url, sa.Engine)
+    mysql = mysql_table.url
+    text_table, number_table = unique_name("kpi_test_bad"), unique_name("kpi_test_bad")
+    with mysql.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {text_table} (user_id VARCHAR(10), ts VARCHAR(40))"))
+        conn.execute(
+            sa.text(f"INSERT INTO {text_table} VALUES ('a', '2024-03-01 10:00:00'), ('b', 'soon')")
+        )
+        conn.execute(sa.text(f"CREATE TABLE {number_table} (user_id VARCHAR(10), ts BIGINT)"))
+        conn.execute(sa.text(f"INSERT INTO {number_table} VALUES ('a', 1709287200)"))
+    try:
+        cases = [
+            (EventTable(sqlite, "ev"), "'yesterday'"),
+            (EventTable(mysql, text_table), "'soon'"),
+            (EventTable(mysql, number_table), "1709287200"),
+        ]
+        for table, shown in cases:
+            for today in (None, date(2024, 3, 1)):  # the series, and today's counts
+                with pytest.raises(ActivityError) as info:
+                    if today is None:
+                        daily_series(table, user="user_id", time="ts")
+                    else:
+                        current(table, user="user_id", time="ts", today=today)
+                message = str(info.value)
+                assert f"the time column ts has a value that is not a time: {shown}" in message
+                assert "\n" not in message
+    finally:
+        with mysql.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE {text_table}"))
+            conn.execute(sa.text(f"DROP TABLE {number_table}"))
+
+
+def test_text_with_an_offset_is_that_instant_in_every_backend(
+    tmp_path: Path, postgres_table: EventTable, mysql_table: EventTable
+) -> None:
+    """ISO-8601 text with an offset is an instant: MySQL/MariaDB dropped the offset and read
+    the wall clock as UTC, so '2024-03-01T02:00:00+05:30' (Feb 29th, 20:30 UTC) counted on
+    March 1st and '2024-03-01 23:30:00-02:00' (March 2nd, 01:30 UTC) on March 1st too."""
+    rows = [
+        ("a", "2024-03-01T02:00:00+05:30"),
+        ("b", "2024-03-01 23:30:00-02:00"),
+        ("c", "2024-03-01T10:00:00Z"),
+        ("d", "2024-03-01T23:59:59.500+00:00"),
+        ("e", "2024-03-01T00:30:00+01:00"),
+    ]
+    expected = [
+        ("2024-02-29", {"dau": 2}),
+        ("2024-03-01", {"dau": 2}),
+        ("2024-03-02", {"dau": 1}),
+    ]
+    jsonl = tmp_path / "offsets.jsonl"
+    jsonl.write_text("".join(json.dumps({"user_id": u, "ts": t}) + "\n" for u, t in rows))
+    options: dict[str, Any] = {"user": "user_id", "time": "ts", "windows": ["dau"]}
+    got = {"json": daily_series(str(jsonl), **options)}
+    engines = {"sqlite": sa.create_engine("sqlite://", poolclass=StaticPool)}
+    for table in (postgres_table, mysql_table):
+        assert isinstance(table.url, sa.Engine)
+        engines[table.url.dialect.name] = table.url
+    for name, engine in engines.items():
+        table_name = unique_name("kpi_test_offsets")
+        meta = sa.MetaData()
+        texts = sa.Table(
+            table_name, meta, sa.Column("user_id", sa.String(40)), sa.Column("ts", sa.String(40))
+        )
+        meta.create_all(engine)
+        try:
+            with engine.begin() as conn:
+                conn.execute(texts.insert(), [{"user_id": u, "ts": t} for u, t in rows])
+            got[name] = daily_series(EventTable(engine, table_name), **options)
+        finally:
+            meta.drop_all(engine)
+    for name, series in got.items():
+        assert as_rows(series) == expected, name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -231,3 +231,141 @@ def test_pipeline_runs_and_backfills_the_source(folder: Path) -> None:
         "telemetry.mau": 3.0,
         "telemetry.weekly_share": pytest.approx(2 / 3),
     }
+
+
+def test_backfill_gives_derived_kpis_their_history_too(folder: Path) -> None:
+    """A formula over backfilled KPIs had no history: `kpi backfill` stored dau, wau and mau
+    for 21 days and the derived share for none. Each day where the formula's inputs have
+    values now gets the formula's value too (a day where it divides by zero gets none), once:
+    a second backfill adds nothing, and a day with a live value keeps it."""
+    from kpi_collector.pipeline import Pipeline
+    from kpi_collector.store.periods import local_midnight
+
+    (folder / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "timezone: Europe/Berlin\n"
+        "kpis:\n"
+        '  telemetry.weekly_share: {formula: "telemetry.wau / telemetry.mau"}\n'
+        '  telemetry.pct: {formula: "round(telemetry.weekly_share * 100, 1)"}\n'
+        '  telemetry.per_week: {formula: "telemetry.dau / telemetry.wau"}\n'
+        "sources:\n"
+        "  - {name: telemetry, type: active_users, events: events/*.parquet,"
+        " user: user_id, time: ts}\n"
+    )
+    pipeline = Pipeline.from_config(folder / "kpi.yaml")
+    # a live run on April 5th at 09:00 Berlin: its values stay as they were
+    pipeline.process(deliver=False, now=datetime(2024, 4, 5, 7, tzinfo=UTC))
+    report = pipeline.backfill(since=date(2024, 3, 1), now=NOW)
+    assert report.errors == {}
+    assert report.added["telemetry"] == 20 * 3  # April 5th is there already
+    assert pipeline.store is not None
+    stored: dict[str, dict[date, float]] = {}
+    for kpi, ts, value in pipeline.store.rows():
+        day = datetime.fromtimestamp(ts, BERLIN).date()
+        assert day not in stored.get(kpi, {}), (kpi, day)  # one value a day
+        stored.setdefault(kpi, {})[day] = value
+    expected = {
+        item.day: item.values
+        for item in reference(
+            EVENTS, "Europe/Berlin", start=date(2024, 3, 20), end=date(2024, 4, 9)
+        )
+    }
+    assert set(stored["telemetry.weekly_share"]) == set(expected)
+    for day, values in expected.items():
+        share = values["wau"] / values["mau"]
+        assert stored["telemetry.weekly_share"][day] == pytest.approx(share), day
+        assert stored["telemetry.pct"][day] == round(share * 100, 1), day
+        if values["wau"]:
+            assert stored["telemetry.per_week"][day] == values["dau"] / values["wau"], day
+        else:  # division by zero that day: no value rather than a wrong one
+            assert day not in stored["telemetry.per_week"], day
+    assert report.derived == len(expected) * 2 + sum(1 for v in expected.values() if v["wau"]) - 3
+    assert pipeline.backfill(since=date(2024, 3, 1), now=NOW).derived == 0
+    april_5 = expected[date(2024, 4, 5)]
+    before = local_midnight(date(2024, 4, 6), BERLIN)
+    assert pipeline.store.previous_values(["telemetry.weekly_share"], before=before) == {
+        "telemetry.weekly_share": pytest.approx(april_5["wau"] / april_5["mau"])
+    }
+
+
+@pytest.mark.parametrize("min_events", [1, 2])
+def test_a_backfill_of_quiet_days_after_activity_stores_their_zeros(
+    folder: Path, min_events: int
+) -> None:
+    """Users were active until April 10th, nobody since. A backfill from May 12th gave
+    nothing, while one from January gave zeros for the same days (and `kpi run` gives zeros on
+    them): a day's value must not depend on where the backfill starts. Days before anyone
+    was active are still left out."""
+    source = ActiveUsers.model_validate(
+        {
+            "name": "t",
+            "events": "events/*.parquet",
+            "user": "user_id",
+            "time": "ts",
+            "min_events": min_events,
+        }
+    )
+    later = datetime(2024, 5, 20, 12, tzinfo=UTC)
+    wide = by_day(backfill(source, context(folder, now=later), since=date(2024, 1, 1)))
+    assert min(wide) > date(2024, 1, 1)  # nothing before the first activity
+    assert wide[date(2024, 5, 19)] == {"dau": 0.0, "wau": 0.0, "mau": 0.0}
+    for since in (date(2024, 5, 12), date(2024, 5, 19)):
+        narrow = by_day(backfill(source, context(folder, now=later), since=since))
+        assert narrow == {day: v for day, v in wide.items() if day >= since}, since
+    assert (
+        collect(source, context(folder, now=datetime(2024, 5, 19, 12, tzinfo=UTC)))
+        == (wide[date(2024, 5, 19)])
+    )
+
+
+def test_kpi_backfill_fills_a_derived_kpis_history_once(tmp_path: Path) -> None:
+    """`kpi backfill` end to end: the events of the last days, a formula over the windows;
+    the command says how many formula values it added, stores one a day, adds none again."""
+    import sqlite3
+
+    from tests.cli import run_kpi
+
+    today = datetime.now(UTC).date()
+    noon = [datetime.combine(today - timedelta(days=n), time(12), UTC) for n in (5, 4, 2)]
+    write_parquet(tmp_path / "events.parquet", [("a", noon[0]), ("b", noon[1]), ("a", noon[2])])
+    (tmp_path / "kpi.yaml").write_text(
+        "kpis:\n"
+        '  telemetry.share: {formula: "telemetry.dau / telemetry.wau"}\n'
+        "sources:\n"
+        "  - {name: telemetry, type: active_users, events: events.parquet,"
+        " user: user_id, time: ts}\n"
+    )
+    first = run_kpi(tmp_path, "backfill", "--since", "30d")
+    assert first.returncode == 0, first.stdout + first.stderr
+    # days from 5 days ago to yesterday: 5 days of 3 windows, the share on each (wau > 0)
+    assert "telemetry: 15 values added" in first.stdout
+    assert "formulas: 5 values added" in first.stdout
+    with sqlite3.connect(tmp_path / "kpi.db") as db:
+        shares = db.execute(
+            "SELECT value FROM observations WHERE kpi = 'telemetry.share' ORDER BY ts"
+        ).fetchall()
+    # dau / wau: 1/1, 1/2, 0/2, 1/2, 0/2
+    assert [v for (v,) in shares] == [1.0, 0.5, 0.0, 0.5, 0.0]
+    second = run_kpi(tmp_path, "backfill", "--since", "30d")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "telemetry: 0 values added" in second.stdout
+    assert "formulas:" not in second.stdout
+
+
+@pytest.mark.parametrize("since", ["today", "2099-01-01"])
+def test_kpi_backfill_since_today_or_later_is_a_usage_error(tmp_path: Path, since: str) -> None:
+    """A backfill gives complete past days, up to yesterday: `--since 2099-01-01` said
+    "covered no values from 2099-01-01 to <yesterday> (the service has no values for these
+    days)" and exited 0, as if the events were missing. Now it is exit 2, saying why."""
+    from tests.cli import run_kpi
+
+    write_parquet(tmp_path / "events.parquet", EVENTS)
+    (tmp_path / "kpi.yaml").write_text(
+        "sources:\n"
+        "  - {name: telemetry, type: active_users, events: events.parquet,"
+        " user: user_id, time: ts}\n"
+    )
+    done = run_kpi(tmp_path, "backfill", "--since", since)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "is after yesterday" in done.stderr and "kpi run" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""

@@ -1440,3 +1440,34 @@ def test_the_hard_stop_never_waits_for_a_log_lock_a_signal_left_taken(
     err = capfd.readouterr().err
     assert "WARNING kpi_collector.schedule: a job did not stop within 2 s: exiting" in err
     assert err.endswith("interrupted\n")
+
+
+def test_a_formula_over_a_main_source_and_a_scheduled_one_is_computed_in_both_jobs(
+    folder: Path,
+) -> None:
+    """`app` is collected by the main job, `fast` by its own: the formula over both was
+    computed by neither job. Each job now computes it with the other input's newest value."""
+    config = CONFIG.replace(
+        "sources:\n", 'kpis:\n  app.per_event: {formula: "app.users / fast.events"}\nsources:\n'
+    )
+    (folder / "kpi.yaml").write_text(config, encoding="utf-8")
+    start = datetime(2026, 3, 28, 12, tzinfo=BERLIN)
+    scheduler_at(folder, start, datetime(2026, 3, 28, 19, tzinfo=BERLIN)).serve()
+    # the formula's values are stored with the run that computed them (app.per_event)
+    assert run_times(folder) == ["Sat 12:00 fast", "Sat 12:00 app", "Sat 18:00 app+fast"]
+    store = HistoryStore(f"sqlite:///{folder / 'kpi.db'}")
+    try:
+        stored = {kpi: [v for _, _, v in rows] for kpi, rows in _by_kpi(store.rows()).items()}
+    finally:
+        store.close()
+    # fast (events 1), then app (users 102) with fast's 1, then fast (events 3) with app's 102
+    assert stored["fast.events"] == [1, 3]
+    assert stored["app.users"] == [102]
+    assert stored["app.per_event"] == [102 / 1, 102 / 3]
+
+
+def _by_kpi(rows: list[tuple[str, float, float]]) -> dict[str, list[tuple[str, float, float]]]:
+    found: dict[str, list[tuple[str, float, float]]] = {}
+    for row in rows:
+        found.setdefault(row[0], []).append(row)
+    return found

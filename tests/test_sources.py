@@ -318,6 +318,41 @@ def test_derived_kpis_in_a_run() -> None:
     assert "revenue.per_post" not in partial.values and "revenue.per_post" not in partial.errors
 
 
+def test_a_formula_over_sources_collected_at_different_times(tmp_path: Path) -> None:
+    """A source with its own `schedule` is collected in its own job, the others in the main
+    job (both runs of some sources, like `--only`): a formula over KPIs of both was computed
+    in neither, never. It now takes the newest stored value of an input that its run did not
+    collect, and is computed in each run that collected one of its inputs."""
+    kpis = {
+        "revenue.per_post": {"formula": "revenue.mrr / get_blog_stats.posts"},
+        "revenue.per_post_pct": {"formula": "revenue.per_post * 100"},
+        "get_blog_stats.per_author": {"formula": "get_blog_stats.posts / get_blog_stats.authors"},
+    }
+    store = Store(f"sqlite:///{tmp_path / 'kpi.db'}")
+    pipeline = Pipeline(
+        sources=(revenue, get_blog_stats), destinations=(store,), kpis=kpis, defaults=FAST
+    )
+    first = pipeline.process(only=["revenue"])  # nothing stored for the blog yet
+    assert "revenue.per_post" not in first.values and "revenue.per_post" not in first.errors
+    blog = pipeline.process(only=["get_blog_stats"])  # the blog's own job: mrr is stored
+    assert blog.values["revenue.per_post"] == 1000 / 12
+    assert blog.values["get_blog_stats.per_author"] == 4
+    assert blog.errors == {}
+    main = pipeline.process(only=["revenue"])  # the main job: posts is stored
+    assert main.values["revenue.per_post"] == 1000 / 12
+    assert main.values["revenue.per_post_pct"] == pytest.approx(100_000 / 12)
+    # only this run's own inputs and what it computed are stored with it
+    assert "get_blog_stats.posts" not in main.values
+    assert "get_blog_stats.per_author" not in main.values
+    history = store.open().rows(["revenue.per_post"])
+    assert [value for _, _, value in history] == [1000 / 12, 1000 / 12]
+    # a disabled source's stored values are not an input: as in a full run, no value
+    blog_source = next(s for s in pipeline.sources if s.name == "get_blog_stats")
+    blog_source.enabled = False
+    without = pipeline.process(only=["revenue"])
+    assert "revenue.per_post" not in without.values
+
+
 def huge() -> dict[str, float]:
     return {"x": 1e308, "y": 2.0}
 

@@ -304,7 +304,12 @@ class Pipeline:
                 kpi_id = f"{outcome.source}.{failure.metric}" if failure.metric else None
                 result.errors[kpi_id or outcome.source] = failure.message
                 errors.append(RunError(outcome.source, kpi_id, failure.message, failure.transient))
-        derived = self._derive(result.values, partial=bool(only), failed=result.errors.keys())
+        stored: dict[str, float] = {}
+        if only and self.store is not None:
+            stored = await asyncio.to_thread(self._stored_inputs, sources, started)
+        derived = self._derive(
+            result.values, partial=bool(only), failed=result.errors.keys(), stored=stored
+        )
         for kpi, message in derived.items():
             result.errors[kpi] = message
             errors.append(RunError("formula", kpi, message, transient=False))
@@ -362,30 +367,77 @@ class Pipeline:
             on_done=on_done,
         )
 
+    def _stored_inputs(self, sources: Sequence[Source], started: datetime) -> dict[str, float]:
+        """The newest stored value (at or before `started`) of each formula input that none of
+        `sources` collects: what a run of some sources (`--only`, a source's own `schedule`)
+        computes its formulas with. Empty when the store cannot be read."""
+        collected = {kpi for source in sources for kpi in source.kpi_ids()}
+        formulas = {k: s.formula for k, s in self.kpis.items() if s.formula}
+        if not formulas or self.store is None:
+            return {}
+        from kpi_collector.config.formula import Formula
+
+        # a disabled source's KPIs fail a formula in a full run: the same in a partial one
+        enabled = {source.name for source in self.sources if source.enabled}
+        needed = {
+            kpi
+            for text in formulas.values()
+            for kpi in Formula.parse(text).inputs
+            if kpi not in collected and kpi not in formulas and kpi.partition(".")[0] in enabled
+        }
+        if not needed:
+            return {}
+        try:
+            newest = self.store.latest(sorted(needed), before=started.timestamp())
+        except StoreError:
+            return {}
+        return {kpi: row.value for kpi, row in newest.items()}
+
     def _derive(
         self,
         values: dict[str, float],
         *,
         partial: bool = False,
         failed: Iterable[str] = (),
+        stored: Mapping[str, float] | None = None,
     ) -> dict[str, str]:
         """Evaluate derived KPIs (formulas) into `values`; returns errors by KPI id.
 
-        In a `partial` run (`--only`), formulas whose inputs the run did not collect are
-        left alone instead of failing. `failed`: the KPI ids and source names that failed in
-        this run; a formula missing one of those inputs says that its input failed."""
+        In a partial run (`--only`, a source's own `schedule`), a formula is computed when
+        the run collected one of its inputs (or computed a formula it uses), each input the
+        run did not collect taken from `stored` (the newest stored values); formulas with an
+        input in neither are left alone instead of failing. `failed`: the KPI ids and source
+        names that failed in this run; a formula missing one of those inputs says that its
+        input failed."""
         formulas = {k: s.formula for k, s in self.kpis.items() if s.formula}
         if not formulas:
             return {}
         from kpi_collector.config.formula import Formula, evaluate_formulas
 
         parsed = {k: Formula.parse(f) for k, f in formulas.items()}
-        while partial:
-            ready = {k: f for k, f in parsed.items() if f.inputs <= values.keys() | parsed.keys()}
-            partial = len(ready) < len(parsed)
-            parsed = ready
-        computed, errors = evaluate_formulas(parsed, values)
-        values.update(computed)
+        known: Mapping[str, float] = values
+        keep: set[str] = set(parsed)
+        if partial:
+            known = {**(stored or {}), **values}
+            while True:
+                ready = {
+                    k: f for k, f in parsed.items() if f.inputs <= known.keys() | parsed.keys()
+                }
+                if len(ready) == len(parsed):
+                    break
+                parsed = ready
+            # a formula that none of this run's values reaches stays as it was stored
+            keep = set(values)
+            grew = True
+            while grew:
+                grew = False
+                for kpi, formula in parsed.items():
+                    if kpi not in keep and formula.inputs & keep:
+                        keep.add(kpi)
+                        grew = True
+        computed, errors = evaluate_formulas(parsed, known)
+        values.update({k: v for k, v in computed.items() if k in keep})
+        errors = {k: e for k, e in errors.items() if k in keep}
         broken = set(failed)
         out: dict[str, str] = {}
         for kpi, error in errors.items():
@@ -476,12 +528,13 @@ class Pipeline:
         now: datetime | None = None,
     ) -> BackfillReport:
         """`kpi backfill`: import past daily values from the (selected) sources that can give
-        them, from `since` (default: a year back). Raises ConfigError without a store."""
-        from kpi_collector.run.backfill import abackfill
+        them, from `since` (default: a year back), then the derived KPIs' values of those days
+        (`BackfillReport.derived`). Raises ConfigError without a store."""
+        from kpi_collector.run.backfill import abackfill, backfill_formulas
 
         if self.store is None:
             raise ConfigError("backfill needs a store to write into")
-        return run_sync(
+        report = run_sync(
             abackfill(
                 self.store,
                 self.selected(only),
@@ -492,3 +545,12 @@ class Pipeline:
                 now=now,
             )
         )
+        if report.added and report.days is not None:
+            try:
+                first, last = report.days
+                report.derived = backfill_formulas(
+                    self.store, self.kpis, tz=self.tz, since=first, until=last
+                )
+            except StoreError as exc:
+                report.errors["formulas"] = redact(str(exc))
+        return report

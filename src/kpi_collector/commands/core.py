@@ -505,18 +505,30 @@ def _history_table(config: Config, doc: dict[str, Any]) -> None:
 @click.pass_context
 def backfill(ctx: click.Context, since: str | None, only: tuple[str, ...]) -> None:
     """Import past daily values from sources that can give them."""
+    from datetime import datetime, timedelta
+
     from kpi_collector.format import plural
     from kpi_collector.pipeline import Pipeline
 
     config = load(ctx)
+    first = parse_date(since, "--since", config)
+    yesterday = datetime.now(config.tz).date() - timedelta(days=1)
+    if first is not None and first > yesterday:
+        raise click.BadParameter(
+            f"{first} is after yesterday ({yesterday}): a backfill gives complete past days; "
+            "`kpi run` collects today's values",
+            param_hint="--since",
+        )
     pipeline = Pipeline.from_config(config)
-    report = pipeline.backfill(since=parse_date(since, "--since", config), only=only)
+    report = pipeline.backfill(since=first, only=only)
     for name, count in report.added.items():
         covered = report.covered.get(name)
         click.echo(
             f"{name}: {plural(count, 'value')} added"
             + (f"; covered {covered.describe()}" if covered else "")
         )
+    if report.derived:
+        click.echo(f"formulas: {plural(report.derived, 'value')} added")
     for name in report.unsupported:
         click.echo(f"{name}: cannot give past values (skipped)")
     for name, message in report.errors.items():

@@ -5,7 +5,7 @@ dates, marked as backfilled, never duplicated and never over a value collected l
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -20,7 +20,7 @@ from kpi_collector.store import StoredObservation
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
-    from kpi_collector.config.models import Defaults
+    from kpi_collector.config.models import Defaults, KpiSpec
     from kpi_collector.store import HistoryStore
 
 DEFAULT_DAYS = 365
@@ -61,6 +61,8 @@ class BackfillReport:
     covered: dict[str, Coverage] = field(default_factory=dict)
     unsupported: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    derived: int = 0  # values of derived KPIs (formulas) added for the days backfilled
+    days: tuple[date, date] | None = None  # the local days asked for, first and last
 
 
 async def abackfill(
@@ -78,8 +80,8 @@ async def abackfill(
     and fail alone: errors land in the report, by source name, never raised."""
     now = now or datetime.now(UTC)
     since = since or (now.astimezone(tz).date() - timedelta(days=DEFAULT_DAYS))
-    report = BackfillReport()
     yesterday = now.astimezone(tz).date() - timedelta(days=1)
+    report = BackfillReport(days=(since, yesterday))
     client = HttpClient(concurrency=defaults.concurrency, per_host=defaults.per_host)
 
     async def one(source: Source) -> None:
@@ -133,3 +135,45 @@ def _coverage(since: date, until: date, seen: set[date], limits: list[str]) -> C
     if coverage.last is not None and coverage.last < until:
         coverage.stopped.append(f"the service has nothing after {coverage.last} yet")
     return coverage
+
+
+def backfill_formulas(
+    store: HistoryStore,
+    kpis: Mapping[str, KpiSpec],
+    *,
+    tz: ZoneInfo,
+    since: date,
+    until: date,
+) -> int:
+    """Give derived KPIs (formulas) their values for the local days `since`..`until`: each
+    day where every input has a stored value (the day's values combined by the input's
+    `agg`, as `kpi history --period day` shows them), stamped at the day's end. A day where
+    the formula fails (division by zero) gets no value, and a day that has one keeps it
+    (`HistoryStore.add_observations`). Returns how many were added; raises StoreError."""
+    from kpi_collector.config.formula import Formula, evaluate_formulas, order_formulas
+    from kpi_collector.sources._service import day_end
+    from kpi_collector.store.periods import aggregate, local_midnight
+
+    formulas = {k: Formula.parse(s.formula) for k, s in kpis.items() if s.formula}
+    if not formulas or since > until:
+        return 0
+    inputs = {i for f in formulas.values() for i in f.inputs} - formulas.keys()
+    order = order_formulas(formulas, inputs)
+    by_day: dict[date, dict[str, list[float]]] = {}
+    rows = store.rows(
+        sorted(inputs),
+        since=local_midnight(since, tz),
+        until=local_midnight(until + timedelta(days=1), tz),
+    )
+    for kpi, ts, value in rows:
+        day = datetime.fromtimestamp(ts, tz).date()
+        by_day.setdefault(day, {}).setdefault(kpi, []).append(value)
+    points = []
+    for day, found in sorted(by_day.items()):
+        values = {
+            kpi: aggregate(found[kpi], kpis[kpi].agg if kpi in kpis else "last") for kpi in found
+        }
+        computed, _ = evaluate_formulas(formulas, values, order)
+        stamp = day_end(day, tz).timestamp()
+        points += [StoredObservation(k, stamp, v, "formula") for k, v in computed.items()]
+    return store.add_observations(points, tz=tz)

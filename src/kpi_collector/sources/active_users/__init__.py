@@ -123,11 +123,18 @@ class ActiveUsers(Source):
             return []
         with self._events(ctx) as events:
             series = activity.daily_series(events, start=since, end=until, **self._options(ctx))
-        observations = []
-        started = False
-        for day in series:
             # Leading days where every count is zero (before anyone was active, or before
-            # anyone reached min_events) are not history worth storing.
+            # anyone reached min_events) are not history worth storing; zeros after activity
+            # are, wherever the backfill starts. Only a backfill that starts on a zero day
+            # reads the events before it.
+            started = False
+            if series and not any(series[0].values.values()):
+                before = activity.daily_series(
+                    events, end=since - timedelta(days=1), **self._options(ctx)
+                )
+                started = any(any(day.values.values()) for day in before)
+        observations = []
+        for day in series:
             started = started or any(day.values.values())
             if started:
                 stamp = day_end(day.day, ctx.tz)

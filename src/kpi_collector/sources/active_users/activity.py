@@ -375,6 +375,12 @@ def _densify(
     last = _day_number(end) if end is not None else (max(active_days, default=None))
     if first is None or last is None or first > last:
         return []
+    if first < _day_number(date.min) or last > _day_number(date.max):
+        outside = first if first < _day_number(date.min) else last
+        raise ActivityError(
+            "an event falls on a day outside the years 1-9999 "
+            f"(day {outside:+,} from 1970-01-01); check the time column's values"
+        )
     days = [d for d, _, _ in points]
     zero = [0] * len(plan.spans)
     column = {span: i for i, span in enumerate(plan.spans)}
@@ -469,12 +475,23 @@ def _duckdb_day(column: str, column_type: str, plan: _Plan) -> DaySql:
     kind = column_type.upper()
     if kind == "DATE":
         return f"({column} - DATE '1970-01-01') AS t", "t"
-    if kind.startswith("TIMESTAMP"):
+    if kind in ("TIMESTAMP_NS", "TIMESTAMPTZ_NS"):
+        # Nanoseconds (pandas' times) floored to microseconds: TIMESTAMPTZ_NS has no
+        # epoch_us, and a cast to TIMESTAMPTZ rounds 23:59:59.9999999 up to the next day.
+        nanos = f"epoch_ns({column})"
+        micros = f"(({nanos} - (({nanos} % 1000) + 1000) % 1000) // 1000)"
+    elif kind.startswith("TIMESTAMP"):
         # A naive timestamp counts as UTC; TIMESTAMPTZ keeps its instant.
         micros = f"epoch_us({column})"
     elif kind == "VARCHAR":
-        # Text without an offset is read as UTC (the session time zone).
+        # Text without an offset is read as UTC (the session time zone); a date alone
+        # ('2024-03-01') is that day, as a DATE column is.
         micros = f"epoch_us(CAST({column} AS TIMESTAMPTZ))"
+        local = _local_day_from_epoch("e", plan, unit=1_000_000, floor_div=_int_floor_div)
+        plain = (
+            f"CASE WHEN length({column}) = 10 THEN CAST({column} AS DATE) - DATE '1970-01-01' END"
+        )
+        return f"{plain} AS plain_day, {micros} AS e", f"COALESCE(plain_day, {local})"
     else:
         raise ActivityError(
             f"the time column has type {column_type}; expected a timestamp, a date or ISO-8601 text"
@@ -510,6 +527,7 @@ def _run_duckdb(files: EventFiles, plan: _Plan) -> list[tuple[Any, ...]]:
         types = {str(row[0]): str(row[1]) for row in described}
         _check_columns(types, plan, files.describe())
         user, time = _quote_duckdb(plan.user), _quote_duckdb(plan.time)
+        user, user_conditions = _duckdb_user(user, types[plan.user])
         row_columns, day = _duckdb_day(time, types[plan.time], plan)
         kind = types[plan.time].upper()
         raw_bounds: list[str] = []
@@ -517,7 +535,9 @@ def _run_duckdb(files: EventFiles, plan: _Plan) -> list[tuple[Any, ...]]:
             # A coarse bound on the raw column lets Parquet skip row groups; the exact
             # bound is on the local day.
             raw_bounds = _raw_bounds(time, plan, params, "$")
-        events = _events_sql(reader, user, time, row_columns, day, plan, raw_bounds)
+        events = _events_sql(
+            reader, user, time, row_columns, day, plan, [*user_conditions, *raw_bounds]
+        )
         timer = _interrupt_after(con, files.timeout)
         try:
             return con.execute(_series_sql(events, plan), params).fetchall()
@@ -536,6 +556,38 @@ def _run_duckdb(files: EventFiles, plan: _Plan) -> list[tuple[Any, ...]]:
                 timer.cancel()
     finally:
         con.close()
+
+
+def _duckdb_user(column: str, column_type: str) -> tuple[str, list[str]]:
+    """The user id of a DuckDB column and the conditions that leave out empty ids.
+
+    JSON (what DuckDB infers for ids written both as numbers and as strings) is read as its
+    text, so ``42`` and ``"42"`` are one user; an empty id is no user, as CSV reads it."""
+    kind = column_type.upper()
+    if kind == "JSON":
+        text = f"json_extract_string({column}, '$')"
+        return text, [f"{text} <> ''"]
+    if kind == "VARCHAR":
+        return column, [f"{column} <> ''"]
+    return column, []
+
+
+def _sql_user(column: str, column_type: Any, dialect: str) -> tuple[str, list[str]]:
+    """The user id of a table's column and the conditions that leave out empty ids.
+
+    SQLite keeps each value's own type whatever the column's: ``42``, ``42.0`` and ``'42'``
+    are read as the text ``'42'``, one user."""
+    from sqlalchemy import String
+
+    if dialect == "sqlite":
+        text = (
+            f"CASE WHEN typeof({column}) = 'real' AND {column} = CAST({column} AS INTEGER) "
+            f"THEN CAST(CAST({column} AS INTEGER) AS TEXT) ELSE CAST({column} AS TEXT) END"
+        )
+        return text, [f"CAST({column} AS TEXT) <> ''"]
+    if isinstance(column_type, String):
+        return column, [f"{column} <> ''"]
+    return column, []
 
 
 def _check_columns(types: Mapping[str, str], plan: _Plan, where: str) -> None:
@@ -565,18 +617,20 @@ def _events_sql(
     columns: str,
     day: str,
     plan: _Plan,
-    raw_bounds: Sequence[str] = (),
+    conditions: Sequence[str] = (),
 ) -> str:
     """The SELECT of (u, d) that the series query starts from.
 
+    ``user`` is the user id's expression over the source's columns; ``conditions`` choose
+    rows before the per-row values are computed (empty ids, bounds on the raw time column).
     ``columns`` are computed per row from the source (e.g. ``... AS t``) and ``day`` turns
     them into the local day number, in an outer SELECT so that a costly per-row value
     (parsing text to seconds) is computed once however often ``day`` names it.
     """
-    conditions = [f"{user} IS NOT NULL", f"{time} IS NOT NULL", *raw_bounds]
+    chosen = [f"{user} IS NOT NULL", f"{time} IS NOT NULL", *conditions]
     if plan.where:
-        conditions.append(f"({plan.where})")
-    inner = f"SELECT {user} AS u, {columns} FROM {source} WHERE {' AND '.join(conditions)}"
+        chosen.append(f"({plan.where})")
+    inner = f"SELECT {user} AS u, {columns} FROM {source} WHERE {' AND '.join(chosen)}"
     events = f"SELECT u, {day} AS d FROM ({inner}) AS au_raw"
     bounds = []
     if plan.first is not None:
@@ -586,6 +640,24 @@ def _events_sql(
     if not bounds:
         return events
     return f"SELECT u, d FROM ({events}) AS au_local WHERE {' AND '.join(bounds)}"
+
+
+def _unreadable_sql(
+    source: str,
+    user: str,
+    time: str,
+    columns: str,
+    day: str,
+    plan: _Plan,
+    conditions: Sequence[str] = (),
+) -> str:
+    """The SELECT of one time value of the events that ``_events_sql`` reads which has no
+    day (text that is not a time, read as NULL), or of none."""
+    chosen = [f"{user} IS NOT NULL", f"{time} IS NOT NULL", *conditions]
+    if plan.where:
+        chosen.append(f"({plan.where})")
+    inner = f"SELECT {time} AS au_time, {columns} FROM {source} WHERE {' AND '.join(chosen)}"
+    return f"SELECT au_time FROM ({inner}) AS au_raw WHERE ({day}) IS NULL LIMIT 1"
 
 
 # --- SQL tables ------------------------------------------------------------------------
@@ -646,6 +718,7 @@ def _run_sql(table: EventTable, plan: _Plan) -> list[tuple[Any, ...]]:
                 columns = {c["name"]: c["type"] for c in inspector.get_columns(name, schema)}
                 _check_columns({k: str(v) for k, v in columns.items()}, plan, where)
                 user, time = quote(plan.user), quote(plan.time)
+                user, user_conditions = _sql_user(user, columns[plan.user], dialect)
                 params: dict[str, Any] = {}
                 row_columns, day = _DAY_SQL[dialect](time, columns[plan.time], plan, params)
                 raw_bounds: list[str] = []
@@ -653,7 +726,29 @@ def _run_sql(table: EventTable, plan: _Plan) -> list[tuple[Any, ...]]:
                     # Lets the database use an index on the time column. Not in SQLite,
                     # where times may be text or numbers, which do not compare in order.
                     raw_bounds = _raw_bounds(time, plan, params, ":")
-                events = _events_sql(source, user, time, row_columns, day, plan, raw_bounds)
+                if dialect == "sqlite" or not _is_temporal(columns[plan.time]):
+                    # SQLite and MySQL read text that is not a time (and MySQL numbers) as
+                    # NULL, where the other databases fail: those events would be lost.
+                    unreadable = _unreadable_sql(
+                        source, user, time, row_columns, day, plan, user_conditions
+                    )
+                    found = conn.execute(text(unreadable), params).first()
+                    if found is not None:
+                        shown = repr(found[0])
+                        shown = shown if len(shown) <= 60 else f"{shown[:57]}..."
+                        raise ActivityError(
+                            f"the time column {plan.time} has a value that is not a time: "
+                            f"{shown} ({where}); "
+                            + (
+                                "times are ISO-8601 text, a date or Unix time as a number"
+                                if dialect == "sqlite"
+                                else "times are a DATETIME, TIMESTAMP or DATE column, "
+                                "or ISO-8601 text"
+                            )
+                        )
+                events = _events_sql(
+                    source, user, time, row_columns, day, plan, [*user_conditions, *raw_bounds]
+                )
                 rows = conn.execute(text(_series_sql(events, plan)), params).fetchall()
                 conn.rollback()
                 return [tuple(row) for row in rows]
@@ -686,6 +781,12 @@ def _is_temporal(column_type: Any) -> bool:
     return isinstance(column_type, Date | DateTime)
 
 
+def _is_text(column_type: Any) -> bool:
+    from sqlalchemy import String
+
+    return isinstance(column_type, String)
+
+
 def _is_date(column_type: Any) -> bool:
     from sqlalchemy import Date, DateTime
 
@@ -702,17 +803,48 @@ def _postgres_day(time: str, column_type: Any, plan: _Plan, params: dict[str, An
     params["tz"] = plan.timezone
     # The session time zone is UTC, so naive timestamps are read as UTC.
     day = f"(CAST(timezone(:tz, CAST({time} AS timestamptz)) AS date) - DATE '1970-01-01')"
+    if _is_text(column_type):  # a date alone ('2024-03-01') is that day
+        day = (
+            f"CASE WHEN length({time}) = 10 THEN CAST({time} AS date) - DATE '1970-01-01' "
+            f"ELSE {day} END"
+        )
     return f"{day} AS t", "t"
+
+
+# Unix time as a number: seconds below 1e11 (the year 5138), milliseconds below 1e14 (the
+# same instant), microseconds below 1e17, nanoseconds above: (upper bound, divisor to seconds).
+_EPOCH_UNITS: tuple[tuple[float, int], ...] = (
+    (1e11, 1),
+    (1e14, 1_000),
+    (1e17, 1_000_000),
+    (float("inf"), 1_000_000_000),
+)
+
+
+def _epoch_seconds(number: str, dividend: str) -> str:
+    """Unix seconds from a number in the unit its size tells (``_EPOCH_UNITS``): ``dividend``
+    is ``number`` as an integer (integer division) or as a real."""
+    cases = " ".join(
+        f"WHEN abs({number}) < {int(below)} THEN {dividend} / {divisor}"
+        for below, divisor in _EPOCH_UNITS[1:-1]
+    )
+    return (
+        f"(CASE WHEN abs({number}) < {int(_EPOCH_UNITS[0][0])} THEN {dividend} {cases} "
+        f"ELSE {dividend} / {_EPOCH_UNITS[-1][1]} END)"
+    )
 
 
 def _sqlite_day(time: str, column_type: Any, plan: _Plan, params: dict[str, Any]) -> DaySql:
     # SQLite has no time zones: the UTC offset comes from a search tree over the zone's
-    # transitions. Numbers are Unix seconds; 'YYYY-MM-DD' text is that day; other text is
-    # ISO-8601 (an offset or Z is honoured, none means UTC).
+    # transitions. Numbers are Unix time in the unit their size tells (see _EPOCH_UNITS);
+    # 'YYYY-MM-DD' text is that day; other text is ISO-8601 (an offset or Z is honoured,
+    # none means UTC).
     columns = (
         f"CASE WHEN typeof({time}) = 'text' AND length({time}) = 10 "
         f"THEN CAST(julianday({time}) - 2440587.5 AS INTEGER) END AS plain_day, "
-        f"CASE WHEN typeof({time}) IN ('integer', 'real') THEN CAST({time} AS INTEGER) "
+        f"CASE WHEN typeof({time}) = 'integer' THEN {_epoch_seconds(time, time)} "
+        f"WHEN typeof({time}) = 'real' "
+        f"THEN CAST({_epoch_seconds(time, f'CAST({time} AS REAL)')} AS INTEGER) "
         f"ELSE CAST(strftime('%s', {time}) AS INTEGER) END AS e"
     )
     local = _local_day_from_epoch("e", plan, floor_div=_sqlite_floor_div)
@@ -727,13 +859,44 @@ def _mysql_day(time: str, column_type: Any, plan: _Plan, params: dict[str, Any])
     if isinstance(column_type, TIMESTAMP):
         # A TIMESTAMP column holds an instant: UNIX_TIMESTAMP reads it without the session zone.
         epoch = f"FLOOR(UNIX_TIMESTAMP({time}))"
+    elif _is_text(column_type):
+        epoch = _mysql_text_epoch(time)
     else:
         # DATETIME (or text) is naive: read as UTC, independent of the session zone.
         epoch = f"TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', {time})"
     local = _local_day_from_epoch(
         "e", plan, floor_div=lambda x, divisor: f"FLOOR(({x}) / {divisor})"
     )
+    if _is_text(column_type):  # a date alone ('2024-03-01') is that day
+        plain = f"CASE WHEN CHAR_LENGTH({time}) = 10 THEN DATEDIFF({time}, '1970-01-01') END"
+        return f"{plain} AS plain_day, {epoch} AS e", f"COALESCE(plain_day, {local})"
     return f"{epoch} AS e", local
+
+
+def _mysql_text_epoch(time: str) -> str:
+    """Unix seconds of ISO-8601 text in MySQL/MariaDB: the wall clock read as UTC, less the
+    text's own offset (``Z``, ``+05:30``, ``-0200``, ``+01``). MariaDB ignores an offset and
+    MySQL reads it into the session's zone, so it is taken off before either sees it."""
+    wall = "TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', {})"
+    offset = f"REGEXP_SUBSTR({time}, '[+-][0-9]{{2}}(:?[0-9]{{2}})?$')"
+    # an offset follows a time of day (a date alone ends in -DD, which is no offset)
+    has_offset = (
+        f"{time} REGEXP '[0-9]:[0-9]{{2}}(:[0-9]{{2}}([.][0-9]*)?)?[+-][0-9]{{2}}(:?[0-9]{{2}})?$'"
+    )
+    seconds = (
+        f"(CASE WHEN LEFT({offset}, 1) = '-' THEN -1 ELSE 1 END) * "
+        f"(CAST(SUBSTRING({offset}, 2, 2) AS SIGNED) * 3600 + "
+        f"CASE WHEN CHAR_LENGTH({offset}) > 3 THEN CAST(RIGHT({offset}, 2) AS SIGNED) * 60 "
+        f"ELSE 0 END)"
+    )
+    return (
+        f"CASE WHEN RIGHT({time}, 1) IN ('Z', 'z') "
+        f"THEN {wall.format(f'LEFT({time}, CHAR_LENGTH({time}) - 1)')} "
+        f"WHEN {has_offset} "
+        f"THEN {wall.format(f'LEFT({time}, CHAR_LENGTH({time}) - CHAR_LENGTH({offset}))')} "
+        f"- {seconds} "
+        f"ELSE {wall.format(time)} END"
+    )
 
 
 # Integer division truncates toward zero in SQLite and DuckDB; shifting by a whole number
