@@ -1440,3 +1440,26 @@ def test_the_hard_stop_never_waits_for_a_log_lock_a_signal_left_taken(
     err = capfd.readouterr().err
     assert "WARNING kpi_collector.schedule: a job did not stop within 2 s: exiting" in err
     assert err.endswith("interrupted\n")
+
+
+def broken_values() -> dict[str, float]:
+    raise RuntimeError("the API is down")
+
+
+def test_a_partial_run_serves_its_fire_time_and_is_not_run_again(folder: Path) -> None:
+    # one of main's sources fails: the run is partial (app's value stored); the fire time is
+    # served, so neither `--once` nor a restart runs it again before the next 07:00
+    config = (folder / "kpi.yaml").read_text(encoding="utf-8")
+    broken = '  - {name: broken, type: python, function: "tests.test_schedule:broken_values"}\n'
+    (folder / "kpi.yaml").write_text(config.replace("destinations:\n", broken + "destinations:\n"))
+    at_eight = datetime(2026, 11, 2, 8, tzinfo=BERLIN)
+    scheduler = scheduler_at(folder, at_eight, at_eight + timedelta(hours=1))
+    results = scheduler.run_due()
+    assert ("main", "partial") in [(r.job, r.status) for r in results]
+    state = job_states(scheduler.store)["main"]
+    assert state.last_status == "partial"
+    assert state.last_success_at == datetime(2026, 11, 2, 7, tzinfo=BERLIN).timestamp()
+    assert scheduler.due(at_eight + timedelta(minutes=30)) == []
+    assert scheduler.run_due() == []
+    assert [t for t in run_times(folder) if "app" in t] == ["Mon 08:00 app"]
+    scheduler.store.close()
