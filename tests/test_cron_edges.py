@@ -122,3 +122,28 @@ def test_a_field_apscheduler_refuses_names_the_expression() -> None:
         Cron("61 7 * * *")
     assert str(caught.value).startswith("'61 7 * * *' is not a valid cron expression: ")
     assert "59" in str(caught.value)  # a minute is at most 59
+
+
+def _instant(when: datetime | None) -> str | None:
+    """A time as UTC text: `==` across zones is always false for a time in a repeated hour."""
+    return when.astimezone(UTC).strftime("%d %H:%M") if when else None
+
+
+def test_times_in_the_crons_own_zone_are_compared_as_instants() -> None:
+    # Python compares two times of one zone by their wall clock, ignoring `fold`: 02:30 CEST
+    # (00:30 UTC) looks later than 02:15 CET (01:15 UTC). Fire times are instants.
+    second_copy = datetime(2026, 10, 25, 2, 15, fold=1, tzinfo=BERLIN)
+    assert _instant(second_copy) == "25 01:15"
+    half_hourly = Cron("*/30 * * * *", BERLIN)
+    assert _instant(half_hourly.previous(second_copy)) == "25 01:00"
+    # today's 02:30 CEST, not yesterday's
+    assert _instant(Cron("30 2 * * *", BERLIN).previous(second_copy)) == "25 00:30"
+    new_york = ZoneInfo("America/New_York")
+    at_one_est = datetime(2026, 11, 1, 1, 0, fold=1, tzinfo=new_york)  # 06:00 UTC
+    assert _instant(Cron("45 1 * * *", new_york).previous(at_one_est)) == "01 05:45"
+    start = datetime(2026, 10, 25, 1, 45, tzinfo=BERLIN)
+    assert [_instant(t) for t in half_hourly.times(start, second_copy)] == [
+        "25 00:00",
+        "25 00:30",
+        "25 01:00",
+    ]

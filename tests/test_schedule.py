@@ -1463,3 +1463,40 @@ def test_a_partial_run_serves_its_fire_time_and_is_not_run_again(folder: Path) -
     assert scheduler.run_due() == []
     assert [t for t in run_times(folder) if "app" in t] == ["Mon 08:00 app"]
     scheduler.store.close()
+
+
+def test_the_next_fire_time_in_the_repeated_autumn_hour_is_the_earliest_instant(
+    folder: Path,
+) -> None:
+    # Sunday 2026-10-25, clocks go back at 03:00 CEST: `fast` next fires at 02:30 CEST (00:30
+    # UTC), main at 02:00 CET (01:00 UTC), which has the earlier wall clock but comes later
+    config = (folder / "kpi.yaml").read_text(encoding="utf-8")
+    config = config.replace('schedule: "0 7 * * *"', 'schedule: "0 * * * *"')
+    (folder / "kpi.yaml").write_text(config.replace('"0 */6 * * *"', '"30 * * * *"'))
+    start = datetime(2026, 10, 25, 0, 20, tzinfo=UTC)
+    scheduler = scheduler_at(folder, start, datetime(2026, 10, 25, 1, 10, tzinfo=UTC))
+    beats: list[float | None] = []
+    write = scheduler._beat
+
+    def beat(state: str, **fields: object) -> None:
+        if state == "idle" and "next_run_at" in fields:
+            beats.append(fields["next_run_at"])  # type: ignore[arg-type]
+        write(state, **fields)
+
+    scheduler._beat = beat  # type: ignore[method-assign]
+    scheduler.serve()
+    assert beats[0] == datetime(2026, 10, 25, 0, 30, tzinfo=UTC).timestamp()
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import observations, runs
+
+    with scheduler.store.engine.connect() as conn:
+        fast_runs = conn.execute(
+            sa.select(runs.c.started_at)
+            .join(observations, observations.c.run_id == runs.c.id)
+            .where(observations.c.source == "fast")
+            .order_by(runs.c.started_at)
+        ).scalars()
+        started = [datetime.fromtimestamp(t, UTC).strftime("%H:%M") for t in fast_runs]
+    scheduler.store.close()
+    assert started == ["00:20", "00:30"]  # caught up on start, then 02:30 CEST on time

@@ -90,13 +90,16 @@ class Cron:
 
     def previous(self, when: datetime) -> datetime | None:
         """The last fire time at or before `when` (None when there was none in years)."""
+        # instants compared in UTC: Python compares two times of one zone by their wall
+        # clock, so 02:30 CEST would count as later than 02:15 CET (an hour after it)
+        when = when.astimezone(UTC)
         span = timedelta(minutes=2)
         while span <= _LOOKBACK_LIMIT:
-            found = self.next_after(when.astimezone(UTC) - span, inclusive=True)
-            if found is not None and found <= when:
+            found = self.next_after(when - span, inclusive=True)
+            if found is not None and found.astimezone(UTC) <= when:
                 while True:
                     following = self.next_after(found)
-                    if following is None or following > when:
+                    if following is None or following.astimezone(UTC) > when:
                         return found
                     found = following
             span *= 2
@@ -104,8 +107,9 @@ class Cron:
 
     def times(self, start: datetime, end: datetime) -> Iterator[datetime]:
         """Fire times in [start, end)."""
+        end = end.astimezone(UTC)  # an instant, whatever the zone (see `previous`)
         found = self.next_after(start, inclusive=True)
-        while found is not None and found < end:
+        while found is not None and found.astimezone(UTC) < end:
             yield found
             found = self.next_after(found)
 

@@ -490,7 +490,7 @@ class Scheduler:
                 now = self.clock.now()
                 for job in self.jobs:
                     fire = upcoming[job.name]
-                    if fire is None or fire > now or self.stop.is_set():
+                    if fire is None or fire.timestamp() > now.timestamp() or self.stop.is_set():
                         continue
                     self.run_job(job, fire=fire)
                     upcoming[job.name] = self._after_run(job, fire)
@@ -513,7 +513,11 @@ class Scheduler:
         now = self.clock.now()
         following = job.cron.next_after(fire)
         missed: list[datetime] = []
-        while following is not None and following <= now and len(missed) < 1000:
+        while (
+            following is not None
+            and following.timestamp() <= now.timestamp()
+            and len(missed) < 1000
+        ):
             missed.append(following)
             following = job.cron.next_after(following)
         if not missed:
@@ -547,7 +551,9 @@ class Scheduler:
 
     def _sleep(self, upcoming: dict[str, datetime | None]) -> None:
         times = [t for t in upcoming.values() if t is not None]
-        soonest = min(times) if times else None
+        # the earliest instant: two times of one zone compare by their wall clock (02:30 CEST,
+        # 00:30 UTC, would come after 02:00 CET, 01:00 UTC, in the hour that repeats)
+        soonest = min(times, key=lambda t: t.timestamp()) if times else None
         self._beat("idle", next_run_at=soonest.timestamp() if soonest else None, detail=None)
         if self.stop.is_set():
             return
