@@ -984,6 +984,10 @@ def test_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         ("0 0 1 * mon", "UTC"),  # cron: the 1st OR Mondays
         ("5 4 * * 7", "America/New_York"),
         ("0 12 1,15 */3 *", "UTC"),
+        ("0 9 * * */3", "UTC"),  # a stepped day of week: Sun, Wed, Sat, not every day
+        ("0 9 */2 * 1-5/2", "UTC"),  # "*" days of month: both fields must match
+        ("0 7 * jan-mar *", "Europe/Berlin"),  # month names
+        ("0 7 1 feb,Aug *", "UTC"),
     ],
 )
 def test_timer_calendars_fire_when_the_cron_does(expr: str, zone: str) -> None:

@@ -23,7 +23,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kpi_collector.config.cron import _fields, _weekdays
+from kpi_collector.config.cron import _MONTH_NAMES, _fields, _weekdays
 from kpi_collector.config.loader import _VAR
 from kpi_collector.errors import ConfigError
 from kpi_collector.schedule.scheduler import plan
@@ -255,15 +255,30 @@ def on_calendar(expr: str, timezone: str = "UTC") -> list[str]:
     minute, hour, dom, month, dow = _fields(expr)
     zone = "" if timezone == "UTC" else f" {timezone}"
     time = f"{_sd_field(hour, 0, expr)}:{_sd_field(minute, 0, expr)}:00"
+    # a field that starts with "*" is unrestricted for cron's "either day" rule, yet a step
+    # still restricts it: "*/3" is Sunday, Wednesday and Saturday
     day_any = dom.startswith("*")
     dow_any = dow.startswith("*")
-    weekdays = "" if dow_any else ",".join(_SD_DAYS[d] for d in sorted(_weekdays(dow))) + " "
-    months = _sd_field(month, 1, expr)
+    days_of_week = sorted(_weekdays(dow))
+    weekdays = "" if len(days_of_week) == 7 else ",".join(_SD_DAYS[d] for d in days_of_week) + " "
+    months = _sd_field(_month_numbers(month), 1, expr)
     days = _sd_days(dom, expr)
     date = f"*-{months}~{days[1:]}" if days.startswith("~") else f"*-{months}-{days}"
     if not day_any and not dow_any:
         return [f"{date} {time}{zone}", f"{weekdays}*-{months}-* {time}{zone}"]
     return [f"{weekdays}{date} {time}{zone}"]
+
+
+def _month_numbers(field: str) -> str:
+    """A cron month field with its names (`jan-mar`, `Aug`) written as numbers."""
+    return re.sub(
+        r"[a-z]{3}",
+        lambda m: (
+            str(_MONTH_NAMES.index(m[0].lower()) + 1) if m[0].lower() in _MONTH_NAMES else m[0]
+        ),
+        field,
+        flags=re.IGNORECASE,
+    )
 
 
 def _sd_days(dom: str, expr: str) -> str:
