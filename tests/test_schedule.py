@@ -1504,3 +1504,41 @@ def test_the_next_fire_time_in_the_repeated_autumn_hour_is_the_earliest_instant(
         started = [datetime.fromtimestamp(t, UTC).strftime("%H:%M") for t in fast_runs]
     scheduler.store.close()
     assert started == ["00:20", "00:30"]  # caught up on start, then 02:30 CEST on time
+
+
+def test_kpi_scheduler_up_goes_stale_when_the_run_in_progress_stopped_beating_too(
+    folder: Path,
+) -> None:
+    """A scheduler killed mid-job (the OOM killer, a power cut) leaves its `running` beat and
+    the run lock's row behind: neither beats any more, so `kpi_scheduler_up` must go to 0
+    (while the run beats, a scheduler busy with a long job is up)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from kpi_collector.report.data import DashboardData
+    from kpi_collector.report.metrics import metrics_text
+    from kpi_collector.store.heartbeats import RUN
+
+    config = load_config(folder / "kpi.yaml")
+    beat = datetime(2026, 3, 2, 6, 0, tzinfo=UTC).timestamp()
+    store = HistoryStore(config.store_url)
+    store.migrate()
+    write_heartbeat(store, SCHEDULER, now=beat, started_at=beat, state="running")
+    write_heartbeat(store, RUN, now=beat, started_at=beat, state="running", detail="kpi schedule")
+
+    def up(at: float) -> float:
+        data = DashboardData(config, clock=lambda: at, cache=False)
+        try:
+            text = metrics_text(data)
+        finally:
+            data.close()
+        (family,) = [
+            f for f in text_string_to_metric_families(text) if f.name == "kpi_scheduler_up"
+        ]
+        return family.samples[0].value
+
+    try:
+        write_heartbeat(store, RUN, now=beat + 600)  # a long job, its run beating
+        assert up(beat + 605) == 1.0
+        assert up(beat + 600 + 3600) == 0.0  # both silent for an hour: the process is gone
+    finally:
+        store.close()
