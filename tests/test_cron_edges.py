@@ -147,3 +147,27 @@ def test_times_in_the_crons_own_zone_are_compared_as_instants() -> None:
         "25 00:30",
         "25 01:00",
     ]
+
+
+SPRING_FORWARD = datetime(2026, 3, 29, 1, tzinfo=UTC)  # Berlin: 02:00 CET becomes 03:00 CEST
+
+
+def test_a_time_skipped_in_spring_still_fires_when_looked_for_after_the_change() -> None:
+    # 02:30 does not exist on 2026-03-29 and fires late, at 03:30 CEST (01:30 UTC): also for
+    # a scheduler that starts (or a timer that asks) at 03:10 CEST, after the change
+    cron = Cron("30 2 * * *", BERLIN)
+    from_before = cron.next_after(datetime(2026, 3, 28, 12, tzinfo=UTC))
+    assert _instant(from_before) == "29 01:30"
+    for start in ("01:00", "01:10", "01:29"):
+        hours, minutes = map(int, start.split(":"))
+        after = datetime(2026, 3, 29, hours, minutes, tzinfo=UTC)
+        assert _instant(cron.next_after(after)) == "29 01:30", start
+    assert _instant(cron.next_after(SPRING_FORWARD, inclusive=True)) == "29 01:30"
+    assert _instant(cron.next_after(datetime(2026, 3, 29, 1, 30, tzinfo=UTC))) == "30 00:30"
+    assert [_instant(t) for t in cron.times(SPRING_FORWARD, SPRING_FORWARD.replace(hour=2))] == [
+        "29 01:30"
+    ]
+    # a 30-minute change (Lord Howe Island: 02:00 becomes 02:30): 02:15 fires at 02:45
+    lord_howe = ZoneInfo("Australia/Lord_Howe")
+    change = datetime(2026, 10, 3, 15, 30, tzinfo=UTC)  # 02:30 +11, the first instant after
+    assert _instant(Cron("15 2 * * *", lord_howe).next_after(change)) == "03 15:45"

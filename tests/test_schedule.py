@@ -1542,3 +1542,21 @@ def test_kpi_scheduler_up_goes_stale_when_the_run_in_progress_stopped_beating_to
         assert up(beat + 600 + 3600) == 0.0  # both silent for an hour: the process is gone
     finally:
         store.close()
+
+
+def test_a_scheduler_started_after_the_spring_change_runs_the_late_fire_time(
+    folder: Path,
+) -> None:
+    # 02:30 does not exist on 2026-03-29 and fires at 03:30 CEST; Saturday's 02:30 ran, the
+    # machine rebooted and the scheduler starts at 03:10 CEST: it runs 03:30, not Monday's
+    config = (folder / "kpi.yaml").read_text(encoding="utf-8")
+    (folder / "kpi.yaml").write_text(config.replace('"0 7 * * *"', '"30 2 * * *"'))
+    saturday = datetime(2026, 3, 28, 2, 20, tzinfo=BERLIN)
+    scheduler_at(folder, saturday, saturday + timedelta(minutes=20)).serve()
+    start = datetime(2026, 3, 29, 3, 10, tzinfo=BERLIN)
+    scheduler_at(folder, start, datetime(2026, 3, 29, 4, tzinfo=BERLIN)).serve()
+    assert [t for t in run_times(folder) if t.endswith("app")] == [
+        "Sat 02:20 app",
+        "Sat 02:30 app",
+        "Sun 03:30 app",
+    ]

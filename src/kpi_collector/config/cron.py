@@ -41,6 +41,8 @@ _DOW_ITEM = re.compile(
     r"^(?:(\*)|([0-7]|[a-z]{3})(?:-([0-7]|[a-z]{3}))?)(?:/(\d+))?$", re.IGNORECASE
 )
 _TICK = timedelta(microseconds=1)
+_SECOND = timedelta(seconds=1)
+_SPRING_SPAN = timedelta(hours=3)  # longer than any change of the clocks and its late fires
 _LOOKBACK_LIMIT = timedelta(days=366 * 8)  # "0 0 29 2 1" fires once in up to 28 years; enough
 
 
@@ -77,16 +79,39 @@ class Cron:
         """The first fire time after `when` (or at it, with `inclusive`), in the cron's zone."""
         # arithmetic in UTC: adding to a local time in a repeated hour would jump back an hour
         start = when.astimezone(UTC) + (timedelta(0) if inclusive else _TICK)
+        # a time skipped in spring fires late, after the change (02:30 at 03:30), yet only
+        # a search from before the change finds it: within hours after one, search from there
+        search = self._forward_change_before(start) or start
         while True:
-            found = [t.get_next_fire_time(None, start) for t in self._triggers]
+            found = [t.get_next_fire_time(None, search) for t in self._triggers]
             candidates = [f for f in found if f is not None]
             if not candidates:
                 return None
             # through UTC: a wall time skipped in spring comes back as the real local time
             best = min(candidates, key=lambda f: f.timestamp()).astimezone(UTC).astimezone(self.tz)
-            if not (self.fixed_hour and _second_copy(best)):
+            if best.astimezone(UTC) >= start and not (self.fixed_hour and _second_copy(best)):
                 return best
-            start = best.astimezone(UTC) + _TICK
+            search = best.astimezone(UTC) + _TICK
+
+    def _forward_change_before(self, start: datetime) -> datetime | None:
+        """A moment (UTC) just before the clocks went forward, when they did in the
+        `_SPRING_SPAN` before `start`; else None."""
+        now = start.astimezone(self.tz).utcoffset()
+        earlier = start - _SPRING_SPAN
+        if not (now is not None and (then := earlier.astimezone(self.tz).utcoffset()) is not None):
+            return None
+        if then >= now:
+            return None
+        low, high = earlier, start  # offset `then` at low, a later one at high
+        while high - low > _SECOND:
+            middle = low + (high - low) / 2
+            if middle.astimezone(self.tz).utcoffset() == then:
+                low = middle
+            else:
+                high = middle
+        # a whole second before: APScheduler rounds a start up to the second, which would
+        # land on the first instant after the change again
+        return low.replace(microsecond=0) - _SECOND
 
     def previous(self, when: datetime) -> datetime | None:
         """The last fire time at or before `when` (None when there was none in years)."""
