@@ -1544,6 +1544,46 @@ def test_kpi_scheduler_up_goes_stale_when_the_run_in_progress_stopped_beating_to
         store.close()
 
 
+@pytest.mark.parametrize(
+    ("expr", "zone", "spring"),
+    [
+        ("30 2 * * *", "Europe/Berlin", datetime(2026, 3, 25, tzinfo=UTC)),
+        ("30 2 * * 0", "Europe/Berlin", datetime(2026, 3, 25, tzinfo=UTC)),  # a weekly Sunday job
+        ("0,30 2 * * *", "America/New_York", datetime(2026, 3, 5, tzinfo=UTC)),
+        ("15 2 * * *", "Australia/Lord_Howe", datetime(2026, 10, 1, tzinfo=UTC)),  # 30 min gap
+    ],
+)
+def test_a_timer_fires_on_the_day_clocks_go_forward(expr: str, zone: str, spring: datetime) -> None:
+    """systemd skips a calendar time that does not exist (02:30 on the day clocks go forward),
+    where the cron fires once, late (03:30): without a calendar for that, a timer deployment
+    lost that day's run (a weekly Sunday job its week). Each fire time of the cron is one of
+    the timer's; an extra one runs `kpi schedule --once` with nothing due."""
+    import re
+
+    from kpi_collector.config.cron import Cron
+    from kpi_collector.schedule.deploy import on_calendar
+
+    analyze = require_binary("systemd-analyze", hint="Debian package systemd")
+    systemd_times: set[datetime] = set()
+    for spec in on_calendar(expr, zone):
+        out = subprocess.run(
+            [
+                analyze,
+                "calendar",
+                "--iterations=40",
+                f"--base-time={spring:%Y-%m-%d %H:%M:%S} UTC",
+                spec,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+        for stamp in re.findall(r"(?:Next elapse|Iter\. #\d+): \w+ (\S+ \S+) UTC", out):
+            systemd_times.add(datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC))
+    ours = [t.astimezone(UTC) for t in Cron(expr, zone).times(spring, spring + timedelta(days=14))]
+    assert ours and [t for t in ours if t not in systemd_times] == []
+
+
 def test_a_scheduler_started_after_the_spring_change_runs_the_late_fire_time(
     folder: Path,
 ) -> None:

@@ -250,8 +250,58 @@ def on_calendar(expr: str, timezone: str = "UTC") -> list[str]:
     """systemd `OnCalendar=` expressions (systemd.time(7)) that fire when the cron does.
 
     Cron fires when day of month *or* day of week matches if both are restricted; systemd
-    requires both, so that case gives two expressions. Raises ConfigError for a field systemd
-    cannot say (a step inside a range of days, for one)."""
+    requires both, so that case gives two expressions. A time that does not exist on the day
+    clocks go forward (02:30 in Europe) fires late that day (03:30; see `Cron`), where systemd
+    skips it: such a time gets an expression of its own (on the other days it runs `kpi
+    schedule --once` with nothing due). Raises ConfigError for a field systemd cannot say (a
+    step inside a range of days, for one)."""
+    specs = _on_calendar(expr, timezone)
+    for hour, minute in _late_in_spring(expr, timezone):
+        fields = _fields(expr)
+        late = " ".join([str(minute), str(hour), *fields[2:]])
+        specs += [spec for spec in _on_calendar(late, timezone) if spec not in specs]
+    return specs
+
+
+_SPRING_YEARS = 3  # the years ahead whose changes of the clocks are looked at
+
+
+def _late_in_spring(expr: str, timezone: str) -> list[tuple[int, int]]:
+    """The local times (hour, minute) the cron fires at, late, on a day clocks go forward in
+    `timezone` within the next few years: its times in the skipped span, moved past it."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from kpi_collector.config.cron import Cron
+
+    zone = ZoneInfo(timezone)
+    cron = Cron(expr, zone)
+    minutes, hours = _fields(expr)[:2]
+    clock = Cron(f"{minutes} {hours} * * *")  # the cron's own times of day, which systemd has
+
+    def own_time(local: datetime) -> bool:
+        at = datetime(2000, 1, 1, local.hour, local.minute, tzinfo=UTC)
+        return clock.previous(at) == at
+
+    found: list[tuple[int, int]] = []
+    hour = timedelta(hours=1)
+    start = datetime(datetime.now(UTC).year, 1, 1, tzinfo=UTC)
+    at = start
+    while at < start + timedelta(days=366 * _SPRING_YEARS):
+        before, after = at.astimezone(zone).utcoffset(), (at + hour).astimezone(zone).utcoffset()
+        if before is not None and after is not None and after > before:
+            change = at
+            while change.astimezone(zone).utcoffset() == before:  # to the minute
+                change += timedelta(minutes=1)
+            for fire in cron.times(change, change + (after - before)):
+                local = fire.astimezone(zone)
+                if not own_time(local) and (local.hour, local.minute) not in found:
+                    found.append((local.hour, local.minute))
+        at += hour
+    return found
+
+
+def _on_calendar(expr: str, timezone: str) -> list[str]:
     minute, hour, dom, month, dow = _fields(expr)
     zone = "" if timezone == "UTC" else f" {timezone}"
     time = f"{_sd_field(hour, 0, expr)}:{_sd_field(minute, 0, expr)}:00"
