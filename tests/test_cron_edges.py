@@ -171,3 +171,27 @@ def test_a_time_skipped_in_spring_still_fires_when_looked_for_after_the_change()
     lord_howe = ZoneInfo("Australia/Lord_Howe")
     change = datetime(2026, 10, 3, 15, 30, tzinfo=UTC)  # 02:30 +11, the first instant after
     assert _instant(Cron("15 2 * * *", lord_howe).next_after(change)) == "03 15:45"
+
+
+def test_a_late_fire_time_is_served_from_the_change_of_the_clocks_on() -> None:
+    # cron (cronie, Vixie) runs a job whose time was skipped right after the change, at
+    # 03:00 CEST: `kpi schedule --run` then serves the late fire time (03:30), so the day's
+    # run is not lost as "nothing is due" (the newest fire time being yesterday's)
+    cron = Cron("30 2 * * *", BERLIN)
+    for at in ("01:00:30", "01:01", "01:29"):
+        hours, minutes, *seconds = map(int, at.split(":"))
+        when = datetime(2026, 3, 29, hours, minutes, *seconds, tzinfo=UTC)
+        assert _instant(cron.late_fire(when)) == "29 01:30", at
+    assert cron.late_fire(datetime(2026, 3, 29, 0, 59, tzinfo=UTC)) is None  # 01:59 CET
+    assert cron.late_fire(datetime(2026, 3, 29, 1, 30, tzinfo=UTC)) is None  # it is due now
+    assert cron.late_fire(datetime(2026, 3, 30, 1, 0, 30, tzinfo=UTC)) is None  # a normal day
+    # wildcard hours follow real time: 03:30 is one of their own times, nothing is late
+    assert Cron("*/30 * * * *", BERLIN).late_fire(datetime(2026, 3, 29, 1, 1, tzinfo=UTC)) is None
+    assert (
+        _instant(
+            Cron("15 2 * * *", ZoneInfo("Australia/Lord_Howe")).late_fire(
+                datetime(2026, 10, 3, 15, 31, tzinfo=UTC)  # 02:31 +11, after the 30-minute change
+            )
+        )
+        == "03 15:45"
+    )

@@ -1600,3 +1600,28 @@ def test_a_scheduler_started_after_the_spring_change_runs_the_late_fire_time(
         "Sat 02:30 app",
         "Sun 03:30 app",
     ]
+
+
+def test_a_crontab_run_right_after_the_spring_change_serves_the_days_late_fire_time(
+    folder: Path,
+) -> None:
+    # cron runs the 02:30 line right after the clocks jump to 03:00 CEST; the day's fire time
+    # is 03:30 (late): `--run main` serves it then, instead of finding Saturday's served
+    config = (folder / "kpi.yaml").read_text(encoding="utf-8")
+    (folder / "kpi.yaml").write_text(config.replace('"0 7 * * *"', '"30 2 * * *"'))
+    saturday = datetime(2026, 3, 28, 2, 30, 5, tzinfo=BERLIN)
+    first = scheduler_at(folder, saturday, saturday + timedelta(minutes=1))
+    main_job = first.job("main")
+    assert first.run_job(main_job, fire=first.fire_to_serve(main_job, saturday)).status == "ok"
+    first.store.close()
+    at_three = datetime(2026, 3, 29, 3, 0, 20, tzinfo=BERLIN)
+    second = scheduler_at(folder, at_three, at_three + timedelta(minutes=1))
+    fire = second.fire_to_serve(second.job("main"), at_three)
+    assert fire == datetime(2026, 3, 29, 3, 30, tzinfo=BERLIN)
+    assert second.run_job(second.job("main"), fire=fire).status == "ok"
+    # at 03:30 (a scheduler, or a second line) the fire time is served: nothing is due
+    at_half_past = datetime(2026, 3, 29, 3, 30, 5, tzinfo=BERLIN)
+    assert second.fire_to_serve(second.job("main"), at_half_past) == fire
+    assert second.run_job(second.job("main"), fire=fire).status == "not_due"
+    second.store.close()
+    assert [t for t in run_times(folder) if t.endswith("app")] == ["Sat 02:30 app", "Sun 03:00 app"]

@@ -71,6 +71,7 @@ class Cron:
         else:  # both restricted: either one matching is enough
             variants = [{"day": dom, "day_of_week": "*"}, {"day": "*", "day_of_week": weekdays}]
         self._triggers: list[CronTrigger] = [_trigger(common | v, self.expr) for v in variants]
+        self._clock: Cron | None = None  # the cron's times of day alone (see `_own_time`)
 
     def __repr__(self) -> str:
         return f"Cron({self.expr!r}, {str(self.tz)!r})"
@@ -92,6 +93,32 @@ class Cron:
             if best.astimezone(UTC) >= start and not (self.fixed_hour and _second_copy(best)):
                 return best
             search = best.astimezone(UTC) + _TICK
+
+    def late_fire(self, when: datetime) -> datetime | None:
+        """The late fire time of a time of day the clocks skipped (02:30, firing at 03:30 on
+        the day they go forward), when `when` is after the change and before that fire time;
+        else None. Cron (cronie, Vixie) runs such a job right after the change, at 03:00."""
+        start = when.astimezone(UTC)
+        before = self._forward_change_before(start)
+        following = self.next_after(start) if before is not None else None
+        if before is None or following is None:
+            return None
+        jump = following.utcoffset() or timedelta(0)
+        jump -= before.astimezone(self.tz).utcoffset() or timedelta(0)
+        # late fire times lie in the span of the jump after the change (`before` is up to 2 s
+        # before it), at a time of day that is not one of the cron's own
+        if following.astimezone(UTC) - before > jump + 2 * _SECOND or self._own_time(following):
+            return None
+        return following
+
+    def _own_time(self, when: datetime) -> bool:
+        """Whether `when`'s local time of day is one of the cron's own hours and minutes."""
+        minute, hour = self.fields[:2]
+        if self._clock is None:
+            self._clock = Cron(f"{minute} {hour} * * *")
+        local = when.astimezone(self.tz)
+        at = datetime(2000, 1, 1, local.hour, local.minute, tzinfo=UTC)
+        return self._clock.previous(at) == at
 
     def _forward_change_before(self, start: datetime) -> datetime | None:
         """A moment (UTC) just before the clocks went forward, when they did in the

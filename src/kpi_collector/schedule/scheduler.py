@@ -203,6 +203,13 @@ class Scheduler:
         last = self.last_success(job)
         return last is None or last < fire.timestamp()
 
+    def fire_to_serve(self, job: Job, now: datetime) -> datetime | None:
+        """The fire time a run of `job` started at `now` by something else than this loop
+        (`--run` from a crontab line) serves: the newest at or before `now`, or, between a
+        change of the clocks and the late fire time of a skipped time of day (02:30 firing at
+        03:30), that late one, since cron runs the skipped line right after the change."""
+        return job.cron.late_fire(now) or job.cron.previous(now)
+
     def next_times(self, after: datetime) -> dict[str, datetime | None]:
         return {job.name: job.cron.next_after(after) for job in self.jobs}
 
