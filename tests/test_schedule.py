@@ -1625,3 +1625,17 @@ def test_a_crontab_run_right_after_the_spring_change_serves_the_days_late_fire_t
     assert second.run_job(second.job("main"), fire=fire).status == "not_due"
     second.store.close()
     assert [t for t in run_times(folder) if t.endswith("app")] == ["Sat 02:30 app", "Sun 03:00 app"]
+
+
+def test_a_job_waiting_out_its_jitter_is_not_overdue(tmp_path: Path) -> None:
+    """With `jitter: 30m` a 07:00 job may start at 07:29 (it sleeps, holding no run lock):
+    health counts its grace from the end of the jitter, not from 07:00."""
+    (tmp_path / "kpi.yaml").write_text("jitter: 30m\n" + SLOW_CONFIG)
+    config = load_config(tmp_path / "kpi.yaml")
+    created_on(config.store_url, datetime(2026, 11, 1, 10, tzinfo=UTC).timestamp())
+    waiting = health_report(config, now=datetime(2026, 11, 2, 7, 25, tzinfo=UTC).timestamp())
+    assert waiting["ok"], waiting["problems"]
+    assert waiting["jobs"][0]["overdue"] is False
+    late = health_report(config, now=datetime(2026, 11, 2, 7, 50, tzinfo=UTC).timestamp())
+    assert late["jobs"][0]["overdue"] is True
+    assert any("job main" in p for p in late["problems"])
