@@ -1639,3 +1639,30 @@ def test_a_job_waiting_out_its_jitter_is_not_overdue(tmp_path: Path) -> None:
     late = health_report(config, now=datetime(2026, 11, 2, 7, 50, tzinfo=UTC).timestamp())
     assert late["jobs"][0]["overdue"] is True
     assert any("job main" in p for p in late["problems"])
+
+
+def test_crontab_and_github_lines_say_the_last_day_of_the_month_the_standard_way(
+    tmp_path: Path,
+) -> None:
+    """Crontab (Vixie, cronie, busybox) and GitHub's cron have no `L`: a line with it is
+    refused. The snippets fire on the 28th to 31st; `--run` / `--once` serve the month's last
+    day once (on the other days its newest fire time is the one already served)."""
+    (tmp_path / ".git").mkdir()
+    config_text = SLOW_CONFIG.replace('"0 7 * * *"', '"30 23 L * *"')
+    (tmp_path / "kpi.yaml").write_text(config_text)
+    config = load_config(tmp_path / "kpi.yaml")
+    lines = [line for line in snippet(config, "crontab", kpi="kpi").splitlines() if "--run" in line]
+    assert len(lines) == 1 and lines[0].startswith("30 23 28-31 * * ")
+    assert '- cron: "30 23 28-31 * *"' in snippet(config, "github-actions")
+    # what the extra days do: nothing, once the month's last day was served
+    at = datetime(2026, 11, 30, 23, 30, 5, tzinfo=UTC)
+    scheduler = scheduler_at(tmp_path, at, at + timedelta(minutes=1))
+    main_job = scheduler.job("main")
+    assert scheduler.run_job(main_job, fire=scheduler.fire_to_serve(main_job, at)).status == "ok"
+    for day in (28, 29, 30):
+        early = datetime(2026, 12, day, 23, 30, 5, tzinfo=UTC)
+        fire = scheduler.fire_to_serve(main_job, early)
+        assert scheduler.run_job(main_job, fire=fire).status == "not_due", day
+    last = datetime(2026, 12, 31, 23, 30, 5, tzinfo=UTC)
+    assert scheduler.run_job(main_job, fire=scheduler.fire_to_serve(main_job, last)).status == "ok"
+    scheduler.store.close()

@@ -81,7 +81,7 @@ def crontab(config: Config, *, kpi: str | None = None) -> str:
             f"CRON_TZ={config.timezone}",
         ]
     for job in plan(config):
-        line = f"{job.cron.expr} {command} schedule --run {job.name} >> {log} 2>&1"
+        line = f"{_standard_cron(job.cron.expr)} {command} schedule --run {job.name} >> {log} 2>&1"
         lines.append(line.replace("%", r"\%"))  # cron turns a bare % into a newline
     return "\n".join(lines) + "\n"
 
@@ -472,9 +472,21 @@ def _shortest_gap(expr: str, timezone: str) -> float:
     return min(gaps) if gaps else float("inf")
 
 
-def _posix_cron(expr: str) -> str:
-    """GitHub reads POSIX cron: no @macros, day of week 0-6 (or names)."""
+def _standard_cron(expr: str) -> str:
+    """`expr` for a cron without `L` (Vixie, cronie, busybox, GitHub): the last day of the
+    month is one of the 28th to 31st; `kpi schedule --run` / `--once` then serve the month's
+    fire time once, on its last day (on the others the newest fire time is already served)."""
     fields = _fields(expr)
+    days = fields[2].split(",")
+    if not any(day.upper() == "L" for day in days):
+        return expr
+    fields[2] = ",".join(dict.fromkeys("28-31" if day.upper() == "L" else day for day in days))
+    return " ".join(fields)
+
+
+def _posix_cron(expr: str) -> str:
+    """GitHub reads POSIX cron: no @macros, no `L`, day of week 0-6 (or names)."""
+    fields = _fields(_standard_cron(expr))
     dow = fields[4]
     if not dow.startswith("*") and re.search(r"7|/", dow):
         fields[4] = ",".join(_DAY_NAMES[d] for d in sorted(_weekdays(dow)))
