@@ -1666,3 +1666,27 @@ def test_crontab_and_github_lines_say_the_last_day_of_the_month_the_standard_way
     last = datetime(2026, 12, 31, 23, 30, 5, tzinfo=UTC)
     assert scheduler.run_job(main_job, fire=scheduler.fire_to_serve(main_job, last)).status == "ok"
     scheduler.store.close()
+
+
+def test_jitter_is_counted_from_the_fire_time_not_added_per_job(tmp_path: Path) -> None:
+    """`jitter: 20m`: each job starts at most 20 minutes after its fire time. Jobs due
+    together (`--once` on a timer or in GitHub Actions) do not add up their jitters (three
+    jobs: up to an hour, past a 30-minute workflow timeout), and a catch-up run for a fire
+    time hours ago starts at once."""
+    import random
+
+    (tmp_path / "kpi.yaml").write_text("jitter: 20m\n" + CONFIG)
+    config = load_config(tmp_path / "kpi.yaml")
+    stop = threading.Event()
+    monday = datetime(2026, 3, 2, 9, 0, tzinfo=BERLIN)  # main 07:00, weekly 09:00, fast 06:00
+    clock = FakeClock(monday, monday + timedelta(days=60), stop)
+    scheduler = Scheduler(config, clock=clock, stop=stop)
+    for seed in range(5):
+        random.seed(seed)
+        clock.t = (monday + timedelta(days=7 * seed)).astimezone(UTC)
+        results = scheduler.run_due()
+        assert [r.status for r in results] == ["ok", "ok", "ok"]
+        # fast (06:00) and main (07:00) are hours late: no wait; weekly (09:00) within 20 min
+        waited = clock.t - (monday + timedelta(days=7 * seed)).astimezone(UTC)
+        assert waited <= timedelta(minutes=20), (seed, waited)
+    scheduler.store.close()

@@ -222,12 +222,15 @@ class Scheduler:
         With `fire` (the fire time this run serves), a job that finds, once it holds the lock,
         that another process already served that fire time does nothing and returns status
         `not_due` (not recorded: nothing ran). With `jitter:` such a run starts up to that
-        long after the fire time, at random."""
+        long after the fire time, at random: a job that starts later anyway (after the jobs
+        due with it, or catching up) waits only for what is left, if anything."""
         jitter = self.config.settings.jitter_seconds
         if fire is not None and jitter:
-            delay = random.uniform(0, jitter)  # spreading load, not a secret
-            log.info("%s: starting in %.0f s (jitter)", job.name, delay)
-            self._wait(delay)
+            start = fire.timestamp() + random.uniform(0, jitter)  # spreading load, not a secret
+            delay = start - self.clock.now().timestamp()
+            if delay > 0:
+                log.info("%s: starting in %.0f s (jitter)", job.name, delay)
+                self._wait(delay)
         log.info("%s: %s", job.name, job.describe())
         self._beat("running", detail=f"job {job.name}")
         return self._run_job(job, fire)
