@@ -1467,6 +1467,10 @@ def test_a_partial_run_serves_its_fire_time_and_is_not_run_again(folder: Path) -
     assert scheduler.run_due() == []
     assert [t for t in run_times(folder) if "app" in t] == ["Mon 08:00 app"]
     scheduler.store.close()
+    # nor is it "overdue" for health (the store existed before that 07:00)
+    created_on(scheduler.config.store_url, datetime(2026, 11, 1, tzinfo=UTC).timestamp())
+    report = health_report(scheduler.config, now=(at_eight + timedelta(hours=1)).timestamp())
+    assert not any("overdue" in p for p in report["problems"]), report["problems"]
 
 
 def test_the_next_fire_time_in_the_repeated_autumn_hour_is_the_earliest_instant(
