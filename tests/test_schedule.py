@@ -1694,3 +1694,36 @@ def test_jitter_is_counted_from_the_fire_time_not_added_per_job(tmp_path: Path) 
         waited = clock.t - (monday + timedelta(days=7 * seed)).astimezone(UTC)
         assert waited <= timedelta(minutes=20), (seed, waited)
     scheduler.store.close()
+
+
+def test_the_watchdog_is_pinged_while_a_job_waits_for_the_run_lock(tmp_path: Path) -> None:
+    """A job waits up to 10 minutes for another run to let go of the store; systemd's
+    watchdog (`WatchdogSec=600` in the unit) must keep hearing from the scheduler meanwhile,
+    or it kills the scheduler at the end of the wait."""
+    import socket as sockets
+
+    from kpi_collector.store.lock import RunLock
+
+    address = str(tmp_path / "notify.sock")
+    server = sockets.socket(sockets.AF_UNIX, sockets.SOCK_DGRAM)
+    server.bind(address)
+    server.settimeout(10)
+    (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG.replace("time.sleep(1.5); ", ""))
+    store = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
+    holder = RunLock(store, detail="kpi run")
+    holder.acquire()  # a long manual run holds the store
+    try:
+        with Running(tmp_path, NOTIFY_SOCKET=address, WATCHDOG_USEC="1000000") as running:
+            running.wait_for("main: collect slow")  # the catch-up job, now waiting
+            while server.recv(256).decode() != "WATCHDOG=1":  # the job's own start beat
+                pass
+            pings = [server.recv(256).decode() for _ in range(3)]  # while it waits
+            assert pings == ["WATCHDOG=1"] * 3
+            holder.release()
+            running.wait_for("main: run 1")
+            running.proc.send_signal(signal.SIGTERM)
+            assert running.finish() == 0
+    finally:
+        holder.release()
+        store.close()
+        server.close()

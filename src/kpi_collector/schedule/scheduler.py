@@ -32,7 +32,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -264,7 +264,11 @@ class Scheduler:
 
     def _run_job(self, job: Job, fire: datetime | None) -> JobResult:
         lock = RunLock(
-            self.store, wait=self.lock_wait, detail=f"kpi schedule {job.name}", stop=self.stop
+            self.store,
+            wait=self.lock_wait,
+            detail=f"kpi schedule {job.name}",
+            stop=self.stop,
+            waiting=self._waiting(job),
         )
         try:
             if not _take_run_lock(lock):
@@ -308,6 +312,28 @@ class Scheduler:
         if outcome.status in SUCCESS:
             self._ping()
         return outcome
+
+    def _waiting(self, job: Job) -> Callable[[], None] | None:
+        """What a job waiting for the run lock calls between its tries: the daemon pings
+        systemd's watchdog (the wait, up to `lock_wait`, is as long as `WatchdogSec=`) and
+        beats at its usual pace."""
+        if not self._serving:
+            return None
+        from kpi_collector.schedule.sdnotify import notify, watchdog_interval
+
+        every = min(watchdog_interval() or self.heartbeat_every, self.heartbeat_every)
+        last = {"ping": time.monotonic(), "beat": time.monotonic()}
+
+        def waiting() -> None:
+            now = time.monotonic()
+            if now - last["beat"] >= self.heartbeat_every:
+                last["beat"] = last["ping"] = now
+                self._beat("running", detail=f"job {job.name}: waiting for the run lock")
+            elif now - last["ping"] >= every:
+                last["ping"] = now
+                notify("WATCHDOG=1")
+
+        return waiting
 
     def _ping(self) -> None:
         """The dead-man's switch: request `heartbeat_url` after a job that succeeded. A
