@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from kpi_collector.config.cron import Cron
+from kpi_collector.config.cron import Cron, check_cron
 
 MONDAY = datetime(2026, 11, 30, tzinfo=UTC)
 NEXT_MONDAY = datetime(2026, 12, 7, tzinfo=UTC)
@@ -195,3 +195,23 @@ def test_a_late_fire_time_is_served_from_the_change_of_the_clocks_on() -> None:
         )
         == "03 15:45"
     )
+
+
+@pytest.mark.parametrize(
+    "expr",
+    ["0 0 30 feb *", "0 0 31 apr,jun *", "0 0 31 2-4/2 *", "0 0 30-31 2 *", "0 0 31 4/5 *"],
+)
+def test_a_day_no_month_of_the_cron_has_is_refused_however_the_months_are_written(
+    expr: str,
+) -> None:
+    # month names, ranges and steps as well as numbers: such a cron would never fire (and
+    # looking for its fire times takes seconds: years of calendar are searched)
+    with pytest.raises(ValueError, match="never fires"):
+        check_cron(expr)
+
+
+@pytest.mark.parametrize(
+    "expr", ["0 0 31 jan-mar *", "0 0 29 feb *", "0 0 31 */2 *", "0 0 30-31 1-2 *", "0 0 30 feb 1"]
+)
+def test_a_day_one_of_the_months_has_is_accepted(expr: str) -> None:
+    assert check_cron(expr) == expr

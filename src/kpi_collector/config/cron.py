@@ -176,29 +176,54 @@ def check_cron(expr: str) -> str:
 
 _MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February: in leap years
 _MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_NUMBERS = re.compile(r"\d+(?:,\d+)*")
 
 
 def _check_days_exist(cron: Cron) -> None:
     """ValueError when the day of month lists only days that none of the months has (with
-    the day of week unrestricted: a restricted one fires on its weekdays anyway)."""
+    the day of week unrestricted: a restricted one fires on its weekdays anyway), however
+    the fields are written: numbers, month names, ranges, steps."""
     _, _, dom, month, dow = cron.fields
-    if not dow.startswith("*") or not _NUMBERS.fullmatch(dom):
+    if not dow.startswith("*") or any(item.upper() == "L" for item in dom.split(",")):
         return
-    if month == "*":
-        months = list(range(1, 13))
-    elif _NUMBERS.fullmatch(month):
-        months = [int(m) for m in month.split(",")]
-    else:
+    months = _values(month, 1, 12, _MONTH_NAMES)
+    days = _values(dom, 1, 31)
+    if months is None or days is None:  # something APScheduler reads and we don't: let it be
         return
-    days = sorted({int(d) for d in dom.split(",")})
-    if any(d <= _MONTH_DAYS[m - 1] for d in days for m in months if 1 <= m <= 12):
+    if any(d <= _MONTH_DAYS[m - 1] for d in days for m in months):
         return
-    named = " or ".join(_MONTH_NAMES[m - 1].title() for m in months if 1 <= m <= 12)
+    named = " or ".join(_MONTH_NAMES[m - 1].title() for m in sorted(months))
     raise ValueError(
-        f"{cron.expr!r} never fires: {named} has no day {', '.join(map(str, days))}; "
+        f"{cron.expr!r} never fires: {named} has no day {', '.join(map(str, sorted(days)))}; "
         "use L for a month's last day"
     )
+
+
+_ITEM = re.compile(r"^(?:(\*)|(\w+)(?:-(\w+))?)(?:/(\d+))?$")
+
+
+def _values(field: str, low: int, high: int, names: tuple[str, ...] = ()) -> set[int] | None:
+    """The numbers a cron field (`*`, `5`, `1-5`, `*/2`, `4/5`, `jan-mar`, lists of them)
+    stands for; None for a form this does not read."""
+
+    def number(text: str) -> int | None:
+        if text.isdigit():
+            return int(text)
+        if text.lower() in names:
+            return names.index(text.lower()) + low
+        return None
+
+    found: set[int] = set()
+    for item in field.split(","):
+        match = _ITEM.match(item.strip())
+        if match is None:
+            return None
+        star, first, last, step = match.groups()
+        start = low if star else number(first)
+        end = high if star or (step and not last) else number(last) if last else start
+        if start is None or end is None:
+            return None
+        found.update(range(start, min(end, high) + 1, int(step) if step else 1))
+    return found
 
 
 def _fields(expr: str) -> list[str]:
