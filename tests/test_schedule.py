@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import random
 import signal
 import subprocess
 import sys
@@ -1677,8 +1678,6 @@ def test_jitter_is_counted_from_the_fire_time_not_added_per_job(tmp_path: Path) 
     together (`--once` on a timer or in GitHub Actions) do not add up their jitters (three
     jobs: up to an hour, past a 30-minute workflow timeout), and a catch-up run for a fire
     time hours ago starts at once."""
-    import random
-
     (tmp_path / "kpi.yaml").write_text("jitter: 20m\n" + CONFIG)
     config = load_config(tmp_path / "kpi.yaml")
     stop = threading.Event()
@@ -1727,3 +1726,27 @@ def test_the_watchdog_is_pinged_while_a_job_waits_for_the_run_lock(tmp_path: Pat
         holder.release()
         store.close()
         server.close()
+
+
+def test_a_stop_during_the_jitter_wait_does_not_start_the_job(tmp_path: Path) -> None:
+    """SIGTERM lets the job *in progress* finish; a job still waiting out its jitter has not
+    started: the scheduler stops without running it (its fire time is caught up on the next
+    start), rather than running a whole job after being told to stop."""
+    (tmp_path / "kpi.yaml").write_text("jitter: 30m\n" + CONFIG)
+    config = load_config(tmp_path / "kpi.yaml")
+    stop = threading.Event()
+    fire = datetime(2026, 3, 2, 7, 0, tzinfo=BERLIN)
+
+    class SignalledClock(FakeClock):
+        def sleep(self, seconds: float, stop: threading.Event) -> None:
+            super().sleep(seconds, stop)
+            stop.set()  # SIGTERM arrives during the first sleep of the wait
+
+    clock = SignalledClock(fire, fire + timedelta(days=1), stop)
+    random.seed(1)  # a wait of some minutes
+    scheduler = Scheduler(config, clock=clock, stop=stop)
+    result = scheduler.run_job(scheduler.job("main"), fire=fire)
+    assert result.status == "skipped" and "stopping" in result.summary
+    assert scheduler.store.runs(5) == []
+    assert scheduler.is_due(scheduler.job("main"), fire)  # caught up on the next start
+    scheduler.store.close()

@@ -223,7 +223,8 @@ class Scheduler:
         that another process already served that fire time does nothing and returns status
         `not_due` (not recorded: nothing ran). With `jitter:` such a run starts up to that
         long after the fire time, at random: a job that starts later anyway (after the jobs
-        due with it, or catching up) waits only for what is left, if anything."""
+        due with it, or catching up) waits only for what is left, if anything; one stopped
+        during that wait does not start (status `skipped`, not recorded)."""
         jitter = self.config.settings.jitter_seconds
         if fire is not None and jitter:
             start = fire.timestamp() + random.uniform(0, jitter)  # spreading load, not a secret
@@ -231,6 +232,12 @@ class Scheduler:
             if delay > 0:
                 log.info("%s: starting in %.0f s (jitter)", job.name, delay)
                 self._wait(delay)
+                if self.stop.is_set():  # not started yet: nothing in progress to finish
+                    outcome = JobResult(
+                        job.name, "skipped", "skipped: stopping before its jitter ended"
+                    )
+                    log.warning("%s: %s", job.name, outcome.summary)
+                    return outcome
         log.info("%s: %s", job.name, job.describe())
         self._beat("running", detail=f"job {job.name}")
         return self._run_job(job, fire)
