@@ -531,3 +531,28 @@ def test_change_compares_with_the_value_of_the_local_day_n_days_before(
     (pair,) = evaluate(_scope(tz), store, [alert], now=now)
     assert pair[1].active is True
     assert pair[1].detail.endswith("changed -30.0% in 7 days (100 → 70)")
+
+
+def test_hysteresis_holds_only_the_side_that_fired(store: HistoryStore) -> None:
+    # a two-sided alert fired for `above`; the value falls to 105, inside `below`'s
+    # hysteresis band (100 to 110) but never below 100: it resolves, it is not "below 100"
+    alert = Alert(kpi="s.k", below=100, above=1000, resolve_above=110, resolve_below=900)
+    put(store, NOW - 5 * 60, 1500.0)
+    (fired,) = asyncio.run(check_alerts(store, [alert], SCOPE, now=NOW - 4 * 60))
+    assert fired.active and fired.text.endswith("is 1,500, above 1,000")
+    put(store, NOW - 3 * 60, 105.0)
+    (resolved,) = asyncio.run(check_alerts(store, [alert], SCOPE, now=NOW - 2 * 60))
+    assert not resolved.active
+    assert resolved.text == "✅ Resolved: s.k below 100 or above 1000 — s.k is 105"
+    # the other way round: fired for `below`, then 950 (inside `above`'s band, not above it)
+    put(store, NOW - 60, 50.0)
+    assert asyncio.run(check_alerts(store, [alert], SCOPE, now=NOW - 50))[0].active
+    put(store, NOW - 40, 950.0)
+    assert not asyncio.run(check_alerts(store, [alert], SCOPE, now=NOW - 35))[0].active
+    # a side that did fire still holds inside its own band: 50, then 105 is still "below"
+    put(store, NOW - 30, 50.0)
+    assert asyncio.run(check_alerts(store, [alert], SCOPE, now=NOW - 20))[0].active
+    put(store, NOW - 10, 105.0)
+    (finding,) = evaluate(SCOPE, store, [alert], now=NOW)
+    assert finding[1].active is True
+    assert finding[1].detail == "s.k is 105, below 100 (resolves at 110)"

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from kpi_collector.config.cron import Cron
+from kpi_collector.config.cron import Cron, check_cron
 
 MONDAY = datetime(2026, 11, 30, tzinfo=UTC)
 NEXT_MONDAY = datetime(2026, 12, 7, tzinfo=UTC)
@@ -122,3 +122,96 @@ def test_a_field_apscheduler_refuses_names_the_expression() -> None:
         Cron("61 7 * * *")
     assert str(caught.value).startswith("'61 7 * * *' is not a valid cron expression: ")
     assert "59" in str(caught.value)  # a minute is at most 59
+
+
+def _instant(when: datetime | None) -> str | None:
+    """A time as UTC text: `==` across zones is always false for a time in a repeated hour."""
+    return when.astimezone(UTC).strftime("%d %H:%M") if when else None
+
+
+def test_times_in_the_crons_own_zone_are_compared_as_instants() -> None:
+    # Python compares two times of one zone by their wall clock, ignoring `fold`: 02:30 CEST
+    # (00:30 UTC) looks later than 02:15 CET (01:15 UTC). Fire times are instants.
+    second_copy = datetime(2026, 10, 25, 2, 15, fold=1, tzinfo=BERLIN)
+    assert _instant(second_copy) == "25 01:15"
+    half_hourly = Cron("*/30 * * * *", BERLIN)
+    assert _instant(half_hourly.previous(second_copy)) == "25 01:00"
+    # today's 02:30 CEST, not yesterday's
+    assert _instant(Cron("30 2 * * *", BERLIN).previous(second_copy)) == "25 00:30"
+    new_york = ZoneInfo("America/New_York")
+    at_one_est = datetime(2026, 11, 1, 1, 0, fold=1, tzinfo=new_york)  # 06:00 UTC
+    assert _instant(Cron("45 1 * * *", new_york).previous(at_one_est)) == "01 05:45"
+    start = datetime(2026, 10, 25, 1, 45, tzinfo=BERLIN)
+    assert [_instant(t) for t in half_hourly.times(start, second_copy)] == [
+        "25 00:00",
+        "25 00:30",
+        "25 01:00",
+    ]
+
+
+SPRING_FORWARD = datetime(2026, 3, 29, 1, tzinfo=UTC)  # Berlin: 02:00 CET becomes 03:00 CEST
+
+
+def test_a_time_skipped_in_spring_still_fires_when_looked_for_after_the_change() -> None:
+    # 02:30 does not exist on 2026-03-29 and fires late, at 03:30 CEST (01:30 UTC): also for
+    # a scheduler that starts (or a timer that asks) at 03:10 CEST, after the change
+    cron = Cron("30 2 * * *", BERLIN)
+    from_before = cron.next_after(datetime(2026, 3, 28, 12, tzinfo=UTC))
+    assert _instant(from_before) == "29 01:30"
+    for start in ("01:00", "01:10", "01:29"):
+        hours, minutes = map(int, start.split(":"))
+        after = datetime(2026, 3, 29, hours, minutes, tzinfo=UTC)
+        assert _instant(cron.next_after(after)) == "29 01:30", start
+    assert _instant(cron.next_after(SPRING_FORWARD, inclusive=True)) == "29 01:30"
+    assert _instant(cron.next_after(datetime(2026, 3, 29, 1, 30, tzinfo=UTC))) == "30 00:30"
+    assert [_instant(t) for t in cron.times(SPRING_FORWARD, SPRING_FORWARD.replace(hour=2))] == [
+        "29 01:30"
+    ]
+    # a 30-minute change (Lord Howe Island: 02:00 becomes 02:30): 02:15 fires at 02:45
+    lord_howe = ZoneInfo("Australia/Lord_Howe")
+    change = datetime(2026, 10, 3, 15, 30, tzinfo=UTC)  # 02:30 +11, the first instant after
+    assert _instant(Cron("15 2 * * *", lord_howe).next_after(change)) == "03 15:45"
+
+
+def test_a_late_fire_time_is_served_from_the_change_of_the_clocks_on() -> None:
+    # cron (cronie, Vixie) runs a job whose time was skipped right after the change, at
+    # 03:00 CEST: `kpi schedule --run` then serves the late fire time (03:30), so the day's
+    # run is not lost as "nothing is due" (the newest fire time being yesterday's)
+    cron = Cron("30 2 * * *", BERLIN)
+    for at in ("01:00:30", "01:01", "01:29"):
+        hours, minutes, *seconds = map(int, at.split(":"))
+        when = datetime(2026, 3, 29, hours, minutes, *seconds, tzinfo=UTC)
+        assert _instant(cron.late_fire(when)) == "29 01:30", at
+    assert cron.late_fire(datetime(2026, 3, 29, 0, 59, tzinfo=UTC)) is None  # 01:59 CET
+    assert cron.late_fire(datetime(2026, 3, 29, 1, 30, tzinfo=UTC)) is None  # it is due now
+    assert cron.late_fire(datetime(2026, 3, 30, 1, 0, 30, tzinfo=UTC)) is None  # a normal day
+    # wildcard hours follow real time: 03:30 is one of their own times, nothing is late
+    assert Cron("*/30 * * * *", BERLIN).late_fire(datetime(2026, 3, 29, 1, 1, tzinfo=UTC)) is None
+    assert (
+        _instant(
+            Cron("15 2 * * *", ZoneInfo("Australia/Lord_Howe")).late_fire(
+                datetime(2026, 10, 3, 15, 31, tzinfo=UTC)  # 02:31 +11, after the 30-minute change
+            )
+        )
+        == "03 15:45"
+    )
+
+
+@pytest.mark.parametrize(
+    "expr",
+    ["0 0 30 feb *", "0 0 31 apr,jun *", "0 0 31 2-4/2 *", "0 0 30-31 2 *", "0 0 31 4/5 *"],
+)
+def test_a_day_no_month_of_the_cron_has_is_refused_however_the_months_are_written(
+    expr: str,
+) -> None:
+    # month names, ranges and steps as well as numbers: such a cron would never fire (and
+    # looking for its fire times takes seconds: years of calendar are searched)
+    with pytest.raises(ValueError, match="never fires"):
+        check_cron(expr)
+
+
+@pytest.mark.parametrize(
+    "expr", ["0 0 31 jan-mar *", "0 0 29 feb *", "0 0 31 */2 *", "0 0 30-31 1-2 *", "0 0 30 feb 1"]
+)
+def test_a_day_one_of_the_months_has_is_accepted(expr: str) -> None:
+    assert check_cron(expr) == expr

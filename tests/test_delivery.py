@@ -412,3 +412,50 @@ def test_compare_takes_the_value_of_the_local_day_n_days_before(
     values["stars"] = 5.0
     assert p.process(now=now).exit_code == 0
     assert recorder.got[-1].previous == {"github.stars": 2.0}
+
+
+def test_a_period_another_process_delivered_while_this_one_waited_is_not_sent_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kpi deliver` beside a scheduled run: both find the same period pending; the one that
+    waits for the other to finish delivering must look again, not send a second message."""
+    import threading
+
+    from kpi_collector.deliver import engine as delivery
+    from kpi_collector.store import deliveries as ledger
+    from kpi_collector.store.lock import store_mutex
+
+    monkeypatch.setattr(delivery, "LOCK_WAIT", 0.3)
+    recorder = Recorder(name="daily", every="day")
+    p = make(tmp_path, recorder)
+    other = store_mutex(p.store, "deliveries")  # type: ignore[arg-type]
+    assert other.try_acquire()
+    try:
+        p.process(now=MONDAY)  # another process is delivering: this period stays pending
+    finally:
+        other.release()
+    (record,) = p.delivery_engine().records(status="pending")
+    monkeypatch.setattr(delivery, "LOCK_WAIT", 30)
+    engine = p.delivery_engine()
+    read = threading.Event()
+    records = engine.records
+
+    def reading(**options: Any) -> list[Any]:
+        found = records(**options)
+        read.set()
+        return found
+
+    monkeypatch.setattr(engine, "records", reading)
+    assert other.try_acquire()  # the other process delivers again
+    outcomes: list[Any] = []
+    waiting = threading.Thread(
+        target=lambda: outcomes.extend(asyncio.run(engine.deliver_pending()))
+    )
+    waiting.start()
+    try:
+        assert read.wait(30)  # this one found the period pending and waits for the other
+        ledger.update(p.store, record.id, status="done")  # type: ignore[arg-type]
+    finally:
+        other.release()
+        waiting.join(60)
+    assert recorder.got == [] and outcomes == []

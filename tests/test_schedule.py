@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import random
 import signal
 import subprocess
 import sys
@@ -984,6 +985,10 @@ def test_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         ("0 0 1 * mon", "UTC"),  # cron: the 1st OR Mondays
         ("5 4 * * 7", "America/New_York"),
         ("0 12 1,15 */3 *", "UTC"),
+        ("0 9 * * */3", "UTC"),  # a stepped day of week: Sun, Wed, Sat, not every day
+        ("0 9 */2 * 1-5/2", "UTC"),  # "*" days of month: both fields must match
+        ("0 7 * jan-mar *", "Europe/Berlin"),  # month names
+        ("0 7 1 feb,Aug *", "UTC"),
     ],
 )
 def test_timer_calendars_fire_when_the_cron_does(expr: str, zone: str) -> None:
@@ -1471,3 +1476,308 @@ def _by_kpi(rows: list[tuple[str, float, float]]) -> dict[str, list[tuple[str, f
     for row in rows:
         found.setdefault(row[0], []).append(row)
     return found
+
+
+def broken_values() -> dict[str, float]:
+    raise RuntimeError("the API is down")
+
+
+def test_a_partial_run_serves_its_fire_time_and_is_not_run_again(folder: Path) -> None:
+    # one of main's sources fails: the run is partial (app's value stored); the fire time is
+    # served, so neither `--once` nor a restart runs it again before the next 07:00
+    config = (folder / "kpi.yaml").read_text(encoding="utf-8")
+    broken = '  - {name: broken, type: python, function: "tests.test_schedule:broken_values"}\n'
+    (folder / "kpi.yaml").write_text(config.replace("destinations:\n", broken + "destinations:\n"))
+    at_eight = datetime(2026, 11, 2, 8, tzinfo=BERLIN)
+    scheduler = scheduler_at(folder, at_eight, at_eight + timedelta(hours=1))
+    results = scheduler.run_due()
+    assert ("main", "partial") in [(r.job, r.status) for r in results]
+    state = job_states(scheduler.store)["main"]
+    assert state.last_status == "partial"
+    assert state.last_success_at == datetime(2026, 11, 2, 7, tzinfo=BERLIN).timestamp()
+    assert scheduler.due(at_eight + timedelta(minutes=30)) == []
+    assert scheduler.run_due() == []
+    assert [t for t in run_times(folder) if "app" in t] == ["Mon 08:00 app"]
+    scheduler.store.close()
+    # nor is it "overdue" for health (the store existed before that 07:00)
+    created_on(scheduler.config.store_url, datetime(2026, 11, 1, tzinfo=UTC).timestamp())
+    report = health_report(scheduler.config, now=(at_eight + timedelta(hours=1)).timestamp())
+    assert not any("overdue" in p for p in report["problems"]), report["problems"]
+
+
+def test_the_next_fire_time_in_the_repeated_autumn_hour_is_the_earliest_instant(
+    folder: Path,
+) -> None:
+    # Sunday 2026-10-25, clocks go back at 03:00 CEST: `fast` next fires at 02:30 CEST (00:30
+    # UTC), main at 02:00 CET (01:00 UTC), which has the earlier wall clock but comes later
+    config = (folder / "kpi.yaml").read_text(encoding="utf-8")
+    config = config.replace('schedule: "0 7 * * *"', 'schedule: "0 * * * *"')
+    (folder / "kpi.yaml").write_text(config.replace('"0 */6 * * *"', '"30 * * * *"'))
+    start = datetime(2026, 10, 25, 0, 20, tzinfo=UTC)
+    scheduler = scheduler_at(folder, start, datetime(2026, 10, 25, 1, 10, tzinfo=UTC))
+    beats: list[float | None] = []
+    write = scheduler._beat
+
+    def beat(state: str, **fields: object) -> None:
+        if state == "idle" and "next_run_at" in fields:
+            beats.append(fields["next_run_at"])  # type: ignore[arg-type]
+        write(state, **fields)
+
+    scheduler._beat = beat  # type: ignore[method-assign]
+    scheduler.serve()
+    assert beats[0] == datetime(2026, 10, 25, 0, 30, tzinfo=UTC).timestamp()
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import observations, runs
+
+    with scheduler.store.engine.connect() as conn:
+        fast_runs = conn.execute(
+            sa.select(runs.c.started_at)
+            .join(observations, observations.c.run_id == runs.c.id)
+            .where(observations.c.source == "fast")
+            .order_by(runs.c.started_at)
+        ).scalars()
+        started = [datetime.fromtimestamp(t, UTC).strftime("%H:%M") for t in fast_runs]
+    scheduler.store.close()
+    assert started == ["00:20", "00:30"]  # caught up on start, then 02:30 CEST on time
+
+
+def test_kpi_scheduler_up_goes_stale_when_the_run_in_progress_stopped_beating_too(
+    folder: Path,
+) -> None:
+    """A scheduler killed mid-job (the OOM killer, a power cut) leaves its `running` beat and
+    the run lock's row behind: neither beats any more, so `kpi_scheduler_up` must go to 0
+    (while the run beats, a scheduler busy with a long job is up)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from kpi_collector.report.data import DashboardData
+    from kpi_collector.report.metrics import metrics_text
+    from kpi_collector.store.heartbeats import RUN
+
+    config = load_config(folder / "kpi.yaml")
+    beat = datetime(2026, 3, 2, 6, 0, tzinfo=UTC).timestamp()
+    store = HistoryStore(config.store_url)
+    store.migrate()
+    write_heartbeat(store, SCHEDULER, now=beat, started_at=beat, state="running")
+    write_heartbeat(store, RUN, now=beat, started_at=beat, state="running", detail="kpi schedule")
+
+    def up(at: float) -> float:
+        data = DashboardData(config, clock=lambda: at, cache=False)
+        try:
+            text = metrics_text(data)
+        finally:
+            data.close()
+        (family,) = [
+            f for f in text_string_to_metric_families(text) if f.name == "kpi_scheduler_up"
+        ]
+        return family.samples[0].value
+
+    try:
+        write_heartbeat(store, RUN, now=beat + 600)  # a long job, its run beating
+        assert up(beat + 605) == 1.0
+        assert up(beat + 600 + 3600) == 0.0  # both silent for an hour: the process is gone
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("expr", "zone", "spring"),
+    [
+        ("30 2 * * *", "Europe/Berlin", datetime(2026, 3, 25, tzinfo=UTC)),
+        ("30 2 * * 0", "Europe/Berlin", datetime(2026, 3, 25, tzinfo=UTC)),  # a weekly Sunday job
+        ("0,30 2 * * *", "America/New_York", datetime(2026, 3, 5, tzinfo=UTC)),
+        ("15 2 * * *", "Australia/Lord_Howe", datetime(2026, 10, 1, tzinfo=UTC)),  # 30 min gap
+    ],
+)
+def test_a_timer_fires_on_the_day_clocks_go_forward(expr: str, zone: str, spring: datetime) -> None:
+    """systemd skips a calendar time that does not exist (02:30 on the day clocks go forward),
+    where the cron fires once, late (03:30): without a calendar for that, a timer deployment
+    lost that day's run (a weekly Sunday job its week). Each fire time of the cron is one of
+    the timer's; an extra one runs `kpi schedule --once` with nothing due."""
+    import re
+
+    from kpi_collector.config.cron import Cron
+    from kpi_collector.schedule.deploy import on_calendar
+
+    analyze = require_binary("systemd-analyze", hint="Debian package systemd")
+    systemd_times: set[datetime] = set()
+    for spec in on_calendar(expr, zone):
+        out = subprocess.run(
+            [
+                analyze,
+                "calendar",
+                "--iterations=40",
+                f"--base-time={spring:%Y-%m-%d %H:%M:%S} UTC",
+                spec,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+        for stamp in re.findall(r"(?:Next elapse|Iter\. #\d+): \w+ (\S+ \S+) UTC", out):
+            systemd_times.add(datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC))
+    ours = [t.astimezone(UTC) for t in Cron(expr, zone).times(spring, spring + timedelta(days=14))]
+    assert ours and [t for t in ours if t not in systemd_times] == []
+
+
+def test_a_scheduler_started_after_the_spring_change_runs_the_late_fire_time(
+    folder: Path,
+) -> None:
+    # 02:30 does not exist on 2026-03-29 and fires at 03:30 CEST; Saturday's 02:30 ran, the
+    # machine rebooted and the scheduler starts at 03:10 CEST: it runs 03:30, not Monday's
+    config = (folder / "kpi.yaml").read_text(encoding="utf-8")
+    (folder / "kpi.yaml").write_text(config.replace('"0 7 * * *"', '"30 2 * * *"'))
+    saturday = datetime(2026, 3, 28, 2, 20, tzinfo=BERLIN)
+    scheduler_at(folder, saturday, saturday + timedelta(minutes=20)).serve()
+    start = datetime(2026, 3, 29, 3, 10, tzinfo=BERLIN)
+    scheduler_at(folder, start, datetime(2026, 3, 29, 4, tzinfo=BERLIN)).serve()
+    assert [t for t in run_times(folder) if t.endswith("app")] == [
+        "Sat 02:20 app",
+        "Sat 02:30 app",
+        "Sun 03:30 app",
+    ]
+
+
+def test_a_crontab_run_right_after_the_spring_change_serves_the_days_late_fire_time(
+    folder: Path,
+) -> None:
+    # cron runs the 02:30 line right after the clocks jump to 03:00 CEST; the day's fire time
+    # is 03:30 (late): `--run main` serves it then, instead of finding Saturday's served
+    config = (folder / "kpi.yaml").read_text(encoding="utf-8")
+    (folder / "kpi.yaml").write_text(config.replace('"0 7 * * *"', '"30 2 * * *"'))
+    saturday = datetime(2026, 3, 28, 2, 30, 5, tzinfo=BERLIN)
+    first = scheduler_at(folder, saturday, saturday + timedelta(minutes=1))
+    main_job = first.job("main")
+    assert first.run_job(main_job, fire=first.fire_to_serve(main_job, saturday)).status == "ok"
+    first.store.close()
+    at_three = datetime(2026, 3, 29, 3, 0, 20, tzinfo=BERLIN)
+    second = scheduler_at(folder, at_three, at_three + timedelta(minutes=1))
+    fire = second.fire_to_serve(second.job("main"), at_three)
+    assert fire == datetime(2026, 3, 29, 3, 30, tzinfo=BERLIN)
+    assert second.run_job(second.job("main"), fire=fire).status == "ok"
+    # at 03:30 (a scheduler, or a second line) the fire time is served: nothing is due
+    at_half_past = datetime(2026, 3, 29, 3, 30, 5, tzinfo=BERLIN)
+    assert second.fire_to_serve(second.job("main"), at_half_past) == fire
+    assert second.run_job(second.job("main"), fire=fire).status == "not_due"
+    second.store.close()
+    assert [t for t in run_times(folder) if t.endswith("app")] == ["Sat 02:30 app", "Sun 03:00 app"]
+
+
+def test_a_job_waiting_out_its_jitter_is_not_overdue(tmp_path: Path) -> None:
+    """With `jitter: 30m` a 07:00 job may start at 07:29 (it sleeps, holding no run lock):
+    health counts its grace from the end of the jitter, not from 07:00."""
+    (tmp_path / "kpi.yaml").write_text("jitter: 30m\n" + SLOW_CONFIG)
+    config = load_config(tmp_path / "kpi.yaml")
+    created_on(config.store_url, datetime(2026, 11, 1, 10, tzinfo=UTC).timestamp())
+    waiting = health_report(config, now=datetime(2026, 11, 2, 7, 25, tzinfo=UTC).timestamp())
+    assert waiting["ok"], waiting["problems"]
+    assert waiting["jobs"][0]["overdue"] is False
+    late = health_report(config, now=datetime(2026, 11, 2, 7, 50, tzinfo=UTC).timestamp())
+    assert late["jobs"][0]["overdue"] is True
+    assert any("job main" in p for p in late["problems"])
+
+
+def test_crontab_and_github_lines_say_the_last_day_of_the_month_the_standard_way(
+    tmp_path: Path,
+) -> None:
+    """Crontab (Vixie, cronie, busybox) and GitHub's cron have no `L`: a line with it is
+    refused. The snippets fire on the 28th to 31st; `--run` / `--once` serve the month's last
+    day once (on the other days its newest fire time is the one already served)."""
+    (tmp_path / ".git").mkdir()
+    config_text = SLOW_CONFIG.replace('"0 7 * * *"', '"30 23 L * *"')
+    (tmp_path / "kpi.yaml").write_text(config_text)
+    config = load_config(tmp_path / "kpi.yaml")
+    lines = [line for line in snippet(config, "crontab", kpi="kpi").splitlines() if "--run" in line]
+    assert len(lines) == 1 and lines[0].startswith("30 23 28-31 * * ")
+    assert '- cron: "30 23 28-31 * *"' in snippet(config, "github-actions")
+    # what the extra days do: nothing, once the month's last day was served
+    at = datetime(2026, 11, 30, 23, 30, 5, tzinfo=UTC)
+    scheduler = scheduler_at(tmp_path, at, at + timedelta(minutes=1))
+    main_job = scheduler.job("main")
+    assert scheduler.run_job(main_job, fire=scheduler.fire_to_serve(main_job, at)).status == "ok"
+    for day in (28, 29, 30):
+        early = datetime(2026, 12, day, 23, 30, 5, tzinfo=UTC)
+        fire = scheduler.fire_to_serve(main_job, early)
+        assert scheduler.run_job(main_job, fire=fire).status == "not_due", day
+    last = datetime(2026, 12, 31, 23, 30, 5, tzinfo=UTC)
+    assert scheduler.run_job(main_job, fire=scheduler.fire_to_serve(main_job, last)).status == "ok"
+    scheduler.store.close()
+
+
+def test_jitter_is_counted_from_the_fire_time_not_added_per_job(tmp_path: Path) -> None:
+    """`jitter: 20m`: each job starts at most 20 minutes after its fire time. Jobs due
+    together (`--once` on a timer or in GitHub Actions) do not add up their jitters (three
+    jobs: up to an hour, past a 30-minute workflow timeout), and a catch-up run for a fire
+    time hours ago starts at once."""
+    (tmp_path / "kpi.yaml").write_text("jitter: 20m\n" + CONFIG)
+    config = load_config(tmp_path / "kpi.yaml")
+    stop = threading.Event()
+    monday = datetime(2026, 3, 2, 9, 0, tzinfo=BERLIN)  # main 07:00, weekly 09:00, fast 06:00
+    clock = FakeClock(monday, monday + timedelta(days=60), stop)
+    scheduler = Scheduler(config, clock=clock, stop=stop)
+    for seed in range(5):
+        random.seed(seed)
+        clock.t = (monday + timedelta(days=7 * seed)).astimezone(UTC)
+        results = scheduler.run_due()
+        assert [r.status for r in results] == ["ok", "ok", "ok"]
+        # fast (06:00) and main (07:00) are hours late: no wait; weekly (09:00) within 20 min
+        waited = clock.t - (monday + timedelta(days=7 * seed)).astimezone(UTC)
+        assert waited <= timedelta(minutes=20), (seed, waited)
+    scheduler.store.close()
+
+
+def test_the_watchdog_is_pinged_while_a_job_waits_for_the_run_lock(tmp_path: Path) -> None:
+    """A job waits up to 10 minutes for another run to let go of the store; systemd's
+    watchdog (`WatchdogSec=600` in the unit) must keep hearing from the scheduler meanwhile,
+    or it kills the scheduler at the end of the wait."""
+    import socket as sockets
+
+    from kpi_collector.store.lock import RunLock
+
+    address = str(tmp_path / "notify.sock")
+    server = sockets.socket(sockets.AF_UNIX, sockets.SOCK_DGRAM)
+    server.bind(address)
+    server.settimeout(10)
+    (tmp_path / "kpi.yaml").write_text(SLOW_CONFIG.replace("time.sleep(1.5); ", ""))
+    store = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
+    holder = RunLock(store, detail="kpi run")
+    holder.acquire()  # a long manual run holds the store
+    try:
+        with Running(tmp_path, NOTIFY_SOCKET=address, WATCHDOG_USEC="1000000") as running:
+            running.wait_for("main: collect slow")  # the catch-up job, now waiting
+            while server.recv(256).decode() != "WATCHDOG=1":  # the job's own start beat
+                pass
+            pings = [server.recv(256).decode() for _ in range(3)]  # while it waits
+            assert pings == ["WATCHDOG=1"] * 3
+            holder.release()
+            running.wait_for("main: run 1")
+            running.proc.send_signal(signal.SIGTERM)
+            assert running.finish() == 0
+    finally:
+        holder.release()
+        store.close()
+        server.close()
+
+
+def test_a_stop_during_the_jitter_wait_does_not_start_the_job(tmp_path: Path) -> None:
+    """SIGTERM lets the job *in progress* finish; a job still waiting out its jitter has not
+    started: the scheduler stops without running it (its fire time is caught up on the next
+    start), rather than running a whole job after being told to stop."""
+    (tmp_path / "kpi.yaml").write_text("jitter: 30m\n" + CONFIG)
+    config = load_config(tmp_path / "kpi.yaml")
+    stop = threading.Event()
+    fire = datetime(2026, 3, 2, 7, 0, tzinfo=BERLIN)
+
+    class SignalledClock(FakeClock):
+        def sleep(self, seconds: float, stop: threading.Event) -> None:
+            super().sleep(seconds, stop)
+            stop.set()  # SIGTERM arrives during the first sleep of the wait
+
+    clock = SignalledClock(fire, fire + timedelta(days=1), stop)
+    random.seed(1)  # a wait of some minutes
+    scheduler = Scheduler(config, clock=clock, stop=stop)
+    result = scheduler.run_job(scheduler.job("main"), fire=fire)
+    assert result.status == "skipped" and "stopping" in result.summary
+    assert scheduler.store.runs(5) == []
+    assert scheduler.is_due(scheduler.job("main"), fire)  # caught up on the next start
+    scheduler.store.close()

@@ -170,11 +170,13 @@ def _threshold(alert: Alert, ctx: _Context) -> Iterator[Finding]:
         return
     crossed = None
     # hysteresis: once true, a `below` alert holds until the value reaches `resolve_above`
+    # (an `above` one until `resolve_below`); an alert with both holds the side that fired
+    held = _held_side(alert, ctx, row.ts) if ctx.holds(alert.key) else None
     below = alert.below
-    if below is not None and alert.resolve_above is not None and ctx.holds(alert.key):
+    if below is not None and alert.resolve_above is not None and held in ("below", "either"):
         below = alert.resolve_above
     above = alert.above
-    if above is not None and alert.resolve_below is not None and ctx.holds(alert.key):
+    if above is not None and alert.resolve_below is not None and held in ("above", "either"):
         above = alert.resolve_below
     if below is not None and alert.below is not None and row.value < below:
         crossed = f"below {ctx.value(alert.kpi, alert.below)}"
@@ -186,6 +188,32 @@ def _threshold(alert: Alert, ctx: _Context) -> Iterator[Finding]:
             crossed += f" (resolves at {ctx.value(alert.kpi, above)})"
     detail = f"{ctx.title(alert.kpi)} is {ctx.value(alert.kpi, row.value)}"
     yield Finding(alert.key, crossed is not None, f"{detail}, {crossed}" if crossed else detail)
+
+
+def _held_side(alert: Alert, ctx: _Context, newest: float) -> str:
+    """Which side of a true threshold alert holds: "below" or "above" for an alert with both
+    (the side of the newest value before the one at `newest` that crossed a threshold: the
+    value that made it true, or a later one that crossed the other way), else "either"."""
+    assert alert.kpi is not None
+    if alert.below is None or alert.above is None:
+        return "either"
+    own = ctx.states.get((alert.key, OWN))
+    since = own.since if own is not None else newest
+
+    def side(value: float) -> str | None:
+        if alert.below is not None and value < alert.below:
+            return "below"
+        if alert.above is not None and value > alert.above:
+            return "above"
+        return None
+
+    # the values since the alert became true, newest first, then the one it became true on
+    for _, _, value in reversed(ctx.store.rows([alert.kpi], since=since, until=newest)):
+        if found := side(value):
+            return found
+    before = ctx.store.latest([alert.kpi], before=min(since, newest), strictly=True)
+    first = before.get(alert.kpi)
+    return (side(first.value) if first is not None else None) or "either"
 
 
 def _change(alert: Alert, ctx: _Context) -> Iterator[Finding]:

@@ -85,7 +85,9 @@ def schedule(
             if jobs:
                 now = scheduler.clock.now()
                 results = [
-                    scheduler.run_job(job, fire=None if force else job.cron.previous(now))
+                    scheduler.run_job(
+                        job, fire=None if force else scheduler.fire_to_serve(job, now)
+                    )
                     for job in map(scheduler.job, jobs)
                 ]
             else:

@@ -41,6 +41,8 @@ _DOW_ITEM = re.compile(
     r"^(?:(\*)|([0-7]|[a-z]{3})(?:-([0-7]|[a-z]{3}))?)(?:/(\d+))?$", re.IGNORECASE
 )
 _TICK = timedelta(microseconds=1)
+_SECOND = timedelta(seconds=1)
+_SPRING_SPAN = timedelta(hours=3)  # longer than any change of the clocks and its late fires
 _LOOKBACK_LIMIT = timedelta(days=366 * 8)  # "0 0 29 2 1" fires once in up to 28 years; enough
 
 
@@ -69,6 +71,7 @@ class Cron:
         else:  # both restricted: either one matching is enough
             variants = [{"day": dom, "day_of_week": "*"}, {"day": "*", "day_of_week": weekdays}]
         self._triggers: list[CronTrigger] = [_trigger(common | v, self.expr) for v in variants]
+        self._clock: Cron | None = None  # the cron's times of day alone (see `_own_time`)
 
     def __repr__(self) -> str:
         return f"Cron({self.expr!r}, {str(self.tz)!r})"
@@ -77,26 +80,78 @@ class Cron:
         """The first fire time after `when` (or at it, with `inclusive`), in the cron's zone."""
         # arithmetic in UTC: adding to a local time in a repeated hour would jump back an hour
         start = when.astimezone(UTC) + (timedelta(0) if inclusive else _TICK)
+        # a time skipped in spring fires late, after the change (02:30 at 03:30), yet only
+        # a search from before the change finds it: within hours after one, search from there
+        search = self._forward_change_before(start) or start
         while True:
-            found = [t.get_next_fire_time(None, start) for t in self._triggers]
+            found = [t.get_next_fire_time(None, search) for t in self._triggers]
             candidates = [f for f in found if f is not None]
             if not candidates:
                 return None
             # through UTC: a wall time skipped in spring comes back as the real local time
             best = min(candidates, key=lambda f: f.timestamp()).astimezone(UTC).astimezone(self.tz)
-            if not (self.fixed_hour and _second_copy(best)):
+            if best.astimezone(UTC) >= start and not (self.fixed_hour and _second_copy(best)):
                 return best
-            start = best.astimezone(UTC) + _TICK
+            search = best.astimezone(UTC) + _TICK
+
+    def late_fire(self, when: datetime) -> datetime | None:
+        """The late fire time of a time of day the clocks skipped (02:30, firing at 03:30 on
+        the day they go forward), when `when` is after the change and before that fire time;
+        else None. Cron (cronie, Vixie) runs such a job right after the change, at 03:00."""
+        start = when.astimezone(UTC)
+        before = self._forward_change_before(start)
+        following = self.next_after(start) if before is not None else None
+        if before is None or following is None:
+            return None
+        jump = following.utcoffset() or timedelta(0)
+        jump -= before.astimezone(self.tz).utcoffset() or timedelta(0)
+        # late fire times lie in the span of the jump after the change (`before` is up to 2 s
+        # before it), at a time of day that is not one of the cron's own
+        if following.astimezone(UTC) - before > jump + 2 * _SECOND or self._own_time(following):
+            return None
+        return following
+
+    def _own_time(self, when: datetime) -> bool:
+        """Whether `when`'s local time of day is one of the cron's own hours and minutes."""
+        minute, hour = self.fields[:2]
+        if self._clock is None:
+            self._clock = Cron(f"{minute} {hour} * * *")
+        local = when.astimezone(self.tz)
+        at = datetime(2000, 1, 1, local.hour, local.minute, tzinfo=UTC)
+        return self._clock.previous(at) == at
+
+    def _forward_change_before(self, start: datetime) -> datetime | None:
+        """A moment (UTC) just before the clocks went forward, when they did in the
+        `_SPRING_SPAN` before `start`; else None."""
+        now = start.astimezone(self.tz).utcoffset()
+        earlier = start - _SPRING_SPAN
+        if not (now is not None and (then := earlier.astimezone(self.tz).utcoffset()) is not None):
+            return None
+        if then >= now:
+            return None
+        low, high = earlier, start  # offset `then` at low, a later one at high
+        while high - low > _SECOND:
+            middle = low + (high - low) / 2
+            if middle.astimezone(self.tz).utcoffset() == then:
+                low = middle
+            else:
+                high = middle
+        # a whole second before: APScheduler rounds a start up to the second, which would
+        # land on the first instant after the change again
+        return low.replace(microsecond=0) - _SECOND
 
     def previous(self, when: datetime) -> datetime | None:
         """The last fire time at or before `when` (None when there was none in years)."""
+        # instants compared in UTC: Python compares two times of one zone by their wall
+        # clock, so 02:30 CEST would count as later than 02:15 CET (an hour after it)
+        when = when.astimezone(UTC)
         span = timedelta(minutes=2)
         while span <= _LOOKBACK_LIMIT:
-            found = self.next_after(when.astimezone(UTC) - span, inclusive=True)
-            if found is not None and found <= when:
+            found = self.next_after(when - span, inclusive=True)
+            if found is not None and found.astimezone(UTC) <= when:
                 while True:
                     following = self.next_after(found)
-                    if following is None or following > when:
+                    if following is None or following.astimezone(UTC) > when:
                         return found
                     found = following
             span *= 2
@@ -104,8 +159,9 @@ class Cron:
 
     def times(self, start: datetime, end: datetime) -> Iterator[datetime]:
         """Fire times in [start, end)."""
+        end = end.astimezone(UTC)  # an instant, whatever the zone (see `previous`)
         found = self.next_after(start, inclusive=True)
-        while found is not None and found < end:
+        while found is not None and found.astimezone(UTC) < end:
             yield found
             found = self.next_after(found)
 
@@ -120,29 +176,54 @@ def check_cron(expr: str) -> str:
 
 _MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February: in leap years
 _MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_NUMBERS = re.compile(r"\d+(?:,\d+)*")
 
 
 def _check_days_exist(cron: Cron) -> None:
     """ValueError when the day of month lists only days that none of the months has (with
-    the day of week unrestricted: a restricted one fires on its weekdays anyway)."""
+    the day of week unrestricted: a restricted one fires on its weekdays anyway), however
+    the fields are written: numbers, month names, ranges, steps."""
     _, _, dom, month, dow = cron.fields
-    if not dow.startswith("*") or not _NUMBERS.fullmatch(dom):
+    if not dow.startswith("*") or any(item.upper() == "L" for item in dom.split(",")):
         return
-    if month == "*":
-        months = list(range(1, 13))
-    elif _NUMBERS.fullmatch(month):
-        months = [int(m) for m in month.split(",")]
-    else:
+    months = _values(month, 1, 12, _MONTH_NAMES)
+    days = _values(dom, 1, 31)
+    if months is None or days is None:  # something APScheduler reads and we don't: let it be
         return
-    days = sorted({int(d) for d in dom.split(",")})
-    if any(d <= _MONTH_DAYS[m - 1] for d in days for m in months if 1 <= m <= 12):
+    if any(d <= _MONTH_DAYS[m - 1] for d in days for m in months):
         return
-    named = " or ".join(_MONTH_NAMES[m - 1].title() for m in months if 1 <= m <= 12)
+    named = " or ".join(_MONTH_NAMES[m - 1].title() for m in sorted(months))
     raise ValueError(
-        f"{cron.expr!r} never fires: {named} has no day {', '.join(map(str, days))}; "
+        f"{cron.expr!r} never fires: {named} has no day {', '.join(map(str, sorted(days)))}; "
         "use L for a month's last day"
     )
+
+
+_ITEM = re.compile(r"^(?:(\*)|(\w+)(?:-(\w+))?)(?:/(\d+))?$")
+
+
+def _values(field: str, low: int, high: int, names: tuple[str, ...] = ()) -> set[int] | None:
+    """The numbers a cron field (`*`, `5`, `1-5`, `*/2`, `4/5`, `jan-mar`, lists of them)
+    stands for; None for a form this does not read."""
+
+    def number(text: str) -> int | None:
+        if text.isdigit():
+            return int(text)
+        if text.lower() in names:
+            return names.index(text.lower()) + low
+        return None
+
+    found: set[int] = set()
+    for item in field.split(","):
+        match = _ITEM.match(item.strip())
+        if match is None:
+            return None
+        star, first, last, step = match.groups()
+        start = low if star else number(first)
+        end = high if star or (step and not last) else number(last) if last else start
+        if start is None or end is None:
+            return None
+        found.update(range(start, min(end, high) + 1, int(step) if step else 1))
+    return found
 
 
 def _fields(expr: str) -> list[str]:

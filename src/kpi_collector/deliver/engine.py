@@ -142,16 +142,21 @@ class DeliveryEngine:
         targets = self.selected(only)
         if not targets:  # nothing to deliver to: no need to read the ledger (nor import its SQL)
             return []
-        pending = self.records(status=PENDING)
-        by_name: dict[str, list[DeliveryRecord]] = {}
-        for record in pending:
-            by_name.setdefault(record.destination, []).append(record)
-        work = [(d, by_name[d.name]) for d in targets if d.name in by_name]
-        if not work:
+        if not self._pending_work(targets):
             return []
         from kpi_collector.collect.http import HttpClient
 
         mutex = await self._lock(store)
+        # read again now that no one else delivers: what another process sent while this
+        # one waited is done, and must not go out twice
+        try:
+            work = self._pending_work(targets)
+        except BaseException:
+            mutex.release()
+            raise
+        if not work:
+            mutex.release()
+            return []
         async with HttpClient() as http:
             self._http = http
             try:
@@ -162,6 +167,15 @@ class DeliveryEngine:
                 self._http = None
                 mutex.release()
         return [outcome for chain in chains for outcome in chain]
+
+    def _pending_work(
+        self, targets: Sequence[Destination]
+    ) -> list[tuple[Destination, list[DeliveryRecord]]]:
+        """Each of `targets` with its pending rows, oldest first; those without are left out."""
+        by_name: dict[str, list[DeliveryRecord]] = {}
+        for record in self.records(status=PENDING):
+            by_name.setdefault(record.destination, []).append(record)
+        return [(d, by_name[d.name]) for d in targets if d.name in by_name]
 
     async def _lock(self, store: HistoryStore) -> Any:
         """One delivering process per store (a run and `kpi deliver` may overlap): the other

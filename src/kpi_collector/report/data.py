@@ -104,6 +104,7 @@ class SchedulerDoc(TypedDict):
 
 class RunInProgressDoc(TypedDict):
     started_at: str | None
+    beat_at: str | None  # the run lock holder's last heartbeat
     detail: str | None
 
 
@@ -591,6 +592,7 @@ class DashboardData:
             if running is None
             else {
                 "started_at": iso(running["started_at"], self.zone),
+                "beat_at": iso(running["beat_at"], self.zone),
                 "detail": redact(running["detail"]) if running.get("detail") else None,
             },
             "alerts": [

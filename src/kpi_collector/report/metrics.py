@@ -18,6 +18,8 @@ __all__ = ["CONTENT_TYPE", "metrics_text"]
 RUN_STATUSES = ("ok", "partial", "failed", "running", "interrupted")
 #: seconds without a heartbeat before the scheduler counts as gone (as `kpi validate --health`)
 SCHEDULER_STALE = 180.0
+#: seconds without a heartbeat before the run in progress counts as gone (as `--health`)
+RUN_STALE = 60.0
 
 
 def _family(lines: list[str], name: str, help_text: str, samples: list[tuple[str, float]]) -> None:
@@ -137,8 +139,16 @@ def metrics_text(data: DashboardData) -> str:
                 "When the `kpi schedule` process last said it is alive (Unix time).",
                 [("", beat)],
             )
+            # a scheduler busy with a long job beats through its run's heartbeat; a run whose
+            # heartbeat stopped too is what a process killed mid-job leaves behind
+            running = health["run_in_progress"]
+            run_beat = running["beat_at"] if running is not None else None
+            run_alive = (
+                run_beat is not None
+                and data.clock() - datetime.fromisoformat(run_beat).timestamp() <= RUN_STALE
+            )
             alive = daemon["state"] != "stopped" and (
-                health["run_in_progress"] is not None or data.clock() - beat <= SCHEDULER_STALE
+                run_alive or data.clock() - beat <= SCHEDULER_STALE
             )
             _family(
                 lines,

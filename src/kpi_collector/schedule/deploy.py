@@ -23,7 +23,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kpi_collector.config.cron import _fields, _weekdays
+from kpi_collector.config.cron import _MONTH_NAMES, _fields, _weekdays
 from kpi_collector.config.loader import _VAR
 from kpi_collector.errors import ConfigError
 from kpi_collector.schedule.scheduler import plan
@@ -81,7 +81,7 @@ def crontab(config: Config, *, kpi: str | None = None) -> str:
             f"CRON_TZ={config.timezone}",
         ]
     for job in plan(config):
-        line = f"{job.cron.expr} {command} schedule --run {job.name} >> {log} 2>&1"
+        line = f"{_standard_cron(job.cron.expr)} {command} schedule --run {job.name} >> {log} 2>&1"
         lines.append(line.replace("%", r"\%"))  # cron turns a bare % into a newline
     return "\n".join(lines) + "\n"
 
@@ -250,20 +250,85 @@ def on_calendar(expr: str, timezone: str = "UTC") -> list[str]:
     """systemd `OnCalendar=` expressions (systemd.time(7)) that fire when the cron does.
 
     Cron fires when day of month *or* day of week matches if both are restricted; systemd
-    requires both, so that case gives two expressions. Raises ConfigError for a field systemd
-    cannot say (a step inside a range of days, for one)."""
+    requires both, so that case gives two expressions. A time that does not exist on the day
+    clocks go forward (02:30 in Europe) fires late that day (03:30; see `Cron`), where systemd
+    skips it: such a time gets an expression of its own (on the other days it runs `kpi
+    schedule --once` with nothing due). Raises ConfigError for a field systemd cannot say (a
+    step inside a range of days, for one)."""
+    specs = _on_calendar(expr, timezone)
+    for hour, minute in _late_in_spring(expr, timezone):
+        fields = _fields(expr)
+        late = " ".join([str(minute), str(hour), *fields[2:]])
+        specs += [spec for spec in _on_calendar(late, timezone) if spec not in specs]
+    return specs
+
+
+_SPRING_YEARS = 3  # the years ahead whose changes of the clocks are looked at
+
+
+def _late_in_spring(expr: str, timezone: str) -> list[tuple[int, int]]:
+    """The local times (hour, minute) the cron fires at, late, on a day clocks go forward in
+    `timezone` within the next few years: its times in the skipped span, moved past it."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from kpi_collector.config.cron import Cron
+
+    zone = ZoneInfo(timezone)
+    cron = Cron(expr, zone)
+    minutes, hours = _fields(expr)[:2]
+    clock = Cron(f"{minutes} {hours} * * *")  # the cron's own times of day, which systemd has
+
+    def own_time(local: datetime) -> bool:
+        at = datetime(2000, 1, 1, local.hour, local.minute, tzinfo=UTC)
+        return clock.previous(at) == at
+
+    found: list[tuple[int, int]] = []
+    hour = timedelta(hours=1)
+    start = datetime(datetime.now(UTC).year, 1, 1, tzinfo=UTC)
+    at = start
+    while at < start + timedelta(days=366 * _SPRING_YEARS):
+        before, after = at.astimezone(zone).utcoffset(), (at + hour).astimezone(zone).utcoffset()
+        if before is not None and after is not None and after > before:
+            change = at
+            while change.astimezone(zone).utcoffset() == before:  # to the minute
+                change += timedelta(minutes=1)
+            for fire in cron.times(change, change + (after - before)):
+                local = fire.astimezone(zone)
+                if not own_time(local) and (local.hour, local.minute) not in found:
+                    found.append((local.hour, local.minute))
+        at += hour
+    return found
+
+
+def _on_calendar(expr: str, timezone: str) -> list[str]:
     minute, hour, dom, month, dow = _fields(expr)
     zone = "" if timezone == "UTC" else f" {timezone}"
     time = f"{_sd_field(hour, 0, expr)}:{_sd_field(minute, 0, expr)}:00"
+    # a field that starts with "*" is unrestricted for cron's "either day" rule, yet a step
+    # still restricts it: "*/3" is Sunday, Wednesday and Saturday
     day_any = dom.startswith("*")
     dow_any = dow.startswith("*")
-    weekdays = "" if dow_any else ",".join(_SD_DAYS[d] for d in sorted(_weekdays(dow))) + " "
-    months = _sd_field(month, 1, expr)
+    days_of_week = sorted(_weekdays(dow))
+    weekdays = "" if len(days_of_week) == 7 else ",".join(_SD_DAYS[d] for d in days_of_week) + " "
+    months = _sd_field(_month_numbers(month), 1, expr)
     days = _sd_days(dom, expr)
     date = f"*-{months}~{days[1:]}" if days.startswith("~") else f"*-{months}-{days}"
     if not day_any and not dow_any:
         return [f"{date} {time}{zone}", f"{weekdays}*-{months}-* {time}{zone}"]
     return [f"{weekdays}{date} {time}{zone}"]
+
+
+def _month_numbers(field: str) -> str:
+    """A cron month field with its names (`jan-mar`, `Aug`) written as numbers."""
+    return re.sub(
+        r"[a-z]{3}",
+        lambda m: (
+            str(_MONTH_NAMES.index(m[0].lower()) + 1) if m[0].lower() in _MONTH_NAMES else m[0]
+        ),
+        field,
+        flags=re.IGNORECASE,
+    )
 
 
 def _sd_days(dom: str, expr: str) -> str:
@@ -407,9 +472,21 @@ def _shortest_gap(expr: str, timezone: str) -> float:
     return min(gaps) if gaps else float("inf")
 
 
-def _posix_cron(expr: str) -> str:
-    """GitHub reads POSIX cron: no @macros, day of week 0-6 (or names)."""
+def _standard_cron(expr: str) -> str:
+    """`expr` for a cron without `L` (Vixie, cronie, busybox, GitHub): the last day of the
+    month is one of the 28th to 31st; `kpi schedule --run` / `--once` then serve the month's
+    fire time once, on its last day (on the others the newest fire time is already served)."""
     fields = _fields(expr)
+    days = fields[2].split(",")
+    if not any(day.upper() == "L" for day in days):
+        return expr
+    fields[2] = ",".join(dict.fromkeys("28-31" if day.upper() == "L" else day for day in days))
+    return " ".join(fields)
+
+
+def _posix_cron(expr: str) -> str:
+    """GitHub reads POSIX cron: no @macros, no `L`, day of week 0-6 (or names)."""
+    fields = _fields(_standard_cron(expr))
     dow = fields[4]
     if not dow.startswith("*") and re.search(r"7|/", dow):
         fields[4] = ",".join(_DAY_NAMES[d] for d in sorted(_weekdays(dow)))

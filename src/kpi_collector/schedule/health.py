@@ -1,9 +1,9 @@
 """Is the collector alive and up to date? `kpi validate --health`, and the dashboard.
 
-Problems (exit 1): a job whose last fire time passed without a success (15 minutes of grace,
-none while a run is in progress; a job that never ran is "not run yet" until a fire time
-after the store was created), a scheduler or a run whose heartbeat stopped, a last run
-that failed or was interrupted. Warnings: active alerts, pending deliveries, a partial run.
+Problems (exit 1): a job whose last fire time passed without a success (15 minutes of grace
+plus `jitter:`, none while a run is in progress; a job that never ran is "not run yet" until
+a fire time after the store was created), a scheduler or a run whose heartbeat stopped, a
+last run that failed or was interrupted. Warnings: active alerts, pending deliveries, a partial run.
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
             )
         at = datetime.fromtimestamp(now, UTC)
         created = store_created_at(store)
+        # a job with `jitter:` may sleep that long after its fire time before it starts
+        grace = GRACE + config.settings.jitter_seconds
         job_rows = []
         for job in scheduler.jobs:
             fired = job.cron.previous(at)
@@ -77,7 +79,7 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
                 fired is not None
                 and not not_run_yet
                 and (success is None or success < fired.timestamp())
-                and now - fired.timestamp() > GRACE
+                and now - fired.timestamp() > grace
             )
             if overdue and running is None:
                 assert fired is not None

@@ -32,7 +32,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -203,6 +203,13 @@ class Scheduler:
         last = self.last_success(job)
         return last is None or last < fire.timestamp()
 
+    def fire_to_serve(self, job: Job, now: datetime) -> datetime | None:
+        """The fire time a run of `job` started at `now` by something else than this loop
+        (`--run` from a crontab line) serves: the newest at or before `now`, or, between a
+        change of the clocks and the late fire time of a skipped time of day (02:30 firing at
+        03:30), that late one, since cron runs the skipped line right after the change."""
+        return job.cron.late_fire(now) or job.cron.previous(now)
+
     def next_times(self, after: datetime) -> dict[str, datetime | None]:
         return {job.name: job.cron.next_after(after) for job in self.jobs}
 
@@ -215,12 +222,22 @@ class Scheduler:
         With `fire` (the fire time this run serves), a job that finds, once it holds the lock,
         that another process already served that fire time does nothing and returns status
         `not_due` (not recorded: nothing ran). With `jitter:` such a run starts up to that
-        long after the fire time, at random."""
+        long after the fire time, at random: a job that starts later anyway (after the jobs
+        due with it, or catching up) waits only for what is left, if anything; one stopped
+        during that wait does not start (status `skipped`, not recorded)."""
         jitter = self.config.settings.jitter_seconds
         if fire is not None and jitter:
-            delay = random.uniform(0, jitter)  # spreading load, not a secret
-            log.info("%s: starting in %.0f s (jitter)", job.name, delay)
-            self._wait(delay)
+            start = fire.timestamp() + random.uniform(0, jitter)  # spreading load, not a secret
+            delay = start - self.clock.now().timestamp()
+            if delay > 0:
+                log.info("%s: starting in %.0f s (jitter)", job.name, delay)
+                self._wait(delay)
+                if self.stop.is_set():  # not started yet: nothing in progress to finish
+                    outcome = JobResult(
+                        job.name, "skipped", "skipped: stopping before its jitter ended"
+                    )
+                    log.warning("%s: %s", job.name, outcome.summary)
+                    return outcome
         log.info("%s: %s", job.name, job.describe())
         self._beat("running", detail=f"job {job.name}")
         return self._run_job(job, fire)
@@ -254,7 +271,11 @@ class Scheduler:
 
     def _run_job(self, job: Job, fire: datetime | None) -> JobResult:
         lock = RunLock(
-            self.store, wait=self.lock_wait, detail=f"kpi schedule {job.name}", stop=self.stop
+            self.store,
+            wait=self.lock_wait,
+            detail=f"kpi schedule {job.name}",
+            stop=self.stop,
+            waiting=self._waiting(job),
         )
         try:
             if not _take_run_lock(lock):
@@ -298,6 +319,28 @@ class Scheduler:
         if outcome.status in SUCCESS:
             self._ping()
         return outcome
+
+    def _waiting(self, job: Job) -> Callable[[], None] | None:
+        """What a job waiting for the run lock calls between its tries: the daemon pings
+        systemd's watchdog (the wait, up to `lock_wait`, is as long as `WatchdogSec=`) and
+        beats at its usual pace."""
+        if not self._serving:
+            return None
+        from kpi_collector.schedule.sdnotify import notify, watchdog_interval
+
+        every = min(watchdog_interval() or self.heartbeat_every, self.heartbeat_every)
+        last = {"ping": time.monotonic(), "beat": time.monotonic()}
+
+        def waiting() -> None:
+            now = time.monotonic()
+            if now - last["beat"] >= self.heartbeat_every:
+                last["beat"] = last["ping"] = now
+                self._beat("running", detail=f"job {job.name}: waiting for the run lock")
+            elif now - last["ping"] >= every:
+                last["ping"] = now
+                notify("WATCHDOG=1")
+
+        return waiting
 
     def _ping(self) -> None:
         """The dead-man's switch: request `heartbeat_url` after a job that succeeded. A
@@ -490,7 +533,7 @@ class Scheduler:
                 now = self.clock.now()
                 for job in self.jobs:
                     fire = upcoming[job.name]
-                    if fire is None or fire > now or self.stop.is_set():
+                    if fire is None or fire.timestamp() > now.timestamp() or self.stop.is_set():
                         continue
                     self.run_job(job, fire=fire)
                     upcoming[job.name] = self._after_run(job, fire)
@@ -513,7 +556,11 @@ class Scheduler:
         now = self.clock.now()
         following = job.cron.next_after(fire)
         missed: list[datetime] = []
-        while following is not None and following <= now and len(missed) < 1000:
+        while (
+            following is not None
+            and following.timestamp() <= now.timestamp()
+            and len(missed) < 1000
+        ):
             missed.append(following)
             following = job.cron.next_after(following)
         if not missed:
@@ -547,7 +594,9 @@ class Scheduler:
 
     def _sleep(self, upcoming: dict[str, datetime | None]) -> None:
         times = [t for t in upcoming.values() if t is not None]
-        soonest = min(times) if times else None
+        # the earliest instant: two times of one zone compare by their wall clock (02:30 CEST,
+        # 00:30 UTC, would come after 02:00 CET, 01:00 UTC, in the hour that repeats)
+        soonest = min(times, key=lambda t: t.timestamp()) if times else None
         self._beat("idle", next_run_at=soonest.timestamp() if soonest else None, detail=None)
         if self.stop.is_set():
             return

@@ -68,7 +68,7 @@ class JobState:
     job: str
     last_fire_at: float | None
     last_success_at: float | None
-    last_status: str | None  # ok | failed | skipped
+    last_status: str | None  # ok | partial | failed | skipped | not_due
     last_error: str | None
     updated_at: float
 
@@ -196,7 +196,8 @@ def job_states(store: HistoryStore) -> dict[str, JobState]:
 def record_job(
     store: HistoryStore, job: str, *, fired_at: float, status: str, error: str | None = None
 ) -> None:
-    """Remember a job's outcome; `ok` also moves its last success to `fired_at`."""
+    """Remember a job's outcome; `ok` and `partial` (some sources failed, the others' values
+    are stored: the fire time is served) also move its last success to `fired_at`."""
     from kpi_collector.store.schema import schedule_jobs as t
 
     values: dict[str, Any] = {
@@ -205,7 +206,7 @@ def record_job(
         "last_error": redact(error) if error else None,
         "updated_at": time.time(),
     }
-    if status == "ok":
+    if status in ("ok", "partial"):
         values["last_success_at"] = fired_at
     with store.write() as conn:
         if not conn.execute(t.update().where(t.c.job == job).values(**values)).rowcount:

@@ -26,6 +26,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -263,13 +264,21 @@ class MySqlMutex(_SessionLock):
         return f"kpi_collector:{hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()}"
 
 
-def _take(mutex: Mutex, wait: float, stop: threading.Event | None) -> bool:
-    """Try `mutex` until it is ours (True), `wait` seconds passed or `stop` is set (False)."""
+def _take(
+    mutex: Mutex,
+    wait: float,
+    stop: threading.Event | None,
+    waiting: Callable[[], None] | None = None,
+) -> bool:
+    """Try `mutex` until it is ours (True), `wait` seconds passed or `stop` is set (False);
+    `waiting` is called between the tries."""
     deadline = time.monotonic() + wait
     while not mutex.try_acquire():
         remaining = deadline - time.monotonic()
         if remaining <= 0 or (stop is not None and stop.is_set()):
             return False
+        if waiting is not None:
+            waiting()
         if stop is not None:
             stop.wait(min(_POLL, remaining))
         else:
@@ -295,8 +304,10 @@ class RunLock:
     `wait` is how many seconds `acquire` waits for another holder (0: fail at once);
     `detail` says in the heartbeat row what holds the lock ("kpi run", "kpi schedule");
     the holder beats every `heartbeat_every` seconds, so others can tell a live holder from
-    a dead one; a set `stop` event ends the wait early. Raises LockBusy (naming the holder
-    when the store knows it) when the lock stays taken, StoreError when the store fails.
+    a dead one; a set `stop` event ends the wait early; `waiting` is called every fraction of
+    a second while `acquire` waits (the scheduler pings systemd's watchdog). Raises LockBusy
+    (naming the holder when the store knows it) when the lock stays taken, StoreError when
+    the store fails.
     """
 
     def __init__(
@@ -307,8 +318,10 @@ class RunLock:
         detail: str = "kpi run",
         heartbeat_every: float = HEARTBEAT_EVERY,
         stop: threading.Event | None = None,
+        waiting: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
+        self.waiting = waiting
         self.wait = wait
         self.detail = detail
         self.heartbeat_every = heartbeat_every
@@ -346,7 +359,7 @@ class RunLock:
         `register=False` only takes the cross-process lock; call `register()` before writing
         (a run does that in a thread while its first requests are out)."""
         mutex = store_mutex(self.store, RUN)
-        if not _take(mutex, self.wait, self.stop):
+        if not _take(mutex, self.wait, self.stop, self.waiting):
             raise self._busy()
         self._mutex = mutex
         if register:
