@@ -53,7 +53,13 @@ def decode_html(content_type: str | None, body: bytes) -> tuple[str, str]:
     if bom_codec is not None and bom is not None:
         return bom_codec, to_unicode(body[len(bom) :], bom_codec)
     header = header_charset(content_type)
-    codec = _sniffed(header, body)
+    codec = _codec(header, meta=False) if header is not None else None
+    if codec is None:
+        codec = meta_charset(body)
+    if codec is None and body.startswith(b"<?xml"):
+        codec = _xml_charset(body)
+    if codec is None:
+        codec = "utf-8" if _valid_utf8(body) else "cp1252"
     if codec == "replacement":
         label = header if _codec(header or "", meta=False) == "replacement" else "its <meta>"
         raise ExtractError(
@@ -63,34 +69,6 @@ def decode_html(content_type: str | None, body: bytes) -> tuple[str, str]:
     if codec == "x-user-defined":
         return codec, body.decode("latin-1").translate(_USER_DEFINED)
     return codec, to_unicode(body, codec)
-
-
-def is_ascii_utf8(content_type: str | None, body: bytes) -> bool:
-    """Whether `body` is ASCII and `decode_html` reads it as UTF-8: its text is then the
-    body read as ASCII, and a parser can take the bytes as they are (no decoding needed to
-    know that nothing would be replaced). An ASCII body has no byte order mark; one in a
-    7-bit encoding that is not ASCII (ISO-2022-JP, UTF-16) is not read as UTF-8."""
-    return body.isascii() and is_utf8(_sniffed(header_charset(content_type), body))
-
-
-def is_utf8(codec: str) -> bool:
-    """Whether a codec name `decode_html` gives is UTF-8."""
-    return codec.replace("_", "-").lower() in ("utf-8", "utf8")
-
-
-def _sniffed(header: str | None, body: bytes) -> str:
-    """The codec of a page without a byte order mark: the `Content-Type` charset
-    (`header`), else the `<meta>` prescan's, else an XML declaration's, else UTF-8 when the
-    bytes are valid UTF-8 and windows-1252 when not (may be `replacement` or
-    `x-user-defined`, which `decode_html` handles)."""
-    codec = _codec(header, meta=False) if header is not None else None
-    if codec is None:
-        codec = meta_charset(body)
-    if codec is None and body.startswith(b"<?xml"):
-        codec = _xml_charset(body)
-    if codec is None:
-        codec = "utf-8" if _valid_utf8(body) else "cp1252"
-    return codec
 
 
 @lru_cache(maxsize=256)  # a site's pages share a few values; parsing one takes ≈40 µs
@@ -177,8 +155,6 @@ def _codec(label: str, *, meta: bool) -> str | None:
 
 
 def _valid_utf8(body: bytes) -> bool:
-    if body.isascii():  # no decoding needed to know
-        return True
     try:
         body.decode("utf-8")
     except UnicodeDecodeError:

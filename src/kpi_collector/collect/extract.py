@@ -331,8 +331,7 @@ class HtmlDocument:
     `body` is the page as text, decoded as a browser does (`Response.html()`); bytes are
     taken as UTF-8. `utf8`: the same page as UTF-8 bytes, when the caller has them
     (`Response.html_page()`); Lexbor parses them as they are, where text would be encoded
-    into a copy first. With `utf8`, `body` may be None: the text is decoded only when
-    something reads it (`text`). ValueError when both are None.
+    into a copy first.
 
     `locale` is the config's `locale:` for the page; without it, a text's numbers are read
     in the language of its element (the nearest `lang` attribute, as the HTML standard
@@ -341,7 +340,7 @@ class HtmlDocument:
 
     def __init__(
         self,
-        body: bytes | str | None,
+        body: bytes | str,
         *,
         locale: str | None = None,
         utf8: bytes | None = None,
@@ -349,16 +348,10 @@ class HtmlDocument:
     ) -> None:
         from selectolax.lexbor import LexborHTMLParser
 
-        if isinstance(body, bytes):
-            body = body.decode("utf-8", errors="replace")
-        page = utf8 if utf8 is not None else body
-        if page is None:
-            raise ValueError("HtmlDocument needs the page as text or as UTF-8 bytes")
-        self._text = body
-        self._utf8 = utf8
+        self._body = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
         self.locale = locale
         self.seconds = seconds  # the longest a selector may take in a process of its own
-        self._tree = LexborHTMLParser(page)
+        self._tree = LexborHTMLParser(self._body if utf8 is None else utf8)
         self._lxml: Any = None
         self._deeper: dict[int, bool] = {}  # depth -> whether the page nests that deep
         self._elements: int | None = None  # its `<`s: an upper bound of its elements
@@ -370,24 +363,8 @@ class HtmlDocument:
 
     @property
     def text(self) -> str:
-        """The page as text (decoded from its UTF-8 bytes on first use when built from them;
-        bytes that are not UTF-8 become U+FFFD)."""
-        if self._text is None:
-            self._text = (self._utf8 or b"").decode("utf-8", errors="replace")
-        return self._text
-
-    @property
-    def size(self) -> int:
-        """The page's size: its UTF-8 bytes when it has them, else its characters (for
-        `offload.INLINE_BYTES`, no decoding or encoding needed)."""
-        return len(self._utf8) if self._utf8 is not None else len(self._text or "")
-
-    @property
-    def utf8(self) -> bytes:
-        """The page as UTF-8 bytes (encoded on first use when built from text)."""
-        if self._utf8 is None:
-            self._utf8 = self.text.encode("utf-8")
-        return self._utf8
+        """The page as text (what it was built from)."""
+        return self._body
 
     def refresh_url(self, base_url: str) -> str | None:
         """The absolute http(s) URL the page sends on to with its first `<meta
@@ -418,7 +395,7 @@ class HtmlDocument:
         if k < 2:  # one: each element's ancestors once, linear in the page times its depth
             return True
         if self._elements is None:  # counted once a page: each probe would count again
-            self._elements = max(self.utf8.count(b"<"), 1)
+            self._elements = max(self._body.count("<"), 1)
         elements = self._elements
         deepest_allowed = k
         while elements * _choose(deepest_allowed + 1, k) <= CSS_STEPS:
@@ -440,7 +417,7 @@ class HtmlDocument:
         import sys
 
         request = {"selector": selector, "count": metric.count, "attr": metric.attr}
-        page = self.utf8
+        page = self._body.encode("utf-8")
         try:
             done = subprocess.run(
                 [sys.executable, "-m", "kpi_collector.collect.css_child"],
@@ -517,7 +494,7 @@ class HtmlDocument:
             # UTF-8 bytes with the parser told so: the text is decoded already, and a
             # `<meta charset>` or `<?xml encoding?>` in it must not decode it a second time
             parser = lxml.html.HTMLParser(encoding="utf-8")
-            self._lxml = lxml.html.document_fromstring(self.utf8, parser=parser)
+            self._lxml = lxml.html.document_fromstring(self._body.encode(), parser=parser)
         from lxml.etree import XPathError
 
         try:

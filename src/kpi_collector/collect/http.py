@@ -139,19 +139,13 @@ class Response:
         when the body is valid UTF-8, else windows-1252, the standard's default for most
         locales. Bytes that do not decode become U+FFFD.
         """
-        text, utf8 = self.html_page()
-        return text if text is not None else (utf8 or b"").decode("ascii")
+        return self.html_page()[0]
 
-    def html_page(self) -> tuple[str | None, bytes | None]:
-        """(text, utf8): `html()`, and the body itself when that text is exactly the body
-        read as UTF-8 (no byte order mark, nothing replaced), else None: what an HTML parser
-        can take as it is, without encoding the text again. The text is None when the body
-        is ASCII read as UTF-8 (the text is then the body read as ASCII, left to decode when
-        someone asks for it: most pages are only parsed). One of the two is never None.
-
-        Raises ExtractError for compressed bytes without a `Content-Encoding` and for a
-        charset browsers refuse to decode (see `charset.decode_html`)."""
-        from kpi_collector.collect.charset import decode_html, is_ascii_utf8, is_utf8
+    def html_page(self) -> tuple[str, bytes | None]:
+        """`html()`, and the body itself when that text is exactly the body read as UTF-8
+        (no byte order mark, nothing replaced), else None: what an HTML parser can take
+        as it is, without encoding the text again."""
+        from kpi_collector.collect.charset import decode_html
 
         for magic, coding in _COMPRESSED_MAGIC:
             if self.body.startswith(magic):
@@ -161,12 +155,13 @@ class Response:
                     f"answer has no `Content-Encoding: {coding}` header; fix the server's "
                     "headers (nothing can be read from compressed bytes)"
                 )
-        content_type = self.headers.get("Content-Type")
-        if is_ascii_utf8(content_type, self.body):
-            return None, self.body
-        encoding, text = decode_html(content_type, self.body)
+        encoding, text = decode_html(self.headers.get("Content-Type"), self.body)
         # U+FFFD absent: nothing was replaced (a body that spells it out takes the text)
-        if is_utf8(encoding) and "\ufffd" not in text and not self.body.startswith(b"\xef\xbb\xbf"):
+        if (
+            encoding.replace("_", "-").lower() in ("utf-8", "utf8")
+            and "\ufffd" not in text
+            and not self.body.startswith(b"\xef\xbb\xbf")
+        ):
             return text, self.body
         return text, None
 

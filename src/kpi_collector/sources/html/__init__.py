@@ -93,16 +93,15 @@ class HTML(HttpSource):
         return await self._parse(ctx, html, url), url
 
     async def _parse(
-        self, ctx: SourceContext, text: str | None, url: str, utf8: bytes | None = None
+        self, ctx: SourceContext, text: str, url: str, utf8: bytes | None = None
     ) -> HtmlDocument:
-        """The page from `url` parsed: `text`, and `utf8`, the same as UTF-8 bytes, if known
-        (either may be None, not both; see `Response.html_page`). On the loop, unless the
-        page is large (parsing is linear in it, see `INLINE_BYTES`)."""
+        """`text` (from `url`; `utf8`: the same as UTF-8 bytes, if known) parsed: on the loop,
+        unless the page is large (parsing is linear in it, see `INLINE_BYTES`)."""
 
         def parse() -> HtmlDocument:
             return HtmlDocument(text, locale=self.locale, utf8=utf8, seconds=ctx.timeout)
 
-        if (len(utf8) if utf8 is not None else len(text or "")) <= INLINE_BYTES:
+        if len(text) <= INLINE_BYTES:
             return parse()
         return await ctx.off_loop(parse, what=f"parsing {url_without_query(url)}")
 
@@ -144,7 +143,7 @@ class HTML(HttpSource):
                 return self.extract(document.metric)
 
         # XPath, and CSS that may backtrack (`HtmlDocument.css`), may take long: off the loop
-        small = document.size <= INLINE_BYTES and not any(
+        small = len(document.text) <= INLINE_BYTES and not any(
             m.xpath or (m.css and backtracking_combinators(m.css) > 1)
             for m in self.metrics.values()
         )
