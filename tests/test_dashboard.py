@@ -459,6 +459,43 @@ def test_token_is_required_when_set(data: DashboardData) -> None:
         assert token not in c.get("/").text and token not in c.get("/metrics").text
 
 
+@pytest.mark.parametrize(
+    "token",
+    [
+        "Kx9+/ab==",  # base64 (`openssl rand -base64`): `+` is not a space here
+        "semi;colon, and space",  # what a cookie value cannot hold as it is
+        "p\u00e4ss-\u5bc6\u7801-\U0001f511",  # not Latin-1
+        'quote"back\\slash%41',
+    ],
+)
+def test_any_token_opens_the_dashboard_by_header_link_and_cookie(
+    data: DashboardData, token: str
+) -> None:
+    """A token of any printable characters works the three ways a user presents it: the
+    header (its UTF-8 bytes), `?token=` as a browser sends a typed link (percent-encoded,
+    `+` kept), and the cookie that link sets; a wrong one still gets 401."""
+    from urllib.parse import quote
+
+    from starlette.testclient import TestClient
+
+    app = create_app(data.config, data=data, token=token)
+    with TestClient(app, base_url="http://kpi.example.com") as c:
+        header = b"Bearer " + token.encode()
+        assert c.get("/api/kpis", headers=[(b"authorization", header)]).status_code == 200
+        wrong = b"Bearer x" + token[1:].encode()
+        assert c.get("/api/kpis", headers=[(b"authorization", wrong)]).status_code == 401
+        link = quote(token, safe="+/=;,")  # a browser leaves these as typed
+        first = c.get(f"/?token={link}", follow_redirects=False)
+        assert first.status_code == 303, first.text
+        assert token not in first.headers["set-cookie"] or token.isascii() and token.isalnum()
+        assert c.get("/api/kpis").status_code == 200  # the cookie now
+    with TestClient(app, base_url="http://kpi.example.com") as c:
+        assert (
+            c.get("/?token=" + quote("x" + token[1:], safe=""), follow_redirects=False).status_code
+            == 401
+        )
+
+
 def test_non_loopback_bind_needs_a_token() -> None:
     from kpi_collector.errors import ConfigError
 

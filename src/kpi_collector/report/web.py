@@ -17,7 +17,7 @@ import ipaddress
 from collections.abc import MutableMapping
 from datetime import date
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, unquote_to_bytes, urlencode
 
 from kpi_collector.report import pages
 from kpi_collector.report.data import DashboardData, OverviewDoc, SeriesDoc, shift_periods
@@ -79,14 +79,16 @@ class Guard:
                 )
                 return
         else:
-            given = _presented(scope, headers)
-            if given is None or not hmac.compare_digest(given.encode(), self.token.encode()):
+            given = _presented(scope)
+            if given is None or not hmac.compare_digest(given, self.token.encode()):
                 await self._deny(
                     send, 401, "An access token is required (Authorization: Bearer …)."
                 )
                 return
             if _query_token(scope) is not None:
-                set_cookie = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+                # percent-encoded: a cookie value cannot hold `;`, `,`, spaces or non-ASCII
+                value = quote(self.token, safe="")
+                set_cookie = f"{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict"
 
         async def send_with_headers(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
@@ -123,21 +125,30 @@ def usable_token(token: str | None) -> str | None:
     return token if token and token.strip() else None
 
 
-def _query_token(scope: Scope) -> str | None:
-    from urllib.parse import parse_qs
+def _query_token(scope: Scope) -> bytes | None:
+    """The `?token=` value as a browser sends a typed link: percent-escapes undone, a `+`
+    kept as a `+` (base64 tokens have them; form encoding's space does not apply here)."""
+    for part in scope.get("query_string", b"").split(b"&"):
+        name, equals, value = part.partition(b"=")
+        if name == b"token" and equals:
+            return unquote_to_bytes(value)
+    return None
 
-    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
-    return values[0] if values else None
 
-
-def _presented(scope: Scope, headers: dict[str, str]) -> str | None:
-    auth = headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        return auth[7:].strip()
-    for part in headers.get("cookie", "").split(";"):
-        name, _, value = part.strip().partition("=")
-        if name == COOKIE and value:
-            return value
+def _presented(scope: Scope) -> bytes | None:
+    """The token a request presents, as bytes (a token is compared as its UTF-8 bytes):
+    `Authorization: Bearer` (the header's bytes as sent), the `kpi_token` cookie (which
+    holds it percent-encoded), or `?token=`."""
+    cookie = b""
+    for key, value in scope["headers"]:
+        if key == b"authorization" and value[:7].lower() == b"bearer ":
+            return value[7:].strip()
+        if key == b"cookie":
+            cookie = value
+    for part in cookie.split(b";"):
+        name, _, value = part.strip().partition(b"=")
+        if name == COOKIE.encode() and value:
+            return unquote_to_bytes(value)
     return _query_token(scope)
 
 
