@@ -487,7 +487,7 @@ def test_any_token_opens_the_dashboard_by_header_link_and_cookie(
         link = quote(token, safe="+/=;,")  # a browser leaves these as typed
         first = c.get(f"/?token={link}", follow_redirects=False)
         assert first.status_code == 303, first.text
-        assert token not in first.headers["set-cookie"] or token.isascii() and token.isalnum()
+        assert token not in first.headers["set-cookie"]  # percent-encoded there
         assert c.get("/api/kpis").status_code == 200  # the cookie now
     with TestClient(app, base_url="http://kpi.example.com") as c:
         assert (
