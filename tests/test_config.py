@@ -121,6 +121,21 @@ def test_read_only_commands_leave_out_entries_with_unset_variables() -> None:
             ),
             "kpi.yaml:19: duplicate destination name 'csv' (also destinations[0]); give each destination its own `name:`",
         ),
+        # two file destinations, one file: their rows would mix (or one layout breaks the other)
+        (
+            (
+                "{type: csv, path: kpis.csv}",
+                "{type: csv, path: kpis.csv}\n  - {name: weekly, type: csv, path: ./kpis.csv, every: week}",
+            ),
+            "kpi.yaml:19: destination 'weekly' writes ./kpis.csv, as destination 'csv' does; give each its own `path:`",
+        ),
+        (
+            (
+                "{type: csv, path: kpis.csv}",
+                "{type: csv, path: out/kpis.csv}\n  - {name: long, type: jsonl, path: out/../out/kpis.csv, layout: long}",
+            ),
+            "destination 'long' writes out/../out/kpis.csv, as destination 'csv' does",
+        ),
         # bad time zone
         (("Europe/Berlin", "Mars/Olympus"), "unknown time zone 'Mars/Olympus'"),
         # bad YAML

@@ -871,6 +871,7 @@ def _check_references(config: Config, lines: _LineFinder, unchecked: set[str]) -
             )
     _check_formulas(config, lines, unchecked)
     _check_kpi_names(config, lines)
+    _check_files_written(config, lines)
     from kpi_collector.config.alerts import alert_problems
 
     for at, message in alert_problems(config):
@@ -904,6 +905,24 @@ def _check_kpi_names(config: Config, lines: _LineFinder) -> None:
             raise ConfigError(
                 f"{lines.where(('destinations', index))}: destination {destination.name!r}: "
                 f"{clash.describe(destination.name_kind)}; {destination.name_fix}"
+            )
+
+
+def _check_files_written(config: Config, lines: _LineFinder) -> None:
+    """No two destinations may write one file (`Destination.file_written`): their rows
+    would mix (a daily and a weekly row under one header), and a wide and a long layout
+    would fail every delivery of the second."""
+    seen: dict[Path, str] = {}
+    for index, destination in enumerate(config.destinations):
+        written = destination.file_written(config.base_dir)
+        if written is None:
+            continue
+        file, as_written = written
+        first = seen.setdefault(file, destination.name)
+        if first != destination.name:
+            raise ConfigError(
+                f"{lines.where(('destinations', index))}: destination {destination.name!r} "
+                f"writes {as_written}, as destination {first!r} does; give each its own `path:`"
             )
 
 

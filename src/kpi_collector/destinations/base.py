@@ -273,6 +273,13 @@ class Destination(Plugin):
                     found[f"{key}.{inner}" if inner else key] = tuple(item.variables)
         return found
 
+    def file_written(self, base_dir: Path) -> tuple[Path, str] | None:
+        """The file this destination rewrites whole, resolved against the config's folder
+        `base_dir`, and as the config writes it; None when it writes no file of its own. Two
+        destinations may not share one: their rows would mix, or the second could not read
+        what the first wrote (the loader refuses it)."""
+        return None
+
     def reserved_names(self) -> frozenset[str]:
         """The names this destination writes besides the KPIs' (`period`, `date`, ...),
         spelled as `kpi_names` spells names: no KPI may map to one of them."""

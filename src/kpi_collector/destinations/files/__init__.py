@@ -53,8 +53,15 @@ class FileDestination(TableDestination):
         return frozenset({"period", "date"}) if self.layout == "wide" else frozenset()
 
     def file(self, delivery: Delivery) -> Path:
+        return self._file_at(delivery.base_dir)
+
+    def _file_at(self, base_dir: Path) -> Path:
         path = Path(self.path).expanduser()
-        return path if path.is_absolute() else delivery.base_dir / path
+        return path if path.is_absolute() else base_dir / path
+
+    def file_written(self, base_dir: Path) -> tuple[Path, str] | None:
+        """This destination's file, resolved (`..`, links), and its `path:` as written."""
+        return self._file_at(base_dir).resolve(), self.path
 
     async def deliver(self, delivery: Delivery) -> None:
         refuse_name_collision(self, delivery)  # the config's own KPIs are checked at load
