@@ -75,3 +75,12 @@ def test_a_module_beside_kpi_yaml_is_importable_from_any_folder(tmp_path: Path) 
         rows = dict(db.execute("SELECT kpi, value FROM observations").fetchall())
     assert rows == {"support.open": 17.0, "support.waiting": 4.0}
     assert not (elsewhere / "kpi.db").exists()
+
+
+def test_a_returned_text_with_numbers_on_two_lines_is_an_error() -> None:
+    def lines() -> dict[str, str]:
+        return {"split": "12\n374", "labelled": "Open tickets:\n1,234"}
+
+    result = run(lines)
+    assert result.values == {"lines.labelled": 1234}
+    assert "more than one number" in result.errors["lines.split"]

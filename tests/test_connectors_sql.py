@@ -104,3 +104,20 @@ def test_sql_source_on_database_servers(server: str) -> None:
         with engine.begin() as conn:
             conn.execute(sa.text(f"DROP TABLE {table}"))
         engine.dispose()
+
+
+def test_a_text_result_with_numbers_on_two_lines_is_an_error(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    sqlite3.connect(db).close()
+    result = run(
+        SQL(
+            name="app",
+            url=f"sqlite:///{db}",
+            metrics={
+                "split": "SELECT '12' || char(10) || '374'",
+                "labelled": "SELECT 'total:' || char(13, 10) || '1,234'",
+            },
+        )
+    )
+    assert result.values == {"app.labelled": 1234}
+    assert "more than one number" in result.errors["app.split"]

@@ -144,3 +144,11 @@ def test_only_a_closed_pair_of_parentheses_is_an_accounting_negative(
 )
 def test_unicode_signs_digits_and_marks(text: str, locale: str | None, value: float) -> None:
     assert parse_number(text, locale) == value
+
+
+def test_a_json_string_with_numbers_on_two_lines_is_an_error() -> None:
+    """JSON text is not HTML: a line break in a string parts two numbers."""
+    document = {"split": "12\n374", "labelled": "Total:\n1,234"}
+    assert from_json("labelled", document, JMESPath("labelled")) == 1234
+    with pytest.raises(ExtractError, match="more than one number"):
+        from_json("split", document, JMESPath("split"))

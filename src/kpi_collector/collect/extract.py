@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -220,6 +221,20 @@ def finish(name: str, raw: Any, metric: Metric, locale: str | None = None) -> fl
     return value
 
 
+#: a line break in text that is not HTML: CRLF, LF, CR and the other breaks of str.splitlines
+_LINE_BREAK = re.compile("\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028]")
+
+
+def finish_plain(name: str, raw: Any, metric: Metric, locale: str | None = None) -> float:
+    """`finish` for a value that is not HTML text: a program's output, a JSON string, a
+    database's or a Python function's value. Its lines are lines: numbers on two of them
+    (`12\\n374`) are two numbers, an error, never 12374, as two lines of a page are (in
+    HTML a newline is a space). Raises ExtractError, as `finish`."""
+    if isinstance(raw, str):
+        raw = _LINE_BREAK.sub(PARAGRAPH, raw)
+    return finish(name, raw, metric, locale)
+
+
 def _how(metric: Metric) -> str:
     """ "CSS 'a.count'", "JMESPath 'data.total'": which extractor read a metric."""
     for label, expression in (
@@ -257,7 +272,7 @@ def from_json(name: str, document: Any, metric: Metric, locale: str | None = Non
         return _counted(name, len(found), metric, metric.jmespath)
     if found is None:
         raise ExtractError(f"{name}: {metric.jmespath!r} matched nothing in the JSON")
-    return finish(name, found, metric, locale)
+    return finish_plain(name, found, metric, locale)
 
 
 def _counted(name: str, n: int, metric: Metric, what: str) -> float:

@@ -17,7 +17,7 @@ from typing import ClassVar
 from pydantic import ByteSize, Field, field_validator
 
 from kpi_collector.collect import groups, jsontext
-from kpi_collector.collect.extract import Metric, finish
+from kpi_collector.collect.extract import Metric, finish_plain
 from kpi_collector.errors import ExtractError, SourceError
 from kpi_collector.secrets import redact, remember_values
 from kpi_collector.sources.base import Source, SourceContext
@@ -74,7 +74,7 @@ class Command(Source):
                 raise ExtractError(f"the output is not valid JSON ({exc})") from None
             return to_values(data, self.metrics, self.locale)
         metric = self.metrics.get(self.metric) or Metric()
-        return {self.metric: finish(self.metric, text, metric, self.locale)}
+        return {self.metric: finish_plain(self.metric, text, metric, self.locale)}
 
 
 class _TooMuchOutput(Exception):

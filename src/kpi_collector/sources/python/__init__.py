@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from kpi_collector.collect.extract import Metric, finish
+from kpi_collector.collect.extract import Metric, finish_plain
 from kpi_collector.errors import ConfigError, ExtractError, MetricErrors, SourceError
 from kpi_collector.sources.base import Source, SourceContext
 
@@ -117,7 +117,7 @@ def to_values(
     for key, raw in result.items():
         name = str(key)
         try:
-            values[name] = finish(name, raw, metrics.get(name) or Metric(), locale)
+            values[name] = finish_plain(name, raw, metrics.get(name) or Metric(), locale)
         except ExtractError as exc:
             errors[name] = str(exc)
     for name in metrics:

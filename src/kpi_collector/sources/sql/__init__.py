@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import field_validator
 
-from kpi_collector.collect.extract import Metric, coerce_metric, finish
+from kpi_collector.collect.extract import Metric, coerce_metric, finish_plain
 from kpi_collector.collect.sql import first_line, open_readonly, read_only_session
 from kpi_collector.errors import ExtractError, SourceError
 from kpi_collector.secrets import DatabaseUrl
@@ -101,4 +101,4 @@ def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> 
     raw = row[0]
     if raw is not None and not isinstance(raw, int | float | str | bool):
         raw = float(raw)  # Decimal
-    return finish(name, raw, metric, locale)
+    return finish_plain(name, raw, metric, locale)
