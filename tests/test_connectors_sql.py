@@ -121,3 +121,81 @@ def test_a_text_result_with_numbers_on_two_lines_is_an_error(tmp_path: Path) -> 
     )
     assert result.values == {"app.labelled": 1234}
     assert "more than one number" in result.errors["app.split"]
+
+
+def test_a_query_returning_several_rows_is_an_error_not_its_first_row(tmp_path: Path) -> None:
+    """`SELECT count(*) ... GROUP BY` returns a row per group: storing the first group's
+    count would be a wrong number; a query returns one row."""
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE users (plan TEXT)")
+        conn.executemany("INSERT INTO users VALUES (?)", [("free",), ("pro",), ("pro",)])
+    result = run(
+        SQL(
+            name="app",
+            url=f"sqlite:///{db}",
+            metrics={
+                "by_plan": "SELECT count(*) FROM users GROUP BY plan",
+                "pro": "SELECT count(*) FROM users WHERE plan = 'pro'",
+            },
+        )
+    )
+    assert result.values == {"app.pro": 2}
+    assert "more than one row" in result.errors["app.by_plan"]
+
+
+def _no_source_error(result: object) -> None:
+    errors = result.errors  # type: ignore[attr-defined]
+    assert "app" not in errors, errors["app"]
+
+
+def test_a_statement_without_rows_or_a_binary_value_fails_its_metric_only(
+    tmp_path: Path,
+) -> None:
+    """A statement that returns no result set (a PRAGMA that sets, ATTACH) and a value that
+    is no number fail their own metric, saying why; the other metrics are stored (before,
+    the whole source failed as a transient "database error" and was retried)."""
+    db = tmp_path / "app.db"
+    sqlite3.connect(db).close()
+    result = run(
+        SQL(
+            name="app",
+            url=f"sqlite:///{db}",
+            metrics={
+                "ok": "SELECT 5",
+                "setting": "PRAGMA foreign_keys = ON",
+                "blob": "SELECT x'00ff'",
+                "digits": "SELECT CAST('12' AS BLOB)",
+            },
+        ),
+        defaults=Defaults(timeout=2, retries=0),
+    )
+    _no_source_error(result)
+    assert result.values == {"app.ok": 5, "app.digits": 12}
+    assert "returns no rows" in result.errors["app.setting"]
+    assert "binary" in result.errors["app.blob"]
+
+
+def test_dates_intervals_and_other_types_fail_their_metric_saying_so() -> None:
+    from tests.services import require_postgres_url
+
+    result = run(
+        SQL(
+            name="app",
+            url=require_postgres_url(),
+            metrics={
+                "ok": "SELECT 5",
+                "day": "SELECT DATE '2026-12-01'",
+                "span": "SELECT interval '2 hours'",
+                "id": "SELECT '8c2f1e9a-3d4b-4c5d-9e6f-7a8b9c0d1e2f'::uuid",
+                "list": "SELECT ARRAY[1, 2]",
+            },
+        ),
+        defaults=Defaults(timeout=5, retries=0),
+    )
+    _no_source_error(result)
+    assert result.values == {"app.ok": 5}
+    assert "date" in result.errors["app.day"] and "not a number" in result.errors["app.day"]
+    assert "EXTRACT(EPOCH" in result.errors["app.span"]
+    assert "UUID" in result.errors["app.id"]
+    assert "list" in result.errors["app.list"]

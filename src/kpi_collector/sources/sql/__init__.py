@@ -84,7 +84,9 @@ def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> 
     try:
         # a savepoint, so one failing query does not abort the others' transaction
         with conn.begin_nested():
-            row = conn.execute(text(metric.query)).first()
+            result = conn.execute(text(metric.query))
+            # two rows at most: whether there is one is all a metric needs to know
+            rows = result.fetchmany(2) if result.returns_rows else None
     except sa_exc.DBAPIError as exc:
         message = first_line(exc)
         if any(word in message.lower() for word in _TIMEOUT_WORDS):
@@ -92,13 +94,46 @@ def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> 
                 f"{name}: the query took longer than the timeout", transient=True
             ) from None
         raise ExtractError(f"{name}: the query failed: {message}") from None
-    if row is None:
+    if rows is None:
+        raise ExtractError(
+            f"{name}: the statement returns no rows; a metric's query is a SELECT of one value"
+        )
+    if not rows:
         if metric.allow_zero:
             return 0.0
         raise ExtractError(f"{name}: the query returned no rows")
+    if len(rows) > 1:
+        raise ExtractError(
+            f"{name}: the query returned more than one row; a metric's query returns one "
+            "(aggregate the rows, or add a WHERE)"
+        )
+    row = rows[0]
     if len(row) != 1:
         raise ExtractError(f"{name}: the query must return one column, it returned {len(row)}")
-    raw = row[0]
-    if raw is not None and not isinstance(raw, int | float | str | bool):
-        raw = float(raw)  # Decimal
-    return finish_plain(name, raw, metric, locale)
+    return finish_plain(name, _value(name, row[0]), metric, locale)
+
+
+def _value(name: str, raw: Any) -> Any:
+    """A database's value as `finish_plain` reads it: numbers and text as they are, bytes as
+    UTF-8 text; a date, a time, an interval or another type is an ExtractError saying so."""
+    from datetime import date, time, timedelta
+    from decimal import Decimal
+
+    if raw is None or isinstance(raw, int | float | str | bool):
+        return raw
+    if isinstance(raw, Decimal):
+        return float(raw)
+    if isinstance(raw, bytes | bytearray | memoryview):
+        try:
+            return bytes(raw).decode()
+        except UnicodeDecodeError:
+            raise ExtractError(f"{name}: the query returned binary data, not a number") from None
+    kind = type(raw).__name__
+    if isinstance(raw, timedelta):
+        raise ExtractError(
+            f"{name}: the query returned an interval ({raw}), not a number; return one, e.g. "
+            "seconds with EXTRACT(EPOCH FROM ...) (PostgreSQL) or TIME_TO_SEC(...) (MariaDB)"
+        )
+    if isinstance(raw, date | time):
+        raise ExtractError(f"{name}: the query returned a {kind} ({raw}), not a number")
+    raise ExtractError(f"{name}: the query returned a {kind} value, not a number")
