@@ -199,3 +199,40 @@ def test_dates_intervals_and_other_types_fail_their_metric_saying_so() -> None:
     assert "EXTRACT(EPOCH" in result.errors["app.span"]
     assert "UUID" in result.errors["app.id"]
     assert "list" in result.errors["app.list"]
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_a_commit_in_a_query_does_not_open_a_writable_transaction(server: str) -> None:
+    """Every transaction of the source's connection is read-only, not only the first: a
+    query that ends it (`COMMIT; DELETE ...` on PostgreSQL, which runs several statements in
+    one query; a metric `COMMIT` before a metric `DELETE` on MariaDB) writes nothing."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from tests.services import require_mysql_url, require_postgres_url
+
+    url = require_postgres_url() if server == "postgresql" else require_mysql_url()
+    table = f"kpi_keep_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {table} (id INTEGER)"))
+        conn.execute(sa.text(f"INSERT INTO {table} VALUES (1), (2), (3)"))
+    if server == "postgresql":
+        metrics = {"sneaky": f"COMMIT; DELETE FROM {table}; SELECT 1"}
+    else:
+        metrics = {
+            "end": "COMMIT",
+            "sneaky": f"DELETE FROM {table}",
+            "again": "COMMIT",
+            "n": "SELECT 1",
+        }
+    try:
+        result = run(SQL(name="app", url=url, metrics=metrics), defaults=Defaults(retries=0))
+        assert "app.sneaky" in result.errors or "app" in result.errors
+        with engine.connect() as conn:
+            assert conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar() == 3
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE {table}"))
+        engine.dispose()

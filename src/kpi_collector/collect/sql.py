@@ -27,8 +27,8 @@ def with_driver(url: URL) -> URL:
 def open_readonly(url: str, timeout: float) -> Any:
     """An engine for `url` that cannot write where the database lets us say so: a SQLite
     file is opened read-only exactly at the path written (never created; SourceError when
-    it is not there), PostgreSQL and MariaDB/MySQL get read-only transactions
-    (`read_only_session`)."""
+    it is not there); on PostgreSQL and MariaDB/MySQL every transaction of a connection is
+    read-only, from its start (`read_only_session` bounds its statements' time)."""
     from sqlalchemy import create_engine, event
     from sqlalchemy.engine import make_url
     from sqlalchemy.pool import NullPool
@@ -49,6 +49,19 @@ def open_readonly(url: str, timeout: float) -> Any:
     except ModuleNotFoundError as exc:  # the driver of this database is not installed
         reason = missing_package(exc) or f"the database driver is not installed ({exc})"
         raise SourceError(reason, transient=False) from None
+    if backend in _SESSION_READ_ONLY:
+
+        @event.listens_for(engine, "connect")
+        def _read_only(dbapi_conn: Any, _record: Any) -> None:
+            # every transaction of the session, not only the first: a query's own COMMIT
+            # (`COMMIT; DELETE ...`) must not leave the rest of it, or the next query, writing
+            cursor = dbapi_conn.cursor()
+            try:
+                cursor.execute(_SESSION_READ_ONLY[backend])
+            finally:
+                cursor.close()
+            dbapi_conn.commit()
+
     if backend == "sqlite":
         import time
 
@@ -59,6 +72,14 @@ def open_readonly(url: str, timeout: float) -> Any:
             dbapi_conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
 
     return engine
+
+
+#: the statement that makes every later transaction of a session read-only
+_SESSION_READ_ONLY = {
+    "postgresql": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+    "mysql": "SET SESSION TRANSACTION READ ONLY",
+    "mariadb": "SET SESSION TRANSACTION READ ONLY",
+}
 
 
 def _sqlite_readonly(url: URL, *, written: str) -> URL:
