@@ -84,3 +84,31 @@ def test_a_returned_text_with_numbers_on_two_lines_is_an_error() -> None:
     result = run(lines)
     assert result.values == {"lines.labelled": 1234}
     assert "more than one number" in result.errors["lines.split"]
+
+
+def test_integers_beyond_what_is_stored_exactly_are_errors_not_rounded() -> None:
+    """A stored number is a double: 2**53 + 1 would be stored as 2**53, and 10**400 is
+    beyond any; each fails its own metric, and the others are stored. Decimals and
+    fractions are numbers (a database driver's sum() is a Decimal)."""
+    from decimal import Decimal
+    from fractions import Fraction
+
+    def counts() -> dict[str, object]:
+        return {
+            "exact": 2**53,
+            "rounded": 2**53 + 1,
+            "huge": 10**400,
+            "negative": -(2**60) - 1,
+            "price": Decimal("12.5"),
+            "digits": Decimal("12345678901234567890.5"),
+            "third": Fraction(1, 4),
+        }
+
+    result = run(counts)
+    assert result.values == {
+        "counts.exact": 2**53,
+        "counts.price": 12.5,
+        "counts.third": 0.25,
+    }
+    for name in ("rounded", "huge", "negative", "digits"):
+        assert "stored exactly" in result.errors[f"counts.{name}"], result.errors

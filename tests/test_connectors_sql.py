@@ -236,3 +236,28 @@ def test_a_commit_in_a_query_does_not_open_a_writable_transaction(server: str) -
         with engine.begin() as conn:
             conn.execute(sa.text(f"DROP TABLE {table}"))
         engine.dispose()
+
+
+@pytest.mark.parametrize("server", ["sqlite", "postgresql", "mariadb"])
+def test_big_integers_and_decimals_are_stored_exactly_or_refused(
+    server: str, tmp_path: Path
+) -> None:
+    from tests.services import require_mysql_url, require_postgres_url
+
+    if server == "sqlite":
+        db = tmp_path / "app.db"
+        sqlite3.connect(db).close()
+        url = f"sqlite:///{db}"
+        metrics = {"big": "SELECT 9007199254740993", "ok": "SELECT 9007199254740992"}
+    else:
+        url = require_postgres_url() if server == "postgresql" else require_mysql_url()
+        metrics = {
+            "big": "SELECT CAST(9007199254740993 AS DECIMAL(38, 0))",
+            "money": "SELECT CAST(1234567.8912345678 AS DECIMAL(38, 10))",
+            "ok": "SELECT CAST(9007199254740992 AS DECIMAL(38, 10))",
+        }
+    result = run(SQL(name="app", url=url, metrics=metrics), defaults=Defaults(retries=0))
+    assert "stored exactly" in result.errors["app.big"]
+    assert result.values["app.ok"] == 2**53
+    if server != "sqlite":
+        assert result.values["app.money"] == pytest.approx(1234567.8912345678)

@@ -152,3 +152,13 @@ def test_a_json_string_with_numbers_on_two_lines_is_an_error() -> None:
     assert from_json("labelled", document, JMESPath("labelled")) == 1234
     with pytest.raises(ExtractError, match="more than one number"):
         from_json("split", document, JMESPath("split"))
+
+
+def test_json_integers_beyond_what_is_stored_exactly_are_errors() -> None:
+    import json
+
+    document = json.loads('{"big": 9007199254740993, "huge": ' + "9" * 400 + ', "ok": 2e20}')
+    assert from_json("ok", document, JMESPath("ok")) == 2e20
+    for name in ("big", "huge"):
+        with pytest.raises(ExtractError, match="stored exactly"):
+            from_json(name, document, JMESPath(name))

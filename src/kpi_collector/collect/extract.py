@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import re
 from collections.abc import Mapping
+from decimal import Decimal
+from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
@@ -166,11 +169,15 @@ def finish(name: str, raw: Any, metric: Metric, locale: str | None = None) -> fl
     """Turn what an extractor found into the metric's number, or raise ExtractError.
 
     Text is read as numbers are written under `metric.locale`, else `locale` (the
-    source's or the config's `locale:`, else the page's `lang`), else en.
+    source's or the config's `locale:`, else the page's `lang`), else en. A number (int,
+    float, Decimal, Fraction, any `numbers.Real`) is stored as a float, so one that a float
+    does not hold exactly past 2**53 (9007199254740993, 10**400) is an error, never rounded.
     """
     value: float
-    if isinstance(raw, (bool, int | float)):
+    if isinstance(raw, bool):
         value = float(raw)
+    elif isinstance(raw, numbers.Real | Decimal):
+        value = _exact(name, raw)
     elif isinstance(raw, str):
         text = raw.strip()
         if metric.regex is not None or metric.map is not None:
@@ -223,6 +230,48 @@ def finish(name: str, raw: Any, metric: Metric, locale: str | None = None) -> fl
 
 #: a line break in text that is not HTML: CRLF, LF, CR and the other breaks of str.splitlines
 _LINE_BREAK = re.compile("\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028]")
+
+
+#: past this magnitude a float no longer holds every integer: 2**53 + 1 would be stored as 2**53
+EXACT_LIMIT = 2**53
+
+
+def _exact(name: str, raw: numbers.Real | Decimal) -> float:
+    """`raw` as the float stored; ExtractError when that float is not `raw` and past
+    EXACT_LIMIT, where the rounding reaches its whole part. NaN and infinities pass (the
+    caller refuses them)."""
+    if isinstance(raw, float):
+        return raw
+    exact: int | Decimal | Fraction
+    if isinstance(raw, numbers.Integral):
+        exact = int(raw)  # numpy's and other integer types
+    elif isinstance(raw, Decimal | Fraction):
+        exact = raw
+    else:
+        return float(raw)  # numpy's floats and other reals: already floats at heart
+    try:
+        value = float(exact)
+    except OverflowError:  # an int past 1.8e308
+        value = math.inf
+    if isinstance(exact, Decimal) and not exact.is_finite():
+        return value
+    if not -EXACT_LIMIT <= exact <= EXACT_LIMIT and (
+        math.isinf(value) or _as_type(value, exact) != exact
+    ):
+        text = str(exact)
+        shown = text if len(text) <= 40 else f"a {len(str(abs(int(exact))))}-digit number"
+        raise ExtractError(
+            f"{name}: {shown} cannot be stored exactly (a stored number holds every integer "
+            f"up to 2**53 = {EXACT_LIMIT} only); return it in a larger unit (thousands, millions)"
+        )
+    return value
+
+
+def _as_type(value: float, like: int | Decimal | Fraction) -> int | Decimal | Fraction:
+    """`value` exactly, as the type of `like` (a float converts to each without loss)."""
+    if isinstance(like, int):
+        return int(value)
+    return Decimal(value) if isinstance(like, Decimal) else Fraction(value)
 
 
 def finish_plain(name: str, raw: Any, metric: Metric, locale: str | None = None) -> float:

@@ -119,10 +119,8 @@ def _value(name: str, raw: Any) -> Any:
     from datetime import date, time, timedelta
     from decimal import Decimal
 
-    if raw is None or isinstance(raw, int | float | str | bool):
+    if raw is None or isinstance(raw, int | float | str | bool | Decimal):
         return raw
-    if isinstance(raw, Decimal):
-        return float(raw)
     if isinstance(raw, bytes | bytearray | memoryview):
         try:
             return bytes(raw).decode()
