@@ -261,3 +261,48 @@ def test_big_integers_and_decimals_are_stored_exactly_or_refused(
     assert result.values["app.ok"] == 2**53
     if server != "sqlite":
         assert result.values["app.money"] == pytest.approx(1234567.8912345678)
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_a_connection_lost_mid_source_fails_one_metric_and_the_rest_reconnect(
+    server: str,
+) -> None:
+    """The server drops the connection during one query (a restart, a proxy, here the query
+    kills its own session): that metric fails saying so, the next ones run on a new
+    connection (before: the whole source failed with SQLAlchemy's "Can't reconnect until
+    invalid transaction is rolled back")."""
+    from tests.services import require_mysql_url, require_postgres_url
+
+    url = require_postgres_url() if server == "postgresql" else require_mysql_url()
+    kill = (
+        "SELECT pg_terminate_backend(pg_backend_pid())"
+        if server == "postgresql"
+        else "KILL CONNECTION_ID()"
+    )
+    result = run(
+        SQL(name="app", url=url, metrics={"dropped": kill, "after": "SELECT 2"}),
+        defaults=Defaults(timeout=5, retries=0),
+    )
+    assert "app" not in result.errors, result.errors["app"]
+    assert result.values == {"app.after": 2}
+    assert "rolled back" not in result.errors["app.dropped"]
+
+
+def test_a_slow_query_on_mariadb_with_a_fractional_timeout_fails_only_itself() -> None:
+    """The statement time limit is the source's timeout (2.5 s); the client's own read
+    timeout is a backstop after it, so the server's clear "interrupted" comes first and the
+    connection goes on (before: the client gave up at 2 s, the connection was lost and the
+    whole source failed with an unclear error)."""
+    from tests.services import require_mysql_url
+
+    result = run(
+        SQL(
+            name="app",
+            url=require_mysql_url(),
+            metrics={"slow": "SELECT SLEEP(10)", "after": "SELECT 2"},
+        ),
+        defaults=Defaults(timeout=2.5, retries=0),
+    )
+    assert "app" not in result.errors, result.errors["app"]
+    assert result.values == {"app.after": 2}
+    assert "longer than the timeout" in result.errors["app.slow"]

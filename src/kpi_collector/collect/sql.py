@@ -4,6 +4,7 @@ active-users queries."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +44,9 @@ def open_readonly(url: str, timeout: float) -> Any:
         connect_args["connect_timeout"] = max(1, int(timeout))
     elif backend in ("mysql", "mariadb"):
         connect_args["connect_timeout"] = max(1, int(timeout))
-        connect_args["read_timeout"] = max(1, int(timeout))
+        # a backstop after the server's statement time limit (`read_only_session`), whose
+        # clear error keeps the connection: the client giving up first loses it
+        connect_args["read_timeout"] = math.ceil(timeout) + 2
     try:
         engine = create_engine(parsed, poolclass=NullPool, connect_args=connect_args)
     except ModuleNotFoundError as exc:  # the driver of this database is not installed

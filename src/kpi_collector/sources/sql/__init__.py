@@ -47,19 +47,26 @@ class SQL(Source):
         values: dict[str, float] = {}
         errors: dict[str, str] = {}
         engine = open_readonly(self.url.get(), timeout)
+        conn: Any = None
         try:
-            with engine.connect() as conn:
-                read_only_session(conn, timeout)
-                for name, metric in self.metrics.items():
-                    try:
-                        values[name] = _scalar(conn, name, metric, self.locale)
-                    except ExtractError as exc:
-                        errors[name] = str(exc)
+            for name, metric in self.metrics.items():
+                if conn is None:
+                    conn = engine.connect()
+                    read_only_session(conn, timeout)
+                try:
+                    values[name] = _scalar(conn, name, metric, self.locale)
+                except ExtractError as exc:
+                    errors[name] = str(exc)
+                    if conn.invalidated:  # the server dropped it: the next query gets a new one
+                        conn.close()
+                        conn = None
         except Exception as exc:
             if isinstance(exc, SourceError):
                 raise
             raise SourceError(f"database error: {first_line(exc)}", transient=True) from None
         finally:
+            if conn is not None:
+                conn.close()
             engine.dispose()
         if errors:
             raise MetricErrors(values, errors)
@@ -92,6 +99,11 @@ def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> 
         if any(word in message.lower() for word in _TIMEOUT_WORDS):
             raise ExtractError(
                 f"{name}: the query took longer than the timeout", transient=True
+            ) from None
+        if exc.connection_invalidated:
+            raise ExtractError(
+                f"{name}: the database dropped the connection during the query: {message}",
+                transient=True,
             ) from None
         raise ExtractError(f"{name}: the query failed: {message}") from None
     if rows is None:
