@@ -128,3 +128,55 @@ def test_every_database_url_without_a_mysql_driver_gets_pymysql() -> None:
         "mysql+mysqldb",
         "postgresql",
     ]
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        # a raw `@` in the password: SQLAlchemy ends the password at the first `@` and
+        # took the rest of it for the host, which the driver's error then named
+        ("postgresql://kpi:Qz@vu7@Kx9@127.0.0.1:1/test", "%40"),
+        ("mysql://kpi:Qz@vu7@Kx9@127.0.0.1:1/test", "%40"),
+        ("postgresq://kpi:Qz/vu7Kx9@127.0.0.1:1/test", "unknown database kind"),
+        ("postgresql://kpi:Qzvu7Kx9@127.0.0.1:nope/test", "port"),
+    ],
+)
+def test_a_wrong_database_url_is_a_config_error_that_never_shows_its_password(
+    workdir: Path, url: str, says: str
+) -> None:
+    """The `sql` source's `url:`, like `store:`, is checked at load (exit 2, nothing ran),
+    and the message names what is wrong without the password, whatever it holds."""
+    sql_config(workdir, url, query="SELECT 1")
+    result = run_kpi(workdir, "validate")
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert says in output
+    for piece in ("Qz", "vu7", "Kx9"):
+        assert piece not in output, output
+
+
+def test_a_store_url_with_a_slash_in_its_password_never_shows_it(workdir: Path) -> None:
+    (workdir / "kpi.yaml").write_text(
+        'store: "postgresq://kpi:Hidden/pass9@127.0.0.1/test"\nsources: []\n'
+    )
+    result = run_kpi(workdir, "validate")
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "unknown database kind" in output
+    assert "Hidden" not in output and "pass9" not in output, output
+
+
+def test_a_sql_destination_url_with_a_raw_at_is_a_config_error_without_the_password(
+    workdir: Path,
+) -> None:
+    (workdir / "kpi.yaml").write_text(
+        "sources: []\n"
+        "destinations:\n"
+        '  - {type: sql, url: "postgresql://kpi:Qz@vu7@Kx9@127.0.0.1:1/test"}\n'
+    )
+    result = run_kpi(workdir, "validate")
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "%40" in output
+    for piece in ("Qz", "vu7", "Kx9"):
+        assert piece not in output, output

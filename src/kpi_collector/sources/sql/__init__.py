@@ -21,6 +21,14 @@ class SQL(Source):
     url: DatabaseUrl
     metrics: dict[str, Metric]
 
+    @field_validator("url")
+    @classmethod
+    def _database_url(cls, value: DatabaseUrl) -> DatabaseUrl:
+        from kpi_collector.config.models import check_database_url
+
+        check_database_url(value.get())
+        return value
+
     @field_validator("metrics", mode="before")
     @classmethod
     def _short_metrics(cls, value: Any) -> Any:
