@@ -112,3 +112,16 @@ def test_integers_beyond_what_is_stored_exactly_are_errors_not_rounded() -> None
     }
     for name in ("rounded", "huge", "negative", "digits"):
         assert "stored exactly" in result.errors[f"counts.{name}"], result.errors
+
+
+def test_a_multi_line_exception_is_a_one_line_error() -> None:
+    def crm() -> dict[str, int]:
+        raise RuntimeError(
+            "cannot reach the CRM\nTraceback (most recent call last):\n  File x\n"
+            + "KeyError: 'total'" * 100
+        )
+
+    result = run(crm)
+    message = result.errors["crm"]
+    assert "\n" not in message and len(message) <= 300
+    assert message.startswith("RuntimeError: cannot reach the CRM Traceback")

@@ -14,7 +14,11 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from kpi_collector.collect.extract import Metric, finish_plain
 from kpi_collector.errors import ConfigError, ExtractError, MetricErrors, SourceError
+from kpi_collector.secrets import redact_cut
 from kpi_collector.sources.base import Source, SourceContext
+
+#: characters of a function's or a program's own error message kept in the source's error
+MESSAGE_LIMIT = 240
 
 
 class Function(Source):
@@ -86,7 +90,9 @@ class Function(Source):
         except (SourceError, asyncio.CancelledError):
             raise
         except Exception as exc:
-            raise SourceError(f"{type(exc).__name__}: {exc}") from exc
+            # one line, cut: a message may hold a traceback, a validation report or a page
+            text = " ".join(f"{type(exc).__name__}: {exc}".split())
+            raise SourceError(redact_cut(text, MESSAGE_LIMIT)) from exc
         return to_values(result, self.metrics, self.locale)
 
 
