@@ -180,3 +180,16 @@ def test_a_sql_destination_url_with_a_raw_at_is_a_config_error_without_the_passw
     assert "%40" in output
     for piece in ("Qz", "vu7", "Kx9"):
         assert piece not in output, output
+
+
+def test_a_query_cannot_attach_and_so_create_another_sqlite_file(workdir: Path) -> None:
+    """`ATTACH DATABASE 'x.db'` opened (and created) a file beside the read-only one."""
+    data = workdir / "data"
+    make_db(data / "sales.db", 3)
+    sql_config(
+        workdir, f"sqlite:///{data}/sales.db", query=f"\"ATTACH DATABASE '{data}/new.db' AS x\""
+    )
+    result = run_kpi(workdir, "run")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert sorted(p.name for p in data.iterdir()) == ["sales.db"]
+    assert "sales: the query failed" in errors(workdir)

@@ -28,8 +28,9 @@ def with_driver(url: URL) -> URL:
 def open_readonly(url: str, timeout: float) -> Any:
     """An engine for `url` that cannot write where the database lets us say so: a SQLite
     file is opened read-only exactly at the path written (never created; SourceError when
-    it is not there); on PostgreSQL and MariaDB/MySQL every transaction of a connection is
-    read-only, from its start (`read_only_session` bounds its statements' time)."""
+    it is not there) and no query can ATTACH another; on PostgreSQL and MariaDB/MySQL every
+    transaction of a connection is read-only, from its start (`read_only_session` bounds
+    its statements' time)."""
     from sqlalchemy import create_engine, event
     from sqlalchemy.engine import make_url
     from sqlalchemy.pool import NullPool
@@ -66,6 +67,7 @@ def open_readonly(url: str, timeout: float) -> Any:
             dbapi_conn.commit()
 
     if backend == "sqlite":
+        import sqlite3
         import time
 
         @event.listens_for(engine, "connect")
@@ -73,6 +75,8 @@ def open_readonly(url: str, timeout: float) -> Any:
             # sqlite has no statement timeout: interrupt a query that runs past it
             deadline = time.monotonic() + timeout
             dbapi_conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+            # ATTACH opens (and creates) another file, read-write
+            dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
 
     return engine
 
