@@ -98,3 +98,15 @@ def test_a_program_starts_while_another_thread_is_importing() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "{'n.value': 7.0} {}" in done.stdout
+
+
+def test_json_output_after_a_byte_order_mark_is_read_as_json() -> None:
+    """A program on Windows-minded tooling prints a UTF-8 BOM first: `{"a": 1, "b": 2}` was
+    then read as text, `more than one number`, and `{"a": 5}` stored as `value`."""
+    bom = "import sys; sys.stdout.buffer.write(b'\\xef\\xbb\\xbf' + sys.argv[1].encode())"
+    result = run(
+        Command(name="one", command=[sys.executable, "-c", bom, '{"a": 5}']),
+        Command(name="two", command=[sys.executable, "-c", bom, '{"a": 1, "b": 2}']),
+        Command(name="plain", command=[sys.executable, "-c", bom, "42"]),
+    )
+    assert result.values == {"one.a": 5, "two.a": 1, "two.b": 2, "plain.value": 42}

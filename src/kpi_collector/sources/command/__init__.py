@@ -68,7 +68,8 @@ class Command(Source):
             lines = err.decode(errors="replace").strip().splitlines()
             last = redact_cut(" ".join(lines[-1].split()), MESSAGE_LIMIT) if lines else ""
             raise SourceError(f"{program!r} {_ended(returncode)}: {last or 'no error output'}")
-        text = out.decode(errors="replace").strip()
+        # utf-8-sig: a byte order mark some tools print first is no part of the text
+        text = out.decode("utf-8-sig", errors="replace").strip()
         if text.startswith("{"):
             try:
                 data = jsontext.loads(text)
