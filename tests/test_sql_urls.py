@@ -193,3 +193,33 @@ def test_a_query_cannot_attach_and_so_create_another_sqlite_file(workdir: Path) 
     assert result.returncode == 1, result.stdout + result.stderr
     assert sorted(p.name for p in data.iterdir()) == ["sales.db"]
     assert "sales: the query failed" in errors(workdir)
+
+
+def test_each_sqlite_query_gets_the_whole_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The timeout bounds each statement, as on PostgreSQL and MariaDB: a query that starts
+    after earlier ones used up the timeout between them is not interrupted (the deadline was
+    the connection's, so the third of three 0.4 s queries under `timeout: 1` failed as
+    "took longer than the timeout"). A fake clock moves time between the queries."""
+    import time
+
+    from sqlalchemy import text
+
+    from kpi_collector.collect.sql import open_readonly
+
+    make_db(tmp_path / "app.db", 1)
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    engine = open_readonly(f"sqlite:///{tmp_path / 'app.db'}", 1.0)
+    counting = (
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 100000) "
+        "SELECT count(*) FROM c"
+    )
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+            clock[0] += 5  # the next query starts long after the first one began
+            assert conn.execute(text(counting)).scalar() == 100000
+    finally:
+        engine.dispose()

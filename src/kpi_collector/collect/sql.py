@@ -71,15 +71,22 @@ def open_readonly(url: str, timeout: float) -> Any:
         import time
 
         @event.listens_for(engine, "connect")
-        def _deadline(dbapi_conn: Any, _record: Any) -> None:
-            # sqlite has no statement timeout: interrupt a query that runs past it
-            deadline = time.monotonic() + timeout
-            dbapi_conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+        def _deadline(dbapi_conn: Any, record: Any) -> None:
+            # sqlite has no statement timeout: interrupt a statement that runs past it
+            deadline = record.info[_DEADLINE] = [time.monotonic() + timeout]
+            dbapi_conn.set_progress_handler(lambda: int(time.monotonic() > deadline[0]), 10_000)
             # ATTACH opens (and creates) another file, read-write
             dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
 
+        @event.listens_for(engine, "before_cursor_execute")
+        def _start(conn: Any, *_: Any) -> None:
+            conn.info[_DEADLINE][0] = time.monotonic() + timeout  # each statement its own
+
     return engine
 
+
+#: where a SQLite connection keeps the time its current statement is interrupted at
+_DEADLINE = "kpi_deadline"
 
 #: the statement that makes every later transaction of a session read-only
 _SESSION_READ_ONLY = {
