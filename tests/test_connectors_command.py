@@ -110,3 +110,15 @@ def test_json_output_after_a_byte_order_mark_is_read_as_json() -> None:
         Command(name="plain", command=[sys.executable, "-c", bom, "42"]),
     )
     assert result.values == {"one.a": 5, "two.a": 1, "two.b": 2, "plain.value": 42}
+
+
+def test_a_metric_missing_from_the_output_names_the_output() -> None:
+    result = run(
+        Command(
+            name="j",
+            command=[sys.executable, "-c", "print('{\"a\": 1}')"],
+            metrics={"a": {}, "b": {"expect": {"min": 0}}},
+        )
+    )
+    assert result.values == {"j.a": 1}
+    assert result.errors["j.b"] == "b: the program's JSON output lacks it"

@@ -306,3 +306,16 @@ def test_a_slow_query_on_mariadb_with_a_fractional_timeout_fails_only_itself() -
     assert "app" not in result.errors, result.errors["app"]
     assert result.values == {"app.after": 2}
     assert "longer than the timeout" in result.errors["app.slow"]
+
+
+def test_a_null_result_says_how_to_make_it_zero(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE orders (amount INTEGER)")
+    result = run(
+        SQL(
+            name="app", url=f"sqlite:///{db}", metrics={"revenue": "SELECT sum(amount) FROM orders"}
+        )
+    )
+    assert "returned NULL" in result.errors["app.revenue"]
+    assert "COALESCE" in result.errors["app.revenue"]

@@ -75,7 +75,9 @@ class Command(Source):
                 data = jsontext.loads(text)
             except ValueError as exc:
                 raise ExtractError(f"the output is not valid JSON ({exc})") from None
-            return to_values(data, self.metrics, self.locale)
+            return to_values(
+                data, self.metrics, self.locale, missing="the program's JSON output lacks it"
+            )
         metric = self.metrics.get(self.metric) or Metric()
         return {self.metric: finish_plain(self.metric, text, metric, self.locale)}
 

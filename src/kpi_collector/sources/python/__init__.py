@@ -111,9 +111,14 @@ def importable_from(folder: Path, module_name: str) -> None:
 
 
 def to_values(
-    result: Any, metrics: Mapping[str, Metric], locale: str | None = None
+    result: Any,
+    metrics: Mapping[str, Metric],
+    locale: str | None = None,
+    *,
+    missing: str = "the function did not return it",
 ) -> dict[str, float]:
-    """Check that `result` is `{name: number}`, reading numeric text where needed."""
+    """Check that `result` is `{name: number}`, reading numeric text where needed; a metric
+    of `metrics` that `result` lacks is an error saying `missing`."""
     if not isinstance(result, Mapping):
         raise ExtractError(
             f"expected a mapping of metric names to numbers, got {type(result).__name__}"
@@ -128,7 +133,7 @@ def to_values(
             errors[name] = str(exc)
     for name in metrics:
         if name not in result:
-            errors[name] = f"{name}: the function did not return it"
+            errors[name] = f"{name}: {missing}"
     if errors:
         raise MetricErrors(values, errors)
     return values

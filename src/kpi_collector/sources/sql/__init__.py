@@ -135,11 +135,17 @@ def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> 
 
 def _value(name: str, raw: Any) -> Any:
     """A database's value as `finish_plain` reads it: numbers and text as they are, bytes as
-    UTF-8 text; a date, a time, an interval or another type is an ExtractError saying so."""
+    UTF-8 text; NULL, a date, a time, an interval or another type is an ExtractError saying
+    so."""
     from datetime import date, time, timedelta
     from decimal import Decimal
 
-    if raw is None or isinstance(raw, int | float | str | bool | Decimal):
+    if raw is None:
+        raise ExtractError(
+            f"{name}: the query returned NULL (sum(), max() and avg() of no rows are NULL: "
+            "COALESCE(sum(...), 0) when zero is right)"
+        )
+    if isinstance(raw, int | float | str | bool | Decimal):
         return raw
     if isinstance(raw, bytes | bytearray | memoryview):
         try:
