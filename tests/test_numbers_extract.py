@@ -162,3 +162,25 @@ def test_json_integers_beyond_what_is_stored_exactly_are_errors() -> None:
     for name in ("big", "huge"):
         with pytest.raises(ExtractError, match="stored exactly"):
             from_json(name, document, JMESPath(name))
+
+
+def test_numeric_text_beyond_what_is_stored_exactly_is_an_error() -> None:
+    """A JSON API writes big counts as strings: "12345678901234567890" read as text was
+    stored rounded (…7168). Text whose digits a double does not hold past 2**53 is an error;
+    a round or scaled big number is kept."""
+    document = {
+        "big": "12345678901234567890",
+        "grouped": "9,007,199,254,740,993",
+        "half": "9007199254740992.5",
+        "exact": "9007199254740992",
+        "round": "100,000,000,000,000,000,000",
+        "scaled": "9,200 trillion",
+        "e": "1.5e20",
+    }
+    assert from_json("exact", document, JMESPath("exact")) == 2**53
+    assert from_json("round", document, JMESPath("round")) == 1e20
+    assert from_json("scaled", document, JMESPath("scaled")) == 9.2e15
+    assert from_json("e", document, JMESPath("e")) == 1.5e20
+    for name in ("big", "grouped", "half"):
+        with pytest.raises(ExtractError, match="stored exactly"):
+            from_json(name, document, JMESPath(name))

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from kpi_collector.collect.layout import PARAGRAPH, layout_text, lxml_layout_text, nearest_lang
-from kpi_collector.collect.numbers import page_locale, parse_number
+from kpi_collector.collect.numbers import number_spans, page_locale, parse_number
 from kpi_collector.collect.patterns import compile_pattern
 from kpi_collector.config.locale import check_locale
 from kpi_collector.config.models import CONFIG_MODEL, refuse_bool_as_number
@@ -203,6 +203,8 @@ def finish(name: str, raw: Any, metric: Metric, locale: str | None = None) -> fl
                 value = parse_number(text, metric.locale or locale)
             except ValueError as exc:
                 raise ExtractError(f"{name}: {exc}") from None
+            if not -EXACT_LIMIT < value < EXACT_LIMIT:  # 2**53 itself may be rounded
+                _exact_text(name, text, value)
     elif raw is None:
         raise ExtractError(f"{name}: the value is missing (null)")
     else:
@@ -265,6 +267,28 @@ def _exact(name: str, raw: numbers.Real | Decimal) -> float:
             f"up to 2**53 = {EXACT_LIMIT} only); return it in a larger unit (thousands, millions)"
         )
     return value
+
+
+def _exact_text(name: str, text: str, value: float) -> None:
+    """ExtractError when `value`, read from `text` and past EXACT_LIMIT, lost digits that
+    `text` wrote: its significant digits (the number's digits without the zeros at either
+    end) are not those of the float (`12345678901234567890` is ...7168 as a float). E
+    notation is left alone: its digits are what the writer chose to keep."""
+    import unicodedata
+
+    spans = number_spans(text)
+    if len(spans) != 1 or re.match(r"\s?[eE][-+]?[0-9]", text[spans[0][1] :]):
+        return
+    written = "".join(
+        str(unicodedata.digit(char)) for char in text[slice(*spans[0])] if char.isdigit()
+    )
+    kept = str(int(abs(value)))
+    if written.strip("0") != kept.rstrip("0"):
+        shown = _short(text)
+        raise ExtractError(
+            f"{name}: {shown} cannot be stored exactly (a stored number holds every integer "
+            f"up to 2**53 = {EXACT_LIMIT} only); return it in a larger unit (thousands, millions)"
+        )
 
 
 def _as_type(value: float, like: int | Decimal | Fraction) -> int | Decimal | Fraction:
