@@ -125,3 +125,33 @@ def test_a_multi_line_exception_is_a_one_line_error() -> None:
     message = result.errors["crm"]
     assert "\n" not in message and len(message) <= 300
     assert message.startswith("RuntimeError: cannot reach the CRM Traceback")
+
+
+def test_a_function_that_never_returns_does_not_keep_kpi_from_exiting(tmp_path: Path) -> None:
+    """A sync function stuck for ever (a socket without a timeout) fails at the source's
+    timeout, the run stores the rest, and `kpi run` exits: the thread it runs in was the
+    default executor's, which the interpreter waits for at exit, for ever."""
+    (tmp_path / "stuck.py").write_text(
+        "import threading\n"
+        "def forever():\n    threading.Event().wait()\n"
+        "def fine():\n    return {'n': 3}\n"
+    )
+    (tmp_path / "kpi.yaml").write_text(
+        "defaults: {timeout: 1, retries: 0}\n"
+        "sources:\n"
+        "  - {name: stuck, type: python, function: 'stuck:forever'}\n"
+        "  - {name: ok, type: python, function: 'stuck:fine'}\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "NO_COLOR": "1"}
+    done = subprocess.run(
+        [str(KPI), "run", "--no-deliver"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,  # a guard against the hang, not a measure
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "timed out" in done.stdout + done.stderr
+    with sqlite3.connect(tmp_path / "kpi.db") as db:
+        assert db.execute("SELECT kpi, value FROM observations").fetchall() == [("ok.n", 3.0)]

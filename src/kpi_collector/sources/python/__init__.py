@@ -1,4 +1,5 @@
-"""`type: python`: any function returning `{name: number}`, sync (run in a thread) or async."""
+"""`type: python`: any function returning `{name: number}`, sync (run in a daemon thread) or
+async."""
 
 from __future__ import annotations
 
@@ -84,7 +85,7 @@ class Function(Source):
             if inspect.iscoroutinefunction(func):
                 result = await func(**self.kwargs)
             else:
-                result = await asyncio.to_thread(func, **self.kwargs)
+                result = await in_daemon_thread(func, self.kwargs, f"kpi-python-{self.name}")
                 if inspect.isawaitable(result):
                     result = await result
         except (SourceError, asyncio.CancelledError):
@@ -94,6 +95,39 @@ class Function(Source):
             text = " ".join(f"{type(exc).__name__}: {exc}".split())
             raise SourceError(redact_cut(text, MESSAGE_LIMIT)) from exc
         return to_values(result, self.metrics, self.locale)
+
+
+async def in_daemon_thread(func: Callable[..., Any], kwargs: Mapping[str, Any], name: str) -> Any:
+    """`func(**kwargs)` in a daemon thread of its own: its result, or what it raised. Not
+    the loop's default executor (`asyncio.to_thread`), whose threads the interpreter waits
+    for at exit: a function stuck for ever, which the source's timeout gives up on, would
+    keep `kpi run` from exiting. The thread itself cannot be stopped; it ends with `kpi`."""
+    import contextlib
+    import contextvars
+    import threading
+
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(outcome: Any, failed: bool) -> None:
+        if done.done():  # given up on (the timeout): nobody waits for it
+            return
+        if failed:
+            done.set_exception(outcome)
+        else:
+            done.set_result(outcome)
+
+    def call() -> None:
+        try:
+            outcome, failed = context.run(func, **kwargs), False
+        except BaseException as exc:  # handed to the awaiting task, as to_thread does
+            outcome, failed = exc, True
+        with contextlib.suppress(RuntimeError):  # the loop closed: the run is over
+            loop.call_soon_threadsafe(settle, outcome, failed)
+
+    threading.Thread(target=call, name=name, daemon=True).start()
+    return await done
 
 
 def importable_from(folder: Path, module_name: str) -> None:
