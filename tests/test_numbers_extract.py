@@ -184,3 +184,11 @@ def test_numeric_text_beyond_what_is_stored_exactly_is_an_error() -> None:
     for name in ("big", "grouped", "half"):
         with pytest.raises(ExtractError, match="stored exactly"):
             from_json(name, document, JMESPath(name))
+
+
+def test_a_path_giving_a_list_says_how_to_pick_one_number() -> None:
+    """A filter or projection (`items[?id=='x'].n`) always gives a list, even of one."""
+    document = {"items": [{"id": "x", "n": 5}, {"id": "y", "n": 7}]}
+    with pytest.raises(ExtractError, match=r"gave a list .*\| \[0\].*sum\(\.\.\.\).*count: true"):
+        from_json("n", document, JMESPath("items[?id=='x'].n"))
+    assert from_json("n", document, JMESPath("items[?id=='x'].n | [0]")) == 5

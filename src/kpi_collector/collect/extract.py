@@ -345,6 +345,13 @@ def from_json(name: str, document: Any, metric: Metric, locale: str | None = Non
         return _counted(name, len(found), metric, metric.jmespath)
     if found is None:
         raise ExtractError(f"{name}: {metric.jmespath!r} matched nothing in the JSON")
+    if isinstance(found, list):
+        # a filter or a projection gives a list, even of one number
+        raise ExtractError(
+            f"{name}: {metric.jmespath!r} gave a list ({_short(repr(found))}), not a number: "
+            f"pick one with `{metric.jmespath} | [0]`, add them with `sum(...)` or count "
+            "them with `count: true`"
+        )
     return finish_plain(name, found, metric, locale)
 
 
