@@ -4,6 +4,8 @@ on the local PostgreSQL and MariaDB servers."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -319,3 +321,59 @@ def test_a_null_result_says_how_to_make_it_zero(tmp_path: Path) -> None:
     )
     assert "returned NULL" in result.errors["app.revenue"]
     assert "COALESCE" in result.errors["app.revenue"]
+
+
+STALLED_SERVER = """
+import socket, sys, threading
+from kpi_collector.config.models import Defaults
+from kpi_collector.sources import SQL
+from tests.fakes.collect import run
+
+# a proxy to the PostgreSQL server that stops passing anything on once it sees the marked
+# query: the network path to a database that dies mid-query (no reset, no answer)
+upstream = ("127.0.0.1", int(sys.argv[1]))
+listener = socket.create_server(("127.0.0.1", 0))
+
+def pump(source, target, watch):
+    stalled = False
+    while data := source.recv(65536):
+        stalled = stalled or (watch and b"stall_here" in data)
+        if not stalled:
+            target.sendall(data)
+
+def serve():
+    while True:
+        client, _ = listener.accept()
+        server = socket.create_connection(upstream)
+        threading.Thread(target=pump, args=(client, server, True), daemon=True).start()
+        threading.Thread(target=pump, args=(server, client, False), daemon=True).start()
+
+threading.Thread(target=serve, daemon=True).start()
+port = listener.getsockname()[1]
+url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/test"
+result = run(
+    SQL(name="db", url=url, metrics={"n": "SELECT 1 /* stall_here */"}),
+    defaults=Defaults(timeout=1, retries=0),
+)
+print(result.errors)
+"""
+
+
+def test_a_database_that_stops_answering_does_not_keep_the_run_from_ending() -> None:
+    """The connection to the server goes silent mid-query: the source fails at its budget
+    and the run ends (the query's thread was the loop's default executor's, which the run
+    waited for, for ever, before it returned)."""
+    from urllib.parse import urlsplit
+
+    from tests.services import require_postgres_url
+
+    port = urlsplit(require_postgres_url()).port or 5432
+    done = subprocess.run(
+        [sys.executable, "-c", STALLED_SERVER, str(port)],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=60,  # a guard against the hang, not a measure
+    )
+    assert done.returncode == 0, done.stderr
+    assert "'db': 'timed out after" in done.stdout

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -47,7 +46,14 @@ class SQL(Source):
         return value
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
-        return await asyncio.to_thread(self._run_queries, ctx.timeout)
+        from kpi_collector.sources.python import in_daemon_thread
+
+        # a daemon thread: a connection that goes silent mid-query (no driver reads with a
+        # timeout) fails the source at its budget and does not keep `kpi` from exiting
+        values: dict[str, float] = await in_daemon_thread(
+            self._run_queries, {"timeout": ctx.timeout}, f"kpi-sql-{self.name}"
+        )
+        return values
 
     def _run_queries(self, timeout: float) -> dict[str, float]:
         from kpi_collector.errors import MetricErrors
