@@ -543,7 +543,9 @@ def check_store_url(url: str) -> None:
         parsed.get_dialect()
     except sa.exc.NoSuchModuleError:  # before ArgumentError, its base class
         scheme = url.partition("://")[0]
-        raise ValueError(f"unknown database kind {scheme!r}; {fix}") from None
+        raise ValueError(
+            f"unknown database kind {scheme!r} in {without_password(url)!r}; {fix}"
+        ) from None
     except sa.exc.ArgumentError:
         raise ValueError(f"{without_password(url)!r} is not a database URL; {fix}") from None
     except ValueError:  # the port is not a number
