@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,3 +18,107 @@ def test_command_source(tmp_path: Path) -> None:
     )
     assert result.values == {"n.value": 12374, "j.a": 1, "j.b": 2500}
     assert "exited with 1: no data today" in result.errors["f"]
+
+
+def test_numbers_on_separate_lines_are_never_read_as_one() -> None:
+    """A program's output is lines, not HTML: `12` and `374` printed on two lines (or in a
+    JSON string) are two numbers, an error, never 12374; a line of text before the one
+    number is fine."""
+    result = run(
+        Command(name="two", command=[sys.executable, "-c", "print(12); print(374)"]),
+        Command(name="crlf", command=[sys.executable, "-c", "print('12\\r\\n374', end='')"]),
+        Command(name="log", command=[sys.executable, "-c", "print('Loading...'); print('1,234')"]),
+        Command(name="j", command=[sys.executable, "-c", 'print(\'{"a": "12\\\\n374", "b": 5}\')']),
+    )
+    assert result.values == {"log.value": 1234, "j.b": 5}
+    assert "more than one number" in result.errors["two"]
+    assert "more than one number" in result.errors["crlf"]
+    assert "more than one number" in result.errors["j.a"]
+
+
+def test_a_failing_program_is_a_short_one_line_error() -> None:
+    """The last line of stderr is cut to a readable length; a program killed by a signal
+    says which (not `exited with -9`)."""
+    result = run(
+        Command(name="long", command=["sh", "-c", "printf 'x%.0s' $(seq 1 3000) >&2; exit 1"]),
+        Command(
+            name="killed", command=[sys.executable, "-c", "import os; os.kill(os.getpid(), 9)"]
+        ),
+    )
+    assert result.errors["long"].startswith("'sh' exited with 1: xxx")
+    assert len(result.errors["long"]) <= 300
+    assert "killed by signal SIGKILL" in result.errors["killed"]
+
+
+HELD_IMPORT = """
+import asyncio, importlib.abc, importlib.util, sys, threading
+from pathlib import Path
+from kpi_collector.sources import Command
+from tests.fakes.collect import run
+
+# a first program, as any run may have started before
+print(run(Command(name="first", command=[sys.executable, "-c", "print(1)"])).values)
+# another thread of the run is importing a module when the program is forked (here
+# ctypes, which the SQL drivers load, held mid-import until the run is over): the forked
+# child must import nothing, or it waits for ever for a thread it does not have
+sys.modules.pop("ctypes", None)
+started, finish = threading.Event(), threading.Event()
+
+class Slow(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        if name == "ctypes" and threading.current_thread() is not threading.main_thread():
+            return importlib.util.spec_from_loader(name, self)
+        return None
+
+    def exec_module(self, module):  # runs holding the module's import lock
+        started.set()
+        finish.wait()
+
+sys.meta_path.insert(0, Slow())
+importer = threading.Thread(target=lambda: __import__("ctypes"), daemon=True)
+importer.start()
+started.wait()
+result = run(Command(name="n", command=[sys.executable, "-c", "print(7)"]))
+finish.set()
+print(result.values, result.errors)
+"""
+
+
+def test_a_program_starts_while_another_thread_is_importing() -> None:
+    """The run was forked from while a thread imported a module (a SQL source loading its
+    driver): the child imported ctypes to ask for PR_SET_PDEATHSIG and waited for ever on
+    that module's lock, and so did the whole run."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", HELD_IMPORT],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,  # a guard against the hang, not a measure
+    )
+    assert done.returncode == 0, done.stderr
+    assert "{'n.value': 7.0} {}" in done.stdout
+
+
+def test_json_output_after_a_byte_order_mark_is_read_as_json() -> None:
+    """A program on Windows-minded tooling prints a UTF-8 BOM first: `{"a": 1, "b": 2}` was
+    then read as text, `more than one number`, and `{"a": 5}` stored as `value`."""
+    bom = "import sys; sys.stdout.buffer.write(b'\\xef\\xbb\\xbf' + sys.argv[1].encode())"
+    result = run(
+        Command(name="one", command=[sys.executable, "-c", bom, '{"a": 5}']),
+        Command(name="two", command=[sys.executable, "-c", bom, '{"a": 1, "b": 2}']),
+        Command(name="plain", command=[sys.executable, "-c", bom, "42"]),
+    )
+    assert result.values == {"one.a": 5, "two.a": 1, "two.b": 2, "plain.value": 42}
+
+
+def test_a_metric_missing_from_the_output_names_the_output() -> None:
+    result = run(
+        Command(
+            name="j",
+            command=[sys.executable, "-c", "print('{\"a\": 1}')"],
+            metrics={"a": {}, "b": {"expect": {"min": 0}}},
+        )
+    )
+    assert result.values == {"j.a": 1}
+    assert result.errors["j.b"] == "b: the program's JSON output lacks it"

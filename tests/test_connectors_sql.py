@@ -4,6 +4,8 @@ on the local PostgreSQL and MariaDB servers."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,274 @@ def test_sql_source_on_database_servers(server: str) -> None:
         with engine.begin() as conn:
             conn.execute(sa.text(f"DROP TABLE {table}"))
         engine.dispose()
+
+
+def test_a_text_result_with_numbers_on_two_lines_is_an_error(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    sqlite3.connect(db).close()
+    result = run(
+        SQL(
+            name="app",
+            url=f"sqlite:///{db}",
+            metrics={
+                "split": "SELECT '12' || char(10) || '374'",
+                "labelled": "SELECT 'total:' || char(13, 10) || '1,234'",
+            },
+        )
+    )
+    assert result.values == {"app.labelled": 1234}
+    assert "more than one number" in result.errors["app.split"]
+
+
+def test_a_query_returning_several_rows_is_an_error_not_its_first_row(tmp_path: Path) -> None:
+    """`SELECT count(*) ... GROUP BY` returns a row per group: storing the first group's
+    count would be a wrong number; a query returns one row."""
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE users (plan TEXT)")
+        conn.executemany("INSERT INTO users VALUES (?)", [("free",), ("pro",), ("pro",)])
+    result = run(
+        SQL(
+            name="app",
+            url=f"sqlite:///{db}",
+            metrics={
+                "by_plan": "SELECT count(*) FROM users GROUP BY plan",
+                "pro": "SELECT count(*) FROM users WHERE plan = 'pro'",
+            },
+        )
+    )
+    assert result.values == {"app.pro": 2}
+    assert "more than one row" in result.errors["app.by_plan"]
+
+
+def _no_source_error(result: object) -> None:
+    errors = result.errors  # type: ignore[attr-defined]
+    assert "app" not in errors, errors["app"]
+
+
+def test_a_statement_without_rows_or_a_binary_value_fails_its_metric_only(
+    tmp_path: Path,
+) -> None:
+    """A statement that returns no result set (a PRAGMA that sets, ATTACH) and a value that
+    is no number fail their own metric, saying why; the other metrics are stored (before,
+    the whole source failed as a transient "database error" and was retried)."""
+    db = tmp_path / "app.db"
+    sqlite3.connect(db).close()
+    result = run(
+        SQL(
+            name="app",
+            url=f"sqlite:///{db}",
+            metrics={
+                "ok": "SELECT 5",
+                "setting": "PRAGMA foreign_keys = ON",
+                "blob": "SELECT x'00ff'",
+                "digits": "SELECT CAST('12' AS BLOB)",
+            },
+        ),
+        defaults=Defaults(timeout=2, retries=0),
+    )
+    _no_source_error(result)
+    assert result.values == {"app.ok": 5, "app.digits": 12}
+    assert "returns no rows" in result.errors["app.setting"]
+    assert "binary" in result.errors["app.blob"]
+
+
+def test_dates_intervals_and_other_types_fail_their_metric_saying_so() -> None:
+    from tests.services import require_postgres_url
+
+    result = run(
+        SQL(
+            name="app",
+            url=require_postgres_url(),
+            metrics={
+                "ok": "SELECT 5",
+                "day": "SELECT DATE '2026-12-01'",
+                "span": "SELECT interval '2 hours'",
+                "id": "SELECT '8c2f1e9a-3d4b-4c5d-9e6f-7a8b9c0d1e2f'::uuid",
+                "list": "SELECT ARRAY[1, 2]",
+            },
+        ),
+        defaults=Defaults(timeout=5, retries=0),
+    )
+    _no_source_error(result)
+    assert result.values == {"app.ok": 5}
+    assert "date" in result.errors["app.day"] and "not a number" in result.errors["app.day"]
+    assert "EXTRACT(EPOCH" in result.errors["app.span"]
+    assert "UUID" in result.errors["app.id"]
+    assert "list" in result.errors["app.list"]
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_a_commit_in_a_query_does_not_open_a_writable_transaction(server: str) -> None:
+    """Every transaction of the source's connection is read-only, not only the first: a
+    query that ends it (`COMMIT; DELETE ...` on PostgreSQL, which runs several statements in
+    one query; a metric `COMMIT` before a metric `DELETE` on MariaDB) writes nothing."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from tests.services import require_mysql_url, require_postgres_url
+
+    url = require_postgres_url() if server == "postgresql" else require_mysql_url()
+    table = f"kpi_keep_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {table} (id INTEGER)"))
+        conn.execute(sa.text(f"INSERT INTO {table} VALUES (1), (2), (3)"))
+    if server == "postgresql":
+        metrics = {"sneaky": f"COMMIT; DELETE FROM {table}; SELECT 1"}
+    else:
+        metrics = {
+            "end": "COMMIT",
+            "sneaky": f"DELETE FROM {table}",
+            "again": "COMMIT",
+            "n": "SELECT 1",
+        }
+    try:
+        result = run(SQL(name="app", url=url, metrics=metrics), defaults=Defaults(retries=0))
+        assert "app.sneaky" in result.errors or "app" in result.errors
+        with engine.connect() as conn:
+            assert conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar() == 3
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE {table}"))
+        engine.dispose()
+
+
+@pytest.mark.parametrize("server", ["sqlite", "postgresql", "mariadb"])
+def test_big_integers_and_decimals_are_stored_exactly_or_refused(
+    server: str, tmp_path: Path
+) -> None:
+    from tests.services import require_mysql_url, require_postgres_url
+
+    if server == "sqlite":
+        db = tmp_path / "app.db"
+        sqlite3.connect(db).close()
+        url = f"sqlite:///{db}"
+        metrics = {"big": "SELECT 9007199254740993", "ok": "SELECT 9007199254740992"}
+    else:
+        url = require_postgres_url() if server == "postgresql" else require_mysql_url()
+        metrics = {
+            "big": "SELECT CAST(9007199254740993 AS DECIMAL(38, 0))",
+            "money": "SELECT CAST(1234567.8912345678 AS DECIMAL(38, 10))",
+            "ok": "SELECT CAST(9007199254740992 AS DECIMAL(38, 10))",
+        }
+    result = run(SQL(name="app", url=url, metrics=metrics), defaults=Defaults(retries=0))
+    assert "stored exactly" in result.errors["app.big"]
+    assert result.values["app.ok"] == 2**53
+    if server != "sqlite":
+        assert result.values["app.money"] == pytest.approx(1234567.8912345678)
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_a_connection_lost_mid_source_fails_one_metric_and_the_rest_reconnect(
+    server: str,
+) -> None:
+    """The server drops the connection during one query (a restart, a proxy, here the query
+    kills its own session): that metric fails saying so, the next ones run on a new
+    connection (before: the whole source failed with SQLAlchemy's "Can't reconnect until
+    invalid transaction is rolled back")."""
+    from tests.services import require_mysql_url, require_postgres_url
+
+    url = require_postgres_url() if server == "postgresql" else require_mysql_url()
+    kill = (
+        "SELECT pg_terminate_backend(pg_backend_pid())"
+        if server == "postgresql"
+        else "KILL CONNECTION_ID()"
+    )
+    result = run(
+        SQL(name="app", url=url, metrics={"dropped": kill, "after": "SELECT 2"}),
+        defaults=Defaults(timeout=5, retries=0),
+    )
+    assert "app" not in result.errors, result.errors["app"]
+    assert result.values == {"app.after": 2}
+    assert "rolled back" not in result.errors["app.dropped"]
+
+
+def test_a_slow_query_on_mariadb_with_a_fractional_timeout_fails_only_itself() -> None:
+    """The statement time limit is the source's timeout (2.5 s); the client's own read
+    timeout is a backstop after it, so the server's clear "interrupted" comes first and the
+    connection goes on (before: the client gave up at 2 s, the connection was lost and the
+    whole source failed with an unclear error)."""
+    from tests.services import require_mysql_url
+
+    result = run(
+        SQL(
+            name="app",
+            url=require_mysql_url(),
+            metrics={"slow": "SELECT SLEEP(10)", "after": "SELECT 2"},
+        ),
+        defaults=Defaults(timeout=2.5, retries=0),
+    )
+    assert "app" not in result.errors, result.errors["app"]
+    assert result.values == {"app.after": 2}
+    assert "longer than the timeout" in result.errors["app.slow"]
+
+
+def test_a_null_result_says_how_to_make_it_zero(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE orders (amount INTEGER)")
+    result = run(
+        SQL(
+            name="app", url=f"sqlite:///{db}", metrics={"revenue": "SELECT sum(amount) FROM orders"}
+        )
+    )
+    assert "returned NULL" in result.errors["app.revenue"]
+    assert "COALESCE" in result.errors["app.revenue"]
+
+
+STALLED_SERVER = """
+import socket, sys, threading
+from kpi_collector.config.models import Defaults
+from kpi_collector.sources import SQL
+from tests.fakes.collect import run
+
+# a proxy to the PostgreSQL server that stops passing anything on once it sees the marked
+# query: the network path to a database that dies mid-query (no reset, no answer)
+upstream = ("127.0.0.1", int(sys.argv[1]))
+listener = socket.create_server(("127.0.0.1", 0))
+
+def pump(source, target, watch):
+    stalled = False
+    while data := source.recv(65536):
+        stalled = stalled or (watch and b"stall_here" in data)
+        if not stalled:
+            target.sendall(data)
+
+def serve():
+    while True:
+        client, _ = listener.accept()
+        server = socket.create_connection(upstream)
+        threading.Thread(target=pump, args=(client, server, True), daemon=True).start()
+        threading.Thread(target=pump, args=(server, client, False), daemon=True).start()
+
+threading.Thread(target=serve, daemon=True).start()
+port = listener.getsockname()[1]
+url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/test"
+result = run(
+    SQL(name="db", url=url, metrics={"n": "SELECT 1 /* stall_here */"}),
+    defaults=Defaults(timeout=1, retries=0),
+)
+print(result.errors)
+"""
+
+
+def test_a_database_that_stops_answering_does_not_keep_the_run_from_ending() -> None:
+    """The connection to the server goes silent mid-query: the source fails at its budget
+    and the run ends (the query's thread was the loop's default executor's, which the run
+    waited for, for ever, before it returned)."""
+    from urllib.parse import urlsplit
+
+    from tests.services import require_postgres_url
+
+    port = urlsplit(require_postgres_url()).port or 5432
+    done = subprocess.run(
+        [sys.executable, "-c", STALLED_SERVER, str(port)],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=60,  # a guard against the hang, not a measure
+    )
+    assert done.returncode == 0, done.stderr
+    assert "'db': 'timed out after" in done.stdout

@@ -144,3 +144,51 @@ def test_only_a_closed_pair_of_parentheses_is_an_accounting_negative(
 )
 def test_unicode_signs_digits_and_marks(text: str, locale: str | None, value: float) -> None:
     assert parse_number(text, locale) == value
+
+
+def test_a_json_string_with_numbers_on_two_lines_is_an_error() -> None:
+    """JSON text is not HTML: a line break in a string parts two numbers."""
+    document = {"split": "12\n374", "labelled": "Total:\n1,234"}
+    assert from_json("labelled", document, JMESPath("labelled")) == 1234
+    with pytest.raises(ExtractError, match="more than one number"):
+        from_json("split", document, JMESPath("split"))
+
+
+def test_json_integers_beyond_what_is_stored_exactly_are_errors() -> None:
+    import json
+
+    document = json.loads('{"big": 9007199254740993, "huge": ' + "9" * 400 + ', "ok": 2e20}')
+    assert from_json("ok", document, JMESPath("ok")) == 2e20
+    for name in ("big", "huge"):
+        with pytest.raises(ExtractError, match="stored exactly"):
+            from_json(name, document, JMESPath(name))
+
+
+def test_numeric_text_beyond_what_is_stored_exactly_is_an_error() -> None:
+    """A JSON API writes big counts as strings: "12345678901234567890" read as text was
+    stored rounded (…7168). Text whose digits a double does not hold past 2**53 is an error;
+    a round or scaled big number is kept."""
+    document = {
+        "big": "12345678901234567890",
+        "grouped": "9,007,199,254,740,993",
+        "half": "9007199254740992.5",
+        "exact": "9007199254740992",
+        "round": "100,000,000,000,000,000,000",
+        "scaled": "9,200 trillion",
+        "e": "1.5e20",
+    }
+    assert from_json("exact", document, JMESPath("exact")) == 2**53
+    assert from_json("round", document, JMESPath("round")) == 1e20
+    assert from_json("scaled", document, JMESPath("scaled")) == 9.2e15
+    assert from_json("e", document, JMESPath("e")) == 1.5e20
+    for name in ("big", "grouped", "half"):
+        with pytest.raises(ExtractError, match="stored exactly"):
+            from_json(name, document, JMESPath(name))
+
+
+def test_a_path_giving_a_list_says_how_to_pick_one_number() -> None:
+    """A filter or projection (`items[?id=='x'].n`) always gives a list, even of one."""
+    document = {"items": [{"id": "x", "n": 5}, {"id": "y", "n": 7}]}
+    with pytest.raises(ExtractError, match=r"gave a list .*\| \[0\].*sum\(\.\.\.\).*count: true"):
+        from_json("n", document, JMESPath("items[?id=='x'].n"))
+    assert from_json("n", document, JMESPath("items[?id=='x'].n | [0]")) == 5

@@ -128,3 +128,98 @@ def test_every_database_url_without_a_mysql_driver_gets_pymysql() -> None:
         "mysql+mysqldb",
         "postgresql",
     ]
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        # a raw `@` in the password: SQLAlchemy ends the password at the first `@` and
+        # took the rest of it for the host, which the driver's error then named
+        ("postgresql://kpi:Qz@vu7@Kx9@127.0.0.1:1/test", "%40"),
+        ("mysql://kpi:Qz@vu7@Kx9@127.0.0.1:1/test", "%40"),
+        ("postgresq://kpi:Qz/vu7Kx9@127.0.0.1:1/test", "unknown database kind"),
+        ("postgresql://kpi:Qzvu7Kx9@127.0.0.1:nope/test", "port"),
+    ],
+)
+def test_a_wrong_database_url_is_a_config_error_that_never_shows_its_password(
+    workdir: Path, url: str, says: str
+) -> None:
+    """The `sql` source's `url:`, like `store:`, is checked at load (exit 2, nothing ran),
+    and the message names what is wrong without the password, whatever it holds."""
+    sql_config(workdir, url, query="SELECT 1")
+    result = run_kpi(workdir, "validate")
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert says in output
+    for piece in ("Qz", "vu7", "Kx9"):
+        assert piece not in output, output
+
+
+def test_a_store_url_with_a_slash_in_its_password_never_shows_it(workdir: Path) -> None:
+    (workdir / "kpi.yaml").write_text(
+        'store: "postgresq://kpi:Hidden/pass9@127.0.0.1/test"\nsources: []\n'
+    )
+    result = run_kpi(workdir, "validate")
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "unknown database kind" in output
+    assert "Hidden" not in output and "pass9" not in output, output
+
+
+def test_a_sql_destination_url_with_a_raw_at_is_a_config_error_without_the_password(
+    workdir: Path,
+) -> None:
+    (workdir / "kpi.yaml").write_text(
+        "sources: []\n"
+        "destinations:\n"
+        '  - {type: sql, url: "postgresql://kpi:Qz@vu7@Kx9@127.0.0.1:1/test"}\n'
+    )
+    result = run_kpi(workdir, "validate")
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "%40" in output
+    for piece in ("Qz", "vu7", "Kx9"):
+        assert piece not in output, output
+
+
+def test_a_query_cannot_attach_and_so_create_another_sqlite_file(workdir: Path) -> None:
+    """`ATTACH DATABASE 'x.db'` opened (and created) a file beside the read-only one."""
+    data = workdir / "data"
+    make_db(data / "sales.db", 3)
+    sql_config(
+        workdir, f"sqlite:///{data}/sales.db", query=f"\"ATTACH DATABASE '{data}/new.db' AS x\""
+    )
+    result = run_kpi(workdir, "run")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert sorted(p.name for p in data.iterdir()) == ["sales.db"]
+    assert "sales: the query failed" in errors(workdir)
+
+
+def test_each_sqlite_query_gets_the_whole_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The timeout bounds each statement, as on PostgreSQL and MariaDB: a query that starts
+    after earlier ones used up the timeout between them is not interrupted (the deadline was
+    the connection's, so the third of three 0.4 s queries under `timeout: 1` failed as
+    "took longer than the timeout"). A fake clock moves time between the queries."""
+    import time
+
+    from sqlalchemy import text
+
+    from kpi_collector.collect.sql import open_readonly
+
+    make_db(tmp_path / "app.db", 1)
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    engine = open_readonly(f"sqlite:///{tmp_path / 'app.db'}", 1.0)
+    counting = (
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 100000) "
+        "SELECT count(*) FROM c"
+    )
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+            clock[0] += 5  # the next query starts long after the first one began
+            assert conn.execute(text(counting)).scalar() == 100000
+    finally:
+        engine.dispose()

@@ -268,18 +268,48 @@ class Secret(SecretStr):
         )
 
 
+#: a database URL's password as SQLAlchemy reads it: from the user's `:` to the first `@`,
+#: `/`, `?`, `#` and spaces included
+_DATABASE_PASSWORD = re.compile(r"^\s*[\w+.\-]+://[^:/@]*:(?P<pw>[^@]*)@(?P<rest>.*)$", re.DOTALL)
+
+
+def database_passwords(url: str) -> list[str]:
+    """What in a database URL is its password, written and decoded (`%40` is `@`): as
+    SQLAlchemy reads it (to the first `@`) and, when more `@` follow in the host, as its
+    writer meant it (to the last `@` before the host)."""
+    from urllib.parse import unquote
+
+    match = _DATABASE_PASSWORD.match(url)
+    if not match:
+        return []
+    found = [match["pw"]]
+    host = match["rest"].split("/", 1)[0]
+    if "@" in host:
+        found.append(f"{match['pw']}@{host.rpartition('@')[0]}")
+    return [form for pw in found for form in dict.fromkeys((pw, unquote(pw))) if form]
+
+
+def without_password(url: str) -> str:
+    """`url` with its password (`database_passwords`, the longest) shown as `***`."""
+    passwords = sorted(database_passwords(url), key=len, reverse=True)
+    if passwords and passwords[0] in url:
+        head, _, tail = url.partition(passwords[0])
+        return f"{head}{_MASK}{tail}"
+    return redact(url)
+
+
 class DatabaseUrl(Secret):
     """A database URL: only its password is secret, so messages can still name the host
-    and database (`postgresql://kpi:***@db/kpi`) while the password never shows."""
+    and database (`postgresql://kpi:***@db/kpi`) while the password never shows, whatever
+    it holds (`/`, `#`, a raw `@`)."""
 
     hides_variables: ClassVar[bool] = False  # `${DATABASE_URL}` whole: only its password
 
     def __init__(self, secret_value: str, variables: tuple[str, ...] = ()) -> None:
         SecretStr.__init__(self, secret_value)
         self.variables = variables
-        match = _URL_PASSWORD.search(secret_value)
-        if match:
-            remember(match["pw"])
+        for password in database_passwords(secret_value):
+            remember(password)
 
     def _display(self) -> str:
         return redact(self.get())

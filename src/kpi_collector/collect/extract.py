@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
+import re
 from collections.abc import Mapping
+from decimal import Decimal
+from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from kpi_collector.collect.layout import PARAGRAPH, layout_text, lxml_layout_text, nearest_lang
-from kpi_collector.collect.numbers import page_locale, parse_number
+from kpi_collector.collect.numbers import number_spans, page_locale, parse_number
 from kpi_collector.collect.patterns import compile_pattern
 from kpi_collector.config.locale import check_locale
 from kpi_collector.config.models import CONFIG_MODEL, refuse_bool_as_number
@@ -165,11 +169,15 @@ def finish(name: str, raw: Any, metric: Metric, locale: str | None = None) -> fl
     """Turn what an extractor found into the metric's number, or raise ExtractError.
 
     Text is read as numbers are written under `metric.locale`, else `locale` (the
-    source's or the config's `locale:`, else the page's `lang`), else en.
+    source's or the config's `locale:`, else the page's `lang`), else en. A number (int,
+    float, Decimal, Fraction, any `numbers.Real`) is stored as a float, so one that a float
+    does not hold exactly past 2**53 (9007199254740993, 10**400) is an error, never rounded.
     """
     value: float
-    if isinstance(raw, (bool, int | float)):
+    if isinstance(raw, bool):
         value = float(raw)
+    elif isinstance(raw, numbers.Real | Decimal):
+        value = _exact(name, raw)
     elif isinstance(raw, str):
         text = raw.strip()
         if metric.regex is not None or metric.map is not None:
@@ -195,6 +203,8 @@ def finish(name: str, raw: Any, metric: Metric, locale: str | None = None) -> fl
                 value = parse_number(text, metric.locale or locale)
             except ValueError as exc:
                 raise ExtractError(f"{name}: {exc}") from None
+            if not -EXACT_LIMIT < value < EXACT_LIMIT:  # 2**53 itself may be rounded
+                _exact_text(name, text, value)
     elif raw is None:
         raise ExtractError(f"{name}: the value is missing (null)")
     else:
@@ -218,6 +228,84 @@ def finish(name: str, raw: Any, metric: Metric, locale: str | None = None) -> fl
             f"{value:g}",
         )
     return value
+
+
+#: a line break in text that is not HTML: CRLF, LF, CR and the other breaks of str.splitlines
+_LINE_BREAK = re.compile("\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028]")
+
+
+#: past this magnitude a float no longer holds every integer: 2**53 + 1 would be stored as 2**53
+EXACT_LIMIT = 2**53
+
+
+def _exact(name: str, raw: numbers.Real | Decimal) -> float:
+    """`raw` as the float stored; ExtractError when that float is not `raw` and past
+    EXACT_LIMIT, where the rounding reaches its whole part. NaN and infinities pass (the
+    caller refuses them)."""
+    if isinstance(raw, float):
+        return raw
+    exact: int | Decimal | Fraction
+    if isinstance(raw, numbers.Integral):
+        exact = int(raw)  # numpy's and other integer types
+    elif isinstance(raw, Decimal | Fraction):
+        exact = raw
+    else:
+        return float(raw)  # numpy's floats and other reals: already floats at heart
+    try:
+        value = float(exact)
+    except OverflowError:  # an int past 1.8e308
+        value = math.inf
+    if isinstance(exact, Decimal) and not exact.is_finite():
+        return value
+    if not -EXACT_LIMIT <= exact <= EXACT_LIMIT and (
+        math.isinf(value) or _as_type(value, exact) != exact
+    ):
+        text = str(exact)
+        shown = text if len(text) <= 40 else f"a {len(str(abs(int(exact))))}-digit number"
+        raise ExtractError(
+            f"{name}: {shown} cannot be stored exactly (a stored number holds every integer "
+            f"up to 2**53 = {EXACT_LIMIT} only); return it in a larger unit (thousands, millions)"
+        )
+    return value
+
+
+def _exact_text(name: str, text: str, value: float) -> None:
+    """ExtractError when `value`, read from `text` and past EXACT_LIMIT, lost digits that
+    `text` wrote: its significant digits (the number's digits without the zeros at either
+    end) are not those of the float (`12345678901234567890` is ...7168 as a float). E
+    notation is left alone: its digits are what the writer chose to keep."""
+    import unicodedata
+
+    spans = number_spans(text)
+    if len(spans) != 1 or re.match(r"\s?[eE][-+]?[0-9]", text[spans[0][1] :]):
+        return
+    written = "".join(
+        str(unicodedata.digit(char)) for char in text[slice(*spans[0])] if char.isdigit()
+    )
+    kept = str(int(abs(value)))
+    if written.strip("0") != kept.rstrip("0"):
+        shown = _short(text)
+        raise ExtractError(
+            f"{name}: {shown} cannot be stored exactly (a stored number holds every integer "
+            f"up to 2**53 = {EXACT_LIMIT} only); return it in a larger unit (thousands, millions)"
+        )
+
+
+def _as_type(value: float, like: int | Decimal | Fraction) -> int | Decimal | Fraction:
+    """`value` exactly, as the type of `like` (a float converts to each without loss)."""
+    if isinstance(like, int):
+        return int(value)
+    return Decimal(value) if isinstance(like, Decimal) else Fraction(value)
+
+
+def finish_plain(name: str, raw: Any, metric: Metric, locale: str | None = None) -> float:
+    """`finish` for a value that is not HTML text: a program's output, a JSON string, a
+    database's or a Python function's value. Its lines are lines: numbers on two of them
+    (`12\\n374`) are two numbers, an error, never 12374, as two lines of a page are (in
+    HTML a newline is a space). Raises ExtractError, as `finish`."""
+    if isinstance(raw, str):
+        raw = _LINE_BREAK.sub(PARAGRAPH, raw)
+    return finish(name, raw, metric, locale)
 
 
 def _how(metric: Metric) -> str:
@@ -257,7 +345,14 @@ def from_json(name: str, document: Any, metric: Metric, locale: str | None = Non
         return _counted(name, len(found), metric, metric.jmespath)
     if found is None:
         raise ExtractError(f"{name}: {metric.jmespath!r} matched nothing in the JSON")
-    return finish(name, found, metric, locale)
+    if isinstance(found, list):
+        # a filter or a projection gives a list, even of one number
+        raise ExtractError(
+            f"{name}: {metric.jmespath!r} gave a list ({_short(repr(found))}), not a number: "
+            f"pick one with `{metric.jmespath} | [0]`, add them with `sum(...)` or count "
+            "them with `count: true`"
+        )
+    return finish_plain(name, found, metric, locale)
 
 
 def _counted(name: str, n: int, metric: Metric, what: str) -> float:

@@ -4,6 +4,7 @@ active-users queries."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,8 +28,9 @@ def with_driver(url: URL) -> URL:
 def open_readonly(url: str, timeout: float) -> Any:
     """An engine for `url` that cannot write where the database lets us say so: a SQLite
     file is opened read-only exactly at the path written (never created; SourceError when
-    it is not there), PostgreSQL and MariaDB/MySQL get read-only transactions
-    (`read_only_session`)."""
+    it is not there) and no query can ATTACH another; on PostgreSQL and MariaDB/MySQL every
+    transaction of a connection is read-only, from its start (`read_only_session` bounds
+    its statements' time)."""
     from sqlalchemy import create_engine, event
     from sqlalchemy.engine import make_url
     from sqlalchemy.pool import NullPool
@@ -43,22 +45,55 @@ def open_readonly(url: str, timeout: float) -> Any:
         connect_args["connect_timeout"] = max(1, int(timeout))
     elif backend in ("mysql", "mariadb"):
         connect_args["connect_timeout"] = max(1, int(timeout))
-        connect_args["read_timeout"] = max(1, int(timeout))
+        # a backstop after the server's statement time limit (`read_only_session`), whose
+        # clear error keeps the connection: the client giving up first loses it
+        connect_args["read_timeout"] = math.ceil(timeout) + 2
     try:
         engine = create_engine(parsed, poolclass=NullPool, connect_args=connect_args)
     except ModuleNotFoundError as exc:  # the driver of this database is not installed
         reason = missing_package(exc) or f"the database driver is not installed ({exc})"
         raise SourceError(reason, transient=False) from None
+    if backend in _SESSION_READ_ONLY:
+
+        @event.listens_for(engine, "connect")
+        def _read_only(dbapi_conn: Any, _record: Any) -> None:
+            # every transaction of the session, not only the first: a query's own COMMIT
+            # (`COMMIT; DELETE ...`) must not leave the rest of it, or the next query, writing
+            cursor = dbapi_conn.cursor()
+            try:
+                cursor.execute(_SESSION_READ_ONLY[backend])
+            finally:
+                cursor.close()
+            dbapi_conn.commit()
+
     if backend == "sqlite":
+        import sqlite3
         import time
 
         @event.listens_for(engine, "connect")
-        def _deadline(dbapi_conn: Any, _record: Any) -> None:
-            # sqlite has no statement timeout: interrupt a query that runs past it
-            deadline = time.monotonic() + timeout
-            dbapi_conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+        def _deadline(dbapi_conn: Any, record: Any) -> None:
+            # sqlite has no statement timeout: interrupt a statement that runs past it
+            deadline = record.info[_DEADLINE] = [time.monotonic() + timeout]
+            dbapi_conn.set_progress_handler(lambda: int(time.monotonic() > deadline[0]), 10_000)
+            # ATTACH opens (and creates) another file, read-write
+            dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _start(conn: Any, *_: Any) -> None:
+            conn.info[_DEADLINE][0] = time.monotonic() + timeout  # each statement its own
 
     return engine
+
+
+#: where a SQLite connection keeps the time its current statement is interrupted at
+_DEADLINE = "kpi_deadline"
+
+#: the statement that makes every later transaction of a session read-only
+_SESSION_READ_ONLY = {
+    "postgresql": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+    "mysql": "SET SESSION TRANSACTION READ ONLY",
+    "mariadb": "SET SESSION TRANSACTION READ ONLY",
+}
 
 
 def _sqlite_readonly(url: URL, *, written: str) -> URL:

@@ -526,7 +526,8 @@ _PLAIN_SQLITE = re.compile(r"sqlite:///[^?]*")
 
 def check_store_url(url: str) -> None:
     """Raise ValueError unless `url` is a SQLAlchemy database URL whose dialect is installed
-    (SQLAlchemy's `make_url` and `get_dialect`; the database driver is not imported)."""
+    (SQLAlchemy's `make_url` and `get_dialect`; the database driver is not imported). The
+    message never shows the password, whatever characters it holds."""
     if _PLAIN_SQLITE.fullmatch(url):
         # A SQLite file path without a query: `make_url` takes every such text and the
         # sqlite dialect ships with SQLAlchemy, so the answer is known without importing
@@ -534,16 +535,31 @@ def check_store_url(url: str) -> None:
         return
     import sqlalchemy as sa
 
-    from kpi_collector.secrets import redact
+    from kpi_collector.secrets import without_password
 
     fix = "use sqlite:///kpi.db, postgresql+psycopg://... or mysql+pymysql://..."
     try:
-        sa.engine.make_url(url).get_dialect()
+        parsed = sa.engine.make_url(url)
+        parsed.get_dialect()
     except sa.exc.NoSuchModuleError:  # before ArgumentError, its base class
         scheme = url.partition("://")[0]
-        raise ValueError(f"unknown database kind {scheme!r} in {redact(url)!r}; {fix}") from None
+        raise ValueError(
+            f"unknown database kind {scheme!r} in {without_password(url)!r}; {fix}"
+        ) from None
     except sa.exc.ArgumentError:
-        raise ValueError(f"{redact(url)!r} is not a database URL; {fix}") from None
+        raise ValueError(f"{without_password(url)!r} is not a database URL; {fix}") from None
+    except ValueError:  # the port is not a number
+        raise ValueError(f"the port in {without_password(url)!r} is not a number; {fix}") from None
+    if parsed.host and "@" in parsed.host:
+        # SQLAlchemy ends the password at its first `@` and takes the rest for the host
+        raise ValueError(
+            "the user or password of the database URL holds a raw `@`: write it %40 "
+            "(the URL is not shown: it holds a password)"
+        )
+
+
+#: `check_store_url` checks any database URL: the store's, a `sql` source's or destination's
+check_database_url = check_store_url
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, field_validator
 
 from kpi_collector.collect.sql import first_line, with_driver
 from kpi_collector.destinations._table import rows_of
@@ -70,6 +70,14 @@ class SQL(TableDestination):
     _engine: Any = PrivateAttr(default=None)
 
     model_config = TableDestination.model_config | {"populate_by_name": True}
+
+    @field_validator("url")
+    @classmethod
+    def _database_url(cls, value: DatabaseUrl) -> DatabaseUrl:
+        from kpi_collector.config.models import check_database_url
+
+        check_database_url(value.get())
+        return value
 
     def kpi_names(self, kpis: Sequence[str], titles: Mapping[str, str]) -> dict[str, str]:
         """wide: {kpi: column} by `column_name`, folded to lower case as the databases

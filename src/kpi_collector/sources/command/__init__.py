@@ -6,22 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import subprocess
+import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import ClassVar
 
 from pydantic import ByteSize, Field, field_validator
 
 from kpi_collector.collect import groups, jsontext
-from kpi_collector.collect.extract import Metric, finish
+from kpi_collector.collect.extract import Metric, finish_plain
 from kpi_collector.errors import ExtractError, SourceError
-from kpi_collector.secrets import redact, remember_values
+from kpi_collector.secrets import redact_cut, remember_values
 from kpi_collector.sources.base import Source, SourceContext
-from kpi_collector.sources.python import to_values
+from kpi_collector.sources.python import MESSAGE_LIMIT, to_values
 
 _CHUNK = 64 * 1024  # bytes read at a time from a pipe
 _GRACE = 1.0  # seconds to read what a program wrote once it and its group are gone
@@ -64,17 +66,32 @@ class Command(Source):
         )
         if returncode != 0:
             lines = err.decode(errors="replace").strip().splitlines()
-            last = redact(lines[-1]) if lines else "no error output"
-            raise SourceError(f"{program!r} exited with {returncode}: {last}")
-        text = out.decode(errors="replace").strip()
+            last = redact_cut(" ".join(lines[-1].split()), MESSAGE_LIMIT) if lines else ""
+            raise SourceError(f"{program!r} {_ended(returncode)}: {last or 'no error output'}")
+        # utf-8-sig: a byte order mark some tools print first is no part of the text
+        text = out.decode("utf-8-sig", errors="replace").strip()
         if text.startswith("{"):
             try:
                 data = jsontext.loads(text)
             except ValueError as exc:
                 raise ExtractError(f"the output is not valid JSON ({exc})") from None
-            return to_values(data, self.metrics, self.locale)
+            return to_values(
+                data, self.metrics, self.locale, missing="the program's JSON output lacks it"
+            )
         metric = self.metrics.get(self.metric) or Metric()
-        return {self.metric: finish(self.metric, text, metric, self.locale)}
+        return {self.metric: finish_plain(self.metric, text, metric, self.locale)}
+
+
+def _ended(returncode: int) -> str:
+    """How a program ended: `exited with 3`, or `was killed by signal SIGKILL` (a negative
+    return code is the signal's number)."""
+    if returncode >= 0:
+        return f"exited with {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = str(-returncode)
+    return f"was killed by signal {name}"
 
 
 class _TooMuchOutput(Exception):
@@ -122,21 +139,28 @@ async def _drain(stream: asyncio.StreamReader, into: bytearray, name: str, cap: 
         into += chunk
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: on Linux, be killed (SIGKILL) when the `kpi` process that
-    started it dies, even by `kill -9`, so a crashed run never leaves its command running
-    into the next run (prctl(2) PR_SET_PDEATHSIG). The child's own children are not
-    covered: they are killed with its group when the run ends normally or times out, and
-    after a crash by the run that takes over the store's lock (`collect.groups`)."""
-    import sys
+def _death_signal() -> Callable[[], object] | None:
+    """What the child runs before exec, on Linux: be killed (SIGKILL) when the `kpi` process
+    that started it dies, even by `kill -9`, so a crashed run never leaves its command
+    running into the next run (prctl(2) PR_SET_PDEATHSIG); None elsewhere. The child's own
+    children are not covered: they are killed with its group when the run ends normally or
+    times out, and after a crash by the run that takes over the store's lock
+    (`collect.groups`).
 
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
+    Everything is looked up here, in the parent: the forked child runs one C call and no
+    Python import, since another thread of the run may have been importing a module (a SQL
+    driver loading ctypes) when it forked, and its lock is held for ever in the child."""
+    if not _PDEATHSIG and sys.platform.startswith("linux"):
+        import ctypes
 
-    pr_set_pdeathsig = 1
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        pr_set_pdeathsig = 1
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        _PDEATHSIG.append(functools.partial(prctl, pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0))
+    return _PDEATHSIG[0] if _PDEATHSIG else None
+
+
+#: the child's `_death_signal` call, once looked up (empty: not yet, or not on this system)
+_PDEATHSIG: list[Callable[[], object]] = []
 
 
 async def run_bounded(
@@ -155,6 +179,7 @@ async def run_bounded(
     program = argv[0]
     loop = asyncio.get_running_loop()
     leader = groups.Leader(program)
+    death_signal = _death_signal()
     streams: list[asyncio.StreamReader] = []
     pipes: list[asyncio.BaseTransport] = []
     readers: list[asyncio.Future[None]] = []
@@ -187,7 +212,7 @@ async def run_bounded(
                         # leader cannot leave its group), so the group's id is its pid and
                         # a kill of the group reaches it too
                         start_new_session=True,
-                        preexec_fn=_die_with_parent,
+                        preexec_fn=death_signal,
                     )
                 )
             except OSError as exc:

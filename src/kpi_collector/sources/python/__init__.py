@@ -1,4 +1,5 @@
-"""`type: python`: any function returning `{name: number}`, sync (run in a thread) or async."""
+"""`type: python`: any function returning `{name: number}`, sync (run in a daemon thread) or
+async."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ from typing import Any, ClassVar
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from kpi_collector.collect.extract import Metric, finish
+from kpi_collector.collect.extract import Metric, finish_plain
 from kpi_collector.errors import ConfigError, ExtractError, MetricErrors, SourceError
+from kpi_collector.secrets import redact_cut
 from kpi_collector.sources.base import Source, SourceContext
+
+#: characters of a function's or a program's own error message kept in the source's error
+MESSAGE_LIMIT = 240
 
 
 class Function(Source):
@@ -80,14 +85,49 @@ class Function(Source):
             if inspect.iscoroutinefunction(func):
                 result = await func(**self.kwargs)
             else:
-                result = await asyncio.to_thread(func, **self.kwargs)
+                result = await in_daemon_thread(func, self.kwargs, f"kpi-python-{self.name}")
                 if inspect.isawaitable(result):
                     result = await result
         except (SourceError, asyncio.CancelledError):
             raise
         except Exception as exc:
-            raise SourceError(f"{type(exc).__name__}: {exc}") from exc
+            # one line, cut: a message may hold a traceback, a validation report or a page
+            text = " ".join(f"{type(exc).__name__}: {exc}".split())
+            raise SourceError(redact_cut(text, MESSAGE_LIMIT)) from exc
         return to_values(result, self.metrics, self.locale)
+
+
+async def in_daemon_thread(func: Callable[..., Any], kwargs: Mapping[str, Any], name: str) -> Any:
+    """`func(**kwargs)` in a daemon thread of its own: its result, or what it raised. Not
+    the loop's default executor (`asyncio.to_thread`), whose threads the interpreter waits
+    for at exit: a function stuck for ever, which the source's timeout gives up on, would
+    keep `kpi run` from exiting. The thread itself cannot be stopped; it ends with `kpi`."""
+    import contextlib
+    import contextvars
+    import threading
+
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(outcome: Any, failed: bool) -> None:
+        if done.done():  # given up on (the timeout): nobody waits for it
+            return
+        if failed:
+            done.set_exception(outcome)
+        else:
+            done.set_result(outcome)
+
+    def call() -> None:
+        try:
+            outcome, failed = context.run(func, **kwargs), False
+        except BaseException as exc:  # handed to the awaiting task, as to_thread does
+            outcome, failed = exc, True
+        with contextlib.suppress(RuntimeError):  # the loop closed: the run is over
+            loop.call_soon_threadsafe(settle, outcome, failed)
+
+    threading.Thread(target=call, name=name, daemon=True).start()
+    return await done
 
 
 def importable_from(folder: Path, module_name: str) -> None:
@@ -105,9 +145,14 @@ def importable_from(folder: Path, module_name: str) -> None:
 
 
 def to_values(
-    result: Any, metrics: Mapping[str, Metric], locale: str | None = None
+    result: Any,
+    metrics: Mapping[str, Metric],
+    locale: str | None = None,
+    *,
+    missing: str = "the function did not return it",
 ) -> dict[str, float]:
-    """Check that `result` is `{name: number}`, reading numeric text where needed."""
+    """Check that `result` is `{name: number}`, reading numeric text where needed; a metric
+    of `metrics` that `result` lacks is an error saying `missing`."""
     if not isinstance(result, Mapping):
         raise ExtractError(
             f"expected a mapping of metric names to numbers, got {type(result).__name__}"
@@ -117,12 +162,12 @@ def to_values(
     for key, raw in result.items():
         name = str(key)
         try:
-            values[name] = finish(name, raw, metrics.get(name) or Metric(), locale)
+            values[name] = finish_plain(name, raw, metrics.get(name) or Metric(), locale)
         except ExtractError as exc:
             errors[name] = str(exc)
     for name in metrics:
         if name not in result:
-            errors[name] = f"{name}: the function did not return it"
+            errors[name] = f"{name}: {missing}"
     if errors:
         raise MetricErrors(values, errors)
     return values

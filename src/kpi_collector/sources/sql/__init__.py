@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import field_validator
 
-from kpi_collector.collect.extract import Metric, coerce_metric, finish
+from kpi_collector.collect.extract import Metric, coerce_metric, finish_plain
 from kpi_collector.collect.sql import first_line, open_readonly, read_only_session
 from kpi_collector.errors import ExtractError, SourceError
 from kpi_collector.secrets import DatabaseUrl
@@ -20,6 +19,14 @@ class SQL(Source):
 
     url: DatabaseUrl
     metrics: dict[str, Metric]
+
+    @field_validator("url")
+    @classmethod
+    def _database_url(cls, value: DatabaseUrl) -> DatabaseUrl:
+        from kpi_collector.config.models import check_database_url
+
+        check_database_url(value.get())
+        return value
 
     @field_validator("metrics", mode="before")
     @classmethod
@@ -39,7 +46,14 @@ class SQL(Source):
         return value
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
-        return await asyncio.to_thread(self._run_queries, ctx.timeout)
+        from kpi_collector.sources.python import in_daemon_thread
+
+        # a daemon thread: a connection that goes silent mid-query (no driver reads with a
+        # timeout) fails the source at its budget and does not keep `kpi` from exiting
+        values: dict[str, float] = await in_daemon_thread(
+            self._run_queries, {"timeout": ctx.timeout}, f"kpi-sql-{self.name}"
+        )
+        return values
 
     def _run_queries(self, timeout: float) -> dict[str, float]:
         from kpi_collector.errors import MetricErrors
@@ -47,19 +61,26 @@ class SQL(Source):
         values: dict[str, float] = {}
         errors: dict[str, str] = {}
         engine = open_readonly(self.url.get(), timeout)
+        conn: Any = None
         try:
-            with engine.connect() as conn:
-                read_only_session(conn, timeout)
-                for name, metric in self.metrics.items():
-                    try:
-                        values[name] = _scalar(conn, name, metric, self.locale)
-                    except ExtractError as exc:
-                        errors[name] = str(exc)
+            for name, metric in self.metrics.items():
+                if conn is None:
+                    conn = engine.connect()
+                    read_only_session(conn, timeout)
+                try:
+                    values[name] = _scalar(conn, name, metric, self.locale)
+                except ExtractError as exc:
+                    errors[name] = str(exc)
+                    if conn.invalidated:  # the server dropped it: the next query gets a new one
+                        conn.close()
+                        conn = None
         except Exception as exc:
             if isinstance(exc, SourceError):
                 raise
             raise SourceError(f"database error: {first_line(exc)}", transient=True) from None
         finally:
+            if conn is not None:
+                conn.close()
             engine.dispose()
         if errors:
             raise MetricErrors(values, errors)
@@ -84,21 +105,65 @@ def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> 
     try:
         # a savepoint, so one failing query does not abort the others' transaction
         with conn.begin_nested():
-            row = conn.execute(text(metric.query)).first()
+            result = conn.execute(text(metric.query))
+            # two rows at most: whether there is one is all a metric needs to know
+            rows = result.fetchmany(2) if result.returns_rows else None
     except sa_exc.DBAPIError as exc:
         message = first_line(exc)
         if any(word in message.lower() for word in _TIMEOUT_WORDS):
             raise ExtractError(
                 f"{name}: the query took longer than the timeout", transient=True
             ) from None
+        if exc.connection_invalidated:
+            raise ExtractError(
+                f"{name}: the database dropped the connection during the query: {message}",
+                transient=True,
+            ) from None
         raise ExtractError(f"{name}: the query failed: {message}") from None
-    if row is None:
+    if rows is None:
+        raise ExtractError(
+            f"{name}: the statement returns no rows; a metric's query is a SELECT of one value"
+        )
+    if not rows:
         if metric.allow_zero:
             return 0.0
         raise ExtractError(f"{name}: the query returned no rows")
+    if len(rows) > 1:
+        raise ExtractError(
+            f"{name}: the query returned more than one row; a metric's query returns one "
+            "(aggregate the rows, or add a WHERE)"
+        )
+    row = rows[0]
     if len(row) != 1:
         raise ExtractError(f"{name}: the query must return one column, it returned {len(row)}")
-    raw = row[0]
-    if raw is not None and not isinstance(raw, int | float | str | bool):
-        raw = float(raw)  # Decimal
-    return finish(name, raw, metric, locale)
+    return finish_plain(name, _value(name, row[0]), metric, locale)
+
+
+def _value(name: str, raw: Any) -> Any:
+    """A database's value as `finish_plain` reads it: numbers and text as they are, bytes as
+    UTF-8 text; NULL, a date, a time, an interval or another type is an ExtractError saying
+    so."""
+    from datetime import date, time, timedelta
+    from decimal import Decimal
+
+    if raw is None:
+        raise ExtractError(
+            f"{name}: the query returned NULL (sum(), max() and avg() of no rows are NULL: "
+            "COALESCE(sum(...), 0) when zero is right)"
+        )
+    if isinstance(raw, int | float | str | bool | Decimal):
+        return raw
+    if isinstance(raw, bytes | bytearray | memoryview):
+        try:
+            return bytes(raw).decode()
+        except UnicodeDecodeError:
+            raise ExtractError(f"{name}: the query returned binary data, not a number") from None
+    kind = type(raw).__name__
+    if isinstance(raw, timedelta):
+        raise ExtractError(
+            f"{name}: the query returned an interval ({raw}), not a number; return one, e.g. "
+            "seconds with EXTRACT(EPOCH FROM ...) (PostgreSQL) or TIME_TO_SEC(...) (MariaDB)"
+        )
+    if isinstance(raw, date | time):
+        raise ExtractError(f"{name}: the query returned a {kind} ({raw}), not a number")
+    raise ExtractError(f"{name}: the query returned a {kind} value, not a number")
