@@ -75,3 +75,47 @@ def test_a_module_beside_kpi_yaml_is_importable_from_any_folder(tmp_path: Path) 
         rows = dict(db.execute("SELECT kpi, value FROM observations").fetchall())
     assert rows == {"support.open": 17.0, "support.waiting": 4.0}
     assert not (elsewhere / "kpi.db").exists()
+
+
+STUCK_MODULE = """
+import threading
+from pathlib import Path
+
+
+def stuck(marker):
+    Path(marker).write_text("called")
+    threading.Event().wait()  # a blocking call that never returns (a socket without timeout)
+
+
+def fine():
+    return {"users": 5}
+"""
+
+
+def test_a_function_that_never_returns_fails_at_its_timeout_and_kpi_run_exits(
+    tmp_path: Path,
+) -> None:
+    """A sync function stuck in a blocking call was reported as "timed out after 1s" with the
+    other values stored, and then `kpi run` never exited: the function's pool thread was one
+    that `asyncio.run` waits for at its end. Ctrl-C waited for it too."""
+    (tmp_path / "acme_stuck.py").write_text(STUCK_MODULE)
+    (tmp_path / "kpi.yaml").write_text(
+        "sources:\n"
+        "  - {name: stuck, type: python, function: 'acme_stuck:stuck', timeout: 1, retries: 0,\n"
+        f"     kwargs: {{marker: {str(tmp_path / 'called')!r}}}}}\n"
+        "  - {name: app, type: python, function: 'acme_stuck:fine'}\n"
+    )
+    try:
+        done = subprocess.run(
+            [str(KPI), "run"], cwd=tmp_path, capture_output=True, text=True, timeout=90
+        )
+    except subprocess.TimeoutExpired:
+        raise AssertionError("`kpi run` never exited after the source timed out") from None
+    assert (tmp_path / "called").exists()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "failed stuck: timed out after 1s" in done.stdout
+    with sqlite3.connect(tmp_path / "kpi.db") as db:
+        stored = db.execute("SELECT kpi, value FROM observations").fetchall()
+        status = db.execute("SELECT status FROM runs").fetchall()
+    assert stored == [("app.users", 5.0)]
+    assert status == [("partial",)]

@@ -1,4 +1,5 @@
-"""`type: python`: any function returning `{name: number}`, sync (run in a thread) or async."""
+"""`type: python`: any function returning `{name: number}`, sync (run in a daemon thread, which
+a call that never returns leaves behind at the source's timeout) or async."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any, ClassVar
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from kpi_collector.collect.extract import Metric, finish
+from kpi_collector.collect.offload import in_daemon_thread
 from kpi_collector.errors import ConfigError, ExtractError, MetricErrors, SourceError
 from kpi_collector.sources.base import Source, SourceContext
 
@@ -80,7 +82,7 @@ class Function(Source):
             if inspect.iscoroutinefunction(func):
                 result = await func(**self.kwargs)
             else:
-                result = await asyncio.to_thread(func, **self.kwargs)
+                result = await in_daemon_thread(lambda: func(**self.kwargs))
                 if inspect.isawaitable(result):
                     result = await result
         except (SourceError, asyncio.CancelledError):

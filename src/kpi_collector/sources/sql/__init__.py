@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import field_validator
 
 from kpi_collector.collect.extract import Metric, coerce_metric, finish
+from kpi_collector.collect.offload import in_daemon_thread
 from kpi_collector.collect.sql import first_line, open_readonly, read_only_session
 from kpi_collector.errors import ExtractError, SourceError
 from kpi_collector.secrets import DatabaseUrl
@@ -39,7 +39,7 @@ class SQL(Source):
         return value
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
-        return await asyncio.to_thread(self._run_queries, ctx.timeout)
+        return await in_daemon_thread(lambda: self._run_queries(ctx.timeout))
 
     def _run_queries(self, timeout: float) -> dict[str, float]:
         from kpi_collector.errors import MetricErrors
