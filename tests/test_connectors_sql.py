@@ -104,3 +104,33 @@ def test_sql_source_on_database_servers(server: str) -> None:
         with engine.begin() as conn:
             conn.execute(sa.text(f"DROP TABLE {table}"))
         engine.dispose()
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_a_numeric_column_is_stored_exactly_or_refused(server: str) -> None:
+    """`sum()` of a BIGINT column is a NUMERIC, which the driver gives as a Decimal: it was
+    turned into the nearest float, so 12345678901234567890 was stored as
+    12345678901234567168. A whole Decimal is an integer, exact or refused, and a fraction
+    is read as before."""
+    from tests.services import require_mysql_url, require_postgres_url
+
+    url = require_postgres_url() if server == "postgresql" else require_mysql_url()
+    cast = "::numeric" if server == "postgresql" else " + 0.0"
+    exact = "" if server == "postgresql" else " + 0"
+    result = run(
+        SQL(
+            name="app",
+            url=url,
+            metrics={
+                "huge": f"SELECT CAST(12345678901234567890 AS DECIMAL(30, 0)){exact}",
+                "big": "SELECT CAST(9007199254740992 AS DECIMAL(30, 0))",
+                "tenth": f"SELECT 0.1{cast}",
+            },
+        ),
+        defaults=Defaults(timeout=5, retries=0),
+    )
+    assert result.values == {"app.big": 2.0**53, "app.tenth": 0.1}
+    assert (
+        "12345678901234567890 is an integer a stored number cannot hold exactly"
+        in (result.errors["app.huge"])
+    )

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from kpi_collector.collect.layout import PARAGRAPH, layout_text, lxml_layout_text, nearest_lang
-from kpi_collector.collect.numbers import page_locale, parse_number
+from kpi_collector.collect.numbers import exact_float, page_locale, parse_number
 from kpi_collector.collect.patterns import compile_pattern
 from kpi_collector.config.locale import check_locale
 from kpi_collector.config.models import CONFIG_MODEL, refuse_bool_as_number
@@ -168,7 +168,12 @@ def finish(name: str, raw: Any, metric: Metric, locale: str | None = None) -> fl
     source's or the config's `locale:`, else the page's `lang`), else en.
     """
     value: float
-    if isinstance(raw, (bool, int | float)):
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        try:
+            value = exact_float(raw)
+        except ValueError as exc:
+            raise ExtractError(f"{name}: {exc}") from None
+    elif isinstance(raw, (bool, float)):
         value = float(raw)
     elif isinstance(raw, str):
         text = raw.strip()

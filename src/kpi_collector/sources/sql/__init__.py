@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from pydantic import field_validator
@@ -99,6 +100,8 @@ def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> 
     if len(row) != 1:
         raise ExtractError(f"{name}: the query must return one column, it returned {len(row)}")
     raw = row[0]
-    if raw is not None and not isinstance(raw, int | float | str | bool):
-        raw = float(raw)  # Decimal
+    if isinstance(raw, Decimal):  # NUMERIC: a whole one is an integer, exact or refused
+        raw = int(raw) if raw.is_finite() and raw == raw.to_integral_value() else float(raw)
+    elif raw is not None and not isinstance(raw, int | float | str | bool):
+        raw = float(raw)
     return finish(name, raw, metric, locale)
