@@ -747,3 +747,23 @@ def test_serve_on_an_address_not_of_this_machine(filled: Path) -> None:
     assert out.returncode == 2
     assert out.stderr == "Error: --host 192.0.2.1 is not an address of this machine\n"
     assert out.stdout == ""
+
+
+@pytest.mark.parametrize("columns", [40, 60, 80])
+def test_deliver_list_on_a_narrow_terminal_cuts_nothing(filled: Path, columns: int) -> None:
+    """`kpi deliver --list` was a table that cut its cells to fit: at 40 columns a state read
+    "pe…", a period "ru…" and the time "2026-12-01 1…"; at 80 the error's file name lost
+    its end ("out.c…"). Every state, period, time and the whole error are there, as written."""
+    assert run_kpi(filled, "run").returncode == 0
+    (filled / "out.csv").write_text("not, a, file, of, ours\n")
+    assert run_kpi(filled, "run").returncode == 1
+    out = run_kpi(filled, "deliver", "--list", env={"COLUMNS": str(columns)})
+    assert out.returncode == 0, out.stderr
+    assert "…" not in out.stdout
+    tokens = out.stdout.split()
+    assert {"run:1", "run:2", "done", "pending", "csv"} <= set(tokens)
+    assert tokens.count(datetime.now(UTC).strftime("%Y-%m-%d")) == 2
+    # the error, whole: words never broken, however the lines fall
+    assert "out.csv is not a csv file this destination wrote (no `period` column)" in " ".join(
+        tokens
+    )
