@@ -159,3 +159,40 @@ def test_a_read_only_file_is_not_replaced(cls: type[CSV], tmp_path: Path) -> Non
     path.chmod(0o644)
     assert p.deliver_pending()[0].ok
     assert len(cls(path=str(path)).read(path)) == 2
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("{type: csv, path: k.csv}", "{type: csv, name: long, path: ./k.csv, layout: long}"),
+        ("{type: csv}", "{type: csv, name: copy, path: out/../kpis.csv, every: day}"),
+        ("{type: jsonl, path: k.csv}", "{type: csv, path: k.csv}"),
+    ],
+)
+def test_two_file_destinations_writing_one_file_are_a_config_error(
+    tmp_path: Path, first: str, second: str
+) -> None:
+    """`path: k.csv` and `path: ./k.csv` (say wide and long) rewrote the one file in turn,
+    each upserting the other's rows as its own: the second run lost the first run's rows."""
+    from kpi_collector.config import load_config
+    from kpi_collector.errors import ConfigError
+
+    config = tmp_path / "kpi.yaml"
+    config.write_text(
+        "sources:\n"
+        "  - {name: app, type: command, command: [echo, '1'], metric: users}\n"
+        f"destinations:\n  - {first}\n  - {second}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    message = str(caught.value)
+    assert message.startswith(f"{config}:5: destination ")
+    assert "destinations[0]" in message and "`path`" in message and "\n" not in message
+    # the same file name in another folder is another file
+    config.write_text(
+        config.read_text()
+        .replace("path: ./k.csv", "path: other/k.csv")
+        .replace("path: out/../kpis.csv", "path: out/kpis.csv")
+        .replace("{type: csv, path: k.csv}", "{type: csv, path: k2.csv}")
+    )
+    assert len(load_config(config).destinations) == 2

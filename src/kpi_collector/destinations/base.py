@@ -273,6 +273,13 @@ class Destination(Plugin):
                     found[f"{key}.{inner}" if inner else key] = tuple(item.variables)
         return found
 
+    def writes_to(self, base_dir: Path) -> str | None:
+        """Where this destination writes that it alone may write (a file's real path, with
+        relative paths under `base_dir`, the config's folder); None where two of them may
+        share the place. The loader refuses two enabled destinations writing one place: each
+        would rewrite the other's rows as its own."""
+        return None
+
     def reserved_names(self) -> frozenset[str]:
         """The names this destination writes besides the KPIs' (`period`, `date`, ...),
         spelled as `kpi_names` spells names: no KPI may map to one of them."""

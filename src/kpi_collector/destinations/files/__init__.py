@@ -57,8 +57,15 @@ class FileDestination(TableDestination):
         return frozenset({"period", "date"}) if self.layout == "wide" else frozenset()
 
     def file(self, delivery: Delivery) -> Path:
+        return self._file(delivery.base_dir)
+
+    def _file(self, base_dir: Path) -> Path:
         path = Path(self.path).expanduser()
-        return path if path.is_absolute() else delivery.base_dir / path
+        return path if path.is_absolute() else base_dir / path
+
+    def writes_to(self, base_dir: Path) -> str:
+        """The file's real path: `k.csv`, `./k.csv` and a symlink to it are one file."""
+        return os.path.realpath(self._file(base_dir))
 
     async def deliver(self, delivery: Delivery) -> None:
         refuse_name_collision(self, delivery)  # the config's own KPIs are checked at load
