@@ -317,3 +317,29 @@ def test_titles_are_text_not_markup(workdir: Path) -> None:
     table = run_kpi(workdir, "history")
     assert table.returncode == 0, table.stderr
     assert "Users [beta] [/beta]" in table.stdout
+
+
+def test_validate_says_which_kpis_only_a_run_can_name(workdir: Path) -> None:
+    """A `python` source without `metrics:` gives the KPIs its function returns: `kpi
+    validate` printed "KPIs (0): " with nothing after it, as if the config collected nothing
+    (and "KPIs (1): rev.arr" as if the formula's inputs were not KPIs)."""
+    (workdir / "acme.py").write_text("def stats():\n    return {'mrr': 100}\n")
+    (workdir / "kpi.yaml").write_text(
+        "sources:\n  - {name: billing, type: python, function: 'acme:stats'}\n"
+    )
+    validated = run_kpi(workdir, "validate")
+    assert validated.returncode == 0, validated.stderr
+    assert validated.stdout.splitlines()[-1] == (
+        "KPIs (0): those source 'billing' gives at run time (its function's names)"
+    )
+    (workdir / "kpi.yaml").write_text(
+        "kpis:\n  rev.arr: {formula: billing.mrr * 12}\n"
+        + (workdir / "kpi.yaml").read_text().replace("'acme:stats'}", "'acme:stats'}\n")
+        + "  - {name: app, type: python, function: 'acme:stats'}\n"
+    )
+    validated = run_kpi(workdir, "validate")
+    assert validated.returncode == 0, validated.stderr
+    assert validated.stdout.splitlines()[-1] == (
+        "KPIs (1): rev.arr, and those sources 'billing', 'app' give at run time (their "
+        "function's names)"
+    )

@@ -171,7 +171,18 @@ def validate(ctx: click.Context, fmt: str, health: bool) -> None:
         state = "" if dest.enabled else "  (disabled)"
         click.echo(f"  {dest.name:<20} {dest.type:<12} every {dest.every}{state}")
     ids = config.order(config.kpi_ids())
-    click.echo(f"KPIs ({len(ids)}): {', '.join(ids)}")
+    # a source that names no metric (a function's) gives its KPIs at run time only
+    unnamed = [s.name for s in config.sources if s.enabled and not s.metric_names()]
+    later = ""
+    if unnamed:
+        whose = (
+            f"source {unnamed[0]!r} gives at run time (its function's names)"
+            if len(unnamed) == 1
+            else f"sources {', '.join(map(repr, unnamed))} give at run time "
+            "(their function's names)"
+        )
+        later = f"{', and ' if ids else ''}those {whose}"
+    click.echo(f"KPIs ({len(ids)}): {', '.join(ids)}{later}")
 
 
 def describe(config: Config) -> dict[str, Any]:
