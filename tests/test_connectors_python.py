@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -119,3 +120,36 @@ def test_a_function_that_never_returns_fails_at_its_timeout_and_kpi_run_exits(
         status = db.execute("SELECT status FROM runs").fetchall()
     assert stored == [("app.users", 5.0)]
     assert status == [("partial",)]
+
+
+def test_what_a_function_prints_leaves_run_format_json_valid(tmp_path: Path) -> None:
+    """A function that prints while it works (a debug `print`, a library's progress, a
+    program it starts) wrote into `kpi run --format json`'s standard output, before the
+    document: `kpi run --format json | jq` failed. What the run prints goes to stderr."""
+    (tmp_path / "chatty.py").write_text(
+        "import os, sys\n"
+        "def stats():\n"
+        "    print('fetching stats...')\n"
+        "    sys.stdout.write('more\\n')\n"
+        "    os.system('echo from a child')\n"
+        "    return {'users': 5}\n"
+    )
+    (tmp_path / "kpi.yaml").write_text(
+        "sources:\n  - {name: app, type: python, function: 'chatty:stats'}\n"
+    )
+    done = subprocess.run(
+        [str(KPI), "run", "--format", "json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert [(v["kpi"], v["value"]) for v in document["values"]] == [("app.users", 5.0)]
+    for line in ("fetching stats...", "more", "from a child"):
+        assert line in done.stderr.splitlines()
+    table = subprocess.run(
+        [str(KPI), "run"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert table.returncode == 0 and "app.users" in table.stdout

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -247,7 +250,9 @@ def run(
     gc.disable()
     try:
         quiet = bool(ctx.obj and ctx.obj.get("quiet"))
-        with _progress(len(sources), enabled=fmt == "table" and not quiet) as on_done:
+        # standard output is the JSON document alone: what sources print goes to stderr
+        keep_stdout = _stdout_to_stderr() if fmt == "json" else contextlib.nullcontext()
+        with keep_stdout, _progress(len(sources), enabled=fmt == "table" and not quiet) as on_done:
             result = pipeline.process(
                 only=only, dry_run=dry_run, deliver=not no_deliver, on_source_done=on_done
             )
@@ -264,6 +269,29 @@ def run(
         if not (ctx.obj and ctx.obj.get("exits")):
             gc.enable()
     ctx.exit(result.exit_code)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Standard output goes to stderr meanwhile: a source's function that prints (`print`,
+    a library's progress, a program it starts, which writes to file descriptor 1) must not
+    write into a document that `kpi run --format json | jq` reads."""
+    sys.stdout.flush()
+    try:
+        out, err = sys.stdout.fileno(), sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (click's test runner)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+        return
+    saved = os.dup(out)
+    try:
+        os.dup2(err, out)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, out)
+        os.close(saved)
 
 
 class _progress:
