@@ -5,16 +5,17 @@ run) through `http_json` and `html` against a real local server, with the Pipeli
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from aiohttp import web
 
 from kpi_collector import Pipeline
-from kpi_collector.collect.http import LoginForm, retry_after_seconds
+from kpi_collector.collect.http import LoginForm, printable, retry_after_seconds
 from kpi_collector.config.models import Defaults
 from kpi_collector.destinations import Pushgateway, Store
 from kpi_collector.sources import CSS, HTML, HttpJson, JMESPath
+from kpi_collector.sources.base import Source
 from kpi_collector.sources.homebrew import Homebrew
 from tests.conftest import BLOG_LINKS, TOKEN, Waits
 from tests.fakes.collect import FAST, run
@@ -389,3 +390,46 @@ def test_a_service_api_url_loses_its_trailing_slash() -> None:
     assert (
         Homebrew(formula="wget", api_url="https://brew.example/").api_url == "https://brew.example"
     )
+
+
+class _RawSource(Source):
+    """A third-party source as a plugin writes one: `collect` returns what it has, unchecked."""
+
+    type: ClassVar[str] = "raw_test"
+    got: dict[str, Any]
+
+    async def collect(self, ctx: Any) -> dict[str, Any]:
+        return dict(self.got)
+
+
+def test_metric_names_with_control_characters_are_errors(tmp_path: Path) -> None:
+    """A function's (or a plugin's) metric named "multi\\nline" or "a\\x1b[31mred" became a KPI
+    id that broke every table it was shown in (the row split over two lines, a terminal
+    escape in the history table and in the CSV header). Its value is not stored; the error
+    names it with the characters written out, and the other metrics are stored."""
+
+    def names() -> dict[str, float]:
+        return {"ok": 1.0, "multi\nline": 2.0, "tab\there": 3.0, "a\x1b[31mred": 4.0}
+
+    store = Store(f"sqlite:///{tmp_path / 'kpi.db'}")
+    raw = _RawSource(name="plugin", got={"fine": 5, "cr\rhere": 6})
+    result = Pipeline(sources=(names, raw), destinations=(store,), defaults=FAST).process()
+    assert result.values == {"names.ok": 1.0, "plugin.fine": 5.0}
+    assert set(result.errors) == {
+        "names.multiline",
+        "names.tabhere",
+        "names.a[31mred",
+        "plugin.crhere",
+    }
+    message = result.errors["names.multiline"]
+    assert "'multi\\nline'" in message and "control character" in message
+    assert all(printable(m) == m and "\n" not in m for m in result.errors.values())
+    assert {kpi for kpi, _ in store.open().series(None).items()} == {"names.ok", "plugin.fine"}
+
+
+def test_a_plugin_s_integer_a_stored_number_cannot_hold_exactly_is_an_error() -> None:
+    """A plugin returning the int 12345678901234567890 had it stored as 12345678901234567168
+    (the `python` source checks its function's numbers; a plugin's went straight to float)."""
+    result = run(_RawSource(name="plugin", got={"huge": 12345678901234567890, "n": 2**53}))
+    assert result.values == {"plugin.n": 2.0**53}
+    assert "cannot hold exactly" in result.errors["plugin.huge"]
