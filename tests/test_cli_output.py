@@ -767,3 +767,23 @@ def test_deliver_list_on_a_narrow_terminal_cuts_nothing(filled: Path, columns: i
     assert "out.csv is not a csv file this destination wrote (no `period` column)" in " ".join(
         tokens
     )
+
+
+def test_run_table_in_a_pipe_aligns_wide_characters(workdir: Path) -> None:
+    """Piped (cron mail, a log), `kpi run`'s table padded titles by their length in code
+    points: a title in CJK (each character two cells wide) or with an emoji pushed its row's
+    value out of the column. Columns line up on the screen, by terminal cells."""
+    from rich.cells import cell_len
+
+    (workdir / "acme.py").write_text("def stats():\n    return {'users': 1234, 'stars': 10}\n")
+    (workdir / "kpi.yaml").write_text(
+        "kpis:\n  app.users: {title: 月活跃用户}\n  app.stars: {title: '⭐ Stars'}\n"
+        "sources:\n  - {name: app, type: python, function: 'acme:stats'}\n"
+    )
+    out = run_kpi(workdir, "run", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    header, *rows = out.stdout.splitlines()[:3]
+    assert header.split() == ["KPI", "value", "change"]
+    value_end = cell_len(header[: header.index("value") + len("value")])
+    for row, value in zip(rows, ("1,234", "10"), strict=True):
+        assert cell_len(row[: row.index(value) + len(value)]) == value_end, out.stdout

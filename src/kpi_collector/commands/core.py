@@ -380,11 +380,16 @@ def show_result(pipeline: Pipeline, result: RunResult, *, dry_run: bool = False)
         _rich_result(rows, delivered, failures, summary)
         return
     if rows:
+        from kpi_collector.commands.history import _cells, _left, _right
+
         header = ("KPI", "value", "change")
         cells = [header, *((t, v, c) for t, v, c, _ in rows)]
-        widths = [max(len(cell[i]) for cell in cells) for i in range(3)]
-        lines = [f"{header[0]:<{widths[0]}}  {header[1]:>{widths[1]}}  {header[2]:>{widths[2]}}"]
-        lines += [f"{t:<{widths[0]}}  {v:>{widths[1]}}  {c:>{widths[2]}}" for t, v, c, _ in rows]
+        # by terminal cells, not code points: a CJK title or an emoji takes two per character
+        widths = [max(_cells(cell[i]) for cell in cells) for i in range(3)]
+        lines = [
+            f"{_left(t, widths[0])}  {_right(v, widths[1])}  {_right(c, widths[2])}"
+            for t, v, c in cells
+        ]
         click.echo("\n".join(line.rstrip() for line in lines))
     for line in [*delivered, *failures, summary]:
         click.echo(line)
