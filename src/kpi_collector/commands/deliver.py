@@ -170,12 +170,16 @@ def _show(engine: Any, only: tuple[str, ...], fmt: str) -> None:
         status = f"{r.status} ({r.parts_sent})" if r.parts_sent else r.status  # split, part-way
         cells = (r.destination, r.period, str(r.run_id or ""), status, str(r.attempts), updated)
         rows.append((cells, r.status, r.last_error or ""))
-    widths = [max(len(cells[i]) for cells in [header, *(c for c, _, _ in rows)]) for i in range(6)]
+    from kpi_collector.commands.history import _cells, _left
+
+    widths = [
+        max(_cells(cells[i]) for cells in [header, *(c for c, _, _ in rows)]) for i in range(6)
+    ]
     width = max(20, shutil.get_terminal_size((80, 24)).columns)
-    click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+    click.echo("  ".join(_left(h, w) for h, w in zip(header, widths, strict=True)).rstrip())
     colour = {"pending": "yellow", "done": "green"}
     for cells, state, error in rows:
-        line = [c.ljust(w) for c, w in zip(cells, widths, strict=True)]
+        line = [_left(c, w) for c, w in zip(cells, widths, strict=True)]
         line[3] = click.style(line[3], fg=colour.get(state, "red"))
         click.echo("  ".join(line).rstrip())
         for part in textwrap.wrap(error, width - 4, break_long_words=False, break_on_hyphens=False):
