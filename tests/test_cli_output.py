@@ -787,3 +787,14 @@ def test_run_table_in_a_pipe_aligns_wide_characters(workdir: Path) -> None:
     value_end = cell_len(header[: header.index("value") + len("value")])
     for row, value in zip(rows, ("1,234", "10"), strict=True):
         assert cell_len(row[: row.index(value) + len(value)]) == value_end, out.stdout
+
+
+def test_a_pending_delivery_is_said_once(filled: Path) -> None:
+    """A destination down for the whole run printed "... (after 4 attempts; stays pending)
+    (pending; retried on the next run)": the same news twice on one line."""
+    (filled / "out.csv").mkdir()  # the file destination cannot write: transient, retried
+    out = run_kpi(filled, "run")
+    assert out.returncode == 1
+    [line] = [line for line in out.stdout.splitlines() if line.startswith("delivery failed")]
+    assert line.count("pending") == 1, line
+    assert "retried on the next run" in line and "Is a directory" in line

@@ -398,11 +398,18 @@ def show_result(pipeline: Pipeline, result: RunResult, *, dry_run: bool = False)
 def _failure_lines(result: RunResult) -> list[str]:
     failures = [f"failed {where}: {message}" for where, message in result.errors.items()]
     failures += [  # a delivery refused for good (marked failed) or dropped is not pending
-        f"delivery failed {name}: {message}"
-        + (" (pending; retried on the next run)" if name in result.delivery_pending else "")
+        f"delivery failed {name}: {_pending(message) if name in result.delivery_pending else message}"
         for name, message in result.delivery_errors.items()
     ]
     return failures
+
+
+def _pending(message: str) -> str:
+    """`message` of a delivery that stays pending, saying so once: the engine's "(after 4
+    attempts; stays pending)" becomes "(after 4 attempts; pending, retried on the next run)"."""
+    if message.endswith("; stays pending)"):
+        return message.removesuffix("stays pending)") + "pending, retried on the next run)"
+    return f"{message} (pending; retried on the next run)"
 
 
 def _rich_result(

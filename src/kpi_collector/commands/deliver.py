@@ -114,10 +114,13 @@ def deliver(
                 click.echo(f"delivered {o.destination} {o.period}")
             else:
                 # refused for good (marked failed), or dropped (its run's values are gone)
-                state = "" if o.refused or not o.attempts else " (still pending)"
-                click.echo(
-                    f"delivery failed {o.destination} {o.period}: {o.error}{state}", err=True
-                )
+                error = o.error or ""
+                if not o.refused and o.attempts:  # said once: "(after 4 attempts; still pending)"
+                    if error.endswith("; stays pending)"):
+                        error = error.removesuffix("stays pending)") + "still pending)"
+                    else:
+                        error += " (still pending)"
+                click.echo(f"delivery failed {o.destination} {o.period}: {error}", err=True)
         waiting = len(engine.records(status="pending"))
         if outcomes:
             click.echo(
