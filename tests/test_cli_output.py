@@ -798,3 +798,25 @@ def test_a_pending_delivery_is_said_once(filled: Path) -> None:
     [line] = [line for line in out.stdout.splitlines() if line.startswith("delivery failed")]
     assert line.count("pending") == 1, line
     assert "retried on the next run" in line and "Is a directory" in line
+
+
+@pytest.mark.parametrize("mine", ["kpi.yaml", ".env", "kpi.db", "kpis.csv"])
+def test_demo_refuses_a_folder_of_the_user_s_own_and_changes_nothing(
+    workdir: Path, mine: str
+) -> None:
+    """`kpi demo --dir .` in a project folder replaced its kpi.yaml and .env (secrets) and
+    deleted its kpi.db (the history) and kpis.csv, silently, exit 0. A folder holding a file
+    the demo would replace, and no demo config, is refused in one line, nothing changed; a
+    demo folder is rebuilt as before."""
+    project = workdir / "project"
+    project.mkdir()
+    (project / mine).write_bytes(b"mine\n")
+    refused = run_kpi(workdir, "demo", "--dir", "project")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    (line,) = refused.stderr.strip().splitlines()
+    assert f"project holds {mine}, which is not the demo's" in line
+    assert "`kpi demo --dir` a new or empty folder; nothing was changed" in line
+    assert sorted(p.name for p in project.iterdir()) == [mine]
+    assert (project / mine).read_bytes() == b"mine\n"
+    assert run_kpi(workdir, "demo", "--dir", "demo").returncode == 0
+    assert run_kpi(workdir, "demo", "--dir", "demo").returncode == 0  # the demo's own: again
