@@ -343,3 +343,21 @@ def test_validate_says_which_kpis_only_a_run_can_name(workdir: Path) -> None:
         "KPIs (1): rev.arr, and those sources 'billing', 'app' give at run time (their "
         "function's names)"
     )
+
+
+def test_init_says_what_it_wrote_and_what_it_kept(workdir: Path) -> None:
+    """With a `.env.example` there already, `kpi init` kept it (rightly: it may be the
+    team's) but said "wrote kpi.yaml, .env.example and kpi.schema.json"."""
+    (workdir / ".env.example").write_text("OURS=1\n")
+    result = run_kpi(workdir, "init")
+    assert result.returncode == 0, result.stderr
+    assert (workdir / ".env.example").read_text() == "OURS=1\n"
+    assert result.stdout.splitlines()[0] == (
+        "wrote kpi.yaml and kpi.schema.json (for editors); kept the .env.example there"
+    )
+    fresh = workdir / "fresh"
+    assert run_kpi(workdir, "init", "--dir", "fresh").stdout.splitlines()[0] == (
+        f"wrote {Path('fresh') / 'kpi.yaml'}, {Path('fresh') / '.env.example'} and "
+        f"{Path('fresh') / 'kpi.schema.json'} (for editors)"
+    )
+    assert (fresh / ".env.example").exists()

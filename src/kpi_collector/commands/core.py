@@ -102,11 +102,15 @@ def init(
         raise click.UsageError(f"{config} exists; use --force to overwrite it")
     config.write_text(STARTER_CONFIG, encoding="utf-8")
     env = folder / ".env.example"
-    if not env.exists() or force:
+    kept = env.exists() and not force  # it may be the team's own: never replaced unasked
+    if not kept:
         env.write_text(ENV_EXAMPLE, encoding="utf-8")
     schema_file = folder / SCHEMA_FILE
     schema_file.write_text(_schema_text(), encoding="utf-8")
-    click.echo(f"wrote {config}, {env} and {schema_file} (for editors)")
+    if kept:
+        click.echo(f"wrote {config} and {schema_file} (for editors); kept the {env.name} there")
+    else:
+        click.echo(f"wrote {config}, {env} and {schema_file} (for editors)")
     click.echo("next: edit kpi.yaml, then `kpi validate` and `kpi run`")
 
 
