@@ -820,3 +820,13 @@ def test_demo_refuses_a_folder_of_the_user_s_own_and_changes_nothing(
     assert (project / mine).read_bytes() == b"mine\n"
     assert run_kpi(workdir, "demo", "--dir", "demo").returncode == 0
     assert run_kpi(workdir, "demo", "--dir", "demo").returncode == 0  # the demo's own: again
+
+
+def test_the_summary_counts_failed_deliveries(filled: Path) -> None:
+    """A run whose values were all collected but whose delivery failed ended "run 2: 3
+    values, 0 errors in 0.31s", exit 1: the summary line said all was well."""
+    assert run_kpi(filled, "run").returncode == 0
+    (filled / "out.csv").write_text("not, a, file, of, ours\n")
+    out = run_kpi(filled, "run")
+    assert out.returncode == 1
+    assert ": 3 values, 0 errors, 1 delivery failed in " in out.stdout.splitlines()[-1]

@@ -372,9 +372,14 @@ def show_result(pipeline: Pipeline, result: RunResult, *, dry_run: bool = False)
     ]
     failures = _failure_lines(result)
     seconds = (result.finished_at - result.started_at).total_seconds()
+    undelivered = (
+        f", {plural(len(result.delivery_errors), 'delivery', 'deliveries')} failed"
+        if result.delivery_errors
+        else ""
+    )
     summary = (
-        f"{plural(len(result.values), 'value')}, {plural(len(result.errors), 'error')} "
-        f"in {seconds:.2f}s"
+        f"{plural(len(result.values), 'value')}, {plural(len(result.errors), 'error')}"
+        f"{undelivered} in {seconds:.2f}s"
     )
     if result.run_id is not None:
         summary = f"run {result.run_id}: {summary}"
