@@ -159,6 +159,7 @@ def _show(engine: Any, only: tuple[str, ...], fmt: str) -> None:
     if not records:
         click.echo("no deliveries yet")
         return
+    import os
     import shutil
     import textwrap
     from datetime import datetime
@@ -183,7 +184,8 @@ def _show(engine: Any, only: tuple[str, ...], fmt: str) -> None:
     colour = {"pending": "yellow", "done": "green"}
     for cells, state, error in rows:
         line = [_left(c, w) for c, w in zip(cells, widths, strict=True)]
-        line[3] = click.style(line[3], fg=colour.get(state, "red"))
+        if not os.environ.get("NO_COLOR"):  # click drops colours in a pipe, not for NO_COLOR
+            line[3] = click.style(line[3], fg=colour.get(state, "red"))
         click.echo("  ".join(line).rstrip())
         for part in textwrap.wrap(error, width - 4, break_long_words=False, break_on_hyphens=False):
             click.echo(f"    {part}")
