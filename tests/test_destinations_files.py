@@ -196,3 +196,16 @@ def test_two_file_destinations_writing_one_file_are_a_config_error(
         .replace("{type: csv, path: k.csv}", "{type: csv, path: k2.csv}")
     )
     assert len(load_config(config).destinations) == 2
+
+
+@pytest.mark.parametrize("cls", [CSV, JSONL, Parquet])
+def test_an_empty_file_is_a_file_without_rows(cls: type[CSV], tmp_path: Path) -> None:
+    """`touch kpis.csv` (or a file emptied to start over) was "not a csv file this
+    destination wrote (no `period` column)": every delivery to it failed until it was
+    deleted. An empty file holds no rows; the delivery writes the first."""
+    path = tmp_path / f"kpis.{cls.type}"
+    path.touch()
+    result = pipeline(tmp_path, cls(path=path.name, every="day"), {"stars": 10.0}).process(now=DAY)
+    assert result.exit_code == 0, result.delivery_errors
+    [row] = cls(path=path.name).read(path)
+    assert float(row["github.stars"]) == 10

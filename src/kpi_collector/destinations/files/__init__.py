@@ -80,7 +80,9 @@ class FileDestination(TableDestination):
             target = Path(os.path.realpath(path))
             with _locked(target):
                 mode = _writable_mode(target, path)
-                existing = self.read(target) if mode is not None else []
+                # an empty file (`touch kpis.csv`, emptied to start over) holds no rows yet
+                fresh = mode is None or target.stat().st_size == 0
+                existing = [] if fresh else self.read(target)
                 rows = upsert(existing, new, key_of(self.layout))
                 first = ["period", "date"] if self.layout == "wide" else LONG_COLUMNS
                 tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -174,7 +176,9 @@ class CSV(FileDestination):
     ) -> None:
         """As `target` was saved: a spreadsheet that saved it again keeps its byte order mark
         and its `;` or tab between cells (its own cells, `0,25` there, are kept as written)."""
-        encoding, delimiter = _csv_style(target) if target.exists() else ("utf-8", ",")
+        encoding, delimiter = ("utf-8", ",")
+        if target.exists() and target.stat().st_size:
+            encoding, delimiter = _csv_style(target)
         self.write(tmp, columns, rows, encoding=encoding, delimiter=delimiter)
 
 
