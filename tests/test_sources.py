@@ -433,3 +433,24 @@ def test_a_plugin_s_integer_a_stored_number_cannot_hold_exactly_is_an_error() ->
     result = run(_RawSource(name="plugin", got={"huge": 12345678901234567890, "n": 2**53}))
     assert result.values == {"plugin.n": 2.0**53}
     assert "cannot hold exactly" in result.errors["plugin.huge"]
+
+
+def test_a_change_is_the_difference_of_the_numbers_as_written() -> None:
+    """`kpi run --format json` gave 0.3 after 0.1 a "change" of 0.19999999999999998 (the
+    binary floats' difference); the change is 0.2, as the two numbers are written."""
+    from datetime import UTC, datetime
+
+    from kpi_collector.run.result import RunResult
+
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    values = {"a.ratio": 0.3, "a.stars": 1647.0, "a.big": 1e21, "a.new": 5.0, "a.tiny": 1e-300}
+    previous = {"a.ratio": 0.1, "a.stars": 1620.0, "a.big": 1e21 - 2**20, "a.tiny": 3e-300}
+    result = RunResult(1, now, now, values=values, previous=previous)
+    assert result.change("a.ratio") == 0.2
+    assert result.change("a.stars") == 27.0
+    # 1e21 - 2**20 is written 9.99999999999999e+20 (its shortest form, in CSV and JSON too)
+    assert repr(previous["a.big"]) == "9.99999999999999e+20"
+    assert result.change("a.big") == 1e6
+    assert result.change("a.new") is None
+    assert result.change("a.tiny") == -2e-300
+    assert {v["kpi"]: v["change"] for v in result.to_dict()["values"]}["a.ratio"] == 0.2
