@@ -361,3 +361,21 @@ def test_init_says_what_it_wrote_and_what_it_kept(workdir: Path) -> None:
         f"{Path('fresh') / 'kpi.schema.json'} (for editors)"
     )
     assert (fresh / ".env.example").exists()
+
+
+def test_only_a_switched_off_source_says_it_is_switched_off(workdir: Path) -> None:
+    """`kpi run --only billing` for a source with `enabled: false` said "no source named
+    'billing'; sources: app", with billing right there in kpi.yaml."""
+    (workdir / "acme.py").write_text("def stats():\n    return {'mrr': 100}\n")
+    (workdir / "kpi.yaml").write_text(
+        "sources:\n"
+        "  - {name: billing, type: python, function: 'acme:stats', enabled: false}\n"
+        "  - {name: app, type: python, function: 'acme:stats'}\n"
+    )
+    result = run_kpi(workdir, "run", "--only", "billing", "--dry-run")
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert "source 'billing' is switched off (`enabled: false`)" in line, line
+    assert "no source named" not in line
+    typo = run_kpi(workdir, "run", "--only", "bill", "--dry-run")
+    assert typo.returncode == 2 and "no source named 'bill'" in typo.stderr
