@@ -209,3 +209,21 @@ def test_an_empty_file_is_a_file_without_rows(cls: type[CSV], tmp_path: Path) ->
     assert result.exit_code == 0, result.delivery_errors
     [row] = cls(path=path.name).read(path)
     assert float(row["github.stars"]) == 10
+
+
+def test_a_jsonl_file_saved_with_a_byte_order_mark_is_still_ours(tmp_path: Path) -> None:
+    """An editor that saves UTF-8 with a byte order mark (Notepad) made the first line
+    unreadable JSON: "not a jsonl file this destination wrote"."""
+    path = tmp_path / "kpis.jsonl"
+    state = {"stars": 10.0}
+    p = pipeline(tmp_path, JSONL(path="kpis.jsonl", every="day"), state)
+    p.process(now=DAY)
+    path.write_text(path.read_text(encoding="utf-8"), encoding="utf-8-sig")
+    state["stars"] = 11.0
+    result = p.process(now=DAY + timedelta(days=1))
+    assert result.exit_code == 0, result.delivery_errors
+    rows = JSONL(path="kpis.jsonl").read(path)
+    assert [(r["period"], r["github.stars"]) for r in rows] == [
+        ("2026-11-30", 10.0),
+        ("2026-12-01", 11.0),
+    ]

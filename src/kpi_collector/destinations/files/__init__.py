@@ -204,7 +204,8 @@ class JSONL(FileDestination):
 
     def read(self, path: Path) -> list[dict[str, Any]]:
         rows = []
-        with path.open(encoding="utf-8") as handle:
+        # utf-8-sig: an editor may have saved it with a byte order mark (rewritten without)
+        with path.open(encoding="utf-8-sig") as handle:
             for line in handle:
                 if line.strip():
                     row = json.loads(line)
