@@ -379,3 +379,20 @@ def test_only_a_switched_off_source_says_it_is_switched_off(workdir: Path) -> No
     assert "no source named" not in line
     typo = run_kpi(workdir, "run", "--only", "bill", "--dry-run")
     assert typo.returncode == 2 and "no source named 'bill'" in typo.stderr
+
+
+def test_run_without_an_enabled_source_says_so_and_records_nothing(workdir: Path) -> None:
+    """With `sources: []` (or every source `enabled: false`) `kpi run` recorded an empty run
+    and said "run 1: 0 values, 0 errors", exit 0: a success that collected nothing. It is a
+    config problem (exit 2, nothing ran), as `kpi schedule --print` already says."""
+    for sources in (
+        "sources: []\n",
+        "sources:\n  - {name: a, type: command, command: [echo, '1'], metric: users, "
+        "enabled: false}\n",
+    ):
+        (workdir / "kpi.yaml").write_text(sources)
+        result = run_kpi(workdir, "run")
+        assert result.returncode == 2, result.stdout + result.stderr
+        (line,) = result.stderr.splitlines()
+        assert "nothing to run: the config has no enabled source" in line
+        assert not (workdir / "kpi.db").exists()

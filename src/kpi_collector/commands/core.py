@@ -245,6 +245,11 @@ def run(
     pipeline = Pipeline.from_config(load(ctx))
     pipeline.lock_wait = wait
     sources = pipeline.selected(only)
+    if not sources:  # a run that can collect nothing is no success to report
+        raise UsageProblem(
+            "nothing to run: the config has no enabled source; add one under `sources:` "
+            "(`kpi init --source TYPE` prints an entry) or set `enabled: true`"
+        )
     import gc
 
     # one bounded run: reference counting frees what it makes; cyclic GC would only rescan
