@@ -153,3 +153,31 @@ def test_what_a_function_prints_leaves_run_format_json_valid(tmp_path: Path) -> 
         [str(KPI), "run"], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert table.returncode == 0 and "app.users" in table.stdout
+
+
+def test_validate_finds_a_function_module_that_does_not_exist(tmp_path: Path) -> None:
+    """`function: acme_metrcs:stats` (a typo) passed `kpi validate` ("ok") and failed only at
+    `kpi run`. validate looks for the module (beside kpi.yaml, then installed) without
+    running it: a config error naming the source and the module."""
+    (tmp_path / "acme_metrics.py").write_text(
+        "raise SystemExit('validate must not run this module')\ndef stats(): return {}\n"
+    )
+    (tmp_path / "kpi.yaml").write_text(
+        "sources:\n"
+        "  - {name: ok, type: python, function: 'acme_metrics:stats'}\n"
+        "  - {name: typo, type: python, function: 'acme_metrcs:stats'}\n"
+    )
+    done = subprocess.run(
+        [str(KPI), "validate"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.splitlines()
+    assert "source 'typo'" in line and "no module 'acme_metrcs'" in line
+    (tmp_path / "kpi.yaml").write_text(
+        "sources:\n  - {name: ok, type: python, function: 'acme_metrics:stats'}\n"
+        "  - {name: std, type: python, function: 'json:loads'}\n"
+    )
+    fine = subprocess.run(
+        [str(KPI), "validate"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert fine.returncode == 0, fine.stdout + fine.stderr

@@ -147,6 +147,7 @@ def validate(ctx: click.Context, fmt: str, health: bool) -> None:
     With --health it reads the store and says whether the collector is alive and up to date.
     """
     config = load(ctx)
+    _check_functions(config)
     if health:
         from kpi_collector.schedule.health import health_report, render
 
@@ -190,6 +191,16 @@ def validate(ctx: click.Context, fmt: str, health: bool) -> None:
         )
         later = f"{', and ' if ids else ''}those {whose}"
     click.echo(f"KPIs ({len(ids)}): {', '.join(ids)}{later}")
+
+
+def _check_functions(config: Config) -> None:
+    """A `python` source whose module cannot be found is a config error (exit 2) here,
+    not a failed source at the first run; the module itself is not run."""
+    from kpi_collector.sources.python import Function, check_findable
+
+    for source in config.sources:
+        if isinstance(source, Function) and source.enabled:
+            check_findable(source, config.base_dir)
 
 
 def describe(config: Config) -> dict[str, Any]:

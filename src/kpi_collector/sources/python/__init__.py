@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import inspect
 import sys
 from collections.abc import Callable, Mapping
@@ -90,6 +91,26 @@ class Function(Source):
         except Exception as exc:
             raise SourceError(f"{type(exc).__name__}: {exc}") from exc
         return to_values(result, self.metrics, self.locale)
+
+
+def check_findable(source: Function, base_dir: Path) -> None:
+    """Raise ConfigError when the module of `source`'s `function:` is neither beside
+    `kpi.yaml` nor installed (`kpi validate`: a typo found before the first run). Only its
+    top-level module is looked for: nothing of the user's code runs."""
+    if callable(source.function):
+        return
+    module_name = source.function.partition(":")[0]
+    importable_from(base_dir, module_name)
+    top = module_name.partition(".")[0]
+    try:
+        found = importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise ConfigError(
+            f"source {source.name!r}: function {source.function!r}: no module {top!r} beside "
+            f"kpi.yaml ({base_dir}) nor installed; check the name before the ':'"
+        )
 
 
 def importable_from(folder: Path, module_name: str) -> None:
