@@ -317,3 +317,82 @@ def test_titles_are_text_not_markup(workdir: Path) -> None:
     table = run_kpi(workdir, "history")
     assert table.returncode == 0, table.stderr
     assert "Users [beta] [/beta]" in table.stdout
+
+
+def test_validate_says_which_kpis_only_a_run_can_name(workdir: Path) -> None:
+    """A `python` source without `metrics:` gives the KPIs its function returns: `kpi
+    validate` printed "KPIs (0): " with nothing after it, as if the config collected nothing
+    (and "KPIs (1): rev.arr" as if the formula's inputs were not KPIs)."""
+    (workdir / "acme.py").write_text("def stats():\n    return {'mrr': 100}\n")
+    (workdir / "kpi.yaml").write_text(
+        "sources:\n  - {name: billing, type: python, function: 'acme:stats'}\n"
+    )
+    validated = run_kpi(workdir, "validate")
+    assert validated.returncode == 0, validated.stderr
+    assert validated.stdout.splitlines()[-1] == (
+        "KPIs (0): those source 'billing' gives at run time (its function's names)"
+    )
+    (workdir / "kpi.yaml").write_text(
+        "kpis:\n  rev.arr: {formula: billing.mrr * 12}\n"
+        + (workdir / "kpi.yaml").read_text().replace("'acme:stats'}", "'acme:stats'}\n")
+        + "  - {name: app, type: python, function: 'acme:stats'}\n"
+    )
+    validated = run_kpi(workdir, "validate")
+    assert validated.returncode == 0, validated.stderr
+    assert validated.stdout.splitlines()[-1] == (
+        "KPIs (1): rev.arr, and those sources 'billing', 'app' give at run time (their "
+        "function's names)"
+    )
+
+
+def test_init_says_what_it_wrote_and_what_it_kept(workdir: Path) -> None:
+    """With a `.env.example` there already, `kpi init` kept it (rightly: it may be the
+    team's) but said "wrote kpi.yaml, .env.example and kpi.schema.json"."""
+    (workdir / ".env.example").write_text("OURS=1\n")
+    result = run_kpi(workdir, "init")
+    assert result.returncode == 0, result.stderr
+    assert (workdir / ".env.example").read_text() == "OURS=1\n"
+    assert result.stdout.splitlines()[0] == (
+        "wrote kpi.yaml and kpi.schema.json (for editors); kept the .env.example there"
+    )
+    fresh = workdir / "fresh"
+    assert run_kpi(workdir, "init", "--dir", "fresh").stdout.splitlines()[0] == (
+        f"wrote {Path('fresh') / 'kpi.yaml'}, {Path('fresh') / '.env.example'} and "
+        f"{Path('fresh') / 'kpi.schema.json'} (for editors)"
+    )
+    assert (fresh / ".env.example").exists()
+
+
+def test_only_a_switched_off_source_says_it_is_switched_off(workdir: Path) -> None:
+    """`kpi run --only billing` for a source with `enabled: false` said "no source named
+    'billing'; sources: app", with billing right there in kpi.yaml."""
+    (workdir / "acme.py").write_text("def stats():\n    return {'mrr': 100}\n")
+    (workdir / "kpi.yaml").write_text(
+        "sources:\n"
+        "  - {name: billing, type: python, function: 'acme:stats', enabled: false}\n"
+        "  - {name: app, type: python, function: 'acme:stats'}\n"
+    )
+    result = run_kpi(workdir, "run", "--only", "billing", "--dry-run")
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert "source 'billing' is switched off (`enabled: false`)" in line, line
+    assert "no source named" not in line
+    typo = run_kpi(workdir, "run", "--only", "bill", "--dry-run")
+    assert typo.returncode == 2 and "no source named 'bill'" in typo.stderr
+
+
+def test_run_without_an_enabled_source_says_so_and_records_nothing(workdir: Path) -> None:
+    """With `sources: []` (or every source `enabled: false`) `kpi run` recorded an empty run
+    and said "run 1: 0 values, 0 errors", exit 0: a success that collected nothing. It is a
+    config problem (exit 2, nothing ran), as `kpi schedule --print` already says."""
+    for sources in (
+        "sources: []\n",
+        "sources:\n  - {name: a, type: command, command: [echo, '1'], metric: users, "
+        "enabled: false}\n",
+    ):
+        (workdir / "kpi.yaml").write_text(sources)
+        result = run_kpi(workdir, "run")
+        assert result.returncode == 2, result.stdout + result.stderr
+        (line,) = result.stderr.splitlines()
+        assert "nothing to run: the config has no enabled source" in line
+        assert not (workdir / "kpi.db").exists()

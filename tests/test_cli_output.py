@@ -747,3 +747,86 @@ def test_serve_on_an_address_not_of_this_machine(filled: Path) -> None:
     assert out.returncode == 2
     assert out.stderr == "Error: --host 192.0.2.1 is not an address of this machine\n"
     assert out.stdout == ""
+
+
+@pytest.mark.parametrize("columns", [40, 60, 80])
+def test_deliver_list_on_a_narrow_terminal_cuts_nothing(filled: Path, columns: int) -> None:
+    """`kpi deliver --list` was a table that cut its cells to fit: at 40 columns a state read
+    "pe…", a period "ru…" and the time "2026-12-01 1…"; at 80 the error's file name lost
+    its end ("out.c…"). Every state, period, time and the whole error are there, as written."""
+    assert run_kpi(filled, "run").returncode == 0
+    (filled / "out.csv").write_text("not, a, file, of, ours\n")
+    assert run_kpi(filled, "run").returncode == 1
+    out = run_kpi(filled, "deliver", "--list", env={"COLUMNS": str(columns)})
+    assert out.returncode == 0, out.stderr
+    assert "…" not in out.stdout
+    tokens = out.stdout.split()
+    assert {"run:1", "run:2", "done", "pending", "csv"} <= set(tokens)
+    assert tokens.count(datetime.now(UTC).strftime("%Y-%m-%d")) == 2
+    # the error, whole: words never broken, however the lines fall
+    assert "out.csv is not a csv file this destination wrote (no `period` column)" in " ".join(
+        tokens
+    )
+
+
+def test_run_table_in_a_pipe_aligns_wide_characters(workdir: Path) -> None:
+    """Piped (cron mail, a log), `kpi run`'s table padded titles by their length in code
+    points: a title in CJK (each character two cells wide) or with an emoji pushed its row's
+    value out of the column. Columns line up on the screen, by terminal cells."""
+    from rich.cells import cell_len
+
+    (workdir / "acme.py").write_text("def stats():\n    return {'users': 1234, 'stars': 10}\n")
+    (workdir / "kpi.yaml").write_text(
+        "kpis:\n  app.users: {title: 月活跃用户}\n  app.stars: {title: '⭐ Stars'}\n"
+        "sources:\n  - {name: app, type: python, function: 'acme:stats'}\n"
+    )
+    out = run_kpi(workdir, "run", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    header, *rows = out.stdout.splitlines()[:3]
+    assert header.split() == ["KPI", "value", "change"]
+    value_end = cell_len(header[: header.index("value") + len("value")])
+    for row, value in zip(rows, ("1,234", "10"), strict=True):
+        assert cell_len(row[: row.index(value) + len(value)]) == value_end, out.stdout
+
+
+def test_a_pending_delivery_is_said_once(filled: Path) -> None:
+    """A destination down for the whole run printed "... (after 4 attempts; stays pending)
+    (pending; retried on the next run)": the same news twice on one line."""
+    (filled / "out.csv").mkdir()  # the file destination cannot write: transient, retried
+    out = run_kpi(filled, "run")
+    assert out.returncode == 1
+    [line] = [line for line in out.stdout.splitlines() if line.startswith("delivery failed")]
+    assert line.count("pending") == 1, line
+    assert "retried on the next run" in line and "Is a directory" in line
+
+
+@pytest.mark.parametrize("mine", ["kpi.yaml", ".env", "kpi.db", "kpis.csv"])
+def test_demo_refuses_a_folder_of_the_user_s_own_and_changes_nothing(
+    workdir: Path, mine: str
+) -> None:
+    """`kpi demo --dir .` in a project folder replaced its kpi.yaml and .env (secrets) and
+    deleted its kpi.db (the history) and kpis.csv, silently, exit 0. A folder holding a file
+    the demo would replace, and no demo config, is refused in one line, nothing changed; a
+    demo folder is rebuilt as before."""
+    project = workdir / "project"
+    project.mkdir()
+    (project / mine).write_bytes(b"mine\n")
+    refused = run_kpi(workdir, "demo", "--dir", "project")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    (line,) = refused.stderr.strip().splitlines()
+    assert f"project holds {mine}, which is not the demo's" in line
+    assert "`kpi demo --dir` a new or empty folder; nothing was changed" in line
+    assert sorted(p.name for p in project.iterdir()) == [mine]
+    assert (project / mine).read_bytes() == b"mine\n"
+    assert run_kpi(workdir, "demo", "--dir", "demo").returncode == 0
+    assert run_kpi(workdir, "demo", "--dir", "demo").returncode == 0  # the demo's own: again
+
+
+def test_the_summary_counts_failed_deliveries(filled: Path) -> None:
+    """A run whose values were all collected but whose delivery failed ended "run 2: 3
+    values, 0 errors in 0.31s", exit 1: the summary line said all was well."""
+    assert run_kpi(filled, "run").returncode == 0
+    (filled / "out.csv").write_text("not, a, file, of, ours\n")
+    out = run_kpi(filled, "run")
+    assert out.returncode == 1
+    assert ": 3 values, 0 errors, 1 delivery failed in " in out.stdout.splitlines()[-1]

@@ -121,21 +121,6 @@ def test_read_only_commands_leave_out_entries_with_unset_variables() -> None:
             ),
             "kpi.yaml:19: duplicate destination name 'csv' (also destinations[0]); give each destination its own `name:`",
         ),
-        # two file destinations, one file: their rows would mix (or one layout breaks the other)
-        (
-            (
-                "{type: csv, path: kpis.csv}",
-                "{type: csv, path: kpis.csv}\n  - {name: weekly, type: csv, path: ./kpis.csv, every: week}",
-            ),
-            "kpi.yaml:19: destination 'weekly' writes ./kpis.csv, as destination 'csv' does; give each its own `path:`",
-        ),
-        (
-            (
-                "{type: csv, path: kpis.csv}",
-                "{type: csv, path: out/kpis.csv}\n  - {name: long, type: jsonl, path: out/../out/kpis.csv, layout: long}",
-            ),
-            "destination 'long' writes out/../out/kpis.csv, as destination 'csv' does",
-        ),
         # bad time zone
         (("Europe/Berlin", "Mars/Olympus"), "unknown time zone 'Mars/Olympus'"),
         # bad YAML
@@ -560,3 +545,25 @@ def test_a_url_with_a_space_is_refused_at_load() -> None:
         "kpi.yaml:2: source 'h': url: 'https://api.exa mple.com/x' holds a space; a URL has "
         "none (write %20 in its path)"
     )
+
+
+@pytest.mark.parametrize(
+    ("store", "where"),
+    [
+        ("sqlite:///~/kpis/kpi.db", "home/kpis/kpi.db"),
+        ("sqlite:///data/kpi.db", "project/data/kpi.db"),
+        (None, "project/kpi.db"),
+    ],
+)
+def test_a_sqlite_store_under_the_home_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: str | None, where: str
+) -> None:
+    """`store: sqlite:///~/kpis/kpi.db` made a folder named `~` beside kpi.yaml (the next
+    `rm -rf ~` there is a disaster), while a file destination's `path: ~/kpis.csv` is in the
+    home folder: `~` is the home folder in both."""
+    (tmp_path / "home").mkdir()
+    (tmp_path / "project").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    config = tmp_path / "project" / "kpi.yaml"
+    config.write_text((f"store: {store}\n" if store else "") + "sources: []\n")
+    assert load_config(config).store_url == f"sqlite:///{(tmp_path / where).resolve()}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -155,3 +156,108 @@ def test_a_function_that_never_returns_does_not_keep_kpi_from_exiting(tmp_path: 
     assert "timed out" in done.stdout + done.stderr
     with sqlite3.connect(tmp_path / "kpi.db") as db:
         assert db.execute("SELECT kpi, value FROM observations").fetchall() == [("ok.n", 3.0)]
+
+
+STUCK_MODULE = """
+import threading
+from pathlib import Path
+
+
+def stuck(marker):
+    Path(marker).write_text("called")
+    threading.Event().wait()  # a blocking call that never returns (a socket without timeout)
+
+
+def fine():
+    return {"users": 5}
+"""
+
+
+def test_a_function_that_never_returns_fails_at_its_timeout_and_kpi_run_exits(
+    tmp_path: Path,
+) -> None:
+    """A sync function stuck in a blocking call was reported as "timed out after 1s" with the
+    other values stored, and then `kpi run` never exited: the function's pool thread was one
+    that `asyncio.run` waits for at its end. Ctrl-C waited for it too."""
+    (tmp_path / "acme_stuck.py").write_text(STUCK_MODULE)
+    (tmp_path / "kpi.yaml").write_text(
+        "sources:\n"
+        "  - {name: stuck, type: python, function: 'acme_stuck:stuck', timeout: 1, retries: 0,\n"
+        f"     kwargs: {{marker: {str(tmp_path / 'called')!r}}}}}\n"
+        "  - {name: app, type: python, function: 'acme_stuck:fine'}\n"
+    )
+    try:
+        done = subprocess.run(
+            [str(KPI), "run"], cwd=tmp_path, capture_output=True, text=True, timeout=90
+        )
+    except subprocess.TimeoutExpired:
+        raise AssertionError("`kpi run` never exited after the source timed out") from None
+    assert (tmp_path / "called").exists()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "failed stuck: timed out after 1s" in done.stdout
+    with sqlite3.connect(tmp_path / "kpi.db") as db:
+        stored = db.execute("SELECT kpi, value FROM observations").fetchall()
+        status = db.execute("SELECT status FROM runs").fetchall()
+    assert stored == [("app.users", 5.0)]
+    assert status == [("partial",)]
+
+
+def test_what_a_function_prints_leaves_run_format_json_valid(tmp_path: Path) -> None:
+    """A function that prints while it works (a debug `print`, a library's progress, a
+    program it starts) wrote into `kpi run --format json`'s standard output, before the
+    document: `kpi run --format json | jq` failed. What the run prints goes to stderr."""
+    (tmp_path / "chatty.py").write_text(
+        "import os, sys\n"
+        "def stats():\n"
+        "    print('fetching stats...')\n"
+        "    sys.stdout.write('more\\n')\n"
+        "    os.system('echo from a child')\n"
+        "    return {'users': 5}\n"
+    )
+    (tmp_path / "kpi.yaml").write_text(
+        "sources:\n  - {name: app, type: python, function: 'chatty:stats'}\n"
+    )
+    done = subprocess.run(
+        [str(KPI), "run", "--format", "json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert [(v["kpi"], v["value"]) for v in document["values"]] == [("app.users", 5.0)]
+    for line in ("fetching stats...", "more", "from a child"):
+        assert line in done.stderr.splitlines()
+    table = subprocess.run(
+        [str(KPI), "run"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert table.returncode == 0 and "app.users" in table.stdout
+
+
+def test_validate_finds_a_function_module_that_does_not_exist(tmp_path: Path) -> None:
+    """`function: acme_metrcs:stats` (a typo) passed `kpi validate` ("ok") and failed only at
+    `kpi run`. validate looks for the module (beside kpi.yaml, then installed) without
+    running it: a config error naming the source and the module."""
+    (tmp_path / "acme_metrics.py").write_text(
+        "raise SystemExit('validate must not run this module')\ndef stats(): return {}\n"
+    )
+    (tmp_path / "kpi.yaml").write_text(
+        "sources:\n"
+        "  - {name: ok, type: python, function: 'acme_metrics:stats'}\n"
+        "  - {name: typo, type: python, function: 'acme_metrcs:stats'}\n"
+    )
+    done = subprocess.run(
+        [str(KPI), "validate"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.splitlines()
+    assert "source 'typo'" in line and "no module 'acme_metrcs'" in line
+    (tmp_path / "kpi.yaml").write_text(
+        "sources:\n  - {name: ok, type: python, function: 'acme_metrics:stats'}\n"
+        "  - {name: std, type: python, function: 'json:loads'}\n"
+    )
+    fine = subprocess.run(
+        [str(KPI), "validate"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert fine.returncode == 0, fine.stdout + fine.stderr

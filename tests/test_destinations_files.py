@@ -70,3 +70,160 @@ def test_a_file_that_is_not_ours_is_a_terminal_error(tmp_path: Path) -> None:
     )
     assert "move it away or point `path` elsewhere" in result.delivery_errors["jsonl"]
     assert (tmp_path / "kpis.jsonl").read_text() == "[1, 2, 3]\n"  # untouched
+
+
+@pytest.mark.parametrize(
+    ("encoding", "delimiter"),
+    [("utf-8-sig", ","), ("utf-8-sig", ";"), ("utf-8", ";"), ("utf-8", "\t")],
+    ids=["bom", "bom-semicolon", "semicolon", "tab"],
+)
+def test_a_csv_saved_again_by_a_spreadsheet_is_still_ours(
+    tmp_path: Path, encoding: str, delimiter: str
+) -> None:
+    """Excel's "CSV UTF-8" starts the file with a byte order mark, and where the decimal sign
+    is a comma it separates with `;`: such a file was "not a csv file this destination wrote"
+    (no `period` column) and every later delivery to it failed. It is read, upserted and
+    written back the way the spreadsheet saved it, its own cells as they were."""
+    path = tmp_path / "kpis.csv"
+    state = {"stars": 10.0, "ratio": 0.25}
+    p = pipeline(tmp_path, CSV(path="kpis.csv", every="day"), state)
+    assert p.process(now=DAY).exit_code == 0
+    decimal = "," if delimiter != "," else "."  # as the spreadsheet writes numbers there
+    saved = path.read_text(encoding="utf-8").replace(",", delimiter)
+    saved = saved.replace("0.25", f"0{decimal}25")
+    path.write_text(saved, encoding=encoding, newline="\r\n")
+    state["stars"] = 11.0
+    result = p.process(now=DAY + timedelta(days=1))
+    assert result.exit_code == 0, result.delivery_errors
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") == (encoding == "utf-8-sig")
+    lines = raw.decode(encoding).splitlines()
+    assert lines == [
+        delimiter.join(["period", "date", "github.stars", "github.ratio"]),
+        delimiter.join(["2026-11-30", "2026-11-30", "10", f"0{decimal}25"]),
+        delimiter.join(["2026-12-01", "2026-12-01", "11", "0.25"]),
+    ]
+
+
+def test_a_csv_behind_a_symlink_is_written_where_the_link_points(tmp_path: Path) -> None:
+    """`kpis.csv -> shared/team.csv` (a synced folder): the file was replaced by a new
+    regular file, cutting the link, and the file the team reads stopped changing."""
+    (tmp_path / "shared").mkdir()
+    state = {"stars": 10.0}
+    p = pipeline(tmp_path, CSV(path="kpis.csv", every="day"), state)
+    p.process(now=DAY)
+    (tmp_path / "kpis.csv").rename(tmp_path / "shared" / "team.csv")
+    (tmp_path / "kpis.csv").symlink_to(Path("shared") / "team.csv")
+    state["stars"] = 11.0
+    assert p.process(now=DAY + timedelta(days=1)).exit_code == 0
+    assert (tmp_path / "kpis.csv").is_symlink()
+    assert (tmp_path / "shared" / "team.csv").read_text().splitlines()[-1] == (
+        "2026-12-01,2026-12-01,11"
+    )
+    assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == [".team.csv.lock", "team.csv"]
+
+
+@pytest.mark.parametrize("cls", [CSV, JSONL, Parquet])
+def test_a_rewritten_file_keeps_its_permissions(cls: type[CSV], tmp_path: Path) -> None:
+    """A file the user made private (`chmod 600`, revenue in it) came back as the umask's
+    0644 from the temporary file that replaced it: readable by everyone on the machine."""
+    path = tmp_path / f"kpis.{cls.type}"
+    state = {"stars": 10.0}
+    p = pipeline(tmp_path, cls(path=str(path), every="day"), state)
+    p.process(now=DAY)
+    path.chmod(0o600)
+    state["stars"] = 11.0
+    assert p.process(now=DAY + timedelta(days=1)).exit_code == 0
+    assert len(cls(path=str(path)).read(path)) == 2
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("cls", [CSV, JSONL, Parquet])
+def test_a_read_only_file_is_not_replaced(cls: type[CSV], tmp_path: Path) -> None:
+    """`chmod a-w kpis.csv` says "do not change this file"; replacing it through its folder
+    went around that (and gave it write permission back). Now the delivery stays pending
+    with a line that says so, and goes out once the file is writable again."""
+    path = tmp_path / f"kpis.{cls.type}"
+    state = {"stars": 10.0}
+    p = pipeline(tmp_path, cls(path=str(path), every="day"), state)
+    p.process(now=DAY)
+    before = path.read_bytes()
+    path.chmod(0o444)
+    state["stars"] = 11.0
+    result = p.process(now=DAY + timedelta(days=1))
+    assert result.exit_code == 1
+    message = result.delivery_errors[cls.type]
+    assert "read-only" in message and "chmod u+w" in message and "\n" not in message
+    assert cls.type in result.delivery_pending
+    assert path.read_bytes() == before and path.stat().st_mode & 0o777 == 0o444
+    path.chmod(0o644)
+    assert p.deliver_pending()[0].ok
+    assert len(cls(path=str(path)).read(path)) == 2
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("{type: csv, path: k.csv}", "{type: csv, name: long, path: ./k.csv, layout: long}"),
+        ("{type: csv}", "{type: csv, name: copy, path: out/../kpis.csv, every: day}"),
+        ("{type: jsonl, path: k.csv}", "{type: csv, path: k.csv}"),
+    ],
+)
+def test_two_file_destinations_writing_one_file_are_a_config_error(
+    tmp_path: Path, first: str, second: str
+) -> None:
+    """`path: k.csv` and `path: ./k.csv` (say wide and long) rewrote the one file in turn,
+    each upserting the other's rows as its own: the second run lost the first run's rows."""
+    from kpi_collector.config import load_config
+    from kpi_collector.errors import ConfigError
+
+    config = tmp_path / "kpi.yaml"
+    config.write_text(
+        "sources:\n"
+        "  - {name: app, type: command, command: [echo, '1'], metric: users}\n"
+        f"destinations:\n  - {first}\n  - {second}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    message = str(caught.value)
+    assert message.startswith(f"{config}:5: destination ")
+    assert "destinations[0]" in message and "`path`" in message and "\n" not in message
+    # the same file name in another folder is another file
+    config.write_text(
+        config.read_text()
+        .replace("path: ./k.csv", "path: other/k.csv")
+        .replace("path: out/../kpis.csv", "path: out/kpis.csv")
+        .replace("{type: csv, path: k.csv}", "{type: csv, path: k2.csv}")
+    )
+    assert len(load_config(config).destinations) == 2
+
+
+@pytest.mark.parametrize("cls", [CSV, JSONL, Parquet])
+def test_an_empty_file_is_a_file_without_rows(cls: type[CSV], tmp_path: Path) -> None:
+    """`touch kpis.csv` (or a file emptied to start over) was "not a csv file this
+    destination wrote (no `period` column)": every delivery to it failed until it was
+    deleted. An empty file holds no rows; the delivery writes the first."""
+    path = tmp_path / f"kpis.{cls.type}"
+    path.touch()
+    result = pipeline(tmp_path, cls(path=path.name, every="day"), {"stars": 10.0}).process(now=DAY)
+    assert result.exit_code == 0, result.delivery_errors
+    [row] = cls(path=path.name).read(path)
+    assert float(row["github.stars"]) == 10
+
+
+def test_a_jsonl_file_saved_with_a_byte_order_mark_is_still_ours(tmp_path: Path) -> None:
+    """An editor that saves UTF-8 with a byte order mark (Notepad) made the first line
+    unreadable JSON: "not a jsonl file this destination wrote"."""
+    path = tmp_path / "kpis.jsonl"
+    state = {"stars": 10.0}
+    p = pipeline(tmp_path, JSONL(path="kpis.jsonl", every="day"), state)
+    p.process(now=DAY)
+    path.write_text(path.read_text(encoding="utf-8"), encoding="utf-8-sig")
+    state["stars"] = 11.0
+    result = p.process(now=DAY + timedelta(days=1))
+    assert result.exit_code == 0, result.delivery_errors
+    rows = JSONL(path="kpis.jsonl").read(path)
+    assert [(r["period"], r["github.stars"]) for r in rows] == [
+        ("2026-11-30", 10.0),
+        ("2026-12-01", 11.0),
+    ]

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from kpi_collector.collect.extract import CSS, HtmlDocument, JMESPath, Metric, XPath, from_json
+from kpi_collector.collect.extract import (
+    CSS,
+    HtmlDocument,
+    JMESPath,
+    Metric,
+    XPath,
+    finish,
+    from_json,
+)
 from kpi_collector.collect.numbers import parse_number
 from kpi_collector.errors import ExtractError
 from tests.numbers_caches import _fresh_number_caches  # noqa: F401 (autouse)
@@ -192,3 +200,44 @@ def test_a_path_giving_a_list_says_how_to_pick_one_number() -> None:
     with pytest.raises(ExtractError, match=r"gave a list .*\| \[0\].*sum\(\.\.\.\).*count: true"):
         from_json("n", document, JMESPath("items[?id=='x'].n"))
     assert from_json("n", document, JMESPath("items[?id=='x'].n | [0]")) == 5
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        12345678901234567890,
+        2**53 + 1,
+        -(2**53) - 1,
+        "12,345,678,901,234,567,890",
+        "9007199254740993",
+        "9.007.199.254.740.993",
+    ],
+)
+def test_an_integer_a_stored_number_cannot_hold_exactly_is_an_error(raw: object) -> None:
+    """12345678901234567890 was stored (and shown, "12,345,678,901,234,567,168.0") as the
+    nearest double, 12345678901234567168: another number than the source's, silently. A
+    stored number holds every integer up to 2**53 exactly, and some larger ones (10**21);
+    any other is an error that says what it would have become."""
+    locale = "de" if isinstance(raw, str) and raw.count(".") > 1 else None
+    with pytest.raises(ExtractError) as caught:
+        finish("users", raw, Metric(), locale)
+    message = str(caught.value)
+    assert message.startswith("users: ")
+    assert f"{float(int(str(raw).replace(',', '').replace('.', ''))):.0f}" in message
+    assert "9,007,199,254,740,992" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        (2**53, 2.0**53),
+        (10**21, 1e21),
+        ("9,007,199,254,740,992", 2.0**53),
+        ("1,000,000,000,000,000,000,000", 1e21),
+        ("12,345,678,901,234,567,890.5", 1.2345678901234567e19),  # a decimal: rounded, as always
+        ("1.2345678901234567890 billion", 1234567890.1234567),
+        (0.1, 0.1),
+    ],
+)
+def test_integers_a_stored_number_holds_exactly_are_read(raw: object, value: float) -> None:
+    assert finish("users", raw, Metric()) == value

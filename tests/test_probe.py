@@ -324,3 +324,24 @@ def test_probe_needs_a_url_or_a_source(tmp_path: Path) -> None:
     result = run_kpi(tmp_path, "probe")
     assert result.returncode == 2
     assert "give a URL, or --source NAME" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://[::1", "not an http(s) URL"),
+        ("http://a b/", "holds a space"),
+        ("http://", "not an http(s) URL"),
+        ("http://[::1]:99999/", "port"),
+    ],
+)
+def test_probe_of_a_malformed_url_is_one_line(tmp_path: Path, url: str, why: str) -> None:
+    """A URL starting with http:// that is no URL (an IPv6 host never closed, a space, no
+    host) ended `kpi probe` with pydantic's traceback; a port out of range with "cannot
+    reach http://[::1]:99999/: http://[::1]:99999/". A usage error, exit 2, in one line."""
+    done = run_kpi(tmp_path, "probe", url)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: Invalid value for URL: ")
+    assert why in lines[0]

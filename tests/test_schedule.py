@@ -7,6 +7,8 @@ import json
 import os
 import queue
 import random
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -1781,3 +1783,30 @@ def test_a_stop_during_the_jitter_wait_does_not_start_the_job(tmp_path: Path) ->
     assert scheduler.store.runs(5) == []
     assert scheduler.is_due(scheduler.job("main"), fire)  # caught up on the next start
     scheduler.store.close()
+
+
+@pytest.mark.parametrize("kind", ["systemd", "systemd-timer"])
+def test_systemd_units_quote_a_folder_with_a_space_or_percent(tmp_path: Path, kind: str) -> None:
+    """A config in `/srv/KPIs 2026 100%/` gave `ExecStart=kpi -c '/srv/KPIs' '2026' ...`
+    (the command was split at the path's spaces before each part was quoted) and a
+    `ReadWritePaths=` of three paths: the service ran `kpi -c /srv/KPIs` and the sandbox let
+    it write nowhere it needed. Each unit line reads back as the path, whole; the shell
+    commands in the comments quote it too."""
+    folder = tmp_path / "KPIs 2026 100%"
+    folder.mkdir()
+    (folder / "kpi.yaml").write_text(SLOW_CONFIG)
+    config = load_config(folder / "kpi.yaml")
+    kpi = str(Path(sys.executable).parent / "kpi")
+    text = snippet(config, kind, kpi=kpi)
+    fields = dict(
+        line.split("=", 1) for line in text.splitlines() if re.match(r"^[A-Za-z]+=", line)
+    )
+    unit = {k: v.replace("%%", "%") for k, v in fields.items()}  # systemd's specifier escape
+    assert "%" not in fields["ExecStart"].replace("%%", "")
+    args = ["-c", str(folder / "kpi.yaml"), "schedule"] + (["--once"] if kind != "systemd" else [])
+    assert shlex.split(unit["ExecStart"]) == [kpi, *args]
+    assert shlex.split(unit["ReadWritePaths"]) == [str(folder)]
+    assert unit["WorkingDirectory"] == str(folder)
+    assert f"chown -R kpi: {shlex.quote(str(folder))}`" in text
+    (tmp_path / "units").mkdir()
+    _verify_units(tmp_path / "units", text)

@@ -5,16 +5,17 @@ run) through `http_json` and `html` against a real local server, with the Pipeli
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from aiohttp import web
 
 from kpi_collector import Pipeline
-from kpi_collector.collect.http import LoginForm, retry_after_seconds
+from kpi_collector.collect.http import LoginForm, printable, retry_after_seconds
 from kpi_collector.config.models import Defaults
 from kpi_collector.destinations import Pushgateway, Store
 from kpi_collector.sources import CSS, HTML, HttpJson, JMESPath
+from kpi_collector.sources.base import Source
 from kpi_collector.sources.homebrew import Homebrew
 from tests.conftest import BLOG_LINKS, TOKEN, Waits
 from tests.fakes.collect import FAST, run
@@ -424,3 +425,67 @@ def test_a_service_api_url_loses_its_trailing_slash() -> None:
     assert (
         Homebrew(formula="wget", api_url="https://brew.example/").api_url == "https://brew.example"
     )
+
+
+class _RawSource(Source):
+    """A third-party source as a plugin writes one: `collect` returns what it has, unchecked."""
+
+    type: ClassVar[str] = "raw_test"
+    got: dict[str, Any]
+
+    async def collect(self, ctx: Any) -> dict[str, Any]:
+        return dict(self.got)
+
+
+def test_metric_names_with_control_characters_are_errors(tmp_path: Path) -> None:
+    """A function's (or a plugin's) metric named "multi\\nline" or "a\\x1b[31mred" became a KPI
+    id that broke every table it was shown in (the row split over two lines, a terminal
+    escape in the history table and in the CSV header). Its value is not stored; the error
+    names it with the characters written out, and the other metrics are stored."""
+
+    def names() -> dict[str, float]:
+        return {"ok": 1.0, "multi\nline": 2.0, "tab\there": 3.0, "a\x1b[31mred": 4.0}
+
+    store = Store(f"sqlite:///{tmp_path / 'kpi.db'}")
+    raw = _RawSource(name="plugin", got={"fine": 5, "cr\rhere": 6})
+    result = Pipeline(sources=(names, raw), destinations=(store,), defaults=FAST).process()
+    assert result.values == {"names.ok": 1.0, "plugin.fine": 5.0}
+    assert set(result.errors) == {
+        "names.multiline",
+        "names.tabhere",
+        "names.a[31mred",
+        "plugin.crhere",
+    }
+    message = result.errors["names.multiline"]
+    assert "'multi\\nline'" in message and "control character" in message
+    assert all(printable(m) == m and "\n" not in m for m in result.errors.values())
+    assert {kpi for kpi, _ in store.open().series(None).items()} == {"names.ok", "plugin.fine"}
+
+
+def test_a_plugin_s_integer_a_stored_number_cannot_hold_exactly_is_an_error() -> None:
+    """A plugin returning the int 12345678901234567890 had it stored as 12345678901234567168
+    (the `python` source checks its function's numbers; a plugin's went straight to float)."""
+    result = run(_RawSource(name="plugin", got={"huge": 12345678901234567890, "n": 2**53}))
+    assert result.values == {"plugin.n": 2.0**53}
+    assert "cannot hold exactly" in result.errors["plugin.huge"]
+
+
+def test_a_change_is_the_difference_of_the_numbers_as_written() -> None:
+    """`kpi run --format json` gave 0.3 after 0.1 a "change" of 0.19999999999999998 (the
+    binary floats' difference); the change is 0.2, as the two numbers are written."""
+    from datetime import UTC, datetime
+
+    from kpi_collector.run.result import RunResult
+
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    values = {"a.ratio": 0.3, "a.stars": 1647.0, "a.big": 1e21, "a.new": 5.0, "a.tiny": 1e-300}
+    previous = {"a.ratio": 0.1, "a.stars": 1620.0, "a.big": 1e21 - 2**20, "a.tiny": 3e-300}
+    result = RunResult(1, now, now, values=values, previous=previous)
+    assert result.change("a.ratio") == 0.2
+    assert result.change("a.stars") == 27.0
+    # 1e21 - 2**20 is written 9.99999999999999e+20 (its shortest form, in CSV and JSON too)
+    assert repr(previous["a.big"]) == "9.99999999999999e+20"
+    assert result.change("a.big") == 1e6
+    assert result.change("a.new") is None
+    assert result.change("a.tiny") == -2e-300
+    assert {v["kpi"]: v["change"] for v in result.to_dict()["values"]}["a.ratio"] == 0.2

@@ -217,6 +217,17 @@ class Pipeline:
             return [s for s in self.sources if s.enabled]
         from kpi_collector.errors import unknown_names
 
+        names = {s.name for s in self.sources}
+        switched_off = [
+            s.name
+            for s in (self.config.sources if self.config is not None else ())
+            if not s.enabled and s.name in only and s.name not in names
+        ]
+        if switched_off:  # in the config, not "no source named"
+            raise ConfigError(
+                f"--only: source {switched_off[0]!r} is switched off (`enabled: false`); "
+                "set `enabled: true` (or remove the line) to run it"
+            )
         problem = unknown_names("source", only, (s.name for s in self.sources))
         if problem:
             raise ConfigError(f"--only: {problem}")

@@ -195,19 +195,30 @@ _COMPRESSED_MAGIC = ((b"\x1f\x8b\x08", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"))
 
 
 def is_http_url(url: str) -> bool:
-    """Whether `url` is an http(s) URL with a host (what every HTTP source and destination takes)."""
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+    """Whether `url` is an http(s) URL with a host (what every HTTP source and destination
+    takes); False for text that is no URL at all (`http://[::1`, an IPv6 host never closed)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def check_http_url(value: str) -> str:
-    """`value` itself when it is an http(s) URL with a host (`is_http_url`), for the models'
-    URL validators; ValueError naming it otherwise."""
+    """`value` itself when it is an http(s) URL with a host (`is_http_url`) and a port a
+    connection can use, for the models' URL validators and `kpi probe`; ValueError naming it
+    otherwise."""
     if not is_http_url(value):
         raise ValueError(f"{value!r} is not an http(s) URL")
     if any(char.isspace() for char in value):
         # httpx would refuse it at the first request, or send a host no server has
         raise ValueError(f"{value!r} holds a space; a URL has none (write %20 in its path)")
+    try:
+        port = urlsplit(value).port
+    except ValueError:  # not a number, or out of range: the request would fail with no reason
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"{value!r} has no valid port (a number from 1 to 65535)")
     return value
 
 

@@ -161,10 +161,15 @@ class Convention:
         )
 
     def read(self, token: str) -> float | None:
-        """The value of `token` written this way, or None when it is not written so."""
+        """The value of `token` written this way, or None when it is not written so.
+
+        Raises: ValueError for an integer a stored number cannot hold exactly."""
         if self.pattern.fullmatch(token) is None:
             return None
-        return float(token.replace(self.group, "").replace(self.decimal, "."))
+        plain = token.replace(self.group, "")
+        if self.decimal not in plain:
+            return exact_float(int(plain))
+        return float(plain.replace(self.decimal, "."))
 
 
 @dataclass(frozen=True)
@@ -342,6 +347,24 @@ def number_locale(tag: str) -> NumberLocale:
     )
 
 
+#: every integer up to this size is a double (what the store keeps) exactly; above it, some
+LARGEST_EXACT = 2**53
+
+
+def exact_float(number: int) -> float:
+    """`number` as the float the store keeps, when that is `number` itself.
+
+    Raises: ValueError when it is not (12345678901234567890 would be 12345678901234567168):
+    a stored number must be the source's number."""
+    value = float(number)
+    if abs(number) > LARGEST_EXACT and int(value) != number:
+        raise ValueError(
+            f"{number} is an integer a stored number cannot hold exactly (it holds every one "
+            f"up to {LARGEST_EXACT:,}): it would become {value:.0f}; not stored"
+        )
+    return value
+
+
 def parse_number(text: str, locale: str | None = None) -> float:
     """Read the one number in `text` as `locale` (a BCP 47 tag; default en) writes numbers.
 
@@ -472,7 +495,7 @@ def _value(token: str, text: str, rules: NumberLocale) -> float:
             "page's language, or pick the number with `regex:`"
         )
     if token.isdigit():
-        return float(token)
+        return exact_float(int(token))
     own = {v for c in rules.conventions if (v := c.read(token)) is not None}
     if len(own) == 1:
         return own.pop()

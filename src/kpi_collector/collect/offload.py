@@ -1,11 +1,13 @@
-"""CPU-heavy work of one source (parsing a page, evaluating its selectors) off the event
-loop, so one hostile page or pattern never stalls the other sources or outlives its timeout.
+"""CPU-heavy work of one source (parsing a page, evaluating its selectors) and the blocking
+calls of sources (a function, a query) off the event loop, so one hostile page, pattern or
+call never stalls the other sources or outlives its timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import queue
 import threading
 import weakref
@@ -85,8 +87,31 @@ async def run_off_loop(
     """
     if inline:
         return work()
+    async with _slot():
+        try:
+            async with asyncio.timeout(timeout):
+                return await in_daemon_thread(work)
+        except TimeoutError:
+            raise ExtractError(
+                f"{what} did not finish within the source's timeout of {timeout:g}s; "
+                "simplify the selector or pattern, or raise `timeout`",
+                transient=False,
+            ) from None
+
+
+async def in_daemon_thread(work: Callable[[], T]) -> T:
+    """Run the blocking `work()` (a source's own function, query or file scan) in a daemon
+    thread and return its result (or raise its exception), in a copy of the caller's context.
+
+    A caller that stops waiting (its source's time budget ran out, Ctrl-C) leaves the thread
+    behind: a call that never returns keeps neither the run nor the process's exit waiting,
+    as `asyncio.to_thread` would (`asyncio.run` joins its pool's threads at its end).
+
+    Raises: whatever `work` raises.
+    """
     loop = asyncio.get_running_loop()
     done: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()
 
     def settle(result: Any, error: BaseException | None) -> None:
         if done.done():  # the caller gave up (timeout, cancelled)
@@ -100,21 +125,12 @@ async def run_off_loop(
         result: Any = None
         error: BaseException | None = None
         try:
-            result = work()
+            result = context.run(work)
         except BaseException as exc:
             error = exc
         # RuntimeError: the loop closed while the work ran, nobody waits any more
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(settle, result, error)
 
-    async with _slot():
-        _pool.submit(job)
-        try:
-            async with asyncio.timeout(timeout):
-                return await done
-        except TimeoutError:
-            raise ExtractError(
-                f"{what} did not finish within the source's timeout of {timeout:g}s; "
-                "simplify the selector or pattern, or raise `timeout`",
-                transient=False,
-            ) from None
+    _pool.submit(job)
+    return await done

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,11 +102,15 @@ def init(
         raise click.UsageError(f"{config} exists; use --force to overwrite it")
     config.write_text(STARTER_CONFIG, encoding="utf-8")
     env = folder / ".env.example"
-    if not env.exists() or force:
+    kept = env.exists() and not force  # it may be the team's own: never replaced unasked
+    if not kept:
         env.write_text(ENV_EXAMPLE, encoding="utf-8")
     schema_file = folder / SCHEMA_FILE
     schema_file.write_text(_schema_text(), encoding="utf-8")
-    click.echo(f"wrote {config}, {env} and {schema_file} (for editors)")
+    if kept:
+        click.echo(f"wrote {config} and {schema_file} (for editors); kept the {env.name} there")
+    else:
+        click.echo(f"wrote {config}, {env} and {schema_file} (for editors)")
     click.echo("next: edit kpi.yaml, then `kpi validate` and `kpi run`")
 
 
@@ -140,6 +147,7 @@ def validate(ctx: click.Context, fmt: str, health: bool) -> None:
     With --health it reads the store and says whether the collector is alive and up to date.
     """
     config = load(ctx)
+    _check_functions(config)
     if health:
         from kpi_collector.schedule.health import health_report, render
 
@@ -171,7 +179,28 @@ def validate(ctx: click.Context, fmt: str, health: bool) -> None:
         state = "" if dest.enabled else "  (disabled)"
         click.echo(f"  {dest.name:<20} {dest.type:<12} every {dest.every}{state}")
     ids = config.order(config.kpi_ids())
-    click.echo(f"KPIs ({len(ids)}): {', '.join(ids)}")
+    # a source that names no metric (a function's) gives its KPIs at run time only
+    unnamed = [s.name for s in config.sources if s.enabled and not s.metric_names()]
+    later = ""
+    if unnamed:
+        whose = (
+            f"source {unnamed[0]!r} gives at run time (its function's names)"
+            if len(unnamed) == 1
+            else f"sources {', '.join(map(repr, unnamed))} give at run time "
+            "(their function's names)"
+        )
+        later = f"{', and ' if ids else ''}those {whose}"
+    click.echo(f"KPIs ({len(ids)}): {', '.join(ids)}{later}")
+
+
+def _check_functions(config: Config) -> None:
+    """A `python` source whose module cannot be found is a config error (exit 2) here,
+    not a failed source at the first run; the module itself is not run."""
+    from kpi_collector.sources.python import Function, check_findable
+
+    for source in config.sources:
+        if isinstance(source, Function) and source.enabled:
+            check_findable(source, config.base_dir)
 
 
 def describe(config: Config) -> dict[str, Any]:
@@ -227,6 +256,11 @@ def run(
     pipeline = Pipeline.from_config(load(ctx))
     pipeline.lock_wait = wait
     sources = pipeline.selected(only)
+    if not sources:  # a run that can collect nothing is no success to report
+        raise UsageProblem(
+            "nothing to run: the config has no enabled source; add one under `sources:` "
+            "(`kpi init --source TYPE` prints an entry) or set `enabled: true`"
+        )
     import gc
 
     # one bounded run: reference counting frees what it makes; cyclic GC would only rescan
@@ -236,7 +270,9 @@ def run(
     gc.disable()
     try:
         quiet = bool(ctx.obj and ctx.obj.get("quiet"))
-        with _progress(len(sources), enabled=fmt == "table" and not quiet) as on_done:
+        # standard output is the JSON document alone: what sources print goes to stderr
+        keep_stdout = _stdout_to_stderr() if fmt == "json" else contextlib.nullcontext()
+        with keep_stdout, _progress(len(sources), enabled=fmt == "table" and not quiet) as on_done:
             result = pipeline.process(
                 only=only, dry_run=dry_run, deliver=not no_deliver, on_source_done=on_done
             )
@@ -253,6 +289,29 @@ def run(
         if not (ctx.obj and ctx.obj.get("exits")):
             gc.enable()
     ctx.exit(result.exit_code)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Standard output goes to stderr meanwhile: a source's function that prints (`print`,
+    a library's progress, a program it starts, which writes to file descriptor 1) must not
+    write into a document that `kpi run --format json | jq` reads."""
+    sys.stdout.flush()
+    try:
+        out, err = sys.stdout.fileno(), sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (click's test runner)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+        return
+    saved = os.dup(out)
+    try:
+        os.dup2(err, out)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, out)
+        os.close(saved)
 
 
 class _progress:
@@ -329,9 +388,14 @@ def show_result(pipeline: Pipeline, result: RunResult, *, dry_run: bool = False)
     ]
     failures = _failure_lines(result)
     seconds = (result.finished_at - result.started_at).total_seconds()
+    undelivered = (
+        f", {plural(len(result.delivery_errors), 'delivery', 'deliveries')} failed"
+        if result.delivery_errors
+        else ""
+    )
     summary = (
-        f"{plural(len(result.values), 'value')}, {plural(len(result.errors), 'error')} "
-        f"in {seconds:.2f}s"
+        f"{plural(len(result.values), 'value')}, {plural(len(result.errors), 'error')}"
+        f"{undelivered} in {seconds:.2f}s"
     )
     if result.run_id is not None:
         summary = f"run {result.run_id}: {summary}"
@@ -341,11 +405,16 @@ def show_result(pipeline: Pipeline, result: RunResult, *, dry_run: bool = False)
         _rich_result(rows, delivered, failures, summary)
         return
     if rows:
+        from kpi_collector.commands.history import _cells, _left, _right
+
         header = ("KPI", "value", "change")
         cells = [header, *((t, v, c) for t, v, c, _ in rows)]
-        widths = [max(len(cell[i]) for cell in cells) for i in range(3)]
-        lines = [f"{header[0]:<{widths[0]}}  {header[1]:>{widths[1]}}  {header[2]:>{widths[2]}}"]
-        lines += [f"{t:<{widths[0]}}  {v:>{widths[1]}}  {c:>{widths[2]}}" for t, v, c, _ in rows]
+        # by terminal cells, not code points: a CJK title or an emoji takes two per character
+        widths = [max(_cells(cell[i]) for cell in cells) for i in range(3)]
+        lines = [
+            f"{_left(t, widths[0])}  {_right(v, widths[1])}  {_right(c, widths[2])}"
+            for t, v, c in cells
+        ]
         click.echo("\n".join(line.rstrip() for line in lines))
     for line in [*delivered, *failures, summary]:
         click.echo(line)
@@ -354,11 +423,18 @@ def show_result(pipeline: Pipeline, result: RunResult, *, dry_run: bool = False)
 def _failure_lines(result: RunResult) -> list[str]:
     failures = [f"failed {where}: {message}" for where, message in result.errors.items()]
     failures += [  # a delivery refused for good (marked failed) or dropped is not pending
-        f"delivery failed {name}: {message}"
-        + (" (pending; retried on the next run)" if name in result.delivery_pending else "")
+        f"delivery failed {name}: {_pending(message) if name in result.delivery_pending else message}"
         for name, message in result.delivery_errors.items()
     ]
     return failures
+
+
+def _pending(message: str) -> str:
+    """`message` of a delivery that stays pending, saying so once: the engine's "(after 4
+    attempts; stays pending)" becomes "(after 4 attempts; pending, retried on the next run)"."""
+    if message.endswith("; stays pending)"):
+        return message.removesuffix("stays pending)") + "pending, retried on the next run)"
+    return f"{message} (pending; retried on the next run)"
 
 
 def _rich_result(

@@ -114,10 +114,13 @@ def deliver(
                 click.echo(f"delivered {o.destination} {o.period}")
             else:
                 # refused for good (marked failed), or dropped (its run's values are gone)
-                state = "" if o.refused or not o.attempts else " (still pending)"
-                click.echo(
-                    f"delivery failed {o.destination} {o.period}: {o.error}{state}", err=True
-                )
+                error = o.error or ""
+                if not o.refused and o.attempts:  # said once: "(after 4 attempts; still pending)"
+                    if error.endswith("; stays pending)"):
+                        error = error.removesuffix("stays pending)") + "still pending)"
+                    else:
+                        error += " (still pending)"
+                click.echo(f"delivery failed {o.destination} {o.period}: {error}", err=True)
         waiting = len(engine.records(status="pending"))
         if outcomes:
             click.echo(
@@ -156,26 +159,33 @@ def _show(engine: Any, only: tuple[str, ...], fmt: str) -> None:
     if not records:
         click.echo("no deliveries yet")
         return
+    import os
+    import shutil
+    import textwrap
     from datetime import datetime
 
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(show_edge=False)
-    for column in ("destination", "period", "run", "status", "attempts", "updated", "last error"):
-        table.add_column(column)
+    # plain aligned columns, each cell whole, and a failure's error on the lines below its
+    # row, wrapped at spaces to the terminal's width: a table squeezed to fit cut its cells
+    # ("pe…" for pending, "2026-12-01 1…") on a narrow terminal
+    header = ("destination", "period", "run", "status", "attempts", "updated")
+    rows = []
     for r in records:
         updated = datetime.fromtimestamp(r.updated_at, engine.tz).strftime("%Y-%m-%d %H:%M")
-        style = {"pending": "yellow", "done": "green"}.get(r.status, "red")
         status = f"{r.status} ({r.parts_sent})" if r.parts_sent else r.status  # split, part-way
-        table.add_row(  # Text: names and errors are shown as written, never as markup
-            Text(r.destination),
-            Text(r.period),
-            str(r.run_id or ""),
-            Text(status, style=style),
-            str(r.attempts),
-            updated,
-            Text(r.last_error or ""),
-        )
-    Console(highlight=False).print(table)
+        cells = (r.destination, r.period, str(r.run_id or ""), status, str(r.attempts), updated)
+        rows.append((cells, r.status, r.last_error or ""))
+    from kpi_collector.commands.history import _cells, _left
+
+    widths = [
+        max(_cells(cells[i]) for cells in [header, *(c for c, _, _ in rows)]) for i in range(6)
+    ]
+    width = max(20, shutil.get_terminal_size((80, 24)).columns)
+    click.echo("  ".join(_left(h, w) for h, w in zip(header, widths, strict=True)).rstrip())
+    colour = {"pending": "yellow", "done": "green"}
+    for cells, state, error in rows:
+        line = [_left(c, w) for c, w in zip(cells, widths, strict=True)]
+        if not os.environ.get("NO_COLOR"):  # click drops colours in a pipe, not for NO_COLOR
+            line[3] = click.style(line[3], fg=colour.get(state, "red"))
+        click.echo("  ".join(line).rstrip())
+        for part in textwrap.wrap(error, width - 4, break_long_words=False, break_on_hyphens=False):
+            click.echo(f"    {part}")

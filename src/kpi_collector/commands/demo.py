@@ -21,13 +21,19 @@ def demo(directory: str, serve: bool) -> None:
     """A complete run offline: local demo sources, 90 days of history, one run, a report."""
     from datetime import UTC, datetime
 
-    from kpi_collector.commands.core import show_result
-    from kpi_collector.demo.guard import check_folder_free
+    from kpi_collector.commands.core import UsageProblem, show_result
+    from kpi_collector.demo.guard import check_folder_free, foreign_file
     from kpi_collector.demo.server import BackgroundServer, make_app
     from kpi_collector.demo.setup import seed, write_demo_folder
     from kpi_collector.pipeline import Pipeline
 
     folder = Path(directory)
+    mine = foreign_file(folder)
+    if mine is not None:
+        raise UsageProblem(
+            f"{folder} holds {mine}, which is not the demo's (the demo replaces its config, "
+            "secrets and history): `kpi demo --dir` a new or empty folder; nothing was changed"
+        )
     check_folder_free(folder)  # before anything is replaced
     with BackgroundServer(make_app()) as url:
         config_path = write_demo_folder(folder, url)

@@ -37,8 +37,13 @@ def probe(
 
     if not url and not source_name:
         raise click.UsageError("give a URL, or --source NAME of the config")
-    if url is not None and not url.startswith(("http://", "https://")):
-        raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="URL")
+    if url is not None:
+        from kpi_collector.collect.http import check_http_url
+
+        try:
+            check_http_url(url)
+        except ValueError as exc:  # what the page's source would refuse, said before it runs
+            raise click.BadParameter(str(exc), param_hint="URL") from None
     source = defaults = tz = base_dir = None
     if source_name:
         from kpi_collector.commands.core import load

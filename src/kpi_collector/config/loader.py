@@ -210,6 +210,7 @@ def parse_config(
     del shared
     destinations = []
     seen = {}
+    places: dict[str, int] = {}
     for index, item in enumerate(raw_destinations):
         raw_destinations[index] = None
         if index in left_out["destinations"]:
@@ -222,6 +223,7 @@ def parse_config(
             cls, {k: v for k, v in item.items() if k != "type"}, lines, at, label_
         )
         _unique(destination.name, index, seen, lines, at, "destination")
+        _one_writer(destination, index, places, path, lines, at, label_)
         destinations.append(destination)
     config = Config(
         settings, sources, destinations, path=path, unchecked=unchecked, fingerprint=fingerprint
@@ -288,6 +290,31 @@ def _unique(
             f"(also {what}s[{seen[name]}]); give each {what} its own `name:`"
         )
     seen[name] = index
+
+
+def _one_writer(
+    destination: Any,
+    index: int,
+    places: dict[str, int],
+    path: Path | None,
+    lines: _LineFinder,
+    at: Path_,
+    label: str,
+) -> None:
+    """Two enabled destinations writing one place (`path: k.csv` and `path: ./k.csv`) would
+    each rewrite the other's rows as its own, losing some: a config error naming both."""
+    if not destination.enabled:
+        return
+    place = destination.writes_to(path.parent if path else Path.cwd())
+    if place is None:
+        return
+    if place in places:
+        raise ConfigError(
+            f"{lines.where((*at, 'path'))}: {label}: writes {place}, as destinations"
+            f"[{places[place]}] does; each would rewrite the other's rows: give one of them "
+            "another `path`"
+        )
+    places[place] = index
 
 
 def _yaml_problem(exc: Exception, text: str, label: str) -> str:
@@ -871,7 +898,6 @@ def _check_references(config: Config, lines: _LineFinder, unchecked: set[str]) -
             )
     _check_formulas(config, lines, unchecked)
     _check_kpi_names(config, lines)
-    _check_files_written(config, lines)
     from kpi_collector.config.alerts import alert_problems
 
     for at, message in alert_problems(config):
@@ -905,24 +931,6 @@ def _check_kpi_names(config: Config, lines: _LineFinder) -> None:
             raise ConfigError(
                 f"{lines.where(('destinations', index))}: destination {destination.name!r}: "
                 f"{clash.describe(destination.name_kind)}; {destination.name_fix}"
-            )
-
-
-def _check_files_written(config: Config, lines: _LineFinder) -> None:
-    """No two destinations may write one file (`Destination.file_written`): their rows
-    would mix (a daily and a weekly row under one header), and a wide and a long layout
-    would fail every delivery of the second."""
-    seen: dict[Path, str] = {}
-    for index, destination in enumerate(config.destinations):
-        written = destination.file_written(config.base_dir)
-        if written is None:
-            continue
-        file, as_written = written
-        first = seen.setdefault(file, destination.name)
-        if first != destination.name:
-            raise ConfigError(
-                f"{lines.where(('destinations', index))}: destination {destination.name!r} "
-                f"writes {as_written}, as destination {first!r} does; give each its own `path:`"
             )
 
 

@@ -656,11 +656,14 @@ def config_fingerprint(data: Any) -> str:
 
 
 def resolve_url(url: str | None, base_dir: Path) -> str:
-    """The store URL; a relative SQLite path is taken relative to the config's folder."""
+    """The store URL; a relative SQLite path is taken relative to the config's folder, and
+    one starting with `~` in the home folder (as a file destination's `path`)."""
     if not url:
         return f"sqlite:///{(base_dir / 'kpi.db').resolve()}"
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         path = url.removeprefix("sqlite:///")
+        if path.startswith("~"):
+            return f"sqlite:///{Path(path).expanduser().resolve()}"
         if path and path != ":memory:" and not Path(path).is_absolute():
             return f"sqlite:///{(base_dir / path).resolve()}"
     return url

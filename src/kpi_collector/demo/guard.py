@@ -12,6 +12,28 @@ from pathlib import Path
 from kpi_collector.errors import StoreError
 from kpi_collector.processes import describe_holders, file_holders
 
+#: what `kpi demo` writes into its folder (or deletes there first), replacing what was there
+DEMO_FILES = ("kpi.yaml", ".env", "kpi.db", "kpis.csv", "app.db", "report.html")
+#: the first line of the demo's kpi.yaml: a folder whose kpi.yaml starts so is a demo folder
+DEMO_MARK = "# The kpi-collector demo:"
+
+
+def foreign_file(folder: Path) -> str | None:
+    """The first of the files `kpi demo` would replace that `folder` holds when the folder
+    is no demo folder (its kpi.yaml is not the demo's, or it has none): a project's config,
+    secrets and history must never be replaced by the demo's. None when the folder is new,
+    holds none of them, or is a demo folder."""
+    if not folder.is_dir():
+        return None
+    config = folder / "kpi.yaml"
+    try:
+        with config.open(encoding="utf-8", errors="replace") as handle:
+            if handle.readline().startswith(DEMO_MARK):
+                return None
+    except (FileNotFoundError, IsADirectoryError):
+        pass
+    return next((name for name in DEMO_FILES if (folder / name).exists()), None)
+
 
 def check_folder_free(folder: Path) -> None:
     """Raise StoreError naming what holds `folder`'s files (an open file, from /proc, or

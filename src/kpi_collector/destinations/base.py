@@ -273,11 +273,11 @@ class Destination(Plugin):
                     found[f"{key}.{inner}" if inner else key] = tuple(item.variables)
         return found
 
-    def file_written(self, base_dir: Path) -> tuple[Path, str] | None:
-        """The file this destination rewrites whole, resolved against the config's folder
-        `base_dir`, and as the config writes it; None when it writes no file of its own. Two
-        destinations may not share one: their rows would mix, or the second could not read
-        what the first wrote (the loader refuses it)."""
+    def writes_to(self, base_dir: Path) -> str | None:
+        """Where this destination writes that it alone may write (a file's real path, with
+        relative paths under `base_dir`, the config's folder); None where two of them may
+        share the place. The loader refuses two enabled destinations writing one place: each
+        would rewrite the other's rows as its own."""
         return None
 
     def reserved_names(self) -> frozenset[str]:

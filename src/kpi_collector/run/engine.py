@@ -8,6 +8,7 @@ import asyncio
 import logging
 import math
 import time
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from kpi_collector.collect.browser import Browser
 from kpi_collector.collect.http import HttpClient, printable
+from kpi_collector.collect.numbers import exact_float
 from kpi_collector.config.models import Defaults
 from kpi_collector.errors import KpiError, MetricErrors, missing_package
 from kpi_collector.secrets import redact
@@ -160,13 +162,29 @@ def _message(text: str) -> str:
 
 
 def _keep_numbers(outcome: SourceOutcome, values: Mapping[str, Any]) -> None:
-    """Store finite numbers; NaN, infinity and non-numbers become that metric's error."""
+    """Store finite numbers; NaN, infinity, non-numbers, integers a stored number cannot hold
+    exactly, and metric names with control characters become that metric's error."""
     for key, raw in values.items():
         name = str(key)
+        if any(unicodedata.category(char) == "Cc" for char in name):
+            # a line break or a terminal escape in a KPI id breaks every table it is shown in
+            shown = "".join(c for c in name if unicodedata.category(c) != "Cc")
+            outcome.errors.append(
+                SourceFailure(
+                    shown,
+                    _message(
+                        f"{name!r}: a metric name cannot hold a line break, tab or other "
+                        "control character; rename it where the source names it; not stored"
+                    ),
+                    False,
+                )
+            )
+            continue
         try:
-            value = float(raw)
-        except (TypeError, ValueError):
-            outcome.errors.append(SourceFailure(name, f"{name}: {raw!r} is not a number", False))
+            value = exact_float(raw) if type(raw) is int else float(raw)
+        except (TypeError, ValueError) as exc:
+            why = str(exc) if type(raw) is int else f"{raw!r} is not a number"
+            outcome.errors.append(SourceFailure(name, f"{name}: {why}", False))
             continue
         if math.isfinite(value):
             outcome.values[name] = value

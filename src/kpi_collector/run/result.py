@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from kpi_collector.run.engine import SourceOutcome
@@ -39,9 +40,12 @@ class RunResult:
         return 0 if self.ok else 1
 
     def change(self, kpi: str) -> float | None:
+        """`kpi`'s value minus its previous value as both are written (their shortest
+        decimal forms, as in `--format json` and the files): 0.3 after 0.1 is 0.2, not the
+        binary floats' 0.19999999999999998. None without a previous value."""
         if kpi not in self.values or kpi not in self.previous:
             return None
-        return self.values[kpi] - self.previous[kpi]
+        return float(Decimal(repr(self.values[kpi])) - Decimal(repr(self.previous[kpi])))
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -88,15 +88,15 @@ def crontab(config: Config, *, kpi: str | None = None) -> str:
 
 def systemd(config: Config, *, kpi: str | None = None) -> str:
     path = _config_path(config)
-    command = f"{kpi or kpi_command()} -c {path} schedule"
+    command = _systemd_exec(kpi or kpi_command(), "-c", str(path), "schedule")
     return f"""\
 # /etc/systemd/system/kpi-collector.service
 # Install: save as above, then `sudo systemctl daemon-reload && sudo systemctl enable --now kpi-collector`.
-# Logs: `journalctl -u kpi-collector -f`. Health: `kpi -c {path} validate --health`.
+# Logs: `journalctl -u kpi-collector -f`. Health: `kpi -c {shlex.quote(str(path))} validate --health`.
 # After editing kpi.yaml: `sudo systemctl restart kpi-collector` (the run in progress finishes first).
 {_user_note(config)}
 [Unit]
-Description=kpi-collector scheduler for {path}
+Description=kpi-collector scheduler for {_systemd_text(str(path))}
 Wants=network-online.target
 After=network-online.target
 
@@ -107,8 +107,8 @@ NotifyAccess=main
 WatchdogSec={WATCHDOG_SEC}
 User={SERVICE_USER}
 Group={SERVICE_USER}
-WorkingDirectory={path.parent}
-ExecStart={_systemd_quote(command)}
+WorkingDirectory={_systemd_text(str(path.parent))}
+ExecStart={command}
 Environment=PYTHONUNBUFFERED=1
 # SIGTERM goes to the scheduler only: it finishes writing the run in progress, then exits 0
 KillSignal=SIGTERM
@@ -134,7 +134,7 @@ def systemd_worker(config: Config, *, kpi: str | None = None) -> str:
 
     path = _config_path(config)
     queues = ",".join(config_queues(config)) or "kpi"
-    command = f"{kpi or kpi_command()} -c {path} worker --queues {queues}"
+    command = _systemd_exec(kpi or kpi_command(), "-c", str(path), "worker", "--queues", queues)
     # Celery's warm shutdown finishes the batches in hand; each batch's sources are bounded
     # by their timeouts, and a batch cut short is handed to another worker (acks_late)
     stop = int(executor.wait_seconds + 60)
@@ -144,9 +144,9 @@ def systemd_worker(config: Config, *, kpi: str | None = None) -> str:
 # Each worker reads its own copy of {path} (and .env with this machine's secrets); it refuses
 # batches of a run whose config differs. Keep on --queues only the queues this machine can reach.
 # Install: `sudo systemctl daemon-reload && sudo systemctl enable --now kpi-collector-worker`.
-# Logs: `journalctl -u kpi-collector-worker -f`. Who is there: `kpi -c {path} workers`.
+# Logs: `journalctl -u kpi-collector-worker -f`. Who is there: `kpi -c {shlex.quote(str(path))} workers`.
 [Unit]
-Description=kpi-collector worker (Celery) for {path}
+Description=kpi-collector worker (Celery) for {_systemd_text(str(path))}
 Wants=network-online.target
 After=network-online.target
 
@@ -154,8 +154,8 @@ After=network-online.target
 Type=simple
 User={SERVICE_USER}
 Group={SERVICE_USER}
-WorkingDirectory={path.parent}
-ExecStart={_systemd_quote(command)}
+WorkingDirectory={_systemd_text(str(path.parent))}
+ExecStart={command}
 Environment=PYTHONUNBUFFERED=1
 # SIGTERM: Celery's warm shutdown, the batches in hand are collected first
 KillSignal=SIGTERM
@@ -172,7 +172,7 @@ WantedBy=multi-user.target
 def systemd_timer(config: Config, *, kpi: str | None = None) -> str:
     """A oneshot service for `kpi schedule --once` and a timer on every job's cron."""
     path = _config_path(config)
-    command = f"{kpi or kpi_command()} -c {path} schedule --once"
+    command = _systemd_exec(kpi or kpi_command(), "-c", str(path), "schedule", "--once")
     calendars: list[str] = []
     for job in plan(config):
         for spec in on_calendar(job.cron.expr, config.timezone):
@@ -186,7 +186,7 @@ def systemd_timer(config: Config, *, kpi: str | None = None) -> str:
 # Logs: `journalctl -u kpi-collector`. Next runs: `systemctl list-timers kpi-collector`.
 {_user_note(config)}
 [Unit]
-Description=kpi-collector: run what is due for {path}
+Description=kpi-collector: run what is due for {_systemd_text(str(path))}
 Wants=network-online.target
 After=network-online.target
 
@@ -194,8 +194,8 @@ After=network-online.target
 Type=oneshot
 User={SERVICE_USER}
 Group={SERVICE_USER}
-WorkingDirectory={path.parent}
-ExecStart={_systemd_quote(command)}
+WorkingDirectory={_systemd_text(str(path.parent))}
+ExecStart={command}
 Environment=PYTHONUNBUFFERED=1
 TimeoutStartSec=3600
 {_hardening(config)}
@@ -223,7 +223,7 @@ def _user_note(config: Config) -> str:
     folder = _config_path(config).parent
     return (
         f"# It runs as the dedicated user {SERVICE_USER}: `sudo useradd --system --no-create-home "
-        f"{SERVICE_USER}`,\n# then `sudo chown -R {SERVICE_USER}: {folder}` (it reads the "
+        f"{SERVICE_USER}`,\n# then `sudo chown -R {SERVICE_USER}: {shlex.quote(str(folder))}` (it reads the "
         "config and .env, and writes the store)."
     )
 
@@ -234,7 +234,7 @@ def _hardening(config: Config) -> str:
     store = config.store_url
     if store.startswith("sqlite:///"):
         writable.add(Path(store.removeprefix("sqlite:///")).parent)
-    paths = " ".join(_systemd_quote(str(p)) for p in sorted(writable))
+    paths = " ".join(_systemd_path(str(p)) for p in sorted(writable))
     return f"""NoNewPrivileges=yes
 ProtectSystem=strict
 ProtectHome=read-only
@@ -536,6 +536,19 @@ def _pinned() -> str:
         return ""
 
 
-def _systemd_quote(command: str) -> str:
-    """systemd splits ExecStart= like a shell, but `%` starts a specifier."""
-    return " ".join(shlex.quote(part) for part in shlex.split(command)).replace("%", "%%")
+def _systemd_exec(*args: str) -> str:
+    """An `ExecStart=` command line of `args`, each read back whole: systemd splits the line
+    at spaces outside quotes (a path with a space is quoted), and `%` starts a specifier."""
+    return " ".join(_systemd_path(arg) for arg in args)
+
+
+def _systemd_path(path: str) -> str:
+    """One word of a systemd line that systemd splits at spaces (`ExecStart=`,
+    `ReadWritePaths=`): quoted where it needs it, `%` written `%%`."""
+    return _systemd_text(shlex.quote(path))
+
+
+def _systemd_text(text: str) -> str:
+    """`text` in a unit setting taken whole (`WorkingDirectory=`, `Description=`): only its
+    `%` needs escaping, or systemd reads it as a specifier (`%h`, the home folder)."""
+    return text.replace("%", "%%")

@@ -6,7 +6,10 @@ KPI id) or per KPI and period (`layout: long`), upserted by period: a re-run rew
     - {type: parquet, path: kpis.parquet}
 
 The file is rewritten whole into a temporary file that replaces it, under a lock: a crash
-never leaves half a file, and two runs never interleave.
+never leaves half a file, and two runs never interleave. The replacement keeps what the user
+set on the file: its permissions, a symlink (the file it points at is rewritten), and for a CSV
+a spreadsheet saved again (byte order mark, `;` or tab between cells). A read-only file is
+never replaced.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import contextlib
 import csv
 import json
 import os
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -53,15 +57,15 @@ class FileDestination(TableDestination):
         return frozenset({"period", "date"}) if self.layout == "wide" else frozenset()
 
     def file(self, delivery: Delivery) -> Path:
-        return self._file_at(delivery.base_dir)
+        return self._file(delivery.base_dir)
 
-    def _file_at(self, base_dir: Path) -> Path:
+    def _file(self, base_dir: Path) -> Path:
         path = Path(self.path).expanduser()
         return path if path.is_absolute() else base_dir / path
 
-    def file_written(self, base_dir: Path) -> tuple[Path, str] | None:
-        """This destination's file, resolved (`..`, links), and its `path:` as written."""
-        return self._file_at(base_dir).resolve(), self.path
+    def writes_to(self, base_dir: Path) -> str:
+        """The file's real path: `k.csv`, `./k.csv` and a symlink to it are one file."""
+        return os.path.realpath(self._file(base_dir))
 
     async def deliver(self, delivery: Delivery) -> None:
         refuse_name_collision(self, delivery)  # the config's own KPIs are checked at load
@@ -72,16 +76,25 @@ class FileDestination(TableDestination):
         new = rows_of(delivery, self.layout)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with _locked(path):
-                existing = self.read(path) if path.exists() else []
+            # a symlink's target is the file to rewrite: replacing the link would cut it
+            target = Path(os.path.realpath(path))
+            with _locked(target):
+                mode = _writable_mode(target, path)
+                # an empty file (`touch kpis.csv`, emptied to start over) holds no rows yet
+                fresh = mode is None or target.stat().st_size == 0
+                existing = [] if fresh else self.read(target)
                 rows = upsert(existing, new, key_of(self.layout))
                 first = ["period", "date"] if self.layout == "wide" else LONG_COLUMNS
-                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
                 try:
-                    self.write(tmp, columns_of(rows, first), rows)
-                    os.replace(tmp, path)
+                    self.write_over(target, tmp, columns_of(rows, first), rows)
+                    if mode is not None:
+                        os.chmod(tmp, mode)
+                    os.replace(tmp, target)
                 finally:
                     tmp.unlink(missing_ok=True)
+        except _ReadOnly as exc:
+            raise delivery_error(str(exc), transient=True) from None
         except OSError as exc:
             raise delivery_error(
                 f"cannot write {path}: {exc.strerror or exc}", transient=True
@@ -99,6 +112,36 @@ class FileDestination(TableDestination):
     def write(self, path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
         raise NotImplementedError
 
+    def write_over(
+        self, target: Path, tmp: Path, columns: list[str], rows: list[dict[str, Any]]
+    ) -> None:
+        """Write `rows` to `tmp`, which then replaces `target` (which may not exist yet): a
+        format whose files others save again in their own way writes `tmp` the same way."""
+        self.write(tmp, columns, rows)
+
+
+class _ReadOnly(Exception):
+    """The file exists and its owner may not write it: it must not be replaced."""
+
+
+def _writable_mode(target: Path, shown: Path) -> int | None:
+    """The permission bits of the existing file `target` (for its replacement), or None
+    when there is none yet.
+
+    Raises: _ReadOnly when the file has no write permission for its owner (`chmod a-w`: the
+    folder would let a rename replace it anyway); OSError when it cannot be looked at."""
+    try:
+        info = target.stat()
+    except FileNotFoundError:
+        return None
+    mode = stat.S_IMODE(info.st_mode)
+    if not mode & stat.S_IWUSR:
+        raise _ReadOnly(
+            f"cannot write {shown}: it is read-only; `chmod u+w {shown}` to let kpi update it "
+            "(the delivery stays pending until then), or point `path` elsewhere"
+        )
+    return mode
+
 
 class CSV(FileDestination):
     type: ClassVar[str] = "csv"
@@ -106,18 +149,52 @@ class CSV(FileDestination):
     path: str = "kpis.csv"
 
     def read(self, path: Path) -> list[dict[str, Any]]:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
+        encoding, delimiter = _csv_style(path)
+        with path.open(newline="", encoding=encoding) as handle:
+            reader = csv.DictReader(handle, delimiter=delimiter)
             if reader.fieldnames is None or "period" not in reader.fieldnames:
                 raise ValueError("no `period` column")
             return [dict(row) for row in reader]
 
-    def write(self, path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
+    def write(
+        self,
+        path: Path,
+        columns: list[str],
+        rows: list[dict[str, Any]],
+        *,
+        encoding: str = "utf-8",
+        delimiter: str = ",",
+    ) -> None:
+        with path.open("w", newline="", encoding=encoding) as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, delimiter=delimiter)
             writer.writeheader()
             for row in rows:
                 writer.writerow({c: number_text(row.get(c)) for c in columns})
+
+    def write_over(
+        self, target: Path, tmp: Path, columns: list[str], rows: list[dict[str, Any]]
+    ) -> None:
+        """As `target` was saved: a spreadsheet that saved it again keeps its byte order mark
+        and its `;` or tab between cells (its own cells, `0,25` there, are kept as written)."""
+        encoding, delimiter = ("utf-8", ",")
+        if target.exists() and target.stat().st_size:
+            encoding, delimiter = _csv_style(target)
+        self.write(tmp, columns, rows, encoding=encoding, delimiter=delimiter)
+
+
+def _csv_style(path: Path) -> tuple[str, str]:
+    """(encoding, delimiter) of a CSV file whose header starts with `period`: "utf-8-sig"
+    when it starts with a byte order mark (Excel's "CSV UTF-8"), and `,`, `;` (Excel where
+    the decimal sign is a comma) or a tab, whichever follows `period`."""
+    with path.open("rb") as handle:
+        head = handle.read(64)
+    bom = head.startswith(b"\xef\xbb\xbf")
+    head = head[3:] if bom else head
+    if head.startswith(b'"period"'):
+        head = head[2:]  # a quoted header: the character after the closing quote
+    after = head[len(b"period") : len(b"period") + 1]
+    delimiter = after.decode() if after in (b";", b"\t") else ","
+    return ("utf-8-sig" if bom else "utf-8"), delimiter
 
 
 class JSONL(FileDestination):
@@ -127,7 +204,8 @@ class JSONL(FileDestination):
 
     def read(self, path: Path) -> list[dict[str, Any]]:
         rows = []
-        with path.open(encoding="utf-8") as handle:
+        # utf-8-sig: an editor may have saved it with a byte order mark (rewritten without)
+        with path.open(encoding="utf-8-sig") as handle:
             for line in handle:
                 if line.strip():
                     row = json.loads(line)

@@ -8,7 +8,6 @@ Days are counted in the config's time zone; `collect` gives the windows ending t
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, timedelta
@@ -17,6 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from kpi_collector.collect.offload import in_daemon_thread
 from kpi_collector.secrets import Secret
 from kpi_collector.sources._service import day_end
 from kpi_collector.sources.active_users import activity
@@ -105,11 +105,11 @@ class ActiveUsers(Source):
         return None
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
-        return await asyncio.to_thread(self._current, ctx)
+        return await in_daemon_thread(lambda: self._current(ctx))
 
     async def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
         """Every complete day from `since` to yesterday, from the first day with activity."""
-        for observation in await asyncio.to_thread(self._history, ctx, since):
+        for observation in await in_daemon_thread(lambda: self._history(ctx, since)):
             yield observation
 
     def _current(self, ctx: SourceContext) -> dict[str, float]:

@@ -1,10 +1,11 @@
-"""`type: python`: any function returning `{name: number}`, sync (run in a daemon thread) or
-async."""
+"""`type: python`: any function returning `{name: number}`, sync (run in a daemon thread, which
+a call that never returns leaves behind at the source's timeout) or async."""
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import inspect
 import sys
 from collections.abc import Callable, Mapping
@@ -14,6 +15,7 @@ from typing import Any, ClassVar
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from kpi_collector.collect.extract import Metric, finish_plain
+from kpi_collector.collect.offload import in_daemon_thread
 from kpi_collector.errors import ConfigError, ExtractError, MetricErrors, SourceError
 from kpi_collector.secrets import redact_cut
 from kpi_collector.sources.base import Source, SourceContext
@@ -85,7 +87,7 @@ class Function(Source):
             if inspect.iscoroutinefunction(func):
                 result = await func(**self.kwargs)
             else:
-                result = await in_daemon_thread(func, self.kwargs, f"kpi-python-{self.name}")
+                result = await in_daemon_thread(lambda: func(**self.kwargs))
                 if inspect.isawaitable(result):
                     result = await result
         except (SourceError, asyncio.CancelledError):
@@ -97,37 +99,24 @@ class Function(Source):
         return to_values(result, self.metrics, self.locale)
 
 
-async def in_daemon_thread(func: Callable[..., Any], kwargs: Mapping[str, Any], name: str) -> Any:
-    """`func(**kwargs)` in a daemon thread of its own: its result, or what it raised. Not
-    the loop's default executor (`asyncio.to_thread`), whose threads the interpreter waits
-    for at exit: a function stuck for ever, which the source's timeout gives up on, would
-    keep `kpi run` from exiting. The thread itself cannot be stopped; it ends with `kpi`."""
-    import contextlib
-    import contextvars
-    import threading
-
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[Any] = loop.create_future()
-    context = contextvars.copy_context()
-
-    def settle(outcome: Any, failed: bool) -> None:
-        if done.done():  # given up on (the timeout): nobody waits for it
-            return
-        if failed:
-            done.set_exception(outcome)
-        else:
-            done.set_result(outcome)
-
-    def call() -> None:
-        try:
-            outcome, failed = context.run(func, **kwargs), False
-        except BaseException as exc:  # handed to the awaiting task, as to_thread does
-            outcome, failed = exc, True
-        with contextlib.suppress(RuntimeError):  # the loop closed: the run is over
-            loop.call_soon_threadsafe(settle, outcome, failed)
-
-    threading.Thread(target=call, name=name, daemon=True).start()
-    return await done
+def check_findable(source: Function, base_dir: Path) -> None:
+    """Raise ConfigError when the module of `source`'s `function:` is neither beside
+    `kpi.yaml` nor installed (`kpi validate`: a typo found before the first run). Only its
+    top-level module is looked for: nothing of the user's code runs."""
+    if callable(source.function):
+        return
+    module_name = source.function.partition(":")[0]
+    importable_from(base_dir, module_name)
+    top = module_name.partition(".")[0]
+    try:
+        found = importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise ConfigError(
+            f"source {source.name!r}: function {source.function!r}: no module {top!r} beside "
+            f"kpi.yaml ({base_dir}) nor installed; check the name before the ':'"
+        )
 
 
 def importable_from(folder: Path, module_name: str) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from pydantic import field_validator
 
 from kpi_collector.collect.extract import Metric, coerce_metric, finish_plain
+from kpi_collector.collect.offload import in_daemon_thread
 from kpi_collector.collect.sql import first_line, open_readonly, read_only_session
 from kpi_collector.errors import ExtractError, SourceError
 from kpi_collector.secrets import DatabaseUrl
@@ -46,14 +48,9 @@ class SQL(Source):
         return value
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
-        from kpi_collector.sources.python import in_daemon_thread
-
         # a daemon thread: a connection that goes silent mid-query (no driver reads with a
         # timeout) fails the source at its budget and does not keep `kpi` from exiting
-        values: dict[str, float] = await in_daemon_thread(
-            self._run_queries, {"timeout": ctx.timeout}, f"kpi-sql-{self.name}"
-        )
-        return values
+        return await in_daemon_thread(lambda: self._run_queries(ctx.timeout))
 
     def _run_queries(self, timeout: float) -> dict[str, float]:
         from kpi_collector.errors import MetricErrors
@@ -144,7 +141,6 @@ def _value(name: str, raw: Any) -> Any:
     UTF-8 text; NULL, a date, a time, an interval or another type is an ExtractError saying
     so."""
     from datetime import date, time, timedelta
-    from decimal import Decimal
 
     if raw is None:
         raise ExtractError(
