@@ -467,7 +467,7 @@ def test_a_plugin_s_integer_a_stored_number_cannot_hold_exactly_is_an_error() ->
     (the `python` source checks its function's numbers; a plugin's went straight to float)."""
     result = run(_RawSource(name="plugin", got={"huge": 12345678901234567890, "n": 2**53}))
     assert result.values == {"plugin.n": 2.0**53}
-    assert "cannot hold exactly" in result.errors["plugin.huge"]
+    assert "cannot be stored exactly" in result.errors["plugin.huge"]
 
 
 def test_a_change_is_the_difference_of_the_numbers_as_written() -> None:

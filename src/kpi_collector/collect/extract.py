@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from kpi_collector.collect.layout import PARAGRAPH, layout_text, lxml_layout_text, nearest_lang
-from kpi_collector.collect.numbers import number_spans, page_locale, parse_number
+from kpi_collector.collect.numbers import not_exact, number_spans, page_locale, parse_number
 from kpi_collector.collect.patterns import compile_pattern
 from kpi_collector.config.locale import check_locale
 from kpi_collector.config.models import CONFIG_MODEL, refuse_bool_as_number
@@ -262,10 +262,7 @@ def _exact(name: str, raw: numbers.Real | Decimal) -> float:
     ):
         text = str(exact)
         shown = text if len(text) <= 40 else f"a {len(str(abs(int(exact))))}-digit number"
-        raise ExtractError(
-            f"{name}: {shown} cannot be stored exactly (a stored number holds every integer "
-            f"up to 2**53 = {EXACT_LIMIT} only); return it in a larger unit (thousands, millions)"
-        )
+        raise ExtractError(f"{name}: {not_exact(shown, value)}")
     return value
 
 
@@ -284,11 +281,7 @@ def _exact_text(name: str, text: str, value: float) -> None:
     )
     kept = str(int(abs(value)))
     if written.strip("0") != kept.rstrip("0"):
-        shown = _short(text)
-        raise ExtractError(
-            f"{name}: {shown} cannot be stored exactly (a stored number holds every integer "
-            f"up to 2**53 = {EXACT_LIMIT} only); return it in a larger unit (thousands, millions)"
-        )
+        raise ExtractError(f"{name}: {not_exact(_short(text), value)}")
 
 
 def _as_type(value: float, like: int | Decimal | Fraction) -> int | Decimal | Fraction:

@@ -358,11 +358,19 @@ def exact_float(number: int) -> float:
     a stored number must be the source's number."""
     value = float(number)
     if abs(number) > LARGEST_EXACT and int(value) != number:
-        raise ValueError(
-            f"{number} is an integer a stored number cannot hold exactly (it holds every one "
-            f"up to {LARGEST_EXACT:,}): it would become {value:.0f}; not stored"
-        )
+        raise ValueError(not_exact(str(number), value))
     return value
+
+
+def not_exact(shown: str, value: float) -> str:
+    """The message for a number (as `shown`) that a stored number (a double) does not hold:
+    it would be stored as `value`."""
+    would = f"{value:.0f}" if math.isfinite(value) else "infinity"
+    return (
+        f"{shown} cannot be stored exactly (a stored number holds every integer up to "
+        f"{LARGEST_EXACT:,} = 2**53): it would become {would}; not stored, return it in a "
+        "larger unit (thousands, millions)"
+    )
 
 
 def parse_number(text: str, locale: str | None = None) -> float:
