@@ -977,3 +977,34 @@ def test_the_config_of_docs_scale_out_loads(
     assert isinstance(executor, CeleryExecutor)
     assert (executor.batch_size, executor.wait_seconds) == (50, 600)
     assert {s.name: s.queue for s in config.sources} == {"github": "kpi", "orders": "internal"}
+
+
+def test_a_config_with_a_mapping_of_mixed_key_types_is_a_config_error_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    """YAML gives `{open: 1, 2: 0}` a text key and a number key: the fingerprint of a celery
+    config (canonical JSON, where every key is text) is still computed, and the config
+    error names the key, as with the local executor."""
+    from kpi_collector.config.models import config_fingerprint
+
+    path = tmp_path / "kpi.yaml"
+    path.write_text(
+        "store: 'postgresql+psycopg://kpi@127.0.0.1/kpi'\n"
+        "executor: {type: celery, broker: 'amqp://guest:guest@127.0.0.1:5672//'}\n"
+        "sources:\n"
+        "  - {name: a, type: html, url: 'http://127.0.0.1:9/',"
+        " metrics: {n: {css: p, map: {open: 1, 2: 0, null: 3}}}}\n"
+    )
+    for command in ("validate", "worker"):
+        out = kpi(path, command)
+        assert out.returncode == 2, out.stderr
+        [line] = out.stderr.strip().splitlines()
+        assert "metrics.n.map: the key 2 is not a text" in line, line
+    data = yaml.safe_load(path.read_text())
+    # canonical JSON: every key is text ("2", "null"), sorted as text
+    canonical = (
+        '{"defaults":null,"locale":null,"sources":[{"metrics":{"n":{"css":"p",'
+        '"map":{"2":0,"null":3,"open":1}}},"name":"a","type":"html",'
+        '"url":"http://127.0.0.1:9/"}],"timezone":null}'
+    )
+    assert config_fingerprint(data) == hashlib.sha256(canonical.encode()).hexdigest()[:16]
