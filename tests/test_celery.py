@@ -1008,3 +1008,32 @@ def test_a_config_with_a_mapping_of_mixed_key_types_is_a_config_error_not_a_cras
         '"url":"http://127.0.0.1:9/"}],"timezone":null}'
     )
     assert config_fingerprint(data) == hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def test_a_redis_broker_that_is_down_fails_the_sources_in_one_line_naming_the_cause(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str
+) -> None:
+    """With Redis, Celery's own error is about its result store, over three lines; the run
+    says in one line per source that the broker cannot be reached, and why."""
+    port = _free_port()  # a port nothing listens on
+    broker = f"redis://:pw-{SECRET}@127.0.0.1:{port}/0"
+    url, site = pages
+    config = write_config(
+        tmp_path / "cfg", broker=broker, store=pg_url, url=url, sources=[(1, "kpi"), (2, "kpi")]
+    )
+    out = kpi(config, "run", "--no-deliver", "--format", "json")
+    assert out.returncode == 1
+    errors = json.loads(out.stdout)["errors"]
+    assert [e["where"] for e in errors] == ["s1", "s2"]
+    for error in errors:
+        message = error["message"]
+        assert "\n" not in message and "  " not in message, message
+        assert message.startswith(f"cannot send to the broker redis://:***@127.0.0.1:{port}/0: ")
+        assert f"127.0.0.1:{port}" in message.split(": ", 1)[1] and "refused" in message, message
+        assert "result store" not in message, message
+    assert SECRET not in out.stdout + out.stderr
+    shown = kpi(config, "run", "--no-deliver")  # the terminal's lines: one per source
+    assert shown.returncode == 1
+    failed = [line for line in shown.stdout.splitlines() if line.startswith("failed ")]
+    assert len(failed) == 2 and all("refused" in line for line in failed), shown.stdout
+    assert site.hits == []

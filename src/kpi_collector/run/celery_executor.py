@@ -354,6 +354,7 @@ def _decode(
             )
         return out
     text = f"{type(value).__name__}: {value}" if isinstance(value, BaseException) else repr(value)
+    text = " ".join(text.split())  # one line, whatever the worker's exception said
     return _failed(batch.names, redact(f"the worker failed on the batch: {text}"), True)
 
 
@@ -441,6 +442,10 @@ def _dispatch_and_gather(
         moment = now.isoformat()
         todo = batches(sources, executor.batch_size)
         try:
+            # the broker first, on its own: sending to a Redis that is down fails in Celery's
+            # result store, after its retries, with a message about that store
+            with app.connection_for_write() as connection:
+                connection.ensure_connection(**app.conf.task_publish_retry_policy)
             with app.producer_or_acquire() as producer:
                 while todo:
                     batch = todo[0]
@@ -458,7 +463,7 @@ def _dispatch_and_gather(
             from kombu.utils.url import maybe_sanitize_url
 
             where = maybe_sanitize_url(executor.broker)
-            message = redact(f"cannot send to the broker {where}: {exc}")
+            message = redact(f"cannot send to the broker {where}: {_cause(exc)}")
             for batch in todo:
                 for outcome in _failed(batch.names, message, True):
                     outcomes[outcome.source] = outcome
@@ -536,6 +541,32 @@ def _gather(
             except _Silent:
                 _give_up(app, pending, heard, wait, outcomes, emit)
             time.sleep(0.2)
+
+
+def _cause(exc: BaseException) -> str:
+    """What went wrong, in one line: the first connection error in `exc`'s chain of causes
+    (Celery wraps a refused connection into "Retry limit exceeded ..." over three lines),
+    else `exc` itself."""
+    from kombu.exceptions import OperationalError
+
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    found = next(
+        (
+            e
+            for e in chain
+            if str(e).strip()
+            and (
+                isinstance(e, (OSError, OperationalError))
+                or type(e).__name__.endswith(("ConnectionError", "TimeoutError"))
+            )
+        ),
+        exc,
+    )
+    return " ".join((str(found) or type(found).__name__).split())
 
 
 def _worker_with(executor: CeleryExecutor, queue: str, run_fingerprint: str) -> str | None:
@@ -642,7 +673,7 @@ def live_workers(executor: CeleryExecutor, *, timeout: float = 2.0) -> list[Work
             pings = _merge(control.ping(timeout=timeout))
         except OperationalError as exc:
             where = maybe_sanitize_url(executor.broker)
-            raise KpiError(redact(f"cannot reach the broker {where}: {exc}")) from None
+            raise KpiError(redact(f"cannot reach the broker {where}: {_cause(exc)}")) from None
         if not pings:
             return []
         names = sorted(pings)
