@@ -1037,3 +1037,45 @@ def test_a_redis_broker_that_is_down_fails_the_sources_in_one_line_naming_the_ca
     failed = [line for line in shown.stdout.splitlines() if line.startswith("failed ")]
     assert len(failed) == 2 and all("refused" in line for line in failed), shown.stdout
     assert site.hits == []
+
+
+def test_a_source_still_running_after_its_timeout_does_not_hold_the_batchs_answer(
+    tmp_path: Path, pg_url: str, cluster: Cluster
+) -> None:
+    """A `type: python` function that never returns times out on the worker; the batch's
+    answer (the other source's value, the time-out) comes back at once, not when the
+    function's thread ends, nor as "no worker answered" for the whole batch."""
+    broker = require_broker_url("rabbitmq")
+    uid = uuid.uuid4().hex[:8]
+    queue = f"py{uid}"
+    _QUEUES.append((broker, queue))
+    folder = tmp_path / "cfg"
+    folder.mkdir()
+    release = tmp_path / "release"
+    (folder / f"stuck{uid}.py").write_text(
+        "import time\n"
+        "from pathlib import Path\n\n"
+        "def stuck():\n"
+        f"    while not Path({str(release)!r}).exists():  # until the test ends\n"
+        "        time.sleep(0.05)\n"
+        "    return {'n': 1}\n\n"
+        "def fine():\n"
+        "    return {'n': 5}\n"
+    )
+    config = folder / "kpi.yaml"
+    config.write_text(
+        f"store: {pg_url}\n"
+        f"executor: {{type: celery, broker: '{broker}', wait: 45, batch_size: 10}}\n"
+        "defaults: {timeout: 2, retries: 0}\n"
+        "sources:\n"
+        f"  - {{name: stuck, type: python, function: 'stuck{uid}:stuck', queue: {queue}}}\n"
+        f"  - {{name: fine, type: python, function: 'stuck{uid}:fine', queue: {queue}}}\n"
+    )
+    try:
+        cluster.start(config, f"py@{uid}", [queue])
+        out = kpi(config, "run", "--no-deliver", "--format", "json")
+    finally:
+        release.touch()  # the function's thread ends: the worker stops cleanly
+    assert out.returncode == 1, out.stderr
+    assert json.loads(out.stdout)["errors"] == [{"where": "stuck", "message": "timed out after 2s"}]
+    assert stored(pg_url) == {"fine.n": [5.0]}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import queue
 import threading
 import weakref
@@ -85,8 +86,26 @@ async def run_off_loop(
     """
     if inline:
         return work()
+    async with _slot():
+        try:
+            async with asyncio.timeout(timeout):
+                return await in_daemon_thread(work)
+        except TimeoutError:
+            raise ExtractError(
+                f"{what} did not finish within the source's timeout of {timeout:g}s; "
+                "simplify the selector or pattern, or raise `timeout`",
+                transient=False,
+            ) from None
+
+
+async def in_daemon_thread(work: Callable[[], T]) -> T:
+    """Run `work()` in a daemon thread (see `_DaemonPool`) and return its result, or raise
+    its exception. No time limit of its own: the caller's (a source's time budget) ends the
+    wait, and a thread still running then keeps nobody waiting, unlike `asyncio.to_thread`,
+    whose thread `asyncio.run` joins at its end (a run's exit, a worker's batch answer)."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()  # as asyncio.to_thread gives it
 
     def settle(result: Any, error: BaseException | None) -> None:
         if done.done():  # the caller gave up (timeout, cancelled)
@@ -100,21 +119,12 @@ async def run_off_loop(
         result: Any = None
         error: BaseException | None = None
         try:
-            result = work()
+            result = context.run(work)
         except BaseException as exc:
             error = exc
         # RuntimeError: the loop closed while the work ran, nobody waits any more
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(settle, result, error)
 
-    async with _slot():
-        _pool.submit(job)
-        try:
-            async with asyncio.timeout(timeout):
-                return await done
-        except TimeoutError:
-            raise ExtractError(
-                f"{what} did not finish within the source's timeout of {timeout:g}s; "
-                "simplify the selector or pattern, or raise `timeout`",
-                transient=False,
-            ) from None
+    _pool.submit(job)
+    return await done

@@ -38,10 +38,10 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from kpi_collector.config.models import CeleryExecutor, Config, Defaults
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from kpi_collector.sources.base import Source
 
 log = logging.getLogger("kpi_collector.celery")
+T = TypeVar("T")
 
 TASK_COLLECT = "kpi_collector.collect_batch"
 INFO_COMMAND = "kpi_info"  # `celery inspect kpi_info`: a worker's fingerprint and version
@@ -194,7 +195,7 @@ def _collect_batch(task: Any, names: list[str], run_fingerprint: str, now: str) 
         }
     sources = [state.sources[n] for n in names if n in state.sources]
     config = state.config
-    outcomes = asyncio.run(
+    outcomes = _run_batch(
         collect_all(
             sources,
             defaults=state.batch_defaults(),
@@ -223,6 +224,28 @@ def _collect_batch(task: Any, names: list[str], run_fingerprint: str, now: str) 
         "refused": False,
         "outcomes": encoded,
     }
+
+
+def _run_batch(work: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(work)`, except that the threads of the loop's default executor are not
+    waited for at the end: a source's thread still running after its timeout (a plugin's
+    `asyncio.to_thread`) would hold the whole batch's answer until it ends, and the
+    coordinator would fail every source of the batch as unanswered."""
+    loop = asyncio.new_event_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(work)
+    finally:
+        try:
+            left = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in left:
+                task.cancel()
+            if left:
+                loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()  # the executor is shut down without waiting for its threads
 
 
 _registered_info = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import inspect
 import sys
@@ -13,6 +14,7 @@ from typing import Any, ClassVar
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from kpi_collector.collect.extract import Metric, finish
+from kpi_collector.collect.offload import in_daemon_thread
 from kpi_collector.errors import ConfigError, ExtractError, MetricErrors, SourceError
 from kpi_collector.sources.base import Source, SourceContext
 
@@ -80,7 +82,9 @@ class Function(Source):
             if inspect.iscoroutinefunction(func):
                 result = await func(**self.kwargs)
             else:
-                result = await asyncio.to_thread(func, **self.kwargs)
+                # a daemon thread: one still running after the source's timeout keeps
+                # neither the run's end nor a celery worker's batch waiting
+                result = await in_daemon_thread(functools.partial(func, **self.kwargs))
                 if inspect.isawaitable(result):
                     result = await result
         except (SourceError, asyncio.CancelledError):
