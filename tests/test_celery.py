@@ -1079,3 +1079,53 @@ def test_a_source_still_running_after_its_timeout_does_not_hold_the_batchs_answe
     assert out.returncode == 1, out.stderr
     assert json.loads(out.stdout)["errors"] == [{"where": "stuck", "message": "timed out after 2s"}]
     assert stored(pg_url) == {"fine.n": [5.0]}
+
+
+def _worker_until_exit(config: Path, *args: str, timeout: float = 30) -> tuple[int | None, str]:
+    """`kpi -c CONFIG worker ARGS` in a session of its own: its exit code and stderr, or None
+    when it still ran after `timeout` seconds (then it is stopped, by its process group)."""
+    proc = subprocess.Popen(
+        [KPI, "-c", str(config), "worker", "--concurrency", "1", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=config.parent,
+        start_new_session=True,
+    )
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+        return proc.returncode, stderr
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=30)
+        return None, stderr
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the pool's children, if any are left
+
+
+def test_a_queue_name_the_broker_cannot_take_is_a_config_error(tmp_path: Path) -> None:
+    """RabbitMQ takes queue names of at most 255 bytes: a longer `queue:` is refused when the
+    config is loaded (before, every batch of the run failed with "ubyte format requires 0 <=
+    number <= 255"), and so is a `kpi worker --queues` name no source could give."""
+    long = "q" * 256
+    path = tmp_path / "kpi.yaml"
+    path.write_text(
+        "store: 'postgresql+psycopg://kpi@127.0.0.1/kpi'\n"
+        "executor: {type: celery, broker: 'amqp://guest:guest@127.0.0.1:5672//', wait: 2}\n"
+        "sources:\n"
+        f"  - {{name: a, type: html, url: 'http://127.0.0.1:9/', queue: {long},"
+        " metrics: {n: {css: p}}}\n"
+        "  - {name: b, type: html, url: 'http://127.0.0.1:9/', metrics: {n: {css: p}}}\n"
+    )
+    out = kpi(path, "validate")
+    assert out.returncode == 2
+    [line] = out.stderr.strip().splitlines()
+    assert line.startswith(f"config error: {path}:4:") and "queue" in line and "255" in line
+    path.write_text(path.read_text().replace(long, "internal"))
+    assert kpi(path, "validate").returncode == 0
+    for queues in (long, "kpi,a b", "kpi,ü"):
+        code, stderr = _worker_until_exit(path, "--queues", queues)
+        assert code == 2, (queues, stderr[-2000:])
+        [line] = stderr.strip().splitlines()
+        assert "--queues" in line, line
