@@ -1129,3 +1129,8 @@ def test_a_queue_name_the_broker_cannot_take_is_a_config_error(tmp_path: Path) -
         assert code == 2, (queues, stderr[-2000:])
         [line] = stderr.strip().splitlines()
         assert "--queues" in line, line
+    # a worker's own queue is `<node name>.dq2`: its name has the same bound
+    code, stderr = _worker_until_exit(path, "--hostname", f"{'w' * 260}@%h")
+    assert code == 2, stderr[-2000:]
+    [line] = stderr.strip().splitlines()
+    assert "--hostname" in line and "251" in line, line

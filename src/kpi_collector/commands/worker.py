@@ -93,6 +93,18 @@ def worker(
     # a source whose variables this machine lacks is left out: its batches say so
     config = load(ctx, need_secrets=False, need_store=False)
     _celery_executor(config, "worker")
+    from celery.utils.nodenames import host_format
+
+    from kpi_collector.sources.base import QUEUE_MAX
+
+    node = host_format(hostname or "kpi@%h")
+    longest = QUEUE_MAX - len(".dq2")  # the worker's own queue, `<node name>.dq2`
+    if len(node.encode()) > longest:
+        raise click.BadParameter(
+            f"the node name {node[:40]}… is {len(node.encode())} bytes long; the broker takes "
+            f"at most {longest} (its own queue `<name>.dq2` is a queue name)",
+            param_hint="--hostname",
+        )
     code = run_worker(
         config,
         concurrency=concurrency,
