@@ -1134,3 +1134,38 @@ def test_a_queue_name_the_broker_cannot_take_is_a_config_error(tmp_path: Path) -
     assert code == 2, stderr[-2000:]
     [line] = stderr.strip().splitlines()
     assert "--hostname" in line and "251" in line, line
+
+
+def test_a_coordinator_whose_kpi_yaml_changed_since_it_started_says_so_when_refused(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    """The config is edited while a coordinator (`kpi schedule` reads it on start) runs, and
+    the workers are restarted with it: they refuse the coordinator's batches. The one line
+    names the coordinator as the one to restart, not "give every worker the coordinator's
+    kpi.yaml" (they have it already)."""
+    broker = require_broker_url("rabbitmq")
+    url, site = pages
+    uid, queue, plan, config = one_queue(
+        tmp_path / "cfg", prefix="stale", sources=2, broker=broker, store=pg_url, url=url
+    )
+    ours = fingerprint_by_hand(config)
+    with coordinator_in_background(config, "--format", "json") as run:
+        engine = sa.create_engine(pg_url)
+        statuses = run_statuses_once_running(engine)  # its batch is queued: no worker yet
+        engine.dispose()
+        assert statuses == ["running"]
+        config.write_text(config.read_text() + "timezone: Europe/Berlin\n")
+        edited = fingerprint_by_hand(config)
+        cluster.start(config, f"new@{uid}", [queue], env_for("new"))
+        stdout, stderr = run.communicate(timeout=120)
+    assert run.returncode == 1, stderr
+    expected = (
+        f"worker new@{uid} refused the batch: its config fingerprint {edited} is not the run's "
+        f"{ours}: {config} changed since this coordinator read it (now {edited}); restart the "
+        "coordinator (kpi schedule reads its config when it starts)"
+    )
+    assert json.loads(stdout)["errors"] == [
+        {"where": f"s{i}", "message": expected} for i, _ in plan
+    ]
+    assert site.hits == []
+    assert stored(pg_url) == {}

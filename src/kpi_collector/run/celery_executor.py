@@ -41,6 +41,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -347,22 +348,37 @@ def refused(value: Any) -> bool:
 
 
 def _decode(
-    value: Any, batch: Batch, run_fingerprint: str, *, none_other: bool = False
+    value: Any,
+    batch: Batch,
+    run_fingerprint: str,
+    *,
+    none_other: bool = False,
+    on_disk: tuple[Path, str] | None = None,
 ) -> list[SourceOutcome]:
     """The outcomes in a task's result; the batch's sources fail with one line when the
     worker refused it (`none_other`: no other live worker of its queue has the run's
-    config, so it was not sent again) or the task failed."""
+    config, so it was not sent again; `on_disk`: the coordinator's config file and its
+    fingerprint now, when that is no longer the run's) or the task failed."""
     if refused(value):
+        theirs = value.get("fingerprint")
+        start = (
+            f"worker {value.get('worker')} refused the batch: its config fingerprint "
+            f"{theirs} is not the run's {run_fingerprint}"
+        )
+        if on_disk is not None:  # the coordinator is the one behind: the file was edited
+            path, now = on_disk
+            also = "" if now == theirs else ", and give every worker that file"
+            message = (
+                f"{start}: {path} changed since this coordinator read it (now {now}); restart "
+                f"the coordinator (kpi schedule reads its config when it starts){also}"
+            )
+            return _failed(batch.names, message, transient=False)
         alone = (
             f", and no other live worker of queue `{batch.queue}` has the run's"
             if none_other
             else ""
         )
-        message = (
-            f"worker {value.get('worker')} refused the batch: its config fingerprint "
-            f"{value.get('fingerprint')} is not the run's {run_fingerprint}{alone}; give "
-            "every worker the coordinator's kpi.yaml and restart it"
-        )
+        message = f"{start}{alone}; give every worker the coordinator's kpi.yaml and restart it"
         return _failed(batch.names, message, transient=False)
     if isinstance(value, dict) and isinstance(value.get("outcomes"), list):
         out = []
@@ -388,14 +404,17 @@ def keep_first(
     run_fingerprint: str,
     *,
     none_other: bool = False,
+    on_disk: tuple[Path, str] | None = None,
 ) -> list[SourceOutcome]:
     """Add a worker's `answer` for `batch` (the task's result) to `outcomes` (by source
     name): only sources of the batch, and only those without an outcome yet, so that a
     batch delivered twice (a worker lost mid-batch, a Redis visibility timeout) is stored
-    once. Returns the outcomes added, in the answer's order. `none_other`: see `_decode`."""
+    once. Returns the outcomes added, in the answer's order. `none_other`, `on_disk`: see
+    `_decode`."""
     added = []
     wanted = set(batch.names)
-    for outcome in _decode(answer, batch, run_fingerprint, none_other=none_other):
+    decoded = _decode(answer, batch, run_fingerprint, none_other=none_other, on_disk=on_disk)
+    for outcome in decoded:
         if outcome.source in outcomes or outcome.source not in wanted:
             continue  # a second delivery of the batch: the first outcome stays
         outcomes[outcome.source] = outcome
@@ -414,6 +433,7 @@ async def collect_celery(
     config_fingerprint: str,
     now: datetime,
     on_done: Callable[[SourceOutcome], None] | None = None,
+    config_path: Path | None = None,
 ) -> list[SourceOutcome]:
     """Collect `sources` through Celery workers: dispatch them in batches of
     `executor.batch_size` to their queues, take each batch's outcomes as they arrive
@@ -421,6 +441,8 @@ async def collect_celery(
     source in the order of `sources`. A source answered twice (a batch redelivered after a
     worker died) keeps its first outcome. Never raises for an unreachable broker, a silent
     queue or a refusing worker: those sources' outcomes hold the error (one line each).
+    `config_path`: the file the config was loaded from; a refusal checks whether it has
+    changed since, to name the coordinator as the one to restart.
     Raises ModuleNotFoundError without Celery (kpi-collector[celery])."""
     if not sources:
         return []
@@ -433,7 +455,14 @@ async def collect_celery(
     stop = threading.Event()
     try:
         got = await asyncio.to_thread(
-            _dispatch_and_gather, list(sources), executor, config_fingerprint, now, emit, stop
+            _dispatch_and_gather,
+            list(sources),
+            executor,
+            config_fingerprint,
+            now,
+            emit,
+            stop,
+            config_path,
         )
     except BaseException:  # cancelled (Ctrl-C, a stopping scheduler): the thread lets go too
         stop.set()
@@ -449,10 +478,11 @@ def _dispatch_and_gather(
     now: datetime,
     emit: Callable[[SourceOutcome], None],
     stop: threading.Event,
+    config_path: Path | None = None,
 ) -> dict[str, SourceOutcome]:
     """Send the batches, then take their answers until none is pending: each queue silent
     for `wait` seconds is given up; `stop` (checked about every second) ends the wait at
-    once, revoking what is still out."""
+    once, revoking what is still out. `config_path`: see `collect_celery`."""
     from celery.result import AsyncResult
 
     app = celery_app(executor)
@@ -461,6 +491,7 @@ def _dispatch_and_gather(
     pending: dict[str, Batch] = {}
     handles: list[AsyncResult] = []
     resent: set[int] = set()  # id() of the batches already sent again after a refusal
+    checked: dict[Path, str | None] = {}  # the config file's fingerprint now, once read
     try:
         moment = now.isoformat()
         todo = batches(sources, executor.batch_size)
@@ -510,8 +541,17 @@ def _dispatch_and_gather(
                         handles.append(handle)
                         return
                 none_other = target is None
+            on_disk = None
+            if refused(value) and config_path is not None:
+                if config_path not in checked:  # once per run: the file is read again
+                    from kpi_collector.config.loader import file_fingerprint
+
+                    checked[config_path] = file_fingerprint(config_path)
+                now_on_disk = checked[config_path]
+                if now_on_disk is not None and now_on_disk != config_fingerprint:
+                    on_disk = (config_path, now_on_disk)
             for outcome in keep_first(
-                outcomes, batch, value, config_fingerprint, none_other=none_other
+                outcomes, batch, value, config_fingerprint, none_other=none_other, on_disk=on_disk
             ):
                 emit(outcome)
 
