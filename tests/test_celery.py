@@ -1169,3 +1169,62 @@ def test_a_coordinator_whose_kpi_yaml_changed_since_it_started_says_so_when_refu
     ]
     assert site.hits == []
     assert stored(pg_url) == {}
+
+
+def test_batches_a_run_gave_up_on_are_skipped_by_a_worker_that_starts_later(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    """No worker consumed the queue during a run: its batches stay queued, and no worker
+    heard their revocation (a broker of the test's own: no other worker can tell a new one
+    about it either). A worker started once the run can no longer take their answers skips
+    them (they expire) instead of collecting every stale batch ahead of the next run's;
+    that next run is collected."""
+    require_broker_url("redis")  # the machine has Redis: its server program is here too
+    server = require_binary("redis-server", hint="Debian package redis-server")
+    port = _free_port()
+    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    argv += ["--appendonly", "no", "--dir", str(tmp_path)]
+    redis_proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _listening(port):
+            assert redis_proc.poll() is None and time.monotonic() < deadline, "no redis"
+            time.sleep(0.05)
+        url, site = pages
+        uid, queue, plan, config = one_queue(
+            tmp_path / "cfg",
+            prefix="late",
+            sources=2,
+            broker=f"redis://127.0.0.1:{port}/0",
+            store=pg_url,
+            url=url,
+            wait=2,
+            batch_size=1,
+        )
+        out = kpi(config, "run", "--no-deliver", "--format", "json")
+        assert out.returncode == 1
+        message = f"no worker answered for queue `{queue}` within 2 s"
+        assert json.loads(out.stdout)["errors"] == [
+            {"where": f"s{i}", "message": message} for i, _ in plan
+        ]
+        time.sleep(8)  # past the longest the run could have waited for these batches
+        worker = cluster.start(config, f"late@{uid}", [queue], env_for("late"))
+        deadline = time.monotonic() + 60
+        done = ("Discarding revoked task", "succeeded in")
+        while time.monotonic() < deadline:
+            text = worker.log.read_text(errors="replace")
+            if sum(text.count(d) for d in done) >= 2:
+                break
+            time.sleep(0.1)
+        text = worker.log.read_text(errors="replace")
+        assert text.count("Discarding revoked task") == 2, text[-3000:]
+        assert site.hits == []  # the stale batches were not collected
+        again = kpi(config, "run", "--no-deliver", "--format", "json")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
+    finally:
+        cluster.stop_all()  # the worker first, while its broker is still there
+        redis_proc.terminate()
+        redis_proc.wait(timeout=30)

@@ -25,6 +25,8 @@ deliveries, alerts) stays with the coordinator, `kpi run` or `kpi schedule`.
   it has read it.
 - A queue none of whose batches has answered for `wait` seconds is given up: its
   outstanding sources fail ("no worker answered for queue `kpi` within 600 s"), never a hang.
+  Its batches are revoked, and expire once the run can no longer take their answers, so a
+  worker that starts later (and never heard of the revocation) skips them.
 
 Celery is imported only here and only when the celery executor is used (extra
 `kpi-collector[celery]`).
@@ -334,6 +336,17 @@ def batches(sources: Sequence[Source], size: int) -> list[Batch]:
     ]
 
 
+def _patience(batches: int, wait: float) -> float:
+    """Seconds after which a batch of a queue of `batches` batches is of no use to its run,
+    and expires (a worker that receives it later skips it): the coordinator waits at most
+    `wait` seconds of silence per answer of the queue, two answers per batch at most (a
+    refusal, then the answer of the worker it was sent to again), plus one `wait` for the
+    time the sending took and the machines' clocks. Without an expiry, batches left in a
+    queue no worker consumed (their revocation reached nobody) would all be collected, for
+    nothing, ahead of the next runs' batches once a worker starts."""
+    return (2 * batches + 1) * wait
+
+
 class _Silent(Exception):
     """Raised from the wait loop when a queue has been silent for `wait` seconds."""
 
@@ -495,6 +508,10 @@ def _dispatch_and_gather(
     try:
         moment = now.isoformat()
         todo = batches(sources, executor.batch_size)
+        per_queue: dict[str, int] = {}
+        for batch in todo:
+            per_queue[batch.queue] = per_queue.get(batch.queue, 0) + 1
+        expires = {q: _patience(n, wait) for q, n in per_queue.items()}
         try:
             # the broker first, on its own: sending to a Redis that is down fails in Celery's
             # result store, after its retries, with a message about that store
@@ -509,6 +526,7 @@ def _dispatch_and_gather(
                         queue=batch.queue,
                         routing_key=batch.queue,
                         producer=producer,
+                        expires=expires[batch.queue],
                     )
                     todo.pop(0)
                     pending[handle.id] = batch
@@ -535,7 +553,9 @@ def _dispatch_and_gather(
                 resent.add(id(batch))
                 target = _worker_with(executor, batch.queue, config_fingerprint)
                 if target is not None:
-                    handle = _resend(app, batch, config_fingerprint, moment, target, value)
+                    handle = _resend(
+                        app, batch, config_fingerprint, moment, target, value, expires[batch.queue]
+                    )
                     if handle is not None:
                         pending[handle.id] = batch
                         handles.append(handle)
@@ -647,15 +667,24 @@ def _worker_with(executor: CeleryExecutor, queue: str, run_fingerprint: str) -> 
 
 
 def _resend(
-    app: Celery, batch: Batch, run_fingerprint: str, moment: str, target: str, answer: Any
+    app: Celery,
+    batch: Batch,
+    run_fingerprint: str,
+    moment: str,
+    target: str,
+    answer: Any,
+    expires: float,
 ) -> Any:
-    """Send a refused `batch` once more, to worker `target`'s own queue; its handle, or None
-    when the broker cannot take it."""
+    """Send a refused `batch` once more, to worker `target`'s own queue, expiring after
+    `expires` seconds; its handle, or None when the broker cannot take it."""
     from celery.utils.nodenames import worker_direct
 
     try:
         handle = app.send_task(
-            TASK_COLLECT, args=[batch.names, run_fingerprint, moment], queue=worker_direct(target)
+            TASK_COLLECT,
+            args=[batch.names, run_fingerprint, moment],
+            queue=worker_direct(target),
+            expires=expires,
         )
     except Exception as exc:  # the broker went away since: the refusal stands
         log.warning("could not send a refused batch again: %s", redact(str(exc)))
