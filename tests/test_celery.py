@@ -1228,3 +1228,32 @@ def test_batches_a_run_gave_up_on_are_skipped_by_a_worker_that_starts_later(
         cluster.stop_all()  # the worker first, while its broker is still there
         redis_proc.terminate()
         redis_proc.wait(timeout=30)
+
+
+def test_refused_batches_go_to_the_good_workers_in_turn_asking_the_broker_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stale worker refuses batch after batch: finding the workers with the run's config
+    asks the broker once (a ping waits its whole timeout, 2 s: once per refused batch, 200
+    batches cost minutes), and the batches are sent again to those workers in turn, not all
+    to the first by name."""
+    from kpi_collector.config.models import CeleryExecutor
+    from kpi_collector.run import celery_executor as ce
+
+    asked: list[float] = []
+
+    def live(executor: Any, *, timeout: float = 2.0) -> list[Any]:
+        asked.append(timeout)
+        return [
+            ce.WorkerInfo("a@x", ("kpi",), "good", "1"),
+            ce.WorkerInfo("b@x", ("kpi", "internal"), "good", "1"),
+            ce.WorkerInfo("old@x", ("kpi",), "stale", "1"),
+            ce.WorkerInfo("c@x", ("internal",), "good", "1"),
+        ]
+
+    monkeypatch.setattr(ce, "live_workers", live)
+    finder = ce._LiveWorkers(CeleryExecutor(type="celery", broker="redis://127.0.0.1:9/0"), "good")
+    assert [finder.worker_for("kpi") for _ in range(5)] == ["a@x", "b@x", "a@x", "b@x", "a@x"]
+    assert [finder.worker_for("internal") for _ in range(3)] == ["b@x", "c@x", "b@x"]
+    assert finder.worker_for("vpn") is None
+    assert len(asked) == 1

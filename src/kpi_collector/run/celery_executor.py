@@ -505,6 +505,7 @@ def _dispatch_and_gather(
     handles: list[AsyncResult] = []
     resent: set[int] = set()  # id() of the batches already sent again after a refusal
     checked: dict[Path, str | None] = {}  # the config file's fingerprint now, once read
+    finder = _LiveWorkers(executor, config_fingerprint)  # where a refused batch goes
     try:
         moment = now.isoformat()
         todo = batches(sources, executor.batch_size)
@@ -551,7 +552,7 @@ def _dispatch_and_gather(
             none_other = False
             if refused(value) and id(batch) not in resent:
                 resent.add(id(batch))
-                target = _worker_with(executor, batch.queue, config_fingerprint)
+                target = finder.worker_for(batch.queue)
                 if target is not None:
                     handle = _resend(
                         app, batch, config_fingerprint, moment, target, value, expires[batch.queue]
@@ -652,18 +653,42 @@ def _cause(exc: BaseException) -> str:
     return " ".join((str(found) or type(found).__name__).split())
 
 
-def _worker_with(executor: CeleryExecutor, queue: str, run_fingerprint: str) -> str | None:
-    """The name of a live worker that consumes `queue` and has the run's config fingerprint
-    (the first by name), None when there is none or the broker cannot say."""
-    try:
-        found = live_workers(executor)
-    except KpiError as exc:
-        log.warning("%s", exc)
-        return None
-    for worker in found:
-        if queue in worker.queues and worker.fingerprint == run_fingerprint:
-            return worker.name
-    return None
+class _LiveWorkers:
+    """The live workers with the run's config, for refused batches: the broker is asked at
+    most once every `ttl` seconds (a ping waits its whole timeout; asked per refused batch,
+    a stale worker refusing 200 batches would cost minutes), and each queue's batches go to
+    its workers in turn."""
+
+    def __init__(self, executor: CeleryExecutor, run_fingerprint: str, ttl: float = 10.0):
+        self.executor = executor
+        self.run_fingerprint = run_fingerprint
+        self.ttl = ttl
+        self._found: list[WorkerInfo] = []
+        self._asked: float | None = None
+        self._turn: dict[str, int] = {}
+
+    def worker_for(self, queue: str) -> str | None:
+        """The name of a live worker that consumes `queue` and has the run's config
+        fingerprint (the next one in turn), None when there is none or the broker cannot
+        say."""
+        clock = time.monotonic()
+        if self._asked is None or clock - self._asked >= self.ttl:
+            try:
+                self._found = live_workers(self.executor)
+            except KpiError as exc:
+                log.warning("%s", exc)
+                self._found = []
+            self._asked = time.monotonic()
+        names = [
+            w.name
+            for w in self._found
+            if queue in w.queues and w.fingerprint == self.run_fingerprint
+        ]
+        if not names:
+            return None
+        turn = self._turn.get(queue, 0)
+        self._turn[queue] = turn + 1
+        return names[turn % len(names)]
 
 
 def _resend(
