@@ -1257,3 +1257,24 @@ def test_refused_batches_go_to_the_good_workers_in_turn_asking_the_broker_once(
     assert [finder.worker_for("internal") for _ in range(3)] == ["b@x", "c@x", "b@x"]
     assert finder.worker_for("vpn") is None
     assert len(asked) == 1
+
+
+def test_a_wait_the_broker_cannot_take_is_a_config_error(tmp_path: Path) -> None:
+    """`wait: 1e300` used to pass validation and then fail every source of every run with
+    "cannot send to the broker ...: int too large to convert"; `wait` is at most 30 days."""
+    path = tmp_path / "kpi.yaml"
+    for wait, ok in (("1e300", False), ("31d", False), ("30d", True), ("10m", True)):
+        path.write_text(
+            "store: 'postgresql+psycopg://kpi@127.0.0.1/kpi'\n"
+            "executor: {type: celery, broker: 'amqp://guest:guest@127.0.0.1:5672//',"
+            f" wait: {wait}}}\n"
+            "sources:\n  - {name: a, type: html, url: 'http://127.0.0.1:9/',"
+            " metrics: {n: {css: p}}}\n"
+        )
+        out = kpi(path, "validate")
+        if ok:
+            assert out.returncode == 0, (wait, out.stderr)
+            continue
+        assert out.returncode == 2, (wait, out.stdout)
+        [line] = out.stderr.strip().splitlines()
+        assert line.startswith(f"config error: {path}:2: executor.wait: ") and "30d" in line, line

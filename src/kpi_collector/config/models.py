@@ -357,6 +357,9 @@ class LocalExecutor(BaseModel):
     type: Literal["local"] = "local"
 
 
+MAX_WAIT = 30 * 86400.0  # seconds: the longest `executor.wait`
+
+
 class CeleryExecutor(BaseModel):
     """`executor: {type: celery, ...}`: sources collected by `kpi worker` processes (Celery)
     on any machine, in batches of `batch_size` source names; outcomes come back through
@@ -396,7 +399,9 @@ class CeleryExecutor(BaseModel):
     @field_validator("wait")
     @classmethod
     def _wait(cls, value: float | str) -> float | str:
-        parse_duration(value)
+        if parse_duration(value) > MAX_WAIT:
+            # the broker takes the expiries derived from it (results, visibility) only so far
+            raise ValueError(f"at most 30d (a queue silent longer is given up), not {value!r}")
         return value
 
     @property
