@@ -1278,3 +1278,32 @@ def test_a_wait_the_broker_cannot_take_is_a_config_error(tmp_path: Path) -> None
         assert out.returncode == 2, (wait, out.stdout)
         [line] = out.stderr.strip().splitlines()
         assert line.startswith(f"config error: {path}:2: executor.wait: ") and "30d" in line, line
+
+
+def test_a_result_backend_that_is_down_is_named_not_the_broker(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str
+) -> None:
+    """RabbitMQ is up, the Redis result backend is not: the one line names the result
+    backend (its password masked), not the broker that works."""
+    broker = require_broker_url("rabbitmq")
+    port = _free_port()  # a port nothing listens on
+    url, site = pages
+    uid = uuid.uuid4().hex[:8]
+    config = write_config(
+        tmp_path / "cfg",
+        broker=broker,
+        store=pg_url,
+        url=url,
+        sources=[(1, f"be{uid}")],
+        wait=5,
+        backend=f"redis://:pw-{SECRET}@127.0.0.1:{port}/0",
+    )
+    out = kpi(config, "run", "--no-deliver", "--format", "json")
+    assert out.returncode == 1
+    [error] = json.loads(out.stdout)["errors"]
+    assert error["message"].startswith(
+        f"cannot reach the result backend redis://:***@127.0.0.1:{port}/0: "
+    ), error
+    assert "\n" not in error["message"] and "refused" in error["message"], error
+    assert SECRET not in out.stdout + out.stderr
+    assert site.hits == []

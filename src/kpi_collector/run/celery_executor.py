@@ -513,11 +513,17 @@ def _dispatch_and_gather(
         for batch in todo:
             per_queue[batch.queue] = per_queue.get(batch.queue, 0) + 1
         expires = {q: _patience(n, wait) for q, n in per_queue.items()}
+        backend_url = executor.backend or default_backend(executor.broker)
+        reaching = "broker"
         try:
             # the broker first, on its own: sending to a Redis that is down fails in Celery's
             # result store, after its retries, with a message about that store
             with app.connection_for_write() as connection:
                 connection.ensure_connection(**app.conf.task_publish_retry_policy)
+            if backend_url.startswith(("redis://", "rediss://")):  # touched by every send
+                reaching = "result backend"
+                app.backend.client.ping()
+            reaching = "broker"
             with app.producer_or_acquire() as producer:
                 while todo:
                     batch = todo[0]
@@ -535,8 +541,12 @@ def _dispatch_and_gather(
         except Exception as exc:  # kombu's OperationalError and the like: no broker
             from kombu.utils.url import maybe_sanitize_url
 
-            where = maybe_sanitize_url(executor.broker)
-            message = redact(f"cannot send to the broker {where}: {_cause(exc)}")
+            if reaching == "broker":
+                where = maybe_sanitize_url(executor.broker)
+                message = redact(f"cannot send to the broker {where}: {_cause(exc)}")
+            else:
+                where = maybe_sanitize_url(backend_url)
+                message = redact(f"cannot reach the result backend {where}: {_cause(exc)}")
             for batch in todo:
                 for outcome in _failed(batch.names, message, True):
                     outcomes[outcome.source] = outcome
