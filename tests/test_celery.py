@@ -1307,3 +1307,27 @@ def test_a_result_backend_that_is_down_is_named_not_the_broker(
     assert "\n" not in error["message"] and "refused" in error["message"], error
     assert SECRET not in out.stdout + out.stderr
     assert site.hits == []
+
+
+def test_a_broker_refusing_the_login_is_one_line_without_the_password(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str
+) -> None:
+    """RabbitMQ is up but refuses the broker URL's password: `kpi workers` and `kpi run`
+    say so in one line (before, `kpi workers` died with a traceback)."""
+    require_broker_url("rabbitmq")
+    broker = f"amqp://guest:pw-{SECRET}@127.0.0.1:5672//"
+    url, site = pages
+    config = write_config(
+        tmp_path / "cfg", broker=broker, store=pg_url, url=url, sources=[(1, "kpi")]
+    )
+    listed = kpi(config, "workers")
+    assert listed.returncode == 1
+    [line] = listed.stderr.strip().splitlines()
+    assert line.startswith("error: cannot reach the broker amqp://guest:***@127.0.0.1:5672//: ")
+    assert "ACCESS_REFUSED" in line, line
+    out = kpi(config, "run", "--no-deliver", "--format", "json")
+    assert out.returncode == 1
+    [error] = json.loads(out.stdout)["errors"]
+    assert "ACCESS_REFUSED" in error["message"] and "\n" not in error["message"], error
+    assert SECRET not in listed.stdout + listed.stderr + out.stdout + out.stderr
+    assert site.hits == []

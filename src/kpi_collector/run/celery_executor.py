@@ -796,22 +796,31 @@ def live_workers(executor: CeleryExecutor, *, timeout: float = 2.0) -> list[Work
     app = celery_app(executor)
     try:
         control = app.control
+        with app.connection_for_read() as connection:
+            # what the transport raises when the broker cannot be reached or used: kombu's
+            # OperationalError, and amqp's own (a refused login is AccessRefused, a
+            # channel error)
+            unreachable = (
+                OperationalError,
+                *connection.connection_errors,
+                *connection.channel_errors,
+            )
         try:
             pings = _merge(control.ping(timeout=timeout))
-        except OperationalError as exc:
+            if not pings:
+                return []
+            names = sorted(pings)
+            # the workers that answered are known: stop waiting once each of them has
+            inspect = control.inspect(destination=names, timeout=timeout, limit=len(names))
+            queues = inspect.active_queues() or {}
+            info = _merge(
+                control.broadcast(
+                    INFO_COMMAND, destination=names, reply=True, timeout=timeout, limit=len(names)
+                )
+            )
+        except unreachable as exc:
             where = maybe_sanitize_url(executor.broker)
             raise KpiError(redact(f"cannot reach the broker {where}: {_cause(exc)}")) from None
-        if not pings:
-            return []
-        names = sorted(pings)
-        # the workers that answered are known: stop waiting once each of them has
-        inspect = control.inspect(destination=names, timeout=timeout, limit=len(names))
-        queues = inspect.active_queues() or {}
-        info = _merge(
-            control.broadcast(
-                INFO_COMMAND, destination=names, reply=True, timeout=timeout, limit=len(names)
-            )
-        )
     finally:
         app.close()
     from celery.utils.nodenames import worker_direct
