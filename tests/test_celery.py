@@ -1331,3 +1331,48 @@ def test_a_broker_refusing_the_login_is_one_line_without_the_password(
     assert "ACCESS_REFUSED" in error["message"] and "\n" not in error["message"], error
     assert SECRET not in listed.stdout + listed.stderr + out.stdout + out.stderr
     assert site.hits == []
+
+
+def test_a_database_result_backend_that_is_down_is_one_line_not_a_traceback(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str
+) -> None:
+    """`backend: db+postgresql...` on a database that does not answer: each source fails
+    with one line naming the result backend (its password masked), and no batch is sent
+    that nobody could read the answer of."""
+    broker = require_broker_url("rabbitmq")
+    port = _free_port()  # a port nothing listens on
+    url, site = pages
+    uid = uuid.uuid4().hex[:8]
+    queue = f"dbbe{uid}"
+    config = write_config(
+        tmp_path / "cfg",
+        broker=broker,
+        store=pg_url,
+        url=url,
+        sources=[(1, queue), (2, queue)],
+        wait=5,
+        backend=f"db+postgresql+psycopg://kpi:pw-{SECRET}@127.0.0.1:{port}/kpi",
+    )
+    out = kpi(config, "run", "--no-deliver", "--format", "json")
+    assert out.returncode == 1, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
+    errors = json.loads(out.stdout)["errors"]
+    assert [e["where"] for e in errors] == ["s1", "s2"]
+    for error in errors:
+        message = error["message"]
+        assert message.startswith(
+            f"cannot reach the result backend db+postgresql+psycopg://kpi:***@127.0.0.1:{port}/kpi: "
+        ), message
+        assert "\n" not in message and "refused" in message, message
+    assert SECRET not in out.stdout + out.stderr
+    from kombu import Connection
+
+    with Connection(broker) as conn:  # nothing was sent
+        channel = conn.channel()
+        try:
+            assert channel.basic_get(queue, no_ack=True) is None
+        except Exception as exc:  # the queue was never declared: just as good
+            assert "NOT_FOUND" in str(exc), exc
+        finally:
+            channel.close()
+    assert site.hits == []

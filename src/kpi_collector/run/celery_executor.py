@@ -520,9 +520,11 @@ def _dispatch_and_gather(
             # result store, after its retries, with a message about that store
             with app.connection_for_write() as connection:
                 connection.ensure_connection(**app.conf.task_publish_retry_policy)
+            reaching = "result backend"  # a database backend connects when it is made
             if backend_url.startswith(("redis://", "rediss://")):  # touched by every send
-                reaching = "result backend"
                 app.backend.client.ping()
+            elif not app.backend.supports_native_join:  # a database, polled for the answers
+                app.backend.get_task_meta("kpi-collector-probe")
             reaching = "broker"
             with app.producer_or_acquire() as producer:
                 while todo:
@@ -599,6 +601,19 @@ def _dispatch_and_gather(
         except _Stopped:
             for task_id in list(pending):
                 _revoke(app, task_id)
+        except Exception as exc:  # the result backend (or the broker, for rpc://) failed
+            from kombu.utils.url import maybe_sanitize_url
+
+            where = maybe_sanitize_url(backend_url)
+            message = redact(f"cannot read the answers from {where}: {_cause(exc)}")
+            for task_id, batch in list(pending.items()):
+                del pending[task_id]
+                for outcome in _failed(
+                    [n for n in batch.names if n not in outcomes], message, True
+                ):
+                    outcomes[outcome.source] = outcome
+                    emit(outcome)
+                _revoke(app, task_id)
     finally:
         app.close()
     return outcomes
@@ -655,11 +670,16 @@ def _cause(exc: BaseException) -> str:
             if str(e).strip()
             and (
                 isinstance(e, (OSError, OperationalError))
-                or type(e).__name__.endswith(("ConnectionError", "TimeoutError"))
+                or type(e).__name__.endswith(
+                    ("ConnectionError", "TimeoutError", "OperationalError")
+                )
             )
         ),
         exc,
     )
+    orig = getattr(found, "orig", None)  # SQLAlchemy's wrapper: the driver's own words
+    if isinstance(orig, BaseException) and str(orig).strip():
+        found = orig
     return " ".join((str(found) or type(found).__name__).split())
 
 
