@@ -977,3 +977,402 @@ def test_the_config_of_docs_scale_out_loads(
     assert isinstance(executor, CeleryExecutor)
     assert (executor.batch_size, executor.wait_seconds) == (50, 600)
     assert {s.name: s.queue for s in config.sources} == {"github": "kpi", "orders": "internal"}
+
+
+def test_a_config_with_a_mapping_of_mixed_key_types_is_a_config_error_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    """YAML gives `{open: 1, 2: 0}` a text key and a number key: the fingerprint of a celery
+    config (canonical JSON, where every key is text) is still computed, and the config
+    error names the key, as with the local executor."""
+    from kpi_collector.config.models import config_fingerprint
+
+    path = tmp_path / "kpi.yaml"
+    path.write_text(
+        "store: 'postgresql+psycopg://kpi@127.0.0.1/kpi'\n"
+        "executor: {type: celery, broker: 'amqp://guest:guest@127.0.0.1:5672//'}\n"
+        "sources:\n"
+        "  - {name: a, type: html, url: 'http://127.0.0.1:9/',"
+        " metrics: {n: {css: p, map: {open: 1, 2: 0, null: 3}}}}\n"
+    )
+    for command in ("validate", "worker"):
+        out = kpi(path, command)
+        assert out.returncode == 2, out.stderr
+        [line] = out.stderr.strip().splitlines()
+        assert "metrics.n.map: the key 2 is not a text" in line, line
+    data = yaml.safe_load(path.read_text())
+    # canonical JSON: every key is text ("2", "null"), sorted as text
+    canonical = (
+        '{"defaults":null,"locale":null,"sources":[{"metrics":{"n":{"css":"p",'
+        '"map":{"2":0,"null":3,"open":1}}},"name":"a","type":"html",'
+        '"url":"http://127.0.0.1:9/"}],"timezone":null}'
+    )
+    assert config_fingerprint(data) == hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def test_a_redis_broker_that_is_down_fails_the_sources_in_one_line_naming_the_cause(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str
+) -> None:
+    """With Redis, Celery's own error is about its result store, over three lines; the run
+    says in one line per source that the broker cannot be reached, and why."""
+    port = _free_port()  # a port nothing listens on
+    broker = f"redis://:pw-{SECRET}@127.0.0.1:{port}/0"
+    url, site = pages
+    config = write_config(
+        tmp_path / "cfg", broker=broker, store=pg_url, url=url, sources=[(1, "kpi"), (2, "kpi")]
+    )
+    out = kpi(config, "run", "--no-deliver", "--format", "json")
+    assert out.returncode == 1
+    errors = json.loads(out.stdout)["errors"]
+    assert [e["where"] for e in errors] == ["s1", "s2"]
+    for error in errors:
+        message = error["message"]
+        assert "\n" not in message and "  " not in message, message
+        assert message.startswith(f"cannot send to the broker redis://:***@127.0.0.1:{port}/0: ")
+        assert f"127.0.0.1:{port}" in message.split(": ", 1)[1] and "refused" in message, message
+        assert "result store" not in message, message
+    assert SECRET not in out.stdout + out.stderr
+    shown = kpi(config, "run", "--no-deliver")  # the terminal's lines: one per source
+    assert shown.returncode == 1
+    failed = [line for line in shown.stdout.splitlines() if line.startswith("failed ")]
+    assert len(failed) == 2 and all("refused" in line for line in failed), shown.stdout
+    assert site.hits == []
+
+
+def test_a_source_still_running_after_its_timeout_does_not_hold_the_batchs_answer(
+    tmp_path: Path, pg_url: str, cluster: Cluster
+) -> None:
+    """A `type: python` function that never returns times out on the worker; the batch's
+    answer (the other source's value, the time-out) comes back at once, not when the
+    function's thread ends, nor as "no worker answered" for the whole batch."""
+    broker = require_broker_url("rabbitmq")
+    uid = uuid.uuid4().hex[:8]
+    queue = f"py{uid}"
+    _QUEUES.append((broker, queue))
+    folder = tmp_path / "cfg"
+    folder.mkdir()
+    release = tmp_path / "release"
+    (folder / f"stuck{uid}.py").write_text(
+        "import time\n"
+        "from pathlib import Path\n\n"
+        "def stuck():\n"
+        f"    while not Path({str(release)!r}).exists():  # until the test ends\n"
+        "        time.sleep(0.05)\n"
+        "    return {'n': 1}\n\n"
+        "def fine():\n"
+        "    return {'n': 5}\n"
+    )
+    config = folder / "kpi.yaml"
+    config.write_text(
+        f"store: {pg_url}\n"
+        f"executor: {{type: celery, broker: '{broker}', wait: 45, batch_size: 10}}\n"
+        "defaults: {timeout: 2, retries: 0}\n"
+        "sources:\n"
+        f"  - {{name: stuck, type: python, function: 'stuck{uid}:stuck', queue: {queue}}}\n"
+        f"  - {{name: fine, type: python, function: 'stuck{uid}:fine', queue: {queue}}}\n"
+    )
+    try:
+        cluster.start(config, f"py@{uid}", [queue])
+        out = kpi(config, "run", "--no-deliver", "--format", "json")
+    finally:
+        release.touch()  # the function's thread ends: the worker stops cleanly
+    assert out.returncode == 1, out.stderr
+    assert json.loads(out.stdout)["errors"] == [{"where": "stuck", "message": "timed out after 2s"}]
+    assert stored(pg_url) == {"fine.n": [5.0]}
+
+
+def _worker_until_exit(config: Path, *args: str, timeout: float = 30) -> tuple[int | None, str]:
+    """`kpi -c CONFIG worker ARGS` in a session of its own: its exit code and stderr, or None
+    when it still ran after `timeout` seconds (then it is stopped, by its process group)."""
+    proc = subprocess.Popen(
+        [KPI, "-c", str(config), "worker", "--concurrency", "1", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=config.parent,
+        start_new_session=True,
+    )
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+        return proc.returncode, stderr
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=30)
+        return None, stderr
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the pool's children, if any are left
+
+
+def test_a_queue_name_the_broker_cannot_take_is_a_config_error(tmp_path: Path) -> None:
+    """RabbitMQ takes queue names of at most 255 bytes: a longer `queue:` is refused when the
+    config is loaded (before, every batch of the run failed with "ubyte format requires 0 <=
+    number <= 255"), and so is a `kpi worker --queues` name no source could give."""
+    long = "q" * 256
+    path = tmp_path / "kpi.yaml"
+    path.write_text(
+        "store: 'postgresql+psycopg://kpi@127.0.0.1/kpi'\n"
+        "executor: {type: celery, broker: 'amqp://guest:guest@127.0.0.1:5672//', wait: 2}\n"
+        "sources:\n"
+        f"  - {{name: a, type: html, url: 'http://127.0.0.1:9/', queue: {long},"
+        " metrics: {n: {css: p}}}\n"
+        "  - {name: b, type: html, url: 'http://127.0.0.1:9/', metrics: {n: {css: p}}}\n"
+    )
+    out = kpi(path, "validate")
+    assert out.returncode == 2
+    [line] = out.stderr.strip().splitlines()
+    assert line.startswith(f"config error: {path}:4:") and "queue" in line and "255" in line
+    path.write_text(path.read_text().replace(long, "internal"))
+    assert kpi(path, "validate").returncode == 0
+    for queues in (long, "kpi,a b", "kpi,ü"):
+        code, stderr = _worker_until_exit(path, "--queues", queues)
+        assert code == 2, (queues, stderr[-2000:])
+        [line] = stderr.strip().splitlines()
+        assert "--queues" in line, line
+    # a worker's own queue is `<node name>.dq2`: its name has the same bound
+    code, stderr = _worker_until_exit(path, "--hostname", f"{'w' * 260}@%h")
+    assert code == 2, stderr[-2000:]
+    [line] = stderr.strip().splitlines()
+    assert "--hostname" in line and "251" in line, line
+
+
+def test_a_coordinator_whose_kpi_yaml_changed_since_it_started_says_so_when_refused(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    """The config is edited while a coordinator (`kpi schedule` reads it on start) runs, and
+    the workers are restarted with it: they refuse the coordinator's batches. The one line
+    names the coordinator as the one to restart, not "give every worker the coordinator's
+    kpi.yaml" (they have it already)."""
+    broker = require_broker_url("rabbitmq")
+    url, site = pages
+    uid, queue, plan, config = one_queue(
+        tmp_path / "cfg", prefix="stale", sources=2, broker=broker, store=pg_url, url=url
+    )
+    ours = fingerprint_by_hand(config)
+    with coordinator_in_background(config, "--format", "json") as run:
+        engine = sa.create_engine(pg_url)
+        statuses = run_statuses_once_running(engine)  # its batch is queued: no worker yet
+        engine.dispose()
+        assert statuses == ["running"]
+        config.write_text(config.read_text() + "timezone: Europe/Berlin\n")
+        edited = fingerprint_by_hand(config)
+        cluster.start(config, f"new@{uid}", [queue], env_for("new"))
+        stdout, stderr = run.communicate(timeout=120)
+    assert run.returncode == 1, stderr
+    expected = (
+        f"worker new@{uid} refused the batch: its config fingerprint {edited} is not the run's "
+        f"{ours}: {config} changed since this coordinator read it (now {edited}); restart the "
+        "coordinator (kpi schedule reads its config when it starts)"
+    )
+    assert json.loads(stdout)["errors"] == [
+        {"where": f"s{i}", "message": expected} for i, _ in plan
+    ]
+    assert site.hits == []
+    assert stored(pg_url) == {}
+
+
+def test_batches_a_run_gave_up_on_are_skipped_by_a_worker_that_starts_later(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    """No worker consumed the queue during a run: its batches stay queued, and no worker
+    heard their revocation (a broker of the test's own: no other worker can tell a new one
+    about it either). A worker started once the run can no longer take their answers skips
+    them (they expire) instead of collecting every stale batch ahead of the next run's;
+    that next run is collected."""
+    require_broker_url("redis")  # the machine has Redis: its server program is here too
+    server = require_binary("redis-server", hint="Debian package redis-server")
+    port = _free_port()
+    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    argv += ["--appendonly", "no", "--dir", str(tmp_path)]
+    redis_proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _listening(port):
+            assert redis_proc.poll() is None and time.monotonic() < deadline, "no redis"
+            time.sleep(0.05)
+        url, site = pages
+        uid, queue, plan, config = one_queue(
+            tmp_path / "cfg",
+            prefix="late",
+            sources=2,
+            broker=f"redis://127.0.0.1:{port}/0",
+            store=pg_url,
+            url=url,
+            wait=2,
+            batch_size=1,
+        )
+        out = kpi(config, "run", "--no-deliver", "--format", "json")
+        assert out.returncode == 1
+        message = f"no worker answered for queue `{queue}` within 2 s"
+        assert json.loads(out.stdout)["errors"] == [
+            {"where": f"s{i}", "message": message} for i, _ in plan
+        ]
+        time.sleep(8)  # past the longest the run could have waited for these batches
+        worker = cluster.start(config, f"late@{uid}", [queue], env_for("late"))
+        deadline = time.monotonic() + 60
+        done = ("Discarding revoked task", "succeeded in")
+        while time.monotonic() < deadline:
+            text = worker.log.read_text(errors="replace")
+            if sum(text.count(d) for d in done) >= 2:
+                break
+            time.sleep(0.1)
+        text = worker.log.read_text(errors="replace")
+        assert text.count("Discarding revoked task") == 2, text[-3000:]
+        assert site.hits == []  # the stale batches were not collected
+        again = kpi(config, "run", "--no-deliver", "--format", "json")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
+    finally:
+        cluster.stop_all()  # the worker first, while its broker is still there
+        redis_proc.terminate()
+        redis_proc.wait(timeout=30)
+
+
+def test_refused_batches_go_to_the_good_workers_in_turn_asking_the_broker_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stale worker refuses batch after batch: finding the workers with the run's config
+    asks the broker once (a ping waits its whole timeout, 2 s: once per refused batch, 200
+    batches cost minutes), and the batches are sent again to those workers in turn, not all
+    to the first by name."""
+    from kpi_collector.config.models import CeleryExecutor
+    from kpi_collector.run import celery_executor as ce
+
+    asked: list[float] = []
+
+    def live(executor: Any, *, timeout: float = 2.0) -> list[Any]:
+        asked.append(timeout)
+        return [
+            ce.WorkerInfo("a@x", ("kpi",), "good", "1"),
+            ce.WorkerInfo("b@x", ("kpi", "internal"), "good", "1"),
+            ce.WorkerInfo("old@x", ("kpi",), "stale", "1"),
+            ce.WorkerInfo("c@x", ("internal",), "good", "1"),
+        ]
+
+    monkeypatch.setattr(ce, "live_workers", live)
+    finder = ce._LiveWorkers(CeleryExecutor(type="celery", broker="redis://127.0.0.1:9/0"), "good")
+    assert [finder.worker_for("kpi") for _ in range(5)] == ["a@x", "b@x", "a@x", "b@x", "a@x"]
+    assert [finder.worker_for("internal") for _ in range(3)] == ["b@x", "c@x", "b@x"]
+    assert finder.worker_for("vpn") is None
+    assert len(asked) == 1
+
+
+def test_a_wait_the_broker_cannot_take_is_a_config_error(tmp_path: Path) -> None:
+    """`wait: 1e300` used to pass validation and then fail every source of every run with
+    "cannot send to the broker ...: int too large to convert"; `wait` is at most 30 days."""
+    path = tmp_path / "kpi.yaml"
+    for wait, ok in (("1e300", False), ("31d", False), ("30d", True), ("10m", True)):
+        path.write_text(
+            "store: 'postgresql+psycopg://kpi@127.0.0.1/kpi'\n"
+            "executor: {type: celery, broker: 'amqp://guest:guest@127.0.0.1:5672//',"
+            f" wait: {wait}}}\n"
+            "sources:\n  - {name: a, type: html, url: 'http://127.0.0.1:9/',"
+            " metrics: {n: {css: p}}}\n"
+        )
+        out = kpi(path, "validate")
+        if ok:
+            assert out.returncode == 0, (wait, out.stderr)
+            continue
+        assert out.returncode == 2, (wait, out.stdout)
+        [line] = out.stderr.strip().splitlines()
+        assert line.startswith(f"config error: {path}:2: executor.wait: ") and "30d" in line, line
+
+
+def test_a_result_backend_that_is_down_is_named_not_the_broker(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str
+) -> None:
+    """RabbitMQ is up, the Redis result backend is not: the one line names the result
+    backend (its password masked), not the broker that works."""
+    broker = require_broker_url("rabbitmq")
+    port = _free_port()  # a port nothing listens on
+    url, site = pages
+    uid = uuid.uuid4().hex[:8]
+    config = write_config(
+        tmp_path / "cfg",
+        broker=broker,
+        store=pg_url,
+        url=url,
+        sources=[(1, f"be{uid}")],
+        wait=5,
+        backend=f"redis://:pw-{SECRET}@127.0.0.1:{port}/0",
+    )
+    out = kpi(config, "run", "--no-deliver", "--format", "json")
+    assert out.returncode == 1
+    [error] = json.loads(out.stdout)["errors"]
+    assert error["message"].startswith(
+        f"cannot reach the result backend redis://:***@127.0.0.1:{port}/0: "
+    ), error
+    assert "\n" not in error["message"] and "refused" in error["message"], error
+    assert SECRET not in out.stdout + out.stderr
+    assert site.hits == []
+
+
+def test_a_broker_refusing_the_login_is_one_line_without_the_password(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str
+) -> None:
+    """RabbitMQ is up but refuses the broker URL's password: `kpi workers` and `kpi run`
+    say so in one line (before, `kpi workers` died with a traceback)."""
+    require_broker_url("rabbitmq")
+    broker = f"amqp://guest:pw-{SECRET}@127.0.0.1:5672//"
+    url, site = pages
+    config = write_config(
+        tmp_path / "cfg", broker=broker, store=pg_url, url=url, sources=[(1, "kpi")]
+    )
+    listed = kpi(config, "workers")
+    assert listed.returncode == 1
+    [line] = listed.stderr.strip().splitlines()
+    assert line.startswith("error: cannot reach the broker amqp://guest:***@127.0.0.1:5672//: ")
+    assert "ACCESS_REFUSED" in line, line
+    out = kpi(config, "run", "--no-deliver", "--format", "json")
+    assert out.returncode == 1
+    [error] = json.loads(out.stdout)["errors"]
+    assert "ACCESS_REFUSED" in error["message"] and "\n" not in error["message"], error
+    assert SECRET not in listed.stdout + listed.stderr + out.stdout + out.stderr
+    assert site.hits == []
+
+
+def test_a_database_result_backend_that_is_down_is_one_line_not_a_traceback(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str
+) -> None:
+    """`backend: db+postgresql...` on a database that does not answer: each source fails
+    with one line naming the result backend (its password masked), and no batch is sent
+    that nobody could read the answer of."""
+    broker = require_broker_url("rabbitmq")
+    port = _free_port()  # a port nothing listens on
+    url, site = pages
+    uid = uuid.uuid4().hex[:8]
+    queue = f"dbbe{uid}"
+    config = write_config(
+        tmp_path / "cfg",
+        broker=broker,
+        store=pg_url,
+        url=url,
+        sources=[(1, queue), (2, queue)],
+        wait=5,
+        backend=f"db+postgresql+psycopg://kpi:pw-{SECRET}@127.0.0.1:{port}/kpi",
+    )
+    out = kpi(config, "run", "--no-deliver", "--format", "json")
+    assert out.returncode == 1, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
+    errors = json.loads(out.stdout)["errors"]
+    assert [e["where"] for e in errors] == ["s1", "s2"]
+    for error in errors:
+        message = error["message"]
+        assert message.startswith(
+            f"cannot reach the result backend db+postgresql+psycopg://kpi:***@127.0.0.1:{port}/kpi: "
+        ), message
+        assert "\n" not in message and "refused" in message, message
+    assert SECRET not in out.stdout + out.stderr
+    from kombu import Connection
+
+    with Connection(broker) as conn:  # nothing was sent
+        channel = conn.channel()
+        try:
+            assert channel.basic_get(queue, no_ack=True) is None
+        except Exception as exc:  # the queue was never declared: just as good
+            assert "NOT_FOUND" in str(exc), exc
+        finally:
+            channel.close()
+    assert site.hits == []

@@ -261,3 +261,47 @@ def test_validate_finds_a_function_module_that_does_not_exist(tmp_path: Path) ->
         [str(KPI), "validate"], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
     assert fine.returncode == 0, fine.stdout + fine.stderr
+
+
+def test_a_sync_function_still_running_after_its_timeout_does_not_keep_the_run_waiting(
+    tmp_path: Path,
+) -> None:
+    """A sync function that never returns times out; `kpi run` stores the other source and
+    exits, instead of waiting for the function's thread (which asyncio.run joins)."""
+    release = tmp_path / "release"
+    (tmp_path / "stuck_metrics.py").write_text(
+        "import time\n"
+        "from pathlib import Path\n\n"
+        "def stuck():\n"
+        f"    for _ in range(2400):  # until the test has its answer (at most 2 min)\n"
+        f"        if Path({str(release)!r}).exists():\n"
+        "            break\n"
+        "        time.sleep(0.05)\n"
+        "    return {'n': 1}\n\n"
+        "def fine():\n"
+        "    return {'n': 5}\n"
+    )
+    (tmp_path / "kpi.yaml").write_text(
+        "defaults: {timeout: 1, retries: 0}\n"
+        "sources:\n"
+        "  - {name: stuck, type: python, function: 'stuck_metrics:stuck'}\n"
+        "  - {name: fine, type: python, function: 'stuck_metrics:fine'}\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "NO_COLOR": "1"}
+    try:
+        # before the release the function never returns: an exit here is the run's own
+        done = subprocess.run(
+            [str(KPI), "run", "--no-deliver"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        release.touch()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "failed stuck: timed out after 1s" in done.stdout
+    with sqlite3.connect(tmp_path / "kpi.db") as db:
+        rows = dict(db.execute("SELECT kpi, value FROM observations").fetchall())
+    assert rows == {"fine.n": 5.0}

@@ -368,6 +368,7 @@ class Pipeline:
                 config_fingerprint=fingerprint(self.config),
                 now=now,
                 on_done=on_done,
+                config_path=self.config.path,
             )
         return await collect_all(
             sources,

@@ -28,11 +28,23 @@ def _celery_executor(config: Config, command: str) -> CeleryExecutor:
 def _queue_list(value: str | None) -> list[str]:
     if value is None:
         return ["kpi"]
+    import re
+
+    from kpi_collector.sources.base import QUEUE_MAX, QUEUE_PATTERN
+
     names = [q.strip() for q in value.split(",") if q.strip()]
     if not names:
         raise click.BadParameter(
             "name at least one queue, e.g. kpi,internal", param_hint="--queues"
         )
+    for name in names:
+        if len(name) > QUEUE_MAX or not re.fullmatch(QUEUE_PATTERN, name):
+            shown = name if len(name) <= 40 else f"{name[:40]}… ({len(name)} characters)"
+            raise click.BadParameter(
+                f"{shown!r} is no queue a source can name: letters, digits and _.:- "
+                f"(not first), at most {QUEUE_MAX} characters",
+                param_hint="--queues",
+            )
     return names
 
 
@@ -81,6 +93,18 @@ def worker(
     # a source whose variables this machine lacks is left out: its batches say so
     config = load(ctx, need_secrets=False, need_store=False)
     _celery_executor(config, "worker")
+    from celery.utils.nodenames import host_format
+
+    from kpi_collector.sources.base import QUEUE_MAX
+
+    node = host_format(hostname or "kpi@%h")
+    longest = QUEUE_MAX - len(".dq2")  # the worker's own queue, `<node name>.dq2`
+    if len(node.encode()) > longest:
+        raise click.BadParameter(
+            f"the node name {node[:40]}… is {len(node.encode())} bytes long; the broker takes "
+            f"at most {longest} (its own queue `<name>.dq2` is a queue name)",
+            param_hint="--hostname",
+        )
     code = run_worker(
         config,
         concurrency=concurrency,

@@ -94,6 +94,23 @@ def load_config(
     )
 
 
+def file_fingerprint(path: Path) -> str | None:
+    """The config fingerprint (`models.config_fingerprint`) of the file at `path` as it is
+    now, which may differ from that of the config loaded from it earlier; None when it
+    cannot be read or parsed."""
+    import yaml
+
+    try:
+        with path.open("rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            return None
+        data = _parse_yaml(decode_config(raw, path), str(path))
+    except (OSError, ConfigError, yaml.YAMLError):
+        return None
+    return config_fingerprint(data)
+
+
 def decode_config(raw: bytes, path: Path) -> str:
     """The text of a config file, which YAML 1.2 (section 5.2) and this tool take as UTF-8
     (a UTF-8 byte order mark is allowed); raises ConfigError for anything else."""

@@ -357,6 +357,9 @@ class LocalExecutor(BaseModel):
     type: Literal["local"] = "local"
 
 
+MAX_WAIT = 30 * 86400.0  # seconds: the longest `executor.wait`
+
+
 class CeleryExecutor(BaseModel):
     """`executor: {type: celery, ...}`: sources collected by `kpi worker` processes (Celery)
     on any machine, in batches of `batch_size` source names; outcomes come back through
@@ -396,7 +399,9 @@ class CeleryExecutor(BaseModel):
     @field_validator("wait")
     @classmethod
     def _wait(cls, value: float | str) -> float | str:
-        parse_duration(value)
+        if parse_duration(value) > MAX_WAIT:
+            # the broker takes the expiries derived from it (results, visibility) only so far
+            raise ValueError(f"at most 30d (a queue silent longer is given up), not {value!r}")
         return value
 
     @property
@@ -645,14 +650,42 @@ def config_fingerprint(data: Any) -> str:
     """16 hex digits of SHA-256 over the canonical JSON (sorted keys, no spaces) of the
     config's `sources`, `defaults`, `timezone` and `locale` as written, before `${VAR}`
     expansion: what workers and their coordinator must agree on (docs/scale-out.md).
-    `data` is the parsed YAML document."""
+    `data` is the parsed YAML document; a mapping whose keys are of mixed types (`{open: 1,
+    2: 0}`, which validation refuses later) has them sorted as their JSON text. Never
+    raises."""
     import hashlib
     import json
 
     top = data if isinstance(data, dict) else {}
     wanted = {key: top.get(key) for key in FINGERPRINTED}
-    text = json.dumps(wanted, sort_keys=True, separators=(",", ":"), default=str)
+    try:
+        text = json.dumps(wanted, sort_keys=True, separators=(",", ":"), default=str)
+    except TypeError:  # keys of mixed types cannot be sorted: sort them as the text they are
+        wanted = _text_keys(wanted)
+        text = json.dumps(wanted, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _text_keys(value: Any) -> Any:
+    """`value` with every mapping key as the text JSON writes it (`2` -> "2", `null` ->
+    "null"), so that keys of mixed types (YAML's `{open: 1, 2: 0}`) sort as text, as
+    canonical JSON sorts them, instead of failing to compare."""
+    if isinstance(value, dict):
+        return {
+            key if isinstance(key, str) else _key_text(key): _text_keys(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_text_keys(item) for item in value]
+    return value
+
+
+def _key_text(key: Any) -> str:
+    import json
+
+    if key is None or isinstance(key, (bool, int, float)):
+        return json.dumps(key)
+    return str(key)
 
 
 def resolve_url(url: str | None, base_dir: Path) -> str:

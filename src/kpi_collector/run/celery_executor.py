@@ -25,6 +25,8 @@ deliveries, alerts) stays with the coordinator, `kpi run` or `kpi schedule`.
   it has read it.
 - A queue none of whose batches has answered for `wait` seconds is given up: its
   outstanding sources fail ("no worker answered for queue `kpi` within 600 s"), never a hang.
+  Its batches are revoked, and expire once the run can no longer take their answers, so a
+  worker that starts later (and never heard of the revocation) skips them.
 
 Celery is imported only here and only when the celery executor is used (extra
 `kpi-collector[celery]`).
@@ -38,10 +40,11 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from kpi_collector.config.models import CeleryExecutor, Config, Defaults
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
     from kpi_collector.sources.base import Source
 
 log = logging.getLogger("kpi_collector.celery")
+T = TypeVar("T")
 
 TASK_COLLECT = "kpi_collector.collect_batch"
 INFO_COMMAND = "kpi_info"  # `celery inspect kpi_info`: a worker's fingerprint and version
@@ -194,7 +198,7 @@ def _collect_batch(task: Any, names: list[str], run_fingerprint: str, now: str) 
         }
     sources = [state.sources[n] for n in names if n in state.sources]
     config = state.config
-    outcomes = asyncio.run(
+    outcomes = _run_batch(
         collect_all(
             sources,
             defaults=state.batch_defaults(),
@@ -223,6 +227,28 @@ def _collect_batch(task: Any, names: list[str], run_fingerprint: str, now: str) 
         "refused": False,
         "outcomes": encoded,
     }
+
+
+def _run_batch(work: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(work)`, except that the threads of the loop's default executor are not
+    waited for at the end: a source's thread still running after its timeout (a plugin's
+    `asyncio.to_thread`) would hold the whole batch's answer until it ends, and the
+    coordinator would fail every source of the batch as unanswered."""
+    loop = asyncio.new_event_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(work)
+    finally:
+        try:
+            left = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in left:
+                task.cancel()
+            if left:
+                loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()  # the executor is shut down without waiting for its threads
 
 
 _registered_info = False
@@ -310,6 +336,17 @@ def batches(sources: Sequence[Source], size: int) -> list[Batch]:
     ]
 
 
+def _patience(batches: int, wait: float) -> float:
+    """Seconds after which a batch of a queue of `batches` batches is of no use to its run,
+    and expires (a worker that receives it later skips it): the coordinator waits at most
+    `wait` seconds of silence per answer of the queue, two answers per batch at most (a
+    refusal, then the answer of the worker it was sent to again), plus one `wait` for the
+    time the sending took and the machines' clocks. Without an expiry, batches left in a
+    queue no worker consumed (their revocation reached nobody) would all be collected, for
+    nothing, ahead of the next runs' batches once a worker starts."""
+    return (2 * batches + 1) * wait
+
+
 class _Silent(Exception):
     """Raised from the wait loop when a queue has been silent for `wait` seconds."""
 
@@ -324,22 +361,37 @@ def refused(value: Any) -> bool:
 
 
 def _decode(
-    value: Any, batch: Batch, run_fingerprint: str, *, none_other: bool = False
+    value: Any,
+    batch: Batch,
+    run_fingerprint: str,
+    *,
+    none_other: bool = False,
+    on_disk: tuple[Path, str] | None = None,
 ) -> list[SourceOutcome]:
     """The outcomes in a task's result; the batch's sources fail with one line when the
     worker refused it (`none_other`: no other live worker of its queue has the run's
-    config, so it was not sent again) or the task failed."""
+    config, so it was not sent again; `on_disk`: the coordinator's config file and its
+    fingerprint now, when that is no longer the run's) or the task failed."""
     if refused(value):
+        theirs = value.get("fingerprint")
+        start = (
+            f"worker {value.get('worker')} refused the batch: its config fingerprint "
+            f"{theirs} is not the run's {run_fingerprint}"
+        )
+        if on_disk is not None:  # the coordinator is the one behind: the file was edited
+            path, now = on_disk
+            also = "" if now == theirs else ", and give every worker that file"
+            message = (
+                f"{start}: {path} changed since this coordinator read it (now {now}); restart "
+                f"the coordinator (kpi schedule reads its config when it starts){also}"
+            )
+            return _failed(batch.names, message, transient=False)
         alone = (
             f", and no other live worker of queue `{batch.queue}` has the run's"
             if none_other
             else ""
         )
-        message = (
-            f"worker {value.get('worker')} refused the batch: its config fingerprint "
-            f"{value.get('fingerprint')} is not the run's {run_fingerprint}{alone}; give "
-            "every worker the coordinator's kpi.yaml and restart it"
-        )
+        message = f"{start}{alone}; give every worker the coordinator's kpi.yaml and restart it"
         return _failed(batch.names, message, transient=False)
     if isinstance(value, dict) and isinstance(value.get("outcomes"), list):
         out = []
@@ -354,6 +406,7 @@ def _decode(
             )
         return out
     text = f"{type(value).__name__}: {value}" if isinstance(value, BaseException) else repr(value)
+    text = " ".join(text.split())  # one line, whatever the worker's exception said
     return _failed(batch.names, redact(f"the worker failed on the batch: {text}"), True)
 
 
@@ -364,14 +417,17 @@ def keep_first(
     run_fingerprint: str,
     *,
     none_other: bool = False,
+    on_disk: tuple[Path, str] | None = None,
 ) -> list[SourceOutcome]:
     """Add a worker's `answer` for `batch` (the task's result) to `outcomes` (by source
     name): only sources of the batch, and only those without an outcome yet, so that a
     batch delivered twice (a worker lost mid-batch, a Redis visibility timeout) is stored
-    once. Returns the outcomes added, in the answer's order. `none_other`: see `_decode`."""
+    once. Returns the outcomes added, in the answer's order. `none_other`, `on_disk`: see
+    `_decode`."""
     added = []
     wanted = set(batch.names)
-    for outcome in _decode(answer, batch, run_fingerprint, none_other=none_other):
+    decoded = _decode(answer, batch, run_fingerprint, none_other=none_other, on_disk=on_disk)
+    for outcome in decoded:
         if outcome.source in outcomes or outcome.source not in wanted:
             continue  # a second delivery of the batch: the first outcome stays
         outcomes[outcome.source] = outcome
@@ -390,6 +446,7 @@ async def collect_celery(
     config_fingerprint: str,
     now: datetime,
     on_done: Callable[[SourceOutcome], None] | None = None,
+    config_path: Path | None = None,
 ) -> list[SourceOutcome]:
     """Collect `sources` through Celery workers: dispatch them in batches of
     `executor.batch_size` to their queues, take each batch's outcomes as they arrive
@@ -397,6 +454,8 @@ async def collect_celery(
     source in the order of `sources`. A source answered twice (a batch redelivered after a
     worker died) keeps its first outcome. Never raises for an unreachable broker, a silent
     queue or a refusing worker: those sources' outcomes hold the error (one line each).
+    `config_path`: the file the config was loaded from; a refusal checks whether it has
+    changed since, to name the coordinator as the one to restart.
     Raises ModuleNotFoundError without Celery (kpi-collector[celery])."""
     if not sources:
         return []
@@ -409,7 +468,14 @@ async def collect_celery(
     stop = threading.Event()
     try:
         got = await asyncio.to_thread(
-            _dispatch_and_gather, list(sources), executor, config_fingerprint, now, emit, stop
+            _dispatch_and_gather,
+            list(sources),
+            executor,
+            config_fingerprint,
+            now,
+            emit,
+            stop,
+            config_path,
         )
     except BaseException:  # cancelled (Ctrl-C, a stopping scheduler): the thread lets go too
         stop.set()
@@ -425,10 +491,11 @@ def _dispatch_and_gather(
     now: datetime,
     emit: Callable[[SourceOutcome], None],
     stop: threading.Event,
+    config_path: Path | None = None,
 ) -> dict[str, SourceOutcome]:
     """Send the batches, then take their answers until none is pending: each queue silent
     for `wait` seconds is given up; `stop` (checked about every second) ends the wait at
-    once, revoking what is still out."""
+    once, revoking what is still out. `config_path`: see `collect_celery`."""
     from celery.result import AsyncResult
 
     app = celery_app(executor)
@@ -437,10 +504,28 @@ def _dispatch_and_gather(
     pending: dict[str, Batch] = {}
     handles: list[AsyncResult] = []
     resent: set[int] = set()  # id() of the batches already sent again after a refusal
+    checked: dict[Path, str | None] = {}  # the config file's fingerprint now, once read
+    finder = _LiveWorkers(executor, config_fingerprint)  # where a refused batch goes
     try:
         moment = now.isoformat()
         todo = batches(sources, executor.batch_size)
+        per_queue: dict[str, int] = {}
+        for batch in todo:
+            per_queue[batch.queue] = per_queue.get(batch.queue, 0) + 1
+        expires = {q: _patience(n, wait) for q, n in per_queue.items()}
+        backend_url = executor.backend or default_backend(executor.broker)
+        reaching = "broker"
         try:
+            # the broker first, on its own: sending to a Redis that is down fails in Celery's
+            # result store, after its retries, with a message about that store
+            with app.connection_for_write() as connection:
+                connection.ensure_connection(**app.conf.task_publish_retry_policy)
+            reaching = "result backend"  # a database backend connects when it is made
+            if backend_url.startswith(("redis://", "rediss://")):  # touched by every send
+                app.backend.client.ping()
+            elif not app.backend.supports_native_join:  # a database, polled for the answers
+                app.backend.get_task_meta("kpi-collector-probe")
+            reaching = "broker"
             with app.producer_or_acquire() as producer:
                 while todo:
                     batch = todo[0]
@@ -450,6 +535,7 @@ def _dispatch_and_gather(
                         queue=batch.queue,
                         routing_key=batch.queue,
                         producer=producer,
+                        expires=expires[batch.queue],
                     )
                     todo.pop(0)
                     pending[handle.id] = batch
@@ -457,8 +543,12 @@ def _dispatch_and_gather(
         except Exception as exc:  # kombu's OperationalError and the like: no broker
             from kombu.utils.url import maybe_sanitize_url
 
-            where = maybe_sanitize_url(executor.broker)
-            message = redact(f"cannot send to the broker {where}: {exc}")
+            if reaching == "broker":
+                where = maybe_sanitize_url(executor.broker)
+                message = redact(f"cannot send to the broker {where}: {_cause(exc)}")
+            else:
+                where = maybe_sanitize_url(backend_url)
+                message = redact(f"cannot reach the result backend {where}: {_cause(exc)}")
             for batch in todo:
                 for outcome in _failed(batch.names, message, True):
                     outcomes[outcome.source] = outcome
@@ -474,16 +564,27 @@ def _dispatch_and_gather(
             none_other = False
             if refused(value) and id(batch) not in resent:
                 resent.add(id(batch))
-                target = _worker_with(executor, batch.queue, config_fingerprint)
+                target = finder.worker_for(batch.queue)
                 if target is not None:
-                    handle = _resend(app, batch, config_fingerprint, moment, target, value)
+                    handle = _resend(
+                        app, batch, config_fingerprint, moment, target, value, expires[batch.queue]
+                    )
                     if handle is not None:
                         pending[handle.id] = batch
                         handles.append(handle)
                         return
                 none_other = target is None
+            on_disk = None
+            if refused(value) and config_path is not None:
+                if config_path not in checked:  # once per run: the file is read again
+                    from kpi_collector.config.loader import file_fingerprint
+
+                    checked[config_path] = file_fingerprint(config_path)
+                now_on_disk = checked[config_path]
+                if now_on_disk is not None and now_on_disk != config_fingerprint:
+                    on_disk = (config_path, now_on_disk)
             for outcome in keep_first(
-                outcomes, batch, value, config_fingerprint, none_other=none_other
+                outcomes, batch, value, config_fingerprint, none_other=none_other, on_disk=on_disk
             ):
                 emit(outcome)
 
@@ -499,6 +600,19 @@ def _dispatch_and_gather(
             _gather(app, handles, pending, take, check, heard, wait, outcomes, emit)
         except _Stopped:
             for task_id in list(pending):
+                _revoke(app, task_id)
+        except Exception as exc:  # the result backend (or the broker, for rpc://) failed
+            from kombu.utils.url import maybe_sanitize_url
+
+            where = maybe_sanitize_url(backend_url)
+            message = redact(f"cannot read the answers from {where}: {_cause(exc)}")
+            for task_id, batch in list(pending.items()):
+                del pending[task_id]
+                for outcome in _failed(
+                    [n for n in batch.names if n not in outcomes], message, True
+                ):
+                    outcomes[outcome.source] = outcome
+                    emit(outcome)
                 _revoke(app, task_id)
     finally:
         app.close()
@@ -538,30 +652,94 @@ def _gather(
             time.sleep(0.2)
 
 
-def _worker_with(executor: CeleryExecutor, queue: str, run_fingerprint: str) -> str | None:
-    """The name of a live worker that consumes `queue` and has the run's config fingerprint
-    (the first by name), None when there is none or the broker cannot say."""
-    try:
-        found = live_workers(executor)
-    except KpiError as exc:
-        log.warning("%s", exc)
-        return None
-    for worker in found:
-        if queue in worker.queues and worker.fingerprint == run_fingerprint:
-            return worker.name
-    return None
+def _cause(exc: BaseException) -> str:
+    """What went wrong, in one line: the first connection error in `exc`'s chain of causes
+    (Celery wraps a refused connection into "Retry limit exceeded ..." over three lines),
+    else `exc` itself."""
+    from kombu.exceptions import OperationalError
+
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    found = next(
+        (
+            e
+            for e in chain
+            if str(e).strip()
+            and (
+                isinstance(e, (OSError, OperationalError))
+                or type(e).__name__.endswith(
+                    ("ConnectionError", "TimeoutError", "OperationalError")
+                )
+            )
+        ),
+        exc,
+    )
+    orig = getattr(found, "orig", None)  # SQLAlchemy's wrapper: the driver's own words
+    if isinstance(orig, BaseException) and str(orig).strip():
+        found = orig
+    return " ".join((str(found) or type(found).__name__).split())
+
+
+class _LiveWorkers:
+    """The live workers with the run's config, for refused batches: the broker is asked at
+    most once every `ttl` seconds (a ping waits its whole timeout; asked per refused batch,
+    a stale worker refusing 200 batches would cost minutes), and each queue's batches go to
+    its workers in turn."""
+
+    def __init__(self, executor: CeleryExecutor, run_fingerprint: str, ttl: float = 10.0):
+        self.executor = executor
+        self.run_fingerprint = run_fingerprint
+        self.ttl = ttl
+        self._found: list[WorkerInfo] = []
+        self._asked: float | None = None
+        self._turn: dict[str, int] = {}
+
+    def worker_for(self, queue: str) -> str | None:
+        """The name of a live worker that consumes `queue` and has the run's config
+        fingerprint (the next one in turn), None when there is none or the broker cannot
+        say."""
+        clock = time.monotonic()
+        if self._asked is None or clock - self._asked >= self.ttl:
+            try:
+                self._found = live_workers(self.executor)
+            except KpiError as exc:
+                log.warning("%s", exc)
+                self._found = []
+            self._asked = time.monotonic()
+        names = [
+            w.name
+            for w in self._found
+            if queue in w.queues and w.fingerprint == self.run_fingerprint
+        ]
+        if not names:
+            return None
+        turn = self._turn.get(queue, 0)
+        self._turn[queue] = turn + 1
+        return names[turn % len(names)]
 
 
 def _resend(
-    app: Celery, batch: Batch, run_fingerprint: str, moment: str, target: str, answer: Any
+    app: Celery,
+    batch: Batch,
+    run_fingerprint: str,
+    moment: str,
+    target: str,
+    answer: Any,
+    expires: float,
 ) -> Any:
-    """Send a refused `batch` once more, to worker `target`'s own queue; its handle, or None
-    when the broker cannot take it."""
+    """Send a refused `batch` once more, to worker `target`'s own queue, expiring after
+    `expires` seconds; its handle, or None when the broker cannot take it."""
     from celery.utils.nodenames import worker_direct
 
     try:
         handle = app.send_task(
-            TASK_COLLECT, args=[batch.names, run_fingerprint, moment], queue=worker_direct(target)
+            TASK_COLLECT,
+            args=[batch.names, run_fingerprint, moment],
+            queue=worker_direct(target),
+            expires=expires,
         )
     except Exception as exc:  # the broker went away since: the refusal stands
         log.warning("could not send a refused batch again: %s", redact(str(exc)))
@@ -638,22 +816,31 @@ def live_workers(executor: CeleryExecutor, *, timeout: float = 2.0) -> list[Work
     app = celery_app(executor)
     try:
         control = app.control
+        with app.connection_for_read() as connection:
+            # what the transport raises when the broker cannot be reached or used: kombu's
+            # OperationalError, and amqp's own (a refused login is AccessRefused, a
+            # channel error)
+            unreachable = (
+                OperationalError,
+                *connection.connection_errors,
+                *connection.channel_errors,
+            )
         try:
             pings = _merge(control.ping(timeout=timeout))
-        except OperationalError as exc:
-            where = maybe_sanitize_url(executor.broker)
-            raise KpiError(redact(f"cannot reach the broker {where}: {exc}")) from None
-        if not pings:
-            return []
-        names = sorted(pings)
-        # the workers that answered are known: stop waiting once each of them has
-        inspect = control.inspect(destination=names, timeout=timeout, limit=len(names))
-        queues = inspect.active_queues() or {}
-        info = _merge(
-            control.broadcast(
-                INFO_COMMAND, destination=names, reply=True, timeout=timeout, limit=len(names)
+            if not pings:
+                return []
+            names = sorted(pings)
+            # the workers that answered are known: stop waiting once each of them has
+            inspect = control.inspect(destination=names, timeout=timeout, limit=len(names))
+            queues = inspect.active_queues() or {}
+            info = _merge(
+                control.broadcast(
+                    INFO_COMMAND, destination=names, reply=True, timeout=timeout, limit=len(names)
+                )
             )
-        )
+        except unreachable as exc:
+            where = maybe_sanitize_url(executor.broker)
+            raise KpiError(redact(f"cannot reach the broker {where}: {_cause(exc)}")) from None
     finally:
         app.close()
     from celery.utils.nodenames import worker_direct

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+#: what a Celery queue's name (`queue:`, `kpi worker --queues`) may be: ASCII, at most the
+#: 255 bytes an AMQP queue name has (RabbitMQ refuses longer ones)
+QUEUE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+QUEUE_MAX = 255
+
 
 @dataclass(frozen=True, slots=True)
 class Observation:
@@ -119,7 +124,8 @@ class Source(Plugin):
     #: the Celery queue that collects it with the celery executor (`kpi worker --queues`)
     queue: str = Field(
         default="kpi",
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+        pattern=QUEUE_PATTERN,
+        max_length=QUEUE_MAX,
         description="with `executor: celery`: the queue whose workers collect it "
         "(`kpi worker --queues NAME`); default kpi",
     )

@@ -87,6 +87,8 @@ class Function(Source):
             if inspect.iscoroutinefunction(func):
                 result = await func(**self.kwargs)
             else:
+                # a daemon thread: one still running after the source's timeout keeps
+                # neither the run's end nor a celery worker's batch waiting
                 result = await in_daemon_thread(lambda: func(**self.kwargs))
                 if inspect.isawaitable(result):
                     result = await result
