@@ -39,6 +39,10 @@ def formats(rng: random.Random) -> list[Format]:
         (f"{tenths // 10}.{tenths % 10}%", tenths / 10),  # 5.9%
         (f"{small}.{tenths % 10}k", small * 1000 + (tenths % 10) * 100),  # 12.3k
         (f"({n:,})", -float(n)),  # accounting negative
+        (f"({small}.{tenths % 10}k)", -(small * 1000 + (tenths % 10) * 100)),  # (12.3k)
+        (f"(${small}.{tenths % 10}M)", -(small * 1e6 + (tenths % 10) * 1e5)),  # ($12.3M)
+        (f"{small}.{tenths % 10} %", small + (tenths % 10) / 10),  # 12.3 %
+        (f"-{small}.{tenths % 10}%", -(small + (tenths % 10) / 10)),  # -12.3%
         (f"\u2212{small}", -float(small)),  # a typographic minus
         (f"{tenths // 10}.{tenths % 10} million", (tenths // 10) * 1e6 + (tenths % 10) * 1e5),
         (str(small), float(small)),
@@ -92,6 +96,10 @@ LABELS = [
     "Sales",
     "Trials",
     "Margin",
+    "Losses",
+    "Burn",
+    "Uptime",
+    "Drift",
 ]
 
 
