@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from kpi_collector.demo.server import BackgroundServer
-from tests.fakes.spa import PASSWORD, TOKEN, USER, make_spa, spa_value
+from tests.fakes.spa import PASSWORD, PLACEHOLDERS, TOKEN, USER, make_spa, spa_value
 from tests.test_dashboard_browser import require_chromium
 
 pytestmark = pytest.mark.browser
@@ -123,6 +123,38 @@ sources:
         "; a page that keeps polling never does: set `wait_for:` to the element that holds "
         "the number"
     )
+
+
+def test_a_placeholder_is_read_again_until_the_number_replaces_it(spa: str, tmp_path: Path) -> None:
+    # each page shows "…", "--", nothing or "Loading…" where its number goes, and writes the
+    # number 1.5 s after it loaded, by a timer: long after the network went idle, and after
+    # `wait_for: "#n"` matched the placeholder
+    lines = []
+    for kind in PLACEHOLDERS:
+        lines.append(
+            f'  - {{name: idle_{kind}, type: html, url: "{spa}/placeholder/{kind}", render: true,'
+            ' metrics: {n: "#n"}}'
+        )
+        lines.append(
+            f'  - {{name: waits_{kind}, type: html, url: "{spa}/placeholder/{kind}", render: true,'
+            ' wait_for: "#n", metrics: {n: "#n"}}'
+        )
+    lines.append(
+        f'  - {{name: stays, type: html, url: "{spa}/placeholder/dots?stays=1", render: true,'
+        ' timeout: 2, metrics: {n: "#n"}}'
+    )
+    (tmp_path / "kpi.yaml").write_text(
+        "defaults: {timeout: 15, retries: 0, render_concurrency: 4}\nsources:\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+    result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 1, result.stdout + result.stderr
+    values = stored(tmp_path)
+    expected = {f"{how}_{kind}.n": 12_345 for kind in PLACEHOLDERS for how in ("idle", "waits")}
+    assert values == expected
+    # a placeholder that never changes fails, within the timeout, saying what it shows
+    assert run_errors(tmp_path)["stays"] == "n: no number in '\u2026'"
 
 
 def test_a_spa_without_render_reads_the_empty_shell(spa: str, tmp_path: Path) -> None:

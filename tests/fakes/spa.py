@@ -96,6 +96,18 @@ _POLLING_SCRIPT = """
 """
 
 
+# a number drawn in place of a placeholder the page's HTML holds ("…", "--", or nothing), by a
+# timer that fires well after the network went idle, with no request of its own
+PLACEHOLDERS = {"dots": "\u2026", "dashes": "--", "empty": "", "loading": "Loading\u2026"}
+PLACEHOLDER_DELAY_MS = 1500
+
+_PLACEHOLDER_SCRIPT = """
+window.addEventListener('load', () => setTimeout(() => {
+  document.getElementById('n').textContent = (12345).toLocaleString('en-US');
+}, %(delay)d));
+"""
+
+
 def make_spa(*, delay_ms: int = SPA_DELAY_MS, listeners: int = 48_213) -> web.Application:
     """The app: the pages above and the JSON calls their scripts make."""
     app = web.Application()
@@ -190,6 +202,18 @@ def make_spa(*, delay_ms: int = SPA_DELAY_MS, listeners: int = 48_213) -> web.Ap
             return web.Response(status=503, text="busy")
         return web.Response(text=_shell("Flaky", _FLAKY_SCRIPT), content_type="text/html")
 
+    async def placeholder(request: web.Request) -> web.Response:
+        shown = PLACEHOLDERS[request.match_info["kind"]]
+        script = _PLACEHOLDER_SCRIPT % {"delay": PLACEHOLDER_DELAY_MS}
+        if request.query.get("stays"):
+            script = ""
+        body = f'<p>Downloads <span id="n">{shown}</span></p><script>{script}</script>'
+        return web.Response(
+            text=f"<!DOCTYPE html><html><head><title>Stats</title></head><body>{body}</body></html>",
+            content_type="text/html",
+        )
+
+    app.router.add_get("/placeholder/{kind}", placeholder)
     app.router.add_get("/flaky", flaky)
     app.router.add_get("/polling", polling)
     app.router.add_get("/api/ping", ping)

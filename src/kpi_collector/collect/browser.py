@@ -17,7 +17,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -234,11 +234,15 @@ class Browser:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         max_bytes: int | None = None,
+        ready: Callable[[str, str], Awaitable[bool]] | None = None,
     ) -> RenderedPage:
         """Load `url` in a fresh context (after `login`, filled in the browser), then wait
         for `wait_for` (a CSS selector, attached to the DOM) or, without it, for the network
-        to go idle (no request for 500 ms); all within `timeout` seconds from the moment
-        the page gets its slot.
+        to go idle (no request for 500 ms); then, with `ready` (given the DOM as HTML and
+        the page's URL: whether the page shows what is to be read), read the DOM again until
+        it says so: a script may still replace a placeholder ("…", "--", nothing) with the
+        number. All within `timeout` seconds from the moment the page gets its slot; when
+        the time is up the last DOM read is returned, ready or not.
 
         Raises HttpError (the document's status >= 400; 5xx and 429 transient, connection
         failures transient), LoginError, ExtractError (timed out: what was waited for and
@@ -282,13 +286,29 @@ class Browser:
                     hint="; a page that keeps polling never does: set `wait_for:` to the "
                     "element that holds the number",
                 )
-            html = await page.content()
-            if max_bytes is not None and len(html.encode("utf-8", errors="replace")) > max_bytes:
-                raise ExtractError(
-                    f"the rendered page {url_without_query(page.url)} is larger than "
-                    f"{max_bytes} bytes (`max_bytes:`)"
-                )
+            html = await _content(page, max_bytes)
+            if ready is not None:
+                pause = _FIRST_PAUSE
+                while not await ready(html, page.url) and time.monotonic() + pause < deadline:
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, _LAST_PAUSE)
+                    html = await _content(page, max_bytes)
             return RenderedPage(html, page.url, await _title(page), status)
+
+
+#: seconds between two reads of a page that is not ready yet, growing from the first to the last
+_FIRST_PAUSE, _LAST_PAUSE = 0.1, 1.0
+
+
+async def _content(page: Any, max_bytes: int | None) -> str:
+    """The DOM as HTML; ExtractError when it is over `max_bytes`."""
+    html = str(await page.content())
+    if max_bytes is not None and len(html.encode("utf-8", errors="replace")) > max_bytes:
+        raise ExtractError(
+            f"the rendered page {url_without_query(page.url)} is larger than "
+            f"{max_bytes} bytes (`max_bytes:`)"
+        )
+    return html
 
 
 def _origin(url: str) -> str:
