@@ -157,6 +157,30 @@ def test_a_placeholder_is_read_again_until_the_number_replaces_it(spa: str, tmp_
     assert run_errors(tmp_path)["stays"] == "n: no number in '\u2026'"
 
 
+def test_numbers_drawn_in_shadow_roots_are_read_as_the_page_shows_them(
+    spa: str, tmp_path: Path
+) -> None:
+    # `wait_for:` finds an element in an open shadow root (Playwright's selectors pierce
+    # them): the metrics read the page as it shows, shadow roots and slotted labels included
+    (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 8, retries: 0}}
+sources:
+  - {{name: cards, type: html, url: "{spa}/shadow", render: true, wait_for: "#users",
+      metrics: {{users: "#users", deep: "stat-card .deep",
+      labels: {{css: "stat-card h3 > [slot=label]", count: true}},
+      unshown: {{css: "#unshown", count: true, allow_zero: true}}}}}}
+""")
+    result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 0, result.stdout + result.stderr
+    # the heading holds the slotted label; the light-DOM number no slot takes is not shown
+    assert stored(tmp_path) == {
+        "cards.users": 12_345,
+        "cards.deep": 7_001,
+        "cards.labels": 1,
+        "cards.unshown": 0,
+    }
+
+
 def test_a_spa_without_render_reads_the_empty_shell(spa: str, tmp_path: Path) -> None:
     (tmp_path / "kpi.yaml").write_text(f"""\
 defaults: {{timeout: 5, retries: 0}}

@@ -108,6 +108,29 @@ window.addEventListener('load', () => setTimeout(() => {
 """
 
 
+# web components: a number drawn inside a shadow root (its label slotted in from the page),
+# another inside a shadow root within that one, and a light-DOM number the component does
+# not show (no slot takes it)
+_SHADOW_SCRIPT = """
+customElements.define('stat-card', class extends HTMLElement {
+  connectedCallback() {
+    const root = this.attachShadow({mode: 'open'});
+    root.innerHTML = '<h3><slot name="label">Untitled</slot></h3>' +
+      '<b class="value" id="' + this.dataset.id + '">' + this.dataset.value + '</b>' +
+      (this.dataset.inner ? '<inner-card></inner-card>' : '');
+  }
+});
+customElements.define('inner-card', class extends HTMLElement {
+  connectedCallback() {
+    this.attachShadow({mode: 'open'}).innerHTML = '<i class="deep">7,001</i>';
+  }
+});
+document.getElementById('app').innerHTML =
+  '<stat-card data-id="users" data-value="12,345" data-inner="1">' +
+  '<span slot="label">Users</span><b id="unshown">99</b></stat-card>';
+"""
+
+
 def make_spa(*, delay_ms: int = SPA_DELAY_MS, listeners: int = 48_213) -> web.Application:
     """The app: the pages above and the JSON calls their scripts make."""
     app = web.Application()
@@ -213,7 +236,11 @@ def make_spa(*, delay_ms: int = SPA_DELAY_MS, listeners: int = 48_213) -> web.Ap
             content_type="text/html",
         )
 
+    async def shadow(request: web.Request) -> web.Response:
+        return web.Response(text=_shell("Cards", _SHADOW_SCRIPT), content_type="text/html")
+
     app.router.add_get("/placeholder/{kind}", placeholder)
+    app.router.add_get("/shadow", shadow)
     app.router.add_get("/flaky", flaky)
     app.router.add_get("/polling", polling)
     app.router.add_get("/api/ping", ping)

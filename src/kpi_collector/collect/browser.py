@@ -300,9 +300,43 @@ class Browser:
 _FIRST_PAUSE, _LAST_PAUSE = 0.1, 1.0
 
 
+#: the document as a person sees it, as HTML: each open shadow root's content in place of its
+#: host's children (a `<slot>` replaced by the nodes assigned to it, else by its fallback
+#: content), as `wait_for` (Playwright's selectors pierce open shadow roots) sees it;
+#: null when the page has no shadow root (`page.content()` is then the same, and faster)
+_COMPOSED = """() => {
+  const hosts = [...document.querySelectorAll('*')].some(e => e.shadowRoot);
+  if (!hosts) return null;
+  const out = document.implementation.createHTMLDocument('');
+  const copy = (node, into) => {
+    if (node.nodeType === Node.ELEMENT_NODE) {
+      if (node.localName === 'slot' && node.getRootNode() instanceof ShadowRoot) {
+        const given = node.assignedNodes();
+        for (const child of (given.length ? given : node.childNodes)) copy(child, into);
+        return;
+      }
+      const element = out.importNode(node, false);
+      into.appendChild(element);
+      for (const child of (node.shadowRoot || node).childNodes) copy(child, element);
+    } else if (node.nodeType === Node.TEXT_NODE || node.nodeType === Node.COMMENT_NODE) {
+      into.appendChild(out.importNode(node, false));
+    }
+  };
+  const root = document.documentElement;
+  const element = out.importNode(root, false);
+  for (const child of root.childNodes) copy(child, element);
+  const doctype = document.doctype ? '<!DOCTYPE ' + document.doctype.name + '>' : '';
+  return doctype + element.outerHTML;
+}"""
+
+
 async def _content(page: Any, max_bytes: int | None) -> str:
-    """The DOM as HTML; ExtractError when it is over `max_bytes`."""
-    html = str(await page.content())
+    """The DOM as HTML, open shadow roots in place (`_COMPOSED`); ExtractError when it is
+    over `max_bytes`."""
+    composed = None
+    with contextlib.suppress(Exception):  # the page is navigating: `content()` waits for it
+        composed = await page.evaluate(_COMPOSED)
+    html = str(composed) if composed is not None else str(await page.content())
     if max_bytes is not None and len(html.encode("utf-8", errors="replace")) > max_bytes:
         raise ExtractError(
             f"the rendered page {url_without_query(page.url)} is larger than "
