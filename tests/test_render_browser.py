@@ -234,6 +234,25 @@ sources:
         assert secret not in result.stdout + result.stderr + dump
 
 
+def test_login_fields_drawn_without_a_form_element(spa: str, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"POD_USER={USER}\nPOD_PASSWORD={PASSWORD}\n")
+    (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 8, retries: 0}}
+sources:
+  - name: podcast
+    type: html
+    url: {spa}/dashboard
+    render: true
+    wait_for: "[data-kpi=listeners]"
+    login: {{url: {spa}/login-div, fields: {{email: "${{POD_USER}}", password: "${{POD_PASSWORD}}"}}}}
+    metrics: {{listeners: "[data-kpi=listeners]"}}
+""")
+    result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(tmp_path) == {"podcast.listeners": 48_213}
+    assert PASSWORD not in result.stdout + result.stderr
+
+
 def test_auth_goes_to_the_page_and_its_calls_and_to_no_other_host(spa: str, tmp_path: Path) -> None:
     from aiohttp import web
 

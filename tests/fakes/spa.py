@@ -131,6 +131,28 @@ document.getElementById('app').innerHTML =
 """
 
 
+# a login drawn without a `<form>` (as many web apps draw theirs): inputs in a `<div>` and a
+# button whose click handler posts them with `fetch`, then sends the browser on
+_DIV_LOGIN_SCRIPT = """
+(async () => {
+  const {token} = await (await fetch('/api/csrf')).json();
+  document.getElementById('app').innerHTML =
+    '<div class="login"><label>Email <input name="email" type="email"></label>' +
+    '<label>Password <input name="password" type="password"></label>' +
+    '<button class="primary">Sign in</button></div>' +
+    '<footer><input name="q" placeholder="Search"><button>Go</button></footer>';
+  document.querySelector('.primary').addEventListener('click', async () => {
+    const value = name => document.querySelector('[name=' + name + ']').value;
+    const body = new URLSearchParams({csrf: token, email: value('email'),
+                                      password: value('password')});
+    const answer = await fetch('/session', {method: 'POST', body});
+    if (new URL(answer.url).pathname === '/dashboard') location.href = '/dashboard';
+    else document.getElementById('app').insertAdjacentHTML('beforeend', '<p>Wrong</p>');
+  });
+})();
+"""
+
+
 def make_spa(*, delay_ms: int = SPA_DELAY_MS, listeners: int = 48_213) -> web.Application:
     """The app: the pages above and the JSON calls their scripts make."""
     app = web.Application()
@@ -239,6 +261,10 @@ def make_spa(*, delay_ms: int = SPA_DELAY_MS, listeners: int = 48_213) -> web.Ap
     async def shadow(request: web.Request) -> web.Response:
         return web.Response(text=_shell("Cards", _SHADOW_SCRIPT), content_type="text/html")
 
+    async def div_login(request: web.Request) -> web.Response:
+        return web.Response(text=_shell("Sign in", _DIV_LOGIN_SCRIPT), content_type="text/html")
+
+    app.router.add_get("/login-div", div_login)
     app.router.add_get("/placeholder/{kind}", placeholder)
     app.router.add_get("/shadow", shadow)
     app.router.add_get("/flaky", flaky)

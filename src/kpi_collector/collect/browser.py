@@ -442,7 +442,7 @@ async def _login(page: Any, form: LoginForm, deadline: float) -> None:
     (or `success:` shows). LoginError says what went wrong, with field names only."""
     where = url_without_query(form.url)
     await _goto(page, form.url, deadline)
-    chosen = form.form or "form:has(input[type=password])"
+    chosen = form.form or "input[type=password]"
     budget = max(0.0, deadline - time.monotonic())
     try:
         await page.wait_for_selector(chosen, state="attached", timeout=_ms(deadline))
@@ -453,7 +453,7 @@ async def _login(page: Any, form: LoginForm, deadline: float) -> None:
         raise LoginError(
             f"login: waited {budget:.3g}s for {what}; {await _showing(page)}", transient=True
         ) from None
-    node = page.locator(chosen).first
+    node = page.locator(chosen).first if form.form else await _login_form(page, form)
     names = list(form.fields)
     for name, secret in form.fields.items():
         field = node.locator(f"[name={_css_string(name)}]")
@@ -476,6 +476,29 @@ async def _login(page: Any, form: LoginForm, deadline: float) -> None:
     except Exception as exc:
         raise LoginError(f"login: cannot submit the form on {where}: {_reason(exc)}") from None
     await _logged_in(page, form, chosen, names, deadline)
+
+
+async def _login_form(page: Any, form: LoginForm) -> Any:
+    """The form around the page's password field; for a login drawn without a `<form>` (a
+    script sends it), the nearest element around that field holding every field named in
+    `fields`, else the page's body."""
+    node = page.locator("form:has(input[type=password])").first
+    if await node.count():
+        return node
+    holds = " and ".join(
+        f".//*[@name={_xpath_string(name)}]" for name in form.fields if _xpath_string(name)
+    )
+    around = page.locator("input[type=password]").first.locator(
+        f"xpath=ancestor::*[{holds}][1]" if holds else "xpath=.."
+    )
+    return around if await around.count() else page.locator("body")
+
+
+def _xpath_string(text: str) -> str:
+    """`text` as an XPath 1.0 string literal ('' when it holds both kinds of quotes)."""
+    if "'" not in text:
+        return f"'{text}'"
+    return f'"{text}"' if '"' not in text else ""
 
 
 async def _type_in(field: Any, value: str) -> None:
