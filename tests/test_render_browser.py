@@ -253,6 +253,27 @@ sources:
     assert PASSWORD not in result.stdout + result.stderr
 
 
+def test_a_login_page_that_answers_an_error_status_says_so(spa: str, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"POD_USER={USER}\nPOD_PASSWORD={PASSWORD}\n")
+    (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 8, retries: 0}}
+sources:
+  - name: podcast
+    type: html
+    url: {spa}/dashboard
+    render: true
+    login: {{url: "{spa}/missing?next=1", fields: {{email: "${{POD_USER}}", password: "${{POD_PASSWORD}}"}}}}
+    metrics: {{listeners: "[data-kpi=listeners]"}}
+""")
+    result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 1
+    # the status, as for the page itself; not a wait for a form the error page never draws
+    assert run_errors(tmp_path)["podcast"] == (
+        f"HTTP 404 from {spa}/missing (the login page): request refused; the page showed "
+        f"title 'Not here' at {spa}/missing"
+    )
+
+
 def test_auth_goes_to_the_page_and_its_calls_and_to_no_other_host(spa: str, tmp_path: Path) -> None:
     from aiohttp import web
 

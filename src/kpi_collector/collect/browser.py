@@ -259,15 +259,7 @@ class Browser:
             if login is not None:
                 await _login(page, login, deadline)
             response = await _goto(page, target, deadline)
-            status = response.status if response is not None else 0
-            if status >= 400:
-                where = url_without_query(page.url)
-                hint = "server error" if status >= 500 else "request refused"
-                raise HttpError(
-                    f"HTTP {status} from {where}: {hint}; {await _showing(page)}",
-                    status=status,
-                    url=where,
-                )
+            status = await _check_status(page, response)
             if wait_for is not None:
                 await _wait(
                     page,
@@ -343,6 +335,21 @@ async def _content(page: Any, max_bytes: int | None) -> str:
             f"{max_bytes} bytes (`max_bytes:`)"
         )
     return html
+
+
+async def _check_status(page: Any, response: Any, what: str = "") -> int:
+    """The document's HTTP status (0 when the browser gave none); HttpError when it is 400
+    or more (5xx and 429 transient). `what` names the page in the message."""
+    status = int(response.status) if response is not None else 0
+    if status >= 400:
+        where = url_without_query(page.url)
+        hint = "server error" if status >= 500 else "request refused"
+        raise HttpError(
+            f"HTTP {status} from {where}{what}: {hint}; {await _showing(page)}",
+            status=status,
+            url=where,
+        )
+    return status
 
 
 def _origin(url: str) -> str:
@@ -441,7 +448,7 @@ async def _login(page: Any, form: LoginForm, deadline: float) -> None:
     drew it) and press its submit button, as a person does; then wait until the form is gone
     (or `success:` shows). LoginError says what went wrong, with field names only."""
     where = url_without_query(form.url)
-    await _goto(page, form.url, deadline)
+    await _check_status(page, await _goto(page, form.url, deadline), " (the login page)")
     chosen = form.form or "input[type=password]"
     budget = max(0.0, deadline - time.monotonic())
     try:
