@@ -181,6 +181,21 @@ sources:
     }
 
 
+def test_a_number_in_a_frame_says_which_page_to_read(spa: str, tmp_path: Path) -> None:
+    (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 3, retries: 0}}
+sources:
+  - {{name: framed, type: html, url: "{spa}/framed", render: true,
+      metrics: {{downloads: "#downloads"}}}}
+""")
+    result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 1
+    assert run_errors(tmp_path)["framed"] == (
+        "downloads: CSS selector '#downloads' matched nothing; the page shows another page "
+        f"in a frame ({spa}/spa/1): set `url:` to the frame's page"
+    )
+
+
 def test_a_spa_without_render_reads_the_empty_shell(spa: str, tmp_path: Path) -> None:
     (tmp_path / "kpi.yaml").write_text(f"""\
 defaults: {{timeout: 5, retries: 0}}

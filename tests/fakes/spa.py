@@ -264,6 +264,14 @@ def make_spa(*, delay_ms: int = SPA_DELAY_MS, listeners: int = 48_213) -> web.Ap
     async def div_login(request: web.Request) -> web.Response:
         return web.Response(text=_shell("Sign in", _DIV_LOGIN_SCRIPT), content_type="text/html")
 
+    async def framed(request: web.Request) -> web.Response:
+        body = '<h1>Stats</h1><iframe src="/spa/1?embed_token=abc"></iframe>'
+        return web.Response(
+            text=f"<!DOCTYPE html><html><head><title>Framed</title></head><body>{body}</body></html>",
+            content_type="text/html",
+        )
+
+    app.router.add_get("/framed", framed)
     app.router.add_get("/login-div", div_login)
     app.router.add_get("/placeholder/{kind}", placeholder)
     app.router.add_get("/shadow", shadow)

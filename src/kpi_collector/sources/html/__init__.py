@@ -18,7 +18,7 @@ from kpi_collector.collect.extract import (
 )
 from kpi_collector.collect.http import Response, url_without_query
 from kpi_collector.collect.offload import INLINE_BYTES
-from kpi_collector.errors import HttpError
+from kpi_collector.errors import HttpError, MetricErrors
 from kpi_collector.sources._http import HttpSource
 from kpi_collector.sources.base import SourceContext
 
@@ -26,6 +26,29 @@ from kpi_collector.sources.base import SourceContext
 _BACKOFF = 0.25
 
 T = TypeVar("T")
+
+
+def _in_frames(exc: MetricErrors, document: HtmlDocument, url: str) -> MetricErrors:
+    """`exc`, its "matched nothing" errors saying so when the page shows other pages in
+    frames (`<iframe src>`, `<frame src>`), whose content is not the page's: their URLs,
+    query removed."""
+    from urllib.parse import urljoin
+
+    frames: dict[str, None] = {}
+    for node in document.tree.css("iframe[src], frame[src]"):
+        src = urljoin(url, (node.attributes.get("src") or "").strip())
+        if src.startswith(("http://", "https://")) and src != url:
+            frames[url_without_query(src)] = None
+    if not frames:
+        return exc
+    shown = ", ".join(list(frames)[:3]) + (", …" if len(frames) > 3 else "")
+    pages = "another page in a frame" if len(frames) == 1 else "other pages in frames"
+    hint = f"; the page shows {pages} ({shown}): set `url:` to the frame's page"
+    errors = {
+        name: message + hint if message.endswith("matched nothing") else message
+        for name, message in exc.errors.items()
+    }
+    return MetricErrors(exc.values, errors)
 
 
 class HTML(HttpSource):
@@ -167,7 +190,10 @@ class HTML(HttpSource):
 
         def read() -> dict[str, float]:
             with self.keeping_page(lambda: document.text, url, ".html"):
-                return self.extract(document.metric)
+                try:
+                    return self.extract(document.metric)
+                except MetricErrors as exc:
+                    raise _in_frames(exc, document, url) from None
 
         return await self._off_loop_if_slow(ctx, document, url, read)
 
