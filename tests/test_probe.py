@@ -332,3 +332,19 @@ def test_probe_needs_a_url_or_a_source(tmp_path: Path) -> None:
     result = run_kpi(tmp_path, "probe")
     assert result.returncode == 2
     assert "give a URL, or --source NAME" in result.stderr
+
+
+def test_no_suggested_metric_holds_a_secret_the_page_shows() -> None:
+    from kpi_collector.collect.probe import probe_html
+    from kpi_collector.secrets import remember
+
+    account = "acmecorporationltd"  # the config's secret `${ACCOUNT}`, echoed by the page
+    remember(account)
+    page = (
+        f'<p>Signed in as {account}: 3 alerts, 12 tasks</p><ul><li data-name="{account}">'
+        f'<b>{account}</b> <i>1,234</i></li><li data-name="other"><i>5</i></li></ul>'
+    )
+    findings = probe_html(page)
+    assert sorted(f.value for f in findings) == [3, 5, 12, 1234]
+    for finding in findings:
+        assert account not in json.dumps(finding.as_dict())

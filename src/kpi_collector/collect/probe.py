@@ -19,6 +19,7 @@ from typing import Any
 from kpi_collector.collect.extract import HtmlDocument, Metric, from_json, node_locale
 from kpi_collector.collect.numbers import number_spans, parse_number
 from kpi_collector.errors import ExtractError
+from kpi_collector.secrets import redact
 
 #: elements whose text nobody sees
 _INVISIBLE = frozenset(
@@ -126,11 +127,12 @@ def probe_html(text: str, *, locale: str | None = None, grep: str | None = None)
                 continue
             metric, value = found
             said = label if len(spans) == 1 else _near(own, spans, index) or label
+            said = redact(said)  # a page may show a secret of the config (a login name)
             lo, hi = _extent(own, spans, index)
             out.append(
                 Finding(
                     value=value,
-                    text=own[lo:hi],
+                    text=redact(own[lo:hi]),
                     label=said,
                     name=_unique_name(_slug(said), names),
                     metric=metric,
@@ -154,6 +156,8 @@ def _reading(
     if expected is None:
         return None
     for metric in _metrics_for(selector, own, spans, index):
+        if not _shareable(str(metric.get("regex", ""))):
+            continue  # anchored on a word that is a secret of the config
         try:
             got = document.metric("probe", Metric(**metric))
         except (ExtractError, ValueError):
@@ -303,7 +307,12 @@ class _Page:
 
     def own_parts(self, node: Any) -> Iterator[tuple[str, int]]:
         """Selectors for `node` alone, best first, with how many elements each matches on
-        the page (from the counts)."""
+        the page (from the counts); none that holds a secret of the config."""
+        for part, count in self._own_parts(node):
+            if _shareable(part):
+                yield part, count
+
+    def _own_parts(self, node: Any) -> Iterator[tuple[str, int]]:
         attrs = node.attributes
         tag = node.tag
         ident = attrs.get("id")
@@ -448,6 +457,11 @@ class _Page:
             if words:
                 return _cut(words)
         return ""
+
+
+def _shareable(text: str) -> bool:
+    """Whether `text` (a selector, a regex) holds no known secret: it is printed as is."""
+    return redact(text) == text
 
 
 def _table_label(cell: Any) -> str:
