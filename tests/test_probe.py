@@ -348,3 +348,24 @@ def test_no_suggested_metric_holds_a_secret_the_page_shows() -> None:
     assert sorted(f.value for f in findings) == [3, 5, 12, 1234]
     for finding in findings:
         assert account not in json.dumps(finding.as_dict())
+
+
+def test_a_number_whose_scale_is_in_the_next_element_is_read_whole() -> None:
+    # dashboards draw the scale apart: `<b>1.2</b><small>M</small>` shows 1.2M, not 1.2
+    from kpi_collector.collect.extract import HtmlDocument, Metric
+    from kpi_collector.collect.probe import probe_html
+
+    page = (
+        '<div class="kpi"><h3>Revenue</h3><p id="rev"><b>1.2</b><small>M</small></p></div>'
+        '<div class="kpi"><h3>Users</h3><p id="users"><span>12</span> <span>k</span></p></div>'
+        '<div class="kpi"><h3>Seats</h3><p id="seats"><b>40</b> <small>left</small></p></div>'
+    )
+    findings = probe_html(page)
+    assert [(f.value, f.label) for f in findings] == [
+        (1_200_000, "Revenue"),
+        (12_000, "Users"),
+        (40, "left"),
+    ]
+    document = HtmlDocument(page)
+    for finding in findings:
+        assert document.metric("m", Metric(**finding.metric)) == finding.value

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kpi_collector.collect.extract import HtmlDocument, Metric, from_json, node_locale
+from kpi_collector.collect.layout import layout_text
 from kpi_collector.collect.numbers import number_spans, parse_number
 from kpi_collector.errors import ExtractError
 from kpi_collector.secrets import redact
@@ -107,8 +108,16 @@ def probe_html(text: str, *, locale: str | None = None, grep: str | None = None)
     names: Counter[str] = Counter()
     out: list[Finding] = []
     wanted = grep.casefold() if grep else None
-    for node in page.holders():
-        own = _collapse(node.text(deep=True, separator=" "))
+    done: set[int] = set()
+    for holder in page.holders():
+        node = _whole(holder)
+        if node.mem_id in done:
+            continue
+        done.add(node.mem_id)
+        if node is holder:
+            own = _collapse(node.text(deep=True, separator=" "))
+        else:  # the number and what is glued to it, laid out as a person (and a metric) reads
+            own = _collapse(layout_text(node))
         if not own or len(own) > 400:
             continue
         spans = number_spans(own)
@@ -457,6 +466,46 @@ class _Page:
             if words:
                 return _cut(words)
         return ""
+
+
+#: a scale right after a number, glued to it: in the element after the number's own
+#: (`<b>1.2</b><small>M</small>`), it is still the number's
+_GLUED_SCALE = re.compile(
+    r"\s?(?:[kKMB]|bn|Mio|Mrd|Tsd|thousands?|millions?|billions?|trillions?|lakhs?|crores?)"
+    r"\.?(?![^\W\d_])"
+)
+
+
+def _whole(node: Any) -> Any:
+    """The element that holds the whole number `node` holds: its parent when the number's
+    scale is in the next element, as a person reads them together; else `node`."""
+    parent = node.parent
+    if parent is None or parent.tag in ("body", "html"):
+        return node
+    own = _collapse(node.text(deep=True, separator=" "))
+    if not own:
+        return node
+    after = _next_text(node)
+    if own[-1].isdigit() and after is not None and _GLUED_SCALE.match(after):
+        return parent
+    return node
+
+
+def _next_text(node: Any) -> str | None:
+    """The text of the sibling right after `node`, comments passed over and white space
+    between as one space."""
+    sibling = node.next
+    gap = ""
+    while sibling is not None:
+        if sibling.tag == "-text" and not (sibling.text_content or "").strip():
+            gap = " "
+        elif sibling.tag != "-comment":
+            break
+        sibling = sibling.next
+    if sibling is None:
+        return None
+    text = sibling.text_content if sibling.tag == "-text" else sibling.text(deep=True)
+    return gap + text if text else None
 
 
 def _shareable(text: str) -> bool:
