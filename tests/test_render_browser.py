@@ -515,3 +515,21 @@ sources:
         ({"css": '[data-kpi="listeners"]'}, 48_213.0, "Listeners")
     ]
     assert PASSWORD not in result.stdout + result.stderr
+
+
+def test_probe_with_a_source_waits_for_its_metrics_to_replace_a_placeholder(
+    spa: str, tmp_path: Path
+) -> None:
+    import json
+
+    # as `kpi run` reads it: the number the script writes 1.5 s later, not the "…" before it
+    (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 15}}
+sources:
+  - {{name: stats, type: html, url: "{spa}/placeholder/dots", render: true,
+      metrics: {{downloads: "#n"}}}}
+""")
+    result = kpi(tmp_path, "probe", "--source", "stats", "--format", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    findings = json.loads(result.stdout)["findings"]
+    assert [(f["metric"], f["value"]) for f in findings] == [({"css": "#n"}, 12_345.0)]

@@ -92,9 +92,10 @@ class HTML(HttpSource):
             return ctx.browser.slot()
         return contextlib.nullcontext()
 
-    async def page(self, ctx: SourceContext) -> tuple[str, str]:
-        """The page as text and its final URL: fetched, or rendered in Chromium."""
-        document, url = await self._document(ctx)
+    async def page(self, ctx: SourceContext, *, settle: bool = False) -> tuple[str, str]:
+        """The page as text and its final URL: fetched, or rendered in Chromium (with
+        `settle`, until the metrics read, as a run reads the page)."""
+        document, url = await self._document(ctx, settle=settle)
         return document.text, url
 
     async def answer(self, ctx: SourceContext) -> tuple[Response, HtmlDocument]:
