@@ -323,6 +323,40 @@ sources:
     assert TOKEN not in result.stdout + result.stderr
 
 
+def test_auth_does_not_follow_a_redirect_to_another_host(spa: str, tmp_path: Path) -> None:
+    from aiohttp import web
+
+    seen: list[tuple[str, str | None, str | None]] = []
+    elsewhere_app = web.Application()
+
+    async def landing(request: web.Request) -> web.Response:
+        seen.append(
+            (request.path, request.headers.get("Authorization"), request.headers.get("X-Api-Key"))
+        )
+        return web.Response(text="<p>Total <b id=n>77</b></p>", content_type="text/html")
+
+    elsewhere_app.router.add_get("/{tail:.*}", landing)
+    with BackgroundServer(elsewhere_app) as elsewhere:
+        (tmp_path / ".env").write_text(f"SPA_TOKEN={TOKEN}\n")
+        (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 8, retries: 0}}
+sources:
+  - name: moved
+    type: html
+    url: "{spa}/go"
+    params: {{to: "{elsewhere}/landing"}}
+    auth: {{bearer: "${{SPA_TOKEN}}"}}
+    headers: {{X-Api-Key: "${{SPA_TOKEN}}"}}
+    render: true
+    metrics: {{n: "#n"}}
+""")
+        result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(tmp_path) == {"moved.n": 77}
+    # the page was read where the redirect sent it, and that host never saw the credentials
+    assert seen == [("/landing", None, None)]
+
+
 def test_without_chromium_one_line_says_how_to_install_it(spa: str, tmp_path: Path) -> None:
     (tmp_path / "kpi.yaml").write_text(f"""\
 sources:

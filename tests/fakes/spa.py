@@ -271,6 +271,10 @@ def make_spa(*, delay_ms: int = SPA_DELAY_MS, listeners: int = 48_213) -> web.Ap
             content_type="text/html",
         )
 
+    async def go(request: web.Request) -> web.Response:
+        raise web.HTTPFound(request.query["to"])  # on to another host, as a CDN or SSO sends
+
+    app.router.add_get("/go", go)
     app.router.add_get("/framed", framed)
     app.router.add_get("/login-div", div_login)
     app.router.add_get("/placeholder/{kind}", placeholder)

@@ -214,7 +214,10 @@ class Browser:
         source's credentials."""
         async with self.slot():
             browser = await self.start()
-            context = await browser.new_context(service_workers="block")
+            # a document handed over by `_adding` has no network address of its own: Local
+            # Network Access would refuse its calls to intranet and loopback hosts unasked
+            permissions = ["local-network-access"] if headers else []
+            context = await browser.new_context(service_workers="block", permissions=permissions)
             try:
                 if headers:
                     await context.route("**/*", _adding(dict(headers), origin))
@@ -359,16 +362,40 @@ def _origin(url: str) -> str:
 
 
 def _adding(headers: dict[str, str], origin: str | None) -> Any:
-    """A route handler that adds `headers` to the requests to `origin`, only."""
+    """A route handler that adds `headers` to the requests to `origin`, only. Such a request
+    is sent without following redirects and its answer handed to the browser, which follows
+    a redirect as a new request: that one gets the headers only if it goes to `origin` too
+    (headers given to `route.continue_` would go along to wherever a redirect points)."""
 
     async def handle(route: Any) -> None:
         request = route.request
-        if origin is None or _origin(request.url) == origin:
-            await route.continue_(headers={**request.headers, **headers})
-        else:
+        if origin is not None and _origin(request.url) != origin:
             await route.continue_()
+            return
+        try:
+            answer = await route.fetch(headers={**request.headers, **headers}, max_redirects=0)
+        except Exception as exc:  # refused, reset, timed out: the browser sees a failed load
+            with contextlib.suppress(Exception):
+                await route.abort(_abort_code(str(exc)))
+            return
+        await route.fulfill(response=answer)
 
     return handle
+
+
+#: the network error a failed `route.fetch` names, as the browser's error code for `abort`
+_ABORT_CODES = (
+    ("ECONNREFUSED", "connectionrefused"),
+    ("ECONNRESET", "connectionreset"),
+    ("ENOTFOUND", "namenotresolved"),
+    ("EAI_AGAIN", "namenotresolved"),
+    ("ETIMEDOUT", "timedout"),
+    ("Timeout", "timedout"),
+)
+
+
+def _abort_code(message: str) -> str:
+    return next((code for marker, code in _ABORT_CODES if marker in message), "failed")
 
 
 def _with_query(url: str, query: Mapping[str, str]) -> str:
