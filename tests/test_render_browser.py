@@ -105,6 +105,27 @@ sources:
     assert run_errors(tmp_path)["once"].startswith(f"HTTP 503 from {spa}/flaky: server error")
 
 
+def test_a_page_that_cannot_load_is_named_without_its_query(tmp_path: Path) -> None:
+    import socket
+
+    require_chromium()
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - {{name: gone, type: html, url: "http://127.0.0.1:{port}/stats?session=s3ss10n",
+     render: true, metrics: {{n: "#n"}}}}
+""")
+    result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 1
+    message = run_errors(tmp_path)["gone"]
+    assert message.startswith(f"cannot load http://127.0.0.1:{port}/stats: "), message
+    assert "ERR_CONNECTION_REFUSED" in message
+    assert "s3ss10n" not in message + result.stdout + result.stderr
+
+
 def test_a_page_that_never_goes_idle_says_to_set_wait_for(spa: str, tmp_path: Path) -> None:
     (tmp_path / "kpi.yaml").write_text(f"""\
 defaults: {{timeout: 2, retries: 0}}

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import contextvars
 import os
+import re
 import shutil
 import signal
 import threading
@@ -455,11 +456,16 @@ async def _goto(page: Any, url: str, deadline: float) -> Any:
         raise HttpError(f"cannot load {where}: {_reason(exc)}", transient=True) from None
 
 
+#: a URL's query and fragment, where credentials may hide (as `url_without_query` drops them)
+_URL_QUERY = re.compile(r"""(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#'"]*)[?#][^\s'"]*""")
+
+
 def _reason(exc: BaseException) -> str:
-    """The first line of a Playwright error (its call logs follow), secrets masked."""
+    """The first line of a Playwright error (its call logs follow), secrets masked and the
+    URLs in it without their query."""
     text = str(exc).strip().splitlines()
     first = text[0] if text else type(exc).__name__
-    return redact(first.removeprefix("Error: ").strip())
+    return redact(_URL_QUERY.sub(r"\1", first.removeprefix("Error: ").strip()))
 
 
 # the login form, filled in the browser ------------------------------------------------------
