@@ -588,3 +588,25 @@ sources:
     assert result.returncode == 0, result.stdout + result.stderr
     findings = json.loads(result.stdout)["findings"]
     assert [(f["metric"], f["value"]) for f in findings] == [({"css": "#n"}, 12_345.0)]
+
+
+def test_probe_render_lists_only_the_numbers_the_page_shows(spa: str, tmp_path: Path) -> None:
+    import json
+
+    result = kpi(tmp_path, "probe", f"{spa}/responsive", "--render", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    findings = json.loads(result.stdout)["findings"]
+    assert [(f["value"], f["label"]) for f in findings] == [(1234.0, "Users"), (40.0, "Seats")]
+    # each listed metric reads the shown number in a run
+    (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 8, retries: 0}}
+sources:
+  - name: page
+    type: html
+    url: {spa}/responsive
+    render: true
+    metrics: {{{", ".join(f["yaml"] for f in findings)}}}
+""")
+    run = kpi(tmp_path, "run", "--no-deliver")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert sorted(stored(tmp_path).values()) == [40, 1234]

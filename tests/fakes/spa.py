@@ -274,6 +274,23 @@ def make_spa(*, delay_ms: int = SPA_DELAY_MS, listeners: int = 48_213) -> web.Ap
     async def go(request: web.Request) -> web.Response:
         raise web.HTTPFound(request.query["to"])  # on to another host, as a CDN or SSO sends
 
+    async def responsive(request: web.Request) -> web.Response:
+        # the same number twice, one copy hidden by the stylesheet (as responsive pages
+        # draw a mobile and a desktop version), a stale one hidden, one made invisible
+        body = (
+            "<style>.mobile{display:none}.gone{visibility:hidden}</style>"
+            '<section class="desktop"><h3>Users</h3><b class="users">1,234</b></section>'
+            '<section class="mobile"><h3>Users</h3><b class="users">1,234</b></section>'
+            '<p class="gone">Old <b>77</b></p>'
+            "<script>document.body.insertAdjacentHTML('beforeend', "
+            "'<p>Seats <b id=seats>40</b></p>')</script>"
+        )
+        return web.Response(
+            text=f"<!DOCTYPE html><html><head><title>Stats</title></head><body>{body}</body></html>",
+            content_type="text/html",
+        )
+
+    app.router.add_get("/responsive", responsive)
     app.router.add_get("/go", go)
     app.router.add_get("/framed", framed)
     app.router.add_get("/login-div", div_login)

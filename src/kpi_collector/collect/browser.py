@@ -239,6 +239,7 @@ class Browser:
         params: Mapping[str, str] | None = None,
         max_bytes: int | None = None,
         ready: Callable[[str, str], Awaitable[bool]] | None = None,
+        shown: bool = False,
     ) -> RenderedPage:
         """Load `url` in a fresh context (after `login`, filled in the browser), then wait
         for `wait_for` (a CSS selector, attached to the DOM) or, without it, for the network
@@ -246,7 +247,9 @@ class Browser:
         the page's URL: whether the page shows what is to be read), read the DOM again until
         it says so: a script may still replace a placeholder ("…", "--", nothing) with the
         number. All within `timeout` seconds from the moment the page gets its slot; when
-        the time is up the last DOM read is returned, ready or not.
+        the time is up the last DOM read is returned, ready or not. `shown`: each element
+        the page does not show (a stylesheet hides it) has a `hidden` attribute in `html`
+        (for `kpi probe`, which lists only what a person sees).
 
         Raises HttpError (the document's status >= 400; 5xx and 429 transient, connection
         failures transient), LoginError, ExtractError (timed out: what was waited for and
@@ -282,13 +285,13 @@ class Browser:
                     hint="; a page that keeps polling never does: set `wait_for:` to the "
                     "element that holds the number",
                 )
-            html = await _content(page, max_bytes)
+            html = await _content(page, max_bytes, shown)
             if ready is not None:
                 pause = _FIRST_PAUSE
                 while not await ready(html, page.url) and time.monotonic() + pause < deadline:
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, _LAST_PAUSE)
-                    html = await _content(page, max_bytes)
+                    html = await _content(page, max_bytes, shown)
             return RenderedPage(html, page.url, await _title(page), status)
 
 
@@ -299,10 +302,16 @@ _FIRST_PAUSE, _LAST_PAUSE = 0.1, 1.0
 #: the document as a person sees it, as HTML: each open shadow root's content in place of its
 #: host's children (a `<slot>` replaced by the nodes assigned to it, else by its fallback
 #: content), as `wait_for` (Playwright's selectors pierce open shadow roots) sees it;
-#: null when the page has no shadow root (`page.content()` is then the same, and faster)
-_COMPOSED = """() => {
+#: null when the page has no shadow root (`page.content()` is then the same, and faster).
+#: With `shown` true, each element of the body the page does not show (no box, or
+#: `visibility: hidden`: a stylesheet hides it) gets a `hidden` attribute in the copy.
+_COMPOSED = """(shown) => {
   const hosts = [...document.querySelectorAll('*')].some(e => e.shadowRoot);
-  if (!hosts) return null;
+  if (!hosts && !shown) return null;
+  const unseen = node => shown && document.body && document.body.contains(node) &&
+    typeof node.checkVisibility === 'function' &&
+    !node.checkVisibility({visibilityProperty: true}) &&
+    getComputedStyle(node).display !== 'contents';
   const out = document.implementation.createHTMLDocument('');
   const copy = (node, into) => {
     if (node.nodeType === Node.ELEMENT_NODE) {
@@ -312,6 +321,7 @@ _COMPOSED = """() => {
         return;
       }
       const element = out.importNode(node, false);
+      if (unseen(node)) element.setAttribute('hidden', '');
       into.appendChild(element);
       for (const child of (node.shadowRoot || node).childNodes) copy(child, element);
     } else if (node.nodeType === Node.TEXT_NODE || node.nodeType === Node.COMMENT_NODE) {
@@ -326,12 +336,12 @@ _COMPOSED = """() => {
 }"""
 
 
-async def _content(page: Any, max_bytes: int | None) -> str:
-    """The DOM as HTML, open shadow roots in place (`_COMPOSED`); ExtractError when it is
-    over `max_bytes`."""
+async def _content(page: Any, max_bytes: int | None, shown: bool = False) -> str:
+    """The DOM as HTML, open shadow roots in place (`_COMPOSED`; with `shown`, what the page
+    does not show marked `hidden`); ExtractError when it is over `max_bytes`."""
     composed = None
     with contextlib.suppress(Exception):  # the page is navigating: `content()` waits for it
-        composed = await page.evaluate(_COMPOSED)
+        composed = await page.evaluate(_COMPOSED, shown)
     html = str(composed) if composed is not None else str(await page.content())
     if max_bytes is not None and len(html.encode("utf-8", errors="replace")) > max_bytes:
         raise ExtractError(

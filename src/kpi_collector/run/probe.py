@@ -106,7 +106,7 @@ async def probe_page(
         if isinstance(source, HTML) and source.render:
             async with source.prepared(ctx):
                 fetch_began = time.perf_counter()
-                text, final = await source.page(ctx, settle=settle)
+                text, final = await source.page(ctx, settle=settle, shown=True)
             began = fetch_began
             json_body = None
         elif isinstance(source, HTML):  # a `<meta http-equiv=refresh>` is followed

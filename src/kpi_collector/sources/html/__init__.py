@@ -92,10 +92,13 @@ class HTML(HttpSource):
             return ctx.browser.slot()
         return contextlib.nullcontext()
 
-    async def page(self, ctx: SourceContext, *, settle: bool = False) -> tuple[str, str]:
+    async def page(
+        self, ctx: SourceContext, *, settle: bool = False, shown: bool = False
+    ) -> tuple[str, str]:
         """The page as text and its final URL: fetched, or rendered in Chromium (with
-        `settle`, until the metrics read, as a run reads the page)."""
-        document, url = await self._document(ctx, settle=settle)
+        `settle`, until the metrics read, as a run reads the page; with `shown`, what the
+        page does not show marked `hidden`, see `Browser.render`)."""
+        document, url = await self._document(ctx, settle=settle, shown=shown)
         return document.text, url
 
     async def answer(self, ctx: SourceContext) -> tuple[Response, HtmlDocument]:
@@ -115,7 +118,7 @@ class HTML(HttpSource):
         return response, parsed[0]
 
     async def _document(
-        self, ctx: SourceContext, *, settle: bool = False
+        self, ctx: SourceContext, *, settle: bool = False, shown: bool = False
     ) -> tuple[HtmlDocument, str]:
         """The page parsed, and its final URL: fetched (`answer`), or rendered in Chromium
         (which follows a refresh itself); with `settle`, rendered until every metric reads
@@ -134,7 +137,7 @@ class HTML(HttpSource):
             )
             return not errors
 
-        html, url = await self._rendered(ctx, ready if settle else None)
+        html, url = await self._rendered(ctx, ready if settle else None, shown=shown)
         if last and last[0][0] is html:
             return last[0][1], url
         return await self._parse(ctx, html, url), url
@@ -153,7 +156,11 @@ class HTML(HttpSource):
         return await ctx.off_loop(parse, what=f"parsing {url_without_query(url)}")
 
     async def _rendered(
-        self, ctx: SourceContext, ready: Callable[[str, str], Awaitable[bool]] | None = None
+        self,
+        ctx: SourceContext,
+        ready: Callable[[str, str], Awaitable[bool]] | None = None,
+        *,
+        shown: bool = False,
     ) -> tuple[str, str]:
         """The DOM Chromium built, as HTML, and its final URL (`render: true`); `ready` as
         `Browser.render` takes it."""
@@ -173,6 +180,7 @@ class HTML(HttpSource):
                         params=self.params,
                         max_bytes=ctx.max_bytes,
                         ready=ready,
+                        shown=shown,
                     )
                     return rendered.html, rendered.url
                 except HttpError as exc:
