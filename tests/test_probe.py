@@ -369,3 +369,34 @@ def test_a_number_whose_scale_is_in_the_next_element_is_read_whole() -> None:
     document = HtmlDocument(page)
     for finding in findings:
         assert document.metric("m", Metric(**finding.metric)) == finding.value
+
+
+def test_json_strings_written_as_amounts_are_listed_as_the_extractor_reads_them() -> None:
+    from kpi_collector.collect.extract import Metric, from_json
+    from kpi_collector.collect.probe import probe_json
+
+    document = {
+        "revenue": "$1,234.56",
+        "users": "1.2k",
+        "loss": "(1,234)",
+        "fee": "EUR 12.50",
+        "arr": "2.5 million",
+        "share": "12.5%",
+        # not amounts: names, codes, versions, dates, phone numbers
+        "quarter": "Q1",
+        "id": "abc123",
+        "version": "2.0.1",
+        "day": "2024-01-05",
+        "phone": "+1 555 0100",
+    }
+    findings = probe_json(document)
+    assert {f.jmespath: f.value for f in findings} == {
+        "revenue": 1234.56,
+        "users": 1200.0,
+        "loss": -1234.0,
+        "fee": 12.5,
+        "arr": 2_500_000.0,
+        "share": 12.5,
+    }
+    for finding in findings:
+        assert from_json("m", document, Metric(**finding.metric)) == finding.value

@@ -11,6 +11,7 @@ extractor (`HtmlDocument.metric`, `from_json`) and listed only when it gives the
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -640,9 +641,7 @@ def probe_json(document: Any, *, grep: str | None = None) -> list[Finding]:
     for path, keys, leaf in _leaves(document, "", []):
         if isinstance(leaf, bool):
             continue
-        if not isinstance(leaf, int | float) and not (
-            isinstance(leaf, str) and _NUMERIC_STRING.match(leaf)
-        ):
+        if not isinstance(leaf, int | float) and not (isinstance(leaf, str) and _amount(leaf)):
             continue
         if wanted is not None and wanted not in path.casefold():
             continue
@@ -666,6 +665,31 @@ def probe_json(document: Any, *, grep: str | None = None) -> list[Finding]:
             )
         )
     return out
+
+
+#: what may stand around the one number of an amount: signs, parentheses, percent signs
+_AROUND = re.compile(r"[\s()%+\-\u2212\u2012\u2013\u2014]+")
+#: a scale after the number, or a currency code (`EUR 12.50`, `12.50 USD`)
+_AMOUNT_WORD = re.compile(r"(?:[kKMB]|bn|mn|thousands?|millions?|billions?|trillions?|[A-Z]{3})\.?")
+
+
+def _amount(text: str) -> bool:
+    """Whether a JSON string is one number written as an amount: "12,374", "$1,234.56",
+    "(1,234)", "1.2k", "EUR 12.50", "12.5%"; not "Q1", "abc123", "2.0.1" or "2024-01-05"."""
+    if _NUMERIC_STRING.match(text):
+        return True
+    spans = number_spans(text)
+    if len(spans) != 1 or len(text) > 40:
+        return False
+    start, end = spans[0]
+    before, after = text[:start], text[end:]
+    if before and (before[-1].isalpha() or before[-1].isdigit()):
+        return False  # glued to a word: a name or a code (Q1, abc123)
+    # what is left once signs, parentheses, percent and currency symbols are gone: at most
+    # one scale or currency code
+    rest = "".join(c for c in f"{before} {after}" if unicodedata.category(c) != "Sc")
+    words = _AROUND.sub(" ", rest).split()
+    return len(words) <= 1 and all(_AMOUNT_WORD.fullmatch(word) for word in words)
 
 
 def _parsed(text: str) -> float | None:
