@@ -632,9 +632,9 @@ _NUMERIC_STRING = re.compile(r"\s*[-+]?[\d.,' ]*\d[\d.,' ]*%?\s*\Z")
 
 
 def probe_json(document: Any, *, grep: str | None = None) -> list[Finding]:
-    """Every numeric leaf of a parsed JSON `document` (numbers, and strings that are a
-    number such as "12,374"), in document order, with the JMESPath that reads it, checked
-    through `from_json`. `grep` keeps the leaves whose path contains it (any case)."""
+    """Every numeric leaf of a parsed JSON `document` (numbers, and strings that are one
+    number, such as "12,374" or "$1.2k": `_amount`), in document order, with the JMESPath
+    that reads it, checked through `from_json`. `grep` keeps the leaves whose path contains it (any case)."""
     wanted = grep.casefold() if grep else None
     names: Counter[str] = Counter()
     out: list[Finding] = []
