@@ -164,6 +164,11 @@ def test_a_placeholder_is_read_again_until_the_number_replaces_it(spa: str, tmp_
         f'  - {{name: stays, type: html, url: "{spa}/placeholder/dots?stays=1", render: true,'
         ' timeout: 2, metrics: {n: "#n"}}'
     )
+    # a placeholder that is a number is told apart by the metric's `expect:`
+    lines.append(
+        f'  - {{name: zero, type: html, url: "{spa}/placeholder/zero", render: true,'
+        ' wait_for: "#n", metrics: {n: {css: "#n", expect: {min: 1}}}}'
+    )
     (tmp_path / "kpi.yaml").write_text(
         "defaults: {timeout: 15, retries: 0, render_concurrency: 4}\nsources:\n"
         + "\n".join(lines)
@@ -173,6 +178,7 @@ def test_a_placeholder_is_read_again_until_the_number_replaces_it(spa: str, tmp_
     assert result.returncode == 1, result.stdout + result.stderr
     values = stored(tmp_path)
     expected = {f"{how}_{kind}.n": 12_345 for kind in PLACEHOLDERS for how in ("idle", "waits")}
+    expected["zero.n"] = 12_345
     assert values == expected
     # a placeholder that never changes fails, within the timeout, saying what it shows
     assert run_errors(tmp_path)["stays"] == "n: no number in '\u2026'"

@@ -248,7 +248,7 @@ def make_spa(*, delay_ms: int = SPA_DELAY_MS, listeners: int = 48_213) -> web.Ap
         return web.Response(text=_shell("Flaky", _FLAKY_SCRIPT), content_type="text/html")
 
     async def placeholder(request: web.Request) -> web.Response:
-        shown = PLACEHOLDERS[request.match_info["kind"]]
+        shown = {**PLACEHOLDERS, "zero": "0"}[request.match_info["kind"]]
         script = _PLACEHOLDER_SCRIPT % {"delay": PLACEHOLDER_DELAY_MS}
         if request.query.get("stays"):
             script = ""
