@@ -195,7 +195,13 @@ def site() -> Iterator[str]:
         return web.Response(text=html, content_type="text/html")
 
     app.router.add_get("/p/{i:\\d+}", generated)
+    async def data_with_bom(request: web.Request) -> web.Response:
+        # as Windows tools write JSON: a byte order mark first, served as plain text
+        body = "\ufeff" + json.dumps(JSON_DOC)
+        return web.Response(body=body.encode(), content_type="text/plain")
+
     app.router.add_get("/api/stats", data)
+    app.router.add_get("/api/bom", data_with_bom)
     app.router.add_get("/moved", moved)
     with BackgroundServer(app) as url:
         yield url
@@ -310,6 +316,14 @@ def test_json_every_numeric_leaf_with_its_jmespath(site: str, tmp_path: Path) ->
     yaml_out = run_kpi(tmp_path, "probe", f"{site}/api/stats", "--format", "yaml")
     block = yaml.safe_load(yaml_out.stdout)
     assert {m["jmespath"] for m in block["metrics"].values()} == set(JSON_LEAVES)
+
+
+def test_json_served_as_text_with_a_byte_order_mark_is_probed_as_json(
+    site: str, tmp_path: Path
+) -> None:
+    document = probed(tmp_path, f"{site}/api/bom")
+    assert document["kind"] == "json"
+    assert {f["jmespath"]: f["value"] for f in document["findings"]} == JSON_LEAVES
 
 
 def test_the_demo_pages_give_the_demo_metrics(tmp_path: Path) -> None:

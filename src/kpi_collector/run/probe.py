@@ -145,7 +145,7 @@ def _json_of(source: HttpSource, response: object) -> tuple[object] | None:
         return (response.json(),)
     if "html" in kind:
         return None
-    start = response.body.lstrip()[:1]
+    start = response.body.removeprefix(b"\xef\xbb\xbf").lstrip()[:1]  # after a UTF-8 BOM
     if start in (b"{", b"["):
         try:
             return (response.json(),)
