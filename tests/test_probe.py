@@ -195,6 +195,7 @@ def site() -> Iterator[str]:
         return web.Response(text=html, content_type="text/html")
 
     app.router.add_get("/p/{i:\\d+}", generated)
+
     async def data_with_bom(request: web.Request) -> web.Response:
         # as Windows tools write JSON: a byte order mark first, served as plain text
         body = "\ufeff" + json.dumps(JSON_DOC)
