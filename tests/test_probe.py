@@ -415,3 +415,18 @@ def test_json_strings_written_as_amounts_are_listed_as_the_extractor_reads_them(
     }
     for finding in findings:
         assert from_json("m", document, Metric(**finding.metric)) == finding.value
+
+
+def test_a_number_whose_sign_is_in_the_element_before_is_not_listed_unsigned() -> None:
+    # `<i>−</i><b>5</b>` shows −5: listing `b` as 5 would store the wrong sign
+    from kpi_collector.collect.probe import probe_html
+
+    page = (
+        '<p id="change">Change <i class="sign">\u2212</i><b class="num">5</b>%</p>'
+        '<p id="net">Net <span>(</span><span class="n">1,200</span><span>)</span></p>'
+        "<table><tr><td>-</td><td>7</td></tr></table>"  # a dash cell beside a number cell
+        '<p>Plan <span>Pro (</span><b id="seats">12</b><span> seats)</span></p>'
+    )
+    listed = {f.value for f in probe_html(page)}
+    assert 5 not in listed and 1200 not in listed
+    assert {7, 12} <= listed

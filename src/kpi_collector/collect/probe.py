@@ -111,6 +111,8 @@ def probe_html(text: str, *, locale: str | None = None, grep: str | None = None)
     wanted = grep.casefold() if grep else None
     done: set[int] = set()
     for holder in page.holders():
+        if _signed_apart(holder):
+            continue  # no metric reads the sign a person reads with it: listed, it would lie
         node = _whole(holder)
         if node.mem_id in done:
             continue
@@ -490,6 +492,52 @@ def _whole(node: Any) -> Any:
     if own[-1].isdigit() and after is not None and _GLUED_SCALE.match(after):
         return parent
     return node
+
+
+#: inline elements: a person reads their text run together with the text beside them
+_INLINE = frozenset(
+    {
+        "a",
+        "abbr",
+        "b",
+        "bdi",
+        "bdo",
+        "cite",
+        "data",
+        "em",
+        "font",
+        "i",
+        "mark",
+        "q",
+        "s",
+        "small",
+        "span",
+        "strong",
+        "sub",
+        "sup",
+        "time",
+        "u",
+        "var",
+    }
+)
+#: an element that holds only a minus or an opening parenthesis (a currency symbol with it)
+_ONLY_SIGN = re.compile(r"\(?[-\u2212\u2012\u2013\u2014\ufe63\uff0d]?\(?\Z")
+
+
+def _signed_apart(node: Any) -> bool:
+    """Whether the number `node` starts with has its minus (or opening accounting
+    parenthesis) alone in the inline element right before it (`<i>−</i><b>5</b>`): shown
+    as −5, read from `node` as 5."""
+    own = _collapse(node.text(deep=True, separator=" "))
+    sibling = node.prev
+    if not own or not own[0].isdigit() or node.tag not in _INLINE or sibling is None:
+        return False
+    if sibling.tag not in _INLINE:
+        return False
+    shown = "".join(
+        c for c in _collapse(sibling.text(deep=True)) if unicodedata.category(c) != "Sc"
+    ).replace(" ", "")
+    return bool(shown) and _ONLY_SIGN.match(shown) is not None
 
 
 def _next_text(node: Any) -> str | None:
