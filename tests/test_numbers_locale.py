@@ -311,6 +311,28 @@ def test_more_rules_people_rely_on(text: str, locale: str | None, value: float) 
 
 
 @pytest.mark.parametrize(
+    ("text", "locale", "value"),
+    [
+        ("(1.5k)", None, -1500),  # the scale inside the parentheses is no label
+        ("(1.5K)", None, -1500),
+        ("(1.5 k)", None, -1500),
+        ("(3.4B)", None, -3.4e9),
+        ("(2bn)", None, -2e9),
+        ("(1.2 million)", None, -1.2e6),
+        ("($1.2M)", None, -1.2e6),
+        ("(1.2M USD)", None, -1.2e6),
+        ("(2,5 Mio.)", "de", -2.5e6),
+        ("(3 Tsd.)", "de", -3000),
+        ("(12 users)", None, 12),  # still a count with its word
+    ],
+)
+def test_accounting_parentheses_around_a_scaled_number_make_it_negative(
+    text: str, locale: str | None, value: float
+) -> None:
+    assert parse_number(text, locale) == pytest.approx(value, rel=1e-12)
+
+
+@pytest.mark.parametrize(
     ("text", "locale", "message"),
     [
         ("", None, "the text is empty"),

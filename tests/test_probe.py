@@ -39,6 +39,10 @@ def formats(rng: random.Random) -> list[Format]:
         (f"{tenths // 10}.{tenths % 10}%", tenths / 10),  # 5.9%
         (f"{small}.{tenths % 10}k", small * 1000 + (tenths % 10) * 100),  # 12.3k
         (f"({n:,})", -float(n)),  # accounting negative
+        (f"({small}.{tenths % 10}k)", -(small * 1000 + (tenths % 10) * 100)),  # (12.3k)
+        (f"(${small}.{tenths % 10}M)", -(small * 1e6 + (tenths % 10) * 1e5)),  # ($12.3M)
+        (f"{small}.{tenths % 10} %", small + (tenths % 10) / 10),  # 12.3 %
+        (f"-{small}.{tenths % 10}%", -(small + (tenths % 10) / 10)),  # -12.3%
         (f"\u2212{small}", -float(small)),  # a typographic minus
         (f"{tenths // 10}.{tenths % 10} million", (tenths // 10) * 1e6 + (tenths % 10) * 1e5),
         (str(small), float(small)),
@@ -92,6 +96,10 @@ LABELS = [
     "Sales",
     "Trials",
     "Margin",
+    "Losses",
+    "Burn",
+    "Uptime",
+    "Drift",
 ]
 
 
@@ -187,7 +195,14 @@ def site() -> Iterator[str]:
         return web.Response(text=html, content_type="text/html")
 
     app.router.add_get("/p/{i:\\d+}", generated)
+
+    async def data_with_bom(request: web.Request) -> web.Response:
+        # as Windows tools write JSON: a byte order mark first, served as plain text
+        body = "\ufeff" + json.dumps(JSON_DOC)
+        return web.Response(body=body.encode(), content_type="text/plain")
+
     app.router.add_get("/api/stats", data)
+    app.router.add_get("/api/bom", data_with_bom)
     app.router.add_get("/moved", moved)
     with BackgroundServer(app) as url:
         yield url
@@ -304,6 +319,14 @@ def test_json_every_numeric_leaf_with_its_jmespath(site: str, tmp_path: Path) ->
     assert {m["jmespath"] for m in block["metrics"].values()} == set(JSON_LEAVES)
 
 
+def test_json_served_as_text_with_a_byte_order_mark_is_probed_as_json(
+    site: str, tmp_path: Path
+) -> None:
+    document = probed(tmp_path, f"{site}/api/bom")
+    assert document["kind"] == "json"
+    assert {f["jmespath"]: f["value"] for f in document["findings"]} == JSON_LEAVES
+
+
 def test_the_demo_pages_give_the_demo_metrics(tmp_path: Path) -> None:
     with BackgroundServer(make_app()) as url:
         write_demo_folder(tmp_path, url)
@@ -345,3 +368,86 @@ def test_probe_of_a_malformed_url_is_one_line(tmp_path: Path, url: str, why: str
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: Invalid value for URL: ")
     assert why in lines[0]
+
+
+def test_no_suggested_metric_holds_a_secret_the_page_shows() -> None:
+    from kpi_collector.collect.probe import probe_html
+    from kpi_collector.secrets import remember
+
+    account = "acmecorporationltd"  # the config's secret `${ACCOUNT}`, echoed by the page
+    remember(account)
+    page = (
+        f'<p>Signed in as {account}: 3 alerts, 12 tasks</p><ul><li data-name="{account}">'
+        f'<b>{account}</b> <i>1,234</i></li><li data-name="other"><i>5</i></li></ul>'
+    )
+    findings = probe_html(page)
+    assert sorted(f.value for f in findings) == [3, 5, 12, 1234]
+    for finding in findings:
+        assert account not in json.dumps(finding.as_dict())
+
+
+def test_a_number_whose_scale_is_in_the_next_element_is_read_whole() -> None:
+    # dashboards draw the scale apart: `<b>1.2</b><small>M</small>` shows 1.2M, not 1.2
+    from kpi_collector.collect.extract import HtmlDocument, Metric
+    from kpi_collector.collect.probe import probe_html
+
+    page = (
+        '<div class="kpi"><h3>Revenue</h3><p id="rev"><b>1.2</b><small>M</small></p></div>'
+        '<div class="kpi"><h3>Users</h3><p id="users"><span>12</span> <span>k</span></p></div>'
+        '<div class="kpi"><h3>Seats</h3><p id="seats"><b>40</b> <small>left</small></p></div>'
+    )
+    findings = probe_html(page)
+    assert [(f.value, f.label) for f in findings] == [
+        (1_200_000, "Revenue"),
+        (12_000, "Users"),
+        (40, "left"),
+    ]
+    document = HtmlDocument(page)
+    for finding in findings:
+        assert document.metric("m", Metric(**finding.metric)) == finding.value
+
+
+def test_json_strings_written_as_amounts_are_listed_as_the_extractor_reads_them() -> None:
+    from kpi_collector.collect.extract import Metric, from_json
+    from kpi_collector.collect.probe import probe_json
+
+    document = {
+        "revenue": "$1,234.56",
+        "users": "1.2k",
+        "loss": "(1,234)",
+        "fee": "EUR 12.50",
+        "arr": "2.5 million",
+        "share": "12.5%",
+        # not amounts: names, codes, versions, dates, phone numbers
+        "quarter": "Q1",
+        "id": "abc123",
+        "version": "2.0.1",
+        "day": "2024-01-05",
+        "phone": "+1 555 0100",
+    }
+    findings = probe_json(document)
+    assert {f.jmespath: f.value for f in findings} == {
+        "revenue": 1234.56,
+        "users": 1200.0,
+        "loss": -1234.0,
+        "fee": 12.5,
+        "arr": 2_500_000.0,
+        "share": 12.5,
+    }
+    for finding in findings:
+        assert from_json("m", document, Metric(**finding.metric)) == finding.value
+
+
+def test_a_number_whose_sign_is_in_the_element_before_is_not_listed_unsigned() -> None:
+    # `<i>−</i><b>5</b>` shows −5: listing `b` as 5 would store the wrong sign
+    from kpi_collector.collect.probe import probe_html
+
+    page = (
+        '<p id="change">Change <i class="sign">\u2212</i><b class="num">5</b>%</p>'
+        '<p id="net">Net <span>(</span><span class="n">1,200</span><span>)</span></p>'
+        "<table><tr><td>-</td><td>7</td></tr></table>"  # a dash cell beside a number cell
+        '<p>Plan <span>Pro (</span><b id="seats">12</b><span> seats)</span></p>'
+    )
+    listed = {f.value for f in probe_html(page)}
+    assert 5 not in listed and 1200 not in listed
+    assert {7, 12} <= listed

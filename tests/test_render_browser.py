@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from kpi_collector.demo.server import BackgroundServer
-from tests.fakes.spa import PASSWORD, TOKEN, USER, make_spa, spa_value
+from tests.fakes.spa import PASSWORD, PLACEHOLDERS, TOKEN, USER, make_spa, spa_value
 from tests.test_dashboard_browser import require_chromium
 
 pytestmark = pytest.mark.browser
@@ -105,6 +105,27 @@ sources:
     assert run_errors(tmp_path)["once"].startswith(f"HTTP 503 from {spa}/flaky: server error")
 
 
+def test_a_page_that_cannot_load_is_named_without_its_query(tmp_path: Path) -> None:
+    import socket
+
+    require_chromium()
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - {{name: gone, type: html, url: "http://127.0.0.1:{port}/stats?session=s3ss10n",
+     render: true, metrics: {{n: "#n"}}}}
+""")
+    result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 1
+    message = run_errors(tmp_path)["gone"]
+    assert message.startswith(f"cannot load http://127.0.0.1:{port}/stats: "), message
+    assert "ERR_CONNECTION_REFUSED" in message
+    assert "s3ss10n" not in message + result.stdout + result.stderr
+
+
 def test_a_page_that_never_goes_idle_says_to_set_wait_for(spa: str, tmp_path: Path) -> None:
     (tmp_path / "kpi.yaml").write_text(f"""\
 defaults: {{timeout: 2, retries: 0}}
@@ -122,6 +143,83 @@ sources:
         f"waited 2s for the network to go idle; the page showed title 'Live' at {spa}/polling"
         "; a page that keeps polling never does: set `wait_for:` to the element that holds "
         "the number"
+    )
+
+
+def test_a_placeholder_is_read_again_until_the_number_replaces_it(spa: str, tmp_path: Path) -> None:
+    # each page shows "…", "--", nothing or "Loading…" where its number goes, and writes the
+    # number 1.5 s after it loaded, by a timer: long after the network went idle, and after
+    # `wait_for: "#n"` matched the placeholder
+    lines = []
+    for kind in PLACEHOLDERS:
+        lines.append(
+            f'  - {{name: idle_{kind}, type: html, url: "{spa}/placeholder/{kind}", render: true,'
+            ' metrics: {n: "#n"}}'
+        )
+        lines.append(
+            f'  - {{name: waits_{kind}, type: html, url: "{spa}/placeholder/{kind}", render: true,'
+            ' wait_for: "#n", metrics: {n: "#n"}}'
+        )
+    lines.append(
+        f'  - {{name: stays, type: html, url: "{spa}/placeholder/dots?stays=1", render: true,'
+        ' timeout: 2, metrics: {n: "#n"}}'
+    )
+    # a placeholder that is a number is told apart by the metric's `expect:`
+    lines.append(
+        f'  - {{name: zero, type: html, url: "{spa}/placeholder/zero", render: true,'
+        ' wait_for: "#n", metrics: {n: {css: "#n", expect: {min: 1}}}}'
+    )
+    (tmp_path / "kpi.yaml").write_text(
+        "defaults: {timeout: 15, retries: 0, render_concurrency: 4}\nsources:\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+    result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 1, result.stdout + result.stderr
+    values = stored(tmp_path)
+    expected = {f"{how}_{kind}.n": 12_345 for kind in PLACEHOLDERS for how in ("idle", "waits")}
+    expected["zero.n"] = 12_345
+    assert values == expected
+    # a placeholder that never changes fails, within the timeout, saying what it shows
+    assert run_errors(tmp_path)["stays"] == "n: no number in '\u2026'"
+
+
+def test_numbers_drawn_in_shadow_roots_are_read_as_the_page_shows_them(
+    spa: str, tmp_path: Path
+) -> None:
+    # `wait_for:` finds an element in an open shadow root (Playwright's selectors pierce
+    # them): the metrics read the page as it shows, shadow roots and slotted labels included
+    (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 8, retries: 0}}
+sources:
+  - {{name: cards, type: html, url: "{spa}/shadow", render: true, wait_for: "#users",
+      metrics: {{users: "#users", deep: "stat-card .deep",
+      labels: {{css: "stat-card h3 > [slot=label]", count: true}},
+      unshown: {{css: "#unshown", count: true, allow_zero: true}}}}}}
+""")
+    result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 0, result.stdout + result.stderr
+    # the heading holds the slotted label; the light-DOM number no slot takes is not shown
+    assert stored(tmp_path) == {
+        "cards.users": 12_345,
+        "cards.deep": 7_001,
+        "cards.labels": 1,
+        "cards.unshown": 0,
+    }
+
+
+def test_a_number_in_a_frame_says_which_page_to_read(spa: str, tmp_path: Path) -> None:
+    (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 3, retries: 0}}
+sources:
+  - {{name: framed, type: html, url: "{spa}/framed", render: true,
+      metrics: {{downloads: "#downloads"}}}}
+""")
+    result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 1
+    assert run_errors(tmp_path)["framed"] == (
+        "downloads: CSS selector '#downloads' matched nothing; the page shows another page "
+        f"in a frame ({spa}/spa/1): set `url:` to the frame's page"
     )
 
 
@@ -178,6 +276,46 @@ sources:
         assert secret not in result.stdout + result.stderr + dump
 
 
+def test_login_fields_drawn_without_a_form_element(spa: str, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"POD_USER={USER}\nPOD_PASSWORD={PASSWORD}\n")
+    (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 8, retries: 0}}
+sources:
+  - name: podcast
+    type: html
+    url: {spa}/dashboard
+    render: true
+    wait_for: "[data-kpi=listeners]"
+    login: {{url: {spa}/login-div, fields: {{email: "${{POD_USER}}", password: "${{POD_PASSWORD}}"}}}}
+    metrics: {{listeners: "[data-kpi=listeners]"}}
+""")
+    result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(tmp_path) == {"podcast.listeners": 48_213}
+    assert PASSWORD not in result.stdout + result.stderr
+
+
+def test_a_login_page_that_answers_an_error_status_says_so(spa: str, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"POD_USER={USER}\nPOD_PASSWORD={PASSWORD}\n")
+    (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 8, retries: 0}}
+sources:
+  - name: podcast
+    type: html
+    url: {spa}/dashboard
+    render: true
+    login: {{url: "{spa}/missing?next=1", fields: {{email: "${{POD_USER}}", password: "${{POD_PASSWORD}}"}}}}
+    metrics: {{listeners: "[data-kpi=listeners]"}}
+""")
+    result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 1
+    # the status, as for the page itself; not a wait for a form the error page never draws
+    assert run_errors(tmp_path)["podcast"] == (
+        f"HTTP 404 from {spa}/missing (the login page): request refused; the page showed "
+        f"title 'Not here' at {spa}/missing"
+    )
+
+
 def test_auth_goes_to_the_page_and_its_calls_and_to_no_other_host(spa: str, tmp_path: Path) -> None:
     from aiohttp import web
 
@@ -210,6 +348,40 @@ sources:
     assert {path for path, _ in seen} == {"/pixel.gif", "/api/track"}
     assert all(header is None for _, header in seen)
     assert TOKEN not in result.stdout + result.stderr
+
+
+def test_auth_does_not_follow_a_redirect_to_another_host(spa: str, tmp_path: Path) -> None:
+    from aiohttp import web
+
+    seen: list[tuple[str, str | None, str | None]] = []
+    elsewhere_app = web.Application()
+
+    async def landing(request: web.Request) -> web.Response:
+        seen.append(
+            (request.path, request.headers.get("Authorization"), request.headers.get("X-Api-Key"))
+        )
+        return web.Response(text="<p>Total <b id=n>77</b></p>", content_type="text/html")
+
+    elsewhere_app.router.add_get("/{tail:.*}", landing)
+    with BackgroundServer(elsewhere_app) as elsewhere:
+        (tmp_path / ".env").write_text(f"SPA_TOKEN={TOKEN}\n")
+        (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 8, retries: 0}}
+sources:
+  - name: moved
+    type: html
+    url: "{spa}/go"
+    params: {{to: "{elsewhere}/landing"}}
+    auth: {{bearer: "${{SPA_TOKEN}}"}}
+    headers: {{X-Api-Key: "${{SPA_TOKEN}}"}}
+    render: true
+    metrics: {{n: "#n"}}
+""")
+        result = kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(tmp_path) == {"moved.n": 77}
+    # the page was read where the redirect sent it, and that host never saw the credentials
+    assert seen == [("/landing", None, None)]
 
 
 def test_without_chromium_one_line_says_how_to_install_it(spa: str, tmp_path: Path) -> None:
@@ -404,3 +576,43 @@ sources:
         ({"css": '[data-kpi="listeners"]'}, 48_213.0, "Listeners")
     ]
     assert PASSWORD not in result.stdout + result.stderr
+
+
+def test_probe_with_a_source_waits_for_its_metrics_to_replace_a_placeholder(
+    spa: str, tmp_path: Path
+) -> None:
+    import json
+
+    # as `kpi run` reads it: the number the script writes 1.5 s later, not the "…" before it
+    (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 15}}
+sources:
+  - {{name: stats, type: html, url: "{spa}/placeholder/dots", render: true,
+      metrics: {{downloads: "#n"}}}}
+""")
+    result = kpi(tmp_path, "probe", "--source", "stats", "--format", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    findings = json.loads(result.stdout)["findings"]
+    assert [(f["metric"], f["value"]) for f in findings] == [({"css": "#n"}, 12_345.0)]
+
+
+def test_probe_render_lists_only_the_numbers_the_page_shows(spa: str, tmp_path: Path) -> None:
+    import json
+
+    result = kpi(tmp_path, "probe", f"{spa}/responsive", "--render", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    findings = json.loads(result.stdout)["findings"]
+    assert [(f["value"], f["label"]) for f in findings] == [(1234.0, "Users"), (40.0, "Seats")]
+    # each listed metric reads the shown number in a run
+    (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 8, retries: 0}}
+sources:
+  - name: page
+    type: html
+    url: {spa}/responsive
+    render: true
+    metrics: {{{", ".join(f["yaml"] for f in findings)}}}
+""")
+    run = kpi(tmp_path, "run", "--no-deliver")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert sorted(stored(tmp_path).values()) == [40, 1234]

@@ -96,6 +96,63 @@ _POLLING_SCRIPT = """
 """
 
 
+# a number drawn in place of a placeholder the page's HTML holds ("…", "--", or nothing), by a
+# timer that fires well after the network went idle, with no request of its own
+PLACEHOLDERS = {"dots": "\u2026", "dashes": "--", "empty": "", "loading": "Loading\u2026"}
+PLACEHOLDER_DELAY_MS = 1500
+
+_PLACEHOLDER_SCRIPT = """
+window.addEventListener('load', () => setTimeout(() => {
+  document.getElementById('n').textContent = (12345).toLocaleString('en-US');
+}, %(delay)d));
+"""
+
+
+# web components: a number drawn inside a shadow root (its label slotted in from the page),
+# another inside a shadow root within that one, and a light-DOM number the component does
+# not show (no slot takes it)
+_SHADOW_SCRIPT = """
+customElements.define('stat-card', class extends HTMLElement {
+  connectedCallback() {
+    const root = this.attachShadow({mode: 'open'});
+    root.innerHTML = '<h3><slot name="label">Untitled</slot></h3>' +
+      '<b class="value" id="' + this.dataset.id + '">' + this.dataset.value + '</b>' +
+      (this.dataset.inner ? '<inner-card></inner-card>' : '');
+  }
+});
+customElements.define('inner-card', class extends HTMLElement {
+  connectedCallback() {
+    this.attachShadow({mode: 'open'}).innerHTML = '<i class="deep">7,001</i>';
+  }
+});
+document.getElementById('app').innerHTML =
+  '<stat-card data-id="users" data-value="12,345" data-inner="1">' +
+  '<span slot="label">Users</span><b id="unshown">99</b></stat-card>';
+"""
+
+
+# a login drawn without a `<form>` (as many web apps draw theirs): inputs in a `<div>` and a
+# button whose click handler posts them with `fetch`, then sends the browser on
+_DIV_LOGIN_SCRIPT = """
+(async () => {
+  const {token} = await (await fetch('/api/csrf')).json();
+  document.getElementById('app').innerHTML =
+    '<div class="login"><label>Email <input name="email" type="email"></label>' +
+    '<label>Password <input name="password" type="password"></label>' +
+    '<button class="primary">Sign in</button></div>' +
+    '<footer><input name="q" placeholder="Search"><button>Go</button></footer>';
+  document.querySelector('.primary').addEventListener('click', async () => {
+    const value = name => document.querySelector('[name=' + name + ']').value;
+    const body = new URLSearchParams({csrf: token, email: value('email'),
+                                      password: value('password')});
+    const answer = await fetch('/session', {method: 'POST', body});
+    if (new URL(answer.url).pathname === '/dashboard') location.href = '/dashboard';
+    else document.getElementById('app').insertAdjacentHTML('beforeend', '<p>Wrong</p>');
+  });
+})();
+"""
+
+
 def make_spa(*, delay_ms: int = SPA_DELAY_MS, listeners: int = 48_213) -> web.Application:
     """The app: the pages above and the JSON calls their scripts make."""
     app = web.Application()
@@ -190,6 +247,55 @@ def make_spa(*, delay_ms: int = SPA_DELAY_MS, listeners: int = 48_213) -> web.Ap
             return web.Response(status=503, text="busy")
         return web.Response(text=_shell("Flaky", _FLAKY_SCRIPT), content_type="text/html")
 
+    async def placeholder(request: web.Request) -> web.Response:
+        shown = {**PLACEHOLDERS, "zero": "0"}[request.match_info["kind"]]
+        script = _PLACEHOLDER_SCRIPT % {"delay": PLACEHOLDER_DELAY_MS}
+        if request.query.get("stays"):
+            script = ""
+        body = f'<p>Downloads <span id="n">{shown}</span></p><script>{script}</script>'
+        return web.Response(
+            text=f"<!DOCTYPE html><html><head><title>Stats</title></head><body>{body}</body></html>",
+            content_type="text/html",
+        )
+
+    async def shadow(request: web.Request) -> web.Response:
+        return web.Response(text=_shell("Cards", _SHADOW_SCRIPT), content_type="text/html")
+
+    async def div_login(request: web.Request) -> web.Response:
+        return web.Response(text=_shell("Sign in", _DIV_LOGIN_SCRIPT), content_type="text/html")
+
+    async def framed(request: web.Request) -> web.Response:
+        body = '<h1>Stats</h1><iframe src="/spa/1?embed_token=abc"></iframe>'
+        return web.Response(
+            text=f"<!DOCTYPE html><html><head><title>Framed</title></head><body>{body}</body></html>",
+            content_type="text/html",
+        )
+
+    async def go(request: web.Request) -> web.Response:
+        raise web.HTTPFound(request.query["to"])  # on to another host, as a CDN or SSO sends
+
+    async def responsive(request: web.Request) -> web.Response:
+        # the same number twice, one copy hidden by the stylesheet (as responsive pages
+        # draw a mobile and a desktop version), a stale one hidden, one made invisible
+        body = (
+            "<style>.mobile{display:none}.gone{visibility:hidden}</style>"
+            '<section class="desktop"><h3>Users</h3><b class="users">1,234</b></section>'
+            '<section class="mobile"><h3>Users</h3><b class="users">1,234</b></section>'
+            '<p class="gone">Old <b>77</b></p>'
+            "<script>document.body.insertAdjacentHTML('beforeend', "
+            "'<p>Seats <b id=seats>40</b></p>')</script>"
+        )
+        return web.Response(
+            text=f"<!DOCTYPE html><html><head><title>Stats</title></head><body>{body}</body></html>",
+            content_type="text/html",
+        )
+
+    app.router.add_get("/responsive", responsive)
+    app.router.add_get("/go", go)
+    app.router.add_get("/framed", framed)
+    app.router.add_get("/login-div", div_login)
+    app.router.add_get("/placeholder/{kind}", placeholder)
+    app.router.add_get("/shadow", shadow)
     app.router.add_get("/flaky", flaky)
     app.router.add_get("/polling", polling)
     app.router.add_get("/api/ping", ping)

@@ -13,11 +13,12 @@ import asyncio
 import contextlib
 import contextvars
 import os
+import re
 import shutil
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -214,7 +215,10 @@ class Browser:
         source's credentials."""
         async with self.slot():
             browser = await self.start()
-            context = await browser.new_context(service_workers="block")
+            # a document handed over by `_adding` has no network address of its own: Local
+            # Network Access would refuse its calls to intranet and loopback hosts unasked
+            permissions = ["local-network-access"] if headers else []
+            context = await browser.new_context(service_workers="block", permissions=permissions)
             try:
                 if headers:
                     await context.route("**/*", _adding(dict(headers), origin))
@@ -234,11 +238,18 @@ class Browser:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         max_bytes: int | None = None,
+        ready: Callable[[str, str], Awaitable[bool]] | None = None,
+        shown: bool = False,
     ) -> RenderedPage:
         """Load `url` in a fresh context (after `login`, filled in the browser), then wait
         for `wait_for` (a CSS selector, attached to the DOM) or, without it, for the network
-        to go idle (no request for 500 ms); all within `timeout` seconds from the moment
-        the page gets its slot.
+        to go idle (no request for 500 ms); then, with `ready` (given the DOM as HTML and
+        the page's URL: whether the page shows what is to be read), read the DOM again until
+        it says so: a script may still replace a placeholder ("…", "--", nothing) with the
+        number. All within `timeout` seconds from the moment the page gets its slot; when
+        the time is up the last DOM read is returned, ready or not. `shown`: each element
+        the page does not show (a stylesheet hides it) has a `hidden` attribute in `html`
+        (for `kpi probe`, which lists only what a person sees).
 
         Raises HttpError (the document's status >= 400; 5xx and 429 transient, connection
         failures transient), LoginError, ExtractError (timed out: what was waited for and
@@ -255,15 +266,7 @@ class Browser:
             if login is not None:
                 await _login(page, login, deadline)
             response = await _goto(page, target, deadline)
-            status = response.status if response is not None else 0
-            if status >= 400:
-                where = url_without_query(page.url)
-                hint = "server error" if status >= 500 else "request refused"
-                raise HttpError(
-                    f"HTTP {status} from {where}: {hint}; {await _showing(page)}",
-                    status=status,
-                    url=where,
-                )
+            status = await _check_status(page, response)
             if wait_for is not None:
                 await _wait(
                     page,
@@ -282,13 +285,85 @@ class Browser:
                     hint="; a page that keeps polling never does: set `wait_for:` to the "
                     "element that holds the number",
                 )
-            html = await page.content()
-            if max_bytes is not None and len(html.encode("utf-8", errors="replace")) > max_bytes:
-                raise ExtractError(
-                    f"the rendered page {url_without_query(page.url)} is larger than "
-                    f"{max_bytes} bytes (`max_bytes:`)"
-                )
+            html = await _content(page, max_bytes, shown)
+            if ready is not None:
+                pause = _FIRST_PAUSE
+                while not await ready(html, page.url) and time.monotonic() + pause < deadline:
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, _LAST_PAUSE)
+                    html = await _content(page, max_bytes, shown)
             return RenderedPage(html, page.url, await _title(page), status)
+
+
+#: seconds between two reads of a page that is not ready yet, growing from the first to the last
+_FIRST_PAUSE, _LAST_PAUSE = 0.1, 1.0
+
+
+#: the document as a person sees it, as HTML: each open shadow root's content in place of its
+#: host's children (a `<slot>` replaced by the nodes assigned to it, else by its fallback
+#: content), as `wait_for` (Playwright's selectors pierce open shadow roots) sees it;
+#: null when the page has no shadow root (`page.content()` is then the same, and faster).
+#: With `shown` true, each element of the body the page does not show (no box, or
+#: `visibility: hidden`: a stylesheet hides it) gets a `hidden` attribute in the copy.
+_COMPOSED = """(shown) => {
+  const hosts = [...document.querySelectorAll('*')].some(e => e.shadowRoot);
+  if (!hosts && !shown) return null;
+  const unseen = node => shown && document.body && document.body.contains(node) &&
+    typeof node.checkVisibility === 'function' &&
+    !node.checkVisibility({visibilityProperty: true}) &&
+    getComputedStyle(node).display !== 'contents';
+  const out = document.implementation.createHTMLDocument('');
+  const copy = (node, into) => {
+    if (node.nodeType === Node.ELEMENT_NODE) {
+      if (node.localName === 'slot' && node.getRootNode() instanceof ShadowRoot) {
+        const given = node.assignedNodes();
+        for (const child of (given.length ? given : node.childNodes)) copy(child, into);
+        return;
+      }
+      const element = out.importNode(node, false);
+      if (unseen(node)) element.setAttribute('hidden', '');
+      into.appendChild(element);
+      for (const child of (node.shadowRoot || node).childNodes) copy(child, element);
+    } else if (node.nodeType === Node.TEXT_NODE || node.nodeType === Node.COMMENT_NODE) {
+      into.appendChild(out.importNode(node, false));
+    }
+  };
+  const root = document.documentElement;
+  const element = out.importNode(root, false);
+  for (const child of root.childNodes) copy(child, element);
+  const doctype = document.doctype ? '<!DOCTYPE ' + document.doctype.name + '>' : '';
+  return doctype + element.outerHTML;
+}"""
+
+
+async def _content(page: Any, max_bytes: int | None, shown: bool = False) -> str:
+    """The DOM as HTML, open shadow roots in place (`_COMPOSED`; with `shown`, what the page
+    does not show marked `hidden`); ExtractError when it is over `max_bytes`."""
+    composed = None
+    with contextlib.suppress(Exception):  # the page is navigating: `content()` waits for it
+        composed = await page.evaluate(_COMPOSED, shown)
+    html = str(composed) if composed is not None else str(await page.content())
+    if max_bytes is not None and len(html.encode("utf-8", errors="replace")) > max_bytes:
+        raise ExtractError(
+            f"the rendered page {url_without_query(page.url)} is larger than "
+            f"{max_bytes} bytes (`max_bytes:`)"
+        )
+    return html
+
+
+async def _check_status(page: Any, response: Any, what: str = "") -> int:
+    """The document's HTTP status (0 when the browser gave none); HttpError when it is 400
+    or more (5xx and 429 transient). `what` names the page in the message."""
+    status = int(response.status) if response is not None else 0
+    if status >= 400:
+        where = url_without_query(page.url)
+        hint = "server error" if status >= 500 else "request refused"
+        raise HttpError(
+            f"HTTP {status} from {where}{what}: {hint}; {await _showing(page)}",
+            status=status,
+            url=where,
+        )
+    return status
 
 
 def _origin(url: str) -> str:
@@ -298,16 +373,40 @@ def _origin(url: str) -> str:
 
 
 def _adding(headers: dict[str, str], origin: str | None) -> Any:
-    """A route handler that adds `headers` to the requests to `origin`, only."""
+    """A route handler that adds `headers` to the requests to `origin`, only. Such a request
+    is sent without following redirects and its answer handed to the browser, which follows
+    a redirect as a new request: that one gets the headers only if it goes to `origin` too
+    (headers given to `route.continue_` would go along to wherever a redirect points)."""
 
     async def handle(route: Any) -> None:
         request = route.request
-        if origin is None or _origin(request.url) == origin:
-            await route.continue_(headers={**request.headers, **headers})
-        else:
+        if origin is not None and _origin(request.url) != origin:
             await route.continue_()
+            return
+        try:
+            answer = await route.fetch(headers={**request.headers, **headers}, max_redirects=0)
+        except Exception as exc:  # refused, reset, timed out: the browser sees a failed load
+            with contextlib.suppress(Exception):
+                await route.abort(_abort_code(str(exc)))
+            return
+        await route.fulfill(response=answer)
 
     return handle
+
+
+#: the network error a failed `route.fetch` names, as the browser's error code for `abort`
+_ABORT_CODES = (
+    ("ECONNREFUSED", "connectionrefused"),
+    ("ECONNRESET", "connectionreset"),
+    ("ENOTFOUND", "namenotresolved"),
+    ("EAI_AGAIN", "namenotresolved"),
+    ("ETIMEDOUT", "timedout"),
+    ("Timeout", "timedout"),
+)
+
+
+def _abort_code(message: str) -> str:
+    return next((code for marker, code in _ABORT_CODES if marker in message), "failed")
 
 
 def _with_query(url: str, query: Mapping[str, str]) -> str:
@@ -367,11 +466,16 @@ async def _goto(page: Any, url: str, deadline: float) -> Any:
         raise HttpError(f"cannot load {where}: {_reason(exc)}", transient=True) from None
 
 
+#: a URL's query and fragment, where credentials may hide (as `url_without_query` drops them)
+_URL_QUERY = re.compile(r"""(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#'"]*)[?#][^\s'"]*""")
+
+
 def _reason(exc: BaseException) -> str:
-    """The first line of a Playwright error (its call logs follow), secrets masked."""
+    """The first line of a Playwright error (its call logs follow), secrets masked and the
+    URLs in it without their query."""
     text = str(exc).strip().splitlines()
     first = text[0] if text else type(exc).__name__
-    return redact(first.removeprefix("Error: ").strip())
+    return redact(_URL_QUERY.sub(r"\1", first.removeprefix("Error: ").strip()))
 
 
 # the login form, filled in the browser ------------------------------------------------------
@@ -387,8 +491,8 @@ async def _login(page: Any, form: LoginForm, deadline: float) -> None:
     drew it) and press its submit button, as a person does; then wait until the form is gone
     (or `success:` shows). LoginError says what went wrong, with field names only."""
     where = url_without_query(form.url)
-    await _goto(page, form.url, deadline)
-    chosen = form.form or "form:has(input[type=password])"
+    await _check_status(page, await _goto(page, form.url, deadline), " (the login page)")
+    chosen = form.form or "input[type=password]"
     budget = max(0.0, deadline - time.monotonic())
     try:
         await page.wait_for_selector(chosen, state="attached", timeout=_ms(deadline))
@@ -399,7 +503,7 @@ async def _login(page: Any, form: LoginForm, deadline: float) -> None:
         raise LoginError(
             f"login: waited {budget:.3g}s for {what}; {await _showing(page)}", transient=True
         ) from None
-    node = page.locator(chosen).first
+    node = page.locator(chosen).first if form.form else await _login_form(page, form)
     names = list(form.fields)
     for name, secret in form.fields.items():
         field = node.locator(f"[name={_css_string(name)}]")
@@ -422,6 +526,29 @@ async def _login(page: Any, form: LoginForm, deadline: float) -> None:
     except Exception as exc:
         raise LoginError(f"login: cannot submit the form on {where}: {_reason(exc)}") from None
     await _logged_in(page, form, chosen, names, deadline)
+
+
+async def _login_form(page: Any, form: LoginForm) -> Any:
+    """The form around the page's password field; for a login drawn without a `<form>` (a
+    script sends it), the nearest element around that field holding every field named in
+    `fields`, else the page's body."""
+    node = page.locator("form:has(input[type=password])").first
+    if await node.count():
+        return node
+    holds = " and ".join(
+        f".//*[@name={_xpath_string(name)}]" for name in form.fields if _xpath_string(name)
+    )
+    around = page.locator("input[type=password]").first.locator(
+        f"xpath=ancestor::*[{holds}][1]" if holds else "xpath=.."
+    )
+    return around if await around.count() else page.locator("body")
+
+
+def _xpath_string(text: str) -> str:
+    """`text` as an XPath 1.0 string literal ('' when it holds both kinds of quotes)."""
+    if "'" not in text:
+        return f"'{text}'"
+    return f'"{text}"' if '"' not in text else ""
 
 
 async def _type_in(field: Any, value: str) -> None:

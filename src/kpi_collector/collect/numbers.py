@@ -412,8 +412,9 @@ def parse_number(text: str, locale: str | None = None) -> float:
             raise ValueError(f"{_quote(text)} is beyond the largest number stored") from None
     before, after = normal[: match.start()], normal[end:]
     value, after = _numeral_after(value, after, text)
-    value *= _scale(before, after, text, rules)
-    if _minus_after(after, text, rules) or _negative(before, after, text, rules):
+    scale, unscaled = _scale(before, after, text, rules)
+    value *= scale
+    if _minus_after(after, text, rules) or _negative(before, unscaled, text, rules):
         value = -value
     return value
 
@@ -529,12 +530,15 @@ def _value(token: str, text: str, rules: NumberLocale) -> float:
     )
 
 
-def _scale(before: str, after: str, text: str, rules: NumberLocale) -> float:
+def _scale(before: str, after: str, text: str, rules: NumberLocale) -> tuple[float, str]:
+    """The scale written with the number (`k` of 1.5k, ` Mio.`, a prefix such as ja 万) and
+    `after` without a scale written after the number (so `(1.5k)` is accounting
+    parentheses around the number alone)."""
     if after:
         found = rules.suffix.match(after)
         if found is not None:
             word = found["scale"].rstrip(".").replace(" ", "")
-            return _lookup(word, text, rules)
+            return _lookup(word, text, rules), after[found.end() :]
         word_match = re.match(r" ?([^\W\d_]+)(\.?)", after)
         if word_match is not None:
             word, dot = word_match.group(1), word_match.group(2)
@@ -551,7 +555,7 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> float:
                 if dot or known:
                     abbreviated = _abbreviation(folded, rules)
                     if abbreviated is not None and (not known or abbreviated in known):
-                        return abbreviated
+                        return abbreviated, after[word_match.end() :]
                 if known:
                     ways = ", ".join(
                         f"×{_show(scale)} in {tag.replace('_', '-')}"
@@ -565,8 +569,8 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> float:
     if rules.prefix is not None and before:
         found = rules.prefix.search(before)
         if found is not None:
-            return _lookup(found["scale"].rstrip(".").replace(" ", ""), text, rules)
-    return 1.0
+            return _lookup(found["scale"].rstrip(".").replace(" ", ""), text, rules), after
+    return 1.0, after
 
 
 def _lookup(word: str, text: str, rules: NumberLocale) -> float:

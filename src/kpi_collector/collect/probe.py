@@ -11,14 +11,17 @@ extractor (`HtmlDocument.metric`, `from_json`) and listed only when it gives the
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from kpi_collector.collect.extract import HtmlDocument, Metric, from_json, node_locale
+from kpi_collector.collect.layout import layout_text
 from kpi_collector.collect.numbers import number_spans, parse_number
 from kpi_collector.errors import ExtractError
+from kpi_collector.secrets import redact
 
 #: elements whose text nobody sees
 _INVISIBLE = frozenset(
@@ -106,8 +109,18 @@ def probe_html(text: str, *, locale: str | None = None, grep: str | None = None)
     names: Counter[str] = Counter()
     out: list[Finding] = []
     wanted = grep.casefold() if grep else None
-    for node in page.holders():
-        own = _collapse(node.text(deep=True, separator=" "))
+    done: set[int] = set()
+    for holder in page.holders():
+        if _signed_apart(holder):
+            continue  # no metric reads the sign a person reads with it: listed, it would lie
+        node = _whole(holder)
+        if node.mem_id in done:
+            continue
+        done.add(node.mem_id)
+        if node is holder:
+            own = _collapse(node.text(deep=True, separator=" "))
+        else:  # the number and what is glued to it, laid out as a person (and a metric) reads
+            own = _collapse(layout_text(node))
         if not own or len(own) > 400:
             continue
         spans = number_spans(own)
@@ -126,11 +139,12 @@ def probe_html(text: str, *, locale: str | None = None, grep: str | None = None)
                 continue
             metric, value = found
             said = label if len(spans) == 1 else _near(own, spans, index) or label
+            said = redact(said)  # a page may show a secret of the config (a login name)
             lo, hi = _extent(own, spans, index)
             out.append(
                 Finding(
                     value=value,
-                    text=own[lo:hi],
+                    text=redact(own[lo:hi]),
                     label=said,
                     name=_unique_name(_slug(said), names),
                     metric=metric,
@@ -154,6 +168,8 @@ def _reading(
     if expected is None:
         return None
     for metric in _metrics_for(selector, own, spans, index):
+        if not _shareable(str(metric.get("regex", ""))):
+            continue  # anchored on a word that is a secret of the config
         try:
             got = document.metric("probe", Metric(**metric))
         except (ExtractError, ValueError):
@@ -303,7 +319,12 @@ class _Page:
 
     def own_parts(self, node: Any) -> Iterator[tuple[str, int]]:
         """Selectors for `node` alone, best first, with how many elements each matches on
-        the page (from the counts)."""
+        the page (from the counts); none that holds a secret of the config."""
+        for part, count in self._own_parts(node):
+            if _shareable(part):
+                yield part, count
+
+    def _own_parts(self, node: Any) -> Iterator[tuple[str, int]]:
         attrs = node.attributes
         tag = node.tag
         ident = attrs.get("id")
@@ -450,6 +471,97 @@ class _Page:
         return ""
 
 
+#: a scale right after a number, glued to it: in the element after the number's own
+#: (`<b>1.2</b><small>M</small>`), it is still the number's
+_GLUED_SCALE = re.compile(
+    r"\s?(?:[kKMB]|bn|Mio|Mrd|Tsd|thousands?|millions?|billions?|trillions?|lakhs?|crores?)"
+    r"\.?(?![^\W\d_])"
+)
+
+
+def _whole(node: Any) -> Any:
+    """The element that holds the whole number `node` holds: its parent when the number's
+    scale is in the next element, as a person reads them together; else `node`."""
+    parent = node.parent
+    if parent is None or parent.tag in ("body", "html"):
+        return node
+    own = _collapse(node.text(deep=True, separator=" "))
+    if not own:
+        return node
+    after = _next_text(node)
+    if own[-1].isdigit() and after is not None and _GLUED_SCALE.match(after):
+        return parent
+    return node
+
+
+#: inline elements: a person reads their text run together with the text beside them
+_INLINE = frozenset(
+    {
+        "a",
+        "abbr",
+        "b",
+        "bdi",
+        "bdo",
+        "cite",
+        "data",
+        "em",
+        "font",
+        "i",
+        "mark",
+        "q",
+        "s",
+        "small",
+        "span",
+        "strong",
+        "sub",
+        "sup",
+        "time",
+        "u",
+        "var",
+    }
+)
+#: an element that holds only a minus or an opening parenthesis (a currency symbol with it)
+_ONLY_SIGN = re.compile(r"\(?[-\u2212\u2012\u2013\u2014\ufe63\uff0d]?\(?\Z")
+
+
+def _signed_apart(node: Any) -> bool:
+    """Whether the number `node` starts with has its minus (or opening accounting
+    parenthesis) alone in the inline element right before it (`<i>−</i><b>5</b>`): shown
+    as −5, read from `node` as 5."""
+    own = _collapse(node.text(deep=True, separator=" "))
+    sibling = node.prev
+    if not own or not own[0].isdigit() or node.tag not in _INLINE or sibling is None:
+        return False
+    if sibling.tag not in _INLINE:
+        return False
+    shown = "".join(
+        c for c in _collapse(sibling.text(deep=True)) if unicodedata.category(c) != "Sc"
+    ).replace(" ", "")
+    return bool(shown) and _ONLY_SIGN.match(shown) is not None
+
+
+def _next_text(node: Any) -> str | None:
+    """The text of the sibling right after `node`, comments passed over and white space
+    between as one space."""
+    sibling = node.next
+    gap = ""
+    while sibling is not None:
+        if sibling.tag == "-text" and not (sibling.text_content or "").strip():
+            gap = " "
+        elif sibling.tag != "-comment":
+            break
+        sibling = sibling.next
+    if sibling is None:
+        return None
+    text = sibling.text_content if sibling.tag == "-text" else sibling.text(deep=True)
+    return gap + text if text else None
+
+
+def _shareable(text: str) -> bool:
+    """Whether `text` (a selector, a regex) holds no known secret: it is printed as is."""
+    return redact(text) == text
+
+
 def _table_label(cell: Any) -> str:
     row = cell.parent
     if row is None or row.tag != "tr":
@@ -568,18 +680,16 @@ _NUMERIC_STRING = re.compile(r"\s*[-+]?[\d.,' ]*\d[\d.,' ]*%?\s*\Z")
 
 
 def probe_json(document: Any, *, grep: str | None = None) -> list[Finding]:
-    """Every numeric leaf of a parsed JSON `document` (numbers, and strings that are a
-    number such as "12,374"), in document order, with the JMESPath that reads it, checked
-    through `from_json`. `grep` keeps the leaves whose path contains it (any case)."""
+    """Every numeric leaf of a parsed JSON `document` (numbers, and strings that are one
+    number, such as "12,374" or "$1.2k": `_amount`), in document order, with the JMESPath
+    that reads it, checked through `from_json`. `grep` keeps the leaves whose path contains it (any case)."""
     wanted = grep.casefold() if grep else None
     names: Counter[str] = Counter()
     out: list[Finding] = []
     for path, keys, leaf in _leaves(document, "", []):
         if isinstance(leaf, bool):
             continue
-        if not isinstance(leaf, int | float) and not (
-            isinstance(leaf, str) and _NUMERIC_STRING.match(leaf)
-        ):
+        if not isinstance(leaf, int | float) and not (isinstance(leaf, str) and _amount(leaf)):
             continue
         if wanted is not None and wanted not in path.casefold():
             continue
@@ -603,6 +713,31 @@ def probe_json(document: Any, *, grep: str | None = None) -> list[Finding]:
             )
         )
     return out
+
+
+#: what may stand around the one number of an amount: signs, parentheses, percent signs
+_AROUND = re.compile(r"[\s()%+\-\u2212\u2012\u2013\u2014]+")
+#: a scale after the number, or a currency code (`EUR 12.50`, `12.50 USD`)
+_AMOUNT_WORD = re.compile(r"(?:[kKMB]|bn|mn|thousands?|millions?|billions?|trillions?|[A-Z]{3})\.?")
+
+
+def _amount(text: str) -> bool:
+    """Whether a JSON string is one number written as an amount: "12,374", "$1,234.56",
+    "(1,234)", "1.2k", "EUR 12.50", "12.5%"; not "Q1", "abc123", "2.0.1" or "2024-01-05"."""
+    if _NUMERIC_STRING.match(text):
+        return True
+    spans = number_spans(text)
+    if len(spans) != 1 or len(text) > 40:
+        return False
+    start, end = spans[0]
+    before, after = text[:start], text[end:]
+    if before and (before[-1].isalpha() or before[-1].isdigit()):
+        return False  # glued to a word: a name or a code (Q1, abc123)
+    # what is left once signs, parentheses, percent and currency symbols are gone: at most
+    # one scale or currency code
+    rest = "".join(c for c in f"{before} {after}" if unicodedata.category(c) != "Sc")
+    words = _AROUND.sub(" ", rest).split()
+    return len(words) <= 1 and all(_AMOUNT_WORD.fullmatch(word) for word in words)
 
 
 def _parsed(text: str) -> float | None:

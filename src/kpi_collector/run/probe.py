@@ -80,9 +80,12 @@ async def probe_page(
     defaults: Defaults | None = None,
     tz: ZoneInfo | None = None,
     base_dir: Path | None = None,
+    settle: bool = False,
 ) -> ProbeResult:
     """Fetch `source`'s page (login, auth, headers, `render:` as in a run) and list its
-    numbers; raises the source's errors (HttpError, LoginError, ExtractError...)."""
+    numbers; `settle`: a rendered page is read once the source's metrics read numbers (a
+    placeholder its script replaces), as a run reads it. Raises the source's errors
+    (HttpError, LoginError, ExtractError...)."""
     defaults = defaults or Defaults()
     timeout = source.timeout or defaults.timeout
     retries = defaults.retries if source.retries is None else source.retries
@@ -103,7 +106,7 @@ async def probe_page(
         if isinstance(source, HTML) and source.render:
             async with source.prepared(ctx):
                 fetch_began = time.perf_counter()
-                text, final = await source.page(ctx)
+                text, final = await source.page(ctx, settle=settle, shown=True)
             began = fetch_began
             json_body = None
         elif isinstance(source, HTML):  # a `<meta http-equiv=refresh>` is followed
@@ -142,7 +145,7 @@ def _json_of(source: HttpSource, response: object) -> tuple[object] | None:
         return (response.json(),)
     if "html" in kind:
         return None
-    start = response.body.lstrip()[:1]
+    start = response.body.removeprefix(b"\xef\xbb\xbf").lstrip()[:1]  # after a UTF-8 BOM
     if start in (b"{", b"["):
         try:
             return (response.json(),)
@@ -163,4 +166,14 @@ def probe(
 ) -> ProbeResult:
     """`probe_page` for `url` (or `source`'s page), from synchronous code."""
     fetching = probe_source(url, source, render=render)
-    return asyncio.run(probe_page(fetching, grep=grep, defaults=defaults, tz=tz, base_dir=base_dir))
+    return asyncio.run(
+        probe_page(
+            fetching,
+            grep=grep,
+            defaults=defaults,
+            tz=tz,
+            base_dir=base_dir,
+            # the source's own page: read once its metrics read, as a run reads it
+            settle=source is not None and not url,
+        )
+    )

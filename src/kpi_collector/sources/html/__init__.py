@@ -5,20 +5,50 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
-from typing import ClassVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import ClassVar, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
-from kpi_collector.collect.extract import HtmlDocument, backtracking_combinators, check_css
+from kpi_collector.collect.extract import (
+    HtmlDocument,
+    backtracking_combinators,
+    check_css,
+    extract_all,
+)
 from kpi_collector.collect.http import Response, url_without_query
 from kpi_collector.collect.offload import INLINE_BYTES
-from kpi_collector.errors import HttpError
+from kpi_collector.errors import HttpError, MetricErrors
 from kpi_collector.sources._http import HttpSource
 from kpi_collector.sources.base import SourceContext
 
 #: seconds before the second attempt to load a rendered page, doubling after
 _BACKOFF = 0.25
+
+T = TypeVar("T")
+
+
+def _in_frames(exc: MetricErrors, document: HtmlDocument, url: str) -> MetricErrors:
+    """`exc`, its "matched nothing" errors saying so when the page shows other pages in
+    frames (`<iframe src>`, `<frame src>`), whose content is not the page's: their URLs,
+    query removed."""
+    from urllib.parse import urljoin
+
+    frames: dict[str, None] = {}
+    for node in document.tree.css("iframe[src], frame[src]"):
+        src = urljoin(url, (node.attributes.get("src") or "").strip())
+        if src.startswith(("http://", "https://")) and src != url:
+            frames[url_without_query(src)] = None
+    if not frames:
+        return exc
+    shown = ", ".join(list(frames)[:3]) + (", …" if len(frames) > 3 else "")
+    pages = "another page in a frame" if len(frames) == 1 else "other pages in frames"
+    hint = f"; the page shows {pages} ({shown}): set `url:` to the frame's page"
+    errors = {
+        name: message + hint if message.endswith("matched nothing") else message
+        for name, message in exc.errors.items()
+    }
+    return MetricErrors(exc.values, errors)
 
 
 class HTML(HttpSource):
@@ -62,9 +92,13 @@ class HTML(HttpSource):
             return ctx.browser.slot()
         return contextlib.nullcontext()
 
-    async def page(self, ctx: SourceContext) -> tuple[str, str]:
-        """The page as text and its final URL: fetched, or rendered in Chromium."""
-        document, url = await self._document(ctx)
+    async def page(
+        self, ctx: SourceContext, *, settle: bool = False, shown: bool = False
+    ) -> tuple[str, str]:
+        """The page as text and its final URL: fetched, or rendered in Chromium (with
+        `settle`, until the metrics read, as a run reads the page; with `shown`, what the
+        page does not show marked `hidden`, see `Browser.render`)."""
+        document, url = await self._document(ctx, settle=settle, shown=shown)
         return document.text, url
 
     async def answer(self, ctx: SourceContext) -> tuple[Response, HtmlDocument]:
@@ -83,13 +117,29 @@ class HTML(HttpSource):
         response = await self.fetch(ctx, refresh=refresh)
         return response, parsed[0]
 
-    async def _document(self, ctx: SourceContext) -> tuple[HtmlDocument, str]:
+    async def _document(
+        self, ctx: SourceContext, *, settle: bool = False, shown: bool = False
+    ) -> tuple[HtmlDocument, str]:
         """The page parsed, and its final URL: fetched (`answer`), or rendered in Chromium
-        (which follows a refresh itself)."""
+        (which follows a refresh itself); with `settle`, rendered until every metric reads
+        a number (a placeholder the page's script replaces is read again) or the time is
+        up."""
         if not self.render:
             response, document = await self.answer(ctx)
             return document, response.url
-        html, url = await self._rendered(ctx)
+        last: list[tuple[str, HtmlDocument]] = []  # the DOM `ready` parsed last
+
+        async def ready(html: str, url: str) -> bool:
+            document = await self._parse(ctx, html, url)
+            last[:] = [(html, document)]
+            _, errors = await self._off_loop_if_slow(
+                ctx, document, url, lambda: extract_all(self.metrics, document.metric)
+            )
+            return not errors
+
+        html, url = await self._rendered(ctx, ready if settle else None, shown=shown)
+        if last and last[0][0] is html:
+            return last[0][1], url
         return await self._parse(ctx, html, url), url
 
     async def _parse(
@@ -105,8 +155,15 @@ class HTML(HttpSource):
             return parse()
         return await ctx.off_loop(parse, what=f"parsing {url_without_query(url)}")
 
-    async def _rendered(self, ctx: SourceContext) -> tuple[str, str]:
-        """The DOM Chromium built, as HTML, and its final URL (`render: true`)."""
+    async def _rendered(
+        self,
+        ctx: SourceContext,
+        ready: Callable[[str, str], Awaitable[bool]] | None = None,
+        *,
+        shown: bool = False,
+    ) -> tuple[str, str]:
+        """The DOM Chromium built, as HTML, and its final URL (`render: true`); `ready` as
+        `Browser.render` takes it."""
         from kpi_collector.collect.browser import Browser
 
         browser = ctx.browser or Browser(concurrency=1)
@@ -122,6 +179,8 @@ class HTML(HttpSource):
                         headers=self.headers,
                         params=self.params,
                         max_bytes=ctx.max_bytes,
+                        ready=ready,
+                        shown=shown,
                     )
                     return rendered.html, rendered.url
                 except HttpError as exc:
@@ -136,13 +195,22 @@ class HTML(HttpSource):
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
-        document, url = await self._document(ctx)
+        document, url = await self._document(ctx, settle=True)
 
         def read() -> dict[str, float]:
             with self.keeping_page(lambda: document.text, url, ".html"):
-                return self.extract(document.metric)
+                try:
+                    return self.extract(document.metric)
+                except MetricErrors as exc:
+                    raise _in_frames(exc, document, url) from None
 
-        # XPath, and CSS that may backtrack (`HtmlDocument.css`), may take long: off the loop
+        return await self._off_loop_if_slow(ctx, document, url, read)
+
+    async def _off_loop_if_slow(
+        self, ctx: SourceContext, document: HtmlDocument, url: str, read: Callable[[], T]
+    ) -> T:
+        """`read()` (the metrics read from `document`): on the loop, unless the page is
+        large or a metric is XPath or CSS that may backtrack (`HtmlDocument.css`)."""
         small = len(document.text) <= INLINE_BYTES and not any(
             m.xpath or (m.css and backtracking_combinators(m.css) > 1)
             for m in self.metrics.values()
