@@ -443,3 +443,70 @@ def test_v11_gives_pending_deliveries_the_run_they_count_from(store: HistoryStor
             "sheet": 2,
             "early": 1,
         }
+
+
+# KPI ids (and names of sources, destinations, alerts) that differ only in case, accents or a
+# trailing space: MariaDB's default collation (utf8mb4_general_ci, PAD SPACE) took them for one
+_LOOKALIKE_IDS = ("gh.Stars", "gh.stars", "gh.stars ", "café.n", "cafe.n")
+
+
+def test_ids_differing_in_case_accents_or_trailing_space_stay_apart(store: HistoryStore) -> None:
+    """Each lookalike id reads back its own values only, on every backend: its history, its
+    newest value, the list of ids, and the rollup (whose key holds the id)."""
+    from kpi_collector.store import rollup
+
+    at = ts("2026-11-02T07:00:00+00:00")
+    for i, kpi in enumerate(_LOOKALIKE_IDS):
+        run = store.begin_run(started_at=at + 60 * i)
+        store.finish_run(run, observations=[(kpi, at + 60 * i, float(i + 1), kpi.split(".")[0])])
+    assert sorted(store.kpi_ids()) == sorted(_LOOKALIKE_IDS)  # (the order is the database's)
+    for i, kpi in enumerate(_LOOKALIKE_IDS):
+        assert store.rows([kpi]) == [(kpi, at + 60 * i, float(i + 1))]
+        assert {k: o.value for k, o in store.latest([kpi]).items()} == {kpi: float(i + 1)}
+    zone = ZoneInfo("UTC")
+    rollup.catch_up(store.engine, zone)
+    got = rollup.read(store.engine, zone, "day", since=date(2026, 11, 1))
+    assert {k: [p.value for p in v] for k, v in got.items()} == {
+        kpi: [float(i + 1)] for i, kpi in enumerate(_LOOKALIKE_IDS)
+    }
+
+
+def test_v12_tells_lookalike_ids_apart_in_a_store_of_schema_11(store: HistoryStore) -> None:
+    """A MariaDB store of schema 11 (tables in the server's case- and accent-blind collation)
+    is converted, and its rollup, which had merged lookalike ids, is built again; on the other
+    backends the step changes nothing."""
+    from kpi_collector.store import rollup
+
+    url, zone = store.url, ZoneInfo("UTC")
+    at = ts("2026-11-02T07:00:00+00:00")
+    run = store.begin_run(started_at=at)
+    store.finish_run(run, observations=[("gh.stars", at, 1.0, "gh")])
+    rollup.catch_up(store.engine, zone)
+    store.close()
+    with _rewound(url, 11) as conn:
+        if conn.dialect.name in ("mysql", "mariadb"):
+            for table in conn.execute(sa.text("SHOW TABLES")).scalars():
+                conn.execute(
+                    sa.text(
+                        f"ALTER TABLE {table} CONVERT TO CHARACTER SET utf8mb4"
+                        " COLLATE utf8mb4_general_ci"
+                    )
+                )
+            # what schema 11 did: its rollup knows `gh.Stars` as the row of `gh.stars`
+            conn.execute(sa.text("UPDATE rollup SET last = 99, sum = 99, min = 99, max = 99"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO observations (run_id, kpi, ts, value, source, backfilled)"
+                " VALUES (:r, 'gh.Stars', :ts, 2, 'gh', :f)"
+            ),
+            {"r": run, "ts": at + 60, "f": False},
+        )
+    with _migrated(url) as reopened:
+        assert reopened.rows(["gh.stars"]) == [("gh.stars", at, 1.0)]
+        assert reopened.rows(["gh.Stars"]) == [("gh.Stars", at + 60, 2.0)]
+        rollup.catch_up(reopened.engine, zone)
+        got = rollup.read(reopened.engine, zone, "day", since=date(2026, 11, 1))
+        assert {k: [p.value for p in v] for k, v in got.items()} == {
+            "gh.stars": [1.0],
+            "gh.Stars": [2.0],
+        }
