@@ -510,3 +510,53 @@ def test_v12_tells_lookalike_ids_apart_in_a_store_of_schema_11(store: HistorySto
             "gh.stars": [1.0],
             "gh.Stars": [2.0],
         }
+
+
+def test_a_kpi_id_longer_than_the_store_keeps_is_that_metrics_error(store: HistoryStore) -> None:
+    """A metric whose KPI id is longer than the store's id columns (200 characters) is that
+    metric's error, on every backend alike: the run's other values are stored (PostgreSQL and
+    MariaDB refused the whole run: "value too long for type character varying(200)")."""
+    from kpi_collector import Pipeline
+    from kpi_collector.destinations import Store
+    from kpi_collector.sources import Function
+
+    long_name = "p" * 250
+
+    def metrics() -> dict[str, float]:
+        return {"ok": 1.0, long_name: 2.0}
+
+    pipeline = Pipeline(sources=(Function(metrics, name="fn"),), store=Store(store.url))
+    result = pipeline.process(deliver=False)
+    long_id = f"fn.{long_name}"
+    assert result.values == {"fn.ok": 1.0}
+    assert "at most 200 characters" in result.errors[long_id]
+    assert [(k, v) for k, _, v in store.rows()] == [("fn.ok", 1.0)]
+    [record] = store.runs()
+    assert (record.status, record.n_values, record.n_errors) == ("partial", 1, 1)
+    [error] = record.errors
+    assert error.kpi is not None and len(error.kpi) <= 200 and error.kpi.startswith("fn.ppp")
+    assert "at most 200 characters" in error.message and len(error.message) < 300
+
+
+def test_the_store_keeps_a_run_whose_observation_has_an_over_long_kpi_id(
+    store: HistoryStore,
+) -> None:
+    """Given to the store itself (the Python API, a plugin), an observation whose KPI id is
+    longer than 200 characters becomes the run's error and the others are stored; a backfill
+    of one is refused with a one-line error before anything is written."""
+    at = ts("2026-11-02T07:00:00+00:00")
+    long_id = "s." + "x" * 230
+    run = store.begin_run(started_at=at)
+    store.finish_run(
+        run,
+        observations=[("s.a", at, 1.0, "s"), (long_id, at, 2.0, "s"), ("s.b", at, 3.0, "s")],
+        errors=[("s", long_id, "HTTP 500", True)],
+    )
+    assert [(k, v) for k, _, v in store.rows()] == [("s.a", 1.0), ("s.b", 3.0)]
+    [record] = store.runs()
+    assert (record.status, record.n_values, record.n_errors) == ("partial", 2, 2)
+    assert all(e.kpi is not None and len(e.kpi) <= 200 for e in record.errors)
+    assert "has 232 characters; the store keeps at most 200" in record.errors[1].message
+    with pytest.raises(StoreError, match=r"^cannot store KPI id 's\.x+…' has 232 characters"):
+        store.add_observations([("s.c", at, 4.0, "s"), (long_id, at, 5.0, "s")])
+    assert [k for k, _, _ in store.rows()] == ["s.a", "s.b"]

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from kpi_collector.collect.sql import first_line, with_driver
 from kpi_collector.errors import StoreError, missing_package
 from kpi_collector.secrets import redact
+from kpi_collector.store.limits import ID_MAX, cut, too_long
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -272,17 +273,22 @@ class HistoryStore:
         errs = [
             {
                 "run_id": run_id,
-                "source": e.source,
-                "kpi": e.kpi,
+                "source": cut(e.source),
+                "kpi": None if e.kpi is None else cut(e.kpi),
                 "message": redact(e.message),
                 "transient": e.transient,
             }
             for e in map(RunError._make, errors)
         ]
+        # an observation whose KPI id or source name is longer than the store keeps is not
+        # stored but becomes an error of the run (appended to `errs` while the rows are
+        # inserted, before `errs` is), so the run's other values are (PostgreSQL and MariaDB
+        # refused the whole transaction; SQLite kept any length)
+        rows = _fitting(observations, run_id, errs)
         finished_at = finished_at or time.time()
         direct = self.direct()
         if direct is not None:
-            direct.finish_run(run_id, iter(observations), errs, finished_at, status, batch=_BATCH)
+            direct.finish_run(run_id, rows, errs, finished_at, status, batch=_BATCH)
             return
         from kpi_collector.store.schema import observations as obs_table
         from kpi_collector.store.schema import run_errors, runs
@@ -291,7 +297,6 @@ class HistoryStore:
             # in batches within the one transaction: 50,000 rows as parameter dicts at once
             # would hold tens of MB
             stored = 0
-            rows = iter(observations)
             while batch := [
                 {"run_id": run_id, "kpi": k, "ts": ts, "value": v, "source": s, "backfilled": False}
                 for k, ts, v, s in islice(rows, _BATCH)
@@ -469,6 +474,10 @@ class HistoryStore:
         points = list(map(StoredObservation._make, points))
         if not points:
             return 0
+        for point in points:
+            for name in (point.kpi, point.source):
+                if len(name) > ID_MAX:
+                    raise StoreError(f"cannot store {too_long(name)}")
         kpis = sorted({p.kpi for p in points})
         low = min(p.ts for p in points) - 86400 * 2
         with self.engine.connect() as conn:
@@ -521,6 +530,26 @@ class HistoryStore:
         commits at the end of the block and rolls back on an exception; a database failure
         (on entering, inside, or on commit) becomes StoreError."""
         return _Writing(self.engine, self.url)
+
+
+def _fitting(
+    observations: Iterable[StoredObservation], run_id: int, errors: list[dict[str, Any]]
+) -> Iterator[tuple[str, float, float, str]]:
+    """`observations` as (kpi, ts, value, source) tuples, but those whose KPI id or source
+    name is longer than ID_MAX, each appended to `errors` as a run_errors row instead."""
+    for kpi, ts, value, source in observations:
+        if len(kpi) <= ID_MAX and len(source) <= ID_MAX:
+            yield kpi, ts, value, source
+            continue
+        errors.append(
+            {
+                "run_id": run_id,
+                "source": cut(source),
+                "kpi": cut(kpi),
+                "message": redact(f"{too_long(max(kpi, source, key=len))}; not stored"),
+                "transient": False,
+            }
+        )
 
 
 def run_status(status: str | None, stored: int, errors: int) -> str:

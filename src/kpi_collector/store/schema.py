@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from kpi_collector.store.limits import ID_MAX
 from kpi_collector.store.version import SCHEMA_VERSION
 
 metadata = sa.MetaData()
@@ -35,8 +36,8 @@ run_errors = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False, index=True),
-    sa.Column("source", sa.String(200), nullable=False),
-    sa.Column("kpi", sa.String(200)),
+    sa.Column("source", sa.String(ID_MAX), nullable=False),
+    sa.Column("kpi", sa.String(ID_MAX)),
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("transient", sa.Boolean, nullable=False, server_default=sa.false()),
 )
@@ -46,10 +47,10 @@ observations = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), index=True),
-    sa.Column("kpi", sa.String(200), nullable=False),
+    sa.Column("kpi", sa.String(ID_MAX), nullable=False),
     sa.Column("ts", sa.Double, nullable=False),  # epoch seconds, UTC
     sa.Column("value", sa.Double, nullable=False),
-    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("source", sa.String(ID_MAX), nullable=False),
     sa.Column("backfilled", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_observations_kpi_ts", "kpi", "ts"),
 )
