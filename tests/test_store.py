@@ -560,3 +560,36 @@ def test_the_store_keeps_a_run_whose_observation_has_an_over_long_kpi_id(
     with pytest.raises(StoreError, match=r"^cannot store KPI id 's\.x+…' has 232 characters"):
         store.add_observations([("s.c", at, 4.0, "s"), (long_id, at, 5.0, "s")])
     assert [k for k, _, _ in store.rows()] == ["s.a", "s.b"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://kpi:p@ss12345@127.0.0.1:1/kpi",  # an `@` as is: a host `ss12345@...`
+        "postgresql+psycopg://kpi:p@ss:w/ord12@127.0.0.1:1/kpi",  # a port `w`: int('w') failed
+        "mysql+pymysql://kpi:s3cr@t99@127.0.0.1:1/kpi",
+    ],
+)
+def test_a_store_password_with_an_unencoded_at_is_a_clear_error_that_hides_it(
+    url: str, tmp_path: Path
+) -> None:
+    """A password written as is with `@` (and `:` or `/`) in the store URL: a one-line error
+    that says how to write it (percent-encoded), in the Python API and from `kpi run`,
+    without any part of the password (it named the host `ss12345@127.0.0.1`)."""
+    from tests.cli import run_kpi
+
+    secret_parts = ("p@ss", "ss12345", "ss:w", "ord12", "s3cr", "t99")
+    with pytest.raises(StoreError) as info:
+        _ = HistoryStore(url).engine
+    message = str(info.value)
+    assert "%40" in message and "\n" not in message
+    assert not any(part in message for part in secret_parts), message
+    (tmp_path / "kpi.yaml").write_text(
+        f'store: "{url}"\nsources:\n  - {{name: fn, type: python, function: "acme:metrics"}}\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "acme.py").write_text("def metrics():\n    return {'ok': 1}\n", encoding="utf-8")
+    ran = run_kpi(tmp_path, "run")
+    output = ran.stdout + ran.stderr
+    assert ran.returncode == 2 and "%40" in output and len(output.strip().splitlines()) == 1
+    assert not any(part in output for part in secret_parts), output

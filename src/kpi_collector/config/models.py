@@ -537,13 +537,22 @@ def check_store_url(url: str) -> None:
     from kpi_collector.secrets import redact
 
     fix = "use sqlite:///kpi.db, postgresql+psycopg://... or mysql+pymysql://..."
+    encode = (
+        "a password holding @ : / or % is written percent-encoded (@ as %40, : as %3A, "
+        "/ as %2F, % as %25)"
+    )
     try:
-        sa.engine.make_url(url).get_dialect()
+        parsed = sa.engine.make_url(url)
+        parsed.get_dialect()
     except sa.exc.NoSuchModuleError:  # before ArgumentError, its base class
         scheme = url.partition("://")[0]
         raise ValueError(f"unknown database kind {scheme!r} in {redact(url)!r}; {fix}") from None
     except sa.exc.ArgumentError:
         raise ValueError(f"{redact(url)!r} is not a database URL; {fix}") from None
+    except ValueError:  # a port that is no number: `user:p@ss:word@host` read `word` as one
+        raise ValueError(f"{redact(url)!r} is not a database URL: {encode}") from None
+    if parsed.host and "@" in parsed.host:  # `user:p@ss@host`: the password ends at its `@`
+        raise ValueError(f"{redact(url)!r} has `@` twice before its host: {encode}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,10 +111,15 @@ class HistoryStore:
     def _connect(self) -> sa.Engine:
         import sqlalchemy as sa
 
+        from kpi_collector.config.models import check_store_url
+
         try:
+            check_store_url(self.url)  # a password with `@` written as is: how to write it
             url = with_driver(sa.engine.make_url(self.url))
         except sa.exc.ArgumentError:
             raise StoreError(f"store {redact(self.url)!r} is not a database URL") from None
+        except ValueError as exc:
+            raise StoreError(f"store: {exc}") from None
         kwargs: dict[str, Any] = {}
         if url.get_backend_name() == "sqlite":
             database = url.database
