@@ -593,3 +593,29 @@ def test_a_store_password_with_an_unencoded_at_is_a_clear_error_that_hides_it(
     output = ran.stdout + ran.stderr
     assert ran.returncode == 2 and "%40" in output and len(output.strip().splitlines()) == 1
     assert not any(part in output for part in secret_parts), output
+
+
+@pytest.mark.parametrize("under", ["a-file", "a-file/sub"])
+def test_a_sqlite_store_under_a_file_is_a_store_error_naming_the_store(
+    under: str, tmp_path: Path
+) -> None:
+    """A SQLite store whose folder is a file (or under one): StoreError naming the store, in
+    the Python API and from `kpi run` / `kpi history` (a bare FileExistsError /
+    NotADirectoryError; the command said only "error: /x/a-file: File exists")."""
+    from tests.cli import run_kpi
+
+    (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
+    path = tmp_path / under / "kpi.db"
+    with pytest.raises(StoreError, match=r"^cannot open store 'sqlite:///.*kpi\.db': .*a-file"):
+        _ = HistoryStore(f"sqlite:///{path}").engine
+    (tmp_path / "kpi.yaml").write_text(
+        f'store: "sqlite:///{path}"\n'
+        'sources:\n  - {name: fn, type: python, function: "acme:metrics"}\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "acme.py").write_text("def metrics():\n    return {'ok': 1}\n", encoding="utf-8")
+    for command in ("run", "history"):
+        ran = run_kpi(tmp_path, command)
+        assert ran.returncode == 1, ran.stdout + ran.stderr
+        [line] = ran.stderr.strip().splitlines()
+        assert line.startswith("error: cannot open store 'sqlite:///") and "a-file" in line

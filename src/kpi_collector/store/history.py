@@ -124,7 +124,12 @@ class HistoryStore:
         if url.get_backend_name() == "sqlite":
             database = url.database
             if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    Path(database).parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreError(
+                        f"cannot open store {redact(self.url)!r}: {os_reason(exc)}"
+                    ) from None
             kwargs["connect_args"] = {"timeout": 30}
         else:
             kwargs["pool_pre_ping"] = True
@@ -555,6 +560,13 @@ def _fitting(
                 "transient": False,
             }
         )
+
+
+def os_reason(exc: OSError) -> str:
+    """Why a file or folder of a SQLite store cannot be used, in one line: the path the
+    system named and its reason ("/srv/kpi: File exists", "/srv: Permission denied")."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
 
 
 def run_status(status: str | None, stored: int, errors: int) -> str:
