@@ -619,3 +619,28 @@ def test_a_sqlite_store_under_a_file_is_a_store_error_naming_the_store(
         assert ran.returncode == 1, ran.stdout + ran.stderr
         [line] = ran.stderr.strip().splitlines()
         assert line.startswith("error: cannot open store 'sqlite:///") and "a-file" in line
+
+
+@pytest.mark.parametrize("folder", ["q?1", "p%41b", "100%", "a#b c"])
+def test_the_default_store_is_in_the_configs_folder_whatever_its_name_holds(
+    folder: str, tmp_path: Path
+) -> None:
+    """The default store (and a relative `store:` path) is `kpi.db` in the config's folder,
+    also when the folder's name holds `?` or `%XX`, which a SQLAlchemy URL reads as a query
+    and an escape: the store went to `<parent>/q` or `<parent>/pAb/kpi.db`, where two
+    configs could share it; its lock file stays beside it."""
+    from tests.cli import run_kpi
+
+    home = tmp_path / folder
+    home.mkdir()
+    (home / "kpi.yaml").write_text(
+        'sources:\n  - {name: fn, type: python, function: "acme:metrics"}\n', encoding="utf-8"
+    )
+    (home / "acme.py").write_text("def metrics():\n    return {'x': 1.5}\n", encoding="utf-8")
+    ran = run_kpi(home, "run")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert {p.name for p in tmp_path.iterdir()} == {folder}
+    assert {"kpi.db", "kpi.db.lock"} <= {p.name for p in home.iterdir()}
+    history = run_kpi(home, "history", "--format", "csv")
+    assert history.stdout.splitlines()[1].endswith(",fn.x,1.5"), history.stdout
+    assert {p.name for p in tmp_path.iterdir()} == {folder}

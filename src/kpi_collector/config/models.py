@@ -649,11 +649,32 @@ def config_fingerprint(data: Any) -> str:
 
 
 def resolve_url(url: str | None, base_dir: Path) -> str:
-    """The store URL; a relative SQLite path is taken relative to the config's folder."""
+    """The store URL; a relative SQLite path is taken relative to the config's folder (whose
+    name may hold `%` or `?`: escaped, `sqlite_url`)."""
     if not url:
-        return f"sqlite:///{(base_dir / 'kpi.db').resolve()}"
+        return sqlite_url(base_dir / "kpi.db")
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:" and not Path(path).is_absolute():
-            return f"sqlite:///{(base_dir / path).resolve()}"
+            return sqlite_url(base_dir, path)
     return url
+
+
+def sqlite_url(folder: Path, relative: str = "") -> str:
+    """The `sqlite:///` URL of `folder` (resolved), joined with `relative` (a URL's own
+    path, its escapes and query kept). The folder's `%` and `?` are escaped: SQLAlchemy
+    decodes `%XX` and reads `?` as a query's start, so a folder `q?1` or `p%41b` put the store
+    at `q` or `pAb`."""
+    head = str(folder.resolve()).replace("%", "%25").replace("?", "%3F")
+    return f"sqlite:///{head}/{relative}" if relative else f"sqlite:///{head}"
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file a `sqlite:///path` URL opens, as SQLAlchemy reads it (the query dropped,
+    `%XX` decoded); None for other databases, memory and `file:` URIs."""
+    if not url.startswith("sqlite:///"):
+        return None
+    from urllib.parse import unquote
+
+    path = unquote(url.removeprefix("sqlite:///").partition("?")[0])
+    return path if path and path != ":memory:" and not path.startswith("file:") else None

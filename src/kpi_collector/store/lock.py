@@ -111,11 +111,11 @@ def store_mutex(store: HistoryStore, name: str) -> Mutex:
 
 
 def sqlite_path(url: str) -> str | None:
-    """The file of a `sqlite:///path` store URL; None for other databases and memory."""
-    if not url.startswith("sqlite:///"):
-        return None
-    path = url.removeprefix("sqlite:///").partition("?")[0]
-    return path if path and path != ":memory:" and not path.startswith("file:") else None
+    """The file of a `sqlite:///path` store URL (`%XX` decoded, as SQLAlchemy opens it, so the
+    lock file is beside it); None for other databases and memory."""
+    from kpi_collector.config.models import sqlite_file
+
+    return sqlite_file(url)
 
 
 class FileMutex:
