@@ -644,3 +644,77 @@ def test_the_default_store_is_in_the_configs_folder_whatever_its_name_holds(
     history = run_kpi(home, "history", "--format", "csv")
     assert history.stdout.splitlines()[1].endswith(",fn.x,1.5"), history.stdout
     assert {p.name for p in tmp_path.iterdir()} == {folder}
+
+
+def test_a_value_that_is_no_finite_number_is_never_stored(store: HistoryStore) -> None:
+    """NaN and infinities given to the store itself (the Python API, a plugin's backfill):
+    a run's becomes its error and the others are stored; a backfill of one is refused with a
+    one-line error before anything is written. (SQLite kept inf and refused NaN, PostgreSQL
+    kept both, MariaDB refused both: "nan can not be used with MySQL".)"""
+    at = ts("2026-11-02T07:00:00+00:00")
+    run = store.begin_run(started_at=at)
+    store.finish_run(
+        run,
+        observations=[
+            ("s.a", at, 1.0, "s"),
+            ("s.nan", at, float("nan"), "s"),
+            ("s.inf", at, float("-inf"), "s"),
+        ],
+    )
+    assert [(k, v) for k, _, v in store.rows()] == [("s.a", 1.0)]
+    [record] = store.runs()
+    assert (record.status, record.n_values, record.n_errors) == ("partial", 1, 2)
+    assert [(e.kpi, e.message) for e in record.errors] == [
+        ("s.nan", "nan is not a finite number; not stored"),
+        ("s.inf", "-inf is not a finite number; not stored"),
+    ]
+    with pytest.raises(StoreError, match=r"^cannot store s\.x: inf is not a finite number$"):
+        store.add_observations([("s.c", at, 4.0, "s"), ("s.x", at, float("inf"), "s")])
+    assert [k for k, _, _ in store.rows()] == ["s.a"]
+
+
+def test_a_backfill_stores_a_sources_finite_values_and_names_the_others(tmp_path: Path) -> None:
+    """A source's backfill that yields a NaN or an infinity among its values: the finite ones
+    are stored and the others are that source's error (a NaN failed the whole backfill on
+    SQLite, `NOT NULL constraint failed`; PostgreSQL stored it)."""
+    import asyncio
+    from collections.abc import AsyncIterator
+    from datetime import UTC, timedelta
+    from typing import ClassVar
+
+    from kpi_collector.config.models import Defaults
+    from kpi_collector.run.backfill import abackfill
+    from kpi_collector.sources.base import Observation, Source, SourceContext
+
+    class Past(Source):
+        type: ClassVar[str] = "past"
+
+        async def collect(self, ctx: SourceContext) -> dict[str, float]:
+            return {}
+
+        async def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
+            for i, value in enumerate((1.0, float("nan"), 3.0, float("inf"))):
+                when = datetime(2026, 11, 1, 12, tzinfo=UTC) + timedelta(days=i)
+                yield Observation("n", value, when)
+
+    store = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
+    try:
+        report = asyncio.run(
+            abackfill(
+                store,
+                [Past(name="past")],
+                defaults=Defaults(),
+                tz=ZoneInfo("UTC"),
+                base_dir=tmp_path,
+                since=date(2026, 11, 1),
+                now=datetime(2026, 11, 10, tzinfo=UTC),
+            )
+        )
+        assert [v for _, _, v in store.rows()] == [1.0, 3.0]
+        assert report.added == {"past": 2}
+        assert report.errors == {
+            "past": "2 values not stored: past.n on 2026-11-02: nan is not a finite number; "
+            "past.n on 2026-11-04: inf is not a finite number"
+        }
+    finally:
+        store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -485,9 +486,10 @@ class HistoryStore:
         if not points:
             return 0
         for point in points:
-            for name in (point.kpi, point.source):
-                if len(name) > ID_MAX:
-                    raise StoreError(f"cannot store {too_long(name)}")
+            problem = unstorable(point.kpi, point.value, point.source)
+            if problem is not None:
+                what = "" if problem.startswith("KPI id") else f"{cut(point.kpi, 60)}: "
+                raise StoreError(f"cannot store {what}{problem}")
         kpis = sorted({p.kpi for p in points})
         low = min(p.ts for p in points) - 86400 * 2
         with self.engine.connect() as conn:
@@ -545,10 +547,11 @@ class HistoryStore:
 def _fitting(
     observations: Iterable[StoredObservation], run_id: int, errors: list[dict[str, Any]]
 ) -> Iterator[tuple[str, float, float, str]]:
-    """`observations` as (kpi, ts, value, source) tuples, but those whose KPI id or source
-    name is longer than ID_MAX, each appended to `errors` as a run_errors row instead."""
+    """`observations` as (kpi, ts, value, source) tuples, but those the store cannot keep
+    (`unstorable`), each appended to `errors` as a run_errors row instead."""
     for kpi, ts, value, source in observations:
-        if len(kpi) <= ID_MAX and len(source) <= ID_MAX:
+        problem = unstorable(kpi, value, source)
+        if problem is None:
             yield kpi, ts, value, source
             continue
         errors.append(
@@ -556,10 +559,22 @@ def _fitting(
                 "run_id": run_id,
                 "source": cut(source),
                 "kpi": cut(kpi),
-                "message": redact(f"{too_long(max(kpi, source, key=len))}; not stored"),
+                "message": redact(f"{problem}; not stored"),
                 "transient": False,
             }
         )
+
+
+def unstorable(kpi: str, value: float, source: str) -> str | None:
+    """Why an observation cannot be stored alike on every backend (one line), None when it
+    can: a KPI
+    id or source name longer than ID_MAX, a value that is no finite number (SQLite kept inf
+    and refused NaN, PostgreSQL kept both, MariaDB refused both)."""
+    if len(kpi) > ID_MAX or len(source) > ID_MAX:
+        return too_long(max(kpi, source, key=len))
+    if not math.isfinite(value):
+        return f"{value} is not a finite number"
+    return None
 
 
 def os_reason(exc: OSError) -> str:
