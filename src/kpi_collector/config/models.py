@@ -520,6 +520,26 @@ class Settings(Strict):
             check_store_url(value)
         return value
 
+    @field_validator("store", mode="before")
+    @classmethod
+    def _store_password(cls, value: Any) -> Any:
+        """A password written in the file itself is a secret: hidden everywhere, and the
+        config never cached; one from a variable (`${DATABASE_URL}`: a `FromVariables`, seen
+        only before the field makes it a plain str) is the variable's, cached by its name."""
+        if isinstance(value, str) and value:
+            from kpi_collector.secrets import remember
+
+            given = getattr(value, "values", None) or ()
+            try:
+                secrets = store_secrets(value)
+            except Exception:  # not a database URL: `_store_url` says so
+                return value
+            if any(secret in part for secret in secrets for part in given):
+                return value  # (as written, or decoded: then its written form is there too)
+            for secret in secrets:
+                remember(secret)
+        return value
+
 
 _PLAIN_SQLITE = re.compile(r"sqlite:///[^?]*")
 
@@ -553,6 +573,23 @@ def check_store_url(url: str) -> None:
         raise ValueError(f"{redact(url)!r} is not a database URL: {encode}") from None
     if parsed.host and "@" in parsed.host:  # `user:p@ss@host`: the password ends at its `@`
         raise ValueError(f"{redact(url)!r} has `@` twice before its host: {encode}")
+
+
+def store_secrets(url: str) -> list[str]:
+    """The secrets a (valid) store URL holds: its password, as written and as SQLAlchemy
+    decodes it, and a `password` in its query."""
+    if _PLAIN_SQLITE.fullmatch(url):
+        return []
+    import sqlalchemy as sa
+
+    parsed = sa.engine.make_url(url)
+    found = [str(parsed.password)] if parsed.password else []
+    asked = parsed.query.get("password")
+    found += [asked] if isinstance(asked, str) else list(asked or ())
+    written = url.partition("://")[2].rpartition("@")[0].partition(":")[2]
+    if written and "?" not in written:
+        found.append(written)
+    return [s for s in found if s]
 
 
 @dataclass(frozen=True, slots=True)
