@@ -718,3 +718,31 @@ def test_a_backfill_stores_a_sources_finite_values_and_names_the_others(tmp_path
         }
     finally:
         store.close()
+
+
+def test_a_kpi_id_with_a_control_character_is_that_metrics_error(store: HistoryStore) -> None:
+    """A metric name holding a control character (a NUL, a newline, a terminal escape) is
+    that metric's error on every backend, and the run's other values are stored (PostgreSQL
+    refused the whole run: "text fields cannot contain NUL (0x00) bytes"; SQLite kept the
+    id, whose newline split the tables and whose escape went to the terminal from the CSV)."""
+    from kpi_collector import Pipeline
+    from kpi_collector.destinations import Store
+    from kpi_collector.sources import Function
+
+    def metrics() -> dict[str, float]:
+        return {"ok": 1.0, "d\x00e": 2.0, "a\nb": 3.0, "c\x1b[31mred": 4.0}
+
+    pipeline = Pipeline(sources=(Function(metrics, name="fn"),), store=Store(store.url))
+    result = pipeline.process(deliver=False)
+    assert result.values == {"fn.ok": 1.0}
+    assert "control character" in result.errors["fn.d\x00e"]
+    assert [(k, v) for k, _, v in store.rows()] == [("fn.ok", 1.0)]
+    [record] = store.runs()
+    assert (record.status, record.n_values, record.n_errors) == ("partial", 1, 3)
+    for error in record.errors:
+        assert error.kpi is not None and error.kpi.isprintable(), error
+        assert error.message.isprintable() and "control character" in error.message
+    # given to the store itself, such an observation is the run's error as well
+    run = store.begin_run()
+    store.finish_run(run, observations=[("s.x\x00", 1.0, 5.0, "s"), ("s.y", 1.0, 6.0, "s")])
+    assert [k for k, _, _ in store.rows()] == ["fn.ok", "s.y"]

@@ -21,7 +21,7 @@ from kpi_collector.config.models import Defaults
 from kpi_collector.errors import KpiError, MetricErrors, missing_package
 from kpi_collector.secrets import redact
 from kpi_collector.sources.base import Source, SourceContext
-from kpi_collector.store.limits import ID_MAX, too_long
+from kpi_collector.store.limits import id_problem
 
 log = logging.getLogger("kpi_collector.run")
 
@@ -161,13 +161,13 @@ def _message(text: str) -> str:
 
 
 def _keep_numbers(outcome: SourceOutcome, values: Mapping[str, Any]) -> None:
-    """Store finite numbers; NaN, infinity, non-numbers and a KPI id longer than the store
-    keeps become that metric's error."""
+    """Store finite numbers; NaN, infinity, non-numbers and a KPI id the store cannot keep
+    (`store.limits.id_problem`: too long, a control character) become that metric's error."""
     for key, raw in values.items():
         name = str(key)
-        kpi = f"{outcome.source}.{name}"
-        if len(kpi) > ID_MAX:
-            message = f"{too_long(kpi)}: give the metric a shorter name; not stored"
+        problem = id_problem(f"{outcome.source}.{name}")
+        if problem is not None:
+            message = f"{problem}: give the metric another name; not stored"
             outcome.errors.append(SourceFailure(name, _message(message), False))
             continue
         try:

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from kpi_collector.collect.sql import first_line, with_driver
 from kpi_collector.errors import StoreError, missing_package
 from kpi_collector.secrets import redact
-from kpi_collector.store.limits import ID_MAX, cut, too_long
+from kpi_collector.store.limits import cut, id_problem, printable_name
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -284,9 +284,9 @@ class HistoryStore:
         errs = [
             {
                 "run_id": run_id,
-                "source": cut(e.source),
-                "kpi": None if e.kpi is None else cut(e.kpi),
-                "message": redact(e.message),
+                "source": printable_name(e.source),
+                "kpi": None if e.kpi is None else printable_name(e.kpi),
+                "message": printable_name(redact(e.message), None),
                 "transient": e.transient,
             }
             for e in map(RunError._make, errors)
@@ -557,8 +557,8 @@ def _fitting(
         errors.append(
             {
                 "run_id": run_id,
-                "source": cut(source),
-                "kpi": cut(kpi),
+                "source": printable_name(source),
+                "kpi": printable_name(kpi),
                 "message": redact(f"{problem}; not stored"),
                 "transient": False,
             }
@@ -567,11 +567,12 @@ def _fitting(
 
 def unstorable(kpi: str, value: float, source: str) -> str | None:
     """Why an observation cannot be stored alike on every backend (one line), None when it
-    can: a KPI
-    id or source name longer than ID_MAX, a value that is no finite number (SQLite kept inf
-    and refused NaN, PostgreSQL kept both, MariaDB refused both)."""
-    if len(kpi) > ID_MAX or len(source) > ID_MAX:
-        return too_long(max(kpi, source, key=len))
+    can: a KPI id or source name too long or holding a control character
+    (`store.limits.id_problem`), a value that is no finite number (SQLite kept inf and
+    refused NaN, PostgreSQL kept both, MariaDB refused both)."""
+    problem = id_problem(kpi) or id_problem(source)
+    if problem is not None:
+        return problem
     if not math.isfinite(value):
         return f"{value} is not a finite number"
     return None
