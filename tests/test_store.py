@@ -746,3 +746,17 @@ def test_a_kpi_id_with_a_control_character_is_that_metrics_error(store: HistoryS
     run = store.begin_run()
     store.finish_run(run, observations=[("s.x\x00", 1.0, 5.0, "s"), ("s.y", 1.0, 6.0, "s")])
     assert [k for k, _, _ in store.rows()] == ["fn.ok", "s.y"]
+
+
+def test_a_negative_zero_reads_back_as_zero_on_every_backend(store: HistoryStore) -> None:
+    """-0.0 (a difference of equal numbers, a rounded small negative) is stored as 0.0: it
+    read back as 0.0 from SQLite and MariaDB but -0.0 from PostgreSQL ("-0.0" in `kpi
+    history --format json` on one backend only)."""
+    import math
+
+    at = ts("2026-11-02T07:00:00+00:00")
+    run = store.begin_run(started_at=at)
+    store.finish_run(run, observations=[("s.a", at, -0.0, "s")])
+    store.add_observations([("s.b", at, -0.0, "s")])
+    values = [v for _, _, v in store.rows()] + [o.value for o in store.latest().values()]
+    assert values == [0.0] * 4 and all(math.copysign(1.0, v) == 1.0 for v in values)

@@ -176,7 +176,7 @@ def _keep_numbers(outcome: SourceOutcome, values: Mapping[str, Any]) -> None:
             outcome.errors.append(SourceFailure(name, f"{name}: {raw!r} is not a number", False))
             continue
         if math.isfinite(value):
-            outcome.values[name] = value
+            outcome.values[name] = value + 0.0  # -0.0 as 0.0, as the store keeps it
         else:
             outcome.errors.append(
                 SourceFailure(name, f"{name}: {value} is not a finite number; not stored", False)

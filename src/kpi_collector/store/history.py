@@ -510,7 +510,7 @@ class HistoryStore:
                     "run_id": None,
                     "kpi": kpi,
                     "ts": ts,
-                    "value": value,
+                    "value": value + 0.0,  # -0.0 as 0.0, as in `_fitting`
                     "source": source,
                     "backfilled": backfilled,
                 }
@@ -552,7 +552,7 @@ def _fitting(
     for kpi, ts, value, source in observations:
         problem = unstorable(kpi, value, source)
         if problem is None:
-            yield kpi, ts, value, source
+            yield kpi, ts, value + 0.0, source  # -0.0 + 0.0 is 0.0, as every backend reads it
             continue
         errors.append(
             {
