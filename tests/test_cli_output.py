@@ -237,6 +237,22 @@ def test_numbers_are_written_as_people_write_them() -> None:
     assert plural(1200, "delivery", "deliveries") == "1,200 deliveries"
 
 
+def test_a_number_past_the_doubles_exact_digits_shows_no_invented_ones() -> None:
+    """A stored double holds about 17 significant digits: a value from 1e16 up is written
+    with those (Python's shortest form), not its binary expansion (1e300 was a 301-digit
+    number, "1,000,000,000,000,000,052,504,760,...", that widened `kpi history` to 400
+    columns); below 1e16 every digit is the value's own, as before."""
+    from kpi_collector.format import format_value
+
+    assert format_value(1e300) == "1e+300"
+    assert format_value(-1.25e25) == "-1.25e+25"
+    assert format_value(12345678901234567.0) == "1.2345678901234568e+16"
+    assert format_value(3.5e16, "USD") == "$3.5e+16"
+    assert format_value(2.0**53) == "9,007,199,254,740,992.0"
+    assert format_value(12345678.9) == "12,345,678.9"
+    assert format_value(1e-300) == "1e-300"
+
+
 def test_to_pandas_gives_float_columns_with_nan() -> None:
     import math
     from datetime import datetime

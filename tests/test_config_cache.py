@@ -154,6 +154,34 @@ def test_the_cache_keeps_no_secret(tmp_path: Path, env: dict[str, str]) -> None:
         assert b"sk-written-in-the-file" not in file.read_bytes()
 
 
+@pytest.mark.parametrize(
+    "store",
+    [
+        "postgresql+psycopg://kpi:pw-in-the-file-77@127.0.0.1:1/kpi",
+        "mysql+pymysql://kpi:pw%2Fin%40the-file-77@127.0.0.1:1/kpi",
+        "postgresql+psycopg:///kpi?host=127.0.0.1&user=kpi&password=pw-in-the-file-77",
+    ],
+)
+def test_a_store_url_with_its_password_in_the_file_is_never_cached(
+    tmp_path: Path, env: dict[str, str], store: str
+) -> None:
+    """The store's password written in the config file itself is a secret there like any
+    other: the config is not cached (it was, the password in clear in the cache file); from
+    a variable (`${DATABASE_URL}`) it is cached with the variable's name in its place."""
+    config = tmp_path / "kpi.yaml"
+    config.write_text(f'store: "{store}"\n' + CONFIG)
+    assert not load(config, env)["from_cache"]
+    assert not load(config, env)["from_cache"]
+    for file in cache_files(env):
+        assert b"in-the-file-77" not in file.read_bytes() and b"the-file" not in file.read_bytes()
+    config.write_text('store: "${DATABASE_URL}"\n' + CONFIG)
+    with_variable = {**env, "DATABASE_URL": store}
+    assert not load(config, with_variable)["from_cache"]
+    assert load(config, with_variable)["from_cache"]
+    for file in cache_files(env):
+        assert b"in-the-file-77" not in file.read_bytes() and b"the-file" not in file.read_bytes()
+
+
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped"])
 def test_a_damaged_cache_is_rebuilt(tmp_path: Path, env: dict[str, str], damage: str) -> None:
     config = tmp_path / "kpi.yaml"

@@ -117,6 +117,32 @@ def test_url_passwords_and_credential_parameters(text: str, expected: str) -> No
     assert redact(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a password written as is, not percent-encoded: SQLAlchemy takes a `/` or `:` into
+        # the password (up to the first `@`), so it is one; an `@` in it ends at the last `@`
+        (
+            "postgresql+psycopg://kpi:pw/xyz12345@127.0.0.1:1/kpi",
+            "postgresql+psycopg://kpi:***@127.0.0.1:1/kpi",
+        ),
+        (
+            "cannot open store 'postgresql+psycopg://kpi:p@ss12345@127.0.0.1:1/kpi': failed",
+            "cannot open store 'postgresql+psycopg://kpi:***@127.0.0.1:1/kpi': failed",
+        ),
+        ("mysql+pymysql://kpi:p@ss:w/rd%x@db:3306/k", "mysql+pymysql://kpi:***@db:3306/k"),
+        ("redis://:a/b@c@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        # a web address: its authority ends at the first `/` (a port, then a path)
+        ("https://host:8443/@scope/pkg", "https://host:8443/@scope/pkg"),
+        ("https://u:p@w@host/a", "https://u:***@host/a"),
+    ],
+)
+def test_a_url_password_holding_at_colon_slash_or_percent_never_shows(
+    text: str, expected: str
+) -> None:
+    assert redact(text) == expected
+
+
 def test_redact_cut_redacts_before_it_cuts() -> None:
     assert redact_cut("abcdefghij", 5) == "abcd…"
     assert redact_cut("abcde", 5) == "abcde"

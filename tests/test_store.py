@@ -443,3 +443,320 @@ def test_v11_gives_pending_deliveries_the_run_they_count_from(store: HistoryStor
             "sheet": 2,
             "early": 1,
         }
+
+
+# KPI ids (and names of sources, destinations, alerts) that differ only in case, accents or a
+# trailing space: MariaDB's default collation (utf8mb4_general_ci, PAD SPACE) took them for one
+_LOOKALIKE_IDS = ("gh.Stars", "gh.stars", "gh.stars ", "café.n", "cafe.n")
+
+
+def test_ids_differing_in_case_accents_or_trailing_space_stay_apart(store: HistoryStore) -> None:
+    """Each lookalike id reads back its own values only, on every backend: its history, its
+    newest value, the list of ids, and the rollup (whose key holds the id)."""
+    from kpi_collector.store import rollup
+
+    at = ts("2026-11-02T07:00:00+00:00")
+    for i, kpi in enumerate(_LOOKALIKE_IDS):
+        run = store.begin_run(started_at=at + 60 * i)
+        store.finish_run(run, observations=[(kpi, at + 60 * i, float(i + 1), kpi.split(".")[0])])
+    assert sorted(store.kpi_ids()) == sorted(_LOOKALIKE_IDS)  # (the order is the database's)
+    for i, kpi in enumerate(_LOOKALIKE_IDS):
+        assert store.rows([kpi]) == [(kpi, at + 60 * i, float(i + 1))]
+        assert {k: o.value for k, o in store.latest([kpi]).items()} == {kpi: float(i + 1)}
+    zone = ZoneInfo("UTC")
+    rollup.catch_up(store.engine, zone)
+    got = rollup.read(store.engine, zone, "day", since=date(2026, 11, 1))
+    assert {k: [p.value for p in v] for k, v in got.items()} == {
+        kpi: [float(i + 1)] for i, kpi in enumerate(_LOOKALIKE_IDS)
+    }
+
+
+def test_v12_tells_lookalike_ids_apart_in_a_store_of_schema_11(store: HistoryStore) -> None:
+    """A MariaDB store of schema 11 (tables in the server's case- and accent-blind collation)
+    is converted, and its rollup, which had merged lookalike ids, is built again; on the other
+    backends the step changes nothing."""
+    from kpi_collector.store import rollup
+
+    url, zone = store.url, ZoneInfo("UTC")
+    at = ts("2026-11-02T07:00:00+00:00")
+    run = store.begin_run(started_at=at)
+    store.finish_run(run, observations=[("gh.stars", at, 1.0, "gh")])
+    rollup.catch_up(store.engine, zone)
+    store.close()
+    with _rewound(url, 11) as conn:
+        if conn.dialect.name in ("mysql", "mariadb"):
+            for table in conn.execute(sa.text("SHOW TABLES")).scalars():
+                conn.execute(
+                    sa.text(
+                        f"ALTER TABLE {table} CONVERT TO CHARACTER SET utf8mb4"
+                        " COLLATE utf8mb4_general_ci"
+                    )
+                )
+            # what schema 11 did: its rollup knows `gh.Stars` as the row of `gh.stars`
+            conn.execute(sa.text("UPDATE rollup SET last = 99, sum = 99, min = 99, max = 99"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO observations (run_id, kpi, ts, value, source, backfilled)"
+                " VALUES (:r, 'gh.Stars', :ts, 2, 'gh', :f)"
+            ),
+            {"r": run, "ts": at + 60, "f": False},
+        )
+    with _migrated(url) as reopened:
+        assert reopened.rows(["gh.stars"]) == [("gh.stars", at, 1.0)]
+        assert reopened.rows(["gh.Stars"]) == [("gh.Stars", at + 60, 2.0)]
+        rollup.catch_up(reopened.engine, zone)
+        got = rollup.read(reopened.engine, zone, "day", since=date(2026, 11, 1))
+        assert {k: [p.value for p in v] for k, v in got.items()} == {
+            "gh.stars": [1.0],
+            "gh.Stars": [2.0],
+        }
+
+
+def test_a_kpi_id_longer_than_the_store_keeps_is_that_metrics_error(store: HistoryStore) -> None:
+    """A metric whose KPI id is longer than the store's id columns (200 characters) is that
+    metric's error, on every backend alike: the run's other values are stored (PostgreSQL and
+    MariaDB refused the whole run: "value too long for type character varying(200)")."""
+    from kpi_collector import Pipeline
+    from kpi_collector.destinations import Store
+    from kpi_collector.sources import Function
+
+    long_name = "p" * 250
+
+    def metrics() -> dict[str, float]:
+        return {"ok": 1.0, long_name: 2.0}
+
+    pipeline = Pipeline(sources=(Function(metrics, name="fn"),), store=Store(store.url))
+    result = pipeline.process(deliver=False)
+    long_id = f"fn.{long_name}"
+    assert result.values == {"fn.ok": 1.0}
+    assert "at most 200 characters" in result.errors[long_id]
+    assert [(k, v) for k, _, v in store.rows()] == [("fn.ok", 1.0)]
+    [record] = store.runs()
+    assert (record.status, record.n_values, record.n_errors) == ("partial", 1, 1)
+    [error] = record.errors
+    assert error.kpi is not None and len(error.kpi) <= 200 and error.kpi.startswith("fn.ppp")
+    assert "at most 200 characters" in error.message and len(error.message) < 300
+
+
+def test_the_store_keeps_a_run_whose_observation_has_an_over_long_kpi_id(
+    store: HistoryStore,
+) -> None:
+    """Given to the store itself (the Python API, a plugin), an observation whose KPI id is
+    longer than 200 characters becomes the run's error and the others are stored; a backfill
+    of one is refused with a one-line error before anything is written."""
+    at = ts("2026-11-02T07:00:00+00:00")
+    long_id = "s." + "x" * 230
+    run = store.begin_run(started_at=at)
+    store.finish_run(
+        run,
+        observations=[("s.a", at, 1.0, "s"), (long_id, at, 2.0, "s"), ("s.b", at, 3.0, "s")],
+        errors=[("s", long_id, "HTTP 500", True)],
+    )
+    assert [(k, v) for k, _, v in store.rows()] == [("s.a", 1.0), ("s.b", 3.0)]
+    [record] = store.runs()
+    assert (record.status, record.n_values, record.n_errors) == ("partial", 2, 2)
+    assert all(e.kpi is not None and len(e.kpi) <= 200 for e in record.errors)
+    assert "has 232 characters; the store keeps at most 200" in record.errors[1].message
+    with pytest.raises(StoreError, match=r"^cannot store KPI id 's\.x+…' has 232 characters"):
+        store.add_observations([("s.c", at, 4.0, "s"), (long_id, at, 5.0, "s")])
+    assert [k for k, _, _ in store.rows()] == ["s.a", "s.b"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://kpi:p@ss12345@127.0.0.1:1/kpi",  # an `@` as is: a host `ss12345@...`
+        "postgresql+psycopg://kpi:p@ss:w/ord12@127.0.0.1:1/kpi",  # a port `w`: int('w') failed
+        "mysql+pymysql://kpi:s3cr@t99@127.0.0.1:1/kpi",
+    ],
+)
+def test_a_store_password_with_an_unencoded_at_is_a_clear_error_that_hides_it(
+    url: str, tmp_path: Path
+) -> None:
+    """A password written as is with `@` (and `:` or `/`) in the store URL: a one-line error
+    that says how to write it (percent-encoded), in the Python API and from `kpi run`,
+    without any part of the password (it named the host `ss12345@127.0.0.1`)."""
+    from tests.cli import run_kpi
+
+    secret_parts = ("p@ss", "ss12345", "ss:w", "ord12", "s3cr", "t99")
+    with pytest.raises(StoreError) as info:
+        _ = HistoryStore(url).engine
+    message = str(info.value)
+    assert "%40" in message and "\n" not in message
+    assert not any(part in message for part in secret_parts), message
+    (tmp_path / "kpi.yaml").write_text(
+        f'store: "{url}"\nsources:\n  - {{name: fn, type: python, function: "acme:metrics"}}\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "acme.py").write_text("def metrics():\n    return {'ok': 1}\n", encoding="utf-8")
+    ran = run_kpi(tmp_path, "run")
+    output = ran.stdout + ran.stderr
+    assert ran.returncode == 2 and "%40" in output and len(output.strip().splitlines()) == 1
+    assert not any(part in output for part in secret_parts), output
+
+
+@pytest.mark.parametrize("under", ["a-file", "a-file/sub"])
+def test_a_sqlite_store_under_a_file_is_a_store_error_naming_the_store(
+    under: str, tmp_path: Path
+) -> None:
+    """A SQLite store whose folder is a file (or under one): StoreError naming the store, in
+    the Python API and from `kpi run` / `kpi history` (a bare FileExistsError /
+    NotADirectoryError; the command said only "error: /x/a-file: File exists")."""
+    from tests.cli import run_kpi
+
+    (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
+    path = tmp_path / under / "kpi.db"
+    with pytest.raises(StoreError, match=r"^cannot open store 'sqlite:///.*kpi\.db': .*a-file"):
+        _ = HistoryStore(f"sqlite:///{path}").engine
+    (tmp_path / "kpi.yaml").write_text(
+        f'store: "sqlite:///{path}"\n'
+        'sources:\n  - {name: fn, type: python, function: "acme:metrics"}\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "acme.py").write_text("def metrics():\n    return {'ok': 1}\n", encoding="utf-8")
+    for command in ("run", "history"):
+        ran = run_kpi(tmp_path, command)
+        assert ran.returncode == 1, ran.stdout + ran.stderr
+        [line] = ran.stderr.strip().splitlines()
+        assert line.startswith("error: cannot open store 'sqlite:///") and "a-file" in line
+
+
+@pytest.mark.parametrize("folder", ["q?1", "p%41b", "100%", "a#b c"])
+def test_the_default_store_is_in_the_configs_folder_whatever_its_name_holds(
+    folder: str, tmp_path: Path
+) -> None:
+    """The default store (and a relative `store:` path) is `kpi.db` in the config's folder,
+    also when the folder's name holds `?` or `%XX`, which a SQLAlchemy URL reads as a query
+    and an escape: the store went to `<parent>/q` or `<parent>/pAb/kpi.db`, where two
+    configs could share it; its lock file stays beside it."""
+    from tests.cli import run_kpi
+
+    home = tmp_path / folder
+    home.mkdir()
+    (home / "kpi.yaml").write_text(
+        'sources:\n  - {name: fn, type: python, function: "acme:metrics"}\n', encoding="utf-8"
+    )
+    (home / "acme.py").write_text("def metrics():\n    return {'x': 1.5}\n", encoding="utf-8")
+    ran = run_kpi(home, "run")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert {p.name for p in tmp_path.iterdir()} == {folder}
+    assert {"kpi.db", "kpi.db.lock"} <= {p.name for p in home.iterdir()}
+    history = run_kpi(home, "history", "--format", "csv")
+    assert history.stdout.splitlines()[1].endswith(",fn.x,1.5"), history.stdout
+    assert {p.name for p in tmp_path.iterdir()} == {folder}
+
+
+def test_a_value_that_is_no_finite_number_is_never_stored(store: HistoryStore) -> None:
+    """NaN and infinities given to the store itself (the Python API, a plugin's backfill):
+    a run's becomes its error and the others are stored; a backfill of one is refused with a
+    one-line error before anything is written. (SQLite kept inf and refused NaN, PostgreSQL
+    kept both, MariaDB refused both: "nan can not be used with MySQL".)"""
+    at = ts("2026-11-02T07:00:00+00:00")
+    run = store.begin_run(started_at=at)
+    store.finish_run(
+        run,
+        observations=[
+            ("s.a", at, 1.0, "s"),
+            ("s.nan", at, float("nan"), "s"),
+            ("s.inf", at, float("-inf"), "s"),
+        ],
+    )
+    assert [(k, v) for k, _, v in store.rows()] == [("s.a", 1.0)]
+    [record] = store.runs()
+    assert (record.status, record.n_values, record.n_errors) == ("partial", 1, 2)
+    assert [(e.kpi, e.message) for e in record.errors] == [
+        ("s.nan", "nan is not a finite number; not stored"),
+        ("s.inf", "-inf is not a finite number; not stored"),
+    ]
+    with pytest.raises(StoreError, match=r"^cannot store s\.x: inf is not a finite number$"):
+        store.add_observations([("s.c", at, 4.0, "s"), ("s.x", at, float("inf"), "s")])
+    assert [k for k, _, _ in store.rows()] == ["s.a"]
+
+
+def test_a_backfill_stores_a_sources_finite_values_and_names_the_others(tmp_path: Path) -> None:
+    """A source's backfill that yields a NaN or an infinity among its values: the finite ones
+    are stored and the others are that source's error (a NaN failed the whole backfill on
+    SQLite, `NOT NULL constraint failed`; PostgreSQL stored it)."""
+    import asyncio
+    from collections.abc import AsyncIterator
+    from datetime import UTC, timedelta
+    from typing import ClassVar
+
+    from kpi_collector.config.models import Defaults
+    from kpi_collector.run.backfill import abackfill
+    from kpi_collector.sources.base import Observation, Source, SourceContext
+
+    class Past(Source):
+        type: ClassVar[str] = "past"
+
+        async def collect(self, ctx: SourceContext) -> dict[str, float]:
+            return {}
+
+        async def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
+            for i, value in enumerate((1.0, float("nan"), 3.0, float("inf"))):
+                when = datetime(2026, 11, 1, 12, tzinfo=UTC) + timedelta(days=i)
+                yield Observation("n", value, when)
+
+    store = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
+    try:
+        report = asyncio.run(
+            abackfill(
+                store,
+                [Past(name="past")],
+                defaults=Defaults(),
+                tz=ZoneInfo("UTC"),
+                base_dir=tmp_path,
+                since=date(2026, 11, 1),
+                now=datetime(2026, 11, 10, tzinfo=UTC),
+            )
+        )
+        assert [v for _, _, v in store.rows()] == [1.0, 3.0]
+        assert report.added == {"past": 2}
+        assert report.errors == {
+            "past": "2 values not stored: past.n on 2026-11-02: nan is not a finite number; "
+            "past.n on 2026-11-04: inf is not a finite number"
+        }
+    finally:
+        store.close()
+
+
+def test_a_kpi_id_with_a_control_character_is_that_metrics_error(store: HistoryStore) -> None:
+    """A metric name holding a control character (a NUL, a newline, a terminal escape) is
+    that metric's error on every backend, and the run's other values are stored (PostgreSQL
+    refused the whole run: "text fields cannot contain NUL (0x00) bytes"; SQLite kept the
+    id, whose newline split the tables and whose escape went to the terminal from the CSV)."""
+    from kpi_collector import Pipeline
+    from kpi_collector.destinations import Store
+    from kpi_collector.sources import Function
+
+    def metrics() -> dict[str, float]:
+        return {"ok": 1.0, "d\x00e": 2.0, "a\nb": 3.0, "c\x1b[31mred": 4.0}
+
+    pipeline = Pipeline(sources=(Function(metrics, name="fn"),), store=Store(store.url))
+    result = pipeline.process(deliver=False)
+    assert result.values == {"fn.ok": 1.0}
+    assert "control character" in result.errors["fn.d\x00e"]
+    assert [(k, v) for k, _, v in store.rows()] == [("fn.ok", 1.0)]
+    [record] = store.runs()
+    assert (record.status, record.n_values, record.n_errors) == ("partial", 1, 3)
+    for error in record.errors:
+        assert error.kpi is not None and error.kpi.isprintable(), error
+        assert error.message.isprintable() and "control character" in error.message
+    # given to the store itself, such an observation is the run's error as well
+    run = store.begin_run()
+    store.finish_run(run, observations=[("s.x\x00", 1.0, 5.0, "s"), ("s.y", 1.0, 6.0, "s")])
+    assert [k for k, _, _ in store.rows()] == ["fn.ok", "s.y"]
+
+
+def test_a_negative_zero_reads_back_as_zero_on_every_backend(store: HistoryStore) -> None:
+    """-0.0 (a difference of equal numbers, a rounded small negative) is stored as 0.0: it
+    read back as 0.0 from SQLite and MariaDB but -0.0 from PostgreSQL ("-0.0" in `kpi
+    history --format json` on one backend only)."""
+    import math
+
+    at = ts("2026-11-02T07:00:00+00:00")
+    run = store.begin_run(started_at=at)
+    store.finish_run(run, observations=[("s.a", at, -0.0, "s")])
+    store.add_observations([("s.b", at, -0.0, "s")])
+    values = [v for _, _, v in store.rows()] + [o.value for o in store.latest().values()]
+    assert values == [0.0] * 4 and all(math.copysign(1.0, v) == 1.0 for v in values)

@@ -11,7 +11,7 @@ def format_value(value: float, unit: str | None = None) -> str:
     """12374 → "12,374"; 0.1234 with unit % → "0.12%", with unit ratio → "12.34%";
     1200 USD → "$1,200";
     8450.5 USD → "$8,450.50" (a currency amount with cents always shows two decimals,
-    JPY none: ISO 4217 minor units)."""
+    JPY none: ISO 4217 minor units); from 1e16 up, the double's shortest form ("1e+300")."""
     if math.isnan(value) or math.isinf(value):
         return str(value)
     if unit == "ratio":  # a share from 0 to 1 (stickiness = DAU / MAU) reads as a percent
@@ -19,7 +19,9 @@ def format_value(value: float, unit: str | None = None) -> str:
     currency = (unit or "").upper() in _CURRENCY
     if currency and (unit or "").upper() == "JPY":
         value = round(value)
-    if currency and value != int(value):
+    if abs(value) >= 1e16:  # past a double's exact digits: its shortest form, no invented ones
+        text = f"{value:,}"
+    elif currency and value != int(value):
         text = f"{value:,.2f}"
     elif value == int(value) and abs(value) < 1e15:
         text = f"{int(value):,}"

@@ -17,9 +17,17 @@ from pydantic_core import core_schema
 
 _KNOWN: set[str] = set()
 _MASK = "***"
-# user:password@ in URLs (database URLs, webhook URLs with basic auth)
+# user:password@ in URLs (database URLs, webhook URLs with basic auth). A password written
+# as is, not percent-encoded, may hold `@`: it runs to the last `@` of the authority. In a web
+# address the authority ends at the first `/` (`https://host:8443/@scope` has no password);
+# in any other (a database URL) SQLAlchemy takes `/` and `:` into the password, so there it
+# runs to the last `@` before a space (an address that holds no password loses a little more)
 _URL_PASSWORD = re.compile(
-    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@"
+    r"(?<![a-zA-Z0-9+.\-])(?P<scheme>(?i:https?|wss?)://)(?P<user>[^:/@\s]*):(?P<pw>[^/\s]+)@"
+)
+_DB_URL_PASSWORD = re.compile(
+    r"(?<![a-zA-Z0-9+.\-])(?P<scheme>(?!(?i:https?|wss?)://)[a-zA-Z][a-zA-Z0-9+.\-]*://)"
+    r"(?P<user>[^:/@\s]*):(?P<pw>\S+)@"
 )
 # obvious credentials in query strings and headers
 _QUERY_SECRET = re.compile(
@@ -207,7 +215,8 @@ def redact(text: str) -> str:
             text = text.replace(value, _MASK)
     if words is not None:
         text = words.sub(_MASK, text)
-    text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{_MASK}@", text)
+    for pattern in (_URL_PASSWORD, _DB_URL_PASSWORD):
+        text = pattern.sub(lambda m: f"{m['scheme']}{m['user']}:{_MASK}@", text)
     return _QUERY_SECRET.sub(lambda m: f"{m['key']}{_MASK}", text)
 
 

@@ -525,6 +525,26 @@ class Settings(Strict):
             check_store_url(value)
         return value
 
+    @field_validator("store", mode="before")
+    @classmethod
+    def _store_password(cls, value: Any) -> Any:
+        """A password written in the file itself is a secret: hidden everywhere, and the
+        config never cached; one from a variable (`${DATABASE_URL}`: a `FromVariables`, seen
+        only before the field makes it a plain str) is the variable's, cached by its name."""
+        if isinstance(value, str) and value:
+            from kpi_collector.secrets import remember
+
+            given = getattr(value, "values", None) or ()
+            try:
+                secrets = store_secrets(value)
+            except Exception:  # not a database URL: `_store_url` says so
+                return value
+            if any(secret in part for secret in secrets for part in given):
+                return value  # (as written, or decoded: then its written form is there too)
+            for secret in secrets:
+                remember(secret)
+        return value
+
 
 _PLAIN_SQLITE = re.compile(r"sqlite:///[^?]*")
 
@@ -543,6 +563,10 @@ def check_store_url(url: str) -> None:
     from kpi_collector.secrets import without_password
 
     fix = "use sqlite:///kpi.db, postgresql+psycopg://... or mysql+pymysql://..."
+    encode = (
+        "a password holding @ : / or % is written percent-encoded (@ as %40, : as %3A, "
+        "/ as %2F, % as %25)"
+    )
     try:
         parsed = sa.engine.make_url(url)
         parsed.get_dialect()
@@ -553,18 +577,37 @@ def check_store_url(url: str) -> None:
         ) from None
     except sa.exc.ArgumentError:
         raise ValueError(f"{without_password(url)!r} is not a database URL; {fix}") from None
-    except ValueError:  # the port is not a number
-        raise ValueError(f"the port in {without_password(url)!r} is not a number; {fix}") from None
+    except ValueError:  # a port that is no number: `user:p@ss:word@host` read `word` as one
+        raise ValueError(
+            f"the port in {without_password(url)!r} is not a number; {encode}"
+        ) from None
     if parsed.host and "@" in parsed.host:
         # SQLAlchemy ends the password at its first `@` and takes the rest for the host
         raise ValueError(
-            "the user or password of the database URL holds a raw `@`: write it %40 "
-            "(the URL is not shown: it holds a password)"
+            f"the user or password of the database URL holds a raw `@`: {encode} (the URL "
+            "is not shown: it holds a password)"
         )
 
 
 #: `check_store_url` checks any database URL: the store's, a `sql` source's or destination's
 check_database_url = check_store_url
+
+
+def store_secrets(url: str) -> list[str]:
+    """The secrets a (valid) store URL holds: its password, as written and as SQLAlchemy
+    decodes it, and a `password` in its query."""
+    if _PLAIN_SQLITE.fullmatch(url):
+        return []
+    import sqlalchemy as sa
+
+    parsed = sa.engine.make_url(url)
+    found = [str(parsed.password)] if parsed.password else []
+    asked = parsed.query.get("password")
+    found += [asked] if isinstance(asked, str) else list(asked or ())
+    written = url.partition("://")[2].rpartition("@")[0].partition(":")[2]
+    if written and "?" not in written:
+        found.append(written)
+    return [s for s in found if s]
 
 
 @dataclass(frozen=True, slots=True)
@@ -689,14 +732,35 @@ def _key_text(key: Any) -> str:
 
 
 def resolve_url(url: str | None, base_dir: Path) -> str:
-    """The store URL; a relative SQLite path is taken relative to the config's folder, and
-    one starting with `~` in the home folder (as a file destination's `path`)."""
+    """The store URL; a relative SQLite path is taken relative to the config's folder (whose
+    name may hold `%` or `?`: escaped, `sqlite_url`), and one starting with `~` in the home
+    folder (as a file destination's `path`)."""
     if not url:
-        return f"sqlite:///{(base_dir / 'kpi.db').resolve()}"
+        return sqlite_url(base_dir / "kpi.db")
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         path = url.removeprefix("sqlite:///")
         if path.startswith("~"):
             return f"sqlite:///{Path(path).expanduser().resolve()}"
         if path and path != ":memory:" and not Path(path).is_absolute():
-            return f"sqlite:///{(base_dir / path).resolve()}"
+            return sqlite_url(base_dir, path)
     return url
+
+
+def sqlite_url(folder: Path, relative: str = "") -> str:
+    """The `sqlite:///` URL of `folder` (resolved), joined with `relative` (a URL's own
+    path, its escapes and query kept). The folder's `%` and `?` are escaped: SQLAlchemy
+    decodes `%XX` and reads `?` as a query's start, so a folder `q?1` or `p%41b` put the store
+    at `q` or `pAb`."""
+    head = str(folder.resolve()).replace("%", "%25").replace("?", "%3F")
+    return f"sqlite:///{head}/{relative}" if relative else f"sqlite:///{head}"
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file a `sqlite:///path` URL opens, as SQLAlchemy reads it (the query dropped,
+    `%XX` decoded); None for other databases, memory and `file:` URIs."""
+    if not url.startswith("sqlite:///"):
+        return None
+    from urllib.parse import unquote
+
+    path = unquote(url.removeprefix("sqlite:///").partition("?")[0])
+    return path if path and path != ":memory:" and not path.startswith("file:") else None

@@ -13,9 +13,12 @@ from typing import TYPE_CHECKING
 
 from kpi_collector.collect.http import HttpClient
 from kpi_collector.errors import KpiError
+from kpi_collector.format import plural
 from kpi_collector.secrets import redact
 from kpi_collector.sources.base import Source, SourceContext
 from kpi_collector.store import StoredObservation
+from kpi_collector.store.history import unstorable
+from kpi_collector.store.limits import cut
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -94,17 +97,22 @@ async def abackfill(
         ctx = SourceContext(client, timeout, retries, tz, now, base_dir, max_bytes)
         points: list[StoredObservation] = []
         seen: set[date] = set()
+        unstored: list[str] = []  # values the store cannot keep: NaN, inf, an over-long id
         try:
             async for obs in source.backfill(ctx, since):
-                seen.add(obs.ts.astimezone(tz).date())
-                points.append(
-                    StoredObservation(
-                        kpi=f"{source.name}.{obs.metric}",
-                        ts=obs.ts.timestamp(),
-                        value=float(obs.value),
-                        source=source.name,
-                    )
+                day = obs.ts.astimezone(tz).date()
+                point = StoredObservation(
+                    kpi=f"{source.name}.{obs.metric}",
+                    ts=obs.ts.timestamp(),
+                    value=float(obs.value),
+                    source=source.name,
                 )
+                problem = unstorable(point.kpi, point.value, point.source)
+                if problem is not None:
+                    unstored.append(f"{cut(point.kpi, 60)} on {day}: {problem}")
+                    continue
+                seen.add(day)
+                points.append(point)
         except KpiError as exc:
             report.errors[source.name] = redact(str(exc))
             return
@@ -113,6 +121,11 @@ async def abackfill(
             return
         report.covered[source.name] = _coverage(since, yesterday, seen, ctx.limits)
         report.added[source.name] = await asyncio.to_thread(store.add_observations, points, tz=tz)
+        if unstored:
+            listed = "; ".join(unstored[:3]) + ("; ..." if len(unstored) > 3 else "")
+            report.errors[source.name] = redact(
+                f"{plural(len(unstored), 'value')} not stored: {listed}"
+            )
 
     try:
         await asyncio.gather(*(one(s) for s in sources))

@@ -8,7 +8,6 @@ import asyncio
 import logging
 import math
 import time
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +22,7 @@ from kpi_collector.config.models import Defaults
 from kpi_collector.errors import KpiError, MetricErrors, missing_package
 from kpi_collector.secrets import redact
 from kpi_collector.sources.base import Source, SourceContext
+from kpi_collector.store.limits import id_problem
 
 log = logging.getLogger("kpi_collector.run")
 
@@ -162,23 +162,14 @@ def _message(text: str) -> str:
 
 
 def _keep_numbers(outcome: SourceOutcome, values: Mapping[str, Any]) -> None:
-    """Store finite numbers; NaN, infinity, non-numbers, integers a stored number cannot hold
-    exactly, and metric names with control characters become that metric's error."""
+    """Store finite numbers; NaN, infinity, non-numbers and a KPI id the store cannot keep
+    (`store.limits.id_problem`: too long, a control character) become that metric's error."""
     for key, raw in values.items():
         name = str(key)
-        if any(unicodedata.category(char) == "Cc" for char in name):
-            # a line break or a terminal escape in a KPI id breaks every table it is shown in
-            shown = "".join(c for c in name if unicodedata.category(c) != "Cc")
-            outcome.errors.append(
-                SourceFailure(
-                    shown,
-                    _message(
-                        f"{name!r}: a metric name cannot hold a line break, tab or other "
-                        "control character; rename it where the source names it; not stored"
-                    ),
-                    False,
-                )
-            )
+        problem = id_problem(f"{outcome.source}.{name}")
+        if problem is not None:
+            message = f"{problem}: give the metric another name; not stored"
+            outcome.errors.append(SourceFailure(name, _message(message), False))
             continue
         try:
             value = exact_float(raw) if type(raw) is int else float(raw)
@@ -187,7 +178,7 @@ def _keep_numbers(outcome: SourceOutcome, values: Mapping[str, Any]) -> None:
             outcome.errors.append(SourceFailure(name, f"{name}: {why}", False))
             continue
         if math.isfinite(value):
-            outcome.values[name] = value
+            outcome.values[name] = value + 0.0  # -0.0 as 0.0, as the store keeps it
         else:
             outcome.errors.append(
                 SourceFailure(name, f"{name}: {value} is not a finite number; not stored", False)

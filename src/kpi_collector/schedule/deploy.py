@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from kpi_collector.config.cron import _MONTH_NAMES, _fields, _weekdays
 from kpi_collector.config.loader import _VAR
+from kpi_collector.config.models import sqlite_file
 from kpi_collector.errors import ConfigError
 from kpi_collector.schedule.scheduler import plan
 
@@ -231,9 +232,9 @@ def _user_note(config: Config) -> str:
 def _hardening(config: Config) -> str:
     """Sandboxing: the file system read-only but for the folders the store writes in."""
     writable = {_config_path(config).parent}
-    store = config.store_url
-    if store.startswith("sqlite:///"):
-        writable.add(Path(store.removeprefix("sqlite:///")).parent)
+    store = sqlite_file(config.store_url)
+    if store is not None:
+        writable.add(Path(store).parent)
     paths = " ".join(_systemd_path(str(p)) for p in sorted(writable))
     return f"""NoNewPrivileges=yes
 ProtectSystem=strict
@@ -368,8 +369,8 @@ def github_actions(config: Config) -> str:
     root = _repository_root(path.parent)
     config_rel = _relative(path, root)
     store = config.store_url
-    sqlite = store.startswith("sqlite:///")
-    db = Path(store.removeprefix("sqlite:///")) if sqlite else None
+    file = sqlite_file(store)
+    db = Path(file) if file is not None else None
     crons = sorted({job.cron.expr for job in plan(config)})
     schedule = []
     for expr in crons:

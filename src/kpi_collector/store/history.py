@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 from kpi_collector.collect.sql import first_line, with_driver
 from kpi_collector.errors import StoreError, missing_package
 from kpi_collector.secrets import redact
+from kpi_collector.store.limits import cut, id_problem, printable_name
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -110,15 +112,25 @@ class HistoryStore:
     def _connect(self) -> sa.Engine:
         import sqlalchemy as sa
 
+        from kpi_collector.config.models import check_store_url
+
         try:
+            check_store_url(self.url)  # a password with `@` written as is: how to write it
             url = with_driver(sa.engine.make_url(self.url))
         except sa.exc.ArgumentError:
             raise StoreError(f"store {redact(self.url)!r} is not a database URL") from None
+        except ValueError as exc:
+            raise StoreError(f"store: {exc}") from None
         kwargs: dict[str, Any] = {}
         if url.get_backend_name() == "sqlite":
             database = url.database
             if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    Path(database).parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreError(
+                        f"cannot open store {redact(self.url)!r}: {os_reason(exc)}"
+                    ) from None
             kwargs["connect_args"] = {"timeout": 30}
         else:
             kwargs["pool_pre_ping"] = True
@@ -272,17 +284,22 @@ class HistoryStore:
         errs = [
             {
                 "run_id": run_id,
-                "source": e.source,
-                "kpi": e.kpi,
-                "message": redact(e.message),
+                "source": printable_name(e.source),
+                "kpi": None if e.kpi is None else printable_name(e.kpi),
+                "message": printable_name(redact(e.message), None),
                 "transient": e.transient,
             }
             for e in map(RunError._make, errors)
         ]
+        # an observation whose KPI id or source name is longer than the store keeps is not
+        # stored but becomes an error of the run (appended to `errs` while the rows are
+        # inserted, before `errs` is), so the run's other values are (PostgreSQL and MariaDB
+        # refused the whole transaction; SQLite kept any length)
+        rows = _fitting(observations, run_id, errs)
         finished_at = finished_at or time.time()
         direct = self.direct()
         if direct is not None:
-            direct.finish_run(run_id, iter(observations), errs, finished_at, status, batch=_BATCH)
+            direct.finish_run(run_id, rows, errs, finished_at, status, batch=_BATCH)
             return
         from kpi_collector.store.schema import observations as obs_table
         from kpi_collector.store.schema import run_errors, runs
@@ -291,7 +308,6 @@ class HistoryStore:
             # in batches within the one transaction: 50,000 rows as parameter dicts at once
             # would hold tens of MB
             stored = 0
-            rows = iter(observations)
             while batch := [
                 {"run_id": run_id, "kpi": k, "ts": ts, "value": v, "source": s, "backfilled": False}
                 for k, ts, v, s in islice(rows, _BATCH)
@@ -469,6 +485,11 @@ class HistoryStore:
         points = list(map(StoredObservation._make, points))
         if not points:
             return 0
+        for point in points:
+            problem = unstorable(point.kpi, point.value, point.source)
+            if problem is not None:
+                what = "" if problem.startswith("KPI id") else f"{cut(point.kpi, 60)}: "
+                raise StoreError(f"cannot store {what}{problem}")
         kpis = sorted({p.kpi for p in points})
         low = min(p.ts for p in points) - 86400 * 2
         with self.engine.connect() as conn:
@@ -489,7 +510,7 @@ class HistoryStore:
                     "run_id": None,
                     "kpi": kpi,
                     "ts": ts,
-                    "value": value,
+                    "value": value + 0.0,  # -0.0 as 0.0, as in `_fitting`
                     "source": source,
                     "backfilled": backfilled,
                 }
@@ -521,6 +542,47 @@ class HistoryStore:
         commits at the end of the block and rolls back on an exception; a database failure
         (on entering, inside, or on commit) becomes StoreError."""
         return _Writing(self.engine, self.url)
+
+
+def _fitting(
+    observations: Iterable[StoredObservation], run_id: int, errors: list[dict[str, Any]]
+) -> Iterator[tuple[str, float, float, str]]:
+    """`observations` as (kpi, ts, value, source) tuples, but those the store cannot keep
+    (`unstorable`), each appended to `errors` as a run_errors row instead."""
+    for kpi, ts, value, source in observations:
+        problem = unstorable(kpi, value, source)
+        if problem is None:
+            yield kpi, ts, value + 0.0, source  # -0.0 + 0.0 is 0.0, as every backend reads it
+            continue
+        errors.append(
+            {
+                "run_id": run_id,
+                "source": printable_name(source),
+                "kpi": printable_name(kpi),
+                "message": redact(f"{problem}; not stored"),
+                "transient": False,
+            }
+        )
+
+
+def unstorable(kpi: str, value: float, source: str) -> str | None:
+    """Why an observation cannot be stored alike on every backend (one line), None when it
+    can: a KPI id or source name too long or holding a control character
+    (`store.limits.id_problem`), a value that is no finite number (SQLite kept inf and
+    refused NaN, PostgreSQL kept both, MariaDB refused both)."""
+    problem = id_problem(kpi) or id_problem(source)
+    if problem is not None:
+        return problem
+    if not math.isfinite(value):
+        return f"{value} is not a finite number"
+    return None
+
+
+def os_reason(exc: OSError) -> str:
+    """Why a file or folder of a SQLite store cannot be used, in one line: the path the
+    system named and its reason ("/srv/kpi: File exists", "/srv: Permission denied")."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
 
 
 def run_status(status: str | None, stored: int, errors: int) -> str:

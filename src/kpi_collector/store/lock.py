@@ -32,7 +32,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kpi_collector.collect import groups
-from kpi_collector.errors import KpiError
+from kpi_collector.errors import KpiError, StoreError
+from kpi_collector.secrets import redact
 from kpi_collector.store.heartbeats import (
     GROUP,
     RUN,
@@ -47,6 +48,7 @@ from kpi_collector.store.heartbeats import (
     this_process,
     write_heartbeat,
 )
+from kpi_collector.store.history import os_reason
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -88,14 +90,16 @@ def store_mutex(store: HistoryStore, name: str) -> Mutex:
     """The cross-process lock `name` ("run", "scheduler") that fits the store's database."""
     path = sqlite_path(store.url)
     if path:  # a file lock needs no database connection (nor SQLAlchemy's import)
-        return FileMutex(Path(f"{path}.{name}.lock" if name != RUN else f"{path}.lock"))
+        lock = Path(f"{path}.{name}.lock" if name != RUN else f"{path}.lock")
+        return FileMutex(lock, store.url)
     url = store.engine.url
     backend = url.get_backend_name()
     key = f"kpi_collector:{name}"
     if backend == "sqlite":
         database = url.database or ""
         if database and database != ":memory:" and "mode=memory" not in str(url):
-            return FileMutex(Path(f"{database}.{name}.lock" if name != RUN else f"{database}.lock"))
+            lock = Path(f"{database}.{name}.lock" if name != RUN else f"{database}.lock")
+            return FileMutex(lock, store.url)
         return LocalMutex(f"{url}:{key}")
     if backend == "postgresql":
         return PostgresMutex(store.engine, key)
@@ -108,25 +112,32 @@ def store_mutex(store: HistoryStore, name: str) -> Mutex:
 
 
 def sqlite_path(url: str) -> str | None:
-    """The file of a `sqlite:///path` store URL; None for other databases and memory."""
-    if not url.startswith("sqlite:///"):
-        return None
-    path = url.removeprefix("sqlite:///").partition("?")[0]
-    return path if path and path != ":memory:" and not path.startswith("file:") else None
+    """The file of a `sqlite:///path` store URL (`%XX` decoded, as SQLAlchemy opens it, so the
+    lock file is beside it); None for other databases and memory."""
+    from kpi_collector.config.models import sqlite_file
+
+    return sqlite_file(url)
 
 
 class FileMutex:
     """An exclusive lock on a file (flock; LockFile on Windows), released when the process dies."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, url: str = "") -> None:
+        """`url`: the store's, which errors name (its password hidden)."""
         self.path = path
+        self.url = url
         self._fd: int | None = None
 
     def try_acquire(self) -> bool:
         """Lock the file (created with its folder if missing) without waiting: True when it
-        is ours; OSError for a file that cannot be opened."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        is ours; StoreError for a file that cannot be opened (a file where its folder goes,
+        a folder without write permission)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            store = f"store {redact(self.url)!r}" if self.url else "the store"
+            raise StoreError(f"cannot open {store}: {os_reason(exc)}") from None
         try:
             if sys.platform == "win32":
                 import msvcrt

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 
+from kpi_collector.store.limits import ID_MAX
 from kpi_collector.store.version import SCHEMA_VERSION
 
 metadata = sa.MetaData()
@@ -34,8 +36,8 @@ run_errors = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False, index=True),
-    sa.Column("source", sa.String(200), nullable=False),
-    sa.Column("kpi", sa.String(200)),
+    sa.Column("source", sa.String(ID_MAX), nullable=False),
+    sa.Column("kpi", sa.String(ID_MAX)),
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("transient", sa.Boolean, nullable=False, server_default=sa.false()),
 )
@@ -45,10 +47,10 @@ observations = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), index=True),
-    sa.Column("kpi", sa.String(200), nullable=False),
+    sa.Column("kpi", sa.String(ID_MAX), nullable=False),
     sa.Column("ts", sa.Double, nullable=False),  # epoch seconds, UTC
     sa.Column("value", sa.Double, nullable=False),
-    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("source", sa.String(ID_MAX), nullable=False),
     sa.Column("backfilled", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_observations_kpi_ts", "kpi", "ts"),
 )
@@ -297,6 +299,73 @@ def _v11(conn: sa.Connection) -> None:
     )
 
 
+# MariaDB / MySQL compare text by the table's collation, and a server's default
+# (utf8mb4_general_ci, PAD SPACE) takes `gh.Stars`, `gh.stars`, `gh.stars ` and `cafe.n` /
+# `café.n` for one id: a KPI's history held another's values, its rollup key collided. Every
+# table there is converted to a binary collation that also tells trailing spaces apart
+# (`_binary_collation`), as the other backends compare: on creating it, and by _v12.
+_BINARY_COLLATIONS = ("utf8mb4_nopad_bin", "utf8mb4_0900_bin", "utf8mb4_bin")
+
+
+def _binary_collation(conn: sa.Connection) -> str:
+    """The first of `_BINARY_COLLATIONS` the server has (MariaDB 10.2+, MySQL 8, older)."""
+    have = set(
+        conn.execute(
+            sa.text(
+                "SELECT COLLATION_NAME FROM information_schema.COLLATIONS"
+                " WHERE COLLATION_NAME IN :names"
+            ).bindparams(sa.bindparam("names", expanding=True)),
+            {"names": list(_BINARY_COLLATIONS)},
+        ).scalars()
+    )
+    return next((c for c in _BINARY_COLLATIONS if c in have), "utf8mb4_bin")
+
+
+def _binary_text(conn: sa.Connection, names: list[str]) -> None:
+    """On MariaDB / MySQL: tables `names` with their text in utf8mb4 and a binary collation
+    (those that already have it are left as they are); elsewhere nothing."""
+    if conn.dialect.name not in ("mysql", "mariadb"):
+        return
+    collation = _binary_collation(conn)
+    done = set(
+        conn.execute(
+            sa.text(
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+                " AND TABLE_COLLATION = :collation"
+            ),
+            {"collation": collation},
+        ).scalars()
+    )
+    for name in names:
+        if name not in done:
+            conn.execute(
+                sa.text(f"ALTER TABLE {name} CONVERT TO CHARACTER SET utf8mb4 COLLATE {collation}")
+            )
+
+
+def _binary_on_create(target: sa.Table, connection: sa.Connection, **_: Any) -> None:
+    _binary_text(connection, [target.name])
+
+
+for _table in metadata.tables.values():  # every table, a later migration's new ones too
+    sa.event.listen(_table, "after_create", _binary_on_create)
+
+
+def _v12(conn: sa.Connection) -> None:
+    """MariaDB / MySQL: every table's text compared as the other backends do (binary, trailing
+    spaces count). When the observations hold lookalike KPI ids, the rollup (derived data,
+    which merged them) is dropped, to be built again from the observations on its next use."""
+    if conn.dialect.name not in ("mysql", "mariadb"):
+        return
+    merged, apart = conn.execute(
+        sa.text("SELECT COUNT(DISTINCT kpi), COUNT(DISTINCT CAST(kpi AS BINARY)) FROM observations")
+    ).one()
+    _binary_text(conn, [t.name for t in metadata.sorted_tables])
+    if merged != apart:
+        conn.execute(rollup.delete())
+        conn.execute(rollup_state.delete())
+
+
 #: migrations[i] brings the schema from version i to i + 1; append, never edit.
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [
     _v1,
@@ -310,6 +379,7 @@ MIGRATIONS: list[Callable[[sa.Connection], None]] = [
     _v9,
     _v10,
     _v11,
+    _v12,
 ]
 if len(MIGRATIONS) != SCHEMA_VERSION:  # pragma: no cover - a mistake when adding a migration
     raise RuntimeError(
