@@ -457,7 +457,7 @@ def test_metric_names_with_control_characters_are_errors(tmp_path: Path) -> None
         "plugin.crhere",
     }
     message = result.errors["names.multiline"]
-    assert "'multi\\nline'" in message and "control character" in message
+    assert "multi\\nline'" in message and "control character" in message
     assert all(printable(m) == m and "\n" not in m for m in result.errors.values())
     assert {kpi for kpi, _ in store.open().series(None).items()} == {"names.ok", "plugin.fine"}
 

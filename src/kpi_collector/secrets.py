@@ -292,18 +292,21 @@ def database_passwords(url: str) -> list[str]:
     if not match:
         return []
     found = [match["pw"]]
-    host = match["rest"].split("/", 1)[0]
-    if "@" in host:
-        found.append(f"{match['pw']}@{host.rpartition('@')[0]}")
+    # to the last `@` before the query: a password may hold `/` and `:` too (`p@ss:w/ord`)
+    rest = match["rest"].split("?", 1)[0]
+    if "@" in rest:
+        found.append(f"{match['pw']}@{rest.rpartition('@')[0]}")
     return [form for pw in found for form in dict.fromkeys((pw, unquote(pw))) if form]
 
 
 def without_password(url: str) -> str:
     """`url` with its password (`database_passwords`, the longest) shown as `***`."""
-    passwords = sorted(database_passwords(url), key=len, reverse=True)
-    if passwords and passwords[0] in url:
-        head, _, tail = url.partition(passwords[0])
-        return f"{head}{_MASK}{tail}"
+    match = _DATABASE_PASSWORD.match(url)
+    if match:  # masked where the password stands: `p` of `p@ss@host` is also in `postgresql`
+        start = match.start("pw")
+        written = [pw for pw in database_passwords(url) if url.startswith(pw, start)]
+        if written:
+            return f"{url[:start]}{_MASK}{url[start + max(map(len, written)) :]}"
     return redact(url)
 
 

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import math
 import time
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -169,7 +170,9 @@ def _keep_numbers(outcome: SourceOutcome, values: Mapping[str, Any]) -> None:
         problem = id_problem(f"{outcome.source}.{name}")
         if problem is not None:
             message = f"{problem}: give the metric another name; not stored"
-            outcome.errors.append(SourceFailure(name, _message(message), False))
+            # named without its control characters: the failure is shown in tables too
+            shown = "".join(char for char in name if unicodedata.category(char) != "Cc")
+            outcome.errors.append(SourceFailure(shown, _message(message), False))
             continue
         try:
             value = exact_float(raw) if type(raw) is int else float(raw)
