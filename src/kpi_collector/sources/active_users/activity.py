@@ -627,10 +627,8 @@ def _events_sql(
     them into the local day number, in an outer SELECT so that a costly per-row value
     (parsing text to seconds) is computed once however often ``day`` names it.
     """
-    chosen = [f"{user} IS NOT NULL", f"{time} IS NOT NULL", *conditions]
-    if plan.where:
-        chosen.append(f"({plan.where})")
-    inner = f"SELECT {user} AS u, {columns} FROM {source} WHERE {' AND '.join(chosen)}"
+    chosen = _chosen(user, time, plan, conditions)
+    inner = f"SELECT {user} AS u, {columns} FROM {source} WHERE {chosen}"
     events = f"SELECT u, {day} AS d FROM ({inner}) AS au_raw"
     bounds = []
     if plan.first is not None:
@@ -640,6 +638,15 @@ def _events_sql(
     if not bounds:
         return events
     return f"SELECT u, d FROM ({events}) AS au_local WHERE {' AND '.join(bounds)}"
+
+
+def _chosen(user: str, time: str, plan: _Plan, conditions: Sequence[str]) -> str:
+    """The WHERE of the rows `_events_sql` and `_unreadable_sql` read: a user id and a time,
+    the caller's `conditions` and the source's own `where:`."""
+    chosen = [f"{user} IS NOT NULL", f"{time} IS NOT NULL", *conditions]
+    if plan.where:
+        chosen.append(f"({plan.where})")
+    return " AND ".join(chosen)
 
 
 def _unreadable_sql(
@@ -653,10 +660,8 @@ def _unreadable_sql(
 ) -> str:
     """The SELECT of one time value of the events that ``_events_sql`` reads which has no
     day (text that is not a time, read as NULL), or of none."""
-    chosen = [f"{user} IS NOT NULL", f"{time} IS NOT NULL", *conditions]
-    if plan.where:
-        chosen.append(f"({plan.where})")
-    inner = f"SELECT {time} AS au_time, {columns} FROM {source} WHERE {' AND '.join(chosen)}"
+    chosen = _chosen(user, time, plan, conditions)
+    inner = f"SELECT {time} AS au_time, {columns} FROM {source} WHERE {chosen}"
     return f"SELECT au_time FROM ({inner}) AS au_raw WHERE ({day}) IS NULL LIMIT 1"
 
 
