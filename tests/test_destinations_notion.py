@@ -271,10 +271,10 @@ def test_text_over_2000_characters_is_split_into_rich_text_objects_not_cut(
     notion: FakeNotion, tmp_path: Path
 ) -> None:
     """issue 18 §2: Notion takes 2000 characters per rich text object (the fake refuses more,
-    as Notion does): a 4,500-character title and a 2,600-character KPI id go out as several
-    objects, read back whole, and a re-run finds the page by that id again."""
+    as Notion does): a 4,500-character title goes out as several objects, read back whole,
+    and a re-run finds the page by its KPI id (the longest the store keeps) again."""
     database = notion.add_database()
-    metric = "m" * 2593  # the KPI id github.<metric> is 2,600 characters
+    metric = "m" * 193  # the KPI id github.<metric> is 200 characters, the store's longest
     kpi = f"github.{metric}"
     title = "T" * 4500
     p = Pipeline(
