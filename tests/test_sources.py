@@ -465,9 +465,12 @@ def test_metric_names_with_control_characters_are_errors(tmp_path: Path) -> None
 def test_a_plugin_s_integer_a_stored_number_cannot_hold_exactly_is_an_error() -> None:
     """A plugin returning the int 12345678901234567890 had it stored as 12345678901234567168
     (the `python` source checks its function's numbers; a plugin's went straight to float)."""
-    result = run(_RawSource(name="plugin", got={"huge": 12345678901234567890, "n": 2**53}))
+    got = {"huge": 12345678901234567890, "past": 10**400, "n": 2**53}
+    result = run(_RawSource(name="plugin", got=got))
     assert result.values == {"plugin.n": 2.0**53}
     assert "cannot be stored exactly" in result.errors["plugin.huge"]
+    # past any double: that metric's error too, not an OverflowError failing the source
+    assert "a 401-digit number cannot be stored exactly" in result.errors["plugin.past"]
 
 
 def test_a_change_is_the_difference_of_the_numbers_as_written() -> None:

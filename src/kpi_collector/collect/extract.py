@@ -17,7 +17,14 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from kpi_collector.collect.layout import PARAGRAPH, layout_text, lxml_layout_text, nearest_lang
-from kpi_collector.collect.numbers import not_exact, number_spans, page_locale, parse_number
+from kpi_collector.collect.numbers import (
+    LARGEST_EXACT,
+    exact_float,
+    not_exact,
+    number_spans,
+    page_locale,
+    parse_number,
+)
 from kpi_collector.collect.patterns import compile_pattern
 from kpi_collector.config.locale import check_locale
 from kpi_collector.config.models import CONFIG_MODEL, refuse_bool_as_number
@@ -203,7 +210,7 @@ def finish(name: str, raw: Any, metric: Metric, locale: str | None = None) -> fl
                 value = parse_number(text, metric.locale or locale)
             except ValueError as exc:
                 raise ExtractError(f"{name}: {exc}") from None
-            if not -EXACT_LIMIT < value < EXACT_LIMIT:  # 2**53 itself may be rounded
+            if not -LARGEST_EXACT < value < LARGEST_EXACT:  # 2**53 itself may be rounded
                 _exact_text(name, text, value)
     elif raw is None:
         raise ExtractError(f"{name}: the value is missing (null)")
@@ -234,40 +241,36 @@ def finish(name: str, raw: Any, metric: Metric, locale: str | None = None) -> fl
 _LINE_BREAK = re.compile("\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028]")
 
 
-#: past this magnitude a float no longer holds every integer: 2**53 + 1 would be stored as 2**53
-EXACT_LIMIT = 2**53
-
-
 def _exact(name: str, raw: numbers.Real | Decimal) -> float:
     """`raw` as the float stored; ExtractError when that float is not `raw` and past
-    EXACT_LIMIT, where the rounding reaches its whole part. NaN and infinities pass (the
-    caller refuses them)."""
+    LARGEST_EXACT, where the rounding reaches its whole part (integers: `exact_float`). NaN
+    and infinities pass (the caller refuses them)."""
     if isinstance(raw, float):
         return raw
-    exact: int | Decimal | Fraction
-    if isinstance(raw, numbers.Integral):
-        exact = int(raw)  # numpy's and other integer types
-    elif isinstance(raw, Decimal | Fraction):
-        exact = raw
-    else:
+    if isinstance(raw, numbers.Integral):  # numpy's and other integer types too
+        try:
+            return exact_float(int(raw))
+        except ValueError as exc:
+            raise ExtractError(f"{name}: {exc}") from None
+    if not isinstance(raw, Decimal | Fraction):
         return float(raw)  # numpy's floats and other reals: already floats at heart
     try:
-        value = float(exact)
-    except OverflowError:  # an int past 1.8e308
+        value = float(raw)
+    except OverflowError:  # a Fraction past 1.8e308
         value = math.inf
-    if isinstance(exact, Decimal) and not exact.is_finite():
+    if isinstance(raw, Decimal) and not raw.is_finite():
         return value
-    if not -EXACT_LIMIT <= exact <= EXACT_LIMIT and (
-        math.isinf(value) or _as_type(value, exact) != exact
+    if not -LARGEST_EXACT <= raw <= LARGEST_EXACT and (
+        math.isinf(value) or _as_type(value, raw) != raw
     ):
-        text = str(exact)
-        shown = text if len(text) <= 40 else f"a {len(str(abs(int(exact))))}-digit number"
+        text = str(raw)
+        shown = text if len(text) <= 40 else f"a {len(str(abs(int(raw))))}-digit number"
         raise ExtractError(f"{name}: {not_exact(shown, value)}")
     return value
 
 
 def _exact_text(name: str, text: str, value: float) -> None:
-    """ExtractError when `value`, read from `text` and past EXACT_LIMIT, lost digits that
+    """ExtractError when `value`, read from `text` and past LARGEST_EXACT, lost digits that
     `text` wrote: its significant digits (the number's digits without the zeros at either
     end) are not those of the float (`12345678901234567890` is ...7168 as a float). E
     notation is left alone: its digits are what the writer chose to keep."""
@@ -284,10 +287,8 @@ def _exact_text(name: str, text: str, value: float) -> None:
         raise ExtractError(f"{name}: {not_exact(_short(text), value)}")
 
 
-def _as_type(value: float, like: int | Decimal | Fraction) -> int | Decimal | Fraction:
+def _as_type(value: float, like: Decimal | Fraction) -> Decimal | Fraction:
     """`value` exactly, as the type of `like` (a float converts to each without loss)."""
-    if isinstance(like, int):
-        return int(value)
     return Decimal(value) if isinstance(like, Decimal) else Fraction(value)
 
 

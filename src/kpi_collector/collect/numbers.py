@@ -356,9 +356,14 @@ def exact_float(number: int) -> float:
 
     Raises: ValueError when it is not (12345678901234567890 would be 12345678901234567168):
     a stored number must be the source's number."""
-    value = float(number)
-    if abs(number) > LARGEST_EXACT and int(value) != number:
-        raise ValueError(not_exact(str(number), value))
+    try:
+        value = float(number)
+    except OverflowError:  # past 1.8e308: no double at all
+        value = math.inf
+    if abs(number) > LARGEST_EXACT and (math.isinf(value) or int(value) != number):
+        text = str(number)
+        shown = text if len(text) <= 40 else f"a {len(text.lstrip('-'))}-digit number"
+        raise ValueError(not_exact(shown, value))
     return value
 
 
