@@ -69,8 +69,11 @@ def test_public_metrics_count_through_link_headers(github: FakeGitHub) -> None:
     assert github.hits["/repos/acme/rocket/pulls"] == 1
     pulls = next(r for r in github.requests if r.path.endswith("/pulls"))
     assert pulls.query["per_page"] == "1" and pulls.query["state"] == "open"
-    # 130 releases at 100 a page: the Link "next" is followed once
-    assert github.hits["/repos/acme/rocket/releases"] == 2
+    # 130 releases at 100 a page: the Link "next" (GitHub names the repository by its id
+    # there) is followed once
+    repo_id = github.repos["acme/rocket"].id
+    assert github.hits["/repos/acme/rocket/releases"] == 1
+    assert github.hits[f"/repositories/{repo_id}/releases"] == 1
 
 
 def test_subset_of_metrics_costs_only_its_calls(github: FakeGitHub) -> None:
@@ -261,15 +264,40 @@ def test_metrics_subset_is_checked_at_load() -> None:
 
 
 def test_a_link_to_another_host_is_not_followed_with_the_token(github: FakeGitHub) -> None:
+    """The token never goes to the link's host: the link's page is asked of `api_url`."""
     github.inject(
         200,
         [{"id": 1, "assets": [{"download_count": 1}]}],
         path="/releases",
-        headers={"Link": '<http://evil.example:9/steal?page=2>; rel="next"'},
+        headers={"Link": '<http://evil.example:9/steal?per_page=100&page=2>; rel="next"'},
     )
-    result = outcome(source(github, token=TOKEN, metrics=["releases_downloads"]))
-    ((_, message, _),) = result.errors
-    assert "link to another host (evil.example:9)" in message and TOKEN not in message
+    values = collect(source(github, token=TOKEN, metrics=["releases_downloads"]))
+    # page 1 the injected one (1 download), page 2 the repository's second page (30 releases)
+    assert values == {"releases_downloads": 1 + 30 * 15.0}
+    second = github.requests[-1]
+    assert second.path == "/repos/acme/rocket/releases" and second.query["page"] == "2"
+
+
+def test_enterprise_links_to_its_own_hostname_are_asked_of_api_url(github: FakeGitHub) -> None:
+    """GitHub Enterprise writes its Link headers with its configured hostname, which a proxy
+    in front of it hides: every release page is still read, from `api_url`."""
+    github.link_base = "https://github.example.com/api/v3"
+    github.repos["acme/rocket"].release_assets = [[10, 5]] * 250  # three pages
+    values = collect(source(github, token=TOKEN, metrics=["releases_downloads"]))
+    assert values == {"releases_downloads": 250 * 15.0}
+    pages = [r.query.get("page") for r in github.requests if r.path.endswith("/releases")]
+    assert pages == [None, "2", "3"], pages
+
+
+def test_a_relative_link_is_read_against_the_answer(github: FakeGitHub) -> None:
+    github.inject(
+        200,
+        [{"id": 1, "assets": [{"download_count": 1}]}],
+        path="/releases",
+        headers={"Link": '</repos/acme/rocket/releases?per_page=100&page=2>; rel="next"'},
+    )
+    values = collect(source(github, metrics=["releases_downloads"]))
+    assert values == {"releases_downloads": 1 + 30 * 15.0}
 
 
 def test_a_missing_list_endpoint_is_not_called_a_missing_repo(github: FakeGitHub) -> None:

@@ -60,6 +60,16 @@ def test_an_org_sums_every_page_of_every_type(hub: FakeHub) -> None:
     assert hub.calls("/api/datasets") == 1 and hub.calls("/api/spaces") == 1
 
 
+def test_a_mirror_whose_links_name_the_hub_is_read_through_the_mirror(hub: FakeHub) -> None:
+    """A mirror (or a proxy) hands on the Hub's Link headers, which name huggingface.co: the
+    cursor is asked of `api_url`, and the token never goes to the host in the link."""
+    hub.link_base = "https://huggingface.co"
+    source = HuggingFace(author="acme", repo_type="model", token=TOKEN, api_url=hub.url)
+    assert collect(source)["likes"] == float(12 + 30 + 1 + sum(range(25)))
+    assert hub.calls("/api/models") == 3
+    assert all(r.query.get("author") == "acme" for r in hub.requests)
+
+
 def test_a_token_counts_private_repositories(hub: FakeHub) -> None:
     source = HuggingFace(
         author="acme", repo_type="model", token=TOKEN, api_url=hub.url, metrics=["likes"]

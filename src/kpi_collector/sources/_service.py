@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
@@ -289,17 +289,48 @@ class ServiceClient:
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[Response]:
-        """Every page of a list, following the `Link: <...>; rel="next"` header."""
+        """Every page of a list, following the `Link: <...>; rel="next"` header (see
+        `next_page`)."""
         response = await self.get(path, params=params, headers=headers)
         for _ in range(MAX_PAGES):
             yield response
-            following = response.links.get("next")
-            if not following:
+            following = await self.next_page(response, path, params=params, headers=headers)
+            if following is None:
                 return
-            response = await self.get(following, headers=headers)
+            response = following
         raise ExtractError(
             f"{self.source.service_name} kept answering with a next page after {MAX_PAGES} pages"
         )
+
+    async def next_page(
+        self,
+        response: Response,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response | None:
+        """The page after `response` (an answer to `path` with `params`) that its
+        `Link: <...>; rel="next"` names, or None on the last page.
+
+        A link under `api_url` (same scheme, host and path prefix) is followed as it is. A
+        service behind a proxy or on a renamed host (GitHub Enterprise, self-managed GitLab,
+        a Hugging Face mirror) writes its links with the address it thinks it has, which kpi
+        may not reach and must not send the credentials to: the link's query (the page
+        number or cursor) is then asked of `path` at `api_url`."""
+        link = response.links.get("next")
+        if not link:
+            return None
+        target = urljoin(response.url, link)  # a link may be relative to the answer
+        if _under(target, self.source.api_url):
+            return await self.get(target, headers=headers)
+        query = parse_qsl(urlsplit(target).query, keep_blank_values=True)
+        if not query:
+            raise ExtractError(
+                f"{self.source.service_name} gave a next-page link without a page or cursor "
+                f"({url_without_query(target)}) for {path}"
+            )
+        return await self.get(path, params={**(params or {}), **dict(query)}, headers=headers)
 
     async def count(self, path: str, *, params: Mapping[str, Any] | None = None) -> int:
         """The length of a Link-paginated list from one request: ask one item per page and
@@ -316,6 +347,16 @@ class ServiceClient:
                 f"{self.source.service_name}: expected a list from {url_without_query(response.url)}"
             )
         return len(items)
+
+
+def _under(url: str, base: str) -> bool:
+    """Whether `url` is `base` or below it: same scheme, host and port, and a path that
+    starts with the base's path, segment by segment."""
+    link, root = urlsplit(url), urlsplit(base)
+    if (link.scheme.lower(), link.netloc.lower()) != (root.scheme.lower(), root.netloc.lower()):
+        return False
+    prefix = root.path.rstrip("/")
+    return link.path == prefix or link.path.startswith(prefix + "/")
 
 
 def page_number(url: str) -> int:

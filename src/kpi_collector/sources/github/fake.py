@@ -43,6 +43,7 @@ class Repo:
     private: bool = False
     extra_stars: int = 0  # stargazers_count beyond the listed ones (deleted accounts)
     too_large: bool = False  # GitHub does not list the contributors of its largest repositories
+    id: int = 0  # the repository's id (`/repositories/{id}`, in Link headers); 0: given by `add`
 
 
 @dataclass
@@ -62,8 +63,14 @@ class FakeGitHub(FakeService):
     secondary: dict[str | None, list[float]] = field(default_factory=dict)
     max_star_pages: int = 400  # GitHub lists no stargazer page past this...
     star_cap: str = "empty"  # ...answering `200 []` (today) or "422" (as it used to)
+    #: the API's address as the server knows it (GitHub Enterprise's hostname, behind a
+    #: proxy: "https://github.example.com/api/v3"): Link headers are written with it; None:
+    #: the address the request reached
+    link_base: str | None = None
 
     def add(self, repo: Repo) -> Repo:
+        if not repo.id:
+            repo.id = 1296269 + len(self.repos)
         self.repos[f"{repo.owner}/{repo.name}"] = repo
         return repo
 
@@ -85,14 +92,21 @@ class FakeGitHub(FakeService):
         return quota
 
     def routes(self, app: web.Application) -> None:
-        base = "/repos/{owner}/{repo}"
-        app.router.add_get(base, self.repo)
-        app.router.add_get(base + "/pulls", self.pulls)
-        app.router.add_get(base + "/contributors", self.contributors)
-        app.router.add_get(base + "/releases", self.releases)
-        app.router.add_get(base + "/traffic/views", self.traffic)
-        app.router.add_get(base + "/traffic/clones", self.traffic)
-        app.router.add_get(base + "/stargazers", self.stargazers)
+        # a repository by name, or by id as GitHub's Link headers and renames name it
+        for base in ("/repos/{owner}/{repo}", "/repositories/{id:\\d+}"):
+            app.router.add_get(base, self.repo)
+            app.router.add_get(base + "/pulls", self.pulls)
+            app.router.add_get(base + "/contributors", self.contributors)
+            app.router.add_get(base + "/releases", self.releases)
+            app.router.add_get(base + "/traffic/views", self.traffic)
+            app.router.add_get(base + "/traffic/clones", self.traffic)
+            app.router.add_get(base + "/stargazers", self.stargazers)
+
+    def _find(self, request: web.Request) -> Repo | None:
+        if "id" in request.match_info:
+            wanted = int(request.match_info["id"])
+            return next((r for r in self.repos.values() if r.id == wanted), None)
+        return self.repos.get(f"{request.match_info['owner']}/{request.match_info['repo']}")
 
     # plumbing ------------------------------------------------------------------------------
 
@@ -134,7 +148,7 @@ class FakeGitHub(FakeService):
         if refused is not None:
             return None, refused
         quota[0] -= 1
-        repo = self.repos.get(f"{request.match_info['owner']}/{request.match_info['repo']}")
+        repo = self._find(request)
         if repo is None or (repo.private and token is None):
             return None, respond(
                 404,
@@ -169,7 +183,11 @@ class FakeGitHub(FakeService):
         last = max(1, math.ceil(len(items) / per_page))
         chunk = [] if empty else items[(page - 1) * per_page : page * per_page]
         links = []
-        url = URL(str(request.url))
+        # GitHub names the list by the repository's id, at the address it knows itself by
+        repo = self._find(request)
+        rest = request.path.split("/", 4 if request.path.startswith("/repos/") else 3)[-1]
+        base = self.link_base or f"{request.scheme}://{request.host}"
+        url = URL(f"{base}/repositories/{repo.id if repo else 0}/{rest}").with_query(request.query)
 
         def at(number: int) -> str:
             return str(url.update_query(page=number))
@@ -194,7 +212,7 @@ class FakeGitHub(FakeService):
         assert repo is not None
         stars = len(repo.starred_at) + repo.extra_stars
         body = {
-            "id": 1296269,
+            "id": repo.id,
             "node_id": "MDEwOlJlcG9zaXRvcnkxMjk2MjY5",
             "name": repo.name,
             "full_name": f"{repo.owner}/{repo.name}",

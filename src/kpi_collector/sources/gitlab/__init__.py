@@ -126,16 +126,17 @@ class GitLab(ServiceSource):
         """Every page of an offset-paginated list. `x-next-page` names the next page, asked
         of `api_url` itself: GitLab writes its `Link` header with its configured host
         (`external_url`), which need not be the address kpi reaches it at. A list without
-        that header (keyset pagination) follows `Link: rel="next"`."""
+        that header (keyset pagination) follows `Link: rel="next"` (`ServiceClient.next_page`:
+        its query, asked of `api_url`, when it names another host)."""
         response = await client.get(path, params=params)
         for _ in range(MAX_PAGES):
             yield response
             following = response.headers.get("x-next-page")
             if following is None:
-                link = response.links.get("next")
-                if not link:
+                keyset = await client.next_page(response, path, params=params)
+                if keyset is None:
                     return
-                response = await client.get(link)
+                response = keyset
                 continue
             following = following.strip()
             if not following:

@@ -36,6 +36,9 @@ class FakeHub(FakeService):
     tokens: dict[str, set[str]] = field(default_factory=dict)
     #: the most items a list page holds (the Hub's cap is 1000)
     page_size: int = 1000
+    #: the address the Hub writes its `Link` headers with (a mirror serving the Hub's own
+    #: answers: "https://huggingface.co"); None: the address the request reached
+    link_base: str | None = None
 
     def routes(self, app: web.Application) -> None:
         for kind in ("model", "dataset", "space"):
@@ -81,7 +84,8 @@ class FakeHub(FakeService):
         if start + limit < len(found):
             following = base64.b64encode(json.dumps({"offset": start + limit}).encode()).decode()
             query = {**request.query, "cursor": following}
-            url = f"{request.url.scheme}://{request.host}{request.path}?{urlencode(query)}"
+            base = self.link_base or f"{request.url.scheme}://{request.host}"
+            url = f"{base}{request.path}?{urlencode(query)}"
             headers["Link"] = f'<{url}>; rel="next"'
         return respond(200, [_item(r, full=False) for r in page], headers)
 
