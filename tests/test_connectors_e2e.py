@@ -106,6 +106,7 @@ class Services:
             accounts={"bot.mp-service-account": SECRETS["MIXPANEL_SECRET"]},
             projects={99: {"bot.mp-service-account"}},
             events=events,
+            today=TODAY,
         )
 
     @property

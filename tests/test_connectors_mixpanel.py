@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from kpi_collector.errors import HttpError
+from kpi_collector.errors import ExtractError, HttpError
 from kpi_collector.sources.mixpanel import Mixpanel
 from kpi_collector.sources.mixpanel.fake import FakeMixpanel
 from tests.fakes.collect import backfill, collect, outcome
@@ -22,6 +22,7 @@ def mixpanel():
         accounts={"kpi.bot.1234.mp-service-account": MP_SECRET},
         projects={777: {"kpi.bot.1234.mp-service-account"}, 778: set()},
         events=EVENTS,
+        today=TODAY,
     )
     with fake.serve():
         yield fake
@@ -108,3 +109,28 @@ def test_mixpanel_never_reads_the_utc_day_under_way(
     )
     by = {p.ts.date(): p.value for p in points}
     assert max(by) == last and by[last] == expected(last, last, event)
+
+
+@pytest.mark.parametrize("event", ["pageviews", "PAGEVIEW"])
+def test_a_misspelt_event_is_an_error_naming_it_not_zero(
+    mixpanel: FakeMixpanel, event: str
+) -> None:
+    """Segmentation answers an event nobody sends with no series, as it answers a quiet one:
+    the project's event names tell them apart."""
+    result = outcome(mixpanel_source(mixpanel, event=event), now=NOW)
+    assert result.values == {}
+    ((metric, message, transient),) = result.errors
+    assert metric is None and not transient
+    assert f"Mixpanel project 777 has no event {event!r} in the last 31 days" in message
+    assert "did you mean 'pageview'?" in message and "check `event:` of source" in message
+    with pytest.raises(ExtractError, match=f"no event {event!r}"):
+        backfill(mixpanel_source(mixpanel, event=event), TODAY - timedelta(days=5), now=NOW)
+
+
+def test_a_known_event_nobody_sent_in_the_window_is_zero(mixpanel: FakeMixpanel) -> None:
+    """An event sent today only (after the windows' last day): 0 for each window, no error."""
+    mixpanel.events = [*EVENTS, (NOW - timedelta(hours=1), "p1", "upgrade")]
+    values = collect(mixpanel_source(mixpanel, event="upgrade"), now=NOW)
+    assert values == {"dau": 0.0, "wau": 0.0, "mau": 0.0}
+    names = [r for r in mixpanel.requests if r.path == "/api/query/events/names"]
+    assert len(names) == 1 and names[0].query["project_id"] == "777"

@@ -2,12 +2,15 @@
 service account (basic auth); daily active users for backfill.
 
 With `event:` the Segmentation API counts unique users of that event; without it a JQL query
-counts users with any event. The windows are whole days ending yesterday (the last complete
+counts users with any event. Segmentation answers a misspelt event as it answers a quiet one,
+with no series: when every count is 0 the project's event names of the last 31 days (`GET
+/api/query/events/names`) tell the two apart, and an event not among them is an error. The windows are whole days ending yesterday (the last complete
 day; Mixpanel's days are in the project's timezone, JQL's in UTC).
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, date, timedelta
@@ -22,6 +25,11 @@ from kpi_collector.sources._service import ServiceClient, ServiceSource, day_end
 from kpi_collector.sources.base import Observation, SourceContext
 
 WINDOWS = {"dau": 1, "wau": 7, "mau": 30}
+#: the event names asked for; a project that tracks more than these cannot be told about
+#: a missing event (Mixpanel lists 255 unless told otherwise)
+NAMES_LIMIT = 10_000
+#: the days `events/names` looks back over, today's included (docs.mixpanel.com, Top Events)
+NAMES_DAYS = 31
 
 #: users whose last event is on or after each window's first day
 ACTIVE_USERS_JQL = """
@@ -98,7 +106,10 @@ class Mixpanel(ServiceSource):
                 rows[0] if rows and isinstance(rows[0], dict) else {"dau": 0, "wau": 0, "mau": 0}
             )
             return {m: float(counts.get(m) or 0) for m in self.wanted()}
-        return await self.gather({(m,): self._unique(client, m, last) for m in self.wanted()})
+        values = await self.gather({(m,): self._unique(client, m, last) for m in self.wanted()})
+        if not any(values.values()):
+            await self._check_event(client)
+        return values
 
     async def _unique(self, client: ServiceClient, metric: str, last: date) -> dict[str, float]:
         """Unique users of the event over the window: one bucket of `interval` days."""
@@ -127,6 +138,29 @@ class Mixpanel(ServiceSource):
             raise ExtractError("Mixpanel: the segmentation answer has no data.values")
         series = values.get(self.event) or {}
         return {parse_day(day): float(count or 0) for day, count in series.items()}
+
+    async def _check_event(self, client: ServiceClient) -> None:
+        """Raise ExtractError naming `event` when the project sent no such event in the last
+        31 days (its names are case-sensitive), with the closest names it did send."""
+        names = await client.json(
+            "/api/query/events/names",
+            params={"project_id": self.project_id, "type": "general", "limit": NAMES_LIMIT},
+        )
+        if not isinstance(names, list):
+            raise ExtractError("Mixpanel: the event names answer is not a list")
+        known = [str(name) for name in names]
+        if self.event in known or len(known) >= NAMES_LIMIT:
+            return
+        event = self.event or ""
+        close = [n for n in known if n.lower() == event.lower()]  # "Sign Up" for "sign up"
+        close += difflib.get_close_matches(event, known, n=3, cutoff=0.6)
+        close = list(dict.fromkeys(close))[:3]
+        hint = f" (did you mean {' or '.join(repr(n) for n in close)}?)" if close else ""
+        raise ExtractError(
+            f"Mixpanel project {self.project_id} has no event {self.event!r} in the last "
+            f"{NAMES_DAYS} days{hint}: check `event:` of source {self.name!r} (event names are "
+            "case-sensitive)"
+        )
 
     async def _jql(self, client: ServiceClient, script: str, params: dict[str, Any]) -> list[Any]:
         rows = await client.json(
@@ -162,6 +196,8 @@ class Mixpanel(ServiceSource):
             counted = await self._segmentation(client, since, last)
         active = [d for d, n in counted.items() if n]
         if not active:
+            if self.event is not None:
+                await self._check_event(client)
             return
         for day in days(max(since, min(active)), last):
             yield Observation("dau", counted.get(day, 0.0), day_end(day, ctx.tz))

@@ -1,11 +1,17 @@
 """A local Mixpanel query API: `GET /api/query/segmentation` (type=unique by day or by an
-`interval` of days) and `POST /api/query/jql` running the two scripts the connector sends,
-over stored events; service-account basic auth, project access and Mixpanel's error bodies."""
+`interval` of days), `GET /api/query/events/names` (the events of the last 31 days, most
+frequent first) and `POST /api/query/jql` running the two scripts the connector sends, over
+stored events; service-account basic auth, project access and Mixpanel's error bodies.
+
+Segmentation answers an event that has no data in the range, a misspelt one as well, with
+no series at all (`"values": {}`, `legend_size` 0), as Mixpanel does: only the event names
+tell an unknown event from a quiet one."""
 
 from __future__ import annotations
 
 import base64
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -22,9 +28,11 @@ class FakeMixpanel(FakeService):
     events: list[tuple[datetime, str, str]] = field(
         default_factory=list
     )  # (time, distinct_id, event)
+    today: date = field(default_factory=lambda: datetime.now(UTC).date())
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/api/query/segmentation", self.segmentation)
+        app.router.add_get("/api/query/events/names", self.names)
         app.router.add_post("/api/query/jql", self.jql)
 
     def _error(self, status: int, request: web.Request, message: str) -> web.Response:
@@ -91,9 +99,29 @@ class FakeMixpanel(FakeService):
             series.append(start.isoformat())
             values[start.isoformat()] = len(users)
             start = end + timedelta(days=1)
+        seen = any(values.values())
         return respond(
-            200, {"data": {"series": series, "values": {event: values}}, "legend_size": 1}
+            200,
+            {
+                "data": {"series": series, "values": {event: values} if seen else {}},
+                "legend_size": 1 if seen else 0,
+            },
         )
+
+    async def names(self, request: web.Request) -> web.Response:
+        """The names of the events of the last 31 days (today's included), the most frequent
+        first, at most `limit` (255 unless told)."""
+        refused = self._check(request)
+        if refused:
+            return refused
+        if request.query.get("type") not in ("general", "unique", "average"):
+            return self._error(400, request, "type must be one of general, unique, average")
+        first = self.today - timedelta(days=30)
+        counts = Counter(
+            name for when, _, name in self.events if first <= when.astimezone(UTC).date()
+        )
+        limit = int(request.query.get("limit", 255))
+        return respond(200, [name for name, _ in counts.most_common(limit)])
 
     async def jql(self, request: web.Request) -> web.Response:
         refused = self._check(request)
