@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from kpi_collector.errors import HttpError
+from kpi_collector.errors import ExtractError, HttpError
 from kpi_collector.sources.posthog import PostHog
 from kpi_collector.sources.posthog.fake import FakePostHog
 from tests.fakes.collect import backfill, collect, outcome
@@ -131,3 +131,32 @@ def test_posthog_backfill_ends_at_the_projects_yesterday(posthog: FakePostHog) -
     for metric, span in {"dau": 1, "wau": 7, "mau": 30}.items():
         assert max(by[metric]) == last, metric
         assert by[metric][last] == expected(last - timedelta(days=span - 1), last) > 0
+
+
+@pytest.mark.parametrize("event", ["pageviews", "PageView"])
+def test_posthog_a_misspelt_event_is_an_error_naming_it_not_zero(
+    posthog: FakePostHog, event: str
+) -> None:
+    result = outcome(posthog_source(posthog, event=event), now=NOW)
+    assert result.values == {}
+    ((metric, message, transient),) = result.errors
+    assert metric is None and not transient
+    assert f"PostHog project 4242 has never received an event {event!r}" in message
+    assert "did you mean 'pageview'" in message and "check `event:` of source" in message
+    (seen, _) = posthog.queries[1:]
+    assert seen["query"]["values"] == {"event": event} and event not in seen["query"]["query"]
+    with pytest.raises(ExtractError, match=f"never received an event {event!r}"):
+        backfill(posthog_source(posthog, event=event), TODAY - timedelta(days=5), now=NOW)
+
+
+def test_posthog_an_event_quiet_in_every_window_is_zero(posthog: FakePostHog) -> None:
+    """An event last sent long ago: 0 for each window (it exists), and the backfill of
+    recent days gives zeros for no day (no activity), without an error."""
+    long_ago = NOW - timedelta(days=200)
+    posthog.events = [*EVENTS, (long_ago, "p1", "beta_signup")]
+    values = collect(posthog_source(posthog, event="beta_signup"), now=NOW)
+    assert values == {"dau": 0.0, "wau": 0.0, "mau": 0.0}
+    points = backfill(
+        posthog_source(posthog, event="beta_signup"), TODAY - timedelta(days=5), now=NOW
+    )
+    assert points == []

@@ -7,10 +7,15 @@ dau is yesterday's, wau the 7 days to yesterday, mau the 30 days to yesterday. B
 for each day's three windows in one query: every distinct (person, active day) is spread
 over the 30 days whose windows it falls in (`arrayJoin(range(30))`), and PostHog counts the
 distinct persons per day; only one row per day comes back.
+
+A misspelt `event:` matches no events, which counts 0 like a quiet one: when every count is
+0, one more query asks whether the project ever received that event, and one not received is
+an error naming it and the closest names of the last 30 days.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import date, timedelta
@@ -37,7 +42,7 @@ SELECT
     count(DISTINCT if(toDate(timestamp) >= today() - 7, person_id, NULL)) AS wau,
     count(DISTINCT person_id) AS mau
 FROM events
-WHERE toDate(timestamp) >= today() - 30 AND toDate(timestamp) < today(){event}
+WHERE toDate(timestamp) >= today() - 30 AND toDate(timestamp) < today(){and_event}
 """.strip()
 
 ACTIVE_USERS_BY_DAY = """
@@ -52,7 +57,7 @@ FROM (
         SELECT DISTINCT person_id, toDate(timestamp) AS active_day
         FROM events
         WHERE toDate(timestamp) >= addDays(toDate({since}), -29)
-            AND toDate(timestamp) < today(){event}
+            AND toDate(timestamp) < today(){and_event}
     )
 )
 WHERE day >= toDate({since}) AND day < today()
@@ -62,6 +67,19 @@ LIMIT 10000
 """.strip()
 
 _EVENT_FILTER = " AND event = {event}"
+
+#: whether the project ever received the event (one row, or none)
+EVENT_SEEN = "SELECT event FROM events WHERE event = {event} LIMIT 1"
+
+#: the project's events of the last 30 days, the most frequent first
+RECENT_EVENTS = """
+SELECT event
+FROM events
+WHERE toDate(timestamp) >= today() - 30
+GROUP BY event
+ORDER BY count() DESC
+LIMIT 1000
+""".strip()
 
 
 class PostHog(ServiceSource):
@@ -106,7 +124,7 @@ class PostHog(ServiceSource):
         (`timezone`; None when it names none PostHog's `today()` and days count in)."""
         if self.event is not None:
             values = {**values, "event": self.event}
-        sql = sql.replace("{event}", _EVENT_FILTER if self.event is not None else "")
+        sql = sql.replace("{and_event}", _EVENT_FILTER if self.event is not None else "")
         body = await client.json(
             f"/api/projects/{self.project_id}/query/",
             method="POST",
@@ -120,20 +138,41 @@ class PostHog(ServiceSource):
             raise ExtractError("PostHog: the query answer has no `results` rows")
         return rows, service_zone(body.get("timezone"))
 
+    async def _check_event(self, client: ServiceClient) -> None:
+        """Raise ExtractError naming `event` when the project never received it (event names
+        are case-sensitive), with the closest names of its last 30 days."""
+        seen, _ = await self._query(client, EVENT_SEEN, {})
+        if seen:
+            return
+        recent, _ = await self._query(client, RECENT_EVENTS, {})
+        known = [str(row[0]) for row in recent if row]
+        event = self.event or ""
+        close = [n for n in known if n.lower() == event.lower()]  # "Signed Up" for "signed up"
+        close += difflib.get_close_matches(event, known, n=3, cutoff=0.6)
+        close = list(dict.fromkeys(close))[:3]
+        hint = f" (did you mean {' or '.join(repr(n) for n in close)}?)" if close else ""
+        raise ExtractError(
+            f"PostHog project {self.project_id} has never received an event {event!r}{hint}: "
+            f"check `event:` of source {self.name!r} (event names are case-sensitive; page "
+            "views are $pageview)"
+        )
+
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
-        rows, _ = await self._query(self.client(ctx), ACTIVE_USERS, {})
+        client = self.client(ctx)
+        rows, _ = await self._query(client, ACTIVE_USERS, {})
         if len(rows) != 1 or len(rows[0]) != 3:
             raise ExtractError("PostHog: expected one row of dau, wau, mau")
         counts = dict(zip(("dau", "wau", "mau"), rows[0], strict=True))
+        if self.event is not None and not any(counts.values()):
+            await self._check_event(client)
         return {metric: float(counts[metric] or 0) for metric in self.wanted()}
 
     async def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
         """dau, wau and mau of each day from `since` (or the first day with events) to
         yesterday, the config's or the project's, whichever comes first."""
         wanted = self.wanted()
-        rows, zone = await self._query(
-            self.client(ctx), ACTIVE_USERS_BY_DAY, {"since": since.isoformat()}
-        )
+        client = self.client(ctx)
+        rows, zone = await self._query(client, ACTIVE_USERS_BY_DAY, {"since": since.isoformat()})
         if any(len(row) != 4 for row in rows):
             raise ExtractError("PostHog: expected rows of day, dau, wau, mau")
         counted = {
@@ -141,6 +180,8 @@ class PostHog(ServiceSource):
             for row in rows
         }
         if not counted:
+            if self.event is not None:
+                await self._check_event(client)
             return
         day = max(since, min(counted))  # from the first day in a window; quiet days count 0
         # PostHog counts whole days of the project's time zone up to its `today()`: where

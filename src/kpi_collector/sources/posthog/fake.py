@@ -1,11 +1,13 @@
 """A local PostHog query API: `POST /api/projects/{id}/query/` running the HogQL shapes the
-connector sends (distinct persons over day windows, per day) over stored events, with
+connector sends (distinct persons over day windows, per day; whether an event was ever
+received, the recent event names) over stored events, with
 `values` placeholders, the default 100-row limit, personal API keys and PostHog's error bodies
 (`{"type", "code", "detail", "attr"}`)."""
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -31,6 +33,11 @@ _BY_DAY = re.compile(
     r"AND toDate\(timestamp\) < today\(\)(?P<event> AND event = \{event\})? \) \) "
     r"WHERE day >= toDate\(\{since\}\) AND day < today\(\) GROUP BY day ORDER BY day"
     r"(?: LIMIT (?P<limit>\d+))?$"
+)
+_EVENT_SEEN = re.compile(r"^SELECT event FROM events WHERE event = \{event\} LIMIT (\d+)$")
+_RECENT_EVENTS = re.compile(
+    r"^SELECT event FROM events WHERE toDate\(timestamp\) >= today\(\) - (\d+) "
+    r"GROUP BY event ORDER BY count\(\) DESC LIMIT (\d+)$"
 )
 _BY_DAY_COLUMN = re.compile(
     r"count\(DISTINCT (?:if\(day (?:(?P<same>= active_day)|< addDays\(active_day, (?P<span>\d+)\)),"
@@ -98,6 +105,16 @@ class FakePostHog(FakeService):
                     "query_validation_error",
                     f"Placeholder {{{name}}} is not available in this context",
                 )
+        seen = _EVENT_SEEN.match(text)
+        if seen:
+            names = [[e] for _, _, e in self.events if e == values.get("event")]
+            return self._result(["event"], names[: int(seen.group(1))], self.timezone)
+        recent = _RECENT_EVENTS.match(text)
+        if recent:
+            first = self.today - timedelta(days=int(recent.group(1)))
+            counts = Counter(e for t, _, e in self.events if first <= self._day(t))
+            rows = [[e] for e, _ in counts.most_common(int(recent.group(2)))]
+            return self._result(["event"], rows, self.timezone)
         event = values.get("event") if " AND event = {event}" in text else None
         by_day = _BY_DAY.match(text)
         if by_day:
