@@ -148,12 +148,37 @@ async def collect_one(
     except Exception as exc:  # a bug in a plugin must not take the run down
         message = missing_package(exc) or f"{type(exc).__name__}: {exc}"
         outcome.errors = [SourceFailure(None, _message(message), False)]
+    _name_the_missing(outcome, source)
     outcome.seconds = time.perf_counter() - started
     if log.isEnabledFor(logging.DEBUG):
         got = ", ".join(f"{k}={v:g}" for k, v in outcome.values.items()) or "no values"
         failed = f"; {len(outcome.errors)} failed" if outcome.errors else ""
         log.debug("%s (%s): %s%s in %.2f s", source.name, source.type, got, failed, outcome.seconds)
     return outcome
+
+
+def _name_the_missing(outcome: SourceOutcome, source: Source) -> None:
+    """A metric the config names (`metric_names`) that the source gave neither a value nor
+    an error for becomes its error: a configured metric is stored or says why, never
+    silently absent. Not when the whole source failed (its error says why for all), nor
+    when the source gave metrics its config does not name (its names come from what it
+    read, a program's JSON or a function's dict, and the config's are no promise)."""
+    if any(failure.metric is None for failure in outcome.errors):
+        return
+    try:
+        named = [str(name) for name in source.metric_names()]
+    except Exception:  # a plugin's metric_names with a bug: nothing to check against
+        return
+    failed = {failure.metric for failure in outcome.errors}
+    if any(name not in named for name in (*outcome.values, *failed)):
+        return
+    for name in named:
+        if name not in outcome.values and name not in failed:
+            message = (
+                f"{name}: source type {source.type!r} gave no value and no error for it; "
+                "not stored (a bug in the source: report it)"
+            )
+            outcome.errors.append(SourceFailure(name, _message(message), False))
 
 
 def _message(text: str) -> str:
