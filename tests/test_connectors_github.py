@@ -454,3 +454,19 @@ def test_a_token_without_pull_requests_read_fails_only_issues_and_prs(
     errors = {metric: message for metric, message, _ in result.errors}
     assert set(errors) == {"open_issues", "open_prs"}
     assert all("pull_requests=read" in m for m in errors.values()), errors
+
+
+def test_a_count_whose_links_name_no_last_page_reads_every_page(github: FakeGitHub) -> None:
+    """A list paginated by cursor names a next page and no last one: its count was the one
+    item of the first page (`per_page=1`); now every page is read."""
+    github.inject(
+        200,
+        [{"number": 57, "state": "open"}],
+        path="/pulls",
+        headers={
+            "Link": f'<{github.url}/repos/acme/rocket/pulls?per_page=1&after=Y3Vyc29y>; rel="next"'
+        },
+    )
+    assert collect(source(github, metrics=["open_prs"])) == {"open_prs": 57.0}
+    sizes = [r.query["per_page"] for r in github.requests if r.path.endswith("/pulls")]
+    assert sizes == ["1", "100"]

@@ -333,20 +333,33 @@ class ServiceClient:
         return await self.get(path, params={**(params or {}), **dict(query)}, headers=headers)
 
     async def count(self, path: str, *, params: Mapping[str, Any] | None = None) -> int:
-        """The length of a Link-paginated list from one request: ask one item per page and
-        read the number of the last page (no Link header: the list fits on this page)."""
+        """The length of a Link-paginated list: ask one item per page and read the number of
+        the last page (no Link header: the list fits on this page). A list whose links name
+        a next page but no last one (cursor pagination) is read page by page, 100 items at a
+        time, rather than counted as the one item on its first page."""
         response = await self.get(path, params={**(params or {}), "per_page": 1})
         if response.status == 204 or not response.body.strip():
             return 0
         last = response.links.get("last")
         if last:
             return page_number(last)
+        if response.links.get("next"):
+            full = {**(params or {}), "per_page": 100}
+            total = 0
+            async for page in self.pages(path, params=full):
+                total += len(self._items(page))
+            return total
+        return len(self._items(response))
+
+    def _items(self, response: Response) -> list[Any]:
+        if response.status == 204 or not response.body.strip():
+            return []
         items = response.json()
         if not isinstance(items, list):
             raise ExtractError(
                 f"{self.source.service_name}: expected a list from {url_without_query(response.url)}"
             )
-        return len(items)
+        return items
 
 
 def _under(url: str, base: str) -> bool:
