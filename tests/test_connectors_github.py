@@ -470,3 +470,13 @@ def test_a_count_whose_links_name_no_last_page_reads_every_page(github: FakeGitH
     assert collect(source(github, metrics=["open_prs"])) == {"open_prs": 57.0}
     sizes = [r.query["per_page"] for r in github.requests if r.path.endswith("/pulls")]
     assert sizes == ["1", "100"]
+
+
+def test_a_renamed_repository_is_followed_to_its_new_name(github: FakeGitHub) -> None:
+    """GitHub answers a repository's former name with 301 to `/repositories/{id}`."""
+    github.renamed["acme/old-rocket"] = "acme/rocket"
+    values = collect(source(github, repo="acme/old-rocket", token=TOKEN))
+    assert values["stars"] == 250.0 and values["open_prs"] == 57.0
+    assert values["releases_downloads"] == 130 * 15.0 and values["contributors"] == 263.0
+    moved = [r for r in github.requests if r.path.startswith("/repositories/")]
+    assert moved and all(r.headers["Authorization"] == f"Bearer {TOKEN}" for r in moved)

@@ -67,6 +67,9 @@ class FakeGitHub(FakeService):
     #: proxy: "https://github.example.com/api/v3"): Link headers are written with it; None:
     #: the address the request reached
     link_base: str | None = None
+    #: a repository's former full names (owner/name) -> its current one: GitHub answers the
+    #: old name with `301 Moved Permanently` to `/repositories/{id}...`
+    renamed: dict[str, str] = field(default_factory=dict)
 
     def add(self, repo: Repo) -> Repo:
         if not repo.id:
@@ -149,6 +152,19 @@ class FakeGitHub(FakeService):
             return None, refused
         quota[0] -= 1
         repo = self._find(request)
+        moved = self.renamed.get(
+            f"{request.match_info.get('owner')}/{request.match_info.get('repo')}"
+        )
+        if repo is None and moved in self.repos:
+            target = self.repos[moved]
+            rest = request.path.split("/", 4)[4:]
+            base = self.link_base or f"{request.scheme}://{request.host}"
+            where = URL(
+                f"{base}/repositories/{target.id}" + (f"/{rest[0]}" if rest else "")
+            ).with_query(request.query)
+            body = {"message": "Moved Permanently", "url": str(where), "documentation_url": DOCS}
+            headers = {**self._limit_headers(token), "Location": str(where)}
+            return None, respond(301, body, headers)
         if repo is None or (repo.private and token is None):
             return None, respond(
                 404,
