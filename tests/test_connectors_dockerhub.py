@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from kpi_collector.errors import HttpError
@@ -109,3 +111,37 @@ def test_a_bare_organisation_name_is_told_it_reads_as_an_official_image(hub: Fak
     message = str(caught.value)
     assert "'library/zenmldocker'" in message
     assert "official image" in message and "zenmldocker/NAME" in message
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        # seconds, not a Unix time (the IETF draft's RateLimit-Reset, some APIs' x-ratelimit-reset)
+        {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "600"},
+        {"RateLimit-Remaining": "0", "RateLimit-Reset": "600"},  # GitLab, IETF draft
+        {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset-After": "600"},  # Discord
+        {"RateLimit-Remaining": "0;w=21600", "RateLimit-Reset": "600;w=21600"},  # Docker
+    ],
+)
+def test_a_spent_quota_resetting_in_seconds_is_waited_for_as_seconds(
+    hub: FakeDockerHub, headers: dict[str, str]
+) -> None:
+    """A reset given in seconds was read as a Unix time long past: asked again at once, then
+    failed saying it "resets in 0s"; now it says when, ten minutes on."""
+    hub.inject(429, {"message": "Too Many Requests"}, headers=headers, times=3)
+    result = outcome(DockerHub(repo="zenmldocker/zenml", api_url=hub.url))
+    ((_, message, transient),) = result.errors
+    assert "it resets at" in message and "in 10 min" in message and transient
+    assert hub.calls("/v2/repositories") == 1  # not asked again in vain
+
+
+def test_a_spent_quota_with_a_unix_reset_still_waits_until_then(hub: FakeDockerHub) -> None:
+    reset = int(time.time()) + 1
+    hub.inject(
+        429,
+        {"message": "Too Many Requests"},
+        headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)},
+    )
+    assert collect(DockerHub(repo="zenmldocker/zenml", api_url=hub.url, metrics=["stars"])) == {
+        "stars": 89
+    }

@@ -9,6 +9,7 @@ A connector declares its config fields, its `known_metrics`, and implements `col
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
@@ -179,7 +180,10 @@ class ServiceSource(Source):
         resets = datetime.now(UTC) + timedelta(seconds=wait)
         message = service_message(response.body)
         when = f"{resets:%Y-%m-%d %H:%M:%S} UTC (in {_duration(wait)})"
-        told = response.headers.get("Retry-After") or response.headers.get("x-ratelimit-reset")
+        told = (
+            response.headers.get("Retry-After")
+            or _reset_in(response.headers, time.time()) is not None
+        )
         text = (
             f"{self.service_name} rate limit reached{' (' + message + ')' if message else ''}; "
             + (f"it resets at {when}" if told else f"it asks to wait, at least until {when}")
@@ -402,24 +406,48 @@ def rate_limit_wait(
     if retry_after is not None:
         return retry_after
     message = service_message(response.body)
-    if (
-        response.status == 403
-        and message
-        and not _SAYS_RATE_LIMITED.search(message)
-        and response.headers.get("x-ratelimit-remaining", "").strip() == "0"
-    ):
+    spent = _quota_spent(response.headers)
+    if response.status == 403 and message and not _SAYS_RATE_LIMITED.search(message) and spent:
         # the request that spent the last call is answered as any other: a refusal that
         # gives its own reason ("Must have push access") is that reason, not the limit
         return None
-    if response.headers.get("x-ratelimit-remaining", "").strip() == "0":
-        try:
-            reset = float(response.headers.get("x-ratelimit-reset", ""))
-        except ValueError:
-            reset = None
+    if spent:
+        reset = _reset_in(response.headers, now)
         if reset is not None:
-            return max(0.0, reset - now) + 0.25  # the reset second itself may still be refused
+            return reset + 0.25  # the reset second itself may still be refused
     if response.status == 429 or _SAYS_RATE_LIMITED.search(message):
         return float(backoff * 2**attempt)
+    return None
+
+
+#: the headers that say how many calls are left: `x-ratelimit-*` (GitHub, Docker Hub,
+#: Discord) and the IETF draft's `ratelimit-*` (GitLab); Docker's add a window ("0;w=21600")
+_REMAINING = ("x-ratelimit-remaining", "ratelimit-remaining")
+_RESET = ("x-ratelimit-reset", "ratelimit-reset")
+#: a reset below this is seconds from now (the IETF draft's `RateLimit-Reset`, some APIs'
+#: `x-ratelimit-reset`), above it a Unix time (GitHub's): 10**9 s is September 2001
+_EPOCH_FROM = 1e9
+
+
+def _quota_spent(headers: Mapping[str, str]) -> bool:
+    return any(headers.get(name, "").split(";")[0].strip() == "0" for name in _REMAINING)
+
+
+def _reset_in(headers: Mapping[str, str], now: float) -> float | None:
+    """Seconds until a spent quota resets, from `x-ratelimit-reset-after` (Discord: seconds)
+    or `x-ratelimit-reset` / `ratelimit-reset` (a Unix time, or seconds when it is small);
+    None when no header says."""
+    names = ("x-ratelimit-reset-after", *_RESET)
+    for name in names:
+        try:
+            value = float(headers.get(name, "").split(";")[0])
+        except ValueError:
+            continue
+        if not math.isfinite(value):
+            continue
+        if name == names[0] or value < _EPOCH_FROM:
+            return max(0.0, value)
+        return max(0.0, value - now)
     return None
 
 
