@@ -97,6 +97,26 @@ def test_npm_backfill_from_before_2015_says_what_npm_cannot_give(npm: FakeNpm) -
     assert limits == ["npm keeps no download counts before 2015-01-10"]
 
 
+def test_npm_backfill_ahead_of_utc_never_stores_the_uncounted_utc_day(npm: FakeNpm) -> None:
+    """npm counts UTC days. kpi runs in Tokyo at 05:00 on the 10th: its yesterday, the 9th,
+    is the UTC day under way, which npm lists with 0 downloads (not counted yet). That 0 was
+    stored as the 9th's downloads (and pulled the week's and month's totals down); the last
+    day is now the 8th."""
+    now = NOW - timedelta(hours=11)  # 2026-03-09 20:00 UTC, 2026-03-10 05:00 in Tokyo
+    npm.today = now.date()
+    points = backfill(
+        Npm(package="@acme/widget", api_url=npm.url),
+        TODAY - timedelta(days=5),
+        now=now,
+        tz="Asia/Tokyo",
+    )
+    by = {(p.metric, p.ts.date()): p.value for p in points}
+    last = TODAY - timedelta(days=2)
+    assert max(d for _, d in by) == last
+    assert by[("downloads_last_day", last)] == downloads(last)
+    assert by[("downloads_last_week", last)] == window(last, 7)
+
+
 def test_npm_rejects_a_name_that_is_not_a_package() -> None:
     with pytest.raises(ValueError, match="not an npm package name"):
         Npm(package="../etc/passwd")

@@ -509,6 +509,14 @@ def day_end(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, clock(23, 59, 59), tz)
 
 
+def last_utc_day(ctx: SourceContext) -> date:
+    """The last day complete both in UTC, the days services such as npm, PyPI Stats,
+    crates.io and Mixpanel's JQL count (the UTC day under way is counted so far, or not yet),
+    and in the config's time zone: ahead of UTC (Tokyo in the morning), the config's yesterday
+    is the UTC day under way, and the day before is the last complete one."""
+    return min(ctx.today, ctx.now.astimezone(UTC).date()) - timedelta(days=1)
+
+
 def days(first: date, last: date) -> Iterator[date]:
     day = first
     while day <= last:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, date, timedelta
+from datetime import date, timedelta
 from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
@@ -21,6 +21,7 @@ from kpi_collector.sources._service import (
     ServiceSource,
     day_end,
     days,
+    last_utc_day,
     number,
     parse_day,
     parse_time,
@@ -91,7 +92,7 @@ class Crates(ServiceSource):
         if totals:
             parts[totals] = self._totals(client, totals)
         if "daily_downloads" in wanted:
-            parts[("daily_downloads",)] = self._yesterday(client, _last_day(ctx))
+            parts[("daily_downloads",)] = self._yesterday(client, last_utc_day(ctx))
         return await self.gather(parts)
 
     async def _crate(self, client: ServiceClient) -> dict[str, Any]:
@@ -154,7 +155,7 @@ class Crates(ServiceSource):
                 if first > created
                 else f"{self.crate} was published on {created}"
             )
-        yesterday = _last_day(ctx)
+        yesterday = last_utc_day(ctx)
         later = sum(v for d, v in daily.items() if d > yesterday)  # the day under way's, so far
         for day in sorted(days(max(since, first), yesterday), reverse=True):
             stamp = day_end(day, ctx.tz)
@@ -163,10 +164,3 @@ class Crates(ServiceSource):
             if "downloads" in wanted:
                 yield Observation("downloads", total - later, stamp)
             later += daily.get(day, 0.0)
-
-
-def _last_day(ctx: SourceContext) -> date:
-    """The last day complete both in UTC, the days crates.io counts (its current one is
-    under way, counted so far), and in the config's time zone (ahead of UTC, the config's
-    yesterday is the UTC day under way)."""
-    return min(ctx.today, ctx.now.astimezone(UTC).date()) - timedelta(days=1)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, date, timedelta
+from datetime import date, timedelta
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -21,7 +21,14 @@ from pydantic import Field
 from kpi_collector.collect.http import Auth, Response
 from kpi_collector.errors import ExtractError
 from kpi_collector.secrets import Secret
-from kpi_collector.sources._service import ServiceClient, ServiceSource, day_end, days, parse_day
+from kpi_collector.sources._service import (
+    ServiceClient,
+    ServiceSource,
+    day_end,
+    days,
+    last_utc_day,
+    parse_day,
+)
 from kpi_collector.sources.base import Observation, SourceContext
 
 WINDOWS = {"dau": 1, "wau": 7, "mau": 30}
@@ -90,7 +97,7 @@ class Mixpanel(ServiceSource):
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
         client = self.client(ctx)
-        last = _last_day(ctx)
+        last = last_utc_day(ctx)
         if self.event is None:
             rows = await self._jql(
                 client,
@@ -178,7 +185,7 @@ class Mixpanel(ServiceSource):
         if "dau" not in self.wanted():
             return
         client = self.client(ctx)
-        last = _last_day(ctx)
+        last = last_utc_day(ctx)
         if since > last:
             return
         if self.event is None:
@@ -201,10 +208,3 @@ class Mixpanel(ServiceSource):
             return
         for day in days(max(since, min(active)), last):
             yield Observation("dau", counted.get(day, 0.0), day_end(day, ctx.tz))
-
-
-def _last_day(ctx: SourceContext) -> date:
-    """Yesterday: the last day complete both in the config's time zone and in UTC (JQL's
-    days). Ahead of UTC (Tokyo in the morning), the config's yesterday is the UTC day
-    under way, whose users so far are not that day's."""
-    return min(ctx.today, ctx.now.astimezone(UTC).date()) - timedelta(days=1)

@@ -15,7 +15,13 @@ from pydantic import Field, field_validator
 
 from kpi_collector.collect.http import Response
 from kpi_collector.errors import ExtractError
-from kpi_collector.sources._service import ServiceClient, ServiceSource, parse_day, rolling_sums
+from kpi_collector.sources._service import (
+    ServiceClient,
+    ServiceSource,
+    last_utc_day,
+    parse_day,
+    rolling_sums,
+)
 from kpi_collector.sources.base import Observation, SourceContext
 from kpi_collector.sources.pypi import DOWNLOAD_WINDOWS
 
@@ -65,7 +71,8 @@ class Npm(ServiceSource):
         windows = {m: w for m, w in DOWNLOAD_WINDOWS.items() if m in self.wanted()}
         if not windows:
             return
-        until = ctx.today - timedelta(days=1)
+        # npm counts UTC days, and answers one it has not counted yet with 0
+        until = last_utc_day(ctx)
         # the month-long window of `since` needs the 29 days before it too
         wanted_from = since - timedelta(days=max(windows.values()) - 1)
         if wanted_from < FIRST_DAY:

@@ -1,5 +1,7 @@
 """A local npm download counts API (`/downloads/point|range/{period}/{package}`), answering
-from a daily series that ends yesterday, as the real one does.
+from a daily series of UTC days that ends yesterday, as the real one does; a range that
+reaches the UTC day under way lists it with 0 downloads, not counted yet, as npm answers a
+day whose counts have not landed (npm/registry-issue-archive#382).
 """
 
 from __future__ import annotations
@@ -78,8 +80,12 @@ class FakeNpm(FakeService):
         name, series, start, end = found
         rows = []
         day = start
+        asked = self._window(request.match_info["period"])
+        if not isinstance(asked, str):
+            end = min(asked[1], self.today)  # the day under way too, uncounted
         while day <= end:
-            rows.append({"downloads": series.get(day, 0), "day": day.isoformat()})
+            counted = day < self.today
+            rows.append({"downloads": series.get(day, 0) if counted else 0, "day": day.isoformat()})
             day += timedelta(days=1)
         return respond(
             200,

@@ -13,7 +13,13 @@ from pydantic import Field, field_validator
 
 from kpi_collector.collect.http import Response
 from kpi_collector.errors import ExtractError
-from kpi_collector.sources._service import ServiceClient, ServiceSource, parse_day, rolling_sums
+from kpi_collector.sources._service import (
+    ServiceClient,
+    ServiceSource,
+    last_utc_day,
+    parse_day,
+    rolling_sums,
+)
 from kpi_collector.sources.base import Observation, SourceContext
 
 #: the recent-downloads metrics and the days each sums (the last complete days, UTC)
@@ -110,7 +116,7 @@ class PyPI(ServiceSource):
                 else f"PyPI Stats keeps the last 180 days (from {min(daily)})"
             )
         for observation in rolling_sums(
-            daily, windows, since=since, until=ctx.today - timedelta(days=1), tz=ctx.tz
+            daily, windows, since=since, until=last_utc_day(ctx), tz=ctx.tz
         ):
             yield observation
 
