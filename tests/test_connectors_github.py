@@ -480,3 +480,17 @@ def test_a_renamed_repository_is_followed_to_its_new_name(github: FakeGitHub) ->
     assert values["releases_downloads"] == 130 * 15.0 and values["contributors"] == 263.0
     moved = [r for r in github.requests if r.path.startswith("/repositories/")]
     assert moved and all(r.headers["Authorization"] == f"Bearer {TOKEN}" for r in moved)
+
+
+def test_an_answer_still_being_computed_is_asked_again_never_counted_0(
+    github: FakeGitHub, waits: Waits
+) -> None:
+    """202 Accepted with an empty body: GitHub still gathering the answer. It was counted as
+    an empty list, 0 contributors; now it is asked again, and a 202 that stays is transient."""
+    github.inject(202, None, path="/contributors")
+    assert collect(source(github, metrics=["contributors"])) == {"contributors": 263.0}
+    assert waits.asked == [1.0]
+    github.inject(202, None, path="/contributors", times=3)
+    result = outcome(source(github, metrics=["contributors"]))
+    ((_, message, transient),) = result.errors
+    assert "GitHub is still computing" in message and "HTTP 202" in message and transient

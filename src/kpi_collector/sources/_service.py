@@ -38,6 +38,9 @@ from kpi_collector.sources.base import Observation, Source, SourceContext
 #: 5xx and connection errors stay with the HTTP layer, which retries them
 HANDLED_STATUSES = (400, 401, 403, 404, 409, 422, 429)
 MAX_PAGES = 10_000  # a guard against a service that keeps answering "next"
+#: seconds before asking again for an answer the service is still computing (HTTP 202),
+#: doubled each time
+COMPUTING_WAIT = 1.0
 _MESSAGE_KEYS = ("message", "detail", "error_description", "error", "errstr", "errors")
 #: a refusal that says it is a rate limit, though no header says for how long (GitHub's
 #: secondary limits answer 403 "You have exceeded a secondary rate limit")
@@ -258,7 +261,7 @@ class ServiceClient:
         data: Any = None,
     ) -> Response:
         url = self.url(path)
-        waits = 0
+        waits = computing = 0
         while True:
             response = await self.http.request(
                 method,
@@ -270,6 +273,20 @@ class ServiceClient:
                 ok=HANDLED_STATUSES,
             )
             self.calls += 1
+            if response.status == 202:
+                # "Accepted": the service is still computing the answer (GitHub's statistics
+                # answer so while it gathers them); its body is no answer, an empty one no 0
+                if computing >= self.ctx.retries:
+                    raise HttpError(
+                        f"{self.source.service_name} is still computing "
+                        f"{url_without_query(response.url)} (HTTP 202); the next run will try again",
+                        status=202,
+                        url=response.url,
+                        transient=True,
+                    )
+                await retry.pause(COMPUTING_WAIT * 2**computing)
+                computing += 1
+                continue
             if response.status < 400:
                 return response
             wait = rate_limit_wait(response, attempt=waits, backoff=self.source.rate_limit_backoff)
