@@ -134,3 +134,19 @@ def test_a_known_event_nobody_sent_in_the_window_is_zero(mixpanel: FakeMixpanel)
     assert values == {"dau": 0.0, "wau": 0.0, "mau": 0.0}
     names = [r for r in mixpanel.requests if r.path == "/api/query/events/names"]
     assert len(names) == 1 and names[0].query["project_id"] == "777"
+
+
+def test_a_project_behind_utc_is_not_read_before_its_day_ends(mixpanel: FakeMixpanel) -> None:
+    """Segmentation counts the project's days. kpi runs (in UTC) at 04:00 on the 10th: in
+    Los Angeles it is 21:00 on the 9th, which was read as a complete day, its users so far
+    stored as the 9th's. With `project_timezone:` the windows end on the 8th there."""
+    mixpanel.timezone = "America/Los_Angeles"
+    now = NOW - timedelta(hours=3)  # 2026-03-10 04:00 UTC, 2026-03-09 21:00 in Los Angeles
+    source = mixpanel_source(mixpanel, event="pageview", project_timezone="America/Los_Angeles")
+    collect(source, now=now)
+    last = YESTERDAY - timedelta(days=1)
+    assert {r.query["to_date"] for r in mixpanel.requests} == {last.isoformat()}
+    points = backfill(source, TODAY - timedelta(days=5), now=now)
+    assert max(p.ts.date() for p in points) == last
+    with pytest.raises(ValueError, match="not a time zone"):
+        mixpanel_source(mixpanel, project_timezone="Pacific Time")

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import date, timedelta
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from kpi_collector.collect.http import Auth, Response
 from kpi_collector.errors import ExtractError
@@ -28,6 +28,7 @@ from kpi_collector.sources._service import (
     days,
     last_utc_day,
     parse_day,
+    service_zone,
 )
 from kpi_collector.sources.base import Observation, SourceContext
 
@@ -81,10 +82,32 @@ class Mixpanel(ServiceSource):
     username: str = Field(description="the service account's username")
     secret: Secret = Field(description="the service account's secret")
     event: str | None = Field(default=None, description="count only users who sent this event")
+    project_timezone: str | None = Field(
+        default=None,
+        description="the project's time zone (Project settings → Overview → Timezone), e.g. "
+        "America/Los_Angeles; default: its days end by UTC midnight",
+    )
     api_url: str = "https://mixpanel.com"
+
+    @field_validator("project_timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None and service_zone(value) is None:
+            raise ValueError(f"{value!r} is not a time zone like America/Los_Angeles")
+        return value
 
     def auth(self) -> Auth | None:
         return Auth(basic=(self.username, self.secret))
+
+    def last_day(self, ctx: SourceContext) -> date:
+        """The last day complete in the config's time zone, in UTC (JQL's days) and, when
+        `project_timezone` is given, in the project's (Segmentation's days): a project behind
+        UTC (America) is still in the UTC yesterday for hours after UTC midnight."""
+        complete = last_utc_day(ctx)
+        zone = service_zone(self.project_timezone)
+        if zone is not None:
+            complete = min(complete, ctx.now.astimezone(zone).date() - timedelta(days=1))
+        return complete
 
     def forbidden(self, response: Response, message: str) -> str:
         return (
@@ -97,7 +120,7 @@ class Mixpanel(ServiceSource):
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
         client = self.client(ctx)
-        last = last_utc_day(ctx)
+        last = self.last_day(ctx)
         if self.event is None:
             rows = await self._jql(
                 client,
@@ -185,7 +208,7 @@ class Mixpanel(ServiceSource):
         if "dau" not in self.wanted():
             return
         client = self.client(ctx)
-        last = last_utc_day(ctx)
+        last = self.last_day(ctx)
         if since > last:
             return
         if self.event is None:

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -29,6 +30,8 @@ class FakeMixpanel(FakeService):
         default_factory=list
     )  # (time, distinct_id, event)
     today: date = field(default_factory=lambda: datetime.now(UTC).date())
+    #: the project's time zone (Project settings), whose days Segmentation counts in
+    timezone: str = "UTC"
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/api/query/segmentation", self.segmentation)
@@ -59,10 +62,12 @@ class FakeMixpanel(FakeService):
             )
         return None
 
-    def _users(self, first: date, last: date, event: str | None = None) -> dict[date, set[str]]:
+    def _users(
+        self, first: date, last: date, event: str | None = None, zone: str = "UTC"
+    ) -> dict[date, set[str]]:
         out: dict[date, set[str]] = {}
         for when, user, name in self.events:
-            day = when.astimezone(UTC).date()
+            day = when.astimezone(ZoneInfo(zone)).date()
             if first <= day <= last and (event is None or name == event):
                 out.setdefault(day, set()).add(user)
         return out
@@ -85,7 +90,7 @@ class FakeMixpanel(FakeService):
         if query.get("type") != "unique":
             return self._error(400, request, "the fake answers type=unique only")
         width = int(query["interval"]) if "interval" in query else 1
-        per_day = self._users(first, last, event)
+        per_day = self._users(first, last, event, self.timezone)
         series, values = [], {}
         start = first
         while start <= last:
