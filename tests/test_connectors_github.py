@@ -494,3 +494,16 @@ def test_an_answer_still_being_computed_is_asked_again_never_counted_0(
     result = outcome(source(github, metrics=["contributors"]))
     ((_, message, transient),) = result.errors
     assert "GitHub is still computing" in message and "HTTP 202" in message and transient
+
+
+def test_more_releases_than_github_lists_is_an_error_not_a_partial_sum(
+    github: FakeGitHub,
+) -> None:
+    github.repos["acme/rocket"].release_assets = [[10, 5]] * 1030
+    result = outcome(source(github, metrics=["stars", "releases_downloads"]))
+    assert result.values == {"stars": 250.0}
+    ((metric, message, transient),) = result.errors
+    assert metric == "releases_downloads" and not transient
+    assert "GitHub lists only the first 1,000 releases of 'acme/rocket'" in message
+    assert "Only the first 1000 results are available" in message
+    assert "leave `releases_downloads` out of `metrics:`" in message

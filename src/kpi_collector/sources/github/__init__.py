@@ -173,10 +173,22 @@ class GitHub(ServiceSource):
 
     async def _release_downloads(self, client: ServiceClient, base: str) -> dict[str, float]:
         total = 0.0
-        async for page in client.pages(f"{base}/releases", params={"per_page": 100}):
-            for release in _list(page):
-                for asset in release.get("assets") or []:
-                    total += float(asset.get("download_count") or 0)
+        read = 0
+        try:
+            async for page in client.pages(f"{base}/releases", params={"per_page": 100}):
+                for release in _list(page):
+                    read += 1
+                    for asset in release.get("assets") or []:
+                        total += float(asset.get("download_count") or 0)
+        except HttpError as exc:
+            if exc.status != 422 or not read:
+                raise
+            # past its first 1000 releases GitHub answers 422: the sum of those is no total
+            raise ExtractError(
+                f"GitHub lists only the first {read:,} releases of {self.repo!r} ({exc}): their "
+                f"downloads are not all of them; leave `releases_downloads` out of `metrics:` "
+                f"of source {self.name!r}"
+            ) from None
         return {"releases_downloads": total}
 
     async def _traffic(

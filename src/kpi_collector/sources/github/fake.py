@@ -63,6 +63,9 @@ class FakeGitHub(FakeService):
     secondary: dict[str | None, list[float]] = field(default_factory=dict)
     max_star_pages: int = 400  # GitHub lists no stargazer page past this...
     star_cap: str = "empty"  # ...answering `200 []` (today) or "422" (as it used to)
+    #: GitHub lists the first 1000 releases, then answers 422 "Only the first 1000 results
+    #: are available." (while the Link header of page 10 still names a next page)
+    max_results: int = 1000
     #: the API's address as the server knows it (GitHub Enterprise's hostname, behind a
     #: proxy: "https://github.example.com/api/v3"): Link headers are written with it; None:
     #: the address the request reached
@@ -288,6 +291,14 @@ class FakeGitHub(FakeService):
         if refused:
             return refused
         assert repo is not None
+        per_page = min(100, int(request.query.get("per_page", 30)))
+        if (int(request.query.get("page", 1)) - 1) * per_page >= self.max_results:
+            body = {
+                "message": f"Only the first {self.max_results} results are available.",
+                "documentation_url": DOCS + "/releases/releases#list-releases",
+                "status": "422",
+            }
+            return respond(422, body, self._limit_headers(bearer(request)))
         items = [
             {
                 "id": i,
