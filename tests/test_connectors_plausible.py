@@ -127,3 +127,28 @@ def test_a_day_still_under_way_at_the_site_is_not_read(plausible: FakePlausible)
         TODAY - timedelta(days=3): 103.0,
         TODAY - timedelta(days=2): 102.0,
     }
+
+
+def test_a_metric_plausible_gives_no_number_for_is_named_with_the_day(
+    plausible: FakePlausible,
+) -> None:
+    """`null` in the answer (nothing to average over) left the metric out silently."""
+    plausible.inject(
+        200,
+        {
+            "results": [{"metrics": [0, None], "dimensions": []}],
+            "meta": {},
+            "query": {"date_range": ["2026-03-09T00:00:00+00:00", "2026-03-09T23:59:59+00:00"]},
+        },
+    )
+    source = Plausible(
+        site_id="example.com",
+        api_key=KEY,
+        api_url=plausible.url,
+        metrics=["visits", "visit_duration"],
+    )
+    result = outcome(source, now=NOW)
+    assert result.values == {"visits": 0.0}
+    ((metric, message, _),) = result.errors
+    assert metric == "visit_duration"
+    assert message == "visit_duration: Plausible gave None for 2026-03-09, no number"

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from kpi_collector.collect.http import Auth, Response
-from kpi_collector.errors import ExtractError
+from kpi_collector.errors import ExtractError, MetricErrors
 from kpi_collector.secrets import Secret
 from kpi_collector.sources._service import ServiceSource, day_end, parse_day
 from kpi_collector.sources.base import Observation, SourceContext
@@ -73,15 +73,24 @@ class Plausible(ServiceSource):
         """Yesterday's figures: the config's yesterday, as the site's time zone counts it,
         unless that day is still under way at the site (its time zone behind the config's):
         then the day before (a second call)."""
-        yesterday = ctx.today - timedelta(days=1)
+        yesterday = day = ctx.today - timedelta(days=1)
         rows, site = await self._query(ctx, yesterday, yesterday, by_day=False)
         if site is not None:
-            last = min(yesterday, ctx.now.astimezone(site).date() - timedelta(days=1))
-            if last != yesterday:
-                rows, _ = await self._query(ctx, last, last, by_day=False)
+            day = min(yesterday, ctx.now.astimezone(site).date() - timedelta(days=1))
+            if day != yesterday:
+                rows, _ = await self._query(ctx, day, day, by_day=False)
         if not rows:
-            return {}
-        return {m: float(v) for m, v in rows[0][1].items() if isinstance(v, int | float)}
+            raise ExtractError(f"Plausible answered no results for {day} of {self.site_id!r}")
+        values: dict[str, float] = {}
+        errors: dict[str, str] = {}
+        for metric, value in rows[0][1].items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                values[metric] = float(value)
+            else:  # `null`: no visits to average over, or a metric the site cannot give
+                errors[metric] = f"{metric}: Plausible gave {value!r} for {day}, no number"
+        if errors:
+            raise MetricErrors(values, errors)
+        return values
 
     async def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
         """Each day's figures from `since` to yesterday, one call (`dimensions: ["time:day"]`);
