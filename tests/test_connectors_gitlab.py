@@ -163,3 +163,15 @@ def test_backfill_pages_by_x_next_page_when_links_name_another_host(gitlab: Fake
     by_day = {p.ts.date(): p.value for p in points if p.metric == "stars"}
     assert by_day == {TODAY - timedelta(days=n): 250.0 - 10 * (n - 1) for n in range(6, 0, -1)}
     assert gitlab.calls("/starrers") == 3
+
+
+def test_backfill_by_link_alone_to_another_host_asks_api_url(gitlab: FakeGitLab) -> None:
+    """Without `x-next-page` (keyset pagination, a proxy passing no x- headers) the `Link` to
+    the configured host was followed, or refused: its page is now asked of `api_url`."""
+    gitlab.external_host = "gitlab.example.com"
+    gitlab.page_headers = False
+    source = GitLab(project="gitlab-org/gitlab-runner", token=TOKEN, api_url=gitlab.url)
+    points = backfill(source, TODAY - timedelta(days=6), now=NOW)
+    by_day = {p.ts.date(): p.value for p in points if p.metric == "stars"}
+    assert by_day == {TODAY - timedelta(days=n): 250.0 - 10 * (n - 1) for n in range(6, 0, -1)}
+    assert gitlab.calls("/starrers") == 3

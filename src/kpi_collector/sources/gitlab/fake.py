@@ -35,6 +35,9 @@ class FakeGitLab(FakeService):
     #: the instance's configured host[:port] (`external_url`): GitLab writes its `Link`
     #: header with it, whatever host the request reached; None: the request's
     external_host: str | None = None
+    #: False: lists answer with the `Link` header alone, without `x-next-page` and the other
+    #: x- page headers (keyset pagination; a proxy that passes no x- headers)
+    page_headers: bool = True
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/api/v4/projects/{rest:.*}", self.project_route)
@@ -58,7 +61,7 @@ class FakeGitLab(FakeService):
                 {"id": 1000 + i, "iid": i + 1, "project_id": project.id, "state": "opened"}
                 for i in range(project.open_merge_requests if opened else 0)
             ]
-            return _page(request, items, self.external_host)
+            return _page(request, items, self.external_host, self.page_headers)
         if resource == "starrers":
             items = [
                 {
@@ -67,7 +70,7 @@ class FakeGitLab(FakeService):
                 }
                 for i, t in enumerate(project.starrers)
             ]
-            return _page(request, items, self.external_host)
+            return _page(request, items, self.external_host, self.page_headers)
         return respond(404, {"error": "404 Not Found"})
 
 
@@ -87,7 +90,9 @@ def _project(project: Project) -> dict[str, Any]:
     return body
 
 
-def _page(request: web.Request, items: list[Any], external_host: str | None) -> web.Response:
+def _page(
+    request: web.Request, items: list[Any], external_host: str | None, page_headers: bool = True
+) -> web.Response:
     per_page = min(100, int(request.query.get("per_page", "20")))
     page = int(request.query.get("page", "1"))
     pages = max(1, -(-len(items) // per_page))
@@ -111,4 +116,6 @@ def _page(request: web.Request, items: list[Any], external_host: str | None) -> 
     }
     if len(items) <= 10_000:  # GitLab counts lists up to 10,000 items
         headers |= {"x-total": str(len(items)), "x-total-pages": str(pages)}
+    if not page_headers:
+        headers = {"Link": headers["Link"]}
     return respond(200, chunk, headers)
