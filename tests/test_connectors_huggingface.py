@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from kpi_collector.sources.huggingface import HuggingFace
 from kpi_collector.sources.huggingface.fake import FakeHub, Repo
 from tests.cli import run_kpi, store_dump, stored_values
+from tests.conftest import Waits
 from tests.fakes.collect import collect, outcome
 
 TOKEN = "hf_testtoken000000000000000000000001"
@@ -135,3 +136,28 @@ def test_kpi_run_end_to_end(hub: FakeHub, tmp_path: Path) -> None:
     assert stored_values(tmp_path) == {"hf.downloads": 700.0, "hf.likes": 5.0}
     for text in (ran.stdout, ran.stderr, dump):
         assert TOKEN not in text
+
+
+HUB_POLICY = {"RateLimit-Policy": '"fixed window";"api";q=500;w=300'}
+
+
+def test_a_spent_window_is_waited_for_by_the_ratelimit_header(hub: FakeHub, waits: Waits) -> None:
+    """The Hub answers 429 without Retry-After, with the IETF draft's `RateLimit: "api";r=0;
+    t=55` (t: seconds to the window's reset); it was backed off 1 s, 2 s in vain."""
+    hub.inject(
+        429, {"error": "Too Many Requests"}, headers={"RateLimit": '"api";r=0;t=3', **HUB_POLICY}
+    )
+    assert collect(HuggingFace(repo="acme/tiny", api_url=hub.url, metrics=["likes"])) == {
+        "likes": 12.0
+    }
+    assert waits.asked == [3.25]
+
+
+def test_a_window_resetting_later_than_the_budget_says_when(hub: FakeHub) -> None:
+    hub.inject(
+        429, {"error": "Too Many Requests"}, headers={"RateLimit": '"api";r=0;t=600', **HUB_POLICY}
+    )
+    result = outcome(HuggingFace(repo="acme/tiny", api_url=hub.url))
+    ((_, message, transient),) = result.errors
+    assert "rate limit reached" in message and "it resets at" in message and "in 10 min" in message
+    assert transient and hub.calls() == 1

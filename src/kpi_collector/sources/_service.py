@@ -447,13 +447,32 @@ _EPOCH_FROM = 1e9
 
 
 def _quota_spent(headers: Mapping[str, str]) -> bool:
+    if _structured(headers).get("r") == "0":
+        return True
     return any(headers.get(name, "").split(";")[0].strip() == "0" for name in _REMAINING)
 
 
+def _structured(headers: Mapping[str, str]) -> dict[str, str]:
+    """The parameters of the IETF draft's (version 9) single `RateLimit` header, as the
+    Hugging Face Hub sends it: `"api";r=0;t=55` (r: calls left, t: seconds to the reset)."""
+    params: dict[str, str] = {}
+    for part in headers.get("RateLimit", "").split(";")[1:]:
+        key, _, value = part.partition("=")
+        params[key.strip().lower()] = value.strip()
+    return params
+
+
 def _reset_in(headers: Mapping[str, str], now: float) -> float | None:
-    """Seconds until a spent quota resets, from `x-ratelimit-reset-after` (Discord: seconds)
-    or `x-ratelimit-reset` / `ratelimit-reset` (a Unix time, or seconds when it is small);
-    None when no header says."""
+    """Seconds until a spent quota resets, from the `RateLimit` header's `t` or
+    `x-ratelimit-reset-after` (Discord), both seconds, or `x-ratelimit-reset` /
+    `ratelimit-reset` (a Unix time, or seconds when it is small); None when no header says."""
+    try:
+        seconds = float(_structured(headers).get("t", ""))
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(seconds):
+            return max(0.0, seconds)
     names = ("x-ratelimit-reset-after", *_RESET)
     for name in names:
         try:
