@@ -84,3 +84,15 @@ def test_rate_limit_then_success(codecov: FakeCodecov) -> None:
 def test_unknown_metric_is_a_config_error() -> None:
     with pytest.raises(ValueError, match="unknown metric 'branches'"):
         Codecov(repo="acme/rocket", metrics=["branches"])
+
+
+def test_a_private_repo_the_token_cannot_see_says_so(codecov: FakeCodecov) -> None:
+    """Codecov answers 404 to a token whose user cannot see a private repository: the message
+    only said to check `repo:`, `service:`, though they were right."""
+    other = "0000aaaa-codecov-other-token-0001"
+    codecov.tokens.add(other)
+    codecov.readers["acme/secret"] = {TOKEN}
+    result = outcome(Codecov(repo="acme/secret", token=other, api_url=codecov.url))
+    ((_, message, _),) = result.errors
+    assert "check `repo:` and `service:`" in message and other not in message
+    assert "or it is private and the token's user cannot see it on Codecov" in message

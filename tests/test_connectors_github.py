@@ -507,3 +507,17 @@ def test_more_releases_than_github_lists_is_an_error_not_a_partial_sum(
     assert "GitHub lists only the first 1,000 releases of 'acme/rocket'" in message
     assert "Only the first 1000 results are available" in message
     assert "leave `releases_downloads` out of `metrics:`" in message
+
+
+def test_a_private_repo_the_token_cannot_see_says_so(github: FakeGitHub) -> None:
+    """GitHub answers 404, not 403, for a private repository the token has no access to: the
+    message only said to check `repo:`, though the name was right."""
+    github.repos["acme/secret"].readers = {PUSH_TOKEN}
+    with pytest.raises(HttpError) as caught:
+        collect(source(github, repo="acme/secret", token=TOKEN, metrics=["stars"]))
+    message = str(caught.value)
+    assert "'acme/secret' not found: check `repo:`" in message
+    assert "or it is private and the token cannot see it" in message and TOKEN not in message
+    assert collect(source(github, repo="acme/secret", token=PUSH_TOKEN, metrics=["forks"])) == {
+        "forks": 1.0
+    }

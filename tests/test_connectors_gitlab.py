@@ -175,3 +175,17 @@ def test_backfill_by_link_alone_to_another_host_asks_api_url(gitlab: FakeGitLab)
     by_day = {p.ts.date(): p.value for p in points if p.metric == "stars"}
     assert by_day == {TODAY - timedelta(days=n): 250.0 - 10 * (n - 1) for n in range(6, 0, -1)}
     assert gitlab.calls("/starrers") == 3
+
+
+def test_a_private_project_the_token_cannot_see_says_so(gitlab: FakeGitLab) -> None:
+    """GitLab answers 404 to a token whose user is no member of a private project: the
+    message only said to check `project:` and `api_url:`, though they were right."""
+    other = "glpat-other-user-token-000000002"
+    gitlab.tokens.add(other)
+    secret = next(p for p in gitlab.projects if p.path == "acme/secret")
+    secret.members = {TOKEN}
+    result = outcome(GitLab(project="acme/secret", token=other, api_url=gitlab.url))
+    ((_, message, _),) = result.errors
+    assert "has no project 'acme/secret'" in message and other not in message
+    assert "or it is private and the token cannot see it" in message
+    assert collect(GitLab(project="acme/secret", token=TOKEN, api_url=gitlab.url))["forks"] == 1

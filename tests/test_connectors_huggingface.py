@@ -161,3 +161,12 @@ def test_a_window_resetting_later_than_the_budget_says_when(hub: FakeHub) -> Non
     ((_, message, transient),) = result.errors
     assert "rate limit reached" in message and "it resets at" in message and "in 10 min" in message
     assert transient and hub.calls() == 1
+
+
+def test_a_private_repo_the_token_cannot_read_says_so(hub: FakeHub) -> None:
+    other = "hf_othertoken0000000000000000000002"
+    hub.tokens[other] = {"someone-else"}
+    result = outcome(HuggingFace(repo="acme/internal", token=other, api_url=hub.url))
+    ((_, message, _),) = result.errors
+    assert "no model 'acme/internal'" in message and other not in message
+    assert "or it is private or gated and the token cannot read it" in message

@@ -51,7 +51,11 @@ class Codecov(ServiceSource):
         return (
             f"Codecov has no coverage for{where} {self.service} repository {self.repo!r}: check `repo:`"
             f"{', `branch:`' if self.branch else ''} and `service:` of source {self.name!r}"
-            f"{'' if self.token is not None else ' (a private repository needs `token:`)'}"
+            + (
+                " (a private repository needs `token:`)"
+                if self.token is None
+                else " (or it is private and the token's user cannot see it on Codecov)"
+            )
         )
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:

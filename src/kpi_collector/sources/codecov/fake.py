@@ -17,6 +17,9 @@ class FakeCodecov(FakeService):
     reports: dict[tuple[str, str, str | None], dict[str, Any]] = field(default_factory=dict)
     tokens: set[str] = field(default_factory=set)
     private: set[str] = field(default_factory=set)
+    #: "owner/repo" -> the tokens whose users may see that private repository (absent: every
+    #: valid token); Codecov answers 404 to anyone else
+    readers: dict[str, set[str]] = field(default_factory=dict)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/api/v2/{service}/{owner}/repos/{repo}/totals/", self.totals)
@@ -27,7 +30,10 @@ class FakeCodecov(FakeService):
             return respond(401, {"detail": "Invalid token."})
         repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
         key = (request.match_info["service"], repo, request.query.get("branch"))
-        if key not in self.reports or (repo in self.private and token is None):
+        hidden = repo in self.private and (
+            token is None or token not in self.readers.get(repo, self.tokens)
+        )
+        if key not in self.reports or hidden:
             return respond(404, {"detail": "Not found."})
         report = self.reports[key]
         totals = {

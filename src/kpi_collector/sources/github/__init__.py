@@ -80,7 +80,12 @@ class GitHub(ServiceSource):
         if not path.rstrip("/").endswith(f"/repos/{self.repo}"):
             # the repository answered, one of its lists did not (an API without that endpoint)
             return f"GitHub answered 404 for {path} of repository {self.repo!r}: check `api_url:` of source {self.name!r}"
-        hidden = "" if self.token is not None else " (a private repository needs `token:`)"
+        hidden = (
+            " (a private repository needs `token:`)"
+            if self.token is None
+            else " (or it is private and the token cannot see it: a fine-grained token must "
+            "list it under Repository access, a classic one needs the `repo` scope)"
+        )
         return f"GitHub repository {self.repo!r} not found: check `repo:` of source {self.name!r}{hidden}"
 
     def forbidden(self, response: Response, message: str) -> str:

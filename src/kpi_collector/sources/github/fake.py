@@ -43,6 +43,9 @@ class Repo:
     private: bool = False
     extra_stars: int = 0  # stargazers_count beyond the listed ones (deleted accounts)
     too_large: bool = False  # GitHub does not list the contributors of its largest repositories
+    #: the tokens that may see a private repository (None: every valid token); GitHub
+    #: answers 404, not 403, to any other caller
+    readers: set[str] | None = None
     id: int = 0  # the repository's id (`/repositories/{id}`, in Link headers); 0: given by `add`
 
 
@@ -168,7 +171,11 @@ class FakeGitHub(FakeService):
             body = {"message": "Moved Permanently", "url": str(where), "documentation_url": DOCS}
             headers = {**self._limit_headers(token), "Location": str(where)}
             return None, respond(301, body, headers)
-        if repo is None or (repo.private and token is None):
+        hidden = repo is not None and (
+            repo.private
+            and (token is None or (repo.readers is not None and token not in repo.readers))
+        )
+        if repo is None or hidden:
             return None, respond(
                 404,
                 {"message": "Not Found", "documentation_url": DOCS, "status": "404"},

@@ -70,7 +70,12 @@ class GitLab(ServiceSource):
         return f"/api/v4/projects/{quote(self.project, safe='')}"
 
     def not_found(self, response: Response) -> str:
-        hidden = "" if self.token is not None else " (a private project needs `token:`)"
+        hidden = (
+            " (a private project needs `token:`)"
+            if self.token is None
+            else " (or it is private and the token cannot see it: its user must be a member "
+            "of the project, and the token needs the read_api scope)"
+        )
         return (
             f"GitLab at {self.api_url} has no project {self.project!r}: check `project:` and "
             f"`api_url:` of source {self.name!r}{hidden}"

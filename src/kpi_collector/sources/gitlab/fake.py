@@ -26,6 +26,9 @@ class Project:
     open_merge_requests: int = 0
     starrers: list[datetime] = field(default_factory=list)
     private: bool = False
+    #: the tokens whose users are members of a private project (None: every valid token);
+    #: GitLab answers 404 to anyone else
+    members: set[str] | None = None
 
 
 @dataclass
@@ -51,7 +54,11 @@ class FakeGitLab(FakeService):
         ident, _, resource = raw.partition("/")
         ident = unquote(ident)
         project = next((p for p in self.projects if ident in (str(p.id), p.path)), None)
-        if project is None or (project.private and token is None):
+        hidden = project is not None and (
+            project.private
+            and (token is None or (project.members is not None and token not in project.members))
+        )
+        if project is None or hidden:
             return respond(404, {"message": "404 Project Not Found"})
         if resource == "":
             return respond(200, _project(project))

@@ -86,7 +86,11 @@ class HuggingFace(ServiceSource):
     def http_error(self, response: Response) -> HttpError:
         if response.headers.get("X-Error-Code") == _REPO_NOT_FOUND:
             # the Hub answers 401 (not 404) for a missing, private or gated repository
-            hint = "" if self.token is not None else " (a private repository needs `token:`)"
+            hint = (
+                " (a private repository needs `token:`)"
+                if self.token is None
+                else " (or it is private or gated and the token cannot read it)"
+            )
             text = (
                 f"the Hugging Face Hub has no {self.types()[0]} {self.repo!r}: check `repo:` "
                 f"and `repo_type:` of source {self.name!r}{hint}"
