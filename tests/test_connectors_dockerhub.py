@@ -145,3 +145,16 @@ def test_a_spent_quota_with_a_unix_reset_still_waits_until_then(hub: FakeDockerH
     assert collect(DockerHub(repo="zenmldocker/zenml", api_url=hub.url, metrics=["stars"])) == {
         "stars": 89
     }
+
+
+def test_a_private_repo_the_docker_id_cannot_read_says_so(hub: FakeDockerHub) -> None:
+    hub.repos["acme/internal"] = (321, 2)
+    hub.private.add("acme/internal")
+    hub.readers["acme/internal"] = {"acmebot"}
+    hub.accounts["outsider"] = PAT
+    result = outcome(
+        DockerHub(repo="acme/internal", api_url=hub.url, username="outsider", token=PAT)
+    )
+    ((_, message, _),) = result.errors
+    assert "Docker Hub has no repository 'acme/internal'" in message and PAT not in message
+    assert "or it is private and the Docker ID 'outsider' cannot read it" in message

@@ -52,7 +52,11 @@ class DockerHub(ServiceSource):
     def not_found(self, response: Response) -> str:
         if response.url.endswith("/v2/auth/token"):
             return f"Docker Hub at {self.api_url} has no token endpoint: check `api_url:`"
-        private = "" if self.token else " (a private one needs `username:` and `token:`)"
+        private = (
+            f" (or it is private and the Docker ID {self.username!r} cannot read it)"
+            if self.token
+            else " (a private one needs `username:` and `token:`)"
+        )
         namespace, _, name = self.repo.partition("/")
         bare = (
             f"; a bare name is an official image, {self.repo!r}: for a repository of the "

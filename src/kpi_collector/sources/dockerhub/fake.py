@@ -20,6 +20,11 @@ class FakeDockerHub(FakeService):
     private: set[str] = field(default_factory=set)  # repos only a bearer may see
     accounts: dict[str, str] = field(default_factory=dict)  # Docker ID -> personal access token
     issued: set[str] = field(default_factory=set)  # access tokens handed out
+    #: access token -> the Docker ID it was handed to
+    holders: dict[str, str] = field(default_factory=dict)
+    #: a private repo -> the Docker IDs that may read it (absent: every signed-in one);
+    #: Docker Hub answers 404 to anyone else
+    readers: dict[str, set[str]] = field(default_factory=dict)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/v2/repositories/{namespace}/{name}/", self.repository)
@@ -41,6 +46,7 @@ class FakeDockerHub(FakeService):
             )
         token = "eyJhbGciOiJSUzI1NiJ9." + secrets.token_urlsafe(24)
         self.issued.add(token)
+        self.holders[token] = str(identifier)
         return respond(200, {"access_token": token})
 
     async def repository(self, request: web.Request) -> web.Response:
@@ -52,7 +58,12 @@ class FakeDockerHub(FakeService):
             "X-RateLimit-Reset": str(int(time.time()) + 60),
         }
         found = self.repos.get(f"{namespace}/{name}")
-        if f"{namespace}/{name}" in self.private and bearer(request) not in self.issued:
+        caller = bearer(request)
+        allowed = self.readers.get(f"{namespace}/{name}")
+        if f"{namespace}/{name}" in self.private and (
+            caller not in self.issued
+            or (allowed is not None and self.holders.get(caller or "") not in allowed)
+        ):
             found = None  # a private repository does not exist for a stranger
         if found is None:
             body = {
