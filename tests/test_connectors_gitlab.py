@@ -189,3 +189,17 @@ def test_a_private_project_the_token_cannot_see_says_so(gitlab: FakeGitLab) -> N
     assert "has no project 'acme/secret'" in message and other not in message
     assert "or it is private and the token cannot see it" in message
     assert collect(GitLab(project="acme/secret", token=TOKEN, api_url=gitlab.url))["forks"] == 1
+
+
+@pytest.mark.parametrize("opened", [0, 1, 7])
+def test_open_merge_requests_counted_from_the_link_when_x_headers_are_dropped(
+    gitlab: FakeGitLab, opened: int
+) -> None:
+    """A proxy in front of a self-managed GitLab that passes no x- headers: the open merge
+    requests were an error blaming GitLab's 10,000 cap; the Link header's last page counts
+    them (one a page), an empty first page is 0."""
+    gitlab.page_headers = False
+    project = next(p for p in gitlab.projects if p.path == "gitlab-org/gitlab-runner")
+    project.open_merge_requests = opened
+    source = GitLab(project=project.path, api_url=gitlab.url, metrics=["open_merge_requests"])
+    assert collect(source) == {"open_merge_requests": float(opened)}

@@ -113,7 +113,9 @@ def _page(
 
     links = [(page - 1, "prev")] if page > 1 else []
     links += [(page + 1, "next")] if page < pages else []
-    links += [(1, "first"), (pages, "last")]
+    links += [(1, "first")]
+    if len(items) <= 10_000:  # past 10,000 no rel="last" either (docs.gitlab.com/api/rest)
+        links += [(pages, "last")]
     headers = {
         "x-page": str(page),
         "x-per-page": str(per_page),
