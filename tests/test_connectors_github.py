@@ -521,3 +521,16 @@ def test_a_private_repo_the_token_cannot_see_says_so(github: FakeGitHub) -> None
     assert collect(source(github, repo="acme/secret", token=PUSH_TOKEN, metrics=["forks"])) == {
         "forks": 1.0
     }
+
+
+def test_a_next_page_that_was_already_read_stops_the_list(github: FakeGitHub) -> None:
+    """A cache in front of the API that ignores the query answers every page with the first
+    one, whose Link names page 2 again: each was summed again, up to 10,000 pages."""
+    page = [{"id": 1, "assets": [{"download_count": 5}]}]
+    link = {"Link": f'<{github.url}/repos/acme/rocket/releases?per_page=100&page=2>; rel="next"'}
+    github.inject(200, page, path="/releases", headers=link, times=3)
+    result = outcome(source(github, metrics=["stars", "releases_downloads"]))
+    assert result.values == {"stars": 250.0}
+    ((metric, message, _),) = result.errors
+    assert metric == "releases_downloads" and "named a page already read" in message
+    assert github.calls("/releases") == 3

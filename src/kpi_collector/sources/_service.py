@@ -313,11 +313,20 @@ class ServiceClient:
         """Every page of a list, following the `Link: <...>; rel="next"` header (see
         `next_page`)."""
         response = await self.get(path, params=params, headers=headers)
+        seen = {response.url}
         for _ in range(MAX_PAGES):
             yield response
             following = await self.next_page(response, path, params=params, headers=headers)
             if following is None:
                 return
+            if following.url in seen:
+                # a next page that is one already read (a cache that ignores the query, a
+                # cursor that does not move): read on, it would count the same items again
+                raise ExtractError(
+                    f"{self.source.service_name} named a page already read as the next one "
+                    f"({url_without_query(following.url)}): the list cannot be read to its end"
+                )
+            seen.add(following.url)
             response = following
         raise ExtractError(
             f"{self.source.service_name} kept answering with a next page after {MAX_PAGES} pages"
