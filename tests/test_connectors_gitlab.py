@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from kpi_collector.errors import ExtractError
 from kpi_collector.sources.gitlab import GitLab
 from kpi_collector.sources.gitlab.fake import FakeGitLab, Project
 from tests.cli import observations, run_and_backfill_twice, store_dump
@@ -203,3 +204,13 @@ def test_open_merge_requests_counted_from_the_link_when_x_headers_are_dropped(
     project.open_merge_requests = opened
     source = GitLab(project=project.path, api_url=gitlab.url, metrics=["open_merge_requests"])
     assert collect(source) == {"open_merge_requests": float(opened)}
+
+
+def test_a_next_page_already_read_stops_the_starrers(gitlab: FakeGitLab) -> None:
+    """`x-next-page` naming a page already read (a cache that ignores the query) counted its
+    stars again, pushing every past day's stars down."""
+    starrer = {"starred_since": "2026-03-01T10:00:00.000Z", "user": {"id": 1, "username": "a"}}
+    gitlab.inject(200, [starrer], path="/starrers", headers={"x-next-page": "2"}, times=3)
+    source = GitLab(project="gitlab-org/gitlab-runner", token=TOKEN, api_url=gitlab.url)
+    with pytest.raises(ExtractError, match="named a page already read"):
+        backfill(source, TODAY - timedelta(days=6), now=NOW)

@@ -119,3 +119,12 @@ def test_a_person_who_authorized_the_app_is_a_member() -> None:
             )
         )
     assert values == {"members": 3, "guests": 1, "active_members": 3}
+
+
+def test_a_cursor_given_twice_stops_the_list(slack: FakeSlack) -> None:
+    """A next cursor Slack gave before names a page already read: its members counted again."""
+    page = {"ok": True, "members": [], "response_metadata": {"next_cursor": "dXNlcjpVMDAw"}}
+    slack.inject(200, {**page, "members": [{"id": "U1", "name": "a"}]}, times=2)
+    result = outcome(Slack(token=BOT_TOKEN, api_url=slack.url))
+    ((_, message, _),) = result.errors
+    assert "gave a next cursor it had given before" in message and result.values == {}

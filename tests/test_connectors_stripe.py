@@ -784,3 +784,19 @@ def test_a_tiered_multi_currency_price_uses_its_options_tiers() -> None:
         del option["tiers"]  # an option without its tiers is an error, not the usd tiers
         result = outcome(source(fake, metrics=["mrr_eur"]), now=NOW)
     assert "without the tiers of its eur option" in str(result)
+
+
+def test_a_page_read_twice_stops_the_list(stripe: FakeStripe) -> None:
+    """`has_more` with a cursor that does not move (the same page again) counted its
+    subscriptions twice in MRR."""
+    page = {
+        "object": "list",
+        "url": "/v1/subscriptions",
+        "has_more": True,
+        "data": [{"id": "sub_1Loop", "object": "subscription"}],
+    }
+    stripe.inject(200, page, path="/v1/subscriptions", times=2)
+    result = outcome(source(stripe, currency="usd"), now=NOW)
+    assert result.values == {}
+    ((_, message, _),) = result.errors
+    assert "Stripe listed an object of the subscription list twice" in message

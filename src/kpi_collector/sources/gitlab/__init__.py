@@ -143,7 +143,12 @@ class GitLab(ServiceSource):
         that header (keyset pagination) follows `Link: rel="next"` (`ServiceClient.next_page`:
         its query, asked of `api_url`, when it names another host)."""
         response = await client.get(path, params=params)
+        seen: set[str] = set()
         for _ in range(MAX_PAGES):
+            if response.url in seen:
+                # a next page that is one already read: its items would count twice
+                raise ExtractError(f"GitLab named a page already read as the next one of {path}")
+            seen.add(response.url)
             yield response
             following = response.headers.get("x-next-page")
             if following is None:

@@ -78,6 +78,7 @@ class Slack(ServiceSource):
         params: dict[str, Any] = {"limit": _PAGE}
         if self.team_id:
             params["team_id"] = self.team_id
+        cursors: set[str] = set()
         for _ in range(MAX_PAGES):
             body = await client.json(f"/api/{method}", params=params)
             self._check(method, body)
@@ -85,6 +86,9 @@ class Slack(ServiceSource):
             cursor = (body.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 return
+            if cursor in cursors:  # the same page again: its members would count twice
+                raise ExtractError(f"Slack {method} gave a next cursor it had given before")
+            cursors.add(cursor)
             params = {**params, "cursor": cursor}
         raise ExtractError(f"Slack {method} kept giving a next cursor after {MAX_PAGES} pages")
 

@@ -383,12 +383,18 @@ async def _list_all(
     `starting_after` the last object's id: https://docs.stripe.com/api/pagination);
     ExtractError naming `what` for an answer without `data`, or past MAX_PAGES pages."""
     objects: list[dict[str, Any]] = []
+    ids: set[Any] = set()
     for _ in range(MAX_PAGES):
         body = await client.json(path, params=params)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list):
             raise ExtractError(f"Stripe: the {what} has no `data`")
-        objects.extend(item for item in data if isinstance(item, dict))
+        page = [item for item in data if isinstance(item, dict)]
+        if any(item.get("id") in ids for item in page):
+            # a page read before (a cursor that did not move): its objects would count twice
+            raise ExtractError(f"Stripe listed an object of the {what} twice")
+        ids.update(item.get("id") for item in page)
+        objects.extend(page)
         if not body.get("has_more") or not data:
             return objects
         params = {**params, "starting_after": data[-1]["id"]}
