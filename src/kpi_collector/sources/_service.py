@@ -417,8 +417,9 @@ def rate_limit_wait(
 ) -> float | None:
     """Seconds to wait before asking again, or None when the refusal is not a rate limit.
 
-    `Retry-After` (secondary limits, 429s) wins; else a spent quota (`x-ratelimit-remaining: 0`)
-    waits for `x-ratelimit-reset` (epoch seconds), unless the answer is a 403 whose message
+    `Retry-After` (secondary limits, 429s) wins; else a spent quota (`x-ratelimit-remaining: 0`,
+    `RateLimit-Remaining: 0`, `RateLimit: "api";r=0;t=55`) waits for its reset (`_reset_in`:
+    a Unix time or seconds from now), unless the answer is a 403 whose message
     gives another reason (the request that spent the last call is refused for its own
     reasons, with the same header); else a 429, or a 403 whose message says it
     is a rate limit, backs off `backoff`, twice that, four times... seconds. This is GitHub's
