@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -217,8 +218,6 @@ def _held_side(alert: Alert, ctx: _Context, newest: float) -> str:
 
 
 def _change(alert: Alert, ctx: _Context) -> Iterator[Finding]:
-    from kpi_collector.format import percent_change
-
     assert alert.kpi is not None and alert.change is not None
     rule = alert.change
     row = ctx.store.latest([alert.kpi]).get(alert.kpi)
@@ -231,10 +230,10 @@ def _change(alert: Alert, ctx: _Context) -> Iterator[Finding]:
 
         end = compare_end(datetime.fromtimestamp(row.ts, UTC), rule.days, ctx.scope.tz)
         before = ctx.store.latest([alert.kpi], before=end, strictly=True).get(alert.kpi)
-    pct = percent_change(row.value, before.value) if row and before else None
-    if row is None or before is None or pct is None:
+    if row is None or before is None:
         yield Finding(alert.key, None)
         return
+    pct = _percent(row.value, before.value)
     active = (rule.below is not None and pct < rule.below) or (
         rule.above is not None and pct > rule.above
     )
@@ -244,11 +243,27 @@ def _change(alert: Alert, ctx: _Context) -> Iterator[Finding]:
     days = (
         f"{rule.days} days" if span < rule.days + 0.5 else f"{span:.0f} days (asked: {rule.days})"
     )
+    moved = f"changed {pct:+.1f}%"
+    if math.isinf(pct):  # no percentage against zero: any rise (fall) is past any `above` (`below`)
+        moved = f"{'rose' if pct > 0 else 'fell'} from zero"
     detail = (
-        f"{ctx.title(alert.kpi)} changed {pct:+.1f}% in {days} "
+        f"{ctx.title(alert.kpi)} {moved} in {days} "
         f"({ctx.value(alert.kpi, before.value)} → {ctx.value(alert.kpi, row.value)})"
     )
     yield Finding(alert.key, active, detail)
+
+
+def _percent(current: float, baseline: float) -> float:
+    """The change from `baseline` to `current` in percent (of the baseline's size); from a
+    baseline of zero, any rise is +inf and any fall -inf (0 → 0 is 0), so a `change` rule
+    fires for any move away from zero rather than never."""
+    from kpi_collector.format import percent_change
+
+    if baseline == 0:
+        return 0.0 if current == 0 else math.copysign(math.inf, current)
+    pct = percent_change(current, baseline)
+    assert pct is not None  # a baseline that is not zero has a percentage
+    return pct
 
 
 def _failing(alert: Alert, ctx: _Context) -> Iterator[Finding]:
