@@ -482,6 +482,40 @@ def test_health_says_what_is_wrong_and_exits_1(
     assert code == 1 and "health: PROBLEMS" in out
 
 
+def test_health_and_other_read_only_commands_create_no_store(
+    tmp_path: Path, cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    """A health probe, `kpi alerts list` and `kpi validate` read; they never create the store
+    (nor its folder): a probe pointed at a store nothing writes to says so (exit 1) instead
+    of creating an empty one that looks like a fresh install."""
+    folder = tmp_path / "data"
+    (tmp_path / "kpi.yaml").write_text(
+        'store: "sqlite:///data/kpi.db"\n'
+        + SLOW_CONFIG.replace("time.sleep(1.5); ", "")
+        + "destinations:\n  - {name: hook, type: webhook, url: 'http://127.0.0.1:9/x'}\n"
+        + "alerts:\n  - {kpi: slow.value, below: 1, notify: [hook]}\n"
+    )
+    config = str(tmp_path / "kpi.yaml")
+    code, out, _ = cli("-c", config, "validate", "--health")
+    assert code == 1 and out.startswith("health: PROBLEMS")
+    assert f"the store {folder / 'kpi.db'} does not exist: nothing has run" in out
+    assert "main" in out and "not run yet" in out
+    code, out, _ = cli("-c", config, "validate", "--health", "--format", "json")
+    doc = json.loads(out)
+    assert code == 1 and doc["ok"] is False and doc["last_run"] is None
+    assert [(j["job"], j["overdue"], j["last_success"]) for j in doc["jobs"]] == [
+        ("main", False, None)
+    ]
+    assert cli("-c", config, "validate")[0] == 0
+    code, out, _ = cli("-c", config, "alerts", "list")
+    assert code == 0 and "[never checked]" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kpi.yaml"]
+    # once a run wrote the store, the probe reads it
+    assert cli("-c", config, "run", "--no-deliver")[0] == 0
+    code, out, _ = cli("-c", config, "validate", "--health")
+    assert "does not exist" not in out and "last run: #1 ok" in out
+
+
 def created_on(store_url: str, when: float) -> None:
     """Make the store look created at `when` (UTC epoch seconds), as if it had been then."""
     import sqlite3

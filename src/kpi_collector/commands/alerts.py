@@ -141,15 +141,19 @@ def _find(config: Config, ref: str) -> Alert:
 
 
 def _rows(config: Config) -> list[dict[str, Any]]:
+    from kpi_collector.schedule.health import missing_store
     from kpi_collector.store import HistoryStore
-    from kpi_collector.store.alert_states import OWN, alert_states, silences
+    from kpi_collector.store.alert_states import OWN, AlertState, alert_states, silences
 
-    store = HistoryStore(config.store_url)
-    try:
-        states = [s for s in alert_states(store) if s.destination == OWN]
-        silenced = silences(store)
-    finally:
-        store.close()
+    states: list[AlertState] = []
+    silenced: dict[str, float] = {}
+    if missing_store(config) is None:  # no store yet: never checked (listing creates nothing)
+        store = HistoryStore(config.store_url)
+        try:
+            states = [s for s in alert_states(store) if s.destination == OWN]
+            silenced = silences(store)
+        finally:
+            store.close()
     rows = []
     for number, alert in enumerate(config.settings.alerts, 1):
         mine = [s for s in states if s.alert == alert.key or s.alert.startswith(alert.key + " [")]

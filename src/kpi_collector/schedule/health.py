@@ -33,6 +33,9 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
     from kpi_collector.deliver.engine import PENDING, DeliveryEngine
 
     now = time.time() if now is None else now
+    missing = missing_store(config)
+    if missing is not None:  # reading would create it: a health check writes nothing
+        return _no_store_report(config, now, missing)
     scheduler = Scheduler(config)
     store = scheduler.store
     try:
@@ -155,6 +158,59 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
         }
     finally:
         store.close()
+
+
+def missing_store(config: Config) -> str | None:
+    """The file of the config's SQLite store when it does not exist (opening it would create
+    it and its folder: commands that only read must not), else None."""
+    import os
+
+    from kpi_collector.config.models import sqlite_file
+
+    path = sqlite_file(config.store_url)
+    return path if path is not None and not os.path.isfile(path) else None
+
+
+def _no_store_report(config: Config, now: float, path: str) -> dict[str, Any]:
+    """The health document of a config whose SQLite store was never written: nothing ran
+    (no run, no `kpi schedule`), or the config names another store than the one they use."""
+    from kpi_collector.schedule.scheduler import plan
+
+    at = datetime.fromtimestamp(now, UTC)
+    jobs = []
+    for job in plan(config):
+        fired, following = job.cron.previous(at), job.cron.next_after(at)
+        jobs.append(
+            {
+                "job": job.name,
+                "cron": job.cron.expr,
+                "does": job.describe(),
+                "last_fire": fired.timestamp() if fired else None,
+                "next_fire": following.timestamp() if following else None,
+                "last_success": None,
+                "last_status": None,
+                "last_error": None,
+                "overdue": False,
+                "not_run_yet": True,
+            }
+        )
+    return {
+        "ok": False,
+        "checked_at": now,
+        "timezone": config.timezone,
+        "problems": [
+            f"the store {path} does not exist: nothing has run with this config yet (start "
+            "`kpi schedule`, or `kpi run`), or the scheduler uses another `store:`"
+        ],
+        "warnings": [],
+        "scheduler": None,
+        "run_in_progress": None,
+        "last_run": None,
+        "jobs": jobs,
+        "alerts": [],
+        "silences": [],
+        "pending_deliveries": [],
+    }
 
 
 def render(report: dict[str, Any]) -> str:
