@@ -578,8 +578,16 @@ def _history_table(config: Config, doc: dict[str, Any]) -> None:
     "--since", metavar="DATE", help="Import values from this day on: 2026-01-31, 90d, 1y."
 )
 @click.option("--only", multiple=True, metavar="NAME", help="Backfill only these sources.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for another run that holds the store.",
+)
 @click.pass_context
-def backfill(ctx: click.Context, since: str | None, only: tuple[str, ...]) -> None:
+def backfill(ctx: click.Context, since: str | None, only: tuple[str, ...], wait: float) -> None:
     """Import past daily values from sources that can give them."""
     from datetime import datetime, timedelta
 
@@ -596,6 +604,7 @@ def backfill(ctx: click.Context, since: str | None, only: tuple[str, ...]) -> No
             param_hint="--since",
         )
     pipeline = Pipeline.from_config(config)
+    pipeline.lock_wait = wait  # it writes the store: one run (or backfill) at a time
     report = pipeline.backfill(since=first, only=only)
     for name, count in report.added.items():
         covered = report.covered.get(name)
