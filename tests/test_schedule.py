@@ -881,6 +881,34 @@ def test_health_counts_failing_sources_and_alerts_as_problems_when_the_config_sa
         ), report["problems"]
 
 
+def test_a_failing_source_stays_a_health_warning_after_another_jobs_run(tmp_path: Path) -> None:
+    """`members` fails in the daily main job; an hourly source job runs fine afterwards. The
+    newest run is the hourly one (ok), yet `members` still fails: its KPIs go stale, so health
+    warns about it (a problem with `fail_on: [failing_sources]`), judged by the source's own
+    newest attempt, not by whichever run came last."""
+    (tmp_path / "kpi.yaml").write_text(
+        HEALTH_CONFIG.format(health="").replace(
+            "alerts:",
+            '  - {name: hourly, type: python, function: "tests.test_schedule:app_values",'
+            ' schedule: "0 * * * *"}\nalerts:',
+        )
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    scheduler = Scheduler(config)
+    try:
+        scheduler.run_job(scheduler.job("main"), fire=datetime(2026, 11, 2, 7, tzinfo=UTC))
+        scheduler.run_job(scheduler.job("source:hourly"), fire=datetime(2026, 11, 2, 8, tzinfo=UTC))
+    finally:
+        scheduler.store.close()
+    report = health_report(config, now=datetime(2026, 11, 2, 8, 5, tzinfo=UTC).timestamp())
+    assert report["last_run"]["status"] == "ok" and report["ok"] is True
+    assert any(
+        w.startswith("source members failed its last run: ") and "members API down" in w
+        for w in report["warnings"]
+    ), report["warnings"]
+    assert "source members failed" in render(report)
+
+
 def test_heartbeat_url_is_pinged_after_each_job_that_succeeded(
     tmp_path: Path, cli: Callable[..., tuple[int, str, str]]
 ) -> None:

@@ -3,7 +3,8 @@
 Problems (exit 1): a job whose last fire time passed without a success (15 minutes of grace
 plus `jitter:`, none while a run is in progress; a job that never ran is "not run yet" until
 a fire time after the store was created), a scheduler or a run whose heartbeat stopped, a
-last run that failed or was interrupted. Warnings: active alerts, pending deliveries, a partial run.
+last run that failed or was interrupted. Warnings: active alerts, pending deliveries, a partial run,
+a source whose newest attempt failed (problems too with `health: {fail_on: [...]}`).
 """
 
 from __future__ import annotations
@@ -134,14 +135,16 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
                 "see `kpi deliver --list`, resend with `kpi deliver --retry PERIOD`"
             )
             (problems if "pending_deliveries" in fail_on else warnings).append(line)
-        if "failing_sources" in fail_on:
-            from kpi_collector.store.runs import failing_streaks
+        # judged by each source's own newest attempt, whichever job collects it: a source
+        # that fails in the daily job stays a warning after an hourly job's run went fine
+        from kpi_collector.store.runs import failing_streaks
 
-            names = [s.name for s in config.sources if s.enabled]
-            for name, (streak, error) in failing_streaks(store, names, depth=50).items():
-                if streak:
-                    runs_text = "run" if streak == 1 else f"{streak} runs"
-                    problems.append(f"source {name} failed its last {runs_text}: {error}")
+        names = [s.name for s in config.sources if s.enabled]
+        for name, (streak, error) in failing_streaks(store, names, depth=50).items():
+            if streak:
+                runs_text = "run" if streak == 1 else f"{streak} runs"
+                line = f"source {name} failed its last {runs_text}: {error}"
+                (problems if "failing_sources" in fail_on else warnings).append(line)
         return {
             "ok": not problems,
             "checked_at": now,
