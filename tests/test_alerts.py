@@ -394,6 +394,21 @@ def test_an_alert_removed_from_the_config_forgets_its_state(
         ("{kpi: app.dau, below: 100, repeat: -1d}", "a duration must be positive"),
         ("{kpi: app.dau, above: 100, resolve_above: 90}", "`resolve_above:` goes with `below:`"),
         ("{kpi: app.dau, below: 100, resolve_above: 90}", "is at least that value"),
+        # a rule that would always be true (below +10% or above +5%: every change is one)
+        (
+            "{kpi: app.dau, change: {days: 7, below: 10%, above: 5%}}",
+            "`below:` must be smaller than `above:`",
+        ),
+        ("{kpi: app.dau, change: {days: 7, below: 5%, above: 5%}}", "must be smaller than"),
+        # hysteresis reaching past the other threshold: 220 would hold "below 100"
+        (
+            "{kpi: app.dau, below: 100, above: 200, resolve_above: 250}",
+            "`resolve_above:` must stay under `above:`",
+        ),
+        (
+            "{kpi: app.dau, below: 100, above: 200, resolve_below: 100}",
+            "`resolve_below:` must stay over `below:`",
+        ),
     ],
 )
 def test_alerts_are_checked_with_the_rest_of_the_config(
