@@ -445,6 +445,22 @@ def test_once_and_run_from_the_command_line(
     assert code == 1 and "main: slow" in err
 
 
+@pytest.mark.parametrize("args", [(), ("--once",), ("--list",), ("--run", "main")])
+def test_a_config_with_nothing_to_schedule_is_refused_not_idle_for_ever(
+    tmp_path: Path, cli: Callable[..., tuple[int, str, str]], args: tuple[str, ...]
+) -> None:
+    """Every source and destination disabled: `kpi schedule` used to wait for ever doing
+    nothing (and `--once` said "nothing is due", exit 0); like `kpi run` and `--print`, it is
+    a config error (exit 2) now, and nothing is created."""
+    (tmp_path / "kpi.yaml").write_text(
+        "sources:\n  - {name: pypi, type: pypi, package: zenml, enabled: false}\n"
+    )
+    code, _, err = cli("-c", str(tmp_path / "kpi.yaml"), "schedule", *args)
+    assert code == 2
+    assert "nothing to schedule: the config has no enabled source or destination" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kpi.yaml"]
+
+
 # health ---------------------------------------------------------------------------------------
 
 
