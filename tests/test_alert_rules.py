@@ -587,3 +587,26 @@ def test_hysteresis_holds_only_the_side_that_fired(store: HistoryStore) -> None:
     (finding,) = evaluate(SCOPE, store, [alert], now=NOW)
     assert finding[1].active is True
     assert finding[1].detail == "s.k is 105, below 100 (resolves at 110)"
+
+
+def test_hysteresis_holds_a_firing_alert_not_a_pending_one(store: HistoryStore) -> None:
+    """`below: 100, resolve_above: 110, for: 3`: hysteresis keeps an alert that *fired* until
+    110; while it is still pending (its `for:` not passed), the plain threshold decides. So
+    90, 105, 105 never fires: only one check was below 100 (it used to fire on the third,
+    saying "is 105, below 100")."""
+    _Told.texts = []
+    chat = _chat()
+    scope = AlertScope(sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[chat])
+    alert = Alert(kpi="s.k", below=100, resolve_above=110, notify=["chat"], hold=3)
+    for n, value in enumerate((90.0, 105.0, 105.0, 105.0), 1):
+        put(store, NOW + n * 60, value)
+        asyncio.run(check_alerts(store, [alert], scope, now=NOW + n * 60))
+    assert _Told.texts == []
+    # three checks below 100 in a row fire it; then 105 holds it (firing: hysteresis)
+    for n, value in enumerate((90.0, 95.0, 99.0, 105.0, 109.0, 110.0), 5):
+        put(store, NOW + n * 60, value)
+        asyncio.run(check_alerts(store, [alert], scope, now=NOW + n * 60))
+    assert _Told.texts == [
+        "🚨 Alert: s.k below 100 — s.k is 99, below 100",
+        "✅ Resolved: s.k below 100 — s.k is 110",
+    ]

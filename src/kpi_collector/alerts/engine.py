@@ -120,10 +120,24 @@ class _Context:
         self.specs: Mapping[str, KpiSpec] = scope.kpis
         self.states = states or {}
 
-    def holds(self, key: str) -> bool:
-        """Whether `key`'s condition was true at the previous check (for hysteresis)."""
-        own = self.states.get((key, OWN))
-        return own is not None and own.active
+    def holds(self, alert: Alert) -> bool:
+        """Whether `alert` fired at the previous check (for hysteresis): its condition was
+        true and, with a `for:`, had held that long. A pending alert is not held: until it
+        fires, the plain threshold decides (90, 105, 105 with `below: 100, resolve_above: 110,
+        for: 3` never fires)."""
+        own = self.states.get((alert.key, OWN))
+        if own is None or not own.active:
+            return False
+        if alert.hold_seconds is None and (alert.hold_checks or 1) <= 1:
+            return True
+        from kpi_collector.store.runs import previous_run_start
+
+        previous = previous_run_start(self.store, self.now)
+        return (
+            previous is not None
+            and previous >= own.since
+            and _firing(alert, own, self.store, previous)
+        )
 
     def title(self, kpi: str) -> str:
         spec = self.specs.get(kpi)
@@ -172,7 +186,7 @@ def _threshold(alert: Alert, ctx: _Context) -> Iterator[Finding]:
     crossed = None
     # hysteresis: once true, a `below` alert holds until the value reaches `resolve_above`
     # (an `above` one until `resolve_below`); an alert with both holds the side that fired
-    held = _held_side(alert, ctx, row.ts) if ctx.holds(alert.key) else None
+    held = _held_side(alert, ctx, row.ts) if ctx.holds(alert) else None
     below = alert.below
     if below is not None and alert.resolve_above is not None and held in ("below", "either"):
         below = alert.resolve_above
