@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from kpi_collector.config.models import Defaults
 from kpi_collector.run.backfill import abackfill
 from kpi_collector.sources.base import Observation, Source, SourceContext
@@ -59,3 +61,30 @@ def test_only_complete_days_from_since_to_yesterday_are_stored(tmp_path: Path) -
         assert report.days == (date(2026, 11, 5), NOW.date() - timedelta(days=1))
     finally:
         store.close()
+
+
+def _events_config(folder: Path) -> Path:
+    (folder / "events.csv").write_text("user_id,ts\na,2026-11-20T10:00:00+00:00\n")
+    config = folder / "kpi.yaml"
+    config.write_text(
+        "timezone: Asia/Kathmandu\nsources:\n"
+        "  - {name: telemetry, type: active_users, events: events.csv, user: user_id, time: ts}\n"
+    )
+    return config
+
+
+@pytest.mark.parametrize("since", ["0001-01-01", "0100-06-30", "1969-12-31"])
+def test_a_since_before_1970_is_a_usage_error_not_a_sources_crash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], since: str
+) -> None:
+    """`--since 0001-01-01` failed inside the source ("ValueError: year 0 is out of range");
+    times are stored as Unix time, so the first day a backfill can ask for is 1970-01-01."""
+    from kpi_collector.cli import main
+
+    config = _events_config(tmp_path)
+    assert main(["-c", str(config), "backfill", "--since", since]) == 2
+    err = capsys.readouterr().err
+    assert f"{since} is before 1970-01-01" in err and "--since" in err
+    assert "ValueError" not in err
+    assert not (tmp_path / "kpi.db").exists()
+    assert main(["-c", str(config), "backfill", "--since", "1970-01-01"]) == 0

@@ -573,6 +573,9 @@ def _history_table(config: Config, doc: dict[str, Any]) -> None:
         )
 
 
+_FIRST_DAY = date(1970, 1, 1)  # the first day `kpi backfill --since` can ask for (Unix time)
+
+
 @click.command()
 @click.option(
     "--since", metavar="DATE", help="Import values from this day on: 2026-01-31, 90d, 1y."
@@ -601,6 +604,12 @@ def backfill(ctx: click.Context, since: str | None, only: tuple[str, ...], wait:
         raise click.BadParameter(
             f"{first} is after yesterday ({yesterday}): a backfill gives complete past days; "
             "`kpi run` collects today's values",
+            param_hint="--since",
+        )
+    if first is not None and first < _FIRST_DAY:
+        raise click.BadParameter(
+            f"{first} is before {_FIRST_DAY}: the store keeps times as Unix time; "
+            f"ask from {_FIRST_DAY} on",
             param_hint="--since",
         )
     pipeline = Pipeline.from_config(config)
