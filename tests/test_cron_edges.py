@@ -332,3 +332,21 @@ def test_two_fixed_times_skipped_in_spring_both_fire_late() -> None:
         )
         == []
     )
+
+
+def test_a_crontab_run_right_after_the_change_serves_the_last_late_fire_time() -> None:
+    """Cron runs `0,30 2 * * *` right after the change (03:00 CEST, once per skipped time)
+    and never at the late times: `--run` then serves the day's last late fire time (03:30;
+    a success there serves the earlier ones), so no late run is lost; on Troll the clocks
+    jump 2 h (01:00 to 03:00 local): four late times, up to 04:30."""
+    cron = Cron("0,30 2 * * *", BERLIN)
+    assert _instant(cron.late_fire(datetime(2026, 3, 29, 1, 0, 30, tzinfo=UTC))) == "29 01:30"
+    assert cron.late_fire(datetime(2026, 3, 29, 1, 30, tzinfo=UTC)) is None  # due now
+    troll = Cron("0,30 1,2 * * *", ZoneInfo("Antarctica/Troll"))
+    after = datetime(2026, 3, 29, 1, 0, 30, tzinfo=UTC)  # 03:00:30 UTC+2
+    assert _instant(troll.late_fire(after)) == "29 02:30"  # 04:30 local
+    assert _instant(troll.late_fire(datetime(2026, 3, 29, 2, 10, tzinfo=UTC))) == "29 02:30"
+    assert troll.late_fire(datetime(2026, 3, 29, 2, 31, tzinfo=UTC)) is None  # all served
+    # a late time that is also one of the cron's own (03:30 for `30 2,3 * * *`) is not late:
+    # cron runs that line at 03:30 itself
+    assert Cron("30 2,3 * * *", BERLIN).late_fire(after) is None

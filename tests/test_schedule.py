@@ -1667,6 +1667,9 @@ def test_kpi_scheduler_up_goes_stale_when_the_run_in_progress_stopped_beating_to
         ("30 2 * * 0", "Europe/Berlin", datetime(2026, 3, 25, tzinfo=UTC)),  # a weekly Sunday job
         ("0,30 2 * * *", "America/New_York", datetime(2026, 3, 5, tzinfo=UTC)),
         ("15 2 * * *", "Australia/Lord_Howe", datetime(2026, 10, 1, tzinfo=UTC)),  # 30 min gap
+        # two skipped times fire late, both (03:00 and 03:30): the timer needs both lines
+        ("0,30 2 * * *", "Europe/Berlin", datetime(2026, 3, 25, tzinfo=UTC)),
+        ("30 1,2 * * *", "Antarctica/Troll", datetime(2026, 3, 25, tzinfo=UTC)),  # 2 h gap
     ],
 )
 def test_a_timer_fires_on_the_day_clocks_go_forward(expr: str, zone: str, spring: datetime) -> None:

@@ -162,8 +162,9 @@ class Cron:
 
     def late_fire(self, when: datetime) -> datetime | None:
         """The late fire time of a time of day the clocks skipped (02:30, firing at 03:30 on
-        the day they go forward), when `when` is after the change and before that fire time;
-        else None. Cron (cronie, Vixie) runs such a job right after the change, at 03:00."""
+        the day they go forward), when `when` is after the change and before that fire time
+        (the last of them when several times were skipped); else None. Cron (cronie, Vixie)
+        runs such a job right after the change, at 03:00."""
         start = when.astimezone(UTC)
         following = self.next_after(start)
         if following is None or self._names(_wall(following, self.tz)):
@@ -176,6 +177,12 @@ class Cron:
         after_change = start.astimezone(self.tz).utcoffset() == offset
         if jump <= timedelta(0) or not after_change or following.astimezone(UTC) - start > jump:
             return None
+        # cron runs every skipped time right after the change: one run serves them all
+        # (`0,30 1,2 * * *` where clocks jump 01:00 to 03:00: up to 04:30)
+        while (later := self.next_after(following)) is not None and (
+            later.astimezone(UTC) - start <= jump and not self._names(_wall(later, self.tz))
+        ):
+            following = later
         return following
 
     def _names(self, wall: datetime) -> bool:
