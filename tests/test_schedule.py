@@ -532,6 +532,28 @@ def test_health_and_other_read_only_commands_create_no_store(
     assert "does not exist" not in out and "last run: #1 ok" in out
 
 
+def test_health_of_a_store_that_cannot_be_opened_is_still_the_document(
+    tmp_path: Path, cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    """A monitoring probe reads `--format json`: a database server that refuses gave only an
+    `error:` line on stderr and nothing to parse; now the document says why (password
+    hidden), exit 1."""
+    (tmp_path / "kpi.yaml").write_text(
+        'store: "postgresql+psycopg://kpi:hs2-secret-pw@127.0.0.1:1/kpi"\n'
+        + SLOW_CONFIG.replace("time.sleep(1.5); ", "")
+    )
+    code, out, err = cli(
+        "-c", str(tmp_path / "kpi.yaml"), "validate", "--health", "--format", "json"
+    )
+    doc = json.loads(out)
+    assert code == 1 and doc["ok"] is False and not err.strip()
+    (problem,) = doc["problems"]
+    assert problem.startswith("cannot open store ") and "hs2-secret-pw" not in out
+    assert [j["job"] for j in doc["jobs"]] == ["main"]
+    code, out, _ = cli("-c", str(tmp_path / "kpi.yaml"), "validate", "--health")
+    assert code == 1 and out.startswith("health: PROBLEMS") and "cannot open store" in out
+
+
 def created_on(store_url: str, when: float) -> None:
     """Make the store look created at `when` (UTC epoch seconds), as if it had been then."""
     import sqlite3

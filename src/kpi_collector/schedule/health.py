@@ -14,8 +14,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from kpi_collector.errors import StoreError
 from kpi_collector.format import plural
 from kpi_collector.schedule.scheduler import HEARTBEAT_EVERY, Scheduler
+from kpi_collector.secrets import redact
 from kpi_collector.store.alert_states import silences
 from kpi_collector.store.annotations import store_created_at
 from kpi_collector.store.heartbeats import RUN, SCHEDULER, heartbeats, job_states, seconds_text
@@ -36,11 +38,19 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
     now = time.time() if now is None else now
     missing = missing_store(config)
     if missing is not None:  # reading would create it: a health check writes nothing
-        return _no_store_report(config, now, missing)
+        return _unread_report(
+            config,
+            now,
+            f"the store {missing} does not exist: nothing has run with this config yet (start "
+            "`kpi schedule`, or `kpi run`), or the scheduler uses another `store:`",
+        )
     scheduler = Scheduler(config)
     store = scheduler.store
     try:
-        beats = heartbeats(store)
+        try:
+            beats = heartbeats(store)
+        except StoreError as exc:  # a probe's answer is the document, with why it is unwell
+            return _unread_report(config, now, redact(str(exc)))
         jobs = job_states(store)
         runs = store.runs(1)
         pending = DeliveryEngine(store, []).records(status=PENDING)
@@ -174,9 +184,9 @@ def missing_store(config: Config) -> str | None:
     return path if path is not None and not os.path.isfile(path) else None
 
 
-def _no_store_report(config: Config, now: float, path: str) -> dict[str, Any]:
-    """The health document of a config whose SQLite store was never written: nothing ran
-    (no run, no `kpi schedule`), or the config names another store than the one they use."""
+def _unread_report(config: Config, now: float, problem: str) -> dict[str, Any]:
+    """The health document when the store cannot be read (`problem` says why: a SQLite store
+    that was never written, a database server that refuses): the jobs from the config alone."""
     from kpi_collector.schedule.scheduler import plan
 
     at = datetime.fromtimestamp(now, UTC)
@@ -201,10 +211,7 @@ def _no_store_report(config: Config, now: float, path: str) -> dict[str, Any]:
         "ok": False,
         "checked_at": now,
         "timezone": config.timezone,
-        "problems": [
-            f"the store {path} does not exist: nothing has run with this config yet (start "
-            "`kpi schedule`, or `kpi run`), or the scheduler uses another `store:`"
-        ],
+        "problems": [problem],
         "warnings": [],
         "scheduler": None,
         "run_in_progress": None,
