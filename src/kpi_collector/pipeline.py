@@ -522,6 +522,7 @@ class Pipeline:
             kpis=self.kpis,
             tz=self.tz,
             destinations=[d for d in found if d.enabled and not isinstance(d, Store)],
+            disabled=frozenset(d.name for d in found if not d.enabled),
         )
 
     async def check_alerts(self, result: RunResult | None = None) -> None:

@@ -74,6 +74,9 @@ class AlertScope:
     kpis: Mapping[str, KpiSpec]
     tz: ZoneInfo
     destinations: Sequence[Destination]
+    #: destinations switched off (`enabled: false`): not told, and no error; told the
+    #: alert's state on the first check after they are switched on again
+    disabled: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,6 +466,8 @@ async def check_alerts(
         if finding.key not in silenced and alert.key not in silenced:
             for name in alert.notify:
                 if name == finding.about:  # a destination whose deliveries fail can't carry it
+                    continue
+                if name in scope.disabled:  # switched off: its state stays, told when back on
                     continue
                 told = states.get((finding.key, name))
                 was_told = told is not None and told.active

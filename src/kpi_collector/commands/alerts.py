@@ -105,8 +105,14 @@ def test_alerts(ctx: click.Context, only: tuple[str, ...]) -> None:
 
     config = load(ctx)
     named = [n for a in config.settings.alerts for n in a.notify]
-    names = list(dict.fromkeys(only or named))
+    disabled = {d.name for d in config.destinations if not d.enabled}
+    skipped = [n for n in dict.fromkeys(named) if n in disabled and not only]
+    names = [n for n in dict.fromkeys(only or named) if n not in skipped]
+    for name in skipped:  # switched off: alerts skip it too
+        click.echo(f"{name}: disabled (skipped)")
     if not names:
+        if skipped:
+            ctx.exit(0)
         raise click.UsageError("no alert notifies a destination: add `notify:` to an alert")
     destinations = {d.name: d for d in config.destinations if d.enabled}
     from kpi_collector.errors import unknown_names
