@@ -1155,6 +1155,35 @@ def test_jitter_delays_a_scheduled_job_within_its_bound(tmp_path: Path) -> None:
     scheduler.store.close()
 
 
+def test_jitter_never_reaches_a_jobs_next_fire_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`jitter: 1h` spreads a daily job over an hour; a source collected every 10 minutes
+    waited up to an hour too, past its next fire times (each one then a misfire). A job's
+    jitter is at most half the time to its next fire time: 5 minutes here."""
+    import random
+
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)  # the longest wait
+    (tmp_path / "kpi.yaml").write_text(
+        "jitter: 1h\n" + CONFIG.replace('schedule: "0 */6 * * *"}', 'schedule: "*/10 * * * *"}')
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    stop = threading.Event()
+    at = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)  # 07:00 in Berlin
+    clock = FakeClock(at, at + timedelta(days=1), stop)
+    scheduler = Scheduler(config, clock=clock, stop=stop)
+    try:
+        waited = {}
+        for name in ("source:fast", "main"):
+            job = scheduler.job(name)
+            clock.t = at
+            assert scheduler.run_job(job, fire=at).status == "ok"
+            waited[name] = scheduler.store.runs(1)[0].started_at - at.timestamp()
+        assert waited == {"source:fast": 300.0, "main": 3600.0}
+    finally:
+        scheduler.store.close()
+
+
 def test_the_daemon_tells_systemd_it_is_ready_alive_and_stopping(tmp_path: Path) -> None:
     """sd_notify(3) as a `Type=notify` unit with `WatchdogSec=` needs it, over a real socket."""
     import socket as sockets
