@@ -554,6 +554,37 @@ def test_health_of_a_store_that_cannot_be_opened_is_still_the_document(
     assert code == 1 and out.startswith("health: PROBLEMS") and "cannot open store" in out
 
 
+def test_a_frequent_job_that_stopped_running_is_overdue(tmp_path: Path) -> None:
+    """A source collected every 5 minutes, last at 08:00: at 10:00 its newest fire time is
+    always less than the 15 minutes of grace ago, so it was never overdue, however long it
+    had not run (a crontab line gone, a timer stopped). The grace counts from the first fire
+    time it missed (08:05)."""
+    (tmp_path / "kpi.yaml").write_text(
+        CONFIG.replace('schedule: "0 */6 * * *"}', 'schedule: "*/5 * * * *"}')
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    created_on(config.store_url, datetime(2026, 11, 1, tzinfo=UTC).timestamp())
+    eight = datetime(2026, 11, 2, 8, tzinfo=UTC)
+    Pipeline.from_config(config).process(now=eight, deliver=False)  # main and fast, at 08:00
+
+    def fast(minutes: float) -> dict[str, object]:
+        report = health_report(config, now=(eight + timedelta(minutes=minutes)).timestamp())
+        return next(j for j in report["jobs"] if j["job"] == "source:fast") | {
+            "problems": report["problems"]
+        }
+
+    assert fast(4)["overdue"] is False
+    assert fast(19)["overdue"] is False  # 08:05 missed, within its grace
+    late = fast(120)
+    assert late["overdue"] is True
+    assert any(
+        p.startswith(
+            "job source:fast (*/5 * * * *) is overdue: it should have run at 2026-11-02 09:05 CET"
+        )
+        for p in late["problems"]
+    ), late["problems"]
+
+
 def created_on(store_url: str, when: float) -> None:
     """Make the store look created at `when` (UTC epoch seconds), as if it had been then."""
     import sqlite3

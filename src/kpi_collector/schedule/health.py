@@ -1,7 +1,7 @@
 """Is the collector alive and up to date? `kpi validate --health`, and the dashboard.
 
-Problems (exit 1): a job whose last fire time passed without a success (15 minutes of grace
-plus `jitter:`, none while a run is in progress; a job that never ran is "not run yet" until
+Problems (exit 1): a job without a success since a fire time (the first it missed) more than
+15 minutes of grace plus `jitter:` ago (none while a run is in progress; a job that never ran is "not run yet" until
 a fire time after the store was created), a scheduler or a run whose heartbeat stopped, a
 last run that failed or was interrupted. Warnings: active alerts, pending deliveries, a partial run,
 a source whose newest attempt failed (problems too with `health: {fail_on: [...]}`).
@@ -76,8 +76,6 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
             )
         at = datetime.fromtimestamp(now, UTC)
         created = store_created_at(store)
-        # a job with `jitter:` may sleep that long after its fire time before it starts
-        grace = GRACE + config.settings.jitter_seconds
         job_rows = []
         for job in scheduler.jobs:
             fired = job.cron.previous(at)
@@ -89,14 +87,20 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
             not_run_yet = success is None and (
                 fired is None or (created is not None and fired.timestamp() < created)
             )
-            overdue = (
-                fired is not None
-                and not not_run_yet
-                and (success is None or success < fired.timestamp())
-                and now - fired.timestamp() > grace
-            )
+            # the first fire time it missed (after its last success, or after the store was
+            # created): a job every 5 minutes always has a newest fire time within the grace
+            missed = None
+            if fired is not None and not not_run_yet:
+                if success is not None and success < fired.timestamp():
+                    missed = job.cron.next_after(datetime.fromtimestamp(success, UTC))
+                elif success is None:
+                    start = created if created is not None else fired.timestamp() - 1
+                    missed = job.cron.next_after(datetime.fromtimestamp(start, UTC))
+            # a job with `jitter:` may sleep that long after its fire time before it starts
+            grace = GRACE + (scheduler.jitter(job, missed) if missed is not None else 0.0)
+            overdue = missed is not None and now - missed.timestamp() > grace
             if overdue and running is None:
-                assert fired is not None
+                assert missed is not None
                 last = (
                     "never succeeded"
                     if success is None
@@ -104,7 +108,7 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
                 )
                 problems.append(
                     f"job {job.name} ({job.cron.expr}) is overdue: it should have run at "
-                    f"{_when(fired.timestamp(), config.tz)}; {last}"
+                    f"{_when(missed.timestamp(), config.tz)}; {last}"
                 )
             job_rows.append(
                 {
