@@ -260,11 +260,42 @@ def test_unknown_findings_keep_their_key(store: HistoryStore) -> None:
     ]
 
 
-def test_a_change_against_zero_is_unknown(store: HistoryStore) -> None:
+@pytest.mark.parametrize(
+    ("now_value", "rule", "expected", "moved"),
+    [
+        # no percentage against zero: a rise is past any `above`, a fall past any `below`
+        (5.0, {"above": "10%"}, True, "rose from zero"),
+        (0.001, {"above": "1000000%"}, True, "rose from zero"),
+        (5.0, {"below": "-20%"}, False, "rose from zero"),
+        (-3.0, {"below": "-20%"}, True, "fell from zero"),
+        (-3.0, {"above": "10%"}, False, "fell from zero"),
+        (0.0, {"above": "10%"}, False, "changed +0.0%"),  # 0 → 0: no change
+        (0.0, {"below": "-10%", "above": "10%"}, False, "changed +0.0%"),
+    ],
+)
+def test_a_change_from_zero_fires_for_any_move_away_from_it(
+    store: HistoryStore, now_value: float, rule: dict[str, str], expected: bool, moved: str
+) -> None:
+    """A KPI that was 0 a week ago (a new product's signups) and is 50 now changed by an
+    infinite percentage: the alert on `above: 10%` must fire, not stay unknown for ever."""
     put(store, NOW - 7 * DAY, 0.0)
-    put(store, NOW, 5.0)
-    alert = Alert(kpi="s.k", change={"days": 7, "above": "10%"})  # type: ignore[arg-type]
-    assert active(store, alert) == [None]
+    put(store, NOW, now_value)
+    alert = Alert(kpi="s.k", change={"days": 7, **rule})  # type: ignore[arg-type]
+    (pair,) = evaluate(SCOPE, store, [alert], now=NOW)
+    assert pair[1].active is expected
+    assert pair[1].detail.startswith(f"s.k {moved} in 7 days (0 → ")
+
+
+def test_a_change_from_zero_is_told_once_and_resolves(store: HistoryStore) -> None:
+    alert = Alert(kpi="s.k", change={"days": 7, "above": "50%"})  # type: ignore[arg-type]
+    put(store, NOW - 7 * DAY, 0.0)
+    put(store, NOW, 50.0)
+    (fired,) = asyncio.run(check_alerts(store, [alert], SCOPE, now=NOW))
+    assert fired.active and fired.text.endswith("s.k rose from zero in 7 days (0 → 50)")
+    put(store, NOW + DAY - 7 * DAY + 60, 40.0)  # the new baseline a week before the next day
+    put(store, NOW + DAY, 50.0)  # +25%: below the rule, resolved
+    (resolved,) = asyncio.run(check_alerts(store, [alert], SCOPE, now=NOW + DAY))
+    assert not resolved.active
 
 
 @pytest.mark.parametrize(
@@ -556,3 +587,26 @@ def test_hysteresis_holds_only_the_side_that_fired(store: HistoryStore) -> None:
     (finding,) = evaluate(SCOPE, store, [alert], now=NOW)
     assert finding[1].active is True
     assert finding[1].detail == "s.k is 105, below 100 (resolves at 110)"
+
+
+def test_hysteresis_holds_a_firing_alert_not_a_pending_one(store: HistoryStore) -> None:
+    """`below: 100, resolve_above: 110, for: 3`: hysteresis keeps an alert that *fired* until
+    110; while it is still pending (its `for:` not passed), the plain threshold decides. So
+    90, 105, 105 never fires: only one check was below 100 (it used to fire on the third,
+    saying "is 105, below 100")."""
+    _Told.texts = []
+    chat = _chat()
+    scope = AlertScope(sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[chat])
+    alert = Alert(kpi="s.k", below=100, resolve_above=110, notify=["chat"], hold=3)
+    for n, value in enumerate((90.0, 105.0, 105.0, 105.0), 1):
+        put(store, NOW + n * 60, value)
+        asyncio.run(check_alerts(store, [alert], scope, now=NOW + n * 60))
+    assert _Told.texts == []
+    # three checks below 100 in a row fire it; then 105 holds it (firing: hysteresis)
+    for n, value in enumerate((90.0, 95.0, 99.0, 105.0, 109.0, 110.0), 5):
+        put(store, NOW + n * 60, value)
+        asyncio.run(check_alerts(store, [alert], scope, now=NOW + n * 60))
+    assert _Told.texts == [
+        "🚨 Alert: s.k below 100 — s.k is 99, below 100",
+        "✅ Resolved: s.k below 100 — s.k is 110",
+    ]

@@ -394,6 +394,21 @@ def test_an_alert_removed_from_the_config_forgets_its_state(
         ("{kpi: app.dau, below: 100, repeat: -1d}", "a duration must be positive"),
         ("{kpi: app.dau, above: 100, resolve_above: 90}", "`resolve_above:` goes with `below:`"),
         ("{kpi: app.dau, below: 100, resolve_above: 90}", "is at least that value"),
+        # a rule that would always be true (below +10% or above +5%: every change is one)
+        (
+            "{kpi: app.dau, change: {days: 7, below: 10%, above: 5%}}",
+            "`below:` must be smaller than `above:`",
+        ),
+        ("{kpi: app.dau, change: {days: 7, below: 5%, above: 5%}}", "must be smaller than"),
+        # hysteresis reaching past the other threshold: 220 would hold "below 100"
+        (
+            "{kpi: app.dau, below: 100, above: 200, resolve_above: 250}",
+            "`resolve_above:` must stay under `above:`",
+        ),
+        (
+            "{kpi: app.dau, below: 100, above: 200, resolve_below: 100}",
+            "`resolve_below:` must stay over `below:`",
+        ),
     ],
 )
 def test_alerts_are_checked_with_the_rest_of_the_config(
@@ -691,3 +706,33 @@ def test_an_alert_retried_on_a_later_run_keeps_its_idempotency_key(
     assert (first, second) == (503, 200)
     assert key1 == key2 and key1.startswith("hook:alert:")
     assert key3 != key1
+
+
+def test_a_disabled_destination_is_not_told_and_is_no_error(
+    setup: tuple[Path, web.Application], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`broken` switched off (`enabled: false`) while an alert notifies it: every run failed
+    (exit 1, "broken (alerts): no enabled destination named 'broken'"). A disabled
+    destination is not told, like it gets no deliveries; switched on again, it is told the
+    alert's state on the next run, once. `kpi alerts test` skips it, saying so."""
+    from kpi_collector.cli import main
+
+    folder, app = setup
+    config = configure(folder, "{kpi: app.dau, below: 100, notify: [team, broken]}")
+    text = config.read_text()
+    off = text.replace("retries: 0}\n  - {type: csv", "retries: 0, enabled: false}\n  - {type: csv")
+    assert off != text
+    config.write_text(off)
+    result = run(config, dau=90)
+    assert result.delivery_errors == {} and result.exit_code == 0
+    assert app["texts"] == [
+        ("team", "🚨 Alert: app.dau below 100 — Daily active users is 90, below 100")
+    ]
+    assert main(["-c", str(config), "alerts", "test"]) == 0
+    out = capsys.readouterr().out
+    assert "team: sent" in out and "broken: disabled (skipped)" in out
+    config.write_text(text)  # on again
+    run(config, dau=85)
+    run(config, dau=80)
+    assert [n for n, _ in app["texts"]] == ["team", "team", "broken"]
+    assert app["texts"][-1][1].startswith("🚨 Alert: app.dau below 100 — Daily active users is 85")

@@ -4,7 +4,7 @@ at 00:00-00:59 UTC (CEST, +2) and at 01:00-01:59 UTC (CET, +1)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -215,3 +215,138 @@ def test_a_day_no_month_of_the_cron_has_is_refused_however_the_months_are_writte
 )
 def test_a_day_one_of_the_months_has_is_accepted(expr: str) -> None:
     assert check_cron(expr) == expr
+
+
+# every change of the clocks of 2026 in zones with odd offsets and jumps: Lord Howe Island moves
+# 30 minutes, Troll (Antarctica) two hours, Chatham and Kathmandu are 45 minutes off the hour
+ZONES = (
+    "Europe/Berlin",
+    "America/New_York",
+    "America/St_Johns",
+    "Australia/Lord_Howe",
+    "Pacific/Chatham",
+    "Antarctica/Troll",
+    "Asia/Kathmandu",
+    "Europe/Dublin",  # winter time is the "daylight saving" one in tzdata (negative DST)
+)
+EXPRESSIONS = (
+    "0,30 2 * * *",
+    "15,45 1-3 * * *",
+    "0 1,2,3 * * *",
+    "*/20 2 * * *",
+    "*/30 * * * *",
+    "45 * * * *",
+    "0,20,40 0-4 * * *",
+)
+
+
+def _field(text: str, high: int) -> set[int]:
+    values: set[int] = set()
+    for item in text.split(","):
+        span, _, step = item.partition("/")
+        low, _, top = span.partition("-")
+        first, last = (0, high) if span == "*" else (int(low), int(top or low))
+        values.update(range(first, last + 1, int(step or 1)))
+    return values
+
+
+def _reference(expr: str, zone: ZoneInfo, start: datetime, end: datetime) -> list[str]:
+    """The fire times in [start, end) by the documented rule, minute by minute of real time: a
+    wildcard (minute or hour starting with `*`) fires at every real minute whose local time
+    matches; a fixed time fires at the first real minute with its local time, and a local time
+    the clocks skipped fires late, at the same time of day read with the offset before the
+    change."""
+    minute_field, hour_field = expr.split()[:2]
+    minutes, hours = _field(minute_field, 59), _field(hour_field, 23)
+    wildcard = minute_field.startswith("*") or hour_field.startswith("*")
+    found: set[datetime] = set()
+    seen: set[datetime] = set()  # local times already passed
+    at = start - timedelta(hours=4)
+    previous = at.astimezone(zone).replace(tzinfo=None)
+    while at < end + timedelta(hours=4):
+        local = at.astimezone(zone).replace(tzinfo=None)
+        skipped = previous + timedelta(minutes=1)
+        while skipped < local:  # clocks went forward: these local times never happened
+            if not wildcard and skipped.minute in minutes and skipped.hour in hours:
+                found.add(skipped.replace(tzinfo=zone, fold=0).astimezone(UTC))
+            skipped += timedelta(minutes=1)
+        if local.minute in minutes and local.hour in hours and (wildcard or local not in seen):
+            found.add(at)
+        seen.add(local)
+        previous = local
+        at += timedelta(minutes=1)
+    return [f"{t:%m-%d %H:%M}" for t in sorted(found) if start <= t < end]
+
+
+def _changes(zone: ZoneInfo) -> list[datetime]:
+    at, changes = datetime(2026, 1, 1, tzinfo=UTC), []
+    while at.year == 2026:
+        if (
+            at.astimezone(zone).utcoffset()
+            != (at + timedelta(hours=1)).astimezone(zone).utcoffset()
+        ):
+            changes.append(at)
+        at += timedelta(hours=1)
+    return changes
+
+
+@pytest.mark.parametrize("zone_name", ZONES)
+def test_fire_times_across_every_change_of_the_clocks_follow_the_documented_rule(
+    zone_name: str,
+) -> None:
+    """`0,30 2 * * *` on the day Berlin's clocks go forward fires twice (03:00 and 03:30, each
+    skipped time late by the jump), not once; a wildcard fires only at real times."""
+    zone = ZoneInfo(zone_name)
+    changes = _changes(zone)
+    assert len(changes) == 2 or zone_name == "Asia/Kathmandu"
+    for change in changes or [datetime(2026, 3, 29, tzinfo=UTC)]:
+        start, end = change - timedelta(hours=6), change + timedelta(hours=8)
+        for expr in EXPRESSIONS:
+            cron = Cron(expr, zone)
+            got = [f"{t.astimezone(UTC):%m-%d %H:%M}" for t in cron.times(start, end)]
+            assert got == _reference(expr, zone, start, end), (zone_name, expr, change)
+
+
+def test_two_fixed_times_skipped_in_spring_both_fire_late() -> None:
+    spring = [
+        t.strftime("%H:%M %Z")
+        for t in Cron("0,30 2 * * *", BERLIN).times(
+            datetime(2026, 3, 28, 12, tzinfo=UTC), datetime(2026, 3, 29, 12, tzinfo=UTC)
+        )
+    ]
+    assert spring == ["03:00 CEST", "03:30 CEST"]
+    troll = ZoneInfo("Antarctica/Troll")  # 01:00 UTC+0 becomes 03:00 UTC+2
+    late = [
+        t.strftime("%H:%M")
+        for t in Cron("0,30 1,2 * * *", troll).times(
+            datetime(2026, 3, 29, 0, tzinfo=UTC), datetime(2026, 3, 29, 6, tzinfo=UTC)
+        )
+    ]
+    assert late == ["03:00", "03:30", "04:00", "04:30"]
+    # a wildcard minute follows real time: the skipped hour has no fire times
+    assert (
+        list(
+            Cron("*/20 2 * * *", BERLIN).times(
+                datetime(2026, 3, 29, 0, tzinfo=UTC), datetime(2026, 3, 29, 3, tzinfo=UTC)
+            )
+        )
+        == []
+    )
+
+
+def test_a_crontab_run_right_after_the_change_serves_the_last_late_fire_time() -> None:
+    """Cron runs `0,30 2 * * *` right after the change (03:00 CEST, once per skipped time)
+    and never at the late times: `--run` then serves the day's last late fire time (03:30;
+    a success there serves the earlier ones), so no late run is lost; on Troll the clocks
+    jump 2 h (01:00 to 03:00 local): four late times, up to 04:30."""
+    cron = Cron("0,30 2 * * *", BERLIN)
+    assert _instant(cron.late_fire(datetime(2026, 3, 29, 1, 0, 30, tzinfo=UTC))) == "29 01:30"
+    assert cron.late_fire(datetime(2026, 3, 29, 1, 30, tzinfo=UTC)) is None  # due now
+    troll = Cron("0,30 1,2 * * *", ZoneInfo("Antarctica/Troll"))
+    after = datetime(2026, 3, 29, 1, 0, 30, tzinfo=UTC)  # 03:00:30 UTC+2
+    assert _instant(troll.late_fire(after)) == "29 02:30"  # 04:30 local
+    assert _instant(troll.late_fire(datetime(2026, 3, 29, 2, 10, tzinfo=UTC))) == "29 02:30"
+    assert troll.late_fire(datetime(2026, 3, 29, 2, 31, tzinfo=UTC)) is None  # all served
+    # a late time that is also one of the cron's own (03:30 for `30 2,3 * * *`) is not late:
+    # cron runs that line at 03:30 itself
+    assert Cron("30 2,3 * * *", BERLIN).late_fire(after) is None

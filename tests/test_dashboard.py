@@ -1241,6 +1241,49 @@ def test_metrics_tell_each_job_and_source_apart_and_pass_promtool(tmp_path: Path
     assert checked.returncode == 0 and not checked.stdout.strip(), checked.stdout + checked.stderr
 
 
+PARTIAL_MAIN = """\
+schedule: "0 7 * * *"
+sources:
+  - {name: good, type: python, function: "tests.test_dashboard:steady"}
+  - {name: bad, type: python, function: "tests.test_dashboard:flaky"}
+  - {name: hourly, type: python, function: "tests.test_dashboard:flaky", schedule: "0 * * * *"}
+"""
+
+
+def test_a_partial_job_is_up_and_its_failed_source_is_down(tmp_path: Path) -> None:
+    """A partial run (one source failed, the others stored) served its fire time: the job is
+    up (as `kpi validate --health` calls it a warning, not a problem); the failed source is
+    what is down. A job that stored nothing stays down."""
+    import contextlib
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from kpi_collector.cli import main
+    from kpi_collector.report.metrics import metrics_text
+    from kpi_collector.schedule.health import health_report
+
+    (tmp_path / "kpi.yaml").write_text(PARTIAL_MAIN, encoding="utf-8")
+    config_file = str(tmp_path / "kpi.yaml")
+    for job in ("main", "source:hourly"):
+        with contextlib.suppress(SystemExit):  # exit 1: a source failed
+            main(["-c", config_file, "schedule", "--run", job, "--force"])
+    config = load_config(config_file)
+    jobs = {j["job"]: j for j in health_report(config)["jobs"]}
+    assert jobs["main"]["last_status"] == "partial" and not jobs["main"]["overdue"]
+    data = DashboardData(config)
+    try:
+        text = metrics_text(data)
+    finally:
+        data.close()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+
+    def by(family: str, key: str) -> dict[str, float]:
+        return {s.labels[key]: s.value for s in families[family].samples}
+
+    assert by("kpi_job_up", "job") == {"main": 1.0, "source:hourly": 0.0}
+    assert by("kpi_source_up", "source") == {"good": 1.0, "bad": 0.0, "hourly": 0.0}
+
+
 FAILING_INPUT = """\
 schedule: "0 7 * * *"
 kpis:

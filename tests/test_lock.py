@@ -208,3 +208,78 @@ def test_a_pipeline_run_takes_over_a_killed_holder_and_stores_its_own_run(
     runs = {r.id: r.status for r in HistoryStore(url).runs()}
     assert runs == {holder.run_id: "interrupted", result.run_id: "ok"}
     assert "run" not in HistoryStore(url).heartbeats()
+
+
+def _backfill_config(folder: Path) -> Path:
+    """An `active_users` source over a local CSV of events: it can backfill offline."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.test_activity import write_csv
+
+    now = datetime.now(UTC)
+    write_csv(folder / "events.csv", [("a", now - timedelta(days=d)) for d in (2, 3, 5)])
+    config = folder / "kpi.yaml"
+    config.write_text(
+        "sources:\n  - {name: telemetry, type: active_users, events: events.csv,"
+        " user: user_id, time: ts}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+def test_kpi_backfill_takes_the_run_lock_like_kpi_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A backfill writes the store like a run: while another run (or backfill) holds the
+    store it waits `--wait` seconds, then exits 1 with the message `kpi run` gives, having
+    written nothing; once the store is free it runs and lets go of the lock."""
+    config = _backfill_config(tmp_path)
+    url = f"sqlite:///{tmp_path / 'kpi.db'}"
+    holder = Holder(url)
+    try:
+        assert main(["-c", str(config), "backfill", "--since", "10d", "--wait", "0.5"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: another run is using the store: ")
+        assert f"pid {holder.proc.pid}" in err and "test holder" in err
+        assert "waited" in err and "try again when it has finished" in err
+        assert len(err.strip().splitlines()) == 1
+        assert HistoryStore(url).kpi_ids() == []  # nothing backfilled under another's lock
+    finally:
+        holder.release()
+    assert main(["-c", str(config), "backfill", "--since", "10d"]) == 0
+    assert "telemetry: " in capsys.readouterr().out
+    store = HistoryStore(url)
+    assert "telemetry.dau" in store.kpi_ids()
+    assert "run" not in store.heartbeats()  # released
+    with RunLock(store, wait=0):  # free again: nothing left holding it
+        pass
+
+
+def test_two_backfills_never_write_at_once(tmp_path: Path) -> None:
+    """A backfill in progress holds the lock: a second one (or a `kpi run`) is refused."""
+    from kpi_collector.config import load_config
+
+    config = load_config(_backfill_config(tmp_path))
+    pipeline = Pipeline.from_config(config)
+    assert pipeline.store is not None
+    seen: list[str] = []
+    original = pipeline.store.add_observations
+
+    def add_observations(*args: object, **kwargs: object) -> int:
+        # in the middle of the backfill's writes, another process's `kpi run` is refused
+        code = subprocess.run(
+            [sys.executable, "-m", "kpi_collector", "-c", str(config.path), "run", "--wait", "0"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            timeout=60,
+        )
+        seen.append(f"{code.returncode} {code.stderr.strip()}")
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    pipeline.store.add_observations = add_observations  # type: ignore[method-assign]
+    report = pipeline.backfill(since=None)
+    assert report.added and not report.errors
+    (refused,) = seen
+    assert refused.startswith("1 error: another run is using the store: ")
+    assert "kpi backfill" in refused

@@ -445,6 +445,22 @@ def test_once_and_run_from_the_command_line(
     assert code == 1 and "main: slow" in err
 
 
+@pytest.mark.parametrize("args", [(), ("--once",), ("--list",), ("--run", "main")])
+def test_a_config_with_nothing_to_schedule_is_refused_not_idle_for_ever(
+    tmp_path: Path, cli: Callable[..., tuple[int, str, str]], args: tuple[str, ...]
+) -> None:
+    """Every source and destination disabled: `kpi schedule` used to wait for ever doing
+    nothing (and `--once` said "nothing is due", exit 0); like `kpi run` and `--print`, it is
+    a config error (exit 2) now, and nothing is created."""
+    (tmp_path / "kpi.yaml").write_text(
+        "sources:\n  - {name: pypi, type: pypi, package: zenml, enabled: false}\n"
+    )
+    code, _, err = cli("-c", str(tmp_path / "kpi.yaml"), "schedule", *args)
+    assert code == 2
+    assert "nothing to schedule: the config has no enabled source or destination" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kpi.yaml"]
+
+
 # health ---------------------------------------------------------------------------------------
 
 
@@ -480,6 +496,93 @@ def test_health_says_what_is_wrong_and_exits_1(
     assert set(doc) >= {"ok", "problems", "warnings", "scheduler", "jobs", "last_run", "alerts"}
     code, out, _ = cli("-c", str(tmp_path / "kpi.yaml"), "validate", "--health")
     assert code == 1 and "health: PROBLEMS" in out
+
+
+def test_health_and_other_read_only_commands_create_no_store(
+    tmp_path: Path, cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    """A health probe, `kpi alerts list` and `kpi validate` read; they never create the store
+    (nor its folder): a probe pointed at a store nothing writes to says so (exit 1) instead
+    of creating an empty one that looks like a fresh install."""
+    folder = tmp_path / "data"
+    (tmp_path / "kpi.yaml").write_text(
+        'store: "sqlite:///data/kpi.db"\n'
+        + SLOW_CONFIG.replace("time.sleep(1.5); ", "")
+        + "destinations:\n  - {name: hook, type: webhook, url: 'http://127.0.0.1:9/x'}\n"
+        + "alerts:\n  - {kpi: slow.value, below: 1, notify: [hook]}\n"
+    )
+    config = str(tmp_path / "kpi.yaml")
+    code, out, _ = cli("-c", config, "validate", "--health")
+    assert code == 1 and out.startswith("health: PROBLEMS")
+    assert f"the store {folder / 'kpi.db'} does not exist: nothing has run" in out
+    assert "main" in out and "not run yet" in out
+    code, out, _ = cli("-c", config, "validate", "--health", "--format", "json")
+    doc = json.loads(out)
+    assert code == 1 and doc["ok"] is False and doc["last_run"] is None
+    assert [(j["job"], j["overdue"], j["last_success"]) for j in doc["jobs"]] == [
+        ("main", False, None)
+    ]
+    assert cli("-c", config, "validate")[0] == 0
+    code, out, _ = cli("-c", config, "alerts", "list")
+    assert code == 0 and "[never checked]" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kpi.yaml"]
+    # once a run wrote the store, the probe reads it
+    assert cli("-c", config, "run", "--no-deliver")[0] == 0
+    code, out, _ = cli("-c", config, "validate", "--health")
+    assert "does not exist" not in out and "last run: #1 ok" in out
+
+
+def test_health_of_a_store_that_cannot_be_opened_is_still_the_document(
+    tmp_path: Path, cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    """A monitoring probe reads `--format json`: a database server that refuses gave only an
+    `error:` line on stderr and nothing to parse; now the document says why (password
+    hidden), exit 1."""
+    (tmp_path / "kpi.yaml").write_text(
+        'store: "postgresql+psycopg://kpi:hs2-secret-pw@127.0.0.1:1/kpi"\n'
+        + SLOW_CONFIG.replace("time.sleep(1.5); ", "")
+    )
+    code, out, err = cli(
+        "-c", str(tmp_path / "kpi.yaml"), "validate", "--health", "--format", "json"
+    )
+    doc = json.loads(out)
+    assert code == 1 and doc["ok"] is False and not err.strip()
+    (problem,) = doc["problems"]
+    assert problem.startswith("cannot open store ") and "hs2-secret-pw" not in out
+    assert [j["job"] for j in doc["jobs"]] == ["main"]
+    code, out, _ = cli("-c", str(tmp_path / "kpi.yaml"), "validate", "--health")
+    assert code == 1 and out.startswith("health: PROBLEMS") and "cannot open store" in out
+
+
+def test_a_frequent_job_that_stopped_running_is_overdue(tmp_path: Path) -> None:
+    """A source collected every 5 minutes, last at 08:00: at 10:00 its newest fire time is
+    always less than the 15 minutes of grace ago, so it was never overdue, however long it
+    had not run (a crontab line gone, a timer stopped). The grace counts from the first fire
+    time it missed (08:05)."""
+    (tmp_path / "kpi.yaml").write_text(
+        CONFIG.replace('schedule: "0 */6 * * *"}', 'schedule: "*/5 * * * *"}')
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    created_on(config.store_url, datetime(2026, 11, 1, tzinfo=UTC).timestamp())
+    eight = datetime(2026, 11, 2, 8, tzinfo=UTC)
+    Pipeline.from_config(config).process(now=eight, deliver=False)  # main and fast, at 08:00
+
+    def fast(minutes: float) -> dict[str, object]:
+        report = health_report(config, now=(eight + timedelta(minutes=minutes)).timestamp())
+        return next(j for j in report["jobs"] if j["job"] == "source:fast") | {
+            "problems": report["problems"]
+        }
+
+    assert fast(4)["overdue"] is False
+    assert fast(19)["overdue"] is False  # 08:05 missed, within its grace
+    late = fast(120)
+    assert late["overdue"] is True
+    assert any(
+        p.startswith(
+            "job source:fast (*/5 * * * *) is overdue: it should have run at 2026-11-02 09:05 CET"
+        )
+        for p in late["problems"]
+    ), late["problems"]
 
 
 def created_on(store_url: str, when: float) -> None:
@@ -847,6 +950,34 @@ def test_health_counts_failing_sources_and_alerts_as_problems_when_the_config_sa
         ), report["problems"]
 
 
+def test_a_failing_source_stays_a_health_warning_after_another_jobs_run(tmp_path: Path) -> None:
+    """`members` fails in the daily main job; an hourly source job runs fine afterwards. The
+    newest run is the hourly one (ok), yet `members` still fails: its KPIs go stale, so health
+    warns about it (a problem with `fail_on: [failing_sources]`), judged by the source's own
+    newest attempt, not by whichever run came last."""
+    (tmp_path / "kpi.yaml").write_text(
+        HEALTH_CONFIG.format(health="").replace(
+            "alerts:",
+            '  - {name: hourly, type: python, function: "tests.test_schedule:app_values",'
+            ' schedule: "0 * * * *"}\nalerts:',
+        )
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    scheduler = Scheduler(config)
+    try:
+        scheduler.run_job(scheduler.job("main"), fire=datetime(2026, 11, 2, 7, tzinfo=UTC))
+        scheduler.run_job(scheduler.job("source:hourly"), fire=datetime(2026, 11, 2, 8, tzinfo=UTC))
+    finally:
+        scheduler.store.close()
+    report = health_report(config, now=datetime(2026, 11, 2, 8, 5, tzinfo=UTC).timestamp())
+    assert report["last_run"]["status"] == "ok" and report["ok"] is True
+    assert any(
+        w.startswith("source members failed its last run: ") and "members API down" in w
+        for w in report["warnings"]
+    ), report["warnings"]
+    assert "source members failed" in render(report)
+
+
 def test_heartbeat_url_is_pinged_after_each_job_that_succeeded(
     tmp_path: Path, cli: Callable[..., tuple[int, str, str]]
 ) -> None:
@@ -1053,6 +1184,35 @@ def test_jitter_delays_a_scheduled_job_within_its_bound(tmp_path: Path) -> None:
     waited = scheduler.store.runs(1)[0].started_at - before.timestamp()
     assert 0 <= waited <= 300
     scheduler.store.close()
+
+
+def test_jitter_never_reaches_a_jobs_next_fire_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`jitter: 1h` spreads a daily job over an hour; a source collected every 10 minutes
+    waited up to an hour too, past its next fire times (each one then a misfire). A job's
+    jitter is at most half the time to its next fire time: 5 minutes here."""
+    import random
+
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)  # the longest wait
+    (tmp_path / "kpi.yaml").write_text(
+        "jitter: 1h\n" + CONFIG.replace('schedule: "0 */6 * * *"}', 'schedule: "*/10 * * * *"}')
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    stop = threading.Event()
+    at = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)  # 07:00 in Berlin
+    clock = FakeClock(at, at + timedelta(days=1), stop)
+    scheduler = Scheduler(config, clock=clock, stop=stop)
+    try:
+        waited = {}
+        for name in ("source:fast", "main"):
+            job = scheduler.job(name)
+            clock.t = at
+            assert scheduler.run_job(job, fire=at).status == "ok"
+            waited[name] = scheduler.store.runs(1)[0].started_at - at.timestamp()
+        assert waited == {"source:fast": 300.0, "main": 3600.0}
+    finally:
+        scheduler.store.close()
 
 
 def test_the_daemon_tells_systemd_it_is_ready_alive_and_stopping(tmp_path: Path) -> None:
@@ -1589,6 +1749,9 @@ def test_kpi_scheduler_up_goes_stale_when_the_run_in_progress_stopped_beating_to
         ("30 2 * * 0", "Europe/Berlin", datetime(2026, 3, 25, tzinfo=UTC)),  # a weekly Sunday job
         ("0,30 2 * * *", "America/New_York", datetime(2026, 3, 5, tzinfo=UTC)),
         ("15 2 * * *", "Australia/Lord_Howe", datetime(2026, 10, 1, tzinfo=UTC)),  # 30 min gap
+        # two skipped times fire late, both (03:00 and 03:30): the timer needs both lines
+        ("0,30 2 * * *", "Europe/Berlin", datetime(2026, 3, 25, tzinfo=UTC)),
+        ("30 1,2 * * *", "Antarctica/Troll", datetime(2026, 3, 25, tzinfo=UTC)),  # 2 h gap
     ],
 )
 def test_a_timer_fires_on_the_day_clocks_go_forward(expr: str, zone: str, spring: datetime) -> None:

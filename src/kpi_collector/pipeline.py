@@ -522,6 +522,7 @@ class Pipeline:
             kpis=self.kpis,
             tz=self.tz,
             destinations=[d for d in found if d.enabled and not isinstance(d, Store)],
+            disabled=frozenset(d.name for d in found if not d.enabled),
         )
 
     async def check_alerts(self, result: RunResult | None = None) -> None:
@@ -541,11 +542,23 @@ class Pipeline:
     ) -> BackfillReport:
         """`kpi backfill`: import past daily values from the (selected) sources that can give
         them, from `since` (default: a year back), then the derived KPIs' values of those days
-        (`BackfillReport.derived`). Raises ConfigError without a store."""
-        from kpi_collector.run.backfill import abackfill, backfill_formulas
+        (`BackfillReport.derived`). It writes the store as a run does, so it holds the store's
+        run lock throughout (waiting up to `lock_wait` seconds, then LockBusy): a backfill
+        never writes at the same time as a run, a scheduled job or another backfill. Raises
+        ConfigError without a store."""
+        from kpi_collector.store.lock import RunLock
 
         if self.store is None:
             raise ConfigError("backfill needs a store to write into")
+        with RunLock(self.store, wait=self.lock_wait, detail="kpi backfill"):
+            return self._backfill(since=since, only=only, now=now)
+
+    def _backfill(
+        self, *, since: date | None, only: Sequence[str], now: datetime | None
+    ) -> BackfillReport:
+        from kpi_collector.run.backfill import abackfill, backfill_formulas
+
+        assert self.store is not None
         report = run_sync(
             abackfill(
                 self.store,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +74,9 @@ class AlertScope:
     kpis: Mapping[str, KpiSpec]
     tz: ZoneInfo
     destinations: Sequence[Destination]
+    #: destinations switched off (`enabled: false`): not told, and no error; told the
+    #: alert's state on the first check after they are switched on again
+    disabled: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +123,24 @@ class _Context:
         self.specs: Mapping[str, KpiSpec] = scope.kpis
         self.states = states or {}
 
-    def holds(self, key: str) -> bool:
-        """Whether `key`'s condition was true at the previous check (for hysteresis)."""
-        own = self.states.get((key, OWN))
-        return own is not None and own.active
+    def holds(self, alert: Alert) -> bool:
+        """Whether `alert` fired at the previous check (for hysteresis): its condition was
+        true and, with a `for:`, had held that long. A pending alert is not held: until it
+        fires, the plain threshold decides (90, 105, 105 with `below: 100, resolve_above: 110,
+        for: 3` never fires)."""
+        own = self.states.get((alert.key, OWN))
+        if own is None or not own.active:
+            return False
+        if alert.hold_seconds is None and (alert.hold_checks or 1) <= 1:
+            return True
+        from kpi_collector.store.runs import previous_run_start
+
+        previous = previous_run_start(self.store, self.now)
+        return (
+            previous is not None
+            and previous >= own.since
+            and _firing(alert, own, self.store, previous)
+        )
 
     def title(self, kpi: str) -> str:
         spec = self.specs.get(kpi)
@@ -171,7 +189,7 @@ def _threshold(alert: Alert, ctx: _Context) -> Iterator[Finding]:
     crossed = None
     # hysteresis: once true, a `below` alert holds until the value reaches `resolve_above`
     # (an `above` one until `resolve_below`); an alert with both holds the side that fired
-    held = _held_side(alert, ctx, row.ts) if ctx.holds(alert.key) else None
+    held = _held_side(alert, ctx, row.ts) if ctx.holds(alert) else None
     below = alert.below
     if below is not None and alert.resolve_above is not None and held in ("below", "either"):
         below = alert.resolve_above
@@ -217,8 +235,6 @@ def _held_side(alert: Alert, ctx: _Context, newest: float) -> str:
 
 
 def _change(alert: Alert, ctx: _Context) -> Iterator[Finding]:
-    from kpi_collector.format import percent_change
-
     assert alert.kpi is not None and alert.change is not None
     rule = alert.change
     row = ctx.store.latest([alert.kpi]).get(alert.kpi)
@@ -231,10 +247,10 @@ def _change(alert: Alert, ctx: _Context) -> Iterator[Finding]:
 
         end = compare_end(datetime.fromtimestamp(row.ts, UTC), rule.days, ctx.scope.tz)
         before = ctx.store.latest([alert.kpi], before=end, strictly=True).get(alert.kpi)
-    pct = percent_change(row.value, before.value) if row and before else None
-    if row is None or before is None or pct is None:
+    if row is None or before is None:
         yield Finding(alert.key, None)
         return
+    pct = _percent(row.value, before.value)
     active = (rule.below is not None and pct < rule.below) or (
         rule.above is not None and pct > rule.above
     )
@@ -244,11 +260,27 @@ def _change(alert: Alert, ctx: _Context) -> Iterator[Finding]:
     days = (
         f"{rule.days} days" if span < rule.days + 0.5 else f"{span:.0f} days (asked: {rule.days})"
     )
+    moved = f"changed {pct:+.1f}%"
+    if math.isinf(pct):  # no percentage against zero: any rise (fall) is past any `above` (`below`)
+        moved = f"{'rose' if pct > 0 else 'fell'} from zero"
     detail = (
-        f"{ctx.title(alert.kpi)} changed {pct:+.1f}% in {days} "
+        f"{ctx.title(alert.kpi)} {moved} in {days} "
         f"({ctx.value(alert.kpi, before.value)} → {ctx.value(alert.kpi, row.value)})"
     )
     yield Finding(alert.key, active, detail)
+
+
+def _percent(current: float, baseline: float) -> float:
+    """The change from `baseline` to `current` in percent (of the baseline's size); from a
+    baseline of zero, any rise is +inf and any fall -inf (0 → 0 is 0), so a `change` rule
+    fires for any move away from zero rather than never."""
+    from kpi_collector.format import percent_change
+
+    if baseline == 0:
+        return 0.0 if current == 0 else math.copysign(math.inf, current)
+    pct = percent_change(current, baseline)
+    assert pct is not None  # a baseline that is not zero has a percentage
+    return pct
 
 
 def _failing(alert: Alert, ctx: _Context) -> Iterator[Finding]:
@@ -434,6 +466,8 @@ async def check_alerts(
         if finding.key not in silenced and alert.key not in silenced:
             for name in alert.notify:
                 if name == finding.about:  # a destination whose deliveries fail can't carry it
+                    continue
+                if name in scope.disabled:  # switched off: its state stays, told when back on
                     continue
                 told = states.get((finding.key, name))
                 was_told = told is not None and told.active

@@ -105,8 +105,14 @@ def test_alerts(ctx: click.Context, only: tuple[str, ...]) -> None:
 
     config = load(ctx)
     named = [n for a in config.settings.alerts for n in a.notify]
-    names = list(dict.fromkeys(only or named))
+    disabled = {d.name for d in config.destinations if not d.enabled}
+    skipped = [n for n in dict.fromkeys(named) if n in disabled and not only]
+    names = [n for n in dict.fromkeys(only or named) if n not in skipped]
+    for name in skipped:  # switched off: alerts skip it too
+        click.echo(f"{name}: disabled (skipped)")
     if not names:
+        if skipped:
+            ctx.exit(0)
         raise click.UsageError("no alert notifies a destination: add `notify:` to an alert")
     destinations = {d.name: d for d in config.destinations if d.enabled}
     from kpi_collector.errors import unknown_names
@@ -141,15 +147,19 @@ def _find(config: Config, ref: str) -> Alert:
 
 
 def _rows(config: Config) -> list[dict[str, Any]]:
+    from kpi_collector.schedule.health import missing_store
     from kpi_collector.store import HistoryStore
-    from kpi_collector.store.alert_states import OWN, alert_states, silences
+    from kpi_collector.store.alert_states import OWN, AlertState, alert_states, silences
 
-    store = HistoryStore(config.store_url)
-    try:
-        states = [s for s in alert_states(store) if s.destination == OWN]
-        silenced = silences(store)
-    finally:
-        store.close()
+    states: list[AlertState] = []
+    silenced: dict[str, float] = {}
+    if missing_store(config) is None:  # no store yet: never checked (listing creates nothing)
+        store = HistoryStore(config.store_url)
+        try:
+            states = [s for s in alert_states(store) if s.destination == OWN]
+            silenced = silences(store)
+        finally:
+            store.close()
     rows = []
     for number, alert in enumerate(config.settings.alerts, 1):
         mine = [s for s in states if s.alert == alert.key or s.alert.startswith(alert.key + " [")]

@@ -573,13 +573,24 @@ def _history_table(config: Config, doc: dict[str, Any]) -> None:
         )
 
 
+_FIRST_DAY = date(1970, 1, 1)  # the first day `kpi backfill --since` can ask for (Unix time)
+
+
 @click.command()
 @click.option(
     "--since", metavar="DATE", help="Import values from this day on: 2026-01-31, 90d, 1y."
 )
 @click.option("--only", multiple=True, metavar="NAME", help="Backfill only these sources.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for another run that holds the store.",
+)
 @click.pass_context
-def backfill(ctx: click.Context, since: str | None, only: tuple[str, ...]) -> None:
+def backfill(ctx: click.Context, since: str | None, only: tuple[str, ...], wait: float) -> None:
     """Import past daily values from sources that can give them."""
     from datetime import datetime, timedelta
 
@@ -595,7 +606,14 @@ def backfill(ctx: click.Context, since: str | None, only: tuple[str, ...]) -> No
             "`kpi run` collects today's values",
             param_hint="--since",
         )
+    if first is not None and first < _FIRST_DAY:
+        raise click.BadParameter(
+            f"{first} is before {_FIRST_DAY}: the store keeps times as Unix time; "
+            f"ask from {_FIRST_DAY} on",
+            param_hint="--since",
+        )
     pipeline = Pipeline.from_config(config)
+    pipeline.lock_wait = wait  # it writes the store: one run (or backfill) at a time
     report = pipeline.backfill(since=first, only=only)
     for name, count in report.added.items():
         covered = report.covered.get(name)

@@ -67,6 +67,10 @@ def schedule(
     from kpi_collector.schedule.scheduler import Scheduler, stopping_on_signals
 
     scheduler = Scheduler(config)
+    if not scheduler.jobs:  # as `kpi run` and `--print`: never an idle process for ever
+        from kpi_collector.errors import ConfigError
+
+        raise ConfigError("nothing to schedule: the config has no enabled source or destination")
     from kpi_collector.errors import unknown_names
 
     problem = unknown_names("scheduled job", jobs, (job.name for job in scheduler.jobs))

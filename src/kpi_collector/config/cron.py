@@ -1,14 +1,18 @@
 """Cron expressions with the meaning users know from crontab, computed by APScheduler 3.x.
 
-APScheduler's `CronTrigger` does the calendar and time-zone arithmetic; this module fixes the
-places where its reading of a crontab line differs from cron's (Vixie cron, cronie):
+APScheduler's `CronTrigger` does the calendar arithmetic on local times; this module maps
+them to instants across changes of the clocks and fixes the places where APScheduler's
+reading of a crontab line differs from cron's (Vixie cron, cronie):
 
 - day of week: 0 and 7 are Sunday (APScheduler 3.x counts 0 as Monday), steps count from Sunday;
 - day of month *and* day of week restricted: cron fires when *either* matches (APScheduler: both);
-- daylight saving time: a fixed hour (a time like 02:30) that happens twice when clocks go back
-  fires once, the first time; a time skipped when clocks go forward fires once, an hour late
-  (APScheduler's choice). Wildcard hours (`*`, `*/2`) follow real time: they fire in both
-  copies of a repeated hour and not in a skipped one.
+- daylight saving time: a fixed time (neither minute nor hour starts with `*`, like 02:30)
+  that happens twice when clocks go back fires once, the first time; each fixed time skipped
+  when clocks go forward fires once, late by the jump (an hour in Europe; 30 minutes on Lord
+  Howe Island): `0,30 2 * * *` fires at 03:00 and 03:30 that day, where APScheduler alone
+  would fire once. A wildcard minute or hour (`*/20 2 * * *`, `0 * * * *`) follows real time,
+  as Vixie cron's "wildcard jobs" do: it fires in both copies of a repeated hour and not in
+  a skipped one.
 - `@hourly`, `@daily` (`@midnight`), `@weekly`, `@monthly`, `@yearly` (`@annually`).
 - `L` in the day of month is the month's last day (as in Quartz and cronie's extensions):
   `30 23 L * *` fires on Jan 31, Feb 28 (29), Apr 30, ... where `30 23 31 * *` skips the
@@ -65,13 +69,14 @@ class Cron:
         except ValueError as exc:
             raise ValueError(f"{self.expr!r} is not a valid cron expression: {exc}") from None
         weekdays = "*" if len(days) == 7 else ",".join(_DAY_NAMES[d] for d in sorted(days))
-        common = {"minute": minute, "hour": hour, "month": month, "timezone": self.tz}
+        # the triggers work on local times written as UTC (see `_wall`); `_instants` maps
+        # them to real instants, across changes of the clocks
+        common = {"minute": minute, "hour": hour, "month": month, "timezone": UTC}
         if dom.startswith("*") or dow.startswith("*"):
             variants = [{"day": dom, "day_of_week": weekdays}]
         else:  # both restricted: either one matching is enough
             variants = [{"day": dom, "day_of_week": "*"}, {"day": "*", "day_of_week": weekdays}]
         self._triggers: list[CronTrigger] = [_trigger(common | v, self.expr) for v in variants]
-        self._clock: Cron | None = None  # the cron's times of day alone (see `_own_time`)
 
     def __repr__(self) -> str:
         return f"Cron({self.expr!r}, {str(self.tz)!r})"
@@ -80,65 +85,109 @@ class Cron:
         """The first fire time after `when` (or at it, with `inclusive`), in the cron's zone."""
         # arithmetic in UTC: adding to a local time in a repeated hour would jump back an hour
         start = when.astimezone(UTC) + (timedelta(0) if inclusive else _TICK)
-        # a time skipped in spring fires late, after the change (02:30 at 03:30), yet only
-        # a search from before the change finds it: within hours after one, search from there
-        search = self._forward_change_before(start) or start
-        while True:
-            found = [t.get_next_fire_time(None, search) for t in self._triggers]
-            candidates = [f for f in found if f is not None]
-            if not candidates:
-                return None
-            # through UTC: a wall time skipped in spring comes back as the real local time
-            best = min(candidates, key=lambda f: f.timestamp()).astimezone(UTC).astimezone(self.tz)
-            if best.astimezone(UTC) >= start and not (self.fixed_hour and _second_copy(best)):
-                return best
-            search = best.astimezone(UTC) + _TICK
+        wall = _wall(start, self.tz)
+        limit = wall + _LOOKBACK_LIMIT
+        found: list[datetime] = []
+        # local times that exist once keep their order as instants: from the start's own
+        # local time on, the first of them that fires at or after the start ends the search;
+        # skipped or repeated ones on the way (few: within a change) may fire earlier
+        local = self._next_wall(wall)
+        while local is not None and local <= limit:
+            instants, once = self._instants(local)
+            hits = [i for i in instants if i >= start]
+            found += hits
+            if once and hits:
+                break
+            local = self._next_wall(local + _SECOND)
+        # around a change of the clocks near the start, a skipped local time before the
+        # start's fires late, after it (02:30 at 03:30), and so does the second copy of a
+        # repeated one
+        for low, high in self._changes_near(start):
+            # those from the start's own local time on were seen above
+            local = self._next_wall(low)
+            while local is not None and local < min(high, wall):
+                found += [i for i in self._instants(local)[0] if i >= start]
+                local = self._next_wall(local + _SECOND)
+        return min(found).astimezone(self.tz) if found else None
+
+    def _changes_near(self, moment: datetime) -> list[tuple[datetime, datetime]]:
+        """The local times (as `_wall` writes them, [low, high)) that a change of the clocks
+        within `_SPRING_SPAN` of `moment` skips or repeats, when they may fire at or after
+        `moment` (late or as a second copy, they fire within the jump after the change)."""
+        spans = []
+        for low, high in ((moment - _SPRING_SPAN, moment), (moment, moment + _SPRING_SPAN)):
+            before, after = (
+                low.astimezone(self.tz).utcoffset(),
+                high.astimezone(self.tz).utcoffset(),
+            )
+            if before is None or after is None or before == after:
+                continue
+            while high - low > _SECOND:  # the first instant with the new offset, to the second
+                middle = low + (high - low) / 2
+                if middle.astimezone(self.tz).utcoffset() == before:
+                    low = middle
+                else:
+                    high = middle
+            change = high.replace(tzinfo=UTC)
+            if change + abs(after - before) + _SECOND < moment:
+                continue
+            spans.append(
+                (change + min(before, after) - _SECOND, change + max(before, after) + _SECOND)
+            )
+        return spans
+
+    def _next_wall(self, wall: datetime) -> datetime | None:
+        """The first local time of day (written as UTC, see `_wall`) at or after `wall` that
+        the expression names, ignoring changes of the clocks."""
+        found = [t.get_next_fire_time(None, wall) for t in self._triggers]
+        candidates = [f for f in found if f is not None]
+        return min(candidates) if candidates else None
+
+    def _instants(self, wall: datetime) -> tuple[list[datetime], bool]:
+        """The instants (UTC) at which the cron fires for its local time `wall`: one, but
+        in an hour the clocks repeat both copies for a wildcard (`*/30 2 * * *`, `0 * * * *`)
+        and the first for a fixed time; in a span they skip, nothing for a wildcard (it
+        follows real time) and, for a fixed time, the same time of day read with the offset
+        before the change: late by the jump (02:30 at 03:30 CEST; 02:15 at 02:45 on Lord
+        Howe Island, whose clocks move 30 minutes). Every skipped time fires, each late:
+        `0,30 2 * * *` at 03:00 and 03:30. The flag: whether the local time exists once."""
+        naive = wall.replace(tzinfo=None)
+        first = naive.replace(tzinfo=self.tz, fold=0).astimezone(UTC)
+        second = naive.replace(tzinfo=self.tz, fold=1).astimezone(UTC)
+        if first == second:
+            return [first], True
+        if first.astimezone(self.tz).replace(tzinfo=None) != naive:  # skipped
+            return ([first] if self.fixed_hour else []), False
+        return ([first] if self.fixed_hour else [first, second]), False
 
     def late_fire(self, when: datetime) -> datetime | None:
         """The late fire time of a time of day the clocks skipped (02:30, firing at 03:30 on
-        the day they go forward), when `when` is after the change and before that fire time;
-        else None. Cron (cronie, Vixie) runs such a job right after the change, at 03:00."""
+        the day they go forward), when `when` is after the change and before that fire time
+        (the last of them when several times were skipped); else None. Cron (cronie, Vixie)
+        runs such a job right after the change, at 03:00."""
         start = when.astimezone(UTC)
-        before = self._forward_change_before(start)
-        following = self.next_after(start) if before is not None else None
-        if before is None or following is None:
+        following = self.next_after(start)
+        if following is None or self._names(_wall(following, self.tz)):
+            return None  # none, or one of the cron's own times of day
+        offset = following.utcoffset() or timedelta(0)
+        earlier = following.astimezone(UTC) - _SPRING_SPAN
+        jump = offset - (earlier.astimezone(self.tz).utcoffset() or timedelta(0))
+        # late fire times lie within the jump after the change; `when` after the change
+        # has the offset that came with it
+        after_change = start.astimezone(self.tz).utcoffset() == offset
+        if jump <= timedelta(0) or not after_change or following.astimezone(UTC) - start > jump:
             return None
-        jump = following.utcoffset() or timedelta(0)
-        jump -= before.astimezone(self.tz).utcoffset() or timedelta(0)
-        # late fire times lie in the span of the jump after the change (`before` is up to 2 s
-        # before it), at a time of day that is not one of the cron's own
-        if following.astimezone(UTC) - before > jump + 2 * _SECOND or self._own_time(following):
-            return None
+        # cron runs every skipped time right after the change: one run serves them all
+        # (`0,30 1,2 * * *` where clocks jump 01:00 to 03:00: up to 04:30)
+        while (later := self.next_after(following)) is not None and (
+            later.astimezone(UTC) - start <= jump and not self._names(_wall(later, self.tz))
+        ):
+            following = later
         return following
 
-    def _own_time(self, when: datetime) -> bool:
-        """Whether `when`'s local time of day is one of the cron's own hours and minutes."""
-        minute, hour = self.fields[:2]
-        if self._clock is None:
-            self._clock = Cron(f"{minute} {hour} * * *")
-        local = when.astimezone(self.tz)
-        at = datetime(2000, 1, 1, local.hour, local.minute, tzinfo=UTC)
-        return self._clock.previous(at) == at
-
-    def _forward_change_before(self, start: datetime) -> datetime | None:
-        """A moment (UTC) just before the clocks went forward, when they did in the
-        `_SPRING_SPAN` before `start`; else None."""
-        now = start.astimezone(self.tz).utcoffset()
-        earlier = start - _SPRING_SPAN
-        if not (now is not None and (then := earlier.astimezone(self.tz).utcoffset()) is not None):
-            return None
-        if then >= now:
-            return None
-        low, high = earlier, start  # offset `then` at low, a later one at high
-        while high - low > _SECOND:
-            middle = low + (high - low) / 2
-            if middle.astimezone(self.tz).utcoffset() == then:
-                low = middle
-            else:
-                high = middle
-        # a whole second before: APScheduler rounds a start up to the second, which would
-        # land on the first instant after the change again
-        return low.replace(microsecond=0) - _SECOND
+    def _names(self, wall: datetime) -> bool:
+        """Whether the expression names the local time `wall` (see `_wall`) itself."""
+        return self._next_wall(wall) == wall
 
     def previous(self, when: datetime) -> datetime | None:
         """The last fire time at or before `when` (None when there was none in years)."""
@@ -303,6 +352,7 @@ def _trigger(options: dict[str, Any], expr: str) -> CronTrigger:
         raise ValueError(f"{expr!r} is not a valid cron expression: {problem}") from None
 
 
-def _second_copy(when: datetime) -> bool:
-    """True for the second occurrence of a wall-clock time repeated when clocks go back."""
-    return when.fold == 1 and when.replace(fold=0).utcoffset() != when.utcoffset()
+def _wall(moment: datetime, tz: ZoneInfo) -> datetime:
+    """The local time of `moment` in `tz`, written as a UTC time: the triggers read the
+    expression on local times alone, without the zone's changes of the clocks."""
+    return moment.astimezone(tz).replace(tzinfo=UTC, fold=0)

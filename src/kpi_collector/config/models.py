@@ -132,6 +132,12 @@ class ChangeRule(Strict):
     def _bound(self) -> ChangeRule:
         if self.below is None and self.above is None:
             raise ValueError("a change rule needs `below:` (e.g. -20%) or `above:` (e.g. 50%)")
+        if self.below is not None and self.above is not None and self.below >= self.above:
+            # it fires outside that range: below +10% or above +5% is every change
+            raise ValueError(
+                "`below:` must be smaller than `above:` (it fires outside that range, "
+                "e.g. below: -20%, above: 50%)"
+            )
         return self
 
 
@@ -291,6 +297,20 @@ class Alert(Strict):
             raise ValueError(
                 "`resolve_below:` goes with `above:` and is at most that value "
                 "(e.g. above: 1000, resolve_below: 900)"
+            )
+        # held past the other threshold, a value there would count for the wrong side
+        inf = float("inf")
+        if (self.resolve_above if self.resolve_above is not None else -inf) >= (
+            self.above if self.above is not None else inf
+        ):
+            raise ValueError(
+                "`resolve_above:` must stay under `above:` (a value above it is the other side)"
+            )
+        if (self.resolve_below if self.resolve_below is not None else inf) <= (
+            self.below if self.below is not None else -inf
+        ):
+            raise ValueError(
+                "`resolve_below:` must stay over `below:` (a value below it is the other side)"
             )
         return self
 

@@ -194,17 +194,21 @@ def _sources(lines: list[str], data: DashboardData) -> None:
 
 def _jobs(lines: list[str], jobs: list[JobDoc]) -> None:
     """Per scheduled job (`main`, `source:NAME`, `destination:NAME`)."""
+    from kpi_collector.schedule.scheduler import SUCCESS
+
     _family(
         lines,
         "kpi_job_up",
-        "1 when the job's newest outcome was a success and it is not overdue, else 0.",
+        "1 when the job's newest outcome served its fire time (ok, or partial: some "
+        "sources failed, kpi_source_up says which) and it is not overdue, else 0.",
         [
             (
                 f'{{job="{label(j["job"])}"}}',
+                # partial served its fire time (health: a warning, not a problem)
                 1.0
                 if not j["overdue"]
                 and j["last_success"] is not None
-                and j["last_status"] in (None, "ok")
+                and j["last_status"] in (None, *SUCCESS)
                 else 0.0,
             )
             for j in jobs

@@ -79,8 +79,10 @@ async def abackfill(
     now: datetime | None = None,
 ) -> BackfillReport:
     """Ask each source that can backfill for its daily values from `since` (default: a year
-    before `now`, in `tz`) and store them with their own timestamps. Sources run concurrently
-    and fail alone: errors land in the report, by source name, never raised."""
+    before `now`, in `tz`) and store those of the days `since` to yesterday (complete days:
+    a source's value of today so far, or of days not asked for, is left out) with their own
+    timestamps. Sources run concurrently and fail alone: errors land in the report, by source
+    name, never raised."""
     now = now or datetime.now(UTC)
     since = since or (now.astimezone(tz).date() - timedelta(days=DEFAULT_DAYS))
     yesterday = now.astimezone(tz).date() - timedelta(days=1)
@@ -101,6 +103,11 @@ async def abackfill(
         try:
             async for obs in source.backfill(ctx, since):
                 day = obs.ts.astimezone(tz).date()
+                if not since <= day <= yesterday:
+                    # complete past days only: today's value so far is a partial day (a `sum`
+                    # would count it again beside the live runs'), and nothing was asked
+                    # before `since`
+                    continue
                 point = StoredObservation(
                     kpi=f"{source.name}.{obs.metric}",
                     ts=obs.ts.timestamp(),

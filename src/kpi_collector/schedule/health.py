@@ -1,9 +1,10 @@
 """Is the collector alive and up to date? `kpi validate --health`, and the dashboard.
 
-Problems (exit 1): a job whose last fire time passed without a success (15 minutes of grace
-plus `jitter:`, none while a run is in progress; a job that never ran is "not run yet" until
+Problems (exit 1): a job without a success since a fire time (the first it missed) more than
+15 minutes of grace plus `jitter:` ago (none while a run is in progress; a job that never ran is "not run yet" until
 a fire time after the store was created), a scheduler or a run whose heartbeat stopped, a
-last run that failed or was interrupted. Warnings: active alerts, pending deliveries, a partial run.
+last run that failed or was interrupted. Warnings: active alerts, pending deliveries, a partial run,
+a source whose newest attempt failed (problems too with `health: {fail_on: [...]}`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from kpi_collector.errors import StoreError
 from kpi_collector.format import plural
 from kpi_collector.schedule.scheduler import HEARTBEAT_EVERY, Scheduler
+from kpi_collector.secrets import redact
 from kpi_collector.store.alert_states import silences
 from kpi_collector.store.annotations import store_created_at
 from kpi_collector.store.heartbeats import RUN, SCHEDULER, heartbeats, job_states, seconds_text
@@ -33,10 +36,21 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
     from kpi_collector.deliver.engine import PENDING, DeliveryEngine
 
     now = time.time() if now is None else now
+    missing = missing_store(config)
+    if missing is not None:  # reading would create it: a health check writes nothing
+        return _unread_report(
+            config,
+            now,
+            f"the store {missing} does not exist: nothing has run with this config yet (start "
+            "`kpi schedule`, or `kpi run`), or the scheduler uses another `store:`",
+        )
     scheduler = Scheduler(config)
     store = scheduler.store
     try:
-        beats = heartbeats(store)
+        try:
+            beats = heartbeats(store)
+        except StoreError as exc:  # a probe's answer is the document, with why it is unwell
+            return _unread_report(config, now, redact(str(exc)))
         jobs = job_states(store)
         runs = store.runs(1)
         pending = DeliveryEngine(store, []).records(status=PENDING)
@@ -62,8 +76,6 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
             )
         at = datetime.fromtimestamp(now, UTC)
         created = store_created_at(store)
-        # a job with `jitter:` may sleep that long after its fire time before it starts
-        grace = GRACE + config.settings.jitter_seconds
         job_rows = []
         for job in scheduler.jobs:
             fired = job.cron.previous(at)
@@ -75,14 +87,20 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
             not_run_yet = success is None and (
                 fired is None or (created is not None and fired.timestamp() < created)
             )
-            overdue = (
-                fired is not None
-                and not not_run_yet
-                and (success is None or success < fired.timestamp())
-                and now - fired.timestamp() > grace
-            )
+            # the first fire time it missed (after its last success, or after the store was
+            # created): a job every 5 minutes always has a newest fire time within the grace
+            missed = None
+            if fired is not None and not not_run_yet:
+                if success is not None and success < fired.timestamp():
+                    missed = job.cron.next_after(datetime.fromtimestamp(success, UTC))
+                elif success is None:
+                    start = created if created is not None else fired.timestamp() - 1
+                    missed = job.cron.next_after(datetime.fromtimestamp(start, UTC))
+            # a job with `jitter:` may sleep that long after its fire time before it starts
+            grace = GRACE + (scheduler.jitter(job, missed) if missed is not None else 0.0)
+            overdue = missed is not None and now - missed.timestamp() > grace
             if overdue and running is None:
-                assert fired is not None
+                assert missed is not None
                 last = (
                     "never succeeded"
                     if success is None
@@ -90,7 +108,7 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
                 )
                 problems.append(
                     f"job {job.name} ({job.cron.expr}) is overdue: it should have run at "
-                    f"{_when(fired.timestamp(), config.tz)}; {last}"
+                    f"{_when(missed.timestamp(), config.tz)}; {last}"
                 )
             job_rows.append(
                 {
@@ -131,14 +149,16 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
                 "see `kpi deliver --list`, resend with `kpi deliver --retry PERIOD`"
             )
             (problems if "pending_deliveries" in fail_on else warnings).append(line)
-        if "failing_sources" in fail_on:
-            from kpi_collector.store.runs import failing_streaks
+        # judged by each source's own newest attempt, whichever job collects it: a source
+        # that fails in the daily job stays a warning after an hourly job's run went fine
+        from kpi_collector.store.runs import failing_streaks
 
-            names = [s.name for s in config.sources if s.enabled]
-            for name, (streak, error) in failing_streaks(store, names, depth=50).items():
-                if streak:
-                    runs_text = "run" if streak == 1 else f"{streak} runs"
-                    problems.append(f"source {name} failed its last {runs_text}: {error}")
+        names = [s.name for s in config.sources if s.enabled]
+        for name, (streak, error) in failing_streaks(store, names, depth=50).items():
+            if streak:
+                runs_text = "run" if streak == 1 else f"{streak} runs"
+                line = f"source {name} failed its last {runs_text}: {error}"
+                (problems if "failing_sources" in fail_on else warnings).append(line)
         return {
             "ok": not problems,
             "checked_at": now,
@@ -155,6 +175,56 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
         }
     finally:
         store.close()
+
+
+def missing_store(config: Config) -> str | None:
+    """The file of the config's SQLite store when it does not exist (opening it would create
+    it and its folder: commands that only read must not), else None."""
+    import os
+
+    from kpi_collector.config.models import sqlite_file
+
+    path = sqlite_file(config.store_url)
+    return path if path is not None and not os.path.isfile(path) else None
+
+
+def _unread_report(config: Config, now: float, problem: str) -> dict[str, Any]:
+    """The health document when the store cannot be read (`problem` says why: a SQLite store
+    that was never written, a database server that refuses): the jobs from the config alone."""
+    from kpi_collector.schedule.scheduler import plan
+
+    at = datetime.fromtimestamp(now, UTC)
+    jobs = []
+    for job in plan(config):
+        fired, following = job.cron.previous(at), job.cron.next_after(at)
+        jobs.append(
+            {
+                "job": job.name,
+                "cron": job.cron.expr,
+                "does": job.describe(),
+                "last_fire": fired.timestamp() if fired else None,
+                "next_fire": following.timestamp() if following else None,
+                "last_success": None,
+                "last_status": None,
+                "last_error": None,
+                "overdue": False,
+                "not_run_yet": True,
+            }
+        )
+    return {
+        "ok": False,
+        "checked_at": now,
+        "timezone": config.timezone,
+        "problems": [problem],
+        "warnings": [],
+        "scheduler": None,
+        "run_in_progress": None,
+        "last_run": None,
+        "jobs": jobs,
+        "alerts": [],
+        "silences": [],
+        "pending_deliveries": [],
+    }
 
 
 def render(report: dict[str, Any]) -> str:

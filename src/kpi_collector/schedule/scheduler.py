@@ -222,11 +222,11 @@ class Scheduler:
         With `fire` (the fire time this run serves), a job that finds, once it holds the lock,
         that another process already served that fire time does nothing and returns status
         `not_due` (not recorded: nothing ran). With `jitter:` such a run starts up to that
-        long after the fire time, at random: a job that starts later anyway (after the jobs
-        due with it, or catching up) waits only for what is left, if anything; one stopped
-        during that wait does not start (status `skipped`, not recorded)."""
-        jitter = self.config.settings.jitter_seconds
-        if fire is not None and jitter:
+        long after the fire time (at most half the way to its next one), at random: a job
+        that starts later anyway (after the jobs due with it, or catching up) waits only for
+        what is left, if anything; one stopped during that wait does not start (status
+        `skipped`, not recorded)."""
+        if fire is not None and (jitter := self.jitter(job, fire)):
             start = fire.timestamp() + random.uniform(0, jitter)  # spreading load, not a secret
             delay = start - self.clock.now().timestamp()
             if delay > 0:
@@ -241,6 +241,16 @@ class Scheduler:
         log.info("%s: %s", job.name, job.describe())
         self._beat("running", detail=f"job {job.name}")
         return self._run_job(job, fire)
+
+    def jitter(self, job: Job, fire: datetime) -> float:
+        """The longest wait (seconds) of `job` after its fire time `fire`: the config's
+        `jitter:`, at most half the way to the next fire time (a job collected every 10
+        minutes under `jitter: 1h` would otherwise wait past its next fire times)."""
+        jitter = self.config.settings.jitter_seconds
+        following = job.cron.next_after(fire) if jitter else None
+        if following is not None:
+            jitter = min(jitter, (following.timestamp() - fire.timestamp()) / 2)
+        return jitter
 
     def _async(self, work: Coroutine[Any, Any, T]) -> T:
         """Run a job's coroutine in an event loop of its own. Under systemd with
