@@ -7,6 +7,7 @@ With ``--check`` the exit status is 1 when a target is missed.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import traceback
 from collections.abc import Callable
@@ -17,6 +18,7 @@ import bench_dashboard
 import bench_extract
 import bench_fanin
 import bench_hostile
+import bench_instructions
 import bench_render
 import bench_scale
 import bench_startup
@@ -131,6 +133,15 @@ def main(argv: list[str] | None = None) -> int:
             lambda: bench_scale.run_benchmark(args.scale_sources, args.scale_runs, [16, 64]),
         ),
     ]
+    if shutil.which("valgrind") is not None:  # instructions: the same however busy the machine
+        reports.insert(
+            3,
+            guarded(
+                "Instructions (callgrind)",
+                "python benchmarks/bench_instructions.py --imports",
+                lambda: bench_instructions.run_benchmark(args.pages, imports=True),
+            ),
+        )
     for report in reports:
         print_checks(report.title, report.checks)
     args.out.write_text(render(reports, command.strip(), info))
