@@ -20,12 +20,12 @@ LONG_COLUMNS = ["period", "date", "kpi", "title", "value"]
 def rows_of(delivery: Delivery, layout: str) -> list[dict[str, Any]]:
     date = delivery.period_start.isoformat()
     if layout == "wide":
-        row: dict[str, Any] = {"period": delivery.period, "date": date}
+        row: dict[str, Any] = {"period": delivery.row_period, "date": date}
         row.update({kpi: delivery.values[kpi] for kpi in delivery.ordered})
         return [row]
     return [
         {
-            "period": delivery.period,
+            "period": delivery.row_period,
             "date": date,
             "kpi": kpi,
             "title": delivery.title(kpi),

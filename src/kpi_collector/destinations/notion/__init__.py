@@ -145,7 +145,7 @@ class Notion(TableDestination):
             source = await self.ensure_properties(api, source, delivery)
             title = _title_property(source)
             existing = await api.query(
-                source["id"], self._text_filter(self.period_property, delivery.period)
+                source["id"], self._text_filter(self.period_property, delivery.row_period)
             )
             if self.layout == "wide":
                 await self._write_wide(api, delivery, source["id"], title, existing)
@@ -285,7 +285,7 @@ class Notion(TableDestination):
     def _common(self, delivery: Delivery) -> dict[str, Any]:
         return {
             self.date_property: {"date": self._date(delivery)},
-            self.period_property: {"rich_text": _text(delivery.period)},
+            self.period_property: {"rich_text": _text(delivery.row_period)},
         }
 
     def _wide_properties(self, delivery: Delivery, title: str) -> dict[str, Any]:

@@ -63,7 +63,7 @@ class Segment(MessageDestination):
 
     def track(self, delivery: Delivery) -> dict[str, Any]:
         properties: dict[str, Any] = {kpi: delivery.values[kpi] for kpi in delivery.ordered}
-        properties["period"] = delivery.period
+        properties["period"] = delivery.row_period
         identity = {"userId": self.user_id} if self.user_id else {"anonymousId": self.anonymous_id}
         return {
             **identity,
@@ -94,7 +94,7 @@ class Segment(MessageDestination):
             # room for period/part/parts, always included
             probe = {
                 **whole,
-                "properties": {**trial, "period": delivery.period, "part": 9999, "parts": 9999},
+                "properties": {**trial, "period": delivery.row_period, "part": 9999, "parts": 9999},
             }
             if current and _size(probe) > CALL_LIMIT:
                 chunks.append(current)
@@ -103,7 +103,12 @@ class Segment(MessageDestination):
         chunks.append(current)
         events = []
         for index, chunk in enumerate(chunks, start=1):
-            properties = {**chunk, "period": delivery.period, "part": index, "parts": len(chunks)}
+            properties = {
+                **chunk,
+                "period": delivery.row_period,
+                "part": index,
+                "parts": len(chunks),
+            }
             event = {
                 **whole,
                 "properties": properties,
