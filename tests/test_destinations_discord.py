@@ -46,7 +46,7 @@ def test_split_discord_message_resumes_after_the_parts_sent(
     assert len(contents) == 2 and len(set(contents)) == 2  # the second part, not the first again
     assert contents[0].startswith("**KPIs — 23 November 2026**")
     assert all(len(c) <= 2000 for c in contents)
-    assert sum(c.count("**github.kpi_") for c in contents) == 120
+    assert sum(c.count("**github.kpi\\_") for c in contents) == 120  # `_` escaped
     assert hooks.discord[0]["allowed_mentions"] == {"parse": []}
 
 
@@ -67,7 +67,7 @@ def test_discord_escapes_markup_never_pings_and_keeps_to_2000_characters(
     [message] = hooks.discord
     assert len(message["content"]) == 2000 and message["content"].endswith("…")
     assert message["content"].startswith(
-        "🚨 Alert: @\u200beveryone \\*sales\\_total\\* is 'low' — xxx"
+        "🚨 Alert: @\u200beveryone \\*sales\\_total\\* is \\`low\\` — xxx"
     )
     assert message["allowed_mentions"] == {"parse": []}
 
@@ -98,7 +98,7 @@ def test_discord_refusals_are_terminal_and_explained(hooks: FakeDiscord) -> None
 def test_a_long_discord_digest_is_paced_to_the_end_in_one_run(
     tmp_path: Path, hooks: FakeDiscord
 ) -> None:
-    """issue 18 §5: 1,800 KPIs (27 parts here) against Discord's 5 posts per 2 s: a 429 after
+    """issue 18 §5: 1,800 KPIs (29 parts here, `_` escaped) against Discord's 5 posts per 2 s: a 429 after
     parts went through is pacing (wait `retry_after`, go on), not a failed attempt."""
     values = {f"kpi_{i:04d}": float(i) * 1000 for i in range(1800)}
     discord = Discord(webhook_url=hooks.discord_url, every="day", retries=1)
@@ -106,8 +106,8 @@ def test_a_long_discord_digest_is_paced_to_the_end_in_one_run(
     result = p.process(now=MONDAY)
     assert result.delivery_errors == {}
     contents = [m["content"] for m in hooks.discord]
-    assert len(contents) == 27 and len(set(contents)) == 27  # 5 per 2 s: 429s along the way
-    assert sum(c.count("**github.kpi_") for c in contents) == 1800
+    assert len(contents) == 29 and len(set(contents)) == 29  # 5 per 2 s: 429s along the way
+    assert sum(c.count("**github.kpi\\_") for c in contents) == 1800
     (record,) = p.delivery_engine().records()
     assert record.status == "done"
 
@@ -140,5 +140,5 @@ def test_a_split_digest_refused_at_part_3_is_retried_after_the_parts_sent(
     assert [o.ok for o in asyncio.run(p.delivery_engine().deliver_pending())] == [True]
     contents = [m["content"] for m in hooks.discord]
     assert len(contents) == 3 and len(set(contents)) == 3  # parts 1, 2, then 3: none twice
-    lines = [line for c in contents for line in c.splitlines() if "github.kpi_" in line]
-    assert [line.split("**")[1] for line in lines] == [f"github.kpi_{i:03d}" for i in range(200)]
+    lines = [line for c in contents for line in c.splitlines() if "github.kpi" in line]
+    assert [line.split("**")[1] for line in lines] == [f"github.kpi\\_{i:03d}" for i in range(200)]

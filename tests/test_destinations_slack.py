@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -95,9 +96,8 @@ def test_a_long_slack_digest_is_split_within_block_kit_limits_and_paced_in_one_r
     assert result.delivery_errors == {}
     parts = hooks.slack
     assert len(parts) > 1 and hooks.rate_limited >= 1  # several messages, paced by 429s
-    texts = [b["text"]["text"] for m in parts for b in m["blocks"] if b["type"] == "section"]
-    lines = [line for text in texts for line in text.splitlines()]
-    assert lines == [f"*github.kpi_{i:04d}*: {i * 1000:,}" for i in range(1800)]  # all, in order
+    lines = _kpi_lines(parts)
+    assert lines == [f"github.kpi_{i:04d}: {i * 1000:,}" for i in range(1800)]  # all, in order
     headers = [m["blocks"][0]["text"]["text"] for m in parts]
     assert headers == [
         f"KPIs — 23 November 2026 ({i}/{len(parts)})" for i in range(1, len(parts) + 1)
@@ -179,9 +179,18 @@ def _parts(hooks: FakeSlack) -> list[str]:
     return [m["blocks"][0]["text"]["text"] for m in hooks.slack]
 
 
-def _lines(hooks: FakeSlack) -> list[str]:
-    texts = [b["text"]["text"] for m in hooks.slack for b in m["blocks"] if b["type"] == "section"]
+def _kpi_lines(messages: list[dict[str, Any]]) -> list[str]:
+    """The lines of the messages' rich text blocks (the KPI lines), as Slack shows them."""
+    from kpi_collector.destinations.slack import block_texts
+
+    texts = [
+        t for m in messages for b in m["blocks"] if b["type"] == "rich_text" for t in block_texts(b)
+    ]
     return [line for text in texts for line in text.splitlines()]
+
+
+def _lines(hooks: FakeSlack) -> list[str]:
+    return _kpi_lines(hooks.slack)
 
 
 def test_retrying_a_split_digest_refused_at_part_3_sends_each_part_once(
@@ -209,7 +218,7 @@ def test_retrying_a_split_digest_refused_at_part_3_sends_each_part_once(
     assert retried.exit_code == 0, retried.output
     assert "delivered slack run:1" in retried.output
     assert _parts(hooks) == [f"KPIs — {date} ({i}/3)" for i in (1, 2, 3)]  # each once
-    assert _lines(hooks) == [f"*github.kpi_{i:04d}*: {i:,}" for i in range(N)]
+    assert _lines(hooks) == [f"github.kpi_{i:04d}: {i:,}" for i in range(N)]
 
 
 def test_a_retry_after_the_config_changed_the_split_asks_before_resending(
@@ -246,14 +255,8 @@ def test_a_retry_after_the_config_changed_the_split_asks_before_resending(
     assert again.exit_code == 0, again.output
     resent = hooks.slack[2:]
     assert [m["blocks"][0]["text"]["text"][-5:] for m in resent] == ["(1/3)", "(2/3)", "(3/3)"]
-    lines = [
-        line
-        for m in resent
-        for b in m["blocks"]
-        if b["type"] == "section"
-        for line in b["text"]["text"].splitlines()
-    ]
-    assert lines == ["*Zero*: 0"] + [f"*github.kpi_{i:04d}*: {i:,}" for i in range(1, N)]
+    lines = _kpi_lines(resent)
+    assert lines == ["Zero: 0"] + [f"github.kpi_{i:04d}: {i:,}" for i in range(1, N)]
 
 
 def test_deliver_list_and_the_runs_page_say_how_many_parts_of_a_split_digest_went_out(

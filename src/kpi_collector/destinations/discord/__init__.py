@@ -38,13 +38,14 @@ _HINTS = {
 
 def digest_messages(digest: Digest, limit: int = DISCORD_LIMIT) -> list[str]:
     """The digest as Discord messages: the bold title, a line per KPI (`**Title**: 1,647 ⬆
-    1.67%`), the failing sources (escaped: no markup, no mentions); split between lines into
-    messages of at most `limit` characters."""
+    1.67%`), the failing sources; what users wrote (titles, groups, failures) escaped, shown
+    as written (no markup, no mentions); split between lines into messages of at most `limit`
+    characters."""
     lines = [
         f"**{digest.title}**",
         *grouped_lines(
             digest,
-            lambda line: kpi_line_within(line, limit, "**"),
+            lambda line: kpi_line_within(line, limit, "**", escape_markdown),
             lambda group: ["", f"__{escape_markdown(group)}__"],
         ),
     ]

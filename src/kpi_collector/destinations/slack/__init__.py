@@ -1,6 +1,7 @@
 """`type: slack`: the digest as a Block Kit message with a plain-text fallback, through an
 incoming webhook (`webhook_url`) or a bot token and channel (`chat.postMessage`); alerts as
-a message of that text alone.
+a message of that text alone. What users wrote (titles, groups, failures) goes in `rich_text`
+blocks, shown as written: mrkdwn has no escape for `*`, `_` or `~`.
 
     - {type: slack, webhook_url: "${SLACK_WEBHOOK}", every: week, compare: 7d}
     - {type: slack, token: "${SLACK_BOT_TOKEN}", channel: "#kpis", every: week}
@@ -15,15 +16,8 @@ from pydantic import model_validator
 from kpi_collector.collect.http import Auth
 from kpi_collector.destinations._http import Sender, send, status_error
 from kpi_collector.destinations.base import Delivery, MessageDestination, delivery_error
-from kpi_collector.destinations.digest import NO_VALUES, Digest
-from kpi_collector.destinations.text import (
-    cut,
-    escape_slack,
-    grouped_lines,
-    kpi_line_within,
-    send_now,
-    split_lines,
-)
+from kpi_collector.destinations.digest import NO_VALUES, Digest, DigestLine
+from kpi_collector.destinations.text import cut, escape_slack, send_now
 from kpi_collector.secrets import Secret, redact_cut
 
 # Block Kit limits (Slack API docs, "Blocks": header and section text, blocks per message)
@@ -100,43 +94,96 @@ _API_HINTS = {
 }
 
 
-def slack_lines(digest: Digest) -> list[str]:
-    """A mrkdwn line per KPI, with a bold heading before each group (when there are groups)."""
-    return grouped_lines(
-        digest,
-        lambda line: kpi_line_within(line, SLACK_SECTION_LIMIT, "*", escape_slack),
-        lambda group: ["", f"*{escape_slack(group)}*"],
-    )
+#: one line of rich text: its text elements (`_bold`, `_plain`); [] is a blank line
+RichLine = list[dict[str, Any]]
+
+
+def _bold(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text, "style": {"bold": True}}
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+def _kpi_line(line: DigestLine, limit: int = SLACK_SECTION_LIMIT) -> RichLine:
+    """`Title: 1,647 ⬆ 1.67%`, the title bold, cut ("…") so that the line keeps within
+    `limit` characters: a title too long for one block never costs the value."""
+    rest = f": {line.formatted}" + (f" {line.change_text}" if line.change_text else "")
+    return [_bold(cut(line.title, max(1, limit - len(rest)))), _plain(rest)]
+
+
+def slack_lines(digest: Digest) -> list[RichLine]:
+    """A rich text line per KPI, with a bold heading before each group (when there are
+    groups)."""
+    lines: list[RichLine] = []
+    for group, items in digest.sections() if digest.grouped else [(None, digest.lines)]:
+        if digest.grouped:
+            lines += [[], [_bold(group or "Other")]]
+        lines += [_kpi_line(item) for item in items]
+    return lines[1:] if lines and not lines[0] else lines
+
+
+def _failure_lines(digest: Digest) -> list[RichLine]:
+    return [[_bold("Failing sources")], *([_plain(f"• {e.text()}")] for e in digest.errors)]
+
+
+def _line_text(line: RichLine) -> str:
+    return "".join(str(element["text"]) for element in line)
+
+
+def rich_blocks(lines: list[RichLine], limit: int = SLACK_SECTION_LIMIT) -> list[dict[str, Any]]:
+    """`lines` as `rich_text` blocks of at most `limit` characters of text each, broken only
+    between lines. Rich text shows its text as written: no mrkdwn, no links, no mentions
+    (Slack's Block Kit docs: the block for user-defined text)."""
+    blocks: list[dict[str, Any]] = []
+    current: list[RichLine] = []
+    size = 0
+    for line in lines:
+        length = len(_line_text(line))
+        if current and size + 1 + length > limit:
+            blocks.append(_rich(current))
+            current, size = [], 0
+        if current or line:  # a block never starts with a blank line
+            size += length + (1 if current else 0)
+            current.append(line)
+    if current:
+        blocks.append(_rich(current))
+    return blocks
+
+
+def _rich(lines: list[RichLine]) -> dict[str, Any]:
+    """One `rich_text` block of `lines`: a section whose text elements hold them, lines
+    joined by newlines, neighbouring plain texts merged."""
+    elements: list[dict[str, Any]] = []
+    for index, line in enumerate(lines):
+        for element in ([_plain("\n")] if index else []) + line:
+            last = elements[-1] if elements else None
+            if last is not None and "style" not in last and "style" not in element:
+                last["text"] += element["text"]
+            else:
+                elements.append(dict(element))
+    return {"type": "rich_text", "elements": [{"type": "rich_text_section", "elements": elements}]}
 
 
 def digest_text(digest: Digest) -> str:
-    """The notification / fallback text of the digest's message (mrkdwn)."""
-    lines = [f"*{escape_slack(digest.title)}*"]
-    lines += slack_lines(digest)
+    """The notification / fallback text of the digest's message: plain lines (sent with
+    `mrkdwn` off), `&`, `<`, `>` escaped so nothing in it links or mentions."""
+    lines = [digest.title, *(_line_text(line) for line in slack_lines(digest))]
     if digest.errors:
-        lines += [
-            "",
-            "Failing sources:",
-            *(f"• {escape_slack(error.text())}" for error in digest.errors),
-        ]
-    return "\n".join(lines)
+        lines += ["", *(_line_text(line) for line in _failure_lines(digest))]
+    return escape_slack("\n".join(lines))
 
 
 def digest_blocks(digest: Digest) -> list[dict[str, Any]]:
-    """Block Kit: a header, the KPI lines in sections (≤ 3000 chars each), failures, context;
-    every block of the digest, however many (`digest_messages` splits them into messages)."""
+    """Block Kit: a header, the KPI lines in rich text blocks (≤ 3000 chars each), failures,
+    context; every block of the digest, however many (`digest_messages` splits them into
+    messages)."""
     blocks: list[dict[str, Any]] = [_header(digest.title)]
-    kpi_lines = slack_lines(digest) or [NO_VALUES]
-    for chunk in split_lines(kpi_lines, SLACK_SECTION_LIMIT):
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
+    blocks += rich_blocks(slack_lines(digest) or [[_plain(NO_VALUES)]])
     if digest.errors:
-        failures = [
-            "*Failing sources*",
-            *(f"• {escape_slack(error.text())}" for error in digest.errors),
-        ]
         blocks.append({"type": "divider"})
-        for chunk in split_lines(failures, SLACK_SECTION_LIMIT):
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
+        blocks += rich_blocks(_failure_lines(digest))
     if digest.comparison:
         blocks.append(
             {"type": "context", "elements": [{"type": "mrkdwn", "text": digest.comparison}]}
@@ -145,19 +192,27 @@ def digest_blocks(digest: Digest) -> list[dict[str, Any]]:
 
 
 def digest_messages(digest: Digest) -> list[dict[str, Any]]:
-    """The digest as Slack messages (`{"text", "blocks"}`): one when its blocks fit Slack's
-    limits (50 blocks, `SLACK_BLOCKS_TEXT` characters), else the blocks after the header
-    packed in order into as few messages as fit, each under its own header "title (2/3)"
-    and with the text of its own blocks as the notification text. Nothing is cut."""
+    """The digest as Slack messages (`{"text", "blocks", "mrkdwn": False}`): one when its
+    blocks fit Slack's limits (50 blocks, `SLACK_BLOCKS_TEXT` characters), else the blocks
+    after the header packed in order into as few messages as fit, each under its own header
+    "title (2/3)" and with the text of its own blocks as the notification text. Nothing is
+    cut."""
     blocks = digest_blocks(digest)
     if len(blocks) <= SLACK_MAX_BLOCKS and _text_size(blocks) <= SLACK_BLOCKS_TEXT:
-        return [{"text": cut(digest_text(digest), SLACK_TEXT_LIMIT), "blocks": blocks}]
+        text = cut(digest_text(digest), SLACK_TEXT_LIMIT)
+        return [{"text": text, "blocks": blocks, "mrkdwn": False}]
     groups = pack_blocks(blocks[1:], SLACK_MAX_BLOCKS - 1, SLACK_BLOCKS_TEXT - SLACK_HEADER_LIMIT)
     messages = []
     for index, group in enumerate(groups, start=1):
         title = cut(f"{digest.title} ({index}/{len(groups)})", SLACK_HEADER_LIMIT)
-        texts = [f"*{escape_slack(title)}*", *(t for b in group for t in _texts(b))]
-        messages.append({"text": "\n".join(texts), "blocks": [_header(title), *group]})
+        text = escape_slack("\n".join([title, *(t for b in group for t in block_texts(b))]))
+        messages.append(
+            {
+                "text": cut(text, SLACK_TEXT_LIMIT),
+                "blocks": [_header(title), *group],
+                "mrkdwn": False,
+            }
+        )
     return messages
 
 
@@ -185,15 +240,21 @@ def _header(text: str) -> dict[str, Any]:
     }
 
 
-def _texts(block: dict[str, Any]) -> list[str]:
-    """The texts of a header, section or context block (a divider has none)."""
+def block_texts(block: dict[str, Any]) -> list[str]:
+    """The texts of a header, section, rich text or context block (a divider has none), as
+    shown."""
     if "text" in block:
         return [str(block["text"]["text"])]
+    if block.get("type") == "rich_text":
+        return [
+            "".join(str(e.get("text", "")) for e in section.get("elements", []))
+            for section in block.get("elements", [])
+        ]
     return [str(e.get("text", "")) for e in block.get("elements", [])]
 
 
 def _text_size(blocks: list[dict[str, Any]]) -> int:
-    return sum(len(t) for b in blocks for t in _texts(b))
+    return sum(len(t) for b in blocks for t in block_texts(b))
 
 
 class Slack(MessageDestination):
@@ -224,8 +285,9 @@ class Slack(MessageDestination):
 
     async def send_text(self, text: str) -> None:
         """An alert: the text field alone (what notifications show), `&`, `<`, `>` escaped so
-        nothing in it turns into a link or an @channel."""
-        body = {"text": cut(escape_slack(text), SLACK_TEXT_LIMIT)}
+        nothing in it turns into a link or an @channel, and `mrkdwn` off so a title's `*` or
+        `_` never formats it."""
+        body = {"text": cut(escape_slack(text), SLACK_TEXT_LIMIT), "mrkdwn": False}
         await send_now(self, lambda via: self.post(via, body))
 
     async def post(self, via: Sender, body: dict[str, Any]) -> None:

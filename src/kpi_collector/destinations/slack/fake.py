@@ -3,7 +3,7 @@
 403 invalid_token, 410 channel_is_archived); `POST /api/chat.postMessage` (bearer token) is
 always HTTP 200 with `{"ok": true, "channel", "ts", "message"}` or `{"ok": false, "error"}`.
 Block Kit limits from api.slack.com/reference/block-kit: 50 blocks, a header's text 150
-characters, a section's 3000 — refused as `invalid_blocks` with Slack's own `errors` lines
+characters, a section's 3000, a rich text block's sections of non-empty text elements — refused as `invalid_blocks` with Slack's own `errors` lines
 ("no more than 50 items allowed [json-pointer:/blocks]"); blocks holding more than 12,000
 characters of text in all: `msg_blocks_too_long`. Rate limit: about one message per second per
 channel with short bursts (here `slack_limit`, 5 per 5 s), answered by HTTP 429 with
@@ -138,8 +138,16 @@ def block_problem(blocks: list[dict[str, Any]]) -> tuple[str, list[str]] | None:
     total = 0
     for index, block in enumerate(blocks):
         kind = block.get("type")
-        if kind not in ("header", "section", "divider", "context"):
+        if kind not in ("header", "section", "divider", "context", "rich_text"):
             return "invalid_blocks", [f"unsupported type: {kind} [json-pointer:/blocks/{index}]"]
+        if kind == "rich_text":
+            problem = _rich_text_problem(block, f"/blocks/{index}")
+            if problem:
+                return "invalid_blocks", [problem]
+            total += sum(
+                len(e["text"]) for s in block["elements"] for e in s["elements"] if "text" in e
+            )
+            continue
         limit = {"header": 150, "section": 3000}.get(str(kind))
         text = block.get("text", {}).get("text", "") if "text" in block else ""
         if limit is not None and len(text) > limit:
@@ -149,4 +157,32 @@ def block_problem(blocks: list[dict[str, Any]]) -> tuple[str, list[str]] | None:
         total += len(text) + sum(len(e.get("text", "")) for e in block.get("elements", []))
     if total > BLOCKS_TEXT_LIMIT:
         return "msg_blocks_too_long", []
+    return None
+
+
+_STYLES = {"bold", "italic", "strike", "code", "underline"}
+
+
+def _rich_text_problem(block: dict[str, Any], where: str) -> str | None:
+    """What Slack says of a `rich_text` block it refuses: sections of text elements, each a
+    non-empty string with a style of known flags."""
+    sections = block.get("elements")
+    if not isinstance(sections, list) or not sections:
+        return f"must provide an array of at least 1 items [json-pointer:{where}/elements]"
+    for i, section in enumerate(sections):
+        if section.get("type") != "rich_text_section":
+            return f"unsupported type: {section.get('type')} [json-pointer:{where}/elements/{i}]"
+        elements = section.get("elements")
+        if not isinstance(elements, list):
+            return f"must provide an array [json-pointer:{where}/elements/{i}/elements]"
+        for j, element in enumerate(elements):
+            at = f"{where}/elements/{i}/elements/{j}"
+            if element.get("type") != "text":
+                return f"unsupported type: {element.get('type')} [json-pointer:{at}]"
+            text = element.get("text")
+            if not isinstance(text, str) or not text:
+                return f"must be more than 0 characters [json-pointer:{at}/text]"
+            style = element.get("style", {})
+            if not isinstance(style, dict) or set(style) - _STYLES:
+                return f"invalid style [json-pointer:{at}/style]"
     return None
