@@ -310,3 +310,52 @@ def test_deliver_list_and_the_runs_page_say_how_many_parts_of_a_split_digest_wen
     [row] = [line for line in table.splitlines() if "run:1" in line]
     assert "done" in row and "parts" not in row, table
     assert [(r["status"], r["parts_sent"], r["parts"]) for r in doc] == [("done", 3, 3)]
+
+
+@pytest.mark.parametrize("retries", [2, 0], ids=["in-the-run", "next-run"])
+def test_a_message_slack_took_but_answered_too_late_is_not_posted_again(
+    tmp_path: Path, hooks: FakeSlack, retries: int
+) -> None:
+    """Slack took the digest but answered after the timeout: the retry (in the run, or the
+    pending delivery in the next run) posted it a second time. A bot's message carries its
+    key in Slack's message metadata, and a retry first looks for it in the channel's history:
+    found, it counts as sent."""
+    from kpi_collector.destinations.slack.fake import SLACK_CHANNEL_ID
+
+    bot = Slack(
+        token=TOKEN,
+        channel=SLACK_CHANNEL_ID,
+        api_url=f"{hooks.url}/api",
+        every="day",
+        timeout=0.5,
+        retries=retries,
+    )
+    p = make(tmp_path, bot)
+    hooks.answer_late(1.5)
+    result = p.process(now=MONDAY)
+    if retries == 0:
+        assert result.exit_code == 1 and "timed out" in result.delivery_errors["slack"]
+        assert [o.ok for o in asyncio.run(p.delivery_engine().deliver_pending())] == [True]
+    else:
+        assert result.delivery_errors == {}
+    assert len(hooks.slack) == 1 and hooks.history_calls >= 1
+    assert hooks.slack[0]["metadata"]["event_type"] == "kpi_collector_message"
+    (record,) = p.delivery_engine().records()
+    assert record.status == "done"
+
+
+def test_without_the_history_scope_a_late_answer_means_posting_again(
+    tmp_path: Path, hooks: FakeSlack
+) -> None:
+    """A bot without `channels:history` cannot look: the message goes out again (a repeat
+    rather than a digest lost), and the delivery is done."""
+    from kpi_collector.destinations.slack.fake import SLACK_CHANNEL_ID
+
+    hooks.history_scope = False
+    bot = Slack(
+        token=TOKEN, channel=SLACK_CHANNEL_ID, api_url=f"{hooks.url}/api", every="day", timeout=0.5
+    )
+    p = make(tmp_path, bot)
+    hooks.answer_late(1.5)
+    assert p.process(now=MONDAY).delivery_errors == {}
+    assert len(hooks.slack) == 2

@@ -109,6 +109,9 @@ class Delivery(PooledHttp):
     compare_days: int | None = None  # the destination's `compare` in days (None: no compare)
     http_client: HttpClient | None = None  # the run's connection pool
     progress: int = 0  # parts of a multi-part message already sent by an earlier attempt
+    #: attempts of this destination and period before this one (in earlier runs too): the
+    #: first unsent part may have gone out in the last of them, unanswered (a timeout)
+    earlier_attempts: int = 0
     #: fingerprint of the first `progress` parts as they were sent (`plan_fingerprint`); None
     #: when nothing was sent, or by a version that did not record it
     sent_plan: str | None = None

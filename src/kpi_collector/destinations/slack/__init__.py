@@ -9,15 +9,24 @@ blocks, shown as written: mrkdwn has no escape for `*`, `_` or `~`.
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
-from pydantic import model_validator
+from pydantic import PrivateAttr, model_validator
 
 from kpi_collector.collect.http import Auth
-from kpi_collector.destinations._http import Sender, send, status_error
-from kpi_collector.destinations.base import Delivery, MessageDestination, delivery_error
+from kpi_collector.destinations._http import Sender, maybe_sent, send, status_error
+from kpi_collector.destinations.base import (
+    Delivery,
+    MessageDestination,
+    delivery_error,
+    message_id,
+)
 from kpi_collector.destinations.digest import NO_VALUES, Digest, DigestLine
 from kpi_collector.destinations.text import cut, escape_slack, send_now
+from kpi_collector.errors import DeliveryError
 from kpi_collector.secrets import Secret, redact_cut
 
 # Block Kit limits (Slack API docs, "Blocks": header and section text, blocks per message)
@@ -257,13 +266,31 @@ def _text_size(blocks: list[dict[str, Any]]) -> int:
     return sum(len(t) for b in blocks for t in block_texts(b))
 
 
+#: the `event_type` of the metadata each bot message carries: its key, to find it again
+METADATA_TYPE = "kpi_collector_message"
+_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,}")
+
+
 class Slack(MessageDestination):
+    """With a bot token, each message carries its key (`delivery_id` and part, or the alert's
+    `message_id`) in Slack's message metadata; before a message whose earlier attempt may have
+    gone out unanswered (a timeout, a 5xx, an attempt of an earlier run) is posted again, the
+    channel's history since the attempt is searched for that key, so a message Slack took is
+    not posted twice. Searching needs the `channels:history` scope (`groups:history` for a
+    private channel) and the channel's id (`C0123456789`, or learnt from an earlier answer);
+    without them the message is posted again (never lost). Incoming webhooks give no way to
+    tell: a retry after a timeout may repeat the message."""
+
     type: ClassVar[str] = "slack"
 
     webhook_url: Secret | None = None
     token: Secret | None = None
     channel: str | None = None
     api_url: str = "https://slack.com/api"
+
+    #: keys of messages whose post may have gone out unanswered, and since when (epoch s)
+    _uncertain: dict[str, float] = PrivateAttr(default_factory=dict)
+    _channel_id: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _one_way(self) -> Slack:
@@ -279,8 +306,12 @@ class Slack(MessageDestination):
 
     async def deliver(self, delivery: Delivery) -> None:
         # after the parts an earlier attempt (or the failed delivery retried) sent
-        for index, body in delivery.unsent(self.messages(delivery)):
-            await self.post(delivery, body)
+        for position, (index, body) in enumerate(delivery.unsent(self.messages(delivery))):
+            key = f"{delivery.delivery_id}#{index}"
+            if position == 0 and delivery.earlier_attempts and key not in self._uncertain:
+                # the last attempt (maybe in an earlier run) may have posted it unanswered
+                self._uncertain[key] = delivery.now.timestamp()
+            await self.post(delivery, body, key=key)
             await delivery.checkpoint(index + 1)
 
     async def send_text(self, text: str) -> None:
@@ -288,14 +319,70 @@ class Slack(MessageDestination):
         nothing in it turns into a link or an @channel, and `mrkdwn` off so a title's `*` or
         `_` never formats it."""
         body = {"text": cut(escape_slack(text), SLACK_TEXT_LIMIT), "mrkdwn": False}
-        await send_now(self, lambda via: self.post(via, body))
+        key = message_id.get()
+        await send_now(self, lambda via: self.post(via, body, key=key))
 
-    async def post(self, via: Sender, body: dict[str, Any]) -> None:
-        """One message, through the webhook or `chat.postMessage`."""
+    async def post(self, via: Sender, body: dict[str, Any], *, key: str | None = None) -> None:
+        """One message, through the webhook or `chat.postMessage`; `key` identifies it across
+        retries (see the class docs: a bot's retry first looks whether Slack took it)."""
         if self.webhook_url is not None:
             await self._webhook(via, body)
-        else:
-            await self._post_message(via, body)
+            return
+        uncertain = key is not None and key in self._uncertain
+        if uncertain and await self._posted_already(via, str(key), self._uncertain[str(key)]):
+            del self._uncertain[str(key)]
+            return
+        started = time.time()
+        try:
+            await self._post_message(via, body, key)
+        except DeliveryError as error:
+            if key is not None and maybe_sent(error):
+                self._uncertain.setdefault(key, started)
+            raise
+        if key is not None:
+            self._uncertain.pop(key, None)
+
+    async def _posted_already(self, via: Sender, key: str, since: float) -> bool:
+        """Whether the channel holds a message with `key` in its metadata, posted since
+        `since` (epoch seconds): False when it does not, or when Slack will not say (no
+        channel id, no history scope, any error): the message then goes out again."""
+        assert self.token is not None
+        channel = self.channel if _CHANNEL_ID.fullmatch(self.channel or "") else self._channel_id
+        if channel is None:
+            return False
+        cursor = ""
+        for _ in range(10):  # pages of 200 messages since the attempt: a busy channel's day
+            query = {
+                "channel": channel,
+                "oldest": f"{since - 60:.6f}",  # clocks differ a little
+                "include_all_metadata": "true",
+                "limit": "200",
+                **({"cursor": cursor} if cursor else {}),
+            }
+            url = f"{self.api_url.rstrip('/')}/conversations.history?{urlencode(query)}"
+            try:
+                response = await send(
+                    via,
+                    "GET",
+                    url,
+                    service="Slack",
+                    timeout=self.timeout,
+                    auth=Auth(bearer=self.token),
+                )
+                answer = response.json() if response.status == 200 else {}
+            except (DeliveryError, ValueError):
+                return False
+            if not isinstance(answer, dict) or not answer.get("ok"):
+                return False
+            for message in answer.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == METADATA_TYPE and payload.get("key") == key:
+                    return True
+            cursor = str((answer.get("response_metadata") or {}).get("next_cursor") or "")
+            if not answer.get("has_more") or not cursor:
+                return False
+        return False
 
     async def _webhook(self, via: Sender, body: dict[str, Any]) -> None:
         assert self.webhook_url is not None
@@ -315,16 +402,19 @@ class Slack(MessageDestination):
         hint = _WEBHOOK_HINTS.get(code)
         raise status_error(response, service="Slack webhook", detail=code or None, hint=hint)
 
-    async def _post_message(self, via: Sender, body: dict[str, Any]) -> None:
+    async def _post_message(self, via: Sender, body: dict[str, Any], key: str | None) -> None:
         assert self.token is not None
         url = f"{self.api_url.rstrip('/')}/chat.postMessage"
+        message = {"channel": self.channel, "unfurl_links": False, **body}
+        if key is not None:
+            message["metadata"] = {"event_type": METADATA_TYPE, "event_payload": {"key": key}}
         response = await send(
             via,
             "POST",
             url,
             service="Slack",
             timeout=self.timeout,
-            json_body={"channel": self.channel, "unfurl_links": False, **body},
+            json_body=message,
             headers={"Content-Type": "application/json; charset=utf-8"},
             auth=Auth(bearer=self.token),
         )
@@ -337,6 +427,8 @@ class Slack(MessageDestination):
                 "Slack answered something that is not JSON", transient=True
             ) from None
         if answer.get("ok"):
+            if isinstance(answer.get("channel"), str):
+                self._channel_id = answer["channel"]
             return
         code = str(answer.get("error") or "unknown_error")
         hint = _API_HINTS.get(code, "see Slack's chat.postMessage errors")

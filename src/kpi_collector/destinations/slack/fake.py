@@ -36,6 +36,10 @@ class FakeSlack(MessageService):
         self.slack_limit = (5, 5.0)  # messages per seconds, per channel (bursts of 5)
         self._slack_times: dict[str, list[float]] = {}  # per channel
         self.rate_limited = 0  # 429s answered
+        #: whether the bot token has `channels:history` (conversations.history answers)
+        self.history_scope = True
+        self.history_calls = 0
+        self._history: list[dict[str, Any]] = []  # the channel's messages, oldest first
 
     @property
     def slack_url(self) -> str:
@@ -45,6 +49,7 @@ class FakeSlack(MessageService):
         super().routes(app)
         app.router.add_post(SLACK_PATH + "/{token}", self._slack_webhook)
         app.router.add_post("/api/chat.postMessage", self._slack_api)
+        app.router.add_get("/api/conversations.history", self._slack_history)
 
     async def _slack_webhook(self, request: web.Request) -> web.Response:
         if request.match_info["token"] != self.token:
@@ -101,6 +106,10 @@ class FakeSlack(MessageService):
             )
         self.slack.append(body)
         ts = f"{time.time():.6f}"
+        stored = {"type": "message", "ts": ts, "text": body.get("text", "")}
+        if isinstance(body.get("metadata"), dict):
+            stored["metadata"] = body["metadata"]
+        self._history.append(stored)
         return web.json_response(
             {
                 "ok": True,
@@ -116,6 +125,38 @@ class FakeSlack(MessageService):
                 },
             }
         )
+
+    async def _slack_history(self, request: web.Request) -> web.Response:
+        """conversations.history: the channel's messages newer than `oldest`, newest first,
+        `limit` a page with `response_metadata.next_cursor`; metadata only with
+        `include_all_metadata`; a channel *id* only; needs `channels:history`."""
+        self.history_calls += 1
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        if not self.history_scope:
+            return web.json_response(
+                {
+                    "ok": False,
+                    "error": "missing_scope",
+                    "needed": "channels:history",
+                    "provided": "chat:write",
+                }
+            )
+        query = request.query
+        if query.get("channel") != SLACK_CHANNEL_ID:
+            return web.json_response({"ok": False, "error": "channel_not_found"})
+        oldest = float(query.get("oldest") or 0)
+        limit = int(query.get("limit") or 100)
+        start = int(query.get("cursor") or 0)
+        newer = [m for m in reversed(self._history) if float(m["ts"]) > oldest]
+        page = newer[start : start + limit]
+        if query.get("include_all_metadata") != "true":
+            page = [{k: v for k, v in m.items() if k != "metadata"} for m in page]
+        more = start + limit < len(newer)
+        answer: dict[str, Any] = {"ok": True, "messages": page, "has_more": more}
+        if more:
+            answer["response_metadata"] = {"next_cursor": str(start + limit)}
+        return web.json_response(answer)
 
     def _rate_limited(self, channel: str) -> int | None:
         """None when a message to `channel` may go now (and counts it), else the whole
