@@ -3,6 +3,10 @@ messages of at most 2000 characters (a retry resumes after the parts already sen
 as one message each, cut to 2000 characters.
 
     - {type: discord, webhook_url: "${DISCORD_WEBHOOK}", every: week, compare: 14d}
+
+Discord's webhooks take no nonce (only a bot's Create Message does) and list no messages: a
+message Discord took but answered after the timeout cannot be told from one it never got, so
+the retry posts it again (a repeat rather than a digest lost).
 """
 
 from __future__ import annotations
