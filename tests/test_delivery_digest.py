@@ -298,3 +298,12 @@ def test_slack_titles_show_literally() -> None:
     assert bold == MARKUP_TITLES
     text = "".join(e["text"] for e in elements)
     assert text.splitlines() == [f"{t}: {i + 1}" for i, t in enumerate(MARKUP_TITLES)]
+
+
+def test_discord_values_are_not_escaped() -> None:
+    """Only what users wrote is escaped: a value stays as the digest spells it ("-5", "12.5",
+    not "\\-5" or "12\\.5", which Discord shows the same but which read badly in the text)."""
+    values = {"src.neg": -5.0, "src.dec": 12.5}
+    d = delivery(values=values, order=list(values), previous={}, errors=[], kpis={})
+    [message] = discord.digest_messages(Digest.from_delivery(d))
+    assert message.splitlines()[1:] == ["**src.neg**: -5", "**src.dec**: 12.5"]

@@ -82,10 +82,10 @@ def escape_html(text: str) -> str:
 
 
 def kpi_line(line: DigestLine, strong: str = "", escape: Callable[[str], str] = str) -> str:
-    """ "GitHub Stargazers: 1,647 ⬆ 1.67%", the title between `strong` marks ("**" in Markdown);
-    the title and value through `escape` (the medium's, for text a user wrote); no change part
-    with nothing to compare."""
-    text = f"{strong}{escape(line.title)}{strong}: {escape(line.formatted)}"
+    """ "GitHub Stargazers: 1,647 ⬆ 1.67%", the title between `strong` marks ("**" in Markdown)
+    and through `escape` (the medium's, for text a user wrote; the value is a number this
+    project spelled, "-5" or "12.5" as is); no change part with nothing to compare."""
+    text = f"{strong}{escape(line.title)}{strong}: {line.formatted}"
     change = line.change_text
     return f"{text} {change}" if change else text
 
