@@ -142,3 +142,17 @@ def test_a_split_digest_refused_at_part_3_is_retried_after_the_parts_sent(
     assert len(contents) == 3 and len(set(contents)) == 3  # parts 1, 2, then 3: none twice
     lines = [line for c in contents for line in c.splitlines() if "github.kpi" in line]
     assert [line.split("**")[1] for line in lines] == [f"github.kpi\\_{i:03d}" for i in range(200)]
+
+
+def test_a_200_without_the_message_is_not_a_delivery(tmp_path: Path, hooks: FakeDiscord) -> None:
+    """With `?wait=true` Discord answers the message it created; a 200 without it (a
+    proxy's sign-in page) was taken as delivered and the digest lost. It is an error and the
+    delivery stays pending."""
+    hooks.fail_next(200, "<html><body>Sign in to continue</body></html>")
+    p = make(tmp_path, Discord(webhook_url=hooks.discord_url, every="day", retries=0))
+    result = p.process(now=MONDAY)
+    assert result.exit_code == 1 and "not the message" in result.delivery_errors["discord"]
+    (record,) = p.delivery_engine().records()
+    assert record.status == "pending"
+    assert [o.ok for o in asyncio.run(p.delivery_engine().deliver_pending())] == [True]
+    assert len(hooks.discord) == 1

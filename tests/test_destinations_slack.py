@@ -359,3 +359,29 @@ def test_without_the_history_scope_a_late_answer_means_posting_again(
     hooks.answer_late(1.5)
     assert p.process(now=MONDAY).delivery_errors == {}
     assert len(hooks.slack) == 2
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "<html><body>Sign in to continue</body></html>",  # a proxy's or portal's page
+        {"ok": False, "error": "invalid_workflow_input"},  # a workflow trigger refusing
+    ],
+    ids=["html-page", "ok-false"],
+)
+def test_a_200_that_is_not_slacks_ok_is_not_a_delivery(
+    tmp_path: Path, hooks: FakeSlack, answer: object
+) -> None:
+    """A Slack incoming webhook answers exactly `ok`; a 200 with anything else (a proxy's
+    sign-in page, a workflow trigger's `{"ok": false}`) was taken as delivered and the digest
+    was lost. It is an error that names what came, and the delivery stays pending."""
+    hooks.fail_next(200, answer)
+    p = make(tmp_path, Slack(webhook_url=hooks.slack_url, every="day", retries=0))
+    result = p.process(now=MONDAY)
+    assert result.exit_code == 1
+    message = result.delivery_errors["slack"]
+    assert "not Slack's `ok`" in message and TOKEN not in message
+    (record,) = p.delivery_engine().records()
+    assert record.status == "pending"
+    assert [o.ok for o in asyncio.run(p.delivery_engine().deliver_pending())] == [True]
+    assert len(hooks.slack) == 1

@@ -18,7 +18,7 @@ from pydantic import field_validator
 
 from kpi_collector.collect.http import is_http_url
 from kpi_collector.destinations._http import Sender, error_detail, send, status_error
-from kpi_collector.destinations.base import Delivery, MessageDestination
+from kpi_collector.destinations.base import Delivery, MessageDestination, delivery_error
 from kpi_collector.destinations.digest import Digest
 from kpi_collector.destinations.text import (
     cut,
@@ -101,8 +101,22 @@ class Discord(MessageDestination):
         response = await send(
             via, "POST", url, service="Discord", timeout=self.timeout, json_body=body
         )
-        if response.status in (200, 204):
+        if response.status == 204:
             return
+        if response.status == 200:
+            try:
+                created = response.json()
+            except Exception:  # an HTML page from a proxy or portal
+                created = None
+            if isinstance(created, dict) and created.get("id"):
+                return
+            came = "an HTML page" if response.text().lstrip().startswith("<") else "something else"
+            raise delivery_error(
+                f"Discord answered HTTP 200 with {came}, not the message it created: nothing "
+                "was posted; check that webhook_url is the webhook's URL (and no proxy stands "
+                "between)",
+                transient=False,
+            )
         detail = error_detail(response, "message", "code")
         payload: Any = None
         try:

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from pydantic import PrivateAttr, model_validator
 
+from kpi_collector.collect import jsontext
 from kpi_collector.collect.http import Auth
 from kpi_collector.destinations._http import Sender, maybe_sent, send, status_error
 from kpi_collector.destinations.base import (
@@ -395,12 +396,38 @@ class Slack(MessageDestination):
             json_body=body,
         )
         if response.status == 200:
+            self._check_ok(response.text().strip())
             return
         if response.status == 429:  # a JSON count of recent calls, and Retry-After
             raise status_error(response, service="Slack webhook")
         code = redact_cut(response.text().strip(), 80)
         hint = _WEBHOOK_HINTS.get(code)
         raise status_error(response, service="Slack webhook", detail=code or None, hint=hint)
+
+    @staticmethod
+    def _check_ok(text: str) -> None:
+        """An incoming webhook answers exactly `ok` (a workflow trigger `{"ok": true}`); a 200
+        with anything else (a proxy's sign-in page, a trigger's `{"ok": false}`) delivered
+        nothing: an error that says what came (the delivery stays pending)."""
+        if text == "ok":
+            return
+        try:
+            answer = jsontext.loads(text) if text.startswith("{") else None
+        except ValueError:
+            answer = None
+        if isinstance(answer, dict) and answer.get("ok") is True:
+            return
+        if isinstance(answer, dict) and answer.get("error"):
+            came = f"error {redact_cut(str(answer['error']), 80)}"
+        elif text.startswith("<"):
+            came = "an HTML page"
+        else:
+            came = repr(redact_cut(text, 60)) if text else "nothing"
+        raise delivery_error(
+            f"Slack webhook answered HTTP 200 with {came}, not Slack's `ok`: nothing was posted; "
+            "check that webhook_url is the incoming webhook's URL (and no proxy stands between)",
+            transient=False,
+        )
 
     async def _post_message(self, via: Sender, body: dict[str, Any], key: str | None) -> None:
         assert self.token is not None
