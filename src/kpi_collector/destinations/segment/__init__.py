@@ -151,10 +151,28 @@ class Segment(MessageDestination):
             auth=self._auth(),
         )
         if response.status == 200:
+            _check_success(response.text().strip())
             return
         raise status_error(
             response,
             service="Segment",
             detail=error_detail(response, "message", "error"),
             hint="check write_key" if response.status in (401, 403) else None,
+        )
+
+
+def _check_success(text: str) -> None:
+    """Segment answers a 200 with `{"success": true}`; a 200 with an HTML page (a proxy's or a
+    portal's) or `{"success": false}` delivered nothing: an error (the delivery stays
+    pending)."""
+    try:
+        answer = json.loads(text) if text.startswith("{") else None
+    except ValueError:
+        answer = None
+    if text.startswith("<") or (isinstance(answer, dict) and answer.get("success") is False):
+        came = "an HTML page" if text.startswith("<") else "success: false"
+        raise delivery_error(
+            f"Segment answered HTTP 200 with {came}, not Segment's success: nothing was "
+            "tracked; check api_url (and that no proxy stands between)",
+            transient=False,
         )
