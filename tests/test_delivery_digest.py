@@ -307,3 +307,18 @@ def test_discord_values_are_not_escaped() -> None:
     d = delivery(values=values, order=list(values), previous={}, errors=[], kpis={})
     [message] = discord.digest_messages(Digest.from_delivery(d))
     assert message.splitlines()[1:] == ["**src.neg**: -5", "**src.dec**: 12.5"]
+
+
+def test_a_title_with_line_breaks_stays_on_its_kpis_line() -> None:
+    """A `title:` written over two lines in YAML ("Revenue\\n# of customers") broke the KPI's
+    line in every message: Discord's bold ended at the break and the rest of the title began
+    a line of its own (a heading, a quote); Slack and the email showed a stray line. A title
+    is shown on one line (its line breaks and tabs as spaces)."""
+    values = {"src.a": 1.0, "src.b": 2.0}
+    kpis = {"src.a": KpiSpec(title="Revenue\n# of customers"), "src.b": KpiSpec(title="x\t\r\ny")}
+    d = delivery(values=values, order=list(values), previous={}, errors=[], kpis=kpis)
+    digest = Digest.from_delivery(d)
+    [message] = discord.digest_messages(digest)
+    assert message.splitlines()[1:] == ["**Revenue # of customers**: 1", "**x y**: 2"]
+    assert slack.digest_text(digest).splitlines()[1:] == ["Revenue # of customers: 1", "x y: 2"]
+    assert email.digest_text(digest).splitlines()[2:4] == ["Revenue # of customers: 1", "x y: 2"]

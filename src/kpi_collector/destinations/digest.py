@@ -39,7 +39,8 @@ MARKERS: dict[Direction, str] = {"up": "⬆", "down": "⬇", "flat": "➡"}
 @dataclass(frozen=True, slots=True)
 class DigestLine:
     """One KPI: its id, title and value, and the change against the value `compare` days
-    earlier. `formatted`, `change_percent` and `direction` are derived from the others."""
+    earlier. `formatted`, `change_percent` and `direction` are derived from the others; the
+    title (and group) is kept on one line: its line breaks and tabs become spaces."""
 
     kpi: str
     title: str
@@ -55,6 +56,10 @@ class DigestLine:
     direction: Direction | None = field(init=False)
 
     def __post_init__(self) -> None:
+        # on one line in every medium: a line break in a title would end the KPI's line there
+        object.__setattr__(self, "title", " ".join(self.title.split()) or self.kpi)
+        if self.group is not None:
+            object.__setattr__(self, "group", " ".join(self.group.split()) or None)
         object.__setattr__(self, "formatted", format_value(self.value, self.unit))
         object.__setattr__(self, "change_percent", percent_change(self.value, self.previous))
         direction: Direction | None = None
