@@ -322,3 +322,20 @@ def test_a_title_with_line_breaks_stays_on_its_kpis_line() -> None:
     assert message.splitlines()[1:] == ["**Revenue # of customers**: 1", "**x y**: 2"]
     assert slack.digest_text(digest).splitlines()[1:] == ["Revenue # of customers: 1", "x y: 2"]
     assert email.digest_text(digest).splitlines()[2:4] == ["Revenue # of customers: 1", "x y: 2"]
+
+
+def test_a_change_too_large_for_a_float_is_never_inf_or_nan() -> None:
+    """1e300 against 1e-300 is a change past any float: the digest showed "⬆ inf%" and the
+    webhook's JSON carried `Infinity`, which no JSON parser takes (the receiver refused every
+    retry). Such a change has no percent: the marker alone, `change_percent` null."""
+    import json
+
+    from kpi_collector.destinations.webhook import payload
+
+    values = {"src.big": 1e300, "src.neg": -1.7e308}
+    previous = {"src.big": 1e-300, "src.neg": 1.7e308}
+    d = delivery(values=values, order=list(values), previous=previous, errors=[], kpis={})
+    lines = Digest.from_delivery(d).lines
+    assert [(line.change_text, line.change_percent) for line in lines] == [("⬆", None), ("⬇", None)]
+    body = json.dumps(payload(d), allow_nan=False)  # strict JSON
+    assert "Infinity" not in body and "NaN" not in body
