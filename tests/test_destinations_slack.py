@@ -312,19 +312,20 @@ def test_deliver_list_and_the_runs_page_say_how_many_parts_of_a_split_digest_wen
     assert [(r["status"], r["parts_sent"], r["parts"]) for r in doc] == [("done", 3, 3)]
 
 
+@pytest.mark.parametrize("channel", ["id", "#kpis"])
 @pytest.mark.parametrize("retries", [2, 0], ids=["in-the-run", "next-run"])
 def test_a_message_slack_took_but_answered_too_late_is_not_posted_again(
-    tmp_path: Path, hooks: FakeSlack, retries: int
+    tmp_path: Path, hooks: FakeSlack, retries: int, channel: str
 ) -> None:
     """Slack took the digest but answered after the timeout: the retry (in the run, or the
     pending delivery in the next run) posted it a second time. A bot's message carries its
-    key in Slack's message metadata, and a retry first looks for it in the channel's history:
-    found, it counts as sent."""
+    key in Slack's message metadata, and a retry first looks for it in the channel's history
+    (a channel given by name found by `conversations.list`): found, it counts as sent."""
     from kpi_collector.destinations.slack.fake import SLACK_CHANNEL_ID
 
     bot = Slack(
         token=TOKEN,
-        channel=SLACK_CHANNEL_ID,
+        channel=SLACK_CHANNEL_ID if channel == "id" else channel,
         api_url=f"{hooks.url}/api",
         every="day",
         timeout=0.5,

@@ -278,8 +278,9 @@ class Slack(MessageDestination):
     gone out unanswered (a timeout, a 5xx, an attempt of an earlier run) is posted again, the
     channel's history since the attempt is searched for that key, so a message Slack took is
     not posted twice. Searching needs the `channels:history` scope (`groups:history` for a
-    private channel) and the channel's id (`C0123456789`, or learnt from an earlier answer);
-    without them the message is posted again (never lost). Incoming webhooks give no way to
+    private channel) and the channel's id (`C0123456789`; a name is looked up with
+    `conversations.list`, scope `channels:read`); without them the message is posted again
+    (never lost). Incoming webhooks give no way to
     tell: a retry after a timeout may repeat the message."""
 
     type: ClassVar[str] = "slack"
@@ -343,12 +344,49 @@ class Slack(MessageDestination):
         if key is not None:
             self._uncertain.pop(key, None)
 
+    async def _api_get(self, via: Sender, method: str, query: dict[str, str]) -> dict[str, Any]:
+        """A Web API read (`conversations.history`, ...): its answer, or {} when it failed
+        (the caller then cannot tell, and goes on as if nothing was found)."""
+        assert self.token is not None
+        url = f"{self.api_url.rstrip('/')}/{method}?{urlencode(query)}"
+        try:
+            response = await send(
+                via, "GET", url, service="Slack", timeout=self.timeout, auth=Auth(bearer=self.token)
+            )
+            answer = response.json() if response.status == 200 else {}
+        except (DeliveryError, ValueError):
+            return {}
+        return answer if isinstance(answer, dict) and answer.get("ok") else {}
+
+    async def _channel_by_name(self, via: Sender) -> str | None:
+        """The id of `channel` given as a name (`#kpis`), from `conversations.list` (scope
+        `channels:read`, `groups:read` for a private one); None when Slack will not say."""
+        name = (self.channel or "").lstrip("#")
+        cursor = ""
+        for _ in range(20):  # pages of 1000 channels
+            query = {
+                "types": "public_channel,private_channel",
+                "exclude_archived": "true",
+                "limit": "1000",
+                **({"cursor": cursor} if cursor else {}),
+            }
+            answer = await self._api_get(via, "conversations.list", query)
+            for channel in answer.get("channels") or []:
+                if channel.get("name") == name and isinstance(channel.get("id"), str):
+                    return str(channel["id"])
+            cursor = str((answer.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                return None
+        return None
+
     async def _posted_already(self, via: Sender, key: str, since: float) -> bool:
         """Whether the channel holds a message with `key` in its metadata, posted since
         `since` (epoch seconds): False when it does not, or when Slack will not say (no
         channel id, no history scope, any error): the message then goes out again."""
         assert self.token is not None
         channel = self.channel if _CHANNEL_ID.fullmatch(self.channel or "") else self._channel_id
+        if channel is None:
+            channel = self._channel_id = await self._channel_by_name(via)
         if channel is None:
             return False
         cursor = ""
@@ -360,21 +398,7 @@ class Slack(MessageDestination):
                 "limit": "200",
                 **({"cursor": cursor} if cursor else {}),
             }
-            url = f"{self.api_url.rstrip('/')}/conversations.history?{urlencode(query)}"
-            try:
-                response = await send(
-                    via,
-                    "GET",
-                    url,
-                    service="Slack",
-                    timeout=self.timeout,
-                    auth=Auth(bearer=self.token),
-                )
-                answer = response.json() if response.status == 200 else {}
-            except (DeliveryError, ValueError):
-                return False
-            if not isinstance(answer, dict) or not answer.get("ok"):
-                return False
+            answer = await self._api_get(via, "conversations.history", query)
             for message in answer.get("messages") or []:
                 metadata = message.get("metadata") or {}
                 payload = metadata.get("event_payload") or {}

@@ -39,6 +39,8 @@ class FakeSlack(MessageService):
         #: whether the bot token has `channels:history` (conversations.history answers)
         self.history_scope = True
         self.history_calls = 0
+        #: whether the bot token has `channels:read` (conversations.list answers)
+        self.list_scope = True
         self._history: list[dict[str, Any]] = []  # the channel's messages, oldest first
 
     @property
@@ -50,6 +52,7 @@ class FakeSlack(MessageService):
         app.router.add_post(SLACK_PATH + "/{token}", self._slack_webhook)
         app.router.add_post("/api/chat.postMessage", self._slack_api)
         app.router.add_get("/api/conversations.history", self._slack_history)
+        app.router.add_get("/api/conversations.list", self._slack_list)
 
     async def _slack_webhook(self, request: web.Request) -> web.Response:
         if request.match_info["token"] != self.token:
@@ -157,6 +160,30 @@ class FakeSlack(MessageService):
         if more:
             answer["response_metadata"] = {"next_cursor": str(start + limit)}
         return web.json_response(answer)
+
+    async def _slack_list(self, request: web.Request) -> web.Response:
+        """conversations.list: the workspace's channels (here `#general` and `#kpis`, one a
+        page with `limit=1`, `response_metadata.next_cursor`); needs `channels:read`."""
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        if not self.list_scope:
+            return web.json_response(
+                {"ok": False, "error": "missing_scope", "needed": "channels:read"}
+            )
+        channels = [
+            {"id": "C0000000001", "name": "general"},
+            {"id": SLACK_CHANNEL_ID, "name": "kpis"},
+        ]
+        limit = int(request.query.get("limit") or 100)
+        start = int(request.query.get("cursor") or 0)
+        more = start + limit < len(channels)
+        return web.json_response(
+            {
+                "ok": True,
+                "channels": channels[start : start + limit],
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+            }
+        )
 
     def _rate_limited(self, channel: str) -> int | None:
         """None when a message to `channel` may go now (and counts it), else the whole
