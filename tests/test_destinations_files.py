@@ -286,3 +286,29 @@ def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_text(
         assert titles["app.m0"] == _FORMULAS[0] and titles["=cmd|' /C calc'!A0.x"] == (
             "=cmd|' /C calc'!A0.x"
         )
+
+
+@pytest.mark.parametrize(
+    ("cell", "written"),
+    [
+        ("-5", "-5"),
+        ("-1.5e-07", "-1.5e-07"),
+        ("-0,25", "-0,25"),  # a spreadsheet where the decimal sign is a comma saved it
+        ("-$1,200.00", "-$1,200.00"),  # ... or a currency-formatted column
+        ("-12 %", "-12 %"),
+        ("+1", "+1"),
+        ("-2+3", "'-2+3"),
+        ("-2-3", "'-2-3"),
+        ("=1+1", "'=1+1"),
+        ("-A1", "'-A1"),
+        ("-(1)", "'-(1)"),
+        ("@x", "'@x"),
+        ("'=x", "''=x"),
+        ("plain", "plain"),
+    ],
+)
+def test_spreadsheet_text_escapes_formulas_and_keeps_numbers(cell: str, written: str) -> None:
+    from kpi_collector.destinations._table import cell_text, spreadsheet_text
+
+    assert spreadsheet_text(cell) == written
+    assert cell_text(written) == (cell if written.startswith("'") else written)

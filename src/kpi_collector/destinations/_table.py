@@ -75,9 +75,12 @@ def number_text(value: Any) -> str:
 #: what a spreadsheet runs as a formula at the start of a cell (OWASP, "CSV Injection"): `=`,
 #: `+`, `-`, `@`, a tab, a carriage return, and their full-width forms (Excel in CJK locales)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
-#: a plain number as a spreadsheet or `number_text` writes it ("-5", "-1.5e-07", "-0,25"):
-#: it may start with a sign and still stays a number
-_PLAIN_NUMBER = re.compile(r"[-+]?(?:\d[\d.,]*|[.,]\d+)(?:[eE][-+]?\d+)?%?")
+#: a plain number as `number_text` or a spreadsheet saving the file writes it ("-5",
+#: "-1.5e-07", "-0,25", "-$1,200.00", "-12 %"): it may start with a sign and stays a number
+#: (no operator, parenthesis, letter or quote after the sign: never a formula)
+_PLAIN_NUMBER = re.compile(
+    r"[-+]\s?[$€£¥]?\s?(?:\d[\d.,\s\u00a0\u202f]*|[.,]\d+)(?:[eE][-+]?\d+)?\s?[%$€£¥]?"
+)
 
 
 def spreadsheet_text(text: str) -> str:
