@@ -156,3 +156,37 @@ def test_a_200_without_the_message_is_not_a_delivery(tmp_path: Path, hooks: Fake
     assert record.status == "pending"
     assert [o.ok for o in asyncio.run(p.delivery_engine().deliver_pending())] == [True]
     assert len(hooks.discord) == 1
+
+
+@pytest.mark.parametrize(
+    ("username", "problem"),
+    [
+        ("Discord KPIs", "'discord'"),
+        ("clyde-bot", "'clyde'"),
+        ("x" * 81, "1 to 80"),
+        ("  ", "1 to 80"),
+    ],
+)
+def test_a_webhook_name_discord_refuses_is_a_config_error(
+    tmp_path: Path, username: str, problem: str
+) -> None:
+    """Discord answers 400 (50035) to every message whose webhook name holds "discord" or
+    "clyde" or is over 80 characters: each period's digest was refused for good. The config
+    says so at load, naming the key."""
+    from kpi_collector.config import load_config
+    from kpi_collector.errors import ConfigError
+
+    config = tmp_path / "kpi.yaml"
+    config.write_text(
+        "sources:\n  - {name: app, type: command, command: [echo, '1'], metric: users}\n"
+        "destinations:\n"
+        f"  - {{type: discord, webhook_url: 'https://discord.example/api/webhooks/1/{TOKEN}', "
+        f"username: '{username}'}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert "username" in str(caught.value) and problem in str(caught.value)
+    assert TOKEN not in str(caught.value)
+    assert Discord(webhook_url=f"https://d.example/{TOKEN}", username=" KPI  bot ").username == (
+        "KPI bot"
+    )

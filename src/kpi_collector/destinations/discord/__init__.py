@@ -70,6 +70,22 @@ class Discord(MessageDestination):
     avatar_url: str | None = None
     thread_id: str | None = None  # post into a thread of a forum or text channel
 
+    @field_validator("username")
+    @classmethod
+    def _webhook_name(cls, value: str | None) -> str | None:
+        """Discord refuses (400, 50035) every message whose webhook name is not 1-80
+        characters or holds "clyde" or "discord" (its docs: webhook names): found at load,
+        not as a refused digest every period."""
+        if value is None:
+            return value
+        name = " ".join(value.split())
+        if not 1 <= len(name) <= 80:
+            raise ValueError("Discord takes a webhook name (username) of 1 to 80 characters")
+        taken = [word for word in ("clyde", "discord") if word in name.lower()]
+        if taken:
+            raise ValueError(f"Discord refuses a webhook name (username) holding {taken[0]!r}")
+        return name
+
     @field_validator("webhook_url")
     @classmethod
     def _http_url(cls, value: Secret) -> Secret:
