@@ -103,7 +103,7 @@ def test_discord_split_keeps_every_line_under_2000_chars() -> None:
     assert len(messages) > 1
     assert all(len(m) <= 2000 for m in messages)
     joined = "\n".join(messages)
-    assert all(f"**src.kpi_{i:03d}**:" in joined for i in range(150))
+    assert all(f"**src.kpi\\_{i:03d}**:" in joined for i in range(150))  # `_` escaped
     assert messages[0].startswith("**KPIs — week 48, 2026**")
     # lines are never broken in the middle
     assert all(line.startswith("**") for m in messages for line in m.splitlines())
@@ -120,13 +120,18 @@ def test_slack_blocks_are_valid_block_kit() -> None:
         "type": "header",
         "text": {"type": "plain_text", "text": "KPIs — week 48, 2026", "emoji": True},
     }
-    assert blocks[1]["text"]["text"].splitlines()[0] == "*GitHub Stargazers*: 1,647 ⬆ 1.67%"
-    assert any(
-        "&lt;b&gt;boom&lt;/b&gt; &amp; more" in b.get("text", {}).get("text", "") for b in blocks
-    )
+    assert blocks[1]["type"] == "rich_text"
+    [section] = blocks[1]["elements"]
+    assert section["elements"][:2] == [
+        {"type": "text", "text": "GitHub Stargazers", "style": {"bold": True}},
+        {"type": "text", "text": ": 1,647 ⬆ 1.67%\n"},
+    ]
+    texts = [t for b in blocks for t in slack.block_texts(b)]
+    assert "• crm: HTTP 500 <b>boom</b> & more" in "\n".join(texts)  # rich text: as written
     assert blocks[-1]["type"] == "context"
-    assert all(len(b["text"]["text"]) <= 3000 for b in blocks if b["type"] == "section")
-    assert "*GitHub Stargazers*: 1,647 ⬆ 1.67%" in slack.digest_text(digest)
+    assert all(len(t) <= 3000 for b in blocks for t in slack.block_texts(b))
+    assert "GitHub Stargazers: 1,647 ⬆ 1.67%" in slack.digest_text(digest)
+    assert "&lt;b&gt;boom&lt;/b&gt; &amp; more" in slack.digest_text(digest)
 
 
 def test_markdown_and_html() -> None:
@@ -175,7 +180,7 @@ def test_the_shared_text_helpers() -> None:
     from kpi_collector.destinations.text import cut, escape_html, escape_markdown, escape_slack
 
     assert cut("abcdef", 6) == "abcdef" and cut("abcdefg", 6) == "abcde…"
-    assert escape_markdown("@here `x` *b* _i_") == "@\u200bhere 'x' \\*b\\* \\_i\\_"
+    assert escape_markdown("@here `x` *b* _i_") == "@\u200bhere \\`x\\` \\*b\\* \\_i\\_"
     assert (
         escape_slack("<!channel> & <https://x|y>") == "&lt;!channel&gt; &amp; &lt;https://x|y&gt;"
     )
@@ -199,8 +204,8 @@ def test_a_title_too_long_for_one_message_is_cut_never_the_value() -> None:
     assert messages[0] == "**KPIs — week 48, 2026**"
     line = messages[1]
     assert len(line) == 2000 and line == "**" + "T" * 1988 + "…**: 1,647"
-    section = slack.digest_blocks(digest)[1]["text"]["text"]
-    assert len(section) == 3000 and section == "*" + "T" * 2990 + "…*: 1,647"
+    [section] = slack.block_texts(slack.digest_blocks(digest)[1])
+    assert len(section) == 3000 and section == "T" * 2992 + "…: 1,647"
 
 
 def test_unsent_resumes_after_the_parts_sent_only_while_they_are_the_same() -> None:
@@ -230,3 +235,107 @@ def test_unsent_resumes_after_the_parts_sent_only_while_they_are_the_same() -> N
     assert legacy.unsent([{"k": 1}, {"k": 2}, {"k": 3}]) == [(2, {"k": 3})]
     with pytest.raises(DeliveryError):
         delivery(progress=2).unsent(["only one"])
+
+
+#: titles a team may give KPIs, each holding what a chat would format, link or ping
+MARKUP_TITLES = [
+    "<!channel> *revenue*",
+    "a_b_c",
+    "~strike~ `code` [link](http://x.example) <@123>",
+    "||spoiler|| \\*already\\* _x_",
+    "# heading",
+    "> quote",
+    "- item",
+    "1. first",
+    "R&D <b>",
+    "🚀 Émojis & ünïcode ✅",
+]
+
+
+def _markup_delivery() -> Delivery:
+    values = {f"src.k{i}": float(i + 1) for i in range(len(MARKUP_TITLES))}
+    kpis = {f"src.k{i}": KpiSpec(title=t) for i, t in enumerate(MARKUP_TITLES)}
+    return delivery(values=values, order=list(values), kpis=kpis, previous={}, errors=[])
+
+
+def test_discord_titles_show_literally() -> None:
+    """A title like `<!channel> *revenue*` or `a_b_c` went into the Discord message as it
+    was, between the `**` of the bold title: its `*`, `_`, `~`, `` ` ``, `||`, `<@id>` or
+    `[text](url)` formatted the line, linked or mentioned. Every markup character of a title
+    is escaped with a backslash (Discord's and CommonMark's escape), so the line shows the
+    title as written."""
+    import re
+
+    [message] = discord.digest_messages(Digest.from_delivery(_markup_delivery()))
+    lines = message.splitlines()[1:]
+    assert len(lines) == len(MARKUP_TITLES)
+    for title, line in zip(MARKUP_TITLES, lines, strict=True):
+        assert line.startswith("**")
+        shown, _, rest = line[2:].rpartition("**: ")
+        assert rest.startswith(tuple("0123456789"))
+        # no markup character left unescaped inside the bold title
+        bare = re.sub(r"\\[^0-9A-Za-z\s]", "", shown)
+        assert not re.search(r"[*_~`|<>\[\]\\]", bare), (title, shown)
+        assert not re.match(r"\s*([#>+-]|\d+[.)])", bare)
+        # and it reads back as the title (mentions get a zero-width space after `@`)
+        assert re.sub(r"\\([^0-9A-Za-z\s])", r"\1", shown).replace("@\u200b", "@") == title
+
+
+def test_slack_titles_show_literally() -> None:
+    """Slack's mrkdwn has no escape for `*`, `_` or `~`: a title `*revenue*` or `a_b_c` between
+    the `*` of a bold title formatted the line. KPI lines (and failures) are `rich_text` blocks,
+    whose text elements Slack shows as written (the Block Kit docs' advice for user-defined
+    text); the notification text has `&`, `<`, `>` escaped and `mrkdwn` off."""
+    digest = Digest.from_delivery(_markup_delivery())
+    [message] = slack.digest_messages(digest)
+    assert message["mrkdwn"] is False
+    assert "<" not in message["text"] and "&lt;!channel&gt;" in message["text"]
+    rich = [b for b in message["blocks"] if b["type"] == "rich_text"]
+    assert rich and not [b for b in message["blocks"] if b["type"] == "section"]
+    elements = [e for b in rich for s in b["elements"] for e in s["elements"]]
+    assert all(e["type"] == "text" and e["text"] for e in elements)
+    bold = [e["text"] for e in elements if e.get("style") == {"bold": True}]
+    assert bold == MARKUP_TITLES
+    text = "".join(e["text"] for e in elements)
+    assert text.splitlines() == [f"{t}: {i + 1}" for i, t in enumerate(MARKUP_TITLES)]
+
+
+def test_discord_values_are_not_escaped() -> None:
+    """Only what users wrote is escaped: a value stays as the digest spells it ("-5", "12.5",
+    not "\\-5" or "12\\.5", which Discord shows the same but which read badly in the text)."""
+    values = {"src.neg": -5.0, "src.dec": 12.5}
+    d = delivery(values=values, order=list(values), previous={}, errors=[], kpis={})
+    [message] = discord.digest_messages(Digest.from_delivery(d))
+    assert message.splitlines()[1:] == ["**src.neg**: -5", "**src.dec**: 12.5"]
+
+
+def test_a_title_with_line_breaks_stays_on_its_kpis_line() -> None:
+    """A `title:` written over two lines in YAML ("Revenue\\n# of customers") broke the KPI's
+    line in every message: Discord's bold ended at the break and the rest of the title began
+    a line of its own (a heading, a quote); Slack and the email showed a stray line. A title
+    is shown on one line (its line breaks and tabs as spaces)."""
+    values = {"src.a": 1.0, "src.b": 2.0}
+    kpis = {"src.a": KpiSpec(title="Revenue\n# of customers"), "src.b": KpiSpec(title="x\t\r\ny")}
+    d = delivery(values=values, order=list(values), previous={}, errors=[], kpis=kpis)
+    digest = Digest.from_delivery(d)
+    [message] = discord.digest_messages(digest)
+    assert message.splitlines()[1:] == ["**Revenue # of customers**: 1", "**x y**: 2"]
+    assert slack.digest_text(digest).splitlines()[1:] == ["Revenue # of customers: 1", "x y: 2"]
+    assert email.digest_text(digest).splitlines()[2:4] == ["Revenue # of customers: 1", "x y: 2"]
+
+
+def test_a_change_too_large_for_a_float_is_never_inf_or_nan() -> None:
+    """1e300 against 1e-300 is a change past any float: the digest showed "⬆ inf%" and the
+    webhook's JSON carried `Infinity`, which no JSON parser takes (the receiver refused every
+    retry). Such a change has no percent: the marker alone, `change_percent` null."""
+    import json
+
+    from kpi_collector.destinations.webhook import payload
+
+    values = {"src.big": 1e300, "src.neg": -1.7e308}
+    previous = {"src.big": 1e-300, "src.neg": 1.7e308}
+    d = delivery(values=values, order=list(values), previous=previous, errors=[], kpis={})
+    lines = Digest.from_delivery(d).lines
+    assert [(line.change_text, line.change_percent) for line in lines] == [("⬆", None), ("⬇", None)]
+    body = json.dumps(payload(d), allow_nan=False)  # strict JSON
+    assert "Infinity" not in body and "NaN" not in body

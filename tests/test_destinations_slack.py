@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -95,9 +96,8 @@ def test_a_long_slack_digest_is_split_within_block_kit_limits_and_paced_in_one_r
     assert result.delivery_errors == {}
     parts = hooks.slack
     assert len(parts) > 1 and hooks.rate_limited >= 1  # several messages, paced by 429s
-    texts = [b["text"]["text"] for m in parts for b in m["blocks"] if b["type"] == "section"]
-    lines = [line for text in texts for line in text.splitlines()]
-    assert lines == [f"*github.kpi_{i:04d}*: {i * 1000:,}" for i in range(1800)]  # all, in order
+    lines = _kpi_lines(parts)
+    assert lines == [f"github.kpi_{i:04d}: {i * 1000:,}" for i in range(1800)]  # all, in order
     headers = [m["blocks"][0]["text"]["text"] for m in parts]
     assert headers == [
         f"KPIs — 23 November 2026 ({i}/{len(parts)})" for i in range(1, len(parts) + 1)
@@ -179,9 +179,18 @@ def _parts(hooks: FakeSlack) -> list[str]:
     return [m["blocks"][0]["text"]["text"] for m in hooks.slack]
 
 
-def _lines(hooks: FakeSlack) -> list[str]:
-    texts = [b["text"]["text"] for m in hooks.slack for b in m["blocks"] if b["type"] == "section"]
+def _kpi_lines(messages: list[dict[str, Any]]) -> list[str]:
+    """The lines of the messages' rich text blocks (the KPI lines), as Slack shows them."""
+    from kpi_collector.destinations.slack import block_texts
+
+    texts = [
+        t for m in messages for b in m["blocks"] if b["type"] == "rich_text" for t in block_texts(b)
+    ]
     return [line for text in texts for line in text.splitlines()]
+
+
+def _lines(hooks: FakeSlack) -> list[str]:
+    return _kpi_lines(hooks.slack)
 
 
 def test_retrying_a_split_digest_refused_at_part_3_sends_each_part_once(
@@ -209,7 +218,7 @@ def test_retrying_a_split_digest_refused_at_part_3_sends_each_part_once(
     assert retried.exit_code == 0, retried.output
     assert "delivered slack run:1" in retried.output
     assert _parts(hooks) == [f"KPIs — {date} ({i}/3)" for i in (1, 2, 3)]  # each once
-    assert _lines(hooks) == [f"*github.kpi_{i:04d}*: {i:,}" for i in range(N)]
+    assert _lines(hooks) == [f"github.kpi_{i:04d}: {i:,}" for i in range(N)]
 
 
 def test_a_retry_after_the_config_changed_the_split_asks_before_resending(
@@ -246,14 +255,8 @@ def test_a_retry_after_the_config_changed_the_split_asks_before_resending(
     assert again.exit_code == 0, again.output
     resent = hooks.slack[2:]
     assert [m["blocks"][0]["text"]["text"][-5:] for m in resent] == ["(1/3)", "(2/3)", "(3/3)"]
-    lines = [
-        line
-        for m in resent
-        for b in m["blocks"]
-        if b["type"] == "section"
-        for line in b["text"]["text"].splitlines()
-    ]
-    assert lines == ["*Zero*: 0"] + [f"*github.kpi_{i:04d}*: {i:,}" for i in range(1, N)]
+    lines = _kpi_lines(resent)
+    assert lines == ["Zero: 0"] + [f"github.kpi_{i:04d}: {i:,}" for i in range(1, N)]
 
 
 def test_deliver_list_and_the_runs_page_say_how_many_parts_of_a_split_digest_went_out(
@@ -307,3 +310,79 @@ def test_deliver_list_and_the_runs_page_say_how_many_parts_of_a_split_digest_wen
     [row] = [line for line in table.splitlines() if "run:1" in line]
     assert "done" in row and "parts" not in row, table
     assert [(r["status"], r["parts_sent"], r["parts"]) for r in doc] == [("done", 3, 3)]
+
+
+@pytest.mark.parametrize("channel", ["id", "#kpis"])
+@pytest.mark.parametrize("retries", [2, 0], ids=["in-the-run", "next-run"])
+def test_a_message_slack_took_but_answered_too_late_is_not_posted_again(
+    tmp_path: Path, hooks: FakeSlack, retries: int, channel: str
+) -> None:
+    """Slack took the digest but answered after the timeout: the retry (in the run, or the
+    pending delivery in the next run) posted it a second time. A bot's message carries its
+    key in Slack's message metadata, and a retry first looks for it in the channel's history
+    (a channel given by name found by `conversations.list`): found, it counts as sent."""
+    from kpi_collector.destinations.slack.fake import SLACK_CHANNEL_ID
+
+    bot = Slack(
+        token=TOKEN,
+        channel=SLACK_CHANNEL_ID if channel == "id" else channel,
+        api_url=f"{hooks.url}/api",
+        every="day",
+        timeout=0.5,
+        retries=retries,
+    )
+    p = make(tmp_path, bot)
+    hooks.answer_late(1.5)
+    result = p.process(now=MONDAY)
+    if retries == 0:
+        assert result.exit_code == 1 and "timed out" in result.delivery_errors["slack"]
+        assert [o.ok for o in asyncio.run(p.delivery_engine().deliver_pending())] == [True]
+    else:
+        assert result.delivery_errors == {}
+    assert len(hooks.slack) == 1 and hooks.history_calls >= 1
+    assert hooks.slack[0]["metadata"]["event_type"] == "kpi_collector_message"
+    (record,) = p.delivery_engine().records()
+    assert record.status == "done"
+
+
+def test_without_the_history_scope_a_late_answer_means_posting_again(
+    tmp_path: Path, hooks: FakeSlack
+) -> None:
+    """A bot without `channels:history` cannot look: the message goes out again (a repeat
+    rather than a digest lost), and the delivery is done."""
+    from kpi_collector.destinations.slack.fake import SLACK_CHANNEL_ID
+
+    hooks.history_scope = False
+    bot = Slack(
+        token=TOKEN, channel=SLACK_CHANNEL_ID, api_url=f"{hooks.url}/api", every="day", timeout=0.5
+    )
+    p = make(tmp_path, bot)
+    hooks.answer_late(1.5)
+    assert p.process(now=MONDAY).delivery_errors == {}
+    assert len(hooks.slack) == 2
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "<html><body>Sign in to continue</body></html>",  # a proxy's or portal's page
+        {"ok": False, "error": "invalid_workflow_input"},  # a workflow trigger refusing
+    ],
+    ids=["html-page", "ok-false"],
+)
+def test_a_200_that_is_not_slacks_ok_is_not_a_delivery(
+    tmp_path: Path, hooks: FakeSlack, answer: object
+) -> None:
+    """A Slack incoming webhook answers exactly `ok`; a 200 with anything else (a proxy's
+    sign-in page, a workflow trigger's `{"ok": false}`) was taken as delivered and the digest
+    was lost. It is an error that names what came, and the delivery stays pending."""
+    hooks.fail_next(200, answer)
+    p = make(tmp_path, Slack(webhook_url=hooks.slack_url, every="day", retries=0))
+    result = p.process(now=MONDAY)
+    assert result.exit_code == 1
+    message = result.delivery_errors["slack"]
+    assert "not Slack's `ok`" in message and TOKEN not in message
+    (record,) = p.delivery_engine().records()
+    assert record.status == "pending"
+    assert [o.ok for o in asyncio.run(p.delivery_engine().deliver_pending())] == [True]
+    assert len(hooks.slack) == 1

@@ -135,3 +135,49 @@ def test_a_wide_table_over_the_databases_columns_is_refused_and_later_periods_go
         with engine.begin() as conn:
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
         engine.dispose()
+
+
+@pytest.mark.parametrize("earlier", [False, True], ids=["new-table", "table-of-an-earlier-version"])
+def test_a_long_title_and_an_emoji_title_fit_the_long_table(
+    tmp_path: Path, warehouse: str, earlier: bool
+) -> None:
+    """`layout: long` made `title` a VARCHAR(200): a KPI title over 200 characters (which
+    `kpis:` allows, and Notion and the files take) failed the insert on PostgreSQL ("value too
+    long") and MariaDB ("Data too long"), and the whole period's rows with it, every run.
+    Titles are TEXT (an earlier version's table is widened); emoji and accents read back as
+    written."""
+    from kpi_collector import Pipeline
+    from kpi_collector.destinations import Store
+    from kpi_collector.sources.python import Function
+
+    table = f"kpis_titles_{tmp_path.name[-6:].replace('-', '_')}".lower()
+    _drop(warehouse, table)
+    if earlier:  # the table as an earlier version made it
+        engine = sa.create_engine(warehouse)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    f"CREATE TABLE {table} (period VARCHAR(32) NOT NULL, kpi VARCHAR(200) NOT "
+                    "NULL, date VARCHAR(10) NOT NULL, title VARCHAR(200), value DOUBLE "
+                    "PRECISION, updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (period, kpi))"
+                )
+            )
+        engine.dispose()
+    long_title = "Paying customers (all plans, all regions) — " + "x" * 400
+    emoji_title = "🚀 Активные пользователи ✅ 日本"
+    p = Pipeline(
+        sources=[Function(lambda: {"a": 1.0, "b": 2.0}, name="app")],
+        destinations=[
+            Store(f"sqlite:///{tmp_path / 'kpi.db'}"),
+            SQL(url=warehouse, table=table, layout="long", every="day", retries=0),
+        ],
+        kpis={"app.a": {"title": long_title}, "app.b": {"title": emoji_title}},
+        base_dir=tmp_path,
+    )
+    try:
+        result = p.process(now=DAY)
+        assert result.delivery_errors == {}
+        rows = {r["kpi"]: (r["title"], r["value"]) for r in _rows(warehouse, table)}
+        assert rows == {"app.a": (long_title, 1.0), "app.b": (emoji_title, 2.0)}
+    finally:
+        _drop(warehouse, table)

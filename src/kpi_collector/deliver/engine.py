@@ -288,10 +288,12 @@ class DeliveryEngine:
     ) -> DeliveryOutcome:
         """Deliver once, retrying transient failures with backoff (and `Retry-After`)."""
         attempts = 0
+        earlier = delivery.earlier_attempts
 
         def before(n: int) -> None:
             nonlocal attempts
             attempts = n
+            delivery.earlier_attempts = earlier + n - 1
             if record_id is not None:
                 self._bump_attempts(record_id)  # recorded before the attempt
 
@@ -370,6 +372,7 @@ class DeliveryEngine:
             run.errors,
             progress=record.progress,
             sent_plan=record.sent_plan,
+            earlier_attempts=record.attempts,
         )
 
     def delivery_from_result(self, destination: Destination, result: RunResult) -> Delivery:
@@ -397,6 +400,7 @@ class DeliveryEngine:
         *,
         progress: int = 0,
         sent_plan: str | None = None,
+        earlier_attempts: int = 0,
     ) -> Delivery:
         from kpi_collector.store.periods import period_start
 
@@ -433,6 +437,7 @@ class DeliveryEngine:
             http_client=self._http,
             progress=progress,
             sent_plan=sent_plan,
+            earlier_attempts=earlier_attempts,
         )
 
     async def _deliver_without_store(self, result: RunResult) -> list[DeliveryOutcome]:

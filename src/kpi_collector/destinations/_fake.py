@@ -9,6 +9,7 @@ services can share one server: `class FakeHooks(FakeDiscord, FakeSlack, ...)`.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,6 +52,13 @@ class MessageService:
         self.url = ""
         self.down = False
         self.injected: list[Injected] = []
+        #: seconds to hold the answer of each of the next requests after carrying it out (a
+        #: service that took the message, answering after the client gave up)
+        self.late: list[float] = []
+
+    def answer_late(self, seconds: float, times: int = 1) -> None:
+        """Carry out the next `times` requests, but answer each only after `seconds`."""
+        self.late += [seconds] * times
 
     def fail_next(
         self,
@@ -95,4 +103,7 @@ class MessageService:
             if isinstance(answer.body, dict | list):
                 return web.json_response(answer.body, status=answer.status, headers=answer.headers)
             return web.Response(status=answer.status, text=str(answer.body), headers=answer.headers)
-        return await handler(request)
+        response = await handler(request)
+        if self.late:
+            await asyncio.sleep(self.late.pop(0))
+        return response

@@ -55,16 +55,28 @@ async def send(
     headers: Mapping[str, str] | None = None,
     auth: Auth | None = None,
 ) -> Response:
-    """One request; any HTTP status returns, a connection failure raises a transient error."""
+    """One request; any HTTP status returns, a connection failure raises a transient error
+    whose `maybe_sent` is True (a timeout or a dropped connection may come after the service
+    took the request: see `maybe_sent`)."""
     session = via.http(timeout=timeout, auth=auth)
     try:
         return await session.request(
             method, url, json_body=json_body, data=data, headers=dict(headers or {}), ok=ANY_STATUS
         )
     except HttpError as exc:
-        raise delivery_error(
+        error = delivery_error(
             f"cannot reach {service} at {origin(url)}: {_scrub(str(exc), url)}", transient=True
-        ) from None
+        )
+        error.maybe_sent = True  # type: ignore[attr-defined]
+        raise error from None
+
+
+def maybe_sent(error: BaseException) -> bool:
+    """Whether the request that failed with `error` may have been carried out all the same: no
+    answer came (a timeout, a dropped connection: `send`), or a 5xx that a proxy may give
+    after the service took it (`status_error`). A message sent again after such a failure
+    may be a duplicate."""
+    return bool(getattr(error, "maybe_sent", False))
 
 
 #: statuses that refuse the request itself (RFC 9110: 400, 413 content too large, 422)
@@ -93,13 +105,15 @@ def status_error(
     message += f": {hint or _HINTS.get(status, default)}"
     if status == 429 and retry_after is not None:
         message += f" (retry after {retry_after:g}s)"
-    return delivery_error(
+    error = delivery_error(
         redact(message),
         transient=transient,
         retry_after=retry_after,
         refused=status in REFUSED,  # this payload, never any: later periods must still go
         credentials=status in (401, 403),
     )
+    error.maybe_sent = status >= 500  # type: ignore[attr-defined]
+    return error
 
 
 def error_detail(response: Response, *keys: str) -> str | None:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
@@ -109,6 +109,9 @@ class Delivery(PooledHttp):
     compare_days: int | None = None  # the destination's `compare` in days (None: no compare)
     http_client: HttpClient | None = None  # the run's connection pool
     progress: int = 0  # parts of a multi-part message already sent by an earlier attempt
+    #: attempts of this destination and period before this one (in earlier runs too): the
+    #: first unsent part may have gone out in the last of them, unanswered (a timeout)
+    earlier_attempts: int = 0
     #: fingerprint of the first `progress` parts as they were sent (`plan_fingerprint`); None
     #: when nothing was sent, or by a version that did not record it
     sent_plan: str | None = None
@@ -118,9 +121,21 @@ class Delivery(PooledHttp):
     _part_keys: list[str] = field(default_factory=list, init=False, repr=False)
 
     @property
+    def row_period(self) -> str:
+        """The period as destinations key what they write (a table's row, an idempotency
+        key): `period`, and for `every: run` also when the run started, in UTC
+        ("run:17@20261130T070000Z"). Run ids start again at 1 in a new store (kpi.db deleted,
+        another store URL): keyed "run:1" alone, the new store's first run overwrote the old
+        one's row and a receiver dropped it as a repeat. The same for every retry of the run."""
+        if not self.period.startswith("run:"):
+            return self.period
+        return f"{self.period}@{self.now.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+
+    @property
     def delivery_id(self) -> str:
-        """Stable across retries of this destination and period: an idempotency key."""
-        return f"{self.destination}:{self.period}"
+        """Stable across retries of this destination and period, and never another run's
+        (see `row_period`): an idempotency key."""
+        return f"{self.destination}:{self.row_period}"
 
     @property
     def ordered(self) -> list[str]:

@@ -14,6 +14,7 @@ North star first; the value formatted with thousands separators and its unit by
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -39,7 +40,8 @@ MARKERS: dict[Direction, str] = {"up": "⬆", "down": "⬇", "flat": "➡"}
 @dataclass(frozen=True, slots=True)
 class DigestLine:
     """One KPI: its id, title and value, and the change against the value `compare` days
-    earlier. `formatted`, `change_percent` and `direction` are derived from the others."""
+    earlier. `formatted`, `change_percent` and `direction` are derived from the others; the
+    title (and group) is kept on one line: its line breaks and tabs become spaces."""
 
     kpi: str
     title: str
@@ -49,14 +51,21 @@ class DigestLine:
     group: str | None = None  # its `group:` (a heading in messages and reports)
     #: the value as people read it: "1,647", "$1,200", "59.5%"
     formatted: str = field(init=False)
-    #: the relative change in percent; None without a previous value or from 0
+    #: the relative change in percent; None without a previous value, from 0, or past any float
     change_percent: float | None = field(init=False)
     #: None without a previous value
     direction: Direction | None = field(init=False)
 
     def __post_init__(self) -> None:
+        # on one line in every medium: a line break in a title would end the KPI's line there
+        object.__setattr__(self, "title", " ".join(self.title.split()) or self.kpi)
+        if self.group is not None:
+            object.__setattr__(self, "group", " ".join(self.group.split()) or None)
         object.__setattr__(self, "formatted", format_value(self.value, self.unit))
-        object.__setattr__(self, "change_percent", percent_change(self.value, self.previous))
+        change = percent_change(self.value, self.previous)
+        # past any float (1e300 against 1e-300): no percent, never `inf` in a message or JSON
+        finite = change is not None and math.isfinite(change)
+        object.__setattr__(self, "change_percent", change if finite else None)
         direction: Direction | None = None
         if self.previous is not None:
             up, down = self.value > self.previous, self.value < self.previous

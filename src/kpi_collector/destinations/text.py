@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -48,10 +49,25 @@ def split_lines(lines: Sequence[str], limit: int) -> list[str]:
     return texts
 
 
+#: what formats, links or mentions anywhere in Markdown and Discord text: bold and italics,
+#: underline, strike, code, spoilers, `<@id>` mentions, `<t:…>` stamps, `[text](url)` links
+_MARKUP = re.compile(r"([\\`*_~|<>\[\]])")
+#: what formats at the start of a line only: headings, quotes, lists
+_LINE_MARKUP = re.compile(r"(?m)^(\s*)([#+-]|\d+(?=[.)]))")
+
+
 def escape_markdown(text: str) -> str:
-    """User data (a failure message, an alert) in Markdown and Discord messages, kept from
-    turning into mentions (`@` gets a zero-width space), code, bold or italics."""
-    return text.replace("@", "@\u200b").replace("`", "'").replace("*", "\\*").replace("_", "\\_")
+    """User data (a title, a failure message, an alert) in Markdown and Discord messages, shown
+    as written: every markup character gets a backslash (the escape of Discord and CommonMark),
+    so nothing turns into bold, italics, code, a spoiler, a link, a heading, a quote or a
+    list, and `@` gets a zero-width space, so `@everyone` never pings."""
+    text = _MARKUP.sub(r"\\\1", text).replace("@", "@\u200b")
+    return _LINE_MARKUP.sub(_escape_line_start, text)
+
+
+def _escape_line_start(found: re.Match[str]) -> str:
+    indent, mark = found.group(1), found.group(2)
+    return f"{indent}\\{mark}" if not mark[0].isdigit() else f"{indent}{mark}\\"
 
 
 def escape_slack(text: str) -> str:
@@ -65,10 +81,11 @@ def escape_html(text: str) -> str:
     return html.escape(text)
 
 
-def kpi_line(line: DigestLine, strong: str = "") -> str:
-    """ "GitHub Stargazers: 1,647 ⬆ 1.67%", the title between `strong` marks ("**" in Markdown,
-    "*" in Slack mrkdwn); no change part with nothing to compare."""
-    text = f"{strong}{line.title}{strong}: {line.formatted}"
+def kpi_line(line: DigestLine, strong: str = "", escape: Callable[[str], str] = str) -> str:
+    """ "GitHub Stargazers: 1,647 ⬆ 1.67%", the title between `strong` marks ("**" in Markdown)
+    and through `escape` (the medium's, for text a user wrote; the value is a number this
+    project spelled, "-5" or "12.5" as is); no change part with nothing to compare."""
+    text = f"{strong}{escape(line.title)}{strong}: {line.formatted}"
     change = line.change_text
     return f"{text} {change}" if change else text
 
@@ -76,14 +93,14 @@ def kpi_line(line: DigestLine, strong: str = "") -> str:
 def kpi_line_within(
     line: DigestLine, limit: int, strong: str = "", escape: Callable[[str], str] = str
 ) -> str:
-    """`escape(kpi_line(line, strong))`, its title cut ("…") so that the line keeps within
+    """`kpi_line(line, strong, escape)`, its title cut ("…") so that the line keeps within
     `limit` characters: a title too long for one message never costs the value."""
-    text = escape(kpi_line(line, strong))
+    text = kpi_line(line, strong, escape)
     title = line.title
     while len(text) > limit and title:
         over = len(text) - limit
         title = title[: max(0, len(title) - over - 1)]
-        text = escape(kpi_line(dataclasses.replace(line, title=title + "…"), strong))
+        text = kpi_line(dataclasses.replace(line, title=title + "…"), strong, escape)
     return text
 
 

@@ -3,6 +3,10 @@ messages of at most 2000 characters (a retry resumes after the parts already sen
 as one message each, cut to 2000 characters.
 
     - {type: discord, webhook_url: "${DISCORD_WEBHOOK}", every: week, compare: 14d}
+
+Discord's webhooks take no nonce (only a bot's Create Message does) and list no messages: a
+message Discord took but answered after the timeout cannot be told from one it never got, so
+the retry posts it again (a repeat rather than a digest lost).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pydantic import field_validator
 
 from kpi_collector.collect.http import is_http_url
 from kpi_collector.destinations._http import Sender, error_detail, send, status_error
-from kpi_collector.destinations.base import Delivery, MessageDestination
+from kpi_collector.destinations.base import Delivery, MessageDestination, delivery_error
 from kpi_collector.destinations.digest import Digest
 from kpi_collector.destinations.text import (
     cut,
@@ -38,13 +42,14 @@ _HINTS = {
 
 def digest_messages(digest: Digest, limit: int = DISCORD_LIMIT) -> list[str]:
     """The digest as Discord messages: the bold title, a line per KPI (`**Title**: 1,647 ⬆
-    1.67%`), the failing sources (escaped: no markup, no mentions); split between lines into
-    messages of at most `limit` characters."""
+    1.67%`), the failing sources; what users wrote (titles, groups, failures) escaped, shown
+    as written (no markup, no mentions); split between lines into messages of at most `limit`
+    characters."""
     lines = [
         f"**{digest.title}**",
         *grouped_lines(
             digest,
-            lambda line: kpi_line_within(line, limit, "**"),
+            lambda line: kpi_line_within(line, limit, "**", escape_markdown),
             lambda group: ["", f"__{escape_markdown(group)}__"],
         ),
     ]
@@ -64,6 +69,22 @@ class Discord(MessageDestination):
     username: str | None = None
     avatar_url: str | None = None
     thread_id: str | None = None  # post into a thread of a forum or text channel
+
+    @field_validator("username")
+    @classmethod
+    def _webhook_name(cls, value: str | None) -> str | None:
+        """Discord refuses (400, 50035) every message whose webhook name is not 1-80
+        characters or holds "clyde" or "discord" (its docs: webhook names): found at load,
+        not as a refused digest every period."""
+        if value is None:
+            return value
+        name = " ".join(value.split())
+        if not 1 <= len(name) <= 80:
+            raise ValueError("Discord takes a webhook name (username) of 1 to 80 characters")
+        taken = [word for word in ("clyde", "discord") if word in name.lower()]
+        if taken:
+            raise ValueError(f"Discord refuses a webhook name (username) holding {taken[0]!r}")
+        return name
 
     @field_validator("webhook_url")
     @classmethod
@@ -96,8 +117,22 @@ class Discord(MessageDestination):
         response = await send(
             via, "POST", url, service="Discord", timeout=self.timeout, json_body=body
         )
-        if response.status in (200, 204):
+        if response.status == 204:
             return
+        if response.status == 200:
+            try:
+                created = response.json()
+            except Exception:  # an HTML page from a proxy or portal
+                created = None
+            if isinstance(created, dict) and created.get("id"):
+                return
+            came = "an HTML page" if response.text().lstrip().startswith("<") else "something else"
+            raise delivery_error(
+                f"Discord answered HTTP 200 with {came}, not the message it created: nothing "
+                "was posted; check that webhook_url is the webhook's URL (and no proxy stands "
+                "between)",
+                transient=False,
+            )
         detail = error_detail(response, "message", "code")
         payload: Any = None
         try:

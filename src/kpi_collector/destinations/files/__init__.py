@@ -9,7 +9,8 @@ The file is rewritten whole into a temporary file that replaces it, under a lock
 never leaves half a file, and two runs never interleave. The replacement keeps what the user
 set on the file: its permissions, a symlink (the file it points at is rewritten), and for a CSV
 a spreadsheet saved again (byte order mark, `;` or tab between cells). A read-only file is
-never replaced.
+never replaced. A CSV text cell that starts like a formula (`=`, `+`, `-`, `@`, ...: a title,
+a KPI id) gets a leading `'`, so a spreadsheet shows it and never runs it; numbers stay numbers.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from typing import Any, ClassVar
 
 from kpi_collector.destinations._table import (
     LONG_COLUMNS,
+    cell_text,
     columns_of,
     key_of,
     number_text,
     rows_of,
+    spreadsheet_text,
     upsert,
 )
 from kpi_collector.destinations.base import (
@@ -151,10 +154,15 @@ class CSV(FileDestination):
     def read(self, path: Path) -> list[dict[str, Any]]:
         encoding, delimiter = _csv_style(path)
         with path.open(newline="", encoding=encoding) as handle:
-            reader = csv.DictReader(handle, delimiter=delimiter)
-            if reader.fieldnames is None or "period" not in reader.fieldnames:
+            reader = csv.reader(handle, delimiter=delimiter)
+            header = [cell_text(c) for c in next(reader, [])]
+            if "period" not in header:
                 raise ValueError("no `period` column")
-            return [dict(row) for row in reader]
+            return [
+                {name: cell_text(cell) for name, cell in zip(header, cells, strict=False)}
+                for cells in reader
+                if cells
+            ]
 
     def write(
         self,
@@ -166,10 +174,11 @@ class CSV(FileDestination):
         delimiter: str = ",",
     ) -> None:
         with path.open("w", newline="", encoding=encoding) as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns, delimiter=delimiter)
-            writer.writeheader()
+            # every cell that a spreadsheet would run as a formula is written as text
+            writer = csv.writer(handle, delimiter=delimiter)
+            writer.writerow([spreadsheet_text(c) for c in columns])
             for row in rows:
-                writer.writerow({c: number_text(row.get(c)) for c in columns})
+                writer.writerow([spreadsheet_text(number_text(row.get(c))) for c in columns])
 
     def write_over(
         self, target: Path, tmp: Path, columns: list[str], rows: list[dict[str, Any]]

@@ -194,7 +194,7 @@ class GoogleSheets(TableDestination):
             )
 
     def _records(self, delivery: Delivery) -> list[dict[str, Any]]:
-        common = {"Period": delivery.period, "Date": delivery.period_start.isoformat()}
+        common = {"Period": delivery.row_period, "Date": delivery.period_start.isoformat()}
         if self.layout == "long":
             return [
                 {**common, "KPI": k, "Title": delivery.title(k), "Value": delivery.values[k]}

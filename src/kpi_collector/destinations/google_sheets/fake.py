@@ -3,7 +3,8 @@
 Implements what gspread's HTTPClient calls: `GET /v4/spreadsheets/{id}` (metadata),
 `GET|PUT /v4/spreadsheets/{id}/values/{range}`, `POST …/values/{range}:append` and
 `POST /v4/spreadsheets/{id}:batchUpdate` (addSheet, updateSheetProperties), with the API's
-grid limits and error shape `{"error": {"code", "message", "status"}}`. `POST /token` checks
+value input options (RAW stores text as sent; USER_ENTERED parses it as typed, "=..." becoming
+a `Formula`), grid limits and error shape `{"error": {"code", "message", "status"}}`. `POST /token` checks
 the service account's signed JWT assertion and hands out a bearer token.
 """
 
@@ -212,6 +213,10 @@ class FakeSheets:
                 400, "'valueInputOption' is required but not specified", "INVALID_ARGUMENT"
             )
         new = (await request.json()).get("values", [])
+        if request.query.get("valueInputOption") == "USER_ENTERED":
+            # parsed as if typed into a cell: "=..." (and "+", "-", "@" before a formula)
+            # becomes a formula, which is what the cell holds from then on
+            new = [[_as_typed(cell) for cell in row] for row in new]
         if append:
             row, col = len(values), 0
             sheet["rows"] = max(sheet["rows"], row + len(new))
@@ -246,6 +251,20 @@ class FakeSheets:
                 {"spreadsheetId": key, "tableRange": f"'{title}'!A1", "updates": updates}
             )
         return web.json_response(updates)
+
+
+class Formula(str):
+    """A cell that holds a formula (written with USER_ENTERED), not the text it was sent as."""
+
+
+def _as_typed(cell: Any) -> Any:
+    """A cell as the Sheets UI parses what is typed into it (USER_ENTERED): a text starting
+    with `=`, or with `+`, `-` or `@` that is no plain number, is a formula."""
+    if not isinstance(cell, str) or not cell:
+        return cell
+    if cell[0] == "=" or (cell[0] in "+-@" and not re.fullmatch(r"[-+]?\d+(\.\d*)?", cell)):
+        return Formula(cell)
+    return cell
 
 
 def dumps(info: dict[str, Any]) -> str:

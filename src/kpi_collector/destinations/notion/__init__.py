@@ -145,7 +145,7 @@ class Notion(TableDestination):
             source = await self.ensure_properties(api, source, delivery)
             title = _title_property(source)
             existing = await api.query(
-                source["id"], self._text_filter(self.period_property, delivery.period)
+                source["id"], self._text_filter(self.period_property, delivery.row_period)
             )
             if self.layout == "wide":
                 await self._write_wide(api, delivery, source["id"], title, existing)
@@ -285,7 +285,7 @@ class Notion(TableDestination):
     def _common(self, delivery: Delivery) -> dict[str, Any]:
         return {
             self.date_property: {"date": self._date(delivery)},
-            self.period_property: {"rich_text": _text(delivery.period)},
+            self.period_property: {"rich_text": _text(delivery.row_period)},
         }
 
     def _wide_properties(self, delivery: Delivery, title: str) -> dict[str, Any]:
@@ -427,13 +427,27 @@ def split_properties(
     return parts
 
 
+def text_chunks(content: str, limit: int = TEXT_CONTENT_LIMIT) -> list[str]:
+    """`content` in pieces of at most `limit` characters as Notion counts them: UTF-16 code
+    units, as JavaScript does (an emoji past U+FFFF is 2), never cutting a character."""
+    chunks: list[str] = []
+    start = size = 0
+    for index, char in enumerate(content):
+        width = 2 if ord(char) > 0xFFFF else 1
+        if size + width > limit:
+            chunks.append(content[start:index])
+            start, size = index, 0
+        size += width
+    chunks.append(content[start:])
+    return chunks
+
+
 def _text(content: str) -> list[dict[str, Any]]:
     """`content` as rich text objects of at most 2000 characters each (Notion's limit per
-    object; the property's plain text is their concatenation, so nothing is cut). Raises
-    DeliveryError(refused) past 100 objects (200,000 characters), Notion's array limit."""
-    chunks = [
-        content[i : i + TEXT_CONTENT_LIMIT] for i in range(0, len(content), TEXT_CONTENT_LIMIT)
-    ] or [""]
+    object, in UTF-16 units: `text_chunks`; the property's plain text is their concatenation,
+    so nothing is cut). Raises DeliveryError(refused) past 100 objects (200,000 characters),
+    Notion's array limit."""
+    chunks = text_chunks(content)
     if len(chunks) > RICH_TEXT_ITEMS:
         raise delivery_error(
             f"a Notion text of {len(content):,} characters is over Notion's "

@@ -9,7 +9,7 @@ errors `{"object": "error", "status", "code", "message", "request_id"}`.
 
 Limits as Notion documents them ("Request limits"): an average of three requests a second with
 bursts (here `rate_limit`, 30 per 10 s), beyond it 429 `rate_limited` with `Retry-After` in
-whole seconds; a rich text object's `text.content` at most 2000 characters and a rich text
+whole seconds; a rich text object's `text.content` at most 2000 characters (UTF-16 units) and a rich text
 array at most 100 objects, beyond them 400 `validation_error` "body failed validation: ...
 should be ≤ `2000`, instead was `2001`."; and a request payload of at most 500KB overall
 (here `payload_limit`, 500,000 bytes of JSON body), beyond it the same 400 `validation_error`
@@ -89,6 +89,11 @@ def error(
 TEXT_LIMIT = 2000  # "Request limits": a rich text object's text.content, in characters
 
 
+def js_length(text: str) -> int:
+    """`text.length` as Notion (JavaScript) counts it: UTF-16 code units, 2 for an emoji."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 def strict_value(name: str, kind: str, raw: Any) -> str | None:
     """Why Notion refuses this property value (a 400 validation_error message), or None:
     a number property takes a number or null (JSON `true` is no number); a text content is at
@@ -99,10 +104,10 @@ def strict_value(name: str, kind: str, raw: Any) -> str | None:
     if kind in ("title", "rich_text") and isinstance(raw, list):
         for index, part in enumerate(raw):
             content = (part.get("text") or {}).get("content", "") if isinstance(part, dict) else ""
-            if len(content) > TEXT_LIMIT:
+            if js_length(content) > TEXT_LIMIT:
                 return (
                     f"{at}[{index}].text.content.length should be ≤ `{TEXT_LIMIT}`, "
-                    f"instead was `{len(content)}`."
+                    f"instead was `{js_length(content)}`."
                 )
     if kind == "date" and isinstance(raw, dict):
         for key in ("start", "end"):
@@ -463,7 +468,7 @@ class FakeNotion:
                         f"instead was `{len(raw)}`.",
                     )
                 for index, part in enumerate(raw):
-                    length = len(part.get("text", {}).get("content", ""))
+                    length = js_length(part.get("text", {}).get("content", ""))
                     if length > 2000:
                         return error(
                             400,

@@ -63,7 +63,7 @@ class Segment(MessageDestination):
 
     def track(self, delivery: Delivery) -> dict[str, Any]:
         properties: dict[str, Any] = {kpi: delivery.values[kpi] for kpi in delivery.ordered}
-        properties["period"] = delivery.period
+        properties["period"] = delivery.row_period
         identity = {"userId": self.user_id} if self.user_id else {"anonymousId": self.anonymous_id}
         return {
             **identity,
@@ -94,7 +94,7 @@ class Segment(MessageDestination):
             # room for period/part/parts, always included
             probe = {
                 **whole,
-                "properties": {**trial, "period": delivery.period, "part": 9999, "parts": 9999},
+                "properties": {**trial, "period": delivery.row_period, "part": 9999, "parts": 9999},
             }
             if current and _size(probe) > CALL_LIMIT:
                 chunks.append(current)
@@ -103,7 +103,12 @@ class Segment(MessageDestination):
         chunks.append(current)
         events = []
         for index, chunk in enumerate(chunks, start=1):
-            properties = {**chunk, "period": delivery.period, "part": index, "parts": len(chunks)}
+            properties = {
+                **chunk,
+                "period": delivery.row_period,
+                "part": index,
+                "parts": len(chunks),
+            }
             event = {
                 **whole,
                 "properties": properties,
@@ -146,10 +151,28 @@ class Segment(MessageDestination):
             auth=self._auth(),
         )
         if response.status == 200:
+            _check_success(response.text().strip())
             return
         raise status_error(
             response,
             service="Segment",
             detail=error_detail(response, "message", "error"),
             hint="check write_key" if response.status in (401, 403) else None,
+        )
+
+
+def _check_success(text: str) -> None:
+    """Segment answers a 200 with `{"success": true}`; a 200 with an HTML page (a proxy's or a
+    portal's) or `{"success": false}` delivered nothing: an error (the delivery stays
+    pending)."""
+    try:
+        answer = json.loads(text) if text.startswith("{") else None
+    except ValueError:
+        answer = None
+    if text.startswith("<") or (isinstance(answer, dict) and answer.get("success") is False):
+        came = "an HTML page" if text.startswith("<") else "success: false"
+        raise delivery_error(
+            f"Segment answered HTTP 200 with {came}, not Segment's success: nothing was "
+            "tracked; check api_url (and that no proxy stands between)",
+            transient=False,
         )

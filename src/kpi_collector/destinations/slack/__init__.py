@@ -1,6 +1,7 @@
 """`type: slack`: the digest as a Block Kit message with a plain-text fallback, through an
 incoming webhook (`webhook_url`) or a bot token and channel (`chat.postMessage`); alerts as
-a message of that text alone.
+a message of that text alone. What users wrote (titles, groups, failures) goes in `rich_text`
+blocks, shown as written: mrkdwn has no escape for `*`, `_` or `~`.
 
     - {type: slack, webhook_url: "${SLACK_WEBHOOK}", every: week, compare: 7d}
     - {type: slack, token: "${SLACK_BOT_TOKEN}", channel: "#kpis", every: week}
@@ -8,22 +9,25 @@ a message of that text alone.
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
-from pydantic import model_validator
+from pydantic import PrivateAttr, model_validator
 
+from kpi_collector.collect import jsontext
 from kpi_collector.collect.http import Auth
-from kpi_collector.destinations._http import Sender, send, status_error
-from kpi_collector.destinations.base import Delivery, MessageDestination, delivery_error
-from kpi_collector.destinations.digest import NO_VALUES, Digest
-from kpi_collector.destinations.text import (
-    cut,
-    escape_slack,
-    grouped_lines,
-    kpi_line_within,
-    send_now,
-    split_lines,
+from kpi_collector.destinations._http import Sender, maybe_sent, send, status_error
+from kpi_collector.destinations.base import (
+    Delivery,
+    MessageDestination,
+    delivery_error,
+    message_id,
 )
+from kpi_collector.destinations.digest import NO_VALUES, Digest, DigestLine
+from kpi_collector.destinations.text import cut, escape_slack, send_now
+from kpi_collector.errors import DeliveryError
 from kpi_collector.secrets import Secret, redact_cut
 
 # Block Kit limits (Slack API docs, "Blocks": header and section text, blocks per message)
@@ -100,43 +104,96 @@ _API_HINTS = {
 }
 
 
-def slack_lines(digest: Digest) -> list[str]:
-    """A mrkdwn line per KPI, with a bold heading before each group (when there are groups)."""
-    return grouped_lines(
-        digest,
-        lambda line: kpi_line_within(line, SLACK_SECTION_LIMIT, "*", escape_slack),
-        lambda group: ["", f"*{escape_slack(group)}*"],
-    )
+#: one line of rich text: its text elements (`_bold`, `_plain`); [] is a blank line
+RichLine = list[dict[str, Any]]
+
+
+def _bold(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text, "style": {"bold": True}}
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+def _kpi_line(line: DigestLine, limit: int = SLACK_SECTION_LIMIT) -> RichLine:
+    """`Title: 1,647 ⬆ 1.67%`, the title bold, cut ("…") so that the line keeps within
+    `limit` characters: a title too long for one block never costs the value."""
+    rest = f": {line.formatted}" + (f" {line.change_text}" if line.change_text else "")
+    return [_bold(cut(line.title, max(1, limit - len(rest)))), _plain(rest)]
+
+
+def slack_lines(digest: Digest) -> list[RichLine]:
+    """A rich text line per KPI, with a bold heading before each group (when there are
+    groups)."""
+    lines: list[RichLine] = []
+    for group, items in digest.sections() if digest.grouped else [(None, digest.lines)]:
+        if digest.grouped:
+            lines += [[], [_bold(group or "Other")]]
+        lines += [_kpi_line(item) for item in items]
+    return lines[1:] if lines and not lines[0] else lines
+
+
+def _failure_lines(digest: Digest) -> list[RichLine]:
+    return [[_bold("Failing sources")], *([_plain(f"• {e.text()}")] for e in digest.errors)]
+
+
+def _line_text(line: RichLine) -> str:
+    return "".join(str(element["text"]) for element in line)
+
+
+def rich_blocks(lines: list[RichLine], limit: int = SLACK_SECTION_LIMIT) -> list[dict[str, Any]]:
+    """`lines` as `rich_text` blocks of at most `limit` characters of text each, broken only
+    between lines. Rich text shows its text as written: no mrkdwn, no links, no mentions
+    (Slack's Block Kit docs: the block for user-defined text)."""
+    blocks: list[dict[str, Any]] = []
+    current: list[RichLine] = []
+    size = 0
+    for line in lines:
+        length = len(_line_text(line))
+        if current and size + 1 + length > limit:
+            blocks.append(_rich(current))
+            current, size = [], 0
+        if current or line:  # a block never starts with a blank line
+            size += length + (1 if current else 0)
+            current.append(line)
+    if current:
+        blocks.append(_rich(current))
+    return blocks
+
+
+def _rich(lines: list[RichLine]) -> dict[str, Any]:
+    """One `rich_text` block of `lines`: a section whose text elements hold them, lines
+    joined by newlines, neighbouring plain texts merged."""
+    elements: list[dict[str, Any]] = []
+    for index, line in enumerate(lines):
+        for element in ([_plain("\n")] if index else []) + line:
+            last = elements[-1] if elements else None
+            if last is not None and "style" not in last and "style" not in element:
+                last["text"] += element["text"]
+            else:
+                elements.append(dict(element))
+    return {"type": "rich_text", "elements": [{"type": "rich_text_section", "elements": elements}]}
 
 
 def digest_text(digest: Digest) -> str:
-    """The notification / fallback text of the digest's message (mrkdwn)."""
-    lines = [f"*{escape_slack(digest.title)}*"]
-    lines += slack_lines(digest)
+    """The notification / fallback text of the digest's message: plain lines (sent with
+    `mrkdwn` off), `&`, `<`, `>` escaped so nothing in it links or mentions."""
+    lines = [digest.title, *(_line_text(line) for line in slack_lines(digest))]
     if digest.errors:
-        lines += [
-            "",
-            "Failing sources:",
-            *(f"• {escape_slack(error.text())}" for error in digest.errors),
-        ]
-    return "\n".join(lines)
+        lines += ["", *(_line_text(line) for line in _failure_lines(digest))]
+    return escape_slack("\n".join(lines))
 
 
 def digest_blocks(digest: Digest) -> list[dict[str, Any]]:
-    """Block Kit: a header, the KPI lines in sections (≤ 3000 chars each), failures, context;
-    every block of the digest, however many (`digest_messages` splits them into messages)."""
+    """Block Kit: a header, the KPI lines in rich text blocks (≤ 3000 chars each), failures,
+    context; every block of the digest, however many (`digest_messages` splits them into
+    messages)."""
     blocks: list[dict[str, Any]] = [_header(digest.title)]
-    kpi_lines = slack_lines(digest) or [NO_VALUES]
-    for chunk in split_lines(kpi_lines, SLACK_SECTION_LIMIT):
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
+    blocks += rich_blocks(slack_lines(digest) or [[_plain(NO_VALUES)]])
     if digest.errors:
-        failures = [
-            "*Failing sources*",
-            *(f"• {escape_slack(error.text())}" for error in digest.errors),
-        ]
         blocks.append({"type": "divider"})
-        for chunk in split_lines(failures, SLACK_SECTION_LIMIT):
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
+        blocks += rich_blocks(_failure_lines(digest))
     if digest.comparison:
         blocks.append(
             {"type": "context", "elements": [{"type": "mrkdwn", "text": digest.comparison}]}
@@ -145,19 +202,27 @@ def digest_blocks(digest: Digest) -> list[dict[str, Any]]:
 
 
 def digest_messages(digest: Digest) -> list[dict[str, Any]]:
-    """The digest as Slack messages (`{"text", "blocks"}`): one when its blocks fit Slack's
-    limits (50 blocks, `SLACK_BLOCKS_TEXT` characters), else the blocks after the header
-    packed in order into as few messages as fit, each under its own header "title (2/3)"
-    and with the text of its own blocks as the notification text. Nothing is cut."""
+    """The digest as Slack messages (`{"text", "blocks", "mrkdwn": False}`): one when its
+    blocks fit Slack's limits (50 blocks, `SLACK_BLOCKS_TEXT` characters), else the blocks
+    after the header packed in order into as few messages as fit, each under its own header
+    "title (2/3)" and with the text of its own blocks as the notification text. Nothing is
+    cut."""
     blocks = digest_blocks(digest)
     if len(blocks) <= SLACK_MAX_BLOCKS and _text_size(blocks) <= SLACK_BLOCKS_TEXT:
-        return [{"text": cut(digest_text(digest), SLACK_TEXT_LIMIT), "blocks": blocks}]
+        text = cut(digest_text(digest), SLACK_TEXT_LIMIT)
+        return [{"text": text, "blocks": blocks, "mrkdwn": False}]
     groups = pack_blocks(blocks[1:], SLACK_MAX_BLOCKS - 1, SLACK_BLOCKS_TEXT - SLACK_HEADER_LIMIT)
     messages = []
     for index, group in enumerate(groups, start=1):
         title = cut(f"{digest.title} ({index}/{len(groups)})", SLACK_HEADER_LIMIT)
-        texts = [f"*{escape_slack(title)}*", *(t for b in group for t in _texts(b))]
-        messages.append({"text": "\n".join(texts), "blocks": [_header(title), *group]})
+        text = escape_slack("\n".join([title, *(t for b in group for t in block_texts(b))]))
+        messages.append(
+            {
+                "text": cut(text, SLACK_TEXT_LIMIT),
+                "blocks": [_header(title), *group],
+                "mrkdwn": False,
+            }
+        )
     return messages
 
 
@@ -185,24 +250,49 @@ def _header(text: str) -> dict[str, Any]:
     }
 
 
-def _texts(block: dict[str, Any]) -> list[str]:
-    """The texts of a header, section or context block (a divider has none)."""
+def block_texts(block: dict[str, Any]) -> list[str]:
+    """The texts of a header, section, rich text or context block (a divider has none), as
+    shown."""
     if "text" in block:
         return [str(block["text"]["text"])]
+    if block.get("type") == "rich_text":
+        return [
+            "".join(str(e.get("text", "")) for e in section.get("elements", []))
+            for section in block.get("elements", [])
+        ]
     return [str(e.get("text", "")) for e in block.get("elements", [])]
 
 
 def _text_size(blocks: list[dict[str, Any]]) -> int:
-    return sum(len(t) for b in blocks for t in _texts(b))
+    return sum(len(t) for b in blocks for t in block_texts(b))
+
+
+#: the `event_type` of the metadata each bot message carries: its key, to find it again
+METADATA_TYPE = "kpi_collector_message"
+_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,}")
 
 
 class Slack(MessageDestination):
+    """With a bot token, each message carries its key (`delivery_id` and part, or the alert's
+    `message_id`) in Slack's message metadata; before a message whose earlier attempt may have
+    gone out unanswered (a timeout, a 5xx, an attempt of an earlier run) is posted again, the
+    channel's history since the attempt is searched for that key, so a message Slack took is
+    not posted twice. Searching needs the `channels:history` scope (`groups:history` for a
+    private channel) and the channel's id (`C0123456789`; a name is looked up with
+    `conversations.list`, scope `channels:read`); without them the message is posted again
+    (never lost). Incoming webhooks give no way to
+    tell: a retry after a timeout may repeat the message."""
+
     type: ClassVar[str] = "slack"
 
     webhook_url: Secret | None = None
     token: Secret | None = None
     channel: str | None = None
     api_url: str = "https://slack.com/api"
+
+    #: keys of messages whose post may have gone out unanswered, and since when (epoch s)
+    _uncertain: dict[str, float] = PrivateAttr(default_factory=dict)
+    _channel_id: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _one_way(self) -> Slack:
@@ -218,22 +308,106 @@ class Slack(MessageDestination):
 
     async def deliver(self, delivery: Delivery) -> None:
         # after the parts an earlier attempt (or the failed delivery retried) sent
-        for index, body in delivery.unsent(self.messages(delivery)):
-            await self.post(delivery, body)
+        for position, (index, body) in enumerate(delivery.unsent(self.messages(delivery))):
+            key = f"{delivery.delivery_id}#{index}"
+            if position == 0 and delivery.earlier_attempts and key not in self._uncertain:
+                # the last attempt (maybe in an earlier run) may have posted it unanswered
+                self._uncertain[key] = delivery.now.timestamp()
+            await self.post(delivery, body, key=key)
             await delivery.checkpoint(index + 1)
 
     async def send_text(self, text: str) -> None:
         """An alert: the text field alone (what notifications show), `&`, `<`, `>` escaped so
-        nothing in it turns into a link or an @channel."""
-        body = {"text": cut(escape_slack(text), SLACK_TEXT_LIMIT)}
-        await send_now(self, lambda via: self.post(via, body))
+        nothing in it turns into a link or an @channel, and `mrkdwn` off so a title's `*` or
+        `_` never formats it."""
+        body = {"text": cut(escape_slack(text), SLACK_TEXT_LIMIT), "mrkdwn": False}
+        key = message_id.get()
+        await send_now(self, lambda via: self.post(via, body, key=key))
 
-    async def post(self, via: Sender, body: dict[str, Any]) -> None:
-        """One message, through the webhook or `chat.postMessage`."""
+    async def post(self, via: Sender, body: dict[str, Any], *, key: str | None = None) -> None:
+        """One message, through the webhook or `chat.postMessage`; `key` identifies it across
+        retries (see the class docs: a bot's retry first looks whether Slack took it)."""
         if self.webhook_url is not None:
             await self._webhook(via, body)
-        else:
-            await self._post_message(via, body)
+            return
+        uncertain = key is not None and key in self._uncertain
+        if uncertain and await self._posted_already(via, str(key), self._uncertain[str(key)]):
+            del self._uncertain[str(key)]
+            return
+        started = time.time()
+        try:
+            await self._post_message(via, body, key)
+        except DeliveryError as error:
+            if key is not None and maybe_sent(error):
+                self._uncertain.setdefault(key, started)
+            raise
+        if key is not None:
+            self._uncertain.pop(key, None)
+
+    async def _api_get(self, via: Sender, method: str, query: dict[str, str]) -> dict[str, Any]:
+        """A Web API read (`conversations.history`, ...): its answer, or {} when it failed
+        (the caller then cannot tell, and goes on as if nothing was found)."""
+        assert self.token is not None
+        url = f"{self.api_url.rstrip('/')}/{method}?{urlencode(query)}"
+        try:
+            response = await send(
+                via, "GET", url, service="Slack", timeout=self.timeout, auth=Auth(bearer=self.token)
+            )
+            answer = response.json() if response.status == 200 else {}
+        except (DeliveryError, ValueError):
+            return {}
+        return answer if isinstance(answer, dict) and answer.get("ok") else {}
+
+    async def _channel_by_name(self, via: Sender) -> str | None:
+        """The id of `channel` given as a name (`#kpis`), from `conversations.list` (scope
+        `channels:read`, `groups:read` for a private one); None when Slack will not say."""
+        name = (self.channel or "").lstrip("#")
+        cursor = ""
+        for _ in range(20):  # pages of 1000 channels
+            query = {
+                "types": "public_channel,private_channel",
+                "exclude_archived": "true",
+                "limit": "1000",
+                **({"cursor": cursor} if cursor else {}),
+            }
+            answer = await self._api_get(via, "conversations.list", query)
+            for channel in answer.get("channels") or []:
+                if channel.get("name") == name and isinstance(channel.get("id"), str):
+                    return str(channel["id"])
+            cursor = str((answer.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                return None
+        return None
+
+    async def _posted_already(self, via: Sender, key: str, since: float) -> bool:
+        """Whether the channel holds a message with `key` in its metadata, posted since
+        `since` (epoch seconds): False when it does not, or when Slack will not say (no
+        channel id, no history scope, any error): the message then goes out again."""
+        assert self.token is not None
+        channel = self.channel if _CHANNEL_ID.fullmatch(self.channel or "") else self._channel_id
+        if channel is None:
+            channel = self._channel_id = await self._channel_by_name(via)
+        if channel is None:
+            return False
+        cursor = ""
+        for _ in range(10):  # pages of 200 messages since the attempt: a busy channel's day
+            query = {
+                "channel": channel,
+                "oldest": f"{since - 60:.6f}",  # clocks differ a little
+                "include_all_metadata": "true",
+                "limit": "200",
+                **({"cursor": cursor} if cursor else {}),
+            }
+            answer = await self._api_get(via, "conversations.history", query)
+            for message in answer.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == METADATA_TYPE and payload.get("key") == key:
+                    return True
+            cursor = str((answer.get("response_metadata") or {}).get("next_cursor") or "")
+            if not answer.get("has_more") or not cursor:
+                return False
+        return False
 
     async def _webhook(self, via: Sender, body: dict[str, Any]) -> None:
         assert self.webhook_url is not None
@@ -246,6 +420,7 @@ class Slack(MessageDestination):
             json_body=body,
         )
         if response.status == 200:
+            self._check_ok(response.text().strip())
             return
         if response.status == 429:  # a JSON count of recent calls, and Retry-After
             raise status_error(response, service="Slack webhook")
@@ -253,16 +428,44 @@ class Slack(MessageDestination):
         hint = _WEBHOOK_HINTS.get(code)
         raise status_error(response, service="Slack webhook", detail=code or None, hint=hint)
 
-    async def _post_message(self, via: Sender, body: dict[str, Any]) -> None:
+    @staticmethod
+    def _check_ok(text: str) -> None:
+        """An incoming webhook answers exactly `ok` (a workflow trigger `{"ok": true}`); a 200
+        with anything else (a proxy's sign-in page, a trigger's `{"ok": false}`) delivered
+        nothing: an error that says what came (the delivery stays pending)."""
+        if text == "ok":
+            return
+        try:
+            answer = jsontext.loads(text) if text.startswith("{") else None
+        except ValueError:
+            answer = None
+        if isinstance(answer, dict) and answer.get("ok") is True:
+            return
+        if isinstance(answer, dict) and answer.get("error"):
+            came = f"error {redact_cut(str(answer['error']), 80)}"
+        elif text.startswith("<"):
+            came = "an HTML page"
+        else:
+            came = repr(redact_cut(text, 60)) if text else "nothing"
+        raise delivery_error(
+            f"Slack webhook answered HTTP 200 with {came}, not Slack's `ok`: nothing was posted; "
+            "check that webhook_url is the incoming webhook's URL (and no proxy stands between)",
+            transient=False,
+        )
+
+    async def _post_message(self, via: Sender, body: dict[str, Any], key: str | None) -> None:
         assert self.token is not None
         url = f"{self.api_url.rstrip('/')}/chat.postMessage"
+        message = {"channel": self.channel, "unfurl_links": False, **body}
+        if key is not None:
+            message["metadata"] = {"event_type": METADATA_TYPE, "event_payload": {"key": key}}
         response = await send(
             via,
             "POST",
             url,
             service="Slack",
             timeout=self.timeout,
-            json_body={"channel": self.channel, "unfurl_links": False, **body},
+            json_body=message,
             headers={"Content-Type": "application/json; charset=utf-8"},
             auth=Auth(bearer=self.token),
         )
@@ -275,6 +478,8 @@ class Slack(MessageDestination):
                 "Slack answered something that is not JSON", transient=True
             ) from None
         if answer.get("ok"):
+            if isinstance(answer.get("channel"), str):
+                self._channel_id = answer["channel"]
             return
         code = str(answer.get("error") or "unknown_error")
         hint = _API_HINTS.get(code, "see Slack's chat.postMessage errors")

@@ -169,6 +169,29 @@ class SQL(TableDestination):
         out.update({column_name(k): v for k, v in row.items() if k not in ("period", "date")})
         return out
 
+    def _widen_title(self, conn: sa.Connection, delivery: Delivery) -> None:
+        """A long table made by an earlier version has `title` VARCHAR(200): a longer title
+        failed the period's rows on PostgreSQL and MariaDB, so the column becomes TEXT (SQLite
+        keeps any length)."""
+        import sqlalchemy as sa
+
+        longest = max((len(delivery.title(k)) for k in delivery.ordered), default=0)
+        if longest <= 200 or conn.dialect.name == "sqlite":
+            return
+        columns = sa.inspect(conn).get_columns(self.table, schema=self.db_schema)
+        title = next((c for c in columns if c["name"] == "title"), None)
+        length = getattr(title["type"], "length", None) if title else None
+        if length is None or length >= longest:
+            return
+        prep = conn.dialect.identifier_preparer
+        name = prep.quote(self.table)
+        if self.db_schema:
+            name = f"{prep.quote_schema(self.db_schema)}.{name}"
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text(f"ALTER TABLE {name} ALTER COLUMN title TYPE TEXT"))
+        else:
+            conn.execute(sa.text(f"ALTER TABLE {name} MODIFY title TEXT"))
+
     def _table(self, conn: sa.Connection, delivery: Delivery) -> sa.Table:
         """The table, created or widened to have a column for each KPI of the delivery."""
         import sqlalchemy as sa
@@ -181,11 +204,12 @@ class SQL(TableDestination):
                 sa.Column("period", sa.String(32), primary_key=True),
                 sa.Column("kpi", sa.String(200), primary_key=True),
                 sa.Column("date", sa.String(10), nullable=False),
-                sa.Column("title", sa.String(200)),
+                sa.Column("title", sa.Text),  # `kpis:` titles have no length limit
                 sa.Column("value", sa.Double),
                 sa.Column("updated_at", sa.Double, nullable=False),
             )
             table.create(conn, checkfirst=True)
+            self._widen_title(conn, delivery)
             return table
         wanted = [column_name(k) for k in delivery.ordered]
         inspector = sa.inspect(conn)
