@@ -15,6 +15,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -164,12 +165,20 @@ class Convention:
         """The value of `token` written this way, or None when it is not written so.
 
         Raises: ValueError for an integer a stored number cannot hold exactly."""
+        exact = self.exact(token)
+        return None if exact is None else float(exact)
+
+    def exact(self, token: str) -> Fraction | None:
+        """`read`, as the exact value written (`1.005` is 201/200, not the float near it).
+
+        Raises: ValueError for an integer a stored number cannot hold exactly."""
         if self.pattern.fullmatch(token) is None:
             return None
         plain = token.replace(self.group, "")
         if self.decimal not in plain:
-            return exact_float(int(plain))
-        return float(plain.replace(self.decimal, "."))
+            exact_float(int(plain))
+            return Fraction(int(plain))
+        return Fraction(plain.replace(self.decimal, "."))
 
 
 @dataclass(frozen=True)
@@ -185,6 +194,7 @@ class NumberLocale:
     long_words: dict[str, float]  # the locale's long scale words, for `Tsd.` → Tausend
     units: frozenset[str]  # casefolded unit symbols (`min`, `km`): not scales
     currencies: frozenset[str]
+    long_scale: bool = False  # a billion is 10^12 (de Billion, fr billion), not 10^9
 
 
 def groupings(locale: Locale) -> set[tuple[int, int]]:
@@ -306,23 +316,26 @@ def number_locale(tag: str) -> NumberLocale:
                         )
                     )
     suffixes, prefixes = affixes_and_scales(locale)
+    long_words = _long_words(locale)
+    long_scale = any(
+        scale == 1e12 and _plain_letters(word).startswith("bil")
+        for word, scale in long_words.items()
+    )
+    english = dict(_ENGLISH_WORDS)
+    if long_scale:
+        # its own trillion is 10^18 (de Trillion, fr trillion): English 10^12 is a guess
+        for word in ("trillion", "trillions"):
+            del english[word]
     scales: dict[str, float] = {}
-    for word, scale in [*_ENGLISH_WORDS.items(), *_ENGLISH_ABBREVIATIONS.items()]:
+    for word, scale in [*english.items(), *_ENGLISH_ABBREVIATIONS.items()]:
         scales[word] = scale
     for word, scale in [*suffixes.items(), *prefixes.items()]:
         scales[word.rstrip(".")] = scale
         if len(word.rstrip(".")) >= 3:
             scales[word.rstrip(".").casefold()] = scale
-    for word in _ENGLISH_WORDS:
-        scales.setdefault(word, _ENGLISH_WORDS[word])
-    suffix_words = [*_ENGLISH_WORDS, *_ENGLISH_ABBREVIATIONS, *suffixes]
-    long_words: dict[str, float] = {}
-    for patterns in locale.compact_decimal_formats.get("long", {}).values():
-        for key, pattern in patterns.items():
-            zeros = str(pattern.pattern).split(";")[0].count("0")
-            word = _affix(pattern.suffix[0])
-            if zeros and word.isalpha():
-                long_words.setdefault(word.casefold(), float(int(key) // 10 ** (zeros - 1)))
+    for word in english:
+        scales.setdefault(word, english[word])
+    suffix_words = [*english, *_ENGLISH_ABBREVIATIONS, *suffixes]
     units: set[str] = set()
     for unit in locale._data.get("unit_patterns", {}).values():
         for length in unit.values():
@@ -344,6 +357,60 @@ def number_locale(tag: str) -> NumberLocale:
         long_words=long_words,
         units=frozenset(units),
         currencies=frozenset(currencies),
+        long_scale=long_scale,
+    )
+
+
+def _long_words(locale: Locale) -> dict[str, float]:
+    """The locale's long compact scale words, casefolded, with their multipliers (de
+    {"tausend": 1e3, ..., "billionen": 1e12})."""
+    long_words: dict[str, float] = {}
+    for patterns in locale.compact_decimal_formats.get("long", {}).values():
+        for key, pattern in patterns.items():
+            zeros = str(pattern.pattern).split(";")[0].count("0")
+            word = _affix(pattern.suffix[0])
+            if zeros and word.isalpha():
+                long_words.setdefault(word.casefold(), float(int(key) // 10 ** (zeros - 1)))
+    return long_words
+
+
+def _plain_letters(word: str) -> str:
+    """`word` casefolded, without accents (`Billón` → `billon`, `milhões` → `milhoes`)."""
+    decomposed = unicodedata.normalize("NFKD", word.casefold())
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
+
+
+#: a name of a power of ten past a thousand in the languages that build them from Latin
+#: numerals, in any inflection: million, Milliarde, billón, milhões, miljoen, bilijun,
+#: kwadrylion, quintillion, and the jokes (zillion, gazillion) that are no size at all
+_LARGE_NUMBER_WORD = re.compile(
+    r"(?:ga|ba|ka)?"
+    r"(?:m|b|j|z|tr|quadr|quatr|cuatr|kvadr|kwadr|kuadr|quint|kvint|kwint|kuint|sext|sest"
+    r"|seks|sekst|sept|sett|oct|ott|okt|non|dec|dez)"
+    r"[iy](?:ll?i?|li?j|lh)(?:on|un|ard|oen|ao|oe|o)"
+    r"(?:s|e|en|er|es|i|o|a|y|u|ow|ov|ones|oes)?"
+    r"|(?:м|б|тр|квадр|квинт|секст|септ|окт|нон|дец)илл?и(?:он|ард)(?:а|ов|ы)?"
+)
+#: English short-scale names past trillion: n-illion is 10^(3n + 3)
+_ENGLISH_LARGE = re.compile(r"(quadr|quint|sext|sept|oct|non|dec)illions?")
+_ENGLISH_LARGE_N = {"quadr": 4, "quint": 5, "sext": 6, "sept": 7, "oct": 8, "non": 9, "dec": 10}
+
+
+def _large_number_word(word: str, text: str, rules: NumberLocale) -> float | None:
+    """The multiplier of `word` when it names a power of ten the locale's CLDR words do
+    not: English `quadrillion` … `decillion` where a billion is 10^9; None when `word` is
+    no such name. Raises ValueError for one whose size the locale does not give (de
+    `Billiarde`, `Trillion`, which long- and short-scale languages size differently) or
+    that is no size at all (`zillion`)."""
+    plain = _plain_letters(word)
+    if _LARGE_NUMBER_WORD.fullmatch(plain) is None:
+        return None
+    english = _ENGLISH_LARGE.fullmatch(plain)
+    if english is not None and not rules.long_scale:
+        return float(10 ** (3 * _ENGLISH_LARGE_N[english.group(1)] + 3))
+    raise ValueError(
+        f"{_quote(text)}: {word!r} after the number names a size that {rules.tag} does not "
+        "give (a scale word past CLDR's, or none at all); pick the number with `regex:`"
     )
 
 
@@ -409,19 +476,79 @@ def parse_number(text: str, locale: str | None = None) -> float:
     if _TOKEN.search(normal, end) is not None or _split_by_line(text):
         raise ValueError(f"more than one number in {_quote(text)}; pick one with `regex:`")
     rules = number_locale(locale or DEFAULT_LOCALE)
+    # the value as written, exactly, until the one rounding to a float at the end: the
+    # float product 1.005 × 1000 is 1004.9999999999999, the number written 1.005k is 1005
     value = _value(match.group(), text, rules)
     if exponent is not None:
-        try:
-            value *= 10.0 ** int(exponent.group(1))
-        except OverflowError:
-            raise ValueError(f"{_quote(text)} is beyond the largest number stored") from None
+        value *= Fraction(10) ** int(exponent.group(1))
     before, after = normal[: match.start()], normal[end:]
+    _glued_before(before, text, rules)
     value, after = _numeral_after(value, after, text)
     scale, unscaled = _scale(before, after, text, rules)
-    value *= scale
+    if unscaled == after:
+        _glued_after(after, value, text, rules)
+    value *= Fraction(scale)
     if _minus_after(after, text, rules) or _negative(before, unscaled, text, rules):
         value = -value
-    return value
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{_quote(text)} is beyond the largest number stored") from None
+
+
+def _cased(char: str) -> bool:
+    """A letter of a script with capitals (Latin, Greek, Cyrillic, Armenian...): such
+    scripts put spaces between words and numbers, where Chinese, Japanese or Thai do not
+    (`10万人`, `共123人` are a number and its words)."""
+    return char.isupper() or char.islower()
+
+
+def _glued_error(text: str, word: str) -> ValueError:
+    return ValueError(
+        f"{_quote(text)}: the number is joined to the letters {word!r}, as in a name or code "
+        "(v2.1, A1, COVID-19), not a quantity; select the number's own element, or pick it "
+        "with `regex:`"
+    )
+
+
+def _glued_before(before: str, text: str, rules: NumberLocale) -> None:
+    """ValueError when letters touch the number from before (`v2.1`, `SKU123`), or a word
+    joined to it by a hyphen (`COVID-19`, `Top-10`): part of a name or a code. A currency
+    symbol or code may touch it (`USD1,200`, `EUR-5`), and so may the locale's own scale
+    words written before numbers."""
+    joined = re.search(r"([^\W\d_]+)-?$", before)
+    if joined is None or not _cased(joined.group(1)[-1]):
+        return
+    word = joined.group(1)
+    if _is_currency(word, rules):
+        return
+    if rules.prefix is not None and rules.prefix.search(before) is not None:
+        return
+    raise _glued_error(text, word)
+
+
+#: what may follow a number without a space besides the locale's units, currencies and
+#: scales: `3x` (three times)
+_TIMES = frozenset({"x", "X"})
+_ORDINALS = {1: "st", 2: "nd", 3: "rd"}
+
+
+def _glued_after(after: str, value: Fraction, text: str, rules: NumberLocale) -> None:
+    """ValueError when letters touch the number from after (`123abc`, `12,374Downloads`)
+    and are none of: a unit symbol of the locale (`10km`, `5GB`), a currency (`100USD`),
+    `x` (`3x`), or the English ordinal suffix of that number (`1st`, `22nd`, `11th`)."""
+    joined = re.match(r"[^\W\d_]+", after)
+    if joined is None or not _cased(joined.group()[0]):
+        return
+    word = joined.group()
+    if word in _TIMES or word.casefold() in rules.units or _is_currency(word, rules):
+        return
+    if value.denominator == 1 and value >= 0:
+        whole = int(value)
+        suffix = "th" if whole % 100 in (11, 12, 13) else _ORDINALS.get(whole % 10, "th")
+        if word.casefold() == suffix:
+            return
+    raise _glued_error(text, word)
 
 
 #: the exponent of E notation right after a number, ending where the word ends
@@ -443,7 +570,7 @@ def _split_by_line(text: str) -> bool:
     )
 
 
-def _numeral_after(value: float, after: str, text: str) -> tuple[float, str]:
+def _numeral_after(value: Fraction, after: str, text: str) -> tuple[Fraction, str]:
     """A numeral character right after the number (one space allowed), which the decimal
     digits do not include: a vulgar fraction adds to a whole number (`2½` is 2.5, Unicode
     gives `½` the numeric value 0.5); a superscript or other numeral (`10⁶`, `1,234¹`,
@@ -455,8 +582,8 @@ def _numeral_after(value: float, after: str, text: str) -> tuple[float, str]:
     char = head[0]
     fraction = unicodedata.numeric(char, None)
     if unicodedata.decomposition(char).startswith("<fraction>") and fraction is not None:
-        if value.is_integer():
-            return value + fraction, head[1:]
+        if value.denominator == 1:  # Unicode's ⅓ is 0.333…: the fraction it names
+            return value + Fraction(fraction).limit_denominator(1000), head[1:]
         raise ValueError(
             f"{_quote(text)}: a fraction {char!r} after a decimal number; "
             "pick the number with `regex:`"
@@ -499,18 +626,21 @@ def _minus_suffix(tag: str) -> bool:
     return False
 
 
-def _value(token: str, text: str, rules: NumberLocale) -> float:
+def _value(token: str, text: str, rules: NumberLocale) -> Fraction:
+    """The exact value of `token` (digits and separators) under `rules`, else the one
+    value every CLDR convention that reads it agrees on; ValueError otherwise."""
     if token[0] in ".,\u066b":  # a leading decimal separator
         if token[0] in rules.decimals:
-            return float("0." + token[1:])
+            return Fraction("0." + token[1:])
         raise ValueError(
             f"{_quote(text)} reads as 0.{token[1:]} (where {token[0]!r} is the decimal sign) "
             f"or {token[1:]}; {rules.tag} does not write decimals so: set `locale:` to the "
             "page's language, or pick the number with `regex:`"
         )
     if token.isdigit():
-        return exact_float(int(token))
-    own = {v for c in rules.conventions if (v := c.read(token)) is not None}
+        exact_float(int(token))
+        return Fraction(int(token))
+    own = {v for c in rules.conventions if (v := c.exact(token)) is not None}
     if len(own) == 1:
         return own.pop()
     if len(own) > 1:
@@ -519,9 +649,9 @@ def _value(token: str, text: str, rules: NumberLocale) -> float:
             f"{_quote(text)} reads two ways under {rules.tag}: {_show(low)} or {_show(high)}; "
             "pick the number with `regex:`"
         )
-    readings: dict[float, str] = {}
+    readings: dict[Fraction, str] = {}
     for convention in _cldr()[0]:
-        found = convention.read(token)
+        found = convention.exact(token)
         if found is not None:
             readings.setdefault(found, convention.example.replace("_", "-"))
     if len(readings) == 1:
@@ -561,6 +691,9 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> tuple[flo
                     abbreviated = _abbreviation(folded, rules)
                     if abbreviated is not None and (not known or abbreviated in known):
                         return abbreviated, after[word_match.end() :]
+                large = _large_number_word(word, text, rules) if not known else None
+                if large is not None:
+                    return large, after[word_match.end() :]
                 if known:
                     ways = ", ".join(
                         f"×{_show(scale)} in {tag.replace('_', '-')}"
@@ -641,7 +774,7 @@ def _negative(before: str, after: str, text: str, rules: NumberLocale) -> bool:
         if ahead and not ahead.endswith((" ", "(")):
             word = re.search(r"[^\s(]+$", ahead)
             if word is None or not _is_currency(word.group(), rules):
-                return False  # a hyphen inside a name (COVID-19), not a minus
+                return False  # a hyphen inside a name, not a minus
         if gap:
             if ahead.strip(" ("):
                 return False  # "Downloads – 12,374": a dash between label and number
@@ -687,7 +820,9 @@ def _is_currency(text: str, rules: NumberLocale) -> bool:
     return len(text) <= 4 and any(unicodedata.category(c) == "Sc" for c in text)
 
 
-def _show(value: float) -> str:
+def _show(value: float | Fraction) -> str:
+    if isinstance(value, Fraction):
+        value = float(value)
     return str(int(value)) if value.is_integer() else f"{value:.15g}"
 
 
