@@ -240,3 +240,75 @@ def test_an_integer_a_stored_number_cannot_hold_exactly_is_an_error(raw: object)
 )
 def test_integers_a_stored_number_holds_exactly_are_read(raw: object, value: float) -> None:
     assert finish("users", raw, Metric()) == value
+
+
+# --- machine-written values: a locale for pages, booleans ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "locale", "value"),
+    [
+        ("1.234", None, 1.234),
+        ("1234.5", "de", 1234.5),  # no German reading: the same number either way
+        ("0.5", "de", 0.5),
+        ("-12", "de", -12),
+        ("1.5e3", "de", 1500),
+        ("1.234,5", "de", 1234.5),  # written as German writes it: read so
+        ("1.234 €", "de", 1234),
+        ("1,234", "de", 1.234),
+    ],
+)
+def test_a_json_string_is_read_under_the_sources_locale_when_it_reads_one_way(
+    raw: str, locale: str | None, value: float
+) -> None:
+    assert from_json("a", {"a": raw}, JMESPath("a"), locale) == value
+
+
+@pytest.mark.parametrize("raw", ["1.234", "-2.500", "1.250e1"])
+def test_a_json_string_in_json_notation_that_the_locale_reads_otherwise_is_an_error(
+    raw: str,
+) -> None:
+    """`"1.234"` in an API's JSON is 1.234 as JSON writes numbers and 1234 as German pages
+    do: under a `locale: de` meant for the pages (the top level's, inherited by the source)
+    it is an error that says both, never one of them."""
+    with pytest.raises(ExtractError, match=r"^a: .*JSON.* or .*de.*`locale:` on the metric"):
+        from_json("a", {"a": raw}, JMESPath("a"), "de")
+
+
+def test_a_metrics_own_locale_says_how_its_json_string_is_written() -> None:
+    assert from_json("a", {"a": "1.234"}, JMESPath("a", locale="de"), "en") == 1234
+    assert from_json("a", {"a": "1.234"}, JMESPath("a", locale="en"), "de") == 1.234
+
+
+def test_json_numbers_have_one_notation_whatever_the_locale() -> None:
+    assert from_json("a", {"a": 1.234}, JMESPath("a"), "de") == 1.234
+    assert from_json("a", {"a": 1.234}, JMESPath("a", locale="de")) == 1.234
+
+
+@pytest.mark.parametrize("raw", [True, False])
+def test_a_boolean_is_not_a_number(raw: bool) -> None:
+    """`"active": true` where a number is expected is a path to the wrong field, or a status
+    the user maps to numbers themselves; storing 1 or 0 would be a silent choice."""
+    spelled = "true" if raw else "false"
+    with pytest.raises(
+        ExtractError, match=rf"^a: expected a number, got the boolean {spelled}; .*map:"
+    ):
+        from_json("a", {"a": raw}, JMESPath("a"))
+    with pytest.raises(ExtractError, match=rf"got the boolean {spelled}"):
+        finish("a", raw, Metric())
+
+
+def test_a_boolean_is_mapped_by_its_json_spelling() -> None:
+    mapped = JMESPath("up", map={"true": 1, "false": 0})
+    assert from_json("up", {"up": True}, mapped) == 1
+    assert from_json("up", {"up": False}, mapped) == 0
+    with pytest.raises(ExtractError, match=r"'false' is not one of the mapped values \(true\)"):
+        from_json("up", {"up": False}, JMESPath("up", map={"true": 1}))
+
+
+def test_an_xpath_boolean_is_not_a_number_either() -> None:
+    document = HtmlDocument(b"<p class=ok>fine</p>")
+    with pytest.raises(ExtractError, match=r"got the boolean true; .*map:"):
+        document.metric("ok", XPath("boolean(//p[@class='ok'])"))
+    assert document.metric("ok", XPath("number(boolean(//p[@class='ok']))")) == 1
+    assert document.metric("ok", XPath("boolean(//p[@class='ok'])", map={"true": 1})) == 1

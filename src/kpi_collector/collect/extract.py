@@ -172,17 +172,29 @@ def _compile_xpath(expression: str) -> Any:
         raise ValueError(f"XPath {expression!r} is not valid: {exc}") from None
 
 
-def finish(name: str, raw: Any, metric: Metric, locale: str | None = None) -> float:
+def finish(
+    name: str, raw: Any, metric: Metric, locale: str | None = None, *, machine: bool = False
+) -> float:
     """Turn what an extractor found into the metric's number, or raise ExtractError.
 
     Text is read as numbers are written under `metric.locale`, else `locale` (the
     source's or the config's `locale:`, else the page's `lang`), else en. A number (int,
     float, Decimal, Fraction, any `numbers.Real`) is stored as a float, so one that a float
     does not hold exactly past 2**53 (9007199254740993, 10**400) is an error, never rounded.
+    A boolean is no number: an error, unless `map:` names its JSON spelling (`"true": 1`).
+    `machine`: the text is a program's (a JSON string, a query's or a command's), where
+    `1.234` is also how JSON writes 1.234; under a `locale` that reads it otherwise (de:
+    1234) and no `locale:` of the metric's own, it is an error.
     """
     value: float
-    if isinstance(raw, bool):
-        value = float(raw)
+    if _is_boolean(raw):
+        spelled = "true" if raw else "false"
+        if metric.map is None:
+            raise ExtractError(
+                f"{name}: expected a number, got the boolean {spelled}; to store it, map it "
+                'to numbers: `map: {"true": 1, "false": 0}`'
+            )
+        value = _mapped(name, spelled, metric.map)
     elif isinstance(raw, numbers.Real | Decimal):
         value = _exact(name, raw)
     elif isinstance(raw, str):
@@ -199,13 +211,10 @@ def finish(name: str, raw: Any, metric: Metric, locale: str | None = None) -> fl
                 )
             text = match.group(1) if match.groups() else match.group(0)
         if metric.map is not None:
-            if text not in metric.map:
-                known = ", ".join(sorted(metric.map))
-                raise ExtractError(
-                    f"{name}: {_short(text)} is not one of the mapped values ({known})"
-                )
-            value = metric.map[text]
+            value = _mapped(name, text, metric.map)
         else:
+            if machine and metric.locale is None and locale is not None:
+                _one_reading(name, text, locale)
             try:
                 value = parse_number(text, metric.locale or locale)
             except ValueError as exc:
@@ -235,6 +244,46 @@ def finish(name: str, raw: Any, metric: Metric, locale: str | None = None) -> fl
             f"{value:g}",
         )
     return value
+
+
+def _is_boolean(raw: Any) -> bool:
+    """Python's and numpy's booleans (a pandas column's `numpy.bool_` is no `bool`)."""
+    return isinstance(raw, bool) or getattr(getattr(raw, "dtype", None), "kind", None) == "b"
+
+
+def _mapped(name: str, text: str, table: Mapping[str, float]) -> float:
+    if text not in table:
+        known = ", ".join(sorted(table))
+        raise ExtractError(f"{name}: {_short(text)} is not one of the mapped values ({known})")
+    return table[text]
+
+
+#: a number as JSON writes it (RFC 8259), which programs also print: `-1.234`, `1.5e3`
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+
+
+def _one_reading(name: str, text: str, locale: str) -> None:
+    """ExtractError when `text`, a program's text in JSON's notation, reads as another
+    number under `locale` (`1.234` under de), whose `locale:` (maybe the config's, meant
+    for its pages) the metric did not set itself."""
+    if _JSON_NUMBER.fullmatch(text) is None:
+        return
+    written = float(text)
+    try:
+        local: float | None = parse_number(text, locale)
+    except ValueError:
+        local = None
+    if local != written:
+        other = (
+            f"{local:.15g} (as {locale} writes them)"
+            if local is not None
+            else f"not one number in {locale}"
+        )
+        raise ExtractError(
+            f"{name}: {_short(text)} reads as {written:.15g} (as JSON and programs write "
+            f"numbers) or {other}; set `locale:` on the metric to say which (en for "
+            f"{written:.15g})"
+        )
 
 
 #: a line break in text that is not HTML: CRLF, LF, CR and the other breaks of str.splitlines
@@ -299,7 +348,7 @@ def finish_plain(name: str, raw: Any, metric: Metric, locale: str | None = None)
     HTML a newline is a space). Raises ExtractError, as `finish`."""
     if isinstance(raw, str):
         raw = _LINE_BREAK.sub(PARAGRAPH, raw)
-    return finish(name, raw, metric, locale)
+    return finish(name, raw, metric, locale, machine=True)
 
 
 def _how(metric: Metric) -> str:
