@@ -483,6 +483,13 @@ def parse_number(text: str, locale: str | None = None) -> float:
         value *= Fraction(10) ** int(exponent.group(1))
     before, after = normal[: match.start()], normal[end:]
     _glued_before(before, text, rules)
+    if _UPPER_BOUND.search(before):
+        raise ValueError(
+            f"{_quote(text)}: the number is a bound (the value is less than it), not the "
+            "value; pick the number with `regex:` if the bound is what to store"
+        )
+    if exponent is None and _price_dash(match.group(), after, rules):
+        after = after[2:]  # `12,–`: the dash stands for no cents
     value, after = _numeral_after(value, after, text)
     scale, unscaled = _scale(before, after, text, rules)
     if unscaled == after:
@@ -494,6 +501,22 @@ def parse_number(text: str, locale: str | None = None) -> float:
         return float(value)
     except OverflowError:
         raise ValueError(f"{_quote(text)} is beyond the largest number stored") from None
+
+
+#: a sign before the number that makes it an upper bound (`<1%`, `≤ 5`): the value is below
+_UPPER_BOUND = re.compile("[<\u2264\u2a7d\uff1c\ufe64] ?$")
+
+
+def _price_dash(token: str, after: str, rules: NumberLocale) -> bool:
+    """Whether a whole number is followed by the locale's decimal sign and a dash, as
+    German and Swiss prices write no cents (de `12,–`, de-CH `Fr. 12.–`)."""
+    return (
+        len(after) >= 2
+        and after[0] in rules.decimals
+        and after[1] == "-"
+        and not after[2:3].isdigit()
+        and rules.decimals.isdisjoint(token)
+    )
 
 
 def _cased(char: str) -> bool:
@@ -679,6 +702,8 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> tuple[flo
             word, dot = word_match.group(1), word_match.group(2)
             folded = word.casefold()
             if word in _ENGLISH_UNSURE and word not in rules.scales:
+                if _money_before(before, rules):  # `£3.4m`: money is no length nor data
+                    return _ENGLISH_MONEY[word], after[word_match.end() :]
                 raise ValueError(
                     f"{_quote(text)}: {word!r} after the number could be "
                     f"{_ENGLISH_UNSURE[word]}; pick the number with `regex:`"
@@ -709,6 +734,16 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> tuple[flo
         if found is not None:
             return _lookup(found["scale"].rstrip(".").replace(" ", ""), text, rules), after
     return 1.0, after
+
+
+_ENGLISH_MONEY = {"m": 1e6, "b": 1e9}
+
+
+def _money_before(before: str, rules: NumberLocale) -> bool:
+    """Whether a currency symbol or code stands right before the number (`£`, `US$ `,
+    `-$`, `($`, `USD `)."""
+    symbol = before.rstrip(" ").split(" ")[-1].lstrip("(" + _SIGNS)
+    return _is_currency(symbol, rules) and not _PERCENT.issuperset(symbol)
 
 
 def _lookup(word: str, text: str, rules: NumberLocale) -> float:
@@ -750,6 +785,8 @@ def _subsequence(short: str, long: str) -> bool:
 
 
 _SIGNS = "-+"
+#: percent and per-mille signs, which Turkish writes before the number (-%5)
+_PERCENT = frozenset("%\u066a\u2030\u0609\ufe6a\uff05")
 
 
 def _negative(before: str, after: str, text: str, rules: NumberLocale) -> bool:
@@ -813,7 +850,7 @@ def _is_currency(text: str, rules: NumberLocale) -> bool:
     text = text.strip()
     if not text:
         return False
-    if text in ("%", "\u066a", "\u2030", "\u0609", "\ufe6a", "\uff05"):
+    if text in _PERCENT:
         return True
     if text in rules.currencies or " ".join(text.split()) in rules.currencies:
         return True
