@@ -312,3 +312,11 @@ def test_an_xpath_boolean_is_not_a_number_either() -> None:
         document.metric("ok", XPath("boolean(//p[@class='ok'])"))
     assert document.metric("ok", XPath("number(boolean(//p[@class='ok']))")) == 1
     assert document.metric("ok", XPath("boolean(//p[@class='ok'])", map={"true": 1})) == 1
+
+
+@pytest.mark.parametrize(("pattern", "text"), [(r"(\d+)?x", "x"), (r"(\d+)|(k)", "k")])
+def test_a_regex_group_that_took_no_part_is_the_metrics_error(pattern: str, text: str) -> None:
+    """The first group is the number; a match where it is empty of any text (an optional
+    group, an alternative) was a crash (AttributeError on None), not the metric's error."""
+    with pytest.raises(ExtractError, match=r"^m: regex .* matched .* but its first group"):
+        finish("m", text, Metric(css="a", regex=pattern))

@@ -210,6 +210,11 @@ def finish(
                     f"{name}: regex {metric.regex!r} found nothing in {_short(text)}"
                 )
             text = match.group(1) if match.groups() else match.group(0)
+            if text is None:  # `(\d+)?x` on "x": the group took no part in the match
+                raise ExtractError(
+                    f"{name}: regex {metric.regex!r} matched {_short(match.group(0))} but its "
+                    "first group (the number) took no part; make that group required"
+                )
         if metric.map is not None:
             value = _mapped(name, text, metric.map)
         else:
