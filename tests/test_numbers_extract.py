@@ -320,3 +320,32 @@ def test_a_regex_group_that_took_no_part_is_the_metrics_error(pattern: str, text
     group, an alternative) was a crash (AttributeError on None), not the metric's error."""
     with pytest.raises(ExtractError, match=r"^m: regex .* matched .* but its first group"):
         finish("m", text, Metric(css="a", regex=pattern))
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("sum(data.labels)", r"sum\(\), invalid type for value: a"),
+        ("abs(data.labels)", r"abs\(\), invalid type"),
+        ("length(data.n)", r"length\(\), invalid type"),
+    ],
+)
+def test_a_jmespath_function_that_fails_on_the_answer_is_that_metrics_error(
+    path: str, message: str
+) -> None:
+    """`sum()` of texts is a JMESPathTypeError when the answer comes, not when the config
+    loads: it was raised past `extract_all`, so the source's other metrics were lost too."""
+    from kpi_collector.collect.extract import extract_all
+
+    document = {"data": {"labels": ["a", "b"], "n": 5}}
+    metrics = {"bad": JMESPath(path), "good": JMESPath("data.n")}
+    values, errors = extract_all(metrics, lambda name, m: from_json(name, document, m))
+    assert values == {"good": 5}
+    assert list(errors) == ["bad"]
+    assert errors["bad"].startswith(f"bad: JMESPath {path!r} failed on the answer: ")
+    assert __import__("re").search(message, errors["bad"])
+
+
+def test_a_function_jmespath_does_not_have_is_a_config_error() -> None:
+    with pytest.raises(ValueError, match=r"calls total\(\), which JMESPath does not have"):
+        JMESPath("data && total(data.items)")

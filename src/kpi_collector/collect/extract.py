@@ -140,9 +140,30 @@ def _compile_jmespath(expression: str) -> Any:
     from jmespath.exceptions import JMESPathError
 
     try:
-        return jmespath.compile(expression)
+        compiled = jmespath.compile(expression)
     except JMESPathError as exc:
         raise ValueError(f"JMESPath {expression!r} is not valid: {exc}") from None
+    _check_functions(expression, compiled.parsed)
+    return compiled
+
+
+def _check_functions(expression: str, tree: Any) -> None:
+    """ValueError for a function JMESPath does not have (`total(a)`): jmespath finds it
+    only when it calls it, on the first answer, where the config can say so at load."""
+    from jmespath.functions import Functions
+
+    known = Functions.FUNCTION_TABLE
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        if node.get("type") == "function_expression" and node.get("value") not in known:
+            raise ValueError(
+                f"JMESPath {expression!r} is not valid: it calls {node.get('value')}(), which "
+                f"JMESPath does not have (its functions: {', '.join(sorted(known))})"
+            )
+        stack.extend(child for child in node.get("children", ()) if isinstance(child, dict))
 
 
 def check_css(selector: str) -> None:
@@ -384,7 +405,14 @@ def _short(text: str) -> str:
 def from_json(name: str, document: Any, metric: Metric, locale: str | None = None) -> float:
     """Evaluate a JMESPath metric on parsed JSON."""
     assert metric.jmespath is not None
-    found = _compile_jmespath(metric.jmespath).search(document)
+    from jmespath.exceptions import JMESPathError
+
+    try:
+        found = _compile_jmespath(metric.jmespath).search(document)
+    except JMESPathError as exc:  # a function given the wrong type: `sum()` of texts
+        raise ExtractError(
+            f"{name}: JMESPath {metric.jmespath!r} failed on the answer: {exc}"
+        ) from None
     if metric.count:
         if not isinstance(found, list | dict):
             raise ExtractError(
