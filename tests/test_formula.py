@@ -474,3 +474,13 @@ def test_a_divisor_that_is_zero_whatever_the_values_is_refused_at_parse(text: st
 def test_a_divisor_with_a_kpi_id_or_not_zero_is_accepted() -> None:
     for text in ("a.x / b.y", "a.x / (b.y - 1)", "a.x / 2", "a.x / (1 - 0.5)"):
         assert Formula.parse(text).inputs
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [("round(a.x)", {"a.x": -0.4}), ("a.x * -1", {"a.x": 0}), ("-a.x", {"a.x": 0.0})],
+)
+def test_a_zero_result_is_never_negative_zero(text: str, values: dict[str, float]) -> None:
+    """-0.0 compares equal to 0 but is written `-0.0` (CSV, JSON): a zero is 0.0."""
+    result = Formula.parse(text).evaluate(values)
+    assert result == 0 and math.copysign(1.0, result) == 1.0

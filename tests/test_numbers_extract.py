@@ -349,3 +349,11 @@ def test_a_jmespath_function_that_fails_on_the_answer_is_that_metrics_error(
 def test_a_function_jmespath_does_not_have_is_a_config_error() -> None:
     with pytest.raises(ValueError, match=r"calls total\(\), which JMESPath does not have"):
         JMESPath("data && total(data.items)")
+
+
+@pytest.mark.parametrize("raw", [-0.0, "-0", "(0)", "-0.00"])
+def test_a_zero_is_never_stored_as_negative_zero(raw: object) -> None:
+    import math
+
+    value = from_json("z", {"z": raw}, JMESPath("z"))
+    assert value == 0 and math.copysign(1.0, value) == 1.0

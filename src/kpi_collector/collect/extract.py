@@ -255,6 +255,8 @@ def finish(
         )
     if not math.isfinite(value):
         raise ExtractError(f"{name}: {value} is not a finite number")
+    if value == 0:
+        value = 0.0  # JSON's -0.0, a `map:` to -0: a zero, never stored or shown as -0
     if metric.expect is not None:
         low, high = metric.expect.min, metric.expect.max
         if (low is not None and value < low) or (high is not None and value > high):

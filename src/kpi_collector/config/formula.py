@@ -224,6 +224,8 @@ class Formula:
             raise FormulaEvaluationError(
                 f"formula {self.text!r}: the result is too large", transient=False
             ) from None
+        if result == 0:
+            result = 0.0  # round(-0.4), -a.x of 0: a zero, never shown or stored as -0
         if not math.isfinite(result):  # a decimal past the largest float, ±1.8e308
             raise FormulaEvaluationError(
                 f"formula {self.text!r}: the result is too large", transient=False
