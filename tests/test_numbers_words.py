@@ -182,3 +182,66 @@ def test_a_scaled_number_is_exact(text: str, locale: str | None, value: float) -
     """The written digits times the scale, then one rounding to the stored float: the
     float product 1.005 × 1000 is 1004.9999999999999."""
     assert parse_number(text, locale) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "value"),
+    [
+        ("1.2 lac", "en-IN", 120_000),  # Indian English spells lakh lac too
+        ("Rs 1.5 lacs", "en-IN", 150_000),
+        ("3 lacs", None, 300_000),
+        ("12 TEUR", "de", 12_000),  # German accounts: thousands of euros
+        ("12 T€", "de", 12_000),
+        ("12 T€", None, 12_000),
+        ("1,5 MEUR", "fi", 1_500_000),
+        ("2 MSEK", "sv", 2_000_000),
+        ("250 TSEK", "sv", 250_000),
+        ("3 kUSD", None, 3000),
+        ("4 MUSD", None, 4_000_000),
+        ("$12T", None, 12e12),  # English trillion: the currency before the number
+    ],
+)
+def test_scale_spellings_of_business_pages(text: str, locale: str | None, value: float) -> None:
+    assert parse_number(text, locale) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "message"),
+    [
+        ("12 T", "de", r"'T' .*×1000000000000 in English.*×1000 .*tausend"),
+        ("2 B", "de", r"'B' .*×1000000000 in English.*×1000000000000 .*billion"),
+        ("2 B", "fr", r"'B' .*×1000000000 in English.*×1000000000000 .*billion"),
+        ("2 T", "sv", r"'T' .*×1000000000000 in English.*×1000 .*tusen"),
+        ("2 Mds", "fr", r"'Mds' .*could abbreviate .*milliards"),
+        ("2 mdr", "sv", r"'mdr' .*could abbreviate .*miljard"),
+    ],
+)
+def test_a_scale_abbreviation_the_locale_could_mean_otherwise_is_an_error(
+    text: str, locale: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message) as caught:
+        parse_number(text, locale)
+    assert "`regex:`" in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "value"),
+    [
+        ("2 M", "de", 2e6),  # English M is de's Million too
+        ("2 k", "de", 2000),
+        ("3 Tage", "de", 3),
+        ("3 Mal", "de", 3),
+        ("3 Mann", "de", 3),
+        ("3 Tore", "de", 3),
+        ("3 Std", "de", 3),
+        ("3 mois", "fr", 3),
+        ("12 users", None, 12),
+        ("5 mos", None, 5),
+        ("4 Tsd", "de", 4000),
+        ("2 Md", "fr", 2e9),
+    ],
+)
+def test_short_words_that_abbreviate_no_scale_are_words(
+    text: str, locale: str | None, value: float
+) -> None:
+    assert parse_number(text, locale) == value

@@ -41,6 +41,8 @@ _ENGLISH_WORDS = {
     "trillions": 1e12,
     "lakh": 1e5,
     "lakhs": 1e5,
+    "lac": 1e5,  # Indian English spells lakh so too ("Rs 1.5 lacs")
+    "lacs": 1e5,
     "crore": 1e7,
     "crores": 1e7,
 }
@@ -195,6 +197,7 @@ class NumberLocale:
     units: frozenset[str]  # casefolded unit symbols (`min`, `km`): not scales
     currencies: frozenset[str]
     long_scale: bool = False  # a billion is 10^12 (de Billion, fr billion), not 10^9
+    own: frozenset[str] = frozenset()  # the locale's own CLDR compact affixes (es `B`)
 
 
 def groupings(locale: Locale) -> set[tuple[int, int]]:
@@ -358,6 +361,7 @@ def number_locale(tag: str) -> NumberLocale:
         units=frozenset(units),
         currencies=frozenset(currencies),
         long_scale=long_scale,
+        own=frozenset(word.rstrip(".") for word in [*suffixes, *prefixes]),
     )
 
 
@@ -693,9 +697,15 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> tuple[flo
     `after` without a scale written after the number (so `(1.5k)` is accounting
     parentheses around the number alone)."""
     if after:
+        money = _SCALED_CURRENCY.match(after)
+        if money is not None and _is_currency(money["currency"], rules):
+            # `12 TEUR`, `12 T€`, `2 MSEK`: thousands (German Tausend) or millions of money;
+            # the currency stays for the signs around it
+            return _MONEY_SCALES[money["scale"]], after[money.start("currency") :]
         found = rules.suffix.match(after)
         if found is not None:
             word = found["scale"].rstrip(".").replace(" ", "")
+            _english_conflict(word, text, rules)
             return _lookup(word, text, rules), after[found.end() :]
         word_match = re.match(r" ?([^\W\d_]+)(\.?)", after)
         if word_match is not None:
@@ -716,6 +726,18 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> tuple[flo
                     abbreviated = _abbreviation(folded, rules)
                     if abbreviated is not None and (not known or abbreviated in known):
                         return abbreviated, after[word_match.end() :]
+                elif (
+                    after.startswith(" ")  # glued (`11th`), `_glued_after` decides
+                    and 2 <= len(word) <= 4
+                    and _abbreviation(folded, rules) is not None
+                ):
+                    # without its dot an abbreviation (fr `Mds` milliards) is also a word
+                    long = _abbreviated_words(folded, rules)
+                    raise ValueError(
+                        f"{_quote(text)}: {word!r} after the number could abbreviate "
+                        f"{' or '.join(long)} (×{_show(rules.long_words[long[0]])}) or be "
+                        "a word; pick the number with `regex:`"
+                    )
                 large = _large_number_word(word, text, rules) if not known else None
                 if large is not None:
                     return large, after[word_match.end() :]
@@ -758,6 +780,46 @@ def _lookup(word: str, text: str, rules: NumberLocale) -> float:
                 )
             return found
     raise AssertionError(f"scale word {word!r} matched but has no value")
+
+
+#: a scale letter glued to a currency after the number: German and Nordic accounts write
+#: `TEUR`/`T€` (Tausend), `MSEK`, `kUSD`
+_SCALED_CURRENCY = re.compile(r" ?(?P<scale>[kKTM])(?P<currency>[^\w\s]|[A-Z]{3})(?![^\W\d_])")
+_MONEY_SCALES = {"k": 1e3, "K": 1e3, "T": 1e3, "M": 1e6}
+
+
+def _english_conflict(word: str, text: str, rules: NumberLocale) -> None:
+    """ValueError when `word` is an English abbreviation (`T` 10^12, `B` 10^9) that the
+    locale's own long scale words give another size (de `T` Tausend, `B` Billion 10^12;
+    sv `T` tusen): on such a page it is no English."""
+    english = _ENGLISH_ABBREVIATIONS.get(word)
+    if english is None or word in rules.own:
+        return
+    others = {
+        long: scale
+        for long, scale in rules.long_words.items()
+        if long[0] == word[0].casefold() and _subsequence(word[1:].casefold(), long[1:])
+    }
+    if others and english not in others.values():
+        long = min(others)
+        raise ValueError(
+            f"{_quote(text)}: {word!r} after the number is ×{_show(english)} in English but "
+            f"could be ×{_show(others[long])} ({long}) in {rules.tag}; pick the number with "
+            "`regex:`"
+        )
+
+
+def _abbreviated_words(folded: str, rules: NumberLocale) -> list[str]:
+    """The locale's long scale words `folded` abbreviates (its first letter, then some of
+    the others in order), shortest first."""
+    return sorted(
+        (
+            word
+            for word in rules.long_words
+            if word[0] == folded[0] and _subsequence(folded[1:], word[1:])
+        ),
+        key=lambda word: (len(word), word),
+    )
 
 
 def _abbreviation(folded: str, rules: NumberLocale) -> float | None:
