@@ -484,3 +484,16 @@ def test_a_zero_result_is_never_negative_zero(text: str, values: dict[str, float
     """-0.0 compares equal to 0 but is written `-0.0` (CSV, JSON): a zero is 0.0."""
     result = Formula.parse(text).evaluate(values)
     assert result == 0 and math.copysign(1.0, result) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("round(a.x, -1000000)", 0.0),  # was "the result is too large" (Decimal's Emax)
+        ("round(a.x, 1000000)", 123.456),
+        ("round(a.x, -400)", 0.0),
+        ("round(a.x, -2)", 100.0),
+    ],
+)
+def test_round_to_any_number_of_places(text: str, expected: float) -> None:
+    assert Formula.parse(text).evaluate({"a.x": 123.456}) == expected

@@ -61,6 +61,9 @@ _PRECISION = 60
 def round_half_away(value: Decimal, digits: int = 0) -> Decimal:
     """`value` rounded to `digits` decimals (tens, hundreds for negative `digits`), halves
     away from zero as spreadsheets round: 2.5 → 3, -2.5 → -3, 2.675 (2) → 2.68."""
+    # past 400 places either way a stored number (at most 1.8e308, at least 5e-324) is
+    # itself or 0: clamped, so that no place is past what Decimal's exponents reach
+    digits = max(-400, min(400, digits))
     exponent = value.as_tuple().exponent
     if not value.is_finite() or (isinstance(exponent, int) and exponent >= -digits):
         return value  # no digits past the place rounded to: nothing to round
