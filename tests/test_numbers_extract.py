@@ -357,3 +357,36 @@ def test_a_zero_is_never_stored_as_negative_zero(raw: object) -> None:
 
     value = from_json("z", {"z": raw}, JMESPath("z"))
     assert value == 0 and math.copysign(1.0, value) == 1.0
+
+
+GERMAN_TABLE = b"""<html lang="de"><body><table>
+<tr><td class="n">1.234</td></tr><tr><td class="n">2.345</td></tr></table>
+<p class="ok">ja</p></body></html>"""
+
+
+@pytest.mark.parametrize(
+    "expression", ["sum(//td[@class='n'])", "number(//td[@class='n'][1])", "sum (//td)"]
+)
+def test_xpath_number_functions_on_a_page_whose_locale_groups_with_dots_are_errors(
+    expression: str,
+) -> None:
+    """XPath's sum() and number() read `1.234` as 1.234 whatever the page's language: on a
+    German page (1.234 is 1234) the total 3.579 would be stored for 3579."""
+    document = HtmlDocument(GERMAN_TABLE)
+    with pytest.raises(
+        ExtractError, match=r"^t: XPath's sum\(\) and number\(\) read .* page is de, "
+    ):
+        document.metric("t", XPath(expression))
+    with pytest.raises(ExtractError, match="XPath's sum"):
+        HtmlDocument(GERMAN_TABLE.replace(b'lang="de"', b"")).metric(
+            "t", XPath(expression, locale="de")
+        )
+
+
+def test_xpath_number_functions_where_they_read_as_the_page_writes() -> None:
+    english = GERMAN_TABLE.replace(b'lang="de"', b'lang="en"')
+    assert HtmlDocument(english).metric("t", XPath("sum(//td[@class='n'])")) == pytest.approx(3.579)
+    german = HtmlDocument(GERMAN_TABLE)
+    assert german.metric("c", XPath("count(//td)")) == 2
+    assert german.metric("b", XPath("number(boolean(//p[@class='ok']))")) == 1
+    assert german.metric("n", XPath("//td[@class='n']")) == 1234  # read by kpi, as de

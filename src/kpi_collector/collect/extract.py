@@ -690,7 +690,10 @@ class HtmlDocument:
             element = first if hasattr(first, "xpath") else owner
             return finish(name, text, metric, self._lxml_locale(metric, element))
         value = found if isinstance(found, int | float) else str(found)
-        return finish(name, value, metric, self._lxml_locale(metric, self._lxml))
+        locale = self._lxml_locale(metric, self._lxml)
+        if isinstance(value, float) and _XPATH_READS_TEXT.search(expression):
+            _xpath_reads_as_the_page(name, metric.locale or locale)
+        return finish(name, value, metric, locale)
 
     def metric(self, name: str, metric: Metric) -> float:
         if metric.xpath:
@@ -698,6 +701,29 @@ class HtmlDocument:
         if metric.css:
             return self.css(name, metric)
         raise ExtractError(f"{name}: an html metric needs `css:` or `xpath:`")
+
+
+#: an XPath function that reads texts as numbers in its own notation (`1.234` is 1.234):
+#: sum(), and number() of anything but a boolean or a count
+_XPATH_READS_TEXT = re.compile(
+    r"\bsum\s*\(|\bnumber\s*\((?!\s*(?:boolean|true|false|not|count)\s*\()"
+)
+
+
+def _xpath_reads_as_the_page(name: str, locale: str | None) -> None:
+    """ExtractError when the page's locale writes numbers otherwise than XPath reads them
+    (de `1.234` is 1234; XPath's sum() and number() take it as 1.234)."""
+    from kpi_collector.collect.numbers import DEFAULT_LOCALE, number_locale
+
+    rules = number_locale(locale or DEFAULT_LOCALE)
+    if "." in rules.decimals and all(c.group != "." for c in rules.conventions):
+        return
+    raise ExtractError(
+        f"{name}: XPath's sum() and number() read texts as 1234.5, but this page is "
+        f"{rules.tag}, which writes numbers otherwise ({rules.conventions[0].example}: "
+        f"1{rules.conventions[0].group}234{rules.conventions[0].decimal}5); select the "
+        "elements one by one, which kpi reads as the page writes them"
+    )
 
 
 def extract_all(
