@@ -426,3 +426,21 @@ def test_a_page_lang_falls_back_to_its_language() -> None:
     assert page_locale("de-CH") == "de-CH"
     assert page_locale("fr-QQ") == "fr"  # no such region: French
     assert page_locale("fr_QQ") == "fr"
+
+
+@pytest.mark.parametrize(
+    ("tag", "text", "value"),
+    [
+        ("ar-EG-u-nu-latn", "1٬234٫5", 1234.5),  # Arabic, Latin digits (a Unicode extension)
+        ("de-DE-u-co-phonebk", "1.234,5", 1234.5),
+        ("de-CH-x-company", "1'234.5", 1234.5),  # a private-use part
+        ("fr-t-en", "1 234,5", 1234.5),  # a transformed-content extension
+    ],
+)
+def test_a_bcp47_tag_with_extensions_is_its_language_and_region(
+    tag: str, text: str, value: float
+) -> None:
+    """BCP 47 extensions (`-u-nu-latn`, `-x-...`) are valid in `locale:`; they were refused
+    as an unknown locale, where a page's `lang` with them fell back to the language."""
+    assert Metric(css="a", locale=tag).locale == tag
+    assert parse_number(text, tag) == value
