@@ -65,6 +65,12 @@ def test_a_number_glued_to_letters_is_part_of_a_name_not_a_quantity(
         ("3rd", None, 3),
         ("11th", None, 11),
         ("22nd place", None, 22),
+        ("1er", "fr", 1),  # French ordinals
+        ("1re", "fr", 1),
+        ("3ème", "fr", 3),
+        ("2e", "fr", 2),
+        ("2º", "es", 2),  # ordinal indicators
+        ("1ª", "pt", 1),
         # a label and the number apart, or apart by a sign that is not a letter
         ("Downloads 12,374", None, 12374),
         ("Downloads: 12,374", None, 12374),

@@ -570,12 +570,21 @@ def _glued_after(after: str, value: Fraction, text: str, rules: NumberLocale) ->
     word = joined.group()
     if word in _TIMES or word.casefold() in rules.units or _is_currency(word, rules):
         return
-    if value.denominator == 1 and value >= 0:
-        whole = int(value)
-        suffix = "th" if whole % 100 in (11, 12, 13) else _ORDINALS.get(whole % 10, "th")
-        if word.casefold() == suffix:
-            return
+    if value.denominator == 1 and value >= 0 and _ordinal(int(value), word, rules):
+        return
     raise _glued_error(text, word)
+
+
+def _ordinal(whole: int, word: str, rules: NumberLocale) -> bool:
+    """Whether `word` right after `whole` makes it an ordinal: English `1st 2nd 3rd 11th`,
+    French `1er 1re 2e 3ème`, the ordinal indicators `º ª` (es, it, pt: `2º`, `1ª`)."""
+    folded = word.casefold()
+    if folded in ("º", "ª"):
+        return True
+    if rules.tag.split("-")[0] == "fr":
+        return folded in (("er", "re") if whole == 1 else ("e", "ème", "eme"))
+    suffix = "th" if whole % 100 in (11, 12, 13) else _ORDINALS.get(whole % 10, "th")
+    return folded == suffix
 
 
 #: the exponent of E notation right after a number, ending where the word ends
