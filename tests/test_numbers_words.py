@@ -251,3 +251,33 @@ def test_short_words_that_abbreviate_no_scale_are_words(
     text: str, locale: str | None, value: float
 ) -> None:
     assert parse_number(text, locale) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("3.14159265358979 quintillion", 3.14159265358979e18),
+        ("1.5 sextillion", 1.5e21),
+        ("9.2 quintillion", 9.2e18),
+        ("123,456,789,012,345 thousand", 1.23456789012345e17),
+    ],
+)
+def test_a_scaled_number_past_2_53_whose_digits_a_float_keeps_is_stored(
+    text: str, value: float
+) -> None:
+    """The check that no written digit is lost compares the written digits with the
+    float's shortest digits: its integer (3141592653589790208) has a binary tail no one
+    wrote, which made a number written with 15 digits an error."""
+    from kpi_collector.collect.extract import Metric, finish
+
+    assert finish("a", text, Metric()) == value
+
+
+@pytest.mark.parametrize(
+    "text", ["12345678901234567890", "9007199254740993", "1.2345678901234567891 quintillion"]
+)
+def test_a_number_past_2_53_whose_digits_a_float_loses_is_still_an_error(text: str) -> None:
+    from kpi_collector.collect.extract import Metric, finish
+
+    with pytest.raises(ExtractError, match="cannot be stored exactly"):
+        finish("a", text, Metric())
