@@ -30,7 +30,8 @@ from tests.numbers_caches import _fresh_number_caches  # noqa: F401 (autouse)
         ("ISO-9001 certified", None),
         ("Т-34", "ru"),  # Cyrillic letters are letters too
         ("Version2", "de"),
-        ("x.5", None),  # a leading decimal point glued to a letter
+        ("SR-71", None),  # capitals: a code, though some locale's currency is SR
+        ("RM12.90", None),  # en does not know Malaysia's RM (set `locale: ms`)
     ],
 )
 def test_a_number_glued_to_letters_is_part_of_a_name_not_a_quantity(
@@ -281,3 +282,27 @@ def test_a_number_past_2_53_whose_digits_a_float_loses_is_still_an_error(text: s
 
     with pytest.raises(ExtractError, match="cannot be stored exactly"):
         finish("a", text, Metric())
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "value"),
+    [
+        ("Rs.1,234", None, 1234),  # was two numbers: .1 and ,234
+        ("Rs1,234", None, 1234),
+        ("Rp1.234.567", None, 1_234_567),
+        ("kr12", None, 12),
+        ("Ksh1,000", None, 1000),
+        ("Rs-5", None, -5),
+        ("(Rs 1,200)", None, -1200),
+        ("No.5", None, 5),  # was 0.5: the dot of an abbreviation, no decimal point
+        ("RM12.90", "ms", 12.9),
+        (".75", None, 0.75),
+        ("-.5%", None, -0.5),
+    ],
+)
+def test_currency_symbols_written_with_letters_touch_the_number(
+    text: str, locale: str | None, value: float
+) -> None:
+    """Any CLDR locale's currency symbol in small letters (`Rs`, `Rp`, `kr`) may stand
+    right before the number whatever the page's language."""
+    assert parse_number(text, locale) == value

@@ -122,7 +122,9 @@ def canonical_separator(symbol: str) -> str:
 # A number: digits with separators between them (a space only before a group of three),
 # or a leading decimal separator (".75").
 _TOKEN = re.compile(
-    r"[0-9]+(?:[.,'\u066b\u066c\u060c\u2e41][0-9]+| [0-9]{3}(?![0-9]))*|[.,\u066b][0-9]+"
+    r"[0-9]+(?:[.,'\u066b\u066c\u060c\u2e41][0-9]+| [0-9]{3}(?![0-9]))*"
+    # a leading decimal point (.75), but not the dot of an abbreviation (Rs.1,234, No.5)
+    r"|(?<![^\W\d_])[.,\u066b][0-9]+"
 )
 _LETTERS = re.compile(r"[^\W\d_]+")
 
@@ -248,12 +250,24 @@ def _affix(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _cldr() -> tuple[tuple[Convention, ...], dict[str, dict[float, str]]]:
+def _cldr_data() -> Any:
     from importlib.resources import files  # on the first number read, not before a request
 
-    data = json.loads(
+    return json.loads(
         files("kpi_collector.collect").joinpath("cldr_numbers.json").read_text(encoding="utf-8")
     )
+
+
+@lru_cache(maxsize=1)
+def _world_currencies() -> frozenset[str]:
+    """Currency symbols of every CLDR locale written with small letters (`Rs`, `Rp`,
+    `RM`'s neighbours `kr`, `zł`, `Ksh`): a page says `Rp1.234.567` whatever its lang."""
+    return frozenset(_cldr_data()["currencies"])
+
+
+@lru_cache(maxsize=1)
+def _cldr() -> tuple[tuple[Convention, ...], dict[str, dict[float, str]]]:
+    data = _cldr_data()
     # conventions named after a well-known locale first: messages name the first that fits
     rank = {tag: n for n, tag in enumerate(_FAMOUS)}
     rows = sorted(data["conventions"], key=lambda row: (rank.get(row[4], len(rank)), row))
@@ -924,6 +938,8 @@ def _is_currency(text: str, rules: NumberLocale) -> bool:
     if text in _PERCENT:
         return True
     if text in rules.currencies or " ".join(text.split()) in rules.currencies:
+        return True
+    if text in _world_currencies() or text + "." in _world_currencies():
         return True
     return len(text) <= 4 and any(unicodedata.category(c) == "Sc" for c in text)
 
