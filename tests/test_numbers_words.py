@@ -306,3 +306,24 @@ def test_currency_symbols_written_with_letters_touch_the_number(
     """Any CLDR locale's currency symbol in small letters (`Rs`, `Rp`, `kr`) may stand
     right before the number whatever the page's language."""
     assert parse_number(text, locale) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "value"),
+    [
+        ("2 hundred", None, 200),  # was 2: hundred was no scale word
+        ("5 hundreds", None, 500),
+        ("2 dozen", None, 24),
+        ("3 dozens", None, 36),
+        ("2 thousand million", None, 2e9),  # was 2000: only the first word counted
+        ("1.5 hundred thousand", None, 150_000),
+        ("2 hundred million", None, 2e8),
+        ("3 thousand crore", "en-IN", 3e10),
+        ("2 k users", None, 2000),  # a word that is no scale ends the row
+        ("2 thousand Mitarbeiter", "de", 2000),
+    ],
+)
+def test_hundreds_dozens_and_scale_words_in_a_row(
+    text: str, locale: str | None, value: float
+) -> None:
+    assert parse_number(text, locale) == value

@@ -31,6 +31,10 @@ _FAMOUS = ("en", "de", "fr", "es", "hi", "ar", "de_CH", "en_IN", "fr_CH", "fa")
 #: English scale words and abbreviations, on top of the locale's own CLDR compact forms
 #: (the locale wins where both name the same affix, e.g. Spanish `B` is 10^12)
 _ENGLISH_WORDS = {
+    "dozen": 12.0,
+    "dozens": 12.0,
+    "hundred": 1e2,
+    "hundreds": 1e2,
     "thousand": 1e3,
     "thousands": 1e3,
     "million": 1e6,
@@ -727,9 +731,15 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> tuple[flo
             return _MONEY_SCALES[money["scale"]], after[money.start("currency") :]
         found = rules.suffix.match(after)
         if found is not None:
-            word = found["scale"].rstrip(".").replace(" ", "")
-            _english_conflict(word, text, rules)
-            return _lookup(word, text, rules), after[found.end() :]
+            scale = 1.0
+            # scale words in a row multiply: `2 thousand million`, `1.5 hundred thousand`
+            while found is not None:
+                word = found["scale"].rstrip(".").replace(" ", "")
+                _english_conflict(word, text, rules)
+                scale *= _lookup(word, text, rules)
+                after = after[found.end() :]
+                found = rules.suffix.match(after) if after.startswith(" ") else None
+            return scale, after
         word_match = re.match(r" ?([^\W\d_]+)(\.?)", after)
         if word_match is not None:
             word, dot = word_match.group(1), word_match.group(2)
