@@ -319,6 +319,15 @@ def test_currency_symbols_written_with_letters_touch_the_number(
         ("1.5 hundred thousand", None, 150_000),
         ("2 hundred million", None, 2e8),
         ("3 thousand crore", "en-IN", 3e10),
+        ("5 Dutzend", "de", 60),
+        ("5 dutzend", "de", 60),  # any case (was an AssertionError)
+        ("5 HUNDERT", "de", 500),
+        ("2 DOZEN", None, 24),
+        ("3 centaines", "fr", 300),
+        ("2 docenas", "es", 24),
+        ("4 centinaia", "it", 400),
+        ("2 dúzias", "pt-BR", 24),
+        ("5 cents", "fr", 5),  # the euro's cents as often as French hundreds: a word
         ("2 k users", None, 2000),  # a word that is no scale ends the row
         ("2 thousand Mitarbeiter", "de", 2000),
     ],

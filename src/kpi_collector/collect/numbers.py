@@ -63,6 +63,17 @@ _ENGLISH_ABBREVIATIONS = {
     "T": 1e12,
     "tn": 1e12,
 }
+#: the words for 12 and 100 that CLDR's compact forms (from 1000 up) leave out, in the
+#: languages whose pages write them after a number (`5 Dutzend`, `3 centaines`); French
+#: `cent` is left out: after a number it is as often the euro's cents
+_LANGUAGE_WORDS: dict[str, dict[str, float]] = {
+    "de": {"Dutzend": 12.0, "Hundert": 1e2},
+    "fr": {"douzaine": 12.0, "douzaines": 12.0, "centaine": 1e2, "centaines": 1e2},
+    "es": {"docena": 12.0, "docenas": 12.0, "centenar": 1e2, "centenares": 1e2},
+    "it": {"dozzina": 12.0, "dozzine": 12.0, "centinaio": 1e2, "centinaia": 1e2},
+    "pt": {"dúzia": 12.0, "dúzias": 12.0, "centena": 1e2, "centenas": 1e2},
+    "nl": {"dozijn": 12.0, "honderd": 1e2},
+}
 #: lowercase single letters after a number are a scale in the press ("£3.4m") and a unit
 #: (metres, minutes, bits) elsewhere: an error unless the locale has its own meaning
 _ENGLISH_UNSURE = {"m": "million, or metres/minutes", "b": "billion, or bits/bytes"}
@@ -342,21 +353,23 @@ def number_locale(tag: str) -> NumberLocale:
         scale == 1e12 and _plain_letters(word).startswith("bil")
         for word, scale in long_words.items()
     )
-    english = dict(_ENGLISH_WORDS)
+    words = dict(_ENGLISH_WORDS) | _LANGUAGE_WORDS.get(locale.language, {})
     if long_scale:
         # its own trillion is 10^18 (de Trillion, fr trillion): English 10^12 is a guess
         for word in ("trillion", "trillions"):
-            del english[word]
+            del words[word]
     scales: dict[str, float] = {}
-    for word, scale in [*english.items(), *_ENGLISH_ABBREVIATIONS.items()]:
+    for word, scale in [*words.items(), *_ENGLISH_ABBREVIATIONS.items()]:
         scales[word] = scale
+    for word, scale in words.items():  # matched in any case (`5 DUTZEND`)
+        scales.setdefault(word.casefold(), scale)
     for word, scale in [*suffixes.items(), *prefixes.items()]:
         scales[word.rstrip(".")] = scale
         if len(word.rstrip(".")) >= 3:
             scales[word.rstrip(".").casefold()] = scale
-    for word in english:
-        scales.setdefault(word, english[word])
-    suffix_words = [*english, *_ENGLISH_ABBREVIATIONS, *suffixes]
+    for word in words:
+        scales.setdefault(word, words[word])
+    suffix_words = [*words, *_ENGLISH_ABBREVIATIONS, *suffixes]
     units: set[str] = set()
     for unit in locale._data.get("unit_patterns", {}).values():
         for length in unit.values():
