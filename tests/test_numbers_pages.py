@@ -72,7 +72,20 @@ def test_m_and_b_without_money_stay_unsure(text: str) -> None:
         parse_number(text)
 
 
-@pytest.mark.parametrize("text", ["<1%", "< 5", "≤ 5", "＜5 ms", "Error rate: <0.1%", "⩽3"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<1%",
+        "< 5",
+        "≤ 5",
+        "＜5 ms",
+        "Error rate: <0.1%",
+        "⩽3",
+        "<=5",
+        "Less than 1%",
+        "fewer than 10 errors",
+    ],
+)
 def test_an_upper_bound_is_no_value(text: str) -> None:
     """`<1%` says the value is below 1 (maybe 0): storing 1 would be another number."""
     with pytest.raises(ValueError, match=r"a bound .* not the value.*`regex:`") as caught:

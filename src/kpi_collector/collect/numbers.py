@@ -539,7 +539,7 @@ def parse_number(text: str, locale: str | None = None) -> float:
 
 
 #: a sign before the number that makes it an upper bound (`<1%`, `≤ 5`): the value is below
-_UPPER_BOUND = re.compile("[<\u2264\u2a7d\uff1c\ufe64] ?$")
+_UPPER_BOUND = re.compile("(?:[<\u2264\u2a7d\uff1c\ufe64]=?|(?i:less|fewer) than) ?$")
 
 
 def _price_dash(token: str, after: str, rules: NumberLocale) -> bool:
