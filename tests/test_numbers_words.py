@@ -183,6 +183,8 @@ def test_words_that_only_look_like_scale_words_are_words(
         ("1.23456789 billion", None, 1_234_567_890),
         ("0.07 lakh", "en-IN", 7000),
         ("123.45万", "ja", 1_234_500),
+        ("507.779857 decillion", None, 5.07779857e35),  # the float 1e33 is not 10^33
+        ("1.5 decillion", None, 1.5e33),
     ],
 )
 def test_a_scaled_number_is_exact(text: str, locale: str | None, value: float) -> None:

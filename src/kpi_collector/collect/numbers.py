@@ -529,7 +529,7 @@ def parse_number(text: str, locale: str | None = None) -> float:
     scale, unscaled = _scale(before, after, text, rules)
     if unscaled == after:
         _glued_after(after, value, text, rules)
-    value *= Fraction(scale)
+    value *= Fraction(repr(scale))  # 10^33 itself: the float 1e33 is 10^33 + 4.2e19
     if _minus_after(after, text, rules) or _negative(before, unscaled, text, rules):
         value = -value
     try:
@@ -594,7 +594,7 @@ _ORDINALS = {1: "st", 2: "nd", 3: "rd"}
 def _glued_after(after: str, value: Fraction, text: str, rules: NumberLocale) -> None:
     """ValueError when letters touch the number from after (`123abc`, `12,374Downloads`)
     and are none of: a unit symbol of the locale (`10km`, `5GB`), a currency (`100USD`),
-    `x` (`3x`), or the English ordinal suffix of that number (`1st`, `22nd`, `11th`)."""
+    `x` (`3x`), or an ordinal suffix that fits the number (`1st`, `22nd`, `1er`, `2º`)."""
     joined = re.match(r"[^\W\d_]+", after)
     if joined is None or not _cased(joined.group()[0]):
         return
