@@ -390,3 +390,21 @@ def test_xpath_number_functions_where_they_read_as_the_page_writes() -> None:
     assert german.metric("c", XPath("count(//td)")) == 2
     assert german.metric("b", XPath("number(boolean(//p[@class='ok']))")) == 1
     assert german.metric("n", XPath("//td[@class='n']")) == 1234  # read by kpi, as de
+
+
+def test_a_boolean_as_a_mapped_value_is_a_config_error() -> None:
+    """`map: {GREEN: true}` stored 1 for GREEN: YAML's true where a number goes."""
+    from kpi_collector.config.loader import parse_config
+    from kpi_collector.errors import ConfigError
+
+    with pytest.raises(ValueError, match="a boolean is not a number"):
+        Metric(css="a", map={"GREEN": True})
+    text = (
+        "sources:\n  - {name: s, type: html, url: 'http://x/', "
+        "metrics: {a: {css: b, map: {GREEN: yes, RED: 0}}}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+    assert str(caught.value) == (
+        "kpi.yaml:2: source 's': metrics.a.map.GREEN: yes (YAML reads it as true) is not a number"
+    )

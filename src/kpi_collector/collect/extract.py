@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from kpi_collector.collect.layout import PARAGRAPH, layout_text, lxml_layout_text, nearest_lang
 from kpi_collector.collect.numbers import (
@@ -53,6 +54,17 @@ class Expect(BaseModel):
         return self
 
 
+def _not_a_boolean(value: Any) -> Any:
+    """`map: {GREEN: true}`: YAML's true where a number goes is an error, not 1."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("bool_not_number", "a boolean is not a number")
+    return value
+
+
+#: a number a `map:` gives a text: a boolean is refused, as everywhere a number goes
+MappedNumber = Annotated[float, BeforeValidator(_not_a_boolean)]
+
+
 class Metric(BaseModel):
     """How to read one metric: an extractor (`jmespath`, `css` or `xpath`) and options."""
 
@@ -67,7 +79,7 @@ class Metric(BaseModel):
     regex: str | None = None
     allow_zero: bool = False
     expect: Expect | None = None
-    map: dict[str, float] | None = None
+    map: dict[str, MappedNumber] | None = None
     title: str | None = None
     unit: str | None = None
     locale: str | None = Field(
