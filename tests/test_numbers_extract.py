@@ -411,7 +411,7 @@ def test_a_boolean_as_a_mapped_value_is_a_config_error() -> None:
 
 
 @pytest.mark.parametrize("data", ['\ufeff{"n": 5}', b'\xef\xbb\xbf{"n": 5}', '{"n": 5}'])
-def test_json_text_with_a_byte_order_mark_is_read_as_bytes_with_one_are(data: str | bytes) -> None:
+def test_json_text_with_a_byte_order_mark_is_read_like_bytes_with_one(data: str | bytes) -> None:
     """`jsontext.loads` read bytes with a BOM but refused the same text decoded as UTF-8
     ("Unexpected UTF-8 BOM")."""
     from kpi_collector.collect import jsontext
