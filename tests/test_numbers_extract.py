@@ -417,3 +417,14 @@ def test_json_text_with_a_byte_order_mark_is_read_like_bytes_with_one(data: str 
     from kpi_collector.collect import jsontext
 
     assert from_json("n", jsontext.loads(data), JMESPath("n")) == 5
+
+
+def test_numpy_booleans_are_booleans_and_their_arrays_no_number() -> None:
+    """A pandas column's `numpy.bool_` from a `python` source is a boolean; an array of
+    them is no number (and never asked for its truth, which numpy refuses)."""
+    numpy = pytest.importorskip("numpy")
+    with pytest.raises(ExtractError, match="got the boolean true"):
+        finish("a", numpy.bool_(True), Metric())
+    assert finish("a", numpy.bool_(False), Metric(map={"false": 0})) == 0
+    with pytest.raises(ExtractError, match="expected a number, got ndarray"):
+        finish("a", numpy.array([True, False]), Metric())

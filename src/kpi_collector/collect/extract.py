@@ -288,7 +288,10 @@ def finish(
 
 def _is_boolean(raw: Any) -> bool:
     """Python's and numpy's booleans (a pandas column's `numpy.bool_` is no `bool`)."""
-    return isinstance(raw, bool) or getattr(getattr(raw, "dtype", None), "kind", None) == "b"
+    if isinstance(raw, bool):
+        return True
+    kind = getattr(getattr(raw, "dtype", None), "kind", None)
+    return kind == "b" and getattr(raw, "ndim", 1) == 0  # a scalar, not an array of them
 
 
 def _mapped(name: str, text: str, table: Mapping[str, float]) -> float:
