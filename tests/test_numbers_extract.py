@@ -254,8 +254,8 @@ def test_integers_a_stored_number_holds_exactly_are_read(raw: object, value: flo
         ("-12", "de", -12),
         ("1.5e3", "de", 1500),
         ("1.234,5", "de", 1234.5),  # written as German writes it: read so
-        ("1.234 €", "de", 1234),
-        ("1,234", "de", 1.234),
+        ("12,5", "de", 12.5),  # no English reading: German
+        ("2 Mrd.", "de", 2e9),
     ],
 )
 def test_a_json_string_is_read_under_the_sources_locale_when_it_reads_one_way(
@@ -264,14 +264,17 @@ def test_a_json_string_is_read_under_the_sources_locale_when_it_reads_one_way(
     assert from_json("a", {"a": raw}, JMESPath("a"), locale) == value
 
 
-@pytest.mark.parametrize("raw", ["1.234", "-2.500", "1.250e1"])
-def test_a_json_string_in_json_notation_that_the_locale_reads_otherwise_is_an_error(
+@pytest.mark.parametrize("raw", ["1.234", "-2.500", "1.250e1", "1,234", "12,345 users", "1.234 €"])
+def test_a_json_string_that_english_and_the_locale_read_otherwise_is_an_error(
     raw: str,
 ) -> None:
     """`"1.234"` in an API's JSON is 1.234 as JSON writes numbers and 1234 as German pages
-    do: under a `locale: de` meant for the pages (the top level's, inherited by the source)
-    it is an error that says both, never one of them."""
-    with pytest.raises(ExtractError, match=r"^a: .*JSON.* or .*de.*`locale:` on the metric"):
+    do (and `"1,234"`, Python's `f"{n:,}"`, 1234 and 1.234): under a `locale: de` meant for
+    the pages (the top level's, inherited by the source) it is an error that says both,
+    never one of them."""
+    with pytest.raises(
+        ExtractError, match=r"^a: .*programs and en.* or .*de.*`locale:` on the metric"
+    ):
         from_json("a", {"a": raw}, JMESPath("a"), "de")
 
 

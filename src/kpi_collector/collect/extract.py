@@ -301,31 +301,21 @@ def _mapped(name: str, text: str, table: Mapping[str, float]) -> float:
     return table[text]
 
 
-#: a number as JSON writes it (RFC 8259), which programs also print: `-1.234`, `1.5e3`
-_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
-
-
 def _one_reading(name: str, text: str, locale: str) -> None:
-    """ExtractError when `text`, a program's text in JSON's notation, reads as another
-    number under `locale` (`1.234` under de), whose `locale:` (maybe the config's, meant
-    for its pages) the metric did not set itself."""
-    if _JSON_NUMBER.fullmatch(text) is None:
-        return
-    written = float(text)
+    """ExtractError when `text`, a program's text, reads as one number as programs and
+    English write numbers (JSON's `1.234`, Python's `f"{n:,}"` `1,234`) and as another
+    under `locale` (de: 1234, 1.234), whose `locale:` (maybe the config's, meant for its
+    pages) the metric did not set itself. Text only one of them reads is left to it."""
     try:
-        local: float | None = parse_number(text, locale)
+        written = parse_number(text, "en")
+        local = parse_number(text, locale)
     except ValueError:
-        local = None
+        return
     if local != written:
-        other = (
-            f"{local:.15g} (as {locale} writes them)"
-            if local is not None
-            else f"not one number in {locale}"
-        )
         raise ExtractError(
-            f"{name}: {_short(text)} reads as {written:.15g} (as JSON and programs write "
-            f"numbers) or {other}; set `locale:` on the metric to say which (en for "
-            f"{written:.15g})"
+            f"{name}: {_short(text)} reads as {written:.15g} (as programs and en write "
+            f"numbers) or {local:.15g} (as {locale} writes them); set `locale:` on the "
+            f"metric to say which (en for {written:.15g})"
         )
 
 
