@@ -15,6 +15,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from decimal import Context, Decimal
 from fractions import Fraction
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -187,7 +188,7 @@ class Convention:
         exact = self.exact(token)
         return None if exact is None else float(exact)
 
-    def exact(self, token: str) -> Fraction | None:
+    def exact(self, token: str) -> Decimal | None:
         """`read`, as the exact value written (`1.005` is 201/200, not the float near it).
 
         Raises: ValueError for an integer a stored number cannot hold exactly."""
@@ -196,8 +197,8 @@ class Convention:
         plain = token.replace(self.group, "")
         if self.decimal not in plain:
             exact_float(int(plain))
-            return Fraction(int(plain))
-        return Fraction(plain.replace(self.decimal, "."))
+            return Decimal(plain)
+        return Decimal(plain.replace(self.decimal, "."))
 
 
 @dataclass(frozen=True)
@@ -515,7 +516,7 @@ def parse_number(text: str, locale: str | None = None) -> float:
     # float product 1.005 × 1000 is 1004.9999999999999, the number written 1.005k is 1005
     value = _value(match.group(), text, rules)
     if exponent is not None:
-        value *= Fraction(10) ** int(exponent.group(1))
+        value = value.scaleb(int(exponent.group(1)), _EXACT)
     before, after = normal[: match.start()], normal[end:]
     _glued_before(before, text, rules)
     if _UPPER_BOUND.search(before):
@@ -529,13 +530,19 @@ def parse_number(text: str, locale: str | None = None) -> float:
     scale, unscaled = _scale(before, after, text, rules)
     if unscaled == after:
         _glued_after(after, value, text, rules)
-    value *= Fraction(repr(scale))  # 10^33 itself: the float 1e33 is 10^33 + 4.2e19
+    if scale != 1.0:  # 10^33 itself: the float 1e33 is 10^33 + 4.2e19
+        value = _EXACT.multiply(value, Decimal(repr(scale)))
+    number = float(value)
+    if math.isinf(number):
+        raise ValueError(f"{_quote(text)} is beyond the largest number stored")
     if _minus_after(after, text, rules) or _negative(before, unscaled, text, rules):
-        value = -value
-    try:
-        return float(value)
-    except OverflowError:
-        raise ValueError(f"{_quote(text)} is beyond the largest number stored") from None
+        number = -number
+    return number + 0.0  # (0) and -0 are 0, never -0.0
+
+
+#: the digits a number is computed with before its one rounding to a float: every digit a
+#: page writes (a stored number has 17), times any scale, exactly
+_EXACT = Context(prec=60)
 
 
 #: a sign before the number that makes it an upper bound (`<1%`, `≤ 5`): the value is below
@@ -591,7 +598,7 @@ _TIMES = frozenset({"x", "X"})
 _ORDINALS = {1: "st", 2: "nd", 3: "rd"}
 
 
-def _glued_after(after: str, value: Fraction, text: str, rules: NumberLocale) -> None:
+def _glued_after(after: str, value: Decimal, text: str, rules: NumberLocale) -> None:
     """ValueError when letters touch the number from after (`123abc`, `12,374Downloads`)
     and are none of: a unit symbol of the locale (`10km`, `5GB`), a currency (`100USD`),
     `x` (`3x`), or an ordinal suffix that fits the number (`1st`, `22nd`, `1er`, `2º`)."""
@@ -601,7 +608,7 @@ def _glued_after(after: str, value: Fraction, text: str, rules: NumberLocale) ->
     word = joined.group()
     if word in _TIMES or word.casefold() in rules.units or _is_currency(word, rules):
         return
-    if value.denominator == 1 and value >= 0 and _ordinal(int(value), word, rules):
+    if value == value.to_integral_value() and value >= 0 and _ordinal(int(value), word, rules):
         return
     raise _glued_error(text, word)
 
@@ -637,7 +644,7 @@ def _split_by_line(text: str) -> bool:
     )
 
 
-def _numeral_after(value: Fraction, after: str, text: str) -> tuple[Fraction, str]:
+def _numeral_after(value: Decimal, after: str, text: str) -> tuple[Decimal, str]:
     """A numeral character right after the number (one space allowed), which the decimal
     digits do not include: a vulgar fraction adds to a whole number (`2½` is 2.5, Unicode
     gives `½` the numeric value 0.5); a superscript or other numeral (`10⁶`, `1,234¹`,
@@ -649,8 +656,10 @@ def _numeral_after(value: Fraction, after: str, text: str) -> tuple[Fraction, st
     char = head[0]
     fraction = unicodedata.numeric(char, None)
     if unicodedata.decomposition(char).startswith("<fraction>") and fraction is not None:
-        if value.denominator == 1:  # Unicode's ⅓ is 0.333…: the fraction it names
-            return value + Fraction(fraction).limit_denominator(1000), head[1:]
+        if value == value.to_integral_value():  # Unicode's ⅓ is 0.333…: the one it names
+            named = Fraction(fraction).limit_denominator(1000)
+            part = _EXACT.divide(Decimal(named.numerator), Decimal(named.denominator))
+            return _EXACT.add(value, part), head[1:]
         raise ValueError(
             f"{_quote(text)}: a fraction {char!r} after a decimal number; "
             "pick the number with `regex:`"
@@ -693,12 +702,12 @@ def _minus_suffix(tag: str) -> bool:
     return False
 
 
-def _value(token: str, text: str, rules: NumberLocale) -> Fraction:
+def _value(token: str, text: str, rules: NumberLocale) -> Decimal:
     """The exact value of `token` (digits and separators) under `rules`, else the one
     value every CLDR convention that reads it agrees on; ValueError otherwise."""
     if token[0] in ".,\u066b":  # a leading decimal separator
         if token[0] in rules.decimals:
-            return Fraction("0." + token[1:])
+            return Decimal("0." + token[1:])
         raise ValueError(
             f"{_quote(text)} reads as 0.{token[1:]} (where {token[0]!r} is the decimal sign) "
             f"or {token[1:]}; {rules.tag} does not write decimals so: set `locale:` to the "
@@ -706,7 +715,7 @@ def _value(token: str, text: str, rules: NumberLocale) -> Fraction:
         )
     if token.isdigit():
         exact_float(int(token))
-        return Fraction(int(token))
+        return Decimal(token)
     own = {v for c in rules.conventions if (v := c.exact(token)) is not None}
     if len(own) == 1:
         return own.pop()
@@ -716,7 +725,7 @@ def _value(token: str, text: str, rules: NumberLocale) -> Fraction:
             f"{_quote(text)} reads two ways under {rules.tag}: {_show(low)} or {_show(high)}; "
             "pick the number with `regex:`"
         )
-    readings: dict[Fraction, str] = {}
+    readings: dict[Decimal, str] = {}
     for convention in _cldr()[0]:
         found = convention.exact(token)
         if found is not None:
@@ -967,8 +976,8 @@ def _is_currency(text: str, rules: NumberLocale) -> bool:
     return len(text) <= 4 and any(unicodedata.category(c) == "Sc" for c in text)
 
 
-def _show(value: float | Fraction) -> str:
-    if isinstance(value, Fraction):
+def _show(value: float | Decimal) -> str:
+    if isinstance(value, Decimal):
         value = float(value)
     return str(int(value)) if value.is_integer() else f"{value:.15g}"
 
