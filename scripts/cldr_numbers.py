@@ -43,8 +43,15 @@ def build() -> dict[str, object]:
 
     conventions: dict[tuple[str, str, int, int], list[str]] = {}
     scales: dict[str, dict[str, list[str]]] = {}
+    currencies: set[str] = set()
     for tag in localedata.locale_identifiers():
         locale = Locale.parse(tag)
+        for symbol in locale.currency_symbols.values():
+            # symbols written with letters, in mixed or lower case (Rs, Rp, kr, zł, Ksh):
+            # all-capital ones (SR, FB, UP) read as codes and names too
+            written = " ".join(canonical_separator(str(symbol)).split())
+            if len(written) >= 2 and any(char.islower() for char in written):
+                currencies.add(written)
         sizes = groupings(locale)
         for system in {"latn", locale.default_numbering_system}:
             symbols = locale.number_symbols.get(system) or {}
@@ -74,6 +81,7 @@ def build() -> dict[str, object]:
 
     return {
         "conventions": sorted([*key, example(tags)] for key, tags in conventions.items()),
+        "currencies": sorted(currencies),
         "scales": {
             word: {scale: example(tags) for scale, tags in sorted(found.items())}
             for word, found in sorted(scales.items())

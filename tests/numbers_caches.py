@@ -14,7 +14,9 @@ import pytest
 def _fresh_number_caches() -> Iterator[None]:
     from kpi_collector.collect import numbers
 
+    numbers._cldr_data.cache_clear()
     numbers._cldr.cache_clear()
+    numbers._world_currencies.cache_clear()
     numbers.number_locale.cache_clear()
     numbers._NORMAL.clear()
     yield

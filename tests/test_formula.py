@@ -36,7 +36,7 @@ from kpi_collector.errors import ConfigError, KpiError
         ("min(a.x, b.y, 7)", {"a.x": 9, "b.y": 8}, 7.0),
         ("max(a.x)", {"a.x": 9}, 9.0),
         ("abs(a.x - b.y)", {"a.x": 2, "b.y": 9}, 7.0),
-        ("round(a.x)", {"a.x": 2.5}, 2.0),
+        ("round(a.x)", {"a.x": 2.5}, 3.0),
         ("round(a.x / 3, 2)", {"a.x": 1}, 0.33),
         ("round(a.x, -2)", {"a.x": 1234}, 1200.0),
         ("pypi.downloads_last_day / 7", {"pypi.downloads_last_day": 70}, 10.0),
@@ -133,11 +133,64 @@ def test_division_by_zero_is_an_evaluation_error() -> None:
     assert formula.evaluate({"a.x": 1, "b.y": 3}) == 0.5
 
 
-def test_non_finite_results_are_errors() -> None:
-    with pytest.raises(FormulaEvaluationError, match="finite"):
+def test_non_finite_inputs_and_results_are_errors() -> None:
+    with pytest.raises(FormulaEvaluationError, match=r"input a\.x is not a finite number \(nan\)"):
         Formula.parse("a.x * 2").evaluate({"a.x": math.nan})
-    with pytest.raises(FormulaEvaluationError, match="finite"):
+    with pytest.raises(FormulaEvaluationError, match=r"input a\.x is not a finite number \(inf\)"):
+        Formula.parse("min(a.x, 1)").evaluate({"a.x": math.inf})
+    with pytest.raises(FormulaEvaluationError, match="too large"):
         Formula.parse("a.x * a.x").evaluate({"a.x": 1e200})
+
+
+@pytest.mark.parametrize(
+    ("text", "values", "expected"),
+    [
+        # halves away from zero, as spreadsheets round (ROUND in Excel, Sheets, LibreOffice)
+        ("round(a.x)", {"a.x": 0.5}, 1.0),
+        ("round(a.x)", {"a.x": 1.5}, 2.0),
+        ("round(a.x)", {"a.x": 2.5}, 3.0),
+        ("round(a.x)", {"a.x": -2.5}, -3.0),
+        ("round(a.x)", {"a.x": -0.4}, 0.0),
+        ("round(a.x, 1)", {"a.x": 0.25}, 0.3),
+        ("round(a.x, 1)", {"a.x": 0.35}, 0.4),
+        ("round(a.x, -1)", {"a.x": 25}, 30.0),
+        ("round(a.x, -2)", {"a.x": 1250}, 1300.0),
+        ("round(a.x, -2)", {"a.x": -1250}, -1300.0),
+        # the number as written, not the float below it (2.675 is 2.67499999… as a float)
+        ("round(a.x, 2)", {"a.x": 2.675}, 2.68),
+        ("round(a.x, 2)", {"a.x": 1.005}, 1.01),
+        ("round(a.x, 1)", {"a.x": 0.15}, 0.2),
+        ("round(a.x * 100, 1)", {"a.x": 0.12345}, 12.3),
+        ("round(a.x / b.y * 100, 1)", {"a.x": 1, "b.y": 8}, 12.5),
+        ("round(a.x / b.y * 100, 0)", {"a.x": 1, "b.y": 8}, 13.0),
+        ("round(a.x, 3)", {"a.x": 5.0}, 5.0),
+        ("round(a.x)", {"a.x": 1e20}, 1e20),
+    ],
+)
+def test_round_takes_halves_away_from_zero_on_the_decimal_value(
+    text: str, values: dict[str, float], expected: float
+) -> None:
+    assert Formula.parse(text).evaluate(values) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "values", "expected"),
+    [
+        ("a.x + b.y", {"a.x": 0.1, "b.y": 0.2}, 0.3),
+        ("a.x * 3", {"a.x": 0.1}, 0.3),
+        ("a.x - b.y", {"a.x": 1.1, "b.y": 1}, 0.1),
+        ("a.x * 100", {"a.x": 1.15}, 115.0),
+        ("a.x * 12", {"a.x": 19.99}, 239.88),
+        ("(a.x - b.y) / b.y * 100", {"a.x": 1.1, "b.y": 1.0}, 10.0),
+    ],
+)
+def test_arithmetic_is_on_the_decimal_values(
+    text: str, values: dict[str, float], expected: float
+) -> None:
+    """Inputs are the numbers the sources wrote (0.1, not the binary float near it), as a
+    spreadsheet shows them: 0.1 + 0.2 is 0.3, where float arithmetic stores
+    0.30000000000000004."""
+    assert Formula.parse(text).evaluate(values) == expected
 
 
 @given(
@@ -146,8 +199,8 @@ def test_non_finite_results_are_errors() -> None:
     c=st.integers(min_value=-1000, max_value=1000),
 )
 def test_matches_python_arithmetic(a: float, b: float, c: int) -> None:
-    formula = Formula.parse("max(x.a, x.b) - min(x.a, 3) * abs(x.c) + round((x.a + x.b) / 4, 3)")
-    expected = max(a, b) - min(a, 3) * abs(c) + round((a + b) / 4, 3)
+    formula = Formula.parse("max(x.a, x.b) - min(x.a, 3) * abs(x.c) + (x.a + x.b) / 4")
+    expected = max(a, b) - min(a, 3) * abs(c) + (a + b) / 4
     assert formula.evaluate({"x.a": a, "x.b": b, "x.c": c}) == pytest.approx(expected)
 
 
@@ -229,7 +282,7 @@ def test_an_overflow_fails_that_kpi_and_its_dependents_only() -> None:
 
 
 def test_an_infinite_result_is_not_stored() -> None:
-    with pytest.raises(FormulaEvaluationError, match=r"not a finite number \(inf\)"):
+    with pytest.raises(FormulaEvaluationError, match=r"the result is too large$"):
         Formula.parse("a.x * 10").evaluate({"a.x": 1e308})
 
 
@@ -421,3 +474,26 @@ def test_a_divisor_that_is_zero_whatever_the_values_is_refused_at_parse(text: st
 def test_a_divisor_with_a_kpi_id_or_not_zero_is_accepted() -> None:
     for text in ("a.x / b.y", "a.x / (b.y - 1)", "a.x / 2", "a.x / (1 - 0.5)"):
         assert Formula.parse(text).inputs
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [("round(a.x)", {"a.x": -0.4}), ("a.x * -1", {"a.x": 0}), ("-a.x", {"a.x": 0.0})],
+)
+def test_a_zero_result_is_never_negative_zero(text: str, values: dict[str, float]) -> None:
+    """-0.0 compares equal to 0 but is written `-0.0` (CSV, JSON): a zero is 0.0."""
+    result = Formula.parse(text).evaluate(values)
+    assert result == 0 and math.copysign(1.0, result) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("round(a.x, -1000000)", 0.0),  # was "the result is too large" (Decimal's Emax)
+        ("round(a.x, 1000000)", 123.456),
+        ("round(a.x, -400)", 0.0),
+        ("round(a.x, -2)", 100.0),
+    ],
+)
+def test_round_to_any_number_of_places(text: str, expected: float) -> None:
+    assert Formula.parse(text).evaluate({"a.x": 123.456}) == expected

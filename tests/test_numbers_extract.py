@@ -240,3 +240,194 @@ def test_an_integer_a_stored_number_cannot_hold_exactly_is_an_error(raw: object)
 )
 def test_integers_a_stored_number_holds_exactly_are_read(raw: object, value: float) -> None:
     assert finish("users", raw, Metric()) == value
+
+
+# --- machine-written values: a locale for pages, booleans ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "locale", "value"),
+    [
+        ("1.234", None, 1.234),
+        ("1234.5", "de", 1234.5),  # no German reading: the same number either way
+        ("0.5", "de", 0.5),
+        ("-12", "de", -12),
+        ("1.5e3", "de", 1500),
+        ("1.234,5", "de", 1234.5),  # written as German writes it: read so
+        ("12,5", "de", 12.5),  # no English reading: German
+        ("2 Mrd.", "de", 2e9),
+    ],
+)
+def test_a_json_string_is_read_under_the_sources_locale_when_it_reads_one_way(
+    raw: str, locale: str | None, value: float
+) -> None:
+    assert from_json("a", {"a": raw}, JMESPath("a"), locale) == value
+
+
+@pytest.mark.parametrize("raw", ["1.234", "-2.500", "1.250e1", "1,234", "12,345 users", "1.234 €"])
+def test_a_json_string_that_english_and_the_locale_read_otherwise_is_an_error(
+    raw: str,
+) -> None:
+    """`"1.234"` in an API's JSON is 1.234 as JSON writes numbers and 1234 as German pages
+    do (and `"1,234"`, Python's `f"{n:,}"`, 1234 and 1.234): under a `locale: de` meant for
+    the pages (the top level's, inherited by the source) it is an error that says both,
+    never one of them."""
+    with pytest.raises(
+        ExtractError, match=r"^a: .*programs and en.* or .*de.*`locale:` on the metric"
+    ):
+        from_json("a", {"a": raw}, JMESPath("a"), "de")
+
+
+def test_a_metrics_own_locale_says_how_its_json_string_is_written() -> None:
+    assert from_json("a", {"a": "1.234"}, JMESPath("a", locale="de"), "en") == 1234
+    assert from_json("a", {"a": "1.234"}, JMESPath("a", locale="en"), "de") == 1.234
+
+
+def test_json_numbers_have_one_notation_whatever_the_locale() -> None:
+    assert from_json("a", {"a": 1.234}, JMESPath("a"), "de") == 1.234
+    assert from_json("a", {"a": 1.234}, JMESPath("a", locale="de")) == 1.234
+
+
+@pytest.mark.parametrize("raw", [True, False])
+def test_a_boolean_is_not_a_number(raw: bool) -> None:
+    """`"active": true` where a number is expected is a path to the wrong field, or a status
+    the user maps to numbers themselves; storing 1 or 0 would be a silent choice."""
+    spelled = "true" if raw else "false"
+    with pytest.raises(
+        ExtractError, match=rf"^a: expected a number, got the boolean {spelled}; .*map:"
+    ):
+        from_json("a", {"a": raw}, JMESPath("a"))
+    with pytest.raises(ExtractError, match=rf"got the boolean {spelled}"):
+        finish("a", raw, Metric())
+
+
+def test_a_boolean_is_mapped_by_its_json_spelling() -> None:
+    mapped = JMESPath("up", map={"true": 1, "false": 0})
+    assert from_json("up", {"up": True}, mapped) == 1
+    assert from_json("up", {"up": False}, mapped) == 0
+    with pytest.raises(ExtractError, match=r"'false' is not one of the mapped values \(true\)"):
+        from_json("up", {"up": False}, JMESPath("up", map={"true": 1}))
+
+
+def test_an_xpath_boolean_is_not_a_number_either() -> None:
+    document = HtmlDocument(b"<p class=ok>fine</p>")
+    with pytest.raises(ExtractError, match=r"got the boolean true; .*map:"):
+        document.metric("ok", XPath("boolean(//p[@class='ok'])"))
+    assert document.metric("ok", XPath("number(boolean(//p[@class='ok']))")) == 1
+    assert document.metric("ok", XPath("boolean(//p[@class='ok'])", map={"true": 1})) == 1
+
+
+@pytest.mark.parametrize(("pattern", "text"), [(r"(\d+)?x", "x"), (r"(\d+)|(k)", "k")])
+def test_a_regex_group_that_took_no_part_is_the_metrics_error(pattern: str, text: str) -> None:
+    """The first group is the number; a match where it is empty of any text (an optional
+    group, an alternative) was a crash (AttributeError on None), not the metric's error."""
+    with pytest.raises(ExtractError, match=r"^m: regex .* matched .* but its first group"):
+        finish("m", text, Metric(css="a", regex=pattern))
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("sum(data.labels)", r"sum\(\), invalid type for value: a"),
+        ("abs(data.labels)", r"abs\(\), invalid type"),
+        ("length(data.n)", r"length\(\), invalid type"),
+    ],
+)
+def test_a_jmespath_function_that_fails_on_the_answer_is_that_metrics_error(
+    path: str, message: str
+) -> None:
+    """`sum()` of texts is a JMESPathTypeError when the answer comes, not when the config
+    loads: it was raised past `extract_all`, so the source's other metrics were lost too."""
+    from kpi_collector.collect.extract import extract_all
+
+    document = {"data": {"labels": ["a", "b"], "n": 5}}
+    metrics = {"bad": JMESPath(path), "good": JMESPath("data.n")}
+    values, errors = extract_all(metrics, lambda name, m: from_json(name, document, m))
+    assert values == {"good": 5}
+    assert list(errors) == ["bad"]
+    assert errors["bad"].startswith(f"bad: JMESPath {path!r} failed on the answer: ")
+    assert __import__("re").search(message, errors["bad"])
+
+
+def test_a_function_jmespath_does_not_have_is_a_config_error() -> None:
+    with pytest.raises(ValueError, match=r"calls total\(\), which JMESPath does not have"):
+        JMESPath("data && total(data.items)")
+
+
+@pytest.mark.parametrize("raw", [-0.0, "-0", "(0)", "-0.00"])
+def test_a_zero_is_never_stored_as_negative_zero(raw: object) -> None:
+    import math
+
+    value = from_json("z", {"z": raw}, JMESPath("z"))
+    assert value == 0 and math.copysign(1.0, value) == 1.0
+
+
+GERMAN_TABLE = b"""<html lang="de"><body><table>
+<tr><td class="n">1.234</td></tr><tr><td class="n">2.345</td></tr></table>
+<p class="ok">ja</p></body></html>"""
+
+
+@pytest.mark.parametrize(
+    "expression", ["sum(//td[@class='n'])", "number(//td[@class='n'][1])", "sum (//td)"]
+)
+def test_xpath_number_functions_on_a_page_whose_locale_groups_with_dots_are_errors(
+    expression: str,
+) -> None:
+    """XPath's sum() and number() read `1.234` as 1.234 whatever the page's language: on a
+    German page (1.234 is 1234) the total 3.579 would be stored for 3579."""
+    document = HtmlDocument(GERMAN_TABLE)
+    with pytest.raises(
+        ExtractError, match=r"^t: XPath's sum\(\) and number\(\) read .* page is de, "
+    ):
+        document.metric("t", XPath(expression))
+    with pytest.raises(ExtractError, match="XPath's sum"):
+        HtmlDocument(GERMAN_TABLE.replace(b'lang="de"', b"")).metric(
+            "t", XPath(expression, locale="de")
+        )
+
+
+def test_xpath_number_functions_where_they_read_as_the_page_writes() -> None:
+    english = GERMAN_TABLE.replace(b'lang="de"', b'lang="en"')
+    assert HtmlDocument(english).metric("t", XPath("sum(//td[@class='n'])")) == pytest.approx(3.579)
+    german = HtmlDocument(GERMAN_TABLE)
+    assert german.metric("c", XPath("count(//td)")) == 2
+    assert german.metric("b", XPath("number(boolean(//p[@class='ok']))")) == 1
+    assert german.metric("n", XPath("//td[@class='n']")) == 1234  # read by kpi, as de
+
+
+def test_a_boolean_as_a_mapped_value_is_a_config_error() -> None:
+    """`map: {GREEN: true}` stored 1 for GREEN: YAML's true where a number goes."""
+    from kpi_collector.config.loader import parse_config
+    from kpi_collector.errors import ConfigError
+
+    with pytest.raises(ValueError, match="a boolean is not a number"):
+        Metric(css="a", map={"GREEN": True})
+    text = (
+        "sources:\n  - {name: s, type: html, url: 'http://x/', "
+        "metrics: {a: {css: b, map: {GREEN: yes, RED: 0}}}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+    assert str(caught.value) == (
+        "kpi.yaml:2: source 's': metrics.a.map.GREEN: yes (YAML reads it as true) is not a number"
+    )
+
+
+@pytest.mark.parametrize("data", ['\ufeff{"n": 5}', b'\xef\xbb\xbf{"n": 5}', '{"n": 5}'])
+def test_json_text_with_a_byte_order_mark_is_read_like_bytes_with_one(data: str | bytes) -> None:
+    """`jsontext.loads` read bytes with a BOM but refused the same text decoded as UTF-8
+    ("Unexpected UTF-8 BOM")."""
+    from kpi_collector.collect import jsontext
+
+    assert from_json("n", jsontext.loads(data), JMESPath("n")) == 5
+
+
+def test_numpy_booleans_are_booleans_and_their_arrays_no_number() -> None:
+    """A pandas column's `numpy.bool_` from a `python` source is a boolean; an array of
+    them is no number (and never asked for its truth, which numpy refuses)."""
+    numpy = pytest.importorskip("numpy")
+    with pytest.raises(ExtractError, match="got the boolean true"):
+        finish("a", numpy.bool_(True), Metric())
+    assert finish("a", numpy.bool_(False), Metric(map={"false": 0})) == 0
+    with pytest.raises(ExtractError, match="expected a number, got ndarray"):
+        finish("a", numpy.array([True, False]), Metric())

@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from kpi_collector.collect.layout import PARAGRAPH, layout_text, lxml_layout_text, nearest_lang
 from kpi_collector.collect.numbers import (
@@ -53,6 +54,17 @@ class Expect(BaseModel):
         return self
 
 
+def _not_a_boolean(value: Any) -> Any:
+    """`map: {GREEN: true}`: YAML's true where a number goes is an error, not 1."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("bool_not_number", "a boolean is not a number")
+    return value
+
+
+#: a number a `map:` gives a text: a boolean is refused, as everywhere a number goes
+MappedNumber = Annotated[float, BeforeValidator(_not_a_boolean)]
+
+
 class Metric(BaseModel):
     """How to read one metric: an extractor (`jmespath`, `css` or `xpath`) and options."""
 
@@ -67,7 +79,7 @@ class Metric(BaseModel):
     regex: str | None = None
     allow_zero: bool = False
     expect: Expect | None = None
-    map: dict[str, float] | None = None
+    map: dict[str, MappedNumber] | None = None
     title: str | None = None
     unit: str | None = None
     locale: str | None = Field(
@@ -140,9 +152,30 @@ def _compile_jmespath(expression: str) -> Any:
     from jmespath.exceptions import JMESPathError
 
     try:
-        return jmespath.compile(expression)
+        compiled = jmespath.compile(expression)
     except JMESPathError as exc:
         raise ValueError(f"JMESPath {expression!r} is not valid: {exc}") from None
+    _check_functions(expression, compiled.parsed)
+    return compiled
+
+
+def _check_functions(expression: str, tree: Any) -> None:
+    """ValueError for a function JMESPath does not have (`total(a)`): jmespath finds it
+    only when it calls it, on the first answer, where the config can say so at load."""
+    from jmespath.functions import Functions
+
+    known = Functions.FUNCTION_TABLE
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        if node.get("type") == "function_expression" and node.get("value") not in known:
+            raise ValueError(
+                f"JMESPath {expression!r} is not valid: it calls {node.get('value')}(), which "
+                f"JMESPath does not have (its functions: {', '.join(sorted(known))})"
+            )
+        stack.extend(child for child in node.get("children", ()) if isinstance(child, dict))
 
 
 def check_css(selector: str) -> None:
@@ -172,17 +205,29 @@ def _compile_xpath(expression: str) -> Any:
         raise ValueError(f"XPath {expression!r} is not valid: {exc}") from None
 
 
-def finish(name: str, raw: Any, metric: Metric, locale: str | None = None) -> float:
+def finish(
+    name: str, raw: Any, metric: Metric, locale: str | None = None, *, machine: bool = False
+) -> float:
     """Turn what an extractor found into the metric's number, or raise ExtractError.
 
     Text is read as numbers are written under `metric.locale`, else `locale` (the
     source's or the config's `locale:`, else the page's `lang`), else en. A number (int,
     float, Decimal, Fraction, any `numbers.Real`) is stored as a float, so one that a float
     does not hold exactly past 2**53 (9007199254740993, 10**400) is an error, never rounded.
+    A boolean is no number: an error, unless `map:` names its JSON spelling (`"true": 1`).
+    `machine`: the text is a program's (a JSON string, a query's or a command's), where
+    `1.234` is also how JSON writes 1.234; under a `locale` that reads it otherwise (de:
+    1234) and no `locale:` of the metric's own, it is an error.
     """
     value: float
-    if isinstance(raw, bool):
-        value = float(raw)
+    if _is_boolean(raw):
+        spelled = "true" if raw else "false"
+        if metric.map is None:
+            raise ExtractError(
+                f"{name}: expected a number, got the boolean {spelled}; to store it, map it "
+                'to numbers: `map: {"true": 1, "false": 0}`'
+            )
+        value = _mapped(name, spelled, metric.map)
     elif isinstance(raw, numbers.Real | Decimal):
         value = _exact(name, raw)
     elif isinstance(raw, str):
@@ -198,14 +243,16 @@ def finish(name: str, raw: Any, metric: Metric, locale: str | None = None) -> fl
                     f"{name}: regex {metric.regex!r} found nothing in {_short(text)}"
                 )
             text = match.group(1) if match.groups() else match.group(0)
-        if metric.map is not None:
-            if text not in metric.map:
-                known = ", ".join(sorted(metric.map))
+            if text is None:  # `(\d+)?x` on "x": the group took no part in the match
                 raise ExtractError(
-                    f"{name}: {_short(text)} is not one of the mapped values ({known})"
+                    f"{name}: regex {metric.regex!r} matched {_short(match.group(0))} but its "
+                    "first group (the number) took no part; make that group required"
                 )
-            value = metric.map[text]
+        if metric.map is not None:
+            value = _mapped(name, text, metric.map)
         else:
+            if machine and metric.locale is None and locale is not None:
+                _one_reading(name, text, locale)
             try:
                 value = parse_number(text, metric.locale or locale)
             except ValueError as exc:
@@ -220,6 +267,8 @@ def finish(name: str, raw: Any, metric: Metric, locale: str | None = None) -> fl
         )
     if not math.isfinite(value):
         raise ExtractError(f"{name}: {value} is not a finite number")
+    if value == 0:
+        value = 0.0  # JSON's -0.0, a `map:` to -0: a zero, never stored or shown as -0
     if metric.expect is not None:
         low, high = metric.expect.min, metric.expect.max
         if (low is not None and value < low) or (high is not None and value > high):
@@ -235,6 +284,39 @@ def finish(name: str, raw: Any, metric: Metric, locale: str | None = None) -> fl
             f"{value:g}",
         )
     return value
+
+
+def _is_boolean(raw: Any) -> bool:
+    """Python's and numpy's booleans (a pandas column's `numpy.bool_` is no `bool`)."""
+    if isinstance(raw, bool):
+        return True
+    kind = getattr(getattr(raw, "dtype", None), "kind", None)
+    return kind == "b" and getattr(raw, "ndim", 1) == 0  # a scalar, not an array of them
+
+
+def _mapped(name: str, text: str, table: Mapping[str, float]) -> float:
+    if text not in table:
+        known = ", ".join(sorted(table))
+        raise ExtractError(f"{name}: {_short(text)} is not one of the mapped values ({known})")
+    return table[text]
+
+
+def _one_reading(name: str, text: str, locale: str) -> None:
+    """ExtractError when `text`, a program's text, reads as one number as programs and
+    English write numbers (JSON's `1.234`, Python's `f"{n:,}"` `1,234`) and as another
+    under `locale` (de: 1234, 1.234), whose `locale:` (maybe the config's, meant for its
+    pages) the metric did not set itself. Text only one of them reads is left to it."""
+    try:
+        written = parse_number(text, "en")
+        local = parse_number(text, locale)
+    except ValueError:
+        return
+    if local != written:
+        raise ExtractError(
+            f"{name}: {_short(text)} reads as {written:.15g} (as programs and en write "
+            f"numbers) or {local:.15g} (as {locale} writes them); set `locale:` on the "
+            f"metric to say which (en for {written:.15g})"
+        )
 
 
 #: a line break in text that is not HTML: CRLF, LF, CR and the other breaks of str.splitlines
@@ -282,8 +364,10 @@ def _exact_text(name: str, text: str, value: float) -> None:
     written = "".join(
         str(unicodedata.digit(char)) for char in text[slice(*spans[0])] if char.isdigit()
     )
-    kept = str(int(abs(value)))
-    if written.strip("0") != kept.rstrip("0"):
+    # the float's own shortest digits (3.14159265358979e18 is "314159265358979"), not
+    # those of its integer, whose binary tail (…790208) no text wrote
+    kept = repr(abs(value)).split("e")[0].replace(".", "")
+    if written.strip("0") != kept.strip("0"):
         raise ExtractError(f"{name}: {not_exact(_short(text), value)}")
 
 
@@ -299,7 +383,7 @@ def finish_plain(name: str, raw: Any, metric: Metric, locale: str | None = None)
     HTML a newline is a space). Raises ExtractError, as `finish`."""
     if isinstance(raw, str):
         raw = _LINE_BREAK.sub(PARAGRAPH, raw)
-    return finish(name, raw, metric, locale)
+    return finish(name, raw, metric, locale, machine=True)
 
 
 def _how(metric: Metric) -> str:
@@ -330,7 +414,14 @@ def _short(text: str) -> str:
 def from_json(name: str, document: Any, metric: Metric, locale: str | None = None) -> float:
     """Evaluate a JMESPath metric on parsed JSON."""
     assert metric.jmespath is not None
-    found = _compile_jmespath(metric.jmespath).search(document)
+    from jmespath.exceptions import JMESPathError
+
+    try:
+        found = _compile_jmespath(metric.jmespath).search(document)
+    except JMESPathError as exc:  # a function given the wrong type: `sum()` of texts
+        raise ExtractError(
+            f"{name}: JMESPath {metric.jmespath!r} failed on the answer: {exc}"
+        ) from None
     if metric.count:
         if not isinstance(found, list | dict):
             raise ExtractError(
@@ -606,7 +697,10 @@ class HtmlDocument:
             element = first if hasattr(first, "xpath") else owner
             return finish(name, text, metric, self._lxml_locale(metric, element))
         value = found if isinstance(found, int | float) else str(found)
-        return finish(name, value, metric, self._lxml_locale(metric, self._lxml))
+        locale = self._lxml_locale(metric, self._lxml)
+        if isinstance(value, float) and _XPATH_READS_TEXT.search(expression):
+            _xpath_reads_as_the_page(name, metric.locale or locale)
+        return finish(name, value, metric, locale)
 
     def metric(self, name: str, metric: Metric) -> float:
         if metric.xpath:
@@ -614,6 +708,29 @@ class HtmlDocument:
         if metric.css:
             return self.css(name, metric)
         raise ExtractError(f"{name}: an html metric needs `css:` or `xpath:`")
+
+
+#: an XPath function that reads texts as numbers in its own notation (`1.234` is 1.234):
+#: sum(), and number() of anything but a boolean or a count
+_XPATH_READS_TEXT = re.compile(
+    r"\bsum\s*\(|\bnumber\s*\((?!\s*(?:boolean|true|false|not|count)\s*\()"
+)
+
+
+def _xpath_reads_as_the_page(name: str, locale: str | None) -> None:
+    """ExtractError when the page's locale writes numbers otherwise than XPath reads them
+    (de `1.234` is 1234; XPath's sum() and number() take it as 1.234)."""
+    from kpi_collector.collect.numbers import DEFAULT_LOCALE, number_locale
+
+    rules = number_locale(locale or DEFAULT_LOCALE)
+    if "." in rules.decimals and all(c.group != "." for c in rules.conventions):
+        return
+    raise ExtractError(
+        f"{name}: XPath's sum() and number() read texts as 1234.5, but this page is "
+        f"{rules.tag}, which writes numbers otherwise ({rules.conventions[0].example}: "
+        f"1{rules.conventions[0].group}234{rules.conventions[0].decimal}5); select the "
+        "elements one by one, which kpi reads as the page writes them"
+    )
 
 
 def extract_all(

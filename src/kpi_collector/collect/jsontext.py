@@ -17,8 +17,14 @@ def loads(data: str | bytes) -> Any:
     hostile server sends in 200 kB) raised as ValueError(TOO_DEEP), like any other JSON
     that cannot be read, so that it is an error of the source and never looks like a bug.
 
+    A byte order mark before the text is no part of it, as in bytes.
+
     Raises: ValueError (json.JSONDecodeError for malformed text).
     """
+    if isinstance(data, str) and data.startswith("\ufeff"):
+        # a byte order mark that text decoded as UTF-8 kept: RFC 8259 lets readers ignore
+        # it, and Python's refuses it ("Unexpected UTF-8 BOM") only in text, not in bytes
+        data = data[1:]
     try:
         return json.loads(data)
     except RecursionError:

@@ -15,6 +15,8 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from decimal import Context, Decimal
+from fractions import Fraction
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,10 @@ _FAMOUS = ("en", "de", "fr", "es", "hi", "ar", "de_CH", "en_IN", "fr_CH", "fa")
 #: English scale words and abbreviations, on top of the locale's own CLDR compact forms
 #: (the locale wins where both name the same affix, e.g. Spanish `B` is 10^12)
 _ENGLISH_WORDS = {
+    "dozen": 12.0,
+    "dozens": 12.0,
+    "hundred": 1e2,
+    "hundreds": 1e2,
     "thousand": 1e3,
     "thousands": 1e3,
     "million": 1e6,
@@ -40,6 +46,8 @@ _ENGLISH_WORDS = {
     "trillions": 1e12,
     "lakh": 1e5,
     "lakhs": 1e5,
+    "lac": 1e5,  # Indian English spells lakh so too ("Rs 1.5 lacs")
+    "lacs": 1e5,
     "crore": 1e7,
     "crores": 1e7,
 }
@@ -55,6 +63,17 @@ _ENGLISH_ABBREVIATIONS = {
     "Bn": 1e9,
     "T": 1e12,
     "tn": 1e12,
+}
+#: the words for 12 and 100 that CLDR's compact forms (from 1000 up) leave out, in the
+#: languages whose pages write them after a number (`5 Dutzend`, `3 centaines`); French
+#: `cent` is left out: after a number it is as often the euro's cents
+_LANGUAGE_WORDS: dict[str, dict[str, float]] = {
+    "de": {"Dutzend": 12.0, "Hundert": 1e2},
+    "fr": {"douzaine": 12.0, "douzaines": 12.0, "centaine": 1e2, "centaines": 1e2},
+    "es": {"docena": 12.0, "docenas": 12.0, "centenar": 1e2, "centenares": 1e2},
+    "it": {"dozzina": 12.0, "dozzine": 12.0, "centinaio": 1e2, "centinaia": 1e2},
+    "pt": {"dúzia": 12.0, "dúzias": 12.0, "centena": 1e2, "centenas": 1e2},
+    "nl": {"dozijn": 12.0, "honderd": 1e2},
 }
 #: lowercase single letters after a number are a scale in the press ("£3.4m") and a unit
 #: (metres, minutes, bits) elsewhere: an error unless the locale has its own meaning
@@ -119,7 +138,9 @@ def canonical_separator(symbol: str) -> str:
 # A number: digits with separators between them (a space only before a group of three),
 # or a leading decimal separator (".75").
 _TOKEN = re.compile(
-    r"[0-9]+(?:[.,'\u066b\u066c\u060c\u2e41][0-9]+| [0-9]{3}(?![0-9]))*|[.,\u066b][0-9]+"
+    r"[0-9]+(?:[.,'\u066b\u066c\u060c\u2e41][0-9]+| [0-9]{3}(?![0-9]))*"
+    # a leading decimal point (.75), but not the dot of an abbreviation (Rs.1,234, No.5)
+    r"|(?<![^\W\d_])[.,\u066b][0-9]+"
 )
 _LETTERS = re.compile(r"[^\W\d_]+")
 
@@ -164,12 +185,20 @@ class Convention:
         """The value of `token` written this way, or None when it is not written so.
 
         Raises: ValueError for an integer a stored number cannot hold exactly."""
+        exact = self.exact(token)
+        return None if exact is None else float(exact)
+
+    def exact(self, token: str) -> Decimal | None:
+        """`read`, as the exact value written (`1.005` is 201/200, not the float near it).
+
+        Raises: ValueError for an integer a stored number cannot hold exactly."""
         if self.pattern.fullmatch(token) is None:
             return None
         plain = token.replace(self.group, "")
         if self.decimal not in plain:
-            return exact_float(int(plain))
-        return float(plain.replace(self.decimal, "."))
+            exact_float(int(plain))
+            return Decimal(plain)
+        return Decimal(plain.replace(self.decimal, "."))
 
 
 @dataclass(frozen=True)
@@ -185,6 +214,8 @@ class NumberLocale:
     long_words: dict[str, float]  # the locale's long scale words, for `Tsd.` → Tausend
     units: frozenset[str]  # casefolded unit symbols (`min`, `km`): not scales
     currencies: frozenset[str]
+    long_scale: bool = False  # a billion is 10^12 (de Billion, fr billion), not 10^9
+    own: frozenset[str] = frozenset()  # the locale's own CLDR compact affixes (es `B`)
 
 
 def groupings(locale: Locale) -> set[tuple[int, int]]:
@@ -235,12 +266,24 @@ def _affix(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _cldr() -> tuple[tuple[Convention, ...], dict[str, dict[float, str]]]:
+def _cldr_data() -> Any:
     from importlib.resources import files  # on the first number read, not before a request
 
-    data = json.loads(
+    return json.loads(
         files("kpi_collector.collect").joinpath("cldr_numbers.json").read_text(encoding="utf-8")
     )
+
+
+@lru_cache(maxsize=1)
+def _world_currencies() -> frozenset[str]:
+    """Currency symbols of every CLDR locale written with small letters (`Rs`, `Rp`,
+    `RM`'s neighbours `kr`, `zł`, `Ksh`): a page says `Rp1.234.567` whatever its lang."""
+    return frozenset(_cldr_data()["currencies"])
+
+
+@lru_cache(maxsize=1)
+def _cldr() -> tuple[tuple[Convention, ...], dict[str, dict[float, str]]]:
+    data = _cldr_data()
     # conventions named after a well-known locale first: messages name the first that fits
     rank = {tag: n for n, tag in enumerate(_FAMOUS)}
     rows = sorted(data["conventions"], key=lambda row: (rank.get(row[4], len(rank)), row))
@@ -306,23 +349,28 @@ def number_locale(tag: str) -> NumberLocale:
                         )
                     )
     suffixes, prefixes = affixes_and_scales(locale)
+    long_words = _long_words(locale)
+    long_scale = any(
+        scale == 1e12 and _plain_letters(word).startswith("bil")
+        for word, scale in long_words.items()
+    )
+    words = dict(_ENGLISH_WORDS) | _LANGUAGE_WORDS.get(locale.language, {})
+    if long_scale:
+        # its own trillion is 10^18 (de Trillion, fr trillion): English 10^12 is a guess
+        for word in ("trillion", "trillions"):
+            del words[word]
     scales: dict[str, float] = {}
-    for word, scale in [*_ENGLISH_WORDS.items(), *_ENGLISH_ABBREVIATIONS.items()]:
+    for word, scale in [*words.items(), *_ENGLISH_ABBREVIATIONS.items()]:
         scales[word] = scale
+    for word, scale in words.items():  # matched in any case (`5 DUTZEND`)
+        scales.setdefault(word.casefold(), scale)
     for word, scale in [*suffixes.items(), *prefixes.items()]:
         scales[word.rstrip(".")] = scale
         if len(word.rstrip(".")) >= 3:
             scales[word.rstrip(".").casefold()] = scale
-    for word in _ENGLISH_WORDS:
-        scales.setdefault(word, _ENGLISH_WORDS[word])
-    suffix_words = [*_ENGLISH_WORDS, *_ENGLISH_ABBREVIATIONS, *suffixes]
-    long_words: dict[str, float] = {}
-    for patterns in locale.compact_decimal_formats.get("long", {}).values():
-        for key, pattern in patterns.items():
-            zeros = str(pattern.pattern).split(";")[0].count("0")
-            word = _affix(pattern.suffix[0])
-            if zeros and word.isalpha():
-                long_words.setdefault(word.casefold(), float(int(key) // 10 ** (zeros - 1)))
+    for word in words:
+        scales.setdefault(word, words[word])
+    suffix_words = [*words, *_ENGLISH_ABBREVIATIONS, *suffixes]
     units: set[str] = set()
     for unit in locale._data.get("unit_patterns", {}).values():
         for length in unit.values():
@@ -344,6 +392,61 @@ def number_locale(tag: str) -> NumberLocale:
         long_words=long_words,
         units=frozenset(units),
         currencies=frozenset(currencies),
+        long_scale=long_scale,
+        own=frozenset(word.rstrip(".") for word in [*suffixes, *prefixes]),
+    )
+
+
+def _long_words(locale: Locale) -> dict[str, float]:
+    """The locale's long compact scale words, casefolded, with their multipliers (de
+    {"tausend": 1e3, ..., "billionen": 1e12})."""
+    long_words: dict[str, float] = {}
+    for patterns in locale.compact_decimal_formats.get("long", {}).values():
+        for key, pattern in patterns.items():
+            zeros = str(pattern.pattern).split(";")[0].count("0")
+            word = _affix(pattern.suffix[0])
+            if zeros and word.isalpha():
+                long_words.setdefault(word.casefold(), float(int(key) // 10 ** (zeros - 1)))
+    return long_words
+
+
+def _plain_letters(word: str) -> str:
+    """`word` casefolded, without accents (`Billón` → `billon`, `milhões` → `milhoes`)."""
+    decomposed = unicodedata.normalize("NFKD", word.casefold())
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
+
+
+#: a name of a power of ten past a thousand in the languages that build them from Latin
+#: numerals, in any inflection: million, Milliarde, billón, milhões, miljoen, bilijun,
+#: kwadrylion, quintillion, and the jokes (zillion, gazillion) that are no size at all
+_LARGE_NUMBER_WORD = re.compile(
+    r"(?:ga|ba|ka)?"
+    r"(?:m|b|j|z|tr|quadr|quatr|cuatr|kvadr|kwadr|kuadr|quint|kvint|kwint|kuint|sext|sest"
+    r"|seks|sekst|sept|sett|oct|ott|okt|non|dec|dez)"
+    r"[iy](?:ll?i?|li?j|lh)(?:on|un|ard|oen|ao|oe|o)"
+    r"(?:s|e|en|er|es|i|o|a|y|u|ow|ov|ones|oes)?"
+    r"|(?:м|б|тр|квадр|квинт|секст|септ|окт|нон|дец)илл?и(?:он|ард)(?:а|ов|ы)?"
+)
+#: English short-scale names past trillion: n-illion is 10^(3n + 3)
+_ENGLISH_LARGE = re.compile(r"(quadr|quint|sext|sept|oct|non|dec)illions?")
+_ENGLISH_LARGE_N = {"quadr": 4, "quint": 5, "sext": 6, "sept": 7, "oct": 8, "non": 9, "dec": 10}
+
+
+def _large_number_word(word: str, text: str, rules: NumberLocale) -> float | None:
+    """The multiplier of `word` when it names a power of ten the locale's CLDR words do
+    not: English `quadrillion` … `decillion` where a billion is 10^9; None when `word` is
+    no such name. Raises ValueError for one whose size the locale does not give (de
+    `Billiarde`, `Trillion`, which long- and short-scale languages size differently) or
+    that is no size at all (`zillion`)."""
+    plain = _plain_letters(word)
+    if _LARGE_NUMBER_WORD.fullmatch(plain) is None:
+        return None
+    english = _ENGLISH_LARGE.fullmatch(plain)
+    if english is not None and not rules.long_scale:
+        return float(10 ** (3 * _ENGLISH_LARGE_N[english.group(1)] + 3))
+    raise ValueError(
+        f"{_quote(text)}: {word!r} after the number names a size that {rules.tag} does not "
+        "give (a scale word past CLDR's, or none at all); pick the number with `regex:`"
     )
 
 
@@ -409,19 +512,117 @@ def parse_number(text: str, locale: str | None = None) -> float:
     if _TOKEN.search(normal, end) is not None or _split_by_line(text):
         raise ValueError(f"more than one number in {_quote(text)}; pick one with `regex:`")
     rules = number_locale(locale or DEFAULT_LOCALE)
+    # the value as written, exactly, until the one rounding to a float at the end: the
+    # float product 1.005 × 1000 is 1004.9999999999999, the number written 1.005k is 1005
     value = _value(match.group(), text, rules)
     if exponent is not None:
-        try:
-            value *= 10.0 ** int(exponent.group(1))
-        except OverflowError:
-            raise ValueError(f"{_quote(text)} is beyond the largest number stored") from None
+        value = value.scaleb(int(exponent.group(1)), _EXACT)
     before, after = normal[: match.start()], normal[end:]
+    _glued_before(before, text, rules)
+    if _UPPER_BOUND.search(before):
+        raise ValueError(
+            f"{_quote(text)}: the number is a bound (the value is less than it), not the "
+            "value; pick the number with `regex:` if the bound is what to store"
+        )
+    if exponent is None and _price_dash(match.group(), after, rules):
+        after = after[2:]  # `12,–`: the dash stands for no cents
     value, after = _numeral_after(value, after, text)
     scale, unscaled = _scale(before, after, text, rules)
-    value *= scale
+    if unscaled == after:
+        _glued_after(after, value, text, rules)
+    if scale != 1.0:  # 10^33 itself: the float 1e33 is 10^33 + 4.2e19
+        value = _EXACT.multiply(value, Decimal(repr(scale)))
+    number = float(value)
+    if math.isinf(number):
+        raise ValueError(f"{_quote(text)} is beyond the largest number stored")
     if _minus_after(after, text, rules) or _negative(before, unscaled, text, rules):
-        value = -value
-    return value
+        number = -number
+    return number + 0.0  # (0) and -0 are 0, never -0.0
+
+
+#: the digits a number is computed with before its one rounding to a float: every digit a
+#: page writes (a stored number has 17), times any scale, exactly
+_EXACT = Context(prec=60)
+
+
+#: a sign before the number that makes it an upper bound (`<1%`, `≤ 5`): the value is below
+_UPPER_BOUND = re.compile("(?:[<\u2264\u2a7d\uff1c\ufe64]=?|(?i:less|fewer) than) ?$")
+
+
+def _price_dash(token: str, after: str, rules: NumberLocale) -> bool:
+    """Whether a whole number is followed by the locale's decimal sign and a dash, as
+    German and Swiss prices write no cents (de `12,–`, de-CH `Fr. 12.–`)."""
+    return (
+        len(after) >= 2
+        and after[0] in rules.decimals
+        and after[1] == "-"
+        and not after[2:3].isdigit()
+        and rules.decimals.isdisjoint(token)
+    )
+
+
+def _cased(char: str) -> bool:
+    """A letter of a script with capitals (Latin, Greek, Cyrillic, Armenian...): such
+    scripts put spaces between words and numbers, where Chinese, Japanese or Thai do not
+    (`10万人`, `共123人` are a number and its words)."""
+    return char.isupper() or char.islower()
+
+
+def _glued_error(text: str, word: str) -> ValueError:
+    return ValueError(
+        f"{_quote(text)}: the number is joined to the letters {word!r}, as in a name or code "
+        "(v2.1, A1, COVID-19), not a quantity; select the number's own element, or pick it "
+        "with `regex:`"
+    )
+
+
+def _glued_before(before: str, text: str, rules: NumberLocale) -> None:
+    """ValueError when letters touch the number from before (`v2.1`, `SKU123`), or a word
+    joined to it by a hyphen (`COVID-19`, `Top-10`): part of a name or a code. A currency
+    symbol or code may touch it (`USD1,200`, `EUR-5`), and so may the locale's own scale
+    words written before numbers."""
+    joined = re.search(r"([^\W\d_]+)-?$", before)
+    if joined is None or not _cased(joined.group(1)[-1]):
+        return
+    word = joined.group(1)
+    if _is_currency(word, rules):
+        return
+    if rules.prefix is not None and rules.prefix.search(before) is not None:
+        return
+    raise _glued_error(text, word)
+
+
+#: what may follow a number without a space besides the locale's units, currencies and
+#: scales: `3x` (three times)
+_TIMES = frozenset({"x", "X"})
+_ORDINALS = {1: "st", 2: "nd", 3: "rd"}
+
+
+def _glued_after(after: str, value: Decimal, text: str, rules: NumberLocale) -> None:
+    """ValueError when letters touch the number from after (`123abc`, `12,374Downloads`)
+    and are none of: a unit symbol of the locale (`10km`, `5GB`), a currency (`100USD`),
+    `x` (`3x`), or an ordinal suffix that fits the number (`1st`, `22nd`, `1er`, `2º`)."""
+    joined = re.match(r"[^\W\d_]+", after)
+    if joined is None or not _cased(joined.group()[0]):
+        return
+    word = joined.group()
+    if word in _TIMES or word.casefold() in rules.units or _is_currency(word, rules):
+        return
+    if value == value.to_integral_value() and value >= 0 and _ordinal(int(value), word, rules):
+        return
+    raise _glued_error(text, word)
+
+
+def _ordinal(whole: int, word: str, rules: NumberLocale) -> bool:
+    """Whether `word` right after `whole` makes it an ordinal: English `1st 2nd 3rd 11th`,
+    French `1er 1re 2e 3ème`, the ordinal indicators `º ª` (es, it, pt: `2º`, `1ª`)."""
+    folded = word.casefold()
+    if folded in ("º", "ª"):
+        return True
+    if rules.tag.split("-")[0] == "fr":
+        return folded in (("er", "re") if whole == 1 else ("e", "ème", "eme"))
+    suffix = "th" if whole % 100 in (11, 12, 13) else _ORDINALS.get(whole % 10, "th")
+    return folded == suffix
 
 
 #: the exponent of E notation right after a number, ending where the word ends
@@ -443,7 +644,7 @@ def _split_by_line(text: str) -> bool:
     )
 
 
-def _numeral_after(value: float, after: str, text: str) -> tuple[float, str]:
+def _numeral_after(value: Decimal, after: str, text: str) -> tuple[Decimal, str]:
     """A numeral character right after the number (one space allowed), which the decimal
     digits do not include: a vulgar fraction adds to a whole number (`2½` is 2.5, Unicode
     gives `½` the numeric value 0.5); a superscript or other numeral (`10⁶`, `1,234¹`,
@@ -455,8 +656,10 @@ def _numeral_after(value: float, after: str, text: str) -> tuple[float, str]:
     char = head[0]
     fraction = unicodedata.numeric(char, None)
     if unicodedata.decomposition(char).startswith("<fraction>") and fraction is not None:
-        if value.is_integer():
-            return value + fraction, head[1:]
+        if value == value.to_integral_value():  # Unicode's ⅓ is 0.333…: the one it names
+            named = Fraction(fraction).limit_denominator(1000)
+            part = _EXACT.divide(Decimal(named.numerator), Decimal(named.denominator))
+            return _EXACT.add(value, part), head[1:]
         raise ValueError(
             f"{_quote(text)}: a fraction {char!r} after a decimal number; "
             "pick the number with `regex:`"
@@ -499,18 +702,21 @@ def _minus_suffix(tag: str) -> bool:
     return False
 
 
-def _value(token: str, text: str, rules: NumberLocale) -> float:
+def _value(token: str, text: str, rules: NumberLocale) -> Decimal:
+    """The exact value of `token` (digits and separators) under `rules`, else the one
+    value every CLDR convention that reads it agrees on; ValueError otherwise."""
     if token[0] in ".,\u066b":  # a leading decimal separator
         if token[0] in rules.decimals:
-            return float("0." + token[1:])
+            return Decimal("0." + token[1:])
         raise ValueError(
             f"{_quote(text)} reads as 0.{token[1:]} (where {token[0]!r} is the decimal sign) "
             f"or {token[1:]}; {rules.tag} does not write decimals so: set `locale:` to the "
             "page's language, or pick the number with `regex:`"
         )
     if token.isdigit():
-        return exact_float(int(token))
-    own = {v for c in rules.conventions if (v := c.read(token)) is not None}
+        exact_float(int(token))
+        return Decimal(token)
+    own = {v for c in rules.conventions if (v := c.exact(token)) is not None}
     if len(own) == 1:
         return own.pop()
     if len(own) > 1:
@@ -519,9 +725,9 @@ def _value(token: str, text: str, rules: NumberLocale) -> float:
             f"{_quote(text)} reads two ways under {rules.tag}: {_show(low)} or {_show(high)}; "
             "pick the number with `regex:`"
         )
-    readings: dict[float, str] = {}
+    readings: dict[Decimal, str] = {}
     for convention in _cldr()[0]:
-        found = convention.read(token)
+        found = convention.exact(token)
         if found is not None:
             readings.setdefault(found, convention.example.replace("_", "-"))
     if len(readings) == 1:
@@ -540,15 +746,29 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> tuple[flo
     `after` without a scale written after the number (so `(1.5k)` is accounting
     parentheses around the number alone)."""
     if after:
+        money = _SCALED_CURRENCY.match(after)
+        if money is not None and _is_currency(money["currency"], rules):
+            # `12 TEUR`, `12 T€`, `2 MSEK`: thousands (German Tausend) or millions of money;
+            # the currency stays for the signs around it
+            return _MONEY_SCALES[money["scale"]], after[money.start("currency") :]
         found = rules.suffix.match(after)
         if found is not None:
-            word = found["scale"].rstrip(".").replace(" ", "")
-            return _lookup(word, text, rules), after[found.end() :]
+            scale = 1.0
+            # scale words in a row multiply: `2 thousand million`, `1.5 hundred thousand`
+            while found is not None:
+                word = found["scale"].rstrip(".").replace(" ", "")
+                _english_conflict(word, text, rules)
+                scale *= _lookup(word, text, rules)
+                after = after[found.end() :]
+                found = rules.suffix.match(after) if after.startswith(" ") else None
+            return scale, after
         word_match = re.match(r" ?([^\W\d_]+)(\.?)", after)
         if word_match is not None:
             word, dot = word_match.group(1), word_match.group(2)
             folded = word.casefold()
             if word in _ENGLISH_UNSURE and word not in rules.scales:
+                if _money_before(before, rules):  # `£3.4m`: money is no length nor data
+                    return _ENGLISH_MONEY[word], after[word_match.end() :]
                 raise ValueError(
                     f"{_quote(text)}: {word!r} after the number could be "
                     f"{_ENGLISH_UNSURE[word]}; pick the number with `regex:`"
@@ -561,6 +781,21 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> tuple[flo
                     abbreviated = _abbreviation(folded, rules)
                     if abbreviated is not None and (not known or abbreviated in known):
                         return abbreviated, after[word_match.end() :]
+                elif (
+                    after.startswith(" ")  # glued (`11th`), `_glued_after` decides
+                    and 2 <= len(word) <= 4
+                    and _abbreviation(folded, rules) is not None
+                ):
+                    # without its dot an abbreviation (fr `Mds` milliards) is also a word
+                    long = _abbreviated_words(folded, rules)
+                    raise ValueError(
+                        f"{_quote(text)}: {word!r} after the number could abbreviate "
+                        f"{' or '.join(long)} (×{_show(rules.long_words[long[0]])}) or be "
+                        "a word; pick the number with `regex:`"
+                    )
+                large = _large_number_word(word, text, rules) if not known else None
+                if large is not None:
+                    return large, after[word_match.end() :]
                 if known:
                     ways = ", ".join(
                         f"×{_show(scale)} in {tag.replace('_', '-')}"
@@ -578,6 +813,16 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> tuple[flo
     return 1.0, after
 
 
+_ENGLISH_MONEY = {"m": 1e6, "b": 1e9}
+
+
+def _money_before(before: str, rules: NumberLocale) -> bool:
+    """Whether a currency symbol or code stands right before the number (`£`, `US$ `,
+    `-$`, `($`, `USD `)."""
+    symbol = before.rstrip(" ").split(" ")[-1].lstrip("(" + _SIGNS)
+    return _is_currency(symbol, rules) and not _PERCENT.issuperset(symbol)
+
+
 def _lookup(word: str, text: str, rules: NumberLocale) -> float:
     for key in (word, word.casefold()):
         spaced = next((k for k in rules.scales if k.replace(" ", "") == key), None)
@@ -590,6 +835,46 @@ def _lookup(word: str, text: str, rules: NumberLocale) -> float:
                 )
             return found
     raise AssertionError(f"scale word {word!r} matched but has no value")
+
+
+#: a scale letter glued to a currency after the number: German and Nordic accounts write
+#: `TEUR`/`T€` (Tausend), `MSEK`, `kUSD`
+_SCALED_CURRENCY = re.compile(r" ?(?P<scale>[kKTM])(?P<currency>[^\w\s]|[A-Z]{3})(?![^\W\d_])")
+_MONEY_SCALES = {"k": 1e3, "K": 1e3, "T": 1e3, "M": 1e6}
+
+
+def _english_conflict(word: str, text: str, rules: NumberLocale) -> None:
+    """ValueError when `word` is an English abbreviation (`T` 10^12, `B` 10^9) that the
+    locale's own long scale words give another size (de `T` Tausend, `B` Billion 10^12;
+    sv `T` tusen): on such a page it is no English."""
+    english = _ENGLISH_ABBREVIATIONS.get(word)
+    if english is None or word in rules.own:
+        return
+    others = {
+        long: scale
+        for long, scale in rules.long_words.items()
+        if long[0] == word[0].casefold() and _subsequence(word[1:].casefold(), long[1:])
+    }
+    if others and english not in others.values():
+        long = min(others)
+        raise ValueError(
+            f"{_quote(text)}: {word!r} after the number is ×{_show(english)} in English but "
+            f"could be ×{_show(others[long])} ({long}) in {rules.tag}; pick the number with "
+            "`regex:`"
+        )
+
+
+def _abbreviated_words(folded: str, rules: NumberLocale) -> list[str]:
+    """The locale's long scale words `folded` abbreviates (its first letter, then some of
+    the others in order), shortest first."""
+    return sorted(
+        (
+            word
+            for word in rules.long_words
+            if word[0] == folded[0] and _subsequence(folded[1:], word[1:])
+        ),
+        key=lambda word: (len(word), word),
+    )
 
 
 def _abbreviation(folded: str, rules: NumberLocale) -> float | None:
@@ -617,6 +902,8 @@ def _subsequence(short: str, long: str) -> bool:
 
 
 _SIGNS = "-+"
+#: percent and per-mille signs, which Turkish writes before the number (-%5)
+_PERCENT = frozenset("%\u066a\u2030\u0609\ufe6a\uff05")
 
 
 def _negative(before: str, after: str, text: str, rules: NumberLocale) -> bool:
@@ -641,7 +928,7 @@ def _negative(before: str, after: str, text: str, rules: NumberLocale) -> bool:
         if ahead and not ahead.endswith((" ", "(")):
             word = re.search(r"[^\s(]+$", ahead)
             if word is None or not _is_currency(word.group(), rules):
-                return False  # a hyphen inside a name (COVID-19), not a minus
+                return False  # a hyphen inside a name, not a minus
         if gap:
             if ahead.strip(" ("):
                 return False  # "Downloads – 12,374": a dash between label and number
@@ -680,14 +967,18 @@ def _is_currency(text: str, rules: NumberLocale) -> bool:
     text = text.strip()
     if not text:
         return False
-    if text in ("%", "\u066a", "\u2030", "\u0609", "\ufe6a", "\uff05"):
+    if text in _PERCENT:
         return True
     if text in rules.currencies or " ".join(text.split()) in rules.currencies:
+        return True
+    if text in _world_currencies() or text + "." in _world_currencies():
         return True
     return len(text) <= 4 and any(unicodedata.category(c) == "Sc" for c in text)
 
 
-def _show(value: float) -> str:
+def _show(value: float | Decimal) -> str:
+    if isinstance(value, Decimal):
+        value = float(value)
     return str(int(value)) if value.is_integer() else f"{value:.15g}"
 
 

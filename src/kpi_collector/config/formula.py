@@ -2,7 +2,9 @@
 
 A formula is parsed with :mod:`ast` and only a small set of nodes is accepted (numbers, KPI
 ids, ``+ - * /``, unary minus, parentheses and the functions ``min max abs round``); nothing
-is ever passed to ``eval``. KPI ids are written as they are (``github.stars``); an id with
+is ever passed to ``eval``. It is computed on the decimal values the sources wrote (an input
+0.1 is 0.1, not the binary float near it), as a spreadsheet does: 0.1 + 0.2 is 0.3, and
+``round`` takes halves away from zero (``round(2.5)`` is 3, ``round(2.675, 2)`` is 2.68). KPI ids are written as they are (``github.stars``); an id with
 characters Python does not allow in a name (``my-app.signups``) is written in backticks.
 
     FormulaError (KpiError, ValueError)
@@ -14,10 +16,12 @@ characters Python does not allow in a name (``my-app.signups``) is written in ba
 from __future__ import annotations
 
 import ast
+import decimal
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from difflib import get_close_matches
 
 from kpi_collector.errors import ConfigError, KpiError
@@ -49,11 +53,30 @@ class FormulaEvaluationError(FormulaError):
     """A formula could not be computed from the values at hand (missing input, division by 0)."""
 
 
-_FUNCTIONS: dict[str, Callable[..., float]] = {
+#: digits a formula computes with: the exact product of two stored numbers (17 digits
+#: each) and more; the result is rounded once, to the stored float
+_PRECISION = 60
+
+
+def round_half_away(value: Decimal, digits: int = 0) -> Decimal:
+    """`value` rounded to `digits` decimals (tens, hundreds for negative `digits`), halves
+    away from zero as spreadsheets round: 2.5 → 3, -2.5 → -3, 2.675 (2) → 2.68."""
+    # past 400 places either way a stored number (at most 1.8e308, at least 5e-324) is
+    # itself or 0: clamped, so that no place is past what Decimal's exponents reach
+    digits = max(-400, min(400, digits))
+    exponent = value.as_tuple().exponent
+    if not value.is_finite() or (isinstance(exponent, int) and exponent >= -digits):
+        return value  # no digits past the place rounded to: nothing to round
+    # enough digits for the whole part and the kept decimals, whatever the magnitude
+    context = decimal.Context(prec=max(_PRECISION, value.adjusted() + digits + 2))
+    return value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP, context=context)
+
+
+_FUNCTIONS: dict[str, Callable[..., Decimal]] = {
     "min": lambda *args: min(args),
     "max": lambda *args: max(args),
     "abs": abs,
-    "round": round,
+    "round": lambda value, digits=Decimal(0): round_half_away(value, int(digits)),
 }
 _ARITY: dict[str, tuple[int, int | None]] = {
     "min": (1, None),
@@ -184,29 +207,40 @@ class Formula:
             raise FormulaEvaluationError(
                 f"formula {self.text!r}: no value for {names}", transient=False
             )
+        inputs: dict[str, Decimal] = {}
+        for kpi_id in sorted(self.inputs):
+            number = float(values[kpi_id])
+            if not math.isfinite(number):
+                raise FormulaEvaluationError(
+                    f"formula {self.text!r}: the input {kpi_id} is not a finite number ({number})",
+                    transient=False,
+                )
+            inputs[kpi_id] = _decimal(number)
         try:
-            result = float(self._eval(self._tree, values))
+            with decimal.localcontext(decimal.Context(prec=_PRECISION)):
+                result = float(self._eval(self._tree, inputs))
         except ZeroDivisionError:
             raise FormulaEvaluationError(
                 f"formula {self.text!r}: division by zero", transient=False
             ) from None
-        except OverflowError:
+        except (OverflowError, decimal.Overflow):
             raise FormulaEvaluationError(
                 f"formula {self.text!r}: the result is too large", transient=False
             ) from None
-        if not math.isfinite(result):
+        if result == 0:
+            result = 0.0  # round(-0.4), -a.x of 0: a zero, never shown or stored as -0
+        if not math.isfinite(result):  # a decimal past the largest float, ±1.8e308
             raise FormulaEvaluationError(
-                f"formula {self.text!r}: the result is not a finite number ({result})",
-                transient=False,
+                f"formula {self.text!r}: the result is too large", transient=False
             )
         return result
 
-    def _eval(self, node: Node, values: Mapping[str, float]) -> float:
+    def _eval(self, node: Node, values: Mapping[str, Decimal]) -> Decimal:
         # The tree was checked by _Checker at parse time, so only allowed nodes reach here.
         if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-            return float(node.value)
+            return _decimal(node.value)
         if isinstance(node, ast.Name):
-            return float(values[self._id_of(node.id)])
+            return values[self._id_of(node.id)]
         if isinstance(node, ast.UnaryOp):
             operand = self._eval(node.operand, values)
             return -operand if isinstance(node.op, ast.USub) else operand
@@ -222,10 +256,7 @@ class Formula:
             return left / right
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             args = [self._eval(arg, values) for arg in node.args]
-            name = node.func.id
-            if name == "round" and len(args) == 2:
-                return float(round(args[0], int(args[1])))
-            return float(_FUNCTIONS[name](*args))
+            return _FUNCTIONS[node.func.id](*args)
         raise AssertionError(f"unchecked node {ast.dump(node)}")  # pragma: no cover
 
     def _id_of(self, name: str) -> str:
@@ -323,32 +354,21 @@ class _Checker:
         return f"operator {symbol} is not supported; use + - * / and parentheses"
 
 
-def _constant(node: ast.AST) -> float | None:
+def _decimal(number: float) -> Decimal:
+    """A stored number as the decimal its source wrote: the shortest decimal that is this
+    float (0.1, where Decimal(0.1) is 0.1000000000000000055511151231257827...)."""
+    return Decimal(number) if isinstance(number, int) else Decimal(repr(float(number)))
+
+
+def _constant(node: Node) -> Decimal | None:
     """The value of a checked expression that names no KPI (`0`, `1 - 1`, `abs(-0)`), else
     None (also when it cannot be computed, e.g. its own division by zero)."""
+    formula = Formula(text="", inputs=frozenset(), _tree=node, _ids=())
     try:
-        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-            return float(node.value)
-        if isinstance(node, ast.UnaryOp):
-            operand = _constant(node.operand)
-            if operand is None:
-                return None
-            return -operand if isinstance(node.op, ast.USub) else operand
-        if isinstance(node, ast.BinOp):
-            left, right = _constant(node.left), _constant(node.right)
-            if left is None or right is None:
-                return None
-            operator = {ast.Add: float.__add__, ast.Sub: float.__sub__, ast.Mult: float.__mul__}
-            function = operator.get(type(node.op), float.__truediv__)
-            return float(function(left, right))
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            args = [_constant(arg) for arg in node.args]
-            if any(arg is None for arg in args):
-                return None
-            return float(_FUNCTIONS[node.func.id](*args))
-    except (ArithmeticError, KeyError, TypeError, ValueError):
+        with decimal.localcontext(decimal.Context(prec=_PRECISION)):
+            return formula._eval(node, {})
+    except (ArithmeticError, LookupError, TypeError, ValueError):
         return None
-    return None
 
 
 def order_formulas(formulas: Mapping[str, Formula], known_ids: Iterable[str]) -> list[str]:

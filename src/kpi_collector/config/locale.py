@@ -15,8 +15,12 @@ def babel_locale(tag: str) -> Locale:
     """
     from babel import Locale, UnknownLocaleError
 
+    parts = tag.strip().replace("_", "-").split("-")
+    # BCP 47 extensions and private use start at a one-letter subtag (`ar-EG-u-nu-latn`,
+    # `de-x-corp`): CLDR's locale is what comes before it
+    singleton = next((n for n, part in enumerate(parts) if n and len(part) == 1), len(parts))
     try:
-        return Locale.parse(tag.strip().replace("_", "-"), sep="-")
+        return Locale.parse("-".join(parts[:singleton]), sep="-")
     except (UnknownLocaleError, ValueError, TypeError):
         raise ValueError(
             f"unknown locale {tag!r}; use a BCP 47 tag CLDR knows, like en, de, de-CH or hi-IN"
