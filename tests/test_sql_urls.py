@@ -223,3 +223,37 @@ def test_each_sqlite_query_gets_the_whole_timeout(
             assert conn.execute(text(counting)).scalar() == 100000
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_read_only_broken_names_a_turn_or_an_end_of_the_transaction(server: str) -> None:
+    """Where the server has no XA transaction (Galera), the check after each query is what
+    stops a later query from writing: it sees the session turned read-write and the
+    transaction ended (the same on PostgreSQL, where it is always the check)."""
+    import sqlalchemy as sa
+
+    from kpi_collector.collect.sql import open_readonly, read_only_broken
+    from tests.services import require_mysql_url, require_postgres_url
+
+    url = require_postgres_url() if server == "postgresql" else require_mysql_url()
+    turn = (
+        "SET default_transaction_read_only = off"
+        if server == "postgresql"
+        else "SET SESSION TRANSACTION READ WRITE"
+    )
+    engine = open_readonly(url, 5)
+    end = (
+        ("COMMIT", "ended the read-only transaction")
+        if server == "postgresql"
+        else ("START TRANSACTION READ WRITE", "began a read-write transaction")
+    )
+    try:
+        for statement, broken in [(turn, "read-only off"), end]:
+            with engine.connect() as conn:  # not sealed by read_only_session: no XA
+                conn.execute(sa.text("SELECT 1"))
+                assert read_only_broken(conn) is None
+                conn.execute(sa.text(statement))
+                assert broken in (read_only_broken(conn) or "")
+                conn.invalidate()
+    finally:
+        engine.dispose()

@@ -10,7 +10,12 @@ from pydantic import field_validator
 
 from kpi_collector.collect.extract import Metric, coerce_metric, finish_plain
 from kpi_collector.collect.offload import in_daemon_thread
-from kpi_collector.collect.sql import first_line, open_readonly, read_only_session
+from kpi_collector.collect.sql import (
+    first_line,
+    open_readonly,
+    read_only_broken,
+    read_only_session,
+)
 from kpi_collector.errors import ExtractError, SourceError
 from kpi_collector.secrets import DatabaseUrl
 from kpi_collector.sources.base import Source, SourceContext
@@ -105,8 +110,28 @@ def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> 
             result = conn.execute(text(metric.query))
             # two rows at most: whether there is one is all a metric needs to know
             rows = result.fetchmany(2) if result.returns_rows else None
+            broken = read_only_broken(conn)
+            if broken is not None:
+                # the database rolls back whatever the connection holds; the next metric
+                # gets a new one, read-only again
+                conn.invalidate()
+                raise _ReadOnlyBroken(broken)
+    except _ReadOnlyBroken as exc:
+        raise ExtractError(
+            f"{name}: the query may only read, but {exc}; a metric's query is one SELECT"
+        ) from None
     except sa_exc.DBAPIError as exc:
         message = first_line(exc)
+        if "multiple commands" in message:  # PostgreSQL's words for `SELECT 1; SELECT 2`
+            raise ExtractError(
+                f"{name}: the query holds several statements; a metric's query is one SELECT"
+            ) from None
+        if "XAER_RMFAIL" in message:  # MariaDB/MySQL: a COMMIT in the XA transaction
+            raise ExtractError(
+                f"{name}: the query may only read, but it tries to end the read-only "
+                "transaction (COMMIT, ROLLBACK, a statement or procedure that commits); "
+                "a metric's query is one SELECT"
+            ) from None
         if any(word in message.lower() for word in _TIMEOUT_WORDS):
             raise ExtractError(
                 f"{name}: the query took longer than the timeout", transient=True
@@ -134,6 +159,10 @@ def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> 
     if len(row) != 1:
         raise ExtractError(f"{name}: the query must return one column, it returned {len(row)}")
     return finish_plain(name, _value(name, row[0]), metric, locale)
+
+
+class _ReadOnlyBroken(Exception):
+    """A metric's statement ended the read-only transaction or turned read-only off."""
 
 
 def _value(name: str, raw: Any) -> Any:
