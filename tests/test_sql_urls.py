@@ -257,3 +257,30 @@ def test_read_only_broken_names_a_turn_or_an_end_of_the_transaction(server: str)
                 conn.invalidate()
     finally:
         engine.dispose()
+
+
+def test_an_unknown_mysql_charset_says_where_and_how_to_fix_it(workdir: Path) -> None:
+    """`?charset=bogus` in a MariaDB URL: PyMySQL failed with "'NoneType' object has no
+    attribute 'encoding'" (a transient "database error" for a source, retried; the same for
+    the store). Now one line naming the option and what to write, the password hidden."""
+    from kpi_collector.config.models import Defaults
+    from kpi_collector.errors import StoreError
+    from kpi_collector.sources import SQL
+    from kpi_collector.sources.active_users import ActiveUsers
+    from kpi_collector.store import HistoryStore
+    from tests.fakes.collect import run
+    from tests.services import require_mysql_url
+
+    url = require_mysql_url().replace("root@", "root:Hunter2secret@", 1) + "?charset=bogus"
+    result = run(
+        SQL(name="app", url=url, metrics={"n": "SELECT 1"}),
+        ActiveUsers(name="au", url=url, table="events", user="u", time="t"),
+        defaults=Defaults(retries=0),
+    )
+    with pytest.raises(StoreError) as failed:
+        HistoryStore(url).migrate()
+    for message in (result.errors["app"], result.errors["au"], str(failed.value)):
+        assert "charset=bogus" in message and "utf8mb4" in message, message
+        assert "Hunter2secret" not in message and "\n" not in message
+    failures = [f for o in result.outcomes for f in o.errors]
+    assert failures and not any(f.transient for f in failures)  # a config error: no retry

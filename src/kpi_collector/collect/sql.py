@@ -25,6 +25,24 @@ def with_driver(url: URL) -> URL:
     return url
 
 
+def url_option_problem(url: URL) -> str | None:
+    """Why a query option of database URL `url` (its driver already chosen, `with_driver`)
+    cannot work, in words that say how to fix it, or None: a `?charset=` PyMySQL does not
+    know (it failed with "'NoneType' object has no attribute 'encoding'")."""
+    if url.get_driver_name() != "pymysql" or "charset" not in url.query:
+        return None
+    from pymysql.charset import charset_by_name
+
+    written = url.query["charset"]
+    charset = written if isinstance(written, str) else ",".join(written)
+    if isinstance(written, str) and charset_by_name(charset) is not None:
+        return None
+    return (
+        f"the URL's charset={charset} is no character set MariaDB/MySQL knows: "
+        "write ?charset=utf8mb4 (the default) or leave it out"
+    )
+
+
 def open_readonly(url: str, timeout: float) -> Any:
     """An engine for `url` that cannot write where the database lets us say so: a SQLite
     file is opened read-only exactly at the path written (never created; SourceError when
@@ -39,6 +57,9 @@ def open_readonly(url: str, timeout: float) -> Any:
     from sqlalchemy.pool import NullPool
 
     parsed = with_driver(make_url(url))
+    problem = url_option_problem(parsed)
+    if problem is not None:
+        raise SourceError(problem, transient=False)
     backend = parsed.get_backend_name()
     connect_args: dict[str, Any] = {}
     if backend == "sqlite":

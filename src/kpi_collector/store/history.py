@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from kpi_collector.collect.sql import first_line, with_driver
+from kpi_collector.collect.sql import first_line, url_option_problem, with_driver
 from kpi_collector.errors import StoreError, missing_package
 from kpi_collector.secrets import redact
 from kpi_collector.store.limits import among, chunks, cut, id_chunks, id_problem, printable_name
@@ -121,6 +121,9 @@ class HistoryStore:
             raise StoreError(f"store {redact(self.url)!r} is not a database URL") from None
         except ValueError as exc:
             raise StoreError(f"store: {exc}") from None
+        problem = url_option_problem(url)
+        if problem is not None:
+            raise StoreError(f"store {redact(self.url)!r}: {problem}")
         kwargs: dict[str, Any] = {}
         if url.get_backend_name() == "sqlite":
             database = url.database
