@@ -126,9 +126,11 @@ def _one_postgres_statement(cursor: Any, statement: str, parameters: Any, _conte
     # commands into a prepared statement"). A pipeline sends it unnamed (no prepared
     # statement a PgBouncer in transaction mode would lose); `prepare=True` where the
     # client library has no pipelines (libpq < 14).
-    from psycopg import Pipeline
+    from psycopg import Pipeline, ServerCursor
 
-    if Pipeline.is_supported():
+    if isinstance(cursor, ServerCursor):  # `DECLARE ... CURSOR FOR` takes one query itself
+        cursor.execute(statement, parameters)
+    elif Pipeline.is_supported():
         cursor.executemany(statement, [parameters], returning=True)
     else:
         cursor.execute(statement, parameters, prepare=True)
@@ -298,6 +300,17 @@ def _ask(raw: Any, query: str) -> Any:
         return cursor.fetchone()[0]
     finally:
         cursor.close()
+
+
+def abandon(conn: Any) -> None:
+    """Drop SQLAlchemy connection `conn` (invalidated: the database rolls its transaction
+    back) without reading the rest of a result it is streaming: PyMySQL would read every
+    remaining row to close it, and complain on stderr after the socket is gone."""
+    raw = conn.connection.dbapi_connection
+    pending = getattr(raw, "_result", None)  # PyMySQL's unbuffered result in progress
+    if pending is not None and getattr(pending, "unbuffered_active", False):
+        pending.unbuffered_active = False
+    conn.invalidate()
 
 
 def first_line(exc: BaseException) -> str:

@@ -11,6 +11,7 @@ from pydantic import field_validator
 from kpi_collector.collect.extract import Metric, coerce_metric, finish_plain
 from kpi_collector.collect.offload import in_daemon_thread
 from kpi_collector.collect.sql import (
+    abandon,
     first_line,
     open_readonly,
     read_only_broken,
@@ -107,15 +108,33 @@ def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> 
     try:
         # a savepoint, so one failing query does not abort the others' transaction
         with conn.begin_nested():
-            result = conn.execute(text(metric.query))
+            # rows come as they are fetched (a server-side cursor), so a query that returns
+            # millions of them (`SELECT amount FROM orders`, the sum forgotten) holds two in
+            # memory, not all of them
+            streamed = _streamable(metric.query)
+            statement = text(metric.query).execution_options(stream_results=streamed)
+            result = conn.execute(statement)
             # two rows at most: whether there is one is all a metric needs to know
             rows = result.fetchmany(2) if result.returns_rows else None
+            if (
+                streamed
+                and rows is not None
+                and len(rows) > 1
+                and conn.dialect.name != "postgresql"
+            ):
+                # MariaDB/MySQL would read the rest of them to close the result: the
+                # connection goes instead (the next metric gets a new one)
+                abandon(conn)
+                raise _TooManyRows
+            result.close()
             broken = read_only_broken(conn)
             if broken is not None:
                 # the database rolls back whatever the connection holds; the next metric
                 # gets a new one, read-only again
                 conn.invalidate()
                 raise _ReadOnlyBroken(broken)
+    except _TooManyRows:
+        rows = [(), ()]
     except _ReadOnlyBroken as exc:
         raise ExtractError(
             f"{name}: the query may only read, but {exc}; a metric's query is one SELECT"
@@ -159,6 +178,17 @@ def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> 
     if len(row) != 1:
         raise ExtractError(f"{name}: the query must return one column, it returned {len(row)}")
     return finish_plain(name, _value(name, row[0]), metric, locale)
+
+
+def _streamable(query: str) -> bool:
+    """Whether `query` can be read through a server-side cursor: a SELECT, WITH, VALUES or
+    TABLE (PostgreSQL declares a cursor for those only; a SHOW, say, is read whole)."""
+    words = query.lstrip(" \t\r\n(").split(None, 1)
+    return bool(words) and words[0].lower() in ("select", "with", "values", "table")
+
+
+class _TooManyRows(Exception):
+    """A streamed query had more than one row; its connection was dropped unread."""
 
 
 class _ReadOnlyBroken(Exception):
