@@ -412,6 +412,8 @@ def _sneaky_metrics(server: str, table: str, procedure: str) -> list[dict[str, s
                 "d": "COMMIT",
             },
             {"a": "COMMIT", "b": "BEGIN READ WRITE", "c": f"DELETE FROM {table}", "d": "COMMIT"},
+            # a SELECT first: read through a server-side cursor, one query all the same
+            {"m": f"SELECT 1; COMMIT; BEGIN READ WRITE; DELETE FROM {table}; COMMIT"},
         ]
     return [
         {
@@ -425,6 +427,7 @@ def _sneaky_metrics(server: str, table: str, procedure: str) -> list[dict[str, s
         {"a": "ROLLBACK", "b": "SET SESSION TRANSACTION READ WRITE", "c": "BEGIN"},
         {"a": f"CALL {procedure}()"},
         {"m": f"SET SESSION TRANSACTION READ WRITE; COMMIT; DELETE FROM {table}; COMMIT; SELECT 1"},
+        {"m": f"SELECT 1; SET SESSION TRANSACTION READ WRITE; COMMIT; DELETE FROM {table}; COMMIT"},
     ]
 
 
