@@ -824,3 +824,18 @@ def test_a_backfill_of_tens_of_thousands_of_new_kpis_is_looked_up_in_chunks() ->
     finally:
         store.close()
         next(urls, None)
+
+
+def test_asking_for_an_id_the_store_cannot_hold_finds_nothing(store: HistoryStore) -> None:
+    """A KPI id with a NUL or another control character, or longer than the store keeps, is
+    never stored (`unstorable`): asking for one (a dashboard URL's `%00`) finds nothing on
+    every backend (PostgreSQL raised a raw driver error: "text fields cannot contain NUL")."""
+    run = store.begin_run(started_at=ts("2026-11-20T07:00:00+00:00"))
+    store.finish_run(run, observations=[("ok", ts("2026-11-20T07:00:00+00:00"), 1.0, "s")])
+    odd = ["a\x00b", "a\nb", "x" * 201]
+    asked = [*odd, "ok"]
+    assert list(store.latest(asked)) == ["ok"]
+    assert list(store.previous_values(asked, before=ts("2026-11-21T00:00:00+00:00"))) == ["ok"]
+    assert [r[0] for r in store.rows(asked)] == ["ok"]
+    assert list(store.series(asked)) == ["ok"]
+    assert store.latest(odd) == {} and store.rows(odd) == [] and store.series(odd) == {}

@@ -26,7 +26,7 @@ from typing import Any
 
 from kpi_collector.errors import StoreError
 from kpi_collector.secrets import redact
-from kpi_collector.store.limits import chunks
+from kpi_collector.store.limits import chunks, storable_ids
 from kpi_collector.store.version import SCHEMA_VERSION
 
 _TIMEOUT = 30  # seconds a statement waits for another connection's lock, as SQLAlchemy's
@@ -209,7 +209,7 @@ class DirectSqlite:
             args.append(before)
         found: list[tuple[int, str, float, float, str]] = []
         with self.read() as conn:
-            for chunk in chunks(sorted(set(kpis))) if kpis is not None else [None]:
+            for chunk in chunks(storable_ids(kpis)) if kpis is not None else [None]:
                 clauses = [*where, f"kpi IN ({_marks(chunk)})"] if chunk is not None else where
                 filters = f" WHERE {' AND '.join(clauses)}" if clauses else ""
                 found += conn.execute(

@@ -40,14 +40,21 @@ def chunks(values: Iterable[_T], size: int = IN_CHUNK) -> Iterator[list[_T]]:
 
 
 def id_chunks(conn: Any, ids: Iterable[str]) -> list[list[str]]:
-    """`ids` (each once, sorted) in the lists a statement of `conn`'s database asks for at
-    once (`among`): tens of thousands in one `IN (...)` pass the limit of bound values
-    (SQLite 32,766, 999 before 3.32; PostgreSQL 65,535) or MariaDB's packet size.
-    PostgreSQL takes them all as one array."""
-    unique = sorted(set(ids))
+    """`ids` the store can hold (`storable_ids`) in the lists a statement of `conn`'s
+    database asks for at once (`among`): tens of thousands in one `IN (...)` pass the limit
+    of bound values (SQLite 32,766, 999 before 3.32; PostgreSQL 65,535) or MariaDB's packet
+    size. PostgreSQL takes them all as one array."""
+    unique = storable_ids(ids)
     if conn.dialect.name == "postgresql":
         return [unique] if unique else []
     return list(chunks(unique))
+
+
+def storable_ids(ids: Iterable[str]) -> list[str]:
+    """`ids`, each once and sorted, without those the store never holds (`id_problem`: a
+    control character, too long), which a lookup finds nowhere (PostgreSQL refused a
+    statement holding a NUL)."""
+    return sorted({kpi for kpi in ids if id_problem(kpi) is None})
 
 
 def among(conn: Any, column: Any, ids: list[str]) -> Any:
