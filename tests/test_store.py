@@ -839,3 +839,28 @@ def test_asking_for_an_id_the_store_cannot_hold_finds_nothing(store: HistoryStor
     assert [r[0] for r in store.rows(asked)] == ["ok"]
     assert list(store.series(asked)) == ["ok"]
     assert store.latest(odd) == {} and store.rows(odd) == [] and store.series(odd) == {}
+
+
+def test_a_read_the_database_refuses_is_a_store_error(store: HistoryStore) -> None:
+    """The store's tables changed behind its back (a partial restore dropped one): every
+    read is a StoreError in one line that names the store (before: SQLAlchemy's raw error
+    with the statement, which the CLI showed as a crash)."""
+    run = store.begin_run(started_at=ts("2026-11-20T07:00:00+00:00"))
+    store.finish_run(run, observations=[("ok", ts("2026-11-20T07:00:00+00:00"), 1.0, "s")])
+    engine = sa.create_engine(store.url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE observations"))
+    engine.dispose()
+    reads = [
+        lambda: store.latest(["ok"]),
+        lambda: store.latest(),
+        lambda: store.rows(["ok"]),
+        lambda: store.series(),
+        lambda: store.kpi_ids(),
+        lambda: store.add_observations([("ok", ts("2026-11-01T07:00:00+00:00"), 1.0, "s")]),
+    ]
+    for read in reads:
+        with pytest.raises(StoreError) as failed:
+            read()
+        message = str(failed.value)
+        assert "observations" in message and "\n" not in message, message

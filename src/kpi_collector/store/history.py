@@ -337,7 +337,7 @@ class HistoryStore:
 
         from kpi_collector.store.schema import run_errors, runs
 
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             rows = conn.execute(sa.select(runs).order_by(runs.c.id.desc()).limit(limit)).all()
             errors: dict[int, list[RunError]] = {}
             for chunk in chunks([r.id for r in rows]) if with_errors else ():
@@ -388,7 +388,7 @@ class HistoryStore:
         if before is not None:
             newest = newest.where(o.c.ts < before if strictly else o.c.ts <= before)
         found: list[Any] = []
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             # tens of thousands of ids would pass a backend's limit of bound values
             for chunk in id_chunks(conn, kpis) if kpis is not None else [None]:
                 sub = (
@@ -413,7 +413,7 @@ class HistoryStore:
 
         from kpi_collector.store.schema import observations as o
 
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return [r[0] for r in conn.execute(sa.select(o.c.kpi).distinct().order_by(o.c.kpi))]
 
     def rows(
@@ -437,10 +437,10 @@ class HistoryStore:
         if until is not None:
             query = query.where(o.c.ts < until)
         if kpis is None:
-            with self.engine.connect() as conn:
+            with self.reading() as conn:
                 return [(r[0], r[1], r[2]) for r in conn.execute(query)]
         out: list[tuple[str, float, float]] = []
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             parts = id_chunks(conn, kpis)
             for chunk in parts:
                 out += [
@@ -508,7 +508,7 @@ class HistoryStore:
         kpis = sorted({p.kpi for p in points})
         low = min(p.ts for p in points) - 86400 * 2
         existing: set[tuple[str, date]] = set()
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             for chunk in id_chunks(conn, kpis):
                 existing.update(
                     (r.kpi, datetime.fromtimestamp(r.ts, zone).date())
@@ -553,6 +553,20 @@ class HistoryStore:
         return active_alerts(self)
 
     # plumbing -----------------------------------------------------------------------------
+
+    @contextmanager
+    def reading(self) -> Iterator[sa.Connection]:
+        """A connection for the store's reads: `with store.reading() as conn:`; a database
+        failure (on connecting or inside the block) becomes StoreError, one line that names
+        the store with its password hidden."""
+        import sqlalchemy as sa
+
+        engine = self.engine
+        try:
+            with engine.connect() as conn:
+                yield conn
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"cannot read store {redact(self.url)!r}: {first_line(exc)}") from None
 
     def write(self) -> Any:
         """A write transaction for the store's own modules: `with store.write() as conn:`
