@@ -709,6 +709,103 @@ def test_user_ids_are_one_user_whatever_their_type_and_empty_ids_are_nobody(
         assert as_rows(series) == [("2024-03-01", {"dau": 2})], name
 
 
+def _numbers_table(
+    table: EventTable, column: Any, values: Sequence[Any], stamp: datetime
+) -> EventTable:
+    """A table of `table`'s database with user ids `values` in a column of type `column`,
+    all active at `stamp` (naive UTC); dropped by the caller through its metadata."""
+    assert isinstance(table.url, sa.Engine)
+    name = unique_name("kpi_test_num_ids")
+    ids = sa.Table(name, sa.MetaData(), sa.Column("user_id", column), sa.Column("ts", sa.DateTime))
+    ids.create(table.url)
+    with table.url.begin() as conn:
+        conn.execute(ids.insert(), [{"user_id": v, "ts": stamp} for v in values])
+    return EventTable(table.url, name)
+
+
+def test_a_whole_number_is_one_user_in_every_form_and_a_fraction_is_an_error(
+    tmp_path: Path, postgres_table: EventTable, mysql_table: EventTable
+) -> None:
+    """User 42 written 42, "42", 42.0 or 4.2e1 is one user in JSON lines, CSV, Parquet and
+    SQL tables (JSON read 42.0 as the text "42.0": two users with "42"); text stays as
+    written ("42.0" in quotes is its own id, as "007" is). A number with a fraction (42.5)
+    is no user id: an error naming it (the `user:` key names a wrong column), and so is a
+    floating-point number past 2**53, which cannot be told apart from its neighbours."""
+    day = "2024-03-01T10:00:00Z"
+    stamp = datetime(2024, 3, 1, 10)
+    dau = [("2024-03-01", {"dau": 3})]
+
+    def series(events: Any) -> list[tuple[str, dict[str, float]]]:
+        return as_rows(daily_series(events, user="user_id", time="ts", windows=["dau"]))
+
+    def json_lines(name: str, ids: Sequence[str]) -> str:
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(f'{{"user_id": {u}, "ts": "{day}"}}\n' for u in ids))
+        return str(path)
+
+    mixed = ["42", '"42"', "42.0", "4.2e1", "-0.0", "0", '"a"', '"42.0"']
+    assert series(json_lines("mixed", mixed)) == [("2024-03-01", {"dau": 4})]
+    assert series(json_lines("numbers", ["42", "42.0", "7", "7.0", "0", "-0.0"])) == dau
+    csv = tmp_path / "numbers.csv"
+    csv.write_text(f"user_id,ts\n42,{day}\n42.0,{day}\n7,{day}\n0.0,{day}\n")
+    assert series(str(csv)) == dau
+    parquet = tmp_path / "numbers.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": pa.array([42.0, 42.0, 7.0, -0.0], pa.float64()),
+                "ts": pa.array([stamp] * 4, pa.timestamp("us")),
+            }
+        ),
+        parquet,
+    )
+    assert series(str(parquet)) == dau
+    engine = sa.create_engine("sqlite://", poolclass=StaticPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE ev (user_id, ts)"))
+        conn.execute(
+            sa.text("INSERT INTO ev VALUES (42, :t), ('42', :t), (42.0, :t), (7.0, :t), (0, :t)"),
+            {"t": "2024-03-01 10:00:00"},
+        )
+    assert series(EventTable(engine, "ev")) == dau
+    made: list[EventTable] = []
+    try:
+        for table in (postgres_table, mysql_table):
+            for column in (sa.Float(), sa.Numeric(12, 2)):
+                made.append(_numbers_table(table, column, [42, 42.0, 7, 0], stamp))
+                assert series(made[-1]) == dau, (table.url, column)
+
+        fractions: list[Any] = [
+            json_lines("fraction", ['"a"', "42.5"]),
+            json_lines("fraction_numbers", ["42", "42.5"]),
+            json_lines("huge", ['"a"', "9007199254740993.0"]),
+            json_lines("huge_numbers", ["9007199254740993", "2.5e0"]),
+        ]
+        csv_fraction = tmp_path / "fraction.csv"
+        csv_fraction.write_text(f"user_id,ts\n42,{day}\n42.5,{day}\n")
+        fractions.append(str(csv_fraction))
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO ev VALUES (42.5, :t)"), {"t": "2024-03-02 10:00:00"})
+        fractions.append(EventTable(engine, "ev"))
+        for table in (postgres_table, mysql_table):
+            for column in (sa.Float(), sa.Numeric(12, 2)):
+                made.append(_numbers_table(table, column, [42, 42.5], stamp))
+                fractions.append(made[-1])
+        for events in fractions:
+            with pytest.raises(ActivityError) as failed:
+                series(events)
+            message = str(failed.value)
+            assert "user_id" in message and (
+                "42.5" in message or "2.5" in message or "2**53" in message
+            ), message
+            assert message.count("\n") == 0
+    finally:
+        for made_table in made:
+            assert isinstance(made_table.url, sa.Engine)
+            with made_table.url.begin() as conn:
+                conn.execute(sa.text(f"DROP TABLE {made_table.table}"))
+
+
 def test_sqlite_numbers_are_unix_time_in_the_unit_their_size_tells() -> None:
     """Epoch numbers in seconds, milliseconds, microseconds or nanoseconds are the same
     instants: 23:59:59.9 UTC on Feb 29th and 00:00 on March 1st 2024, in every unit. Read as

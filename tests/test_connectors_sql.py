@@ -377,3 +377,152 @@ def test_a_database_that_stops_answering_does_not_keep_the_run_from_ending() -> 
     )
     assert done.returncode == 0, done.stderr
     assert "'db': 'timed out after" in done.stdout
+
+
+def _sneaky_metrics(server: str, table: str, procedure: str) -> list[dict[str, str]]:
+    """Ways a query turns the read-only guarantee off and then writes: several statements
+    in one query, one statement per metric across the source's metrics, a function that
+    sets the session's default, a stored procedure that commits."""
+    if server == "postgresql":
+        return [
+            {
+                "m": f"SET default_transaction_read_only = off; COMMIT; DELETE FROM {table}; SELECT 1"
+            },
+            {"m": f"COMMIT; BEGIN READ WRITE; DELETE FROM {table}; COMMIT; SELECT 1"},
+            {
+                "m": "COMMIT; SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE;"
+                f" DELETE FROM {table}; SELECT 1"
+            },
+            {
+                "a": "SET default_transaction_read_only = off",
+                "b": "COMMIT",
+                "c": f"DELETE FROM {table}",
+                "d": "COMMIT",
+            },
+            {
+                "a": "SELECT set_config('default_transaction_read_only', 'off', false)::int",
+                "b": "COMMIT",
+                "c": f"DELETE FROM {table}",
+                "d": "COMMIT",
+            },
+            {
+                "a": "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+                "b": "ROLLBACK",
+                "c": f"DELETE FROM {table}",
+                "d": "COMMIT",
+            },
+            {"a": "COMMIT", "b": "BEGIN READ WRITE", "c": f"DELETE FROM {table}", "d": "COMMIT"},
+            # a SELECT first: read through a server-side cursor, one query all the same
+            {"m": f"SELECT 1; COMMIT; BEGIN READ WRITE; DELETE FROM {table}; COMMIT"},
+        ]
+    return [
+        {
+            "a": "SET SESSION TRANSACTION READ WRITE",
+            "b": "COMMIT",
+            "c": f"DELETE FROM {table}",
+            "d": "COMMIT",
+        },
+        {"a": "SET autocommit = 1", "b": f"DELETE FROM {table}"},
+        {"a": "START TRANSACTION READ WRITE", "b": f"DELETE FROM {table}", "c": "COMMIT"},
+        {"a": "ROLLBACK", "b": "SET SESSION TRANSACTION READ WRITE", "c": "BEGIN"},
+        {"a": f"CALL {procedure}()"},
+        {"m": f"SET SESSION TRANSACTION READ WRITE; COMMIT; DELETE FROM {table}; COMMIT; SELECT 1"},
+        {"m": f"SELECT 1; SET SESSION TRANSACTION READ WRITE; COMMIT; DELETE FROM {table}; COMMIT"},
+    ]
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_no_statement_turns_the_read_only_guarantee_off(server: str) -> None:
+    """A query that turns read-only off (`SET default_transaction_read_only = off`, `SET
+    SESSION CHARACTERISTICS`/`SET SESSION TRANSACTION READ WRITE`, `set_config()`, a
+    procedure that commits) and then writes, in one query or across the source's metrics,
+    writes nothing: each turn fails its metric saying why (before: the rows were deleted)."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from tests.services import require_mysql_url, require_postgres_url
+
+    url = require_postgres_url() if server == "postgresql" else require_mysql_url()
+    table = f"kpi_keep_{uuid.uuid4().hex[:8]}"
+    procedure = f"kpi_commits_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {table} (id INTEGER)"))
+        conn.execute(sa.text(f"INSERT INTO {table} VALUES (1), (2), (3)"))
+        if server == "mariadb":
+            conn.execute(
+                sa.text(
+                    f"CREATE PROCEDURE {procedure}() BEGIN SET SESSION TRANSACTION READ WRITE;"
+                    f" COMMIT; START TRANSACTION; DELETE FROM {table}; COMMIT; SELECT 1; END"
+                )
+            )
+    # a URL that asks PyMySQL for several statements per query gets one all the same
+    urls = [url] if server == "postgresql" else [url, f"{url}?client_flag=65536"]
+    try:
+        for each_url in urls:
+            for metrics in _sneaky_metrics(server, table, procedure):
+                result = run(
+                    SQL(name="app", url=each_url, metrics={**metrics, "after": "SELECT 2"}),
+                    defaults=Defaults(timeout=5, retries=0),
+                )
+                with engine.connect() as conn:
+                    left = conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar()
+                assert left == 3, (each_url, metrics, result.errors)
+                assert "app" not in result.errors, result.errors["app"]
+                assert result.values == {"app.after": 2}, (metrics, result.errors)
+                assert set(result.errors) == {f"app.{key}" for key in metrics}
+                for message in result.errors.values():  # said in the source's words
+                    assert "savepoint" not in message.lower() and "XAER" not in message
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE {table}"))
+            if server == "mariadb":
+                conn.execute(sa.text(f"DROP PROCEDURE {procedure}"))
+        engine.dispose()
+
+
+MILLIONS_OF_ROWS = """
+import resource, sys
+from kpi_collector.sources.sql import SQL
+from kpi_collector.errors import MetricErrors
+
+url, rows = sys.argv[1], sys.argv[2]
+SQL(name="app", url=url, metrics={"n": "SELECT 1"})._run_queries(30)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+source = SQL(name="app", url=url, metrics={"amounts": rows, "after": "SELECT 2"})
+try:
+    source._run_queries(30)
+except MetricErrors as exc:
+    print(exc.values, exc.errors)
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print("grown_mb", grown // 1024)
+"""
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_a_query_of_millions_of_rows_holds_two_in_memory(server: str) -> None:
+    """`SELECT amount FROM orders` with the sum forgotten: the metric fails ("more than one
+    row") and the next one runs, without the millions of rows in memory (before: all of
+    them were fetched first, 4 million rows took 120 MB on PostgreSQL and 360 MB on
+    MariaDB), and without PyMySQL complaining on stderr about the result it left unread."""
+    from tests.services import require_mysql_url, require_postgres_url
+
+    url = require_postgres_url() if server == "postgresql" else require_mysql_url()
+    rows = (
+        "SELECT g FROM generate_series(1, 4000000) AS g"
+        if server == "postgresql"
+        else "SELECT seq FROM seq_1_to_4000000"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", MILLIONS_OF_ROWS, url, rows],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,  # a guard against a hang, not a measure
+    )
+    assert done.returncode == 0 and not done.stderr, done.stderr
+    values, _, grown = done.stdout.rpartition("grown_mb ")
+    assert "{'app.after': 2.0}" in values or "'after': 2.0" in values, done.stdout
+    assert "more than one row" in values, done.stdout
+    assert int(grown) < 50, done.stdout

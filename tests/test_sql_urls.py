@@ -223,3 +223,64 @@ def test_each_sqlite_query_gets_the_whole_timeout(
             assert conn.execute(text(counting)).scalar() == 100000
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_read_only_broken_names_a_turn_or_an_end_of_the_transaction(server: str) -> None:
+    """Where the server has no XA transaction (Galera), the check after each query is what
+    stops a later query from writing: it sees the session turned read-write and the
+    transaction ended (the same on PostgreSQL, where it is always the check)."""
+    import sqlalchemy as sa
+
+    from kpi_collector.collect.sql import open_readonly, read_only_broken
+    from tests.services import require_mysql_url, require_postgres_url
+
+    url = require_postgres_url() if server == "postgresql" else require_mysql_url()
+    turn = (
+        "SET default_transaction_read_only = off"
+        if server == "postgresql"
+        else "SET SESSION TRANSACTION READ WRITE"
+    )
+    engine = open_readonly(url, 5)
+    end = (
+        ("COMMIT", "ended the read-only transaction")
+        if server == "postgresql"
+        else ("START TRANSACTION READ WRITE", "began a read-write transaction")
+    )
+    try:
+        for statement, broken in [(turn, "read-only off"), end]:
+            with engine.connect() as conn:  # not sealed by read_only_session: no XA
+                conn.execute(sa.text("SELECT 1"))
+                assert read_only_broken(conn) is None
+                conn.execute(sa.text(statement))
+                assert broken in (read_only_broken(conn) or "")
+                conn.invalidate()
+    finally:
+        engine.dispose()
+
+
+def test_an_unknown_mysql_charset_says_where_and_how_to_fix_it(workdir: Path) -> None:
+    """`?charset=bogus` in a MariaDB URL: PyMySQL failed with "'NoneType' object has no
+    attribute 'encoding'" (a transient "database error" for a source, retried; the same for
+    the store). Now one line naming the option and what to write, the password hidden."""
+    from kpi_collector.config.models import Defaults
+    from kpi_collector.errors import StoreError
+    from kpi_collector.sources import SQL
+    from kpi_collector.sources.active_users import ActiveUsers
+    from kpi_collector.store import HistoryStore
+    from tests.fakes.collect import run
+    from tests.services import require_mysql_url
+
+    url = require_mysql_url().replace("root@", "root:Hunter2secret@", 1) + "?charset=bogus"
+    result = run(
+        SQL(name="app", url=url, metrics={"n": "SELECT 1"}),
+        ActiveUsers(name="au", url=url, table="events", user="u", time="t"),
+        defaults=Defaults(retries=0),
+    )
+    with pytest.raises(StoreError) as failed:
+        HistoryStore(url).migrate()
+    for message in (result.errors["app"], result.errors["au"], str(failed.value)):
+        assert "charset=bogus" in message and "utf8mb4" in message, message
+        assert "Hunter2secret" not in message and "\n" not in message
+    failures = [f for o in result.outcomes for f in o.errors]
+    assert failures and not any(f.transient for f in failures)  # a config error: no retry

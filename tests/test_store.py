@@ -760,3 +760,107 @@ def test_a_negative_zero_reads_back_as_zero_on_every_backend(store: HistoryStore
     store.add_observations([("s.b", at, -0.0, "s")])
     values = [v for _, _, v in store.rows()] + [o.value for o in store.latest().values()]
     assert values == [0.0] * 4 and all(math.copysign(1.0, v) == 1.0 for v in values)
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_tens_of_thousands_of_kpi_ids_are_asked_in_chunks(
+    store: HistoryStore, direct: bool
+) -> None:
+    """A dashboard or a run asking for 70,000 KPI ids (more bound values than PostgreSQL
+    takes in a statement, 65,535, and SQLite, 32,766): `latest`, `previous_values`, `rows`
+    and `series` ask for them in chunks (before: "number of parameters must be between 0 and
+    65535")."""
+    from kpi_collector.store import StoredObservation
+
+    if not direct and not store.url.startswith("sqlite"):
+        pytest.skip("only SQLite has a direct path")
+    store = HistoryStore(store.url, direct=direct)
+    ids = [f"big.k{i:05d}" for i in range(70_000)]
+    stored = ids[::100]  # a value for 700 of them: the statements' size is the question
+    day = ts("2026-03-02T12:00:00+00:00")
+    points = [StoredObservation(k, day + i % 7, float(i), "big") for i, k in enumerate(stored)]
+    assert store.add_observations(points) == len(stored)
+    assert store.add_observations(points) == 0  # each id's day is found again
+    store.add_observations([StoredObservation(stored[-1], day + 86400, -1.0, "big")])
+    asked = [*reversed(ids), "big.never"]
+    newest = store.latest(asked)
+    assert len(newest) == len(stored) and newest[stored[-1]].value == -1.0
+    assert newest[stored[0]] == StoredObservation(stored[0], day, 0.0, "big")
+    previous = store.previous_values(asked, before=day + 86400)
+    assert len(previous) == len(stored) and previous[stored[-1]] == len(stored) - 1
+    rows = store.rows(asked)
+    assert [r[0] for r in rows] == [*stored, stored[-1]]
+    assert rows[-2:] == [(stored[-1], day + 699 % 7, 699.0), (stored[-1], day + 86400, -1.0)]
+    series = store.series(asked, since=date(2026, 3, 1))
+    assert len(series) == len(stored) and series[stored[1]] == [(date(2026, 3, 2), 1.0)]
+    # the dashboard's read of the rollup, with every other stored KPI summed
+    from kpi_collector.store import rollup
+
+    utc = ZoneInfo("UTC")
+    rollup.catch_up(store.engine, utc)
+    sums = {k: "sum" for k in ids[::200]}
+    flat = rollup.read_flat(store.engine, utc, "day", since=date(2026, 3, 1), agg=sums, kpis=asked)
+    assert {row[0]: row[2] for row in flat} == {k: float(i) for i, k in enumerate(stored)} | {
+        stored[-1]: -1.0
+    }
+    every = rollup.read_flat(store.engine, utc, "day", since=date(2026, 3, 1), agg=sums)
+    assert sorted(every) == sorted(flat)
+    store.close()
+
+
+def test_a_backfill_of_tens_of_thousands_of_new_kpis_is_looked_up_in_chunks() -> None:
+    """The backfill's check for values already stored asks for every KPI id of its points:
+    66,000 of them passed PostgreSQL's 65,535 bound values in a statement (the backfill
+    failed with a raw driver error)."""
+    from kpi_collector.store import StoredObservation
+
+    urls = _isolated(require_postgres_url())
+    store = HistoryStore(next(urls))
+    try:
+        day = ts("2026-03-02T12:00:00+00:00")
+        points = [StoredObservation(f"big.k{i:05d}", day, 1.0, "big") for i in range(66_000)]
+        assert store.add_observations(points) == len(points)
+        assert store.add_observations(points) == 0
+    finally:
+        store.close()
+        next(urls, None)
+
+
+def test_asking_for_an_id_the_store_cannot_hold_finds_nothing(store: HistoryStore) -> None:
+    """A KPI id with a NUL or another control character, or longer than the store keeps, is
+    never stored (`unstorable`): asking for one (a dashboard URL's `%00`) finds nothing on
+    every backend (PostgreSQL raised a raw driver error: "text fields cannot contain NUL")."""
+    run = store.begin_run(started_at=ts("2026-11-20T07:00:00+00:00"))
+    store.finish_run(run, observations=[("ok", ts("2026-11-20T07:00:00+00:00"), 1.0, "s")])
+    odd = ["a\x00b", "a\nb", "x" * 201]
+    asked = [*odd, "ok"]
+    assert list(store.latest(asked)) == ["ok"]
+    assert list(store.previous_values(asked, before=ts("2026-11-21T00:00:00+00:00"))) == ["ok"]
+    assert [r[0] for r in store.rows(asked)] == ["ok"]
+    assert list(store.series(asked)) == ["ok"]
+    assert store.latest(odd) == {} and store.rows(odd) == [] and store.series(odd) == {}
+
+
+def test_a_read_the_database_refuses_is_a_store_error(store: HistoryStore) -> None:
+    """The store's tables changed behind its back (a partial restore dropped one): every
+    read is a StoreError in one line that names the store (before: SQLAlchemy's raw error
+    with the statement, which the CLI showed as a crash)."""
+    run = store.begin_run(started_at=ts("2026-11-20T07:00:00+00:00"))
+    store.finish_run(run, observations=[("ok", ts("2026-11-20T07:00:00+00:00"), 1.0, "s")])
+    engine = sa.create_engine(store.url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE observations"))
+    engine.dispose()
+    reads = [
+        lambda: store.latest(["ok"]),
+        lambda: store.latest(),
+        lambda: store.rows(["ok"]),
+        lambda: store.series(),
+        lambda: store.kpi_ids(),
+        lambda: store.add_observations([("ok", ts("2026-11-01T07:00:00+00:00"), 1.0, "s")]),
+    ]
+    for read in reads:
+        with pytest.raises(StoreError) as failed:
+            read()
+        message = str(failed.value)
+        assert "observations" in message and "\n" not in message, message

@@ -1,6 +1,6 @@
 """Reading other people's databases: an engine that cannot write where the database lets
-us say so, and a read-only, time-bounded transaction. Used by the `sql` source and the
-active-users queries."""
+us say so, and a read-only, time-bounded transaction that no query can end or turn
+read-write. Used by the `sql` source and the active-users queries."""
 
 from __future__ import annotations
 
@@ -25,17 +25,41 @@ def with_driver(url: URL) -> URL:
     return url
 
 
+def url_option_problem(url: URL) -> str | None:
+    """Why a query option of database URL `url` (its driver already chosen, `with_driver`)
+    cannot work, in words that say how to fix it, or None: a `?charset=` PyMySQL does not
+    know (it failed with "'NoneType' object has no attribute 'encoding'")."""
+    if url.get_driver_name() != "pymysql" or "charset" not in url.query:
+        return None
+    from pymysql.charset import charset_by_name
+
+    written = url.query["charset"]
+    charset = written if isinstance(written, str) else ",".join(written)
+    if isinstance(written, str) and charset_by_name(charset) is not None:
+        return None
+    return (
+        f"the URL's charset={charset} is no character set MariaDB/MySQL knows: "
+        "write ?charset=utf8mb4 (the default) or leave it out"
+    )
+
+
 def open_readonly(url: str, timeout: float) -> Any:
     """An engine for `url` that cannot write where the database lets us say so: a SQLite
     file is opened read-only exactly at the path written (never created; SourceError when
     it is not there) and no query can ATTACH another; on PostgreSQL and MariaDB/MySQL every
     transaction of a connection is read-only, from its start (`read_only_session` bounds
-    its statements' time)."""
+    its statements' time), and each execution runs one statement: `COMMIT; SET ... READ
+    WRITE; DELETE ...` in one query is refused by the server before any of it runs (it
+    would end the read-only transaction and write in the same call, before
+    `read_only_broken` could look)."""
     from sqlalchemy import create_engine, event
     from sqlalchemy.engine import make_url
     from sqlalchemy.pool import NullPool
 
     parsed = with_driver(make_url(url))
+    problem = url_option_problem(parsed)
+    if problem is not None:
+        raise SourceError(problem, transient=False)
     backend = parsed.get_backend_name()
     connect_args: dict[str, Any] = {}
     if backend == "sqlite":
@@ -53,6 +77,10 @@ def open_readonly(url: str, timeout: float) -> Any:
     except ModuleNotFoundError as exc:  # the driver of this database is not installed
         reason = missing_package(exc) or f"the database driver is not installed ({exc})"
         raise SourceError(reason, transient=False) from None
+    if backend == "postgresql":
+        event.listen(engine, "do_execute", _one_postgres_statement)
+    elif parsed.get_driver_name() == "pymysql":
+        event.listen(engine, "do_connect", _no_pymysql_multi_statements)
     if backend in _SESSION_READ_ONLY:
 
         @event.listens_for(engine, "connect")
@@ -87,6 +115,34 @@ def open_readonly(url: str, timeout: float) -> Any:
 
 #: where a SQLite connection keeps the time its current statement is interrupted at
 _DEADLINE = "kpi_deadline"
+
+#: where a MariaDB/MySQL connection keeps the id of the XA transaction it reads in
+_XA = "kpi_xa"
+
+
+def _one_postgres_statement(cursor: Any, statement: str, parameters: Any, _context: Any) -> bool:
+    # psycopg sends a query without parameters by the simple protocol, which runs every
+    # statement of it; the extended protocol parses one (else "cannot insert multiple
+    # commands into a prepared statement"). A pipeline sends it unnamed (no prepared
+    # statement a PgBouncer in transaction mode would lose); `prepare=True` where the
+    # client library has no pipelines (libpq < 14).
+    from psycopg import Pipeline, ServerCursor
+
+    if isinstance(cursor, ServerCursor):  # `DECLARE ... CURSOR FOR` takes one query itself
+        cursor.execute(statement, parameters)
+    elif Pipeline.is_supported():
+        cursor.executemany(statement, [parameters], returning=True)
+    else:
+        cursor.execute(statement, parameters, prepare=True)
+    return True  # executed: SQLAlchemy does not execute it again
+
+
+def _no_pymysql_multi_statements(_dialect: Any, _record: Any, _args: Any, params: Any) -> None:
+    # a URL's `?client_flag=65536` would let one query hold several statements
+    from pymysql.constants import CLIENT
+
+    params["client_flag"] = int(params.get("client_flag", 0)) & ~CLIENT.MULTI_STATEMENTS
+
 
 #: the statement that makes every later transaction of a session read-only
 _SESSION_READ_ONLY = {
@@ -130,7 +186,14 @@ def read_only_session(conn: Any, timeout: float | None) -> None:
     """Make the transaction this connection is about to begin read-only and bound its
     statements by `timeout` (PostgreSQL, MariaDB, MySQL; SQLite is opened read-only by
     `open_readonly`). Call it first on a fresh connection: nothing outlives the transaction
-    but the MariaDB/MySQL statement time limit, a session setting there."""
+    but the MariaDB/MySQL statement time limit, a session setting there.
+
+    On MariaDB/MySQL the transaction is an XA transaction, which no statement can end: a
+    COMMIT, a `SET autocommit = 1`, a statement that commits implicitly, a stored procedure
+    that commits all fail with XAER_RMFAIL, so nothing a query turns read-write can ever
+    be committed; it is rolled back when SQLAlchemy rolls the connection's transaction
+    back (or closes it). A server without XA (Galera) gets a plain read-only transaction,
+    and `read_only_broken` after each query is what stops a later one from writing."""
     from sqlalchemy import text
 
     backend = conn.engine.url.get_backend_name()
@@ -141,12 +204,113 @@ def read_only_session(conn: Any, timeout: float | None) -> None:
     elif backend in ("mysql", "mariadb"):
         # without SESSION: only the next transaction, so a pooled connection comes back as it was
         conn.execute(text("SET TRANSACTION READ ONLY"))
-        if not timeout:
-            return
-        if getattr(conn.dialect, "is_mariadb", False):
-            conn.execute(text(f"SET SESSION max_statement_time = {timeout:g}"))
-        else:
-            conn.execute(text(f"SET SESSION max_execution_time = {int(timeout * 1000)}"))
+        if timeout:
+            if getattr(conn.dialect, "is_mariadb", False):
+                conn.execute(text(f"SET SESSION max_statement_time = {timeout:g}"))
+            else:
+                conn.execute(text(f"SET SESSION max_execution_time = {int(timeout * 1000)}"))
+        _start_xa(conn)
+
+
+def _start_xa(conn: Any) -> None:
+    """Begin the connection's transaction as an XA transaction (`read_only_session`)."""
+    import uuid
+
+    from sqlalchemy import event
+    from sqlalchemy import exc as sa_exc
+
+    conn.info.pop(_XA, None)  # a pooled connection's from an earlier checkout
+    xid = f"kpi-{uuid.uuid4().hex}"
+    try:
+        conn.exec_driver_sql(f"XA START '{xid}'")
+    except sa_exc.DBAPIError:
+        if conn.invalidated:
+            raise
+        return  # Galera, Vitess: no XA; `read_only_broken` looks after each query instead
+    conn.info[_XA] = xid
+    if not event.contains(conn, "rollback", _end_xa):
+        event.listen(conn, "rollback", _end_xa)
+
+
+def _end_xa(conn: Any) -> None:
+    # before SQLAlchemy's ROLLBACK, which an active XA transaction refuses; a lost
+    # connection's server ended it (and `info` would try to reconnect)
+    if conn.invalidated:
+        return
+    xid = conn.info.pop(_XA, None)
+    if xid is None:
+        return
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        for statement in (f"XA END '{xid}'", f"XA ROLLBACK '{xid}'"):
+            try:
+                cursor.execute(statement)
+            except Exception:  # lost or already ended: the ROLLBACK after it says how
+                break
+    finally:
+        cursor.close()
+
+
+def read_only_broken(conn: Any) -> str | None:
+    """Why the read-only guarantee of `conn` (prepared by `read_only_session`) no longer
+    holds after the statement just executed, in a few words, or None while it holds: the
+    statement ended the read-only transaction (PostgreSQL: COMMIT, ROLLBACK), began a
+    read-write one (MariaDB/MySQL: `START TRANSACTION READ WRITE`), or turned read-only off for the session's next transactions (`SET default_transaction_
+    read_only`, `SET SESSION CHARACTERISTICS ...`, `set_config(...)`, MariaDB's `SET SESSION
+    TRANSACTION READ WRITE`). The caller discards the connection (`conn.invalidate()`), so
+    the database rolls it back and no later statement runs on it. A SQLite file (opened
+    read-only) and a MariaDB/MySQL XA transaction (which no statement can end) always
+    hold: None."""
+    backend = conn.dialect.name
+    if backend not in _SESSION_READ_ONLY or conn.invalidated or conn.info.get(_XA):
+        return None
+    raw = conn.connection.dbapi_connection
+    if backend == "postgresql":
+        from psycopg.pq import TransactionStatus
+
+        if raw.info.transaction_status != TransactionStatus.INTRANS:
+            return _ENDED
+        # reported by the server after each statement since PostgreSQL 14
+        default = raw.info.parameter_status("default_transaction_read_only")
+        if default is None:
+            default = _ask(raw, "SELECT current_setting('default_transaction_read_only')")
+        return None if default == "on" else _TURNED_OFF
+    from pymysql.constants import SERVER_STATUS
+
+    # MariaDB/MySQL begin a transaction at its first table, so a COMMIT leaves none open:
+    # the next one is read-only while the session is, unless begun READ WRITE
+    status = raw.server_status
+    if status & SERVER_STATUS.SERVER_STATUS_IN_TRANS and not status & _IN_TRANS_READONLY:
+        return _READ_WRITE
+    variable = "tx_read_only" if conn.dialect.is_mariadb else "transaction_read_only"
+    return None if str(_ask(raw, f"SELECT @@session.{variable}")) == "1" else _TURNED_OFF
+
+
+_ENDED = "it ended the read-only transaction (COMMIT, ROLLBACK)"
+_READ_WRITE = "it began a read-write transaction (START TRANSACTION READ WRITE)"
+_TURNED_OFF = "it turned read-only off for the session (SET ... READ WRITE, set_config)"
+_IN_TRANS_READONLY = 8192  # SERVER_STATUS_IN_TRANS_READONLY (MySQL 5.6+, MariaDB 10.0+)
+
+
+def _ask(raw: Any, query: str) -> Any:
+    """The one value of `query` on DBAPI connection `raw`."""
+    cursor = raw.cursor()
+    try:
+        cursor.execute(query)
+        return cursor.fetchone()[0]
+    finally:
+        cursor.close()
+
+
+def abandon(conn: Any) -> None:
+    """Drop SQLAlchemy connection `conn` (invalidated: the database rolls its transaction
+    back) without reading the rest of a result it is streaming: PyMySQL would read every
+    remaining row to close it, and complain on stderr after the socket is gone."""
+    raw = conn.connection.dbapi_connection
+    pending = getattr(raw, "_result", None)  # PyMySQL's unbuffered result in progress
+    if pending is not None and getattr(pending, "unbuffered_active", False):
+        pending.unbuffered_active = False
+    conn.invalidate()
 
 
 def first_line(exc: BaseException) -> str:

@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from itertools import islice
 from typing import Any
 
 from kpi_collector.errors import StoreError
 from kpi_collector.secrets import redact
+from kpi_collector.store.limits import chunks, storable_ids
 from kpi_collector.store.version import SCHEMA_VERSION
 
-_IN_CHUNK = 500  # values per `IN (...)`: far below SQLite's bound-parameter limit (999 before 3.32)
 _TIMEOUT = 30  # seconds a statement waits for another connection's lock, as SQLAlchemy's
 
 HEARTBEAT_COLUMNS = (
@@ -189,7 +189,7 @@ class DirectSqlite:
         """Mark every `running` run `interrupted`; their ids."""
         with self.write() as conn:
             ids = [r[0] for r in conn.execute("SELECT id FROM runs WHERE status = 'running'")]
-            for chunk in _chunks(ids):
+            for chunk in chunks(ids):
                 conn.execute(
                     f"UPDATE runs SET status = 'interrupted' WHERE id IN ({_marks(chunk)})", chunk
                 )
@@ -209,7 +209,7 @@ class DirectSqlite:
             args.append(before)
         found: list[tuple[int, str, float, float, str]] = []
         with self.read() as conn:
-            for chunk in _chunks(list(kpis)) if kpis is not None else [None]:
+            for chunk in chunks(storable_ids(kpis)) if kpis is not None else [None]:
                 clauses = [*where, f"kpi IN ({_marks(chunk)})"] if chunk is not None else where
                 filters = f" WHERE {' AND '.join(clauses)}" if clauses else ""
                 found += conn.execute(
@@ -256,13 +256,8 @@ class DirectSqlite:
     def delete_heartbeats(self, names: Sequence[str]) -> None:
         """Delete the heartbeat rows `names`."""
         with self.write() as conn:
-            for chunk in _chunks(list(names)):
+            for chunk in chunks(names):
                 conn.execute(f"DELETE FROM heartbeats WHERE name IN ({_marks(chunk)})", chunk)
-
-
-def _chunks(values: list[Any]) -> Iterable[list[Any]]:
-    for start in range(0, len(values), _IN_CHUNK):
-        yield values[start : start + _IN_CHUNK]
 
 
 def _marks(values: Sequence[Any]) -> str:

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from kpi_collector.collect.sql import first_line, with_driver
+from kpi_collector.collect.sql import first_line, url_option_problem, with_driver
 from kpi_collector.errors import StoreError, missing_package
 from kpi_collector.secrets import redact
-from kpi_collector.store.limits import cut, id_problem, printable_name
+from kpi_collector.store.limits import among, chunks, cut, id_chunks, id_problem, printable_name
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -121,6 +121,9 @@ class HistoryStore:
             raise StoreError(f"store {redact(self.url)!r} is not a database URL") from None
         except ValueError as exc:
             raise StoreError(f"store: {exc}") from None
+        problem = url_option_problem(url)
+        if problem is not None:
+            raise StoreError(f"store {redact(self.url)!r}: {problem}")
         kwargs: dict[str, Any] = {}
         if url.get_backend_name() == "sqlite":
             database = url.database
@@ -334,13 +337,13 @@ class HistoryStore:
 
         from kpi_collector.store.schema import run_errors, runs
 
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             rows = conn.execute(sa.select(runs).order_by(runs.c.id.desc()).limit(limit)).all()
             errors: dict[int, list[RunError]] = {}
-            if with_errors and rows:
+            for chunk in chunks([r.id for r in rows]) if with_errors else ():
                 for e in conn.execute(
                     sa.select(run_errors)
-                    .where(run_errors.c.run_id.in_([r.id for r in rows]))
+                    .where(run_errors.c.run_id.in_(chunk))
                     .order_by(run_errors.c.id)
                 ):
                     errors.setdefault(e.run_id, []).append(
@@ -382,21 +385,22 @@ class HistoryStore:
         from kpi_collector.store.schema import observations as o
 
         newest = sa.select(o.c.kpi, sa.func.max(o.c.ts).label("ts")).group_by(o.c.kpi)
-        if kpis is not None:
-            newest = newest.where(o.c.kpi.in_(list(kpis)))
         if before is not None:
             newest = newest.where(o.c.ts < before if strictly else o.c.ts <= before)
-        sub = newest.subquery()
-        query = (
-            sa.select(o.c.kpi, o.c.value, o.c.ts, o.c.source, o.c.id)
-            .join(sub, sa.and_(o.c.kpi == sub.c.kpi, o.c.ts == sub.c.ts))
-            .order_by(o.c.id)
-        )
-        with self.engine.connect() as conn:
-            return {
-                r.kpi: StoredObservation(r.kpi, r.ts, r.value, r.source)
-                for r in conn.execute(query)
-            }
+        found: list[Any] = []
+        with self.reading() as conn:
+            # tens of thousands of ids would pass a backend's limit of bound values
+            for chunk in id_chunks(conn, kpis) if kpis is not None else [None]:
+                sub = (
+                    newest if chunk is None else newest.where(among(conn, o.c.kpi, chunk))
+                ).subquery()
+                found += conn.execute(
+                    sa.select(o.c.id, o.c.kpi, o.c.value, o.c.ts, o.c.source).join(
+                        sub, sa.and_(o.c.kpi == sub.c.kpi, o.c.ts == sub.c.ts)
+                    )
+                ).all()
+        found.sort(key=lambda r: r.id)  # of two at the same newest time, the later one wins
+        return {r.kpi: StoredObservation(r.kpi, r.ts, r.value, r.source) for r in found}
 
     def previous_values(self, kpis: Sequence[str], *, before: float) -> dict[str, float]:
         """Each KPI's newest value stored strictly before `before` (UTC epoch seconds), live
@@ -409,7 +413,7 @@ class HistoryStore:
 
         from kpi_collector.store.schema import observations as o
 
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return [r[0] for r in conn.execute(sa.select(o.c.kpi).distinct().order_by(o.c.kpi))]
 
     def rows(
@@ -419,22 +423,33 @@ class HistoryStore:
         since: float | None = None,
         until: float | None = None,
     ) -> list[tuple[str, float, float]]:
-        """Every stored value as (kpi, ts, value), ordered by KPI id, then time, then the
-        order of storing; `since` (inclusive) and `until` (exclusive) are UTC epoch seconds.
-        Raises StoreError."""
+        """Every stored value as (kpi, ts, value), ordered by KPI id (in the database's order
+        of text; more than 500 `kpis` are asked in chunks and put in Python's), then time,
+        then the order of storing; `since` (inclusive) and `until` (exclusive) are UTC epoch
+        seconds. Raises StoreError."""
         import sqlalchemy as sa
 
         from kpi_collector.store.schema import observations as o
 
         query = sa.select(o.c.kpi, o.c.ts, o.c.value).order_by(o.c.kpi, o.c.ts, o.c.id)
-        if kpis is not None:
-            query = query.where(o.c.kpi.in_(list(kpis)))
         if since is not None:
             query = query.where(o.c.ts >= since)
         if until is not None:
             query = query.where(o.c.ts < until)
-        with self.engine.connect() as conn:
-            return [(r[0], r[1], r[2]) for r in conn.execute(query)]
+        if kpis is None:
+            with self.reading() as conn:
+                return [(r[0], r[1], r[2]) for r in conn.execute(query)]
+        out: list[tuple[str, float, float]] = []
+        with self.reading() as conn:
+            parts = id_chunks(conn, kpis)
+            for chunk in parts:
+                out += [
+                    (r[0], r[1], r[2])
+                    for r in conn.execute(query.where(among(conn, o.c.kpi, chunk)))
+                ]
+        if len(parts) > 1:  # each chunk in the database's order of ids; all of them in one
+            out.sort(key=lambda r: r[0])  # stable: each KPI's rows keep their time order
+        return out
 
     def series(
         self,
@@ -492,13 +507,15 @@ class HistoryStore:
                 raise StoreError(f"cannot store {what}{problem}")
         kpis = sorted({p.kpi for p in points})
         low = min(p.ts for p in points) - 86400 * 2
-        with self.engine.connect() as conn:
-            existing = {
-                (r.kpi, datetime.fromtimestamp(r.ts, zone).date())
-                for r in conn.execute(
-                    sa.select(o.c.kpi, o.c.ts).where(o.c.kpi.in_(kpis), o.c.ts >= low)
+        existing: set[tuple[str, date]] = set()
+        with self.reading() as conn:
+            for chunk in id_chunks(conn, kpis):
+                existing.update(
+                    (r.kpi, datetime.fromtimestamp(r.ts, zone).date())
+                    for r in conn.execute(
+                        sa.select(o.c.kpi, o.c.ts).where(among(conn, o.c.kpi, chunk), o.c.ts >= low)
+                    )
                 )
-            }
         fresh = []
         for kpi, ts, value, source in points:
             key = (kpi, datetime.fromtimestamp(ts, zone).date())
@@ -536,6 +553,20 @@ class HistoryStore:
         return active_alerts(self)
 
     # plumbing -----------------------------------------------------------------------------
+
+    @contextmanager
+    def reading(self) -> Iterator[sa.Connection]:
+        """A connection for the store's reads: `with store.reading() as conn:`; a database
+        failure (on connecting or inside the block) becomes StoreError, one line that names
+        the store with its password hidden."""
+        import sqlalchemy as sa
+
+        engine = self.engine
+        try:
+            with engine.connect() as conn:
+                yield conn
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"cannot read store {redact(self.url)!r}: {first_line(exc)}") from None
 
     def write(self) -> Any:
         """A write transaction for the store's own modules: `with store.write() as conn:`

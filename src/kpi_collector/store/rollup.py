@@ -24,6 +24,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+from kpi_collector.store.limits import among, id_chunks
 from kpi_collector.store.periods import (
     PERIODS,
     local_midnight,
@@ -477,7 +478,7 @@ def read_flat(
 
     agg = agg or {}
     first = period_start(since, period).toordinal()
-    wanted = list(kpis) if kpis is not None else None
+    wanted = set(kpis) if kpis is not None else None
     # one query per agg in use, reading just that column (most KPIs share `last`)
     others = {k: a for k, a in agg.items() if a != "last" and (wanted is None or k in wanted)}
     groups: dict[str, list[str] | None] = {}
@@ -487,18 +488,17 @@ def read_flat(
     rows: list[Any] = []
     with engine.connect() as conn:
         for a, members in groups.items():
-            if members == []:
-                continue
             query = (
                 sa.select(r.c.kpi, r.c.start, r.c[a], *([r.c.last_ts] if with_ts else []))
                 .where(r.c.zone == zone.key, r.c.period == period, r.c.start >= first)
                 .order_by(r.c.start, r.c.kpi)  # the key order: no sort
             )
-            if members is not None:
-                query = query.where(r.c.kpi.in_(members))
-            elif others:
-                query = query.where(r.c.kpi.not_in(list(others)))
-            rows += conn.execute(query).all()
+            if members is None:  # every KPI but `others`, which may be too many to name
+                rows += [row for row in conn.execute(query) if row[0] not in others]
+                continue
+            # tens of thousands of ids would pass a backend's limit of bound values
+            for chunk in id_chunks(conn, members):
+                rows += conn.execute(query.where(among(conn, r.c.kpi, chunk))).all()
     return rows
 
 

@@ -527,7 +527,7 @@ def _run_duckdb(files: EventFiles, plan: _Plan) -> list[tuple[Any, ...]]:
         types = {str(row[0]): str(row[1]) for row in described}
         _check_columns(types, plan, files.describe())
         user, time = _quote_duckdb(plan.user), _quote_duckdb(plan.time)
-        user, user_conditions = _duckdb_user(user, types[plan.user])
+        user, user_conditions = _duckdb_user(user, types[plan.user], plan.user)
         row_columns, day = _duckdb_day(time, types[plan.time], plan)
         kind = types[plan.time].upper()
         raw_bounds: list[str] = []
@@ -548,8 +548,12 @@ def _run_duckdb(files: EventFiles, plan: _Plan) -> list[tuple[Any, ...]]:
                 transient=True,
             ) from None
         except duckdb.Error as exc:
+            message = _first_line(exc)
+            if "the user column " in message:  # `_duckdb_whole`'s error()
+                problem = message[message.index("the user column ") :]
+                raise ActivityError(f"{problem} ({files.describe()})") from None
             raise ActivityError(
-                f"computing active users from {files.describe()} failed: {_first_line(exc)}"
+                f"computing active users from {files.describe()} failed: {message}"
             ) from None
         finally:
             if timer is not None:
@@ -558,18 +562,68 @@ def _run_duckdb(files: EventFiles, plan: _Plan) -> list[tuple[Any, ...]]:
         con.close()
 
 
-def _duckdb_user(column: str, column_type: str) -> tuple[str, list[str]]:
-    """The user id of a DuckDB column and the conditions that leave out empty ids.
+def _duckdb_user(column: str, column_type: str, name: str) -> tuple[str, list[str]]:
+    """The user id of a DuckDB column (named `name` in the events) and the conditions that
+    leave out empty ids.
 
     JSON (what DuckDB infers for ids written both as numbers and as strings) is read as its
-    text, so ``42`` and ``"42"`` are one user; an empty id is no user, as CSV reads it."""
+    text, and a number in it as its digits, so ``42``, ``42.0`` and ``"42"`` are one user
+    (text stays as written: ``"42.0"`` is its own id); an empty id is no user, as CSV reads
+    it. A floating-point or decimal id is its whole number; one with a fraction, or too
+    large for a double to tell apart from its neighbours, fails the query
+    (`_number_id_problem`)."""
     kind = column_type.upper()
     if kind == "JSON":
         text = f"json_extract_string({column}, '$')"
-        return text, [f"{text} <> ''"]
+        number = _duckdb_whole(f"CAST({text} AS DOUBLE)", text, name, floating=True)
+        whole = f"CAST({number} AS VARCHAR)"
+        return f"CASE WHEN json_type({column}) = 'DOUBLE' THEN {whole} ELSE {text} END", [
+            f"{text} <> ''"
+        ]
     if kind == "VARCHAR":
         return column, [f"{column} <> ''"]
+    if kind in ("DOUBLE", "FLOAT", "REAL") or kind.startswith("DECIMAL"):
+        raw = f"CAST({column} AS VARCHAR)"
+        return _duckdb_whole(column, raw, name, floating=not kind.startswith("DECIMAL")), []
     return column, []
+
+
+def _duckdb_whole(number: str, raw: str, name: str, *, floating: bool) -> str:
+    """`number` as a HUGEINT, or DuckDB's error() saying `_number_id_problem` when it has a
+    fraction or (`floating`) is past 2**53; `raw` is its text, shown in the error."""
+
+    def fail(fraction: bool) -> str:
+        before, after = _number_id_problem(name, "\0", fraction=fraction).split("\0")
+        return f"error({_sql_text(before)} || {raw} || {_sql_text(after)})"
+
+    cases = [f"WHEN isnan({number}) OR {number} <> trunc({number}) THEN {fail(True)}"]
+    if floating:
+        cases.insert(0, f"WHEN isinf({number}) OR abs({number}) >= {_EXACT} THEN {fail(False)}")
+    return f"CASE {' '.join(cases)} ELSE CAST({number} AS HUGEINT) END"
+
+
+def _number_id_problem(name: str, value: str, *, fraction: bool) -> str:
+    """Why number `value` of user column `name` is no user id, in one line: a fraction (the
+    `user:` key likely names a wrong column), or a floating-point number past 2**53, where
+    a double holds every other integer only, so two users may have become one."""
+    if fraction:
+        return (
+            f"the user column {name!r} holds {value}, a number with a fraction: a user id "
+            "is a whole number or text; check `user:`"
+        )
+    return (
+        f"the user column {name!r} holds {value}, a floating-point number past 2**53, where "
+        "neighbouring ids read as one number: store the ids as integers or text"
+    )
+
+
+#: 2**53: from here on a double does not hold every integer
+_EXACT = 9007199254740992
+
+
+def _sql_text(text: str) -> str:
+    """`text` as a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _sql_user(column: str, column_type: Any, dialect: str) -> tuple[str, list[str]]:
@@ -588,6 +642,35 @@ def _sql_user(column: str, column_type: Any, dialect: str) -> tuple[str, list[st
     if isinstance(column_type, String):
         return column, [f"{column} <> ''"]
     return column, []
+
+
+def _sql_number_ids(column: str, column_type: Any, dialect: str) -> str | None:
+    """The condition that picks a user id of `column` that is no whole number
+    (`_number_id_problem`), or None when its type holds none: an integer or text column of
+    PostgreSQL or MariaDB. Any SQLite column may hold a floating-point number."""
+    from sqlalchemy import Float, Numeric
+
+    if dialect == "sqlite":
+        return (
+            f"typeof({column}) = 'real' AND "
+            f"(abs({column}) >= {_EXACT} OR {column} <> CAST({column} AS INTEGER))"
+        )
+    trunc = f"trunc({column})" if dialect == "postgresql" else f"TRUNCATE({column}, 0)"
+    fraction = f"{column} <> {trunc}"
+    if isinstance(column_type, Float):  # (not a Numeric in SQLAlchemy 2.1)
+        return f"(abs({column}) >= {_EXACT} OR {fraction})"
+    if isinstance(column_type, Numeric) and column_type.scale != 0:
+        return fraction
+    return None
+
+
+def _number_id_shown(name: str, value: Any) -> str:
+    """`_number_id_problem` for `value`, a user id `_sql_number_ids` picked."""
+    import math
+
+    number = float(value)
+    fraction = math.isnan(number) or (math.isfinite(number) and abs(number) < _EXACT)
+    return _number_id_problem(name, str(value), fraction=fraction)
 
 
 def _check_columns(types: Mapping[str, str], plan: _Plan, where: str) -> None:
@@ -751,6 +834,15 @@ def _run_sql(table: EventTable, plan: _Plan) -> list[tuple[Any, ...]]:
                                 "or ISO-8601 text"
                             )
                         )
+                number_check = _sql_number_ids(quote(plan.user), columns[plan.user], dialect)
+                if number_check is not None:
+                    chosen = _chosen(user, time, plan, [*user_conditions, number_check])
+                    found = conn.execute(
+                        text(f"SELECT {quote(plan.user)} FROM {source} WHERE {chosen} LIMIT 1"),
+                        params,
+                    ).first()
+                    if found is not None:
+                        raise ActivityError(f"{_number_id_shown(plan.user, found[0])} ({where})")
                 events = _events_sql(
                     source, user, time, row_columns, day, plan, [*user_conditions, *raw_bounds]
                 )

@@ -10,7 +10,13 @@ from pydantic import field_validator
 
 from kpi_collector.collect.extract import Metric, coerce_metric, finish_plain
 from kpi_collector.collect.offload import in_daemon_thread
-from kpi_collector.collect.sql import first_line, open_readonly, read_only_session
+from kpi_collector.collect.sql import (
+    abandon,
+    first_line,
+    open_readonly,
+    read_only_broken,
+    read_only_session,
+)
 from kpi_collector.errors import ExtractError, SourceError
 from kpi_collector.secrets import DatabaseUrl
 from kpi_collector.sources.base import Source, SourceContext
@@ -102,11 +108,49 @@ def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> 
     try:
         # a savepoint, so one failing query does not abort the others' transaction
         with conn.begin_nested():
-            result = conn.execute(text(metric.query))
+            # rows come as they are fetched (a server-side cursor), so a query that returns
+            # millions of them (`SELECT amount FROM orders`, the sum forgotten) holds two in
+            # memory, not all of them
+            streamed = _streamable(metric.query)
+            statement = text(metric.query).execution_options(stream_results=streamed)
+            result = conn.execute(statement)
             # two rows at most: whether there is one is all a metric needs to know
             rows = result.fetchmany(2) if result.returns_rows else None
+            if (
+                streamed
+                and rows is not None
+                and len(rows) > 1
+                and conn.dialect.name != "postgresql"
+            ):
+                # MariaDB/MySQL would read the rest of them to close the result: the
+                # connection goes instead (the next metric gets a new one)
+                abandon(conn)
+                raise _TooManyRows
+            result.close()
+            broken = read_only_broken(conn)
+            if broken is not None:
+                # the database rolls back whatever the connection holds; the next metric
+                # gets a new one, read-only again
+                conn.invalidate()
+                raise _ReadOnlyBroken(broken)
+    except _TooManyRows:
+        rows = [(), ()]
+    except _ReadOnlyBroken as exc:
+        raise ExtractError(
+            f"{name}: the query may only read, but {exc}; a metric's query is one SELECT"
+        ) from None
     except sa_exc.DBAPIError as exc:
         message = first_line(exc)
+        if "multiple commands" in message:  # PostgreSQL's words for `SELECT 1; SELECT 2`
+            raise ExtractError(
+                f"{name}: the query holds several statements; a metric's query is one SELECT"
+            ) from None
+        if "XAER_RMFAIL" in message:  # MariaDB/MySQL: a COMMIT in the XA transaction
+            raise ExtractError(
+                f"{name}: the query may only read, but it tries to end the read-only "
+                "transaction (COMMIT, ROLLBACK, a statement or procedure that commits); "
+                "a metric's query is one SELECT"
+            ) from None
         if any(word in message.lower() for word in _TIMEOUT_WORDS):
             raise ExtractError(
                 f"{name}: the query took longer than the timeout", transient=True
@@ -134,6 +178,21 @@ def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> 
     if len(row) != 1:
         raise ExtractError(f"{name}: the query must return one column, it returned {len(row)}")
     return finish_plain(name, _value(name, row[0]), metric, locale)
+
+
+def _streamable(query: str) -> bool:
+    """Whether `query` can be read through a server-side cursor: a SELECT, WITH, VALUES or
+    TABLE (PostgreSQL declares a cursor for those only; a SHOW, say, is read whole)."""
+    words = query.lstrip(" \t\r\n(").split(None, 1)
+    return bool(words) and words[0].lower() in ("select", "with", "values", "table")
+
+
+class _TooManyRows(Exception):
+    """A streamed query had more than one row; its connection was dropped unread."""
+
+
+class _ReadOnlyBroken(Exception):
+    """A metric's statement ended the read-only transaction or turned read-only off."""
 
 
 def _value(name: str, raw: Any) -> Any:
