@@ -846,3 +846,17 @@ def test_the_summary_counts_failed_deliveries(filled: Path) -> None:
     out = run_kpi(filled, "run")
     assert out.returncode == 1
     assert ": 3 values, 0 errors, 1 delivery failed in " in out.stdout.splitlines()[-1]
+
+
+def test_history_csv_never_hands_a_spreadsheet_a_formula(tmp_path: Path) -> None:
+    # KPI ids come from source and metric names a function gives: `=cmd.-2+3` opened in
+    # Excel or Sheets ran as a formula (OWASP "CSV Injection"); numbers stay numbers
+    (tmp_path / "kpi.yaml").write_text(
+        'store: sqlite:///kpi.db\nsources:\n  - {name: "=cmd", type: python, function: m:f}\n'
+    )
+    (tmp_path / "m.py").write_text('def f():\n    return {"-2+3": -5, "@x": 1, "ok": 2}\n')
+    assert run_kpi(tmp_path, "run", "--no-deliver").returncode == 0
+    done = run_kpi(tmp_path, "history", "--format", "csv")
+    assert done.returncode == 0, done.stderr
+    rows = [line.split(",")[1:] for line in done.stdout.splitlines()[1:]]
+    assert sorted(rows) == [["'=cmd.-2+3", "-5.0"], ["'=cmd.@x", "1.0"], ["'=cmd.ok", "2.0"]]

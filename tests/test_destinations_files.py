@@ -308,7 +308,7 @@ def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_text(
     ],
 )
 def test_spreadsheet_text_escapes_formulas_and_keeps_numbers(cell: str, written: str) -> None:
-    from kpi_collector.destinations._table import cell_text, spreadsheet_text
+    from kpi_collector.format import cell_text, spreadsheet_text
 
     assert spreadsheet_text(cell) == written
     assert cell_text(written) == (cell if written.startswith("'") else written)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 _CURRENCY = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 
@@ -82,3 +83,30 @@ def format_change(current: float, previous: float | None, unit: str | None = Non
     if pct is not None:
         text += f" ({pct:+.2f}%)"
     return text
+
+
+#: what a spreadsheet runs as a formula at the start of a cell (OWASP, "CSV Injection"): `=`,
+#: `+`, `-`, `@`, a tab, a carriage return, and their full-width forms (Excel in CJK locales)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+#: a plain number as `number_text` or a spreadsheet saving the file writes it ("-5",
+#: "-1.5e-07", "-0,25", "-$1,200.00", "-12 %"): it may start with a sign and stays a number
+#: (no operator, parenthesis, letter or quote after the sign: never a formula)
+_PLAIN_NUMBER = re.compile(
+    r"[-+]\s?[$€£¥]?\s?(?:\d[\d.,\s\u00a0\u202f]*|[.,]\d+)(?:[eE][-+]?\d+)?\s?[%$€£¥]?"
+)
+
+
+def spreadsheet_text(text: str) -> str:
+    """`text` as a CSV cell a spreadsheet shows and never runs: a text that starts like a
+    formula (`FORMULA_STARTS`, after any `'`) gets a leading `'`; numbers ("-5") stay as they
+    are. `cell_text` reads it back."""
+    if text.lstrip("'").startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def cell_text(cell: str) -> str:
+    """The text `spreadsheet_text` wrote into a cell (one leading `'` it added taken off)."""
+    if cell.startswith("'") and cell.lstrip("'").startswith(FORMULA_STARTS):
+        return cell[1:]
+    return cell

@@ -503,11 +503,14 @@ def history(
     elif fmt == "csv":
         import csv
 
+        from kpi_collector.format import spreadsheet_text
+
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(["period", "kpi", "value"])
         for kpi, points in doc["kpis"].items():
             for point in points:
-                writer.writerow([point["period"], kpi, repr(point["value"])])
+                # a KPI id like `=cmd.x` opened in a spreadsheet must not run as a formula
+                writer.writerow([point["period"], spreadsheet_text(kpi), repr(point["value"])])
     else:
         _history_table(config, doc)
 

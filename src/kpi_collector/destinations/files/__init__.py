@@ -27,12 +27,10 @@ from typing import Any, ClassVar
 
 from kpi_collector.destinations._table import (
     LONG_COLUMNS,
-    cell_text,
     columns_of,
     key_of,
     number_text,
     rows_of,
-    spreadsheet_text,
     upsert,
 )
 from kpi_collector.destinations.base import (
@@ -41,6 +39,7 @@ from kpi_collector.destinations.base import (
     delivery_error,
     refuse_name_collision,
 )
+from kpi_collector.format import cell_text, spreadsheet_text
 
 
 class FileDestination(TableDestination):
