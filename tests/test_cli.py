@@ -302,8 +302,12 @@ def test_errors_are_one_line_without_secrets_or_markup(workdir: Path) -> None:
     bad_url = run_kpi(workdir, "validate", env={"MY_API_TOKEN": secret})
     assert bad_url.returncode == 2 and "is not an http(s) URL" in bad_url.stderr
     assert secret not in bad_url.stderr
-    (workdir / "kpi.yaml").write_text("store: sqlite:////proc/version/sub/kpi.db\nsources: []\n")
-    no_dir = run_kpi(workdir, "history")
+    (workdir / "kpi.yaml").write_text(
+        "store: sqlite:////proc/version/sub/kpi.db\n"
+        "sources:\n  - {name: a, type: python, function: one:f}\n"
+    )
+    (workdir / "one.py").write_text("def f():\n    return {'v': 1}\n")
+    no_dir = run_kpi(workdir, "run", "--no-deliver")
     assert no_dir.returncode == 1 and "Traceback" not in no_dir.stderr
     assert len(no_dir.stderr.strip().splitlines()) == 1
 

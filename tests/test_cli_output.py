@@ -860,3 +860,37 @@ def test_history_csv_never_hands_a_spreadsheet_a_formula(tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr
     rows = [line.split(",")[1:] for line in done.stdout.splitlines()[1:]]
     assert sorted(rows) == [["'=cmd.-2+3", "-5.0"], ["'=cmd.@x", "1.0"], ["'=cmd.ok", "2.0"]]
+
+
+def test_commands_that_only_read_never_create_the_store(tmp_path: Path) -> None:
+    # `kpi history`, `kpi deliver` and `kpi deliver --list` on a config nothing ran with
+    # created its SQLite store and the folder it names, so a later look found an empty store
+    # where a misspelt `store:` should have shown
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///data/kpi.db\n"
+        "sources:\n  - {name: crm, type: python, function: m:f}\n"
+        "destinations:\n  - {type: csv, path: out.csv, every: day}\n"
+    )
+    (tmp_path / "m.py").write_text('def f():\n    return {"paying": 3}\n')
+    answers = {
+        ("history",): "no history yet: run `kpi run` first\n",
+        ("history", "--format", "csv"): "period,kpi,value\n",
+        ("deliver",): "nothing pending\n",
+        ("deliver", "--list"): "no deliveries yet\n",
+        ("deliver", "--list", "--format", "json"): "[]\n",
+    }
+    for args, expected in answers.items():
+        done = run_kpi(tmp_path, *args)
+        assert (done.returncode, done.stdout) == (0, expected), (args, done.stderr)
+        assert not (tmp_path / "data").exists(), args
+    # a KPI no run stored yet (a function's names are known once it ran) is unknown
+    unknown_kpi = run_kpi(tmp_path, "history", "crm.paying")
+    assert unknown_kpi.returncode == 2 and "no KPI named 'crm.paying'" in unknown_kpi.stderr
+    refused = run_kpi(tmp_path, "deliver", "--retry", "2026-11-30")
+    assert refused.returncode == 2 and "nothing has run with this config yet" in refused.stderr
+    unknown = run_kpi(tmp_path, "deliver", "-d", "slak")
+    assert unknown.returncode != 0 and "slak" in unknown.stderr
+    assert not (tmp_path / "data").exists()
+    # once a run wrote it, they read it
+    assert run_kpi(tmp_path, "run", "--no-deliver").returncode == 0
+    assert "crm.paying" in run_kpi(tmp_path, "history").stdout

@@ -147,8 +147,11 @@ class Pipeline:
         self.store: HistoryStore | None = store.open() if store is not None else None
 
     @classmethod
-    def from_config(cls, config: Config | str | Path | None = None) -> Pipeline:
-        """A pipeline from `kpi.yaml` (or a path, or an already loaded Config)."""
+    def from_config(
+        cls, config: Config | str | Path | None = None, *, with_store: bool = True
+    ) -> Pipeline:
+        """A pipeline from `kpi.yaml` (or a path, or an already loaded Config); without
+        `with_store`, its store is not opened (opening a SQLite store creates it)."""
         from kpi_collector.config import load_config
 
         if not isinstance(config, Config):
@@ -156,7 +159,7 @@ class Pipeline:
         pipeline = cls(
             sources=[s for s in config.sources if s.enabled],
             destinations=[d for d in config.destinations if d.enabled],
-            store=_store(config.store_url),
+            store=_store(config.store_url) if with_store else None,
             kpis=config.kpis,
             timezone=config.timezone,
             defaults=config.defaults,

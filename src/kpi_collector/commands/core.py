@@ -518,10 +518,11 @@ def history(
 def _check_kpis(config: Config, kpis: tuple[str, ...]) -> None:
     """Every KPI named on the command line is one the config makes or the store holds."""
     from kpi_collector.errors import unknown_names
+    from kpi_collector.schedule.health import missing_store
     from kpi_collector.store import HistoryStore
 
     known = [*config.kpi_ids(), *config.kpis]
-    if set(kpis) - set(known):
+    if set(kpis) - set(known) and missing_store(config) is None:
         store = HistoryStore(config.store_url)
         try:
             known += store.kpi_ids()
@@ -533,8 +534,11 @@ def _check_kpis(config: Config, kpis: tuple[str, ...]) -> None:
 
 
 def _has_history(config: Config) -> bool:
+    from kpi_collector.schedule.health import missing_store
     from kpi_collector.store import HistoryStore
 
+    if missing_store(config) is not None:
+        return False
     store = HistoryStore(config.store_url)
     try:
         return bool(store.kpi_ids())

@@ -49,6 +49,7 @@ def deliver(
 
     from kpi_collector.commands.core import load
     from kpi_collector.pipeline import Pipeline
+    from kpi_collector.schedule.health import missing_store
 
     if from_start and not retry:
         raise click.BadParameter(
@@ -57,8 +58,21 @@ def deliver(
         )
     # the destinations' secrets are needed to send; only listing works without them
     config = load(ctx, need_secrets=not show)
-    pipeline = Pipeline.from_config(config)
+    # a SQLite store that does not exist: nothing ran with this config, so nothing is pending
+    # or listed, and a command that only reads must not create it (nor its folder)
+    nothing_ran = missing_store(config) is not None
+    pipeline = Pipeline.from_config(config, with_store=not nothing_ran)
     engine = pipeline.delivery_engine()
+    if nothing_ran:
+        engine.selected(only)  # unknown names are still a usage error
+        if retry:
+            raise click.BadParameter(
+                f"no failed delivery of {retry[0]!r}: nothing has run with this config yet "
+                "(its store does not exist)",
+                param_hint="--retry",
+            )
+        click.echo(("[]" if fmt == "json" else "no deliveries yet") if show else "nothing pending")
+        return
     if show:
         _show(engine, only, fmt)
         return

@@ -25,12 +25,16 @@ def history_document(
     period: str = "day",
     since: date | None = None,
 ) -> dict[str, Any]:
-    store = HistoryStore(config.store_url)
-    try:
-        agg = {k: spec.agg for k, spec in config.kpis.items()}
-        series = store.series(kpis, period=period, since=since, tz=config.tz, agg=agg)
-    finally:
-        store.close()
+    from kpi_collector.schedule.health import missing_store
+
+    series: dict[str, Any] = {}
+    if missing_store(config) is None:  # no SQLite store yet: no history, and none created
+        store = HistoryStore(config.store_url)
+        try:
+            agg = {k: spec.agg for k, spec in config.kpis.items()}
+            series = store.series(kpis, period=period, since=since, tz=config.tz, agg=agg)
+        finally:
+            store.close()
     ordered = config.order(series)
     return {
         "period": period,
