@@ -335,6 +335,37 @@ def test_checkboxes_radios_and_selects_send_what_a_browser_sends() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("encoding", "accept", "charset", "query"),
+    [
+        ("cp1252", None, "windows-1252", "q=M%FCller+%26%2310003%3B"),
+        ("cp932", None, "Shift_JIS", "q=M%26%23252%3Bller+%26%2310003%3B"),
+        ("utf-16-le", None, "UTF-8", "q=M%C3%BCller+%E2%9C%93"),
+        ("cp932", "UTF-8", "UTF-8", "q=M%C3%BCller+%E2%9C%93"),
+        ("utf-8", "nonsense koi8-r", "KOI8-R", "q=M%26%23252%3Bller+%26%2310003%3B"),
+        ("utf-8", "nonsense", "UTF-8", "q=M%C3%BCller+%E2%9C%93"),
+    ],
+)
+def test_a_form_is_encoded_in_its_charset_and_says_which(
+    encoding: str, accept: str | None, charset: str, query: str
+) -> None:
+    """The page's encoding, else the first known label of `accept-charset`; `_charset_`
+    says which; a character the charset lacks goes as `&#NNNN;`."""
+    attribute = f' accept-charset="{accept}"' if accept is not None else ""
+    doc = parse_html(
+        f"<form{attribute}><input name=q><input type=hidden name=_charset_></form>", PAGE
+    )
+    form = fill(
+        doc,
+        find_form(doc, None),
+        page_url=PAGE,
+        fields={"q": "M\u00fcller \u2713"},
+        encoding=encoding,
+    )
+    assert (form.charset, form.entries[-1]) == (charset, ("_charset_", charset))
+    assert form.url.split("?")[1].split("&")[0] == query
+
+
 def test_base_href_and_formaction_resolve_like_a_browser() -> None:
     html = """<head><base href="https://auth.example/v2/"></head><form action="login" method=post>
       <input type=password name=p><button formaction="../sso">Go</button></form>"""
@@ -613,3 +644,149 @@ def test_a_meta_refresh_is_followed_as_a_browser_follows_it(workdir: Path) -> No
 )
 def test_meta_refresh_reads_the_url_a_browser_goes_to(tag: str, target: str | None) -> None:
     assert HtmlDocument(tag).refresh_url("http://h.test/a/page") == target
+
+
+_LEGACY_LOGIN = """<html><head>{meta}<title>Login</title></head><body>
+<form method="post" action="/login"{accept}>
+<input type="hidden" name="realm" value="{word}">
+<input name="user"><input type="password" name="pw">
+<input type="submit" name="go" value="{word} »"></form></body></html>"""
+
+
+@pytest.mark.parametrize(
+    ("content_type", "meta", "accept", "page_charset", "sent_as", "word", "password"),
+    [
+        # windows-1252 labelled iso-8859-1 in the header, as old PHP setups send it
+        (
+            "text/html; charset=ISO-8859-1",
+            "",
+            "",
+            "cp1252",
+            "cp1252",
+            "B\u00fccher",
+            "M\u00fcller-\u20ac",
+        ),
+        (
+            "text/html",
+            '<meta charset="Shift_JIS">',
+            "",
+            "cp932",
+            "cp932",
+            "\u66f8\u7c4d",
+            "\u30d1\u30b9\u30ef\u30fc\u30c97781",
+        ),
+        (
+            "text/html",
+            '<meta http-equiv="Content-Type" content="text/html; charset=koi8-r">',
+            "",
+            "koi8_r",
+            "koi8_r",
+            "\u041a\u043d\u0438\u0433\u0438",
+            "\u043f\u0430\u0440\u043e\u043b\u044c-7781",
+        ),
+        (
+            "text/html; charset=gb18030",
+            "",
+            "",
+            "gb18030",
+            "gb18030",
+            "\u4e66\u7c4d",
+            "\u5bc6\u7801-7781",
+        ),
+        # what the charset cannot hold goes as a character reference, as a browser sends it
+        (
+            "text/html; charset=windows-1252",
+            "",
+            "",
+            "cp1252",
+            "cp1252",
+            "B\u00fccher",
+            "ok-\u2713-\u5bc6",
+        ),
+        # the form's accept-charset wins over the page's (its first label known)
+        (
+            "text/html; charset=shift_jis",
+            "",
+            ' accept-charset="utf-8"',
+            "cp932",
+            "utf-8",
+            "\u66f8\u7c4d",
+            "\u30d1\u30b97781",
+        ),
+        (
+            "text/html; charset=utf-8",
+            "",
+            ' accept-charset="bogus windows-1252"',
+            "utf-8",
+            "cp1252",
+            "B\u00fccher",
+            "caf\u00e9-7781",
+        ),
+    ],
+)
+def test_a_login_form_is_sent_in_the_pages_charset_as_a_browser_sends_it(
+    workdir: Path,
+    content_type: str,
+    meta: str,
+    accept: str,
+    page_charset: str,
+    sent_as: str,
+    word: str,
+    password: str,
+) -> None:
+    """A legacy app reads its form in its page's own charset (the HTML standard's "picking
+    an encoding for the form": `accept-charset`, else the document's encoding): a non-ASCII
+    password, and the page's own non-ASCII hidden value, sent as UTF-8 never match."""
+    from urllib.parse import parse_qsl
+
+    app = web.Application()
+    page = _LEGACY_LOGIN.format(meta=meta, accept=accept, word=word)
+    body = page.encode(page_charset, "xmlcharrefreplace")  # `»` as `&#187;` where it must
+
+    async def login_page(request: web.Request) -> web.Response:
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def login_post(request: web.Request) -> web.Response:
+        sent = (await request.read()).decode("ascii")
+        form = dict(parse_qsl(sent, encoding=sent_as, errors="strict"))
+
+        def typed(text: str) -> str:
+            return text.encode(sent_as, "xmlcharrefreplace").decode(sent_as)
+
+        expected = {
+            "realm": word,
+            "user": typed("j\u00fcrgen"),
+            "pw": typed(password),
+            "go": typed(f"{word} \u00bb"),
+        }
+        if form != expected:
+            return await login_page(request)
+        response = web.HTTPFound("/stats")
+        response.set_cookie("sid", "ok")
+        raise response
+
+    async def stats(request: web.Request) -> web.Response:
+        if request.cookies.get("sid") != "ok":
+            raise web.HTTPFound("/login")
+        return web.Response(text="<p id=members>2,048</p>", content_type="text/html")
+
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login_post)
+    app.router.add_get("/stats", stats)
+    with BackgroundServer(app) as url:
+        (workdir / "kpi.yaml").write_text(
+            f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - name: legacy
+    type: html
+    url: {url}/stats
+    login: {{url: {url}/login, fields: {{user: "j\u00fcrgen", pw: "${{APP_PASSWORD}}"}}}}
+    metrics: {{members: "#members"}}
+""",
+            encoding="utf-8",
+        )
+        (workdir / ".env").write_text(f"APP_PASSWORD={password}\n", encoding="utf-8")
+        result = run_kpi(workdir, "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(workdir) == [("legacy.members", 2048.0)]

@@ -522,13 +522,20 @@ class HttpSession:
     async def login(self, form: LoginForm) -> Response:
         """Fill and send a login form as a browser does (see `collect.forms`), keeping the
         session's cookies; LoginError when it is refused, saying how it was refused."""
+        from kpi_collector.collect.charset import decode_html
         from kpi_collector.collect.forms import FormProblem, fill, find_form, parse_html
 
         log.debug("login: reading the form on %s", redact(url_without_query(form.url)))
         page = await self.get(form.url)
         where = url_without_query(page.url)
         try:
-            doc = parse_html(page.text(), page.url)
+            # read as a browser reads it: its hidden values as the page has them, and its
+            # charset the one the form is sent in
+            encoding, text = decode_html(page.headers.get("Content-Type"), page.body)
+        except ExtractError as exc:
+            raise LoginError(f"login: {exc} ({where})", transient=False) from None
+        try:
+            doc = parse_html(text, page.url)
             node = find_form(doc, form.form)
             filled = fill(
                 doc,
@@ -537,6 +544,7 @@ class HttpSession:
                 fields={key: reveal(value) or "" for key, value in form.fields.items()},
                 submit=form.submit,
                 action=urljoin(page.url, form.submit_url) if form.submit_url else None,
+                encoding=encoding,
             )
         except FormProblem as exc:
             raise LoginError(f"login: {exc} on {where}", transient=False) from None
@@ -553,7 +561,7 @@ class HttpSession:
         if filled.method == "GET":
             result = await self.request("GET", filled.url, headers=sent_from, ok=_REFUSALS)
         else:
-            body, headers = _form_body(filled.entries, filled.enctype)
+            body, headers = _form_body(filled)
             headers = {**headers, **sent_from, "Origin": _origin(page.url)}
             result = await self.request(
                 "POST", filled.url, data=body, headers=headers, ok=_REFUSALS
@@ -731,19 +739,24 @@ def _matches(doc: Any, selector: str) -> bool:
     return bool(CSSSelector(selector)(doc))
 
 
-def _form_body(entries: list[tuple[str, str]], enctype: str) -> tuple[Any, dict[str, str]]:
-    """The request body for `entries` in the form's encoding type, and its headers."""
-    if enctype == "multipart/form-data":
+def _form_body(filled: FilledForm) -> tuple[Any, dict[str, str]]:
+    """The request body for a filled form in its encoding type and charset (what the
+    charset cannot hold as `&#NNNN;`, as a browser sends it), and its headers."""
+    from urllib.parse import urlencode
+
+    entries, codec = filled.entries, filled.codec
+    if filled.enctype == "multipart/form-data":
         import aiohttp
 
-        body = aiohttp.FormData(quote_fields=False, default_to_multipart=True)
+        body = aiohttp.FormData(quote_fields=False, default_to_multipart=True, charset=codec)
         for name, value in entries:
-            body.add_field(name, value)
+            body.add_field(filled.encode(name).decode(codec), filled.encode(value).decode(codec))
         return body, {}
-    if enctype == "text/plain":
-        text = "".join(f"{name}={value}\r\n" for name, value in entries)
-        return text.encode(), {"Content-Type": "text/plain;charset=UTF-8"}
-    return entries, {}
+    if filled.enctype == "text/plain":
+        text = b"".join(filled.encode(f"{name}={value}\r\n") for name, value in entries)
+        return text, {"Content-Type": f"text/plain;charset={filled.charset}"}
+    form = urlencode(entries, encoding=codec, errors="xmlcharrefreplace")
+    return form.encode("ascii"), {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 def _same_origin_credentials(
