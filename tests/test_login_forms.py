@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -790,3 +791,124 @@ sources:
         result = run_kpi(workdir, "run")
     assert result.returncode == 0, result.stdout + result.stderr
     assert stored(workdir) == [("legacy.members", 2048.0)]
+
+
+def _cross_host_apps(
+    action: str, redirect: str | None = None, status: int = 307
+) -> tuple[web.Application, web.Application]:
+    """A login page whose form goes to `action` (`{other}`: the other host's URL), the POST
+    answered with a redirect (`status`) to `redirect` if given; and that other host, which
+    records what reaches it."""
+    app, other = web.Application(), web.Application()
+    other["got"] = got = []
+    app["hosts"] = hosts = {}  # "other": the other host's URL, once it is known
+
+    async def login_page(request: web.Request) -> web.Response:
+        target = action.format(other=hosts["other"])
+        page = f"<form method=post action='{target}'><input name=user><input type=password name=pw><button>Go</button></form>"
+        return web.Response(text=page, content_type="text/html")
+
+    async def login_post(request: web.Request) -> web.Response:
+        if redirect is not None:
+            location = redirect.format(other=hosts["other"])
+            return web.Response(status=status, headers={"Location": location})
+        raise web.HTTPFound("/home")
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text="<p id=members>2,048</p>", content_type="text/html")
+
+    async def record(request: web.Request) -> web.Response:
+        got.append((request.method, request.path, await request.read()))
+        raise web.HTTPFound("/home")
+
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/session", login_post)
+    app.router.add_get("/stats", page)
+    app.router.add_get("/home", page)
+    other.router.add_post("/session", record)
+    other.router.add_get("/home", page)
+    return app, other
+
+
+def _cross_host_run(
+    workdir: Path,
+    action: str,
+    redirect: str | None = None,
+    submit_url: str = "",
+    status: int = 307,
+) -> tuple[str, str, str, list[tuple[str, str, bytes]]]:
+    """(the login page's server URL, the other host's, the run's error or "", what reached
+    the other host) for a `kpi run` in a new folder under `workdir` of a login through
+    `_cross_host_apps`."""
+    workdir = Path(tempfile.mkdtemp(dir=workdir))
+    app, other = _cross_host_apps(action, redirect, status)
+    with BackgroundServer(other) as other_url, BackgroundServer(app) as url:
+        other_url = other_url.replace("127.0.0.1", "localhost")  # another host name
+        app["hosts"]["other"] = other_url
+        extra = f", submit_url: {submit_url.format(other=other_url)}" if submit_url else ""
+        (workdir / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - name: app
+    type: html
+    url: {url}/stats
+    login: {{url: {url}/login, fields: {{user: me, pw: "${{APP_PASSWORD}}"}}{extra}}}
+    metrics: {{members: "#members"}}
+""")
+        (workdir / ".env").write_text(f"APP_PASSWORD={PASSWORD}\n")
+        result = run_kpi(workdir, "run")
+    assert PASSWORD not in result.stdout + result.stderr + store_dump(workdir)
+    error = run_errors(workdir) if result.returncode else ""
+    return url, other_url, error, other["got"]
+
+
+def test_a_login_form_that_posts_to_another_host_is_refused_unless_configured(
+    workdir: Path,
+) -> None:
+    """The password is for the login page's host: a form whose action names another host (a
+    tampered page, a wrong `<base href>`) gets nothing, and the error says how to allow it;
+    `submit_url:` naming that host is the user's word that it is the site's own sign-in."""
+    url, other, error, got = _cross_host_run(workdir, "{other}/session?next=/x")
+    assert got == []
+    assert error == (
+        f"login: the form on {url}/login sends the login fields to {other}/session, another "
+        f"host; if that is the site's own sign-in, give `submit_url: {other}/session`"
+    )
+    url, other, error, got = _cross_host_run(
+        workdir, "{other}/session", submit_url="{other}/session"
+    )
+    assert [(method, path) for method, path, _ in got] == [("POST", "/session")]
+    assert error == ""
+
+
+def test_a_login_post_redirected_to_another_host_keeps_its_fields(workdir: Path) -> None:
+    """A 307 or 308 sends a POST on with its body: to another host, the login's fields would
+    follow; that is refused, where a redirect to a page there (a GET) is followed."""
+    url, other, error, got = _cross_host_run(workdir, "/session", redirect="{other}/session")
+    assert got == []
+    assert error == (
+        f"login: {url}/session redirects the login fields (a 307 or 308 sends them on) to "
+        f"{other}/session, another host; if that is the site's own sign-in, give "
+        f"`submit_url: {other}/session`"
+    )
+    for status in (308, 307):
+        _, _, error, got = _cross_host_run(workdir, "/session", "{other}/home", status=status)
+        assert (error.split(" redirects ")[1][:20], got) == ("the login fields (a ", [])
+    for status in (301, 302, 303):  # the POST becomes a GET, without the fields
+        _, _, error, got = _cross_host_run(workdir, "/session", "{other}/home", status=status)
+        assert (error, got) == ("", [])
+
+
+def test_a_login_form_on_an_https_page_is_not_sent_unencrypted() -> None:
+    from kpi_collector.collect.http import _check_destination
+    from kpi_collector.errors import LoginError
+
+    _check_destination("https://app.test/login", "https://app.test:8443/session")  # same host
+    _check_destination("http://app.test/login", "https://app.test/session")  # upgraded
+    with pytest.raises(LoginError) as caught:
+        _check_destination("https://app.test/login?token=s3", "http://app.test/session?k=v")
+    assert str(caught.value) == (
+        "login: the form on https://app.test/login sends the login fields to "
+        "http://app.test/session, unencrypted (http), from an https page; if that is the "
+        "site's own sign-in, give `submit_url: http://app.test/session`"
+    )

@@ -395,6 +395,7 @@ class HttpSession:
         json_body: Any = None,
         data: Any = None,
         ok: tuple[int, ...] = (),
+        fields_stay: bool = False,
     ) -> Response:
         """Send a request, retrying transient failures; raise HttpError for a non-success.
 
@@ -406,7 +407,9 @@ class HttpSession:
         `Retry-After` of the answer; one longer than `timeout`, or than `collect.retry`'s
         limit, raises at once, saying when to come back),
         then raised as HttpError with `transient=True`; other 4xx raise at
-        once (terminal). Messages name the URL without its query string.
+        once (terminal). Messages name the URL without its query string. `fields_stay`: the
+        body holds a login's fields, which a redirect must not send on (a 307 or 308 keeps
+        the body) to another host than `url`'s: LoginError (terminal) instead.
         """
         import aiohttp
 
@@ -417,7 +420,9 @@ class HttpSession:
 
         async def attempt() -> Response:
             try:
-                response = await self._once(method, url, all_params, all_headers, json_body, data)
+                response = await self._once(
+                    method, url, all_params, all_headers, json_body, data, fields_stay
+                )
             except aiohttp.TooManyRedirects as exc:
                 chain = [str(r.url) for r in exc.history]
                 last = exc.history[-1] if exc.history else None
@@ -472,10 +477,16 @@ class HttpSession:
         headers: dict[str, str],
         json_body: Any,
         data: Any,
+        fields_stay: bool = False,
     ) -> Response:
         import aiohttp
 
         session = self._aiohttp()
+        middlewares = []
+        if headers or params:  # nothing configured to keep from other origins: no middleware
+            middlewares.append(_same_origin_credentials(url, headers, params))
+        if fields_stay:
+            middlewares.append(_fields_stay_on_host(url))
         # one deadline for the whole answer, the last byte of the body included: aiohttp's
         # `total` does not stop a body that keeps trickling in
         async with (
@@ -493,10 +504,7 @@ class HttpSession:
                 # the body as it came: `_read_capped` undoes its Content-Encoding, and
                 # refuses a stream cut before its end, which aiohttp takes as whole
                 auto_decompress=False,
-                # nothing configured to keep from other origins: no middleware to run
-                middlewares=(_same_origin_credentials(url, headers, params),)
-                if headers or params
-                else None,
+                middlewares=tuple(middlewares) or None,
             ) as resp,
         ):
             body = await _read_capped(resp, self.max_bytes)
@@ -549,6 +557,8 @@ class HttpSession:
         except FormProblem as exc:
             raise LoginError(f"login: {exc} on {where}", transient=False) from None
         target = url_without_query(filled.url)
+        if form.submit_url is None:  # the user's own `submit_url:` may go anywhere
+            _check_destination(page.url, filled.url)
         log.debug(
             "login: sending %s to %s (fields: %s)",
             filled.method,
@@ -564,7 +574,7 @@ class HttpSession:
             body, headers = _form_body(filled)
             headers = {**headers, **sent_from, "Origin": _origin(page.url)}
             result = await self.request(
-                "POST", filled.url, data=body, headers=headers, ok=_REFUSALS
+                "POST", filled.url, data=body, headers=headers, ok=_REFUSALS, fields_stay=True
             )
         if result.status >= 400:
             # 403 of a CSRF check, 419 of Laravel's, 422...: what the server said is the why
@@ -577,6 +587,47 @@ class HttpSession:
         _check_login(form, filled, result)
         log.debug("login: accepted by %s", redact(target))
         return result
+
+
+def _check_destination(page_url: str, form_url: str) -> None:
+    """LoginError unless a login form on `page_url` sends its fields to the same host, and
+    not unencrypted when the page came over https: the fields are for that site alone."""
+    page, form = urlsplit(page_url), urlsplit(form_url)
+    where, target = url_without_query(page_url), url_without_query(form_url)
+    if page.hostname != form.hostname:
+        why = "another host"
+    elif page.scheme == "https" and form.scheme != "https":
+        why = "unencrypted (http), from an https page"
+    else:
+        return
+    raise LoginError(
+        f"login: the form on {where} sends the login fields to {target}, {why}; if that "
+        f"is the site's own sign-in, give `submit_url: {target}`",
+        transient=False,
+    )
+
+
+def _fields_stay_on_host(url: str) -> aiohttp.ClientMiddlewareType:
+    """An aiohttp middleware that refuses a request of the redirect chain from `url` that
+    sends a body (a 307 or 308 keeps a POST's) to another host: LoginError, terminal."""
+    from yarl import URL
+
+    start = URL(url)
+
+    async def middleware(
+        request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        if request.url.host != start.host and request.method not in ("GET", "HEAD"):
+            there = url_without_query(str(request.url))
+            raise LoginError(
+                f"login: {url_without_query(url)} redirects the login fields (a 307 or 308 "
+                f"sends them on) to {there}, another host; if that is the site's own "
+                f"sign-in, give `submit_url: {there}`",
+                transient=False,
+            )
+        return await handler(request)
+
+    return middleware
 
 
 #: the answers to a login's submission that refuse it (4xx but 429, which is retried)
