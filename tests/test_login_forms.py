@@ -912,3 +912,84 @@ def test_a_login_form_on_an_https_page_is_not_sent_unencrypted() -> None:
         "http://app.test/session, unencrypted (http), from an https page; if that is the "
         "site's own sign-in, give `submit_url: http://app.test/session`"
     )
+
+
+def _welcome_app() -> web.Application:
+    """An old windows-1252 app: its login form (`type=PASSWORD`, as old pages write it) comes
+    back with "Kennwort ungültig" on a wrong password; the right one lands on "Willkommen
+    zurück"."""
+    app = web.Application()
+    form = "<form method=post><input name=user><input type=PASSWORD name=pw><input type=submit value=Los></form>"
+
+    def page(html: str) -> web.Response:
+        body = f"<html><head><meta charset=windows-1252></head><body>{html}</body></html>"
+        return web.Response(body=body.encode("cp1252"), content_type="text/html")
+
+    async def login_page(request: web.Request) -> web.Response:
+        return page(form)
+
+    async def login_post(request: web.Request) -> web.Response:
+        sent = await request.post()
+        if sent.get("pw") != PASSWORD:
+            return page(f"<p class=err>Kennwort ung\u00fcltig</p>{form}")
+        response = page("<p class=hello>Willkommen zur\u00fcck</p>")
+        response.set_cookie("sid", "ok")
+        return response
+
+    async def stats(request: web.Request) -> web.Response:
+        if request.cookies.get("sid") != "ok":
+            return await login_page(request)
+        return page("<p id=members>2.048</p>")
+
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login_post)
+    app.router.add_get("/stats", stats)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("checks", "password", "error"),
+    [
+        ("success: \"p:contains('zur\u00fcck')\"", PASSWORD, ""),
+        (
+            "failure: \"p:contains('ung\u00fcltig')\"",
+            "wrong-7781",
+            "login refused: {url}/login shows `failure:` \"p:contains('ung\u00fcltig')\"; sent "
+            "POST with user, pw; check the values in `fields:`",
+        ),
+        (
+            "failure: p.nothing",
+            "wrong-7781",
+            "login refused: the login form came back from {url}/login; sent POST with user, pw; "
+            "check the values in `fields:`",
+        ),
+    ],
+)
+def test_what_a_login_lands_on_is_read_as_a_browser_shows_it(
+    workdir: Path, checks: str, password: str, error: str
+) -> None:
+    """`success:` and `failure:` see the page's text as its charset says (not its bytes
+    taken as UTF-8), and the login form that comes back is known by its password input
+    whatever the case of its `type`."""
+    with BackgroundServer(_welcome_app()) as url:
+        (workdir / "kpi.yaml").write_text(
+            f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - name: old
+    type: html
+    locale: de
+    url: {url}/stats
+    login:
+      url: {url}/login
+      fields: {{user: me, pw: "${{APP_PASSWORD}}"}}
+      {checks}
+    metrics: {{members: "#members"}}
+""",
+            encoding="utf-8",
+        )
+        (workdir / ".env").write_text(f"APP_PASSWORD={password}\n")
+        result = run_kpi(workdir, "run")
+        assert run_errors(workdir) == error.format(url=url)
+    assert result.returncode == (1 if error else 0)
+    assert stored(workdir) == ([("old.members", 2048.0)] if not error else [])

@@ -720,7 +720,7 @@ def shows_login_form(form: LoginForm, response: Response) -> bool:
     from kpi_collector.collect.forms import FormProblem, controls, parse_html
 
     try:
-        doc = parse_html(response.text(), response.url)
+        doc = parse_html(_as_browser_reads(response), response.url)
     except FormProblem:
         return False
     wanted = set(form.fields)
@@ -740,7 +740,7 @@ def _check_login(form: LoginForm, filled: FilledForm, result: Response) -> None:
     from kpi_collector.collect.forms import FormProblem, page_title, parse_html
 
     try:
-        answer = parse_html(result.text(), result.url)
+        answer = parse_html(_as_browser_reads(result), result.url)
     except FormProblem:
         answer = parse_html("<html></html>", result.url)
     landed = url_without_query(result.url)
@@ -751,7 +751,11 @@ def _check_login(form: LoginForm, filled: FilledForm, result: Response) -> None:
         )
     if form.success is not None and _matches(answer, form.success):
         return
-    came_back = _matches(answer, "form input[type=password]")
+    # `type` is read as the standard reads it: `type=PASSWORD` is a password input too
+    came_back = any(
+        (field.get("type") or "").strip().lower() == "password"
+        for field in answer.xpath("//form//input[@type]")
+    )
     if came_back:
         raise LoginError(
             f"login refused: the login form came back from {landed}; {_sent(filled)}",
@@ -764,6 +768,16 @@ def _check_login(form: LoginForm, filled: FilledForm, result: Response) -> None:
             f"{landed} ({'title ' + repr(title) if title else 'no title'}); check the selector",
             transient=False,
         )
+
+
+def _as_browser_reads(response: Response) -> str:
+    """The answer's text as a browser decodes it (`Response.html`), for `success:`,
+    `failure:` and the login form's return; compressed bytes without their header read as
+    UTF-8 (they match nothing either way)."""
+    try:
+        return response.html()
+    except ExtractError:
+        return response.text()
 
 
 def _sent(filled: FilledForm) -> str:
