@@ -159,7 +159,16 @@ def hostile_app() -> web.Application:
     async def huge_header(request: web.Request) -> web.Response:
         return web.Response(text="{}", headers={"X-Padding": "a" * 100_000})
 
+    async def unfollowed(request: web.Request) -> web.Response:
+        # 304 to a request that asked for no cached copy; a 302 without a Location (a
+        # framework's redirect whose target was never set); a 300 with one
+        status = int(request.match_info["status"])
+        headers = {"Location": "/page"} if status == 300 else {}
+        body = b"" if status == 304 else b'{"value": 1}'
+        return web.Response(status=status, body=body, headers=headers, content_type="text/html")
+
     for path, handler in [
+        ("/unfollowed/{status}", unfollowed),
         ("/to-ftp", to_ftp),
         ("/huge-header", huge_header),
         ("/nested", nested),
@@ -364,6 +373,27 @@ def test_answers_that_are_not_http_to_read_are_terminal_errors_saying_why(hostil
         f"the answer from {hostile}/huge-header is not HTTP this client reads: Got more than "
         "8190 bytes when reading"
     )
+
+
+def test_a_redirect_or_304_that_is_not_followed_is_an_error_saying_so(hostile: str) -> None:
+    """A 3xx answer that is left as it is (no Location, a status no client follows, a 304
+    though nothing was cached) holds no page: an error naming it, not `matched nothing` or
+    `not valid JSON` on its empty body, nor a number read from it."""
+    result = run(
+        HTML(name="stale", url=f"{hostile}/unfollowed/304", metrics={"v": "p"}),
+        HttpJson(name="nowhere", url=f"{hostile}/unfollowed/302", metrics={"v": "value"}),
+        HttpJson(name="choices", url=f"{hostile}/unfollowed/300", metrics={"v": "value"}),
+    )
+    assert result.values == {}
+    assert result.errors == {
+        "stale": f"HTTP 304 (not modified) from {hostile}/unfollowed/304, though the request "
+        "asked for no cached copy: the server, or a cache in front of it, answers wrongly",
+        "nowhere": f"HTTP 302 from {hostile}/unfollowed/302: a redirect without a `Location` "
+        "to follow; the server's answer is incomplete, check the URL",
+        "choices": f"HTTP 300 from {hostile}/unfollowed/300: a redirect to {hostile}/page, "
+        "which is not followed (only 301, 302, 303, 307 and 308 are); set the URL to the "
+        "page meant",
+    }
 
 
 def test_a_long_redirect_chain_says_how_many_hops(hostile: str) -> None:

@@ -401,8 +401,9 @@ class HttpSession:
 
         `params` are added to the query string (values turned into strings), `headers` to
         the session's; `json_body` is sent as JSON, `data` as a form or raw body. Each attempt
-        has the session's `timeout` in seconds. A status below 400 returns; `ok` lists more
-        statuses the caller handles itself (they return, not raise). Connection errors,
+        has the session's `timeout` in seconds. A status below 300 returns (redirects are
+        followed); `ok` lists more statuses the caller handles itself (they return, not
+        raise); a 3xx left as it is (a 304, a redirect without `Location`) raises, terminal. Connection errors,
         timeouts, 5xx and 429 are transient: retried `retries` times (after the
         `Retry-After` of the answer; one longer than `timeout`, or than `collect.retry`'s
         limit, raises at once, saying when to come back),
@@ -456,8 +457,10 @@ class HttpSession:
                 ) from None
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 raise _connection_error(url, exc, self.timeout) from None
-            if response.status < 400 or response.status in ok:
+            if response.status < 300 or response.status in ok:
                 return response
+            if response.status < 400:  # a redirect left as it is: no page in it
+                raise _unfollowed_error(response)
             raise _status_error(response, credentials=self.auth is not None or self._cookies)
 
         # a Retry-After longer than an attempt's time would spend the source's whole budget
@@ -935,6 +938,31 @@ def _connection_error(url: str, exc: BaseException, timeout: float) -> HttpError
     else:
         message = f"cannot reach {url_without_query(url)}: {redact(str(exc)) or type(exc).__name__}"
     return HttpError(message, url=url, transient=True)
+
+
+def _unfollowed_error(response: Response) -> HttpError:
+    """The terminal error for a 3xx answer the redirects left as it is: a 304 to a request
+    that asked for no cached copy, a redirect without a `Location`, or one to a status no
+    client follows (300, 305, ...)."""
+    status, where = response.status, url_without_query(response.url)
+    location = response.headers.get("Location", "").strip()
+    if status == 304:
+        message = (
+            f"HTTP 304 (not modified) from {where}, though the request asked for no cached "
+            "copy: the server, or a cache in front of it, answers wrongly"
+        )
+    elif not location:
+        message = (
+            f"HTTP {status} from {where}: a redirect without a `Location` to follow; the "
+            "server's answer is incomplete, check the URL"
+        )
+    else:
+        target = redact(printable(url_without_query(urljoin(response.url, location))))
+        message = (
+            f"HTTP {status} from {where}: a redirect to {target}, which is not followed "
+            "(only 301, 302, 303, 307 and 308 are); set the URL to the page meant"
+        )
+    return HttpError(message, status=status, url=response.url, transient=False)
 
 
 def _status_error(response: Response, *, credentials: bool = True) -> HttpError:
