@@ -4,6 +4,7 @@ run) through `http_json` and `html` against a real local server, with the Pipeli
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -11,9 +12,10 @@ import pytest
 from aiohttp import web
 
 from kpi_collector import Pipeline
-from kpi_collector.collect.http import LoginForm, printable, retry_after_seconds
+from kpi_collector.collect.http import HttpClient, LoginForm, printable, retry_after_seconds
 from kpi_collector.config.models import Defaults
 from kpi_collector.destinations import Pushgateway, Store
+from kpi_collector.errors import HttpError
 from kpi_collector.sources import CSS, HTML, HttpJson, JMESPath
 from kpi_collector.sources.base import Source
 from kpi_collector.sources.homebrew import Homebrew
@@ -147,6 +149,103 @@ def test_connection_refused() -> None:
         defaults=Defaults(timeout=1, retries=0),
     )
     assert "cannot reach http://127.0.0.1:9/x" in result.errors["c"]
+
+
+def _certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for `localhost` and its key, as PEM files in `folder`."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return folder / "cert.pem", folder / "key.pem"
+
+
+def test_tls_failures_are_terminal_and_say_what_to_fix(site: Site, tmp_path: Path) -> None:
+    """A certificate this machine does not trust, or an https URL for a port that speaks
+    plain HTTP: the same answer comes on every retry; the error says why and how to fix it
+    (`SSL_CERT_FILE` trusts a private CA, and then the page reads)."""
+    import ssl
+
+    from kpi_collector.sources._fake import BackgroundServer
+    from tests.cli import run_kpi, stored_values
+
+    cert, key = _certificate(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    url, _ = site
+    plain_port = url.rsplit(":", 1)[1]
+    hits = [0]
+
+    async def page(request: web.Request) -> web.Response:
+        hits[0] += 1
+        return web.json_response({"value": 7})
+
+    tls_app = web.Application()
+    tls_app.router.add_get("/x", page)
+
+    class TlsServer(BackgroundServer):
+        async def _start(self) -> None:
+            self._runner = web.AppRunner(self.app, access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+            self.url = f"https://localhost:{self.port}"
+
+    async def fetch(url: str) -> None:
+        async with HttpClient(backoff=0.01) as client:
+            await client.session(timeout=3, retries=2).get(url)
+
+    with TlsServer(tls_app) as tls_url:
+        for target in (f"{tls_url}/x?key=s3cret", f"https://127.0.0.1:{plain_port}/x"):
+            with pytest.raises(HttpError) as caught:
+                asyncio.run(fetch(target))
+            assert not caught.value.transient  # no retry: the same handshake comes again
+        result = run(
+            HttpJson(name="tls", url=f"{tls_url}/x?key=s3cret", metrics={"v": "value"}),
+            HttpJson(name="plain", url=f"https://127.0.0.1:{plain_port}/x", metrics={"v": "value"}),
+        )
+        assert result.errors == {
+            "tls": f"cannot reach {tls_url}/x: the TLS certificate of {tls_url[8:]} is not "
+            "valid (self-signed certificate); fix the server's certificate, or trust the CA "
+            "that signed it with SSL_CERT_FILE=/path/to/ca.pem",
+            "plain": f"cannot reach https://127.0.0.1:{plain_port}/x: 127.0.0.1:{plain_port} "
+            "does not answer in TLS (wrong version number); is the URL http://, not https://?",
+        }
+        assert hits == [0]
+        (tmp_path / "kpi.yaml").write_text(
+            f"sources: [{{name: tls, type: http_json, url: '{tls_url}/x', metrics: {{v: value}}}}]\n"
+        )
+        ran = run_kpi(tmp_path, "run", env={"SSL_CERT_FILE": str(cert)})
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert stored_values(tmp_path) == {"tls.v": 7.0}
 
 
 @pytest.mark.parametrize(

@@ -932,12 +932,52 @@ def redirect_error(chain: list[str]) -> HttpError:
     )
 
 
+#: the TLS handshake's reasons when the other end answered in plain HTTP (OpenSSL's names)
+_PLAIN_HTTP = (
+    "WRONG_VERSION_NUMBER",
+    "RECORD_LAYER_FAILURE",
+    "HTTP_REQUEST",
+    "PACKET_LENGTH_TOO_LONG",
+)
+
+
 def _connection_error(url: str, exc: BaseException, timeout: float) -> HttpError:
+    import aiohttp
+
     if isinstance(exc, asyncio.TimeoutError):
         message = f"timed out after {timeout:g}s waiting for {url_without_query(url)}"
+    elif isinstance(exc, aiohttp.ClientSSLError):
+        # the same certificate, the same handshake next time: no retry helps
+        return HttpError(_tls_message(url, exc), url=url, transient=False)
     else:
         message = f"cannot reach {url_without_query(url)}: {redact(str(exc)) or type(exc).__name__}"
     return HttpError(message, url=url, transient=True)
+
+
+def _tls_message(url: str, exc: aiohttp.ClientSSLError) -> str:
+    """What a failed TLS handshake means for the user: a certificate this machine does not
+    trust (why, as OpenSSL says it, and the two ways out), or a port that does not speak
+    TLS at all (an https URL for an http server)."""
+    import aiohttp
+
+    where = f"cannot reach {url_without_query(url)}"
+    host = f"{exc.host}:{exc.port}" if exc.port is not None else exc.host
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        cert = exc.certificate_error
+        why = getattr(cert, "verify_message", None) or getattr(cert, "reason", None) or str(cert)
+        return (
+            f"{where}: the TLS certificate of {host} is not valid ({printable(str(why)).rstrip('.')}); "
+            "fix the server's certificate, or trust the CA that signed it with "
+            "SSL_CERT_FILE=/path/to/ca.pem"
+        )
+    reason = str(getattr(exc.os_error, "reason", None) or "")
+    if reason in _PLAIN_HTTP:
+        return (
+            f"{where}: {host} does not answer in TLS ({reason.lower().replace('_', ' ')}); "
+            "is the URL http://, not https://?"
+        )
+    said = reason.lower().replace("_", " ") if reason else printable(str(exc.os_error))
+    return f"{where}: the TLS handshake with {host} failed ({said})"
 
 
 def _unfollowed_error(response: Response) -> HttpError:
