@@ -154,6 +154,14 @@ def _codec(label: str, *, meta: bool) -> str | None:
     return resolve_encoding(webencodings.PYTHON_NAMES.get(name, name))
 
 
+def label_codec(label: str) -> str | None:
+    """The Python codec a WHATWG Encoding label (a `Content-Type` charset) names, or None
+    for a label the standard does not know or one no codec here decodes (`replacement`,
+    `x-user-defined`)."""
+    codec = _codec(label.strip(), meta=False) if label.strip() else None
+    return None if codec in ("replacement", "x-user-defined") else codec
+
+
 def form_encoding(label: str | None) -> tuple[str, str] | None:
     """(the Encoding standard's name, the Python codec) a form is sent in, for `label`: a
     WHATWG Encoding label (`accept-charset`'s) or the codec `decode_html` named; None for

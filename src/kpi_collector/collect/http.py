@@ -167,9 +167,20 @@ class Response:
 
     def json(self) -> Any:
         """The body parsed as JSON; ExtractError (terminal, naming the URL without its query
-        and the start of the body) when it is not JSON."""
+        and the start of the body) when it is not JSON.
+
+        UTF-8 (or UTF-16/32, by its BOM or its zero bytes), as RFC 8259 says JSON is, even
+        when the header names another charset; a body that is none of them is read in the
+        `Content-Type`'s charset when it names one (a Latin-1 or Shift_JIS service), else
+        as UTF-8 with U+FFFD for what does not decode, as a browser's `response.json()`."""
         try:
-            return jsontext.loads(self.body)
+            try:
+                return jsontext.loads(self.body)
+            except UnicodeDecodeError:
+                from kpi_collector.collect.charset import header_charset, label_codec
+
+                codec = label_codec(header_charset(self.headers.get("Content-Type")) or "")
+                return jsontext.loads(self.body.decode(codec or "utf-8", errors="replace"))
         except ValueError as exc:
             raise ExtractError(
                 f"the answer from {url_without_query(self.url)} is not valid JSON ({exc}): {_snippet(self.body)}"
