@@ -818,7 +818,7 @@ def _cross_host_apps(
         return web.Response(text="<p id=members>2,048</p>", content_type="text/html")
 
     async def record(request: web.Request) -> web.Response:
-        got.append((request.method, request.path, await request.read()))
+        got.append((request.method, request.path, request.headers.get("Referer", "")))
         raise web.HTTPFound("/home")
 
     app.router.add_get("/login", login_page)
@@ -836,10 +836,11 @@ def _cross_host_run(
     redirect: str | None = None,
     submit_url: str = "",
     status: int = 307,
-) -> tuple[str, str, str, list[tuple[str, str, bytes]]]:
+    query: str = "",
+) -> tuple[str, str, str, list[tuple[str, str, str]]]:
     """(the login page's server URL, the other host's, the run's error or "", what reached
-    the other host) for a `kpi run` in a new folder under `workdir` of a login through
-    `_cross_host_apps`."""
+    the other host: method, path, Referer) for a `kpi run` in a new folder under `workdir`
+    of a login through `_cross_host_apps` (its login page's URL ending with `query`)."""
     workdir = Path(tempfile.mkdtemp(dir=workdir))
     app, other = _cross_host_apps(action, redirect, status)
     with BackgroundServer(other) as other_url, BackgroundServer(app) as url:
@@ -852,7 +853,7 @@ sources:
   - name: app
     type: html
     url: {url}/stats
-    login: {{url: {url}/login, fields: {{user: me, pw: "${{APP_PASSWORD}}"}}{extra}}}
+    login: {{url: "{url}/login{query}", fields: {{user: me, pw: "${{APP_PASSWORD}}"}}{extra}}}
     metrics: {{members: "#members"}}
 """)
         (workdir / ".env").write_text(f"APP_PASSWORD={PASSWORD}\n")
@@ -875,10 +876,11 @@ def test_a_login_form_that_posts_to_another_host_is_refused_unless_configured(
         f"host; if that is the site's own sign-in, give `submit_url: {other}/session`"
     )
     url, other, error, got = _cross_host_run(
-        workdir, "{other}/session", submit_url="{other}/session"
+        workdir, "{other}/session", submit_url="{other}/session", query="?invite=s3cr3t-1"
     )
-    assert [(method, path) for method, path, _ in got] == [("POST", "/session")]
     assert error == ""
+    # what a browser sends another origin: the login page's origin, not its URL and query
+    assert got == [("POST", "/session", f"{url}/")]
 
 
 def test_a_login_post_redirected_to_another_host_keeps_its_fields(workdir: Path) -> None:

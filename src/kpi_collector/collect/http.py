@@ -581,7 +581,12 @@ class HttpSession:
         )
         # where the submission comes from, as a browser says it: CSRF checks (Django's over
         # HTTPS, Rails' origin check) refuse a POST with neither `Origin` nor `Referer`
-        sent_from = {"Referer": urlsplit(page.url)._replace(fragment="").geturl()}
+        # from its own origin, the page itself; to another (`submit_url:`), its origin only, as
+        # a browser's default referrer policy (strict-origin-when-cross-origin) sends it
+        referer = urlsplit(page.url)._replace(fragment="").geturl()
+        if _origin(filled.url) != _origin(page.url):
+            referer = _origin(page.url) + "/"
+        sent_from = {"Referer": referer}
         if filled.method == "GET":
             result = await self.request("GET", filled.url, headers=sent_from, ok=_REFUSALS)
         else:
