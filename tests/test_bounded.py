@@ -167,7 +167,21 @@ def hostile_app() -> web.Application:
         body = b"" if status == 304 else b'{"value": 1}'
         return web.Response(status=status, body=body, headers=headers, content_type="text/html")
 
+    async def cut(request: web.Request) -> web.StreamResponse:
+        # the connection closes after `{"value": 12` of a body that says it is longer
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if request.match_info["how"] == "length":
+            response.content_length = 100
+        else:
+            response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(b'{"value": 12')
+        assert request.transport is not None
+        request.transport.close()
+        return response
+
     for path, handler in [
+        ("/cut/{how}", cut),
         ("/unfollowed/{status}", unfollowed),
         ("/to-ftp", to_ftp),
         ("/huge-header", huge_header),
@@ -393,6 +407,22 @@ def test_a_redirect_or_304_that_is_not_followed_is_an_error_saying_so(hostile: s
         "choices": f"HTTP 300 from {hostile}/unfollowed/300: a redirect to {hostile}/page, "
         "which is not followed (only 301, 302, 303, 307 and 308 are); set the URL to the "
         "page meant",
+    }
+
+
+def test_a_body_cut_before_its_announced_end_says_so(hostile: str) -> None:
+    """The connection closes before the `Content-Length` or the last chunk: worth a retry
+    (transient), and the error says the answer was cut, not that the host was unreachable."""
+    result = run(
+        HttpJson(name="length", url=f"{hostile}/cut/length", metrics={"v": "value"}),
+        HttpJson(name="chunked", url=f"{hostile}/cut/chunked", metrics={"v": "value"}),
+    )
+    assert result.values == {}
+    assert result.errors == {
+        "length": f"the answer from {hostile}/cut/length was cut short: 12 of the 100 bytes "
+        "its Content-Length announced came before the connection closed",
+        "chunked": f"the answer from {hostile}/cut/chunked was cut short: the connection "
+        "closed before its last chunk",
     }
 
 

@@ -965,9 +965,30 @@ def _connection_error(url: str, exc: BaseException, timeout: float) -> HttpError
     elif isinstance(exc, aiohttp.ClientSSLError):
         # the same certificate, the same handshake next time: no retry helps
         return HttpError(_tls_message(url, exc), url=url, transient=False)
+    elif isinstance(exc, aiohttp.ClientPayloadError):
+        message = f"the answer from {url_without_query(url)} was cut short: {_cut(exc)}"
     else:
         message = f"cannot reach {url_without_query(url)}: {redact(str(exc)) or type(exc).__name__}"
     return HttpError(message, url=url, transient=True)
+
+
+_RECEIVED = re.compile(r"received (\d+) of (\d+) bytes")
+
+
+def _cut(exc: aiohttp.ClientPayloadError) -> str:
+    """How a body ended before its end, from aiohttp's payload error: the bytes that came
+    of those `Content-Length` announced, or a chunked body without its last chunk."""
+    said = str(getattr(exc.__cause__, "message", "") or exc)
+    found = _RECEIVED.search(said)
+    if found is not None:
+        came, announced = int(found[1]), int(found[2])
+        return (
+            f"{came:,} of the {announced:,} bytes its Content-Length announced came before "
+            "the connection closed"
+        )
+    if "transfer length" in said:
+        return "the connection closed before its last chunk"
+    return printable(redact(said))[:200]
 
 
 def _tls_message(url: str, exc: aiohttp.ClientSSLError) -> str:
