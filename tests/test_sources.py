@@ -347,6 +347,55 @@ def test_credentials_do_not_follow_a_redirect_to_another_host() -> None:
     assert seen == {"authorization": None, "query": ""}
 
 
+def test_credentials_do_not_follow_a_meta_refresh_to_another_host() -> None:
+    """A page that sends on with `<meta http-equiv=refresh>` to another host: a browser
+    goes there without the source's headers; the configured bearer token, API-key header
+    and query key stay with the configured URL's origin (a refresh back to it keeps them)."""
+    from kpi_collector.demo.server import BackgroundServer
+
+    seen: list[tuple[str, str | None, str | None, str]] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append(
+            (
+                f"{request.host.split(':')[0]}{request.path}",
+                request.headers.get("Authorization"),
+                request.headers.get("X-Api-Key"),
+                request.query_string,
+            )
+        )
+        if request.path == "/back":
+            return web.Response(text="<p id=n>2,048</p>", content_type="text/html")
+        return web.Response(
+            text=f"<meta http-equiv=refresh content='0;url={nexts[request.app['name']]}'>",
+            content_type="text/html",
+        )
+
+    other, first = web.Application(), web.Application()
+    other["name"], first["name"] = "other", "first"
+    nexts: dict[str, str] = {}
+    other.router.add_get("/x", record)
+    first.router.add_get("/start", record)
+    first.router.add_get("/back", record)
+    with BackgroundServer(other) as other_url, BackgroundServer(first) as url:
+        other_url = other_url.replace("127.0.0.1", "localhost")
+        nexts.update(first=f"{other_url}/x", other=f"{url}/back")
+        result = run(
+            *(
+                HTML(name=name, url=f"{url}/start", auth=auth, headers=headers, metrics={"n": "#n"})
+                for name, auth, headers in [
+                    ("b", {"bearer": TOKEN}, {}),
+                    ("h", None, {"X-Api-Key": TOKEN}),
+                    ("q", {"query": {"key": TOKEN}}, {}),
+                ]
+            )
+        )
+    assert result.values == {"b.n": 2048, "h.n": 2048, "q.n": 2048}
+    assert [hop for hop in seen if hop[0] == "localhost/x"] == [("localhost/x", None, None, "")] * 3
+    back = {hop[1:] for hop in seen if hop[0] == "127.0.0.1/back"}
+    assert back == {(f"Bearer {TOKEN}", None, ""), (None, TOKEN, ""), (None, None, f"key={TOKEN}")}
+
+
 def test_login_form_options(site: Site) -> None:
     url, _ = site
     good = {"email": "me@example.com", "password": TOKEN}

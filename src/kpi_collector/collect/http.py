@@ -407,6 +407,7 @@ class HttpSession:
         data: Any = None,
         ok: tuple[int, ...] = (),
         fields_stay: bool = False,
+        credentials: bool = True,
     ) -> Response:
         """Send a request, retrying transient failures; raise HttpError for a non-success.
 
@@ -421,13 +422,15 @@ class HttpSession:
         then raised as HttpError with `transient=True`; other 4xx raise at
         once (terminal). Messages name the URL without its query string. `fields_stay`: the
         body holds a login's fields, which a redirect must not send on (a 307 or 308 keeps
-        the body) to another host than `url`'s: LoginError (terminal) instead.
+        the body) to another host than `url`'s: LoginError (terminal) instead. Without
+        `credentials`, the session's auth and headers are not sent (a page on another origin
+        that a configured page sent on to).
         """
         import aiohttp
 
-        all_headers = {**self.headers, **(headers or {})}
+        all_headers = {**(self.headers if credentials else {}), **(headers or {})}
         all_params = {k: str(v) for k, v in (params or {}).items()}
-        if self.auth is not None:
+        if self.auth is not None and credentials:
             self.auth.apply(all_headers, all_params)
 
         async def attempt() -> Response:
