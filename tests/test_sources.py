@@ -347,6 +347,42 @@ def test_credentials_do_not_follow_a_redirect_to_another_host() -> None:
     assert seen == {"authorization": None, "query": ""}
 
 
+def test_a_refusal_after_a_redirect_to_another_origin_says_the_credentials_stayed() -> None:
+    """The configured URL redirects to another origin (http to https, a new domain): the
+    credentials stay behind, so the 401 there is not about a wrong token; the error says
+    where the answer came from and which URL to configure."""
+    from kpi_collector.demo.server import BackgroundServer
+
+    async def guarded(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return web.json_response({"message": "Requires authentication"}, status=401)
+        return web.json_response({"v": 1})
+
+    other = web.Application()
+    other.router.add_get("/api/x", guarded)
+    with BackgroundServer(other) as other_url:
+        moved = other_url.replace("127.0.0.1", "localhost")
+        first = web.Application()
+
+        async def redirect(request: web.Request) -> web.Response:
+            raise web.HTTPMovedPermanently(f"{moved}/api/x?page=1")
+
+        first.router.add_get("/x", redirect)
+        with BackgroundServer(first) as url:
+            result = run(
+                HttpJson(name="b", url=f"{url}/x", auth={"bearer": TOKEN}, metrics={"v": "v"}),
+                HttpJson(
+                    name="direct", url=f"{moved}/api/x", auth={"bearer": TOKEN}, metrics={"v": "v"}
+                ),
+            )
+    assert result.values == {"direct.v": 1}
+    assert result.errors == {
+        "b": f"HTTP 401 from {moved}/api/x: unauthorized, after a redirect from {url}/x to "
+        "another origin, where the configured credentials are not sent; if they are meant "
+        f'for it, set the URL to {moved}/api/x — {{"message": "Requires authentication"}}'
+    }
+
+
 def test_credentials_do_not_follow_a_meta_refresh_to_another_host() -> None:
     """A page that sends on with `<meta http-equiv=refresh>` to another host: a browser
     goes there without the source's headers; the configured bearer token, API-key header

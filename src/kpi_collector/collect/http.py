@@ -475,7 +475,11 @@ class HttpSession:
                 return response
             if response.status < 400:  # a redirect left as it is: no page in it
                 raise _unfollowed_error(response)
-            raise _status_error(response, credentials=self.auth is not None or self._cookies)
+            raise _status_error(
+                response,
+                credentials=self.auth is not None or self._cookies,
+                left_behind=url if credentials and (self.auth or self.headers) else None,
+            )
 
         # a Retry-After longer than an attempt's time would spend the source's whole budget
         # waiting (the run gives it `timeout` per attempt): fail now, saying when to come back
@@ -1045,11 +1049,29 @@ def _unfollowed_error(response: Response) -> HttpError:
     return HttpError(message, status=status, url=response.url, transient=False)
 
 
-def _status_error(response: Response, *, credentials: bool = True) -> HttpError:
+def _status_error(
+    response: Response, *, credentials: bool = True, left_behind: str | None = None
+) -> HttpError:
+    """The HttpError for a 4xx or 5xx `response`. `left_behind`: the URL asked for, when the
+    request had configured credentials, which a redirect to another origin leaves behind
+    (`_same_origin_credentials`): a 401 or 403 there says so, not "wrong credentials"."""
+    from yarl import URL
+
     status = response.status
     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
     hints = _STATUS_HINTS if credentials else _HINTS_WITHOUT_CREDENTIALS
     hint = hints.get(status, "server error" if status >= 500 else "request refused")
+    if (
+        status in (401, 403)
+        and left_behind is not None
+        and URL(left_behind).origin() != URL(response.url).origin()
+    ):
+        hint = (
+            f"{'unauthorized' if status == 401 else 'forbidden'}, after a redirect from "
+            f"{url_without_query(left_behind)} to another origin, where the configured "
+            "credentials are not sent; if they are meant for it, set the URL to "
+            f"{url_without_query(response.url)}"
+        )
     message = f"HTTP {status} from {url_without_query(response.url)}: {hint}"
     if retry_after is not None and (status == 429 or status >= 500):
         message += f" (retry after {retry_after:.0f}s)"
