@@ -546,6 +546,21 @@ def test_a_session_that_expires_after_the_login_logs_in_again(workdir: Path) -> 
     assert stored(workdir) == [("community.members", 2048.0), ("other.fields", 3.0)]
 
 
+def test_a_login_form_back_on_the_page_is_known_with_a_field_it_lacks(workdir: Path) -> None:
+    """`fields:` with a name the form has no input for (a `remember` its script sets): the
+    login form that comes back on the page (the session expired) is still the login form,
+    logged in again, and never read as the page."""
+    with BackgroundServer(guarded_app(expired=1)) as url:
+        guarded_config(workdir, url)
+        config = (workdir / "kpi.yaml").read_text()
+        (workdir / "kpi.yaml").write_text(
+            config.replace("fields: {user: me,", "fields: {remember: '1', user: me,")
+        )
+        result = run_kpi(workdir, "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(workdir) == [("community.members", 2048.0), ("other.fields", 3.0)]
+
+
 def test_a_session_that_never_holds_is_a_login_error_saying_so(workdir: Path) -> None:
     with BackgroundServer(guarded_app(expired=2)) as url:
         guarded_config(workdir, url)

@@ -737,8 +737,10 @@ _PASSWORD_INPUT = re.compile(rb"""type\s*=\s*["']?password""", re.IGNORECASE)
 
 def shows_login_form(form: LoginForm, response: Response) -> bool:
     """Whether an answer after a login is the login form again (the session expired, or
-    the site did not keep it): an HTML page with a form that has a password input and an
-    input of every name in `fields:` (a page that only changes a password has other names)."""
+    the site did not keep it): an HTML page with a form that has a password input named in
+    `fields:` and an input of every other name there, or of two at least (a name the login
+    form never had, set by its script, may be among them; a page that only changes a
+    password has other names)."""
     if not response.is_html:
         return False
     if not _PASSWORD_INPUT.search(response.body):  # most pages: no parse needed
@@ -753,8 +755,10 @@ def shows_login_form(form: LoginForm, response: Response) -> bool:
     for node in doc.iter("form"):
         owned = controls(doc, node)
         names = {c.get("name") for c in owned}
-        has_password = any((c.get("type") or "").strip().lower() == "password" for c in owned)
-        if has_password and wanted <= names:
+        passwords = {
+            c.get("name") for c in owned if (c.get("type") or "").strip().lower() == "password"
+        }
+        if passwords and (wanted <= names or (passwords & wanted and len(wanted & names) >= 2)):
             return True
     return False
 
