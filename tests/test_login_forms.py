@@ -561,6 +561,53 @@ def test_a_login_form_back_on_the_page_is_known_with_a_field_it_lacks(workdir: P
     assert stored(workdir) == [("community.members", 2048.0), ("other.fields", 3.0)]
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_secure_cookies_are_kept_on_a_loopback_http_origin_as_a_browser_keeps_them(
+    workdir: Path, host: str
+) -> None:
+    """An app reached at http://localhost (a port-forward, an SSH tunnel) that marks its
+    session cookie `Secure`: browsers count loopback origins as secure and send it, so the
+    login holds; without it the page answered with the login form again."""
+    app = web.Application()
+    form = (
+        "<form method=post><input name=user><input type=password name=pw><button>Go</button></form>"
+    )
+
+    async def login_page(request: web.Request) -> web.Response:
+        return web.Response(text=form, content_type="text/html")
+
+    async def login_post(request: web.Request) -> web.Response:
+        if (await request.post()).get("pw") != PASSWORD:
+            return await login_page(request)
+        response = web.HTTPFound("/stats")
+        response.set_cookie("sid", "ok", secure=True, httponly=True, samesite="Lax")
+        raise response
+
+    async def stats(request: web.Request) -> web.Response:
+        if request.cookies.get("sid") != "ok":
+            return await login_page(request)
+        return web.Response(text="<p id=members>2,048</p>", content_type="text/html")
+
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login_post)
+    app.router.add_get("/stats", stats)
+    with BackgroundServer(app) as url:
+        url = url.replace("127.0.0.1", host)
+        (workdir / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - name: app
+    type: html
+    url: {url}/stats
+    login: {{url: {url}/login, fields: {{user: me, pw: "${{APP_PASSWORD}}"}}}}
+    metrics: {{members: "#members"}}
+""")
+        (workdir / ".env").write_text(f"APP_PASSWORD={PASSWORD}\n")
+        result = run_kpi(workdir, "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(workdir) == [("app.members", 2048.0)]
+
+
 def test_a_session_that_never_holds_is_a_login_error_saying_so(workdir: Path) -> None:
     with BackgroundServer(guarded_app(expired=2)) as url:
         guarded_config(workdir, url)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import logging
 import math
 import re
@@ -351,6 +352,34 @@ class HttpClient:
             self._connector = None
 
 
+@functools.cache
+def _browser_cookie_jar() -> type[aiohttp.CookieJar]:
+    """aiohttp's cookie jar, sending `Secure` cookies to loopback http origins too
+    (`http://localhost:8080`, `http://127.0.0.1`), which browsers count as secure (a
+    port-forward, an SSH tunnel: the login's session cookie is `Secure`)."""
+    import ipaddress
+
+    import aiohttp
+    from yarl import URL
+
+    def loopback(host: str) -> bool:
+        host = host.rstrip(".").lower()
+        if host == "localhost" or host.endswith(".localhost"):
+            return True
+        try:
+            return ipaddress.ip_address(host.strip("[]")).is_loopback
+        except ValueError:
+            return False
+
+    class BrowserCookieJar(aiohttp.CookieJar):
+        def filter_cookies(self, request_url: URL = URL()) -> Any:
+            if request_url.scheme == "http" and loopback(request_url.raw_host or ""):
+                request_url = request_url.with_scheme("https")
+            return super().filter_cookies(request_url)
+
+    return BrowserCookieJar
+
+
 class HttpSession:
     """Requests for one source. Transient failures are retried; terminal ones raise at once."""
 
@@ -385,7 +414,7 @@ class HttpSession:
             self._own = aiohttp.ClientSession(
                 connector=self.client._connector,
                 connector_owner=False,
-                cookie_jar=aiohttp.CookieJar(unsafe=True),
+                cookie_jar=_browser_cookie_jar()(unsafe=True),
                 headers={"User-Agent": USER_AGENT},
             )
         return self._own
