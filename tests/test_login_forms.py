@@ -538,6 +538,43 @@ def test_a_refused_login_says_what_the_server_said(workdir: Path, refusal: int) 
     assert PASSWORD not in result.stdout + result.stderr + store_dump(workdir)
 
 
+def test_a_refusal_in_the_pages_charset_is_quoted_as_the_page_says_it(workdir: Path) -> None:
+    app = web.Application()
+    form = (
+        "<form method=post><input name=user><input type=password name=pw><button>Go</button></form>"
+    )
+    refusal = "<html><head><title>Fehler \u2013 403</title></head><body><p>Sitzung abgelaufen \u2013 bitte erneut anmelden (Pr\u00fcfsumme)</p></body></html>"
+
+    async def login_page(request: web.Request) -> web.Response:
+        return web.Response(text=form, content_type="text/html")
+
+    async def login_post(request: web.Request) -> web.Response:
+        body = refusal.encode("cp1252")
+        return web.Response(
+            body=body, status=403, headers={"Content-Type": "text/html; charset=windows-1252"}
+        )
+
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login_post)
+    with BackgroundServer(app) as url:
+        (workdir / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - name: app
+    type: html
+    url: {url}/stats
+    login: {{url: {url}/login, fields: {{user: me, pw: "${{APP_PASSWORD}}"}}}}
+    metrics: {{members: "#members"}}
+""")
+        (workdir / ".env").write_text(f"APP_PASSWORD={PASSWORD}\n")
+        run_kpi(workdir, "run")
+    assert run_errors(workdir) == (
+        f"login refused by {url}/login (HTTP 403): Fehler \u2013 403 Sitzung abgelaufen \u2013 "
+        "bitte erneut anmelden (Pr\u00fcfsumme); sent POST with user, pw; check the values in "
+        "`fields:`"
+    )
+
+
 def test_a_session_that_expires_after_the_login_logs_in_again(workdir: Path) -> None:
     with BackgroundServer(guarded_app(expired=1)) as url:
         guarded_config(workdir, url)

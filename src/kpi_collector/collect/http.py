@@ -706,7 +706,7 @@ def _page_text(response: Response) -> str:
     if not response.is_html:
         return _snippet(response.body)
     try:
-        doc = parse_html(response.text()[: _BODY_SNIPPET * 64], response.url)
+        doc = parse_html(_as_browser_reads(response)[: _BODY_SNIPPET * 64], response.url)
     except FormProblem:
         return ""
     for hidden in doc.xpath("//script|//style|//noscript|//template"):
