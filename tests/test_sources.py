@@ -317,6 +317,56 @@ def test_retry_after_parsing() -> None:
     assert retry_after_seconds("soon") is None
 
 
+@pytest.mark.parametrize(
+    ("header", "links"),
+    [
+        (
+            '<https://api.test/items?page=2&per_page=1>; rel="next", '
+            '<https://api.test/items?page=50&per_page=1>; rel="last"',
+            {
+                "next": "https://api.test/items?page=2&per_page=1",
+                "last": "https://api.test/items?page=50&per_page=1",
+            },
+        ),
+        # a comma inside the URL (`fields=id,name`) or a quoted parameter is no separator
+        (
+            '<https://api.test/items?fields=id,name&page=2>; rel="next", '
+            '<https://api.test/items?fields=id,name&page=9>; title="last, at 9"; rel="last"',
+            {
+                "next": "https://api.test/items?fields=id,name&page=2",
+                "last": "https://api.test/items?fields=id,name&page=9",
+            },
+        ),
+        # several relation types in one rel, any case (RFC 8288 3.3), unquoted
+        (
+            '<https://api.test/p/3>; rel="Next last", <https://api.test/p/1>;rel=prev',
+            {
+                "next": "https://api.test/p/3",
+                "last": "https://api.test/p/3",
+                "prev": "https://api.test/p/1",
+            },
+        ),
+    ],
+)
+def test_link_headers_are_read_as_rfc_8288_writes_them(header: str, links: dict[str, str]) -> None:
+    """A page count read from a `Link` header cut at a comma inside a URL pointed `next` at
+    `name&page=2`: the list stopped after its first page, and its length was wrong."""
+    from kpi_collector.demo.server import BackgroundServer
+
+    app = web.Application()
+
+    async def listing(request: web.Request) -> web.Response:
+        return web.json_response([1], headers={"Link": header})
+
+    async def fetch(url: str) -> dict[str, str]:
+        async with HttpClient() as client:
+            return (await client.session(timeout=3, retries=0).get(url)).links
+
+    app.router.add_get("/items", listing)
+    with BackgroundServer(app) as url:
+        assert asyncio.run(fetch(f"{url}/items")) == links
+
+
 def test_credentials_do_not_follow_a_redirect_to_another_host() -> None:
     from kpi_collector.demo.server import BackgroundServer
 

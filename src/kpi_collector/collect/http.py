@@ -189,18 +189,23 @@ class Response:
 
     @property
     def links(self) -> dict[str, str]:
-        """The `Link` header as {rel: url} (GitHub-style pagination)."""
+        """The `Link` header as {rel: url} (GitHub-style pagination), read as RFC 8288 writes
+        it: a comma inside `<...>` or a quoted parameter separates nothing, `rel` may name
+        several relation types, compared in lower case; the first link of a type wins."""
         out: dict[str, str] = {}
-        for part in self.headers.get("Link", "").split(","):
-            if ";" not in part:
-                continue
-            url, *params = part.split(";")
-            for param in params:
-                key, _, value = param.strip().partition("=")
-                if key == "rel":
-                    out[value.strip('"')] = url.strip().strip("<>")
+        for found in _LINK.finditer(self.headers.get("Link", "")):
+            for param in _LINK_PARAM.finditer(found.group("params")):
+                if param.group("name").lower() == "rel":
+                    for rel in (param.group("value") or "").strip('"').lower().split():
+                        out.setdefault(rel, found.group("url").strip())
         return out
 
+
+#: one link of a `Link` header (RFC 8288): `<url>` and its `; name=value` parameters
+_LINK = re.compile(
+    r'<(?P<url>[^>]*)>(?P<params>(?:\s*;\s*[^;,="]+(?:\s*=\s*(?:"[^"]*"|[^;,]*))?)*)'
+)
+_LINK_PARAM = re.compile(r';\s*(?P<name>[^;,="\s]+)\s*(?:=\s*(?P<value>"[^"]*"|[^;,]*))?')
 
 #: the first bytes of compressed data (RFC 1952 gzip, RFC 8878 zstd): no page starts so
 _COMPRESSED_MAGIC = ((b"\x1f\x8b\x08", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"))
