@@ -180,7 +180,11 @@ def hostile_app() -> web.Application:
         request.transport.close()
         return response
 
+    async def empty(request: web.Request) -> web.Response:
+        return web.Response(status=int(request.match_info["status"]), content_type="text/html")
+
     for path, handler in [
+        ("/empty/{status}", empty),
         ("/cut/{how}", cut),
         ("/unfollowed/{status}", unfollowed),
         ("/to-ftp", to_ftp),
@@ -407,6 +411,28 @@ def test_a_redirect_or_304_that_is_not_followed_is_an_error_saying_so(hostile: s
         "choices": f"HTTP 300 from {hostile}/unfollowed/300: a redirect to {hostile}/page, "
         "which is not followed (only 301, 302, 303, 307 and 308 are); set the URL to the "
         "page meant",
+    }
+
+
+def test_an_empty_answer_says_it_is_empty(hostile: str) -> None:
+    """A 204, or a 200 without a body (a proxy's, a server's before its app is up): the
+    source's error says the answer was empty, not that a selector matched nothing or that
+    the JSON lacks a value at line 1 column 1."""
+    result = run(
+        *(
+            kind(
+                name=f"{kind.type}_{status}", url=f"{hostile}/empty/{status}", metrics={"v": metric}
+            )
+            for kind, metric in ((HTML, "p"), (HttpJson, "value"))
+            for status in (200, 204)
+        )
+    )
+    assert result.values == {}
+    assert result.errors == {
+        f"{kind}_{status}": f"the answer from {hostile}/empty/{status} is empty (HTTP "
+        f"{status}): nothing to read; check the URL"
+        for kind in ("html", "http_json")
+        for status in (200, 204)
     }
 
 

@@ -145,9 +145,12 @@ class Response:
     def html_page(self) -> tuple[str, bytes | None]:
         """`html()`, and the body itself when that text is exactly the body read as UTF-8
         (no byte order mark, nothing replaced), else None: what an HTML parser can take
-        as it is, without encoding the text again."""
+        as it is, without encoding the text again. ExtractError for an empty answer, or
+        compressed bytes without their `Content-Encoding`."""
         from kpi_collector.collect.charset import decode_html
 
+        if not self.body.strip():
+            raise self._empty()
         for magic, coding in _COMPRESSED_MAGIC:
             if self.body.startswith(magic):
                 # a browser shows such a page as garbage too; say why nothing matches
@@ -168,12 +171,14 @@ class Response:
 
     def json(self) -> Any:
         """The body parsed as JSON; ExtractError (terminal, naming the URL without its query
-        and the start of the body) when it is not JSON.
+        and the start of the body) when it is not JSON, or is empty.
 
         UTF-8 (or UTF-16/32, by its BOM or its zero bytes), as RFC 8259 says JSON is, even
         when the header names another charset; a body that is none of them is read in the
         `Content-Type`'s charset when it names one (a Latin-1 or Shift_JIS service), else
         as UTF-8 with U+FFFD for what does not decode, as a browser's `response.json()`."""
+        if not self.body.strip():
+            raise self._empty()
         try:
             try:
                 return jsontext.loads(self.body)
@@ -186,6 +191,14 @@ class Response:
             raise ExtractError(
                 f"the answer from {url_without_query(self.url)} is not valid JSON ({exc}): {_snippet(self.body)}"
             ) from None
+
+    def _empty(self) -> ExtractError:
+        """The error for an answer with no body (a 204; a 200 of a proxy, or of a server
+        whose app is not up): nothing to read, which no selector should be blamed for."""
+        return ExtractError(
+            f"the answer from {url_without_query(self.url)} is empty (HTTP {self.status}): "
+            "nothing to read; check the URL"
+        )
 
     @property
     def links(self) -> dict[str, str]:
