@@ -1126,7 +1126,8 @@ def _status_error(
     message = f"HTTP {status} from {url_without_query(response.url)}: {hint}"
     if retry_after is not None and (status == 429 or status >= 500):
         message += f" (retry after {retry_after:.0f}s)"
-    body = _snippet(response.body)
+    # an HTML error page by what it says (a CDN's block page is kilobytes of styles first)
+    body = _page_text(response)
     if body:
         message += f" — {body}"
     return HttpError(message, status=status, url=response.url, retry_after=retry_after)
