@@ -575,6 +575,50 @@ sources:
     )
 
 
+def test_a_password_echoed_as_a_legacy_form_sent_it_stays_hidden(workdir: Path) -> None:
+    """On a windows-1252 form a password goes as its bytes in that charset (`M%FCller`),
+    what the charset lacks as `&#NNNN;`: a server that echoes it back in either form, in a
+    refusal, never has it shown."""
+    from html import escape
+    from urllib.parse import parse_qsl
+
+    password = "Kennwort-\u2713-M\u00fcller-7781"
+    app = web.Application()
+    form = "<meta charset=windows-1252><form method=post><input name=user><input type=password name=pw><button>Go</button></form>"
+
+    async def login_page(request: web.Request) -> web.Response:
+        return web.Response(body=form.encode(), headers={"Content-Type": "text/html"})
+
+    async def login_post(request: web.Request) -> web.Response:
+        raw = (await request.read()).decode("ascii")
+        typed = dict(parse_qsl(raw, encoding="cp1252"))["pw"]
+        page = f"<p>Falsches Kennwort: {escape(typed)}</p><p>Anfrage: {escape(raw)}</p>"
+        return web.Response(
+            body=page.encode("cp1252", "xmlcharrefreplace"),
+            status=403,
+            headers={"Content-Type": "text/html; charset=windows-1252"},
+        )
+
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login_post)
+    with BackgroundServer(app) as url:
+        (workdir / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - name: app
+    type: html
+    url: {url}/stats
+    login: {{url: {url}/login, fields: {{user: me, pw: "${{APP_PASSWORD}}"}}}}
+    metrics: {{members: "#members"}}
+""")
+        (workdir / ".env").write_text(f"APP_PASSWORD={password}\n", encoding="utf-8")
+        result = run_kpi(workdir, "run")
+    error = run_errors(workdir)
+    assert error.startswith(f"login refused by {url}/login (HTTP 403): Falsches Kennwort: ")
+    for shown in (error, result.stdout + result.stderr, store_dump(workdir)):
+        assert "M\u00fcller" not in shown and "M%FCller" not in shown, shown
+
+
 def test_a_session_that_expires_after_the_login_logs_in_again(workdir: Path) -> None:
     with BackgroundServer(guarded_app(expired=1)) as url:
         guarded_config(workdir, url)

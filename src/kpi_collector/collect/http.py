@@ -25,7 +25,14 @@ from kpi_collector.collect import jsontext
 from kpi_collector.collect.retry import BACKOFF, MAX_RETRY_AFTER, retrying
 from kpi_collector.config.models import MAX_BYTES
 from kpi_collector.errors import ExtractError, HttpError, LoginError
-from kpi_collector.secrets import Secret, redact, redact_cut, remember_basic, reveal
+from kpi_collector.secrets import (
+    Secret,
+    redact,
+    redact_cut,
+    remember,
+    remember_basic,
+    reveal,
+)
 
 log = logging.getLogger("kpi_collector.http")
 
@@ -627,6 +634,7 @@ class HttpSession:
         target = url_without_query(filled.url)
         if form.submit_url is None:  # the user's own `submit_url:` may go anywhere
             _check_destination(page.url, filled.url)
+        _remember_as_sent(filled, [reveal(value) or "" for value in form.fields.values()])
         log.debug(
             "login: sending %s to %s (fields: %s)",
             filled.method,
@@ -660,6 +668,21 @@ class HttpSession:
         _check_login(form, filled, result)
         log.debug("login: accepted by %s", redact(target))
         return result
+
+
+def _remember_as_sent(filled: FilledForm, values: list[str]) -> None:
+    """Mark the forms a login's values take in a legacy charset as secret too (`remember`
+    knows their UTF-8 forms): what a server echoes of them, `M%FCller` of a windows-1252
+    form, `&#10003;` for what the charset lacks."""
+    from urllib.parse import quote, quote_plus
+
+    for value in values:
+        sent = filled.encode(value)
+        if sent == value.encode():
+            continue
+        remember(sent.decode(filled.codec))  # what the server decoded, char refs and all
+        for encode in (quote, quote_plus):
+            remember(encode(sent, safe=""))
 
 
 def _check_destination(page_url: str, form_url: str) -> None:
