@@ -367,6 +367,40 @@ def test_link_headers_are_read_as_rfc_8288_writes_them(header: str, links: dict[
         assert asyncio.run(fetch(f"{url}/items")) == links
 
 
+def test_a_credential_with_a_trailing_newline_is_sent_trimmed(site: Site) -> None:
+    """A token pasted with its line end (a CI secret set from `echo`, a file read whole):
+    a header value has no surrounding whitespace (RFC 9110 5.5), so it goes trimmed; a
+    line break inside a value is an error naming the header, never aiohttp's ValueError
+    ("Potential header injection attack") nor the value."""
+    url, _ = site
+    result = run(
+        HttpJson(
+            name="b",
+            url=f"{url}/auth/bearer",
+            auth={"bearer": f"{TOKEN}\n"},
+            metrics={"v": "value"},
+        ),
+        HttpJson(
+            name="h",
+            url=f"{url}/auth/header",
+            auth={"header": {"X-Api-Key": f" {TOKEN}\r\n"}},
+            metrics={"v": "value"},
+        ),
+        HttpJson(
+            name="inside",
+            url=f"{url}/auth/header",
+            headers={"X-Api-Key": f"{TOKEN}\nX-Admin: 1"},
+            metrics={"v": "value"},
+        ),
+    )
+    assert result.values == {"b.v": 1, "h.v": 3}
+    assert result.errors == {
+        "inside": f"the header X-Api-Key for {url}/auth/header holds a line break or another "
+        "control character inside its value; a header value is one line: check it (and the "
+        "variable it comes from)"
+    }
+
+
 def test_credentials_do_not_follow_a_redirect_to_another_host() -> None:
     from kpi_collector.demo.server import BackgroundServer
 

@@ -486,6 +486,18 @@ class HttpSession:
         all_params = {k: str(v) for k, v in (params or {}).items()}
         if self.auth is not None and credentials:
             self.auth.apply(all_headers, all_params)
+        for name, value in all_headers.items():
+            if value != (trimmed := value.strip(" \t\r\n")) or _HEADER_CONTROL.search(value):
+                if _HEADER_CONTROL.search(trimmed):
+                    raise HttpError(
+                        f"the header {printable(name)} for {url_without_query(url)} holds a line "
+                        "break or another control character inside its value; a header value is "
+                        "one line: check it (and the variable it comes from)",
+                        url=url,
+                        transient=False,
+                    )
+                # a token pasted with its line end: no field value has surrounding whitespace
+                all_headers[name] = trimmed
 
         async def attempt() -> Response:
             try:
@@ -1029,6 +1041,8 @@ def redirect_error(chain: list[str]) -> HttpError:
     )
 
 
+#: what no header value may hold (RFC 9110 5.5): C0 controls but tab, and DEL
+_HEADER_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 #: the TLS handshake's reasons when the other end answered in plain HTTP (OpenSSL's names)
 _PLAIN_HTTP = (
     "WRONG_VERSION_NUMBER",
