@@ -619,6 +619,18 @@ sources:
         assert "M\u00fcller" not in shown and "M%FCller" not in shown, shown
 
 
+def test_a_password_with_a_trailing_line_end_is_typed_without_it(workdir: Path) -> None:
+    """A password from the environment with its line end (a CI secret set from `echo`): no
+    one types a line break into a password input (the standard strips them from its value),
+    so it goes without; so does a query key's."""
+    with BackgroundServer(guarded_app()) as url:
+        guarded_config(workdir, url)
+        (workdir / ".env").unlink()
+        result = run_kpi(workdir, "run", env={"APP_PASSWORD": f"{PASSWORD}\r\n"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(workdir) == [("community.members", 2048.0), ("other.fields", 3.0)]
+
+
 def test_a_session_that_expires_after_the_login_logs_in_again(workdir: Path) -> None:
     with BackgroundServer(guarded_app(expired=1)) as url:
         guarded_config(workdir, url)

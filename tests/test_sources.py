@@ -387,17 +387,47 @@ def test_a_credential_with_a_trailing_newline_is_sent_trimmed(site: Site) -> Non
             metrics={"v": "value"},
         ),
         HttpJson(
+            name="q",
+            url=f"{url}/auth/query",
+            auth={"query": {"key": f"{TOKEN}\n"}},
+            metrics={"v": "value"},
+        ),
+        HttpJson(
             name="inside",
             url=f"{url}/auth/header",
             headers={"X-Api-Key": f"{TOKEN}\nX-Admin: 1"},
             metrics={"v": "value"},
         ),
     )
-    assert result.values == {"b.v": 1, "h.v": 3}
+    assert result.values == {"b.v": 1, "h.v": 3, "q.v": 4}
     assert result.errors == {
         "inside": f"the header X-Api-Key for {url}/auth/header holds a line break or another "
         "control character inside its value; a header value is one line: check it (and the "
         "variable it comes from)"
+    }
+
+
+def test_a_trimmed_credential_echoed_back_stays_hidden() -> None:
+    """The token goes without its line end; a server that echoes what it got (a 401 quoting
+    the header, a form quoting the user) shows that trimmed value, which is masked too."""
+    from kpi_collector.demo.server import BackgroundServer
+
+    async def echo(request: web.Request) -> web.Response:
+        said = request.headers.get("Authorization") or request.headers.get("X-Key") or ""
+        return web.json_response({"message": f"bad credentials: {said.split()[-1]}"}, status=401)
+
+    app = web.Application()
+    app.router.add_get("/x", echo)
+    token, key = "9f8e7d6c5b4a-bearer-echo", "1a2b3c4d5e6f-header-echo"
+    with BackgroundServer(app) as url:
+        result = run(
+            HttpJson(name="b", url=f"{url}/x", auth={"bearer": f"{token}\n"}, metrics={"v": "v"}),
+            HttpJson(name="h", url=f"{url}/x", headers={"X-Key": f"{key}\r\n"}, metrics={"v": "v"}),
+        )
+    assert result.errors == {
+        name: f"HTTP 401 from {url}/x: unauthorized: the credentials are missing or wrong — "
+        '{"message": "bad credentials: ***"}'
+        for name in ("b", "h")
     }
 
 

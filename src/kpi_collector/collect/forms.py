@@ -359,7 +359,9 @@ def _option_value(option: HtmlElement) -> str:
 
 def _typed_in(entries: list[tuple[str, str]], fields: Mapping[str, str]) -> list[tuple[str, str]]:
     """`fields` typed into the form: each replaces the first entry of its name (and drops
-    the others of that name); a name the form lacks is added at the end."""
+    the others of that name); a name the form lacks is added at the end. A value's line
+    ends at its start or end are left out (a secret pasted with its newline): no one types
+    them into a one-line input."""
     out: list[tuple[str, str]] = []
     done: set[str] = set()
     for name, value in entries:
@@ -367,9 +369,9 @@ def _typed_in(entries: list[tuple[str, str]], fields: Mapping[str, str]) -> list
             if name in done:
                 continue
             done.add(name)
-            value = fields[name]
+            value = fields[name].strip("\r\n")
         out.append((name, value))
-    out += [(name, value) for name, value in fields.items() if name not in done]
+    out += [(name, value.strip("\r\n")) for name, value in fields.items() if name not in done]
     return out
 
 

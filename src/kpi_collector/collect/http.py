@@ -13,7 +13,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
@@ -73,6 +73,8 @@ class Auth(BaseModel):
         if self.basic is not None:  # a server may echo the header: base64 of user:password
             user, password = self.basic
             remember_basic(reveal(user) or "", password.get())
+        secrets = [self.bearer, *(self.basic or ()), *(self.header or {}).values()]
+        remember_trimmed(reveal(value) or "" for value in [*secrets, *(self.query or {}).values()])
         return self
 
     def apply(self, headers: dict[str, str], params: dict[str, str]) -> None:
@@ -88,8 +90,8 @@ class Auth(BaseModel):
             headers["Authorization"] = f"Basic {token}"
         elif self.header is not None:
             headers.update({k: v.get() for k, v in self.header.items()})
-        elif self.query is not None:
-            params.update({k: v.get() for k, v in self.query.items()})
+        elif self.query is not None:  # a key pasted with its line end goes without it
+            params.update({k: v.get().strip("\r\n") for k, v in self.query.items()})
 
 
 class LoginForm(BaseModel):
@@ -107,6 +109,12 @@ class LoginForm(BaseModel):
     success: str | None = None  # CSS selector that is present only when logged in
     failure: str | None = None  # CSS selector that is present only when the login failed
 
+    @field_validator("fields")
+    @classmethod
+    def _trimmed(cls, value: dict[str, Secret]) -> dict[str, Secret]:
+        remember_trimmed(secret.get() for secret in value.values())
+        return value
+
     @field_validator("form", "success", "failure")
     @classmethod
     def _css(cls, value: str | None) -> str | None:
@@ -118,6 +126,16 @@ class LoginForm(BaseModel):
             except Exception as exc:  # SelectorSyntaxError, ExpressionError (unsupported)
                 raise ValueError(f"{value!r} is not a CSS selector: {exc}") from None
         return value
+
+
+def remember_trimmed(values: Iterable[str]) -> None:
+    """Mark as secret the trimmed form of each of `values` that has whitespace around it
+    (a token pasted with its newline): what a request sends of it (header values trimmed,
+    the line ends of typed fields and query keys left out), which a server may echo."""
+    for value in values:
+        trimmed = value.strip(" \t\r\n")
+        if trimmed and trimmed != value:
+            remember(trimmed)
 
 
 @dataclass(slots=True)

@@ -20,6 +20,7 @@ from kpi_collector.collect.http import (
     Response,
     check_http_url,
     refresh_error,
+    remember_trimmed,
     shows_login_form,
     url_without_query,
 )
@@ -62,6 +63,7 @@ class HttpSource(Source):
     @classmethod
     def _secret_values(cls, value: dict[str, str]) -> dict[str, str]:
         remember_values(value)
+        remember_trimmed(v for v in value.values() if isinstance(v, str))
         return value
 
     @field_validator("url")
