@@ -183,7 +183,16 @@ def hostile_app() -> web.Application:
     async def empty(request: web.Request) -> web.Response:
         return web.Response(status=int(request.match_info["status"]), content_type="text/html")
 
+    asked = [0]
+
+    async def unknown_status(request: web.Request) -> web.Response:
+        if "count" in request.query:
+            return web.json_response({"value": asked[0]})
+        asked[0] += 1
+        return web.Response(status=999, text="Request denied")
+
     for path, handler in [
+        ("/status-999", unknown_status),
         ("/empty/{status}", empty),
         ("/cut/{how}", cut),
         ("/unfollowed/{status}", unfollowed),
@@ -411,6 +420,20 @@ def test_a_redirect_or_304_that_is_not_followed_is_an_error_saying_so(hostile: s
         "choices": f"HTTP 300 from {hostile}/unfollowed/300: a redirect to {hostile}/page, "
         "which is not followed (only 301, 302, 303, 307 and 308 are); set the URL to the "
         "page meant",
+    }
+
+
+def test_a_status_http_does_not_define_is_no_server_error(hostile: str) -> None:
+    """LinkedIn answers bots with 999: not a 5xx, so neither "server error" nor a retry
+    (the same refusal comes back)."""
+    result = run(
+        HttpJson(name="li", url=f"{hostile}/status-999", metrics={"v": "value"}), retries=2
+    )
+    count = run(HttpJson(name="n", url=f"{hostile}/status-999?count=1", metrics={"v": "value"}))
+    assert count.values == {"n.v": 1}
+    assert result.errors == {
+        "li": f"HTTP 999 from {hostile}/status-999: a status HTTP does not define (LinkedIn "
+        "refuses automated requests with 999) — Request denied"
     }
 
 

@@ -1167,6 +1167,10 @@ def _status_error(
     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
     hints = _STATUS_HINTS if credentials else _HINTS_WITHOUT_CREDENTIALS
     hint = hints.get(status, "server error" if status >= 500 else "request refused")
+    # 999 and the like: no server error, and the same refusal comes back on a retry
+    defined = status < 600
+    if not defined:
+        hint = "a status HTTP does not define (LinkedIn refuses automated requests with 999)"
     if (
         status in (401, 403)
         and left_behind is not None
@@ -1185,4 +1189,10 @@ def _status_error(
     body = _page_text(response)
     if body:
         message += f" — {body}"
-    return HttpError(message, status=status, url=response.url, retry_after=retry_after)
+    return HttpError(
+        message,
+        status=status,
+        url=response.url,
+        retry_after=retry_after,
+        transient=None if defined else False,
+    )
