@@ -631,6 +631,23 @@ def test_a_password_with_a_trailing_line_end_is_typed_without_it(workdir: Path) 
     assert stored(workdir) == [("community.members", 2048.0), ("other.fields", 3.0)]
 
 
+def test_a_login_page_that_fails_to_load_says_it_was_the_login_page(workdir: Path) -> None:
+    """The login URL is wrong (the site moved its sign-in): the 404 names the login page, so
+    the user fixes `login: url:`, not the page's `url:`, which is fine."""
+    with BackgroundServer(guarded_app()) as url:
+        guarded_config(workdir, url)
+        config = (workdir / "kpi.yaml").read_text()
+        (workdir / "kpi.yaml").write_text(
+            config.replace(f"url: {url}/login,", f"url: {url}/signin,", 1)
+        )
+        result = run_kpi(workdir, "run")
+    assert result.returncode == 1
+    assert run_errors(workdir) == (
+        f"HTTP 404 from {url}/signin (the login page, `login: url:`): not found: check the URL "
+        "or the name in the config — 404: Not Found"
+    )
+
+
 def test_a_session_that_expires_after_the_login_logs_in_again(workdir: Path) -> None:
     with BackgroundServer(guarded_app(expired=1)) as url:
         guarded_config(workdir, url)

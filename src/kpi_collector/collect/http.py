@@ -639,7 +639,19 @@ class HttpSession:
         from kpi_collector.collect.forms import FormProblem, fill, find_form, parse_html
 
         log.debug("login: reading the form on %s", redact(url_without_query(form.url)))
-        page = await self.get(form.url)
+        try:
+            page = await self.get(form.url)
+        except HttpError as exc:
+            # which of the source's two URLs failed: this one is `login: url:`
+            where = url_without_query(exc.url or form.url)
+            said = str(exc).replace(where, f"{where} (the login page, `login: url:`)", 1)
+            raise HttpError(
+                said if said != str(exc) else f"{exc} (the login page, `login: url:`)",
+                status=exc.status,
+                url=exc.url,
+                retry_after=exc.retry_after,
+                transient=exc.transient,
+            ) from None
         where = url_without_query(page.url)
         try:
             # read as a browser reads it: its hidden values as the page has them, and its
