@@ -431,6 +431,37 @@ def test_a_trimmed_credential_echoed_back_stays_hidden() -> None:
     }
 
 
+def test_a_page_that_sets_a_cookie_and_redirects_to_itself_is_read(tmp_path: Path) -> None:
+    """A session check or cookie wall: the first answer sets a cookie and sends back to the
+    same URL, which a browser then loads; without a cookie jar the redirect went round in a
+    circle ('redirect loop'). A loop that sets no cookie stays an error."""
+    from kpi_collector.demo.server import BackgroundServer
+
+    async def walled(request: web.Request) -> web.Response:
+        if request.cookies.get("visited") != "1":
+            response = web.HTTPFound(str(request.rel_url))
+            response.set_cookie("visited", "1", path="/")
+            raise response
+        return web.Response(text="<p id=n>2,048</p>", content_type="text/html")
+
+    async def circle(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/circle")
+
+    app = web.Application()
+    app.router.add_get("/stats", walled)
+    app.router.add_get("/circle", circle)
+    with BackgroundServer(app) as url:
+        result = run(
+            HTML(name="walled", url=f"{url}/stats?from=kpi", metrics={"n": "#n"}),
+            HTML(name="circle", url=f"{url}/circle", metrics={"n": "#n"}),
+        )
+    assert result.values == {"walled.n": 2048}
+    assert list(result.errors) == ["circle"]
+    assert result.errors["circle"].startswith(
+        f"redirect loop: {url}/circle was redirected 10 times"
+    )
+
+
 def test_credentials_do_not_follow_a_redirect_to_another_host() -> None:
     from kpi_collector.demo.server import BackgroundServer
 

@@ -332,6 +332,12 @@ _STATUS_HINTS = {
 _HINTS_WITHOUT_CREDENTIALS = {**_STATUS_HINTS, 403: "forbidden"}
 
 
+class CookieRedirectLoop(HttpError):
+    """Redirects that went round in a circle while their answers set cookies, in a session
+    that keeps none (`cookies=False`): a site that sets a cookie and sends back to the page
+    (a session check, a cookie wall) loops only without them; ask again keeping cookies."""
+
+
 @dataclass
 class HttpClient:
     """One per run: the connection pool shared by every source, with at most `concurrency`
@@ -528,7 +534,11 @@ class HttpSession:
                 target = last.headers.get("Location") if last is not None else None
                 if last is not None and target:
                     chain.append(urljoin(str(last.url), target))
-                raise redirect_error(chain) from None
+                error = redirect_error(chain)
+                if not self._cookies and any("Set-Cookie" in r.headers for r in exc.history):
+                    # a cookie it set and then asked for: a browser would have had it
+                    raise CookieRedirectLoop(str(error), url=error.url, transient=False) from None
+                raise error from None
             except (
                 aiohttp.InvalidUrlRedirectClientError,
                 aiohttp.NonHttpUrlRedirectClientError,

@@ -15,6 +15,7 @@ from kpi_collector.collect.extract import Metric, coerce_metric, extract_all
 from kpi_collector.collect.http import (
     MAX_REFRESHES,
     Auth,
+    CookieRedirectLoop,
     HttpSession,
     LoginForm,
     Response,
@@ -87,10 +88,18 @@ class HttpSource(Source):
         `<meta http-equiv=refresh>`, or None (an `html` source reads it off the page it
         parses); each such URL is read in the same session (its cookies; its auth, headers
         and params only on `url`'s origin), at most `MAX_REFRESHES` in a row, and a
-        refresh back to a page already read is an error."""
+        refresh back to a page already read is an error. A page that sets a cookie and
+        redirects back to itself (a session check) is asked again keeping cookies, as a
+        browser keeps them."""
         session = ctx.http(auth=self.auth, headers=self.headers, cookies=self.login is not None)
         try:
-            response = await self._fetch(session)
+            try:
+                response = await self._fetch(session)
+            except CookieRedirectLoop:
+                # it set a cookie and sent back to the page: once more, keeping cookies
+                await session.close()
+                session = ctx.http(auth=self.auth, headers=self.headers, cookies=True)
+                response = await self._fetch(session)
             if refresh is None:
                 return response
             chain = [response.url]
