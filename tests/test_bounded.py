@@ -159,7 +159,43 @@ def hostile_app() -> web.Application:
     async def huge_header(request: web.Request) -> web.Response:
         return web.Response(text="{}", headers={"X-Padding": "a" * 100_000})
 
+    async def unfollowed(request: web.Request) -> web.Response:
+        # 304 to a request that asked for no cached copy; a 302 without a Location (a
+        # framework's redirect whose target was never set); a 300 with one
+        status = int(request.match_info["status"])
+        headers = {"Location": "/page"} if status == 300 else {}
+        body = b"" if status == 304 else b'{"value": 1}'
+        return web.Response(status=status, body=body, headers=headers, content_type="text/html")
+
+    async def cut(request: web.Request) -> web.StreamResponse:
+        # the connection closes after `{"value": 12` of a body that says it is longer
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if request.match_info["how"] == "length":
+            response.content_length = 100
+        else:
+            response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(b'{"value": 12')
+        assert request.transport is not None
+        request.transport.close()
+        return response
+
+    async def empty(request: web.Request) -> web.Response:
+        return web.Response(status=int(request.match_info["status"]), content_type="text/html")
+
+    asked = [0]
+
+    async def unknown_status(request: web.Request) -> web.Response:
+        if "count" in request.query:
+            return web.json_response({"value": asked[0]})
+        asked[0] += 1
+        return web.Response(status=999, text="Request denied")
+
     for path, handler in [
+        ("/status-999", unknown_status),
+        ("/empty/{status}", empty),
+        ("/cut/{how}", cut),
+        ("/unfollowed/{status}", unfollowed),
         ("/to-ftp", to_ftp),
         ("/huge-header", huge_header),
         ("/nested", nested),
@@ -364,6 +400,79 @@ def test_answers_that_are_not_http_to_read_are_terminal_errors_saying_why(hostil
         f"the answer from {hostile}/huge-header is not HTTP this client reads: Got more than "
         "8190 bytes when reading"
     )
+
+
+def test_a_redirect_or_304_that_is_not_followed_is_an_error_saying_so(hostile: str) -> None:
+    """A 3xx answer that is left as it is (no Location, a status no client follows, a 304
+    though nothing was cached) holds no page: an error naming it, not `matched nothing` or
+    `not valid JSON` on its empty body, nor a number read from it."""
+    result = run(
+        HTML(name="stale", url=f"{hostile}/unfollowed/304", metrics={"v": "p"}),
+        HttpJson(name="nowhere", url=f"{hostile}/unfollowed/302", metrics={"v": "value"}),
+        HttpJson(name="choices", url=f"{hostile}/unfollowed/300", metrics={"v": "value"}),
+    )
+    assert result.values == {}
+    assert result.errors == {
+        "stale": f"HTTP 304 (not modified) from {hostile}/unfollowed/304, though the request "
+        "asked for no cached copy: the server, or a cache in front of it, answers wrongly",
+        "nowhere": f"HTTP 302 from {hostile}/unfollowed/302: a redirect without a `Location` "
+        "to follow; the server's answer is incomplete, check the URL",
+        "choices": f"HTTP 300 from {hostile}/unfollowed/300: a redirect to {hostile}/page, "
+        "which is not followed (only 301, 302, 303, 307 and 308 are); set the URL to the "
+        "page meant",
+    }
+
+
+def test_a_status_http_does_not_define_is_no_server_error(hostile: str) -> None:
+    """LinkedIn answers bots with 999: not a 5xx, so neither "server error" nor a retry
+    (the same refusal comes back)."""
+    result = run(
+        HttpJson(name="li", url=f"{hostile}/status-999", metrics={"v": "value"}), retries=2
+    )
+    count = run(HttpJson(name="n", url=f"{hostile}/status-999?count=1", metrics={"v": "value"}))
+    assert count.values == {"n.v": 1}
+    assert result.errors == {
+        "li": f"HTTP 999 from {hostile}/status-999: a status HTTP does not define (LinkedIn "
+        "refuses automated requests with 999) — Request denied"
+    }
+
+
+def test_an_empty_answer_says_it_is_empty(hostile: str) -> None:
+    """A 204, or a 200 without a body (a proxy's, a server's before its app is up): the
+    source's error says the answer was empty, not that a selector matched nothing or that
+    the JSON lacks a value at line 1 column 1."""
+    result = run(
+        *(
+            kind(
+                name=f"{kind.type}_{status}", url=f"{hostile}/empty/{status}", metrics={"v": metric}
+            )
+            for kind, metric in ((HTML, "p"), (HttpJson, "value"))
+            for status in (200, 204)
+        )
+    )
+    assert result.values == {}
+    assert result.errors == {
+        f"{kind}_{status}": f"the answer from {hostile}/empty/{status} is empty (HTTP "
+        f"{status}): nothing to read; check the URL"
+        for kind in ("html", "http_json")
+        for status in (200, 204)
+    }
+
+
+def test_a_body_cut_before_its_announced_end_says_so(hostile: str) -> None:
+    """The connection closes before the `Content-Length` or the last chunk: worth a retry
+    (transient), and the error says the answer was cut, not that the host was unreachable."""
+    result = run(
+        HttpJson(name="length", url=f"{hostile}/cut/length", metrics={"v": "value"}),
+        HttpJson(name="chunked", url=f"{hostile}/cut/chunked", metrics={"v": "value"}),
+    )
+    assert result.values == {}
+    assert result.errors == {
+        "length": f"the answer from {hostile}/cut/length was cut short: 12 of the 100 bytes "
+        "its Content-Length announced came before the connection closed",
+        "chunked": f"the answer from {hostile}/cut/chunked was cut short: the connection "
+        "closed before its last chunk",
+    }
 
 
 def test_a_long_redirect_chain_says_how_many_hops(hostile: str) -> None:

@@ -155,3 +155,63 @@ def test_replacement_labels_are_an_error_naming_the_label() -> None:
     for label in ("hz-gb-2312", "iso-2022-cn", "csiso2022kr"):
         with pytest.raises(ExtractError, match=label):
             decode_html(f"text/html; charset={label}", b"<p>1</p>")
+
+
+# path: (Content-Type, body)
+JSON_ANSWERS: dict[str, tuple[str, bytes]] = {
+    # declared, and the bytes are not UTF-8: the declared charset reads them
+    "/latin1": (
+        "application/json; charset=iso-8859-1",
+        '{"abonn\u00e9s": 1234, "ville": "Li\u00e8ge"}'.encode("cp1252"),
+    ),
+    "/sjis": ("application/json; charset=Shift_JIS", '{"\u4eba\u6570": 1234}'.encode("cp932")),
+    # declared wrongly: valid UTF-8 is UTF-8 (RFC 8259: the label has no effect)
+    "/mislabelled": (
+        "application/json; charset=iso-8859-1",
+        '{"abonn\u00e9s": 1234}'.encode(),
+    ),
+    # not declared: what is not UTF-8 becomes U+FFFD, as a browser's `response.json()` reads
+    # it; a number is ASCII, never touched
+    "/undeclared": ("application/json", '{"n": 1234, "ville": "Li\u00e8ge"}'.encode("cp1252")),
+    "/utf16-bom": ("application/json", '\ufeff{"n": 1234}'.encode("utf-16-le")),
+}
+
+
+def test_json_answers_that_are_not_utf8_read_as_declared(workdir: Path) -> None:
+    """An API that sends JSON in its platform's charset (a PHP or .NET service in Latin-1
+    or Shift_JIS) failed as a whole ('not valid JSON', 'utf-8' codec can't decode) though
+    every number in it was readable; a key with an accent or in kanji matched nothing."""
+    from kpi_collector.sources import HttpJson
+    from tests.fakes.collect import run
+
+    app = web.Application()
+    for path, (content_type, body) in JSON_ANSWERS.items():
+
+        async def handler(
+            request: web.Request, body: bytes = body, content_type: str = content_type
+        ) -> web.Response:
+            return web.Response(body=body, headers={"Content-Type": content_type})
+
+        app.router.add_get(path, handler)
+    metric = {
+        "/latin1": '"abonn\u00e9s"',
+        "/sjis": '"\u4eba\u6570"',
+        "/mislabelled": '"abonn\u00e9s"',
+        "/undeclared": "n",
+        "/utf16-bom": "n",
+    }
+    with BackgroundServer(app) as url:
+        result = run(
+            *(
+                HttpJson(
+                    name=path.strip("/").replace("-", "_"),
+                    url=url + path,
+                    metrics={"v": metric[path]},
+                )
+                for path in JSON_ANSWERS
+            )
+        )
+    assert result.errors == {}
+    assert result.values == {
+        f"{path.strip('/').replace('-', '_')}.v": 1234 for path in JSON_ANSWERS
+    }

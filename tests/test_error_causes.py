@@ -111,6 +111,38 @@ sources:
     ]
 
 
+def test_an_html_error_page_is_quoted_by_what_it_says_not_its_markup(workdir: Path) -> None:
+    """A CDN's block page is kilobytes of styles and scripts before its words: the error
+    quotes its title and visible text (in its charset), not the first 200 characters of
+    markup."""
+    app = web.Application()
+    style = "body{margin:0;padding:0}" * 40
+    page = (
+        '<!DOCTYPE html><!--[if lt IE 7]> <html class="no-js ie6 oldie" lang="en-US"> <![endif]-->'
+        f"<html><head><title>Attention Required! | Cloudflare</title><style>{style}</style>"
+        "<script>window._cf_chl_opt={cvId: '3'};</script></head><body>"
+        "<h1>Sorry, you have been blocked</h1><p>You are unable to access stats.example \u2013 "
+        "Ray ID: 8f2a</p></body></html>"
+    )
+
+    async def blocked(request: web.Request) -> web.Response:
+        body = page.encode("cp1252")
+        return web.Response(status=403, body=body, content_type="text/html", charset="windows-1252")
+
+    app.router.add_get("/stats", blocked)
+    with BackgroundServer(app) as url:
+        (workdir / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - {{name: page, type: html, url: "{url}/stats", metrics: {{n: "#n"}}}}
+""")
+        run_kpi(workdir, "run")
+    assert run_errors(workdir) == [
+        f"HTTP 403 from {url}/stats: forbidden — Attention Required! | Cloudflare Sorry, you "
+        "have been blocked You are unable to access stats.example \u2013 Ray ID: 8f2a"
+    ]
+
+
 CRM = """\
 sources:
   - name: crm

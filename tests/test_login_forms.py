@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -335,6 +336,37 @@ def test_checkboxes_radios_and_selects_send_what_a_browser_sends() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("encoding", "accept", "charset", "query"),
+    [
+        ("cp1252", None, "windows-1252", "q=M%FCller+%26%2310003%3B"),
+        ("cp932", None, "Shift_JIS", "q=M%26%23252%3Bller+%26%2310003%3B"),
+        ("utf-16-le", None, "UTF-8", "q=M%C3%BCller+%E2%9C%93"),
+        ("cp932", "UTF-8", "UTF-8", "q=M%C3%BCller+%E2%9C%93"),
+        ("utf-8", "nonsense koi8-r", "KOI8-R", "q=M%26%23252%3Bller+%26%2310003%3B"),
+        ("utf-8", "nonsense", "UTF-8", "q=M%C3%BCller+%E2%9C%93"),
+    ],
+)
+def test_a_form_is_encoded_in_its_charset_and_says_which(
+    encoding: str, accept: str | None, charset: str, query: str
+) -> None:
+    """The page's encoding, else the first known label of `accept-charset`; `_charset_`
+    says which; a character the charset lacks goes as `&#NNNN;`."""
+    attribute = f' accept-charset="{accept}"' if accept is not None else ""
+    doc = parse_html(
+        f"<form{attribute}><input name=q><input type=hidden name=_charset_></form>", PAGE
+    )
+    form = fill(
+        doc,
+        find_form(doc, None),
+        page_url=PAGE,
+        fields={"q": "M\u00fcller \u2713"},
+        encoding=encoding,
+    )
+    assert (form.charset, form.entries[-1]) == (charset, ("_charset_", charset))
+    assert form.url.split("?")[1].split("&")[0] == query
+
+
 def test_base_href_and_formaction_resolve_like_a_browser() -> None:
     html = """<head><base href="https://auth.example/v2/"></head><form action="login" method=post>
       <input type=password name=p><button formaction="../sso">Go</button></form>"""
@@ -506,12 +538,184 @@ def test_a_refused_login_says_what_the_server_said(workdir: Path, refusal: int) 
     assert PASSWORD not in result.stdout + result.stderr + store_dump(workdir)
 
 
+def test_a_refusal_in_the_pages_charset_is_quoted_as_the_page_says_it(workdir: Path) -> None:
+    app = web.Application()
+    form = (
+        "<form method=post><input name=user><input type=password name=pw><button>Go</button></form>"
+    )
+    refusal = "<html><head><title>Fehler \u2013 403</title></head><body><p>Sitzung abgelaufen \u2013 bitte erneut anmelden (Pr\u00fcfsumme)</p></body></html>"
+
+    async def login_page(request: web.Request) -> web.Response:
+        return web.Response(text=form, content_type="text/html")
+
+    async def login_post(request: web.Request) -> web.Response:
+        body = refusal.encode("cp1252")
+        return web.Response(
+            body=body, status=403, headers={"Content-Type": "text/html; charset=windows-1252"}
+        )
+
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login_post)
+    with BackgroundServer(app) as url:
+        (workdir / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - name: app
+    type: html
+    url: {url}/stats
+    login: {{url: {url}/login, fields: {{user: me, pw: "${{APP_PASSWORD}}"}}}}
+    metrics: {{members: "#members"}}
+""")
+        (workdir / ".env").write_text(f"APP_PASSWORD={PASSWORD}\n")
+        run_kpi(workdir, "run")
+    assert run_errors(workdir) == (
+        f"login refused by {url}/login (HTTP 403): Fehler \u2013 403 Sitzung abgelaufen \u2013 "
+        "bitte erneut anmelden (Pr\u00fcfsumme); sent POST with user, pw; check the values in "
+        "`fields:`"
+    )
+
+
+def test_a_password_echoed_as_a_legacy_form_sent_it_stays_hidden(workdir: Path) -> None:
+    """On a windows-1252 form a password goes as its bytes in that charset (`M%FCller`),
+    what the charset lacks as `&#NNNN;`: a server that echoes it back in either form, in a
+    refusal, never has it shown."""
+    from html import escape
+    from urllib.parse import parse_qsl
+
+    password = "Kennwort-\u2713-M\u00fcller-7781"
+    app = web.Application()
+    form = "<meta charset=windows-1252><form method=post><input name=user><input type=password name=pw><button>Go</button></form>"
+
+    async def login_page(request: web.Request) -> web.Response:
+        return web.Response(body=form.encode(), headers={"Content-Type": "text/html"})
+
+    async def login_post(request: web.Request) -> web.Response:
+        raw = (await request.read()).decode("ascii")
+        typed = dict(parse_qsl(raw, encoding="cp1252"))["pw"]
+        page = f"<p>Falsches Kennwort: {escape(typed)}</p><p>Anfrage: {escape(raw)}</p>"
+        return web.Response(
+            body=page.encode("cp1252", "xmlcharrefreplace"),
+            status=403,
+            headers={"Content-Type": "text/html; charset=windows-1252"},
+        )
+
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login_post)
+    with BackgroundServer(app) as url:
+        (workdir / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - name: app
+    type: html
+    url: {url}/stats
+    login: {{url: {url}/login, fields: {{user: me, pw: "${{APP_PASSWORD}}"}}}}
+    metrics: {{members: "#members"}}
+""")
+        (workdir / ".env").write_text(f"APP_PASSWORD={password}\n", encoding="utf-8")
+        result = run_kpi(workdir, "run")
+    error = run_errors(workdir)
+    assert error.startswith(f"login refused by {url}/login (HTTP 403): Falsches Kennwort: ")
+    for shown in (error, result.stdout + result.stderr, store_dump(workdir)):
+        assert "M\u00fcller" not in shown and "M%FCller" not in shown, shown
+
+
+def test_a_password_with_a_trailing_line_end_is_typed_without_it(workdir: Path) -> None:
+    """A password from the environment with its line end (a CI secret set from `echo`): no
+    one types a line break into a password input (the standard strips them from its value),
+    so it goes without; so does a query key's."""
+    with BackgroundServer(guarded_app()) as url:
+        guarded_config(workdir, url)
+        (workdir / ".env").unlink()
+        result = run_kpi(workdir, "run", env={"APP_PASSWORD": f"{PASSWORD}\r\n"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(workdir) == [("community.members", 2048.0), ("other.fields", 3.0)]
+
+
+def test_a_login_page_that_fails_to_load_says_it_was_the_login_page(workdir: Path) -> None:
+    """The login URL is wrong (the site moved its sign-in): the 404 names the login page, so
+    the user fixes `login: url:`, not the page's `url:`, which is fine."""
+    with BackgroundServer(guarded_app()) as url:
+        guarded_config(workdir, url)
+        config = (workdir / "kpi.yaml").read_text()
+        (workdir / "kpi.yaml").write_text(
+            config.replace(f"url: {url}/login,", f"url: {url}/signin,", 1)
+        )
+        result = run_kpi(workdir, "run")
+    assert result.returncode == 1
+    assert run_errors(workdir) == (
+        f"HTTP 404 from {url}/signin (the login page, `login: url:`): not found: check the URL "
+        "or the name in the config — 404: Not Found"
+    )
+
+
 def test_a_session_that_expires_after_the_login_logs_in_again(workdir: Path) -> None:
     with BackgroundServer(guarded_app(expired=1)) as url:
         guarded_config(workdir, url)
         result = run_kpi(workdir, "run")
     assert result.returncode == 0, result.stdout + result.stderr
     assert stored(workdir) == [("community.members", 2048.0), ("other.fields", 3.0)]
+
+
+def test_a_login_form_back_on_the_page_is_known_with_a_field_it_lacks(workdir: Path) -> None:
+    """`fields:` with a name the form has no input for (a `remember` its script sets): the
+    login form that comes back on the page (the session expired) is still the login form,
+    logged in again, and never read as the page."""
+    with BackgroundServer(guarded_app(expired=1)) as url:
+        guarded_config(workdir, url)
+        config = (workdir / "kpi.yaml").read_text()
+        (workdir / "kpi.yaml").write_text(
+            config.replace("fields: {user: me,", "fields: {remember: '1', user: me,")
+        )
+        result = run_kpi(workdir, "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(workdir) == [("community.members", 2048.0), ("other.fields", 3.0)]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_secure_cookies_are_kept_on_a_loopback_http_origin_as_a_browser_keeps_them(
+    workdir: Path, host: str
+) -> None:
+    """An app reached at http://localhost (a port-forward, an SSH tunnel) that marks its
+    session cookie `Secure`: browsers count loopback origins as secure and send it, so the
+    login holds; without it the page answered with the login form again."""
+    app = web.Application()
+    form = (
+        "<form method=post><input name=user><input type=password name=pw><button>Go</button></form>"
+    )
+
+    async def login_page(request: web.Request) -> web.Response:
+        return web.Response(text=form, content_type="text/html")
+
+    async def login_post(request: web.Request) -> web.Response:
+        if (await request.post()).get("pw") != PASSWORD:
+            return await login_page(request)
+        response = web.HTTPFound("/stats")
+        response.set_cookie("sid", "ok", secure=True, httponly=True, samesite="Lax")
+        raise response
+
+    async def stats(request: web.Request) -> web.Response:
+        if request.cookies.get("sid") != "ok":
+            return await login_page(request)
+        return web.Response(text="<p id=members>2,048</p>", content_type="text/html")
+
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login_post)
+    app.router.add_get("/stats", stats)
+    with BackgroundServer(app) as url:
+        url = url.replace("127.0.0.1", host)
+        (workdir / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - name: app
+    type: html
+    url: {url}/stats
+    login: {{url: {url}/login, fields: {{user: me, pw: "${{APP_PASSWORD}}"}}}}
+    metrics: {{members: "#members"}}
+""")
+        (workdir / ".env").write_text(f"APP_PASSWORD={PASSWORD}\n")
+        result = run_kpi(workdir, "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(workdir) == [("app.members", 2048.0)]
 
 
 def test_a_session_that_never_holds_is_a_login_error_saying_so(workdir: Path) -> None:
@@ -613,3 +817,353 @@ def test_a_meta_refresh_is_followed_as_a_browser_follows_it(workdir: Path) -> No
 )
 def test_meta_refresh_reads_the_url_a_browser_goes_to(tag: str, target: str | None) -> None:
     assert HtmlDocument(tag).refresh_url("http://h.test/a/page") == target
+
+
+_LEGACY_LOGIN = """<html><head>{meta}<title>Login</title></head><body>
+<form method="post" action="/login"{accept}>
+<input type="hidden" name="realm" value="{word}">
+<input name="user"><input type="password" name="pw">
+<input type="submit" name="go" value="{word} »"></form></body></html>"""
+
+
+@pytest.mark.parametrize(
+    ("content_type", "meta", "accept", "page_charset", "sent_as", "word", "password"),
+    [
+        # windows-1252 labelled iso-8859-1 in the header, as old PHP setups send it
+        (
+            "text/html; charset=ISO-8859-1",
+            "",
+            "",
+            "cp1252",
+            "cp1252",
+            "B\u00fccher",
+            "M\u00fcller-\u20ac",
+        ),
+        (
+            "text/html",
+            '<meta charset="Shift_JIS">',
+            "",
+            "cp932",
+            "cp932",
+            "\u66f8\u7c4d",
+            "\u30d1\u30b9\u30ef\u30fc\u30c97781",
+        ),
+        (
+            "text/html",
+            '<meta http-equiv="Content-Type" content="text/html; charset=koi8-r">',
+            "",
+            "koi8_r",
+            "koi8_r",
+            "\u041a\u043d\u0438\u0433\u0438",
+            "\u043f\u0430\u0440\u043e\u043b\u044c-7781",
+        ),
+        (
+            "text/html; charset=gb18030",
+            "",
+            "",
+            "gb18030",
+            "gb18030",
+            "\u4e66\u7c4d",
+            "\u5bc6\u7801-7781",
+        ),
+        # what the charset cannot hold goes as a character reference, as a browser sends it
+        (
+            "text/html; charset=windows-1252",
+            "",
+            "",
+            "cp1252",
+            "cp1252",
+            "B\u00fccher",
+            "ok-\u2713-\u5bc6",
+        ),
+        # the form's accept-charset wins over the page's (its first label known)
+        (
+            "text/html; charset=shift_jis",
+            "",
+            ' accept-charset="utf-8"',
+            "cp932",
+            "utf-8",
+            "\u66f8\u7c4d",
+            "\u30d1\u30b97781",
+        ),
+        (
+            "text/html; charset=utf-8",
+            "",
+            ' accept-charset="bogus windows-1252"',
+            "utf-8",
+            "cp1252",
+            "B\u00fccher",
+            "caf\u00e9-7781",
+        ),
+    ],
+)
+def test_a_login_form_is_sent_in_the_pages_charset_as_a_browser_sends_it(
+    workdir: Path,
+    content_type: str,
+    meta: str,
+    accept: str,
+    page_charset: str,
+    sent_as: str,
+    word: str,
+    password: str,
+) -> None:
+    """A legacy app reads its form in its page's own charset (the HTML standard's "picking
+    an encoding for the form": `accept-charset`, else the document's encoding): a non-ASCII
+    password, and the page's own non-ASCII hidden value, sent as UTF-8 never match."""
+    from urllib.parse import parse_qsl
+
+    app = web.Application()
+    page = _LEGACY_LOGIN.format(meta=meta, accept=accept, word=word)
+    body = page.encode(page_charset, "xmlcharrefreplace")  # `»` as `&#187;` where it must
+
+    async def login_page(request: web.Request) -> web.Response:
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def login_post(request: web.Request) -> web.Response:
+        sent = (await request.read()).decode("ascii")
+        form = dict(parse_qsl(sent, encoding=sent_as, errors="strict"))
+
+        def typed(text: str) -> str:
+            return text.encode(sent_as, "xmlcharrefreplace").decode(sent_as)
+
+        expected = {
+            "realm": word,
+            "user": typed("j\u00fcrgen"),
+            "pw": typed(password),
+            "go": typed(f"{word} \u00bb"),
+        }
+        if form != expected:
+            return await login_page(request)
+        response = web.HTTPFound("/stats")
+        response.set_cookie("sid", "ok")
+        raise response
+
+    async def stats(request: web.Request) -> web.Response:
+        if request.cookies.get("sid") != "ok":
+            raise web.HTTPFound("/login")
+        return web.Response(text="<p id=members>2,048</p>", content_type="text/html")
+
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login_post)
+    app.router.add_get("/stats", stats)
+    with BackgroundServer(app) as url:
+        (workdir / "kpi.yaml").write_text(
+            f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - name: legacy
+    type: html
+    url: {url}/stats
+    login: {{url: {url}/login, fields: {{user: "j\u00fcrgen", pw: "${{APP_PASSWORD}}"}}}}
+    metrics: {{members: "#members"}}
+""",
+            encoding="utf-8",
+        )
+        (workdir / ".env").write_text(f"APP_PASSWORD={password}\n", encoding="utf-8")
+        result = run_kpi(workdir, "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(workdir) == [("legacy.members", 2048.0)]
+
+
+def _cross_host_apps(
+    action: str, redirect: str | None = None, status: int = 307
+) -> tuple[web.Application, web.Application]:
+    """A login page whose form goes to `action` (`{other}`: the other host's URL), the POST
+    answered with a redirect (`status`) to `redirect` if given; and that other host, which
+    records what reaches it."""
+    app, other = web.Application(), web.Application()
+    other["got"] = got = []
+    app["hosts"] = hosts = {}  # "other": the other host's URL, once it is known
+
+    async def login_page(request: web.Request) -> web.Response:
+        target = action.format(other=hosts["other"])
+        page = f"<form method=post action='{target}'><input name=user><input type=password name=pw><button>Go</button></form>"
+        return web.Response(text=page, content_type="text/html")
+
+    async def login_post(request: web.Request) -> web.Response:
+        if redirect is not None:
+            location = redirect.format(other=hosts["other"])
+            return web.Response(status=status, headers={"Location": location})
+        raise web.HTTPFound("/home")
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text="<p id=members>2,048</p>", content_type="text/html")
+
+    async def record(request: web.Request) -> web.Response:
+        got.append((request.method, request.path, request.headers.get("Referer", "")))
+        raise web.HTTPFound("/home")
+
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/session", login_post)
+    app.router.add_get("/stats", page)
+    app.router.add_get("/home", page)
+    other.router.add_post("/session", record)
+    other.router.add_get("/home", page)
+    return app, other
+
+
+def _cross_host_run(
+    workdir: Path,
+    action: str,
+    redirect: str | None = None,
+    submit_url: str = "",
+    status: int = 307,
+    query: str = "",
+) -> tuple[str, str, str, list[tuple[str, str, str]]]:
+    """(the login page's server URL, the other host's, the run's error or "", what reached
+    the other host: method, path, Referer) for a `kpi run` in a new folder under `workdir`
+    of a login through `_cross_host_apps` (its login page's URL ending with `query`)."""
+    workdir = Path(tempfile.mkdtemp(dir=workdir))
+    app, other = _cross_host_apps(action, redirect, status)
+    with BackgroundServer(other) as other_url, BackgroundServer(app) as url:
+        other_url = other_url.replace("127.0.0.1", "localhost")  # another host name
+        app["hosts"]["other"] = other_url
+        extra = f", submit_url: {submit_url.format(other=other_url)}" if submit_url else ""
+        (workdir / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - name: app
+    type: html
+    url: {url}/stats
+    login: {{url: "{url}/login{query}", fields: {{user: me, pw: "${{APP_PASSWORD}}"}}{extra}}}
+    metrics: {{members: "#members"}}
+""")
+        (workdir / ".env").write_text(f"APP_PASSWORD={PASSWORD}\n")
+        result = run_kpi(workdir, "run")
+    assert PASSWORD not in result.stdout + result.stderr + store_dump(workdir)
+    error = run_errors(workdir) if result.returncode else ""
+    return url, other_url, error, other["got"]
+
+
+def test_a_login_form_that_posts_to_another_host_is_refused_unless_configured(
+    workdir: Path,
+) -> None:
+    """The password is for the login page's host: a form whose action names another host (a
+    tampered page, a wrong `<base href>`) gets nothing, and the error says how to allow it;
+    `submit_url:` naming that host is the user's word that it is the site's own sign-in."""
+    url, other, error, got = _cross_host_run(workdir, "{other}/session?next=/x")
+    assert got == []
+    assert error == (
+        f"login: the form on {url}/login sends the login fields to {other}/session, another "
+        f"host; if that is the site's own sign-in, give `submit_url: {other}/session`"
+    )
+    url, other, error, got = _cross_host_run(
+        workdir, "{other}/session", submit_url="{other}/session", query="?invite=s3cr3t-1"
+    )
+    assert error == ""
+    # what a browser sends another origin: the login page's origin, not its URL and query
+    assert got == [("POST", "/session", f"{url}/")]
+
+
+def test_a_login_post_redirected_to_another_host_keeps_its_fields(workdir: Path) -> None:
+    """A 307 or 308 sends a POST on with its body: to another host, the login's fields would
+    follow; that is refused, where a redirect to a page there (a GET) is followed."""
+    url, other, error, got = _cross_host_run(workdir, "/session", redirect="{other}/session")
+    assert got == []
+    assert error == (
+        f"login: {url}/session redirects the login fields (a 307 or 308 sends them on) to "
+        f"{other}/session, another host; if that is the site's own sign-in, give "
+        f"`submit_url: {other}/session`"
+    )
+    for status in (308, 307):
+        _, _, error, got = _cross_host_run(workdir, "/session", "{other}/home", status=status)
+        assert (error.split(" redirects ")[1][:20], got) == ("the login fields (a ", [])
+    for status in (301, 302, 303):  # the POST becomes a GET, without the fields
+        _, _, error, got = _cross_host_run(workdir, "/session", "{other}/home", status=status)
+        assert (error, got) == ("", [])
+
+
+def test_a_login_form_on_an_https_page_is_not_sent_unencrypted() -> None:
+    from kpi_collector.collect.http import _check_destination
+    from kpi_collector.errors import LoginError
+
+    _check_destination("https://app.test/login", "https://app.test:8443/session")  # same host
+    _check_destination("http://app.test/login", "https://app.test/session")  # upgraded
+    with pytest.raises(LoginError) as caught:
+        _check_destination("https://app.test/login?token=s3", "http://app.test/session?k=v")
+    assert str(caught.value) == (
+        "login: the form on https://app.test/login sends the login fields to "
+        "http://app.test/session, unencrypted (http), from an https page; if that is the "
+        "site's own sign-in, give `submit_url: http://app.test/session`"
+    )
+
+
+def _welcome_app() -> web.Application:
+    """An old windows-1252 app: its login form (`type=PASSWORD`, as old pages write it) comes
+    back with "Kennwort ungültig" on a wrong password; the right one lands on "Willkommen
+    zurück"."""
+    app = web.Application()
+    form = "<form method=post><input name=user><input type=PASSWORD name=pw><input type=submit value=Los></form>"
+
+    def page(html: str) -> web.Response:
+        body = f"<html><head><meta charset=windows-1252></head><body>{html}</body></html>"
+        return web.Response(body=body.encode("cp1252"), content_type="text/html")
+
+    async def login_page(request: web.Request) -> web.Response:
+        return page(form)
+
+    async def login_post(request: web.Request) -> web.Response:
+        sent = await request.post()
+        if sent.get("pw") != PASSWORD:
+            return page(f"<p class=err>Kennwort ung\u00fcltig</p>{form}")
+        response = page("<p class=hello>Willkommen zur\u00fcck</p>")
+        response.set_cookie("sid", "ok")
+        return response
+
+    async def stats(request: web.Request) -> web.Response:
+        if request.cookies.get("sid") != "ok":
+            return await login_page(request)
+        return page("<p id=members>2.048</p>")
+
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login_post)
+    app.router.add_get("/stats", stats)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("checks", "password", "error"),
+    [
+        ("success: \"p:contains('zur\u00fcck')\"", PASSWORD, ""),
+        (
+            "failure: \"p:contains('ung\u00fcltig')\"",
+            "wrong-7781",
+            "login refused: {url}/login shows `failure:` \"p:contains('ung\u00fcltig')\"; sent "
+            "POST with user, pw; check the values in `fields:`",
+        ),
+        (
+            "failure: p.nothing",
+            "wrong-7781",
+            "login refused: the login form came back from {url}/login; sent POST with user, pw; "
+            "check the values in `fields:`",
+        ),
+    ],
+)
+def test_what_a_login_lands_on_is_read_as_a_browser_shows_it(
+    workdir: Path, checks: str, password: str, error: str
+) -> None:
+    """`success:` and `failure:` see the page's text as its charset says (not its bytes
+    taken as UTF-8), and the login form that comes back is known by its password input
+    whatever the case of its `type`."""
+    with BackgroundServer(_welcome_app()) as url:
+        (workdir / "kpi.yaml").write_text(
+            f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - name: old
+    type: html
+    locale: de
+    url: {url}/stats
+    login:
+      url: {url}/login
+      fields: {{user: me, pw: "${{APP_PASSWORD}}"}}
+      {checks}
+    metrics: {{members: "#members"}}
+""",
+            encoding="utf-8",
+        )
+        (workdir / ".env").write_text(f"APP_PASSWORD={password}\n")
+        result = run_kpi(workdir, "run")
+        assert run_errors(workdir) == error.format(url=url)
+    assert result.returncode == (1 if error else 0)
+    assert stored(workdir) == ([("old.members", 2048.0)] if not error else [])

@@ -4,6 +4,7 @@ run) through `http_json` and `html` against a real local server, with the Pipeli
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -11,9 +12,10 @@ import pytest
 from aiohttp import web
 
 from kpi_collector import Pipeline
-from kpi_collector.collect.http import LoginForm, printable, retry_after_seconds
+from kpi_collector.collect.http import HttpClient, LoginForm, printable, retry_after_seconds
 from kpi_collector.config.models import Defaults
 from kpi_collector.destinations import Pushgateway, Store
+from kpi_collector.errors import HttpError
 from kpi_collector.sources import CSS, HTML, HttpJson, JMESPath
 from kpi_collector.sources.base import Source
 from kpi_collector.sources.homebrew import Homebrew
@@ -149,6 +151,103 @@ def test_connection_refused() -> None:
     assert "cannot reach http://127.0.0.1:9/x" in result.errors["c"]
 
 
+def _certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for `localhost` and its key, as PEM files in `folder`."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return folder / "cert.pem", folder / "key.pem"
+
+
+def test_tls_failures_are_terminal_and_say_what_to_fix(site: Site, tmp_path: Path) -> None:
+    """A certificate this machine does not trust, or an https URL for a port that speaks
+    plain HTTP: the same answer comes on every retry; the error says why and how to fix it
+    (`SSL_CERT_FILE` trusts a private CA, and then the page reads)."""
+    import ssl
+
+    from kpi_collector.sources._fake import BackgroundServer
+    from tests.cli import run_kpi, stored_values
+
+    cert, key = _certificate(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    url, _ = site
+    plain_port = url.rsplit(":", 1)[1]
+    hits = [0]
+
+    async def page(request: web.Request) -> web.Response:
+        hits[0] += 1
+        return web.json_response({"value": 7})
+
+    tls_app = web.Application()
+    tls_app.router.add_get("/x", page)
+
+    class TlsServer(BackgroundServer):
+        async def _start(self) -> None:
+            self._runner = web.AppRunner(self.app, access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+            self.url = f"https://localhost:{self.port}"
+
+    async def fetch(url: str) -> None:
+        async with HttpClient(backoff=0.01) as client:
+            await client.session(timeout=3, retries=2).get(url)
+
+    with TlsServer(tls_app) as tls_url:
+        for target in (f"{tls_url}/x?key=s3cret", f"https://127.0.0.1:{plain_port}/x"):
+            with pytest.raises(HttpError) as caught:
+                asyncio.run(fetch(target))
+            assert not caught.value.transient  # no retry: the same handshake comes again
+        result = run(
+            HttpJson(name="tls", url=f"{tls_url}/x?key=s3cret", metrics={"v": "value"}),
+            HttpJson(name="plain", url=f"https://127.0.0.1:{plain_port}/x", metrics={"v": "value"}),
+        )
+        assert result.errors == {
+            "tls": f"cannot reach {tls_url}/x: the TLS certificate of {tls_url[8:]} is not "
+            "valid (self-signed certificate); fix the server's certificate, or trust the CA "
+            "that signed it with SSL_CERT_FILE=/path/to/ca.pem",
+            "plain": f"cannot reach https://127.0.0.1:{plain_port}/x: 127.0.0.1:{plain_port} "
+            "does not answer in TLS (wrong version number); is the URL http://, not https://?",
+        }
+        assert hits == [0]
+        (tmp_path / "kpi.yaml").write_text(
+            f"sources: [{{name: tls, type: http_json, url: '{tls_url}/x', metrics: {{v: value}}}}]\n"
+        )
+        ran = run_kpi(tmp_path, "run", env={"SSL_CERT_FILE": str(cert)})
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert stored_values(tmp_path) == {"tls.v": 7.0}
+
+
 @pytest.mark.parametrize(
     ("path", "auth", "value"),
     [
@@ -218,6 +317,151 @@ def test_retry_after_parsing() -> None:
     assert retry_after_seconds("soon") is None
 
 
+@pytest.mark.parametrize(
+    ("header", "links"),
+    [
+        (
+            '<https://api.test/items?page=2&per_page=1>; rel="next", '
+            '<https://api.test/items?page=50&per_page=1>; rel="last"',
+            {
+                "next": "https://api.test/items?page=2&per_page=1",
+                "last": "https://api.test/items?page=50&per_page=1",
+            },
+        ),
+        # a comma inside the URL (`fields=id,name`) or a quoted parameter is no separator
+        (
+            '<https://api.test/items?fields=id,name&page=2>; rel="next", '
+            '<https://api.test/items?fields=id,name&page=9>; title="last, at 9"; rel="last"',
+            {
+                "next": "https://api.test/items?fields=id,name&page=2",
+                "last": "https://api.test/items?fields=id,name&page=9",
+            },
+        ),
+        # several relation types in one rel, any case (RFC 8288 3.3), unquoted
+        (
+            '<https://api.test/p/3>; rel="Next last", <https://api.test/p/1>;rel=prev',
+            {
+                "next": "https://api.test/p/3",
+                "last": "https://api.test/p/3",
+                "prev": "https://api.test/p/1",
+            },
+        ),
+    ],
+)
+def test_link_headers_are_read_as_rfc_8288_writes_them(header: str, links: dict[str, str]) -> None:
+    """A page count read from a `Link` header cut at a comma inside a URL pointed `next` at
+    `name&page=2`: the list stopped after its first page, and its length was wrong."""
+    from kpi_collector.demo.server import BackgroundServer
+
+    app = web.Application()
+
+    async def listing(request: web.Request) -> web.Response:
+        return web.json_response([1], headers={"Link": header})
+
+    async def fetch(url: str) -> dict[str, str]:
+        async with HttpClient() as client:
+            return (await client.session(timeout=3, retries=0).get(url)).links
+
+    app.router.add_get("/items", listing)
+    with BackgroundServer(app) as url:
+        assert asyncio.run(fetch(f"{url}/items")) == links
+
+
+def test_a_credential_with_a_trailing_newline_is_sent_trimmed(site: Site) -> None:
+    """A token pasted with its line end (a CI secret set from `echo`, a file read whole):
+    a header value has no surrounding whitespace (RFC 9110 5.5), so it goes trimmed; a
+    line break inside a value is an error naming the header, never aiohttp's ValueError
+    ("Potential header injection attack") nor the value."""
+    url, _ = site
+    result = run(
+        HttpJson(
+            name="b",
+            url=f"{url}/auth/bearer",
+            auth={"bearer": f"{TOKEN}\n"},
+            metrics={"v": "value"},
+        ),
+        HttpJson(
+            name="h",
+            url=f"{url}/auth/header",
+            auth={"header": {"X-Api-Key": f" {TOKEN}\r\n"}},
+            metrics={"v": "value"},
+        ),
+        HttpJson(
+            name="q",
+            url=f"{url}/auth/query",
+            auth={"query": {"key": f"{TOKEN}\n"}},
+            metrics={"v": "value"},
+        ),
+        HttpJson(
+            name="inside",
+            url=f"{url}/auth/header",
+            headers={"X-Api-Key": f"{TOKEN}\nX-Admin: 1"},
+            metrics={"v": "value"},
+        ),
+    )
+    assert result.values == {"b.v": 1, "h.v": 3, "q.v": 4}
+    assert result.errors == {
+        "inside": f"the header X-Api-Key for {url}/auth/header holds a line break or another "
+        "control character inside its value; a header value is one line: check it (and the "
+        "variable it comes from)"
+    }
+
+
+def test_a_trimmed_credential_echoed_back_stays_hidden() -> None:
+    """The token goes without its line end; a server that echoes what it got (a 401 quoting
+    the header, a form quoting the user) shows that trimmed value, which is masked too."""
+    from kpi_collector.demo.server import BackgroundServer
+
+    async def echo(request: web.Request) -> web.Response:
+        said = request.headers.get("Authorization") or request.headers.get("X-Key") or ""
+        return web.json_response({"message": f"bad credentials: {said.split()[-1]}"}, status=401)
+
+    app = web.Application()
+    app.router.add_get("/x", echo)
+    token, key = "9f8e7d6c5b4a-bearer-echo", "1a2b3c4d5e6f-header-echo"
+    with BackgroundServer(app) as url:
+        result = run(
+            HttpJson(name="b", url=f"{url}/x", auth={"bearer": f"{token}\n"}, metrics={"v": "v"}),
+            HttpJson(name="h", url=f"{url}/x", headers={"X-Key": f"{key}\r\n"}, metrics={"v": "v"}),
+        )
+    assert result.errors == {
+        name: f"HTTP 401 from {url}/x: unauthorized: the credentials are missing or wrong — "
+        '{"message": "bad credentials: ***"}'
+        for name in ("b", "h")
+    }
+
+
+def test_a_page_that_sets_a_cookie_and_redirects_to_itself_is_read(tmp_path: Path) -> None:
+    """A session check or cookie wall: the first answer sets a cookie and sends back to the
+    same URL, which a browser then loads; without a cookie jar the redirect went round in a
+    circle ('redirect loop'). A loop that sets no cookie stays an error."""
+    from kpi_collector.demo.server import BackgroundServer
+
+    async def walled(request: web.Request) -> web.Response:
+        if request.cookies.get("visited") != "1":
+            response = web.HTTPFound(str(request.rel_url))
+            response.set_cookie("visited", "1", path="/")
+            raise response
+        return web.Response(text="<p id=n>2,048</p>", content_type="text/html")
+
+    async def circle(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/circle")
+
+    app = web.Application()
+    app.router.add_get("/stats", walled)
+    app.router.add_get("/circle", circle)
+    with BackgroundServer(app) as url:
+        result = run(
+            HTML(name="walled", url=f"{url}/stats?from=kpi", metrics={"n": "#n"}),
+            HTML(name="circle", url=f"{url}/circle", metrics={"n": "#n"}),
+        )
+    assert result.values == {"walled.n": 2048}
+    assert list(result.errors) == ["circle"]
+    assert result.errors["circle"].startswith(
+        f"redirect loop: {url}/circle was redirected 10 times"
+    )
+
+
 def test_credentials_do_not_follow_a_redirect_to_another_host() -> None:
     from kpi_collector.demo.server import BackgroundServer
 
@@ -246,6 +490,91 @@ def test_credentials_do_not_follow_a_redirect_to_another_host() -> None:
             )
     assert result.values == {"b.v": 1, "q.v": 1}
     assert seen == {"authorization": None, "query": ""}
+
+
+def test_a_refusal_after_a_redirect_to_another_origin_says_the_credentials_stayed() -> None:
+    """The configured URL redirects to another origin (http to https, a new domain): the
+    credentials stay behind, so the 401 there is not about a wrong token; the error says
+    where the answer came from and which URL to configure."""
+    from kpi_collector.demo.server import BackgroundServer
+
+    async def guarded(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return web.json_response({"message": "Requires authentication"}, status=401)
+        return web.json_response({"v": 1})
+
+    other = web.Application()
+    other.router.add_get("/api/x", guarded)
+    with BackgroundServer(other) as other_url:
+        moved = other_url.replace("127.0.0.1", "localhost")
+        first = web.Application()
+
+        async def redirect(request: web.Request) -> web.Response:
+            raise web.HTTPMovedPermanently(f"{moved}/api/x?page=1")
+
+        first.router.add_get("/x", redirect)
+        with BackgroundServer(first) as url:
+            result = run(
+                HttpJson(name="b", url=f"{url}/x", auth={"bearer": TOKEN}, metrics={"v": "v"}),
+                HttpJson(
+                    name="direct", url=f"{moved}/api/x", auth={"bearer": TOKEN}, metrics={"v": "v"}
+                ),
+            )
+    assert result.values == {"direct.v": 1}
+    assert result.errors == {
+        "b": f"HTTP 401 from {moved}/api/x: unauthorized, after a redirect from {url}/x to "
+        "another origin, where the configured credentials are not sent; if they are meant "
+        f'for it, set the URL to {moved}/api/x — {{"message": "Requires authentication"}}'
+    }
+
+
+def test_credentials_do_not_follow_a_meta_refresh_to_another_host() -> None:
+    """A page that sends on with `<meta http-equiv=refresh>` to another host: a browser
+    goes there without the source's headers; the configured bearer token, API-key header
+    and query key stay with the configured URL's origin (a refresh back to it keeps them)."""
+    from kpi_collector.demo.server import BackgroundServer
+
+    seen: list[tuple[str, str | None, str | None, str]] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append(
+            (
+                f"{request.host.split(':')[0]}{request.path}",
+                request.headers.get("Authorization"),
+                request.headers.get("X-Api-Key"),
+                request.query_string,
+            )
+        )
+        if request.path == "/back":
+            return web.Response(text="<p id=n>2,048</p>", content_type="text/html")
+        return web.Response(
+            text=f"<meta http-equiv=refresh content='0;url={nexts[request.app['name']]}'>",
+            content_type="text/html",
+        )
+
+    other, first = web.Application(), web.Application()
+    other["name"], first["name"] = "other", "first"
+    nexts: dict[str, str] = {}
+    other.router.add_get("/x", record)
+    first.router.add_get("/start", record)
+    first.router.add_get("/back", record)
+    with BackgroundServer(other) as other_url, BackgroundServer(first) as url:
+        other_url = other_url.replace("127.0.0.1", "localhost")
+        nexts.update(first=f"{other_url}/x", other=f"{url}/back")
+        result = run(
+            *(
+                HTML(name=name, url=f"{url}/start", auth=auth, headers=headers, metrics={"n": "#n"})
+                for name, auth, headers in [
+                    ("b", {"bearer": TOKEN}, {}),
+                    ("h", None, {"X-Api-Key": TOKEN}),
+                    ("q", {"query": {"key": TOKEN}}, {}),
+                ]
+            )
+        )
+    assert result.values == {"b.n": 2048, "h.n": 2048, "q.n": 2048}
+    assert [hop for hop in seen if hop[0] == "localhost/x"] == [("localhost/x", None, None, "")] * 3
+    back = {hop[1:] for hop in seen if hop[0] == "127.0.0.1/back"}
+    assert back == {(f"Bearer {TOKEN}", None, ""), (None, TOKEN, ""), (None, None, f"key={TOKEN}")}
 
 
 def test_login_form_options(site: Site) -> None:

@@ -154,6 +154,70 @@ def _codec(label: str, *, meta: bool) -> str | None:
     return resolve_encoding(webencodings.PYTHON_NAMES.get(name, name))
 
 
+def label_codec(label: str) -> str | None:
+    """The Python codec a WHATWG Encoding label (a `Content-Type` charset) names, or None
+    for a label the standard does not know or one no codec here decodes (`replacement`,
+    `x-user-defined`)."""
+    codec = _codec(label.strip(), meta=False) if label.strip() else None
+    return None if codec in ("replacement", "x-user-defined") else codec
+
+
+def form_encoding(label: str | None) -> tuple[str, str] | None:
+    """(the Encoding standard's name, the Python codec) a form is sent in, for `label`: a
+    WHATWG Encoding label (`accept-charset`'s) or the codec `decode_html` named; None for
+    one neither knows. UTF-16, `replacement` and `x-user-defined` pages send UTF-8 (the
+    standard's "get an output encoding"; no decoder here writes x-user-defined)."""
+    import webencodings
+
+    if not label:
+        return None
+    found = webencodings.lookup(label)
+    name = found.name if found is not None else _whatwg_names().get(_python_name(label))
+    if name is None:
+        return None
+    if name in ("utf-16le", "utf-16be", "replacement", "x-user-defined"):
+        name = "utf-8"
+    codec = _codec(name, meta=False) or "utf-8"
+    return _NAME_CASE.get(name) or _upper_name(name), codec
+
+
+#: the Encoding standard's spelling of names that are not all lower case or upper case
+_NAME_CASE = {"shift_jis": "Shift_JIS", "big5": "Big5"}
+
+
+def _upper_name(name: str) -> str:
+    """`windows-1252`, `macintosh`, `x-mac-cyrillic`, `gb18030` as they are; `UTF-8`,
+    `ISO-8859-2`, `EUC-JP`, `KOI8-R`, `GBK`, `IBM866` upper case, as the standard spells them."""
+    if name.startswith(("utf-", "iso-", "euc-", "koi8-", "ibm")) or name == "gbk":
+        return name.upper()
+    return name
+
+
+@lru_cache(maxsize=1)
+def _whatwg_names() -> dict[str, str]:
+    """{Python codec `_codec` gives: the WHATWG name it decodes}, the first name by
+    sorting where two share a codec (gb18030 before gbk, iso-8859-8 before iso-8859-8-i)."""
+    import webencodings
+
+    names: dict[str, str] = {}
+    for name in sorted(set(webencodings.LABELS.values())):
+        python = _python_name(_codec(name, meta=False) or "")
+        if python:  # replacement and x-user-defined have no Python codec
+            names.setdefault(python, name)
+    return names
+
+
+def _python_name(codec: str) -> str:
+    """The name Python's codec registry gives `codec` (`utf_8`, `UTF8` → `utf-8`), "" for
+    a codec it does not know."""
+    import codecs
+
+    try:
+        return codecs.lookup(codec.strip()).name
+    except LookupError:
+        return ""
+
+
 def _valid_utf8(body: bytes) -> bool:
     try:
         body.decode("utf-8")

@@ -35,7 +35,9 @@ class FormProblem(ValueError):
 class FilledForm:
     """A form ready to send: `method` GET or POST, the absolute `url` (for GET: with the
     entries as its query), `enctype`, the `entries` (name, value) in the order a browser sends
-    them, the names of the entries sent empty, and the submit button used (None: no button)."""
+    them, the names of the entries sent empty, and the submit button used (None: no button).
+    `charset` is the encoding the entries are sent in (the Encoding standard's name), `codec`
+    the same as a Python codec; a character it cannot hold goes as `&#NNNN;`."""
 
     method: str
     url: str
@@ -47,6 +49,12 @@ class FilledForm:
     #: names the form's inputs do have: a login that the site changed shows here
     missing: list[str] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
+    charset: str = "UTF-8"
+    codec: str = "utf-8"
+
+    def encode(self, text: str) -> bytes:
+        """`text` in the form's charset, what it cannot hold as `&#NNNN;` (a browser's way)."""
+        return text.encode(self.codec, "xmlcharrefreplace")
 
     @property
     def names(self) -> list[str]:
@@ -118,18 +126,22 @@ def fill(
     fields: Mapping[str, str],
     submit: str | None = None,
     action: str | None = None,
+    encoding: str = "utf-8",
 ) -> FilledForm:
     """The request a browser sends for `form` once `fields` are typed in and the submit
     button is pressed (`submit`: its name, label or a CSS selector; default: the form's
     default button, the first enabled one). `fields` replace the value of the entry of the
-    same name (a name the form lacks is added); `action` replaces where it goes.
+    same name (a name the form lacks is added); `action` replaces where it goes. `encoding`
+    is the page's (a label, or the codec `charset.decode_html` names): the form is sent in
+    it, unless its `accept-charset` names another.
 
     Raises FormProblem when `submit` names no button of the form, or several."""
     owned = controls(doc, form)
     submitter = _submitter(owned, submit)
+    charset, codec = _form_encoding(form, encoding)
     entries: list[tuple[str, str]] = []
     for element in owned:
-        entries += _entries(element, submitter)
+        entries += _entries(element, submitter, charset)
     inputs = list(
         dict.fromkeys(
             c.get("name")
@@ -150,7 +162,8 @@ def fill(
     target = _action_url(doc, form, submitter, page_url, action)
     if method == "GET":
         parts = urlsplit(target)
-        target = urlunsplit(parts._replace(query=urlencode(entries), fragment=""))
+        query = urlencode(entries, encoding=codec, errors="xmlcharrefreplace")
+        target = urlunsplit(parts._replace(query=query, fragment=""))
     empty = [name for name, value in entries if value == ""]
     return FilledForm(
         method=method,
@@ -161,7 +174,23 @@ def fill(
         submitter=_describe(submitter) if submitter is not None else None,
         missing=missing,
         inputs=inputs,
+        charset=charset,
+        codec=codec,
     )
+
+
+def _form_encoding(form: HtmlElement, page_encoding: str) -> tuple[str, str]:
+    """(name, Python codec) of the encoding the form is sent in (HTML standard, "picking an
+    encoding for the form"): the first label of its `accept-charset` that is one (UTF-8 when
+    none is), else the page's; UTF-16 pages send UTF-8."""
+    from kpi_collector.collect.charset import form_encoding
+
+    utf8 = ("UTF-8", "utf-8")
+    accept = form.get("accept-charset")
+    if accept is not None:
+        labels = _SPACE.split(accept.strip())
+        return next((found for label in labels if (found := form_encoding(label))), utf8)
+    return form_encoding(page_encoding) or utf8
 
 
 def page_title(doc: HtmlElement) -> str:
@@ -260,8 +289,11 @@ def _css_matches(buttons: list[HtmlElement], selector: str) -> list[HtmlElement]
     return [b for b in buttons if b in matching]
 
 
-def _entries(element: HtmlElement, submitter: HtmlElement | None) -> list[tuple[str, str]]:
-    """The entries one control adds (HTML standard, "constructing the entry list")."""
+def _entries(
+    element: HtmlElement, submitter: HtmlElement | None, charset: str = "UTF-8"
+) -> list[tuple[str, str]]:
+    """The entries one control adds (HTML standard, "constructing the entry list"); a
+    hidden `_charset_` without a value sends `charset`, the form's encoding."""
     if element is not submitter and (
         _disabled(element) or any(True for _ in element.iterancestors("datalist"))
     ):
@@ -290,7 +322,7 @@ def _entries(element: HtmlElement, submitter: HtmlElement | None) -> list[tuple[
         value = element.get("value")
         return [(name, "on" if value is None else value)]
     if kind == "hidden" and name.lower() == "_charset_" and element.get("value") is None:
-        return [(name, "UTF-8")]
+        return [(name, charset)]
     value = element.get("value") or ""
     if kind not in ("hidden", "file"):
         value = value.replace("\r", "").replace("\n", "")  # single-line value sanitization
@@ -327,7 +359,9 @@ def _option_value(option: HtmlElement) -> str:
 
 def _typed_in(entries: list[tuple[str, str]], fields: Mapping[str, str]) -> list[tuple[str, str]]:
     """`fields` typed into the form: each replaces the first entry of its name (and drops
-    the others of that name); a name the form lacks is added at the end."""
+    the others of that name); a name the form lacks is added at the end. A value's line
+    ends at its start or end are left out (a secret pasted with its newline): no one types
+    them into a one-line input."""
     out: list[tuple[str, str]] = []
     done: set[str] = set()
     for name, value in entries:
@@ -335,9 +369,9 @@ def _typed_in(entries: list[tuple[str, str]], fields: Mapping[str, str]) -> list
             if name in done:
                 continue
             done.add(name)
-            value = fields[name]
+            value = fields[name].strip("\r\n")
         out.append((name, value))
-    out += [(name, value) for name, value in fields.items() if name not in done]
+    out += [(name, value.strip("\r\n")) for name, value in fields.items() if name not in done]
     return out
 
 

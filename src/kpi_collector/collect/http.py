@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import logging
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
@@ -24,7 +25,14 @@ from kpi_collector.collect import jsontext
 from kpi_collector.collect.retry import BACKOFF, MAX_RETRY_AFTER, retrying
 from kpi_collector.config.models import MAX_BYTES
 from kpi_collector.errors import ExtractError, HttpError, LoginError
-from kpi_collector.secrets import Secret, redact, redact_cut, remember_basic, reveal
+from kpi_collector.secrets import (
+    Secret,
+    redact,
+    redact_cut,
+    remember,
+    remember_basic,
+    reveal,
+)
 
 log = logging.getLogger("kpi_collector.http")
 
@@ -65,6 +73,8 @@ class Auth(BaseModel):
         if self.basic is not None:  # a server may echo the header: base64 of user:password
             user, password = self.basic
             remember_basic(reveal(user) or "", password.get())
+        secrets = [self.bearer, *(self.basic or ()), *(self.header or {}).values()]
+        remember_trimmed(reveal(value) or "" for value in [*secrets, *(self.query or {}).values()])
         return self
 
     def apply(self, headers: dict[str, str], params: dict[str, str]) -> None:
@@ -80,8 +90,8 @@ class Auth(BaseModel):
             headers["Authorization"] = f"Basic {token}"
         elif self.header is not None:
             headers.update({k: v.get() for k, v in self.header.items()})
-        elif self.query is not None:
-            params.update({k: v.get() for k, v in self.query.items()})
+        elif self.query is not None:  # a key pasted with its line end goes without it
+            params.update({k: v.get().strip("\r\n") for k, v in self.query.items()})
 
 
 class LoginForm(BaseModel):
@@ -99,6 +109,12 @@ class LoginForm(BaseModel):
     success: str | None = None  # CSS selector that is present only when logged in
     failure: str | None = None  # CSS selector that is present only when the login failed
 
+    @field_validator("fields")
+    @classmethod
+    def _trimmed(cls, value: dict[str, Secret]) -> dict[str, Secret]:
+        remember_trimmed(secret.get() for secret in value.values())
+        return value
+
     @field_validator("form", "success", "failure")
     @classmethod
     def _css(cls, value: str | None) -> str | None:
@@ -110,6 +126,16 @@ class LoginForm(BaseModel):
             except Exception as exc:  # SelectorSyntaxError, ExpressionError (unsupported)
                 raise ValueError(f"{value!r} is not a CSS selector: {exc}") from None
         return value
+
+
+def remember_trimmed(values: Iterable[str]) -> None:
+    """Mark as secret the trimmed form of each of `values` that has whitespace around it
+    (a token pasted with its newline): what a request sends of it (header values trimmed,
+    the line ends of typed fields and query keys left out), which a server may echo."""
+    for value in values:
+        trimmed = value.strip(" \t\r\n")
+        if trimmed and trimmed != value:
+            remember(trimmed)
 
 
 @dataclass(slots=True)
@@ -144,9 +170,12 @@ class Response:
     def html_page(self) -> tuple[str, bytes | None]:
         """`html()`, and the body itself when that text is exactly the body read as UTF-8
         (no byte order mark, nothing replaced), else None: what an HTML parser can take
-        as it is, without encoding the text again."""
+        as it is, without encoding the text again. ExtractError for an empty answer, or
+        compressed bytes without their `Content-Encoding`."""
         from kpi_collector.collect.charset import decode_html
 
+        if not self.body.strip():
+            raise self._empty()
         for magic, coding in _COMPRESSED_MAGIC:
             if self.body.startswith(magic):
                 # a browser shows such a page as garbage too; say why nothing matches
@@ -167,28 +196,54 @@ class Response:
 
     def json(self) -> Any:
         """The body parsed as JSON; ExtractError (terminal, naming the URL without its query
-        and the start of the body) when it is not JSON."""
+        and the start of the body) when it is not JSON, or is empty.
+
+        UTF-8 (or UTF-16/32, by its BOM or its zero bytes), as RFC 8259 says JSON is, even
+        when the header names another charset; a body that is none of them is read in the
+        `Content-Type`'s charset when it names one (a Latin-1 or Shift_JIS service), else
+        as UTF-8 with U+FFFD for what does not decode, as a browser's `response.json()`."""
+        if not self.body.strip():
+            raise self._empty()
         try:
-            return jsontext.loads(self.body)
+            try:
+                return jsontext.loads(self.body)
+            except UnicodeDecodeError:
+                from kpi_collector.collect.charset import header_charset, label_codec
+
+                codec = label_codec(header_charset(self.headers.get("Content-Type")) or "")
+                return jsontext.loads(self.body.decode(codec or "utf-8", errors="replace"))
         except ValueError as exc:
             raise ExtractError(
                 f"the answer from {url_without_query(self.url)} is not valid JSON ({exc}): {_snippet(self.body)}"
             ) from None
 
+    def _empty(self) -> ExtractError:
+        """The error for an answer with no body (a 204; a 200 of a proxy, or of a server
+        whose app is not up): nothing to read, which no selector should be blamed for."""
+        return ExtractError(
+            f"the answer from {url_without_query(self.url)} is empty (HTTP {self.status}): "
+            "nothing to read; check the URL"
+        )
+
     @property
     def links(self) -> dict[str, str]:
-        """The `Link` header as {rel: url} (GitHub-style pagination)."""
+        """The `Link` header as {rel: url} (GitHub-style pagination), read as RFC 8288 writes
+        it: a comma inside `<...>` or a quoted parameter separates nothing, `rel` may name
+        several relation types, compared in lower case; the first link of a type wins."""
         out: dict[str, str] = {}
-        for part in self.headers.get("Link", "").split(","):
-            if ";" not in part:
-                continue
-            url, *params = part.split(";")
-            for param in params:
-                key, _, value = param.strip().partition("=")
-                if key == "rel":
-                    out[value.strip('"')] = url.strip().strip("<>")
+        for found in _LINK.finditer(self.headers.get("Link", "")):
+            for param in _LINK_PARAM.finditer(found.group("params")):
+                if param.group("name").lower() == "rel":
+                    for rel in (param.group("value") or "").strip('"').lower().split():
+                        out.setdefault(rel, found.group("url").strip())
         return out
 
+
+#: one link of a `Link` header (RFC 8288): `<url>` and its `; name=value` parameters
+_LINK = re.compile(
+    r'<(?P<url>[^>]*)>(?P<params>(?:\s*;\s*[^;,="]+(?:\s*=\s*(?:"[^"]*"|[^;,]*))?)*)'
+)
+_LINK_PARAM = re.compile(r';\s*(?P<name>[^;,="\s]+)\s*(?:=\s*(?P<value>"[^"]*"|[^;,]*))?')
 
 #: the first bytes of compressed data (RFC 1952 gzip, RFC 8878 zstd): no page starts so
 _COMPRESSED_MAGIC = ((b"\x1f\x8b\x08", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"))
@@ -277,6 +332,12 @@ _STATUS_HINTS = {
 _HINTS_WITHOUT_CREDENTIALS = {**_STATUS_HINTS, 403: "forbidden"}
 
 
+class CookieRedirectLoop(HttpError):
+    """Redirects that went round in a circle while their answers set cookies, in a session
+    that keeps none (`cookies=False`): a site that sets a cookie and sends back to the page
+    (a session check, a cookie wall) loops only without them; ask again keeping cookies."""
+
+
 @dataclass
 class HttpClient:
     """One per run: the connection pool shared by every source, with at most `concurrency`
@@ -340,6 +401,34 @@ class HttpClient:
             self._connector = None
 
 
+@functools.cache
+def _browser_cookie_jar() -> type[aiohttp.CookieJar]:
+    """aiohttp's cookie jar, sending `Secure` cookies to loopback http origins too
+    (`http://localhost:8080`, `http://127.0.0.1`), which browsers count as secure (a
+    port-forward, an SSH tunnel: the login's session cookie is `Secure`)."""
+    import ipaddress
+
+    import aiohttp
+    from yarl import URL
+
+    def loopback(host: str) -> bool:
+        host = host.rstrip(".").lower()
+        if host == "localhost" or host.endswith(".localhost"):
+            return True
+        try:
+            return ipaddress.ip_address(host.strip("[]")).is_loopback
+        except ValueError:
+            return False
+
+    class BrowserCookieJar(aiohttp.CookieJar):
+        def filter_cookies(self, request_url: URL = URL()) -> Any:
+            if request_url.scheme == "http" and loopback(request_url.raw_host or ""):
+                request_url = request_url.with_scheme("https")
+            return super().filter_cookies(request_url)
+
+    return BrowserCookieJar
+
+
 class HttpSession:
     """Requests for one source. Transient failures are retried; terminal ones raise at once."""
 
@@ -374,7 +463,7 @@ class HttpSession:
             self._own = aiohttp.ClientSession(
                 connector=self.client._connector,
                 connector_owner=False,
-                cookie_jar=aiohttp.CookieJar(unsafe=True),
+                cookie_jar=_browser_cookie_jar()(unsafe=True),
                 headers={"User-Agent": USER_AGENT},
             )
         return self._own
@@ -395,36 +484,61 @@ class HttpSession:
         json_body: Any = None,
         data: Any = None,
         ok: tuple[int, ...] = (),
+        fields_stay: bool = False,
+        credentials: bool = True,
     ) -> Response:
         """Send a request, retrying transient failures; raise HttpError for a non-success.
 
         `params` are added to the query string (values turned into strings), `headers` to
         the session's; `json_body` is sent as JSON, `data` as a form or raw body. Each attempt
-        has the session's `timeout` in seconds. A status below 400 returns; `ok` lists more
-        statuses the caller handles itself (they return, not raise). Connection errors,
+        has the session's `timeout` in seconds. A status below 300 returns (redirects are
+        followed); `ok` lists more statuses the caller handles itself (they return, not
+        raise); a 3xx left as it is (a 304, a redirect without `Location`) raises, terminal. Connection errors,
         timeouts, 5xx and 429 are transient: retried `retries` times (after the
         `Retry-After` of the answer; one longer than `timeout`, or than `collect.retry`'s
         limit, raises at once, saying when to come back),
         then raised as HttpError with `transient=True`; other 4xx raise at
-        once (terminal). Messages name the URL without its query string.
+        once (terminal). Messages name the URL without its query string. `fields_stay`: the
+        body holds a login's fields, which a redirect must not send on (a 307 or 308 keeps
+        the body) to another host than `url`'s: LoginError (terminal) instead. Without
+        `credentials`, the session's auth and headers are not sent (a page on another origin
+        that a configured page sent on to).
         """
         import aiohttp
 
-        all_headers = {**self.headers, **(headers or {})}
+        all_headers = {**(self.headers if credentials else {}), **(headers or {})}
         all_params = {k: str(v) for k, v in (params or {}).items()}
-        if self.auth is not None:
+        if self.auth is not None and credentials:
             self.auth.apply(all_headers, all_params)
+        for name, value in all_headers.items():
+            if value != (trimmed := value.strip(" \t\r\n")) or _HEADER_CONTROL.search(value):
+                if _HEADER_CONTROL.search(trimmed):
+                    raise HttpError(
+                        f"the header {printable(name)} for {url_without_query(url)} holds a line "
+                        "break or another control character inside its value; a header value is "
+                        "one line: check it (and the variable it comes from)",
+                        url=url,
+                        transient=False,
+                    )
+                # a token pasted with its line end: no field value has surrounding whitespace
+                all_headers[name] = trimmed
 
         async def attempt() -> Response:
             try:
-                response = await self._once(method, url, all_params, all_headers, json_body, data)
+                response = await self._once(
+                    method, url, all_params, all_headers, json_body, data, fields_stay
+                )
             except aiohttp.TooManyRedirects as exc:
                 chain = [str(r.url) for r in exc.history]
                 last = exc.history[-1] if exc.history else None
                 target = last.headers.get("Location") if last is not None else None
                 if last is not None and target:
                     chain.append(urljoin(str(last.url), target))
-                raise redirect_error(chain) from None
+                error = redirect_error(chain)
+                if not self._cookies and any("Set-Cookie" in r.headers for r in exc.history):
+                    # a cookie it set and then asked for: a browser would have had it
+                    raise CookieRedirectLoop(str(error), url=error.url, transient=False) from None
+                raise error from None
             except (
                 aiohttp.InvalidUrlRedirectClientError,
                 aiohttp.NonHttpUrlRedirectClientError,
@@ -451,9 +565,15 @@ class HttpSession:
                 ) from None
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 raise _connection_error(url, exc, self.timeout) from None
-            if response.status < 400 or response.status in ok:
+            if response.status < 300 or response.status in ok:
                 return response
-            raise _status_error(response, credentials=self.auth is not None or self._cookies)
+            if response.status < 400:  # a redirect left as it is: no page in it
+                raise _unfollowed_error(response)
+            raise _status_error(
+                response,
+                credentials=self.auth is not None or self._cookies,
+                left_behind=url if credentials and (self.auth or self.headers) else None,
+            )
 
         # a Retry-After longer than an attempt's time would spend the source's whole budget
         # waiting (the run gives it `timeout` per attempt): fail now, saying when to come back
@@ -472,10 +592,16 @@ class HttpSession:
         headers: dict[str, str],
         json_body: Any,
         data: Any,
+        fields_stay: bool = False,
     ) -> Response:
         import aiohttp
 
         session = self._aiohttp()
+        middlewares = []
+        if headers or params:  # nothing configured to keep from other origins: no middleware
+            middlewares.append(_same_origin_credentials(url, headers, params))
+        if fields_stay:
+            middlewares.append(_fields_stay_on_host(url))
         # one deadline for the whole answer, the last byte of the body included: aiohttp's
         # `total` does not stop a body that keeps trickling in
         async with (
@@ -493,10 +619,7 @@ class HttpSession:
                 # the body as it came: `_read_capped` undoes its Content-Encoding, and
                 # refuses a stream cut before its end, which aiohttp takes as whole
                 auto_decompress=False,
-                # nothing configured to keep from other origins: no middleware to run
-                middlewares=(_same_origin_credentials(url, headers, params),)
-                if headers or params
-                else None,
+                middlewares=tuple(middlewares) or None,
             ) as resp,
         ):
             body = await _read_capped(resp, self.max_bytes)
@@ -522,13 +645,32 @@ class HttpSession:
     async def login(self, form: LoginForm) -> Response:
         """Fill and send a login form as a browser does (see `collect.forms`), keeping the
         session's cookies; LoginError when it is refused, saying how it was refused."""
+        from kpi_collector.collect.charset import decode_html
         from kpi_collector.collect.forms import FormProblem, fill, find_form, parse_html
 
         log.debug("login: reading the form on %s", redact(url_without_query(form.url)))
-        page = await self.get(form.url)
+        try:
+            page = await self.get(form.url)
+        except HttpError as exc:
+            # which of the source's two URLs failed: this one is `login: url:`
+            where = url_without_query(exc.url or form.url)
+            said = str(exc).replace(where, f"{where} (the login page, `login: url:`)", 1)
+            raise HttpError(
+                said if said != str(exc) else f"{exc} (the login page, `login: url:`)",
+                status=exc.status,
+                url=exc.url,
+                retry_after=exc.retry_after,
+                transient=exc.transient,
+            ) from None
         where = url_without_query(page.url)
         try:
-            doc = parse_html(page.text(), page.url)
+            # read as a browser reads it: its hidden values as the page has them, and its
+            # charset the one the form is sent in
+            encoding, text = decode_html(page.headers.get("Content-Type"), page.body)
+        except ExtractError as exc:
+            raise LoginError(f"login: {exc} ({where})", transient=False) from None
+        try:
+            doc = parse_html(text, page.url)
             node = find_form(doc, form.form)
             filled = fill(
                 doc,
@@ -537,10 +679,14 @@ class HttpSession:
                 fields={key: reveal(value) or "" for key, value in form.fields.items()},
                 submit=form.submit,
                 action=urljoin(page.url, form.submit_url) if form.submit_url else None,
+                encoding=encoding,
             )
         except FormProblem as exc:
             raise LoginError(f"login: {exc} on {where}", transient=False) from None
         target = url_without_query(filled.url)
+        if form.submit_url is None:  # the user's own `submit_url:` may go anywhere
+            _check_destination(page.url, filled.url)
+        _remember_as_sent(filled, [reveal(value) or "" for value in form.fields.values()])
         log.debug(
             "login: sending %s to %s (fields: %s)",
             filled.method,
@@ -549,14 +695,19 @@ class HttpSession:
         )
         # where the submission comes from, as a browser says it: CSRF checks (Django's over
         # HTTPS, Rails' origin check) refuse a POST with neither `Origin` nor `Referer`
-        sent_from = {"Referer": urlsplit(page.url)._replace(fragment="").geturl()}
+        # from its own origin, the page itself; to another (`submit_url:`), its origin only, as
+        # a browser's default referrer policy (strict-origin-when-cross-origin) sends it
+        referer = urlsplit(page.url)._replace(fragment="").geturl()
+        if _origin(filled.url) != _origin(page.url):
+            referer = _origin(page.url) + "/"
+        sent_from = {"Referer": referer}
         if filled.method == "GET":
             result = await self.request("GET", filled.url, headers=sent_from, ok=_REFUSALS)
         else:
-            body, headers = _form_body(filled.entries, filled.enctype)
+            body, headers = _form_body(filled)
             headers = {**headers, **sent_from, "Origin": _origin(page.url)}
             result = await self.request(
-                "POST", filled.url, data=body, headers=headers, ok=_REFUSALS
+                "POST", filled.url, data=body, headers=headers, ok=_REFUSALS, fields_stay=True
             )
         if result.status >= 400:
             # 403 of a CSRF check, 419 of Laravel's, 422...: what the server said is the why
@@ -569,6 +720,62 @@ class HttpSession:
         _check_login(form, filled, result)
         log.debug("login: accepted by %s", redact(target))
         return result
+
+
+def _remember_as_sent(filled: FilledForm, values: list[str]) -> None:
+    """Mark the forms a login's values take in a legacy charset as secret too (`remember`
+    knows their UTF-8 forms): what a server echoes of them, `M%FCller` of a windows-1252
+    form, `&#10003;` for what the charset lacks."""
+    from urllib.parse import quote, quote_plus
+
+    for value in values:
+        sent = filled.encode(value)
+        if sent == value.encode():
+            continue
+        remember(sent.decode(filled.codec))  # what the server decoded, char refs and all
+        for encode in (quote, quote_plus):
+            remember(encode(sent, safe=""))
+
+
+def _check_destination(page_url: str, form_url: str) -> None:
+    """LoginError unless a login form on `page_url` sends its fields to the same host, and
+    not unencrypted when the page came over https: the fields are for that site alone."""
+    page, form = urlsplit(page_url), urlsplit(form_url)
+    where, target = url_without_query(page_url), url_without_query(form_url)
+    if page.hostname != form.hostname:
+        why = "another host"
+    elif page.scheme == "https" and form.scheme != "https":
+        why = "unencrypted (http), from an https page"
+    else:
+        return
+    raise LoginError(
+        f"login: the form on {where} sends the login fields to {target}, {why}; if that "
+        f"is the site's own sign-in, give `submit_url: {target}`",
+        transient=False,
+    )
+
+
+def _fields_stay_on_host(url: str) -> aiohttp.ClientMiddlewareType:
+    """An aiohttp middleware that refuses a request of the redirect chain from `url` that
+    sends a body (a 307 or 308 keeps a POST's) to another host: LoginError, terminal."""
+    from yarl import URL
+
+    start = URL(url)
+
+    async def middleware(
+        request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        if request.url.host != start.host and request.method not in ("GET", "HEAD"):
+            there = url_without_query(str(request.url))
+            raise LoginError(
+                f"login: {url_without_query(url)} redirects the login fields (a 307 or 308 "
+                f"sends them on) to {there}, another host; if that is the site's own "
+                f"sign-in, give `submit_url: {there}`",
+                transient=False,
+            )
+        return await handler(request)
+
+    return middleware
 
 
 #: the answers to a login's submission that refuse it (4xx but 429, which is retried)
@@ -592,7 +799,7 @@ def _page_text(response: Response) -> str:
     if not response.is_html:
         return _snippet(response.body)
     try:
-        doc = parse_html(response.text()[: _BODY_SNIPPET * 64], response.url)
+        doc = parse_html(_as_browser_reads(response)[: _BODY_SNIPPET * 64], response.url)
     except FormProblem:
         return ""
     for hidden in doc.xpath("//script|//style|//noscript|//template"):
@@ -652,8 +859,10 @@ _PASSWORD_INPUT = re.compile(rb"""type\s*=\s*["']?password""", re.IGNORECASE)
 
 def shows_login_form(form: LoginForm, response: Response) -> bool:
     """Whether an answer after a login is the login form again (the session expired, or
-    the site did not keep it): an HTML page with a form that has a password input and an
-    input of every name in `fields:` (a page that only changes a password has other names)."""
+    the site did not keep it): an HTML page with a form that has a password input named in
+    `fields:` and an input of every other name there, or of two at least (a name the login
+    form never had, set by its script, may be among them; a page that only changes a
+    password has other names)."""
     if not response.is_html:
         return False
     if not _PASSWORD_INPUT.search(response.body):  # most pages: no parse needed
@@ -661,15 +870,17 @@ def shows_login_form(form: LoginForm, response: Response) -> bool:
     from kpi_collector.collect.forms import FormProblem, controls, parse_html
 
     try:
-        doc = parse_html(response.text(), response.url)
+        doc = parse_html(_as_browser_reads(response), response.url)
     except FormProblem:
         return False
     wanted = set(form.fields)
     for node in doc.iter("form"):
         owned = controls(doc, node)
         names = {c.get("name") for c in owned}
-        has_password = any((c.get("type") or "").strip().lower() == "password" for c in owned)
-        if has_password and wanted <= names:
+        passwords = {
+            c.get("name") for c in owned if (c.get("type") or "").strip().lower() == "password"
+        }
+        if passwords and (wanted <= names or (passwords & wanted and len(wanted & names) >= 2)):
             return True
     return False
 
@@ -681,7 +892,7 @@ def _check_login(form: LoginForm, filled: FilledForm, result: Response) -> None:
     from kpi_collector.collect.forms import FormProblem, page_title, parse_html
 
     try:
-        answer = parse_html(result.text(), result.url)
+        answer = parse_html(_as_browser_reads(result), result.url)
     except FormProblem:
         answer = parse_html("<html></html>", result.url)
     landed = url_without_query(result.url)
@@ -692,7 +903,11 @@ def _check_login(form: LoginForm, filled: FilledForm, result: Response) -> None:
         )
     if form.success is not None and _matches(answer, form.success):
         return
-    came_back = _matches(answer, "form input[type=password]")
+    # `type` is read as the standard reads it: `type=PASSWORD` is a password input too
+    came_back = any(
+        (field.get("type") or "").strip().lower() == "password"
+        for field in answer.xpath("//form//input[@type]")
+    )
     if came_back:
         raise LoginError(
             f"login refused: the login form came back from {landed}; {_sent(filled)}",
@@ -705,6 +920,16 @@ def _check_login(form: LoginForm, filled: FilledForm, result: Response) -> None:
             f"{landed} ({'title ' + repr(title) if title else 'no title'}); check the selector",
             transient=False,
         )
+
+
+def _as_browser_reads(response: Response) -> str:
+    """The answer's text as a browser decodes it (`Response.html`), for `success:`,
+    `failure:` and the login form's return; compressed bytes without their header read as
+    UTF-8 (they match nothing either way)."""
+    try:
+        return response.html()
+    except ExtractError:
+        return response.text()
 
 
 def _sent(filled: FilledForm) -> str:
@@ -731,19 +956,24 @@ def _matches(doc: Any, selector: str) -> bool:
     return bool(CSSSelector(selector)(doc))
 
 
-def _form_body(entries: list[tuple[str, str]], enctype: str) -> tuple[Any, dict[str, str]]:
-    """The request body for `entries` in the form's encoding type, and its headers."""
-    if enctype == "multipart/form-data":
+def _form_body(filled: FilledForm) -> tuple[Any, dict[str, str]]:
+    """The request body for a filled form in its encoding type and charset (what the
+    charset cannot hold as `&#NNNN;`, as a browser sends it), and its headers."""
+    from urllib.parse import urlencode
+
+    entries, codec = filled.entries, filled.codec
+    if filled.enctype == "multipart/form-data":
         import aiohttp
 
-        body = aiohttp.FormData(quote_fields=False, default_to_multipart=True)
+        body = aiohttp.FormData(quote_fields=False, default_to_multipart=True, charset=codec)
         for name, value in entries:
-            body.add_field(name, value)
+            body.add_field(filled.encode(name).decode(codec), filled.encode(value).decode(codec))
         return body, {}
-    if enctype == "text/plain":
-        text = "".join(f"{name}={value}\r\n" for name, value in entries)
-        return text.encode(), {"Content-Type": "text/plain;charset=UTF-8"}
-    return entries, {}
+    if filled.enctype == "text/plain":
+        text = b"".join(filled.encode(f"{name}={value}\r\n") for name, value in entries)
+        return text, {"Content-Type": f"text/plain;charset={filled.charset}"}
+    form = urlencode(entries, encoding=codec, errors="xmlcharrefreplace")
+    return form.encode("ascii"), {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 def _same_origin_credentials(
@@ -851,23 +1081,140 @@ def redirect_error(chain: list[str]) -> HttpError:
     )
 
 
+#: what no header value may hold (RFC 9110 5.5): C0 controls but tab, and DEL
+_HEADER_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+#: the TLS handshake's reasons when the other end answered in plain HTTP (OpenSSL's names)
+_PLAIN_HTTP = (
+    "WRONG_VERSION_NUMBER",
+    "RECORD_LAYER_FAILURE",
+    "HTTP_REQUEST",
+    "PACKET_LENGTH_TOO_LONG",
+)
+
+
 def _connection_error(url: str, exc: BaseException, timeout: float) -> HttpError:
+    import aiohttp
+
     if isinstance(exc, asyncio.TimeoutError):
         message = f"timed out after {timeout:g}s waiting for {url_without_query(url)}"
+    elif isinstance(exc, aiohttp.ClientSSLError):
+        # the same certificate, the same handshake next time: no retry helps
+        return HttpError(_tls_message(url, exc), url=url, transient=False)
+    elif isinstance(exc, aiohttp.ClientPayloadError):
+        message = f"the answer from {url_without_query(url)} was cut short: {_cut(exc)}"
     else:
         message = f"cannot reach {url_without_query(url)}: {redact(str(exc)) or type(exc).__name__}"
     return HttpError(message, url=url, transient=True)
 
 
-def _status_error(response: Response, *, credentials: bool = True) -> HttpError:
+_RECEIVED = re.compile(r"received (\d+) of (\d+) bytes")
+
+
+def _cut(exc: aiohttp.ClientPayloadError) -> str:
+    """How a body ended before its end, from aiohttp's payload error: the bytes that came
+    of those `Content-Length` announced, or a chunked body without its last chunk."""
+    said = str(getattr(exc.__cause__, "message", "") or exc)
+    found = _RECEIVED.search(said)
+    if found is not None:
+        came, announced = int(found[1]), int(found[2])
+        return (
+            f"{came:,} of the {announced:,} bytes its Content-Length announced came before "
+            "the connection closed"
+        )
+    if "transfer length" in said:
+        return "the connection closed before its last chunk"
+    return printable(redact(said))[:200]
+
+
+def _tls_message(url: str, exc: aiohttp.ClientSSLError) -> str:
+    """What a failed TLS handshake means for the user: a certificate this machine does not
+    trust (why, as OpenSSL says it, and the two ways out), or a port that does not speak
+    TLS at all (an https URL for an http server)."""
+    import aiohttp
+
+    where = f"cannot reach {url_without_query(url)}"
+    host = f"{exc.host}:{exc.port}" if exc.port is not None else exc.host
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        cert = exc.certificate_error
+        why = getattr(cert, "verify_message", None) or getattr(cert, "reason", None) or str(cert)
+        return (
+            f"{where}: the TLS certificate of {host} is not valid ({printable(str(why)).rstrip('.')}); "
+            "fix the server's certificate, or trust the CA that signed it with "
+            "SSL_CERT_FILE=/path/to/ca.pem"
+        )
+    reason = str(getattr(exc.os_error, "reason", None) or "")
+    if reason in _PLAIN_HTTP:
+        return (
+            f"{where}: {host} does not answer in TLS ({reason.lower().replace('_', ' ')}); "
+            "is the URL http://, not https://?"
+        )
+    said = reason.lower().replace("_", " ") if reason else printable(str(exc.os_error))
+    return f"{where}: the TLS handshake with {host} failed ({said})"
+
+
+def _unfollowed_error(response: Response) -> HttpError:
+    """The terminal error for a 3xx answer the redirects left as it is: a 304 to a request
+    that asked for no cached copy, a redirect without a `Location`, or one to a status no
+    client follows (300, 305, ...)."""
+    status, where = response.status, url_without_query(response.url)
+    location = response.headers.get("Location", "").strip()
+    if status == 304:
+        message = (
+            f"HTTP 304 (not modified) from {where}, though the request asked for no cached "
+            "copy: the server, or a cache in front of it, answers wrongly"
+        )
+    elif not location:
+        message = (
+            f"HTTP {status} from {where}: a redirect without a `Location` to follow; the "
+            "server's answer is incomplete, check the URL"
+        )
+    else:
+        target = redact(printable(url_without_query(urljoin(response.url, location))))
+        message = (
+            f"HTTP {status} from {where}: a redirect to {target}, which is not followed "
+            "(only 301, 302, 303, 307 and 308 are); set the URL to the page meant"
+        )
+    return HttpError(message, status=status, url=response.url, transient=False)
+
+
+def _status_error(
+    response: Response, *, credentials: bool = True, left_behind: str | None = None
+) -> HttpError:
+    """The HttpError for a 4xx or 5xx `response`. `left_behind`: the URL asked for, when the
+    request had configured credentials, which a redirect to another origin leaves behind
+    (`_same_origin_credentials`): a 401 or 403 there says so, not "wrong credentials"."""
+    from yarl import URL
+
     status = response.status
     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
     hints = _STATUS_HINTS if credentials else _HINTS_WITHOUT_CREDENTIALS
     hint = hints.get(status, "server error" if status >= 500 else "request refused")
+    # 999 and the like: no server error, and the same refusal comes back on a retry
+    defined = status < 600
+    if not defined:
+        hint = "a status HTTP does not define (LinkedIn refuses automated requests with 999)"
+    if (
+        status in (401, 403)
+        and left_behind is not None
+        and URL(left_behind).origin() != URL(response.url).origin()
+    ):
+        hint = (
+            f"{'unauthorized' if status == 401 else 'forbidden'}, after a redirect from "
+            f"{url_without_query(left_behind)} to another origin, where the configured "
+            "credentials are not sent; if they are meant for it, set the URL to "
+            f"{url_without_query(response.url)}"
+        )
     message = f"HTTP {status} from {url_without_query(response.url)}: {hint}"
     if retry_after is not None and (status == 429 or status >= 500):
         message += f" (retry after {retry_after:.0f}s)"
-    body = _snippet(response.body)
+    # an HTML error page by what it says (a CDN's block page is kilobytes of styles first)
+    body = _page_text(response)
     if body:
         message += f" — {body}"
-    return HttpError(message, status=status, url=response.url, retry_after=retry_after)
+    return HttpError(
+        message,
+        status=status,
+        url=response.url,
+        retry_after=retry_after,
+        transient=None if defined else False,
+    )

@@ -15,11 +15,13 @@ from kpi_collector.collect.extract import Metric, coerce_metric, extract_all
 from kpi_collector.collect.http import (
     MAX_REFRESHES,
     Auth,
+    CookieRedirectLoop,
     HttpSession,
     LoginForm,
     Response,
     check_http_url,
     refresh_error,
+    remember_trimmed,
     shows_login_form,
     url_without_query,
 )
@@ -62,6 +64,7 @@ class HttpSource(Source):
     @classmethod
     def _secret_values(cls, value: dict[str, str]) -> dict[str, str]:
         remember_values(value)
+        remember_trimmed(v for v in value.values() if isinstance(v, str))
         return value
 
     @field_validator("url")
@@ -83,11 +86,20 @@ class HttpSource(Source):
         """The answer at `url` (after the login, if any), raising HttpError as
         `HttpSession.request` does. `refresh` gives the URL an answer sends on to with
         `<meta http-equiv=refresh>`, or None (an `html` source reads it off the page it
-        parses); each such URL is read in the same session, at most `MAX_REFRESHES` in a
-        row, and a refresh back to a page already read is an error."""
+        parses); each such URL is read in the same session (its cookies; its auth, headers
+        and params only on `url`'s origin), at most `MAX_REFRESHES` in a row, and a
+        refresh back to a page already read is an error. A page that sets a cookie and
+        redirects back to itself (a session check) is asked again keeping cookies, as a
+        browser keeps them."""
         session = ctx.http(auth=self.auth, headers=self.headers, cookies=self.login is not None)
         try:
-            response = await self._fetch(session)
+            try:
+                response = await self._fetch(session)
+            except CookieRedirectLoop:
+                # it set a cookie and sent back to the page: once more, keeping cookies
+                await session.close()
+                session = ctx.http(auth=self.auth, headers=self.headers, cookies=True)
+                response = await self._fetch(session)
             if refresh is None:
                 return response
             chain = [response.url]
@@ -95,7 +107,8 @@ class HttpSource(Source):
                 chain.append(target)
                 if target in chain[:-1] or len(chain) > MAX_REFRESHES + 1:
                     raise refresh_error(chain)
-                response = await session.get(target)
+                same_origin = _origin(target) == _origin(self.url)
+                response = await session.get(target, credentials=same_origin)
                 chain[-1] = response.url  # after its HTTP redirects
             return response
         finally:
@@ -148,6 +161,12 @@ class HttpSource(Source):
         if errors:
             raise MetricErrors(values, errors)
         return values
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    """(scheme, host, port) of an http(s) URL, the port its scheme's default when absent."""
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
 
 
 def save_page(source: str, page: str, suffix: str) -> Path:
