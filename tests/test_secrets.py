@@ -257,3 +257,16 @@ def test_a_secret_urls_token_is_hidden_when_echoed_alone() -> None:
     # the URL's ordinary words and numbers stay readable around them
     text = "the services and api webhooks of relay.example.org, id 123456789012345678, kpis"
     assert redact(text) == text
+
+
+def test_a_secret_with_a_line_end_around_it_is_masked_as_it_is_sent() -> None:
+    # a token read from a file written by `echo` (or a variable set with its newline) goes
+    # out trimmed in a header, a form or a URL; a server echoing that form showed it
+    remember("tok3n-Zq81xw\n")
+    assert (
+        redact("invalid token tok3n-Zq81xw for this project")
+        == "invalid token *** for this project"
+    )
+    assert redact("Authorization: Bearer dG9rM24tWnE4MXh3") == "Authorization: Bearer ***"  # base64
+    remember("  https://hooks.example.test/services/T0001/B0002/abcdefghijklmnop \n")
+    assert redact("no such hook abcdefghijklmnop") == "no such hook ***"

@@ -46,7 +46,9 @@ def remember(value: str) -> None:
     a program is likely to echo it in: as is, URL-encoded (RFC 3986 percent-encoding, and
     `+` for spaces as HTML forms send it), JSON-escaped (RFC 8259 section 7), HTML-escaped
     and base64 (RFC 4648); of a URL, also the parts a service may echo alone
-    (`url_secret_parts`: a webhook's token echoed in an error body)."""
+    (`url_secret_parts`: a webhook's token echoed in an error body). A value with spaces or
+    line ends around it (`echo token > file`, a variable set with its newline) is also
+    marked without them: that is the form a header, a form field or a URL sends."""
     global _version
     if not value:
         return
@@ -54,7 +56,10 @@ def remember(value: str) -> None:
     if marked is not None:
         marked.append(value)
     forms = encodings(value)
-    for part in url_secret_parts(value):
+    trimmed = value.strip()
+    if trimmed and trimmed != value:
+        forms |= encodings(trimmed)
+    for part in url_secret_parts(trimmed or value):
         forms |= encodings(part)
     if not forms <= _KNOWN:
         _KNOWN.update(forms)
