@@ -567,3 +567,21 @@ def test_a_sqlite_store_under_the_home_folder(
     config = tmp_path / "project" / "kpi.yaml"
     config.write_text((f"store: {store}\n" if store else "") + "sources: []\n")
     assert load_config(config).store_url == f"sqlite:///{(tmp_path / where).resolve()}"
+
+
+@pytest.mark.parametrize(
+    ("written", "seconds"),
+    [("0", 0.0), ('"0"', 0.0), ("0s", 0.0), ('"0.0m"', 0.0), ("90", 90.0), ("5m", 300.0)],
+)
+def test_no_jitter_however_zero_is_written(written: str, seconds: float) -> None:
+    # `jitter: 0` was accepted and `jitter: "0"` or `0s` refused as "a duration must be
+    # positive": zero is no jitter in every spelling
+    config = parse_config(
+        f"jitter: {written}\n" + ONE.replace("EXTRA", ""), path=Path("kpi.yaml"), env={}
+    )
+    assert config.settings.jitter_seconds == seconds
+
+
+def test_a_negative_jitter_is_still_refused() -> None:
+    with pytest.raises(ConfigError, match=r"kpi\.yaml:1: jitter: a duration must be positive"):
+        parse_config('jitter: "-1m"\n' + ONE.replace("EXTRA", ""), path=Path("kpi.yaml"), env={})

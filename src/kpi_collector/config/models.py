@@ -162,6 +162,18 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
+def _no_time(value: Any) -> bool:
+    """Whether a duration is zero however it is written (`0`, `"0"`, `0s`, `"0.0m"`): where
+    zero means "none" (`jitter:`), not a duration `parse_duration` refuses."""
+    text = str(value).strip().lower()
+    if text[-1:] in _DURATION:
+        text = text[:-1]
+    try:
+        return not isinstance(value, bool) and float(text) == 0
+    except ValueError:
+        return False
+
+
 class Alert(Strict):
     """One entry of `alerts:`: a rule about a KPI, a source or a delivery, and who to tell.
 
@@ -493,14 +505,14 @@ class Settings(Strict):
     @field_validator("jitter")
     @classmethod
     def _jitter(cls, value: float | str | None) -> float | str | None:
-        if value is not None and value != 0:
+        if value is not None and not _no_time(value):
             parse_duration(value)
         return value
 
     @property
     def jitter_seconds(self) -> float:
         """`jitter:` in seconds (0 without one)."""
-        return 0.0 if not self.jitter else parse_duration(self.jitter)
+        return 0.0 if self.jitter is None or _no_time(self.jitter) else parse_duration(self.jitter)
 
     @field_validator("heartbeat_url")
     @classmethod
