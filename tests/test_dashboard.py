@@ -286,6 +286,26 @@ def test_bad_requests(client: Any) -> None:
     assert client.get("/kpi/nope.nothing").status_code == 404
 
 
+@pytest.mark.parametrize("since", ["0001-01-01", "0001-06-15", "9999-12-31", "2031-01-01"])
+@pytest.mark.parametrize("period", ["day", "week", "month"])
+def test_a_since_far_in_the_past_or_future_is_answered(
+    client: Any, since: str, period: str
+) -> None:
+    """`since` at the calendar's ends made the window before and the year earlier overflow
+    the date range: a 500 without a word. Now the windows stop at the calendar's ends."""
+    params = {"period": period, "since": since}
+    doc = client.get("/api/kpis/crm.paying/series", params=params)
+    assert doc.status_code == 200, doc.text
+    points = doc.json()["points"]
+    if since.startswith("0001"):  # all of the history, as `kpi history --since` gives it
+        whole = client.get("/api/kpis/crm.paying/series", params={"period": period}).json()
+        assert points == whole["points"] and points
+    else:  # nothing is stored after today
+        assert points == [] and doc.json()["previous"] == []
+    csv = client.get("/api/kpis/crm.paying/series.csv", params=params)
+    assert csv.status_code == 200 and len(csv.text.splitlines()) == len(points) + 1
+
+
 # runs ----------------------------------------------------------------------------------------
 
 
