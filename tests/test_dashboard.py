@@ -306,6 +306,55 @@ def test_a_since_far_in_the_past_or_future_is_answered(
     assert csv.status_code == 200 and len(csv.text.splitlines()) == len(points) + 1
 
 
+def test_csv_exports_never_start_a_text_cell_with_a_formula(tmp_path: Path) -> None:
+    """A title like `=HYPERLINK(...)` went into the CSV as is, and a spreadsheet opening the
+    download ran it as a formula. Now a text cell starting with = + - @ (or a tab, a carriage
+    return) gets a leading `'`; numbers, negative ones included, stay numbers."""
+    import csv
+    import io
+
+    from starlette.testclient import TestClient
+
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "kpis:\n"
+        '  "web.=x": {title: "=HYPERLINK(\\"http://evil.example\\", \\"click\\")", unit: "@u"}\n'
+        '  web.neg: {title: "-2+3"}\n'
+        '  web.plain: {title: "Plain + simple"}\n'
+        'sources: [{name: web, type: http_json, url: "http://127.0.0.1:9/",'
+        ' metrics: {"=x": d.x, neg: d.n, plain: d.p}}]\n',
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    store = HistoryStore(config.store_url)
+    run = store.begin_run(started_at=NOW.timestamp() - 60)
+    at = NOW.timestamp() - 60
+    store.finish_run(
+        run,
+        observations=[
+            ("web.=x", at, 3.0, "web"),
+            ("web.neg", at, -5.5, "web"),
+            ("web.plain", at, 1.0, "web"),
+        ],
+    )
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    with TestClient(create_app(config, data=data), base_url="http://127.0.0.1") as c:
+        overview = list(csv.DictReader(io.StringIO(c.get("/api/kpis.csv").text)))
+        series = list(csv.reader(io.StringIO(c.get("/api/kpis/web.=x/series.csv").text)))
+    data.close()
+    rows = {r["kpi"]: r for r in overview}
+    assert set(rows) == {"web.=x", "web.neg", "web.plain"}  # an = inside stays
+    assert rows["web.=x"]["title"] == '\'=HYPERLINK("http://evil.example", "click")'
+    assert rows["web.=x"]["unit"] == "'@u"
+    assert rows["web.neg"]["title"] == "'-2+3" and rows["web.neg"]["value"] == "-5.5"
+    assert rows["web.plain"]["title"] == "Plain + simple"
+    assert series[1][1:] == ["web.=x", "3.0"]
+    cells = [cell for row in [*series, *(r.values() for r in overview)] for cell in row]
+    assert not [c for c in cells if c[:1] in ("=", "+", "@", "\t", "\r")]
+    assert not [c for c in cells if c.startswith("-") and not c.lstrip("-")[:1].isdigit()]
+
+
 # runs ----------------------------------------------------------------------------------------
 
 

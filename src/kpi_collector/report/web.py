@@ -294,7 +294,7 @@ def create_app(
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["period", "kpi", "value"])
         for point in doc["points"]:
-            writer.writerow([point["period"], kpi, repr(point["value"])])
+            writer.writerow([point["period"], csv_text(kpi), repr(point["value"])])
         name = "".join(c if c.isalnum() or c in "._-" else "_" for c in kpi)
         return Response(
             out.getvalue(),
@@ -418,7 +418,8 @@ OVERVIEW_COLUMNS = (
 
 
 def overview_csv(doc: OverviewDoc) -> str:
-    """The overview as CSV: `OVERVIEW_COLUMNS`, numbers as Python writes floats (exact)."""
+    """The overview as CSV: `OVERVIEW_COLUMNS`, numbers as Python writes floats (exact), texts
+    through `csv_text`."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(OVERVIEW_COLUMNS)
@@ -433,7 +434,18 @@ def overview_csv(doc: OverviewDoc) -> str:
 
 
 def _cell(value: Any) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
+    return repr(value) if isinstance(value, float) else csv_text(str(value))
+
+
+#: what a spreadsheet takes for the start of a formula in a cell it opens from CSV
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(text: str) -> str:
+    """A text cell of a CSV download: with a leading `'` where it starts as a formula would
+    (`=HYPERLINK(...)` in a title would run when a spreadsheet opens the file), else as is.
+    Numbers are not text cells: write them with `repr`."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
 def _today(data: DashboardData) -> date:
