@@ -102,3 +102,46 @@ def test_parse_compare() -> None:
     )
     with pytest.raises(ValueError):
         parse_compare("14")
+
+
+def test_markdown_report_shows_titles_as_text(tmp_path: Path) -> None:
+    """A KPI title, group or unit went into the Markdown report as is:
+    `<img onerror=...>` became HTML, `[x](javascript:...)` a link, `*`/`_` bold or italics
+    where a viewer renders the file. Now every user text is escaped and reads as typed."""
+    from datetime import timedelta
+
+    from kpi_collector.config import load_config
+    from kpi_collector.report.html import render_markdown
+    from kpi_collector.store import HistoryStore
+
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "kpis:\n"
+        '  web.a: {title: "<img src=x onerror=alert(1)> [click](javascript:alert(2))",'
+        ' group: "*Team* <i>A</i>"}\n'
+        '  web.b: {title: "snake_case_name *starred*", unit: "req_per_s", group: "*Team* <i>A</i>"}\n'
+        'sources: [{name: web, type: http_json, url: "http://127.0.0.1:9/",'
+        " metrics: {a: d.a, b: d.b}}]\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    store = HistoryStore(config.store_url)
+    for days, value in ((10, 1.0), (1, 2.0)):
+        at = (NOW - timedelta(days=days)).timestamp()
+        run = store.begin_run(started_at=at)
+        store.finish_run(
+            run, observations=[("web.a", at, value, "web"), ("web.b", at, value, "web")]
+        )
+    store.close()
+    text = render_markdown(config, now=NOW)
+    # no HTML tag, link or emphasis made of the user's text
+    assert not re.search(r"(?<!\\)<[a-z/]", text)
+    assert "](" not in text.replace("\\](", "")
+    unescaped = re.sub(r"\\.", "", text).replace("**", "")
+    assert "*" not in unescaped and "_" not in re.sub(r"^_|_$", "", unescaped, flags=re.M)
+    # and what is left reads as typed once the backslashes go (as a viewer shows it)
+    shown = re.sub(r"\\(.)", r"\1", text)
+    assert shown.startswith("# KPIs — week 14, 2026\n")
+    assert "## *Team* <i>A</i>" in shown
+    assert "**<img src=x onerror=alert(1)> [click](javascript:alert(2))**: 2" in shown
+    assert "**snake_case_name *starred***: 2 req_per_s" in shown
