@@ -505,6 +505,30 @@ def test_security_headers_on_every_response(client: Any) -> None:
         assert headers["x-frame-options"] == "DENY"
 
 
+def test_a_store_that_cannot_be_read_is_named_on_every_page(tmp_path: Path) -> None:
+    """A store that fails under the running dashboard (here: its file overwritten) answered
+    every page with a bare "Internal Server Error", without the security headers. Now the
+    answer says why in one line (redacted), as JSON under /api/, and carries the headers."""
+    from starlette.testclient import TestClient
+
+    config = _copy_of(build_store(tmp_path / "src"), tmp_path / "copy")
+    data = DashboardData(config, clock=NOW.timestamp, cache=False)
+    app = create_app(config, data=data)
+    with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as c:
+        assert c.get("/api/kpis").status_code == 200
+        for path in (tmp_path / "copy").glob("kpi.db*"):
+            path.write_bytes(b"not a database " * 500)
+        for url in ("/", "/kpi/crm.paying", "/runs", "/metrics", "/api/kpis", "/api/kpis.csv"):
+            answer = c.get(url)
+            assert answer.status_code == 500, url
+            assert "default-src 'none'" in answer.headers["content-security-policy"], url
+            assert answer.headers["x-content-type-options"] == "nosniff"
+            text = answer.json()["error"] if url.startswith("/api/") else answer.text
+            assert "the store cannot be read" in text and "file is not a database" in text, url
+            assert SECRET not in answer.text
+    data.close()
+
+
 def test_only_loopback_host_headers_without_a_token(client: Any) -> None:
     refused = client.get("/", headers={"host": "evil.example"})
     assert refused.status_code == 421 and "kpi serve --token" in refused.text

@@ -14,7 +14,8 @@ import csv
 import hmac
 import io
 import ipaddress
-from collections.abc import MutableMapping
+import logging
+from collections.abc import Callable, MutableMapping
 from datetime import date
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote_to_bytes, urlencode
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
     from kpi_collector.config import Config
 
+log = logging.getLogger(__name__)
 COOKIE = "kpi_token"
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
 SECURITY_HEADERS = [
@@ -53,12 +55,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class Guard:
-    """Security headers on every response; the access token or a loopback Host on every request."""
+#: (request path, the exception) -> (content type, body) of the 500 answer that says why
+Failure = Callable[[str, Exception], tuple[str, bytes]]
 
-    def __init__(self, app: ASGIApp, *, token: str | None) -> None:
+
+class Guard:
+    """Security headers on every response; the access token or a loopback Host on every request;
+    a request that fails before its answer started gets a 500 that says why (`failure`)."""
+
+    def __init__(self, app: ASGIApp, *, token: str | None, failure: Failure | None = None) -> None:
         self.app = app
         self.token = usable_token(token)
+        self.failure = failure or _failure_text
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,15 +98,39 @@ class Guard:
                 value = quote(self.token, safe="")
                 set_cookie = f"{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict"
 
+        started = False
+
         async def send_with_headers(message: MutableMapping[str, Any]) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 extra = list(SECURITY_HEADERS)
                 if set_cookie is not None:
                     extra.append((b"set-cookie", set_cookie.encode("latin-1")))
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception as exc:
+            if started:  # part of the answer is out: nothing to say it in
+                raise
+            path = scope.get("path", "")
+            log.error("%s %s failed: %s", scope.get("method", "GET"), path, failure_reason(exc))
+            media, body = self.failure(path, exc)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", media.encode()),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"cache-control", b"no-store"),
+                        *SECURITY_HEADERS,
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
 
     async def _deny(self, send: Send, status: int, text: str) -> None:
         body = text.encode()
@@ -116,6 +148,27 @@ class Guard:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def failure_reason(exc: Exception) -> str:
+    """Why a request failed, in one redacted line: "the store cannot be read: database is
+    locked" for the database's own error, else the exception's type and first line."""
+    from kpi_collector.secrets import redact
+
+    orig = getattr(exc, "orig", None)
+    text = str(orig or exc).strip().splitlines()
+    first = redact(text[0]) if text else type(exc).__name__
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from kpi_collector.errors import StoreError
+
+    if isinstance(exc, StoreError | SQLAlchemyError):
+        return f"the store cannot be read: {first} (kpi validate checks the store: setting)"
+    return f"the dashboard failed on this request: {type(exc).__name__}: {first}"
+
+
+def _failure_text(path: str, exc: Exception) -> tuple[str, bytes]:
+    return "text/plain; charset=utf-8", failure_reason(exc).encode()
 
 
 def usable_token(token: str | None) -> str | None:
@@ -391,9 +444,19 @@ def create_app(
         Route("/healthz", health),
         Mount("/static", static, name="static"),
     ]
+
+    def failure(path: str, exc: Exception) -> tuple[str, bytes]:
+        """The 500 answer: JSON under /api/, else a page in the dashboard's look."""
+        reason = failure_reason(exc)
+        if path.startswith("/api/"):
+            return "application/json", encode({"error": reason})
+        return "text/html; charset=utf-8", pages.message_page(
+            "500", reason, brand=config.title
+        ).encode()
+
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(Guard, token=token)],
+        middleware=[Middleware(Guard, token=token, failure=failure)],
         exception_handlers={HTTPException: http_error},
     )
     app.state.data = source
