@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -490,6 +491,30 @@ def test_every_text_is_escaped(client: Any) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in client.get("/").text
     page = client.get("/kpi/web.xss").text
     assert "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e" in page  # the JSON for the chart
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [-1e308, 1e308, 5.0],  # a span past the largest double
+        [1.7e308, -1.7e308, None, 0.0],
+        [5e-324, 1e-323, 0.0],  # the smallest doubles
+        [-0.0, 0.0, 3.0],
+    ],
+)
+def test_a_sparkline_of_extreme_values_is_drawn(values: list[float | None]) -> None:
+    """A sparkline whose values spanned more than the largest double wrote `nan` into the SVG
+    (the browser then drops the whole line). Now every point is a finite coordinate, the
+    largest value at the top, the smallest at the bottom."""
+    svg = pages.sparkline(values, width=120, height=32)
+    found = re.search(r'<polyline points="([^"]*)"', svg)
+    assert found is not None
+    points = [tuple(map(float, p.split(","))) for p in found.group(1).split()]
+    assert len(points) == sum(v is not None for v in values)
+    assert all(math.isfinite(x) and math.isfinite(y) for x, y in points)
+    known = [v for v in values if v is not None]
+    ys = dict(zip(known, (y for _, y in points), strict=True))
+    assert ys[max(known)] == 2.0 and ys[min(known)] == 30.0
 
 
 def test_security_headers_on_every_response(client: Any) -> None:
