@@ -91,6 +91,8 @@ def test_bad_options_exit_2(config_path: Path, tmp_path: Path) -> None:
         ("--out", str(tmp_path / "r.pdf")),
         ("--compare", "two weeks"),
         ("--period", "year"),
+        ("--compare", "99999999d"),  # was a traceback: the date overflowed
+        ("--compare", "999999999999999999999d"),
     ):
         result = run_kpi(config_path.parent, "-c", str(config_path), "report", *args)
         assert result.returncode == 2, args
@@ -102,6 +104,14 @@ def test_parse_compare() -> None:
     )
     with pytest.raises(ValueError):
         parse_compare("14")
+    assert parse_compare("36600d") == 36600 and parse_compare(36600) == 36600
+    with pytest.raises(ValueError, match="not a number of days"):
+        parse_compare("²d")  # a digit to isdigit(), not to int()
+    for too_far in ("36601d", "99999999d", 10**30):
+        with pytest.raises(ValueError, match="at most 36600d"):
+            parse_compare(too_far)
+    with pytest.raises(ValueError):
+        parse_compare(-1)
 
 
 def test_markdown_report_shows_titles_as_text(tmp_path: Path) -> None:
