@@ -607,3 +607,32 @@ def test_small_values_read_on_the_chart_as_stored(browser: Any, tmp_path: Path) 
                 visitor.close()
     finally:
         data.close()
+
+
+def test_periods_read_as_stored_in_a_browser_west_of_utc(
+    browser: Any, server: tuple[str, DashboardData]
+) -> None:
+    """A period starts at a date (2026-03-30), sent as midnight UTC; the chart formatted it in
+    the browser's own zone, so in Los Angeles the legend and the axis said the day before.
+    Now the chart reads its dates in UTC: the legend shows the period as stored."""
+    url, data = server
+    visitor = Watched(
+        browser, url, viewport={"width": 1280, "height": 900}, timezone_id="America/Los_Angeles"
+    )
+    try:
+        page = visitor.page
+        for period, key, count in (("day", "30d", 30), ("week", "13w", 13), ("month", "12m", 12)):
+            page.goto(url + f"/kpi/crm.paying?period={period}&range={key}")
+            page.wait_for_selector(f"#chart[data-loaded='{period}/{key}'] canvas")
+            shown = page.evaluate(
+                """() => { const u = window.kpiCharts[0].chart;
+                     return u.data[0].map((x, i) => {
+                       u.setCursor({left: u.valToPos(x, "x"), top: 5});
+                       return document.querySelector(".u-legend .u-series .u-value").textContent;
+                     }); }"""
+            )
+            points = data.series("crm.paying", period, data_since(data, period, count))["points"]
+            assert shown == [p["period"] for p in points] and shown, period
+        assert not visitor.errors and not visitor.outside and not visitor.dialogs
+    finally:
+        visitor.close()

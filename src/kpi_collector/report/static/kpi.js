@@ -92,6 +92,9 @@
       height: height,
       cursor: { drag: { x: true, y: false } },
       scales: { x: { time: true } },
+      /* a period is a date sent as midnight UTC: read it in UTC, not in the browser's zone
+         (west of Greenwich that was the day before) */
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
       axes: [
         { stroke: css("--muted", "#6b7280"), grid: { stroke: css("--line", "#e5e7eb") } },
         { stroke: css("--muted", "#6b7280"), grid: { stroke: css("--line", "#e5e7eb") }, size: 60,
