@@ -577,6 +577,27 @@ def test_token_is_required_when_set(data: DashboardData) -> None:
         assert token not in c.get("/").text and token not in c.get("/metrics").text
 
 
+def test_a_new_token_link_opens_the_dashboard_over_an_old_cookie(data: DashboardData) -> None:
+    """After the token changed (`kpi serve --token NEW`), the browser still sent the old
+    token's cookie, which was checked before the link's `?token=NEW`: 401 on every new link
+    until the user found and deleted the HttpOnly cookie. Now a link's token is checked
+    first and replaces the cookie; a stale cookie alone still gets 401."""
+    from starlette.testclient import TestClient
+
+    app = create_app(data.config, data=data, token="new-token-81d2")
+    with TestClient(app, base_url="http://kpi.example.com") as c:
+        c.cookies.set("kpi_token", "old-token-3a7b")
+        assert c.get("/api/kpis").status_code == 401
+        first = c.get("/kpi/crm.paying?token=new-token-81d2&period=week", follow_redirects=False)
+        assert first.status_code == 303, first.text
+        assert first.headers["location"] == "/kpi/crm.paying?period=week"
+        assert "kpi_token=new-token-81d2" in first.headers["set-cookie"]
+        c.cookies.set("kpi_token", "new-token-81d2")
+        assert c.get("/api/kpis").status_code == 200
+        wrong_link = c.get("/?token=old-token-3a7b", follow_redirects=False)
+        assert wrong_link.status_code == 401  # a wrong link is not saved by a good cookie
+
+
 @pytest.mark.parametrize(
     "token",
     [

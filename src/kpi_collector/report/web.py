@@ -190,19 +190,23 @@ def _query_token(scope: Scope) -> bytes | None:
 
 def _presented(scope: Scope) -> bytes | None:
     """The token a request presents, as bytes (a token is compared as its UTF-8 bytes):
-    `Authorization: Bearer` (the header's bytes as sent), the `kpi_token` cookie (which
-    holds it percent-encoded), or `?token=`."""
+    `Authorization: Bearer` (the header's bytes as sent), else `?token=` (a link, which then
+    replaces the cookie: an old token's cookie must not shut out a new token's link), else
+    the `kpi_token` cookie (which holds it percent-encoded)."""
     cookie = b""
     for key, value in scope["headers"]:
         if key == b"authorization" and value[:7].lower() == b"bearer ":
             return value[7:].strip()
         if key == b"cookie":
             cookie = value
+    link = _query_token(scope)
+    if link is not None:
+        return link
     for part in cookie.split(b";"):
         name, _, value = part.strip().partition(b"=")
         if name == COOKIE.encode() and value:
             return unquote_to_bytes(value)
-    return _query_token(scope)
+    return None
 
 
 def create_app(
