@@ -1548,6 +1548,54 @@ def test_a_kpi_id_with_a_slash_has_its_page_and_series(tmp_path: Path) -> None:
     data.close()
 
 
+def test_a_token_link_to_a_kpi_with_a_percent_or_question_mark_keeps_its_page(
+    tmp_path: Path,
+) -> None:
+    """The redirect that takes `?token=` out of the address was built from the decoded path:
+    the KPI `web.share%41?x` (linked as /kpi/web.share%2541%3Fx) came back as
+    /kpi/web.share%41?x, i.e. the page of `web.shareA` (404). Now the redirect keeps the
+    path as the browser sent it."""
+    from urllib.parse import quote
+
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\ntimezone: UTC\nsources:\n"
+        "  - {name: web, type: http_json, url: 'http://127.0.0.1:9/', "
+        "metrics: {'share%41?x': data.d}}\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    kpi = "web.share%41?x"
+    store = HistoryStore(config.store_url)
+    at = NOW.timestamp() - 3600
+    run = store.begin_run(started_at=at)
+    store.finish_run(run, observations=[(kpi, at, 41.5, "web")], finished_at=at + 1)
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    path = quote(kpi, safe="")
+    app = create_app(config, data=data, token="tok-12ab")
+    with ServerThread(app) as url:  # uvicorn: the path decoded once, as in production
+        host = url.removeprefix("http://")
+        status, location, _ = _raw_get(host, f"/kpi/{path}?token=tok-12ab&period=week")
+        assert status == 303 and location == f"/kpi/{path}?period=week"
+        status, _, page = _raw_get(host, location, cookie="kpi_token=tok-12ab")
+        assert status == 200 and "41.5" in page
+    data.close()
+
+
+def _raw_get(host: str, target: str, cookie: str | None = None) -> tuple[int, str, str]:
+    """GET `target` sent byte for byte as given (no client re-encoding it): (status,
+    location, body)."""
+    import http.client
+
+    conn = http.client.HTTPConnection(host, timeout=10)
+    try:
+        conn.request("GET", target, headers={"cookie": cookie} if cookie else {})
+        answer = conn.getresponse()
+        return answer.status, answer.getheader("location") or "", answer.read().decode()
+    finally:
+        conn.close()
+
+
 @pytest.mark.parametrize(("agg", "expected"), [("sum", 7.5), ("avg", 3.75), ("max", 4.5)])
 def test_a_tile_older_than_its_sparkline_shows_its_period_by_agg(
     tmp_path: Path, agg: str, expected: float

@@ -222,7 +222,6 @@ def create_app(
         HTMLResponse,
         JSONResponse,
         PlainTextResponse,
-        RedirectResponse,
         Response,
     )
     from starlette.routing import Mount, Route
@@ -418,10 +417,14 @@ def create_app(
         )
 
     def strip_token(request: Request) -> Response | None:
+        """A page opened with `?token=`: the same address without it (the cookie is set). The
+        path as the browser sent it: decoded, a KPI id's `%41` or `%3F` would change it."""
         if "token" in request.query_params:
             rest = {k: v for k, v in request.query_params.items() if k != "token"}
-            url = request.url.path + (f"?{urlencode(rest)}" if rest else "")
-            return RedirectResponse(url, status_code=303)
+            raw = request.scope.get("raw_path")
+            path = raw.decode("latin-1") if raw else quote(request.url.path)
+            url = path + (f"?{urlencode(rest)}" if rest else "")
+            return Response(status_code=303, headers={"location": url})
         return None
 
     def page(handler: Any) -> Any:
