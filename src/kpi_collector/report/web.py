@@ -421,8 +421,8 @@ def create_app(
         path as the browser sent it: decoded, a KPI id's `%41` or `%3F` would change it."""
         if "token" in request.query_params:
             rest = {k: v for k, v in request.query_params.items() if k != "token"}
-            raw = request.scope.get("raw_path")
-            own = raw and raw.startswith(b"/") and not raw.startswith(b"//")  # never elsewhere
+            raw: bytes = request.scope.get("raw_path") or b""
+            own = raw.startswith(b"/") and not raw.startswith(b"//")  # never elsewhere
             path = raw.decode("latin-1") if own else quote(request.url.path)
             url = path + (f"?{urlencode(rest)}" if rest else "")
             return Response(status_code=303, headers={"location": url})
