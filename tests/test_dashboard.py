@@ -1548,6 +1548,46 @@ def test_a_kpi_id_with_a_slash_has_its_page_and_series(tmp_path: Path) -> None:
     data.close()
 
 
+@pytest.mark.parametrize("metric", ["中文", "ünïcode", "emoji🚀", 'q"uote;x'])
+def test_the_csv_of_a_kpi_with_any_characters_downloads(tmp_path: Path, metric: str) -> None:
+    """The series CSV of a KPI whose id is not plain ASCII (`web.中文`, `web.ünïcode`)
+    answered 500: its name went into the Content-Disposition header, which holds Latin-1
+    only. Now the header has an ASCII `filename` and the exact name as `filename*` (RFC 6266)."""
+    from urllib.parse import quote, unquote
+
+    from starlette.testclient import TestClient
+
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\ntimezone: UTC\nsources: []\n", encoding="utf-8"
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    kpi = f"web.{metric}"
+    store = HistoryStore(config.store_url)
+    at = NOW.timestamp() - 3600
+    run = store.begin_run(started_at=at)
+    store.finish_run(run, observations=[(kpi, at, 7.25, "web")], finished_at=at + 1)
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    with TestClient(create_app(config, data=data), base_url="http://127.0.0.1") as c:
+        answer = c.get(f"/api/kpis/{quote(kpi, safe='')}/series.csv", params={"period": "day"})
+    data.close()
+    assert answer.status_code == 200, answer.text
+    assert list(csv_rows(answer.text)) == [["period", "kpi", "value"], ["2026-03-31", kpi, "7.25"]]
+    disposition = answer.headers["content-disposition"]
+    assert disposition.isascii() and disposition.startswith("attachment; ")
+    plain = re.search(r'filename="([^"]*)"', disposition)
+    exact = re.search(r"filename\*=UTF-8''(\S+)", disposition)
+    assert plain is not None and exact is not None
+    assert unquote(exact.group(1)) == f"{kpi}-day.csv"
+
+
+def csv_rows(text: str) -> Iterator[list[str]]:
+    import csv
+    import io
+
+    yield from csv.reader(io.StringIO(text))
+
+
 def test_a_token_link_to_a_kpi_with_a_percent_or_question_mark_keeps_its_page(
     tmp_path: Path,
 ) -> None:

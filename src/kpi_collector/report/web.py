@@ -351,11 +351,13 @@ def create_app(
         writer.writerow(["period", "kpi", "value"])
         for point in doc["points"]:
             writer.writerow([point["period"], csv_text(kpi), repr(point["value"])])
-        name = "".join(c if c.isalnum() or c in "._-" else "_" for c in kpi)
         return Response(
             out.getvalue(),
             media_type="text/csv; charset=utf-8",
-            headers={"content-disposition": f'attachment; filename="{name}-{period}.csv"'},
+            headers={
+                "content-disposition": attachment(f"{kpi}-{period}.csv"),
+                "cache-control": "no-store",
+            },
         )
 
     def api_annotations(request: Request) -> Response:
@@ -502,6 +504,14 @@ def overview_csv(doc: OverviewDoc) -> str:
         }
         writer.writerow(["" if row.get(c) is None else _cell(row.get(c)) for c in OVERVIEW_COLUMNS])
     return out.getvalue()
+
+
+def attachment(filename: str) -> str:
+    """A Content-Disposition for a download named `filename` (any characters): an ASCII
+    `filename` for old clients and the exact name as `filename*` (RFC 6266, UTF-8); a header
+    holds Latin-1 only, so `web.中文-day.csv` as it is would fail the response."""
+    plain = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in filename)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def _cell(value: Any) -> str:
