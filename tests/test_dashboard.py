@@ -1588,6 +1588,42 @@ def csv_rows(text: str) -> Iterator[list[str]]:
     yield from csv.reader(io.StringIO(text))
 
 
+def test_a_sources_newest_value_is_the_newest_instant_in_the_repeated_hour(
+    tmp_path: Path,
+) -> None:
+    """When the clocks go back, 02:30+02:00 comes before 02:10+01:00, but the source's
+    "newest value" was the larger text: the earlier moment. Now it is the later moment."""
+    from starlette.testclient import TestClient
+
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\ntimezone: Europe/Berlin\nsources:\n"
+        "  - {name: web, type: http_json, url: 'http://127.0.0.1:9/', "
+        "metrics: {a: d.a, b: d.b}}\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    first = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # 02:30 summer time
+    later = datetime(2026, 10, 25, 1, 10, tzinfo=UTC)  # 02:10 winter time, 40 minutes on
+    store = HistoryStore(config.store_url)
+    run = store.begin_run(started_at=first.timestamp())
+    store.finish_run(
+        run,
+        observations=[
+            ("web.a", first.timestamp(), 1.0, "web"),
+            ("web.b", later.timestamp(), 2.0, "web"),
+        ],
+        finished_at=later.timestamp() + 1,
+    )
+    store.close()
+    data = DashboardData(config, clock=(later + timedelta(hours=40)).timestamp)
+    with TestClient(create_app(config, data=data), base_url="http://127.0.0.1") as c:
+        doc = c.get("/api/kpis").json()
+    data.close()
+    source = next(s for s in doc["sources"] if s["name"] == "web")
+    assert source["status"] == "stale"
+    assert source["updated_at"] == "2026-10-25T02:10:00+01:00"
+
+
 def test_a_token_link_to_a_kpi_with_a_percent_or_question_mark_keeps_its_page(
     tmp_path: Path,
 ) -> None:

@@ -665,7 +665,8 @@ class DashboardData:
         for source in self.config.sources:
             kpis = by_source.get(source.name, [])
             stamps = [t["updated_at"] for t in kpis if t["updated_at"]]
-            newest = max(stamps) if stamps else None
+            # by the moment, not the text: when the clocks go back, 02:30+02:00 is the earlier
+            newest = max(stamps, key=datetime.fromisoformat) if stamps else None
             if not source.enabled:
                 status = "disabled"
             elif source.name in errors:
