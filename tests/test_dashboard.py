@@ -596,6 +596,8 @@ def test_a_new_token_link_opens_the_dashboard_over_an_old_cookie(data: Dashboard
         assert c.get("/api/kpis").status_code == 200
         wrong_link = c.get("/?token=old-token-3a7b", follow_redirects=False)
         assert wrong_link.status_code == 401  # a wrong link is not saved by a good cookie
+        empty_link = c.get("/?token=", follow_redirects=False)  # presents nothing: the cookie
+        assert empty_link.status_code == 303 and "set-cookie" not in empty_link.headers
 
 
 @pytest.mark.parametrize(

@@ -183,7 +183,7 @@ def _query_token(scope: Scope) -> bytes | None:
     kept as a `+` (base64 tokens have them; form encoding's space does not apply here)."""
     for part in scope.get("query_string", b"").split(b"&"):
         name, equals, value = part.partition(b"=")
-        if name == b"token" and equals:
+        if name == b"token" and equals and value:  # an empty `?token=` presents nothing
             return unquote_to_bytes(value)
     return None
 
