@@ -130,8 +130,9 @@ def test_markdown_report_shows_titles_as_text(tmp_path: Path) -> None:
         '  web.a: {title: "<img src=x onerror=alert(1)> [click](javascript:alert(2))",'
         ' group: "*Team* <i>A</i>"}\n'
         '  web.b: {title: "snake_case_name *starred*", unit: "req_per_s", group: "*Team* <i>A</i>"}\n'
+        '  web.c: {title: "two\\n\\n# Hacked heading\\n- [x](http://evil.example)"}\n'
         'sources: [{name: web, type: http_json, url: "http://127.0.0.1:9/",'
-        " metrics: {a: d.a, b: d.b}}]\n",
+        " metrics: {a: d.a, b: d.b, c: d.c}}]\n",
         encoding="utf-8",
     )
     config = load_config(tmp_path / "kpi.yaml")
@@ -139,9 +140,7 @@ def test_markdown_report_shows_titles_as_text(tmp_path: Path) -> None:
     for days, value in ((10, 1.0), (1, 2.0)):
         at = (NOW - timedelta(days=days)).timestamp()
         run = store.begin_run(started_at=at)
-        store.finish_run(
-            run, observations=[("web.a", at, value, "web"), ("web.b", at, value, "web")]
-        )
+        store.finish_run(run, observations=[(f"web.{k}", at, value, "web") for k in "abc"])
     store.close()
     text = render_markdown(config, now=NOW)
     # no HTML tag, link or emphasis made of the user's text
@@ -155,3 +154,6 @@ def test_markdown_report_shows_titles_as_text(tmp_path: Path) -> None:
     assert "## *Team* <i>A</i>" in shown
     assert "**<img src=x onerror=alert(1)> [click](javascript:alert(2))**: 2" in shown
     assert "**snake_case_name *starred***: 2 req_per_s" in shown
+    # a line break in a title is a space: it cannot start a heading or a list item
+    assert "**two # Hacked heading - [x](http://evil.example)**: 2" in shown
+    assert not [line for line in text.splitlines() if line.startswith(("# H", "- ["))]

@@ -12,9 +12,10 @@ _MARKUP = str.maketrans({c: "\\" + c for c in "\\*_[]<>&~"})
 
 def markdown_text(text: str) -> str:
     """User data (a title, a group, a unit, a note, an error) as Markdown text that reads as
-    typed: no HTML, link, emphasis, code or mention can come of it (`@` gets a zero-width
-    space, a backtick becomes `'`, as in `escape_markdown`)."""
-    return text.replace("@", "@\u200b").replace("`", "'").translate(_MARKUP)
+    typed, on one line: no HTML, link, emphasis, code, heading or mention can come of it
+    (`@` gets a zero-width space, a backtick becomes `'`, as in `escape_markdown`)."""
+    one_line = " ".join(text.split())  # a line break would start a heading or a list item
+    return one_line.replace("@", "@\u200b").replace("`", "'").translate(_MARKUP)
 
 
 def _line(line: DigestLine) -> str:
