@@ -1479,6 +1479,22 @@ def test_a_blank_token_is_no_token(data: DashboardData, blank: str) -> None:
         assert c.get("/api/kpis", params={"token": blank}).status_code == 421
 
 
+@pytest.mark.parametrize("stray", ["tok-4d2e\n", "  tok-4d2e ", "\ttok-4d2e\r\n"])
+def test_a_token_with_stray_whitespace_opens_by_header(data: DashboardData, stray: str) -> None:
+    """A token read with its line break or spaces (`KPI_DASHBOARD_TOKEN` from a file or an
+    env file) never matched: the `Authorization` header is trimmed, the configured token was
+    not, so every request got 401. Now the configured token is trimmed too."""
+    from starlette.testclient import TestClient
+
+    app = create_app(data.config, data=data, token=stray)
+    with TestClient(app, base_url="http://kpi.example.com") as c:
+        assert c.get("/api/kpis", headers={"authorization": "Bearer tok-4d2e"}).status_code == 200
+        assert c.get("/?token=tok-4d2e", follow_redirects=False).status_code == 303
+        assert c.get("/api/kpis").status_code == 200  # the cookie that link set
+    with TestClient(app, base_url="http://kpi.example.com") as c:
+        assert c.get("/api/kpis", headers={"authorization": "Bearer tok-4d2"}).status_code == 401
+
+
 def test_the_run_in_progress_detail_is_redacted(config_path: Path, tmp_path: Path) -> None:
     """The run-in-progress row's `detail` (the program) is redacted again when shown, as every
     other stored text of the health document: one stored unredacted (a writer that did not

@@ -172,10 +172,11 @@ def _failure_text(path: str, exc: Exception) -> tuple[str, bytes]:
 
 
 def usable_token(token: str | None) -> str | None:
-    """`token`, or None for a blank one: an empty or whitespace-only token (an empty
-    KPI_DASHBOARD_TOKEN) would let a request with an empty `Authorization: Bearer ` in, so it
-    counts as no token at all (loopback only)."""
-    return token if token and token.strip() else None
+    """`token` without surrounding whitespace (a line break read with it from a file: the
+    `Authorization` header is trimmed the same way), or None for a blank one: an empty or
+    whitespace-only token (an empty KPI_DASHBOARD_TOKEN) would let a request with an empty
+    `Authorization: Bearer ` in, so it counts as no token at all (loopback only)."""
+    return token.strip() if token and token.strip() else None
 
 
 def _query_token(scope: Scope) -> bytes | None:
