@@ -50,6 +50,13 @@ def test_html_report_values_and_changes(config_path: Path) -> None:
     assert ">999<" in row.group(1)
     assert "+" in row.group(1) and "%" in row.group(1)  # against the value 14 days earlier
     assert "web" in html and "HTTP 500" in html  # the failing source
+    assert "Changes against 14 days earlier." in html
+
+
+def test_html_report_says_one_day_not_1_days(config_path: Path) -> None:
+    """`--compare 1d` wrote "Changes against 1 days earlier." under the table."""
+    html = render_html(config_path, period="day", compare="1d", now=NOW)
+    assert "Changes against 1 day earlier." in html and "1 days" not in html
 
 
 def test_markdown_report_is_the_digest(config_path: Path, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kpi_collector.format import format_change
+from kpi_collector.format import format_change, plural
 
 if TYPE_CHECKING:
     from kpi_collector.config import Config
@@ -145,7 +145,7 @@ def render_html(
         if notes
         else ""
     )
-    comparison = f"Changes against {compare_days} days earlier. " if compare_days else ""
+    comparison = f"Changes against {plural(compare_days, 'day')} earlier. " if compare_days else ""
     local = moment.astimezone(cfg.tz)
     body = (
         f'<div class="report"><div class="report-head"><h1>{escape(digest.title)}</h1>'
