@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -286,6 +287,75 @@ def test_bad_requests(client: Any) -> None:
     assert client.get("/kpi/nope.nothing").status_code == 404
 
 
+@pytest.mark.parametrize("since", ["0001-01-01", "0001-06-15", "9999-12-31", "2031-01-01"])
+@pytest.mark.parametrize("period", ["day", "week", "month"])
+def test_a_since_far_in_the_past_or_future_is_answered(
+    client: Any, since: str, period: str
+) -> None:
+    """`since` at the calendar's ends made the window before and the year earlier overflow
+    the date range: a 500 without a word. Now the windows stop at the calendar's ends."""
+    params = {"period": period, "since": since}
+    doc = client.get("/api/kpis/crm.paying/series", params=params)
+    assert doc.status_code == 200, doc.text
+    points = doc.json()["points"]
+    if since.startswith("0001"):  # all of the history, as `kpi history --since` gives it
+        whole = client.get("/api/kpis/crm.paying/series", params={"period": period}).json()
+        assert points == whole["points"] and points
+    else:  # nothing is stored after today
+        assert points == [] and doc.json()["previous"] == []
+    csv = client.get("/api/kpis/crm.paying/series.csv", params=params)
+    assert csv.status_code == 200 and len(csv.text.splitlines()) == len(points) + 1
+
+
+def test_csv_exports_never_start_a_text_cell_with_a_formula(tmp_path: Path) -> None:
+    """A title like `=HYPERLINK(...)` went into the CSV as is, and a spreadsheet opening the
+    download ran it as a formula. Now a text cell starting with = + - @ (or a tab, a carriage
+    return) gets a leading `'`; numbers, negative ones included, stay numbers."""
+    import csv
+    import io
+
+    from starlette.testclient import TestClient
+
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "kpis:\n"
+        '  "web.=x": {title: "=HYPERLINK(\\"http://evil.example\\", \\"click\\")", unit: "@u"}\n'
+        '  web.neg: {title: "-2+3"}\n'
+        '  web.plain: {title: "Plain + simple"}\n'
+        'sources: [{name: web, type: http_json, url: "http://127.0.0.1:9/",'
+        ' metrics: {"=x": d.x, neg: d.n, plain: d.p}}]\n',
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    store = HistoryStore(config.store_url)
+    run = store.begin_run(started_at=NOW.timestamp() - 60)
+    at = NOW.timestamp() - 60
+    store.finish_run(
+        run,
+        observations=[
+            ("web.=x", at, 3.0, "web"),
+            ("web.neg", at, -5.5, "web"),
+            ("web.plain", at, 1.0, "web"),
+        ],
+    )
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    with TestClient(create_app(config, data=data), base_url="http://127.0.0.1") as c:
+        overview = list(csv.DictReader(io.StringIO(c.get("/api/kpis.csv").text)))
+        series = list(csv.reader(io.StringIO(c.get("/api/kpis/web.=x/series.csv").text)))
+    data.close()
+    rows = {r["kpi"]: r for r in overview}
+    assert set(rows) == {"web.=x", "web.neg", "web.plain"}  # an = inside stays
+    assert rows["web.=x"]["title"] == '\'=HYPERLINK("http://evil.example", "click")'
+    assert rows["web.=x"]["unit"] == "'@u"
+    assert rows["web.neg"]["title"] == "'-2+3" and rows["web.neg"]["value"] == "-5.5"
+    assert rows["web.plain"]["title"] == "Plain + simple"
+    assert series[1][1:] == ["web.=x", "3.0"]
+    cells = [cell for row in [*series, *(r.values() for r in overview)] for cell in row]
+    assert not [c for c in cells if c[:1] in ("=", "+", "@", "\t", "\r")]
+    assert not [c for c in cells if c.startswith("-") and not c.lstrip("-")[:1].isdigit()]
+
+
 # runs ----------------------------------------------------------------------------------------
 
 
@@ -423,6 +493,30 @@ def test_every_text_is_escaped(client: Any) -> None:
     assert "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e" in page  # the JSON for the chart
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        [-1e308, 1e308, 5.0],  # a span past the largest double
+        [1.7e308, -1.7e308, None, 0.0],
+        [5e-324, 1e-323, 0.0],  # the smallest doubles
+        [-0.0, 0.0, 3.0],
+    ],
+)
+def test_a_sparkline_of_extreme_values_is_drawn(values: list[float | None]) -> None:
+    """A sparkline whose values spanned more than the largest double wrote `nan` into the SVG
+    (the browser then drops the whole line). Now every point is a finite coordinate, the
+    largest value at the top, the smallest at the bottom."""
+    svg = pages.sparkline(values, width=120, height=32)
+    found = re.search(r'<polyline points="([^"]*)"', svg)
+    assert found is not None
+    points = [tuple(map(float, p.split(","))) for p in found.group(1).split()]
+    assert len(points) == sum(v is not None for v in values)
+    assert all(math.isfinite(x) and math.isfinite(y) for x, y in points)
+    known = [v for v in values if v is not None]
+    ys = dict(zip(known, (y for _, y in points), strict=True))
+    assert ys[max(known)] == 2.0 and ys[min(known)] == 30.0
+
+
 def test_security_headers_on_every_response(client: Any) -> None:
     for path in ("/", "/api/kpis", "/metrics", "/static/kpi.js", "/api/kpis/nope.x/series"):
         headers = client.get(path).headers
@@ -434,6 +528,30 @@ def test_security_headers_on_every_response(client: Any) -> None:
         )
         assert headers["x-content-type-options"] == "nosniff"
         assert headers["x-frame-options"] == "DENY"
+
+
+def test_a_store_that_cannot_be_read_is_named_on_every_page(tmp_path: Path) -> None:
+    """A store that fails under the running dashboard (here: its file overwritten) answered
+    every page with a bare "Internal Server Error", without the security headers. Now the
+    answer says why in one line (redacted), as JSON under /api/, and carries the headers."""
+    from starlette.testclient import TestClient
+
+    config = _copy_of(build_store(tmp_path / "src"), tmp_path / "copy")
+    data = DashboardData(config, clock=NOW.timestamp, cache=False)
+    app = create_app(config, data=data)
+    with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as c:
+        assert c.get("/api/kpis").status_code == 200
+        for path in (tmp_path / "copy").glob("kpi.db*"):
+            path.write_bytes(b"not a database " * 500)
+        for url in ("/", "/kpi/crm.paying", "/runs", "/metrics", "/api/kpis", "/api/kpis.csv"):
+            answer = c.get(url)
+            assert answer.status_code == 500, url
+            assert "default-src 'none'" in answer.headers["content-security-policy"], url
+            assert answer.headers["x-content-type-options"] == "nosniff"
+            text = answer.json()["error"] if url.startswith("/api/") else answer.text
+            assert "the store cannot be read" in text and "file is not a database" in text, url
+            assert SECRET not in answer.text
+    data.close()
 
 
 def test_only_loopback_host_headers_without_a_token(client: Any) -> None:
@@ -457,6 +575,29 @@ def test_token_is_required_when_set(data: DashboardData) -> None:
         assert "HttpOnly" in first.headers["set-cookie"]
         assert c.get("/").status_code == 200  # the cookie now
         assert token not in c.get("/").text and token not in c.get("/metrics").text
+
+
+def test_a_new_token_link_opens_the_dashboard_over_an_old_cookie(data: DashboardData) -> None:
+    """After the token changed (`kpi serve --token NEW`), the browser still sent the old
+    token's cookie, which was checked before the link's `?token=NEW`: 401 on every new link
+    until the user found and deleted the HttpOnly cookie. Now a link's token is checked
+    first and replaces the cookie; a stale cookie alone still gets 401."""
+    from starlette.testclient import TestClient
+
+    app = create_app(data.config, data=data, token="new-token-81d2")
+    with TestClient(app, base_url="http://kpi.example.com") as c:
+        c.cookies.set("kpi_token", "old-token-3a7b")
+        assert c.get("/api/kpis").status_code == 401
+        first = c.get("/kpi/crm.paying?token=new-token-81d2&period=week", follow_redirects=False)
+        assert first.status_code == 303, first.text
+        assert first.headers["location"] == "/kpi/crm.paying?period=week"
+        assert "kpi_token=new-token-81d2" in first.headers["set-cookie"]
+        c.cookies.set("kpi_token", "new-token-81d2")
+        assert c.get("/api/kpis").status_code == 200
+        wrong_link = c.get("/?token=old-token-3a7b", follow_redirects=False)
+        assert wrong_link.status_code == 401  # a wrong link is not saved by a good cookie
+        empty_link = c.get("/?token=", follow_redirects=False)  # presents nothing: the cookie
+        assert empty_link.status_code == 303 and "set-cookie" not in empty_link.headers
 
 
 @pytest.mark.parametrize(
@@ -1381,6 +1522,22 @@ def test_a_blank_token_is_no_token(data: DashboardData, blank: str) -> None:
         assert c.get("/api/kpis", params={"token": blank}).status_code == 421
 
 
+@pytest.mark.parametrize("stray", ["tok-4d2e\n", "  tok-4d2e ", "\ttok-4d2e\r\n"])
+def test_a_token_with_stray_whitespace_opens_by_header(data: DashboardData, stray: str) -> None:
+    """A token read with its line break or spaces (`KPI_DASHBOARD_TOKEN` from a file or an
+    env file) never matched: the `Authorization` header is trimmed, the configured token was
+    not, so every request got 401. Now the configured token is trimmed too."""
+    from starlette.testclient import TestClient
+
+    app = create_app(data.config, data=data, token=stray)
+    with TestClient(app, base_url="http://kpi.example.com") as c:
+        assert c.get("/api/kpis", headers={"authorization": "Bearer tok-4d2e"}).status_code == 200
+        assert c.get("/?token=tok-4d2e", follow_redirects=False).status_code == 303
+        assert c.get("/api/kpis").status_code == 200  # the cookie that link set
+    with TestClient(app, base_url="http://kpi.example.com") as c:
+        assert c.get("/api/kpis", headers={"authorization": "Bearer tok-4d2"}).status_code == 401
+
+
 def test_the_run_in_progress_detail_is_redacted(config_path: Path, tmp_path: Path) -> None:
     """The run-in-progress row's `detail` (the program) is redacted again when shown, as every
     other stored text of the health document: one stored unredacted (a writer that did not
@@ -1450,6 +1607,130 @@ def test_a_kpi_id_with_a_slash_has_its_page_and_series(tmp_path: Path) -> None:
         assert csv_text == f"period,kpi,value\n2026-03-31,{kpi},41.5\n"
         assert c.get("/api/kpis/pypi.nothing%2Fhere/series").status_code == 404
     data.close()
+
+
+@pytest.mark.parametrize("metric", ["中文", "ünïcode", "emoji🚀", 'q"uote;x'])
+def test_the_csv_of_a_kpi_with_any_characters_downloads(tmp_path: Path, metric: str) -> None:
+    """The series CSV of a KPI whose id is not plain ASCII (`web.中文`, `web.ünïcode`)
+    answered 500: its name went into the Content-Disposition header, which holds Latin-1
+    only. Now the header has an ASCII `filename` and the exact name as `filename*` (RFC 6266)."""
+    from urllib.parse import quote, unquote
+
+    from starlette.testclient import TestClient
+
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\ntimezone: UTC\nsources: []\n", encoding="utf-8"
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    kpi = f"web.{metric}"
+    store = HistoryStore(config.store_url)
+    at = NOW.timestamp() - 3600
+    run = store.begin_run(started_at=at)
+    store.finish_run(run, observations=[(kpi, at, 7.25, "web")], finished_at=at + 1)
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    with TestClient(create_app(config, data=data), base_url="http://127.0.0.1") as c:
+        answer = c.get(f"/api/kpis/{quote(kpi, safe='')}/series.csv", params={"period": "day"})
+    data.close()
+    assert answer.status_code == 200, answer.text
+    assert list(csv_rows(answer.text)) == [["period", "kpi", "value"], ["2026-03-31", kpi, "7.25"]]
+    disposition = answer.headers["content-disposition"]
+    assert disposition.isascii() and disposition.startswith("attachment; ")
+    plain = re.search(r'filename="([^"]*)"', disposition)
+    exact = re.search(r"filename\*=UTF-8''(\S+)", disposition)
+    assert plain is not None and exact is not None
+    assert unquote(exact.group(1)) == f"{kpi}-day.csv"
+
+
+def csv_rows(text: str) -> Iterator[list[str]]:
+    import csv
+    import io
+
+    yield from csv.reader(io.StringIO(text))
+
+
+def test_a_sources_newest_value_is_the_newest_instant_in_the_repeated_hour(
+    tmp_path: Path,
+) -> None:
+    """When the clocks go back, 02:30+02:00 comes before 02:10+01:00, but the source's
+    "newest value" was the larger text: the earlier moment. Now it is the later moment."""
+    from starlette.testclient import TestClient
+
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\ntimezone: Europe/Berlin\nsources:\n"
+        "  - {name: web, type: http_json, url: 'http://127.0.0.1:9/', "
+        "metrics: {a: d.a, b: d.b}}\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    first = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # 02:30 summer time
+    later = datetime(2026, 10, 25, 1, 10, tzinfo=UTC)  # 02:10 winter time, 40 minutes on
+    store = HistoryStore(config.store_url)
+    run = store.begin_run(started_at=first.timestamp())
+    store.finish_run(
+        run,
+        observations=[
+            ("web.a", first.timestamp(), 1.0, "web"),
+            ("web.b", later.timestamp(), 2.0, "web"),
+        ],
+        finished_at=later.timestamp() + 1,
+    )
+    store.close()
+    data = DashboardData(config, clock=(later + timedelta(hours=40)).timestamp)
+    with TestClient(create_app(config, data=data), base_url="http://127.0.0.1") as c:
+        doc = c.get("/api/kpis").json()
+    data.close()
+    source = next(s for s in doc["sources"] if s["name"] == "web")
+    assert source["status"] == "stale"
+    assert source["updated_at"] == "2026-10-25T02:10:00+01:00"
+
+
+def test_a_token_link_to_a_kpi_with_a_percent_or_question_mark_keeps_its_page(
+    tmp_path: Path,
+) -> None:
+    """The redirect that takes `?token=` out of the address was built from the decoded path:
+    the KPI `web.share%41?x` (linked as /kpi/web.share%2541%3Fx) came back as
+    /kpi/web.share%41?x, i.e. the page of `web.shareA` (404). Now the redirect keeps the
+    path as the browser sent it."""
+    from urllib.parse import quote
+
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\ntimezone: UTC\nsources:\n"
+        "  - {name: web, type: http_json, url: 'http://127.0.0.1:9/', "
+        "metrics: {'share%41?x': data.d}}\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    kpi = "web.share%41?x"
+    store = HistoryStore(config.store_url)
+    at = NOW.timestamp() - 3600
+    run = store.begin_run(started_at=at)
+    store.finish_run(run, observations=[(kpi, at, 41.5, "web")], finished_at=at + 1)
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    path = quote(kpi, safe="")
+    app = create_app(config, data=data, token="tok-12ab")
+    with ServerThread(app) as url:  # uvicorn: the path decoded once, as in production
+        host = url.removeprefix("http://")
+        status, location, _ = _raw_get(host, f"/kpi/{path}?token=tok-12ab&period=week")
+        assert status == 303 and location == f"/kpi/{path}?period=week"
+        status, _, page = _raw_get(host, location, cookie="kpi_token=tok-12ab")
+        assert status == 200 and "41.5" in page
+    data.close()
+
+
+def _raw_get(host: str, target: str, cookie: str | None = None) -> tuple[int, str, str]:
+    """GET `target` sent byte for byte as given (no client re-encoding it): (status,
+    location, body)."""
+    import http.client
+
+    conn = http.client.HTTPConnection(host, timeout=10)
+    try:
+        conn.request("GET", target, headers={"cookie": cookie} if cookie else {})
+        answer = conn.getresponse()
+        return answer.status, answer.getheader("location") or "", answer.read().decode()
+    finally:
+        conn.close()
 
 
 @pytest.mark.parametrize(("agg", "expected"), [("sum", 7.5), ("avg", 3.75), ("max", 4.5)])

@@ -551,3 +551,88 @@ def test_a_long_kpi_id_wraps_between_its_parts_never_inside_a_word(
                 phone.close()
     finally:
         data.close()
+
+
+def test_small_values_read_on_the_chart_as_stored(browser: Any, tmp_path: Path) -> None:
+    """A rate like 0.0001234 showed as "0" in the chart's legend and on its axis (rounded to
+    two decimals), and a value with a unit lost it there. Now the legend shows each point's
+    text as the table does (the server's), and an axis tick below 1 keeps four digits."""
+    from datetime import timedelta
+
+    from kpi_collector.store import HistoryStore
+
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "timezone: Europe/Berlin\n"
+        "kpis: {web.rate: {title: Rate}, web.cash: {title: Cash, unit: USD}}\n"
+        'sources: [{name: web, type: http_json, url: "http://127.0.0.1:9/",'
+        " metrics: {rate: d.r, cash: d.c}}]\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    store = HistoryStore(config.store_url)
+    run = store.begin_run(started_at=NOW.timestamp() - 60)
+    days = [(NOW - timedelta(days=d, hours=2)).timestamp() for d in range(10)]
+    store.finish_run(
+        run,
+        observations=[("web.rate", t, 0.0001234 * (i + 1), "web") for i, t in enumerate(days)]
+        + [("web.cash", t, -1234.5 - i, "web") for i, t in enumerate(days)],
+    )
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    try:
+        with ServerThread(create_app(config, data=data)) as url:
+            visitor = Watched(browser, url, viewport={"width": 1280, "height": 900})
+            try:
+                page = visitor.page
+                for kpi in ("web.rate", "web.cash"):
+                    page.goto(url + f"/kpi/{kpi}?period=day&range=30d")
+                    page.wait_for_selector("#chart[data-loaded='day/30d'] canvas")
+                    shown = page.evaluate(
+                        """() => { const u = window.kpiCharts[0].chart;
+                             const last = u.data[0].length - 1;
+                             u.setCursor({left: u.valToPos(u.data[0][last], "x"), top: 5});
+                             return document.querySelectorAll(".u-legend .u-series")[1]
+                               .querySelector(".u-value").textContent; }"""
+                    )
+                    expected = data.series(kpi, "day")["points"][-1]["text"]
+                    assert shown == expected, kpi
+                ticks = page.evaluate(
+                    "() => { const u = window.kpiCharts[0].chart;"
+                    " return u.axes[1].values(u, [-0.0, 0.0002, 0.0004, 0.0006], 1, 50, 0.0002); }"
+                )
+                assert ticks == ["0", "0.0002", "0.0004", "0.0006"]
+                assert not visitor.errors and not visitor.outside and not visitor.dialogs
+            finally:
+                visitor.close()
+    finally:
+        data.close()
+
+
+def test_periods_read_as_stored_in_a_browser_west_of_utc(
+    browser: Any, server: tuple[str, DashboardData]
+) -> None:
+    """A period starts at a date (2026-03-30), sent as midnight UTC; the chart formatted it in
+    the browser's own zone, so in Los Angeles the legend and the axis said the day before.
+    Now the chart reads its dates in UTC: the legend shows the period as stored."""
+    url, data = server
+    visitor = Watched(
+        browser, url, viewport={"width": 1280, "height": 900}, timezone_id="America/Los_Angeles"
+    )
+    try:
+        page = visitor.page
+        for period, key, count in (("day", "30d", 30), ("week", "13w", 13), ("month", "12m", 12)):
+            page.goto(url + f"/kpi/crm.paying?period={period}&range={key}")
+            page.wait_for_selector(f"#chart[data-loaded='{period}/{key}'] canvas")
+            shown = page.evaluate(
+                """() => { const u = window.kpiCharts[0].chart;
+                     return u.data[0].map((x, i) => {
+                       u.setCursor({left: u.valToPos(x, "x"), top: 5});
+                       return document.querySelector(".u-legend .u-series .u-value").textContent;
+                     }); }"""
+            )
+            points = data.series("crm.paying", period, data_since(data, period, count))["points"]
+            assert shown == [p["period"] for p in points] and shown, period
+        assert not visitor.errors and not visitor.outside and not visitor.dialogs
+    finally:
+        visitor.close()

@@ -50,6 +50,13 @@ def test_html_report_values_and_changes(config_path: Path) -> None:
     assert ">999<" in row.group(1)
     assert "+" in row.group(1) and "%" in row.group(1)  # against the value 14 days earlier
     assert "web" in html and "HTTP 500" in html  # the failing source
+    assert "Changes against 14 days earlier." in html
+
+
+def test_html_report_says_one_day_not_1_days(config_path: Path) -> None:
+    """`--compare 1d` wrote "Changes against 1 days earlier." under the table."""
+    html = render_html(config_path, period="day", compare="1d", now=NOW)
+    assert "Changes against 1 day earlier." in html and "1 days" not in html
 
 
 def test_markdown_report_is_the_digest(config_path: Path, tmp_path: Path) -> None:
@@ -91,6 +98,8 @@ def test_bad_options_exit_2(config_path: Path, tmp_path: Path) -> None:
         ("--out", str(tmp_path / "r.pdf")),
         ("--compare", "two weeks"),
         ("--period", "year"),
+        ("--compare", "99999999d"),  # was a traceback: the date overflowed
+        ("--compare", "999999999999999999999d"),
     ):
         result = run_kpi(config_path.parent, "-c", str(config_path), "report", *args)
         assert result.returncode == 2, args
@@ -102,3 +111,56 @@ def test_parse_compare() -> None:
     )
     with pytest.raises(ValueError):
         parse_compare("14")
+    assert parse_compare("36600d") == 36600 and parse_compare(36600) == 36600
+    with pytest.raises(ValueError, match="not a number of days"):
+        parse_compare("²d")  # a digit to isdigit(), not to int()
+    for too_far in ("36601d", "99999999d", 10**30):
+        with pytest.raises(ValueError, match="at most 36600d"):
+            parse_compare(too_far)
+    with pytest.raises(ValueError):
+        parse_compare(-1)
+
+
+def test_markdown_report_shows_titles_as_text(tmp_path: Path) -> None:
+    """A KPI title, group or unit went into the Markdown report as is:
+    `<img onerror=...>` became HTML, `[x](javascript:...)` a link, `*`/`_` bold or italics
+    where a viewer renders the file. Now every user text is escaped and reads as typed."""
+    from datetime import timedelta
+
+    from kpi_collector.config import load_config
+    from kpi_collector.report.html import render_markdown
+    from kpi_collector.store import HistoryStore
+
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "kpis:\n"
+        '  web.a: {title: "<img src=x onerror=alert(1)> [click](javascript:alert(2))",'
+        ' group: "*Team* <i>A</i>"}\n'
+        '  web.b: {title: "snake_case_name *starred*", unit: "req_per_s", group: "*Team* <i>A</i>"}\n'
+        '  web.c: {title: "two\\n\\n# Hacked heading\\n- [x](http://evil.example)"}\n'
+        'sources: [{name: web, type: http_json, url: "http://127.0.0.1:9/",'
+        " metrics: {a: d.a, b: d.b, c: d.c}}]\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    store = HistoryStore(config.store_url)
+    for days, value in ((10, 1.0), (1, 2.0)):
+        at = (NOW - timedelta(days=days)).timestamp()
+        run = store.begin_run(started_at=at)
+        store.finish_run(run, observations=[(f"web.{k}", at, value, "web") for k in "abc"])
+    store.close()
+    text = render_markdown(config, now=NOW)
+    # no HTML tag, link or emphasis made of the user's text
+    assert not re.search(r"(?<!\\)<[a-z/]", text)
+    assert "](" not in text.replace("\\](", "")
+    unescaped = re.sub(r"\\.", "", text).replace("**", "")
+    assert "*" not in unescaped and "_" not in re.sub(r"^_|_$", "", unescaped, flags=re.M)
+    # and what is left reads as typed once the backslashes go (as a viewer shows it)
+    shown = re.sub(r"\\(.)", r"\1", text)
+    assert shown.startswith("# KPIs — week 14, 2026\n")
+    assert "## *Team* <i>A</i>" in shown
+    assert "**<img src=x onerror=alert(1)> [click](javascript:alert(2))**: 2" in shown
+    assert "**snake_case_name *starred***: 2 req_per_s" in shown
+    # a line break in a title is a space: it cannot start a heading or a list item
+    assert "**two # Hacked heading - [x](http://evil.example)**: 2" in shown
+    assert not [line for line in text.splitlines() if line.startswith(("# H", "- ["))]

@@ -665,7 +665,8 @@ class DashboardData:
         for source in self.config.sources:
             kpis = by_source.get(source.name, [])
             stamps = [t["updated_at"] for t in kpis if t["updated_at"]]
-            newest = max(stamps) if stamps else None
+            # by the moment, not the text: when the clocks go back, 02:30+02:00 is the earlier
+            newest = max(stamps, key=datetime.fromisoformat) if stamps else None
             if not source.enabled:
                 status = "disabled"
             elif source.name in errors:
@@ -714,10 +715,13 @@ class DashboardData:
         count = 0  # how many periods the window shows (the window before has as many)
         if since is not None:
             since = period_start(since, period)
-            count = periods_between(since, end, period)
-            before = shift_periods(since, period, count)
+            # a `since` after today has no window (nor one before it); one near the year 1
+            # has its window before and its year earlier cut at the calendar's start
+            count = max(periods_between(since, end, period), 0)
+            before = _within_calendar(lambda: shift_periods(since, period, count))
             fetch_from = min(
-                period_start(before, period), period_start(year_earlier(since, period), period)
+                period_start(before, period),
+                period_start(_within_calendar(lambda: year_earlier(since, period)), period),
             )
         history = self.store.series(
             [kpi], period=period, since=fetch_from, tz=self.zone, agg=self.agg
@@ -734,7 +738,8 @@ class DashboardData:
         previous: list[PointDoc] = []
         year_ago: list[PointDoc] = []
         if since is not None:
-            year_from, year_to = year_earlier(since, period), year_earlier(end, period)
+            year_from = _within_calendar(lambda: year_earlier(since, period))
+            year_to = _within_calendar(lambda: year_earlier(end, period))
             for d, v in points:
                 if before <= d < since:  # drawn `count` periods later (months, not days)
                     previous.append(point(d, v, shift_periods(d, period, -count)))
@@ -824,6 +829,14 @@ class DashboardData:
         if self.refresh():
             return rollup.latest(self.store.engine, self.zone)
         return {k: (r.value, r.ts) for k, r in self.store.latest().items()}
+
+
+def _within_calendar(shifted: Callable[[], date]) -> date:
+    """`shifted()`, or the calendar's first day where it would fall before the year 1."""
+    try:
+        return shifted()
+    except (OverflowError, ValueError):
+        return date.min
 
 
 def _next_year(day: date) -> date:

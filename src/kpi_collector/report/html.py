@@ -10,7 +10,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kpi_collector.format import format_change
+from kpi_collector.format import format_change, plural
 
 if TYPE_CHECKING:
     from kpi_collector.config import Config
@@ -20,16 +20,30 @@ if TYPE_CHECKING:
 CHART_PERIODS = {"day": 90, "week": 26, "month": 24}
 
 
+#: the longest comparison `--compare` takes: a hundred years (further back overflows dates)
+MAX_COMPARE_DAYS = 36600
+
+
 def parse_compare(compare: str | int | None) -> int | None:
-    """'14d' -> 14; None or '0d' -> None (no comparison)."""
+    """'14d' -> 14; None or '0d' -> None (no comparison). ValueError for anything else, a
+    negative number or more than MAX_COMPARE_DAYS days."""
     if compare is None:
         return None
     if isinstance(compare, int):
-        return compare or None
-    text = compare.strip().lower()
-    if not text.endswith("d") or not text[:-1].isdigit():
+        days = compare
+    else:
+        text = compare.strip().lower()
+        if not text.endswith("d") or not (text[:-1].isascii() and text[:-1].isdigit()):
+            raise ValueError(f"compare {compare!r} is not a number of days like 14d")
+        days = int(text[:-1])
+    if days < 0:
         raise ValueError(f"compare {compare!r} is not a number of days like 14d")
-    return int(text[:-1]) or None
+    if days > MAX_COMPARE_DAYS:
+        raise ValueError(
+            f"compare {compare!r} reaches back more than a hundred years; "
+            f"use at most {MAX_COMPARE_DAYS}d"
+        )
+    return days or None
 
 
 def _config(config: Config | str | os.PathLike[str]) -> Config:
@@ -131,7 +145,7 @@ def render_html(
         if notes
         else ""
     )
-    comparison = f"Changes against {compare_days} days earlier. " if compare_days else ""
+    comparison = f"Changes against {plural(compare_days, 'day')} earlier. " if compare_days else ""
     local = moment.astimezone(cfg.tz)
     body = (
         f'<div class="report"><div class="report-head"><h1>{escape(digest.title)}</h1>'

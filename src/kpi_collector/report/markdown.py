@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
-from kpi_collector.destinations.digest import NO_VALUES, Digest
-from kpi_collector.destinations.text import escape_markdown, grouped_lines, kpi_line
+from kpi_collector.destinations.digest import NO_VALUES, Digest, DigestLine
+from kpi_collector.destinations.text import grouped_lines
+
+#: the ASCII punctuation that can start markup inside a line (HTML, links, emphasis, code,
+#: strikethrough, entities); CommonMark shows a backslash-escaped one as itself
+_MARKUP = str.maketrans({c: "\\" + c for c in "\\*_[]<>&~"})
+
+
+def markdown_text(text: str) -> str:
+    """User data (a title, a group, a unit, a note, an error) as Markdown text that reads as
+    typed, on one line: no HTML, link, emphasis, code, heading or mention can come of it
+    (`@` gets a zero-width space, a backtick becomes `'`, as in `escape_markdown`)."""
+    one_line = " ".join(text.split())  # a line break would start a heading or a list item
+    return one_line.replace("@", "@\u200b").replace("`", "'").translate(_MARKUP)
+
+
+def _line(line: DigestLine) -> str:
+    """ "- **GitHub Stargazers**: 1,647 ⬆ 1.67%", title and value (its unit) escaped."""
+    text = f"- **{markdown_text(line.title)}**: {markdown_text(line.formatted)}"
+    return f"{text} {line.change_text}" if line.change_text else text
 
 
 def digest_markdown(digest: Digest) -> str:
@@ -11,20 +29,20 @@ def digest_markdown(digest: Digest) -> str:
     heading per group (when there are groups), the failing
     sources in full (escaped: user data never becomes markup or a mention), the comparison
     in italics; ends with a newline."""
-    parts = [f"# {digest.title}", ""]
+    parts = [f"# {markdown_text(digest.title)}", ""]
     parts += grouped_lines(
         digest,
-        lambda line: f"- {kpi_line(line, '**')}",
-        lambda group: ["", f"## {escape_markdown(group)}", ""],
+        _line,
+        lambda group: ["", f"## {markdown_text(group)}", ""],
     ) or [NO_VALUES]
     if digest.grouped and parts[2] == "":  # the first heading follows the title's blank line
         del parts[2]
     if digest.notes:
         parts += ["", "## Notes", ""]
-        parts += [f"- {day.isoformat()}: {escape_markdown(text)}" for day, text in digest.notes]
+        parts += [f"- {day.isoformat()}: {markdown_text(text)}" for day, text in digest.notes]
     if digest.errors:
         parts += ["", "## Failing sources", ""]
-        parts += [f"- {escape_markdown(error.text(limit=None))}" for error in digest.errors]
+        parts += [f"- {markdown_text(error.text(limit=None))}" for error in digest.errors]
     if digest.comparison:
         parts += ["", f"_{digest.comparison}_"]
     return "\n".join(parts) + "\n"

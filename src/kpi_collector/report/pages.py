@@ -161,13 +161,15 @@ def sparkline(
             f'<svg class="{css} empty" viewBox="0 0 {width} {height}" data-points="0" '
             f'data-notes="{len(marks)}" aria-hidden="true">{notes}</svg>'
         )
-    low = min(v for _, v in known)
-    high = max(v for _, v in known)
+    # halved (exact for doubles): a span past the largest double (-1e308 to 1e308) stays
+    # finite instead of making every coordinate nan
+    low = min(v for _, v in known) / 2
+    high = max(v for _, v in known) / 2
     span = high - low or 1.0
     coords = []
     for i, v in known:
         x = x_of(i)
-        y = height - pad - (height - 2 * pad) * ((v - low) / span if high != low else 0.5)
+        y = height - pad - (height - 2 * pad) * ((v / 2 - low) / span if high != low else 0.5)
         coords.append(f"{x:.1f},{y:.1f}")
     return (
         f'<svg class="{css}" viewBox="0 0 {width} {height}" preserveAspectRatio="none" '

@@ -14,7 +14,8 @@ import csv
 import hmac
 import io
 import ipaddress
-from collections.abc import MutableMapping
+import logging
+from collections.abc import Callable, MutableMapping
 from datetime import date
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote_to_bytes, urlencode
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
     from kpi_collector.config import Config
 
+log = logging.getLogger(__name__)
 COOKIE = "kpi_token"
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
 SECURITY_HEADERS = [
@@ -53,12 +55,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class Guard:
-    """Security headers on every response; the access token or a loopback Host on every request."""
+#: (request path, the exception) -> (content type, body) of the 500 answer that says why
+Failure = Callable[[str, Exception], tuple[str, bytes]]
 
-    def __init__(self, app: ASGIApp, *, token: str | None) -> None:
+
+class Guard:
+    """Security headers on every response; the access token or a loopback Host on every request;
+    a request that fails before its answer started gets a 500 that says why (`failure`)."""
+
+    def __init__(self, app: ASGIApp, *, token: str | None, failure: Failure | None = None) -> None:
         self.app = app
         self.token = usable_token(token)
+        self.failure = failure or _failure_text
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,15 +98,39 @@ class Guard:
                 value = quote(self.token, safe="")
                 set_cookie = f"{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict"
 
+        started = False
+
         async def send_with_headers(message: MutableMapping[str, Any]) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 extra = list(SECURITY_HEADERS)
                 if set_cookie is not None:
                     extra.append((b"set-cookie", set_cookie.encode("latin-1")))
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception as exc:
+            if started:  # part of the answer is out: nothing to say it in
+                raise
+            path = scope.get("path", "")
+            log.error("%s %s failed: %s", scope.get("method", "GET"), path, failure_reason(exc))
+            media, body = self.failure(path, exc)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", media.encode()),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"cache-control", b"no-store"),
+                        *SECURITY_HEADERS,
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
 
     async def _deny(self, send: Send, status: int, text: str) -> None:
         body = text.encode()
@@ -118,11 +150,33 @@ class Guard:
         await send({"type": "http.response.body", "body": body})
 
 
+def failure_reason(exc: Exception) -> str:
+    """Why a request failed, in one redacted line: "the store cannot be read: database is
+    locked" for the database's own error, else the exception's type and first line."""
+    from kpi_collector.secrets import redact
+
+    orig = getattr(exc, "orig", None)
+    text = str(orig or exc).strip().splitlines()
+    first = redact(text[0]) if text else type(exc).__name__
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from kpi_collector.errors import StoreError
+
+    if isinstance(exc, StoreError | SQLAlchemyError):
+        return f"the store cannot be read: {first} (kpi validate checks the store: setting)"
+    return f"the dashboard failed on this request: {type(exc).__name__}: {first}"
+
+
+def _failure_text(path: str, exc: Exception) -> tuple[str, bytes]:
+    return "text/plain; charset=utf-8", failure_reason(exc).encode()
+
+
 def usable_token(token: str | None) -> str | None:
-    """`token`, or None for a blank one: an empty or whitespace-only token (an empty
-    KPI_DASHBOARD_TOKEN) would let a request with an empty `Authorization: Bearer ` in, so it
-    counts as no token at all (loopback only)."""
-    return token if token and token.strip() else None
+    """`token` without surrounding whitespace (a line break read with it from a file: the
+    `Authorization` header is trimmed the same way), or None for a blank one: an empty or
+    whitespace-only token (an empty KPI_DASHBOARD_TOKEN) would let a request with an empty
+    `Authorization: Bearer ` in, so it counts as no token at all (loopback only)."""
+    return token.strip() if token and token.strip() else None
 
 
 def _query_token(scope: Scope) -> bytes | None:
@@ -130,26 +184,30 @@ def _query_token(scope: Scope) -> bytes | None:
     kept as a `+` (base64 tokens have them; form encoding's space does not apply here)."""
     for part in scope.get("query_string", b"").split(b"&"):
         name, equals, value = part.partition(b"=")
-        if name == b"token" and equals:
+        if name == b"token" and equals and value:  # an empty `?token=` presents nothing
             return unquote_to_bytes(value)
     return None
 
 
 def _presented(scope: Scope) -> bytes | None:
     """The token a request presents, as bytes (a token is compared as its UTF-8 bytes):
-    `Authorization: Bearer` (the header's bytes as sent), the `kpi_token` cookie (which
-    holds it percent-encoded), or `?token=`."""
+    `Authorization: Bearer` (the header's bytes as sent), else `?token=` (a link, which then
+    replaces the cookie: an old token's cookie must not shut out a new token's link), else
+    the `kpi_token` cookie (which holds it percent-encoded)."""
     cookie = b""
     for key, value in scope["headers"]:
         if key == b"authorization" and value[:7].lower() == b"bearer ":
             return value[7:].strip()
         if key == b"cookie":
             cookie = value
+    link = _query_token(scope)
+    if link is not None:
+        return link
     for part in cookie.split(b";"):
         name, _, value = part.strip().partition(b"=")
         if name == COOKIE.encode() and value:
             return unquote_to_bytes(value)
-    return _query_token(scope)
+    return None
 
 
 def create_app(
@@ -165,7 +223,6 @@ def create_app(
         HTMLResponse,
         JSONResponse,
         PlainTextResponse,
-        RedirectResponse,
         Response,
     )
     from starlette.routing import Mount, Route
@@ -294,12 +351,14 @@ def create_app(
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["period", "kpi", "value"])
         for point in doc["points"]:
-            writer.writerow([point["period"], kpi, repr(point["value"])])
-        name = "".join(c if c.isalnum() or c in "._-" else "_" for c in kpi)
+            writer.writerow([point["period"], csv_text(kpi), repr(point["value"])])
         return Response(
             out.getvalue(),
             media_type="text/csv; charset=utf-8",
-            headers={"content-disposition": f'attachment; filename="{name}-{period}.csv"'},
+            headers={
+                "content-disposition": attachment(f"{kpi}-{period}.csv"),
+                "cache-control": "no-store",
+            },
         )
 
     def api_annotations(request: Request) -> Response:
@@ -361,10 +420,15 @@ def create_app(
         )
 
     def strip_token(request: Request) -> Response | None:
+        """A page opened with `?token=`: the same address without it (the cookie is set). The
+        path as the browser sent it: decoded, a KPI id's `%41` or `%3F` would change it."""
         if "token" in request.query_params:
             rest = {k: v for k, v in request.query_params.items() if k != "token"}
-            url = request.url.path + (f"?{urlencode(rest)}" if rest else "")
-            return RedirectResponse(url, status_code=303)
+            raw: bytes = request.scope.get("raw_path") or b""
+            own = raw.startswith(b"/") and not raw.startswith(b"//")  # never elsewhere
+            path = raw.decode("latin-1") if own else quote(request.url.path)
+            url = path + (f"?{urlencode(rest)}" if rest else "")
+            return Response(status_code=303, headers={"location": url})
         return None
 
     def page(handler: Any) -> Any:
@@ -391,9 +455,19 @@ def create_app(
         Route("/healthz", health),
         Mount("/static", static, name="static"),
     ]
+
+    def failure(path: str, exc: Exception) -> tuple[str, bytes]:
+        """The 500 answer: JSON under /api/, else a page in the dashboard's look."""
+        reason = failure_reason(exc)
+        if path.startswith("/api/"):
+            return "application/json", encode({"error": reason})
+        return "text/html; charset=utf-8", pages.message_page(
+            "500", reason, brand=config.title
+        ).encode()
+
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(Guard, token=token)],
+        middleware=[Middleware(Guard, token=token, failure=failure)],
         exception_handlers={HTTPException: http_error},
     )
     app.state.data = source
@@ -418,7 +492,8 @@ OVERVIEW_COLUMNS = (
 
 
 def overview_csv(doc: OverviewDoc) -> str:
-    """The overview as CSV: `OVERVIEW_COLUMNS`, numbers as Python writes floats (exact)."""
+    """The overview as CSV: `OVERVIEW_COLUMNS`, numbers as Python writes floats (exact), texts
+    through `csv_text`."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(OVERVIEW_COLUMNS)
@@ -432,8 +507,27 @@ def overview_csv(doc: OverviewDoc) -> str:
     return out.getvalue()
 
 
+def attachment(filename: str) -> str:
+    """A Content-Disposition for a download named `filename` (any characters): an ASCII
+    `filename` for old clients and the exact name as `filename*` (RFC 6266, UTF-8); a header
+    holds Latin-1 only, so `web.中文-day.csv` as it is would fail the response."""
+    plain = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in filename)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
 def _cell(value: Any) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
+    return repr(value) if isinstance(value, float) else csv_text(str(value))
+
+
+#: what a spreadsheet takes for the start of a formula in a cell it opens from CSV
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(text: str) -> str:
+    """A text cell of a CSV download: with a leading `'` where it starts as a formula would
+    (`=HYPERLINK(...)` in a title would run when a spreadsheet opens the file), else as is.
+    Numbers are not text cells: write them with `repr`."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
 def _today(data: DashboardData) -> date:

@@ -11,29 +11,48 @@
     return v || fallback;
   }
   function day(iso) { var p = iso.split("-"); return Date.UTC(+p[0], +p[1] - 1, +p[2]) / 1000; }
+  /* An axis tick (or a value without its server text): 12.3k, 4.5M; below 1 four significant
+     digits (0.001234 is not "0"); -0 is 0. */
   function fmt(v) {
     if (v == null) return "";
+    if (v === 0) return "0";
     var a = Math.abs(v);
+    if (a < 1) return String(Number(v.toPrecision(4)));
     if (a >= 1e9) return (v / 1e9).toFixed(1).replace(/\.0$/, "") + "B";
     if (a >= 1e6) return (v / 1e6).toFixed(1).replace(/\.0$/, "") + "M";
     if (a >= 1e4) return (v / 1e3).toFixed(1).replace(/\.0$/, "") + "k";
     return (Math.round(v * 100) / 100).toLocaleString("en-US");
   }
 
-  /* x: every period start of the current window; comparisons sit at their aligned dates ("at"). */
+  /* x: every period start of the current window; comparisons sit at their aligned dates ("at").
+     `texts`: per series, each point's text as the server formatted it (the legend shows it). */
   function columns(doc) {
     var xs = doc.points.map(function (p) { return day(p.period); });
     var index = {};
     xs.forEach(function (x, i) { index[x] = i; });
+    var texts = [null, doc.points.map(function (p) { return p.text; })];
     var cur = doc.points.map(function (p) { return p.value; });
     function aligned(list) {
       var out = xs.map(function () { return null; });
-      (list || []).forEach(function (p) { var i = index[day(p.at)]; if (i !== undefined) out[i] = p.value; });
+      var text = xs.map(function () { return null; });
+      (list || []).forEach(function (p) {
+        var i = index[day(p.at)];
+        if (i !== undefined) { out[i] = p.value; text[i] = p.text; }
+      });
+      texts.push(text);
       return out;
     }
     var cols = [xs, cur, aligned(doc.previous), aligned(doc.year_ago)];
     if (doc.target != null) cols.push(xs.map(function () { return doc.target; }));
-    return cols;
+    return { data: cols, texts: texts };
+  }
+
+  /* A legend value: the stored value's own text where the server gave one, else `fmt`. */
+  function legendValue(texts) {
+    return function (u, v, s, i) {
+      var own = texts[s];
+      return own && i != null && own[i] != null ? own[i] : fmt(v);
+    };
   }
 
   /* The notes (`kpi annotate`) as dashed vertical lines with their text, at the period each
@@ -64,14 +83,18 @@
     entry.markers = drawn;
   }
 
-  function options(el, doc, height, entry) {
+  function options(el, doc, height, entry, texts) {
     var single = doc.points.length === 1;
+    var legend = legendValue(texts);
     return {
       hooks: { draw: [function (u) { drawNotes(u, doc, entry); }] },
       width: Math.max(el.clientWidth - 16, 200),
       height: height,
       cursor: { drag: { x: true, y: false } },
       scales: { x: { time: true } },
+      /* a period is a date sent as midnight UTC: read it in UTC, not in the browser's zone
+         (west of Greenwich that was the day before) */
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
       axes: [
         { stroke: css("--muted", "#6b7280"), grid: { stroke: css("--line", "#e5e7eb") } },
         { stroke: css("--muted", "#6b7280"), grid: { stroke: css("--line", "#e5e7eb") }, size: 60,
@@ -80,11 +103,11 @@
       series: [
         { label: "Period", value: "{YYYY}-{MM}-{DD}" },
         { label: doc.title, stroke: css("--accent", "#2563eb"), width: 2,
-          points: { show: single || doc.points.length <= 60 }, value: function (u, v) { return fmt(v); } },
+          points: { show: single || doc.points.length <= 60 }, value: legend },
         { label: "previous window", stroke: css("--prev", "#9ca3af"), width: 1.5, dash: [6, 4],
-          value: function (u, v) { return fmt(v); } },
+          value: legend },
         { label: "a year earlier", stroke: css("--year", "#d97706"), width: 1.5, dash: [2, 3],
-          value: function (u, v) { return fmt(v); } },
+          value: legend },
       ].concat(doc.target != null ? [
         { label: "target", stroke: css("--good", "#15803d"), width: 1.5, dash: [10, 5],
           points: { show: false }, value: function (u, v) { return fmt(v); } },
@@ -115,7 +138,8 @@
     }
     var entry = { kpi: doc.id, period: doc.period, points: doc.points.length, chart: null, el: el,
                   markers: [] };
-    entry.chart = new uPlot(options(el, doc, height, entry), columns(doc), el);
+    var cols = columns(doc);
+    entry.chart = new uPlot(options(el, doc, height, entry, cols.texts), cols.data, el);
     state.charts.push(entry);
     return entry;
   }
