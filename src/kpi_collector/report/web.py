@@ -20,6 +20,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote_to_bytes, urlencode
 
+from kpi_collector.format import spreadsheet_text
 from kpi_collector.report import pages
 from kpi_collector.report.data import DashboardData, OverviewDoc, SeriesDoc, shift_periods
 from kpi_collector.report.metrics import CONTENT_TYPE, metrics_text
@@ -351,7 +352,7 @@ def create_app(
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["period", "kpi", "value"])
         for point in doc["points"]:
-            writer.writerow([point["period"], csv_text(kpi), repr(point["value"])])
+            writer.writerow([point["period"], spreadsheet_text(kpi), repr(point["value"])])
         return Response(
             out.getvalue(),
             media_type="text/csv; charset=utf-8",
@@ -493,7 +494,7 @@ OVERVIEW_COLUMNS = (
 
 def overview_csv(doc: OverviewDoc) -> str:
     """The overview as CSV: `OVERVIEW_COLUMNS`, numbers as Python writes floats (exact), texts
-    through `csv_text`."""
+    through `format.spreadsheet_text` (never a formula in a spreadsheet)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(OVERVIEW_COLUMNS)
@@ -516,18 +517,7 @@ def attachment(filename: str) -> str:
 
 
 def _cell(value: Any) -> str:
-    return repr(value) if isinstance(value, float) else csv_text(str(value))
-
-
-#: what a spreadsheet takes for the start of a formula in a cell it opens from CSV
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_text(text: str) -> str:
-    """A text cell of a CSV download: with a leading `'` where it starts as a formula would
-    (`=HYPERLINK(...)` in a title would run when a spreadsheet opens the file), else as is.
-    Numbers are not text cells: write them with `repr`."""
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+    return repr(value) if isinstance(value, float) else spreadsheet_text(str(value))
 
 
 def _today(data: DashboardData) -> date:
