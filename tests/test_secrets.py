@@ -41,7 +41,14 @@ def test_a_word_of_up_to_eight_letters_is_masked_only_as_a_value() -> None:
 
 
 def test_every_encoding_of_a_value() -> None:
-    assert encodings("a b/c") == {"a b/c", "a%20b%2Fc", "a+b%2Fc", "a%20b/c", "YSBiL2M"}
+    assert encodings("a b/c") == {
+        "a b/c",
+        "a%20b%2Fc",
+        "a+b%2Fc",
+        "a%20b/c",
+        "YSBiL2M",
+        "a b\\/c",  # JSON with `/` escaped (PHP)
+    }
     assert encodings('ab"cd') >= {'ab\\"cd', "ab&quot;cd", "ab%22cd"}
     assert encodings("pässwörd") >= {"p\\u00e4ssw\\u00f6rd", "p%C3%A4ssw%C3%B6rd", "pässwörd"}
     assert encodings("a~b!") >= {"a~b!", "a~b%21"}  # yarl keeps ! in a path; quote() does not
@@ -270,3 +277,13 @@ def test_a_secret_with_a_line_end_around_it_is_masked_as_it_is_sent() -> None:
     assert redact("Authorization: Bearer dG9rM24tWnE4MXh3") == "Authorization: Bearer ***"  # base64
     remember("  https://hooks.example.test/services/T0001/B0002/abcdefghijklmnop \n")
     assert redact("no such hook abcdefghijklmnop") == "no such hook ***"
+
+
+def test_a_secret_echoed_as_urllib_quotes_it_or_with_escaped_slashes_is_masked() -> None:
+    # `quote(value)` keeps `/` (urllib's default) and PHP's json_encode writes `\/`: both
+    # forms left a password readable on the dashboard
+    remember("p@ss/word+Secret1")
+    assert redact("GET /login?next=p%40ss/word%2BSecret1") == "GET /login?next=***"
+    assert (
+        redact('{"error": "bad password p@ss\\/word+Secret1"}') == '{"error": "bad password ***"}'
+    )

@@ -151,10 +151,12 @@ def encodings(value: str) -> set[str]:
         value,
         quote(value, safe=""),
         quote_plus(value, safe=""),
+        quote(value, safe="/"),  # urllib's own default (`quote(value)`)
         quote(value, safe="/:@"),  # what an echoed URL path or userinfo keeps
         quote(value, safe="/:@!$&'()*+,;=~"),  # a URL path as aiohttp/yarl sends it (pchar)
         json.dumps(value)[1:-1],
         json.dumps(value, ensure_ascii=False)[1:-1],
+        json.dumps(value)[1:-1].replace("/", "\\/"),  # `\/`, as PHP's json_encode writes it
         html.escape(value),
     }
     raw = value.encode()
