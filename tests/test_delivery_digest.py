@@ -339,3 +339,13 @@ def test_a_change_too_large_for_a_float_is_never_inf_or_nan() -> None:
     assert [(line.change_text, line.change_percent) for line in lines] == [("⬆", None), ("⬇", None)]
     body = json.dumps(payload(d), allow_nan=False)  # strict JSON
     assert "Infinity" not in body and "NaN" not in body
+
+
+def test_a_one_day_comparison_is_one_day() -> None:
+    # the digests' line under the KPIs read "Changes against 1 days earlier."
+    assert Digest.from_delivery(delivery(compare_days=1)).comparison == (
+        "Changes against 1 day earlier."
+    )
+    assert Digest.from_delivery(delivery(compare_days=14)).comparison == (
+        "Changes against 14 days earlier."
+    )

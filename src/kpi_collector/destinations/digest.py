@@ -223,7 +223,9 @@ class Digest:
         """ "Changes against 14 days earlier.", or "" without a comparison."""
         if not self.compare_days:
             return ""
-        return f"Changes against {self.compare_days} days earlier."
+        from kpi_collector.format import plural
+
+        return f"Changes against {plural(self.compare_days, 'day')} earlier."
 
 
 def digest_title(every: str, start: date, local: datetime) -> str:
