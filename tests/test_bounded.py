@@ -459,6 +459,21 @@ def test_an_empty_answer_says_it_is_empty(hostile: str) -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("body", "blank"),
+    [
+        (b"", True),
+        (b" \t\r\n\x0b\x0c", True),  # the ASCII whitespace `bytes.strip` removes
+        (b"\n<p>1</p>\n", False),
+        (b"\xa0", False),  # a NO-BREAK SPACE byte is content to `bytes.strip` too
+        (b"\x1c\x85", False),
+    ],
+)
+def test_a_blank_answer_is_one_strip_would_empty(body: bytes, blank: bool) -> None:
+    response = Response(200, "http://example.test/", {}, body)
+    assert response.blank is blank is (not body.strip())
+
+
 def test_a_body_cut_before_its_announced_end_says_so(hostile: str) -> None:
     """The connection closes before the `Content-Length` or the last chunk: worth a retry
     (transient), and the error says the answer was cut, not that the host was unreachable."""

@@ -167,6 +167,12 @@ class Response:
         """
         return self.html_page()[0]
 
+    @property
+    def blank(self) -> bool:
+        """Whether the body is empty or only ASCII whitespace (what `bytes.strip` removes),
+        found without copying it: `strip()` copied every page only to test it."""
+        return not self.body or self.body.isspace()
+
     def html_page(self) -> tuple[str, bytes | None]:
         """`html()`, and the body itself when that text is exactly the body read as UTF-8
         (no byte order mark, nothing replaced), else None: what an HTML parser can take
@@ -174,7 +180,7 @@ class Response:
         compressed bytes without their `Content-Encoding`."""
         from kpi_collector.collect.charset import decode_html
 
-        if not self.body.strip():
+        if self.blank:
             raise self._empty()
         for magic, coding in _COMPRESSED_MAGIC:
             if self.body.startswith(magic):
@@ -202,7 +208,7 @@ class Response:
         when the header names another charset; a body that is none of them is read in the
         `Content-Type`'s charset when it names one (a Latin-1 or Shift_JIS service), else
         as UTF-8 with U+FFFD for what does not decode, as a browser's `response.json()`."""
-        if not self.body.strip():
+        if self.blank:
             raise self._empty()
         try:
             try:
