@@ -864,3 +864,37 @@ def test_a_read_the_database_refuses_is_a_store_error(store: HistoryStore) -> No
             read()
         message = str(failed.value)
         assert "observations" in message and "\n" not in message, message
+
+
+def test_latest_by_id_agrees_with_the_whole_history_read(tmp_path: Path) -> None:
+    """`latest` of named KPIs looks each one's newest row up in the (kpi, ts, id) index
+    (SQLite's direct path; `max(ts) ... GROUP BY` read every row of the history); over a
+    history with ties at one moment, at, before and strictly before each bound, it gives
+    what reading every row gives, as the SQLAlchemy path does: the newest at the bound, of
+    a tie the one stored last."""
+    import random
+    import sqlite3
+
+    rng = random.Random(5)
+    url = f"sqlite:///{tmp_path / 'kpi.db'}"
+    _ = HistoryStore(url).engine  # the schema
+    kpis = [f"k.{i}" for i in range(12)]
+    rows = [(rng.choice(kpis), 1000.0 + rng.randrange(40), float(n)) for n in range(400)]
+    with contextlib.closing(sqlite3.connect(tmp_path / "kpi.db")) as db, db:
+        db.executemany(
+            "INSERT INTO observations (kpi, ts, value, source, backfilled) VALUES (?, ?, ?, 'k', 1)",
+            rows,
+        )
+    direct, generic = HistoryStore(url), HistoryStore(url, direct=False)
+    assert direct.direct() is not None and generic.direct() is None
+    for before in (None, 1000.0, 1017.0, 1039.0, 999.0):
+        for strictly in (False, True):
+            expected: dict[str, tuple[float, float]] = {}
+            for kpi, at, value in rows:  # in the order of storing: the last one wins a tie
+                if before is None or (at < before if strictly else at <= before):
+                    if kpi not in expected or at >= expected[kpi][0]:
+                        expected[kpi] = (at, value)
+            for store in (direct, generic):
+                found = store.latest([*kpis, "k.none"], before=before, strictly=strictly)
+                got = {k: (o.ts, o.value) for k, o in found.items()}
+                assert got == expected, (before, strictly, store.direct() is not None)

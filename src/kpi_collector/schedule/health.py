@@ -178,14 +178,21 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
 
 
 def missing_store(config: Config) -> str | None:
-    """The file of the config's SQLite store when it does not exist (opening it would create
-    it and its folder: commands that only read must not), else None."""
+    """The file of the config's SQLite store when it does not exist yet (opening it would
+    create it and its folder: commands that only read must not), else None. A store that
+    could never be created there (its folder is a file) is not missing: opening it raises
+    the StoreError that says why."""
     import os
 
     from kpi_collector.config.models import sqlite_file
 
     path = sqlite_file(config.store_url)
-    return path if path is not None and not os.path.isfile(path) else None
+    if path is None or os.path.isfile(path):
+        return None
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    return path if os.path.isdir(folder) else None
 
 
 def _unread_report(config: Config, now: float, problem: str) -> dict[str, Any]:

@@ -202,21 +202,33 @@ class DirectSqlite:
     ) -> list[tuple[str, float, float, str]]:
         """(kpi, ts, value, source) of each KPI's newest observation (of `kpis`, default all)
         at or before `before` (strictly before when `strictly`), in the order of their ids
-        (of two at the same newest time, the later one comes last)."""
+        (of two at the same newest time, the later one)."""
         where, args = [], []
         if before is not None:
             where.append("ts < ?" if strictly else "ts <= ?")
             args.append(before)
         found: list[tuple[int, str, float, float, str]] = []
         with self.read() as conn:
-            for chunk in chunks(storable_ids(kpis)) if kpis is not None else [None]:
-                clauses = [*where, f"kpi IN ({_marks(chunk)})"] if chunk is not None else where
-                filters = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+            if kpis is None:
+                filters = f" WHERE {' AND '.join(where)}" if where else ""
                 found += conn.execute(
                     "SELECT o.id, o.kpi, o.ts, o.value, o.source FROM observations AS o"
                     f" JOIN (SELECT kpi, max(ts) AS ts FROM observations{filters} GROUP BY kpi)"
                     " AS newest ON o.kpi = newest.kpi AND o.ts = newest.ts",
-                    [*args, *(chunk or ())],
+                    args,
+                ).fetchall()
+            # named KPIs: each one's newest row straight from the (kpi, ts, id) index, a
+            # lookup per KPI, where max(ts) ... GROUP BY read every row of its history
+            # (0.3 s a run for 1,000 KPIs with three years of daily values)
+            newer = "" if before is None else (" AND i.ts < ?" if strictly else " AND i.ts <= ?")
+            for chunk in chunks(storable_ids(kpis)) if kpis is not None else []:
+                wanted = ", ".join(["(?)"] * len(chunk))
+                found += conn.execute(
+                    f"WITH wanted(kpi) AS (VALUES {wanted})"
+                    " SELECT o.id, o.kpi, o.ts, o.value, o.source FROM wanted"
+                    " JOIN observations AS o ON o.id = (SELECT i.id FROM observations AS i"
+                    f" WHERE i.kpi = wanted.kpi{newer} ORDER BY i.ts DESC, i.id DESC LIMIT 1)",
+                    [*chunk, *args],
                 ).fetchall()
         found.sort()
         return [(kpi, ts, value, source) for _id, kpi, ts, value, source in found]
