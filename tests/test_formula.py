@@ -131,6 +131,10 @@ def test_division_by_zero_is_an_evaluation_error() -> None:
         formula.evaluate({"a.x": 1, "b.y": 1})
     assert not isinstance(info.value, ConfigError)
     assert formula.evaluate({"a.x": 1, "b.y": 3}) == 0.5
+    # 0 / 0 too (decimal calls it DivisionUndefined, not DivisionByZero: it escaped as
+    # InvalidOperation and failed the whole backfill of a ratio over days without users)
+    with pytest.raises(FormulaEvaluationError, match="division by zero"):
+        formula.evaluate({"a.x": 0, "b.y": 1})
 
 
 def test_non_finite_inputs_and_results_are_errors() -> None:

@@ -891,9 +891,9 @@ def test_latest_by_id_agrees_with_the_whole_history_read(tmp_path: Path) -> None
         for strictly in (False, True):
             expected: dict[str, tuple[float, float]] = {}
             for kpi, at, value in rows:  # in the order of storing: the last one wins a tie
-                if before is None or (at < before if strictly else at <= before):
-                    if kpi not in expected or at >= expected[kpi][0]:
-                        expected[kpi] = (at, value)
+                in_range = before is None or (at < before if strictly else at <= before)
+                if in_range and (kpi not in expected or at >= expected[kpi][0]):
+                    expected[kpi] = (at, value)
             for store in (direct, generic):
                 found = store.latest([*kpis, "k.none"], before=before, strictly=strictly)
                 got = {k: (o.ts, o.value) for k, o in found.items()}

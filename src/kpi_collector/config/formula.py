@@ -223,6 +223,12 @@ class Formula:
             raise FormulaEvaluationError(
                 f"formula {self.text!r}: division by zero", transient=False
             ) from None
+        except decimal.InvalidOperation as exc:  # 0 / 0 is decimal's DivisionUndefined
+            undefined = any(c is decimal.DivisionUndefined for c in (exc.args or [[]])[0])
+            what = "division by zero" if undefined else "the result is not a number"
+            raise FormulaEvaluationError(
+                f"formula {self.text!r}: {what}", transient=False
+            ) from None
         except (OverflowError, decimal.Overflow):
             raise FormulaEvaluationError(
                 f"formula {self.text!r}: the result is too large", transient=False
