@@ -141,6 +141,18 @@ def missing_package(exc: BaseException) -> str | None:
     return f"this needs {top}, which is not installed: pip install 'kpi-collector[{extra}]'"
 
 
+def did_you_mean(name: str, known: Iterable[str], most: int = 3) -> str:
+    """` (did you mean 'Sign Up' or 'signup'?)`: the names of `known` closest to `name` (the
+    same but for case first, then difflib's closest), at most `most`; "" when none is."""
+    from difflib import get_close_matches
+
+    names = list(dict.fromkeys(known))
+    close = [n for n in names if n.lower() == name.lower()]
+    close += get_close_matches(name, names, n=most, cutoff=0.6)
+    close = list(dict.fromkeys(close))[:most]
+    return f" (did you mean {' or '.join(repr(n) for n in close)}?)" if close else ""
+
+
 def unknown_names(what: str, given: Iterable[str], known: Iterable[str]) -> str | None:
     """One line naming each of `given` that is not in `known`, with the closest known name
     ("no KPI named 'gihub.stars' (did you mean 'github.stars'?)"), or None when all are

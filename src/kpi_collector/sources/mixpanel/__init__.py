@@ -10,7 +10,6 @@ day; Mixpanel's days are in the project's timezone, JQL's in UTC).
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import AsyncIterator, Mapping
 from datetime import date, timedelta
@@ -19,7 +18,7 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator
 
 from kpi_collector.collect.http import Auth, Response
-from kpi_collector.errors import ExtractError
+from kpi_collector.errors import ExtractError, did_you_mean
 from kpi_collector.secrets import Secret
 from kpi_collector.sources._service import (
     ServiceClient,
@@ -182,10 +181,7 @@ class Mixpanel(ServiceSource):
         if self.event in known or len(known) >= NAMES_LIMIT:
             return
         event = self.event or ""
-        close = [n for n in known if n.lower() == event.lower()]  # "Sign Up" for "sign up"
-        close += difflib.get_close_matches(event, known, n=3, cutoff=0.6)
-        close = list(dict.fromkeys(close))[:3]
-        hint = f" (did you mean {' or '.join(repr(n) for n in close)}?)" if close else ""
+        hint = did_you_mean(event, known)  # "Sign Up" for "sign up" first
         raise ExtractError(
             f"Mixpanel project {self.project_id} has no event {self.event!r} in the last "
             f"{NAMES_DAYS} days{hint}: check `event:` of source {self.name!r} (event names are "

@@ -15,7 +15,6 @@ an error naming it and the closest names of the last 30 days.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import date, timedelta
@@ -25,7 +24,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, field_validator
 
 from kpi_collector.collect.http import Auth, Response
-from kpi_collector.errors import ExtractError
+from kpi_collector.errors import ExtractError, did_you_mean
 from kpi_collector.secrets import Secret
 from kpi_collector.sources._service import (
     ServiceClient,
@@ -147,10 +146,7 @@ class PostHog(ServiceSource):
         recent, _ = await self._query(client, RECENT_EVENTS, {})
         known = [str(row[0]) for row in recent if row]
         event = self.event or ""
-        close = [n for n in known if n.lower() == event.lower()]  # "Signed Up" for "signed up"
-        close += difflib.get_close_matches(event, known, n=3, cutoff=0.6)
-        close = list(dict.fromkeys(close))[:3]
-        hint = f" (did you mean {' or '.join(repr(n) for n in close)}?)" if close else ""
+        hint = did_you_mean(event, known)  # "Sign Up" for "sign up" first
         raise ExtractError(
             f"PostHog project {self.project_id} has never received an event {event!r}{hint}: "
             f"check `event:` of source {self.name!r} (event names are case-sensitive; page "
