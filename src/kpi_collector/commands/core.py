@@ -228,12 +228,8 @@ def _redacted(url: str) -> str:
     return redact(url)
 
 
-@click.command()
-@click.option("--only", multiple=True, metavar="NAME", help="Run only these sources (repeatable).")
-@click.option("--dry-run", is_flag=True, help="Collect and show; store and deliver nothing.")
-@click.option("--no-deliver", is_flag=True, help="Collect and store; deliver nothing.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@click.option(
+#: `--wait SECONDS` of the commands that take the store's run lock (`kpi run`, `kpi backfill`)
+_wait_option = click.option(
     "--wait",
     type=click.FloatRange(min=0),
     default=10.0,
@@ -241,6 +237,14 @@ def _redacted(url: str) -> str:
     metavar="SECONDS",
     help="How long to wait for another run that holds the store.",
 )
+
+
+@click.command()
+@click.option("--only", multiple=True, metavar="NAME", help="Run only these sources (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Collect and show; store and deliver nothing.")
+@click.option("--no-deliver", is_flag=True, help="Collect and store; deliver nothing.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@_wait_option
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -588,14 +592,7 @@ _FIRST_DAY = date(1970, 1, 1)  # the first day `kpi backfill --since` can ask fo
     "--since", metavar="DATE", help="Import values from this day on: 2026-01-31, 90d, 1y."
 )
 @click.option("--only", multiple=True, metavar="NAME", help="Backfill only these sources.")
-@click.option(
-    "--wait",
-    type=click.FloatRange(min=0),
-    default=10.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long to wait for another run that holds the store.",
-)
+@_wait_option
 @click.pass_context
 def backfill(ctx: click.Context, since: str | None, only: tuple[str, ...], wait: float) -> None:
     """Import past daily values from sources that can give them."""

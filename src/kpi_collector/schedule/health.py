@@ -111,18 +111,16 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
                     f"{_when(missed.timestamp(), config.tz)}; {last}"
                 )
             job_rows.append(
-                {
-                    "job": job.name,
-                    "cron": job.cron.expr,
-                    "does": job.describe(),
-                    "last_fire": fired.timestamp() if fired else None,
-                    "next_fire": following.timestamp() if following else None,
-                    "last_success": success,
-                    "last_status": state.last_status if state else None,
-                    "last_error": state.last_error if state else None,
-                    "overdue": overdue,
-                    "not_run_yet": not_run_yet,
-                }
+                _job_row(
+                    job,
+                    fired,
+                    following,
+                    last_success=success,
+                    last_status=state.last_status if state else None,
+                    last_error=state.last_error if state else None,
+                    overdue=overdue,
+                    not_run_yet=not_run_yet,
+                )
             )
         last_run = runs[0] if runs else None
         if last_run is not None and last_run.status in ("failed", "interrupted"):
@@ -195,6 +193,33 @@ def missing_store(config: Config) -> str | None:
     return path if os.path.isdir(folder) else None
 
 
+def _job_row(
+    job: Any,
+    fired: datetime | None,
+    following: datetime | None,
+    *,
+    last_success: float | None = None,
+    last_status: str | None = None,
+    last_error: str | None = None,
+    overdue: bool = False,
+    not_run_yet: bool = True,
+) -> dict[str, Any]:
+    """One job of the health document: its fire times (UTC epoch seconds) and its state (the
+    defaults: a job nothing has run yet)."""
+    return {
+        "job": job.name,
+        "cron": job.cron.expr,
+        "does": job.describe(),
+        "last_fire": fired.timestamp() if fired else None,
+        "next_fire": following.timestamp() if following else None,
+        "last_success": last_success,
+        "last_status": last_status,
+        "last_error": last_error,
+        "overdue": overdue,
+        "not_run_yet": not_run_yet,
+    }
+
+
 def _unread_report(config: Config, now: float, problem: str) -> dict[str, Any]:
     """The health document when the store cannot be read (`problem` says why: a SQLite store
     that was never written, a database server that refuses): the jobs from the config alone."""
@@ -204,20 +229,7 @@ def _unread_report(config: Config, now: float, problem: str) -> dict[str, Any]:
     jobs = []
     for job in plan(config):
         fired, following = job.cron.previous(at), job.cron.next_after(at)
-        jobs.append(
-            {
-                "job": job.name,
-                "cron": job.cron.expr,
-                "does": job.describe(),
-                "last_fire": fired.timestamp() if fired else None,
-                "next_fire": following.timestamp() if following else None,
-                "last_success": None,
-                "last_status": None,
-                "last_error": None,
-                "overdue": False,
-                "not_run_yet": True,
-            }
-        )
+        jobs.append(_job_row(job, fired, following))
     return {
         "ok": False,
         "checked_at": now,
