@@ -151,51 +151,17 @@ def test_connection_refused() -> None:
     assert "cannot reach http://127.0.0.1:9/x" in result.errors["c"]
 
 
-def _certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for `localhost` and its key, as PEM files in `folder`."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return folder / "cert.pem", folder / "key.pem"
-
-
 def test_tls_failures_are_terminal_and_say_what_to_fix(site: Site, tmp_path: Path) -> None:
     """A certificate this machine does not trust, or an https URL for a port that speaks
     plain HTTP: the same answer comes on every retry; the error says why and how to fix it
     (`SSL_CERT_FILE` trusts a private CA, and then the page reads)."""
     import ssl
 
+    from kpi_collector.destinations.email.fake import self_signed
     from kpi_collector.sources._fake import BackgroundServer
     from tests.cli import run_kpi, stored_values
 
-    cert, key = _certificate(tmp_path)
+    cert, key = self_signed(tmp_path)  # for localhost and 127.0.0.1
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     url, _ = site
