@@ -883,6 +883,13 @@ def test_commands_that_only_read_never_create_the_store(tmp_path: Path) -> None:
         done = run_kpi(tmp_path, *args)
         assert (done.returncode, done.stdout) == (0, expected), (args, done.stderr)
         assert not (tmp_path / "data").exists(), args
+    for out in ("r.md", "r.html"):  # a report of nothing is no report, and creates nothing
+        done = run_kpi(tmp_path, "report", "--out", out)
+        assert (done.returncode, done.stderr) == (
+            1,
+            "no history yet: run `kpi run` first; no report written\n",
+        )
+        assert not (tmp_path / out).exists() and not (tmp_path / "data").exists()
     # a KPI no run stored yet (a function's names are known once it ran) is unknown
     unknown_kpi = run_kpi(tmp_path, "history", "crm.paying")
     assert unknown_kpi.returncode == 2 and "no KPI named 'crm.paying'" in unknown_kpi.stderr
@@ -894,3 +901,4 @@ def test_commands_that_only_read_never_create_the_store(tmp_path: Path) -> None:
     # once a run wrote it, they read it
     assert run_kpi(tmp_path, "run", "--no-deliver").returncode == 0
     assert "crm.paying" in run_kpi(tmp_path, "history").stdout
+    assert run_kpi(tmp_path, "report", "--out", "r.md").returncode == 0

@@ -42,5 +42,10 @@ def report(ctx: click.Context, period: str, compare: str, out: str) -> None:
     if not out.lower().endswith((".html", ".htm", ".md", ".markdown")):
         raise click.BadParameter(f"{out}: use a .html or .md file", param_hint="--out")
     config = load(ctx, need_secrets=False)
+    from kpi_collector.schedule.health import missing_store
+
+    if missing_store(config) is not None:  # reading it would create it (and its folder)
+        click.echo("no history yet: run `kpi run` first; no report written", err=True)
+        ctx.exit(1)
     path = write_report(config, out, period=period, compare=compare)
     click.echo(f"wrote {path}")
