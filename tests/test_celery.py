@@ -327,6 +327,10 @@ def env_for(tag: str) -> dict[str, str]:
     return {"C15_TAG": tag, "C15_TOKEN": SECRET}
 
 
+def _sigint_by_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def coordinator_in_background(config: Path, *options: str) -> Iterator[subprocess.Popen[str]]:
     """`kpi run --no-deliver OPTIONS` as the coordinator, its output piped, not waited for;
@@ -338,6 +342,10 @@ def coordinator_in_background(config: Path, *options: str) -> Iterator[subproces
         text=True,
         env={**os.environ, **env_for("coordinator")},
         cwd=config.parent,
+        # Ctrl-C as a terminal's foreground process gets it: a suite started in the
+        # background (`cmd &` in a script) hands its children SIGINT ignored, and Python
+        # then never raises KeyboardInterrupt for it
+        preexec_fn=_sigint_by_default,
     )
     try:
         yield run
