@@ -28,7 +28,7 @@ from kpi_collector.errors import ExtractError, HttpError, LoginError, SourceErro
 from kpi_collector.secrets import redact, redact_cut, reveal
 
 if TYPE_CHECKING:
-    from kpi_collector.collect.http import Auth, LoginForm
+    from kpi_collector.collect.http import PlainAuth, PlainLoginForm
 
 #: where Debian and Ubuntu install Chromium (`apt-get install chromium`)
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
@@ -233,8 +233,8 @@ class Browser:
         *,
         timeout: float,
         wait_for: str | None = None,
-        login: LoginForm | None = None,
-        auth: Auth | None = None,
+        login: PlainLoginForm | None = None,
+        auth: PlainAuth | None = None,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         max_bytes: int | None = None,
@@ -486,7 +486,7 @@ _SUBMITS = (
 )
 
 
-async def _login(page: Any, form: LoginForm, deadline: float) -> None:
+async def _login(page: Any, form: PlainLoginForm, deadline: float) -> None:
     """Fill `form.fields` into the login form the page at `form.url` shows (once its scripts
     drew it) and press its submit button, as a person does; then wait until the form is gone
     (or `success:` shows). LoginError says what went wrong, with field names only."""
@@ -528,7 +528,7 @@ async def _login(page: Any, form: LoginForm, deadline: float) -> None:
     await _logged_in(page, form, chosen, names, deadline)
 
 
-async def _login_form(page: Any, form: LoginForm) -> Any:
+async def _login_form(page: Any, form: PlainLoginForm) -> Any:
     """The form around the page's password field; for a login drawn without a `<form>` (a
     script sends it), the nearest element around that field holding every field named in
     `fields`, else the page's body."""
@@ -594,7 +594,7 @@ async def _submit_button(node: Any, submit: str | None, where: str) -> Any:
 
 
 async def _logged_in(
-    page: Any, form: LoginForm, chosen: str, names: list[str], deadline: float
+    page: Any, form: PlainLoginForm, chosen: str, names: list[str], deadline: float
 ) -> None:
     sent = f"sent {', '.join(names)}; check the values in `fields:`"
     waits = []

@@ -18,19 +18,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-from pydantic import BaseModel, ByteSize, ConfigDict, field_validator, model_validator
-
 from kpi_collector._version import __version__
 from kpi_collector.collect import jsontext
 from kpi_collector.collect.retry import BACKOFF, MAX_RETRY_AFTER, retrying
-from kpi_collector.config.models import MAX_BYTES
+from kpi_collector.config.plain import MAX_BYTES, Plain
 from kpi_collector.errors import ExtractError, HttpError, LoginError
+from kpi_collector.lazy import lazy_exports
 from kpi_collector.secrets import (
     Secret,
     redact,
     redact_cut,
     remember,
-    remember_basic,
     reveal,
 )
 
@@ -47,35 +45,14 @@ _BODY_SNIPPET = 200
 _CONTROL = dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)])
 
 
-class Auth(BaseModel):
-    """How a source proves who it is; exactly one of the four ways (else a ValueError, which
-    config loading turns into a ConfigError):
+class PlainAuth(Plain):
+    """How a source proves who it is (see `collect.auth.Auth`, its model)."""
 
-    - `bearer`: a token sent as `Authorization: Bearer <token>` (RFC 6750);
-    - `basic`: (user, password) sent as `Authorization: Basic ...` (RFC 7617);
-    - `header`: headers to send as they are, e.g. {"X-Api-Key": "${KEY}"};
-    - `query`: query parameters to add to every URL, e.g. {"api_key": "${KEY}"}.
-
-    Values are Secrets (`${ENV}` references), never shown in errors or output.
-    """
-
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-    bearer: Secret | None = None
-    basic: tuple[str | Secret, Secret] | None = None  # (user, password); a secret user too
-    header: dict[str, Secret] | None = None
-    query: dict[str, Secret] | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Auth:
-        given = [k for k in ("bearer", "basic", "header", "query") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of bearer, basic, header, query")
-        if self.basic is not None:  # a server may echo the header: base64 of user:password
-            user, password = self.basic
-            remember_basic(reveal(user) or "", password.get())
-        secrets = [self.bearer, *(self.basic or ()), *(self.header or {}).values()]
-        remember_trimmed(reveal(value) or "" for value in [*secrets, *(self.query or {}).values()])
-        return self
+    if TYPE_CHECKING:
+        bearer: Secret | None
+        basic: tuple[str | Secret, Secret] | None
+        header: dict[str, Secret] | None
+        query: dict[str, Secret] | None
 
     def apply(self, headers: dict[str, str], params: dict[str, str]) -> None:
         """Add the credentials to a request's `headers` or query `params`, in place."""
@@ -94,38 +71,21 @@ class Auth(BaseModel):
             params.update({k: v.get().strip("\r\n") for k, v in self.query.items()})
 
 
-class LoginForm(BaseModel):
-    """A login form to fill before reading a page: the page at `url` holds the form, `fields`
-    are the inputs to fill by name (secrets allowed, e.g. {"username": "me", "password":
-    "${PASS}"}); the form's other inputs (hidden CSRF tokens) are posted as the page gave
-    them. The optional CSS checks tell success from failure (see `HttpSession.login`)."""
+class PlainLoginForm(Plain):
+    """A login form to fill before reading a page (see `collect.auth.LoginForm`)."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-    url: str
-    fields: dict[str, Secret]
-    form: str | None = None  # CSS selector of the form; default: the one with a password input
-    submit: str | None = None  # the submit button to press (name, label or CSS); default: the first
-    submit_url: str | None = None  # where to send it, when the form's action is not right
-    success: str | None = None  # CSS selector that is present only when logged in
-    failure: str | None = None  # CSS selector that is present only when the login failed
+    if TYPE_CHECKING:
+        url: str
+        fields: dict[str, Secret]
+        form: str | None
+        submit: str | None
+        submit_url: str | None
+        success: str | None
+        failure: str | None
 
-    @field_validator("fields")
-    @classmethod
-    def _trimmed(cls, value: dict[str, Secret]) -> dict[str, Secret]:
-        remember_trimmed(secret.get() for secret in value.values())
-        return value
 
-    @field_validator("form", "success", "failure")
-    @classmethod
-    def _css(cls, value: str | None) -> str | None:
-        if value is not None:
-            from lxml.cssselect import CSSSelector
-
-            try:
-                CSSSelector(value)
-            except Exception as exc:  # SelectorSyntaxError, ExpressionError (unsupported)
-                raise ValueError(f"{value!r} is not a CSS selector: {exc}") from None
-        return value
+#: the models, served from `collect.auth` on first use (pydantic is imported there)
+__getattr__ = lazy_exports("kpi_collector.collect", {"Auth": "auth", "LoginForm": "auth"})
 
 
 def remember_trimmed(values: Iterable[str]) -> None:
@@ -382,7 +342,7 @@ class HttpClient:
         *,
         timeout: float = 20.0,
         retries: int = 2,
-        auth: Auth | None = None,
+        auth: PlainAuth | None = None,
         headers: Mapping[str, str] | None = None,
         cookies: bool = False,
         max_bytes: int = MAX_BYTES,
@@ -444,7 +404,7 @@ class HttpSession:
         *,
         timeout: float,
         retries: int,
-        auth: Auth | None,
+        auth: PlainAuth | None,
         headers: dict[str, str],
         cookies: bool,
         max_bytes: int = MAX_BYTES,
@@ -648,7 +608,7 @@ class HttpSession:
         when the body is not JSON."""
         return (await self.request("GET", url, **kwargs)).json()
 
-    async def login(self, form: LoginForm) -> Response:
+    async def login(self, form: PlainLoginForm) -> Response:
         """Fill and send a login form as a browser does (see `collect.forms`), keeping the
         session's cookies; LoginError when it is refused, saying how it was refused."""
         from kpi_collector.collect.charset import decode_html
@@ -863,7 +823,7 @@ def refresh_error(chain: list[str]) -> HttpError:
 _PASSWORD_INPUT = re.compile(rb"""type\s*=\s*["']?password""", re.IGNORECASE)
 
 
-def shows_login_form(form: LoginForm, response: Response) -> bool:
+def shows_login_form(form: PlainLoginForm, response: Response) -> bool:
     """Whether an answer after a login is the login form again (the session expired, or
     the site did not keep it): an HTML page with a form that has a password input named in
     `fields:` and an input of every other name there, or of two at least (a name the login
@@ -891,7 +851,7 @@ def shows_login_form(form: LoginForm, response: Response) -> bool:
     return False
 
 
-def _check_login(form: LoginForm, filled: FilledForm, result: Response) -> None:
+def _check_login(form: PlainLoginForm, filled: FilledForm, result: Response) -> None:
     """Raise LoginError unless the answer to a login looks logged in: `failure:` absent,
     `success:` present, and the login form not back (a form with a password field, or
     what `form:` names)."""
@@ -1050,6 +1010,8 @@ async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
 
 
 def _too_large(url: str, max_bytes: int, declared: int | None = None) -> HttpError:
+    from pydantic import ByteSize  # an error's wording only
+
     size = ByteSize(max_bytes).human_readable()
     said = f" (it says {ByteSize(declared).human_readable()})" if declared is not None else ""
     return HttpError(

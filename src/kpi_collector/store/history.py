@@ -112,7 +112,7 @@ class HistoryStore:
     def _connect(self) -> sa.Engine:
         import sqlalchemy as sa
 
-        from kpi_collector.config.models import check_store_url
+        from kpi_collector.config.plain import check_store_url
 
         try:
             check_store_url(self.url)  # a password with `@` written as is: how to write it
