@@ -111,13 +111,13 @@ def destination_sample(name: str) -> str:
 
 
 def _sample(cls: type[Any], what: str, name: str) -> str:
-    """The `sample.yaml` beside the package that defines `cls`."""
+    """The `sample.yaml` in the folder of the module that defines `cls`."""
     import sys
     from importlib.resources import files
 
-    module = sys.modules[cls.__module__]
-    if hasattr(module, "__path__"):  # a package: a folder that can hold the sample
-        sample = files(module.__name__) / "sample.yaml"
+    package = sys.modules[cls.__module__].__package__  # its folder (`html/` of `html/model.py`)
+    if package:
+        sample = files(package) / "sample.yaml"
         if sample.is_file():
             return sample.read_text(encoding="utf-8")
     raise ConfigError(

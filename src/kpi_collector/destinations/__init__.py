@@ -13,11 +13,11 @@ For a destination's own fields in the type checker, import it from its module
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import typing
 
 from kpi_collector.lazy import entry_point_exports, exported_names, lazy_exports
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from kpi_collector.destinations.base import Delivery
     from kpi_collector.destinations.model import Destination
     from kpi_collector.destinations.store import Store
@@ -29,7 +29,7 @@ _built_in = entry_point_exports(__name__, __name__)  # the entry-point group is 
 _names = lazy_exports(__name__, {"Delivery": "base", "Destination": "model", "Store": "store"})
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     """`Delivery`, `Destination`, `Store`, or a built-in destination class by its class name
     (`Notion`, `CSV`, `GoogleSheets`, ...).
 

@@ -10,11 +10,11 @@ For a connector's own fields in the type checker, import it from its module
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import typing
 
 from kpi_collector.lazy import entry_point_exports, exported_names, lazy_exports
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from kpi_collector.collect.metric import CSS, JMESPath, Metric, XPath
     from kpi_collector.sources.base import Observation, SourceContext
     from kpi_collector.sources.model import Source
@@ -38,7 +38,7 @@ _names = lazy_exports(
 )
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     """`Metric`, `Source` and the other names of `__all__`, or a built-in source class by its
     class name (`GitHub`, `PyPI`, `HttpJson`, ...).
 
