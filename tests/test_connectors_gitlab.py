@@ -136,6 +136,23 @@ def test_a_count_graphql_does_not_give_is_an_error_not_a_number(gitlab: FakeGitL
     assert "leave `open_merge_requests` out of `metrics:`" in message
 
 
+@pytest.mark.parametrize("path", ["group/a.b", "org/.github", "x/.y", "a.b/c.d", "g/sub/..y"])
+def test_project_paths_with_dots_reach_their_project(gitlab: FakeGitLab, path: str) -> None:
+    """A namespaced path goes as one URL-encoded segment (group%2Fproject), its dots as they
+    are: every request of the run and the backfill reaches the project it names."""
+    gitlab.projects.append(Project(46, path, 3, 4, 5, [at(3), at(2)]))
+    values = collect(GitLab(project=path, api_url=gitlab.url))
+    assert values == {"stars": 2.0, "forks": 3.0, "open_issues": 4.0, "open_merge_requests": 5.0}
+    points = backfill(GitLab(project=path, api_url=gitlab.url), TODAY - timedelta(days=3), now=NOW)
+    assert [p.value for p in points] == [1.0, 2.0, 2.0]
+    encoded = path.replace("/", "%2F")
+    assert {r.raw_path.split("?")[0] for r in gitlab.requests} == {
+        f"/api/v4/projects/{encoded}",
+        f"/api/v4/projects/{encoded}/merge_requests",
+        f"/api/v4/projects/{encoded}/starrers",
+    }
+
+
 def test_rate_limit_with_retry_after_is_waited_out(gitlab: FakeGitLab) -> None:
     gitlab.inject(429, "Retry later", headers={"Retry-After": "0", "RateLimit-Remaining": "0"})
     source = GitLab(project="gitlab-org/gitlab-runner", api_url=gitlab.url, metrics=["forks"])
