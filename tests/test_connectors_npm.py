@@ -53,6 +53,24 @@ def test_npm_a_day_not_counted_yet_is_not_stored_as_0(npm: FakeNpm) -> None:
     }
 
 
+def test_npm_a_day_left_out_of_the_registrys_week_is_not_counted(npm: FakeNpm) -> None:
+    """npm has also answered ranges with the uncounted days left out (not listed as 0)."""
+    week = [TODAY - timedelta(days=n) for n in range(7, 1, -1)]  # the 3rd to the 8th
+    npm.inject(
+        200,
+        {
+            "start": week[0].isoformat(),
+            "end": (TODAY - timedelta(days=1)).isoformat(),
+            "downloads": [{"day": d.isoformat(), "downloads": 5_000_000} for d in week],
+        },
+        path="/downloads/range/2026-03-03:2026-03-09",
+    )
+    values = collect(
+        Npm(package="@acme/widget", api_url=npm.url, metrics=["downloads_last_day"]), now=NOW
+    )
+    assert values == {"downloads_last_day": downloads(TODAY - timedelta(days=2))}
+
+
 def test_npm_a_real_zero_is_stored(npm: FakeNpm) -> None:
     """A package nobody downloaded yesterday, on a day npm has counted: 0 is the number."""
     npm.packages["quiet"] = {TODAY - timedelta(days=3): 4}
