@@ -911,3 +911,96 @@ def test_latest_by_id_agrees_with_the_whole_history_read(store: HistoryStore) ->
     for each in stores[1:]:
         each.close()
 
+
+def test_many_sources_runs_and_process_groups_are_asked_in_chunks(store: HistoryStore) -> None:
+    """The store's questions about runs and the scheduler's rows put every asked source
+    name, run id or heartbeat row in one IN (...): 70,000 of them passed PostgreSQL's 65,535
+    bound values in a statement and SQLite's 32,766 ("too many SQL variables", a raw driver
+    error). Now they are asked in chunks (one array on PostgreSQL): the failing streaks,
+    the newest manual run and the newest collected value of each source, the runs marked
+    interrupted and the process groups forgotten through SQLAlchemy."""
+    from kpi_collector.store import StoredObservation
+    from kpi_collector.store.heartbeats import forget_groups, mark_interrupted, process_groups
+    from kpi_collector.store.runs import failing_streaks, last_manual_run, newest_collected_by_kpis
+    from kpi_collector.store.schema import heartbeats, runs
+
+    names = [f"s{i:05d}" for i in range(70_000)]
+    first = store.begin_run(started_at=1000.0)
+    store.finish_run(
+        first,
+        observations=[
+            StoredObservation(f"{n}.v", 1000.0 + i % 3, 1.0, n) for i, n in enumerate(names)
+        ],
+        finished_at=1010.0,
+    )
+    second = store.begin_run(started_at=2000.0, trigger="schedule")
+    store.finish_run(
+        second,
+        observations=[StoredObservation(f"{n}.v", 2000.0, 2.0, n) for n in names[3:10]],
+        errors=[RunError(n, None, f"{n} failed", False) for n in names[:3]],
+        finished_at=2010.0,
+    )
+    _upstream_sqlite_limit(store.engine)
+    streaks = failing_streaks(store, names, depth=5)
+    assert len(streaks) == len(names)
+    assert [streaks[n] for n in names[:4]] == [
+        (1, "s00000 failed"),
+        (1, "s00001 failed"),
+        (1, "s00002 failed"),
+        (0, None),
+    ]
+    assert streaks[names[-1]] == (0, None)
+    assert last_manual_run(store, names) == 1000.0
+    newest = newest_collected_by_kpis(store, {n: [] for n in names})
+    assert len(newest) == len(names)
+    assert (newest[names[0]], newest[names[5]], newest[names[-1]]) == (
+        1000.0,
+        2000.0,
+        1000.0 + 69_999 % 3,
+    )
+
+    generic = HistoryStore(store.url, direct=False)  # SQLite's direct path chunks already
+    _upstream_sqlite_limit(generic.engine)
+    try:
+        with generic.write() as conn:
+            conn.execute(
+                runs.insert(),
+                [{"started_at": 3000.0 + i, "status": "running"} for i in range(70_000)],
+            )
+            conn.execute(
+                heartbeats.insert(),
+                [
+                    {
+                        "name": f"group:{i}",
+                        "pid": 1,
+                        "hostname": "h",
+                        "started_at": 1.0,
+                        "beat_at": 1.0,
+                        "state": "running",
+                    }
+                    for i in range(70_000)
+                ],
+            )
+        interrupted = mark_interrupted(generic)
+        assert len(interrupted) == 70_000 and first not in interrupted
+        assert mark_interrupted(generic) == []
+        assert [r.status for r in generic.runs(3)] == ["interrupted"] * 3
+        forget_groups(generic, [f"group:{i}" for i in range(1, 70_000)])
+        assert [g.name for g in process_groups(generic)] == ["group:0"]
+    finally:
+        generic.close()
+
+
+def _upstream_sqlite_limit(engine: sa.Engine) -> None:
+    """SQLite connections of `engine` that take at most 32,766 bound values in a statement,
+    as SQLite's own build does (Debian's takes 250,000)."""
+    import sqlite3
+
+    if engine.dialect.name != "sqlite":
+        return
+
+    @sa.event.listens_for(engine, "connect")
+    def _limit(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+        dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766)
+
+    engine.dispose()  # the connections already open had the build's limit

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from kpi_collector.store.limits import among, chunks, id_chunks
+
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
@@ -37,20 +39,29 @@ def failing_streaks(
         if not ids:
             return out
         failed: dict[tuple[int, str], str] = {}
-        for run_id, source, message in conn.execute(
-            sa.select(run_errors.c.run_id, run_errors.c.source, run_errors.c.message)
-            .where(run_errors.c.run_id.in_(ids), run_errors.c.source.in_(wanted))
-            .order_by(run_errors.c.id)
-        ):
-            failed.setdefault((run_id, source), message)
-        seen = {
-            (r[0], r[1])
-            for r in conn.execute(
-                sa.select(observations.c.run_id, observations.c.source)
-                .where(observations.c.run_id.in_(ids), observations.c.source.in_(wanted))
-                .distinct()
-            )
-        }
+        seen: set[tuple[int, str]] = set()
+        # many sources would pass a backend's limit of bound values in one IN (...)
+        for names in id_chunks(conn, wanted):
+            for run_ids in chunks(ids):
+                for run_id, source, message in conn.execute(
+                    sa.select(run_errors.c.run_id, run_errors.c.source, run_errors.c.message)
+                    .where(
+                        run_errors.c.run_id.in_(run_ids), among(conn, run_errors.c.source, names)
+                    )
+                    .order_by(run_errors.c.id)
+                ):
+                    failed.setdefault((run_id, source), message)
+                seen.update(
+                    (r[0], r[1])
+                    for r in conn.execute(
+                        sa.select(observations.c.run_id, observations.c.source)
+                        .where(
+                            observations.c.run_id.in_(run_ids),
+                            among(conn, observations.c.source, names),
+                        )
+                        .distinct()
+                    )
+                )
     included = seen | set(failed)
     for source in sources:
         streak, newest = 0, None
@@ -105,13 +116,14 @@ def _last_manual_run(
     ids = [r.id for r in recent]
     collected: dict[int, set[str]] = {}
     for table in (observations, run_errors):
-        query = (
-            sa.select(table.c.run_id, table.c.source)
-            .where(table.c.run_id.in_(ids), table.c.source.in_(sources))
-            .distinct()
-        )
-        for run_id, source in conn.execute(query):
-            collected.setdefault(run_id, set()).add(source)
+        for names in id_chunks(conn, sources):  # many: a backend's limit of bound values
+            query = (
+                sa.select(table.c.run_id, table.c.source)
+                .where(table.c.run_id.in_(ids), among(conn, table.c.source, names))
+                .distinct()
+            )
+            for run_id, source in conn.execute(query):
+                collected.setdefault(run_id, set()).add(source)
     wanted = set(sources)
     for run in recent:
         if collected.get(run.id, set()) >= wanted:
@@ -162,10 +174,10 @@ def newest_collected_by_kpis(
                 ts = conn.execute(by_kpi, {"kpi": kpi}).scalar()
                 if ts is not None and ts > newest.get(source, float("-inf")):
                     newest[source] = float(ts)
-        if unnamed:
+        for names in id_chunks(conn, unnamed):  # many: a backend's limit of bound values
             grouped = (
                 sa.select(o.c.source, sa.func.max(o.c.ts))
-                .where(o.c.source.in_(unnamed), o.c.backfilled == sa.false())
+                .where(among(conn, o.c.source, names), o.c.backfilled == sa.false())
                 .group_by(o.c.source)
             )
             for source, ts in conn.execute(grouped):
