@@ -872,7 +872,8 @@ def test_latest_by_id_agrees_with_the_whole_history_read(store: HistoryStore) ->
     history with ties at one moment, at, before and strictly before each bound, it gives
     what reading every row gives, on every backend and both SQLite paths: the newest at the
     bound, of a tie the one stored last. Lookalike ids (case, a trailing space, an accent)
-    stay apart on MariaDB's binary collation."""
+    stay apart on MariaDB's binary collation. `latest()` of every KPI and `kpi_ids` read
+    the ids from the index too on PostgreSQL (its `DISTINCT` read all of it)."""
     import random
 
     from kpi_collector.store.schema import observations
@@ -908,6 +909,11 @@ def test_latest_by_id_agrees_with_the_whole_history_read(store: HistoryStore) ->
                 if strictly and before is not None:
                     values = each.previous_values([*kpis, "k.none"], before=before)
                     assert values == {k: v for k, (_, v) in expected.items()}
+    with store.reading() as conn:  # every id, as the database sorts text
+        every = conn.execute(
+            sa.select(observations.c.kpi).distinct().order_by(observations.c.kpi)
+        ).scalars()
+        assert store.kpi_ids() == list(every) and len(store.kpi_ids()) == len(kpis)
     for each in stores[1:]:
         each.close()
 
