@@ -315,14 +315,17 @@ def test_a_store_url_shows_its_host_but_never_its_password() -> None:
     assert "kpi:***@127.0.0.1:1/kpi" in str(info.value)
 
 
-def test_newest_collected_by_kpis_skips_backfilled_values(tmp_path: Path) -> None:
+def test_newest_collected_by_kpis_skips_backfilled_values(store: HistoryStore) -> None:
     """When each source last stored a value a run collected: a backfilled value, even a
     newer one, does not count; a source with known KPI ids and one without (a python
-    function naming its metrics as it runs) get the same answer; one never run is left out."""
-    from kpi_collector.store import HistoryStore, StoredObservation
+    function naming its metrics as it runs) get the same answer, and a derived KPI whose id
+    starts like the source's (`b.total`, source `formula`) is not the source's; one never
+    run, or only backfilled, is left out. Each KPI's newest row is read from the index
+    (before: `source = ...` read every observation, at each scheduler check of a source
+    job)."""
+    from kpi_collector.store import StoredObservation
     from kpi_collector.store.runs import newest_collected, newest_collected_by_kpis
 
-    store = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
     try:
         store.migrate()
         for ts in (1000.0, 2000.0):
@@ -333,6 +336,8 @@ def test_newest_collected_by_kpis_skips_backfilled_values(tmp_path: Path) -> Non
                     StoredObservation("a.x", ts, 1.0, "a"),
                     StoredObservation("a.y", ts + 5, 2.0, "a"),
                     StoredObservation("b.z", ts + 7, 3.0, "b"),
+                    StoredObservation("b.total", ts + 9, 3.0, "formula"),
+                    StoredObservation("bb.z", ts + 8, 3.0, "bb"),
                 ],
                 finished_at=ts + 10,
             )
@@ -340,11 +345,17 @@ def test_newest_collected_by_kpis_skips_backfilled_values(tmp_path: Path) -> Non
             [
                 StoredObservation("a.x", 900_000.0, 4.0, "a"),
                 StoredObservation("b.z", 900_000.0, 5.0, "b"),
+                StoredObservation("c.w", 900_000.0, 5.0, "c"),
             ]
         )
-        asked = {"a": ["a.x", "a.y"], "b": [], "never": ["never.v"]}
+        asked = {"a": ["a.x", "a.y"], "b": [], "never": ["never.v"], "c": []}
         assert newest_collected_by_kpis(store, asked) == {"a": 2005.0, "b": 2007.0}
+        assert newest_collected_by_kpis(store, {"a": [], "b": ["b.z"], "c": ["c.w"]}) == {
+            "a": 2005.0,
+            "b": 2007.0,
+        }
         assert newest_collected(store, "a") == 2005.0 and newest_collected(store, "b") == 2007.0
+        assert newest_collected(store, "c") is None and newest_collected(store, "never") is None
     finally:
         store.close()
 

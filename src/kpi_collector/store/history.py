@@ -409,13 +409,13 @@ class HistoryStore:
                 # each KPI's newest row from the (kpi, ts, id) index, one short read per KPI,
                 # as `store.direct` does (`max(ts) ... GROUP BY` read every row of their
                 # history on PostgreSQL, or the whole table: each run slower than the one
-                # before). Every KPI: their ids first, from the index too (`_stored_ids`),
+                # before). Every KPI: their ids first, from the index too (`stored_ids`),
                 # as stored in one array (`id_chunks` would leave out an id an older store
                 # kept, with a control character)
-                parts = [_stored_ids(conn)] if kpis is None else id_chunks(conn, kpis)
+                parts = [stored_ids(conn)] if kpis is None else id_chunks(conn, kpis)
                 for chunk in parts:
                     if chunk:
-                        found += conn.execute(_newest_each(conn, chunk, before, strictly)).all()
+                        found += conn.execute(newest_each(conn, chunk, before, strictly)).all()
         found.sort(key=lambda r: r.id)  # of two at the same newest time, the later one wins
         return {r.kpi: StoredObservation(r.kpi, r.ts, r.value, r.source) for r in found}
 
@@ -427,7 +427,7 @@ class HistoryStore:
     def kpi_ids(self) -> list[str]:
         """Every KPI id that has at least one stored value, sorted. Raises StoreError."""
         with self.reading() as conn:
-            return _stored_ids(conn)
+            return stored_ids(conn)
 
     def rows(
         self,
@@ -588,7 +588,7 @@ class HistoryStore:
         return _Writing(self.engine, self.url)
 
 
-def _stored_ids(conn: sa.Connection) -> list[str]:
+def stored_ids(conn: sa.Connection) -> list[str]:
     """Every KPI id with a stored value, sorted as the database sorts text. On PostgreSQL
     one step of the (kpi, ts) index per id (a recursive query: its `DISTINCT` read the whole
     index, 0.1 s for 300,000 values and growing); MariaDB/MySQL and SQLite skip through the
@@ -608,12 +608,18 @@ def _stored_ids(conn: sa.Connection) -> list[str]:
     return [r[0] for r in conn.execute(sa.select(o.c.kpi).distinct().order_by(o.c.kpi))]
 
 
-def _newest_each(
-    conn: sa.Connection, kpis: list[str], before: float | None, strictly: bool
+def newest_each(
+    conn: sa.Connection,
+    kpis: list[str],
+    before: float | None = None,
+    strictly: bool = False,
+    *,
+    live: bool = False,
 ) -> sa.Executable:
-    """The newest row (id, kpi, value, ts, source) of each of `kpis` (a list from
+    """The newest row (id, kpi, value, ts, source, backfilled) of each of `kpis` (a list from
     `id_chunks`) at or before `before` (strictly before when `strictly`; None: any time),
-    of two at the same time the one stored last: a backward read of the (kpi, ts, id) index
+    only of those a run collected when `live` (not backfilled), of two at the same time
+    the one stored last: a backward read of the (kpi, ts, id) index
     per KPI, however long its history. PostgreSQL: a LATERAL join on the ids as one array
     (`unnest`); elsewhere (MariaDB/MySQL, SQLite) a correlated subquery per id of a derived
     table, which MariaDB reads from the index (`ref`, then the row by its primary key)."""
@@ -623,6 +629,8 @@ def _newest_each(
 
     i = o.alias("i")
     where = [] if before is None else [i.c.ts < before if strictly else i.c.ts <= before]
+    if live:
+        where.append(i.c.backfilled == sa.false())
     order = (i.c.ts.desc(), i.c.id.desc())
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import ARRAY
@@ -633,7 +641,7 @@ def _newest_each(
             .render_derived(name="wanted")
         )
         newest = (
-            sa.select(i.c.id, i.c.kpi, i.c.value, i.c.ts, i.c.source)
+            sa.select(i.c.id, i.c.kpi, i.c.value, i.c.ts, i.c.source, i.c.backfilled)
             .where(i.c.kpi == wanted.c.kpi, *where)
             .order_by(*order)
             .limit(1)
@@ -644,15 +652,18 @@ def _newest_each(
     newer = (
         "" if before is None else (" AND i.ts < :before" if strictly else " AND i.ts <= :before")
     )
+    if live:
+        newer += " AND i.backfilled = :no"
     union = " UNION ALL ".join(f"SELECT :k{n} AS kpi" for n in range(len(kpis)))
     return sa.text(
-        "SELECT o.id, o.kpi, o.value, o.ts, o.source"
+        "SELECT o.id, o.kpi, o.value, o.ts, o.source, o.backfilled"
         f" FROM ({union}) AS wanted JOIN observations AS o ON o.id ="
         f" (SELECT i.id FROM observations AS i WHERE i.kpi = wanted.kpi{newer}"
         " ORDER BY i.ts DESC, i.id DESC LIMIT 1)"
     ).bindparams(
         *(sa.bindparam(f"k{n}", kpi, type_=sa.String(ID_MAX)) for n, kpi in enumerate(kpis)),
         *([] if before is None else [sa.bindparam("before", before, type_=sa.Double)]),
+        *([sa.bindparam("no", False, type_=sa.Boolean)] if live else []),
     )
 
 
