@@ -394,7 +394,7 @@ class HistoryStore:
 
         found: list[Any] = []
         with self.reading() as conn:
-            if kpis is None and conn.dialect.name != "postgresql":
+            if kpis is None and conn.dialect.name not in ("postgresql", "sqlite"):
                 # MariaDB/MySQL read each KPI's max(ts) skipping through the (kpi, ts) index
                 newest = sa.select(o.c.kpi, sa.func.max(o.c.ts).label("ts")).group_by(o.c.kpi)
                 if before is not None:
@@ -410,9 +410,13 @@ class HistoryStore:
                 # as `store.direct` does (`max(ts) ... GROUP BY` read every row of their
                 # history on PostgreSQL, or the whole table: each run slower than the one
                 # before). Every KPI: their ids first, from the index too (`stored_ids`),
-                # as stored in one array (`id_chunks` would leave out an id an older store
-                # kept, with a control character)
-                parts = [stored_ids(conn)] if kpis is None else id_chunks(conn, kpis)
+                # as stored (`id_chunks` would leave out an id an older store kept, with a
+                # control character); in one array on PostgreSQL
+                if kpis is None:
+                    every = stored_ids(conn)
+                    parts = [every] if conn.dialect.name == "postgresql" else list(chunks(every))
+                else:
+                    parts = id_chunks(conn, kpis)
                 for chunk in parts:
                     if chunk:
                         found += conn.execute(newest_each(conn, chunk, before, strictly)).all()
@@ -590,21 +594,18 @@ class HistoryStore:
 
 def stored_ids(conn: sa.Connection) -> list[str]:
     """Every KPI id with a stored value, sorted as the database sorts text. On PostgreSQL
-    one step of the (kpi, ts) index per id (a recursive query: its `DISTINCT` read the whole
-    index, 0.1 s for 300,000 values and growing); MariaDB/MySQL and SQLite skip through the
-    index for a `DISTINCT` themselves (MySQL limits a recursion to 1,000 steps)."""
+    and SQLite one step of the (kpi, ts) index per id (`store.direct.STORED_IDS`: their
+    `DISTINCT` read the whole index, 0.04-0.1 s for 300,000 values and growing);
+    MariaDB/MySQL skip through the index for a `DISTINCT` themselves (and MySQL stops a
+    recursion at 1,000 steps)."""
     import sqlalchemy as sa
 
     from kpi_collector.store.schema import observations as o
 
-    if conn.dialect.name == "postgresql":
-        query = sa.text(
-            "WITH RECURSIVE k(kpi) AS (SELECT min(kpi) FROM observations"
-            " UNION ALL SELECT (SELECT min(i.kpi) FROM observations AS i WHERE i.kpi > k.kpi)"
-            " FROM k WHERE k.kpi IS NOT NULL)"
-            " SELECT kpi FROM k WHERE kpi IS NOT NULL ORDER BY kpi"
-        )
-        return [r[0] for r in conn.execute(query)]
+    if conn.dialect.name in ("postgresql", "sqlite"):
+        from kpi_collector.store.direct import STORED_IDS
+
+        return [r[0] for r in conn.execute(sa.text(STORED_IDS))]
     return [r[0] for r in conn.execute(sa.select(o.c.kpi).distinct().order_by(o.c.kpi))]
 
 
