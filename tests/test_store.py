@@ -1008,6 +1008,28 @@ def test_many_sources_runs_and_process_groups_are_asked_in_chunks(store: History
         generic.close()
 
 
+def test_pruning_alert_states_of_thousands_of_configured_alerts(store: HistoryStore) -> None:
+    """Forgetting the alerts no longer configured put every configured key in one NOT IN
+    (...): 70,000 passed PostgreSQL's 65,535 bound values and SQLite's 32,766 (a raw driver
+    error at each alert check). The stored keys are read and the gone ones deleted in
+    chunks."""
+    from kpi_collector.store.alert_states import alert_states, prune_alert_states, save_alert_state
+
+    for key in ("a", "b", "c"):
+        for destination in ("slack", "mail"):
+            save_alert_state(store, key, destination, active=True, message="m", now=1.0)
+    _upstream_sqlite_limit(store.engine)
+    prune_alert_states(store, {"a", "c", *(f"x{i}" for i in range(70_000))})
+    assert sorted((s.alert, s.destination) for s in alert_states(store)) == [
+        ("a", "mail"),
+        ("a", "slack"),
+        ("c", "mail"),
+        ("c", "slack"),
+    ]
+    prune_alert_states(store, set())
+    assert alert_states(store) == []
+
+
 def _upstream_sqlite_limit(engine: sa.Engine) -> None:
     """SQLite connections of `engine` that take at most 32,766 bound values in a statement,
     as SQLite's own build does (Debian's takes 250,000)."""
