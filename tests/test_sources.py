@@ -151,6 +151,50 @@ def test_connection_refused() -> None:
     assert "cannot reach http://127.0.0.1:9/x" in result.errors["c"]
 
 
+def test_a_host_name_that_does_not_exist_fails_at_once(waits: Waits) -> None:
+    """A name no DNS server knows (`.invalid` resolves nowhere, RFC 6761) is a typo in the
+    URL: the same answer comes on every retry, so none is spent, and the line says so."""
+    result = run(
+        HttpJson(name="j", url="http://kpi-nosuch.invalid/api?key=s3cr3t", metrics={"v": "v"}),
+        HTML(name="h", url="https://shop.kpi-nosuch.invalid:8443/stats", metrics={"n": "#n"}),
+        defaults=Defaults(timeout=5, retries=3),
+    )
+    assert result.errors == {
+        "j": "cannot reach http://kpi-nosuch.invalid/api: no such host kpi-nosuch.invalid (the "
+        "name does not resolve); check the host name in the URL",
+        "h": "cannot reach https://shop.kpi-nosuch.invalid:8443/stats: no such host "
+        "shop.kpi-nosuch.invalid (the name does not resolve); check the host name in the URL",
+    }
+    assert waits.asked == []
+    assert [failure.transient for o in result.outcomes for failure in o.errors] == [False, False]
+
+
+def test_a_resolver_that_fails_for_now_is_transient() -> None:
+    """EAI_AGAIN (the DNS server did not answer in time, the network is not up yet) may be
+    gone on the next try, unlike EAI_NONAME; the one a resolver library raises too."""
+    import socket
+
+    import aiohttp
+
+    from kpi_collector.collect.http import _connection_error
+
+    class Key:
+        host, port, ssl = "api.example.com", 443, True
+
+    url = "https://api.example.com/x"
+    again = aiohttp.ClientConnectorDNSError(
+        Key(),  # type: ignore[arg-type]
+        socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"),
+    )
+    gone = aiohttp.ClientConnectorDNSError(
+        Key(),  # type: ignore[arg-type]
+        socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+    )
+    assert _connection_error(url, again, 5).transient
+    assert not _connection_error(url, gone, 5).transient
+    assert "Temporary failure in name resolution" in str(_connection_error(url, again, 5))
+
+
 def test_tls_failures_are_terminal_and_say_what_to_fix(site: Site, tmp_path: Path) -> None:
     """A certificate this machine does not trust, or an https URL for a port that speaks
     plain HTTP: the same answer comes on every retry; the error says why and how to fix it

@@ -1108,9 +1108,32 @@ def _connection_error(url: str, exc: BaseException, timeout: float) -> HttpError
         return HttpError(_tls_message(url, exc), url=url, transient=False)
     elif isinstance(exc, aiohttp.ClientPayloadError):
         message = f"the answer from {url_without_query(url)} was cut short: {_cut(exc)}"
+    elif isinstance(exc, aiohttp.ClientConnectorDNSError) and _no_such_host(exc.os_error):
+        # the DNS said the name does not exist: a typo, or a host gone; a retry asks the same
+        return HttpError(
+            f"cannot reach {url_without_query(url)}: no such host {printable(exc.host)} (the "
+            "name does not resolve); check the host name in the URL",
+            url=url,
+            transient=False,
+        )
     else:
         message = f"cannot reach {url_without_query(url)}: {redact(str(exc)) or type(exc).__name__}"
     return HttpError(message, url=url, transient=True)
+
+
+def _no_such_host(error: BaseException) -> bool:
+    """Whether a failed name lookup says the name does not exist (getaddrinfo's EAI_NONAME or
+    EAI_NODATA; c-ares' ENOTFOUND or ENODATA under aiohttp's resolver of aiodns), not that
+    it could not be asked now (EAI_AGAIN: no DNS server answered, the network is not up)."""
+    import socket
+
+    if isinstance(error, socket.gaierror):
+        gone = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+        return error.errno in gone
+    cause = error.__cause__
+    # aiodns.error.DNSError(code, text); c-ares: ARES_ENODATA = 1, ARES_ENOTFOUND = 4
+    codes: tuple[Any, ...] = cause.args if type(cause).__name__ == "DNSError" and cause else ()
+    return bool(codes) and codes[0] in (1, 4)
 
 
 _RECEIVED = re.compile(r"received (\d+) of (\d+) bytes")
