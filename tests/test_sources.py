@@ -472,6 +472,67 @@ def test_a_page_that_sets_a_cookie_and_redirects_to_itself_is_read(tmp_path: Pat
     )
 
 
+#: (status, Content-Type, the text, its encoding): error answers that are not HTML, in the
+#: charset their header declares, as old Java servers and Japanese services answer
+_LEGACY_ERRORS = {
+    "latin1": (
+        403,
+        "text/plain; charset=ISO-8859-1",
+        "Zugriff verweigert: Schlüssel ungültig",
+        "latin-1",
+    ),
+    "cp1252": (
+        503,
+        "text/plain; charset=windows-1252",
+        "Wartung bis 18 Uhr – 5 € Gutschrift",
+        "cp1252",
+    ),
+    "sjis": (
+        503,
+        "text/plain; charset=Shift_JIS",
+        "メンテナンス中です。しばらくお待ちください",
+        "shift_jis",
+    ),
+    "json": (400, "application/json; charset=iso-8859-1", '{"message": "Clé invalide"}', "latin-1"),
+    "quoted": (404, 'text/plain; charset="EUC-JP"', "ページが見つかりません", "euc_jp"),
+    "notjson": (200, "text/plain; charset=Shift_JIS", "ただいま混雑しています", "shift_jis"),
+}
+
+
+def test_an_error_answer_that_is_not_html_is_read_in_its_declared_charset() -> None:
+    """A 4xx/5xx answer in plain text or JSON, in the charset its `Content-Type` names: the
+    one-line error shows its text as written (it was read as UTF-8: `Schl�ssel`, or
+    Shift_JIS called binary data)."""
+    from kpi_collector.demo.server import BackgroundServer
+
+    async def answer(request: web.Request) -> web.Response:
+        status, content_type, text, codec = _LEGACY_ERRORS[request.match_info["case"]]
+        return web.Response(
+            status=status, body=text.encode(codec), headers={"Content-Type": content_type}
+        )
+
+    app = web.Application()
+    app.router.add_get("/{case}", answer)
+    with BackgroundServer(app) as url:
+        result = run(
+            *(
+                HttpJson(name=case, url=f"{url}/{case}", metrics={"v": "v"})
+                for case in _LEGACY_ERRORS
+            ),
+            defaults=Defaults(timeout=2, retries=0),
+        )
+    assert result.errors == {
+        "latin1": f"HTTP 403 from {url}/latin1: forbidden — Zugriff verweigert: Schlüssel ungültig",
+        "cp1252": f"HTTP 503 from {url}/cp1252: server error — Wartung bis 18 Uhr – 5 € Gutschrift",
+        "sjis": f"HTTP 503 from {url}/sjis: server error — メンテナンス中です。しばらくお待ちください",
+        "json": f'HTTP 400 from {url}/json: request refused — {{"message": "Clé invalide"}}',
+        "quoted": f"HTTP 404 from {url}/quoted: not found: check the URL or the name in the "
+        "config — ページが見つかりません",
+        "notjson": f"the answer from {url}/notjson is not valid JSON (Expecting value: line 1 "
+        "column 1 (char 0)): ただいま混雑しています",
+    }
+
+
 def test_credentials_do_not_follow_a_redirect_to_another_host() -> None:
     from kpi_collector.demo.server import BackgroundServer
 

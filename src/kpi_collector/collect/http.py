@@ -220,7 +220,7 @@ class Response:
                 return jsontext.loads(self.body.decode(codec or "utf-8", errors="replace"))
         except ValueError as exc:
             raise ExtractError(
-                f"the answer from {url_without_query(self.url)} is not valid JSON ({exc}): {_snippet(self.body)}"
+                f"the answer from {url_without_query(self.url)} is not valid JSON ({exc}): {_snippet(self.body, self.headers.get('Content-Type'))}"
             ) from None
 
     def _empty(self) -> ExtractError:
@@ -295,17 +295,40 @@ def printable(text: str) -> str:
     return text.translate(_CONTROL)
 
 
-def _snippet(body: bytes) -> str:
-    """The start of an answer for an error message: its text, redacted first and then cut
-    to 200 characters (so the cut never leaves a secret's first characters, issue 12), or a
-    note that it is binary (a NUL byte, or mostly undecodable: compressed data, an image)."""
-    head = body[:_BODY_SNIPPET]
-    if b"\0" in head or head.decode("utf-8", errors="replace").count("\ufffd") > len(head) // 4:
+def _snippet(body: bytes, content_type: str | None = None) -> str:
+    """The start of an answer for an error message: its text (in the charset `content_type`
+    declares, `_body_text`), redacted first and then cut to 200 characters (so the cut never
+    leaves a secret's first characters, issue 12), or a note that it is binary (a NUL, or
+    mostly undecodable: compressed data, an image)."""
+    head = _body_text(body[:_BODY_SNIPPET], content_type)
+    if "\0" in head or head.count("\ufffd") > len(head) // 4:
         return f"({len(body)} bytes of binary data)"
     window = body[: _BODY_SNIPPET * 64]  # room for secrets and whitespace before the cut
-    text = " ".join(printable(window.decode("utf-8", errors="replace")).split())
+    text = " ".join(printable(_body_text(window, content_type)).split())
     short = redact_cut(text, _BODY_SNIPPET)
     return short + "…" if len(body) > len(window) and not short.endswith("…") else short
+
+
+def _body_text(body: bytes, content_type: str | None) -> str:
+    """An answer that is not HTML as text, for a message: by its byte order mark, else in
+    the charset its `Content-Type` declares (a WHATWG label, read as `Response.html` reads
+    it: `iso-8859-1` is windows-1252), else UTF-8; a JSON body that is valid UTF-8 is read
+    as UTF-8 whatever the header says, as `Response.json` parses it. U+FFFD for what does
+    not decode."""
+    from w3lib.encoding import read_bom
+
+    from kpi_collector.collect.charset import header_charset, label_codec
+
+    bom_codec, bom = read_bom(body)
+    if bom_codec is not None and bom is not None:
+        return body[len(bom) :].decode(bom_codec, errors="replace")
+    codec = label_codec(header_charset(content_type) or "") or "utf-8"
+    if codec != "utf-8" and "json" in (content_type or "").lower():
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return body.decode(codec, errors="replace")
 
 
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
@@ -803,7 +826,7 @@ def _page_text(response: Response) -> str:
     from kpi_collector.collect.forms import FormProblem, parse_html
 
     if not response.is_html:
-        return _snippet(response.body)
+        return _snippet(response.body, response.headers.get("Content-Type"))
     try:
         doc = parse_html(_as_browser_reads(response)[: _BODY_SNIPPET * 64], response.url)
     except FormProblem:
