@@ -1009,10 +1009,12 @@ def _cross_host_run(
     submit_url: str = "",
     status: int = 307,
     query: str = "",
+    render: bool = False,
 ) -> tuple[str, str, str, list[tuple[str, str, str]]]:
     """(the login page's server URL, the other host's, the run's error or "", what reached
     the other host: method, path, Referer) for a `kpi run` in a new folder under `workdir`
-    of a login through `_cross_host_apps` (its login page's URL ending with `query`)."""
+    of a login through `_cross_host_apps` (its login page's URL ending with `query`; with
+    `render`, the page rendered and the form filled in Chromium)."""
     workdir = Path(tempfile.mkdtemp(dir=workdir))
     app, other = _cross_host_apps(action, redirect, status)
     with BackgroundServer(other) as other_url, BackgroundServer(app) as url:
@@ -1025,6 +1027,7 @@ sources:
   - name: app
     type: html
     url: {url}/stats
+    render: {str(render).lower()}
     login: {{url: "{url}/login{query}", fields: {{user: me, pw: "${{APP_PASSWORD}}"}}{extra}}}
     metrics: {{members: "#members"}}
 """)

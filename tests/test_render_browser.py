@@ -384,6 +384,42 @@ sources:
     assert seen == [("/landing", None, None)]
 
 
+def test_a_rendered_login_sends_its_fields_to_the_login_page_s_host_only(tmp_path: Path) -> None:
+    """The rule of the login without a browser, in Chromium: a form whose action names
+    another host, or a 307/308 that would send the POST (the password in its body) on to
+    one, is refused before anything reaches that host, with the same line; a 301/302/303
+    there (a GET, no fields) is followed, and `submit_url:` naming the host allows it."""
+    from tests.test_login_forms import _cross_host_run
+
+    require_chromium()
+    url, other, error, got = _cross_host_run(tmp_path, "{other}/session?next=/x", render=True)
+    assert got == []
+    assert error == (
+        f"login: the form on {url}/login sends the login fields to {other}/session, another "
+        f"host; if that is the site's own sign-in, give `submit_url: {other}/session`"
+    )
+    for status in (307, 308):
+        url, other, error, got = _cross_host_run(
+            tmp_path, "/session", redirect="{other}/session", status=status, render=True
+        )
+        assert got == []
+        assert error == (
+            f"login: {url}/session redirects the login fields (a 307 or 308 sends them on) to "
+            f"{other}/session, another host; if that is the site's own sign-in, give "
+            f"`submit_url: {other}/session`"
+        )
+    for status in (302, 303):  # the POST becomes a GET, without the fields
+        _, _, error, got = _cross_host_run(
+            tmp_path, "/session", "{other}/home", status=status, render=True
+        )
+        assert (error, got) == ("", [])
+    url, other, error, got = _cross_host_run(
+        tmp_path, "{other}/session", submit_url="{other}/session", render=True
+    )
+    assert error == ""
+    assert got == [("POST", "/session", f"{url}/")]
+
+
 def test_without_chromium_one_line_says_how_to_install_it(spa: str, tmp_path: Path) -> None:
     (tmp_path / "kpi.yaml").write_text(f"""\
 sources:
