@@ -482,6 +482,49 @@ def test_a_renamed_repository_is_followed_to_its_new_name(github: FakeGitHub) ->
     assert moved and all(r.headers["Authorization"] == f"Bearer {TOKEN}" for r in moved)
 
 
+def test_a_renamed_repository_on_github_enterprise_is_followed_at_api_url(
+    github: FakeGitHub,
+) -> None:
+    """GitHub Enterprise writes the 301 of a renamed repository with its own hostname (its
+    Link headers too), which a proxy in front of it hides or kpi reaches by another name:
+    the new address is asked of `api_url`, as on github.com, and the token goes nowhere
+    else (aiohttp followed it to a host kpi cannot reach, without the token)."""
+    github.link_base = "https://github.example.com/api/v3"
+    github.renamed["acme/old-rocket"] = "acme/rocket"
+    values = collect(source(github, repo="acme/old-rocket", token=TOKEN))
+    assert values["stars"] == 250.0 and values["open_prs"] == 57.0
+    assert values["releases_downloads"] == 130 * 15.0 and values["contributors"] == 263.0
+    moved = [r for r in github.requests if r.path.startswith("/repositories/")]
+    assert moved and all(r.headers["Authorization"] == f"Bearer {TOKEN}" for r in moved)
+
+
+def test_a_redirect_to_another_server_is_followed_without_the_token(github: FakeGitHub) -> None:
+    """A 301 to another host that is not GitHub Enterprise's own address (no `/api/v3`):
+    followed as before, without the token; one to `/api/v3` of a host asked of `api_url`."""
+    from aiohttp import web
+
+    from kpi_collector.demo.server import BackgroundServer
+
+    seen: list[tuple[str, str | None]] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        seen.append((request.path, request.headers.get("Authorization")))
+        return web.json_response({"stargazers_count": 7})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", elsewhere)
+    with BackgroundServer(app) as other:
+        other = other.replace("127.0.0.1", "localhost")
+        github.inject(301, {"message": "Moved"}, path="", headers={"Location": f"{other}/x"})
+        assert collect(source(github, token=TOKEN, metrics=["stars"])) == {"stars": 7.0}
+        assert seen == [("/x", None)]
+        moved = f"{other}/api/v3/repositories/{github.repos['acme/rocket'].id}"
+        github.inject(301, {}, path="", headers={"Location": moved})
+        assert collect(source(github, token=TOKEN, metrics=["stars"])) == {"stars": 250.0}
+        assert seen == [("/x", None)]
+    assert github.requests[-1].headers["Authorization"] == f"Bearer {TOKEN}"
+
+
 def test_an_answer_still_being_computed_is_asked_again_never_counted_0(
     github: FakeGitHub, waits: Waits
 ) -> None:

@@ -515,6 +515,7 @@ class HttpSession:
         ok: tuple[int, ...] = (),
         fields_stay: bool = False,
         credentials: bool = True,
+        follow_redirects: bool = True,
     ) -> Response:
         """Send a request, retrying transient failures; raise HttpError for a non-success.
 
@@ -531,7 +532,8 @@ class HttpSession:
         body holds a login's fields, which a redirect must not send on (a 307 or 308 keeps
         the body) to another host than `url`'s: LoginError (terminal) instead. Without
         `credentials`, the session's auth and headers are not sent (a page on another origin
-        that a configured page sent on to).
+        that a configured page sent on to). Without `follow_redirects`, a redirect is the
+        answer (list its status in `ok`, or it raises as a 3xx left as it is).
         """
         import aiohttp
 
@@ -555,7 +557,14 @@ class HttpSession:
         async def attempt() -> Response:
             try:
                 response = await self._once(
-                    method, url, all_params, all_headers, json_body, data, fields_stay
+                    method,
+                    url,
+                    all_params,
+                    all_headers,
+                    json_body,
+                    data,
+                    fields_stay,
+                    follow_redirects=follow_redirects,
                 )
             except aiohttp.TooManyRedirects as exc:
                 chain = [str(r.url) for r in exc.history]
@@ -622,6 +631,8 @@ class HttpSession:
         json_body: Any,
         data: Any,
         fields_stay: bool = False,
+        *,
+        follow_redirects: bool = True,
     ) -> Response:
         import aiohttp
 
@@ -649,6 +660,7 @@ class HttpSession:
                 # refuses a stream cut before its end, which aiohttp takes as whole
                 auto_decompress=False,
                 middlewares=tuple(middlewares) or None,
+                allow_redirects=follow_redirects,
             ) as resp,
         ):
             body = await _read_capped(resp, self.max_bytes)

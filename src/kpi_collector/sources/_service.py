@@ -26,6 +26,7 @@ from kpi_collector.collect.http import (
     Auth,
     Response,
     check_http_url,
+    redirect_error,
     retry_after_seconds,
     url_without_query,
 )
@@ -38,6 +39,9 @@ from kpi_collector.sources.base import Observation, Source, SourceContext
 #: 5xx and connection errors stay with the HTTP layer, which retries them
 HANDLED_STATUSES = (400, 401, 403, 404, 409, 422, 429)
 MAX_PAGES = 10_000  # a guard against a service that keeps answering "next"
+#: the redirects a GET to a service follows (at most MAX_REDIRECTS in a row), as aiohttp does
+REDIRECTS = (301, 302, 303, 307, 308)
+MAX_REDIRECTS = 10
 #: seconds before asking again for an answer the service is still computing (HTTP 202),
 #: doubled each time
 COMPUTING_WAIT = 1.0
@@ -132,6 +136,14 @@ class ServiceSource(Source):
             f"{self.service_name} refused access ({said}); "
             f"the credentials lack a permission this needs (see the {self.type} connector docs)"
         )
+
+    def api_path(self, url: str) -> str | None:
+        """The path (and query) under `api_url` that `url`, an address outside it that the
+        service sent a redirect to, names when it is the service's own address under another
+        name (its configured hostname, which a proxy hides: GitHub Enterprise); None when
+        it is not. Such a redirect is asked of `api_url` (with the credentials, which go
+        nowhere else); any other is followed without them."""
+        return None
 
     def credentials_given(self) -> bool:
         """Whether any of the connector's credential keys is set."""
@@ -262,6 +274,10 @@ class ServiceClient:
     ) -> Response:
         url = self.url(path)
         waits = computing = 0
+        # a GET's redirects are followed here, where `api_path` can bring one written with
+        # the service's own hostname back to `api_url`; aiohttp follows the others'
+        own = method in ("GET", "HEAD")
+        chain, credentials = [url], True
         while True:
             response = await self.http.request(
                 method,
@@ -270,9 +286,15 @@ class ServiceClient:
                 headers=headers,
                 json_body=json_body,
                 data=data,
-                ok=HANDLED_STATUSES,
+                ok=(*HANDLED_STATUSES, *REDIRECTS) if own else HANDLED_STATUSES,
+                follow_redirects=not own,
+                credentials=credentials,
             )
             self.calls += 1
+            if own and response.status in REDIRECTS:
+                url, credentials = self._redirected(response, chain)
+                params = None  # the query is in the `Location`
+                continue
             if response.status == 202:
                 # "Accepted": the service is still computing the answer (GitHub's statistics
                 # answer so while it gathers them); its body is no answer, an empty one no 0
@@ -296,6 +318,30 @@ class ServiceClient:
                 raise self.source.rate_limited(response, wait)
             waits += 1
             await retry.pause(wait)
+
+    def _redirected(self, response: Response, chain: list[str]) -> tuple[str, bool]:
+        """Where a redirect sends a GET, and whether the credentials go with it: to the
+        origin of `api_url` only (a `Location` that `api_path` maps is asked of `api_url`).
+        HttpError (terminal) for a redirect without `Location`, a loop or too many."""
+        location = response.headers.get("Location", "").strip()
+        if not location:
+            raise HttpError(
+                f"HTTP {response.status} from {url_without_query(response.url)}: a redirect "
+                "without a `Location` to follow; the service's answer is incomplete",
+                status=response.status,
+                url=response.url,
+                transient=False,
+            )
+        target = urljoin(response.url, location)
+        api_url = self.source.api_url
+        if not _under(target, api_url) and (below := self.source.api_path(target)) is not None:
+            target = f"{api_url}{below}"
+        chain.append(target)
+        if target in chain[:-1] or len(chain) > MAX_REDIRECTS + 1:
+            raise redirect_error(chain)
+        there, home = urlsplit(target), urlsplit(api_url)
+        same_origin = (there.scheme, there.netloc.lower()) == (home.scheme, home.netloc.lower())
+        return target, same_origin
 
     async def get(self, path: str, **kwargs: Any) -> Response:
         return await self.request("GET", path, **kwargs)
