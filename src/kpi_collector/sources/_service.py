@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, parse_qsl, urljoin, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
@@ -340,8 +340,16 @@ class ServiceClient:
         if target in chain[:-1] or len(chain) > MAX_REDIRECTS + 1:
             raise redirect_error(chain)
         there, home = urlsplit(target), urlsplit(api_url)
-        same_origin = (there.scheme, there.netloc.lower()) == (home.scheme, home.netloc.lower())
-        return target, same_origin
+        if (there.scheme, there.netloc.lower()) == (home.scheme, home.netloc.lower()):
+            return target, True
+        # a server that copied the request's query into its `Location` copied a key in it
+        auth = self.source.auth()
+        keys = {v.get().strip("\r\n") for v in ((auth.query or {}) if auth else {}).values()}
+        if keys:
+            query = parse_qsl(there.query, keep_blank_values=True)
+            kept = urlencode([(k, v) for k, v in query if v not in keys])
+            target = there._replace(query=kept).geturl()
+        return target, False
 
     async def get(self, path: str, **kwargs: Any) -> Response:
         return await self.request("GET", path, **kwargs)
