@@ -525,6 +525,23 @@ def test_a_redirect_to_another_server_is_followed_without_the_token(github: Fake
     assert github.requests[-1].headers["Authorization"] == f"Bearer {TOKEN}"
 
 
+def test_a_refusal_in_a_legacy_charset_is_shown_as_written(github: FakeGitHub) -> None:
+    """A refusal whose body is in the charset its `Content-Type` names (a proxy in front of
+    GitHub Enterprise in Latin-1, a Shift_JIS JSON): its message was read as UTF-8."""
+    latin1 = {"Content-Type": "text/plain; charset=ISO-8859-1"}
+    github.inject(403, "Zugriff für diese Adresse gesperrt".encode("latin-1"), headers=latin1)
+    ((_, message, _),) = outcome(source(github, metrics=["stars"])).errors
+    assert message == (
+        f"GitHub refused {github.url}/repos/acme/rocket (HTTP 403: Zugriff für diese Adresse "
+        "gesperrt); source 'github' sends no credentials"
+    )
+    sjis = {"Content-Type": "application/json; charset=Shift_JIS"}
+    body = '{"message": "検証に失敗しました"}'.encode("shift_jis")
+    github.inject(422, body, headers=sjis)
+    ((_, message, _),) = outcome(source(github, metrics=["stars"])).errors
+    assert message == "GitHub refused the request (HTTP 422): 検証に失敗しました"
+
+
 def test_an_answer_still_being_computed_is_asked_again_never_counted_0(
     github: FakeGitHub, waits: Waits
 ) -> None:

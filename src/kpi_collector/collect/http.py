@@ -297,20 +297,20 @@ def printable(text: str) -> str:
 
 def _snippet(body: bytes, content_type: str | None = None) -> str:
     """The start of an answer for an error message: its text (in the charset `content_type`
-    declares, `_body_text`), redacted first and then cut to 200 characters (so the cut never
+    declares, `body_text`), redacted first and then cut to 200 characters (so the cut never
     leaves a secret's first characters, issue 12), or a note that it is binary (a NUL, or
     mostly undecodable: compressed data, an image)."""
-    head = _body_text(body[:_BODY_SNIPPET], content_type)
+    head = body_text(body[:_BODY_SNIPPET], content_type)
     if "\0" in head or head.count("\ufffd") > len(head) // 4:
         return f"({len(body)} bytes of binary data)"
     window = body[: _BODY_SNIPPET * 64]  # room for secrets and whitespace before the cut
-    text = " ".join(printable(_body_text(window, content_type)).split())
+    text = " ".join(printable(body_text(window, content_type)).split())
     short = redact_cut(text, _BODY_SNIPPET)
     return short + "…" if len(body) > len(window) and not short.endswith("…") else short
 
 
-def _body_text(body: bytes, content_type: str | None) -> str:
-    """An answer that is not HTML as text, for a message: by its byte order mark, else in
+def body_text(body: bytes, content_type: str | None) -> str:
+    """An answer that is not HTML as text, for a message (this layer's, a connector's): by its byte order mark, else in
     the charset its `Content-Type` declares (a WHATWG label, read as `Response.html` reads
     it: `iso-8859-1` is windows-1252), else UTF-8; a JSON body that is valid UTF-8 is read
     as UTF-8 whatever the header says, as `Response.json` parses it. U+FFFD for what does

@@ -25,6 +25,7 @@ from kpi_collector.collect import jsontext, retry
 from kpi_collector.collect.http import (
     Auth,
     Response,
+    body_text,
     check_http_url,
     redirect_error,
     retry_after_seconds,
@@ -175,7 +176,7 @@ class ServiceSource(Source):
     def http_error(self, response: Response) -> HttpError:
         """Turn a refused request into one clear line (never echoing a credential)."""
         status = response.status
-        message = service_message(response.body)
+        message = service_message(response.body, response.headers.get("Content-Type"))
         if status == 401:
             text = (
                 f"{self.service_name} refused the credentials (HTTP 401{': ' + message if message else ''}): "
@@ -193,7 +194,7 @@ class ServiceSource(Source):
         """A rate limit that the source's time budget cannot wait out: transient, never a
         credentials problem; the next run tries again."""
         resets = datetime.now(UTC) + timedelta(seconds=wait)
-        message = service_message(response.body)
+        message = service_message(response.body, response.headers.get("Content-Type"))
         when = f"{resets:%Y-%m-%d %H:%M:%S} UTC (in {_duration(wait)})"
         told = (
             response.headers.get("Retry-After")
@@ -486,7 +487,7 @@ def rate_limit_wait(
     retry_after = retry_after_seconds(response.headers.get("Retry-After"), now=now)
     if retry_after is not None:
         return retry_after
-    message = service_message(response.body)
+    message = service_message(response.body, response.headers.get("Content-Type"))
     spent = _quota_spent(response.headers)
     if response.status == 403 and message and not _SAYS_RATE_LIMITED.search(message) and spent:
         # the request that spent the last call is answered as any other: a refusal that
@@ -551,9 +552,10 @@ def _reset_in(headers: Mapping[str, str], now: float) -> float | None:
     return None
 
 
-def service_message(body: bytes) -> str:
-    """The human part of an error body (`message`, `detail`, `error`, ...), short and redacted."""
-    text = body[:4000].decode("utf-8", errors="replace").strip()
+def service_message(body: bytes, content_type: str | None = None) -> str:
+    """The human part of an error body (`message`, `detail`, `error`, ...), short and redacted;
+    read in the charset `content_type` declares (`http.body_text`)."""
+    text = body_text(body[:4000], content_type).strip()
     if not text:
         return ""
     try:
