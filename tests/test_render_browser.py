@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from kpi_collector.demo.server import BackgroundServer
+from tests.conftest import Waits
 from tests.fakes.spa import PASSWORD, PLACEHOLDERS, TOKEN, USER, make_spa, spa_value
 from tests.test_dashboard_browser import require_chromium
 
@@ -652,3 +653,28 @@ sources:
     run = kpi(tmp_path, "run", "--no-deliver")
     assert run.returncode == 0, run.stdout + run.stderr
     assert sorted(stored(tmp_path).values()) == [40, 1234]
+
+
+def test_a_rendered_page_on_a_host_that_does_not_exist_fails_at_once(waits: Waits) -> None:
+    """Chromium's ERR_NAME_NOT_RESOLVED for a name no DNS server knows (`.invalid`): the same
+    line as without `render`, terminal, and no reload spent on it."""
+    from kpi_collector.config.models import Defaults
+    from kpi_collector.sources import HTML
+    from tests.fakes.collect import run
+
+    require_chromium()
+    result = run(
+        HTML(
+            name="gone",
+            url="http://kpi-nosuch.invalid/stats?session=s3ss10n",
+            render=True,
+            metrics={"n": "#n"},
+        ),
+        defaults=Defaults(timeout=10, retries=2),
+    )
+    assert result.errors == {
+        "gone": "cannot reach http://kpi-nosuch.invalid/stats: no such host kpi-nosuch.invalid "
+        "(the name does not resolve); check the host name in the URL"
+    }
+    assert [failure.transient for o in result.outcomes for failure in o.errors] == [False]
+    assert waits.asked == []

@@ -169,6 +169,27 @@ def test_a_host_name_that_does_not_exist_fails_at_once(waits: Waits) -> None:
     assert [failure.transient for o in result.outcomes for failure in o.errors] == [False, False]
 
 
+def test_a_redirect_to_a_host_that_does_not_exist_names_it(waits: Waits) -> None:
+    """The name that does not resolve is the redirect's, not the URL's: the line says so."""
+    from kpi_collector.demo.server import BackgroundServer
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPMovedPermanently("http://kpi-nosuch.invalid/api")
+
+    app = web.Application()
+    app.router.add_get("/old", moved)
+    with BackgroundServer(app) as url:
+        result = run(
+            HttpJson(name="j", url=f"{url}/old", metrics={"v": "v"}),
+            defaults=Defaults(timeout=5, retries=3),
+        )
+    assert result.errors == {
+        "j": f"cannot reach {url}/old: it redirects to kpi-nosuch.invalid, no such host (the "
+        "name does not resolve); check the URL"
+    }
+    assert waits.asked == []
+
+
 def test_a_resolver_that_fails_for_now_is_transient() -> None:
     """EAI_AGAIN (the DNS server did not answer in time, the network is not up yet) may be
     gone on the next try, unlike EAI_NONAME; the one a resolver library raises too."""

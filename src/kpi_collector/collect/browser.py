@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
-from kpi_collector.collect.http import url_without_query
+from kpi_collector.collect.http import is_unknown_host, unknown_host_error, url_without_query
 from kpi_collector.errors import ExtractError, HttpError, LoginError, SourceError
 from kpi_collector.secrets import encodings, redact, redact_cut, reveal
 
@@ -463,7 +463,24 @@ async def _goto(page: Any, url: str, deadline: float) -> Any:
                 f"{where} did not load within the timeout; {await _showing(page)}",
                 transient=True,
             ) from None
+        if "ERR_NAME_NOT_RESOLVED" in str(exc) and await _unknown_host(url):
+            raise unknown_host_error(url, urlsplit(url).hostname or "") from None
         raise HttpError(f"cannot load {where}: {_reason(exc)}", transient=True) from None
+
+
+async def _unknown_host(url: str) -> bool:
+    """Whether the host of `url` does not exist, as the system's resolver says: Chromium
+    names a name that does not exist and a resolver that did not answer (EAI_AGAIN, which
+    may pass) alike, ERR_NAME_NOT_RESOLVED. A host that resolves (a redirect's target was
+    the one that did not) is no such case."""
+    host = urlsplit(url).hostname
+    if not host:
+        return False
+    try:
+        await asyncio.get_running_loop().getaddrinfo(host, None)
+    except OSError as exc:
+        return is_unknown_host(exc)
+    return False
 
 
 #: a URL's query and fragment, where credentials may hide (as `url_without_query` drops them)

@@ -1143,20 +1143,34 @@ def _connection_error(url: str, exc: BaseException, timeout: float) -> HttpError
         return HttpError(_tls_message(url, exc), url=url, transient=False)
     elif isinstance(exc, aiohttp.ClientPayloadError):
         message = f"the answer from {url_without_query(url)} was cut short: {_cut(exc)}"
-    elif isinstance(exc, aiohttp.ClientConnectorDNSError) and _no_such_host(exc.os_error):
+    elif isinstance(exc, aiohttp.ClientConnectorDNSError) and is_unknown_host(exc.os_error):
         # the DNS said the name does not exist: a typo, or a host gone; a retry asks the same
-        return HttpError(
-            f"cannot reach {url_without_query(url)}: no such host {printable(exc.host)} (the "
-            "name does not resolve); check the host name in the URL",
-            url=url,
-            transient=False,
-        )
+        return unknown_host_error(url, exc.host)
     else:
         message = f"cannot reach {url_without_query(url)}: {redact(str(exc)) or type(exc).__name__}"
     return HttpError(message, url=url, transient=True)
 
 
-def _no_such_host(error: BaseException) -> bool:
+def unknown_host_error(url: str, host: str) -> HttpError:
+    """The terminal error for `url` whose `host` (its own, or where it redirects) does not
+    exist (`is_unknown_host`)."""
+    where = url_without_query(url)
+    if host.lower() != (urlsplit(url).hostname or "").lower():
+        return HttpError(
+            f"cannot reach {where}: it redirects to {printable(host)}, no such host (the name "
+            "does not resolve); check the URL",
+            url=url,
+            transient=False,
+        )
+    return HttpError(
+        f"cannot reach {where}: no such host {printable(host)} (the name does not resolve); "
+        "check the host name in the URL",
+        url=url,
+        transient=False,
+    )
+
+
+def is_unknown_host(error: BaseException) -> bool:
     """Whether a failed name lookup says the name does not exist (getaddrinfo's EAI_NONAME or
     EAI_NODATA; c-ares' ENOTFOUND or ENODATA under aiohttp's resolver of aiodns), not that
     it could not be asked now (EAI_AGAIN: no DNS server answered, the network is not up)."""

@@ -3,13 +3,13 @@ Chromium); metrics are CSS or XPath."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import ClassVar, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
+from kpi_collector.collect import retry
 from kpi_collector.collect.extract import (
     HtmlDocument,
     backtracking_combinators,
@@ -188,7 +188,7 @@ class HTML(HttpSource):
                     # a page that loaded but never showed `wait_for` is not retried
                     if not exc.transient or attempt == ctx.retries:
                         raise
-                    await asyncio.sleep(_BACKOFF * 2**attempt)
+                    await retry.pause(_BACKOFF * 2**attempt)
         finally:
             if ctx.browser is None:
                 await browser.close()
