@@ -798,7 +798,8 @@ def _check_destination(page_url: str, form_url: str) -> None:
 
 def _fields_stay_on_host(url: str) -> aiohttp.ClientMiddlewareType:
     """An aiohttp middleware that refuses a request of the redirect chain from `url` that
-    sends a body (a 307 or 308 keeps a POST's) to another host: LoginError, terminal."""
+    sends a body (a 307 or 308 keeps a POST's) to another host, or from https to http (in
+    clear text): LoginError, terminal."""
     from yarl import URL
 
     start = URL(url)
@@ -806,14 +807,20 @@ def _fields_stay_on_host(url: str) -> aiohttp.ClientMiddlewareType:
     async def middleware(
         request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
     ) -> aiohttp.ClientResponse:
-        if request.url.host != start.host and request.method not in ("GET", "HEAD"):
-            there = url_without_query(str(request.url))
-            raise LoginError(
-                f"login: {url_without_query(url)} redirects the login fields (a 307 or 308 "
-                f"sends them on) to {there}, another host; if that is the site's own "
-                f"sign-in, give `submit_url: {there}`",
-                transient=False,
-            )
+        if request.method not in ("GET", "HEAD"):
+            why = None
+            if request.url.host != start.host:
+                why = "another host"
+            elif start.scheme == "https" and request.url.scheme != "https":
+                why = "unencrypted (http), from an https page"
+            if why is not None:
+                there = url_without_query(str(request.url))
+                raise LoginError(
+                    f"login: {url_without_query(url)} redirects the login fields (a 307 or "
+                    f"308 sends them on) to {there}, {why}; if that is the site's own "
+                    f"sign-in, give `submit_url: {there}`",
+                    transient=False,
+                )
         return await handler(request)
 
     return middleware
