@@ -678,3 +678,36 @@ def test_a_rendered_page_on_a_host_that_does_not_exist_fails_at_once(waits: Wait
     }
     assert [failure.transient for o in result.outcomes for failure in o.errors] == [False]
     assert waits.asked == []
+
+
+def test_a_rendered_page_with_a_status_http_does_not_define_is_not_reloaded(
+    waits: Waits,
+) -> None:
+    """LinkedIn's 999 to bots, rendered: no server error and no reload (the same refusal
+    comes back), as without `render`."""
+    from aiohttp import web
+
+    from kpi_collector.config.models import Defaults
+    from kpi_collector.sources import HTML
+    from tests.fakes.collect import run
+
+    require_chromium()
+    hits: list[str] = []
+
+    async def refuse(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(status=999, text="<title>Denied</title>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/in", refuse)
+    with BackgroundServer(app) as url:
+        result = run(
+            HTML(name="li", url=f"{url}/in", render=True, metrics={"n": "#n"}),
+            defaults=Defaults(timeout=10, retries=2),
+        )
+    assert result.errors == {
+        "li": f"HTTP 999 from {url}/in: a status HTTP does not define (LinkedIn refuses "
+        f"automated requests with 999); the page showed title 'Denied' at {url}/in"
+    }
+    assert [failure.transient for o in result.outcomes for failure in o.errors] == [False]
+    assert hits == ["/in"] and waits.asked == []

@@ -23,7 +23,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
-from kpi_collector.collect.http import is_unknown_host, unknown_host_error, url_without_query
+from kpi_collector.collect.http import (
+    UNDEFINED_STATUS,
+    is_unknown_host,
+    unknown_host_error,
+    url_without_query,
+)
 from kpi_collector.errors import ExtractError, HttpError, LoginError, SourceError
 from kpi_collector.secrets import encodings, redact, redact_cut, reveal
 
@@ -353,15 +358,19 @@ async def _content(page: Any, max_bytes: int | None, shown: bool = False) -> str
 
 async def _check_status(page: Any, response: Any, what: str = "") -> int:
     """The document's HTTP status (0 when the browser gave none); HttpError when it is 400
-    or more (5xx and 429 transient). `what` names the page in the message."""
+    or more (5xx and 429 transient; 600 and more, LinkedIn's 999, terminal, as without a
+    browser). `what` names the page in the message."""
     status = int(response.status) if response is not None else 0
     if status >= 400:
         where = url_without_query(page.url)
         hint = "server error" if status >= 500 else "request refused"
+        if status >= 600:
+            hint = UNDEFINED_STATUS
         raise HttpError(
             f"HTTP {status} from {where}{what}: {hint}; {await _showing(page)}",
             status=status,
             url=where,
+            transient=False if status >= 600 else None,
         )
     return status
 

@@ -357,6 +357,8 @@ _STATUS_HINTS = {
     407: "proxy authentication required",
     429: "rate limited",
 }
+#: the hint for a status of 600 or more: no server error, and the same refusal comes back
+UNDEFINED_STATUS = "a status HTTP does not define (LinkedIn refuses automated requests with 999)"
 #: the same, for a request without `auth:` or a login: no credentials to blame
 _HINTS_WITHOUT_CREDENTIALS = {**_STATUS_HINTS, 403: "forbidden"}
 
@@ -1277,7 +1279,7 @@ def _status_error(
     # 999 and the like: no server error, and the same refusal comes back on a retry
     defined = status < 600
     if not defined:
-        hint = "a status HTTP does not define (LinkedIn refuses automated requests with 999)"
+        hint = UNDEFINED_STATUS
     if (
         status in (401, 403)
         and left_behind is not None
