@@ -711,3 +711,48 @@ def test_a_rendered_page_with_a_status_http_does_not_define_is_not_reloaded(
     }
     assert [failure.transient for o in result.outcomes for failure in o.errors] == [False]
     assert hits == ["/in"] and waits.asked == []
+
+
+def test_a_rendered_page_that_is_rate_limited_waits_its_retry_after(waits: Waits) -> None:
+    """A 429 with `Retry-After`, rendered: the reload waits at least that long, and one
+    longer than the source's budget fails at once saying when to come back, as without
+    `render` (it was reloaded after half a second, whatever the server asked)."""
+    from aiohttp import web
+
+    from kpi_collector.config.models import Defaults
+    from kpi_collector.sources import HTML
+    from tests.fakes.collect import run
+
+    require_chromium()
+    hits: list[str] = []
+
+    async def limited(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        if request.path == "/soon" and hits.count("/soon") > 1:
+            return web.Response(text="<p id=n>42</p>", content_type="text/html")
+        wait = "3" if request.path == "/soon" else "3600"
+        return web.Response(
+            status=429,
+            text="<title>Slow down</title>",
+            headers={"Retry-After": wait},
+            content_type="text/html",
+        )
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", limited)
+    with BackgroundServer(app) as url:
+        result = run(
+            HTML(name="soon", url=f"{url}/soon", render=True, metrics={"n": "#n"}),
+            defaults=Defaults(timeout=10, retries=2),
+        )
+        assert result.values == {"soon.n": 42} and len(waits.asked) == 1
+        assert waits.asked[0] >= 3
+        result = run(
+            HTML(name="later", url=f"{url}/later", render=True, metrics={"n": "#n"}),
+            defaults=Defaults(timeout=10, retries=2),
+        )
+    assert result.errors == {
+        "later": f"HTTP 429 from {url}/later: rate limited (retry after 3600s); the page "
+        f"showed title 'Slow down' at {url}/later"
+    }
+    assert hits.count("/later") == 1 and len(waits.asked) == 1

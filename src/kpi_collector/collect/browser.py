@@ -26,6 +26,7 @@ from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 from kpi_collector.collect.http import (
     UNDEFINED_STATUS,
     is_unknown_host,
+    retry_after_seconds,
     unknown_host_error,
     url_without_query,
 )
@@ -364,12 +365,21 @@ async def _check_status(page: Any, response: Any, what: str = "") -> int:
     if status >= 400:
         where = url_without_query(page.url)
         hint = "server error" if status >= 500 else "request refused"
-        if status >= 600:
+        if status == 429:
+            hint = "rate limited"
+        elif status >= 600:
             hint = UNDEFINED_STATUS
+        retry_after = None
+        if status == 429 or 500 <= status < 600:
+            with contextlib.suppress(Exception):
+                retry_after = retry_after_seconds(response.headers.get("retry-after"))
+        if retry_after is not None:  # the reload waits that long (a longer one: not at all)
+            hint += f" (retry after {retry_after:.0f}s)"
         raise HttpError(
             f"HTTP {status} from {where}{what}: {hint}; {await _showing(page)}",
             status=status,
             url=where,
+            retry_after=retry_after,
             transient=False if status >= 600 else None,
         )
     return status

@@ -184,11 +184,17 @@ class HTML(HttpSource):
                     )
                     return rendered.html, rendered.url
                 except HttpError as exc:
-                    # the page did not load (connection refused, 5xx, 429): load it again;
+                    # the page did not load (connection refused, 5xx, 429): load it again,
+                    # after its `Retry-After` (one longer than the source's budget: never);
                     # a page that loaded but never showed `wait_for` is not retried
-                    if not exc.transient or attempt == ctx.retries:
+                    asked = exc.retry_after
+                    if (
+                        not exc.transient
+                        or attempt == ctx.retries
+                        or (asked is not None and asked > min(retry.MAX_RETRY_AFTER, ctx.timeout))
+                    ):
                         raise
-                    await retry.pause(_BACKOFF * 2**attempt)
+                    await retry.pause(max(_BACKOFF * 2**attempt, asked or 0.0))
         finally:
             if ctx.browser is None:
                 await browser.close()
