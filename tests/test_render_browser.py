@@ -756,3 +756,57 @@ def test_a_rendered_page_that_is_rate_limited_waits_its_retry_after(waits: Waits
         f"showed title 'Slow down' at {url}/later"
     }
     assert hits.count("/later") == 1 and len(waits.asked) == 1
+
+
+def test_a_rendered_page_with_a_tls_failure_is_not_reloaded(tmp_path: Path, waits: Waits) -> None:
+    """A certificate Chromium does not trust, or an https URL for a port that speaks plain
+    HTTP: the same handshake fails on every reload; terminal, saying what to fix, as
+    without `render`."""
+    import ssl
+
+    from aiohttp import web
+
+    from kpi_collector.config.models import Defaults
+    from kpi_collector.destinations.email.fake import self_signed
+    from kpi_collector.sources import HTML
+    from kpi_collector.sources._fake import BackgroundServer as Base
+    from tests.fakes.collect import run
+
+    require_chromium()
+    cert, key = self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text="<p id=n>7</p>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/x", page)
+
+    class TlsServer(Base):
+        async def _start(self) -> None:
+            self._runner = web.AppRunner(self.app, access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.url = f"https://localhost:{self.port}"
+
+    plain_app = web.Application()
+    plain_app.router.add_get("/x", page)
+    with TlsServer(app) as tls, BackgroundServer(plain_app) as plain:
+        wrong = plain.replace("http://", "https://")
+        result = run(
+            HTML(name="cert", url=f"{tls}/x?k=s3cret", render=True, metrics={"n": "#n"}),
+            HTML(name="plain", url=f"{wrong}/x", render=True, metrics={"n": "#n"}),
+            defaults=Defaults(timeout=10, retries=2),
+        )
+    assert result.errors == {
+        "cert": f"cannot load {tls}/x: the TLS certificate of {tls[8:]} is not valid for "
+        "Chromium (net::ERR_CERT_AUTHORITY_INVALID); fix the server's certificate, or add "
+        "the CA that signed it to Chromium's store: certutil -d sql:$HOME/.pki/nssdb -A -t "
+        "C,, -n my-ca -i ca.pem",
+        "plain": f"cannot load {wrong}/x: {wrong[8:]} does not answer in TLS "
+        "(net::ERR_SSL_PROTOCOL_ERROR); is the URL http://, not https://?",
+    }
+    assert waits.asked == []

@@ -484,7 +484,32 @@ async def _goto(page: Any, url: str, deadline: float) -> Any:
             ) from None
         if "ERR_NAME_NOT_RESOLVED" in str(exc) and await _unknown_host(url):
             raise unknown_host_error(url, urlsplit(url).hostname or "") from None
+        tls = _tls_failure(str(exc), url)
+        if tls is not None:  # the same certificate, the same handshake next time
+            raise HttpError(f"cannot load {where}: {tls}", url=where, transient=False) from None
         raise HttpError(f"cannot load {where}: {_reason(exc)}", transient=True) from None
+
+
+_NET_ERROR = re.compile(r"net::(ERR_[A-Z_]+)")
+
+
+def _tls_failure(message: str, url: str) -> str | None:
+    """What a failed TLS handshake of Chromium's (its net error in `message`) means for the
+    user, as `http._tls_message` says it without a browser; None for another failure."""
+    found = _NET_ERROR.search(message)
+    code = found.group(1) if found else ""
+    host = urlsplit(url).netloc
+    if code.startswith("ERR_CERT_"):
+        return (
+            f"the TLS certificate of {host} is not valid for Chromium (net::{code}); fix the "
+            "server's certificate, or add the CA that signed it to Chromium's store: "
+            "certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n my-ca -i ca.pem"
+        )
+    if code == "ERR_SSL_PROTOCOL_ERROR":  # what a plain HTTP answer to the handshake gives
+        return f"{host} does not answer in TLS (net::{code}); is the URL http://, not https://?"
+    if code == "ERR_SSL_VERSION_OR_CIPHER_MISMATCH":
+        return f"the TLS handshake with {host} failed (net::{code}: no TLS version or cipher in common)"
+    return None
 
 
 async def _unknown_host(url: str) -> bool:
