@@ -640,8 +640,11 @@ class _FieldsGuard:
         self._stop = asyncio.Event()
 
     def _holds(self, request: Any) -> bool:
+        """Whether `request` sends a typed secret: in its body, or in the URL of a page it
+        loads (a GET form); an image's or a script's URL that happens to hold the letters
+        of a short password does not count."""
         body = request.post_data_buffer or b""
-        url = request.url
+        url = request.url if request.is_navigation_request() else ""
         return any(form in url or form.encode() in body for form in self.forms)
 
     def _why(self, url: str) -> str | None:
