@@ -310,11 +310,11 @@ def _snippet(body: bytes, content_type: str | None = None) -> str:
 
 
 def body_text(body: bytes, content_type: str | None) -> str:
-    """An answer that is not HTML as text, for a message (this layer's, a connector's): by its byte order mark, else in
-    the charset its `Content-Type` declares (a WHATWG label, read as `Response.html` reads
-    it: `iso-8859-1` is windows-1252), else UTF-8; a JSON body that is valid UTF-8 is read
-    as UTF-8 whatever the header says, as `Response.json` parses it. U+FFFD for what does
-    not decode."""
+    """An answer that is not HTML as text, for a message (this layer's, a connector's): by
+    its byte order mark, else in the charset its `Content-Type` declares (a WHATWG label,
+    read as `Response.html` reads it: `iso-8859-1` is windows-1252), else UTF-8; a JSON
+    body that is valid UTF-8 is read as UTF-8 whatever the header says, as `Response.json`
+    parses it. U+FFFD for what does not decode."""
     from w3lib.encoding import read_bom
 
     from kpi_collector.collect.charset import header_charset, label_codec
