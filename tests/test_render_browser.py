@@ -810,3 +810,49 @@ def test_a_rendered_page_with_a_tls_failure_is_not_reloaded(tmp_path: Path, wait
         "(net::ERR_SSL_PROTOCOL_ERROR); is the URL http://, not https://?",
     }
     assert waits.asked == []
+
+
+def test_a_rendered_login_form_sent_by_get_to_another_host_is_refused() -> None:
+    """A GET form puts the password in its URL: to another host, refused as a POST is."""
+    from aiohttp import web
+
+    from kpi_collector.config.models import Defaults
+    from kpi_collector.sources import HTML
+    from tests.fakes.collect import run
+
+    require_chromium()
+    got: list[str] = []
+
+    async def login_page(request: web.Request) -> web.Response:
+        form = (
+            f"<form method=get action='{hosts['other']}/session'><input name=user>"
+            "<input type=password name=pw><button>Go</button></form>"
+        )
+        return web.Response(text=form, content_type="text/html")
+
+    async def record(request: web.Request) -> web.Response:
+        got.append(request.path_qs)
+        return web.Response(text="<p id=n>1</p>", content_type="text/html")
+
+    hosts: dict[str, str] = {}
+    app, other = web.Application(), web.Application()
+    app.router.add_get("/login", login_page)
+    other.router.add_get("/{tail:.*}", record)
+    with BackgroundServer(other) as elsewhere, BackgroundServer(app) as url:
+        hosts["other"] = elsewhere.replace("127.0.0.1", "localhost")
+        result = run(
+            HTML(
+                name="app",
+                url=f"{url}/login",
+                render=True,
+                login={"url": f"{url}/login", "fields": {"user": "me", "pw": "get-pass-4417"}},
+                metrics={"n": "#n"},
+            ),
+            defaults=Defaults(timeout=10, retries=0),
+        )
+    assert got == []
+    assert result.errors == {
+        "app": f"login: the form on {url}/login sends the login fields to {hosts['other']}"
+        f"/session, another host; if that is the site's own sign-in, give `submit_url: "
+        f"{hosts['other']}/session`"
+    }
