@@ -856,3 +856,57 @@ def test_a_rendered_login_form_sent_by_get_to_another_host_is_refused() -> None:
         f"/session, another host; if that is the site's own sign-in, give `submit_url: "
         f"{hosts['other']}/session`"
     }
+
+
+def test_a_rendered_login_on_a_legacy_charset_page_keeps_its_password_too() -> None:
+    """A windows-1252 page sends `ä` as `%E4`, not UTF-8's `%C3%A4`: the password in the
+    page's charset is looked for too, so it does not go to another host either."""
+    from aiohttp import web
+
+    from kpi_collector.config.models import Defaults
+    from kpi_collector.sources import HTML
+    from tests.fakes.collect import run
+
+    require_chromium()
+    got: list[bytes] = []
+
+    async def login_page(request: web.Request) -> web.Response:
+        form = (
+            "<html><head><meta charset=windows-1252></head><body>"
+            f"<form method=post action='{hosts['other']}/session'><input name=user>"
+            "<input type=password name=pw><button>Los</button></form></body></html>"
+        )
+        return web.Response(body=form.encode("cp1252"), content_type="text/html")
+
+    async def record(request: web.Request) -> web.Response:
+        got.append(await request.read())
+        return web.Response(text="<p id=n>1</p>", content_type="text/html")
+
+    hosts: dict[str, str] = {}
+    app, other = web.Application(), web.Application()
+    app.router.add_get("/login", login_page)
+    other.router.add_route("*", "/{tail:.*}", record)
+    with BackgroundServer(other) as elsewhere, BackgroundServer(app) as url:
+        hosts["other"] = elsewhere.replace("127.0.0.1", "localhost")
+        result = run(
+            HTML(
+                name="app",
+                url=f"{url}/login",
+                render=True,
+                login={"url": f"{url}/login", "fields": {"user": "me", "pw": "Kennwört-9914"}},
+                metrics={"n": "#n"},
+            ),
+            defaults=Defaults(timeout=10, retries=0),
+        )
+    assert got == []
+    assert result.errors["app"].startswith(f"login: the form on {url}/login sends the login")
+
+
+def test_the_forms_a_typed_password_is_looked_for_in() -> None:
+    """As Chromium writes a form: `*` as is, `~` escaped, a space as `+`; in the page's
+    charset (`%E4`) and in UTF-8 (`%C3%A4`, what a script's fetch sends)."""
+    from kpi_collector.collect.browser import _sent_forms
+
+    forms = _sent_forms(["ä*b~c d"], "windows-1252")
+    assert {b"%E4*b%7Ec+d", b"%C3%A4*b%7Ec+d", "ä*b~c d".encode(), b"\xe4*b~c d"} <= set(forms)
+    assert _sent_forms([], "UTF-8") == []

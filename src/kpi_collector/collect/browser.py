@@ -589,7 +589,11 @@ async def _login(
         value = reveal(secret) or ""
         typed[value] = await _type_in(field.first, value)
     button = await _submit_button(node, form.submit, where)
-    guard = _FieldsGuard(page.url, form.submit_url, _secret_values(typed), headers, origin)
+    charset = "UTF-8"
+    with contextlib.suppress(Exception):  # the encoding the page's form is sent in
+        charset = str(await page.evaluate("document.characterSet"))
+    secrets = _sent_forms(_secret_values(typed), charset)
+    guard = _FieldsGuard(page.url, form.submit_url, secrets, headers, origin)
     await page.route("**/*", guard.handle)
     try:
         try:
@@ -613,6 +617,34 @@ def _secret_values(typed: Mapping[str, str]) -> list[str]:
     return passwords or [value for value in typed if len(value) >= 4]
 
 
+def _sent_forms(values: list[str], charset: str) -> list[bytes]:
+    """Each of `values` in the forms a request may carry it in: as `secrets.encodings`
+    has them (UTF-8: as is, URL-encoded, JSON-escaped...), and in the page's `charset` (a
+    windows-1252 page sends `ä` as `%E4`) as is and form-urlencoded; shortest first."""
+    from kpi_collector.collect.charset import label_codec
+
+    codec = label_codec(charset) or "utf-8"
+    forms: set[bytes] = set()
+    for value in values:
+        forms |= {form.encode() for form in encodings(value)}
+        for raw in {value.encode(), value.encode(codec, "xmlcharrefreplace")}:
+            forms |= {raw, _form_urlencoded(raw)}
+    return sorted((form for form in forms if form), key=len)
+
+
+#: the bytes application/x-www-form-urlencoded leaves as they are (WHATWG URL standard)
+_FORM_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789*-._")
+
+
+def _form_urlencoded(raw: bytes) -> bytes:
+    """`raw` as a browser writes it into a form's body or query: `+` for a space, `%XX`
+    for each byte but ASCII letters, digits and `*-._`."""
+    return b"".join(
+        b"+" if byte == 0x20 else bytes([byte]) if byte in _FORM_SAFE else b"%%%02X" % byte
+        for byte in raw
+    )
+
+
 class _FieldsGuard:
     """While a login is sent: a page route that refuses a request holding a typed secret
     (in its URL or body, in any form a browser encodes it) to another host than the login
@@ -627,13 +659,13 @@ class _FieldsGuard:
         self,
         page_url: str,
         submit_url: str | None,
-        secrets: list[str],
+        forms: list[bytes],
         headers: Mapping[str, str] | None,
         origin: str | None,
     ) -> None:
         self.page_url = page_url
         self.allowed = urlsplit(urljoin(page_url, submit_url)).hostname if submit_url else None
-        self.forms = sorted({form for value in secrets for form in encodings(value)}, key=len)
+        self.forms = forms
         self.headers = dict(headers or {})
         self.origin = origin
         self.refused: LoginError | None = None
@@ -644,8 +676,8 @@ class _FieldsGuard:
         loads (a GET form); an image's or a script's URL that happens to hold the letters
         of a short password does not count."""
         body = request.post_data_buffer or b""
-        url = request.url if request.is_navigation_request() else ""
-        return any(form in url or form.encode() in body for form in self.forms)
+        url = request.url.encode() if request.is_navigation_request() else b""
+        return any(form in url or form in body for form in self.forms)
 
     def _why(self, url: str) -> str | None:
         page, target = urlsplit(self.page_url), urlsplit(url)
