@@ -542,6 +542,32 @@ def test_a_refusal_in_a_legacy_charset_is_shown_as_written(github: FakeGitHub) -
     assert message == "GitHub refused the request (HTTP 422): 検証に失敗しました"
 
 
+def test_a_refusal_after_a_redirect_to_another_host_does_not_blame_the_token(
+    github: FakeGitHub,
+) -> None:
+    """A 301 to another host (not GitHub Enterprise's own address), which answers 401: the
+    token was never sent there, so the line says so instead of calling it wrong."""
+    from aiohttp import web
+
+    from kpi_collector.demo.server import BackgroundServer
+
+    async def refuse(request: web.Request) -> web.Response:
+        return web.json_response({"message": "Requires authentication"}, status=401)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", refuse)
+    with BackgroundServer(app) as other:
+        other = other.replace("127.0.0.1", "localhost")
+        github.inject(301, {}, path="", headers={"Location": f"{other}/repos/acme/rocket"})
+        ((_, message, transient),) = outcome(source(github, token=TOKEN, metrics=["stars"])).errors
+    assert not transient
+    assert message == (
+        f"GitHub answered HTTP 401 at {other}/repos/acme/rocket, where {github.url}/repos/acme/"
+        "rocket redirected, on another host than `api_url`: the credentials of source "
+        "'github' are not sent there; if it is the service's own address, set `api_url:` to it"
+    )
+
+
 def test_an_answer_still_being_computed_is_asked_again_never_counted_0(
     github: FakeGitHub, waits: Waits
 ) -> None:

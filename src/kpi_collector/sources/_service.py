@@ -312,6 +312,18 @@ class ServiceClient:
                 continue
             if response.status < 400:
                 return response
+            if not credentials and response.status in (401, 403):
+                # a redirect off `api_url` took the request where its credentials do not go
+                raise HttpError(
+                    f"{self.source.service_name} answered HTTP {response.status} at "
+                    f"{url_without_query(response.url)}, where {url_without_query(chain[0])} "
+                    "redirected, on another host than `api_url`: the credentials of source "
+                    f"{self.source.name!r} are not sent there; if it is the service's own "
+                    "address, set `api_url:` to it",
+                    status=response.status,
+                    url=response.url,
+                    transient=False,
+                )
             wait = rate_limit_wait(response, attempt=waits, backoff=self.source.rate_limit_backoff)
             if wait is None:
                 raise self.source.http_error(response)
