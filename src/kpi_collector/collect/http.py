@@ -180,7 +180,7 @@ class Response:
                 return jsontext.loads(self.body.decode(codec or "utf-8", errors="replace"))
         except ValueError as exc:
             raise ExtractError(
-                f"the answer from {url_without_query(self.url)} is not valid JSON ({exc}): {_snippet(self.body)}"
+                f"the answer from {url_without_query(self.url)} is not valid JSON ({exc}): {_snippet(self.body, self.headers.get('Content-Type'))}"
             ) from None
 
     def _empty(self) -> ExtractError:
@@ -255,17 +255,40 @@ def printable(text: str) -> str:
     return text.translate(_CONTROL)
 
 
-def _snippet(body: bytes) -> str:
-    """The start of an answer for an error message: its text, redacted first and then cut
-    to 200 characters (so the cut never leaves a secret's first characters, issue 12), or a
-    note that it is binary (a NUL byte, or mostly undecodable: compressed data, an image)."""
-    head = body[:_BODY_SNIPPET]
-    if b"\0" in head or head.decode("utf-8", errors="replace").count("\ufffd") > len(head) // 4:
+def _snippet(body: bytes, content_type: str | None = None) -> str:
+    """The start of an answer for an error message: its text (in the charset `content_type`
+    declares, `body_text`), redacted first and then cut to 200 characters (so the cut never
+    leaves a secret's first characters, issue 12), or a note that it is binary (a NUL, or
+    mostly undecodable: compressed data, an image)."""
+    head = body_text(body[:_BODY_SNIPPET], content_type)
+    if "\0" in head or head.count("\ufffd") > len(head) // 4:
         return f"({len(body)} bytes of binary data)"
     window = body[: _BODY_SNIPPET * 64]  # room for secrets and whitespace before the cut
-    text = " ".join(printable(window.decode("utf-8", errors="replace")).split())
+    text = " ".join(printable(body_text(window, content_type)).split())
     short = redact_cut(text, _BODY_SNIPPET)
     return short + "…" if len(body) > len(window) and not short.endswith("…") else short
+
+
+def body_text(body: bytes, content_type: str | None) -> str:
+    """An answer that is not HTML as text, for a message (this layer's, a connector's): by
+    its byte order mark, else in the charset its `Content-Type` declares (a WHATWG label,
+    read as `Response.html` reads it: `iso-8859-1` is windows-1252), else UTF-8; a JSON
+    body that is valid UTF-8 is read as UTF-8 whatever the header says, as `Response.json`
+    parses it. U+FFFD for what does not decode."""
+    from w3lib.encoding import read_bom
+
+    from kpi_collector.collect.charset import header_charset, label_codec
+
+    bom_codec, bom = read_bom(body)
+    if bom_codec is not None and bom is not None:
+        return body[len(bom) :].decode(bom_codec, errors="replace")
+    codec = label_codec(header_charset(content_type) or "") or "utf-8"
+    if codec != "utf-8" and "json" in (content_type or "").lower():
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return body.decode(codec, errors="replace")
 
 
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
@@ -294,6 +317,8 @@ _STATUS_HINTS = {
     407: "proxy authentication required",
     429: "rate limited",
 }
+#: the hint for a status of 600 or more: no server error, and the same refusal comes back
+UNDEFINED_STATUS = "a status HTTP does not define (LinkedIn refuses automated requests with 999)"
 #: the same, for a request without `auth:` or a login: no credentials to blame
 _HINTS_WITHOUT_CREDENTIALS = {**_STATUS_HINTS, 403: "forbidden"}
 
@@ -452,6 +477,7 @@ class HttpSession:
         ok: tuple[int, ...] = (),
         fields_stay: bool = False,
         credentials: bool = True,
+        follow_redirects: bool = True,
     ) -> Response:
         """Send a request, retrying transient failures; raise HttpError for a non-success.
 
@@ -468,7 +494,8 @@ class HttpSession:
         body holds a login's fields, which a redirect must not send on (a 307 or 308 keeps
         the body) to another host than `url`'s: LoginError (terminal) instead. Without
         `credentials`, the session's auth and headers are not sent (a page on another origin
-        that a configured page sent on to).
+        that a configured page sent on to). Without `follow_redirects`, a redirect is the
+        answer (list its status in `ok`, or it raises as a 3xx left as it is).
         """
         import aiohttp
 
@@ -492,7 +519,14 @@ class HttpSession:
         async def attempt() -> Response:
             try:
                 response = await self._once(
-                    method, url, all_params, all_headers, json_body, data, fields_stay
+                    method,
+                    url,
+                    all_params,
+                    all_headers,
+                    json_body,
+                    data,
+                    fields_stay,
+                    follow_redirects=follow_redirects,
                 )
             except aiohttp.TooManyRedirects as exc:
                 chain = [str(r.url) for r in exc.history]
@@ -559,6 +593,8 @@ class HttpSession:
         json_body: Any,
         data: Any,
         fields_stay: bool = False,
+        *,
+        follow_redirects: bool = True,
     ) -> Response:
         import aiohttp
 
@@ -586,6 +622,7 @@ class HttpSession:
                 # refuses a stream cut before its end, which aiohttp takes as whole
                 auto_decompress=False,
                 middlewares=tuple(middlewares) or None,
+                allow_redirects=follow_redirects,
             ) as resp,
         ):
             body = await _read_capped(resp, self.max_bytes)
@@ -723,7 +760,8 @@ def _check_destination(page_url: str, form_url: str) -> None:
 
 def _fields_stay_on_host(url: str) -> aiohttp.ClientMiddlewareType:
     """An aiohttp middleware that refuses a request of the redirect chain from `url` that
-    sends a body (a 307 or 308 keeps a POST's) to another host: LoginError, terminal."""
+    sends a body (a 307 or 308 keeps a POST's) to another host, or from https to http (in
+    clear text): LoginError, terminal."""
     from yarl import URL
 
     start = URL(url)
@@ -731,14 +769,20 @@ def _fields_stay_on_host(url: str) -> aiohttp.ClientMiddlewareType:
     async def middleware(
         request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
     ) -> aiohttp.ClientResponse:
-        if request.url.host != start.host and request.method not in ("GET", "HEAD"):
-            there = url_without_query(str(request.url))
-            raise LoginError(
-                f"login: {url_without_query(url)} redirects the login fields (a 307 or 308 "
-                f"sends them on) to {there}, another host; if that is the site's own "
-                f"sign-in, give `submit_url: {there}`",
-                transient=False,
-            )
+        if request.method not in ("GET", "HEAD"):
+            why = None
+            if request.url.host != start.host:
+                why = "another host"
+            elif start.scheme == "https" and request.url.scheme != "https":
+                why = "unencrypted (http), from an https page"
+            if why is not None:
+                there = url_without_query(str(request.url))
+                raise LoginError(
+                    f"login: {url_without_query(url)} redirects the login fields (a 307 or "
+                    f"308 sends them on) to {there}, {why}; if that is the site's own "
+                    f"sign-in, give `submit_url: {there}`",
+                    transient=False,
+                )
         return await handler(request)
 
     return middleware
@@ -763,7 +807,7 @@ def _page_text(response: Response) -> str:
     from kpi_collector.collect.forms import FormProblem, parse_html
 
     if not response.is_html:
-        return _snippet(response.body)
+        return _snippet(response.body, response.headers.get("Content-Type"))
     try:
         doc = parse_html(_as_browser_reads(response)[: _BODY_SNIPPET * 64], response.url)
     except FormProblem:
@@ -1070,9 +1114,46 @@ def _connection_error(url: str, exc: BaseException, timeout: float) -> HttpError
         return HttpError(_tls_message(url, exc), url=url, transient=False)
     elif isinstance(exc, aiohttp.ClientPayloadError):
         message = f"the answer from {url_without_query(url)} was cut short: {_cut(exc)}"
+    elif isinstance(exc, aiohttp.ClientConnectorDNSError) and is_unknown_host(exc.os_error):
+        # the DNS said the name does not exist: a typo, or a host gone; a retry asks the same
+        return unknown_host_error(url, exc.host)
     else:
         message = f"cannot reach {url_without_query(url)}: {redact(str(exc)) or type(exc).__name__}"
     return HttpError(message, url=url, transient=True)
+
+
+def unknown_host_error(url: str, host: str) -> HttpError:
+    """The terminal error for `url` whose `host` (its own, or where it redirects) does not
+    exist (`is_unknown_host`)."""
+    where = url_without_query(url)
+    if host.lower() != (urlsplit(url).hostname or "").lower():
+        return HttpError(
+            f"cannot reach {where}: it redirects to {printable(host)}, no such host (the name "
+            "does not resolve); check the URL",
+            url=url,
+            transient=False,
+        )
+    return HttpError(
+        f"cannot reach {where}: no such host {printable(host)} (the name does not resolve); "
+        "check the host name in the URL",
+        url=url,
+        transient=False,
+    )
+
+
+def is_unknown_host(error: BaseException) -> bool:
+    """Whether a failed name lookup says the name does not exist (getaddrinfo's EAI_NONAME or
+    EAI_NODATA; c-ares' ENOTFOUND or ENODATA under aiohttp's resolver of aiodns), not that
+    it could not be asked now (EAI_AGAIN: no DNS server answered, the network is not up)."""
+    import socket
+
+    if isinstance(error, socket.gaierror):
+        gone = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+        return error.errno in gone
+    cause = error.__cause__
+    # aiodns.error.DNSError(code, text); c-ares: ARES_ENODATA = 1, ARES_ENOTFOUND = 4
+    codes: tuple[Any, ...] = cause.args if type(cause).__name__ == "DNSError" and cause else ()
+    return bool(codes) and codes[0] in (1, 4)
 
 
 _RECEIVED = re.compile(r"received (\d+) of (\d+) bytes")
@@ -1160,7 +1241,7 @@ def _status_error(
     # 999 and the like: no server error, and the same refusal comes back on a retry
     defined = status < 600
     if not defined:
-        hint = "a status HTTP does not define (LinkedIn refuses automated requests with 999)"
+        hint = UNDEFINED_STATUS
     if (
         status in (401, 403)
         and left_behind is not None

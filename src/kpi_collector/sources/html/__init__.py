@@ -3,11 +3,11 @@ Chromium); metrics are CSS or XPath."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
+from kpi_collector.collect import retry
 from kpi_collector.collect.extract import (
     HtmlDocument,
     backtracking_combinators,
@@ -160,11 +160,17 @@ class PlainHTML(PlainHttpSource):
                     )
                     return rendered.html, rendered.url
                 except HttpError as exc:
-                    # the page did not load (connection refused, 5xx, 429): load it again;
+                    # the page did not load (connection refused, 5xx, 429): load it again,
+                    # after its `Retry-After` (one longer than the source's budget: never);
                     # a page that loaded but never showed `wait_for` is not retried
-                    if not exc.transient or attempt == ctx.retries:
+                    asked = exc.retry_after
+                    if (
+                        not exc.transient
+                        or attempt == ctx.retries
+                        or (asked is not None and asked > min(retry.MAX_RETRY_AFTER, ctx.timeout))
+                    ):
                         raise
-                    await asyncio.sleep(_BACKOFF * 2**attempt)
+                    await retry.pause(max(_BACKOFF * 2**attempt, asked or 0.0))
         finally:
             if ctx.browser is None:
                 await browser.close()
