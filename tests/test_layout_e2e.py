@@ -2,7 +2,11 @@
 apart (list items, table cells, blocks, `<br>`, `<sup>`) is never glued into one number,
 and spaces an element adds do not hide a scale word. Before, `<li>5</li><li>120</li>`
 stored 5120, `Plan A: 3` / `500 users` in two divs 3500, `12<br>345` 12345, and
-`Over <b>2.4</b> million` read by CSS 2.4."""
+`Over <b>2.4</b> million` read by CSS 2.4. Within a line, text split across inline elements
+is read as a browser shows it, with no space the page does not have: `<b>v</b>2.1` was
+read as "v 2.1", 2.1 (a version stored as a number), `<span>1</span><span>23</span>` was
+"1 23", two numbers; and the text of a script or stylesheet inside the element is no
+text on the page."""
 
 from __future__ import annotations
 
@@ -30,6 +34,16 @@ PAGE = """<html lang="en"><body>
 <table><tr id="labelled"><th>Users</th><td>1,234</td></tr></table>
 <p id="source-newline">12
 374</p>
+<p id="inline-digits"><span>1</span><span>23</span></p>
+<p id="inline-group"><span>1,2</span><span>34</span></p>
+<p id="inline-currency"><i>$</i>5</p>
+<p id="inline-scale">12<small>k</small></p>
+<p id="inline-minus">Change: <b>-</b>5</p>
+<p id="inline-spaced"><span>Users:</span> <span>1,234</span></p>
+<p id="inline-script">1,234<script>var shown = 5;</script><style>p { margin: 2px }</style></p>
+<p id="inline-hidden">1,234<span hidden>5</span></p>
+<p id="glued-version"><b>v</b>2.1</p>
+<p id="glued-code"><span>SKU</span><span>123</span></p>
 </body></html>"""
 
 READ = {  # selector: the number a reader sees
@@ -38,8 +52,17 @@ READ = {  # selector: the number a reader sees
     "#card": 1_200_000,
     "#labelled": 1234,
     "#source-newline": 12374,  # a newline in the source is a space on the page: 12 374
+    "#inline-digits": 123,  # shown as 123
+    "#inline-group": 1234,
+    "#inline-currency": 5,
+    "#inline-scale": 12000,
+    "#inline-minus": -5,  # shown as -5, the minus touching the number
+    "#inline-spaced": 1234,  # the page's own space between the elements
+    "#inline-script": 1234,
+    "#inline-hidden": 1234,
 }
 APART = ["#list", "#blocks", "#row", "#br", "#sup"]  # two numbers: an error
+GLUED = ["#glued-version", "#glued-code"]  # shown as v2.1, SKU123: a name, an error
 
 
 @pytest.fixture
@@ -61,7 +84,7 @@ def _name(selector: str) -> str:
 def test_layout_end_to_end(page: str, workdir: Path) -> None:
     metrics = "".join(
         f'      {_name(s)}: "{s}"\n      {_name(s)}_x: {{xpath: "//*[@id=\'{s[1:]}\']"}}\n'
-        for s in [*READ, *APART]
+        for s in [*READ, *APART, *GLUED]
     )
     (workdir / "kpi.yaml").write_text(
         f"sources:\n  - name: p\n    type: html\n    url: {page}/\n    metrics:\n{metrics}"
@@ -81,6 +104,11 @@ def test_layout_end_to_end(page: str, workdir: Path) -> None:
     for selector in APART:
         assert f"{_name(selector)}: more than one number" in errors
         assert f"{_name(selector)}_x: more than one number" in errors
+    for selector in GLUED:
+        for name in (_name(selector), f"{_name(selector)}_x"):
+            assert f"{name}: " in errors and "the number is joined to the letters" in errors
+    assert "'v2.1': the number is joined to the letters 'v'" in errors
+    assert "'SKU123': the number is joined to the letters 'SKU'" in errors
 
 
 @pytest.mark.parametrize(

@@ -51,6 +51,7 @@ _APART = frozenset(
         "option",
         "p",
         "pre",
+        "search",
         "section",
         "summary",
         "table",
@@ -67,26 +68,34 @@ _APART = frozenset(
 )
 
 
+#: elements whose content a page does not show (a script's or stylesheet's source, a
+#: template, what a browser that runs scripts leaves out): `1,234<script>n = 5</script>` is
+#: 1234 on the page, not two numbers; an element with the `hidden` attribute neither
+_UNSHOWN = frozenset(["script", "style", "template", "noscript", "rp"])
+
 #: what `layout_text` puts between lines: `parse_number` reads no number across it
 PARAGRAPH = "\u2029"
 
 
 def layout_text(node: Any) -> str:
-    """The text of a parsed HTML `node` (selectolax) as a metric reads it: text nodes in
-    document order, joined by a space within a line (`<span>1</span><span>234</span>` is
-    `1 234`) and by U+2029 (paragraph separator) across the edge of an element in
-    `_APART`, across which `parse_number` never reads one number."""
+    """The text of a parsed HTML `node` (selectolax) as a metric reads it: the text nodes a
+    page shows (none inside `_UNSHOWN` or `hidden` elements), in document order, joined
+    as written within a line (`<span>1</span><span>234</span>` is `1234` and `<b>v</b>2.1`
+    `v2.1`, as a browser shows them) and by U+2029 (paragraph separator) across the edge
+    of an element in `_APART`, across which `parse_number` never reads one number."""
     parts: list[str] = []
     last: int | None = None
     for item in node.traverse(include_text=True):
         if item.tag != "-text":
-            if item.tag == "br":
+            if item.tag == "br" and _owner(item, node) is not None:
                 last = -1
             continue
         text = item.text_content or ""
         if not text:
             continue
         owner = _owner(item, node)
+        if owner is None:
+            continue
         if parts:
             parts.append(_junction(parts[-1], text, same_line=owner == last))
         parts.append(text)
@@ -94,14 +103,22 @@ def layout_text(node: Any) -> str:
     return "".join(parts)
 
 
-def _owner(item: Any, root: Any) -> int:
-    """The `mem_id` of the nearest `_APART` element holding `item`, else of `root`."""
+def _owner(item: Any, root: Any) -> int | None:
+    """The `mem_id` of the nearest `_APART` element holding `item`, else of `root`; None
+    when an element below `root` holding it is not shown (`_unshown`)."""
+    owner: int | None = None
     parent = item.parent
     while parent is not None and parent.mem_id != root.mem_id:
-        if parent.tag in _APART:
-            return int(parent.mem_id)
+        if _unshown(parent.tag, parent.attributes):
+            return None
+        if owner is None and parent.tag in _APART:
+            owner = int(parent.mem_id)
         parent = parent.parent
-    return int(root.mem_id)
+    return int(root.mem_id) if owner is None else owner
+
+
+def _unshown(tag: Any, attributes: Any) -> bool:
+    return tag in _UNSHOWN or "hidden" in attributes
 
 
 def lxml_layout_text(element: Any) -> str:
@@ -113,7 +130,8 @@ def lxml_layout_text(element: Any) -> str:
             _add(parts, current.text, owner)
         for child in current:
             apart = isinstance(child.tag, str) and child.tag in _APART
-            walk(child, id(child) if apart else owner)
+            if not (isinstance(child.tag, str) and _unshown(child.tag, child.attrib)):
+                walk(child, id(child) if apart else owner)
             # text after a line of its own (`</li>`, `<br>`) starts a new line
             _add(parts, child.tail, -id(child) if apart else owner)
 
@@ -130,11 +148,9 @@ def _add(parts: list[tuple[str, int]], text: str | None, owner: int) -> None:
 
 
 def _junction(before: str, after: str, *, same_line: bool) -> str:
-    """What goes between two texts: a line break across a line's edge, else a space
-    unless one of them brings its own (a page shows a run of spaces as one)."""
-    if not same_line:
-        return PARAGRAPH
-    return "" if before[-1:].isspace() or after[:1].isspace() else " "
+    """What goes between two texts: a line break across a line's edge, else nothing: within
+    a line a page shows texts as written, a space only where the page has one."""
+    return "" if same_line else PARAGRAPH
 
 
 def nearest_lang(node: Any) -> str | None:
