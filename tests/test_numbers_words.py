@@ -96,11 +96,20 @@ def test_an_ordinal_suffix_that_does_not_fit_its_number_is_no_ordinal(text: str)
 
 
 def test_a_page_reads_a_label_in_its_own_element_and_refuses_a_code() -> None:
-    """Minified markup (`<span>Users</span><span>12</span>`) is laid out with the label
-    apart from the number; a version or code in the text itself is an error."""
-    page = b"<div id=k><span>Users</span><span>12,374</span></div><p id=v>Release v2.1</p>"
+    """A label and its number in elements with a space between them are read; minified
+    markup (`<span>Users</span><span>12,374</span>`) shows `Users12,374` to a browser
+    without a stylesheet, letters touching the number as in a code: an error that says to
+    select the number's own element, which reads it. A version or code in the text itself
+    is an error."""
+    page = (
+        b"<div id=k><span>Users</span> <span>12,374</span></div>"
+        b"<div id=m><span>Users</span><span id=n>12,374</span></div><p id=v>Release v2.1</p>"
+    )
     document = HtmlDocument(page)
     assert document.metric("k", CSS("#k")) == 12374
+    with pytest.raises(ExtractError, match=r"^m: 'Users12,374': .*select the number's own"):
+        document.metric("m", CSS("#m"))
+    assert document.metric("n", CSS("#n")) == 12374
     with pytest.raises(ExtractError, match=r"^v: 'Release v2.1': .*joined to the letters 'v'"):
         document.metric("v", CSS("#v"))
 
