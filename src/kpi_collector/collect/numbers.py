@@ -746,6 +746,9 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> tuple[flo
     `after` without a scale written after the number (so `(1.5k)` is accounting
     parentheses around the number alone)."""
     if after:
+        han = _han_scale(after, text, rules)
+        if han is not None:
+            return han
         money = _SCALED_CURRENCY.match(after)
         if money is not None and _is_currency(money["currency"], rules):
             # `12 TEUR`, `12 T€`, `2 MSEK`: thousands (German Tausend) or millions of money;
@@ -814,6 +817,70 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> tuple[flo
 
 
 _ENGLISH_MONEY = {"m": 1e6, "b": 1e9}
+
+#: the scale characters Chinese, Japanese and Korean write right after digits: the large
+#: ones (CLDR's compact words: zh 万 亿, ja 万 億 兆 京, zh-Hant 萬 億 兆, ko 만 억 조) and
+#: the small ones that multiply the large one after them (`1.5千万` is 15,000,000,
+#: `100百万` 10^8, `3천만` 30,000,000)
+_HAN_SMALL = {"十": 10.0, "百": 100.0, "千": 1e3, "십": 10.0, "백": 100.0, "천": 1e3}
+_HAN_LARGE = frozenset("万萬亿億兆京만억조")
+
+
+def _han_scale(after: str, text: str, rules: NumberLocale) -> tuple[float, str] | None:
+    """The scale of a run of CJK scale characters right after the number (one space
+    allowed) and the text after it; None when none follows. Each large one must be the
+    locale's own CLDR word (ja 億 is no zh word: zh pages write 亿); a small one counts only
+    before a larger one, or where it is the locale's own word (yue 千, ko 천): `3百貨店`
+    is three department stores. Sizes go up (`千万`, `万亿`); Han numerals after the run
+    (`12万三千`) go on with the number. Anything else is an error, never a guess."""
+    head = after[1:] if after.startswith(" ") else after
+    run = 0
+    while run < len(head) and (head[run] in _HAN_SMALL or head[run] in _HAN_LARGE):
+        run += 1
+    if not run:
+        _han_numeral(head, text)
+        return None
+    scale, last = 1.0, 0.0
+    for index, char in enumerate(head[:run]):
+        size = rules.scales.get(char)
+        if size is None and char in _HAN_SMALL and index + 1 < run:
+            size = _HAN_SMALL[char]
+        if size is None or math.isnan(size):
+            known = _cldr()[1].get(char) or {_HAN_SMALL.get(char, math.nan): ""}
+            ways = ", ".join(
+                f"×{_show(v)}{' in ' if t else ''}{t.replace('_', '-')}"
+                for v, t in sorted(known.items())
+            )
+            raise ValueError(
+                f"{_quote(text)}: {char!r} after the number could be a scale word ({ways}) "
+                f"that {rules.tag} does not use alone, or begin a word; set `locale:` to the "
+                "page's language, or pick the number with `regex:`"
+            )
+        if size <= last:
+            raise ValueError(
+                f"{_quote(text)}: the scale words {head[:run]!r} after the number do not "
+                "multiply in order; pick the number with `regex:`"
+            )
+        scale, last = scale * size, size
+    _han_numeral(head[run:], text)
+    return scale, head[run:]
+
+
+def _han_numeral(head: str, text: str) -> None:
+    """ValueError when `head` (right after the number or its scale) starts with a Han
+    numeral (`三`, `〇`, `两`): the number goes on in words (`12万三千` is 123,000)."""
+    if head and _is_han_numeral(head[0]):
+        raise ValueError(
+            f"{_quote(text)}: the number goes on in Chinese numerals ({head[0]!r}), which are "
+            "not read; pick the number with `regex:`"
+        )
+
+
+def _is_han_numeral(char: str) -> bool:
+    return char in "两〇" or (
+        unicodedata.numeric(char, None) is not None
+        and unicodedata.name(char, "").startswith("CJK UNIFIED")
+    )
 
 
 def _money_before(before: str, rules: NumberLocale) -> bool:
