@@ -5,6 +5,7 @@ process that matches a costly CSS selector (`css_child`) reads text the same way
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 #: elements a browser lays out on lines of their own (HTML standard, rendering section 15.3),
@@ -162,3 +163,61 @@ def nearest_lang(node: Any) -> str | None:
             return str(attributes["lang"])
         node = node.parent
     return None
+
+
+#: data attributes holding the number a counter script animates an element's text up to,
+#: from 0 or from a start it shows first (Elementor `data-to-value`, PureCounter
+#: `data-purecounter-end`, jQuery countTo `data-to`, many themes `data-target`/`data-count`)
+_COUNTER_ATTRIBUTE = re.compile(
+    r"data-(?:[a-z0-9]+-)*(?:to|to-value|target|end|end-value|endval|count|count-to|countup"
+    r"|counter|number-value|stop)"
+)
+_PLAIN = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
+def counter_target(node: Any) -> tuple[str, str] | None:
+    """The first counter attribute (`_COUNTER_ATTRIBUTE`, its value a plain number such as
+    `1234`) on a parsed HTML `node` (selectolax) or an element inside it, in document order,
+    as (name, value); None when there is none."""
+    for element in node.traverse():
+        found = _counter(element.attributes)
+        if found is not None:
+            return found
+    return None
+
+
+def lxml_counter_target(element: Any) -> tuple[str, str] | None:
+    """`counter_target` for an lxml element."""
+    for inner in element.iter():
+        if isinstance(inner.tag, str):
+            found = _counter(inner.attrib)
+            if found is not None:
+                return found
+    return None
+
+
+def _counter(attributes: Any) -> tuple[str, str] | None:
+    for name, value in (attributes or {}).items():
+        if _COUNTER_ATTRIBUTE.fullmatch(name.lower()) and _PLAIN.fullmatch((value or "").strip()):
+            return name, value.strip()
+    return None
+
+
+def busy(node: Any) -> bool:
+    """Whether a parsed HTML `node` (selectolax) or an ancestor says its content is still
+    being filled (`aria-busy="true"`, WAI-ARIA)."""
+    while node is not None:
+        attributes = getattr(node, "attributes", None) or {}
+        if (attributes.get("aria-busy") or "").strip().lower() == "true":
+            return True
+        node = node.parent
+    return False
+
+
+def lxml_busy(element: Any) -> bool:
+    """`busy` for an lxml element."""
+    return any(
+        (str(e.get("aria-busy") or "")).strip().lower() == "true"
+        for e in [element, *element.iterancestors()]
+        if isinstance(e.tag, str)
+    )
