@@ -11,6 +11,7 @@ text on the page."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from aiohttp import web
 
 from kpi_collector.collect.extract import HtmlDocument, Metric
 from kpi_collector.demo.server import BackgroundServer
+from kpi_collector.errors import ExtractError
 from tests.cli import run_kpi
 
 PAGE = """<html lang="en"><body>
@@ -117,12 +119,40 @@ def test_layout_end_to_end(page: str, workdir: Path) -> None:
         ("<p id=v>$ <span>1.2</span> M</p>", 1_200_000),
         ("<p id=v>Users<br>12 345</p>", 12345),  # the number is on its own line, whole
         ("<p id=v>1,234<!-- 5 --></p>", 1234),  # a comment is no text
+        # letters touching a raised run touch it as shown: 5th, 1st (was "5 th", an error)
+        ("<p id=v>5<sup>th</sup></p>", 5),
+        ("<p id=v>1<sup>st</sup> place</p>", 1),
+        ("<p id=v>12<sup>½</sup></p>", 12.5),
+        # the text after a block and the inline text after it are one line, in XPath too
+        # (XPath read "1", "23", "4" apart: more than one number, where CSS read 234)
+        ("<div id=v>23<span>4</span><p>Users</p></div>", 234),
+        ("<div id=v><p>Users</p>23<span>4</span></div>", 234),
     ],
 )
 def test_layout_text_keeps_what_is_one_line(html: str, value: float) -> None:
     document = HtmlDocument(html)
     assert document.metric("m", Metric(css="#v")) == value
     assert document.metric("m", Metric(xpath="//*[@id='v']")) == value
+
+
+@pytest.mark.parametrize(
+    ("html", "error"),
+    [
+        # a raised digit touching letters shows as x2, CO2: a name, not 2 (was 2)
+        ("<p id=v>x<sup>2</sup></p>", "'x2': the number is joined to the letters 'x'"),
+        ("<p id=v>CO<sub>2</sub></p>", "'CO2': the number is joined to the letters 'CO'"),
+        # digits across a raised edge are never one number
+        ("<p id=v>10<sup>6</sup></p>", "more than one number"),
+        ("<p id=v>10<sup>-6</sup></p>", "more than one number"),
+        ("<p id=v>$19<sup>99</sup></p>", "more than one number"),
+        ("<p id=v>$1<sup>.99</sup></p>", "more than one number"),
+    ],
+)
+def test_a_raised_run_is_read_as_shown(html: str, error: str) -> None:
+    document = HtmlDocument(html)
+    for metric in (Metric(css="#v"), Metric(xpath="//*[@id='v']")):
+        with pytest.raises(ExtractError, match=re.escape(error)):
+            document.metric("m", metric)
 
 
 def test_regex_and_map_see_lines_as_spaces() -> None:

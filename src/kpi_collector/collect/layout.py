@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-#: elements a browser lays out on lines of their own (HTML standard, rendering section 15.3),
-#: and `sup`/`sub`, set apart from the baseline: text on either side of their edges is
-#: never one number (`<li>5</li><li>120</li>` is not 5120, `1,234<sup>1</sup>` not 12341)
+#: elements a browser lays out on lines of their own (HTML standard, rendering section 15.3):
+#: text on either side of their edges is never one number (`<li>5</li><li>120</li>` is not
+#: 5120)
 _APART = frozenset(
     [
         "address",
@@ -63,10 +63,12 @@ _APART = frozenset(
         "thead",
         "tr",
         "ul",
-        "sup",
-        "sub",
     ]
 )
+#: `sup` and `sub`, set apart from the baseline: digits on either side of their edges are
+#: never one number (`1,234<sup>1</sup>` is not 12341, `10<sup>6</sup>` not 106), while
+#: letters touching them are shown touching (`5<sup>th</sup>` is 5th, `x<sup>2</sup>` x2)
+_RAISED = frozenset(["sup", "sub"])
 
 
 #: elements whose content a page does not show (a script's or stylesheet's source, a
@@ -83,39 +85,48 @@ def layout_text(node: Any) -> str:
     page shows (none inside `_UNSHOWN` or `hidden` elements), in document order, joined
     as written within a line (`<span>1</span><span>234</span>` is `1234` and `<b>v</b>2.1`
     `v2.1`, as a browser shows them) and by U+2029 (paragraph separator) across the edge
-    of an element in `_APART`, across which `parse_number` never reads one number."""
+    of an element in `_APART` (and digits across the edge of one in `_RAISED`), across
+    which `parse_number` never reads one number."""
     parts: list[str] = []
-    last: int | None = None
+    last: _Place | None = None
     for item in node.traverse(include_text=True):
         if item.tag != "-text":
-            if item.tag == "br" and _owner(item, node) is not None:
-                last = -1
+            if item.tag == "br" and _place(item, node) is not None:
+                last = (-1, -1)
             continue
         text = item.text_content or ""
         if not text:
             continue
-        owner = _owner(item, node)
-        if owner is None:
+        place = _place(item, node)
+        if place is None:
             continue
-        if parts:
-            parts.append(_junction(parts[-1], text, same_line=owner == last))
+        if parts and last is not None:
+            parts.append(_junction(parts[-1], text, last, place))
         parts.append(text)
-        last = owner
+        last = place
     return "".join(parts)
 
 
-def _owner(item: Any, root: Any) -> int | None:
-    """The `mem_id` of the nearest `_APART` element holding `item`, else of `root`; None
-    when an element below `root` holding it is not shown (`_unshown`)."""
-    owner: int | None = None
+#: where a text is: (its line, its raised run), ids of the elements that hold them
+_Place = tuple[int, int]
+
+
+def _place(item: Any, root: Any) -> _Place | None:
+    """The `mem_id`s of the nearest `_APART` and `_RAISED` elements holding `item`, each
+    else of `root`; None when an element below `root` holding it is not shown."""
+    line: int | None = None
+    raised: int | None = None
     parent = item.parent
     while parent is not None and parent.mem_id != root.mem_id:
         if _unshown(parent.tag, parent.attributes):
             return None
-        if owner is None and parent.tag in _APART:
-            owner = int(parent.mem_id)
+        if line is None and parent.tag in _APART:
+            line = int(parent.mem_id)
+        if raised is None and line is None and parent.tag in _RAISED:
+            raised = int(parent.mem_id)
         parent = parent.parent
-    return int(root.mem_id) if owner is None else owner
+    top = int(root.mem_id)
+    return (top if line is None else line, top if raised is None else raised)
 
 
 def _unshown(tag: Any, attributes: Any) -> bool:
@@ -124,34 +135,45 @@ def _unshown(tag: Any, attributes: Any) -> bool:
 
 def lxml_layout_text(element: Any) -> str:
     """`layout_text` for an lxml element (the XPath extractor); comments are no text."""
-    parts: list[tuple[str, int]] = []
+    parts: list[tuple[str, _Place]] = []
+    line = [0]  # a new line at each edge of an `_APART` element, start and end
 
-    def walk(current: Any, owner: int) -> None:
+    def walk(current: Any, raised: int) -> None:
         if isinstance(current.tag, str):  # an element, not a comment
-            _add(parts, current.text, owner)
+            _add(parts, current.text, (line[0], raised))
         for child in current:
-            apart = isinstance(child.tag, str) and child.tag in _APART
-            if not (isinstance(child.tag, str) and _unshown(child.tag, child.attrib)):
-                walk(child, id(child) if apart else owner)
-            # text after a line of its own (`</li>`, `<br>`) starts a new line
-            _add(parts, child.tail, -id(child) if apart else owner)
+            tag = child.tag if isinstance(child.tag, str) else None
+            if tag is not None and not _unshown(tag, child.attrib):
+                if tag in _APART:
+                    line[0] += 1
+                    walk(child, raised)
+                    line[0] += 1
+                else:
+                    walk(child, id(child) if tag in _RAISED else raised)
+            _add(parts, child.tail, (line[0], raised))
 
-    walk(element, id(element))
+    walk(element, 0)
     return "".join(text for text, _ in parts)
 
 
-def _add(parts: list[tuple[str, int]], text: str | None, owner: int) -> None:
+def _add(parts: list[tuple[str, _Place]], text: str | None, place: _Place) -> None:
     if not text:
         return
     if parts:
-        parts.append((_junction(parts[-1][0], text, same_line=parts[-1][1] == owner), owner))
-    parts.append((text, owner))
+        parts.append((_junction(parts[-1][0], text, parts[-1][1], place), place))
+    parts.append((text, place))
 
 
-def _junction(before: str, after: str, *, same_line: bool) -> str:
-    """What goes between two texts: a line break across a line's edge, else nothing: within
-    a line a page shows texts as written, a space only where the page has one."""
-    return "" if same_line else PARAGRAPH
+def _junction(before: str, after: str, was: _Place, place: _Place) -> str:
+    """What goes between two texts: a line break across a line's edge; nothing within a
+    line, where a page shows texts as written (a space only where the page has one); at
+    the edge of a raised run, nothing where letters touch it (`5<sup>th</sup>`), else a
+    line break (`1,234<sup>1</sup>` is two numbers)."""
+    if was[0] != place[0]:
+        return PARAGRAPH
+    if was[1] == place[1] or before[-1:].isalpha() or after[:1].isalpha():
+        return ""
+    return PARAGRAPH
 
 
 def nearest_lang(node: Any) -> str | None:
