@@ -42,6 +42,20 @@ def test_read(text: str, locale: str | None, value: float) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "locale", "value"),
+    [
+        ("⬆ 1.67%", None, 1.67),  # up is the number's own sign
+        ("▲5%", None, 5),  # an arrow up outside Japanese
+        ("▲ 1,234", "zh", 1234),
+        ("2024 ▾", None, 2024),  # a menu's caret
+        ("120 m²", None, 120),  # a raised 2 on a unit, not after the digits
+    ],
+)
+def test_marks_that_leave_the_number_as_it_is(text: str, locale: str | None, value: float) -> None:
+    assert parse_number(text, locale) == pytest.approx(value)
+
+
+@pytest.mark.parametrize(
     ("text", "locale", "message"),
     [
         # superscripts: 10⁶ is a million, 1,234¹ a footnote; were 10 and 1234
@@ -54,6 +68,24 @@ def test_read(text: str, locale: str | None, value: float) -> None:
         ("1,234-", None, "the minus after the number may make it negative"),
         ("1.234,00-", "de", "de does not write negatives so"),
         ("5.2%-", None, "the minus after the number"),
+        # a raised sign and digits: an exponent (10⁻⁶ is a millionth); was 10
+        ("10⁻⁶", None, "'⁻⁶' after the number may be an exponent"),
+        ("10⁺³", None, "'⁺³' after the number may be an exponent"),
+        # an arrow down beside the number: a fall, its value negative; was the positive
+        # number (`⬇ 1.67%`, as kpi's own messages write a fall, read 1.67)
+        ("▼5%", None, "the '▼' beside the number may make it negative"),
+        ("▼ 5%", None, "the '▼' beside the number"),
+        ("⬇ 1.67%", None, "the '⬇' beside the number"),
+        ("5% ▼", None, "the '▼' beside the number"),
+        ("5%▼", None, "the '▼' beside the number"),
+        ("1,234 ↓", None, "the '↓' beside the number"),
+        ("▼ $5", None, "the '▼' beside the number"),
+        ("🔻 12", None, "the '🔻' beside the number"),
+        # Japanese accounts write a minus as ▲ or △ (前年比▲3.2%: down 3.2%); was 3.2
+        ("▲5%", "ja", "the '▲' beside the number"),
+        ("前年比▲3.2%", "ja", "the '▲' beside the number"),
+        ("△1,234", "ja", "the '△' beside the number"),
+        ("¥▲5", "ja", "the '▲' beside the number"),
     ],
 )
 def test_refuse(text: str, locale: str | None, message: str) -> None:

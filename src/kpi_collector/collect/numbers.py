@@ -519,6 +519,7 @@ def parse_number(text: str, locale: str | None = None) -> float:
         value = value.scaleb(int(exponent.group(1)), _EXACT)
     before, after = normal[: match.start()], normal[end:]
     _glued_before(before, text, rules)
+    _arrow(before, after, text, rules)
     if _UPPER_BOUND.search(before):
         raise ValueError(
             f"{_quote(text)}: the number is a bound (the value is less than it), not the "
@@ -543,6 +544,33 @@ def parse_number(text: str, locale: str | None = None) -> float:
 #: the digits a number is computed with before its one rounding to a float: every digit a
 #: page writes (a stored number has 17), times any scale, exactly
 _EXACT = Context(prec=60)
+
+
+#: arrows and triangles that say a number went down (`▼ 5%`, `⬇ 1.67%`, as kpi's own
+#: messages write a fall): the number written is its size, the value it stands for negative
+_DOWN = frozenset("▼▽↓⬇🔻⇓")  # not the carets of a menu (▾, ⏷)
+#: what Japanese accounts write for a minus (`▲1,234`, `△5%`), elsewhere an arrow up
+_JAPANESE_MINUS = frozenset("▲△")
+
+
+def _arrow(before: str, after: str, text: str, rules: NumberLocale) -> None:
+    """ValueError when an arrow down touches the number, before it or after it (after a
+    percent or currency sign), or a triangle up before it on a Japanese page: it may be the
+    number's sign or only a mark beside it, so the value may be negative; never the
+    positive number as if the arrow were not there."""
+    ahead = re.search(r"[^\w\s]{0,3} ?[^\w\s]{0,3} ?$", before)
+    behind = re.match(r" ?[^\w\s]{0,3} ?[^\w\s]{0,3}", after)
+    marks = (ahead.group() if ahead else "") + (behind.group() if behind else "")
+    down = [char for char in marks if char in _DOWN]
+    if ahead is not None and rules.tag.split("-")[0] == "ja":
+        down += [char for char in ahead.group() if char in _JAPANESE_MINUS]
+    if down:
+        mark = down[0]
+        raise ValueError(
+            f"{_quote(text)}: the {mark!r} beside the number may make it negative (a fall, "
+            "or a minus as Japanese accounts write it) or only mark it; pick the number "
+            "with `regex:`, or `map:` the text"
+        )
 
 
 #: a sign before the number that makes it an upper bound (`<1%`, `≤ 5`): the value is below
@@ -644,6 +672,10 @@ def _split_by_line(text: str) -> bool:
     )
 
 
+#: superscript and subscript signs
+_RAISED_SIGNS = frozenset("⁻⁺₋₊")
+
+
 def _numeral_after(value: Decimal, after: str, text: str) -> tuple[Decimal, str]:
     """A numeral character right after the number (one space allowed), which the decimal
     digits do not include: a vulgar fraction adds to a whole number (`2½` is 2.5, Unicode
@@ -651,6 +683,11 @@ def _numeral_after(value: Decimal, after: str, text: str) -> tuple[Decimal, str]
     `12①`) may be an exponent, a footnote mark or part of the number, so it is an error.
     Returns the value and the text after the numeral."""
     head = after[1:] if after.startswith(" ") else after
+    if head[:1] in _RAISED_SIGNS and unicodedata.category(head[1:2] or " ") == "No":
+        raise ValueError(  # `10⁻⁶`: a raised minus and digits, an exponent
+            f"{_quote(text)}: the {head[:2]!r} after the number may be an exponent or a "
+            "footnote mark; pick the number with `regex:`"
+        )
     if not head or unicodedata.category(head[0]) not in ("No", "Nl"):
         return value, after
     char = head[0]
