@@ -44,6 +44,9 @@ PAGE = """<html lang="en"><body>
 <p id="inline-spaced"><span>Users:</span> <span>1,234</span></p>
 <p id="inline-script">1,234<script>var shown = 5;</script><style>p { margin: 2px }</style></p>
 <p id="inline-hidden">1,234<span hidden>5</span></p>
+<p id="styled-hidden">1,234<span style="color: red; display: none">5</span></p>
+<a id="screen-reader"><span aria-hidden="true">1.2k</span><span class="sr-only">1,234 users
+  starred this repository</span></a>
 <p id="glued-version"><b>v</b>2.1</p>
 <p id="glued-code"><span>SKU</span><span>123</span></p>
 </body></html>"""
@@ -62,6 +65,8 @@ READ = {  # selector: the number a reader sees
     "#inline-spaced": 1234,  # the page's own space between the elements
     "#inline-script": 1234,
     "#inline-hidden": 1234,
+    "#styled-hidden": 1234,  # was 12345 once inline parts joined as shown
+    "#screen-reader": 1200,  # what is shown; the screen reader's text is not
 }
 APART = ["#list", "#blocks", "#row", "#br", "#sup"]  # two numbers: an error
 GLUED = ["#glued-version", "#glued-code"]  # shown as v2.1, SKU123: a name, an error

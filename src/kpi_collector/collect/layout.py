@@ -129,8 +129,26 @@ def _place(item: Any, root: Any) -> _Place | None:
     return (top if line is None else line, top if raised is None else raised)
 
 
+#: an inline style that hides an element (`style="display: none"`)
+_HIDING_STYLE = re.compile(r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*hidden)\b", re.I)
+#: classes that hide an element from sight by convention, for screen readers only
+#: (Bootstrap `sr-only`/`visually-hidden`, WordPress `screen-reader-text`, H5BP)
+_SCREEN_READER_ONLY = frozenset(
+    ["sr-only", "visually-hidden", "visuallyhidden", "screen-reader-text"]
+)
+
+
 def _unshown(tag: Any, attributes: Any) -> bool:
-    return tag in _UNSHOWN or "hidden" in attributes
+    """Whether an element's content is not shown: `_UNSHOWN`, `hidden`, hidden by its
+    inline style or by a screen-reader-only class (`1,234<span style="display:none">5</span>`
+    shows 1,234, not 12345)."""
+    if tag in _UNSHOWN or "hidden" in attributes:
+        return True
+    style = attributes.get("style")
+    if style and _HIDING_STYLE.search(style):
+        return True
+    classes = attributes.get("class")
+    return bool(classes) and not _SCREEN_READER_ONLY.isdisjoint(classes.split())
 
 
 def lxml_layout_text(element: Any) -> str:
