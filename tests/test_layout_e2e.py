@@ -191,3 +191,45 @@ def test_a_selector_matched_in_a_process_of_its_own_reads_text_the_same_way(
             document.metric("m", Metric(css=selector))
     else:
         assert document.metric("m", Metric(css=selector)) == value
+
+
+ODOMETER = """<html lang="en"><head><style>
+.odometer-digit { display: inline-block; position: relative }
+.odometer-digit-spacer { display: inline-block; visibility: hidden }
+.odometer-digit-inner { position: absolute; inset: 0 }
+</style></head><body><div id="stars" class="odometer"></div>
+<script>
+  // as HubSpot's Odometer draws a number: each digit beside a hidden spacer digit "8"
+  const digit = (d) => '<span class="odometer-digit"><span class="odometer-digit-spacer">8'
+    + '</span><span class="odometer-digit-inner"><span class="odometer-value">' + d
+    + '</span></span></span>';
+  document.getElementById("stars").innerHTML = digit(1)
+    + '<span class="odometer-formatting-mark">,</span>' + [2, 3, 4].map(digit).join("");
+</script></body></html>"""
+
+
+@pytest.mark.browser
+def test_a_rendered_page_is_read_as_it_shows_without_what_a_stylesheet_hides(
+    workdir: Path,
+) -> None:
+    """With `render: true` the text a stylesheet hides is no text: an odometer's hidden
+    spacer digits joined with its digits read "81,828384", 81.83; it is 1,234."""
+    from tests.test_dashboard_browser import require_chromium
+
+    require_chromium()
+    app = web.Application()
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(text=ODOMETER, content_type="text/html")
+
+    app.router.add_get("/", handler)
+    with BackgroundServer(app) as url:
+        (workdir / "kpi.yaml").write_text(
+            "defaults: {timeout: 15, retries: 0}\nsources:\n"
+            f'  - {{name: p, type: html, url: "{url}/", render: true, wait_for: ".odometer-value",'
+            ' metrics: {stars: "#stars", stars_x: {xpath: "//*[@id=\'stars\']"}}}\n'
+        )
+        result = run_kpi(workdir, "run", "--format", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    values = {v["kpi"]: v["value"] for v in json.loads(result.stdout)["values"]}
+    assert values == {"p.stars": 1234, "p.stars_x": 1234}
