@@ -47,6 +47,11 @@ PAGE = """<html lang="en"><body>
 <p id="styled-hidden">1,234<span style="color: red; display: none">5</span></p>
 <a id="screen-reader"><span aria-hidden="true">1.2k</span><span class="sr-only">1,234 users
   starred this repository</span></a>
+<nav id="pages"><button>1</button><button>2</button><button>3</button></nav>
+<div id="chart"><svg><text>0</text><text>100</text></svg><span>1,234</span></div>
+<p id="ruby"><ruby>12<rt>3</rt></ruby></p>
+<div id="fallback">1,234<canvas>5</canvas><video>6</video><dialog>7</dialog></div>
+<div id="icon"><svg><title>5 stars</title><path d="M0 0"/></svg>1,234</div>
 <p id="glued-version"><b>v</b>2.1</p>
 <p id="glued-code"><span>SKU</span><span>123</span></p>
 </body></html>"""
@@ -67,8 +72,12 @@ READ = {  # selector: the number a reader sees
     "#inline-hidden": 1234,
     "#styled-hidden": 1234,  # was 12345 once inline parts joined as shown
     "#screen-reader": 1200,  # what is shown; the screen reader's text is not
+    "#fallback": 1234,  # a canvas's, video's and closed dialog's content is not shown
+    "#icon": 1234,  # an SVG's tooltip is not shown
 }
-APART = ["#list", "#blocks", "#row", "#br", "#sup"]  # two numbers: an error
+# two numbers: an error; buttons and SVG texts are boxes a page draws apart (they were
+# 123 and 1001.234 once inline parts joined as shown)
+APART = ["#list", "#blocks", "#row", "#br", "#sup", "#pages", "#chart", "#ruby"]
 GLUED = ["#glued-version", "#glued-code"]  # shown as v2.1, SKU123: a name, an error
 
 

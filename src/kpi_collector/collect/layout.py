@@ -63,6 +63,17 @@ _APART = frozenset(
         "thead",
         "tr",
         "ul",
+        # boxes of their own a page draws side by side, never one run of text: form
+        # controls (`<button>1</button><button>2</button>` is pagination, not 12), ruby
+        # annotations, and SVG text, which the drawing places piece by piece
+        "button",
+        "select",
+        "textarea",
+        "meter",
+        "progress",
+        "rt",
+        "svg",
+        "text",
     ]
 )
 #: `sup` and `sub`, set apart from the baseline: digits on either side of their edges are
@@ -72,9 +83,28 @@ _RAISED = frozenset(["sup", "sub"])
 
 
 #: elements whose content a page does not show (a script's or stylesheet's source, a
-#: template, what a browser that runs scripts leaves out): `1,234<script>n = 5</script>` is
+#: template, what a browser that runs scripts leaves out, fallback content): `1,234<script>n = 5</script>` is
 #: 1234 on the page, not two numbers; an element with the `hidden` attribute neither
-_UNSHOWN = frozenset(["script", "style", "template", "noscript", "rp"])
+_UNSHOWN = frozenset(
+    [
+        "script",
+        "style",
+        "template",
+        "noscript",
+        "rp",
+        # fallback content a browser that plays or draws them does not show
+        "canvas",
+        "video",
+        "audio",
+        "iframe",
+        "noembed",
+        "noframes",
+        "datalist",
+        # an SVG drawing's tooltip and description
+        "title",
+        "desc",
+    ]
+)
 
 #: what `layout_text` puts between lines: `parse_number` reads no number across it
 PARAGRAPH = "\u2029"
@@ -143,6 +173,8 @@ def _unshown(tag: Any, attributes: Any) -> bool:
     inline style or by a screen-reader-only class (`1,234<span style="display:none">5</span>`
     shows 1,234, not 12345)."""
     if tag in _UNSHOWN or "hidden" in attributes:
+        return True
+    if tag == "dialog" and "open" not in attributes:  # a closed dialog is not shown
         return True
     style = attributes.get("style")
     if style and _HIDING_STYLE.search(style):
