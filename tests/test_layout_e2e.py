@@ -207,6 +207,10 @@ ODOMETER = """<html lang="en"><head><style>
 .odometer-digit-spacer { display: inline-block; visibility: hidden }
 .odometer-digit-inner { position: absolute; inset: 0 }
 </style></head><body><div id="stars" class="odometer"></div>
+<div id="card" style="display: flex; flex-direction: column"><span>Users</span><span>1,234</span></div>
+<div id="pair" style="display: flex; gap: 8px"><span>2024</span><span>1,234</span></div>
+<span id="digits"><span style="display: inline-block">1</span><span
+  style="display: inline-block">234</span></span>
 <script>
   // as HubSpot's Odometer draws a number: each digit beside a hidden spacer digit "8"
   const digit = (d) => '<span class="odometer-digit"><span class="odometer-digit-spacer">8'
@@ -222,7 +226,10 @@ def test_a_rendered_page_is_read_as_it_shows_without_what_a_stylesheet_hides(
     workdir: Path,
 ) -> None:
     """With `render: true` the text a stylesheet hides is no text: an odometer's hidden
-    spacer digits joined with its digits read "81,828384", 81.83; it is 1,234."""
+    spacer digits joined with its digits read "81,828384", 81.83; it is 1,234. And the
+    items a stylesheet lays out as boxes of their own (flex items) are apart, as blocks
+    are: a label above its number is read, two numbers side by side are two numbers (read
+    "20241,234", 20241.234), while inline-blocks run on as one line."""
     from tests.test_dashboard_browser import require_chromium
 
     require_chromium()
@@ -234,11 +241,20 @@ def test_a_rendered_page_is_read_as_it_shows_without_what_a_stylesheet_hides(
     app.router.add_get("/", handler)
     with BackgroundServer(app) as url:
         (workdir / "kpi.yaml").write_text(
-            "defaults: {timeout: 15, retries: 0}\nsources:\n"
+            "defaults: {timeout: 4, retries: 0}\nsources:\n"
             f'  - {{name: p, type: html, url: "{url}/", render: true, wait_for: ".odometer-value",'
-            ' metrics: {stars: "#stars", stars_x: {xpath: "//*[@id=\'stars\']"}}}\n'
+            " metrics: {"
+            + ", ".join(
+                f"{m}: '#{m}', {m}_x: {{xpath: \"//*[@id='{m}']\"}}"
+                for m in ("stars", "card", "pair", "digits")
+            )
+            + "}}\n"
         )
         result = run_kpi(workdir, "run", "--format", "json")
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
     values = {v["kpi"]: v["value"] for v in json.loads(result.stdout)["values"]}
-    assert values == {"p.stars": 1234, "p.stars_x": 1234}
+    assert values == {f"p.{m}{x}": 1234 for m in ("stars", "card", "digits") for x in ("", "_x")}
+    with sqlite3.connect(workdir / "kpi.db") as conn:
+        errors = " | ".join(m for (m,) in conn.execute("SELECT message FROM run_errors"))
+    assert "pair: more than one number in '2024 1,234'" in errors
+    assert "pair_x: more than one number in '2024 1,234'" in errors

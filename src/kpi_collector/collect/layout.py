@@ -76,6 +76,9 @@ _APART = frozenset(
         "text",
     ]
 )
+#: the attribute a rendered page's copy gives each element its stylesheet lays out as a box
+#: of its own (`browser._COMPOSED`): apart, as the elements of `_APART` are
+BOX = "data-kpi-box"
 #: `sup` and `sub`, set apart from the baseline: digits on either side of their edges are
 #: never one number (`1,234<sup>1</sup>` is not 12341, `10<sup>6</sup>` not 106), while
 #: letters touching them are shown touching (`5<sup>th</sup>` is 5th, `x<sup>2</sup>` x2)
@@ -150,7 +153,7 @@ def _place(item: Any, root: Any) -> _Place | None:
     while parent is not None and parent.mem_id != root.mem_id:
         if _unshown(parent.tag, parent.attributes):
             return None
-        if line is None and parent.tag in _APART:
+        if line is None and (parent.tag in _APART or BOX in parent.attributes):
             line = int(parent.mem_id)
         if raised is None and line is None and parent.tag in _RAISED:
             raised = int(parent.mem_id)
@@ -194,7 +197,7 @@ def lxml_layout_text(element: Any) -> str:
         for child in current:
             tag = child.tag if isinstance(child.tag, str) else None
             if tag is not None and not _unshown(tag, child.attrib):
-                if tag in _APART:
+                if tag in _APART or BOX in child.attrib:
                     line[0] += 1
                     walk(child, raised)
                     line[0] += 1
