@@ -224,7 +224,8 @@ def finish(
     float, Decimal, Fraction, any `numbers.Real`) is stored as a float, so one that a float
     does not hold exactly past 2**53 (9007199254740993, 10**400) is an error, never rounded.
     A boolean is no number: an error, unless `map:` names its JSON spelling (`"true": 1`).
-    `machine`: the text is a program's (a JSON string, a query's or a command's), where
+    `machine`: the text is a program's (a JSON string, a query's or a command's, an HTML
+    attribute's such as `<meta itemprop="price" content="1.234">`), where
     `1.234` is also how JSON writes 1.234; under a `locale` that reads it otherwise (de:
     1234) and no `locale:` of the metric's own, it is an error.
     """
@@ -686,7 +687,7 @@ class HtmlDocument:
         if metric.attr is not None:
             if answer["attr"] is None:
                 raise ExtractError(f"{name}: {selector!r} has no attribute {metric.attr!r}")
-            return finish(name, answer["attr"], metric, locale)
+            return finish(name, answer["attr"], metric, locale, machine=True)
         return finish_shown(
             name,
             answer["text"],
@@ -719,7 +720,7 @@ class HtmlDocument:
             raw = node.attributes.get(metric.attr)
             if raw is None:
                 raise ExtractError(f"{name}: {selector!r} has no attribute {metric.attr!r}")
-            return finish(name, raw, metric, self._locale(metric, node))
+            return finish(name, raw, metric, self._locale(metric, node), machine=True)
         return finish_shown(
             name,
             layout_text(node),
@@ -766,11 +767,17 @@ class HtmlDocument:
                 raw = first.get(metric.attr)
                 if raw is None:
                     raise ExtractError(f"{name}: {expression!r} has no attribute {metric.attr!r}")
-                return finish(name, raw, metric, self._lxml_locale(metric, first))
+                return finish(name, raw, metric, self._lxml_locale(metric, first), machine=True)
             owner = first.getparent() if hasattr(first, "getparent") else None
             element = first if hasattr(first, "xpath") else owner
             if not hasattr(first, "iter"):  # a text or an attribute's value
-                return finish(name, str(first), metric, self._lxml_locale(metric, element))
+                return finish(
+                    name,
+                    str(first),
+                    metric,
+                    self._lxml_locale(metric, element),
+                    machine=bool(getattr(first, "is_attribute", False)),
+                )
             return finish_shown(
                 name,
                 lxml_layout_text(first),
