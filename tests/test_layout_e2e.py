@@ -50,6 +50,7 @@ PAGE = """<html lang="en"><body>
 <nav id="pages"><button>1</button><button>2</button><button>3</button></nav>
 <div id="chart"><svg><text>0</text><text>100</text></svg><span>1,234</span></div>
 <p id="ruby"><ruby>12<rt>3</rt></ruby></p>
+<p id="struck"><s>99</s>79</p>
 <div id="fallback">1,234<canvas>5</canvas><video>6</video><dialog>7</dialog></div>
 <div id="icon"><svg><title>5 stars</title><path d="M0 0"/></svg>1,234</div>
 <p id="glued-version"><b>v</b>2.1</p>
@@ -76,8 +77,9 @@ READ = {  # selector: the number a reader sees
     "#icon": 1234,  # an SVG's tooltip is not shown
 }
 # two numbers: an error; buttons and SVG texts are boxes a page draws apart (they were
-# 123 and 1001.234 once inline parts joined as shown)
-APART = ["#list", "#blocks", "#row", "#br", "#sup", "#pages", "#chart", "#ruby"]
+# 123 and 1001.234 once inline parts joined as shown), struck-out text an old value
+# (`<s>99</s>79` was 9979)
+APART = ["#list", "#blocks", "#row", "#br", "#sup", "#pages", "#chart", "#ruby", "#struck"]
 GLUED = ["#glued-version", "#glued-code"]  # shown as v2.1, SKU123: a name, an error
 
 

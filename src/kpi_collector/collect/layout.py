@@ -74,6 +74,11 @@ _APART = frozenset(
         "rt",
         "svg",
         "text",
+        # text struck out, no longer the value (`<s>99</s>79` is an old and a new price,
+        # not 9979)
+        "del",
+        "s",
+        "strike",
     ]
 )
 #: the attribute a rendered page's copy gives each element its stylesheet lays out as a box
