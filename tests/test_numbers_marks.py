@@ -49,6 +49,16 @@ def test_read(text: str, locale: str | None, value: float) -> None:
         ("▲ 1,234", "zh", 1234),
         ("2024 ▾", None, 2024),  # a menu's caret
         ("120 m²", None, 120),  # a raised 2 on a unit, not after the digits
+        # a minus right after a colon, an equals sign, a bracket or a quote, or after a
+        # word of a script written without spaces; each read the positive number
+        ("Growth:-12%", None, -12),
+        ("Change=-5", None, -5),
+        ("[-5]", None, -5),
+        ('"-5"', None, -5),
+        ("同比-12%", "zh", -12),
+        ("净利润-1.2亿", "zh", -120_000_000),
+        ("前年比-3.2%", "ja", -3.2),
+        ("CHF-5", None, -5),  # after a currency, as before
     ],
 )
 def test_marks_that_leave_the_number_as_it_is(text: str, locale: str | None, value: float) -> None:

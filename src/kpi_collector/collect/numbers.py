@@ -1029,7 +1029,10 @@ def _negative(before: str, after: str, text: str, rules: NumberLocale) -> bool:
     sign = before[sign_end - 1] if sign_end > 0 and before[sign_end - 1] in _SIGNS else ""
     if sign:
         ahead = before[: sign_end - 1]
-        if ahead and not ahead.endswith((" ", "(")):
+        # after a letter or digit a hyphen joins (`COVID-19`, `5-10`); after a colon, an
+        # equals sign, a quote or a bracket it is a minus (`Growth:-12%`), and after a word
+        # of a script written without spaces (zh `同比-12%`, down 12% on the year)
+        if ahead and not ahead.endswith((" ", "(")) and (_cased(ahead[-1]) or ahead[-1].isdigit()):
             word = re.search(r"[^\s(]+$", ahead)
             if word is None or not _is_currency(word.group(), rules):
                 return False  # a hyphen inside a name, not a minus
