@@ -107,6 +107,8 @@ def test_a_placeholder_a_script_replaces_is_not_stored(page: str, workdir: Path)
         ('<p id=v data-count="1234.5">1,234.5</p>', 1234.5),
         ('<div aria-busy="false"><p id=v>0</p></div>', 0),
         ('<div aria-busy="true"><p id=v>12</p></div>', 12),  # a number shown is the page's
+        # a carousel's indicators name slides, not counts, and hold no text
+        ('<div id=v>0 open<ol><li data-bs-slide-to="1"></li><li data-to="2"></li></ol></div>', 0),
     ],
 )
 def test_a_counter_short_of_its_target_is_an_error(html: str, value: float | None) -> None:

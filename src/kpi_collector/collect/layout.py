@@ -257,11 +257,11 @@ _PLAIN = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
 def counter_target(node: Any) -> tuple[str, str] | None:
     """The first counter attribute (`_COUNTER_ATTRIBUTE`, its value a plain number such as
-    `1234`) on a parsed HTML `node` (selectolax) or an element inside it, in document order,
-    as (name, value); None when there is none."""
+    `1234`) on a parsed HTML `node` (selectolax) or an element inside it that holds text, in
+    document order, as (name, value); None when there is none."""
     for element in node.traverse():
         found = _counter(element.attributes)
-        if found is not None:
+        if found is not None and element.text(deep=True).strip():
             return found
     return None
 
@@ -271,14 +271,19 @@ def lxml_counter_target(element: Any) -> tuple[str, str] | None:
     for inner in element.iter():
         if isinstance(inner.tag, str):
             found = _counter(inner.attrib)
-            if found is not None:
+            if found is not None and "".join(inner.itertext()).strip():
                 return found
     return None
 
 
 def _counter(attributes: Any) -> tuple[str, str] | None:
+    """A counter attribute among `attributes`, one that holds text (a carousel's
+    `data-slide-to="2"` indicator holds none, and names no count)."""
     for name, value in (attributes or {}).items():
-        if _COUNTER_ATTRIBUTE.fullmatch(name.lower()) and _PLAIN.fullmatch((value or "").strip()):
+        lowered = name.lower()
+        if "slide" in lowered:
+            continue
+        if _COUNTER_ATTRIBUTE.fullmatch(lowered) and _PLAIN.fullmatch((value or "").strip()):
             return name, value.strip()
     return None
 
