@@ -106,6 +106,10 @@ def test_a_placeholder_a_script_replaces_is_not_stored(page: str, workdir: Path)
         ('<p id=v data-to="0">0</p>', 0),  # it counts to 0: 0 is the number
         ('<p id=v data-count="1234.5">1,234.5</p>', 1234.5),
         ('<div aria-busy="false"><p id=v>0</p></div>', 0),
+        # a goal beside the amount: only a 0 under `data-target`/`data-count` is a start
+        ('<p id=v data-target="5000">1,234</p>', 1234),
+        ('<p id=v data-count="5000">$1,234</p>', 1234),
+        ('<p id=v data-target="5000">0</p>', None),
         ('<div aria-busy="true"><p id=v>12</p></div>', 12),  # a number shown is the page's
         # a carousel's indicators name slides, not counts, and hold no text
         ('<div id=v>0 open<ol><li data-bs-slide-to="1"></li><li data-to="2"></li></ol></div>', 0),

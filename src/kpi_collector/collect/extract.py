@@ -471,11 +471,17 @@ def finish_shown(
         return value
     if counter is not None:
         attribute, target = counter
-        if value != float(target) and (value == 0 or _unscaled(text, value, metric, locale)):
+        # a nonzero count short of a `data-target`/`data-count` may be its own number (a
+        # goal beside the amount raised): only the names counter scripts animate to say so
+        animates = _ANIMATES_TO.search(attribute.lower()) is not None
+        if value != float(target) and (
+            value == 0 or (animates and _unscaled(text, value, metric, locale))
+        ):
             raise ExtractError(
                 f"{name}: the element shows {_short(text)} while the page's script counts it "
                 f"to its `{attribute}` ({target}): read that with `attr: {attribute}`, or "
-                "`render: true` to read the text once the script is done"
+                "`render: true` to read the text once the script is done (`regex:` reads "
+                "the text as it is)"
                 + ("; if 0 is the value, set `allow_zero: true`" if value == 0 else "")
             )
     if value == 0 and busy:
@@ -485,6 +491,13 @@ def finish_shown(
             "is the value, set `allow_zero: true`"
         )
     return value
+
+
+#: counter attributes that only ever name the number a script counts up to (Elementor
+#: `data-to-value`, jQuery countTo `data-to`, PureCounter `data-purecounter-end`)
+_ANIMATES_TO = re.compile(
+    r"-(?:to|to-value|end-value|endval|count-to|countup|purecounter-end|number-value)$"
+)
 
 
 def _unscaled(text: str, value: float, metric: Metric, locale: str | None) -> bool:
