@@ -320,7 +320,7 @@ def _stale(alert: Alert, ctx: _Context) -> Iterator[Finding]:
 
 
 def _pending(alert: Alert, ctx: _Context) -> Iterator[Finding]:
-    from kpi_collector.config.models import parse_duration
+    from kpi_collector.config.plain import parse_duration
     from kpi_collector.store.deliveries import oldest_pending
 
     names = [alert.destination] if alert.destination else [d.name for d in ctx.scope.destinations]
