@@ -2,11 +2,16 @@
 apart (list items, table cells, blocks, `<br>`, `<sup>`) is never glued into one number,
 and spaces an element adds do not hide a scale word. Before, `<li>5</li><li>120</li>`
 stored 5120, `Plan A: 3` / `500 users` in two divs 3500, `12<br>345` 12345, and
-`Over <b>2.4</b> million` read by CSS 2.4."""
+`Over <b>2.4</b> million` read by CSS 2.4. Within a line, text split across inline elements
+is read as a browser shows it, with no space the page does not have: `<b>v</b>2.1` was
+read as "v 2.1", 2.1 (a version stored as a number), `<span>1</span><span>23</span>` was
+"1 23", two numbers; and the text of a script or stylesheet inside the element is no
+text on the page."""
 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +21,7 @@ from aiohttp import web
 
 from kpi_collector.collect.extract import HtmlDocument, Metric
 from kpi_collector.demo.server import BackgroundServer
+from kpi_collector.errors import ExtractError
 from tests.cli import run_kpi
 
 PAGE = """<html lang="en"><body>
@@ -30,6 +36,25 @@ PAGE = """<html lang="en"><body>
 <table><tr id="labelled"><th>Users</th><td>1,234</td></tr></table>
 <p id="source-newline">12
 374</p>
+<p id="inline-digits"><span>1</span><span>23</span></p>
+<p id="inline-group"><span>1,2</span><span>34</span></p>
+<p id="inline-currency"><i>$</i>5</p>
+<p id="inline-scale">12<small>k</small></p>
+<p id="inline-minus">Change: <b>-</b>5</p>
+<p id="inline-spaced"><span>Users:</span> <span>1,234</span></p>
+<p id="inline-script">1,234<script>var shown = 5;</script><style>p { margin: 2px }</style></p>
+<p id="inline-hidden">1,234<span hidden>5</span></p>
+<p id="styled-hidden">1,234<span style="color: red; display: none">5</span></p>
+<a id="screen-reader"><span aria-hidden="true">1.2k</span><span class="sr-only">1,234 users
+  starred this repository</span></a>
+<nav id="pages"><button>1</button><button>2</button><button>3</button></nav>
+<div id="chart"><svg><text>0</text><text>100</text></svg><span>1,234</span></div>
+<p id="ruby"><ruby>12<rt>3</rt></ruby></p>
+<p id="struck"><s>99</s>79</p>
+<div id="fallback">1,234<canvas>5</canvas><video>6</video><dialog>7</dialog></div>
+<div id="icon"><svg><title>5 stars</title><path d="M0 0"/></svg>1,234</div>
+<p id="glued-version"><b>v</b>2.1</p>
+<p id="glued-code"><span>SKU</span><span>123</span></p>
 </body></html>"""
 
 READ = {  # selector: the number a reader sees
@@ -38,8 +63,24 @@ READ = {  # selector: the number a reader sees
     "#card": 1_200_000,
     "#labelled": 1234,
     "#source-newline": 12374,  # a newline in the source is a space on the page: 12 374
+    "#inline-digits": 123,  # shown as 123
+    "#inline-group": 1234,
+    "#inline-currency": 5,
+    "#inline-scale": 12000,
+    "#inline-minus": -5,  # shown as -5, the minus touching the number
+    "#inline-spaced": 1234,  # the page's own space between the elements
+    "#inline-script": 1234,
+    "#inline-hidden": 1234,
+    "#styled-hidden": 1234,  # was 12345 once inline parts joined as shown
+    "#screen-reader": 1200,  # what is shown; the screen reader's text is not
+    "#fallback": 1234,  # a canvas's, video's and closed dialog's content is not shown
+    "#icon": 1234,  # an SVG's tooltip is not shown
 }
-APART = ["#list", "#blocks", "#row", "#br", "#sup"]  # two numbers: an error
+# two numbers: an error; buttons and SVG texts are boxes a page draws apart (they were
+# 123 and 1001.234 once inline parts joined as shown), struck-out text an old value
+# (`<s>99</s>79` was 9979)
+APART = ["#list", "#blocks", "#row", "#br", "#sup", "#pages", "#chart", "#ruby", "#struck"]
+GLUED = ["#glued-version", "#glued-code"]  # shown as v2.1, SKU123: a name, an error
 
 
 @pytest.fixture
@@ -61,7 +102,7 @@ def _name(selector: str) -> str:
 def test_layout_end_to_end(page: str, workdir: Path) -> None:
     metrics = "".join(
         f'      {_name(s)}: "{s}"\n      {_name(s)}_x: {{xpath: "//*[@id=\'{s[1:]}\']"}}\n'
-        for s in [*READ, *APART]
+        for s in [*READ, *APART, *GLUED]
     )
     (workdir / "kpi.yaml").write_text(
         f"sources:\n  - name: p\n    type: html\n    url: {page}/\n    metrics:\n{metrics}"
@@ -81,6 +122,11 @@ def test_layout_end_to_end(page: str, workdir: Path) -> None:
     for selector in APART:
         assert f"{_name(selector)}: more than one number" in errors
         assert f"{_name(selector)}_x: more than one number" in errors
+    for selector in GLUED:
+        for name in (_name(selector), f"{_name(selector)}_x"):
+            assert f"{name}: " in errors and "the number is joined to the letters" in errors
+    assert "'v2.1': the number is joined to the letters 'v'" in errors
+    assert "'SKU123': the number is joined to the letters 'SKU'" in errors
 
 
 @pytest.mark.parametrize(
@@ -89,12 +135,40 @@ def test_layout_end_to_end(page: str, workdir: Path) -> None:
         ("<p id=v>$ <span>1.2</span> M</p>", 1_200_000),
         ("<p id=v>Users<br>12 345</p>", 12345),  # the number is on its own line, whole
         ("<p id=v>1,234<!-- 5 --></p>", 1234),  # a comment is no text
+        # letters touching a raised run touch it as shown: 5th, 1st (was "5 th", an error)
+        ("<p id=v>5<sup>th</sup></p>", 5),
+        ("<p id=v>1<sup>st</sup> place</p>", 1),
+        ("<p id=v>12<sup>½</sup></p>", 12.5),
+        # the text after a block and the inline text after it are one line, in XPath too
+        # (XPath read "1", "23", "4" apart: more than one number, where CSS read 234)
+        ("<div id=v>23<span>4</span><p>Users</p></div>", 234),
+        ("<div id=v><p>Users</p>23<span>4</span></div>", 234),
     ],
 )
 def test_layout_text_keeps_what_is_one_line(html: str, value: float) -> None:
     document = HtmlDocument(html)
     assert document.metric("m", Metric(css="#v")) == value
     assert document.metric("m", Metric(xpath="//*[@id='v']")) == value
+
+
+@pytest.mark.parametrize(
+    ("html", "error"),
+    [
+        # a raised digit touching letters shows as x2, CO2: a name, not 2 (was 2)
+        ("<p id=v>x<sup>2</sup></p>", "'x2': the number is joined to the letters 'x'"),
+        ("<p id=v>CO<sub>2</sub></p>", "'CO2': the number is joined to the letters 'CO'"),
+        # digits across a raised edge are never one number
+        ("<p id=v>10<sup>6</sup></p>", "more than one number"),
+        ("<p id=v>10<sup>-6</sup></p>", "more than one number"),
+        ("<p id=v>$19<sup>99</sup></p>", "more than one number"),
+        ("<p id=v>$1<sup>.99</sup></p>", "more than one number"),
+    ],
+)
+def test_a_raised_run_is_read_as_shown(html: str, error: str) -> None:
+    document = HtmlDocument(html)
+    for metric in (Metric(css="#v"), Metric(xpath="//*[@id='v']")):
+        with pytest.raises(ExtractError, match=re.escape(error)):
+            document.metric("m", metric)
 
 
 def test_regex_and_map_see_lines_as_spaces() -> None:
@@ -128,3 +202,61 @@ def test_a_selector_matched_in_a_process_of_its_own_reads_text_the_same_way(
             document.metric("m", Metric(css=selector))
     else:
         assert document.metric("m", Metric(css=selector)) == value
+
+
+ODOMETER = """<html lang="en"><head><style>
+.odometer-digit { display: inline-block; position: relative }
+.odometer-digit-spacer { display: inline-block; visibility: hidden }
+.odometer-digit-inner { position: absolute; inset: 0 }
+</style></head><body><div id="stars" class="odometer"></div>
+<div id="card" style="display: flex; flex-direction: column"><span>Users</span><span>1,234</span></div>
+<div id="pair" style="display: flex; gap: 8px"><span>2024</span><span>1,234</span></div>
+<span id="digits"><span style="display: inline-block">1</span><span
+  style="display: inline-block">234</span></span>
+<script>
+  // as HubSpot's Odometer draws a number: each digit beside a hidden spacer digit "8"
+  const digit = (d) => '<span class="odometer-digit"><span class="odometer-digit-spacer">8'
+    + '</span><span class="odometer-digit-inner"><span class="odometer-value">' + d
+    + '</span></span></span>';
+  document.getElementById("stars").innerHTML = digit(1)
+    + '<span class="odometer-formatting-mark">,</span>' + [2, 3, 4].map(digit).join("");
+</script></body></html>"""
+
+
+@pytest.mark.browser
+def test_a_rendered_page_is_read_as_it_shows_without_what_a_stylesheet_hides(
+    workdir: Path,
+) -> None:
+    """With `render: true` the text a stylesheet hides is no text: an odometer's hidden
+    spacer digits joined with its digits read "81,828384", 81.83; it is 1,234. And the
+    items a stylesheet lays out as boxes of their own (flex items) are apart, as blocks
+    are: a label above its number is read, two numbers side by side are two numbers (read
+    "20241,234", 20241.234), while inline-blocks run on as one line."""
+    from tests.test_dashboard_browser import require_chromium
+
+    require_chromium()
+    app = web.Application()
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(text=ODOMETER, content_type="text/html")
+
+    app.router.add_get("/", handler)
+    with BackgroundServer(app) as url:
+        (workdir / "kpi.yaml").write_text(
+            "defaults: {timeout: 4, retries: 0}\nsources:\n"
+            f'  - {{name: p, type: html, url: "{url}/", render: true, wait_for: ".odometer-value",'
+            " metrics: {"
+            + ", ".join(
+                f"{m}: '#{m}', {m}_x: {{xpath: \"//*[@id='{m}']\"}}"
+                for m in ("stars", "card", "pair", "digits")
+            )
+            + "}}\n"
+        )
+        result = run_kpi(workdir, "run", "--format", "json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    values = {v["kpi"]: v["value"] for v in json.loads(result.stdout)["values"]}
+    assert values == {f"p.{m}{x}": 1234 for m in ("stars", "card", "digits") for x in ("", "_x")}
+    with sqlite3.connect(workdir / "kpi.db") as conn:
+        errors = " | ".join(m for (m,) in conn.execute("SELECT message FROM run_errors"))
+    assert "pair: more than one number in '2024 1,234'" in errors
+    assert "pair_x: more than one number in '2024 1,234'" in errors

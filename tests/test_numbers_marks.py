@@ -42,6 +42,30 @@ def test_read(text: str, locale: str | None, value: float) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "locale", "value"),
+    [
+        ("⬆ 1.67%", None, 1.67),  # up is the number's own sign
+        ("▲5%", None, 5),  # an arrow up outside Japanese
+        ("▲ 1,234", "zh", 1234),
+        ("2024 ▾", None, 2024),  # a menu's caret
+        ("120 m²", None, 120),  # a raised 2 on a unit, not after the digits
+        # a minus right after a colon, an equals sign, a bracket or a quote, or after a
+        # word of a script written without spaces; each read the positive number
+        ("Growth:-12%", None, -12),
+        ("Change=-5", None, -5),
+        ("[-5]", None, -5),
+        ('"-5"', None, -5),
+        ("同比-12%", "zh", -12),
+        ("净利润-1.2亿", "zh", -120_000_000),
+        ("前年比-3.2%", "ja", -3.2),
+        ("CHF-5", None, -5),  # after a currency, as before
+    ],
+)
+def test_marks_that_leave_the_number_as_it_is(text: str, locale: str | None, value: float) -> None:
+    assert parse_number(text, locale) == pytest.approx(value)
+
+
+@pytest.mark.parametrize(
     ("text", "locale", "message"),
     [
         # superscripts: 10⁶ is a million, 1,234¹ a footnote; were 10 and 1234
@@ -54,6 +78,24 @@ def test_read(text: str, locale: str | None, value: float) -> None:
         ("1,234-", None, "the minus after the number may make it negative"),
         ("1.234,00-", "de", "de does not write negatives so"),
         ("5.2%-", None, "the minus after the number"),
+        # a raised sign and digits: an exponent (10⁻⁶ is a millionth); was 10
+        ("10⁻⁶", None, "'⁻⁶' after the number may be an exponent"),
+        ("10⁺³", None, "'⁺³' after the number may be an exponent"),
+        # an arrow down beside the number: a fall, its value negative; was the positive
+        # number (`⬇ 1.67%`, as kpi's own messages write a fall, read 1.67)
+        ("▼5%", None, "the '▼' beside the number may make it negative"),
+        ("▼ 5%", None, "the '▼' beside the number"),
+        ("⬇ 1.67%", None, "the '⬇' beside the number"),
+        ("5% ▼", None, "the '▼' beside the number"),
+        ("5%▼", None, "the '▼' beside the number"),
+        ("1,234 ↓", None, "the '↓' beside the number"),
+        ("▼ $5", None, "the '▼' beside the number"),
+        ("🔻 12", None, "the '🔻' beside the number"),
+        # Japanese accounts write a minus as ▲ or △ (前年比▲3.2%: down 3.2%); was 3.2
+        ("▲5%", "ja", "the '▲' beside the number"),
+        ("前年比▲3.2%", "ja", "the '▲' beside the number"),
+        ("△1,234", "ja", "the '△' beside the number"),
+        ("¥▲5", "ja", "the '▲' beside the number"),
     ],
 )
 def test_refuse(text: str, locale: str | None, message: str) -> None:

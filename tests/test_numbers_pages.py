@@ -4,9 +4,17 @@ that are no value."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
+from aiohttp import web
 
 from kpi_collector.collect.numbers import parse_number
+from kpi_collector.demo.server import BackgroundServer
+from tests.cli import run_kpi
 from tests.numbers_caches import _fresh_number_caches  # noqa: F401 (autouse)
 
 
@@ -110,3 +118,65 @@ def test_lower_bounds_and_approximations_read_as_shown(text: str, value: float |
             parse_number(text)
     else:
         assert parse_number(text) == value
+
+
+SHOP = """<html lang="de"><body>
+<div itemscope itemtype="https://schema.org/Product">
+  <meta itemprop="price" content="1.234"><span id="shown">1,234 €</span>
+  <meta itemprop="ratingCount" content="1234">
+  <data id="units" value="1.5">1,5 Stück</data>
+  <span id="tip" title="1.234,5 Downloads">mehr</span>
+</div></body></html>"""
+
+
+@pytest.fixture
+def shop() -> Iterator[str]:
+    app = web.Application()
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(text=SHOP, content_type="text/html")
+
+    app.router.add_get("/", handler)
+    with BackgroundServer(app) as url:
+        yield url
+
+
+def test_an_attribute_is_a_programs_number_not_the_pages(shop: str, workdir: Path) -> None:
+    """An attribute's number is written for programs (schema.org's `content="1.234"` is
+    1.234, HTML's `<data value>` a valid floating-point number); on a `de` page it was
+    read as the page writes numbers, 1234. Where `en` and the page read it differently
+    it is an error asking for the metric's `locale:`; the page's own text stays `de`."""
+    (workdir / "kpi.yaml").write_text(f"""\
+sources:
+  - name: shop
+    type: html
+    url: {shop}/
+    metrics:
+      price: {{css: "meta[itemprop=price]", attr: content}}
+      price_x: {{xpath: "//meta[@itemprop='price']/@content"}}
+      price_en: {{css: "meta[itemprop=price]", attr: content, locale: en}}
+      price_de: {{css: "meta[itemprop=price]", attr: content, locale: de}}
+      shown: "#shown"
+      ratings: {{css: "meta[itemprop=ratingCount]", attr: content}}
+      units: {{css: "#units", attr: value}}
+      tip: {{css: "#tip", attr: title}}
+""")
+    result = run_kpi(workdir, "run", "--format", "json")
+    assert result.returncode == 1, result.stderr
+    values = {v["kpi"]: v["value"] for v in json.loads(result.stdout)["values"]}
+    assert values == {
+        "shop.price_en": 1.234,
+        "shop.price_de": 1234,  # the metric says so itself
+        "shop.shown": 1.234,  # the page's text, as de writes it
+        "shop.ratings": 1234,
+        "shop.units": 1.5,  # 1.5 reads one way only
+        "shop.tip": 1234.5,  # a text for people, that every reading agrees on
+    }
+    with sqlite3.connect(workdir / "kpi.db") as conn:
+        errors = dict(conn.execute("SELECT kpi, message FROM run_errors"))
+    assert set(errors) == {"shop.price", "shop.price_x"}
+    for name in ("price", "price_x"):
+        assert errors[f"shop.{name}"] == (
+            f"{name}: '1.234' reads as 1.234 (as programs and en write numbers) or 1234 (as "
+            "de writes them); set `locale:` on the metric to say which (en for 1.234)"
+        )

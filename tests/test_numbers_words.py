@@ -96,11 +96,20 @@ def test_an_ordinal_suffix_that_does_not_fit_its_number_is_no_ordinal(text: str)
 
 
 def test_a_page_reads_a_label_in_its_own_element_and_refuses_a_code() -> None:
-    """Minified markup (`<span>Users</span><span>12</span>`) is laid out with the label
-    apart from the number; a version or code in the text itself is an error."""
-    page = b"<div id=k><span>Users</span><span>12,374</span></div><p id=v>Release v2.1</p>"
+    """A label and its number in elements with a space between them are read; minified
+    markup (`<span>Users</span><span>12,374</span>`) shows `Users12,374` to a browser
+    without a stylesheet, letters touching the number as in a code: an error that says to
+    select the number's own element, which reads it. A version or code in the text itself
+    is an error."""
+    page = (
+        b"<div id=k><span>Users</span> <span>12,374</span></div>"
+        b"<div id=m><span>Users</span><span id=n>12,374</span></div><p id=v>Release v2.1</p>"
+    )
     document = HtmlDocument(page)
     assert document.metric("k", CSS("#k")) == 12374
+    with pytest.raises(ExtractError, match=r"^m: 'Users12,374': .*select the number's own"):
+        document.metric("m", CSS("#m"))
+    assert document.metric("n", CSS("#n")) == 12374
     with pytest.raises(ExtractError, match=r"^v: 'Release v2.1': .*joined to the letters 'v'"):
         document.metric("v", CSS("#v"))
 
@@ -338,3 +347,84 @@ def test_hundreds_dozens_and_scale_words_in_a_row(
     text: str, locale: str | None, value: float
 ) -> None:
     assert parse_number(text, locale) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "value"),
+    [
+        ("1.2万", "zh", 12_000),
+        ("3亿", "zh", 300_000_000),
+        ("12万亿元", "zh", 12e12),  # CLDR zh 万亿: 10^4 × 10^8
+        ("5万亿", "zh", 5e12),
+        ("3億", "ja", 300_000_000),
+        ("12億円", "ja", 1_200_000_000),
+        ("2兆", "ja", 2e12),
+        ("1京", "ja", 1e16),
+        ("3億", "zh-Hant", 300_000_000),
+        ("3億", "yue", 300_000_000),
+        ("5千", "yue", 5000),  # CLDR yue 千
+        # a small scale before a larger one multiplies it, as written
+        ("1.5千万", "zh", 15_000_000),
+        ("100百万", "ja", 100_000_000),
+        ("十万", "ja", None),  # no digits: no number
+        ("3천만원", "ko", 30_000_000),
+        ("3천원", "ko", 3000),
+        ("5 万", "zh", 50_000),
+    ],
+)
+def test_cjk_scale_characters_after_digits(text: str, locale: str, value: float | None) -> None:
+    if value is None:
+        with pytest.raises(ValueError, match="no number"):
+            parse_number(text, locale)
+    else:
+        assert parse_number(text, locale) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "error"),
+    [
+        # a scale character the locale does not write: before, the whole glued word was
+        # passed over (`12億円` under zh read 12, `12万人` under en 12)
+        ("12億円", "zh", "'億' after the number could be a scale word"),
+        ("12万人", "en", "'万' after the number could be a scale word"),
+        ("1.2万次", "en", "'万' after the number could be a scale word"),
+        ("12万人", "zh-Hant", "'万' after the number could be a scale word"),
+        ("3亿", "ja", "'亿' after the number could be a scale word"),
+        ("2兆", "zh", "'兆' after the number could be a scale word"),  # 10^6 or 10^12
+        ("1京", "zh", "'京' after the number could be a scale word"),
+        # a small scale not before a larger one: 5千克 is 5 kilograms, 3百貨店 three
+        # department stores; before, 1.5千万 read 1.5 and 100百万 100
+        ("5千", "zh", "'千' after the number could be a scale word"),
+        ("5千克", "zh", "'千' after the number"),
+        ("3百貨店", "ja", r"'百' after the number could be a scale word \(×100\)"),
+        ("100百万", "en", "after the number could be a scale word"),
+        ("3亿万", "zh", "do not multiply in order"),
+        # the number goes on in Han numerals: 12万三千 is 123,000, not 120,000
+        ("12万三千", "zh", "goes on in Chinese numerals"),
+        ("12万〇五百", "zh", "goes on in Chinese numerals"),
+        ("3万两千", "zh", "goes on in Chinese numerals"),
+        # several numbers, or none in digits
+        ("3万5千", "zh", "more than one number"),
+        ("1万2000", "ja", "more than one number"),
+        ("一万二千", "zh", "no number"),
+        ("二〇二三", "zh", "no number"),
+    ],
+)
+def test_cjk_text_read_wrongly_is_an_error(text: str, locale: str, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        parse_number(text, locale)
+
+
+def test_a_cjk_page_reads_its_scale_in_its_language() -> None:
+    """Through a page: its `lang` decides which scale characters it writes."""
+    page = (
+        "<div lang=ja><p id=a>売上高 <b>12</b>億円</p><p id=b>1.5千万人</p></div>"
+        "<div lang=zh-CN><p id=c>12億円</p><p id=d>共<span>12</span>万<span>三千</span>人</p></div>"
+    )
+    document = HtmlDocument(page)
+    assert document.metric("a", CSS("#a")) == 1_200_000_000
+    assert document.metric("b", CSS("#b")) == 15_000_000
+    with pytest.raises(ExtractError, match=r"^c: '12億円': '億' after the number"):
+        document.metric("c", CSS("#c"))
+    with pytest.raises(ExtractError, match=r"^d: .*goes on in Chinese numerals"):
+        document.metric("d", CSS("#d"))

@@ -32,6 +32,8 @@ def format_value(value: float, unit: str | None = None) -> str:
         text = f"{value:,.2f}".rstrip("0").rstrip(".")
     else:
         text = f"{value:.4g}"
+    if text.startswith("-") and _shows_zero(text):
+        text = text[1:]  # -0.001 USD is "$0.00": a zero shown has no sign
     if not unit:
         return text
     if unit.upper() in _CURRENCY:
@@ -40,6 +42,12 @@ def format_value(value: float, unit: str | None = None) -> str:
     if unit == "%":
         return f"{text}%"
     return f"{text} {unit}"
+
+
+def _shows_zero(text: str) -> bool:
+    """Whether a formatted number shows zero ("0.00", "-0", "-$0.00"): no digit but 0
+    before any exponent."""
+    return not re.search("[1-9]", text.split("e")[0])
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:
@@ -68,20 +76,23 @@ def marker(current: float, previous: float | None) -> str:
 
 def format_change(current: float, previous: float | None, unit: str | None = None) -> str:
     """ "+12 (+1.67%)", "-3 (-0.5%)", "±0", or "new" without a previous value; a `ratio`
-    changes in percentage points: 0.2 → 0.25 is "+5 pp (+25.00%)"."""
+    changes in percentage points: 0.2 → 0.25 is "+5 pp (+25.00%)". A change or a percent
+    that shows as zero has no sign: -0.001 USD is "±$0.00 (0.00%)", never "-$0.00"."""
     if previous is None:
         return "new"
     delta = current - previous
     if delta == 0:
         return "±0"
-    sign = "+" if delta > 0 else "-"
     if unit == "ratio":  # a change of a share is in percentage points, not in percent
-        text = f"{sign}{format_value(round(abs(delta) * 100, 10))} pp"
+        size = f"{format_value(round(abs(delta) * 100, 10))} pp"
     else:
-        text = f"{sign}{format_value(abs(delta), unit)}"
+        size = format_value(abs(delta), unit)
+    sign = "±" if _shows_zero(size) else "+" if delta > 0 else "-"
+    text = sign + size
     pct = percent_change(current, previous)
     if pct is not None:
-        text += f" ({pct:+.2f}%)"
+        shown = f"{pct:+.2f}"
+        text += f" ({shown[1:] if _shows_zero(shown) else shown}%)"
     return text
 
 

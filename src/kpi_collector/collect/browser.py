@@ -310,7 +310,10 @@ _FIRST_PAUSE, _LAST_PAUSE = 0.1, 1.0
 #: content), as `wait_for` (Playwright's selectors pierce open shadow roots) sees it;
 #: null when the page has no shadow root (`page.content()` is then the same, and faster).
 #: With `shown` true, each element of the body the page does not show (no box, or
-#: `visibility: hidden`: a stylesheet hides it) gets a `hidden` attribute in the copy.
+#: `visibility: hidden`: a stylesheet hides it) gets a `hidden` attribute in the copy, and
+#: each one it lays out as a box of its own in the flow (a block, a flex or grid item, a
+#: table cell; not an inline-block, nor one positioned out of the flow) `data-kpi-box`, so
+#: that `layout.layout_text` reads no number across its edge, as a person sees none.
 _COMPOSED = """(shown) => {
   const hosts = [...document.querySelectorAll('*')].some(e => e.shadowRoot);
   if (!hosts && !shown) return null;
@@ -318,6 +321,12 @@ _COMPOSED = """(shown) => {
     typeof node.checkVisibility === 'function' &&
     !node.checkVisibility({visibilityProperty: true}) &&
     getComputedStyle(node).display !== 'contents';
+  const boxed = node => {
+    if (!shown || !document.body || !document.body.contains(node)) return false;
+    const style = getComputedStyle(node);
+    return !/^(inline|contents|none)/.test(style.display) &&
+      style.position !== 'absolute' && style.position !== 'fixed';
+  };
   const out = document.implementation.createHTMLDocument('');
   const copy = (node, into) => {
     if (node.nodeType === Node.ELEMENT_NODE) {
@@ -328,6 +337,7 @@ _COMPOSED = """(shown) => {
       }
       const element = out.importNode(node, false);
       if (unseen(node)) element.setAttribute('hidden', '');
+      else if (boxed(node)) element.setAttribute('data-kpi-box', '');
       into.appendChild(element);
       for (const child of (node.shadowRoot || node).childNodes) copy(child, element);
     } else if (node.nodeType === Node.TEXT_NODE || node.nodeType === Node.COMMENT_NODE) {

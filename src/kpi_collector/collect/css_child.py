@@ -1,7 +1,7 @@
 """A CSS selector matched by Lexbor in a process of its own, for `HtmlDocument.css` when the
 page could make the selector backtrack for hours (the parent kills this process at its
 limit). Reads one JSON line ({"selector", "count", "attr"}) and then the page as UTF-8 on
-stdin; writes {"count": n} or {"found", "text", "attr", "lang"} as JSON on stdout.
+stdin; writes {"count": n} or {"found", "text", "attr", "lang", "counter", "busy"} as JSON on stdout.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def main() -> None:
     _die_with_parent()
     from selectolax.lexbor import LexborHTMLParser
 
-    from kpi_collector.collect.layout import layout_text, nearest_lang
+    from kpi_collector.collect.layout import busy, counter_target, layout_text, nearest_lang
 
     data = sys.stdin.buffer.read()
     header, _, page = data.partition(b"\n")
@@ -44,6 +44,8 @@ def main() -> None:
         answer = {"found": node is not None, "text": None, "attr": None, "lang": None}
         if node is not None:
             answer["text"] = layout_text(node)
+            answer["counter"] = counter_target(node)  # a placeholder's signs (`finish_shown`)
+            answer["busy"] = busy(node)
             if request["attr"] is not None:
                 answer["attr"] = node.attributes.get(request["attr"])
             answer["lang"] = nearest_lang(node)  # the element's language

@@ -14,7 +14,16 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from kpi_collector.collect.layout import PARAGRAPH, layout_text, lxml_layout_text, nearest_lang
+from kpi_collector.collect.layout import (
+    PARAGRAPH,
+    busy,
+    counter_target,
+    layout_text,
+    lxml_busy,
+    lxml_counter_target,
+    lxml_layout_text,
+    nearest_lang,
+)
 from kpi_collector.collect.numbers import (
     LARGEST_EXACT,
     exact_float,
@@ -158,7 +167,8 @@ def finish(
     float, Decimal, Fraction, any `numbers.Real`) is stored as a float, so one that a float
     does not hold exactly past 2**53 (9007199254740993, 10**400) is an error, never rounded.
     A boolean is no number: an error, unless `map:` names its JSON spelling (`"true": 1`).
-    `machine`: the text is a program's (a JSON string, a query's or a command's), where
+    `machine`: the text is a program's (a JSON string, a query's or a command's, an HTML
+    attribute's such as `<meta itemprop="price" content="1.234">`), where
     `1.234` is also how JSON writes 1.234; under a `locale` that reads it otherwise (de:
     1234) and no `locale:` of the metric's own, it is an error.
     """
@@ -383,6 +393,71 @@ def from_json(name: str, document: Any, metric: PlainMetric, locale: str | None 
     return finish_plain(name, found, metric, locale)
 
 
+def finish_shown(
+    name: str,
+    text: str,
+    metric: PlainMetric,
+    locale: str | None,
+    *,
+    counter: tuple[str, str] | None,
+    busy: bool,
+) -> float:
+    """`finish` for the text an element shows, which may be a placeholder a script replaces
+    later, as the element says itself: a counter script animates its text up to the number
+    a `counter` attribute holds (Elementor `<span data-to-value="1234">0</span>`), and
+    `aria-busy="true"` (`busy`) marks content still being filled. The text's 0 there, or a
+    plain number short of the counter's (a count caught mid-animation), is an error, never
+    stored: `render: true` reads such a page again until the script is done. `allow_zero:
+    true` takes a 0 as it is."""
+    value = finish(name, text, metric, locale)
+    if metric.allow_zero or metric.map is not None:
+        return value
+    if counter is not None:
+        attribute, target = counter
+        # a nonzero count short of a `data-target`/`data-count` may be its own number (a
+        # goal beside the amount raised): only the names counter scripts animate to say so
+        animates = _ANIMATES_TO.search(attribute.lower()) is not None
+        if value != float(target) and (
+            value == 0 or (animates and _unscaled(text, value, metric, locale))
+        ):
+            raise ExtractError(
+                f"{name}: the element shows {_short(text)} while the page's script counts it "
+                f"to its `{attribute}` ({target}): read that with `attr: {attribute}`, or "
+                "`render: true` to read the text once the script is done (`regex:` reads "
+                "the text as it is)"
+                + ("; if 0 is the value, set `allow_zero: true`" if value == 0 else "")
+            )
+    if value == 0 and busy:
+        raise ExtractError(
+            f'{name}: the element shows 0 but the page marks it busy (aria-busy="true"): '
+            "a script has not filled it yet; `render: true` reads it once it has, and if 0 "
+            "is the value, set `allow_zero: true`"
+        )
+    return value
+
+
+#: counter attributes that only ever name the number a script counts up to (Elementor
+#: `data-to-value`, jQuery countTo `data-to`, PureCounter `data-purecounter-end`)
+_ANIMATES_TO = re.compile(
+    r"-(?:to|to-value|end-value|endval|count-to|countup|purecounter-end|number-value)$"
+)
+
+
+def _unscaled(text: str, value: float, metric: PlainMetric, locale: str | None) -> bool:
+    """Whether `value` is the digits `text` shows as they are (`617`), not scaled or
+    rounded (`1.2k`), so a counter's different number is not the same one written short."""
+    if metric.regex is not None:
+        return False
+    spans = number_spans(text)
+    if len(spans) != 1:
+        return False
+    try:
+        digits = parse_number(text[slice(*spans[0])], metric.locale or locale)
+    except ValueError:
+        return False
+    return digits == abs(value)
+
+
 def _counted(name: str, n: int, metric: PlainMetric, what: str) -> float:
     if n == 0 and not metric.allow_zero:
         raise ExtractError(
@@ -568,8 +643,15 @@ class HtmlDocument:
         if metric.attr is not None:
             if answer["attr"] is None:
                 raise ExtractError(f"{name}: {selector!r} has no attribute {metric.attr!r}")
-            return finish(name, answer["attr"], metric, locale)
-        return finish(name, answer["text"], metric, locale)
+            return finish(name, answer["attr"], metric, locale, machine=True)
+        return finish_shown(
+            name,
+            answer["text"],
+            metric,
+            locale,
+            counter=answer["counter"] and (answer["counter"][0], answer["counter"][1]),
+            busy=answer["busy"],
+        )
 
     def css(self, name: str, metric: PlainMetric) -> float:
         selector = metric.css
@@ -594,8 +676,15 @@ class HtmlDocument:
             raw = node.attributes.get(metric.attr)
             if raw is None:
                 raise ExtractError(f"{name}: {selector!r} has no attribute {metric.attr!r}")
-            return finish(name, raw, metric, self._locale(metric, node))
-        return finish(name, layout_text(node), metric, self._locale(metric, node))
+            return finish(name, raw, metric, self._locale(metric, node), machine=True)
+        return finish_shown(
+            name,
+            layout_text(node),
+            metric,
+            self._locale(metric, node),
+            counter=counter_target(node),
+            busy=busy(node),
+        )
 
     def _locale(self, metric: PlainMetric, node: Any) -> str | None:
         if metric.locale or self.locale:
@@ -634,11 +723,25 @@ class HtmlDocument:
                 raw = first.get(metric.attr)
                 if raw is None:
                     raise ExtractError(f"{name}: {expression!r} has no attribute {metric.attr!r}")
-                return finish(name, raw, metric, self._lxml_locale(metric, first))
-            text = lxml_layout_text(first) if hasattr(first, "iter") else str(first)
+                return finish(name, raw, metric, self._lxml_locale(metric, first), machine=True)
             owner = first.getparent() if hasattr(first, "getparent") else None
             element = first if hasattr(first, "xpath") else owner
-            return finish(name, text, metric, self._lxml_locale(metric, element))
+            if not hasattr(first, "iter"):  # a text or an attribute's value
+                return finish(
+                    name,
+                    str(first),
+                    metric,
+                    self._lxml_locale(metric, element),
+                    machine=bool(getattr(first, "is_attribute", False)),
+                )
+            return finish_shown(
+                name,
+                lxml_layout_text(first),
+                metric,
+                self._lxml_locale(metric, element),
+                counter=lxml_counter_target(first),
+                busy=lxml_busy(first),
+            )
         value = found if isinstance(found, int | float) else str(found)
         locale = self._lxml_locale(metric, self._lxml)
         if isinstance(value, float) and _XPATH_READS_TEXT.search(expression):

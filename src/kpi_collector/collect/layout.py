@@ -5,11 +5,12 @@ process that matches a costly CSS selector (`css_child`) reads text the same way
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-#: elements a browser lays out on lines of their own (HTML standard, rendering section 15.3),
-#: and `sup`/`sub`, set apart from the baseline: text on either side of their edges is
-#: never one number (`<li>5</li><li>120</li>` is not 5120, `1,234<sup>1</sup>` not 12341)
+#: elements a browser lays out on lines of their own (HTML standard, rendering section 15.3):
+#: text on either side of their edges is never one number (`<li>5</li><li>120</li>` is not
+#: 5120)
 _APART = frozenset(
     [
         "address",
@@ -51,6 +52,7 @@ _APART = frozenset(
         "option",
         "p",
         "pre",
+        "search",
         "section",
         "summary",
         "table",
@@ -61,80 +63,175 @@ _APART = frozenset(
         "thead",
         "tr",
         "ul",
-        "sup",
-        "sub",
+        # boxes of their own a page draws side by side, never one run of text: form
+        # controls (`<button>1</button><button>2</button>` is pagination, not 12), ruby
+        # annotations, and SVG text, which the drawing places piece by piece
+        "button",
+        "select",
+        "textarea",
+        "meter",
+        "progress",
+        "rt",
+        "svg",
+        "text",
+        # text struck out, no longer the value (`<s>99</s>79` is an old and a new price,
+        # not 9979)
+        "del",
+        "s",
+        "strike",
     ]
 )
+#: the attribute a rendered page's copy gives each element its stylesheet lays out as a box
+#: of its own (`browser._COMPOSED`): apart, as the elements of `_APART` are
+BOX = "data-kpi-box"
+#: `sup` and `sub`, set apart from the baseline: digits on either side of their edges are
+#: never one number (`1,234<sup>1</sup>` is not 12341, `10<sup>6</sup>` not 106), while
+#: letters touching them are shown touching (`5<sup>th</sup>` is 5th, `x<sup>2</sup>` x2)
+_RAISED = frozenset(["sup", "sub"])
 
+
+#: elements whose content a page does not show (a script's or stylesheet's source, a
+#: template, what a browser that runs scripts leaves out, fallback content): `1,234<script>n = 5</script>` is
+#: 1234 on the page, not two numbers; an element with the `hidden` attribute neither
+_UNSHOWN = frozenset(
+    [
+        "script",
+        "style",
+        "template",
+        "noscript",
+        "rp",
+        # fallback content a browser that plays or draws them does not show
+        "canvas",
+        "video",
+        "audio",
+        "iframe",
+        "noembed",
+        "noframes",
+        "datalist",
+        # an SVG drawing's tooltip and description
+        "title",
+        "desc",
+    ]
+)
 
 #: what `layout_text` puts between lines: `parse_number` reads no number across it
 PARAGRAPH = "\u2029"
 
 
 def layout_text(node: Any) -> str:
-    """The text of a parsed HTML `node` (selectolax) as a metric reads it: text nodes in
-    document order, joined by a space within a line (`<span>1</span><span>234</span>` is
-    `1 234`) and by U+2029 (paragraph separator) across the edge of an element in
-    `_APART`, across which `parse_number` never reads one number."""
+    """The text of a parsed HTML `node` (selectolax) as a metric reads it: the text nodes a
+    page shows (none inside `_UNSHOWN` or `hidden` elements), in document order, joined
+    as written within a line (`<span>1</span><span>234</span>` is `1234` and `<b>v</b>2.1`
+    `v2.1`, as a browser shows them) and by U+2029 (paragraph separator) across the edge
+    of an element in `_APART` (and digits across the edge of one in `_RAISED`), across
+    which `parse_number` never reads one number."""
     parts: list[str] = []
-    last: int | None = None
+    last: _Place | None = None
     for item in node.traverse(include_text=True):
         if item.tag != "-text":
-            if item.tag == "br":
-                last = -1
+            if item.tag == "br" and _place(item, node) is not None:
+                last = (-1, -1)
             continue
         text = item.text_content or ""
         if not text:
             continue
-        owner = _owner(item, node)
-        if parts:
-            parts.append(_junction(parts[-1], text, same_line=owner == last))
+        place = _place(item, node)
+        if place is None:
+            continue
+        if parts and last is not None:
+            parts.append(_junction(parts[-1], text, last, place))
         parts.append(text)
-        last = owner
+        last = place
     return "".join(parts)
 
 
-def _owner(item: Any, root: Any) -> int:
-    """The `mem_id` of the nearest `_APART` element holding `item`, else of `root`."""
+#: where a text is: (its line, its raised run), ids of the elements that hold them
+_Place = tuple[int, int]
+
+
+def _place(item: Any, root: Any) -> _Place | None:
+    """The `mem_id`s of the nearest `_APART` and `_RAISED` elements holding `item`, each
+    else of `root`; None when an element below `root` holding it is not shown."""
+    line: int | None = None
+    raised: int | None = None
     parent = item.parent
     while parent is not None and parent.mem_id != root.mem_id:
-        if parent.tag in _APART:
-            return int(parent.mem_id)
+        if _unshown(parent.tag, parent.attributes):
+            return None
+        if line is None and (parent.tag in _APART or BOX in parent.attributes):
+            line = int(parent.mem_id)
+        if raised is None and line is None and parent.tag in _RAISED:
+            raised = int(parent.mem_id)
         parent = parent.parent
-    return int(root.mem_id)
+    top = int(root.mem_id)
+    return (top if line is None else line, top if raised is None else raised)
+
+
+#: an inline style that hides an element (`style="display: none"`)
+_HIDING_STYLE = re.compile(r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*hidden)\b", re.I)
+#: classes that hide an element from sight by convention, for screen readers only
+#: (Bootstrap `sr-only`/`visually-hidden`, WordPress `screen-reader-text`, H5BP)
+_SCREEN_READER_ONLY = frozenset(
+    ["sr-only", "visually-hidden", "visuallyhidden", "screen-reader-text"]
+)
+
+
+def _unshown(tag: Any, attributes: Any) -> bool:
+    """Whether an element's content is not shown: `_UNSHOWN`, `hidden`, hidden by its
+    inline style or by a screen-reader-only class (`1,234<span style="display:none">5</span>`
+    shows 1,234, not 12345)."""
+    if tag in _UNSHOWN or "hidden" in attributes:
+        return True
+    if tag == "dialog" and "open" not in attributes:  # a closed dialog is not shown
+        return True
+    style = attributes.get("style")
+    if style and _HIDING_STYLE.search(style):
+        return True
+    classes = attributes.get("class")
+    return bool(classes) and not _SCREEN_READER_ONLY.isdisjoint(classes.split())
 
 
 def lxml_layout_text(element: Any) -> str:
     """`layout_text` for an lxml element (the XPath extractor); comments are no text."""
-    parts: list[tuple[str, int]] = []
+    parts: list[tuple[str, _Place]] = []
+    line = [0]  # a new line at each edge of an `_APART` element, start and end
 
-    def walk(current: Any, owner: int) -> None:
+    def walk(current: Any, raised: int) -> None:
         if isinstance(current.tag, str):  # an element, not a comment
-            _add(parts, current.text, owner)
+            _add(parts, current.text, (line[0], raised))
         for child in current:
-            apart = isinstance(child.tag, str) and child.tag in _APART
-            walk(child, id(child) if apart else owner)
-            # text after a line of its own (`</li>`, `<br>`) starts a new line
-            _add(parts, child.tail, -id(child) if apart else owner)
+            tag = child.tag if isinstance(child.tag, str) else None
+            if tag is not None and not _unshown(tag, child.attrib):
+                if tag in _APART or BOX in child.attrib:
+                    line[0] += 1
+                    walk(child, raised)
+                    line[0] += 1
+                else:
+                    walk(child, id(child) if tag in _RAISED else raised)
+            _add(parts, child.tail, (line[0], raised))
 
-    walk(element, id(element))
+    walk(element, 0)
     return "".join(text for text, _ in parts)
 
 
-def _add(parts: list[tuple[str, int]], text: str | None, owner: int) -> None:
+def _add(parts: list[tuple[str, _Place]], text: str | None, place: _Place) -> None:
     if not text:
         return
     if parts:
-        parts.append((_junction(parts[-1][0], text, same_line=parts[-1][1] == owner), owner))
-    parts.append((text, owner))
+        parts.append((_junction(parts[-1][0], text, parts[-1][1], place), place))
+    parts.append((text, place))
 
 
-def _junction(before: str, after: str, *, same_line: bool) -> str:
-    """What goes between two texts: a line break across a line's edge, else a space
-    unless one of them brings its own (a page shows a run of spaces as one)."""
-    if not same_line:
+def _junction(before: str, after: str, was: _Place, place: _Place) -> str:
+    """What goes between two texts: a line break across a line's edge; nothing within a
+    line, where a page shows texts as written (a space only where the page has one); at
+    the edge of a raised run, nothing where letters touch it (`5<sup>th</sup>`), else a
+    line break (`1,234<sup>1</sup>` is two numbers)."""
+    if was[0] != place[0]:
         return PARAGRAPH
-    return "" if before[-1:].isspace() or after[:1].isspace() else " "
+    if was[1] == place[1] or before[-1:].isalpha() or after[:1].isalpha():
+        return ""
+    return PARAGRAPH
 
 
 def nearest_lang(node: Any) -> str | None:
@@ -146,3 +243,66 @@ def nearest_lang(node: Any) -> str | None:
             return str(attributes["lang"])
         node = node.parent
     return None
+
+
+#: data attributes holding the number a counter script animates an element's text up to,
+#: from 0 or from a start it shows first (Elementor `data-to-value`, PureCounter
+#: `data-purecounter-end`, jQuery countTo `data-to`, many themes `data-target`/`data-count`)
+_COUNTER_ATTRIBUTE = re.compile(
+    r"data-(?:[a-z0-9]+-)*(?:to|to-value|target|end|end-value|endval|count|count-to|countup"
+    r"|counter|number-value|stop)"
+)
+_PLAIN = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
+def counter_target(node: Any) -> tuple[str, str] | None:
+    """The first counter attribute (`_COUNTER_ATTRIBUTE`, its value a plain number such as
+    `1234`) on a parsed HTML `node` (selectolax) or an element inside it that holds text, in
+    document order, as (name, value); None when there is none."""
+    for element in node.traverse():
+        found = _counter(element.attributes)
+        if found is not None and element.text(deep=True).strip():
+            return found
+    return None
+
+
+def lxml_counter_target(element: Any) -> tuple[str, str] | None:
+    """`counter_target` for an lxml element."""
+    for inner in element.iter():
+        if isinstance(inner.tag, str):
+            found = _counter(inner.attrib)
+            if found is not None and "".join(inner.itertext()).strip():
+                return found
+    return None
+
+
+def _counter(attributes: Any) -> tuple[str, str] | None:
+    """A counter attribute among `attributes`, one that holds text (a carousel's
+    `data-slide-to="2"` indicator holds none, and names no count)."""
+    for name, value in (attributes or {}).items():
+        lowered = name.lower()
+        if "slide" in lowered:
+            continue
+        if _COUNTER_ATTRIBUTE.fullmatch(lowered) and _PLAIN.fullmatch((value or "").strip()):
+            return name, value.strip()
+    return None
+
+
+def busy(node: Any) -> bool:
+    """Whether a parsed HTML `node` (selectolax) or an ancestor says its content is still
+    being filled (`aria-busy="true"`, WAI-ARIA)."""
+    while node is not None:
+        attributes = getattr(node, "attributes", None) or {}
+        if (attributes.get("aria-busy") or "").strip().lower() == "true":
+            return True
+        node = node.parent
+    return False
+
+
+def lxml_busy(element: Any) -> bool:
+    """`busy` for an lxml element."""
+    return any(
+        (str(e.get("aria-busy") or "")).strip().lower() == "true"
+        for e in [element, *element.iterancestors()]
+        if isinstance(e.tag, str)
+    )

@@ -519,6 +519,7 @@ def parse_number(text: str, locale: str | None = None) -> float:
         value = value.scaleb(int(exponent.group(1)), _EXACT)
     before, after = normal[: match.start()], normal[end:]
     _glued_before(before, text, rules)
+    _arrow(before, after, text, rules)
     if _UPPER_BOUND.search(before):
         raise ValueError(
             f"{_quote(text)}: the number is a bound (the value is less than it), not the "
@@ -543,6 +544,33 @@ def parse_number(text: str, locale: str | None = None) -> float:
 #: the digits a number is computed with before its one rounding to a float: every digit a
 #: page writes (a stored number has 17), times any scale, exactly
 _EXACT = Context(prec=60)
+
+
+#: arrows and triangles that say a number went down (`▼ 5%`, `⬇ 1.67%`, as kpi's own
+#: messages write a fall): the number written is its size, the value it stands for negative
+_DOWN = frozenset("▼▽↓⬇🔻⇓")  # not the carets of a menu (▾, ⏷)
+#: what Japanese accounts write for a minus (`▲1,234`, `△5%`), elsewhere an arrow up
+_JAPANESE_MINUS = frozenset("▲△")
+
+
+def _arrow(before: str, after: str, text: str, rules: NumberLocale) -> None:
+    """ValueError when an arrow down touches the number, before it or after it (after a
+    percent or currency sign), or a triangle up before it on a Japanese page: it may be the
+    number's sign or only a mark beside it, so the value may be negative; never the
+    positive number as if the arrow were not there."""
+    ahead = re.search(r"[^\w\s]{0,3} ?[^\w\s]{0,3} ?$", before)
+    behind = re.match(r" ?[^\w\s]{0,3} ?[^\w\s]{0,3}", after)
+    marks = (ahead.group() if ahead else "") + (behind.group() if behind else "")
+    down = [char for char in marks if char in _DOWN]
+    if ahead is not None and rules.tag.split("-")[0] == "ja":
+        down += [char for char in ahead.group() if char in _JAPANESE_MINUS]
+    if down:
+        mark = down[0]
+        raise ValueError(
+            f"{_quote(text)}: the {mark!r} beside the number may make it negative (a fall, "
+            "or a minus as Japanese accounts write it) or only mark it; pick the number "
+            "with `regex:`, or `map:` the text"
+        )
 
 
 #: a sign before the number that makes it an upper bound (`<1%`, `≤ 5`): the value is below
@@ -644,6 +672,10 @@ def _split_by_line(text: str) -> bool:
     )
 
 
+#: superscript and subscript signs
+_RAISED_SIGNS = frozenset("⁻⁺₋₊")
+
+
 def _numeral_after(value: Decimal, after: str, text: str) -> tuple[Decimal, str]:
     """A numeral character right after the number (one space allowed), which the decimal
     digits do not include: a vulgar fraction adds to a whole number (`2½` is 2.5, Unicode
@@ -651,6 +683,11 @@ def _numeral_after(value: Decimal, after: str, text: str) -> tuple[Decimal, str]
     `12①`) may be an exponent, a footnote mark or part of the number, so it is an error.
     Returns the value and the text after the numeral."""
     head = after[1:] if after.startswith(" ") else after
+    if head[:1] in _RAISED_SIGNS and unicodedata.category(head[1:2] or " ") == "No":
+        raise ValueError(  # `10⁻⁶`: a raised minus and digits, an exponent
+            f"{_quote(text)}: the {head[:2]!r} after the number may be an exponent or a "
+            "footnote mark; pick the number with `regex:`"
+        )
     if not head or unicodedata.category(head[0]) not in ("No", "Nl"):
         return value, after
     char = head[0]
@@ -746,6 +783,9 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> tuple[flo
     `after` without a scale written after the number (so `(1.5k)` is accounting
     parentheses around the number alone)."""
     if after:
+        han = _han_scale(after, text, rules)
+        if han is not None:
+            return han
         money = _SCALED_CURRENCY.match(after)
         if money is not None and _is_currency(money["currency"], rules):
             # `12 TEUR`, `12 T€`, `2 MSEK`: thousands (German Tausend) or millions of money;
@@ -814,6 +854,70 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> tuple[flo
 
 
 _ENGLISH_MONEY = {"m": 1e6, "b": 1e9}
+
+#: the scale characters Chinese, Japanese and Korean write right after digits: the large
+#: ones (CLDR's compact words: zh 万 亿, ja 万 億 兆 京, zh-Hant 萬 億 兆, ko 만 억 조) and
+#: the small ones that multiply the large one after them (`1.5千万` is 15,000,000,
+#: `100百万` 10^8, `3천만` 30,000,000)
+_HAN_SMALL = {"十": 10.0, "百": 100.0, "千": 1e3, "십": 10.0, "백": 100.0, "천": 1e3}
+_HAN_LARGE = frozenset("万萬亿億兆京만억조")
+
+
+def _han_scale(after: str, text: str, rules: NumberLocale) -> tuple[float, str] | None:
+    """The scale of a run of CJK scale characters right after the number (one space
+    allowed) and the text after it; None when none follows. Each large one must be the
+    locale's own CLDR word (ja 億 is no zh word: zh pages write 亿); a small one counts only
+    before a larger one, or where it is the locale's own word (yue 千, ko 천): `3百貨店`
+    is three department stores. Sizes go up (`千万`, `万亿`); Han numerals after the run
+    (`12万三千`) go on with the number. Anything else is an error, never a guess."""
+    head = after[1:] if after.startswith(" ") else after
+    run = 0
+    while run < len(head) and (head[run] in _HAN_SMALL or head[run] in _HAN_LARGE):
+        run += 1
+    if not run:
+        _han_numeral(head, text)
+        return None
+    scale, last = 1.0, 0.0
+    for index, char in enumerate(head[:run]):
+        size = rules.scales.get(char)
+        if size is None and char in _HAN_SMALL and index + 1 < run:
+            size = _HAN_SMALL[char]
+        if size is None or math.isnan(size):
+            known = _cldr()[1].get(char) or {_HAN_SMALL.get(char, math.nan): ""}
+            ways = ", ".join(
+                f"×{_show(v)}{' in ' if t else ''}{t.replace('_', '-')}"
+                for v, t in sorted(known.items())
+            )
+            raise ValueError(
+                f"{_quote(text)}: {char!r} after the number could be a scale word ({ways}) "
+                f"that {rules.tag} does not use alone, or begin a word; set `locale:` to the "
+                "page's language, or pick the number with `regex:`"
+            )
+        if size <= last:
+            raise ValueError(
+                f"{_quote(text)}: the scale words {head[:run]!r} after the number do not "
+                "multiply in order; pick the number with `regex:`"
+            )
+        scale, last = scale * size, size
+    _han_numeral(head[run:], text)
+    return scale, head[run:]
+
+
+def _han_numeral(head: str, text: str) -> None:
+    """ValueError when `head` (right after the number or its scale) starts with a Han
+    numeral (`三`, `〇`, `两`): the number goes on in words (`12万三千` is 123,000)."""
+    if head and _is_han_numeral(head[0]):
+        raise ValueError(
+            f"{_quote(text)}: the number goes on in Chinese numerals ({head[0]!r}), which are "
+            "not read; pick the number with `regex:`"
+        )
+
+
+def _is_han_numeral(char: str) -> bool:
+    return char in "两〇" or (
+        unicodedata.numeric(char, None) is not None
+        and unicodedata.name(char, "").startswith("CJK UNIFIED")
+    )
 
 
 def _money_before(before: str, rules: NumberLocale) -> bool:
@@ -925,7 +1029,10 @@ def _negative(before: str, after: str, text: str, rules: NumberLocale) -> bool:
     sign = before[sign_end - 1] if sign_end > 0 and before[sign_end - 1] in _SIGNS else ""
     if sign:
         ahead = before[: sign_end - 1]
-        if ahead and not ahead.endswith((" ", "(")):
+        # after a letter or digit a hyphen joins (`COVID-19`, `5-10`); after a colon, an
+        # equals sign, a quote or a bracket it is a minus (`Growth:-12%`), and after a word
+        # of a script written without spaces (zh `同比-12%`, down 12% on the year)
+        if ahead and not ahead.endswith((" ", "(")) and (_cased(ahead[-1]) or ahead[-1].isdigit()):
             word = re.search(r"[^\s(]+$", ahead)
             if word is None or not _is_currency(word.group(), rules):
                 return False  # a hyphen inside a name, not a minus

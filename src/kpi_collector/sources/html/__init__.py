@@ -177,7 +177,9 @@ class PlainHTML(PlainHttpSource):
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
-        document, url = await self._document(ctx, settle=True)
+        # rendered, what the page does not show is marked `hidden`, so that the metrics
+        # read the text as shown (an odometer's hidden spacer digits are no digits)
+        document, url = await self._document(ctx, settle=True, shown=True)
 
         def read() -> dict[str, float]:
             with self.keeping_page(lambda: document.text, url, ".html"):
