@@ -41,7 +41,7 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
         return _unread_report(
             config,
             now,
-            f"the store {missing} does not exist: nothing has run with this config yet (start "
+            f"{missing}: nothing has run with this config yet (start "
             "`kpi schedule`, or `kpi run`), or the scheduler uses another `store:`",
         )
     scheduler = Scheduler(config)
@@ -176,21 +176,31 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
 
 
 def missing_store(config: Config) -> str | None:
-    """The file of the config's SQLite store when it does not exist yet (opening it would
-    create it and its folder: commands that only read must not), else None. A store that
-    could never be created there (its folder is a file) is not missing: opening it raises
-    the StoreError that says why."""
+    """What says that nothing has written the config's store yet ("the store kpi.db does not
+    exist", "the store postgresql://... has no tables"), else None. Commands that only read
+    ask first: opening the store would create it (a SQLite file and its folder, a database
+    server's tables), and a read must write nothing. A store that could never be opened (its
+    folder is a file, a server that refuses) is not missing: opening it raises the StoreError
+    that says why."""
     import os
 
     from kpi_collector.config.models import sqlite_file
+    from kpi_collector.store import HistoryStore
 
     path = sqlite_file(config.store_url)
-    if path is None or os.path.isfile(path):
+    if path is None:  # a database server: asked without creating or migrating anything
+        try:
+            if HistoryStore(config.store_url).has_schema():
+                return None
+        except StoreError:
+            return None
+        return f"the store {redact(config.store_url)} has no tables"
+    if os.path.isfile(path):
         return None
     folder = os.path.dirname(os.path.abspath(path))
     while not os.path.exists(folder) and os.path.dirname(folder) != folder:
         folder = os.path.dirname(folder)
-    return path if os.path.isdir(folder) else None
+    return f"the store {path} does not exist" if os.path.isdir(folder) else None
 
 
 def _job_row(

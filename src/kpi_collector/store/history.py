@@ -155,6 +155,21 @@ class HistoryStore:
 
         return engine
 
+    def has_schema(self) -> bool:
+        """Whether the database holds a kpi-collector schema (something wrote this store):
+        asked without creating or migrating anything, for commands that only read. Raises
+        StoreError when the database cannot be reached."""
+        if self._engine is not None:
+            return True
+        engine = self._connect()
+        try:
+            with engine.connect() as conn:
+                return _schema_version(conn) is not None
+        except Exception as exc:
+            raise StoreError(f"cannot open store {redact(self.url)!r}: {first_line(exc)}") from None
+        finally:
+            engine.dispose()
+
     def migrate(self) -> int:
         """Bring the schema to the current version; returns that version.
 

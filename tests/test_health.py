@@ -1,0 +1,92 @@
+"""`kpi validate --health` and the commands that only read the store, on a database server:
+reading creates nothing (a store without tables is one nothing ran with yet)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from kpi_collector.cli import main
+from tests.services import require_mysql_url, require_postgres_url
+from tests.test_store import _isolated
+
+CONFIG = f"""\
+schedule: "0 7 * * *"
+sources:
+  - name: seven
+    type: command
+    command: [{sys.executable}, -c, "print(7)"]
+destinations:
+  - {{name: hook, type: webhook, url: 'http://127.0.0.1:9/x'}}
+alerts:
+  - {{kpi: seven.value, below: 1, notify: [hook]}}
+"""
+
+
+@pytest.fixture(params=["postgresql", "mariadb"])
+def server_store(request: pytest.FixtureRequest) -> Iterator[str]:
+    """An empty PostgreSQL schema or MariaDB database, dropped afterwards."""
+    server = require_postgres_url() if request.param == "postgresql" else require_mysql_url()
+    urls = _isolated(server)
+    yield next(urls)
+    next(urls, None)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """`kpi ARGS` in this process: (exit code, stdout, stderr)."""
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        try:
+            code = main(list(args))
+        except SystemExit as exc:
+            code = exc.code
+        out = capsys.readouterr()
+        return int(code or 0), out.out, out.err
+
+    return invoke
+
+
+def tables(url: str) -> list[str]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return sorted(sa.inspect(conn).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_reading_a_server_store_nothing_ran_with_creates_no_table(
+    server_store: str, tmp_path: Path, cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    """On SQLite a health probe creates no file; on PostgreSQL/MariaDB it created every table
+    (and a schema_version row), so an empty store looked like a fresh install that ran. Now
+    the probe and every command that only reads leave the database as it was."""
+    (tmp_path / "kpi.yaml").write_text(f'store: "{server_store}"\n' + CONFIG)
+    config = str(tmp_path / "kpi.yaml")
+    code, out, _ = cli("-c", config, "validate", "--health", "--format", "json")
+    doc = json.loads(out)
+    assert code == 1 and doc["ok"] is False and doc["last_run"] is None
+    (problem,) = doc["problems"]
+    assert "has no tables: nothing has run with this config yet" in problem
+    assert [(j["job"], j["overdue"], j["not_run_yet"]) for j in doc["jobs"]] == [
+        ("main", False, True)
+    ]
+    code, out, _ = cli("-c", config, "validate", "--health")
+    assert code == 1 and out.startswith("health: PROBLEMS") and "not run yet" in out
+    code, out, _ = cli("-c", config, "alerts", "list")
+    assert code == 0 and "[never checked]" in out
+    assert cli("-c", config, "history", "--format", "json")[0] == 0
+    code, out, _ = cli("-c", config, "deliver", "--list")
+    assert code == 0 and "no deliveries yet" in out
+    assert cli("-c", config, "report", "--out", str(tmp_path / "r.md"))[0] == 1
+    assert tables(server_store) == []
+    # once a run wrote the store, the probe reads it
+    assert cli("-c", config, "run", "--no-deliver")[0] == 0
+    code, out, _ = cli("-c", config, "validate", "--health")
+    assert "has no tables" not in out and "last run: #1 ok" in out, out
