@@ -610,3 +610,102 @@ def test_hysteresis_holds_a_firing_alert_not_a_pending_one(store: HistoryStore) 
         "🚨 Alert: s.k below 100 — s.k is 99, below 100",
         "✅ Resolved: s.k below 100 — s.k is 110",
     ]
+
+
+def _two_sided(kind: str, hold: int | str | None) -> Alert:
+    held: dict[str, Any] = {} if hold is None else {"hold": hold}
+    if kind == "threshold":
+        return Alert(kpi="s.k", below=100, above=1000, notify=["chat"], **held)
+    return Alert(
+        kpi="s.k",
+        change={"days": 1, "below": "-20%", "above": "20%"},  # type: ignore[arg-type]
+        notify=["chat"],
+        **held,
+    )
+
+
+THRESHOLD = "s.k below 100 or above 1000 — s.k is "
+CHANGE = "s.k change over 1 days below -20% or above +20% — s.k changed "
+
+
+@pytest.mark.parametrize(
+    ("kind", "hold", "values", "told"),
+    [
+        (
+            "threshold",
+            None,
+            [50.0, 50.0, 1500.0, 1500.0, 500.0],
+            [f"🚨 Alert: {THRESHOLD}50, below 100", f"🚨 Alert: {THRESHOLD}1,500, above 1,000"],
+        ),
+        (
+            "threshold",
+            2,  # fires on the second check below, switches on the third
+            [50.0, 50.0, 1500.0, 1500.0, 500.0],
+            [f"🚨 Alert: {THRESHOLD}50, below 100", f"🚨 Alert: {THRESHOLD}1,500, above 1,000"],
+        ),
+        (
+            "threshold",
+            "36h",  # true for 48 h when it fires: on the side of that check
+            [50.0, 50.0, 1500.0, 1500.0, 500.0],
+            [f"🚨 Alert: {THRESHOLD}1,500, above 1,000"],
+        ),
+        (
+            "change",
+            None,  # -50%, -50%, then +300%, +100%
+            [100.0, 50.0, 25.0, 100.0, 200.0, 200.0],
+            [
+                f"🚨 Alert: {CHANGE}-50.0% in 1 days (100 → 50)",
+                f"🚨 Alert: {CHANGE}+300.0% in 1 days (25 → 100)",
+            ],
+        ),
+        (
+            "change",
+            2,
+            [100.0, 50.0, 25.0, 100.0, 200.0, 200.0],
+            [
+                f"🚨 Alert: {CHANGE}-50.0% in 1 days (50 → 25)",
+                f"🚨 Alert: {CHANGE}+300.0% in 1 days (25 → 100)",
+            ],
+        ),
+    ],
+)
+def test_a_firing_alert_that_switches_side_says_the_new_side(
+    store: HistoryStore, kind: str, hold: int | str | None, values: list[float], told: list[str]
+) -> None:
+    """A rule with two sides (`below` and `above`, of a threshold or a change) fired for
+    `below`, then the value jumped past `above`: the condition stayed true, so nobody was
+    told, and the chat still believed "below 100" while the KPI was at 1,500. A switch of side
+    while it fires is told at once, with the new side (a `for:` hold is about the condition,
+    which has held); staying on that side is not told again, and it resolves once."""
+    _Told.texts = []
+    scope = AlertScope(sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[_chat()])
+    alert = _two_sided(kind, hold)
+    for n, value in enumerate(values):
+        put(store, NOW + n * DAY, value)
+        asyncio.run(check_alerts(store, [alert], scope, now=NOW + n * DAY))
+    resolved = [t for t in _Told.texts if t.startswith("✅")]
+    assert _Told.texts == [*told, *resolved] and len(resolved) == 1
+
+
+def test_a_side_switch_that_could_not_be_told_is_told_on_the_next_check(
+    store: HistoryStore,
+) -> None:
+    """The chat was down at the check that switched sides: it is told the new side at the
+    next check, once."""
+    _Told.texts = []
+    chat = _chat()
+    scope = AlertScope(sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[chat])
+    alert = _two_sided("threshold", None)
+    put(store, NOW, 50.0)
+    asyncio.run(check_alerts(store, [alert], scope, now=NOW))
+    put(store, NOW + DAY, 1500.0)
+    down = AlertScope(sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[])
+    (switched,) = asyncio.run(check_alerts(store, [alert], down, now=NOW + DAY))
+    assert switched.active and switched.errors == {"chat": "no enabled destination named 'chat'"}
+    for n in (2, 3):
+        put(store, NOW + n * DAY, 1400.0)
+        asyncio.run(check_alerts(store, [alert], scope, now=NOW + n * DAY))
+    assert _Told.texts == [
+        f"🚨 Alert: {THRESHOLD}50, below 100",
+        f"🚨 Alert: {THRESHOLD}1,400, above 1,000",
+    ]

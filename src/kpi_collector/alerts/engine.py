@@ -87,6 +87,7 @@ class Finding:
     active: bool | None
     detail: str = ""
     about: str | None = None  # the destination a `pending_runs` finding is about
+    side: str | None = None  # "below" / "above": which side of a two-sided rule is true
 
 
 @dataclass
@@ -99,6 +100,7 @@ class Transition:
     sent: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)  # destination -> why it was not told
     pending: bool = False  # true, but not yet for as long as its `for:` asks
+    side: str | None = None  # the side of a two-sided rule it says
 
 
 # config ---------------------------------------------------------------------------------------
@@ -205,7 +207,12 @@ def _threshold(alert: Alert, ctx: _Context) -> Iterator[Finding]:
         if above != alert.above:
             crossed += f" (resolves at {ctx.value(alert.kpi, above)})"
     detail = f"{ctx.title(alert.kpi)} is {ctx.value(alert.kpi, row.value)}"
-    yield Finding(alert.key, crossed is not None, f"{detail}, {crossed}" if crossed else detail)
+    side = None
+    if crossed is not None and alert.below is not None and alert.above is not None:
+        side = crossed.partition(" ")[0]
+    yield Finding(
+        alert.key, crossed is not None, f"{detail}, {crossed}" if crossed else detail, side=side
+    )
 
 
 def _held_side(alert: Alert, ctx: _Context, newest: float) -> str:
@@ -251,9 +258,10 @@ def _change(alert: Alert, ctx: _Context) -> Iterator[Finding]:
         yield Finding(alert.key, None)
         return
     pct = _percent(row.value, before.value)
-    active = (rule.below is not None and pct < rule.below) or (
-        rule.above is not None and pct > rule.above
-    )
+    fell = rule.below is not None and pct < rule.below
+    active = fell or (rule.above is not None and pct > rule.above)
+    both = rule.below is not None and rule.above is not None
+    side = ("below" if fell else "above") if active and both else None
     # the baseline is the newest value of the day `days` days before: say the real span when the history
     # has a gap there (asked 2 days, compared with a value 5 days old)
     span = (row.ts - before.ts) / 86400
@@ -267,7 +275,7 @@ def _change(alert: Alert, ctx: _Context) -> Iterator[Finding]:
         f"{ctx.title(alert.kpi)} {moved} in {days} "
         f"({ctx.value(alert.kpi, before.value)} → {ctx.value(alert.kpi, row.value)})"
     )
-    yield Finding(alert.key, active, detail)
+    yield Finding(alert.key, active, detail, side=side)
 
 
 def _percent(current: float, baseline: float) -> float:
@@ -453,15 +461,37 @@ async def check_alerts(
         changed = own is None or own.active != finding.active
         if changed:
             save_alert_state(
-                store, finding.key, OWN, active=finding.active, message=finding.detail, now=now
+                store,
+                finding.key,
+                OWN,
+                active=finding.active,
+                message=finding.detail,
+                now=now,
+                side=finding.side,
             )
-            own = AlertState(finding.key, OWN, finding.active, now, finding.detail, now)
+            own = AlertState(
+                finding.key, OWN, finding.active, now, finding.detail, now, finding.side
+            )
+        elif own is not None and finding.active and own.side != finding.side:
+            # a two-sided rule true on its other side now: still true since then (its `for:`
+            # counts on), but what it says is the new side
+            save_alert_state(
+                store,
+                finding.key,
+                OWN,
+                active=True,
+                message=finding.detail,
+                now=own.since,
+                side=finding.side,
+            )
+            own = AlertState(finding.key, OWN, True, own.since, finding.detail, now, finding.side)
         firing = _firing(alert, own, store, now)
         transition = Transition(
             finding.key,
             firing,
             message(finding, firing),
             pending=bool(finding.active) and not firing,
+            side=finding.side if firing else None,
         )
         if finding.key not in silenced and alert.key not in silenced:
             for name in alert.notify:
@@ -473,7 +503,18 @@ async def check_alerts(
                 was_told = told is not None and told.active
                 text = transition.text
                 identity = f"{finding.key}|{firing}|{own.since if own else now}"
-                if was_told == firing:
+                # told it fired on one side of a two-sided rule, firing on the other now: a
+                # new alert with the new side (a row from before sides were kept has none)
+                switched = (
+                    firing
+                    and told is not None
+                    and told.side is not None
+                    and finding.side is not None
+                    and told.side != finding.side
+                )
+                if switched:
+                    identity += f"|{finding.side}"
+                elif was_told == firing:
                     repeat = alert.repeat_seconds
                     if not (firing and repeat and told is not None and now - told.since >= repeat):
                         continue
@@ -505,6 +546,7 @@ async def check_alerts(
                     active=transition.active,
                     message=sent_text,
                     now=now,
+                    side=transition.side,
                 )
                 transition.sent.append(name)
             else:
