@@ -709,3 +709,52 @@ def test_a_side_switch_that_could_not_be_told_is_told_on_the_next_check(
         f"🚨 Alert: {THRESHOLD}50, below 100",
         f"🚨 Alert: {THRESHOLD}1,400, above 1,000",
     ]
+
+
+def _sources_scope(enabled: bool) -> AlertScope:
+    """Sources `s` (switched on or off) and `t`, and the chat to notify."""
+    from kpi_collector.config import parse_config
+
+    config = parse_config(
+        "sources:\n"
+        '  - {name: s, type: http_json, url: "http://127.0.0.1:1/", metrics: {k: x}, '
+        f"enabled: {'true' if enabled else 'false'}}}\n"
+        '  - {name: t, type: http_json, url: "http://127.0.0.1:1/", metrics: {k: x}}\n'
+    )
+    return AlertScope(
+        sources=config.sources, kpis=config.kpis, tz=ZoneInfo("UTC"), destinations=[_chat()]
+    )
+
+
+@pytest.mark.parametrize(
+    ("alert", "key"),
+    [
+        (Alert(source="s", failing_runs=2, notify=["chat"]), "source s failing 2 runs in a row"),
+        (Alert(failing_runs=2, notify=["chat"]), "source * failing 2 runs in a row [s]"),
+        (Alert(kpi="s.k", stale_days=2, notify=["chat"]), "s.k not updated for 2 days"),
+        (Alert(source="s", stale_days=2, notify=["chat"]), "s.* not updated for 2 days [s.k]"),
+        (Alert(stale_days=2, notify=["chat"]), "any KPI not updated for 2 days [s.k]"),
+    ],
+)
+def test_switching_a_source_off_resolves_its_alerts(
+    store: HistoryStore, alert: Alert, key: str
+) -> None:
+    """A source that failed (or went stale) and was then switched off (`enabled: false`): its
+    last failures stayed the newest, so a `failing_runs` (or `stale_days`) alert naming it fired
+    for ever, and one over every source dropped its state without telling anyone it ended.
+    Switching the source off resolves the alert, told once; then its state is gone."""
+    _Told.texts = []
+    put(store, NOW - 10 * DAY, 1.0, kpi="s.k")
+    put(store, NOW - 10 * DAY, 1.0, kpi="t.k")
+    fail(store, NOW - 2 * 60)
+    fail(store, NOW - 60)
+    put(store, NOW - 30, 1.0, kpi="t.k")  # `t` works and is fresh
+    assert alert.key == key.partition(" [")[0]
+    asyncio.run(check_alerts(store, [alert], _sources_scope(enabled=True), now=NOW))
+    assert len(_Told.texts) == 1 and _Told.texts[0].startswith(f"🚨 Alert: {key} — ")
+    for n in (1, 2):
+        asyncio.run(check_alerts(store, [alert], _sources_scope(enabled=False), now=NOW + n * 60))
+    assert _Told.texts[1:] == [f"✅ Resolved: {key} — source s is switched off (`enabled: false`)"]
+    # switched on again, nothing changed: the rule is checked afresh and fires again
+    asyncio.run(check_alerts(store, [alert], _sources_scope(enabled=True), now=NOW + 3 * 60))
+    assert len(_Told.texts) == 3 and _Told.texts[2] == _Told.texts[0]

@@ -144,6 +144,19 @@ class _Context:
             and _firing(alert, own, self.store, previous)
         )
 
+    def switched_off(self, source: str) -> bool:
+        """Whether the config has `source` with `enabled: false`."""
+        return any(s.name == source and not s.enabled for s in self.scope.sources)
+
+    def not_watched(self, subject: str) -> str:
+        """Why a source, KPI or destination `subject` of a rule is no longer watched."""
+        for source in (subject, subject.partition(".")[0]):
+            if self.switched_off(source):
+                return f"source {source} is switched off (`enabled: false`)"
+        if subject in self.scope.disabled:
+            return f"destination {subject} is switched off (`enabled: false`)"
+        return f"{subject} is no longer watched (removed from the config)"
+
     def title(self, kpi: str) -> str:
         spec = self.specs.get(kpi)
         return spec.title if spec is not None and spec.title else kpi
@@ -177,9 +190,28 @@ def evaluate(
     ctx = _Context(scope, store, now, {(s.alert, s.destination): s for s in alert_states(store)})
     found: list[tuple[Alert, Finding]] = []
     for alert in alerts:
-        rule = _RULES[alert.kind]
-        found += [(alert, finding) for finding in rule(alert, ctx)]
+        findings = list(_RULES[alert.kind](alert, ctx))
+        findings += _unwatched(alert, ctx, {f.key for f in findings})
+        found += [(alert, finding) for finding in findings]
     return found
+
+
+def _unwatched(alert: Alert, ctx: _Context, seen: set[str]) -> Iterator[Finding]:
+    """Resolved findings for the subjects of a rule over several (every source, KPI or
+    destination) that it no longer watches (switched off, removed from the config) while it
+    was true for them or a destination still believes so: without them their state was
+    dropped and nobody was told the alert ended. Once all are told, the state goes."""
+    prefix = f"{alert.key} ["
+    subjects = sorted(
+        {
+            key[len(prefix) : -1]
+            for (key, _), state in ctx.states.items()
+            if state.active and key.startswith(prefix) and key.endswith("]") and key not in seen
+        }
+    )
+    for subject in subjects:
+        about = subject if alert.kind == "pending" else None
+        yield Finding(f"{prefix}{subject}]", False, ctx.not_watched(subject), about=about)
 
 
 def _threshold(alert: Alert, ctx: _Context) -> Iterator[Finding]:
@@ -293,6 +325,9 @@ def _percent(current: float, baseline: float) -> float:
 
 def _failing(alert: Alert, ctx: _Context) -> Iterator[Finding]:
     assert alert.failing_runs is not None
+    if alert.source and ctx.switched_off(alert.source):  # its last failures stay the newest
+        yield Finding(alert.key, False, ctx.not_watched(alert.source))
+        return
     names = [alert.source] if alert.source else [s.name for s in ctx.scope.sources if s.enabled]
     streaks = failing_streaks(ctx.store, names, depth=alert.failing_runs)
     for name in names:
@@ -308,6 +343,9 @@ def _failing(alert: Alert, ctx: _Context) -> Iterator[Finding]:
 
 def _stale(alert: Alert, ctx: _Context) -> Iterator[Finding]:
     assert alert.stale_days is not None
+    if alert.kpi and ctx.switched_off(alert.kpi.partition(".")[0]):  # stale by choice
+        yield Finding(alert.key, False, ctx.not_watched(alert.kpi))
+        return
     ids = [alert.kpi] if alert.kpi else ctx.watched_kpis(alert.source)
     latest = ctx.store.latest(ids)
     limit = alert.stale_days * 86400
