@@ -90,3 +90,70 @@ def test_reading_a_server_store_nothing_ran_with_creates_no_table(
     assert cli("-c", config, "run", "--no-deliver")[0] == 0
     code, out, _ = cli("-c", config, "validate", "--health")
     assert "has no tables" not in out and "last run: #1 ok" in out, out
+
+
+def test_an_overdue_job_whose_run_is_in_progress_is_running_not_down(tmp_path: Path) -> None:
+    """The 07:00 job started late (it waited for the lock, its source is slow) and still runs
+    at 09:00: `kpi_job_up` said 0 and the job's row said overdue, as if nothing ran, while
+    `--health` rightly listed no problem. The row says it runs (`running`, not overdue) and
+    `kpi_job_up` is 1 while its run beats; a run that stopped beating is no run: overdue, 0."""
+    from datetime import UTC, datetime
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from kpi_collector.config import load_config
+    from kpi_collector.report.data import DashboardData
+    from kpi_collector.report.metrics import metrics_text
+    from kpi_collector.schedule.health import health_report
+    from kpi_collector.store import HistoryStore
+    from kpi_collector.store.heartbeats import RUN, write_heartbeat
+    from tests.test_schedule import created_on
+
+    (tmp_path / "kpi.yaml").write_text(
+        CONFIG.split("destinations:")[0]
+        + '  - {name: hourly, type: command, command: [x], schedule: "0 * * * *"}\n'
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    created_on(config.store_url, datetime(2026, 11, 1, tzinfo=UTC).timestamp())
+    nine = datetime(2026, 11, 2, 9, tzinfo=UTC).timestamp()
+
+    def metric(name: str, at: float) -> dict[str, float]:
+        data = DashboardData(config, clock=lambda: at, cache=False)
+        try:
+            text = metrics_text(data)
+        finally:
+            data.close()
+        (family,) = [f for f in text_string_to_metric_families(text) if f.name == name]
+        return {s.labels["job"]: s.value for s in family.samples}
+
+    def rows(at: float) -> dict[str, tuple[bool, bool]]:
+        report = health_report(config, now=at)
+        return {j["job"]: (j["running"], j["overdue"]) for j in report["jobs"]}
+
+    assert rows(nine) == {"source:hourly": (False, True), "main": (False, True)}
+    assert metric("kpi_job_up", nine) == {"source:hourly": 0.0, "main": 0.0}
+    store = HistoryStore(config.store_url)
+    try:
+        started = nine - 2 * 3600 + 60
+        write_heartbeat(
+            store,
+            RUN,
+            now=nine - 5,
+            started_at=started,
+            state="running",
+            detail="kpi schedule main",
+        )
+        # main runs; the hourly job waits for the lock: not overdue, not running
+        assert rows(nine) == {"source:hourly": (False, False), "main": (True, False)}
+        assert health_report(config, now=nine)["problems"] == []
+        assert metric("kpi_job_up", nine) == {"source:hourly": 0.0, "main": 1.0}
+        assert metric("kpi_job_running", nine) == {"source:hourly": 0.0, "main": 1.0}
+        # its heartbeat stopped an hour ago: the process is gone, the job is overdue again
+        later = nine + 3600
+        assert rows(later) == {"source:hourly": (False, True), "main": (False, True)}
+        assert metric("kpi_job_up", later) == {"source:hourly": 0.0, "main": 0.0}
+        # a manual full `kpi run` serves the main job
+        write_heartbeat(store, RUN, now=later, started_at=later, detail="kpi run")
+        assert rows(later) == {"source:hourly": (False, False), "main": (True, False)}
+    finally:
+        store.close()

@@ -60,7 +60,9 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
         problems: list[str] = []
         warnings: list[str] = []
         running = beats.get(RUN)
+        beating = running  # a run whose heartbeat stopped is no run: its process may be gone
         if running is not None and running.age(now) > STALE_BEATS * 2 * RUN_HEARTBEAT_EVERY:
+            beating = None
             problems.append(
                 f"the run in progress ({running.describe(now)}) stopped beating: it may hang"
             )
@@ -96,10 +98,11 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
                 elif success is None:
                     start = created if created is not None else fired.timestamp() - 1
                     missed = job.cron.next_after(datetime.fromtimestamp(start, UTC))
-            # a job with `jitter:` may sleep that long after its fire time before it starts
+            # a job with `jitter:` may sleep that long after its fire time before it starts;
+            # none is overdue while a run is in progress (the others wait for its lock)
             grace = GRACE + (scheduler.jitter(job, missed) if missed is not None else 0.0)
-            overdue = missed is not None and now - missed.timestamp() > grace
-            if overdue and running is None:
+            overdue = missed is not None and now - missed.timestamp() > grace and beating is None
+            if overdue:
                 assert missed is not None
                 last = (
                     "never succeeded"
@@ -120,6 +123,7 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
                     last_error=state.last_error if state else None,
                     overdue=overdue,
                     not_run_yet=not_run_yet,
+                    running=_runs(beating, job.name),
                 )
             )
         last_run = runs[0] if runs else None
@@ -213,6 +217,7 @@ def _job_row(
     last_error: str | None = None,
     overdue: bool = False,
     not_run_yet: bool = True,
+    running: bool = False,
 ) -> dict[str, Any]:
     """One job of the health document: its fire times (UTC epoch seconds) and its state (the
     defaults: a job nothing has run yet)."""
@@ -227,7 +232,16 @@ def _job_row(
         "last_error": last_error,
         "overdue": overdue,
         "not_run_yet": not_run_yet,
+        "running": running,
     }
+
+
+def _runs(run: Any, job: str) -> bool:
+    """Whether `run` (the run in progress, still beating, or None) is a run of the scheduled
+    `job`: the scheduler's (`kpi schedule main`), or for `main` a manual `kpi run`."""
+    if run is None:
+        return False
+    return run.detail == f"kpi schedule {job}" or (job == "main" and run.detail == "kpi run")
 
 
 def _unread_report(config: Config, now: float, problem: str) -> dict[str, Any]:
@@ -295,6 +309,7 @@ def render(report: dict[str, Any]) -> str:
             f"  {job['job']:<24} {job['cron']:<16} {state}, "
             f"next {_when(job['next_fire'], tz) if job['next_fire'] else 'never'}"
             + ("  OVERDUE" if job["overdue"] else "")
+            + ("  RUNNING" if job.get("running") else "")
         )
     for silence in report["silences"]:
         lines.append(f"silenced until {_when(silence['until'], tz)}: {silence['alert']}")
