@@ -758,3 +758,48 @@ def test_switching_a_source_off_resolves_its_alerts(
     # switched on again, nothing changed: the rule is checked afresh and fires again
     asyncio.run(check_alerts(store, [alert], _sources_scope(enabled=True), now=NOW + 3 * 60))
     assert len(_Told.texts) == 3 and _Told.texts[2] == _Told.texts[0]
+
+
+@pytest.mark.parametrize(
+    ("alert", "key"),
+    [
+        (
+            Alert(destination="sheet", pending_runs=2, notify=["chat"]),
+            "delivery to sheet pending for 2 runs",
+        ),
+        (Alert(pending_runs=2, notify=["chat"]), "delivery to * pending for 2 runs [sheet]"),
+    ],
+)
+def test_switching_a_destination_off_resolves_its_pending_alert(
+    store: HistoryStore, tmp_path: Path, alert: Alert, key: str
+) -> None:
+    """A destination whose deliveries stay pending, then switched off (`enabled: false`): its
+    pending rows are never tried again and count one more run each run, so a `pending_runs`
+    alert naming it fired for ever. Switching it off resolves the alert, told once."""
+    from datetime import UTC, datetime
+
+    from kpi_collector.deliver.engine import DeliveryEngine
+    from kpi_collector.destinations import CSV
+
+    _Told.texts = []
+    chat = _chat()
+    (tmp_path / "file").write_text("not a folder")
+    sheet = CSV(path=str(tmp_path / "file" / "o.csv"), name="sheet", every="run", retries=0)
+    engine = DeliveryEngine(store, [sheet], base_dir=tmp_path, backoff=0)
+    for n in range(2):
+        run = store.begin_run(started_at=NOW + n)
+        store.finish_run(run, observations=[("s.k", NOW + n, 1.0, "s")], finished_at=NOW + n)
+        engine.record_run(run, datetime.fromtimestamp(NOW + n, UTC))
+    asyncio.run(engine.deliver_pending())
+    on = AlertScope(sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[sheet, chat])
+    off = AlertScope(
+        sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[chat], disabled=frozenset({"sheet"})
+    )
+    asyncio.run(check_alerts(store, [alert], on, now=NOW + 10))
+    assert len(_Told.texts) == 1 and _Told.texts[0].startswith(f"🚨 Alert: {key}")
+    for n in (2, 3):  # runs go on; the switched-off destination is never tried
+        put(store, NOW + n * 60, 1.0)
+        asyncio.run(check_alerts(store, [alert], off, now=NOW + n * 60))
+    assert _Told.texts[1:] == [
+        f"✅ Resolved: {key} — destination sheet is switched off (`enabled: false`)"
+    ]

@@ -148,13 +148,13 @@ class _Context:
         """Whether the config has `source` with `enabled: false`."""
         return any(s.name == source and not s.enabled for s in self.scope.sources)
 
-    def not_watched(self, subject: str) -> str:
-        """Why a source, KPI or destination `subject` of a rule is no longer watched."""
-        for source in (subject, subject.partition(".")[0]):
+    def not_watched(self, subject: str, *, destination: bool = False) -> str:
+        """Why a source or KPI (a `destination`) `subject` of a rule is no longer watched."""
+        if destination and subject in self.scope.disabled:
+            return f"destination {subject} is switched off (`enabled: false`)"
+        for source in () if destination else (subject, subject.partition(".")[0]):
             if self.switched_off(source):
                 return f"source {source} is switched off (`enabled: false`)"
-        if subject in self.scope.disabled:
-            return f"destination {subject} is switched off (`enabled: false`)"
         return f"{subject} is no longer watched (removed from the config)"
 
     def title(self, kpi: str) -> str:
@@ -211,7 +211,8 @@ def _unwatched(alert: Alert, ctx: _Context, seen: set[str]) -> Iterator[Finding]
     )
     for subject in subjects:
         about = subject if alert.kind == "pending" else None
-        yield Finding(f"{prefix}{subject}]", False, ctx.not_watched(subject), about=about)
+        detail = ctx.not_watched(subject, destination=about is not None)
+        yield Finding(f"{prefix}{subject}]", False, detail, about=about)
 
 
 def _threshold(alert: Alert, ctx: _Context) -> Iterator[Finding]:
@@ -369,6 +370,11 @@ def _pending(alert: Alert, ctx: _Context) -> Iterator[Finding]:
     from kpi_collector.config.models import parse_duration
     from kpi_collector.store.deliveries import oldest_pending
 
+    if alert.destination in ctx.scope.disabled:  # its pending rows are never tried again
+        assert alert.destination is not None
+        name = alert.destination
+        yield Finding(alert.key, False, ctx.not_watched(name, destination=True), about=name)
+        return
     names = [alert.destination] if alert.destination else [d.name for d in ctx.scope.destinations]
     pending = pending_runs(ctx.store) if alert.pending_runs is not None else {}
     since = oldest_pending(ctx.store) if alert.pending_for is not None else {}
