@@ -157,3 +157,33 @@ def test_an_overdue_job_whose_run_is_in_progress_is_running_not_down(tmp_path: P
         assert rows(later) == {"source:hourly": (False, False), "main": (True, False)}
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("existing", ["empty", "another app's"])
+def test_reading_a_sqlite_file_without_the_stores_tables_writes_nothing_to_it(
+    tmp_path: Path, cli: Callable[..., tuple[int, str, str]], existing: str
+) -> None:
+    """`store:` pointing at a file that exists but holds no store (an empty file, another
+    program's database, a misspelt path to one): a health probe created every table of the
+    store in it and switched it to WAL. Now it and the other commands that only read leave
+    the file byte for byte as it was, and say nothing has run with this config yet."""
+    import sqlite3
+
+    db = tmp_path / "app.db"
+    if existing == "empty":
+        db.write_bytes(b"")
+    else:
+        with sqlite3.connect(db) as conn:
+            conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY)")
+        conn.close()
+    before = db.read_bytes()
+    (tmp_path / "kpi.yaml").write_text('store: "sqlite:///app.db"\n' + CONFIG)
+    config = str(tmp_path / "kpi.yaml")
+    code, out, _ = cli("-c", config, "validate", "--health", "--format", "json")
+    (problem,) = json.loads(out)["problems"]
+    assert code == 1 and problem.startswith(f"the store {db} has no tables: nothing has run")
+    assert cli("-c", config, "alerts", "list")[0] == 0
+    assert cli("-c", config, "history", "--format", "json")[0] == 0
+    assert cli("-c", config, "deliver", "--list")[0] == 0
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db", "kpi.yaml"]

@@ -182,8 +182,9 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
 def missing_store(config: Config) -> str | None:
     """What says that nothing has written the config's store yet ("the store kpi.db does not
     exist", "the store postgresql://... has no tables"), else None. Commands that only read
-    ask first: opening the store would create it (a SQLite file and its folder, a database
-    server's tables), and a read must write nothing. A store that could never be opened (its
+    ask first: opening the store would create it (a SQLite file and its folder, the tables in
+    a database server or in an existing file: an empty one, another program's), and a read
+    must write nothing. A store that could never be opened (its
     folder is a file, a server that refuses) is not missing: opening it raises the StoreError
     that says why."""
     import os
@@ -192,15 +193,13 @@ def missing_store(config: Config) -> str | None:
     from kpi_collector.store import HistoryStore
 
     path = sqlite_file(config.store_url)
-    if path is None:  # a database server: asked without creating or migrating anything
+    if path is None or os.path.isfile(path):  # asked without creating or migrating anything
         try:
             if HistoryStore(config.store_url).has_schema():
                 return None
         except StoreError:
             return None
-        return f"the store {redact(config.store_url)} has no tables"
-    if os.path.isfile(path):
-        return None
+        return f"the store {path or redact(config.store_url)} has no tables"
     folder = os.path.dirname(os.path.abspath(path))
     while not os.path.exists(folder) and os.path.dirname(folder) != folder:
         folder = os.path.dirname(folder)
