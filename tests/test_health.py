@@ -187,3 +187,34 @@ def test_reading_a_sqlite_file_without_the_stores_tables_writes_nothing_to_it(
     assert cli("-c", config, "deliver", "--list")[0] == 0
     assert db.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db", "kpi.yaml"]
+
+
+def test_an_alert_whose_for_has_not_passed_is_pending_not_a_problem(tmp_path: Path) -> None:
+    """`health: {fail_on: [alerts]}` makes "an alert that fires" a problem; an alert true for
+    one check of its `for: 3` has fired for nobody (nobody was told), yet health called it
+    active and exited 1. It is a warning that says it is pending until it fires."""
+    from datetime import UTC, datetime
+
+    from kpi_collector.config import load_config
+    from kpi_collector.pipeline import Pipeline
+    from kpi_collector.schedule.health import health_report
+
+    (tmp_path / "kpi.yaml").write_text(
+        "health: {fail_on: [alerts]}\n"
+        + CONFIG.split("destinations:")[0]
+        + "alerts:\n  - {kpi: seven.value, below: 100, for: 3}\n"
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    at = [datetime(2026, 11, 2, 7, 0, n, tzinfo=UTC) for n in range(3)]
+    Pipeline.from_config(config).process(now=at[0])
+    report = health_report(config, now=at[0].timestamp() + 60)
+    assert report["ok"], report["problems"]
+    assert report["warnings"] == [
+        "alert pending since 2026-11-02 07:00 UTC (its `for:` has not passed): "
+        "seven.value below 100"
+    ]
+    for when in at[1:]:
+        Pipeline.from_config(config).process(now=when)
+    report = health_report(config, now=at[2].timestamp() + 60)
+    assert not report["ok"] and report["warnings"] == []
+    assert report["problems"] == ["alert active since 2026-11-02 07:00 UTC: seven.value below 100"]

@@ -59,6 +59,7 @@ __all__ = [
     "alert_states",
     "check_alerts",
     "evaluate",
+    "is_firing",
 ]
 
 log = logging.getLogger("kpi_collector.alerts")
@@ -435,6 +436,15 @@ def message(finding: Finding, active: bool, *, reminder: bool = False) -> str:
     if reminder:
         return f"🔁 Still firing: {finding.key}{detail}"
     return f"🚨 Alert: {finding.key}{detail}" if active else f"✅ Resolved: {finding.key}{detail}"
+
+
+def is_firing(alerts: Sequence[Alert], state: AlertState, store: HistoryStore, now: float) -> bool:
+    """Whether the alert whose own condition row is `state` fires at `now`: its condition is
+    true and has held for its rule's `for:` (a row of no rule in `alerts`: as it says)."""
+    for alert in alerts:
+        if state.alert == alert.key or state.alert.startswith(f"{alert.key} ["):
+            return _firing(alert, state, store, now)
+    return state.active
 
 
 def _firing(alert: Alert, own: AlertState | None, store: HistoryStore, now: float) -> bool:

@@ -32,7 +32,7 @@ STALE_BEATS = 3  # heartbeats missed before a process counts as gone
 
 def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]:
     """The health document (`kpi validate --health --format json`); times are epoch seconds."""
-    from kpi_collector.alerts.engine import active_alerts
+    from kpi_collector.alerts.engine import active_alerts, is_firing
     from kpi_collector.deliver.engine import PENDING, DeliveryEngine
 
     now = time.time() if now is None else now
@@ -138,8 +138,21 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
                 f"the last run (#{last_run.id}) was partial; failed: {', '.join(failed)}"
             )
         fail_on = set(config.settings.health.fail_on)
-        firing = [f"alert active since {_when(a.since, config.tz)}: {a.alert}" for a in alerts]
+        # an alert whose `for:` has not passed has fired for nobody yet: never a problem
+        rules = config.settings.alerts
+        fires = {a.alert: is_firing(rules, a, store, now) for a in alerts}
+        firing = [
+            f"alert active since {_when(a.since, config.tz)}: {a.alert}"
+            for a in alerts
+            if fires[a.alert]
+        ]
         (problems if "alerts" in fail_on else warnings).extend(firing)
+        warnings += [
+            f"alert pending since {_when(a.since, config.tz)} (its `for:` has not passed): "
+            f"{a.alert}"
+            for a in alerts
+            if not fires[a.alert]
+        ]
         if pending:
             names = sorted({r.destination for r in pending})
             line = f"{plural(len(pending), 'delivery', 'deliveries')} pending ({', '.join(names)})"
@@ -171,7 +184,7 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
             "run_in_progress": running.to_dict() if running else None,
             "last_run": _run_dict(last_run),
             "jobs": job_rows,
-            "alerts": [a.to_dict() for a in alerts],
+            "alerts": [a.to_dict() | {"firing": fires[a.alert]} for a in alerts],
             "silences": [{"alert": k, "until": u} for k, u in sorted(silenced.items())],
             "pending_deliveries": [r.to_dict() for r in pending],
         }
