@@ -218,3 +218,54 @@ def test_an_alert_whose_for_has_not_passed_is_pending_not_a_problem(tmp_path: Pa
     report = health_report(config, now=at[2].timestamp() + 60)
     assert not report["ok"] and report["warnings"] == []
     assert report["problems"] == ["alert active since 2026-11-02 07:00 UTC: seven.value below 100"]
+
+
+def test_a_manual_run_that_succeeded_after_a_failed_scheduled_one_is_the_jobs_newest_outcome(
+    tmp_path: Path,
+) -> None:
+    """The 07:00 job failed (its API was down); someone fixed it and ran `kpi run`, which
+    serves the main job: `--health` said ok, but the job's row kept "failed" with the old
+    error and `kpi_job_up` stayed 0 until the next day's 07:00. The newer success is the
+    job's outcome now."""
+    import time
+    from datetime import UTC, datetime
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from kpi_collector.config import load_config
+    from kpi_collector.pipeline import Pipeline
+    from kpi_collector.report.data import DashboardData
+    from kpi_collector.report.metrics import metrics_text
+    from kpi_collector.schedule.health import health_report
+    from kpi_collector.schedule.scheduler import Scheduler
+
+    broken = tmp_path / "broken"
+    broken.write_text("API down")
+    check = f"import pathlib, sys; p = pathlib.Path({str(broken)!r}); "
+    check += "sys.exit(p.read_text()) if p.exists() else print(7)"
+    (tmp_path / "kpi.yaml").write_text(
+        'schedule: "0 7 * * *"\nsources:\n'
+        f"  - {{name: api, type: command, command: [{sys.executable}, -c, {json.dumps(check)}]}}\n"
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    scheduler = Scheduler(config)
+    job = scheduler.job("main")
+    fire = job.cron.previous(datetime.now(UTC))
+    try:
+        assert scheduler.run_job(job, fire=fire).status == "failed"
+    finally:
+        scheduler.store.close()
+    broken.unlink()
+    Pipeline.from_config(config).process()  # `kpi run`: every source of the main job
+    now = time.time()
+    report = health_report(config, now=now)
+    (row,) = report["jobs"]
+    assert report["ok"] and not row["overdue"], report["problems"]
+    assert (row["last_status"], row["last_error"]) == ("ok", None)
+    data = DashboardData(config, clock=lambda: now, cache=False)
+    try:
+        text = metrics_text(data)
+    finally:
+        data.close()
+    (family,) = [f for f in text_string_to_metric_families(text) if f.name == "kpi_job_up"]
+    assert [(s.labels["job"], s.value) for s in family.samples] == [("main", 1.0)]

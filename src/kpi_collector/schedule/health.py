@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from kpi_collector.errors import StoreError
 from kpi_collector.format import plural
-from kpi_collector.schedule.scheduler import HEARTBEAT_EVERY, Scheduler
+from kpi_collector.schedule.scheduler import HEARTBEAT_EVERY, SUCCESS, Scheduler
 from kpi_collector.secrets import redact
 from kpi_collector.store.alert_states import silences
 from kpi_collector.store.annotations import store_created_at
@@ -113,14 +113,24 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
                     f"job {job.name} ({job.cron.expr}) is overdue: it should have run at "
                     f"{_when(missed.timestamp(), config.tz)}; {last}"
                 )
+            status, error = (state.last_status, state.last_error) if state else (None, None)
+            if (
+                state is not None
+                and status not in SUCCESS
+                and success is not None
+                and success > (state.last_fire_at or 0.0)
+            ):
+                # a run after the job's failed one served it (a fixed source's `kpi run`):
+                # that success is its newest outcome, not the failure it replaced
+                status, error = _served_status(scheduler, job, success), None
             job_rows.append(
                 _job_row(
                     job,
                     fired,
                     following,
                     last_success=success,
-                    last_status=state.last_status if state else None,
-                    last_error=state.last_error if state else None,
+                    last_status=status,
+                    last_error=error,
                     overdue=overdue,
                     not_run_yet=not_run_yet,
                     running=_runs(beating, job.name),
@@ -246,6 +256,17 @@ def _job_row(
         "not_run_yet": not_run_yet,
         "running": running,
     }
+
+
+def _served_status(scheduler: Scheduler, job: Any, success: float) -> str:
+    """The status of the run that served `job` at `success` outside the scheduler: for `main`
+    a manual `kpi run` (ok, or partial), for a source job the run that stored its value."""
+    from kpi_collector.store.runs import last_manual_run
+
+    if job.name != "main":
+        return "ok"
+    clean = last_manual_run(scheduler.store, job.sources, statuses=("ok",))
+    return "ok" if clean is not None and clean >= success else "partial"
 
 
 def _runs(run: Any, job: str) -> bool:
