@@ -269,3 +269,29 @@ def test_a_manual_run_that_succeeded_after_a_failed_scheduled_one_is_the_jobs_ne
         data.close()
     (family,) = [f for f in text_string_to_metric_families(text) if f.name == "kpi_job_up"]
     assert [(s.labels["job"], s.value) for s in family.samples] == [("main", 1.0)]
+
+
+def test_deliveries_of_a_switched_off_destination_are_no_health_problem(tmp_path: Path) -> None:
+    """A webhook that was down, then switched off (`enabled: false`): its pending delivery is
+    never tried while it is off, and with `fail_on: [pending_deliveries]` health stayed a
+    problem for ever. It is a warning that says the destination is switched off."""
+    from kpi_collector.config import load_config
+    from kpi_collector.pipeline import Pipeline
+    from kpi_collector.schedule.health import health_report
+
+    body = CONFIG.split("alerts:")[0].replace(
+        "  - {name: hook, type: webhook, url: 'http://127.0.0.1:9/x'}",
+        "  - {name: hook, type: webhook, url: 'http://127.0.0.1:9/x', retries: 0, enabled: %s}",
+    )
+    config_file = tmp_path / "kpi.yaml"
+    config_file.write_text("health: {fail_on: [pending_deliveries]}\n" + body % "true")
+    Pipeline.from_config(load_config(config_file)).process()
+    report = health_report(load_config(config_file))
+    assert not report["ok"] and "1 delivery pending (hook)" in report["problems"]
+    config_file.write_text("health: {fail_on: [pending_deliveries]}\n" + body % "false")
+    report = health_report(load_config(config_file))
+    assert report["ok"], report["problems"]
+    assert report["warnings"] == [
+        "1 delivery pending for destinations switched off (`enabled: false`): hook; "
+        "it goes out once they are switched on"
+    ]

@@ -163,9 +163,20 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
             for a in alerts
             if not fires[a.alert]
         ]
-        if pending:
-            names = sorted({r.destination for r in pending})
-            line = f"{plural(len(pending), 'delivery', 'deliveries')} pending ({', '.join(names)})"
+        # a switched-off destination's deliveries wait for it, untried: never a problem
+        off = {d.name for d in config.destinations if not d.enabled}
+        parked = [r for r in pending if r.destination in off]
+        waiting = [r for r in pending if r.destination not in off]
+        if parked:
+            names = sorted({r.destination for r in parked})
+            warnings.append(
+                f"{plural(len(parked), 'delivery', 'deliveries')} pending for destinations "
+                f"switched off (`enabled: false`): {', '.join(names)}; it goes out once they "
+                "are switched on"
+            )
+        if waiting:
+            names = sorted({r.destination for r in waiting})
+            line = f"{plural(len(waiting), 'delivery', 'deliveries')} pending ({', '.join(names)})"
             (problems if "pending_deliveries" in fail_on else warnings).append(line)
         if refused:
             names = sorted({r.destination for r in refused})
