@@ -190,9 +190,10 @@ def evaluate(
     time of the check (UTC epoch seconds)."""
     ctx = _Context(scope, store, now, {(s.alert, s.destination): s for s in alert_states(store)})
     found: list[tuple[Alert, Finding]] = []
+    keys = {a.key for a in alerts}
     for alert in alerts:
         findings = list(_RULES[alert.kind](alert, ctx))
-        findings += _unwatched(alert, ctx, {f.key for f in findings})
+        findings += _unwatched(alert, ctx, {f.key for f in findings} | keys)
         found += [(alert, finding) for finding in findings]
     return found
 
@@ -201,7 +202,11 @@ def _unwatched(alert: Alert, ctx: _Context, seen: set[str]) -> Iterator[Finding]
     """Resolved findings for the subjects of a rule over several (every source, KPI or
     destination) that it no longer watches (switched off, removed from the config) while it
     was true for them or a destination still believes so: without them their state was
-    dropped and nobody was told the alert ended. Once all are told, the state goes."""
+    dropped and nobody was told the alert ended. Once all are told, the state goes. `seen`:
+    keys that are no such subject (this check's findings, the alerts' own keys)."""
+    one = {"failing": alert.source, "stale": alert.kpi, "pending": alert.destination}
+    if alert.kind not in one or one[alert.kind]:  # a rule about one subject has none
+        return
     prefix = f"{alert.key} ["
     subjects = sorted(
         {
