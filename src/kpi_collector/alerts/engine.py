@@ -444,11 +444,16 @@ def message(finding: Finding, active: bool, *, reminder: bool = False) -> str:
 
 
 def is_firing(alerts: Sequence[Alert], state: AlertState, store: HistoryStore, now: float) -> bool:
-    """Whether the alert whose own condition row is `state` fires at `now`: its condition is
-    true and has held for its rule's `for:` (a row of no rule in `alerts`: as it says)."""
+    """Whether the alert whose own condition row is `state` fired at the newest check (run)
+    up to `now`: its condition true and held for its rule's `for:` then; one still pending
+    was told to nobody, even when its `for:` passes before the next check (a row of no rule
+    in `alerts`: as it says)."""
+    from kpi_collector.store.runs import previous_run_start
+
     for alert in alerts:
         if state.alert == alert.key or state.alert.startswith(f"{alert.key} ["):
-            return _firing(alert, state, store, now)
+            checked = previous_run_start(store, math.nextafter(now, math.inf))
+            return _firing(alert, state, store, now if checked is None else checked)
     return state.active
 
 
