@@ -803,3 +803,19 @@ def test_switching_a_destination_off_resolves_its_pending_alert(
     assert _Told.texts[1:] == [
         f"✅ Resolved: {key} — destination sheet is switched off (`enabled: false`)"
     ]
+
+
+def test_a_side_switch_without_notify_is_still_a_transition(store: HistoryStore) -> None:
+    """An alert without `notify` only logs: a switch of side while it fires is logged (and
+    returned) as it fires with the new side, once."""
+    alert = Alert(kpi="s.k", below=100, above=1000)
+    seen = []
+    for n, value in enumerate((50.0, 1500.0, 1400.0)):
+        put(store, NOW + n * DAY, value)
+        transitions = asyncio.run(check_alerts(store, [alert], SCOPE, now=NOW + n * DAY))
+        seen.append([(t.active, t.text) for t in transitions])
+    assert seen == [
+        [(True, f"🚨 Alert: {THRESHOLD}50, below 100")],
+        [(True, f"🚨 Alert: {THRESHOLD}1,500, above 1,000")],
+        [],
+    ]

@@ -523,6 +523,7 @@ async def check_alerts(
         before = states.get((finding.key, OWN))
         own = before
         changed = own is None or own.active != finding.active
+        switched = False  # true on its other side now (a rule with two)
         if changed:
             save_alert_state(
                 store,
@@ -548,6 +549,7 @@ async def check_alerts(
                 now=own.since,
                 side=finding.side,
             )
+            switched = before is not None and before.side is not None
             own = AlertState(finding.key, OWN, True, own.since, finding.detail, now, finding.side)
         firing = _firing(alert, own, store, now)
         transition = Transition(
@@ -569,14 +571,14 @@ async def check_alerts(
                 identity = f"{finding.key}|{firing}|{own.since if own else now}"
                 # told it fired on one side of a two-sided rule, firing on the other now: a
                 # new alert with the new side (a row from before sides were kept has none)
-                switched = (
+                other_side = (
                     firing
                     and told is not None
                     and told.side is not None
                     and finding.side is not None
                     and told.side != finding.side
                 )
-                if switched:
+                if other_side:
                     identity += f"|{finding.side}"
                 elif was_told == firing:
                     repeat = alert.repeat_seconds
@@ -587,7 +589,12 @@ async def check_alerts(
                 outbox.setdefault(name, []).append((transition, text, identity))
         quiet_start = before is None and not finding.active  # a rule that has never been true
         told_now = any(t is transition for items in outbox.values() for t, _, _ in items)
-        if (changed and not quiet_start) or told_now or _held_until_now(alert, own, store, now):
+        if (
+            (changed and not quiet_start)
+            or (switched and firing)
+            or told_now
+            or _held_until_now(alert, own, store, now)
+        ):
             transitions.append(transition)
     for name, items in outbox.items():
         text = (
