@@ -295,3 +295,23 @@ def test_deliveries_of_a_switched_off_destination_are_no_health_problem(tmp_path
         "1 delivery pending for destinations switched off (`enabled: false`): hook; "
         "it goes out once they are switched on"
     ]
+
+
+def test_an_alert_removed_from_the_config_is_no_longer_active_in_health(tmp_path: Path) -> None:
+    """The config's last alert fired, then was removed: no run checks alerts any more, so its
+    state stayed, and health (with `fail_on: [alerts]`, a problem: exit 1 for ever) still
+    called it active. Health judges the config's alerts only."""
+    from kpi_collector.config import load_config
+    from kpi_collector.pipeline import Pipeline
+    from kpi_collector.schedule.health import health_report
+
+    head = "health: {fail_on: [alerts]}\n" + CONFIG.split("destinations:")[0]
+    config_file = tmp_path / "kpi.yaml"
+    config_file.write_text(head + "alerts:\n  - {kpi: seven.value, below: 100}\n")
+    Pipeline.from_config(load_config(config_file)).process()
+    report = health_report(load_config(config_file))
+    assert report["problems"] == [p for p in report["problems"] if "alert active" in p] != []
+    config_file.write_text(head)
+    Pipeline.from_config(load_config(config_file)).process()
+    report = health_report(load_config(config_file))
+    assert report["ok"] and report["alerts"] == [], report["problems"]

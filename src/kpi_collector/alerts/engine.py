@@ -60,6 +60,7 @@ __all__ = [
     "check_alerts",
     "evaluate",
     "is_firing",
+    "rule_of",
 ]
 
 log = logging.getLogger("kpi_collector.alerts")
@@ -450,11 +451,20 @@ def is_firing(alerts: Sequence[Alert], state: AlertState, store: HistoryStore, n
     in `alerts`: as it says)."""
     from kpi_collector.store.runs import previous_run_start
 
+    alert = rule_of(alerts, state.alert)
+    if alert is None:
+        return state.active
+    checked = previous_run_start(store, math.nextafter(now, math.inf))
+    return _firing(alert, state, store, now if checked is None else checked)
+
+
+def rule_of(alerts: Sequence[Alert], key: str) -> Alert | None:
+    """The alert of `alerts` whose state row is `key` (its key, or its key and a subject),
+    None for the row of an alert no longer in the config (kept until the next check)."""
     for alert in alerts:
-        if state.alert == alert.key or state.alert.startswith(f"{alert.key} ["):
-            checked = previous_run_start(store, math.nextafter(now, math.inf))
-            return _firing(alert, state, store, now if checked is None else checked)
-    return state.active
+        if key == alert.key or key.startswith(f"{alert.key} ["):
+            return alert
+    return None
 
 
 def _firing(alert: Alert, own: AlertState | None, store: HistoryStore, now: float) -> bool:

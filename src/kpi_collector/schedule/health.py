@@ -32,7 +32,7 @@ STALE_BEATS = 3  # heartbeats missed before a process counts as gone
 
 def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]:
     """The health document (`kpi validate --health --format json`); times are epoch seconds."""
-    from kpi_collector.alerts.engine import active_alerts, is_firing
+    from kpi_collector.alerts.engine import active_alerts, is_firing, rule_of
     from kpi_collector.deliver.engine import PENDING, DeliveryEngine
 
     now = time.time() if now is None else now
@@ -55,7 +55,9 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
         runs = store.runs(1)
         pending = DeliveryEngine(store, []).records(status=PENDING)
         refused = DeliveryEngine(store, []).records(status="failed")
-        alerts = active_alerts(store)
+        # an alert removed from the config keeps its row until a run checks alerts (never,
+        # once the config has none left): not the config's alert, nothing to report
+        alerts = [a for a in active_alerts(store) if rule_of(config.settings.alerts, a.alert)]
         silenced = silences(store, now=now)
         problems: list[str] = []
         warnings: list[str] = []
