@@ -2017,3 +2017,34 @@ def test_deployment_snippets_wait_as_long_as_the_scheduler_does(
     ]
     if head:
         assert (min(waits), max(waits)) == (delay, longest)
+
+
+@pytest.mark.parametrize("kind", ["systemd", "systemd-timer"])
+def test_the_sandbox_lets_the_store_and_file_destinations_be_written(
+    tmp_path: Path, kind: str
+) -> None:
+    """`ReadWritePaths=` named the store's folder as is: a store in `data/` that no run had
+    created yet stopped the unit at start (systemd cannot set up the namespace for a path
+    that does not exist: 226/NAMESPACE), and a `csv` destination writing outside the config's
+    folder met a read-only file system on every delivery. The config's folder (it exists: the
+    config is in it) is listed plain; the store's and each file destination's folder are
+    listed with `-` (ignored until they exist; a folder inside the config's is writable
+    anyway)."""
+    outside = tmp_path / "reports"
+    (tmp_path / "ops").mkdir()
+    (tmp_path / "ops" / "kpi.yaml").write_text(
+        'store: "sqlite:///data/kpi.db"\n'
+        + SLOW_CONFIG
+        + f"destinations:\n  - {{type: csv, path: {outside / 'k.csv'}}}\n"
+        + "  - {name: off, type: jsonl, path: /elsewhere/k.jsonl, enabled: false}\n"
+    )
+    config = load_config(tmp_path / "ops" / "kpi.yaml")
+    text = snippet(config, kind, kpi=str(Path(sys.executable).parent / "kpi"))
+    (line,) = [li for li in text.splitlines() if li.startswith("ReadWritePaths=")]
+    assert shlex.split(line.partition("=")[2]) == [
+        str(tmp_path / "ops"),
+        f"-{tmp_path / 'ops' / 'data'}",
+        f"-{outside}",
+    ]
+    (tmp_path / "units").mkdir()
+    _verify_units(tmp_path / "units", text)

@@ -234,12 +234,17 @@ def _user_note(config: Config) -> str:
 
 
 def _hardening(config: Config) -> str:
-    """Sandboxing: the file system read-only but for the folders the store writes in."""
-    writable = {_config_path(config).parent}
-    store = sqlite_file(config.store_url)
-    if store is not None:
-        writable.add(Path(store).parent)
-    paths = " ".join(_systemd_path(str(p)) for p in sorted(writable))
+    """Sandboxing: the file system read-only but for the config's folder and the folders the
+    store and the file destinations write in. Those are written `-/path`: systemd refuses to
+    start a unit with a `ReadWritePaths=` that does not exist (a store's `data/` before the
+    first run), and ignores a `-` one until it does."""
+    home = _config_path(config).parent
+    places = [sqlite_file(config.store_url)]
+    places += [d.writes_to(home) for d in config.destinations if d.enabled]
+    writable = sorted({Path(p).parent for p in places if p is not None} - {home})
+    paths = " ".join(
+        [_systemd_path(str(home)), *(_systemd_path(f"-{folder}") for folder in writable)]
+    )
     return f"""NoNewPrivileges=yes
 ProtectSystem=strict
 ProtectHome=read-only
