@@ -819,3 +819,17 @@ def test_a_side_switch_without_notify_is_still_a_transition(store: HistoryStore)
         [(True, f"🚨 Alert: {THRESHOLD}1,500, above 1,000")],
         [],
     ]
+
+
+@pytest.mark.parametrize("side", [None, "below", "above"])
+@pytest.mark.parametrize("text", ["[below] x is 5", "[] y", "plain", ""])
+def test_an_alert_state_keeps_its_message_and_side_whatever_the_message(
+    store: HistoryStore, side: str | None, text: str
+) -> None:
+    """A state row keeps the side of a two-sided rule with its message; a message that looks
+    like a side itself (a KPI titled `[below] x`) reads back as written, with its own side."""
+    from kpi_collector.store.alert_states import save_alert_state
+
+    save_alert_state(store, "k", OWN, active=True, message=text, now=NOW, side=side)
+    (state,) = alert_states(store)
+    assert (state.message, state.side) == (text, side)

@@ -2,8 +2,8 @@
 each `notify` destination was last told. Times are UTC epoch seconds.
 
 The side of a rule with two (`below` and `above`) that a row holds is kept at the start of
-its `message` as `[below] ` or `[above] `, and read back as `AlertState.side`: written and
-read only here."""
+its `message` as `[below] ` or `[above] ` (`[] ` before a message of no side that starts with
+`[` itself), and read back as `AlertState.side`: written and read only here."""
 
 from __future__ import annotations
 
@@ -86,7 +86,9 @@ def save_alert_state(
     from kpi_collector.store.schema import alert_states as t
 
     where = (t.c.alert == key) & (t.c.destination == destination)
-    text = redact(message) if side is None else f"[{side}] {redact(message)}"
+    text = redact(message)
+    if side is not None or text.startswith("["):  # "[] " keeps a message's own "[below] "
+        text = f"[{side or ''}] {text}"
     values = {"active": active, "since": now, "message": text, "updated_at": time.time()}
     with store.write() as conn:
         if not conn.execute(t.update().where(where).values(**values)).rowcount:
@@ -95,9 +97,9 @@ def save_alert_state(
 
 def _split(stored: str | None) -> tuple[str | None, str | None]:
     """A stored message as (message, side)."""
-    for side in SIDES:
+    for side in (*SIDES, ""):
         if stored is not None and stored.startswith(f"[{side}] "):
-            return stored[len(side) + 3 :], side
+            return stored[len(side) + 3 :], side or None
     return stored, None
 
 
