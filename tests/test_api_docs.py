@@ -1,7 +1,7 @@
 """Every public name of the extension contract and of the store API has a docstring.
 
-The contract (`sources.base`, `destinations.base`, `collect.http`) is what connector authors
-write against; the store API is what every layer above the store calls. A public function,
+The contract (`sources.base` and `.model`, `destinations.base` and `.model`, `collect.http`
+and `.auth`, `config.plain`) is what connector authors write against; the store API is what every layer above the store calls. A public function,
 class, method or property without a docstring fails here, and so does a field of a public
 dataclass, NamedTuple or config model that its class docstring does not name (in backticks)
 and that has no `description`.
@@ -22,8 +22,12 @@ from pydantic import BaseModel
 
 MODULES = [
     "kpi_collector.sources.base",
+    "kpi_collector.sources.model",
     "kpi_collector.collect.http",
+    "kpi_collector.collect.auth",
     "kpi_collector.destinations.base",
+    "kpi_collector.destinations.model",
+    "kpi_collector.config.plain",
     "kpi_collector.store",
     "kpi_collector.store.history",
     "kpi_collector.store.lock",
@@ -115,10 +119,11 @@ def test_fields_are_described(module_name: str) -> None:
 
 def test_the_walk_sees_the_contract() -> None:
     """The walk finds the names it must check (a broken walk would pass everything)."""
-    from kpi_collector.sources import base
+    from kpi_collector.sources import base, model
 
     found = dict(public_names(base))
-    assert {"Source", "Source.collect", "Source.backfill", "SourceContext"} <= found.keys()
+    assert {"PlainSource", "PlainSource.collect", "PlainSource.backfill"} <= found.keys()
+    assert "SourceContext" in found and "Source" in dict(public_names(model))
     assert "SourceContext.http" in found and "SourceContext.today" in found
     assert fields(base.SourceContext) == [
         "http_client",
@@ -131,4 +136,4 @@ def test_the_walk_sees_the_contract() -> None:
         "limits",
         "browser",
     ]
-    assert fields(base.Source) == ["timeout", "retries", "max_bytes"]
+    assert fields(model.Source) == ["timeout", "retries", "max_bytes"]

@@ -369,3 +369,135 @@ def test_equal_metric_specs_are_one_object_built_or_from_the_cache(
     assert built["sources"]["e"]["metrics"] == {"n": {"css": "p", "map": {"x": 1.0}}}
     # the raw entries are not kept beside the validated sources
     assert built["raw_kept"] == cached["raw_kept"] == 0
+
+
+PAGES = """\
+timezone: Europe/Berlin
+defaults: {{max_bytes: 1MiB, timeout: 5}}
+kpis:
+  blog.posts: {{title: Posts, target: 100}}
+  both: {{formula: "blog.posts + api.value"}}
+alerts:
+  - {{kpi: blog.posts, below: 1, for: 2}}
+sources:
+  - {{name: blog, type: html, url: "{url}/blog", metrics: {{posts: {{css: a.anthrazit, count: true}}}}}}
+  - name: api
+    type: http_json
+    url: "{url}/auth/bearer"
+    auth: {{bearer: "${{TOKEN}}"}}
+    metrics: {{value: value}}
+  - name: key
+    type: http_json
+    url: "{url}/auth/header"
+    auth: {{header: {{X-Api-Key: "${{TOKEN}}"}}}}
+    metrics: {{value: value}}
+  - name: member
+    type: html
+    url: "{url}/private"
+    login: {{url: "{url}/login", fields: {{email: "${{EMAIL}}", password: "${{TOKEN}}"}}}}
+    metrics: {{total: "#total"}}
+"""
+
+
+def test_a_cached_run_of_page_and_api_sources_never_imports_pydantic(
+    tmp_path: Path, env: dict[str, str], site: tuple[str, Any]
+) -> None:
+    """`html` and `http_json` sources (auth, a login form, metrics), KPIs, alerts and
+    defaults are cached as their plain classes: the second `kpi run` imports neither
+    pydantic nor a config model, and stores the same values the first one did."""
+    from tests.conftest import TOKEN
+
+    url, _ = site
+    config = tmp_path / "kpi.yaml"
+    config.write_text(PAGES.format(url=url))
+    run_env = {**env, "TOKEN": TOKEN, "EMAIL": "me@example.com", "PYTHONPATH": str(ROOT / "src")}
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "kpi_collector", "-c", str(config), "run"],
+            capture_output=True,
+            text=True,
+            env=run_env,
+            cwd=tmp_path,
+            timeout=120,
+        )
+
+    first, second = run(), run()
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert second.returncode == 0, second.stderr[-2000:]
+    imported = {line.rpartition("|")[2].strip() for line in second.stderr.splitlines()}
+    assert "yaml" not in imported  # from the cache
+    assert not {name for name in imported if name.startswith("pydantic")}
+    models = {"kpi_collector.config.models", "kpi_collector.sources.model"}
+    assert not models & imported
+    assert "run 1: 5 values, 0 errors" in first.stdout
+    assert "run 2: 5 values, 0 errors" in second.stdout
+    for kpi in ("Posts", "both", "api.value", "key.value", "member.total"):  # Posts: a title
+        (row,) = [line for line in second.stdout.splitlines() if line.startswith(f"{kpi} ")]
+        assert row.endswith("±0"), row  # the value the built config's run stored
+    assert TOKEN not in second.stdout + second.stderr
+
+
+CACHED = """
+import json, sys
+from kpi_collector.config import load_config
+config = load_config(sys.argv[1])
+blog, api, member = config.sources
+copy = blog.model_copy(update={"url": "http://127.0.0.1:9/other"})
+print(json.dumps({
+    "from_cache": "yaml" not in sys.modules,
+    "pydantic": "pydantic" in sys.modules,
+    "types": [type(s).__name__ for s in config.sources],
+    "ids": config.kpi_ids(),
+    "order": config.order(["both", "api.value", "blog.posts"]),
+    "alert": [config.settings.alerts[0].key, config.settings.alerts[0].hold_checks],
+    "max_bytes": config.defaults.max_bytes,
+    "auth": repr(api.auth.bearer),
+    "login": member.login.fields["email"].get(),
+    "replaced": blog.replaced(url="http://x/").url,
+    "copy": [type(copy).__name__, copy.url, blog.url],
+}))
+"""
+
+
+def test_cached_objects_answer_as_their_models(tmp_path: Path, env: dict[str, str]) -> None:
+    """A config read from the cache holds plain objects: their fields, properties and methods
+    give what the models give, and pydantic's API (`model_copy`) still answers, importing
+    pydantic only then."""
+    config = tmp_path / "kpi.yaml"
+    written = PAGES.format(url="http://127.0.0.1:9")
+    basic = written.index("  - name: key\n")
+    config.write_text(written[:basic] + written[written.index("  - name: member\n") :])
+    run_env = {**env, "TOKEN": "tok-5e9b2a", "EMAIL": "me@example.com"}
+    built = json.loads(python(CACHED, str(config), env=run_env))
+    cached = json.loads(python(CACHED, str(config), env=run_env))
+    assert (built["from_cache"], cached["from_cache"]) == (False, True)
+    assert built["types"] == ["HTML", "HttpJson", "HTML"]
+    assert cached["types"] == ["PlainHTML", "PlainHttpJson", "PlainHTML"]
+    for key in ("ids", "order", "alert", "max_bytes", "auth", "login", "replaced", "copy"):
+        assert cached[key] == built[key], key
+    assert cached["copy"] == ["HTML", "http://127.0.0.1:9/other", "http://127.0.0.1:9/blog"]
+    assert cached["max_bytes"] == 1024 * 1024 and cached["auth"] == "Secret('***')"
+    assert cached["pydantic"]  # model_copy built the model
+
+
+def test_a_third_party_source_keeps_its_own_class_in_the_cache(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """A plugin's source type (a model without a plain class of its own) is cached as itself,
+    beside the built-ins cached as plain objects."""
+    config = tmp_path / "kpi.yaml"
+    config.write_text(
+        "sources:\n"
+        "  - {name: d, type: dice, sides: 8}\n"
+        "  - {name: p, type: html, url: 'http://127.0.0.1:9/p', metrics: {n: p}}\n"
+    )
+    script = (
+        "import json, sys\nfrom kpi_collector.config import load_config\n"
+        "c = load_config(sys.argv[1])\n"
+        "print(json.dumps([[type(s).__name__, s.kpi_ids()] for s in c.sources]))\n"
+    )
+    built = json.loads(python(script, str(config), env=env))
+    cached = json.loads(python(script, str(config), env=env))
+    assert built == [["Dice", ["d.sides", "d.faces_sum"]], ["HTML", ["p.n"]]]
+    assert cached == [["Dice", ["d.sides", "d.faces_sum"]], ["PlainHTML", ["p.n"]]]

@@ -482,6 +482,92 @@ def test_a_renamed_repository_is_followed_to_its_new_name(github: FakeGitHub) ->
     assert moved and all(r.headers["Authorization"] == f"Bearer {TOKEN}" for r in moved)
 
 
+def test_a_renamed_repository_on_github_enterprise_is_followed_at_api_url(
+    github: FakeGitHub,
+) -> None:
+    """GitHub Enterprise writes the 301 of a renamed repository with its own hostname (its
+    Link headers too), which a proxy in front of it hides or kpi reaches by another name:
+    the new address is asked of `api_url`, as on github.com, and the token goes nowhere
+    else (aiohttp followed it to a host kpi cannot reach, without the token)."""
+    github.link_base = "https://github.example.com/api/v3"
+    github.renamed["acme/old-rocket"] = "acme/rocket"
+    values = collect(source(github, repo="acme/old-rocket", token=TOKEN))
+    assert values["stars"] == 250.0 and values["open_prs"] == 57.0
+    assert values["releases_downloads"] == 130 * 15.0 and values["contributors"] == 263.0
+    moved = [r for r in github.requests if r.path.startswith("/repositories/")]
+    assert moved and all(r.headers["Authorization"] == f"Bearer {TOKEN}" for r in moved)
+
+
+def test_a_redirect_to_another_server_is_followed_without_the_token(github: FakeGitHub) -> None:
+    """A 301 to another host that is not GitHub Enterprise's own address (no `/api/v3`):
+    followed as before, without the token; one to `/api/v3` of a host asked of `api_url`."""
+    from aiohttp import web
+
+    from kpi_collector.demo.server import BackgroundServer
+
+    seen: list[tuple[str, str | None]] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        seen.append((request.path, request.headers.get("Authorization")))
+        return web.json_response({"stargazers_count": 7})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", elsewhere)
+    with BackgroundServer(app) as other:
+        other = other.replace("127.0.0.1", "localhost")
+        github.inject(301, {"message": "Moved"}, path="", headers={"Location": f"{other}/x"})
+        assert collect(source(github, token=TOKEN, metrics=["stars"])) == {"stars": 7.0}
+        assert seen == [("/x", None)]
+        moved = f"{other}/api/v3/repositories/{github.repos['acme/rocket'].id}"
+        github.inject(301, {}, path="", headers={"Location": moved})
+        assert collect(source(github, token=TOKEN, metrics=["stars"])) == {"stars": 250.0}
+        assert seen == [("/x", None)]
+    assert github.requests[-1].headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_a_refusal_in_a_legacy_charset_is_shown_as_written(github: FakeGitHub) -> None:
+    """A refusal whose body is in the charset its `Content-Type` names (a proxy in front of
+    GitHub Enterprise in Latin-1, a Shift_JIS JSON): its message was read as UTF-8."""
+    latin1 = {"Content-Type": "text/plain; charset=ISO-8859-1"}
+    github.inject(403, "Zugriff für diese Adresse gesperrt".encode("latin-1"), headers=latin1)
+    ((_, message, _),) = outcome(source(github, metrics=["stars"])).errors
+    assert message == (
+        f"GitHub refused {github.url}/repos/acme/rocket (HTTP 403: Zugriff für diese Adresse "
+        "gesperrt); source 'github' sends no credentials"
+    )
+    sjis = {"Content-Type": "application/json; charset=Shift_JIS"}
+    body = '{"message": "検証に失敗しました"}'.encode("shift_jis")
+    github.inject(422, body, headers=sjis)
+    ((_, message, _),) = outcome(source(github, metrics=["stars"])).errors
+    assert message == "GitHub refused the request (HTTP 422): 検証に失敗しました"
+
+
+def test_a_refusal_after_a_redirect_to_another_host_does_not_blame_the_token(
+    github: FakeGitHub,
+) -> None:
+    """A 301 to another host (not GitHub Enterprise's own address), which answers 401: the
+    token was never sent there, so the line says so instead of calling it wrong."""
+    from aiohttp import web
+
+    from kpi_collector.demo.server import BackgroundServer
+
+    async def refuse(request: web.Request) -> web.Response:
+        return web.json_response({"message": "Requires authentication"}, status=401)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", refuse)
+    with BackgroundServer(app) as other:
+        other = other.replace("127.0.0.1", "localhost")
+        github.inject(301, {}, path="", headers={"Location": f"{other}/repos/acme/rocket"})
+        ((_, message, transient),) = outcome(source(github, token=TOKEN, metrics=["stars"])).errors
+    assert not transient
+    assert message == (
+        f"GitHub answered HTTP 401 at {other}/repos/acme/rocket, where {github.url}/repos/acme/"
+        "rocket redirected, on another host than `api_url`: the credentials of source "
+        "'github' are not sent there; if it is the service's own address, set `api_url:` to it"
+    )
+
+
 def test_an_answer_still_being_computed_is_asked_again_never_counted_0(
     github: FakeGitHub, waits: Waits
 ) -> None:

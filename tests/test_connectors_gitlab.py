@@ -94,11 +94,63 @@ def test_issues_turned_off_fails_only_that_metric(gitlab: FakeGitLab) -> None:
     assert "issues turned off" in message and "`metrics:`" in message
 
 
-def test_more_than_10000_merge_requests_are_not_counted_and_say_so(gitlab: FakeGitLab) -> None:
+@pytest.mark.parametrize("page_headers", [True, False])
+@pytest.mark.parametrize("count", [10_000, 10_001, 123_456])
+def test_more_than_10000_merge_requests_are_counted(
+    gitlab: FakeGitLab, count: int, page_headers: bool
+) -> None:
+    """GitLab counts no list above 10,000 items (no x-total, no rel="last"): the open merge
+    requests were an error there; GitLab's GraphQL API counts them, by path or by id."""
+    gitlab.page_headers = page_headers
+    gitlab.projects.append(Project(44, "acme/busy", open_merge_requests=count))
+    for project in ("acme/busy", "44"):
+        source = GitLab(project=project, api_url=gitlab.url, metrics=["open_merge_requests"])
+        assert collect(source) == {"open_merge_requests": float(count)}
+    assert gitlab.calls("/api/graphql") == (0 if count <= 10_000 else 2)
+
+
+def test_a_private_projects_count_above_10000_goes_with_the_token(gitlab: FakeGitLab) -> None:
+    gitlab.projects.append(Project(45, "acme/big", open_merge_requests=20_000, private=True))
+    source = GitLab(
+        project="acme/big", token=TOKEN, api_url=gitlab.url, metrics=["open_merge_requests"]
+    )
+    assert collect(source) == {"open_merge_requests": 20_000.0}
+    graphql = [r for r in gitlab.requests if r.path == "/api/graphql"]
+    assert [r.headers.get("PRIVATE-TOKEN") for r in graphql] == [TOKEN]
+
+
+def test_a_count_graphql_does_not_give_is_an_error_not_a_number(gitlab: FakeGitLab) -> None:
     gitlab.projects.append(Project(44, "acme/busy", open_merge_requests=10_001))
     source = GitLab(project="acme/busy", api_url=gitlab.url, metrics=["open_merge_requests"])
-    ((_, message, _),) = outcome(source).errors
+    gitlab.inject(200, {"errors": [{"message": "Query timeout"}]}, path="/api/graphql")
+    result = outcome(source)
+    assert result.values == {}
+    ((_, message, _),) = result.errors
     assert "no x-total header" in message and "above 10,000" in message
+    assert "GraphQL API gave no count (Query timeout)" in message
+    gitlab.inject(404, {"message": "404 Not Found"}, path="/api/graphql")
+    result = outcome(source)
+    assert result.values == {}
+    ((_, message, _),) = result.errors
+    assert "no GraphQL API (/api/graphql, turned off?)" in message
+    assert "leave `open_merge_requests` out of `metrics:`" in message
+
+
+@pytest.mark.parametrize("path", ["group/a.b", "org/.github", "x/.y", "a.b/c.d", "g/sub/..y"])
+def test_project_paths_with_dots_reach_their_project(gitlab: FakeGitLab, path: str) -> None:
+    """A namespaced path goes as one URL-encoded segment (group%2Fproject), its dots as they
+    are: every request of the run and the backfill reaches the project it names."""
+    gitlab.projects.append(Project(46, path, 3, 4, 5, [at(3), at(2)]))
+    values = collect(GitLab(project=path, api_url=gitlab.url))
+    assert values == {"stars": 2.0, "forks": 3.0, "open_issues": 4.0, "open_merge_requests": 5.0}
+    points = backfill(GitLab(project=path, api_url=gitlab.url), TODAY - timedelta(days=3), now=NOW)
+    assert [p.value for p in points] == [1.0, 2.0, 2.0]
+    encoded = path.replace("/", "%2F")
+    assert {r.raw_path.split("?")[0] for r in gitlab.requests} == {
+        f"/api/v4/projects/{encoded}",
+        f"/api/v4/projects/{encoded}/merge_requests",
+        f"/api/v4/projects/{encoded}/starrers",
+    }
 
 
 def test_rate_limit_with_retry_after_is_waited_out(gitlab: FakeGitLab) -> None:

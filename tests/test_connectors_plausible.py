@@ -74,18 +74,28 @@ def test_wrong_key_names_the_key(plausible: FakePlausible) -> None:
     assert wrong not in message and not transient
 
 
-def test_backfill_gives_each_day_and_nothing_for_days_without_visits(
-    plausible: FakePlausible,
-) -> None:
-    del plausible.sites["example.com"][TODAY - timedelta(days=3)]
+def test_backfill_stores_0_for_each_day_without_visits(plausible: FakePlausible) -> None:
+    """Plausible leaves the days without visits out of a daily answer: they got no value,
+    as if never counted, where Plausible counted 0. Every day of the range it covers
+    (`meta.time_labels`) is stored now: 0 visits, and no average over no visit."""
+    for n in (3, 4):
+        del plausible.sites["example.com"][TODAY - timedelta(days=n)]
     source = Plausible(
-        site_id="example.com", api_key=KEY, api_url=plausible.url, metrics=["visits", "visitors"]
+        site_id="example.com",
+        api_key=KEY,
+        api_url=plausible.url,
+        metrics=["visits", "visitors", "pageviews", "bounce_rate", "visit_duration"],
     )
-    points = backfill(source, TODAY - timedelta(days=5), now=NOW)
+    points = backfill(source, TODAY - timedelta(days=12), now=NOW)
     by = {(p.metric, p.ts.date()): p.value for p in points}
-    assert sorted({d for _, d in by}) == [TODAY - timedelta(days=n) for n in (5, 4, 2, 1)]
-    assert by[("visitors", TODAY - timedelta(days=4))] == 104.0
+    assert sorted({d for _, d in by}) == [TODAY - timedelta(days=n) for n in range(12, 0, -1)]
+    for n in (12, 11, 4, 3):  # before the first visit too: Plausible counted those days
+        day = TODAY - timedelta(days=n)
+        assert [by.get((m, day)) for m in source.metrics] == [0.0, 0.0, 0.0, None, None]
+    assert by[("visitors", TODAY - timedelta(days=5))] == 105.0
+    assert by[("bounce_rate", TODAY - timedelta(days=5))] == 45.0
     assert plausible.calls() == 1
+    assert plausible.requests[0].method == "POST"
 
 
 def test_kpi_run_and_backfill_end_to_end(tmp_path: Path) -> None:

@@ -83,18 +83,49 @@ def test_pypi_backfill_rolls_daily_counts_into_windows(pypistats: FakePyPIStats)
     # a window reaching before the first kept day is not guessed
     assert ("downloads_last_month", first + timedelta(days=28)) not in by
     assert ("downloads_last_month", first + timedelta(days=29)) in by
-    assert pypistats.calls("/overall") == 1
-    (request,) = pypistats.requests
-    assert request.query["mirrors"] == "false"
+    assert [r.path for r in pypistats.requests] == [
+        "/api/packages/zen-ml/overall",
+        "/api/packages/__all__/overall",
+    ]
+    assert all(r.query["mirrors"] == "false" for r in pypistats.requests)
 
 
 def test_pypi_backfill_does_not_invent_days_the_service_has_not_counted(
     pypistats: FakePyPIStats,
 ) -> None:
-    del pypistats.packages["zen-ml"][TODAY - timedelta(days=1)]
+    pypistats.landed = TODAY - timedelta(days=2)
+    limits: list[str] = []
     points = backfill(
         PyPI(package="zen-ml", api_url=pypistats.url, metrics=["downloads_last_day"]),
         TODAY - timedelta(days=5),
         now=NOW,
+        limits=limits,
     )
     assert [p.ts.date() for p in points] == [TODAY - timedelta(days=n) for n in (5, 4, 3, 2)]
+    assert limits == [
+        f"PyPI Stats has not counted the downloads after {TODAY - timedelta(days=2)} yet"
+    ]
+
+
+def test_pypi_backfill_stores_0_for_days_without_downloads(pypistats: FakePyPIStats) -> None:
+    """PyPI Stats lists no row for a day without downloads: the last quiet days of a package
+    got no value at all (the series seemed to end there), and its week and month totals
+    stopped with them. A day PyPI Stats has counted (PyPI's `__all__` has it) is 0 now."""
+    for n in (1, 2, 4):
+        del pypistats.packages["zen-ml"][TODAY - timedelta(days=n)]
+    points = backfill(
+        PyPI(package="zen-ml", api_url=pypistats.url), TODAY - timedelta(days=5), now=NOW
+    )
+    by = {(p.metric, p.ts.date()): p.value for p in points}
+    yesterday = TODAY - timedelta(days=1)
+    assert max(d for _, d in by) == yesterday
+    assert [by["downloads_last_day", TODAY - timedelta(days=n)] for n in (5, 4, 3, 2, 1)] == [
+        downloads(TODAY - timedelta(days=5)),
+        0,
+        downloads(TODAY - timedelta(days=3)),
+        0,
+        0,
+    ]
+    assert by["downloads_last_week", yesterday] == window(yesterday, 7) - sum(
+        downloads(TODAY - timedelta(days=n)) for n in (1, 2, 4)
+    )

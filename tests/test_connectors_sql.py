@@ -405,6 +405,12 @@ def _sneaky_metrics(server: str, table: str, procedure: str) -> list[dict[str, s
                 "c": f"DELETE FROM {table}",
                 "d": "COMMIT",
             },
+            {  # a number all the same: only the session's setting says what it did
+                "a": "SELECT length(set_config('default_transaction_read_only', 'off', false))",
+                "b": "COMMIT",
+                "c": f"DELETE FROM {table}",
+                "d": "COMMIT",
+            },
             {
                 "a": "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
                 "b": "ROLLBACK",
@@ -431,18 +437,35 @@ def _sneaky_metrics(server: str, table: str, procedure: str) -> list[dict[str, s
     ]
 
 
-@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
-def test_no_statement_turns_the_read_only_guarantee_off(server: str) -> None:
+@pytest.mark.parametrize("server", ["postgresql", "postgresql-before-14", "mariadb"])
+def test_no_statement_turns_the_read_only_guarantee_off(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A query that turns read-only off (`SET default_transaction_read_only = off`, `SET
     SESSION CHARACTERISTICS`/`SET SESSION TRANSACTION READ WRITE`, `set_config()`, a
     procedure that commits) and then writes, in one query or across the source's metrics,
-    writes nothing: each turn fails its metric saying why (before: the rows were deleted)."""
+    writes nothing: each turn fails its metric saying why (before: the rows were deleted).
+
+    `postgresql-before-14`: the client as it is with a server before PostgreSQL 14, which
+    does not report `default_transaction_read_only` after each statement (the source asks
+    for it), and a libpq before 14, which has no pipelines (one statement per query is a
+    prepared statement); the same server answers the queries."""
     import uuid
 
+    import psycopg
     import sqlalchemy as sa
 
     from tests.services import require_mysql_url, require_postgres_url
 
+    if server == "postgresql-before-14":
+        server = "postgresql"
+        reported = psycopg.ConnectionInfo.parameter_status
+
+        def before_14(info: psycopg.ConnectionInfo, name: str) -> str | None:
+            return None if name == "default_transaction_read_only" else reported(info, name)
+
+        monkeypatch.setattr(psycopg.ConnectionInfo, "parameter_status", before_14)
+        monkeypatch.setattr(psycopg.Pipeline, "is_supported", classmethod(lambda cls: False))
     url = require_postgres_url() if server == "postgresql" else require_mysql_url()
     table = f"kpi_keep_{uuid.uuid4().hex[:8]}"
     procedure = f"kpi_commits_{uuid.uuid4().hex[:8]}"

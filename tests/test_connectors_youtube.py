@@ -102,3 +102,28 @@ def test_kpi_run_end_to_end(youtube: FakeYouTube, tmp_path: Path) -> None:
     }
     for text in (ran.stdout, ran.stderr, dump):
         assert KEY not in text
+
+
+def test_a_redirect_to_another_host_that_copies_the_key_gets_no_key(youtube: FakeYouTube) -> None:
+    """A front server that redirects to another host and writes the request's query (the
+    API key with it) into its `Location`: the key stays with `api_url`'s host, the rest of
+    the query goes on."""
+    from aiohttp import web
+
+    from kpi_collector.demo.server import BackgroundServer
+
+    seen: list[dict[str, str]] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        seen.append(dict(request.query))
+        return web.json_response({"items": [{"statistics": {"videoCount": "7"}}]})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", elsewhere)
+    with BackgroundServer(app) as other:
+        other = other.replace("127.0.0.1", "localhost")
+        location = f"{other}/youtube/v3/channels?part=statistics&key={KEY}&id={CHANNEL}"
+        youtube.inject(302, None, headers={"Location": location})
+        source = YouTube(channel=CHANNEL, api_key=KEY, api_url=youtube.url, metrics=["videos"])
+        assert collect(source) == {"videos": 7.0}
+    assert seen == [{"part": "statistics", "id": CHANNEL}]

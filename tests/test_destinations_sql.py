@@ -181,3 +181,49 @@ def test_a_long_title_and_an_emoji_title_fit_the_long_table(
         assert rows == {"app.a": (long_title, 1.0), "app.b": (emoji_title, 2.0)}
     finally:
         _drop(warehouse, table)
+
+
+@pytest.mark.parametrize("earlier", [False, True], ids=["new-table", "table-of-an-earlier-version"])
+def test_lookalike_kpi_ids_keep_their_own_rows_in_the_long_table(
+    tmp_path: Path, warehouse: str, earlier: bool
+) -> None:
+    """`layout: long` keys a row by (period, kpi): MariaDB/MySQL compare text by the table's
+    collation, whose default (utf8mb4_general_ci, PAD SPACE) takes `app.Stars` and
+    `app.stars`, `app.cafe` and `app.café`, `app.x` and `app.x ` for one key, so the second
+    upsert overwrote the first KPI's value (one row of two, holding the other's number).
+    Each keeps its own row on every backend, as in the store; an earlier version's table is
+    converted."""
+    from kpi_collector import Pipeline
+    from kpi_collector.destinations import Store
+    from kpi_collector.sources.python import Function
+
+    values = {"Stars": 1.0, "stars": 2.0, "cafe": 3.0, "café": 4.0, "x": 5.0, "x ": 6.0}
+    table = f"kpis_alike_{tmp_path.name[-6:].replace('-', '_')}".lower()
+    _drop(warehouse, table)
+    if earlier:  # the table as an earlier version made it: the server's default collation
+        engine = sa.create_engine(warehouse)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    f"CREATE TABLE {table} (period VARCHAR(32) NOT NULL, kpi VARCHAR(200) NOT "
+                    "NULL, date VARCHAR(10) NOT NULL, title TEXT, value DOUBLE PRECISION,"
+                    " updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (period, kpi))"
+                )
+            )
+        engine.dispose()
+    p = Pipeline(
+        sources=[Function(lambda: dict(values), name="app")],
+        destinations=[
+            Store(f"sqlite:///{tmp_path / 'kpi.db'}"),
+            SQL(url=warehouse, table=table, layout="long", every="day", retries=0),
+        ],
+        base_dir=tmp_path,
+    )
+    try:
+        for hours in (0, 2):  # the second run updates each row, never another KPI's
+            result = p.process(now=DAY + timedelta(hours=hours))
+            assert result.delivery_errors == {}
+        rows = {r["kpi"]: r["value"] for r in _rows(warehouse, table)}
+        assert rows == {f"app.{k}": v for k, v in values.items()}
+    finally:
+        _drop(warehouse, table)

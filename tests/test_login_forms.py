@@ -1009,10 +1009,12 @@ def _cross_host_run(
     submit_url: str = "",
     status: int = 307,
     query: str = "",
+    render: bool = False,
 ) -> tuple[str, str, str, list[tuple[str, str, str]]]:
     """(the login page's server URL, the other host's, the run's error or "", what reached
     the other host: method, path, Referer) for a `kpi run` in a new folder under `workdir`
-    of a login through `_cross_host_apps` (its login page's URL ending with `query`)."""
+    of a login through `_cross_host_apps` (its login page's URL ending with `query`; with
+    `render`, the page rendered and the form filled in Chromium)."""
     workdir = Path(tempfile.mkdtemp(dir=workdir))
     app, other = _cross_host_apps(action, redirect, status)
     with BackgroundServer(other) as other_url, BackgroundServer(app) as url:
@@ -1025,6 +1027,7 @@ sources:
   - name: app
     type: html
     url: {url}/stats
+    render: {str(render).lower()}
     login: {{url: "{url}/login{query}", fields: {{user: me, pw: "${{APP_PASSWORD}}"}}{extra}}}
     metrics: {{members: "#members"}}
 """)
@@ -1071,6 +1074,66 @@ def test_a_login_post_redirected_to_another_host_keeps_its_fields(workdir: Path)
     for status in (301, 302, 303):  # the POST becomes a GET, without the fields
         _, _, error, got = _cross_host_run(workdir, "/session", "{other}/home", status=status)
         assert (error, got) == ("", [])
+
+
+def test_a_login_post_is_not_redirected_from_https_to_http(tmp_path: Path) -> None:
+    """A 307 from the https sign-in to http on the same host would send the password in
+    clear text: refused, as a form that posts to http from an https page is."""
+    import ssl
+
+    from kpi_collector.destinations.email.fake import self_signed
+    from kpi_collector.sources._fake import BackgroundServer as Base
+
+    cert, key = self_signed(tmp_path)  # for localhost and 127.0.0.1
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    got: list[str] = []
+
+    async def login_page(request: web.Request) -> web.Response:
+        form = "<form method=post action=/session><input name=user><input type=password name=pw><button>Go</button></form>"
+        return web.Response(text=form, content_type="text/html")
+
+    async def downgrade(request: web.Request) -> web.Response:
+        return web.Response(status=307, headers={"Location": f"{plain}/session"})
+
+    async def record(request: web.Request) -> web.Response:
+        got.append(request.method)
+        return web.Response(text="<p id=members>2,048</p>", content_type="text/html")
+
+    secure, clear = web.Application(), web.Application()
+    secure.router.add_get("/login", login_page)
+    secure.router.add_post("/session", downgrade)
+    clear.router.add_route("*", "/session", record)
+
+    class TlsServer(Base):
+        async def _start(self) -> None:
+            self._runner = web.AppRunner(self.app, access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.url = f"https://localhost:{self.port}"
+
+    with BackgroundServer(clear) as plain, TlsServer(secure) as url:
+        plain = plain.replace("127.0.0.1", "localhost")  # the same host name, over http
+        (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - name: app
+    type: html
+    url: {url}/login
+    login: {{url: "{url}/login", fields: {{user: me, pw: "${{APP_PASSWORD}}"}}}}
+    metrics: {{members: "#members"}}
+""")
+        (tmp_path / ".env").write_text(f"APP_PASSWORD={PASSWORD}\n")
+        result = run_kpi(tmp_path, "run", env={"SSL_CERT_FILE": str(cert)})
+    assert got == []
+    assert run_errors(tmp_path) == (
+        f"login: {url}/session redirects the login fields (a 307 or 308 sends them on) to "
+        f"{plain}/session, unencrypted (http), from an https page; if that is the site's own "
+        f"sign-in, give `submit_url: {plain}/session`"
+    )
+    assert PASSWORD not in result.stdout + result.stderr
 
 
 def test_a_login_form_on_an_https_page_is_not_sent_unencrypted() -> None:

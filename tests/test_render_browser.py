@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from kpi_collector.demo.server import BackgroundServer
+from tests.conftest import Waits
 from tests.fakes.spa import PASSWORD, PLACEHOLDERS, TOKEN, USER, make_spa, spa_value
 from tests.test_dashboard_browser import require_chromium
 
@@ -384,6 +385,42 @@ sources:
     assert seen == [("/landing", None, None)]
 
 
+def test_a_rendered_login_sends_its_fields_to_the_login_page_s_host_only(tmp_path: Path) -> None:
+    """The rule of the login without a browser, in Chromium: a form whose action names
+    another host, or a 307/308 that would send the POST (the password in its body) on to
+    one, is refused before anything reaches that host, with the same line; a 301/302/303
+    there (a GET, no fields) is followed, and `submit_url:` naming the host allows it."""
+    from tests.test_login_forms import _cross_host_run
+
+    require_chromium()
+    url, other, error, got = _cross_host_run(tmp_path, "{other}/session?next=/x", render=True)
+    assert got == []
+    assert error == (
+        f"login: the form on {url}/login sends the login fields to {other}/session, another "
+        f"host; if that is the site's own sign-in, give `submit_url: {other}/session`"
+    )
+    for status in (307, 308):
+        url, other, error, got = _cross_host_run(
+            tmp_path, "/session", redirect="{other}/session", status=status, render=True
+        )
+        assert got == []
+        assert error == (
+            f"login: {url}/session redirects the login fields (a 307 or 308 sends them on) to "
+            f"{other}/session, another host; if that is the site's own sign-in, give "
+            f"`submit_url: {other}/session`"
+        )
+    for status in (302, 303):  # the POST becomes a GET, without the fields
+        _, _, error, got = _cross_host_run(
+            tmp_path, "/session", "{other}/home", status=status, render=True
+        )
+        assert (error, got) == ("", [])
+    url, other, error, got = _cross_host_run(
+        tmp_path, "{other}/session", submit_url="{other}/session", render=True
+    )
+    assert error == ""
+    assert got == [("POST", "/session", f"{url}/")]
+
+
 def test_without_chromium_one_line_says_how_to_install_it(spa: str, tmp_path: Path) -> None:
     (tmp_path / "kpi.yaml").write_text(f"""\
 sources:
@@ -616,3 +653,260 @@ sources:
     run = kpi(tmp_path, "run", "--no-deliver")
     assert run.returncode == 0, run.stdout + run.stderr
     assert sorted(stored(tmp_path).values()) == [40, 1234]
+
+
+def test_a_rendered_page_on_a_host_that_does_not_exist_fails_at_once(waits: Waits) -> None:
+    """Chromium's ERR_NAME_NOT_RESOLVED for a name no DNS server knows (`.invalid`): the same
+    line as without `render`, terminal, and no reload spent on it."""
+    from kpi_collector.config.models import Defaults
+    from kpi_collector.sources import HTML
+    from tests.fakes.collect import run
+
+    require_chromium()
+    result = run(
+        HTML(
+            name="gone",
+            url="http://kpi-nosuch.invalid/stats?session=s3ss10n",
+            render=True,
+            metrics={"n": "#n"},
+        ),
+        defaults=Defaults(timeout=10, retries=2),
+    )
+    assert result.errors == {
+        "gone": "cannot reach http://kpi-nosuch.invalid/stats: no such host kpi-nosuch.invalid "
+        "(the name does not resolve); check the host name in the URL"
+    }
+    assert [failure.transient for o in result.outcomes for failure in o.errors] == [False]
+    assert waits.asked == []
+
+
+def test_a_rendered_page_with_a_status_http_does_not_define_is_not_reloaded(
+    waits: Waits,
+) -> None:
+    """LinkedIn's 999 to bots, rendered: no server error and no reload (the same refusal
+    comes back), as without `render`."""
+    from aiohttp import web
+
+    from kpi_collector.config.models import Defaults
+    from kpi_collector.sources import HTML
+    from tests.fakes.collect import run
+
+    require_chromium()
+    hits: list[str] = []
+
+    async def refuse(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(status=999, text="<title>Denied</title>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/in", refuse)
+    with BackgroundServer(app) as url:
+        result = run(
+            HTML(name="li", url=f"{url}/in", render=True, metrics={"n": "#n"}),
+            defaults=Defaults(timeout=10, retries=2),
+        )
+    assert result.errors == {
+        "li": f"HTTP 999 from {url}/in: a status HTTP does not define (LinkedIn refuses "
+        f"automated requests with 999); the page showed title 'Denied' at {url}/in"
+    }
+    assert [failure.transient for o in result.outcomes for failure in o.errors] == [False]
+    assert hits == ["/in"] and waits.asked == []
+
+
+def test_a_rendered_page_that_is_rate_limited_waits_its_retry_after(waits: Waits) -> None:
+    """A 429 with `Retry-After`, rendered: the reload waits at least that long, and one
+    longer than the source's budget fails at once saying when to come back, as without
+    `render` (it was reloaded after half a second, whatever the server asked)."""
+    from aiohttp import web
+
+    from kpi_collector.config.models import Defaults
+    from kpi_collector.sources import HTML
+    from tests.fakes.collect import run
+
+    require_chromium()
+    hits: list[str] = []
+
+    async def limited(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        if request.path == "/soon" and hits.count("/soon") > 1:
+            return web.Response(text="<p id=n>42</p>", content_type="text/html")
+        wait = "3" if request.path == "/soon" else "3600"
+        return web.Response(
+            status=429,
+            text="<title>Slow down</title>",
+            headers={"Retry-After": wait},
+            content_type="text/html",
+        )
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", limited)
+    with BackgroundServer(app) as url:
+        result = run(
+            HTML(name="soon", url=f"{url}/soon", render=True, metrics={"n": "#n"}),
+            defaults=Defaults(timeout=10, retries=2),
+        )
+        assert result.values == {"soon.n": 42} and len(waits.asked) == 1
+        assert waits.asked[0] >= 3
+        result = run(
+            HTML(name="later", url=f"{url}/later", render=True, metrics={"n": "#n"}),
+            defaults=Defaults(timeout=10, retries=2),
+        )
+    assert result.errors == {
+        "later": f"HTTP 429 from {url}/later: rate limited (retry after 3600s); the page "
+        f"showed title 'Slow down' at {url}/later"
+    }
+    assert hits.count("/later") == 1 and len(waits.asked) == 1
+
+
+def test_a_rendered_page_with_a_tls_failure_is_not_reloaded(tmp_path: Path, waits: Waits) -> None:
+    """A certificate Chromium does not trust, or an https URL for a port that speaks plain
+    HTTP: the same handshake fails on every reload; terminal, saying what to fix, as
+    without `render`."""
+    import ssl
+
+    from aiohttp import web
+
+    from kpi_collector.config.models import Defaults
+    from kpi_collector.destinations.email.fake import self_signed
+    from kpi_collector.sources import HTML
+    from kpi_collector.sources._fake import BackgroundServer as Base
+    from tests.fakes.collect import run
+
+    require_chromium()
+    cert, key = self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text="<p id=n>7</p>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/x", page)
+
+    class TlsServer(Base):
+        async def _start(self) -> None:
+            self._runner = web.AppRunner(self.app, access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.url = f"https://localhost:{self.port}"
+
+    plain_app = web.Application()
+    plain_app.router.add_get("/x", page)
+    with TlsServer(app) as tls, BackgroundServer(plain_app) as plain:
+        wrong = plain.replace("http://", "https://")
+        result = run(
+            HTML(name="cert", url=f"{tls}/x?k=s3cret", render=True, metrics={"n": "#n"}),
+            HTML(name="plain", url=f"{wrong}/x", render=True, metrics={"n": "#n"}),
+            defaults=Defaults(timeout=10, retries=2),
+        )
+    assert result.errors == {
+        "cert": f"cannot load {tls}/x: the TLS certificate of {tls[8:]} is not valid for "
+        "Chromium (net::ERR_CERT_AUTHORITY_INVALID); fix the server's certificate, or add "
+        "the CA that signed it to Chromium's store: certutil -d sql:$HOME/.pki/nssdb -A -t "
+        "C,, -n my-ca -i ca.pem",
+        "plain": f"cannot load {wrong}/x: {wrong[8:]} does not answer in TLS "
+        "(net::ERR_SSL_PROTOCOL_ERROR); is the URL http://, not https://?",
+    }
+    assert waits.asked == []
+
+
+def test_a_rendered_login_form_sent_by_get_to_another_host_is_refused() -> None:
+    """A GET form puts the password in its URL: to another host, refused as a POST is."""
+    from aiohttp import web
+
+    from kpi_collector.config.models import Defaults
+    from kpi_collector.sources import HTML
+    from tests.fakes.collect import run
+
+    require_chromium()
+    got: list[str] = []
+
+    async def login_page(request: web.Request) -> web.Response:
+        form = (
+            f"<form method=get action='{hosts['other']}/session'><input name=user>"
+            "<input type=password name=pw><button>Go</button></form>"
+        )
+        return web.Response(text=form, content_type="text/html")
+
+    async def record(request: web.Request) -> web.Response:
+        got.append(request.path_qs)
+        return web.Response(text="<p id=n>1</p>", content_type="text/html")
+
+    hosts: dict[str, str] = {}
+    app, other = web.Application(), web.Application()
+    app.router.add_get("/login", login_page)
+    other.router.add_get("/{tail:.*}", record)
+    with BackgroundServer(other) as elsewhere, BackgroundServer(app) as url:
+        hosts["other"] = elsewhere.replace("127.0.0.1", "localhost")
+        result = run(
+            HTML(
+                name="app",
+                url=f"{url}/login",
+                render=True,
+                login={"url": f"{url}/login", "fields": {"user": "me", "pw": "get-pass-4417"}},
+                metrics={"n": "#n"},
+            ),
+            defaults=Defaults(timeout=10, retries=0),
+        )
+    assert got == []
+    assert result.errors == {
+        "app": f"login: the form on {url}/login sends the login fields to {hosts['other']}"
+        f"/session, another host; if that is the site's own sign-in, give `submit_url: "
+        f"{hosts['other']}/session`"
+    }
+
+
+def test_a_rendered_login_on_a_legacy_charset_page_keeps_its_password_too() -> None:
+    """A windows-1252 page sends `ä` as `%E4`, not UTF-8's `%C3%A4`: the password in the
+    page's charset is looked for too, so it does not go to another host either."""
+    from aiohttp import web
+
+    from kpi_collector.config.models import Defaults
+    from kpi_collector.sources import HTML
+    from tests.fakes.collect import run
+
+    require_chromium()
+    got: list[bytes] = []
+
+    async def login_page(request: web.Request) -> web.Response:
+        form = (
+            "<html><head><meta charset=windows-1252></head><body>"
+            f"<form method=post action='{hosts['other']}/session'><input name=user>"
+            "<input type=password name=pw><button>Los</button></form></body></html>"
+        )
+        return web.Response(body=form.encode("cp1252"), content_type="text/html")
+
+    async def record(request: web.Request) -> web.Response:
+        got.append(await request.read())
+        return web.Response(text="<p id=n>1</p>", content_type="text/html")
+
+    hosts: dict[str, str] = {}
+    app, other = web.Application(), web.Application()
+    app.router.add_get("/login", login_page)
+    other.router.add_route("*", "/{tail:.*}", record)
+    with BackgroundServer(other) as elsewhere, BackgroundServer(app) as url:
+        hosts["other"] = elsewhere.replace("127.0.0.1", "localhost")
+        result = run(
+            HTML(
+                name="app",
+                url=f"{url}/login",
+                render=True,
+                login={"url": f"{url}/login", "fields": {"user": "me", "pw": "Kennwört-9914"}},
+                metrics={"n": "#n"},
+            ),
+            defaults=Defaults(timeout=10, retries=0),
+        )
+    assert got == []
+    assert result.errors["app"].startswith(f"login: the form on {url}/login sends the login")
+
+
+def test_the_forms_a_typed_password_is_looked_for_in() -> None:
+    """As Chromium writes a form: `*` as is, `~` escaped, a space as `+`; in the page's
+    charset (`%E4`) and in UTF-8 (`%C3%A4`, what a script's fetch sends)."""
+    from kpi_collector.collect.browser import _sent_forms
+
+    forms = _sent_forms(["ä*b~c d"], "windows-1252")
+    assert {b"%E4*b%7Ec+d", b"%C3%A4*b%7Ec+d", "ä*b~c d".encode(), b"\xe4*b~c d"} <= set(forms)
+    assert _sent_forms([], "UTF-8") == []

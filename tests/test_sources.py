@@ -151,6 +151,71 @@ def test_connection_refused() -> None:
     assert "cannot reach http://127.0.0.1:9/x" in result.errors["c"]
 
 
+def test_a_host_name_that_does_not_exist_fails_at_once(waits: Waits) -> None:
+    """A name no DNS server knows (`.invalid` resolves nowhere, RFC 6761) is a typo in the
+    URL: the same answer comes on every retry, so none is spent, and the line says so."""
+    result = run(
+        HttpJson(name="j", url="http://kpi-nosuch.invalid/api?key=s3cr3t", metrics={"v": "v"}),
+        HTML(name="h", url="https://shop.kpi-nosuch.invalid:8443/stats", metrics={"n": "#n"}),
+        defaults=Defaults(timeout=5, retries=3),
+    )
+    assert result.errors == {
+        "j": "cannot reach http://kpi-nosuch.invalid/api: no such host kpi-nosuch.invalid (the "
+        "name does not resolve); check the host name in the URL",
+        "h": "cannot reach https://shop.kpi-nosuch.invalid:8443/stats: no such host "
+        "shop.kpi-nosuch.invalid (the name does not resolve); check the host name in the URL",
+    }
+    assert waits.asked == []
+    assert [failure.transient for o in result.outcomes for failure in o.errors] == [False, False]
+
+
+def test_a_redirect_to_a_host_that_does_not_exist_names_it(waits: Waits) -> None:
+    """The name that does not resolve is the redirect's, not the URL's: the line says so."""
+    from kpi_collector.demo.server import BackgroundServer
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPMovedPermanently("http://kpi-nosuch.invalid/api")
+
+    app = web.Application()
+    app.router.add_get("/old", moved)
+    with BackgroundServer(app) as url:
+        result = run(
+            HttpJson(name="j", url=f"{url}/old", metrics={"v": "v"}),
+            defaults=Defaults(timeout=5, retries=3),
+        )
+    assert result.errors == {
+        "j": f"cannot reach {url}/old: it redirects to kpi-nosuch.invalid, no such host (the "
+        "name does not resolve); check the URL"
+    }
+    assert waits.asked == []
+
+
+def test_a_resolver_that_fails_for_now_is_transient() -> None:
+    """EAI_AGAIN (the DNS server did not answer in time, the network is not up yet) may be
+    gone on the next try, unlike EAI_NONAME; the one a resolver library raises too."""
+    import socket
+
+    import aiohttp
+
+    from kpi_collector.collect.http import _connection_error
+
+    class Key:
+        host, port, ssl = "api.example.com", 443, True
+
+    url = "https://api.example.com/x"
+    again = aiohttp.ClientConnectorDNSError(
+        Key(),  # type: ignore[arg-type]
+        socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"),
+    )
+    gone = aiohttp.ClientConnectorDNSError(
+        Key(),  # type: ignore[arg-type]
+        socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+    )
+    assert _connection_error(url, again, 5).transient
+    assert not _connection_error(url, gone, 5).transient
+    assert "Temporary failure in name resolution" in str(_connection_error(url, again, 5))
+
+
 def test_tls_failures_are_terminal_and_say_what_to_fix(site: Site, tmp_path: Path) -> None:
     """A certificate this machine does not trust, or an https URL for a port that speaks
     plain HTTP: the same answer comes on every retry; the error says why and how to fix it
@@ -426,6 +491,67 @@ def test_a_page_that_sets_a_cookie_and_redirects_to_itself_is_read(tmp_path: Pat
     assert result.errors["circle"].startswith(
         f"redirect loop: {url}/circle was redirected 10 times"
     )
+
+
+#: (status, Content-Type, the text, its encoding): error answers that are not HTML, in the
+#: charset their header declares, as old Java servers and Japanese services answer
+_LEGACY_ERRORS = {
+    "latin1": (
+        403,
+        "text/plain; charset=ISO-8859-1",
+        "Zugriff verweigert: Schlüssel ungültig",
+        "latin-1",
+    ),
+    "cp1252": (
+        503,
+        "text/plain; charset=windows-1252",
+        "Wartung bis 18 Uhr – 5 € Gutschrift",
+        "cp1252",
+    ),
+    "sjis": (
+        503,
+        "text/plain; charset=Shift_JIS",
+        "メンテナンス中です。しばらくお待ちください",
+        "shift_jis",
+    ),
+    "json": (400, "application/json; charset=iso-8859-1", '{"message": "Clé invalide"}', "latin-1"),
+    "quoted": (404, 'text/plain; charset="EUC-JP"', "ページが見つかりません", "euc_jp"),
+    "notjson": (200, "text/plain; charset=Shift_JIS", "ただいま混雑しています", "shift_jis"),
+}
+
+
+def test_an_error_answer_that_is_not_html_is_read_in_its_declared_charset() -> None:
+    """A 4xx/5xx answer in plain text or JSON, in the charset its `Content-Type` names: the
+    one-line error shows its text as written (it was read as UTF-8: `Schl�ssel`, or
+    Shift_JIS called binary data)."""
+    from kpi_collector.demo.server import BackgroundServer
+
+    async def answer(request: web.Request) -> web.Response:
+        status, content_type, text, codec = _LEGACY_ERRORS[request.match_info["case"]]
+        return web.Response(
+            status=status, body=text.encode(codec), headers={"Content-Type": content_type}
+        )
+
+    app = web.Application()
+    app.router.add_get("/{case}", answer)
+    with BackgroundServer(app) as url:
+        result = run(
+            *(
+                HttpJson(name=case, url=f"{url}/{case}", metrics={"v": "v"})
+                for case in _LEGACY_ERRORS
+            ),
+            defaults=Defaults(timeout=2, retries=0),
+        )
+    assert result.errors == {
+        "latin1": f"HTTP 403 from {url}/latin1: forbidden — Zugriff verweigert: Schlüssel ungültig",
+        "cp1252": f"HTTP 503 from {url}/cp1252: server error — Wartung bis 18 Uhr – 5 € Gutschrift",
+        "sjis": f"HTTP 503 from {url}/sjis: server error — メンテナンス中です。しばらくお待ちください",
+        "json": f'HTTP 400 from {url}/json: request refused — {{"message": "Clé invalide"}}',
+        "quoted": f"HTTP 404 from {url}/quoted: not found: check the URL or the name in the "
+        "config — ページが見つかりません",
+        "notjson": f"the answer from {url}/notjson is not valid JSON (Expecting value: line 1 "
+        "column 1 (char 0)): ただいま混雑しています",
+    }
 
 
 def test_credentials_do_not_follow_a_redirect_to_another_host() -> None:

@@ -315,14 +315,17 @@ def test_a_store_url_shows_its_host_but_never_its_password() -> None:
     assert "kpi:***@127.0.0.1:1/kpi" in str(info.value)
 
 
-def test_newest_collected_by_kpis_skips_backfilled_values(tmp_path: Path) -> None:
+def test_newest_collected_by_kpis_skips_backfilled_values(store: HistoryStore) -> None:
     """When each source last stored a value a run collected: a backfilled value, even a
     newer one, does not count; a source with known KPI ids and one without (a python
-    function naming its metrics as it runs) get the same answer; one never run is left out."""
-    from kpi_collector.store import HistoryStore, StoredObservation
+    function naming its metrics as it runs) get the same answer, and a derived KPI whose id
+    starts like the source's (`b.total`, source `formula`) is not the source's; one never
+    run, or only backfilled, is left out. Each KPI's newest row is read from the index
+    (before: `source = ...` read every observation, at each scheduler check of a source
+    job)."""
+    from kpi_collector.store import StoredObservation
     from kpi_collector.store.runs import newest_collected, newest_collected_by_kpis
 
-    store = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
     try:
         store.migrate()
         for ts in (1000.0, 2000.0):
@@ -333,6 +336,8 @@ def test_newest_collected_by_kpis_skips_backfilled_values(tmp_path: Path) -> Non
                     StoredObservation("a.x", ts, 1.0, "a"),
                     StoredObservation("a.y", ts + 5, 2.0, "a"),
                     StoredObservation("b.z", ts + 7, 3.0, "b"),
+                    StoredObservation("b.total", ts + 9, 3.0, "formula"),
+                    StoredObservation("bb.z", ts + 8, 3.0, "bb"),
                 ],
                 finished_at=ts + 10,
             )
@@ -340,11 +345,17 @@ def test_newest_collected_by_kpis_skips_backfilled_values(tmp_path: Path) -> Non
             [
                 StoredObservation("a.x", 900_000.0, 4.0, "a"),
                 StoredObservation("b.z", 900_000.0, 5.0, "b"),
+                StoredObservation("c.w", 900_000.0, 5.0, "c"),
             ]
         )
-        asked = {"a": ["a.x", "a.y"], "b": [], "never": ["never.v"]}
+        asked = {"a": ["a.x", "a.y"], "b": [], "never": ["never.v"], "c": []}
         assert newest_collected_by_kpis(store, asked) == {"a": 2005.0, "b": 2007.0}
+        assert newest_collected_by_kpis(store, {"a": [], "b": ["b.z"], "c": ["c.w"]}) == {
+            "a": 2005.0,
+            "b": 2007.0,
+        }
         assert newest_collected(store, "a") == 2005.0 and newest_collected(store, "b") == 2007.0
+        assert newest_collected(store, "c") is None and newest_collected(store, "never") is None
     finally:
         store.close()
 
@@ -866,27 +877,33 @@ def test_a_read_the_database_refuses_is_a_store_error(store: HistoryStore) -> No
         assert "observations" in message and "\n" not in message, message
 
 
-def test_latest_by_id_agrees_with_the_whole_history_read(tmp_path: Path) -> None:
+def test_latest_by_id_agrees_with_the_whole_history_read(store: HistoryStore) -> None:
     """`latest` of named KPIs looks each one's newest row up in the (kpi, ts, id) index
-    (SQLite's direct path; `max(ts) ... GROUP BY` read every row of the history); over a
+    (`max(ts) ... GROUP BY` read every row of the history: a run slower each day); over a
     history with ties at one moment, at, before and strictly before each bound, it gives
-    what reading every row gives, as the SQLAlchemy path does: the newest at the bound, of
-    a tie the one stored last."""
+    what reading every row gives, on every backend and both SQLite paths: the newest at the
+    bound, of a tie the one stored last. Lookalike ids (case, a trailing space, an accent)
+    stay apart on MariaDB's binary collation. `latest()` of every KPI and `kpi_ids` read
+    the ids from the index too on PostgreSQL (its `DISTINCT` read all of it)."""
     import random
-    import sqlite3
+
+    from kpi_collector.store.schema import observations
 
     rng = random.Random(5)
-    url = f"sqlite:///{tmp_path / 'kpi.db'}"
-    _ = HistoryStore(url).engine  # the schema
-    kpis = [f"k.{i}" for i in range(12)]
-    rows = [(rng.choice(kpis), 1000.0 + rng.randrange(40), float(n)) for n in range(400)]
-    with contextlib.closing(sqlite3.connect(tmp_path / "kpi.db")) as db, db:
-        db.executemany(
-            "INSERT INTO observations (kpi, ts, value, source, backfilled) VALUES (?, ?, ?, 'k', 1)",
-            rows,
-        )
-    direct, generic = HistoryStore(url), HistoryStore(url, direct=False)
-    assert direct.direct() is not None and generic.direct() is None
+    _ = store.engine  # the schema
+    kpis = [f"k.{i}" for i in range(12)] + ["k.A", "k.a", "k.a ", "k.é"]
+    rows = [(rng.choice(kpis), 1000.0 + rng.randrange(40), float(n)) for n in range(500)]
+    with store.write() as conn:
+        for kpi, at, value in rows:  # one by one: ids in the order of the list
+            conn.execute(
+                observations.insert().values(
+                    kpi=kpi, ts=at, value=value, source="k", backfilled=True
+                )
+            )
+    stores = [store]
+    if store.url.startswith("sqlite"):
+        stores.append(HistoryStore(store.url, direct=False))
+        assert store.direct() is not None and stores[1].direct() is None
     for before in (None, 1000.0, 1017.0, 1039.0, 999.0):
         for strictly in (False, True):
             expected: dict[str, tuple[float, float]] = {}
@@ -894,7 +911,135 @@ def test_latest_by_id_agrees_with_the_whole_history_read(tmp_path: Path) -> None
                 in_range = before is None or (at < before if strictly else at <= before)
                 if in_range and (kpi not in expected or at >= expected[kpi][0]):
                     expected[kpi] = (at, value)
-            for store in (direct, generic):
-                found = store.latest([*kpis, "k.none"], before=before, strictly=strictly)
+            for each in stores:
+                found = each.latest([*kpis, "k.none", "K.A"], before=before, strictly=strictly)
                 got = {k: (o.ts, o.value) for k, o in found.items()}
-                assert got == expected, (before, strictly, store.direct() is not None)
+                assert got == expected, (before, strictly, each.direct() is not None)
+                everything = each.latest(before=before, strictly=strictly)
+                assert {k: (o.ts, o.value) for k, o in everything.items()} == expected
+                if strictly and before is not None:
+                    values = each.previous_values([*kpis, "k.none"], before=before)
+                    assert values == {k: v for k, (_, v) in expected.items()}
+    with store.reading() as conn:  # every id, as the database sorts text
+        every = conn.execute(
+            sa.select(observations.c.kpi).distinct().order_by(observations.c.kpi)
+        ).scalars()
+        assert store.kpi_ids() == list(every) and len(store.kpi_ids()) == len(kpis)
+    for each in stores[1:]:
+        each.close()
+
+
+def test_many_sources_runs_and_process_groups_are_asked_in_chunks(store: HistoryStore) -> None:
+    """The store's questions about runs and the scheduler's rows put every asked source
+    name, run id or heartbeat row in one IN (...): 70,000 of them passed PostgreSQL's 65,535
+    bound values in a statement and SQLite's 32,766 ("too many SQL variables", a raw driver
+    error). Now they are asked in chunks (one array on PostgreSQL): the failing streaks,
+    the newest manual run and the newest collected value of each source, the runs marked
+    interrupted and the process groups forgotten through SQLAlchemy."""
+    from kpi_collector.store import StoredObservation
+    from kpi_collector.store.heartbeats import forget_groups, mark_interrupted, process_groups
+    from kpi_collector.store.runs import failing_streaks, last_manual_run, newest_collected_by_kpis
+    from kpi_collector.store.schema import heartbeats, runs
+
+    names = [f"s{i:05d}" for i in range(70_000)]
+    first = store.begin_run(started_at=1000.0)
+    store.finish_run(
+        first,
+        observations=[
+            StoredObservation(f"{n}.v", 1000.0 + i % 3, 1.0, n) for i, n in enumerate(names)
+        ],
+        finished_at=1010.0,
+    )
+    second = store.begin_run(started_at=2000.0, trigger="schedule")
+    store.finish_run(
+        second,
+        observations=[StoredObservation(f"{n}.v", 2000.0, 2.0, n) for n in names[3:10]],
+        errors=[RunError(n, None, f"{n} failed", False) for n in names[:3]],
+        finished_at=2010.0,
+    )
+    _upstream_sqlite_limit(store.engine)
+    streaks = failing_streaks(store, names, depth=5)
+    assert len(streaks) == len(names)
+    assert [streaks[n] for n in names[:4]] == [
+        (1, "s00000 failed"),
+        (1, "s00001 failed"),
+        (1, "s00002 failed"),
+        (0, None),
+    ]
+    assert streaks[names[-1]] == (0, None)
+    assert last_manual_run(store, names) == 1000.0
+    newest = newest_collected_by_kpis(store, {n: [] for n in names})
+    assert len(newest) == len(names)
+    assert (newest[names[0]], newest[names[5]], newest[names[-1]]) == (
+        1000.0,
+        2000.0,
+        1000.0 + 69_999 % 3,
+    )
+
+    generic = HistoryStore(store.url, direct=False)  # SQLite's direct path chunks already
+    _upstream_sqlite_limit(generic.engine)
+    try:
+        with generic.write() as conn:
+            conn.execute(
+                runs.insert(),
+                [{"started_at": 3000.0 + i, "status": "running"} for i in range(70_000)],
+            )
+            conn.execute(
+                heartbeats.insert(),
+                [
+                    {
+                        "name": f"group:{i}",
+                        "pid": 1,
+                        "hostname": "h",
+                        "started_at": 1.0,
+                        "beat_at": 1.0,
+                        "state": "running",
+                    }
+                    for i in range(70_000)
+                ],
+            )
+        interrupted = mark_interrupted(generic)
+        assert len(interrupted) == 70_000 and first not in interrupted
+        assert mark_interrupted(generic) == []
+        assert [r.status for r in generic.runs(3)] == ["interrupted"] * 3
+        forget_groups(generic, [f"group:{i}" for i in range(1, 70_000)])
+        assert [g.name for g in process_groups(generic)] == ["group:0"]
+    finally:
+        generic.close()
+
+
+def test_pruning_alert_states_of_thousands_of_configured_alerts(store: HistoryStore) -> None:
+    """Forgetting the alerts no longer configured put every configured key in one NOT IN
+    (...): 70,000 passed PostgreSQL's 65,535 bound values and SQLite's 32,766 (a raw driver
+    error at each alert check). The stored keys are read and the gone ones deleted in
+    chunks."""
+    from kpi_collector.store.alert_states import alert_states, prune_alert_states, save_alert_state
+
+    for key in ("a", "b", "c"):
+        for destination in ("slack", "mail"):
+            save_alert_state(store, key, destination, active=True, message="m", now=1.0)
+    _upstream_sqlite_limit(store.engine)
+    prune_alert_states(store, {"a", "c", *(f"x{i}" for i in range(70_000))})
+    assert sorted((s.alert, s.destination) for s in alert_states(store)) == [
+        ("a", "mail"),
+        ("a", "slack"),
+        ("c", "mail"),
+        ("c", "slack"),
+    ]
+    prune_alert_states(store, set())
+    assert alert_states(store) == []
+
+
+def _upstream_sqlite_limit(engine: sa.Engine) -> None:
+    """SQLite connections of `engine` that take at most 32,766 bound values in a statement,
+    as SQLite's own build does (Debian's takes 250,000)."""
+    import sqlite3
+
+    if engine.dialect.name != "sqlite":
+        return
+
+    @sa.event.listens_for(engine, "connect")
+    def _limit(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+        dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766)
+
+    engine.dispose()  # the connections already open had the build's limit

@@ -9,31 +9,25 @@ from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeGuard, TypeVar
 from zoneinfo import ZoneInfo
 
-from kpi_collector.config.models import (
-    Alert,
-    CeleryExecutor,
-    Config,
-    Defaults,
-    KpiSpec,
-    Settings,
-    display_order,
-)
-from kpi_collector.destinations.base import Destination
-from kpi_collector.destinations.store import Store
+from kpi_collector.config.plain import Config, PlainCeleryExecutor, PlainKpiSpec, display_order
 from kpi_collector.errors import ConfigError, StoreError
 from kpi_collector.run.engine import SourceOutcome, collect_all
 from kpi_collector.run.result import RunResult
 from kpi_collector.secrets import DatabaseUrl, redact
-from kpi_collector.sources.base import Source
+from kpi_collector.sources.base import PlainSource
 from kpi_collector.store import RunError, StoredObservation
 
 if TYPE_CHECKING:
     from kpi_collector.alerts.engine import AlertScope
+    from kpi_collector.config.models import Alert, Defaults, KpiSpec, Settings
     from kpi_collector.deliver.engine import DeliveryEngine, DeliveryOutcome
+    from kpi_collector.destinations.base import Destination
+    from kpi_collector.destinations.store import Store
     from kpi_collector.run.backfill import BackfillReport
+    from kpi_collector.sources.base import Source
     from kpi_collector.store import HistoryStore
     from kpi_collector.store.lock import RunLock
 
@@ -83,13 +77,40 @@ def _function(function: Callable[..., Any]) -> Source:
     return Function(function)
 
 
-def _store(url: str) -> Store:
-    """The config's store as a `Store`, without validating the URL again (the config did):
-    building the model's validator before the first request costs tens of milliseconds
-    (pydantic's plugin scan reads every installed distribution's entry points)."""
-    return Store.model_construct(
-        name=Store.type, url=DatabaseUrl(str(url), getattr(url, "variables", ()))
-    )
+def _store_url(url: str) -> DatabaseUrl:
+    """The config's store URL as a `DatabaseUrl`, without validating it again (the config
+    did): a `Store` model's validator, built before the first request, costs tens of
+    milliseconds (pydantic's import and plugin scan)."""
+    return DatabaseUrl(str(url), getattr(url, "variables", ()))
+
+
+def _is_store(destination: object) -> TypeGuard[Store]:
+    """Whether `destination` is a `Store` (the history store given as a destination)."""
+    from kpi_collector.destinations.store import Store
+
+    return isinstance(destination, Store)
+
+
+def _open(store: Store | DatabaseUrl) -> HistoryStore:
+    """The history store of a `Store` or of a database URL."""
+    if isinstance(store, DatabaseUrl):
+        from kpi_collector.store import HistoryStore
+
+        return HistoryStore(store.get())
+    return store.open()
+
+
+def _kpi_spec(fields: Mapping[str, Any]) -> KpiSpec:
+    """A `KpiSpec` of the Python API's mapping (validated)."""
+    from kpi_collector.config.models import KpiSpec
+
+    return KpiSpec(**fields)
+
+
+def _defaults() -> Defaults:
+    from kpi_collector.config.models import Defaults
+
+    return Defaults()
 
 
 class Pipeline:
@@ -114,7 +135,7 @@ class Pipeline:
         sources: Iterable[Source | Callable[..., Any]] = (),
         destinations: Iterable[Destination] = (),
         *,
-        store: Store | str | None = None,
+        store: Store | DatabaseUrl | str | None = None,
         kpis: Mapping[str, KpiSpec | Mapping[str, Any]] | None = None,
         timezone: str = "UTC",
         defaults: Defaults | None = None,
@@ -122,29 +143,33 @@ class Pipeline:
         base_dir: Path | None = None,
         alerts: Iterable[Alert] = (),
     ) -> None:
-        self.sources: list[Source] = [s if isinstance(s, Source) else _function(s) for s in sources]
+        self.sources: list[Source] = [
+            s if isinstance(s, PlainSource) else _function(s) for s in sources
+        ]
         given = list(destinations)
-        stores = [d for d in given if isinstance(d, Store)]
+        stores = [d for d in given if _is_store(d)]
         if isinstance(store, str):
+            from kpi_collector.destinations.store import Store
+
             store = Store(store)
         if store is None and stores:
             store = stores[0]
         #: the destinations proper (the history store is `store`, never one of these)
-        self.destinations: list[Destination] = [d for d in given if not isinstance(d, Store)]
+        self.destinations: list[Destination] = [d for d in given if not _is_store(d)]
         counts = Counter(s.name for s in self.sources)
         duplicate = next((name for name, n in counts.items() if n > 1), None)
         if duplicate:
             raise ConfigError(f"two sources are named {duplicate!r}; give each its own name")
         self.kpis = {
-            k: v if isinstance(v, KpiSpec) else KpiSpec(**v) for k, v in (kpis or {}).items()
+            k: v if isinstance(v, PlainKpiSpec) else _kpi_spec(v) for k, v in (kpis or {}).items()
         }
         self.tz = ZoneInfo(timezone)
-        self.defaults = defaults or Defaults()
+        self.defaults = defaults or _defaults()
         self.north_star = north_star
         self.base_dir = base_dir or Path.cwd()
         self.config: Config | None = None
         self.alerts = list(alerts)
-        self.store: HistoryStore | None = store.open() if store is not None else None
+        self.store: HistoryStore | None = _open(store) if store is not None else None
 
     @classmethod
     def from_config(
@@ -159,7 +184,7 @@ class Pipeline:
         pipeline = cls(
             sources=[s for s in config.sources if s.enabled],
             destinations=[d for d in config.destinations if d.enabled],
-            store=_store(config.store_url) if with_store else None,
+            store=_store_url(config.store_url) if with_store else None,
             kpis=config.kpis,
             timezone=config.timezone,
             defaults=config.defaults,
@@ -362,7 +387,7 @@ class Pipeline:
         """Collect with the config's executor: in this process, or through Celery workers
         (`kpi_collector.run.celery_executor`)."""
         executor = self.config.settings.executor if self.config is not None else None
-        if self.config is not None and isinstance(executor, CeleryExecutor):
+        if self.config is not None and isinstance(executor, PlainCeleryExecutor):
             from kpi_collector.run.celery_executor import collect_celery, fingerprint
 
             return await collect_celery(
@@ -524,7 +549,7 @@ class Pipeline:
             sources=[s for s in self.sources if s.enabled],
             kpis=self.kpis,
             tz=self.tz,
-            destinations=[d for d in found if d.enabled and not isinstance(d, Store)],
+            destinations=[d for d in found if d.enabled and not _is_store(d)],
             disabled=frozenset(d.name for d in found if not d.enabled),
         )
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import GetCoreSchemaHandler, SecretStr
-from pydantic_core import core_schema
+if TYPE_CHECKING:
+    from pydantic import GetCoreSchemaHandler
+    from pydantic_core import core_schema
 
 _KNOWN: set[str] = set()
 _MASK = "***"
@@ -244,31 +245,57 @@ class FromVariables(str):
     values: tuple[str, ...] = ()
 
 
-class Secret(SecretStr):
+class Secret:
     """A string that shows as `***` everywhere; `.get()` returns the real value.
-    `variables` names the `${VAR}`s it was read from (empty when written in the config)."""
+    `variables` names the `${VAR}`s it was read from (empty when written in the config).
+
+    A config field of this type takes a string (or pydantic's `SecretStr`); the class
+    itself needs no pydantic, so a config read from the cache holds it without importing
+    pydantic. Equal to a secret of the same class and value, as pydantic's `SecretStr`."""
 
     variables: tuple[str, ...] = ()
     hides_variables: ClassVar[bool] = True  # the values `${VAR}`s gave it are secret too
 
     def __init__(self, secret_value: str, variables: tuple[str, ...] = ()) -> None:
-        super().__init__(secret_value)
+        self._secret_value = secret_value
         self.variables = variables
         remember(secret_value)
 
     def get(self) -> str:
-        return self.get_secret_value()
+        return self._secret_value
 
-    def _display(self) -> str:  # pydantic's hook for str() and repr()
+    def get_secret_value(self) -> str:
+        """The value (the name pydantic's `SecretStr` gives it)."""
+        return self._secret_value
+
+    def _display(self) -> str:
         return _MASK
+
+    def __str__(self) -> str:
+        return self._display()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._display()!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, type(self)) and other.get() == self.get()
+
+    def __hash__(self) -> int:
+        return hash(self.get())
+
+    def __len__(self) -> int:
+        return len(self.get())
 
     @classmethod
     def __get_pydantic_core_schema__(
         cls, source: type[Any], handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
+        from pydantic import SecretStr
+        from pydantic_core import core_schema
+
         def build(value: Any) -> Secret:
             variables: tuple[str, ...] = getattr(value, "variables", ())
-            if isinstance(value, SecretStr):
+            if isinstance(value, SecretStr | Secret):
                 value = value.get_secret_value()
             if not isinstance(value, str | int):
                 raise ValueError("expected a string")
@@ -325,7 +352,7 @@ class DatabaseUrl(Secret):
     hides_variables: ClassVar[bool] = False  # `${DATABASE_URL}` whole: only its password
 
     def __init__(self, secret_value: str, variables: tuple[str, ...] = ()) -> None:
-        SecretStr.__init__(self, secret_value)
+        self._secret_value = secret_value
         self.variables = variables
         for password in database_passwords(secret_value):
             remember(password)

@@ -374,7 +374,7 @@ def _stale(alert: Alert, ctx: _Context) -> Iterator[Finding]:
 
 
 def _pending(alert: Alert, ctx: _Context) -> Iterator[Finding]:
-    from kpi_collector.config.models import parse_duration
+    from kpi_collector.config.plain import parse_duration
     from kpi_collector.store.deliveries import oldest_pending
 
     if alert.destination in ctx.scope.disabled:  # its pending rows are never tried again

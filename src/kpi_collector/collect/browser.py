@@ -21,14 +21,20 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
-from kpi_collector.collect.http import url_without_query
+from kpi_collector.collect.http import (
+    UNDEFINED_STATUS,
+    is_unknown_host,
+    retry_after_seconds,
+    unknown_host_error,
+    url_without_query,
+)
 from kpi_collector.errors import ExtractError, HttpError, LoginError, SourceError
-from kpi_collector.secrets import redact, redact_cut, reveal
+from kpi_collector.secrets import encodings, redact, redact_cut, reveal
 
 if TYPE_CHECKING:
-    from kpi_collector.collect.http import Auth, LoginForm
+    from kpi_collector.collect.http import PlainAuth, PlainLoginForm
 
 #: where Debian and Ubuntu install Chromium (`apt-get install chromium`)
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
@@ -233,8 +239,8 @@ class Browser:
         *,
         timeout: float,
         wait_for: str | None = None,
-        login: LoginForm | None = None,
-        auth: Auth | None = None,
+        login: PlainLoginForm | None = None,
+        auth: PlainAuth | None = None,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         max_bytes: int | None = None,
@@ -264,7 +270,7 @@ class Browser:
             deadline = time.monotonic() + timeout
             page = await context.new_page()
             if login is not None:
-                await _login(page, login, deadline)
+                await _login(page, login, deadline, send_headers, _origin(target))
             response = await _goto(page, target, deadline)
             status = await _check_status(page, response)
             if wait_for is not None:
@@ -353,15 +359,28 @@ async def _content(page: Any, max_bytes: int | None, shown: bool = False) -> str
 
 async def _check_status(page: Any, response: Any, what: str = "") -> int:
     """The document's HTTP status (0 when the browser gave none); HttpError when it is 400
-    or more (5xx and 429 transient). `what` names the page in the message."""
+    or more (5xx and 429 transient; 600 and more, LinkedIn's 999, terminal, as without a
+    browser). `what` names the page in the message."""
     status = int(response.status) if response is not None else 0
     if status >= 400:
         where = url_without_query(page.url)
         hint = "server error" if status >= 500 else "request refused"
+        if status == 429:
+            hint = "rate limited"
+        elif status >= 600:
+            hint = UNDEFINED_STATUS
+        retry_after = None
+        if status == 429 or 500 <= status < 600:
+            with contextlib.suppress(Exception):
+                retry_after = retry_after_seconds(response.headers.get("retry-after"))
+        if retry_after is not None:  # the reload waits that long (a longer one: not at all)
+            hint += f" (retry after {retry_after:.0f}s)"
         raise HttpError(
             f"HTTP {status} from {where}{what}: {hint}; {await _showing(page)}",
             status=status,
             url=where,
+            retry_after=retry_after,
+            transient=False if status >= 600 else None,
         )
     return status
 
@@ -463,7 +482,49 @@ async def _goto(page: Any, url: str, deadline: float) -> Any:
                 f"{where} did not load within the timeout; {await _showing(page)}",
                 transient=True,
             ) from None
+        if "ERR_NAME_NOT_RESOLVED" in str(exc) and await _unknown_host(url):
+            raise unknown_host_error(url, urlsplit(url).hostname or "") from None
+        tls = _tls_failure(str(exc), url)
+        if tls is not None:  # the same certificate, the same handshake next time
+            raise HttpError(f"cannot load {where}: {tls}", url=where, transient=False) from None
         raise HttpError(f"cannot load {where}: {_reason(exc)}", transient=True) from None
+
+
+_NET_ERROR = re.compile(r"net::(ERR_[A-Z_]+)")
+
+
+def _tls_failure(message: str, url: str) -> str | None:
+    """What a failed TLS handshake of Chromium's (its net error in `message`) means for the
+    user, as `http._tls_message` says it without a browser; None for another failure."""
+    found = _NET_ERROR.search(message)
+    code = found.group(1) if found else ""
+    host = urlsplit(url).netloc
+    if code.startswith("ERR_CERT_"):
+        return (
+            f"the TLS certificate of {host} is not valid for Chromium (net::{code}); fix the "
+            "server's certificate, or add the CA that signed it to Chromium's store: "
+            "certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n my-ca -i ca.pem"
+        )
+    if code == "ERR_SSL_PROTOCOL_ERROR":  # what a plain HTTP answer to the handshake gives
+        return f"{host} does not answer in TLS (net::{code}); is the URL http://, not https://?"
+    if code == "ERR_SSL_VERSION_OR_CIPHER_MISMATCH":
+        return f"the TLS handshake with {host} failed (net::{code}: no TLS version or cipher in common)"
+    return None
+
+
+async def _unknown_host(url: str) -> bool:
+    """Whether the host of `url` does not exist, as the system's resolver says: Chromium
+    names a name that does not exist and a resolver that did not answer (EAI_AGAIN, which
+    may pass) alike, ERR_NAME_NOT_RESOLVED. A host that resolves (a redirect's target was
+    the one that did not) is no such case."""
+    host = urlsplit(url).hostname
+    if not host:
+        return False
+    try:
+        await asyncio.get_running_loop().getaddrinfo(host, None)
+    except OSError as exc:
+        return is_unknown_host(exc)
+    return False
 
 
 #: a URL's query and fragment, where credentials may hide (as `url_without_query` drops them)
@@ -486,10 +547,18 @@ _SUBMITS = (
 )
 
 
-async def _login(page: Any, form: LoginForm, deadline: float) -> None:
+async def _login(
+    page: Any,
+    form: PlainLoginForm,
+    deadline: float,
+    headers: Mapping[str, str] | None = None,
+    origin: str | None = None,
+) -> None:
     """Fill `form.fields` into the login form the page at `form.url` shows (once its scripts
     drew it) and press its submit button, as a person does; then wait until the form is gone
-    (or `success:` shows). LoginError says what went wrong, with field names only."""
+    (or `success:` shows). LoginError says what went wrong, with field names only; the
+    fields go to the login page's host only, as `_FieldsGuard` keeps them (`headers` go
+    with the requests it sends itself to `origin`, as `Browser.context` adds them)."""
     where = url_without_query(form.url)
     await _check_status(page, await _goto(page, form.url, deadline), " (the login page)")
     chosen = form.form or "input[type=password]"
@@ -505,6 +574,7 @@ async def _login(page: Any, form: LoginForm, deadline: float) -> None:
         ) from None
     node = page.locator(chosen).first if form.form else await _login_form(page, form)
     names = list(form.fields)
+    typed: dict[str, str] = {}  # each value typed in, by the kind of field it went into
     for name, secret in form.fields.items():
         field = node.locator(f"[name={_css_string(name)}]")
         if await field.count() == 0:
@@ -516,19 +586,175 @@ async def _login(page: Any, form: LoginForm, deadline: float) -> None:
                 f"login: the form on {where} has no field named {name!r}; it has: {known}",
                 transient=False,
             )
-        await _type_in(field.first, reveal(secret) or "")
+        value = reveal(secret) or ""
+        typed[value] = await _type_in(field.first, value)
     button = await _submit_button(node, form.submit, where)
+    charset = "UTF-8"
+    with contextlib.suppress(Exception):  # the encoding the page's form is sent in
+        charset = str(await page.evaluate("document.characterSet"))
+    secrets = _sent_forms(_secret_values(typed), charset)
+    guard = _FieldsGuard(page.url, form.submit_url, secrets, headers, origin)
+    await page.route("**/*", guard.handle)
     try:
-        if button is None:
-            await node.locator(f"[name={_css_string(names[-1])}]").first.press("Enter")
-        else:
-            await button.click(timeout=_ms(deadline))
-    except Exception as exc:
-        raise LoginError(f"login: cannot submit the form on {where}: {_reason(exc)}") from None
-    await _logged_in(page, form, chosen, names, deadline)
+        try:
+            if button is None:
+                await node.locator(f"[name={_css_string(names[-1])}]").first.press("Enter")
+            else:
+                await button.click(timeout=_ms(deadline))
+        except Exception as exc:
+            guard.check()
+            raise LoginError(f"login: cannot submit the form on {where}: {_reason(exc)}") from None
+        await guard.racing(_logged_in(page, form, chosen, names, deadline))
+    finally:
+        with contextlib.suppress(Exception):
+            await page.unroute("**/*", guard.handle)
 
 
-async def _login_form(page: Any, form: LoginForm) -> Any:
+def _secret_values(typed: Mapping[str, str]) -> list[str]:
+    """The values a login must not send elsewhere: those typed into password fields; a
+    login without one (a PIN in a text field), each value of 4 characters or more."""
+    passwords = [value for value, kind in typed.items() if kind == "password" and value]
+    return passwords or [value for value in typed if len(value) >= 4]
+
+
+def _sent_forms(values: list[str], charset: str) -> list[bytes]:
+    """Each of `values` in the forms a request may carry it in: as `secrets.encodings`
+    has them (UTF-8: as is, URL-encoded, JSON-escaped...), and in the page's `charset` (a
+    windows-1252 page sends `ä` as `%E4`) as is and form-urlencoded; shortest first."""
+    from kpi_collector.collect.charset import label_codec
+
+    codec = label_codec(charset) or "utf-8"
+    forms: set[bytes] = set()
+    for value in values:
+        forms |= {form.encode() for form in encodings(value)}
+        for raw in {value.encode(), value.encode(codec, "xmlcharrefreplace")}:
+            forms |= {raw, _form_urlencoded(raw)}
+    return sorted((form for form in forms if form), key=len)
+
+
+#: the bytes application/x-www-form-urlencoded leaves as they are (WHATWG URL standard)
+_FORM_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789*-._")
+
+
+def _form_urlencoded(raw: bytes) -> bytes:
+    """`raw` as a browser writes it into a form's body or query: `+` for a space, `%XX`
+    for each byte but ASCII letters, digits and `*-._`."""
+    return b"".join(
+        b"+" if byte == 0x20 else bytes([byte]) if byte in _FORM_SAFE else b"%%%02X" % byte
+        for byte in raw
+    )
+
+
+class _FieldsGuard:
+    """While a login is sent: a page route that refuses a request holding a typed secret
+    (in its URL or body, in any form a browser encodes it) to another host than the login
+    page's (or `submit_url`'s), or unencrypted from an https page, the rule the login
+    without a browser keeps (`http._check_destination`, `http._fields_stay_on_host`). Such
+    a request to the login's own host is sent here without following redirects: a 307 or
+    308 that would carry the body on to another host is refused too (the browser's own
+    redirects never reach a route). The first refusal is kept (`check` raises it) and ends
+    the wait for the login (`racing`)."""
+
+    def __init__(
+        self,
+        page_url: str,
+        submit_url: str | None,
+        forms: list[bytes],
+        headers: Mapping[str, str] | None,
+        origin: str | None,
+    ) -> None:
+        self.page_url = page_url
+        self.allowed = urlsplit(urljoin(page_url, submit_url)).hostname if submit_url else None
+        self.forms = forms
+        self.headers = dict(headers or {})
+        self.origin = origin
+        self.refused: LoginError | None = None
+        self._stop = asyncio.Event()
+
+    def _holds(self, request: Any) -> bool:
+        """Whether `request` sends a typed secret: in its body, or in the URL of a page it
+        loads (a GET form); an image's or a script's URL that happens to hold the letters
+        of a short password does not count."""
+        body = request.post_data_buffer or b""
+        url = request.url.encode() if request.is_navigation_request() else b""
+        return any(form in url or form in body for form in self.forms)
+
+    def _why(self, url: str) -> str | None:
+        page, target = urlsplit(self.page_url), urlsplit(url)
+        if self.allowed is not None and target.hostname == self.allowed:
+            return None
+        if target.hostname != page.hostname:
+            return "another host"
+        if page.scheme == "https" and target.scheme != "https":
+            return "unencrypted (http), from an https page"
+        return None
+
+    async def _refuse(self, route: Any, message: str) -> None:
+        if self.refused is None:
+            self.refused = LoginError(message, transient=False)
+        self._stop.set()
+        with contextlib.suppress(Exception):
+            await route.abort("blockedbyclient")
+
+    async def handle(self, route: Any) -> None:
+        request = route.request
+        if not self.forms or not self._holds(request):
+            await route.fallback()
+            return
+        target = url_without_query(request.url)
+        why = self._why(request.url)
+        if why is not None:
+            await self._refuse(
+                route,
+                f"login: the form on {url_without_query(self.page_url)} sends the login "
+                f"fields to {target}, {why}; if that is the site's own sign-in, give "
+                f"`submit_url: {target}`",
+            )
+            return
+        adding = self.headers if self.origin is None or _origin(request.url) == self.origin else {}
+        try:
+            answer = await route.fetch(headers={**request.headers, **adding}, max_redirects=0)
+        except Exception as exc:  # refused, reset, timed out: the browser sees a failed load
+            with contextlib.suppress(Exception):
+                await route.abort(_abort_code(str(exc)))
+            return
+        location = answer.headers.get("location")
+        if answer.status in (307, 308) and location:
+            there = urljoin(request.url, location)
+            why = self._why(there)
+            if why is not None:
+                there = url_without_query(there)
+                await self._refuse(
+                    route,
+                    f"login: {target} redirects the login fields (a 307 or 308 sends them "
+                    f"on) to {there}, {why}; if that is the site's own sign-in, give "
+                    f"`submit_url: {there}`",
+                )
+                return
+        await route.fulfill(response=answer)
+
+    def check(self) -> None:
+        """Raise the refusal, if a request was refused."""
+        if self.refused is not None:
+            raise self.refused
+
+    async def racing(self, waiting: Awaitable[None]) -> None:
+        """`waiting` (the wait for the login's outcome), ended by a refusal, which it raises:
+        a refused submission leaves the form (or an error page) where the answer would be."""
+        task = asyncio.ensure_future(waiting)
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pending in (task, stop):
+                if not pending.done():
+                    pending.cancel()
+            await asyncio.gather(task, stop, return_exceptions=True)
+        self.check()
+        task.result()
+
+
+async def _login_form(page: Any, form: PlainLoginForm) -> Any:
     """The form around the page's password field; for a login drawn without a `<form>` (a
     script sends it), the nearest element around that field holding every field named in
     `fields`, else the page's body."""
@@ -551,8 +777,10 @@ def _xpath_string(text: str) -> str:
     return f'"{text}"' if '"' not in text else ""
 
 
-async def _type_in(field: Any, value: str) -> None:
-    kind = await field.evaluate(
+async def _type_in(field: Any, value: str) -> str:
+    """Type `value` into `field` as a person does; the field's kind (`password`, `text`,
+    `checkbox`, `select`...)."""
+    kind: str = await field.evaluate(
         "e => e.tagName.toLowerCase() === 'input' ? (e.type || 'text') : e.tagName.toLowerCase()"
     )
     if kind in ("checkbox", "radio"):
@@ -563,6 +791,7 @@ async def _type_in(field: Any, value: str) -> None:
         await field.evaluate("(e, v) => { e.value = v; }", value)
     else:
         await field.fill(value)
+    return kind
 
 
 async def _submit_button(node: Any, submit: str | None, where: str) -> Any:
@@ -594,7 +823,7 @@ async def _submit_button(node: Any, submit: str | None, where: str) -> Any:
 
 
 async def _logged_in(
-    page: Any, form: LoginForm, chosen: str, names: list[str], deadline: float
+    page: Any, form: PlainLoginForm, chosen: str, names: list[str], deadline: float
 ) -> None:
     sent = f"sent {', '.join(names)}; check the values in `fields:`"
     waits = []
@@ -610,10 +839,12 @@ async def _logged_in(
         ): kind
         for kind, selector, state in waits
     }
-    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:  # cancelled too (a refused submission ends the wait): no wait outlives it
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
     finished = [(tasks[t], t.exception()) for t in done]
     for kind, error in finished:
         if error is None and kind == "failure":

@@ -12,10 +12,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
-from typing import Annotated, Any
-
-from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from typing import TYPE_CHECKING, Any
 
 from kpi_collector.collect.layout import PARAGRAPH, layout_text, lxml_layout_text, nearest_lang
 from kpi_collector.collect.numbers import (
@@ -27,94 +24,42 @@ from kpi_collector.collect.numbers import (
     parse_number,
 )
 from kpi_collector.collect.patterns import compile_pattern
-from kpi_collector.config.locale import check_locale
-from kpi_collector.config.models import CONFIG_MODEL, refuse_bool_as_number
+from kpi_collector.config.plain import Plain
 from kpi_collector.errors import ExtractError
+from kpi_collector.lazy import lazy_exports
 from kpi_collector.secrets import redact_cut
+
+if TYPE_CHECKING:
+    from kpi_collector.collect.metric import Metric as Metric
 
 log = logging.getLogger("kpi_collector.extract")
 
 
-class Expect(BaseModel):
-    """Bounds a value must fall in; a value outside is an error and is not stored."""
+class PlainExpect(Plain):
+    """Bounds a value must fall in (see `collect.metric.Expect`)."""
 
-    model_config = CONFIG_MODEL
-    min: float | None = None
-    max: float | None = None
-
-    _no_bool_numbers = field_validator("*", mode="before")(classmethod(refuse_bool_as_number))
-
-    @model_validator(mode="after")
-    def _a_range(self) -> Expect:
-        if self.min is not None and self.max is not None and self.min > self.max:
-            # no value could be stored: every one would be outside
-            raise ValueError(
-                f"min {self.min:g} is more than max {self.max:g}: no value could pass; swap them"
-            )
-        return self
+    if TYPE_CHECKING:
+        min: float | None
+        max: float | None
 
 
-def _not_a_boolean(value: Any) -> Any:
-    """`map: {GREEN: true}`: YAML's true where a number goes is an error, not 1."""
-    if isinstance(value, bool):
-        raise PydanticCustomError("bool_not_number", "a boolean is not a number")
-    return value
+class PlainMetric(Plain):
+    """How to read one metric (see `collect.metric.Metric`, its model)."""
 
-
-#: a number a `map:` gives a text: a boolean is refused, as everywhere a number goes
-MappedNumber = Annotated[float, BeforeValidator(_not_a_boolean)]
-
-
-class Metric(BaseModel):
-    """How to read one metric: an extractor (`jmespath`, `css` or `xpath`) and options."""
-
-    model_config = CONFIG_MODEL
-
-    jmespath: str | None = None
-    css: str | None = None
-    xpath: str | None = None
-    query: str | None = None  # sql sources
-    count: bool = False
-    attr: str | None = None
-    regex: str | None = None
-    allow_zero: bool = False
-    expect: Expect | None = None
-    map: dict[str, MappedNumber] | None = None
-    title: str | None = None
-    unit: str | None = None
-    locale: str | None = Field(
-        default=None, description="BCP 47 tag: how this metric's text writes numbers"
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _not_empty(cls, data: Any) -> Any:
-        if data is None:
-            raise ValueError(
-                "the metric is empty; if it is a selector starting with `#`, YAML read it as "
-                'a comment: quote it, e.g. downloads: "#downloads"'
-            )
-        return data
-
-    @field_validator("locale")
-    @classmethod
-    def _locale(cls, value: str | None) -> str | None:
-        return value if value is None else check_locale(value)
-
-    @model_validator(mode="after")
-    def _one_extractor(self) -> Metric:
-        chosen = [k for k in ("jmespath", "css", "xpath", "query") if getattr(self, k)]
-        if len(chosen) > 1:
-            raise ValueError(f"give one extractor, not {' and '.join(chosen)}")
-        if self.regex is not None:
-            compile_pattern(self.regex)  # ValueError says why
-        if self.jmespath:
-            _compile_jmespath(self.jmespath)
-        if self.css:
-            _check_css(self.css)
-        if self.xpath:
-            _compile_xpath(self.xpath)
-        return self
+    if TYPE_CHECKING:
+        jmespath: str | None
+        css: str | None
+        xpath: str | None
+        query: str | None
+        count: bool
+        attr: str | None
+        regex: str | None
+        allow_zero: bool
+        expect: PlainExpect | None
+        map: dict[str, float] | None
+        title: str | None
+        unit: str | None
+        locale: str | None
 
     @property
     def extractor(self) -> str | None:
@@ -124,19 +69,17 @@ class Metric(BaseModel):
         return None
 
 
-def CSS(selector: str, **options: Any) -> Metric:
-    """A metric read with a CSS selector: `CSS("a.post", count=True)`."""
-    return Metric(css=selector, **options)
-
-
-def XPath(expression: str, **options: Any) -> Metric:
-    """A metric read with an XPath expression."""
-    return Metric(xpath=expression, **options)
-
-
-def JMESPath(expression: str, **options: Any) -> Metric:
-    """A metric read from JSON with a JMESPath expression."""
-    return Metric(jmespath=expression, **options)
+#: the models, served from `collect.metric` on first use (pydantic is imported there)
+__getattr__ = lazy_exports(
+    "kpi_collector.collect",
+    {
+        "Expect": "metric",
+        "Metric": "metric",
+        "CSS": "metric",
+        "XPath": "metric",
+        "JMESPath": "metric",
+    },
+)
 
 
 def coerce_metric(value: Any, default_extractor: str) -> Any:
@@ -206,7 +149,7 @@ def _compile_xpath(expression: str) -> Any:
 
 
 def finish(
-    name: str, raw: Any, metric: Metric, locale: str | None = None, *, machine: bool = False
+    name: str, raw: Any, metric: PlainMetric, locale: str | None = None, *, machine: bool = False
 ) -> float:
     """Turn what an extractor found into the metric's number, or raise ExtractError.
 
@@ -376,7 +319,7 @@ def _as_type(value: float, like: Decimal | Fraction) -> Decimal | Fraction:
     return Decimal(value) if isinstance(like, Decimal) else Fraction(value)
 
 
-def finish_plain(name: str, raw: Any, metric: Metric, locale: str | None = None) -> float:
+def finish_plain(name: str, raw: Any, metric: PlainMetric, locale: str | None = None) -> float:
     """`finish` for a value that is not HTML text: a program's output, a JSON string, a
     database's or a Python function's value. Its lines are lines: numbers on two of them
     (`12\\n374`) are two numbers, an error, never 12374, as two lines of a page are (in
@@ -386,7 +329,7 @@ def finish_plain(name: str, raw: Any, metric: Metric, locale: str | None = None)
     return finish(name, raw, metric, locale, machine=True)
 
 
-def _how(metric: Metric) -> str:
+def _how(metric: PlainMetric) -> str:
     """ "CSS 'a.count'", "JMESPath 'data.total'": which extractor read a metric."""
     for label, expression in (
         ("CSS", metric.css),
@@ -411,7 +354,7 @@ def _short(text: str) -> str:
     return repr(redact_cut(" ".join(text.split()), 60))
 
 
-def from_json(name: str, document: Any, metric: Metric, locale: str | None = None) -> float:
+def from_json(name: str, document: Any, metric: PlainMetric, locale: str | None = None) -> float:
     """Evaluate a JMESPath metric on parsed JSON."""
     assert metric.jmespath is not None
     from jmespath.exceptions import JMESPathError
@@ -440,7 +383,7 @@ def from_json(name: str, document: Any, metric: Metric, locale: str | None = Non
     return finish_plain(name, found, metric, locale)
 
 
-def _counted(name: str, n: int, metric: Metric, what: str) -> float:
+def _counted(name: str, n: int, metric: PlainMetric, what: str) -> float:
     if n == 0 and not metric.allow_zero:
         raise ExtractError(
             f"{name}: {what!r} matched nothing; if zero is a real value, set `allow_zero: true`"
@@ -588,7 +531,7 @@ class HtmlDocument:
             )
         return not deeper
 
-    def _css_in_a_process(self, name: str, selector: str, metric: Metric) -> float:
+    def _css_in_a_process(self, name: str, selector: str, metric: PlainMetric) -> float:
         """`selector` matched by Lexbor as always, but in a process of its own (`python -m
         kpi_collector.collect.css_child`), killed after `seconds`: its backtracking holds
         the GIL, so in this process it would stall every other source past any timeout."""
@@ -628,14 +571,14 @@ class HtmlDocument:
             return finish(name, answer["attr"], metric, locale)
         return finish(name, answer["text"], metric, locale)
 
-    def css(self, name: str, metric: Metric) -> float:
+    def css(self, name: str, metric: PlainMetric) -> float:
         selector = metric.css
         assert selector is not None
         if not self._lexbor_is_bounded(selector):
             return self._css_in_a_process(name, selector, metric)
         return self._css_on_lexbor(name, selector, metric)
 
-    def _css_on_lexbor(self, name: str, selector: str, metric: Metric) -> float:
+    def _css_on_lexbor(self, name: str, selector: str, metric: PlainMetric) -> float:
         try:
             if metric.count:
                 return _counted(name, len(self._tree.css(selector)), metric, selector)
@@ -654,18 +597,18 @@ class HtmlDocument:
             return finish(name, raw, metric, self._locale(metric, node))
         return finish(name, layout_text(node), metric, self._locale(metric, node))
 
-    def _locale(self, metric: Metric, node: Any) -> str | None:
+    def _locale(self, metric: PlainMetric, node: Any) -> str | None:
         if metric.locale or self.locale:
             return self.locale
         return node_locale(node)
 
-    def _lxml_locale(self, metric: Metric, element: Any) -> str | None:
+    def _lxml_locale(self, metric: PlainMetric, element: Any) -> str | None:
         if metric.locale or self.locale or not hasattr(element, "xpath"):
             return self.locale
         found = element.xpath("ancestor-or-self::*[@lang][1]/@lang")
         return page_locale(str(found[0])) if found else None
 
-    def xpath(self, name: str, metric: Metric) -> float:
+    def xpath(self, name: str, metric: PlainMetric) -> float:
         expression = metric.xpath
         assert expression is not None
         if self._lxml is None:
@@ -702,7 +645,7 @@ class HtmlDocument:
             _xpath_reads_as_the_page(name, metric.locale or locale)
         return finish(name, value, metric, locale)
 
-    def metric(self, name: str, metric: Metric) -> float:
+    def metric(self, name: str, metric: PlainMetric) -> float:
         if metric.xpath:
             return self.xpath(name, metric)
         if metric.css:
@@ -734,7 +677,7 @@ def _xpath_reads_as_the_page(name: str, locale: str | None) -> None:
 
 
 def extract_all(
-    metrics: Mapping[str, Metric], evaluate: Any
+    metrics: Mapping[str, PlainMetric], evaluate: Any
 ) -> tuple[dict[str, float], dict[str, str]]:
     """Evaluate every metric; one bad metric does not hide the others."""
     values: dict[str, float] = {}

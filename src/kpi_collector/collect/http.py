@@ -18,19 +18,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-from pydantic import BaseModel, ByteSize, ConfigDict, field_validator, model_validator
-
 from kpi_collector._version import __version__
 from kpi_collector.collect import jsontext
 from kpi_collector.collect.retry import BACKOFF, MAX_RETRY_AFTER, retrying
-from kpi_collector.config.models import MAX_BYTES
+from kpi_collector.config.plain import MAX_BYTES, Plain
 from kpi_collector.errors import ExtractError, HttpError, LoginError
+from kpi_collector.lazy import lazy_exports
 from kpi_collector.secrets import (
     Secret,
     redact,
     redact_cut,
     remember,
-    remember_basic,
     reveal,
 )
 
@@ -47,35 +45,14 @@ _BODY_SNIPPET = 200
 _CONTROL = dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)])
 
 
-class Auth(BaseModel):
-    """How a source proves who it is; exactly one of the four ways (else a ValueError, which
-    config loading turns into a ConfigError):
+class PlainAuth(Plain):
+    """How a source proves who it is (see `collect.auth.Auth`, its model)."""
 
-    - `bearer`: a token sent as `Authorization: Bearer <token>` (RFC 6750);
-    - `basic`: (user, password) sent as `Authorization: Basic ...` (RFC 7617);
-    - `header`: headers to send as they are, e.g. {"X-Api-Key": "${KEY}"};
-    - `query`: query parameters to add to every URL, e.g. {"api_key": "${KEY}"}.
-
-    Values are Secrets (`${ENV}` references), never shown in errors or output.
-    """
-
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-    bearer: Secret | None = None
-    basic: tuple[str | Secret, Secret] | None = None  # (user, password); a secret user too
-    header: dict[str, Secret] | None = None
-    query: dict[str, Secret] | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Auth:
-        given = [k for k in ("bearer", "basic", "header", "query") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of bearer, basic, header, query")
-        if self.basic is not None:  # a server may echo the header: base64 of user:password
-            user, password = self.basic
-            remember_basic(reveal(user) or "", password.get())
-        secrets = [self.bearer, *(self.basic or ()), *(self.header or {}).values()]
-        remember_trimmed(reveal(value) or "" for value in [*secrets, *(self.query or {}).values()])
-        return self
+    if TYPE_CHECKING:
+        bearer: Secret | None
+        basic: tuple[str | Secret, Secret] | None
+        header: dict[str, Secret] | None
+        query: dict[str, Secret] | None
 
     def apply(self, headers: dict[str, str], params: dict[str, str]) -> None:
         """Add the credentials to a request's `headers` or query `params`, in place."""
@@ -94,38 +71,21 @@ class Auth(BaseModel):
             params.update({k: v.get().strip("\r\n") for k, v in self.query.items()})
 
 
-class LoginForm(BaseModel):
-    """A login form to fill before reading a page: the page at `url` holds the form, `fields`
-    are the inputs to fill by name (secrets allowed, e.g. {"username": "me", "password":
-    "${PASS}"}); the form's other inputs (hidden CSRF tokens) are posted as the page gave
-    them. The optional CSS checks tell success from failure (see `HttpSession.login`)."""
+class PlainLoginForm(Plain):
+    """A login form to fill before reading a page (see `collect.auth.LoginForm`)."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-    url: str
-    fields: dict[str, Secret]
-    form: str | None = None  # CSS selector of the form; default: the one with a password input
-    submit: str | None = None  # the submit button to press (name, label or CSS); default: the first
-    submit_url: str | None = None  # where to send it, when the form's action is not right
-    success: str | None = None  # CSS selector that is present only when logged in
-    failure: str | None = None  # CSS selector that is present only when the login failed
+    if TYPE_CHECKING:
+        url: str
+        fields: dict[str, Secret]
+        form: str | None
+        submit: str | None
+        submit_url: str | None
+        success: str | None
+        failure: str | None
 
-    @field_validator("fields")
-    @classmethod
-    def _trimmed(cls, value: dict[str, Secret]) -> dict[str, Secret]:
-        remember_trimmed(secret.get() for secret in value.values())
-        return value
 
-    @field_validator("form", "success", "failure")
-    @classmethod
-    def _css(cls, value: str | None) -> str | None:
-        if value is not None:
-            from lxml.cssselect import CSSSelector
-
-            try:
-                CSSSelector(value)
-            except Exception as exc:  # SelectorSyntaxError, ExpressionError (unsupported)
-                raise ValueError(f"{value!r} is not a CSS selector: {exc}") from None
-        return value
+#: the models, served from `collect.auth` on first use (pydantic is imported there)
+__getattr__ = lazy_exports("kpi_collector.collect", {"Auth": "auth", "LoginForm": "auth"})
 
 
 def remember_trimmed(values: Iterable[str]) -> None:
@@ -220,7 +180,7 @@ class Response:
                 return jsontext.loads(self.body.decode(codec or "utf-8", errors="replace"))
         except ValueError as exc:
             raise ExtractError(
-                f"the answer from {url_without_query(self.url)} is not valid JSON ({exc}): {_snippet(self.body)}"
+                f"the answer from {url_without_query(self.url)} is not valid JSON ({exc}): {_snippet(self.body, self.headers.get('Content-Type'))}"
             ) from None
 
     def _empty(self) -> ExtractError:
@@ -295,17 +255,40 @@ def printable(text: str) -> str:
     return text.translate(_CONTROL)
 
 
-def _snippet(body: bytes) -> str:
-    """The start of an answer for an error message: its text, redacted first and then cut
-    to 200 characters (so the cut never leaves a secret's first characters, issue 12), or a
-    note that it is binary (a NUL byte, or mostly undecodable: compressed data, an image)."""
-    head = body[:_BODY_SNIPPET]
-    if b"\0" in head or head.decode("utf-8", errors="replace").count("\ufffd") > len(head) // 4:
+def _snippet(body: bytes, content_type: str | None = None) -> str:
+    """The start of an answer for an error message: its text (in the charset `content_type`
+    declares, `body_text`), redacted first and then cut to 200 characters (so the cut never
+    leaves a secret's first characters, issue 12), or a note that it is binary (a NUL, or
+    mostly undecodable: compressed data, an image)."""
+    head = body_text(body[:_BODY_SNIPPET], content_type)
+    if "\0" in head or head.count("\ufffd") > len(head) // 4:
         return f"({len(body)} bytes of binary data)"
     window = body[: _BODY_SNIPPET * 64]  # room for secrets and whitespace before the cut
-    text = " ".join(printable(window.decode("utf-8", errors="replace")).split())
+    text = " ".join(printable(body_text(window, content_type)).split())
     short = redact_cut(text, _BODY_SNIPPET)
     return short + "…" if len(body) > len(window) and not short.endswith("…") else short
+
+
+def body_text(body: bytes, content_type: str | None) -> str:
+    """An answer that is not HTML as text, for a message (this layer's, a connector's): by
+    its byte order mark, else in the charset its `Content-Type` declares (a WHATWG label,
+    read as `Response.html` reads it: `iso-8859-1` is windows-1252), else UTF-8; a JSON
+    body that is valid UTF-8 is read as UTF-8 whatever the header says, as `Response.json`
+    parses it. U+FFFD for what does not decode."""
+    from w3lib.encoding import read_bom
+
+    from kpi_collector.collect.charset import header_charset, label_codec
+
+    bom_codec, bom = read_bom(body)
+    if bom_codec is not None and bom is not None:
+        return body[len(bom) :].decode(bom_codec, errors="replace")
+    codec = label_codec(header_charset(content_type) or "") or "utf-8"
+    if codec != "utf-8" and "json" in (content_type or "").lower():
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return body.decode(codec, errors="replace")
 
 
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
@@ -334,6 +317,8 @@ _STATUS_HINTS = {
     407: "proxy authentication required",
     429: "rate limited",
 }
+#: the hint for a status of 600 or more: no server error, and the same refusal comes back
+UNDEFINED_STATUS = "a status HTTP does not define (LinkedIn refuses automated requests with 999)"
 #: the same, for a request without `auth:` or a login: no credentials to blame
 _HINTS_WITHOUT_CREDENTIALS = {**_STATUS_HINTS, 403: "forbidden"}
 
@@ -382,7 +367,7 @@ class HttpClient:
         *,
         timeout: float = 20.0,
         retries: int = 2,
-        auth: Auth | None = None,
+        auth: PlainAuth | None = None,
         headers: Mapping[str, str] | None = None,
         cookies: bool = False,
         max_bytes: int = MAX_BYTES,
@@ -444,7 +429,7 @@ class HttpSession:
         *,
         timeout: float,
         retries: int,
-        auth: Auth | None,
+        auth: PlainAuth | None,
         headers: dict[str, str],
         cookies: bool,
         max_bytes: int = MAX_BYTES,
@@ -492,6 +477,7 @@ class HttpSession:
         ok: tuple[int, ...] = (),
         fields_stay: bool = False,
         credentials: bool = True,
+        follow_redirects: bool = True,
     ) -> Response:
         """Send a request, retrying transient failures; raise HttpError for a non-success.
 
@@ -508,7 +494,8 @@ class HttpSession:
         body holds a login's fields, which a redirect must not send on (a 307 or 308 keeps
         the body) to another host than `url`'s: LoginError (terminal) instead. Without
         `credentials`, the session's auth and headers are not sent (a page on another origin
-        that a configured page sent on to).
+        that a configured page sent on to). Without `follow_redirects`, a redirect is the
+        answer (list its status in `ok`, or it raises as a 3xx left as it is).
         """
         import aiohttp
 
@@ -532,7 +519,14 @@ class HttpSession:
         async def attempt() -> Response:
             try:
                 response = await self._once(
-                    method, url, all_params, all_headers, json_body, data, fields_stay
+                    method,
+                    url,
+                    all_params,
+                    all_headers,
+                    json_body,
+                    data,
+                    fields_stay,
+                    follow_redirects=follow_redirects,
                 )
             except aiohttp.TooManyRedirects as exc:
                 chain = [str(r.url) for r in exc.history]
@@ -599,6 +593,8 @@ class HttpSession:
         json_body: Any,
         data: Any,
         fields_stay: bool = False,
+        *,
+        follow_redirects: bool = True,
     ) -> Response:
         import aiohttp
 
@@ -626,6 +622,7 @@ class HttpSession:
                 # refuses a stream cut before its end, which aiohttp takes as whole
                 auto_decompress=False,
                 middlewares=tuple(middlewares) or None,
+                allow_redirects=follow_redirects,
             ) as resp,
         ):
             body = await _read_capped(resp, self.max_bytes)
@@ -648,7 +645,7 @@ class HttpSession:
         when the body is not JSON."""
         return (await self.request("GET", url, **kwargs)).json()
 
-    async def login(self, form: LoginForm) -> Response:
+    async def login(self, form: PlainLoginForm) -> Response:
         """Fill and send a login form as a browser does (see `collect.forms`), keeping the
         session's cookies; LoginError when it is refused, saying how it was refused."""
         from kpi_collector.collect.charset import decode_html
@@ -763,7 +760,8 @@ def _check_destination(page_url: str, form_url: str) -> None:
 
 def _fields_stay_on_host(url: str) -> aiohttp.ClientMiddlewareType:
     """An aiohttp middleware that refuses a request of the redirect chain from `url` that
-    sends a body (a 307 or 308 keeps a POST's) to another host: LoginError, terminal."""
+    sends a body (a 307 or 308 keeps a POST's) to another host, or from https to http (in
+    clear text): LoginError, terminal."""
     from yarl import URL
 
     start = URL(url)
@@ -771,14 +769,20 @@ def _fields_stay_on_host(url: str) -> aiohttp.ClientMiddlewareType:
     async def middleware(
         request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
     ) -> aiohttp.ClientResponse:
-        if request.url.host != start.host and request.method not in ("GET", "HEAD"):
-            there = url_without_query(str(request.url))
-            raise LoginError(
-                f"login: {url_without_query(url)} redirects the login fields (a 307 or 308 "
-                f"sends them on) to {there}, another host; if that is the site's own "
-                f"sign-in, give `submit_url: {there}`",
-                transient=False,
-            )
+        if request.method not in ("GET", "HEAD"):
+            why = None
+            if request.url.host != start.host:
+                why = "another host"
+            elif start.scheme == "https" and request.url.scheme != "https":
+                why = "unencrypted (http), from an https page"
+            if why is not None:
+                there = url_without_query(str(request.url))
+                raise LoginError(
+                    f"login: {url_without_query(url)} redirects the login fields (a 307 or "
+                    f"308 sends them on) to {there}, {why}; if that is the site's own "
+                    f"sign-in, give `submit_url: {there}`",
+                    transient=False,
+                )
         return await handler(request)
 
     return middleware
@@ -803,7 +807,7 @@ def _page_text(response: Response) -> str:
     from kpi_collector.collect.forms import FormProblem, parse_html
 
     if not response.is_html:
-        return _snippet(response.body)
+        return _snippet(response.body, response.headers.get("Content-Type"))
     try:
         doc = parse_html(_as_browser_reads(response)[: _BODY_SNIPPET * 64], response.url)
     except FormProblem:
@@ -863,7 +867,7 @@ def refresh_error(chain: list[str]) -> HttpError:
 _PASSWORD_INPUT = re.compile(rb"""type\s*=\s*["']?password""", re.IGNORECASE)
 
 
-def shows_login_form(form: LoginForm, response: Response) -> bool:
+def shows_login_form(form: PlainLoginForm, response: Response) -> bool:
     """Whether an answer after a login is the login form again (the session expired, or
     the site did not keep it): an HTML page with a form that has a password input named in
     `fields:` and an input of every other name there, or of two at least (a name the login
@@ -891,7 +895,7 @@ def shows_login_form(form: LoginForm, response: Response) -> bool:
     return False
 
 
-def _check_login(form: LoginForm, filled: FilledForm, result: Response) -> None:
+def _check_login(form: PlainLoginForm, filled: FilledForm, result: Response) -> None:
     """Raise LoginError unless the answer to a login looks logged in: `failure:` absent,
     `success:` present, and the login form not back (a form with a password field, or
     what `form:` names)."""
@@ -1050,6 +1054,8 @@ async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
 
 
 def _too_large(url: str, max_bytes: int, declared: int | None = None) -> HttpError:
+    from pydantic import ByteSize  # an error's wording only
+
     size = ByteSize(max_bytes).human_readable()
     said = f" (it says {ByteSize(declared).human_readable()})" if declared is not None else ""
     return HttpError(
@@ -1108,9 +1114,46 @@ def _connection_error(url: str, exc: BaseException, timeout: float) -> HttpError
         return HttpError(_tls_message(url, exc), url=url, transient=False)
     elif isinstance(exc, aiohttp.ClientPayloadError):
         message = f"the answer from {url_without_query(url)} was cut short: {_cut(exc)}"
+    elif isinstance(exc, aiohttp.ClientConnectorDNSError) and is_unknown_host(exc.os_error):
+        # the DNS said the name does not exist: a typo, or a host gone; a retry asks the same
+        return unknown_host_error(url, exc.host)
     else:
         message = f"cannot reach {url_without_query(url)}: {redact(str(exc)) or type(exc).__name__}"
     return HttpError(message, url=url, transient=True)
+
+
+def unknown_host_error(url: str, host: str) -> HttpError:
+    """The terminal error for `url` whose `host` (its own, or where it redirects) does not
+    exist (`is_unknown_host`)."""
+    where = url_without_query(url)
+    if host.lower() != (urlsplit(url).hostname or "").lower():
+        return HttpError(
+            f"cannot reach {where}: it redirects to {printable(host)}, no such host (the name "
+            "does not resolve); check the URL",
+            url=url,
+            transient=False,
+        )
+    return HttpError(
+        f"cannot reach {where}: no such host {printable(host)} (the name does not resolve); "
+        "check the host name in the URL",
+        url=url,
+        transient=False,
+    )
+
+
+def is_unknown_host(error: BaseException) -> bool:
+    """Whether a failed name lookup says the name does not exist (getaddrinfo's EAI_NONAME or
+    EAI_NODATA; c-ares' ENOTFOUND or ENODATA under aiohttp's resolver of aiodns), not that
+    it could not be asked now (EAI_AGAIN: no DNS server answered, the network is not up)."""
+    import socket
+
+    if isinstance(error, socket.gaierror):
+        gone = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+        return error.errno in gone
+    cause = error.__cause__
+    # aiodns.error.DNSError(code, text); c-ares: ARES_ENODATA = 1, ARES_ENOTFOUND = 4
+    codes: tuple[Any, ...] = cause.args if type(cause).__name__ == "DNSError" and cause else ()
+    return bool(codes) and codes[0] in (1, 4)
 
 
 _RECEIVED = re.compile(r"received (\d+) of (\d+) bytes")
@@ -1198,7 +1241,7 @@ def _status_error(
     # 999 and the like: no server error, and the same refusal comes back on a retry
     defined = status < 600
     if not defined:
-        hint = "a status HTTP does not define (LinkedIn refuses automated requests with 999)"
+        hint = UNDEFINED_STATUS
     if (
         status in (401, 403)
         and left_behind is not None

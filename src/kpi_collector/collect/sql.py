@@ -313,6 +313,29 @@ def abandon(conn: Any) -> None:
     conn.invalidate()
 
 
+#: binary collations that tell trailing spaces apart, best first: MariaDB 10.2+, MySQL 8,
+#: older servers (PAD SPACE: `x` and `x ` are one)
+BINARY_COLLATIONS = ("utf8mb4_nopad_bin", "utf8mb4_0900_bin", "utf8mb4_bin")
+
+
+def binary_collation(conn: Any) -> str:
+    """The first of `BINARY_COLLATIONS` the MariaDB/MySQL server of `conn` has: text compared
+    as PostgreSQL and SQLite compare it (a server's default, utf8mb4_general_ci, takes
+    `gh.Stars`, `gh.stars`, `gh.stars ` and `café`/`cafe` for one)."""
+    from sqlalchemy import bindparam, text
+
+    have = set(
+        conn.execute(
+            text(
+                "SELECT COLLATION_NAME FROM information_schema.COLLATIONS"
+                " WHERE COLLATION_NAME IN :names"
+            ).bindparams(bindparam("names", expanding=True)),
+            {"names": list(BINARY_COLLATIONS)},
+        ).scalars()
+    )
+    return next((c for c in BINARY_COLLATIONS if c in have), "utf8mb4_bin")
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of a database error (the driver's own message), secrets masked."""
     text = str(getattr(exc, "orig", None) or exc).strip()

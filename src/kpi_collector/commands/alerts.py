@@ -53,7 +53,7 @@ def silence(ctx: click.Context, alert: str, duration: str, note: str | None) -> 
     """Tell no destination about ALERT (its number from `kpi alerts list`, or its name) for a
     while; its state is still tracked, and a change is told once the silence ends."""
     from kpi_collector.commands.core import load
-    from kpi_collector.config.models import parse_duration
+    from kpi_collector.config.plain import parse_duration
     from kpi_collector.store import HistoryStore
     from kpi_collector.store.alert_states import silence as store_silence
 

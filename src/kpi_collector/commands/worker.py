@@ -13,11 +13,11 @@ if TYPE_CHECKING:
 
 
 def _celery_executor(config: Config, command: str) -> CeleryExecutor:
-    from kpi_collector.config.models import CeleryExecutor
+    from kpi_collector.config.plain import PlainCeleryExecutor
     from kpi_collector.errors import ConfigError
 
     executor = config.settings.executor
-    if not isinstance(executor, CeleryExecutor):
+    if not isinstance(executor, PlainCeleryExecutor):
         raise ConfigError(
             f"kpi {command} needs `executor: {{type: celery, broker: ...}}` in "
             f"{config.path or 'kpi.yaml'}; see docs/scale-out.md"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kpi_collector.config.models import Config
+    from kpi_collector.config.plain import Config
 
 _SHOW = 12  # names listed in a config error
 

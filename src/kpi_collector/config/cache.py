@@ -34,12 +34,11 @@ import pickle
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from kpi_collector.config.models import Config
+from kpi_collector.config.plain import Config, Plain, restore
 
-_MAGIC = b"kpi-collector config cache 1\n"
+_MAGIC = b"kpi-collector config cache 2\n"
 _SALT = 16
 _DIGEST = 32  # SHA-256
 
@@ -199,8 +198,6 @@ def _read(
     variables: Mapping[str, str | None],
     options: tuple[bool, bool],
 ) -> Config | None:
-    from kpi_collector.config.models import Config
-
     try:
         data = file.read_bytes()
     except OSError:
@@ -299,17 +296,53 @@ def _template(text: str, values: Mapping[str, str]) -> Template:
     return tuple(parts)
 
 
+#: model class -> its "module:qualname", one string each (pickled once, then referenced)
+_MODEL_PATHS: dict[type, str] = {}
+
+
+def _plain_class(cls: type) -> type[Plain] | None:
+    """The plain class a model `cls` is stored as: its first base, when that is a `Plain`
+    class and no model (a model's subclass, a third-party type, keeps its own class, as
+    do models with private attributes, which the plain class would not carry)."""
+    from pydantic import BaseModel
+
+    if not issubclass(cls, BaseModel) or not cls.__bases__:
+        return None
+    first = cls.__bases__[0]
+    if not issubclass(first, Plain) or issubclass(first, BaseModel):
+        return None
+    if cls.__private_attributes__:
+        return None
+    return first
+
+
 def _fill(template: Template, values: Mapping[str, str]) -> str:
     return "".join(part if isinstance(part, str) else values[part[0]] for part in template)
 
 
 class _Pickler(pickle.Pickler):
     """Writes every string holding a variable's value as a template naming the variable,
-    so no value a variable gave is written."""
+    so no value a variable gave is written; and a model whose first base is a plain class
+    (`class HTML(PlainHTML, HttpSource)`, see `config.plain`) as that plain class with the
+    same fields, which reading the cache then needs neither pydantic nor the model for."""
 
     def __init__(self, file: io.BytesIO, values: Mapping[str, str]) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self.values = values
+
+    def reducer_override(self, obj: object) -> Any:
+        from pydantic import ByteSize
+
+        if type(obj) is ByteSize:  # a size in bytes (`max_bytes: 50MiB`): the int it is
+            return int, (int(obj),)
+        cls = type(obj)
+        plain = _plain_class(cls)
+        if plain is None:
+            return NotImplemented
+        model = _MODEL_PATHS.setdefault(cls, f"{cls.__module__}:{cls.__qualname__}")
+        given = obj.model_fields_set  # type: ignore[attr-defined]
+        unset = tuple(name for name in obj.__dict__ if name not in given)
+        return restore, (plain, dict(obj.__dict__), model, unset)
 
     def persistent_id(self, obj: object) -> object:
         if type(obj) is str and obj and any(value in obj for value in self.values.values()):

@@ -11,7 +11,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kpi_collector.config.models import Config, Settings, Unchecked, config_fingerprint
+from kpi_collector.config.plain import Config, Unchecked, config_fingerprint
 from kpi_collector.errors import ConfigError
 from kpi_collector.secrets import FromVariables, remember
 
@@ -190,6 +190,8 @@ def parse_config(
         store = None
     if "$" in text:  # no `${VAR}` anywhere: nothing to walk
         data = _expand(data, environment, lines, ())
+    from kpi_collector.config.models import Settings
+
     settings = _validate(Settings, data, lines, (), "")
     del data  # the raw entries live on in `settings` until each is validated
     if store is not None:  # kept as written, unchecked: it names a variable that is not set

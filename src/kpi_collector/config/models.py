@@ -1,12 +1,12 @@
-"""Typed models of `kpi.yaml`. Unknown keys are errors everywhere."""
+"""Typed models of `kpi.yaml`. Unknown keys are errors everywhere.
+
+Each model's behaviour (properties, methods) is in its plain base class in `config.plain`,
+which a run from the config cache uses without pydantic; the names of `config.plain` are
+served from here too."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -21,15 +21,64 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-if TYPE_CHECKING:
-    from kpi_collector.destinations.base import Destination
-    from kpi_collector.sources.base import Source
+from kpi_collector.config.plain import (
+    FINGERPRINTED,
+    MAX_BYTES,
+    MAX_WAIT,
+    Agg,
+    Config,
+    HealthCheck,
+    PlainAlert,
+    PlainCeleryExecutor,
+    PlainChangeRule,
+    PlainDefaults,
+    PlainHealthSettings,
+    PlainKpiSpec,
+    PlainLocalExecutor,
+    PlainPlugin,
+    PlainSettings,
+    Unchecked,
+    _no_time,
+    check_database_url,
+    check_store_url,
+    config_fingerprint,
+    display_order,
+    grouped,
+    parse_duration,
+    resolve_url,
+    sqlite_file,
+    sqlite_url,
+    store_secrets,
+)
 
-Agg = Literal["last", "sum", "max", "min", "avg"]
-
-#: the largest answer a source may read (HTTP body after decompression, a command's stdout
-#: or stderr) unless it sets `max_bytes`: pages are kilobytes, an API answer a few megabytes
-MAX_BYTES = ByteSize(20 * 1024 * 1024)
+__all__ = [
+    "FINGERPRINTED",
+    "MAX_BYTES",
+    "MAX_WAIT",
+    "Agg",
+    "Alert",
+    "CeleryExecutor",
+    "ChangeRule",
+    "Config",
+    "Defaults",
+    "HealthCheck",
+    "HealthSettings",
+    "KpiSpec",
+    "LocalExecutor",
+    "Plugin",
+    "Settings",
+    "Unchecked",
+    "check_database_url",
+    "check_store_url",
+    "config_fingerprint",
+    "display_order",
+    "grouped",
+    "parse_duration",
+    "resolve_url",
+    "sqlite_file",
+    "sqlite_url",
+    "store_secrets",
+]
 
 
 def _takes_number(annotation: Any) -> bool:
@@ -72,19 +121,46 @@ class Strict(BaseModel):
     _no_bool_numbers = field_validator("*", mode="before")(classmethod(refuse_bool_as_number))
 
 
-class Defaults(Strict):
+class Plugin(PlainPlugin, BaseModel):
+    """What sources and destinations share: a config model named by its `type`, with a
+    name (default: the type), an on/off switch and an optional cron of its own."""
+
+    model_config = CONFIG_MODEL | {"arbitrary_types_allowed": True}
+
+    _no_bool_numbers = field_validator("*", mode="before")(classmethod(refuse_bool_as_number))
+
+    name: str = Field(default="", description="unique among its kind; default: the type")
+    enabled: bool = True
+    schedule: str | None = Field(default=None, description="cron for `kpi schedule`")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("name"):
+            data = {**data, "name": cls.type or cls.__name__.lower()}
+        return data
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        from kpi_collector.config.cron import check_cron
+
+        return value if value is None else check_cron(value)
+
+
+class Defaults(PlainDefaults, Strict):
     """Settings every source gets unless it sets its own."""
 
     timeout: float = Field(default=20.0, gt=0)
     retries: int = Field(default=2, ge=0, le=10)
     concurrency: int = Field(default=64, ge=1, le=4096)
     per_host: int = Field(default=8, ge=1, le=4096)
-    max_bytes: ByteSize = Field(default=MAX_BYTES, gt=0)  # bytes, or "20MiB", "500kB"
+    max_bytes: ByteSize = Field(default=ByteSize(MAX_BYTES), gt=0)  # bytes, or "20MiB", "500kB"
     #: at most this many pages load at once in the run's headless Chromium (`render: true`)
     render_concurrency: int = Field(default=4, ge=1, le=64)
 
 
-class KpiSpec(Strict):
+class KpiSpec(PlainKpiSpec, Strict):
     """How a KPI is named, shown, aggregated and, for derived KPIs, computed."""
 
     title: str | None = None
@@ -121,7 +197,7 @@ def _percent(value: Any) -> Any:
 Percent = Annotated[float, BeforeValidator(_percent)]
 
 
-class ChangeRule(Strict):
+class ChangeRule(PlainChangeRule, Strict):
     """`change: {days: 7, below: -20%}`: the change in percent against the value `days` before."""
 
     days: int = Field(ge=1)
@@ -141,40 +217,7 @@ class ChangeRule(Strict):
         return self
 
 
-_DURATION = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from `90` (seconds), `30s`, `15m`, `6h`, `2d` or `1w`; ValueError otherwise."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a duration: {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        text = str(value).strip()
-        unit = text[-1:].lower()
-        try:
-            seconds = float(text[:-1]) * _DURATION[unit] if unit in _DURATION else float(text)
-        except ValueError:
-            raise ValueError(f"not a duration: {value!r}; write e.g. 30m, 6h, 2d or 1w") from None
-    if not seconds > 0 or seconds == float("inf"):
-        raise ValueError(f"a duration must be positive, not {value!r}")
-    return seconds
-
-
-def _no_time(value: Any) -> bool:
-    """Whether a duration is zero however it is written (`0`, `"0"`, `0s`, `"0.0m"`): where
-    zero means "none" (`jitter:`), not a duration `parse_duration` refuses."""
-    text = str(value).strip().lower()
-    if text[-1:] in _DURATION:
-        text = text[:-1]
-    try:
-        return not isinstance(value, bool) and float(text) == 0
-    except ValueError:
-        return False
-
-
-class Alert(Strict):
+class Alert(PlainAlert, Strict):
     """One entry of `alerts:`: a rule about a KPI, a source or a delivery, and who to tell.
 
     Rules: `below`/`above` (a threshold on the KPI's latest value), `change` (its change in
@@ -236,22 +279,6 @@ class Alert(Strict):
         if value is not None:
             parse_duration(value)
         return value
-
-    @property
-    def hold_checks(self) -> int | None:
-        """`for:` as a number of checks in a row, when it is one."""
-        return self.hold if isinstance(self.hold, int) else None
-
-    @property
-    def hold_seconds(self) -> float | None:
-        """`for:` as a duration in seconds, when it is one."""
-        return (
-            None if self.hold is None or isinstance(self.hold, int) else parse_duration(self.hold)
-        )
-
-    @property
-    def repeat_seconds(self) -> float | None:
-        return None if self.repeat is None else parse_duration(self.repeat)
 
     @field_validator("notify", mode="before")
     @classmethod
@@ -326,61 +353,8 @@ class Alert(Strict):
             )
         return self
 
-    @property
-    def kind(self) -> str:
-        """threshold | change | failing | stale | pending"""
-        if self.change is not None:
-            return "change"
-        if self.failing_runs is not None:
-            return "failing"
-        if self.stale_days is not None:
-            return "stale"
-        if self.pending_runs is not None or self.pending_for is not None:
-            return "pending"
-        return "threshold"
 
-    @property
-    def rule(self) -> str:
-        """The rule in words, e.g. `telemetry.dau below 100`; the alert's key unless `name`d."""
-        if self.kind == "threshold":
-            bounds = [f"below {self.below:g}"] if self.below is not None else []
-            bounds += [f"above {self.above:g}"] if self.above is not None else []
-            return f"{self.kpi} {' or '.join(bounds)}"
-        if self.change is not None:
-            change = self.change
-            bounds = [f"below {change.below:+g}%"] if change.below is not None else []
-            bounds += [f"above {change.above:+g}%"] if change.above is not None else []
-            return f"{self.kpi} change over {change.days} days {' or '.join(bounds)}"
-        if self.failing_runs is not None:
-            return f"source {self.source or '*'} failing {self.failing_runs} runs in a row"
-        if self.stale_days is not None:
-            subject = self.kpi or (f"{self.source}.*" if self.source else "any KPI")
-            return f"{subject} not updated for {self.stale_days:g} days"
-        if self.pending_for is not None:
-            return f"delivery to {self.destination or '*'} pending for {self.pending_for}"
-        return f"delivery to {self.destination or '*'} pending for {self.pending_runs} runs"
-
-    @property
-    def key(self) -> str:
-        return self.name or self.rule
-
-
-def display_order(
-    ids: Iterable[str],
-    *,
-    kpis: Iterable[str] = (),
-    north_star: str | None = None,
-    config_ids: Iterable[str] = (),
-) -> list[str]:
-    """KPI ids as every table, message and page shows them: the north star, then the ids
-    named in `kpis:`, then the sources' KPIs in config order, then the rest by id."""
-    rank: dict[str, int] = {}
-    for kpi in (*kpis, *config_ids):
-        rank.setdefault(kpi, len(rank))
-    return sorted(dict.fromkeys(ids), key=lambda k: (k != north_star, rank.get(k, len(rank)), k))
-
-
-class LocalExecutor(BaseModel):
+class LocalExecutor(PlainLocalExecutor, BaseModel):
     """`executor: {type: local}` (the default): every source collected in this process."""
 
     # not Strict: a discriminated union's `type` takes no before-validator
@@ -389,10 +363,7 @@ class LocalExecutor(BaseModel):
     type: Literal["local"] = "local"
 
 
-MAX_WAIT = 30 * 86400.0  # seconds: the longest `executor.wait`
-
-
-class CeleryExecutor(BaseModel):
+class CeleryExecutor(PlainCeleryExecutor, BaseModel):
     """`executor: {type: celery, ...}`: sources collected by `kpi worker` processes (Celery)
     on any machine, in batches of `batch_size` source names; outcomes come back through
     `backend` and are stored by the coordinator (`kpi run` / `kpi schedule`).
@@ -436,33 +407,11 @@ class CeleryExecutor(BaseModel):
             raise ValueError(f"at most 30d (a queue silent longer is given up), not {value!r}")
         return value
 
-    @property
-    def wait_seconds(self) -> float:
-        return parse_duration(self.wait)
-
 
 Executor = Annotated[LocalExecutor | CeleryExecutor, Field(discriminator="type")]
 
 
-def grouped(ids: Iterable[str], kpis: Mapping[str, KpiSpec]) -> list[tuple[str | None, list[str]]]:
-    """`ids` (in display order) as sections: each `group:` in the order the groups first
-    appear in `kpis:`, its KPIs in the order given, then the KPIs without a group under None.
-    Without any group: one section, None. Empty sections are left out."""
-    order: dict[str | None, list[str]] = {}
-    for spec in kpis.values():
-        if spec.group is not None:
-            order.setdefault(spec.group, [])
-    order[None] = []
-    for kpi in ids:
-        found = kpis.get(kpi)
-        order[found.group if found is not None else None].append(kpi)
-    return [(group, members) for group, members in order.items() if members]
-
-
-HealthCheck = Literal["failing_sources", "alerts", "pending_deliveries"]
-
-
-class HealthSettings(Strict):
+class HealthSettings(PlainHealthSettings, Strict):
     """`health:`: what `kpi validate --health` (and `kpi_health_ok`) counts as a problem
     besides a stopped scheduler, an overdue job or a failed last run."""
 
@@ -471,7 +420,7 @@ class HealthSettings(Strict):
     fail_on: list[HealthCheck] = Field(default_factory=list)
 
 
-class Settings(Strict):
+class Settings(PlainSettings, Strict):
     """The top level of `kpi.yaml`, before sources and destinations get their own models."""
 
     store: str | None = None
@@ -508,11 +457,6 @@ class Settings(Strict):
         if value is not None and not _no_time(value):
             parse_duration(value)
         return value
-
-    @property
-    def jitter_seconds(self) -> float:
-        """`jitter:` in seconds (0 without one)."""
-        return 0.0 if self.jitter is None or _no_time(self.jitter) else parse_duration(self.jitter)
 
     @field_validator("heartbeat_url")
     @classmethod
@@ -576,223 +520,3 @@ class Settings(Strict):
             for secret in secrets:
                 remember(secret)
         return value
-
-
-_PLAIN_SQLITE = re.compile(r"sqlite:///[^?]*")
-
-
-def check_store_url(url: str) -> None:
-    """Raise ValueError unless `url` is a SQLAlchemy database URL whose dialect is installed
-    (SQLAlchemy's `make_url` and `get_dialect`; the database driver is not imported). The
-    message never shows the password, whatever characters it holds."""
-    if _PLAIN_SQLITE.fullmatch(url):
-        # A SQLite file path without a query: `make_url` takes every such text and the
-        # sqlite dialect ships with SQLAlchemy, so the answer is known without importing
-        # SQLAlchemy (~0.3 s), which the store then imports while the first requests are out.
-        return
-    import sqlalchemy as sa
-
-    from kpi_collector.secrets import without_password
-
-    fix = "use sqlite:///kpi.db, postgresql+psycopg://... or mysql+pymysql://..."
-    encode = (
-        "a password holding @ : / or % is written percent-encoded (@ as %40, : as %3A, "
-        "/ as %2F, % as %25)"
-    )
-    try:
-        parsed = sa.engine.make_url(url)
-        parsed.get_dialect()
-    except sa.exc.NoSuchModuleError:  # before ArgumentError, its base class
-        scheme = url.partition("://")[0]
-        raise ValueError(
-            f"unknown database kind {scheme!r} in {without_password(url)!r}; {fix}"
-        ) from None
-    except sa.exc.ArgumentError:
-        raise ValueError(f"{without_password(url)!r} is not a database URL; {fix}") from None
-    except ValueError:  # a port that is no number: `user:p@ss:word@host` read `word` as one
-        raise ValueError(
-            f"the port in {without_password(url)!r} is not a number; {encode}"
-        ) from None
-    if parsed.host and "@" in parsed.host:
-        # SQLAlchemy ends the password at its first `@` and takes the rest for the host
-        raise ValueError(
-            f"the user or password of the database URL holds a raw `@`: {encode} (the URL "
-            "is not shown: it holds a password)"
-        )
-
-
-#: `check_store_url` checks any database URL: the store's, a `sql` source's or destination's
-check_database_url = check_store_url
-
-
-def store_secrets(url: str) -> list[str]:
-    """The secrets a (valid) store URL holds: its password, as written and as SQLAlchemy
-    decodes it, and a `password` in its query."""
-    if _PLAIN_SQLITE.fullmatch(url):
-        return []
-    import sqlalchemy as sa
-
-    parsed = sa.engine.make_url(url)
-    found = [str(parsed.password)] if parsed.password else []
-    asked = parsed.query.get("password")
-    found += [asked] if isinstance(asked, str) else list(asked or ())
-    written = url.partition("://")[2].rpartition("@")[0].partition(":")[2]
-    if written and "?" not in written:
-        found.append(written)
-    return [s for s in found if s]
-
-
-@dataclass(frozen=True, slots=True)
-class Unchecked:
-    """A source or destination left out unchecked because its `${VAR}`s are not set (commands
-    that need no secrets): what a deployment snippet still needs of it."""
-
-    kind: str  # "sources" | "destinations"
-    name: str
-    schedule: str | None
-
-
-class Config:
-    """A validated config: settings plus source and destination objects; `unchecked` lists
-    the entries left out for their unset variables (only when loaded without secrets)."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        sources: list[Source],
-        destinations: list[Destination],
-        *,
-        path: Path | None = None,
-        unchecked: Sequence[Unchecked] = (),
-        fingerprint: str | None = None,
-    ) -> None:
-        self.settings = settings
-        self.sources = sources
-        self.destinations = destinations
-        self.unchecked = tuple(unchecked)
-        #: what decides how sources are collected, as written (see `config_fingerprint`)
-        self.fingerprint = fingerprint
-        self.path = path
-        self.base_dir = path.parent if path else Path.cwd()
-
-    @property
-    def timezone(self) -> str:
-        return self.settings.timezone
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.settings.timezone)
-
-    @property
-    def kpis(self) -> dict[str, KpiSpec]:
-        return self.settings.kpis
-
-    @property
-    def defaults(self) -> Defaults:
-        return self.settings.defaults
-
-    @property
-    def store_url(self) -> str:
-        return resolve_url(self.settings.store, self.base_dir)
-
-    def order(self, ids: Iterable[str]) -> list[str]:
-        """`ids` in display order (see `display_order`)."""
-        return display_order(
-            ids, kpis=self.kpis, north_star=self.settings.north_star, config_ids=self.kpi_ids()
-        )
-
-    def sections(self, ids: Iterable[str]) -> list[tuple[str | None, list[str]]]:
-        """`ids` in display order, in their `group:` sections (see `grouped`)."""
-        return grouped(self.order(ids), self.kpis)
-
-    @property
-    def title(self) -> str:
-        """The dashboard's and the reports' title: `title:`, else "KPIs"."""
-        return self.settings.title or "KPIs"
-
-    def kpi_ids(self) -> list[str]:
-        """Every KPI id the config can produce: the sources' metrics, then derived KPIs."""
-        ids = dict.fromkeys(kid for source in self.sources for kid in source.kpi_ids())
-        ids.update(dict.fromkeys(kid for kid, spec in self.kpis.items() if spec.formula))
-        return list(ids)
-
-
-#: the top-level keys whose text decides how sources are collected
-FINGERPRINTED = ("sources", "defaults", "timezone", "locale")
-
-
-def config_fingerprint(data: Any) -> str:
-    """16 hex digits of SHA-256 over the canonical JSON (sorted keys, no spaces) of the
-    config's `sources`, `defaults`, `timezone` and `locale` as written, before `${VAR}`
-    expansion: what workers and their coordinator must agree on (docs/scale-out.md).
-    `data` is the parsed YAML document; a mapping whose keys are of mixed types (`{open: 1,
-    2: 0}`, which validation refuses later) has them sorted as their JSON text. Never
-    raises."""
-    import hashlib
-    import json
-
-    top = data if isinstance(data, dict) else {}
-    wanted = {key: top.get(key) for key in FINGERPRINTED}
-    try:
-        text = json.dumps(wanted, sort_keys=True, separators=(",", ":"), default=str)
-    except TypeError:  # keys of mixed types cannot be sorted: sort them as the text they are
-        wanted = _text_keys(wanted)
-        text = json.dumps(wanted, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _text_keys(value: Any) -> Any:
-    """`value` with every mapping key as the text JSON writes it (`2` -> "2", `null` ->
-    "null"), so that keys of mixed types (YAML's `{open: 1, 2: 0}`) sort as text, as
-    canonical JSON sorts them, instead of failing to compare."""
-    if isinstance(value, dict):
-        return {
-            key if isinstance(key, str) else _key_text(key): _text_keys(item)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [_text_keys(item) for item in value]
-    return value
-
-
-def _key_text(key: Any) -> str:
-    import json
-
-    if key is None or isinstance(key, (bool, int, float)):
-        return json.dumps(key)
-    return str(key)
-
-
-def resolve_url(url: str | None, base_dir: Path) -> str:
-    """The store URL; a relative SQLite path is taken relative to the config's folder (whose
-    name may hold `%` or `?`: escaped, `sqlite_url`), and one starting with `~` in the home
-    folder (as a file destination's `path`)."""
-    if not url:
-        return sqlite_url(base_dir / "kpi.db")
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        path = url.removeprefix("sqlite:///")
-        if path.startswith("~"):
-            return f"sqlite:///{Path(path).expanduser().resolve()}"
-        if path and path != ":memory:" and not Path(path).is_absolute():
-            return sqlite_url(base_dir, path)
-    return url
-
-
-def sqlite_url(folder: Path, relative: str = "") -> str:
-    """The `sqlite:///` URL of `folder` (resolved), joined with `relative` (a URL's own
-    path, its escapes and query kept). The folder's `%` and `?` are escaped: SQLAlchemy
-    decodes `%XX` and reads `?` as a query's start, so a folder `q?1` or `p%41b` put the store
-    at `q` or `pAb`."""
-    head = str(folder.resolve()).replace("%", "%25").replace("?", "%3F")
-    return f"sqlite:///{head}/{relative}" if relative else f"sqlite:///{head}"
-
-
-def sqlite_file(url: str) -> str | None:
-    """The file a `sqlite:///path` URL opens, as SQLAlchemy reads it (the query dropped,
-    `%XX` decoded); None for other databases, memory and `file:` URIs."""
-    if not url.startswith("sqlite:///"):
-        return None
-    from urllib.parse import unquote
-
-    path = unquote(url.removeprefix("sqlite:///").partition("?")[0])
-    return path if path and path != ":memory:" and not path.startswith("file:") else None

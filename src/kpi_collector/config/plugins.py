@@ -7,47 +7,21 @@ also be registered at run time with `register_source` / `register_destination`.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field, field_validator, model_validator
-
-from kpi_collector.config.models import CONFIG_MODEL, refuse_bool_as_number
 from kpi_collector.errors import ConfigError
+from kpi_collector.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
 
+    from kpi_collector.config.models import Plugin as Plugin
     from kpi_collector.destinations.base import Destination
     from kpi_collector.sources.base import Source
 
 
-class Plugin(BaseModel):
-    """What sources and destinations share: a config model named by its `type`, with a
-    name (default: the type), an on/off switch and an optional cron of its own."""
-
-    model_config = CONFIG_MODEL | {"arbitrary_types_allowed": True}
-
-    type: ClassVar[str] = ""
-
-    _no_bool_numbers = field_validator("*", mode="before")(classmethod(refuse_bool_as_number))
-
-    name: str = Field(default="", description="unique among its kind; default: the type")
-    enabled: bool = True
-    schedule: str | None = Field(default=None, description="cron for `kpi schedule`")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_name(cls, data: Any) -> Any:
-        if isinstance(data, dict) and not data.get("name"):
-            data = {**data, "name": cls.type or cls.__name__.lower()}
-        return data
-
-    @field_validator("schedule")
-    @classmethod
-    def _cron(cls, value: str | None) -> str | None:
-        from kpi_collector.config.cron import check_cron
-
-        return value if value is None else check_cron(value)
+#: the model, served from `config.models` on first use (pydantic is imported there)
+__getattr__ = lazy_exports("kpi_collector.config", {"Plugin": "models"})
 
 
 SOURCE_GROUP = "kpi_collector.sources"
@@ -137,13 +111,13 @@ def destination_sample(name: str) -> str:
 
 
 def _sample(cls: type[Any], what: str, name: str) -> str:
-    """The `sample.yaml` beside the package that defines `cls`."""
+    """The `sample.yaml` in the folder of the module that defines `cls`."""
     import sys
     from importlib.resources import files
 
-    module = sys.modules[cls.__module__]
-    if hasattr(module, "__path__"):  # a package: a folder that can hold the sample
-        sample = files(module.__name__) / "sample.yaml"
+    package = sys.modules[cls.__module__].__package__  # its folder (`html/` of `html/model.py`)
+    if package:
+        sample = files(package) / "sample.yaml"
         if sample.is_file():
             return sample.read_text(encoding="utf-8")
     raise ConfigError(

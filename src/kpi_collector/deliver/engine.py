@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from kpi_collector.collect.retry import BACKOFF, MAX_RETRY_AFTER, pause, retrying
-from kpi_collector.config.models import display_order
-from kpi_collector.destinations.base import Delivery, Destination
+from kpi_collector.config.plain import display_order
+from kpi_collector.destinations.base import Delivery
 from kpi_collector.errors import ConfigError, DeliveryError, KpiError, missing_package
 from kpi_collector.secrets import redact
 from kpi_collector.store import deliveries as ledger
@@ -40,6 +40,7 @@ from kpi_collector.store.deliveries import DONE, DROPPED, FAILED, PENDING, Deliv
 if TYPE_CHECKING:
     from kpi_collector.collect.http import HttpClient
     from kpi_collector.config.models import KpiSpec
+    from kpi_collector.destinations.base import Destination
     from kpi_collector.run.result import RunResult
     from kpi_collector.store import HistoryStore
 

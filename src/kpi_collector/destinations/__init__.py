@@ -13,22 +13,31 @@ For a destination's own fields in the type checker, import it from its module
 
 from __future__ import annotations
 
-from kpi_collector.destinations.base import Delivery, Destination
-from kpi_collector.destinations.store import Store
-from kpi_collector.lazy import entry_point_exports, exported_names
+import typing
+
+from kpi_collector.lazy import entry_point_exports, exported_names, lazy_exports
+
+if typing.TYPE_CHECKING:
+    from kpi_collector.destinations.base import Delivery
+    from kpi_collector.destinations.model import Destination
+    from kpi_collector.destinations.store import Store
 
 __all__ = ["Delivery", "Destination", "Store"]
 
 _built_in = entry_point_exports(__name__, __name__)  # the entry-point group is named after us
+#: served on first use too: a run with no destination never imports the models (pydantic)
+_names = lazy_exports(__name__, {"Delivery": "base", "Destination": "model", "Store": "store"})
 
 
-def __getattr__(name: str) -> type[Destination]:
-    """A built-in destination class by its class name (`Notion`, `CSV`, `GoogleSheets`, ...).
+def __getattr__(name: str) -> typing.Any:
+    """`Delivery`, `Destination`, `Store`, or a built-in destination class by its class name
+    (`Notion`, `CSV`, `GoogleSheets`, ...).
 
     Raises AttributeError for any other name.
     """
-    cls: type[Destination] = _built_in(name)
-    return cls
+    if name in __all__:
+        return _names(name)
+    return _built_in(name)
 
 
 def __dir__() -> list[str]:

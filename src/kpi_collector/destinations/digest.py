@@ -242,14 +242,14 @@ def digest_title(every: str, start: date, local: datetime) -> str:
 
 def rank_kpis(ids: Iterable[str], kpis: Mapping[str, Any], north_star: str | None) -> list[str]:
     """KPI ids in display order, for a digest built without a config."""
-    from kpi_collector.config.models import display_order
+    from kpi_collector.config.plain import display_order
 
     return display_order(ids, kpis=kpis, north_star=north_star)
 
 
 def in_groups(ids: Sequence[str], specs: Mapping[str, KpiSpec]) -> list[str]:
     """`ids` (in display order) by `group:`, the groups in config order, ungrouped last."""
-    from kpi_collector.config.models import grouped
+    from kpi_collector.config.plain import grouped
 
     return [kpi for _, members in grouped(ids, specs) for kpi in members]
 

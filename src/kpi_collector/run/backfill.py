@@ -15,7 +15,7 @@ from kpi_collector.collect.http import HttpClient
 from kpi_collector.errors import KpiError
 from kpi_collector.format import plural
 from kpi_collector.secrets import redact
-from kpi_collector.sources.base import Source, SourceContext
+from kpi_collector.sources.base import SourceContext
 from kpi_collector.store import StoredObservation
 from kpi_collector.store.history import unstorable
 from kpi_collector.store.limits import cut
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
     from kpi_collector.config.models import Defaults, KpiSpec
+    from kpi_collector.sources.base import Source
     from kpi_collector.store import HistoryStore
 
 DEFAULT_DAYS = 365

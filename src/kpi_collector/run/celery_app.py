@@ -10,12 +10,12 @@ meant for the `celery` command, not for code.
 from __future__ import annotations
 
 from kpi_collector.config.loader import load_config
-from kpi_collector.config.models import CeleryExecutor
+from kpi_collector.config.plain import PlainCeleryExecutor
 from kpi_collector.errors import ConfigError
 from kpi_collector.run.celery_executor import celery_app, register_info_command
 
 _config = load_config(None, need_secrets=False, need_store=False)
-if not isinstance(_config.settings.executor, CeleryExecutor):
+if not isinstance(_config.settings.executor, PlainCeleryExecutor):
     raise ConfigError(f"{_config.path}: no `executor: {{type: celery, ...}}` in it")
 register_info_command()
 app = celery_app(_config.settings.executor)

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from kpi_collector.config.models import CeleryExecutor, Config, Defaults
+from kpi_collector.config.plain import Config, PlainCeleryExecutor
 from kpi_collector.errors import ConfigError, KpiError
 from kpi_collector.run.engine import SourceFailure, SourceOutcome, collect_all
 from kpi_collector.secrets import redact
@@ -55,6 +55,7 @@ from kpi_collector.secrets import redact
 if TYPE_CHECKING:
     from celery import Celery
 
+    from kpi_collector.config.models import CeleryExecutor, Defaults
     from kpi_collector.sources.base import Source
 
 log = logging.getLogger("kpi_collector.celery")
@@ -78,7 +79,7 @@ def fingerprint(config: Config) -> str:
         raise ConfigError("the celery executor needs a config file that workers load too")
     import yaml
 
-    from kpi_collector.config.models import config_fingerprint
+    from kpi_collector.config.plain import config_fingerprint
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     return config_fingerprint(yaml.load(config.path.read_text(encoding="utf-8-sig"), loader))
@@ -171,11 +172,9 @@ class _WorkerConfig:
         """The defaults one batch is collected with: the config's, with `concurrency` and
         `per_host` divided among the pool's processes (at least 1 each)."""
         defaults = self.config.defaults
-        return defaults.model_copy(
-            update={
-                "concurrency": max(1, -(-defaults.concurrency // self.pool)),
-                "per_host": max(1, -(-defaults.per_host // self.pool)),
-            }
+        return defaults.replaced(
+            concurrency=max(1, -(-defaults.concurrency // self.pool)),
+            per_host=max(1, -(-defaults.per_host // self.pool)),
         )
 
 
@@ -291,7 +290,7 @@ def run_worker(
     worker's exit code. Raises ConfigError when the config's executor is not celery."""
     global _worker
     executor = config.settings.executor
-    if not isinstance(executor, CeleryExecutor):
+    if not isinstance(executor, PlainCeleryExecutor):
         raise ConfigError("kpi worker needs `executor: {type: celery, broker: ...}` in the config")
     pool = concurrency or os.cpu_count() or 1
     _worker = _WorkerConfig(

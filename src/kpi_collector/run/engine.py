@@ -13,17 +13,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from kpi_collector.collect.browser import Browser
 from kpi_collector.collect.http import HttpClient, printable
 from kpi_collector.collect.numbers import exact_float
-from kpi_collector.config.models import Defaults
 from kpi_collector.errors import KpiError, MetricErrors, missing_package
 from kpi_collector.secrets import redact
-from kpi_collector.sources.base import Source, SourceContext
+from kpi_collector.sources.base import SourceContext
 from kpi_collector.store.limits import id_problem
+
+if TYPE_CHECKING:
+    from kpi_collector.config.models import Defaults
+    from kpi_collector.sources.base import Source
 
 log = logging.getLogger("kpi_collector.run")
 

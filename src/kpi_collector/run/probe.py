@@ -8,17 +8,20 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from kpi_collector.collect.browser import Browser
-from kpi_collector.collect.extract import Metric
 from kpi_collector.collect.http import HttpClient, url_without_query
 from kpi_collector.collect.probe import Finding, probe_html, probe_json
-from kpi_collector.config.models import Defaults
 from kpi_collector.errors import ConfigError
-from kpi_collector.sources._http import HttpSource
-from kpi_collector.sources.base import Source, SourceContext
-from kpi_collector.sources.html import HTML
+from kpi_collector.sources._http import PlainHttpSource
+from kpi_collector.sources.base import SourceContext
+from kpi_collector.sources.html import PlainHTML
+
+if TYPE_CHECKING:
+    from kpi_collector.config.models import Defaults
+    from kpi_collector.sources.base import Source
 
 
 @dataclass
@@ -50,15 +53,18 @@ class ProbeResult:
 
 def probe_source(
     url: str | None, source: Source | None = None, *, render: bool = False
-) -> HttpSource:
+) -> PlainHttpSource:
     """The source to fetch with: `source` (an `html` or `http_json` source of the config)
     pointed at `url` when given, rendered when `render`; without a source, a plain `html`
     source for `url`. ConfigError when that cannot be."""
     if source is None:
         if not url:
             raise ConfigError("give a URL, or `--source NAME` of the config")
+        from kpi_collector.collect.metric import Metric
+        from kpi_collector.sources.html import HTML
+
         return HTML(name="probe", url=url, render=render, metrics={"probe": Metric(css="body")})
-    if not isinstance(source, HttpSource):
+    if not isinstance(source, PlainHttpSource):
         raise ConfigError(
             f"`--source {source.name}` is a {source.type} source; probe reads html and "
             "http_json sources"
@@ -67,14 +73,14 @@ def probe_source(
     if url:
         update["url"] = url
     if render:
-        if not isinstance(source, HTML):
+        if not isinstance(source, PlainHTML):
             raise ConfigError(f"`--render` is for html sources; {source.name} is {source.type}")
         update["render"] = True
-    return source.model_copy(update=update) if update else source
+    return source.replaced(**update) if update else source
 
 
 async def probe_page(
-    source: HttpSource,
+    source: PlainHttpSource,
     *,
     grep: str | None = None,
     defaults: Defaults | None = None,
@@ -86,7 +92,10 @@ async def probe_page(
     numbers; `settle`: a rendered page is read once the source's metrics read numbers (a
     placeholder its script replaces), as a run reads it. Raises the source's errors
     (HttpError, LoginError, ExtractError...)."""
-    defaults = defaults or Defaults()
+    if defaults is None:
+        from kpi_collector.config.models import Defaults
+
+        defaults = Defaults()
     timeout = source.timeout or defaults.timeout
     retries = defaults.retries if source.retries is None else source.retries
     client = HttpClient(concurrency=4, per_host=4)
@@ -103,13 +112,13 @@ async def probe_page(
     )
     try:
         began = time.perf_counter()
-        if isinstance(source, HTML) and source.render:
+        if isinstance(source, PlainHTML) and source.render:
             async with source.prepared(ctx):
                 fetch_began = time.perf_counter()
                 text, final = await source.page(ctx, settle=settle, shown=True)
             began = fetch_began
             json_body = None
-        elif isinstance(source, HTML):  # a `<meta http-equiv=refresh>` is followed
+        elif isinstance(source, PlainHTML):  # a `<meta http-equiv=refresh>` is followed
             response, document = await source.answer(ctx)
             final = response.url
             json_body = _json_of(source, response)
@@ -124,7 +133,7 @@ async def probe_page(
             result = ProbeResult(url_without_query(final), "json")
             result.findings = probe_json(json_body[0], grep=grep)
         else:
-            rendered = isinstance(source, HTML) and source.render
+            rendered = isinstance(source, PlainHTML) and source.render
             result = ProbeResult(url_without_query(final), "html", rendered=rendered)
             result.findings = probe_html(text, locale=source.locale, grep=grep)
         result.fetch_seconds = fetched - began
@@ -135,7 +144,7 @@ async def probe_page(
         await client.close()
 
 
-def _json_of(source: HttpSource, response: object) -> tuple[object] | None:
+def _json_of(source: PlainHttpSource, response: object) -> tuple[object] | None:
     """The parsed JSON body (in a 1-tuple: JSON null is a document too), or None for HTML."""
     from kpi_collector.collect.http import Response
 

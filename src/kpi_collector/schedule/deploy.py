@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING
 
 from kpi_collector.config.cron import _MONTH_NAMES, _fields, _weekdays
 from kpi_collector.config.loader import _VAR
-from kpi_collector.config.models import sqlite_file
+from kpi_collector.config.plain import sqlite_file
 from kpi_collector.errors import ConfigError
 from kpi_collector.schedule.scheduler import capped_jitter, plan
 
 if TYPE_CHECKING:
-    from kpi_collector.config.models import Config
+    from kpi_collector.config.plain import Config
 
 FORMATS = ("crontab", "systemd", "systemd-timer", "github-actions")
 WATCHDOG_SEC = 600  # the daemon pings at least every HEARTBEAT_EVERY (60 s), also during a job
@@ -126,10 +126,10 @@ WantedBy=multi-user.target
 def systemd_worker(config: Config, *, kpi: str | None = None) -> str:
     """With `executor: celery`, the unit of a `kpi worker` for every machine that collects
     (its queues: those the config's sources name); empty for the local executor."""
-    from kpi_collector.config.models import CeleryExecutor
+    from kpi_collector.config.plain import PlainCeleryExecutor
 
     executor = config.settings.executor
-    if not isinstance(executor, CeleryExecutor):
+    if not isinstance(executor, PlainCeleryExecutor):
         return ""
     from kpi_collector.run.celery_executor import config_queues
 

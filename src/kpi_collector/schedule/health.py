@@ -24,7 +24,7 @@ from kpi_collector.store.heartbeats import RUN, SCHEDULER, heartbeats, job_state
 from kpi_collector.store.lock import HEARTBEAT_EVERY as RUN_HEARTBEAT_EVERY
 
 if TYPE_CHECKING:
-    from kpi_collector.config.models import Config
+    from kpi_collector.config.plain import Config
 
 GRACE = 15 * 60.0  # seconds after a fire time before a job without a success is overdue
 STALE_BEATS = 3  # heartbeats missed before a process counts as gone
@@ -225,7 +225,7 @@ def missing_store(config: Config) -> str | None:
     that says why."""
     import os
 
-    from kpi_collector.config.models import sqlite_file
+    from kpi_collector.config.plain import sqlite_file
     from kpi_collector.store import HistoryStore
 
     path = sqlite_file(config.store_url)

@@ -53,7 +53,7 @@ from kpi_collector.store.heartbeats import (
 from kpi_collector.store.lock import LockBusy, RunLock, store_mutex
 
 if TYPE_CHECKING:
-    from kpi_collector.config.models import Config
+    from kpi_collector.config.plain import Config
     from kpi_collector.pipeline import Pipeline
     from kpi_collector.run.result import RunResult
     from kpi_collector.store import HistoryStore, RunRecord

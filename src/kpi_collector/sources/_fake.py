@@ -125,6 +125,8 @@ class FakeService:
 def respond(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
     if body is None:
         return web.Response(status=status, headers=headers)
+    if isinstance(body, bytes):  # as it is, in the charset `headers`' Content-Type names
+        return web.Response(status=status, body=body, headers=headers)
     if isinstance(body, str):
         return web.Response(status=status, text=body, headers=headers, content_type="text/html")
     return web.Response(

@@ -1,4 +1,5 @@
-"""What `http_json` and `html` share: a URL, auth, an optional login form and metrics."""
+"""What `http_json` and `html` share: a URL, auth, an optional login form and metrics (the
+behaviour; the model is `sources._http_model.HttpSource`)."""
 
 from __future__ import annotations
 
@@ -6,73 +7,51 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
-
-from kpi_collector.collect.extract import Metric, coerce_metric, extract_all
+from kpi_collector.collect.extract import PlainMetric, extract_all
 from kpi_collector.collect.http import (
     MAX_REFRESHES,
-    Auth,
     CookieRedirectLoop,
     HttpSession,
-    LoginForm,
+    PlainAuth,
+    PlainLoginForm,
     Response,
-    check_http_url,
     refresh_error,
-    remember_trimmed,
     shows_login_form,
     url_without_query,
 )
 from kpi_collector.errors import ExtractError, LoginError, MetricErrors
-from kpi_collector.secrets import redact, remember_url_credentials, remember_values
-from kpi_collector.sources.base import Source, SourceContext
+from kpi_collector.lazy import lazy_exports
+from kpi_collector.secrets import redact
+from kpi_collector.sources.base import PlainSource, SourceContext
+
+if TYPE_CHECKING:
+    from kpi_collector.sources._http_model import HttpSource as HttpSource
+
+#: the model, served from `sources._http_model` on first use (pydantic is imported there)
+__getattr__ = lazy_exports("kpi_collector.sources", {"HttpSource": "_http_model"})
 
 log = logging.getLogger("kpi_collector.extract")
 
 
-class HttpSource(Source):
-    """A page or API at `url`, read once per run; each metric is read from the same answer."""
+class PlainHttpSource(PlainSource):
+    """A page or API at `url`, read once per run; each metric is read from the same answer
+    (see `sources._http_model.HttpSource`, its model)."""
 
+    #: the extractor of a metric given as a plain string (`stars: stargazers_count`)
     default_extractor: ClassVar[str] = "jmespath"
 
-    url: str
-    method: str = Field(default="GET", pattern="^(GET|POST)$")
-    params: dict[str, str] = Field(default_factory=dict)
-    headers: dict[str, str] = Field(default_factory=dict)
-    body: Any = None
-    auth: Auth | None = None
-    login: LoginForm | None = None
-    metrics: dict[str, Metric]
-
-    @field_validator("metrics", mode="before")
-    @classmethod
-    def _short_metrics(cls, value: Any) -> Any:
-        if isinstance(value, Mapping):
-            return {k: coerce_metric(v, cls.default_extractor) for k, v in value.items()}
-        return value
-
-    @field_validator("metrics")
-    @classmethod
-    def _some_metrics(cls, value: dict[str, Metric]) -> dict[str, Metric]:
-        if not value:
-            raise ValueError("give at least one metric")
-        return value
-
-    @field_validator("params", "headers")
-    @classmethod
-    def _secret_values(cls, value: dict[str, str]) -> dict[str, str]:
-        remember_values(value)
-        remember_trimmed(v for v in value.values() if isinstance(v, str))
-        return value
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        check_http_url(value)
-        remember_url_credentials(value)  # `?key=...`: a server may echo the key alone
-        return value
+    if TYPE_CHECKING:
+        url: str
+        method: str
+        params: dict[str, str]
+        headers: dict[str, str]
+        body: Any
+        auth: PlainAuth | None
+        login: PlainLoginForm | None
+        metrics: Mapping[str, PlainMetric]
 
     def host(self) -> str | None:
         return urlsplit(self.url).netloc
@@ -156,7 +135,7 @@ class HttpSource(Source):
                 )
             raise
 
-    def extract(self, evaluate: Callable[[str, Metric], float]) -> dict[str, float]:
+    def extract(self, evaluate: Callable[[str, PlainMetric], float]) -> dict[str, float]:
         values, errors = extract_all(self.metrics, evaluate)
         if errors:
             raise MetricErrors(values, errors)

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, parse_qsl, urljoin, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
@@ -25,7 +25,9 @@ from kpi_collector.collect import jsontext, retry
 from kpi_collector.collect.http import (
     Auth,
     Response,
+    body_text,
     check_http_url,
+    redirect_error,
     retry_after_seconds,
     url_without_query,
 )
@@ -38,6 +40,9 @@ from kpi_collector.sources.base import Observation, Source, SourceContext
 #: 5xx and connection errors stay with the HTTP layer, which retries them
 HANDLED_STATUSES = (400, 401, 403, 404, 409, 422, 429)
 MAX_PAGES = 10_000  # a guard against a service that keeps answering "next"
+#: the redirects a GET to a service follows (at most MAX_REDIRECTS in a row), as aiohttp does
+REDIRECTS = (301, 302, 303, 307, 308)
+MAX_REDIRECTS = 10
 #: seconds before asking again for an answer the service is still computing (HTTP 202),
 #: doubled each time
 COMPUTING_WAIT = 1.0
@@ -133,6 +138,14 @@ class ServiceSource(Source):
             f"the credentials lack a permission this needs (see the {self.type} connector docs)"
         )
 
+    def api_path(self, url: str) -> str | None:
+        """The path (and query) under `api_url` that `url`, an address outside it that the
+        service sent a redirect to, names when it is the service's own address under another
+        name (its configured hostname, which a proxy hides: GitHub Enterprise); None when
+        it is not. Such a redirect is asked of `api_url` (with the credentials, which go
+        nowhere else); any other is followed without them."""
+        return None
+
     def credentials_given(self) -> bool:
         """Whether any of the connector's credential keys is set."""
         return any(getattr(self, key, None) is not None for key in self.credentials)
@@ -163,7 +176,7 @@ class ServiceSource(Source):
     def http_error(self, response: Response) -> HttpError:
         """Turn a refused request into one clear line (never echoing a credential)."""
         status = response.status
-        message = service_message(response.body)
+        message = service_message(response.body, response.headers.get("Content-Type"))
         if status == 401:
             text = (
                 f"{self.service_name} refused the credentials (HTTP 401{': ' + message if message else ''}): "
@@ -181,7 +194,7 @@ class ServiceSource(Source):
         """A rate limit that the source's time budget cannot wait out: transient, never a
         credentials problem; the next run tries again."""
         resets = datetime.now(UTC) + timedelta(seconds=wait)
-        message = service_message(response.body)
+        message = service_message(response.body, response.headers.get("Content-Type"))
         when = f"{resets:%Y-%m-%d %H:%M:%S} UTC (in {_duration(wait)})"
         told = (
             response.headers.get("Retry-After")
@@ -262,6 +275,10 @@ class ServiceClient:
     ) -> Response:
         url = self.url(path)
         waits = computing = 0
+        # a GET's redirects are followed here, where `api_path` can bring one written with
+        # the service's own hostname back to `api_url`; aiohttp follows the others'
+        own = method in ("GET", "HEAD")
+        chain, credentials = [url], True
         while True:
             response = await self.http.request(
                 method,
@@ -270,9 +287,15 @@ class ServiceClient:
                 headers=headers,
                 json_body=json_body,
                 data=data,
-                ok=HANDLED_STATUSES,
+                ok=(*HANDLED_STATUSES, *REDIRECTS) if own else HANDLED_STATUSES,
+                follow_redirects=not own,
+                credentials=credentials,
             )
             self.calls += 1
+            if own and response.status in REDIRECTS:
+                url, credentials = self._redirected(response, chain)
+                params = None  # the query is in the `Location`
+                continue
             if response.status == 202:
                 # "Accepted": the service is still computing the answer (GitHub's statistics
                 # answer so while it gathers them); its body is no answer, an empty one no 0
@@ -289,6 +312,18 @@ class ServiceClient:
                 continue
             if response.status < 400:
                 return response
+            if not credentials and response.status in (401, 403):
+                # a redirect off `api_url` took the request where its credentials do not go
+                raise HttpError(
+                    f"{self.source.service_name} answered HTTP {response.status} at "
+                    f"{url_without_query(response.url)}, where {url_without_query(chain[0])} "
+                    "redirected, on another host than `api_url`: the credentials of source "
+                    f"{self.source.name!r} are not sent there; if it is the service's own "
+                    "address, set `api_url:` to it",
+                    status=response.status,
+                    url=response.url,
+                    transient=False,
+                )
             wait = rate_limit_wait(response, attempt=waits, backoff=self.source.rate_limit_backoff)
             if wait is None:
                 raise self.source.http_error(response)
@@ -296,6 +331,38 @@ class ServiceClient:
                 raise self.source.rate_limited(response, wait)
             waits += 1
             await retry.pause(wait)
+
+    def _redirected(self, response: Response, chain: list[str]) -> tuple[str, bool]:
+        """Where a redirect sends a GET, and whether the credentials go with it: to the
+        origin of `api_url` only (a `Location` that `api_path` maps is asked of `api_url`).
+        HttpError (terminal) for a redirect without `Location`, a loop or too many."""
+        location = response.headers.get("Location", "").strip()
+        if not location:
+            raise HttpError(
+                f"HTTP {response.status} from {url_without_query(response.url)}: a redirect "
+                "without a `Location` to follow; the service's answer is incomplete",
+                status=response.status,
+                url=response.url,
+                transient=False,
+            )
+        target = urljoin(response.url, location)
+        api_url = self.source.api_url
+        if not _under(target, api_url) and (below := self.source.api_path(target)) is not None:
+            target = f"{api_url}{below}"
+        chain.append(target)
+        if target in chain[:-1] or len(chain) > MAX_REDIRECTS + 1:
+            raise redirect_error(chain)
+        there, home = urlsplit(target), urlsplit(api_url)
+        if (there.scheme, there.netloc.lower()) == (home.scheme, home.netloc.lower()):
+            return target, True
+        # a server that copied the request's query into its `Location` copied a key in it
+        auth = self.source.auth()
+        keys = {v.get().strip("\r\n") for v in ((auth.query or {}) if auth else {}).values()}
+        if keys:
+            query = parse_qsl(there.query, keep_blank_values=True)
+            kept = urlencode([(k, v) for k, v in query if v not in keys])
+            target = there._replace(query=kept).geturl()
+        return target, False
 
     async def get(self, path: str, **kwargs: Any) -> Response:
         return await self.request("GET", path, **kwargs)
@@ -432,7 +499,7 @@ def rate_limit_wait(
     retry_after = retry_after_seconds(response.headers.get("Retry-After"), now=now)
     if retry_after is not None:
         return retry_after
-    message = service_message(response.body)
+    message = service_message(response.body, response.headers.get("Content-Type"))
     spent = _quota_spent(response.headers)
     if response.status == 403 and message and not _SAYS_RATE_LIMITED.search(message) and spent:
         # the request that spent the last call is answered as any other: a refusal that
@@ -497,9 +564,10 @@ def _reset_in(headers: Mapping[str, str], now: float) -> float | None:
     return None
 
 
-def service_message(body: bytes) -> str:
-    """The human part of an error body (`message`, `detail`, `error`, ...), short and redacted."""
-    text = body[:4000].decode("utf-8", errors="replace").strip()
+def service_message(body: bytes, content_type: str | None = None) -> str:
+    """The human part of an error body (`message`, `detail`, `error`, ...), short and redacted;
+    read in the charset `content_type` declares (`http.body_text`)."""
+    text = body_text(body[:4000], content_type).strip()
     if not text:
         return ""
     try:

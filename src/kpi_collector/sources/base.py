@@ -16,15 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
-from pydantic import ByteSize, Field, field_validator
-
 from kpi_collector.collect.offload import run_off_loop
-from kpi_collector.config.models import MAX_BYTES
-from kpi_collector.config.plugins import Plugin
+from kpi_collector.config.plain import MAX_BYTES, PlainPlugin
+from kpi_collector.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from kpi_collector.collect.browser import Browser
     from kpi_collector.collect.http import HttpClient, HttpSession
+    from kpi_collector.sources.model import Source as Source
 
 T = TypeVar("T")
 
@@ -102,45 +101,18 @@ class SourceContext:
         return self.now.astimezone(self.tz).date()
 
 
-class Source(Plugin):
-    """Base of every source: a config model (pydantic; unknown keys are a ConfigError at
-    load) whose subclasses set `type` (the name in `kpi.yaml`, registered as an entry point
-    in the `kpi_collector.sources` group) and implement `collect` (and `backfill` when the
-    service can give past values).
-
-    Besides `name` and `enabled` (from Plugin) every source takes `timeout` (seconds per
-    request attempt, > 0; None: the config's `defaults.timeout`) and `retries` (0 to 10;
-    None: `defaults.retries`).
-    """
+class PlainSource(PlainPlugin):
+    """What every source does (see `sources.model.Source`, the model its types subclass)."""
 
     #: metrics this source gives when it cannot know them from its config (for `kpi validate`)
     default_metrics: ClassVar[tuple[str, ...]] = ()
 
-    timeout: float | None = Field(default=None, gt=0)
-    retries: int | None = Field(default=None, ge=0, le=10)
-    #: the cap on one answer (HTTP body after decompression, a command's output); bytes
-    #: or a size like "50MiB"; default `defaults.max_bytes`
-    max_bytes: ByteSize | None = Field(default=None, gt=0)
-    #: the Celery queue that collects it with the celery executor (`kpi worker --queues`)
-    queue: str = Field(
-        default="kpi",
-        pattern=QUEUE_PATTERN,
-        max_length=QUEUE_MAX,
-        description="with `executor: celery`: the queue whose workers collect it "
-        "(`kpi worker --queues NAME`); default kpi",
-    )
-    locale: str | None = Field(
-        default=None,
-        description="BCP 47 tag (de, de-CH, hi-IN): how the source's text writes numbers; "
-        "default: the top-level `locale:`, else the page's lang, else en",
-    )
-
-    @field_validator("locale")
-    @classmethod
-    def _locale(cls, value: str | None) -> str | None:
-        from kpi_collector.config.locale import check_locale
-
-        return value if value is None else check_locale(value)
+    if TYPE_CHECKING:
+        timeout: float | None
+        retries: int | None
+        max_bytes: int | None
+        queue: str
+        locale: str | None
 
     def metric_names(self) -> list[str]:
         """The metrics this source will give, as far as the config tells."""
@@ -180,7 +152,7 @@ class Source(Plugin):
     @property
     def can_backfill(self) -> bool:
         """True when this source's type implements `backfill`."""
-        return type(self).backfill is not Source.backfill
+        return type(self).backfill is not PlainSource.backfill
 
     def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
         """Past values, one Observation per metric and day from `since` (a date in
@@ -191,3 +163,7 @@ class Source(Plugin):
         does; the base raises NotImplementedError (see `can_backfill`).
         """
         raise NotImplementedError(f"source type {self.type!r} cannot give past values")
+
+
+#: the model, served from `sources.model` on first use (pydantic is imported there)
+__getattr__ = lazy_exports("kpi_collector.sources", {"Source": "model"})

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kpi_collector.secrets import redact
+from kpi_collector.store.limits import chunks
 
 if TYPE_CHECKING:
     from kpi_collector.store import HistoryStore
@@ -105,10 +106,16 @@ def _split(stored: str | None) -> tuple[str | None, str | None]:
 
 def prune_alert_states(store: HistoryStore, keep: set[str]) -> None:
     """Forget alerts that are no longer in the config (so a re-added one starts afresh)."""
+    import sqlalchemy as sa
+
     from kpi_collector.store.schema import alert_states as t
 
     with store.write() as conn:
-        conn.execute(t.delete().where(t.c.alert.notin_(keep)) if keep else t.delete())
+        # the few stored keys, not every configured one in a NOT IN (...): thousands of
+        # alerts passed a backend's limit of bound values in one statement
+        gone = sorted({a for (a,) in conn.execute(sa.select(t.c.alert))} - keep)
+        for chunk in chunks(gone):
+            conn.execute(t.delete().where(t.c.alert.in_(chunk)))
 
 
 def silences(store: HistoryStore, *, now: float | None = None) -> dict[str, float]:

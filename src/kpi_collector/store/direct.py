@@ -31,6 +31,17 @@ from kpi_collector.store.version import SCHEMA_VERSION
 
 _TIMEOUT = 30  # seconds a statement waits for another connection's lock, as SQLAlchemy's
 
+#: every KPI id with a stored value, sorted, one step of the (kpi, ts) index per id (a
+#: recursive query; PostgreSQL has no skip scan, and SQLite without `ANALYZE` statistics,
+#: which no store has, read the whole index for a `SELECT DISTINCT kpi`: 40 ms at 300,000
+#: values, 2 ms this way)
+STORED_IDS = (
+    "WITH RECURSIVE k(kpi) AS (SELECT min(kpi) FROM observations"
+    " UNION ALL SELECT (SELECT min(i.kpi) FROM observations AS i WHERE i.kpi > k.kpi)"
+    " FROM k WHERE k.kpi IS NOT NULL)"
+    " SELECT kpi FROM k WHERE kpi IS NOT NULL ORDER BY kpi"
+)
+
 HEARTBEAT_COLUMNS = (
     "name",
     "pid",
@@ -203,25 +214,17 @@ class DirectSqlite:
         """(kpi, ts, value, source) of each KPI's newest observation (of `kpis`, default all)
         at or before `before` (strictly before when `strictly`), in the order of their ids
         (of two at the same newest time, the later one)."""
-        where, args = [], []
-        if before is not None:
-            where.append("ts < ?" if strictly else "ts <= ?")
-            args.append(before)
+        args = [] if before is None else [before]
         found: list[tuple[int, str, float, float, str]] = []
         with self.read() as conn:
-            if kpis is None:
-                filters = f" WHERE {' AND '.join(where)}" if where else ""
-                found += conn.execute(
-                    "SELECT o.id, o.kpi, o.ts, o.value, o.source FROM observations AS o"
-                    f" JOIN (SELECT kpi, max(ts) AS ts FROM observations{filters} GROUP BY kpi)"
-                    " AS newest ON o.kpi = newest.kpi AND o.ts = newest.ts",
-                    args,
-                ).fetchall()
-            # named KPIs: each one's newest row straight from the (kpi, ts, id) index, a
-            # lookup per KPI, where max(ts) ... GROUP BY read every row of its history
-            # (0.3 s a run for 1,000 KPIs with three years of daily values)
+            # each KPI's newest row straight from the (kpi, ts, id) index, a lookup per KPI,
+            # where max(ts) ... GROUP BY read every row of its history (0.3 s a run for
+            # 1,000 KPIs with three years of daily values); every KPI: the ids as stored,
+            # from the index too
+            every = kpis is None
+            asked = [r[0] for r in conn.execute(STORED_IDS)] if every else storable_ids(kpis or ())
             newer = "" if before is None else (" AND i.ts < ?" if strictly else " AND i.ts <= ?")
-            for chunk in chunks(storable_ids(kpis)) if kpis is not None else []:
+            for chunk in chunks(asked):
                 wanted = ", ".join(["(?)"] * len(chunk))
                 found += conn.execute(
                     f"WITH wanted(kpi) AS (VALUES {wanted})"

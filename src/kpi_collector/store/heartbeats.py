@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from kpi_collector.secrets import redact
+from kpi_collector.store.limits import chunks
 
 if TYPE_CHECKING:
     from kpi_collector.store import HistoryStore
@@ -147,7 +148,8 @@ def forget_groups(store: HistoryStore, names: list[str]) -> None:
     from kpi_collector.store.schema import heartbeats as t
 
     with store.write() as conn:
-        conn.execute(t.delete().where(t.c.name.in_(names)))
+        for chunk in chunks(names):  # many: a backend's limit of bound values
+            conn.execute(t.delete().where(t.c.name.in_(chunk)))
 
 
 def write_heartbeat(
@@ -224,6 +226,6 @@ def mark_interrupted(store: HistoryStore) -> list[int]:
 
     with store.write() as conn:
         ids = [r[0] for r in conn.execute(sa.select(runs.c.id).where(runs.c.status == "running"))]
-        if ids:
-            conn.execute(runs.update().where(runs.c.id.in_(ids)).values(status="interrupted"))
+        for chunk in chunks(ids):  # many: a backend's limit of bound values
+            conn.execute(runs.update().where(runs.c.id.in_(chunk)).values(status="interrupted"))
     return ids

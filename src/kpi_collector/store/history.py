@@ -16,7 +16,15 @@ from zoneinfo import ZoneInfo
 from kpi_collector.collect.sql import first_line, url_option_problem, with_driver
 from kpi_collector.errors import StoreError, missing_package
 from kpi_collector.secrets import redact
-from kpi_collector.store.limits import among, chunks, cut, id_chunks, id_problem, printable_name
+from kpi_collector.store.limits import (
+    ID_MAX,
+    among,
+    chunks,
+    cut,
+    id_chunks,
+    id_problem,
+    printable_name,
+)
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -112,7 +120,7 @@ class HistoryStore:
     def _connect(self) -> sa.Engine:
         import sqlalchemy as sa
 
-        from kpi_collector.config.models import check_store_url
+        from kpi_collector.config.plain import check_store_url
 
         try:
             check_store_url(self.url)  # a password with `@` written as is: how to write it
@@ -162,7 +170,7 @@ class HistoryStore:
         the database cannot be reached or read."""
         if self._engine is not None:
             return True
-        from kpi_collector.config.models import sqlite_file
+        from kpi_collector.config.plain import sqlite_file
         from kpi_collector.store.schema import meta
 
         path = sqlite_file(self.url)
@@ -418,21 +426,34 @@ class HistoryStore:
 
         from kpi_collector.store.schema import observations as o
 
-        newest = sa.select(o.c.kpi, sa.func.max(o.c.ts).label("ts")).group_by(o.c.kpi)
-        if before is not None:
-            newest = newest.where(o.c.ts < before if strictly else o.c.ts <= before)
         found: list[Any] = []
         with self.reading() as conn:
-            # tens of thousands of ids would pass a backend's limit of bound values
-            for chunk in id_chunks(conn, kpis) if kpis is not None else [None]:
-                sub = (
-                    newest if chunk is None else newest.where(among(conn, o.c.kpi, chunk))
-                ).subquery()
+            if kpis is None and conn.dialect.name not in ("postgresql", "sqlite"):
+                # MariaDB/MySQL read each KPI's max(ts) skipping through the (kpi, ts) index
+                newest = sa.select(o.c.kpi, sa.func.max(o.c.ts).label("ts")).group_by(o.c.kpi)
+                if before is not None:
+                    newest = newest.where(o.c.ts < before if strictly else o.c.ts <= before)
+                sub = newest.subquery()
                 found += conn.execute(
                     sa.select(o.c.id, o.c.kpi, o.c.value, o.c.ts, o.c.source).join(
                         sub, sa.and_(o.c.kpi == sub.c.kpi, o.c.ts == sub.c.ts)
                     )
                 ).all()
+            else:
+                # each KPI's newest row from the (kpi, ts, id) index, one short read per KPI,
+                # as `store.direct` does (`max(ts) ... GROUP BY` read every row of their
+                # history on PostgreSQL, or the whole table: each run slower than the one
+                # before). Every KPI: their ids first, from the index too (`stored_ids`),
+                # as stored (`id_chunks` would leave out an id an older store kept, with a
+                # control character); in one array on PostgreSQL
+                if kpis is None:
+                    every = stored_ids(conn)
+                    parts = [every] if conn.dialect.name == "postgresql" else list(chunks(every))
+                else:
+                    parts = id_chunks(conn, kpis)
+                for chunk in parts:
+                    if chunk:
+                        found += conn.execute(newest_each(conn, chunk, before, strictly)).all()
         found.sort(key=lambda r: r.id)  # of two at the same newest time, the later one wins
         return {r.kpi: StoredObservation(r.kpi, r.ts, r.value, r.source) for r in found}
 
@@ -443,12 +464,8 @@ class HistoryStore:
 
     def kpi_ids(self) -> list[str]:
         """Every KPI id that has at least one stored value, sorted. Raises StoreError."""
-        import sqlalchemy as sa
-
-        from kpi_collector.store.schema import observations as o
-
         with self.reading() as conn:
-            return [r[0] for r in conn.execute(sa.select(o.c.kpi).distinct().order_by(o.c.kpi))]
+            return stored_ids(conn)
 
     def rows(
         self,
@@ -607,6 +624,82 @@ class HistoryStore:
         commits at the end of the block and rolls back on an exception; a database failure
         (on entering, inside, or on commit) becomes StoreError."""
         return _Writing(self.engine, self.url)
+
+
+def stored_ids(conn: sa.Connection) -> list[str]:
+    """Every KPI id with a stored value, sorted as the database sorts text. On PostgreSQL
+    and SQLite one step of the (kpi, ts) index per id (`store.direct.STORED_IDS`: their
+    `DISTINCT` read the whole index, 0.04-0.1 s for 300,000 values and growing);
+    MariaDB/MySQL skip through the index for a `DISTINCT` themselves (and MySQL stops a
+    recursion at 1,000 steps)."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import observations as o
+
+    if conn.dialect.name in ("postgresql", "sqlite"):
+        from kpi_collector.store.direct import STORED_IDS
+
+        return [r[0] for r in conn.execute(sa.text(STORED_IDS))]
+    return [r[0] for r in conn.execute(sa.select(o.c.kpi).distinct().order_by(o.c.kpi))]
+
+
+def newest_each(
+    conn: sa.Connection,
+    kpis: list[str],
+    before: float | None = None,
+    strictly: bool = False,
+    *,
+    live: bool = False,
+) -> sa.Executable:
+    """The newest row (id, kpi, value, ts, source, backfilled) of each of `kpis` (a list from
+    `id_chunks`) at or before `before` (strictly before when `strictly`; None: any time),
+    only of those a run collected when `live` (not backfilled), of two at the same time
+    the one stored last: a backward read of the (kpi, ts, id) index
+    per KPI, however long its history. PostgreSQL: a LATERAL join on the ids as one array
+    (`unnest`); elsewhere (MariaDB/MySQL, SQLite) a correlated subquery per id of a derived
+    table, which MariaDB reads from the index (`ref`, then the row by its primary key)."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import observations as o
+
+    i = o.alias("i")
+    where = [] if before is None else [i.c.ts < before if strictly else i.c.ts <= before]
+    if live:
+        where.append(i.c.backfilled == sa.false())
+    order = (i.c.ts.desc(), i.c.id.desc())
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        wanted: Any = (
+            sa.func.unnest(sa.bindparam("kpis", kpis, type_=ARRAY(sa.String)))
+            .table_valued("kpi")
+            .render_derived(name="wanted")
+        )
+        newest = (
+            sa.select(i.c.id, i.c.kpi, i.c.value, i.c.ts, i.c.source, i.c.backfilled)
+            .where(i.c.kpi == wanted.c.kpi, *where)
+            .order_by(*order)
+            .limit(1)
+            .lateral("newest")
+        )
+        return sa.select(newest).select_from(wanted).join(newest, sa.true())
+    # as text: building 500 SELECTs as SQLAlchemy constructs took longer than the query
+    newer = (
+        "" if before is None else (" AND i.ts < :before" if strictly else " AND i.ts <= :before")
+    )
+    if live:
+        newer += " AND i.backfilled = :no"
+    union = " UNION ALL ".join(f"SELECT :k{n} AS kpi" for n in range(len(kpis)))
+    return sa.text(
+        "SELECT o.id, o.kpi, o.value, o.ts, o.source, o.backfilled"
+        f" FROM ({union}) AS wanted JOIN observations AS o ON o.id ="
+        f" (SELECT i.id FROM observations AS i WHERE i.kpi = wanted.kpi{newer}"
+        " ORDER BY i.ts DESC, i.id DESC LIMIT 1)"
+    ).bindparams(
+        *(sa.bindparam(f"k{n}", kpi, type_=sa.String(ID_MAX)) for n, kpi in enumerate(kpis)),
+        *([] if before is None else [sa.bindparam("before", before, type_=sa.Double)]),
+        *([sa.bindparam("no", False, type_=sa.Boolean)] if live else []),
+    )
 
 
 def _fitting(

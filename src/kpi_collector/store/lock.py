@@ -114,7 +114,7 @@ def store_mutex(store: HistoryStore, name: str) -> Mutex:
 def sqlite_path(url: str) -> str | None:
     """The file of a `sqlite:///path` store URL (`%XX` decoded, as SQLAlchemy opens it, so the
     lock file is beside it); None for other databases and memory."""
-    from kpi_collector.config.models import sqlite_file
+    from kpi_collector.config.plain import sqlite_file
 
     return sqlite_file(url)
 

@@ -3,8 +3,11 @@ streaks, the first run, the newest manual run, the newest value of a source. UTC
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
+
+from kpi_collector.store.limits import among, chunks, id_chunks
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -37,20 +40,29 @@ def failing_streaks(
         if not ids:
             return out
         failed: dict[tuple[int, str], str] = {}
-        for run_id, source, message in conn.execute(
-            sa.select(run_errors.c.run_id, run_errors.c.source, run_errors.c.message)
-            .where(run_errors.c.run_id.in_(ids), run_errors.c.source.in_(wanted))
-            .order_by(run_errors.c.id)
-        ):
-            failed.setdefault((run_id, source), message)
-        seen = {
-            (r[0], r[1])
-            for r in conn.execute(
-                sa.select(observations.c.run_id, observations.c.source)
-                .where(observations.c.run_id.in_(ids), observations.c.source.in_(wanted))
-                .distinct()
-            )
-        }
+        seen: set[tuple[int, str]] = set()
+        # many sources would pass a backend's limit of bound values in one IN (...)
+        for names in id_chunks(conn, wanted):
+            for run_ids in chunks(ids):
+                for run_id, source, message in conn.execute(
+                    sa.select(run_errors.c.run_id, run_errors.c.source, run_errors.c.message)
+                    .where(
+                        run_errors.c.run_id.in_(run_ids), among(conn, run_errors.c.source, names)
+                    )
+                    .order_by(run_errors.c.id)
+                ):
+                    failed.setdefault((run_id, source), message)
+                seen.update(
+                    (r[0], r[1])
+                    for r in conn.execute(
+                        sa.select(observations.c.run_id, observations.c.source)
+                        .where(
+                            observations.c.run_id.in_(run_ids),
+                            among(conn, observations.c.source, names),
+                        )
+                        .distinct()
+                    )
+                )
     included = seen | set(failed)
     for source in sources:
         streak, newest = 0, None
@@ -105,13 +117,14 @@ def _last_manual_run(
     ids = [r.id for r in recent]
     collected: dict[int, set[str]] = {}
     for table in (observations, run_errors):
-        query = (
-            sa.select(table.c.run_id, table.c.source)
-            .where(table.c.run_id.in_(ids), table.c.source.in_(sources))
-            .distinct()
-        )
-        for run_id, source in conn.execute(query):
-            collected.setdefault(run_id, set()).add(source)
+        for names in id_chunks(conn, sources):  # many: a backend's limit of bound values
+            query = (
+                sa.select(table.c.run_id, table.c.source)
+                .where(table.c.run_id.in_(ids), among(conn, table.c.source, names))
+                .distinct()
+            )
+            for run_id, source in conn.execute(query):
+                collected.setdefault(run_id, set()).add(source)
     wanted = set(sources)
     for run in recent:
         if collected.get(run.id, set()) >= wanted:
@@ -121,18 +134,7 @@ def _last_manual_run(
 
 def newest_collected(store: HistoryStore, source: str) -> float | None:
     """When `source` last stored a value collected by a run (not backfilled), UTC epoch."""
-    import sqlalchemy as sa
-
-    from kpi_collector.store.schema import observations
-
-    with store.engine.connect() as conn:
-        value = conn.execute(
-            sa.select(sa.func.max(observations.c.ts)).where(
-                observations.c.source == source,
-                observations.c.backfilled == sa.false(),
-            )
-        ).scalar()
-    return float(value) if value is not None else None
+    return newest_collected_by_kpis(store, {source: []}).get(source)
 
 
 def newest_collected_by_kpis(
@@ -140,37 +142,38 @@ def newest_collected_by_kpis(
 ) -> dict[str, float]:
     """For each source (name -> its KPI ids, empty when the source names them only as it
     runs): when it last stored a value collected by a run (not backfilled), UTC epoch;
-    sources that never did are left out. A source with known KPI ids costs one short read of
-    the (kpi, ts) index per KPI, newest first; the others share one grouped query. Asking
-    `newest_collected` per source read every observation each time: seconds per source in
-    a store of millions of rows."""
-    import sqlalchemy as sa
+    sources that never did are left out. Each KPI id costs one short read of the (kpi, ts)
+    index, newest first; a source without known ids has those stored as `<source>.<metric>`
+    (a source name holds no `.`), found in the index too (`store.history.stored_ids`).
+    Asking per source (`source = ... GROUP BY source`, no index) read every observation
+    each time: a scheduler's check of each source job, slower as the history grows."""
+    from kpi_collector.store.history import newest_each, stored_ids
 
-    from kpi_collector.store.schema import observations as o
-
+    unnamed = {source for source, ids in kpis.items() if not ids}
+    wanted: dict[str, set[str]] = {}  # KPI id -> the sources asking for it
+    for source, ids in kpis.items():
+        for kpi in ids:
+            wanted.setdefault(kpi, set()).add(source)
     newest: dict[str, float] = {}
-    by_kpi = (
-        sa.select(o.c.ts)
-        .where(o.c.kpi == sa.bindparam("kpi"), o.c.backfilled == sa.false())
-        .order_by(o.c.ts.desc())
-        .limit(1)
-    )
-    unnamed = [source for source, ids in kpis.items() if not ids]
     with store.engine.connect() as conn:
-        for source, ids in kpis.items():
-            for kpi in ids:
-                ts = conn.execute(by_kpi, {"kpi": kpi}).scalar()
-                if ts is not None and ts > newest.get(source, float("-inf")):
-                    newest[source] = float(ts)
         if unnamed:
-            grouped = (
-                sa.select(o.c.source, sa.func.max(o.c.ts))
-                .where(o.c.source.in_(unnamed), o.c.backfilled == sa.false())
-                .group_by(o.c.source)
-            )
-            for source, ts in conn.execute(grouped):
-                if ts is not None:
-                    newest[source] = float(ts)
+            for kpi in stored_ids(conn):
+                if (source := kpi.split(".")[0]) in unnamed:
+                    wanted.setdefault(kpi, set()).add(source)
+        behind: list[str] = []  # KPIs whose newest value was backfilled
+        for chunk in id_chunks(conn, wanted):
+            for row in conn.execute(newest_each(conn, chunk)):
+                if row.backfilled:
+                    behind.append(row.kpi)
+                # (a derived KPI's values, source `formula`, are no source's collection)
+                elif row.source in wanted[row.kpi]:
+                    newest[row.source] = max(float(row.ts), newest.get(row.source, -math.inf))
+        # asked with `backfilled = false` at once, PostgreSQL read every row of each KPI's
+        # history (few are live after a backfill: it expects to find the newest at the end)
+        for chunk in id_chunks(conn, behind):
+            for row in conn.execute(newest_each(conn, chunk, live=True)):
+                if row.source in wanted[row.kpi]:
+                    newest[row.source] = max(float(row.ts), newest.get(row.source, -math.inf))
     return newest
 
 

@@ -304,21 +304,12 @@ def _v11(conn: sa.Connection) -> None:
 # `café.n` for one id: a KPI's history held another's values, its rollup key collided. Every
 # table there is converted to a binary collation that also tells trailing spaces apart
 # (`_binary_collation`), as the other backends compare: on creating it, and by _v12.
-_BINARY_COLLATIONS = ("utf8mb4_nopad_bin", "utf8mb4_0900_bin", "utf8mb4_bin")
-
-
 def _binary_collation(conn: sa.Connection) -> str:
-    """The first of `_BINARY_COLLATIONS` the server has (MariaDB 10.2+, MySQL 8, older)."""
-    have = set(
-        conn.execute(
-            sa.text(
-                "SELECT COLLATION_NAME FROM information_schema.COLLATIONS"
-                " WHERE COLLATION_NAME IN :names"
-            ).bindparams(sa.bindparam("names", expanding=True)),
-            {"names": list(_BINARY_COLLATIONS)},
-        ).scalars()
-    )
-    return next((c for c in _BINARY_COLLATIONS if c in have), "utf8mb4_bin")
+    """The first of `collect.sql.BINARY_COLLATIONS` the server has (MariaDB 10.2+, MySQL 8,
+    older)."""
+    from kpi_collector.collect.sql import binary_collation
+
+    return binary_collation(conn)
 
 
 def _binary_text(conn: sa.Connection, names: list[str]) -> None:

@@ -74,7 +74,7 @@ class SQL(TableDestination):
     @field_validator("url")
     @classmethod
     def _database_url(cls, value: DatabaseUrl) -> DatabaseUrl:
-        from kpi_collector.config.models import check_database_url
+        from kpi_collector.config.plain import check_database_url
 
         check_database_url(value.get())
         return value
@@ -192,6 +192,38 @@ class SQL(TableDestination):
         else:
             conn.execute(sa.text(f"ALTER TABLE {name} MODIFY title TEXT"))
 
+    def _binary_kpi(self, conn: sa.Connection) -> None:
+        """On MariaDB/MySQL the long table's `kpi` compares as the other databases compare
+        it (`collect.sql.binary_collation`): under the server's default collation `app.Stars`
+        and `app.stars`, `app.cafe` and `app.café`, `app.x` and `app.x ` were one key, and
+        one KPI's upsert overwrote the other's row. A table made earlier is converted."""
+        import sqlalchemy as sa
+
+        from kpi_collector.collect.sql import binary_collation
+
+        if conn.dialect.name not in ("mysql", "mariadb"):
+            return
+        current = conn.execute(
+            sa.text(
+                "SELECT COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA ="
+                " COALESCE(:schema, DATABASE()) AND TABLE_NAME = :table AND COLUMN_NAME = 'kpi'"
+            ),
+            {"schema": self.db_schema, "table": self.table},
+        ).scalar()
+        collation = binary_collation(conn)
+        if current is None or current == collation:
+            return
+        prep = conn.dialect.identifier_preparer
+        name = prep.quote(self.table)
+        if self.db_schema:
+            name = f"{prep.quote_schema(self.db_schema)}.{name}"
+        conn.execute(
+            sa.text(
+                f"ALTER TABLE {name} MODIFY kpi VARCHAR(200)"
+                f" CHARACTER SET utf8mb4 COLLATE {collation} NOT NULL"
+            )
+        )
+
     def _table(self, conn: sa.Connection, delivery: Delivery) -> sa.Table:
         """The table, created or widened to have a column for each KPI of the delivery."""
         import sqlalchemy as sa
@@ -210,6 +242,7 @@ class SQL(TableDestination):
             )
             table.create(conn, checkfirst=True)
             self._widen_title(conn, delivery)
+            self._binary_kpi(conn)
             return table
         wanted = [column_name(k) for k in delivery.ordered]
         inspector = sa.inspect(conn)

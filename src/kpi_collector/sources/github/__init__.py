@@ -41,6 +41,8 @@ _TRAFFIC = {
 }
 _PUBLIC = (*_REPO_FIELDS, "open_prs", "contributors", "releases_downloads")
 _STARS_PER_PAGE = 100
+#: where GitHub Enterprise Server serves the REST API on its hostname
+_ENTERPRISE_API = "/api/v3"
 
 
 class GitHub(ServiceSource):
@@ -74,6 +76,15 @@ class GitHub(ServiceSource):
 
     def headers(self) -> dict[str, str]:
         return {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+
+    def api_path(self, url: str) -> str | None:
+        # GitHub Enterprise serves its API at /api/v3 of its hostname and writes a renamed
+        # repository's 301 with it: the rest of the path is that of `api_url`
+        parts = urlsplit(url)
+        if not parts.path.startswith(_ENTERPRISE_API + "/"):
+            return None
+        below = parts.path[len(_ENTERPRISE_API) :]
+        return f"{below}?{parts.query}" if parts.query else below
 
     def not_found(self, response: Response) -> str:
         path = urlsplit(response.url).path

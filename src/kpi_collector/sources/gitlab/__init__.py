@@ -11,7 +11,7 @@ from bisect import bisect_right
 from collections.abc import AsyncIterator, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pydantic import Field, field_validator
 
@@ -27,6 +27,7 @@ from kpi_collector.sources._service import (
     number,
     page_number,
     parse_time,
+    service_message,
 )
 from kpi_collector.sources.base import Observation, SourceContext
 
@@ -40,6 +41,9 @@ _PATH = re.compile(r"^[\w.-]+(/[\w.-]+)+$")
 #: GitLab leaves out `x-total` when a list has more than 10,000 items (docs.gitlab.com/api/rest,
 #: "Other pagination headers")
 _UNCOUNTED = 10_000
+_COUNT_OPEN_MERGE_REQUESTS = (
+    "query($path: ID!) { project(fullPath: $path) { mergeRequests(state: opened) { count } } }"
+)
 
 
 class GitLab(ServiceSource):
@@ -71,6 +75,13 @@ class GitLab(ServiceSource):
         return f"/api/v4/projects/{quote(self.project, safe='')}"
 
     def not_found(self, response: Response) -> str:
+        if urlsplit(response.url).path.endswith("/api/graphql"):
+            return (
+                f"GitLab at {self.api_url} counts no list above {_UNCOUNTED:,} items, and has no "
+                "GraphQL API (/api/graphql, turned off?) to count the open merge requests of "
+                f"{self.project!r}: leave `open_merge_requests` out of `metrics:` of source "
+                f"{self.name!r}"
+            )
         hidden = (
             " (a private project needs `token:`)"
             if self.token is None
@@ -127,12 +138,38 @@ class GitLab(ServiceSource):
             last = response.links.get("last")
             if isinstance(items, list) and (not items or last or "next" not in response.links):
                 total = str(page_number(last) if items and last else len(items))
-        if total is None or not total.strip().isdigit():
-            raise ExtractError(
-                f"GitLab did not count the open merge requests of {self.project!r} (no x-total "
-                f"header: GitLab leaves it out above {_UNCOUNTED:,})"
-            )
+        if total is None:
+            # above 10,000 GitLab counts no list: its GraphQL API counts the merge requests
+            return {"open_merge_requests": await self._graphql_open_merge_requests(client)}
+        if not total.strip().isdigit():
+            raise ExtractError(f"GitLab: x-total is not a count ({total[:20]!r})")
         return {"open_merge_requests": float(int(total))}
+
+    async def _graphql_open_merge_requests(self, client: ServiceClient) -> float:
+        """`mergeRequests(state: opened) { count }` of the project (POST /api/graphql), the
+        count GitLab gives for any number of merge requests."""
+        path = self.project
+        if path.isdigit():  # GraphQL finds a project by its full path
+            info = await client.json(self.base())
+            path = str(info.get("path_with_namespace", "")) if isinstance(info, dict) else ""
+        response = await client.request(
+            "POST",
+            "/api/graphql",
+            json_body={"query": _COUNT_OPEN_MERGE_REQUESTS, "variables": {"path": path}},
+        )
+        body = response.json()
+        data = body.get("data") if isinstance(body, dict) else None
+        project = data.get("project") if isinstance(data, dict) else None
+        requests = project.get("mergeRequests") if isinstance(project, dict) else None
+        count = requests.get("count") if isinstance(requests, dict) else None
+        if isinstance(count, bool) or not isinstance(count, int):
+            said = service_message(response.body)  # GraphQL's `errors`, answered with 200
+            raise ExtractError(
+                f"GitLab did not count the open merge requests of {self.project!r}: no x-total "
+                f"header (GitLab leaves it out above {_UNCOUNTED:,}), and its GraphQL API gave "
+                f"no count{' (' + said + ')' if said else ''}"
+            )
+        return float(count)
 
     async def _pages(
         self, client: ServiceClient, path: str, params: dict[str, Any]

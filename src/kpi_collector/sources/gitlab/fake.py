@@ -1,5 +1,6 @@
 """A local GitLab REST API v4: a project (`GET /api/v4/projects/:id`, by id or URL-encoded
-path), its open merge requests and its starrers, paginated the way docs.gitlab.com/api/rest
+path), its open merge requests (and their count from the GraphQL API, `POST /api/graphql`) and its
+starrers, paginated the way docs.gitlab.com/api/rest
 documents (`page`/`per_page`, `x-total`, `x-total-pages`, `x-next-page`... and a `Link`
 header), with GitLab's error bodies: `{"message": "401 Unauthorized"}` for a bad token and
 `{"message": "404 Project Not Found"}` for a project the caller cannot see.
@@ -44,6 +45,30 @@ class FakeGitLab(FakeService):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/api/v4/projects/{rest:.*}", self.project_route)
+        app.router.add_post("/api/graphql", self.graphql)
+
+    def _visible(self, project: Project, token: str | None) -> bool:
+        return not project.private or (
+            token is not None and (project.members is None or token in project.members)
+        )
+
+    async def graphql(self, request: web.Request) -> web.Response:
+        """`project(fullPath:) { mergeRequests(state: opened) { count } }`, the one query the
+        connector sends; GraphQL answers a project the caller cannot see with `null`, and a
+        query it cannot run with `errors`, both with 200."""
+        token = request.headers.get("PRIVATE-TOKEN")
+        if token is not None and token not in self.tokens:
+            return respond(401, {"message": "401 Unauthorized"})
+        body = await request.json()
+        query = " ".join(str(body.get("query", "")).split())
+        if "project(fullPath: $path) { mergeRequests(state: opened) { count } }" not in query:
+            return respond(200, {"errors": [{"message": "the fake knows one query"}]})
+        path = (body.get("variables") or {}).get("path")
+        project = next((p for p in self.projects if p.path == path), None)
+        if project is None or not self._visible(project, token):
+            return respond(200, {"data": {"project": None}})
+        count = project.open_merge_requests
+        return respond(200, {"data": {"project": {"mergeRequests": {"count": count}}}})
 
     async def project_route(self, request: web.Request) -> web.Response:
         token = request.headers.get("PRIVATE-TOKEN")

@@ -177,7 +177,7 @@ class GoogleAnalytics(ServiceSource):
 
     def http_error(self, response: Response) -> HttpError:
         status = _status(response.body)
-        message = service_message(response.body)
+        message = service_message(response.body, response.headers.get("Content-Type"))
         if status == "PERMISSION_DENIED" and "SERVICE_DISABLED" in _reasons(response.body):
             text = (
                 f"Google Analytics refused the request (HTTP 403: {message}): enable the Google "
@@ -198,7 +198,7 @@ class GoogleAnalytics(ServiceSource):
 
     def rate_limited(self, response: Response, wait: float) -> HttpError:
         error = super().rate_limited(response, wait)
-        if "per day" not in service_message(response.body):
+        if "per day" not in service_message(response.body, response.headers.get("Content-Type")):
             return error
         return HttpError(
             f"{error} (GA4's daily quotas reset at midnight Pacific Time)",

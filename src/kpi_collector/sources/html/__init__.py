@@ -3,27 +3,28 @@ Chromium); metrics are CSS or XPath."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
-from pydantic import Field, field_validator, model_validator
-
+from kpi_collector.collect import retry
 from kpi_collector.collect.extract import (
     HtmlDocument,
     backtracking_combinators,
-    check_css,
     extract_all,
 )
 from kpi_collector.collect.http import Response, url_without_query
 from kpi_collector.collect.offload import INLINE_BYTES
 from kpi_collector.errors import HttpError, MetricErrors
-from kpi_collector.sources._http import HttpSource
+from kpi_collector.lazy import lazy_exports
+from kpi_collector.sources._http import PlainHttpSource
 from kpi_collector.sources.base import SourceContext
 
 #: seconds before the second attempt to load a rendered page, doubling after
 _BACKOFF = 0.25
+
+if TYPE_CHECKING:
+    from kpi_collector.sources.html.model import HTML as HTML
 
 T = TypeVar("T")
 
@@ -51,40 +52,15 @@ def _in_frames(exc: MetricErrors, document: HtmlDocument, url: str) -> MetricErr
     return MetricErrors(exc.values, errors)
 
 
-class HTML(HttpSource):
-    """A page read with CSS or XPath. `render: true` loads it in headless Chromium (through
-    Playwright) and reads the DOM its scripts built, once `wait_for` (a CSS selector) is in
-    the page, or, without it, once the network is idle; `login:` is then filled in the
-    browser."""
+class PlainHTML(PlainHttpSource):
+    """A page read with CSS or XPath (see `sources.html.model.HTML`, its model)."""
 
     type: ClassVar[str] = "html"
     default_extractor: ClassVar[str] = "css"
 
-    render: bool = Field(
-        default=False, description="load the page in headless Chromium and read the rendered DOM"
-    )
-    wait_for: str | None = Field(
-        default=None,
-        description="with `render`: a CSS selector to wait for (default: the network goes idle)",
-    )
-
-    @field_validator("wait_for")
-    @classmethod
-    def _selector(cls, value: str | None) -> str | None:
-        if value is not None:
-            check_css(value)
-        return value
-
-    @model_validator(mode="after")
-    def _render_options(self) -> HTML:
-        if self.wait_for is not None and not self.render:
-            raise ValueError("`wait_for:` waits in the browser: add `render: true`")
-        if self.render and (self.method != "GET" or self.body is not None):
-            raise ValueError(
-                "`render: true` loads the page as a browser does, with GET: drop `method:` "
-                "and `body:`"
-            )
-        return self
+    if TYPE_CHECKING:
+        render: bool
+        wait_for: str | None
 
     def prepared(self, ctx: SourceContext) -> contextlib.AbstractAsyncContextManager[None]:
         """A page slot in the run's browser (Chromium launched), for `render: true`."""
@@ -184,11 +160,17 @@ class HTML(HttpSource):
                     )
                     return rendered.html, rendered.url
                 except HttpError as exc:
-                    # the page did not load (connection refused, 5xx, 429): load it again;
+                    # the page did not load (connection refused, 5xx, 429): load it again,
+                    # after its `Retry-After` (one longer than the source's budget: never);
                     # a page that loaded but never showed `wait_for` is not retried
-                    if not exc.transient or attempt == ctx.retries:
+                    asked = exc.retry_after
+                    if (
+                        not exc.transient
+                        or attempt == ctx.retries
+                        or (asked is not None and asked > min(retry.MAX_RETRY_AFTER, ctx.timeout))
+                    ):
                         raise
-                    await asyncio.sleep(_BACKOFF * 2**attempt)
+                    await retry.pause(max(_BACKOFF * 2**attempt, asked or 0.0))
         finally:
             if ctx.browser is None:
                 await browser.close()
@@ -218,3 +200,7 @@ class HTML(HttpSource):
         if small:
             return read()
         return await ctx.off_loop(read, what=f"reading {url_without_query(url)}")
+
+
+#: the model, served from `.model` on first use (pydantic is imported there)
+__getattr__ = lazy_exports(__name__, {"HTML": "model"})

@@ -14,11 +14,13 @@ from pydantic import Field
 from kpi_collector.collect.http import Auth, Response
 from kpi_collector.errors import ExtractError, MetricErrors
 from kpi_collector.secrets import Secret
-from kpi_collector.sources._service import ServiceSource, day_end, parse_day
+from kpi_collector.sources._service import ServiceSource, day_end, days, parse_day
 from kpi_collector.sources.base import Observation, SourceContext
 
 #: the Stats API v2 metrics this connector asks for (visit_duration in seconds, bounce_rate in %)
 METRICS = ("visitors", "pageviews", "visits", "bounce_rate", "visit_duration")
+#: the metrics that count (0 on a day without visits); the others average over visits
+_COUNTS = ("visitors", "pageviews", "visits")
 
 
 class Plausible(ServiceSource):
@@ -43,10 +45,12 @@ class Plausible(ServiceSource):
 
     async def _query(
         self, ctx: SourceContext, first: date, last: date, by_day: bool
-    ) -> tuple[list[tuple[list[Any], dict[str, Any]]], tzinfo | None]:
+    ) -> tuple[list[tuple[list[Any], dict[str, Any]]], tzinfo | None, list[date]]:
         """(dimensions, {metric: value}) of each result row over [first, last] (the site's
-        days), and the site's UTC offset, from the date range the answer echoes resolved
-        (`query.date_range`: ["2024-09-04T00:00:00+02:00", ...]); None when it gives none."""
+        days); the site's UTC offset, from the date range the answer echoes resolved
+        (`query.date_range`: ["2024-09-04T00:00:00+02:00", ...]), None when it gives none;
+        and, by day, every day the answer covers (`meta.time_labels`): Plausible leaves the
+        days without visits out of the results."""
         wanted = self.wanted()
         body: dict[str, Any] = {
             "site_id": self.site_id,
@@ -57,6 +61,7 @@ class Plausible(ServiceSource):
             body["filters"] = self.filters
         if by_day:
             body["dimensions"] = ["time:day"]
+            body["include"] = {"time_labels": True}
         data = await self.client(ctx).json("/api/v2/query", method="POST", json_body=body)
         results = data.get("results") if isinstance(data, dict) else None
         if not isinstance(results, list):
@@ -67,18 +72,21 @@ class Plausible(ServiceSource):
             if not isinstance(values, list) or len(values) != len(wanted):
                 raise ExtractError("Plausible: a result's `metrics` do not match the query")
             rows.append((row.get("dimensions") or [], dict(zip(wanted, values, strict=True))))
-        return rows, _site_offset(data)
+        covered = _time_labels(data) if by_day else None
+        if covered is None:
+            covered = list(days(first, last)) if by_day else []
+        return rows, _site_offset(data), covered
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
         """Yesterday's figures: the config's yesterday, as the site's time zone counts it,
         unless that day is still under way at the site (its time zone behind the config's):
         then the day before (a second call)."""
         yesterday = day = ctx.today - timedelta(days=1)
-        rows, site = await self._query(ctx, yesterday, yesterday, by_day=False)
+        rows, site, _ = await self._query(ctx, yesterday, yesterday, by_day=False)
         if site is not None:
             day = min(yesterday, ctx.now.astimezone(site).date() - timedelta(days=1))
             if day != yesterday:
-                rows, _ = await self._query(ctx, day, day, by_day=False)
+                rows, _, _ = await self._query(ctx, day, day, by_day=False)
         if not rows:
             raise ExtractError(f"Plausible answered no results for {day} of {self.site_id!r}")
         values: dict[str, float] = {}
@@ -93,23 +101,38 @@ class Plausible(ServiceSource):
         return values
 
     async def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
-        """Each day's figures from `since` to yesterday, one call (`dimensions: ["time:day"]`);
-        days without visits are absent from the answer and get no value, and so does a day
-        still under way at the site (its time zone behind the config's)."""
+        """Each day's figures from `since` to yesterday, one call (`dimensions: ["time:day"]`).
+        A day the answer covers (`meta.time_labels`) without a result had no visits: its
+        counts are 0, its bounce rate and visit duration (averages over no visit) get no
+        value. A day still under way at the site (its time zone behind the config's) is left
+        out."""
         yesterday = ctx.today - timedelta(days=1)
         if since > yesterday:
             return
-        rows, site = await self._query(ctx, since, yesterday, by_day=True)
+        rows, site, covered = await self._query(ctx, since, yesterday, by_day=True)
         site_today = ctx.now.astimezone(site).date() if site is not None else ctx.today
+        by_day: dict[date, dict[str, Any]] = {}
         for dims, values in rows:
             day = parse_day(str(dims[0])) if dims else None
             if day is None:
                 raise ExtractError("Plausible: a daily result has no `time:day` dimension")
+            by_day[day] = values
+        empty = {m: 0 for m in self.wanted() if m in _COUNTS}
+        for day in sorted(set(by_day) | set(covered)):
             if day >= site_today:
                 continue
-            for metric, value in values.items():
+            for metric, value in by_day.get(day, empty).items():
                 if isinstance(value, int | float):
                     yield Observation(metric, float(value), day_end(day, ctx.tz))
+
+
+def _time_labels(data: Any) -> list[date] | None:
+    """The days a daily answer covers (`meta.time_labels`), or None when it lists none."""
+    meta = data.get("meta") if isinstance(data, dict) else None
+    labels = meta.get("time_labels") if isinstance(meta, dict) else None
+    if not isinstance(labels, list):
+        return None
+    return [parse_day(str(label)) for label in labels]
 
 
 def _site_offset(data: Any) -> tzinfo | None:

@@ -1,6 +1,8 @@
 """A local Plausible Stats API v2 (`POST /api/v2/query`) answering from per-day figures, with
 the bodies plausible.io/docs/stats-api-v2 documents: `{"results": [{"metrics": [...],
-"dimensions": [...]}], "meta": {}, "query": {...}}` and `{"error": "..."}` for a refused query.
+"dimensions": [...]}], "meta": {}, "query": {...}}` and `{"error": "..."}` for a refused query;
+by day, days without visits are left out of the results, and `include: {"time_labels": true}`
+lists every day of the range in `meta.time_labels`.
 """
 
 from __future__ import annotations
@@ -52,6 +54,17 @@ class FakePlausible(FakeService):
             ]
         else:
             results = [{"metrics": _metrics(days, metrics), "dimensions": []}]
+        meta: dict[str, Any] = {}
+        if (body.get("include") or {}).get("time_labels"):
+            if body.get("dimensions") != ["time:day"]:
+                return respond(
+                    400, {"error": "Invalid include.time_labels: requires a time dimension"}
+                )
+            # every day of the range, those without visits too (left out of the results)
+            meta["time_labels"] = [
+                date.fromordinal(n).isoformat()
+                for n in range(first.toordinal(), last.toordinal() + 1)
+            ]
         # the answer echoes the query with its date range resolved in the site's time zone:
         # ["2024-09-04T00:00:00+00:00", "2024-09-10T23:59:59+00:00"]
         zone = ZoneInfo(self.time_zone)
@@ -60,7 +73,7 @@ class FakePlausible(FakeService):
             datetime.combine(last, time(23, 59, 59), zone).isoformat(),
         ]
         echo = {**body, "date_range": resolved}
-        return respond(200, {"results": results, "meta": {}, "query": echo})
+        return respond(200, {"results": results, "meta": meta, "query": echo})
 
 
 def _matches(day: dict[str, int], filters: list[Any]) -> bool:

@@ -16,6 +16,7 @@ from kpi_collector.errors import ExtractError
 from kpi_collector.sources._service import (
     ServiceClient,
     ServiceSource,
+    days,
     last_utc_day,
     parse_day,
     rolling_sums,
@@ -89,10 +90,11 @@ class PyPI(ServiceSource):
         return totals
 
     async def _overall(
-        self, client: ServiceClient, *, mirrors: bool | None
+        self, client: ServiceClient, *, mirrors: bool | None, package: str | None = None
     ) -> list[dict[str, Any]]:
         params = {} if mirrors is None else {"mirrors": str(mirrors).lower()}
-        rows = _data(await client.json(f"/api/packages/{self.package}/overall", params=params))
+        path = f"/api/packages/{package or self.package}/overall"
+        rows = _data(await client.json(path, params=params))
         if not isinstance(rows, list):
             raise ExtractError("PyPI Stats: `data` of the overall downloads is not a list")
         return [row for row in rows if isinstance(row, dict)]
@@ -103,11 +105,23 @@ class PyPI(ServiceSource):
         windows = {m: w for m, w in DOWNLOAD_WINDOWS.items() if m in self.wanted()}
         if not windows:
             return
-        daily: dict[date, float] = {}
-        for row in await self._overall(self.client(ctx), mirrors=False):
-            if row.get("category") == "without_mirrors":
-                day = parse_day(str(row.get("date")))
-                daily[day] = daily.get(day, 0.0) + float(row.get("downloads") or 0)
+        client = self.client(ctx)
+        daily = _without_mirrors(await self._overall(client, mirrors=False))
+        # PyPI Stats lists no row for a day without downloads, nor for one it has not counted
+        # yet: the days PyPI as a whole has downloads for (`__all__`, never 0 on a counted
+        # day) tell them apart
+        counted = _without_mirrors(await self._overall(client, mirrors=False, package="__all__"))
+        last = max((d for d, n in counted.items() if n > 0), default=None)
+        if last is None:
+            ctx.limit("PyPI Stats has counted no downloads of PyPI in its 180 days")
+            return
+        until = last_utc_day(ctx)
+        if last < until:
+            ctx.limit(f"PyPI Stats has not counted the downloads after {last} yet")
+            until = last
+        daily = {d: n for d, n in daily.items() if d <= until}
+        for day in days(min(daily, default=until + timedelta(days=1)), until):
+            daily.setdefault(day, 0.0)  # counted, without downloads
         if daily and since - timedelta(days=max(windows.values()) - 1) < min(daily):
             ctx.limit(
                 f"PyPI Stats keeps the last 180 days (from {min(daily)}), and a week or month "
@@ -115,10 +129,18 @@ class PyPI(ServiceSource):
                 if max(windows.values()) > 1
                 else f"PyPI Stats keeps the last 180 days (from {min(daily)})"
             )
-        for observation in rolling_sums(
-            daily, windows, since=since, until=last_utc_day(ctx), tz=ctx.tz
-        ):
+        for observation in rolling_sums(daily, windows, since=since, until=until, tz=ctx.tz):
             yield observation
+
+
+def _without_mirrors(rows: list[dict[str, Any]]) -> dict[date, float]:
+    """The downloads without mirrors of each day listed."""
+    daily: dict[date, float] = {}
+    for row in rows:
+        if row.get("category") == "without_mirrors":
+            day = parse_day(str(row.get("date")))
+            daily[day] = daily.get(day, 0.0) + float(row.get("downloads") or 0)
+    return daily
 
 
 def _data(body: Any) -> Any:

@@ -1,5 +1,7 @@
 """A local PyPI Stats JSON API (`/api/packages/{p}/recent` and `/overall`), answering from a
-daily series that ends yesterday, as the real one does.
+daily series that ends yesterday, as the real one does, or at `landed`, the last day it has
+counted. As PyPI Stats, it lists no row for a day without downloads, and the package
+`__all__` counts every package of PyPI (never 0 on a counted day).
 """
 
 from __future__ import annotations
@@ -17,29 +19,49 @@ _NOT_FOUND_PAGE = (
 )
 
 
+#: the downloads of PyPI's other packages on each day, without mirrors
+ALL_BASE = 1_500_000_000
+
+
 @dataclass
 class FakePyPIStats(FakeService):
     #: package -> day -> (downloads with mirrors, downloads without mirrors)
     packages: dict[str, dict[date, tuple[int, int]]] = field(default_factory=dict)
     today: date = field(default_factory=lambda: datetime.now(UTC).date())
+    #: the last day PyPI Stats has counted; None: yesterday
+    landed: date | None = None
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/api/packages/{package}/recent", self.recent)
         app.router.add_get("/api/packages/{package}/overall", self.overall)
 
     def _series(self, request: web.Request) -> dict[date, tuple[int, int]] | None:
-        series = self.packages.get(request.match_info["package"])
+        name = request.match_info["package"]
+        series = self._all() if name == "__all__" else self.packages.get(name)
         if series is None:
             return None
         # PyPI Stats keeps 180 days and has nothing for today yet
         first = self.today - timedelta(days=180)
-        return {d: v for d, v in series.items() if first <= d < self.today}
+        last = self.landed or self.today - timedelta(days=1)
+        return {d: v for d, v in series.items() if first <= d <= last and d < self.today}
+
+    def _all(self) -> dict[date, tuple[int, int]]:
+        total: dict[date, tuple[int, int]] = {}
+        for n in range(1, 182):
+            day = self.today - timedelta(days=n)
+            counts = [s.get(day, (0, 0)) for s in self.packages.values()]
+            total[day] = (
+                ALL_BASE + 100_000 + sum(c[0] for c in counts),
+                ALL_BASE + sum(c[1] for c in counts),
+            )
+        return total
 
     async def recent(self, request: web.Request) -> web.Response:
         series = self._series(request)
         if series is None:
             return respond(404, _NOT_FOUND_PAGE)
-        yesterday = self.today - timedelta(days=1)
+        # the recent figures end at the last day counted
+        yesterday = self.landed or self.today - timedelta(days=1)
 
         def last(days: int) -> int:
             return sum(
@@ -69,6 +91,8 @@ class FakePyPIStats(FakeService):
         for day in sorted(series):
             for category in categories:
                 value = series[day][0] if category == "with_mirrors" else series[day][1]
+                if not value:
+                    continue  # no row for a day without downloads
                 rows.append({"category": category, "date": day.isoformat(), "downloads": value})
         return respond(
             200,

@@ -31,7 +31,7 @@ class SQL(Source):
     @field_validator("url")
     @classmethod
     def _database_url(cls, value: DatabaseUrl) -> DatabaseUrl:
-        from kpi_collector.config.models import check_database_url
+        from kpi_collector.config.plain import check_database_url
 
         check_database_url(value.get())
         return value

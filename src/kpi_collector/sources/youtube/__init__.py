@@ -62,7 +62,7 @@ class YouTube(ServiceSource):
         and resets at midnight Pacific Time; a bad key (400 `API_KEY_INVALID`) or none (403
         `PERMISSION_DENIED`) names `api_key`."""
         reasons = _reasons(response.body)
-        message = service_message(response.body)
+        message = service_message(response.body, response.headers.get("Content-Type"))
         if "quotaExceeded" in reasons or "dailyLimitExceeded" in reasons:
             now = datetime.now(QUOTA_ZONE)
             midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time())
