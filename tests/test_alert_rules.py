@@ -610,3 +610,226 @@ def test_hysteresis_holds_a_firing_alert_not_a_pending_one(store: HistoryStore) 
         "🚨 Alert: s.k below 100 — s.k is 99, below 100",
         "✅ Resolved: s.k below 100 — s.k is 110",
     ]
+
+
+def _two_sided(kind: str, hold: int | str | None) -> Alert:
+    held: dict[str, Any] = {} if hold is None else {"hold": hold}
+    if kind == "threshold":
+        return Alert(kpi="s.k", below=100, above=1000, notify=["chat"], **held)
+    return Alert(
+        kpi="s.k",
+        change={"days": 1, "below": "-20%", "above": "20%"},  # type: ignore[arg-type]
+        notify=["chat"],
+        **held,
+    )
+
+
+THRESHOLD = "s.k below 100 or above 1000 — s.k is "
+CHANGE = "s.k change over 1 days below -20% or above +20% — s.k changed "
+
+
+@pytest.mark.parametrize(
+    ("kind", "hold", "values", "told"),
+    [
+        (
+            "threshold",
+            None,
+            [50.0, 50.0, 1500.0, 1500.0, 500.0],
+            [f"🚨 Alert: {THRESHOLD}50, below 100", f"🚨 Alert: {THRESHOLD}1,500, above 1,000"],
+        ),
+        (
+            "threshold",
+            2,  # fires on the second check below, switches on the third
+            [50.0, 50.0, 1500.0, 1500.0, 500.0],
+            [f"🚨 Alert: {THRESHOLD}50, below 100", f"🚨 Alert: {THRESHOLD}1,500, above 1,000"],
+        ),
+        (
+            "threshold",
+            "36h",  # true for 48 h when it fires: on the side of that check
+            [50.0, 50.0, 1500.0, 1500.0, 500.0],
+            [f"🚨 Alert: {THRESHOLD}1,500, above 1,000"],
+        ),
+        (
+            "change",
+            None,  # -50%, -50%, then +300%, +100%
+            [100.0, 50.0, 25.0, 100.0, 200.0, 200.0],
+            [
+                f"🚨 Alert: {CHANGE}-50.0% in 1 days (100 → 50)",
+                f"🚨 Alert: {CHANGE}+300.0% in 1 days (25 → 100)",
+            ],
+        ),
+        (
+            "change",
+            2,
+            [100.0, 50.0, 25.0, 100.0, 200.0, 200.0],
+            [
+                f"🚨 Alert: {CHANGE}-50.0% in 1 days (50 → 25)",
+                f"🚨 Alert: {CHANGE}+300.0% in 1 days (25 → 100)",
+            ],
+        ),
+    ],
+)
+def test_a_firing_alert_that_switches_side_says_the_new_side(
+    store: HistoryStore, kind: str, hold: int | str | None, values: list[float], told: list[str]
+) -> None:
+    """A rule with two sides (`below` and `above`, of a threshold or a change) fired for
+    `below`, then the value jumped past `above`: the condition stayed true, so nobody was
+    told, and the chat still believed "below 100" while the KPI was at 1,500. A switch of side
+    while it fires is told at once, with the new side (a `for:` hold is about the condition,
+    which has held); staying on that side is not told again, and it resolves once."""
+    _Told.texts = []
+    scope = AlertScope(sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[_chat()])
+    alert = _two_sided(kind, hold)
+    for n, value in enumerate(values):
+        put(store, NOW + n * DAY, value)
+        asyncio.run(check_alerts(store, [alert], scope, now=NOW + n * DAY))
+    resolved = [t for t in _Told.texts if t.startswith("✅")]
+    assert _Told.texts == [*told, *resolved] and len(resolved) == 1
+
+
+def test_a_side_switch_that_could_not_be_told_is_told_on_the_next_check(
+    store: HistoryStore,
+) -> None:
+    """The chat was down at the check that switched sides: it is told the new side at the
+    next check, once."""
+    _Told.texts = []
+    chat = _chat()
+    scope = AlertScope(sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[chat])
+    alert = _two_sided("threshold", None)
+    put(store, NOW, 50.0)
+    asyncio.run(check_alerts(store, [alert], scope, now=NOW))
+    put(store, NOW + DAY, 1500.0)
+    down = AlertScope(sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[])
+    (switched,) = asyncio.run(check_alerts(store, [alert], down, now=NOW + DAY))
+    assert switched.active and switched.errors == {"chat": "no enabled destination named 'chat'"}
+    for n in (2, 3):
+        put(store, NOW + n * DAY, 1400.0)
+        asyncio.run(check_alerts(store, [alert], scope, now=NOW + n * DAY))
+    assert _Told.texts == [
+        f"🚨 Alert: {THRESHOLD}50, below 100",
+        f"🚨 Alert: {THRESHOLD}1,400, above 1,000",
+    ]
+
+
+def _sources_scope(enabled: bool) -> AlertScope:
+    """Sources `s` (switched on or off) and `t`, and the chat to notify."""
+    from kpi_collector.config import parse_config
+
+    config = parse_config(
+        "sources:\n"
+        '  - {name: s, type: http_json, url: "http://127.0.0.1:1/", metrics: {k: x}, '
+        f"enabled: {'true' if enabled else 'false'}}}\n"
+        '  - {name: t, type: http_json, url: "http://127.0.0.1:1/", metrics: {k: x}}\n'
+    )
+    return AlertScope(
+        sources=config.sources, kpis=config.kpis, tz=ZoneInfo("UTC"), destinations=[_chat()]
+    )
+
+
+@pytest.mark.parametrize(
+    ("alert", "key"),
+    [
+        (Alert(source="s", failing_runs=2, notify=["chat"]), "source s failing 2 runs in a row"),
+        (Alert(failing_runs=2, notify=["chat"]), "source * failing 2 runs in a row [s]"),
+        (Alert(kpi="s.k", stale_days=2, notify=["chat"]), "s.k not updated for 2 days"),
+        (Alert(source="s", stale_days=2, notify=["chat"]), "s.* not updated for 2 days [s.k]"),
+        (Alert(stale_days=2, notify=["chat"]), "any KPI not updated for 2 days [s.k]"),
+    ],
+)
+def test_switching_a_source_off_resolves_its_alerts(
+    store: HistoryStore, alert: Alert, key: str
+) -> None:
+    """A source that failed (or went stale) and was then switched off (`enabled: false`): its
+    last failures stayed the newest, so a `failing_runs` (or `stale_days`) alert naming it fired
+    for ever, and one over every source dropped its state without telling anyone it ended.
+    Switching the source off resolves the alert, told once; then its state is gone."""
+    _Told.texts = []
+    put(store, NOW - 10 * DAY, 1.0, kpi="s.k")
+    put(store, NOW - 10 * DAY, 1.0, kpi="t.k")
+    fail(store, NOW - 2 * 60)
+    fail(store, NOW - 60)
+    put(store, NOW - 30, 1.0, kpi="t.k")  # `t` works and is fresh
+    assert alert.key == key.partition(" [")[0]
+    asyncio.run(check_alerts(store, [alert], _sources_scope(enabled=True), now=NOW))
+    assert len(_Told.texts) == 1 and _Told.texts[0].startswith(f"🚨 Alert: {key} — ")
+    for n in (1, 2):
+        asyncio.run(check_alerts(store, [alert], _sources_scope(enabled=False), now=NOW + n * 60))
+    assert _Told.texts[1:] == [f"✅ Resolved: {key} — source s is switched off (`enabled: false`)"]
+    # switched on again, nothing changed: the rule is checked afresh and fires again
+    asyncio.run(check_alerts(store, [alert], _sources_scope(enabled=True), now=NOW + 3 * 60))
+    assert len(_Told.texts) == 3 and _Told.texts[2] == _Told.texts[0]
+
+
+@pytest.mark.parametrize(
+    ("alert", "key"),
+    [
+        (
+            Alert(destination="sheet", pending_runs=2, notify=["chat"]),
+            "delivery to sheet pending for 2 runs",
+        ),
+        (Alert(pending_runs=2, notify=["chat"]), "delivery to * pending for 2 runs [sheet]"),
+    ],
+)
+def test_switching_a_destination_off_resolves_its_pending_alert(
+    store: HistoryStore, tmp_path: Path, alert: Alert, key: str
+) -> None:
+    """A destination whose deliveries stay pending, then switched off (`enabled: false`): its
+    pending rows are never tried again and count one more run each run, so a `pending_runs`
+    alert naming it fired for ever. Switching it off resolves the alert, told once."""
+    from datetime import UTC, datetime
+
+    from kpi_collector.deliver.engine import DeliveryEngine
+    from kpi_collector.destinations import CSV
+
+    _Told.texts = []
+    chat = _chat()
+    (tmp_path / "file").write_text("not a folder")
+    sheet = CSV(path=str(tmp_path / "file" / "o.csv"), name="sheet", every="run", retries=0)
+    engine = DeliveryEngine(store, [sheet], base_dir=tmp_path, backoff=0)
+    for n in range(2):
+        run = store.begin_run(started_at=NOW + n)
+        store.finish_run(run, observations=[("s.k", NOW + n, 1.0, "s")], finished_at=NOW + n)
+        engine.record_run(run, datetime.fromtimestamp(NOW + n, UTC))
+    asyncio.run(engine.deliver_pending())
+    on = AlertScope(sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[sheet, chat])
+    off = AlertScope(
+        sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[chat], disabled=frozenset({"sheet"})
+    )
+    asyncio.run(check_alerts(store, [alert], on, now=NOW + 10))
+    assert len(_Told.texts) == 1 and _Told.texts[0].startswith(f"🚨 Alert: {key}")
+    for n in (2, 3):  # runs go on; the switched-off destination is never tried
+        put(store, NOW + n * 60, 1.0)
+        asyncio.run(check_alerts(store, [alert], off, now=NOW + n * 60))
+    assert _Told.texts[1:] == [
+        f"✅ Resolved: {key} — destination sheet is switched off (`enabled: false`)"
+    ]
+
+
+def test_a_side_switch_without_notify_is_still_a_transition(store: HistoryStore) -> None:
+    """An alert without `notify` only logs: a switch of side while it fires is logged (and
+    returned) as it fires with the new side, once."""
+    alert = Alert(kpi="s.k", below=100, above=1000)
+    seen = []
+    for n, value in enumerate((50.0, 1500.0, 1400.0)):
+        put(store, NOW + n * DAY, value)
+        transitions = asyncio.run(check_alerts(store, [alert], SCOPE, now=NOW + n * DAY))
+        seen.append([(t.active, t.text) for t in transitions])
+    assert seen == [
+        [(True, f"🚨 Alert: {THRESHOLD}50, below 100")],
+        [(True, f"🚨 Alert: {THRESHOLD}1,500, above 1,000")],
+        [],
+    ]
+
+
+@pytest.mark.parametrize("side", [None, "below", "above"])
+@pytest.mark.parametrize("text", ["[below] x is 5", "[] y", "plain", ""])
+def test_an_alert_state_keeps_its_message_and_side_whatever_the_message(
+    store: HistoryStore, side: str | None, text: str
+) -> None:
+    """A state row keeps the side of a two-sided rule with its message; a message that looks
+    like a side itself (a KPI titled `[below] x`) reads back as written, with its own side."""
+    from kpi_collector.store.alert_states import save_alert_state
+
+    save_alert_state(store, "k", OWN, active=True, message=text, now=NOW, side=side)
+    (state,) = alert_states(store)
+    assert (state.message, state.side) == (text, side)

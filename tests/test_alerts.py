@@ -736,3 +736,38 @@ def test_a_disabled_destination_is_not_told_and_is_no_error(
     run(config, dau=80)
     assert [n for n, _ in app["texts"]] == ["team", "team", "broken"]
     assert app["texts"][-1][1].startswith("🚨 Alert: app.dau below 100 — Daily active users is 85")
+
+
+@pytest.mark.parametrize(
+    ("hold", "step"), [("3", DAY), ("2h", timedelta(hours=1))], ids=["checks", "duration"]
+)
+def test_alerts_list_says_pending_until_the_for_has_passed_at_a_check(
+    setup: tuple[Path, web.Application],
+    capsys: pytest.CaptureFixture[str],
+    hold: str,
+    step: timedelta,
+) -> None:
+    """`kpi alerts list` said `[true]` for an alert whose `for:` had not passed (nobody was
+    told), as if it fired; it says `[pending]` until a check finds it held (a `for: 2h` whose
+    two hours passed after the last check fires at the next one: pending until then)."""
+    import json
+
+    from kpi_collector.cli import main
+
+    folder, app = setup
+    config = configure(folder, f"{{kpi: app.dau, below: 100, for: {hold}, notify: [team]}}")
+
+    def listed() -> tuple[str, list[str], list[str]]:
+        main(["-c", str(config), "alerts", "list", "--format", "json"])
+        (row,) = json.loads(capsys.readouterr().out)["alerts"]
+        return row["state"], row["true_for"], row["pending_for"]
+
+    run(config, T0, dau=90)
+    assert listed() == ("pending", [], ["app.dau below 100"])
+    main(["-c", str(config), "alerts", "list"])
+    assert "1  app.dau below 100  [pending] → team" in capsys.readouterr().out
+    run(config, T0 + step, dau=90)
+    assert listed()[0] == "pending" and texts(app) == []
+    run(config, T0 + 2 * step, dau=90)
+    assert len(texts(app)) == 1
+    assert listed() == ("true", ["app.dau below 100"], [])

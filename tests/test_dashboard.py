@@ -1208,7 +1208,12 @@ def test_health_scheduler_and_alerts(config_path: Path, tmp_path: Path) -> None:
 
     from kpi_collector.store.schema import alert_states, heartbeats
 
-    config = _copy_of(config_path, tmp_path / "health")
+    _copy_of(config_path, tmp_path / "health")
+    with (tmp_path / "health" / "kpi.yaml").open("a") as file:  # an alert named with markup
+        file.write(
+            f'alerts:\n  - {{name: "threshold:crm.paying {XSS}", kpi: crm.paying, above: 900}}\n'
+        )
+    config = load_config(tmp_path / "health" / "kpi.yaml")
     store = HistoryStore(config.store_url)
     beat = NOW.timestamp() - 3600  # an hour without a heartbeat: the scheduler is gone
     with store.engine.begin() as conn:

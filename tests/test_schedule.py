@@ -1973,3 +1973,78 @@ def test_systemd_units_quote_a_folder_with_a_space_or_percent(tmp_path: Path, ki
     assert f"chown -R kpi: {shlex.quote(str(folder))}`" in text
     (tmp_path / "units").mkdir()
     _verify_units(tmp_path / "units", text)
+
+
+@pytest.mark.parametrize(
+    ("head", "fast", "delay", "longest"),
+    [
+        # `jitter: 1h`, a source every 10 minutes: `kpi schedule` waits at most 5 minutes
+        # after its fire times (half the way to the next), the daily main job up to an hour
+        ("jitter: 1h\n", "*/10 * * * *", 300, 3600),
+        ("jitter: 1h\n", "* * * * *", 30, 3600),
+        ("jitter: 2m\n", "0 */6 * * *", 120, 120),
+        # no `jitter:`: the timer's own minute of spread, within half a minute's gap too
+        ("", "* * * * *", 30, 0),
+        ("", "0 */6 * * *", 60, 0),
+    ],
+)
+def test_deployment_snippets_wait_as_long_as_the_scheduler_does(
+    tmp_path: Path, head: str, fast: str, delay: int, longest: int
+) -> None:
+    """The systemd timer's `RandomizedDelaySec=` was the config's `jitter:` uncapped, while the
+    scheduler caps each job's jitter at half the way to its next fire time: with `jitter: 1h`
+    and a source every 10 minutes the timer started `--once` up to an hour late, past five of
+    its fire times. It is the scheduler's cap of the most frequent job now; and since `--once`
+    itself may wait out a job's jitter, the oneshot's `TimeoutStartSec=` and the GitHub job's
+    `timeout-minutes` leave room for the longest one instead of killing the run."""
+    (tmp_path / "kpi.yaml").write_text(
+        head + CONFIG.replace('schedule: "0 */6 * * *"}', f'schedule: "{fast}"}}')
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    timer = snippet(config, "systemd-timer", kpi="/opt/kpi/bin/kpi")
+    assert f"\nRandomizedDelaySec={delay}\n" in timer
+    assert f"\nTimeoutStartSec={3600 + longest}\n" in timer
+    (tmp_path / ".git").mkdir()
+    workflow = snippet(config, "github-actions")
+    assert f"\n    timeout-minutes: {30 + longest // 60}\n" in workflow
+    # the scheduler's own bound at each fire time of each job over a week
+    scheduler = Scheduler(config)
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    waits = [
+        scheduler.jitter(job, fire)
+        for job in scheduler.jobs
+        for fire in job.cron.times(start, start + timedelta(days=7))
+    ]
+    if head:
+        assert (min(waits), max(waits)) == (delay, longest)
+
+
+@pytest.mark.parametrize("kind", ["systemd", "systemd-timer"])
+def test_the_sandbox_lets_the_store_and_file_destinations_be_written(
+    tmp_path: Path, kind: str
+) -> None:
+    """`ReadWritePaths=` named the store's folder as is: a store in `data/` that no run had
+    created yet stopped the unit at start (systemd cannot set up the namespace for a path
+    that does not exist: 226/NAMESPACE), and a `csv` destination writing outside the config's
+    folder met a read-only file system on every delivery. The config's folder (it exists: the
+    config is in it) is listed plain; the store's and each file destination's folder are
+    listed with `-` (ignored until they exist; a folder inside the config's is writable
+    anyway)."""
+    outside = tmp_path / "reports"
+    (tmp_path / "ops").mkdir()
+    (tmp_path / "ops" / "kpi.yaml").write_text(
+        'store: "sqlite:///data/kpi.db"\n'
+        + SLOW_CONFIG
+        + f"destinations:\n  - {{type: csv, path: {outside / 'k.csv'}}}\n"
+        + "  - {name: off, type: jsonl, path: /elsewhere/k.jsonl, enabled: false}\n"
+    )
+    config = load_config(tmp_path / "ops" / "kpi.yaml")
+    text = snippet(config, kind, kpi=str(Path(sys.executable).parent / "kpi"))
+    (line,) = [li for li in text.splitlines() if li.startswith("ReadWritePaths=")]
+    assert shlex.split(line.partition("=")[2]) == [
+        str(tmp_path / "ops"),
+        f"-{tmp_path / 'ops' / 'data'}",
+        f"-{outside}",
+    ]
+    (tmp_path / "units").mkdir()
+    _verify_units(tmp_path / "units", text)

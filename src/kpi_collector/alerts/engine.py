@@ -59,6 +59,8 @@ __all__ = [
     "alert_states",
     "check_alerts",
     "evaluate",
+    "is_firing",
+    "rule_of",
 ]
 
 log = logging.getLogger("kpi_collector.alerts")
@@ -87,6 +89,7 @@ class Finding:
     active: bool | None
     detail: str = ""
     about: str | None = None  # the destination a `pending_runs` finding is about
+    side: str | None = None  # "below" / "above": which side of a two-sided rule is true
 
 
 @dataclass
@@ -99,6 +102,7 @@ class Transition:
     sent: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)  # destination -> why it was not told
     pending: bool = False  # true, but not yet for as long as its `for:` asks
+    side: str | None = None  # the side of a two-sided rule it says
 
 
 # config ---------------------------------------------------------------------------------------
@@ -142,6 +146,19 @@ class _Context:
             and _firing(alert, own, self.store, previous)
         )
 
+    def switched_off(self, source: str) -> bool:
+        """Whether the config has `source` with `enabled: false`."""
+        return any(s.name == source and not s.enabled for s in self.scope.sources)
+
+    def not_watched(self, subject: str, *, destination: bool = False) -> str:
+        """Why a source or KPI (a `destination`) `subject` of a rule is no longer watched."""
+        if destination and subject in self.scope.disabled:
+            return f"destination {subject} is switched off (`enabled: false`)"
+        for source in () if destination else (subject, subject.partition(".")[0]):
+            if self.switched_off(source):
+                return f"source {source} is switched off (`enabled: false`)"
+        return f"{subject} is no longer watched (removed from the config)"
+
     def title(self, kpi: str) -> str:
         spec = self.specs.get(kpi)
         return spec.title if spec is not None and spec.title else kpi
@@ -174,10 +191,35 @@ def evaluate(
     time of the check (UTC epoch seconds)."""
     ctx = _Context(scope, store, now, {(s.alert, s.destination): s for s in alert_states(store)})
     found: list[tuple[Alert, Finding]] = []
+    keys = {a.key for a in alerts}
     for alert in alerts:
-        rule = _RULES[alert.kind]
-        found += [(alert, finding) for finding in rule(alert, ctx)]
+        findings = list(_RULES[alert.kind](alert, ctx))
+        findings += _unwatched(alert, ctx, {f.key for f in findings} | keys)
+        found += [(alert, finding) for finding in findings]
     return found
+
+
+def _unwatched(alert: Alert, ctx: _Context, seen: set[str]) -> Iterator[Finding]:
+    """Resolved findings for the subjects of a rule over several (every source, KPI or
+    destination) that it no longer watches (switched off, removed from the config) while it
+    was true for them or a destination still believes so: without them their state was
+    dropped and nobody was told the alert ended. Once all are told, the state goes. `seen`:
+    keys that are no such subject (this check's findings, the alerts' own keys)."""
+    one = {"failing": alert.source, "stale": alert.kpi, "pending": alert.destination}
+    if alert.kind not in one or one[alert.kind]:  # a rule about one subject has none
+        return
+    prefix = f"{alert.key} ["
+    subjects = sorted(
+        {
+            key[len(prefix) : -1]
+            for (key, _), state in ctx.states.items()
+            if state.active and key.startswith(prefix) and key.endswith("]") and key not in seen
+        }
+    )
+    for subject in subjects:
+        about = subject if alert.kind == "pending" else None
+        detail = ctx.not_watched(subject, destination=about is not None)
+        yield Finding(f"{prefix}{subject}]", False, detail, about=about)
 
 
 def _threshold(alert: Alert, ctx: _Context) -> Iterator[Finding]:
@@ -205,7 +247,12 @@ def _threshold(alert: Alert, ctx: _Context) -> Iterator[Finding]:
         if above != alert.above:
             crossed += f" (resolves at {ctx.value(alert.kpi, above)})"
     detail = f"{ctx.title(alert.kpi)} is {ctx.value(alert.kpi, row.value)}"
-    yield Finding(alert.key, crossed is not None, f"{detail}, {crossed}" if crossed else detail)
+    side = None
+    if crossed is not None and alert.below is not None and alert.above is not None:
+        side = crossed.partition(" ")[0]
+    yield Finding(
+        alert.key, crossed is not None, f"{detail}, {crossed}" if crossed else detail, side=side
+    )
 
 
 def _held_side(alert: Alert, ctx: _Context, newest: float) -> str:
@@ -251,9 +298,10 @@ def _change(alert: Alert, ctx: _Context) -> Iterator[Finding]:
         yield Finding(alert.key, None)
         return
     pct = _percent(row.value, before.value)
-    active = (rule.below is not None and pct < rule.below) or (
-        rule.above is not None and pct > rule.above
-    )
+    fell = rule.below is not None and pct < rule.below
+    active = fell or (rule.above is not None and pct > rule.above)
+    both = rule.below is not None and rule.above is not None
+    side = ("below" if fell else "above") if active and both else None
     # the baseline is the newest value of the day `days` days before: say the real span when the history
     # has a gap there (asked 2 days, compared with a value 5 days old)
     span = (row.ts - before.ts) / 86400
@@ -267,7 +315,7 @@ def _change(alert: Alert, ctx: _Context) -> Iterator[Finding]:
         f"{ctx.title(alert.kpi)} {moved} in {days} "
         f"({ctx.value(alert.kpi, before.value)} → {ctx.value(alert.kpi, row.value)})"
     )
-    yield Finding(alert.key, active, detail)
+    yield Finding(alert.key, active, detail, side=side)
 
 
 def _percent(current: float, baseline: float) -> float:
@@ -285,6 +333,9 @@ def _percent(current: float, baseline: float) -> float:
 
 def _failing(alert: Alert, ctx: _Context) -> Iterator[Finding]:
     assert alert.failing_runs is not None
+    if alert.source and ctx.switched_off(alert.source):  # its last failures stay the newest
+        yield Finding(alert.key, False, ctx.not_watched(alert.source))
+        return
     names = [alert.source] if alert.source else [s.name for s in ctx.scope.sources if s.enabled]
     streaks = failing_streaks(ctx.store, names, depth=alert.failing_runs)
     for name in names:
@@ -300,6 +351,9 @@ def _failing(alert: Alert, ctx: _Context) -> Iterator[Finding]:
 
 def _stale(alert: Alert, ctx: _Context) -> Iterator[Finding]:
     assert alert.stale_days is not None
+    if alert.kpi and ctx.switched_off(alert.kpi.partition(".")[0]):  # stale by choice
+        yield Finding(alert.key, False, ctx.not_watched(alert.kpi))
+        return
     ids = [alert.kpi] if alert.kpi else ctx.watched_kpis(alert.source)
     latest = ctx.store.latest(ids)
     limit = alert.stale_days * 86400
@@ -323,6 +377,11 @@ def _pending(alert: Alert, ctx: _Context) -> Iterator[Finding]:
     from kpi_collector.config.plain import parse_duration
     from kpi_collector.store.deliveries import oldest_pending
 
+    if alert.destination in ctx.scope.disabled:  # its pending rows are never tried again
+        assert alert.destination is not None
+        name = alert.destination
+        yield Finding(alert.key, False, ctx.not_watched(name, destination=True), about=name)
+        return
     names = [alert.destination] if alert.destination else [d.name for d in ctx.scope.destinations]
     pending = pending_runs(ctx.store) if alert.pending_runs is not None else {}
     since = oldest_pending(ctx.store) if alert.pending_for is not None else {}
@@ -383,6 +442,29 @@ def message(finding: Finding, active: bool, *, reminder: bool = False) -> str:
     if reminder:
         return f"🔁 Still firing: {finding.key}{detail}"
     return f"🚨 Alert: {finding.key}{detail}" if active else f"✅ Resolved: {finding.key}{detail}"
+
+
+def is_firing(alerts: Sequence[Alert], state: AlertState, store: HistoryStore, now: float) -> bool:
+    """Whether the alert whose own condition row is `state` fired at the newest check (run)
+    up to `now`: its condition true and held for its rule's `for:` then; one still pending
+    was told to nobody, even when its `for:` passes before the next check (a row of no rule
+    in `alerts`: as it says)."""
+    from kpi_collector.store.runs import previous_run_start
+
+    alert = rule_of(alerts, state.alert)
+    if alert is None:
+        return state.active
+    checked = previous_run_start(store, math.nextafter(now, math.inf))
+    return _firing(alert, state, store, now if checked is None else checked)
+
+
+def rule_of(alerts: Sequence[Alert], key: str) -> Alert | None:
+    """The alert of `alerts` whose state row is `key` (its key, or its key and a subject),
+    None for the row of an alert no longer in the config (kept until the next check)."""
+    for alert in alerts:
+        if key == alert.key or key.startswith(f"{alert.key} ["):
+            return alert
+    return None
 
 
 def _firing(alert: Alert, own: AlertState | None, store: HistoryStore, now: float) -> bool:
@@ -451,17 +533,41 @@ async def check_alerts(
         before = states.get((finding.key, OWN))
         own = before
         changed = own is None or own.active != finding.active
+        switched = False  # true on its other side now (a rule with two)
         if changed:
             save_alert_state(
-                store, finding.key, OWN, active=finding.active, message=finding.detail, now=now
+                store,
+                finding.key,
+                OWN,
+                active=finding.active,
+                message=finding.detail,
+                now=now,
+                side=finding.side,
             )
-            own = AlertState(finding.key, OWN, finding.active, now, finding.detail, now)
+            own = AlertState(
+                finding.key, OWN, finding.active, now, finding.detail, now, finding.side
+            )
+        elif own is not None and finding.active and own.side != finding.side:
+            # a two-sided rule true on its other side now: still true since then (its `for:`
+            # counts on), but what it says is the new side
+            save_alert_state(
+                store,
+                finding.key,
+                OWN,
+                active=True,
+                message=finding.detail,
+                now=own.since,
+                side=finding.side,
+            )
+            switched = before is not None and before.side is not None
+            own = AlertState(finding.key, OWN, True, own.since, finding.detail, now, finding.side)
         firing = _firing(alert, own, store, now)
         transition = Transition(
             finding.key,
             firing,
             message(finding, firing),
             pending=bool(finding.active) and not firing,
+            side=finding.side if firing else None,
         )
         if finding.key not in silenced and alert.key not in silenced:
             for name in alert.notify:
@@ -473,7 +579,18 @@ async def check_alerts(
                 was_told = told is not None and told.active
                 text = transition.text
                 identity = f"{finding.key}|{firing}|{own.since if own else now}"
-                if was_told == firing:
+                # told it fired on one side of a two-sided rule, firing on the other now: a
+                # new alert with the new side (a row from before sides were kept has none)
+                other_side = (
+                    firing
+                    and told is not None
+                    and told.side is not None
+                    and finding.side is not None
+                    and told.side != finding.side
+                )
+                if other_side:
+                    identity += f"|{finding.side}"
+                elif was_told == firing:
                     repeat = alert.repeat_seconds
                     if not (firing and repeat and told is not None and now - told.since >= repeat):
                         continue
@@ -482,7 +599,12 @@ async def check_alerts(
                 outbox.setdefault(name, []).append((transition, text, identity))
         quiet_start = before is None and not finding.active  # a rule that has never been true
         told_now = any(t is transition for items in outbox.values() for t, _, _ in items)
-        if (changed and not quiet_start) or told_now or _held_until_now(alert, own, store, now):
+        if (
+            (changed and not quiet_start)
+            or (switched and firing)
+            or told_now
+            or _held_until_now(alert, own, store, now)
+        ):
             transitions.append(transition)
     for name, items in outbox.items():
         text = (
@@ -505,6 +627,7 @@ async def check_alerts(
                     active=transition.active,
                     message=sent_text,
                     now=now,
+                    side=transition.side,
                 )
                 transition.sent.append(name)
             else:

@@ -21,7 +21,8 @@ def alerts() -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.pass_context
 def list_alerts(ctx: click.Context, fmt: str) -> None:
-    """Each alert with its number, state (firing, ok, never checked) and silence."""
+    """Each alert with its number, state (true, pending: its `for:` not passed yet, ok, never
+    checked) and silence."""
     from kpi_collector.commands.core import load
 
     config = load(ctx, need_secrets=False)
@@ -147,30 +148,38 @@ def _find(config: Config, ref: str) -> Alert:
 
 
 def _rows(config: Config) -> list[dict[str, Any]]:
+    from kpi_collector.alerts.engine import is_firing
     from kpi_collector.schedule.health import missing_store
     from kpi_collector.store import HistoryStore
     from kpi_collector.store.alert_states import OWN, AlertState, alert_states, silences
 
     states: list[AlertState] = []
     silenced: dict[str, float] = {}
+    fires: dict[str, bool] = {}
     if missing_store(config) is None:  # no store yet: never checked (listing creates nothing)
         store = HistoryStore(config.store_url)
         try:
             states = [s for s in alert_states(store) if s.destination == OWN]
             silenced = silences(store)
+            now = time.time()
+            rules = config.settings.alerts
+            fires = {s.alert: is_firing(rules, s, store, now) for s in states if s.active}
         finally:
             store.close()
     rows = []
     for number, alert in enumerate(config.settings.alerts, 1):
         mine = [s for s in states if s.alert == alert.key or s.alert.startswith(alert.key + " [")]
-        firing = [s.alert for s in mine if s.active]
-        state = "never checked" if not mine else ("true" if firing else "ok")
+        # true, but its `for:` had not passed at the last check: told to nobody yet
+        firing = [s.alert for s in mine if s.active and fires[s.alert]]
+        pending = [s.alert for s in mine if s.active and not fires[s.alert]]
+        state = "true" if firing else ("pending" if pending else "ok")
         rows.append(
             {
                 "number": number,
                 "alert": alert.key,
-                "state": state,
+                "state": "never checked" if not mine else state,
                 "true_for": firing,
+                "pending_for": pending,
                 "silenced_until": silenced.get(alert.key),
                 "notify": alert.notify,
             }

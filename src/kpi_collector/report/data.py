@@ -129,6 +129,7 @@ class JobDoc(TypedDict):
     last_status: str | None
     overdue: bool
     not_run_yet: bool  # never ran, and no fire time since the store was created has passed
+    running: bool  # its run is in progress (and beating)
     next_fire: str | None
 
 
@@ -614,6 +615,7 @@ class DashboardData:
                     "last_status": j["last_status"],
                     "overdue": bool(j["overdue"]),
                     "not_run_yet": bool(j.get("not_run_yet")),
+                    "running": bool(j.get("running")),
                     "next_fire": iso(j["next_fire"], self.zone),
                 }
                 for j in report["jobs"]

@@ -199,20 +199,30 @@ def _jobs(lines: list[str], jobs: list[JobDoc]) -> None:
     _family(
         lines,
         "kpi_job_up",
-        "1 when the job's newest outcome served its fire time (ok, or partial: some "
-        "sources failed, kpi_source_up says which) and it is not overdue, else 0.",
+        "1 while the job's run is in progress, or when its newest outcome served its fire "
+        "time (ok, or partial: some sources failed, kpi_source_up says which) and it is not "
+        "overdue, else 0.",
         [
             (
                 f'{{job="{label(j["job"])}"}}',
                 # partial served its fire time (health: a warning, not a problem)
                 1.0
-                if not j["overdue"]
-                and j["last_success"] is not None
-                and j["last_status"] in (None, *SUCCESS)
+                if j["running"]
+                or (
+                    not j["overdue"]
+                    and j["last_success"] is not None
+                    and j["last_status"] in (None, *SUCCESS)
+                )
                 else 0.0,
             )
             for j in jobs
         ],
+    )
+    _family(
+        lines,
+        "kpi_job_running",
+        "1 while the job's run is in progress (its heartbeat beating), else 0.",
+        [(f'{{job="{label(j["job"])}"}}', 1.0 if j["running"] else 0.0) for j in jobs],
     )
     _family(
         lines,

@@ -27,7 +27,7 @@ from kpi_collector.config.cron import _MONTH_NAMES, _fields, _weekdays
 from kpi_collector.config.loader import _VAR
 from kpi_collector.config.plain import sqlite_file
 from kpi_collector.errors import ConfigError
-from kpi_collector.schedule.scheduler import plan
+from kpi_collector.schedule.scheduler import capped_jitter, plan
 
 if TYPE_CHECKING:
     from kpi_collector.config.plain import Config
@@ -179,7 +179,11 @@ def systemd_timer(config: Config, *, kpi: str | None = None) -> str:
         for spec in on_calendar(job.cron.expr, config.timezone):
             if spec not in calendars:
                 calendars.append(spec)
-    delay = int(config.settings.jitter_seconds or 60)
+    # the timer's spread never longer than `kpi schedule` would wait for the job fired most
+    # often (half the way to its next fire time); `--once` waits out what is left of each
+    # job's own jitter after the fire time, so the oneshot may take that much longer
+    delay = int(min(_jitter_waits(config, config.settings.jitter_seconds or 60.0)))
+    timeout = 3600 + int(max(_jitter_waits(config, config.settings.jitter_seconds)))
     timers = "\n".join(f"OnCalendar={spec}" for spec in calendars)
     return f"""\
 # /etc/systemd/system/kpi-collector.service
@@ -198,7 +202,7 @@ Group={SERVICE_USER}
 WorkingDirectory={_systemd_text(str(path.parent))}
 ExecStart={command}
 Environment=PYTHONUNBUFFERED=1
-TimeoutStartSec=3600
+TimeoutStartSec={timeout}
 {_hardening(config)}
 # /etc/systemd/system/kpi-collector.timer
 [Unit]
@@ -230,12 +234,17 @@ def _user_note(config: Config) -> str:
 
 
 def _hardening(config: Config) -> str:
-    """Sandboxing: the file system read-only but for the folders the store writes in."""
-    writable = {_config_path(config).parent}
-    store = sqlite_file(config.store_url)
-    if store is not None:
-        writable.add(Path(store).parent)
-    paths = " ".join(_systemd_path(str(p)) for p in sorted(writable))
+    """Sandboxing: the file system read-only but for the config's folder and the folders the
+    store and the file destinations write in. Those are written `-/path`: systemd refuses to
+    start a unit with a `ReadWritePaths=` that does not exist (a store's `data/` before the
+    first run), and ignores a `-` one until it does."""
+    home = _config_path(config).parent
+    places = [sqlite_file(config.store_url)]
+    places += [d.writes_to(home) for d in config.destinations if d.enabled]
+    writable = sorted({Path(p).parent for p in places if p is not None} - {home})
+    paths = " ".join(
+        [_systemd_path(str(home)), *(_systemd_path(f"-{folder}") for folder in writable)]
+    )
     return f"""NoNewPrivileges=yes
 ProtectSystem=strict
 ProtectHome=read-only
@@ -439,6 +448,9 @@ def github_actions(config: Config) -> str:
             f"# `timezone:` makes GitHub read the cron in {config.timezone}; where it is not supported"
         )
         header.append("# (older GitHub Enterprise Server), convert the times to UTC.")
+    # `--once` may wait out a job's jitter after its fire time before it runs (GitHub: 6 h at most)
+    waited = max(_jitter_waits(config, config.settings.jitter_seconds))
+    minutes = min(30 + int(waited) // 60, 360)
     body = [
         "name: kpi",
         "on:",
@@ -453,11 +465,27 @@ def github_actions(config: Config) -> str:
         "jobs:",
         "  kpi:",
         "    runs-on: ubuntu-latest",
-        "    timeout-minutes: 30",
+        f"    timeout-minutes: {minutes}",
         "    steps:",
         *steps,
     ]
     return "\n".join(header + notes + body) + "\n"
+
+
+def _jitter_waits(config: Config, jitter: float) -> list[float]:
+    """The longest wait `kpi schedule` allows after each fire time of each job over a week
+    (at least one fire time each) under `jitter` seconds: `capped_jitter`, as the scheduler
+    computes it."""
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    waits = [0.0]
+    for job in plan(config):
+        fires = list(job.cron.times(start, start + timedelta(days=7)))
+        first = job.cron.next_after(start, inclusive=True)
+        fires += [first] if first is not None and not fires else []
+        waits += [capped_jitter(job, fire, jitter) for fire in fires]
+    return waits[1:] or waits
 
 
 def _shortest_gap(expr: str, timezone: str) -> float:

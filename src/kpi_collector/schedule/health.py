@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from kpi_collector.errors import StoreError
 from kpi_collector.format import plural
-from kpi_collector.schedule.scheduler import HEARTBEAT_EVERY, Scheduler
+from kpi_collector.schedule.scheduler import HEARTBEAT_EVERY, SUCCESS, Scheduler
 from kpi_collector.secrets import redact
 from kpi_collector.store.alert_states import silences
 from kpi_collector.store.annotations import store_created_at
@@ -32,7 +32,7 @@ STALE_BEATS = 3  # heartbeats missed before a process counts as gone
 
 def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]:
     """The health document (`kpi validate --health --format json`); times are epoch seconds."""
-    from kpi_collector.alerts.engine import active_alerts
+    from kpi_collector.alerts.engine import active_alerts, is_firing, rule_of
     from kpi_collector.deliver.engine import PENDING, DeliveryEngine
 
     now = time.time() if now is None else now
@@ -41,7 +41,7 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
         return _unread_report(
             config,
             now,
-            f"the store {missing} does not exist: nothing has run with this config yet (start "
+            f"{missing}: nothing has run with this config yet (start "
             "`kpi schedule`, or `kpi run`), or the scheduler uses another `store:`",
         )
     scheduler = Scheduler(config)
@@ -55,12 +55,16 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
         runs = store.runs(1)
         pending = DeliveryEngine(store, []).records(status=PENDING)
         refused = DeliveryEngine(store, []).records(status="failed")
-        alerts = active_alerts(store)
+        # an alert removed from the config keeps its row until a run checks alerts (never,
+        # once the config has none left): not the config's alert, nothing to report
+        alerts = [a for a in active_alerts(store) if rule_of(config.settings.alerts, a.alert)]
         silenced = silences(store, now=now)
         problems: list[str] = []
         warnings: list[str] = []
         running = beats.get(RUN)
+        beating = running  # a run whose heartbeat stopped is no run: its process may be gone
         if running is not None and running.age(now) > STALE_BEATS * 2 * RUN_HEARTBEAT_EVERY:
+            beating = None
             problems.append(
                 f"the run in progress ({running.describe(now)}) stopped beating: it may hang"
             )
@@ -96,10 +100,11 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
                 elif success is None:
                     start = created if created is not None else fired.timestamp() - 1
                     missed = job.cron.next_after(datetime.fromtimestamp(start, UTC))
-            # a job with `jitter:` may sleep that long after its fire time before it starts
+            # a job with `jitter:` may sleep that long after its fire time before it starts;
+            # none is overdue while a run is in progress (the others wait for its lock)
             grace = GRACE + (scheduler.jitter(job, missed) if missed is not None else 0.0)
-            overdue = missed is not None and now - missed.timestamp() > grace
-            if overdue and running is None:
+            overdue = missed is not None and now - missed.timestamp() > grace and beating is None
+            if overdue:
                 assert missed is not None
                 last = (
                     "never succeeded"
@@ -110,16 +115,27 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
                     f"job {job.name} ({job.cron.expr}) is overdue: it should have run at "
                     f"{_when(missed.timestamp(), config.tz)}; {last}"
                 )
+            status, error = (state.last_status, state.last_error) if state else (None, None)
+            if (
+                state is not None
+                and status not in SUCCESS
+                and success is not None
+                and success > (state.last_fire_at or 0.0)
+            ):
+                # a run after the job's failed one served it (a fixed source's `kpi run`):
+                # that success is its newest outcome, not the failure it replaced
+                status, error = _served_status(scheduler, job, success), None
             job_rows.append(
                 _job_row(
                     job,
                     fired,
                     following,
                     last_success=success,
-                    last_status=state.last_status if state else None,
-                    last_error=state.last_error if state else None,
+                    last_status=status,
+                    last_error=error,
                     overdue=overdue,
                     not_run_yet=not_run_yet,
+                    running=_runs(beating, job.name),
                 )
             )
         last_run = runs[0] if runs else None
@@ -134,11 +150,35 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
                 f"the last run (#{last_run.id}) was partial; failed: {', '.join(failed)}"
             )
         fail_on = set(config.settings.health.fail_on)
-        firing = [f"alert active since {_when(a.since, config.tz)}: {a.alert}" for a in alerts]
+        # an alert whose `for:` has not passed has fired for nobody yet: never a problem
+        rules = config.settings.alerts
+        fires = {a.alert: is_firing(rules, a, store, now) for a in alerts}
+        firing = [
+            f"alert active since {_when(a.since, config.tz)}: {a.alert}"
+            for a in alerts
+            if fires[a.alert]
+        ]
         (problems if "alerts" in fail_on else warnings).extend(firing)
-        if pending:
-            names = sorted({r.destination for r in pending})
-            line = f"{plural(len(pending), 'delivery', 'deliveries')} pending ({', '.join(names)})"
+        warnings += [
+            f"alert pending since {_when(a.since, config.tz)} (its `for:` has not passed): "
+            f"{a.alert}"
+            for a in alerts
+            if not fires[a.alert]
+        ]
+        # a switched-off destination's deliveries wait for it, untried: never a problem
+        off = {d.name for d in config.destinations if not d.enabled}
+        parked = [r for r in pending if r.destination in off]
+        waiting = [r for r in pending if r.destination not in off]
+        if parked:
+            names = sorted({r.destination for r in parked})
+            warnings.append(
+                f"{plural(len(parked), 'delivery', 'deliveries')} pending for destinations "
+                f"switched off (`enabled: false`): {', '.join(names)}; it goes out once they "
+                "are switched on"
+            )
+        if waiting:
+            names = sorted({r.destination for r in waiting})
+            line = f"{plural(len(waiting), 'delivery', 'deliveries')} pending ({', '.join(names)})"
             (problems if "pending_deliveries" in fail_on else warnings).append(line)
         if refused:
             names = sorted({r.destination for r in refused})
@@ -167,7 +207,7 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
             "run_in_progress": running.to_dict() if running else None,
             "last_run": _run_dict(last_run),
             "jobs": job_rows,
-            "alerts": [a.to_dict() for a in alerts],
+            "alerts": [a.to_dict() | {"firing": fires[a.alert]} for a in alerts],
             "silences": [{"alert": k, "until": u} for k, u in sorted(silenced.items())],
             "pending_deliveries": [r.to_dict() for r in pending],
         }
@@ -176,21 +216,30 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
 
 
 def missing_store(config: Config) -> str | None:
-    """The file of the config's SQLite store when it does not exist yet (opening it would
-    create it and its folder: commands that only read must not), else None. A store that
-    could never be created there (its folder is a file) is not missing: opening it raises
-    the StoreError that says why."""
+    """What says that nothing has written the config's store yet ("the store kpi.db does not
+    exist", "the store postgresql://... has no tables"), else None. Commands that only read
+    ask first: opening the store would create it (a SQLite file and its folder, the tables in
+    a database server or in an existing file: an empty one, another program's), and a read
+    must write nothing. A store that could never be opened (its
+    folder is a file, a server that refuses) is not missing: opening it raises the StoreError
+    that says why."""
     import os
 
     from kpi_collector.config.plain import sqlite_file
+    from kpi_collector.store import HistoryStore
 
     path = sqlite_file(config.store_url)
-    if path is None or os.path.isfile(path):
-        return None
+    if path is None or os.path.isfile(path):  # asked without creating or migrating anything
+        try:
+            if HistoryStore(config.store_url).has_schema():
+                return None
+        except StoreError:
+            return None
+        return f"the store {path or redact(config.store_url)} has no tables"
     folder = os.path.dirname(os.path.abspath(path))
     while not os.path.exists(folder) and os.path.dirname(folder) != folder:
         folder = os.path.dirname(folder)
-    return path if os.path.isdir(folder) else None
+    return f"the store {path} does not exist" if os.path.isdir(folder) else None
 
 
 def _job_row(
@@ -203,6 +252,7 @@ def _job_row(
     last_error: str | None = None,
     overdue: bool = False,
     not_run_yet: bool = True,
+    running: bool = False,
 ) -> dict[str, Any]:
     """One job of the health document: its fire times (UTC epoch seconds) and its state (the
     defaults: a job nothing has run yet)."""
@@ -217,7 +267,27 @@ def _job_row(
         "last_error": last_error,
         "overdue": overdue,
         "not_run_yet": not_run_yet,
+        "running": running,
     }
+
+
+def _served_status(scheduler: Scheduler, job: Any, success: float) -> str:
+    """The status of the run that served `job` at `success` outside the scheduler: for `main`
+    a manual `kpi run` (ok, or partial), for a source job the run that stored its value."""
+    from kpi_collector.store.runs import last_manual_run
+
+    if job.name != "main":
+        return "ok"
+    clean = last_manual_run(scheduler.store, job.sources, statuses=("ok",))
+    return "ok" if clean is not None and clean >= success else "partial"
+
+
+def _runs(run: Any, job: str) -> bool:
+    """Whether `run` (the run in progress, still beating, or None) is a run of the scheduled
+    `job`: the scheduler's (`kpi schedule main`), or for `main` a manual `kpi run`."""
+    if run is None:
+        return False
+    return run.detail == f"kpi schedule {job}" or (job == "main" and run.detail == "kpi run")
 
 
 def _unread_report(config: Config, now: float, problem: str) -> dict[str, Any]:
@@ -285,6 +355,7 @@ def render(report: dict[str, Any]) -> str:
             f"  {job['job']:<24} {job['cron']:<16} {state}, "
             f"next {_when(job['next_fire'], tz) if job['next_fire'] else 'never'}"
             + ("  OVERDUE" if job["overdue"] else "")
+            + ("  RUNNING" if job.get("running") else "")
         )
     for silence in report["silences"]:
         lines.append(f"silenced until {_when(silence['until'], tz)}: {silence['alert']}")

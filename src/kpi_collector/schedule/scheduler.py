@@ -135,6 +135,16 @@ def plan(config: Config) -> list[Job]:
     return jobs
 
 
+def capped_jitter(job: Job, fire: datetime, jitter: float) -> float:
+    """The longest wait (seconds) of `job` after its fire time `fire` under `jitter:`: at most
+    half the way to the next fire time (a job collected every 10 minutes under `jitter: 1h`
+    would otherwise wait past its next fire times). Deployment snippets use it too."""
+    following = job.cron.next_after(fire) if jitter else None
+    if following is not None:
+        jitter = min(jitter, (following.timestamp() - fire.timestamp()) / 2)
+    return jitter
+
+
 @dataclass
 class JobResult:
     job: str
@@ -243,14 +253,8 @@ class Scheduler:
         return self._run_job(job, fire)
 
     def jitter(self, job: Job, fire: datetime) -> float:
-        """The longest wait (seconds) of `job` after its fire time `fire`: the config's
-        `jitter:`, at most half the way to the next fire time (a job collected every 10
-        minutes under `jitter: 1h` would otherwise wait past its next fire times)."""
-        jitter = self.config.settings.jitter_seconds
-        following = job.cron.next_after(fire) if jitter else None
-        if following is not None:
-            jitter = min(jitter, (following.timestamp() - fire.timestamp()) / 2)
-        return jitter
+        """The longest wait (seconds) of `job` after its fire time `fire` (`capped_jitter`)."""
+        return capped_jitter(job, fire, self.config.settings.jitter_seconds)
 
     def _async(self, work: Coroutine[Any, Any, T]) -> T:
         """Run a job's coroutine in an event loop of its own. Under systemd with

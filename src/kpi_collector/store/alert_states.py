@@ -1,5 +1,9 @@
 """The `alert_states` table: each alert's own condition since when (destination ""), and what
-each `notify` destination was last told. Times are UTC epoch seconds."""
+each `notify` destination was last told. Times are UTC epoch seconds.
+
+The side of a rule with two (`below` and `above`) that a row holds is kept at the start of
+its `message` as `[below] ` or `[above] ` (`[] ` before a message of no side that starts with
+`[` itself), and read back as `AlertState.side`: written and read only here."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ if TYPE_CHECKING:
     from kpi_collector.store import HistoryStore
 
 OWN = ""  # the destination column of the row that holds an alert's own condition
+SIDES = ("below", "above")  # the sides of a rule with two
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +32,7 @@ class AlertState:
     since: float
     message: str | None
     updated_at: float
+    side: str | None = None  # "below" / "above": the side of a two-sided rule it is about
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,7 +52,15 @@ def alert_states(store: HistoryStore) -> list[AlertState]:
 
     with store.engine.connect() as conn:
         return [
-            AlertState(r.alert, r.destination, bool(r.active), r.since, r.message, r.updated_at)
+            AlertState(
+                r.alert,
+                r.destination,
+                bool(r.active),
+                r.since,
+                _split(r.message)[0],
+                r.updated_at,
+                _split(r.message)[1],
+            )
             for r in conn.execute(sa.select(t).order_by(t.c.alert, t.c.destination))
         ]
 
@@ -59,15 +73,35 @@ def active_alerts(store: HistoryStore) -> list[AlertState]:
 
 
 def save_alert_state(
-    store: HistoryStore, key: str, destination: str, *, active: bool, message: str, now: float
+    store: HistoryStore,
+    key: str,
+    destination: str,
+    *,
+    active: bool,
+    message: str,
+    now: float,
+    side: str | None = None,
 ) -> None:
+    """Record `key`'s condition (destination OWN) or what `destination` was told, since `now`,
+    and the `side` of a two-sided rule it is about."""
     from kpi_collector.store.schema import alert_states as t
 
     where = (t.c.alert == key) & (t.c.destination == destination)
-    values = {"active": active, "since": now, "message": redact(message), "updated_at": time.time()}
+    text = redact(message)
+    if side is not None or text.startswith("["):  # "[] " keeps a message's own "[below] "
+        text = f"[{side or ''}] {text}"
+    values = {"active": active, "since": now, "message": text, "updated_at": time.time()}
     with store.write() as conn:
         if not conn.execute(t.update().where(where).values(**values)).rowcount:
             conn.execute(t.insert().values(alert=key, destination=destination, **values))
+
+
+def _split(stored: str | None) -> tuple[str | None, str | None]:
+    """A stored message as (message, side)."""
+    for side in (*SIDES, ""):
+        if stored is not None and stored.startswith(f"[{side}] "):
+            return stored[len(side) + 3 :], side or None
+    return stored, None
 
 
 def prune_alert_states(store: HistoryStore, keep: set[str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import islice
@@ -162,6 +162,40 @@ class HistoryStore:
                 cursor.close()
 
         return engine
+
+    def has_schema(self) -> bool:
+        """Whether the database holds a kpi-collector schema (something wrote this store):
+        asked without creating or migrating anything, for commands that only read (a SQLite
+        file is opened read-only: no folder made, no switch to WAL). Raises StoreError when
+        the database cannot be reached or read."""
+        if self._engine is not None:
+            return True
+        from kpi_collector.config.plain import sqlite_file
+        from kpi_collector.store.schema import meta
+
+        path = sqlite_file(self.url)
+        if path is not None:
+            import sqlite3
+
+            try:
+                with closing(
+                    sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+                ) as conn:
+                    found = conn.execute(
+                        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                        (meta.name,),
+                    ).fetchone()
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open store {redact(self.url)!r}: {exc}") from None
+            return found is not None
+        engine = self._connect()
+        try:
+            with engine.connect() as conn:
+                return _schema_version(conn) is not None
+        except Exception as exc:
+            raise StoreError(f"cannot open store {redact(self.url)!r}: {first_line(exc)}") from None
+        finally:
+            engine.dispose()
 
     def migrate(self) -> int:
         """Bring the schema to the current version; returns that version.
