@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from fractions import Fraction
+
 import pytest
 
 from kpi_collector.collect.extract import (
@@ -240,6 +243,22 @@ def test_an_integer_a_stored_number_cannot_hold_exactly_is_an_error(raw: object)
 )
 def test_integers_a_stored_number_holds_exactly_are_read(raw: object, value: float) -> None:
     assert finish("users", raw, Metric()) == value
+
+
+@pytest.mark.parametrize("raw", [Decimal("1E-400"), Decimal("-3.5E-330"), Fraction(1, 10**400)])
+def test_a_number_too_small_for_a_stored_number_is_an_error(raw: object) -> None:
+    """A PostgreSQL NUMERIC of 1e-400 (a Decimal) became the float 0.0 and was stored as 0:
+    another number than the source's, silently. Below the smallest double it is an error."""
+    with pytest.raises(ExtractError, match=r"^rate: .* is too small to store"):
+        finish("rate", raw, Metric())
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [(Decimal("0"), 0.0), (Decimal("-0.0"), 0.0), (Decimal("5E-324"), 5e-324), (Fraction(0), 0.0)],
+)
+def test_zero_and_the_smallest_doubles_are_read(raw: object, value: float) -> None:
+    assert finish("rate", raw, Metric()) == value
 
 
 # --- machine-written values: a locale for pages, booleans ------------------------------------

@@ -295,6 +295,11 @@ def _exact(name: str, raw: numbers.Real | Decimal) -> float:
         value = math.inf
     if isinstance(raw, Decimal) and not raw.is_finite():
         return value
+    if value == 0 and raw != 0:  # below the smallest double (~5e-324): it would be stored as 0
+        raise ExtractError(
+            f"{name}: {raw} is too small to store (a stored number is 0 below about 5e-324); "
+            "return it in a smaller unit"
+        )
     if not -LARGEST_EXACT <= raw <= LARGEST_EXACT and (
         math.isinf(value) or _as_type(value, raw) != raw
     ):
