@@ -78,3 +78,37 @@ def test_the_webhook_retries_a_server_error_with_the_same_idempotency_key(
     assert [json.loads(raw)["text"] for raw, _ in hooks.hooks] == [FIRED]
     asyncio.run(Webhook(url=hooks.hook_url, retries=2).send_text(FIRED))
     assert len(set(keys)) == 2  # a later alert is a new message
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "shown"),
+    [
+        (
+            "Ungültiges Feld „title“".encode("cp1252"),
+            "text/plain; charset=windows-1252",
+            "Ungültiges Feld „title“",
+        ),
+        (
+            "無効なフィールド".encode("shift_jis"),
+            "text/plain; charset=Shift_JIS",
+            "無効なフィールド",
+        ),
+        (
+            '{"error": "champ non validé"}'.encode("latin-1"),
+            "application/json; charset=iso-8859-1",
+            "champ non validé",
+        ),
+        ('{"error": "ünïcode"}'.encode(), "application/json; charset=iso-8859-1", "ünïcode"),
+    ],
+)
+def test_an_error_body_is_shown_in_the_charset_it_declares(
+    body: bytes, content_type: str, shown: str
+) -> None:
+    """A destination's error body in windows-1252, Shift_JIS or Latin-1 was read as UTF-8
+    (`Ungltiges`, mojibake); it is read in the charset its `Content-Type` declares (a JSON
+    body that is UTF-8 stays UTF-8, as it is parsed)."""
+    from kpi_collector.collect.http import Response
+    from kpi_collector.destinations._http import error_detail
+
+    answer = Response(400, "http://127.0.0.1:9/hook", {"Content-Type": content_type}, body)
+    assert error_detail(answer, "error") == shown

@@ -117,8 +117,11 @@ def status_error(
 
 
 def error_detail(response: Response, *keys: str) -> str | None:
-    """A short description of an error body: the given JSON keys, or the start of the text."""
-    text = response.text().strip()
+    """A short description of an error body: the given JSON keys, or the start of the text,
+    read in the charset the answer declares (`collect.http.body_text`)."""
+    from kpi_collector.collect.http import body_text
+
+    text = body_text(response.body, response.headers.get("Content-Type")).strip()
     try:
         body = jsontext.loads(text) if text else None
     except ValueError:
