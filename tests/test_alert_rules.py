@@ -269,8 +269,8 @@ def test_unknown_findings_keep_their_key(store: HistoryStore) -> None:
         (5.0, {"below": "-20%"}, False, "rose from zero"),
         (-3.0, {"below": "-20%"}, True, "fell from zero"),
         (-3.0, {"above": "10%"}, False, "fell from zero"),
-        (0.0, {"above": "10%"}, False, "changed +0.0%"),  # 0 → 0: no change
-        (0.0, {"below": "-10%", "above": "10%"}, False, "changed +0.0%"),
+        (0.0, {"above": "10%"}, False, "changed 0.0%"),  # 0 → 0: no change
+        (0.0, {"below": "-10%", "above": "10%"}, False, "changed 0.0%"),
     ],
 )
 def test_a_change_from_zero_fires_for_any_move_away_from_it(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from kpi_collector.format import format_change, format_value
+from kpi_collector.format import format_change, format_value, signed
 
 
 @pytest.mark.parametrize(
@@ -55,3 +55,21 @@ def test_a_change_shown_as_zero_has_no_sign(
     current: float, previous: float | None, unit: str | None, shown: str
 ) -> None:
     assert format_change(current, previous, unit) == shown
+
+
+@pytest.mark.parametrize(
+    ("value", "digits", "shown"),
+    [
+        (-0.04, 1, "0.0"),
+        (0.04, 1, "0.0"),
+        (-0.05, 1, "-0.1"),
+        (12.345, 2, "+12.35"),
+        (-0.001, 2, "0.00"),
+    ],
+)
+def test_a_signed_percent_that_shows_zero_has_no_sign(
+    value: float, digits: int, shown: str
+) -> None:
+    """A change alert said "changed -0.0%" for a fall of 0.04 %: the sign of a figure that
+    shows as zero is dropped there too (`signed`, which `format_change` uses)."""
+    assert signed(value, digits) == shown

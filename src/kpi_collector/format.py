@@ -50,6 +50,13 @@ def _shows_zero(text: str) -> bool:
     return not re.search("[1-9]", text.split("e")[0])
 
 
+def signed(value: float, digits: int = 2) -> str:
+    """`value` with `digits` decimals and its sign ("+1.67", "-0.50"); one that shows as zero
+    has none ("0.00" for -0.001), as a number that is zero on the page has none."""
+    shown = f"{value:+.{digits}f}"
+    return shown[1:] if _shows_zero(shown) else shown
+
+
 def plural(count: int, word: str, many: str | None = None) -> str:
     """ "1 error", "2 errors", "0 errors"; `many` for a word whose plural is not `word + s`
     ("1 delivery", "3 deliveries")."""
@@ -91,8 +98,7 @@ def format_change(current: float, previous: float | None, unit: str | None = Non
     text = sign + size
     pct = percent_change(current, previous)
     if pct is not None:
-        shown = f"{pct:+.2f}"
-        text += f" ({shown[1:] if _shows_zero(shown) else shown}%)"
+        text += f" ({signed(pct)}%)"
     return text
 
 

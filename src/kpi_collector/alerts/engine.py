@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from kpi_collector.destinations.base import message_id
 from kpi_collector.errors import KpiError
+from kpi_collector.format import signed
 from kpi_collector.secrets import redact
 from kpi_collector.store.alert_states import (
     OWN,
@@ -308,7 +309,7 @@ def _change(alert: Alert, ctx: _Context) -> Iterator[Finding]:
     days = (
         f"{rule.days} days" if span < rule.days + 0.5 else f"{span:.0f} days (asked: {rule.days})"
     )
-    moved = f"changed {pct:+.1f}%"
+    moved = f"changed {signed(pct, 1)}%"
     if math.isinf(pct):  # no percentage against zero: any rise (fall) is past any `above` (`below`)
         moved = f"{'rose' if pct > 0 else 'fell'} from zero"
     detail = (
