@@ -636,3 +636,67 @@ def test_periods_read_as_stored_in_a_browser_west_of_utc(
         assert not visitor.errors and not visitor.outside and not visitor.dialogs
     finally:
         visitor.close()
+
+
+def test_a_day_without_a_value_is_a_gap_and_the_days_around_it_still_draw(
+    browser: Any, tmp_path: Path
+) -> None:
+    """The chart's x was the list of days that have a value: a day without one was left out,
+    so the line joined its neighbours across it as if nothing were missing, and the previous
+    window's value of that day had no place and was dropped. Now x is every period of the
+    window: a missing day is a gap (null) in the line, the comparisons keep their value
+    there, and a day alone between two gaps (no segment to draw) is drawn as a dot, also
+    where the line has no dots (more than 60 points)."""
+    from datetime import timedelta
+
+    from kpi_collector.store import HistoryStore
+
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "timezone: Europe/Berlin\n"
+        "kpis: {web.users: {title: Users}}\n"
+        'sources: [{name: web, type: http_json, url: "http://127.0.0.1:9/",'
+        " metrics: {users: d.u}}]\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    store = HistoryStore(config.store_url)
+    run = store.begin_run(started_at=NOW.timestamp() - 60)
+    missing_days = {3, 4, 5, 7, 9}  # days ago: 6 and 8 are alone between gaps
+    days = [d for d in range(200) if d not in missing_days]
+    store.finish_run(
+        run,
+        observations=[
+            ("web.users", (NOW - timedelta(days=d, hours=2)).timestamp(), 1000.0 - d, "web")
+            for d in days
+        ],
+    )
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    try:
+        with ServerThread(create_app(config, data=data)) as url:
+            visitor = Watched(browser, url, viewport={"width": 1280, "height": 900})
+            try:
+                page = visitor.page
+                for key, count in (("30d", 30), ("90d", 90)):
+                    page.goto(url + f"/kpi/web.users?period=day&range={key}")
+                    page.wait_for_selector(f"#chart[data-loaded='day/{key}'] canvas")
+                    state = page.evaluate(
+                        """() => { const u = window.kpiCharts[0].chart;
+                             return {x: u.data[0].length, current: u.data[1], previous: u.data[2],
+                                     dots: u.series[1].points.filter(u, 1, false, null)}; }"""
+                    )
+                    doc = data.series("web.users", "day", data_since(data, "day", count))
+                    assert state["x"] == count  # every day of the window, today's last
+                    gaps = [count - 1 - d for d in sorted(missing_days)]
+                    assert [i for i, v in enumerate(state["current"]) if v is None] == sorted(gaps)
+                    assert [v for v in state["current"] if v is not None] == [
+                        p["value"] for p in doc["points"]
+                    ]
+                    assert all(state["previous"][i] is not None for i in gaps)
+                    assert state["dots"] == [count - 1 - 8, count - 1 - 6]
+                assert not visitor.errors and not visitor.outside and not visitor.dialogs
+            finally:
+                visitor.close()
+    finally:
+        data.close()

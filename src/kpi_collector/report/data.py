@@ -195,6 +195,7 @@ class SeriesDoc(KpiDoc):
     period: str
     timezone: str
     since: str | None
+    until: str  # the window's last period (today's): a chart's x runs from `since` to it
     points: list[PointDoc]
     previous: list[PointDoc]
     year_ago: list[PointDoc]
@@ -751,6 +752,7 @@ class DashboardData:
             period=period,
             timezone=self.config.timezone,
             since=since.isoformat() if since else None,
+            until=period_start(today, period).isoformat(),
             points=current,
             previous=previous,
             year_ago=year_ago,
