@@ -1763,7 +1763,9 @@ def test_a_tile_older_than_its_sparkline_shows_its_period_by_agg(
 def test_a_tile_compares_with_a_period_before_its_sparkline(tmp_path: Path) -> None:
     """`previous` is the period before the newest that has a value, even when that one is
     older than the sparkline's window: a KPI collected monthly, per day (30 days from
-    2 March 2026), compares 31 March (12) with 27 February (4 + 6 by agg: sum = 10)."""
+    2 March 2026), compares 31 March (12, collected at 09:00; the day is not over at 12:00)
+    with 27 February up to 12:00 (4; its 6 at 23:30 came later that day: by agg sum the
+    whole day is 10, which the month compares)."""
     (tmp_path / "kpi.yaml").write_text(
         "store: sqlite:///kpi.db\ntimezone: Europe/Berlin\n"
         "kpis:\n  crm.mrr: {agg: sum}\nsources:\n"
@@ -1787,8 +1789,9 @@ def test_a_tile_compares_with_a_period_before_its_sparkline(tmp_path: Path) -> N
     data = DashboardData(config, clock=NOW.timestamp)
     tile = data.overview("day")["kpis"][0]
     assert (tile["period"], tile["value"]) == ("2026-03-31", 12.0)
-    assert (tile["previous_period"], tile["previous"], tile["change"]) == ("2026-02-27", 10.0, 2.0)
-    assert tile["change_pct"] == pytest.approx(20.0)
+    assert (tile["previous_period"], tile["previous"], tile["change"]) == ("2026-02-27", 4.0, 8.0)
+    assert tile["previous_until"] == "2026-02-27T12:00:00+01:00"
+    assert tile["change_pct"] == pytest.approx(200.0)
     month = data.overview("month")["kpis"][0]  # both months in the window: unchanged
     assert (month["previous_period"], month["previous"], month["value"]) == (
         "2026-02-01",
@@ -1796,3 +1799,62 @@ def test_a_tile_compares_with_a_period_before_its_sparkline(tmp_path: Path) -> N
         12.0,
     )
     data.close()
+
+
+def test_an_unfinished_sum_is_compared_with_the_same_part_of_the_period_before(
+    client: Any,
+) -> None:
+    """pypi.downloads (agg: sum) on 31 March at 12:00 in Berlin held the night's one value,
+    and its tile compared it with the whole of 30 March (four values): a drop every morning
+    that was never one. An unfinished period of a sum (or max, min) is compared with
+    the same part of the period before, by the local clock, and the tile says up to when:
+    the day with 30 March to 12:00; the week (from Monday 30 March) with last week to
+    Tuesday 12:00, in winter time then (UTC+1); the month with the whole of February, which
+    ended before its 31st day. A `last` KPI still compares whole periods."""
+    start = (NOW - timedelta(days=DAYS)).date()
+
+    def index(day: date) -> int:
+        return (day - start).days
+
+    def downloads(*stamps: tuple[date, int]) -> float:
+        return sum(value_of("pypi.downloads", index(d), h) for d, h in stamps)
+
+    mar = {d: date(2026, 3, d) for d in range(22, 32)}
+    today = downloads((mar[30], 23))  # 01:00 in Berlin: the store's newest value
+    expected = {
+        # Berlin is UTC+2 from 29 March: 30 March 00:00-12:00 is 29 March 22:00-30 March 10:00 UTC
+        "day": (
+            "2026-03-30",
+            "2026-03-30T12:00:00+02:00",
+            today,
+            downloads((mar[29], 23), (mar[30], 1), (mar[30], 7)),
+        ),
+        # and UTC+1 before: Monday 23 March 00:00 to Tuesday 24 March 12:00 is 22 March 23:00
+        # to 24 March 11:00 UTC
+        "week": (
+            "2026-03-23",
+            "2026-03-24T12:00:00+01:00",
+            today + downloads((mar[29], 23), (mar[30], 1), (mar[30], 7), (mar[30], 13)),
+            downloads((mar[22], 23), *((mar[23], h) for h in HOURS), (mar[24], 1), (mar[24], 7)),
+        ),
+    }
+    for period, (before, until, value, previous) in expected.items():
+        doc = client.get("/api/kpis", params={"period": period}).json()
+        tile = next(t for t in doc["kpis"] if t["id"] == "pypi.downloads")
+        assert tile["value"] == pytest.approx(value), period
+        assert tile["previous"] == pytest.approx(previous), period
+        assert (tile["previous_period"], tile["previous_until"]) == (before, until), period
+        assert tile["change"] == pytest.approx(value - previous), period
+        html = client.get("/", params={"period": period}).text
+        card = html.split('data-kpi="pypi.downloads"', 1)[1].split("</article>", 1)[0]
+        shown = "12:00" if period == "day" else "2026-03-24 12:00"
+        assert f"vs {before} up to {shown}</span>" in card, period
+    month = client.get("/api/kpis", params={"period": "month"}).json()
+    tile = next(t for t in month["kpis"] if t["id"] == "pypi.downloads")
+    february = [date(2026, 2, 1) + timedelta(days=i) for i in range(28)]
+    whole = downloads(*((d, h) for d in february for h in HOURS), (date(2026, 1, 31), 23))
+    whole -= value_of("pypi.downloads", index(date(2026, 2, 28)), 23)  # 1 March in Berlin
+    assert (tile["previous_period"], tile["previous_until"]) == ("2026-02-01", None)
+    assert tile["previous"] == pytest.approx(whole)
+    star = client.get("/api/kpis").json()["kpis"][0]  # agg: last
+    assert (star["previous_period"], star["previous_until"]) == ("2026-03-30", None)

@@ -52,6 +52,11 @@ class Tile(KpiDoc):
     value_text: str  # formatted with the unit; "no data" without a value
     previous: float | None  # the value of the period before `period`
     previous_period: str | None
+    #: where `previous` ends when `period` is unfinished (today, this week) and the KPI's agg
+    #: grows or shrinks as a period goes on (sum, max, min): `previous` is then the value of
+    #: `previous_period` up to the same point (ISO time, exclusive), like with like; None: the
+    #: whole period (also when that point is past its end, as 31 March is for February)
+    previous_until: str | None
     change: float | None  # value - previous
     change_pct: float | None
     change_text: str
@@ -224,6 +229,9 @@ class RunsDoc(TypedDict):
     deliveries: list[PendingDeliveryDoc]
 
 
+#: the aggs whose period value grows or shrinks as the period goes on (a sum so far is less
+#: than the whole day's): an unfinished period is compared with the same part of the one before
+RUNNING_AGGS = frozenset({"sum", "max", "min"})
 #: the `source` of a derived KPI's values and errors in the store (see `Pipeline._derive`)
 FORMULA = "formula"
 #: how many periods the overview's sparklines show
@@ -474,6 +482,18 @@ class DashboardData:
             elif kpi in older:
                 row = older[kpi]
                 value, updated = older_values.get(kpi, row.value), row.ts
+            previous_until: str | None = None
+            if (
+                previous_period is not None
+                and shown == labels[-1]  # today's period: not over yet
+                and spec["agg"] in RUNNING_AGGS
+            ):
+                cut = self._same_point(
+                    date.fromisoformat(previous_period), date.fromisoformat(shown), period, now
+                )
+                if cut is not None:
+                    previous = self._value_until(kpi, date.fromisoformat(previous_period), cut)
+                    previous_until = iso(cut, self.zone)
             if stamps is None and known:  # raw-query fallback: no timestamps with the periods
                 if raw_latest is None:
                     raw_latest = self.store.latest(ids)
@@ -497,9 +517,14 @@ class DashboardData:
                     value_text=format_value(value, unit) if value is not None else "no data",
                     previous=previous,
                     previous_period=previous_period,
+                    previous_until=previous_until,
                     change=value - previous if value is not None and previous is not None else None,
                     change_pct=percent_change(value, previous) if value is not None else None,
-                    change_text=format_change(value, previous, unit) if value is not None else "",
+                    change_text=(
+                        ""  # not "new": its period had values, only none by that point
+                        if value is None or (previous is None and previous_until is not None)
+                        else format_change(value, previous, unit)
+                    ),
                     progress=value / target if value is not None and target else None,
                     sparkline=spark or [None] * count,
                     updated_at=iso(updated, self.zone),
@@ -545,6 +570,28 @@ class DashboardData:
             if points and points[0][0] < start:  # the period of `row`, whole
                 out[kpi] = points[0]
         return out
+
+    def _same_point(self, before: date, current: date, period: str, now: float) -> float | None:
+        """The moment (UTC epoch seconds) as far into the period starting `before` as `now` is
+        into the one starting `current`, by the local clock (a day that changed the clocks
+        included); None where that is at or past the end of `before`'s period."""
+        from datetime import time as clock_time
+
+        local = datetime.fromtimestamp(now, self.zone).replace(tzinfo=None)
+        into = local - datetime.combine(current, clock_time())
+        point = datetime.combine(before, clock_time()) + into
+        if point >= datetime.combine(next_period(before, period), clock_time()):
+            return None
+        return point.replace(tzinfo=self.zone).timestamp()
+
+    def _value_until(self, kpi: str, start: date, until: float) -> float | None:
+        """`kpi`'s value by its agg of the period starting `start`, of the observations
+        before `until` (UTC epoch seconds); None without one."""
+        from kpi_collector.store.periods import aggregate, local_midnight
+
+        rows = self.store.rows([kpi], since=local_midnight(start, self.zone), until=until)
+        values = [value for _, _, value in rows]
+        return aggregate(values, self.agg.get(kpi, "last")) if values else None
 
     def _newest_period_values(self, newest: dict[str, Any], period: str) -> dict[str, float]:
         """The value by its `agg` of the period that holds each KPI's newest observation

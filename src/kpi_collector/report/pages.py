@@ -227,7 +227,14 @@ def tile_html(
     heading = f'<a href="{href}">{title}</a>' if link else title
     change = escape(tile["change_text"])
     previous = tile["previous_period"]
-    versus = f' <span class="muted">vs {escape(previous)}</span>' if previous and change else ""
+    until = tile["previous_until"]
+    part = f" up to {escape(same_part(previous, until))}" if previous and until else ""
+    if previous and until and tile["previous"] is None:
+        versus = f'<span class="muted">{escape(previous)} had no value{part}</span>'
+    elif previous and change:
+        versus = f' <span class="muted">vs {escape(previous)}{part}</span>'
+    else:
+        versus = ""
     status = tile["status"]
     why = tile["error"] or (f"newest value {when(tile['updated_at'])}" if status == "stale" else "")
     badge = (
@@ -256,6 +263,13 @@ def tile_html(
         f"{problem}{spark}{progress_bar(tile['progress'], tile['target'], tile['unit'])}"
         f'<div class="kpi-id muted">{breakable(tile["id"])}</div></article>'
     )
+
+
+def same_part(previous: str, until: str) -> str:
+    """Where the part of the period `previous` (an ISO date) compared with ends (`until`, an
+    ISO time): "14:30" on its first day, else "2026-03-24 14:30"."""
+    shown = when(until)
+    return shown[11:] if shown.startswith(previous) else shown
 
 
 def breakable(kpi_id: str) -> str:
