@@ -95,11 +95,12 @@ class DigestError:
 
     def text(self, limit: int | None = FAILURE_LIMIT) -> str:
         """ "podcast: login refused ...": secrets redacted, on one line, cut to `limit`
-        characters of message (None: whole)."""
-        from kpi_collector.destinations.text import cut
+        characters of message (None: whole); each part `isolate`d (right-to-left text)."""
+        from kpi_collector.destinations.text import cut, isolate
 
         message = " ".join(redact(self.message).split())
-        return f"{self.where}: {message if limit is None else cut(message, limit)}"
+        message = message if limit is None else cut(message, limit)
+        return f"{isolate(self.where)}: {isolate(message)}"
 
 
 @dataclass(frozen=True)
