@@ -700,3 +700,57 @@ def test_a_day_without_a_value_is_a_gap_and_the_days_around_it_still_draw(
                 visitor.close()
     finally:
         data.close()
+
+
+def test_right_to_left_text_never_moves_the_numbers_beside_it(browser: Any, tmp_path: Path) -> None:
+    """A Hebrew KPI id or title in a line with numbers after it (the runs page's `app.משתמשים:
+    500 Internal Server Error`): the bidi algorithm took the `500` into the Hebrew run and
+    drew it left of the Hebrew, as if the error were `app.500: משתמשים`. User text is in
+    `<bdi>` now (titles, groups, names, notes, errors): the number stays after it, on the
+    right, as in the text."""
+    from kpi_collector.store import HistoryStore
+
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "kpis: {app.משתמשים: {title: משתמשים פעילים, group: מוצר}}\n"
+        'sources: [{name: app, type: http_json, url: "http://127.0.0.1:9/",'
+        " metrics: {משתמשים: d.u}}]\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    store = HistoryStore(config.store_url)
+    first = store.begin_run(started_at=NOW.timestamp() - 7200)
+    store.finish_run(first, observations=[("app.משתמשים", NOW.timestamp() - 7200, 12.0, "app")])
+    run = store.begin_run(started_at=NOW.timestamp() - 60)
+    store.finish_run(
+        run, observations=[], errors=[("app", "app.משתמשים", "500 Internal Server Error", True)]
+    )
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    try:
+        with ServerThread(create_app(config, data=data)) as url:
+            visitor = Watched(browser, url, viewport={"width": 1280, "height": 900})
+            try:
+                page = visitor.page
+                page.goto(url + "/runs")
+                where = page.evaluate(
+                    """() => { const li = document.querySelector("ul.errors li");
+                         const name = li.querySelector("strong").getBoundingClientRect();
+                         const walker = document.createTreeWalker(li, NodeFilter.SHOW_TEXT);
+                         let node;
+                         while ((node = walker.nextNode()) && !node.data.includes("500")) {}
+                         const range = document.createRange();
+                         const at = node.data.indexOf("500");
+                         range.setStart(node, at); range.setEnd(node, at + 3);
+                         return {name: [name.left, name.right],
+                                 number: range.getBoundingClientRect().left}; }"""
+                )
+                assert where["number"] > where["name"][1], where
+                page.goto(url + "/")
+                assert page.locator("h2.group bdi").inner_text() == "מוצר"
+                assert page.locator(".tile .title bdi").inner_text() == "משתמשים פעילים"
+                assert not visitor.errors and not visitor.outside and not visitor.dialogs
+            finally:
+                visitor.close()
+    finally:
+        data.close()

@@ -17,6 +17,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+from kpi_collector.destinations.text import isolate
 from kpi_collector.format import plural
 
 if TYPE_CHECKING:
@@ -52,6 +53,14 @@ REPORT_CSP = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; "
     "base-uri 'none'; form-action 'none'"
 )
+
+
+def bdi(text: str) -> str:
+    """User text (a title, a group, a source's name, a note, an error) as HTML laid out on its
+    own: escaped, in `<bdi>` (the HTML standard's element for text of unknown direction), so a
+    Hebrew or Arabic text takes its own direction and never pulls the numbers or words beside
+    it into its right-to-left run; its own bidi controls end with the element."""
+    return f"<bdi>{escape(text)}</bdi>"
 
 
 def asset(name: str) -> str:
@@ -211,7 +220,7 @@ def note_marks(doc: OverviewDoc) -> list[tuple[int, str]]:
     """The overview's notes as (sparkline period index, "day: text"), for `sparkline`."""
     slot = {p: i for i, p in enumerate(doc["periods"])}
     return [
-        (slot[n["at"]], f"{n['day']}: {n['text']}")
+        (slot[n["at"]], f"{n['day']}: {isolate(n['text'])}")
         for n in doc["annotations"]
         if n.get("at") in slot
     ]
@@ -222,7 +231,7 @@ def tile_html(
 ) -> str:
     """One KPI's tile: title, value, change against the period before, sparkline (with the
     notes' `marks`), target."""
-    title = escape(tile["title"])
+    title = bdi(tile["title"])
     href = f"/kpi/{quote(tile['id'], safe='')}"
     heading = f'<a href="{href}">{title}</a>' if link else title
     change = escape(tile["change_text"])
@@ -243,9 +252,7 @@ def tile_html(
         else ""
     )
     problem = (
-        f'<div class="tile-error" title="{escape(why)}">{escape(why)}</div>'
-        if tile["error"]
-        else ""
+        f'<div class="tile-error" title="{escape(why)}">{bdi(why)}</div>' if tile["error"] else ""
     )
     spark = sparkline(
         tile["sparkline"],
@@ -306,8 +313,8 @@ def sources_html(sources: Iterable[SourceStatusDoc]) -> str:
         return ""
     items = "".join(
         f'<li><span class="status {escape(s["status"].replace(" ", "-"))}">{escape(s["status"])}</span> '
-        f"<strong>{escape(s['name'])}</strong>"
-        f"{' — ' + escape(s['error']) if s['error'] else ''}"
+        f"<strong>{bdi(s['name'])}</strong>"
+        f"{' — ' + bdi(s['error']) if s['error'] else ''}"
         f"{' (newest value ' + escape(when(s['updated_at'])) + ')' if s['updated_at'] and not s['error'] else ''}"
         "</li>"
         for s in rows
@@ -405,7 +412,7 @@ def overview_page(doc: OverviewDoc) -> str:
         if not shown:
             continue
         group = section["group"] or "Other"
-        heading = f'<h2 class="group">{escape(group)}</h2>' if named else ""
+        heading = f'<h2 class="group">{bdi(group)}</h2>' if named else ""
         label = f' aria-label="{escape(group)}"' if named else ""
         body.append(
             f'<section class="group-section"{label}>{heading}'
@@ -442,7 +449,7 @@ def series_table(doc: SeriesDoc) -> str:
 def notes_list(notes: Sequence[NoteDoc], *, element_id: str = "notes") -> str:
     """The notes, newest first: `<li><time>2026-11-20</time> v1.0 released</li>`."""
     items = "".join(
-        f"<li><time>{escape(n['day'])}</time> {escape(n['text'])}</li>" for n in reversed(notes)
+        f"<li><time>{escape(n['day'])}</time> {bdi(n['text'])}</li>" for n in reversed(notes)
     )
     hidden = "" if notes else " hidden"
     return f'<ul id="{element_id}" class="notes" aria-label="notes"{hidden}>{items}</ul>'
@@ -486,15 +493,15 @@ def kpi_page(
     empty_chart = (
         '<p class="empty">No values in this range: choose a longer one (or all).</p>'
         if tile is not None and tile["value"] is not None
-        else f'<p class="empty">No values for {escape(doc["title"])} yet: <code>kpi run</code> '
+        else f'<p class="empty">No values for {bdi(doc["title"])} yet: <code>kpi run</code> '
         "collects the first one; <code>kpi backfill</code> imports past values where its "
         "source can give them.</p>"
     )
     description = (
-        f'<p class="description">{escape(doc["description"])}</p>' if doc["description"] else ""
+        f'<p class="description">{bdi(doc["description"])}</p>' if doc["description"] else ""
     )
     body = (
-        f'<p class="crumbs"><a href="/">Overview</a> / <span>{escape(doc["title"])}</span></p>'
+        f'<p class="crumbs"><a href="/">Overview</a> / <span>{bdi(doc["title"])}</span></p>'
         f'<section class="northstar">{head}</section>{description}'
         f'<div class="bar-line">{period_switch(doc["period"], base, DEFAULT_RANGE)}'
         f'<div class="segmented" role="group" aria-label="range" id="ranges">{ranges}</div>'
@@ -525,7 +532,7 @@ def runs_page(doc: RunsDoc, *, brand: str = "KPIs") -> str:
     rows = []
     for run in doc["runs"]:
         errors = "".join(
-            f"<li><strong>{escape(e['kpi'] or e['source'])}</strong>: {escape(e['message'])}</li>"
+            f"<li><strong>{bdi(e['kpi'] or e['source'])}</strong>: {bdi(e['message'])}</li>"
             for e in run["errors"]
         )
         duration = f"{run['duration']:.1f} s" if run["duration"] is not None else ""
@@ -547,7 +554,7 @@ def runs_page(doc: RunsDoc, *, brand: str = "KPIs") -> str:
     pending = doc["deliveries"]
     if pending:
         items = "".join(
-            f"<tr><td>{escape(d['destination'])}</td><td>{escape(d['period'])}</td>"
+            f"<tr><td>{bdi(d['destination'])}</td><td>{escape(d['period'])}</td>"
             f"<td>{escape(d['status'])}{escape(f' ({sent})' if (sent := d.get('parts_sent')) else '')}</td>"
             f"<td class=num>{d['attempts']}</td>"
             f"<td>{escape(d['last_error'] or '')}</td><td><time>{escape(when(d['updated_at']))}</time></td></tr>"

@@ -229,7 +229,10 @@
       var t = document.createElement("time");
       t.textContent = n.day;
       li.appendChild(t);
-      li.appendChild(document.createTextNode(" " + n.text));
+      li.appendChild(document.createTextNode(" "));
+      var text = document.createElement("bdi");  /* its own direction, as the server's list */
+      text.textContent = n.text;
+      li.appendChild(text);
       box.appendChild(li);
     });
     box.hidden = !(doc.annotations || []).length;
