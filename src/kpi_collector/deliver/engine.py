@@ -417,13 +417,9 @@ class DeliveryEngine:
         previous: dict[str, float] = {}
         days = destination.compare_days
         if days and self.store is not None:
-            from kpi_collector.store.periods import compare_end
+            from kpi_collector.destinations.digest import compared_values
 
-            before = compare_end(started, days, self.tz)
-            previous = {
-                k: r.value
-                for k, r in self.store.latest(list(values), before=before, strictly=True).items()
-            }
+            previous = compared_values(self.store, list(values), started, days, self.tz)
         return Delivery(
             period=period,
             period_start=start,

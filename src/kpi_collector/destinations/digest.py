@@ -169,12 +169,7 @@ class Digest:
         ids = [k for k in ids if k in latest]
         previous: dict[str, float] = {}
         if compare_days:
-            from kpi_collector.store.periods import compare_end
-
-            before = compare_end(moment, compare_days, zone)
-            previous = {
-                k: r.value for k, r in store.latest(ids, before=before, strictly=True).items()
-            }
+            previous = compared_values(store, ids, moment, compare_days, zone)
         runs = store.runs(1)
         errors = [
             DigestError(e.kpi or e.source, e.message) for e in (runs[0].errors if runs else [])
@@ -227,6 +222,21 @@ class Digest:
         from kpi_collector.format import plural
 
         return f"Changes against {plural(self.compare_days, 'day')} earlier."
+
+
+def compared_values(
+    store: HistoryStore, kpis: Sequence[str], moment: datetime, days: int, tz: ZoneInfo
+) -> dict[str, float]:
+    """What `compare: <N>d` compares each of `kpis` with at `moment`: the newest value stored
+    by the end of the local day N days before, when it is from that day or the N days before
+    it; an older one (a source that failed for weeks) is no comparison, never one shown as
+    "N days earlier". KPIs without one are left out."""
+    from kpi_collector.store.periods import compare_end, local_midnight
+
+    end = compare_end(moment, days, tz)
+    oldest = local_midnight(moment.astimezone(tz).date() - timedelta(days=2 * days), tz)
+    found = store.latest(list(kpis), before=end, strictly=True)
+    return {k: r.value for k, r in found.items() if r.ts >= oldest}
 
 
 def digest_title(every: str, start: date, local: datetime) -> str:
