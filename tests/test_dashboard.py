@@ -1858,3 +1858,21 @@ def test_an_unfinished_sum_is_compared_with_the_same_part_of_the_period_before(
     assert tile["previous"] == pytest.approx(whole)
     star = client.get("/api/kpis").json()["kpis"][0]  # agg: last
     assert (star["previous_period"], star["previous_until"]) == ("2026-03-30", None)
+
+
+def test_an_unfinished_sum_reads_so_far_on_its_kpi_page(client: Any) -> None:
+    """The KPI page's last point of a sum is today's value so far, drawn and listed beside the
+    previous window's whole days as if it were one (a drop on every chart). The point says
+    `partial`, and the table reads "(so far)" after it; a `last` KPI's newest point is
+    whole."""
+    doc = client.get("/api/kpis/pypi.downloads/series", params={"range": "30d"}).json()
+    assert doc["points"][-1]["period"] == "2026-03-31" and doc["points"][-1]["partial"] is True
+    assert not any(p.get("partial") for p in doc["points"][:-1])
+    week = client.get("/api/kpis/pypi.downloads/series", params={"period": "week"}).json()
+    assert week["points"][-1]["period"] == "2026-03-30" and week["points"][-1]["partial"]
+    page = client.get("/kpi/pypi.downloads", params={"range": "30d"}).text
+    table = page.split('<table class="values">', 1)[1]
+    first = table.split("<tbody>", 1)[1].split("</tr>", 1)[0]
+    assert f"<td class=num>{doc['points'][-1]['text']} (so far)</td>" in first
+    star = client.get("/api/kpis/crm.paying/series", params={"range": "30d"}).json()
+    assert "partial" not in star["points"][-1]

@@ -754,3 +754,28 @@ def test_right_to_left_text_never_moves_the_numbers_beside_it(browser: Any, tmp_
                 visitor.close()
     finally:
         data.close()
+
+
+def test_an_unfinished_sum_reads_so_far_in_the_chart_and_table(
+    watched: Watched, server: tuple[str, DashboardData]
+) -> None:
+    """Today's sum is not over: the legend and the table (redrawn for another range) read its
+    value "(so far)", beside the previous window's whole days."""
+    url, data = server
+    page = watched.page
+    page.goto(url + "/kpi/pypi.downloads?period=day&range=30d")
+    page.wait_for_selector("#chart[data-loaded='day/30d'] canvas")
+    page.click('a[data-range="90d"]')
+    page.wait_for_selector("#chart[data-loaded='day/90d'] canvas")
+    text = data.series("pypi.downloads", "day")["points"][-1]["text"]
+    cells = page.locator("#table tbody tr").first.locator("td")
+    assert cells.nth(1).inner_text() == f"{text} (so far)"
+    assert page.locator("#table tbody tr").nth(1).locator("td").nth(1).inner_text() != ""
+    legend = page.evaluate(
+        """() => { const u = window.kpiCharts[0].chart;
+             const last = u.data[0].length - 1;
+             u.setCursor({left: u.valToPos(u.data[0][last], "x"), top: 5});
+             return document.querySelectorAll(".u-legend .u-series")[1]
+               .querySelector(".u-value").textContent; }"""
+    )
+    assert legend == f"{text} (so far)"

@@ -182,6 +182,9 @@ class PointDoc(TypedDict):
     value: float
     text: str
     at: NotRequired[str]
+    #: today's period of a sum, max or min (RUNNING_AGGS): not over, its value so far (shown
+    #: "(so far)": the window before, beside it, has whole periods)
+    partial: NotRequired[bool]
 
 
 class NoteDoc(TypedDict):
@@ -783,6 +786,12 @@ class DashboardData:
             return out
 
         current = [point(d, v) for d, v in points if since is None or d >= since]
+        if (
+            current
+            and spec["agg"] in RUNNING_AGGS
+            and current[-1]["period"] == (period_start(today, period).isoformat())
+        ):
+            current[-1]["partial"] = True
         previous: list[PointDoc] = []
         year_ago: list[PointDoc] = []
         if since is not None:

@@ -44,6 +44,8 @@ RANGES = {  # label -> periods back per period type (None: all history)
     "week": [("13w", 13), ("26w", 26), ("1y", 52), ("3y", 156), ("all", None)],
     "month": [("12m", 12), ("2y", 24), ("3y", 36), ("5y", 60), ("all", None)],
 }
+#: after the value of a period not over yet (a sum so far), where it stands beside whole ones
+SO_FAR = " (so far)"
 DEFAULT_RANGE = {"day": "90d", "week": "1y", "month": "3y"}
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -434,8 +436,9 @@ def series_table(doc: SeriesDoc) -> str:
     rows = []
     for p in reversed(doc["points"]):
         pp, yp = prev.get(p["period"]), year.get(p["period"])
+        text = p["text"] + (SO_FAR if p.get("partial") else "")
         rows.append(
-            f"<tr><td>{escape(p['period'])}</td><td class=num>{escape(p['text'])}</td>"
+            f"<tr><td>{escape(p['period'])}</td><td class=num>{escape(text)}</td>"
             f"<td class=num>{escape(pp['text']) if pp else ''}</td>"
             f"<td class=num>{escape(yp['text']) if yp else ''}</td></tr>"
         )

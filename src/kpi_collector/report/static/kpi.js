@@ -24,6 +24,10 @@
     return (Math.round(v * 100) / 100).toLocaleString("en-US");
   }
 
+  /* A point's text as the table and legend show it: today's sum (max, min) is not over yet,
+     beside whole periods of the window before. */
+  function shown(p) { return p.partial ? p.text + " (so far)" : p.text; }
+
   /* The start of the period after the one at `x` (seconds, midnight UTC). */
   function nextPeriod(x, period) {
     if (period === "day") return x + 86400;
@@ -53,7 +57,7 @@
     var curText = xs.map(function () { return null; });
     doc.points.forEach(function (p) {
       var i = index[day(p.period)];
-      if (i !== undefined) { cur[i] = p.value; curText[i] = p.text; }
+      if (i !== undefined) { cur[i] = p.value; curText[i] = shown(p); }
     });
     var texts = [null, curText];
     function aligned(list) {
@@ -207,7 +211,7 @@
     doc.points.slice().reverse().forEach(function (p) {
       var tr = document.createElement("tr");
       cell(tr, p.period);
-      cell(tr, p.text, "num");
+      cell(tr, shown(p), "num");
       cell(tr, prev[p.period] ? prev[p.period].text : "", "num");
       cell(tr, year[p.period] ? year[p.period].text : "", "num");
       body.appendChild(tr);
