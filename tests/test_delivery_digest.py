@@ -418,3 +418,31 @@ def test_a_unit_never_becomes_markup_in_discord() -> None:
         "**A**: 5 \\[docs\\](https://x.example)",
         "**app.b**: -5",
     ]
+
+
+def test_a_share_changes_in_percentage_points_in_messages() -> None:
+    """A conversion rate of 10% last time and 12% now read "12% ⬆ 20.00%" in every message:
+    a reader takes the 20% for the rate's own change (it rose 2 points). A KPI whose unit is
+    `ratio` or `%` changes in percentage points, its relative change after it, as on the
+    dashboard: "12% ⬆ 2 pp (20.00%)"."""
+    values = {"app.conversion": 0.12, "app.uptime": 60.0, "app.stars": 1647.0}
+    specs = {
+        "app.conversion": KpiSpec(title="Conversion", unit="ratio"),
+        "app.uptime": KpiSpec(title="Uptime", unit="%"),
+        "app.stars": KpiSpec(title="Stars"),
+    }
+    previous = {"app.conversion": 0.10, "app.uptime": 59.5, "app.stars": 1620.0}
+    d = delivery(values=values, order=list(values), previous=previous, kpis=specs, errors=[])
+    digest = Digest.from_delivery(d)
+    expected = [
+        "Conversion: 12% ⬆ 2 pp (20.00%)",
+        "Uptime: 60% ⬆ 0.5 pp (0.84%)",
+        "Stars: 1,647 ⬆ 1.67%",
+    ]
+    assert [kpi_line(line) for line in digest.lines] == expected
+    assert email.digest_text(digest).splitlines()[2:5] == expected
+    assert "- **Conversion**: 12% ⬆ 2 pp (20.00%)" in digest_markdown(digest)
+    same = Digest.from_delivery(dataclasses.replace(d, previous={"app.conversion": 0.12}))
+    assert kpi_line(same.lines[0]) == "Conversion: 12% ➡ 0 pp (0.00%)"
+    from_zero = Digest.from_delivery(dataclasses.replace(d, previous={"app.conversion": 0.0}))
+    assert kpi_line(from_zero.lines[0]) == "Conversion: 12% ⬆ 12 pp"

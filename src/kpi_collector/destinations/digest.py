@@ -33,6 +33,8 @@ FAILURE_LIMIT = 300  # a failure's message is cut to this many characters in mes
 NO_VALUES = "No values this time."
 
 Direction = Literal["up", "down", "flat"]
+#: the units of a share (0.12 as `ratio`, 12 as `%`): their change is in percentage points
+SHARE_UNITS = ("ratio", "%")
 #: the marker every medium shows for a direction
 MARKERS: dict[Direction, str] = {"up": "⬆", "down": "⬇", "flat": "➡"}
 
@@ -79,11 +81,19 @@ class DigestLine:
 
     @property
     def change_text(self) -> str:
-        """ "⬆ 1.67%", "➡ 0.00%", "⬆" (from zero), or "" with nothing to compare."""
-        if self.direction is None:
+        """ "⬆ 1.67%", "➡ 0.00%", "⬆" (from zero), or "" with nothing to compare; a share
+        (unit `ratio` or `%`) in percentage points first: "⬆ 2 pp (20.00%)", never a bare
+        20% that reads as the share's own change."""
+        if self.direction is None or self.previous is None:
             return ""
         pct = self.change_percent
-        return self.marker if pct is None else f"{self.marker} {abs(pct):.2f}%"
+        relative = None if pct is None else f"{abs(pct):.2f}%"
+        if self.unit in SHARE_UNITS:
+            scale = 100.0 if self.unit == "ratio" else 1.0
+            points = round(abs(self.value - self.previous) * scale, 10)
+            text = f"{self.marker} {format_value(points)} pp"
+            return text if relative is None else f"{text} ({relative})"
+        return self.marker if relative is None else f"{self.marker} {relative}"
 
 
 @dataclass(frozen=True, slots=True)
