@@ -1876,3 +1876,40 @@ def test_an_unfinished_sum_reads_so_far_on_its_kpi_page(client: Any) -> None:
     assert f"<td class=num>{doc['points'][-1]['text']} (so far)</td>" in first
     star = client.get("/api/kpis/crm.paying/series", params={"range": "30d"}).json()
     assert "partial" not in star["points"][-1]
+
+
+def test_an_unfinished_sum_whose_period_before_had_nothing_by_then_is_not_new(
+    tmp_path: Path,
+) -> None:
+    """Yesterday's only value came in the evening: by noon it had none, so there is nothing to
+    compare today's morning with. The tile says so, never "new" (the KPI is not) nor a
+    change against the whole of yesterday."""
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\ntimezone: Europe/Berlin\n"
+        "kpis:\n  crm.calls: {agg: sum}\nsources:\n"
+        "  - {name: crm, type: http_json, url: 'http://127.0.0.1:9/', metrics: {calls: d}}\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    store = HistoryStore(config.store_url)
+    for when, value in (
+        (datetime(2026, 3, 30, 18, tzinfo=UTC), 7.0),  # 20:00 in Berlin
+        (datetime(2026, 3, 31, 7, tzinfo=UTC), 3.0),  # 09:00
+    ):
+        run = store.begin_run(started_at=when.timestamp())
+        store.finish_run(run, observations=[("crm.calls", when.timestamp(), value, "crm")])
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    try:
+        tile = data.overview("day")["kpis"][0]
+        assert (tile["value"], tile["previous"], tile["change"], tile["change_text"]) == (
+            3.0,
+            None,
+            None,
+            "",
+        )
+        assert tile["previous_until"] == "2026-03-30T12:00:00+02:00"
+        card = pages.tile_html(tile)
+        assert "2026-03-30 had no value up to 12:00" in card and "new" not in card
+    finally:
+        data.close()

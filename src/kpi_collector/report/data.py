@@ -462,6 +462,9 @@ class DashboardData:
         failures = self._failures(runs[0] if runs else None)
         tiles: list[Tile] = []
         raw_latest: dict[str, Any] | None = None
+        #: the KPIs whose unfinished period is compared with part of the one before: (its
+        #: start, the point it ends, UTC epoch seconds)
+        cuts: dict[str, tuple[date, float]] = {}
         for kpi in ids:
             spec = self.spec(kpi)
             spark = sparks.get(kpi)
@@ -485,18 +488,15 @@ class DashboardData:
             elif kpi in older:
                 row = older[kpi]
                 value, updated = older_values.get(kpi, row.value), row.ts
-            previous_until: str | None = None
             if (
                 previous_period is not None
                 and shown == labels[-1]  # today's period: not over yet
                 and spec["agg"] in RUNNING_AGGS
             ):
-                cut = self._same_point(
-                    date.fromisoformat(previous_period), date.fromisoformat(shown), period, now
-                )
+                start = date.fromisoformat(previous_period)
+                cut = self._same_point(start, date.fromisoformat(shown), period, now)
                 if cut is not None:
-                    previous = self._value_until(kpi, date.fromisoformat(previous_period), cut)
-                    previous_until = iso(cut, self.zone)
+                    cuts[kpi] = (start, cut)
             if stamps is None and known:  # raw-query fallback: no timestamps with the periods
                 if raw_latest is None:
                     raw_latest = self.store.latest(ids)
@@ -520,14 +520,10 @@ class DashboardData:
                     value_text=format_value(value, unit) if value is not None else "no data",
                     previous=previous,
                     previous_period=previous_period,
-                    previous_until=previous_until,
+                    previous_until=None,
                     change=value - previous if value is not None and previous is not None else None,
                     change_pct=percent_change(value, previous) if value is not None else None,
-                    change_text=(
-                        ""  # not "new": its period had values, only none by that point
-                        if value is None or (previous is None and previous_until is not None)
-                        else format_change(value, previous, unit)
-                    ),
+                    change_text=format_change(value, previous, unit) if value is not None else "",
                     progress=value / target if value is not None and target else None,
                     sparkline=spark or [None] * count,
                     updated_at=iso(updated, self.zone),
@@ -536,6 +532,7 @@ class DashboardData:
                     error=error,
                 )
             )
+        self._compare_same_part(tiles, cuts)
         newest = {t["id"]: t for t in tiles}
         last_run = self._run(runs[0]) if runs else None
         return {
@@ -587,14 +584,35 @@ class DashboardData:
             return None
         return point.replace(tzinfo=self.zone).timestamp()
 
-    def _value_until(self, kpi: str, start: date, until: float) -> float | None:
-        """`kpi`'s value by its agg of the period starting `start`, of the observations
-        before `until` (UTC epoch seconds); None without one."""
+    def _compare_same_part(self, tiles: list[Tile], cuts: dict[str, tuple[date, float]]) -> None:
+        """Compare each tile of `cuts` ({kpi: (its previous period's start, the point)}) with
+        the value of that period's observations before the point, by its agg (one query per
+        period and point, however many KPIs share them); "" as the change where the period
+        had none by then (not "new": it had values, later)."""
         from kpi_collector.store.periods import aggregate, local_midnight
 
-        rows = self.store.rows([kpi], since=local_midnight(start, self.zone), until=until)
-        values = [value for _, _, value in rows]
-        return aggregate(values, self.agg.get(kpi, "last")) if values else None
+        groups: dict[tuple[date, float], list[str]] = {}
+        for kpi, key in cuts.items():
+            groups.setdefault(key, []).append(kpi)
+        found: dict[str, list[float]] = {}
+        for (start, until), kpis in groups.items():
+            since = local_midnight(start, self.zone)
+            for kpi, _, value in self.store.rows(kpis, since=since, until=until):
+                found.setdefault(kpi, []).append(value)
+        for tile in tiles:
+            kpi = tile["id"]
+            if kpi not in cuts or tile["value"] is None:
+                continue
+            values = found.get(kpi)
+            previous = aggregate(values, self.agg.get(kpi, "last")) if values else None
+            value = tile["value"]
+            tile["previous"] = previous
+            tile["previous_until"] = iso(cuts[kpi][1], self.zone)
+            tile["change"] = None if previous is None else value - previous
+            tile["change_pct"] = percent_change(value, previous)
+            tile["change_text"] = (
+                "" if previous is None else format_change(value, previous, tile["unit"])
+            )
 
     def _newest_period_values(self, newest: dict[str, Any], period: str) -> dict[str, float]:
         """The value by its `agg` of the period that holds each KPI's newest observation
