@@ -1913,3 +1913,15 @@ def test_an_unfinished_sum_whose_period_before_had_nothing_by_then_is_not_new(
         assert "2026-03-30 had no value up to 12:00" in card and "new" not in card
     finally:
         data.close()
+
+
+def test_a_target_not_reached_never_reads_100_percent() -> None:
+    """4,996 of a 5,000 target drew "100% of 5,000" (99.92 rounded): a goal shown as met that
+    was not. The share is cut down, never rounded up: 99% below the target, 100% from it on
+    (29 of 100 is 29%, though 0.29 * 100 is 28.999999999999996 in binary)."""
+    assert "<span>99% of 5,000</span>" in pages.progress_bar(4996 / 5000, 5000.0, None)
+    assert "<span>100% of 5,000</span>" in pages.progress_bar(1.0, 5000.0, None)
+    assert "<span>100% of 5,000</span>" in pages.progress_bar(5004 / 5000, 5000.0, None)
+    assert "<span>0% of 5,000</span>" in pages.progress_bar(4 / 5000, 5000.0, None)
+    assert "<span>124% of 800</span>" in pages.progress_bar(999 / 800, 800.0, None)
+    assert "<span>29% of 100</span>" in pages.progress_bar(29 / 100, 100.0, None)
