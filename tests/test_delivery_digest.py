@@ -446,3 +446,23 @@ def test_a_share_changes_in_percentage_points_in_messages() -> None:
     assert kpi_line(same.lines[0]) == "Conversion: 12% ➡ 0 pp (0.00%)"
     from_zero = Digest.from_delivery(dataclasses.replace(d, previous={"app.conversion": 0.0}))
     assert kpi_line(from_zero.lines[0]) == "Conversion: 12% ⬆ 12 pp"
+
+
+def test_the_email_colours_a_change_by_the_kpis_direction() -> None:
+    """The email coloured every rise green and every fall red, so churn going up (with
+    `higher_is_better: false`) showed green, as good news. A change is green when it goes the
+    KPI's good way, red otherwise, as on the dashboard."""
+    values = {"app.churn": 12.0, "app.stars": 1647.0, "app.latency": 80.0}
+    specs = {
+        "app.churn": KpiSpec(title="Churn", higher_is_better=False),
+        "app.stars": KpiSpec(title="Stars"),
+        "app.latency": KpiSpec(title="Latency", higher_is_better=False),
+    }
+    previous = {"app.churn": 10.0, "app.stars": 1620.0, "app.latency": 95.0}
+    d = delivery(values=values, order=list(values), previous=previous, kpis=specs, errors=[])
+    html = email.digest_html(Digest.from_delivery(d))
+    colour = {
+        title: html.split(f"<b>{title}</b>", 1)[1].split("color:", 1)[1][:7]
+        for title in ("Churn", "Stars", "Latency")
+    }
+    assert colour == {"Churn": "#cf222e", "Stars": "#1a7f37", "Latency": "#1a7f37"}

@@ -51,6 +51,7 @@ class DigestLine:
     unit: str | None = None
     previous: float | None = None  # None: nothing to compare with
     group: str | None = None  # its `group:` (a heading in messages and reports)
+    higher_is_better: bool = True  # its `higher_is_better:` (which way a change is good)
     #: the value as people read it: "1,647", "$1,200", "59.5%"
     formatted: str = field(init=False)
     #: the relative change in percent; None without a previous value, from 0, or past any float
@@ -73,6 +74,13 @@ class DigestLine:
             up, down = self.value > self.previous, self.value < self.previous
             direction = "up" if up else "down" if down else "flat"
         object.__setattr__(self, "direction", direction)
+
+    @property
+    def trend(self) -> Literal["good", "bad"] | None:
+        """Whether the change went the KPI's good way; None when flat or nothing to compare."""
+        if self.direction in (None, "flat"):
+            return None
+        return "good" if (self.direction == "up") == self.higher_is_better else "bad"
 
     @property
     def marker(self) -> str:
@@ -139,6 +147,7 @@ class Digest:
                 delivery.unit(kpi),
                 delivery.previous.get(kpi) if delivery.compare_days else None,
                 _group(kpi, delivery.kpis),
+                _higher_is_better(kpi, delivery.kpis),
             )
             for kpi in in_groups(delivery.ordered, delivery.kpis)
         ]
@@ -192,6 +201,7 @@ class Digest:
                 _unit(k, specs),
                 previous.get(k),
                 _group(k, specs),
+                _higher_is_better(k, specs),
             )
             for k in in_groups(ids, specs)
         ]
@@ -278,6 +288,11 @@ def in_groups(ids: Sequence[str], specs: Mapping[str, KpiSpec]) -> list[str]:
 def _group(kpi: str, specs: Mapping[str, KpiSpec]) -> str | None:
     spec = specs.get(kpi)
     return spec.group if spec is not None else None
+
+
+def _higher_is_better(kpi: str, specs: Mapping[str, KpiSpec]) -> bool:
+    spec = specs.get(kpi)
+    return spec.higher_is_better if spec is not None else True
 
 
 def _title(kpi: str, specs: Mapping[str, KpiSpec]) -> str:
