@@ -493,6 +493,36 @@ def test_every_text_is_escaped(client: Any) -> None:
     assert "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e" in page  # the JSON for the chart
 
 
+def spark_points(svg: str) -> list[tuple[float, float]]:
+    """Every point a sparkline draws, left to right: its lines' and its dots'."""
+    points = [
+        tuple(map(float, p.split(",")))
+        for line in re.findall(r'<polyline points="([^"]*)"', svg)
+        for p in line.split()
+    ]
+    points += [
+        (float(x), float(y)) for x, y in re.findall(r'<circle cx="([^"]*)" cy="([^"]*)"', svg)
+    ]
+    return sorted(points)  # type: ignore[arg-type]
+
+
+def test_a_sparkline_breaks_at_a_period_without_a_value() -> None:
+    """A sparkline drew one line through the periods that have a value, joining across a
+    missing one as if nothing were missing, and a value alone between two gaps (or the only
+    one) drew nothing at all. The line breaks at each gap now, and a lone value is a dot."""
+    values = [1.0, 2.0, None, 3.0, None, None, 4.0, 5.0, 6.0]
+    svg = pages.sparkline(values, width=120, height=32)
+    lines = re.findall(r'<polyline points="([^"]*)"', svg)
+    assert [len(line.split()) for line in lines] == [2, 3]
+    dots = re.findall(r'<circle cx="([^"]*)"', svg)
+    assert [float(x) for x in dots] == [2 + 116 * 3 / 8]  # the 3, at its own period
+    assert [x for x, _ in spark_points(svg)] == [
+        pytest.approx(2 + 116 * i / 8) for i in (0, 1, 3, 6, 7, 8)
+    ]
+    alone = pages.sparkline([None, 7.0, None], width=120, height=32)
+    assert 'data-points="1"' in alone and "<circle" in alone and "<polyline" not in alone
+
+
 @pytest.mark.parametrize(
     "values",
     [
@@ -507,9 +537,7 @@ def test_a_sparkline_of_extreme_values_is_drawn(values: list[float | None]) -> N
     (the browser then drops the whole line). Now every point is a finite coordinate, the
     largest value at the top, the smallest at the bottom."""
     svg = pages.sparkline(values, width=120, height=32)
-    found = re.search(r'<polyline points="([^"]*)"', svg)
-    assert found is not None
-    points = [tuple(map(float, p.split(","))) for p in found.group(1).split()]
+    points = spark_points(svg)
     assert len(points) == sum(v is not None for v in values)
     assert all(math.isfinite(x) and math.isfinite(y) for x, y in points)
     known = [v for v in values if v is not None]

@@ -151,7 +151,8 @@ def sparkline(
     height: int = 32,
     marks: Sequence[tuple[int, str]] = (),
 ) -> str:
-    """An inline SVG line through the values (one per period, oldest left, None for a gap);
+    """An inline SVG line through the values (one per period, oldest left, None for a gap,
+    where the line breaks; a value alone between gaps is a dot);
     `data-points` tells how many periods have a value; `marks` (period index, note text)
     are notes, drawn as thin vertical lines with the text as their tooltip."""
     known = [(i, float(v)) for i, v in enumerate(values) if v is not None and math.isfinite(v)]
@@ -177,16 +178,30 @@ def sparkline(
     low = min(v for _, v in known) / 2
     high = max(v for _, v in known) / 2
     span = high - low or 1.0
-    coords = []
+    # a line per run of periods with values: a period without one is a gap, never bridged;
+    # a value alone between gaps is a dot
+    runs: list[list[tuple[float, float]]] = []
+    last = -2
     for i, v in known:
-        x = x_of(i)
         y = height - pad - (height - 2 * pad) * ((v / 2 - low) / span if high != low else 0.5)
-        coords.append(f"{x:.1f},{y:.1f}")
+        if i != last + 1:
+            runs.append([])
+        runs[-1].append((x_of(i), y))
+        last = i
+    shapes = "".join(
+        (
+            '<polyline points="{}" vector-effect="non-scaling-stroke"/>'.format(
+                " ".join(f"{x:.1f},{y:.1f}" for x, y in run)
+            )
+            if len(run) > 1
+            else f'<circle cx="{run[0][0]:.1f}" cy="{run[0][1]:.1f}" r="1.5"/>'
+        )
+        for run in runs
+    )
     return (
         f'<svg class="{css}" viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
         f'data-points="{n}" data-notes="{len(marks)}" role="img" '
-        f'aria-label="trend over {len(values)} periods">{notes}'
-        f'<polyline points="{" ".join(coords)}" vector-effect="non-scaling-stroke"/></svg>'
+        f'aria-label="trend over {len(values)} periods">{notes}{shapes}</svg>'
     )
 
 
