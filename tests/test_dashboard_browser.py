@@ -282,6 +282,7 @@ def test_a_brand_new_config_is_not_an_alarm_and_every_empty_view_says_what_to_do
                 empty = page.locator("#chart p.empty")
                 empty.wait_for()
                 assert "No values for Support queue yet" in empty.inner_text()
+                assert empty.locator("bdi").inner_text() == "Support queue"  # its own direction
                 assert "kpi run" in empty.inner_text()
                 assert page.locator("#chart canvas").count() == 0
                 page.goto(url + "/runs")

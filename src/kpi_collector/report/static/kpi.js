@@ -154,11 +154,13 @@
     };
   }
 
-  /* An empty window says what to do instead of drawing an empty chart. */
-  function emptyParts(doc, hasHistory) {  /* [text, code, text, ...] */
-    if (hasHistory) return ["No values in this range: choose a longer one (or all)."];
-    return ["No values for " + doc.title + " yet: ", "kpi run", " collects the first one; ",
-      "kpi backfill", " imports past values where its source can give them."];
+  /* An empty window says what to do instead of drawing an empty chart: [element, text]
+     parts, the KPI's title in <bdi> (its own direction, as on the server's page). */
+  function emptyParts(doc, hasHistory) {
+    if (hasHistory) return [["span", "No values in this range: choose a longer one (or all)."]];
+    return [["span", "No values for "], ["bdi", doc.title], ["span", " yet: "], ["code", "kpi run"],
+      ["span", " collects the first one; "], ["code", "kpi backfill"],
+      ["span", " imports past values where its source can give them."]];
   }
 
   function draw(el, doc, height, hasHistory) {
@@ -167,9 +169,9 @@
     if (doc.points.length === 0) {
       var p = document.createElement("p");
       p.className = "empty";
-      emptyParts(doc, hasHistory).forEach(function (text, i) {
-        var part = document.createElement(i % 2 ? "code" : "span");
-        part.textContent = text;
+      emptyParts(doc, hasHistory).forEach(function (item) {
+        var part = document.createElement(item[0]);
+        part.textContent = item[1];
         p.appendChild(part);
       });
       el.appendChild(p);
