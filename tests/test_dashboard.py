@@ -1953,3 +1953,28 @@ def test_a_target_not_reached_never_reads_100_percent() -> None:
     assert "<span>0% of 5,000</span>" in pages.progress_bar(4 / 5000, 5000.0, None)
     assert "<span>124% of 800</span>" in pages.progress_bar(999 / 800, 800.0, None)
     assert "<span>29% of 100</span>" in pages.progress_bar(29 / 100, 100.0, None)
+
+
+def test_a_source_that_failed_stays_failing_after_a_run_of_other_sources(tmp_path: Path) -> None:
+    """web failed in the 07:00 run; pypi, on its own schedule, ran alone at 07:15 without an
+    error. The overview read only the newest run: web's tile and its line under the sources
+    lost their "failing" at 07:15, as if web had recovered. A source is failing while its
+    newest run that included it failed."""
+    config = _copy_of(build_store(tmp_path / "built"), tmp_path / "copy")
+    store = HistoryStore(config.store_url)
+    ts = NOW.timestamp() - 60
+    run = store.begin_run(started_at=ts)
+    store.finish_run(run, observations=[("pypi.downloads", ts, 3.0, "pypi")], finished_at=ts)
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    try:
+        doc = data.overview("day")
+        web = next(t for t in doc["kpis"] if t["id"] == "web.xss")
+        assert web["status"] == "failing" and "HTTP 500" in (web["error"] or "")
+        assert SECRET not in (web["error"] or "")
+        source = next(s for s in doc["sources"] if s["name"] == "web")
+        assert source["status"] == "failing" and source["error"] == web["error"]
+        crm = next(s for s in doc["sources"] if s["name"] == "crm")
+        assert crm["status"] != "failing"  # its newest run stored its value
+    finally:
+        data.close()

@@ -459,7 +459,8 @@ class DashboardData:
         lone = [k for k in ids if sum(v is not None for v in sparks.get(k, ())) == 1]
         before = self._period_before(lone, period, since)
         runs = self.store.runs(1)
-        failures = self._failures(runs[0] if runs else None)
+        standing = self._standing_failures()
+        failures = {**standing, **self._failures(runs[0] if runs else None)}
         tiles: list[Tile] = []
         raw_latest: dict[str, Any] | None = None
         #: the KPIs whose unfinished period is compared with part of the one before: (its
@@ -544,7 +545,7 @@ class DashboardData:
             "periods": labels,
             "north_star": self.config.settings.north_star,
             "last_run": last_run,
-            "sources": self._sources(newest, runs[0] if runs else None, now),
+            "sources": self._sources(newest, runs[0] if runs else None, now, standing),
             "health": self.health() if only is None else None,
             "sections": [{"group": group, "kpis": members} for group, members in sections],
             "annotations": [
@@ -702,6 +703,18 @@ class DashboardData:
         spec = self.config.kpis.get(kpi)
         return bool(spec and spec.formula)
 
+    def _standing_failures(self) -> dict[str, str]:
+        """The sources whose newest run that included them (values or errors, among the
+        newest 50 runs) failed, with that error, redacted: a run of other sources since
+        (a source's own `schedule:`) does not make them look fine."""
+        from kpi_collector.store.runs import failing_streaks
+
+        names = [s.name for s in self.config.sources if s.enabled]
+        if not names:
+            return {}
+        streaks = failing_streaks(self.store, names, depth=1)
+        return {name: redact(msg) for name, (streak, msg) in streaks.items() if streak and msg}
+
     def _failures(self, run: RunRecord | None) -> dict[str, str]:
         """The newest run's errors, redacted: by KPI id (one metric, or a formula) and by
         source name (a whole source); the first error of each."""
@@ -715,10 +728,15 @@ class DashboardData:
         return out
 
     def _sources(
-        self, tiles: dict[str, Tile], run: RunRecord | None, now: float
+        self,
+        tiles: dict[str, Tile],
+        run: RunRecord | None,
+        now: float,
+        standing: dict[str, str] | None = None,
     ) -> list[SourceStatusDoc]:
-        """Each configured source: ok, failing (with its error from the newest run) or stale;
-        then each derived KPI (formula) that failed, under its own id."""
+        """Each configured source: ok, failing (with its error from the newest run, or from
+        `standing`: its newest run that included it) or stale; then each derived KPI
+        (formula) that failed, under its own id."""
         errors: dict[str, str] = {}
         formulas: set[str] = set()
         for error in run.errors if run else []:
@@ -727,6 +745,8 @@ class DashboardData:
                 name = error.kpi
                 formulas.add(name)
             errors.setdefault(name, redact(error.message))
+        for name, message in (standing or {}).items():
+            errors.setdefault(name, message)
         by_source: dict[str, list[Tile]] = {}
         for kpi, tile in tiles.items():
             by_source.setdefault(kpi.partition(".")[0], []).append(tile)
