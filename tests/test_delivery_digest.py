@@ -466,3 +466,28 @@ def test_the_email_colours_a_change_by_the_kpis_direction() -> None:
         for title in ("Churn", "Stars", "Latency")
     }
     assert colour == {"Churn": "#cf222e", "Stars": "#1a7f37", "Latency": "#1a7f37"}
+
+
+def test_the_report_lists_a_source_still_failing_after_a_run_of_others(tmp_path: Path) -> None:
+    """`kpi report` listed the failures of the newest run only: podcast failed in the morning's
+    full run, github ran alone on its own schedule an hour later, and the report said no
+    source was failing. A source still failing in its newest run that included it is
+    listed, after the newest run's own failures."""
+    store = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
+    hour = 3600.0
+    for ts, errors in (
+        (NOW.timestamp() - hour, [("podcast", None, "login refused", False)]),
+        (NOW.timestamp(), []),
+    ):
+        run = store.begin_run(started_at=ts)
+        store.finish_run(run, observations=[("github.stars", ts, 1648.0, "github")], errors=errors)
+    digest = Digest.from_store(store, compare_days=None, now=NOW, sources=["github", "podcast"])
+    assert digest.errors == [DigestError("podcast", "login refused")]
+    fixed = store.begin_run(started_at=NOW.timestamp() + 60)
+    store.finish_run(
+        fixed, observations=[("podcast.downloads", NOW.timestamp() + 60, 5.0, "podcast")]
+    )
+    later = datetime.fromtimestamp(NOW.timestamp() + 120, UTC)
+    digest = Digest.from_store(store, compare_days=None, now=later, sources=["github", "podcast"])
+    assert digest.errors == []
+    store.close()

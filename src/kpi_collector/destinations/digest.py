@@ -173,12 +173,15 @@ class Digest:
         compare_days: int | None = 14,
         tz: ZoneInfo | str = "UTC",
         now: datetime | None = None,
+        sources: Sequence[str] | None = None,
     ) -> Digest:
         """The digest of the newest stored values (for `kpi report --out FILE.md`).
 
         `order` fixes the KPI order (default: north star, configured KPIs, then the rest), then
-        the lines go by `group:`; the failures are those of the newest run; the notes those
-        from `compare_days` before the period's start to today.
+        the lines go by `group:`; the failures are those of the newest run, then those of each
+        of `sources` (default: those of the stored KPIs) whose newest run that included it
+        failed (a run of other sources since does not clear it); the notes those from
+        `compare_days` before the period's start to today.
         """
         zone = ZoneInfo(tz) if isinstance(tz, str) else tz
         moment = now or datetime.now(UTC)
@@ -190,9 +193,15 @@ class Digest:
         if compare_days:
             previous = compared_values(store, ids, moment, compare_days, zone)
         runs = store.runs(1)
-        errors = [
-            DigestError(e.kpi or e.source, e.message) for e in (runs[0].errors if runs else [])
-        ]
+        newest_errors = runs[0].errors if runs else []
+        errors = [DigestError(e.kpi or e.source, e.message) for e in newest_errors]
+        from kpi_collector.store.runs import failing_streaks
+
+        named = {e.source for e in newest_errors}
+        names = list(sources) if sources is not None else sorted({k.split(".")[0] for k in latest})
+        for name, (streak, message) in failing_streaks(store, names, depth=1).items():
+            if streak and message and name not in named:
+                errors.append(DigestError(name, message))
         lines = [
             DigestLine(
                 k,

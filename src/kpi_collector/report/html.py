@@ -67,6 +67,7 @@ def _digest(config: Config, period: str, compare_days: int | None, now: datetime
             compare_days=compare_days,
             tz=config.tz,
             now=now,
+            sources=[s.name for s in config.sources if s.enabled],
         )
     finally:
         store.close()
