@@ -493,6 +493,36 @@ def test_every_text_is_escaped(client: Any) -> None:
     assert "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e" in page  # the JSON for the chart
 
 
+def spark_points(svg: str) -> list[tuple[float, float]]:
+    """Every point a sparkline draws, left to right: its lines' and its dots'."""
+    points = [
+        tuple(map(float, p.split(",")))
+        for line in re.findall(r'<polyline points="([^"]*)"', svg)
+        for p in line.split()
+    ]
+    points += [
+        (float(x), float(y)) for x, y in re.findall(r'<circle cx="([^"]*)" cy="([^"]*)"', svg)
+    ]
+    return sorted(points)  # type: ignore[arg-type]
+
+
+def test_a_sparkline_breaks_at_a_period_without_a_value() -> None:
+    """A sparkline drew one line through the periods that have a value, joining across a
+    missing one as if nothing were missing, and a value alone between two gaps (or the only
+    one) drew nothing at all. The line breaks at each gap now, and a lone value is a dot."""
+    values = [1.0, 2.0, None, 3.0, None, None, 4.0, 5.0, 6.0]
+    svg = pages.sparkline(values, width=120, height=32)
+    lines = re.findall(r'<polyline points="([^"]*)"', svg)
+    assert [len(line.split()) for line in lines] == [2, 3]
+    dots = re.findall(r'<circle cx="([^"]*)"', svg)
+    assert [float(x) for x in dots] == [2 + 116 * 3 / 8]  # the 3, at its own period
+    assert [x for x, _ in spark_points(svg)] == [
+        pytest.approx(2 + 116 * i / 8) for i in (0, 1, 3, 6, 7, 8)
+    ]
+    alone = pages.sparkline([None, 7.0, None], width=120, height=32)
+    assert 'data-points="1"' in alone and "<circle" in alone and "<polyline" not in alone
+
+
 @pytest.mark.parametrize(
     "values",
     [
@@ -507,9 +537,7 @@ def test_a_sparkline_of_extreme_values_is_drawn(values: list[float | None]) -> N
     (the browser then drops the whole line). Now every point is a finite coordinate, the
     largest value at the top, the smallest at the bottom."""
     svg = pages.sparkline(values, width=120, height=32)
-    found = re.search(r'<polyline points="([^"]*)"', svg)
-    assert found is not None
-    points = [tuple(map(float, p.split(","))) for p in found.group(1).split()]
+    points = spark_points(svg)
     assert len(points) == sum(v is not None for v in values)
     assert all(math.isfinite(x) and math.isfinite(y) for x, y in points)
     known = [v for v in values if v is not None]
@@ -1768,7 +1796,9 @@ def test_a_tile_older_than_its_sparkline_shows_its_period_by_agg(
 def test_a_tile_compares_with_a_period_before_its_sparkline(tmp_path: Path) -> None:
     """`previous` is the period before the newest that has a value, even when that one is
     older than the sparkline's window: a KPI collected monthly, per day (30 days from
-    2 March 2026), compares 31 March (12) with 27 February (4 + 6 by agg: sum = 10)."""
+    2 March 2026), compares 31 March (12, collected at 09:00; the day is not over at 12:00)
+    with 27 February up to 12:00 (4; its 6 at 23:30 came later that day: by agg sum the
+    whole day is 10, which the month compares)."""
     (tmp_path / "kpi.yaml").write_text(
         "store: sqlite:///kpi.db\ntimezone: Europe/Berlin\n"
         "kpis:\n  crm.mrr: {agg: sum}\nsources:\n"
@@ -1792,8 +1822,9 @@ def test_a_tile_compares_with_a_period_before_its_sparkline(tmp_path: Path) -> N
     data = DashboardData(config, clock=NOW.timestamp)
     tile = data.overview("day")["kpis"][0]
     assert (tile["period"], tile["value"]) == ("2026-03-31", 12.0)
-    assert (tile["previous_period"], tile["previous"], tile["change"]) == ("2026-02-27", 10.0, 2.0)
-    assert tile["change_pct"] == pytest.approx(20.0)
+    assert (tile["previous_period"], tile["previous"], tile["change"]) == ("2026-02-27", 4.0, 8.0)
+    assert tile["previous_until"] == "2026-02-27T12:00:00+01:00"
+    assert tile["change_pct"] == pytest.approx(200.0)
     month = data.overview("month")["kpis"][0]  # both months in the window: unchanged
     assert (month["previous_period"], month["previous"], month["value"]) == (
         "2026-02-01",
@@ -1801,3 +1832,154 @@ def test_a_tile_compares_with_a_period_before_its_sparkline(tmp_path: Path) -> N
         12.0,
     )
     data.close()
+
+
+def test_an_unfinished_sum_is_compared_with_the_same_part_of_the_period_before(
+    client: Any,
+) -> None:
+    """pypi.downloads (agg: sum) on 31 March at 12:00 in Berlin held the night's one value,
+    and its tile compared it with the whole of 30 March (four values): a drop every morning
+    that was never one. An unfinished period of a sum (or max, min) is compared with
+    the same part of the period before, by the local clock, and the tile says up to when:
+    the day with 30 March to 12:00; the week (from Monday 30 March) with last week to
+    Tuesday 12:00, in winter time then (UTC+1); the month with the whole of February, which
+    ended before its 31st day. A `last` KPI still compares whole periods."""
+    start = (NOW - timedelta(days=DAYS)).date()
+
+    def index(day: date) -> int:
+        return (day - start).days
+
+    def downloads(*stamps: tuple[date, int]) -> float:
+        return sum(value_of("pypi.downloads", index(d), h) for d, h in stamps)
+
+    mar = {d: date(2026, 3, d) for d in range(22, 32)}
+    today = downloads((mar[30], 23))  # 01:00 in Berlin: the store's newest value
+    expected = {
+        # Berlin is UTC+2 from 29 March: 30 March 00:00-12:00 is 29 March 22:00-30 March 10:00 UTC
+        "day": (
+            "2026-03-30",
+            "2026-03-30T12:00:00+02:00",
+            today,
+            downloads((mar[29], 23), (mar[30], 1), (mar[30], 7)),
+        ),
+        # and UTC+1 before: Monday 23 March 00:00 to Tuesday 24 March 12:00 is 22 March 23:00
+        # to 24 March 11:00 UTC
+        "week": (
+            "2026-03-23",
+            "2026-03-24T12:00:00+01:00",
+            today + downloads((mar[29], 23), (mar[30], 1), (mar[30], 7), (mar[30], 13)),
+            downloads((mar[22], 23), *((mar[23], h) for h in HOURS), (mar[24], 1), (mar[24], 7)),
+        ),
+    }
+    for period, (before, until, value, previous) in expected.items():
+        doc = client.get("/api/kpis", params={"period": period}).json()
+        tile = next(t for t in doc["kpis"] if t["id"] == "pypi.downloads")
+        assert tile["value"] == pytest.approx(value), period
+        assert tile["previous"] == pytest.approx(previous), period
+        assert (tile["previous_period"], tile["previous_until"]) == (before, until), period
+        assert tile["change"] == pytest.approx(value - previous), period
+        html = client.get("/", params={"period": period}).text
+        card = html.split('data-kpi="pypi.downloads"', 1)[1].split("</article>", 1)[0]
+        shown = "12:00" if period == "day" else "2026-03-24 12:00"
+        assert f"vs {before} up to {shown}</span>" in card, period
+    month = client.get("/api/kpis", params={"period": "month"}).json()
+    tile = next(t for t in month["kpis"] if t["id"] == "pypi.downloads")
+    february = [date(2026, 2, 1) + timedelta(days=i) for i in range(28)]
+    whole = downloads(*((d, h) for d in february for h in HOURS), (date(2026, 1, 31), 23))
+    whole -= value_of("pypi.downloads", index(date(2026, 2, 28)), 23)  # 1 March in Berlin
+    assert (tile["previous_period"], tile["previous_until"]) == ("2026-02-01", None)
+    assert tile["previous"] == pytest.approx(whole)
+    star = client.get("/api/kpis").json()["kpis"][0]  # agg: last
+    assert (star["previous_period"], star["previous_until"]) == ("2026-03-30", None)
+
+
+def test_an_unfinished_sum_reads_so_far_on_its_kpi_page(client: Any) -> None:
+    """The KPI page's last point of a sum is today's value so far, drawn and listed beside the
+    previous window's whole days as if it were one (a drop on every chart). The point says
+    `partial`, and the table reads "(so far)" after it; a `last` KPI's newest point is
+    whole."""
+    doc = client.get("/api/kpis/pypi.downloads/series", params={"range": "30d"}).json()
+    assert doc["points"][-1]["period"] == "2026-03-31" and doc["points"][-1]["partial"] is True
+    assert not any(p.get("partial") for p in doc["points"][:-1])
+    week = client.get("/api/kpis/pypi.downloads/series", params={"period": "week"}).json()
+    assert week["points"][-1]["period"] == "2026-03-30" and week["points"][-1]["partial"]
+    page = client.get("/kpi/pypi.downloads", params={"range": "30d"}).text
+    table = page.split('<table class="values">', 1)[1]
+    first = table.split("<tbody>", 1)[1].split("</tr>", 1)[0]
+    assert f"<td class=num>{doc['points'][-1]['text']} (so far)</td>" in first
+    star = client.get("/api/kpis/crm.paying/series", params={"range": "30d"}).json()
+    assert "partial" not in star["points"][-1]
+
+
+def test_an_unfinished_sum_whose_period_before_had_nothing_by_then_is_not_new(
+    tmp_path: Path,
+) -> None:
+    """Yesterday's only value came in the evening: by noon it had none, so there is nothing to
+    compare today's morning with. The tile says so, never "new" (the KPI is not) nor a
+    change against the whole of yesterday."""
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\ntimezone: Europe/Berlin\n"
+        "kpis:\n  crm.calls: {agg: sum}\nsources:\n"
+        "  - {name: crm, type: http_json, url: 'http://127.0.0.1:9/', metrics: {calls: d}}\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    store = HistoryStore(config.store_url)
+    for when, value in (
+        (datetime(2026, 3, 30, 18, tzinfo=UTC), 7.0),  # 20:00 in Berlin
+        (datetime(2026, 3, 31, 7, tzinfo=UTC), 3.0),  # 09:00
+    ):
+        run = store.begin_run(started_at=when.timestamp())
+        store.finish_run(run, observations=[("crm.calls", when.timestamp(), value, "crm")])
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    try:
+        tile = data.overview("day")["kpis"][0]
+        assert (tile["value"], tile["previous"], tile["change"], tile["change_text"]) == (
+            3.0,
+            None,
+            None,
+            "",
+        )
+        assert tile["previous_until"] == "2026-03-30T12:00:00+02:00"
+        card = pages.tile_html(tile)
+        assert "2026-03-30 had no value up to 12:00" in card and "new" not in card
+    finally:
+        data.close()
+
+
+def test_a_target_not_reached_never_reads_100_percent() -> None:
+    """4,996 of a 5,000 target drew "100% of 5,000" (99.92 rounded): a goal shown as met that
+    was not. The share is cut down, never rounded up: 99% below the target, 100% from it on
+    (29 of 100 is 29%, though 0.29 * 100 is 28.999999999999996 in binary)."""
+    assert "<span>99% of 5,000</span>" in pages.progress_bar(4996 / 5000, 5000.0, None)
+    assert "<span>100% of 5,000</span>" in pages.progress_bar(1.0, 5000.0, None)
+    assert "<span>100% of 5,000</span>" in pages.progress_bar(5004 / 5000, 5000.0, None)
+    assert "<span>0% of 5,000</span>" in pages.progress_bar(4 / 5000, 5000.0, None)
+    assert "<span>124% of 800</span>" in pages.progress_bar(999 / 800, 800.0, None)
+    assert "<span>29% of 100</span>" in pages.progress_bar(29 / 100, 100.0, None)
+
+
+def test_a_source_that_failed_stays_failing_after_a_run_of_other_sources(tmp_path: Path) -> None:
+    """web failed in the 07:00 run; pypi, on its own schedule, ran alone at 07:15 without an
+    error. The overview read only the newest run: web's tile and its line under the sources
+    lost their "failing" at 07:15, as if web had recovered. A source is failing while its
+    newest run that included it failed."""
+    config = _copy_of(build_store(tmp_path / "built"), tmp_path / "copy")
+    store = HistoryStore(config.store_url)
+    ts = NOW.timestamp() - 60
+    run = store.begin_run(started_at=ts)
+    store.finish_run(run, observations=[("pypi.downloads", ts, 3.0, "pypi")], finished_at=ts)
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    try:
+        doc = data.overview("day")
+        web = next(t for t in doc["kpis"] if t["id"] == "web.xss")
+        assert web["status"] == "failing" and "HTTP 500" in (web["error"] or "")
+        assert SECRET not in (web["error"] or "")
+        source = next(s for s in doc["sources"] if s["name"] == "web")
+        assert source["status"] == "failing" and source["error"] == web["error"]
+        crm = next(s for s in doc["sources"] if s["name"] == "crm")
+        assert crm["status"] != "failing"  # its newest run stored its value
+    finally:
+        data.close()

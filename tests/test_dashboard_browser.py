@@ -282,6 +282,7 @@ def test_a_brand_new_config_is_not_an_alarm_and_every_empty_view_says_what_to_do
                 empty = page.locator("#chart p.empty")
                 empty.wait_for()
                 assert "No values for Support queue yet" in empty.inner_text()
+                assert empty.locator("bdi").inner_text() == "Support queue"  # its own direction
                 assert "kpi run" in empty.inner_text()
                 assert page.locator("#chart canvas").count() == 0
                 page.goto(url + "/runs")
@@ -636,3 +637,146 @@ def test_periods_read_as_stored_in_a_browser_west_of_utc(
         assert not visitor.errors and not visitor.outside and not visitor.dialogs
     finally:
         visitor.close()
+
+
+def test_a_day_without_a_value_is_a_gap_and_the_days_around_it_still_draw(
+    browser: Any, tmp_path: Path
+) -> None:
+    """The chart's x was the list of days that have a value: a day without one was left out,
+    so the line joined its neighbours across it as if nothing were missing, and the previous
+    window's value of that day had no place and was dropped. Now x is every period of the
+    window: a missing day is a gap (null) in the line, the comparisons keep their value
+    there, and a day alone between two gaps (no segment to draw) is drawn as a dot, also
+    where the line has no dots (more than 60 points)."""
+    from datetime import timedelta
+
+    from kpi_collector.store import HistoryStore
+
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "timezone: Europe/Berlin\n"
+        "kpis: {web.users: {title: Users}}\n"
+        'sources: [{name: web, type: http_json, url: "http://127.0.0.1:9/",'
+        " metrics: {users: d.u}}]\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    store = HistoryStore(config.store_url)
+    run = store.begin_run(started_at=NOW.timestamp() - 60)
+    missing_days = {3, 4, 5, 7, 9}  # days ago: 6 and 8 are alone between gaps
+    days = [d for d in range(200) if d not in missing_days]
+    store.finish_run(
+        run,
+        observations=[
+            ("web.users", (NOW - timedelta(days=d, hours=2)).timestamp(), 1000.0 - d, "web")
+            for d in days
+        ],
+    )
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    try:
+        with ServerThread(create_app(config, data=data)) as url:
+            visitor = Watched(browser, url, viewport={"width": 1280, "height": 900})
+            try:
+                page = visitor.page
+                for key, count in (("30d", 30), ("90d", 90)):
+                    page.goto(url + f"/kpi/web.users?period=day&range={key}")
+                    page.wait_for_selector(f"#chart[data-loaded='day/{key}'] canvas")
+                    state = page.evaluate(
+                        """() => { const u = window.kpiCharts[0].chart;
+                             return {x: u.data[0].length, current: u.data[1], previous: u.data[2],
+                                     dots: u.series[1].points.filter(u, 1, false, null)}; }"""
+                    )
+                    doc = data.series("web.users", "day", data_since(data, "day", count))
+                    assert state["x"] == count  # every day of the window, today's last
+                    gaps = [count - 1 - d for d in sorted(missing_days)]
+                    assert [i for i, v in enumerate(state["current"]) if v is None] == sorted(gaps)
+                    assert [v for v in state["current"] if v is not None] == [
+                        p["value"] for p in doc["points"]
+                    ]
+                    assert all(state["previous"][i] is not None for i in gaps)
+                    assert state["dots"] == [count - 1 - 8, count - 1 - 6]
+                assert not visitor.errors and not visitor.outside and not visitor.dialogs
+            finally:
+                visitor.close()
+    finally:
+        data.close()
+
+
+def test_right_to_left_text_never_moves_the_numbers_beside_it(browser: Any, tmp_path: Path) -> None:
+    """A Hebrew KPI id or title in a line with numbers after it (the runs page's `app.משתמשים:
+    500 Internal Server Error`): the bidi algorithm took the `500` into the Hebrew run and
+    drew it left of the Hebrew, as if the error were `app.500: משתמשים`. User text is in
+    `<bdi>` now (titles, groups, names, notes, errors): the number stays after it, on the
+    right, as in the text."""
+    from kpi_collector.store import HistoryStore
+
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "kpis: {app.משתמשים: {title: משתמשים פעילים, group: מוצר}}\n"
+        'sources: [{name: app, type: http_json, url: "http://127.0.0.1:9/",'
+        " metrics: {משתמשים: d.u}}]\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    store = HistoryStore(config.store_url)
+    first = store.begin_run(started_at=NOW.timestamp() - 7200)
+    store.finish_run(first, observations=[("app.משתמשים", NOW.timestamp() - 7200, 12.0, "app")])
+    run = store.begin_run(started_at=NOW.timestamp() - 60)
+    store.finish_run(
+        run, observations=[], errors=[("app", "app.משתמשים", "500 Internal Server Error", True)]
+    )
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    try:
+        with ServerThread(create_app(config, data=data)) as url:
+            visitor = Watched(browser, url, viewport={"width": 1280, "height": 900})
+            try:
+                page = visitor.page
+                page.goto(url + "/runs")
+                where = page.evaluate(
+                    """() => { const li = document.querySelector("ul.errors li");
+                         const name = li.querySelector("strong").getBoundingClientRect();
+                         const walker = document.createTreeWalker(li, NodeFilter.SHOW_TEXT);
+                         let node;
+                         while ((node = walker.nextNode()) && !node.data.includes("500")) {}
+                         const range = document.createRange();
+                         const at = node.data.indexOf("500");
+                         range.setStart(node, at); range.setEnd(node, at + 3);
+                         return {name: [name.left, name.right],
+                                 number: range.getBoundingClientRect().left}; }"""
+                )
+                assert where["number"] > where["name"][1], where
+                page.goto(url + "/")
+                assert page.locator("h2.group bdi").inner_text() == "מוצר"
+                assert page.locator(".tile .title bdi").inner_text() == "משתמשים פעילים"
+                assert not visitor.errors and not visitor.outside and not visitor.dialogs
+            finally:
+                visitor.close()
+    finally:
+        data.close()
+
+
+def test_an_unfinished_sum_reads_so_far_in_the_chart_and_table(
+    watched: Watched, server: tuple[str, DashboardData]
+) -> None:
+    """Today's sum is not over: the legend and the table (redrawn for another range) read its
+    value "(so far)", beside the previous window's whole days."""
+    url, data = server
+    page = watched.page
+    page.goto(url + "/kpi/pypi.downloads?period=day&range=30d")
+    page.wait_for_selector("#chart[data-loaded='day/30d'] canvas")
+    page.click('a[data-range="90d"]')
+    page.wait_for_selector("#chart[data-loaded='day/90d'] canvas")
+    text = data.series("pypi.downloads", "day")["points"][-1]["text"]
+    cells = page.locator("#table tbody tr").first.locator("td")
+    assert cells.nth(1).inner_text() == f"{text} (so far)"
+    assert page.locator("#table tbody tr").nth(1).locator("td").nth(1).inner_text() != ""
+    legend = page.evaluate(
+        """() => { const u = window.kpiCharts[0].chart;
+             const last = u.data[0].length - 1;
+             u.setCursor({left: u.valToPos(u.data[0][last], "x"), top: 5});
+             return document.querySelectorAll(".u-legend .u-series")[1]
+               .querySelector(".u-value").textContent; }"""
+    )
+    assert legend == f"{text} (so far)"

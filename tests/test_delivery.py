@@ -459,3 +459,31 @@ def test_a_period_another_process_delivered_while_this_one_waited_is_not_sent_ag
         other.release()
         waiting.join(60)
     assert recorder.got == [] and outcomes == []
+
+
+def test_compare_never_takes_a_value_far_older_than_n_days(tmp_path: Path) -> None:
+    """A source that failed for weeks: `compare: 14d` took its newest value before the day 14
+    days ago however old (40 days), and the message said "⬆ 400.00%" under "Changes against
+    14 days earlier". A value older than twice the N days is no comparison now (no marker);
+    one of 20 days (a source collected weekly, a day off) still is. The Markdown report
+    compares the same way."""
+    from kpi_collector.destinations.digest import Digest
+
+    recorder = Recorder(name="daily", every="day", compare="14d")
+    values = {"stars": 1.0}
+    p = make(tmp_path, recorder, values=values)
+    assert p.process(now=MONDAY - timedelta(days=40)).exit_code == 0
+    values["stars"] = 5.0
+    assert p.process(now=MONDAY).exit_code == 0
+    assert recorder.got[-1].previous == {}
+    assert Digest.from_delivery(recorder.got[-1]).lines[0].change_text == ""
+    assert p.store is not None
+    report = Digest.from_store(p.store, compare_days=14, tz="Europe/Berlin", now=MONDAY)
+    assert report.lines[0].previous is None
+    values["stars"] = 2.0
+    assert p.process(now=MONDAY + timedelta(days=20)).exit_code == 0  # 20 days: MONDAY's 5
+    assert recorder.got[-1].previous == {"github.stars": 5.0}
+    report = Digest.from_store(
+        p.store, compare_days=14, tz="Europe/Berlin", now=MONDAY + timedelta(days=20)
+    )
+    assert report.lines[0].previous == 5.0

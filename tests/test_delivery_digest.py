@@ -5,6 +5,7 @@ the email's text and HTML, the Markdown report."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -349,3 +350,144 @@ def test_a_one_day_comparison_is_one_day() -> None:
     assert Digest.from_delivery(delivery(compare_days=14)).comparison == (
         "Changes against 14 days earlier."
     )
+
+
+HEBREW = "משתמשים פעילים"  # "active users"
+FSI, PDI = "\u2068", "\u2069"
+
+
+def rtl_digest(**kpis: KpiSpec) -> Digest:
+    values = {"app.users": 1200.0}
+    specs = {"app.users": KpiSpec(title=HEBREW, unit="ש״ח"), **kpis}
+    errors = [("מקור", "שגיאה 500 מהשרת")]
+    d = delivery(values=values, order=list(values), previous={"app.users": 1000.0}, kpis=specs)
+    return Digest.from_delivery(dataclasses.replace(d, errors=errors))
+
+
+def test_right_to_left_titles_never_move_the_numbers_of_a_message() -> None:
+    """A Hebrew (or Arabic) title followed by its value: the bidi algorithm took the value and
+    the change for part of the title's right-to-left run, so `משתמשים פעילים: 1,200 ⬆ 20%`
+    showed the numbers on the title's side, their order reversed. Titles, values with a
+    right-to-left unit, failures and notes go between FIRST STRONG ISOLATE and POP
+    DIRECTIONAL ISOLATE in every plain-text and Markdown message now; other text as it is."""
+    digest = rtl_digest()
+    title, value = f"{FSI}{HEBREW}{PDI}", f"{FSI}1,200 ש״ח{PDI}"
+    line = f"{title}: {value} ⬆ 20.00%"
+    assert kpi_line(digest.lines[0]) == line
+    assert email.digest_text(digest).splitlines()[2] == line
+    assert f"- **{title}**: {value} ⬆ 20.00%" in digest_markdown(digest).splitlines()
+    assert f"**{title}**: {value} ⬆ 20.00%" in discord.digest_messages(digest)[0].splitlines()
+    assert slack.digest_text(digest).splitlines()[1] == line
+    [section] = slack.block_texts(slack.digest_blocks(digest)[1])
+    assert section == line
+    failure = f"{FSI}מקור{PDI}: {FSI}שגיאה 500 מהשרת{PDI}"
+    for text in (email.digest_text(digest), digest_markdown(digest), slack.digest_text(digest)):
+        assert failure in text
+    notes = dataclasses.replace(digest, notes=[(date(2026, 11, 20), "גרסה 2.0 שוחררה")])
+    assert f"- 2026-11-20: {FSI}גרסה 2.0 שוחררה{PDI}" in digest_markdown(notes).splitlines()
+    english = Digest.from_delivery(delivery())
+    for text in (email.digest_text(english), digest_markdown(english), slack.digest_text(english)):
+        assert FSI not in text and PDI not in text
+
+
+def test_bidi_controls_in_user_text_never_reach_a_message() -> None:
+    """A title holding RIGHT-TO-LEFT OVERRIDE (U+202E) reversed the rest of its line, the value
+    included (1,200 read 002,1), and one holding a POP DIRECTIONAL ISOLATE closed the isolate
+    early; a title's bidi controls are dropped."""
+    from kpi_collector.destinations.text import isolate
+
+    assert isolate("Users \u202e") == "Users "
+    assert isolate("א\u2069ב\u2066") == f"{FSI}אב{PDI}"
+    assert isolate("ARR (\u0661\u0662)") == f"{FSI}ARR (\u0661\u0662){PDI}"  # Arabic digits
+    digest = rtl_digest(**{"app.users": KpiSpec(title="Users\u202e reversed", unit="x")})
+    for text in (email.digest_text(digest), slack.digest_text(digest)):
+        assert "\u202e" not in text and "Users reversed: 1,200 x ⬆ 20.00%" in text
+    for text in (digest_markdown(digest), discord.digest_messages(digest)[0]):
+        assert "\u202e" not in text and "**Users reversed**: 1,200 x ⬆ 20.00%" in text
+
+
+def test_a_unit_never_becomes_markup_in_discord() -> None:
+    """Discord escaped the title but not the value's unit: a unit `[docs](https://x.example)`
+    became a link, `**` bold. The unit is escaped inside the line; a value's `-` or `.` is
+    not (`-5` and `12.5` read as written)."""
+    values = {"app.a": 5.0, "app.b": -5.0}
+    specs = {"app.a": KpiSpec(title="A", unit="[docs](https://x.example)"), "app.b": KpiSpec()}
+    d = delivery(values=values, order=list(values), previous={}, kpis=specs, errors=[])
+    [message] = discord.digest_messages(Digest.from_delivery(d))
+    assert message.splitlines()[1:] == [
+        "**A**: 5 \\[docs\\](https://x.example)",
+        "**app.b**: -5",
+    ]
+
+
+def test_a_share_changes_in_percentage_points_in_messages() -> None:
+    """A conversion rate of 10% last time and 12% now read "12% ⬆ 20.00%" in every message:
+    a reader takes the 20% for the rate's own change (it rose 2 points). A KPI whose unit is
+    `ratio` or `%` changes in percentage points, its relative change after it, as on the
+    dashboard: "12% ⬆ 2 pp (20.00%)"."""
+    values = {"app.conversion": 0.12, "app.uptime": 60.0, "app.stars": 1647.0}
+    specs = {
+        "app.conversion": KpiSpec(title="Conversion", unit="ratio"),
+        "app.uptime": KpiSpec(title="Uptime", unit="%"),
+        "app.stars": KpiSpec(title="Stars"),
+    }
+    previous = {"app.conversion": 0.10, "app.uptime": 59.5, "app.stars": 1620.0}
+    d = delivery(values=values, order=list(values), previous=previous, kpis=specs, errors=[])
+    digest = Digest.from_delivery(d)
+    expected = [
+        "Conversion: 12% ⬆ 2 pp (20.00%)",
+        "Uptime: 60% ⬆ 0.5 pp (0.84%)",
+        "Stars: 1,647 ⬆ 1.67%",
+    ]
+    assert [kpi_line(line) for line in digest.lines] == expected
+    assert email.digest_text(digest).splitlines()[2:5] == expected
+    assert "- **Conversion**: 12% ⬆ 2 pp (20.00%)" in digest_markdown(digest)
+    same = Digest.from_delivery(dataclasses.replace(d, previous={"app.conversion": 0.12}))
+    assert kpi_line(same.lines[0]) == "Conversion: 12% ➡ 0 pp (0.00%)"
+    from_zero = Digest.from_delivery(dataclasses.replace(d, previous={"app.conversion": 0.0}))
+    assert kpi_line(from_zero.lines[0]) == "Conversion: 12% ⬆ 12 pp"
+
+
+def test_the_email_colours_a_change_by_the_kpis_direction() -> None:
+    """The email coloured every rise green and every fall red, so churn going up (with
+    `higher_is_better: false`) showed green, as good news. A change is green when it goes the
+    KPI's good way, red otherwise, as on the dashboard."""
+    values = {"app.churn": 12.0, "app.stars": 1647.0, "app.latency": 80.0}
+    specs = {
+        "app.churn": KpiSpec(title="Churn", higher_is_better=False),
+        "app.stars": KpiSpec(title="Stars"),
+        "app.latency": KpiSpec(title="Latency", higher_is_better=False),
+    }
+    previous = {"app.churn": 10.0, "app.stars": 1620.0, "app.latency": 95.0}
+    d = delivery(values=values, order=list(values), previous=previous, kpis=specs, errors=[])
+    html = email.digest_html(Digest.from_delivery(d))
+    colour = {
+        title: html.split(f"<b>{title}</b>", 1)[1].split("color:", 1)[1][:7]
+        for title in ("Churn", "Stars", "Latency")
+    }
+    assert colour == {"Churn": "#cf222e", "Stars": "#1a7f37", "Latency": "#1a7f37"}
+
+
+def test_the_report_lists_a_source_still_failing_after_a_run_of_others(tmp_path: Path) -> None:
+    """`kpi report` listed the failures of the newest run only: podcast failed in the morning's
+    full run, github ran alone on its own schedule an hour later, and the report said no
+    source was failing. A source still failing in its newest run that included it is
+    listed, after the newest run's own failures."""
+    store = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
+    hour = 3600.0
+    for ts, errors in (
+        (NOW.timestamp() - hour, [("podcast", None, "login refused", False)]),
+        (NOW.timestamp(), []),
+    ):
+        run = store.begin_run(started_at=ts)
+        store.finish_run(run, observations=[("github.stars", ts, 1648.0, "github")], errors=errors)
+    digest = Digest.from_store(store, compare_days=None, now=NOW, sources=["github", "podcast"])
+    assert digest.errors == [DigestError("podcast", "login refused")]
+    fixed = store.begin_run(started_at=NOW.timestamp() + 60)
+    store.finish_run(
+        fixed, observations=[("podcast.downloads", NOW.timestamp() + 60, 5.0, "podcast")]
+    )
+    later = datetime.fromtimestamp(NOW.timestamp() + 120, UTC)
+    digest = Digest.from_store(store, compare_days=None, now=later, sources=["github", "podcast"])
+    assert digest.errors == []
+    store.close()

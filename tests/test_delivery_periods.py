@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -184,3 +185,80 @@ def test_every_run_rows_and_ids_survive_a_new_store(tmp_path: Path) -> None:
         assert sorted(float(r[column]) for r in rows) == [1.0, 2.0]
         assert len({r["period"] for r in rows}) == 2
         assert all(str(r["period"]).startswith("run:1") for r in rows)
+
+
+def _two_sources(tmp_path: Path, *destinations: object, scheduled: bool = False) -> Any:
+    """`github` and `pypi` (its own `schedule` when `scheduled`), values 1 and 2."""
+    from kpi_collector import Pipeline
+    from kpi_collector.destinations import Store
+    from kpi_collector.sources.python import Function
+
+    pypi = Function(lambda: {"downloads": 2.0}, name="pypi")
+    if scheduled:
+        pypi = pypi.model_copy(update={"schedule": "*/15 * * * *"})
+    return Pipeline(
+        sources=[Function(lambda: {"stars": 1.0}, name="github"), pypi],
+        destinations=[Store(f"sqlite:///{tmp_path / 'kpi.db'}"), *destinations],  # type: ignore[list-item]
+        timezone="Europe/Berlin",
+        base_dir=tmp_path,
+    )
+
+
+def test_a_run_of_some_sources_opens_no_message_period(tmp_path: Path) -> None:
+    """`kpi run --only github` on Monday morning opened the weekly digest's period: the week's
+    one message went out with github's value alone, and the full run an hour later sent
+    nothing. A run of some sources opens no message period now (a table's row for the
+    period still gets its values; a message of every run is that run's); the first full
+    run of the week sends the message, with every source's value."""
+    from datetime import timedelta
+
+    from tests.test_delivery import Recorder
+
+    weekly = Recorder(name="weekly", every="week")
+    each = Recorder(name="each")
+    table = CSV(path="k.csv", every="week")
+    p = _two_sources(tmp_path, weekly, each, table)
+    monday = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+    assert p.process(only=["github"], now=monday).exit_code == 0
+    assert weekly.got == [] and [d.values for d in each.got] == [{"github.stars": 1.0}]
+    assert p.delivery_engine().records(destination="weekly") == []
+    assert [r["github.stars"] for r in table.read(tmp_path / "k.csv")] == ["1"]
+    assert p.process(now=monday + timedelta(hours=1)).exit_code == 0
+    assert [(d.period, d.values) for d in weekly.got] == [
+        ("2026-W48", {"github.stars": 1.0, "pypi.downloads": 2.0})
+    ]
+
+
+def test_a_run_of_some_sources_never_takes_over_a_pending_message(tmp_path: Path) -> None:
+    """The week's message failed (the service was down) and stayed pending with the full
+    run's values; a `--only` run later that week moved the pending row to itself, so the
+    retry sent one source's value for the whole week. The pending row keeps its full run."""
+    from datetime import timedelta
+
+    from kpi_collector.errors import DeliveryError
+    from tests.test_delivery import Recorder
+
+    weekly = Recorder(name="weekly", every="week", retries=0)
+    weekly.failures.append(DeliveryError("down", transient=True))
+    weekly.failures.append(DeliveryError("still down", transient=True))
+    p = _two_sources(tmp_path, weekly)
+    monday = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+    assert p.process(now=monday).exit_code == 1
+    assert p.process(only=["pypi"], now=monday + timedelta(days=1)).exit_code == 1
+    assert p.deliver_pending() and len(weekly.got) == 1
+    assert weekly.got[0].values == {"github.stars": 1.0, "pypi.downloads": 2.0}
+    assert weekly.got[0].run_id == 1
+
+
+def test_a_run_of_every_source_without_its_own_schedule_is_a_full_run(tmp_path: Path) -> None:
+    """The scheduler's main job runs the sources that have no `schedule:` of their own (the
+    others run on theirs): that run opens the week's message as `kpi run` does."""
+    from tests.test_delivery import Recorder
+
+    weekly = Recorder(name="weekly", every="week")
+    p = _two_sources(tmp_path, weekly, scheduled=True)
+    monday = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+    assert p.process(only=["pypi"], now=monday).exit_code == 0
+    assert weekly.got == []  # pypi has its own schedule: github, due each main run, is missing
+    assert p.process(only=["github"], now=monday).exit_code == 0
+    assert [d.period for d in weekly.got] == ["2026-W48"]

@@ -164,3 +164,16 @@ def test_markdown_report_shows_titles_as_text(tmp_path: Path) -> None:
     # a line break in a title is a space: it cannot start a heading or a list item
     assert "**two # Hacked heading - [x](http://evil.example)**: 2" in shown
     assert not [line for line in text.splitlines() if line.startswith(("# H", "- ["))]
+
+
+def test_a_percent_kpi_changes_in_points_on_the_dashboard_and_the_report() -> None:
+    """A KPI with unit `%` (59.5 then 60) changed by "+0.5% (+0.84%)" on the dashboard's tiles
+    and the HTML report's table: two percents, the first of them in fact points. It reads
+    "+0.5 pp (+0.84%)" now, as a `ratio` does."""
+    from kpi_collector.format import format_change
+
+    assert format_change(60.0, 59.5, "%") == "+0.5 pp (+0.84%)"
+    assert format_change(59.5, 60.0, "%") == "-0.5 pp (-0.83%)"
+    assert format_change(0.25, 0.2, "ratio") == "+5 pp (+25.00%)"
+    assert format_change(12.0, 0.0, "%") == "+12 pp"
+    assert format_change(1647.0, 1620.0) == "+27 (+1.67%)"

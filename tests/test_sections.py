@@ -125,8 +125,9 @@ def test_overview_shows_groups_in_config_order_without_hidden_kpis(folder: Path)
     ]
     html = pages.overview_page(doc)
     headings = [part.split("</h2>")[0] for part in html.split('<h2 class="group">')[1:]]
-    assert headings == ["Revenue", "Growth", "Other"]
-    growth = html.split('<h2 class="group">Growth</h2>')[1].split("</section>")[0]
+    # each in <bdi>: a group's name takes its own direction (Hebrew, Arabic)
+    assert headings == ["<bdi>Revenue</bdi>", "<bdi>Growth</bdi>", "<bdi>Other</bdi>"]
+    growth = html.split('<h2 class="group"><bdi>Growth</bdi></h2>')[1].split("</section>")[0]
     assert 'data-kpi="gh.stars"' in growth and 'data-kpi="app.users"' not in growth  # north star
     assert 'data-kpi="gh.internal"' not in html  # hidden from the overview
     assert '<a class="brand" href="/">Acme weekly</a>' in html
@@ -182,8 +183,8 @@ def test_reports_and_messages_show_groups_and_notes(folder: Path) -> None:
     groups = [
         part.split("</th>")[0] for part in html.split('<tr class="group"><th colspan="4">')[1:]
     ]
-    assert groups == ["Revenue", "Growth", "Other"]
-    assert "<time>2026-11-20</time> v1.0 released" in html
+    assert groups == ["<bdi>Revenue</bdi>", "<bdi>Growth</bdi>", "<bdi>Other</bdi>"]
+    assert "<time>2026-11-20</time> <bdi>v1.0 released</bdi>" in html
     assert '<span class="brand">Acme weekly</span>' in html
 
     store = HistoryStore(load_config(config).store_url)

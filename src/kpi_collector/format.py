@@ -82,16 +82,18 @@ def marker(current: float, previous: float | None) -> str:
 
 
 def format_change(current: float, previous: float | None, unit: str | None = None) -> str:
-    """ "+12 (+1.67%)", "-3 (-0.5%)", "±0", or "new" without a previous value; a `ratio`
-    changes in percentage points: 0.2 → 0.25 is "+5 pp (+25.00%)". A change or a percent
-    that shows as zero has no sign: -0.001 USD is "±$0.00 (0.00%)", never "-$0.00"."""
+    """ "+12 (+1.67%)", "-3 (-0.5%)", "±0", or "new" without a previous value; a share
+    (`ratio` or `%`) changes in percentage points: 0.2 → 0.25 is "+5 pp (+25.00%)", 59.5% →
+    60% "+0.5 pp (+0.84%)". A change or a percent that shows as zero has no sign: -0.001 USD
+    is "±$0.00 (0.00%)", never "-$0.00"."""
     if previous is None:
         return "new"
     delta = current - previous
     if delta == 0:
         return "±0"
-    if unit == "ratio":  # a change of a share is in percentage points, not in percent
-        size = f"{format_value(round(abs(delta) * 100, 10))} pp"
+    if unit in ("ratio", "%"):  # a change of a share is in percentage points, not in percent
+        scale = 100 if unit == "ratio" else 1
+        size = f"{format_value(round(abs(delta) * scale, 10))} pp"
     else:
         size = format_value(abs(delta), unit)
     sign = "±" if _shows_zero(size) else "+" if delta > 0 else "-"

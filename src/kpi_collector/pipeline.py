@@ -261,6 +261,12 @@ class Pipeline:
             raise ConfigError(f"--only: {problem}")
         return [s for s in self.sources if s.name in only]
 
+    def partial(self, sources: Sequence[Source]) -> bool:
+        """Whether a run of `sources` leaves out an enabled source that every full run
+        collects (one without a `schedule:` of its own; those with one run on theirs)."""
+        chosen = {s.name for s in sources}
+        return any(s.enabled and not s.schedule and s.name not in chosen for s in self.sources)
+
     async def aprocess(
         self,
         *,
@@ -333,6 +339,7 @@ class Pipeline:
         finally:
             run_id, planned, previous = await begin if begin is not None else (None, set(), None)
         result = RunResult(run_id, started, started, outcomes=outcomes)
+        result.partial = self.partial(sources)
         errors: list[RunError] = []
         for outcome in outcomes:
             for metric, value in outcome.values.items():

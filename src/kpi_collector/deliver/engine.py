@@ -134,7 +134,7 @@ class DeliveryEngine:
         if self.store is None or result.run_id is None:
             return await self._deliver_without_store(result)
         if result.values:  # a run without any value gives no period its first delivery
-            self.record_run(result.run_id, result.started_at)
+            self.record_run(result.run_id, result.started_at, partial=result.partial)
         return await self.deliver_pending()
 
     async def deliver_pending(self, only: Sequence[str] | None = None) -> list[DeliveryOutcome]:
@@ -207,9 +207,16 @@ class DeliveryEngine:
 
     # state ----------------------------------------------------------------------------------
 
-    def record_run(self, run_id: int, started_at: datetime) -> None:
-        """Make each destination's delivery of this run's period pending (or leave it done)."""
+    def record_run(self, run_id: int, started_at: datetime, *, partial: bool = False) -> None:
+        """Make each destination's delivery of this run's period pending (or leave it done).
+
+        A `partial` run (some sources, `--only`) neither opens a message's day, week or month
+        nor takes over its pending delivery: that message goes out once, with a full run's
+        values. A table's row of the period gets its values (merged), and a message of every
+        run is that run's."""
         for destination in self.destinations:
+            if partial and not destination.upserts and destination.every != "run":
+                continue
             period = self.period_of(destination, started_at, run_id)
             self._record(destination, period, run_id, started_at.timestamp())
 
@@ -411,13 +418,9 @@ class DeliveryEngine:
         previous: dict[str, float] = {}
         days = destination.compare_days
         if days and self.store is not None:
-            from kpi_collector.store.periods import compare_end
+            from kpi_collector.destinations.digest import compared_values
 
-            before = compare_end(started, days, self.tz)
-            previous = {
-                k: r.value
-                for k, r in self.store.latest(list(values), before=before, strictly=True).items()
-            }
+            previous = compared_values(self.store, list(values), started, days, self.tz)
         return Delivery(
             period=period,
             period_start=start,

@@ -33,6 +33,8 @@ FAILURE_LIMIT = 300  # a failure's message is cut to this many characters in mes
 NO_VALUES = "No values this time."
 
 Direction = Literal["up", "down", "flat"]
+#: the units of a share (0.12 as `ratio`, 12 as `%`): their change is in percentage points
+SHARE_UNITS = ("ratio", "%")
 #: the marker every medium shows for a direction
 MARKERS: dict[Direction, str] = {"up": "⬆", "down": "⬇", "flat": "➡"}
 
@@ -49,6 +51,7 @@ class DigestLine:
     unit: str | None = None
     previous: float | None = None  # None: nothing to compare with
     group: str | None = None  # its `group:` (a heading in messages and reports)
+    higher_is_better: bool = True  # its `higher_is_better:` (which way a change is good)
     #: the value as people read it: "1,647", "$1,200", "59.5%"
     formatted: str = field(init=False)
     #: the relative change in percent; None without a previous value, from 0, or past any float
@@ -73,17 +76,32 @@ class DigestLine:
         object.__setattr__(self, "direction", direction)
 
     @property
+    def trend(self) -> Literal["good", "bad"] | None:
+        """Whether the change went the KPI's good way; None when flat or nothing to compare."""
+        if self.direction in (None, "flat"):
+            return None
+        return "good" if (self.direction == "up") == self.higher_is_better else "bad"
+
+    @property
     def marker(self) -> str:
         """ "⬆", "⬇", "➡", or "" with nothing to compare."""
         return MARKERS[self.direction] if self.direction is not None else ""
 
     @property
     def change_text(self) -> str:
-        """ "⬆ 1.67%", "➡ 0.00%", "⬆" (from zero), or "" with nothing to compare."""
-        if self.direction is None:
+        """ "⬆ 1.67%", "➡ 0.00%", "⬆" (from zero), or "" with nothing to compare; a share
+        (unit `ratio` or `%`) in percentage points first: "⬆ 2 pp (20.00%)", never a bare
+        20% that reads as the share's own change."""
+        if self.direction is None or self.previous is None:
             return ""
         pct = self.change_percent
-        return self.marker if pct is None else f"{self.marker} {abs(pct):.2f}%"
+        relative = None if pct is None else f"{abs(pct):.2f}%"
+        if self.unit in SHARE_UNITS:
+            scale = 100.0 if self.unit == "ratio" else 1.0
+            points = round(abs(self.value - self.previous) * scale, 10)
+            text = f"{self.marker} {format_value(points)} pp"
+            return text if relative is None else f"{text} ({relative})"
+        return self.marker if relative is None else f"{self.marker} {relative}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +113,12 @@ class DigestError:
 
     def text(self, limit: int | None = FAILURE_LIMIT) -> str:
         """ "podcast: login refused ...": secrets redacted, on one line, cut to `limit`
-        characters of message (None: whole)."""
-        from kpi_collector.destinations.text import cut
+        characters of message (None: whole); each part `isolate`d (right-to-left text)."""
+        from kpi_collector.destinations.text import cut, isolate
 
         message = " ".join(redact(self.message).split())
-        return f"{self.where}: {message if limit is None else cut(message, limit)}"
+        message = message if limit is None else cut(message, limit)
+        return f"{isolate(self.where)}: {isolate(message)}"
 
 
 @dataclass(frozen=True)
@@ -128,6 +147,7 @@ class Digest:
                 delivery.unit(kpi),
                 delivery.previous.get(kpi) if delivery.compare_days else None,
                 _group(kpi, delivery.kpis),
+                _higher_is_better(kpi, delivery.kpis),
             )
             for kpi in in_groups(delivery.ordered, delivery.kpis)
         ]
@@ -153,12 +173,15 @@ class Digest:
         compare_days: int | None = 14,
         tz: ZoneInfo | str = "UTC",
         now: datetime | None = None,
+        sources: Sequence[str] | None = None,
     ) -> Digest:
         """The digest of the newest stored values (for `kpi report --out FILE.md`).
 
         `order` fixes the KPI order (default: north star, configured KPIs, then the rest), then
-        the lines go by `group:`; the failures are those of the newest run; the notes those
-        from `compare_days` before the period's start to today.
+        the lines go by `group:`; the failures are those of the newest run, then those of each
+        of `sources` (default: those of the stored KPIs) whose newest run that included it
+        failed (a run of other sources since does not clear it); the notes those from
+        `compare_days` before the period's start to today.
         """
         zone = ZoneInfo(tz) if isinstance(tz, str) else tz
         moment = now or datetime.now(UTC)
@@ -168,16 +191,17 @@ class Digest:
         ids = [k for k in ids if k in latest]
         previous: dict[str, float] = {}
         if compare_days:
-            from kpi_collector.store.periods import compare_end
-
-            before = compare_end(moment, compare_days, zone)
-            previous = {
-                k: r.value for k, r in store.latest(ids, before=before, strictly=True).items()
-            }
+            previous = compared_values(store, ids, moment, compare_days, zone)
         runs = store.runs(1)
-        errors = [
-            DigestError(e.kpi or e.source, e.message) for e in (runs[0].errors if runs else [])
-        ]
+        newest_errors = runs[0].errors if runs else []
+        errors = [DigestError(e.kpi or e.source, e.message) for e in newest_errors]
+        from kpi_collector.store.runs import failing_streaks
+
+        named = {e.source for e in newest_errors}
+        names = list(sources) if sources is not None else sorted({k.split(".")[0] for k in latest})
+        for name, (streak, message) in failing_streaks(store, names, depth=1).items():
+            if streak and message and name not in named:
+                errors.append(DigestError(name, message))
         lines = [
             DigestLine(
                 k,
@@ -186,6 +210,7 @@ class Digest:
                 _unit(k, specs),
                 previous.get(k),
                 _group(k, specs),
+                _higher_is_better(k, specs),
             )
             for k in in_groups(ids, specs)
         ]
@@ -228,6 +253,21 @@ class Digest:
         return f"Changes against {plural(self.compare_days, 'day')} earlier."
 
 
+def compared_values(
+    store: HistoryStore, kpis: Sequence[str], moment: datetime, days: int, tz: ZoneInfo
+) -> dict[str, float]:
+    """What `compare: <N>d` compares each of `kpis` with at `moment`: the newest value stored
+    by the end of the local day N days before, when it is from that day or the N days before
+    it; an older one (a source that failed for weeks) is no comparison, never one shown as
+    "N days earlier". KPIs without one are left out."""
+    from kpi_collector.store.periods import compare_end, local_midnight
+
+    end = compare_end(moment, days, tz)
+    oldest = local_midnight(moment.astimezone(tz).date() - timedelta(days=2 * days), tz)
+    found = store.latest(list(kpis), before=end, strictly=True)
+    return {k: r.value for k, r in found.items() if r.ts >= oldest}
+
+
 def digest_title(every: str, start: date, local: datetime) -> str:
     """ "KPIs — week 48, 2026", "KPIs — 29 November 2026", "KPIs — November 2026"."""
     if every == "week":
@@ -257,6 +297,11 @@ def in_groups(ids: Sequence[str], specs: Mapping[str, KpiSpec]) -> list[str]:
 def _group(kpi: str, specs: Mapping[str, KpiSpec]) -> str | None:
     spec = specs.get(kpi)
     return spec.group if spec is not None else None
+
+
+def _higher_is_better(kpi: str, specs: Mapping[str, KpiSpec]) -> bool:
+    spec = specs.get(kpi)
+    return spec.higher_is_better if spec is not None else True
 
 
 def _title(kpi: str, specs: Mapping[str, KpiSpec]) -> str:

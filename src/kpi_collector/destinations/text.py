@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import re
+import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,12 @@ def escape_markdown(text: str) -> str:
     return _LINE_MARKUP.sub(_escape_line_start, text)
 
 
+def escape_markdown_inline(text: str) -> str:
+    """`escape_markdown` for text inside a line (a value with its unit, after the title): the
+    markup characters and `@`, not the marks that only start a line (`-5` stays `-5`)."""
+    return _MARKUP.sub(r"\\\1", text).replace("@", "@\u200b")
+
+
 def _escape_line_start(found: re.Match[str]) -> str:
     indent, mark = found.group(1), found.group(2)
     return f"{indent}\\{mark}" if not mark[0].isdigit() else f"{indent}{mark}\\"
@@ -81,26 +88,59 @@ def escape_html(text: str) -> str:
     return html.escape(text)
 
 
-def kpi_line(line: DigestLine, strong: str = "", escape: Callable[[str], str] = str) -> str:
+#: the explicit bidi formatting characters (UAX #9: embeddings, overrides, isolates)
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+#: the bidi classes that lay out right to left: Hebrew, Arabic letters, Arabic digits
+_RIGHT_TO_LEFT = frozenset({"R", "AL", "AN"})
+FSI, PDI = "\u2068", "\u2069"
+
+
+def isolate(text: str) -> str:
+    """User text (a title, a unit, a note, an error) beside numbers in a plain-text or Markdown
+    message, laid out on its own: when it holds right-to-left letters (Hebrew, Arabic) it goes
+    between FIRST STRONG ISOLATE and POP DIRECTIONAL ISOLATE (U+2068, U+2069), so the bidi
+    algorithm never moves the numbers after it (`משתמשים: 1,647 ⬆ 1.67%` kept the value
+    and change on the title's side, reversed); its own bidi controls are dropped (an RLO
+    reversed the rest of the line, a PDI closed the isolate early). Other text as it is."""
+    text = _BIDI_CONTROLS.sub("", text)
+    if any(unicodedata.bidirectional(c) in _RIGHT_TO_LEFT for c in text):
+        return f"{FSI}{text}{PDI}"
+    return text
+
+
+def kpi_line(
+    line: DigestLine,
+    strong: str = "",
+    escape: Callable[[str], str] = str,
+    escape_value: Callable[[str], str] = str,
+) -> str:
     """ "GitHub Stargazers: 1,647 ⬆ 1.67%", the title between `strong` marks ("**" in Markdown)
-    and through `escape` (the medium's, for text a user wrote; the value is a number this
-    project spelled, "-5" or "12.5" as is); no change part with nothing to compare."""
-    text = f"{strong}{escape(line.title)}{strong}: {line.formatted}"
+    and through `escape` (the medium's, for text a user wrote); the value ("-5" or "12.5" as
+    this project spelled it, with the unit a user wrote) through `escape_value`, the medium's
+    escape inside a line; no change part with nothing to compare. Title and value are
+    `isolate`d (right-to-left text never moves the numbers)."""
+    value = isolate(escape_value(line.formatted))
+    text = f"{strong}{isolate(escape(line.title))}{strong}: {value}"
     change = line.change_text
     return f"{text} {change}" if change else text
 
 
 def kpi_line_within(
-    line: DigestLine, limit: int, strong: str = "", escape: Callable[[str], str] = str
+    line: DigestLine,
+    limit: int,
+    strong: str = "",
+    escape: Callable[[str], str] = str,
+    escape_value: Callable[[str], str] = str,
 ) -> str:
-    """`kpi_line(line, strong, escape)`, its title cut ("…") so that the line keeps within
-    `limit` characters: a title too long for one message never costs the value."""
-    text = kpi_line(line, strong, escape)
+    """`kpi_line(line, strong, escape, escape_value)`, its title cut ("…") so that the line
+    keeps within `limit` characters: a title too long for one message never costs the value."""
+    text = kpi_line(line, strong, escape, escape_value)
     title = line.title
     while len(text) > limit and title:
         over = len(text) - limit
         title = title[: max(0, len(title) - over - 1)]
-        text = kpi_line(dataclasses.replace(line, title=title + "…"), strong, escape)
+        shorter = dataclasses.replace(line, title=title + "…")
+        text = kpi_line(shorter, strong, escape, escape_value)
     return text
 
 

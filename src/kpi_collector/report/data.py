@@ -52,6 +52,11 @@ class Tile(KpiDoc):
     value_text: str  # formatted with the unit; "no data" without a value
     previous: float | None  # the value of the period before `period`
     previous_period: str | None
+    #: where `previous` ends when `period` is unfinished (today, this week) and the KPI's agg
+    #: grows or shrinks as a period goes on (sum, max, min): `previous` is then the value of
+    #: `previous_period` up to the same point (ISO time, exclusive), like with like; None: the
+    #: whole period (also when that point is past its end, as 31 March is for February)
+    previous_until: str | None
     change: float | None  # value - previous
     change_pct: float | None
     change_text: str
@@ -178,6 +183,9 @@ class PointDoc(TypedDict):
     value: float
     text: str
     at: NotRequired[str]
+    #: today's period of a sum, max or min (RUNNING_AGGS): not over, its value so far (shown
+    #: "(so far)": the window before, beside it, has whole periods)
+    partial: NotRequired[bool]
 
 
 class NoteDoc(TypedDict):
@@ -196,6 +204,7 @@ class SeriesDoc(KpiDoc):
     period: str
     timezone: str
     since: str | None
+    until: str  # the window's last period (today's): a chart's x runs from `since` to it
     points: list[PointDoc]
     previous: list[PointDoc]
     year_ago: list[PointDoc]
@@ -224,6 +233,9 @@ class RunsDoc(TypedDict):
     deliveries: list[PendingDeliveryDoc]
 
 
+#: the aggs whose period value grows or shrinks as the period goes on (a sum so far is less
+#: than the whole day's): an unfinished period is compared with the same part of the one before
+RUNNING_AGGS = frozenset({"sum", "max", "min"})
 #: the `source` of a derived KPI's values and errors in the store (see `Pipeline._derive`)
 FORMULA = "formula"
 #: how many periods the overview's sparklines show
@@ -448,9 +460,13 @@ class DashboardData:
         lone = [k for k in ids if sum(v is not None for v in sparks.get(k, ())) == 1]
         before = self._period_before(lone, period, since)
         runs = self.store.runs(1)
-        failures = self._failures(runs[0] if runs else None)
+        standing = self._standing_failures()
+        failures = {**standing, **self._failures(runs[0] if runs else None)}
         tiles: list[Tile] = []
         raw_latest: dict[str, Any] | None = None
+        #: the KPIs whose unfinished period is compared with part of the one before: (its
+        #: start, the point it ends, UTC epoch seconds)
+        cuts: dict[str, tuple[date, float]] = {}
         for kpi in ids:
             spec = self.spec(kpi)
             spark = sparks.get(kpi)
@@ -474,6 +490,15 @@ class DashboardData:
             elif kpi in older:
                 row = older[kpi]
                 value, updated = older_values.get(kpi, row.value), row.ts
+            if (
+                previous_period is not None
+                and shown == labels[-1]  # today's period: not over yet
+                and spec["agg"] in RUNNING_AGGS
+            ):
+                start = date.fromisoformat(previous_period)
+                cut = self._same_point(start, date.fromisoformat(shown), period, now)
+                if cut is not None:
+                    cuts[kpi] = (start, cut)
             if stamps is None and known:  # raw-query fallback: no timestamps with the periods
                 if raw_latest is None:
                     raw_latest = self.store.latest(ids)
@@ -497,6 +522,7 @@ class DashboardData:
                     value_text=format_value(value, unit) if value is not None else "no data",
                     previous=previous,
                     previous_period=previous_period,
+                    previous_until=None,
                     change=value - previous if value is not None and previous is not None else None,
                     change_pct=percent_change(value, previous) if value is not None else None,
                     change_text=format_change(value, previous, unit) if value is not None else "",
@@ -508,6 +534,7 @@ class DashboardData:
                     error=error,
                 )
             )
+        self._compare_same_part(tiles, cuts)
         newest = {t["id"]: t for t in tiles}
         last_run = self._run(runs[0]) if runs else None
         return {
@@ -519,7 +546,7 @@ class DashboardData:
             "periods": labels,
             "north_star": self.config.settings.north_star,
             "last_run": last_run,
-            "sources": self._sources(newest, runs[0] if runs else None, now),
+            "sources": self._sources(newest, runs[0] if runs else None, now, standing),
             "health": self.health() if only is None else None,
             "sections": [{"group": group, "kpis": members} for group, members in sections],
             "annotations": [
@@ -545,6 +572,49 @@ class DashboardData:
             if points and points[0][0] < start:  # the period of `row`, whole
                 out[kpi] = points[0]
         return out
+
+    def _same_point(self, before: date, current: date, period: str, now: float) -> float | None:
+        """The moment (UTC epoch seconds) as far into the period starting `before` as `now` is
+        into the one starting `current`, by the local clock (a day that changed the clocks
+        included); None where that is at or past the end of `before`'s period."""
+        from datetime import time as clock_time
+
+        local = datetime.fromtimestamp(now, self.zone).replace(tzinfo=None)
+        into = local - datetime.combine(current, clock_time())
+        point = datetime.combine(before, clock_time()) + into
+        if point >= datetime.combine(next_period(before, period), clock_time()):
+            return None
+        return point.replace(tzinfo=self.zone).timestamp()
+
+    def _compare_same_part(self, tiles: list[Tile], cuts: dict[str, tuple[date, float]]) -> None:
+        """Compare each tile of `cuts` ({kpi: (its previous period's start, the point)}) with
+        the value of that period's observations before the point, by its agg (one query per
+        period and point, however many KPIs share them); "" as the change where the period
+        had none by then (not "new": it had values, later)."""
+        from kpi_collector.store.periods import aggregate, local_midnight
+
+        groups: dict[tuple[date, float], list[str]] = {}
+        for kpi, key in cuts.items():
+            groups.setdefault(key, []).append(kpi)
+        found: dict[str, list[float]] = {}
+        for (start, until), kpis in groups.items():
+            since = local_midnight(start, self.zone)
+            for kpi, _, value in self.store.rows(kpis, since=since, until=until):
+                found.setdefault(kpi, []).append(value)
+        for tile in tiles:
+            kpi = tile["id"]
+            if kpi not in cuts or tile["value"] is None:
+                continue
+            values = found.get(kpi)
+            previous = aggregate(values, self.agg.get(kpi, "last")) if values else None
+            value = tile["value"]
+            tile["previous"] = previous
+            tile["previous_until"] = iso(cuts[kpi][1], self.zone)
+            tile["change"] = None if previous is None else value - previous
+            tile["change_pct"] = percent_change(value, previous)
+            tile["change_text"] = (
+                "" if previous is None else format_change(value, previous, tile["unit"])
+            )
 
     def _newest_period_values(self, newest: dict[str, Any], period: str) -> dict[str, float]:
         """The value by its `agg` of the period that holds each KPI's newest observation
@@ -635,6 +705,18 @@ class DashboardData:
         spec = self.config.kpis.get(kpi)
         return bool(spec and spec.formula)
 
+    def _standing_failures(self) -> dict[str, str]:
+        """The sources whose newest run that included them (values or errors, among the
+        newest 50 runs) failed, with that error, redacted: a run of other sources since
+        (a source's own `schedule:`) does not make them look fine."""
+        from kpi_collector.store.runs import failing_streaks
+
+        names = [s.name for s in self.config.sources if s.enabled]
+        if not names:
+            return {}
+        streaks = failing_streaks(self.store, names, depth=1)
+        return {name: redact(msg) for name, (streak, msg) in streaks.items() if streak and msg}
+
     def _failures(self, run: RunRecord | None) -> dict[str, str]:
         """The newest run's errors, redacted: by KPI id (one metric, or a formula) and by
         source name (a whole source); the first error of each."""
@@ -648,10 +730,15 @@ class DashboardData:
         return out
 
     def _sources(
-        self, tiles: dict[str, Tile], run: RunRecord | None, now: float
+        self,
+        tiles: dict[str, Tile],
+        run: RunRecord | None,
+        now: float,
+        standing: dict[str, str] | None = None,
     ) -> list[SourceStatusDoc]:
-        """Each configured source: ok, failing (with its error from the newest run) or stale;
-        then each derived KPI (formula) that failed, under its own id."""
+        """Each configured source: ok, failing (with its error from the newest run, or from
+        `standing`: its newest run that included it) or stale; then each derived KPI
+        (formula) that failed, under its own id."""
         errors: dict[str, str] = {}
         formulas: set[str] = set()
         for error in run.errors if run else []:
@@ -660,6 +747,8 @@ class DashboardData:
                 name = error.kpi
                 formulas.add(name)
             errors.setdefault(name, redact(error.message))
+        for name, message in (standing or {}).items():
+            errors.setdefault(name, message)
         by_source: dict[str, list[Tile]] = {}
         for kpi, tile in tiles.items():
             by_source.setdefault(kpi.partition(".")[0], []).append(tile)
@@ -737,6 +826,12 @@ class DashboardData:
             return out
 
         current = [point(d, v) for d, v in points if since is None or d >= since]
+        if (
+            current
+            and spec["agg"] in RUNNING_AGGS
+            and current[-1]["period"] == (period_start(today, period).isoformat())
+        ):
+            current[-1]["partial"] = True
         previous: list[PointDoc] = []
         year_ago: list[PointDoc] = []
         if since is not None:
@@ -753,6 +848,7 @@ class DashboardData:
             period=period,
             timezone=self.config.timezone,
             since=since.isoformat() if since else None,
+            until=period_start(today, period).isoformat(),
             points=current,
             previous=previous,
             year_ago=year_ago,

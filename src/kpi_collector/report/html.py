@@ -67,6 +67,7 @@ def _digest(config: Config, period: str, compare_days: int | None, now: datetime
             compare_days=compare_days,
             tz=config.tz,
             now=now,
+            sources=[s.name for s in config.sources if s.enabled],
         )
     finally:
         store.close()
@@ -114,7 +115,7 @@ def render_html(
     for line in digest.lines:
         if line.kpi in heading_of:
             rows.append(
-                f'<tr class="group"><th colspan="4">{escape(heading_of[line.kpi])}</th></tr>'
+                f'<tr class="group"><th colspan="4">{pages.bdi(heading_of[line.kpi])}</th></tr>'
             )
         spec = specs[line.kpi]
         change = format_change(line.value, line.previous, line.unit) if compare_days else ""
@@ -123,18 +124,18 @@ def render_html(
         target = spec["target"]
         progress = pages.progress_bar(line.value / target, target, line.unit) if target else ""
         rows.append(
-            f'<tr data-kpi="{escape(line.kpi)}"><td>{escape(line.title)}</td>'
+            f'<tr data-kpi="{escape(line.kpi)}"><td>{pages.bdi(line.title)}</td>'
             f"<td class=num>{escape(line.formatted)}</td>"
             f'<td class="num change {trend}">{escape(change)}</td><td>{progress}</td></tr>'
         )
     failures = "".join(f"<li>{escape(e.text(limit=None))}</li>" for e in digest.errors)
     charts = "".join(
         (
-            f'<h2 class="group">{escape(heading_of[block["id"]])}</h2>'
+            f'<h2 class="group">{pages.bdi(heading_of[block["id"]])}</h2>'
             if block["id"] in heading_of
             else ""
         )
-        + f'<section class="kpi-block"><h2>{escape(block["title"])}</h2>'
+        + f'<section class="kpi-block"><h2>{pages.bdi(block["title"])}</h2>'
         f'<div class="chart" data-index="{i}" aria-label="chart of {escape(block["title"])}"></div></section>'
         for i, block in enumerate(blocks)
     )

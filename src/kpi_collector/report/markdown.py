@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kpi_collector.destinations.digest import NO_VALUES, Digest, DigestLine
-from kpi_collector.destinations.text import grouped_lines
+from kpi_collector.destinations.text import grouped_lines, isolate
 
 #: the ASCII punctuation that can start markup inside a line (HTML, links, emphasis, code,
 #: strikethrough, entities); CommonMark shows a backslash-escaped one as itself
@@ -20,7 +20,8 @@ def markdown_text(text: str) -> str:
 
 def _line(line: DigestLine) -> str:
     """ "- **GitHub Stargazers**: 1,647 ⬆ 1.67%", title and value (its unit) escaped."""
-    text = f"- **{markdown_text(line.title)}**: {markdown_text(line.formatted)}"
+    title, value = isolate(markdown_text(line.title)), isolate(markdown_text(line.formatted))
+    text = f"- **{title}**: {value}"
     return f"{text} {line.change_text}" if line.change_text else text
 
 
@@ -39,7 +40,9 @@ def digest_markdown(digest: Digest) -> str:
         del parts[2]
     if digest.notes:
         parts += ["", "## Notes", ""]
-        parts += [f"- {day.isoformat()}: {markdown_text(text)}" for day, text in digest.notes]
+        parts += [
+            f"- {day.isoformat()}: {isolate(markdown_text(text))}" for day, text in digest.notes
+        ]
     if digest.errors:
         parts += ["", "## Failing sources", ""]
         parts += [f"- {markdown_text(error.text(limit=None))}" for error in digest.errors]

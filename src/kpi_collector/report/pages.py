@@ -17,6 +17,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+from kpi_collector.destinations.text import isolate
 from kpi_collector.format import plural
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ RANGES = {  # label -> periods back per period type (None: all history)
     "week": [("13w", 13), ("26w", 26), ("1y", 52), ("3y", 156), ("all", None)],
     "month": [("12m", 12), ("2y", 24), ("3y", 36), ("5y", 60), ("all", None)],
 }
+#: after the value of a period not over yet (a sum so far), where it stands beside whole ones
+SO_FAR = " (so far)"
 DEFAULT_RANGE = {"day": "90d", "week": "1y", "month": "3y"}
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -52,6 +55,14 @@ REPORT_CSP = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; "
     "base-uri 'none'; form-action 'none'"
 )
+
+
+def bdi(text: str) -> str:
+    """User text (a title, a group, a source's name, a note, an error) as HTML laid out on its
+    own: escaped, in `<bdi>` (the HTML standard's element for text of unknown direction), so a
+    Hebrew or Arabic text takes its own direction and never pulls the numbers or words beside
+    it into its right-to-left run; its own bidi controls end with the element."""
+    return f"<bdi>{escape(text)}</bdi>"
 
 
 def asset(name: str) -> str:
@@ -140,7 +151,8 @@ def sparkline(
     height: int = 32,
     marks: Sequence[tuple[int, str]] = (),
 ) -> str:
-    """An inline SVG line through the values (one per period, oldest left, None for a gap);
+    """An inline SVG line through the values (one per period, oldest left, None for a gap,
+    where the line breaks; a value alone between gaps is a dot);
     `data-points` tells how many periods have a value; `marks` (period index, note text)
     are notes, drawn as thin vertical lines with the text as their tooltip."""
     known = [(i, float(v)) for i, v in enumerate(values) if v is not None and math.isfinite(v)]
@@ -166,16 +178,30 @@ def sparkline(
     low = min(v for _, v in known) / 2
     high = max(v for _, v in known) / 2
     span = high - low or 1.0
-    coords = []
+    # a line per run of periods with values: a period without one is a gap, never bridged;
+    # a value alone between gaps is a dot
+    runs: list[list[tuple[float, float]]] = []
+    last = -2
     for i, v in known:
-        x = x_of(i)
         y = height - pad - (height - 2 * pad) * ((v / 2 - low) / span if high != low else 0.5)
-        coords.append(f"{x:.1f},{y:.1f}")
+        if i != last + 1:
+            runs.append([])
+        runs[-1].append((x_of(i), y))
+        last = i
+    shapes = "".join(
+        (
+            '<polyline points="{}" vector-effect="non-scaling-stroke"/>'.format(
+                " ".join(f"{x:.1f},{y:.1f}" for x, y in run)
+            )
+            if len(run) > 1
+            else f'<circle cx="{run[0][0]:.1f}" cy="{run[0][1]:.1f}" r="1.5"/>'
+        )
+        for run in runs
+    )
     return (
         f'<svg class="{css}" viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
         f'data-points="{n}" data-notes="{len(marks)}" role="img" '
-        f'aria-label="trend over {len(values)} periods">{notes}'
-        f'<polyline points="{" ".join(coords)}" vector-effect="non-scaling-stroke"/></svg>'
+        f'aria-label="trend over {len(values)} periods">{notes}{shapes}</svg>'
     )
 
 
@@ -185,11 +211,15 @@ def progress_bar(progress: float | None, target: float | None, unit: str | None)
     from kpi_collector.format import format_value
 
     filled = max(0.0, min(progress, 1.0)) * 100
+    # cut down, never rounded up: 99.92% of a target is not "100%", a goal met (the 9 decimals
+    # first: 0.29 * 100 is 28.999999999999996)
+    percent = progress * 100
+    share = str(math.floor(round(percent, 9))) if math.isfinite(percent) else f"{percent:.0f}"
     return (
         f'<div class="target"><svg class="bar" viewBox="0 0 100 6" preserveAspectRatio="none" aria-hidden="true">'
         f'<rect class="track" width="100" height="6" rx="3"/>'
         f'<rect class="fill" width="{filled:.1f}" height="6" rx="3"/></svg>'
-        f"<span>{progress * 100:.0f}% of {escape(format_value(target, unit))}</span></div>"
+        f"<span>{share}% of {escape(format_value(target, unit))}</span></div>"
     )
 
 
@@ -211,7 +241,7 @@ def note_marks(doc: OverviewDoc) -> list[tuple[int, str]]:
     """The overview's notes as (sparkline period index, "day: text"), for `sparkline`."""
     slot = {p: i for i, p in enumerate(doc["periods"])}
     return [
-        (slot[n["at"]], f"{n['day']}: {n['text']}")
+        (slot[n["at"]], f"{n['day']}: {isolate(n['text'])}")
         for n in doc["annotations"]
         if n.get("at") in slot
     ]
@@ -222,12 +252,19 @@ def tile_html(
 ) -> str:
     """One KPI's tile: title, value, change against the period before, sparkline (with the
     notes' `marks`), target."""
-    title = escape(tile["title"])
+    title = bdi(tile["title"])
     href = f"/kpi/{quote(tile['id'], safe='')}"
     heading = f'<a href="{href}">{title}</a>' if link else title
     change = escape(tile["change_text"])
     previous = tile["previous_period"]
-    versus = f' <span class="muted">vs {escape(previous)}</span>' if previous and change else ""
+    until = tile["previous_until"]
+    part = f" up to {escape(same_part(previous, until))}" if previous and until else ""
+    if previous and until and tile["previous"] is None:
+        versus = f'<span class="muted">{escape(previous)} had no value{part}</span>'
+    elif previous and change:
+        versus = f' <span class="muted">vs {escape(previous)}{part}</span>'
+    else:
+        versus = ""
     status = tile["status"]
     why = tile["error"] or (f"newest value {when(tile['updated_at'])}" if status == "stale" else "")
     badge = (
@@ -236,9 +273,7 @@ def tile_html(
         else ""
     )
     problem = (
-        f'<div class="tile-error" title="{escape(why)}">{escape(why)}</div>'
-        if tile["error"]
-        else ""
+        f'<div class="tile-error" title="{escape(why)}">{bdi(why)}</div>' if tile["error"] else ""
     )
     spark = sparkline(
         tile["sparkline"],
@@ -256,6 +291,13 @@ def tile_html(
         f"{problem}{spark}{progress_bar(tile['progress'], tile['target'], tile['unit'])}"
         f'<div class="kpi-id muted">{breakable(tile["id"])}</div></article>'
     )
+
+
+def same_part(previous: str, until: str) -> str:
+    """Where the part of the period `previous` (an ISO date) compared with ends (`until`, an
+    ISO time): "14:30" on its first day, else "2026-03-24 14:30"."""
+    shown = when(until)
+    return shown[11:] if shown.startswith(previous) else shown
 
 
 def breakable(kpi_id: str) -> str:
@@ -292,8 +334,8 @@ def sources_html(sources: Iterable[SourceStatusDoc]) -> str:
         return ""
     items = "".join(
         f'<li><span class="status {escape(s["status"].replace(" ", "-"))}">{escape(s["status"])}</span> '
-        f"<strong>{escape(s['name'])}</strong>"
-        f"{' — ' + escape(s['error']) if s['error'] else ''}"
+        f"<strong>{bdi(s['name'])}</strong>"
+        f"{' — ' + bdi(s['error']) if s['error'] else ''}"
         f"{' (newest value ' + escape(when(s['updated_at'])) + ')' if s['updated_at'] and not s['error'] else ''}"
         "</li>"
         for s in rows
@@ -391,7 +433,7 @@ def overview_page(doc: OverviewDoc) -> str:
         if not shown:
             continue
         group = section["group"] or "Other"
-        heading = f'<h2 class="group">{escape(group)}</h2>' if named else ""
+        heading = f'<h2 class="group">{bdi(group)}</h2>' if named else ""
         label = f' aria-label="{escape(group)}"' if named else ""
         body.append(
             f'<section class="group-section"{label}>{heading}'
@@ -413,8 +455,9 @@ def series_table(doc: SeriesDoc) -> str:
     rows = []
     for p in reversed(doc["points"]):
         pp, yp = prev.get(p["period"]), year.get(p["period"])
+        text = p["text"] + (SO_FAR if p.get("partial") else "")
         rows.append(
-            f"<tr><td>{escape(p['period'])}</td><td class=num>{escape(p['text'])}</td>"
+            f"<tr><td>{escape(p['period'])}</td><td class=num>{escape(text)}</td>"
             f"<td class=num>{escape(pp['text']) if pp else ''}</td>"
             f"<td class=num>{escape(yp['text']) if yp else ''}</td></tr>"
         )
@@ -428,7 +471,7 @@ def series_table(doc: SeriesDoc) -> str:
 def notes_list(notes: Sequence[NoteDoc], *, element_id: str = "notes") -> str:
     """The notes, newest first: `<li><time>2026-11-20</time> v1.0 released</li>`."""
     items = "".join(
-        f"<li><time>{escape(n['day'])}</time> {escape(n['text'])}</li>" for n in reversed(notes)
+        f"<li><time>{escape(n['day'])}</time> {bdi(n['text'])}</li>" for n in reversed(notes)
     )
     hidden = "" if notes else " hidden"
     return f'<ul id="{element_id}" class="notes" aria-label="notes"{hidden}>{items}</ul>'
@@ -472,15 +515,15 @@ def kpi_page(
     empty_chart = (
         '<p class="empty">No values in this range: choose a longer one (or all).</p>'
         if tile is not None and tile["value"] is not None
-        else f'<p class="empty">No values for {escape(doc["title"])} yet: <code>kpi run</code> '
+        else f'<p class="empty">No values for {bdi(doc["title"])} yet: <code>kpi run</code> '
         "collects the first one; <code>kpi backfill</code> imports past values where its "
         "source can give them.</p>"
     )
     description = (
-        f'<p class="description">{escape(doc["description"])}</p>' if doc["description"] else ""
+        f'<p class="description">{bdi(doc["description"])}</p>' if doc["description"] else ""
     )
     body = (
-        f'<p class="crumbs"><a href="/">Overview</a> / <span>{escape(doc["title"])}</span></p>'
+        f'<p class="crumbs"><a href="/">Overview</a> / <span>{bdi(doc["title"])}</span></p>'
         f'<section class="northstar">{head}</section>{description}'
         f'<div class="bar-line">{period_switch(doc["period"], base, DEFAULT_RANGE)}'
         f'<div class="segmented" role="group" aria-label="range" id="ranges">{ranges}</div>'
@@ -511,7 +554,7 @@ def runs_page(doc: RunsDoc, *, brand: str = "KPIs") -> str:
     rows = []
     for run in doc["runs"]:
         errors = "".join(
-            f"<li><strong>{escape(e['kpi'] or e['source'])}</strong>: {escape(e['message'])}</li>"
+            f"<li><strong>{bdi(e['kpi'] or e['source'])}</strong>: {bdi(e['message'])}</li>"
             for e in run["errors"]
         )
         duration = f"{run['duration']:.1f} s" if run["duration"] is not None else ""
@@ -533,7 +576,7 @@ def runs_page(doc: RunsDoc, *, brand: str = "KPIs") -> str:
     pending = doc["deliveries"]
     if pending:
         items = "".join(
-            f"<tr><td>{escape(d['destination'])}</td><td>{escape(d['period'])}</td>"
+            f"<tr><td>{bdi(d['destination'])}</td><td>{escape(d['period'])}</td>"
             f"<td>{escape(d['status'])}{escape(f' ({sent})' if (sent := d.get('parts_sent')) else '')}</td>"
             f"<td class=num>{d['attempts']}</td>"
             f"<td>{escape(d['last_error'] or '')}</td><td><time>{escape(when(d['updated_at']))}</time></td></tr>"

@@ -484,6 +484,7 @@ OVERVIEW_COLUMNS = (
     "value",
     "previous_period",
     "previous",
+    "previous_until",
     "change",
     "change_pct",
     "target",

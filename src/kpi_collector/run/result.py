@@ -30,6 +30,9 @@ class RunResult:
     #: next run); the others were refused for good (marked failed) or dropped
     delivery_pending: set[str] = field(default_factory=set)
     outcomes: list[SourceOutcome] = field(default_factory=list)
+    #: a run of some sources (`--only`) that left out a source due in every full run (one
+    #: without a `schedule:` of its own): it opens no message period (`deliver.engine`)
+    partial: bool = False
 
     @property
     def ok(self) -> bool:

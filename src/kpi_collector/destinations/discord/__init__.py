@@ -23,6 +23,7 @@ from kpi_collector.destinations.digest import Digest
 from kpi_collector.destinations.text import (
     cut,
     escape_markdown,
+    escape_markdown_inline,
     grouped_lines,
     kpi_line_within,
     send_now,
@@ -49,7 +50,9 @@ def digest_messages(digest: Digest, limit: int = DISCORD_LIMIT) -> list[str]:
         f"**{digest.title}**",
         *grouped_lines(
             digest,
-            lambda line: kpi_line_within(line, limit, "**", escape_markdown),
+            lambda line: kpi_line_within(
+                line, limit, "**", escape_markdown, escape_markdown_inline
+            ),
             lambda group: ["", f"__{escape_markdown(group)}__"],
         ),
     ]

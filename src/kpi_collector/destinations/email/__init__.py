@@ -39,7 +39,8 @@ from kpi_collector.secrets import Secret, redact
 SUBJECT_LIMIT = 150  # characters of an alert's first line in its subject
 #: bytes kept free below a size limit, for the headers a server adds before it counts (Received:)
 SIZE_MARGIN = 1024
-COLOURS = {"up": "#1a7f37", "down": "#cf222e"}  # a change's colour; others grey (#57606a)
+#: a change's colour by the KPI's direction (`higher_is_better`); a flat one grey (#57606a)
+COLOURS = {"good": "#1a7f37", "bad": "#cf222e"}
 
 
 def digest_text(digest: Digest) -> str:
@@ -58,7 +59,7 @@ def digest_text(digest: Digest) -> str:
 
 
 def _row(line: DigestLine) -> str:
-    colour = COLOURS.get(line.direction or "", "#57606a")
+    colour = COLOURS.get(line.trend or "", "#57606a")
     return (
         "<tr>"
         f'<td style="padding:4px 12px 4px 0"><b>{escape_html(line.title)}</b></td>'

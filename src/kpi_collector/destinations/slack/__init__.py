@@ -26,7 +26,7 @@ from kpi_collector.destinations.base import (
     message_id,
 )
 from kpi_collector.destinations.digest import NO_VALUES, Digest, DigestLine
-from kpi_collector.destinations.text import cut, escape_slack, send_now
+from kpi_collector.destinations.text import cut, escape_slack, isolate, send_now
 from kpi_collector.errors import DeliveryError
 from kpi_collector.secrets import Secret, redact_cut
 
@@ -118,9 +118,14 @@ def _plain(text: str) -> dict[str, Any]:
 
 def _kpi_line(line: DigestLine, limit: int = SLACK_SECTION_LIMIT) -> RichLine:
     """`Title: 1,647 ⬆ 1.67%`, the title bold, cut ("…") so that the line keeps within
-    `limit` characters: a title too long for one block never costs the value."""
-    rest = f": {line.formatted}" + (f" {line.change_text}" if line.change_text else "")
-    return [_bold(cut(line.title, max(1, limit - len(rest)))), _plain(rest)]
+    `limit` characters: a title too long for one block never costs the value. Title and
+    value are `isolate`d (right-to-left text never moves the numbers)."""
+    rest = f": {isolate(line.formatted)}" + (f" {line.change_text}" if line.change_text else "")
+    room = max(1, limit - len(rest))
+    title = isolate(cut(line.title, room))
+    if len(title) > room:  # the isolate's two marks
+        title = isolate(cut(line.title, max(1, room - 2)))
+    return [_bold(title), _plain(rest)]
 
 
 def slack_lines(digest: Digest) -> list[RichLine]:

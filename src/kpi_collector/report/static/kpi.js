@@ -24,14 +24,42 @@
     return (Math.round(v * 100) / 100).toLocaleString("en-US");
   }
 
-  /* x: every period start of the current window; comparisons sit at their aligned dates ("at").
-     `texts`: per series, each point's text as the server formatted it (the legend shows it). */
+  /* A point's text as the table and legend show it: today's sum (max, min) is not over yet,
+     beside whole periods of the window before. */
+  function shown(p) { return p.partial ? p.text + " (so far)" : p.text; }
+
+  /* The start of the period after the one at `x` (seconds, midnight UTC). */
+  function nextPeriod(x, period) {
+    if (period === "day") return x + 86400;
+    if (period === "week") return x + 7 * 86400;
+    var d = new Date(x * 1000);
+    return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) / 1000;
+  }
+
+  /* x: every period start of the current window, from its first period with a value (in any
+     series; never before `since`) to `until` (today's period), so a period without a value is
+     a gap (null), never left out: the line breaks there instead of joining its neighbours, and
+     a comparison's value at that period still has its place. Comparisons sit at their aligned
+     dates ("at"). `texts`: per series, each point's text as the server formatted it (the
+     legend shows it). */
   function columns(doc) {
-    var xs = doc.points.map(function (p) { return day(p.period); });
+    var xs = [];
+    var starts = doc.points.map(function (p) { return p.period; })
+      .concat((doc.previous || []).concat(doc.year_ago || []).map(function (p) { return p.at; }))
+      .filter(function (d) { return d && (!doc.since || d >= doc.since); }).sort();
+    if (starts.length) {
+      var end = day(doc.until && doc.until > starts[starts.length - 1] ? doc.until : starts[starts.length - 1]);
+      for (var x = day(starts[0]); x <= end; x = nextPeriod(x, doc.period)) xs.push(x);
+    }
     var index = {};
     xs.forEach(function (x, i) { index[x] = i; });
-    var texts = [null, doc.points.map(function (p) { return p.text; })];
-    var cur = doc.points.map(function (p) { return p.value; });
+    var cur = xs.map(function () { return null; });
+    var curText = xs.map(function () { return null; });
+    doc.points.forEach(function (p) {
+      var i = index[day(p.period)];
+      if (i !== undefined) { cur[i] = p.value; curText[i] = shown(p); }
+    });
+    var texts = [null, curText];
     function aligned(list) {
       var out = xs.map(function () { return null; });
       var text = xs.map(function () { return null; });
@@ -83,6 +111,17 @@
     entry.markers = drawn;
   }
 
+  /* The points drawn where the line is not: a value with no value on either side (between
+     two gaps, or at an edge beside one) has no segment, so it is drawn as a dot. */
+  function isolated(u, s, show) {
+    if (show) return null;
+    var ys = u.data[s], out = [];
+    for (var i = 0; i < ys.length; i++) {
+      if (ys[i] != null && (i === 0 || ys[i - 1] == null) && (i === ys.length - 1 || ys[i + 1] == null)) out.push(i);
+    }
+    return out.length ? out : null;
+  }
+
   function options(el, doc, height, entry, texts) {
     var single = doc.points.length === 1;
     var legend = legendValue(texts);
@@ -103,11 +142,11 @@
       series: [
         { label: "Period", value: "{YYYY}-{MM}-{DD}" },
         { label: doc.title, stroke: css("--accent", "#2563eb"), width: 2,
-          points: { show: single || doc.points.length <= 60 }, value: legend },
+          points: { show: single || doc.points.length <= 60, filter: isolated }, value: legend },
         { label: "previous window", stroke: css("--prev", "#9ca3af"), width: 1.5, dash: [6, 4],
-          value: legend },
+          points: { filter: isolated }, value: legend },
         { label: "a year earlier", stroke: css("--year", "#d97706"), width: 1.5, dash: [2, 3],
-          value: legend },
+          points: { filter: isolated }, value: legend },
       ].concat(doc.target != null ? [
         { label: "target", stroke: css("--good", "#15803d"), width: 1.5, dash: [10, 5],
           points: { show: false }, value: function (u, v) { return fmt(v); } },
@@ -115,11 +154,13 @@
     };
   }
 
-  /* An empty window says what to do instead of drawing an empty chart. */
-  function emptyParts(doc, hasHistory) {  /* [text, code, text, ...] */
-    if (hasHistory) return ["No values in this range: choose a longer one (or all)."];
-    return ["No values for " + doc.title + " yet: ", "kpi run", " collects the first one; ",
-      "kpi backfill", " imports past values where its source can give them."];
+  /* An empty window says what to do instead of drawing an empty chart: [element, text]
+     parts, the KPI's title in <bdi> (its own direction, as on the server's page). */
+  function emptyParts(doc, hasHistory) {
+    if (hasHistory) return [["span", "No values in this range: choose a longer one (or all)."]];
+    return [["span", "No values for "], ["bdi", doc.title], ["span", " yet: "], ["code", "kpi run"],
+      ["span", " collects the first one; "], ["code", "kpi backfill"],
+      ["span", " imports past values where its source can give them."]];
   }
 
   function draw(el, doc, height, hasHistory) {
@@ -128,9 +169,9 @@
     if (doc.points.length === 0) {
       var p = document.createElement("p");
       p.className = "empty";
-      emptyParts(doc, hasHistory).forEach(function (text, i) {
-        var part = document.createElement(i % 2 ? "code" : "span");
-        part.textContent = text;
+      emptyParts(doc, hasHistory).forEach(function (item) {
+        var part = document.createElement(item[0]);
+        part.textContent = item[1];
         p.appendChild(part);
       });
       el.appendChild(p);
@@ -172,7 +213,7 @@
     doc.points.slice().reverse().forEach(function (p) {
       var tr = document.createElement("tr");
       cell(tr, p.period);
-      cell(tr, p.text, "num");
+      cell(tr, shown(p), "num");
       cell(tr, prev[p.period] ? prev[p.period].text : "", "num");
       cell(tr, year[p.period] ? year[p.period].text : "", "num");
       body.appendChild(tr);
@@ -194,7 +235,10 @@
       var t = document.createElement("time");
       t.textContent = n.day;
       li.appendChild(t);
-      li.appendChild(document.createTextNode(" " + n.text));
+      li.appendChild(document.createTextNode(" "));
+      var text = document.createElement("bdi");  /* its own direction, as the server's list */
+      text.textContent = n.text;
+      li.appendChild(text);
       box.appendChild(li);
     });
     box.hidden = !(doc.annotations || []).length;
