@@ -112,3 +112,56 @@ def test_an_error_body_is_shown_in_the_charset_it_declares(
 
     answer = Response(400, "http://127.0.0.1:9/hook", {"Content-Type": content_type}, body)
     assert error_detail(answer, "error") == shown
+
+
+@pytest.mark.parametrize("status", [301, 302, 303])
+def test_a_redirect_that_would_drop_the_body_keeps_the_delivery_pending(
+    tmp_path: Path, hooks: FakeReceiver, status: int
+) -> None:
+    """A receiver that moved (http to https, a new path) answers 301/302/303: a client that
+    follows it sends the POST on as a GET without its body, which a catch hook takes as an
+    empty hook (200), and the period was marked delivered with nothing in it. Such a redirect
+    is an error naming where it points (origin only: the path may hold the secret) and the
+    delivery stays pending; the next run sends the document once."""
+    hooks.fail_next(status, "", {"Location": f"/hook?key={TOKEN}"})
+    p = make(tmp_path, Webhook(url=hooks.hook_url, every="day"))
+    first = p.process(now=MONDAY)
+    message = first.delivery_errors["webhook"]
+    assert f"HTTP {status}" in message and hooks.url in message and TOKEN not in message
+    assert hooks.hooks == []
+    (record,) = p.delivery_engine().records()
+    assert record.status == "pending"
+    assert p.process(now=MONDAY).exit_code == 0
+    ((body, _),) = hooks.hooks
+    assert json.loads(body)["period"] == "2026-11-23"
+
+
+@pytest.mark.parametrize("status", [307, 308])
+def test_a_redirect_that_keeps_the_body_is_followed(
+    tmp_path: Path, hooks: FakeReceiver, status: int
+) -> None:
+    """307 and 308 keep the method and the body (RFC 9110): followed on the same host, the
+    document arrives once, signed and with its idempotency key."""
+    hooks.fail_next(status, "", {"Location": f"/hook?key={TOKEN}"})
+    hook = Webhook(url=f"{hooks.url}/old-hook", secret="shared-hmac-secret", every="day")
+    assert make(tmp_path, hook).process(now=MONDAY).exit_code == 0
+    ((body, headers),) = hooks.hooks
+    assert json.loads(body)["period"] == "2026-11-23"
+    assert headers["X-KPI-Signature-256"] == sign("shared-hmac-secret", body)
+    assert headers["Idempotency-Key"] == "webhook:2026-11-23"
+
+
+def test_a_redirect_to_another_host_is_not_followed_with_the_secrets(
+    tmp_path: Path, hooks: FakeReceiver
+) -> None:
+    """A 307 to another host would carry the signature and the configured headers (a bearer
+    token) there: it is an error naming that origin, and nothing is sent to it."""
+    other = hooks.url.replace("127.0.0.1", "localhost")
+    hooks.fail_next(307, "", {"Location": f"{other}/hook?key={TOKEN}"})
+    hook = Webhook(url=hooks.hook_url, headers={"Authorization": "Bearer x"}, every="day")
+    p = make(tmp_path, hook)
+    message = p.process(now=MONDAY).delivery_errors["webhook"]
+    assert "HTTP 307" in message and other in message and TOKEN not in message
+    assert hooks.hooks == []
+    (record,) = p.delivery_engine().records()
+    assert record.status == "pending"

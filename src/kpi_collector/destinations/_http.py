@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from kpi_collector.collect import jsontext
 from kpi_collector.destinations.base import delivery_error
@@ -43,6 +43,12 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
 
 
+#: redirects that keep the method and the body (RFC 9110 §15.4.8, §15.4.9); a 301, 302 or 303
+#: sends a POST on as a GET without its body
+KEEPS_BODY = (307, 308)
+MAX_REDIRECTS = 5
+
+
 async def send(
     via: Sender,
     method: str,
@@ -57,18 +63,67 @@ async def send(
 ) -> Response:
     """One request; any HTTP status returns, a connection failure raises a transient error
     whose `maybe_sent` is True (a timeout or a dropped connection may come after the service
-    took the request: see `maybe_sent`)."""
+    took the request: see `maybe_sent`).
+
+    A GET follows redirects. A request with a body follows only a 307 or 308 on its own host
+    (http may become https): a 301, 302 or 303 would arrive as a GET without the body, which
+    a receiver may take (200) as delivered with nothing in it, and another host would get
+    the body's signature and the configured headers; both raise a terminal error naming where
+    the redirect points (its origin: the path may hold a secret)."""
     session = via.http(timeout=timeout, auth=auth)
-    try:
-        return await session.request(
-            method, url, json_body=json_body, data=data, headers=dict(headers or {}), ok=ANY_STATUS
-        )
-    except HttpError as exc:
-        error = delivery_error(
-            f"cannot reach {service} at {origin(url)}: {_scrub(str(exc), url)}", transient=True
-        )
-        error.maybe_sent = True  # type: ignore[attr-defined]
-        raise error from None
+    reads = method in ("GET", "HEAD")
+    target = url
+    for _ in range(MAX_REDIRECTS + 1):
+        try:
+            response = await session.request(
+                method,
+                target,
+                json_body=json_body,
+                data=data,
+                headers=dict(headers or {}),
+                ok=ANY_STATUS,
+                follow_redirects=reads,
+            )
+        except HttpError as exc:
+            error = delivery_error(
+                f"cannot reach {service} at {origin(url)}: {_scrub(str(exc), target)}",
+                transient=True,
+            )
+            error.maybe_sent = True  # type: ignore[attr-defined]
+            raise error from None
+        location = response.headers.get("Location")
+        if reads or not 300 <= response.status < 400 or not location:
+            return response
+        moved = urljoin(target, location)
+        problem = _unfollowed(response.status, method, target, moved)
+        if problem:
+            raise delivery_error(
+                f"{service} at {origin(url)} answered HTTP {response.status}, a redirect to "
+                f"{origin(moved)}: {problem}, so nothing was delivered; put the URL it "
+                "redirects to in the config",
+                transient=False,
+            )
+        target = moved
+    raise delivery_error(
+        f"{service} at {origin(url)} redirected more than {MAX_REDIRECTS} times; put the URL "
+        "it ends at in the config",
+        transient=False,
+    )
+
+
+def _unfollowed(status: int, method: str, url: str, moved: str) -> str | None:
+    """Why a request with a body must not follow this redirect, or None when it may."""
+    if status not in KEEPS_BODY:
+        return f"followed, the {method} would arrive as a GET without its body"
+    before, after = urlsplit(url), urlsplit(moved)
+    upgrade = (before.scheme, after.scheme) in (
+        ("http", "http"),
+        ("http", "https"),
+        ("https", "https"),
+    )
+    if not upgrade or before.hostname != after.hostname:
+        return "another host (or a downgrade to http), which would get the body and its headers"
+    return None
 
 
 def maybe_sent(error: BaseException) -> bool:

@@ -1,5 +1,7 @@
 """A generic webhook receiver: `POST /hook?key=<token>` keeps the raw body and headers (what a
-signature is computed over) and answers `{"received": true}`; a wrong key gets 403."""
+signature is computed over) and answers `{"received": true}`; a wrong key gets 403. Like a
+catch hook (Zapier's, n8n's), it takes a GET as a hook too, with an empty body: a POST that a
+redirect turned into a GET is received as a hook without its document."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ class FakeReceiver(MessageService):
     def routes(self, app: web.Application) -> None:
         super().routes(app)
         app.router.add_post("/hook", self._hook)
+        app.router.add_get("/hook", self._hook)
 
     async def _hook(self, request: web.Request) -> web.Response:
         if request.query.get("key") != self.token:
