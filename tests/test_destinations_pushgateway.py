@@ -114,3 +114,19 @@ def test_pushgateway_has_no_layout_and_refuses_one_at_load(tmp_path: Path) -> No
     assert line.startswith(f"{config}:4: destination 'pushgateway': unknown key 'layout'")
     assert "known keys:" in line and "layout" not in line.split("known keys:")[1]
     assert Pushgateway.upserts  # still re-pushed at every run of the period, like a table
+
+
+def test_a_sign_in_page_in_front_of_the_pushgateway_is_not_a_push(tmp_path: Path) -> None:
+    """A proxy or single sign-on in front of the Pushgateway answers the PUT with its sign-in
+    page (200): that was taken as pushed and the period lost; it is an error and the push
+    stays pending (the Pushgateway itself answers 200 with an empty body)."""
+    from kpi_collector.destinations.webhook.fake import FakeReceiver
+
+    page = "<!DOCTYPE html><html><body><form>Sign in</form></body></html>"
+    with FakeReceiver.serve(TOKEN) as proxy:
+        proxy.fail_next(200, page, {"Content-Type": "text/html"})
+        p = pipeline(tmp_path, Pushgateway(url=proxy.url, retries=0), {"stars": 1647.0})
+        message = p.process(now=MONDAY).delivery_errors["pushgateway"]
+    assert "HTTP 200 with an HTML page" in message
+    (record,) = p.delivery_engine().records()
+    assert record.status == "pending"

@@ -165,3 +165,64 @@ def test_a_redirect_to_another_host_is_not_followed_with_the_secrets(
     assert hooks.hooks == []
     (record,) = p.delivery_engine().records()
     assert record.status == "pending"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "shown"),
+    [
+        # a proxy's or single sign-on's page in front of the receiver
+        (
+            "<!DOCTYPE html><html><head><title>Sign in</title></head><body>Sign in to "
+            "continue</body></html>",
+            "text/html; charset=utf-8",
+            "an HTML page",
+        ),
+        # a bot framework or workflow trigger that answers its errors with 200 (Slack-style)
+        ('{"ok": false, "error": "invalid_payload"}', "application/json", "invalid_payload"),
+        ('{"success": false, "message": "schema mismatch"}', "application/json", "schema"),
+        ('{"status": "error", "message": "quota exceeded"}', "application/json", "quota"),
+        ('{"status": "FAILED"}', "application/json", "FAILED"),
+    ],
+    ids=["html-page", "ok-false", "success-false", "status-error", "status-failed"],
+)
+def test_a_2xx_whose_body_says_it_failed_keeps_the_delivery_pending(
+    tmp_path: Path, hooks: FakeReceiver, body: str, content_type: str, shown: str
+) -> None:
+    """A 200 that is no success in the receiver's own terms (a sign-in page, `{"ok": false}`,
+    `{"success": false}`, `{"status": "error"}`) was taken as delivered and the period lost:
+    it is an error saying what came, the delivery stays pending and the next run sends it."""
+    hooks.fail_next(200, body, {"Content-Type": content_type})
+    p = make(tmp_path, Webhook(url=hooks.hook_url, every="day"))
+    first = p.process(now=MONDAY)
+    message = first.delivery_errors["webhook"]
+    assert "HTTP 200" in message and shown in message and TOKEN not in message
+    (record,) = p.delivery_engine().records()
+    assert record.status == "pending"
+    assert p.process(now=MONDAY).exit_code == 0
+    ((raw, _),) = hooks.hooks
+    assert json.loads(raw)["period"] == "2026-11-23"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("", "text/plain"),
+        ("OK", "text/plain"),
+        ("1", "text/plain"),  # Microsoft Teams' success
+        ('{"status": "success", "id": "8f1c"}', "application/json"),  # Zapier's
+        ('{"ok": true}', "application/json"),
+        ('{"error": null, "received": 3}', "application/json"),
+        ("Accepted", "text/plain"),  # Make's
+        ('[{"queued": true}]', "application/json"),
+    ],
+)
+def test_a_2xx_with_a_receivers_success_is_a_delivery(
+    tmp_path: Path, hooks: FakeReceiver, body: str, content_type: str
+) -> None:
+    """What receivers answer when they took the document stays a delivery (a mistaken
+    failure would send the period again on every run)."""
+    hooks.fail_next(200, body, {"Content-Type": content_type})
+    p = make(tmp_path, Webhook(url=hooks.hook_url, every="day"))
+    assert p.process(now=MONDAY).delivery_errors == {}
+    (record,) = p.delivery_engine().records()
+    assert record.status == "done"

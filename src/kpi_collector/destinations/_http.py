@@ -5,6 +5,7 @@ retry can help and how to fix it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urljoin, urlsplit
@@ -188,6 +189,54 @@ def error_detail(response: Response, *keys: str) -> str | None:
     if text and not text.startswith("<"):
         return redact(" ".join(text.split()))[:200]
     return None
+
+
+#: a JSON answer's `status` that says the receiver failed (`{"status": "error"}`)
+_FAILED_STATUS = frozenset({"error", "fail", "failed", "failure"})
+
+
+def failed_success(response: Response, *keys: str) -> str | None:
+    """What a 2xx answer that delivered nothing came with, or None when it says nothing of
+    the kind: an HTML page (a proxy's or single sign-on's sign-in page in front of the
+    service), or a JSON object that says it failed — `"ok": false` (Slack-style bots and
+    workflow triggers), `"success": false`, a `status` of error, fail, failed or failure.
+    `keys` name the body's fields that tell why (`error_detail`)."""
+    from kpi_collector.collect.http import body_text
+
+    text = body_text(response.body, response.headers.get("Content-Type")).strip()
+    if response.is_html or text[:15].lower().startswith(("<!doctype html", "<html")):
+        return "an HTML page"
+    try:
+        body = jsontext.loads(text) if text.startswith("{") else None
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    status = body.get("status")
+    for key, failed in (
+        ("ok", body.get("ok") is False),
+        ("success", body.get("success") is False),
+        ("status", isinstance(status, str) and status.lower() in _FAILED_STATUS),
+    ):
+        if failed:
+            said = f"{key}: {json.dumps(body[key])}"
+            detail = error_detail(response, *keys)
+            return f"{said} ({detail})" if detail else said
+    return None
+
+
+def check_success(
+    response: Response, *, service: str, fix: str, keys: tuple[str, ...] = ()
+) -> None:
+    """Raise a terminal DeliveryError (the delivery stays pending) when the 2xx `response`
+    delivered nothing (`failed_success`), saying what came and `fix`."""
+    came = failed_success(response, *keys)
+    if came is not None:
+        raise delivery_error(
+            f"{service} answered HTTP {response.status} with {came}, not {service}'s success: "
+            f"nothing was delivered; {fix}",
+            transient=False,
+        )
 
 
 def _scrub(text: str, url: str) -> str:

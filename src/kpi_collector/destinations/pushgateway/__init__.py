@@ -16,7 +16,7 @@ from urllib.parse import quote
 from pydantic import Field, field_validator
 
 from kpi_collector.collect.http import Auth, check_http_url
-from kpi_collector.destinations._http import error_detail, send, status_error
+from kpi_collector.destinations._http import check_success, error_detail, send, status_error
 from kpi_collector.destinations.base import Delivery, Destination
 from kpi_collector.destinations.exposition import CONTENT_TYPE, label, number
 from kpi_collector.secrets import Secret
@@ -102,7 +102,12 @@ class Pushgateway(Destination):
             headers={"Content-Type": CONTENT_TYPE},
             auth=self._auth(),
         )
-        if 200 <= response.status < 300:
+        if 200 <= response.status < 300:  # the Pushgateway's is empty; a proxy's page is none
+            check_success(
+                response,
+                service="the Pushgateway",
+                fix="check `url` (and that no proxy or sign-in page stands in front of it)",
+            )
             return
         hint = "check username and password" if response.status == 401 else None
         raise status_error(

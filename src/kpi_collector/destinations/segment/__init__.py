@@ -19,7 +19,7 @@ from pydantic import Field
 
 from kpi_collector._version import __version__
 from kpi_collector.collect.http import Auth
-from kpi_collector.destinations._http import error_detail, send, status_error
+from kpi_collector.destinations._http import check_success, error_detail, send, status_error
 from kpi_collector.destinations.base import (
     Delivery,
     MessageDestination,
@@ -151,28 +151,18 @@ class Segment(MessageDestination):
             auth=self._auth(),
         )
         if response.status == 200:
-            _check_success(response.text().strip())
+            # Segment answers `{"success": true}`; a proxy's page or `{"success": false}`
+            # tracked nothing: the delivery stays pending
+            check_success(
+                response,
+                service="Segment",
+                keys=("message", "error"),
+                fix="check api_url (and that no proxy stands between)",
+            )
             return
         raise status_error(
             response,
             service="Segment",
             detail=error_detail(response, "message", "error"),
             hint="check write_key" if response.status in (401, 403) else None,
-        )
-
-
-def _check_success(text: str) -> None:
-    """Segment answers a 200 with `{"success": true}`; a 200 with an HTML page (a proxy's or a
-    portal's) or `{"success": false}` delivered nothing: an error (the delivery stays
-    pending)."""
-    try:
-        answer = json.loads(text) if text.startswith("{") else None
-    except ValueError:
-        answer = None
-    if text.startswith("<") or (isinstance(answer, dict) and answer.get("success") is False):
-        came = "an HTML page" if text.startswith("<") else "success: false"
-        raise delivery_error(
-            f"Segment answered HTTP 200 with {came}, not Segment's success: nothing was "
-            "tracked; check api_url (and that no proxy stands between)",
-            transient=False,
         )

@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 
 from kpi_collector._version import __version__
 from kpi_collector.collect.http import is_http_url
-from kpi_collector.destinations._http import Sender, error_detail, send, status_error
+from kpi_collector.destinations._http import Sender, check_success, error_detail, send, status_error
 from kpi_collector.destinations.base import Delivery, MessageDestination, message_id
 from kpi_collector.destinations.digest import Digest
 from kpi_collector.destinations.text import send_now
@@ -117,6 +117,12 @@ class Webhook(MessageDestination):
             headers=headers,
         )
         if 200 <= response.status < 300:
+            check_success(
+                response,
+                service="the webhook",
+                keys=("error", "message", "errors"),
+                fix="check `url` (and that no proxy or sign-in page stands in front of it)",
+            )
             return
         raise status_error(
             response, service="the webhook", detail=error_detail(response, "error", "message")
