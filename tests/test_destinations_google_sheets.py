@@ -153,3 +153,30 @@ def test_titles_that_look_like_formulas_land_as_text(tmp_path: Path, layout: str
         cells = [cell for row in sheets.values(key, "KPIs") for cell in row]
     assert not [c for c in cells if isinstance(c, Formula)]
     assert set(titles) | {"=cmd.x"} <= set(cells) and -3.0 in cells
+
+
+def test_a_rerun_of_many_kpis_stays_within_the_write_quota(tmp_path: Path) -> None:
+    """`layout: long` updated a re-run period's rows one request each: 70 KPIs were 70 write
+    requests, over Sheets' 60 a minute per user, and every retry began again from the first
+    row, so the period's update never went through (and with it every later period). Rows
+    of one delivery are written in one request (values:batchUpdate) and appended in one."""
+    with FakeSheets.serve() as sheets:
+        sheets.write_limit = (8, 60.0)  # a small quota: 12 KPIs play 70
+        key = sheets.add_spreadsheet()
+        destination = GoogleSheets(
+            spreadsheet=key,
+            credentials=json.dumps(service_account(sheets.token_uri)),
+            api_url=sheets.url,
+            every="day",
+            layout="long",
+        )
+        state = {f"m{i}": float(i) for i in range(12)}
+        p = pipeline(tmp_path, destination, state)
+        assert p.process(now=DAY).delivery_errors == {}
+        state.update({f"m{i}": float(100 + i) for i in range(12)})
+        assert p.process(now=DAY + timedelta(hours=1)).delivery_errors == {}
+        rows = sheets.values(key, "KPIs")[1:]
+    assert sorted((r[2], r[4]) for r in rows) == sorted(
+        (f"github.m{i}", float(100 + i)) for i in range(12)
+    )
+    assert sheets.writes <= 4

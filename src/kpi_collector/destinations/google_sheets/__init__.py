@@ -169,6 +169,7 @@ class GoogleSheets(TableDestination):
             ident = (cells[0], cells[2]) if long else (cells[0],)
             where.setdefault(ident, number)
         appended: list[list[Any]] = []
+        updated: list[dict[str, Any]] = []
         for record in self._records(delivery):
             ident = (record["Period"], record["KPI"]) if long else (record["Period"],)
             found = where.get(ident)
@@ -177,14 +178,14 @@ class GoogleSheets(TableDestination):
             for name, value in record.items():
                 row[index[name]] = value
             if found:
-                http.values_update(
-                    key,
-                    f"{sheet}!A{found}",
-                    params={"valueInputOption": "RAW"},
-                    body={"values": [row]},
-                )
+                updated.append({"range": f"{sheet}!A{found}", "values": [row]})
             else:
                 appended.append(row)
+        if updated:
+            # one write request for every row of the period: a request per row was over
+            # Sheets' 60 writes a minute for a long layout's many KPIs, and a retry began again
+            # from the first row, so such a period never went through
+            http.values_batch_update(key, body={"valueInputOption": "RAW", "data": updated})
         if appended:
             http.values_append(
                 key,

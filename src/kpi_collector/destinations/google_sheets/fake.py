@@ -1,11 +1,14 @@
 """A local Google Sheets API v4 (and OAuth token endpoint) for tests.
 
 Implements what gspread's HTTPClient calls: `GET /v4/spreadsheets/{id}` (metadata),
-`GET|PUT /v4/spreadsheets/{id}/values/{range}`, `POST …/values/{range}:append` and
+`GET|PUT /v4/spreadsheets/{id}/values/{range}`, `POST …/values/{range}:append`,
+`POST …/values:batchUpdate` (several ranges in one write, all or none) and
 `POST /v4/spreadsheets/{id}:batchUpdate` (addSheet, updateSheetProperties), with the API's
 value input options (RAW stores text as sent; USER_ENTERED parses it as typed, "=..." becoming
-a `Formula`), grid limits and error shape `{"error": {"code", "message", "status"}}`. `POST /token` checks
-the service account's signed JWT assertion and hands out a bearer token.
+a `Formula`), grid limits, error shape `{"error": {"code", "message", "status"}}` and the quota of write
+requests per minute per user (`write_limit`, Sheets': 60 a minute; beyond it 429
+RESOURCE_EXHAUSTED, without Retry-After). `POST /token` checks the service account's signed
+JWT assertion and hands out a bearer token.
 """
 
 from __future__ import annotations
@@ -20,8 +23,13 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from kpi_collector.destinations._fake import rate_wait
 from kpi_collector.sources._fake import BackgroundServer, google_service_account
 
+WRITE_QUOTA = (
+    "Quota exceeded for quota metric 'Write requests' and limit 'Write requests per minute "
+    "per user' of service 'sheets.googleapis.com' for consumer 'project_number:1234'."
+)
 _A1 = re.compile(r"^(?:'((?:[^']|'')+)'|([^!]+))(?:!([A-Z]+)?(\d+)?(?::([A-Z]+)?(\d+)?)?)?$")
 
 
@@ -54,6 +62,9 @@ class FakeSheets:
         self.token_requests = 0
         #: answers for the next Sheets API requests: (HTTP status, message, status name)
         self.faults: list[tuple[int, str, str]] = []
+        self.write_limit = (60, 60.0)  # write requests per seconds (Sheets: 60 a minute)
+        self.writes = 0  # write requests carried out
+        self._write_times: list[float] = []
 
     @property
     def token_uri(self) -> str:
@@ -91,6 +102,10 @@ class FakeSheets:
             return error(503, "The service is currently unavailable.", "UNAVAILABLE")
         if self.faults and request.path.startswith("/v4/"):
             return error(*self.faults.pop(0))
+        if request.path.startswith("/v4/") and request.method in ("POST", "PUT"):
+            if rate_wait(self._write_times, self.write_limit) is not None:
+                return error(429, WRITE_QUOTA, "RESOURCE_EXHAUSTED")
+            self.writes += 1
         return await handler(request)
 
     async def _token(self, request: web.Request) -> web.Response:
@@ -143,6 +158,8 @@ class FakeSheets:
             )
         if action == "batchUpdate" and request.method == "POST":
             return await self._batch_update(request, key, sheets)
+        if tail == "values:batchUpdate" and request.method == "POST":
+            return await self._values_batch_update(request, key, sheets)
         if tail.startswith("values/"):
             return await self._values(request, key, sheets, tail.removeprefix("values/"))
         return error(404, "Method not found.", "NOT_FOUND")
@@ -189,6 +206,68 @@ class FakeSheets:
     ) -> web.Response:
         append = spec.endswith(":append")
         spec = spec.removesuffix(":append")
+        if request.method == "GET":
+            found = self._range(sheets, spec)
+            if isinstance(found, web.Response):
+                return found
+            sheet = found[0]
+            out = [list(r) for r in sheet["values"]]
+            body: dict[str, Any] = {
+                "range": f"'{sheet['title']}'!A1:Z{sheet['rows']}",
+                "majorDimension": "ROWS",
+            }
+            if out:
+                body["values"] = out
+            return web.json_response(body)
+        option = request.query.get("valueInputOption")
+        written = self._write(
+            key, sheets, spec, (await request.json()).get("values", []), option, append=append
+        )
+        if isinstance(written, web.Response):
+            return written
+        if append:
+            return web.json_response(
+                {
+                    "spreadsheetId": key,
+                    "tableRange": written["updatedRange"].split("!")[0] + "!A1",
+                    "updates": written,
+                }
+            )
+        return web.json_response(written)
+
+    async def _values_batch_update(
+        self, request: web.Request, key: str, sheets: list[dict[str, Any]]
+    ) -> web.Response:
+        """Every range of `data` written, or none (a range refused refuses the request)."""
+        body = await request.json()
+        option = body.get("valueInputOption")
+        saved = [[list(r) for r in s["values"]] for s in sheets], [s["rows"] for s in sheets]
+        responses = []
+        for item in body.get("data", []):
+            written = self._write(
+                key, sheets, item.get("range", ""), item.get("values", []), option
+            )
+            if isinstance(written, web.Response):
+                for sheet, values, rows in zip(sheets, *saved, strict=True):
+                    sheet["values"], sheet["rows"] = values, rows
+                return written
+            responses.append(written)
+        return web.json_response(
+            {
+                "spreadsheetId": key,
+                "totalUpdatedRows": sum(r["updatedRows"] for r in responses),
+                "totalUpdatedColumns": max((r["updatedColumns"] for r in responses), default=0),
+                "totalUpdatedCells": sum(r["updatedCells"] for r in responses),
+                "totalUpdatedSheets": len({r["updatedRange"].split("!")[0] for r in responses}),
+                "responses": responses,
+            }
+        )
+
+    @staticmethod
+    def _range(
+        sheets: list[dict[str, Any]], spec: str
+    ) -> tuple[dict[str, Any], int, int] | web.Response:
+        """The sheet, first column and first row (0-based) of an A1 range."""
         match = _A1.match(spec)
         if not match:
             return error(400, f"Unable to parse range: {spec}", "INVALID_ARGUMENT")
@@ -198,25 +277,33 @@ class FakeSheets:
             return error(400, f"Unable to parse range: {spec}", "INVALID_ARGUMENT")
         col = _column(match.group(3)) if match.group(3) else 0
         row = int(match.group(4)) - 1 if match.group(4) else 0
-        values: list[list[Any]] = sheet["values"]
-        if request.method == "GET":
-            out = [list(r) for r in values]
-            body: dict[str, Any] = {
-                "range": f"'{title}'!A1:Z{sheet['rows']}",
-                "majorDimension": "ROWS",
-            }
-            if out:
-                body["values"] = out
-            return web.json_response(body)
-        if request.query.get("valueInputOption") not in ("RAW", "USER_ENTERED"):
+        return sheet, col, row
+
+    def _write(
+        self,
+        key: str,
+        sheets: list[dict[str, Any]],
+        spec: str,
+        new: list[list[Any]],
+        option: str | None,
+        *,
+        append: bool = False,
+    ) -> dict[str, Any] | web.Response:
+        """Write `new` at `spec` (after the last row for `append`): the update's answer."""
+        found = self._range(sheets, spec)
+        if isinstance(found, web.Response):
+            return found
+        sheet, col, row = found
+        title = sheet["title"]
+        if option not in ("RAW", "USER_ENTERED"):
             return error(
                 400, "'valueInputOption' is required but not specified", "INVALID_ARGUMENT"
             )
-        new = (await request.json()).get("values", [])
-        if request.query.get("valueInputOption") == "USER_ENTERED":
+        if option == "USER_ENTERED":
             # parsed as if typed into a cell: "=..." (and "+", "-", "@" before a formula)
             # becomes a formula, which is what the cell holds from then on
-            new = [[_as_typed(cell) for cell in row] for row in new]
+            new = [[_as_typed(cell) for cell in cells] for cells in new]
+        values: list[list[Any]] = sheet["values"]
         if append:
             row, col = len(values), 0
             sheet["rows"] = max(sheet["rows"], row + len(new))
@@ -239,18 +326,13 @@ class FakeSheets:
         for r in values:  # the API returns rows without trailing empty cells
             while r and r[-1] in ("", None):
                 r.pop()
-        updates = {
+        return {
             "spreadsheetId": key,
             "updatedRange": f"'{title}'!A{row + 1}",
             "updatedRows": len(new),
             "updatedColumns": width,
             "updatedCells": sum(len(r) for r in new),
         }
-        if append:
-            return web.json_response(
-                {"spreadsheetId": key, "tableRange": f"'{title}'!A1", "updates": updates}
-            )
-        return web.json_response(updates)
 
 
 class Formula(str):
