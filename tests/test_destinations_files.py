@@ -312,3 +312,27 @@ def test_spreadsheet_text_escapes_formulas_and_keeps_numbers(cell: str, written:
 
     assert spreadsheet_text(cell) == written
     assert cell_text(written) == (cell if written.startswith("'") else written)
+
+
+@pytest.mark.parametrize("cls", [CSV, JSONL, Parquet])
+def test_a_value_of_an_undelivered_run_of_the_period_is_not_lost(
+    cls: type[CSV], tmp_path: Path
+) -> None:
+    """A period's row holds each KPI's newest value of the period: a re-run without a KPI (a
+    failing metric, `kpi run --only`) keeps the value the first run wrote. When the first
+    run's delivery had not gone out (the file read-only, a service down), the pending row
+    moved to the newer run and was written with its values alone: the first run's forks was
+    lost for the period. The values of the period's runs not delivered yet are written too,
+    the newest of each KPI."""
+    path = tmp_path / f"kpis.{cls.type}"
+    path.write_bytes(b"")
+    path.chmod(0o444)
+    state = {"stars": 10.0, "forks": 2.0}
+    p = pipeline(tmp_path, cls(path=str(path), every="day"), state)
+    assert cls.type in p.process(now=DAY).delivery_pending
+    path.chmod(0o644)
+    del state["forks"]
+    state["stars"] = 11.0
+    assert p.process(now=DAY + timedelta(hours=1)).exit_code == 0
+    (row,) = cls(path=str(path)).read(path)
+    assert float(row["github.stars"]) == 11 and float(row["github.forks"]) == 2

@@ -370,18 +370,53 @@ class DeliveryEngine:
             raise DeliveryError(
                 f"run {record.run_id} has no stored values any more; nothing to deliver"
             )
+        values, timestamps = run.values, run.timestamps
+        if destination.upserts:
+            values, timestamps = self._period_values(store, destination, record, run)
         return self._delivery(
             destination,
             record.period,
             record.run_id,
             run.started_at,
-            run.values,
-            run.timestamps,
+            values,
+            timestamps,
             run.errors,
             progress=record.progress,
             sent_plan=record.sent_plan,
             earlier_attempts=record.attempts,
         )
+
+    def _period_values(
+        self,
+        store: HistoryStore,
+        destination: Destination,
+        record: DeliveryRecord,
+        run: ledger.StoredRun,
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """The values (and their times) a table's row of `record.period` is written with: the
+        newest of each KPI over the period's runs since the row became pending, `run` last.
+
+        The row keeps each KPI's newest value of the period (a re-run without a KPI leaves
+        its value), but a pending row moves on to the period's newest run: when an earlier
+        run's delivery had not gone out (the service down), the KPIs only that run collected
+        were never written."""
+        first = record.pending_run
+        if first is None or record.run_id is None or first >= record.run_id:
+            return run.values, run.timestamps
+        values: dict[str, float] = {}
+        timestamps: dict[str, float] = {}
+        for run_id, started in ledger.run_starts(store, first, record.run_id - 1):
+            if self.period_of(destination, started, run_id) != record.period:
+                continue
+            earlier = ledger.stored_run(store, run_id)
+            if earlier is not None:
+                values.update(earlier.values)
+                timestamps.update(earlier.timestamps)
+        if not values:
+            return run.values, run.timestamps
+        values.update(run.values)
+        timestamps.update(run.timestamps)
+        return values, timestamps
 
     def delivery_from_result(self, destination: Destination, result: RunResult) -> Delivery:
         period = self.period_of(destination, result.started_at, result.run_id)

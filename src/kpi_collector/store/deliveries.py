@@ -338,6 +338,22 @@ def stored_run(store: HistoryStore, run_id: int | None) -> StoredRun | None:
     )
 
 
+def run_starts(store: HistoryStore, first: int, last: int) -> list[tuple[int, datetime]]:
+    """(run id, start as an aware UTC datetime) of the runs `first` to `last` (both
+    included), oldest first: the runs a table's pending row of a period went through."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import runs
+
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(runs.c.id, runs.c.started_at)
+            .where(runs.c.id >= first, runs.c.id <= last)
+            .order_by(runs.c.id)
+        ).all()
+    return [(int(r.id), datetime.fromtimestamp(r.started_at, UTC)) for r in rows]
+
+
 def _record_of(row: Any) -> DeliveryRecord:
     return DeliveryRecord(
         row.id,
