@@ -466,3 +466,24 @@ def test_an_emoji_title_is_split_by_notions_utf16_count(notion: FakeNotion, tmp_
     assert p.process(now=DAY).delivery_errors == {}
     (row,) = notion.rows(database)
     assert (row["Name"], row["Value"]) == (title, 5.0)
+
+
+@pytest.mark.parametrize("on", ["/query", "/pages"])
+def test_an_error_object_in_a_200_answer_is_no_success(
+    notion: FakeNotion, tmp_path: Path, on: str
+) -> None:
+    """An answer whose `object` is not what was asked for (Notion's error object passed on
+    with a 200, by a gateway in between) was read as a success: a query's as "no page for
+    this period" (a second page: the period's row twice), a create's as the page written.
+    It is Notion's error (retried when its code is transient) and the period keeps one
+    page with its values."""
+    database = notion.add_database()
+    state = values()
+    p = pipeline(tmp_path, make(notion, database), lambda: dict(state))
+    assert p.process(now=DAY).exit_code == 0
+    state["stars"] = 1700.0
+    notion.fail_next(200, "service_unavailable", "Notion is unavailable.", on=on)
+    result = p.process(now=DAY + timedelta(hours=1))
+    assert result.delivery_errors == {} and not notion.faults
+    rows = notion.rows(database)
+    assert len(rows) == 1 and rows[0]["GitHub Stargazers"] == 1700.0

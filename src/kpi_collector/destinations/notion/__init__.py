@@ -76,6 +76,17 @@ _TRANSIENT = {
 }
 
 
+#: the object each endpoint answers with (the "object" of its JSON)
+_OBJECTS = {
+    "databases.retrieve": "database",
+    "data_sources.retrieve": "data_source",
+    "data_sources.update": "data_source",
+    "data_sources.query": "list",
+    "pages.create": "page",
+    "pages.update": "page",
+}
+
+
 def notion_id(value: str) -> str:
     """The 32-hex id in a Notion id, dashed UUID or page/database URL."""
     matches = _ID.findall(value.split("?")[0])
@@ -318,15 +329,36 @@ class _Api:
         self.where = where
 
     async def call(self, endpoint: str, **kwargs: Any) -> Any:
+        """The answer of one endpoint ("pages.create"): the object it gives (`_OBJECTS`), else
+        a DeliveryError — Notion's error object passed on in a 200 (by a gateway) is that
+        error, and an answer that is no such object is no success: read as one, a query's
+        would be "no page for this period" and write the period's row twice."""
         group, _, method = endpoint.partition(".")
         function = getattr(getattr(self.client, group), method)
         await self.pacer.turn()
         try:
-            return await function(**kwargs)
+            answer = await function(**kwargs)
         except DeliveryError:
             raise
         except Exception as exc:
             raise self._error(exc) from None
+        kind = answer.get("object") if isinstance(answer, dict) else None
+        if kind == _OBJECTS[endpoint]:
+            return answer
+        if kind == "error":
+            code = str(answer.get("code") or "")
+            message = redact(str(answer.get("message") or ""))[:300]
+            raise delivery_error(
+                f"Notion answered HTTP 200 with its error object {code}: "
+                f"{_HINTS.get(code) or 'error'} — {message}",
+                transient=code in _TRANSIENT,
+            )
+        came = f"a {kind!r} object" if kind else "no Notion object"
+        raise delivery_error(
+            f"Notion at {self.where} answered {endpoint} with {came}, not a success: nothing "
+            "is taken as written; check api_url (and that no proxy stands between)",
+            transient=False,
+        )
 
     async def query(self, data_source_id: str, filter_: dict[str, Any]) -> list[dict[str, Any]]:
         """Every page of the data source that matches `filter_` (following the cursor)."""

@@ -156,6 +156,7 @@ class Fault:
     code: str
     message: str
     headers: dict[str, str] = field(default_factory=dict)
+    on: str | None = None  # only for a request whose path holds this ("/query"); None: any
 
 
 class FakeNotion:
@@ -207,8 +208,12 @@ class FakeNotion:
         message: str,
         times: int = 1,
         headers: dict[str, str] | None = None,
+        on: str | None = None,
     ) -> None:
-        self.faults += [Fault(status, code, message, dict(headers or {}))] * times
+        """Answer the next `times` requests (whose path holds `on`, if given) with
+        Notion's error object of `status` and `code`; a `status` of 200 is an error object
+        in a 200 answer (a gateway that passes an error on as a success)."""
+        self.faults += [Fault(status, code, message, dict(headers or {}), on)] * times
 
     # reading back ---------------------------------------------------------------------------
 
@@ -267,8 +272,9 @@ class FakeNotion:
             return error(
                 503, "service_unavailable", "Notion is unavailable, please try again later."
             )
-        if self.faults:
-            fault = self.faults.pop(0)
+        fault = next((f for f in self.faults if f.on is None or f.on in request.path), None)
+        if fault is not None:
+            self.faults.remove(fault)
             return error(fault.status, fault.code, fault.message, fault.headers)
         wait = self._rate_limited()
         if wait is not None:
