@@ -336,3 +336,30 @@ def test_a_value_of_an_undelivered_run_of_the_period_is_not_lost(
     assert p.process(now=DAY + timedelta(hours=1)).exit_code == 0
     (row,) = cls(path=str(path)).read(path)
     assert float(row["github.stars"]) == 11 and float(row["github.forks"]) == 2
+
+
+def test_a_wide_parquet_keeps_kpis_named_like_the_long_layouts_text_columns(
+    tmp_path: Path,
+) -> None:
+    """A derived KPI may have an id without a dot (`kpis: {title: {formula: ...}}`): in a wide
+    Parquet file its column was typed as text, like the long layout's `kpi` and `title`,
+    and 4.0 was written as the string "4.0". Only `period` and `date` are text in a wide
+    file; every KPI column holds numbers."""
+    from kpi_collector import Pipeline
+    from kpi_collector.destinations import Store
+    from kpi_collector.sources.python import Function
+
+    path = tmp_path / "kpis.parquet"
+    p = Pipeline(
+        sources=[Function(lambda: {"x": 2.0}, name="app")],
+        destinations=[Store(f"sqlite:///{tmp_path / 'kpi.db'}"), Parquet(path=str(path))],
+        kpis={
+            "title": {"formula": "app.x * 2"},
+            "kpi": {"formula": "app.x * 3"},
+            "value": {"formula": "app.x * 4"},
+        },
+        base_dir=tmp_path,
+    )
+    assert p.process(now=DAY).exit_code == 0
+    (row,) = Parquet(path=str(path)).read(path)
+    assert (row["title"], row["kpi"], row["value"], row["app.x"]) == (4.0, 6.0, 8.0, 2.0)

@@ -249,7 +249,8 @@ class Parquet(FileDestination):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        text = {"period", "date", "kpi", "title"}
+        # a wide file's KPI columns are numbers whatever their ids (a derived KPI `title`)
+        text = {"period", "date"} | ({"kpi", "title"} if self.layout == "long" else set())
         schema = pa.schema([(c, pa.string() if c in text else pa.float64()) for c in columns])
         table = pa.Table.from_pylist(
             [{c: _cell(row.get(c), c in text) for c in columns} for row in rows], schema=schema
