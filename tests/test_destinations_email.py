@@ -45,10 +45,16 @@ def test_email_html_and_text_over_starttls(tmp_path: Path) -> None:
         p = pipeline(tmp_path, email, {"stars": 1647.0})
         assert p.process(now=DAY).exit_code == 0
         assert p.process(now=DAY + timedelta(days=1)).exit_code == 0  # same week: no second mail
-        ((message, envelope),) = messages
+        # one envelope per recipient (see the greylisting test), the same message in each
+        assert sorted(rcpt for _, envelope in messages for rcpt in envelope.rcpt_tos) == [
+            "ceo@example.com",
+            "team@example.com",
+        ]
+        assert len(messages) == 2 and len({str(m) for m, _ in messages}) == 1
+        message = messages[0][0]
         assert message["Subject"] == "KPIs — week 49, 2026"
         assert message["From"] == "KPI bot <kpi@example.com>"
-        assert sorted(envelope.rcpt_tos) == ["ceo@example.com", "team@example.com"]
+        assert message["To"] == "team@example.com" and message["Cc"] == "ceo@example.com"
         text = message.get_body(preferencelist=("plain",)).get_content()
         html = message.get_body(preferencelist=("html",)).get_content()
         assert "GitHub Stargazers: 1,647" in text
@@ -414,3 +420,58 @@ def test_a_split_digest_whose_max_size_changed_is_not_resumed_but_sent_from_the_
         ]
         lines = [line for m, _ in resent for line in plain_text(m).splitlines() if "kpi_" in line]
         assert lines == [f"github.kpi_{i:03d}: {i * 1000:,}" for i in range(400)]
+
+
+def test_a_recipient_refused_for_now_gets_the_digest_and_the_others_get_it_once(
+    tmp_path: Path,
+) -> None:
+    """A greylisting server refuses one recipient for now (450) and takes the others: the
+    message went to them and the delivery was marked done, so that recipient never got the
+    digest. Each recipient has its own envelope and its place in the delivery's progress:
+    the refused one is sent again (in the run, or the next), the others never twice."""
+    team, boss = "team@example.com", "boss@example.com"
+    with smtp_server(tmp_path, "bot", "smtp-pass-123", greylist=(boss,)) as (port, ca, got):
+        email = Email(
+            host="127.0.0.1",
+            port=port,
+            username="bot",
+            password="smtp-pass-123",
+            sender="kpi@example.com",
+            to=[team],
+            cc=[boss],
+            ca_file=str(ca),
+            every="week",
+        )
+        p = pipeline(tmp_path, email, {"stars": 1.0})
+        assert p.process(now=DAY).delivery_errors == {}
+        assert p.process(now=DAY + timedelta(hours=1)).delivery_errors == {}
+    assert sorted(rcpt for _, envelope in got for rcpt in envelope.rcpt_tos) == [boss, team]
+    assert {m["To"] for m, _ in got} == {team} and {m["Cc"] for m, _ in got} == {boss}
+
+
+def test_a_recipient_refused_for_good_is_named_and_the_others_get_it_once(
+    tmp_path: Path,
+) -> None:
+    """A recipient the server never takes (554) was left out without a word; the delivery
+    now stays pending naming it, and once `to` is fixed the rest goes out, no one twice."""
+    with smtp_server(tmp_path, "bot", "pw", tls=False, relay_for="example.com") as (
+        port,
+        _,
+        got,
+    ):
+
+        def email(to: list[str]) -> Email:
+            return Email(
+                host="127.0.0.1",
+                port=port,
+                sender="kpi@example.com",
+                to=to,
+                tls="none",
+                every="week",
+                retries=0,
+            )
+
+        p = pipeline(tmp_path, email(["team@example.com", "ceo@elsewhere.org"]), {"stars": 1.0})
+        message = p.process(now=DAY).delivery_errors["email"]
+        assert "ceo@elsewhere.org" in message and "554" in message
+    assert [envelope.rcpt_tos for _, envelope in got] == [["team@example.com"]]

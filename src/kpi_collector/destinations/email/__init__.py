@@ -237,10 +237,25 @@ class Email(MessageDestination):
 
         def work(smtp: smtplib.SMTP) -> None:
             parts = self.messages(delivery, self.size_limit(smtp))
-            # after the parts an earlier attempt (or the failed delivery retried) sent; a part
-            # is its subject and text (its MIME boundaries differ on every build)
-            for index, message in delivery.unsent(parts, _part_key):
-                smtp.send_message(message, to_addrs=[*self.to, *self.cc])
+            # each message to each recipient in an envelope of its own: a server that refuses
+            # one recipient (a 450 of greylisting, a 554) takes the message for the others,
+            # and with one envelope for all, the refused one was left out without a word (and
+            # sending again would repeat it to the rest); here the refused one fails the
+            # delivery, and a retry goes on from it
+            recipients = list(dict.fromkeys([*self.to, *self.cc]))
+            sends = [(message, rcpt) for message in parts for rcpt in recipients]
+
+            def key(send: tuple[EmailMessage, str]) -> str:
+                # a part is its subject and text (its MIME boundaries differ on every build)
+                return (
+                    _part_key(send[0])
+                    if len(recipients) == 1
+                    else f"{_part_key(send[0])}\n{send[1]}"
+                )
+
+            # after the sends an earlier attempt (or the failed delivery retried) made
+            for index, (message, rcpt) in delivery.unsent(sends, key):
+                smtp.send_message(message, to_addrs=[rcpt])
                 checkpoint(index + 1)
 
         await asyncio.to_thread(self._session, work)
@@ -346,8 +361,12 @@ class Email(MessageDestination):
                 if relay
                 else "check `to`"
             )
+            # a 4xx (greylisting, a full mailbox for now) is worth another try, later
+            later = all(400 <= code < 500 for code, _ in exc.recipients.values())
             return delivery_error(
-                f"{where} refused the recipients {refused}: {hint}", transient=False
+                f"{where} refused the recipients {refused}: "
+                + ("try again later" if later else hint),
+                transient=later,
             )
         if isinstance(exc, smtplib.SMTPResponseException) and _is_too_large(
             exc.smtp_code, exc.smtp_error

@@ -68,6 +68,19 @@ class _Handler:
     def __init__(self) -> None:
         self.messages: list[tuple[EmailMessage, Any]] = []
         self.busy_after: int | None = None  # after this many messages, one 451 (then none)
+        self.greylist: set[str] = set()  # recipients refused once with 450 (then taken)
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address in self.greylist:
+            self.greylist.discard(address)
+            return (
+                f"450 4.2.0 <{address}>: Recipient address rejected: Greylisted, "
+                "please try again later"
+            )
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.busy_after is not None and len(self.messages) >= self.busy_after:
@@ -114,12 +127,14 @@ def smtp_server(
     size_limit: int | None = None,
     relay_for: str | None = None,
     busy_after: int | None = None,
+    greylist: tuple[str, ...] = (),
 ) -> Iterator[tuple[int, Path, list[Any]]]:
     """(port, CA file to trust, accepted messages as (EmailMessage, envelope)). `smtputf8`:
     offer SMTPUTF8 (RFC 6531); `size_limit`: the SIZE it announces and enforces (bytes, RFC
     1870); `relay_for`: the only recipient domain it takes (others: 554 relay denied);
     `busy_after`: after this many messages it answers the next DATA once with 451 (a busy
-    server: try again later)."""
+    server: try again later); `greylist`: recipients it refuses once with 450, as a
+    greylisting server (postgrey) does a sender it has not seen, then takes."""
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -141,6 +156,7 @@ def smtp_server(
         _OAuthOnly() if oauth_only else _RelayFor(relay_for) if relay_for else _Handler()
     )
     handler.busy_after = busy_after
+    handler.greylist = set(greylist)
     port = free_port()
     controller = Controller(
         handler,
