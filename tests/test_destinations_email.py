@@ -453,7 +453,7 @@ def test_a_recipient_refused_for_good_is_named_and_the_others_get_it_once(
     tmp_path: Path,
 ) -> None:
     """A recipient the server never takes (554) was left out without a word; the delivery
-    now stays pending naming it, and once `to` is fixed the rest goes out, no one twice."""
+    now stays pending naming it, and the recipients it takes got the digest once."""
     with smtp_server(tmp_path, "bot", "pw", tls=False, relay_for="example.com") as (
         port,
         _,
