@@ -130,3 +130,33 @@ def test_a_sign_in_page_in_front_of_the_pushgateway_is_not_a_push(tmp_path: Path
     assert "HTTP 200 with an HTML page" in message
     (record,) = p.delivery_engine().records()
     assert record.status == "pending"
+
+
+@pytest.mark.parametrize(
+    ("grouping", "said"),
+    [
+        ("{env-name: prod}", "'env-name' is not a Prometheus label name"),
+        ("{1env: prod}", "'1env' is not a Prometheus label name"),
+        ("{__env: prod}", "'__env' is not a Prometheus label name"),
+        ("{job: other}", "`job:`"),
+    ],
+)
+def test_a_grouping_label_the_pushgateway_refuses_is_a_config_error(
+    tmp_path: Path, grouping: str, said: str
+) -> None:
+    """The Pushgateway answers a push under `env-name/prod` with 400 "improper label name":
+    every period's push was refused for good (marked failed) at run time. Such a label name
+    is a config error at load; `job` in `grouping` (which silently replaced `job:`) too."""
+    from kpi_collector.config import load_config
+    from kpi_collector.errors import ConfigError
+
+    config = tmp_path / "kpi.yaml"
+    config.write_text(
+        "sources:\n"
+        "  - {name: app, type: python, function: 'os:getpid'}\n"
+        "destinations:\n"
+        f"  - {{type: pushgateway, url: 'http://127.0.0.1:9091', grouping: {grouping}}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert said in str(caught.value) and "grouping" in str(caught.value)

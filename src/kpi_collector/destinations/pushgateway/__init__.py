@@ -10,6 +10,7 @@ which replaces the group's metrics: re-running is idempotent.
 from __future__ import annotations
 
 import base64
+import re
 from typing import ClassVar
 from urllib.parse import quote
 
@@ -21,6 +22,8 @@ from kpi_collector.destinations.base import Delivery, Destination
 from kpi_collector.destinations.exposition import CONTENT_TYPE, label, number
 from kpi_collector.secrets import Secret
 from kpi_collector.store.periods import local_midnight
+
+_LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def exposition(delivery: Delivery) -> str:
@@ -75,6 +78,21 @@ class Pushgateway(Destination):
     @classmethod
     def _http_url(cls, value: str) -> str:
         return check_http_url(value)
+
+    @field_validator("grouping")
+    @classmethod
+    def _label_names(cls, value: dict[str, str]) -> dict[str, str]:
+        """Names the Pushgateway takes: it answers any other with 400 "improper label name",
+        which refused every period's push; `job` there would replace `job:`."""
+        for name in value:
+            if name == "job":
+                raise ValueError("'job' is set with `job:`, not in grouping")
+            if not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
+                raise ValueError(
+                    f"{name!r} is not a Prometheus label name (letters, digits and _, not "
+                    "starting with a digit or __)"
+                )
+        return value
 
     def push_url(self) -> str:
         """`<url>/metrics/job/<job>/<label>/<value>...`, each value in the form the Pushgateway
