@@ -180,3 +180,46 @@ def test_a_rerun_of_many_kpis_stays_within_the_write_quota(tmp_path: Path) -> No
         (f"github.m{i}", float(100 + i)) for i in range(12)
     )
     assert sheets.writes <= 4
+
+
+@pytest.mark.parametrize("on", ["/values/", "values:batchUpdate", ":append"])
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_an_error_object_in_a_200_answer_is_no_success(
+    tmp_path: Path, on: str, layout: str
+) -> None:
+    """Google's error object passed on with a 200 was read as an answer: a read of the sheet
+    as an empty sheet (its header written again over the first row and the period's rows
+    appended a second time), a write as done. Every answer must be the one asked for; an
+    error object is that error (a 500 retried) and the period keeps one row per key."""
+    with FakeSheets.serve() as sheets:
+        key = sheets.add_spreadsheet()
+        destination = GoogleSheets(
+            spreadsheet=key,
+            credentials=json.dumps(service_account(sheets.token_uri)),
+            api_url=sheets.url,
+            every="day",
+            layout=layout,  # type: ignore[arg-type]
+        )
+        state = {"stars": 1.0}
+        p = pipeline(tmp_path, destination, state)
+        fault = (200, "Internal error encountered.", "INTERNAL", on)
+        if on == ":append":  # the first run appends the period's row(s)
+            sheets.faults.append(fault)
+        assert p.process(now=DAY).delivery_errors == {}
+        assert sheets.values(key, "KPIs")[1:] != []  # an append taken as done wrote nothing
+        state.update(stars=2.0, forks=3.0)  # an update of the row and, long, a new row
+        if on != ":append":
+            sheets.faults.append(fault)
+        assert p.process(now=DAY + timedelta(hours=1)).delivery_errors == {}
+        assert not sheets.faults
+        rows = sheets.values(key, "KPIs")
+    if layout == "wide":
+        assert rows == [
+            ["Period", "Date", "GitHub Stargazers", "github.forks"],
+            ["2026-11-30", "2026-11-30", 2.0, 3.0],
+        ]
+    else:
+        assert sorted(rows[1:]) == [
+            ["2026-11-30", "2026-11-30", "github.forks", "github.forks", 3.0],
+            ["2026-11-30", "2026-11-30", "github.stars", "GitHub Stargazers", 2.0],
+        ]

@@ -114,7 +114,11 @@ class GoogleSheets(TableDestination):
             def request(self, method: str, endpoint: str, *args: Any, **kwargs: Any) -> Any:
                 if endpoint.startswith(GOOGLE_SHEETS):
                     endpoint = base + endpoint[len(GOOGLE_SHEETS) :]
-                return super().request(method, endpoint, *args, **kwargs)
+                response = super().request(method, endpoint, *args, **kwargs)
+                # a read of values answers its `range`, everything else its spreadsheetId
+                reads = method.lower() == "get" and "/values/" in endpoint
+                _check_answer(response, "range" if reads else "spreadsheetId")
+                return response
 
         try:
             credentials = Credentials.from_service_account_info(
@@ -249,6 +253,41 @@ class GoogleSheets(TableDestination):
                 ]
             },
         )
+
+
+#: Google's status names of errors a retry may get past
+_TRANSIENT_STATUS = frozenset(
+    {"INTERNAL", "UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "ABORTED"}
+)
+
+
+def _check_answer(response: Any, key: str) -> None:
+    """Raise a DeliveryError unless the 2xx `response` is the answer asked for (its JSON holds
+    `key`): read as one, Google's error object passed on with a 200 (by a gateway) made a
+    read look like an empty sheet (its header written again over the first row, the
+    period's rows appended twice) and a write look done. An error object is that error
+    (transient by its status name); anything else is no success."""
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if isinstance(answer, dict) and key in answer and "error" not in answer:
+        return
+    error = answer.get("error") if isinstance(answer, dict) else None
+    if isinstance(error, dict):
+        status = str(error.get("status") or "")
+        message = redact(str(error.get("message") or ""))[:300]
+        raise delivery_error(
+            f"Google Sheets answered HTTP {response.status_code} with its error object "
+            f"{status} ({message}): nothing is taken as done",
+            transient=status in _TRANSIENT_STATUS,
+        )
+    came = "no JSON" if answer is None else "JSON without its " + key
+    raise delivery_error(
+        f"Google Sheets answered HTTP {response.status_code} with {came}, not the Sheets API's "
+        "answer: check api_url (and that no proxy stands between)",
+        transient=False,
+    )
 
 
 def _quote(title: str) -> str:

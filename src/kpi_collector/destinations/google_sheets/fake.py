@@ -60,8 +60,10 @@ class FakeSheets:
         self.spreadsheets: dict[str, list[dict[str, Any]]] = {}
         self.down = False
         self.token_requests = 0
-        #: answers for the next Sheets API requests: (HTTP status, message, status name)
-        self.faults: list[tuple[int, str, str]] = []
+        #: answers for the next Sheets API requests: (HTTP status, message, status name), and
+        #: optionally a text the request's path must hold; a status of 200 answers Google's
+        #: error object with a 200 (a gateway that passes an error on as a success)
+        self.faults: list[tuple[int, str, str] | tuple[int, str, str, str]] = []
         self.write_limit = (60, 60.0)  # write requests per seconds (Sheets: 60 a minute)
         self.writes = 0  # write requests carried out
         self._write_times: list[float] = []
@@ -100,8 +102,14 @@ class FakeSheets:
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if self.down and request.path.startswith("/v4/"):  # the Sheets API, not Google's sign-in
             return error(503, "The service is currently unavailable.", "UNAVAILABLE")
-        if self.faults and request.path.startswith("/v4/"):
-            return error(*self.faults.pop(0))
+        fault = (
+            next((f for f in self.faults if len(f) == 3 or f[3] in request.path), None)
+            if request.path.startswith("/v4/")
+            else None
+        )
+        if fault is not None:
+            self.faults.remove(fault)
+            return error(*fault[:3])
         if request.path.startswith("/v4/") and request.method in ("POST", "PUT"):
             if rate_wait(self._write_times, self.write_limit) is not None:
                 return error(429, WRITE_QUOTA, "RESOURCE_EXHAUSTED")
