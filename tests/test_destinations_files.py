@@ -363,3 +363,25 @@ def test_a_wide_parquet_keeps_kpis_named_like_the_long_layouts_text_columns(
     assert p.process(now=DAY).exit_code == 0
     (row,) = Parquet(path=str(path)).read(path)
     assert (row["title"], row["kpi"], row["value"], row["app.x"]) == (4.0, 6.0, 8.0, 2.0)
+
+
+@pytest.mark.parametrize("cls", [CSV, JSONL, Parquet])
+def test_a_half_file_left_by_a_crash_is_cleared_by_the_next_write(
+    cls: type[CSV], tmp_path: Path
+) -> None:
+    """A process killed while writing leaves its temporary file (`.kpis.csv.<pid>.tmp`, half
+    written) beside the file it would have replaced: the file itself is whole, but every
+    crash left one more half file in the folder for good. The next write, holding the lock
+    no other writer gets, removes them; other files stay."""
+    path = tmp_path / f"kpis.{cls.type}"
+    stale = [tmp_path / f".kpis.{cls.type}.{pid}.tmp" for pid in (4242, 99999)]
+    for half in stale:
+        half.write_bytes(b"period,date,github.st")
+    kept = [tmp_path / f".other.{cls.type}.4242.tmp", tmp_path / f"kpis.{cls.type}.4242.tmp"]
+    for other in kept:
+        other.write_bytes(b"not ours")
+    p = pipeline(tmp_path, cls(path=str(path), every="day"), {"stars": 10.0})
+    assert p.process(now=DAY).exit_code == 0
+    assert [half for half in stale if half.exists()] == []
+    assert all(other.read_bytes() == b"not ours" for other in kept)
+    assert len(cls(path=str(path)).read(path)) == 1

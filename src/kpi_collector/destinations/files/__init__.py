@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import glob
+import importlib.util
 import json
 import os
 import stat
@@ -87,6 +89,7 @@ class FileDestination(TableDestination):
                 existing = [] if fresh else self.read(target)
                 rows = upsert(existing, new, key_of(self.layout))
                 first = ["period", "date"] if self.layout == "wide" else LONG_COLUMNS
+                _clear_half_files(target)
                 tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
                 try:
                     self.write_over(target, tmp, columns_of(rows, first), rows)
@@ -120,6 +123,20 @@ class FileDestination(TableDestination):
         """Write `rows` to `tmp`, which then replaces `target` (which may not exist yet): a
         format whose files others save again in their own way writes `tmp` the same way."""
         self.write(tmp, columns, rows)
+
+
+def _clear_half_files(target: Path) -> None:
+    """Remove the temporary files (`.<name>.<pid>.tmp`) writers of `target` killed mid-write
+    left: each was half a file, kept in the folder for good. Called under the lock, which no
+    live writer of `target` holds then (without `fcntl`, on Windows, there is no lock: the
+    files stay)."""
+    if importlib.util.find_spec("fcntl") is None:
+        return
+    prefix = f".{target.name}."
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        pid = leftover.name[len(prefix) : -len(".tmp")]
+        if pid.isdigit():
+            leftover.unlink(missing_ok=True)
 
 
 class _ReadOnly(Exception):
