@@ -114,15 +114,13 @@ def test_an_error_body_is_shown_in_the_charset_it_declares(
     assert error_detail(answer, "error") == shown
 
 
-@pytest.mark.parametrize("status", [301, 302, 303])
-def test_a_redirect_that_would_drop_the_body_keeps_the_delivery_pending(
-    tmp_path: Path, hooks: FakeReceiver, status: int
-) -> None:
-    """A receiver that moved (http to https, a new path) answers 301/302/303: a client that
-    follows it sends the POST on as a GET without its body, which a catch hook takes as an
-    empty hook (200), and the period was marked delivered with nothing in it. Such a redirect
-    is an error naming where it points (origin only: the path may hold the secret) and the
-    delivery stays pending; the next run sends the document once."""
+def test_a_moved_receiver_keeps_the_delivery_pending(tmp_path: Path, hooks: FakeReceiver) -> None:
+    """A receiver that moved for good (http to https, a new path) answers 301 without taking
+    the POST: a client that follows it sends it on as a GET without its body, which a catch
+    hook takes as an empty hook (200), and the period was marked delivered with nothing in
+    it. A 301 is an error naming where it points (origin only: the path may hold the secret)
+    and the delivery stays pending; the next run sends the document once."""
+    status = 301
     hooks.fail_next(status, "", {"Location": f"/hook?key={TOKEN}"})
     p = make(tmp_path, Webhook(url=hooks.hook_url, every="day"))
     first = p.process(now=MONDAY)
@@ -226,3 +224,18 @@ def test_a_2xx_with_a_receivers_success_is_a_delivery(
     assert p.process(now=MONDAY).delivery_errors == {}
     (record,) = p.delivery_engine().records()
     assert record.status == "done"
+
+
+@pytest.mark.parametrize("status", [302, 303])
+def test_a_receiver_that_redirects_after_taking_the_post_got_it_once(
+    tmp_path: Path, hooks: FakeReceiver, status: int
+) -> None:
+    """Post/Redirect/Get: a receiver takes the document, then answers 303 (or 302, as a
+    Google Apps Script web app does) to a page with its result. The delivery is done, and
+    the document went once (no retry sends it again)."""
+    hooks.then_redirect = status
+    p = make(tmp_path, Webhook(url=hooks.hook_url, every="day"))
+    assert p.process(now=MONDAY).delivery_errors == {}
+    assert p.process(now=MONDAY).delivery_errors == {}
+    ((body, _),) = hooks.hooks
+    assert json.loads(body)["period"] == "2026-11-23"

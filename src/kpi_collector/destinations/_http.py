@@ -44,9 +44,11 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
 
 
-#: redirects that keep the method and the body (RFC 9110 §15.4.8, §15.4.9); a 301, 302 or 303
-#: sends a POST on as a GET without its body
+#: redirects that keep the method and the body (RFC 9110 §15.4.8, §15.4.9); a 301 sends a
+#: POST on as a GET without its body
 KEEPS_BODY = (307, 308)
+#: redirects after a request was taken, to the page with its result (Post/Redirect/Get)
+SEE_OTHER = (302, 303)
 MAX_REDIRECTS = 5
 
 
@@ -66,11 +68,14 @@ async def send(
     whose `maybe_sent` is True (a timeout or a dropped connection may come after the service
     took the request: see `maybe_sent`).
 
-    A GET follows redirects. A request with a body follows only a 307 or 308 on its own host
-    (http may become https): a 301, 302 or 303 would arrive as a GET without the body, which
-    a receiver may take (200) as delivered with nothing in it, and another host would get
-    the body's signature and the configured headers; both raise a terminal error naming where
-    the redirect points (its origin: the path may hold a secret)."""
+    A GET follows redirects. A request with a body: a 302 or 303 after it is Post/Redirect/Get
+    (the receiver took it, a Google Apps Script web app answers so): the page it points to is
+    the answer, fetched with a GET without the credentials and headers. A 307 or 308 is
+    followed with the body on its own host (http may become https). A 301 (moved for good:
+    not taken; followed, the body would be dropped and a receiver may take the GET as an
+    empty delivery) and a 307/308 to another host (which would get the body's signature and
+    the configured headers) raise a terminal error naming where the redirect points (its
+    origin: the path may hold a secret)."""
     session = via.http(timeout=timeout, auth=auth)
     reads = method in ("GET", "HEAD")
     target = url
@@ -96,6 +101,8 @@ async def send(
         if reads or not 300 <= response.status < 400 or not location:
             return response
         moved = urljoin(target, location)
+        if response.status in SEE_OTHER:
+            return await _result_page(session, moved, service=service, url=url)
         problem = _unfollowed(response.status, method, target, moved)
         if problem:
             raise delivery_error(
@@ -110,6 +117,21 @@ async def send(
         "it ends at in the config",
         transient=False,
     )
+
+
+async def _result_page(session: HttpSession, page: str, *, service: str, url: str) -> Response:
+    """The page a Post/Redirect/Get receiver points to after taking a request, read with a GET
+    that carries none of the request's credentials or headers."""
+    try:
+        return await session.request(
+            "GET", page, ok=ANY_STATUS, credentials=False, follow_redirects=True
+        )
+    except HttpError as exc:
+        raise delivery_error(
+            f"{service} at {origin(url)} took the request and pointed to {origin(page)}, which "
+            f"did not answer: {_scrub(str(exc), page)}",
+            transient=True,
+        ) from None
 
 
 def _unfollowed(status: int, method: str, url: str, moved: str) -> str | None:
