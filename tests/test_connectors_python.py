@@ -305,3 +305,32 @@ def test_a_sync_function_still_running_after_its_timeout_does_not_keep_the_run_w
     with sqlite3.connect(tmp_path / "kpi.db") as db:
         rows = dict(db.execute("SELECT kpi, value FROM observations").fetchall())
     assert rows == {"fine.n": 5.0}
+
+
+def test_keys_that_are_not_metric_names_are_errors_never_merged() -> None:
+    """A function's keys are metric names: `{1: 5, "1": 6}` stored one of the two under
+    `1` (whichever came last), `{None: 3}` a KPI named `None`, and a `metrics:` entry `1`
+    was reported missing though the function returned the key 1. Now a key that is not
+    text is an error of the source naming it: what the function meant is unknown."""
+
+    def int_and_text() -> dict[object, int]:
+        return {1: 5, "1": 6}
+
+    def none_key() -> dict[object, int]:
+        return {None: 3, "ok": 4}
+
+    def tuple_key() -> dict[object, int]:
+        return {("a", "b"): 1}
+
+    def numpy_key() -> dict[object, int]:
+        import numpy
+
+        return {numpy.int64(7): 1, "fine": 2}
+
+    result = run(int_and_text, none_key, tuple_key, numpy_key)
+    assert result.values == {}
+    assert "not a metric name" in result.errors["int_and_text"]
+    assert "1 (int)" in result.errors["int_and_text"]
+    assert "None (NoneType)" in result.errors["none_key"]
+    assert "('a', 'b') (tuple)" in result.errors["tuple_key"]
+    assert "7 (int64)" in result.errors["numpy_key"]

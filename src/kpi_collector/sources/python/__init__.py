@@ -148,10 +148,18 @@ def to_values(
         raise ExtractError(
             f"expected a mapping of metric names to numbers, got {type(result).__name__}"
         )
+    names = [key for key in result if not isinstance(key, str)]
+    if names:
+        # `{1: 5, "1": 6}` would store one of them under `1`, `{None: 3}` a KPI `None`
+        shown = ", ".join(f"{redact_cut(str(key), 60)} ({type(key).__name__})" for key in names)
+        raise ExtractError(
+            f"a key of the mapping is not a metric name: {shown}; name each number with "
+            'text, e.g. {"signups": 12}'
+        )
     values: dict[str, float] = {}
     errors: dict[str, str] = {}
     for key, raw in result.items():
-        name = str(key)
+        name = str.__str__(key)  # a `str` Enum's value, not `Kind.SIGNUPS`
         try:
             values[name] = finish_plain(name, raw, metrics.get(name) or Metric(), locale)
         except ExtractError as exc:
