@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pydantic import ByteSize, Field, field_validator
 from kpi_collector.collect import groups, jsontext
 from kpi_collector.collect.extract import Metric, finish_plain
 from kpi_collector.errors import ExtractError, SourceError
-from kpi_collector.secrets import redact_cut, remember_values
+from kpi_collector.secrets import redact_cut, remember_url_credentials, remember_values
 from kpi_collector.sources.base import Source, SourceContext
 from kpi_collector.sources.python import MESSAGE_LIMIT, to_values
 
@@ -43,6 +44,12 @@ class Command(Source):
     def _argv(cls, value: object) -> object:
         if isinstance(value, str):
             raise ValueError("give the command as a list of arguments, e.g. [wc, -l, file.txt]")
+        return value
+
+    @field_validator("command")
+    @classmethod
+    def _secret_arguments(cls, value: list[str]) -> list[str]:
+        remember_arguments(value)  # a program that fails often repeats what it was given
         return value
 
     @field_validator("env")
@@ -72,7 +79,7 @@ class Command(Source):
         text = out.decode("utf-8-sig", errors="replace").strip()
         if text.startswith("{"):
             try:
-                data = jsontext.loads(text)
+                data = jsontext.loads(text, unique_keys=True)
             except ValueError as exc:
                 raise ExtractError(f"the output is not valid JSON ({exc})") from None
             return to_values(
@@ -80,6 +87,41 @@ class Command(Source):
             )
         metric = self.metrics.get(self.metric) or Metric()
         return {self.metric: finish_plain(self.metric, text, metric, self.locale)}
+
+
+#: an option naming a credential: `--token`, `--api-key`, `--password=...`, `-secret`
+_SECRET_OPTION = re.compile(
+    r"(?i)(--?[a-z0-9_.-]*(?:token|secret|passw|pwd|key|credential|auth)[a-z0-9_.-]*)(?:=(.*))?"
+)
+#: a header given as an argument (`curl -H "Authorization: Bearer ..."`) that carries one
+_SECRET_HEADER = re.compile(
+    r"(?i)\s*([a-z0-9-]*(?:authorization|token|secret|key|auth)[a-z0-9-]*)\s*:\s*(.+)"
+)
+_AUTH_SCHEME = re.compile(r"(?i)(?:bearer|basic|token|digest|apikey)\s+(\S+)")
+
+
+def remember_arguments(argv: list[str]) -> None:
+    """Mark the secrets a program's arguments carry, so that `redact` hides them when the
+    program echoes them back (`invalid token ...`): the value of an option named like a
+    credential (`--token X`, `--password=X`, with the length rule of `remember_values` for
+    values written in the file), the value of a header argument carrying one
+    (`Authorization: Bearer X`, `X-Api-Key: X`; the same length rule) and a URL's password and credential query
+    values. A value from `${VAR}` is already secret (the loader remembers it)."""
+    for index, argument in enumerate(argv[1:], start=1):
+        option = _SECRET_OPTION.fullmatch(argument)
+        if option is not None:
+            if option.group(2) is not None:
+                remember_values({option.group(1): option.group(2)})
+            elif index + 1 < len(argv) and not argv[index + 1].startswith("-"):
+                remember_values({argument: argv[index + 1]})
+            continue
+        header = _SECRET_HEADER.fullmatch(argument)
+        if header is not None:
+            given = header.group(2).strip()
+            scheme = _AUTH_SCHEME.fullmatch(given)
+            remember_values({"header": given, "credential": scheme.group(1) if scheme else ""})
+        elif "://" in argument:
+            remember_url_credentials(argument)
 
 
 def _ended(returncode: int) -> str:
