@@ -998,3 +998,22 @@ def test_text_with_an_offset_is_that_instant_in_every_backend(
             meta.drop_all(engine)
     for name, series in got.items():
         assert as_rows(series) == expected, name
+
+
+def test_a_colon_word_in_where_is_sql_not_a_missing_parameter() -> None:
+    """`where: "kind = ':signup'"` on a table made SQLAlchemy ask for a bind parameter
+    `signup` and the source failed; it is SQL as written, on files as on tables."""
+    engine = sa.create_engine("sqlite://", poolclass=StaticPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE events (user_id TEXT, ts TEXT, kind TEXT)"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO events VALUES ('a', '2024-05-01 08:00:00', :kind),"
+                " ('b', '2024-05-01 09:00:00', 'other')"
+            ),
+            {"kind": ":signup"},
+        )
+    series = daily_series(
+        EventTable(engine, "events"), user="user_id", time="ts", where="kind = ':signup'"
+    )
+    assert [(item.day.isoformat(), item.values["dau"]) for item in series] == [("2024-05-01", 1)]

@@ -549,3 +549,43 @@ def test_a_query_of_millions_of_rows_holds_two_in_memory(server: str) -> None:
     assert "{'app.after': 2.0}" in values or "'after': 2.0" in values, done.stdout
     assert "more than one row" in values, done.stdout
     assert int(grown) < 50, done.stdout
+
+
+@pytest.mark.parametrize("server", ["sqlite", "postgresql", "mariadb"])
+def test_a_colon_word_in_a_query_is_sql_not_a_missing_parameter(
+    server: str, tmp_path: Path
+) -> None:
+    """A query is run as written: `':active'`, `'{"a":1}'` or a comment `-- see :note`
+    made SQLAlchemy ask for a bind parameter (`A value is required for bind parameter
+    'active'`), and the whole source failed, every other metric with it. Casts (`::int`)
+    and times (`'10:30'`) keep working."""
+    from tests.services import require_mysql_url, require_postgres_url
+
+    if server == "sqlite":
+        db = tmp_path / "app.db"
+        sqlite3.connect(db).close()
+        url = f"sqlite:///{db}"
+        cast = "SELECT CAST('7' AS INTEGER)"
+    else:
+        url = require_postgres_url() if server == "postgresql" else require_mysql_url()
+        cast = "SELECT '7'::int" if server == "postgresql" else "SELECT CAST('7' AS SIGNED)"
+    metrics = {
+        "word": "SELECT length(':active')",
+        "json": """SELECT length('{"a":1}')""",
+        "comment": "SELECT 3 -- a note :about it\n",
+        "time": "SELECT length('10:30')",
+        "percent": "SELECT length('50%:x %s')",
+        "cast": cast,
+        "backslash": "SELECT length('a\\:b')" if server != "mariadb" else "SELECT 4",
+    }
+    result = run(SQL(name="app", url=url, metrics=metrics), defaults=Defaults(retries=0))
+    assert result.errors == {}
+    assert result.values == {
+        "app.word": 7,
+        "app.json": 7,
+        "app.comment": 3,
+        "app.time": 5,
+        "app.percent": 8,
+        "app.cast": 7,
+        "app.backslash": 4,
+    }

@@ -5,6 +5,7 @@ read-write. Used by the `sql` source and the active-users queries."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,19 @@ from kpi_collector.secrets import redact
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
+
+
+#: where SQLAlchemy's `text()` would take a query's own text for a bind parameter (`:word`
+#: not after a letter, digit or colon) or drop a backslash of it (`\\:`, its escape)
+_COLON = re.compile(r"(?:(?<=\\)(?=:)|(?<![:\w\\])(?=:\w))(:\w*)(?![:\w])")
+
+
+def escape_colons(sql: str) -> str:
+    """`sql` written for SQLAlchemy's `text()` so that it runs exactly as written: a colon
+    word in a string, a comment or JSON (`':active'`, `'{"a":1}'`) is no bind parameter
+    (`A value is required for bind parameter 'active'`) and a backslash before a colon
+    stays. Casts (`::int`) and times (`'10:30'`) are left as they are."""
+    return _COLON.sub(lambda match: "\\" + match.group(1), sql)
 
 
 def with_driver(url: URL) -> URL:

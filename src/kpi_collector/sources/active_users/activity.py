@@ -20,7 +20,7 @@ import threading
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -781,6 +781,8 @@ def _run_sql(table: EventTable, plan: _Plan) -> list[tuple[Any, ...]]:
     from sqlalchemy import exc as sa_exc
     from sqlalchemy import inspect, text
 
+    from kpi_collector.collect.sql import escape_colons
+
     if not isinstance(table.table, str) or not table.table.strip():
         raise ValueError("table: give a table name")
     parts = table.table.split(".")
@@ -788,6 +790,8 @@ def _run_sql(table: EventTable, plan: _Plan) -> list[tuple[Any, ...]]:
         raise ValueError(f"table {table.table!r}: give a name or schema.name")
     schema, name = (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
     where = table.describe()
+    if plan.where:  # `kind = ':signup'` is SQL as written, no bind parameter `signup`
+        plan = replace(plan, where=escape_colons(plan.where))
     try:
         with _engine(table) as engine:
             dialect = engine.dialect.name
@@ -858,7 +862,10 @@ def _run_sql(table: EventTable, plan: _Plan) -> list[tuple[Any, ...]]:
             transient=transient,
         ) from None
     except sa_exc.SQLAlchemyError as exc:
-        raise ActivityError(f"computing active users from {where} failed: {exc}") from None
+        # one line: the message goes on with the whole query (`[SQL: ...]`)
+        raise ActivityError(
+            f"computing active users from {where} failed: {_first_line(exc)}"
+        ) from None
 
 
 def _prepare_session(conn: Connection, dialect: str, timeout: float | None) -> None:

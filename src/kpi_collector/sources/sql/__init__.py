@@ -12,6 +12,7 @@ from kpi_collector.collect.extract import Metric, coerce_metric, finish_plain
 from kpi_collector.collect.offload import in_daemon_thread
 from kpi_collector.collect.sql import (
     abandon,
+    escape_colons,
     first_line,
     open_readonly,
     read_only_broken,
@@ -112,7 +113,7 @@ def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> 
             # millions of them (`SELECT amount FROM orders`, the sum forgotten) holds two in
             # memory, not all of them
             streamed = _streamable(metric.query)
-            statement = text(metric.query).execution_options(stream_results=streamed)
+            statement = text(escape_colons(metric.query)).execution_options(stream_results=streamed)
             result = conn.execute(statement)
             # two rows at most: whether there is one is all a metric needs to know
             rows = result.fetchmany(2) if result.returns_rows else None
