@@ -589,3 +589,34 @@ def test_a_colon_word_in_a_query_is_sql_not_a_missing_parameter(
         "app.cast": 7,
         "app.backslash": 4,
     }
+
+
+def test_postgres_values_given_as_text_that_is_no_number_fail_saying_how_to_cast() -> None:
+    """psycopg hands some PostgreSQL types over as their text: a bit string B'101' (5) was
+    stored as 101, and a money value was read from the text the server's lc_monetary
+    writes ('1.234,56 €' on a German server). Each is now an error saying how to cast it;
+    text, enums and JSON numbers are read as before."""
+    from tests.services import require_postgres_url
+
+    result = run(
+        SQL(
+            name="app",
+            url=require_postgres_url(),
+            metrics={
+                "bits": "SELECT B'101'",
+                "varbits": "SELECT B'11'::varbit",
+                "money": "SELECT 1234.56::money",
+                "money_row": "SELECT sum(x) FROM (VALUES (1::money), (2::money)) AS t(x)",
+                "text": "SELECT '1,234'",
+                "json": "SELECT '5'::json",
+                "numeric": "SELECT 1234.56::money::numeric",
+            },
+        ),
+        defaults=Defaults(timeout=5, retries=0),
+    )
+    _no_source_error(result)
+    assert result.values == {"app.text": 1234, "app.json": 5, "app.numeric": 1234.56}
+    assert "bit string" in result.errors["app.bits"] and "::integer" in result.errors["app.bits"]
+    assert "bit string" in result.errors["app.varbits"]
+    assert "money" in result.errors["app.money"] and "::numeric" in result.errors["app.money"]
+    assert "::numeric" in result.errors["app.money_row"]

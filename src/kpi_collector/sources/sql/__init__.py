@@ -106,6 +106,7 @@ def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> 
     from sqlalchemy import text
 
     assert metric.query is not None
+    given_as_text: str | None = None
     try:
         # a savepoint, so one failing query does not abort the others' transaction
         with conn.begin_nested():
@@ -116,6 +117,7 @@ def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> 
             statement = text(escape_colons(metric.query)).execution_options(stream_results=streamed)
             result = conn.execute(statement)
             # two rows at most: whether there is one is all a metric needs to know
+            given_as_text = _text_of(conn, result)  # before the fetch may close the cursor
             rows = result.fetchmany(2) if result.returns_rows else None
             if (
                 streamed
@@ -178,7 +180,31 @@ def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> 
     row = rows[0]
     if len(row) != 1:
         raise ExtractError(f"{name}: the query must return one column, it returned {len(row)}")
+    if given_as_text is not None and isinstance(row[0], str):
+        raise ExtractError(f"{name}: {given_as_text}")
     return finish_plain(name, _value(name, row[0]), metric, locale)
+
+
+#: PostgreSQL types (by OID) that psycopg hands over as their text, which is no number as
+#: written: why, and the cast that gives one
+_TEXT_NOT_NUMBER = {
+    790: "a money value, written as the server's lc_monetary says ('1.234,56 €'); "
+    "cast it: SELECT amount::numeric",
+    1560: "a bit string (B'101' is 5, not 101); cast it: SELECT bits::integer",
+    1562: "a bit string (B'101' is 5, not 101); cast it: SELECT bits::bit(32)::integer",
+}
+
+
+def _text_of(conn: Any, result: Any) -> str | None:
+    """Why the first column of `result` (PostgreSQL) is text that is not the number it
+    stands for (`_TEXT_NOT_NUMBER`), or None."""
+    if conn.dialect.name != "postgresql":
+        return None
+    description = result.cursor.description if result.cursor is not None else None
+    if not description:
+        return None
+    why = _TEXT_NOT_NUMBER.get(description[0][1])
+    return f"the query returned {why}" if why else None
 
 
 def _streamable(query: str) -> bool:
