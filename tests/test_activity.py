@@ -200,8 +200,14 @@ def test_current_and_ranges_match_brute_force(
     source = EventTable(engine, "events")
     options: dict[str, Any] = {"user": "user_id", "time": "ts", "timezone": timezone}
     expected_today = reference(events, timezone, min_events=min_events, start=today, end=today)
-    got = current(source, **options, min_events=min_events, windows=ALL, today=today)
-    assert as_rows([DailyActivity(today, got)]) == as_rows(expected_today)
+    zone = ZoneInfo(timezone)
+    month = {today - timedelta(days=n) for n in range(30)}
+    if any(ts.astimezone(zone).date() in month for _, ts in events):
+        got = current(source, **options, min_events=min_events, windows=ALL, today=today)
+        assert as_rows([DailyActivity(today, got)]) == as_rows(expected_today)
+    else:  # no event in the month: the events may have stopped; no zeros are made up
+        with pytest.raises(ActivityError, match="no events in the 30 days ending"):
+            current(source, **options, min_events=min_events, windows=ALL, today=today)
 
     start, end = today - timedelta(days=length), today
     with tempfile.TemporaryDirectory() as folder:
@@ -298,12 +304,37 @@ def test_min_events_counts_events_in_the_window_not_days() -> None:
 
 
 def test_no_events() -> None:
+    """No event in a window is no proof that nobody was active: the events may have
+    stopped arriving. `current` gave zeros for an empty table; now it says so. One event
+    in the widest window, even one that no window counts (min_events), makes zeros real."""
     engine = sqlite_table([])
     assert daily_series(EventTable(engine, "events"), user="user_id", time="ts") == []
-    today = current(
-        EventTable(engine, "events"), user="user_id", time="ts", windows=ALL, today=date(2024, 1, 1)
-    )
-    assert today == {"dau": 0, "wau": 0, "mau": 0, "stickiness": 0.0}
+    with pytest.raises(ActivityError, match="no events in the 30 days ending 2024-01-01"):
+        current(
+            EventTable(engine, "events"),
+            user="user_id",
+            time="ts",
+            windows=ALL,
+            today=date(2024, 1, 1),
+        )
+    month_ago = sqlite_source([("a", at("2023-12-03T12:00:00+00:00"))])
+    assert current(month_ago, user="user_id", time="ts", today=date(2024, 1, 1)) == {
+        "dau": 0,
+        "wau": 0,
+        "mau": 1,
+    }
+    with pytest.raises(ActivityError, match="no events in the 7 days ending 2024-01-01"):
+        current(
+            month_ago, user="user_id", time="ts", windows=["dau", "wau"], today=date(2024, 1, 1)
+        )
+    with pytest.raises(ActivityError, match="matching `where`"):
+        current(month_ago, user="user_id", time="ts", where="1 = 0", today=date(2024, 1, 1))
+    few = sqlite_source([("a", at("2023-12-31T12:00:00+00:00"))])
+    assert current(few, user="user_id", time="ts", min_events=2, today=date(2024, 1, 1)) == {
+        "dau": 0,
+        "wau": 0,
+        "mau": 0,
+    }
 
 
 def test_current_defaults_to_today_in_the_time_zone(tmp_path: Path) -> None:
