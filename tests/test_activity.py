@@ -1048,3 +1048,41 @@ def test_a_colon_word_in_where_is_sql_not_a_missing_parameter() -> None:
         EventTable(engine, "events"), user="user_id", time="ts", where="kind = ':signup'"
     )
     assert [(item.day.isoformat(), item.values["dau"]) for item in series] == [("2024-05-01", 1)]
+
+
+def test_ids_differing_in_case_or_trailing_spaces_are_different_users_in_every_backend(
+    tmp_path: Path, postgres_table: EventTable, mysql_table: EventTable
+) -> None:
+    """An id is compared as written: `Alice`, `alice`, `ALICE`, `a`, `a ` and `café`/`cafe`
+    are six users, as PostgreSQL, SQLite and DuckDB count them. MariaDB compared them in the
+    column's collation (utf8mb4_general_ci: case, trailing spaces and accents ignored) and
+    counted three; a latin1 column too. An id of spaces only is still an id."""
+    ids = ["Alice", "alice", "ALICE", "a", "a ", "café", "cafe", "  "]
+    stamp = datetime(2024, 3, 1, 10, tzinfo=UTC)
+    csv = tmp_path / "ids.csv"
+    csv.write_text("user_id,ts\n" + "".join(f'"{u}",{stamp.isoformat()}\n' for u in ids))
+    got = {"csv": daily_series(str(csv), user="user_id", time="ts", windows=["dau"])}
+    got["sqlite"] = daily_series(
+        sqlite_source([(u, stamp) for u in ids]), user="user_id", time="ts", windows=["dau"]
+    )
+    for table in (postgres_table, mysql_table):
+        assert isinstance(table.url, sa.Engine)
+        charsets = ["utf8mb4", "latin1"] if table.url.dialect.name == "mysql" else [""]
+        for charset in charsets:
+            name = unique_name("kpi_test_case")
+            column = f"VARCHAR(40) CHARACTER SET {charset}" if charset else "VARCHAR(40)"
+            with table.url.begin() as conn:
+                conn.execute(sa.text(f"CREATE TABLE {name} (user_id {column}, ts TIMESTAMP)"))
+                conn.execute(
+                    sa.text(f"INSERT INTO {name} VALUES (:u, :t)"),
+                    [{"u": u, "t": stamp.replace(tzinfo=None)} for u in ids],
+                )
+            try:
+                got[f"{table.url.dialect.name} {charset}"] = daily_series(
+                    EventTable(table.url, name), user="user_id", time="ts", windows=["dau"]
+                )
+            finally:
+                with table.url.begin() as conn:
+                    conn.execute(sa.text(f"DROP TABLE {name}"))
+    for name, series in got.items():
+        assert as_rows(series) == [("2024-03-01", {"dau": len(ids)})], name

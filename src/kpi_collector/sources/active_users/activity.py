@@ -651,7 +651,8 @@ def _sql_text(text: str) -> str:
 
 
 def _sql_user(column: str, column_type: Any, dialect: str) -> tuple[str, list[str]]:
-    """The user id of a table's column and the conditions that leave out empty ids.
+    """The user id of a table's column, compared as written, and the conditions that
+    leave out empty ids.
 
     SQLite keeps each value's own type whatever the column's: ``42``, ``42.0`` and ``'42'``
     are read as the text ``'42'``, one user."""
@@ -664,6 +665,10 @@ def _sql_user(column: str, column_type: Any, dialect: str) -> tuple[str, list[st
         )
         return text, [f"CAST({column} AS TEXT) <> ''"]
     if isinstance(column_type, String):
+        if dialect in ("mysql", "mariadb"):
+            # compared as written, as the other databases do, not in the column's collation
+            # (utf8mb4_general_ci: `Alice`, `alice` and `a`, `a ` would each be one user)
+            column = f"CAST({column} AS BINARY)"
         return column, [f"{column} <> ''"]
     return column, []
 
