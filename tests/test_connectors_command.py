@@ -185,3 +185,39 @@ def test_secrets_in_the_arguments_are_masked_where_the_program_echoes_them() -> 
         assert secret not in text
     assert "rejected: --token ***" in result.errors["flag"]
     assert "rejected: --format json-lines" in result.errors["plain"]  # no secret, shown
+
+
+def test_output_that_is_not_utf8_is_an_error_never_a_number_without_its_sign() -> None:
+    """Bytes that are not UTF-8 were replaced by U+FFFD and the number beside them read:
+    `\\x9612` (an en dash as minus, cp1252) stored 12 for -12, `12\\xb2` (12², cp1252) 12.
+    Now output that is not UTF-8 is an error saying where and how to fix it; stderr is
+    still read as far as it goes, for the error of a failing program."""
+    write = "import sys; sys.stdout.buffer.write(bytes.fromhex(sys.argv[1]))"
+    cases = {
+        "dash": b"\x9612",
+        "squared": b"12\xb2",
+        "json": b'{"a": "\x965"}',
+        "tail": b"42\n\xff",
+    }
+    result = run(
+        *(
+            Command(name=k, command=[sys.executable, "-c", write, v.hex()])
+            for k, v in cases.items()
+        ),
+        Command(name="utf8", command=[sys.executable, "-c", write, "\u221212".encode().hex()]),
+        Command(
+            name="fails",
+            command=[
+                sys.executable,
+                "-c",
+                "import sys; sys.stderr.buffer.write(b'bad \\xff'); sys.exit(2)",
+            ],
+        ),
+    )
+    assert result.values == {"utf8.value": -12}
+    for name in cases:
+        assert "not UTF-8" in result.errors[name], name
+    assert "byte 0x96 at offset 0" in result.errors["dash"]
+    assert "LC_ALL" in result.errors["squared"]
+    assert result.errors["fails"].startswith("'")
+    assert "exited with 2: bad" in result.errors["fails"]

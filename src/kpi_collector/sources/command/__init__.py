@@ -75,8 +75,18 @@ class Command(Source):
             lines = err.decode(errors="replace").strip().splitlines()
             last = redact_cut(" ".join(lines[-1].split()), MESSAGE_LIMIT) if lines else ""
             raise SourceError(f"{program!r} {_ended(returncode)}: {last or 'no error output'}")
-        # utf-8-sig: a byte order mark some tools print first is no part of the text
-        text = out.decode("utf-8-sig", errors="replace").strip()
+        # a byte order mark some tools print first is no part of the text
+        printed = out.removeprefix(b"\xef\xbb\xbf")
+        try:
+            text = printed.decode().strip()
+        except UnicodeDecodeError as exc:
+            # a byte replaced by U+FFFD could be a number's sign or part of it (cp1252's
+            # en dash as minus before 12): no number is read from such output
+            raise ExtractError(
+                f"the output is not UTF-8 (byte 0x{printed[exc.start]:02x} at offset "
+                f"{exc.start}); "
+                "make the program print UTF-8, e.g. with env: {LC_ALL: C.UTF-8}"
+            ) from None
         if text.startswith("{"):
             try:
                 data = jsontext.loads(text, unique_keys=True)
