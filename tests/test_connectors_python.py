@@ -334,3 +334,27 @@ def test_keys_that_are_not_metric_names_are_errors_never_merged() -> None:
     assert "None (NoneType)" in result.errors["none_key"]
     assert "('a', 'b') (tuple)" in result.errors["tuple_key"]
     assert "7 (int64)" in result.errors["numpy_key"]
+
+
+def test_a_credential_given_in_kwargs_is_masked_where_the_function_echoes_it() -> None:
+    """`kwargs: {api_key: ..., auth: {password: ...}}` written in the file: a function
+    that failed with `invalid key <key>` put it into the error, the log and the store
+    (only `${VAR}` values were masked). Values under credential names are now secret;
+    other arguments still show."""
+
+    def login(api_key: str, auth: dict[str, str], region: str) -> dict[str, int]:
+        raise PermissionError(f"invalid key {api_key} for {auth['password']} in {region}")
+
+    result = run(
+        Function(
+            login,
+            kwargs={
+                "api_key": "k-88f1e2d3c4b5",
+                "auth": {"user": "kpi", "password": "pw-9911aa22bb"},
+                "region": "eu-central-1",
+            },
+        )
+    )
+    error = result.errors["login"]
+    assert "k-88f1e2d3c4b5" not in error and "pw-9911aa22bb" not in error
+    assert "eu-central-1" in error and error.startswith("PermissionError: invalid key ***")

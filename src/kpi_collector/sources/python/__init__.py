@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import importlib.util
 import inspect
+import re
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -17,7 +18,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from kpi_collector.collect.extract import Metric, finish_plain
 from kpi_collector.collect.offload import in_daemon_thread
 from kpi_collector.errors import ConfigError, ExtractError, MetricErrors, SourceError
-from kpi_collector.secrets import redact_cut
+from kpi_collector.secrets import redact_cut, remember_values
 from kpi_collector.sources.base import Source, SourceContext
 
 #: characters of a function's or a program's own error message kept in the source's error
@@ -50,6 +51,12 @@ class Function(Source):
             if name and name != "<lambda>":
                 data = {**data, "name": name}
         return data
+
+    @field_validator("kwargs")
+    @classmethod
+    def _secret_kwargs(cls, value: dict[str, Any]) -> dict[str, Any]:
+        remember_credentials(value)  # a function that fails often repeats what it was given
+        return value
 
     @field_validator("function")
     @classmethod
@@ -99,6 +106,29 @@ class Function(Source):
             text = " ".join(f"{type(exc).__name__}: {exc}".split())
             raise SourceError(redact_cut(text, MESSAGE_LIMIT)) from exc
         return to_values(result, self.metrics, self.locale)
+
+
+#: an argument named like a credential: `api_key`, `token`, `password`, `auth`, `dsn`
+_CREDENTIAL_NAME = re.compile(r"(?i)token|secret|passw|pwd|key|credential|auth|dsn")
+
+
+def remember_credentials(arguments: Mapping[str, Any], secret: bool = False) -> None:
+    """Mark as secret the text values given under a credential's name (`api_key`, `auth:
+    {password: ...}`), at any depth, with the length rule of `remember_values` for values
+    written in the file; a value from `${VAR}` is already secret (the loader remembers it)."""
+    for key, value in arguments.items():
+        named = isinstance(key, str) and _CREDENTIAL_NAME.search(key) is not None
+        _remember_in(value, secret or named)
+
+
+def _remember_in(value: Any, secret: bool) -> None:
+    if isinstance(value, Mapping):
+        remember_credentials(value, secret)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _remember_in(item, secret)
+    elif secret and isinstance(value, str):
+        remember_values({"value": value})
 
 
 def check_findable(source: Function, base_dir: Path) -> None:
