@@ -620,3 +620,35 @@ def test_postgres_values_given_as_text_that_is_no_number_fail_saying_how_to_cast
     assert "bit string" in result.errors["app.varbits"]
     assert "money" in result.errors["app.money"] and "::numeric" in result.errors["app.money"]
     assert "::numeric" in result.errors["app.money_row"]
+
+
+@pytest.mark.parametrize("server", ["sqlite", "postgresql", "mariadb"])
+def test_slow_queries_share_the_sources_time_and_none_runs_after_it(
+    server: str, tmp_path: Path
+) -> None:
+    """Each query had the whole timeout: three slow ones ran on past the source's budget,
+    the run gave the source up as a whole (`timed out`, every metric lost, the fast one
+    too) and its thread went on querying the database after the run had moved on. Now the
+    queries share the budget: the first that runs out of it fails saying so, the ones after
+    it are not run and say why, and the thread is done when the source is."""
+    from tests.services import require_mysql_url, require_postgres_url
+
+    if server == "sqlite":
+        db = tmp_path / "app.db"
+        sqlite3.connect(db).close()
+        url = f"sqlite:///{db}"
+        slow = (
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
+        )
+    elif server == "postgresql":
+        url, slow = require_postgres_url(), "SELECT pg_sleep(30)"
+    else:
+        url, slow = require_mysql_url(), "SELECT SLEEP(30)"
+    metrics = {"a": slow, "b": slow, "c": slow, "fast": "SELECT 1"}
+    result = run(SQL(name="app", url=url, metrics=metrics), defaults=Defaults(timeout=1, retries=0))
+    assert "app" not in result.errors, result.errors
+    assert "longer than the timeout" in result.errors["app.a"]
+    assert result.errors["app.fast"].startswith("fast: not run: the queries before it took")
+    for name in ("b", "c"):
+        error = result.errors[f"app.{name}"]
+        assert "longer than the timeout" in error or error.startswith(f"{name}: not run")

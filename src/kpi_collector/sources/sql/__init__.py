@@ -14,6 +14,7 @@ from kpi_collector.collect.sql import (
     abandon,
     escape_colons,
     first_line,
+    limit_statements,
     open_readonly,
     read_only_broken,
     read_only_session,
@@ -57,20 +58,37 @@ class SQL(Source):
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
         # a daemon thread: a connection that goes silent mid-query (no driver reads with a
         # timeout) fails the source at its budget and does not keep `kpi` from exiting
-        return await in_daemon_thread(lambda: self._run_queries(ctx.timeout))
+        # the queries share the time the run gives the source (its timeout per attempt,
+        # and a second; a query does not retry): none runs on after it, and the ones it
+        # leaves no time say so
+        budget = ctx.timeout * (ctx.retries + 1) + _SLACK
+        return await in_daemon_thread(lambda: self._run_queries(ctx.timeout, budget))
 
-    def _run_queries(self, timeout: float) -> dict[str, float]:
+    def _run_queries(self, timeout: float, budget: float | None = None) -> dict[str, float]:
+        import time
+
         from kpi_collector.errors import MetricErrors
 
         values: dict[str, float] = {}
         errors: dict[str, str] = {}
+        budget = timeout if budget is None else budget
+        deadline = time.monotonic() + budget
         engine = open_readonly(self.url.get(), timeout)
         conn: Any = None
         try:
             for name, metric in self.metrics.items():
+                left = deadline - time.monotonic()
+                if left < _LEAST:
+                    errors[name] = (
+                        f"{name}: not run: the queries before it took the source's time "
+                        f"({budget:g}s); raise `timeout` or make them faster"
+                    )
+                    continue
                 if conn is None:
                     conn = engine.connect()
                     read_only_session(conn, timeout)
+                if left < timeout:
+                    limit_statements(conn, left)
                 try:
                     values[name] = _scalar(conn, name, metric, self.locale)
                 except ExtractError as exc:
@@ -90,6 +108,12 @@ class SQL(Source):
             raise MetricErrors(values, errors)
         return values
 
+
+#: seconds a query needs at least: with less of the source's time left, it is not run
+_LEAST = 0.05
+#: of the second the run adds to a source's time, what its queries may use (the rest is
+#: for the thread to hand the values over before the run gives the source up)
+_SLACK = 0.75
 
 # how SQLite, PostgreSQL, MariaDB and MySQL say a statement ran out of time
 _TIMEOUT_WORDS = (
