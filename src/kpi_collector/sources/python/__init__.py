@@ -1,5 +1,6 @@
 """`type: python`: any function returning `{name: number}`, sync (run in a daemon thread, which
-a call that never returns leaves behind at the source's timeout) or async."""
+a call that never returns leaves behind at the source's timeout) or async (run on a loop of
+its own in such a thread: a blocking call inside it stalls no other source)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any, ClassVar
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from kpi_collector.collect.extract import Metric, finish_plain
-from kpi_collector.collect.offload import in_daemon_thread
+from kpi_collector.collect.offload import in_daemon_thread, on_own_loop
 from kpi_collector.errors import ConfigError, ExtractError, MetricErrors, SourceError
 from kpi_collector.secrets import redact_cut, remember_values
 from kpi_collector.sources.base import Source, SourceContext
@@ -92,12 +93,16 @@ class Function(Source):
         func = self.resolve(ctx.base_dir)
         try:
             if inspect.iscoroutinefunction(func):
-                result = await func(**self.kwargs)
+                # a loop of its own: a blocking call inside it holds only its thread
+                result = await on_own_loop(lambda: func(**self.kwargs))
             else:
                 # a daemon thread: one still running after the source's timeout keeps
                 # neither the run's end nor a celery worker's batch waiting
                 result = await in_daemon_thread(lambda: func(**self.kwargs))
-                if inspect.isawaitable(result):
+                if inspect.iscoroutine(result):  # (a sync wrapper of an async function)
+                    coroutine = result
+                    result = await on_own_loop(lambda: coroutine)
+                elif inspect.isawaitable(result):
                     result = await result
         except (SourceError, asyncio.CancelledError):
             raise
