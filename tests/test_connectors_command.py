@@ -221,3 +221,28 @@ def test_output_that_is_not_utf8_is_an_error_never_a_number_without_its_sign() -
     assert "LC_ALL" in result.errors["squared"]
     assert result.errors["fails"].startswith("'")
     assert "exited with 2: bad" in result.errors["fails"]
+
+
+def test_a_program_that_prints_nothing_says_so_with_its_stderr() -> None:
+    """A program that exits 0 having printed nothing (its query found no file, it wrote to
+    stderr instead) failed with `value: the text is empty`, which names neither the
+    program nor what it said. Now the error says it printed nothing, with the last line
+    of its stderr, secrets masked."""
+    result = run(
+        Command(name="silent", command=[sys.executable, "-c", "pass"]),
+        Command(
+            name="warned",
+            command=[
+                sys.executable,
+                "-c",
+                "import sys; print('no rows for today', file=sys.stderr)",
+            ],
+        ),
+        Command(name="blank", command=[sys.executable, "-c", "print('  ')"]),
+    )
+    assert result.values == {}
+    assert "printed nothing" in result.errors["silent"]
+    assert result.errors["warned"].endswith(
+        "printed nothing on stdout; its stderr: no rows for today"
+    )
+    assert "printed nothing" in result.errors["blank"]

@@ -71,9 +71,9 @@ class Command(Source):
             timeout=ctx.timeout,
             max_bytes=ctx.max_bytes,
         )
+        lines = err.decode(errors="replace").strip().splitlines()
+        last = redact_cut(" ".join(lines[-1].split()), MESSAGE_LIMIT) if lines else ""
         if returncode != 0:
-            lines = err.decode(errors="replace").strip().splitlines()
-            last = redact_cut(" ".join(lines[-1].split()), MESSAGE_LIMIT) if lines else ""
             raise SourceError(f"{program!r} {_ended(returncode)}: {last or 'no error output'}")
         # a byte order mark some tools print first is no part of the text
         printed = out.removeprefix(b"\xef\xbb\xbf")
@@ -87,6 +87,9 @@ class Command(Source):
                 f"{exc.start}); "
                 "make the program print UTF-8, e.g. with env: {LC_ALL: C.UTF-8}"
             ) from None
+        if not text:
+            said = f"; its stderr: {last}" if last else ""
+            raise ExtractError(f"{program!r} exited with 0 but printed nothing on stdout{said}")
         if text.startswith("{"):
             try:
                 data = jsontext.loads(text, unique_keys=True)
