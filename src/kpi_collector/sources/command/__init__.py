@@ -21,6 +21,7 @@ from pydantic import ByteSize, Field, field_validator
 
 from kpi_collector.collect import groups, jsontext
 from kpi_collector.collect.extract import Metric, finish_plain
+from kpi_collector.collect.offload import in_daemon_thread
 from kpi_collector.errors import ExtractError, SourceError
 from kpi_collector.secrets import redact_cut, remember_url_credentials, remember_values
 from kpi_collector.sources.base import Source, SourceContext
@@ -28,6 +29,7 @@ from kpi_collector.sources.python import MESSAGE_LIMIT, to_values
 
 _CHUNK = 64 * 1024  # bytes read at a time from a pipe
 _GRACE = 1.0  # seconds to read what a program wrote once it and its group are gone
+_SETTLE = 0.1  # seconds after which a pipe still open is held by a process that left
 
 
 class Command(Source):
@@ -194,6 +196,29 @@ async def _drain(stream: asyncio.StreamReader, into: bytearray, name: str, cap: 
         into += chunk
 
 
+async def _kill_pipe_holders(inodes: list[int]) -> None:
+    """SIGKILL every other process that holds one of the pipes `inodes` (Linux: its open
+    files in /proc): the program gave them its stdout or stderr, so they are processes it
+    started that left its group (`setsid`, a daemon's double fork), which the group's kill
+    does not reach; they would hold the pipes and run on for good. Elsewhere: nothing."""
+    if inodes and os.path.isdir("/proc/self/fd"):
+        await in_daemon_thread(lambda: _kill_holders({f"pipe:[{inode}]" for inode in inodes}))
+
+
+def _kill_holders(links: set[str]) -> None:
+    me = os.getpid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            held = any(os.readlink(fd.path) in links for fd in os.scandir(f"{entry.path}/fd"))
+        except OSError:  # gone meanwhile, or another user's
+            continue
+        if held:
+            with contextlib.suppress(OSError):
+                os.kill(int(entry.name), signal.SIGKILL)
+
+
 def _death_signal() -> Callable[[], object] | None:
     """What the child runs before exec, on Linux: be killed (SIGKILL) when the `kpi` process
     that started it dies, even by `kill -9`, so a crashed run never leaves its command
@@ -240,6 +265,7 @@ async def run_bounded(
     readers: list[asyncio.Future[None]] = []
     exited: asyncio.Future[None] | None = None
     out, err = bytearray(), bytearray()
+    inodes: list[int] = []  # of the two pipes: who else holds one is the program's
     try:
         # the pipes are connected to the loop before the program starts: from its fork to
         # its group's announcement and on into this `try`, no await lets a cancellation in
@@ -248,6 +274,7 @@ async def run_bounded(
             for _ in ("stdout", "stderr"):
                 read_end, write_end = os.pipe()
                 write_ends.append(write_end)
+                inodes.append(os.fstat(read_end).st_ino)
                 stream, pipe = await _reader(loop, read_end)
                 streams.append(stream)
                 pipes.append(pipe)
@@ -288,8 +315,11 @@ async def run_bounded(
                     future.result()  # a stream past the cap raises here
         leader.kill()
         # what it wrote before it exited is in the pipes, and with its group gone they end;
-        # only a process that left the session could hold them longer
-        done, _ = await asyncio.wait(readers, timeout=_GRACE)
+        # only a process that left the session (`setsid`, a daemon) holds them longer
+        done, pending = await asyncio.wait(readers, timeout=_SETTLE)
+        if pending:
+            await _kill_pipe_holders(inodes)
+            done, _ = await asyncio.wait(readers, timeout=_GRACE)
         for future in done:
             future.result()
     except TimeoutError:
@@ -305,6 +335,8 @@ async def run_bounded(
         ) from None
     finally:
         leader.kill()
+        if any(not future.done() for future in readers):  # stopped: none stays behind
+            await _kill_pipe_holders(inodes)
         for future in readers:
             future.cancel()
         await asyncio.gather(*readers, return_exceptions=True)
