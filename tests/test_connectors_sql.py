@@ -652,3 +652,23 @@ def test_slow_queries_share_the_sources_time_and_none_runs_after_it(
     for name in ("b", "c"):
         error = result.errors[f"app.{name}"]
         assert "longer than the timeout" in error or error.startswith(f"{name}: not run")
+
+
+def test_a_mariadb_bit_value_says_it_is_binary_and_how_to_cast_it() -> None:
+    """MariaDB hands a BIT value over as bytes: b'101' failed with `no number in '\\x05'`,
+    which says nothing a user can act on. Now it names binary data and the cast."""
+    from tests.services import require_mysql_url
+
+    result = run(
+        SQL(
+            name="app",
+            url=require_mysql_url(),
+            metrics={"bits": "SELECT b'101'", "flag": "SELECT b'1'", "ok": "SELECT b'101' + 0"},
+        ),
+        defaults=Defaults(timeout=5, retries=0),
+    )
+    _no_source_error(result)
+    assert result.values == {"app.ok": 5}
+    for name in ("bits", "flag"):
+        assert "binary data" in result.errors[f"app.{name}"]
+        assert "+ 0" in result.errors[f"app.{name}"]

@@ -261,9 +261,16 @@ def _value(name: str, raw: Any) -> Any:
         return raw
     if isinstance(raw, bytes | bytearray | memoryview):
         try:
-            return bytes(raw).decode()
+            text = bytes(raw).decode()
         except UnicodeDecodeError:
-            raise ExtractError(f"{name}: the query returned binary data, not a number") from None
+            text = "\x00"
+        if any(char < " " and char not in "\t\n\r" for char in text):
+            # MariaDB/MySQL's BIT (b'101' is the byte 5), a BLOB
+            raise ExtractError(
+                f"{name}: the query returned binary data (a BIT or BLOB value), not a number; "
+                "cast it, e.g. SELECT flags + 0"
+            )
+        return text
     kind = type(raw).__name__
     if isinstance(raw, timedelta):
         raise ExtractError(
