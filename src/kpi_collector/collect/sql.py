@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 #: where SQLAlchemy's `text()` would take a query's own text for a bind parameter (`:word`
-#: not after a letter, digit or colon) or drop a backslash of it (`\\:`, its escape)
+#: not after a letter, digit or colon) or drop a backslash of it (`\:`, its escape)
 _COLON = re.compile(r"(?:(?<=\\)(?=:)|(?<![:\w\\])(?=:\w))(:\w*)(?![:\w])")
 
 

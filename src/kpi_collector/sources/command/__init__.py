@@ -120,8 +120,9 @@ def remember_arguments(argv: list[str]) -> None:
     program echoes them back (`invalid token ...`): the value of an option named like a
     credential (`--token X`, `--password=X`, with the length rule of `remember_values` for
     values written in the file), the value of a header argument carrying one
-    (`Authorization: Bearer X`, `X-Api-Key: X`; the same length rule) and a URL's password and credential query
-    values. A value from `${VAR}` is already secret (the loader remembers it)."""
+    (`Authorization: Bearer X`, `X-Api-Key: X`; the same length rule) and a URL's password
+    and credential query values. A value from `${VAR}` is already secret (the loader
+    remembers it)."""
     for index, argument in enumerate(argv[1:], start=1):
         option = _SECRET_OPTION.fullmatch(argument)
         if option is not None:
