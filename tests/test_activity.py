@@ -200,8 +200,14 @@ def test_current_and_ranges_match_brute_force(
     source = EventTable(engine, "events")
     options: dict[str, Any] = {"user": "user_id", "time": "ts", "timezone": timezone}
     expected_today = reference(events, timezone, min_events=min_events, start=today, end=today)
-    got = current(source, **options, min_events=min_events, windows=ALL, today=today)
-    assert as_rows([DailyActivity(today, got)]) == as_rows(expected_today)
+    zone = ZoneInfo(timezone)
+    month = {today - timedelta(days=n) for n in range(30)}
+    if any(ts.astimezone(zone).date() in month for _, ts in events):
+        got = current(source, **options, min_events=min_events, windows=ALL, today=today)
+        assert as_rows([DailyActivity(today, got)]) == as_rows(expected_today)
+    else:  # no event in the month: the events may have stopped; no zeros are made up
+        with pytest.raises(ActivityError, match="no events in the 30 days ending"):
+            current(source, **options, min_events=min_events, windows=ALL, today=today)
 
     start, end = today - timedelta(days=length), today
     with tempfile.TemporaryDirectory() as folder:
@@ -298,12 +304,37 @@ def test_min_events_counts_events_in_the_window_not_days() -> None:
 
 
 def test_no_events() -> None:
+    """No event in a window is no proof that nobody was active: the events may have
+    stopped arriving. `current` gave zeros for an empty table; now it says so. One event
+    in the widest window, even one that no window counts (min_events), makes zeros real."""
     engine = sqlite_table([])
     assert daily_series(EventTable(engine, "events"), user="user_id", time="ts") == []
-    today = current(
-        EventTable(engine, "events"), user="user_id", time="ts", windows=ALL, today=date(2024, 1, 1)
-    )
-    assert today == {"dau": 0, "wau": 0, "mau": 0, "stickiness": 0.0}
+    with pytest.raises(ActivityError, match="no events in the 30 days ending 2024-01-01"):
+        current(
+            EventTable(engine, "events"),
+            user="user_id",
+            time="ts",
+            windows=ALL,
+            today=date(2024, 1, 1),
+        )
+    month_ago = sqlite_source([("a", at("2023-12-03T12:00:00+00:00"))])
+    assert current(month_ago, user="user_id", time="ts", today=date(2024, 1, 1)) == {
+        "dau": 0,
+        "wau": 0,
+        "mau": 1,
+    }
+    with pytest.raises(ActivityError, match="no events in the 7 days ending 2024-01-01"):
+        current(
+            month_ago, user="user_id", time="ts", windows=["dau", "wau"], today=date(2024, 1, 1)
+        )
+    with pytest.raises(ActivityError, match="matching `where`"):
+        current(month_ago, user="user_id", time="ts", where="1 = 0", today=date(2024, 1, 1))
+    few = sqlite_source([("a", at("2023-12-31T12:00:00+00:00"))])
+    assert current(few, user="user_id", time="ts", min_events=2, today=date(2024, 1, 1)) == {
+        "dau": 0,
+        "wau": 0,
+        "mau": 0,
+    }
 
 
 def test_current_defaults_to_today_in_the_time_zone(tmp_path: Path) -> None:
@@ -998,3 +1029,60 @@ def test_text_with_an_offset_is_that_instant_in_every_backend(
             meta.drop_all(engine)
     for name, series in got.items():
         assert as_rows(series) == expected, name
+
+
+def test_a_colon_word_in_where_is_sql_not_a_missing_parameter() -> None:
+    """`where: "kind = ':signup'"` on a table made SQLAlchemy ask for a bind parameter
+    `signup` and the source failed; it is SQL as written, on files as on tables."""
+    engine = sa.create_engine("sqlite://", poolclass=StaticPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE events (user_id TEXT, ts TEXT, kind TEXT)"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO events VALUES ('a', '2024-05-01 08:00:00', :kind),"
+                " ('b', '2024-05-01 09:00:00', 'other')"
+            ),
+            {"kind": ":signup"},
+        )
+    series = daily_series(
+        EventTable(engine, "events"), user="user_id", time="ts", where="kind = ':signup'"
+    )
+    assert [(item.day.isoformat(), item.values["dau"]) for item in series] == [("2024-05-01", 1)]
+
+
+def test_ids_differing_in_case_or_trailing_spaces_are_different_users_in_every_backend(
+    tmp_path: Path, postgres_table: EventTable, mysql_table: EventTable
+) -> None:
+    """An id is compared as written: `Alice`, `alice`, `ALICE`, `a`, `a ` and `café`/`cafe`
+    are six users, as PostgreSQL, SQLite and DuckDB count them. MariaDB compared them in the
+    column's collation (utf8mb4_general_ci: case, trailing spaces and accents ignored) and
+    counted three; a latin1 column too. An id of spaces only is still an id."""
+    ids = ["Alice", "alice", "ALICE", "a", "a ", "café", "cafe", "  "]
+    stamp = datetime(2024, 3, 1, 10, tzinfo=UTC)
+    csv = tmp_path / "ids.csv"
+    csv.write_text("user_id,ts\n" + "".join(f'"{u}",{stamp.isoformat()}\n' for u in ids))
+    got = {"csv": daily_series(str(csv), user="user_id", time="ts", windows=["dau"])}
+    got["sqlite"] = daily_series(
+        sqlite_source([(u, stamp) for u in ids]), user="user_id", time="ts", windows=["dau"]
+    )
+    for table in (postgres_table, mysql_table):
+        assert isinstance(table.url, sa.Engine)
+        charsets = ["utf8mb4", "latin1"] if table.url.dialect.name == "mysql" else [""]
+        for charset in charsets:
+            name = unique_name("kpi_test_case")
+            column = f"VARCHAR(40) CHARACTER SET {charset}" if charset else "VARCHAR(40)"
+            with table.url.begin() as conn:
+                conn.execute(sa.text(f"CREATE TABLE {name} (user_id {column}, ts TIMESTAMP)"))
+                conn.execute(
+                    sa.text(f"INSERT INTO {name} VALUES (:u, :t)"),
+                    [{"u": u, "t": stamp.replace(tzinfo=None)} for u in ids],
+                )
+            try:
+                got[f"{table.url.dialect.name} {charset}"] = daily_series(
+                    EventTable(table.url, name), user="user_id", time="ts", windows=["dau"]
+                )
+            finally:
+                with table.url.begin() as conn:
+                    conn.execute(sa.text(f"DROP TABLE {name}"))
+    for name, series in got.items():
+        assert as_rows(series) == [("2024-03-01", {"dau": len(ids)})], name

@@ -793,6 +793,33 @@ def test_a_grandchild_neither_holds_the_run_nor_stays(tmp_path: Path, hostile: s
     assert _gone(int(pidfile.read_text()))
 
 
+def test_a_grandchild_that_left_the_group_does_not_stay_holding_the_pipes(
+    tmp_path: Path,
+) -> None:
+    """A child that left the program's session (`setsid`, a daemon's double fork) was out
+    of reach of the group kill: it kept the run waiting a second on the pipes it holds,
+    then ran on for good. A process still holding the program's pipes once it exited is
+    one it started, and is killed with the rest, on exit and at the timeout."""
+    started = tmp_path / "started.pid"
+    hung = tmp_path / "hung.pid"
+    escape = "setsid sh -c 'echo $$ > {}; exec sleep 300' &"
+    result = run(
+        Command(
+            name="bg",
+            command=["sh", "-c", f"{escape.format(started)} sleep 0.2; echo 1"],
+        ),
+        Command(
+            name="hang",
+            command=["sh", "-c", f"{escape.format(hung)} sleep 300"],
+        ),
+        timeout=1,
+    )
+    assert result.values == {"bg.value": 1}
+    assert "did not finish" in result.errors["hang"]
+    for pidfile in (started, hung):
+        assert _gone(int(pidfile.read_text())), pidfile
+
+
 def test_a_command_past_its_timeout_is_killed_with_its_children(tmp_path: Path) -> None:
     pidfile = tmp_path / "sleep.pid"
     result = run(

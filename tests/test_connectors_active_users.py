@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 
 from kpi_collector.collect.http import HttpClient
+from kpi_collector.errors import SourceError
 from kpi_collector.sources.active_users import ActiveUsers
 from kpi_collector.sources.base import Observation, SourceContext
 from tests.test_activity import Event, reference, write_csv, write_parquet
@@ -200,12 +201,19 @@ def test_the_database_url_is_a_secret() -> None:
     assert "pa55word-x" not in source.model_dump_json()
 
 
-def test_collect_on_a_day_without_events_is_zero(folder: Path) -> None:
+def test_collect_where_the_events_do_not_reach_is_an_error_not_zeros(folder: Path) -> None:
+    """The events end on April 10th (an export that stopped): a run on June 1st stored 0
+    for DAU, WAU and MAU as if nobody had been active. A 0 is stored only for windows the
+    events reach: the run fails saying so, and nothing is stored."""
     source = ActiveUsers.model_validate(
-        {"events": "events/*.parquet", "user": "user_id", "time": "ts"}
+        {"name": "telemetry", "events": "events/*.parquet", "user": "user_id", "time": "ts"}
     )
     later = datetime(2024, 6, 1, 12, tzinfo=UTC)
-    assert collect(source, context(folder, now=later)) == {"dau": 0.0, "wau": 0.0, "mau": 0.0}
+    with pytest.raises(SourceError, match="no events in the 30 days ending 2024-06-01"):
+        collect(source, context(folder, now=later))
+    # a month after the last event the month still holds it: its zeros are real
+    may = datetime(2024, 5, 5, 12, tzinfo=UTC)
+    assert collect(source, context(folder, now=may)) == {"dau": 0.0, "wau": 0.0, "mau": 2.0}
 
 
 def test_pipeline_runs_and_backfills_the_source(folder: Path) -> None:
@@ -293,9 +301,10 @@ def test_a_backfill_of_quiet_days_after_activity_stores_their_zeros(
     folder: Path, min_events: int
 ) -> None:
     """Users were active until April 10th, nobody since. A backfill from May 12th gave
-    nothing, while one from January gave zeros for the same days (and `kpi run` gives zeros on
-    them): a day's value must not depend on where the backfill starts. Days before anyone
-    was active are still left out."""
+    nothing, while one from January gave zeros for the same days: a day's value must not
+    depend on where the backfill starts. Days the events do not reach (all windows empty,
+    no event after them: `kpi run` fails on them) are left out, as days before anyone was
+    active are; the zeros of days whose month still holds an event are stored."""
     source = ActiveUsers.model_validate(
         {
             "name": "t",
@@ -308,14 +317,16 @@ def test_a_backfill_of_quiet_days_after_activity_stores_their_zeros(
     later = datetime(2024, 5, 20, 12, tzinfo=UTC)
     wide = by_day(backfill(source, context(folder, now=later), since=date(2024, 1, 1)))
     assert min(wide) > date(2024, 1, 1)  # nothing before the first activity
-    assert wide[date(2024, 5, 19)] == {"dau": 0.0, "wau": 0.0, "mau": 0.0}
-    for since in (date(2024, 5, 12), date(2024, 5, 19)):
+    last = max(wide)
+    assert last < date(2024, 5, 19)  # no zeros made up for days the events do not reach
+    assert wide[last]["dau"] == 0.0 and wide[last]["mau"] > 0  # quiet, in reach: stored
+    for since in (date(2024, 4, 20), date(2024, 5, 12), date(2024, 5, 19)):
         narrow = by_day(backfill(source, context(folder, now=later), since=since))
         assert narrow == {day: v for day, v in wide.items() if day >= since}, since
-    assert (
+    in_reach = datetime.combine(last, time(12), UTC)
+    assert collect(source, context(folder, now=in_reach)) == wide[last]
+    with pytest.raises(SourceError, match="no events"):
         collect(source, context(folder, now=datetime(2024, 5, 19, 12, tzinfo=UTC)))
-        == (wide[date(2024, 5, 19)])
-    )
 
 
 def test_kpi_backfill_fills_a_derived_kpis_history_once(tmp_path: Path) -> None:

@@ -122,3 +122,127 @@ def test_a_metric_missing_from_the_output_names_the_output() -> None:
     )
     assert result.values == {"j.a": 1}
     assert result.errors["j.b"] == "b: the program's JSON output lacks it"
+
+
+def test_json_output_with_a_key_twice_is_an_error_never_one_of_them() -> None:
+    """`{"users": 5, "users": 7}` stored 7 (Python's reader keeps the last), though the
+    program may have meant either: now an error naming the key, at any depth of the
+    object read and whatever its escapes (`"us\\u0065rs"` is `users` too)."""
+    printed = "import sys; print(sys.argv[1])"
+    result = run(
+        Command(name="top", command=[sys.executable, "-c", printed, '{"users": 5, "users": 7}']),
+        Command(
+            name="escaped",
+            command=[sys.executable, "-c", printed, '{"users": 5, "us\\u0065rs": 7, "b": 1}'],
+        ),
+        Command(
+            name="nested",
+            command=[sys.executable, "-c", printed, '{"a": 1, "b": {"x": 1, "x": 2}}'],
+        ),
+        Command(name="fine", command=[sys.executable, "-c", printed, '{"a": 1, "b": {"a": 2}}']),
+    )
+    assert result.values == {"fine.a": 1}
+    assert "'users' appears twice" in result.errors["top"]
+    assert "'users' appears twice" in result.errors["escaped"]
+    assert "'x' appears twice" in result.errors["nested"]
+    assert "fine.b" in result.errors
+
+
+def test_secrets_in_the_arguments_are_masked_where_the_program_echoes_them() -> None:
+    """A program told a password, a token or a URL with credentials in its arguments often
+    repeats them when it fails (`invalid token abc...`, `cannot connect to
+    postgresql://kpi:pw@db`): only `env:` values were masked, so the last line of its
+    stderr put the secret into the error, the log and the store."""
+    echo = "import sys; sys.exit('rejected: ' + ' '.join(sys.argv[1:]))"
+    secrets = [
+        "tok-3f9a1c77e2",
+        "pw-hunter-2b",
+        "Zx81ab99qq",
+        "s3cr3t-pass",
+        "k3y-q-77aa11",
+        "bearer-99ffee11",
+    ]
+    result = run(
+        Command(name="flag", command=[sys.executable, "-c", echo, "--token", secrets[0]]),
+        Command(name="equals", command=[sys.executable, "-c", echo, f"--password={secrets[1]}"]),
+        Command(name="api_key", command=[sys.executable, "-c", echo, "--api-key", secrets[2]]),
+        Command(
+            name="url",
+            command=[sys.executable, "-c", echo, f"postgresql://kpi:{secrets[3]}@db.local/app"],
+        ),
+        Command(
+            name="query",
+            command=[sys.executable, "-c", echo, f"https://api.local/stats?api_key={secrets[4]}"],
+        ),
+        Command(
+            name="header",
+            command=[sys.executable, "-c", echo, "-H", f"Authorization: Bearer {secrets[5]}"],
+        ),
+        Command(name="plain", command=[sys.executable, "-c", echo, "--format", "json-lines"]),
+    )
+    text = " ".join(result.errors.values())
+    for secret in secrets:
+        assert secret not in text
+    assert "rejected: --token ***" in result.errors["flag"]
+    assert "rejected: --format json-lines" in result.errors["plain"]  # no secret, shown
+
+
+def test_output_that_is_not_utf8_is_an_error_never_a_number_without_its_sign() -> None:
+    """Bytes that are not UTF-8 were replaced by U+FFFD and the number beside them read:
+    `\\x9612` (an en dash as minus, cp1252) stored 12 for -12, `12\\xb2` (12², cp1252) 12.
+    Now output that is not UTF-8 is an error saying where and how to fix it; stderr is
+    still read as far as it goes, for the error of a failing program."""
+    write = "import sys; sys.stdout.buffer.write(bytes.fromhex(sys.argv[1]))"
+    cases = {
+        "dash": b"\x9612",
+        "squared": b"12\xb2",
+        "json": b'{"a": "\x965"}',
+        "tail": b"42\n\xff",
+    }
+    result = run(
+        *(
+            Command(name=k, command=[sys.executable, "-c", write, v.hex()])
+            for k, v in cases.items()
+        ),
+        Command(name="utf8", command=[sys.executable, "-c", write, "\u221212".encode().hex()]),
+        Command(
+            name="fails",
+            command=[
+                sys.executable,
+                "-c",
+                "import sys; sys.stderr.buffer.write(b'bad \\xff'); sys.exit(2)",
+            ],
+        ),
+    )
+    assert result.values == {"utf8.value": -12}
+    for name in cases:
+        assert "not UTF-8" in result.errors[name], name
+    assert "byte 0x96 at offset 0" in result.errors["dash"]
+    assert "LC_ALL" in result.errors["squared"]
+    assert result.errors["fails"].startswith("'")
+    assert "exited with 2: bad" in result.errors["fails"]
+
+
+def test_a_program_that_prints_nothing_says_so_with_its_stderr() -> None:
+    """A program that exits 0 having printed nothing (its query found no file, it wrote to
+    stderr instead) failed with `value: the text is empty`, which names neither the
+    program nor what it said. Now the error says it printed nothing, with the last line
+    of its stderr, secrets masked."""
+    result = run(
+        Command(name="silent", command=[sys.executable, "-c", "pass"]),
+        Command(
+            name="warned",
+            command=[
+                sys.executable,
+                "-c",
+                "import sys; print('no rows for today', file=sys.stderr)",
+            ],
+        ),
+        Command(name="blank", command=[sys.executable, "-c", "print('  ')"]),
+    )
+    assert result.values == {}
+    assert "printed nothing" in result.errors["silent"]
+    assert result.errors["warned"].endswith(
+        "printed nothing on stdout; its stderr: no rows for today"
+    )
+    assert "printed nothing" in result.errors["blank"]

@@ -305,3 +305,107 @@ def test_a_sync_function_still_running_after_its_timeout_does_not_keep_the_run_w
     with sqlite3.connect(tmp_path / "kpi.db") as db:
         rows = dict(db.execute("SELECT kpi, value FROM observations").fetchall())
     assert rows == {"fine.n": 5.0}
+
+
+def test_keys_that_are_not_metric_names_are_errors_never_merged() -> None:
+    """A function's keys are metric names: `{1: 5, "1": 6}` stored one of the two under
+    `1` (whichever came last), `{None: 3}` a KPI named `None`, and a `metrics:` entry `1`
+    was reported missing though the function returned the key 1. Now a key that is not
+    text is an error of the source naming it: what the function meant is unknown."""
+
+    def int_and_text() -> dict[object, int]:
+        return {1: 5, "1": 6}
+
+    def none_key() -> dict[object, int]:
+        return {None: 3, "ok": 4}
+
+    def tuple_key() -> dict[object, int]:
+        return {("a", "b"): 1}
+
+    def numpy_key() -> dict[object, int]:
+        import numpy
+
+        return {numpy.int64(7): 1, "fine": 2}
+
+    result = run(int_and_text, none_key, tuple_key, numpy_key)
+    assert result.values == {}
+    assert "not a metric name" in result.errors["int_and_text"]
+    assert "1 (int)" in result.errors["int_and_text"]
+    assert "None (NoneType)" in result.errors["none_key"]
+    assert "('a', 'b') (tuple)" in result.errors["tuple_key"]
+    assert "7 (int64)" in result.errors["numpy_key"]
+
+
+def test_a_credential_given_in_kwargs_is_masked_where_the_function_echoes_it() -> None:
+    """`kwargs: {api_key: ..., auth: {password: ...}}` written in the file: a function
+    that failed with `invalid key <key>` put it into the error, the log and the store
+    (only `${VAR}` values were masked). Values under credential names are now secret;
+    other arguments still show."""
+
+    def login(api_key: str, auth: dict[str, str], region: str) -> dict[str, int]:
+        raise PermissionError(f"invalid key {api_key} for {auth['password']} in {region}")
+
+    result = run(
+        Function(
+            login,
+            kwargs={
+                "api_key": "k-88f1e2d3c4b5",
+                "auth": {"user": "kpi", "password": "pw-9911aa22bb"},
+                "region": "eu-central-1",
+            },
+        )
+    )
+    error = result.errors["login"]
+    assert "k-88f1e2d3c4b5" not in error and "pw-9911aa22bb" not in error
+    assert "eu-central-1" in error and error.startswith("PermissionError: invalid key ***")
+
+
+ASYNC_STUCK_MODULE = """
+import asyncio
+import threading
+from pathlib import Path
+
+
+async def stuck(marker):
+    Path(marker).write_text("called")
+    threading.Event().wait()  # a blocking call in an async function: no await ever yields
+
+
+async def fine():
+    await asyncio.sleep(0)
+    return {"users": 5}
+
+
+async def awaits():
+    await asyncio.sleep(3600)  # waits politely: cancelled at the timeout
+"""
+
+
+def test_an_async_function_that_blocks_fails_at_its_timeout_and_stalls_nothing(
+    tmp_path: Path,
+) -> None:
+    """An async function that makes a blocking call (a sync client inside `async def`) ran
+    on the run's event loop and held it: no other source went on, no timeout fired, and
+    `kpi run` never ended. Now it runs on a loop of its own, in a thread, and fails at its
+    timeout as a sync function does; one that awaits is still cancelled at its timeout."""
+    (tmp_path / "acme_async.py").write_text(ASYNC_STUCK_MODULE)
+    (tmp_path / "kpi.yaml").write_text(
+        "sources:\n"
+        "  - {name: stuck, type: python, function: 'acme_async:stuck', timeout: 1, retries: 0,\n"
+        f"     kwargs: {{marker: {str(tmp_path / 'called')!r}}}}}\n"
+        "  - {name: awaits, type: python, function: 'acme_async:awaits', timeout: 1, retries: 0}\n"
+        "  - {name: app, type: python, function: 'acme_async:fine'}\n"
+    )
+    try:
+        done = subprocess.run(
+            [str(KPI), "run"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+    except subprocess.TimeoutExpired:
+        raise AssertionError("`kpi run` never ended: the blocked loop ran nothing") from None
+    assert (tmp_path / "called").exists()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "failed stuck: timed out after 1s" in done.stdout
+    assert "failed awaits: timed out after 1s" in done.stdout
+    with sqlite3.connect(tmp_path / "kpi.db") as db:
+        stored = db.execute("SELECT kpi, value FROM observations").fetchall()
+    assert stored == [("app.users", 5.0)]

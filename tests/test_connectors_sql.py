@@ -549,3 +549,126 @@ def test_a_query_of_millions_of_rows_holds_two_in_memory(server: str) -> None:
     assert "{'app.after': 2.0}" in values or "'after': 2.0" in values, done.stdout
     assert "more than one row" in values, done.stdout
     assert int(grown) < 50, done.stdout
+
+
+@pytest.mark.parametrize("server", ["sqlite", "postgresql", "mariadb"])
+def test_a_colon_word_in_a_query_is_sql_not_a_missing_parameter(
+    server: str, tmp_path: Path
+) -> None:
+    """A query is run as written: `':active'`, `'{"a":1}'` or a comment `-- see :note`
+    made SQLAlchemy ask for a bind parameter (`A value is required for bind parameter
+    'active'`), and the whole source failed, every other metric with it. Casts (`::int`)
+    and times (`'10:30'`) keep working."""
+    from tests.services import require_mysql_url, require_postgres_url
+
+    if server == "sqlite":
+        db = tmp_path / "app.db"
+        sqlite3.connect(db).close()
+        url = f"sqlite:///{db}"
+        cast = "SELECT CAST('7' AS INTEGER)"
+    else:
+        url = require_postgres_url() if server == "postgresql" else require_mysql_url()
+        cast = "SELECT '7'::int" if server == "postgresql" else "SELECT CAST('7' AS SIGNED)"
+    metrics = {
+        "word": "SELECT length(':active')",
+        "json": """SELECT length('{"a":1}')""",
+        "comment": "SELECT 3 -- a note :about it\n",
+        "time": "SELECT length('10:30')",
+        "percent": "SELECT length('50%:x %s')",
+        "cast": cast,
+        "backslash": "SELECT length('a\\:b')" if server != "mariadb" else "SELECT 4",
+    }
+    result = run(SQL(name="app", url=url, metrics=metrics), defaults=Defaults(retries=0))
+    assert result.errors == {}
+    assert result.values == {
+        "app.word": 7,
+        "app.json": 7,
+        "app.comment": 3,
+        "app.time": 5,
+        "app.percent": 8,
+        "app.cast": 7,
+        "app.backslash": 4,
+    }
+
+
+def test_postgres_values_given_as_text_that_is_no_number_fail_saying_how_to_cast() -> None:
+    """psycopg hands some PostgreSQL types over as their text: a bit string B'101' (5) was
+    stored as 101, and a money value was read from the text the server's lc_monetary
+    writes ('1.234,56 €' on a German server). Each is now an error saying how to cast it;
+    text, enums and JSON numbers are read as before."""
+    from tests.services import require_postgres_url
+
+    result = run(
+        SQL(
+            name="app",
+            url=require_postgres_url(),
+            metrics={
+                "bits": "SELECT B'101'",
+                "varbits": "SELECT B'11'::varbit",
+                "money": "SELECT 1234.56::money",
+                "money_row": "SELECT sum(x) FROM (VALUES (1::money), (2::money)) AS t(x)",
+                "text": "SELECT '1,234'",
+                "json": "SELECT '5'::json",
+                "numeric": "SELECT 1234.56::money::numeric",
+            },
+        ),
+        defaults=Defaults(timeout=5, retries=0),
+    )
+    _no_source_error(result)
+    assert result.values == {"app.text": 1234, "app.json": 5, "app.numeric": 1234.56}
+    assert "bit string" in result.errors["app.bits"] and "::integer" in result.errors["app.bits"]
+    assert "bit string" in result.errors["app.varbits"]
+    assert "money" in result.errors["app.money"] and "::numeric" in result.errors["app.money"]
+    assert "::numeric" in result.errors["app.money_row"]
+
+
+@pytest.mark.parametrize("server", ["sqlite", "postgresql", "mariadb"])
+def test_slow_queries_share_the_sources_time_and_none_runs_after_it(
+    server: str, tmp_path: Path
+) -> None:
+    """Each query had the whole timeout: three slow ones ran on past the source's budget,
+    the run gave the source up as a whole (`timed out`, every metric lost, the fast one
+    too) and its thread went on querying the database after the run had moved on. Now the
+    queries share the budget: the first that runs out of it fails saying so, the ones after
+    it are not run and say why, and the thread is done when the source is."""
+    from tests.services import require_mysql_url, require_postgres_url
+
+    if server == "sqlite":
+        db = tmp_path / "app.db"
+        sqlite3.connect(db).close()
+        url = f"sqlite:///{db}"
+        slow = (
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
+        )
+    elif server == "postgresql":
+        url, slow = require_postgres_url(), "SELECT pg_sleep(30)"
+    else:
+        url, slow = require_mysql_url(), "SELECT SLEEP(30)"
+    metrics = {"a": slow, "b": slow, "c": slow, "fast": "SELECT 1"}
+    result = run(SQL(name="app", url=url, metrics=metrics), defaults=Defaults(timeout=1, retries=0))
+    assert "app" not in result.errors, result.errors
+    assert "longer than the timeout" in result.errors["app.a"]
+    assert result.errors["app.fast"].startswith("fast: not run: the queries before it took")
+    for name in ("b", "c"):
+        error = result.errors[f"app.{name}"]
+        assert "longer than the timeout" in error or error.startswith(f"{name}: not run")
+
+
+def test_a_mariadb_bit_value_says_it_is_binary_and_how_to_cast_it() -> None:
+    """MariaDB hands a BIT value over as bytes: b'101' failed with `no number in '\\x05'`,
+    which says nothing a user can act on. Now it names binary data and the cast."""
+    from tests.services import require_mysql_url
+
+    result = run(
+        SQL(
+            name="app",
+            url=require_mysql_url(),
+            metrics={"bits": "SELECT b'101'", "flag": "SELECT b'1'", "ok": "SELECT b'101' + 0"},
+        ),
+        defaults=Defaults(timeout=5, retries=0),
+    )
+    _no_source_error(result)
+    assert result.values == {"app.ok": 5}
+    for name in ("bits", "flag"):
+        assert "binary data" in result.errors[f"app.{name}"]
+        assert "+ 0" in result.errors[f"app.{name}"]

@@ -12,12 +12,26 @@ from typing import Any
 TOO_DEEP = "it nests deeper than the JSON reader goes"
 
 
-def loads(data: str | bytes) -> Any:
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object of JSON text whose keys are all different (RFC 8259 section 4: which of
+    two values a reader keeps is undefined): ValueError naming the first repeated key."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            shown = key if len(key) <= 60 else f"{key[:57]}..."
+            raise ValueError(f"the key {shown!r} appears twice in one object")
+        found[key] = value
+    return found
+
+
+def loads(data: str | bytes, *, unique_keys: bool = False) -> Any:
     """`json.loads(data)`, with a RecursionError (`[[[[...` 100,000 levels deep, which a
     hostile server sends in 200 kB) raised as ValueError(TOO_DEEP), like any other JSON
     that cannot be read, so that it is an error of the source and never looks like a bug.
 
-    A byte order mark before the text is no part of it, as in bytes.
+    A byte order mark before the text is no part of it, as in bytes. With `unique_keys`,
+    an object that has a key twice (`{"users": 5, "users": 7}`) is a ValueError, never
+    the last of them.
 
     Raises: ValueError (json.JSONDecodeError for malformed text).
     """
@@ -26,6 +40,6 @@ def loads(data: str | bytes) -> Any:
         # it, and Python's refuses it ("Unexpected UTF-8 BOM") only in text, not in bytes
         data = data[1:]
     try:
-        return json.loads(data)
+        return json.loads(data, object_pairs_hook=_unique_keys if unique_keys else None)
     except RecursionError:
         raise ValueError(TOO_DEEP) from None

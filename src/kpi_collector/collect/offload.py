@@ -11,7 +11,7 @@ import contextvars
 import queue
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from kpi_collector.errors import ExtractError
@@ -134,3 +134,36 @@ async def in_daemon_thread(work: Callable[[], T]) -> T:
 
     _pool.submit(job)
     return await done
+
+
+async def on_own_loop(make: Callable[[], Awaitable[T]]) -> T:
+    """Await `make()` (a source's own coroutine) on an event loop of its own, in a daemon
+    thread, and return its result (or raise its exception).
+
+    A coroutine that makes a blocking call (a sync client inside `async def`) holds only
+    that thread, not the run's loop, where it would stop every other source and every
+    timeout. A caller that is cancelled (its source's time ran out) cancels the coroutine
+    on its loop; one that never reaches an `await` again is left behind, as in
+    `in_daemon_thread`.
+
+    Raises: whatever the coroutine raises.
+    """
+    running: dict[str, Any] = {}
+
+    async def main() -> T:
+        running["loop"] = asyncio.get_running_loop()
+        running["task"] = asyncio.current_task()
+        return await make()
+
+    def work() -> T:
+        with asyncio.Runner() as runner:
+            return runner.run(main())
+
+    try:
+        return await in_daemon_thread(work)
+    except asyncio.CancelledError:
+        loop, task = running.get("loop"), running.get("task")
+        if loop is not None and task is not None:
+            with contextlib.suppress(RuntimeError):  # its loop closed: it is done already
+                loop.call_soon_threadsafe(task.cancel)
+        raise

@@ -5,6 +5,7 @@ read-write. Used by the `sql` source and the active-users queries."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,19 @@ from kpi_collector.secrets import redact
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
+
+
+#: where SQLAlchemy's `text()` would take a query's own text for a bind parameter (`:word`
+#: not after a letter, digit or colon) or drop a backslash of it (`\:`, its escape)
+_COLON = re.compile(r"(?:(?<=\\)(?=:)|(?<![:\w\\])(?=:\w))(:\w*)(?![:\w])")
+
+
+def escape_colons(sql: str) -> str:
+    """`sql` written for SQLAlchemy's `text()` so that it runs exactly as written: a colon
+    word in a string, a comment or JSON (`':active'`, `'{"a":1}'`) is no bind parameter
+    (`A value is required for bind parameter 'active'`) and a backslash before a colon
+    stays. Casts (`::int`) and times (`'10:30'`) are left as they are."""
+    return _COLON.sub(lambda match: "\\" + match.group(1), sql)
 
 
 def with_driver(url: URL) -> URL:
@@ -108,13 +122,18 @@ def open_readonly(url: str, timeout: float) -> Any:
 
         @event.listens_for(engine, "before_cursor_execute")
         def _start(conn: Any, *_: Any) -> None:
-            conn.info[_DEADLINE][0] = time.monotonic() + timeout  # each statement its own
+            # each statement its own timeout, within what `limit_statements` left it
+            deadline = time.monotonic() + timeout
+            conn.info[_DEADLINE][0] = min(deadline, conn.info.get(_CAP, deadline))
 
     return engine
 
 
 #: where a SQLite connection keeps the time its current statement is interrupted at
 _DEADLINE = "kpi_deadline"
+
+#: where a SQLite connection keeps the time no statement runs past (`limit_statements`)
+_CAP = "kpi_cap"
 
 #: where a MariaDB/MySQL connection keeps the id of the XA transaction it reads in
 _XA = "kpi_xa"
@@ -210,6 +229,26 @@ def read_only_session(conn: Any, timeout: float | None) -> None:
             else:
                 conn.execute(text(f"SET SESSION max_execution_time = {int(timeout * 1000)}"))
         _start_xa(conn)
+
+
+def limit_statements(conn: Any, seconds: float) -> None:
+    """Stop the next statements of `conn` (prepared by `read_only_session`) after `seconds`
+    instead of the timeout they were given: what is left of a source's time."""
+    import time
+
+    from sqlalchemy import text
+
+    backend = conn.dialect.name
+    if backend == "postgresql":
+        conn.execute(text(f"SET LOCAL statement_timeout = {max(1, math.ceil(seconds * 1000))}"))
+    elif backend in ("mysql", "mariadb"):
+        if getattr(conn.dialect, "is_mariadb", False):  # 0 would be no limit at all
+            conn.execute(text(f"SET SESSION max_statement_time = {max(seconds, 0.001):.3f}"))
+        else:
+            ms = max(1, math.ceil(seconds * 1000))
+            conn.execute(text(f"SET SESSION max_execution_time = {ms}"))
+    elif backend == "sqlite":
+        conn.info[_CAP] = time.monotonic() + seconds
 
 
 def _start_xa(conn: Any) -> None:

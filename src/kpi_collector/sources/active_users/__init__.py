@@ -133,6 +133,11 @@ class ActiveUsers(Source):
                     events, end=since - timedelta(days=1), **self._options(ctx)
                 )
                 started = any(any(day.values.values()) for day in before)
+        # Trailing days where every count is zero and no event comes after them are days the
+        # events do not reach (an export that stopped): no zeros are stored for them, as
+        # `collect` stores none. Zeros between active days are real, and stored.
+        while series and not series[-1].active and not any(series[-1].values.values()):
+            series.pop()
         observations = []
         for day in series:
             started = started or any(day.values.values())

@@ -20,7 +20,7 @@ import threading
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -125,10 +125,12 @@ EventSource = EventFiles | EventTable
 
 @dataclass(frozen=True, slots=True)
 class DailyActivity:
-    """The metrics for the windows ending on ``day`` (in the time zone asked for)."""
+    """The metrics for the windows ending on ``day`` (in the time zone asked for);
+    ``active``: the users with an event that day, however few (``min_events`` aside)."""
 
     day: date
     values: dict[str, float]
+    active: int = field(default=0, compare=False)
 
 
 def check_metrics(metrics: Iterable[str]) -> tuple[str, ...]:
@@ -171,6 +173,7 @@ def daily_series(
     windows: Iterable[str] = ("dau", "wau", "mau"),
     start: date | None = None,
     end: date | None = None,
+    reached: list[int] | None = None,
 ) -> list[DailyActivity]:
     """The metrics for every day from ``start`` to ``end``, computed in one pass.
 
@@ -179,6 +182,8 @@ def daily_series(
     interpolated); ``where`` is a SQL condition over the event columns, trusted like any
     query in the config. Naive timestamps are taken as UTC; days are counted in
     ``timezone``. A user counts in a window with at least ``min_events`` events in it.
+    ``reached``, a list, gets the day numbers (days since 1970-01-01) of the events read
+    that have any event, from the first day of the widest window ending at ``start``.
     """
     source = EventFiles(events) if isinstance(events, str) else events
     metrics = check_metrics(windows)
@@ -203,6 +208,10 @@ def daily_series(
         last=None if end is None else _day_number(end),
     )
     rows = _run_duckdb(source, plan) if isinstance(source, EventFiles) else _run_sql(source, plan)
+    if reached is not None:
+        # the days of the events read (from the first day of the widest window ending at
+        # `start`) with any event at all
+        reached += [int(row[0]) for row in rows if int(row[1]) > 0]
     return _densify(rows, plan, metrics, start, end)
 
 
@@ -220,11 +229,17 @@ def current(
     """The metrics for the windows ending ``today`` (default: today in ``timezone``).
 
     Reads only the events of the last 30 days (fewer if no monthly metric is asked for).
+    No event at all in the widest window is an ActivityError, not zeros: the events may
+    have stopped arriving (an export that broke), and a 0 is only stored for a window the
+    events reach.
     """
     if today is None:
         today = datetime.now(check_timezone(timezone)).date()
+    span = max(_spans_for(check_metrics(windows)))
+    source = EventFiles(events) if isinstance(events, str) else events
+    reached: list[int] = []
     series = daily_series(
-        events,
+        source,
         user=user,
         time=time,
         where=where,
@@ -233,7 +248,15 @@ def current(
         windows=windows,
         start=today,
         end=today,
+        reached=reached,
     )
+    if not reached:
+        chosen = " matching `where`" if where and where.strip() else ""
+        raise ActivityError(
+            f"no events{chosen} in the {span} days ending {today} ({timezone}) in "
+            f"{source.describe()}: the events may have stopped arriving, so no 0 is stored; "
+            "check that they are still written there"
+        )
     return series[0].values
 
 
@@ -397,6 +420,7 @@ def _densify(
         if dau_is_starts and "dau" in by_window:
             on_day = index >= 0 and points[index][0] == number
             by_window["dau"] = points[index][1] if on_day else 0
+        active = points[index][1] if index >= 0 and points[index][0] == number else 0
         values: dict[str, float] = {}
         for metric in metrics:
             if metric == "stickiness":
@@ -404,7 +428,7 @@ def _densify(
                 values[metric] = by_window["dau"] / mau if mau else 0.0
             else:
                 values[metric] = by_window[metric]
-        series.append(DailyActivity(day=_EPOCH + timedelta(days=number), values=values))
+        series.append(DailyActivity(_EPOCH + timedelta(days=number), values, active))
     return series
 
 
@@ -627,7 +651,8 @@ def _sql_text(text: str) -> str:
 
 
 def _sql_user(column: str, column_type: Any, dialect: str) -> tuple[str, list[str]]:
-    """The user id of a table's column and the conditions that leave out empty ids.
+    """The user id of a table's column, compared as written, and the conditions that
+    leave out empty ids.
 
     SQLite keeps each value's own type whatever the column's: ``42``, ``42.0`` and ``'42'``
     are read as the text ``'42'``, one user."""
@@ -640,6 +665,10 @@ def _sql_user(column: str, column_type: Any, dialect: str) -> tuple[str, list[st
         )
         return text, [f"CAST({column} AS TEXT) <> ''"]
     if isinstance(column_type, String):
+        if dialect in ("mysql", "mariadb"):
+            # compared as written, as the other databases do, not in the column's collation
+            # (utf8mb4_general_ci: `Alice`, `alice` and `a`, `a ` would each be one user)
+            column = f"CAST({column} AS BINARY)"
         return column, [f"{column} <> ''"]
     return column, []
 
@@ -781,6 +810,8 @@ def _run_sql(table: EventTable, plan: _Plan) -> list[tuple[Any, ...]]:
     from sqlalchemy import exc as sa_exc
     from sqlalchemy import inspect, text
 
+    from kpi_collector.collect.sql import escape_colons
+
     if not isinstance(table.table, str) or not table.table.strip():
         raise ValueError("table: give a table name")
     parts = table.table.split(".")
@@ -788,6 +819,8 @@ def _run_sql(table: EventTable, plan: _Plan) -> list[tuple[Any, ...]]:
         raise ValueError(f"table {table.table!r}: give a name or schema.name")
     schema, name = (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
     where = table.describe()
+    if plan.where:  # `kind = ':signup'` is SQL as written, no bind parameter `signup`
+        plan = replace(plan, where=escape_colons(plan.where))
     try:
         with _engine(table) as engine:
             dialect = engine.dialect.name
@@ -858,7 +891,10 @@ def _run_sql(table: EventTable, plan: _Plan) -> list[tuple[Any, ...]]:
             transient=transient,
         ) from None
     except sa_exc.SQLAlchemyError as exc:
-        raise ActivityError(f"computing active users from {where} failed: {exc}") from None
+        # one line: the message goes on with the whole query (`[SQL: ...]`)
+        raise ActivityError(
+            f"computing active users from {where} failed: {_first_line(exc)}"
+        ) from None
 
 
 def _prepare_session(conn: Connection, dialect: str, timeout: float | None) -> None:

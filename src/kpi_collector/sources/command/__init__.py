@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,13 +21,15 @@ from pydantic import ByteSize, Field, field_validator
 
 from kpi_collector.collect import groups, jsontext
 from kpi_collector.collect.extract import Metric, finish_plain
+from kpi_collector.collect.offload import in_daemon_thread
 from kpi_collector.errors import ExtractError, SourceError
-from kpi_collector.secrets import redact_cut, remember_values
+from kpi_collector.secrets import redact_cut, remember_url_credentials, remember_values
 from kpi_collector.sources.base import Source, SourceContext
 from kpi_collector.sources.python import MESSAGE_LIMIT, to_values
 
 _CHUNK = 64 * 1024  # bytes read at a time from a pipe
 _GRACE = 1.0  # seconds to read what a program wrote once it and its group are gone
+_SETTLE = 0.1  # seconds after which a pipe still open is held by a process that left
 
 
 class Command(Source):
@@ -43,6 +46,12 @@ class Command(Source):
     def _argv(cls, value: object) -> object:
         if isinstance(value, str):
             raise ValueError("give the command as a list of arguments, e.g. [wc, -l, file.txt]")
+        return value
+
+    @field_validator("command")
+    @classmethod
+    def _secret_arguments(cls, value: list[str]) -> list[str]:
+        remember_arguments(value)  # a program that fails often repeats what it was given
         return value
 
     @field_validator("env")
@@ -64,15 +73,28 @@ class Command(Source):
             timeout=ctx.timeout,
             max_bytes=ctx.max_bytes,
         )
+        lines = err.decode(errors="replace").strip().splitlines()
+        last = redact_cut(" ".join(lines[-1].split()), MESSAGE_LIMIT) if lines else ""
         if returncode != 0:
-            lines = err.decode(errors="replace").strip().splitlines()
-            last = redact_cut(" ".join(lines[-1].split()), MESSAGE_LIMIT) if lines else ""
             raise SourceError(f"{program!r} {_ended(returncode)}: {last or 'no error output'}")
-        # utf-8-sig: a byte order mark some tools print first is no part of the text
-        text = out.decode("utf-8-sig", errors="replace").strip()
+        # a byte order mark some tools print first is no part of the text
+        printed = out.removeprefix(b"\xef\xbb\xbf")
+        try:
+            text = printed.decode().strip()
+        except UnicodeDecodeError as exc:
+            # a byte replaced by U+FFFD could be a number's sign or part of it (cp1252's
+            # en dash as minus before 12): no number is read from such output
+            raise ExtractError(
+                f"the output is not UTF-8 (byte 0x{printed[exc.start]:02x} at offset "
+                f"{exc.start}); "
+                "make the program print UTF-8, e.g. with env: {LC_ALL: C.UTF-8}"
+            ) from None
+        if not text:
+            said = f"; its stderr: {last}" if last else ""
+            raise ExtractError(f"{program!r} exited with 0 but printed nothing on stdout{said}")
         if text.startswith("{"):
             try:
-                data = jsontext.loads(text)
+                data = jsontext.loads(text, unique_keys=True)
             except ValueError as exc:
                 raise ExtractError(f"the output is not valid JSON ({exc})") from None
             return to_values(
@@ -80,6 +102,42 @@ class Command(Source):
             )
         metric = self.metrics.get(self.metric) or Metric()
         return {self.metric: finish_plain(self.metric, text, metric, self.locale)}
+
+
+#: an option naming a credential: `--token`, `--api-key`, `--password=...`, `-secret`
+_SECRET_OPTION = re.compile(
+    r"(?i)(--?[a-z0-9_.-]*(?:token|secret|passw|pwd|key|credential|auth)[a-z0-9_.-]*)(?:=(.*))?"
+)
+#: a header given as an argument (`curl -H "Authorization: Bearer ..."`) that carries one
+_SECRET_HEADER = re.compile(
+    r"(?i)\s*([a-z0-9-]*(?:authorization|token|secret|key|auth)[a-z0-9-]*)\s*:\s*(.+)"
+)
+_AUTH_SCHEME = re.compile(r"(?i)(?:bearer|basic|token|digest|apikey)\s+(\S+)")
+
+
+def remember_arguments(argv: list[str]) -> None:
+    """Mark the secrets a program's arguments carry, so that `redact` hides them when the
+    program echoes them back (`invalid token ...`): the value of an option named like a
+    credential (`--token X`, `--password=X`, with the length rule of `remember_values` for
+    values written in the file), the value of a header argument carrying one
+    (`Authorization: Bearer X`, `X-Api-Key: X`; the same length rule) and a URL's password
+    and credential query values. A value from `${VAR}` is already secret (the loader
+    remembers it)."""
+    for index, argument in enumerate(argv[1:], start=1):
+        option = _SECRET_OPTION.fullmatch(argument)
+        if option is not None:
+            if option.group(2) is not None:
+                remember_values({option.group(1): option.group(2)})
+            elif index + 1 < len(argv) and not argv[index + 1].startswith("-"):
+                remember_values({argument: argv[index + 1]})
+            continue
+        header = _SECRET_HEADER.fullmatch(argument)
+        if header is not None:
+            given = header.group(2).strip()
+            scheme = _AUTH_SCHEME.fullmatch(given)
+            remember_values({"header": given, "credential": scheme.group(1) if scheme else ""})
+        elif "://" in argument:
+            remember_url_credentials(argument)
 
 
 def _ended(returncode: int) -> str:
@@ -139,6 +197,29 @@ async def _drain(stream: asyncio.StreamReader, into: bytearray, name: str, cap: 
         into += chunk
 
 
+async def _kill_pipe_holders(inodes: list[int]) -> None:
+    """SIGKILL every other process that holds one of the pipes `inodes` (Linux: its open
+    files in /proc): the program gave them its stdout or stderr, so they are processes it
+    started that left its group (`setsid`, a daemon's double fork), which the group's kill
+    does not reach; they would hold the pipes and run on for good. Elsewhere: nothing."""
+    if inodes and os.path.isdir("/proc/self/fd"):
+        await in_daemon_thread(lambda: _kill_holders({f"pipe:[{inode}]" for inode in inodes}))
+
+
+def _kill_holders(links: set[str]) -> None:
+    me = os.getpid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            held = any(os.readlink(fd.path) in links for fd in os.scandir(f"{entry.path}/fd"))
+        except OSError:  # gone meanwhile, or another user's
+            continue
+        if held:
+            with contextlib.suppress(OSError):
+                os.kill(int(entry.name), signal.SIGKILL)
+
+
 def _death_signal() -> Callable[[], object] | None:
     """What the child runs before exec, on Linux: be killed (SIGKILL) when the `kpi` process
     that started it dies, even by `kill -9`, so a crashed run never leaves its command
@@ -185,6 +266,7 @@ async def run_bounded(
     readers: list[asyncio.Future[None]] = []
     exited: asyncio.Future[None] | None = None
     out, err = bytearray(), bytearray()
+    inodes: list[int] = []  # of the two pipes: who else holds one is the program's
     try:
         # the pipes are connected to the loop before the program starts: from its fork to
         # its group's announcement and on into this `try`, no await lets a cancellation in
@@ -193,6 +275,7 @@ async def run_bounded(
             for _ in ("stdout", "stderr"):
                 read_end, write_end = os.pipe()
                 write_ends.append(write_end)
+                inodes.append(os.fstat(read_end).st_ino)
                 stream, pipe = await _reader(loop, read_end)
                 streams.append(stream)
                 pipes.append(pipe)
@@ -233,8 +316,11 @@ async def run_bounded(
                     future.result()  # a stream past the cap raises here
         leader.kill()
         # what it wrote before it exited is in the pipes, and with its group gone they end;
-        # only a process that left the session could hold them longer
-        done, _ = await asyncio.wait(readers, timeout=_GRACE)
+        # only a process that left the session (`setsid`, a daemon) holds them longer
+        done, pending = await asyncio.wait(readers, timeout=_SETTLE)
+        if pending:
+            await _kill_pipe_holders(inodes)
+            done, _ = await asyncio.wait(readers, timeout=_GRACE)
         for future in done:
             future.result()
     except TimeoutError:
@@ -250,6 +336,8 @@ async def run_bounded(
         ) from None
     finally:
         leader.kill()
+        if any(not future.done() for future in readers):  # stopped: none stays behind
+            await _kill_pipe_holders(inodes)
         for future in readers:
             future.cancel()
         await asyncio.gather(*readers, return_exceptions=True)

@@ -1,5 +1,6 @@
 """`type: python`: any function returning `{name: number}`, sync (run in a daemon thread, which
-a call that never returns leaves behind at the source's timeout) or async."""
+a call that never returns leaves behind at the source's timeout) or async (run on a loop of
+its own in such a thread: a blocking call inside it stalls no other source)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import importlib
 import importlib.util
 import inspect
+import re
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -15,9 +17,9 @@ from typing import Any, ClassVar
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from kpi_collector.collect.extract import Metric, finish_plain
-from kpi_collector.collect.offload import in_daemon_thread
+from kpi_collector.collect.offload import in_daemon_thread, on_own_loop
 from kpi_collector.errors import ConfigError, ExtractError, MetricErrors, SourceError
-from kpi_collector.secrets import redact_cut
+from kpi_collector.secrets import redact_cut, remember_values
 from kpi_collector.sources.base import Source, SourceContext
 
 #: characters of a function's or a program's own error message kept in the source's error
@@ -50,6 +52,12 @@ class Function(Source):
             if name and name != "<lambda>":
                 data = {**data, "name": name}
         return data
+
+    @field_validator("kwargs")
+    @classmethod
+    def _secret_kwargs(cls, value: dict[str, Any]) -> dict[str, Any]:
+        remember_credentials(value)  # a function that fails often repeats what it was given
+        return value
 
     @field_validator("function")
     @classmethod
@@ -85,12 +93,16 @@ class Function(Source):
         func = self.resolve(ctx.base_dir)
         try:
             if inspect.iscoroutinefunction(func):
-                result = await func(**self.kwargs)
+                # a loop of its own: a blocking call inside it holds only its thread
+                result = await on_own_loop(lambda: func(**self.kwargs))
             else:
                 # a daemon thread: one still running after the source's timeout keeps
                 # neither the run's end nor a celery worker's batch waiting
                 result = await in_daemon_thread(lambda: func(**self.kwargs))
-                if inspect.isawaitable(result):
+                if inspect.iscoroutine(result):  # (a sync wrapper of an async function)
+                    coroutine = result
+                    result = await on_own_loop(lambda: coroutine)
+                elif inspect.isawaitable(result):
                     result = await result
         except (SourceError, asyncio.CancelledError):
             raise
@@ -99,6 +111,29 @@ class Function(Source):
             text = " ".join(f"{type(exc).__name__}: {exc}".split())
             raise SourceError(redact_cut(text, MESSAGE_LIMIT)) from exc
         return to_values(result, self.metrics, self.locale)
+
+
+#: an argument named like a credential: `api_key`, `token`, `password`, `auth`, `dsn`
+_CREDENTIAL_NAME = re.compile(r"(?i)token|secret|passw|pwd|key|credential|auth|dsn")
+
+
+def remember_credentials(arguments: Mapping[str, Any], secret: bool = False) -> None:
+    """Mark as secret the text values given under a credential's name (`api_key`, `auth:
+    {password: ...}`), at any depth, with the length rule of `remember_values` for values
+    written in the file; a value from `${VAR}` is already secret (the loader remembers it)."""
+    for key, value in arguments.items():
+        named = isinstance(key, str) and _CREDENTIAL_NAME.search(key) is not None
+        _remember_in(value, secret or named)
+
+
+def _remember_in(value: Any, secret: bool) -> None:
+    if isinstance(value, Mapping):
+        remember_credentials(value, secret)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _remember_in(item, secret)
+    elif secret and isinstance(value, str):
+        remember_values({"value": value})
 
 
 def check_findable(source: Function, base_dir: Path) -> None:
@@ -148,10 +183,18 @@ def to_values(
         raise ExtractError(
             f"expected a mapping of metric names to numbers, got {type(result).__name__}"
         )
+    names = [key for key in result if not isinstance(key, str)]
+    if names:
+        # `{1: 5, "1": 6}` would store one of them under `1`, `{None: 3}` a KPI `None`
+        shown = ", ".join(f"{redact_cut(str(key), 60)} ({type(key).__name__})" for key in names)
+        raise ExtractError(
+            f"a key of the mapping is not a metric name: {shown}; name each number with "
+            'text, e.g. {"signups": 12}'
+        )
     values: dict[str, float] = {}
     errors: dict[str, str] = {}
     for key, raw in result.items():
-        name = str(key)
+        name = str.__str__(key)  # a `str` Enum's value, not `Kind.SIGNUPS`
         try:
             values[name] = finish_plain(name, raw, metrics.get(name) or Metric(), locale)
         except ExtractError as exc:

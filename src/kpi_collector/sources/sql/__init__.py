@@ -12,7 +12,9 @@ from kpi_collector.collect.extract import Metric, coerce_metric, finish_plain
 from kpi_collector.collect.offload import in_daemon_thread
 from kpi_collector.collect.sql import (
     abandon,
+    escape_colons,
     first_line,
+    limit_statements,
     open_readonly,
     read_only_broken,
     read_only_session,
@@ -56,20 +58,37 @@ class SQL(Source):
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
         # a daemon thread: a connection that goes silent mid-query (no driver reads with a
         # timeout) fails the source at its budget and does not keep `kpi` from exiting
-        return await in_daemon_thread(lambda: self._run_queries(ctx.timeout))
+        # the queries share the time the run gives the source (its timeout per attempt,
+        # and a second; a query does not retry): none runs on after it, and the ones it
+        # leaves no time say so
+        budget = ctx.timeout * (ctx.retries + 1) + _SLACK
+        return await in_daemon_thread(lambda: self._run_queries(ctx.timeout, budget))
 
-    def _run_queries(self, timeout: float) -> dict[str, float]:
+    def _run_queries(self, timeout: float, budget: float | None = None) -> dict[str, float]:
+        import time
+
         from kpi_collector.errors import MetricErrors
 
         values: dict[str, float] = {}
         errors: dict[str, str] = {}
+        budget = timeout if budget is None else budget
+        deadline = time.monotonic() + budget
         engine = open_readonly(self.url.get(), timeout)
         conn: Any = None
         try:
             for name, metric in self.metrics.items():
+                left = deadline - time.monotonic()
+                if left < _LEAST:
+                    errors[name] = (
+                        f"{name}: not run: the queries before it took the source's time "
+                        f"({budget:g}s); raise `timeout` or make them faster"
+                    )
+                    continue
                 if conn is None:
                     conn = engine.connect()
                     read_only_session(conn, timeout)
+                if left < timeout:
+                    limit_statements(conn, left)
                 try:
                     values[name] = _scalar(conn, name, metric, self.locale)
                 except ExtractError as exc:
@@ -90,6 +109,12 @@ class SQL(Source):
         return values
 
 
+#: seconds a query needs at least: with less of the source's time left, it is not run
+_LEAST = 0.05
+#: of the second the run adds to a source's time, what its queries may use (the rest is
+#: for the thread to hand the values over before the run gives the source up)
+_SLACK = 0.75
+
 # how SQLite, PostgreSQL, MariaDB and MySQL say a statement ran out of time
 _TIMEOUT_WORDS = (
     "interrupted",
@@ -105,6 +130,7 @@ def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> 
     from sqlalchemy import text
 
     assert metric.query is not None
+    given_as_text: str | None = None
     try:
         # a savepoint, so one failing query does not abort the others' transaction
         with conn.begin_nested():
@@ -112,9 +138,10 @@ def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> 
             # millions of them (`SELECT amount FROM orders`, the sum forgotten) holds two in
             # memory, not all of them
             streamed = _streamable(metric.query)
-            statement = text(metric.query).execution_options(stream_results=streamed)
+            statement = text(escape_colons(metric.query)).execution_options(stream_results=streamed)
             result = conn.execute(statement)
             # two rows at most: whether there is one is all a metric needs to know
+            given_as_text = _text_of(conn, result)  # before the fetch may close the cursor
             rows = result.fetchmany(2) if result.returns_rows else None
             if (
                 streamed
@@ -177,7 +204,31 @@ def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> 
     row = rows[0]
     if len(row) != 1:
         raise ExtractError(f"{name}: the query must return one column, it returned {len(row)}")
+    if given_as_text is not None and isinstance(row[0], str):
+        raise ExtractError(f"{name}: {given_as_text}")
     return finish_plain(name, _value(name, row[0]), metric, locale)
+
+
+#: PostgreSQL types (by OID) that psycopg hands over as their text, which is no number as
+#: written: why, and the cast that gives one
+_TEXT_NOT_NUMBER = {
+    790: "a money value, written as the server's lc_monetary says ('1.234,56 €'); "
+    "cast it: SELECT amount::numeric",
+    1560: "a bit string (B'101' is 5, not 101); cast it: SELECT bits::integer",
+    1562: "a bit string (B'101' is 5, not 101); cast it: SELECT bits::bit(32)::integer",
+}
+
+
+def _text_of(conn: Any, result: Any) -> str | None:
+    """Why the first column of `result` (PostgreSQL) is text that is not the number it
+    stands for (`_TEXT_NOT_NUMBER`), or None."""
+    if conn.dialect.name != "postgresql":
+        return None
+    description = result.cursor.description if result.cursor is not None else None
+    if not description:
+        return None
+    why = _TEXT_NOT_NUMBER.get(description[0][1])
+    return f"the query returned {why}" if why else None
 
 
 def _streamable(query: str) -> bool:
@@ -210,9 +261,16 @@ def _value(name: str, raw: Any) -> Any:
         return raw
     if isinstance(raw, bytes | bytearray | memoryview):
         try:
-            return bytes(raw).decode()
+            text = bytes(raw).decode()
         except UnicodeDecodeError:
-            raise ExtractError(f"{name}: the query returned binary data, not a number") from None
+            text = "\x00"
+        if any(char < " " and char not in "\t\n\r" for char in text):
+            # MariaDB/MySQL's BIT (b'101' is the byte 5), a BLOB
+            raise ExtractError(
+                f"{name}: the query returned binary data (a BIT or BLOB value), not a number; "
+                "cast it, e.g. SELECT flags + 0"
+            )
+        return text
     kind = type(raw).__name__
     if isinstance(raw, timedelta):
         raise ExtractError(
