@@ -253,6 +253,15 @@ def test_a_number_too_small_for_a_stored_number_is_an_error(raw: object) -> None
         finish("rate", raw, Metric())
 
 
+@pytest.mark.parametrize("raw", [Decimal("sNaN"), Decimal("NaN"), Decimal("-Infinity")])
+def test_a_decimal_that_is_no_number_is_that_metrics_error(raw: Decimal) -> None:
+    """`Decimal('sNaN')` from a function or a query raised a bare ValueError ("cannot convert
+    signaling NaN to float"), reported as a bug in the source; like NaN and infinities, it is
+    the metric's error."""
+    with pytest.raises(ExtractError, match=r"^rate: "):
+        finish("rate", raw, Metric())
+
+
 @pytest.mark.parametrize(
     ("raw", "value"),
     [(Decimal("0"), 0.0), (Decimal("-0.0"), 0.0), (Decimal("5E-324"), 5e-324), (Fraction(0), 0.0)],

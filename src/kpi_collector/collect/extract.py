@@ -289,12 +289,14 @@ def _exact(name: str, raw: numbers.Real | Decimal) -> float:
             raise ExtractError(f"{name}: {exc}") from None
     if not isinstance(raw, Decimal | Fraction):
         return float(raw)  # numpy's floats and other reals: already floats at heart
+    if isinstance(raw, Decimal) and not raw.is_finite():
+        # NaN and infinities pass as floats (the caller refuses them); a signaling NaN,
+        # which `float()` refuses with a ValueError, is a NaN too
+        return math.nan if raw.is_nan() else float(raw)
     try:
         value = float(raw)
     except OverflowError:  # a Fraction past 1.8e308
         value = math.inf
-    if isinstance(raw, Decimal) and not raw.is_finite():
-        return value
     if value == 0 and raw != 0:  # below the smallest double (~5e-324): it would be stored as 0
         raise ExtractError(
             f"{name}: {raw} is too small to store (a stored number is 0 below about 5e-324); "
