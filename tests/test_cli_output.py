@@ -575,6 +575,28 @@ YAML_MISTAKES = [
         "kpi.yaml:3: not valid YAML: this line is indented deeper than the key above it, so it "
         "is read as part of that key's value: start it in the same column as the other keys",
     ),
+    # was "the quote opened here is never closed" for a quote that is closed: a backslash
+    # in "..." starts an escape (a Windows path), which YAML refuses
+    (
+        'sources:\n  - {name: c, type: command, command: [type, "C:\\data\\kpi.txt"]}\n',
+        'kpi.yaml:2: not valid YAML: \\d in a "..." text is not an escape YAML reads: '
+        "write a backslash as \\\\, or quote the value with '...' (where \\ is itself)",
+    ),
+    (
+        'sources: []\ntitle: "caf\\xZZ"\n',
+        'kpi.yaml:2: not valid YAML: \\x in a "..." text is not an escape YAML reads: '
+        "write a backslash as \\\\, or quote the value with '...' (where \\ is itself)",
+    ),
+    (
+        'sources: []\ntitle: "a \\ud800 b"\n',
+        'kpi.yaml:2: not valid YAML: \\ud800 in a "..." text is not an escape YAML reads: '
+        "write a backslash as \\\\, or quote the value with '...' (where \\ is itself)",
+    ),
+    (
+        'sources: []\ntitle: "a\\\n  \\q"\n',
+        'kpi.yaml:3: not valid YAML: \\q in a "..." text is not an escape YAML reads: '
+        "write a backslash as \\\\, or quote the value with '...' (where \\ is itself)",
+    ),
 ]  # fmt: skip
 
 

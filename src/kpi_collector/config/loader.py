@@ -372,6 +372,19 @@ def _explain_yaml(exc: Exception, text: str, problem: str) -> tuple[int, str] | 
             f"the `{left}` opened here is never closed: add `{right}` at its end, or quote a "
             f"value that contains `{left}`, `{right}`, `,` or `: `"
         )
+    mark = getattr(exc, "problem_mark", None)
+    lowered = problem.lower()
+    if (
+        mark is not None
+        and "quoted scalar" in context
+        and re.search("escape|hexa?decimal", lowered)
+    ):
+        # a backslash in "..." (a Windows path) starts an escape YAML does not know: the
+        # quote is closed, the escape is what is wrong
+        return mark.line + 1, (
+            f'{_escape_at(text, mark)} in a "..." text is not an escape YAML reads: write a '
+            "backslash as \\\\, or quote the value with '...' (where \\ is itself)"
+        )
     if opened is not None and "quoted scalar" in context:
         lines = text.splitlines()
         quote = '"'
@@ -384,7 +397,6 @@ def _explain_yaml(exc: Exception, text: str, problem: str) -> tuple[int, str] | 
     if mark is None:
         return None
     here = mark.line + 1
-    lowered = problem.lower()
     lines = text.splitlines()
     current = lines[mark.line] if mark.line < len(lines) else ""
     # libyaml leaves the character out of "found character that cannot start any token"
@@ -417,6 +429,22 @@ def _explain_yaml(exc: Exception, text: str, problem: str) -> tuple[int, str] | 
     if "could not find expected ':'" in lowered:
         return here, "a key needs `: ` and a value, or a text on several lines needs quotes"
     return None
+
+
+def _escape_at(text: str, mark: Any) -> str:
+    """The escape (`\\d`, `\\x`, `\\ud800`) that ends at or holds the YAML error mark: the
+    parsers put the mark on the backslash or on the characters after it."""
+    lines = text.splitlines()
+    line = lines[mark.line] if mark.line < len(lines) else ""
+    start = line.rfind("\\", 0, mark.column + 1)
+    if start < 0 or start + 1 >= len(line):
+        return "a \\"
+    kind = line[start + 1]
+    digits = re.match(r"[0-9A-Fa-f]*", line[start + 2 : start + 2 + _HEX_DIGITS.get(kind, 0)])
+    return line[start : start + 2] + (digits.group(0) if digits else "")
+
+
+_HEX_DIGITS = {"x": 2, "u": 4, "U": 8}
 
 
 def _parse_yaml(text: str, label: str = CONFIG_NAME) -> Any:
