@@ -514,6 +514,56 @@ def test_keys_and_values_yaml_reads_as_no_text(text: str, expected: str) -> None
     assert error_of(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # YAML 1.1 reads a leading 0 as octal and `a:b` as base 60: these were stored as
+        # a timeout of 8 s, 90 s, a threshold of 64, with no word
+        (
+            ONE.replace("EXTRA", ", timeout: 010"),
+            "kpi.yaml:2: source 'c': timeout: 010 (YAML reads it as 8: a leading 0 makes it "
+            "octal); write it without the leading 0, or quote it: '010'",
+        ),
+        (
+            ONE.replace("EXTRA", ", timeout: 1:30"),
+            "kpi.yaml:2: source 'c': timeout: 1:30 (YAML reads it as 90: a number with : is "
+            "base 60, like a time); write the number itself, or quote it: '1:30'",
+        ),
+        (
+            ONE.replace("EXTRA", "") + "defaults:\n  retries: +010\n",
+            "kpi.yaml:4: defaults.retries: +010 (YAML reads it as 8: a leading 0 makes it "
+            "octal); write it without the leading 0, or quote it: '+010'",
+        ),
+        (
+            ONE.replace("EXTRA", "") + "alerts:\n  - {kpi: c.value, below: 0100}\n",
+            "kpi.yaml:4: alerts.0.below: 0100 (YAML reads it as 64: a leading 0 makes it "
+            "octal); write it without the leading 0, or quote it: '0100'",
+        ),
+        (
+            ONE.replace("EXTRA", "") + "kpis:\n  c.value: {target: 1:00:00.5}\n",
+            "kpi.yaml:4: kpis.c.value.target: 1:00:00.5 (YAML reads it as 3600.5: a number with "
+            ": is base 60, like a time); write the number itself, or quote it: '1:00:00.5'",
+        ),
+        (
+            ONE.replace("EXTRA", "")
+            + "destinations:\n  - {name: out, type: csv, path: k.csv, timeout: 05}\n",
+            "kpi.yaml:4: destination 'out': timeout: 05 (YAML reads it as 5: a leading 0 makes "
+            "it octal); write it without the leading 0, or quote it: '05'",
+        ),
+    ],
+)
+def test_numbers_yaml_reads_in_another_base_are_refused(text: str, expected: str) -> None:
+    assert error_of(text) == expected
+
+
+@pytest.mark.parametrize(
+    "value", ["10", "0.5", "1_000", "0x10", "'010'", "1e3", "10.0", "0.05", "+7"]
+)
+def test_numbers_written_in_base_ten_pass(value: str) -> None:
+    config = parse_config(ONE.replace("EXTRA", f", retries: 2, timeout: {value}"), env={})
+    assert config.sources[0].timeout is not None
+
+
 def test_an_expect_range_no_value_can_pass_is_refused() -> None:
     """Every value would have been an error and none stored."""
     text = (

@@ -249,7 +249,66 @@ def parse_config(
     )
     if need_secrets:  # with every source left out, references cannot be checked
         _check_references(config, lines, unchecked_sources)
+    if _OTHER_BASE_TEXT.search(text):  # rare: the node tree only then
+        _check_other_bases(lines, left_out)
     return config
+
+
+# A plain scalar YAML 1.1 reads as a number in another base than the one it looks written in:
+# a leading 0 is octal (010 is 8), `a:b` is base 60 (1:30 is 90). Where a text is expected,
+# validation says so; where a number is, it would pass as a number nobody wrote.
+_OCTAL = re.compile(r"[-+]?0[0-7_]+")
+_SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
+_OTHER_BASE_TEXT = re.compile(r"[-+]?(?:0[0-7_]+|[0-9][0-9_]*(?::[0-5]?[0-9])+)(?![\w:])")
+
+
+def _check_other_bases(lines: _LineFinder, left_out: Mapping[str, set[int]]) -> None:
+    """Raise ConfigError for a number written as YAML 1.1 reads in another base (octal or
+    base 60), naming the key; entries left out unchecked (`left_out`) are not looked at."""
+    import yaml
+
+    stack: list[tuple[Any, Path_]] = [(lines.root, ())] if lines.root is not None else []
+    while stack:
+        node, at = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            stack.extend((value, (*at, str(key.value))) for key, value in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            if len(at) == 1 and isinstance(at[0], str) and at[0] in left_out:
+                skip = left_out[at[0]]
+                stack.extend((v, (*at, i)) for i, v in enumerate(node.value) if i not in skip)
+            else:
+                stack.extend((value, (*at, index)) for index, value in enumerate(node.value))
+        elif isinstance(node, yaml.ScalarNode) and not node.style and node.tag in (_INT, _FLOAT):
+            written = str(node.value)
+            if _OCTAL.fullmatch(written):
+                why = "a leading 0 makes it octal); write it without the leading 0"
+            elif _SEXAGESIMAL.fullmatch(written):
+                why = "a number with : is base 60, like a time); write the number itself"
+            else:
+                continue
+            read = yaml.safe_load(written)
+            label = _entry_label(str(at[0]), _entry_of(node, lines, at)) if len(at) > 2 else ""
+            raise ConfigError(
+                f"{lines.where(at)}: {_key_named(at, label)}: {written} (YAML reads it as "
+                f"{_shown(read)}: {why}, or quote it: '{written}'"
+            )
+
+
+def _entry_of(node: Any, lines: _LineFinder, at: Path_) -> Any:
+    """`{"name": ..., "type": ...}` of the item of `sources:` / `destinations:` that `at`
+    is inside, as written (for `_entry_label`), else None."""
+    import yaml
+
+    if at[0] not in ("sources", "destinations") or not isinstance(at[1], int):
+        return None
+    item = lines._node_at(at[:2])
+    if not isinstance(item, yaml.MappingNode):
+        return None
+    return {
+        str(key.value): str(value.value)
+        for key, value in item.value
+        if isinstance(value, yaml.ScalarNode) and str(key.value) in ("name", "type")
+    }
 
 
 def _share_metrics(source: Any, shared: dict[Any, Any]) -> None:
@@ -670,6 +729,7 @@ class _NotPlain(Exception):
 
 
 _STR, _MAP, _SEQ = (f"tag:yaml.org,2002:{t}" for t in ("str", "map", "seq"))
+_FLOAT = "tag:yaml.org,2002:float"
 
 
 def _plain_data(node: Any, loader: Any) -> Any:
