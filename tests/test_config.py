@@ -564,6 +564,40 @@ def test_numbers_written_in_base_ten_pass(value: str) -> None:
     assert config.sources[0].timeout is not None
 
 
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        # a name YAML reads as false or 0 was silently replaced by the type (`command`),
+        # renaming the source's KPIs; a date or number was shown as Python writes it
+        ("no", "no (YAML reads it as false)"),
+        ("off", "off (YAML reads it as false)"),
+        ("false", "false"),
+        ("0", "0"),
+        ("0.0", "0.0"),
+        ("0755", "0755 (YAML reads it as 493)"),
+        ("2024-01-01", "2024-01-01"),
+        ("12", "12"),
+    ],
+)
+def test_a_name_yaml_reads_as_no_text_is_refused(name: str, shown: str) -> None:
+    source = f"sources:\n  - {{name: {name}, type: command, command: [echo, '1']}}\n"
+    assert error_of(source) == (
+        f"kpi.yaml:2: source 'command': name: {shown} is not a text; quote it: '{name}'"
+    )
+    destination = ONE.replace("EXTRA", "") + f"destinations:\n  - {{name: {name}, type: csv}}\n"
+    assert error_of(destination) == (
+        f"kpi.yaml:4: destination 'csv': name: {shown} is not a text; quote it: '{name}'"
+    )
+
+
+@pytest.mark.parametrize("name", ["~", "''", '""'])
+def test_an_empty_name_is_the_type(name: str) -> None:
+    config = parse_config(
+        f"sources:\n  - {{name: {name}, type: command, command: [echo, '1']}}\n", env={}
+    )
+    assert [s.name for s in config.sources] == ["command"]
+
+
 def test_an_expect_range_no_value_can_pass_is_refused() -> None:
     """Every value would have been an error and none stored."""
     text = (

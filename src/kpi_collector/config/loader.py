@@ -217,7 +217,7 @@ def parse_config(
             continue
         at: Path_ = ("sources", index)
         kind = _kind(item, lines, at, "source")
-        label_ = f"source {item.get('name') or kind!r}"
+        label_ = _named(item, kind, "source", lines, at)
         cls = _resolve(source_type, kind, lines, at)
         source = _validate(cls, {k: v for k, v in item.items() if k != "type"}, lines, at, label_)
         _unique(source.name, index, seen, lines, at, "source")
@@ -237,7 +237,7 @@ def parse_config(
         at = ("destinations", index)
         kind = _kind(item, lines, at, "destination")
         cls = _resolve(destination_type, kind, lines, at)
-        label_ = f"destination {item.get('name') or kind!r}"
+        label_ = _named(item, kind, "destination", lines, at)
         destination = _validate(
             cls, {k: v for k, v in item.items() if k != "type"}, lines, at, label_
         )
@@ -309,6 +309,19 @@ def _entry_of(node: Any, lines: _LineFinder, at: Path_) -> Any:
         for key, value in item.value
         if isinstance(value, yaml.ScalarNode) and str(key.value) in ("name", "type")
     }
+
+
+def _named(item: Mapping[str, Any], kind: str, what: str, lines: _LineFinder, at: Path_) -> str:
+    """How messages name a source or destination (`source 'crm'`: its name, else its type).
+    A `name:` YAML read as no text (`no` as false, `0`, a date) is a ConfigError: the model
+    would take a false or zero one for no name and use the type, renaming its KPIs."""
+    name = item.get("name")
+    label = f"{what} {name if isinstance(name, str) and name else kind!r}"
+    if name is not None and not isinstance(name, str):
+        error = {"type": "string_type", "input": name}
+        message = _in_our_words(error, _as_written(name, lines, (*at, "name")))
+        raise ConfigError(f"{lines.where((*at, 'name'))}: {label}: name: {message}")
+    return label
 
 
 def _share_metrics(source: Any, shared: dict[Any, Any]) -> None:
