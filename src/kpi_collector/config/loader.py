@@ -114,8 +114,9 @@ def file_fingerprint(path: Path) -> str | None:
 def decode_config(raw: bytes, path: Path) -> str:
     """The text of a config file, which YAML 1.2 (section 5.2) and this tool take as UTF-8
     (a UTF-8 byte order mark is allowed); raises ConfigError for anything else."""
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise ConfigError(f"{path}: this file is UTF-16 text; save it as UTF-8")
+    wide = _wide_encoding(raw)
+    if wide is not None:
+        raise ConfigError(f"{path}: this file is {wide} text; save it as UTF-8")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -124,6 +125,21 @@ def decode_config(raw: bytes, path: Path) -> str:
             f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
             f"is it a binary file? save the config as UTF-8"
         ) from None
+
+
+def _wide_encoding(raw: bytes) -> str | None:
+    """ "UTF-16" or "UTF-32" when `raw` starts as one of them does, with a byte order mark or
+    without one (a first character below U+0100, as YAML 1.2 section 5.2 detects it)."""
+    head = raw[:4]
+    if head in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff") or (
+        len(head) == 4 and (head[1:] == b"\x00\x00\x00" or head[:3] == b"\x00\x00\x00")
+    ):
+        return "UTF-32"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (
+        len(head) >= 2 and (head[0] == 0) != (head[1] == 0)
+    ):
+        return "UTF-16"
+    return None
 
 
 def parse_config(
