@@ -186,6 +186,15 @@ def test_config_errors_exit_2_with_one_clear_line(workdir: Path) -> None:
             ("history", "--period", "year"),
             "Error: Invalid value for '--period': 'year' is not one of 'day', 'week', 'month'.",
         ),
+        # NaN passed the range check (nan < 0 is false) and a busy store was waited on forever
+        (
+            ("run", "--wait", "nan"),
+            "Error: Invalid value for '--wait': 'nan' is not a number of seconds; give e.g. 30",
+        ),
+        (
+            ("backfill", "--wait", "-NaN"),
+            "Error: Invalid value for '--wait': '-NaN' is not a number of seconds; give e.g. 30",
+        ),
     ],
 )
 def test_command_line_mistakes_are_one_line(

@@ -229,9 +229,20 @@ def _redacted(url: str) -> str:
 
 
 #: `--wait SECONDS` of the commands that take the store's run lock (`kpi run`, `kpi backfill`)
+class _Seconds(click.FloatRange):
+    """Seconds, 0 or more: `nan` passes a range check (no comparison holds for it) and
+    would make a wait that never ends."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if seconds != seconds:  # NaN
+            self.fail(f"{value!r} is not a number of seconds; give e.g. 30", param, ctx)
+        return seconds
+
+
 _wait_option = click.option(
     "--wait",
-    type=click.FloatRange(min=0),
+    type=_Seconds(min=0),
     default=10.0,
     show_default=True,
     metavar="SECONDS",
