@@ -358,6 +358,30 @@ def test_validate_says_which_kpis_only_a_run_can_name(workdir: Path) -> None:
     )
 
 
+def test_init_help_names_every_file_it_writes(workdir: Path) -> None:
+    """`kpi init --help` said it writes kpi.yaml and .env.example, not kpi.schema.json;
+    `--force` said it overwrites kpi.yaml only, and replaced .env.example too."""
+    assert run_kpi(workdir, "init").returncode == 0
+    written = sorted(p.name for p in workdir.iterdir())
+    assert written == [".env.example", "kpi.schema.json", "kpi.yaml"]
+    shown = " ".join(run_kpi(workdir, "init", "--help").stdout.split())
+    for name in written:
+        assert name in shown.partition("Options:")[0], name
+    (workdir / ".env.example").write_text("OURS=1\n")
+    assert run_kpi(workdir, "init", "--force").returncode == 0
+    assert (workdir / ".env.example").read_text() != "OURS=1\n"  # --force replaces it
+    assert "Overwrite an existing kpi.yaml and .env.example." in shown
+
+
+def test_annotate_help_names_the_dates_it_takes(workdir: Path) -> None:
+    """`--date` said (YYYY-MM-DD) only; it takes every form `--since` takes."""
+    (workdir / "kpi.yaml").write_text("sources: []\n")
+    shown = " ".join(run_kpi(workdir, "annotate", "--help").stdout.split())
+    for form in ("2026-01-31", "yesterday", "30d"):
+        assert form in shown, form
+        assert run_kpi(workdir, "annotate", "note", "--date", form).returncode == 0
+
+
 def test_init_says_what_it_wrote_and_what_it_kept(workdir: Path) -> None:
     """With a `.env.example` there already, `kpi init` kept it (rightly: it may be the
     team's) but said "wrote kpi.yaml, .env.example and kpi.schema.json"."""

@@ -56,7 +56,7 @@ def parse_date(value: str | None, option: str, config: Config | None = None) -> 
 @click.option(
     "--dir", "directory", default=".", type=click.Path(file_okay=False), help="Where to write."
 )
-@click.option("--force", is_flag=True, help="Overwrite an existing kpi.yaml.")
+@click.option("--force", is_flag=True, help="Overwrite an existing kpi.yaml and .env.example.")
 @click.option(
     "--source",
     "source_type",
@@ -72,7 +72,8 @@ def parse_date(value: str | None, option: str, config: Config | None = None) -> 
 def init(
     directory: str, force: bool, source_type: str | None, destination_type: str | None
 ) -> None:
-    """Write a commented starter kpi.yaml (public, no-auth sources) and .env.example.
+    """Write a commented starter kpi.yaml (public, no-auth sources), .env.example and
+    kpi.schema.json (for editors).
 
     With --source TYPE or --destination TYPE, print that type's sample entry (its folder's
     sample.yaml) to paste into kpi.yaml; an unknown type is a usage error listing the known
