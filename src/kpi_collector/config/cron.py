@@ -316,6 +316,11 @@ def _weekdays(field: str) -> set[int]:
         stride = int(step) if step else 1
         if stride < 1:
             raise ValueError(f"day of week {field!r}: a step must be 1 or more")
+        if stride > high - low and step:  # as APScheduler says it for the other fields
+            raise ValueError(
+                f"day of week {field!r}: the step value ({step}) is higher than the total "
+                f"range of the expression ({high - low})"
+            )
         days.update(d % 7 for d in range(low, high + 1, stride))
     return days
 
