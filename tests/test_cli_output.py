@@ -4,6 +4,7 @@ numbers written as people write them. Real processes and a real SQLite store."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -924,3 +925,51 @@ def test_commands_that_only_read_never_create_the_store(tmp_path: Path) -> None:
     assert run_kpi(tmp_path, "run", "--no-deliver").returncode == 0
     assert "crm.paying" in run_kpi(tmp_path, "history").stdout
     assert run_kpi(tmp_path, "report", "--out", "r.md").returncode == 0
+
+
+BAD_TIMEOUT = "sources:\n  - {name: c, type: command, command: [echo, '1'], timeout: -1}\n"
+UNREACHABLE_STORE = (
+    "store: postgresql+psycopg://kpi@127.0.0.1:1/x\n"
+    "sources:\n  - {name: c, type: command, command: [echo, '1']}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("config", "args", "code", "line"),
+    [
+        (BAD_TIMEOUT, ("validate", "--format", "json"), 2, "config error: "),
+        (BAD_TIMEOUT, ("run", "--format=json"), 2, "config error: "),
+        (BAD_TIMEOUT, ("history", "--format", "json"), 2, "config error: "),
+        (BAD_TIMEOUT, ("deliver", "--format", "json"), 2, "config error: "),
+        (BAD_TIMEOUT, ("alerts", "list", "--format", "json"), 2, "config error: "),
+        ("sources: []\n", ("history", "--since", "nope", "--format", "json"), 2, "Error: "),
+        ("sources: []\n", ("history", "zzz", "--format", "json"), 2, "Error: "),
+        (UNREACHABLE_STORE, ("history", "--format", "json"), 1, "error: "),
+    ],
+)
+def test_json_output_is_a_json_document_on_errors_too(
+    workdir: Path, config: str, args: tuple[str, ...], code: int, line: str
+) -> None:
+    """With `--format json`, an error that stopped the command printed nothing on standard
+    output: a script reading it found no document. It now finds `ok: false`, the exit code
+    and the error's line, which stderr still shows as before."""
+    (workdir / "kpi.yaml").write_text(config)
+    out = run_kpi(workdir, *args)
+    assert out.returncode == code
+    (shown,) = out.stderr.splitlines()
+    assert shown.startswith(line)
+    assert json.loads(out.stdout) == {
+        "ok": False,
+        "exit_code": code,
+        "error": shown.removeprefix(line),
+    }
+
+
+def test_json_errors_keep_secrets_out(workdir: Path) -> None:
+    (workdir / "kpi.yaml").write_text(
+        "store: postgresql+psycopg://kpi:s3cretpass@127.0.0.1:1/x\n"
+        "sources:\n  - {name: c, type: command, command: [echo, '1']}\n"
+    )
+    out = run_kpi(workdir, "history", "--format", "json")
+    assert out.returncode == 1 and json.loads(out.stdout)["ok"] is False
+    assert "s3cretpass" not in out.stdout + out.stderr
