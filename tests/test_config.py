@@ -610,6 +610,29 @@ def test_an_expect_range_no_value_can_pass_is_refused() -> None:
     )
 
 
+def test_an_empty_config_path_is_refused_not_taken_for_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kpi -c "$CONFIG"` with CONFIG unset read ./kpi.yaml, another config, without a word."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kpi.yaml").write_text("sources: []\n")
+    with pytest.raises(ConfigError) as info:
+        load_config("")
+    assert str(info.value) == "the config path is empty; give the file's path, e.g. -c kpi.yaml"
+
+
+@pytest.mark.parametrize("path", ["/dev/null", "/dev/zero"])
+def test_a_config_path_that_is_no_file_says_what_it_is(path: str) -> None:
+    """It said "no such config file" of a path that exists (a device, or a pipe from
+    `kpi -c <(...)`)."""
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == (
+        f"{path}: not a regular file (a device or a pipe); write the config to a file and "
+        "give its path"
+    )
+
+
 def test_a_folder_given_as_the_config_says_so(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path)

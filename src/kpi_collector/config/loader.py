@@ -29,12 +29,20 @@ Path_ = tuple[str | int, ...]
 
 def find_config(path: str | os.PathLike[str] | None = None) -> Path:
     """The config file: the argument, else `KPI_CONFIG`, else `kpi.yaml` in the current folder."""
+    if path is not None and not os.fspath(path):
+        # `kpi -c "$CONFIG"` with CONFIG unset: another config than meant would be read
+        raise ConfigError("the config path is empty; give the file's path, e.g. -c kpi.yaml")
     chosen = path or os.environ.get("KPI_CONFIG") or CONFIG_NAME
     found = Path(chosen)
     if found.is_dir():
         raise ConfigError(
             f"{found}: a folder, not a config file; give the file's path, e.g. "
             f"{found / CONFIG_NAME}"
+        )
+    if found.exists() and not found.is_file():
+        raise ConfigError(
+            f"{found}: not a regular file (a device or a pipe); write the config to a file "
+            "and give its path"
         )
     if not found.is_file():
         hint = (
