@@ -186,6 +186,19 @@ def test_config_errors_exit_2_with_one_clear_line(workdir: Path) -> None:
             ("history", "--period", "year"),
             "Error: Invalid value for '--period': 'year' is not one of 'day', 'week', 'month'.",
         ),
+        # a value missing after an option pointed at 'kpi --help', not the command's help
+        (
+            ("history", "--period"),
+            "Error: Option '--period' requires an argument. (see 'kpi history --help')",
+        ),
+        (
+            ("-c", "kpi.yaml", "-q", "alerts", "list", "--format"),
+            "Error: Option '--format' requires an argument. (see 'kpi alerts list --help')",
+        ),
+        (
+            ("--config=kpi.yaml", "run", "--only"),
+            "Error: Option '--only' requires an argument. (see 'kpi run --help')",
+        ),
         # NaN passed the range check (nan < 0 is false) and a busy store was waited on forever
         (
             ("run", "--wait", "nan"),

@@ -168,7 +168,11 @@ def run_command(argv: list[str] | None, *, exits: bool = False) -> int:
             return EXIT_USAGE
         # one line, as the project's own usage errors (click prints usage, a hint, a blank
         # line and then the error)
-        path = exc.ctx.command_path if exc.ctx is not None else "kpi"
+        path = (
+            exc.ctx.command_path
+            if exc.ctx is not None
+            else _command_path(sys.argv[1:] if argv is None else argv)
+        )
         # a wrong value's message says what is allowed; a wrong name points at the help
         hint = "" if isinstance(exc, click.BadParameter) else f" (see '{path} --help')"
         return fail(EXIT_USAGE, "Error: ", f"{exc.format_message()}{hint}")
@@ -194,6 +198,32 @@ def run_command(argv: list[str] | None, *, exits: bool = False) -> int:
         if message is None:
             raise
         return fail(EXIT_FAILED, "error: ", message)
+
+
+def _command_path(argv: list[str]) -> str:
+    """`kpi history`, `kpi alerts list`: the command a command line names, for the help to
+    point at when click's error carries no context (an option's value missing)."""
+    path = ["kpi"]
+    group_: click.Command | None = group
+    ctx = click.Context(group, info_name="kpi")
+    takes_value = {"-c", "--config"}  # the group's options that take a value
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            break
+        if word in takes_value:
+            next(words, None)
+            continue
+        if word.startswith("-"):
+            continue
+        if not isinstance(group_, click.Group):
+            break
+        command = group_.get_command(ctx, word)
+        if command is None:
+            break
+        path.append(word)
+        group_, takes_value = command, set()
+    return " ".join(path)
 
 
 def _asks_json(argv: list[str]) -> bool:
