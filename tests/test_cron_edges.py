@@ -82,6 +82,39 @@ def test_day_of_week_fields(dow: str, days: list[int]) -> None:
             "'1,*/99999999999999999999': the step value (99999999999999999999) is higher than "
             "the total range of the expression (6)",
         ),
+        # Quartz (Spring, AWS) cron: the messages named a field but not why nor the fix
+        (
+            "0 0 12 * * ?",
+            "'0 0 12 * * ?' is not a cron expression: expected 5 fields (minute hour "
+            "day-of-month month day-of-week) like '0 7 * * *', got 6; a first field of "
+            "seconds or a last of years (Quartz cron) is not read here: drop it",
+        ),
+        (
+            "0 12 ? * MON",
+            "'0 12 ? * MON' is not a valid cron expression: day of month '?': ? is Quartz "
+            "cron's 'no value'; write *",
+        ),
+        (
+            "0 12 * * 5#2",
+            "'0 12 * * 5#2' is not a valid cron expression: day of week '5#2': # (the nth "
+            "weekday of the month) is Quartz cron, not read here; name the weekday and days "
+            "of the month instead, e.g. 0 12 8-14 * * for the 8th to the 14th",
+        ),
+        (
+            "0 12 15W * *",
+            "'0 12 15W * *' is not a valid cron expression: day of month '15W': W (the "
+            "nearest weekday) is Quartz cron, not read here; write the day, or L for the "
+            "month's last day",
+        ),
+        (
+            "*/0 * * * *",
+            "'*/0 * * * *' is not a valid cron expression: minute '*/0': a step must be 1 or more",
+        ),
+        (
+            "0,,5 * * * *",
+            "'0,,5 * * * *' is not a valid cron expression: minute '0,,5': an empty item "
+            "between commas; remove the extra comma",
+        ),
         (
             "@often",
             "'@often': unknown cron macro; use one of @yearly, @annually, @monthly, "
