@@ -633,6 +633,20 @@ def test_a_config_path_that_is_no_file_says_what_it_is(path: str) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "place", ["timeout: '${MY_PASSWORD}'", "env: {A: [x]}, retries: '${API_TOKEN}'"]
+)
+def test_a_long_secret_shown_cut_leaves_no_part_behind(place: str) -> None:
+    """A value is cut to 60 characters in a message; cut before it was masked, the first 55
+    characters of a 78-character secret stayed in the message, where masking no longer
+    found the whole."""
+    secret = "sk_live_" + "Q7" * 35
+    text = f"sources:\n  - {{name: c, type: command, command: [echo, '1'], {place}}}\n"
+    message = error_of(text, env={"MY_PASSWORD": secret, "API_TOKEN": secret})
+    assert "***" in message
+    assert "sk_live_" not in message and "Q7Q7" not in message
+
+
 def test_a_folder_given_as_the_config_says_so(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path)

@@ -974,8 +974,11 @@ def _shown(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
+    from kpi_collector.secrets import redact_cut
+
     text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= 60 else text[:59] + "…"
+    # masked before it is cut: a cut secret would no longer be found whole
+    return redact_cut(text, 60)
 
 
 def _known_keys(model: Any, loc: tuple[Any, ...]) -> list[str]:
