@@ -386,6 +386,25 @@ def test_init_help_names_every_file_it_writes(workdir: Path) -> None:
     assert "Overwrite an existing kpi.yaml and .env.example." in shown
 
 
+@pytest.mark.parametrize("folder", [".", "fresh", "a b"])
+def test_init_next_step_names_commands_that_read_the_config_it_wrote(
+    workdir: Path, folder: str
+) -> None:
+    """With --dir, `kpi init` said "then `kpi validate`", which reads ./kpi.yaml: another
+    config, or none. The validate it names now checks the file it wrote."""
+    import shlex
+
+    done = run_kpi(workdir, "init", "--dir", folder)
+    assert done.returncode == 0, done.stderr
+    next_line = done.stdout.splitlines()[-1]
+    assert next_line.startswith("next: edit ")
+    commands = next_line.split("`")[1::2]
+    assert len(commands) == 2 and commands[1].endswith(" run")
+    validate = run_kpi(workdir, *shlex.split(commands[0])[1:])
+    assert validate.returncode == 0, validate.stderr
+    assert validate.stdout.startswith(str(Path(folder) / "kpi.yaml") + ": ok")
+
+
 def test_annotate_help_names_the_dates_it_takes(workdir: Path) -> None:
     """`--date` said (YYYY-MM-DD) only; it takes every form `--since` takes."""
     (workdir / "kpi.yaml").write_text("sources: []\n")

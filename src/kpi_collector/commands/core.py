@@ -112,7 +112,11 @@ def init(
         click.echo(f"wrote {config} and {schema_file} (for editors); kept the {env.name} there")
     else:
         click.echo(f"wrote {config}, {env} and {schema_file} (for editors)")
-    click.echo("next: edit kpi.yaml, then `kpi validate` and `kpi run`")
+    # the commands read ./kpi.yaml unless told: name the file written elsewhere
+    import shlex
+
+    option = "" if folder == Path() else f"-c {shlex.quote(str(config))} "
+    click.echo(f"next: edit {config}, then `kpi {option}validate` and `kpi {option}run`")
 
 
 def _schema_text() -> str:
