@@ -576,6 +576,23 @@ YAML_MISTAKES = [
         "kpi.yaml:3: not valid YAML: this line is indented deeper than the key above it, so it "
         "is read as part of that key's value: start it in the same column as the other keys",
     ),
+    # a space that is not one (pasted from a web page or a chat) was "a second `: ` on
+    # this line" or "this line's indentation does not fit"
+    (
+        "sources:\n\u00a0 - {name: c, type: command, command: [echo, '1']}\n",
+        "kpi.yaml:2: not valid YAML: a no-break space (U+00A0) on this line, where YAML "
+        "needs a plain space; retype it as a space",
+    ),
+    (
+        "sources: []\n\ufefftitle: x\n",
+        "kpi.yaml:2: not valid YAML: a zero width no-break space (U+FEFF) on this line, "
+        "where YAML needs a plain space; retype it as a space",
+    ),
+    (
+        "sources:\n  - name: c\n  \u3000 type: command\n",
+        "kpi.yaml:3: not valid YAML: an ideographic space (U+3000) on this line, where YAML "
+        "needs a plain space; retype it as a space",
+    ),
     # was "the quote opened here is never closed" for a quote that is closed: a backslash
     # in "..." starts an escape (a Windows path), which YAML refuses
     (

@@ -498,6 +498,16 @@ def _explain_yaml(exc: Exception, text: str, problem: str) -> tuple[int, str] | 
     # libyaml leaves the character out of "found character that cannot start any token"
     if "tab" in lowered or "'\\t'" in problem or current[mark.column : mark.column + 1] == "\t":
         return here, "a tab indents this line; YAML indents with spaces only"
+    odd = _ODD_SPACE.search(current)
+    if odd is not None:  # pasted from a web page or a chat: it looks like a space
+        import unicodedata
+
+        name = unicodedata.name(odd.group(0), "space").lower()
+        article = "an" if name[0] in "aeiou" else "a"
+        return here, (
+            f"{article} {name} (U+{ord(odd.group(0)):04X}) on this line, where YAML needs a "
+            "plain space; retype it as a space"
+        )
     if "mapping values are not allowed" in lowered:
         if not re.search(r":(\s|$)", current[: mark.column]):
             # the line's only `key:`, indented deeper than the keys above it: YAML reads it
@@ -525,6 +535,9 @@ def _explain_yaml(exc: Exception, text: str, problem: str) -> tuple[int, str] | 
     if "could not find expected ':'" in lowered:
         return here, "a key needs `: ` and a value, or a text on several lines needs quotes"
     return None
+
+
+_ODD_SPACE = re.compile("[\u00a0\u1680\u2000-\u200b\u202f\u205f\u3000\ufeff]")
 
 
 def _escape_at(text: str, mark: Any) -> str:
