@@ -501,8 +501,15 @@ def test_destination_urls_are_checked_at_load(destination: str, expected: str) -
     ("text", "expected"),
     [
         # was "kpi.yaml: None: Keys should be strings"
-        ("sources: []\n~: 1\n", "kpi.yaml: the key ~ is not a text; quote it: '~'"),
-        ("kpis:\n  1: {title: x}\n", "kpi.yaml:1: kpis: the key 1 is not a text; quote it: '1'"),
+        # a key at the top level was named without its line
+        ("sources: []\n~: 1\n", "kpi.yaml:2: the key ~ is not a text; quote it: '~'"),
+        ("sources: []\n\non: push\n", "kpi.yaml:3: the key on is not a text; quote it: 'on'"),
+        (
+            "sources:\n  - name: c\n    type: command\n    command: [echo, '1']\n    env:\n"
+            "      A: x\n      1: y\n",
+            "kpi.yaml:7: source 'c': env: the key 1 is not a text; quote it: '1'",
+        ),
+        ("kpis:\n  1: {title: x}\n", "kpi.yaml:2: kpis: the key 1 is not a text; quote it: '1'"),
         # a date YAML read from the text
         (
             "sources: []\ntitle: 2024-01-01\n",

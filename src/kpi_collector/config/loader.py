@@ -847,6 +847,10 @@ def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, l
         def where(path: Path_) -> str:  # file:line of `path`, and the entry's label
             return f"{lines.where(at + path)}: {label + ': ' if label else ''}"
 
+        def key_head(parent: Path_, value: Any) -> str:  # at the key's own line
+            place = lines.key_where(at + parent, value)
+            return f"{place}: {label + ': ' if label else ''}" if place else where(parent)
+
         prefix = where(loc)
         kind = error["type"]
         if loc[-1:] == ("[key]",):  # a mapping's key, such as `yes:` read as true
@@ -859,8 +863,8 @@ def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, l
                 shown += "" if written == _shown(read) else f"{_shown(read)})"
             fix = f"; quote it: '{found[0]}'" if found is not None else ""
             messages.append(
-                f"{where(parent)}{'.'.join(str(p) for p in parent)}: the key {shown} is not a "
-                f"text{fix}"
+                f"{key_head(parent, loc[-2])}{'.'.join(str(p) for p in parent)}: the key "
+                f"{shown} is not a text{fix}"
             )
         elif kind == "invalid_key":  # a key YAML read as no text: `~:`, `1:`
             parent = loc[:-1]
@@ -868,7 +872,8 @@ def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, l
             written = found[0] if found is not None else _shown(error.get("input"))
             inside = f"{'.'.join(str(p) for p in parent)}: " if parent else ""
             messages.append(
-                f"{where(parent)}{inside}the key {written} is not a text; quote it: '{written}'"
+                f"{key_head(parent, error.get('input'))}{inside}the key {written} is not a "
+                f"text; quote it: '{written}'"
             )
         elif kind == "extra_forbidden":
             name = str(loc[-1]) if loc else "?"
@@ -1347,14 +1352,24 @@ class _LineFinder:
         text and equals `value` (pydantic names a key `yes`, read as true, 1), else None."""
         import yaml
 
+        key = self._key_node(at, value)
+        return (str(key.value), yaml.safe_load(key.value)) if key is not None else None
+
+    def key_where(self, at: Path_, value: Any) -> str | None:
+        """`file:line` of the key `written_key` finds, else None."""
+        key = self._key_node(at, value)
+        return f"{self.label}:{key.start_mark.line + 1}" if key is not None else None
+
+    def _key_node(self, at: Path_, value: Any) -> Any:
+        import yaml
+
         node = self._node_at(at)
         if not isinstance(node, yaml.MappingNode):
             return None
         for key, _ in node.value:
-            if isinstance(key, yaml.ScalarNode) and not key.style and key.tag != _STR:
-                read = yaml.safe_load(key.value)
-                if read == value:
-                    return str(key.value), read
+            plain = isinstance(key, yaml.ScalarNode) and not key.style and key.tag != _STR
+            if plain and yaml.safe_load(key.value) == value:
+                return key
         return None
 
     @staticmethod
