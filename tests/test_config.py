@@ -654,6 +654,44 @@ def test_a_long_secret_shown_cut_leaves_no_part_behind(place: str) -> None:
     assert "sk_live_" not in message and "Q7Q7" not in message
 
 
+@pytest.mark.parametrize("value", ["$GITHUB_TOKEN", "Bearer $GITHUB_TOKEN", "x$GITHUB_TOKEN-y"])
+def test_a_variable_written_without_braces_is_refused_when_it_is_set(value: str) -> None:
+    """`$GITHUB_TOKEN` (the shell's short form) was kept as text and sent as the token: the
+    service refused it, or a public page answered without it."""
+    text = (
+        f"sources:\n  - {{name: c, type: command, command: [echo, '1'], env: {{A: '{value}'}}}}\n"
+    )
+    assert error_of(text, env={"GITHUB_TOKEN": "tk-1"}) == (
+        "kpi.yaml:2: source 'c': env.A: $GITHUB_TOKEN is kept as text, not read from the "
+        "variable; write ${GITHUB_TOKEN}, or $$GITHUB_TOKEN for a literal $"
+    )
+    github = f"sources:\n  - {{type: github, repo: a/b, token: '{value}'}}\n"
+    assert error_of(github, env={"GITHUB_TOKEN": "tk-1"}).startswith(
+        "kpi.yaml:2: source 'github': token: $GITHUB_TOKEN is kept as text"
+    )
+    url = "sources:\n  - {name: h, type: http_json, url: 'https://x.example/$HOST_X', metrics: {a: b}}\n"
+    assert "url: $HOST_X is kept as text" in error_of(url, env={"HOST_X": "h"})
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [("$NOT_SET_X", "$NOT_SET_X"), ("$$GITHUB_TOKEN", "$GITHUB_TOKEN"), ("pa$", "pa$"),
+     ("5$ or $5", "5$ or $5"), ("${GITHUB_TOKEN}", "tk-1")],
+)  # fmt: skip
+def test_a_dollar_that_names_no_set_variable_is_kept(value: str, kept: str) -> None:
+    text = (
+        f"sources:\n  - {{name: c, type: command, command: [echo, '1'], env: {{A: '{value}'}}}}\n"
+    )
+    config = parse_config(text, env={"GITHUB_TOKEN": "tk-1"})
+    assert config.sources[0].env == {"A": kept}
+
+
+def test_a_shell_variable_in_a_command_is_the_shells() -> None:
+    text = "sources:\n  - {name: c, type: command, command: [sh, -c, 'echo $HOME']}\n"
+    config = parse_config(text, env={"HOME": "/root"})
+    assert config.sources[0].command == ["sh", "-c", "echo $HOME"]
+
+
 def test_a_folder_given_as_the_config_says_so(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path)

@@ -91,6 +91,7 @@ def load_config(
         return build()
     # what the validated config depends on besides the file: the variables it names
     names = {m.group(1) for m in _VAR.finditer(text) if m.group(1)}
+    names |= {m.group(1) for m in _BARE.finditer(text) if m.group(1)}  # `$NAME`: refused if set
     environment = dict(_dotenv(found.parent / ".env")) if names else {}
     environment.update(os.environ)
     return cache.cached_config(
@@ -1195,6 +1196,8 @@ def _expand_text(
     if "$" not in text:
         return text
     _check_references_written(text, lines, at, label)
+    if _credential_position(at) or str(at[-1] if at else "").endswith("url"):
+        _check_bare_names(text, env, lines, at, label)
     used: list[str] = []
     given: list[str] = []
 
@@ -1249,6 +1252,25 @@ def _check_references_written(text: str, lines: _LineFinder, at: Path_, label: s
             f"{lines.where(at)}: {key}: {problem}; write ${{NAME}} or ${{NAME:-default}} "
             "(a literal $ is $$)"
         )
+
+
+_BARE = re.compile(r"\$\$|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _check_bare_names(
+    text: str, env: Mapping[str, str], lines: _LineFinder, at: Path_, label: str
+) -> None:
+    """Raise ConfigError for `$NAME` (the shell's form without braces) naming a variable
+    that is set, in a credential or a URL: it is kept as text (the config reads `${NAME}`),
+    so `Bearer $TOKEN` would go out as written. An unset name stays text (`pa$word`), and
+    so does any elsewhere (a `command` running `sh -c 'echo $HOME'`); `$$` is a literal `$`."""
+    for match in _BARE.finditer(text):
+        name = match.group(1)
+        if name and env.get(name) is not None:
+            raise ConfigError(
+                f"{lines.where(at)}: {_key_named(at, label)}: ${name} is kept as text, not "
+                f"read from the variable; write ${{{name}}}, or $${name} for a literal $"
+            )
 
 
 def _key_named(at: Path_, label: str) -> str:
