@@ -284,7 +284,10 @@ def parse_config(
 # validation says so; where a number is, it would pass as a number nobody wrote.
 _OCTAL = re.compile(r"[-+]?0[0-7_]+")
 _SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
-_OTHER_BASE_TEXT = re.compile(r"[-+]?(?:0[0-7_]+|[0-9][0-9_]*(?::[0-5]?[0-9])+)(?![\w:])")
+# where such a scalar may start (not inside a word, a host:port or a date)
+_OTHER_BASE_TEXT = re.compile(
+    r"(?<![\w.:/@-])[-+]?(?:0[0-7_]+|[0-9][0-9_]*(?::[0-5]?[0-9])+)(?![\w:])"
+)
 
 
 def _check_other_bases(lines: _LineFinder, left_out: Mapping[str, set[int]]) -> None:
