@@ -918,6 +918,8 @@ def test_commands_that_only_read_never_create_the_store(tmp_path: Path) -> None:
         ("deliver",): "nothing pending\n",
         ("deliver", "--list"): "no deliveries yet\n",
         ("deliver", "--list", "--format", "json"): "[]\n",
+        # was "nothing pending", no JSON document
+        ("deliver", "--format", "json"): '{"ok": true, "deliveries": []}\n',
     }
     for args, expected in answers.items():
         done = run_kpi(tmp_path, *args)
