@@ -186,6 +186,28 @@ def test_config_errors_exit_2_with_one_clear_line(workdir: Path) -> None:
             ("history", "--period", "year"),
             "Error: Invalid value for '--period': 'year' is not one of 'day', 'week', 'month'.",
         ),
+        # a value missing after an option pointed at 'kpi --help', not the command's help
+        (
+            ("history", "--period"),
+            "Error: Option '--period' requires an argument. (see 'kpi history --help')",
+        ),
+        (
+            ("-c", "kpi.yaml", "-q", "alerts", "list", "--format"),
+            "Error: Option '--format' requires an argument. (see 'kpi alerts list --help')",
+        ),
+        (
+            ("--config=kpi.yaml", "run", "--only"),
+            "Error: Option '--only' requires an argument. (see 'kpi run --help')",
+        ),
+        # NaN passed the range check (nan < 0 is false) and a busy store was waited on forever
+        (
+            ("run", "--wait", "nan"),
+            "Error: Invalid value for '--wait': 'nan' is not a number of seconds; give e.g. 30",
+        ),
+        (
+            ("backfill", "--wait", "-NaN"),
+            "Error: Invalid value for '--wait': '-NaN' is not a number of seconds; give e.g. 30",
+        ),
     ],
 )
 def test_command_line_mistakes_are_one_line(
@@ -347,6 +369,49 @@ def test_validate_says_which_kpis_only_a_run_can_name(workdir: Path) -> None:
         "KPIs (1): rev.arr, and those sources 'billing', 'app' give at run time (their "
         "function's names)"
     )
+
+
+def test_init_help_names_every_file_it_writes(workdir: Path) -> None:
+    """`kpi init --help` said it writes kpi.yaml and .env.example, not kpi.schema.json;
+    `--force` said it overwrites kpi.yaml only, and replaced .env.example too."""
+    assert run_kpi(workdir, "init").returncode == 0
+    written = sorted(p.name for p in workdir.iterdir())
+    assert written == [".env.example", "kpi.schema.json", "kpi.yaml"]
+    shown = " ".join(run_kpi(workdir, "init", "--help").stdout.split())
+    for name in written:
+        assert name in shown.partition("Options:")[0], name
+    (workdir / ".env.example").write_text("OURS=1\n")
+    assert run_kpi(workdir, "init", "--force").returncode == 0
+    assert (workdir / ".env.example").read_text() != "OURS=1\n"  # --force replaces it
+    assert "Overwrite an existing kpi.yaml and .env.example." in shown
+
+
+@pytest.mark.parametrize("folder", [".", "fresh", "a b"])
+def test_init_next_step_names_commands_that_read_the_config_it_wrote(
+    workdir: Path, folder: str
+) -> None:
+    """With --dir, `kpi init` said "then `kpi validate`", which reads ./kpi.yaml: another
+    config, or none. The validate it names now checks the file it wrote."""
+    import shlex
+
+    done = run_kpi(workdir, "init", "--dir", folder)
+    assert done.returncode == 0, done.stderr
+    next_line = done.stdout.splitlines()[-1]
+    assert next_line.startswith("next: edit ")
+    commands = next_line.split("`")[1::2]
+    assert len(commands) == 2 and commands[1].endswith(" run")
+    validate = run_kpi(workdir, *shlex.split(commands[0])[1:])
+    assert validate.returncode == 0, validate.stderr
+    assert validate.stdout.startswith(str(Path(folder) / "kpi.yaml") + ": ok")
+
+
+def test_annotate_help_names_the_dates_it_takes(workdir: Path) -> None:
+    """`--date` said (YYYY-MM-DD) only; it takes every form `--since` takes."""
+    (workdir / "kpi.yaml").write_text("sources: []\n")
+    shown = " ".join(run_kpi(workdir, "annotate", "--help").stdout.split())
+    for form in ("2026-01-31", "yesterday", "30d"):
+        assert form in shown, form
+        assert run_kpi(workdir, "annotate", "note", "--date", form).returncode == 0
 
 
 def test_init_says_what_it_wrote_and_what_it_kept(workdir: Path) -> None:

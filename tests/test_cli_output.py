@@ -4,6 +4,7 @@ numbers written as people write them. Real processes and a real SQLite store."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -575,6 +576,45 @@ YAML_MISTAKES = [
         "kpi.yaml:3: not valid YAML: this line is indented deeper than the key above it, so it "
         "is read as part of that key's value: start it in the same column as the other keys",
     ),
+    # a space that is not one (pasted from a web page or a chat) was "a second `: ` on
+    # this line" or "this line's indentation does not fit"
+    (
+        "sources:\n\u00a0 - {name: c, type: command, command: [echo, '1']}\n",
+        "kpi.yaml:2: not valid YAML: a no-break space (U+00A0) on this line, where YAML "
+        "needs a plain space; retype it as a space",
+    ),
+    (
+        "sources: []\n\ufefftitle: x\n",
+        "kpi.yaml:2: not valid YAML: a zero width no-break space (U+FEFF) on this line, "
+        "where YAML needs a plain space; retype it as a space",
+    ),
+    (
+        "sources:\n  - name: c\n  \u3000 type: command\n",
+        "kpi.yaml:3: not valid YAML: an ideographic space (U+3000) on this line, where YAML "
+        "needs a plain space; retype it as a space",
+    ),
+    # was "the quote opened here is never closed" for a quote that is closed: a backslash
+    # in "..." starts an escape (a Windows path), which YAML refuses
+    (
+        'sources:\n  - {name: c, type: command, command: [type, "C:\\data\\kpi.txt"]}\n',
+        'kpi.yaml:2: not valid YAML: \\d in a "..." text is not an escape YAML reads: '
+        "write a backslash as \\\\, or quote the value with '...' (where \\ is itself)",
+    ),
+    (
+        'sources: []\ntitle: "caf\\xZZ"\n',
+        'kpi.yaml:2: not valid YAML: \\x in a "..." text is not an escape YAML reads: '
+        "write a backslash as \\\\, or quote the value with '...' (where \\ is itself)",
+    ),
+    (
+        'sources: []\ntitle: "a \\ud800 b"\n',
+        'kpi.yaml:2: not valid YAML: \\ud800 in a "..." text is not an escape YAML reads: '
+        "write a backslash as \\\\, or quote the value with '...' (where \\ is itself)",
+    ),
+    (
+        'sources: []\ntitle: "a\\\n  \\q"\n',
+        'kpi.yaml:3: not valid YAML: \\q in a "..." text is not an escape YAML reads: '
+        "write a backslash as \\\\, or quote the value with '...' (where \\ is itself)",
+    ),
 ]  # fmt: skip
 
 
@@ -878,6 +918,8 @@ def test_commands_that_only_read_never_create_the_store(tmp_path: Path) -> None:
         ("deliver",): "nothing pending\n",
         ("deliver", "--list"): "no deliveries yet\n",
         ("deliver", "--list", "--format", "json"): "[]\n",
+        # was "nothing pending", no JSON document
+        ("deliver", "--format", "json"): '{"ok": true, "deliveries": []}\n',
     }
     for args, expected in answers.items():
         done = run_kpi(tmp_path, *args)
@@ -902,3 +944,51 @@ def test_commands_that_only_read_never_create_the_store(tmp_path: Path) -> None:
     assert run_kpi(tmp_path, "run", "--no-deliver").returncode == 0
     assert "crm.paying" in run_kpi(tmp_path, "history").stdout
     assert run_kpi(tmp_path, "report", "--out", "r.md").returncode == 0
+
+
+BAD_TIMEOUT = "sources:\n  - {name: c, type: command, command: [echo, '1'], timeout: -1}\n"
+UNREACHABLE_STORE = (
+    "store: postgresql+psycopg://kpi@127.0.0.1:1/x\n"
+    "sources:\n  - {name: c, type: command, command: [echo, '1']}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("config", "args", "code", "line"),
+    [
+        (BAD_TIMEOUT, ("validate", "--format", "json"), 2, "config error: "),
+        (BAD_TIMEOUT, ("run", "--format=json"), 2, "config error: "),
+        (BAD_TIMEOUT, ("history", "--format", "json"), 2, "config error: "),
+        (BAD_TIMEOUT, ("deliver", "--format", "json"), 2, "config error: "),
+        (BAD_TIMEOUT, ("alerts", "list", "--format", "json"), 2, "config error: "),
+        ("sources: []\n", ("history", "--since", "nope", "--format", "json"), 2, "Error: "),
+        ("sources: []\n", ("history", "zzz", "--format", "json"), 2, "Error: "),
+        (UNREACHABLE_STORE, ("history", "--format", "json"), 1, "error: "),
+    ],
+)
+def test_json_output_is_a_json_document_on_errors_too(
+    workdir: Path, config: str, args: tuple[str, ...], code: int, line: str
+) -> None:
+    """With `--format json`, an error that stopped the command printed nothing on standard
+    output: a script reading it found no document. It now finds `ok: false`, the exit code
+    and the error's line, which stderr still shows as before."""
+    (workdir / "kpi.yaml").write_text(config)
+    out = run_kpi(workdir, *args)
+    assert out.returncode == code
+    (shown,) = out.stderr.splitlines()
+    assert shown.startswith(line)
+    assert json.loads(out.stdout) == {
+        "ok": False,
+        "exit_code": code,
+        "error": shown.removeprefix(line),
+    }
+
+
+def test_json_errors_keep_secrets_out(workdir: Path) -> None:
+    (workdir / "kpi.yaml").write_text(
+        "store: postgresql+psycopg://kpi:s3cretpass@127.0.0.1:1/x\n"
+        "sources:\n  - {name: c, type: command, command: [echo, '1']}\n"
+    )
+    out = run_kpi(workdir, "history", "--format", "json")
+    assert out.returncode == 1 and json.loads(out.stdout)["ok"] is False
+    assert "s3cretpass" not in out.stdout + out.stderr

@@ -501,8 +501,15 @@ def test_destination_urls_are_checked_at_load(destination: str, expected: str) -
     ("text", "expected"),
     [
         # was "kpi.yaml: None: Keys should be strings"
-        ("sources: []\n~: 1\n", "kpi.yaml: the key ~ is not a text; quote it: '~'"),
-        ("kpis:\n  1: {title: x}\n", "kpi.yaml:1: kpis: the key 1 is not a text; quote it: '1'"),
+        # a key at the top level was named without its line
+        ("sources: []\n~: 1\n", "kpi.yaml:2: the key ~ is not a text; quote it: '~'"),
+        ("sources: []\n\non: push\n", "kpi.yaml:3: the key on is not a text; quote it: 'on'"),
+        (
+            "sources:\n  - name: c\n    type: command\n    command: [echo, '1']\n    env:\n"
+            "      A: x\n      1: y\n",
+            "kpi.yaml:7: source 'c': env: the key 1 is not a text; quote it: '1'",
+        ),
+        ("kpis:\n  1: {title: x}\n", "kpi.yaml:2: kpis: the key 1 is not a text; quote it: '1'"),
         # a date YAML read from the text
         (
             "sources: []\ntitle: 2024-01-01\n",
@@ -512,6 +519,90 @@ def test_destination_urls_are_checked_at_load(destination: str, expected: str) -
 )
 def test_keys_and_values_yaml_reads_as_no_text(text: str, expected: str) -> None:
     assert error_of(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # YAML 1.1 reads a leading 0 as octal and `a:b` as base 60: these were stored as
+        # a timeout of 8 s, 90 s, a threshold of 64, with no word
+        (
+            ONE.replace("EXTRA", ", timeout: 010"),
+            "kpi.yaml:2: source 'c': timeout: 010 (YAML reads it as 8: a leading 0 makes it "
+            "octal); write it without the leading 0, or quote it: '010'",
+        ),
+        (
+            ONE.replace("EXTRA", ", timeout: 1:30"),
+            "kpi.yaml:2: source 'c': timeout: 1:30 (YAML reads it as 90: a number with : is "
+            "base 60, like a time); write the number itself, or quote it: '1:30'",
+        ),
+        (
+            ONE.replace("EXTRA", "") + "defaults:\n  retries: +010\n",
+            "kpi.yaml:4: defaults.retries: +010 (YAML reads it as 8: a leading 0 makes it "
+            "octal); write it without the leading 0, or quote it: '+010'",
+        ),
+        (
+            ONE.replace("EXTRA", "") + "alerts:\n  - {kpi: c.value, below: 0100}\n",
+            "kpi.yaml:4: alerts.0.below: 0100 (YAML reads it as 64: a leading 0 makes it "
+            "octal); write it without the leading 0, or quote it: '0100'",
+        ),
+        (
+            ONE.replace("EXTRA", "") + "kpis:\n  c.value: {target: 1:00:00.5}\n",
+            "kpi.yaml:4: kpis.c.value.target: 1:00:00.5 (YAML reads it as 3600.5: a number with "
+            ": is base 60, like a time); write the number itself, or quote it: '1:00:00.5'",
+        ),
+        (
+            ONE.replace("EXTRA", "")
+            + "destinations:\n  - {name: out, type: csv, path: k.csv, timeout: 05}\n",
+            "kpi.yaml:4: destination 'out': timeout: 05 (YAML reads it as 5: a leading 0 makes "
+            "it octal); write it without the leading 0, or quote it: '05'",
+        ),
+    ],
+)
+def test_numbers_yaml_reads_in_another_base_are_refused(text: str, expected: str) -> None:
+    assert error_of(text) == expected
+
+
+@pytest.mark.parametrize(
+    "value", ["10", "0.5", "1_000", "0x10", "'010'", "1e3", "10.0", "0.05", "+7"]
+)
+def test_numbers_written_in_base_ten_pass(value: str) -> None:
+    config = parse_config(ONE.replace("EXTRA", f", retries: 2, timeout: {value}"), env={})
+    assert config.sources[0].timeout is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        # a name YAML reads as false or 0 was silently replaced by the type (`command`),
+        # renaming the source's KPIs; a date or number was shown as Python writes it
+        ("no", "no (YAML reads it as false)"),
+        ("off", "off (YAML reads it as false)"),
+        ("false", "false"),
+        ("0", "0"),
+        ("0.0", "0.0"),
+        ("0755", "0755 (YAML reads it as 493)"),
+        ("2024-01-01", "2024-01-01"),
+        ("12", "12"),
+    ],
+)
+def test_a_name_yaml_reads_as_no_text_is_refused(name: str, shown: str) -> None:
+    source = f"sources:\n  - {{name: {name}, type: command, command: [echo, '1']}}\n"
+    assert error_of(source) == (
+        f"kpi.yaml:2: source 'command': name: {shown} is not a text; quote it: '{name}'"
+    )
+    destination = ONE.replace("EXTRA", "") + f"destinations:\n  - {{name: {name}, type: csv}}\n"
+    assert error_of(destination) == (
+        f"kpi.yaml:4: destination 'csv': name: {shown} is not a text; quote it: '{name}'"
+    )
+
+
+@pytest.mark.parametrize("name", ["~", "''", '""'])
+def test_an_empty_name_is_the_type(name: str) -> None:
+    config = parse_config(
+        f"sources:\n  - {{name: {name}, type: command, command: [echo, '1']}}\n", env={}
+    )
+    assert [s.name for s in config.sources] == ["command"]
 
 
 def test_an_expect_range_no_value_can_pass_is_refused() -> None:
@@ -524,6 +615,81 @@ def test_an_expect_range_no_value_can_pass_is_refused() -> None:
         "kpi.yaml:2: source 'h': metrics.a.expect: min 5 is more than max 1: no value could "
         "pass; swap them"
     )
+
+
+def test_an_empty_config_path_is_refused_not_taken_for_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kpi -c "$CONFIG"` with CONFIG unset read ./kpi.yaml, another config, without a word."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kpi.yaml").write_text("sources: []\n")
+    with pytest.raises(ConfigError) as info:
+        load_config("")
+    assert str(info.value) == "the config path is empty; give the file's path, e.g. -c kpi.yaml"
+
+
+@pytest.mark.parametrize("path", ["/dev/null", "/dev/zero"])
+def test_a_config_path_that_is_no_file_says_what_it_is(path: str) -> None:
+    """It said "no such config file" of a path that exists (a device, or a pipe from
+    `kpi -c <(...)`)."""
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == (
+        f"{path}: not a regular file (a device or a pipe); write the config to a file and "
+        "give its path"
+    )
+
+
+@pytest.mark.parametrize(
+    "place", ["timeout: '${MY_PASSWORD}'", "env: {A: [x]}, retries: '${API_TOKEN}'"]
+)
+def test_a_long_secret_shown_cut_leaves_no_part_behind(place: str) -> None:
+    """A value is cut to 60 characters in a message; cut before it was masked, the first 55
+    characters of a 78-character secret stayed in the message, where masking no longer
+    found the whole."""
+    secret = "sk_live_" + "Q7" * 35
+    text = f"sources:\n  - {{name: c, type: command, command: [echo, '1'], {place}}}\n"
+    message = error_of(text, env={"MY_PASSWORD": secret, "API_TOKEN": secret})
+    assert "***" in message
+    assert "sk_live_" not in message and "Q7Q7" not in message
+
+
+@pytest.mark.parametrize("value", ["$GITHUB_TOKEN", "Bearer $GITHUB_TOKEN", "x$GITHUB_TOKEN-y"])
+def test_a_variable_written_without_braces_is_refused_when_it_is_set(value: str) -> None:
+    """`$GITHUB_TOKEN` (the shell's short form) was kept as text and sent as the token: the
+    service refused it, or a public page answered without it."""
+    text = (
+        f"sources:\n  - {{name: c, type: command, command: [echo, '1'], env: {{A: '{value}'}}}}\n"
+    )
+    assert error_of(text, env={"GITHUB_TOKEN": "tk-1"}) == (
+        "kpi.yaml:2: source 'c': env.A: $GITHUB_TOKEN is kept as text, not read from the "
+        "variable; write ${GITHUB_TOKEN}, or $$GITHUB_TOKEN for a literal $"
+    )
+    github = f"sources:\n  - {{type: github, repo: a/b, token: '{value}'}}\n"
+    assert error_of(github, env={"GITHUB_TOKEN": "tk-1"}).startswith(
+        "kpi.yaml:2: source 'github': token: $GITHUB_TOKEN is kept as text"
+    )
+    url = "sources:\n  - {name: h, type: http_json, url: 'https://x.example/$HOST_X', metrics: {a: b}}\n"
+    assert "url: $HOST_X is kept as text" in error_of(url, env={"HOST_X": "h"})
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [("$NOT_SET_X", "$NOT_SET_X"), ("$$GITHUB_TOKEN", "$GITHUB_TOKEN"), ("pa$", "pa$"),
+     ("5$ or $5", "5$ or $5"), ("${GITHUB_TOKEN}", "tk-1")],
+)  # fmt: skip
+def test_a_dollar_that_names_no_set_variable_is_kept(value: str, kept: str) -> None:
+    text = (
+        f"sources:\n  - {{name: c, type: command, command: [echo, '1'], env: {{A: '{value}'}}}}\n"
+    )
+    config = parse_config(text, env={"GITHUB_TOKEN": "tk-1"})
+    assert config.sources[0].env == {"A": kept}
+
+
+def test_a_shell_variable_in_a_command_is_the_shells() -> None:
+    text = "sources:\n  - {name: c, type: command, command: [sh, -c, 'echo $HOME']}\n"
+    config = parse_config(text, env={"HOME": "/root"})
+    assert config.sources[0].command == ["sh", "-c", "echo $HOME"]
 
 
 def test_a_folder_given_as_the_config_says_so(tmp_path: Path) -> None:

@@ -39,6 +39,24 @@ EXAMPLES: dict[str, tuple[bytes, str]] = {
         "sources: []\n".encode("utf-16"),
         "kpi.yaml: this file is UTF-16 text; save it as UTF-8",
     ),
+    # without a byte order mark it was "character U+0000: control characters are not
+    # allowed"; UTF-32 was called UTF-16
+    "utf-16 without a BOM": (
+        "sources: []\n".encode("utf-16-le"),
+        "kpi.yaml: this file is UTF-16 text; save it as UTF-8",
+    ),
+    "utf-16 big-endian without a BOM": (
+        "sources: []\n".encode("utf-16-be"),
+        "kpi.yaml: this file is UTF-16 text; save it as UTF-8",
+    ),
+    "utf-32": (
+        "sources: []\n".encode("utf-32"),
+        "kpi.yaml: this file is UTF-32 text; save it as UTF-8",
+    ),
+    "utf-32 big-endian without a BOM": (
+        "sources: []\n".encode("utf-32-be"),
+        "kpi.yaml: this file is UTF-32 text; save it as UTF-8",
+    ),
     "binary": (
         b"sources: []\n" + bytes(range(256)),
         "kpi.yaml:3: not UTF-8 text (byte 0x80); is it a binary file? save the config as UTF-8",

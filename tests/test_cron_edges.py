@@ -32,6 +32,9 @@ def _days(expr: str) -> list[int]:
         ("*/3", [2, 5, 6]),  # Sunday, Wednesday, Saturday (0, 3, 6)
         ("mon,wed", [30, 2]),
         ("0-6", [30, 1, 2, 3, 4, 5, 6]),
+        ("*/6", [5, 6]),  # Sunday and Saturday: 0 and 6
+        ("mon-fri/4", [30, 4]),
+        ("1-0/6", [30, 6]),  # Monday, then Sunday at the end of the week
     ],
 )
 def test_day_of_week_fields(dow: str, days: list[int]) -> None:
@@ -60,6 +63,57 @@ def test_day_of_week_fields(dow: str, days: list[int]) -> None:
             "0 7 * * 8",
             "'0 7 * * 8' is not a valid cron expression: day of week '8': '8' is not "
             "a day (0-7 or sun-sat), a range or a step",
+        ),
+        # a step past the field's range was refused in every field but the day of week,
+        # where it quietly meant the first day only
+        (
+            "0 7 * * */7",
+            "'0 7 * * */7' is not a valid cron expression: day of week '*/7': the step value "
+            "(7) is higher than the total range of the expression (6)",
+        ),
+        (
+            "0 7 * * mon-fri/5",
+            "'0 7 * * mon-fri/5' is not a valid cron expression: day of week 'mon-fri/5': the "
+            "step value (5) is higher than the total range of the expression (4)",
+        ),
+        (
+            "0 7 * * 1,*/99999999999999999999",
+            "'0 7 * * 1,*/99999999999999999999' is not a valid cron expression: day of week "
+            "'1,*/99999999999999999999': the step value (99999999999999999999) is higher than "
+            "the total range of the expression (6)",
+        ),
+        # Quartz (Spring, AWS) cron: the messages named a field but not why nor the fix
+        (
+            "0 0 12 * * ?",
+            "'0 0 12 * * ?' is not a cron expression: expected 5 fields (minute hour "
+            "day-of-month month day-of-week) like '0 7 * * *', got 6; a first field of "
+            "seconds or a last of years (Quartz cron) is not read here: drop it",
+        ),
+        (
+            "0 12 ? * MON",
+            "'0 12 ? * MON' is not a valid cron expression: day of month '?': ? is Quartz "
+            "cron's 'no value'; write *",
+        ),
+        (
+            "0 12 * * 5#2",
+            "'0 12 * * 5#2' is not a valid cron expression: day of week '5#2': # (the nth "
+            "weekday of the month) is Quartz cron, not read here; name the weekday and days "
+            "of the month instead, e.g. 0 12 8-14 * * for the 8th to the 14th",
+        ),
+        (
+            "0 12 15W * *",
+            "'0 12 15W * *' is not a valid cron expression: day of month '15W': W (the "
+            "nearest weekday) is Quartz cron, not read here; write the day, or L for the "
+            "month's last day",
+        ),
+        (
+            "*/0 * * * *",
+            "'*/0 * * * *' is not a valid cron expression: minute '*/0': a step must be 1 or more",
+        ),
+        (
+            "0,,5 * * * *",
+            "'0,,5 * * * *' is not a valid cron expression: minute '0,,5': an empty item "
+            "between commas; remove the extra comma",
         ),
         (
             "@often",

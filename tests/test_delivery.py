@@ -288,10 +288,14 @@ def test_a_payload_refused_for_good_is_marked_failed_and_later_periods_go_out(
         refuse["value"] = -1.0  # the service takes it now
         wrong = runner.invoke(group, ["-c", str(config), "deliver", "--retry", "run:7"])
         assert wrong.exit_code == 2 and "no failed delivery of 'run:7'" in wrong.output
-        retried = runner.invoke(group, ["-c", str(config), "deliver", "--retry", "run:1"])
+        retried = runner.invoke(
+            group, ["-c", str(config), "deliver", "--retry", "run:1", "--format", "json"]
+        )
         assert retried.exit_code == 0, retried.output
-        assert "run:1: 1 failed delivery pending again" in retried.output
-        assert "delivered hook run:1" in retried.output
+        # the line said on stdout before the document made it no JSON
+        assert "run:1: 1 failed delivery pending again" in retried.stderr
+        document = json.loads(retried.stdout)
+        assert [(d["period"], d["ok"]) for d in document["deliveries"]] == [("run:1", True)]
         assert [b["values"][0]["value"] for b in received] == [5.0, 999.0]
 
 

@@ -415,6 +415,65 @@ def test_syntax_errors_say_exactly_what(text: str, message: str) -> None:
     assert str(caught.value) == message
 
 
+LONG = "9" * 4400
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # was accepted: Python reads 1e999 as infinity, and every run failed with "too large"
+        (
+            "a.x * 1e999",
+            "formula 'a.x * 1e999': 1e999 is past the largest number (about 1.8e308); "
+            "write a smaller one",
+        ),
+        (
+            "a.x * 2E+400 + 1",
+            "formula 'a.x * 2E+400 + 1': 2E+400 is past the largest number (about 1.8e308); "
+            "write a smaller one",
+        ),
+        # was "divides by zero whatever the KPIs' values" for a number that is not 0
+        (
+            "a.x / 1e-400",
+            "formula 'a.x / 1e-400': 1e-400 is too small a number: it is read as 0; "
+            "write a larger one",
+        ),
+        # was Python's advice: "use sys.set_int_max_str_digits() to increase the limit"
+        (
+            f"a.x + {LONG}",
+            f"formula 'a.x + {LONG[:51]}...': a number of 4,400 digits is past the largest "
+            "number (about 1.8e308); write a smaller one",
+        ),
+        (
+            "a.x + 1" + "0" * 400,
+            f"formula 'a.x + 1{'0' * 50}...': a number of 401 digits is past the largest "
+            "number (about 1.8e308); write a smaller one",
+        ),
+    ],
+)
+def test_numbers_a_formula_cannot_hold_are_refused_at_parse(text: str, message: str) -> None:
+    with pytest.raises(FormulaSyntaxError) as caught:
+        Formula.parse(text)
+    assert str(caught.value) == message
+
+
+def test_numbers_a_formula_can_hold_are_accepted() -> None:
+    assert Formula.parse("a.x * 1e308").evaluate({"a.x": 1.0}) == 1e308
+    assert Formula.parse("a.x + 0.0 + 0e5 + 5e-324").evaluate({"a.x": 1.0}) == 1.0
+    assert Formula.parse("a.x + 1" + "0" * 300).evaluate({"a.x": 0.0}) == 1e300
+
+
+def test_a_long_formula_is_shown_cut_in_its_messages() -> None:
+    """Each message is one line a person reads: a formula of 5,000 characters is cut."""
+    text = "max(" + ", ".join(["a.x"] * 800) + ") + b"
+    with pytest.raises(FormulaError) as caught:
+        order_formulas({"c.y": Formula.parse(text)}, ["a.x"])
+    assert len(str(caught.value)) < 200
+    with pytest.raises(FormulaEvaluationError) as failed:
+        Formula.parse(text).evaluate({"a.x": 1.0})
+    assert len(str(failed.value)) < 200
+
+
 def test_other_nodes_are_named_by_their_type() -> None:
     """A node with no friendly name is named by its class; an ellipsis is a Constant that
     is no number."""

@@ -2036,7 +2036,7 @@ def test_the_sandbox_lets_the_store_and_file_destinations_be_written(
         'store: "sqlite:///data/kpi.db"\n'
         + SLOW_CONFIG
         + f"destinations:\n  - {{type: csv, path: {outside / 'k.csv'}}}\n"
-        + "  - {name: off, type: jsonl, path: /elsewhere/k.jsonl, enabled: false}\n"
+        + "  - {name: 'off', type: jsonl, path: /elsewhere/k.jsonl, enabled: false}\n"
     )
     config = load_config(tmp_path / "ops" / "kpi.yaml")
     text = snippet(config, kind, kpi=str(Path(sys.executable).parent / "kpi"))

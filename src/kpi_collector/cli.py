@@ -138,6 +138,20 @@ def run_command(argv: list[str] | None, *, exits: bool = False) -> int:
     garbage collector off: turning it back on scans every object the run made)."""
     from kpi_collector.errors import ConfigError, KpiError
 
+    as_json = _asks_json(sys.argv[1:] if argv is None else argv)
+
+    def fail(code: int, prefix: str, message: str) -> int:
+        """Say `message` on stderr, one `prefix`ed line per line; with `--format json`, a
+        document on stdout too, so that a script reading it finds one."""
+        for line in message.splitlines() or [""]:
+            click.echo(f"{prefix}{line}", err=True)
+        if as_json:
+            import json
+
+            document = {"ok": False, "exit_code": code, "error": message}
+            click.echo(json.dumps(document, ensure_ascii=False))
+        return code
+
     try:
         result = group.main(args=argv, prog_name="kpi", standalone_mode=False, obj={"exits": exits})
         return result if isinstance(result, int) else EXIT_OK
@@ -146,47 +160,79 @@ def run_command(argv: list[str] | None, *, exits: bool = False) -> int:
     except click.exceptions.Abort as exc:
         if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
             # click turns Ctrl-C (and `kpi schedule`'s second SIGTERM) into Abort: 128 + SIGINT
-            click.echo("interrupted", err=True)
-            return EXIT_INTERRUPTED
-        click.echo("aborted", err=True)
-        return EXIT_FAILED
+            return fail(EXIT_INTERRUPTED, "", "interrupted")
+        return fail(EXIT_FAILED, "", "aborted")
     except click.UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `kpi`: the help, as asked
             exc.show()
             return EXIT_USAGE
         # one line, as the project's own usage errors (click prints usage, a hint, a blank
         # line and then the error)
-        path = exc.ctx.command_path if exc.ctx is not None else "kpi"
+        path = (
+            exc.ctx.command_path
+            if exc.ctx is not None
+            else _command_path(sys.argv[1:] if argv is None else argv)
+        )
         # a wrong value's message says what is allowed; a wrong name points at the help
         hint = "" if isinstance(exc, click.BadParameter) else f" (see '{path} --help')"
-        click.echo(f"Error: {exc.format_message()}{hint}", err=True)
-        return EXIT_USAGE
+        return fail(EXIT_USAGE, "Error: ", f"{exc.format_message()}{hint}")
     except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+        return fail(exc.exit_code, "Error: ", exc.format_message())
     except ConfigError as exc:
         from kpi_collector.secrets import redact  # pydantic: only when there is an error
 
-        for line in redact(str(exc)).splitlines():
-            click.echo(f"config error: {line}", err=True)
-        return EXIT_USAGE
+        return fail(EXIT_USAGE, "config error: ", redact(str(exc)))
     except KpiError as exc:
         from kpi_collector.secrets import redact
 
-        click.echo(f"error: {redact(str(exc))}", err=True)
-        return EXIT_FAILED
+        return fail(EXIT_FAILED, "error: ", redact(str(exc)))
     except OSError as exc:  # a file or folder we were told to use cannot be used
-        where = f" {exc.filename}" if exc.filename else ""
-        click.echo(f"error:{where}: {exc.strerror or exc}", err=True)
-        return EXIT_FAILED
+        where = f"{exc.filename}: " if exc.filename else ""
+        return fail(EXIT_FAILED, "error: ", f"{where}{exc.strerror or exc}")
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        return EXIT_INTERRUPTED
+        return fail(EXIT_INTERRUPTED, "", "interrupted")
     except ModuleNotFoundError as exc:
         from kpi_collector.errors import missing_package
 
         message = missing_package(exc)
         if message is None:
             raise
-        click.echo(f"error: {message}", err=True)
-        return EXIT_FAILED
+        return fail(EXIT_FAILED, "error: ", message)
+
+
+def _command_path(argv: list[str]) -> str:
+    """`kpi history`, `kpi alerts list`: the command a command line names, for the help to
+    point at when click's error carries no context (an option's value missing)."""
+    path = ["kpi"]
+    group_: click.Command | None = group
+    ctx = click.Context(group, info_name="kpi")
+    takes_value = {"-c", "--config"}  # the group's options that take a value
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            break
+        if word in takes_value:
+            next(words, None)
+            continue
+        if word.startswith("-"):
+            continue
+        if not isinstance(group_, click.Group):
+            break
+        command = group_.get_command(ctx, word)
+        if command is None:
+            break
+        path.append(word)
+        group_, takes_value = command, set()
+    return " ".join(path)
+
+
+def _asks_json(argv: list[str]) -> bool:
+    """Whether the command line asks for `--format json` (before a `--`)."""
+    for index, arg in enumerate(argv):
+        if arg == "--":
+            return False
+        if arg == "--format=json" or (
+            arg == "--format" and argv[index + 1 : index + 2] == ["json"]
+        ):
+            return True
+    return False

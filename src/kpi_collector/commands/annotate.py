@@ -8,7 +8,10 @@ import click
 @click.command()
 @click.argument("text")
 @click.option(
-    "--date", "day", metavar="DATE", help="The day it is about (YYYY-MM-DD); default today."
+    "--date",
+    "day",
+    metavar="DATE",
+    help="The day it is about: 2026-01-31, yesterday, 30d, 2w, 6mo; default today.",
 )
 @click.pass_context
 def annotate(ctx: click.Context, text: str, day: str | None) -> None:

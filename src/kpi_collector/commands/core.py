@@ -56,7 +56,7 @@ def parse_date(value: str | None, option: str, config: Config | None = None) -> 
 @click.option(
     "--dir", "directory", default=".", type=click.Path(file_okay=False), help="Where to write."
 )
-@click.option("--force", is_flag=True, help="Overwrite an existing kpi.yaml.")
+@click.option("--force", is_flag=True, help="Overwrite an existing kpi.yaml and .env.example.")
 @click.option(
     "--source",
     "source_type",
@@ -72,7 +72,8 @@ def parse_date(value: str | None, option: str, config: Config | None = None) -> 
 def init(
     directory: str, force: bool, source_type: str | None, destination_type: str | None
 ) -> None:
-    """Write a commented starter kpi.yaml (public, no-auth sources) and .env.example.
+    """Write a commented starter kpi.yaml (public, no-auth sources), .env.example and
+    kpi.schema.json (for editors).
 
     With --source TYPE or --destination TYPE, print that type's sample entry (its folder's
     sample.yaml) to paste into kpi.yaml; an unknown type is a usage error listing the known
@@ -111,7 +112,11 @@ def init(
         click.echo(f"wrote {config} and {schema_file} (for editors); kept the {env.name} there")
     else:
         click.echo(f"wrote {config}, {env} and {schema_file} (for editors)")
-    click.echo("next: edit kpi.yaml, then `kpi validate` and `kpi run`")
+    # the commands read ./kpi.yaml unless told: name the file written elsewhere
+    import shlex
+
+    option = "" if folder == Path() else f"-c {shlex.quote(str(config))} "
+    click.echo(f"next: edit {config}, then `kpi {option}validate` and `kpi {option}run`")
 
 
 def _schema_text() -> str:
@@ -229,9 +234,20 @@ def _redacted(url: str) -> str:
 
 
 #: `--wait SECONDS` of the commands that take the store's run lock (`kpi run`, `kpi backfill`)
+class _Seconds(click.FloatRange):
+    """Seconds, 0 or more: `nan` passes a range check (no comparison holds for it) and
+    would make a wait that never ends."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if seconds != seconds:  # NaN
+            self.fail(f"{value!r} is not a number of seconds; give e.g. 30", param, ctx)
+        return seconds
+
+
 _wait_option = click.option(
     "--wait",
-    type=click.FloatRange(min=0),
+    type=_Seconds(min=0),
     default=10.0,
     show_default=True,
     metavar="SECONDS",

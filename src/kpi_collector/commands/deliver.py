@@ -71,7 +71,10 @@ def deliver(
                 "(its store does not exist)",
                 param_hint="--retry",
             )
-        click.echo(("[]" if fmt == "json" else "no deliveries yet") if show else "nothing pending")
+        if fmt == "json":  # standard output is the document alone
+            click.echo("[]" if show else '{"ok": true, "deliveries": []}')
+        else:
+            click.echo("no deliveries yet" if show else "nothing pending")
         return
     if show:
         _show(engine, only, fmt)
@@ -94,7 +97,8 @@ def deliver(
                     param_hint="--retry",
                 )
             click.echo(
-                f"{period}: {count} failed deliver{'y' if count == 1 else 'ies'} pending again"
+                f"{period}: {count} failed deliver{'y' if count == 1 else 'ies'} pending again",
+                err=fmt == "json",  # standard output is the document alone
             )
     outcomes = asyncio.run(engine.deliver_pending(only or None))
     failed = [o for o in outcomes if not o.ok]

@@ -57,6 +57,7 @@ class Cron:
         self.expr = expr.strip()
         self.tz = ZoneInfo(tz) if isinstance(tz, str) else tz
         fields = _fields(self.expr)
+        _check_items(self.expr, fields)
         minute, hour, dom, month, dow = fields
         self.fields = fields
         # APScheduler writes the last day of the month `last`
@@ -288,8 +289,46 @@ def _fields(expr: str) -> list[str]:
         raise ValueError(
             f"{expr!r} is not a cron expression: expected 5 fields (minute hour day-of-month "
             f"month day-of-week) like '0 7 * * *', got {len(fields)}"
+            + (
+                "; a first field of seconds or a last of years (Quartz cron) is not read "
+                "here: drop it"
+                if len(fields) in (6, 7)
+                else ""
+            )
         )
     return fields
+
+
+_FIELD_WORDS = ("minute", "hour", "day of month", "month", "day of week")
+_QUARTZ = (
+    (re.compile(r"\?"), "? is Quartz cron's 'no value'; write *"),
+    (
+        re.compile("#"),
+        "# (the nth weekday of the month) is Quartz cron, not read here; name the weekday "
+        "and days of the month instead, e.g. 0 12 8-14 * * for the 8th to the 14th",
+    ),
+    (
+        re.compile(r"[0-9L]W", re.IGNORECASE),  # 15W, LW (a day name such as wed is not one)
+        "W (the nearest weekday) is Quartz cron, not read here; write the day, or L for "
+        "the month's last day",
+    ),
+)
+
+
+def _check_items(expr: str, fields: list[str]) -> None:
+    """ValueError, in field order, for what the fields' own checks would name without a fix:
+    Quartz cron's `?`, `#` and `W`, and an empty item (`0,,5`)."""
+    for words, field in zip(_FIELD_WORDS, fields, strict=True):
+        problem = None
+        if any(not item for item in field.split(",")):
+            problem = "an empty item between commas; remove the extra comma"
+        for mark, why in _QUARTZ:
+            if problem is None and mark.search(field):
+                problem = why
+        if problem is not None:
+            raise ValueError(
+                f"{expr!r} is not a valid cron expression: {words} {field!r}: {problem}"
+            )
 
 
 def _weekdays(field: str) -> set[int]:
@@ -316,6 +355,11 @@ def _weekdays(field: str) -> set[int]:
         stride = int(step) if step else 1
         if stride < 1:
             raise ValueError(f"day of week {field!r}: a step must be 1 or more")
+        if stride > high - low and step:  # as APScheduler says it for the other fields
+            raise ValueError(
+                f"day of week {field!r}: the step value ({step}) is higher than the total "
+                f"range of the expression ({high - low})"
+            )
         days.update(d % 7 for d in range(low, high + 1, stride))
     return days
 
@@ -347,6 +391,8 @@ def _trigger(options: dict[str, Any], expr: str) -> CronTrigger:
                 CronTrigger(**{name: options[name]}, timezone=options["timezone"])
             except ValueError as one:
                 detail = re.sub(r"^Error validating expression '[^']*': ", "", str(one))
+                if detail == "Increment must be higher than 0":
+                    detail = "a step must be 1 or more"  # as the day of week says it
                 problem = f"{words} {options[name]!r}: {detail}"
                 break
         raise ValueError(f"{expr!r} is not a valid cron expression: {problem}") from None

@@ -131,12 +131,21 @@ MAX_FORMULA_CHARS = 5000
 MAX_FORMULA_DEPTH = 200  # levels of the expression tree: a sum of n terms is about n deep
 
 
+def _cut(text: str) -> str:
+    """A formula as a message shows it: quoted, cut to 60 characters (one line to read)."""
+    return repr(text if len(text) <= 60 else f"{text[:57]}...")
+
+
 def _too_deep(text: str) -> str:
-    shown = text if len(text) <= 60 else f"{text[:57]}..."
     return (
-        f"formula {shown!r}: nested more than {MAX_FORMULA_DEPTH} levels deep; "
+        f"formula {_cut(text)}: nested more than {MAX_FORMULA_DEPTH} levels deep; "
         f"split it into several derived KPIs"
     )
+
+
+def _past_largest(written: str) -> str:
+    shown = f"a number of {len(written):,} digits" if len(written) > 30 else written
+    return f"{shown} is past the largest number (about 1.8e308); write a smaller one"
 
 
 def _depth(root: ast.AST) -> int:
@@ -170,31 +179,36 @@ class Formula:
                 f"{MAX_FORMULA_CHARS:,}); split it into several derived KPIs"
             )
         if "__" in _ID_PATTERN.sub("", text):
-            raise FormulaSyntaxError(f"formula {text!r}: names with '__' are not allowed")
+            raise FormulaSyntaxError(f"formula {_cut(text)}: names with '__' are not allowed")
         ids: list[str] = []
 
         def placeholder(match: re.Match[str]) -> str:
             quoted = match.group("quoted")
             kpi_id = (quoted if quoted is not None else match.group("dotted")).strip()
             if not kpi_id:
-                raise FormulaSyntaxError(f"formula {text!r}: empty `` quotes")
+                raise FormulaSyntaxError(f"formula {_cut(text)}: empty `` quotes")
             if kpi_id not in ids:
                 ids.append(kpi_id)
             return _PLACEHOLDER.format(ids.index(kpi_id))
 
         source = _ID_PATTERN.sub(placeholder, text.strip())
         if "`" in source:
-            raise FormulaSyntaxError(f"formula {text!r}: unmatched backtick")
+            raise FormulaSyntaxError(f"formula {_cut(text)}: unmatched backtick")
         try:
             tree = ast.parse(source, mode="eval")
         except SyntaxError as exc:
+            if "integer string conversion" in exc.msg:  # Python's limit, 4300 digits
+                longest = max(re.findall(r"\d+", source), key=len)
+                raise FormulaSyntaxError(
+                    f"formula {_cut(text)}: {_past_largest(longest)}"
+                ) from None
             # exc.offset points into the rewritten text, so it is not shown.
-            raise FormulaSyntaxError(f"formula {text!r} is not valid: {exc.msg}") from None
+            raise FormulaSyntaxError(f"formula {_cut(text)} is not valid: {exc.msg}") from None
         except (RecursionError, MemoryError):  # CPython's parser on very deep nesting
             raise FormulaSyntaxError(_too_deep(text)) from None
         if _depth(tree.body) > MAX_FORMULA_DEPTH:  # checking and evaluating recurse
             raise FormulaSyntaxError(_too_deep(text))
-        checker = _Checker(text, tuple(ids))
+        checker = _Checker(text, tuple(ids), source)
         checker.visit(tree.body)
         return cls(text=text, inputs=frozenset(checker.used), _tree=tree.body, _ids=tuple(ids))
 
@@ -205,14 +219,14 @@ class Formula:
         if missing:
             names = ", ".join(missing)
             raise FormulaEvaluationError(
-                f"formula {self.text!r}: no value for {names}", transient=False
+                f"formula {_cut(self.text)}: no value for {names}", transient=False
             )
         inputs: dict[str, Decimal] = {}
         for kpi_id in sorted(self.inputs):
             number = float(values[kpi_id])
             if not math.isfinite(number):
                 raise FormulaEvaluationError(
-                    f"formula {self.text!r}: the input {kpi_id} is not a finite number ({number})",
+                    f"formula {_cut(self.text)}: the input {kpi_id} is not a finite number ({number})",
                     transient=False,
                 )
             inputs[kpi_id] = _decimal(number)
@@ -221,23 +235,23 @@ class Formula:
                 result = float(self._eval(self._tree, inputs))
         except ZeroDivisionError:
             raise FormulaEvaluationError(
-                f"formula {self.text!r}: division by zero", transient=False
+                f"formula {_cut(self.text)}: division by zero", transient=False
             ) from None
         except decimal.InvalidOperation as exc:  # 0 / 0 is decimal's DivisionUndefined
             undefined = any(c is decimal.DivisionUndefined for c in (exc.args or [[]])[0])
             what = "division by zero" if undefined else "the result is not a number"
             raise FormulaEvaluationError(
-                f"formula {self.text!r}: {what}", transient=False
+                f"formula {_cut(self.text)}: {what}", transient=False
             ) from None
         except (OverflowError, decimal.Overflow):
             raise FormulaEvaluationError(
-                f"formula {self.text!r}: the result is too large", transient=False
+                f"formula {_cut(self.text)}: the result is too large", transient=False
             ) from None
         if result == 0:
             result = 0.0  # round(-0.4), -a.x of 0: a zero, never shown or stored as -0
         if not math.isfinite(result):  # a decimal past the largest float, ±1.8e308
             raise FormulaEvaluationError(
-                f"formula {self.text!r}: the result is too large", transient=False
+                f"formula {_cut(self.text)}: the result is too large", transient=False
             )
         return result
 
@@ -276,18 +290,20 @@ class Formula:
 class _Checker:
     """Walks a parsed expression and rejects every node that is not explicitly allowed."""
 
-    def __init__(self, text: str, ids: tuple[str, ...]) -> None:
+    def __init__(self, text: str, ids: tuple[str, ...], source: str = "") -> None:
         self.text = text
         self.ids = ids
+        self.source = source  # the text parsed (ids replaced), where the nodes' offsets point
         self.used: set[str] = set()
 
     def fail(self, message: str) -> FormulaSyntaxError:
-        return FormulaSyntaxError(f"formula {self.text!r}: {message}")
+        return FormulaSyntaxError(f"formula {_cut(self.text)}: {message}")
 
     def visit(self, node: ast.AST) -> None:
         if isinstance(node, ast.Constant):
             if isinstance(node.value, bool) or not isinstance(node.value, int | float):
                 raise self.fail(f"{node.value!r} is not a number")
+            self.check_number(node, node.value)
         elif isinstance(node, ast.Name):
             self.visit_name(node)
         elif isinstance(node, ast.BinOp):
@@ -314,6 +330,21 @@ class _Checker:
                 f"{what} not allowed; use numbers, KPI ids, + - * /, parentheses, "
                 "min, max, abs, round"
             )
+
+    def check_number(self, node: ast.Constant, value: float) -> None:
+        """Refuse a number no stored value can be: past the largest float (1e999 reads as
+        infinity) or so small it reads as 0 (1e-400): the formula would fail every run,
+        or divide by a zero nobody wrote."""
+        written = ast.get_source_segment(self.source, node) or repr(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int past the largest float
+            number = math.inf
+        if not math.isfinite(number):
+            raise self.fail(_past_largest(written))
+        mantissa = re.split(r"[eE]", written)[0]
+        if number == 0 and re.search(r"[1-9]", mantissa):
+            raise self.fail(f"{written} is too small a number: it is read as 0; write a larger one")
 
     def visit_name(self, node: ast.Name) -> None:
         match = _PLACEHOLDER_PATTERN.fullmatch(node.id)
@@ -401,7 +432,7 @@ def order_formulas(formulas: Mapping[str, Formula], known_ids: Iterable[str]) ->
                 else:
                     hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
             raise FormulaDependencyError(
-                f"formula for {kpi_id} ({formula.text!r}) uses unknown KPI id(s): "
+                f"formula for {kpi_id} ({_cut(formula.text)}) uses unknown KPI id(s): "
                 + ", ".join(hints)
             )
 
@@ -449,7 +480,7 @@ def evaluate_formulas(
         failed = sorted(formula.inputs & errors.keys())
         if failed:
             errors[kpi_id] = FormulaEvaluationError(
-                f"formula {formula.text!r}: its input {', '.join(failed)} failed"
+                f"formula {_cut(formula.text)}: its input {', '.join(failed)} failed"
             )
             continue
         try:

@@ -29,12 +29,20 @@ Path_ = tuple[str | int, ...]
 
 def find_config(path: str | os.PathLike[str] | None = None) -> Path:
     """The config file: the argument, else `KPI_CONFIG`, else `kpi.yaml` in the current folder."""
+    if path is not None and not os.fspath(path):
+        # `kpi -c "$CONFIG"` with CONFIG unset: another config than meant would be read
+        raise ConfigError("the config path is empty; give the file's path, e.g. -c kpi.yaml")
     chosen = path or os.environ.get("KPI_CONFIG") or CONFIG_NAME
     found = Path(chosen)
     if found.is_dir():
         raise ConfigError(
             f"{found}: a folder, not a config file; give the file's path, e.g. "
             f"{found / CONFIG_NAME}"
+        )
+    if found.exists() and not found.is_file():
+        raise ConfigError(
+            f"{found}: not a regular file (a device or a pipe); write the config to a file "
+            "and give its path"
         )
     if not found.is_file():
         hint = (
@@ -83,6 +91,7 @@ def load_config(
         return build()
     # what the validated config depends on besides the file: the variables it names
     names = {m.group(1) for m in _VAR.finditer(text) if m.group(1)}
+    names |= {m.group(1) for m in _BARE.finditer(text) if m.group(1)}  # `$NAME`: refused if set
     environment = dict(_dotenv(found.parent / ".env")) if names else {}
     environment.update(os.environ)
     return cache.cached_config(
@@ -114,8 +123,9 @@ def file_fingerprint(path: Path) -> str | None:
 def decode_config(raw: bytes, path: Path) -> str:
     """The text of a config file, which YAML 1.2 (section 5.2) and this tool take as UTF-8
     (a UTF-8 byte order mark is allowed); raises ConfigError for anything else."""
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise ConfigError(f"{path}: this file is UTF-16 text; save it as UTF-8")
+    wide = _wide_encoding(raw)
+    if wide is not None:
+        raise ConfigError(f"{path}: this file is {wide} text; save it as UTF-8")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -124,6 +134,21 @@ def decode_config(raw: bytes, path: Path) -> str:
             f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
             f"is it a binary file? save the config as UTF-8"
         ) from None
+
+
+def _wide_encoding(raw: bytes) -> str | None:
+    """ "UTF-16" or "UTF-32" when `raw` starts as one of them does, with a byte order mark or
+    without one (a first character below U+0100, as YAML 1.2 section 5.2 detects it)."""
+    head = raw[:4]
+    if head in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff") or (
+        len(head) == 4 and (head[1:] == b"\x00\x00\x00" or head[:3] == b"\x00\x00\x00")
+    ):
+        return "UTF-32"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (
+        len(head) >= 2 and (head[0] == 0) != (head[1] == 0)
+    ):
+        return "UTF-16"
+    return None
 
 
 def parse_config(
@@ -217,7 +242,7 @@ def parse_config(
             continue
         at: Path_ = ("sources", index)
         kind = _kind(item, lines, at, "source")
-        label_ = f"source {item.get('name') or kind!r}"
+        label_ = _named(item, kind, "source", lines, at)
         cls = _resolve(source_type, kind, lines, at)
         source = _validate(cls, {k: v for k, v in item.items() if k != "type"}, lines, at, label_)
         _unique(source.name, index, seen, lines, at, "source")
@@ -237,7 +262,7 @@ def parse_config(
         at = ("destinations", index)
         kind = _kind(item, lines, at, "destination")
         cls = _resolve(destination_type, kind, lines, at)
-        label_ = f"destination {item.get('name') or kind!r}"
+        label_ = _named(item, kind, "destination", lines, at)
         destination = _validate(
             cls, {k: v for k, v in item.items() if k != "type"}, lines, at, label_
         )
@@ -249,7 +274,82 @@ def parse_config(
     )
     if need_secrets:  # with every source left out, references cannot be checked
         _check_references(config, lines, unchecked_sources)
+    if _OTHER_BASE_TEXT.search(text):  # rare: the node tree only then
+        _check_other_bases(lines, left_out)
     return config
+
+
+# A plain scalar YAML 1.1 reads as a number in another base than the one it looks written in:
+# a leading 0 is octal (010 is 8), `a:b` is base 60 (1:30 is 90). Where a text is expected,
+# validation says so; where a number is, it would pass as a number nobody wrote.
+_OCTAL = re.compile(r"[-+]?0[0-7_]+")
+_SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
+# where such a scalar may start (not inside a word, a host:port or a date)
+_OTHER_BASE_TEXT = re.compile(
+    r"(?<![\w.:/@-])[-+]?(?:0[0-7_]+|[0-9][0-9_]*(?::[0-5]?[0-9])+)(?![\w:])"
+)
+
+
+def _check_other_bases(lines: _LineFinder, left_out: Mapping[str, set[int]]) -> None:
+    """Raise ConfigError for a number written as YAML 1.1 reads in another base (octal or
+    base 60), naming the key; entries left out unchecked (`left_out`) are not looked at."""
+    import yaml
+
+    stack: list[tuple[Any, Path_]] = [(lines.root, ())] if lines.root is not None else []
+    while stack:
+        node, at = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            stack.extend((value, (*at, str(key.value))) for key, value in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            if len(at) == 1 and isinstance(at[0], str) and at[0] in left_out:
+                skip = left_out[at[0]]
+                stack.extend((v, (*at, i)) for i, v in enumerate(node.value) if i not in skip)
+            else:
+                stack.extend((value, (*at, index)) for index, value in enumerate(node.value))
+        elif isinstance(node, yaml.ScalarNode) and not node.style and node.tag in (_INT, _FLOAT):
+            written = str(node.value)
+            if _OCTAL.fullmatch(written):
+                why = "a leading 0 makes it octal); write it without the leading 0"
+            elif _SEXAGESIMAL.fullmatch(written):
+                why = "a number with : is base 60, like a time); write the number itself"
+            else:
+                continue
+            read = yaml.safe_load(written)
+            label = _entry_label(str(at[0]), _entry_of(node, lines, at)) if len(at) > 2 else ""
+            raise ConfigError(
+                f"{lines.where(at)}: {_key_named(at, label)}: {written} (YAML reads it as "
+                f"{_shown(read)}: {why}, or quote it: '{written}'"
+            )
+
+
+def _entry_of(node: Any, lines: _LineFinder, at: Path_) -> Any:
+    """`{"name": ..., "type": ...}` of the item of `sources:` / `destinations:` that `at`
+    is inside, as written (for `_entry_label`), else None."""
+    import yaml
+
+    if at[0] not in ("sources", "destinations") or not isinstance(at[1], int):
+        return None
+    item = lines._node_at(at[:2])
+    if not isinstance(item, yaml.MappingNode):
+        return None
+    return {
+        str(key.value): str(value.value)
+        for key, value in item.value
+        if isinstance(value, yaml.ScalarNode) and str(key.value) in ("name", "type")
+    }
+
+
+def _named(item: Mapping[str, Any], kind: str, what: str, lines: _LineFinder, at: Path_) -> str:
+    """How messages name a source or destination (`source 'crm'`: its name, else its type).
+    A `name:` YAML read as no text (`no` as false, `0`, a date) is a ConfigError: the model
+    would take a false or zero one for no name and use the type, renaming its KPIs."""
+    name = item.get("name")
+    label = f"{what} {name if isinstance(name, str) and name else kind!r}"
+    if name is not None and not isinstance(name, str):
+        error = {"type": "string_type", "input": name}
+        message = _in_our_words(error, _as_written(name, lines, (*at, "name")))
+        raise ConfigError(f"{lines.where((*at, 'name'))}: {label}: name: {message}")
+    return label
 
 
 def _share_metrics(source: Any, shared: dict[Any, Any]) -> None:
@@ -372,6 +472,19 @@ def _explain_yaml(exc: Exception, text: str, problem: str) -> tuple[int, str] | 
             f"the `{left}` opened here is never closed: add `{right}` at its end, or quote a "
             f"value that contains `{left}`, `{right}`, `,` or `: `"
         )
+    mark = getattr(exc, "problem_mark", None)
+    lowered = problem.lower()
+    if (
+        mark is not None
+        and "quoted scalar" in context
+        and re.search("escape|hexa?decimal", lowered)
+    ):
+        # a backslash in "..." (a Windows path) starts an escape YAML does not know: the
+        # quote is closed, the escape is what is wrong
+        return mark.line + 1, (
+            f'{_escape_at(text, mark)} in a "..." text is not an escape YAML reads: write a '
+            "backslash as \\\\, or quote the value with '...' (where \\ is itself)"
+        )
     if opened is not None and "quoted scalar" in context:
         lines = text.splitlines()
         quote = '"'
@@ -384,12 +497,21 @@ def _explain_yaml(exc: Exception, text: str, problem: str) -> tuple[int, str] | 
     if mark is None:
         return None
     here = mark.line + 1
-    lowered = problem.lower()
     lines = text.splitlines()
     current = lines[mark.line] if mark.line < len(lines) else ""
     # libyaml leaves the character out of "found character that cannot start any token"
     if "tab" in lowered or "'\\t'" in problem or current[mark.column : mark.column + 1] == "\t":
         return here, "a tab indents this line; YAML indents with spaces only"
+    odd = _ODD_SPACE.search(current)
+    if odd is not None:  # pasted from a web page or a chat: it looks like a space
+        import unicodedata
+
+        name = unicodedata.name(odd.group(0), "space").lower()
+        article = "an" if name[0] in "aeiou" else "a"
+        return here, (
+            f"{article} {name} (U+{ord(odd.group(0)):04X}) on this line, where YAML needs a "
+            "plain space; retype it as a space"
+        )
     if "mapping values are not allowed" in lowered:
         if not re.search(r":(\s|$)", current[: mark.column]):
             # the line's only `key:`, indented deeper than the keys above it: YAML reads it
@@ -417,6 +539,25 @@ def _explain_yaml(exc: Exception, text: str, problem: str) -> tuple[int, str] | 
     if "could not find expected ':'" in lowered:
         return here, "a key needs `: ` and a value, or a text on several lines needs quotes"
     return None
+
+
+_ODD_SPACE = re.compile("[\u00a0\u1680\u2000-\u200b\u202f\u205f\u3000\ufeff]")
+
+
+def _escape_at(text: str, mark: Any) -> str:
+    """The escape (`\\d`, `\\x`, `\\ud800`) that ends at or holds the YAML error mark: the
+    parsers put the mark on the backslash or on the characters after it."""
+    lines = text.splitlines()
+    line = lines[mark.line] if mark.line < len(lines) else ""
+    start = line.rfind("\\", 0, mark.column + 1)
+    if start < 0 or start + 1 >= len(line):
+        return "a \\"
+    kind = line[start + 1]
+    digits = re.match(r"[0-9A-Fa-f]*", line[start + 2 : start + 2 + _HEX_DIGITS.get(kind, 0)])
+    return line[start : start + 2] + (digits.group(0) if digits else "")
+
+
+_HEX_DIGITS = {"x": 2, "u": 4, "U": 8}
 
 
 def _parse_yaml(text: str, label: str = CONFIG_NAME) -> Any:
@@ -642,6 +783,7 @@ class _NotPlain(Exception):
 
 
 _STR, _MAP, _SEQ = (f"tag:yaml.org,2002:{t}" for t in ("str", "map", "seq"))
+_FLOAT = "tag:yaml.org,2002:float"
 
 
 def _plain_data(node: Any, loader: Any) -> Any:
@@ -709,6 +851,10 @@ def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, l
         def where(path: Path_) -> str:  # file:line of `path`, and the entry's label
             return f"{lines.where(at + path)}: {label + ': ' if label else ''}"
 
+        def key_head(parent: Path_, value: Any) -> str:  # at the key's own line
+            place = lines.key_where(at + parent, value)
+            return f"{place}: {label + ': ' if label else ''}" if place else where(parent)
+
         prefix = where(loc)
         kind = error["type"]
         if loc[-1:] == ("[key]",):  # a mapping's key, such as `yes:` read as true
@@ -721,8 +867,8 @@ def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, l
                 shown += "" if written == _shown(read) else f"{_shown(read)})"
             fix = f"; quote it: '{found[0]}'" if found is not None else ""
             messages.append(
-                f"{where(parent)}{'.'.join(str(p) for p in parent)}: the key {shown} is not a "
-                f"text{fix}"
+                f"{key_head(parent, loc[-2])}{'.'.join(str(p) for p in parent)}: the key "
+                f"{shown} is not a text{fix}"
             )
         elif kind == "invalid_key":  # a key YAML read as no text: `~:`, `1:`
             parent = loc[:-1]
@@ -730,7 +876,8 @@ def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, l
             written = found[0] if found is not None else _shown(error.get("input"))
             inside = f"{'.'.join(str(p) for p in parent)}: " if parent else ""
             messages.append(
-                f"{where(parent)}{inside}the key {written} is not a text; quote it: '{written}'"
+                f"{key_head(parent, error.get('input'))}{inside}the key {written} is not a "
+                f"text; quote it: '{written}'"
             )
         elif kind == "extra_forbidden":
             name = str(loc[-1]) if loc else "?"
@@ -849,8 +996,11 @@ def _shown(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
+    from kpi_collector.secrets import redact_cut
+
     text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= 60 else text[:59] + "…"
+    # masked before it is cut: a cut secret would no longer be found whole
+    return redact_cut(text, 60)
 
 
 def _known_keys(model: Any, loc: tuple[Any, ...]) -> list[str]:
@@ -1049,6 +1199,8 @@ def _expand_text(
     if "$" not in text:
         return text
     _check_references_written(text, lines, at, label)
+    if _credential_position(at) or str(at[-1] if at else "").endswith("url"):
+        _check_bare_names(text, env, lines, at, label)
     used: list[str] = []
     given: list[str] = []
 
@@ -1103,6 +1255,25 @@ def _check_references_written(text: str, lines: _LineFinder, at: Path_, label: s
             f"{lines.where(at)}: {key}: {problem}; write ${{NAME}} or ${{NAME:-default}} "
             "(a literal $ is $$)"
         )
+
+
+_BARE = re.compile(r"\$\$|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _check_bare_names(
+    text: str, env: Mapping[str, str], lines: _LineFinder, at: Path_, label: str
+) -> None:
+    """Raise ConfigError for `$NAME` (the shell's form without braces) naming a variable
+    that is set, in a credential or a URL: it is kept as text (the config reads `${NAME}`),
+    so `Bearer $TOKEN` would go out as written. An unset name stays text (`pa$word`), and
+    so does any elsewhere (a `command` running `sh -c 'echo $HOME'`); `$$` is a literal `$`."""
+    for match in _BARE.finditer(text):
+        name = match.group(1)
+        if name and env.get(name) is not None:
+            raise ConfigError(
+                f"{lines.where(at)}: {_key_named(at, label)}: ${name} is kept as text, not "
+                f"read from the variable; write ${{{name}}}, or $${name} for a literal $"
+            )
 
 
 def _key_named(at: Path_, label: str) -> str:
@@ -1206,14 +1377,24 @@ class _LineFinder:
         text and equals `value` (pydantic names a key `yes`, read as true, 1), else None."""
         import yaml
 
+        key = self._key_node(at, value)
+        return (str(key.value), yaml.safe_load(key.value)) if key is not None else None
+
+    def key_where(self, at: Path_, value: Any) -> str | None:
+        """`file:line` of the key `written_key` finds, else None."""
+        key = self._key_node(at, value)
+        return f"{self.label}:{key.start_mark.line + 1}" if key is not None else None
+
+    def _key_node(self, at: Path_, value: Any) -> Any:
+        import yaml
+
         node = self._node_at(at)
         if not isinstance(node, yaml.MappingNode):
             return None
         for key, _ in node.value:
-            if isinstance(key, yaml.ScalarNode) and not key.style and key.tag != _STR:
-                read = yaml.safe_load(key.value)
-                if read == value:
-                    return str(key.value), read
+            plain = isinstance(key, yaml.ScalarNode) and not key.style and key.tag != _STR
+            if plain and yaml.safe_load(key.value) == value:
+                return key
         return None
 
     @staticmethod
