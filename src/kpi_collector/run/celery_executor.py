@@ -20,7 +20,11 @@ deliveries, alerts) stays with the coordinator, `kpi run` or `kpi schedule`.
   coordinator keeps the first outcome of each source and drops the others, so each source
   is stored at most once per run.
 - Redis as the broker redelivers a message not acknowledged within its visibility timeout
-  (celery#5935): it is set to `wait` + 60 s, beyond the time the coordinator waits.
+  (celery#5935): it is set to `wait` + 60 s, beyond the time the coordinator waits, so a
+  batch that takes long is not collected twice. A worker killed outright (SIGKILL, a lost
+  machine) never hands its batch back, and that timeout would outlast the run: the
+  coordinator looks every few seconds for its batches that Redis holds as delivered but
+  no live worker holds (`_LostBatches`), and hands each such batch back to its queue.
 - Results expire after `wait` + 1 h (Redis keys), and the coordinator deletes each one once
   it has read it.
 - A queue none of whose batches has answered for `wait` seconds is given up: its
@@ -505,6 +509,7 @@ def _dispatch_and_gather(
     resent: set[int] = set()  # id() of the batches already sent again after a refusal
     checked: dict[Path, str | None] = {}  # the config file's fingerprint now, once read
     finder = _LiveWorkers(executor, config_fingerprint)  # where a refused batch goes
+    rescuer: _LostBatches | None = None  # with Redis: the batches of workers killed outright
     try:
         moment = now.isoformat()
         todo = batches(sources, executor.batch_size)
@@ -553,6 +558,9 @@ def _dispatch_and_gather(
                     outcomes[outcome.source] = outcome
                     emit(outcome)
         heard = dict.fromkeys((b.queue for b in pending.values()), time.monotonic())
+        if pending and executor.broker.startswith(("redis://", "rediss://")):
+            rescuer = _LostBatches(executor, pending)
+            rescuer.start()
 
         def take(task_id: str, value: Any) -> None:
             batch = pending.pop(task_id, None)
@@ -614,6 +622,9 @@ def _dispatch_and_gather(
                     emit(outcome)
                 _revoke(app, task_id)
     finally:
+        if rescuer is not None:
+            rescuer.done.set()
+            rescuer.join()
         app.close()
     return outcomes
 
@@ -718,6 +729,70 @@ class _LiveWorkers:
         turn = self._turn.get(queue, 0)
         self._turn[queue] = turn + 1
         return names[turn % len(names)]
+
+
+class _LostBatches(threading.Thread):
+    """With Redis as the broker: hands back to its queue each batch of the run that Redis
+    holds as delivered (in kombu's `unacked` hash) while no live worker holds it (Celery's
+    `query_task`), seen so in two looks `every` seconds apart (a batch just delivered is in
+    the hash a moment before its worker records it). Such a batch's worker was killed
+    outright, and Redis itself would hand it back only after its visibility timeout,
+    beyond the run's `wait`. A worker that was only slow to answer collects the batch a
+    second time at worst: the run keeps each source's first outcome.
+
+    Reads `pending` (task id -> batch), which the coordinator's thread changes, by copies;
+    runs until `done` is set."""
+
+    def __init__(self, executor: CeleryExecutor, pending: dict[str, Batch], every: float = 3.0):
+        super().__init__(name="kpi-lost-batches", daemon=True)
+        self.executor = executor
+        self.pending = pending
+        self.every = every
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        app = celery_app(self.executor)
+        suspects: set[str] = set()
+        try:
+            while not self.done.wait(self.every):
+                try:
+                    suspects = self.look(app, suspects)
+                except Exception as exc:  # the broker is away: Redis's own timeout still holds
+                    log.debug("could not look for lost batches: %s", redact(str(exc)))
+        finally:
+            app.close()
+
+    def look(self, app: Celery, suspects: set[str]) -> set[str]:
+        """One look: hands back the batches lost in this look and in the one before;
+        returns the ids of those lost in this one only."""
+        import json
+
+        ours = self.pending.copy()  # one step under the GIL: the other thread changes it
+        if not ours:
+            return set()
+        with app.connection_for_read() as connection:
+            channel: Any = connection.default_channel
+            delivered: dict[str, Any] = {}  # task id -> delivery tag
+            for tag, raw in channel.client.hscan_iter(channel.unacked_key):
+                try:
+                    task_id = json.loads(raw)[0]["headers"]["id"]
+                except (ValueError, LookupError, TypeError):
+                    continue
+                if task_id in ours:
+                    delivered[task_id] = tag
+            if not delivered:
+                return set()
+            replies = app.control.inspect(timeout=2.0).query_task(*delivered) or {}
+            held = {task_id for reply in replies.values() for task_id in reply or {}}
+            lost = {task_id for task_id in delivered if task_id not in held}
+            for task_id in sorted(lost & suspects):
+                channel.qos.restore_by_tag(delivered[task_id], leftmost=True)
+                log.warning(
+                    "a batch of queue %s was held by a worker that is gone: handed back to "
+                    "the queue",
+                    ours[task_id].queue,
+                )
+            return lost - suspects
 
 
 def _resend(
