@@ -1389,3 +1389,54 @@ def test_a_database_result_backend_that_is_down_is_one_line_not_a_traceback(
         finally:
             channel.close()
     assert site.hits == []
+
+
+@pytest.mark.parametrize("case", ["password", "vhost", "down", "redis-db"])
+def test_a_worker_the_broker_refuses_at_its_start_says_so_in_one_line_and_exits(
+    case: str, tmp_path: Path
+) -> None:
+    """`kpi worker` whose broker refuses the login, has no such vhost or Redis database, or
+    is not there: one line naming the broker (password masked) and why, exit 1 (a systemd
+    unit restarts it), as `kpi workers` says. Before, a refused login died with a 40-line
+    traceback and a missing vhost was retried for ever with Celery's tracebacks."""
+    rabbit = require_broker_url("rabbitmq")
+    redis_url = require_broker_url("redis")
+    port = _free_port()  # nothing listens on it
+    broker, masked, why = {
+        "password": (
+            f"amqp://guest:pw-{SECRET}@127.0.0.1:5672//",
+            "amqp://guest:***@127.0.0.1:5672//",
+            "ACCESS_REFUSED",
+        ),
+        "vhost": (
+            f"amqp://guest:guest@127.0.0.1:5672/nohost{uuid.uuid4().hex[:8]}",
+            "amqp://guest:***@127.0.0.1:5672/nohost",
+            "NOT_ALLOWED - vhost nohost",
+        ),
+        "down": (
+            f"amqp://kpi:pw-{SECRET}@127.0.0.1:{port}//",
+            f"amqp://kpi:***@127.0.0.1:{port}//",
+            "refused",
+        ),
+        "redis-db": (
+            redis_url.rsplit("/", 1)[0] + "/999",
+            redis_url.rsplit("/", 1)[0] + "/999",
+            "DB index is out of range",
+        ),
+    }[case]
+    assert rabbit and redis_url
+    path = tmp_path / "kpi.yaml"
+    path.write_text(
+        "store: 'postgresql+psycopg://kpi@127.0.0.1/kpi'\n"
+        f"executor: {{type: celery, broker: '{broker}', wait: 5}}\n"
+        "sources:\n  - {name: a, type: html, url: 'http://127.0.0.1:9/', metrics: {n: {css: p}}}\n"
+    )
+    code, stderr = _worker_until_exit(path, "--queues", f"ref{uuid.uuid4().hex[:8]}")
+    assert code == 1, stderr[-3000:]
+    [line] = stderr.strip().splitlines()
+    assert line.startswith(f"error: cannot reach the broker {masked}"), line
+    assert why in line, line
+    listed = kpi(path, "workers")
+    assert listed.returncode == 1
+    assert listed.stderr.strip().splitlines() == [line]
+    assert SECRET not in stderr + listed.stdout + listed.stderr

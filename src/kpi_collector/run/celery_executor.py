@@ -291,7 +291,11 @@ def run_worker(
     at once, each in its own process of Celery's prefork pool (default: CPUs), which share
     the config's `defaults.concurrency` and `per_host` out among them; `queues`:
     the queues it consumes; `hostname`: its node name (default `kpi@<host>`). Returns the
-    worker's exit code. Raises ConfigError when the config's executor is not celery."""
+    worker's exit code. Raises ConfigError when the config's executor is not celery, and
+    KpiError (one line, the password masked) when the broker cannot be reached or refuses
+    the worker at its start (a wrong password or vhost, nothing listening: Celery would
+    retry a refused login or a missing vhost for ever, and die with a traceback); a broker
+    lost later is waited for."""
     global _worker
     executor = config.settings.executor
     if not isinstance(executor, PlainCeleryExecutor):
@@ -304,6 +308,7 @@ def run_worker(
     from celery.utils.nodenames import host_format
 
     app = celery_app(executor)
+    _reach_broker(app, executor)
     worker = app.Worker(
         hostname=host_format(hostname or "kpi@%h"),
         queues=list(queues),
@@ -314,6 +319,28 @@ def run_worker(
     )
     worker.start()
     return int(getattr(worker, "exitcode", 0) or 0)
+
+
+def _reach_broker(app: Celery, executor: CeleryExecutor) -> None:
+    """Connect to `app`'s broker once and open a channel; raises KpiError, one line with
+    the password masked, when the broker cannot be reached or refuses (every error the
+    transport raises: kombu's OperationalError, amqp's AccessRefused and NotAllowed, a
+    Redis ResponseError)."""
+    from kombu.exceptions import OperationalError
+    from kombu.utils.url import maybe_sanitize_url
+
+    with app.connection_for_write() as connection:
+        unreachable = (
+            OperationalError,
+            *connection.connection_errors,
+            *connection.channel_errors,
+        )
+        try:
+            connection.ensure_connection(max_retries=0)
+            connection.default_channel  # noqa: B018 - Redis selects its database here
+        except unreachable as exc:
+            where = maybe_sanitize_url(executor.broker)
+            raise KpiError(redact(f"cannot reach the broker {where}: {_cause(exc)}")) from None
 
 
 # ---- the coordinator's side ------------------------------------------------------------
