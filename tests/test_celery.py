@@ -1440,3 +1440,51 @@ def test_a_worker_the_broker_refuses_at_its_start_says_so_in_one_line_and_exits(
     assert listed.returncode == 1
     assert listed.stderr.strip().splitlines() == [line]
     assert SECRET not in stderr + listed.stdout + listed.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "url"),
+    [
+        ("broker", f"amqp://kpi:pw#{SECRET}@127.0.0.1:5672//"),
+        ("broker", f"redis://:pw/{SECRET}@127.0.0.1:6379/0"),
+        ("backend", f"redis://:pw?{SECRET}@127.0.0.1:6379/0"),
+    ],
+    ids=["broker-hash", "broker-slash", "backend-question-mark"],
+)
+def test_a_broker_url_with_a_raw_hash_slash_or_question_mark_in_its_password_is_one_line(
+    key: str, url: str, tmp_path: Path, pg_url: str
+) -> None:
+    """A password written as is with `#`, `/` or `?` ends the URL's host part there: every
+    command died with a traceback about the port (its text shows the password's first
+    characters). Now `kpi worker` and `kpi workers` give one config error, and `kpi run`
+    fails each source with it, its run finished (not left running for the next run to mark
+    interrupted)."""
+    broker = url if key == "broker" else "amqp://guest:guest@127.0.0.1:5672//"
+    backend = f", backend: '{url}'" if key == "backend" else ""
+    path = tmp_path / "kpi.yaml"
+    path.write_text(
+        f"store: '{pg_url}'\n"
+        f"executor: {{type: celery, broker: '{broker}', wait: 5{backend}}}\n"
+        "sources:\n  - {name: a, type: html, url: 'http://127.0.0.1:9/', metrics: {n: {css: p}}}\n"
+    )
+    line = (
+        f"executor.{key}: the URL cannot be read: write its port as a number, and a `#`, `/` "
+        "or `?` in its user or password percent-encoded (%23, %2F, %3F)"
+    )
+    seen = ""
+    for command in ("worker", "workers"):
+        out = kpi(path, command)
+        assert out.returncode == 2, out.stderr[-3000:]
+        assert out.stderr.strip().splitlines() == [f"config error: {line}"]
+        seen += out.stdout + out.stderr
+    for _ in range(2):
+        out = kpi(path, "run", "--no-deliver", "--format", "json")
+        assert out.returncode == 1, out.stderr[-3000:]
+        assert json.loads(out.stdout)["errors"] == [{"where": "a", "message": line}]
+        seen += out.stdout + out.stderr
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as conn:
+        statuses = conn.execute(sa.text("SELECT status FROM runs ORDER BY id")).scalars().all()
+    engine.dispose()
+    assert statuses == ["failed", "failed"]
+    assert SECRET not in seen

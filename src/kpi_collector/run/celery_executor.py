@@ -124,6 +124,9 @@ def celery_app(executor: CeleryExecutor) -> Celery:
     kpi-collector[celery]) when Celery is missing."""
     from celery import Celery
 
+    _readable(executor.broker, "broker")
+    if executor.backend:
+        _readable(executor.backend, "backend")
     wait = executor.wait_seconds
     app = Celery(
         "kpi_collector",
@@ -156,6 +159,31 @@ def celery_app(executor: CeleryExecutor) -> Celery:
     )
     app.task(name=TASK_COLLECT, bind=True)(_collect_batch)
     return app
+
+
+def _readable(url: str, key: str) -> None:
+    """Raises ConfigError when kombu cannot read `url` (`executor.<key>`; each URL of a
+    `;`-separated failover list): a `#`, `/` or `?` written as is in a password ends the
+    URL's host part there, and every command died with a traceback about the port (whose
+    text shows the password's first characters, so it is not repeated here)."""
+    from kombu.utils.url import url_to_parts
+
+    for part in url.split(";"):
+        try:
+            url_to_parts(part.strip())
+        except ValueError:
+            raise ConfigError(
+                f"executor.{key}: the URL cannot be read: write its port as a number, and a "
+                "`#`, `/` or `?` in its user or password percent-encoded (%23, %2F, %3F)"
+            ) from None
+
+
+def _shown(url: str) -> str:
+    """`url` as a message shows it: each URL of a `;`-separated failover list with its
+    password masked (kombu masks only the first)."""
+    from kombu.utils.url import maybe_sanitize_url
+
+    return redact(";".join(maybe_sanitize_url(part) for part in url.split(";")))
 
 
 # ---- the worker's side ----------------------------------------------------------------
@@ -327,7 +355,6 @@ def _reach_broker(app: Celery, executor: CeleryExecutor) -> None:
     transport raises: kombu's OperationalError, amqp's AccessRefused and NotAllowed, a
     Redis ResponseError)."""
     from kombu.exceptions import OperationalError
-    from kombu.utils.url import maybe_sanitize_url
 
     with app.connection_for_write() as connection:
         unreachable = (
@@ -339,7 +366,7 @@ def _reach_broker(app: Celery, executor: CeleryExecutor) -> None:
             connection.ensure_connection(max_retries=0)
             connection.default_channel  # noqa: B018 - Redis selects its database here
         except unreachable as exc:
-            where = maybe_sanitize_url(executor.broker)
+            where = _shown(executor.broker)
             raise KpiError(redact(f"cannot reach the broker {where}: {_cause(exc)}")) from None
 
 
@@ -528,7 +555,13 @@ def _dispatch_and_gather(
     once, revoking what is still out. `config_path`: see `collect_celery`."""
     from celery.result import AsyncResult
 
-    app = celery_app(executor)
+    try:
+        app = celery_app(executor)
+    except ConfigError as exc:  # a URL kombu cannot read: no batch can go, the run says why
+        unread = {o.source: o for o in _failed([s.name for s in sources], str(exc), False)}
+        for outcome in unread.values():
+            emit(outcome)
+        return unread
     wait = executor.wait_seconds
     outcomes: dict[str, SourceOutcome] = {}
     pending: dict[str, Batch] = {}
@@ -572,13 +605,11 @@ def _dispatch_and_gather(
                     pending[handle.id] = batch
                     handles.append(handle)
         except Exception as exc:  # kombu's OperationalError and the like: no broker
-            from kombu.utils.url import maybe_sanitize_url
-
             if reaching == "broker":
-                where = maybe_sanitize_url(executor.broker)
+                where = _shown(executor.broker)
                 message = redact(f"cannot send to the broker {where}: {_cause(exc)}")
             else:
-                where = maybe_sanitize_url(backend_url)
+                where = _shown(backend_url)
                 message = redact(f"cannot reach the result backend {where}: {_cause(exc)}")
             for batch in todo:
                 for outcome in _failed(batch.names, message, True):
@@ -636,9 +667,7 @@ def _dispatch_and_gather(
             for task_id in list(pending):
                 _revoke(app, task_id)
         except Exception as exc:  # the result backend (or the broker, for rpc://) failed
-            from kombu.utils.url import maybe_sanitize_url
-
-            where = maybe_sanitize_url(backend_url)
+            where = _shown(backend_url)
             message = redact(f"cannot read the answers from {where}: {_cause(exc)}")
             for task_id, batch in list(pending.items()):
                 del pending[task_id]
@@ -912,7 +941,6 @@ def live_workers(executor: CeleryExecutor, *, timeout: float = 2.0) -> list[Work
     queues (`inspect active_queues`) and `kpi_info`. Raises KpiError when the broker cannot
     be reached."""
     from kombu.exceptions import OperationalError
-    from kombu.utils.url import maybe_sanitize_url
 
     app = celery_app(executor)
     try:
@@ -940,7 +968,7 @@ def live_workers(executor: CeleryExecutor, *, timeout: float = 2.0) -> list[Work
                 )
             )
         except unreachable as exc:
-            where = maybe_sanitize_url(executor.broker)
+            where = _shown(executor.broker)
             raise KpiError(redact(f"cannot reach the broker {where}: {_cause(exc)}")) from None
     finally:
         app.close()
