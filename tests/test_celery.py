@@ -1488,3 +1488,43 @@ def test_a_broker_url_with_a_raw_hash_slash_or_question_mark_in_its_password_is_
     engine.dispose()
     assert statuses == ["failed", "failed"]
     assert SECRET not in seen
+
+
+def test_sigterm_to_a_coordinator_revokes_its_queued_batches(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    """`kpi run` is stopped with SIGTERM (systemd, `kill`) while one batch is collected and
+    another still queued: it revokes its batches before it ends, so the worker skips the
+    queued one instead of collecting it for nobody (before, the process died at once and
+    the worker collected every batch left behind). It still ends as SIGTERM does, and the
+    next run marks its run interrupted."""
+    broker = require_broker_url("rabbitmq")
+    url, site = pages
+    uid, queue, _, config = one_queue(
+        tmp_path / "cfg",
+        prefix="term",
+        sources=2,
+        broker=broker,
+        store=pg_url,
+        url=url,
+        batch_size=1,
+    )
+    worker = cluster.start(config, f"t@{uid}", [queue], env_for("t"))
+    site.hold.clear()  # the worker holds the first batch; the second waits in the queue
+    with coordinator_in_background(config) as run:
+        wait_for_a_hit(site)
+        assert [path for path, _ in site.hits] == ["/n/1"]
+        run.send_signal(signal.SIGTERM)
+        run.communicate(timeout=30)
+    assert run.returncode == -signal.SIGTERM
+    site.hold.set()
+    deadline = time.monotonic() + 30
+    while "Discarding revoked task" not in worker.log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, worker.log.read_text(errors="replace")[-3000:]
+        time.sleep(0.1)
+    assert site.tags(2) == []  # the queued batch was never collected
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT status FROM runs")).scalars().all() == ["running"]
+    engine.dispose()
+    assert stored(pg_url) == {}

@@ -39,8 +39,10 @@ Celery is imported only here and only when the celery executor is used (extra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -523,6 +525,7 @@ async def collect_celery(
             loop.call_soon_threadsafe(on_done, outcome)
 
     stop = threading.Event()
+    terminated = _stop_on_sigterm(loop, stop)
     try:
         got = await asyncio.to_thread(
             _dispatch_and_gather,
@@ -537,8 +540,42 @@ async def collect_celery(
     except BaseException:  # cancelled (Ctrl-C, a stopping scheduler): the thread lets go too
         stop.set()
         raise
+    finally:
+        if terminated is not None:
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signal.SIGTERM)
+    if terminated is not None and terminated.is_set():
+        # the batches still out are revoked: end the process as SIGTERM does (the run stays
+        # `running`, and the next run marks it interrupted, as for a local run)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
     lost = "the worker's answer left this source out"
     return [got.get(s.name) or _failed([s.name], lost, True)[0] for s in sources]
+
+
+def _stop_on_sigterm(
+    loop: asyncio.AbstractEventLoop, stop: threading.Event
+) -> threading.Event | None:
+    """Under a default SIGTERM disposition (`kpi run`; `kpi schedule` handles SIGTERM
+    itself) in the main thread: a SIGTERM sets `stop`, so the coordinator revokes the
+    batches still out before the process ends, instead of dying at once and leaving them
+    for workers to collect for nobody. Returns the event a SIGTERM sets, None when no
+    handler was added."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None
+    terminated = threading.Event()
+
+    def on_sigterm() -> None:
+        terminated.set()
+        stop.set()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    except (NotImplementedError, RuntimeError):  # no signal handling on this loop
+        return None
+    return terminated
 
 
 def _dispatch_and_gather(
