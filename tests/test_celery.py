@@ -811,7 +811,7 @@ def test_a_killed_coordinator_leaves_an_interrupted_run_and_the_next_run_proceed
     tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
 ) -> None:
     broker = require_broker_url("rabbitmq")
-    url, _ = pages
+    url, site = pages
     uid, queue, plan, config = one_queue(
         tmp_path / "cfg", prefix="coord", sources=3, broker=broker, store=pg_url, url=url
     )
@@ -828,9 +828,11 @@ def test_a_killed_coordinator_leaves_an_interrupted_run_and_the_next_run_proceed
         runs = conn.execute(sa.text("SELECT id, status FROM runs ORDER BY id")).all()
     engine.dispose()
     assert [status for _, status in runs] == ["interrupted", "ok"]
-    # the second run's values; the first batch, still queued when its run died, may have
-    # been collected by the late worker too, but nothing of it is stored
     assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
+    # the first batch, still queued when its run died, was skipped: its answer had nowhere
+    # to go (before, the late worker collected it for nobody, ahead of the second run's)
+    for i, _ in plan:
+        assert site.tags(i) == ["late"], (i, site.tags(i))
 
 
 def test_an_unreachable_broker_fails_the_sources_in_one_line_without_its_password(
@@ -954,13 +956,15 @@ def test_a_worker_without_a_sources_variable_says_so(
 
 
 def test_ctrl_c_stops_a_coordinator_waiting_for_workers(
-    tmp_path: Path, pages: tuple[str, Pages], pg_url: str
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
 ) -> None:
+    """Ctrl-C ends the wait at once; the batch no worker heard the revocation of (none was
+    running) is skipped by a worker that starts later, not collected for nobody."""
     broker = require_broker_url("rabbitmq")
-    url, _ = pages
-    config = one_queue(
+    url, site = pages
+    uid, queue, _, config = one_queue(
         tmp_path / "cfg", prefix="cc", sources=1, broker=broker, store=pg_url, url=url, wait=600
-    ).config
+    )
     with coordinator_in_background(config) as run:
         engine = sa.create_engine(pg_url)
         statuses = run_statuses_once_running(engine)
@@ -971,6 +975,15 @@ def test_ctrl_c_stops_a_coordinator_waiting_for_workers(
         _, stderr = run.communicate(timeout=60)
     assert run.returncode == 130
     assert stderr.strip().splitlines()[-1] == "interrupted"
+    late = cluster.start(config, f"late@{uid}", [queue], env_for("late"))
+    # skipped as gone; or discarded as revoked, when a worker of another test on the same
+    # broker heard the revocation and the late one learnt it from that one at its start
+    skipped = ("the run that sent it is gone", "Discarding revoked task")
+    deadline = time.monotonic() + 30
+    while not site.hits and not any(s in late.log.read_text(errors="replace") for s in skipped):
+        assert time.monotonic() < deadline, late.log.read_text(errors="replace")[-3000:]
+        time.sleep(0.1)
+    assert site.hits == []
 
 
 def test_the_config_of_docs_scale_out_loads(

@@ -26,7 +26,8 @@ deliveries, alerts) stays with the coordinator, `kpi run` or `kpi schedule`.
   coordinator looks every few seconds for its batches that Redis holds as delivered but
   no live worker holds (`_LostBatches`), and hands each such batch back to its queue.
 - Results expire after `wait` + 1 h (Redis keys), and the coordinator deletes each one once
-  it has read it.
+  it has read it. With `rpc://` results, a worker skips a batch whose coordinator's reply
+  queue is gone (its run was stopped or killed): nobody could take its answer.
 - A queue none of whose batches has answered for `wait` seconds is given up: its
   outstanding sources fail ("no worker answered for queue `kpi` within 600 s"), never a hang.
   Its batches are revoked, and expire once the run can no longer take their answers, so a
@@ -221,6 +222,13 @@ def _collect_batch(task: Any, names: list[str], run_fingerprint: str, now: str) 
     `{"worker", "fingerprint", "refused", "outcomes": [[source, {metric: value},
     [[metric, message, transient], ...], seconds], ...]}` (JSON)."""
     hostname = str(getattr(task.request, "hostname", None) or socket.gethostname())
+    if _run_is_gone(task):
+        log.warning(
+            "skipped a batch of %d sources: the run that sent it is gone (its coordinator was "
+            "stopped or killed)",
+            len(names),
+        )
+        return {"worker": hostname, "fingerprint": "", "refused": False, "outcomes": []}
     state = _worker
     if state is None or state.fingerprint != run_fingerprint:
         return {
@@ -260,6 +268,31 @@ def _collect_batch(task: Any, names: list[str], run_fingerprint: str, now: str) 
         "refused": False,
         "outcomes": encoded,
     }
+
+
+def _run_is_gone(task: Any) -> bool:
+    """True when the batch's answer has nowhere to go: with `rpc://` results (RabbitMQ's
+    default here), the queue the coordinator reads its answers from is gone once the
+    coordinator is (RabbitMQ deletes it with its last consumer). A batch its run left behind
+    (a coordinator killed, or stopped while no worker could hear the revocation) would
+    otherwise be collected for nobody, ahead of the next run's batches. False when it
+    cannot tell (another result backend, the broker not answering)."""
+    from celery.backends.rpc import RPCBackend
+
+    reply_to = getattr(task.request, "reply_to", None)
+    if not reply_to or not isinstance(task.backend, RPCBackend):
+        return False
+    try:
+        with task.app.connection_for_read() as connection:
+            channel = connection.channel()
+            try:
+                channel.queue_declare(queue=reply_to, passive=True)
+            except connection.channel_errors as exc:
+                return getattr(exc, "code", None) == 404  # NOT_FOUND
+            channel.close()
+    except Exception as exc:  # the broker is away: collect, as before
+        log.debug("could not look for the run's reply queue: %s", redact(str(exc)))
+    return False
 
 
 def _run_batch(work: Coroutine[Any, Any, T]) -> T:
