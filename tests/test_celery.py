@@ -424,7 +424,12 @@ def test_the_app_carries_the_failure_semantics() -> None:
     conf = celery_app(executor).conf
     assert (conf.task_acks_late, conf.task_reject_on_worker_lost) == (True, True)
     assert conf.worker_prefetch_multiplier == 1
-    assert conf.broker_transport_options == {"visibility_timeout": 660}  # 600 s + 60 s
+    assert conf.broker_transport_options == {  # 600 s + 60 s; reads that never block for ever
+        "visibility_timeout": 660,
+        "socket_timeout": 15.0,
+        "socket_connect_timeout": 5.0,
+    }
+    assert (conf.redis_socket_timeout, conf.redis_socket_connect_timeout) == (15.0, 5.0)
     assert conf.result_expires == 600 + 3600
     assert conf.result_backend == "redis://127.0.0.1:6379/0"
     assert conf.accept_content == ["json"]
@@ -1541,3 +1546,54 @@ def test_sigterm_to_a_coordinator_revokes_its_queued_batches(
         assert conn.execute(sa.text("SELECT status FROM runs")).scalars().all() == ["running"]
     engine.dispose()
     assert stored(pg_url) == {}
+
+
+def test_a_redis_broker_that_stops_answering_mid_run_does_not_hang_the_run(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str
+) -> None:
+    """A Redis of the test's own is frozen (SIGSTOP: it takes connections, answers nothing)
+    while the coordinator waits: the queue is given up after `wait` and the revocation's
+    read times out, so the run ends (before, it blocked until Redis answered again)."""
+    require_broker_url("redis")  # the machine has Redis: its server program is here too
+    server = require_binary("redis-server", hint="Debian package redis-server")
+    port = _free_port()
+    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    argv += ["--appendonly", "no", "--dir", str(tmp_path)]
+    redis_proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _listening(port):
+            assert redis_proc.poll() is None and time.monotonic() < deadline, "no redis"
+            time.sleep(0.05)
+        url, site = pages
+        _, queue, plan, config = one_queue(
+            tmp_path / "cfg",
+            prefix="frozen",
+            sources=2,
+            broker=f"redis://127.0.0.1:{port}/0",
+            store=pg_url,
+            url=url,
+            wait=3,
+        )
+        with coordinator_in_background(config, "--format", "json") as run:
+            engine = sa.create_engine(pg_url)
+            statuses = run_statuses_once_running(engine)  # its batch is sent: no worker
+            engine.dispose()
+            assert statuses == ["running"]
+            redis_proc.send_signal(signal.SIGSTOP)
+            try:
+                stdout, stderr = run.communicate(timeout=90)
+            finally:
+                redis_proc.send_signal(signal.SIGCONT)
+        assert run.returncode == 1, stderr
+        message = f"no worker answered for queue `{queue}` within 3 s"
+        assert json.loads(stdout)["errors"] == [
+            {"where": f"s{i}", "message": message} for i, _ in plan
+        ]
+        assert site.hits == []
+    finally:
+        redis_proc.send_signal(signal.SIGCONT)
+        redis_proc.terminate()
+        redis_proc.wait(timeout=30)

@@ -73,6 +73,7 @@ INFO_COMMAND = "kpi_info"  # `celery inspect kpi_info`: a worker's fingerprint a
 DEFAULT_QUEUE = "kpi"
 VISIBILITY_MARGIN = 60.0  # seconds the Redis visibility timeout stays above `wait`
 RESULT_KEEP = 3600.0  # seconds a result outlives `wait` when nobody reads it
+SOCKET_TIMEOUT = 15.0  # seconds a Redis read may take: Redis's blocking reads wait 1 s
 
 
 def fingerprint(config: Config) -> str:
@@ -137,7 +138,11 @@ def celery_app(executor: CeleryExecutor) -> Celery:
         backend=executor.backend or default_backend(executor.broker),
         set_as_current=False,
     )
-    transport = {"visibility_timeout": int(wait + VISIBILITY_MARGIN)}
+    transport: dict[str, Any] = {"visibility_timeout": int(wait + VISIBILITY_MARGIN)}
+    if executor.broker.startswith(("redis://", "rediss://")):
+        # a Redis that stops answering (frozen, a network that drops packets) fails a read
+        # after this long instead of blocking it for ever, and the run with it
+        transport |= {"socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": 5.0}
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -159,6 +164,8 @@ def celery_app(executor: CeleryExecutor) -> Celery:
         task_send_sent_event=True,
         worker_hijack_root_logger=False,
         enable_utc=True,
+        redis_socket_timeout=SOCKET_TIMEOUT,
+        redis_socket_connect_timeout=5.0,
     )
     app.task(name=TASK_COLLECT, bind=True)(_collect_batch)
     return app
@@ -750,7 +757,8 @@ def _dispatch_and_gather(
     finally:
         if rescuer is not None:
             rescuer.done.set()
-            rescuer.join()
+            # bounded: a look may hang on a broker that stopped answering (the run must not)
+            rescuer.join(timeout=5.0)
         app.close()
     return outcomes
 
