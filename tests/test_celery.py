@@ -424,7 +424,12 @@ def test_the_app_carries_the_failure_semantics() -> None:
     conf = celery_app(executor).conf
     assert (conf.task_acks_late, conf.task_reject_on_worker_lost) == (True, True)
     assert conf.worker_prefetch_multiplier == 1
-    assert conf.broker_transport_options == {"visibility_timeout": 660}  # 600 s + 60 s
+    assert conf.broker_transport_options == {  # 600 s + 60 s; reads that never block for ever
+        "visibility_timeout": 660,
+        "socket_timeout": 15.0,
+        "socket_connect_timeout": 5.0,
+    }
+    assert (conf.redis_socket_timeout, conf.redis_socket_connect_timeout) == (15.0, 5.0)
     assert conf.result_expires == 600 + 3600
     assert conf.result_backend == "redis://127.0.0.1:6379/0"
     assert conf.accept_content == ["json"]
@@ -535,13 +540,18 @@ def test_three_workers_and_queue_routing(
     assert f"--queues {internal}" in listed.stderr
 
 
+@pytest.mark.parametrize("kind", ["rabbitmq", "redis"])
 def test_a_worker_killed_mid_batch_hands_it_over_and_each_source_is_stored_once(
-    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+    kind: str, tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
 ) -> None:
-    broker = require_broker_url("rabbitmq")
+    """The worker holding the batch is SIGKILLed (it and its pool: nothing of it can hand the
+    batch back). RabbitMQ redelivers it when the connection drops; Redis only after its
+    visibility timeout (`wait` + 60 s, beyond the run's patience): the coordinator sees
+    that no live worker holds it and hands it back itself, well within `wait`."""
+    broker = require_broker_url(kind)
     url, site = pages
     uid, queue, plan, config = one_queue(
-        tmp_path / "cfg", prefix="kill", sources=6, broker=broker, store=pg_url, url=url
+        tmp_path / "cfg", prefix="kill", sources=6, broker=broker, store=pg_url, url=url, wait=30
     )
     first = cluster.start(config, f"a@{uid}", [queue], env_for("a"))
     second = cluster.start(config, f"b@{uid}", [queue], env_for("b"))
@@ -806,7 +816,7 @@ def test_a_killed_coordinator_leaves_an_interrupted_run_and_the_next_run_proceed
     tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
 ) -> None:
     broker = require_broker_url("rabbitmq")
-    url, _ = pages
+    url, site = pages
     uid, queue, plan, config = one_queue(
         tmp_path / "cfg", prefix="coord", sources=3, broker=broker, store=pg_url, url=url
     )
@@ -823,9 +833,11 @@ def test_a_killed_coordinator_leaves_an_interrupted_run_and_the_next_run_proceed
         runs = conn.execute(sa.text("SELECT id, status FROM runs ORDER BY id")).all()
     engine.dispose()
     assert [status for _, status in runs] == ["interrupted", "ok"]
-    # the second run's values; the first batch, still queued when its run died, may have
-    # been collected by the late worker too, but nothing of it is stored
     assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
+    # the first batch, still queued when its run died, was skipped: its answer had nowhere
+    # to go (before, the late worker collected it for nobody, ahead of the second run's)
+    for i, _ in plan:
+        assert site.tags(i) == ["late"], (i, site.tags(i))
 
 
 def test_an_unreachable_broker_fails_the_sources_in_one_line_without_its_password(
@@ -949,13 +961,15 @@ def test_a_worker_without_a_sources_variable_says_so(
 
 
 def test_ctrl_c_stops_a_coordinator_waiting_for_workers(
-    tmp_path: Path, pages: tuple[str, Pages], pg_url: str
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
 ) -> None:
+    """Ctrl-C ends the wait at once; the batch no worker heard the revocation of (none was
+    running) is skipped by a worker that starts later, not collected for nobody."""
     broker = require_broker_url("rabbitmq")
-    url, _ = pages
-    config = one_queue(
+    url, site = pages
+    uid, queue, _, config = one_queue(
         tmp_path / "cfg", prefix="cc", sources=1, broker=broker, store=pg_url, url=url, wait=600
-    ).config
+    )
     with coordinator_in_background(config) as run:
         engine = sa.create_engine(pg_url)
         statuses = run_statuses_once_running(engine)
@@ -966,6 +980,15 @@ def test_ctrl_c_stops_a_coordinator_waiting_for_workers(
         _, stderr = run.communicate(timeout=60)
     assert run.returncode == 130
     assert stderr.strip().splitlines()[-1] == "interrupted"
+    late = cluster.start(config, f"late@{uid}", [queue], env_for("late"))
+    # skipped as gone; or discarded as revoked, when a worker of another test on the same
+    # broker heard the revocation and the late one learnt it from that one at its start
+    skipped = ("the run that sent it is gone", "Discarding revoked task")
+    deadline = time.monotonic() + 30
+    while not site.hits and not any(s in late.log.read_text(errors="replace") for s in skipped):
+        assert time.monotonic() < deadline, late.log.read_text(errors="replace")[-3000:]
+        time.sleep(0.1)
+    assert site.hits == []
 
 
 def test_the_config_of_docs_scale_out_loads(
@@ -1384,3 +1407,193 @@ def test_a_database_result_backend_that_is_down_is_one_line_not_a_traceback(
         finally:
             channel.close()
     assert site.hits == []
+
+
+@pytest.mark.parametrize("case", ["password", "vhost", "down", "redis-db"])
+def test_a_worker_the_broker_refuses_at_its_start_says_so_in_one_line_and_exits(
+    case: str, tmp_path: Path
+) -> None:
+    """`kpi worker` whose broker refuses the login, has no such vhost or Redis database, or
+    is not there: one line naming the broker (password masked) and why, exit 1 (a systemd
+    unit restarts it), as `kpi workers` says. Before, a refused login died with a 40-line
+    traceback and a missing vhost was retried for ever with Celery's tracebacks."""
+    rabbit = require_broker_url("rabbitmq")
+    redis_url = require_broker_url("redis")
+    port = _free_port()  # nothing listens on it
+    broker, masked, why = {
+        "password": (
+            f"amqp://guest:pw-{SECRET}@127.0.0.1:5672//",
+            "amqp://guest:***@127.0.0.1:5672//",
+            "ACCESS_REFUSED",
+        ),
+        "vhost": (
+            f"amqp://guest:guest@127.0.0.1:5672/nohost{uuid.uuid4().hex[:8]}",
+            "amqp://guest:***@127.0.0.1:5672/nohost",
+            "NOT_ALLOWED - vhost nohost",
+        ),
+        "down": (
+            f"amqp://kpi:pw-{SECRET}@127.0.0.1:{port}//",
+            f"amqp://kpi:***@127.0.0.1:{port}//",
+            "refused",
+        ),
+        "redis-db": (
+            redis_url.rsplit("/", 1)[0] + "/999",
+            redis_url.rsplit("/", 1)[0] + "/999",
+            "DB index is out of range",
+        ),
+    }[case]
+    assert rabbit and redis_url
+    path = tmp_path / "kpi.yaml"
+    path.write_text(
+        "store: 'postgresql+psycopg://kpi@127.0.0.1/kpi'\n"
+        f"executor: {{type: celery, broker: '{broker}', wait: 5}}\n"
+        "sources:\n  - {name: a, type: html, url: 'http://127.0.0.1:9/', metrics: {n: {css: p}}}\n"
+    )
+    code, stderr = _worker_until_exit(path, "--queues", f"ref{uuid.uuid4().hex[:8]}")
+    assert code == 1, stderr[-3000:]
+    [line] = stderr.strip().splitlines()
+    assert line.startswith(f"error: cannot reach the broker {masked}"), line
+    assert why in line, line
+    listed = kpi(path, "workers")
+    assert listed.returncode == 1
+    assert listed.stderr.strip().splitlines() == [line]
+    assert SECRET not in stderr + listed.stdout + listed.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "url"),
+    [
+        ("broker", f"amqp://kpi:pw#{SECRET}@127.0.0.1:5672//"),
+        ("broker", f"redis://:pw/{SECRET}@127.0.0.1:6379/0"),
+        ("backend", f"redis://:pw?{SECRET}@127.0.0.1:6379/0"),
+    ],
+    ids=["broker-hash", "broker-slash", "backend-question-mark"],
+)
+def test_a_broker_url_with_a_raw_hash_slash_or_question_mark_in_its_password_is_one_line(
+    key: str, url: str, tmp_path: Path, pg_url: str
+) -> None:
+    """A password written as is with `#`, `/` or `?` ends the URL's host part there: every
+    command died with a traceback about the port (its text shows the password's first
+    characters). Now `kpi worker` and `kpi workers` give one config error, and `kpi run`
+    fails each source with it, its run finished (not left running for the next run to mark
+    interrupted)."""
+    broker = url if key == "broker" else "amqp://guest:guest@127.0.0.1:5672//"
+    backend = f", backend: '{url}'" if key == "backend" else ""
+    path = tmp_path / "kpi.yaml"
+    path.write_text(
+        f"store: '{pg_url}'\n"
+        f"executor: {{type: celery, broker: '{broker}', wait: 5{backend}}}\n"
+        "sources:\n  - {name: a, type: html, url: 'http://127.0.0.1:9/', metrics: {n: {css: p}}}\n"
+    )
+    line = (
+        f"executor.{key}: the URL cannot be read: write its port as a number, and a `#`, `/` "
+        "or `?` in its user or password percent-encoded (%23, %2F, %3F)"
+    )
+    seen = ""
+    for command in ("worker", "workers"):
+        out = kpi(path, command)
+        assert out.returncode == 2, out.stderr[-3000:]
+        assert out.stderr.strip().splitlines() == [f"config error: {line}"]
+        seen += out.stdout + out.stderr
+    for _ in range(2):
+        out = kpi(path, "run", "--no-deliver", "--format", "json")
+        assert out.returncode == 1, out.stderr[-3000:]
+        assert json.loads(out.stdout)["errors"] == [{"where": "a", "message": line}]
+        seen += out.stdout + out.stderr
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as conn:
+        statuses = conn.execute(sa.text("SELECT status FROM runs ORDER BY id")).scalars().all()
+    engine.dispose()
+    assert statuses == ["failed", "failed"]
+    assert SECRET not in seen
+
+
+def test_sigterm_to_a_coordinator_revokes_its_queued_batches(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    """`kpi run` is stopped with SIGTERM (systemd, `kill`) while one batch is collected and
+    another still queued: it revokes its batches before it ends, so the worker skips the
+    queued one instead of collecting it for nobody (before, the process died at once and
+    the worker collected every batch left behind). It still ends as SIGTERM does, and the
+    next run marks its run interrupted."""
+    broker = require_broker_url("rabbitmq")
+    url, site = pages
+    uid, queue, _, config = one_queue(
+        tmp_path / "cfg",
+        prefix="term",
+        sources=2,
+        broker=broker,
+        store=pg_url,
+        url=url,
+        batch_size=1,
+    )
+    worker = cluster.start(config, f"t@{uid}", [queue], env_for("t"))
+    site.hold.clear()  # the worker holds the first batch; the second waits in the queue
+    with coordinator_in_background(config) as run:
+        wait_for_a_hit(site)
+        assert [path for path, _ in site.hits] == ["/n/1"]
+        run.send_signal(signal.SIGTERM)
+        run.communicate(timeout=30)
+    assert run.returncode == -signal.SIGTERM
+    site.hold.set()
+    deadline = time.monotonic() + 30
+    while "Discarding revoked task" not in worker.log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, worker.log.read_text(errors="replace")[-3000:]
+        time.sleep(0.1)
+    assert site.tags(2) == []  # the queued batch was never collected
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT status FROM runs")).scalars().all() == ["running"]
+    engine.dispose()
+    assert stored(pg_url) == {}
+
+
+def test_a_redis_broker_that_stops_answering_mid_run_does_not_hang_the_run(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str
+) -> None:
+    """A Redis of the test's own is frozen (SIGSTOP: it takes connections, answers nothing)
+    while the coordinator waits: the queue is given up after `wait` and the revocation's
+    read times out, so the run ends (before, it blocked until Redis answered again)."""
+    require_broker_url("redis")  # the machine has Redis: its server program is here too
+    server = require_binary("redis-server", hint="Debian package redis-server")
+    port = _free_port()
+    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    argv += ["--appendonly", "no", "--dir", str(tmp_path)]
+    redis_proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _listening(port):
+            assert redis_proc.poll() is None and time.monotonic() < deadline, "no redis"
+            time.sleep(0.05)
+        url, site = pages
+        _, queue, plan, config = one_queue(
+            tmp_path / "cfg",
+            prefix="frozen",
+            sources=2,
+            broker=f"redis://127.0.0.1:{port}/0",
+            store=pg_url,
+            url=url,
+            wait=3,
+        )
+        with coordinator_in_background(config, "--format", "json") as run:
+            engine = sa.create_engine(pg_url)
+            statuses = run_statuses_once_running(engine)  # its batch is sent: no worker
+            engine.dispose()
+            assert statuses == ["running"]
+            redis_proc.send_signal(signal.SIGSTOP)
+            try:
+                stdout, stderr = run.communicate(timeout=90)
+            finally:
+                redis_proc.send_signal(signal.SIGCONT)
+        assert run.returncode == 1, stderr
+        message = f"no worker answered for queue `{queue}` within 3 s"
+        assert json.loads(stdout)["errors"] == [
+            {"where": f"s{i}", "message": message} for i, _ in plan
+        ]
+        assert site.hits == []
+    finally:
+        redis_proc.send_signal(signal.SIGCONT)
+        redis_proc.terminate()
+        redis_proc.wait(timeout=30)

@@ -20,9 +20,14 @@ deliveries, alerts) stays with the coordinator, `kpi run` or `kpi schedule`.
   coordinator keeps the first outcome of each source and drops the others, so each source
   is stored at most once per run.
 - Redis as the broker redelivers a message not acknowledged within its visibility timeout
-  (celery#5935): it is set to `wait` + 60 s, beyond the time the coordinator waits.
+  (celery#5935): it is set to `wait` + 60 s, beyond the time the coordinator waits, so a
+  batch that takes long is not collected twice. A worker killed outright (SIGKILL, a lost
+  machine) never hands its batch back, and that timeout would outlast the run: the
+  coordinator looks every few seconds for its batches that Redis holds as delivered but
+  no live worker holds (`_LostBatches`), and hands each such batch back to its queue.
 - Results expire after `wait` + 1 h (Redis keys), and the coordinator deletes each one once
-  it has read it.
+  it has read it. With `rpc://` results, a worker skips a batch whose coordinator's reply
+  queue is gone (its run was stopped or killed): nobody could take its answer.
 - A queue none of whose batches has answered for `wait` seconds is given up: its
   outstanding sources fail ("no worker answered for queue `kpi` within 600 s"), never a hang.
   Its batches are revoked, and expire once the run can no longer take their answers, so a
@@ -35,8 +40,10 @@ Celery is imported only here and only when the celery executor is used (extra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -66,6 +73,7 @@ INFO_COMMAND = "kpi_info"  # `celery inspect kpi_info`: a worker's fingerprint a
 DEFAULT_QUEUE = "kpi"
 VISIBILITY_MARGIN = 60.0  # seconds the Redis visibility timeout stays above `wait`
 RESULT_KEEP = 3600.0  # seconds a result outlives `wait` when nobody reads it
+SOCKET_TIMEOUT = 15.0  # seconds a Redis read may take: Redis's blocking reads wait 1 s
 
 
 def fingerprint(config: Config) -> str:
@@ -120,6 +128,9 @@ def celery_app(executor: CeleryExecutor) -> Celery:
     kpi-collector[celery]) when Celery is missing."""
     from celery import Celery
 
+    _readable(executor.broker, "broker")
+    if executor.backend:
+        _readable(executor.backend, "backend")
     wait = executor.wait_seconds
     app = Celery(
         "kpi_collector",
@@ -127,7 +138,11 @@ def celery_app(executor: CeleryExecutor) -> Celery:
         backend=executor.backend or default_backend(executor.broker),
         set_as_current=False,
     )
-    transport = {"visibility_timeout": int(wait + VISIBILITY_MARGIN)}
+    transport: dict[str, Any] = {"visibility_timeout": int(wait + VISIBILITY_MARGIN)}
+    if executor.broker.startswith(("redis://", "rediss://")):
+        # a Redis that stops answering (frozen, a network that drops packets) fails a read
+        # after this long instead of blocking it for ever, and the run with it
+        transport |= {"socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": 5.0}
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -149,9 +164,36 @@ def celery_app(executor: CeleryExecutor) -> Celery:
         task_send_sent_event=True,
         worker_hijack_root_logger=False,
         enable_utc=True,
+        redis_socket_timeout=SOCKET_TIMEOUT,
+        redis_socket_connect_timeout=5.0,
     )
     app.task(name=TASK_COLLECT, bind=True)(_collect_batch)
     return app
+
+
+def _readable(url: str, key: str) -> None:
+    """Raises ConfigError when kombu cannot read `url` (`executor.<key>`; each URL of a
+    `;`-separated failover list): a `#`, `/` or `?` written as is in a password ends the
+    URL's host part there, and every command died with a traceback about the port (whose
+    text shows the password's first characters, so it is not repeated here)."""
+    from kombu.utils.url import url_to_parts
+
+    for part in url.split(";"):
+        try:
+            url_to_parts(part.strip())
+        except ValueError:
+            raise ConfigError(
+                f"executor.{key}: the URL cannot be read: write its port as a number, and a "
+                "`#`, `/` or `?` in its user or password percent-encoded (%23, %2F, %3F)"
+            ) from None
+
+
+def _shown(url: str) -> str:
+    """`url` as a message shows it: each URL of a `;`-separated failover list with its
+    password masked (kombu masks only the first)."""
+    from kombu.utils.url import maybe_sanitize_url
+
+    return redact(";".join(maybe_sanitize_url(part) for part in url.split(";")))
 
 
 # ---- the worker's side ----------------------------------------------------------------
@@ -187,6 +229,13 @@ def _collect_batch(task: Any, names: list[str], run_fingerprint: str, now: str) 
     `{"worker", "fingerprint", "refused", "outcomes": [[source, {metric: value},
     [[metric, message, transient], ...], seconds], ...]}` (JSON)."""
     hostname = str(getattr(task.request, "hostname", None) or socket.gethostname())
+    if _run_is_gone(task):
+        log.warning(
+            "skipped a batch of %d sources: the run that sent it is gone (its coordinator was "
+            "stopped or killed)",
+            len(names),
+        )
+        return {"worker": hostname, "fingerprint": "", "refused": False, "outcomes": []}
     state = _worker
     if state is None or state.fingerprint != run_fingerprint:
         return {
@@ -226,6 +275,31 @@ def _collect_batch(task: Any, names: list[str], run_fingerprint: str, now: str) 
         "refused": False,
         "outcomes": encoded,
     }
+
+
+def _run_is_gone(task: Any) -> bool:
+    """True when the batch's answer has nowhere to go: with `rpc://` results (RabbitMQ's
+    default here), the queue the coordinator reads its answers from is gone once the
+    coordinator is (RabbitMQ deletes it with its last consumer). A batch its run left behind
+    (a coordinator killed, or stopped while no worker could hear the revocation) would
+    otherwise be collected for nobody, ahead of the next run's batches. False when it
+    cannot tell (another result backend, the broker not answering)."""
+    from celery.backends.rpc import RPCBackend
+
+    reply_to = getattr(task.request, "reply_to", None)
+    if not reply_to or not isinstance(task.backend, RPCBackend):
+        return False
+    try:
+        with task.app.connection_for_read() as connection:
+            channel = connection.channel()
+            try:
+                channel.queue_declare(queue=reply_to, passive=True)
+            except connection.channel_errors as exc:
+                return getattr(exc, "code", None) == 404  # NOT_FOUND
+            channel.close()
+    except Exception as exc:  # the broker is away: collect, as before
+        log.debug("could not look for the run's reply queue: %s", redact(str(exc)))
+    return False
 
 
 def _run_batch(work: Coroutine[Any, Any, T]) -> T:
@@ -287,7 +361,11 @@ def run_worker(
     at once, each in its own process of Celery's prefork pool (default: CPUs), which share
     the config's `defaults.concurrency` and `per_host` out among them; `queues`:
     the queues it consumes; `hostname`: its node name (default `kpi@<host>`). Returns the
-    worker's exit code. Raises ConfigError when the config's executor is not celery."""
+    worker's exit code. Raises ConfigError when the config's executor is not celery, and
+    KpiError (one line, the password masked) when the broker cannot be reached or refuses
+    the worker at its start (a wrong password or vhost, nothing listening: Celery would
+    retry a refused login or a missing vhost for ever, and die with a traceback); a broker
+    lost later is waited for."""
     global _worker
     executor = config.settings.executor
     if not isinstance(executor, PlainCeleryExecutor):
@@ -300,6 +378,7 @@ def run_worker(
     from celery.utils.nodenames import host_format
 
     app = celery_app(executor)
+    _reach_broker(app, executor)
     worker = app.Worker(
         hostname=host_format(hostname or "kpi@%h"),
         queues=list(queues),
@@ -310,6 +389,27 @@ def run_worker(
     )
     worker.start()
     return int(getattr(worker, "exitcode", 0) or 0)
+
+
+def _reach_broker(app: Celery, executor: CeleryExecutor) -> None:
+    """Connect to `app`'s broker once and open a channel; raises KpiError, one line with
+    the password masked, when the broker cannot be reached or refuses (every error the
+    transport raises: kombu's OperationalError, amqp's AccessRefused and NotAllowed, a
+    Redis ResponseError)."""
+    from kombu.exceptions import OperationalError
+
+    with app.connection_for_write() as connection:
+        unreachable = (
+            OperationalError,
+            *connection.connection_errors,
+            *connection.channel_errors,
+        )
+        try:
+            connection.ensure_connection(max_retries=0)
+            connection.default_channel  # noqa: B018 - Redis selects its database here
+        except unreachable as exc:
+            where = _shown(executor.broker)
+            raise KpiError(redact(f"cannot reach the broker {where}: {_cause(exc)}")) from None
 
 
 # ---- the coordinator's side ------------------------------------------------------------
@@ -465,6 +565,7 @@ async def collect_celery(
             loop.call_soon_threadsafe(on_done, outcome)
 
     stop = threading.Event()
+    terminated = _stop_on_sigterm(loop, stop)
     try:
         got = await asyncio.to_thread(
             _dispatch_and_gather,
@@ -479,8 +580,42 @@ async def collect_celery(
     except BaseException:  # cancelled (Ctrl-C, a stopping scheduler): the thread lets go too
         stop.set()
         raise
+    finally:
+        if terminated is not None:
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signal.SIGTERM)
+    if terminated is not None and terminated.is_set():
+        # the batches still out are revoked: end the process as SIGTERM does (the run stays
+        # `running`, and the next run marks it interrupted, as for a local run)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
     lost = "the worker's answer left this source out"
     return [got.get(s.name) or _failed([s.name], lost, True)[0] for s in sources]
+
+
+def _stop_on_sigterm(
+    loop: asyncio.AbstractEventLoop, stop: threading.Event
+) -> threading.Event | None:
+    """Under a default SIGTERM disposition (`kpi run`; `kpi schedule` handles SIGTERM
+    itself) in the main thread: a SIGTERM sets `stop`, so the coordinator revokes the
+    batches still out before the process ends, instead of dying at once and leaving them
+    for workers to collect for nobody. Returns the event a SIGTERM sets, None when no
+    handler was added."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None
+    terminated = threading.Event()
+
+    def on_sigterm() -> None:
+        terminated.set()
+        stop.set()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    except (NotImplementedError, RuntimeError):  # no signal handling on this loop
+        return None
+    return terminated
 
 
 def _dispatch_and_gather(
@@ -497,7 +632,13 @@ def _dispatch_and_gather(
     once, revoking what is still out. `config_path`: see `collect_celery`."""
     from celery.result import AsyncResult
 
-    app = celery_app(executor)
+    try:
+        app = celery_app(executor)
+    except ConfigError as exc:  # a URL kombu cannot read: no batch can go, the run says why
+        unread = {o.source: o for o in _failed([s.name for s in sources], str(exc), False)}
+        for outcome in unread.values():
+            emit(outcome)
+        return unread
     wait = executor.wait_seconds
     outcomes: dict[str, SourceOutcome] = {}
     pending: dict[str, Batch] = {}
@@ -505,6 +646,7 @@ def _dispatch_and_gather(
     resent: set[int] = set()  # id() of the batches already sent again after a refusal
     checked: dict[Path, str | None] = {}  # the config file's fingerprint now, once read
     finder = _LiveWorkers(executor, config_fingerprint)  # where a refused batch goes
+    rescuer: _LostBatches | None = None  # with Redis: the batches of workers killed outright
     try:
         moment = now.isoformat()
         todo = batches(sources, executor.batch_size)
@@ -540,19 +682,20 @@ def _dispatch_and_gather(
                     pending[handle.id] = batch
                     handles.append(handle)
         except Exception as exc:  # kombu's OperationalError and the like: no broker
-            from kombu.utils.url import maybe_sanitize_url
-
             if reaching == "broker":
-                where = maybe_sanitize_url(executor.broker)
+                where = _shown(executor.broker)
                 message = redact(f"cannot send to the broker {where}: {_cause(exc)}")
             else:
-                where = maybe_sanitize_url(backend_url)
+                where = _shown(backend_url)
                 message = redact(f"cannot reach the result backend {where}: {_cause(exc)}")
             for batch in todo:
                 for outcome in _failed(batch.names, message, True):
                     outcomes[outcome.source] = outcome
                     emit(outcome)
         heard = dict.fromkeys((b.queue for b in pending.values()), time.monotonic())
+        if pending and executor.broker.startswith(("redis://", "rediss://")):
+            rescuer = _LostBatches(executor, pending)
+            rescuer.start()
 
         def take(task_id: str, value: Any) -> None:
             batch = pending.pop(task_id, None)
@@ -601,9 +744,7 @@ def _dispatch_and_gather(
             for task_id in list(pending):
                 _revoke(app, task_id)
         except Exception as exc:  # the result backend (or the broker, for rpc://) failed
-            from kombu.utils.url import maybe_sanitize_url
-
-            where = maybe_sanitize_url(backend_url)
+            where = _shown(backend_url)
             message = redact(f"cannot read the answers from {where}: {_cause(exc)}")
             for task_id, batch in list(pending.items()):
                 del pending[task_id]
@@ -614,6 +755,10 @@ def _dispatch_and_gather(
                     emit(outcome)
                 _revoke(app, task_id)
     finally:
+        if rescuer is not None:
+            rescuer.done.set()
+            # bounded: a look may hang on a broker that stopped answering (the run must not)
+            rescuer.join(timeout=5.0)
         app.close()
     return outcomes
 
@@ -720,6 +865,70 @@ class _LiveWorkers:
         return names[turn % len(names)]
 
 
+class _LostBatches(threading.Thread):
+    """With Redis as the broker: hands back to its queue each batch of the run that Redis
+    holds as delivered (in kombu's `unacked` hash) while no live worker holds it (Celery's
+    `query_task`), seen so in two looks `every` seconds apart (a batch just delivered is in
+    the hash a moment before its worker records it). Such a batch's worker was killed
+    outright, and Redis itself would hand it back only after its visibility timeout,
+    beyond the run's `wait`. A worker that was only slow to answer collects the batch a
+    second time at worst: the run keeps each source's first outcome.
+
+    Reads `pending` (task id -> batch), which the coordinator's thread changes, by copies;
+    runs until `done` is set."""
+
+    def __init__(self, executor: CeleryExecutor, pending: dict[str, Batch], every: float = 3.0):
+        super().__init__(name="kpi-lost-batches", daemon=True)
+        self.executor = executor
+        self.pending = pending
+        self.every = every
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        app = celery_app(self.executor)
+        suspects: set[str] = set()
+        try:
+            while not self.done.wait(self.every):
+                try:
+                    suspects = self.look(app, suspects)
+                except Exception as exc:  # the broker is away: Redis's own timeout still holds
+                    log.debug("could not look for lost batches: %s", redact(str(exc)))
+        finally:
+            app.close()
+
+    def look(self, app: Celery, suspects: set[str]) -> set[str]:
+        """One look: hands back the batches lost in this look and in the one before;
+        returns the ids of those lost in this one only."""
+        import json
+
+        ours = self.pending.copy()  # one step under the GIL: the other thread changes it
+        if not ours:
+            return set()
+        with app.connection_for_read() as connection:
+            channel: Any = connection.default_channel
+            delivered: dict[str, Any] = {}  # task id -> delivery tag
+            for tag, raw in channel.client.hscan_iter(channel.unacked_key):
+                try:
+                    task_id = json.loads(raw)[0]["headers"]["id"]
+                except (ValueError, LookupError, TypeError):
+                    continue
+                if task_id in ours:
+                    delivered[task_id] = tag
+            if not delivered:
+                return set()
+            replies = app.control.inspect(timeout=2.0).query_task(*delivered) or {}
+            held = {task_id for reply in replies.values() for task_id in reply or {}}
+            lost = {task_id for task_id in delivered if task_id not in held}
+            for task_id in sorted(lost & suspects):
+                channel.qos.restore_by_tag(delivered[task_id], leftmost=True)
+                log.warning(
+                    "a batch of queue %s was held by a worker that is gone: handed back to "
+                    "the queue",
+                    ours[task_id].queue,
+                )
+            return lost - suspects
+
+
 def _resend(
     app: Celery,
     batch: Batch,
@@ -810,7 +1019,6 @@ def live_workers(executor: CeleryExecutor, *, timeout: float = 2.0) -> list[Work
     queues (`inspect active_queues`) and `kpi_info`. Raises KpiError when the broker cannot
     be reached."""
     from kombu.exceptions import OperationalError
-    from kombu.utils.url import maybe_sanitize_url
 
     app = celery_app(executor)
     try:
@@ -838,7 +1046,7 @@ def live_workers(executor: CeleryExecutor, *, timeout: float = 2.0) -> list[Work
                 )
             )
         except unreachable as exc:
-            where = maybe_sanitize_url(executor.broker)
+            where = _shown(executor.broker)
             raise KpiError(redact(f"cannot reach the broker {where}: {_cause(exc)}")) from None
     finally:
         app.close()
