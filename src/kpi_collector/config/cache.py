@@ -296,16 +296,19 @@ def _template(text: str, values: Mapping[str, str]) -> Template:
     return tuple(parts)
 
 
-#: model class -> its "module:qualname", one string each (pickled once, then referenced)
-_MODEL_PATHS: dict[type, str] = {}
+#: class -> how `_Pickler` stores its objects (`_stored_as`), worked out once per class
+_STORED_AS: dict[type, type[int] | tuple[type[Plain], str] | None] = {}
 
 
-def _plain_class(cls: type) -> type[Plain] | None:
-    """The plain class a model `cls` is stored as: its first base, when that is a `Plain`
-    class and no model (a model's subclass, a third-party type, keeps its own class, as
-    do models with private attributes, which the plain class would not carry)."""
-    from pydantic import BaseModel
+def _stored_as(cls: type) -> type[int] | tuple[type[Plain], str] | None:
+    """How an object of class `cls` is cached: `int` for pydantic's `ByteSize`; for a model
+    whose first base is a `Plain` class and no model, that plain class and the model's
+    "module:qualname"; else None, pickled as it is (a model's subclass, a third-party type,
+    and models with private attributes, which the plain class would not carry)."""
+    from pydantic import BaseModel, ByteSize
 
+    if cls is ByteSize:
+        return int
     if not issubclass(cls, BaseModel) or not cls.__bases__:
         return None
     first = cls.__bases__[0]
@@ -313,7 +316,7 @@ def _plain_class(cls: type) -> type[Plain] | None:
         return None
     if cls.__private_attributes__:
         return None
-    return first
+    return first, f"{cls.__module__}:{cls.__qualname__}"
 
 
 def _fill(template: Template, values: Mapping[str, str]) -> str:
@@ -331,15 +334,15 @@ class _Pickler(pickle.Pickler):
         self.values = values
 
     def reducer_override(self, obj: object) -> Any:
-        from pydantic import ByteSize
-
-        if type(obj) is ByteSize:  # a size in bytes (`max_bytes: 50MiB`): the int it is
-            return int, (int(obj),)
         cls = type(obj)
-        plain = _plain_class(cls)
-        if plain is None:
+        if cls not in _STORED_AS:
+            _STORED_AS[cls] = _stored_as(cls)
+        stored = _STORED_AS[cls]
+        if stored is None:
             return NotImplemented
-        model = _MODEL_PATHS.setdefault(cls, f"{cls.__module__}:{cls.__qualname__}")
+        if not isinstance(stored, tuple):  # pydantic's ByteSize (`max_bytes: 50MiB`): an int
+            return int, (int(obj),)  # type: ignore[call-overload]
+        plain, model = stored
         given = obj.model_fields_set  # type: ignore[attr-defined]
         unset = tuple(name for name in obj.__dict__ if name not in given)
         return restore, (plain, dict(obj.__dict__), model, unset)
