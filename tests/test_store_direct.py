@@ -28,7 +28,9 @@ TABLES = ("runs", "run_errors", "observations", "heartbeats")
 
 def new_store(path: Path, *, direct: bool = True) -> HistoryStore:
     """A store at `path` created (and migrated) through SQLAlchemy, then opened again."""
-    HistoryStore(f"sqlite:///{path}").migrate()
+    creator = HistoryStore(f"sqlite:///{path}")
+    creator.migrate()
+    creator.close()
     return HistoryStore(f"sqlite:///{path}", direct=direct)
 
 
@@ -257,3 +259,81 @@ def test_a_file_name_sqlalchemy_reads_literally_is_the_same_file_direct(
     store.finish_run(run, observations=[StoredObservation("k", 1.0, 2.0, "s")], finished_at=2.0)
     assert tables(path)["observations"] == [(1, run, "k", 1.0, 2.0, "s", 0)]
     assert HistoryStore(f"sqlite:///{path}", direct=False).latest()["k"].value == 2.0
+
+
+def test_one_connection_is_kept_between_transactions_and_checkpointed_at_close(
+    tmp_path: Path,
+) -> None:
+    # a connection per transaction checkpointed the WAL into the file (with fsyncs) and
+    # deleted it at each close; the kept one leaves it until the store is closed
+    path = tmp_path / "kpi.db"
+    store = new_store(path)
+    run = store.begin_run(started_at=1.0)
+    store.finish_run(run, observations=[StoredObservation("k", 1.0, 2.0, "s")], finished_at=2.0)
+    assert store.latest()["k"].value == 2.0
+    wal = tmp_path / "kpi.db-wal"
+    assert wal.exists() and wal.stat().st_size > 0
+    store.close()
+    assert not wal.exists()  # the last connection closed: written into the file
+    assert tables(path)["observations"] == [(1, run, "k", 1.0, 2.0, "s", 0)]
+    again = store.begin_run(started_at=3.0)  # usable after close: it connects again
+    assert tables(path)["runs"][-1][0] == again
+
+
+def test_a_transaction_inside_another_or_from_a_busy_thread_gets_its_own_connection(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    store = new_store(tmp_path / "kpi.db")
+    direct = store.direct()
+    assert direct is not None
+    with direct.read() as conn:
+        run = store.begin_run(started_at=1.0)  # a write while this thread reads
+        assert conn.execute("SELECT id FROM runs").fetchall() == [(run,)]
+        seen: list[object] = []
+        other = threading.Thread(target=lambda: seen.append(store.latest()))
+        other.start()
+        other.join(10)
+        assert seen == [{}]  # did not wait for this read to end
+    store.finish_run(run, observations=[StoredObservation("k", 1.0, 2.0, "s")], finished_at=2.0)
+    assert store.latest()["k"].value == 2.0
+
+
+def test_a_store_file_replaced_since_its_connection_opened_is_read_anew(tmp_path: Path) -> None:
+    import shutil
+
+    path = tmp_path / "kpi.db"
+    store = new_store(path)
+    run = store.begin_run(started_at=1.0)
+    store.finish_run(run, observations=[StoredObservation("k", 1.0, 2.0, "s")], finished_at=2.0)
+    other = new_store(tmp_path / "other.db")
+    other_run = other.begin_run(started_at=5.0)
+    other.finish_run(
+        other_run, observations=[StoredObservation("k", 5.0, 9.0, "s")], finished_at=6.0
+    )
+    other.close()
+    store.close()  # its WAL written into the file, so the file alone is the store
+    assert store.latest()["k"].value == 2.0  # connected again
+    shutil.copy(tmp_path / "other.db", tmp_path / "new.db")
+    (tmp_path / "new.db").replace(path)  # a restore from a backup, a new file
+    assert store.latest()["k"].value == 9.0
+
+
+def test_a_forked_child_writes_through_its_own_connection(tmp_path: Path) -> None:
+    import multiprocessing
+
+    store = new_store(tmp_path / "kpi.db")
+    first = store.begin_run(started_at=1.0)  # the parent's connection is open now
+
+    def child() -> None:
+        run = store.begin_run(started_at=2.0)
+        store.finish_run(run, observations=[StoredObservation("c", 2.0, 3.0, "s")])
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(30)
+    assert process.exitcode == 0
+    store.finish_run(first, observations=[StoredObservation("p", 1.0, 1.0, "s")], finished_at=2.0)
+    latest = store.latest()
+    assert (latest["c"].value, latest["p"].value) == (3.0, 1.0)

@@ -292,10 +292,19 @@ def run(
         quiet = bool(ctx.obj and ctx.obj.get("quiet"))
         # standard output is the JSON document alone: what sources print goes to stderr
         keep_stdout = _stdout_to_stderr() if fmt == "json" else contextlib.nullcontext()
-        with keep_stdout, _progress(len(sources), enabled=fmt == "table" and not quiet) as on_done:
-            result = pipeline.process(
-                only=only, dry_run=dry_run, deliver=not no_deliver, on_source_done=on_done
-            )
+        try:
+            with (
+                keep_stdout,
+                _progress(len(sources), enabled=fmt == "table" and not quiet) as on_done,
+            ):
+                result = pipeline.process(
+                    only=only, dry_run=dry_run, deliver=not no_deliver, on_source_done=on_done
+                )
+        finally:
+            # its connections closed: SQLite writes the run's WAL into the file (and syncs
+            # it) once, here, before the process exits without closing anything
+            if pipeline.store is not None:
+                pipeline.store.close()
         if fmt == "json":
             import json
 

@@ -12,13 +12,22 @@ run each statement both ways and compare the tables).
 The connections are set up as `HistoryStore` sets up SQLAlchemy's (WAL journal, a 30 s busy
 timeout, `synchronous=NORMAL`, foreign keys on); write transactions begin with `BEGIN
 IMMEDIATE`, so a writer waits for another one instead of failing on upgrading its read lock.
-Each transaction opens its own connection (about 0.1 ms), so any thread may call.
+
+One connection is kept open between transactions, for any thread, one at a time. Closing a
+database's last connection checkpoints its WAL into the file and deletes the WAL (with an
+fsync of each); a connection per transaction did that about ten times a run, four of them
+after the last answer. A thread that finds the kept connection busy (the heartbeat's beat
+during the run's write), a transaction inside another one on the same thread, a forked child
+(a connection must not cross `fork()`, SQLite's "how to corrupt" page) and a file replaced
+since it was opened each get a connection of their own, closed after the transaction.
+`close()` closes the kept one (one checkpoint, at the end).
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from itertools import islice
@@ -93,9 +102,14 @@ class DirectSqlite:
     def __init__(self, path: str, url: str) -> None:
         self.path = path
         self.url = url
+        self._guard = threading.Lock()  # held while a transaction uses `_kept`
+        self._kept: sqlite3.Connection | None = None
+        self._kept_as: tuple[int, int, int] = (0, 0, 0)  # (pid, st_dev, st_ino) it was opened in
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=_TIMEOUT, isolation_level=None)
+        conn = sqlite3.connect(
+            self.path, timeout=_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA busy_timeout={_TIMEOUT * 1000}")
@@ -106,11 +120,54 @@ class DirectSqlite:
             raise
         return conn
 
+    def _file_id(self) -> tuple[int, int, int]:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return (os.getpid(), 0, 0)
+        return (os.getpid(), st.st_dev, st.st_ino)
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """The kept connection, opened on first use; a connection of its own (closed at the
+        end) when the kept one is busy, was opened in another process, or is of a file that
+        has been replaced since. Raises sqlite3.Error when it cannot be opened."""
+        if not self._guard.acquire(blocking=False):
+            conn = self._connect()
+            try:
+                yield conn
+            finally:
+                conn.close()
+            return
+        try:
+            here = self._file_id()
+            if self._kept is not None and self._kept_as != here:
+                # another process (forked) or another file: leave that one alone, even
+                # unclosed (closing it here would release the parent's locks)
+                stale, self._kept = self._kept, None
+                if self._kept_as[0] == here[0]:
+                    stale.close()
+            if self._kept is None:
+                self._kept = self._connect()
+                self._kept_as = self._file_id()
+            yield self._kept
+        finally:
+            self._guard.release()
+
+    def close(self) -> None:
+        """Close the kept connection (SQLite checkpoints the WAL when it is the last); the
+        next transaction opens one again."""
+        with self._guard:
+            kept, self._kept = self._kept, None
+            if kept is not None and self._kept_as[0] == os.getpid():
+                kept.close()
+
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         """A connection for reading (autocommit: each statement sees the latest commit)."""
         try:
-            conn = self._connect()
+            opened = self._connection()
+            conn = opened.__enter__()
         except sqlite3.Error as exc:
             raise self._error("open", exc) from None
         try:
@@ -118,14 +175,15 @@ class DirectSqlite:
         except sqlite3.Error as exc:
             raise self._error("read", exc) from None
         finally:
-            conn.close()
+            opened.__exit__(None, None, None)
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction (`BEGIN IMMEDIATE`), committed at the end of the block and
         rolled back on an exception."""
         try:
-            conn = self._connect()
+            opened = self._connection()
+            conn = opened.__enter__()
         except sqlite3.Error as exc:
             raise self._error("write to", exc) from None
         try:
@@ -139,7 +197,7 @@ class DirectSqlite:
                 raise self._error("write to", exc) from None
             raise
         finally:
-            conn.close()
+            opened.__exit__(None, None, None)
 
     def _error(self, verb: str, exc: sqlite3.Error) -> StoreError:
         text = str(exc).strip()

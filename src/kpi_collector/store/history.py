@@ -289,10 +289,13 @@ class HistoryStore:
         return self._direct
 
     def close(self) -> None:
-        """Close the connection pool; the next use connects again."""
+        """Close the connection pool and the SQLite file's kept connection (`store.direct`);
+        the next use connects again."""
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+        if self._direct is not None:
+            self._direct.close()
 
     # runs ---------------------------------------------------------------------------------
 
