@@ -390,6 +390,44 @@ def test_v8_dates_an_older_store_by_its_first_run_and_v9_adds_notes(
         fresh.close()
 
 
+def test_v13_drops_the_kpi_ts_index_the_covering_one_serves(store: HistoryStore) -> None:
+    """A store of schema 12 has two indexes led by (kpi, ts), and every value was written
+    into both; after _v13 only the covering (kpi, ts, id, value) one is left, a new store
+    never has the other, and each KPI's history and newest value read as before."""
+    url = store.url
+    run = store.begin_run(started_at=ts("2026-11-02T07:00:00+00:00"))
+    store.finish_run(
+        run,
+        observations=[("a.x", ts("2026-11-02T07:00:00+00:00"), 1.0, "a")],
+        finished_at=ts("2026-11-02T07:00:01+00:00"),
+    )
+    store.close()
+
+    def indexes() -> set[str]:
+        engine = sa.create_engine(url)
+        try:
+            with engine.connect() as conn:
+                return {ix["name"] for ix in sa.inspect(conn).get_indexes("observations")}
+        finally:
+            engine.dispose()
+
+    assert "ix_observations_kpi_ts" not in indexes()  # a new store
+    with _rewound(url, 12) as conn:
+        conn.execute(sa.text("CREATE INDEX ix_observations_kpi_ts ON observations (kpi, ts)"))
+    assert "ix_observations_kpi_ts" in indexes()
+    with _migrated(url) as reopened:
+        later = reopened.begin_run(started_at=ts("2026-11-03T07:00:00+00:00"))
+        reopened.finish_run(
+            later,
+            observations=[("a.x", ts("2026-11-03T07:00:00+00:00"), 2.0, "a")],
+            finished_at=ts("2026-11-03T07:00:01+00:00"),
+        )
+        assert reopened.latest()["a.x"].value == 2.0
+        assert [value for _, _, value in reopened.rows(["a.x"])] == [1.0, 2.0]
+    assert indexes() >= {"ix_observations_kpi_ts_id_value"}
+    assert "ix_observations_kpi_ts" not in indexes()
+
+
 def test_pending_runs_counts_runs_not_clock_readings(store: HistoryStore) -> None:
     """How many runs a delivery has waited is counted by run, never by comparing start times:
     the scheduler records a run's delivery at its fire time, which can be before the run
