@@ -89,6 +89,10 @@ def history_lines(
 
 
 def _cells(text: str) -> int:
+    """The terminal cells `text` takes: a CJK character or an emoji two, a combining mark
+    none (rich's tables of Unicode widths); printable ASCII one each, without loading them."""
+    if text.isascii() and text.isprintable():
+        return len(text)
     from rich.cells import cell_len
 
     return cell_len(text)
