@@ -49,6 +49,13 @@ class DockerHub(ServiceSource):
             raise ValueError("token needs username: the Docker ID the access token belongs to")
         return self
 
+    def credential_hint(self) -> str:
+        # Docker Hub refuses the pair: a token of another Docker ID is refused like a wrong one
+        hint = super().credential_hint()
+        if self.token is None:
+            return hint
+        return f"{hint}; or `username: {self.username}` is not the Docker ID that token belongs to"
+
     def not_found(self, response: Response) -> str:
         if response.url.endswith("/v2/auth/token"):
             return f"Docker Hub at {self.api_url} has no token endpoint: check `api_url:`"
