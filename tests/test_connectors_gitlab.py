@@ -94,6 +94,23 @@ def test_issues_turned_off_fails_only_that_metric(gitlab: FakeGitLab) -> None:
     assert "issues turned off" in message and "`metrics:`" in message
 
 
+def test_issues_for_members_only_say_so_and_count_with_a_members_token(
+    gitlab: FakeGitLab,
+) -> None:
+    """A project that shows its issues to members only answers without `open_issues_count`
+    to anyone else, as one with issues turned off: the error said they were turned off. It
+    now says who may see them, and a member's token counts them."""
+    gitlab.projects.append(Project(44, "acme/inner", 2, 17, 1, issues_members_only=True))
+    result = outcome(GitLab(project="acme/inner", api_url=gitlab.url))
+    assert result.values == {"stars": 0.0, "forks": 2.0, "open_merge_requests": 1.0}
+    ((metric, message, _),) = result.errors
+    assert metric == "open_issues" and "turned off" not in message
+    assert "shows its issues to project members only" in message
+    assert "no `token:`" in message and "`metrics:`" in message
+    member = GitLab(project="acme/inner", token=TOKEN, api_url=gitlab.url)
+    assert collect(member)["open_issues"] == 17.0
+
+
 @pytest.mark.parametrize("page_headers", [True, False])
 @pytest.mark.parametrize("count", [10_000, 10_001, 123_456])
 def test_more_than_10000_merge_requests_are_counted(

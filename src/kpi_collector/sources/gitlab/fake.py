@@ -30,6 +30,9 @@ class Project:
     #: the tokens whose users are members of a private project (None: every valid token);
     #: GitLab answers 404 to anyone else
     members: set[str] | None = None
+    #: issues visible to project members only (`issues_access_level: private`): GitLab leaves
+    #: `open_issues_count` out for anyone else, as for issues turned off
+    issues_members_only: bool = False
 
 
 @dataclass
@@ -86,7 +89,8 @@ class FakeGitLab(FakeService):
         if project is None or hidden:
             return respond(404, {"message": "404 Project Not Found"})
         if resource == "":
-            return respond(200, _project(project))
+            member = token is not None and (project.members is None or token in project.members)
+            return respond(200, _project(project, member=member))
         if resource == "merge_requests":
             opened = request.query.get("state") == "opened"
             items = [
@@ -106,7 +110,9 @@ class FakeGitLab(FakeService):
         return respond(404, {"error": "404 Not Found"})
 
 
-def _project(project: Project) -> dict[str, Any]:
+def _project(project: Project, *, member: bool = False) -> dict[str, Any]:
+    issues = project.open_issues is not None and (not project.issues_members_only or member)
+    level = "private" if project.issues_members_only else "enabled"
     body: dict[str, Any] = {
         "id": project.id,
         "description": "",
@@ -115,9 +121,10 @@ def _project(project: Project) -> dict[str, Any]:
         "visibility": "private" if project.private else "public",
         "star_count": len(project.starrers),
         "forks_count": project.forks,
-        "issues_enabled": project.open_issues is not None,
+        "issues_enabled": issues,
+        "issues_access_level": "disabled" if project.open_issues is None else level,
     }
-    if project.open_issues is not None:
+    if issues:
         body["open_issues_count"] = project.open_issues
     return body
 
