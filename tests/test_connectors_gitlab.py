@@ -283,3 +283,17 @@ def test_a_next_page_already_read_stops_the_starrers(gitlab: FakeGitLab) -> None
     source = GitLab(project="gitlab-org/gitlab-runner", token=TOKEN, api_url=gitlab.url)
     with pytest.raises(ExtractError, match="named a page already read"):
         backfill(source, TODAY - timedelta(days=6), now=NOW)
+
+
+def test_an_api_url_ending_in_api_v4_names_api_url_not_the_project(gitlab: FakeGitLab) -> None:
+    """`api_url: https://HOST/api/v4` asks /api/v4/api/v4/projects/..., which GitLab answers
+    404 "404 Not Found" (no such route), and a web server's address answers its 404 page: the
+    error told to check `project:`, which was right. It names `api_url:` now."""
+    for api_url in (f"{gitlab.url}/api/v4", f"{gitlab.url}/gitlab"):
+        result = outcome(GitLab(project="gitlab-org/gitlab-runner", api_url=api_url))
+        ((_, message, _),) = result.errors
+        assert "has no REST API v4 route" in message and "check `api_url:`" in message
+        assert "without /api/v4" in message and "`project:`" not in message
+    # a project GitLab does not show still names `project:`
+    ((_, message, _),) = outcome(GitLab(project="acme/nope", api_url=gitlab.url)).errors
+    assert "no project 'acme/nope'" in message and "`project:`" in message

@@ -82,6 +82,16 @@ class GitLab(ServiceSource):
                 f"{self.project!r}: leave `open_merge_requests` out of `metrics:` of source "
                 f"{self.name!r}"
             )
+        said = service_message(response.body, response.headers.get("Content-Type"))
+        if "project not found" not in said.lower():
+            # GitLab names a project it does not show ("404 Project Not Found"); a path it has
+            # no route for ("404 Not Found", from an `api_url` ending in /api/v4) or a web page
+            # (another server) is the address, not the project
+            return (
+                f"GitLab at {self.api_url} has no REST API v4 route "
+                f"{urlsplit(response.url).path} (HTTP 404{': ' + said if said else ''}): check "
+                f"`api_url:` of source {self.name!r}, the instance's base URL without /api/v4"
+            )
         hidden = (
             " (a private project needs `token:`)"
             if self.token is None

@@ -49,6 +49,10 @@ class FakeGitLab(FakeService):
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/api/v4/projects/{rest:.*}", self.project_route)
         app.router.add_post("/api/graphql", self.graphql)
+        # Grape's answer to a path under the API it has no route for, and the web app's page
+        # to any other
+        app.router.add_route("*", "/api/v4/{tail:.*}", _no_route)
+        app.router.add_route("*", "/{tail:.*}", _web_page_404)
 
     def _visible(self, project: Project, token: str | None) -> bool:
         return not project.private or (
@@ -108,6 +112,19 @@ class FakeGitLab(FakeService):
             ]
             return _page(request, items, self.external_host, self.page_headers)
         return respond(404, {"error": "404 Not Found"})
+
+
+async def _no_route(request: web.Request) -> web.Response:
+    return respond(404, {"error": "404 Not Found"})
+
+
+async def _web_page_404(request: web.Request) -> web.Response:
+    return respond(
+        404,
+        "<!DOCTYPE html><html><head><title>Not Found</title></head><body><h1>404</h1>"
+        "<p>Page not found</p><p>Make sure the address is correct and the page has not moved."
+        "</p></body></html>",
+    )
 
 
 def _project(project: Project, *, member: bool = False) -> dict[str, Any]:
