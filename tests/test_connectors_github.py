@@ -638,4 +638,5 @@ def test_an_api_url_answering_web_pages_names_api_url_not_the_repo() -> None:
         result = outcome(GitHub(repo="acme/rocket", api_url=url, metrics=["stars"]))
     ((_, message, _),) = result.errors
     assert "GitHub answered 404 with a web page" in message and "check `api_url:`" in message
-    assert "/api/v3" in message and "`repo:`" not in message
+    assert "GitHub Enterprise Server: https://HOST/api/v3" in message
+    assert "`repo:`" not in message

@@ -21,6 +21,7 @@ _TOTALS = ("coverage", "lines", "hits", "misses", "partials", "files")
 class Codecov(ServiceSource):
     type: ClassVar[str] = "codecov"
     service_name: ClassVar[str] = "Codecov"
+    json_not_found: ClassVar[bool] = True  # its 404s are JSON; a web page is not it
     known_metrics: ClassVar[tuple[str, ...]] = _TOTALS
     default_metrics: ClassVar[tuple[str, ...]] = ("coverage",)
     credentials: ClassVar[Mapping[str, str]] = {"token": "CODECOV_TOKEN"}

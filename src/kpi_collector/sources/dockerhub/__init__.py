@@ -24,6 +24,7 @@ _FIELDS = {"pulls": "pull_count", "stars": "star_count"}
 class DockerHub(ServiceSource):
     type: ClassVar[str] = "dockerhub"
     service_name: ClassVar[str] = "Docker Hub"
+    json_not_found: ClassVar[bool] = True  # its 404s are JSON; a web page is not it
     known_metrics: ClassVar[tuple[str, ...]] = tuple(_FIELDS)
     default_metrics: ClassVar[tuple[str, ...]] = known_metrics
     credentials: ClassVar[Mapping[str, str]] = {"token": "DOCKERHUB_TOKEN"}

@@ -54,6 +54,9 @@ class GitHub(ServiceSource):
     # "wait for at least one minute before retrying" a secondary rate limit without
     # retry-after (https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api)
     rate_limit_backoff: ClassVar[float] = 60.0
+    # the REST API answers every 404 with JSON; a web page is GitHub Enterprise's web UI
+    # (an `api_url` without /api/v3), which knows no repository
+    json_not_found: ClassVar[bool] = True
 
     repo: str = Field(description="owner/name")
     token: Secret | None = Field(
@@ -86,16 +89,14 @@ class GitHub(ServiceSource):
         below = parts.path[len(_ENTERPRISE_API) :]
         return f"{below}?{parts.query}" if parts.query else below
 
+    def not_api(self, response: Response) -> str:
+        return (
+            f"{super().not_api(response).removesuffix(')')}; GitHub Enterprise Server: "
+            f"https://HOST{_ENTERPRISE_API})"
+        )
+
     def not_found(self, response: Response) -> str:
         path = urlsplit(response.url).path
-        if not _json_answer(response):
-            # the REST API answers every 404 with JSON: a web page is another server (GitHub
-            # Enterprise's web UI, when `api_url` lacks /api/v3), which knows no repository
-            return (
-                f"GitHub answered 404 with a web page, not the REST API's JSON, for {path}: "
-                f"check `api_url:` of source {self.name!r} (GitHub Enterprise Server: "
-                f"https://HOST{_ENTERPRISE_API})"
-            )
         if not path.rstrip("/").endswith(f"/repos/{self.repo}"):
             # the repository answered, one of its lists did not (an API without that endpoint)
             return f"GitHub answered 404 for {path} of repository {self.repo!r}: check `api_url:` of source {self.name!r}"
@@ -300,15 +301,6 @@ class GitHub(ServiceSource):
             f"repository this large (page {page} {answer}): stars over time cannot be backfilled "
             f"for {self.repo!r}"
         )
-
-
-def _json_answer(response: Response) -> bool:
-    """Whether the body is JSON, as every answer of the REST API is."""
-    try:
-        response.json()
-    except ExtractError:
-        return False
-    return True
 
 
 def _list(response: Response) -> list[Any]:
