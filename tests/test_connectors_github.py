@@ -640,3 +640,21 @@ def test_an_api_url_answering_web_pages_names_api_url_not_the_repo() -> None:
     assert "GitHub answered 404 with a web page" in message and "check `api_url:`" in message
     assert "GitHub Enterprise Server: https://HOST/api/v3" in message
     assert "`repo:`" not in message
+
+
+def test_a_token_not_authorized_for_saml_sso_says_so_not_a_missing_permission(
+    github: FakeGitHub,
+) -> None:
+    """An organization enforcing SAML SSO answers a token not authorized for it with 403 and
+    `X-GitHub-SSO: required; url=...`: the error said the credentials lacked a permission.
+    It now says to authorize the token for the organization's SSO, without the URL's
+    one-time query."""
+    github.sso["acme"] = set()
+    result = outcome(source(github, token=TOKEN, metrics=["stars"]))
+    ((_, message, transient),) = result.errors
+    assert "Resource protected by organization SAML enforcement" in message
+    assert "enforces SAML single sign-on" in message and "Configure SSO" in message
+    assert "https://github.com/orgs/acme/sso" in message and "authorization_request" not in message
+    assert "lack a permission" not in message and not transient
+    github.sso["acme"] = {TOKEN}
+    assert collect(source(github, token=TOKEN, metrics=["stars"])) == {"stars": 250.0}

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from kpi_collector.collect.http import Auth, Response
+from kpi_collector.collect.http import Auth, Response, url_without_query
 from kpi_collector.errors import ExtractError, HttpError, MetricErrors
 from kpi_collector.secrets import Secret
 from kpi_collector.sources._service import (
@@ -126,6 +126,20 @@ class GitHub(ServiceSource):
                 f"GitHub does not list the contributors of {self.repo!r} (HTTP 403: {message}): "
                 f"leave `contributors` out of `metrics:` of source {self.name!r}"
                 + (f", e.g. `metrics: [{', '.join(others)}]`" if not self.metrics else "")
+            )
+        sso = response.headers.get("X-GitHub-SSO", "")
+        if sso.startswith("required") and self.token is not None:
+            # an organization enforcing SAML SSO, for which the token is not authorized: no
+            # permission is missing, the token needs authorizing (the URL's query is a
+            # per-request id, left out)
+            url = sso.partition("url=")[2].strip()
+            where = f" (or sign in at {url_without_query(url)} first)" if url else ""
+            return (
+                f"GitHub refused {urlsplit(response.url).path} (HTTP 403: {message or 'forbidden'}): "
+                f"the organization owning {self.repo!r} enforces SAML single sign-on and the "
+                f"token of source {self.name!r} is not authorized for it: on "
+                f"github.com/settings/tokens, Configure SSO → Authorize for that "
+                f"organization{where}"
             )
         wants = response.headers.get("x-accepted-github-permissions", "").strip()
         if wants and self.token is not None:
