@@ -96,3 +96,21 @@ def test_a_private_repo_the_token_cannot_see_says_so(codecov: FakeCodecov) -> No
     ((_, message, _),) = result.errors
     assert "check `repo:` and `service:`" in message and other not in message
     assert "or it is private and the token's user cannot see it on Codecov" in message
+
+
+def test_a_head_commit_without_a_report_says_so_not_to_check_the_name(
+    codecov: FakeCodecov,
+) -> None:
+    """Codecov answers 404 "No coverage report found for commit ..." when the repository is
+    there but its head commit has no upload (a CI run that skipped coverage): the message
+    told to check `repo:` and `service:`, which were right. It says what Codecov said now."""
+    codecov.reports[("github", "acme/rocket", None)] = None
+    result = outcome(Codecov(repo="acme/rocket", token=TOKEN, api_url=codecov.url))
+    ((_, message, _),) = result.errors
+    assert "no coverage report for the head commit of the default branch" in message
+    assert "No coverage report found for commit 3f5a9c2d" in message
+    assert "check `repo:`" not in message
+    # an unknown repository still names the keys to check
+    unknown = outcome(Codecov(repo="acme/nothing", token=TOKEN, api_url=codecov.url))
+    ((_, message, _),) = unknown.errors
+    assert "check `repo:`" in message and "report" not in message

@@ -94,6 +94,19 @@ def test_a_wrong_token_names_the_variable_and_never_the_token(hub: FakeDockerHub
     assert "${DOCKERHUB_TOKEN}" in message and wrong not in message and not transient
 
 
+def test_a_token_of_another_docker_id_names_username_too(hub: FakeDockerHub) -> None:
+    """Docker Hub refuses a personal access token given with another Docker ID as it refuses
+    a wrong token: the message named only `token`, though the token was right."""
+    hub.accounts["acmebot"] = PAT
+    result = outcome(
+        DockerHub(repo="zenmldocker/zenml", api_url=hub.url, username="acme-bot", token=PAT)
+    )
+    ((_, message, _),) = result.errors
+    assert "Docker Hub refused the credentials (HTTP 401" in message
+    assert "`username: acme-bot` is not the Docker ID that token belongs to" in message
+    assert PAT not in message
+
+
 def test_a_token_needs_a_username() -> None:
     from pydantic import ValidationError
 

@@ -7,8 +7,10 @@ import itertools
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from aiohttp import web
 
 from kpi_collector.errors import ExtractError, HttpError
+from kpi_collector.sources._fake import BackgroundServer, respond
 from kpi_collector.sources.github import GitHub
 from kpi_collector.sources.github.fake import FakeGitHub, Repo
 from tests.conftest import Waits
@@ -620,3 +622,39 @@ def test_a_next_page_that_was_already_read_stops_the_list(github: FakeGitHub) ->
     ((metric, message, _),) = result.errors
     assert metric == "releases_downloads" and "named a page already read" in message
     assert github.calls("/releases") == 3
+
+
+def test_an_api_url_answering_web_pages_names_api_url_not_the_repo() -> None:
+    """GitHub Enterprise Server's web UI answers `api_url: https://HOST` (without /api/v3)
+    with its HTML 404 page: the error said the repository was not found and to check
+    `repo:`. The REST API answers every 404 with JSON: a web page now names `api_url:`."""
+
+    async def page(request: web.Request) -> web.Response:
+        return respond(404, "<!DOCTYPE html><html><title>Page not found · GitHub</title></html>")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", page)
+    with BackgroundServer(app) as url:
+        result = outcome(GitHub(repo="acme/rocket", api_url=url, metrics=["stars"]))
+    ((_, message, _),) = result.errors
+    assert "GitHub answered 404 with a web page" in message and "check `api_url:`" in message
+    assert "GitHub Enterprise Server: https://HOST/api/v3" in message
+    assert "`repo:`" not in message
+
+
+def test_a_token_not_authorized_for_saml_sso_says_so_not_a_missing_permission(
+    github: FakeGitHub,
+) -> None:
+    """An organization enforcing SAML SSO answers a token not authorized for it with 403 and
+    `X-GitHub-SSO: required; url=...`: the error said the credentials lacked a permission.
+    It now says to authorize the token for the organization's SSO, without the URL's
+    one-time query."""
+    github.sso["acme"] = set()
+    result = outcome(source(github, token=TOKEN, metrics=["stars"]))
+    ((_, message, transient),) = result.errors
+    assert "Resource protected by organization SAML enforcement" in message
+    assert "enforces SAML single sign-on" in message and "Configure SSO" in message
+    assert "https://github.com/orgs/acme/sso" in message and "authorization_request" not in message
+    assert "lack a permission" not in message and not transient
+    github.sso["acme"] = {TOKEN}
+    assert collect(source(github, token=TOKEN, metrics=["stars"])) == {"stars": 250.0}

@@ -94,6 +94,23 @@ def test_issues_turned_off_fails_only_that_metric(gitlab: FakeGitLab) -> None:
     assert "issues turned off" in message and "`metrics:`" in message
 
 
+def test_issues_for_members_only_say_so_and_count_with_a_members_token(
+    gitlab: FakeGitLab,
+) -> None:
+    """A project that shows its issues to members only answers without `open_issues_count`
+    to anyone else, as one with issues turned off: the error said they were turned off. It
+    now says who may see them, and a member's token counts them."""
+    gitlab.projects.append(Project(44, "acme/inner", 2, 17, 1, issues_members_only=True))
+    result = outcome(GitLab(project="acme/inner", api_url=gitlab.url))
+    assert result.values == {"stars": 0.0, "forks": 2.0, "open_merge_requests": 1.0}
+    ((metric, message, _),) = result.errors
+    assert metric == "open_issues" and "turned off" not in message
+    assert "shows its issues to project members only" in message
+    assert "no `token:`" in message and "`metrics:`" in message
+    member = GitLab(project="acme/inner", token=TOKEN, api_url=gitlab.url)
+    assert collect(member)["open_issues"] == 17.0
+
+
 @pytest.mark.parametrize("page_headers", [True, False])
 @pytest.mark.parametrize("count", [10_000, 10_001, 123_456])
 def test_more_than_10000_merge_requests_are_counted(
@@ -266,3 +283,17 @@ def test_a_next_page_already_read_stops_the_starrers(gitlab: FakeGitLab) -> None
     source = GitLab(project="gitlab-org/gitlab-runner", token=TOKEN, api_url=gitlab.url)
     with pytest.raises(ExtractError, match="named a page already read"):
         backfill(source, TODAY - timedelta(days=6), now=NOW)
+
+
+def test_an_api_url_ending_in_api_v4_names_api_url_not_the_project(gitlab: FakeGitLab) -> None:
+    """`api_url: https://HOST/api/v4` asks /api/v4/api/v4/projects/..., which GitLab answers
+    404 "404 Not Found" (no such route), and a web server's address answers its 404 page: the
+    error told to check `project:`, which was right. It names `api_url:` now."""
+    for api_url in (f"{gitlab.url}/api/v4", f"{gitlab.url}/gitlab"):
+        result = outcome(GitLab(project="gitlab-org/gitlab-runner", api_url=api_url))
+        ((_, message, _),) = result.errors
+        assert "has no REST API v4 route" in message and "check `api_url:`" in message
+        assert "without /api/v4" in message and "`project:`" not in message
+    # a project GitLab does not show still names `project:`
+    ((_, message, _),) = outcome(GitLab(project="acme/nope", api_url=gitlab.url)).errors
+    assert "no project 'acme/nope'" in message and "`project:`" in message

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from urllib.error import HTTPError
+from urllib.request import urlopen
 
 import pytest
 
-from kpi_collector.sources.pypi import PyPI
+from kpi_collector.sources.pypi import DOWNLOAD_WINDOWS, PyPI
 from kpi_collector.sources.pypi.fake import FakePyPIStats
 from tests.fakes.collect import backfill, collect, outcome
 from tests.fakes.data import NOW, TODAY, downloads, window
@@ -29,7 +31,7 @@ def pypistats():
 def test_pypi_recent_and_totals(pypistats: FakePyPIStats) -> None:
     source = PyPI(package="Zen_ML", api_url=pypistats.url)
     assert source.package == "zen-ml"
-    values = collect(source)
+    values = collect(source, now=NOW)
     yesterday = TODAY - timedelta(days=1)
     kept = [TODAY - timedelta(days=n) for n in range(1, 181)]  # 180 days kept
     assert values == {
@@ -39,17 +41,87 @@ def test_pypi_recent_and_totals(pypistats: FakePyPIStats) -> None:
         "downloads_total_with_mirrors": sum(downloads(d) + 200 for d in kept),
         "downloads_total_without_mirrors": sum(downloads(d) for d in kept),
     }
-    assert pypistats.calls() == 2
+    # the package's daily series serves both groups; PyPI's says which day is the last counted
+    assert [r.path for r in pypistats.requests] == [
+        "/api/packages/zen-ml/overall",
+        "/api/packages/__all__/overall",
+    ]
 
 
-def test_pypi_subset_costs_one_call(pypistats: FakePyPIStats) -> None:
-    values = collect(PyPI(package="zen-ml", api_url=pypistats.url, metrics=["downloads_last_week"]))
-    assert list(values) == ["downloads_last_week"]
-    assert pypistats.calls("/overall") == 0 and pypistats.calls("/recent") == 1
+def test_pypi_subsets_read_only_what_they_need(pypistats: FakePyPIStats) -> None:
+    values = collect(
+        PyPI(package="zen-ml", api_url=pypistats.url, metrics=["downloads_last_week"]), now=NOW
+    )
+    assert values == {"downloads_last_week": window(TODAY - timedelta(days=1), 7)}
+    assert pypistats.calls("/recent") == 0 and pypistats.calls() == 2
+    assert all(r.query.get("mirrors") == "false" for r in pypistats.requests)
+    pypistats.requests.clear()
+    totals = collect(
+        PyPI(package="zen-ml", api_url=pypistats.url, metrics=["downloads_total_with_mirrors"]),
+        now=NOW,
+    )
+    assert list(totals) == ["downloads_total_with_mirrors"]
+    assert [r.path for r in pypistats.requests] == ["/api/packages/zen-ml/overall"]
+
+
+def test_pypi_recent_figures_end_at_the_last_day_counted(pypistats: FakePyPIStats) -> None:
+    """Before PyPI Stats' daily update the last day it has counted is the day before
+    yesterday: the figures are those of the days counted, and the week is 7 of them."""
+    pypistats.landed = TODAY - timedelta(days=2)
+    values = collect(
+        PyPI(package="zen-ml", api_url=pypistats.url, metrics=list(DOWNLOAD_WINDOWS)), now=NOW
+    )
+    landed = TODAY - timedelta(days=2)
+    assert values == {
+        "downloads_last_day": downloads(landed),
+        "downloads_last_week": window(landed, 7),
+        "downloads_last_month": window(landed, 30),
+    }
+
+
+def test_pypi_a_stalled_update_is_a_transient_error_not_the_same_figures_again(
+    pypistats: FakePyPIStats,
+) -> None:
+    """PyPI Stats' `/recent` keeps answering the figures of its last update while its daily
+    update does not run: they were stored as each new day's. Now a stall of more than a day
+    is a transient error, and the totals are still stored."""
+    pypistats.landed = TODAY - timedelta(days=4)
+    result = outcome(PyPI(package="zen-ml", api_url=pypistats.url), now=NOW)
+    assert set(result.values) == {
+        "downloads_total_with_mirrors",
+        "downloads_total_without_mirrors",
+    }
+    errors = {metric: (message, transient) for metric, message, transient in result.errors}
+    assert set(errors) == set(DOWNLOAD_WINDOWS)
+    message, _ = errors["downloads_last_day"]
+    assert f"PyPI Stats has counted no downloads since {TODAY - timedelta(days=4)}" in message
+    # asked alone, the figures fail the source as transient: the next run tries again
+    alone = outcome(
+        PyPI(package="zen-ml", api_url=pypistats.url, metrics=["downloads_last_day"]), now=NOW
+    )
+    ((_, message, transient),) = alone.errors
+    assert "the next run will try again" in message and transient
+
+
+def test_pypi_a_package_without_downloads_this_month_counts_0(pypistats: FakePyPIStats) -> None:
+    """PyPI Stats answers `/recent` of a package without downloads in the last 30 days with
+    404, as an unknown package: that was an error telling to check `package:`. It counts 0."""
+    series = pypistats.packages["zen-ml"]
+    for n in range(1, 31):
+        del series[TODAY - timedelta(days=n)]
+    with pytest.raises(HTTPError) as answer:  # as PyPI Stats answers
+        urlopen(f"{pypistats.url}/api/packages/zen-ml/recent")
+    assert answer.value.code == 404
+    pypistats.requests.clear()
+    values = collect(PyPI(package="zen-ml", api_url=pypistats.url), now=NOW)
+    assert values["downloads_last_day"] == 0 and values["downloads_last_month"] == 0
+    assert values["downloads_total_without_mirrors"] == sum(
+        downloads(TODAY - timedelta(days=n)) for n in range(31, 181)
+    )
 
 
 def test_pypi_unknown_package_is_named(pypistats: FakePyPIStats) -> None:
-    result = outcome(PyPI(package="no-such-pkg", api_url=pypistats.url))
+    result = outcome(PyPI(package="no-such-pkg", api_url=pypistats.url), now=NOW)
     ((_, message, transient),) = result.errors
     assert "PyPI Stats knows no package 'no-such-pkg'" in message and "`package:`" in message
     assert not transient and "<html" not in message
@@ -60,9 +132,11 @@ def test_pypi_rate_limit_and_server_error_are_retried(pypistats: FakePyPIStats) 
         429, "<html><body>Too Many Requests</body></html>", headers={"Retry-After": "1"}
     )
     pypistats.inject(500, "<html><body>Internal Server Error</body></html>")
-    values = collect(PyPI(package="zen-ml", api_url=pypistats.url, metrics=["downloads_last_day"]))
+    values = collect(
+        PyPI(package="zen-ml", api_url=pypistats.url, metrics=["downloads_last_day"]), now=NOW
+    )
     assert values == {"downloads_last_day": downloads(TODAY - timedelta(days=1))}
-    assert pypistats.calls() == 3
+    assert pypistats.calls() == 2 + 2  # the two reads, and each refusal asked again
 
 
 def test_pypi_backfill_rolls_daily_counts_into_windows(pypistats: FakePyPIStats) -> None:

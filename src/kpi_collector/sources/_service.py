@@ -64,6 +64,9 @@ class ServiceSource(Source):
     #: seconds before asking again after a rate limit whose answer says no time (doubled for
     #: each further one)
     rate_limit_backoff: ClassVar[float] = 1.0
+    #: whether the API answers its 404s with JSON: a 404 web page is then another server's
+    #: (an `api_url` that is not the API), which names `api_url:`, not the repo or package
+    json_not_found: ClassVar[bool] = False
 
     api_url: str = Field(description="the service's base URL, before its documented paths")
     metrics: list[str] = Field(default_factory=list, description="a subset of the known metrics")
@@ -123,6 +126,15 @@ class ServiceSource(Source):
     def not_found(self, response: Response) -> str:
         """The message for a 404: which repo/package/project the service does not know."""
         return f"{self.service_name} has nothing at {url_without_query(response.url)}"
+
+    def not_api(self, response: Response) -> str:
+        """The message for a 404 web page from a service whose API answers JSON
+        (`json_not_found`): `api_url` is some other server."""
+        return (
+            f"{self.service_name} answered 404 with a web page, not its API's JSON, for "
+            f"{urlsplit(response.url).path}: check `api_url:` of source {self.name!r} (the "
+            "base URL before the API's documented paths)"
+        )
 
     def forbidden(self, response: Response, message: str) -> str:
         """The message for a 403 that is not a rate limit. Without credentials, none are
@@ -184,6 +196,8 @@ class ServiceSource(Source):
             )
         elif status == 403:
             text = self.forbidden(response, message)
+        elif status == 404 and self.json_not_found and not _is_json(response):
+            text = self.not_api(response)
         elif status == 404:
             text = self.not_found(response)
         else:
@@ -457,6 +471,14 @@ class ServiceClient:
                 f"{self.source.service_name}: expected a list from {url_without_query(response.url)}"
             )
         return items
+
+
+def _is_json(response: Response) -> bool:
+    try:
+        response.json()
+    except ExtractError:
+        return False
+    return True
 
 
 def _under(url: str, base: str) -> bool:

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 from kpi_collector.collect.http import Auth, Response
 from kpi_collector.errors import ExtractError
 from kpi_collector.secrets import Secret
-from kpi_collector.sources._service import ServiceSource, check_repo, number
+from kpi_collector.sources._service import ServiceSource, check_repo, number, service_message
 from kpi_collector.sources.base import SourceContext
 
 _TOTALS = ("coverage", "lines", "hits", "misses", "partials", "files")
@@ -21,6 +21,7 @@ _TOTALS = ("coverage", "lines", "hits", "misses", "partials", "files")
 class Codecov(ServiceSource):
     type: ClassVar[str] = "codecov"
     service_name: ClassVar[str] = "Codecov"
+    json_not_found: ClassVar[bool] = True  # its 404s are JSON; a web page is not it
     known_metrics: ClassVar[tuple[str, ...]] = _TOTALS
     default_metrics: ClassVar[tuple[str, ...]] = ("coverage",)
     credentials: ClassVar[Mapping[str, str]] = {"token": "CODECOV_TOKEN"}
@@ -48,6 +49,17 @@ class Codecov(ServiceSource):
 
     def not_found(self, response: Response) -> str:
         where = f" branch {self.branch!r} of" if self.branch else ""
+        said = service_message(response.body, response.headers.get("Content-Type"))
+        if "report" in said.lower():
+            # the repository is known, the head commit has no upload ("No coverage report
+            # found for commit ..."): CI skipped coverage for it, or its upload is pending
+            head = f"branch {self.branch!r}" if self.branch else "the default branch"
+            return (
+                f"Codecov has no coverage report for the head commit of {head} of "
+                f"{self.service} repository {self.repo!r} (HTTP 404: {said}): no coverage was "
+                "uploaded for that commit yet (a CI run that skipped coverage, or one still "
+                "running); the next run after an upload reads it"
+            )
         return (
             f"Codecov has no coverage for{where} {self.service} repository {self.repo!r}: check `repo:`"
             f"{', `branch:`' if self.branch else ''} and `service:` of source {self.name!r}"

@@ -1,5 +1,6 @@
 """A local Codecov API v2: `GET /api/v2/{service}/{owner}/repos/{repo}/totals/` with bearer
-tokens and Django REST framework's error bodies (`{"detail": ...}`)."""
+tokens and Django REST framework's error bodies (`{"detail": ...}`): "Not found." for an
+unknown repository, "No coverage report found for commit ..." for a head without an upload."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ from aiohttp import web
 
 from kpi_collector.sources._fake import FakeService, bearer, respond
 
+#: the head commit of every branch
+_HEAD = "3f5a9c2d8e1b4f7a6c0d9e8b7a6f5e4d3c2b1a09"
+
 
 @dataclass
 class FakeCodecov(FakeService):
-    #: (service, "owner/repo", branch or None for the default) -> report totals
-    reports: dict[tuple[str, str, str | None], dict[str, Any]] = field(default_factory=dict)
+    #: (service, "owner/repo", branch or None for the default) -> report totals; None: the
+    #: head commit has no coverage uploaded (Codecov answers 404 naming the commit)
+    reports: dict[tuple[str, str, str | None], dict[str, Any] | None] = field(default_factory=dict)
     tokens: set[str] = field(default_factory=set)
     private: set[str] = field(default_factory=set)
     #: "owner/repo" -> the tokens whose users may see that private repository (absent: every
@@ -36,6 +41,8 @@ class FakeCodecov(FakeService):
         if key not in self.reports or hidden:
             return respond(404, {"detail": "Not found."})
         report = self.reports[key]
+        if report is None:  # the head commit has no upload
+            return respond(404, {"detail": f"No coverage report found for commit {_HEAD}"})
         totals = {
             "files": report.get("files", 0),
             "lines": report.get("lines", 0),

@@ -23,6 +23,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_][\w.+-]*$")
 class Conda(ServiceSource):
     type: ClassVar[str] = "conda"
     service_name: ClassVar[str] = "anaconda.org"
+    json_not_found: ClassVar[bool] = True  # its 404s are JSON; a web page is not it
     known_metrics: ClassVar[tuple[str, ...]] = ("downloads", "versions")
     default_metrics: ClassVar[tuple[str, ...]] = known_metrics
 

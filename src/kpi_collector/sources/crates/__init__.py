@@ -36,6 +36,7 @@ _NAME = re.compile(r"^[A-Za-z][\w-]{0,63}$")
 class Crates(ServiceSource):
     type: ClassVar[str] = "crates"
     service_name: ClassVar[str] = "crates.io"
+    json_not_found: ClassVar[bool] = True  # its 404s are JSON; a web page is not it
     known_metrics: ClassVar[tuple[str, ...]] = (
         "downloads",
         "recent_downloads",

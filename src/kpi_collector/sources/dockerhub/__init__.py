@@ -24,6 +24,7 @@ _FIELDS = {"pulls": "pull_count", "stars": "star_count"}
 class DockerHub(ServiceSource):
     type: ClassVar[str] = "dockerhub"
     service_name: ClassVar[str] = "Docker Hub"
+    json_not_found: ClassVar[bool] = True  # its 404s are JSON; a web page is not it
     known_metrics: ClassVar[tuple[str, ...]] = tuple(_FIELDS)
     default_metrics: ClassVar[tuple[str, ...]] = known_metrics
     credentials: ClassVar[Mapping[str, str]] = {"token": "DOCKERHUB_TOKEN"}
@@ -48,6 +49,13 @@ class DockerHub(ServiceSource):
         if self.token is not None and not self.username:
             raise ValueError("token needs username: the Docker ID the access token belongs to")
         return self
+
+    def credential_hint(self) -> str:
+        # Docker Hub refuses the pair: a token of another Docker ID is refused like a wrong one
+        hint = super().credential_hint()
+        if self.token is None:
+            return hint
+        return f"{hint}; or `username: {self.username}` is not the Docker ID that token belongs to"
 
     def not_found(self, response: Response) -> str:
         if response.url.endswith("/v2/auth/token"):

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from kpi_collector.collect.http import Auth, Response
+from kpi_collector.collect.http import Auth, Response, url_without_query
 from kpi_collector.errors import ExtractError, HttpError, MetricErrors
 from kpi_collector.secrets import Secret
 from kpi_collector.sources._service import (
@@ -54,6 +54,9 @@ class GitHub(ServiceSource):
     # "wait for at least one minute before retrying" a secondary rate limit without
     # retry-after (https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api)
     rate_limit_backoff: ClassVar[float] = 60.0
+    # the REST API answers every 404 with JSON; a web page is GitHub Enterprise's web UI
+    # (an `api_url` without /api/v3), which knows no repository
+    json_not_found: ClassVar[bool] = True
 
     repo: str = Field(description="owner/name")
     token: Secret | None = Field(
@@ -86,6 +89,12 @@ class GitHub(ServiceSource):
         below = parts.path[len(_ENTERPRISE_API) :]
         return f"{below}?{parts.query}" if parts.query else below
 
+    def not_api(self, response: Response) -> str:
+        return (
+            f"{super().not_api(response).removesuffix(')')}; GitHub Enterprise Server: "
+            f"https://HOST{_ENTERPRISE_API})"
+        )
+
     def not_found(self, response: Response) -> str:
         path = urlsplit(response.url).path
         if not path.rstrip("/").endswith(f"/repos/{self.repo}"):
@@ -117,6 +126,20 @@ class GitHub(ServiceSource):
                 f"GitHub does not list the contributors of {self.repo!r} (HTTP 403: {message}): "
                 f"leave `contributors` out of `metrics:` of source {self.name!r}"
                 + (f", e.g. `metrics: [{', '.join(others)}]`" if not self.metrics else "")
+            )
+        sso = response.headers.get("X-GitHub-SSO", "")
+        if sso.startswith("required") and self.token is not None:
+            # an organization enforcing SAML SSO, for which the token is not authorized: no
+            # permission is missing, the token needs authorizing (the URL's query is a
+            # per-request id, left out)
+            url = sso.partition("url=")[2].strip()
+            where = f" (or sign in at {url_without_query(url)} first)" if url else ""
+            return (
+                f"GitHub refused {urlsplit(response.url).path} (HTTP 403: {message or 'forbidden'}): "
+                f"the organization owning {self.repo!r} enforces SAML single sign-on and the "
+                f"token of source {self.name!r} is not authorized for it: on "
+                f"github.com/settings/tokens, Configure SSO → Authorize for that "
+                f"organization{where}"
             )
         wants = response.headers.get("x-accepted-github-permissions", "").strip()
         if wants and self.token is not None:

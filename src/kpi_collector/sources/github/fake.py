@@ -76,6 +76,10 @@ class FakeGitHub(FakeService):
     #: a repository's former full names (owner/name) -> its current one: GitHub answers the
     #: old name with `301 Moved Permanently` to `/repositories/{id}...`
     renamed: dict[str, str] = field(default_factory=dict)
+    #: organizations that enforce SAML single sign-on -> the tokens authorized for it; GitHub
+    #: answers any other token's request for the organization's repositories with 403
+    #: "Resource protected by organization SAML enforcement" and an `X-GitHub-SSO` header
+    sso: dict[str, set[str]] = field(default_factory=dict)
 
     def add(self, repo: Repo) -> Repo:
         if not repo.id:
@@ -171,6 +175,25 @@ class FakeGitHub(FakeService):
             body = {"message": "Moved Permanently", "url": str(where), "documentation_url": DOCS}
             headers = {**self._limit_headers(token), "Location": str(where)}
             return None, respond(301, body, headers)
+        if (
+            repo is not None
+            and token is not None
+            and repo.owner in self.sso
+            and token not in self.sso[repo.owner]
+        ):
+            body = {
+                "message": "Resource protected by organization SAML enforcement. You must grant "
+                "your Personal Access token access to this organization.",
+                "documentation_url": "https://docs.github.com/articles/authenticating-to-a-"
+                "github-organization-with-saml-single-sign-on/",
+                "status": "403",
+            }
+            sso_url = (
+                f"https://github.com/orgs/{repo.owner}/sso?authorization_request="
+                "A5RQBTCK2QXCNW6DXJFUQ3TKXZHKBAQRJHD2VWAPD"
+            )
+            headers = {**self._limit_headers(token), "X-GitHub-SSO": f"required; url={sso_url}"}
+            return None, respond(403, body, headers)
         hidden = repo is not None and (
             repo.private
             and (token is None or (repo.readers is not None and token not in repo.readers))

@@ -82,6 +82,16 @@ class GitLab(ServiceSource):
                 f"{self.project!r}: leave `open_merge_requests` out of `metrics:` of source "
                 f"{self.name!r}"
             )
+        said = service_message(response.body, response.headers.get("Content-Type"))
+        if "project not found" not in said.lower():
+            # GitLab names a project it does not show ("404 Project Not Found"); a path it has
+            # no route for ("404 Not Found", from an `api_url` ending in /api/v4) or a web page
+            # (another server) is the address, not the project
+            return (
+                f"GitLab at {self.api_url} has no REST API v4 route "
+                f"{urlsplit(response.url).path} (HTTP 404{': ' + said if said else ''}): check "
+                f"`api_url:` of source {self.name!r}, the instance's base URL without /api/v4"
+            )
         hidden = (
             " (a private project needs `token:`)"
             if self.token is None
@@ -116,14 +126,28 @@ class GitLab(ServiceSource):
         values = {}
         for metric in fields:
             if metric == "open_issues" and isinstance(project, dict) and _ISSUES not in project:
-                # absent when the project has issues turned off; stars and forks still count
-                why[metric] = (
-                    f"GitLab project {self.project!r} has issues turned off: leave "
-                    f"`open_issues` out of `metrics:` of source {self.name!r}"
-                )
+                # absent when the project has issues turned off, or shows them to its members
+                # only and the caller is none; stars and forks still count
+                why[metric] = self._no_issues(project)
                 continue
             values[metric] = number(project, _PROJECT_FIELDS[metric], self.service_name)
         return values
+
+    def _no_issues(self, project: dict[str, Any]) -> str:
+        """Why the project's answer has no `open_issues_count`, as its `issues_access_level`
+        says: issues turned off, or shown to project members only."""
+        leave = f"leave `open_issues` out of `metrics:` of source {self.name!r}"
+        if project.get("issues_access_level") == "private":
+            who = (
+                "the token's user is not a member"
+                if self.token is not None
+                else "source sends no `token:`"
+            )
+            return (
+                f"GitLab project {self.project!r} shows its issues to project members only, "
+                f"and {who}: give a member's token (read_api), or {leave}"
+            )
+        return f"GitLab project {self.project!r} has issues turned off: {leave}"
 
     async def _open_merge_requests(self, client: ServiceClient) -> dict[str, float]:
         response = await client.get(

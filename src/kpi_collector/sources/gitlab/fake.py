@@ -30,6 +30,9 @@ class Project:
     #: the tokens whose users are members of a private project (None: every valid token);
     #: GitLab answers 404 to anyone else
     members: set[str] | None = None
+    #: issues visible to project members only (`issues_access_level: private`): GitLab leaves
+    #: `open_issues_count` out for anyone else, as for issues turned off
+    issues_members_only: bool = False
 
 
 @dataclass
@@ -46,6 +49,10 @@ class FakeGitLab(FakeService):
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/api/v4/projects/{rest:.*}", self.project_route)
         app.router.add_post("/api/graphql", self.graphql)
+        # Grape's answer to a path under the API it has no route for, and the web app's page
+        # to any other
+        app.router.add_route("*", "/api/v4/{tail:.*}", _no_route)
+        app.router.add_route("*", "/{tail:.*}", _web_page_404)
 
     def _visible(self, project: Project, token: str | None) -> bool:
         return not project.private or (
@@ -86,7 +93,8 @@ class FakeGitLab(FakeService):
         if project is None or hidden:
             return respond(404, {"message": "404 Project Not Found"})
         if resource == "":
-            return respond(200, _project(project))
+            member = token is not None and (project.members is None or token in project.members)
+            return respond(200, _project(project, member=member))
         if resource == "merge_requests":
             opened = request.query.get("state") == "opened"
             items = [
@@ -106,7 +114,22 @@ class FakeGitLab(FakeService):
         return respond(404, {"error": "404 Not Found"})
 
 
-def _project(project: Project) -> dict[str, Any]:
+async def _no_route(request: web.Request) -> web.Response:
+    return respond(404, {"error": "404 Not Found"})
+
+
+async def _web_page_404(request: web.Request) -> web.Response:
+    return respond(
+        404,
+        "<!DOCTYPE html><html><head><title>Not Found</title></head><body><h1>404</h1>"
+        "<p>Page not found</p><p>Make sure the address is correct and the page has not moved."
+        "</p></body></html>",
+    )
+
+
+def _project(project: Project, *, member: bool = False) -> dict[str, Any]:
+    issues = project.open_issues is not None and (not project.issues_members_only or member)
+    level = "private" if project.issues_members_only else "enabled"
     body: dict[str, Any] = {
         "id": project.id,
         "description": "",
@@ -115,9 +138,10 @@ def _project(project: Project) -> dict[str, Any]:
         "visibility": "private" if project.private else "public",
         "star_count": len(project.starrers),
         "forks_count": project.forks,
-        "issues_enabled": project.open_issues is not None,
+        "issues_enabled": issues,
+        "issues_access_level": "disabled" if project.open_issues is None else level,
     }
-    if project.open_issues is not None:
+    if issues:
         body["open_issues_count"] = project.open_issues
     return body
 

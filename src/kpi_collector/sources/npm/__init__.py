@@ -33,6 +33,7 @@ FIRST_DAY = date(2015, 1, 10)  # "the earliest date for which data will be retur
 class Npm(ServiceSource):
     type: ClassVar[str] = "npm"
     service_name: ClassVar[str] = "npm"
+    json_not_found: ClassVar[bool] = True  # its 404s are JSON; a web page is not it
     known_metrics: ClassVar[tuple[str, ...]] = tuple(DOWNLOAD_WINDOWS)
     default_metrics: ClassVar[tuple[str, ...]] = known_metrics
 

@@ -4,8 +4,9 @@ daily downloads for backfill (the service keeps 180 days).
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from datetime import date, timedelta
 from typing import Any, ClassVar
 
@@ -25,11 +26,7 @@ from kpi_collector.sources.base import Observation, SourceContext
 
 #: the recent-downloads metrics and the days each sums (the last complete days, UTC)
 DOWNLOAD_WINDOWS = {"downloads_last_day": 1, "downloads_last_week": 7, "downloads_last_month": 30}
-_RECENT = {
-    "downloads_last_day": "last_day",
-    "downloads_last_week": "last_week",
-    "downloads_last_month": "last_month",
-}
+_RECENT = tuple(DOWNLOAD_WINDOWS)
 _TOTALS = {
     "downloads_total_with_mirrors": "with_mirrors",
     "downloads_total_without_mirrors": "without_mirrors",
@@ -59,35 +56,73 @@ class PyPI(ServiceSource):
         )
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
+        """The recent figures are sums of the daily series without mirrors, ending at the last
+        day PyPI Stats has counted (as its `/recent` is, which cannot say which day that is,
+        answers 404 for a package without downloads in 30 days, and keeps the same figures
+        while PyPI Stats stalls); one read of `/overall` serves them and the totals."""
         client = self.client(ctx)
         wanted = self.wanted()
-        parts: dict[tuple[str, ...], Any] = {}
         recent = tuple(m for m in _RECENT if m in wanted)
-        if recent:
-            parts[recent] = self._recent(client)
         totals = tuple(m for m in _TOTALS if m in wanted)
+        rows = asyncio.ensure_future(self._overall(client, mirrors=None if totals else False))
+        parts: dict[tuple[str, ...], Any] = {}
+        if recent:
+            parts[recent] = self._recent(client, ctx, rows, recent)
         if totals:
-            parts[totals] = self._totals(client)
-        return await self.gather(parts)
+            parts[totals] = self._totals(rows)
+        try:
+            return await self.gather(parts)
+        finally:
+            if not rows.done():
+                rows.cancel()
 
-    async def _recent(self, client: ServiceClient) -> dict[str, float]:
-        data = _data(await client.json(f"/api/packages/{self.package}/recent"))
-        if not isinstance(data, dict):
-            raise ExtractError("PyPI Stats: `data` of the recent downloads is not an object")
-        values = {}
-        for metric, key in _RECENT.items():
-            if isinstance(data.get(key), int | float):
-                values[metric] = float(data[key])
-        return values
+    async def _recent(
+        self,
+        client: ServiceClient,
+        ctx: SourceContext,
+        rows: Awaitable[list[dict[str, Any]]],
+        metrics: tuple[str, ...],
+    ) -> dict[str, float]:
+        counted, listed = await asyncio.gather(
+            self._last_counted(client), rows, return_exceptions=True
+        )
+        if isinstance(counted, BaseException):
+            raise counted
+        if isinstance(listed, BaseException):
+            raise listed
+        expected = last_utc_day(ctx)
+        if counted is None or counted < expected - timedelta(days=1):
+            since = f"since {counted}" if counted is not None else "in its 180 days"
+            raise ExtractError(
+                f"PyPI Stats has counted no downloads {since} (its daily update has not run); "
+                "the next run will try again",
+                transient=True,
+            )
+        daily = _without_mirrors(listed)
+        return {
+            metric: sum(
+                daily.get(counted - timedelta(days=n), 0.0) for n in range(DOWNLOAD_WINDOWS[metric])
+            )
+            for metric in metrics
+        }
 
-    async def _totals(self, client: ServiceClient) -> dict[str, float]:
+    async def _totals(self, rows: Awaitable[list[dict[str, Any]]]) -> dict[str, float]:
         totals = {metric: 0.0 for metric in _TOTALS}
         category_metric = {v: k for k, v in _TOTALS.items()}
-        for row in await self._overall(client, mirrors=None):
+        for row in await rows:
             metric = category_metric.get(row.get("category", ""))
             if metric is not None:
                 totals[metric] += float(row.get("downloads") or 0)
         return totals
+
+    async def _last_counted(self, client: ServiceClient) -> date | None:
+        """The last day PyPI Stats has counted, or None when it has counted none in its 180.
+
+        PyPI Stats lists no row for a day without downloads, nor for one it has not counted
+        yet: the days PyPI as a whole (`__all__`, never 0 on a counted day) has downloads for
+        tell them apart."""
+        counted = _without_mirrors(await self._overall(client, mirrors=False, package="__all__"))
+        return max((d for d, n in counted.items() if n > 0), default=None)
 
     async def _overall(
         self, client: ServiceClient, *, mirrors: bool | None, package: str | None = None
@@ -107,11 +142,7 @@ class PyPI(ServiceSource):
             return
         client = self.client(ctx)
         daily = _without_mirrors(await self._overall(client, mirrors=False))
-        # PyPI Stats lists no row for a day without downloads, nor for one it has not counted
-        # yet: the days PyPI as a whole has downloads for (`__all__`, never 0 on a counted
-        # day) tell them apart
-        counted = _without_mirrors(await self._overall(client, mirrors=False, package="__all__"))
-        last = max((d for d, n in counted.items() if n > 0), default=None)
+        last = await self._last_counted(client)
         if last is None:
             ctx.limit("PyPI Stats has counted no downloads of PyPI in its 180 days")
             return

@@ -1,7 +1,9 @@
 """A local PyPI Stats JSON API (`/api/packages/{p}/recent` and `/overall`), answering from a
 daily series that ends yesterday, as the real one does, or at `landed`, the last day it has
 counted. As PyPI Stats, it lists no row for a day without downloads, and the package
-`__all__` counts every package of PyPI (never 0 on a counted day).
+`__all__` counts every package of PyPI (never 0 on a counted day). As PyPI Stats, it answers
+404 (its HTML page) for a list without rows: `/recent` of a package without downloads in 30
+days, `/overall` of one without any in 180.
 """
 
 from __future__ import annotations
@@ -71,6 +73,10 @@ class FakePyPIStats(FakeService):
             )
 
         data = {"last_day": last(1), "last_month": last(30), "last_week": last(7)}
+        if not any(data.values()):
+            # no row in its `recent` table: a package without downloads in 30 days is
+            # answered as an unknown one
+            return respond(404, _NOT_FOUND_PAGE)
         period = request.query.get("period")
         if period:
             data = {f"last_{period}": data[f"last_{period}"]}
@@ -94,6 +100,8 @@ class FakePyPIStats(FakeService):
                 if not value:
                     continue  # no row for a day without downloads
                 rows.append({"category": category, "date": day.isoformat(), "downloads": value})
+        if not rows:
+            return respond(404, _NOT_FOUND_PAGE)  # as PyPI Stats answers a list without rows
         return respond(
             200,
             {"data": rows, "package": request.match_info["package"], "type": "overall_downloads"},
