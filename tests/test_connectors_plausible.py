@@ -86,10 +86,10 @@ def test_backfill_stores_0_for_each_day_without_visits(plausible: FakePlausible)
         api_url=plausible.url,
         metrics=["visits", "visitors", "pageviews", "bounce_rate", "visit_duration"],
     )
-    points = backfill(source, TODAY - timedelta(days=12), now=NOW)
+    points = backfill(source, TODAY - timedelta(days=10), now=NOW)
     by = {(p.metric, p.ts.date()): p.value for p in points}
-    assert sorted({d for _, d in by}) == [TODAY - timedelta(days=n) for n in range(12, 0, -1)]
-    for n in (12, 11, 4, 3):  # before the first visit too: Plausible counted those days
+    assert sorted({d for _, d in by}) == [TODAY - timedelta(days=n) for n in range(10, 0, -1)]
+    for n in (4, 3):
         day = TODAY - timedelta(days=n)
         assert [by.get((m, day)) for m in source.metrics] == [0.0, 0.0, 0.0, None, None]
     assert by[("visitors", TODAY - timedelta(days=5))] == 105.0
@@ -162,3 +162,49 @@ def test_a_metric_plausible_gives_no_number_for_is_named_with_the_day(
     ((metric, message, _),) = result.errors
     assert metric == "visit_duration"
     assert message == "visit_duration: Plausible gave None for 2026-03-09, no number"
+
+
+def test_days_before_the_sites_stats_began_get_no_value(plausible: FakePlausible) -> None:
+    """The site's stats begin 10 days ago; backfill asks for 30. Plausible lists every day
+    of the range in `meta.time_labels` (it counts nothing before the site's stats start),
+    and the 20 days before got 0 visitors each: a wrong number, not a quiet day. They get
+    none now, and the backfill says where the site's figures begin."""
+    source = Plausible(site_id="example.com", api_key=KEY, api_url=plausible.url)
+    limits: list[str] = []
+    points = backfill(source, TODAY - timedelta(days=30), now=NOW, limits=limits)
+    days = sorted({p.ts.date() for p in points})
+    assert days == [TODAY - timedelta(days=n) for n in range(10, 0, -1)]
+    assert limits == [
+        f"the first visit to example.com Plausible counted came on {TODAY - timedelta(days=10)}"
+    ]
+    assert 0.0 not in {p.value for p in points if p.metric == "visitors"}
+
+
+def test_a_site_without_any_visit_in_the_range_gets_no_value(plausible: FakePlausible) -> None:
+    source = Plausible(site_id="example.com", api_key=KEY, api_url=plausible.url)
+    limits: list[str] = []
+    since = TODAY - timedelta(days=60)
+    plausible.sites["example.com"] = {}
+    assert backfill(source, since, now=NOW, limits=limits) == []
+    assert limits == [f"Plausible counted no visit to example.com from {since} on"]
+
+
+def test_imported_stats_count_as_on_the_dashboard(plausible: FakePlausible) -> None:
+    """The site moved to Plausible 10 days ago and imported its Google Analytics history.
+    The dashboard shows the imported days; the API leaves them out unless asked
+    (`include.imports`): backfill stored nothing (or 0) for them. They count now, in
+    backfill and in a run."""
+    plausible.imported["example.com"] = {
+        TODAY - timedelta(days=n): {**figures(n), "visitors": 1000 + n} for n in range(11, 21)
+    }
+    source = Plausible(
+        site_id="example.com", api_key=KEY, api_url=plausible.url, metrics=["visitors"]
+    )
+    points = backfill(source, TODAY - timedelta(days=20), now=NOW)
+    by_day = {p.ts.date(): p.value for p in points}
+    assert by_day[TODAY - timedelta(days=20)] == 1020.0
+    assert by_day[TODAY - timedelta(days=11)] == 1011.0
+    assert by_day[TODAY - timedelta(days=10)] == 110.0
+    assert len(by_day) == 20
+    assert all(r.method == "POST" for r in plausible.requests)
+    assert collect(source, now=NOW) == {"visitors": 101.0}

@@ -1,6 +1,7 @@
 """`type: plausible`: a site's visitors, pageviews, visits, bounce rate and visit duration of
 each day from the Plausible Stats API v2 (`POST /api/v2/query`, plausible.io/docs/stats-api-v2);
-backfill gives each past day.
+backfill gives each past day. Imported stats (Google Analytics, CSV) count, as on the site's
+dashboard (`include: {"imports": true}`).
 """
 
 from __future__ import annotations
@@ -59,9 +60,12 @@ class Plausible(ServiceSource):
         }
         if self.filters:
             body["filters"] = self.filters
+        # the API leaves imported stats out unless told, where the dashboard shows them: the
+        # days before the site used Plausible would count 0
+        body["include"] = {"imports": True}
         if by_day:
             body["dimensions"] = ["time:day"]
-            body["include"] = {"time_labels": True}
+            body["include"]["time_labels"] = True
         data = await self.client(ctx).json("/api/v2/query", method="POST", json_body=body)
         results = data.get("results") if isinstance(data, dict) else None
         if not isinstance(results, list):
@@ -101,11 +105,13 @@ class Plausible(ServiceSource):
         return values
 
     async def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
-        """Each day's figures from `since` to yesterday, one call (`dimensions: ["time:day"]`).
-        A day the answer covers (`meta.time_labels`) without a result had no visits: its
-        counts are 0, its bounce rate and visit duration (averages over no visit) get no
-        value. A day still under way at the site (its time zone behind the config's) is left
-        out."""
+        """Each day's figures from the first day with visits on or after `since` to
+        yesterday, one call (`dimensions: ["time:day"]`). A later day the answer covers
+        (`meta.time_labels`) without a result had no visits: its counts are 0, its bounce
+        rate and visit duration (averages over no visit) get no value. The days before the
+        first visit get none: Plausible lists every day of the range asked, those before the
+        site's stats began (it counts nothing before `native_stats_start_at`) too. A day
+        still under way at the site (its time zone behind the config's) is left out."""
         yesterday = ctx.today - timedelta(days=1)
         if since > yesterday:
             return
@@ -117,13 +123,27 @@ class Plausible(ServiceSource):
             if day is None:
                 raise ExtractError("Plausible: a daily result has no `time:day` dimension")
             by_day[day] = values
+        visited = [day for day, values in by_day.items() if _visited(values)]
+        if not visited:
+            ctx.limit(f"Plausible counted no visit to {self.site_id} from {since} on")
+            return
+        first = min(visited)
+        if first > since:
+            ctx.limit(f"the first visit to {self.site_id} Plausible counted came on {first}")
         empty = {m: 0 for m in self.wanted() if m in _COUNTS}
         for day in sorted(set(by_day) | set(covered)):
-            if day >= site_today:
+            if day < first or day >= site_today:
                 continue
             for metric, value in by_day.get(day, empty).items():
                 if isinstance(value, int | float):
                     yield Observation(metric, float(value), day_end(day, ctx.tz))
+
+
+def _visited(values: Mapping[str, Any]) -> bool:
+    """Whether a day's result shows any visit (a count above 0; with only averages asked,
+    the result itself: Plausible gives a day no row without visits)."""
+    counts = [values[m] for m in _COUNTS if m in values]
+    return not counts or any(isinstance(n, int | float) and n > 0 for n in counts)
 
 
 def _time_labels(data: Any) -> list[date] | None:
