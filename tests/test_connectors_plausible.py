@@ -146,7 +146,7 @@ def test_a_metric_plausible_gives_no_number_for_is_named_with_the_day(
     plausible.inject(
         200,
         {
-            "results": [{"metrics": [0, None], "dimensions": []}],
+            "results": [{"metrics": [3, None], "dimensions": []}],
             "meta": {},
             "query": {"date_range": ["2026-03-09T00:00:00+00:00", "2026-03-09T23:59:59+00:00"]},
         },
@@ -158,7 +158,7 @@ def test_a_metric_plausible_gives_no_number_for_is_named_with_the_day(
         metrics=["visits", "visit_duration"],
     )
     result = outcome(source, now=NOW)
-    assert result.values == {"visits": 0.0}
+    assert result.values == {"visits": 3.0}
     ((metric, message, _),) = result.errors
     assert metric == "visit_duration"
     assert message == "visit_duration: Plausible gave None for 2026-03-09, no number"
@@ -208,3 +208,34 @@ def test_imported_stats_count_as_on_the_dashboard(plausible: FakePlausible) -> N
     assert len(by_day) == 20
     assert all(r.method == "POST" for r in plausible.requests)
     assert collect(source, now=NOW) == {"visitors": 101.0}
+
+
+def test_an_average_over_a_day_without_visits_is_no_figure(plausible: FakePlausible) -> None:
+    """Plausible gives a bounce rate and a visit duration of 0 for a day nobody came: a run
+    stored "0 % bounce rate" where backfill stores nothing for the same day. Both averages
+    are now an error saying there was no visit, also when `visits` is not asked for (it
+    is read along); the counts are 0."""
+    plausible.sites["example.com"][TODAY - timedelta(days=1)] = dict.fromkeys(figures(1), 0)
+    source = Plausible(
+        site_id="example.com",
+        api_key=KEY,
+        api_url=plausible.url,
+        metrics=["visitors", "bounce_rate", "visit_duration"],
+    )
+    result = outcome(source, now=NOW)
+    assert result.values == {"visitors": 0.0}
+    assert sorted((m, text) for m, text, _ in result.errors) == [
+        ("bounce_rate", "bounce_rate: no visit to example.com on 2026-03-09 to average over"),
+        ("visit_duration", "visit_duration: no visit to example.com on 2026-03-09 to average over"),
+    ]
+    day = {
+        p.metric: p.value
+        for p in backfill(source, TODAY - timedelta(days=2), now=NOW)
+        if p.ts.date() == TODAY - timedelta(days=1)
+    }
+    assert day == {"visitors": 0.0}  # the same day from backfill: no average either
+    source = Plausible(
+        site_id="example.com", api_key=KEY, api_url=plausible.url, metrics=["bounce_rate"]
+    )
+    # a day with visits: its own rate (`visits` read along, not stored)
+    assert collect(source, now=NOW - timedelta(days=1)) == {"bounce_rate": 45.0}

@@ -22,6 +22,7 @@ from kpi_collector.sources.base import Observation, SourceContext
 METRICS = ("visitors", "pageviews", "visits", "bounce_rate", "visit_duration")
 #: the metrics that count (0 on a day without visits); the others average over visits
 _COUNTS = ("visitors", "pageviews", "visits")
+_AVERAGES = ("bounce_rate", "visit_duration")
 
 
 class Plausible(ServiceSource):
@@ -51,8 +52,11 @@ class Plausible(ServiceSource):
         days); the site's UTC offset, from the date range the answer echoes resolved
         (`query.date_range`: ["2024-09-04T00:00:00+02:00", ...]), None when it gives none;
         and, by day, every day the answer covers (`meta.time_labels`): Plausible leaves the
-        days without visits out of the results."""
+        days without visits out of the results. `visits` is asked along with an average,
+        wanted or not, to tell an average over no visit (which Plausible gives as 0)."""
         wanted = self.wanted()
+        if "visits" not in wanted and any(m in _AVERAGES for m in wanted):
+            wanted = [*wanted, "visits"]
         body: dict[str, Any] = {
             "site_id": self.site_id,
             "metrics": wanted,
@@ -95,8 +99,14 @@ class Plausible(ServiceSource):
             raise ExtractError(f"Plausible answered no results for {day} of {self.site_id!r}")
         values: dict[str, float] = {}
         errors: dict[str, str] = {}
-        for metric, value in rows[0][1].items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
+        answer = rows[0][1]
+        for metric in self.wanted():
+            value = answer.get(metric)
+            if metric in _AVERAGES and answer.get("visits") == 0:
+                # Plausible gives 0 where there is nothing to average: a 0 % bounce rate on
+                # a day nobody came is no figure (backfill stores none for such a day)
+                errors[metric] = f"{metric}: no visit to {self.site_id} on {day} to average over"
+            elif isinstance(value, int | float) and not isinstance(value, bool):
                 values[metric] = float(value)
             else:  # `null`: no visits to average over, or a metric the site cannot give
                 errors[metric] = f"{metric}: Plausible gave {value!r} for {day}, no number"
@@ -134,8 +144,11 @@ class Plausible(ServiceSource):
         for day in sorted(set(by_day) | set(covered)):
             if day < first or day >= site_today:
                 continue
-            for metric, value in by_day.get(day, empty).items():
-                if isinstance(value, int | float):
+            values = by_day.get(day, empty)
+            for metric, value in values.items():
+                if metric in _AVERAGES and values.get("visits") == 0:
+                    continue  # no visit to average over (Plausible gives 0)
+                if metric in self.wanted() and isinstance(value, int | float):
                     yield Observation(metric, float(value), day_end(day, ctx.tz))
 
 

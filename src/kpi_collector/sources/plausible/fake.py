@@ -63,6 +63,7 @@ class FakePlausible(FakeService):
             results = [
                 {"metrics": _metrics({d: days[d]}, metrics), "dimensions": [d.isoformat()]}
                 for d in sorted(days)
+                if any(days[d].get(k) for k in ("visitors", "pageviews", "visits"))
             ]
         else:
             results = [{"metrics": _metrics(days, metrics), "dimensions": []}]
