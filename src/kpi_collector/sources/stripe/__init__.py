@@ -155,14 +155,26 @@ class Stripe(ServiceSource):
         return values
 
     def currency_of(self, metric: str, subs: list[_Sub], when: float | None) -> str | None:
-        """The currency of a money metric (None for a count); several without `currency:` is an error."""
+        """The currency of a money metric (None for a count); several without `currency:` is
+        an error, and so is one that no subscription has ever paid in while others have
+        (a typo, or the wrong account: it would read 0 forever)."""
         per = _PER_CURRENCY.match(metric)
-        if per:
-            return per.group(2)
-        if metric not in ("mrr", "arr"):
+        chosen = per.group(2) if per else self.currency
+        if metric not in ("mrr", "arr") and not per:
             return None
-        if self.currency:
-            return self.currency
+        if chosen:
+            paid = sorted({s.currency for s in subs if s.spans})
+            if paid and chosen not in paid:
+                fix = (
+                    f"ask for {', '.join(f'{metric[:3]}_{c}' for c in paid)} instead"
+                    if per
+                    else f"check `currency:` of source {self.name!r}"
+                )
+                raise ExtractError(
+                    f"{metric}: no subscription has ever paid in {chosen} (they pay in "
+                    f"{', '.join(paid)}); {fix}"
+                )
+            return chosen
         found = sorted(
             {
                 s.currency
