@@ -837,3 +837,13 @@ def test_a_currency_whose_subscriptions_all_ended_reads_0() -> None:
         # an account without any subscription has no currency to compare with: 0
         fake.subscriptions = []
         assert collect(source(fake, currency="gbp", metrics=["mrr"]), now=NOW) == {"mrr": 0.0}
+
+
+def test_has_more_without_an_object_to_go_on_after_is_an_error(stripe: FakeStripe) -> None:
+    """`has_more` on an empty page: the list stopped there and MRR counted only what came
+    before, silently. Now an error says the rest could not be read."""
+    stripe.inject(200, {"object": "list", "data": [], "has_more": True, "url": "/v1/subscriptions"})
+    result = outcome(source(stripe, currency="usd", metrics=["mrr"]), now=NOW)
+    assert result.values == {}
+    ((_, message, _),) = result.errors
+    assert "Stripe said the subscription list has more" in message

@@ -407,9 +407,16 @@ async def _list_all(
             raise ExtractError(f"Stripe listed an object of the {what} twice")
         ids.update(item.get("id") for item in page)
         objects.extend(page)
-        if not body.get("has_more") or not data:
+        if not body.get("has_more"):
             return objects
-        params = {**params, "starting_after": data[-1]["id"]}
+        last = page[-1].get("id") if page and page[-1] is data[-1] else None
+        if not isinstance(last, str) or not last:
+            # no object to go on after: the rest of the list would be left out unsaid
+            raise ExtractError(
+                f"Stripe said the {what} has more, but its page ends without an object id "
+                "to read on after"
+            )
+        params = {**params, "starting_after": last}
     raise ExtractError(f"Stripe kept answering has_more after {MAX_PAGES} pages")
 
 
