@@ -280,17 +280,3 @@ def test_a_report_that_stops_short_of_its_row_count_is_an_error(ga: FakeAnalytic
     ga.inject(200, {"rowCount": 5, "kind": "analyticsData#runReport"}, path="runReport")
     with pytest.raises(ExtractError, match="gave 1 of the report's 5 rows, then no more"):
         backfill(source(ga, metrics=["sessions"]), TODAY - timedelta(days=6), now=NOW)
-
-
-def test_backfill_says_where_the_propertys_data_begins(ga: FakeAnalytics) -> None:
-    """Asked from 30 days back, the property's data begins 10 days back: `kpi backfill`
-    said nothing of the 20 days without a value. It says where the data begins now."""
-    limits: list[str] = []
-    since = TODAY - timedelta(days=30)
-    points = backfill(source(ga, metrics=["sessions"]), since, now=NOW, limits=limits)
-    assert min(p.ts.date() for p in points) == TODAY - timedelta(days=10)
-    assert limits == [f"the first data of property {PROPERTY} is of {TODAY - timedelta(days=10)}"]
-    limits.clear()
-    ga.properties[PROPERTY] = {}
-    assert backfill(source(ga, metrics=["sessions"]), since, now=NOW, limits=limits) == []
-    assert limits == [f"Google Analytics has no data from {since} on in property {PROPERTY}"]

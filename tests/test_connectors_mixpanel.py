@@ -150,18 +150,3 @@ def test_a_project_behind_utc_is_not_read_before_its_day_ends(mixpanel: FakeMixp
     assert max(p.ts.date() for p in points) == last
     with pytest.raises(ValueError, match="not a time zone"):
         mixpanel_source(mixpanel, project_timezone="Pacific Time")
-
-
-@pytest.mark.parametrize("event", [None, "pageview"])
-def test_mixpanel_backfill_says_where_the_users_begin(
-    mixpanel: FakeMixpanel, event: str | None
-) -> None:
-    """Asked from 90 days back, the project's users begin 60 days back (58 for pageview):
-    `kpi backfill` said nothing of the days it left out. It says where the users begin now."""
-    limits: list[str] = []
-    since = TODAY - timedelta(days=90)
-    points = backfill(mixpanel_source(mixpanel, event=event), since, now=NOW, limits=limits)
-    first = min(p.ts.date() for p in points)
-    assert first == TODAY - timedelta(days=60 if event is None else 58)
-    what = "users" if event is None else "users of event 'pageview'"
-    assert limits == [f"the first {what} of Mixpanel project 777 came on {first}"]

@@ -160,18 +160,3 @@ def test_posthog_an_event_quiet_in_every_window_is_zero(posthog: FakePostHog) ->
         posthog_source(posthog, event="beta_signup"), TODAY - timedelta(days=5), now=NOW
     )
     assert points == []
-
-
-def test_posthog_backfill_says_where_the_events_begin(posthog: FakePostHog) -> None:
-    """Asked from 90 days back, the project's events begin 60 days back: `kpi backfill`
-    said nothing of the 30 days it left out. It says where the events begin now."""
-    limits: list[str] = []
-    since = TODAY - timedelta(days=90)
-    points = backfill(posthog_source(posthog, metrics=["dau"]), since, now=NOW, limits=limits)
-    first = TODAY - timedelta(days=60)
-    assert min(p.ts.date() for p in points) == first
-    assert limits == [f"the first events of PostHog project 4242 came on {first}"]
-    limits.clear()
-    posthog.events = []
-    assert backfill(posthog_source(posthog), since, now=NOW, limits=limits) == []
-    assert limits == [f"PostHog project 4242 has no events from {since} on"]

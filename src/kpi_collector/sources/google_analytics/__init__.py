@@ -285,15 +285,8 @@ class GoogleAnalytics(ServiceSource):
             return
         rows, zone = await self._report(ctx, since, yesterday, by_day=True)
         today = ctx.now.astimezone(zone).date() if zone is not None else ctx.today
-        dated = [(_day(text), values) for text, values in rows]
-        first = min((day for day, _ in dated), default=None)
-        if first is None:
-            ctx.limit(
-                f"Google Analytics has no data from {since} on in property {self.property_id}"
-            )
-        elif first > since:
-            ctx.limit(f"the first data of property {self.property_id} is of {first}")
-        for day, values in dated:
+        for day_text, values in rows:
+            day = _day(day_text)
             if day >= today:
                 continue
             for metric, value in values.items():

@@ -221,15 +221,9 @@ class Mixpanel(ServiceSource):
         else:
             counted = await self._segmentation(client, since, last)
         active = [d for d, n in counted.items() if n]
-        what = f"users of event {self.event!r}" if self.event is not None else "users"
         if not active:
             if self.event is not None:
                 await self._check_event(client)
-            ctx.limit(f"Mixpanel project {self.project_id} counted no {what} from {since} on")
             return
-        if min(active) > since:
-            ctx.limit(
-                f"the first {what} of Mixpanel project {self.project_id} came on {min(active)}"
-            )
         for day in days(max(since, min(active)), last):
             yield Observation("dau", counted.get(day, 0.0), day_end(day, ctx.tz))

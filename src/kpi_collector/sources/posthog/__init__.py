@@ -175,15 +175,11 @@ class PostHog(ServiceSource):
             parse_day(str(row[0])): dict(zip(("dau", "wau", "mau"), row[1:], strict=True))
             for row in rows
         }
-        what = f"events {self.event!r}" if self.event is not None else "events"
         if not counted:
             if self.event is not None:
                 await self._check_event(client)
-            ctx.limit(f"PostHog project {self.project_id} has no {what} from {since} on")
             return
         day = max(since, min(counted))  # from the first day in a window; quiet days count 0
-        if day > since:
-            ctx.limit(f"the first {what} of PostHog project {self.project_id} came on {day}")
         # PostHog counts whole days of the project's time zone up to its `today()`: where
         # that is behind the config's, the config's yesterday is still today there, not
         # counted yet (no row), and no zero for it
