@@ -133,13 +133,11 @@ class Plausible(ServiceSource):
             if day is None:
                 raise ExtractError("Plausible: a daily result has no `time:day` dimension")
             by_day[day] = values
+        # `kpi backfill` says from the values where they begin (and end)
         visited = [day for day, values in by_day.items() if _visited(values)]
         if not visited:
-            ctx.limit(f"Plausible counted no visit to {self.site_id} from {since} on")
             return
         first = min(visited)
-        if first > since:
-            ctx.limit(f"the first visit to {self.site_id} Plausible counted came on {first}")
         empty = {m: 0 for m in self.wanted() if m in _COUNTS}
         for day in sorted(set(by_day) | set(covered)):
             if day < first or day >= site_today:
