@@ -161,3 +161,17 @@ def test_an_org_token_without_a_workspace_names_team_id(slack: FakeSlack) -> Non
     result = outcome(Slack(token=BOT_TOKEN, api_url=slack.url))
     ((_, message, _),) = result.errors
     assert "set `team_id:` of source 'slack'" in message
+
+
+def test_a_bot_token_for_active_members_names_the_token_it_needs(slack: FakeSlack) -> None:
+    """team.billableInfo "cannot be called by a bot user" (`user_is_bot`): the message said
+    only that; it now says which token it needs. Members are still counted."""
+    slack.inject(200, {"ok": False, "error": "user_is_bot"}, path="team.billableInfo")
+    result = outcome(
+        Slack(token=ADMIN_TOKEN, api_url=slack.url, metrics=["members", "active_members"])
+    )
+    assert result.values == {"members": 430}
+    ((metric, message, _),) = result.errors
+    assert metric == "active_members"
+    assert "not a bot token (xoxb-)" in message and "a user token (xoxp-)" in message
+    assert "admin (a workspace admin's user token)" in message

@@ -138,6 +138,12 @@ class Slack(ServiceSource):
                     f"{method} needs {_SCOPES.get(method, needed)}"
                 )
             )
+        if error in ("user_is_bot", "not_allowed_token_type"):
+            # team.billableInfo "cannot be called by a bot user"
+            raise SourceError(
+                f"Slack {method} answered {error}: it needs {_SCOPES.get(method, 'a user token')}, "
+                f"not a bot token (xoxb-); give `token:` of source {self.name!r} a user token (xoxp-)"
+            )
         if error in _TRANSIENT:
             raise SourceError(
                 redact(
