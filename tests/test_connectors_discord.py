@@ -116,8 +116,12 @@ def test_a_way_in_is_required_and_humans_need_the_bot() -> None:
         Discord()
     with pytest.raises(ValueError, match="humans reads the member list"):
         Discord(invite="rocket", metrics=["members", "humans"])
-    with pytest.raises(ValueError, match="go together"):
+    with pytest.raises(ValueError, match="`guild_id:` needs `bot_token:`"):
         Discord(guild_id=GUILD)
+    with pytest.raises(ValueError, match="`guild_id:` needs `bot_token:`"):
+        Discord(guild_id=GUILD, bot_token="")  # ${DISCORD_BOT_TOKEN:-} unset
+    with pytest.raises(ValueError, match="`bot_token:` needs `guild_id:`"):
+        Discord(invite="rocket", bot_token=BOT_TOKEN)
     with pytest.raises(ValueError, match="not a server id"):
         Discord(guild_id="rocket", bot_token=BOT_TOKEN)
 

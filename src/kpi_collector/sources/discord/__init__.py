@@ -82,8 +82,13 @@ class Discord(ServiceSource):
 
     @model_validator(mode="after")
     def _a_way_in(self) -> Discord:
-        if (self.guild_id is None) != (self.bot_token is None):
-            raise ValueError("`guild_id:` and `bot_token:` go together (the bot reads that server)")
+        if self.guild_id is not None and self.bot_token is None:
+            raise ValueError(
+                "`guild_id:` needs `bot_token:`, the bot that reads the server (e.g. "
+                "`bot_token: ${DISCORD_BOT_TOKEN}`, set in the environment or in .env)"
+            )
+        if self.bot_token is not None and self.guild_id is None:
+            raise ValueError("`bot_token:` needs `guild_id:`, the server the bot reads")
         if self.invite is None and self.guild_id is None:
             raise ValueError(
                 "give `invite:` (members, online) or `guild_id:` with `bot_token:` (members, "
