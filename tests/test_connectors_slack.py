@@ -175,3 +175,12 @@ def test_a_bot_token_for_active_members_names_the_token_it_needs(slack: FakeSlac
     assert metric == "active_members"
     assert "not a bot token (xoxb-)" in message and "a user token (xoxp-)" in message
     assert "admin (a workspace admin's user token)" in message
+
+
+def test_an_ok_answer_without_its_list_is_an_error_not_0(slack: FakeSlack) -> None:
+    """`{"ok": true}` without `members` counted as an empty page: members 0, stored."""
+    slack.inject(200, {"ok": True, "response_metadata": {"next_cursor": ""}}, path="users.list")
+    result = outcome(Slack(token=BOT_TOKEN, api_url=slack.url))
+    assert result.values == {}
+    ((_, message, _),) = result.errors
+    assert message == "Slack users.list answered ok without `members`"

@@ -98,7 +98,11 @@ class Slack(ServiceSource):
         cursors: set[str] = set()
         for _ in range(MAX_PAGES):
             body = await self._call(client, method, params)
-            yield body.get(key) or ({} if key == "billable_info" else [])
+            page = body.get(key)
+            if not isinstance(page, dict if key == "billable_info" else list):
+                # an `ok` answer without its list: counting it as empty would read 0
+                raise ExtractError(f"Slack {method} answered ok without `{key}`")
+            yield page
             cursor = (body.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 return
