@@ -168,3 +168,12 @@ def test_the_windows_bucket_is_read_whatever_day_it_is_keyed_by(
     result = outcome(mixpanel_source(mixpanel, event="pageview", metrics=["wau"]), now=NOW)
     ((_, message, _),) = result.errors
     assert "split the 7 days to 2026-03-09 into 2 buckets" in message
+
+
+def test_a_segmentation_answer_without_values_is_an_error_not_0(mixpanel: FakeMixpanel) -> None:
+    """An answer without `data.values` read as "no series": 0 users, stored."""
+    mixpanel.inject(200, {"legend_size": 0}, path="segmentation")
+    result = outcome(mixpanel_source(mixpanel, event="pageview", metrics=["dau"]), now=NOW)
+    assert result.values == {}
+    ((_, message, _),) = result.errors
+    assert "the segmentation answer has no data.values" in message

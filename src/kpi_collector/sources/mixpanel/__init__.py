@@ -169,7 +169,9 @@ class Mixpanel(ServiceSource):
         else:
             params["interval"] = interval
         body = await client.json("/api/query/segmentation", params=params)
-        values = ((body.get("data") or {}).get("values") or {}) if isinstance(body, dict) else None
+        # no series is `"values": {}`; an answer without `values` is no answer (not 0)
+        data = body.get("data") if isinstance(body, dict) else None
+        values = data.get("values") if isinstance(data, dict) else None
         if not isinstance(values, dict):
             raise ExtractError("Mixpanel: the segmentation answer has no data.values")
         series = values.get(self.event) or {}
