@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from kpi_collector.errors import ExtractError
 from kpi_collector.sources.google_analytics import GoogleAnalytics
 from kpi_collector.sources.google_analytics.fake import (
     QUOTA_PER_DAY,
@@ -264,3 +265,18 @@ def test_a_day_still_under_way_in_the_propertys_time_zone_is_not_read(ga: FakeAn
         TODAY - timedelta(days=3): 275.0,
         TODAY - timedelta(days=2): 275.0,
     }
+
+
+def test_a_report_that_stops_short_of_its_row_count_is_an_error(ga: FakeAnalytics) -> None:
+    """A page saying 5 rows, then an empty one at offset 1: backfill stored the one day and
+    left the 4 others without a value, unsaid. Now an error says the report stopped short."""
+    row = {
+        "dimensionValues": [{"value": (TODAY - timedelta(days=2)).strftime("%Y%m%d")}],
+        "metricValues": [{"value": "275"}],
+    }
+    ga.inject(
+        200, {"rows": [row], "rowCount": 5, "kind": "analyticsData#runReport"}, path="runReport"
+    )
+    ga.inject(200, {"rowCount": 5, "kind": "analyticsData#runReport"}, path="runReport")
+    with pytest.raises(ExtractError, match="gave 1 of the report's 5 rows, then no more"):
+        backfill(source(ga, metrics=["sessions"]), TODAY - timedelta(days=6), now=NOW)

@@ -150,3 +150,30 @@ def test_a_project_behind_utc_is_not_read_before_its_day_ends(mixpanel: FakeMixp
     assert max(p.ts.date() for p in points) == last
     with pytest.raises(ValueError, match="not a time zone"):
         mixpanel_source(mixpanel, project_timezone="Pacific Time")
+
+
+def test_the_windows_bucket_is_read_whatever_day_it_is_keyed_by(
+    mixpanel: FakeMixpanel,
+) -> None:
+    """The window's one bucket was read at its first day only: keyed by another day (its
+    last), the count read 0, silently, for an event Mixpanel knows. It is read as it is;
+    an answer split into several buckets (unique users cannot be added) is an error."""
+    one = {"data": {"series": [], "values": {"pageview": {YESTERDAY.isoformat(): 17}}}}
+    mixpanel.inject(200, one, path="segmentation")
+    assert collect(mixpanel_source(mixpanel, event="pageview", metrics=["wau"]), now=NOW) == {
+        "wau": 17.0
+    }
+    two = {"data": {"values": {"pageview": {"2026-03-03": 5, "2026-03-06": 9}}}}
+    mixpanel.inject(200, two, path="segmentation")
+    result = outcome(mixpanel_source(mixpanel, event="pageview", metrics=["wau"]), now=NOW)
+    ((_, message, _),) = result.errors
+    assert "split the 7 days to 2026-03-09 into 2 buckets" in message
+
+
+def test_a_segmentation_answer_without_values_is_an_error_not_0(mixpanel: FakeMixpanel) -> None:
+    """An answer without `data.values` read as "no series": 0 users, stored."""
+    mixpanel.inject(200, {"legend_size": 0}, path="segmentation")
+    result = outcome(mixpanel_source(mixpanel, event="pageview", metrics=["dau"]), now=NOW)
+    assert result.values == {}
+    ((_, message, _),) = result.errors
+    assert "the segmentation answer has no data.values" in message

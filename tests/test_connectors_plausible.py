@@ -86,10 +86,10 @@ def test_backfill_stores_0_for_each_day_without_visits(plausible: FakePlausible)
         api_url=plausible.url,
         metrics=["visits", "visitors", "pageviews", "bounce_rate", "visit_duration"],
     )
-    points = backfill(source, TODAY - timedelta(days=12), now=NOW)
+    points = backfill(source, TODAY - timedelta(days=10), now=NOW)
     by = {(p.metric, p.ts.date()): p.value for p in points}
-    assert sorted({d for _, d in by}) == [TODAY - timedelta(days=n) for n in range(12, 0, -1)]
-    for n in (12, 11, 4, 3):  # before the first visit too: Plausible counted those days
+    assert sorted({d for _, d in by}) == [TODAY - timedelta(days=n) for n in range(10, 0, -1)]
+    for n in (4, 3):
         day = TODAY - timedelta(days=n)
         assert [by.get((m, day)) for m in source.metrics] == [0.0, 0.0, 0.0, None, None]
     assert by[("visitors", TODAY - timedelta(days=5))] == 105.0
@@ -111,12 +111,14 @@ def test_kpi_run_and_backfill_end_to_end(tmp_path: Path) -> None:
             f'api_url: "{fake.url}"}}\n'
         )
         (tmp_path / ".env").write_text(f"PLAUSIBLE_API_KEY={KEY}\n")
-        since = (today - timedelta(days=5)).isoformat()
+        # the site's stats begin 10 days back: the 5 days asked before them get no value
+        since = (today - timedelta(days=15)).isoformat()
         ran, first, second = run_and_backfill_twice(tmp_path, since, source="web")
     rows, dump = observations(tmp_path), store_dump(tmp_path)
     visitors = [(v, b) for k, v, b in rows if k == "web.visitors"]
     assert visitors[-1] == (101.0, 0)  # yesterday's figure, collected live by the run
-    assert [v for v, b in visitors if b] == [105.0, 104.0, 103.0, 102.0, 101.0]
+    assert [v for v, b in visitors if b] == [110.0 - n for n in range(10)]
+    assert f"(the service has nothing before {today - timedelta(days=10)})" in first.stdout
     for text in (ran.stdout, ran.stderr, first.stdout, second.stdout, dump):
         assert KEY not in text
 
@@ -146,7 +148,7 @@ def test_a_metric_plausible_gives_no_number_for_is_named_with_the_day(
     plausible.inject(
         200,
         {
-            "results": [{"metrics": [0, None], "dimensions": []}],
+            "results": [{"metrics": [3, None], "dimensions": []}],
             "meta": {},
             "query": {"date_range": ["2026-03-09T00:00:00+00:00", "2026-03-09T23:59:59+00:00"]},
         },
@@ -158,7 +160,77 @@ def test_a_metric_plausible_gives_no_number_for_is_named_with_the_day(
         metrics=["visits", "visit_duration"],
     )
     result = outcome(source, now=NOW)
-    assert result.values == {"visits": 0.0}
+    assert result.values == {"visits": 3.0}
     ((metric, message, _),) = result.errors
     assert metric == "visit_duration"
     assert message == "visit_duration: Plausible gave None for 2026-03-09, no number"
+
+
+def test_days_before_the_sites_stats_began_get_no_value(plausible: FakePlausible) -> None:
+    """The site's stats begin 10 days ago; backfill asks for 30. Plausible lists every day
+    of the range in `meta.time_labels` (it counts nothing before the site's stats start),
+    and the 20 days before got 0 visitors each: a wrong number, not a quiet day. They get
+    none now (`kpi backfill` says from the values where they begin)."""
+    source = Plausible(site_id="example.com", api_key=KEY, api_url=plausible.url)
+    points = backfill(source, TODAY - timedelta(days=30), now=NOW)
+    days = sorted({p.ts.date() for p in points})
+    assert days == [TODAY - timedelta(days=n) for n in range(10, 0, -1)]
+    assert 0.0 not in {p.value for p in points if p.metric == "visitors"}
+
+
+def test_a_site_without_any_visit_in_the_range_gets_no_value(plausible: FakePlausible) -> None:
+    source = Plausible(site_id="example.com", api_key=KEY, api_url=plausible.url)
+    plausible.sites["example.com"] = {}
+    assert backfill(source, TODAY - timedelta(days=60), now=NOW) == []
+
+
+def test_imported_stats_count_as_on_the_dashboard(plausible: FakePlausible) -> None:
+    """The site moved to Plausible 10 days ago and imported its Google Analytics history.
+    The dashboard shows the imported days; the API leaves them out unless asked
+    (`include.imports`): backfill stored nothing (or 0) for them. They count now, in
+    backfill and in a run."""
+    plausible.imported["example.com"] = {
+        TODAY - timedelta(days=n): {**figures(n), "visitors": 1000 + n} for n in range(11, 21)
+    }
+    source = Plausible(
+        site_id="example.com", api_key=KEY, api_url=plausible.url, metrics=["visitors"]
+    )
+    points = backfill(source, TODAY - timedelta(days=20), now=NOW)
+    by_day = {p.ts.date(): p.value for p in points}
+    assert by_day[TODAY - timedelta(days=20)] == 1020.0
+    assert by_day[TODAY - timedelta(days=11)] == 1011.0
+    assert by_day[TODAY - timedelta(days=10)] == 110.0
+    assert len(by_day) == 20
+    assert all(r.method == "POST" for r in plausible.requests)
+    assert collect(source, now=NOW) == {"visitors": 101.0}
+
+
+def test_an_average_over_a_day_without_visits_is_no_figure(plausible: FakePlausible) -> None:
+    """Plausible gives a bounce rate and a visit duration of 0 for a day nobody came: a run
+    stored "0 % bounce rate" where backfill stores nothing for the same day. Both averages
+    are now an error saying there was no visit, also when `visits` is not asked for (it
+    is read along); the counts are 0."""
+    plausible.sites["example.com"][TODAY - timedelta(days=1)] = dict.fromkeys(figures(1), 0)
+    source = Plausible(
+        site_id="example.com",
+        api_key=KEY,
+        api_url=plausible.url,
+        metrics=["visitors", "bounce_rate", "visit_duration"],
+    )
+    result = outcome(source, now=NOW)
+    assert result.values == {"visitors": 0.0}
+    assert sorted((m, text) for m, text, _ in result.errors) == [
+        ("bounce_rate", "bounce_rate: no visit to example.com on 2026-03-09 to average over"),
+        ("visit_duration", "visit_duration: no visit to example.com on 2026-03-09 to average over"),
+    ]
+    day = {
+        p.metric: p.value
+        for p in backfill(source, TODAY - timedelta(days=2), now=NOW)
+        if p.ts.date() == TODAY - timedelta(days=1)
+    }
+    assert day == {"visitors": 0.0}  # the same day from backfill: no average either
+    source = Plausible(
+        site_id="example.com", api_key=KEY, api_url=plausible.url, metrics=["bounce_rate"]
+    )
+    # a day with visits: its own rate (`visits` read along, not stored)
+    assert collect(source, now=NOW - timedelta(days=1)) == {"bounce_rate": 45.0}

@@ -160,3 +160,26 @@ def test_posthog_an_event_quiet_in_every_window_is_zero(posthog: FakePostHog) ->
         posthog_source(posthog, event="beta_signup"), TODAY - timedelta(days=5), now=NOW
     )
     assert points == []
+
+
+@pytest.mark.parametrize(
+    ("api_url", "other"),
+    [(None, "https://eu.posthog.com"), ("https://eu.posthog.com", "https://us.posthog.com")],
+)
+def test_a_refused_cloud_key_names_the_other_region(api_url: str | None, other: str) -> None:
+    """An EU Cloud project's key sent to US Cloud (the default `api_url`) is refused as an
+    invalid key: the message sent people to their key alone. It names the other region's
+    `api_url` too (a self-hosted PostHog has none)."""
+    from kpi_collector.collect.http import Response
+
+    body = (
+        b'{"type": "authentication_error", "code": "authentication_failed", "detail": '
+        b'"Personal API key found in request Authorization header is invalid.", "attr": null}'
+    )
+    config = {"project_id": "4242", "api_key": "phx_someKey_000000000000"}
+    source = PostHog(**config, **({"api_url": api_url} if api_url else {}))
+    url = f"{source.api_url}/api/projects/4242/query/"
+    refused = Response(401, url, {"Content-Type": "application/json"}, body)
+    assert f"set `api_url: {other}`" in str(source.http_error(refused))
+    hosted = PostHog(**config, api_url="https://posthog.example.com")
+    assert "api_url" not in str(hosted.http_error(refused))

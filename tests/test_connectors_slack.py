@@ -128,3 +128,59 @@ def test_a_cursor_given_twice_stops_the_list(slack: FakeSlack) -> None:
     result = outcome(Slack(token=BOT_TOKEN, api_url=slack.url))
     ((_, message, _),) = result.errors
     assert "gave a next cursor it had given before" in message and result.values == {}
+
+
+def test_a_transient_slack_error_inside_a_200_is_asked_again(slack: FakeSlack) -> None:
+    """Slack says it failed for now with HTTP 200 and `ok: false` (`internal_error`): the
+    source failed for good, where a 5xx would have been asked again. Now the page is asked
+    again and the members counted."""
+    slack.inject(200, {"ok": False, "error": "internal_error"}, path="users.list", times=2)
+    assert collect(Slack(token=BOT_TOKEN, api_url=slack.url), retries=2) == {"members": 430}
+    assert slack.calls("users.list") == 5  # 2 refused + the 3 pages
+
+
+def test_a_transient_slack_error_that_lasts_is_transient(slack: FakeSlack) -> None:
+    slack.inject(200, {"ok": False, "error": "service_unavailable"}, path="users.list", times=5)
+    result = outcome(Slack(token=BOT_TOKEN, api_url=slack.url), retries=1)
+    ((_, message, transient),) = result.errors
+    assert "Slack users.list answered service_unavailable" in message and transient
+    assert "the next run will try again" in message
+    assert slack.calls("users.list") == 2
+
+
+def test_a_request_error_is_not_asked_again(slack: FakeSlack) -> None:
+    slack.inject(200, {"ok": False, "error": "invalid_arguments"}, path="users.list", times=5)
+    result = outcome(Slack(token=BOT_TOKEN, api_url=slack.url))
+    ((_, message, transient),) = result.errors
+    assert message == "Slack users.list answered invalid_arguments" and not transient
+    assert slack.calls("users.list") == 1
+
+
+def test_an_org_token_without_a_workspace_names_team_id(slack: FakeSlack) -> None:
+    slack.inject(200, {"ok": False, "error": "missing_argument"}, path="users.list")
+    result = outcome(Slack(token=BOT_TOKEN, api_url=slack.url))
+    ((_, message, _),) = result.errors
+    assert "set `team_id:` of source 'slack'" in message
+
+
+def test_a_bot_token_for_active_members_names_the_token_it_needs(slack: FakeSlack) -> None:
+    """team.billableInfo "cannot be called by a bot user" (`user_is_bot`): the message said
+    only that; it now says which token it needs. Members are still counted."""
+    slack.inject(200, {"ok": False, "error": "user_is_bot"}, path="team.billableInfo")
+    result = outcome(
+        Slack(token=ADMIN_TOKEN, api_url=slack.url, metrics=["members", "active_members"])
+    )
+    assert result.values == {"members": 430}
+    ((metric, message, _),) = result.errors
+    assert metric == "active_members"
+    assert "not a bot token (xoxb-)" in message and "a user token (xoxp-)" in message
+    assert "admin (a workspace admin's user token)" in message
+
+
+def test_an_ok_answer_without_its_list_is_an_error_not_0(slack: FakeSlack) -> None:
+    """`{"ok": true}` without `members` counted as an empty page: members 0, stored."""
+    slack.inject(200, {"ok": True, "response_metadata": {"next_cursor": ""}}, path="users.list")
+    result = outcome(Slack(token=BOT_TOKEN, api_url=slack.url))
+    assert result.values == {}
+    ((_, message, _),) = result.errors
+    assert message == "Slack users.list answered ok without `members`"

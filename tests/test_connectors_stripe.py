@@ -800,3 +800,50 @@ def test_a_page_read_twice_stops_the_list(stripe: FakeStripe) -> None:
     assert result.values == {}
     ((_, message, _),) = result.errors
     assert "Stripe listed an object of the subscription list twice" in message
+
+
+def test_a_currency_no_subscription_ever_paid_in_is_an_error(stripe: FakeStripe) -> None:
+    """`currency: gbp` on an account that bills in usd, eur and jpy read 0 MRR, run after
+    run (a typo, or the wrong account): now an error naming the currencies there are. The
+    other metrics are still read."""
+    result = outcome(source(stripe, currency="GBP", metrics=["mrr", "customers"]), now=NOW)
+    assert result.values == {"customers": 8}
+    ((metric, message, _),) = result.errors
+    assert metric == "mrr"
+    assert message == (
+        "mrr: no subscription has ever paid in gbp (they pay in eur, jpy, usd); "
+        "check `currency:` of source 'stripe'"
+    )
+    result = outcome(source(stripe, metrics=["arr_gbp", "mrr_eur"]), now=NOW)
+    assert result.values == {"mrr_eur": 50.0}
+    ((metric, message, _),) = result.errors
+    assert metric == "arr_gbp" and "ask for arr_eur, arr_jpy, arr_usd instead" in message
+
+
+def test_a_currency_whose_subscriptions_all_ended_reads_0() -> None:
+    """A currency that was paid in (its subscriptions ended) is no typo: its MRR is 0."""
+    ended = subscription(
+        customer="cus_X",
+        start=ts("2025-01-01"),
+        amount=2000,
+        currency="gbp",
+        status="canceled",
+        ended_at=ts("2025-12-01"),
+    )
+    fake = FakeStripe(keys={KEY}, subscriptions=[*dataset(), ended])
+    with fake.serve():
+        values = collect(source(fake, currency="gbp", metrics=["mrr", "mrr_eur"]), now=NOW)
+        assert values == {"mrr": 0.0, "mrr_eur": 50.0}
+        # an account without any subscription has no currency to compare with: 0
+        fake.subscriptions = []
+        assert collect(source(fake, currency="gbp", metrics=["mrr"]), now=NOW) == {"mrr": 0.0}
+
+
+def test_has_more_without_an_object_to_go_on_after_is_an_error(stripe: FakeStripe) -> None:
+    """`has_more` on an empty page: the list stopped there and MRR counted only what came
+    before, silently. Now an error says the rest could not be read."""
+    stripe.inject(200, {"object": "list", "data": [], "has_more": True, "url": "/v1/subscriptions"})
+    result = outcome(source(stripe, currency="usd", metrics=["mrr"]), now=NOW)
+    assert result.values == {}
+    ((_, message, _),) = result.errors
+    assert "Stripe said the subscription list has more" in message

@@ -48,7 +48,7 @@ def test_a_handle_and_a_subset(youtube: FakeYouTube) -> None:
 def test_unknown_metric_and_bad_channel_are_refused_at_load() -> None:
     with pytest.raises(ValidationError, match="unknown metric 'likes' for type 'youtube'"):
         YouTube(channel=CHANNEL, api_key=KEY, metrics=["likes"])
-    with pytest.raises(ValidationError, match="neither a channel id"):
+    with pytest.raises(ValidationError, match=r"'https://youtube\.com/c/x' is neither a channel"):
         YouTube(channel="https://youtube.com/c/x", api_key=KEY)
 
 
@@ -127,3 +127,18 @@ def test_a_redirect_to_another_host_that_copies_the_key_gets_no_key(youtube: Fak
         source = YouTube(channel=CHANNEL, api_key=KEY, api_url=youtube.url, metrics=["videos"])
         assert collect(source) == {"videos": 7.0}
     assert seen == [{"part": "statistics", "id": CHANNEL}]
+
+
+@pytest.mark.parametrize(
+    ("given", "channel"),
+    [
+        ("https://www.youtube.com/@GoogleDevelopers", "@GoogleDevelopers"),
+        ("youtube.com/@GoogleDevelopers/videos", "@GoogleDevelopers"),
+        ("https://m.youtube.com/@GoogleDevelopers?si=abc", "@GoogleDevelopers"),
+        (f"https://www.youtube.com/channel/{CHANNEL}/featured", CHANNEL),
+        (CHANNEL, CHANNEL),
+    ],
+)
+def test_a_channels_address_is_reduced_to_its_id_or_handle(given: str, channel: str) -> None:
+    """A channel's address pasted from the browser was refused; it names the channel."""
+    assert YouTube(channel=given, api_key=KEY).channel == channel

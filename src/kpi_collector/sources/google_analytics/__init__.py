@@ -241,8 +241,21 @@ class GoogleAnalytics(ServiceSource):
                 rows.append(_row(row, wanted, by_day))
             zone = zone or _zone(data.get("metadata"))
             total = data.get("rowCount", len(rows))
-            if not page or len(rows) >= int(total):
+            if isinstance(total, bool) or not isinstance(total, int | str):
+                raise ExtractError("Google Analytics: the report's `rowCount` is not a number")
+            try:
+                total = int(total)
+            except ValueError:
+                raise ExtractError(
+                    "Google Analytics: the report's `rowCount` is not a number"
+                ) from None
+            if len(rows) >= total:
                 return rows, zone
+            if not page:
+                # the rest of the report would be left out unsaid: days without a value
+                raise ExtractError(
+                    f"Google Analytics gave {len(rows)} of the report's {total} rows, then no more"
+                )
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
         """Yesterday's figures: the last day complete both in the config's time zone and in

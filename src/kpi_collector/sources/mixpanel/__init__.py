@@ -141,11 +141,18 @@ class Mixpanel(ServiceSource):
         return values
 
     async def _unique(self, client: ServiceClient, metric: str, last: date) -> dict[str, float]:
-        """Unique users of the event over the window: one bucket of `interval` days."""
+        """Unique users of the event over the window: one bucket of `interval` days, read
+        whatever day it is keyed by (none: nobody sent the event). Unique users of several
+        buckets cannot be added up: an answer split in more than one is an error."""
         width = WINDOWS[metric]
         first = last - timedelta(days=width - 1)
         series = await self._segmentation(client, first, last, interval=width)
-        return {metric: float(series.get(first, 0.0))}
+        if len(series) > 1:
+            raise ExtractError(
+                f"Mixpanel split the {width} days to {last} into {len(series)} buckets of "
+                f"unique users, which cannot be added up ({metric} of event {self.event!r})"
+            )
+        return {metric: next(iter(series.values()), 0.0)}
 
     async def _segmentation(
         self, client: ServiceClient, first: date, last: date, *, interval: int | None = None
@@ -162,7 +169,9 @@ class Mixpanel(ServiceSource):
         else:
             params["interval"] = interval
         body = await client.json("/api/query/segmentation", params=params)
-        values = ((body.get("data") or {}).get("values") or {}) if isinstance(body, dict) else None
+        # no series is `"values": {}`; an answer without `values` is no answer (not 0)
+        data = body.get("data") if isinstance(body, dict) else None
+        values = data.get("values") if isinstance(data, dict) else None
         if not isinstance(values, dict):
             raise ExtractError("Mixpanel: the segmentation answer has no data.values")
         series = values.get(self.event) or {}

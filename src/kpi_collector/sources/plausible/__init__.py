@@ -1,6 +1,7 @@
 """`type: plausible`: a site's visitors, pageviews, visits, bounce rate and visit duration of
 each day from the Plausible Stats API v2 (`POST /api/v2/query`, plausible.io/docs/stats-api-v2);
-backfill gives each past day.
+backfill gives each past day. Imported stats (Google Analytics, CSV) count, as on the site's
+dashboard (`include: {"imports": true}`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from kpi_collector.sources.base import Observation, SourceContext
 METRICS = ("visitors", "pageviews", "visits", "bounce_rate", "visit_duration")
 #: the metrics that count (0 on a day without visits); the others average over visits
 _COUNTS = ("visitors", "pageviews", "visits")
+_AVERAGES = ("bounce_rate", "visit_duration")
 
 
 class Plausible(ServiceSource):
@@ -50,8 +52,11 @@ class Plausible(ServiceSource):
         days); the site's UTC offset, from the date range the answer echoes resolved
         (`query.date_range`: ["2024-09-04T00:00:00+02:00", ...]), None when it gives none;
         and, by day, every day the answer covers (`meta.time_labels`): Plausible leaves the
-        days without visits out of the results."""
+        days without visits out of the results. `visits` is asked along with an average,
+        wanted or not, to tell an average over no visit (which Plausible gives as 0)."""
         wanted = self.wanted()
+        if "visits" not in wanted and any(m in _AVERAGES for m in wanted):
+            wanted = [*wanted, "visits"]
         body: dict[str, Any] = {
             "site_id": self.site_id,
             "metrics": wanted,
@@ -59,9 +64,12 @@ class Plausible(ServiceSource):
         }
         if self.filters:
             body["filters"] = self.filters
+        # the API leaves imported stats out unless told, where the dashboard shows them: the
+        # days before the site used Plausible would count 0
+        body["include"] = {"imports": True}
         if by_day:
             body["dimensions"] = ["time:day"]
-            body["include"] = {"time_labels": True}
+            body["include"]["time_labels"] = True
         data = await self.client(ctx).json("/api/v2/query", method="POST", json_body=body)
         results = data.get("results") if isinstance(data, dict) else None
         if not isinstance(results, list):
@@ -91,8 +99,14 @@ class Plausible(ServiceSource):
             raise ExtractError(f"Plausible answered no results for {day} of {self.site_id!r}")
         values: dict[str, float] = {}
         errors: dict[str, str] = {}
-        for metric, value in rows[0][1].items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
+        answer = rows[0][1]
+        for metric in self.wanted():
+            value = answer.get(metric)
+            if metric in _AVERAGES and answer.get("visits") == 0:
+                # Plausible gives 0 where there is nothing to average: a 0 % bounce rate on
+                # a day nobody came is no figure (backfill stores none for such a day)
+                errors[metric] = f"{metric}: no visit to {self.site_id} on {day} to average over"
+            elif isinstance(value, int | float) and not isinstance(value, bool):
                 values[metric] = float(value)
             else:  # `null`: no visits to average over, or a metric the site cannot give
                 errors[metric] = f"{metric}: Plausible gave {value!r} for {day}, no number"
@@ -101,11 +115,13 @@ class Plausible(ServiceSource):
         return values
 
     async def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
-        """Each day's figures from `since` to yesterday, one call (`dimensions: ["time:day"]`).
-        A day the answer covers (`meta.time_labels`) without a result had no visits: its
-        counts are 0, its bounce rate and visit duration (averages over no visit) get no
-        value. A day still under way at the site (its time zone behind the config's) is left
-        out."""
+        """Each day's figures from the first day with visits on or after `since` to
+        yesterday, one call (`dimensions: ["time:day"]`). A later day the answer covers
+        (`meta.time_labels`) without a result had no visits: its counts are 0, its bounce
+        rate and visit duration (averages over no visit) get no value. The days before the
+        first visit get none: Plausible lists every day of the range asked, those before the
+        site's stats began (it counts nothing before `native_stats_start_at`) too. A day
+        still under way at the site (its time zone behind the config's) is left out."""
         yesterday = ctx.today - timedelta(days=1)
         if since > yesterday:
             return
@@ -117,13 +133,28 @@ class Plausible(ServiceSource):
             if day is None:
                 raise ExtractError("Plausible: a daily result has no `time:day` dimension")
             by_day[day] = values
+        # `kpi backfill` says from the values where they begin (and end)
+        visited = [day for day, values in by_day.items() if _visited(values)]
+        if not visited:
+            return
+        first = min(visited)
         empty = {m: 0 for m in self.wanted() if m in _COUNTS}
         for day in sorted(set(by_day) | set(covered)):
-            if day >= site_today:
+            if day < first or day >= site_today:
                 continue
-            for metric, value in by_day.get(day, empty).items():
-                if isinstance(value, int | float):
+            values = by_day.get(day, empty)
+            for metric, value in values.items():
+                if metric in _AVERAGES and values.get("visits") == 0:
+                    continue  # no visit to average over (Plausible gives 0)
+                if metric in self.wanted() and isinstance(value, int | float):
                     yield Observation(metric, float(value), day_end(day, ctx.tz))
+
+
+def _visited(values: Mapping[str, Any]) -> bool:
+    """Whether a day's result shows any visit (a count above 0; with only averages asked,
+    the result itself: Plausible gives a day no row without visits)."""
+    counts = [values[m] for m in _COUNTS if m in values]
+    return not counts or any(isinstance(n, int | float) and n > 0 for n in counts)
 
 
 def _time_labels(data: Any) -> list[date] | None:

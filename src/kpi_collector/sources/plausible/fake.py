@@ -2,7 +2,9 @@
 the bodies plausible.io/docs/stats-api-v2 documents: `{"results": [{"metrics": [...],
 "dimensions": [...]}], "meta": {}, "query": {...}}` and `{"error": "..."}` for a refused query;
 by day, days without visits are left out of the results, and `include: {"time_labels": true}`
-lists every day of the range in `meta.time_labels`.
+lists every day of the range in `meta.time_labels` (those before the site's stats began too).
+Imported stats count only with `include: {"imports": true}`, which adds
+`meta.imports_included`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ class FakePlausible(FakeService):
     keys: dict[str, set[str]] = field(default_factory=dict)
     #: the sites' time zone (Site settings), whose days the dates of a query are
     time_zone: str = "Etc/UTC"
+    #: site_id -> day -> figures imported (from Google Analytics, CSV files): in an answer
+    #: only with `include: {"imports": true}`, added to the day's own
+    imported: dict[str, dict[date, dict[str, int]]] = field(default_factory=dict)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/api/v2/query", self.query)
@@ -45,17 +50,28 @@ class FakePlausible(FakeService):
             return respond(401, {"error": _BAD_KEY})
         metrics = body.get("metrics") or []
         first, last = (date.fromisoformat(d) for d in body["date_range"])
-        days = {d: v for d, v in self.sites[site].items() if first <= d <= last}
-        days = {d: v for d, v in days.items() if _matches(v, body.get("filters") or [])}
+        include = body.get("include") or {}
+        sources = [self.sites[site]]
+        if include.get("imports"):
+            sources.append(self.imported.get(site, {}))
+        days: dict[date, dict[str, int]] = {}
+        for figures in sources:
+            for d, v in figures.items():
+                if first <= d <= last and _matches(v, body.get("filters") or []):
+                    days[d] = _added(days.get(d), v)
         if body.get("dimensions") == ["time:day"]:
             results = [
                 {"metrics": _metrics({d: days[d]}, metrics), "dimensions": [d.isoformat()]}
                 for d in sorted(days)
+                if any(days[d].get(k) for k in ("visitors", "pageviews", "visits"))
             ]
         else:
             results = [{"metrics": _metrics(days, metrics), "dimensions": []}]
         meta: dict[str, Any] = {}
-        if (body.get("include") or {}).get("time_labels"):
+        if include.get("imports"):
+            imported = self.imported.get(site, {})
+            meta["imports_included"] = any(first <= d <= last for d in imported)
+        if include.get("time_labels"):
             if body.get("dimensions") != ["time:day"]:
                 return respond(
                     400, {"error": "Invalid include.time_labels: requires a time dimension"}
@@ -74,6 +90,12 @@ class FakePlausible(FakeService):
         ]
         echo = {**body, "date_range": resolved}
         return respond(200, {"results": results, "meta": meta, "query": echo})
+
+
+def _added(day: dict[str, int] | None, more: dict[str, int]) -> dict[str, int]:
+    if day is None:
+        return dict(more)
+    return {k: v + more[k] if k != "page" and k in more else v for k, v in day.items()}
 
 
 def _matches(day: dict[str, int], filters: list[Any]) -> bool:

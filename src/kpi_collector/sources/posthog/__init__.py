@@ -81,6 +81,14 @@ LIMIT 1000
 """.strip()
 
 
+#: PostHog Cloud's regions: each refuses the other's keys
+_OTHER_REGION = {
+    "https://us.posthog.com": "https://eu.posthog.com",
+    "https://app.posthog.com": "https://eu.posthog.com",
+    "https://eu.posthog.com": "https://us.posthog.com",
+}
+
+
 class PostHog(ServiceSource):
     type: ClassVar[str] = "posthog"
     service_name: ClassVar[str] = "PostHog"
@@ -103,6 +111,15 @@ class PostHog(ServiceSource):
 
     def auth(self) -> Auth | None:
         return Auth(bearer=self.api_key)
+
+    def credential_hint(self) -> str:
+        """What to check for a refused key; on PostHog Cloud, the other region too: a key of
+        an EU Cloud project is refused by US Cloud as an invalid key, and the other way."""
+        hint = super().credential_hint()
+        other = _OTHER_REGION.get(self.api_url.rstrip("/"))
+        if other is None:
+            return hint
+        return f"{hint}; or the project is on the other PostHog Cloud: set `api_url: {other}`"
 
     def not_found(self, response: Response) -> str:
         return (

@@ -155,14 +155,26 @@ class Stripe(ServiceSource):
         return values
 
     def currency_of(self, metric: str, subs: list[_Sub], when: float | None) -> str | None:
-        """The currency of a money metric (None for a count); several without `currency:` is an error."""
+        """The currency of a money metric (None for a count); several without `currency:` is
+        an error, and so is one that no subscription has ever paid in while others have
+        (a typo, or the wrong account: it would read 0 forever)."""
         per = _PER_CURRENCY.match(metric)
-        if per:
-            return per.group(2)
-        if metric not in ("mrr", "arr"):
+        chosen = per.group(2) if per else self.currency
+        if metric not in ("mrr", "arr") and not per:
             return None
-        if self.currency:
-            return self.currency
+        if chosen:
+            paid = sorted({s.currency for s in subs if s.spans})
+            if paid and chosen not in paid:
+                fix = (
+                    f"ask for {', '.join(f'{metric[:3]}_{c}' for c in paid)} instead"
+                    if per
+                    else f"check `currency:` of source {self.name!r}"
+                )
+                raise ExtractError(
+                    f"{metric}: no subscription has ever paid in {chosen} (they pay in "
+                    f"{', '.join(paid)}); {fix}"
+                )
+            return chosen
         found = sorted(
             {
                 s.currency
@@ -395,9 +407,16 @@ async def _list_all(
             raise ExtractError(f"Stripe listed an object of the {what} twice")
         ids.update(item.get("id") for item in page)
         objects.extend(page)
-        if not body.get("has_more") or not data:
+        if not body.get("has_more"):
             return objects
-        params = {**params, "starting_after": data[-1]["id"]}
+        last = page[-1].get("id") if page and page[-1] is data[-1] else None
+        if not isinstance(last, str) or not last:
+            # no object to go on after: the rest of the list would be left out unsaid
+            raise ExtractError(
+                f"Stripe said the {what} has more, but its page ends without an object id "
+                "to read on after"
+            )
+        params = {**params, "starting_after": last}
     raise ExtractError(f"Stripe kept answering has_more after {MAX_PAGES} pages")
 
 

@@ -26,6 +26,9 @@ STATISTICS = {"subscribers": "subscriberCount", "views": "viewCount", "videos": 
 QUOTA_ZONE = ZoneInfo("America/Los_Angeles")
 _CHANNEL_ID = re.compile(r"^UC[\w-]{22}$")
 _HANDLE = re.compile(r"^@[\w.\-·]{3,30}$")
+_LINK = re.compile(
+    r"^(https?://)?((www|m)\.)?youtube\.com/(channel/)?(?P<channel>[^/?#]+)([/?#].*)?$"
+)
 
 
 class YouTube(ServiceSource):
@@ -42,11 +45,16 @@ class YouTube(ServiceSource):
     @field_validator("channel")
     @classmethod
     def _channel(cls, value: str) -> str:
-        value = value.strip()
+        given = value = value.strip()
+        # the channel's address as a browser shows it: youtube.com/@name/videos,
+        # youtube.com/channel/UC.../featured
+        link = _LINK.match(value)
+        if link:
+            value = link.group("channel")
         if not (_CHANNEL_ID.match(value) or _HANDLE.match(value)):
             raise ValueError(
-                f"{value!r} is neither a channel id like UC_x5XG1OV2P6uZZ5FSM9Ttw nor a handle "
-                "like @GoogleDevelopers"
+                f"{given!r} is neither a channel id like UC_x5XG1OV2P6uZZ5FSM9Ttw nor a handle "
+                "like @GoogleDevelopers (or youtube.com/@GoogleDevelopers)"
             )
         return value
 
