@@ -409,3 +409,33 @@ def test_an_async_function_that_blocks_fails_at_its_timeout_and_stalls_nothing(
     with sqlite3.connect(tmp_path / "kpi.db") as db:
         stored = db.execute("SELECT kpi, value FROM observations").fetchall()
     assert stored == [("app.users", 5.0)]
+
+
+def test_numpy_floats_are_stored_as_the_number_they_print() -> None:
+    """A function that returned numpy's float32 0.1 stored 0.10000000149011612 (the float32's
+    binary value widened to a double), a number no one wrote; float16 likewise. Each is now
+    stored as the shortest decimal that is that value in its own precision, as numpy prints
+    it; a float64 is a double already, and an integer past 2**53 stays an error."""
+    import numpy
+
+    def floats() -> dict[str, object]:
+        return {
+            "f32": numpy.float32(0.1),
+            "f16": numpy.float16(0.1),
+            "f64": numpy.float64(0.1),
+            "big32": numpy.float32(16777217),  # float32 holds 16777216
+            "neg": numpy.float32(-2.5e-3),
+        }
+
+    def too_large() -> dict[str, object]:
+        return {"i": numpy.int64(2**53 + 1)}
+
+    result = run(floats, too_large)
+    assert result.values == {
+        "floats.f32": 0.1,
+        "floats.f16": 0.1,
+        "floats.f64": 0.1,
+        "floats.big32": 16777216.0,
+        "floats.neg": -0.0025,
+    }
+    assert "cannot be stored exactly" in result.errors["too_large.i"]

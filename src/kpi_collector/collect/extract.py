@@ -288,7 +288,12 @@ def _exact(name: str, raw: numbers.Real | Decimal) -> float:
         except ValueError as exc:
             raise ExtractError(f"{name}: {exc}") from None
     if not isinstance(raw, Decimal | Fraction):
-        return float(raw)  # numpy's floats and other reals: already floats at heart
+        dtype = getattr(raw, "dtype", None)
+        if getattr(dtype, "kind", None) == "f" and getattr(dtype, "itemsize", 8) < 8:
+            # numpy's float32 and float16 hold 0.1 as 0.100000001490116...: stored as the
+            # shortest decimal that is this value in its own precision, as numpy prints it
+            return float(str(raw))
+        return float(raw)  # numpy's float64 and other reals: already floats at heart
     if isinstance(raw, Decimal) and not raw.is_finite():
         # NaN and infinities pass as floats (the caller refuses them); a signaling NaN,
         # which `float()` refuses with a ValueError, is a NaN too
