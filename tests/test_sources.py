@@ -913,3 +913,33 @@ def test_a_change_is_the_difference_of_the_numbers_as_written() -> None:
     assert result.change("a.new") is None
     assert result.change("a.tiny") == -2e-300
     assert {v["kpi"]: v["change"] for v in result.to_dict()["values"]}["a.ratio"] == 0.2
+
+
+def test_a_json_number_no_double_holds_is_an_error_never_0() -> None:
+    """`{"rate": 1e-400}` was stored as 0 (Python's reader rounds it to 0.0, and 1e400 to
+    infinity). A number that no double holds is now the metric's error saying why; zeros
+    written as zeros (0.0, 0e5) and ordinary numbers read as before."""
+    from kpi_collector.demo.server import BackgroundServer
+
+    body = (
+        b'{"tiny": 1e-400, "negative": -2.5E-999, "huge": 1e400,'
+        b' "zero": 0.0, "zeroexp": 0e5, "fine": 1.5e-3}'
+    )
+
+    async def answer(_: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/rates", answer)
+    with BackgroundServer(app) as url:
+        result = run(
+            HttpJson(
+                name="api",
+                url=f"{url}/rates",
+                metrics={k: k for k in ("tiny", "negative", "huge", "zero", "zeroexp", "fine")},
+            )
+        )
+    assert result.values == {"api.zero": 0.0, "api.zeroexp": 0.0, "api.fine": 0.0015}
+    assert "too small to store" in result.errors["api.tiny"]
+    assert "too small to store" in result.errors["api.negative"]
+    assert "cannot be stored exactly" in result.errors["api.huge"]

@@ -160,9 +160,10 @@ class Response:
             return text, self.body
         return text, None
 
-    def json(self) -> Any:
+    def json(self, *, exact: bool = False) -> Any:
         """The body parsed as JSON; ExtractError (terminal, naming the URL without its query
-        and the start of the body) when it is not JSON, or is empty.
+        and the start of the body) when it is not JSON, or is empty. `exact`: a number no
+        double holds (1e-400, 1e400) is a Decimal, not 0.0 or infinity (`jsontext.loads`).
 
         UTF-8 (or UTF-16/32, by its BOM or its zero bytes), as RFC 8259 says JSON is, even
         when the header names another charset; a body that is none of them is read in the
@@ -172,12 +173,13 @@ class Response:
             raise self._empty()
         try:
             try:
-                return jsontext.loads(self.body)
+                return jsontext.loads(self.body, exact=exact)
             except UnicodeDecodeError:
                 from kpi_collector.collect.charset import header_charset, label_codec
 
                 codec = label_codec(header_charset(self.headers.get("Content-Type")) or "")
-                return jsontext.loads(self.body.decode(codec or "utf-8", errors="replace"))
+                text = self.body.decode(codec or "utf-8", errors="replace")
+                return jsontext.loads(text, exact=exact)
         except ValueError as exc:
             raise ExtractError(
                 f"the answer from {url_without_query(self.url)} is not valid JSON ({exc}): {_snippet(self.body, self.headers.get('Content-Type'))}"
