@@ -246,3 +246,21 @@ def test_a_program_that_prints_nothing_says_so_with_its_stderr() -> None:
         "printed nothing on stdout; its stderr: no rows for today"
     )
     assert "printed nothing" in result.errors["blank"]
+
+
+def test_coloured_output_is_read_as_a_terminal_shows_it() -> None:
+    """A program that colours its output even into a pipe (`--color=always`, `jq -C`) made
+    `ESC[32m1,234ESC[0m` "more than one number" (the 32 and 0 of the escape codes) and a
+    coloured JSON object invalid JSON. Its escape sequences are now dropped first, as a
+    terminal shows the text; digits outside an escape sequence still count."""
+    green = "print('\\x1b[32m1,234\\x1b[0m')"
+    json_c = (
+        'print(\'\\x1b]0;title\\x07{\\x1b[1;39m"users"\\x1b[0m: \\x1b[0;32m42\\x1b[0m, "ok": 1}\')'
+    )
+    result = run(
+        Command(name="green", command=[sys.executable, "-c", green]),
+        Command(name="jq", command=[sys.executable, "-c", json_c]),
+        Command(name="two", command=[sys.executable, "-c", "print('\\x1b[1m12\\x1b[0m and 374')"]),
+    )
+    assert result.values == {"green.value": 1234, "jq.users": 42, "jq.ok": 1}
+    assert "more than one number in '12 and 374'" in result.errors["two"]

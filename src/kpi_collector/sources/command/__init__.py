@@ -89,6 +89,9 @@ class Command(Source):
                 f"{exc.start}); "
                 "make the program print UTF-8, e.g. with env: {LC_ALL: C.UTF-8}"
             ) from None
+        # a program that colours its output even into a pipe (`--color=always`, `jq -C`):
+        # the text a terminal shows, without its escape sequences (ECMA-48)
+        text = _TERMINAL_ESCAPE.sub("", text).strip() if "\x1b" in text else text
         if not text:
             said = f"; its stderr: {last}" if last else ""
             raise ExtractError(f"{program!r} exited with 0 but printed nothing on stdout{said}")
@@ -103,6 +106,12 @@ class Command(Source):
         metric = self.metrics.get(self.metric) or Metric()
         return {self.metric: finish_plain(self.metric, text, metric, self.locale)}
 
+
+#: ECMA-48 escape sequences a terminal interprets instead of showing: CSI (colours, `ESC [
+#: ... m`), OSC (titles, links, ended by BEL or ST) and the two-character ones
+_TERMINAL_ESCAPE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]"
+)
 
 #: an option naming a credential: `--token`, `--api-key`, `--password=...`, `-secret`
 _SECRET_OPTION = re.compile(
