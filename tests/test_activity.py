@@ -1086,3 +1086,81 @@ def test_ids_differing_in_case_or_trailing_spaces_are_different_users_in_every_b
                     conn.execute(sa.text(f"DROP TABLE {name}"))
     for name, series in got.items():
         assert as_rows(series) == [("2024-03-01", {"dau": len(ids)})], name
+
+
+# --- CSV and JSON: the user and time columns as written, not as a sample of rows guessed ------
+
+
+def test_ids_and_times_after_the_sniffed_rows_are_read_as_written(tmp_path: Path) -> None:
+    """DuckDB guesses a CSV or JSON column's type from the first 20,480 rows: ids that are
+    numbers there and text further on (`anon-7`, a new id scheme) failed the whole source
+    ('Conversion Error: CSV Error on Line: 30002', 'Failed to cast value to numerical'), and
+    so did times written another way later on. Every row is read as written now."""
+    day = "2024-03-01T10:00:00Z"
+    numbers = [str(i % 50) for i in range(25_000)]
+    csv = tmp_path / "late.csv"
+    csv.write_text(
+        "user_id,ts\n"
+        + "".join(f"{u},2024-03-01 10:00:00\n" for u in numbers)
+        + "anon-7,2024-03-01T23:30:00-05:00\n"  # March 2nd in UTC, and text
+        + "7.0,2024-03-02\n"  # user 7, written as a float
+    )
+    jsonl = tmp_path / "late.jsonl"
+    jsonl.write_text(
+        "".join(f'{{"user_id": {u}, "ts": "{day}"}}\n' for u in numbers)
+        + '{"user_id": "anon-7", "ts": "2024-03-01T23:30:00-05:00"}\n'
+        + '{"user_id": 7.0, "ts": "2024-03-02"}\n'
+    )
+    expected = [("2024-03-01", {"dau": 50, "mau": 50}), ("2024-03-02", {"dau": 2, "mau": 51})]
+    for path in (csv, jsonl):
+        series = daily_series(str(path), user="user_id", time="ts", windows=["dau", "mau"])
+        assert as_rows(series) == expected, path.name
+
+
+def test_a_csv_id_written_as_a_number_is_that_number_among_text_ids(tmp_path: Path) -> None:
+    """A CSV column of numbers read 42 and 42.0 as user 42, but beside one text id the
+    column was text and 42.0 a user of its own: the count depended on the other rows. A
+    number is its whole number in either; 42.5 is an error in either."""
+    day = "2024-03-01"
+    with_text = tmp_path / "with_text.csv"
+    with_text.write_text(f"user_id,ts\n42,{day}\n42.0,{day}\n4.2e1,{day}\n+42,{day}\nabc,{day}\n")
+    numbers = tmp_path / "numbers.csv"
+    numbers.write_text(f"user_id,ts\n42,{day}\n42.0,{day}\n4.2e1,{day}\n+42,{day}\n")
+    got = {
+        path.name: as_rows(daily_series(str(path), user="user_id", time="ts", windows=["dau"]))
+        for path in (with_text, numbers)
+    }
+    assert got == {
+        "with_text.csv": [(day, {"dau": 2})],
+        "numbers.csv": [(day, {"dau": 1})],
+    }
+    fraction = tmp_path / "fraction.csv"
+    fraction.write_text(f"user_id,ts\nabc,{day}\n42.5,{day}\n")
+    with pytest.raises(ActivityError, match=r"the user column 'user_id' holds 42\.5, a number"):
+        daily_series(str(fraction), user="user_id", time="ts")
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+def test_a_time_not_written_in_iso_8601_is_an_error_not_a_guessed_day(
+    tmp_path: Path, suffix: str
+) -> None:
+    """01/02/2024 is January 2nd in the US and February 1st in Europe: DuckDB's CSV sniffing
+    picked one (day/month) and counted the events on days they may not be. Such a time, or
+    any text that is no ISO-8601 time, is an error showing it, in CSV and in JSON."""
+    path = tmp_path / f"events.{suffix}"
+    rows = [("a", "01/02/2024 10:00:00"), ("b", "03/02/2024 10:00:00")]
+    if suffix == "csv":
+        path.write_text("user_id,ts\n" + "".join(f"{u},{t}\n" for u, t in rows))
+    else:
+        path.write_text("".join(json.dumps({"user_id": u, "ts": t}) + "\n" for u, t in rows))
+    for today in (None, date(2024, 2, 3)):  # the series, and today's counts
+        with pytest.raises(ActivityError) as info:
+            if today is None:
+                daily_series(str(path), user="user_id", time="ts")
+            else:
+                current(str(path), user="user_id", time="ts", today=today)
+        message = str(info.value)
+        assert "the time column ts has a value that is not a time: '01/02/2024 10:00:00'" in (
+            message
+        )
+        assert "ISO-8601" in message and path.name in message and "\n" not in message

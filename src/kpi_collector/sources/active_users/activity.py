@@ -486,12 +486,29 @@ def _register_fsspec(con: Any, files: EventFiles) -> None:
         con.register_filesystem(filesystem)
 
 
-def _reader_sql(fmt: FileFormat) -> str:
+def _reader_sql(fmt: FileFormat, *, typed: bool = False) -> str:
+    """The DuckDB table function reading the files; `typed`: with the `$types` parameter
+    (CSV's `types`, JSON's `columns`) that `_text_columns` gives."""
     if fmt == "parquet":
         return "read_parquet($files, union_by_name = true)"
     if fmt == "csv":
-        return "read_csv($files, union_by_name = true)"
-    return "read_json($files, union_by_name = true)"
+        return f"read_csv($files, union_by_name = true{', types = $types' if typed else ''})"
+    return f"read_json($files, union_by_name = true{', columns = $types' if typed else ''})"
+
+
+def _text_columns(fmt: FileFormat, types: Mapping[str, str], plan: _Plan) -> dict[str, str]:
+    """The column types that CSV and JSON files are read with: the user and time columns
+    as written, whatever DuckDB's sniffing of the first rows guessed.
+
+    A guess is a type taken from a sample (the first 20,480 rows): ids that are numbers
+    there and text further on (`anon-7` at row 30,000) failed the whole read, and times
+    written `01/02/2024` were read as day/month or month/day, as the sample allowed. The
+    user column is read as text (CSV) or JSON (a number stays a number), the time column
+    as text, which `_duckdb_day` reads as ISO-8601 or fails naming the value. JSON is given
+    every column (`columns` reads only those named), the others as sniffed."""
+    if fmt == "csv":
+        return {plan.user: "VARCHAR", plan.time: "VARCHAR"}
+    return {**types, plan.user: "JSON", plan.time: "VARCHAR"}
 
 
 def _duckdb_day(column: str, column_type: str, plan: _Plan) -> DaySql:
@@ -509,11 +526,20 @@ def _duckdb_day(column: str, column_type: str, plan: _Plan) -> DaySql:
         micros = f"epoch_us({column})"
     elif kind == "VARCHAR":
         # Text without an offset is read as UTC (the session time zone); a date alone
-        # ('2024-03-01') is that day, as a DATE column is.
-        micros = f"epoch_us(CAST({column} AS TIMESTAMPTZ))"
+        # ('2024-03-01') is that day, as a DATE column is. Text that is no ISO-8601 time
+        # (`01/02/2024`, `yesterday`) fails the query with `_time_problem`, showing it.
+        instant = f"TRY_CAST({column} AS TIMESTAMPTZ)"
+        before, after = _time_problem(plan.time, "\0").split("\0")
+        shown = f"left({column}, 60)"
+        micros = (
+            f"CASE WHEN {instant} IS NULL "
+            f"THEN error({_sql_text(before)} || {shown} || {_sql_text(after)}) "
+            f"ELSE epoch_us({instant}) END"
+        )
         local = _local_day_from_epoch("e", plan, unit=1_000_000, floor_div=_int_floor_div)
         plain = (
-            f"CASE WHEN length({column}) = 10 THEN CAST({column} AS DATE) - DATE '1970-01-01' END"
+            f"CASE WHEN length({column}) = 10 "
+            f"THEN TRY_CAST({column} AS DATE) - DATE '1970-01-01' END"
         )
         return f"{plain} AS plain_day, {micros} AS e", f"COALESCE(plain_day, {local})"
     else:
@@ -550,8 +576,14 @@ def _run_duckdb(files: EventFiles, plan: _Plan) -> list[tuple[Any, ...]]:
             ) from None
         types = {str(row[0]): str(row[1]) for row in described}
         _check_columns(types, plan, files.describe())
+        if fmt != "parquet":  # the user and time as written, not as a sample guessed
+            params["types"] = _text_columns(fmt, types, plan)
+            types.update(params["types"])
+            reader = _reader_sql(fmt, typed=True)
         user, time = _quote_duckdb(plan.user), _quote_duckdb(plan.time)
-        user, user_conditions = _duckdb_user(user, types[plan.user], plan.user)
+        user, user_conditions = _duckdb_user(
+            user, types[plan.user], plan.user, numbers_as_text=fmt == "csv"
+        )
         row_columns, day = _duckdb_day(time, types[plan.time], plan)
         kind = types[plan.time].upper()
         raw_bounds: list[str] = []
@@ -573,9 +605,10 @@ def _run_duckdb(files: EventFiles, plan: _Plan) -> list[tuple[Any, ...]]:
             ) from None
         except duckdb.Error as exc:
             message = _first_line(exc)
-            if "the user column " in message:  # `_duckdb_whole`'s error()
-                problem = message[message.index("the user column ") :]
-                raise ActivityError(f"{problem} ({files.describe()})") from None
+            for told in ("the user column ", "the time column "):  # our own error()s
+                if told in message:
+                    problem = message[message.index(told) :]
+                    raise ActivityError(f"{problem} ({files.describe()})") from None
             raise ActivityError(
                 f"computing active users from {files.describe()} failed: {message}"
             ) from None
@@ -586,9 +619,15 @@ def _run_duckdb(files: EventFiles, plan: _Plan) -> list[tuple[Any, ...]]:
         con.close()
 
 
-def _duckdb_user(column: str, column_type: str, name: str) -> tuple[str, list[str]]:
+def _duckdb_user(
+    column: str, column_type: str, name: str, *, numbers_as_text: bool = False
+) -> tuple[str, list[str]]:
     """The user id of a DuckDB column (named `name` in the events) and the conditions that
     leave out empty ids.
+
+    `numbers_as_text` (CSV, where every value is text): text written as a number (``42``,
+    ``+42``, ``042``, ``42.0``, ``4.2e1``) is that number's id, ``42``, as in a column of
+    numbers; other text stays as written.
 
     JSON (what DuckDB infers for ids written both as numbers and as strings) is read as its
     text, and a number in it as its digits, so ``42``, ``42.0`` and ``"42"`` are one user
@@ -605,7 +644,18 @@ def _duckdb_user(column: str, column_type: str, name: str) -> tuple[str, list[st
             f"{text} <> ''"
         ]
     if kind == "VARCHAR":
-        return column, [f"{column} <> ''"]
+        if not numbers_as_text:
+            return column, [f"{column} <> ''"]
+        integer = f"CAST(TRY_CAST({column} AS HUGEINT) AS VARCHAR)"
+        decimal = _duckdb_whole(f"CAST({column} AS DOUBLE)", column, name, floating=True)
+        return (
+            f"CASE WHEN regexp_full_match({column}, '[+-]?[0-9]+') "
+            f"THEN COALESCE({integer}, {column}) "
+            f"WHEN regexp_full_match({column}, {_sql_text(_DECIMAL_TEXT)}) "
+            f"THEN CAST({decimal} AS VARCHAR) "
+            f"ELSE {column} END",
+            [f"{column} <> ''"],
+        )
     if kind in ("DOUBLE", "FLOAT", "REAL") or kind.startswith("DECIMAL"):
         raw = f"CAST({column} AS VARCHAR)"
         return _duckdb_whole(column, raw, name, floating=not kind.startswith("DECIMAL")), []
@@ -643,6 +693,17 @@ def _number_id_problem(name: str, value: str, *, fraction: bool) -> str:
 
 #: 2**53: from here on a double does not hold every integer
 _EXACT = 9007199254740992
+#: a number with a point or an exponent, as CSV writes floating-point ids (`42.0`, `4.2e1`)
+_DECIMAL_TEXT = r"[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?"
+
+
+def _time_problem(name: str, value: str) -> str:
+    """Why `value` of event-file time column `name` is no time, in one line."""
+    return (
+        f"the time column {name} has a value that is not a time: '{value}'; times in event "
+        "files are ISO-8601 text (2024-03-01T09:30:00, with an offset or Z when not UTC) or "
+        "a date (2024-03-01)"
+    )
 
 
 def _sql_text(text: str) -> str:
