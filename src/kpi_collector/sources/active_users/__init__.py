@@ -121,8 +121,11 @@ class ActiveUsers(Source):
         until = ctx.today - timedelta(days=1)
         if since > until:
             return []
+        reached: list[int] = []  # the days with an event, from the widest window before since
         with self._events(ctx) as events:
-            series = activity.daily_series(events, start=since, end=until, **self._options(ctx))
+            series = activity.daily_series(
+                events, start=since, end=until, reached=reached, **self._options(ctx)
+            )
             # Leading days where every count is zero (before anyone was active, or before
             # anyone reached min_events) are not history worth storing; zeros after activity
             # are, wherever the backfill starts. Only a backfill that starts on a zero day
@@ -133,10 +136,13 @@ class ActiveUsers(Source):
                     events, end=since - timedelta(days=1), **self._options(ctx)
                 )
                 started = any(any(day.values.values()) for day in before)
-        # Trailing days where every count is zero and no event comes after them are days the
-        # events do not reach (an export that stopped): no zeros are stored for them, as
-        # `collect` stores none. Zeros between active days are real, and stored.
-        while series and not series[-1].active and not any(series[-1].values.values()):
+        # Trailing days whose widest window holds no event are days the events do not reach
+        # (an export that stopped): no zeros are stored for them, as `collect` stores none.
+        # Zeros of days the events reach are real, and stored, as `collect` stores them: a
+        # quiet day inside the month of stickiness, or users short of min_events.
+        span = activity.reach(self.windows)
+        last = max(reached, default=None)
+        while series and (last is None or _day_number(series[-1].day) >= last + span):
             series.pop()
         observations = []
         for day in series:
@@ -176,6 +182,11 @@ class ActiveUsers(Source):
             yield activity.EventTable(engine, self.table, timeout=ctx.timeout)
         finally:
             engine.dispose()
+
+
+def _day_number(day: date) -> int:
+    """Days since 1970-01-01, as `activity.daily_series(reached=...)` gives them."""
+    return (day - date(1970, 1, 1)).days
 
 
 def _resolve(path: str, base_dir: Path) -> str:

@@ -42,6 +42,7 @@ __all__ = [
     "check_timezone",
     "current",
     "daily_series",
+    "reach",
 ]
 
 #: The rolling windows, in days, ending on (and including) the day they are reported for.
@@ -162,6 +163,13 @@ def check_timezone(name: str) -> ZoneInfo:
         ) from None
 
 
+def reach(windows: Iterable[str]) -> int:
+    """The days an event stays in the widest window it counts in (30 for ``mau`` and
+    ``stickiness``, 7 for ``wau``, 1 for ``dau``): a day whose last that many days hold
+    no event is one the events do not reach (`current` fails on it rather than give 0)."""
+    return max(_spans_for(check_metrics(windows)))
+
+
 def daily_series(
     events: EventSource | str,
     *,
@@ -235,7 +243,7 @@ def current(
     """
     if today is None:
         today = datetime.now(check_timezone(timezone)).date()
-    span = max(_spans_for(check_metrics(windows)))
+    span = reach(windows)
     source = EventFiles(events) if isinstance(events, str) else events
     reached: list[int] = []
     series = daily_series(
