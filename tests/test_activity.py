@@ -1164,3 +1164,49 @@ def test_a_time_not_written_in_iso_8601_is_an_error_not_a_guessed_day(
             message
         )
         assert "ISO-8601" in message and path.name in message and "\n" not in message
+
+
+def test_a_date_alone_without_leading_zeros_or_with_spaces_is_that_day_in_every_backend(
+    tmp_path: Path, postgres_table: EventTable, mysql_table: EventTable
+) -> None:
+    """A date alone was told by its length (10 characters): '2024-3-2' or ' 2024-03-02' was
+    read as midnight UTC, March 1st in New York (a CSV or JSON column of them was a DATE
+    by DuckDB's guess, but not beside other text, nor in Parquet strings, PostgreSQL or
+    MariaDB text). It is that day in each; SQLite, which reads no such date, says so."""
+    rows = [("a", "2024-3-2"), ("b", " 2024-03-02 "), ("c", "2024-03-02"), ("d", "2024-3-1")]
+    rows += [("e", "2024-03-02T04:30:00Z")]  # 23:30 on March 1st in New York
+    expected = [("2024-03-01", {"dau": 2, "wau": 2}), ("2024-03-02", {"dau": 3, "wau": 5})]
+    options: dict[str, Any] = {
+        "user": "user_id",
+        "time": "ts",
+        "timezone": "America/New_York",
+        "windows": ["dau", "wau"],
+    }
+    csv = tmp_path / "days.csv"
+    csv.write_text("user_id,ts\n" + "".join(f'{u},"{t}"\n' for u, t in rows))
+    jsonl = tmp_path / "days.jsonl"
+    jsonl.write_text("".join(json.dumps({"user_id": u, "ts": t}) + "\n" for u, t in rows))
+    parquet = tmp_path / "days.parquet"
+    pq.write_table(pa.table({"user_id": [u for u, _ in rows], "ts": [t for _, t in rows]}), parquet)
+    got = {path.name: daily_series(str(path), **options) for path in (csv, jsonl, parquet)}
+    sqlite = sa.create_engine("sqlite://", poolclass=StaticPool)
+    for engine in (postgres_table.url, mysql_table.url, sqlite):
+        assert isinstance(engine, sa.Engine)
+        table_name = unique_name("kpi_test_days")
+        meta = sa.MetaData()
+        days = sa.Table(
+            table_name, meta, sa.Column("user_id", sa.String(40)), sa.Column("ts", sa.String(40))
+        )
+        meta.create_all(engine)
+        try:
+            with engine.begin() as conn:
+                conn.execute(days.insert(), [{"user_id": u, "ts": t} for u, t in rows])
+            if engine is sqlite:
+                with pytest.raises(ActivityError, match="not a time: '2024-3-"):
+                    daily_series(EventTable(engine, table_name), **options)
+            else:
+                got[engine.dialect.name] = daily_series(EventTable(engine, table_name), **options)
+        finally:
+            meta.drop_all(engine)
+    for name, series in got.items():
+        assert as_rows(series) == expected, name

@@ -536,7 +536,7 @@ def _duckdb_day(column: str, column_type: str, plan: _Plan) -> DaySql:
         # Text without an offset is read as UTC (the session time zone); a date alone
         # ('2024-03-01') is that day, as a DATE column is. Text that is no ISO-8601 time
         # (`01/02/2024`, `yesterday`) fails the query with `_time_problem`, showing it.
-        instant = f"TRY_CAST({column} AS TIMESTAMPTZ)"
+        instant = f"TRY_CAST(trim({column}) AS TIMESTAMPTZ)"
         before, after = _time_problem(plan.time, "\0").split("\0")
         shown = f"left({column}, 60)"
         micros = (
@@ -546,8 +546,8 @@ def _duckdb_day(column: str, column_type: str, plan: _Plan) -> DaySql:
         )
         local = _local_day_from_epoch("e", plan, unit=1_000_000, floor_div=_int_floor_div)
         plain = (
-            f"CASE WHEN length({column}) = 10 "
-            f"THEN TRY_CAST({column} AS DATE) - DATE '1970-01-01' END"
+            f"CASE WHEN regexp_full_match(trim({column}), '{_DATE_ALONE}') "
+            f"THEN TRY_CAST(trim({column}) AS DATE) - DATE '1970-01-01' END"
         )
         return f"{plain} AS plain_day, {micros} AS e", f"COALESCE(plain_day, {local})"
     else:
@@ -701,6 +701,9 @@ def _number_id_problem(name: str, value: str, *, fraction: bool) -> str:
 
 #: 2**53: from here on a double does not hold every integer
 _EXACT = 9007199254740992
+#: a date alone, as text: that day in any time zone, not its midnight in UTC (`2024-03-01`,
+#: `2024-3-1`); a regular expression that DuckDB, PostgreSQL and MySQL read alike
+_DATE_ALONE = "[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
 #: a number with a point or an exponent, as CSV writes floating-point ids (`42.0`, `4.2e1`)
 _DECIMAL_TEXT = r"[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?"
 
@@ -1005,10 +1008,10 @@ def _postgres_day(time: str, column_type: Any, plan: _Plan, params: dict[str, An
     params["tz"] = plan.timezone
     # The session time zone is UTC, so naive timestamps are read as UTC.
     day = f"(CAST(timezone(:tz, CAST({time} AS timestamptz)) AS date) - DATE '1970-01-01')"
-    if _is_text(column_type):  # a date alone ('2024-03-01') is that day
+    if _is_text(column_type):  # a date alone ('2024-03-01', '2024-3-1') is that day
         day = (
-            f"CASE WHEN length({time}) = 10 THEN CAST({time} AS date) - DATE '1970-01-01' "
-            f"ELSE {day} END"
+            f"CASE WHEN trim({time}) ~ '^{_DATE_ALONE}$' "
+            f"THEN CAST(trim({time}) AS date) - DATE '1970-01-01' ELSE {day} END"
         )
     return f"{day} AS t", "t"
 
@@ -1069,8 +1072,11 @@ def _mysql_day(time: str, column_type: Any, plan: _Plan, params: dict[str, Any])
     local = _local_day_from_epoch(
         "e", plan, floor_div=lambda x, divisor: f"FLOOR(({x}) / {divisor})"
     )
-    if _is_text(column_type):  # a date alone ('2024-03-01') is that day
-        plain = f"CASE WHEN CHAR_LENGTH({time}) = 10 THEN DATEDIFF({time}, '1970-01-01') END"
+    if _is_text(column_type):  # a date alone ('2024-03-01', '2024-3-1') is that day
+        plain = (
+            f"CASE WHEN TRIM({time}) REGEXP '^{_DATE_ALONE}$' "
+            f"THEN DATEDIFF(TRIM({time}), '1970-01-01') END"
+        )
         return f"{plain} AS plain_day, {epoch} AS e", f"COALESCE(plain_day, {local})"
     return f"{epoch} AS e", local
 
