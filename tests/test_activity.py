@@ -590,8 +590,11 @@ def test_unreadable_files_and_tables(tmp_path: Path) -> None:
 def test_time_column_must_be_a_time(tmp_path: Path) -> None:
     path = tmp_path / "numbers.parquet"
     pq.write_table(pa.table({"user_id": ["a"], "ts": [1700000000]}), path)
-    with pytest.raises(ActivityError, match="type BIGINT; expected a timestamp"):
+    with pytest.raises(ActivityError) as info:
         daily_series(str(path), user="user_id", time="ts")
+    # which column, which files, and what to write instead
+    assert str(info.value).startswith("the time column ts has type BIGINT; expected a timestamp")
+    assert "Unix time" in str(info.value) and str(info.value).endswith(f"({path})")
 
 
 def test_connection_errors_are_transient_and_hide_the_password() -> None:

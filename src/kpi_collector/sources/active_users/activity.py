@@ -552,7 +552,9 @@ def _duckdb_day(column: str, column_type: str, plan: _Plan) -> DaySql:
         return f"{plain} AS plain_day, {micros} AS e", f"COALESCE(plain_day, {local})"
     else:
         raise ActivityError(
-            f"the time column has type {column_type}; expected a timestamp, a date or ISO-8601 text"
+            f"the time column {plan.time} has type {column_type}; expected a timestamp, a date "
+            "or ISO-8601 text (a number is no time in event files: write Unix time as a "
+            "timestamp)"
         )
     # Integer arithmetic with the zone's offsets is several times faster than DuckDB's
     # per-row time zone conversion, and gives the same days.
@@ -592,7 +594,10 @@ def _run_duckdb(files: EventFiles, plan: _Plan) -> list[tuple[Any, ...]]:
         user, user_conditions = _duckdb_user(
             user, types[plan.user], plan.user, numbers_as_text=fmt == "csv"
         )
-        row_columns, day = _duckdb_day(time, types[plan.time], plan)
+        try:
+            row_columns, day = _duckdb_day(time, types[plan.time], plan)
+        except ActivityError as exc:
+            raise ActivityError(f"{exc} ({files.describe()})") from None
         kind = types[plan.time].upper()
         raw_bounds: list[str] = []
         if kind.startswith("TIMESTAMP") or kind == "DATE":
