@@ -1213,3 +1213,27 @@ def test_a_date_alone_without_leading_zeros_or_with_spaces_is_that_day_in_every_
             meta.drop_all(engine)
     for name, series in got.items():
         assert as_rows(series) == expected, name
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+def test_where_sees_the_columns_as_typed_while_the_ids_and_times_are_read_as_written(
+    tmp_path: Path, suffix: str
+) -> None:
+    """The user and time columns are read as written, but `where:` keeps comparing them as
+    the numbers and times they look like (`user_id > 0`, `ts >= TIMESTAMP ...` must not
+    fail with 'Cannot compare values of type VARCHAR and ...')."""
+    rows = [(0, "2024-03-01 10:00:00"), (1, "2024-03-01 11:00:00"), (2, "2024-03-02 10:00:00")]
+    path = tmp_path / f"events.{suffix}"
+    if suffix == "csv":
+        path.write_text("user_id,ts,name\n" + "".join(f"{u},{t},run\n" for u, t in rows))
+    else:
+        path.write_text(
+            "".join(json.dumps({"user_id": u, "ts": t, "name": "run"}) + "\n" for u, t in rows)
+        )
+    for where, expected in [
+        ("user_id > 0", [("2024-03-01", {"dau": 1}), ("2024-03-02", {"dau": 1})]),
+        ("ts >= TIMESTAMP '2024-03-02 00:00:00' AND name = 'run'", [("2024-03-02", {"dau": 1})]),
+        ("year(ts) = 2024 AND ts < DATE '2024-03-02'", [("2024-03-01", {"dau": 2})]),
+    ]:
+        series = daily_series(str(path), user="user_id", time="ts", where=where, windows=["dau"])
+        assert as_rows(series) == expected, where

@@ -519,6 +519,29 @@ def _text_columns(fmt: FileFormat, types: Mapping[str, str], plan: _Plan) -> dic
     return {**types, plan.user: "JSON", plan.time: "VARCHAR"}
 
 
+def _as_written(
+    fmt: FileFormat, sniffed: Mapping[str, str], read: Mapping[str, str], plan: _Plan
+) -> tuple[str, str, str]:
+    """The events of CSV or JSON files read with the `read` types (`_text_columns`) but
+    shown to `where:` with the types DuckDB `sniffed` (`ts > now() - INTERVAL 90 DAY`,
+    `user_id > 0` go on working; a value its sniffed type cannot hold is NULL there), and
+    the user and time columns as read, under names of their own: (the source SQL, the user
+    column, the time column)."""
+    shown = []
+    for name in dict.fromkeys((plan.user, plan.time)):
+        if sniffed[name] != read[name]:
+            column = _quote_duckdb(name)
+            shown.append(f"TRY_CAST({column} AS {sniffed[name]}) AS {column}")
+    replace = f" REPLACE ({', '.join(shown)})" if shown else ""
+    user, time = _quote_duckdb("__kpi_user_as_written"), _quote_duckdb("__kpi_time_as_written")
+    source = (
+        f"(SELECT *{replace}, {_quote_duckdb(plan.user)} AS {user}, "
+        f"{_quote_duckdb(plan.time)} AS {time} "
+        f"FROM {_reader_sql(fmt, typed=True)}) AS au_files"
+    )
+    return source, user, time
+
+
 def _duckdb_day(column: str, column_type: str, plan: _Plan) -> DaySql:
     """Local day number of a DuckDB column (a timestamp, a date, or ISO-8601 text)."""
     kind = column_type.upper()
@@ -536,20 +559,18 @@ def _duckdb_day(column: str, column_type: str, plan: _Plan) -> DaySql:
         # Text without an offset is read as UTC (the session time zone); a date alone
         # ('2024-03-01') is that day, as a DATE column is. Text that is no ISO-8601 time
         # (`01/02/2024`, `yesterday`) fails the query with `_time_problem`, showing it.
-        instant = f"TRY_CAST(trim({column}) AS TIMESTAMPTZ)"
-        before, after = _time_problem(plan.time, "\0").split("\0")
-        shown = f"left({column}, 60)"
-        micros = (
-            f"CASE WHEN {instant} IS NULL "
-            f"THEN error({_sql_text(before)} || {shown} || {_sql_text(after)}) "
-            f"ELSE epoch_us({instant}) END"
-        )
+        micros = f"epoch_us(TRY_CAST(trim({column}) AS TIMESTAMPTZ))"
         local = _local_day_from_epoch("e", plan, unit=1_000_000, floor_div=_int_floor_div)
         plain = (
             f"CASE WHEN regexp_full_match(trim({column}), '{_DATE_ALONE}') "
             f"THEN TRY_CAST(trim({column}) AS DATE) - DATE '1970-01-01' END"
         )
-        return f"{plain} AS plain_day, {micros} AS e", f"COALESCE(plain_day, {local})"
+        before, after = _time_problem(plan.time, "\0").split("\0")
+        failed = f"error({_sql_text(before)} || left(au_text, 60) || {_sql_text(after)})"
+        return (
+            f"{plain} AS plain_day, {micros} AS e, {column} AS au_text",
+            f"COALESCE(plain_day, {local}, {failed})",
+        )
     else:
         raise ActivityError(
             f"the time column {plan.time} has type {column_type}; expected a timestamp, a date "
@@ -586,11 +607,11 @@ def _run_duckdb(files: EventFiles, plan: _Plan) -> list[tuple[Any, ...]]:
             ) from None
         types = {str(row[0]): str(row[1]) for row in described}
         _check_columns(types, plan, files.describe())
+        user, time = _quote_duckdb(plan.user), _quote_duckdb(plan.time)
         if fmt != "parquet":  # the user and time as written, not as a sample guessed
             params["types"] = _text_columns(fmt, types, plan)
+            reader, user, time = _as_written(fmt, types, params["types"], plan)
             types.update(params["types"])
-            reader = _reader_sql(fmt, typed=True)
-        user, time = _quote_duckdb(plan.user), _quote_duckdb(plan.time)
         user, user_conditions = _duckdb_user(
             user, types[plan.user], plan.user, numbers_as_text=fmt == "csv"
         )
