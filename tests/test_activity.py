@@ -1237,3 +1237,12 @@ def test_where_sees_the_columns_as_typed_while_the_ids_and_times_are_read_as_wri
     ]:
         series = daily_series(str(path), user="user_id", time="ts", where=where, windows=["dau"])
         assert as_rows(series) == expected, where
+    named = tmp_path / f"named.{suffix}"
+    if suffix == "csv":
+        named.write_text("user_id,ts\na,2024-03-01\nb,2024-03-01\n")
+    else:
+        named.write_text(
+            '{"user_id": "a", "ts": "2024-03-01"}\n{"user_id": "b", "ts": "2024-03-01"}\n'
+        )
+    series = daily_series(str(named), user="user_id", time="ts", where="user_id = 'a'")
+    assert as_rows(series) == [("2024-03-01", {"dau": 1, "wau": 1, "mau": 1})]  # not '"a"'

@@ -530,8 +530,10 @@ def _as_written(
     shown = []
     for name in dict.fromkeys((plan.user, plan.time)):
         if sniffed[name] != read[name]:
-            column = _quote_duckdb(name)
-            shown.append(f"TRY_CAST({column} AS {sniffed[name]}) AS {column}")
+            column = value = _quote_duckdb(name)
+            if read[name] == "JSON":  # a JSON string as its text, not its JSON ('"a"')
+                value = f"json_extract_string({column}, '$')"
+            shown.append(f"TRY_CAST({value} AS {sniffed[name]}) AS {column}")
     replace = f" REPLACE ({', '.join(shown)})" if shown else ""
     user, time = _quote_duckdb("__kpi_user_as_written"), _quote_duckdb("__kpi_time_as_written")
     source = (
