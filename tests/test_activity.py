@@ -1246,3 +1246,34 @@ def test_where_sees_the_columns_as_typed_while_the_ids_and_times_are_read_as_wri
         )
     series = daily_series(str(named), user="user_id", time="ts", where="user_id = 'a'")
     assert as_rows(series) == [("2024-03-01", {"dau": 1, "wau": 1, "mau": 1})]  # not '"a"'
+
+
+def test_a_where_ending_in_a_comment_chooses_its_events(
+    tmp_path: Path, postgres_table: EventTable
+) -> None:
+    """`where: |` with a `-- comment` on its last line (the block's newline is stripped)
+    commented out the rest of the query: 'syntax error at or near "au_windows"', 'incomplete
+    input'. The comment ends where the condition does."""
+    where = "kind = 'run'  -- CI runs only\n"
+    rows = [("a", "2024-05-01 08:00:00", "run"), ("b", "2024-05-01 09:00:00", "other")]
+    csv = tmp_path / "events.csv"
+    csv.write_text("user_id,ts,kind\n" + "".join(f"{u},{t},{k}\n" for u, t, k in rows))
+    sources: dict[str, Any] = {"csv": str(csv)}
+    for engine in (sa.create_engine("sqlite://", poolclass=StaticPool), postgres_table.url):
+        assert isinstance(engine, sa.Engine)
+        name = unique_name("kpi_test_where")
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"CREATE TABLE {name} (user_id TEXT, ts TEXT, kind TEXT)"))
+            conn.execute(
+                sa.text(f"INSERT INTO {name} VALUES (:u, :t, :k)"),
+                [{"u": u, "t": t, "k": k} for u, t, k in rows],
+            )
+        sources[engine.dialect.name] = EventTable(engine, name)
+    try:
+        for label, events in sources.items():
+            series = daily_series(events, user="user_id", time="ts", where=where, windows=["dau"])
+            assert as_rows(series) == [("2024-05-01", {"dau": 1})], label
+    finally:
+        assert isinstance(postgres_table.url, sa.Engine)
+        with postgres_table.url.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE {sources['postgresql'].table}"))

@@ -856,8 +856,8 @@ def _chosen(user: str, time: str, plan: _Plan, conditions: Sequence[str]) -> str
     """The WHERE of the rows `_events_sql` and `_unreadable_sql` read: a user id and a time,
     the caller's `conditions` and the source's own `where:`."""
     chosen = [f"{user} IS NOT NULL", f"{time} IS NOT NULL", *conditions]
-    if plan.where:
-        chosen.append(f"({plan.where})")
+    if plan.where:  # its own line: a `-- comment` at its end comments out no more
+        chosen.append(f"({plan.where}\n)")
     return " AND ".join(chosen)
 
 
