@@ -1277,3 +1277,20 @@ def test_a_where_ending_in_a_comment_chooses_its_events(
         assert isinstance(postgres_table.url, sa.Engine)
         with postgres_table.url.begin() as conn:
             conn.execute(sa.text(f"DROP TABLE {sources['postgresql'].table}"))
+
+
+def test_ids_after_a_sample_of_anonymous_events_count_and_where_sees_them(
+    tmp_path: Path,
+) -> None:
+    """Anonymous events first (no user id in the first 20,480 lines, which DuckDB types as
+    "NULL"), identified ones after: where: over the user column must see their ids, not
+    NULL (`user_id > 0` chose nothing)."""
+    path = tmp_path / "events.jsonl"
+    path.write_text(
+        '{"user_id": null, "ts": null}\n' * 25_000
+        + '{"user_id": 5, "ts": "2024-03-01T10:00:00Z"}\n'
+        + '{"user_id": 0, "ts": "2024-03-01T11:00:00Z"}\n'
+    )
+    for where, dau in ((None, 2), ("user_id > 0", 1), ("ts >= '2024-03-01'", 2)):
+        series = daily_series(str(path), user="user_id", time="ts", where=where, windows=["dau"])
+        assert as_rows(series) == [("2024-03-01", {"dau": dau})], where

@@ -529,7 +529,8 @@ def _as_written(
     column, the time column)."""
     shown = []
     for name in dict.fromkeys((plan.user, plan.time)):
-        if sniffed[name] != read[name]:
+        # (a sample of nulls sniffs the type "NULL", which would make every value NULL)
+        if sniffed[name] not in (read[name], '"NULL"', "NULL"):
             column = value = _quote_duckdb(name)
             if read[name] == "JSON":  # a JSON string as its text, not its JSON ('"a"')
                 value = f"json_extract_string({column}, '$')"
