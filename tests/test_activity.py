@@ -1126,7 +1126,9 @@ def test_a_csv_id_written_as_a_number_is_that_number_among_text_ids(tmp_path: Pa
     number is its whole number in either; 42.5 is an error in either."""
     day = "2024-03-01"
     with_text = tmp_path / "with_text.csv"
-    with_text.write_text(f"user_id,ts\n42,{day}\n42.0,{day}\n4.2e1,{day}\n+42,{day}\nabc,{day}\n")
+    with_text.write_text(
+        f"user_id,ts\n42,{day}\n42.0,{day}\n4.2e1,{day}\n+42,{day}\n042,{day}\nabc,{day}\n"
+    )
     numbers = tmp_path / "numbers.csv"
     numbers.write_text(f"user_id,ts\n42,{day}\n42.0,{day}\n4.2e1,{day}\n+42,{day}\n")
     got = {
