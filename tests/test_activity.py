@@ -1296,3 +1296,12 @@ def test_ids_after_a_sample_of_anonymous_events_count_and_where_sees_them(
     for where, dau in ((None, 2), ("user_id > 0", 1), ("ts >= '2024-03-01'", 2)):
         series = daily_series(str(path), user="user_id", time="ts", where=where, windows=["dau"])
         assert as_rows(series) == [("2024-03-01", {"dau": dau})], where
+
+
+def test_a_time_that_is_no_time_is_shown_on_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(json.dumps({"user_id": "a", "ts": "2024-03-01\nlater"}) + "\n")
+    with pytest.raises(ActivityError) as info:
+        daily_series(str(path), user="user_id", time="ts")
+    assert "not a time: '2024-03-01 later'" in str(info.value)
+    assert "\n" not in str(info.value)

@@ -569,7 +569,8 @@ def _duckdb_day(column: str, column_type: str, plan: _Plan) -> DaySql:
             f"THEN TRY_CAST(trim({column}) AS DATE) - DATE '1970-01-01' END"
         )
         before, after = _time_problem(plan.time, "\0").split("\0")
-        failed = f"error({_sql_text(before)} || left(au_text, 60) || {_sql_text(after)})"
+        shown = r"regexp_replace(left(au_text, 60), '\s', ' ', 'g')"  # on one line
+        failed = f"error({_sql_text(before)} || {shown} || {_sql_text(after)})"
         return (
             f"{plain} AS plain_day, {micros} AS e, {column} AS au_text",
             f"COALESCE(plain_day, {local}, {failed})",
