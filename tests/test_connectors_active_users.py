@@ -385,7 +385,14 @@ def test_kpi_backfill_since_today_or_later_is_a_usage_error(tmp_path: Path, sinc
 
 @pytest.mark.parametrize(
     ("windows", "min_events"),
-    [(["dau", "wau", "mau"], 1), (["stickiness"], 1), (["dau", "stickiness"], 1), (["mau"], 2)],
+    [
+        (["dau", "wau", "mau"], 1),
+        (["stickiness"], 1),
+        (["dau", "stickiness"], 1),
+        (["mau"], 2),
+        (["dau"], 1),
+        (["wau", "dau"], 2),
+    ],
 )
 def test_backfill_stores_each_day_kpi_run_stores_with_the_same_values(
     folder: Path, windows: list[str], min_events: int
@@ -417,3 +424,34 @@ def test_backfill_stores_each_day_kpi_run_stores_with_the_same_values(
         assert history.get(day) == live, day
         day += timedelta(days=1)
     assert max(history) == date(2024, 5, 9)  # b's April 10th event leaves the month
+
+
+def test_a_quiet_day_gives_dau_0_whatever_windows_are_asked_for(folder: Path) -> None:
+    """March 25th: nobody active, user a was active on the 20th. With windows [dau, wau,
+    mau] kpi run stored dau 0; with windows [dau] alone it failed ('no events in the 1 days
+    ending ...'), so a config's DAU hung on the other metrics it asked for. The events reach
+    a day whose last 30 days hold an event, whatever the windows."""
+
+    def source(windows: list[str]) -> ActiveUsers:
+        return ActiveUsers.model_validate(
+            {
+                "name": "t",
+                "events": "events/*.parquet",
+                "user": "user_id",
+                "time": "ts",
+                "windows": windows,
+            }
+        )
+
+    quiet = context(folder, now=datetime(2024, 3, 25, 12, tzinfo=UTC))
+    everything = collect(source(["dau", "wau", "mau"]), quiet)
+    assert everything == {"dau": 0.0, "wau": 1.0, "mau": 1.0}
+    assert collect(source(["dau"]), quiet) == {"dau": 0.0}
+    assert collect(source(["wau", "dau"]), quiet) == {"wau": 1.0, "dau": 0.0}
+    # a month after the last event (b's, April 10th in Berlin) nothing reaches: no zeros
+    gone = context(folder, now=datetime(2024, 5, 10, 12, tzinfo=UTC))
+    with pytest.raises(SourceError, match="no events in the 30 days ending 2024-05-10"):
+        collect(source(["dau"]), gone)
+    assert collect(source(["dau"]), context(folder, now=datetime(2024, 5, 9, 12, tzinfo=UTC))) == {
+        "dau": 0.0
+    }

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "METRICS",
+    "REACH_DAYS",
     "WINDOWS",
     "ActivityError",
     "DailyActivity",
@@ -163,10 +164,15 @@ def check_timezone(name: str) -> ZoneInfo:
         ) from None
 
 
+#: A day whose last this many days hold no event at all is one the events do not reach (they
+#: may have stopped arriving): `current` fails on it rather than give 0, whatever windows
+#: are asked for, so that a quiet day's DAU is 0 with or without WAU and MAU beside it.
+REACH_DAYS = max(WINDOWS.values())
+
+
 def reach(windows: Iterable[str]) -> int:
     """The days an event stays in the widest window it counts in (30 for ``mau`` and
-    ``stickiness``, 7 for ``wau``, 1 for ``dau``): a day whose last that many days hold
-    no event is one the events do not reach (`current` fails on it rather than give 0)."""
+    ``stickiness``, 7 for ``wau``, 1 for ``dau``)."""
     return max(_spans_for(check_metrics(windows)))
 
 
@@ -236,32 +242,32 @@ def current(
 ) -> dict[str, float]:
     """The metrics for the windows ending ``today`` (default: today in ``timezone``).
 
-    Reads only the events of the last 30 days (fewer if no monthly metric is asked for).
-    No event at all in the widest window is an ActivityError, not zeros: the events may
-    have stopped arriving (an export that broke), and a 0 is only stored for a window the
-    events reach.
+    Reads only the events of the windows asked for (the last 30 days with a monthly
+    metric), and of the last 30 days when those hold none. No event at all in the last
+    30 days (`REACH_DAYS`) is an ActivityError, not zeros: the events may have stopped
+    arriving (an export that broke), and a 0 is only stored for a day the events reach.
     """
     if today is None:
         today = datetime.now(check_timezone(timezone)).date()
-    span = reach(windows)
     source = EventFiles(events) if isinstance(events, str) else events
     reached: list[int] = []
+    options: dict[str, Any] = {"user": user, "time": time, "where": where, "timezone": timezone}
     series = daily_series(
         source,
-        user=user,
-        time=time,
-        where=where,
+        **options,
         min_events=min_events,
-        timezone=timezone,
         windows=windows,
         start=today,
         end=today,
         reached=reached,
     )
+    if not reached and reach(windows) < REACH_DAYS:
+        # nobody in the windows asked for: a quiet day, if the month holds an event
+        daily_series(source, **options, windows=["mau"], start=today, end=today, reached=reached)
     if not reached:
         chosen = " matching `where`" if where and where.strip() else ""
         raise ActivityError(
-            f"no events{chosen} in the {span} days ending {today} ({timezone}) in "
+            f"no events{chosen} in the {REACH_DAYS} days ending {today} ({timezone}) in "
             f"{source.describe()}: the events may have stopped arriving, so no 0 is stored; "
             "check that they are still written there"
         )
