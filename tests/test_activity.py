@@ -1307,3 +1307,37 @@ def test_a_time_that_is_no_time_is_shown_on_one_line(tmp_path: Path) -> None:
         daily_series(str(path), user="user_id", time="ts")
     assert "not a time: '2024-03-01 later'" in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_parquet_files_that_disagree_on_a_columns_type_are_an_error_not_a_misreading(
+    tmp_path: Path,
+) -> None:
+    """Files read together take one type per column: dates in one file beside timestamps
+    in another became midnight UTC (user a, active on March 1st, counted on February 29th
+    in New York), and ids 42.0 beside text ids became the text '42.0' (user 42 counted
+    twice). Each is an error naming a file of each kind; files that agree read as before."""
+    stamp = datetime(2024, 3, 1, 12)
+
+    def write(name: str, users: pa.Array, times: pa.Array) -> None:
+        pq.write_table(pa.table({"user_id": users, "ts": times}), tmp_path / f"{name}.parquet")
+
+    write("dates", pa.array(["a"]), pa.array([date(2024, 3, 1)]))
+    write("stamps", pa.array(["42"]), pa.array([stamp], pa.timestamp("us")))
+    write("floats", pa.array([42.0]), pa.array([stamp], pa.timestamp("us")))
+    write("ints", pa.array([42], pa.int64()), pa.array([stamp], pa.timestamp("us", tz="UTC")))
+    options: dict[str, Any] = {"user": "user_id", "time": "ts", "timezone": "America/New_York"}
+
+    def files(*names: str) -> EventFiles:
+        return EventFiles([str(tmp_path / f"{name}.parquet") for name in names])
+
+    with pytest.raises(ActivityError) as mixed_times:
+        daily_series(files("dates", "stamps"), **options)
+    message = str(mixed_times.value)
+    assert message.startswith("the time column ts holds dates in ") and "\n" not in message
+    assert "dates.parquet" in message and "stamps.parquet" in message
+    with pytest.raises(ActivityError, match=r"user column user_id holds floating-point .*"):
+        daily_series(files("floats", "stamps"), **options)
+    # numbers of any kind together, or whole numbers beside text: one user 42
+    for agreeing in (("floats", "ints"), ("ints", "stamps")):
+        series = daily_series(files(*agreeing), **options, windows=["dau"])
+        assert as_rows(series) == [("2024-03-01", {"dau": 1})], agreeing

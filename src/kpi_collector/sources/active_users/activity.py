@@ -617,6 +617,8 @@ def _run_duckdb(files: EventFiles, plan: _Plan) -> list[tuple[Any, ...]]:
             ) from None
         types = {str(row[0]): str(row[1]) for row in described}
         _check_columns(types, plan, files.describe())
+        if fmt == "parquet":
+            _check_parquet_types(con, params, plan, types)
         user, time = _quote_duckdb(plan.user), _quote_duckdb(plan.time)
         if fmt != "parquet":  # the user and time as written, not as a sample guessed
             params["types"] = _text_columns(fmt, types, plan)
@@ -661,6 +663,62 @@ def _run_duckdb(files: EventFiles, plan: _Plan) -> list[tuple[Any, ...]]:
                 timer.cancel()
     finally:
         con.close()
+
+
+def _parquet_kind(column: str, physical: Any, converted: Any, logical: Any) -> str:
+    """What a Parquet file's column holds, for `_check_parquet_types`: date, instant,
+    float (or decimal), text or other."""
+    converted, logical = str(converted or ""), str(logical or "")
+    if converted == "DATE" or logical.startswith("DateType"):
+        return "date"
+    if converted.startswith("TIMESTAMP") or logical.startswith("TimestampType"):
+        return "instant"
+    if physical == "INT96":  # the old Spark/Impala timestamps
+        return "instant"
+    if physical in ("DOUBLE", "FLOAT") or converted == "DECIMAL" or logical.startswith("Decimal"):
+        return "float"
+    if converted == "UTF8" or logical.startswith("StringType"):
+        return "text"
+    return "other"
+
+
+def _check_parquet_types(
+    con: Any, params: Mapping[str, Any], plan: _Plan, types: Mapping[str, str]
+) -> None:
+    """Fail where Parquet files disagree on a column's type in a way that reading them
+    together (`union_by_name`) would misread: a time column of dates in some files and
+    timestamps in others (the dates become midnight UTC, the day before west of UTC), or
+    user ids that are floating-point numbers in some files and text in others (42.0 becomes
+    the text '42.0', not user 42). Raises ActivityError naming a file of each kind."""
+    import duckdb
+
+    try:
+        rows = con.execute(
+            "SELECT DISTINCT name, type, converted_type, logical_type, file_name "
+            "FROM parquet_schema($files) WHERE name IN ($user, $time)",
+            {"files": params["files"], "user": plan.user, "time": plan.time},
+        ).fetchall()
+    except duckdb.Error:  # the files were read (DESCRIBE); the query says what fails
+        return
+    kinds: dict[str, dict[str, str]] = {}
+    for name, physical, converted, logical, file_name in rows:
+        kind = _parquet_kind(str(name), physical, converted, logical)
+        kinds.setdefault(str(name), {}).setdefault(kind, str(file_name))
+    time_kinds = kinds.get(plan.time, {})
+    if {"date", "instant"} <= time_kinds.keys() and types[plan.time].upper() != "VARCHAR":
+        raise ActivityError(
+            f"the time column {plan.time} holds dates in {time_kinds['date']} and timestamps "
+            f"in {time_kinds['instant']}: read together the dates would be midnight UTC, "
+            "the day before west of UTC; write one type in every file"
+        )
+    user_kinds = kinds.get(plan.user, {})
+    if {"float", "text"} <= user_kinds.keys():
+        raise ActivityError(
+            f"the user column {plan.user} holds floating-point numbers in "
+            f"{user_kinds['float']} and text in {user_kinds['text']}: read together 42.0 "
+            "would be the text '42.0', not user 42; write the ids as integers or text in "
+            "every file"
+        )
 
 
 def _duckdb_user(
