@@ -323,10 +323,12 @@ def test_no_events() -> None:
         "wau": 0,
         "mau": 1,
     }
-    with pytest.raises(ActivityError, match="no events in the 7 days ending 2024-01-01"):
-        current(
-            month_ago, user="user_id", time="ts", windows=["dau", "wau"], today=date(2024, 1, 1)
-        )
+    # the month holds an event whatever windows are asked for: a quiet week is 0
+    assert current(
+        month_ago, user="user_id", time="ts", windows=["dau", "wau"], today=date(2024, 1, 1)
+    ) == {"dau": 0, "wau": 0}
+    with pytest.raises(ActivityError, match="no events in the 30 days ending 2024-01-02"):
+        current(month_ago, user="user_id", time="ts", windows=["dau"], today=date(2024, 1, 2))
     with pytest.raises(ActivityError, match="matching `where`"):
         current(month_ago, user="user_id", time="ts", where="1 = 0", today=date(2024, 1, 1))
     few = sqlite_source([("a", at("2023-12-31T12:00:00+00:00"))])
@@ -590,8 +592,11 @@ def test_unreadable_files_and_tables(tmp_path: Path) -> None:
 def test_time_column_must_be_a_time(tmp_path: Path) -> None:
     path = tmp_path / "numbers.parquet"
     pq.write_table(pa.table({"user_id": ["a"], "ts": [1700000000]}), path)
-    with pytest.raises(ActivityError, match="type BIGINT; expected a timestamp"):
+    with pytest.raises(ActivityError) as info:
         daily_series(str(path), user="user_id", time="ts")
+    # which column, which files, and what to write instead
+    assert str(info.value).startswith("the time column ts has type BIGINT; expected a timestamp")
+    assert "Unix time" in str(info.value) and str(info.value).endswith(f"({path})")
 
 
 def test_connection_errors_are_transient_and_hide_the_password() -> None:
@@ -1086,3 +1091,253 @@ def test_ids_differing_in_case_or_trailing_spaces_are_different_users_in_every_b
                     conn.execute(sa.text(f"DROP TABLE {name}"))
     for name, series in got.items():
         assert as_rows(series) == [("2024-03-01", {"dau": len(ids)})], name
+
+
+# --- CSV and JSON: the user and time columns as written, not as a sample of rows guessed ------
+
+
+def test_ids_and_times_after_the_sniffed_rows_are_read_as_written(tmp_path: Path) -> None:
+    """DuckDB guesses a CSV or JSON column's type from the first 20,480 rows: ids that are
+    numbers there and text further on (`anon-7`, a new id scheme) failed the whole source
+    ('Conversion Error: CSV Error on Line: 30002', 'Failed to cast value to numerical'), and
+    so did times written another way later on. Every row is read as written now."""
+    day = "2024-03-01T10:00:00Z"
+    numbers = [str(i % 50) for i in range(25_000)]
+    csv = tmp_path / "late.csv"
+    csv.write_text(
+        "user_id,ts\n"
+        + "".join(f"{u},2024-03-01 10:00:00\n" for u in numbers)
+        + "anon-7,2024-03-01T23:30:00-05:00\n"  # March 2nd in UTC, and text
+        + "7.0,2024-03-02\n"  # user 7, written as a float
+    )
+    jsonl = tmp_path / "late.jsonl"
+    jsonl.write_text(
+        "".join(f'{{"user_id": {u}, "ts": "{day}"}}\n' for u in numbers)
+        + '{"user_id": "anon-7", "ts": "2024-03-01T23:30:00-05:00"}\n'
+        + '{"user_id": 7.0, "ts": "2024-03-02"}\n'
+    )
+    expected = [("2024-03-01", {"dau": 50, "mau": 50}), ("2024-03-02", {"dau": 2, "mau": 51})]
+    for path in (csv, jsonl):
+        series = daily_series(str(path), user="user_id", time="ts", windows=["dau", "mau"])
+        assert as_rows(series) == expected, path.name
+
+
+def test_a_csv_id_written_as_a_number_is_that_number_among_text_ids(tmp_path: Path) -> None:
+    """A CSV column of numbers read 42 and 42.0 as user 42, but beside one text id the
+    column was text and 42.0 a user of its own: the count depended on the other rows. A
+    number is its whole number in either; 42.5 is an error in either."""
+    day = "2024-03-01"
+    with_text = tmp_path / "with_text.csv"
+    with_text.write_text(
+        f"user_id,ts\n42,{day}\n42.0,{day}\n4.2e1,{day}\n+42,{day}\n042,{day}\nabc,{day}\n"
+    )
+    numbers = tmp_path / "numbers.csv"
+    numbers.write_text(f"user_id,ts\n42,{day}\n42.0,{day}\n4.2e1,{day}\n+42,{day}\n")
+    got = {
+        path.name: as_rows(daily_series(str(path), user="user_id", time="ts", windows=["dau"]))
+        for path in (with_text, numbers)
+    }
+    assert got == {
+        "with_text.csv": [(day, {"dau": 2})],
+        "numbers.csv": [(day, {"dau": 1})],
+    }
+    fraction = tmp_path / "fraction.csv"
+    fraction.write_text(f"user_id,ts\nabc,{day}\n42.5,{day}\n")
+    with pytest.raises(ActivityError, match=r"the user column 'user_id' holds 42\.5, a number"):
+        daily_series(str(fraction), user="user_id", time="ts")
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+def test_a_time_not_written_in_iso_8601_is_an_error_not_a_guessed_day(
+    tmp_path: Path, suffix: str
+) -> None:
+    """01/02/2024 is January 2nd in the US and February 1st in Europe: DuckDB's CSV sniffing
+    picked one (day/month) and counted the events on days they may not be. Such a time, or
+    any text that is no ISO-8601 time, is an error showing it, in CSV and in JSON."""
+    path = tmp_path / f"events.{suffix}"
+    rows = [("a", "01/02/2024 10:00:00"), ("b", "03/02/2024 10:00:00")]
+    if suffix == "csv":
+        path.write_text("user_id,ts\n" + "".join(f"{u},{t}\n" for u, t in rows))
+    else:
+        path.write_text("".join(json.dumps({"user_id": u, "ts": t}) + "\n" for u, t in rows))
+    for today in (None, date(2024, 2, 3)):  # the series, and today's counts
+        with pytest.raises(ActivityError) as info:
+            if today is None:
+                daily_series(str(path), user="user_id", time="ts")
+            else:
+                current(str(path), user="user_id", time="ts", today=today)
+        message = str(info.value)
+        assert "the time column ts has a value that is not a time: '01/02/2024 10:00:00'" in (
+            message
+        )
+        assert "ISO-8601" in message and path.name in message and "\n" not in message
+
+
+def test_a_date_alone_without_leading_zeros_or_with_spaces_is_that_day_in_every_backend(
+    tmp_path: Path, postgres_table: EventTable, mysql_table: EventTable
+) -> None:
+    """A date alone was told by its length (10 characters): '2024-3-2' or ' 2024-03-02' was
+    read as midnight UTC, March 1st in New York (a CSV or JSON column of them was a DATE
+    by DuckDB's guess, but not beside other text, nor in Parquet strings, PostgreSQL or
+    MariaDB text). It is that day in each; SQLite, which reads no such date, says so."""
+    rows = [("a", "2024-3-2"), ("b", " 2024-03-02 "), ("c", "2024-03-02"), ("d", "2024-3-1")]
+    rows += [("e", "2024-03-02T04:30:00Z")]  # 23:30 on March 1st in New York
+    expected = [("2024-03-01", {"dau": 2, "wau": 2}), ("2024-03-02", {"dau": 3, "wau": 5})]
+    options: dict[str, Any] = {
+        "user": "user_id",
+        "time": "ts",
+        "timezone": "America/New_York",
+        "windows": ["dau", "wau"],
+    }
+    csv = tmp_path / "days.csv"
+    csv.write_text("user_id,ts\n" + "".join(f'{u},"{t}"\n' for u, t in rows))
+    jsonl = tmp_path / "days.jsonl"
+    jsonl.write_text("".join(json.dumps({"user_id": u, "ts": t}) + "\n" for u, t in rows))
+    parquet = tmp_path / "days.parquet"
+    pq.write_table(pa.table({"user_id": [u for u, _ in rows], "ts": [t for _, t in rows]}), parquet)
+    got = {path.name: daily_series(str(path), **options) for path in (csv, jsonl, parquet)}
+    sqlite = sa.create_engine("sqlite://", poolclass=StaticPool)
+    for engine in (postgres_table.url, mysql_table.url, sqlite):
+        assert isinstance(engine, sa.Engine)
+        table_name = unique_name("kpi_test_days")
+        meta = sa.MetaData()
+        days = sa.Table(
+            table_name, meta, sa.Column("user_id", sa.String(40)), sa.Column("ts", sa.String(40))
+        )
+        meta.create_all(engine)
+        try:
+            with engine.begin() as conn:
+                conn.execute(days.insert(), [{"user_id": u, "ts": t} for u, t in rows])
+            if engine is sqlite:
+                with pytest.raises(ActivityError, match="not a time: '2024-3-"):
+                    daily_series(EventTable(engine, table_name), **options)
+            else:
+                got[engine.dialect.name] = daily_series(EventTable(engine, table_name), **options)
+        finally:
+            meta.drop_all(engine)
+    for name, series in got.items():
+        assert as_rows(series) == expected, name
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+def test_where_sees_the_columns_as_typed_while_the_ids_and_times_are_read_as_written(
+    tmp_path: Path, suffix: str
+) -> None:
+    """The user and time columns are read as written, but `where:` keeps comparing them as
+    the numbers and times they look like (`user_id > 0`, `ts >= TIMESTAMP ...` must not
+    fail with 'Cannot compare values of type VARCHAR and ...')."""
+    rows = [(0, "2024-03-01 10:00:00"), (1, "2024-03-01 11:00:00"), (2, "2024-03-02 10:00:00")]
+    path = tmp_path / f"events.{suffix}"
+    if suffix == "csv":
+        path.write_text("user_id,ts,name\n" + "".join(f"{u},{t},run\n" for u, t in rows))
+    else:
+        path.write_text(
+            "".join(json.dumps({"user_id": u, "ts": t, "name": "run"}) + "\n" for u, t in rows)
+        )
+    for where, expected in [
+        ("user_id > 0", [("2024-03-01", {"dau": 1}), ("2024-03-02", {"dau": 1})]),
+        ("ts >= TIMESTAMP '2024-03-02 00:00:00' AND name = 'run'", [("2024-03-02", {"dau": 1})]),
+        ("year(ts) = 2024 AND ts < DATE '2024-03-02'", [("2024-03-01", {"dau": 2})]),
+    ]:
+        series = daily_series(str(path), user="user_id", time="ts", where=where, windows=["dau"])
+        assert as_rows(series) == expected, where
+    named = tmp_path / f"named.{suffix}"
+    if suffix == "csv":
+        named.write_text("user_id,ts\na,2024-03-01\nb,2024-03-01\n")
+    else:
+        named.write_text(
+            '{"user_id": "a", "ts": "2024-03-01"}\n{"user_id": "b", "ts": "2024-03-01"}\n'
+        )
+    series = daily_series(str(named), user="user_id", time="ts", where="user_id = 'a'")
+    assert as_rows(series) == [("2024-03-01", {"dau": 1, "wau": 1, "mau": 1})]  # not '"a"'
+
+
+def test_a_where_ending_in_a_comment_chooses_its_events(
+    tmp_path: Path, postgres_table: EventTable
+) -> None:
+    """`where: |` with a `-- comment` on its last line (the block's newline is stripped)
+    commented out the rest of the query: 'syntax error at or near "au_windows"', 'incomplete
+    input'. The comment ends where the condition does."""
+    where = "kind = 'run'  -- CI runs only\n"
+    rows = [("a", "2024-05-01 08:00:00", "run"), ("b", "2024-05-01 09:00:00", "other")]
+    csv = tmp_path / "events.csv"
+    csv.write_text("user_id,ts,kind\n" + "".join(f"{u},{t},{k}\n" for u, t, k in rows))
+    sources: dict[str, Any] = {"csv": str(csv)}
+    for engine in (sa.create_engine("sqlite://", poolclass=StaticPool), postgres_table.url):
+        assert isinstance(engine, sa.Engine)
+        name = unique_name("kpi_test_where")
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"CREATE TABLE {name} (user_id TEXT, ts TEXT, kind TEXT)"))
+            conn.execute(
+                sa.text(f"INSERT INTO {name} VALUES (:u, :t, :k)"),
+                [{"u": u, "t": t, "k": k} for u, t, k in rows],
+            )
+        sources[engine.dialect.name] = EventTable(engine, name)
+    try:
+        for label, events in sources.items():
+            series = daily_series(events, user="user_id", time="ts", where=where, windows=["dau"])
+            assert as_rows(series) == [("2024-05-01", {"dau": 1})], label
+    finally:
+        assert isinstance(postgres_table.url, sa.Engine)
+        with postgres_table.url.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE {sources['postgresql'].table}"))
+
+
+def test_ids_after_a_sample_of_anonymous_events_count_and_where_sees_them(
+    tmp_path: Path,
+) -> None:
+    """Anonymous events first (no user id in the first 20,480 lines, which DuckDB types as
+    "NULL"), identified ones after: where: over the user column must see their ids, not
+    NULL (`user_id > 0` chose nothing)."""
+    path = tmp_path / "events.jsonl"
+    path.write_text(
+        '{"user_id": null, "ts": null}\n' * 25_000
+        + '{"user_id": 5, "ts": "2024-03-01T10:00:00Z"}\n'
+        + '{"user_id": 0, "ts": "2024-03-01T11:00:00Z"}\n'
+    )
+    for where, dau in ((None, 2), ("user_id > 0", 1), ("ts >= '2024-03-01'", 2)):
+        series = daily_series(str(path), user="user_id", time="ts", where=where, windows=["dau"])
+        assert as_rows(series) == [("2024-03-01", {"dau": dau})], where
+
+
+def test_a_time_that_is_no_time_is_shown_on_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(json.dumps({"user_id": "a", "ts": "2024-03-01\nlater"}) + "\n")
+    with pytest.raises(ActivityError) as info:
+        daily_series(str(path), user="user_id", time="ts")
+    assert "not a time: '2024-03-01 later'" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_parquet_files_that_disagree_on_a_columns_type_are_an_error_not_a_misreading(
+    tmp_path: Path,
+) -> None:
+    """Files read together take one type per column: dates in one file beside timestamps
+    in another became midnight UTC (user a, active on March 1st, counted on February 29th
+    in New York), and ids 42.0 beside text ids became the text '42.0' (user 42 counted
+    twice). Each is an error naming a file of each kind; files that agree read as before."""
+    stamp = datetime(2024, 3, 1, 12)
+
+    def write(name: str, users: pa.Array, times: pa.Array) -> None:
+        pq.write_table(pa.table({"user_id": users, "ts": times}), tmp_path / f"{name}.parquet")
+
+    write("dates", pa.array(["a"]), pa.array([date(2024, 3, 1)]))
+    write("stamps", pa.array(["42"]), pa.array([stamp], pa.timestamp("us")))
+    write("floats", pa.array([42.0]), pa.array([stamp], pa.timestamp("us")))
+    write("ints", pa.array([42], pa.int64()), pa.array([stamp], pa.timestamp("us", tz="UTC")))
+    options: dict[str, Any] = {"user": "user_id", "time": "ts", "timezone": "America/New_York"}
+
+    def files(*names: str) -> EventFiles:
+        return EventFiles([str(tmp_path / f"{name}.parquet") for name in names])
+
+    with pytest.raises(ActivityError) as mixed_times:
+        daily_series(files("dates", "stamps"), **options)
+    message = str(mixed_times.value)
+    assert message.startswith("the time column ts holds dates in ") and "\n" not in message
+    assert "dates.parquet" in message and "stamps.parquet" in message
+    with pytest.raises(ActivityError, match=r"user column user_id holds floating-point .*"):
+        daily_series(files("floats", "stamps"), **options)
+    # numbers of any kind together, or whole numbers beside text: one user 42
+    for agreeing in (("floats", "ints"), ("ints", "stamps")):
+        series = daily_series(files(*agreeing), **options, windows=["dau"])
+        assert as_rows(series) == [("2024-03-01", {"dau": 1})], agreeing

@@ -319,7 +319,8 @@ def test_a_backfill_of_quiet_days_after_activity_stores_their_zeros(
     assert min(wide) > date(2024, 1, 1)  # nothing before the first activity
     last = max(wide)
     assert last < date(2024, 5, 19)  # no zeros made up for days the events do not reach
-    assert wide[last]["dau"] == 0.0 and wide[last]["mau"] > 0  # quiet, in reach: stored
+    # quiet, in reach (b's April 10th is in its month): stored, 0 MAU with min_events 2
+    assert wide[last]["dau"] == 0.0 and last == date(2024, 5, 9)
     for since in (date(2024, 4, 20), date(2024, 5, 12), date(2024, 5, 19)):
         narrow = by_day(backfill(source, context(folder, now=later), since=since))
         assert narrow == {day: v for day, v in wide.items() if day >= since}, since
@@ -380,3 +381,77 @@ def test_kpi_backfill_since_today_or_later_is_a_usage_error(tmp_path: Path, sinc
     assert done.returncode == 2, done.stdout + done.stderr
     assert "is after yesterday" in done.stderr and "kpi run" in done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("windows", "min_events"),
+    [
+        (["dau", "wau", "mau"], 1),
+        (["stickiness"], 1),
+        (["dau", "stickiness"], 1),
+        (["mau"], 2),
+        (["dau"], 1),
+        (["wau", "dau"], 2),
+    ],
+)
+def test_backfill_stores_each_day_kpi_run_stores_with_the_same_values(
+    folder: Path, windows: list[str], min_events: int
+) -> None:
+    """After the events stop (April 10th), `kpi run` stores zeros as long as the widest
+    window holds an event: 0 stickiness on a quiet day of the month, 0 MAU while nobody has
+    min_events. The backfill left out such days wherever every value asked for was 0 (the
+    month's users not being asked for), a gap of up to 29 days in the history; now it
+    stores each day `collect` would, with its values, from the first day with activity."""
+    source = ActiveUsers.model_validate(
+        {
+            "name": "t",
+            "events": "events/*.parquet",
+            "user": "user_id",
+            "time": "ts",
+            "windows": windows,
+            "min_events": min_events,
+        }
+    )
+    later = datetime(2024, 5, 20, 12, tzinfo=UTC)
+    history = by_day(backfill(source, context(folder, now=later), since=date(2024, 3, 1)))
+    day = min(history)
+    while day < date(2024, 5, 20):
+        noon = context(folder, now=datetime.combine(day, time(12), BERLIN))
+        try:
+            live: dict[str, float] | None = collect(source, noon)
+        except SourceError:
+            live = None  # the events do not reach this day
+        assert history.get(day) == live, day
+        day += timedelta(days=1)
+    assert max(history) == date(2024, 5, 9)  # b's April 10th event leaves the month
+
+
+def test_a_quiet_day_gives_dau_0_whatever_windows_are_asked_for(folder: Path) -> None:
+    """March 25th: nobody active, user a was active on the 20th. With windows [dau, wau,
+    mau] kpi run stored dau 0; with windows [dau] alone it failed ('no events in the 1 days
+    ending ...'), so a config's DAU hung on the other metrics it asked for. The events reach
+    a day whose last 30 days hold an event, whatever the windows."""
+
+    def source(windows: list[str]) -> ActiveUsers:
+        return ActiveUsers.model_validate(
+            {
+                "name": "t",
+                "events": "events/*.parquet",
+                "user": "user_id",
+                "time": "ts",
+                "windows": windows,
+            }
+        )
+
+    quiet = context(folder, now=datetime(2024, 3, 25, 12, tzinfo=UTC))
+    everything = collect(source(["dau", "wau", "mau"]), quiet)
+    assert everything == {"dau": 0.0, "wau": 1.0, "mau": 1.0}
+    assert collect(source(["dau"]), quiet) == {"dau": 0.0}
+    assert collect(source(["wau", "dau"]), quiet) == {"wau": 1.0, "dau": 0.0}
+    # a month after the last event (b's, April 10th in Berlin) nothing reaches: no zeros
+    gone = context(folder, now=datetime(2024, 5, 10, 12, tzinfo=UTC))
+    with pytest.raises(SourceError, match="no events in the 30 days ending 2024-05-10"):
+        collect(source(["dau"]), gone)
+    assert collect(source(["dau"]), context(folder, now=datetime(2024, 5, 9, 12, tzinfo=UTC))) == {
+        "dau": 0.0
+    }

@@ -121,8 +121,19 @@ class ActiveUsers(Source):
         until = ctx.today - timedelta(days=1)
         if since > until:
             return []
+        reached: list[int] = []  # the days with an event, from a month before since
+        options = self._options(ctx)
+        if activity.reach(self.windows) < activity.REACH_DAYS:
+            options["windows"] = [*self.windows, "mau"]  # reached goes a month back
         with self._events(ctx) as events:
-            series = activity.daily_series(events, start=since, end=until, **self._options(ctx))
+            series = [
+                activity.DailyActivity(
+                    day.day, {m: day.values[m] for m in self.windows}, day.active
+                )
+                for day in activity.daily_series(
+                    events, start=since, end=until, reached=reached, **options
+                )
+            ]
             # Leading days where every count is zero (before anyone was active, or before
             # anyone reached min_events) are not history worth storing; zeros after activity
             # are, wherever the backfill starts. Only a backfill that starts on a zero day
@@ -133,10 +144,14 @@ class ActiveUsers(Source):
                     events, end=since - timedelta(days=1), **self._options(ctx)
                 )
                 started = any(any(day.values.values()) for day in before)
-        # Trailing days where every count is zero and no event comes after them are days the
-        # events do not reach (an export that stopped): no zeros are stored for them, as
-        # `collect` stores none. Zeros between active days are real, and stored.
-        while series and not series[-1].active and not any(series[-1].values.values()):
+        # Trailing days whose last month holds no event are days the events do not reach
+        # (an export that stopped): no zeros are stored for them, as `collect` stores none.
+        # Zeros of days the events reach are real, and stored, as `collect` stores them: a
+        # quiet day (of DAU alone, too, or of stickiness), or users short of min_events.
+        last = max(reached, default=None)
+        while series and (
+            last is None or _day_number(series[-1].day) >= last + activity.REACH_DAYS
+        ):
             series.pop()
         observations = []
         for day in series:
@@ -176,6 +191,11 @@ class ActiveUsers(Source):
             yield activity.EventTable(engine, self.table, timeout=ctx.timeout)
         finally:
             engine.dispose()
+
+
+def _day_number(day: date) -> int:
+    """Days since 1970-01-01, as `activity.daily_series(reached=...)` gives them."""
+    return (day - date(1970, 1, 1)).days
 
 
 def _resolve(path: str, base_dir: Path) -> str:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "METRICS",
+    "REACH_DAYS",
     "WINDOWS",
     "ActivityError",
     "DailyActivity",
@@ -42,6 +43,7 @@ __all__ = [
     "check_timezone",
     "current",
     "daily_series",
+    "reach",
 ]
 
 #: The rolling windows, in days, ending on (and including) the day they are reported for.
@@ -162,6 +164,18 @@ def check_timezone(name: str) -> ZoneInfo:
         ) from None
 
 
+#: A day whose last this many days hold no event at all is one the events do not reach (they
+#: may have stopped arriving): `current` fails on it rather than give 0, whatever windows
+#: are asked for, so that a quiet day's DAU is 0 with or without WAU and MAU beside it.
+REACH_DAYS = max(WINDOWS.values())
+
+
+def reach(windows: Iterable[str]) -> int:
+    """The days an event stays in the widest window it counts in (30 for ``mau`` and
+    ``stickiness``, 7 for ``wau``, 1 for ``dau``)."""
+    return max(_spans_for(check_metrics(windows)))
+
+
 def daily_series(
     events: EventSource | str,
     *,
@@ -228,32 +242,32 @@ def current(
 ) -> dict[str, float]:
     """The metrics for the windows ending ``today`` (default: today in ``timezone``).
 
-    Reads only the events of the last 30 days (fewer if no monthly metric is asked for).
-    No event at all in the widest window is an ActivityError, not zeros: the events may
-    have stopped arriving (an export that broke), and a 0 is only stored for a window the
-    events reach.
+    Reads only the events of the windows asked for (the last 30 days with a monthly
+    metric), and of the last 30 days when those hold none. No event at all in the last
+    30 days (`REACH_DAYS`) is an ActivityError, not zeros: the events may have stopped
+    arriving (an export that broke), and a 0 is only stored for a day the events reach.
     """
     if today is None:
         today = datetime.now(check_timezone(timezone)).date()
-    span = max(_spans_for(check_metrics(windows)))
     source = EventFiles(events) if isinstance(events, str) else events
     reached: list[int] = []
+    options: dict[str, Any] = {"user": user, "time": time, "where": where, "timezone": timezone}
     series = daily_series(
         source,
-        user=user,
-        time=time,
-        where=where,
+        **options,
         min_events=min_events,
-        timezone=timezone,
         windows=windows,
         start=today,
         end=today,
         reached=reached,
     )
+    if not reached and reach(windows) < REACH_DAYS:
+        # nobody in the windows asked for: a quiet day, if the month holds an event
+        daily_series(source, **options, windows=["mau"], start=today, end=today, reached=reached)
     if not reached:
         chosen = " matching `where`" if where and where.strip() else ""
         raise ActivityError(
-            f"no events{chosen} in the {span} days ending {today} ({timezone}) in "
+            f"no events{chosen} in the {REACH_DAYS} days ending {today} ({timezone}) in "
             f"{source.describe()}: the events may have stopped arriving, so no 0 is stored; "
             "check that they are still written there"
         )
@@ -486,12 +500,55 @@ def _register_fsspec(con: Any, files: EventFiles) -> None:
         con.register_filesystem(filesystem)
 
 
-def _reader_sql(fmt: FileFormat) -> str:
+def _reader_sql(fmt: FileFormat, *, typed: bool = False) -> str:
+    """The DuckDB table function reading the files; `typed`: with the `$types` parameter
+    (CSV's `types`, JSON's `columns`) that `_text_columns` gives."""
     if fmt == "parquet":
         return "read_parquet($files, union_by_name = true)"
     if fmt == "csv":
-        return "read_csv($files, union_by_name = true)"
-    return "read_json($files, union_by_name = true)"
+        return f"read_csv($files, union_by_name = true{', types = $types' if typed else ''})"
+    return f"read_json($files, union_by_name = true{', columns = $types' if typed else ''})"
+
+
+def _text_columns(fmt: FileFormat, types: Mapping[str, str], plan: _Plan) -> dict[str, str]:
+    """The column types that CSV and JSON files are read with: the user and time columns
+    as written, whatever DuckDB's sniffing of the first rows guessed.
+
+    A guess is a type taken from a sample (the first 20,480 rows): ids that are numbers
+    there and text further on (`anon-7` at row 30,000) failed the whole read, and times
+    written `01/02/2024` were read as day/month or month/day, as the sample allowed. The
+    user column is read as text (CSV) or JSON (a number stays a number), the time column
+    as text, which `_duckdb_day` reads as ISO-8601 or fails naming the value. JSON is given
+    every column (`columns` reads only those named), the others as sniffed."""
+    if fmt == "csv":
+        return {plan.user: "VARCHAR", plan.time: "VARCHAR"}
+    return {**types, plan.user: "JSON", plan.time: "VARCHAR"}
+
+
+def _as_written(
+    fmt: FileFormat, sniffed: Mapping[str, str], read: Mapping[str, str], plan: _Plan
+) -> tuple[str, str, str]:
+    """The events of CSV or JSON files read with the `read` types (`_text_columns`) but
+    shown to `where:` with the types DuckDB `sniffed` (`ts > now() - INTERVAL 90 DAY`,
+    `user_id > 0` go on working; a value its sniffed type cannot hold is NULL there), and
+    the user and time columns as read, under names of their own: (the source SQL, the user
+    column, the time column)."""
+    shown = []
+    for name in dict.fromkeys((plan.user, plan.time)):
+        # (a sample of nulls sniffs the type "NULL", which would make every value NULL)
+        if sniffed[name] not in (read[name], '"NULL"', "NULL"):
+            column = value = _quote_duckdb(name)
+            if read[name] == "JSON":  # a JSON string as its text, not its JSON ('"a"')
+                value = f"json_extract_string({column}, '$')"
+            shown.append(f"TRY_CAST({value} AS {sniffed[name]}) AS {column}")
+    replace = f" REPLACE ({', '.join(shown)})" if shown else ""
+    user, time = _quote_duckdb("__kpi_user_as_written"), _quote_duckdb("__kpi_time_as_written")
+    source = (
+        f"(SELECT *{replace}, {_quote_duckdb(plan.user)} AS {user}, "
+        f"{_quote_duckdb(plan.time)} AS {time} "
+        f"FROM {_reader_sql(fmt, typed=True)}) AS au_files"
+    )
+    return source, user, time
 
 
 def _duckdb_day(column: str, column_type: str, plan: _Plan) -> DaySql:
@@ -509,16 +566,26 @@ def _duckdb_day(column: str, column_type: str, plan: _Plan) -> DaySql:
         micros = f"epoch_us({column})"
     elif kind == "VARCHAR":
         # Text without an offset is read as UTC (the session time zone); a date alone
-        # ('2024-03-01') is that day, as a DATE column is.
-        micros = f"epoch_us(CAST({column} AS TIMESTAMPTZ))"
+        # ('2024-03-01') is that day, as a DATE column is. Text that is no ISO-8601 time
+        # (`01/02/2024`, `yesterday`) fails the query with `_time_problem`, showing it.
+        micros = f"epoch_us(TRY_CAST(trim({column}) AS TIMESTAMPTZ))"
         local = _local_day_from_epoch("e", plan, unit=1_000_000, floor_div=_int_floor_div)
         plain = (
-            f"CASE WHEN length({column}) = 10 THEN CAST({column} AS DATE) - DATE '1970-01-01' END"
+            f"CASE WHEN regexp_full_match(trim({column}), '{_DATE_ALONE}') "
+            f"THEN TRY_CAST(trim({column}) AS DATE) - DATE '1970-01-01' END"
         )
-        return f"{plain} AS plain_day, {micros} AS e", f"COALESCE(plain_day, {local})"
+        before, after = _time_problem(plan.time, "\0").split("\0")
+        shown = r"regexp_replace(left(au_text, 60), '\s', ' ', 'g')"  # on one line
+        failed = f"error({_sql_text(before)} || {shown} || {_sql_text(after)})"
+        return (
+            f"{plain} AS plain_day, {micros} AS e, {column} AS au_text",
+            f"COALESCE(plain_day, {local}, {failed})",
+        )
     else:
         raise ActivityError(
-            f"the time column has type {column_type}; expected a timestamp, a date or ISO-8601 text"
+            f"the time column {plan.time} has type {column_type}; expected a timestamp, a date "
+            "or ISO-8601 text (a number is no time in event files: write Unix time as a "
+            "timestamp)"
         )
     # Integer arithmetic with the zone's offsets is several times faster than DuckDB's
     # per-row time zone conversion, and gives the same days.
@@ -550,9 +617,20 @@ def _run_duckdb(files: EventFiles, plan: _Plan) -> list[tuple[Any, ...]]:
             ) from None
         types = {str(row[0]): str(row[1]) for row in described}
         _check_columns(types, plan, files.describe())
+        if fmt == "parquet":
+            _check_parquet_types(con, params, plan, types)
         user, time = _quote_duckdb(plan.user), _quote_duckdb(plan.time)
-        user, user_conditions = _duckdb_user(user, types[plan.user], plan.user)
-        row_columns, day = _duckdb_day(time, types[plan.time], plan)
+        if fmt != "parquet":  # the user and time as written, not as a sample guessed
+            params["types"] = _text_columns(fmt, types, plan)
+            reader, user, time = _as_written(fmt, types, params["types"], plan)
+            types.update(params["types"])
+        user, user_conditions = _duckdb_user(
+            user, types[plan.user], plan.user, numbers_as_text=fmt == "csv"
+        )
+        try:
+            row_columns, day = _duckdb_day(time, types[plan.time], plan)
+        except ActivityError as exc:
+            raise ActivityError(f"{exc} ({files.describe()})") from None
         kind = types[plan.time].upper()
         raw_bounds: list[str] = []
         if kind.startswith("TIMESTAMP") or kind == "DATE":
@@ -573,9 +651,10 @@ def _run_duckdb(files: EventFiles, plan: _Plan) -> list[tuple[Any, ...]]:
             ) from None
         except duckdb.Error as exc:
             message = _first_line(exc)
-            if "the user column " in message:  # `_duckdb_whole`'s error()
-                problem = message[message.index("the user column ") :]
-                raise ActivityError(f"{problem} ({files.describe()})") from None
+            for told in ("the user column ", "the time column "):  # our own error()s
+                if told in message:
+                    problem = message[message.index(told) :]
+                    raise ActivityError(f"{problem} ({files.describe()})") from None
             raise ActivityError(
                 f"computing active users from {files.describe()} failed: {message}"
             ) from None
@@ -586,9 +665,71 @@ def _run_duckdb(files: EventFiles, plan: _Plan) -> list[tuple[Any, ...]]:
         con.close()
 
 
-def _duckdb_user(column: str, column_type: str, name: str) -> tuple[str, list[str]]:
+def _parquet_kind(column: str, physical: Any, converted: Any, logical: Any) -> str:
+    """What a Parquet file's column holds, for `_check_parquet_types`: date, instant,
+    float (or decimal), text or other."""
+    converted, logical = str(converted or ""), str(logical or "")
+    if converted == "DATE" or logical.startswith("DateType"):
+        return "date"
+    if converted.startswith("TIMESTAMP") or logical.startswith("TimestampType"):
+        return "instant"
+    if physical == "INT96":  # the old Spark/Impala timestamps
+        return "instant"
+    if physical in ("DOUBLE", "FLOAT") or converted == "DECIMAL" or logical.startswith("Decimal"):
+        return "float"
+    if converted == "UTF8" or logical.startswith("StringType"):
+        return "text"
+    return "other"
+
+
+def _check_parquet_types(
+    con: Any, params: Mapping[str, Any], plan: _Plan, types: Mapping[str, str]
+) -> None:
+    """Fail where Parquet files disagree on a column's type in a way that reading them
+    together (`union_by_name`) would misread: a time column of dates in some files and
+    timestamps in others (the dates become midnight UTC, the day before west of UTC), or
+    user ids that are floating-point numbers in some files and text in others (42.0 becomes
+    the text '42.0', not user 42). Raises ActivityError naming a file of each kind."""
+    import duckdb
+
+    try:
+        rows = con.execute(
+            "SELECT DISTINCT name, type, converted_type, logical_type, file_name "
+            "FROM parquet_schema($files) WHERE name IN ($user, $time)",
+            {"files": params["files"], "user": plan.user, "time": plan.time},
+        ).fetchall()
+    except duckdb.Error:  # the files were read (DESCRIBE); the query says what fails
+        return
+    kinds: dict[str, dict[str, str]] = {}
+    for name, physical, converted, logical, file_name in rows:
+        kind = _parquet_kind(str(name), physical, converted, logical)
+        kinds.setdefault(str(name), {}).setdefault(kind, str(file_name))
+    time_kinds = kinds.get(plan.time, {})
+    if {"date", "instant"} <= time_kinds.keys() and types[plan.time].upper() != "VARCHAR":
+        raise ActivityError(
+            f"the time column {plan.time} holds dates in {time_kinds['date']} and timestamps "
+            f"in {time_kinds['instant']}: read together the dates would be midnight UTC, "
+            "the day before west of UTC; write one type in every file"
+        )
+    user_kinds = kinds.get(plan.user, {})
+    if {"float", "text"} <= user_kinds.keys():
+        raise ActivityError(
+            f"the user column {plan.user} holds floating-point numbers in "
+            f"{user_kinds['float']} and text in {user_kinds['text']}: read together 42.0 "
+            "would be the text '42.0', not user 42; write the ids as integers or text in "
+            "every file"
+        )
+
+
+def _duckdb_user(
+    column: str, column_type: str, name: str, *, numbers_as_text: bool = False
+) -> tuple[str, list[str]]:
     """The user id of a DuckDB column (named `name` in the events) and the conditions that
     leave out empty ids.
+
+    `numbers_as_text` (CSV, where every value is text): text written as a number (``42``,
+    ``+42``, ``042``, ``42.0``, ``4.2e1``) is that number's id, ``42``, as in a column of
+    numbers; other text stays as written.
 
     JSON (what DuckDB infers for ids written both as numbers and as strings) is read as its
     text, and a number in it as its digits, so ``42``, ``42.0`` and ``"42"`` are one user
@@ -605,7 +746,18 @@ def _duckdb_user(column: str, column_type: str, name: str) -> tuple[str, list[st
             f"{text} <> ''"
         ]
     if kind == "VARCHAR":
-        return column, [f"{column} <> ''"]
+        if not numbers_as_text:
+            return column, [f"{column} <> ''"]
+        integer = f"CAST(TRY_CAST({column} AS HUGEINT) AS VARCHAR)"
+        decimal = _duckdb_whole(f"CAST({column} AS DOUBLE)", column, name, floating=True)
+        return (
+            f"CASE WHEN regexp_full_match({column}, '[+-]?[0-9]+') "
+            f"THEN COALESCE({integer}, {column}) "
+            f"WHEN regexp_full_match({column}, {_sql_text(_DECIMAL_TEXT)}) "
+            f"THEN CAST({decimal} AS VARCHAR) "
+            f"ELSE {column} END",
+            [f"{column} <> ''"],
+        )
     if kind in ("DOUBLE", "FLOAT", "REAL") or kind.startswith("DECIMAL"):
         raw = f"CAST({column} AS VARCHAR)"
         return _duckdb_whole(column, raw, name, floating=not kind.startswith("DECIMAL")), []
@@ -643,6 +795,20 @@ def _number_id_problem(name: str, value: str, *, fraction: bool) -> str:
 
 #: 2**53: from here on a double does not hold every integer
 _EXACT = 9007199254740992
+#: a date alone, as text: that day in any time zone, not its midnight in UTC (`2024-03-01`,
+#: `2024-3-1`); a regular expression that DuckDB, PostgreSQL and MySQL read alike
+_DATE_ALONE = "[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
+#: a number with a point or an exponent, as CSV writes floating-point ids (`42.0`, `4.2e1`)
+_DECIMAL_TEXT = r"[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?"
+
+
+def _time_problem(name: str, value: str) -> str:
+    """Why `value` of event-file time column `name` is no time, in one line."""
+    return (
+        f"the time column {name} has a value that is not a time: '{value}'; times in event "
+        "files are ISO-8601 text (2024-03-01T09:30:00, with an offset or Z when not UTC) or "
+        "a date (2024-03-01)"
+    )
 
 
 def _sql_text(text: str) -> str:
@@ -756,8 +922,8 @@ def _chosen(user: str, time: str, plan: _Plan, conditions: Sequence[str]) -> str
     """The WHERE of the rows `_events_sql` and `_unreadable_sql` read: a user id and a time,
     the caller's `conditions` and the source's own `where:`."""
     chosen = [f"{user} IS NOT NULL", f"{time} IS NOT NULL", *conditions]
-    if plan.where:
-        chosen.append(f"({plan.where})")
+    if plan.where:  # its own line: a `-- comment` at its end comments out no more
+        chosen.append(f"({plan.where}\n)")
     return " AND ".join(chosen)
 
 
@@ -936,10 +1102,10 @@ def _postgres_day(time: str, column_type: Any, plan: _Plan, params: dict[str, An
     params["tz"] = plan.timezone
     # The session time zone is UTC, so naive timestamps are read as UTC.
     day = f"(CAST(timezone(:tz, CAST({time} AS timestamptz)) AS date) - DATE '1970-01-01')"
-    if _is_text(column_type):  # a date alone ('2024-03-01') is that day
+    if _is_text(column_type):  # a date alone ('2024-03-01', '2024-3-1') is that day
         day = (
-            f"CASE WHEN length({time}) = 10 THEN CAST({time} AS date) - DATE '1970-01-01' "
-            f"ELSE {day} END"
+            f"CASE WHEN trim({time}) ~ '^{_DATE_ALONE}$' "
+            f"THEN CAST(trim({time}) AS date) - DATE '1970-01-01' ELSE {day} END"
         )
     return f"{day} AS t", "t"
 
@@ -1000,8 +1166,11 @@ def _mysql_day(time: str, column_type: Any, plan: _Plan, params: dict[str, Any])
     local = _local_day_from_epoch(
         "e", plan, floor_div=lambda x, divisor: f"FLOOR(({x}) / {divisor})"
     )
-    if _is_text(column_type):  # a date alone ('2024-03-01') is that day
-        plain = f"CASE WHEN CHAR_LENGTH({time}) = 10 THEN DATEDIFF({time}, '1970-01-01') END"
+    if _is_text(column_type):  # a date alone ('2024-03-01', '2024-3-1') is that day
+        plain = (
+            f"CASE WHEN TRIM({time}) REGEXP '^{_DATE_ALONE}$' "
+            f"THEN DATEDIFF(TRIM({time}), '1970-01-01') END"
+        )
         return f"{plain} AS plain_day, {epoch} AS e", f"COALESCE(plain_day, {local})"
     return f"{epoch} AS e", local
 
