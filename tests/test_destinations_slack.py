@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -343,6 +345,41 @@ def test_a_message_slack_took_but_answered_too_late_is_not_posted_again(
     assert hooks.slack[0]["metadata"]["event_type"] == "kpi_collector_message"
     (record,) = p.delivery_engine().records()
     assert record.status == "done"
+
+
+@pytest.mark.parametrize("every", ["day", "week", "month"])
+def test_a_late_answered_message_is_found_when_a_later_run_of_its_period_retries_it(
+    tmp_path: Path, hooks: FakeSlack, every: str
+) -> None:
+    """The period's message timed out unanswered in the first run (Slack had taken it); the
+    next run of the period took the pending delivery over (not begun: it goes out with the
+    newer run's values) and looked for the message in the history only since its own
+    start, after the message's time: it was posted a second time. The lookup goes back to
+    when the period became due."""
+    from kpi_collector.destinations.slack.fake import SLACK_CHANNEL_ID
+
+    began = time.monotonic()
+    hooks.clock = lambda: MONDAY.timestamp() + (time.monotonic() - began)  # Slack's clock
+
+    def bot() -> Slack:  # each run a process of its own, as cron's `kpi run`
+        return Slack(
+            token=TOKEN,
+            channel=SLACK_CHANNEL_ID,
+            api_url=f"{hooks.url}/api",
+            every=every,  # type: ignore[arg-type]
+            timeout=0.5,
+            retries=0,
+        )
+
+    hooks.answer_late(1.5)
+    first = make(tmp_path, bot(), values={"stars": 1.0}).process(now=MONDAY)
+    assert first.exit_code == 1 and "timed out" in first.delivery_errors["slack"]
+    p = make(tmp_path, bot(), values={"stars": 2.0})
+    later = p.process(now=MONDAY + timedelta(hours=2))  # the same day, week and month
+    assert later.delivery_errors == {}
+    assert len(hooks.slack) == 1 and hooks.history_calls >= 1
+    (record,) = p.delivery_engine().records()
+    assert record.status == "done" and record.run_id == 2
 
 
 def test_without_the_history_scope_a_late_answer_means_posting_again(

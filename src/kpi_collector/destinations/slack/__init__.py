@@ -316,8 +316,10 @@ class Slack(MessageDestination):
         for position, (index, body) in enumerate(delivery.unsent(self.messages(delivery))):
             key = f"{delivery.delivery_id}#{index}"
             if position == 0 and delivery.earlier_attempts and key not in self._uncertain:
-                # the last attempt (maybe in an earlier run) may have posted it unanswered
-                self._uncertain[key] = delivery.now.timestamp()
+                # the last attempt (maybe in an earlier run) may have posted it unanswered:
+                # looked for since the period became due, not since this delivery's run
+                # started (a message not begun moves on to the period's newer run)
+                self._uncertain[key] = delivery.attempted_since
             await self.post(delivery, body, key=key)
             await delivery.checkpoint(index + 1)
 
