@@ -423,3 +423,31 @@ def test_a_200_that_is_not_slacks_ok_is_not_a_delivery(
     assert record.status == "pending"
     assert [o.ok for o in asyncio.run(p.delivery_engine().deliver_pending())] == [True]
     assert len(hooks.slack) == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "came"),
+    [
+        (["ok"], "no JSON object"),  # JSON, but no object: `.get` of it was an AttributeError
+        ('"ok"', "no JSON object"),
+        ("<html><body>Sign in</body></html>", "an HTML page"),
+    ],
+    ids=["list", "string", "html"],
+)
+def test_a_bots_200_that_is_no_json_object_is_not_a_post(
+    tmp_path: Path, hooks: FakeSlack, answer: object, came: str
+) -> None:
+    """chat.postMessage answered with JSON that is no object failed as "AttributeError: 'list'
+    object has no attribute 'get'"; it is an error saying what came, the delivery pending."""
+    from kpi_collector.destinations.slack.fake import SLACK_CHANNEL_ID
+
+    hooks.fail_next(200, answer)
+    bot = Slack(token=TOKEN, channel=SLACK_CHANNEL_ID, api_url=f"{hooks.url}/api", retries=0)
+    p = make(tmp_path, bot)
+    message = p.process(now=MONDAY).delivery_errors["slack"]
+    assert f"Slack answered chat.postMessage with {came}" in message, message
+    assert "AttributeError" not in message and TOKEN not in message
+    (record,) = p.delivery_engine().records()
+    assert record.status == "pending"
+    assert [o.ok for o in asyncio.run(p.delivery_engine().deliver_pending())] == [True]
+    assert len(hooks.slack) == 1

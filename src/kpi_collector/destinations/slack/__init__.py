@@ -481,9 +481,14 @@ class Slack(MessageDestination):
         try:
             answer = response.json()
         except Exception:
+            answer = None
+        if not isinstance(answer, dict):  # a proxy's page, `"ok"`, a list: nothing says ok
+            came = "an HTML page" if response.text().lstrip().startswith("<") else "no JSON object"
             raise delivery_error(
-                "Slack answered something that is not JSON", transient=True
-            ) from None
+                f"Slack answered chat.postMessage with {came}, not Slack's answer: nothing is "
+                "taken as posted; check api_url (and that no proxy stands between)",
+                transient=True,
+            )
         if answer.get("ok"):
             if isinstance(answer.get("channel"), str):
                 self._channel_id = answer["channel"]
