@@ -158,9 +158,10 @@ def test_slack_refusal_of_too_many_blocks_names_the_rule_and_is_refused_for_good
 N = 900  # KPIs: a Slack digest of 3 parts (50 blocks, 12,000 characters of text each)
 
 
-def _split_digest_config(tmp_path: Path, url: str, kpis: str = "") -> Path:
+def _split_digest_config(tmp_path: Path, url: str, kpis: str = "", *, bot: bool = False) -> Path:
     """kpi.yaml: N KPIs (`github.kpi_0000`..) from a Python source, to the Slack webhook
-    at `url` without retries; `kpis` is an optional `kpis:` block."""
+    at `url` (`bot`: chat.postMessage of the fake at `url`) without retries; `kpis` is an
+    optional `kpis:` block."""
     values = {f"kpi_{i:04d}": float(i) for i in range(N)}
     (tmp_path / "v.json").write_text(json.dumps(values))
     (tmp_path / "split_digest_kpis.py").write_text(
@@ -171,7 +172,13 @@ def _split_digest_config(tmp_path: Path, url: str, kpis: str = "") -> Path:
         "sources:\n"
         '  - {name: github, type: python, function: "split_digest_kpis:github"}\n'
         "destinations:\n"
-        f'  - {{name: slack, type: slack, webhook_url: "{url}", retries: 0}}\n' + kpis
+        + (
+            f'  - {{name: slack, type: slack, token: "{TOKEN}", channel: C0123456789, '
+            f'api_url: "{url}/api", retries: 0}}\n'
+            if bot
+            else f'  - {{name: slack, type: slack, webhook_url: "{url}", retries: 0}}\n'
+        )
+        + kpis
     )
     return config
 
@@ -451,3 +458,27 @@ def test_a_bots_200_that_is_no_json_object_is_not_a_post(
     assert record.status == "pending"
     assert [o.ok for o in asyncio.run(p.delivery_engine().deliver_pending())] == [True]
     assert len(hooks.slack) == 1
+
+
+def test_a_bots_retry_from_the_start_posts_every_part_of_the_new_split(
+    tmp_path: Path, hooks: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a bot, a retry after earlier attempts first looks in the channel for the part it
+    is about to post; `--retry PERIOD --from-start` after the config changed the split found
+    the old part 1 (the same key) and skipped the new one, so the KPIs that moved into it
+    were never posted. From the start, every part of the new split goes out."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    hooks.slack_limit = (100, 1.0)
+    config = _split_digest_config(tmp_path, hooks.url, bot=True)
+    runner = CliRunner()
+    hooks.fail_next(200, {"ok": False, "error": "invalid_blocks"}, after=2)
+    assert runner.invoke(group, ["-c", str(config), "run"]).exit_code == 1
+    assert len(hooks.slack) == 2
+    kpis = "kpis:\n  github.kpi_0000: {title: Zero}\n"
+    _split_digest_config(tmp_path, hooks.url, kpis, bot=True)
+    again = runner.invoke(group, ["-c", str(config), "deliver", "--retry", "run:1", "--from-start"])
+    assert again.exit_code == 0, again.output
+    resent = hooks.slack[2:]
+    assert [m["blocks"][0]["text"]["text"][-5:] for m in resent] == ["(1/3)", "(2/3)", "(3/3)"]
+    lines = _kpi_lines(resent)
+    assert lines == ["Zero: 0"] + [f"github.kpi_{i:04d}: {i:,}" for i in range(1, N)]
