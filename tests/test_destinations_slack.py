@@ -482,3 +482,41 @@ def test_a_bots_retry_from_the_start_posts_every_part_of_the_new_split(
     assert [m["blocks"][0]["text"]["text"][-5:] for m in resent] == ["(1/3)", "(2/3)", "(3/3)"]
     lines = _kpi_lines(resent)
     assert lines == ["Zero: 0"] + [f"github.kpi_{i:04d}: {i:,}" for i in range(1, N)]
+
+
+def test_a_split_digest_taken_over_by_a_later_run_loses_no_kpi(
+    tmp_path: Path, hooks: FakeSlack
+) -> None:
+    """The first part of a split digest timed out unanswered (Slack took it); the next run of
+    the day took the delivery over with its own values, split elsewhere (shorter values:
+    more KPIs a part). The retry found the old first part under the part's key, went on
+    after it with the new split's second part, and the KPIs the new first part held beyond
+    the old one's were never posted. A part is found again only as it was sent: the new
+    split goes out whole (its first part a repeat rather than a loss)."""
+    from kpi_collector.destinations.slack.fake import SLACK_CHANNEL_ID
+
+    began = time.monotonic()
+    hooks.clock = lambda: MONDAY.timestamp() + (time.monotonic() - began)
+    hooks.slack_limit = (100, 1.0)
+
+    def bot() -> Slack:  # each run a process of its own
+        return Slack(
+            token=TOKEN,
+            channel=SLACK_CHANNEL_ID,
+            api_url=f"{hooks.url}/api",
+            every="day",
+            timeout=0.5,
+            retries=0,
+        )
+
+    long_values = {f"kpi_{i:04d}": 1_234_567_890.0 + i for i in range(N)}
+    hooks.answer_late(1.5)
+    first = make(tmp_path, bot(), values=long_values).process(now=MONDAY)
+    assert "timed out" in first.delivery_errors["slack"]
+    assert len(hooks.slack) == 1 and _parts(hooks)[0].endswith("(1/4)")
+    short_values = {f"kpi_{i:04d}": float(i % 10) for i in range(N)}
+    later = make(tmp_path, bot(), values=short_values).process(now=MONDAY + timedelta(hours=2))
+    assert later.delivery_errors == {}
+    shown = {line.split(":")[0] for line in _kpi_lines(hooks.slack[1:])}
+    assert shown == {f"github.kpi_{i:04d}" for i in range(N)}
+    assert [p[-5:] for p in _parts(hooks)[1:]] == ["(1/2)", "(2/2)"]
