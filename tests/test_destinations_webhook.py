@@ -180,8 +180,19 @@ def test_a_redirect_to_another_host_is_not_followed_with_the_secrets(
         ('{"success": false, "message": "schema mismatch"}', "application/json", "schema"),
         ('{"status": "error", "message": "quota exceeded"}', "application/json", "quota"),
         ('{"status": "FAILED"}', "application/json", "FAILED"),
+        # a Google Apps Script web app answers 200 whatever happened; its common form says
+        ('{"result": "error", "error": {"name": "Exception"}}', "application/json", "error"),
+        ('{"error": "invalid signature"}', "application/json", "invalid signature"),
     ],
-    ids=["html-page", "ok-false", "success-false", "status-error", "status-failed"],
+    ids=[
+        "html-page",
+        "ok-false",
+        "success-false",
+        "status-error",
+        "status-failed",
+        "result-error",
+        "error",
+    ],
 )
 def test_a_2xx_whose_body_says_it_failed_keeps_the_delivery_pending(
     tmp_path: Path, hooks: FakeReceiver, body: str, content_type: str, shown: str
@@ -210,6 +221,8 @@ def test_a_2xx_whose_body_says_it_failed_keeps_the_delivery_pending(
         ('{"status": "success", "id": "8f1c"}', "application/json"),  # Zapier's
         ('{"ok": true}', "application/json"),
         ('{"error": null, "received": 3}', "application/json"),
+        ('{"error": "", "errors": []}', "application/json"),
+        ('{"result": "success", "row": 12}', "application/json"),  # Apps Script's form's
         ("Accepted", "text/plain"),  # Make's
         ('[{"queued": true}]', "application/json"),
     ],
