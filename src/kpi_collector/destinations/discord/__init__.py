@@ -89,6 +89,18 @@ class Discord(MessageDestination):
             raise ValueError(f"Discord refuses a webhook name (username) holding {taken[0]!r}")
         return name
 
+    @field_validator("avatar_url")
+    @classmethod
+    def _avatar(cls, value: str | None) -> str | None:
+        """Discord refuses (400, 50035 "Not a well formed URL.") every message whose
+        avatar_url is no http(s) URL: found at load, not as a digest refused for good every
+        period."""
+        if value is not None:
+            from kpi_collector.collect.http import check_http_url
+
+            check_http_url(value)
+        return value
+
     @field_validator("webhook_url")
     @classmethod
     def _http_url(cls, value: Secret) -> Secret:
