@@ -499,3 +499,23 @@ def test_a_mailbox_named_twice_gets_the_digest_and_alerts_once(tmp_path: Path) -
         ["ceo@example.com"],
         ["ceo@example.com", "team@example.com"],
     ]
+
+
+@pytest.mark.parametrize("subject", ['"KPIs\\nof the week"', "|\n      KPIs\n      of the week"])
+def test_a_subject_with_a_line_break_is_a_config_error(tmp_path: Path, subject: str) -> None:
+    """A subject with a line break passed the config and every message then failed to build
+    ("Header values may not contain linefeed"): each period's digest stayed pending for good
+    behind a Python error. It is a config error at load naming the key."""
+    from kpi_collector.config import load_config
+    from kpi_collector.errors import ConfigError
+
+    config = tmp_path / "kpi.yaml"
+    config.write_text(
+        "sources:\n  - {name: app, type: python, function: 'os:getpid'}\n"
+        "destinations:\n"
+        "  - type: email\n    host: smtp.example.com\n    from: kpi@example.com\n"
+        f"    to: [team@example.com]\n    subject: {subject}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert "subject" in str(caught.value) and "one line" in str(caught.value)

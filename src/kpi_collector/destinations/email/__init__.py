@@ -114,6 +114,15 @@ class Email(MessageDestination):
         default=None, ge=2048, description="bytes per message (default: the server's SIZE)"
     )
 
+    @field_validator("subject")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        """A subject is one header line: with a line break (a YAML block scalar `|`, a
+        `\n`) every message failed to build, each period's digest pending for good."""
+        if value is not None and any(char in value for char in "\r\n"):
+            raise ValueError("a subject is one line: remove its line breaks")
+        return value
+
     @field_validator("sender")
     @classmethod
     def _address(cls, value: str) -> str:
