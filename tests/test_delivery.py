@@ -491,3 +491,36 @@ def test_compare_never_takes_a_value_far_older_than_n_days(tmp_path: Path) -> No
         p.store, compare_days=14, tz="Europe/Berlin", now=MONDAY + timedelta(days=20)
     )
     assert report.lines[0].previous == 5.0
+
+
+@pytest.mark.parametrize("kind", ["discord", "webhook", "csv"])
+def test_a_compare_beyond_a_hundred_years_is_a_config_error(tmp_path: Path, kind: str) -> None:
+    """`compare: 400000d` passed the config and every delivery of the destination then failed
+    with a traceback (OverflowError: date value out of range, looking back twice the days).
+    It is a config error naming the key and the most it takes, as `kpi report --compare`
+    says; the most itself delivers (its comparison finds nothing that old)."""
+    from kpi_collector.config import load_config
+
+    where = {
+        "discord": "webhook_url: 'https://discord.example/api/webhooks/1/x'",
+        "webhook": "url: 'https://hooks.example/x'",
+        "csv": "path: k.csv",
+    }[kind]
+    config = tmp_path / "kpi.yaml"
+    for days, fails in ((400000, True), (36600, False)):
+        config.write_text(
+            "sources:\n"
+            "  - {name: app, type: python, function: 'os:getpid'}\n"
+            "destinations:\n"
+            f"  - {{type: {kind}, {where}, compare: {days}d}}\n"
+        )
+        if fails:
+            with pytest.raises(ConfigError) as caught:
+                load_config(config)
+            assert "compare" in str(caught.value) and "at most 36600d" in str(caught.value)
+        else:
+            load_config(config)
+    recorder = Recorder(name="daily", every="day", compare="36600d")
+    p = make(tmp_path, recorder)
+    assert p.process(now=MONDAY).exit_code == 0
+    assert recorder.got[-1].previous == {} and recorder.got[-1].compare_days == 36600

@@ -190,3 +190,58 @@ def test_a_webhook_name_discord_refuses_is_a_config_error(
     assert Discord(webhook_url=f"https://d.example/{TOKEN}", username=" KPI  bot ").username == (
         "KPI bot"
     )
+
+
+@pytest.mark.parametrize(
+    ("avatar", "problem"),
+    [
+        ("cdn.example/kpi.png", "is not an http(s) URL"),  # no scheme
+        ("ftp://cdn.example/kpi.png", "is not an http(s) URL"),
+        ("https://cdn.example/kpi bot.png", "holds a space"),
+    ],
+)
+def test_an_avatar_url_discord_refuses_is_a_config_error(
+    tmp_path: Path, avatar: str, problem: str
+) -> None:
+    """Discord answers 400 (50035 "Not a well formed URL.") to every message whose avatar_url
+    is no http(s) URL: each period's digest was refused for good (marked failed). The config
+    says so at load, naming the key; a good one is taken as written."""
+    from kpi_collector.config import load_config
+    from kpi_collector.errors import ConfigError
+
+    config = tmp_path / "kpi.yaml"
+    config.write_text(
+        "sources:\n  - {name: app, type: command, command: [echo, '1'], metric: users}\n"
+        "destinations:\n"
+        f"  - {{type: discord, webhook_url: 'https://discord.example/api/webhooks/1/{TOKEN}', "
+        f"avatar_url: '{avatar}'}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert "avatar_url" in str(caught.value) and problem in str(caught.value)
+    assert TOKEN not in str(caught.value)
+    good = "https://cdn.example/kpi.png"
+    assert Discord(webhook_url=f"https://d.example/{TOKEN}", avatar_url=good).avatar_url == good
+
+
+@pytest.mark.parametrize("thread", ["kpi-thread", "https://discord.com/channels/1/2", "12ab"])
+def test_a_thread_id_that_is_no_number_is_a_config_error(tmp_path: Path, thread: str) -> None:
+    """Discord answers 400 (50035, "is not snowflake") to every message for a thread_id that
+    is no number: each period's digest was refused for good. The config says so at load."""
+    from kpi_collector.config import load_config
+    from kpi_collector.errors import ConfigError
+
+    config = tmp_path / "kpi.yaml"
+    config.write_text(
+        "sources:\n  - {name: app, type: command, command: [echo, '1'], metric: users}\n"
+        "destinations:\n"
+        f"  - {{type: discord, webhook_url: 'https://discord.example/api/webhooks/1/{TOKEN}', "
+        f"thread_id: '{thread}'}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert "thread_id" in str(caught.value) and "Copy Thread ID" in str(caught.value)
+    hook = f"https://d.example/{TOKEN}"
+    assert Discord(webhook_url=hook, thread_id="1234567890123456789").thread_id == (
+        "1234567890123456789"
+    )

@@ -475,3 +475,47 @@ def test_a_recipient_refused_for_good_is_named_and_the_others_get_it_once(
         message = p.process(now=DAY).delivery_errors["email"]
         assert "ceo@elsewhere.org" in message and "554" in message
     assert [envelope.rcpt_tos for _, envelope in got] == [["team@example.com"]]
+
+
+def test_a_mailbox_named_twice_gets_the_digest_and_alerts_once(tmp_path: Path) -> None:
+    """`to: [Team <team@example.com>]` and `cc: [TEAM@example.com]` are one mailbox: it got
+    an envelope for each spelling, every digest and alert twice."""
+    with smtp_server(tmp_path, "bot", "smtp-pass-123") as (port, ca_file, messages):
+        email = Email(
+            host="127.0.0.1",
+            port=port,
+            username="bot",
+            password="smtp-pass-123",
+            sender="kpi@example.com",
+            to=["Team <team@example.com>", "ceo@example.com"],
+            cc=["TEAM@example.com", "CEO <ceo@example.com>"],
+            ca_file=str(ca_file),
+            every="week",
+        )
+        assert pipeline(tmp_path, email, {"stars": 1.0}).process(now=DAY).exit_code == 0
+        asyncio.run(email.send_text(FIRED))
+    assert [sorted(envelope.rcpt_tos) for _, envelope in messages] == [
+        ["team@example.com"],
+        ["ceo@example.com"],
+        ["ceo@example.com", "team@example.com"],
+    ]
+
+
+@pytest.mark.parametrize("subject", ['"KPIs\\nof the week"', "|\n      KPIs\n      of the week"])
+def test_a_subject_with_a_line_break_is_a_config_error(tmp_path: Path, subject: str) -> None:
+    """A subject with a line break passed the config and every message then failed to build
+    ("Header values may not contain linefeed"): each period's digest stayed pending for good
+    behind a Python error. It is a config error at load naming the key."""
+    from kpi_collector.config import load_config
+    from kpi_collector.errors import ConfigError
+
+    config = tmp_path / "kpi.yaml"
+    config.write_text(
+        "sources:\n  - {name: app, type: python, function: 'os:getpid'}\n"
+        "destinations:\n"
+        "  - type: email\n    host: smtp.example.com\n    from: kpi@example.com\n"
+        f"    to: [team@example.com]\n    subject: {subject}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert "subject" in str(caught.value) and "one line" in str(caught.value)

@@ -223,3 +223,43 @@ def test_an_error_object_in_a_200_answer_is_no_success(
             ["2026-11-30", "2026-11-30", "github.forks", "github.forks", 3.0],
             ["2026-11-30", "2026-11-30", "github.stars", "GitHub Stargazers", 2.0],
         ]
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_a_rerun_leaves_the_cells_of_other_columns_as_they_are(tmp_path: Path, layout: str) -> None:
+    """A re-run of a period wrote its row back whole, as read: a column the team added (a
+    formula per row, a note) read as the formula's result, and the write replaced the
+    formula with that number for good (the period's row no longer computed). A re-run
+    writes the row's own cells alone; every other cell keeps what it holds."""
+    from kpi_collector.destinations.google_sheets.fake import Formula
+
+    with FakeSheets.serve() as sheets:
+        key = sheets.add_spreadsheet()
+        destination = GoogleSheets(
+            spreadsheet=key,
+            credentials=json.dumps(service_account(sheets.token_uri)),
+            api_url=sheets.url,
+            every="day",
+            layout=layout,  # type: ignore[arg-type]
+        )
+        state = {"stars": 10.0, "forks": 2.0}
+        p = pipeline(tmp_path, destination, state)
+        assert p.process(now=DAY).delivery_errors == {}
+        rows = sheets.values(key, "KPIs")
+        # the team's columns after the destination's: a formula per row, and a note
+        rows[0] += ["Ratio", "Note"]
+        for number, row in enumerate(rows[1:], start=2):
+            row += [Formula(f"=C{number}/D{number}", result=5.0), "checked"]
+        state.update(stars=12.0, forks=3.0)
+        assert p.process(now=DAY + timedelta(hours=1)).delivery_errors == {}
+        rows = sheets.values(key, "KPIs")
+    added = [row[-2:] for row in rows[1:]]
+    assert added and all(isinstance(cell, Formula) for cell, _ in added), rows
+    assert [note for _, note in added] == ["checked"] * len(added)
+    if layout == "wide":
+        assert rows[1][:4] == ["2026-11-30", "2026-11-30", 12.0, 3.0]
+    else:
+        assert sorted(row[2::2][:2] for row in rows[1:]) == [
+            ["github.forks", 3.0],
+            ["github.stars", 12.0],
+        ]

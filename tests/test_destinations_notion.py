@@ -487,3 +487,33 @@ def test_an_error_object_in_a_200_answer_is_no_success(
     assert result.delivery_errors == {} and not notion.faults
     rows = notion.rows(database)
     assert len(rows) == 1 and rows[0]["GitHub Stargazers"] == 1700.0
+
+
+@pytest.mark.parametrize(
+    ("keys", "said"),
+    [
+        ("date_property: Period", "date_property and period_property are both 'Period'"),
+        ("layout: long, value_property: KPI", "kpi_property and value_property are both 'KPI'"),
+        ("layout: long, kpi_property: Date", "date_property and kpi_property are both 'Date'"),
+    ],
+)
+def test_two_of_its_own_properties_of_one_name_are_a_config_error(
+    tmp_path: Path, keys: str, said: str
+) -> None:
+    """`date_property: Period` named the period's property too: each page's date was written
+    over by its period (one property of one name) without a word. Each of the properties the
+    destination writes besides the KPIs' needs its own name, said at load."""
+    from kpi_collector.config import load_config
+    from kpi_collector.errors import ConfigError
+
+    config = tmp_path / "kpi.yaml"
+    config.write_text(
+        "sources:\n  - {name: app, type: python, function: 'os:getpid'}\n"
+        "destinations:\n"
+        f"  - {{type: notion, token: secret-token-123, database: {'a' * 32}, {keys}}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert said in str(caught.value)
+    wide = Notion(token="secret-token-123", database="a" * 32, kpi_property="Date")
+    assert wide.kpi_property == "Date"  # the wide layout writes no KPI property

@@ -160,3 +160,30 @@ def test_a_grouping_label_the_pushgateway_refuses_is_a_config_error(
     with pytest.raises(ConfigError) as caught:
         load_config(config)
     assert said in str(caught.value) and "grouping" in str(caught.value)
+
+
+@pytest.mark.parametrize("every", ["day", "week", "month"])
+def test_a_kpi_a_later_run_of_the_period_missed_stays_in_its_group(
+    tmp_path: Path, every: str
+) -> None:
+    """A push replaces the group's metrics: the period's second run, whose source of forks
+    failed, pushed stars alone and forks' value of the period left the Pushgateway (a
+    table's row of the period keeps it). The group holds each KPI's newest value of the
+    period; a new period starts from its own values."""
+    from datetime import timedelta
+
+    with pushgateway() as url:
+        destination = Pushgateway(url=url, every=every, retries=0)  # type: ignore[arg-type]
+        state = {"stars": 1.0, "forks": 2.0}
+        p = pipeline(tmp_path, destination, state)
+        assert p.process(now=MONDAY).delivery_errors == {}
+        state.pop("forks")
+        state["stars"] = 3.0
+        assert p.process(now=MONDAY + timedelta(hours=2)).delivery_errors == {}
+        assert gauge(url, "github.stars") == 3.0
+        assert gauge(url, "github.forks") == 2.0
+        state["stars"] = 4.0
+        later = {"day": timedelta(days=1), "week": timedelta(days=7), "month": timedelta(days=31)}
+        assert p.process(now=MONDAY + later[every]).delivery_errors == {}
+        assert gauge(url, "github.stars") == 4.0
+        assert gauge(url, "github.forks") is None

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -156,9 +158,10 @@ def test_slack_refusal_of_too_many_blocks_names_the_rule_and_is_refused_for_good
 N = 900  # KPIs: a Slack digest of 3 parts (50 blocks, 12,000 characters of text each)
 
 
-def _split_digest_config(tmp_path: Path, url: str, kpis: str = "") -> Path:
+def _split_digest_config(tmp_path: Path, url: str, kpis: str = "", *, bot: bool = False) -> Path:
     """kpi.yaml: N KPIs (`github.kpi_0000`..) from a Python source, to the Slack webhook
-    at `url` without retries; `kpis` is an optional `kpis:` block."""
+    at `url` (`bot`: chat.postMessage of the fake at `url`) without retries; `kpis` is an
+    optional `kpis:` block."""
     values = {f"kpi_{i:04d}": float(i) for i in range(N)}
     (tmp_path / "v.json").write_text(json.dumps(values))
     (tmp_path / "split_digest_kpis.py").write_text(
@@ -169,7 +172,13 @@ def _split_digest_config(tmp_path: Path, url: str, kpis: str = "") -> Path:
         "sources:\n"
         '  - {name: github, type: python, function: "split_digest_kpis:github"}\n'
         "destinations:\n"
-        f'  - {{name: slack, type: slack, webhook_url: "{url}", retries: 0}}\n' + kpis
+        + (
+            f'  - {{name: slack, type: slack, token: "{TOKEN}", channel: C0123456789, '
+            f'api_url: "{url}/api", retries: 0}}\n'
+            if bot
+            else f'  - {{name: slack, type: slack, webhook_url: "{url}", retries: 0}}\n'
+        )
+        + kpis
     )
     return config
 
@@ -345,6 +354,41 @@ def test_a_message_slack_took_but_answered_too_late_is_not_posted_again(
     assert record.status == "done"
 
 
+@pytest.mark.parametrize("every", ["day", "week", "month"])
+def test_a_late_answered_message_is_found_when_a_later_run_of_its_period_retries_it(
+    tmp_path: Path, hooks: FakeSlack, every: str
+) -> None:
+    """The period's message timed out unanswered in the first run (Slack had taken it); the
+    next run of the period took the pending delivery over (not begun: it goes out with the
+    newer run's values) and looked for the message in the history only since its own
+    start, after the message's time: it was posted a second time. The lookup goes back to
+    when the period became due."""
+    from kpi_collector.destinations.slack.fake import SLACK_CHANNEL_ID
+
+    began = time.monotonic()
+    hooks.clock = lambda: MONDAY.timestamp() + (time.monotonic() - began)  # Slack's clock
+
+    def bot() -> Slack:  # each run a process of its own, as cron's `kpi run`
+        return Slack(
+            token=TOKEN,
+            channel=SLACK_CHANNEL_ID,
+            api_url=f"{hooks.url}/api",
+            every=every,  # type: ignore[arg-type]
+            timeout=0.5,
+            retries=0,
+        )
+
+    hooks.answer_late(1.5)
+    first = make(tmp_path, bot(), values={"stars": 1.0}).process(now=MONDAY)
+    assert first.exit_code == 1 and "timed out" in first.delivery_errors["slack"]
+    p = make(tmp_path, bot(), values={"stars": 2.0})
+    later = p.process(now=MONDAY + timedelta(hours=2))  # the same day, week and month
+    assert later.delivery_errors == {}
+    assert len(hooks.slack) == 1 and hooks.history_calls >= 1
+    (record,) = p.delivery_engine().records()
+    assert record.status == "done" and record.run_id == 2
+
+
 def test_without_the_history_scope_a_late_answer_means_posting_again(
     tmp_path: Path, hooks: FakeSlack
 ) -> None:
@@ -386,3 +430,93 @@ def test_a_200_that_is_not_slacks_ok_is_not_a_delivery(
     assert record.status == "pending"
     assert [o.ok for o in asyncio.run(p.delivery_engine().deliver_pending())] == [True]
     assert len(hooks.slack) == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "came"),
+    [
+        (["ok"], "no JSON object"),  # JSON, but no object: `.get` of it was an AttributeError
+        ('"ok"', "no JSON object"),
+        ("<html><body>Sign in</body></html>", "an HTML page"),
+    ],
+    ids=["list", "string", "html"],
+)
+def test_a_bots_200_that_is_no_json_object_is_not_a_post(
+    tmp_path: Path, hooks: FakeSlack, answer: object, came: str
+) -> None:
+    """chat.postMessage answered with JSON that is no object failed as "AttributeError: 'list'
+    object has no attribute 'get'"; it is an error saying what came, the delivery pending."""
+    from kpi_collector.destinations.slack.fake import SLACK_CHANNEL_ID
+
+    hooks.fail_next(200, answer)
+    bot = Slack(token=TOKEN, channel=SLACK_CHANNEL_ID, api_url=f"{hooks.url}/api", retries=0)
+    p = make(tmp_path, bot)
+    message = p.process(now=MONDAY).delivery_errors["slack"]
+    assert f"Slack answered chat.postMessage with {came}" in message, message
+    assert "AttributeError" not in message and TOKEN not in message
+    (record,) = p.delivery_engine().records()
+    assert record.status == "pending"
+    assert [o.ok for o in asyncio.run(p.delivery_engine().deliver_pending())] == [True]
+    assert len(hooks.slack) == 1
+
+
+def test_a_bots_retry_from_the_start_posts_every_part_of_the_new_split(
+    tmp_path: Path, hooks: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a bot, a retry after earlier attempts first looks in the channel for the part it
+    is about to post; `--retry PERIOD --from-start` after the config changed the split found
+    the old part 1 (the same key) and skipped the new one, so the KPIs that moved into it
+    were never posted. From the start, every part of the new split goes out."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    hooks.slack_limit = (100, 1.0)
+    config = _split_digest_config(tmp_path, hooks.url, bot=True)
+    runner = CliRunner()
+    hooks.fail_next(200, {"ok": False, "error": "invalid_blocks"}, after=2)
+    assert runner.invoke(group, ["-c", str(config), "run"]).exit_code == 1
+    assert len(hooks.slack) == 2
+    kpis = "kpis:\n  github.kpi_0000: {title: Zero}\n"
+    _split_digest_config(tmp_path, hooks.url, kpis, bot=True)
+    again = runner.invoke(group, ["-c", str(config), "deliver", "--retry", "run:1", "--from-start"])
+    assert again.exit_code == 0, again.output
+    resent = hooks.slack[2:]
+    assert [m["blocks"][0]["text"]["text"][-5:] for m in resent] == ["(1/3)", "(2/3)", "(3/3)"]
+    lines = _kpi_lines(resent)
+    assert lines == ["Zero: 0"] + [f"github.kpi_{i:04d}: {i:,}" for i in range(1, N)]
+
+
+def test_a_split_digest_taken_over_by_a_later_run_loses_no_kpi(
+    tmp_path: Path, hooks: FakeSlack
+) -> None:
+    """The first part of a split digest timed out unanswered (Slack took it); the next run of
+    the day took the delivery over with its own values, split elsewhere (shorter values:
+    more KPIs a part). The retry found the old first part under the part's key, went on
+    after it with the new split's second part, and the KPIs the new first part held beyond
+    the old one's were never posted. A part is found again only as it was sent: the new
+    split goes out whole (its first part a repeat rather than a loss)."""
+    from kpi_collector.destinations.slack.fake import SLACK_CHANNEL_ID
+
+    began = time.monotonic()
+    hooks.clock = lambda: MONDAY.timestamp() + (time.monotonic() - began)
+    hooks.slack_limit = (100, 1.0)
+
+    def bot() -> Slack:  # each run a process of its own
+        return Slack(
+            token=TOKEN,
+            channel=SLACK_CHANNEL_ID,
+            api_url=f"{hooks.url}/api",
+            every="day",
+            timeout=0.5,
+            retries=0,
+        )
+
+    long_values = {f"kpi_{i:04d}": 1_234_567_890.0 + i for i in range(N)}
+    hooks.answer_late(1.5)
+    first = make(tmp_path, bot(), values=long_values).process(now=MONDAY)
+    assert "timed out" in first.delivery_errors["slack"]
+    assert len(hooks.slack) == 1 and _parts(hooks)[0].endswith("(1/4)")
+    short_values = {f"kpi_{i:04d}": float(i % 10) for i in range(N)}
+    later = make(tmp_path, bot(), values=short_values).process(now=MONDAY + timedelta(hours=2))
+    assert later.delivery_errors == {}
+    shown = {line.split(":")[0] for line in _kpi_lines(hooks.slack[1:])}
+    assert shown == {f"github.kpi_{i:04d}" for i in range(N)}
+    assert [p[-5:] for p in _parts(hooks)[1:]] == ["(1/2)", "(2/2)"]

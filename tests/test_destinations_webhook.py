@@ -180,8 +180,19 @@ def test_a_redirect_to_another_host_is_not_followed_with_the_secrets(
         ('{"success": false, "message": "schema mismatch"}', "application/json", "schema"),
         ('{"status": "error", "message": "quota exceeded"}', "application/json", "quota"),
         ('{"status": "FAILED"}', "application/json", "FAILED"),
+        # a Google Apps Script web app answers 200 whatever happened; its common form says
+        ('{"result": "error", "error": {"name": "Exception"}}', "application/json", "error"),
+        ('{"error": "invalid signature"}', "application/json", "invalid signature"),
     ],
-    ids=["html-page", "ok-false", "success-false", "status-error", "status-failed"],
+    ids=[
+        "html-page",
+        "ok-false",
+        "success-false",
+        "status-error",
+        "status-failed",
+        "result-error",
+        "error",
+    ],
 )
 def test_a_2xx_whose_body_says_it_failed_keeps_the_delivery_pending(
     tmp_path: Path, hooks: FakeReceiver, body: str, content_type: str, shown: str
@@ -210,6 +221,8 @@ def test_a_2xx_whose_body_says_it_failed_keeps_the_delivery_pending(
         ('{"status": "success", "id": "8f1c"}', "application/json"),  # Zapier's
         ('{"ok": true}', "application/json"),
         ('{"error": null, "received": 3}', "application/json"),
+        ('{"error": "", "errors": []}', "application/json"),
+        ('{"result": "success", "row": 12}', "application/json"),  # Apps Script's form's
         ("Accepted", "text/plain"),  # Make's
         ('[{"queued": true}]', "application/json"),
     ],
@@ -239,3 +252,35 @@ def test_a_receiver_that_redirects_after_taking_the_post_got_it_once(
     assert p.process(now=MONDAY).delivery_errors == {}
     ((body, _),) = hooks.hooks
     assert json.loads(body)["period"] == "2026-11-23"
+
+
+@pytest.mark.parametrize(
+    ("keys", "said"),
+    [
+        ("signature_header: 'X Signature:'", "'X Signature:' is not an HTTP header name"),
+        ("headers: {'Bad Header': v}", "'Bad Header' is not an HTTP header name"),
+        ("headers: {'X-Key:': v}", "'X-Key:' is not an HTTP header name"),
+        ("headers: {X-Key: '${KPI_TEST_TWO_LINES}'}", "holds a line break"),
+    ],
+)
+def test_a_header_the_receiver_cannot_read_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keys: str, said: str
+) -> None:
+    """A header name with a space or a colon went out as written and the receiver answered
+    400 "Invalid header token": every period's delivery was refused for good (marked
+    failed); a value with a line break failed every attempt as a connection problem. Both
+    are config errors at load, naming the key and never the value."""
+    from kpi_collector.config import load_config
+    from kpi_collector.errors import ConfigError
+
+    monkeypatch.setenv("KPI_TEST_TWO_LINES", f"{TOKEN}\nX-Injected: 1")
+    config = tmp_path / "kpi.yaml"
+    config.write_text(
+        "sources:\n  - {name: app, type: python, function: 'os:getpid'}\n"
+        f"destinations:\n  - {{type: webhook, url: 'https://hooks.example/x', {keys}}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert said in str(caught.value) and TOKEN not in str(caught.value)
+    good = Webhook(url="https://hooks.example/x", headers={"X-Key": "v\t1"}).headers
+    assert list(good) == ["X-Key"]

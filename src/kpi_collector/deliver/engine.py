@@ -384,6 +384,7 @@ class DeliveryEngine:
             progress=record.progress,
             sent_plan=record.sent_plan,
             earlier_attempts=record.attempts,
+            due_since=_due_since(record),
         )
 
     def _period_values(
@@ -444,6 +445,7 @@ class DeliveryEngine:
         progress: int = 0,
         sent_plan: str | None = None,
         earlier_attempts: int = 0,
+        due_since: float | None = None,
     ) -> Delivery:
         from kpi_collector.store.periods import period_start
 
@@ -477,6 +479,7 @@ class DeliveryEngine:
             progress=progress,
             sent_plan=sent_plan,
             earlier_attempts=earlier_attempts,
+            due_since=due_since,
         )
 
     async def _deliver_without_store(self, result: RunResult) -> list[DeliveryOutcome]:
@@ -507,3 +510,12 @@ class DeliveryEngine:
                 "delivery state needs the history store: add a Store(...) destination"
             )
         return self.store
+
+
+def _due_since(record: DeliveryRecord) -> float:
+    """When `record` became due, before any attempt at it (UTC epoch seconds): the earlier of
+    its `pending_since` (the run's start, or the fire time a scheduled delivery serves) and
+    when the row was written."""
+    if record.pending_since is None:
+        return record.created_at
+    return min(record.pending_since, record.created_at)

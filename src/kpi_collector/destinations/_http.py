@@ -221,7 +221,10 @@ def failed_success(response: Response, *keys: str) -> str | None:
     """What a 2xx answer that delivered nothing came with, or None when it says nothing of
     the kind: an HTML page (a proxy's or single sign-on's sign-in page in front of the
     service), or a JSON object that says it failed — `"ok": false` (Slack-style bots and
-    workflow triggers), `"success": false`, a `status` of error, fail, failed or failure.
+    workflow triggers), `"success": false`, a `status` or `result` of error, fail, failed or
+    failure, an `error` that is there (a text, an object, true: not null, false or empty).
+    A Google Apps Script web app answers every request with 200 (its script cannot set a
+    status), and its common form writes `{"result": "error", "error": ...}` when it failed.
     `keys` name the body's fields that tell why (`error_detail`)."""
     from kpi_collector.collect.http import body_text
 
@@ -234,11 +237,13 @@ def failed_success(response: Response, *keys: str) -> str | None:
         return None
     if not isinstance(body, dict):
         return None
-    status = body.get("status")
+    status, result, error = body.get("status"), body.get("result"), body.get("error")
     for key, failed in (
         ("ok", body.get("ok") is False),
         ("success", body.get("success") is False),
         ("status", isinstance(status, str) and status.lower() in _FAILED_STATUS),
+        ("result", isinstance(result, str) and result.lower() in _FAILED_STATUS),
+        ("error", error not in (None, False, "", {}, []) and body.get("ok") is not True),
     ):
         if failed:
             said = f"{key}: {json.dumps(body[key])}"

@@ -112,6 +112,12 @@ class Delivery(PooledHttp):
     #: attempts of this destination and period before this one (in earlier runs too): the
     #: first unsent part may have gone out in the last of them, unanswered (a timeout)
     earlier_attempts: int = 0
+    #: UTC epoch seconds by which this destination's delivery of the period was due: every
+    #: attempt at it, in this run or an earlier one, came after (the ledger row's
+    #: `pending_since` or `created_at`). A message pending since an earlier run and not begun
+    #: moves on to the newer run (its `now`), but its unanswered attempt was made before
+    #: that run started. None when not known: `now` is the bound
+    due_since: float | None = None
     #: fingerprint of the first `progress` parts as they were sent (`plan_fingerprint`); None
     #: when nothing was sent, or by a version that did not record it
     sent_plan: str | None = None
@@ -130,6 +136,14 @@ class Delivery(PooledHttp):
         if not self.period.startswith("run:"):
             return self.period
         return f"{self.period}@{self.now.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+
+    @property
+    def attempted_since(self) -> float:
+        """UTC epoch seconds no later than any attempt at this delivery (`due_since`, or
+        `now` when that is not known or later): where to look for a message an earlier
+        attempt may have sent unanswered."""
+        now = self.now.timestamp()
+        return now if self.due_since is None else min(now, self.due_since)
 
     @property
     def delivery_id(self) -> str:

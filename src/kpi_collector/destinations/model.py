@@ -17,6 +17,9 @@ from kpi_collector.destinations.base import Delivery, NameClash, name_collision
 
 __all__ = ["Destination", "MessageDestination", "TableDestination"]
 
+#: the longest `compare:`, a hundred years, as `kpi report --compare` takes
+MAX_COMPARE_DAYS = 36600
+
 
 class Destination(Plugin):
     """Base of every destination: a config model (pydantic, unknown keys forbidden) whose
@@ -64,6 +67,12 @@ class Destination(Plugin):
     def _compare_in_days(cls, value: Any) -> Any:
         if isinstance(value, str) and not re.fullmatch(r"\d+d", value):
             raise ValueError(f"{value!r} is not a number of days; write it like 14d")
+        if isinstance(value, str) and int(value[:-1]) > MAX_COMPARE_DAYS:
+            # a value is looked for back to twice the days: further, the dates overflow and
+            # every delivery of the destination failed with a traceback
+            raise ValueError(
+                f"{value!r} reaches back more than a hundred years; use at most {MAX_COMPARE_DAYS}d"
+            )
         return value
 
     @property

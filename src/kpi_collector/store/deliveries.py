@@ -207,7 +207,10 @@ def retry_failed(
 
     A split message resumes after the parts already sent (`progress` and `sent_plan` are
     kept: `Delivery.unsent` refuses to resume when the message now splits differently);
-    `from_start` forgets them, so every part is sent again."""
+    `from_start` forgets them, and the attempts made, so every part is sent again as a new
+    delivery: a destination that looks before sending again after an attempt (a Slack bot
+    searches the channel for the part's key) would find the old split's part under the same
+    key and skip the new one."""
     from kpi_collector.store.schema import deliveries as t
 
     where = (t.c.status == FAILED) & (t.c.period == period)
@@ -215,7 +218,7 @@ def retry_failed(
         where &= t.c.destination == destination
     values: dict[str, Any] = {"status": PENDING, "updated_at": time.time()}
     if from_start:
-        values |= {"progress": 0, "sent_plan": None, "parts": None}
+        values |= {"progress": 0, "sent_plan": None, "parts": None, "attempts": 0}
     with store.write() as conn:
         return int(conn.execute(t.update().where(where).values(**values)).rowcount)
 

@@ -89,6 +89,30 @@ class Discord(MessageDestination):
             raise ValueError(f"Discord refuses a webhook name (username) holding {taken[0]!r}")
         return name
 
+    @field_validator("thread_id")
+    @classmethod
+    def _snowflake(cls, value: str | None) -> str | None:
+        """Discord refuses (400, 50035 "is not snowflake") every message to a thread id that
+        is no number: found at load, not as a digest refused for good every period."""
+        if value is not None and not value.strip().isdigit():
+            raise ValueError(
+                f"{value!r} is not a Discord thread id (a number: right-click the thread, "
+                "Copy Thread ID)"
+            )
+        return None if value is None else value.strip()
+
+    @field_validator("avatar_url")
+    @classmethod
+    def _avatar(cls, value: str | None) -> str | None:
+        """Discord refuses (400, 50035 "Not a well formed URL.") every message whose
+        avatar_url is no http(s) URL: found at load, not as a digest refused for good every
+        period."""
+        if value is not None:
+            from kpi_collector.collect.http import check_http_url
+
+            check_http_url(value)
+        return value
+
     @field_validator("webhook_url")
     @classmethod
     def _http_url(cls, value: Secret) -> Secret:

@@ -114,6 +114,15 @@ class Email(MessageDestination):
         default=None, ge=2048, description="bytes per message (default: the server's SIZE)"
     )
 
+    @field_validator("subject")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        """A subject is one header line: with a line break (a YAML block scalar `|`, a
+        `\n`) every message failed to build, each period's digest pending for good."""
+        if value is not None and any(char in value for char in "\r\n"):
+            raise ValueError("a subject is one line: remove its line breaks")
+        return value
+
     @field_validator("sender")
     @classmethod
     def _address(cls, value: str) -> str:
@@ -242,7 +251,7 @@ class Email(MessageDestination):
             # and with one envelope for all, the refused one was left out without a word (and
             # sending again would repeat it to the rest); here the refused one fails the
             # delivery, and a retry goes on from it
-            recipients = list(dict.fromkeys([*self.to, *self.cc]))
+            recipients = self.recipients()
             sends = [(message, rcpt) for message in parts for rcpt in recipients]
 
             def key(send: tuple[EmailMessage, str]) -> str:
@@ -260,6 +269,15 @@ class Email(MessageDestination):
 
         await asyncio.to_thread(self._session, work)
 
+    def recipients(self) -> list[str]:
+        """`to` and `cc` as written, each mailbox once: "Team <team@example.com>" in `to` and
+        "TEAM@example.com" in `cc` are one mailbox (addresses compared without their names,
+        case folded), which got every message twice."""
+        seen: dict[str, str] = {}
+        for written in [*self.to, *self.cc]:
+            seen.setdefault(parseaddr(written)[1].casefold(), written)
+        return list(seen.values())
+
     async def send_text(self, text: str) -> None:
         message = self.alert_message(text)
         await send_now(self, lambda _: asyncio.to_thread(self._send, message))
@@ -274,7 +292,7 @@ class Email(MessageDestination):
         return min(limits) if limits else None
 
     def _send(self, message: EmailMessage) -> None:
-        self._session(lambda smtp: smtp.send_message(message, to_addrs=[*self.to, *self.cc]))
+        self._session(lambda smtp: smtp.send_message(message, to_addrs=self.recipients()))
 
     def _session(self, work: Callable[[smtplib.SMTP], object]) -> None:
         """Connect, secure, log in, then `work(smtp)`; every failure as a DeliveryError that

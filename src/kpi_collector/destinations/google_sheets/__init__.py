@@ -177,14 +177,20 @@ class GoogleSheets(TableDestination):
         for record in self._records(delivery):
             ident = (record["Period"], record["KPI"]) if long else (record["Period"],)
             found = where.get(ident)
-            row = list(values[found - 1]) if found else []
-            row += [""] * (len(columns) - len(row))
-            for name, value in record.items():
-                row[index[name]] = value
             if found:
-                updated.append({"range": f"{sheet}!A{found}", "values": [row]})
+                # the row's own cells only: a cell of another column (a user's formula, a
+                # note, a KPI not in this run) is left as it is; the row as read holds a
+                # formula's result, and written back it replaced the formula for good
+                owned = {index[name]: value for name, value in record.items()}
+                updated += [
+                    {"range": f"{sheet}!{_letters(first)}{found}", "values": [run]}
+                    for first, run in _runs(owned)
+                ]
             else:
-                appended.append(row)
+                new: list[Any] = [""] * len(columns)
+                for name, value in record.items():
+                    new[index[name]] = value
+                appended.append(new)
         if updated:
             # one write request for every row of the period: a request per row was over
             # Sheets' 60 writes a minute for a long layout's many KPIs, and a retry began again
@@ -288,6 +294,27 @@ def _check_answer(response: Any, key: str) -> None:
         "answer: check api_url (and that no proxy stands between)",
         transient=False,
     )
+
+
+def _runs(cells: Mapping[int, Any]) -> list[tuple[int, list[Any]]]:
+    """{column index: value} as runs of neighbouring columns: [(first index, values)]."""
+    runs: list[tuple[int, list[Any]]] = []
+    for column in sorted(cells):
+        if runs and runs[-1][0] + len(runs[-1][1]) == column:
+            runs[-1][1].append(cells[column])
+        else:
+            runs.append((column, [cells[column]]))
+    return runs
+
+
+def _letters(column: int) -> str:
+    """A 0-based column index as A1 letters: 0 → A, 25 → Z, 26 → AA."""
+    letters = ""
+    column += 1
+    while column:
+        column, rest = divmod(column - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
 
 
 def _quote(title: str) -> str:

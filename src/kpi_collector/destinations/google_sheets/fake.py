@@ -219,7 +219,12 @@ class FakeSheets:
             if isinstance(found, web.Response):
                 return found
             sheet = found[0]
-            out = [list(r) for r in sheet["values"]]
+            # a formula's cell reads as its result, but with valueRenderOption=FORMULA
+            formulas = request.query.get("valueRenderOption") == "FORMULA"
+            out = [
+                [c if formulas or not isinstance(c, Formula) else c.result for c in r]
+                for r in sheet["values"]
+            ]
             body: dict[str, Any] = {
                 "range": f"'{sheet['title']}'!A1:Z{sheet['rows']}",
                 "majorDimension": "ROWS",
@@ -344,7 +349,16 @@ class FakeSheets:
 
 
 class Formula(str):
-    """A cell that holds a formula (written with USER_ENTERED), not the text it was sent as."""
+    """A cell that holds a formula (written with USER_ENTERED), not the text it was sent as;
+    a read of values gives its `result` (this fake computes none: a test that puts a formula
+    in a sheet gives it), a read with valueRenderOption=FORMULA the formula."""
+
+    result: Any
+
+    def __new__(cls, text: str, result: Any = "") -> Formula:
+        cell = super().__new__(cls, text)
+        cell.result = result
+        return cell
 
 
 def _as_typed(cell: Any) -> Any:

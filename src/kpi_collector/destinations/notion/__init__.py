@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from kpi_collector.destinations._http import origin
 from kpi_collector.destinations.base import (
@@ -115,6 +115,24 @@ class Notion(TableDestination):
     @classmethod
     def _database_id(cls, value: str) -> str:
         return notion_id(value)
+
+    @model_validator(mode="after")
+    def _own_properties(self) -> Notion:
+        """The properties this destination writes besides the KPIs' are four: two of one
+        name were one property, each page's date written over by its period (or its KPI
+        by its value) without a word."""
+        keys = ["date_property", "period_property"]
+        if self.layout == "long":
+            keys += ["kpi_property", "value_property"]
+        seen: dict[str, str] = {}
+        for key in keys:
+            name = getattr(self, key)
+            if name in seen:
+                raise ValueError(
+                    f"{seen[name]} and {key} are both {name!r}: each needs a property of its own"
+                )
+            seen[name] = key
+        return self
 
     # the client ----------------------------------------------------------------------------
 

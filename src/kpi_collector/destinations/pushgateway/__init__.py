@@ -26,15 +26,31 @@ from kpi_collector.store.periods import local_midnight
 _LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+def period_values(delivery: Delivery) -> dict[str, float]:
+    """What the period's group holds after this push: the delivery's values, and for a day,
+    week or month each KPI's newest value stored in the period up to them (as a table's row
+    of the period keeps a KPI that a later run of it did not collect). A push replaces the
+    group whole: with the run's values alone, a KPI whose source failed in the period's
+    second run was taken out of the Pushgateway, its value of the period lost."""
+    values = {kpi: delivery.values[kpi] for kpi in delivery.ordered}
+    if delivery.every == "run" or delivery.store is None:
+        return values
+    start = local_midnight(delivery.period_start, delivery.tz)
+    until = max(delivery.timestamps.values(), default=delivery.now.timestamp())
+    found = delivery.store.latest(None, before=until)
+    earlier = {k: r.value for k, r in sorted(found.items()) if r.ts >= start and k not in values}
+    return {**values, **earlier}
+
+
 def exposition(delivery: Delivery) -> str:
-    """The values in Prometheus' text exposition format."""
+    """The values of the period (`period_values`) in Prometheus' text exposition format."""
     lines = [
         "# HELP kpi_value The value of a KPI collected by kpi-collector.",
         "# TYPE kpi_value gauge",
     ]
-    for kpi in delivery.ordered:
+    for kpi, value in period_values(delivery).items():
         labels = f'kpi="{label(kpi)}",title="{label(delivery.title(kpi))}"'
-        lines.append(f"kpi_value{{{labels}}} {number(delivery.values[kpi])}")
+        lines.append(f"kpi_value{{{labels}}} {number(value)}")
     start = local_midnight(delivery.period_start, delivery.tz)
     lines += [
         "# HELP kpi_period_start_timestamp_seconds Start of the period the values belong to.",

@@ -24,6 +24,8 @@ from kpi_collector.destinations.base import (
     MessageDestination,
     delivery_error,
     message_id,
+    part_key,
+    plan_fingerprint,
 )
 from kpi_collector.destinations.digest import NO_VALUES, Digest, DigestLine
 from kpi_collector.destinations.text import cut, escape_slack, isolate, send_now
@@ -312,12 +314,20 @@ class Slack(MessageDestination):
         return digest_messages(Digest.from_delivery(delivery))
 
     async def deliver(self, delivery: Delivery) -> None:
+        messages = self.messages(delivery)
         # after the parts an earlier attempt (or the failed delivery retried) sent
-        for position, (index, body) in enumerate(delivery.unsent(self.messages(delivery))):
+        for position, (index, body) in enumerate(delivery.unsent(messages)):
             key = f"{delivery.delivery_id}#{index}"
+            if len(messages) > 1:
+                # a part is found again only as it was: a message pending since an earlier
+                # run goes out with a newer run's values, split elsewhere, and going on after
+                # the old first part would skip the KPIs the new first part holds beyond it
+                key += "@" + plan_fingerprint([part_key(body)])[:12]
             if position == 0 and delivery.earlier_attempts and key not in self._uncertain:
-                # the last attempt (maybe in an earlier run) may have posted it unanswered
-                self._uncertain[key] = delivery.now.timestamp()
+                # the last attempt (maybe in an earlier run) may have posted it unanswered:
+                # looked for since the period became due, not since this delivery's run
+                # started (a message not begun moves on to the period's newer run)
+                self._uncertain[key] = delivery.attempted_since
             await self.post(delivery, body, key=key)
             await delivery.checkpoint(index + 1)
 
@@ -479,9 +489,14 @@ class Slack(MessageDestination):
         try:
             answer = response.json()
         except Exception:
+            answer = None
+        if not isinstance(answer, dict):  # a proxy's page, `"ok"`, a list: nothing says ok
+            came = "an HTML page" if response.text().lstrip().startswith("<") else "no JSON object"
             raise delivery_error(
-                "Slack answered something that is not JSON", transient=True
-            ) from None
+                f"Slack answered chat.postMessage with {came}, not Slack's answer: nothing is "
+                "taken as posted; check api_url (and that no proxy stands between)",
+                transient=True,
+            )
         if answer.get("ok"):
             if isinstance(answer.get("channel"), str):
                 self._channel_id = answer["channel"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -42,6 +43,9 @@ class FakeSlack(MessageService):
         #: whether the bot token has `channels:read` (conversations.list answers)
         self.list_scope = True
         self._history: list[dict[str, Any]] = []  # the channel's messages, oldest first
+        #: the time a message is posted at (its `ts`, what `oldest` compares with): Slack's
+        #: clock; a test whose runs are at other times than now sets its own
+        self.clock: Callable[[], float] = time.time
 
     @property
     def slack_url(self) -> str:
@@ -108,7 +112,7 @@ class FakeSlack(MessageService):
                 headers={"Retry-After": str(wait)},
             )
         self.slack.append(body)
-        ts = f"{time.time():.6f}"
+        ts = f"{self.clock():.6f}"
         stored = {"type": "message", "ts": ts, "text": body.get("text", "")}
         if isinstance(body.get("metadata"), dict):
             stored["metadata"] = body["metadata"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -70,6 +71,25 @@ def alert_payload(destination: str, text: str) -> dict[str, Any]:
     }
 
 
+#: an HTTP field name (RFC 9110 5.1: a token)
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _check_header_name(name: str) -> str:
+    """`name` when it is an HTTP header name; ValueError saying what is wrong otherwise."""
+    if not _TOKEN.fullmatch(name):
+        raise ValueError(
+            f"{name!r} is not an HTTP header name (letters, digits and !#$%&'*+.^_`|~- only: "
+            "no space or colon)"
+        )
+    return name
+
+
+def _control(char: str) -> bool:
+    """A control character a header value may not hold (a tab it may)."""
+    return (ord(char) < 32 and char != "\t") or ord(char) == 127
+
+
 def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
@@ -81,6 +101,27 @@ class Webhook(MessageDestination):
     secret: Secret | None = None  # HMAC-SHA256 key for the signature header
     headers: dict[str, Secret] = Field(default_factory=dict)
     signature_header: str = SIGNATURE_HEADER
+
+    @field_validator("signature_header")
+    @classmethod
+    def _header_name(cls, value: str) -> str:
+        return _check_header_name(value)
+
+    @field_validator("headers")
+    @classmethod
+    def _header_names(cls, value: dict[str, Secret]) -> dict[str, Secret]:
+        """Names the receiver can read: a name with a space or a colon was sent as written, and
+        the receiver answered 400 ("Invalid header token"), refusing every period for good; a
+        value with a line break failed every attempt. Both found at load."""
+        for name, secret in value.items():
+            _check_header_name(name)
+            if any(_control(char) for char in secret.get()):
+                raise ValueError(
+                    f"the value of header {name!r} holds a line break or another control "
+                    "character; a header value is one line (check it and the variable it "
+                    "comes from)"
+                )
+        return value
 
     @field_validator("url")
     @classmethod
