@@ -223,6 +223,50 @@ def test_a_machine_that_slept_through_fire_times_runs_each_job_once_on_waking(
     assert fast_runs[:3] == ["Mon 07:30 fast", "Wed 16:00 fast", "Wed 18:00 fast"]
 
 
+def test_waking_serves_the_newest_fire_time_so_a_restart_runs_nothing_again(
+    folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # asleep Monday 10:00 to Wednesday 16:00 two weeks later: main's 07:00s, fast's 6-hourly
+    # times and two Mondays 09:00 of the weekly digest passed
+    scheduler = scheduler_at(
+        folder,
+        datetime(2026, 11, 2, 7, 30, tzinfo=BERLIN),
+        datetime(2026, 11, 18, 16, 30, tzinfo=BERLIN),
+        suspend=(
+            datetime(2026, 11, 2, 10, tzinfo=BERLIN),
+            datetime(2026, 11, 18, 16, tzinfo=BERLIN),
+        ),
+    )
+    with caplog.at_level("INFO", logger="kpi_collector.schedule"):
+        scheduler.serve()
+    assert run_times(folder) == [
+        "Mon 07:30 fast",
+        "Mon 07:30 app",
+        "Wed 16:00 fast",
+        "Wed 16:00 app",
+    ]
+    # each run on waking served its job's newest fire time, not the first one it slept through
+    served = {n: s.last_success_at for n, s in job_states(scheduler.store).items()}
+    assert served == {
+        "source:fast": datetime(2026, 11, 18, 12, tzinfo=BERLIN).timestamp(),
+        "main": datetime(2026, 11, 18, 7, tzinfo=BERLIN).timestamp(),
+        "destination:weekly": datetime(2026, 11, 16, 9, tzinfo=BERLIN).timestamp(),
+    }
+    # no run passed over fire times "while it ran": the jobs did not run then
+    assert "while it ran" not in caplog.text
+    # the digest on waking is this week's, with Wednesday's values (not week 46 with week 45's)
+    weekly = CSV(path="weekly.csv").read(folder / "weekly.csv")
+    assert [row["period"] for row in weekly] == ["2026-W45", "2026-W47"]
+    assert float(weekly[-1]["app.users"]) == 100 + len(CALLS)
+    # restarted an hour later: the fire times were served, nothing runs twice
+    later = scheduler_at(
+        folder,
+        datetime(2026, 11, 18, 17, tzinfo=BERLIN),
+        datetime(2026, 11, 18, 17, 30, tzinfo=BERLIN),
+    )
+    assert later.due(later.clock.now()) == []
+
+
 def test_a_manual_kpi_run_counts_as_the_main_jobs_run(folder: Path) -> None:
     config = load_config(folder / "kpi.yaml")
     Pipeline.from_config(config).process(now=datetime(2026, 11, 2, 7, 5, tzinfo=BERLIN))

@@ -549,6 +549,7 @@ class Scheduler:
                     fire = upcoming[job.name]
                     if fire is None or fire.timestamp() > now.timestamp() or self.stop.is_set():
                         continue
+                    fire = self._newest_fire(job, fire, now)
                     self.run_job(job, fire=fire)
                     upcoming[job.name] = self._after_run(job, fire)
                 self._sleep(upcoming)
@@ -562,6 +563,24 @@ class Scheduler:
             mutex.release()
             self.store.close()
             log.info("scheduler stopped")
+
+    def _newest_fire(self, job: Job, fire: datetime, now: datetime) -> datetime:
+        """The fire time a run of `job` started at `now` for its awaited fire time `fire`
+        serves: the newest at or before `now`. Newer ones passed while the machine slept or
+        other jobs ran: the job runs once, for the newest, as on start; serving the oldest
+        recorded a success older than the run (a restart ran the job again, a digest got an
+        old period's values) and logged the others as misfires of a run that never was."""
+        newest = job.cron.previous(now)
+        if newest is None or newest.timestamp() <= fire.timestamp():
+            return fire
+        log.info(
+            "%s: fire times from %s to %s passed (the machine slept, or other jobs ran): "
+            "running once, for the newest",
+            job.name,
+            self._when(fire),
+            self._when(newest),
+        )
+        return newest
 
     def _after_run(self, job: Job, fire: datetime) -> datetime | None:
         """The job's next fire time after a run that served `fire`. Fire times that passed
