@@ -48,7 +48,12 @@ def app_values() -> dict[str, float]:
 
 def fast_values() -> dict[str, float]:
     CALLS.append("fast")
+    if SLOW:  # the run takes minutes on the scheduler's clock
+        SLOW[0].t += timedelta(minutes=2)
     return {"events": len(CALLS)}
+
+
+SLOW: list[FakeClock] = []  # the clock `fast_values` moves on, when set
 
 
 CONFIG = """\
@@ -98,6 +103,7 @@ def folder(tmp_path: Path) -> Iterator[Path]:
     (tmp_path / "kpi.yaml").write_text(CONFIG, encoding="utf-8")
     CALLS.clear()
     yield tmp_path
+    SLOW.clear()
 
 
 def scheduler_at(folder: Path, start: datetime, until: datetime, **clock: object) -> Scheduler:
@@ -204,6 +210,55 @@ def test_a_restart_catches_up_once_not_once_per_missed_day(folder: Path) -> None
         datetime(2026, 11, 7, 8, 6, tzinfo=BERLIN),
     )
     assert third.due(third.clock.now()) == []
+
+
+def test_a_fire_time_passing_while_the_start_catches_up_runs_late_not_a_day_later(
+    folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    scheduler_at(
+        folder, datetime(2026, 11, 2, 6, 30, tzinfo=BERLIN), datetime(2026, 11, 2, 8, tzinfo=BERLIN)
+    ).serve()
+    # back at 06:59 the next day: main served 07:00 yesterday (not due), fast missed four
+    # fire times and catches up, taking two minutes: main's 07:00 passes meanwhile
+    second = scheduler_at(
+        folder, datetime(2026, 11, 3, 6, 59, tzinfo=BERLIN), datetime(2026, 11, 3, 8, tzinfo=BERLIN)
+    )
+    assert "main" not in [j.name for j in second.due(second.clock.now())]
+    SLOW.append(second.clock)  # type: ignore[arg-type]
+    with caplog.at_level("INFO", logger="kpi_collector.schedule"):
+        second.serve()
+    assert [t for t in run_times(folder) if t.startswith("Tue")] == [
+        "Tue 06:59 fast",
+        "Tue 07:01 app",  # late, once (it was left until Wednesday)
+    ]
+    assert "while it ran" not in caplog.text
+    states = job_states(second.store)
+    assert states["main"].last_success_at == datetime(2026, 11, 3, 7, tzinfo=BERLIN).timestamp()
+
+
+def test_a_job_catching_up_behind_a_slow_one_serves_its_newest_fire_time(folder: Path) -> None:
+    # nothing ever ran; at 06:59 fast catches up first (two minutes), then main, at 07:01:
+    # its run serves today's 07:00, not yesterday's (07:00 then skipped as a misfire)
+    scheduler = scheduler_at(
+        folder, datetime(2026, 11, 3, 6, 59, tzinfo=BERLIN), datetime(2026, 11, 3, 8, tzinfo=BERLIN)
+    )
+    SLOW.append(scheduler.clock)  # type: ignore[arg-type]
+    scheduler.serve()
+    assert [t for t in run_times(folder) if t.endswith("app")] == ["Tue 07:01 app"]
+    states = job_states(scheduler.store)
+    assert states["main"].last_success_at == datetime(2026, 11, 3, 7, tzinfo=BERLIN).timestamp()
+    # --once does the same
+    CALLS.clear()
+    (folder / "kpi.db").unlink()
+    once = scheduler_at(
+        folder, datetime(2026, 11, 3, 6, 59, tzinfo=BERLIN), datetime(2026, 11, 3, 8, tzinfo=BERLIN)
+    )
+    SLOW[:] = [once.clock]  # type: ignore[list-item]
+    assert [(r.job, r.status) for r in once.run_due()][:2] == [
+        ("source:fast", "ok"),
+        ("main", "ok"),
+    ]
+    assert job_states(once.store)["main"].last_success_at == states["main"].last_success_at
 
 
 def test_a_machine_that_slept_through_fire_times_runs_each_job_once_on_waking(

@@ -512,7 +512,10 @@ class Scheduler:
         for job in self.due(now):
             if self.stop.is_set():
                 break
-            results.append(self.run_job(job, fire=job.cron.previous(now)))
+            fire = job.cron.previous(now)
+            assert fire is not None  # due() found it
+            # the jobs before it may have run past its next fire time
+            results.append(self.run_job(job, fire=self._newest_fire(job, fire, self.clock.now())))
         return results
 
     def serve(self) -> None:
@@ -540,9 +543,12 @@ class Scheduler:
                     break
                 fire = job.cron.previous(now)
                 assert fire is not None  # due() found it
+                fire = self._newest_fire(job, fire, self.clock.now())
                 self.run_job(job, fire=fire)
                 caught_up[job.name] = self._after_run(job, fire)
-            upcoming = {**self.next_times(self.clock.now()), **caught_up}
+            # the others' fire times from the start on: one that passed while the jobs
+            # caught up (or waited for a manual run's lock) runs late, never a day later
+            upcoming = {**self.next_times(now), **caught_up}
             while not self.stop.is_set():
                 now = self.clock.now()
                 for job in self.jobs:
