@@ -116,6 +116,18 @@ def test_day_of_week_fields(dow: str, days: list[int]) -> None:
             "between commas; remove the extra comma",
         ),
         (
+            "\u0663 7 * * *",  # an Arabic-Indic 3: APScheduler read minute 3, crontab refuses
+            "'\u0663 7 * * *' is not a valid cron expression: minute '\u0663': '\u0663' is not "
+            "cron: write digits 0-9, English names, * , - and / (crontab and systemd read "
+            "nothing else)",
+        ),
+        (
+            "0 7 * * mon-\uff15",  # a fullwidth 5
+            "'0 7 * * mon-\uff15' is not a valid cron expression: day of week "
+            "'mon-\uff15': '\uff15' is not cron: write digits 0-9, English names, * , - and "
+            "/ (crontab and systemd read nothing else)",
+        ),
+        (
             "@often",
             "'@often': unknown cron macro; use one of @yearly, @annually, @monthly, "
             "@weekly, @daily, @midnight, @hourly or five fields",

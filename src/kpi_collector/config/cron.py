@@ -316,11 +316,18 @@ _QUARTZ = (
 
 
 def _check_items(expr: str, fields: list[str]) -> None:
-    """ValueError, in field order, for what the fields' own checks would name without a fix:
-    Quartz cron's `?`, `#` and `W`, and an empty item (`0,,5`)."""
+    """ValueError, in field order, for what the fields' own checks would name without a fix
+    or let through: Quartz cron's `?`, `#` and `W`, an empty item (`0,,5`), and characters
+    other than ASCII (digits of other scripts, `٣`, which APScheduler reads as numbers)."""
     for words, field in zip(_FIELD_WORDS, fields, strict=True):
         problem = None
-        if any(not item for item in field.split(",")):
+        if not field.isascii():  # APScheduler reads `\d` and int(): '٣' would be minute 3
+            odd = "".join(dict.fromkeys(c for c in field if not c.isascii()))
+            problem = (
+                f"{odd!r} is not cron: write digits 0-9, English names, * , - and / "
+                "(crontab and systemd read nothing else)"
+            )
+        elif any(not item for item in field.split(",")):
             problem = "an empty item between commas; remove the extra comma"
         for mark, why in _QUARTZ:
             if problem is None and mark.search(field):
