@@ -4,6 +4,7 @@ what `kpi run` does while another run holds the store."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -283,3 +284,105 @@ def test_two_backfills_never_write_at_once(tmp_path: Path) -> None:
     (refused,) = seen
     assert refused.startswith("1 error: another run is using the store: ")
     assert "kpi backfill" in refused
+
+
+class CutProxy:
+    """A TCP proxy to a database server that `cut()` turns into a server gone away: its
+    connections are closed and new ones refused (a restart, a network failure)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.server.getsockname()[1])
+        self.open: list[socket.socket] = []
+        self.guard = threading.Lock()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:  # cut: the listening socket is closed
+                return
+            upstream = socket.create_connection(self.target)
+            with self.guard:
+                self.open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        with contextlib.suppress(OSError):  # wakes the accept (a close alone does not)
+            self.server.shutdown(socket.SHUT_RDWR)
+        self.server.close()
+        with self.guard:
+            for sock in self.open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+        self.thread.join(5)
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
+def test_a_database_store_that_goes_down_fails_a_scheduled_job_in_one_line(
+    tmp_path: Path, kind: str
+) -> None:
+    """A PostgreSQL/MariaDB store that stops answering while `kpi schedule` serves (a server
+    restarting at night): each job failed with the driver's four-line error and a link to
+    its web pages as its summary, and asking what is due (`--once`, a start) died with a
+    traceback; now one line naming the store, its password hidden."""
+    from datetime import UTC, datetime
+
+    from kpi_collector.config import load_config
+    from kpi_collector.errors import StoreError
+    from kpi_collector.schedule.scheduler import Scheduler
+    from tests.services import host_port
+
+    urls = _isolated(require_postgres_url() if kind == "postgresql" else require_mysql_url())
+    url = next(urls)
+    proxy = CutProxy(*host_port(url))
+    host, port = host_port(url)
+    via = url.replace(f"@{host}:{port}/", f"@127.0.0.1:{proxy.port}/", 1)
+    assert via != url
+    if kind == "postgresql":  # trust authentication: a password is sent, never checked
+        scheme, rest = via.split("://", 1)
+        user, place = rest.split("@", 1)
+        via = f"{scheme}://{user.split(':')[0]}:s3cret-pw@{place}"
+    (tmp_path / "kpi.yaml").write_text(
+        f'store: "{via}"\n'
+        "sources:\n"
+        '  - {name: app, type: python, function: "tests.test_schedule:app_values"}\n',
+        encoding="utf-8",
+    )
+    scheduler = Scheduler(load_config(tmp_path / "kpi.yaml"), lock_wait=0)
+    try:
+        job = scheduler.job("main")
+        assert scheduler.run_job(job).status == "ok"  # the store answers
+        proxy.cut()
+        outcome = scheduler.run_job(job, fire=job.cron.previous(datetime.now(UTC)))
+        assert outcome.status == "failed"
+        assert outcome.summary.startswith("cannot lock store '")
+        assert "\n" not in outcome.summary and "s3cret" not in outcome.summary
+        assert "http" not in outcome.summary  # no link to the driver's error pages
+        with pytest.raises(StoreError) as caught:  # what --once and a start ask first
+            scheduler.due(datetime.now(UTC))
+        assert str(caught.value).startswith("cannot read store '")
+        assert "\n" not in str(caught.value) and "s3cret" not in str(caught.value)
+        with pytest.raises(StoreError, match=r"^cannot lock store"):
+            RunLock(scheduler.store).acquire()
+    finally:
+        scheduler.store.close()
+        proxy.cut()
+        next(urls, None)

@@ -102,9 +102,9 @@ def store_mutex(store: HistoryStore, name: str) -> Mutex:
             return FileMutex(lock, store.url)
         return LocalMutex(f"{url}:{key}")
     if backend == "postgresql":
-        return PostgresMutex(store.engine, key)
+        return PostgresMutex(store.engine, key, store.url)
     if backend in ("mysql", "mariadb"):
-        return MySqlMutex(store.engine, key)
+        return MySqlMutex(store.engine, key, store.url)
     log.warning(
         "no cross-process lock for %s stores: runs are only kept apart within this process", backend
     )
@@ -201,9 +201,11 @@ class _SessionLock:
     acquire_sql = ""
     release_sql = ""
 
-    def __init__(self, engine: sa.Engine, name: str) -> None:
+    def __init__(self, engine: sa.Engine, name: str, url: str = "") -> None:
+        """`url`: the store's, which errors name (its password hidden)."""
         self.engine = engine
         self.name = name
+        self.url = url or engine.url.render_as_string(hide_password=True)
         self.key: Any = None
         self._conn: sa.Connection | None = None
 
@@ -213,15 +215,22 @@ class _SessionLock:
 
     def try_acquire(self) -> bool:
         """Take the lock on a connection of its own, without waiting: True when it is ours.
-        Database errors propagate (the connection is closed)."""
+        StoreError (one line, the password hidden) when the database fails (a server down,
+        restarting): a scheduler's job then fails with that line, not a driver's traceback."""
         import sqlalchemy as sa
 
-        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._failed(exc) from None
         try:
             if self.key is None:
                 identity = conn.execute(sa.text(self.identity_sql)).scalar()
                 self.key = self.make_key(f"{self.name}@{identity}")
             got = conn.execute(sa.text(self.acquire_sql), {"key": self.key}).scalar()
+        except sa.exc.SQLAlchemyError as exc:
+            conn.close()
+            raise self._failed(exc) from None
         except Exception:
             conn.close()
             raise
@@ -230,6 +239,11 @@ class _SessionLock:
             return True
         conn.close()
         return False
+
+    def _failed(self, exc: Exception) -> StoreError:
+        from kpi_collector.collect.sql import first_line
+
+        return StoreError(f"cannot lock store {redact(self.url)!r}: {first_line(exc)}")
 
     def release(self) -> None:
         """Release the lock and close its connection (a dropped session has released it

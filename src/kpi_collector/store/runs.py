@@ -27,7 +27,7 @@ def failing_streaks(
     wanted = set(sources)
     out: dict[str, tuple[int, str | None]] = {}
     window = max(50, depth * 10)
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         ids = [
             r[0]
             for r in conn.execute(
@@ -84,7 +84,7 @@ def first_run_at(store: HistoryStore) -> float | None:
 
     from kpi_collector.store.schema import runs
 
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         value = conn.execute(sa.select(sa.func.min(runs.c.started_at))).scalar()
     return float(value) if value is not None else None
 
@@ -95,7 +95,7 @@ def last_manual_run(
     """When the newest successful `kpi run` that collected every one of `sources` started: a
     `kpi run --only` of some of them is no run of the main job. A run collected a source when
     it stored a value or an error of it (the newest 20 manual runs are looked at)."""
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         return _last_manual_run(conn, tuple(sources), tuple(statuses))
 
 
@@ -155,7 +155,7 @@ def newest_collected_by_kpis(
         for kpi in ids:
             wanted.setdefault(kpi, set()).add(source)
     newest: dict[str, float] = {}
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         if unnamed:
             for kpi in stored_ids(conn):
                 if (source := kpi.split(".")[0]) in unnamed:
@@ -189,7 +189,7 @@ def data_version(store: HistoryStore) -> tuple[object, ...]:
     from kpi_collector.store.schema import observations as o
     from kpi_collector.store.schema import runs as r
 
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         newest = conn.execute(sa.select(sa.func.max(o.c.id))).scalar()
         run = conn.execute(
             sa.select(r.c.id, r.c.status, r.c.finished_at).order_by(r.c.id.desc()).limit(1)
@@ -208,7 +208,7 @@ def previous_run_start(store: HistoryStore, before: float) -> float | None:
 
     from kpi_collector.store.schema import runs
 
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         started = conn.execute(
             sa.select(sa.func.max(runs.c.started_at)).where(runs.c.started_at < before)
         ).scalar_one()
@@ -221,7 +221,7 @@ def runs_between(store: HistoryStore, start: float, end: float) -> int:
 
     from kpi_collector.store.schema import runs
 
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         count = conn.execute(
             sa.select(sa.func.count())
             .select_from(runs)
