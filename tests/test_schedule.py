@@ -322,6 +322,47 @@ def test_waking_serves_the_newest_fire_time_so_a_restart_runs_nothing_again(
     assert later.due(later.clock.now()) == []
 
 
+def test_a_scheduled_digest_carries_the_main_jobs_run_not_a_source_jobs(folder: Path) -> None:
+    # fast collected at 08:30, after main's 07:00 and before the weekly digest's Monday 09:00
+    (folder / "kpi.yaml").write_text(CONFIG.replace("0 */6 * * *", "30 8 * * *"))
+    scheduler = scheduler_at(
+        folder,
+        datetime(2026, 11, 8, 12, tzinfo=BERLIN),
+        datetime(2026, 11, 9, 10, tzinfo=BERLIN),
+    )
+    scheduler.serve()
+    assert run_times(folder) == [
+        "Sun 12:00 fast",
+        "Sun 12:00 app",
+        "Mon 07:00 app",
+        "Mon 08:30 fast",
+    ]
+    weekly = CSV(path="weekly.csv").read(folder / "weekly.csv")
+    # each row is a run of the main job: Sunday's (the catch-up on start) and Monday 07:00's,
+    # not the 08:30 run of fast alone (which left out app.users)
+    assert [(row["period"], row["app.users"]) for row in weekly] == [
+        ("2026-W45", str(100 + 2)),
+        ("2026-W46", str(100 + 3)),
+    ]
+
+
+def test_runs_collecting_pages_past_the_runs_of_a_sources_own_job(folder: Path) -> None:
+    from kpi_collector.store.runs import runs_collecting
+
+    pipeline = Pipeline.from_config(load_config(folder / "kpi.yaml"))
+    day = datetime(2026, 11, 2, 7, tzinfo=BERLIN)
+    for hour, only in enumerate([None, ["fast"], ["fast"], ["fast"], ["app"], ["fast"]]):
+        pipeline.process(only=only, now=day + timedelta(hours=hour), deliver=False)
+    store = HistoryStore(f"sqlite:///{folder / 'kpi.db'}")
+    try:
+        found = [r.id for r in runs_collecting(store, ["app"], page=2)]
+        assert found == [5, 1]  # across three pages of two runs
+        assert [r.id for r in runs_collecting(store, [], page=2)] == [6, 5, 4, 3, 2, 1]
+        assert [r.id for r in runs_collecting(store, ["app", "fast"], page=4)] == [1]
+    finally:
+        store.close()
+
+
 def test_a_manual_kpi_run_counts_as_the_main_jobs_run(folder: Path) -> None:
     config = load_config(folder / "kpi.yaml")
     Pipeline.from_config(config).process(now=datetime(2026, 11, 2, 7, 5, tzinfo=BERLIN))

@@ -488,9 +488,14 @@ class Scheduler:
     def _run_for(
         self, store: HistoryStore, pipeline: Pipeline, job: Job, reference: datetime
     ) -> RunRecord | None:
+        """The run a destination job delivers for `reference`: a run of the main job (or a
+        manual run of all its sources), never a run of a source's own job, which holds only
+        that source's values (a weekly digest would carry one source's number). Without
+        sources in the main job, any run with values."""
         from kpi_collector.store.periods import period_key
+        from kpi_collector.store.runs import runs_collecting
 
-        runs = [r for r in store.runs(200, with_errors=False) if r.n_values]
+        main = next((j.sources for j in self.jobs if j.name == "main"), ())
         every = {d.name: d.every for d in pipeline.destinations}.get(
             job.destinations[0] if job.destinations else "", "run"
         )
@@ -500,10 +505,13 @@ class Scheduler:
             return "run" if every == "run" else period_key(day, every)
 
         wanted = period(reference.timestamp())
-        before = next((r for r in runs if r.started_at <= reference.timestamp()), None)
-        if before is not None and period(before.started_at) == wanted:
-            return before
-        return next((r for r in runs if period(r.started_at) == wanted), before)
+        newest_of_period: RunRecord | None = None  # among the runs after `reference`
+        for run in runs_collecting(store, main):  # newest first
+            if run.started_at <= reference.timestamp():
+                return run if period(run.started_at) == wanted else newest_of_period or run
+            if newest_of_period is None and period(run.started_at) == wanted:
+                newest_of_period = run
+        return newest_of_period
 
     def run_due(self, now: datetime | None = None) -> list[JobResult]:
         """Run each job that is due (once, however many fire times it missed)."""
