@@ -211,6 +211,55 @@ def test_a_pipeline_run_takes_over_a_killed_holder_and_stores_its_own_run(
     assert "run" not in HistoryStore(url).heartbeats()
 
 
+def test_a_kpi_run_stopped_with_ctrl_c_is_marked_interrupted_at_once(tmp_path: Path) -> None:
+    """Ctrl-C in `kpi run` released the store with its run still `running` (in the history,
+    the dashboard and health until some later run); the run is `interrupted` as it stops,
+    and the next run is fine."""
+    started = tmp_path / "started"
+    slow = f"open({str(started)!r}, 'w').close(); import time; time.sleep(60)"
+    config = tmp_path / "kpi.yaml"
+    config.write_text(
+        "sources:\n"
+        f"  - {{name: slow, type: command, timeout: 120, command: [{sys.executable}, -c, {slow!r}]}}\n"
+        f"  - {{name: c, type: command, command: [{sys.executable}, -c, 'print(5)']}}\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kpi_collector", "-c", str(config), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    url = f"sqlite:///{tmp_path / 'kpi.db'}"
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() or not (tmp_path / "kpi.db").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        probe = HistoryStore(url)
+        while not probe.runs():  # the run's row is written beside the requests
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        probe.close()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 130, err
+    assert "run 1 stopped before it finished; marked interrupted" in err
+    store = HistoryStore(url)
+    assert [r.status for r in store.runs()] == ["interrupted"]
+    assert "run" not in store.heartbeats()
+    store.close()
+    config.write_text(_config(tmp_path).read_text(encoding="utf-8"), encoding="utf-8")
+    assert main(["-c", str(config), "run"]) == 0
+    assert [r.status for r in HistoryStore(url).runs()] == ["ok", "interrupted"]
+
+
 def _backfill_config(folder: Path) -> Path:
     """An `active_users` source over a local CSV of events: it can backfill offline."""
     from datetime import UTC, datetime, timedelta

@@ -411,17 +411,28 @@ class RunLock:
         self._thread.start()
 
     def release(self) -> None:
-        """Stop the heartbeat, remove this holder's row (a failure is only logged: the next
-        holder takes over) and give the lock back; nothing happens when it is not held."""
+        """Stop the heartbeat, mark this holder's run interrupted when it did not finish (a
+        Ctrl-C, an error mid-run: it would read `running` until the next run), remove this
+        holder's row (a failure is only logged: the next holder takes over) and give the
+        lock back; nothing happens when it is not held."""
         mutex, self._mutex = self._mutex, None
         if mutex is None:
             return
         self._beating.set()
+        registered = self._thread is not None
         if self._thread is not None:
             self._thread.join()
             self._thread = None
         self._watch.close()
         try:
+            if registered:  # every run begun since is this holder's: the lock kept others out
+                stopped = mark_interrupted(self.store)
+                if stopped:
+                    log.warning(
+                        "run%s %s stopped before it finished; marked interrupted",
+                        "s" if len(stopped) > 1 else "",
+                        ", ".join(map(str, stopped)),
+                    )
             with self._groups_guard:
                 left, self._groups = sorted(self._groups), set()
             forget_groups(self.store, left)
