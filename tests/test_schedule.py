@@ -363,6 +363,39 @@ def test_runs_collecting_pages_past_the_runs_of_a_sources_own_job(folder: Path) 
         store.close()
 
 
+def test_a_job_the_run_lock_kept_out_is_tried_again_not_lost_until_its_next_fire_time(
+    folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from kpi_collector.store.lock import store_mutex
+
+    # another run (a long backfill, say) holds the store when the scheduler starts at 07:30
+    holder = store_mutex(HistoryStore(f"sqlite:///{folder / 'kpi.db'}"), "run")
+    assert holder.try_acquire()
+
+    class Releasing(FakeClock):
+        def sleep(self, seconds: float, stop: threading.Event) -> None:
+            holder.release()  # the other run ends while the scheduler waits
+            super().sleep(seconds, stop)
+
+    stop = threading.Event()
+    clock = Releasing(
+        datetime(2026, 11, 3, 7, 30, tzinfo=BERLIN), datetime(2026, 11, 3, 10, tzinfo=BERLIN), stop
+    )
+    scheduler = Scheduler(
+        load_config(folder / "kpi.yaml"), clock=clock, stop=stop, heartbeat_every=600, lock_wait=0
+    )
+    with caplog.at_level("INFO", logger="kpi_collector.schedule"):
+        scheduler.serve()
+    holder.release()
+    assert "main: skipped: another run holds the store" in caplog.text
+    assert "main: trying again at 2026-11-03 07:40 CET" in caplog.text
+    # each job ran once, ten minutes later, for its fire time: not on Wednesday
+    assert run_times(folder) == ["Tue 07:40 fast", "Tue 07:40 app"]
+    states = job_states(scheduler.store)
+    assert states["main"].last_success_at == datetime(2026, 11, 3, 7, tzinfo=BERLIN).timestamp()
+    assert states["main"].last_status == "ok"
+
+
 def test_a_manual_kpi_run_counts_as_the_main_jobs_run(folder: Path) -> None:
     config = load_config(folder / "kpi.yaml")
     Pipeline.from_config(config).process(now=datetime(2026, 11, 2, 7, 5, tzinfo=BERLIN))

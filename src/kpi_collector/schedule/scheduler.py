@@ -6,7 +6,8 @@ stores) one source on its own `schedule`; `destination:<name>` delivers the newe
 to one destination on its own `schedule`. Alerts are checked after every collecting job.
 
 - Runs never overlap: each job holds the store's run lock (`kpi_collector.store.lock`),
-  which manual `kpi run`s take too; a job waits for a running one (up to `lock_wait`).
+  which manual `kpi run`s take too; a job waits for a running one (up to `lock_wait`),
+  then is tried again a heartbeat later until it runs (or its next fire time comes).
 - Exactly once per fire time, whatever starts the job (`kpi schedule`, `--once`, a crontab's
   `--run`, on one host or several): once a job holds the run lock it checks again that its
   fire time has not been served meanwhile, else it does nothing ("nothing is due"). A run's
@@ -35,7 +36,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -546,14 +547,15 @@ class Scheduler:
             if missed:
                 log.info("catching up: %s", ", ".join(j.name for j in missed))
             caught_up: dict[str, datetime | None] = {}
+            held: dict[str, datetime] = {}  # jobs the run lock kept out: not tried before
             for job in missed:
                 if self.stop.is_set():
                     break
                 fire = job.cron.previous(now)
                 assert fire is not None  # due() found it
                 fire = self._newest_fire(job, fire, self.clock.now())
-                self.run_job(job, fire=fire)
-                caught_up[job.name] = self._after_run(job, fire)
+                outcome = self.run_job(job, fire=fire)
+                caught_up[job.name] = self._next_fire(job, fire, outcome, held)
             # the others' fire times from the start on: one that passed while the jobs
             # caught up (or waited for a manual run's lock) runs late, never a day later
             upcoming = {**self.next_times(now), **caught_up}
@@ -563,10 +565,19 @@ class Scheduler:
                     fire = upcoming[job.name]
                     if fire is None or fire.timestamp() > now.timestamp() or self.stop.is_set():
                         continue
+                    if job.name in held and held[job.name].timestamp() > now.timestamp():
+                        continue
                     fire = self._newest_fire(job, fire, now)
-                    self.run_job(job, fire=fire)
-                    upcoming[job.name] = self._after_run(job, fire)
-                self._sleep(upcoming)
+                    outcome = self.run_job(job, fire=fire)
+                    upcoming[job.name] = self._next_fire(job, fire, outcome, held)
+                self._sleep(
+                    {
+                        name: max(fire, held[name], key=lambda t: t.timestamp())
+                        if fire is not None and name in held
+                        else fire
+                        for name, fire in upcoming.items()
+                    }
+                )
         finally:
             try:
                 self._beat("stopped", next_run_at=None, detail=None)
@@ -577,6 +588,22 @@ class Scheduler:
             mutex.release()
             self.store.close()
             log.info("scheduler stopped")
+
+    def _next_fire(
+        self, job: Job, fire: datetime, outcome: JobResult, held: dict[str, datetime]
+    ) -> datetime | None:
+        """The fire time `job` waits for after a run for `fire` ended with `outcome`. A job
+        the run lock kept out (another run held the store for all of `lock_wait`: a long
+        backfill, a hung run) has not served `fire`: it is tried again a heartbeat later
+        (`held`), as a restart would catch it up, instead of waiting for its next fire time
+        (a daily job lost for the day)."""
+        if outcome.status == "skipped" and not self.stop.is_set():
+            again = self.clock.now() + timedelta(seconds=self.heartbeat_every)
+            held[job.name] = again
+            log.warning("%s: trying again at %s", job.name, self._when(again))
+            return fire
+        held.pop(job.name, None)
+        return self._after_run(job, fire)
 
     def _newest_fire(self, job: Job, fire: datetime, now: datetime) -> datetime:
         """The fire time a run of `job` started at `now` for its awaited fire time `fire`
