@@ -372,6 +372,15 @@ class CutProxy:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
 
+    def drop(self) -> None:
+        """Close the connections open now (the server ends their sessions); new ones pass."""
+        with self.guard:
+            dropping, self.open = self.open, []
+        for sock in dropping:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
     def cut(self) -> None:
         with contextlib.suppress(OSError):  # wakes the accept (a close alone does not)
             self.server.shutdown(socket.SHUT_RDWR)
@@ -434,4 +443,46 @@ def test_a_database_store_that_goes_down_fails_a_scheduled_job_in_one_line(
     finally:
         scheduler.store.close()
         proxy.cut()
+        next(urls, None)
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
+def test_a_run_lock_whose_database_connection_drops_is_taken_again(
+    tmp_path: Path, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL's and MariaDB's run lock lives in the holder's database session: a dropped
+    connection (a server restart, a network blip) freed it silently mid-run, and a second
+    run could start writing beside the first. The holder checks its session at each
+    heartbeat and takes the lock again."""
+    import logging
+
+    from kpi_collector.store.lock import store_mutex
+    from tests.services import host_port
+
+    urls = _isolated(require_postgres_url() if kind == "postgresql" else require_mysql_url())
+    url = next(urls)
+    host, port = host_port(url)
+    proxy = CutProxy(host, port)
+    via = url.replace(f"@{host}:{port}/", f"@127.0.0.1:{proxy.port}/", 1)
+    assert via != url
+    store, direct = HistoryStore(via), HistoryStore(url)
+    lock = RunLock(store, heartbeat_every=0.1)
+    try:
+        with caplog.at_level(logging.WARNING, logger="kpi_collector.schedule"):
+            lock.acquire()
+            proxy.drop()  # the server ends the holder's sessions, and the lock with them
+            deadline = time.monotonic() + 30
+            while "run lock was lost" not in caplog.text or "taken again" not in caplog.text:
+                assert time.monotonic() < deadline, caplog.text
+                time.sleep(0.05)
+        other = store_mutex(direct, "run")
+        assert not other.try_acquire()  # still the holder's: no second run starts
+        lock.release()
+        assert other.try_acquire()  # and given back at the end
+        other.release()
+    finally:
+        lock.release()
+        proxy.cut()
+        store.close()
+        direct.close()
         next(urls, None)

@@ -206,6 +206,8 @@ class _SessionLock:
         self.engine = engine
         self.name = name
         self.url = url or engine.url.render_as_string(hide_password=True)
+        self._lost: str | None = None  # why the lock was lost, while it is (see `keep`)
+        self._told: str | None = None  # the error last logged about it
         self.key: Any = None
         self._conn: sa.Connection | None = None
 
@@ -238,6 +240,45 @@ class _SessionLock:
             self._conn = conn
             return True
         conn.close()
+        return False
+
+    def keep(self) -> bool:
+        """Whether the lock is still ours, checked on its connection (the run lock's holder
+        asks at each heartbeat): a database restart or a dropped connection ends the session
+        and the lock with it, and another run could take the store while this one still
+        writes. A lost lock is taken again as soon as it is free (logged); while another
+        process holds it (or the database is away), an error says so, once. Never raises."""
+        import sqlalchemy as sa
+
+        conn = self._conn
+        if conn is not None:
+            try:
+                conn.execute(sa.text("SELECT 1")).scalar()
+                return True
+            except Exception as exc:
+                self._lost = f"{type(exc).__name__}, its connection dropped"
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+                conn.close()
+            self._conn = None
+        why = self._lost or "its connection dropped"
+        try:
+            again = self.try_acquire()
+        except StoreError as exc:
+            problem = f"the store's run lock was lost ({why}) and cannot be taken again: {exc}"
+        else:
+            if again:
+                log.warning("the store's run lock was lost (%s): taken again", why)
+                self._lost = None
+                self._told = None
+                return True
+            problem = (
+                f"the store's run lock was lost ({why}) and another session holds it now: "
+                "another run may be writing beside this one; trying again at each heartbeat"
+            )
+        if self._told != problem:
+            log.error("%s", problem)
+            self._told = problem
         return False
 
     def _failed(self, exc: Exception) -> StoreError:
@@ -502,6 +543,9 @@ class RunLock:
 
     def _beat(self) -> None:
         while not self._beating.wait(self.heartbeat_every):
+            keep = getattr(self._mutex, "keep", None)  # a database session's lock
+            if keep is not None:
+                keep()
             try:
                 write_heartbeat(self.store, RUN)
             except KpiError as exc:
