@@ -486,3 +486,66 @@ def test_a_run_lock_whose_database_connection_drops_is_taken_again(
         store.close()
         direct.close()
         next(urls, None)
+
+
+def test_kpi_schedules_own_lock_is_taken_again_after_its_connection_drops(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`kpi schedule` holds its own lock for months: a PostgreSQL restart freed it silently
+    and a second `kpi schedule` on the store could start; each heartbeat checks it now."""
+    import logging
+    from datetime import UTC, datetime, timedelta
+
+    from kpi_collector.config import load_config
+    from kpi_collector.schedule.scheduler import Scheduler
+    from kpi_collector.store.heartbeats import SCHEDULER
+    from kpi_collector.store.lock import store_mutex
+    from tests.services import host_port
+
+    urls = _isolated(require_postgres_url())
+    url = next(urls)
+    host, port = host_port(url)
+    proxy = CutProxy(host, port)
+    via = url.replace(f"@{host}:{port}/", f"@127.0.0.1:{proxy.port}/", 1)
+    (tmp_path / "kpi.yaml").write_text(
+        f'store: "{via}"\nschedule: "0 7 1 1 *"\n'
+        "sources:\n"
+        '  - {name: app, type: python, function: "tests.test_schedule:app_values"}\n',
+        encoding="utf-8",
+    )
+    direct = HistoryStore(url)
+    stop = threading.Event()
+    seen: list[bool] = []
+    deadline: list[float] = []
+
+    class Clock:
+        t = datetime(2026, 11, 3, 12, tzinfo=UTC)
+
+        def now(self) -> datetime:
+            return self.t
+
+        def sleep(self, seconds: float, stop_event: threading.Event) -> None:
+            self.t += timedelta(seconds=60)
+            if not seen:
+                proxy.drop()  # the server restarts while the scheduler idles
+                seen.append(True)
+                deadline.append(time.monotonic() + 30)
+            elif "taken again" not in caplog.text and time.monotonic() < deadline[0]:
+                time.sleep(0.05)  # the server may not have ended the session yet: a beat more
+            else:  # a second `kpi schedule` finds the store taken
+                other = store_mutex(direct, SCHEDULER)
+                seen.append(other.try_acquire())
+                other.release()
+                stop.set()
+
+    scheduler = Scheduler(load_config(tmp_path / "kpi.yaml"), clock=Clock(), stop=stop)
+    try:
+        with caplog.at_level(logging.WARNING, logger="kpi_collector.schedule"):
+            scheduler.serve()
+        assert "the store's scheduler lock was lost" in caplog.text
+        assert "taken again" in caplog.text
+        assert seen == [True, False]
+    finally:
+        proxy.cut()
+        direct.close()
+        next(urls, None)

@@ -51,7 +51,7 @@ from kpi_collector.store.heartbeats import (
     record_job,
     write_heartbeat,
 )
-from kpi_collector.store.lock import LockBusy, RunLock, store_mutex
+from kpi_collector.store.lock import LockBusy, Mutex, RunLock, store_mutex
 
 if TYPE_CHECKING:
     from kpi_collector.config.plain import Config
@@ -179,6 +179,7 @@ class Scheduler:
         self.store = HistoryStore(config.store_url)
         self._started = 0.0
         self._serving = False  # the scheduler's heartbeat row is the long-running daemon's only
+        self._mutex: Mutex | None = None  # the daemon's own lock, while it serves
 
     def job(self, name: str) -> Job:
         for job in self.jobs:
@@ -536,6 +537,7 @@ class Scheduler:
             raise LockBusy(f"another `kpi schedule` is running on this store{who}")
         from kpi_collector.schedule.sdnotify import notify
 
+        self._mutex = mutex
         try:
             self._serving = True
             self._started = self.clock.now().timestamp()
@@ -584,6 +586,7 @@ class Scheduler:
             except KpiError as exc:
                 log.warning("could not record the stop: %s", exc)
             self._serving = False
+            self._mutex = None
             notify("STOPPING=1")
             mutex.release()
             self.store.close()
@@ -695,6 +698,9 @@ class Scheduler:
         from kpi_collector.schedule.sdnotify import notify
 
         notify("WATCHDOG=1")
+        keep = getattr(self._mutex, "keep", None)  # a database session's lock: still ours?
+        if keep is not None:
+            keep()
         try:
             write_heartbeat(
                 self.store, SCHEDULER, now=self.clock.now().timestamp(), state=state, **fields

@@ -265,21 +265,33 @@ class _SessionLock:
         try:
             again = self.try_acquire()
         except StoreError as exc:
-            problem = f"the store's run lock was lost ({why}) and cannot be taken again: {exc}"
+            problem = f"the store's {self.what} was lost ({why}) and cannot be taken again: {exc}"
         else:
             if again:
-                log.warning("the store's run lock was lost (%s): taken again", why)
+                log.warning("the store's %s was lost (%s): taken again", self.what, why)
                 self._lost = None
                 self._told = None
                 return True
             problem = (
-                f"the store's run lock was lost ({why}) and another session holds it now: "
-                "another run may be writing beside this one; trying again at each heartbeat"
+                f"the store's {self.what} was lost ({why}) and another session holds it now: "
+                f"{self.overlap}; trying again at each heartbeat"
             )
         if self._told != problem:
             log.error("%s", problem)
             self._told = problem
         return False
+
+    @property
+    def what(self) -> str:
+        """The lock, as messages name it: `run lock`, `scheduler lock`."""
+        return f"{self.name.rpartition(':')[2]} lock"
+
+    @property
+    def overlap(self) -> str:
+        """What a lock taken by someone else means."""
+        if self.name.endswith(f":{RUN}"):
+            return "another run may be writing beside this one"
+        return "another process may be doing the same work"
 
     def _failed(self, exc: Exception) -> StoreError:
         from kpi_collector.collect.sql import first_line
