@@ -143,13 +143,13 @@ def _collected(conn: sa.Connection, ids: list[int], sources: Sequence[str]) -> d
 
 
 def runs_collecting(
-    store: HistoryStore, sources: Sequence[str], *, page: int = 200, pages: int = 50
+    store: HistoryStore, sources: Sequence[str], *, page: int = 200, pages: int = 500
 ) -> Iterator[RunRecord]:
     """The runs with stored values that collected every one of `sources` (a value or an
     error of each: runs of the main job and full manual runs, not a source's own job),
     newest first; every run with values when `sources` is empty. Reads `page` runs at a
     time, at most `pages` pages (a source collected every minute leaves many runs between
-    two daily ones). Raises StoreError."""
+    two daily ones: 100,000 runs by default, ten weeks of it). Raises StoreError."""
     import sqlalchemy as sa
 
     from kpi_collector.store import history
