@@ -216,6 +216,34 @@ class Cron:
             found = self.next_after(found)
 
 
+def check_zone(name: str) -> str:
+    """`name` when it is an IANA time zone every machine reads the same (`timezone:`);
+    ValueError otherwise: unknown; `localtime`, this machine's own zone, which a worker, a
+    CI runner or a server elsewhere reads as theirs (day boundaries, fire times); tzdata's
+    `right/` (leap seconds) and `posix/` copies, which the deployment snippets' cron,
+    systemd and GitHub do not read as the plain name."""
+    from zoneinfo import ZoneInfoNotFoundError
+
+    if name.rpartition("/")[2].lower() == "localtime":
+        raise ValueError(
+            f"{name!r} is this machine's own time zone, which another machine (a worker, "
+            "a CI runner, a server) reads as its own; name the zone, e.g. Europe/Berlin"
+        )
+    for prefix in ("right/", "posix/"):
+        if name.startswith(prefix):
+            raise ValueError(
+                f"{name!r}: write {name.removeprefix(prefix)!r} (tzdata's {prefix} "
+                "copies are not read the same by cron, systemd and GitHub)"
+            )
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r}; use an IANA name like Europe/Berlin"
+        ) from None
+    return name
+
+
 def check_cron(expr: str) -> str:
     """A validator: the expression, or ValueError saying what is wrong with it (including a
     day of month that none of its months has: `0 7 30 2 *` would never fire)."""
