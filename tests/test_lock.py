@@ -132,6 +132,29 @@ def test_a_killed_run_leaves_a_stale_lock_that_is_taken_over(store: HistoryStore
     assert "run" not in store.heartbeats()
 
 
+def test_a_lock_taken_only_to_look_leaves_a_stale_holders_record_to_the_next_run(
+    store: HistoryStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A job that takes the lock only to find its fire time served (`kpi schedule --run` on
+    a second host) never registers: it deleted the dead holder's record as it let go, so
+    the run that took over next neither logged whom it took over from nor said so."""
+    import logging
+
+    holder = Holder(store.url)
+    holder.kill()
+    look = RunLock(store, wait=10)  # the server may take a moment to end the dead session
+    look.acquire(register=False)
+    look.release()
+    assert store.heartbeats()["run"].pid == holder.proc.pid  # still there for the next run
+    with (
+        caplog.at_level(logging.WARNING, logger="kpi_collector.schedule"),
+        RunLock(store, wait=0) as lock,
+    ):
+        assert lock.taken_over is not None and lock.taken_over.pid == holder.proc.pid
+        assert lock.interrupted == [holder.run_id]
+    assert f"taking over a stale run lock: the holder, pid {holder.proc.pid}" in caplog.text
+
+
 def test_the_holder_keeps_beating_while_it_holds(store: HistoryStore) -> None:
     holder = Holder(store.url)
     try:

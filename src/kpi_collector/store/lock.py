@@ -477,15 +477,18 @@ class RunLock:
             self._thread.join()
             self._thread = None
         self._watch.close()
+        if not registered:  # it wrote nothing: a row there is a dead holder's, for the next
+            mutex.release()
+            return
         try:
-            if registered:  # every run begun since is this holder's: the lock kept others out
-                stopped = mark_interrupted(self.store)
-                if stopped:
-                    log.warning(
-                        "run%s %s stopped before it finished; marked interrupted",
-                        "s" if len(stopped) > 1 else "",
-                        ", ".join(map(str, stopped)),
-                    )
+            # every run begun since is this holder's: the lock kept others out
+            stopped = mark_interrupted(self.store)
+            if stopped:
+                log.warning(
+                    "run%s %s stopped before it finished; marked interrupted",
+                    "s" if len(stopped) > 1 else "",
+                    ", ".join(map(str, stopped)),
+                )
             with self._groups_guard:
                 left, self._groups = sorted(self._groups), set()
             forget_groups(self.store, left)
