@@ -5,6 +5,7 @@ at 00:00-00:59 UTC (CEST, +2) and at 01:00-01:59 UTC (CET, +1)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -114,6 +115,18 @@ def test_day_of_week_fields(dow: str, days: list[int]) -> None:
             "0,,5 * * * *",
             "'0,,5 * * * *' is not a valid cron expression: minute '0,,5': an empty item "
             "between commas; remove the extra comma",
+        ),
+        (
+            "\u0663 7 * * *",  # an Arabic-Indic 3: APScheduler read minute 3, crontab refuses
+            "'\u0663 7 * * *' is not a valid cron expression: minute '\u0663': '\u0663' is not "
+            "cron: write digits 0-9, English names, * , - and / (crontab and systemd read "
+            "nothing else)",
+        ),
+        (
+            "0 7 * * mon-\uff15",  # a fullwidth 5
+            "'0 7 * * mon-\uff15' is not a valid cron expression: day of week "
+            "'mon-\uff15': '\uff15' is not cron: write digits 0-9, English names, * , - and "
+            "/ (crontab and systemd read nothing else)",
         ),
         (
             "@often",
@@ -404,3 +417,50 @@ def test_a_crontab_run_right_after_the_change_serves_the_last_late_fire_time() -
     # a late time that is also one of the cron's own (03:30 for `30 2,3 * * *`) is not late:
     # cron runs that line at 03:30 itself
     assert Cron("30 2,3 * * *", BERLIN).late_fire(after) is None
+
+
+@pytest.mark.parametrize(
+    ("zone", "message"),
+    [
+        (
+            "localtime",  # /etc/localtime: Europe/Berlin here, UTC on a CI runner or a worker
+            "'localtime' is this machine's own time zone, which another machine (a worker, a CI "
+            "runner, a server) reads as its own; name the zone, e.g. Europe/Berlin",
+        ),
+        (
+            "right/UTC",
+            "'right/UTC': write 'UTC' (tzdata's right/ copies are not read the same by cron, "
+            "systemd and GitHub)",
+        ),
+        (
+            "posix/Europe/Berlin",
+            "'posix/Europe/Berlin': write 'Europe/Berlin' (tzdata's posix/ copies are not read "
+            "the same by cron, systemd and GitHub)",
+        ),
+        ("Mars/Olympus", "unknown time zone 'Mars/Olympus'; use an IANA name like Europe/Berlin"),
+    ],
+)
+def test_a_time_zone_every_machine_reads_the_same_is_asked_for(
+    tmp_path: Path, zone: str, message: str
+) -> None:
+    from kpi_collector.config import load_config
+    from kpi_collector.config.cron import check_zone
+    from kpi_collector.errors import ConfigError
+
+    with pytest.raises(ValueError) as caught:
+        check_zone(zone)
+    assert str(caught.value) == message
+    (tmp_path / "kpi.yaml").write_text(
+        f'timezone: "{zone}"\nsources:\n  - {{name: a, type: python, function: "math:floor"}}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_config(tmp_path / "kpi.yaml")
+    assert message in str(refused.value)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires"])
+def test_iana_zones_are_taken(zone: str) -> None:
+    from kpi_collector.config.cron import check_zone
+
+    assert check_zone(zone) == zone

@@ -4,6 +4,7 @@ what `kpi run` does while another run holds the store."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -131,6 +132,29 @@ def test_a_killed_run_leaves_a_stale_lock_that_is_taken_over(store: HistoryStore
     assert "run" not in store.heartbeats()
 
 
+def test_a_lock_taken_only_to_look_leaves_a_stale_holders_record_to_the_next_run(
+    store: HistoryStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A job that takes the lock only to find its fire time served (`kpi schedule --run` on
+    a second host) never registers: it deleted the dead holder's record as it let go, so
+    the run that took over next neither logged whom it took over from nor said so."""
+    import logging
+
+    holder = Holder(store.url)
+    holder.kill()
+    look = RunLock(store, wait=10)  # the server may take a moment to end the dead session
+    look.acquire(register=False)
+    look.release()
+    assert store.heartbeats()["run"].pid == holder.proc.pid  # still there for the next run
+    with (
+        caplog.at_level(logging.WARNING, logger="kpi_collector.schedule"),
+        RunLock(store, wait=0) as lock,
+    ):
+        assert lock.taken_over is not None and lock.taken_over.pid == holder.proc.pid
+        assert lock.interrupted == [holder.run_id]
+    assert f"taking over a stale run lock: the holder, pid {holder.proc.pid}" in caplog.text
+
+
 def test_the_holder_keeps_beating_while_it_holds(store: HistoryStore) -> None:
     holder = Holder(store.url)
     try:
@@ -210,6 +234,55 @@ def test_a_pipeline_run_takes_over_a_killed_holder_and_stores_its_own_run(
     assert "run" not in HistoryStore(url).heartbeats()
 
 
+def test_a_kpi_run_stopped_with_ctrl_c_is_marked_interrupted_at_once(tmp_path: Path) -> None:
+    """Ctrl-C in `kpi run` released the store with its run still `running` (in the history,
+    the dashboard and health until some later run); the run is `interrupted` as it stops,
+    and the next run is fine."""
+    started = tmp_path / "started"
+    slow = f"open({str(started)!r}, 'w').close(); import time; time.sleep(60)"
+    config = tmp_path / "kpi.yaml"
+    config.write_text(
+        "sources:\n"
+        f"  - {{name: slow, type: command, timeout: 120, command: [{sys.executable}, -c, {slow!r}]}}\n"
+        f"  - {{name: c, type: command, command: [{sys.executable}, -c, 'print(5)']}}\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kpi_collector", "-c", str(config), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    url = f"sqlite:///{tmp_path / 'kpi.db'}"
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() or not (tmp_path / "kpi.db").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        probe = HistoryStore(url)
+        while not probe.runs():  # the run's row is written beside the requests
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        probe.close()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 130, err
+    assert "run 1 stopped before it finished; marked interrupted" in err
+    store = HistoryStore(url)
+    assert [r.status for r in store.runs()] == ["interrupted"]
+    assert "run" not in store.heartbeats()
+    store.close()
+    config.write_text(_config(tmp_path).read_text(encoding="utf-8"), encoding="utf-8")
+    assert main(["-c", str(config), "run"]) == 0
+    assert [r.status for r in HistoryStore(url).runs()] == ["ok", "interrupted"]
+
+
 def _backfill_config(folder: Path) -> Path:
     """An `active_users` source over a local CSV of events: it can backfill offline."""
     from datetime import UTC, datetime, timedelta
@@ -283,3 +356,219 @@ def test_two_backfills_never_write_at_once(tmp_path: Path) -> None:
     (refused,) = seen
     assert refused.startswith("1 error: another run is using the store: ")
     assert "kpi backfill" in refused
+
+
+class CutProxy:
+    """A TCP proxy to a database server that `cut()` turns into a server gone away: its
+    connections are closed and new ones refused (a restart, a network failure)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.server.getsockname()[1])
+        self.open: list[socket.socket] = []
+        self.guard = threading.Lock()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:  # cut: the listening socket is closed
+                return
+            upstream = socket.create_connection(self.target)
+            with self.guard:
+                self.open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def drop(self) -> None:
+        """Close the connections open now (the server ends their sessions); new ones pass."""
+        with self.guard:
+            dropping, self.open = self.open, []
+        for sock in dropping:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def cut(self) -> None:
+        with contextlib.suppress(OSError):  # wakes the accept (a close alone does not)
+            self.server.shutdown(socket.SHUT_RDWR)
+        self.server.close()
+        with self.guard:
+            for sock in self.open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+        self.thread.join(5)
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
+def test_a_database_store_that_goes_down_fails_a_scheduled_job_in_one_line(
+    tmp_path: Path, kind: str
+) -> None:
+    """A PostgreSQL/MariaDB store that stops answering while `kpi schedule` serves (a server
+    restarting at night): each job failed with the driver's four-line error and a link to
+    its web pages as its summary, and asking what is due (`--once`, a start) died with a
+    traceback; now one line naming the store, its password hidden."""
+    from datetime import UTC, datetime
+
+    from kpi_collector.config import load_config
+    from kpi_collector.errors import StoreError
+    from kpi_collector.schedule.scheduler import Scheduler
+    from tests.services import host_port
+
+    urls = _isolated(require_postgres_url() if kind == "postgresql" else require_mysql_url())
+    url = next(urls)
+    proxy = CutProxy(*host_port(url))
+    host, port = host_port(url)
+    via = url.replace(f"@{host}:{port}/", f"@127.0.0.1:{proxy.port}/", 1)
+    assert via != url
+    if kind == "postgresql":  # trust authentication: a password is sent, never checked
+        scheme, rest = via.split("://", 1)
+        user, place = rest.split("@", 1)
+        via = f"{scheme}://{user.split(':')[0]}:s3cret-pw@{place}"
+    (tmp_path / "kpi.yaml").write_text(
+        f'store: "{via}"\n'
+        "sources:\n"
+        '  - {name: app, type: python, function: "tests.test_schedule:app_values"}\n',
+        encoding="utf-8",
+    )
+    scheduler = Scheduler(load_config(tmp_path / "kpi.yaml"), lock_wait=0)
+    try:
+        job = scheduler.job("main")
+        assert scheduler.run_job(job).status == "ok"  # the store answers
+        proxy.cut()
+        outcome = scheduler.run_job(job, fire=job.cron.previous(datetime.now(UTC)))
+        assert outcome.status == "failed"
+        assert outcome.summary.startswith("cannot lock store '")
+        assert "\n" not in outcome.summary and "s3cret" not in outcome.summary
+        assert "http" not in outcome.summary  # no link to the driver's error pages
+        with pytest.raises(StoreError) as caught:  # what --once and a start ask first
+            scheduler.due(datetime.now(UTC))
+        assert str(caught.value).startswith("cannot read store '")
+        assert "\n" not in str(caught.value) and "s3cret" not in str(caught.value)
+        with pytest.raises(StoreError, match=r"^cannot lock store"):
+            RunLock(scheduler.store).acquire()
+    finally:
+        scheduler.store.close()
+        proxy.cut()
+        next(urls, None)
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
+def test_a_run_lock_whose_database_connection_drops_is_taken_again(
+    tmp_path: Path, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL's and MariaDB's run lock lives in the holder's database session: a dropped
+    connection (a server restart, a network blip) freed it silently mid-run, and a second
+    run could start writing beside the first. The holder checks its session at each
+    heartbeat and takes the lock again."""
+    import logging
+
+    from kpi_collector.store.lock import store_mutex
+    from tests.services import host_port
+
+    urls = _isolated(require_postgres_url() if kind == "postgresql" else require_mysql_url())
+    url = next(urls)
+    host, port = host_port(url)
+    proxy = CutProxy(host, port)
+    via = url.replace(f"@{host}:{port}/", f"@127.0.0.1:{proxy.port}/", 1)
+    assert via != url
+    store, direct = HistoryStore(via), HistoryStore(url)
+    lock = RunLock(store, heartbeat_every=0.1)
+    try:
+        with caplog.at_level(logging.WARNING, logger="kpi_collector.schedule"):
+            lock.acquire()
+            proxy.drop()  # the server ends the holder's sessions, and the lock with them
+            deadline = time.monotonic() + 30
+            while "run lock was lost" not in caplog.text or "taken again" not in caplog.text:
+                assert time.monotonic() < deadline, caplog.text
+                time.sleep(0.05)
+        other = store_mutex(direct, "run")
+        assert not other.try_acquire()  # still the holder's: no second run starts
+        lock.release()
+        assert other.try_acquire()  # and given back at the end
+        other.release()
+    finally:
+        lock.release()
+        proxy.cut()
+        store.close()
+        direct.close()
+        next(urls, None)
+
+
+def test_kpi_schedules_own_lock_is_taken_again_after_its_connection_drops(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`kpi schedule` holds its own lock for months: a PostgreSQL restart freed it silently
+    and a second `kpi schedule` on the store could start; each heartbeat checks it now."""
+    import logging
+    from datetime import UTC, datetime, timedelta
+
+    from kpi_collector.config import load_config
+    from kpi_collector.schedule.scheduler import Scheduler
+    from kpi_collector.store.heartbeats import SCHEDULER
+    from kpi_collector.store.lock import store_mutex
+    from tests.services import host_port
+
+    urls = _isolated(require_postgres_url())
+    url = next(urls)
+    host, port = host_port(url)
+    proxy = CutProxy(host, port)
+    via = url.replace(f"@{host}:{port}/", f"@127.0.0.1:{proxy.port}/", 1)
+    (tmp_path / "kpi.yaml").write_text(
+        f'store: "{via}"\nschedule: "0 7 1 1 *"\n'
+        "sources:\n"
+        '  - {name: app, type: python, function: "tests.test_schedule:app_values"}\n',
+        encoding="utf-8",
+    )
+    direct = HistoryStore(url)
+    stop = threading.Event()
+    seen: list[bool] = []
+    deadline: list[float] = []
+
+    class Clock:
+        t = datetime(2026, 11, 3, 12, tzinfo=UTC)
+
+        def now(self) -> datetime:
+            return self.t
+
+        def sleep(self, seconds: float, stop_event: threading.Event) -> None:
+            self.t += timedelta(seconds=60)
+            if not seen:
+                proxy.drop()  # the server restarts while the scheduler idles
+                seen.append(True)
+                deadline.append(time.monotonic() + 30)
+            elif "taken again" not in caplog.text and time.monotonic() < deadline[0]:
+                time.sleep(0.05)  # the server may not have ended the session yet: a beat more
+            else:  # a second `kpi schedule` finds the store taken
+                other = store_mutex(direct, SCHEDULER)
+                seen.append(other.try_acquire())
+                other.release()
+                stop.set()
+
+    scheduler = Scheduler(load_config(tmp_path / "kpi.yaml"), clock=Clock(), stop=stop)
+    try:
+        with caplog.at_level(logging.WARNING, logger="kpi_collector.schedule"):
+            scheduler.serve()
+        assert "the store's scheduler lock was lost" in caplog.text
+        assert "taken again" in caplog.text
+        assert seen == [True, False]
+    finally:
+        proxy.cut()
+        direct.close()
+        next(urls, None)

@@ -48,7 +48,12 @@ def app_values() -> dict[str, float]:
 
 def fast_values() -> dict[str, float]:
     CALLS.append("fast")
+    if SLOW:  # the run takes minutes on the scheduler's clock
+        SLOW[0].t += timedelta(minutes=2)
     return {"events": len(CALLS)}
+
+
+SLOW: list[FakeClock] = []  # the clock `fast_values` moves on, when set
 
 
 CONFIG = """\
@@ -98,6 +103,7 @@ def folder(tmp_path: Path) -> Iterator[Path]:
     (tmp_path / "kpi.yaml").write_text(CONFIG, encoding="utf-8")
     CALLS.clear()
     yield tmp_path
+    SLOW.clear()
 
 
 def scheduler_at(folder: Path, start: datetime, until: datetime, **clock: object) -> Scheduler:
@@ -206,6 +212,55 @@ def test_a_restart_catches_up_once_not_once_per_missed_day(folder: Path) -> None
     assert third.due(third.clock.now()) == []
 
 
+def test_a_fire_time_passing_while_the_start_catches_up_runs_late_not_a_day_later(
+    folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    scheduler_at(
+        folder, datetime(2026, 11, 2, 6, 30, tzinfo=BERLIN), datetime(2026, 11, 2, 8, tzinfo=BERLIN)
+    ).serve()
+    # back at 06:59 the next day: main served 07:00 yesterday (not due), fast missed four
+    # fire times and catches up, taking two minutes: main's 07:00 passes meanwhile
+    second = scheduler_at(
+        folder, datetime(2026, 11, 3, 6, 59, tzinfo=BERLIN), datetime(2026, 11, 3, 8, tzinfo=BERLIN)
+    )
+    assert "main" not in [j.name for j in second.due(second.clock.now())]
+    SLOW.append(second.clock)  # type: ignore[arg-type]
+    with caplog.at_level("INFO", logger="kpi_collector.schedule"):
+        second.serve()
+    assert [t for t in run_times(folder) if t.startswith("Tue")] == [
+        "Tue 06:59 fast",
+        "Tue 07:01 app",  # late, once (it was left until Wednesday)
+    ]
+    assert "while it ran" not in caplog.text
+    states = job_states(second.store)
+    assert states["main"].last_success_at == datetime(2026, 11, 3, 7, tzinfo=BERLIN).timestamp()
+
+
+def test_a_job_catching_up_behind_a_slow_one_serves_its_newest_fire_time(folder: Path) -> None:
+    # nothing ever ran; at 06:59 fast catches up first (two minutes), then main, at 07:01:
+    # its run serves today's 07:00, not yesterday's (07:00 then skipped as a misfire)
+    scheduler = scheduler_at(
+        folder, datetime(2026, 11, 3, 6, 59, tzinfo=BERLIN), datetime(2026, 11, 3, 8, tzinfo=BERLIN)
+    )
+    SLOW.append(scheduler.clock)  # type: ignore[arg-type]
+    scheduler.serve()
+    assert [t for t in run_times(folder) if t.endswith("app")] == ["Tue 07:01 app"]
+    states = job_states(scheduler.store)
+    assert states["main"].last_success_at == datetime(2026, 11, 3, 7, tzinfo=BERLIN).timestamp()
+    # --once does the same
+    CALLS.clear()
+    (folder / "kpi.db").unlink()
+    once = scheduler_at(
+        folder, datetime(2026, 11, 3, 6, 59, tzinfo=BERLIN), datetime(2026, 11, 3, 8, tzinfo=BERLIN)
+    )
+    SLOW[:] = [once.clock]  # type: ignore[list-item]
+    assert [(r.job, r.status) for r in once.run_due()][:2] == [
+        ("source:fast", "ok"),
+        ("main", "ok"),
+    ]
+    assert job_states(once.store)["main"].last_success_at == states["main"].last_success_at
+
+
 def test_a_machine_that_slept_through_fire_times_runs_each_job_once_on_waking(
     folder: Path,
 ) -> None:
@@ -221,6 +276,124 @@ def test_a_machine_that_slept_through_fire_times_runs_each_job_once_on_waking(
     assert app_runs == ["Mon 07:30 app", "Wed 16:00 app", "Thu 07:00 app"]
     fast_runs = [t for t in run_times(folder) if t.endswith("fast")]
     assert fast_runs[:3] == ["Mon 07:30 fast", "Wed 16:00 fast", "Wed 18:00 fast"]
+
+
+def test_waking_serves_the_newest_fire_time_so_a_restart_runs_nothing_again(
+    folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # asleep Monday 10:00 to Wednesday 16:00 two weeks later: main's 07:00s, fast's 6-hourly
+    # times and two Mondays 09:00 of the weekly digest passed
+    scheduler = scheduler_at(
+        folder,
+        datetime(2026, 11, 2, 7, 30, tzinfo=BERLIN),
+        datetime(2026, 11, 18, 16, 30, tzinfo=BERLIN),
+        suspend=(
+            datetime(2026, 11, 2, 10, tzinfo=BERLIN),
+            datetime(2026, 11, 18, 16, tzinfo=BERLIN),
+        ),
+    )
+    with caplog.at_level("INFO", logger="kpi_collector.schedule"):
+        scheduler.serve()
+    assert run_times(folder) == [
+        "Mon 07:30 fast",
+        "Mon 07:30 app",
+        "Wed 16:00 fast",
+        "Wed 16:00 app",
+    ]
+    # each run on waking served its job's newest fire time, not the first one it slept through
+    served = {n: s.last_success_at for n, s in job_states(scheduler.store).items()}
+    assert served == {
+        "source:fast": datetime(2026, 11, 18, 12, tzinfo=BERLIN).timestamp(),
+        "main": datetime(2026, 11, 18, 7, tzinfo=BERLIN).timestamp(),
+        "destination:weekly": datetime(2026, 11, 16, 9, tzinfo=BERLIN).timestamp(),
+    }
+    # no run passed over fire times "while it ran": the jobs did not run then
+    assert "while it ran" not in caplog.text
+    # the digest on waking is this week's, with Wednesday's values (not week 46 with week 45's)
+    weekly = CSV(path="weekly.csv").read(folder / "weekly.csv")
+    assert [row["period"] for row in weekly] == ["2026-W45", "2026-W47"]
+    assert float(weekly[-1]["app.users"]) == 100 + len(CALLS)
+    # restarted an hour later: the fire times were served, nothing runs twice
+    later = scheduler_at(
+        folder,
+        datetime(2026, 11, 18, 17, tzinfo=BERLIN),
+        datetime(2026, 11, 18, 17, 30, tzinfo=BERLIN),
+    )
+    assert later.due(later.clock.now()) == []
+
+
+def test_a_scheduled_digest_carries_the_main_jobs_run_not_a_source_jobs(folder: Path) -> None:
+    # fast collected at 08:30, after main's 07:00 and before the weekly digest's Monday 09:00
+    (folder / "kpi.yaml").write_text(CONFIG.replace("0 */6 * * *", "30 8 * * *"))
+    scheduler = scheduler_at(
+        folder,
+        datetime(2026, 11, 8, 12, tzinfo=BERLIN),
+        datetime(2026, 11, 9, 10, tzinfo=BERLIN),
+    )
+    scheduler.serve()
+    assert run_times(folder) == [
+        "Sun 12:00 fast",
+        "Sun 12:00 app",
+        "Mon 07:00 app",
+        "Mon 08:30 fast",
+    ]
+    weekly = CSV(path="weekly.csv").read(folder / "weekly.csv")
+    # each row is a run of the main job: Sunday's (the catch-up on start) and Monday 07:00's,
+    # not the 08:30 run of fast alone (which left out app.users)
+    assert [(row["period"], row["app.users"]) for row in weekly] == [
+        ("2026-W45", str(100 + 2)),
+        ("2026-W46", str(100 + 3)),
+    ]
+
+
+def test_runs_collecting_pages_past_the_runs_of_a_sources_own_job(folder: Path) -> None:
+    from kpi_collector.store.runs import runs_collecting
+
+    pipeline = Pipeline.from_config(load_config(folder / "kpi.yaml"))
+    day = datetime(2026, 11, 2, 7, tzinfo=BERLIN)
+    for hour, only in enumerate([None, ["fast"], ["fast"], ["fast"], ["app"], ["fast"]]):
+        pipeline.process(only=only, now=day + timedelta(hours=hour), deliver=False)
+    store = HistoryStore(f"sqlite:///{folder / 'kpi.db'}")
+    try:
+        found = [r.id for r in runs_collecting(store, ["app"], page=2)]
+        assert found == [5, 1]  # across three pages of two runs
+        assert [r.id for r in runs_collecting(store, [], page=2)] == [6, 5, 4, 3, 2, 1]
+        assert [r.id for r in runs_collecting(store, ["app", "fast"], page=4)] == [1]
+    finally:
+        store.close()
+
+
+def test_a_job_the_run_lock_kept_out_is_tried_again_not_lost_until_its_next_fire_time(
+    folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from kpi_collector.store.lock import store_mutex
+
+    # another run (a long backfill, say) holds the store when the scheduler starts at 07:30
+    holder = store_mutex(HistoryStore(f"sqlite:///{folder / 'kpi.db'}"), "run")
+    assert holder.try_acquire()
+
+    class Releasing(FakeClock):
+        def sleep(self, seconds: float, stop: threading.Event) -> None:
+            holder.release()  # the other run ends while the scheduler waits
+            super().sleep(seconds, stop)
+
+    stop = threading.Event()
+    clock = Releasing(
+        datetime(2026, 11, 3, 7, 30, tzinfo=BERLIN), datetime(2026, 11, 3, 10, tzinfo=BERLIN), stop
+    )
+    scheduler = Scheduler(
+        load_config(folder / "kpi.yaml"), clock=clock, stop=stop, heartbeat_every=600, lock_wait=0
+    )
+    with caplog.at_level("INFO", logger="kpi_collector.schedule"):
+        scheduler.serve()
+    holder.release()
+    assert "main: skipped: another run holds the store" in caplog.text
+    assert "main: trying again at 2026-11-03 07:40 CET" in caplog.text
+    # each job ran once, ten minutes later, for its fire time: not on Wednesday
+    assert run_times(folder) == ["Tue 07:40 fast", "Tue 07:40 app"]
+    states = job_states(scheduler.store)
+    assert states["main"].last_success_at == datetime(2026, 11, 3, 7, tzinfo=BERLIN).timestamp()
+    assert states["main"].last_status == "ok"
 
 
 def test_a_manual_kpi_run_counts_as_the_main_jobs_run(folder: Path) -> None:

@@ -216,6 +216,34 @@ class Cron:
             found = self.next_after(found)
 
 
+def check_zone(name: str) -> str:
+    """`name` when it is an IANA time zone every machine reads the same (`timezone:`);
+    ValueError otherwise: unknown; `localtime`, this machine's own zone, which a worker, a
+    CI runner or a server elsewhere reads as theirs (day boundaries, fire times); tzdata's
+    `right/` (leap seconds) and `posix/` copies, which the deployment snippets' cron,
+    systemd and GitHub do not read as the plain name."""
+    from zoneinfo import ZoneInfoNotFoundError
+
+    if name.rpartition("/")[2].lower() == "localtime":
+        raise ValueError(
+            f"{name!r} is this machine's own time zone, which another machine (a worker, "
+            "a CI runner, a server) reads as its own; name the zone, e.g. Europe/Berlin"
+        )
+    for prefix in ("right/", "posix/"):
+        if name.startswith(prefix):
+            raise ValueError(
+                f"{name!r}: write {name.removeprefix(prefix)!r} (tzdata's {prefix} "
+                "copies are not read the same by cron, systemd and GitHub)"
+            )
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r}; use an IANA name like Europe/Berlin"
+        ) from None
+    return name
+
+
 def check_cron(expr: str) -> str:
     """A validator: the expression, or ValueError saying what is wrong with it (including a
     day of month that none of its months has: `0 7 30 2 *` would never fire)."""
@@ -316,11 +344,18 @@ _QUARTZ = (
 
 
 def _check_items(expr: str, fields: list[str]) -> None:
-    """ValueError, in field order, for what the fields' own checks would name without a fix:
-    Quartz cron's `?`, `#` and `W`, and an empty item (`0,,5`)."""
+    """ValueError, in field order, for what the fields' own checks would name without a fix
+    or let through: Quartz cron's `?`, `#` and `W`, an empty item (`0,,5`), and characters
+    other than ASCII (digits of other scripts, `٣`, which APScheduler reads as numbers)."""
     for words, field in zip(_FIELD_WORDS, fields, strict=True):
         problem = None
-        if any(not item for item in field.split(",")):
+        if not field.isascii():  # APScheduler reads `\d` and int(): '٣' would be minute 3
+            odd = "".join(dict.fromkeys(c for c in field if not c.isascii()))
+            problem = (
+                f"{odd!r} is not cron: write digits 0-9, English names, * , - and / "
+                "(crontab and systemd read nothing else)"
+            )
+        elif any(not item for item in field.split(",")):
             problem = "an empty item between commas; remove the extra comma"
         for mark, why in _QUARTZ:
             if problem is None and mark.search(field):

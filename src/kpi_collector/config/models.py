@@ -7,7 +7,6 @@ served from here too."""
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -479,13 +478,9 @@ class Settings(PlainSettings, Strict):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r}; use an IANA name like Europe/Berlin"
-            ) from None
-        return value
+        from kpi_collector.config.cron import check_zone
+
+        return check_zone(value)
 
     @field_validator("schedule")
     @classmethod

@@ -6,7 +6,8 @@ stores) one source on its own `schedule`; `destination:<name>` delivers the newe
 to one destination on its own `schedule`. Alerts are checked after every collecting job.
 
 - Runs never overlap: each job holds the store's run lock (`kpi_collector.store.lock`),
-  which manual `kpi run`s take too; a job waits for a running one (up to `lock_wait`).
+  which manual `kpi run`s take too; a job waits for a running one (up to `lock_wait`),
+  then is tried again a heartbeat later until it runs (or its next fire time comes).
 - Exactly once per fire time, whatever starts the job (`kpi schedule`, `--once`, a crontab's
   `--run`, on one host or several): once a job holds the run lock it checks again that its
   fire time has not been served meanwhile, else it does nothing ("nothing is due"). A run's
@@ -35,7 +36,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -50,7 +51,7 @@ from kpi_collector.store.heartbeats import (
     record_job,
     write_heartbeat,
 )
-from kpi_collector.store.lock import LockBusy, RunLock, store_mutex
+from kpi_collector.store.lock import LockBusy, Mutex, RunLock, store_mutex
 
 if TYPE_CHECKING:
     from kpi_collector.config.plain import Config
@@ -178,6 +179,7 @@ class Scheduler:
         self.store = HistoryStore(config.store_url)
         self._started = 0.0
         self._serving = False  # the scheduler's heartbeat row is the long-running daemon's only
+        self._mutex: Mutex | None = None  # the daemon's own lock, while it serves
 
     def job(self, name: str) -> Job:
         for job in self.jobs:
@@ -488,9 +490,14 @@ class Scheduler:
     def _run_for(
         self, store: HistoryStore, pipeline: Pipeline, job: Job, reference: datetime
     ) -> RunRecord | None:
+        """The run a destination job delivers for `reference`: a run of the main job (or a
+        manual run of all its sources), never a run of a source's own job, which holds only
+        that source's values (a weekly digest would carry one source's number). Without
+        sources in the main job, any run with values."""
         from kpi_collector.store.periods import period_key
+        from kpi_collector.store.runs import runs_collecting
 
-        runs = [r for r in store.runs(200, with_errors=False) if r.n_values]
+        main = next((j.sources for j in self.jobs if j.name == "main"), ())
         every = {d.name: d.every for d in pipeline.destinations}.get(
             job.destinations[0] if job.destinations else "", "run"
         )
@@ -500,10 +507,13 @@ class Scheduler:
             return "run" if every == "run" else period_key(day, every)
 
         wanted = period(reference.timestamp())
-        before = next((r for r in runs if r.started_at <= reference.timestamp()), None)
-        if before is not None and period(before.started_at) == wanted:
-            return before
-        return next((r for r in runs if period(r.started_at) == wanted), before)
+        newest_of_period: RunRecord | None = None  # among the runs after `reference`
+        for run in runs_collecting(store, main):  # newest first
+            if run.started_at <= reference.timestamp():
+                return run if period(run.started_at) == wanted else newest_of_period or run
+            if newest_of_period is None and period(run.started_at) == wanted:
+                newest_of_period = run
+        return newest_of_period
 
     def run_due(self, now: datetime | None = None) -> list[JobResult]:
         """Run each job that is due (once, however many fire times it missed)."""
@@ -512,7 +522,10 @@ class Scheduler:
         for job in self.due(now):
             if self.stop.is_set():
                 break
-            results.append(self.run_job(job, fire=job.cron.previous(now)))
+            fire = job.cron.previous(now)
+            assert fire is not None  # due() found it
+            # the jobs before it may have run past its next fire time
+            results.append(self.run_job(job, fire=self._newest_fire(job, fire, self.clock.now())))
         return results
 
     def serve(self) -> None:
@@ -524,6 +537,7 @@ class Scheduler:
             raise LockBusy(f"another `kpi schedule` is running on this store{who}")
         from kpi_collector.schedule.sdnotify import notify
 
+        self._mutex = mutex
         try:
             self._serving = True
             self._started = self.clock.now().timestamp()
@@ -535,33 +549,82 @@ class Scheduler:
             if missed:
                 log.info("catching up: %s", ", ".join(j.name for j in missed))
             caught_up: dict[str, datetime | None] = {}
+            held: dict[str, datetime] = {}  # jobs the run lock kept out: not tried before
             for job in missed:
                 if self.stop.is_set():
                     break
                 fire = job.cron.previous(now)
                 assert fire is not None  # due() found it
-                self.run_job(job, fire=fire)
-                caught_up[job.name] = self._after_run(job, fire)
-            upcoming = {**self.next_times(self.clock.now()), **caught_up}
+                fire = self._newest_fire(job, fire, self.clock.now())
+                outcome = self.run_job(job, fire=fire)
+                caught_up[job.name] = self._next_fire(job, fire, outcome, held)
+            # the others' fire times from the start on: one that passed while the jobs
+            # caught up (or waited for a manual run's lock) runs late, never a day later
+            upcoming = {**self.next_times(now), **caught_up}
             while not self.stop.is_set():
                 now = self.clock.now()
                 for job in self.jobs:
                     fire = upcoming[job.name]
                     if fire is None or fire.timestamp() > now.timestamp() or self.stop.is_set():
                         continue
-                    self.run_job(job, fire=fire)
-                    upcoming[job.name] = self._after_run(job, fire)
-                self._sleep(upcoming)
+                    if job.name in held and held[job.name].timestamp() > now.timestamp():
+                        continue
+                    fire = self._newest_fire(job, fire, now)
+                    outcome = self.run_job(job, fire=fire)
+                    upcoming[job.name] = self._next_fire(job, fire, outcome, held)
+                self._sleep(
+                    {
+                        name: max(fire, held[name], key=lambda t: t.timestamp())
+                        if fire is not None and name in held
+                        else fire
+                        for name, fire in upcoming.items()
+                    }
+                )
         finally:
             try:
                 self._beat("stopped", next_run_at=None, detail=None)
             except KpiError as exc:
                 log.warning("could not record the stop: %s", exc)
             self._serving = False
+            self._mutex = None
             notify("STOPPING=1")
             mutex.release()
             self.store.close()
             log.info("scheduler stopped")
+
+    def _next_fire(
+        self, job: Job, fire: datetime, outcome: JobResult, held: dict[str, datetime]
+    ) -> datetime | None:
+        """The fire time `job` waits for after a run for `fire` ended with `outcome`. A job
+        the run lock kept out (another run held the store for all of `lock_wait`: a long
+        backfill, a hung run) has not served `fire`: it is tried again a heartbeat later
+        (`held`), as a restart would catch it up, instead of waiting for its next fire time
+        (a daily job lost for the day)."""
+        if outcome.status == "skipped" and not self.stop.is_set():
+            again = self.clock.now() + timedelta(seconds=self.heartbeat_every)
+            held[job.name] = again
+            log.warning("%s: trying again at %s", job.name, self._when(again))
+            return fire
+        held.pop(job.name, None)
+        return self._after_run(job, fire)
+
+    def _newest_fire(self, job: Job, fire: datetime, now: datetime) -> datetime:
+        """The fire time a run of `job` started at `now` for its awaited fire time `fire`
+        serves: the newest at or before `now`. Newer ones passed while the machine slept or
+        other jobs ran: the job runs once, for the newest, as on start; serving the oldest
+        recorded a success older than the run (a restart ran the job again, a digest got an
+        old period's values) and logged the others as misfires of a run that never was."""
+        newest = job.cron.previous(now)
+        if newest is None or newest.timestamp() <= fire.timestamp():
+            return fire
+        log.info(
+            "%s: fire times from %s to %s passed (the machine slept, or other jobs ran): "
+            "running once, for the newest",
+            job.name,
+            self._when(fire),
+            self._when(newest),
+        )
+        return newest
 
     def _after_run(self, job: Job, fire: datetime) -> datetime | None:
         """The job's next fire time after a run that served `fire`. Fire times that passed
@@ -635,6 +698,9 @@ class Scheduler:
         from kpi_collector.schedule.sdnotify import notify
 
         notify("WATCHDOG=1")
+        keep = getattr(self._mutex, "keep", None)  # a database session's lock: still ours?
+        if keep is not None:
+            keep()
         try:
             write_heartbeat(
                 self.store, SCHEDULER, now=self.clock.now().timestamp(), state=state, **fields

@@ -103,7 +103,7 @@ def heartbeats(store: HistoryStore) -> dict[str, Heartbeat]:
 
     from kpi_collector.store.schema import heartbeats as t
 
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         rows = conn.execute(sa.select(t).where(t.c.name.not_like(f"{GROUP}%")))
         return {r.name: Heartbeat(**r._mapping) for r in rows}
 
@@ -118,7 +118,7 @@ def process_groups(store: HistoryStore) -> list[Heartbeat]:
 
     from kpi_collector.store.schema import heartbeats as t
 
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         rows = conn.execute(sa.select(t).where(t.c.name.like(f"{GROUP}%")).order_by(t.c.started_at))
         return [Heartbeat(**r._mapping) for r in rows]
 
@@ -191,7 +191,7 @@ def job_states(store: HistoryStore) -> dict[str, JobState]:
 
     from kpi_collector.store.schema import schedule_jobs as t
 
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         return {r.job: JobState(**r._mapping) for r in conn.execute(sa.select(t))}
 
 

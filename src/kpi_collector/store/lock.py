@@ -102,9 +102,9 @@ def store_mutex(store: HistoryStore, name: str) -> Mutex:
             return FileMutex(lock, store.url)
         return LocalMutex(f"{url}:{key}")
     if backend == "postgresql":
-        return PostgresMutex(store.engine, key)
+        return PostgresMutex(store.engine, key, store.url)
     if backend in ("mysql", "mariadb"):
-        return MySqlMutex(store.engine, key)
+        return MySqlMutex(store.engine, key, store.url)
     log.warning(
         "no cross-process lock for %s stores: runs are only kept apart within this process", backend
     )
@@ -201,9 +201,13 @@ class _SessionLock:
     acquire_sql = ""
     release_sql = ""
 
-    def __init__(self, engine: sa.Engine, name: str) -> None:
+    def __init__(self, engine: sa.Engine, name: str, url: str = "") -> None:
+        """`url`: the store's, which errors name (its password hidden)."""
         self.engine = engine
         self.name = name
+        self.url = url or engine.url.render_as_string(hide_password=True)
+        self._lost: str | None = None  # why the lock was lost, while it is (see `keep`)
+        self._told: str | None = None  # the error last logged about it
         self.key: Any = None
         self._conn: sa.Connection | None = None
 
@@ -213,15 +217,22 @@ class _SessionLock:
 
     def try_acquire(self) -> bool:
         """Take the lock on a connection of its own, without waiting: True when it is ours.
-        Database errors propagate (the connection is closed)."""
+        StoreError (one line, the password hidden) when the database fails (a server down,
+        restarting): a scheduler's job then fails with that line, not a driver's traceback."""
         import sqlalchemy as sa
 
-        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._failed(exc) from None
         try:
             if self.key is None:
                 identity = conn.execute(sa.text(self.identity_sql)).scalar()
                 self.key = self.make_key(f"{self.name}@{identity}")
             got = conn.execute(sa.text(self.acquire_sql), {"key": self.key}).scalar()
+        except sa.exc.SQLAlchemyError as exc:
+            conn.close()
+            raise self._failed(exc) from None
         except Exception:
             conn.close()
             raise
@@ -230,6 +241,62 @@ class _SessionLock:
             return True
         conn.close()
         return False
+
+    def keep(self) -> bool:
+        """Whether the lock is still ours, checked on its connection (the run lock's holder
+        asks at each heartbeat): a database restart or a dropped connection ends the session
+        and the lock with it, and another run could take the store while this one still
+        writes. A lost lock is taken again as soon as it is free (logged); while another
+        process holds it (or the database is away), an error says so, once. Never raises."""
+        import sqlalchemy as sa
+
+        conn = self._conn
+        if conn is not None:
+            try:
+                conn.execute(sa.text("SELECT 1")).scalar()
+                return True
+            except Exception as exc:
+                self._lost = f"{type(exc).__name__}, its connection dropped"
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+                conn.close()
+            self._conn = None
+        why = self._lost or "its connection dropped"
+        try:
+            again = self.try_acquire()
+        except StoreError as exc:
+            problem = f"the store's {self.what} was lost ({why}) and cannot be taken again: {exc}"
+        else:
+            if again:
+                log.warning("the store's %s was lost (%s): taken again", self.what, why)
+                self._lost = None
+                self._told = None
+                return True
+            problem = (
+                f"the store's {self.what} was lost ({why}) and another session holds it now: "
+                f"{self.overlap}; trying again at each heartbeat"
+            )
+        if self._told != problem:
+            log.error("%s", problem)
+            self._told = problem
+        return False
+
+    @property
+    def what(self) -> str:
+        """The lock, as messages name it: `run lock`, `scheduler lock`."""
+        return f"{self.name.rpartition(':')[2]} lock"
+
+    @property
+    def overlap(self) -> str:
+        """What a lock taken by someone else means."""
+        if self.name.endswith(f":{RUN}"):
+            return "another run may be writing beside this one"
+        return "another process may be doing the same work"
+
+    def _failed(self, exc: Exception) -> StoreError:
+        from kpi_collector.collect.sql import first_line
+
+        return StoreError(f"cannot lock store {redact(self.url)!r}: {first_line(exc)}")
 
     def release(self) -> None:
         """Release the lock and close its connection (a dropped session has released it
@@ -397,17 +464,31 @@ class RunLock:
         self._thread.start()
 
     def release(self) -> None:
-        """Stop the heartbeat, remove this holder's row (a failure is only logged: the next
-        holder takes over) and give the lock back; nothing happens when it is not held."""
+        """Stop the heartbeat, mark this holder's run interrupted when it did not finish (a
+        Ctrl-C, an error mid-run: it would read `running` until the next run), remove this
+        holder's row (a failure is only logged: the next holder takes over) and give the
+        lock back; nothing happens when it is not held."""
         mutex, self._mutex = self._mutex, None
         if mutex is None:
             return
         self._beating.set()
+        registered = self._thread is not None
         if self._thread is not None:
             self._thread.join()
             self._thread = None
         self._watch.close()
+        if not registered:  # it wrote nothing: a row there is a dead holder's, for the next
+            mutex.release()
+            return
         try:
+            # every run begun since is this holder's: the lock kept others out
+            stopped = mark_interrupted(self.store)
+            if stopped:
+                log.warning(
+                    "run%s %s stopped before it finished; marked interrupted",
+                    "s" if len(stopped) > 1 else "",
+                    ", ".join(map(str, stopped)),
+                )
             with self._groups_guard:
                 left, self._groups = sorted(self._groups), set()
             forget_groups(self.store, left)
@@ -477,6 +558,9 @@ class RunLock:
 
     def _beat(self) -> None:
         while not self._beating.wait(self.heartbeat_every):
+            keep = getattr(self._mutex, "keep", None)  # a database session's lock
+            if keep is not None:
+                keep()
             try:
                 write_heartbeat(self.store, RUN)
             except KpiError as exc:

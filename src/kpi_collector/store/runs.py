@@ -4,7 +4,7 @@ streaks, the first run, the newest manual run, the newest value of a source. UTC
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from kpi_collector.store.limits import among, chunks, id_chunks
@@ -12,7 +12,7 @@ from kpi_collector.store.limits import among, chunks, id_chunks
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from kpi_collector.store import HistoryStore
+    from kpi_collector.store import HistoryStore, RunRecord
 
 
 def failing_streaks(
@@ -27,7 +27,7 @@ def failing_streaks(
     wanted = set(sources)
     out: dict[str, tuple[int, str | None]] = {}
     window = max(50, depth * 10)
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         ids = [
             r[0]
             for r in conn.execute(
@@ -84,7 +84,7 @@ def first_run_at(store: HistoryStore) -> float | None:
 
     from kpi_collector.store.schema import runs
 
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         value = conn.execute(sa.select(sa.func.min(runs.c.started_at))).scalar()
     return float(value) if value is not None else None
 
@@ -95,7 +95,7 @@ def last_manual_run(
     """When the newest successful `kpi run` that collected every one of `sources` started: a
     `kpi run --only` of some of them is no run of the main job. A run collected a source when
     it stored a value or an error of it (the newest 20 manual runs are looked at)."""
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         return _last_manual_run(conn, tuple(sources), tuple(statuses))
 
 
@@ -104,7 +104,7 @@ def _last_manual_run(
 ) -> float | None:
     import sqlalchemy as sa
 
-    from kpi_collector.store.schema import observations, run_errors, runs
+    from kpi_collector.store.schema import runs
 
     recent = conn.execute(
         sa.select(runs.c.id, runs.c.started_at)
@@ -114,22 +114,63 @@ def _last_manual_run(
     ).all()
     if not recent or not sources:
         return float(recent[0].started_at) if recent else None
-    ids = [r.id for r in recent]
-    collected: dict[int, set[str]] = {}
-    for table in (observations, run_errors):
-        for names in id_chunks(conn, sources):  # many: a backend's limit of bound values
-            query = (
-                sa.select(table.c.run_id, table.c.source)
-                .where(table.c.run_id.in_(ids), among(conn, table.c.source, names))
-                .distinct()
-            )
-            for run_id, source in conn.execute(query):
-                collected.setdefault(run_id, set()).add(source)
+    collected = _collected(conn, [r.id for r in recent], sources)
     wanted = set(sources)
     for run in recent:
         if collected.get(run.id, set()) >= wanted:
             return float(run.started_at)
     return None
+
+
+def _collected(conn: sa.Connection, ids: list[int], sources: Sequence[str]) -> dict[int, set[str]]:
+    """Which of `sources` each run of `ids` collected: stored a value or an error of."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.schema import observations, run_errors
+
+    collected: dict[int, set[str]] = {}
+    for table in (observations, run_errors):
+        for names in id_chunks(conn, sources):  # many: a backend's limit of bound values
+            for chunk in chunks(ids):
+                query = (
+                    sa.select(table.c.run_id, table.c.source)
+                    .where(table.c.run_id.in_(chunk), among(conn, table.c.source, names))
+                    .distinct()
+                )
+                for run_id, source in conn.execute(query):
+                    collected.setdefault(run_id, set()).add(source)
+    return collected
+
+
+def runs_collecting(
+    store: HistoryStore, sources: Sequence[str], *, page: int = 200, pages: int = 500
+) -> Iterator[RunRecord]:
+    """The runs with stored values that collected every one of `sources` (a value or an
+    error of each: runs of the main job and full manual runs, not a source's own job),
+    newest first; every run with values when `sources` is empty. Reads `page` runs at a
+    time, at most `pages` pages (a source collected every minute leaves many runs between
+    two daily ones: 100,000 runs by default, ten weeks of it). Raises StoreError."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store import history
+    from kpi_collector.store.schema import runs
+
+    below: int | None = None
+    for _ in range(pages):
+        with store.reading() as conn:
+            query = sa.select(runs).where(runs.c.n_values > 0)
+            if below is not None:
+                query = query.where(runs.c.id < below)
+            rows = conn.execute(query.order_by(runs.c.id.desc()).limit(page)).all()
+            collected = _collected(conn, [r.id for r in rows], sources) if sources else {}
+        for r in rows:
+            if not sources or collected.get(r.id, set()) >= set(sources):
+                yield history.RunRecord(
+                    r.id, r.started_at, r.finished_at, r.status, r.trigger, r.n_values, r.n_errors
+                )
+        if len(rows) < page:
+            return
+        below = rows[-1].id
 
 
 def newest_collected(store: HistoryStore, source: str) -> float | None:
@@ -155,7 +196,7 @@ def newest_collected_by_kpis(
         for kpi in ids:
             wanted.setdefault(kpi, set()).add(source)
     newest: dict[str, float] = {}
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         if unnamed:
             for kpi in stored_ids(conn):
                 if (source := kpi.split(".")[0]) in unnamed:
@@ -189,7 +230,7 @@ def data_version(store: HistoryStore) -> tuple[object, ...]:
     from kpi_collector.store.schema import observations as o
     from kpi_collector.store.schema import runs as r
 
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         newest = conn.execute(sa.select(sa.func.max(o.c.id))).scalar()
         run = conn.execute(
             sa.select(r.c.id, r.c.status, r.c.finished_at).order_by(r.c.id.desc()).limit(1)
@@ -208,7 +249,7 @@ def previous_run_start(store: HistoryStore, before: float) -> float | None:
 
     from kpi_collector.store.schema import runs
 
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         started = conn.execute(
             sa.select(sa.func.max(runs.c.started_at)).where(runs.c.started_at < before)
         ).scalar_one()
@@ -221,7 +262,7 @@ def runs_between(store: HistoryStore, start: float, end: float) -> int:
 
     from kpi_collector.store.schema import runs
 
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         count = conn.execute(
             sa.select(sa.func.count())
             .select_from(runs)
