@@ -88,3 +88,41 @@ def test_a_since_before_1970_is_a_usage_error_not_a_sources_crash(
     assert "ValueError" not in err
     assert not (tmp_path / "kpi.db").exists()
     assert main(["-c", str(config), "backfill", "--since", "1970-01-01"]) == 0
+
+
+def test_a_store_that_refuses_one_sources_values_fails_that_source_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store error while writing one source's days raised out of the whole backfill (the
+    other sources' reports lost, a traceback's one line); it is now that source's error,
+    saying how many values were not stored, and the others are stored and reported."""
+    from kpi_collector.errors import StoreError
+
+    store = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
+    write = store.add_observations
+
+    def refusing(points: list[object], **kwargs: object) -> int:
+        if any(str(getattr(p, "kpi", "")).startswith("bad.") for p in points):
+            raise StoreError("cannot write to store 'kpi.db': disk I/O error")
+        return write(points, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "add_observations", refusing)
+    try:
+        report = asyncio.run(
+            abackfill(
+                store,
+                [Daily(name="bad"), Daily(name="good")],
+                defaults=Defaults(),
+                tz=BERLIN,
+                base_dir=tmp_path,
+                since=date(2026, 11, 5),
+                now=NOW,
+            )
+        )
+        assert report.added == {"good": 5}
+        assert report.errors == {
+            "bad": "5 values not stored: cannot write to store 'kpi.db': disk I/O error"
+        }
+        assert {kpi for kpi, _, _ in store.rows()} == {"good.downloads"}
+    finally:
+        store.close()

@@ -128,7 +128,12 @@ async def abackfill(
             report.errors[source.name] = redact(f"{type(exc).__name__}: {exc}")
             return
         report.covered[source.name] = _coverage(since, yesterday, seen, ctx.limits)
-        report.added[source.name] = await asyncio.to_thread(store.add_observations, points, tz=tz)
+        try:
+            added = await asyncio.to_thread(store.add_observations, points, tz=tz)
+        except KpiError as exc:  # the store refused this source's values: the others go on
+            report.errors[source.name] = redact(f"{plural(len(points), 'value')} not stored: {exc}")
+            return
+        report.added[source.name] = added
         if unstored:
             listed = "; ".join(unstored[:3]) + ("; ..." if len(unstored) > 3 else "")
             report.errors[source.name] = redact(
