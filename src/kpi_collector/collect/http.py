@@ -358,7 +358,7 @@ class HttpClient:
             self._session = aiohttp.ClientSession(
                 connector=self._connector,
                 cookie_jar=aiohttp.DummyCookieJar(),
-                headers={"User-Agent": USER_AGENT},
+                headers=_default_headers(),
             )
         return self._session
 
@@ -390,6 +390,15 @@ class HttpClient:
             await self._session.close()
             self._session = None
             self._connector = None
+
+
+def _default_headers() -> dict[str, str]:
+    """The headers every request sends unless the source sets its own: the User-Agent, and
+    an `Accept-Encoding` naming only the codings `_read_capped` can undo (aiohttp's names br
+    for any Brotli installed, one too old to decode in bounded steps included)."""
+    from kpi_collector.collect.decoding import accept_encoding
+
+    return {"User-Agent": USER_AGENT, "Accept-Encoding": accept_encoding()}
 
 
 @functools.cache
@@ -455,7 +464,7 @@ class HttpSession:
                 connector=self.client._connector,
                 connector_owner=False,
                 cookie_jar=_browser_cookie_jar()(unsafe=True),
-                headers={"User-Agent": USER_AGENT},
+                headers=_default_headers(),
             )
         return self._own
 
@@ -1035,7 +1044,8 @@ async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
             raise _too_large(str(resp.url), max_bytes)
         chunks.append(chunk)
     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    coding = resp.headers.get("Content-Encoding")
+    # two `Content-Encoding` lines are one list, in the order they came (RFC 9110 5.3)
+    coding = ", ".join(resp.headers.getall("Content-Encoding", ()))
     if not coding:
         return body
     from kpi_collector.collect.decoding import DecodingError, TooLargeError, decode_body
@@ -1045,9 +1055,10 @@ async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
     except TooLargeError:
         raise _too_large(str(resp.url), max_bytes) from None
     except DecodingError as exc:
+        said = coding if len(coding) <= 60 else coding[:59] + "…"
         raise HttpError(
             f"the answer from {url_without_query(str(resp.url))} says `Content-Encoding: "
-            f"{coding}` but {exc}",
+            f"{printable(said)}` but {exc}",
             url=str(resp.url),
             transient=exc.cut,
         ) from None
