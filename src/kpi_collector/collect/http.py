@@ -244,9 +244,11 @@ def check_http_url(value: str) -> str:
 
 
 def url_without_query(url: str) -> str:
-    """The URL without its query string and fragment (where credentials may hide)."""
+    """The URL without its userinfo (`token@`, `user:password@`), query string and fragment,
+    where credentials may hide: what a message names. The host and port stay as written."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+    host = parts.netloc.rpartition("@")[2]  # a password written with its `@` goes too
+    return f"{parts.scheme}://{host}{parts.path}"
 
 
 def printable(text: str) -> str:
