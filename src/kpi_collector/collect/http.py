@@ -20,7 +20,7 @@ from urllib.parse import urljoin, urlsplit
 
 from kpi_collector._version import __version__
 from kpi_collector.collect import jsontext
-from kpi_collector.collect.retry import BACKOFF, MAX_RETRY_AFTER, retrying
+from kpi_collector.collect.retry import BACKOFF, MAX_RETRY_AFTER, retrying, wait_text
 from kpi_collector.config.plain import MAX_BYTES, Plain
 from kpi_collector.errors import ExtractError, HttpError, LoginError
 from kpi_collector.lazy import lazy_exports
@@ -1268,7 +1268,7 @@ def _status_error(
         )
     message = f"HTTP {status} from {url_without_query(response.url)}: {hint}"
     if retry_after is not None and (status == 429 or status >= 500):
-        message += f" (retry after {retry_after:.0f}s)"
+        message += f" (retry after {wait_text(retry_after)})"
     # an HTML error page by what it says (a CDN's block page is kilobytes of styles first)
     body = _page_text(response)
     if body:
