@@ -5,6 +5,7 @@ run) through `http_json` and `html` against a real local server, with the Pipeli
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -342,10 +343,27 @@ def test_to_pandas() -> None:
     }
 
 
-def test_retry_after_parsing() -> None:
+def test_retry_after_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert retry_after_seconds("7") == 7
+    assert retry_after_seconds(" 1.5 ") == 1.5
+    assert retry_after_seconds("-5") == 0
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470) == pytest.approx(10)
-    assert retry_after_seconds("soon") is None
+    for word in ("soon", "inf", "nan", "1_0", "\u0663", "0x1e", "9" * 400, "30s"):
+        assert retry_after_seconds(word) is None, word  # Python's float() takes the first six
+    # the three HTTP-date forms are UTC (RFC 9110 5.6.7): asctime's names no zone, and was
+    # read in the machine's own, 4 h off in New York (a 30 s wait failed at once as 4.0 h)
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        for date in (
+            "Wed, 21 Oct 2015 07:28:30 GMT",
+            "Wednesday, 21-Oct-15 07:28:30 GMT",
+            "Wed Oct 21 07:28:30 2015",
+        ):
+            assert retry_after_seconds(date, now=1445412480) == pytest.approx(30), date
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 @pytest.mark.parametrize(

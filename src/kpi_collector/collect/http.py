@@ -7,6 +7,7 @@ all within the source's timeout.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import email.utils
 import functools
 import logging
@@ -295,21 +296,28 @@ def body_text(body: bytes, content_type: str | None) -> str:
 
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
     """Parse `Retry-After` (seconds or an HTTP date) into seconds from now, at least 0; None
-    when it is missing or neither (`inf`, `nan`, a word)."""
+    when it is missing or neither (`inf`, `nan`, `1_0`, a word).
+
+    Seconds are ASCII digits (RFC 9110 10.2.3), a fraction and a sign allowed as servers send
+    them. A date is UTC in each of its three forms (RFC 9110 5.6.7), asctime's
+    (`Sun Nov  6 08:49:37 1994`) too, which names no zone: not the machine's local time."""
     if not value:
         return None
     value = value.strip()
-    try:
+    if _SECONDS.fullmatch(value):  # 400 digits are no number of seconds either (`inf`)
         seconds = float(value)
-    except ValueError:
-        pass
-    else:  # `inf` and `nan` parse as floats, but are no number of seconds (RFC 9110 10.2.3)
         return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
-        when = email.utils.parsedate_to_datetime(value).timestamp()
+        when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when - (time.time() if now is None else now))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+#: `Retry-After` as a number of seconds: ASCII digits, maybe a fraction and a sign
+_SECONDS = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)", re.ASCII)
 
 
 _STATUS_HINTS = {

@@ -48,7 +48,7 @@ class Pacer:
 
 def wait_text(seconds: float) -> str:
     """A wait a server asks for (`Retry-After`), for a message: `45s`, `12 min`, `3.5 h`,
-    `9 days`, or `a year or more` (an HTTP date in year 9999, `1e308`: no number of digits
+    `9 days`, or `a year or more` (an HTTP date in year 9999, 300 nines: no number of digits
     helps the reader)."""
     if seconds < 90:
         return f"{seconds:.0f}s"
