@@ -156,6 +156,22 @@ def hostile_app() -> web.Application:
     async def to_ftp(request: web.Request) -> web.Response:
         raise web.HTTPFound("ftp://files.example/stats.txt")
 
+    async def to_odd(request: web.Request) -> web.Response:
+        # a Location 5 KB long with a key in its query, one with no valid port, one that
+        # is no hierarchical URL, and one a `300` leaves as it is
+        targets = {
+            "long": "ftp://files.example/" + "a" * 5000 + "?key=s3cr3t-in-location",
+            "port": "http://127.0.0.1:99999/stats",
+            "script": "javascript:alert(1)",
+        }
+        how = request.match_info["how"]
+        if how == "choices":
+            target, status = "/" + "b" * 5000 + "?key=s3cr3t-in-location", 300
+        else:
+            target, status = targets[how], 302
+        # as written: aiohttp's own HTTPFound would refuse the port
+        return web.Response(status=status, headers={"Location": target})
+
     async def huge_header(request: web.Request) -> web.Response:
         return web.Response(text="{}", headers={"X-Padding": "a" * 100_000})
 
@@ -197,6 +213,7 @@ def hostile_app() -> web.Application:
         ("/cut/{how}", cut),
         ("/unfollowed/{status}", unfollowed),
         ("/to-ftp", to_ftp),
+        ("/to/{how}", to_odd),
         ("/huge-header", huge_header),
         ("/nested", nested),
         ("/retry-after", retry_after),
@@ -404,6 +421,29 @@ def test_answers_that_are_not_http_to_read_are_terminal_errors_saying_why(hostil
         f"the answer from {hostile}/huge-header is not HTTP this client reads: Got more than "
         "8190 bytes when reading"
     )
+
+
+def test_a_location_is_named_short_without_its_query_and_as_what_it_is(hostile: str) -> None:
+    """A `Location` is the server's text: it was put whole into the error (8 KB of it, its
+    query and a key there included), and one with a port past 65535 was "not an http(s)
+    URL"; `javascript:` came out as `javascript://`."""
+    result = run(
+        *(
+            HttpJson(name=how, url=f"{hostile}/to/{how}", metrics={"v": "value"})
+            for how in ("long", "port", "script", "choices")
+        )
+    )
+    assert result.errors == {
+        "long": f"{hostile}/to/long redirects to ftp://files.example/{'a' * 179}…, which is "
+        "not an http(s) URL; check the URL",
+        "port": f"{hostile}/to/port redirects to http://127.0.0.1:99999/stats, which is not "
+        "a valid URL; check the URL",
+        "script": f"{hostile}/to/script redirects to javascript:alert(1), which is not an "
+        "http(s) URL; check the URL",
+        "choices": f"HTTP 300 from {hostile}/to/choices: a redirect to "
+        f"{(hostile + '/' + 'b' * 200)[:199]}…, which is not followed (only 301, 302, 303, "
+        "307 and 308 are); set the URL to the page meant",
+    }
 
 
 def test_a_redirect_or_304_that_is_not_followed_is_an_error_saying_so(hostile: str) -> None:

@@ -248,8 +248,22 @@ def url_without_query(url: str) -> str:
     """The URL without its userinfo (`token@`, `user:password@`), query string and fragment,
     where credentials may hide: what a message names. The host and port stay as written."""
     parts = urlsplit(url)
+    if not parts.netloc:  # `javascript:...`, `mailto:...`: no host to keep
+        return f"{parts.scheme}:{parts.path}"
     host = parts.netloc.rpartition("@")[2]  # a password written with its `@` goes too
     return f"{parts.scheme}://{host}{parts.path}"
+
+
+def shown_url(url: str) -> str:
+    """A URL a server sent (a `Location`, a refresh's target) as a message names it: without
+    userinfo, query and fragment (`url_without_query`, or the text before `?` or `#` when
+    it is no URL at all), secrets masked, controls removed, at most 200 characters (a
+    `Location` may be 8 KB long)."""
+    try:
+        bare = url_without_query(url)
+    except ValueError:  # `http://[::1`: as it came, less what may hold credentials
+        bare = re.split(r"[?#]", url, maxsplit=1)[0]
+    return redact_cut(printable(bare), _BODY_SNIPPET)
 
 
 def printable(text: str) -> str:
@@ -562,10 +576,17 @@ class HttpSession:
                 aiohttp.InvalidUrlRedirectClientError,
                 aiohttp.NonHttpUrlRedirectClientError,
             ) as exc:
-                # a `Location` to ftp:, file:, javascript:...: the same one comes next time
+                # a `Location` to ftp:, file:, javascript:..., or one that is no URL (a port
+                # past 65535, an IPv6 host never closed): the same one comes next time
+                target = shown_url(str(exc.args[0] if exc.args else exc))
+                what = (
+                    "an http(s) URL"
+                    if isinstance(exc, aiohttp.NonHttpUrlRedirectClientError)
+                    else "a valid URL"
+                )
                 raise HttpError(
-                    f"{url_without_query(url)} redirects to {redact(str(exc.args[0] if exc.args else exc))}, which is not "
-                    "an http(s) URL; check the URL",
+                    f"{url_without_query(url)} redirects to {target}, which is not {what}; "
+                    "check the URL",
                     url=url,
                     transient=False,
                 ) from None
@@ -866,7 +887,7 @@ def refresh_url(content: str | None, base_url: str) -> str | None:
 def refresh_error(chain: list[str]) -> HttpError:
     """The error for `<meta http-equiv=refresh>` hops that go in a circle or on too long;
     `chain` is every URL read, the one the last refresh named included."""
-    start, last = url_without_query(chain[0]), url_without_query(chain[-1])
+    start, last = url_without_query(chain[0]), shown_url(chain[-1])
     hops = len(chain) - 1
     if chain[-1] in chain[:-1]:
         return HttpError(
@@ -1099,13 +1120,13 @@ def redirect_error(chain: list[str]) -> HttpError:
         if url in seen:
             return HttpError(
                 f"redirect loop: {start} was redirected {hops} times and came back to "
-                f"{url_without_query(url)}; the server sends it in a circle, check the URL "
+                f"{shown_url(url)}; the server sends it in a circle, check the URL "
                 "(or the login, when the loop goes through a login page)",
                 url=chain[0],
                 transient=False,
             )
         seen.add(url)
-    last = url_without_query(chain[-1]) if chain else "?"
+    last = shown_url(chain[-1]) if chain else "?"
     return HttpError(
         f"too many redirects: gave up after {hops} hops from {start} (the last to {last}); "
         "check the URL",
@@ -1239,7 +1260,7 @@ def _unfollowed_error(response: Response) -> HttpError:
             "server's answer is incomplete, check the URL"
         )
     else:
-        target = redact(printable(url_without_query(urljoin(response.url, location))))
+        target = shown_url(urljoin(response.url, location))
         message = (
             f"HTTP {status} from {where}: a redirect to {target}, which is not followed "
             "(only 301, 302, 303, 307 and 308 are); set the URL to the page meant"
