@@ -859,25 +859,67 @@ def _page_text(response: Response) -> str:
     return redact_cut(text, _BODY_SNIPPET)
 
 
-#: the URL part of a refresh's content: `5; url=/next`, `0;URL='/next'`, `0, /next`
-_REFRESH_URL = re.compile(
-    r"""^\s*[\d.]+\s*[;,]?\s*(?:url\s*=\s*)?(['"]?)(.*?)\1\s*$""", re.IGNORECASE
-)
 #: at most this many refreshes in a row are followed
 MAX_REFRESHES = 5
+_ASCII_SPACE = " \t\n\f\r"
+
+
+def refresh_content(content: str) -> str | None:
+    """The URL text a `<meta http-equiv="refresh">`'s `content` names, read step by step as
+    the HTML standard's "shared declarative refresh steps" read it: "" when it names none
+    (`300`: a reload), None when it is not a refresh at all (`soon; url=/a`, `0a; url=/b`),
+    which a browser passes over for the next such element. `url=` is optional, and a quote
+    before the URL ends at its next quote (`'/next' and more` is `/next`)."""
+    size, at = len(content), 0
+
+    def spaces(at: int) -> int:
+        while at < size and content[at] in _ASCII_SPACE:
+            at += 1
+        return at
+
+    at = spaces(at)
+    digits = at
+    while at < size and content[at] in "0123456789":
+        at += 1
+    if at == digits and (at == size or content[at] != "."):
+        return None  # no seconds first
+    while at < size and content[at] in "0123456789.":
+        at += 1
+    if at < size:
+        if content[at] not in ";," + _ASCII_SPACE:
+            return None
+        at = spaces(at)
+        if at < size and content[at] in ";,":
+            at += 1
+        at = spaces(at)
+    if at == size:
+        return ""
+    text = content[at:]  # what is parsed when `url` is not followed by `=`
+    if content[at] in "uU":
+        if content[at + 1 : at + 3].lower() != "rl":
+            return text.strip(_URL_TRIM)
+        after = spaces(at + 3)
+        if after == size or content[after] != "=":
+            return text.strip(_URL_TRIM)
+        at = spaces(after + 1)
+    quote = content[at] if at < size and content[at] in "'\"" else ""
+    text = content[at + len(quote) :]
+    if quote and quote in text:
+        text = text[: text.index(quote)]
+    return text.strip(_URL_TRIM)
+
+
+#: what the URL parser trims from both ends: C0 controls and space
+_URL_TRIM = "".join(map(chr, range(0x21)))
 
 
 def refresh_url(content: str | None, base_url: str) -> str | None:
     """The absolute http(s) URL a `<meta http-equiv="refresh" content="N; url=...">` sends
-    on to (HTML standard, "shared declarative refresh steps"), resolved against `base_url`;
-    None when `content` is absent, does not start with the seconds to wait, names no URL
-    (`content="300"` only reloads the page), or names one that is not http(s). A browser waits N seconds first; a collector has nothing
-    to wait for. Finding the element is the parsed page's part
-    (`extract.HtmlDocument.refresh_url`)."""
-    if content is None:
-        return None
-    found = _REFRESH_URL.match(content)
-    target = found.group(2).strip() if found else ""
+    on to (`refresh_content`), resolved against `base_url`; None when `content` is absent,
+    is no refresh, names no URL (`content="300"` only reloads the page), or names one that
+    is not http(s). A browser waits N seconds first; a collector has nothing to wait for.
+    Finding the element is the parsed page's part (`extract.HtmlDocument.refresh_url`)."""
+    target = refresh_content(content) if content is not None else None
     if not target:
         return None
     absolute = urljoin(base_url, target)
