@@ -61,6 +61,7 @@ PAGES = {
     "/br-cut": ("br", CUT_BROTLI),
     "/deflate-cut": ("deflate", zlib.compress(RAW)[: len(CUT_GZIP)]),
     "/not-gzip": ("gzip", RAW),
+    "/gzip-twice-said-once": ("gzip", gzip.compress(GZIP)),
 }
 
 
@@ -105,6 +106,12 @@ def test_compressed_pages_whole_or_an_error(pages: str, workdir: Path) -> None:
             in (errors[name])
         )
     assert "the gzip data is not valid" in errors["not_gzip"]
+    # was: "is gzip data, but the answer has no `Content-Encoding: gzip` header", which it has
+    assert errors["gzip_twice_said_once"] == (
+        f"the page at {pages}/gzip-twice-said-once is still gzip data after its "
+        "`Content-Encoding: gzip` was undone: the server compresses it twice; fix the server "
+        "(nothing can be read from compressed bytes)"
+    )
 
 
 def test_decode_body_is_capped_and_counts_members() -> None:

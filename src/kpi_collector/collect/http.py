@@ -146,10 +146,19 @@ class Response:
         for magic, coding in _COMPRESSED_MAGIC:
             if self.body.startswith(magic):
                 # a browser shows such a page as garbage too; say why nothing matches
+                where = url_without_query(self.url)
+                said = self.headers.get("Content-Encoding", "").strip()
+                if said:  # undone, and compressed still: compressed twice, said once
+                    raise ExtractError(
+                        f"the page at {where} is still {coding} data after its "
+                        f"`Content-Encoding: {printable(said)[:60]}` was undone: the server "
+                        "compresses it twice; fix the server (nothing can be read from "
+                        "compressed bytes)"
+                    )
                 raise ExtractError(
-                    f"the page at {url_without_query(self.url)} is {coding} data, but the "
-                    f"answer has no `Content-Encoding: {coding}` header; fix the server's "
-                    "headers (nothing can be read from compressed bytes)"
+                    f"the page at {where} is {coding} data, but the answer has no "
+                    f"`Content-Encoding: {coding}` header; fix the server's headers (nothing "
+                    "can be read from compressed bytes)"
                 )
         encoding, text = decode_html(self.headers.get("Content-Type"), self.body)
         # U+FFFD absent: nothing was replaced (a body that spells it out takes the text)
