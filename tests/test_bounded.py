@@ -8,6 +8,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -74,6 +75,25 @@ def hostile_app() -> web.Application:
             except (ConnectionError, RuntimeError):
                 break
             await asyncio.sleep(0.1)
+        return response
+
+    async def stall(request: web.Request) -> web.StreamResponse:
+        # 12 of the 100 bytes it announces (or, with `?silent`, not even its head), then
+        # nothing, for 5 s at most: the client gives up long before
+        async def until_gone() -> None:
+            for _ in range(50):
+                if request.transport is None or request.transport.is_closing():
+                    return
+                await asyncio.sleep(0.1)
+
+        if "silent" in request.query:
+            await until_gone()
+            return web.Response(text="{}")
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = 100
+        await response.prepare(request)
+        await response.write(b'{"value": 12')
+        await until_gone()
         return response
 
     async def declared_gigabyte(request: web.Request) -> web.StreamResponse:
@@ -222,6 +242,7 @@ def hostile_app() -> web.Application:
         ("/page", page),
         ("/endless", endless),
         ("/trickle", trickle),
+        ("/stall", stall),
         ("/gigabyte", declared_gigabyte),
         ("/bomb", gzip_bomb),
         ("/binary-error", binary_error),
@@ -288,13 +309,26 @@ def test_a_declared_length_past_the_cap_fails_before_reading(hostile: str) -> No
 
 
 def test_a_slow_endless_body_fails_at_the_timeout(hostile: str) -> None:
+    """A body that trickles or stalls fails at the timeout, saying how far it came: the
+    message was "waiting for" the URL, as for a server that never answered."""
     result = run(
         HttpJson(name="slow", url=f"{hostile}/trickle", metrics={"v": "value"}),
+        HttpJson(name="stalled", url=f"{hostile}/stall", metrics={"v": "value"}),
+        HttpJson(name="silent", url=f"{hostile}/stall?silent=1", metrics={"v": "value"}),
         *healthy_pair(hostile),
         timeout=1,
     )
     assert result.values == HEALTHY
-    assert result.errors["slow"] == f"timed out after 1s waiting for {hostile}/trickle"
+    assert re.fullmatch(
+        rf"timed out after 1s reading the answer from {re.escape(hostile)}/trickle \(HTTP "
+        r"200\): [\d,]+ bytes of its body, not its end, had come",
+        result.errors["slow"],
+    )
+    assert result.errors["stalled"] == (
+        f"timed out after 1s reading the answer from {hostile}/stall (HTTP 200): 12 of the "
+        "100 bytes its Content-Length announced had come"
+    )
+    assert result.errors["silent"] == f"timed out after 1s waiting for {hostile}/stall"
 
 
 def test_a_gzip_bomb_is_caught_while_decompressing(hostile: str) -> None:

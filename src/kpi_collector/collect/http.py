@@ -655,35 +655,43 @@ class HttpSession:
             middlewares.append(_fields_stay_on_host(url))
         # one deadline for the whole answer, the last byte of the body included: aiohttp's
         # `total` does not stop a body that keeps trickling in
-        async with (
-            asyncio.timeout(self.timeout),
-            session.request(
-                method,
-                url,
-                params=params or None,
-                headers=headers or None,
-                json=json_body,
-                data=data,
-                # the one deadline is the asyncio.timeout above; an aiohttp timeout (this
-                # one, or else the session's default of 5 minutes) adds a timer per request
-                timeout=aiohttp.ClientTimeout(),
-                # the body as it came: `_read_capped` undoes its Content-Encoding, and
-                # refuses a stream cut before its end, which aiohttp takes as whole
-                auto_decompress=False,
-                middlewares=tuple(middlewares) or None,
-                allow_redirects=follow_redirects,
-            ) as resp,
-        ):
-            body = await _read_capped(resp, self.max_bytes)
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug(
-                    "%s %s: HTTP %d, %s bytes",
+        reading = _Reading()
+        try:
+            async with (
+                asyncio.timeout(self.timeout),
+                session.request(
                     method,
-                    redact(url_without_query(str(resp.url))),
-                    resp.status,
-                    f"{len(body):,}",
-                )
-            return Response(resp.status, str(resp.url), resp.headers, body)
+                    url,
+                    params=params or None,
+                    headers=headers or None,
+                    json=json_body,
+                    data=data,
+                    # the one deadline is the asyncio.timeout above; an aiohttp timeout (this
+                    # one, or else the session's default of 5 minutes) adds a timer per request
+                    timeout=aiohttp.ClientTimeout(),
+                    # the body as it came: `_read_capped` undoes its Content-Encoding, and
+                    # refuses a stream cut before its end, which aiohttp takes as whole
+                    auto_decompress=False,
+                    middlewares=tuple(middlewares) or None,
+                    allow_redirects=follow_redirects,
+                ) as resp,
+            ):
+                reading.status, reading.declared = resp.status, resp.content_length
+                body = await _read_capped(resp, self.max_bytes, reading)
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug(
+                        "%s %s: HTTP %d, %s bytes",
+                        method,
+                        redact(url_without_query(str(resp.url))),
+                        resp.status,
+                        f"{len(body):,}",
+                    )
+                return Response(resp.status, str(resp.url), resp.headers, body)
+        except TimeoutError as exc:
+            if reading.status is None:
+                raise
+            # the answer began: say how far its body came (stalled, or trickling)
+            raise _BodyTimeout(reading) from exc
 
     async def get(self, url: str, **kwargs: Any) -> Response:
         """`request("GET", url, ...)`: same keywords, same errors."""
@@ -1106,10 +1114,30 @@ def _same_origin_credentials(
     return middleware
 
 
-async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+@dataclass(slots=True)
+class _Reading:
+    """How far an answer came: its `status` once its head came (None before), the body
+    size its `Content-Length` `declared`, and the `size` of the body read so far (bytes)."""
+
+    status: int | None = None
+    declared: int | None = None
+    size: int = 0
+
+
+class _BodyTimeout(TimeoutError):
+    """The deadline passed while an answer's body was coming (`reading` says how far)."""
+
+    def __init__(self, reading: _Reading) -> None:
+        super().__init__()
+        self.reading = reading
+
+
+async def _read_capped(
+    resp: aiohttp.ClientResponse, max_bytes: int, reading: _Reading | None = None
+) -> bytes:
     """The body, read as a stream, stopping as soon as it passes `max_bytes`, then its
     `Content-Encoding` undone in bounded steps (`decoding.decode_body`), its output capped
-    at `max_bytes` too.
+    at `max_bytes` too. `reading.size` follows the bytes read, for a timeout's message.
 
     Raises: HttpError (terminal) when the body is larger than `max_bytes` or its coding's
     data is not valid; (transient) when that data is cut before its end.
@@ -1125,6 +1153,8 @@ async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
         if size > max_bytes:
             raise _too_large(str(resp.url), max_bytes)
         chunks.append(chunk)
+        if reading is not None:
+            reading.size = size
     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     # two `Content-Encoding` lines are one list, in the order they came (RFC 9110 5.3)
     coding = ", ".join(resp.headers.getall("Content-Encoding", ()))
@@ -1200,7 +1230,17 @@ _PLAIN_HTTP = (
 def _connection_error(url: str, exc: BaseException, timeout: float) -> HttpError:
     import aiohttp
 
-    if isinstance(exc, asyncio.TimeoutError):
+    if isinstance(exc, _BodyTimeout):
+        came = exc.reading
+        if came.declared is not None:
+            much = f"{came.size:,} of the {came.declared:,} bytes its Content-Length announced"
+        else:
+            much = f"{came.size:,} bytes of its body, not its end,"
+        message = (
+            f"timed out after {timeout:g}s reading the answer from {url_without_query(url)} "
+            f"(HTTP {came.status}): {much} had come"
+        )
+    elif isinstance(exc, asyncio.TimeoutError):
         message = f"timed out after {timeout:g}s waiting for {url_without_query(url)}"
     elif isinstance(exc, aiohttp.ClientSSLError):
         # the same certificate, the same handshake next time: no retry helps
