@@ -377,6 +377,30 @@ def test_no_configured_credential_follows_a_redirect_to_another_origin(
     assert "Authorization: \n" in sent  # no basic (its base64) either
 
 
+def test_a_key_in_the_urls_own_query_does_not_follow_a_redirect_to_another_origin() -> None:
+    """A key given in `params:` was kept from another origin a redirect copies the query to,
+    but the same key written into the URL (`?api_key=...`) went along; now the URL's own
+    credentials (named as one, or a known secret's value) stay too, and the rest goes."""
+    import asyncio
+
+    from kpi_collector.collect.http import HttpClient
+    from kpi_collector.secrets import remember
+
+    remember("zqvar-given-value-77")
+
+    async def fetch(url: str) -> object:
+        async with HttpClient() as client:
+            return (await client.session(retries=0).get(url)).json()
+
+    with Servers() as servers:
+        query = "api_key=zqurl-key-4242&page=2&access=zqvar-given-value-77"
+        answer = asyncio.run(fetch(f"http://127.0.0.1:{servers.port}/redirect?{query}"))
+        assert answer == {"v": 1}
+        (sent,) = servers.captured
+    assert sent.startswith("GET /capture?page=2\n")
+    assert "zqurl" not in sent and "zqvar" not in sent, sent
+
+
 def test_credentials_still_go_along_a_redirect_within_the_same_origin() -> None:
     import asyncio
 

@@ -649,8 +649,9 @@ class HttpSession:
 
         session = self._aiohttp()
         middlewares = []
-        if headers or params:  # nothing configured to keep from other origins: no middleware
-            middlewares.append(_same_origin_credentials(url, headers, params))
+        own = _query_credentials(url)
+        if headers or params or own:  # nothing to keep from other origins: no middleware
+            middlewares.append(_same_origin_credentials(url, headers, {**own, **params}))
         if fields_stay:
             middlewares.append(_fields_stay_on_host(url))
         # one deadline for the whole answer, the last byte of the body included: aiohttp's
@@ -1085,11 +1086,28 @@ def _form_body(filled: FilledForm) -> tuple[Any, dict[str, str]]:
     return form.encode("ascii"), {"Content-Type": "application/x-www-form-urlencoded"}
 
 
+def _query_credentials(url: str) -> dict[str, str]:
+    """The query parameters of `url` itself that are credentials: named as one
+    (`api_key=`, `token=`, `sig=`...) or holding a value known as secret (a `${VAR}`'s),
+    what `redact` masks in `?name=value`. {} for most URLs, whose query holds none."""
+    query = urlsplit(url).query
+    if not query:
+        return {}
+    from urllib.parse import parse_qsl
+
+    return {
+        name: value
+        for name, value in parse_qsl(query)
+        if value and redact(f"?{name}={value}") != f"?{name}={value}"
+    }
+
+
 def _same_origin_credentials(
     url: str, headers: Mapping[str, str], params: Mapping[str, str]
 ) -> aiohttp.ClientMiddlewareType:
     """An aiohttp middleware (it sees every request of a redirect chain) that keeps the
-    configured headers (auth included) and query parameters from any origin but `url`'s.
+    configured headers (auth included) and query parameters (`params`, and the credentials
+    in `url`'s own query, `_query_credentials`) from any origin but `url`'s.
 
     aiohttp itself drops only `Authorization` on a redirect to another origin; an API key in
     `X-Key`, a `headers:` value or a query parameter the first server copies into its
