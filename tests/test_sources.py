@@ -191,6 +191,21 @@ def test_a_redirect_to_a_host_that_does_not_exist_names_it(waits: Waits) -> None
     assert waits.asked == []
 
 
+def test_an_unknown_host_written_in_another_script_is_no_redirect(waits: Waits) -> None:
+    """A host name with letters outside ASCII is asked for in its IDNA form (`xn--...`),
+    which differed from the URL's as written: the line said the URL "redirects to
+    xn--bcher-kpi-nosuch-jzb.invalid"; it is the URL's own host, named as written."""
+    result = run(
+        HTML(name="idn", url="http://Bücher-kpi-nosuch.invalid/x", metrics={"v": "#n"}),
+        defaults=Defaults(timeout=5, retries=3),
+    )
+    assert result.errors == {
+        "idn": "cannot reach http://Bücher-kpi-nosuch.invalid/x: no such host "
+        "bücher-kpi-nosuch.invalid (the name does not resolve); check the host name in the URL"
+    }
+    assert waits.asked == []
+
+
 def test_a_resolver_that_fails_for_now_is_transient() -> None:
     """EAI_AGAIN (the DNS server did not answer in time, the network is not up yet) may be
     gone on the next try, unlike EAI_NONAME; the one a resolver library raises too."""

@@ -1277,19 +1277,34 @@ def unknown_host_error(url: str, host: str) -> HttpError:
     """The terminal error for `url` whose `host` (its own, or where it redirects) does not
     exist (`is_unknown_host`)."""
     where = url_without_query(url)
-    if host.lower() != (urlsplit(url).hostname or "").lower():
+    # a name as aiohttp asks for it (`xn--bcher-kva.example`) or as written (`bücher.example`)
+    asked, own = _host_forms(host), _host_forms(urlsplit(url).hostname or "")
+    if asked[0] != own[0]:
         return HttpError(
-            f"cannot reach {where}: it redirects to {printable(host)}, no such host (the name "
-            "does not resolve); check the URL",
+            f"cannot reach {where}: it redirects to {printable(asked[1])}, no such host (the "
+            "name does not resolve); check the URL",
             url=url,
             transient=False,
         )
     return HttpError(
-        f"cannot reach {where}: no such host {printable(host)} (the name does not resolve); "
-        "check the host name in the URL",
+        f"cannot reach {where}: no such host {printable(asked[1])} (the name does not "
+        "resolve); check the host name in the URL",
         url=url,
         transient=False,
     )
+
+
+def _host_forms(host: str) -> tuple[str, str]:
+    """(the host as DNS is asked for it, in ASCII: `xn--bcher-kva.example`; as a reader
+    writes it: `bücher.example`), both in lower case; the host as it is, lowered, twice
+    when it is no valid name."""
+    from yarl import URL
+
+    try:
+        built = URL.build(scheme="http", host=host)
+    except ValueError:
+        return host.lower(), host.lower()
+    return (built.raw_host or host).lower(), (built.host or host).lower()
 
 
 def is_unknown_host(error: BaseException) -> bool:
