@@ -22,10 +22,11 @@ from kpi_collector.errors import ExtractError
 #: before) 4096, which finds a late `<meta charset>` after a long `<title>` or scripts
 PRESCAN_BYTES = 4096
 
-# the prescan's tokens: a comment (skipped whole), a meta tag (its attributes), an
-# XML declaration; anything else is passed over
+# the prescan's tokens: a comment (skipped whole: it ends at the first `>` after two
+# dashes, those of `<!--` included, so `<!-->` and `<!--->` are whole comments), a meta tag
+# (its attributes), an XML declaration; anything else is passed over
 _SCAN = re.compile(
-    rb"""<!--.*?(?:-->|$)
+    rb"""<!--(?:>|->|.*?(?:-->|$))
     | <meta(?=[\s/])(?P<meta>(?:[^<>"']|"[^"]*"|'[^']*')*)
     """,
     re.IGNORECASE | re.DOTALL | re.VERBOSE,
