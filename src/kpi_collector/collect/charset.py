@@ -3,8 +3,9 @@
 The HTML standard's encoding sniffing (section 13.2.3.2): a byte order mark, then the
 `Content-Type` header's charset, then the `<meta charset>` / `<meta http-equiv>` the
 prescan finds (comments skipped; a label it does not know is passed over, `utf-16*` means
-UTF-8, `x-user-defined` windows-1252), else UTF-8 when the bytes are valid UTF-8 and
-windows-1252 when not. Labels are the WHATWG Encoding standard's (through webencodings:
+UTF-8, `x-user-defined` windows-1252), else UTF-8 when the bytes are valid UTF-8, else
+the charset of a `<meta>` further on (the parser's "change the encoding", section
+13.2.3.5), else windows-1252. Labels are the WHATWG Encoding standard's (through webencodings:
 `latin1`, `ascii` and `iso-8859-1` are windows-1252, `x-gbk` GBK, `utf-16` UTF-16LE,
 `x-sjis` Shift_JIS), each decoded by the Python codec that matches the standard's decoder
 (through w3lib: Shift_JIS as cp932, GBK as GB18030, Big5 as Big5-HKSCS, EUC-KR as cp949).
@@ -28,6 +29,19 @@ PRESCAN_BYTES = 4096
 _SCAN = re.compile(
     rb"""<!--(?:>|->|.*?(?:-->|$))
     | <meta(?=[\s/])(?P<meta>(?:[^<>"']|"[^"]*"|'[^']*')*)
+    """,
+    re.IGNORECASE | re.DOTALL | re.VERBOSE,
+)
+#: how far a late `<meta charset>` is looked for (`late_meta_charset`): a <head> is shorter
+LATE_BYTES = 256 * 1024
+# the tokens of that look: comments and the contents of elements whose text is no markup
+# (a <meta> in a script's string is no element), and meta tags, their quoted values at
+# most 1 KB (an unclosed quote ends the tag, not a scan of the rest of the page each time)
+_LATE = re.compile(
+    rb"""<!--(?:>|->|.*?(?:-->|$))
+    | <(?P<raw>script|style|title|textarea|xmp|iframe|noembed|noframes|noscript|template)
+      (?=[\s/>]).*?(?:</(?P=raw)\s*>|$)
+    | <meta(?=[\s/])(?P<meta>(?:[^<>"']|"[^"]{0,1024}"|'[^']{0,1024}')*)
     """,
     re.IGNORECASE | re.DOTALL | re.VERBOSE,
 )
@@ -60,7 +74,7 @@ def decode_html(content_type: str | None, body: bytes) -> tuple[str, str]:
     if codec is None and body.startswith(b"<?xml"):
         codec = _xml_charset(body)
     if codec is None:
-        codec = "utf-8" if _valid_utf8(body) else "cp1252"
+        codec = "utf-8" if _valid_utf8(body) else late_meta_charset(body) or "cp1252"
     if codec == "replacement":
         label = header if _codec(header or "", meta=False) == "replacement" else "its <meta>"
         raise ExtractError(
@@ -88,8 +102,20 @@ def header_charset(content_type: str | None) -> str | None:
 def meta_charset(body: bytes) -> str | None:
     """The codec the HTML standard's prescan finds in a `<meta>` of the first
     PRESCAN_BYTES of `body`, or None (labels it does not know are passed over)."""
-    head = body[:PRESCAN_BYTES]
-    for match in _SCAN.finditer(head):
+    return _first_meta_codec(_SCAN, body[:PRESCAN_BYTES])
+
+
+def late_meta_charset(body: bytes) -> str | None:
+    """The codec a `<meta charset>` (or `http-equiv`) past the prescan's reach names, in
+    the first LATE_BYTES of `body`, or None: a browser that meets one while parsing a page
+    it decoded by guess decodes the page again in it (HTML standard, "change the encoding"),
+    as Chromium does for a windows-1251 page whose <meta> follows 5 KB of scripts. Comments
+    and the text of scripts, styles and the like are passed over, as the parser does."""
+    return _first_meta_codec(_LATE, body[:LATE_BYTES])
+
+
+def _first_meta_codec(scan: re.Pattern[bytes], head: bytes) -> str | None:
+    for match in scan.finditer(head):
         attributes = match.group("meta")
         if attributes is None or b"charset" not in attributes.lower():
             continue
