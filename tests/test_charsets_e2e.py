@@ -75,6 +75,11 @@ PAGES: dict[str, tuple[str, bytes, float]] = {
         ),
         1.2e6,
     ),
+    # no charset anywhere, not UTF-8: the HTML standard's default for the page's language
+    # (a browser guesses the same from the text); as windows-1252, 1.2 was stored
+    "/no-label-ru": ("text/html", _page("Выручка 1,2 млн", "ru", "cp1251"), 1.2e6),
+    "/no-label-ja": ("text/html", _page("売上 1.2万", "ja", "shift_jis"), 12_000),
+    "/no-label-zh-tw": ("text/html", _page("收入 1.2萬", "zh-TW", "big5"), 12_000),
 }
 
 
