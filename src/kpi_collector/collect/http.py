@@ -123,8 +123,9 @@ class Response:
         a byte order mark, then the `Content-Type` header's charset, then `<meta charset>` /
         `<meta http-equiv=Content-Type>` in the body, labels as the WHATWG Encoding standard
         reads them (`iso-8859-1` and `ascii` are windows-1252); without any of them UTF-8
-        when the body is valid UTF-8, else windows-1252, the standard's default for most
-        locales. Bytes that do not decode become U+FFFD.
+        when the body is valid UTF-8, else a `<meta>` further on, else the standard's
+        default for the page's `<html lang>` (windows-1252 for most languages). Bytes that
+        do not decode become U+FFFD.
         """
         return self.html_page()[0]
 
