@@ -471,6 +471,36 @@ def test_a_credential_with_a_trailing_newline_is_sent_trimmed(site: Site) -> Non
     }
 
 
+def test_a_header_name_that_is_no_token_is_an_error_naming_it(site: Site) -> None:
+    """`X-Api-Key:` pasted from curl's `-H` went as `X-Api-Key:: <token>` (the server read the
+    value `: <token>` and answered 401, "credentials wrong"); `X Api Key` as a line no
+    server reads; a name with a line break failed with aiohttp's ValueError. Each is an
+    error naming the header (never its value), and nothing is sent."""
+    url, _ = site
+    names = {"colon": "X-Api-Key:", "space": "X Api Key", "break": "X-Api\nKey", "empty": ""}
+    result = run(
+        *(
+            HttpJson(
+                name=name,
+                url=f"{url}/auth/header",
+                auth={"header": {header: TOKEN}},
+                metrics={"v": "value"},
+            )
+            for name, header in names.items()
+        ),
+        HttpJson(
+            name="ok", url=f"{url}/auth/header", auth={"header": {"X-Api-Key": TOKEN}},
+            metrics={"v": "value"},
+        ),  # fmt: skip
+    )
+    assert result.values == {"ok.v": 3}
+    assert result.errors == {
+        name: f"{header!r} is no header name (for {url}/auth/header): a name is letters, "
+        "digits and !#$%&'*+-.^_`|~, without the colon and the value; check `headers:`"
+        for name, header in names.items()
+    }
+
+
 def test_a_trimmed_credential_echoed_back_stays_hidden() -> None:
     """The token goes without its line end; a server that echoes what it got (a 401 quoting
     the header, a form quoting the user) shows that trimmed value, which is masked too."""
@@ -639,17 +669,22 @@ def test_a_refusal_after_a_redirect_to_another_origin_says_the_credentials_staye
 
         first.router.add_get("/x", redirect)
         with BackgroundServer(first) as url:
+            in_url = url.replace("http://", "http://kpiuser:url-pw-31@")
             result = run(
                 HttpJson(name="b", url=f"{url}/x", auth={"bearer": TOKEN}, metrics={"v": "v"}),
                 HttpJson(
                     name="direct", url=f"{moved}/api/x", auth={"bearer": TOKEN}, metrics={"v": "v"}
                 ),
+                # credentials in the URL's userinfo stay behind too (was: "unauthorized: the
+                # credentials are missing or wrong")
+                HttpJson(name="u", url=f"{in_url}/x", metrics={"v": "v"}),
             )
     assert result.values == {"direct.v": 1}
     assert result.errors == {
-        "b": f"HTTP 401 from {moved}/api/x: unauthorized, after a redirect from {url}/x to "
+        name: f"HTTP 401 from {moved}/api/x: unauthorized, after a redirect from {url}/x to "
         "another origin, where the configured credentials are not sent; if they are meant "
         f'for it, set the URL to {moved}/api/x — {{"message": "Requires authentication"}}'
+        for name in ("b", "u")
     }
 
 

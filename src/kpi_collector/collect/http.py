@@ -547,6 +547,16 @@ class HttpSession:
         if self.auth is not None and credentials:
             self.auth.apply(all_headers, all_params)
         for name, value in all_headers.items():
+            if not _HEADER_NAME.fullmatch(name):
+                # `X-Key:` pasted from curl's `-H` went as `X-Key:: value` (the server read
+                # `: value`), `X Key` as no header a server reads, a line break as a crash
+                raise HttpError(
+                    f"{printable(repr(name))} is no header name (for "
+                    f"{url_without_query(url)}): a name is letters, digits and "
+                    "!#$%&'*+-.^_`|~, without the colon and the value; check `headers:`",
+                    url=url,
+                    transient=False,
+                )
             if value != (trimmed := value.strip(" \t\r\n")) or _HEADER_CONTROL.search(value):
                 if _HEADER_CONTROL.search(trimmed):
                     raise HttpError(
@@ -619,10 +629,15 @@ class HttpSession:
                 return response
             if response.status < 400:  # a redirect left as it is: no page in it
                 raise _unfollowed_error(response)
+            # credentials in the URL's userinfo count too: aiohttp sends them as basic auth
+            # to its origin only
+            userinfo = "@" in urlsplit(url).netloc
             raise _status_error(
                 response,
-                credentials=self.auth is not None or self._cookies,
-                left_behind=url if credentials and (self.auth or self.headers) else None,
+                credentials=self.auth is not None or self._cookies or userinfo,
+                left_behind=(
+                    url if (credentials and (self.auth or self.headers)) or userinfo else None
+                ),
             )
 
         # a Retry-After longer than an attempt's time would spend the source's whole budget
@@ -1235,6 +1250,8 @@ def redirect_error(chain: list[str]) -> HttpError:
     )
 
 
+#: a header's name (RFC 9110 5.1: a token)
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: what no header value may hold (RFC 9110 5.5): C0 controls but tab, and DEL
 _HEADER_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 #: the TLS handshake's reasons when the other end answered in plain HTTP (OpenSSL's names)
