@@ -489,9 +489,11 @@ def test_a_header_name_that_is_no_token_is_an_error_naming_it(site: Site) -> Non
             for name, header in names.items()
         ),
         HttpJson(
-            name="ok", url=f"{url}/auth/header", auth={"header": {"X-Api-Key": TOKEN}},
+            name="ok",
+            url=f"{url}/auth/header",
+            auth={"header": {"X-Api-Key": TOKEN}},
             metrics={"v": "value"},
-        ),  # fmt: skip
+        ),
     )
     assert result.values == {"ok.v": 3}
     assert result.errors == {
