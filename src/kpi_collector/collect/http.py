@@ -694,7 +694,14 @@ class HttpSession:
                 ) as resp,
             ):
                 reading.status, reading.declared = resp.status, resp.content_length
-                body = await _read_capped(resp, self.max_bytes, reading)
+                try:
+                    body = await _read_capped(resp, self.max_bytes, reading)
+                except _TooLarge:
+                    if resp.status < 400:
+                        raise
+                    # an error page past the cap (a 503 that is a gzip bomb): its status is
+                    # the answer, retried as such, not a hint to raise `max_bytes`
+                    body = b""
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug(
                         "%s %s: HTTP %d, %s bytes",
@@ -1210,12 +1217,16 @@ async def _read_capped(
         ) from None
 
 
+class _TooLarge(HttpError):
+    """An answer past `max_bytes` (as it came, or decoded)."""
+
+
 def _too_large(url: str, max_bytes: int, declared: int | None = None) -> HttpError:
     from pydantic import ByteSize  # an error's wording only
 
     size = ByteSize(max_bytes).human_readable()
     said = f" (it says {ByteSize(declared).human_readable()})" if declared is not None else ""
-    return HttpError(
+    return _TooLarge(
         f"the answer from {url_without_query(url)} is larger than max_bytes = {size}{said}; "
         "stopped reading it. If the page is really that large, raise `max_bytes` for this source",
         url=url,
