@@ -216,6 +216,14 @@ def hostile_app() -> web.Application:
         request.transport.close()
         return response
 
+    async def hang_up(request: web.Request) -> web.Response:
+        # the connection closes before an answer, or in the middle of its head
+        assert request.transport is not None
+        if request.match_info["how"] == "midway":
+            request.transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: applic")
+        request.transport.close()
+        return web.Response()
+
     async def empty(request: web.Request) -> web.Response:
         return web.Response(status=int(request.match_info["status"]), content_type="text/html")
 
@@ -231,6 +239,7 @@ def hostile_app() -> web.Application:
         ("/status-999", unknown_status),
         ("/empty/{status}", empty),
         ("/cut/{how}", cut),
+        ("/hang-up/{how}", hang_up),
         ("/unfollowed/{status}", unfollowed),
         ("/to-ftp", to_ftp),
         ("/to/{how}", to_odd),
@@ -568,6 +577,22 @@ def test_a_body_cut_before_its_announced_end_says_so(hostile: str) -> None:
         "chunked": f"the answer from {hostile}/cut/chunked was cut short: the connection "
         "closed before its last chunk",
     }
+
+
+def test_a_server_that_hangs_up_is_said_to_have_hung_up(hostile: str) -> None:
+    """Closed with no answer, the line was "cannot reach URL: Server disconnected", though the
+    server was reached; closed in the middle of the answer's head, it was aiohttp's repr of
+    the half-read head (`<RawResponseMessage(version=..., headers=<CIMultiDictProxy(...`)."""
+    result = run(
+        HttpJson(name="before", url=f"{hostile}/hang-up/before", metrics={"v": "value"}),
+        HttpJson(name="midway", url=f"{hostile}/hang-up/midway", metrics={"v": "value"}),
+    )
+    assert result.errors == {
+        "before": f"{hostile}/hang-up/before closed the connection without answering",
+        "midway": f"{hostile}/hang-up/midway closed the connection in the middle of its "
+        "answer's headers",
+    }
+    assert all(o.errors[0].transient for o in result.outcomes)
 
 
 def test_a_long_redirect_chain_says_how_many_hops(hostile: str) -> None:

@@ -1294,6 +1294,13 @@ def _connection_error(url: str, exc: BaseException, timeout: float) -> HttpError
         return HttpError(_tls_message(url, exc), url=url, transient=False)
     elif isinstance(exc, aiohttp.ClientPayloadError):
         message = f"the answer from {url_without_query(url)} was cut short: {_cut(exc)}"
+    elif isinstance(exc, aiohttp.ServerDisconnectedError):
+        # it took the request and hung up (restarting, a proxy's idle cut, a crash); cut in
+        # the middle of its head, aiohttp's message is the half-read head's repr
+        midway = not isinstance(exc.message, str)
+        message = f"{url_without_query(url)} closed the connection " + (
+            "in the middle of its answer's headers" if midway else "without answering"
+        )
     elif isinstance(exc, aiohttp.ClientConnectorDNSError) and is_unknown_host(exc.os_error):
         # the DNS said the name does not exist: a typo, or a host gone; a retry asks the same
         return unknown_host_error(url, exc.host)
