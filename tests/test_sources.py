@@ -275,16 +275,31 @@ def test_tls_failures_are_terminal_and_say_what_to_fix(site: Site, tmp_path: Pat
             with pytest.raises(HttpError) as caught:
                 asyncio.run(fetch(target))
             assert not caught.value.transient  # no retry: the same handshake comes again
-        result = run(
-            HttpJson(name="tls", url=f"{tls_url}/x?key=s3cret", metrics={"v": "value"}),
-            HttpJson(name="plain", url=f"https://127.0.0.1:{plain_port}/x", metrics={"v": "value"}),
-        )
+
+        async def to_https(request: web.Request) -> web.Response:
+            raise web.HTTPFound(f"https://{request.host}/x")
+
+        upgrading = web.Application()
+        upgrading.router.add_get("/up", to_https)
+        with BackgroundServer(upgrading) as up_url:
+            result = run(
+                HttpJson(name="tls", url=f"{tls_url}/x?key=s3cret", metrics={"v": "value"}),
+                HttpJson(
+                    name="plain", url=f"https://127.0.0.1:{plain_port}/x", metrics={"v": "value"}
+                ),
+                # an http URL the server sends to https on its own plain port: was told "is
+                # the URL http://, not https://?", which it is
+                HttpJson(name="up", url=f"{up_url}/up", metrics={"v": "value"}),
+            )
         assert result.errors == {
             "tls": f"cannot reach {tls_url}/x: the TLS certificate of {tls_url[8:]} is not "
             "valid (self-signed certificate); fix the server's certificate, or trust the CA "
             "that signed it with SSL_CERT_FILE=/path/to/ca.pem",
             "plain": f"cannot reach https://127.0.0.1:{plain_port}/x: 127.0.0.1:{plain_port} "
             "does not answer in TLS (wrong version number); is the URL http://, not https://?",
+            "up": f"cannot reach {up_url}/up: it redirects to https://{up_url[7:]}, which does "
+            "not answer in TLS (wrong version number); the server's redirect is wrong, or set "
+            "the URL to the page meant",
         }
         assert hits == [0]
         (tmp_path / "kpi.yaml").write_text(

@@ -1395,10 +1395,16 @@ def _tls_message(url: str, exc: aiohttp.ClientSSLError) -> str:
         )
     reason = str(getattr(exc.os_error, "reason", None) or "")
     if reason in _PLAIN_HTTP:
-        return (
-            f"{where}: {host} does not answer in TLS ({reason.lower().replace('_', ' ')}); "
-            "is the URL http://, not https://?"
-        )
+        said = reason.lower().replace("_", " ")
+        parts = urlsplit(url)
+        asked = (_host_forms(parts.hostname or "")[0], parts.port or 443)
+        if parts.scheme != "https" or asked != (_host_forms(exc.host)[0], exc.port):
+            # not the URL's own: an http URL (or another host) redirected to https there
+            return (
+                f"{where}: it redirects to https://{host}, which does not answer in TLS "
+                f"({said}); the server's redirect is wrong, or set the URL to the page meant"
+            )
+        return f"{where}: {host} does not answer in TLS ({said}); is the URL http://, not https://?"
     said = reason.lower().replace("_", " ") if reason else printable(str(exc.os_error))
     return f"{where}: the TLS handshake with {host} failed ({said})"
 
