@@ -486,6 +486,25 @@ def test_a_credential_with_a_trailing_newline_is_sent_trimmed(site: Site) -> Non
     }
 
 
+def test_a_url_that_is_no_url_is_an_error_not_a_bug() -> None:
+    """A URL a server hands on (a `next` link, a `Link` header's) may be broken: aiohttp
+    raised a bare ValueError ("Invalid IPv6 URL"), reported as a bug in the source."""
+    from kpi_collector.errors import HttpError
+
+    async def fetch(url: str) -> None:
+        async with HttpClient() as client:
+            await client.session(retries=2).get(url)
+
+    for url, why in (
+        ("http://[::1/items?key=s3cr3t-in-link", "Invalid IPv6 URL"),
+        ("http://127.0.0.1:99999/items", "Port out of range 0-65535"),
+    ):
+        with pytest.raises(HttpError) as caught:
+            asyncio.run(fetch(url))
+        assert str(caught.value) == f"{url.split('?')[0]} is no valid URL ({why}); check the URL"
+        assert not caught.value.transient
+
+
 def test_a_header_name_that_is_no_token_is_an_error_naming_it(site: Site) -> None:
     """`X-Api-Key:` pasted from curl's `-H` went as `X-Api-Key:: <token>` (the server read the
     value `: <token>` and answered 401, "credentials wrong"); `X Api Key` as a line no

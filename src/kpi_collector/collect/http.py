@@ -541,7 +541,16 @@ class HttpSession:
         answer (list its status in `ok`, or it raises as a 3xx left as it is).
         """
         import aiohttp
+        from yarl import URL
 
+        try:  # a URL a server gave (a `next` link, a `Link` header) may be no URL at all
+            URL(url)
+        except ValueError as exc:  # aiohttp would raise this bare, as a bug in the source
+            raise HttpError(
+                f"{shown_url(url)} is no valid URL ({printable(str(exc))}); check the URL",
+                url=url,
+                transient=False,
+            ) from None
         all_headers = {**(self.headers if credentials else {}), **(headers or {})}
         all_params = {k: str(v) for k, v in (params or {}).items()}
         if self.auth is not None and credentials:
@@ -1112,8 +1121,12 @@ def _form_body(filled: FilledForm) -> tuple[Any, dict[str, str]]:
 def _query_credentials(url: str) -> dict[str, str]:
     """The query parameters of `url` itself that are credentials: named as one
     (`api_key=`, `token=`, `sig=`...) or holding a value known as secret (a `${VAR}`'s),
-    what `redact` masks in `?name=value`. {} for most URLs, whose query holds none."""
-    query = urlsplit(url).query
+    what `redact` masks in `?name=value`. {} for most URLs, whose query holds none, and
+    for text that is no URL (aiohttp says why)."""
+    try:
+        query = urlsplit(url).query
+    except ValueError:
+        return {}
     if not query:
         return {}
     from urllib.parse import parse_qsl
