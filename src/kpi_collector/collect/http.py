@@ -240,11 +240,17 @@ def check_http_url(value: str) -> str:
     """`value` itself when it is an http(s) URL with a host (`is_http_url`) and a port a
     connection can use, for the models' URL validators and `kpi probe`; ValueError naming it
     otherwise."""
+    before_query = re.split(r"[?#]", value, maxsplit=1)[0]
+    if "\\" in before_query:
+        # a browser reads `\` there as `/`; split as a URL, `host:8080\stats` was a wrong port
+        fixed = before_query.replace("\\", "/") + value[len(before_query) :]
+        raise ValueError(f"{value!r} holds a backslash; a URL is written with / ({fixed!r})")
     if not is_http_url(value):
         raise ValueError(f"{value!r} is not an http(s) URL")
     if any(char.isspace() for char in value):
         # httpx would refuse it at the first request, or send a host no server has
-        raise ValueError(f"{value!r} holds a space; a URL has none (write %20 in its path)")
+        what = "a space" if " " in value else "a tab or line break"
+        raise ValueError(f"{value!r} holds {what}; a URL has none (write %20 in its path)")
     try:
         port = urlsplit(value).port
     except ValueError:  # not a number, or out of range: the request would fail with no reason
