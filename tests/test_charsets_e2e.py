@@ -61,6 +61,25 @@ PAGES: dict[str, tuple[str, bytes, float]] = {
         _page("Выручка 1,2 млн", "ru", "cp1251", '<meta charset="bogus"><meta charset="cp1251">'),
         1.2e6,
     ),
+    # a <meta> past the prescan's 4 KB, after the scripts of a long <head>: a browser decodes
+    # the page again in it (HTML standard, "change the encoding"); read as windows-1252,
+    # млн was mojibake and 1.2 was stored. One in a script's string or a comment does not count
+    "/late-meta": (
+        "text/html",
+        _page(
+            "Выручка 1,2 млн",
+            "ru",
+            "cp1251",
+            "<script>" + "x = 1;" * 1000 + "var s = '<meta charset=koi8-r>';</script>"
+            "<!-- <meta charset=koi8-r> --><meta charset=windows-1251>",
+        ),
+        1.2e6,
+    ),
+    # no charset anywhere, not UTF-8: the HTML standard's default for the page's language
+    # (a browser guesses the same from the text); as windows-1252, 1.2 was stored
+    "/no-label-ru": ("text/html", _page("Выручка 1,2 млн", "ru", "cp1251"), 1.2e6),
+    "/no-label-ja": ("text/html", _page("売上 1.2万", "ja", "shift_jis"), 12_000),
+    "/no-label-zh-tw": ("text/html", _page("收入 1.2萬", "zh-TW", "big5"), 12_000),
 }
 
 
@@ -129,6 +148,10 @@ def test_pages_store_what_a_browser_shows(pages: str, workdir: Path) -> None:
             b'<!-- <meta charset="koi8-r"> --><meta charset=windows-1251><p>\xc0</p>',
             None,
         ),
+        # `<!-->` and `<!--->` are whole comments (the prescan's dashes may be those of
+        # `<!--`): the meta after them counts, as in a browser (it was passed over)
+        ("text/html", b"<!--><meta charset=koi8-r><p>\xe1</p>", None),
+        ("text/html", b"<!---><meta charset=koi8-r><p>\xe1</p>", None),
         # http-equiv with the label quoted inside content
         (
             "text/html",
@@ -141,6 +164,19 @@ def test_pages_store_what_a_browser_shows(pages: str, workdir: Path) -> None:
         ("text/html", b'<meta charset="x-user-defined"><p>\x80</p>', None),
         # no label: UTF-8 when valid, else windows-1252
         ("text/html", b"<p>\x80 \xe9</p>", "<p>€ é</p>"),
+        # a late <meta> counts only for a page that is not UTF-8 (a browser would take it
+        # for an ASCII page too, which reads the same), and not inside a <title> or <style>
+        (
+            "text/html",
+            b"<p>" + b"x" * 5000 + b"\xc3\xa9</p><meta charset=koi8-r>",
+            "<p>" + "x" * 5000 + "\xe9</p><meta charset=koi8-r>",
+        ),
+        (
+            "text/html",
+            b"<style>" + b"p{}" * 2000 + b"<meta charset=koi8-r></style><title><meta "
+            b"charset=koi8-r></title><p>\x80</p>",
+            None,
+        ),
     ],
 )
 def test_decode_html(content_type: str, body: bytes, text: str | None) -> None:

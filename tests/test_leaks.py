@@ -377,6 +377,30 @@ def test_no_configured_credential_follows_a_redirect_to_another_origin(
     assert "Authorization: \n" in sent  # no basic (its base64) either
 
 
+def test_a_key_in_the_urls_own_query_does_not_follow_a_redirect_to_another_origin() -> None:
+    """A key given in `params:` was kept from another origin a redirect copies the query to,
+    but the same key written into the URL (`?api_key=...`) went along; now the URL's own
+    credentials (named as one, or a known secret's value) stay too, and the rest goes."""
+    import asyncio
+
+    from kpi_collector.collect.http import HttpClient
+    from kpi_collector.secrets import remember
+
+    remember("zqvar-given-value-77")
+
+    async def fetch(url: str) -> object:
+        async with HttpClient() as client:
+            return (await client.session(retries=0).get(url)).json()
+
+    with Servers() as servers:
+        query = "api_key=zqurl-key-4242&page=2&access=zqvar-given-value-77"
+        answer = asyncio.run(fetch(f"http://127.0.0.1:{servers.port}/redirect?{query}"))
+        assert answer == {"v": 1}
+        (sent,) = servers.captured
+    assert sent.startswith("GET /capture?page=2\n")
+    assert "zqurl" not in sent and "zqvar" not in sent, sent
+
+
 def test_credentials_still_go_along_a_redirect_within_the_same_origin() -> None:
     import asyncio
 
@@ -494,3 +518,49 @@ def test_a_key_in_a_sources_url_is_hidden_where_the_server_echoes_it_alone(
     assert "invalid key ***" in result.stdout + result.stderr
     assert key not in result.stdout + result.stderr
     assert key.encode() not in (tmp_path / "kpi.db").read_bytes()
+
+
+def test_credentials_in_a_urls_userinfo_show_nowhere(tmp_path: Path) -> None:
+    """A token written as a URL's user (`http://TOKEN@host/`, no password) showed in every
+    "cannot reach" message, on screen, in the log and in the store: messages named the URL
+    without its query but with its userinfo, and only a password was known as secret. A
+    server echoing the `Authorization: Basic` a URL's userinfo is sent as showed its base64.
+    Now messages name the URL without userinfo, and the userinfo and its basic form are
+    secret, written in the file or not."""
+    from kpi_collector.demo.server import BackgroundServer
+
+    token, password = "ghp_u5erinfoT0ken42", "pw-in-url-7781"
+    closed = free_port()
+
+    async def echo(request: web.Request) -> web.Response:
+        said = request.headers.get("Authorization", "")
+        user = base64.b64decode(said.removeprefix("Basic ")).decode()
+        return web.Response(status=401, text=f"refused {said} ({user})")
+
+    app = web.Application()
+    app.router.add_get("/echo", echo)
+    with BackgroundServer(app) as url:
+        port = url.rsplit(":", 1)[1]
+        urls = {
+            "token": f"http://{token}@127.0.0.1:{port}/echo",
+            "pair": f"http://kpiuser:{password}@127.0.0.1:{port}/echo",
+            "token_gone": f"http://{token}@127.0.0.1:{closed}/x?page=1",
+            "pair_gone": f"http://kpiuser:{password}@127.0.0.1:{closed}/x",
+        }
+        (tmp_path / "kpi.yaml").write_text(
+            "defaults: {retries: 1}\nsources:\n"
+            + "".join(
+                f"  - {{name: {name}, type: http_json, url: '{where}', metrics: {{v: value}}}}\n"
+                for name, where in urls.items()
+            )
+        )
+        result = run_kpi(tmp_path, "-v", "run")
+    shown = result.stdout + result.stderr + store_text(f"sqlite:///{tmp_path / 'kpi.db'}")
+    assert result.returncode == 1, result.stderr
+    assert f"HTTP 401 from http://127.0.0.1:{port}/echo: unauthorized" in shown
+    assert f"cannot reach http://127.0.0.1:{closed}/x: " in shown
+    for name in ("token", "pair"):  # the echo came, masked
+        assert re.search(rf"failed {name}: .* refused Basic \*\*\*=* \(\*\*\*\)", shown)
+    for secret in (token, password, f"{token}:", f"kpiuser:{password}"):
+        for form in (secret, base64.b64encode(secret.encode()).decode().rstrip("=")):
+            assert form not in shown, form

@@ -813,6 +813,23 @@ def test_a_meta_refresh_is_followed_as_a_browser_follows_it(workdir: Path) -> No
         ('<!-- <meta http-equiv="refresh" content="0; url=/old"> --><p>1</p>', None),
         ('<script>"<meta http-equiv=refresh content=0;url=/js>"</script>', None),
         ('<meta http-equiv="refresh" content="0; url=/caf\u00e9">', "http://h.test/caf\u00e9"),
+        # as the standard's steps read `content`: a quote ends at the next quote, not at
+        # the end; seconds followed by other text are no refresh, and are passed over
+        ("<meta http-equiv=refresh content=\"0; url='/next' (moved)\">", "http://h.test/next"),
+        ("<meta http-equiv=refresh content=\"0;'/quoted' x\">", "http://h.test/quoted"),
+        ('<meta http-equiv=refresh content="0a; url=/typo">', None),
+        ('<meta http-equiv=refresh content="5 URL = /spaced ">', "http://h.test/spaced"),
+        ('<meta http-equiv=refresh content=".5;url=/half">', "http://h.test/half"),
+        ('<meta http-equiv=refresh content="0; urn=/u">', "http://h.test/a/urn=/u"),
+        (
+            '<meta http-equiv=refresh content="soon; url=/a">'
+            '<meta http-equiv=refresh content="0; url=/b">',
+            "http://h.test/b",
+        ),
+        (
+            '<meta http-equiv=refresh content="60"><meta http-equiv=refresh content="0;url=/c">',
+            None,  # the first is a reload: the second is never reached
+        ),
     ],
 )
 def test_meta_refresh_reads_the_url_a_browser_goes_to(tag: str, target: str | None) -> None:

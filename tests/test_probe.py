@@ -356,6 +356,9 @@ def test_probe_needs_a_url_or_a_source(tmp_path: Path) -> None:
         ("http://a b/", "holds a space"),
         ("http://", "not an http(s) URL"),
         ("http://[::1]:99999/", "port"),
+        # was "has no valid port": a browser reads `\` as `/`
+        ("http://127.0.0.1:8080\\stats", "holds a backslash; a URL is written with / "),
+        ("http://host/a\tb", "holds a tab or line break"),  # was "holds a space"
     ],
 )
 def test_probe_of_a_malformed_url_is_one_line(tmp_path: Path, url: str, why: str) -> None:

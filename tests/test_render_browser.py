@@ -752,7 +752,7 @@ def test_a_rendered_page_that_is_rate_limited_waits_its_retry_after(waits: Waits
             defaults=Defaults(timeout=10, retries=2),
         )
     assert result.errors == {
-        "later": f"HTTP 429 from {url}/later: rate limited (retry after 3600s); the page "
+        "later": f"HTTP 429 from {url}/later: rate limited (retry after 60 min); the page "
         f"showed title 'Slow down' at {url}/later"
     }
     assert hits.count("/later") == 1 and len(waits.asked) == 1

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from kpi_collector.collect.retry import Pacer, backoff_delay, retrying
+from kpi_collector.collect.retry import Pacer, backoff_delay, retrying, wait_text
 from kpi_collector.errors import KpiError
 from tests.conftest import Waits
 
@@ -108,3 +108,24 @@ def test_concurrent_callers_take_turns_in_order(waits: Waits) -> None:
     asyncio.run(many())
     assert [n for n, _ in order] == [0, 1, 2, 3]
     assert [t for _, t in order] == pytest.approx([1000, 1000.1, 1000.2, 1000.3])
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0s"),
+        (89.4, "89s"),
+        (90, "2 min"),
+        (3600, "60 min"),
+        (5400, "1.5 h"),
+        (47 * 3600, "47.0 h"),
+        (48 * 3600, "2 days"),
+        (364 * 86400, "364 days"),
+        (365 * 86400, "a year or more"),
+        (1e308, "a year or more"),
+    ],
+)
+def test_a_wait_is_said_in_words_a_reader_takes_in(seconds: float, text: str) -> None:
+    """`Retry-After: 1e308` printed 309 digits of seconds in the error; an HTTP date in the
+    year 9999, twelve."""
+    assert wait_text(seconds) == text

@@ -5,6 +5,7 @@ run) through `http_json` and `html` against a real local server, with the Pipeli
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -109,7 +110,7 @@ def test_429_honours_retry_after(site: Site, waits: Waits) -> None:
 def test_long_retry_after_fails_at_once_and_says_when(site: Site, waits: Waits) -> None:
     url, app = site
     result = run(HttpJson(name="r", url=f"{url}/ratelimited-long", metrics={"v": "value"}))
-    assert "HTTP 429" in result.errors["r"] and "retry after 3600s" in result.errors["r"]
+    assert "HTTP 429" in result.errors["r"] and "retry after 60 min" in result.errors["r"]
     assert app["hits"]["/ratelimited-long"] == 1
     assert waits.asked == []
 
@@ -190,6 +191,21 @@ def test_a_redirect_to_a_host_that_does_not_exist_names_it(waits: Waits) -> None
     assert waits.asked == []
 
 
+def test_an_unknown_host_written_in_another_script_is_no_redirect(waits: Waits) -> None:
+    """A host name with letters outside ASCII is asked for in its IDNA form (`xn--...`),
+    which differed from the URL's as written: the line said the URL "redirects to
+    xn--bcher-kpi-nosuch-jzb.invalid"; it is the URL's own host, named as written."""
+    result = run(
+        HTML(name="idn", url="http://Bücher-kpi-nosuch.invalid/x", metrics={"v": "#n"}),
+        defaults=Defaults(timeout=5, retries=3),
+    )
+    assert result.errors == {
+        "idn": "cannot reach http://Bücher-kpi-nosuch.invalid/x: no such host "
+        "bücher-kpi-nosuch.invalid (the name does not resolve); check the host name in the URL"
+    }
+    assert waits.asked == []
+
+
 def test_a_resolver_that_fails_for_now_is_transient() -> None:
     """EAI_AGAIN (the DNS server did not answer in time, the network is not up yet) may be
     gone on the next try, unlike EAI_NONAME; the one a resolver library raises too."""
@@ -259,16 +275,31 @@ def test_tls_failures_are_terminal_and_say_what_to_fix(site: Site, tmp_path: Pat
             with pytest.raises(HttpError) as caught:
                 asyncio.run(fetch(target))
             assert not caught.value.transient  # no retry: the same handshake comes again
-        result = run(
-            HttpJson(name="tls", url=f"{tls_url}/x?key=s3cret", metrics={"v": "value"}),
-            HttpJson(name="plain", url=f"https://127.0.0.1:{plain_port}/x", metrics={"v": "value"}),
-        )
+
+        async def to_https(request: web.Request) -> web.Response:
+            raise web.HTTPFound(f"https://{request.host}/x")
+
+        upgrading = web.Application()
+        upgrading.router.add_get("/up", to_https)
+        with BackgroundServer(upgrading) as up_url:
+            result = run(
+                HttpJson(name="tls", url=f"{tls_url}/x?key=s3cret", metrics={"v": "value"}),
+                HttpJson(
+                    name="plain", url=f"https://127.0.0.1:{plain_port}/x", metrics={"v": "value"}
+                ),
+                # an http URL the server sends to https on its own plain port: was told "is
+                # the URL http://, not https://?", which it is
+                HttpJson(name="up", url=f"{up_url}/up", metrics={"v": "value"}),
+            )
         assert result.errors == {
             "tls": f"cannot reach {tls_url}/x: the TLS certificate of {tls_url[8:]} is not "
             "valid (self-signed certificate); fix the server's certificate, or trust the CA "
             "that signed it with SSL_CERT_FILE=/path/to/ca.pem",
             "plain": f"cannot reach https://127.0.0.1:{plain_port}/x: 127.0.0.1:{plain_port} "
             "does not answer in TLS (wrong version number); is the URL http://, not https://?",
+            "up": f"cannot reach {up_url}/up: it redirects to https://{up_url[7:]}, which does "
+            "not answer in TLS (wrong version number); the server's redirect is wrong, or set "
+            "the URL to the page meant",
         }
         assert hits == [0]
         (tmp_path / "kpi.yaml").write_text(
@@ -342,10 +373,27 @@ def test_to_pandas() -> None:
     }
 
 
-def test_retry_after_parsing() -> None:
+def test_retry_after_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert retry_after_seconds("7") == 7
+    assert retry_after_seconds(" 1.5 ") == 1.5
+    assert retry_after_seconds("-5") == 0
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470) == pytest.approx(10)
-    assert retry_after_seconds("soon") is None
+    for word in ("soon", "inf", "nan", "1_0", "\u0663", "0x1e", "9" * 400, "30s"):
+        assert retry_after_seconds(word) is None, word  # Python's float() takes the first six
+    # the three HTTP-date forms are UTC (RFC 9110 5.6.7): asctime's names no zone, and was
+    # read in the machine's own, 4 h off in New York (a 30 s wait failed at once as 4.0 h)
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        for date in (
+            "Wed, 21 Oct 2015 07:28:30 GMT",
+            "Wednesday, 21-Oct-15 07:28:30 GMT",
+            "Wed Oct 21 07:28:30 2015",
+        ):
+            assert retry_after_seconds(date, now=1445412480) == pytest.approx(30), date
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 @pytest.mark.parametrize(
@@ -435,6 +483,57 @@ def test_a_credential_with_a_trailing_newline_is_sent_trimmed(site: Site) -> Non
         "inside": f"the header X-Api-Key for {url}/auth/header holds a line break or another "
         "control character inside its value; a header value is one line: check it (and the "
         "variable it comes from)"
+    }
+
+
+def test_a_url_that_is_no_url_is_an_error_not_a_bug() -> None:
+    """A URL a server hands on (a `next` link, a `Link` header's) may be broken: aiohttp
+    raised a bare ValueError ("Invalid IPv6 URL"), reported as a bug in the source."""
+    from kpi_collector.errors import HttpError
+
+    async def fetch(url: str) -> None:
+        async with HttpClient() as client:
+            await client.session(retries=2).get(url)
+
+    for url, why in (
+        ("http://[::1/items?key=s3cr3t-in-link", "Invalid IPv6 URL"),
+        ("http://127.0.0.1:99999/items", "Port out of range 0-65535"),
+    ):
+        with pytest.raises(HttpError) as caught:
+            asyncio.run(fetch(url))
+        assert str(caught.value) == f"{url.split('?')[0]} is no valid URL ({why}); check the URL"
+        assert not caught.value.transient
+
+
+def test_a_header_name_that_is_no_token_is_an_error_naming_it(site: Site) -> None:
+    """`X-Api-Key:` pasted from curl's `-H` went as `X-Api-Key:: <token>` (the server read the
+    value `: <token>` and answered 401, "credentials wrong"); `X Api Key` as a line no
+    server reads; a name with a line break failed with aiohttp's ValueError. Each is an
+    error naming the header (never its value), and nothing is sent."""
+    url, _ = site
+    names = {"colon": "X-Api-Key:", "space": "X Api Key", "break": "X-Api\nKey", "empty": ""}
+    result = run(
+        *(
+            HttpJson(
+                name=name,
+                url=f"{url}/auth/header",
+                auth={"header": {header: TOKEN}},
+                metrics={"v": "value"},
+            )
+            for name, header in names.items()
+        ),
+        HttpJson(
+            name="ok",
+            url=f"{url}/auth/header",
+            auth={"header": {"X-Api-Key": TOKEN}},
+            metrics={"v": "value"},
+        ),
+    )
+    assert result.values == {"ok.v": 3}
+    assert result.errors == {
+        name: f"{header!r} is no header name (for {url}/auth/header): a name is letters, "
+        "digits and !#$%&'*+-.^_`|~, without the colon and the value; check `headers:`"
+        for name, header in names.items()
     }
 
 
@@ -606,17 +705,22 @@ def test_a_refusal_after_a_redirect_to_another_origin_says_the_credentials_staye
 
         first.router.add_get("/x", redirect)
         with BackgroundServer(first) as url:
+            in_url = url.replace("http://", "http://kpiuser:url-pw-31@")
             result = run(
                 HttpJson(name="b", url=f"{url}/x", auth={"bearer": TOKEN}, metrics={"v": "v"}),
                 HttpJson(
                     name="direct", url=f"{moved}/api/x", auth={"bearer": TOKEN}, metrics={"v": "v"}
                 ),
+                # credentials in the URL's userinfo stay behind too (was: "unauthorized: the
+                # credentials are missing or wrong")
+                HttpJson(name="u", url=f"{in_url}/x", metrics={"v": "v"}),
             )
     assert result.values == {"direct.v": 1}
     assert result.errors == {
-        "b": f"HTTP 401 from {moved}/api/x: unauthorized, after a redirect from {url}/x to "
+        name: f"HTTP 401 from {moved}/api/x: unauthorized, after a redirect from {url}/x to "
         "another origin, where the configured credentials are not sent; if they are meant "
         f'for it, set the URL to {moved}/api/x — {{"message": "Requires authentication"}}'
+        for name in ("b", "u")
     }
 
 

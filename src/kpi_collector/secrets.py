@@ -101,19 +101,25 @@ def url_secret_parts(value: str) -> list[str]:
 
 
 def remember_url_credentials(url: str) -> None:
-    """Mark the credentials a source's URL carries as secret: its password and the values of
-    query parameters named as credentials (`key`, `token`, `api_key`, `access_token`,
+    """Mark the credentials a source's URL carries as secret: its userinfo (the password, or
+    the user alone when there is none: a token written as `https://TOKEN@host`), also as
+    the `Authorization: Basic` header it is sent as, which a server may echo; and the values
+    of query parameters named as credentials (`key`, `token`, `api_key`, `access_token`,
     `password`, `secret`, `sig`, `signature`), which `redact` hides as `key=...` anyway but
     a server may echo alone (`invalid key abcd1234`). Other parts of the URL stay shown."""
-    from urllib.parse import parse_qsl, urlsplit
+    from urllib.parse import parse_qsl, unquote, urlsplit
 
     try:
         parts = urlsplit(url.strip())
-        password = parts.password
+        user, password = parts.username, parts.password
     except ValueError:
         return
     if password:
         remember(password)
+    elif user:
+        remember(user)
+    if user or password:  # sent decoded, as `user:password` in base64 (RFC 7617)
+        remember_basic(unquote(user or ""), unquote(password or ""))
     for key, value in parse_qsl(parts.query):
         if _QUERY_SECRET.fullmatch(f"?{key}={value}") and len(value) >= _MIN_LEN:
             remember(value)

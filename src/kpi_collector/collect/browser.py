@@ -30,6 +30,7 @@ from kpi_collector.collect.http import (
     unknown_host_error,
     url_without_query,
 )
+from kpi_collector.collect.retry import wait_text
 from kpi_collector.errors import ExtractError, HttpError, LoginError, SourceError
 from kpi_collector.secrets import encodings, redact, redact_cut, reveal
 
@@ -384,7 +385,7 @@ async def _check_status(page: Any, response: Any, what: str = "") -> int:
             with contextlib.suppress(Exception):
                 retry_after = retry_after_seconds(response.headers.get("retry-after"))
         if retry_after is not None:  # the reload waits that long (a longer one: not at all)
-            hint += f" (retry after {retry_after:.0f}s)"
+            hint += f" (retry after {wait_text(retry_after)})"
         raise HttpError(
             f"HTTP {status} from {where}{what}: {hint}; {await _showing(page)}",
             status=status,

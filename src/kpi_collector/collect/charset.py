@@ -3,8 +3,10 @@
 The HTML standard's encoding sniffing (section 13.2.3.2): a byte order mark, then the
 `Content-Type` header's charset, then the `<meta charset>` / `<meta http-equiv>` the
 prescan finds (comments skipped; a label it does not know is passed over, `utf-16*` means
-UTF-8, `x-user-defined` windows-1252), else UTF-8 when the bytes are valid UTF-8 and
-windows-1252 when not. Labels are the WHATWG Encoding standard's (through webencodings:
+UTF-8, `x-user-defined` windows-1252), else UTF-8 when the bytes are valid UTF-8, else
+the charset of a `<meta>` further on (the parser's "change the encoding", section
+13.2.3.5), else the default for the page's `<html lang>` (windows-1251 for Russian,
+Shift_JIS for Japanese; section 13.2.3.3), windows-1252 for most. Labels are the WHATWG Encoding standard's (through webencodings:
 `latin1`, `ascii` and `iso-8859-1` are windows-1252, `x-gbk` GBK, `utf-16` UTF-16LE,
 `x-sjis` Shift_JIS), each decoded by the Python codec that matches the standard's decoder
 (through w3lib: Shift_JIS as cp932, GBK as GB18030, Big5 as Big5-HKSCS, EUC-KR as cp949).
@@ -22,11 +24,25 @@ from kpi_collector.errors import ExtractError
 #: before) 4096, which finds a late `<meta charset>` after a long `<title>` or scripts
 PRESCAN_BYTES = 4096
 
-# the prescan's tokens: a comment (skipped whole), a meta tag (its attributes), an
-# XML declaration; anything else is passed over
+# the prescan's tokens: a comment (skipped whole: it ends at the first `>` after two
+# dashes, those of `<!--` included, so `<!-->` and `<!--->` are whole comments), a meta tag
+# (its attributes), an XML declaration; anything else is passed over
 _SCAN = re.compile(
-    rb"""<!--.*?(?:-->|$)
+    rb"""<!--(?:>|->|.*?(?:-->|$))
     | <meta(?=[\s/])(?P<meta>(?:[^<>"']|"[^"]*"|'[^']*')*)
+    """,
+    re.IGNORECASE | re.DOTALL | re.VERBOSE,
+)
+#: how far a late `<meta charset>` is looked for (`late_meta_charset`): a <head> is shorter
+LATE_BYTES = 256 * 1024
+# the tokens of that look: comments and the contents of elements whose text is no markup
+# (a <meta> in a script's string is no element), and meta tags, their quoted values at
+# most 1 KB (an unclosed quote ends the tag, not a scan of the rest of the page each time)
+_LATE = re.compile(
+    rb"""<!--(?:>|->|.*?(?:-->|$))
+    | <(?P<raw>script|style|title|textarea|xmp|iframe|noembed|noframes|noscript|template)
+      (?=[\s/>]).*?(?:</(?P=raw)\s*>|$)
+    | <meta(?=[\s/])(?P<meta>(?:[^<>"']|"[^"]{0,1024}"|'[^']{0,1024}')*)
     """,
     re.IGNORECASE | re.DOTALL | re.VERBOSE,
 )
@@ -58,8 +74,10 @@ def decode_html(content_type: str | None, body: bytes) -> tuple[str, str]:
         codec = meta_charset(body)
     if codec is None and body.startswith(b"<?xml"):
         codec = _xml_charset(body)
+    if codec is None and _valid_utf8(body):
+        codec = "utf-8"
     if codec is None:
-        codec = "utf-8" if _valid_utf8(body) else "cp1252"
+        codec = late_meta_charset(body) or language_default(body)
     if codec == "replacement":
         label = header if _codec(header or "", meta=False) == "replacement" else "its <meta>"
         raise ExtractError(
@@ -87,8 +105,63 @@ def header_charset(content_type: str | None) -> str | None:
 def meta_charset(body: bytes) -> str | None:
     """The codec the HTML standard's prescan finds in a `<meta>` of the first
     PRESCAN_BYTES of `body`, or None (labels it does not know are passed over)."""
-    head = body[:PRESCAN_BYTES]
-    for match in _SCAN.finditer(head):
+    return _first_meta_codec(_SCAN, body[:PRESCAN_BYTES])
+
+
+def late_meta_charset(body: bytes) -> str | None:
+    """The codec a `<meta charset>` (or `http-equiv`) past the prescan's reach names, in
+    the first LATE_BYTES of `body`, or None: a browser that meets one while parsing a page
+    it decoded by guess decodes the page again in it (HTML standard, "change the encoding"),
+    as Chromium does for a windows-1251 page whose <meta> follows 5 KB of scripts. Comments
+    and the text of scripts, styles and the like are passed over, as the parser does."""
+    return _first_meta_codec(_LATE, body[:LATE_BYTES])
+
+
+#: the HTML standard's suggested default encoding by language (13.2.3.3), for a page that
+#: declares none and is not UTF-8; any language not here: windows-1252
+_LANGUAGE_DEFAULTS = {
+    **dict.fromkeys(("ar", "fa"), "windows-1256"),
+    **dict.fromkeys(("az", "ku", "tr"), "windows-1254"),
+    **dict.fromkeys(
+        ("ba", "be", "bg", "kk", "ky", "mk", "ru", "sah", "sr", "tg", "tt", "uk"), "windows-1251"
+    ),
+    **dict.fromkeys(("cs", "hr", "sk"), "windows-1250"),
+    **dict.fromkeys(("hu", "pl", "sl"), "iso-8859-2"),
+    **dict.fromkeys(("et", "lt", "lv"), "windows-1257"),
+    "el": "iso-8859-7",
+    "he": "windows-1255",
+    "ja": "shift_jis",
+    "ko": "euc-kr",
+    "th": "windows-874",
+    "vi": "windows-1258",
+    "zh": "gb18030",
+}
+#: `<html lang="...">` near the start of a page: its primary language and next subtag
+_HTML_LANG = re.compile(
+    rb"""<html(?=[\s/>])[^>]*?\slang\s*=\s*["']?([a-z]{2,3})(?:[-_]([a-z0-9]+))?""",
+    re.IGNORECASE,
+)
+
+
+def language_default(body: bytes) -> str:
+    """The codec for a page that declares no charset and is not UTF-8: the HTML standard's
+    default for its language (`<html lang>` in the first PRESCAN_BYTES), as a browser in
+    that language's locale, or one that guesses from the text, decodes it: windows-1251
+    for Russian, Shift_JIS for Japanese, Big5 for Chinese of Taiwan and Hong Kong;
+    windows-1252 for other languages or none."""
+    found = _HTML_LANG.search(body[:PRESCAN_BYTES])
+    if found is None:
+        return "cp1252"
+    language = found.group(1).decode().lower()
+    region = (found.group(2) or b"").decode().lower()
+    label = _LANGUAGE_DEFAULTS.get(language, "windows-1252")
+    if language == "zh" and region in ("tw", "hk", "mo", "hant"):
+        label = "big5"
+    return _codec(label, meta=False) or "cp1252"
+
+
+def _first_meta_codec(scan: re.Pattern[bytes], head: bytes) -> str | None:
+    for match in scan.finditer(head):
         attributes = match.group("meta")
         if attributes is None or b"charset" not in attributes.lower():
             continue

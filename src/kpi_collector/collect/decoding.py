@@ -9,11 +9,17 @@ before its end marker, or that is not valid, is an error that says so.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable
+from typing import Any
 
 #: more gzip members (or zstd frames) than this is no page but an attack on the decoder
 MAX_MEMBERS = 100
+#: more codings than this in one `Content-Encoding` is no server's answer but a way to keep
+#: the decoder busy (each layer up to `max_bytes`, undone where nothing can stop it): curl
+#: and urllib3 refuse a sixth too (CVE-2022-32206)
+MAX_CODINGS = 5
 #: input fed to a decoder per step (bytes)
 _STEP = 64 * 1024
 
@@ -35,10 +41,15 @@ def decode_body(body: bytes, content_encoding: str | None, max_bytes: int) -> by
     """`body` with the codings of `content_encoding` undone (the last applied first,
     RFC 9110 8.4): gzip, x-gzip, deflate (zlib, or raw deflate as some servers send it), br,
     zstd; identity and codings no decoder here knows are left as they are, as aiohttp
-    left them. DecodingError (saying which coding and why) for a cut or corrupt stream;
-    TooLargeError past `max_bytes` of output."""
+    left them. DecodingError (saying which coding and why) for a cut or corrupt stream, or
+    for more than MAX_CODINGS codings; TooLargeError past `max_bytes` of output."""
     codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
-    for coding in reversed([c for c in codings if c and c != "identity"]):
+    codings = [c for c in codings if c and c != "identity"]
+    if len(codings) > MAX_CODINGS:
+        raise DecodingError(
+            f"it names {len(codings)} codings, more than the {MAX_CODINGS} a client undoes"
+        )
+    for coding in reversed(codings):
         decoder = _DECODERS.get(coding)
         if decoder is not None and body:
             body = decoder(body, max_bytes)
@@ -92,13 +103,52 @@ def _deflate(body: bytes, max_bytes: int) -> bytes:
     return _zlib(body, max_bytes, wbits, "deflate", members=False)
 
 
-def _brotli(body: bytes, max_bytes: int) -> bytes:
+def _bounded_brotli() -> Any:
+    """The Brotli module when it decodes in bounded steps (Brotli 1.2 or later: a limit on
+    each step's output), else None: an older one, or none, decodes no `br` here, and so
+    none is asked for (`accept_encoding`)."""
     try:
         import brotli
     except ImportError:
+        return None
+    return brotli if hasattr(brotli.Decompressor, "can_accept_more_data") else None
+
+
+def _zstd_module() -> Any:
+    """The zstd module (Python 3.14's `compression.zstd`, else `backports.zstd`), or None."""
+    try:
+        from compression import zstd
+    except ImportError:
+        try:
+            from backports import zstd
+        except ImportError:
+            return None
+    return zstd
+
+
+@functools.cache
+def accept_encoding() -> str:
+    """The `Accept-Encoding` a request sends: the codings `decode_body` undoes on this
+    machine (gzip and deflate always; br with Brotli 1.2 or later, zstd with a zstd
+    decoder). aiohttp's own asks for br whenever any Brotli is installed, which the
+    decoder here could not read within `max_bytes`."""
+    codings = ["gzip", "deflate"]
+    if _bounded_brotli() is not None:
+        codings.append("br")
+    if _zstd_module() is not None:
+        codings.append("zstd")
+    return ", ".join(codings)
+
+
+def _brotli(body: bytes, max_bytes: int) -> bytes:
+    brotli = _bounded_brotli()
+    if brotli is None:
+        # not asked for (`accept_encoding`); sent anyway, it cannot be read within the cap
         raise DecodingError(
-            "the answer is brotli-compressed (br) and the Brotli package is not installed"
-        ) from None
+            "br was not asked for: no Brotli 1.2 or later is installed here to undo it "
+            "within max_bytes (pip install 'Brotli>=1.2'), or have the server answer in a "
+            "coding the request's Accept-Encoding names"
+        )
     decoder = brotli.Decompressor()
     out: list[bytes] = []
     size = 0
@@ -121,19 +171,15 @@ def _brotli(body: bytes, max_bytes: int) -> bytes:
 
 
 def _zstd(body: bytes, max_bytes: int) -> bytes:
-    try:
-        from compression.zstd import ZstdDecompressor, ZstdError
-    except ImportError:
-        try:
-            from backports.zstd import ZstdDecompressor, ZstdError
-        except ImportError:
-            raise DecodingError(
-                "the answer is zstd-compressed and no zstd decoder is installed (backports.zstd)"
-            ) from None
+    zstd = _zstd_module()
+    if zstd is None:
+        raise DecodingError(
+            "the answer is zstd-compressed and no zstd decoder is installed (backports.zstd)"
+        )
     out: list[bytes] = []
     size = 0
     data = body
-    decoder = ZstdDecompressor()
+    decoder = zstd.ZstdDecompressor()
     count = 1
     try:
         while True:
@@ -149,14 +195,14 @@ def _zstd(body: bytes, max_bytes: int) -> bytes:
                 count += 1
                 if count > MAX_MEMBERS:
                     raise DecodingError(f"more than {MAX_MEMBERS} zstd frames")
-                decoder, data = ZstdDecompressor(), decoder.unused_data
+                decoder, data = zstd.ZstdDecompressor(), decoder.unused_data
                 continue
             if decoder.needs_input:
                 raise DecodingError(
                     "the zstd data ends before its end (the answer was cut)", cut=True
                 )
             data = b""
-    except ZstdError as exc:
+    except zstd.ZstdError as exc:
         raise DecodingError(f"the zstd data is not valid ({exc})") from None
     return b"".join(out)
 

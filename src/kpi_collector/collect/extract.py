@@ -578,18 +578,21 @@ class HtmlDocument:
 
     def refresh_url(self, base_url: str) -> str | None:
         """The absolute http(s) URL the page sends on to with its first `<meta
-        http-equiv="refresh">` (the keyword ASCII case-insensitive) that has a non-empty
-        `content`, resolved against `base_url` (see `http.refresh_url`); None when there is
-        none, or it only reloads the page. A browser processes such an element wherever it
-        is in the page (HTML standard, "the http-equiv attribute"): found in the parsed
-        tree, which the page's metrics read anyway, no scan of its bytes."""
-        from kpi_collector.collect.http import refresh_url
+        http-equiv="refresh">` (the keyword ASCII case-insensitive) whose `content` is a
+        refresh (`http.refresh_content`: an empty one, or `soon; url=/a`, is passed over
+        for the next, as a browser passes it over), resolved against `base_url` (see
+        `http.refresh_url`); None when there is none, or it only reloads the page. A
+        browser processes such an element wherever it is in the page (HTML standard, "the
+        http-equiv attribute"): found in the parsed tree, which the page's metrics read
+        anyway, no scan of its bytes."""
+        from kpi_collector.collect.http import refresh_content, refresh_url
 
         for node in self._tree.tags("meta"):
             attrs = node.attrs
             equiv = attrs.get("http-equiv")
             content = attrs.get("content")
-            if equiv is not None and equiv.isascii() and equiv.lower() == "refresh" and content:
+            refresh = equiv is not None and equiv.isascii() and equiv.lower() == "refresh"
+            if refresh and content and refresh_content(content) is not None:
                 return refresh_url(content, base_url)
         return None
 

@@ -7,6 +7,7 @@ all within the source's timeout.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import email.utils
 import functools
 import logging
@@ -20,7 +21,7 @@ from urllib.parse import urljoin, urlsplit
 
 from kpi_collector._version import __version__
 from kpi_collector.collect import jsontext
-from kpi_collector.collect.retry import BACKOFF, MAX_RETRY_AFTER, retrying
+from kpi_collector.collect.retry import BACKOFF, MAX_RETRY_AFTER, retrying, wait_text
 from kpi_collector.config.plain import MAX_BYTES, Plain
 from kpi_collector.errors import ExtractError, HttpError, LoginError
 from kpi_collector.lazy import lazy_exports
@@ -122,8 +123,9 @@ class Response:
         a byte order mark, then the `Content-Type` header's charset, then `<meta charset>` /
         `<meta http-equiv=Content-Type>` in the body, labels as the WHATWG Encoding standard
         reads them (`iso-8859-1` and `ascii` are windows-1252); without any of them UTF-8
-        when the body is valid UTF-8, else windows-1252, the standard's default for most
-        locales. Bytes that do not decode become U+FFFD.
+        when the body is valid UTF-8, else a `<meta>` further on, else the standard's
+        default for the page's `<html lang>` (windows-1252 for most languages). Bytes that
+        do not decode become U+FFFD.
         """
         return self.html_page()[0]
 
@@ -145,10 +147,19 @@ class Response:
         for magic, coding in _COMPRESSED_MAGIC:
             if self.body.startswith(magic):
                 # a browser shows such a page as garbage too; say why nothing matches
+                where = url_without_query(self.url)
+                said = self.headers.get("Content-Encoding", "").strip()
+                if said:  # undone, and compressed still: compressed twice, said once
+                    raise ExtractError(
+                        f"the page at {where} is still {coding} data after its "
+                        f"`Content-Encoding: {printable(said)[:60]}` was undone: the server "
+                        "compresses it twice; fix the server (nothing can be read from "
+                        "compressed bytes)"
+                    )
                 raise ExtractError(
-                    f"the page at {url_without_query(self.url)} is {coding} data, but the "
-                    f"answer has no `Content-Encoding: {coding}` header; fix the server's "
-                    "headers (nothing can be read from compressed bytes)"
+                    f"the page at {where} is {coding} data, but the answer has no "
+                    f"`Content-Encoding: {coding}` header; fix the server's headers (nothing "
+                    "can be read from compressed bytes)"
                 )
         encoding, text = decode_html(self.headers.get("Content-Type"), self.body)
         # U+FFFD absent: nothing was replaced (a body that spells it out takes the text)
@@ -231,11 +242,17 @@ def check_http_url(value: str) -> str:
     """`value` itself when it is an http(s) URL with a host (`is_http_url`) and a port a
     connection can use, for the models' URL validators and `kpi probe`; ValueError naming it
     otherwise."""
+    before_query = re.split(r"[?#]", value, maxsplit=1)[0]
+    if "\\" in before_query:
+        # a browser reads `\` there as `/`; split as a URL, `host:8080\stats` was a wrong port
+        fixed = before_query.replace("\\", "/") + value[len(before_query) :]
+        raise ValueError(f"{value!r} holds a backslash; a URL is written with / ({fixed!r})")
     if not is_http_url(value):
         raise ValueError(f"{value!r} is not an http(s) URL")
     if any(char.isspace() for char in value):
         # httpx would refuse it at the first request, or send a host no server has
-        raise ValueError(f"{value!r} holds a space; a URL has none (write %20 in its path)")
+        what = "a space" if " " in value else "a tab or line break"
+        raise ValueError(f"{value!r} holds {what}; a URL has none (write %20 in its path)")
     try:
         port = urlsplit(value).port
     except ValueError:  # not a number, or out of range: the request would fail with no reason
@@ -246,9 +263,25 @@ def check_http_url(value: str) -> str:
 
 
 def url_without_query(url: str) -> str:
-    """The URL without its query string and fragment (where credentials may hide)."""
+    """The URL without its userinfo (`token@`, `user:password@`), query string and fragment,
+    where credentials may hide: what a message names. The host and port stay as written."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+    if not parts.netloc:  # `javascript:...`, `mailto:...`: no host to keep
+        return f"{parts.scheme}:{parts.path}"
+    host = parts.netloc.rpartition("@")[2]  # a password written with its `@` goes too
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
+def shown_url(url: str) -> str:
+    """A URL a server sent (a `Location`, a refresh's target) as a message names it: without
+    userinfo, query and fragment (`url_without_query`, or the text before `?` or `#` when
+    it is no URL at all), secrets masked, controls removed, at most 200 characters (a
+    `Location` may be 8 KB long)."""
+    try:
+        bare = url_without_query(url)
+    except ValueError:  # `http://[::1`: as it came, less what may hold credentials
+        bare = re.split(r"[?#]", url, maxsplit=1)[0]
+    return redact_cut(printable(bare), _BODY_SNIPPET)
 
 
 def printable(text: str) -> str:
@@ -295,21 +328,28 @@ def body_text(body: bytes, content_type: str | None) -> str:
 
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
     """Parse `Retry-After` (seconds or an HTTP date) into seconds from now, at least 0; None
-    when it is missing or neither (`inf`, `nan`, a word)."""
+    when it is missing or neither (`inf`, `nan`, `1_0`, a word).
+
+    Seconds are ASCII digits (RFC 9110 10.2.3), a fraction and a sign allowed as servers send
+    them. A date is UTC in each of its three forms (RFC 9110 5.6.7), asctime's
+    (`Sun Nov  6 08:49:37 1994`) too, which names no zone: not the machine's local time."""
     if not value:
         return None
     value = value.strip()
-    try:
+    if _SECONDS.fullmatch(value):  # 400 digits are no number of seconds either (`inf`)
         seconds = float(value)
-    except ValueError:
-        pass
-    else:  # `inf` and `nan` parse as floats, but are no number of seconds (RFC 9110 10.2.3)
         return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
-        when = email.utils.parsedate_to_datetime(value).timestamp()
+        when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when - (time.time() if now is None else now))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+#: `Retry-After` as a number of seconds: ASCII digits, maybe a fraction and a sign
+_SECONDS = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)", re.ASCII)
 
 
 _STATUS_HINTS = {
@@ -360,7 +400,7 @@ class HttpClient:
             self._session = aiohttp.ClientSession(
                 connector=self._connector,
                 cookie_jar=aiohttp.DummyCookieJar(),
-                headers={"User-Agent": USER_AGENT},
+                headers=_default_headers(),
             )
         return self._session
 
@@ -392,6 +432,15 @@ class HttpClient:
             await self._session.close()
             self._session = None
             self._connector = None
+
+
+def _default_headers() -> dict[str, str]:
+    """The headers every request sends unless the source sets its own: the User-Agent, and
+    an `Accept-Encoding` naming only the codings `_read_capped` can undo (aiohttp's names br
+    for any Brotli installed, one too old to decode in bounded steps included)."""
+    from kpi_collector.collect.decoding import accept_encoding
+
+    return {"User-Agent": USER_AGENT, "Accept-Encoding": accept_encoding()}
 
 
 @functools.cache
@@ -457,7 +506,7 @@ class HttpSession:
                 connector=self.client._connector,
                 connector_owner=False,
                 cookie_jar=_browser_cookie_jar()(unsafe=True),
-                headers={"User-Agent": USER_AGENT},
+                headers=_default_headers(),
             )
         return self._own
 
@@ -500,12 +549,31 @@ class HttpSession:
         answer (list its status in `ok`, or it raises as a 3xx left as it is).
         """
         import aiohttp
+        from yarl import URL
 
+        try:  # a URL a server gave (a `next` link, a `Link` header) may be no URL at all
+            URL(url)
+        except ValueError as exc:  # aiohttp would raise this bare, as a bug in the source
+            raise HttpError(
+                f"{shown_url(url)} is no valid URL ({printable(str(exc))}); check the URL",
+                url=url,
+                transient=False,
+            ) from None
         all_headers = {**(self.headers if credentials else {}), **(headers or {})}
         all_params = {k: str(v) for k, v in (params or {}).items()}
         if self.auth is not None and credentials:
             self.auth.apply(all_headers, all_params)
         for name, value in all_headers.items():
+            if not _HEADER_NAME.fullmatch(name):
+                # `X-Key:` pasted from curl's `-H` went as `X-Key:: value` (the server read
+                # `: value`), `X Key` as no header a server reads, a line break as a crash
+                raise HttpError(
+                    f"{printable(repr(name))} is no header name (for "
+                    f"{url_without_query(url)}): a name is letters, digits and "
+                    "!#$%&'*+-.^_`|~, without the colon and the value; check `headers:`",
+                    url=url,
+                    transient=False,
+                )
             if value != (trimmed := value.strip(" \t\r\n")) or _HEADER_CONTROL.search(value):
                 if _HEADER_CONTROL.search(trimmed):
                     raise HttpError(
@@ -545,10 +613,17 @@ class HttpSession:
                 aiohttp.InvalidUrlRedirectClientError,
                 aiohttp.NonHttpUrlRedirectClientError,
             ) as exc:
-                # a `Location` to ftp:, file:, javascript:...: the same one comes next time
+                # a `Location` to ftp:, file:, javascript:..., or one that is no URL (a port
+                # past 65535, an IPv6 host never closed): the same one comes next time
+                target = shown_url(str(exc.args[0] if exc.args else exc))
+                what = (
+                    "an http(s) URL"
+                    if isinstance(exc, aiohttp.NonHttpUrlRedirectClientError)
+                    else "a valid URL"
+                )
                 raise HttpError(
-                    f"{url_without_query(url)} redirects to {redact(str(exc.args[0] if exc.args else exc))}, which is not "
-                    "an http(s) URL; check the URL",
+                    f"{url_without_query(url)} redirects to {target}, which is not {what}; "
+                    "check the URL",
                     url=url,
                     transient=False,
                 ) from None
@@ -571,10 +646,15 @@ class HttpSession:
                 return response
             if response.status < 400:  # a redirect left as it is: no page in it
                 raise _unfollowed_error(response)
+            # credentials in the URL's userinfo count too: aiohttp sends them as basic auth
+            # to its origin only
+            userinfo = "@" in urlsplit(url).netloc
             raise _status_error(
                 response,
-                credentials=self.auth is not None or self._cookies,
-                left_behind=url if credentials and (self.auth or self.headers) else None,
+                credentials=self.auth is not None or self._cookies or userinfo,
+                left_behind=(
+                    url if (credentials and (self.auth or self.headers)) or userinfo else None
+                ),
             )
 
         # a Retry-After longer than an attempt's time would spend the source's whole budget
@@ -602,41 +682,57 @@ class HttpSession:
 
         session = self._aiohttp()
         middlewares = []
-        if headers or params:  # nothing configured to keep from other origins: no middleware
-            middlewares.append(_same_origin_credentials(url, headers, params))
+        own = _query_credentials(url)
+        if headers or params or own:  # nothing to keep from other origins: no middleware
+            middlewares.append(_same_origin_credentials(url, headers, {**own, **params}))
         if fields_stay:
             middlewares.append(_fields_stay_on_host(url))
         # one deadline for the whole answer, the last byte of the body included: aiohttp's
         # `total` does not stop a body that keeps trickling in
-        async with (
-            asyncio.timeout(self.timeout),
-            session.request(
-                method,
-                url,
-                params=params or None,
-                headers=headers or None,
-                json=json_body,
-                data=data,
-                # the one deadline is the asyncio.timeout above; an aiohttp timeout (this
-                # one, or else the session's default of 5 minutes) adds a timer per request
-                timeout=aiohttp.ClientTimeout(),
-                # the body as it came: `_read_capped` undoes its Content-Encoding, and
-                # refuses a stream cut before its end, which aiohttp takes as whole
-                auto_decompress=False,
-                middlewares=tuple(middlewares) or None,
-                allow_redirects=follow_redirects,
-            ) as resp,
-        ):
-            body = await _read_capped(resp, self.max_bytes)
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug(
-                    "%s %s: HTTP %d, %s bytes",
+        reading = _Reading()
+        try:
+            async with (
+                asyncio.timeout(self.timeout),
+                session.request(
                     method,
-                    redact(url_without_query(str(resp.url))),
-                    resp.status,
-                    f"{len(body):,}",
-                )
-            return Response(resp.status, str(resp.url), resp.headers, body)
+                    url,
+                    params=params or None,
+                    headers=headers or None,
+                    json=json_body,
+                    data=data,
+                    # the one deadline is the asyncio.timeout above; an aiohttp timeout (this
+                    # one, or else the session's default of 5 minutes) adds a timer per request
+                    timeout=aiohttp.ClientTimeout(),
+                    # the body as it came: `_read_capped` undoes its Content-Encoding, and
+                    # refuses a stream cut before its end, which aiohttp takes as whole
+                    auto_decompress=False,
+                    middlewares=tuple(middlewares) or None,
+                    allow_redirects=follow_redirects,
+                ) as resp,
+            ):
+                reading.status, reading.declared = resp.status, resp.content_length
+                try:
+                    body = await _read_capped(resp, self.max_bytes, reading)
+                except _TooLarge:
+                    if resp.status < 400:
+                        raise
+                    # an error page past the cap (a 503 that is a gzip bomb): its status is
+                    # the answer, retried as such, not a hint to raise `max_bytes`
+                    body = b""
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug(
+                        "%s %s: HTTP %d, %s bytes",
+                        method,
+                        redact(url_without_query(str(resp.url))),
+                        resp.status,
+                        f"{len(body):,}",
+                    )
+                return Response(resp.status, str(resp.url), resp.headers, body)
+        except TimeoutError as exc:
+            if reading.status is None:
+                raise
+            # the answer began: say how far its body came (stalled, or trickling)
+            raise _BodyTimeout(reading) from exc
 
     async def get(self, url: str, **kwargs: Any) -> Response:
         """`request("GET", url, ...)`: same keywords, same errors."""
@@ -821,25 +917,67 @@ def _page_text(response: Response) -> str:
     return redact_cut(text, _BODY_SNIPPET)
 
 
-#: the URL part of a refresh's content: `5; url=/next`, `0;URL='/next'`, `0, /next`
-_REFRESH_URL = re.compile(
-    r"""^\s*[\d.]+\s*[;,]?\s*(?:url\s*=\s*)?(['"]?)(.*?)\1\s*$""", re.IGNORECASE
-)
 #: at most this many refreshes in a row are followed
 MAX_REFRESHES = 5
+_ASCII_SPACE = " \t\n\f\r"
+
+
+def refresh_content(content: str) -> str | None:
+    """The URL text a `<meta http-equiv="refresh">`'s `content` names, read step by step as
+    the HTML standard's "shared declarative refresh steps" read it: "" when it names none
+    (`300`: a reload), None when it is not a refresh at all (`soon; url=/a`, `0a; url=/b`),
+    which a browser passes over for the next such element. `url=` is optional, and a quote
+    before the URL ends at its next quote (`'/next' and more` is `/next`)."""
+    size, at = len(content), 0
+
+    def spaces(at: int) -> int:
+        while at < size and content[at] in _ASCII_SPACE:
+            at += 1
+        return at
+
+    at = spaces(at)
+    digits = at
+    while at < size and content[at] in "0123456789":
+        at += 1
+    if at == digits and (at == size or content[at] != "."):
+        return None  # no seconds first
+    while at < size and content[at] in "0123456789.":
+        at += 1
+    if at < size:
+        if content[at] not in ";," + _ASCII_SPACE:
+            return None
+        at = spaces(at)
+        if at < size and content[at] in ";,":
+            at += 1
+        at = spaces(at)
+    if at == size:
+        return ""
+    text = content[at:]  # what is parsed when `url` is not followed by `=`
+    if content[at] in "uU":
+        if content[at + 1 : at + 3].lower() != "rl":
+            return text.strip(_URL_TRIM)
+        after = spaces(at + 3)
+        if after == size or content[after] != "=":
+            return text.strip(_URL_TRIM)
+        at = spaces(after + 1)
+    quote = content[at] if at < size and content[at] in "'\"" else ""
+    text = content[at + len(quote) :]
+    if quote and quote in text:
+        text = text[: text.index(quote)]
+    return text.strip(_URL_TRIM)
+
+
+#: what the URL parser trims from both ends: C0 controls and space
+_URL_TRIM = "".join(map(chr, range(0x21)))
 
 
 def refresh_url(content: str | None, base_url: str) -> str | None:
     """The absolute http(s) URL a `<meta http-equiv="refresh" content="N; url=...">` sends
-    on to (HTML standard, "shared declarative refresh steps"), resolved against `base_url`;
-    None when `content` is absent, does not start with the seconds to wait, names no URL
-    (`content="300"` only reloads the page), or names one that is not http(s). A browser waits N seconds first; a collector has nothing
-    to wait for. Finding the element is the parsed page's part
-    (`extract.HtmlDocument.refresh_url`)."""
-    if content is None:
-        return None
-    found = _REFRESH_URL.match(content)
-    target = found.group(2).strip() if found else ""
+    on to (`refresh_content`), resolved against `base_url`; None when `content` is absent,
+    is no refresh, names no URL (`content="300"` only reloads the page), or names one that
+    is not http(s). A browser waits N seconds first; a collector has nothing to wait for.
+    Finding the element is the parsed page's part (`extract.HtmlDocument.refresh_url`)."""
+    target = refresh_content(content) if content is not None else None
     if not target:
         return None
     absolute = urljoin(base_url, target)
@@ -849,7 +987,7 @@ def refresh_url(content: str | None, base_url: str) -> str | None:
 def refresh_error(chain: list[str]) -> HttpError:
     """The error for `<meta http-equiv=refresh>` hops that go in a circle or on too long;
     `chain` is every URL read, the one the last refresh named included."""
-    start, last = url_without_query(chain[0]), url_without_query(chain[-1])
+    start, last = url_without_query(chain[0]), shown_url(chain[-1])
     hops = len(chain) - 1
     if chain[-1] in chain[:-1]:
         return HttpError(
@@ -988,11 +1126,32 @@ def _form_body(filled: FilledForm) -> tuple[Any, dict[str, str]]:
     return form.encode("ascii"), {"Content-Type": "application/x-www-form-urlencoded"}
 
 
+def _query_credentials(url: str) -> dict[str, str]:
+    """The query parameters of `url` itself that are credentials: named as one
+    (`api_key=`, `token=`, `sig=`...) or holding a value known as secret (a `${VAR}`'s),
+    what `redact` masks in `?name=value`. {} for most URLs, whose query holds none, and
+    for text that is no URL (aiohttp says why)."""
+    try:
+        query = urlsplit(url).query
+    except ValueError:
+        return {}
+    if not query:
+        return {}
+    from urllib.parse import parse_qsl
+
+    return {
+        name: value
+        for name, value in parse_qsl(query)
+        if value and redact(f"?{name}={value}") != f"?{name}={value}"
+    }
+
+
 def _same_origin_credentials(
     url: str, headers: Mapping[str, str], params: Mapping[str, str]
 ) -> aiohttp.ClientMiddlewareType:
     """An aiohttp middleware (it sees every request of a redirect chain) that keeps the
-    configured headers (auth included) and query parameters from any origin but `url`'s.
+    configured headers (auth included) and query parameters (`params`, and the credentials
+    in `url`'s own query, `_query_credentials`) from any origin but `url`'s.
 
     aiohttp itself drops only `Authorization` on a redirect to another origin; an API key in
     `X-Key`, a `headers:` value or a query parameter the first server copies into its
@@ -1017,10 +1176,30 @@ def _same_origin_credentials(
     return middleware
 
 
-async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+@dataclass(slots=True)
+class _Reading:
+    """How far an answer came: its `status` once its head came (None before), the body
+    size its `Content-Length` `declared`, and the `size` of the body read so far (bytes)."""
+
+    status: int | None = None
+    declared: int | None = None
+    size: int = 0
+
+
+class _BodyTimeout(TimeoutError):
+    """The deadline passed while an answer's body was coming (`reading` says how far)."""
+
+    def __init__(self, reading: _Reading) -> None:
+        super().__init__()
+        self.reading = reading
+
+
+async def _read_capped(
+    resp: aiohttp.ClientResponse, max_bytes: int, reading: _Reading | None = None
+) -> bytes:
     """The body, read as a stream, stopping as soon as it passes `max_bytes`, then its
     `Content-Encoding` undone in bounded steps (`decoding.decode_body`), its output capped
-    at `max_bytes` too.
+    at `max_bytes` too. `reading.size` follows the bytes read, for a timeout's message.
 
     Raises: HttpError (terminal) when the body is larger than `max_bytes` or its coding's
     data is not valid; (transient) when that data is cut before its end.
@@ -1036,8 +1215,11 @@ async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
         if size > max_bytes:
             raise _too_large(str(resp.url), max_bytes)
         chunks.append(chunk)
+        if reading is not None:
+            reading.size = size
     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    coding = resp.headers.get("Content-Encoding")
+    # two `Content-Encoding` lines are one list, in the order they came (RFC 9110 5.3)
+    coding = ", ".join(resp.headers.getall("Content-Encoding", ()))
     if not coding:
         return body
     from kpi_collector.collect.decoding import DecodingError, TooLargeError, decode_body
@@ -1047,12 +1229,17 @@ async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
     except TooLargeError:
         raise _too_large(str(resp.url), max_bytes) from None
     except DecodingError as exc:
+        said = coding if len(coding) <= 60 else coding[:59] + "…"
         raise HttpError(
             f"the answer from {url_without_query(str(resp.url))} says `Content-Encoding: "
-            f"{coding}` but {exc}",
+            f"{printable(said)}` but {exc}",
             url=str(resp.url),
             transient=exc.cut,
         ) from None
+
+
+class _TooLarge(HttpError):
+    """An answer past `max_bytes` (as it came, or decoded)."""
 
 
 def _too_large(url: str, max_bytes: int, declared: int | None = None) -> HttpError:
@@ -1060,7 +1247,7 @@ def _too_large(url: str, max_bytes: int, declared: int | None = None) -> HttpErr
 
     size = ByteSize(max_bytes).human_readable()
     said = f" (it says {ByteSize(declared).human_readable()})" if declared is not None else ""
-    return HttpError(
+    return _TooLarge(
         f"the answer from {url_without_query(url)} is larger than max_bytes = {size}{said}; "
         "stopped reading it. If the page is really that large, raise `max_bytes` for this source",
         url=url,
@@ -1080,13 +1267,13 @@ def redirect_error(chain: list[str]) -> HttpError:
         if url in seen:
             return HttpError(
                 f"redirect loop: {start} was redirected {hops} times and came back to "
-                f"{url_without_query(url)}; the server sends it in a circle, check the URL "
+                f"{shown_url(url)}; the server sends it in a circle, check the URL "
                 "(or the login, when the loop goes through a login page)",
                 url=chain[0],
                 transient=False,
             )
         seen.add(url)
-    last = url_without_query(chain[-1]) if chain else "?"
+    last = shown_url(chain[-1]) if chain else "?"
     return HttpError(
         f"too many redirects: gave up after {hops} hops from {start} (the last to {last}); "
         "check the URL",
@@ -1095,6 +1282,8 @@ def redirect_error(chain: list[str]) -> HttpError:
     )
 
 
+#: a header's name (RFC 9110 5.1: a token)
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: what no header value may hold (RFC 9110 5.5): C0 controls but tab, and DEL
 _HEADER_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 #: the TLS handshake's reasons when the other end answered in plain HTTP (OpenSSL's names)
@@ -1109,13 +1298,30 @@ _PLAIN_HTTP = (
 def _connection_error(url: str, exc: BaseException, timeout: float) -> HttpError:
     import aiohttp
 
-    if isinstance(exc, asyncio.TimeoutError):
+    if isinstance(exc, _BodyTimeout):
+        came = exc.reading
+        if came.declared is not None:
+            much = f"{came.size:,} of the {came.declared:,} bytes its Content-Length announced"
+        else:
+            much = f"{came.size:,} bytes of its body, not its end,"
+        message = (
+            f"timed out after {timeout:g}s reading the answer from {url_without_query(url)} "
+            f"(HTTP {came.status}): {much} had come"
+        )
+    elif isinstance(exc, asyncio.TimeoutError):
         message = f"timed out after {timeout:g}s waiting for {url_without_query(url)}"
     elif isinstance(exc, aiohttp.ClientSSLError):
         # the same certificate, the same handshake next time: no retry helps
         return HttpError(_tls_message(url, exc), url=url, transient=False)
     elif isinstance(exc, aiohttp.ClientPayloadError):
         message = f"the answer from {url_without_query(url)} was cut short: {_cut(exc)}"
+    elif isinstance(exc, aiohttp.ServerDisconnectedError):
+        # it took the request and hung up (restarting, a proxy's idle cut, a crash); cut in
+        # the middle of its head, aiohttp's message is the half-read head's repr
+        midway = not isinstance(exc.message, str)
+        message = f"{url_without_query(url)} closed the connection " + (
+            "in the middle of its answer's headers" if midway else "without answering"
+        )
     elif isinstance(exc, aiohttp.ClientConnectorDNSError) and is_unknown_host(exc.os_error):
         # the DNS said the name does not exist: a typo, or a host gone; a retry asks the same
         return unknown_host_error(url, exc.host)
@@ -1128,19 +1334,34 @@ def unknown_host_error(url: str, host: str) -> HttpError:
     """The terminal error for `url` whose `host` (its own, or where it redirects) does not
     exist (`is_unknown_host`)."""
     where = url_without_query(url)
-    if host.lower() != (urlsplit(url).hostname or "").lower():
+    # a name as aiohttp asks for it (`xn--bcher-kva.example`) or as written (`bücher.example`)
+    asked, own = _host_forms(host), _host_forms(urlsplit(url).hostname or "")
+    if asked[0] != own[0]:
         return HttpError(
-            f"cannot reach {where}: it redirects to {printable(host)}, no such host (the name "
-            "does not resolve); check the URL",
+            f"cannot reach {where}: it redirects to {printable(asked[1])}, no such host (the "
+            "name does not resolve); check the URL",
             url=url,
             transient=False,
         )
     return HttpError(
-        f"cannot reach {where}: no such host {printable(host)} (the name does not resolve); "
-        "check the host name in the URL",
+        f"cannot reach {where}: no such host {printable(asked[1])} (the name does not "
+        "resolve); check the host name in the URL",
         url=url,
         transient=False,
     )
+
+
+def _host_forms(host: str) -> tuple[str, str]:
+    """(the host as DNS is asked for it, in ASCII: `xn--bcher-kva.example`; as a reader
+    writes it: `bücher.example`), both in lower case; the host as it is, lowered, twice
+    when it is no valid name."""
+    from yarl import URL
+
+    try:
+        built = URL.build(scheme="http", host=host)
+    except ValueError:
+        return host.lower(), host.lower()
+    return (built.raw_host or host).lower(), (built.host or host).lower()
 
 
 def is_unknown_host(error: BaseException) -> bool:
@@ -1195,10 +1416,16 @@ def _tls_message(url: str, exc: aiohttp.ClientSSLError) -> str:
         )
     reason = str(getattr(exc.os_error, "reason", None) or "")
     if reason in _PLAIN_HTTP:
-        return (
-            f"{where}: {host} does not answer in TLS ({reason.lower().replace('_', ' ')}); "
-            "is the URL http://, not https://?"
-        )
+        said = reason.lower().replace("_", " ")
+        parts = urlsplit(url)
+        asked = (_host_forms(parts.hostname or "")[0], parts.port or 443)
+        if parts.scheme != "https" or asked != (_host_forms(exc.host)[0], exc.port):
+            # not the URL's own: an http URL (or another host) redirected to https there
+            return (
+                f"{where}: it redirects to https://{host}, which does not answer in TLS "
+                f"({said}); the server's redirect is wrong, or set the URL to the page meant"
+            )
+        return f"{where}: {host} does not answer in TLS ({said}); is the URL http://, not https://?"
     said = reason.lower().replace("_", " ") if reason else printable(str(exc.os_error))
     return f"{where}: the TLS handshake with {host} failed ({said})"
 
@@ -1220,7 +1447,7 @@ def _unfollowed_error(response: Response) -> HttpError:
             "server's answer is incomplete, check the URL"
         )
     else:
-        target = redact(printable(url_without_query(urljoin(response.url, location))))
+        target = shown_url(urljoin(response.url, location))
         message = (
             f"HTTP {status} from {where}: a redirect to {target}, which is not followed "
             "(only 301, 302, 303, 307 and 308 are); set the URL to the page meant"
@@ -1257,7 +1484,7 @@ def _status_error(
         )
     message = f"HTTP {status} from {url_without_query(response.url)}: {hint}"
     if retry_after is not None and (status == 429 or status >= 500):
-        message += f" (retry after {retry_after:.0f}s)"
+        message += f" (retry after {wait_text(retry_after)})"
     # an HTML error page by what it says (a CDN's block page is kilobytes of styles first)
     body = _page_text(response)
     if body:

@@ -46,6 +46,21 @@ class Pacer:
             self._next = start + self.interval
 
 
+def wait_text(seconds: float) -> str:
+    """A wait a server asks for (`Retry-After`), for a message: `45s`, `12 min`, `3.5 h`,
+    `9 days`, or `a year or more` (an HTTP date in year 9999, 300 nines: no number of digits
+    helps the reader)."""
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds < 365 * 86400:
+        return f"{seconds / 86400:.0f} days"
+    return "a year or more"
+
+
 def backoff_delay(attempts: int, backoff: float, retry_after: float | None = None) -> float:
     """Seconds to wait after the `attempts`-th failed attempt."""
     delay = backoff * 2 ** (attempts - 1) * (0.5 + random.random())
