@@ -428,3 +428,52 @@ def test_a_cjk_page_reads_its_scale_in_its_language() -> None:
         document.metric("c", CSS("#c"))
     with pytest.raises(ExtractError, match=r"^d: .*goes on in Chinese numerals"):
         document.metric("d", CSS("#d"))
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "scale"),
+    [
+        ("₹5L", None, "en-IN"),  # en `L` is litres; en-IN's `L` is lakh: 500,000
+        ("Rs 12 L", None, "en-IN"),
+        ("₹5 L", "en-US", "en-IN"),
+        ("10L+ downloads", "en-GB", "en-IN"),
+        ("1,5 G$", "fr", "fr-CA"),  # fr `G` is g-force; fr-CA's `G` is milliard
+        ("3 G", "fr-FR", "fr-CA"),
+        ("5 mM", "pt", "pt-AO"),  # pt `mM` is millimolar; pt-PT's `mM` is mil milhões
+    ],
+)
+def test_a_unit_that_a_region_of_the_language_writes_for_a_scale_is_an_error(
+    text: str, locale: str | None, scale: str
+) -> None:
+    """A unit symbol of the locale that a region of its language writes as a scale word
+    was read as the unit: `₹5L` on an English page stored 5, not 500,000."""
+    with pytest.raises(ValueError, match=f"could be a unit or a scale word .* in {scale}"):
+        parse_number(text, locale)
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "value"),
+    [
+        ("₹5L", "en-IN", 500_000),
+        ("1,5 G$", "fr-CA", 1.5e9),
+        ("5 mM", "pt-PT", 5e9),
+        ("5 l", None, 5),  # a lowercase `l` is no lakh
+        ("5 kg", None, 5),
+        ("$5 a month", None, 5),
+        ("5 mil", "sv", 5),  # Swedish miles
+        ("12 mil", "es", 12_000),
+        ("5 mils", None, 5),
+    ],
+)
+def test_a_regional_scale_word_reads_in_its_region_and_units_stay_units(
+    text: str, locale: str | None, value: float
+) -> None:
+    assert parse_number(text, locale) == value
+
+
+@pytest.mark.parametrize("text", ["12 mil", "$5 mil", "1.2 mil followers", "R$ 12 MIL"])
+def test_mil_on_an_english_page_is_an_error(text: str) -> None:
+    """`mil` is a unit of English (a thousandth of an inch), informal English for a million
+    and es/pt for a thousand: it was read as the unit, `12 mil` stored 12."""
+    with pytest.raises(ValueError, match=r"'(?i:mil)' after the number could be million"):
+        parse_number(text)

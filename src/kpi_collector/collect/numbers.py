@@ -815,6 +815,8 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> tuple[flo
                 )
             # a currency symbol may end in a dot (da `kr.`, ru `руб.`)
             currency = word in rules.currencies or word + dot in rules.currencies
+            if folded in rules.units and not currency:
+                _unit_or_scale(word, text, rules)
             if folded not in rules.units and not currency:
                 known = _cldr()[1].get(folded)
                 if dot or known:
@@ -854,6 +856,36 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> tuple[flo
 
 
 _ENGLISH_MONEY = {"m": 1e6, "b": 1e9}
+
+#: unit symbols of English that English pages also write as a scale word
+_ENGLISH_UNIT_OR_SCALE = {
+    "mil": "million (English, informally), thousand (es, pt) or mils (thousandths of an inch)"
+}
+
+
+def _unit_or_scale(word: str, text: str, rules: NumberLocale) -> None:
+    """ValueError when `word` after the number, a unit symbol of the locale (en `L` litres,
+    fr `G` g-force), is also a scale word where the locale's language is written in one of
+    its regions (en-IN `L` lakh: `₹5L` is 500,000; fr-CA `G` milliard: `1,5 G$`), or in
+    English informally (`mil`): the same page may mean either, so neither is read."""
+    language = rules.tag.split("-")[0]
+    if language == "en" and word.casefold() in _ENGLISH_UNIT_OR_SCALE:
+        raise ValueError(
+            f"{_quote(text)}: {word!r} after the number could be "
+            f"{_ENGLISH_UNIT_OR_SCALE[word.casefold()]}; pick the number with `regex:`"
+        )
+    regions = _cldr_data()["regional"].get(language, {}).get(word)
+    if regions:
+        ways = ", ".join(
+            f"×{_show(float(scale))} in {tag.replace('_', '-')}"
+            for scale, tag in sorted(regions.items(), key=lambda item: float(item[0]))
+        )
+        raise ValueError(
+            f"{_quote(text)}: {word!r} after the number could be a unit or a scale word "
+            f"({ways}) that {rules.tag} does not use; set `locale:` to the page's language, "
+            "or pick the number with `regex:`"
+        )
+
 
 #: the scale characters Chinese, Japanese and Korean write right after digits: the large
 #: ones (CLDR's compact words: zh 万 亿, ja 万 億 兆 京, zh-Hant 萬 億 兆, ko 만 억 조) and
