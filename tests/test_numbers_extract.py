@@ -14,6 +14,7 @@ from kpi_collector.collect.extract import (
     Metric,
     XPath,
     finish,
+    finish_plain,
     from_json,
 )
 from kpi_collector.collect.numbers import parse_number
@@ -351,6 +352,38 @@ def test_a_regex_group_that_took_no_part_is_the_metrics_error(pattern: str, text
     group, an alternative) was a crash (AttributeError on None), not the metric's error."""
     with pytest.raises(ExtractError, match=r"^m: regex .* matched .* but its first group"):
         finish("m", text, Metric(css="a", regex=pattern))
+
+
+@pytest.mark.parametrize(
+    ("page", "pattern"),
+    [
+        (b"<div id=a><p>Users: 12</p><p>345 new</p></div>", r"Users: ([\d ,]+)"),
+        (b"<ul id=a><li>Total 5</li><li>120 pending</li></ul>", r"Total ([\d\s]+)"),
+        (b"<div id=a>Total 5<br>120 pending</div>", r"Total ([0-9 ]+)"),
+        (b"<table id=a><tr><td>Users: 12</td><td>345</td></tr></table>", r": ([\d ]+)"),
+    ],
+)
+def test_a_regex_does_not_join_digits_from_two_lines(page: bytes, pattern: str) -> None:
+    """A pattern sees the lines of an element's text parted by spaces; what it picked kept
+    them as spaces too, so digits it took from two lines read as one grouped number: 12345
+    from `<p>Users: 12</p><p>345 new</p>`."""
+    document = HtmlDocument(page)
+    with pytest.raises(ExtractError, match="more than one number"):
+        document.metric("m", CSS("#a", regex=pattern))
+    with pytest.raises(ExtractError, match="more than one number"):
+        document.metric("m", XPath("//*[@id='a']", regex=pattern))
+
+
+def test_a_regex_reads_a_grouped_number_within_one_line() -> None:
+    page = b"<div id=a><p>Users: 12 345</p><p>678 new</p></div>"
+    assert HtmlDocument(page).metric("m", CSS("#a", regex=r"Users: (\d+ \d+)")) == 12345
+    assert HtmlDocument(page).metric("m", CSS("#a", regex=r"(\d+) new")) == 678
+    assert finish_plain("m", "Users: 12\n345", Metric(query="q", regex=r"Users: (\d+)")) == 12
+
+
+def test_a_regex_on_a_programs_lines_does_not_join_them() -> None:
+    with pytest.raises(ExtractError, match="more than one number"):
+        finish_plain("m", "Users: 12\r\n345 new", Metric(query="q", regex=r"Users: ([\d\s]+)"))
 
 
 @pytest.mark.parametrize(

@@ -185,24 +185,26 @@ def finish(
         value = _exact(name, raw)
     elif isinstance(raw, str):
         text = raw.strip()
-        if metric.regex is not None or metric.map is not None:
-            # `layout_text` parts its lines with U+2029; a pattern or a mapped value sees
-            # them as spaces, as the page's text was written before
-            text = text.replace(PARAGRAPH, " ")
         if metric.regex is not None:
-            match = compile_pattern(metric.regex).search(text)
+            # `layout_text` parts its lines with U+2029; a pattern sees them as spaces, as
+            # the page's text was written before, and what it picks keeps them, so digits
+            # it takes from two lines (`Users: ([\d ]+)` on `<p>Users: 12</p><p>345</p>`)
+            # are two numbers, never 12345
+            match = compile_pattern(metric.regex).search(text.replace(PARAGRAPH, " "))
             if match is None:
                 raise ExtractError(
                     f"{name}: regex {metric.regex!r} found nothing in {_short(text)}"
                 )
-            text = match.group(1) if match.groups() else match.group(0)
-            if text is None:  # `(\d+)?x` on "x": the group took no part in the match
+            start, end = match.span(1 if match.groups() else 0)
+            if start < 0:  # `(\d+)?x` on "x": the group took no part in the match
                 raise ExtractError(
                     f"{name}: regex {metric.regex!r} matched {_short(match.group(0))} but its "
                     "first group (the number) took no part; make that group required"
                 )
+            text = text[start:end]
         if metric.map is not None:
-            value = _mapped(name, text, metric.map)
+            # a mapped value sees lines parted as spaces, as the page's text was written
+            value = _mapped(name, text.replace(PARAGRAPH, " "), metric.map)
         else:
             if machine and metric.locale is None and locale is not None:
                 _one_reading(name, text, locale)
