@@ -536,6 +536,11 @@ def parse_number(text: str, locale: str | None = None) -> float:
     number = float(value)
     if math.isinf(number):
         raise ValueError(f"{_quote(text)} is beyond the largest number stored")
+    if number == 0 and value != 0:  # below the smallest double (~5e-324): it would be 0
+        raise ValueError(
+            f"{_quote(text)} is too small to store (a stored number is 0 below about 5e-324); "
+            "read it in a smaller unit"
+        )
     if _minus_after(after, text, rules) or _negative(before, unscaled, text, rules):
         number = -number
     return number + 0.0  # (0) and -0 are 0, never -0.0
