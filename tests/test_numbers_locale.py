@@ -444,3 +444,48 @@ def test_a_bcp47_tag_with_extensions_is_its_language_and_region(
     as an unknown locale, where a page's `lang` with them fell back to the language."""
     assert Metric(css="a", locale=tag).locale == tag
     assert parse_number(text, tag) == value
+
+
+PRAGMA = """<html><head><meta http-equiv="{equiv}" content="{content}"></head><body>
+<p id="a">1.234</p><p id="b" lang="en">1.234</p></body></html>"""
+
+
+@pytest.mark.parametrize(
+    ("equiv", "content", "a"),
+    [
+        # the page's pragma-set default language (HTML standard): was read as en, 1.234
+        ("Content-Language", "de", 1234),
+        ("content-language", " de-DE ", 1234),
+        ("CONTENT-LANGUAGE", "de-CH", 1.234),
+        ("content-language", "de, en", 1.234),  # a list names no one language
+        ("content-language", "", 1.234),
+        ("content-type", "de", 1.234),
+    ],
+)
+def test_a_page_without_lang_reads_in_its_meta_content_language(
+    equiv: str, content: str, a: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a `lang` attribute up to the root, the language of a page's text is the one
+    its `<meta http-equiv="content-language">` names; an element's own `lang` wins, and
+    so does the config's `locale:`."""
+    from kpi_collector.collect import extract
+
+    page = PRAGMA.format(equiv=equiv, content=content).encode()
+    document = HtmlDocument(page)
+    assert document.metric("a", CSS("#a")) == a
+    assert document.metric("a", XPath("//p[@id='a']")) == a
+    assert document.metric("a", XPath("//p[@id='a']/text()")) == a
+    assert document.metric("b", CSS("#b")) == 1.234
+    assert document.metric("b", XPath("//p[@id='b']")) == 1.234
+    assert HtmlDocument(page, locale="en").metric("a", CSS("#a")) == 1.234
+    monkeypatch.setattr(extract, "CSS_STEPS", 0)  # the selector in a process of its own
+    costly = HtmlDocument(page)
+    assert not costly._lexbor_is_bounded("html body p#a")
+    assert costly.metric("a", CSS("html body p#a")) == a
+
+
+def test_the_last_meta_content_language_names_the_pages_language() -> None:
+    page = b"""<meta http-equiv=content-language content=fr><meta http-equiv=content-language
+    content=de><p id=a>1.234,5</p><p id=b>1 234,5</p>"""
+    assert HtmlDocument(page).metric("a", CSS("#a")) == 1234.5
+    assert HtmlDocument(page).metric("b", CSS("#b")) == 1234.5

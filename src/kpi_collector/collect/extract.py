@@ -23,6 +23,7 @@ from kpi_collector.collect.layout import (
     lxml_counter_target,
     lxml_layout_text,
     nearest_lang,
+    pragma_language,
 )
 from kpi_collector.collect.numbers import (
     LARGEST_EXACT,
@@ -475,10 +476,13 @@ def _counted(name: str, n: int, metric: PlainMetric, what: str) -> float:
     return finish(name, n, metric)
 
 
-def node_locale(node: Any) -> str | None:
+def node_locale(node: Any, default: str | None = None) -> str | None:
     """The number locale (`page_locale`) of the nearest `lang` attribute on a parsed HTML
-    `node` (selectolax) or its ancestors; None when none of them has one."""
+    `node` (selectolax) or its ancestors, else of `default` (the page's pragma-set default
+    language, `HtmlDocument.default_lang`); None when there is none."""
     lang = nearest_lang(node)
+    if lang is None:
+        lang = default
     return page_locale(lang) if lang is not None else None
 
 
@@ -562,6 +566,7 @@ class HtmlDocument:
         self._lxml: Any = None
         self._deeper: dict[int, bool] = {}  # depth -> whether the page nests that deep
         self._elements: int | None = None  # its `<`s: an upper bound of its elements
+        self._default_lang: tuple[str | None] | None = None  # found on first use
 
     @property
     def tree(self) -> Any:
@@ -572,6 +577,15 @@ class HtmlDocument:
     def text(self) -> str:
         """The page as text (what it was built from)."""
         return self._body
+
+    @property
+    def default_lang(self) -> str | None:
+        """The language of the page's text outside any `lang` attribute, as a browser takes
+        it: its `<meta http-equiv="content-language">` (`layout.pragma_language`); None
+        when it has none."""
+        if self._default_lang is None:
+            self._default_lang = (pragma_language(self._tree.tags("meta")),)
+        return self._default_lang[0]
 
     def refresh_url(self, base_url: str) -> str | None:
         """The absolute http(s) URL the page sends on to with its first `<meta
@@ -647,8 +661,9 @@ class HtmlDocument:
         if not answer["found"]:
             raise ExtractError(f"{name}: CSS selector {selector!r} matched nothing")
         locale = self.locale if metric.locale or self.locale else None
-        if locale is None and answer["lang"] is not None:
-            locale = page_locale(answer["lang"])
+        if locale is None:
+            lang = answer["lang"] if answer["lang"] is not None else self.default_lang
+            locale = page_locale(lang) if lang is not None else None
         if metric.attr is not None:
             if answer["attr"] is None:
                 raise ExtractError(f"{name}: {selector!r} has no attribute {metric.attr!r}")
@@ -698,13 +713,14 @@ class HtmlDocument:
     def _locale(self, metric: PlainMetric, node: Any) -> str | None:
         if metric.locale or self.locale:
             return self.locale
-        return node_locale(node)
+        return node_locale(node, self.default_lang)
 
     def _lxml_locale(self, metric: PlainMetric, element: Any) -> str | None:
         if metric.locale or self.locale or not hasattr(element, "xpath"):
             return self.locale
         found = element.xpath("ancestor-or-self::*[@lang][1]/@lang")
-        return page_locale(str(found[0])) if found else None
+        lang = str(found[0]) if found else self.default_lang
+        return page_locale(lang) if lang is not None else None
 
     def xpath(self, name: str, metric: PlainMetric) -> float:
         expression = metric.xpath

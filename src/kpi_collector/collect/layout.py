@@ -245,6 +245,30 @@ def nearest_lang(node: Any) -> str | None:
     return None
 
 
+def pragma_language(metas: Any) -> str | None:
+    """The page's pragma-set default language (HTML standard, "Content language state"):
+    the language of its text where no element up to the root has a `lang` attribute. The
+    last of its `<meta http-equiv="content-language" content="de">` elements (the keyword
+    ASCII case-insensitive) whose `content` has a first word and no comma names it; None
+    when none does. `metas`: the page's meta elements (selectolax nodes or lxml elements),
+    in document order."""
+    found = None
+    for meta in metas:
+        attributes = getattr(meta, "attributes", None)
+        if attributes is None:
+            attributes = meta.attrib
+        equiv = attributes.get("http-equiv")
+        content = attributes.get("content")
+        if equiv is None or not equiv.isascii() or equiv.strip().lower() != "content-language":
+            continue
+        if not content or "," in content:
+            continue
+        words = content.strip(" \t\n\f\r").split()
+        if words:
+            found = words[0]
+    return found
+
+
 #: data attributes holding the number a counter script animates an element's text up to,
 #: from 0 or from a start it shows first (Elementor `data-to-value`, PureCounter
 #: `data-purecounter-end`, jQuery countTo `data-to`, many themes `data-target`/`data-count`)
