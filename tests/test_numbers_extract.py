@@ -492,3 +492,41 @@ def test_numpy_booleans_are_booleans_and_their_arrays_no_number() -> None:
     assert finish("a", numpy.bool_(False), Metric(map={"false": 0})) == 0
     with pytest.raises(ExtractError, match="expected a number, got ndarray"):
         finish("a", numpy.array([True, False]), Metric())
+
+
+@pytest.mark.parametrize(
+    ("expression", "value"),
+    [
+        # XPath's string value joins every text inside: was 5120 and 1.2345
+        ("string(//ul)", None),
+        ("normalize-space( //ul[@id='l'] )", None),
+        ("string(//p[@id='h'])", 1234),
+        ("normalize-space(//p[@id='h'])", 1234),
+        ("string((//p)[1])", 1234),
+        ("string(//p[@id='d'])", 1234.5),  # the element's own lang, as for a path
+        ("string(//p[@id='h']/text())", 1234),  # a text node, as it is
+        ("string(//p[@id='a']/@data-n)", 77),
+    ],
+)
+def test_xpath_string_of_an_element_reads_its_text_as_the_page_shows_it(
+    expression: str, value: float | None
+) -> None:
+    page = b"""<html><body><p id=h>1,234<span style="display:none">5</span></p>
+    <ul id=l><li>5</li><li>120</li></ul><p id=d lang=de>1.234,5</p><p id=a data-n=77>x</p>
+    </body></html>"""
+    document = HtmlDocument(page)
+    if value is None:
+        with pytest.raises(ExtractError, match="more than one number"):
+            document.metric("m", XPath(expression))
+    else:
+        assert document.metric("m", XPath(expression)) == value
+
+
+def test_xpath_string_functions_that_are_not_one_elements_text_stay_as_they_are() -> None:
+    document = HtmlDocument(b"<p id=a>Total: 12</p><p id=b>7</p>")
+    assert document.metric("m", XPath("substring-after(//p[@id='a'], ': ')")) == 12
+    assert (
+        document.metric("m", XPath("string(//p[@id='a']) = string(//p[@id='b'])", map={"false": 0}))
+        == 0
+    )
+    assert document.metric("m", XPath("concat('', //p[@id='b'])")) == 7

@@ -738,6 +738,8 @@ class HtmlDocument:
             found = self._lxml.xpath(expression)
         except XPathError as exc:
             raise ExtractError(f"{name}: XPath {expression!r} is not valid: {exc}") from None
+        if isinstance(found, str) and not metric.count and metric.attr is None:
+            found = self._string_of_element(expression, found)
         if isinstance(found, list):
             if metric.count:
                 return _counted(name, len(found), metric, expression)
@@ -773,12 +775,55 @@ class HtmlDocument:
             _xpath_reads_as_the_page(name, metric.locale or locale)
         return finish(name, value, metric, locale)
 
+    def _string_of_element(self, expression: str, found: str) -> Any:
+        """For `string(PATH)` or `normalize-space(PATH)` whose PATH selects an element
+        first, that element (as a one-item list), whose text is then laid out as a page
+        shows it: XPath's string value joins every text inside, so `string(//ul)` on
+        `<li>5</li><li>120</li>` is "5120", with hidden text too. Else `found` itself."""
+        from lxml.etree import XPathError
+
+        inner = _string_argument(expression)
+        if inner is None:
+            return found
+        try:
+            nodes = self._lxml.xpath(inner)
+        except XPathError:
+            return found
+        if isinstance(nodes, list) and nodes and hasattr(nodes[0], "iter"):
+            return nodes[:1]
+        return found
+
     def metric(self, name: str, metric: PlainMetric) -> float:
         if metric.xpath:
             return self.xpath(name, metric)
         if metric.css:
             return self.css(name, metric)
         raise ExtractError(f"{name}: an html metric needs `css:` or `xpath:`")
+
+
+_STRING_OF = re.compile(r"\s*(?:string|normalize-space)\s*\((?P<inner>.*)\)\s*", re.S)
+
+
+def _string_argument(expression: str) -> str | None:
+    """PATH when the whole of `expression` is `string(PATH)` or `normalize-space(PATH)`
+    (not `string(a) = string(b)`); None otherwise."""
+    match = _STRING_OF.fullmatch(expression)
+    if match is None:
+        return None
+    inner = match.group("inner")
+    depth, quote = 0, ""
+    for char in inner:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+            if depth < 0:
+                return None
+    return inner if depth == 0 and not quote and inner.strip() else None
 
 
 #: an XPath function that reads texts as numbers in its own notation (`1.234` is 1.234):
