@@ -358,6 +358,18 @@ def test_accounting_parentheses_around_a_scaled_number_make_it_negative(
             "'(- 12)': the dash is apart from the number, so it may or may not be a minus; "
             "pick the number with `regex:`",
         ),
+        (  # a label with its colon, then a dash apart: was read as 5, the dash a separator
+            "Change: - 5%",
+            None,
+            "'Change: - 5%': the dash is apart from the number, so it may or may not be a "
+            "minus; pick the number with `regex:`",
+        ),
+        (
+            "Growth = – 12",
+            None,
+            "'Growth = – 12': the dash is apart from the number, so it may or may not be a "
+            "minus; pick the number with `regex:`",
+        ),
         (
             "Net result ($1,200)",
             None,

@@ -1074,8 +1074,11 @@ def _negative(before: str, after: str, text: str, rules: NumberLocale) -> bool:
             if word is None or not _is_currency(word.group(), rules):
                 return False  # a hyphen inside a name, not a minus
         if gap:
-            if ahead.strip(" ("):
-                return False  # "Downloads – 12,374": a dash between label and number
+            label = ahead.rstrip(" (")
+            # "Downloads – 12,374": a dash between label and number; after a colon or an
+            # equals sign (`Change: - 5%`) the label has its separator, the dash may be a minus
+            if label and not label.endswith((":", "=", "\uff1a", "\uff1d")):
+                return False
             raise ValueError(
                 f"{_quote(text)}: the dash is apart from the number, so it may or may not be "
                 "a minus; pick the number with `regex:`"
