@@ -45,6 +45,10 @@ PAGE = """<html lang="en"><body>
 <p id="inline-script">1,234<script>var shown = 5;</script><style>p { margin: 2px }</style></p>
 <p id="inline-hidden">1,234<span hidden>5</span></p>
 <p id="styled-hidden">1,234<span style="color: red; display: none">5</span></p>
+<p id="class-hidden">1,234<span class="d-none">5</span><span class="hidden">6</span><span
+  class="invisible">7</span><span class="is-hidden">8</span></p>
+<p id="commented-hidden">1,234<span style="/* old */ display: none">5</span></p>
+<p id="contents-hidden">1,234<span style="content-visibility: hidden">5</span></p>
 <a id="screen-reader"><span aria-hidden="true">1.2k</span><span class="sr-only">1,234 users
   starred this repository</span></a>
 <nav id="pages"><button>1</button><button>2</button><button>3</button></nav>
@@ -72,6 +76,10 @@ READ = {  # selector: the number a reader sees
     "#inline-script": 1234,
     "#inline-hidden": 1234,
     "#styled-hidden": 1234,  # was 12345 once inline parts joined as shown
+    # hidden by a framework's class at every width, or a style after a comment (was 1.2345678)
+    "#class-hidden": 1234,
+    "#commented-hidden": 1234,
+    "#contents-hidden": 1234,
     "#screen-reader": 1200,  # what is shown; the screen reader's text is not
     "#fallback": 1234,  # a canvas's, video's and closed dialog's content is not shown
     "#icon": 1234,  # an SVG's tooltip is not shown
@@ -169,6 +177,23 @@ def test_a_raised_run_is_read_as_shown(html: str, error: str) -> None:
     for metric in (Metric(css="#v"), Metric(xpath="//*[@id='v']")):
         with pytest.raises(ExtractError, match=re.escape(error)):
             document.metric("m", metric)
+
+
+@pytest.mark.parametrize(
+    ("html", "value"),
+    [
+        # shown again from a width on (Bootstrap `d-md-inline`, Tailwind `md:inline`)
+        ("<p id=v>1,23<span class='d-none d-md-inline'>4</span></p>", 1234),
+        ("<p id=v>1,23<span class='hidden md:inline'>4</span></p>", 1234),
+        ("<p id=v>1,23<span class='hidden lg:inline-block'>4</span></p>", 1234),
+        ("<p id=v>1,234<span class='d-none d-lg-none'>5</span></p>", 1234),
+        ("<p id=v>1,23<span class='hide-on-print'>4</span></p>", 1234),  # no hiding class
+    ],
+)
+def test_a_hiding_class_with_a_width_that_shows_it_is_shown(html: str, value: float) -> None:
+    document = HtmlDocument(html)
+    assert document.metric("m", Metric(css="#v")) == value
+    assert document.metric("m", Metric(xpath="//*[@id='v']")) == value
 
 
 def test_regex_and_map_see_lines_as_spaces() -> None:

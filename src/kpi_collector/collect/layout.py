@@ -167,28 +167,57 @@ def _place(item: Any, root: Any) -> _Place | None:
     return (top if line is None else line, top if raised is None else raised)
 
 
-#: an inline style that hides an element (`style="display: none"`)
-_HIDING_STYLE = re.compile(r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*hidden)\b", re.I)
+#: an inline style that hides an element (`style="display: none"`, `visibility: collapse`,
+#: `content-visibility: hidden`, which hides what is inside)
+_HIDING_STYLE = re.compile(
+    r"(?:^|;)\s*(?:display\s*:\s*none|(?:content-)?visibility\s*:\s*(?:hidden|collapse))\b",
+    re.I,
+)
+_CSS_COMMENT = re.compile(r"/\*.*?(?:\*/|$)", re.S)
 #: classes that hide an element from sight by convention, for screen readers only
 #: (Bootstrap `sr-only`/`visually-hidden`, WordPress `screen-reader-text`, H5BP)
 _SCREEN_READER_ONLY = frozenset(
-    ["sr-only", "visually-hidden", "visuallyhidden", "screen-reader-text"]
+    [
+        "sr-only",
+        "visually-hidden",
+        "visually-hidden-focusable",
+        "visuallyhidden",
+        "screen-reader-text",
+    ]
+)
+#: classes the CSS frameworks hide an element with at every width (Bootstrap `d-none`,
+#: `invisible`, Bootstrap 3 and Tailwind `hidden`, Bulma `is-hidden`, Foundation `hide`)
+_HIDING_CLASSES = frozenset(["d-none", "hidden", "invisible", "is-hidden", "is-invisible", "hide"])
+#: a class that shows such an element again at some widths (Bootstrap `d-md-block`,
+#: Tailwind `md:inline`): the page shows it on a wide enough screen
+_SHOWN_AT_SOME_WIDTH = re.compile(
+    r"d-(?:sm|md|lg|xl|xxl)-(?!none$)[a-z-]+"
+    r"|(?:[a-z0-9-]+:)+(?:block|inline|inline-[a-z]+|flex|grid|table(?:-[a-z-]+)?|contents"
+    r"|flow-root|list-item|visible)"
 )
 
 
 def _unshown(tag: Any, attributes: Any) -> bool:
     """Whether an element's content is not shown: `_UNSHOWN`, `hidden`, hidden by its
-    inline style or by a screen-reader-only class (`1,234<span style="display:none">5</span>`
-    shows 1,234, not 12345)."""
+    inline style, by a screen-reader-only class or by a framework's hiding class at every
+    width (`1,234<span style="display:none">5</span>` and `1,234<span class="d-none">5</span>`
+    show 1,234, not 12345)."""
     if tag in _UNSHOWN or "hidden" in attributes:
         return True
     if tag == "dialog" and "open" not in attributes:  # a closed dialog is not shown
         return True
     style = attributes.get("style")
-    if style and _HIDING_STYLE.search(style):
+    if style and _HIDING_STYLE.search(_CSS_COMMENT.sub("", style) if "/*" in style else style):
         return True
     classes = attributes.get("class")
-    return bool(classes) and not _SCREEN_READER_ONLY.isdisjoint(classes.split())
+    if not classes:
+        return False
+    names = classes.split()
+    if not _SCREEN_READER_ONLY.isdisjoint(names):
+        return True
+    return not _HIDING_CLASSES.isdisjoint(names) and not any(
+        _SHOWN_AT_SOME_WIDTH.fullmatch(name) for name in names
+    )
 
 
 def lxml_layout_text(element: Any) -> str:
