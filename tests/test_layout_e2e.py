@@ -58,6 +58,9 @@ PAGE = """<html lang="en"><body>
 <div id="fallback">1,234<canvas>5</canvas><video>6</video><dialog>7</dialog></div>
 <div id="icon"><svg><title>5 stars</title><path d="M0 0"/></svg>1,234</div>
 <p id="glued-version"><b>v</b>2.1</p>
+<p id="spaced-spans"><span class="n">12</span>
+  <span class="n">345</span></p>
+<p id="spaced-tail">Total 12 <b>345</b></p>
 <p id="glued-code"><span>SKU</span><span>123</span></p>
 </body></html>"""
 
@@ -88,6 +91,9 @@ READ = {  # selector: the number a reader sees
 # 123 and 1001.234 once inline parts joined as shown), struck-out text an old value
 # (`<s>99</s>79` was 9979)
 APART = ["#list", "#blocks", "#row", "#br", "#sup", "#pages", "#chart", "#ruby", "#struck"]
+# digits in two elements with a space between are two numbers (were 12345, one grouped by
+# the space as `12 345` in one text is)
+APART += ["#spaced-spans", "#spaced-tail"]
 GLUED = ["#glued-version", "#glued-code"]  # shown as v2.1, SKU123: a name, an error
 
 
@@ -151,6 +157,11 @@ def test_layout_end_to_end(page: str, workdir: Path) -> None:
         # (XPath read "1", "23", "4" apart: more than one number, where CSS read 234)
         ("<div id=v>23<span>4</span><p>Users</p></div>", 234),
         ("<div id=v><p>Users</p>23<span>4</span></div>", 234),
+        # a space grouping digits within one text, and a space between a label and a number
+        ("<p id=v><span>12 345</span> <span>users</span></p>", 12345),
+        ("<p id=v><span>Users:</span>\n<span>12 345</span></p>", 12345),
+        ("<p id=v>12 345 <b>users</b></p>", 12345),
+        ("<p id=v><b>1</b>234</p>", 1234),
     ],
 )
 def test_layout_text_keeps_what_is_one_line(html: str, value: float) -> None:

@@ -142,7 +142,7 @@ def layout_text(node: Any) -> str:
             parts.append(_junction(parts[-1], text, last, place))
         parts.append(text)
         last = place
-    return "".join(parts)
+    return _apart_at_edges(parts)
 
 
 #: where a text is: (its line, its raised run), ids of the elements that hold them
@@ -240,7 +240,7 @@ def lxml_layout_text(element: Any) -> str:
             _add(parts, child.tail, (line[0], raised))
 
     walk(element, 0)
-    return "".join(text for text, _ in parts)
+    return _apart_at_edges([text for text, _ in parts])
 
 
 def _add(parts: list[tuple[str, _Place]], text: str | None, place: _Place) -> None:
@@ -249,6 +249,35 @@ def _add(parts: list[tuple[str, _Place]], text: str | None, place: _Place) -> No
     if parts:
         parts.append((_junction(parts[-1][0], text, parts[-1][1], place), place))
     parts.append((text, place))
+
+
+def _apart_at_edges(parts: list[str]) -> str:
+    """`parts` (texts, with the junction between each two: `[text, junction, text, ...]`)
+    joined, where a space between digits at the edge of an element (`<span>12</span>
+    <span>345</span>`, `12 <b>345</b>`) is a line break: two numbers in two elements, never
+    one grouped by a space as `12 345` within one text is."""
+    texts, junctions = parts[0::2], ["", *parts[1::2]]
+    for index in range(1, len(texts)):
+        head = texts[index]
+        body = head.lstrip()
+        if not body[:1].isdecimal() or junctions[index]:
+            continue
+        before = index - 1
+        while before > 0 and texts[before].isspace() and not junctions[before]:
+            before -= 1
+        tail = texts[before].rstrip()
+        if not tail[-1:].isdecimal():
+            continue
+        if before == index - 1 and tail == texts[before] and body == head:
+            continue  # the digits touch: one run of digits as shown (`<b>1</b>234`)
+        texts[before] = tail
+        for between in range(before + 1, index):
+            texts[between] = ""
+        texts[index] = PARAGRAPH + body
+    joined = [texts[0]] if texts else []
+    for junction, text in zip(junctions[1:], texts[1:], strict=True):
+        joined += [junction, text]
+    return "".join(joined)
 
 
 def _junction(before: str, after: str, was: _Place, place: _Place) -> str:
