@@ -61,6 +61,8 @@ PAGE = """<html lang="en"><body>
 <p id="spaced-spans"><span class="n">12</span>
   <span class="n">345</span></p>
 <p id="spaced-tail">Total 12 <b>345</b></p>
+<div id="styled-blocks"><span style="display: block">Plan A: 3</span><span
+  style="font-weight: bold; display:flex">500 users</span></div>
 <p id="glued-code"><span>SKU</span><span>123</span></p>
 </body></html>"""
 
@@ -94,6 +96,8 @@ APART = ["#list", "#blocks", "#row", "#br", "#sup", "#pages", "#chart", "#ruby",
 # digits in two elements with a space between are two numbers (were 12345, one grouped by
 # the space as `12 345` in one text is)
 APART += ["#spaced-spans", "#spaced-tail"]
+# elements an inline style lays out as blocks (were 3500, as `#blocks` once was)
+APART += ["#styled-blocks"]
 GLUED = ["#glued-version", "#glued-code"]  # shown as v2.1, SKU123: a name, an error
 
 
@@ -162,6 +166,12 @@ def test_layout_end_to_end(page: str, workdir: Path) -> None:
         ("<p id=v><span>Users:</span>\n<span>12 345</span></p>", 12345),
         ("<p id=v>12 345 <b>users</b></p>", 12345),
         ("<p id=v><b>1</b>234</p>", 1234),
+        # boxes in the run of text (a counter's digits), as on a rendered page
+        (
+            "<p id=v><span style='display:inline-block'>1</span><span style='display:"
+            "inline-block'>2</span></p>",
+            12,
+        ),
     ],
 )
 def test_layout_text_keeps_what_is_one_line(html: str, value: float) -> None:

@@ -158,7 +158,7 @@ def _place(item: Any, root: Any) -> _Place | None:
     while parent is not None and parent.mem_id != root.mem_id:
         if _unshown(parent.tag, parent.attributes):
             return None
-        if line is None and (parent.tag in _APART or BOX in parent.attributes):
+        if line is None and _box(parent.tag, parent.attributes):
             line = int(parent.mem_id)
         if raised is None and line is None and parent.tag in _RAISED:
             raised = int(parent.mem_id)
@@ -220,6 +220,24 @@ def _unshown(tag: Any, attributes: Any) -> bool:
     )
 
 
+#: an inline style that lays an element out as a box of its own (`display: block`, `flex`,
+#: `table-cell`), not in the run of text around it; as for a rendered page (`BOX`), an
+#: `inline-block` stays in the run (a counter's digits each in one)
+_BOX_STYLE = re.compile(
+    r"(?:^|;)\s*display\s*:\s*(?:block|flex|grid|list-item|table|flow-root)\b", re.I
+)
+
+
+def _box(tag: Any, attributes: Any) -> bool:
+    """Whether an element is laid out apart from the text around it: an `_APART` element,
+    one a rendered page's stylesheet made a box (`BOX`), or one its inline style makes one
+    (`<span style="display:block">`)."""
+    if tag in _APART or BOX in attributes:
+        return True
+    style = attributes.get("style")
+    return bool(style) and _BOX_STYLE.search(_CSS_COMMENT.sub("", style)) is not None
+
+
 def lxml_layout_text(element: Any) -> str:
     """`layout_text` for an lxml element (the XPath extractor); comments are no text."""
     parts: list[tuple[str, _Place]] = []
@@ -231,7 +249,7 @@ def lxml_layout_text(element: Any) -> str:
         for child in current:
             tag = child.tag if isinstance(child.tag, str) else None
             if tag is not None and not _unshown(tag, child.attrib):
-                if tag in _APART or BOX in child.attrib:
+                if _box(tag, child.attrib):
                     line[0] += 1
                     walk(child, raised)
                     line[0] += 1
