@@ -530,3 +530,13 @@ def test_xpath_string_functions_that_are_not_one_elements_text_stay_as_they_are(
         == 0
     )
     assert document.metric("m", XPath("concat('', //p[@id='b'])")) == 7
+
+
+@pytest.mark.parametrize("expression", ["number(//p)", "sum(//td)", "//p * 2", "number(//q)"])
+def test_an_xpath_that_gives_nan_says_why(expression: str) -> None:
+    """XPath reads `1,234` (and a missing element) as NaN; the error was only "nan is not a
+    finite number", saying neither why nor what to write instead."""
+    document = HtmlDocument(b"<p id=a>1,234</p><table><tr><td>1,5</td><td>2</td></tr></table>")
+    with pytest.raises(ExtractError, match=r"gave NaN \(not a number\): XPath reads only"):
+        document.metric("m", XPath(expression))
+    assert document.metric("m", XPath("//p")) == 1234

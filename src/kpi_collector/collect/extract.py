@@ -770,6 +770,13 @@ class HtmlDocument:
                 busy=lxml_busy(first),
             )
         value = found if isinstance(found, int | float) else str(found)
+        if isinstance(value, float) and math.isnan(value):
+            raise ExtractError(
+                f"{name}: XPath {expression!r} gave NaN (not a number): XPath reads only texts "
+                "written as 1234.5 as numbers, not the page's '1,234' or '1.2k', and a missing "
+                "element as NaN; select the element itself (kpi reads its text as the page "
+                "writes numbers), or `count()` it"
+            )
         locale = self._lxml_locale(metric, self._lxml)
         if isinstance(value, float) and _XPATH_READS_TEXT.search(expression):
             _xpath_reads_as_the_page(name, metric.locale or locale)
