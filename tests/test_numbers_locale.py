@@ -165,6 +165,11 @@ def test_top_level_locale_reaches_sources_and_metrics_override() -> None:
         ('{css: "ul.posts li["}', r"kpi.yaml:5: .*CSS selector 'ul.posts li\[' is not valid"),
         ("{xpath: \"//span[@id='x'\"}", r"kpi.yaml:5: .*XPath \"//span\[@id='x'\" is not valid"),
         ("#downloads", r"kpi.yaml:5: .*metric is empty.*comment: quote it.*\"#downloads\""),
+        # a count with an option that reads a match's text: the option was skipped and
+        # the count stored as its value
+        ('{css: "li", count: true, regex: "(\\\\d+)"}', r"kpi.yaml:5: .*`count: true`.*`regex:`"),
+        ('{css: "a", count: true, attr: href}', r"kpi.yaml:5: .*`count: true`.*`attr:` .*drop"),
+        ('{xpath: "//li", count: true, map: {a: 1}}', r"kpi.yaml:5: .*`count: true`.*`map:`"),
     ],
 )
 def test_selectors_are_checked_at_load(yaml_metric: str, message: str) -> None:
