@@ -540,3 +540,22 @@ def test_an_xpath_that_gives_nan_says_why(expression: str) -> None:
     with pytest.raises(ExtractError, match=r"gave NaN \(not a number\): XPath reads only"):
         document.metric("m", XPath(expression))
     assert document.metric("m", XPath("//p")) == 1234
+
+
+@pytest.mark.parametrize(
+    ("expression", "what"),
+    [
+        ("//p/text()", "a text"),
+        ("//p/@data-n", "an attribute's value"),
+        ("count(//p)", "a number"),
+        ("string(//p/@title)", "a text"),
+    ],
+)
+def test_attr_on_an_xpath_that_gives_no_element_is_an_error(expression: str, what: str) -> None:
+    """`attr:` was skipped where the XPath gave no element, and what it gave read instead
+    (the text 5 for `attr: data-n`, which holds 7)."""
+    document = HtmlDocument(b"<p data-n=7 title=3>5</p>")
+    with pytest.raises(ExtractError, match=f"`attr: data-n` reads an element's .* gives {what};"):
+        document.metric("m", XPath(expression, attr="data-n"))
+    assert document.metric("m", XPath("//p", attr="data-n")) == 7
+    assert document.metric("m", XPath("//p/@data-n")) == 7

@@ -746,7 +746,9 @@ class HtmlDocument:
             if not found:
                 raise ExtractError(f"{name}: XPath {expression!r} matched nothing")
             first = found[0]
-            if metric.attr is not None and hasattr(first, "get"):
+            if metric.attr is not None and not hasattr(first, "get"):
+                raise ExtractError(_attr_of_no_element(name, expression, metric.attr, first))
+            if metric.attr is not None:
                 raw = first.get(metric.attr)
                 if raw is None:
                     raise ExtractError(f"{name}: {expression!r} has no attribute {metric.attr!r}")
@@ -769,6 +771,8 @@ class HtmlDocument:
                 counter=lxml_counter_target(first),
                 busy=lxml_busy(first),
             )
+        if metric.attr is not None:
+            raise ExtractError(_attr_of_no_element(name, expression, metric.attr, found))
         value = found if isinstance(found, int | float) else str(found)
         if isinstance(value, float) and math.isnan(value):
             raise ExtractError(
@@ -806,6 +810,23 @@ class HtmlDocument:
         if metric.css:
             return self.css(name, metric)
         raise ExtractError(f"{name}: an html metric needs `css:` or `xpath:`")
+
+
+def _attr_of_no_element(name: str, expression: str, attr: str, found: Any) -> str:
+    """The message for `attr:` on an XPath that gave no element (a text, an attribute's
+    value, a number): the attribute was skipped and what it gave read instead."""
+    if getattr(found, "is_attribute", False):
+        what = "an attribute's value"
+    elif isinstance(found, str):
+        what = "a text"
+    elif isinstance(found, bool):
+        what = "a boolean"
+    else:
+        what = "a number"
+    return (
+        f"{name}: `attr: {attr}` reads an element's attribute, but XPath {expression!r} gives "
+        f"{what}; select the element, or drop `attr:` and end the XPath with `/@{attr}`"
+    )
 
 
 _STRING_OF = re.compile(r"\s*(?:string|normalize-space)\s*\((?P<inner>.*)\)\s*", re.S)
