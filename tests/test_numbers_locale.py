@@ -506,3 +506,15 @@ def test_the_last_meta_content_language_names_the_pages_language() -> None:
     content=de><p id=a>1.234,5</p><p id=b>1 234,5</p>"""
     assert HtmlDocument(page).metric("a", CSS("#a")) == 1234.5
     assert HtmlDocument(page).metric("b", CSS("#b")) == 1234.5
+
+
+def test_an_xpath_tail_text_is_read_in_its_parents_language() -> None:
+    """A text after an element (`<span lang=en>Nutzer:</span> 1.234`) was read in the
+    language of the element it follows (en: 1.234), not of the element holding it (de)."""
+    document = HtmlDocument(b"<div lang=de><span lang=en>Nutzer:</span> 1.234</div>")
+    assert document.metric("m", XPath("//div/text()")) == 1234
+    assert document.metric("m", XPath("//div")) == 1234
+    inner = HtmlDocument(b"<div lang=de><span lang=en>1.234</span> Nutzer</div>")
+    assert inner.metric("m", XPath("//span/text()")) == 1.234
+    meta = b"<meta http-equiv=content-language content=de><p><b lang=en>x</b> 1.234</p>"
+    assert HtmlDocument(meta).metric("m", XPath("//p/text()")) == 1234

@@ -716,9 +716,13 @@ class HtmlDocument:
         return node_locale(node, self.default_lang)
 
     def _lxml_locale(self, metric: PlainMetric, element: Any) -> str | None:
-        if metric.locale or self.locale or not hasattr(element, "xpath"):
+        if metric.locale or self.locale:
             return self.locale
-        found = element.xpath("ancestor-or-self::*[@lang][1]/@lang")
+        found = (
+            element.xpath("ancestor-or-self::*[@lang][1]/@lang")
+            if hasattr(element, "xpath")
+            else []
+        )
         lang = str(found[0]) if found else self.default_lang
         return page_locale(lang) if lang is not None else None
 
@@ -754,6 +758,10 @@ class HtmlDocument:
                     raise ExtractError(f"{name}: {expression!r} has no attribute {metric.attr!r}")
                 return finish(name, raw, metric, self._lxml_locale(metric, first), machine=True)
             owner = first.getparent() if hasattr(first, "getparent") else None
+            if owner is not None and getattr(first, "is_tail", False):
+                # a tail text (`<span lang=en>Users:</span> 1.234`) is its parent's, in the
+                # parent's language, not that of the element it follows
+                owner = owner.getparent()
             element = first if hasattr(first, "xpath") else owner
             if not hasattr(first, "iter"):  # a text or an attribute's value
                 return finish(
