@@ -306,3 +306,58 @@ def test_a_rendered_page_is_read_as_it_shows_without_what_a_stylesheet_hides(
         errors = " | ".join(m for (m,) in conn.execute("SELECT message FROM run_errors"))
     assert "pair: more than one number in '2024 1,234'" in errors
     assert "pair_x: more than one number in '2024 1,234'" in errors
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<div hidden><p class=n>0</p></div><p class=n>1,234</p>",
+        "<p class=n style='display: none'>0</p><p class=n>1,234</p>",
+        "<dialog><p class=n>0</p></dialog><p class=n>1,234</p>",
+        "<p class='n d-none'>1.2k</p><p class=n>1,234</p>",
+    ],
+)
+def test_a_hidden_first_match_before_a_shown_one_is_an_error(html: str) -> None:
+    """The first match was read though the page does not show it (a hidden copy, a closed
+    dialog's), storing 0 where the page shows 1,234; which one is meant is the config's to
+    say."""
+    document = HtmlDocument(html)
+    for metric in (Metric(css=".n"), Metric(xpath="//p[contains(@class, 'n')]")):
+        with pytest.raises(ExtractError, match="matches an element the page does not show"):
+            document.metric("m", metric)
+    assert document.metric("m", Metric(xpath="(//p[contains(@class, 'n')])[last()]")) == 1234
+
+
+@pytest.mark.parametrize(
+    ("html", "value"),
+    [
+        ("<p class=n hidden>7</p>", 7),  # every match hidden: the one the config picked
+        ("<p class=n>1,234</p><p class=n hidden>0</p>", 1234),  # the first is shown
+        ("<template><p class=n>0</p></template><p class=n>1,234</p>", 1234),  # CSS
+    ],
+)
+def test_a_hidden_match_is_read_when_no_shown_one_comes_before_or_after(
+    html: str, value: float
+) -> None:
+    assert HtmlDocument(html).metric("m", Metric(css=".n")) == value
+
+
+def test_an_attribute_of_a_hidden_first_match_is_read() -> None:
+    """Attributes are data, often on hidden elements (`<input type=hidden>`, a hidden
+    `<span data-n>`): `attr:` reads the first match as before."""
+    document = HtmlDocument("<span class=n hidden data-n=5></span><span class=n data-n=6>6</span>")
+    assert document.metric("m", Metric(css=".n", attr="data-n")) == 5
+
+
+def test_a_hidden_first_match_in_a_process_of_its_own_is_an_error_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kpi_collector.collect import extract
+
+    monkeypatch.setattr(extract, "CSS_STEPS", 0)
+    page = "<html><body><div><div hidden><p class=n>0</p></div><p class=n>1,234</p></div></body></html>"
+    document = HtmlDocument(page)
+    assert not document._lexbor_is_bounded("body div p.n")  # the test runs what it means to
+    with pytest.raises(ExtractError, match="matches an element the page does not show"):
+        document.metric("m", Metric(css="body div p.n"))
+    assert document.metric("m", Metric(css="body > div > p.n")) == 1234

@@ -1,7 +1,8 @@
 """A CSS selector matched by Lexbor in a process of its own, for `HtmlDocument.css` when the
 page could make the selector backtrack for hours (the parent kills this process at its
 limit). Reads one JSON line ({"selector", "count", "attr"}) and then the page as UTF-8 on
-stdin; writes {"count": n} or {"found", "text", "attr", "lang", "counter", "busy"} as JSON on stdout.
+stdin; writes {"count": n} or {"found", "text", "attr", "lang", "counter", "busy",
+"hidden_first"} as JSON on stdout.
 """
 
 from __future__ import annotations
@@ -30,7 +31,13 @@ def main() -> None:
     _die_with_parent()
     from selectolax.lexbor import LexborHTMLParser
 
-    from kpi_collector.collect.layout import busy, counter_target, layout_text, nearest_lang
+    from kpi_collector.collect.layout import (
+        busy,
+        counter_target,
+        layout_text,
+        nearest_lang,
+        unshown,
+    )
 
     data = sys.stdin.buffer.read()
     header, _, page = data.partition(b"\n")
@@ -49,6 +56,12 @@ def main() -> None:
             if request["attr"] is not None:
                 answer["attr"] = node.attributes.get(request["attr"])
             answer["lang"] = nearest_lang(node)  # the element's language
+            # a first match the page does not show, before one it shows (`_hidden_first`)
+            answer["hidden_first"] = (
+                request["attr"] is None
+                and unshown(node)
+                and any(not unshown(other) for other in tree.css(selector))
+            )
     sys.stdout.write(json.dumps(answer))
 
 

@@ -22,8 +22,10 @@ from kpi_collector.collect.layout import (
     lxml_busy,
     lxml_counter_target,
     lxml_layout_text,
+    lxml_unshown,
     nearest_lang,
     pragma_language,
+    unshown,
 )
 from kpi_collector.collect.numbers import (
     LARGEST_EXACT,
@@ -668,6 +670,8 @@ class HtmlDocument:
             if answer["attr"] is None:
                 raise ExtractError(f"{name}: {selector!r} has no attribute {metric.attr!r}")
             return finish(name, answer["attr"], metric, locale, machine=True)
+        if answer.get("hidden_first"):
+            raise ExtractError(_hidden_first(name, "CSS selector", selector))
         return finish_shown(
             name,
             answer["text"],
@@ -701,6 +705,8 @@ class HtmlDocument:
             if raw is None:
                 raise ExtractError(f"{name}: {selector!r} has no attribute {metric.attr!r}")
             return finish(name, raw, metric, self._locale(metric, node), machine=True)
+        if unshown(node) and any(not unshown(other) for other in self._tree.css(selector)):
+            raise ExtractError(_hidden_first(name, "CSS selector", selector))
         return finish_shown(
             name,
             layout_text(node),
@@ -763,6 +769,13 @@ class HtmlDocument:
                 # parent's language, not that of the element it follows
                 owner = owner.getparent()
             element = first if hasattr(first, "xpath") else owner
+            if (
+                hasattr(first, "iter")
+                and metric.attr is None
+                and lxml_unshown(first)
+                and any(hasattr(e, "iter") and not lxml_unshown(e) for e in found[1:])
+            ):
+                raise ExtractError(_hidden_first(name, "XPath", expression))
             if not hasattr(first, "iter"):  # a text or an attribute's value
                 return finish(
                     name,
@@ -818,6 +831,17 @@ class HtmlDocument:
         if metric.css:
             return self.css(name, metric)
         raise ExtractError(f"{name}: an html metric needs `css:` or `xpath:`")
+
+
+def _hidden_first(name: str, kind: str, expression: str) -> str:
+    """The message for a selector whose first match, the one read, the page does not show,
+    while it shows a later one (a template's or a hidden variant's copy before the shown
+    number): which of them is meant is the config's to say."""
+    return (
+        f"{name}: {kind} {expression!r} matches an element the page does not show (hidden, "
+        "display: none, a template) before one it shows; make it match the one to read "
+        "(e.g. a more specific class, or :not([hidden]))"
+    )
 
 
 def _attr_of_no_element(name: str, expression: str, attr: str, found: Any) -> str:

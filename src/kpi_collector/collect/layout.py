@@ -238,6 +238,24 @@ def _box(tag: Any, attributes: Any) -> bool:
     return bool(style) and _BOX_STYLE.search(_CSS_COMMENT.sub("", style)) is not None
 
 
+def unshown(node: Any) -> bool:
+    """Whether a parsed HTML `node` (selectolax) is not shown: it or an ancestor is
+    `_unshown` (`hidden`, `display: none`, a `<template>`, a closed `<dialog>`...)."""
+    while node is not None and node.tag != "-document":
+        if _unshown(node.tag, node.attributes or {}):
+            return True
+        node = node.parent
+    return False
+
+
+def lxml_unshown(element: Any) -> bool:
+    """`unshown` for an lxml element."""
+    return any(
+        isinstance(e.tag, str) and _unshown(e.tag, e.attrib)
+        for e in [element, *element.iterancestors()]
+    )
+
+
 def lxml_layout_text(element: Any) -> str:
     """`layout_text` for an lxml element (the XPath extractor); comments are no text."""
     parts: list[tuple[str, _Place]] = []
