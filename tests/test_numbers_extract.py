@@ -559,3 +559,30 @@ def test_attr_on_an_xpath_that_gives_no_element_is_an_error(expression: str, wha
         document.metric("m", XPath(expression, attr="data-n"))
     assert document.metric("m", XPath("//p", attr="data-n")) == 7
     assert document.metric("m", XPath("//p/@data-n")) == 7
+
+
+@pytest.mark.parametrize(
+    ("expression", "value"),
+    [
+        # XPath's string value of <td>: hidden text and separate lines joined (was 12)
+        ("number(//td[@id='a'])", None),
+        ("number(//td[@id='b'])", None),
+        ("sum(//td)", None),
+        ("number(//td[@id='c'])", 7),
+        ("sum(//td[@id='c' or @id='d'])", 15),
+        ("number(//td[@id='c']) * 2", 14),
+        ("count(//td)", 4),
+    ],
+)
+def test_xpath_number_and_sum_read_an_element_as_the_page_shows_it(
+    expression: str, value: float | None
+) -> None:
+    document = HtmlDocument(
+        b"<table><tr><td id=a>1<span hidden>2</span></td><td id=b><p>1</p><p>2</p></td>"
+        b"<td id=c>7</td><td id=d> 8 <!-- 9 --></td></tr></table>"
+    )
+    if value is None:
+        with pytest.raises(ExtractError, match=r"reads the text of <td> as '12', which the page"):
+            document.metric("m", XPath(expression))
+    else:
+        assert document.metric("m", XPath(expression)) == value

@@ -805,7 +805,38 @@ class HtmlDocument:
         locale = self._lxml_locale(metric, self._lxml)
         if isinstance(value, float) and _XPATH_READS_TEXT.search(expression):
             _xpath_reads_as_the_page(name, metric.locale or locale)
+            self._xpath_reads_as_shown(name, expression)
         return finish(name, value, metric, locale)
+
+    def _xpath_reads_as_shown(self, name: str, expression: str) -> None:
+        """ExtractError when `number(PATH)` or `sum(PATH)` read an element's text otherwise
+        than the page shows it: XPath's string value joins every text inside, hidden text
+        and separate lines too (`number(//td)` on `<td>1<span hidden>2</span></td>` is 12,
+        on `<td><p>1</p><p>2</p></td>` 12)."""
+        from lxml.etree import XPathError
+
+        match = _FUNCTION_OF.fullmatch(expression)
+        inner = _whole_argument(match.group("inner")) if match else None
+        if match is None or inner is None or match.group("name") not in ("number", "sum"):
+            return
+        try:
+            nodes = self._lxml.xpath(inner)
+        except XPathError:
+            return
+        if not isinstance(nodes, list):
+            return
+        elements = [node for node in nodes if hasattr(node, "iter")]
+        for element in elements[:1] if match.group("name") == "number" else elements:
+            written = str(element.xpath("string()"))
+            shown = lxml_layout_text(element)
+            if _same_number(_xpath_number(written), _xpath_number(shown)):
+                continue
+            raise ExtractError(
+                f"{name}: XPath {expression!r} reads the text of <{element.tag}> as "
+                f"{_short(written)}, which the page shows as {_short(shown)} (text it does "
+                "not show, or on separate lines); select the element itself, which kpi "
+                "reads as the page shows it"
+            )
 
     def _string_of_element(self, expression: str, found: str) -> Any:
         """For `string(PATH)` or `normalize-space(PATH)` whose PATH selects an element
@@ -861,16 +892,35 @@ def _attr_of_no_element(name: str, expression: str, attr: str, found: Any) -> st
     )
 
 
-_STRING_OF = re.compile(r"\s*(?:string|normalize-space)\s*\((?P<inner>.*)\)\s*", re.S)
+_FUNCTION_OF = re.compile(r"\s*(?P<name>[a-z-]+)\s*\((?P<inner>.*)\)\s*", re.S)
 
 
 def _string_argument(expression: str) -> str | None:
     """PATH when the whole of `expression` is `string(PATH)` or `normalize-space(PATH)`
     (not `string(a) = string(b)`); None otherwise."""
-    match = _STRING_OF.fullmatch(expression)
-    if match is None:
+    match = _FUNCTION_OF.fullmatch(expression)
+    if match is None or match.group("name") not in ("string", "normalize-space"):
         return None
-    inner = match.group("inner")
+    return _whole_argument(match.group("inner"))
+
+
+#: how XPath 1.0's number() reads a string: optional whitespace, a minus, digits with a dot
+_XPATH_NUMBER = re.compile(r"[ \t\r\n]*(-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))[ \t\r\n]*")
+
+
+def _xpath_number(text: str) -> float:
+    """`text` as XPath's number() reads it (NaN unless it is a plain number)."""
+    match = _XPATH_NUMBER.fullmatch(text)
+    return float(match.group(1)) if match else math.nan
+
+
+def _same_number(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def _whole_argument(inner: str) -> str | None:
+    """`inner` when it is one function's whole argument list (its brackets and quotes
+    balance: not `a) = string(b`); None otherwise."""
     depth, quote = 0, ""
     for char in inner:
         if quote:
