@@ -235,7 +235,9 @@ def _box(tag: Any, attributes: Any) -> bool:
     if tag in _APART or BOX in attributes:
         return True
     style = attributes.get("style")
-    return bool(style) and _BOX_STYLE.search(_CSS_COMMENT.sub("", style)) is not None
+    if not style:
+        return False
+    return _BOX_STYLE.search(_CSS_COMMENT.sub("", style) if "/*" in style else style) is not None
 
 
 def unshown(node: Any) -> bool:
