@@ -477,3 +477,40 @@ def test_mil_on_an_english_page_is_an_error(text: str) -> None:
     and es/pt for a thousand: it was read as the unit, `12 mil` stored 12."""
     with pytest.raises(ValueError, match=r"'(?i:mil)' after the number could be million"):
         parse_number(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "scale"),
+    [
+        ("R$ 5 mi", "×1000000 in pt"),  # a Brazilian page without lang: 5 million, not miles
+        ("USD 5 mi", "×1000000 in pt"),
+        ("$5mm", "×1000000 in kek"),  # finance's million, not millimetres
+        ("$5G", "×1000 in kab"),
+    ],
+)
+def test_a_unit_after_an_amount_of_money_that_cldr_scales_with_is_an_error(
+    text: str, scale: str
+) -> None:
+    """A length or mass unit after money (miles, millimetres, g-force of dollars) was read
+    as that unit and the amount stored as it is: `R$ 5 mi` stored 5."""
+    with pytest.raises(ValueError, match=f"after an amount of money is no unit of it.*{scale}"):
+        parse_number(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "value"),
+    [
+        ("R$ 5 mi", "pt-BR", 5e6),
+        ("$5 a month", None, 5),  # `a` (ampere) is the article
+        ("$5 min", None, 5),  # time: a price per minute, or a minimum
+        ("$25 h", None, 25),
+        ("€ 3 j", "fr", 3),
+        ("$5 kg", None, 5),  # no scale anywhere
+        ("5 mi", None, 5),  # miles, no money
+        ("5 mm", None, 5),
+    ],
+)
+def test_units_of_time_and_units_without_money_stay_units(
+    text: str, locale: str | None, value: float
+) -> None:
+    assert parse_number(text, locale) == value

@@ -216,6 +216,7 @@ class NumberLocale:
     currencies: frozenset[str]
     long_scale: bool = False  # a billion is 10^12 (de Billion, fr billion), not 10^9
     own: frozenset[str] = frozenset()  # the locale's own CLDR compact affixes (es `B`)
+    durations: frozenset[str] = frozenset()  # casefolded time units (`min`, `h`): `$5 h`
 
 
 def groupings(locale: Locale) -> set[tuple[int, int]]:
@@ -372,11 +373,15 @@ def number_locale(tag: str) -> NumberLocale:
         scales.setdefault(word, words[word])
     suffix_words = [*words, *_ENGLISH_ABBREVIATIONS, *suffixes]
     units: set[str] = set()
-    for unit in locale._data.get("unit_patterns", {}).values():
+    durations: set[str] = set()
+    for key, unit in locale._data.get("unit_patterns", {}).items():
         for length in unit.values():
             for plural, text in getattr(length, "items", lambda: [])():
                 if isinstance(text, str) and plural != "per":
-                    units.update(w.casefold() for w in _LETTERS.findall(text.replace("{0}", "")))
+                    found = [w.casefold() for w in _LETTERS.findall(text.replace("{0}", ""))]
+                    units.update(found)
+                    if str(key).startswith("duration-"):
+                        durations.update(found)
     currencies = {str(code) for code in locale.currency_symbols} | {
         " ".join(_normalize(symbol).split()) for symbol in locale.currency_symbols.values()
     }
@@ -394,6 +399,7 @@ def number_locale(tag: str) -> NumberLocale:
         currencies=frozenset(currencies),
         long_scale=long_scale,
         own=frozenset(word.rstrip(".") for word in [*suffixes, *prefixes]),
+        durations=frozenset(durations),
     )
 
 
@@ -821,7 +827,7 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> tuple[flo
             # a currency symbol may end in a dot (da `kr.`, ru `руб.`)
             currency = word in rules.currencies or word + dot in rules.currencies
             if folded in rules.units and not currency:
-                _unit_or_scale(word, text, rules)
+                _unit_or_scale(word, before, text, rules)
             if folded not in rules.units and not currency:
                 known = _cldr()[1].get(folded)
                 if dot or known:
@@ -868,11 +874,13 @@ _ENGLISH_UNIT_OR_SCALE = {
 }
 
 
-def _unit_or_scale(word: str, text: str, rules: NumberLocale) -> None:
+def _unit_or_scale(word: str, before: str, text: str, rules: NumberLocale) -> None:
     """ValueError when `word` after the number, a unit symbol of the locale (en `L` litres,
     fr `G` g-force), is also a scale word where the locale's language is written in one of
     its regions (en-IN `L` lakh: `₹5L` is 500,000; fr-CA `G` milliard: `1,5 G$`), or in
-    English informally (`mil`): the same page may mean either, so neither is read."""
+    English informally (`mil`): the same page may mean either, so neither is read. After
+    money (`before` ends in a currency), a unit other than one of time is no length or
+    mass of money (`R$ 5 mi`, `$5mm`, `$5G`): where CLDR has it as a scale word, an error."""
     language = rules.tag.split("-")[0]
     if language == "en" and word.casefold() in _ENGLISH_UNIT_OR_SCALE:
         raise ValueError(
@@ -889,6 +897,17 @@ def _unit_or_scale(word: str, text: str, rules: NumberLocale) -> None:
             f"{_quote(text)}: {word!r} after the number could be a unit or a scale word "
             f"({ways}) that {rules.tag} does not use; set `locale:` to the page's language, "
             "or pick the number with `regex:`"
+        )
+    folded = word.casefold()
+    known = _cldr()[1].get(folded)
+    if known and folded not in rules.durations and folded != "a" and _money_before(before, rules):
+        ways = ", ".join(
+            f"×{_show(scale)} in {tag.replace('_', '-')}" for scale, tag in sorted(known.items())
+        )
+        raise ValueError(
+            f"{_quote(text)}: {word!r} after an amount of money is no unit of it; it could be "
+            f"a scale word ({ways}) that {rules.tag} does not use; set `locale:` to the "
+            "page's language, or pick the number with `regex:`"
         )
 
 
