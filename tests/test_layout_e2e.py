@@ -331,15 +331,23 @@ def test_a_hidden_first_match_before_a_shown_one_is_an_error(html: str) -> None:
 @pytest.mark.parametrize(
     ("html", "value"),
     [
+        # a hidden copy that reads as the shown one does: no doubt which is meant
+        ("<p class='n d-none'>1.234</p><p class=n lang=en>1.234</p>", 1.234),
+        ("<div hidden><p class=n>1,234</p></div><p class=n>1.234 <!-- x --></p>", None),
         ("<p class=n hidden>7</p>", 7),  # every match hidden: the one the config picked
         ("<p class=n>1,234</p><p class=n hidden>0</p>", 1234),  # the first is shown
         ("<template><p class=n>0</p></template><p class=n>1,234</p>", 1234),  # CSS
     ],
 )
 def test_a_hidden_match_is_read_when_no_shown_one_comes_before_or_after(
-    html: str, value: float
+    html: str, value: float | None
 ) -> None:
-    assert HtmlDocument(html).metric("m", Metric(css=".n")) == value
+    document = HtmlDocument(html)
+    if value is None:  # 1234 hidden, 1.234 shown: which is meant is the config's to say
+        with pytest.raises(ExtractError, match=r"before one it shows \(it reads 1234, that one"):
+            document.metric("m", Metric(css=".n"))
+    else:
+        assert document.metric("m", Metric(css=".n")) == value
 
 
 def test_an_attribute_of_a_hidden_first_match_is_read() -> None:
@@ -358,6 +366,8 @@ def test_a_hidden_first_match_in_a_process_of_its_own_is_an_error_too(
     page = "<html><body><div><div hidden><p class=n>0</p></div><p class=n>1,234</p></div></body></html>"
     document = HtmlDocument(page)
     assert not document._lexbor_is_bounded("body div p.n")  # the test runs what it means to
-    with pytest.raises(ExtractError, match="matches an element the page does not show"):
+    with pytest.raises(ExtractError, match=r"does not show .*it reads 0, that one 1234"):
         document.metric("m", Metric(css="body div p.n"))
     assert document.metric("m", Metric(css="body > div > p.n")) == 1234
+    same = page.replace("<p class=n>0</p>", "<p class=n lang=de>1.234</p>")
+    assert HtmlDocument(same).metric("m", Metric(css="body div p.n")) == 1234

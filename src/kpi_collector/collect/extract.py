@@ -662,24 +662,37 @@ class HtmlDocument:
             return _counted(name, int(answer["count"]), metric, selector)
         if not answer["found"]:
             raise ExtractError(f"{name}: CSS selector {selector!r} matched nothing")
-        locale = self.locale if metric.locale or self.locale else None
-        if locale is None:
-            lang = answer["lang"] if answer["lang"] is not None else self.default_lang
-            locale = page_locale(lang) if lang is not None else None
+
+        def locale_of(found: dict[str, Any]) -> str | None:
+            if metric.locale or self.locale:
+                return self.locale
+            lang = found["lang"] if found["lang"] is not None else self.default_lang
+            return page_locale(lang) if lang is not None else None
+
         if metric.attr is not None:
             if answer["attr"] is None:
                 raise ExtractError(f"{name}: {selector!r} has no attribute {metric.attr!r}")
-            return finish(name, answer["attr"], metric, locale, machine=True)
-        if answer.get("hidden_first"):
-            raise ExtractError(_hidden_first(name, "CSS selector", selector))
-        return finish_shown(
-            name,
-            answer["text"],
-            metric,
-            locale,
-            counter=answer["counter"] and (answer["counter"][0], answer["counter"][1]),
-            busy=answer["busy"],
-        )
+            return finish(name, answer["attr"], metric, locale_of(answer), machine=True)
+
+        def read(found: dict[str, Any]) -> float:
+            counter = found["counter"]
+            return finish_shown(
+                name,
+                found["text"],
+                metric,
+                locale_of(found),
+                counter=counter and (counter[0], counter[1]),
+                busy=found["busy"],
+            )
+
+        if answer.get("shown") is not None:
+            return _first_shown(
+                name,
+                f"CSS selector {selector!r}",
+                lambda: read(answer),
+                lambda: read(answer["shown"]),
+            )
+        return read(answer)
 
     def css(self, name: str, metric: PlainMetric) -> float:
         selector = metric.css
@@ -705,16 +718,24 @@ class HtmlDocument:
             if raw is None:
                 raise ExtractError(f"{name}: {selector!r} has no attribute {metric.attr!r}")
             return finish(name, raw, metric, self._locale(metric, node), machine=True)
-        if unshown(node) and any(not unshown(other) for other in self._tree.css(selector)):
-            raise ExtractError(_hidden_first(name, "CSS selector", selector))
-        return finish_shown(
-            name,
-            layout_text(node),
-            metric,
-            self._locale(metric, node),
-            counter=counter_target(node),
-            busy=busy(node),
-        )
+
+        def read(match: Any) -> float:
+            return finish_shown(
+                name,
+                layout_text(match),
+                metric,
+                self._locale(metric, match),
+                counter=counter_target(match),
+                busy=busy(match),
+            )
+
+        if unshown(node):
+            later = next((other for other in self._tree.css(selector) if not unshown(other)), None)
+            if later is not None:
+                return _first_shown(
+                    name, f"CSS selector {selector!r}", lambda: read(node), lambda: read(later)
+                )
+        return read(node)
 
     def _locale(self, metric: PlainMetric, node: Any) -> str | None:
         if metric.locale or self.locale:
@@ -769,13 +790,17 @@ class HtmlDocument:
                 # parent's language, not that of the element it follows
                 owner = owner.getparent()
             element = first if hasattr(first, "xpath") else owner
-            if (
-                hasattr(first, "iter")
-                and metric.attr is None
-                and lxml_unshown(first)
-                and any(hasattr(e, "iter") and not lxml_unshown(e) for e in found[1:])
-            ):
-                raise ExtractError(_hidden_first(name, "XPath", expression))
+            if hasattr(first, "iter") and metric.attr is None and lxml_unshown(first):
+                later = next(
+                    (e for e in found[1:] if hasattr(e, "iter") and not lxml_unshown(e)), None
+                )
+                if later is not None:
+                    return _first_shown(
+                        name,
+                        f"XPath {expression!r}",
+                        lambda: self._lxml_read(name, first, metric),
+                        lambda: self._lxml_read(name, later, metric),
+                    )
             if not hasattr(first, "iter"):  # a text or an attribute's value
                 return finish(
                     name,
@@ -784,14 +809,7 @@ class HtmlDocument:
                     self._lxml_locale(metric, element),
                     machine=bool(getattr(first, "is_attribute", False)),
                 )
-            return finish_shown(
-                name,
-                lxml_layout_text(first),
-                metric,
-                self._lxml_locale(metric, element),
-                counter=lxml_counter_target(first),
-                busy=lxml_busy(first),
-            )
+            return self._lxml_read(name, first, metric)
         if metric.attr is not None:
             raise ExtractError(_attr_of_no_element(name, expression, metric.attr, found))
         value = found if isinstance(found, int | float) else str(found)
@@ -838,6 +856,17 @@ class HtmlDocument:
                 "reads as the page shows it"
             )
 
+    def _lxml_read(self, name: str, element: Any, metric: PlainMetric) -> float:
+        """The number an lxml element's text shows (`finish_shown`)."""
+        return finish_shown(
+            name,
+            lxml_layout_text(element),
+            metric,
+            self._lxml_locale(metric, element),
+            counter=lxml_counter_target(element),
+            busy=lxml_busy(element),
+        )
+
     def _string_of_element(self, expression: str, found: str) -> Any:
         """For `string(PATH)` or `normalize-space(PATH)` whose PATH selects an element
         first, that element (as a one-item list), whose text is then laid out as a page
@@ -864,14 +893,22 @@ class HtmlDocument:
         raise ExtractError(f"{name}: an html metric needs `css:` or `xpath:`")
 
 
-def _hidden_first(name: str, kind: str, expression: str) -> str:
-    """The message for a selector whose first match, the one read, the page does not show,
-    while it shows a later one (a template's or a hidden variant's copy before the shown
-    number): which of them is meant is the config's to say."""
-    return (
-        f"{name}: {kind} {expression!r} matches an element the page does not show (hidden, "
-        "display: none, a template) before one it shows; make it match the one to read "
-        "(e.g. a more specific class, or :not([hidden]))"
+def _first_shown(name: str, what: str, hidden: Any, shown: Any) -> float:
+    """The value of a selector (`what`) whose first match, the one read, the page does not
+    show, while it shows a later one (a hidden variant's copy, a template's, before the
+    shown number): `hidden()`'s value where `shown()` reads the same; else ExtractError,
+    since which of them is meant is the config's to say."""
+    try:
+        first, later = hidden(), shown()
+    except ExtractError:
+        first = later = None
+    if first is not None and first == later:
+        return float(first)
+    read = "" if first is None or later is None else f" (it reads {first:g}, that one {later:g})"
+    raise ExtractError(
+        f"{name}: {what} matches an element the page does not show (hidden, display: none, "
+        f"a template) before one it shows{read}; make it match the one to read (e.g. a more "
+        "specific class, or :not([hidden]))"
     )
 
 
