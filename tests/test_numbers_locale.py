@@ -327,6 +327,13 @@ def test_more_rules_people_rely_on(text: str, locale: str | None, value: float) 
         ("(2,5 Mio.)", "de", -2.5e6),
         ("(3 Tsd.)", "de", -3000),
         ("(12 users)", None, 12),  # still a count with its word
+        # an explicit plus inside is positive (was -5: `(+5%)` is a rise in brackets)
+        ("(+5%)", None, 5),
+        ("(+5)", None, 5),
+        ("(+$1.2M)", None, 1.2e6),
+        ("($+1.2M)", None, 1.2e6),
+        ("( + 5 )", None, 5),
+        ("+ 5", None, 5),  # a plus apart from the number is positive either way
     ],
 )
 def test_accounting_parentheses_around_a_scaled_number_make_it_negative(
@@ -362,6 +369,12 @@ def test_accounting_parentheses_around_a_scaled_number_make_it_negative(
             None,
             "'(- 12)': the dash is apart from the number, so it may or may not be a minus; "
             "pick the number with `regex:`",
+        ),
+        (  # plain text's ± (was -5)
+            "+-5%",
+            None,
+            "'+-5%': '+-' before the number may be plus-or-minus (±) or a minus; pick the "
+            "number with `regex:`",
         ),
         (  # a label with its colon, then a dash apart: was read as 5, the dash a separator
             "Change: - 5%",

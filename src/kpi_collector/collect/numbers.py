@@ -1083,6 +1083,12 @@ def _negative(before: str, after: str, text: str, rules: NumberLocale) -> bool:
     else:
         sign_end = end
     sign = before[sign_end - 1] if sign_end > 0 and before[sign_end - 1] in _SIGNS else ""
+    if sign and before[: sign_end - 1].endswith(("+", "\u00b1") if sign == "-" else "-"):
+        # `+-5`, `-+5`: plain text's way to write ± (a tolerance, `±5`), or a minus
+        raise ValueError(
+            f"{_quote(text)}: {before[sign_end - 2 : sign_end]!r} before the number may be "
+            "plus-or-minus (±) or a minus; pick the number with `regex:`"
+        )
     if sign:
         ahead = before[: sign_end - 1]
         # after a letter or digit a hyphen joins (`COVID-19`, `5-10`); after a colon, an
@@ -1092,6 +1098,10 @@ def _negative(before: str, after: str, text: str, rules: NumberLocale) -> bool:
             word = re.search(r"[^\s(]+$", ahead)
             if word is None or not _is_currency(word.group(), rules):
                 return False  # a hyphen inside a name, not a minus
+        if sign == "+":
+            # an explicit plus: positive, in accounting parentheses too (`(+5%)`), and
+            # apart from the number (`+ 5`) as well
+            return False
         if gap:
             label = ahead.rstrip(" (")
             # "Downloads – 12,374": a dash between label and number; after a colon or an
@@ -1102,8 +1112,7 @@ def _negative(before: str, after: str, text: str, rules: NumberLocale) -> bool:
                 f"{_quote(text)}: the dash is apart from the number, so it may or may not be "
                 "a minus; pick the number with `regex:`"
             )
-        if sign == "-":
-            return True
+        return True
     return _accounting(before, after, text, rules)
 
 
