@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from fractions import Fraction
 
@@ -586,3 +587,36 @@ def test_xpath_number_and_sum_read_an_element_as_the_page_shows_it(
             document.metric("m", XPath(expression))
     else:
         assert document.metric("m", XPath(expression)) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern", "picked"),
+    [
+        # a regex written for plain digits took a part of the number the page writes
+        ("12,374 downloads", r"(\d+) downloads", "'374' out of the number '12,374'"),
+        ("59.5% organic", r"(\d+)%", "'5' out of the number '59.5'"),
+        ("Rate .75", r"(\d+)", "'75' out of the number '.75'"),
+        ("Total 1,234.56 EUR", r"([\d,]+)", "'1,234' out of the number '1,234.56'"),
+        ("12 345 users", r"(\d+) users", "'345' out of the number '12 345'"),
+    ],
+)
+def test_a_regex_that_takes_part_of_a_number_is_an_error(
+    text: str, pattern: str, picked: str
+) -> None:
+    with pytest.raises(ExtractError, match=re.escape(f"regex {pattern!r} picked {picked}")):
+        finish("m", text, Metric(css="a", regex=pattern))
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern", "value"),
+    [
+        ("12,374 downloads", r"([\d,]+) downloads", 12374),
+        ("Total: 1,234 (59.5% organic)", r"([\d.]+)%", 59.5),
+        ("Order #12345-67", r"#(\d+)-", 12345),
+        ("v2.1: 1,234 users", r": ([\d,]+) users", 1234),
+        ("Users: 12\u2029345 new", r"(\d+) new", 345),  # two lines: two numbers
+        ("12 345 users", r"(\d+ \d+) users", 12345),
+    ],
+)
+def test_a_regex_that_takes_whole_numbers_reads_them(text: str, pattern: str, value: float) -> None:
+    assert finish("m", text, Metric(css="a", regex=pattern)) == value

@@ -204,6 +204,7 @@ def finish(
                     f"{name}: regex {metric.regex!r} matched {_short(match.group(0))} but its "
                     "first group (the number) took no part; make that group required"
                 )
+            _whole_number(name, metric.regex, text, start, end)
             text = text[start:end]
         if metric.map is not None:
             # a mapped value sees lines parted as spaces, as the page's text was written
@@ -242,6 +243,20 @@ def finish(
             f"{value:g}",
         )
     return value
+
+
+def _whole_number(name: str, pattern: str, text: str, start: int, end: int) -> None:
+    """ExtractError when what a `regex:` picked (`text[start:end]`) cuts through a number of
+    `text`: `(\\d+) downloads` on "12,374 downloads" picks 374, `(\\d+)%` on "59.5%" 5, a
+    part of the number the page writes, never its value. A number on two lines (parted by
+    U+2029) is two numbers, either of which may be picked."""
+    for low, high in number_spans(text.replace(PARAGRAPH, "|")):
+        if low < start < high or low < end < high:
+            raise ExtractError(
+                f"{name}: regex {pattern!r} picked {_short(text[start:end])} out of the "
+                f"number {_short(text[low:high])}; make it take the whole number, e.g. "
+                "([\\d.,]+)"
+            )
 
 
 def _is_boolean(raw: Any) -> bool:
