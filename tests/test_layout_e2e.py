@@ -61,6 +61,8 @@ PAGE = """<html lang="en"><body>
 <p id="spaced-spans"><span class="n">12</span>
   <span class="n">345</span></p>
 <p id="spaced-tail">Total 12 <b>345</b></p>
+<div id="empty-block">5<div class="spacer"></div>12</div>
+<div id="rule">5<hr>12</div>
 <div id="styled-blocks"><span style="display: block">Plan A: 3</span><span
   style="font-weight: bold; display:flex">500 users</span></div>
 <p id="glued-code"><span>SKU</span><span>123</span></p>
@@ -98,6 +100,8 @@ APART = ["#list", "#blocks", "#row", "#br", "#sup", "#pages", "#chart", "#ruby",
 APART += ["#spaced-spans", "#spaced-tail"]
 # elements an inline style lays out as blocks (were 3500, as `#blocks` once was)
 APART += ["#styled-blocks"]
+# a box with no text of its own still parts the lines around it (CSS read 512)
+APART += ["#empty-block", "#rule"]
 GLUED = ["#glued-version", "#glued-code"]  # shown as v2.1, SKU123: a name, an error
 
 

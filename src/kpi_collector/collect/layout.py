@@ -129,7 +129,15 @@ def layout_text(node: Any) -> str:
     last: _Place | None = None
     for item in node.traverse(include_text=True):
         if item.tag != "-text":
-            if item.tag == "br" and _place(item, node) is not None:
+            # a shown box (`<br>`, `<hr>`, an empty `<div>`) parts the texts on either side
+            # of it even where it holds no text itself: `5<hr>12` is two numbers
+            attributes = item.attributes or {}
+            if (
+                item.mem_id != node.mem_id
+                and _box(item.tag, attributes)
+                and not _unshown(item.tag, attributes)
+                and _place(item, node) is not None
+            ):
                 last = (-1, -1)
             continue
         text = item.text_content or ""
