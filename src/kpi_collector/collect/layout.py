@@ -127,18 +127,11 @@ def layout_text(node: Any) -> str:
     which `parse_number` never reads one number."""
     parts: list[str] = []
     last: _Place | None = None
+    boxes: list[Any] = []  # the boxes met since the last text
     for item in node.traverse(include_text=True):
         if item.tag != "-text":
-            # a shown box (`<br>`, `<hr>`, an empty `<div>`) parts the texts on either side
-            # of it even where it holds no text itself: `5<hr>12` is two numbers
-            attributes = item.attributes or {}
-            if (
-                item.mem_id != node.mem_id
-                and _box(item.tag, attributes)
-                and not _unshown(item.tag, attributes)
-                and _place(item, node) is not None
-            ):
-                last = (-1, -1)
+            if item.mem_id != node.mem_id and _box(item.tag, item.attributes or {}):
+                boxes.append(item)
             continue
         text = item.text_content or ""
         if not text:
@@ -147,10 +140,19 @@ def layout_text(node: Any) -> str:
         if place is None:
             continue
         if parts and last is not None:
+            # a shown box (`<br>`, `<hr>`, an empty `<div>`) parts the texts on either side
+            # of it even where it holds no text itself: `5<hr>12` is two numbers
+            if place[0] == last[0] and any(_shown_box(box, node) for box in boxes):
+                last = (-1, -1)
             parts.append(_junction(parts[-1], text, last, place))
         parts.append(text)
         last = place
+        boxes.clear()
     return _apart_at_edges(parts)
+
+
+def _shown_box(box: Any, root: Any) -> bool:
+    return not _unshown(box.tag, box.attributes or {}) and _place(box, root) is not None
 
 
 #: where a text is: (its line, its raised run), ids of the elements that hold them
