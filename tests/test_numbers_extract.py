@@ -167,6 +167,22 @@ def test_a_json_string_with_numbers_on_two_lines_is_an_error() -> None:
         from_json("split", document, JMESPath("split"))
 
 
+@pytest.mark.parametrize("text", ["12\t374", "users\t12\t345", "12   374", "1 \t 234"])
+def test_a_programs_columns_are_two_numbers(text: str) -> None:
+    """A tab or a run of spaces between digits of a program's text parts its columns: was
+    read as one number grouped by a space, 12374 (in HTML it is a space as shown)."""
+    with pytest.raises(ExtractError, match="more than one number"):
+        finish_plain("m", text, Metric(query="q"))
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("12 374", 12374), ("Total:\t1,234", 1234), ("1,234\tusers", 1234)]
+)
+def test_a_programs_text_reads_one_number_with_its_label(text: str, value: float) -> None:
+    assert finish_plain("m", text, Metric(query="q")) == value
+    assert parse_number("12\t374") == 12374  # a page's tab is a space
+
+
 def test_json_integers_beyond_what_is_stored_exactly_are_errors() -> None:
     import json
 

@@ -360,10 +360,16 @@ def finish_plain(name: str, raw: Any, metric: PlainMetric, locale: str | None = 
     """`finish` for a value that is not HTML text: a program's output, a JSON string, a
     database's or a Python function's value. Its lines are lines: numbers on two of them
     (`12\\n374`) are two numbers, an error, never 12374, as two lines of a page are (in
-    HTML a newline is a space). Raises ExtractError, as `finish`."""
+    HTML a newline is a space); so are its columns (`12\\t374`, `12   374`). Raises
+    ExtractError, as `finish`."""
     if isinstance(raw, str):
-        raw = _LINE_BREAK.sub(PARAGRAPH, raw)
+        raw = _COLUMNS.sub(PARAGRAPH, _LINE_BREAK.sub(PARAGRAPH, raw))
     return finish(name, raw, metric, locale, machine=True)
+
+
+#: what parts columns of a program's text between digits: a tab, or two spaces or more
+#: (`12\t374`, `12   374` are two columns, never 12 374 grouped by a space)
+_COLUMNS = re.compile(r"(?<=\d)(?:[ ]*\t[ \t]*| {2,})(?=\d)")
 
 
 def _how(metric: PlainMetric) -> str:
