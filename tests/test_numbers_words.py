@@ -32,6 +32,8 @@ from tests.numbers_caches import _fresh_number_caches  # noqa: F401 (autouse)
         ("Version2", "de"),
         ("SR-71", None),  # capitals: a code, though some locale's currency is SR
         ("RM12.90", None),  # en does not know Malaysia's RM (set `locale: ms`)
+        ("GMT+1", None),  # joined by a plus, as by a hyphen (was 1)
+        ("Top+10", None),
     ],
 )
 def test_a_number_glued_to_letters_is_part_of_a_name_not_a_quantity(

@@ -617,10 +617,10 @@ def _glued_error(text: str, word: str) -> ValueError:
 
 def _glued_before(before: str, text: str, rules: NumberLocale) -> None:
     """ValueError when letters touch the number from before (`v2.1`, `SKU123`), or a word
-    joined to it by a hyphen (`COVID-19`, `Top-10`): part of a name or a code. A currency
-    symbol or code may touch it (`USD1,200`, `EUR-5`), and so may the locale's own scale
-    words written before numbers."""
-    joined = re.search(r"([^\W\d_]+)-?$", before)
+    joined to it by a hyphen or a plus (`COVID-19`, `Top-10`, `GMT+1`): part of a name or a
+    code. A currency symbol or code may touch it (`USD1,200`, `EUR-5`), and so may the
+    locale's own scale words written before numbers."""
+    joined = re.search(r"([^\W\d_]+)[-+]?$", before)
     if joined is None or not _cased(joined.group(1)[-1]):
         return
     word = joined.group(1)
