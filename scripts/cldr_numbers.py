@@ -2,9 +2,10 @@
 
 Reading every locale takes Babel about ten seconds, too slow for each `kpi run`, so what
 the number parser needs from *all* locales is kept here: the ways CLDR writes decimals and
-groups (decimal symbol, group symbol, group sizes) and every compact scale word (`Mio.`,
-`Tsd`, `lakh`, `万`) with its multiplier. The locale in force is always read from Babel
-itself. tests/test_numbers_locale.py checks the file against the installed Babel.
+groups (decimal symbol, group symbol, group sizes), every compact scale word (`Mio.`,
+`Tsd`, `lakh`, `万`) with its multiplier, and the scale words a regional variant of a
+language has that the language itself does not (en-IN `L` lakh, fr-CA `G` milliard). The
+locale in force is always read from Babel itself. tests/test_numbers_locale.py checks the file against the installed Babel.
 
 Usage: ``python scripts/cldr_numbers.py [--check]``
 """
@@ -44,6 +45,7 @@ def build() -> dict[str, object]:
     conventions: dict[tuple[str, str, int, int], list[str]] = {}
     scales: dict[str, dict[str, list[str]]] = {}
     currencies: set[str] = set()
+    own: dict[str, dict[str, float]] = {}  # tag -> its compact words (as written) and sizes
     for tag in localedata.locale_identifiers():
         locale = Locale.parse(tag)
         for symbol in locale.currency_symbols.values():
@@ -68,9 +70,11 @@ def build() -> dict[str, object]:
                         )
                         conventions.setdefault(key, []).append(tag)
         suffixes, prefixes = affixes_and_scales(locale)
+        own[tag] = {}
         for word, scale in [*suffixes.items(), *prefixes.items()]:
             if scale != scale:  # NaN: the locale gives the word two sizes
                 continue
+            own[tag][word.rstrip(".")] = scale
             scales.setdefault(word.rstrip(".").casefold(), {}).setdefault(str(scale), []).append(
                 tag
             )
@@ -79,9 +83,28 @@ def build() -> dict[str, object]:
         famous = [t for t in FAMOUS if t in tags]
         return famous[0] if famous else min(tags, key=lambda t: (len(t), t))
 
+    # a language's regions (en_IN, fr_CA: a language and a territory, no script) and the
+    # words they scale with that the language itself does not
+    regional: dict[str, dict[str, dict[str, list[str]]]] = {}
+    for tag, words in own.items():
+        parts = tag.split("_")
+        if len(parts) != 2 or not (parts[1].isupper() or parts[1].isdigit()):
+            continue
+        base = own.get(parts[0], {})
+        for word, scale in words.items():
+            if base.get(word) != scale:
+                found = regional.setdefault(parts[0], {}).setdefault(word, {})
+                found.setdefault(str(scale), []).append(tag)
     return {
         "conventions": sorted([*key, example(tags)] for key, tags in conventions.items()),
         "currencies": sorted(currencies),
+        "regional": {
+            language: {
+                word: {scale: example(tags) for scale, tags in sorted(found.items())}
+                for word, found in sorted(words.items())
+            }
+            for language, words in sorted(regional.items())
+        },
         "scales": {
             word: {scale: example(tags) for scale, tags in sorted(found.items())}
             for word, found in sorted(scales.items())

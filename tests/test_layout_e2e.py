@@ -45,6 +45,10 @@ PAGE = """<html lang="en"><body>
 <p id="inline-script">1,234<script>var shown = 5;</script><style>p { margin: 2px }</style></p>
 <p id="inline-hidden">1,234<span hidden>5</span></p>
 <p id="styled-hidden">1,234<span style="color: red; display: none">5</span></p>
+<p id="class-hidden">1,234<span class="d-none">5</span><span class="hidden">6</span><span
+  class="invisible">7</span><span class="is-hidden">8</span></p>
+<p id="commented-hidden">1,234<span style="/* old */ display: none">5</span></p>
+<p id="contents-hidden">1,234<span style="content-visibility: hidden">5</span></p>
 <a id="screen-reader"><span aria-hidden="true">1.2k</span><span class="sr-only">1,234 users
   starred this repository</span></a>
 <nav id="pages"><button>1</button><button>2</button><button>3</button></nav>
@@ -54,6 +58,13 @@ PAGE = """<html lang="en"><body>
 <div id="fallback">1,234<canvas>5</canvas><video>6</video><dialog>7</dialog></div>
 <div id="icon"><svg><title>5 stars</title><path d="M0 0"/></svg>1,234</div>
 <p id="glued-version"><b>v</b>2.1</p>
+<p id="spaced-spans"><span class="n">12</span>
+  <span class="n">345</span></p>
+<p id="spaced-tail">Total 12 <b>345</b></p>
+<div id="empty-block">5<div class="spacer"></div>12</div>
+<div id="rule">5<hr>12</div>
+<div id="styled-blocks"><span style="display: block">Plan A: 3</span><span
+  style="font-weight: bold; display:flex">500 users</span></div>
 <p id="glued-code"><span>SKU</span><span>123</span></p>
 </body></html>"""
 
@@ -72,6 +83,10 @@ READ = {  # selector: the number a reader sees
     "#inline-script": 1234,
     "#inline-hidden": 1234,
     "#styled-hidden": 1234,  # was 12345 once inline parts joined as shown
+    # hidden by a framework's class at every width, or a style after a comment (was 1.2345678)
+    "#class-hidden": 1234,
+    "#commented-hidden": 1234,
+    "#contents-hidden": 1234,
     "#screen-reader": 1200,  # what is shown; the screen reader's text is not
     "#fallback": 1234,  # a canvas's, video's and closed dialog's content is not shown
     "#icon": 1234,  # an SVG's tooltip is not shown
@@ -80,6 +95,13 @@ READ = {  # selector: the number a reader sees
 # 123 and 1001.234 once inline parts joined as shown), struck-out text an old value
 # (`<s>99</s>79` was 9979)
 APART = ["#list", "#blocks", "#row", "#br", "#sup", "#pages", "#chart", "#ruby", "#struck"]
+# digits in two elements with a space between are two numbers (were 12345, one grouped by
+# the space as `12 345` in one text is)
+APART += ["#spaced-spans", "#spaced-tail"]
+# elements an inline style lays out as blocks (were 3500, as `#blocks` once was)
+APART += ["#styled-blocks"]
+# a box with no text of its own still parts the lines around it (CSS read 512)
+APART += ["#empty-block", "#rule"]
 GLUED = ["#glued-version", "#glued-code"]  # shown as v2.1, SKU123: a name, an error
 
 
@@ -143,6 +165,17 @@ def test_layout_end_to_end(page: str, workdir: Path) -> None:
         # (XPath read "1", "23", "4" apart: more than one number, where CSS read 234)
         ("<div id=v>23<span>4</span><p>Users</p></div>", 234),
         ("<div id=v><p>Users</p>23<span>4</span></div>", 234),
+        # a space grouping digits within one text, and a space between a label and a number
+        ("<p id=v><span>12 345</span> <span>users</span></p>", 12345),
+        ("<p id=v><span>Users:</span>\n<span>12 345</span></p>", 12345),
+        ("<p id=v>12 345 <b>users</b></p>", 12345),
+        ("<p id=v><b>1</b>234</p>", 1234),
+        # boxes in the run of text (a counter's digits), as on a rendered page
+        (
+            "<p id=v><span style='display:inline-block'>1</span><span style='display:"
+            "inline-block'>2</span></p>",
+            12,
+        ),
     ],
 )
 def test_layout_text_keeps_what_is_one_line(html: str, value: float) -> None:
@@ -169,6 +202,23 @@ def test_a_raised_run_is_read_as_shown(html: str, error: str) -> None:
     for metric in (Metric(css="#v"), Metric(xpath="//*[@id='v']")):
         with pytest.raises(ExtractError, match=re.escape(error)):
             document.metric("m", metric)
+
+
+@pytest.mark.parametrize(
+    ("html", "value"),
+    [
+        # shown again from a width on (Bootstrap `d-md-inline`, Tailwind `md:inline`)
+        ("<p id=v>1,23<span class='d-none d-md-inline'>4</span></p>", 1234),
+        ("<p id=v>1,23<span class='hidden md:inline'>4</span></p>", 1234),
+        ("<p id=v>1,23<span class='hidden lg:inline-block'>4</span></p>", 1234),
+        ("<p id=v>1,234<span class='d-none d-lg-none'>5</span></p>", 1234),
+        ("<p id=v>1,23<span class='hide-on-print'>4</span></p>", 1234),  # no hiding class
+    ],
+)
+def test_a_hiding_class_with_a_width_that_shows_it_is_shown(html: str, value: float) -> None:
+    document = HtmlDocument(html)
+    assert document.metric("m", Metric(css="#v")) == value
+    assert document.metric("m", Metric(xpath="//*[@id='v']")) == value
 
 
 def test_regex_and_map_see_lines_as_spaces() -> None:
@@ -260,3 +310,68 @@ def test_a_rendered_page_is_read_as_it_shows_without_what_a_stylesheet_hides(
         errors = " | ".join(m for (m,) in conn.execute("SELECT message FROM run_errors"))
     assert "pair: more than one number in '2024 1,234'" in errors
     assert "pair_x: more than one number in '2024 1,234'" in errors
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<div hidden><p class=n>0</p></div><p class=n>1,234</p>",
+        "<p class=n style='display: none'>0</p><p class=n>1,234</p>",
+        "<dialog><p class=n>0</p></dialog><p class=n>1,234</p>",
+        "<p class='n d-none'>1.2k</p><p class=n>1,234</p>",
+    ],
+)
+def test_a_hidden_first_match_before_a_shown_one_is_an_error(html: str) -> None:
+    """The first match was read though the page does not show it (a hidden copy, a closed
+    dialog's), storing 0 where the page shows 1,234; which one is meant is the config's to
+    say."""
+    document = HtmlDocument(html)
+    for metric in (Metric(css=".n"), Metric(xpath="//p[contains(@class, 'n')]")):
+        with pytest.raises(ExtractError, match="matches an element the page does not show"):
+            document.metric("m", metric)
+    assert document.metric("m", Metric(xpath="(//p[contains(@class, 'n')])[last()]")) == 1234
+
+
+@pytest.mark.parametrize(
+    ("html", "value"),
+    [
+        # a hidden copy that reads as the shown one does: no doubt which is meant
+        ("<p class='n d-none'>1.234</p><p class=n lang=en>1.234</p>", 1.234),
+        ("<div hidden><p class=n>1,234</p></div><p class=n>1.234 <!-- x --></p>", None),
+        ("<p class=n hidden>7</p>", 7),  # every match hidden: the one the config picked
+        ("<p class=n>1,234</p><p class=n hidden>0</p>", 1234),  # the first is shown
+        ("<template><p class=n>0</p></template><p class=n>1,234</p>", 1234),  # CSS
+    ],
+)
+def test_a_hidden_match_is_read_when_no_shown_one_comes_before_or_after(
+    html: str, value: float | None
+) -> None:
+    document = HtmlDocument(html)
+    if value is None:  # 1234 hidden, 1.234 shown: which is meant is the config's to say
+        with pytest.raises(ExtractError, match=r"before one it shows \(it reads 1234, that one"):
+            document.metric("m", Metric(css=".n"))
+    else:
+        assert document.metric("m", Metric(css=".n")) == value
+
+
+def test_an_attribute_of_a_hidden_first_match_is_read() -> None:
+    """Attributes are data, often on hidden elements (`<input type=hidden>`, a hidden
+    `<span data-n>`): `attr:` reads the first match as before."""
+    document = HtmlDocument("<span class=n hidden data-n=5></span><span class=n data-n=6>6</span>")
+    assert document.metric("m", Metric(css=".n", attr="data-n")) == 5
+
+
+def test_a_hidden_first_match_in_a_process_of_its_own_is_an_error_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kpi_collector.collect import extract
+
+    monkeypatch.setattr(extract, "CSS_STEPS", 0)
+    page = "<html><body><div><div hidden><p class=n>0</p></div><p class=n>1,234</p></div></body></html>"
+    document = HtmlDocument(page)
+    assert not document._lexbor_is_bounded("body div p.n")  # the test runs what it means to
+    with pytest.raises(ExtractError, match=r"does not show .*it reads 0, that one 1234"):
+        document.metric("m", Metric(css="body div p.n"))
+    assert document.metric("m", Metric(css="body > div > p.n")) == 1234
+    same = page.replace("<p class=n>0</p>", "<p class=n lang=de>1.234</p>")
+    assert HtmlDocument(same).metric("m", Metric(css="body div p.n")) == 1234

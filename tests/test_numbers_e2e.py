@@ -124,3 +124,69 @@ sources:
         "kpi.yaml:6:" in result.stderr
         and "CSS selector 'ul.posts li[' is not valid" in result.stderr
     )
+
+
+HUNTED = {
+    # a page whose language only its <meta http-equiv="content-language"> names
+    "/meta-de": """<html><head><meta http-equiv="Content-Language" content="de"></head><body>
+<p id="plain">12.374</p><p id="own" lang="en">12.374</p></body></html>""",
+    "/in": """<html lang="en"><body><p id="salary">₹5L</p><p id="views">1.2 mil views</p>
+<div id="users"><p>Users: 12</p><p>345 new</p></div><ul id="list"><li>5</li><li>120</li></ul>
+</body></html>""",
+}
+
+
+@pytest.fixture
+def hunted() -> Iterator[str]:
+    app = web.Application()
+    for path, body in HUNTED.items():
+
+        async def handler(request: web.Request, body: str = body) -> web.Response:
+            return web.Response(text=body, content_type="text/html")
+
+        app.router.add_get(path, handler)
+    with BackgroundServer(app) as url:
+        yield url
+
+
+def test_texts_once_misread_end_to_end(hunted: str, workdir: Path) -> None:
+    """Each of these was stored wrong: 12.374 (the meta's de not read), 5 (`L` read as
+    litres), 1.2 (`mil` as mils), 12345 (a regex taking digits from two lines) and 5120
+    (XPath's string() joining list items); now the right value, or an error saying why."""
+    (workdir / "kpi.yaml").write_text(f"""\
+sources:
+  - name: meta
+    type: html
+    url: {hunted}/meta-de
+    metrics:
+      plain: "#plain"
+      plain_x: {{xpath: "//p[@id='plain']"}}
+      own: "#own"
+  - name: india
+    type: html
+    url: {hunted}/in
+    metrics:
+      salary: "#salary"
+      salary_in: {{css: "#salary", locale: en-IN}}
+      views: "#views"
+      users: {{css: "#users", regex: "Users: ([\\\\d ,]+)"}}
+      list: {{xpath: "string(//ul)"}}
+""")
+    result = run_kpi(workdir, "run", "--format", "json")
+    assert result.returncode == 1, result.stderr
+    values = {v["kpi"]: v["value"] for v in json.loads(result.stdout)["values"]}
+    assert values == {
+        "meta.plain": 12374,
+        "meta.plain_x": 12374,
+        "meta.own": 12.374,
+        "india.salary_in": 500_000,
+    }
+    with sqlite3.connect(workdir / "kpi.db") as conn:
+        stored = dict(conn.execute("SELECT kpi, value FROM observations"))
+        errors = dict(conn.execute("SELECT kpi, message FROM run_errors"))
+    assert stored == values
+    assert "scale word (×100000 in en-IN)" in errors["india.salary"]
+    assert "'mil' after the number could be million" in errors["india.views"]
+    assert "more than one number" in errors["india.users"]
+    assert "more than one number" in errors["india.list"]
+    assert all("\n" not in message for message in errors.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from fractions import Fraction
 
@@ -14,6 +15,7 @@ from kpi_collector.collect.extract import (
     Metric,
     XPath,
     finish,
+    finish_plain,
     from_json,
 )
 from kpi_collector.collect.numbers import parse_number
@@ -163,6 +165,22 @@ def test_a_json_string_with_numbers_on_two_lines_is_an_error() -> None:
     assert from_json("labelled", document, JMESPath("labelled")) == 1234
     with pytest.raises(ExtractError, match="more than one number"):
         from_json("split", document, JMESPath("split"))
+
+
+@pytest.mark.parametrize("text", ["12\t374", "users\t12\t345", "12   374", "1 \t 234"])
+def test_a_programs_columns_are_two_numbers(text: str) -> None:
+    """A tab or a run of spaces between digits of a program's text parts its columns: was
+    read as one number grouped by a space, 12374 (in HTML it is a space as shown)."""
+    with pytest.raises(ExtractError, match="more than one number"):
+        finish_plain("m", text, Metric(query="q"))
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("12 374", 12374), ("Total:\t1,234", 1234), ("1,234\tusers", 1234)]
+)
+def test_a_programs_text_reads_one_number_with_its_label(text: str, value: float) -> None:
+    assert finish_plain("m", text, Metric(query="q")) == value
+    assert parse_number("12\t374") == 12374  # a page's tab is a space
 
 
 def test_json_integers_beyond_what_is_stored_exactly_are_errors() -> None:
@@ -354,6 +372,38 @@ def test_a_regex_group_that_took_no_part_is_the_metrics_error(pattern: str, text
 
 
 @pytest.mark.parametrize(
+    ("page", "pattern"),
+    [
+        (b"<div id=a><p>Users: 12</p><p>345 new</p></div>", r"Users: ([\d ,]+)"),
+        (b"<ul id=a><li>Total 5</li><li>120 pending</li></ul>", r"Total ([\d\s]+)"),
+        (b"<div id=a>Total 5<br>120 pending</div>", r"Total ([0-9 ]+)"),
+        (b"<table id=a><tr><td>Users: 12</td><td>345</td></tr></table>", r": ([\d ]+)"),
+    ],
+)
+def test_a_regex_does_not_join_digits_from_two_lines(page: bytes, pattern: str) -> None:
+    """A pattern sees the lines of an element's text parted by spaces; what it picked kept
+    them as spaces too, so digits it took from two lines read as one grouped number: 12345
+    from `<p>Users: 12</p><p>345 new</p>`."""
+    document = HtmlDocument(page)
+    with pytest.raises(ExtractError, match="more than one number"):
+        document.metric("m", CSS("#a", regex=pattern))
+    with pytest.raises(ExtractError, match="more than one number"):
+        document.metric("m", XPath("//*[@id='a']", regex=pattern))
+
+
+def test_a_regex_reads_a_grouped_number_within_one_line() -> None:
+    page = b"<div id=a><p>Users: 12 345</p><p>678 new</p></div>"
+    assert HtmlDocument(page).metric("m", CSS("#a", regex=r"Users: (\d+ \d+)")) == 12345
+    assert HtmlDocument(page).metric("m", CSS("#a", regex=r"(\d+) new")) == 678
+    assert finish_plain("m", "Users: 12\n345", Metric(query="q", regex=r"Users: (\d+)")) == 12
+
+
+def test_a_regex_on_a_programs_lines_does_not_join_them() -> None:
+    with pytest.raises(ExtractError, match="more than one number"):
+        finish_plain("m", "Users: 12\r\n345 new", Metric(query="q", regex=r"Users: ([\d\s]+)"))
+
+
+@pytest.mark.parametrize(
     ("path", "message"),
     [
         ("sum(data.labels)", r"sum\(\), invalid type for value: a"),
@@ -459,3 +509,130 @@ def test_numpy_booleans_are_booleans_and_their_arrays_no_number() -> None:
     assert finish("a", numpy.bool_(False), Metric(map={"false": 0})) == 0
     with pytest.raises(ExtractError, match="expected a number, got ndarray"):
         finish("a", numpy.array([True, False]), Metric())
+
+
+@pytest.mark.parametrize(
+    ("expression", "value"),
+    [
+        # XPath's string value joins every text inside: was 5120 and 1.2345
+        ("string(//ul)", None),
+        ("normalize-space( //ul[@id='l'] )", None),
+        ("string(//p[@id='h'])", 1234),
+        ("normalize-space(//p[@id='h'])", 1234),
+        ("string((//p)[1])", 1234),
+        ("string(//p[@id='d'])", 1234.5),  # the element's own lang, as for a path
+        ("string(//p[@id='h']/text())", 1234),  # a text node, as it is
+        ("string(//p[@id='a']/@data-n)", 77),
+    ],
+)
+def test_xpath_string_of_an_element_reads_its_text_as_the_page_shows_it(
+    expression: str, value: float | None
+) -> None:
+    page = b"""<html><body><p id=h>1,234<span style="display:none">5</span></p>
+    <ul id=l><li>5</li><li>120</li></ul><p id=d lang=de>1.234,5</p><p id=a data-n=77>x</p>
+    </body></html>"""
+    document = HtmlDocument(page)
+    if value is None:
+        with pytest.raises(ExtractError, match="more than one number"):
+            document.metric("m", XPath(expression))
+    else:
+        assert document.metric("m", XPath(expression)) == value
+
+
+def test_xpath_string_functions_that_are_not_one_elements_text_stay_as_they_are() -> None:
+    document = HtmlDocument(b"<p id=a>Total: 12</p><p id=b>7</p>")
+    assert document.metric("m", XPath("substring-after(//p[@id='a'], ': ')")) == 12
+    assert (
+        document.metric("m", XPath("string(//p[@id='a']) = string(//p[@id='b'])", map={"false": 0}))
+        == 0
+    )
+    assert document.metric("m", XPath("concat('', //p[@id='b'])")) == 7
+
+
+@pytest.mark.parametrize("expression", ["number(//p)", "sum(//td)", "//p * 2", "number(//q)"])
+def test_an_xpath_that_gives_nan_says_why(expression: str) -> None:
+    """XPath reads `1,234` (and a missing element) as NaN; the error was only "nan is not a
+    finite number", saying neither why nor what to write instead."""
+    document = HtmlDocument(b"<p id=a>1,234</p><table><tr><td>1,5</td><td>2</td></tr></table>")
+    with pytest.raises(ExtractError, match=r"gave NaN \(not a number\): XPath reads only"):
+        document.metric("m", XPath(expression))
+    assert document.metric("m", XPath("//p")) == 1234
+
+
+@pytest.mark.parametrize(
+    ("expression", "what"),
+    [
+        ("//p/text()", "a text"),
+        ("//p/@data-n", "an attribute's value"),
+        ("count(//p)", "a number"),
+        ("string(//p/@title)", "a text"),
+    ],
+)
+def test_attr_on_an_xpath_that_gives_no_element_is_an_error(expression: str, what: str) -> None:
+    """`attr:` was skipped where the XPath gave no element, and what it gave read instead
+    (the text 5 for `attr: data-n`, which holds 7)."""
+    document = HtmlDocument(b"<p data-n=7 title=3>5</p>")
+    with pytest.raises(ExtractError, match=f"`attr: data-n` reads an element's .* gives {what};"):
+        document.metric("m", XPath(expression, attr="data-n"))
+    assert document.metric("m", XPath("//p", attr="data-n")) == 7
+    assert document.metric("m", XPath("//p/@data-n")) == 7
+
+
+@pytest.mark.parametrize(
+    ("expression", "value"),
+    [
+        # XPath's string value of <td>: hidden text and separate lines joined (was 12)
+        ("number(//td[@id='a'])", None),
+        ("number(//td[@id='b'])", None),
+        ("sum(//td)", None),
+        ("number(//td[@id='c'])", 7),
+        ("sum(//td[@id='c' or @id='d'])", 15),
+        ("number(//td[@id='c']) * 2", 14),
+        ("count(//td)", 4),
+    ],
+)
+def test_xpath_number_and_sum_read_an_element_as_the_page_shows_it(
+    expression: str, value: float | None
+) -> None:
+    document = HtmlDocument(
+        b"<table><tr><td id=a>1<span hidden>2</span></td><td id=b><p>1</p><p>2</p></td>"
+        b"<td id=c>7</td><td id=d> 8 <!-- 9 --></td></tr></table>"
+    )
+    if value is None:
+        with pytest.raises(ExtractError, match=r"reads the text of <td> as '12', which the page"):
+            document.metric("m", XPath(expression))
+    else:
+        assert document.metric("m", XPath(expression)) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern", "picked"),
+    [
+        # a regex written for plain digits took a part of the number the page writes
+        ("12,374 downloads", r"(\d+) downloads", "'374' out of the number '12,374'"),
+        ("59.5% organic", r"(\d+)%", "'5' out of the number '59.5'"),
+        ("Rate .75", r"(\d+)", "'75' out of the number '.75'"),
+        ("Total 1,234.56 EUR", r"([\d,]+)", "'1,234' out of the number '1,234.56'"),
+        ("12 345 users", r"(\d+) users", "'345' out of the number '12 345'"),
+    ],
+)
+def test_a_regex_that_takes_part_of_a_number_is_an_error(
+    text: str, pattern: str, picked: str
+) -> None:
+    with pytest.raises(ExtractError, match=re.escape(f"regex {pattern!r} picked {picked}")):
+        finish("m", text, Metric(css="a", regex=pattern))
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern", "value"),
+    [
+        ("12,374 downloads", r"([\d,]+) downloads", 12374),
+        ("Total: 1,234 (59.5% organic)", r"([\d.]+)%", 59.5),
+        ("Order #12345-67", r"#(\d+)-", 12345),
+        ("v2.1: 1,234 users", r": ([\d,]+) users", 1234),
+        ("Users: 12\u2029345 new", r"(\d+) new", 345),  # two lines: two numbers
+        ("12 345 users", r"(\d+ \d+) users", 12345),
+    ],
+)
+def test_a_regex_that_takes_whole_numbers_reads_them(text: str, pattern: str, value: float) -> None:
+    assert finish("m", text, Metric(css="a", regex=pattern)) == value

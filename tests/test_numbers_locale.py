@@ -165,6 +165,11 @@ def test_top_level_locale_reaches_sources_and_metrics_override() -> None:
         ('{css: "ul.posts li["}', r"kpi.yaml:5: .*CSS selector 'ul.posts li\[' is not valid"),
         ("{xpath: \"//span[@id='x'\"}", r"kpi.yaml:5: .*XPath \"//span\[@id='x'\" is not valid"),
         ("#downloads", r"kpi.yaml:5: .*metric is empty.*comment: quote it.*\"#downloads\""),
+        # a count with an option that reads a match's text: the option was skipped and
+        # the count stored as its value
+        ('{css: "li", count: true, regex: "(\\\\d+)"}', r"kpi.yaml:5: .*`count: true`.*`regex:`"),
+        ('{css: "a", count: true, attr: href}', r"kpi.yaml:5: .*`count: true`.*`attr:` .*drop"),
+        ('{xpath: "//li", count: true, map: {a: 1}}', r"kpi.yaml:5: .*`count: true`.*`map:`"),
     ],
 )
 def test_selectors_are_checked_at_load(yaml_metric: str, message: str) -> None:
@@ -322,6 +327,13 @@ def test_more_rules_people_rely_on(text: str, locale: str | None, value: float) 
         ("(2,5 Mio.)", "de", -2.5e6),
         ("(3 Tsd.)", "de", -3000),
         ("(12 users)", None, 12),  # still a count with its word
+        # an explicit plus inside is positive (was -5: `(+5%)` is a rise in brackets)
+        ("(+5%)", None, 5),
+        ("(+5)", None, 5),
+        ("(+$1.2M)", None, 1.2e6),
+        ("($+1.2M)", None, 1.2e6),
+        ("( + 5 )", None, 5),
+        ("+ 5", None, 5),  # a plus apart from the number is positive either way
     ],
 )
 def test_accounting_parentheses_around_a_scaled_number_make_it_negative(
@@ -357,6 +369,24 @@ def test_accounting_parentheses_around_a_scaled_number_make_it_negative(
             None,
             "'(- 12)': the dash is apart from the number, so it may or may not be a minus; "
             "pick the number with `regex:`",
+        ),
+        (  # plain text's ± (was -5)
+            "+-5%",
+            None,
+            "'+-5%': '+-' before the number may be plus-or-minus (±) or a minus; pick the "
+            "number with `regex:`",
+        ),
+        (  # a label with its colon, then a dash apart: was read as 5, the dash a separator
+            "Change: - 5%",
+            None,
+            "'Change: - 5%': the dash is apart from the number, so it may or may not be a "
+            "minus; pick the number with `regex:`",
+        ),
+        (
+            "Growth = – 12",
+            None,
+            "'Growth = – 12': the dash is apart from the number, so it may or may not be a "
+            "minus; pick the number with `regex:`",
         ),
         (
             "Net result ($1,200)",
@@ -444,3 +474,60 @@ def test_a_bcp47_tag_with_extensions_is_its_language_and_region(
     as an unknown locale, where a page's `lang` with them fell back to the language."""
     assert Metric(css="a", locale=tag).locale == tag
     assert parse_number(text, tag) == value
+
+
+PRAGMA = """<html><head><meta http-equiv="{equiv}" content="{content}"></head><body>
+<p id="a">1.234</p><p id="b" lang="en">1.234</p></body></html>"""
+
+
+@pytest.mark.parametrize(
+    ("equiv", "content", "a"),
+    [
+        # the page's pragma-set default language (HTML standard): was read as en, 1.234
+        ("Content-Language", "de", 1234),
+        ("content-language", " de-DE ", 1234),
+        ("CONTENT-LANGUAGE", "de-CH", 1.234),
+        ("content-language", "de, en", 1.234),  # a list names no one language
+        ("content-language", "", 1.234),
+        ("content-type", "de", 1.234),
+    ],
+)
+def test_a_page_without_lang_reads_in_its_meta_content_language(
+    equiv: str, content: str, a: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a `lang` attribute up to the root, the language of a page's text is the one
+    its `<meta http-equiv="content-language">` names; an element's own `lang` wins, and
+    so does the config's `locale:`."""
+    from kpi_collector.collect import extract
+
+    page = PRAGMA.format(equiv=equiv, content=content).encode()
+    document = HtmlDocument(page)
+    assert document.metric("a", CSS("#a")) == a
+    assert document.metric("a", XPath("//p[@id='a']")) == a
+    assert document.metric("a", XPath("//p[@id='a']/text()")) == a
+    assert document.metric("b", CSS("#b")) == 1.234
+    assert document.metric("b", XPath("//p[@id='b']")) == 1.234
+    assert HtmlDocument(page, locale="en").metric("a", CSS("#a")) == 1.234
+    monkeypatch.setattr(extract, "CSS_STEPS", 0)  # the selector in a process of its own
+    costly = HtmlDocument(page)
+    assert not costly._lexbor_is_bounded("html body p#a")
+    assert costly.metric("a", CSS("html body p#a")) == a
+
+
+def test_the_last_meta_content_language_names_the_pages_language() -> None:
+    page = b"""<meta http-equiv=content-language content=fr><meta http-equiv=content-language
+    content=de><p id=a>1.234,5</p><p id=b>1 234,5</p>"""
+    assert HtmlDocument(page).metric("a", CSS("#a")) == 1234.5
+    assert HtmlDocument(page).metric("b", CSS("#b")) == 1234.5
+
+
+def test_an_xpath_tail_text_is_read_in_its_parents_language() -> None:
+    """A text after an element (`<span lang=en>Nutzer:</span> 1.234`) was read in the
+    language of the element it follows (en: 1.234), not of the element holding it (de)."""
+    document = HtmlDocument(b"<div lang=de><span lang=en>Nutzer:</span> 1.234</div>")
+    assert document.metric("m", XPath("//div/text()")) == 1234
+    assert document.metric("m", XPath("//div")) == 1234
+    inner = HtmlDocument(b"<div lang=de><span lang=en>1.234</span> Nutzer</div>")
+    assert inner.metric("m", XPath("//span/text()")) == 1.234
+    meta = b"<meta http-equiv=content-language content=de><p><b lang=en>x</b> 1.234</p>"
+    assert HtmlDocument(meta).metric("m", XPath("//p/text()")) == 1234

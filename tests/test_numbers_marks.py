@@ -135,6 +135,10 @@ def test_e_notation(text: str, locale: str | None, value: float) -> None:
         ("A1E5", "more than one number"),  # a code, not E notation
         ("2e3f", "more than one number"),
         ("1e999", "beyond the largest number"),
+        # below the smallest double: was stored as 0
+        ("1e-400", "too small to store"),
+        ("-2.5E-330", "too small to store"),
+        ("0." + "0" * 400 + "1", "too small to store"),
         # a minus after the currency or percent sign after the number (was 1234)
         ("1,234 €-", "the minus after the number"),
     ],

@@ -32,6 +32,8 @@ from tests.numbers_caches import _fresh_number_caches  # noqa: F401 (autouse)
         ("Version2", "de"),
         ("SR-71", None),  # capitals: a code, though some locale's currency is SR
         ("RM12.90", None),  # en does not know Malaysia's RM (set `locale: ms`)
+        ("GMT+1", None),  # joined by a plus, as by a hyphen (was 1)
+        ("Top+10", None),
     ],
 )
 def test_a_number_glued_to_letters_is_part_of_a_name_not_a_quantity(
@@ -428,3 +430,89 @@ def test_a_cjk_page_reads_its_scale_in_its_language() -> None:
         document.metric("c", CSS("#c"))
     with pytest.raises(ExtractError, match=r"^d: .*goes on in Chinese numerals"):
         document.metric("d", CSS("#d"))
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "scale"),
+    [
+        ("₹5L", None, "en-IN"),  # en `L` is litres; en-IN's `L` is lakh: 500,000
+        ("Rs 12 L", None, "en-IN"),
+        ("₹5 L", "en-US", "en-IN"),
+        ("10L+ downloads", "en-GB", "en-IN"),
+        ("1,5 G$", "fr", "fr-CA"),  # fr `G` is g-force; fr-CA's `G` is milliard
+        ("3 G", "fr-FR", "fr-CA"),
+        ("5 mM", "pt", "pt-AO"),  # pt `mM` is millimolar; pt-PT's `mM` is mil milhões
+    ],
+)
+def test_a_unit_that_a_region_of_the_language_writes_for_a_scale_is_an_error(
+    text: str, locale: str | None, scale: str
+) -> None:
+    """A unit symbol of the locale that a region of its language writes as a scale word
+    was read as the unit: `₹5L` on an English page stored 5, not 500,000."""
+    with pytest.raises(ValueError, match=f"could be a unit or a scale word .* in {scale}"):
+        parse_number(text, locale)
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "value"),
+    [
+        ("₹5L", "en-IN", 500_000),
+        ("1,5 G$", "fr-CA", 1.5e9),
+        ("5 mM", "pt-PT", 5e9),
+        ("5 l", None, 5),  # a lowercase `l` is no lakh
+        ("5 kg", None, 5),
+        ("$5 a month", None, 5),
+        ("5 mil", "sv", 5),  # Swedish miles
+        ("12 mil", "es", 12_000),
+        ("5 mils", None, 5),
+    ],
+)
+def test_a_regional_scale_word_reads_in_its_region_and_units_stay_units(
+    text: str, locale: str | None, value: float
+) -> None:
+    assert parse_number(text, locale) == value
+
+
+@pytest.mark.parametrize("text", ["12 mil", "$5 mil", "1.2 mil followers", "R$ 12 MIL"])
+def test_mil_on_an_english_page_is_an_error(text: str) -> None:
+    """`mil` is a unit of English (a thousandth of an inch), informal English for a million
+    and es/pt for a thousand: it was read as the unit, `12 mil` stored 12."""
+    with pytest.raises(ValueError, match=r"'(?i:mil)' after the number could be million"):
+        parse_number(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "scale"),
+    [
+        ("R$ 5 mi", "×1000000 in pt"),  # a Brazilian page without lang: 5 million, not miles
+        ("USD 5 mi", "×1000000 in pt"),
+        ("$5mm", "×1000000 in kek"),  # finance's million, not millimetres
+        ("$5G", "×1000 in kab"),
+    ],
+)
+def test_a_unit_after_an_amount_of_money_that_cldr_scales_with_is_an_error(
+    text: str, scale: str
+) -> None:
+    """A length or mass unit after money (miles, millimetres, g-force of dollars) was read
+    as that unit and the amount stored as it is: `R$ 5 mi` stored 5."""
+    with pytest.raises(ValueError, match=f"after an amount of money is no unit of it.*{scale}"):
+        parse_number(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "value"),
+    [
+        ("R$ 5 mi", "pt-BR", 5e6),
+        ("$5 a month", None, 5),  # `a` (ampere) is the article
+        ("$5 min", None, 5),  # time: a price per minute, or a minimum
+        ("$25 h", None, 25),
+        ("€ 3 j", "fr", 3),
+        ("$5 kg", None, 5),  # no scale anywhere
+        ("5 mi", None, 5),  # miles, no money
+        ("5 mm", None, 5),
+    ],
+)
+def test_units_of_time_and_units_without_money_stay_units(
+    text: str, locale: str | None, value: float
+) -> None:
+    assert parse_number(text, locale) == value

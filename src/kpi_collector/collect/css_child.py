@@ -1,7 +1,8 @@
 """A CSS selector matched by Lexbor in a process of its own, for `HtmlDocument.css` when the
 page could make the selector backtrack for hours (the parent kills this process at its
 limit). Reads one JSON line ({"selector", "count", "attr"}) and then the page as UTF-8 on
-stdin; writes {"count": n} or {"found", "text", "attr", "lang", "counter", "busy"} as JSON on stdout.
+stdin; writes {"count": n} or {"found", "text", "attr", "lang", "counter", "busy"} (and, for a
+first match not shown, "shown": the same of the first one shown, or null) as JSON on stdout.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def main() -> None:
     _die_with_parent()
     from selectolax.lexbor import LexborHTMLParser
 
-    from kpi_collector.collect.layout import busy, counter_target, layout_text, nearest_lang
+    from kpi_collector.collect.layout import unshown
 
     data = sys.stdin.buffer.read()
     header, _, page = data.partition(b"\n")
@@ -43,13 +44,28 @@ def main() -> None:
         node = tree.css_first(selector)
         answer = {"found": node is not None, "text": None, "attr": None, "lang": None}
         if node is not None:
-            answer["text"] = layout_text(node)
-            answer["counter"] = counter_target(node)  # a placeholder's signs (`finish_shown`)
-            answer["busy"] = busy(node)
+            answer.update(_shown(node))
             if request["attr"] is not None:
                 answer["attr"] = node.attributes.get(request["attr"])
-            answer["lang"] = nearest_lang(node)  # the element's language
+            elif unshown(node):
+                # a first match the page does not show: the first one it shows, if any, to
+                # compare with (`HtmlDocument._first_shown`)
+                later = next((other for other in tree.css(selector) if not unshown(other)), None)
+                answer["shown"] = None if later is None else _shown(later)
     sys.stdout.write(json.dumps(answer))
+
+
+def _shown(node: object) -> dict[str, object]:
+    """What `HtmlDocument` reads of a match: its text as laid out, a placeholder's signs
+    (`finish_shown`) and its language."""
+    from kpi_collector.collect.layout import busy, counter_target, layout_text, nearest_lang
+
+    return {
+        "text": layout_text(node),
+        "counter": counter_target(node),
+        "busy": busy(node),
+        "lang": nearest_lang(node),
+    }
 
 
 if __name__ == "__main__":

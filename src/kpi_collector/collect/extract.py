@@ -22,7 +22,10 @@ from kpi_collector.collect.layout import (
     lxml_busy,
     lxml_counter_target,
     lxml_layout_text,
+    lxml_unshown,
     nearest_lang,
+    pragma_language,
+    unshown,
 )
 from kpi_collector.collect.numbers import (
     LARGEST_EXACT,
@@ -185,24 +188,27 @@ def finish(
         value = _exact(name, raw)
     elif isinstance(raw, str):
         text = raw.strip()
-        if metric.regex is not None or metric.map is not None:
-            # `layout_text` parts its lines with U+2029; a pattern or a mapped value sees
-            # them as spaces, as the page's text was written before
-            text = text.replace(PARAGRAPH, " ")
         if metric.regex is not None:
-            match = compile_pattern(metric.regex).search(text)
+            # `layout_text` parts its lines with U+2029; a pattern sees them as spaces, as
+            # the page's text was written before, and what it picks keeps them, so digits
+            # it takes from two lines (`Users: ([\d ]+)` on `<p>Users: 12</p><p>345</p>`)
+            # are two numbers, never 12345
+            match = compile_pattern(metric.regex).search(text.replace(PARAGRAPH, " "))
             if match is None:
                 raise ExtractError(
                     f"{name}: regex {metric.regex!r} found nothing in {_short(text)}"
                 )
-            text = match.group(1) if match.groups() else match.group(0)
-            if text is None:  # `(\d+)?x` on "x": the group took no part in the match
+            start, end = match.span(1 if match.groups() else 0)
+            if start < 0:  # `(\d+)?x` on "x": the group took no part in the match
                 raise ExtractError(
                     f"{name}: regex {metric.regex!r} matched {_short(match.group(0))} but its "
                     "first group (the number) took no part; make that group required"
                 )
+            _whole_number(name, metric.regex, text, start, end)
+            text = text[start:end]
         if metric.map is not None:
-            value = _mapped(name, text, metric.map)
+            # a mapped value sees lines parted as spaces, as the page's text was written
+            value = _mapped(name, text.replace(PARAGRAPH, " "), metric.map)
         else:
             if machine and metric.locale is None and locale is not None:
                 _one_reading(name, text, locale)
@@ -237,6 +243,20 @@ def finish(
             f"{value:g}",
         )
     return value
+
+
+def _whole_number(name: str, pattern: str, text: str, start: int, end: int) -> None:
+    """ExtractError when what a `regex:` picked (`text[start:end]`) cuts through a number of
+    `text`: `(\\d+) downloads` on "12,374 downloads" picks 374, `(\\d+)%` on "59.5%" 5, a
+    part of the number the page writes, never its value. A number on two lines (parted by
+    U+2029) is two numbers, either of which may be picked."""
+    for low, high in number_spans(text.replace(PARAGRAPH, "|")):
+        if low < start < high or low < end < high:
+            raise ExtractError(
+                f"{name}: regex {pattern!r} picked {_short(text[start:end])} out of the "
+                f"number {_short(text[low:high])}; make it take the whole number, e.g. "
+                "([\\d.,]+)"
+            )
 
 
 def _is_boolean(raw: Any) -> bool:
@@ -345,10 +365,16 @@ def finish_plain(name: str, raw: Any, metric: PlainMetric, locale: str | None = 
     """`finish` for a value that is not HTML text: a program's output, a JSON string, a
     database's or a Python function's value. Its lines are lines: numbers on two of them
     (`12\\n374`) are two numbers, an error, never 12374, as two lines of a page are (in
-    HTML a newline is a space). Raises ExtractError, as `finish`."""
+    HTML a newline is a space); so are its columns (`12\\t374`, `12   374`). Raises
+    ExtractError, as `finish`."""
     if isinstance(raw, str):
-        raw = _LINE_BREAK.sub(PARAGRAPH, raw)
+        raw = _COLUMNS.sub(PARAGRAPH, _LINE_BREAK.sub(PARAGRAPH, raw))
     return finish(name, raw, metric, locale, machine=True)
+
+
+#: what parts columns of a program's text between digits: a tab, or two spaces or more
+#: (`12\t374`, `12   374` are two columns, never 12 374 grouped by a space)
+_COLUMNS = re.compile(r"(?<=\d)(?:[ ]*\t[ \t]*| {2,})(?=\d)")
 
 
 def _how(metric: PlainMetric) -> str:
@@ -478,10 +504,13 @@ def _counted(name: str, n: int, metric: PlainMetric, what: str) -> float:
     return finish(name, n, metric)
 
 
-def node_locale(node: Any) -> str | None:
+def node_locale(node: Any, default: str | None = None) -> str | None:
     """The number locale (`page_locale`) of the nearest `lang` attribute on a parsed HTML
-    `node` (selectolax) or its ancestors; None when none of them has one."""
+    `node` (selectolax) or its ancestors, else of `default` (the page's pragma-set default
+    language, `HtmlDocument.default_lang`); None when there is none."""
     lang = nearest_lang(node)
+    if lang is None:
+        lang = default
     return page_locale(lang) if lang is not None else None
 
 
@@ -565,6 +594,7 @@ class HtmlDocument:
         self._lxml: Any = None
         self._deeper: dict[int, bool] = {}  # depth -> whether the page nests that deep
         self._elements: int | None = None  # its `<`s: an upper bound of its elements
+        self._default_lang: tuple[str | None] | None = None  # found on first use
 
     @property
     def tree(self) -> Any:
@@ -575,6 +605,15 @@ class HtmlDocument:
     def text(self) -> str:
         """The page as text (what it was built from)."""
         return self._body
+
+    @property
+    def default_lang(self) -> str | None:
+        """The language of the page's text outside any `lang` attribute, as a browser takes
+        it: its `<meta http-equiv="content-language">` (`layout.pragma_language`); None
+        when it has none."""
+        if self._default_lang is None:
+            self._default_lang = (pragma_language(self._tree.tags("meta")),)
+        return self._default_lang[0]
 
     def refresh_url(self, base_url: str) -> str | None:
         """The absolute http(s) URL the page sends on to with its first `<meta
@@ -652,21 +691,37 @@ class HtmlDocument:
             return _counted(name, int(answer["count"]), metric, selector)
         if not answer["found"]:
             raise ExtractError(f"{name}: CSS selector {selector!r} matched nothing")
-        locale = self.locale if metric.locale or self.locale else None
-        if locale is None and answer["lang"] is not None:
-            locale = page_locale(answer["lang"])
+
+        def locale_of(found: dict[str, Any]) -> str | None:
+            if metric.locale or self.locale:
+                return self.locale
+            lang = found["lang"] if found["lang"] is not None else self.default_lang
+            return page_locale(lang) if lang is not None else None
+
         if metric.attr is not None:
             if answer["attr"] is None:
                 raise ExtractError(f"{name}: {selector!r} has no attribute {metric.attr!r}")
-            return finish(name, answer["attr"], metric, locale, machine=True)
-        return finish_shown(
-            name,
-            answer["text"],
-            metric,
-            locale,
-            counter=answer["counter"] and (answer["counter"][0], answer["counter"][1]),
-            busy=answer["busy"],
-        )
+            return finish(name, answer["attr"], metric, locale_of(answer), machine=True)
+
+        def read(found: dict[str, Any]) -> float:
+            counter = found["counter"]
+            return finish_shown(
+                name,
+                found["text"],
+                metric,
+                locale_of(found),
+                counter=counter and (counter[0], counter[1]),
+                busy=found["busy"],
+            )
+
+        if answer.get("shown") is not None:
+            return _first_shown(
+                name,
+                f"CSS selector {selector!r}",
+                lambda: read(answer),
+                lambda: read(answer["shown"]),
+            )
+        return read(answer)
 
     def css(self, name: str, metric: PlainMetric) -> float:
         selector = metric.css
@@ -692,25 +747,40 @@ class HtmlDocument:
             if raw is None:
                 raise ExtractError(f"{name}: {selector!r} has no attribute {metric.attr!r}")
             return finish(name, raw, metric, self._locale(metric, node), machine=True)
-        return finish_shown(
-            name,
-            layout_text(node),
-            metric,
-            self._locale(metric, node),
-            counter=counter_target(node),
-            busy=busy(node),
-        )
+
+        def read(match: Any) -> float:
+            return finish_shown(
+                name,
+                layout_text(match),
+                metric,
+                self._locale(metric, match),
+                counter=counter_target(match),
+                busy=busy(match),
+            )
+
+        if unshown(node):
+            later = next((other for other in self._tree.css(selector) if not unshown(other)), None)
+            if later is not None:
+                return _first_shown(
+                    name, f"CSS selector {selector!r}", lambda: read(node), lambda: read(later)
+                )
+        return read(node)
 
     def _locale(self, metric: PlainMetric, node: Any) -> str | None:
         if metric.locale or self.locale:
             return self.locale
-        return node_locale(node)
+        return node_locale(node, self.default_lang)
 
     def _lxml_locale(self, metric: PlainMetric, element: Any) -> str | None:
-        if metric.locale or self.locale or not hasattr(element, "xpath"):
+        if metric.locale or self.locale:
             return self.locale
-        found = element.xpath("ancestor-or-self::*[@lang][1]/@lang")
-        return page_locale(str(found[0])) if found else None
+        found = (
+            element.xpath("ancestor-or-self::*[@lang][1]/@lang")
+            if hasattr(element, "xpath")
+            else []
+        )
+        lang = str(found[0]) if found else self.default_lang
+        return page_locale(lang) if lang is not None else None
 
     def xpath(self, name: str, metric: PlainMetric) -> float:
         expression = metric.xpath
@@ -728,19 +798,38 @@ class HtmlDocument:
             found = self._lxml.xpath(expression)
         except XPathError as exc:
             raise ExtractError(f"{name}: XPath {expression!r} is not valid: {exc}") from None
+        if isinstance(found, str) and not metric.count and metric.attr is None:
+            found = self._string_of_element(expression, found)
         if isinstance(found, list):
             if metric.count:
                 return _counted(name, len(found), metric, expression)
             if not found:
                 raise ExtractError(f"{name}: XPath {expression!r} matched nothing")
             first = found[0]
-            if metric.attr is not None and hasattr(first, "get"):
+            if metric.attr is not None and not hasattr(first, "get"):
+                raise ExtractError(_attr_of_no_element(name, expression, metric.attr, first))
+            if metric.attr is not None:
                 raw = first.get(metric.attr)
                 if raw is None:
                     raise ExtractError(f"{name}: {expression!r} has no attribute {metric.attr!r}")
                 return finish(name, raw, metric, self._lxml_locale(metric, first), machine=True)
             owner = first.getparent() if hasattr(first, "getparent") else None
+            if owner is not None and getattr(first, "is_tail", False):
+                # a tail text (`<span lang=en>Users:</span> 1.234`) is its parent's, in the
+                # parent's language, not that of the element it follows
+                owner = owner.getparent()
             element = first if hasattr(first, "xpath") else owner
+            if hasattr(first, "iter") and metric.attr is None and lxml_unshown(first):
+                later = next(
+                    (e for e in found[1:] if hasattr(e, "iter") and not lxml_unshown(e)), None
+                )
+                if later is not None:
+                    return _first_shown(
+                        name,
+                        f"XPath {expression!r}",
+                        lambda: self._lxml_read(name, first, metric),
+                        lambda: self._lxml_read(name, later, metric),
+                    )
             if not hasattr(first, "iter"):  # a text or an attribute's value
                 return finish(
                     name,
@@ -749,19 +838,81 @@ class HtmlDocument:
                     self._lxml_locale(metric, element),
                     machine=bool(getattr(first, "is_attribute", False)),
                 )
-            return finish_shown(
-                name,
-                lxml_layout_text(first),
-                metric,
-                self._lxml_locale(metric, element),
-                counter=lxml_counter_target(first),
-                busy=lxml_busy(first),
-            )
+            return self._lxml_read(name, first, metric)
+        if metric.attr is not None:
+            raise ExtractError(_attr_of_no_element(name, expression, metric.attr, found))
         value = found if isinstance(found, int | float) else str(found)
+        if isinstance(value, float) and math.isnan(value):
+            raise ExtractError(
+                f"{name}: XPath {expression!r} gave NaN (not a number): XPath reads only texts "
+                "written as 1234.5 as numbers, not the page's '1,234' or '1.2k', and a missing "
+                "element as NaN; select the element itself (kpi reads its text as the page "
+                "writes numbers), or `count()` it"
+            )
         locale = self._lxml_locale(metric, self._lxml)
         if isinstance(value, float) and _XPATH_READS_TEXT.search(expression):
             _xpath_reads_as_the_page(name, metric.locale or locale)
+            self._xpath_reads_as_shown(name, expression)
         return finish(name, value, metric, locale)
+
+    def _xpath_reads_as_shown(self, name: str, expression: str) -> None:
+        """ExtractError when `number(PATH)` or `sum(PATH)` read an element's text otherwise
+        than the page shows it: XPath's string value joins every text inside, hidden text
+        and separate lines too (`number(//td)` on `<td>1<span hidden>2</span></td>` is 12,
+        on `<td><p>1</p><p>2</p></td>` 12)."""
+        from lxml.etree import XPathError
+
+        match = _FUNCTION_OF.fullmatch(expression)
+        inner = _whole_argument(match.group("inner")) if match else None
+        if match is None or inner is None or match.group("name") not in ("number", "sum"):
+            return
+        try:
+            nodes = self._lxml.xpath(inner)
+        except XPathError:
+            return
+        if not isinstance(nodes, list):
+            return
+        elements = [node for node in nodes if hasattr(node, "iter")]
+        for element in elements[:1] if match.group("name") == "number" else elements:
+            written = str(element.xpath("string()"))
+            shown = lxml_layout_text(element)
+            if _same_number(_xpath_number(written), _xpath_number(shown)):
+                continue
+            raise ExtractError(
+                f"{name}: XPath {expression!r} reads the text of <{element.tag}> as "
+                f"{_short(written)}, which the page shows as {_short(shown)} (text it does "
+                "not show, or on separate lines); select the element itself, which kpi "
+                "reads as the page shows it"
+            )
+
+    def _lxml_read(self, name: str, element: Any, metric: PlainMetric) -> float:
+        """The number an lxml element's text shows (`finish_shown`)."""
+        return finish_shown(
+            name,
+            lxml_layout_text(element),
+            metric,
+            self._lxml_locale(metric, element),
+            counter=lxml_counter_target(element),
+            busy=lxml_busy(element),
+        )
+
+    def _string_of_element(self, expression: str, found: str) -> Any:
+        """For `string(PATH)` or `normalize-space(PATH)` whose PATH selects an element
+        first, that element (as a one-item list), whose text is then laid out as a page
+        shows it: XPath's string value joins every text inside, so `string(//ul)` on
+        `<li>5</li><li>120</li>` is "5120", with hidden text too. Else `found` itself."""
+        from lxml.etree import XPathError
+
+        inner = _string_argument(expression)
+        if inner is None:
+            return found
+        try:
+            nodes = self._lxml.xpath(inner)
+        except XPathError:
+            return found
+        if isinstance(nodes, list) and nodes and hasattr(nodes[0], "iter"):
+            return nodes[:1]
+        return found
 
     def metric(self, name: str, metric: PlainMetric) -> float:
         if metric.xpath:
@@ -769,6 +920,86 @@ class HtmlDocument:
         if metric.css:
             return self.css(name, metric)
         raise ExtractError(f"{name}: an html metric needs `css:` or `xpath:`")
+
+
+def _first_shown(name: str, what: str, hidden: Any, shown: Any) -> float:
+    """The value of a selector (`what`) whose first match, the one read, the page does not
+    show, while it shows a later one (a hidden variant's copy, a template's, before the
+    shown number): `hidden()`'s value where `shown()` reads the same; else ExtractError,
+    since which of them is meant is the config's to say."""
+    try:
+        first, later = hidden(), shown()
+    except ExtractError:
+        first = later = None
+    if first is not None and first == later:
+        return float(first)
+    read = "" if first is None or later is None else f" (it reads {first:g}, that one {later:g})"
+    raise ExtractError(
+        f"{name}: {what} matches an element the page does not show (hidden, display: none, "
+        f"a template) before one it shows{read}; make it match the one to read (e.g. a more "
+        "specific class, or :not([hidden]))"
+    )
+
+
+def _attr_of_no_element(name: str, expression: str, attr: str, found: Any) -> str:
+    """The message for `attr:` on an XPath that gave no element (a text, an attribute's
+    value, a number): the attribute was skipped and what it gave read instead."""
+    if getattr(found, "is_attribute", False):
+        what = "an attribute's value"
+    elif isinstance(found, str):
+        what = "a text"
+    elif isinstance(found, bool):
+        what = "a boolean"
+    else:
+        what = "a number"
+    return (
+        f"{name}: `attr: {attr}` reads an element's attribute, but XPath {expression!r} gives "
+        f"{what}; select the element, or drop `attr:` and end the XPath with `/@{attr}`"
+    )
+
+
+_FUNCTION_OF = re.compile(r"\s*(?P<name>[a-z-]+)\s*\((?P<inner>.*)\)\s*", re.S)
+
+
+def _string_argument(expression: str) -> str | None:
+    """PATH when the whole of `expression` is `string(PATH)` or `normalize-space(PATH)`
+    (not `string(a) = string(b)`); None otherwise."""
+    match = _FUNCTION_OF.fullmatch(expression)
+    if match is None or match.group("name") not in ("string", "normalize-space"):
+        return None
+    return _whole_argument(match.group("inner"))
+
+
+#: how XPath 1.0's number() reads a string: optional whitespace, a minus, digits with a dot
+_XPATH_NUMBER = re.compile(r"[ \t\r\n]*(-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))[ \t\r\n]*")
+
+
+def _xpath_number(text: str) -> float:
+    """`text` as XPath's number() reads it (NaN unless it is a plain number)."""
+    match = _XPATH_NUMBER.fullmatch(text)
+    return float(match.group(1)) if match else math.nan
+
+
+def _same_number(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def _whole_argument(inner: str) -> str | None:
+    """`inner` when it is one function's whole argument list (its brackets and quotes
+    balance: not `a) = string(b`); None otherwise."""
+    depth, quote = 0, ""
+    for char in inner:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+            if depth < 0:
+                return None
+    return inner if depth == 0 and not quote and inner.strip() else None
 
 
 #: an XPath function that reads texts as numbers in its own notation (`1.234` is 1.234):

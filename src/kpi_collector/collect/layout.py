@@ -127,10 +127,11 @@ def layout_text(node: Any) -> str:
     which `parse_number` never reads one number."""
     parts: list[str] = []
     last: _Place | None = None
+    boxes: list[Any] = []  # the boxes met since the last text
     for item in node.traverse(include_text=True):
         if item.tag != "-text":
-            if item.tag == "br" and _place(item, node) is not None:
-                last = (-1, -1)
+            if item.mem_id != node.mem_id and _box(item.tag, item.attributes or {}):
+                boxes.append(item)
             continue
         text = item.text_content or ""
         if not text:
@@ -139,10 +140,19 @@ def layout_text(node: Any) -> str:
         if place is None:
             continue
         if parts and last is not None:
+            # a shown box (`<br>`, `<hr>`, an empty `<div>`) parts the texts on either side
+            # of it even where it holds no text itself: `5<hr>12` is two numbers
+            if place[0] == last[0] and any(_shown_box(box, node) for box in boxes):
+                last = (-1, -1)
             parts.append(_junction(parts[-1], text, last, place))
         parts.append(text)
         last = place
-    return "".join(parts)
+        boxes.clear()
+    return _apart_at_edges(parts)
+
+
+def _shown_box(box: Any, root: Any) -> bool:
+    return not _unshown(box.tag, box.attributes or {}) and _place(box, root) is not None
 
 
 #: where a text is: (its line, its raised run), ids of the elements that hold them
@@ -158,7 +168,7 @@ def _place(item: Any, root: Any) -> _Place | None:
     while parent is not None and parent.mem_id != root.mem_id:
         if _unshown(parent.tag, parent.attributes):
             return None
-        if line is None and (parent.tag in _APART or BOX in parent.attributes):
+        if line is None and _box(parent.tag, parent.attributes):
             line = int(parent.mem_id)
         if raised is None and line is None and parent.tag in _RAISED:
             raised = int(parent.mem_id)
@@ -167,28 +177,95 @@ def _place(item: Any, root: Any) -> _Place | None:
     return (top if line is None else line, top if raised is None else raised)
 
 
-#: an inline style that hides an element (`style="display: none"`)
-_HIDING_STYLE = re.compile(r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*hidden)\b", re.I)
+#: an inline style that hides an element (`style="display: none"`, `visibility: collapse`,
+#: `content-visibility: hidden`, which hides what is inside)
+_HIDING_STYLE = re.compile(
+    r"(?:^|;)\s*(?:display\s*:\s*none|(?:content-)?visibility\s*:\s*(?:hidden|collapse))\b",
+    re.I,
+)
+_CSS_COMMENT = re.compile(r"/\*.*?(?:\*/|$)", re.S)
 #: classes that hide an element from sight by convention, for screen readers only
 #: (Bootstrap `sr-only`/`visually-hidden`, WordPress `screen-reader-text`, H5BP)
 _SCREEN_READER_ONLY = frozenset(
-    ["sr-only", "visually-hidden", "visuallyhidden", "screen-reader-text"]
+    [
+        "sr-only",
+        "visually-hidden",
+        "visually-hidden-focusable",
+        "visuallyhidden",
+        "screen-reader-text",
+    ]
+)
+#: classes the CSS frameworks hide an element with at every width (Bootstrap `d-none`,
+#: `invisible`, Bootstrap 3 and Tailwind `hidden`, Bulma `is-hidden`, Foundation `hide`)
+_HIDING_CLASSES = frozenset(["d-none", "hidden", "invisible", "is-hidden", "is-invisible", "hide"])
+#: a class that shows such an element again at some widths (Bootstrap `d-md-block`,
+#: Tailwind `md:inline`): the page shows it on a wide enough screen
+_SHOWN_AT_SOME_WIDTH = re.compile(
+    r"d-(?:sm|md|lg|xl|xxl)-(?!none$)[a-z-]+"
+    r"|(?:[a-z0-9-]+:)+(?:block|inline|inline-[a-z]+|flex|grid|table(?:-[a-z-]+)?|contents"
+    r"|flow-root|list-item|visible)"
 )
 
 
 def _unshown(tag: Any, attributes: Any) -> bool:
     """Whether an element's content is not shown: `_UNSHOWN`, `hidden`, hidden by its
-    inline style or by a screen-reader-only class (`1,234<span style="display:none">5</span>`
-    shows 1,234, not 12345)."""
+    inline style, by a screen-reader-only class or by a framework's hiding class at every
+    width (`1,234<span style="display:none">5</span>` and `1,234<span class="d-none">5</span>`
+    show 1,234, not 12345)."""
     if tag in _UNSHOWN or "hidden" in attributes:
         return True
     if tag == "dialog" and "open" not in attributes:  # a closed dialog is not shown
         return True
     style = attributes.get("style")
-    if style and _HIDING_STYLE.search(style):
+    if style and _HIDING_STYLE.search(_CSS_COMMENT.sub("", style) if "/*" in style else style):
         return True
     classes = attributes.get("class")
-    return bool(classes) and not _SCREEN_READER_ONLY.isdisjoint(classes.split())
+    if not classes:
+        return False
+    names = classes.split()
+    if not _SCREEN_READER_ONLY.isdisjoint(names):
+        return True
+    return not _HIDING_CLASSES.isdisjoint(names) and not any(
+        _SHOWN_AT_SOME_WIDTH.fullmatch(name) for name in names
+    )
+
+
+#: an inline style that lays an element out as a box of its own (`display: block`, `flex`,
+#: `table-cell`), not in the run of text around it; as for a rendered page (`BOX`), an
+#: `inline-block` stays in the run (a counter's digits each in one)
+_BOX_STYLE = re.compile(
+    r"(?:^|;)\s*display\s*:\s*(?:block|flex|grid|list-item|table|flow-root)\b", re.I
+)
+
+
+def _box(tag: Any, attributes: Any) -> bool:
+    """Whether an element is laid out apart from the text around it: an `_APART` element,
+    one a rendered page's stylesheet made a box (`BOX`), or one its inline style makes one
+    (`<span style="display:block">`)."""
+    if tag in _APART or BOX in attributes:
+        return True
+    style = attributes.get("style")
+    if not style:
+        return False
+    return _BOX_STYLE.search(_CSS_COMMENT.sub("", style) if "/*" in style else style) is not None
+
+
+def unshown(node: Any) -> bool:
+    """Whether a parsed HTML `node` (selectolax) is not shown: it or an ancestor is
+    `_unshown` (`hidden`, `display: none`, a `<template>`, a closed `<dialog>`...)."""
+    while node is not None and node.tag != "-document":
+        if _unshown(node.tag, node.attributes or {}):
+            return True
+        node = node.parent
+    return False
+
+
+def lxml_unshown(element: Any) -> bool:
+    """`unshown` for an lxml element."""
+    return any(
+        isinstance(e.tag, str) and _unshown(e.tag, e.attrib)
+        for e in [element, *element.iterancestors()]
+    )
 
 
 def lxml_layout_text(element: Any) -> str:
@@ -202,7 +279,7 @@ def lxml_layout_text(element: Any) -> str:
         for child in current:
             tag = child.tag if isinstance(child.tag, str) else None
             if tag is not None and not _unshown(tag, child.attrib):
-                if tag in _APART or BOX in child.attrib:
+                if _box(tag, child.attrib):
                     line[0] += 1
                     walk(child, raised)
                     line[0] += 1
@@ -211,7 +288,7 @@ def lxml_layout_text(element: Any) -> str:
             _add(parts, child.tail, (line[0], raised))
 
     walk(element, 0)
-    return "".join(text for text, _ in parts)
+    return _apart_at_edges([text for text, _ in parts])
 
 
 def _add(parts: list[tuple[str, _Place]], text: str | None, place: _Place) -> None:
@@ -220,6 +297,35 @@ def _add(parts: list[tuple[str, _Place]], text: str | None, place: _Place) -> No
     if parts:
         parts.append((_junction(parts[-1][0], text, parts[-1][1], place), place))
     parts.append((text, place))
+
+
+def _apart_at_edges(parts: list[str]) -> str:
+    """`parts` (texts, with the junction between each two: `[text, junction, text, ...]`)
+    joined, where a space between digits at the edge of an element (`<span>12</span>
+    <span>345</span>`, `12 <b>345</b>`) is a line break: two numbers in two elements, never
+    one grouped by a space as `12 345` within one text is."""
+    texts, junctions = parts[0::2], ["", *parts[1::2]]
+    for index in range(1, len(texts)):
+        head = texts[index]
+        body = head.lstrip()
+        if not body[:1].isdecimal() or junctions[index]:
+            continue
+        before = index - 1
+        while before > 0 and texts[before].isspace() and not junctions[before]:
+            before -= 1
+        tail = texts[before].rstrip()
+        if not tail[-1:].isdecimal():
+            continue
+        if before == index - 1 and tail == texts[before] and body == head:
+            continue  # the digits touch: one run of digits as shown (`<b>1</b>234`)
+        texts[before] = tail
+        for between in range(before + 1, index):
+            texts[between] = ""
+        texts[index] = PARAGRAPH + body
+    joined = [texts[0]] if texts else []
+    for junction, text in zip(junctions[1:], texts[1:], strict=True):
+        joined += [junction, text]
+    return "".join(joined)
 
 
 def _junction(before: str, after: str, was: _Place, place: _Place) -> str:
@@ -243,6 +349,30 @@ def nearest_lang(node: Any) -> str | None:
             return str(attributes["lang"])
         node = node.parent
     return None
+
+
+def pragma_language(metas: Any) -> str | None:
+    """The page's pragma-set default language (HTML standard, "Content language state"):
+    the language of its text where no element up to the root has a `lang` attribute. The
+    last of its `<meta http-equiv="content-language" content="de">` elements (the keyword
+    ASCII case-insensitive) whose `content` has a first word and no comma names it; None
+    when none does. `metas`: the page's meta elements (selectolax nodes or lxml elements),
+    in document order."""
+    found = None
+    for meta in metas:
+        attributes = getattr(meta, "attributes", None)
+        if attributes is None:
+            attributes = meta.attrib
+        equiv = attributes.get("http-equiv")
+        content = attributes.get("content")
+        if equiv is None or not equiv.isascii() or equiv.strip().lower() != "content-language":
+            continue
+        if not content or "," in content:
+            continue
+        words = content.strip(" \t\n\f\r").split()
+        if words:
+            found = words[0]
+    return found
 
 
 #: data attributes holding the number a counter script animates an element's text up to,

@@ -94,6 +94,15 @@ class Metric(PlainMetric, BaseModel):
         chosen = [k for k in ("jmespath", "css", "xpath", "query") if getattr(self, k)]
         if len(chosen) > 1:
             raise ValueError(f"give one extractor, not {' and '.join(chosen)}")
+        if self.count:
+            # the number of matches is the value: an option reading a match's text would
+            # be skipped, and the count stored as if it were what that option read
+            reading = [k for k in ("attr", "regex", "map") if getattr(self, k) is not None]
+            if reading:
+                raise ValueError(
+                    f"`count: true` stores how many elements match, so `{reading[0]}:` (which "
+                    "reads one match's text) would be ignored: drop one of them"
+                )
         if self.regex is not None:
             compile_pattern(self.regex)  # ValueError says why
         if self.jmespath:

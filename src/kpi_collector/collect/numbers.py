@@ -216,6 +216,7 @@ class NumberLocale:
     currencies: frozenset[str]
     long_scale: bool = False  # a billion is 10^12 (de Billion, fr billion), not 10^9
     own: frozenset[str] = frozenset()  # the locale's own CLDR compact affixes (es `B`)
+    durations: frozenset[str] = frozenset()  # casefolded time units (`min`, `h`): `$5 h`
 
 
 def groupings(locale: Locale) -> set[tuple[int, int]]:
@@ -372,11 +373,15 @@ def number_locale(tag: str) -> NumberLocale:
         scales.setdefault(word, words[word])
     suffix_words = [*words, *_ENGLISH_ABBREVIATIONS, *suffixes]
     units: set[str] = set()
-    for unit in locale._data.get("unit_patterns", {}).values():
+    durations: set[str] = set()
+    for key, unit in locale._data.get("unit_patterns", {}).items():
         for length in unit.values():
             for plural, text in getattr(length, "items", lambda: [])():
                 if isinstance(text, str) and plural != "per":
-                    units.update(w.casefold() for w in _LETTERS.findall(text.replace("{0}", "")))
+                    found = [w.casefold() for w in _LETTERS.findall(text.replace("{0}", ""))]
+                    units.update(found)
+                    if str(key).startswith("duration-"):
+                        durations.update(found)
     currencies = {str(code) for code in locale.currency_symbols} | {
         " ".join(_normalize(symbol).split()) for symbol in locale.currency_symbols.values()
     }
@@ -394,6 +399,7 @@ def number_locale(tag: str) -> NumberLocale:
         currencies=frozenset(currencies),
         long_scale=long_scale,
         own=frozenset(word.rstrip(".") for word in [*suffixes, *prefixes]),
+        durations=frozenset(durations),
     )
 
 
@@ -536,6 +542,11 @@ def parse_number(text: str, locale: str | None = None) -> float:
     number = float(value)
     if math.isinf(number):
         raise ValueError(f"{_quote(text)} is beyond the largest number stored")
+    if number == 0 and value != 0:  # below the smallest double (~5e-324): it would be 0
+        raise ValueError(
+            f"{_quote(text)} is too small to store (a stored number is 0 below about 5e-324); "
+            "read it in a smaller unit"
+        )
     if _minus_after(after, text, rules) or _negative(before, unscaled, text, rules):
         number = -number
     return number + 0.0  # (0) and -0 are 0, never -0.0
@@ -606,10 +617,10 @@ def _glued_error(text: str, word: str) -> ValueError:
 
 def _glued_before(before: str, text: str, rules: NumberLocale) -> None:
     """ValueError when letters touch the number from before (`v2.1`, `SKU123`), or a word
-    joined to it by a hyphen (`COVID-19`, `Top-10`): part of a name or a code. A currency
-    symbol or code may touch it (`USD1,200`, `EUR-5`), and so may the locale's own scale
-    words written before numbers."""
-    joined = re.search(r"([^\W\d_]+)-?$", before)
+    joined to it by a hyphen or a plus (`COVID-19`, `Top-10`, `GMT+1`): part of a name or a
+    code. A currency symbol or code may touch it (`USD1,200`, `EUR-5`), and so may the
+    locale's own scale words written before numbers."""
+    joined = re.search(r"([^\W\d_]+)[-+]?$", before)
     if joined is None or not _cased(joined.group(1)[-1]):
         return
     word = joined.group(1)
@@ -815,6 +826,8 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> tuple[flo
                 )
             # a currency symbol may end in a dot (da `kr.`, ru `руб.`)
             currency = word in rules.currencies or word + dot in rules.currencies
+            if folded in rules.units and not currency:
+                _unit_or_scale(word, before, text, rules)
             if folded not in rules.units and not currency:
                 known = _cldr()[1].get(folded)
                 if dot or known:
@@ -854,6 +867,49 @@ def _scale(before: str, after: str, text: str, rules: NumberLocale) -> tuple[flo
 
 
 _ENGLISH_MONEY = {"m": 1e6, "b": 1e9}
+
+#: unit symbols of English that English pages also write as a scale word
+_ENGLISH_UNIT_OR_SCALE = {
+    "mil": "million (English, informally), thousand (es, pt) or mils (thousandths of an inch)"
+}
+
+
+def _unit_or_scale(word: str, before: str, text: str, rules: NumberLocale) -> None:
+    """ValueError when `word` after the number, a unit symbol of the locale (en `L` litres,
+    fr `G` g-force), is also a scale word where the locale's language is written in one of
+    its regions (en-IN `L` lakh: `₹5L` is 500,000; fr-CA `G` milliard: `1,5 G$`), or in
+    English informally (`mil`): the same page may mean either, so neither is read. After
+    money (`before` ends in a currency), a unit other than one of time is no length or
+    mass of money (`R$ 5 mi`, `$5mm`, `$5G`): where CLDR has it as a scale word, an error."""
+    language = rules.tag.split("-")[0]
+    if language == "en" and word.casefold() in _ENGLISH_UNIT_OR_SCALE:
+        raise ValueError(
+            f"{_quote(text)}: {word!r} after the number could be "
+            f"{_ENGLISH_UNIT_OR_SCALE[word.casefold()]}; pick the number with `regex:`"
+        )
+    regions = _cldr_data()["regional"].get(language, {}).get(word)
+    if regions:
+        ways = ", ".join(
+            f"×{_show(float(scale))} in {tag.replace('_', '-')}"
+            for scale, tag in sorted(regions.items(), key=lambda item: float(item[0]))
+        )
+        raise ValueError(
+            f"{_quote(text)}: {word!r} after the number could be a unit or a scale word "
+            f"({ways}) that {rules.tag} does not use; set `locale:` to the page's language, "
+            "or pick the number with `regex:`"
+        )
+    folded = word.casefold()
+    known = _cldr()[1].get(folded)
+    if known and folded not in rules.durations and folded != "a" and _money_before(before, rules):
+        ways = ", ".join(
+            f"×{_show(scale)} in {tag.replace('_', '-')}" for scale, tag in sorted(known.items())
+        )
+        raise ValueError(
+            f"{_quote(text)}: {word!r} after an amount of money is no unit of it; it could be "
+            f"a scale word ({ways}) that {rules.tag} does not use; set `locale:` to the "
+            "page's language, or pick the number with `regex:`"
+        )
+
 
 #: the scale characters Chinese, Japanese and Korean write right after digits: the large
 #: ones (CLDR's compact words: zh 万 亿, ja 万 億 兆 京, zh-Hant 萬 億 兆, ko 만 억 조) and
@@ -1027,6 +1083,12 @@ def _negative(before: str, after: str, text: str, rules: NumberLocale) -> bool:
     else:
         sign_end = end
     sign = before[sign_end - 1] if sign_end > 0 and before[sign_end - 1] in _SIGNS else ""
+    if sign and before[: sign_end - 1].endswith(("+", "\u00b1") if sign == "-" else "-"):
+        # `+-5`, `-+5`: plain text's way to write ± (a tolerance, `±5`), or a minus
+        raise ValueError(
+            f"{_quote(text)}: {before[sign_end - 2 : sign_end]!r} before the number may be "
+            "plus-or-minus (±) or a minus; pick the number with `regex:`"
+        )
     if sign:
         ahead = before[: sign_end - 1]
         # after a letter or digit a hyphen joins (`COVID-19`, `5-10`); after a colon, an
@@ -1036,15 +1098,21 @@ def _negative(before: str, after: str, text: str, rules: NumberLocale) -> bool:
             word = re.search(r"[^\s(]+$", ahead)
             if word is None or not _is_currency(word.group(), rules):
                 return False  # a hyphen inside a name, not a minus
+        if sign == "+":
+            # an explicit plus: positive, in accounting parentheses too (`(+5%)`), and
+            # apart from the number (`+ 5`) as well
+            return False
         if gap:
-            if ahead.strip(" ("):
-                return False  # "Downloads – 12,374": a dash between label and number
+            label = ahead.rstrip(" (")
+            # "Downloads – 12,374": a dash between label and number; after a colon or an
+            # equals sign (`Change: - 5%`) the label has its separator, the dash may be a minus
+            if label and not label.endswith((":", "=", "\uff1a", "\uff1d")):
+                return False
             raise ValueError(
                 f"{_quote(text)}: the dash is apart from the number, so it may or may not be "
                 "a minus; pick the number with `regex:`"
             )
-        if sign == "-":
-            return True
+        return True
     return _accounting(before, after, text, rules)
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kpi_collector.collect.extract import HtmlDocument, Metric, from_json, node_locale
-from kpi_collector.collect.layout import layout_text
+from kpi_collector.collect.layout import layout_text, pragma_language
 from kpi_collector.collect.numbers import number_spans, parse_number
 from kpi_collector.errors import ExtractError
 from kpi_collector.secrets import redact
@@ -273,6 +273,7 @@ class _Page:
         #: (element, selector) -> (matches under it, the first): pages repeat their shapes
         self._queried: dict[tuple[int, str], tuple[int, int]] = {}
         self._steps: dict[int, str] = {}
+        self.default_lang = pragma_language(tree.tags("meta"))  # `<meta content-language>`
         root = tree.root
         if root is None:
             return
@@ -313,7 +314,7 @@ class _Page:
                 yield parent
 
     def lang(self, node: Any) -> str | None:
-        return node_locale(node)
+        return node_locale(node, self.default_lang)
 
     # selectors
 
