@@ -564,3 +564,13 @@ def test_credentials_in_a_urls_userinfo_show_nowhere(tmp_path: Path) -> None:
     for secret in (token, password, f"{token}:", f"kpiuser:{password}"):
         for form in (secret, base64.b64encode(secret.encode()).decode().rstrip("=")):
             assert form not in shown, form
+
+
+def test_a_sources_host_for_display_has_no_userinfo() -> None:
+    """`Source.host()` (for display) gave the URL's whole netloc, a token in its userinfo
+    (`https://TOKEN@host/`) included."""
+    from kpi_collector.sources import HTML
+
+    with_token = HTML(name="a", url="https://tok:s3cr3t@example.com:8443/x", metrics={"n": "p"})
+    assert with_token.host() == "example.com:8443"
+    assert HTML(name="b", url="https://example.com/x", metrics={"n": "p"}).host() == "example.com"

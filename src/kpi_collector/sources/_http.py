@@ -54,7 +54,8 @@ class PlainHttpSource(PlainSource):
         metrics: Mapping[str, PlainMetric]
 
     def host(self) -> str | None:
-        return urlsplit(self.url).netloc
+        # for display: without the userinfo a URL may carry (`https://TOKEN@host/`)
+        return urlsplit(self.url).netloc.rpartition("@")[2] or None
 
     async def fetch(
         self,
