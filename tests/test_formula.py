@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -560,3 +561,74 @@ def test_a_zero_result_is_never_negative_zero(text: str, values: dict[str, float
 )
 def test_round_to_any_number_of_places(text: str, expected: float) -> None:
     assert Formula.parse(text).evaluate({"a.x": 123.456}) == expected
+
+
+# --- unicode and whitespace as people write them -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "values", "expected"),
+    [
+        # an id starting with a letter outside ASCII was "'.' is only allowed inside a KPI id"
+        ("über.visits * 2", {"über.visits": 2}, 4.0),
+        ("min(ä.b, ö.c)", {"ä.b": 3, "ö.c": 1}, 1.0),
+        # Python reads names NFKC-normalised: µs (micro sign) was "no value for μs" (mu),
+        # ﬁ (a ligature) "no value for fi"
+        ("µs + 1", {"µs": 2}, 3.0),
+        ("ﬁ * 2", {"ﬁ": 2}, 4.0),
+        # a YAML block (`formula: |`) keeps its line breaks: was "invalid syntax"
+        ("a.x *\n  12\n", {"a.x": 2}, 24.0),
+        ("(a.x\r\n + b.y)", {"a.x": 2, "b.y": 1}, 3.0),
+        # copied from a document: a no-break or thin space, the typographic signs
+        ("a.x\u00a0*\u202f2", {"a.x": 2}, 4.0),
+        ("a.x \u2212 b.y", {"a.x": 5, "b.y": 2}, 3.0),
+        ("a.x \u00d7 2 \u00f7 4", {"a.x": 5}, 2.5),
+    ],
+)
+def test_unicode_ids_whitespace_and_signs(
+    text: str, values: dict[str, float], expected: float
+) -> None:
+    formula = Formula.parse(text)
+    assert formula.inputs == set(values)
+    assert formula.evaluate(values) == expected
+
+
+def test_an_id_in_backticks_keeps_its_own_characters() -> None:
+    # inside backticks nothing is rewritten: the id is as the source names it
+    formula = Formula.parse("`a#b.c\u00a0d` + `x.y \u2212 z`")
+    assert formula.inputs == {"a#b.c\u00a0d", "x.y \u2212 z"}
+
+
+@pytest.mark.parametrize("text", ["a.x # * 100", "a.x\n# note\n+ b.y", "a.x#"])
+def test_a_comment_is_refused_not_dropped(text: str) -> None:
+    """`a.x # * 100` computed a.x: Python read the rest as a comment and dropped it."""
+    with pytest.raises(FormulaSyntaxError, match="'#' is not allowed"):
+        Formula.parse(text)
+
+
+@pytest.mark.parametrize("text", ["__kpi_id_0 + a.x", "__import__('os')", "ü.x + __x"])
+def test_names_with_double_underscores_stay_refused(text: str) -> None:
+    with pytest.raises(FormulaSyntaxError, match="'__'"):
+        Formula.parse(text)
+
+
+def test_a_config_with_unicode_ids_in_formulas_loads_and_computes(tmp_path: Path) -> None:
+    """End to end through the config's checks: before, both formulas were config errors
+    ('.' is only allowed inside a KPI id; unknown KPI id μs)."""
+    from kpi_collector.config import parse_config
+
+    text = (
+        "sources:\n"
+        "  - {name: über, type: python, function: mykpis:a}\n"
+        "kpis:\n"
+        '  µs: {formula: "über.x * 2"}\n'
+        "  r.total:\n"
+        "    formula: |\n"
+        "      µs \u2212\n"
+        "      über.x\n"
+    )
+    config = parse_config(text, path=tmp_path / "kpi.yaml", env={})
+    formulas = {k: Formula.parse(s.formula) for k, s in config.kpis.items() if s.formula}
+    computed, errors = evaluate_formulas(formulas, {"über.x": 5})
+    assert errors == {}
+    assert computed == {"µs": 10.0, "r.total": 5.0}
