@@ -833,3 +833,27 @@ def test_an_alert_state_keeps_its_message_and_side_whatever_the_message(
     save_alert_state(store, "k", OWN, active=True, message=text, now=NOW, side=side)
     (state,) = alert_states(store)
     assert (state.message, state.side) == (text, side)
+
+
+def test_failing_runs_of_a_source_run_rarely_among_many_other_runs(store: HistoryStore) -> None:
+    """A source with its own weekly `schedule` among hourly jobs of other sources: its three
+    failed runs in a row lie hundreds of runs apart. Only the newest 50 runs were read, so
+    `failing_runs: 3` never fired (no finding at all) and a recovered source stayed firing."""
+    ts = NOW - 30 * DAY
+    put(store, ts, 1.0, kpi="weekly.k")
+    for _ in range(3):
+        ts += 7 * DAY
+        fail(store, ts, source="weekly")
+        for hour in range(1, 120):  # the hourly source's runs in between
+            put(store, ts + hour * 3600, 1.0, kpi="hourly.k")
+    alert = Alert(source="weekly", failing_runs=3)
+    assert active(store, alert, now=ts + DAY) == [True]
+    (finding,) = [f for _, f in evaluate(SCOPE, store, [alert], now=ts + DAY)]
+    assert finding.detail == "source weekly failed the last 3 runs: boom"
+    assert active(store, Alert(source="weekly", failing_runs=4), now=ts + DAY) == [False]
+    put(store, ts + DAY, 1.0, kpi="weekly.k")  # it works again, then 60 hourly runs
+    for hour in range(1, 61):
+        put(store, ts + DAY + hour * 3600, 1.0, kpi="hourly.k")
+    assert active(store, alert, now=ts + 4 * DAY) == [False]
+    # a source of the config that has never run in this store: still unknown
+    assert active(store, Alert(source="never", failing_runs=1), now=ts + 4 * DAY) == [None]
