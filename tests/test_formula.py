@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -632,3 +633,45 @@ def test_a_config_with_unicode_ids_in_formulas_loads_and_computes(tmp_path: Path
     computed, errors = evaluate_formulas(formulas, {"über.x": 5})
     assert errors == {}
     assert computed == {"µs": 10.0, "r.total": 5.0}
+
+
+# --- in a run: an input of a source switched off -----------------------------------------------
+
+SWITCHED_OFF = """\
+sources:
+  - {name: a, type: python, function: "kpi_numbers:a"}
+  - {name: b, type: python, function: "kpi_numbers:b"}
+  - {name: c, type: python, function: "kpi_numbers:b", enabled: false}
+kpis:
+  r.ratio: {formula: "a.x / c.y"}
+  r.double: {formula: "r.ratio * 2"}
+  r.sum: {formula: "a.x + b.y"}
+"""
+
+
+def test_a_formula_over_a_source_switched_off_says_so_in_every_run(tmp_path: Path) -> None:
+    """A formula over a KPI of a source switched off failed a full run with 'no value for
+    c.y' (not why) and, in a run of some sources (`--only a`, a source's own schedule), was
+    silently not computed; both runs now fail it saying the source is switched off."""
+    from tests.cli import run_kpi
+
+    (tmp_path / "kpi_numbers.py").write_text(
+        "def a():\n    return {'x': 10}\n\ndef b():\n    return {'y': 5}\n"
+    )
+    (tmp_path / "kpi.yaml").write_text(SWITCHED_OFF)
+    why = (
+        "r.ratio: not computed because its input c.y comes from source c, switched off "
+        "(`enabled: false`); switch it on or change the formula 'a.x / c.y'"
+    )
+    for args in (["run"], ["run", "--only", "a"]):
+        done = run_kpi(tmp_path, *args, "--format", "json")
+        assert done.returncode == 1, done.stderr
+        doc = json.loads(done.stdout)
+        errors = {e["where"]: e["message"] for e in doc["errors"]}
+        assert errors["r.ratio"] == why
+        assert "r.ratio failed" in errors["r.double"]
+        assert "r.ratio" not in {v["kpi"] for v in doc["values"]}
+        assert {v["kpi"]: v["value"] for v in doc["values"]}["r.sum"] == 15
+    # a run that none of its inputs reaches leaves it alone, as before
+    only_b = run_kpi(tmp_path, "run", "--only", "b", "--format", "json")
+    assert only_b.returncode == 0, only_b.stdout

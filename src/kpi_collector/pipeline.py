@@ -462,13 +462,23 @@ class Pipeline:
         from kpi_collector.config.formula import Formula, evaluate_formulas
 
         parsed = {k: Formula.parse(f) for k, f in formulas.items()}
+        # inputs of sources switched off (`enabled: false`): no value, in any run
+        configured = self.config.sources if self.config is not None else ()
+        off = {s.name for s in (*self.sources, *configured) if not s.enabled}
+        switched_off = {
+            i for f in parsed.values() for i in f.inputs if i.partition(".")[0] in off
+        } - parsed.keys()
         known: Mapping[str, float] = values
         keep: set[str] = set(parsed)
         if partial:
             known = {**(stored or {}), **values}
             while True:
+                # an input switched off fails the formula as in a full run, where one not
+                # collected yet (a source of its own schedule) leaves it alone
                 ready = {
-                    k: f for k, f in parsed.items() if f.inputs <= known.keys() | parsed.keys()
+                    k: f
+                    for k, f in parsed.items()
+                    if f.inputs <= known.keys() | parsed.keys() | switched_off
                 }
                 if len(ready) == len(parsed):
                     break
@@ -493,10 +503,18 @@ class Pipeline:
                 for i in parsed[kpi].inputs
                 if i not in values and (i in broken or i.partition(".")[0] in broken)
             )
+            dark = sorted(i for i in parsed[kpi].inputs & switched_off if i not in values)
             if inputs:
                 out[kpi] = (
                     f"{kpi}: not computed because its input {', '.join(inputs)} failed "
                     f"(formula {parsed[kpi].text!r})"
+                )
+            elif dark:
+                names = sorted({i.partition(".")[0] for i in dark})
+                out[kpi] = (
+                    f"{kpi}: not computed because its input {', '.join(dark)} comes from "
+                    f"source {', '.join(names)}, switched off (`enabled: false`); switch it on "
+                    f"or change the formula {parsed[kpi].text!r}"
                 )
             else:
                 out[kpi] = f"{kpi}: {error}"
