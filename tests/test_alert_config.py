@@ -111,3 +111,53 @@ def test_no_destinations_at_all() -> None:
     assert problem("  - pending_runs: 2\n    destination: x\n", base) == (
         "kpi.yaml:11: alerts[0].destination: no destination named 'x'; there are no destinations"
     )
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "keys"),
+    [
+        # the rule wrote thresholds with 6 digits (`:g`): 1000001 and 1000002 were both
+        # 'web.k above 1e+06', refused as the same alert, and messages named 1e+06
+        ("above: 1000001", "above: 1000002", ["web.k above 1000001", "web.k above 1000002"]),
+        (
+            "below: 0.1234567",
+            "below: 0.1234568",
+            ["web.k below 0.1234567", "web.k below 0.1234568"],
+        ),
+        (
+            "change: {days: 7, below: -12.345678%}",
+            "change: {days: 7, below: -12.345679%}",
+            [
+                "web.k change over 7 days below -12.345678%",
+                "web.k change over 7 days below -12.345679%",
+            ],
+        ),
+        (
+            "stale_days: 1.0000001",
+            "stale_days: 1.0000002",
+            ["web.k not updated for 1.0000001 days", "web.k not updated for 1.0000002 days"],
+        ),
+    ],
+)
+def test_alerts_that_differ_past_six_digits_are_two_alerts(
+    first: str, second: str, keys: list[str]
+) -> None:
+    config = parse_config(BASE + f"  - {{kpi: web.k, {first}}}\n  - {{kpi: web.k, {second}}}\n")
+    assert [alert.key for alert in config.settings.alerts] == keys
+
+
+@pytest.mark.parametrize(
+    ("rule", "key"),
+    [
+        # the keys stored alert states (and silences) have stay as they were
+        ("below: 100", "web.k below 100"),
+        ("above: 1000000", "web.k above 1e+06"),
+        ("below: 0.5", "web.k below 0.5"),
+        ("change: {days: 7, below: -20%}", "web.k change over 7 days below -20%"),
+        ("change: {days: 1, above: 50}", "web.k change over 1 days above +50%"),
+        ("stale_days: 2", "web.k not updated for 2 days"),
+    ],
+)
+def test_the_keys_of_round_thresholds_are_unchanged(rule: str, key: str) -> None:
+    config = parse_config(BASE + f"  - {{kpi: web.k, {rule}}}\n")
+    assert config.settings.alerts[0].key == key
