@@ -857,3 +857,42 @@ def test_failing_runs_of_a_source_run_rarely_among_many_other_runs(store: Histor
     assert active(store, alert, now=ts + 4 * DAY) == [False]
     # a source of the config that has never run in this store: still unknown
     assert active(store, Alert(source="never", failing_runs=1), now=ts + 4 * DAY) == [None]
+
+
+@pytest.mark.parametrize(
+    ("unit", "value", "rule", "detail"),
+    [
+        # was "s.k is 100, below 100": the value rounded to the threshold it is under
+        (None, 99.996, {"below": 100}, "s.k is 99.996, below 100"),
+        (None, 100.004, {"above": 100}, "s.k is 100.004, above 100"),
+        ("%", 49.999, {"below": 50}, "s.k is 49.999%, below 50%"),
+        ("ratio", 0.49999, {"below": 0.5}, "s.k is 49.999%, below 50%"),
+        ("USD", 999.999, {"below": 1000}, "s.k is $999.999, below $1,000"),  # was $1,000.00
+        ("USD", -0.001, {"below": 0}, "s.k is -$0.001, below $0"),  # was "$0.00, below $0"
+        # held by hysteresis, next to the value it resolves at
+        (None, 109.996, {"below": 100, "resolve_above": 110}, None),
+        # nothing to tell apart: as before
+        (None, 99.5, {"below": 100}, "s.k is 99.5, below 100"),
+        ("USD", 1234.5, {"above": 1000}, "s.k is $1,234.50, above $1,000"),
+    ],
+)
+def test_a_value_is_never_shown_as_the_threshold_it_crossed(
+    store: HistoryStore, unit: str | None, value: float, rule: dict[str, float], detail: str | None
+) -> None:
+    from kpi_collector.config.models import KpiSpec
+
+    scope = AlertScope(
+        sources=[], kpis={"s.k": KpiSpec(unit=unit)}, tz=ZoneInfo("UTC"), destinations=[]
+    )
+    alert = Alert(kpi="s.k", **rule)
+    if detail is None:  # fire at 90 first, then the value next to the resolve value
+        put(store, NOW - 120, 90.0)
+        asyncio.run(check_alerts(store, [alert], scope, now=NOW - 60))
+        detail = "s.k is 109.996, below 100 (resolves at 110)"
+    put(store, NOW - 30, value)
+    (fired,) = asyncio.run(check_alerts(store, [alert], scope, now=NOW)) or [None]
+    findings = [f for _, f in evaluate(scope, store, [alert], now=NOW)]
+    assert [f.detail for f in findings] == [detail]
+    assert findings[0].active is True
+    if fired is not None:
+        assert fired.text.endswith(detail)

@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 import logging
 import math
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +66,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("kpi_collector.alerts")
+#: the number in a formatted value ("$1,234.50", "99.5%", "1e-07 ms")
+_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?")
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,39 @@ class _Context:
         spec = self.specs.get(kpi)
         return format_value(value, spec.unit if spec is not None else None)
 
+    def apart(self, kpi: str, value: float, *bounds: float | None) -> str:
+        """`value` as `value()` shows it, with more digits where it would look like one of
+        `bounds` it is not: 99.996 next to `below: 100` is 99.996, not "100, below 100"."""
+        text = self.value(kpi, value)
+        number = _NUMBER.search(text)
+        if number is None:
+            return text
+
+        def read(shown: str) -> float | None:  # "$1,000.00" and "$1,000" read the same
+            found = _NUMBER.search(shown)
+            if found is None:
+                return None
+            sign = -1 if "-" in shown[: found.start()] else 1
+            return sign * float(found.group().replace(",", ""))
+
+        close = [
+            b
+            for b in bounds
+            if b is not None and b != value and read(self.value(kpi, b)) == read(text)
+        ]
+        if not close:
+            return text
+        spec = self.specs.get(kpi)
+        scale = 100 if spec is not None and spec.unit == "ratio" else 1  # shown in percent
+        for digits in range(5, 18):
+            shown = f"{abs(value) * scale:,.{digits}g}"  # the sign stays where it was
+            if all(f"{abs(b) * scale:,.{digits}g}" != shown for b in close):
+                break
+        before = text[: number.start()]
+        if value < 0 and "-" not in before:  # -0.001 USD was "$0.00": no sign on a zero
+            before = f"-{before}"
+        return f"{before}{shown}{text[number.end() :]}"
+
     def watched_kpis(self, source: str | None) -> list[str]:
         """KPI ids of the pipeline's enabled sources (and formulas); stored ids of sources whose
         metrics are only known at run time."""
@@ -247,7 +283,8 @@ def _threshold(alert: Alert, ctx: _Context) -> Iterator[Finding]:
         crossed = f"above {ctx.value(alert.kpi, alert.above)}"
         if above != alert.above:
             crossed += f" (resolves at {ctx.value(alert.kpi, above)})"
-    detail = f"{ctx.title(alert.kpi)} is {ctx.value(alert.kpi, row.value)}"
+    shown = ctx.apart(alert.kpi, row.value, below, above, alert.below, alert.above)
+    detail = f"{ctx.title(alert.kpi)} is {shown}"
     side = None
     if crossed is not None and alert.below is not None and alert.above is not None:
         side = crossed.partition(" ")[0]
