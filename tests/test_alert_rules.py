@@ -654,8 +654,8 @@ CHANGE = "s.k change over 1 days below -20% or above +20% — s.k changed "
             None,  # -50%, -50%, then +300%, +100%
             [100.0, 50.0, 25.0, 100.0, 200.0, 200.0],
             [
-                f"🚨 Alert: {CHANGE}-50.0% in 1 days (100 → 50)",
-                f"🚨 Alert: {CHANGE}+300.0% in 1 days (25 → 100)",
+                f"🚨 Alert: {CHANGE}-50.0% in 1 day (100 → 50)",
+                f"🚨 Alert: {CHANGE}+300.0% in 1 day (25 → 100)",
             ],
         ),
         (
@@ -663,8 +663,8 @@ CHANGE = "s.k change over 1 days below -20% or above +20% — s.k changed "
             2,
             [100.0, 50.0, 25.0, 100.0, 200.0, 200.0],
             [
-                f"🚨 Alert: {CHANGE}-50.0% in 1 days (50 → 25)",
-                f"🚨 Alert: {CHANGE}+300.0% in 1 days (25 → 100)",
+                f"🚨 Alert: {CHANGE}-50.0% in 1 day (50 → 25)",
+                f"🚨 Alert: {CHANGE}+300.0% in 1 day (25 → 100)",
             ],
         ),
     ],
@@ -896,3 +896,27 @@ def test_a_value_is_never_shown_as_the_threshold_it_crossed(
     assert findings[0].active is True
     if fired is not None:
         assert fired.text.endswith(detail)
+
+
+@pytest.mark.parametrize(
+    ("before", "now_value", "rule", "moved"),
+    [
+        # was "changed -20.0%" under a rule "below -20%": the decimals that tell them apart
+        (100.0, 79.96, {"below": -20}, "changed -20.04%"),
+        (100.0, 150.002, {"above": 50}, "changed +50.002%"),
+        (100.0, 70.0, {"below": -20}, "changed -30.0%"),  # nothing to tell apart
+        # a baseline that is not zero, only tiny: was "rose from zero" (the percent overflows)
+        (1e-320, 5.0, {"above": 50}, "rose by more than 1e308%"),
+        (-1e-320, -5.0, {"below": -50}, "fell by more than 1e308%"),
+        (0.0, 5.0, {"above": 50}, "rose from zero"),
+    ],
+)
+def test_a_change_is_said_as_it_is(
+    store: HistoryStore, before: float, now_value: float, rule: dict[str, float], moved: str
+) -> None:
+    put(store, NOW - DAY, before)
+    put(store, NOW, now_value)
+    alert = Alert(kpi="s.k", change={"days": 1, **rule})
+    ((_, finding),) = evaluate(SCOPE, store, [alert], now=NOW)
+    assert finding.active is True
+    assert finding.detail.startswith(f"s.k {moved} in 1 day (")  # was "in 1 days"

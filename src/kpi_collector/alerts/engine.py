@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from kpi_collector.destinations.base import message_id
 from kpi_collector.errors import KpiError
-from kpi_collector.format import signed
+from kpi_collector.format import plural, signed
 from kpi_collector.secrets import redact
 from kpi_collector.store.alert_states import (
     OWN,
@@ -344,11 +344,22 @@ def _change(alert: Alert, ctx: _Context) -> Iterator[Finding]:
     # has a gap there (asked 2 days, compared with a value 5 days old)
     span = (row.ts - before.ts) / 86400
     days = (
-        f"{rule.days} days" if span < rule.days + 0.5 else f"{span:.0f} days (asked: {rule.days})"
+        plural(rule.days, "day")
+        if span < rule.days + 0.5
+        else f"{plural(round(span), 'day')} (asked: {rule.days})"
     )
-    moved = f"changed {signed(pct, 1)}%"
-    if math.isinf(pct):  # no percentage against zero: any rise (fall) is past any `above` (`below`)
+    # one decimal, or the digits that tell it from a bound it is not (-20.04% is not -20.0%)
+    digits = 1
+    while digits < 6 and any(
+        b is not None and b != pct and signed(pct, digits) == signed(b, digits)
+        for b in (rule.below, rule.above)
+    ):
+        digits += 1
+    moved = f"changed {signed(pct, digits)}%"
+    if before.value == 0 and pct != 0:  # from zero: any rise (fall) is past any bound
         moved = f"{'rose' if pct > 0 else 'fell'} from zero"
+    elif math.isinf(pct):  # past the largest number (from 1e-320 to 5, say)
+        moved = f"{'rose' if pct > 0 else 'fell'} by more than 1e308%"
     detail = (
         f"{ctx.title(alert.kpi)} {moved} in {days} "
         f"({ctx.value(alert.kpi, before.value)} → {ctx.value(alert.kpi, row.value)})"
