@@ -434,6 +434,16 @@ def test_pending_deliveries_by_runs_and_by_time(store: HistoryStore, tmp_path: P
         "the delivery of run:1 to sheet is pending for 5 h (the alert fires at 6h)",
         "sheet",
     )
+    # under two hours in minutes: a `pending_for: 30m` alert said "pending for 0 h"
+    assert found(Alert(pending_for="30m"), 31 * 60)[0][2].startswith(
+        "the delivery of run:1 to sheet has been pending for 31 min: "
+    )
+    assert found(Alert(pending_for="30m"), 119.5 * 60)[0][2].startswith(
+        "the delivery of run:1 to sheet has been pending for 119 min: "
+    )
+    assert found(Alert(pending_for="30m"), 2 * 3600)[0][2].startswith(
+        "the delivery of run:1 to sheet has been pending for 2 h: "
+    )
 
 
 class _Told:

@@ -441,8 +441,13 @@ def _pending(alert: Alert, ctx: _Context) -> Iterator[Finding]:
             start, period, error = since.get(name, (None, None, None))
             age = ctx.now - start if start is not None else 0.0
             active = start is not None and age >= parse_duration(alert.pending_for)
-            span = f"{age / 3600:.0f} h" if age < 2 * 86400 else f"{age / 86400:.0f} days"
-            how_long = span
+            # minutes under two hours: a `pending_for: 30m` alert was "pending for 0 h"
+            if age < 2 * 3600:
+                how_long = f"{age // 60:.0f} min"
+            elif age < 2 * 86400:
+                how_long = f"{age / 3600:.0f} h"
+            else:
+                how_long = f"{age / 86400:.0f} days"
             waiting, limit = start is not None, alert.pending_for
         else:
             assert alert.pending_runs is not None
