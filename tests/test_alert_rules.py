@@ -930,3 +930,15 @@ def test_a_change_is_said_as_it_is(
     ((_, finding),) = evaluate(SCOPE, store, [alert], now=NOW)
     assert finding.active is True
     assert finding.detail.startswith(f"s.k {moved} in 1 day (")  # was "in 1 days"
+
+
+def test_a_destination_named_twice_in_notify_is_told_once(store: HistoryStore) -> None:
+    """`notify: [chat, chat]` sent "2 alert updates:" with the same line twice."""
+    _Told.texts.clear()
+    scope = AlertScope(sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[_chat()])
+    alert = Alert(kpi="s.k", below=10, notify=["chat", "chat"])
+    assert alert.notify == ["chat"]
+    put(store, NOW - 60, 5.0)
+    (fired,) = asyncio.run(check_alerts(store, [alert], scope, now=NOW))
+    assert fired.sent == ["chat"]
+    assert _Told.texts == ["🚨 Alert: s.k below 10 — s.k is 5, below 10"]

@@ -624,7 +624,7 @@ async def check_alerts(
             side=finding.side if firing else None,
         )
         if finding.key not in silenced and alert.key not in silenced:
-            for name in alert.notify:
+            for name in dict.fromkeys(alert.notify):  # each destination once
                 if name == finding.about:  # a destination whose deliveries fail can't carry it
                     continue
                 if name in scope.disabled:  # switched off: its state stays, told when back on
