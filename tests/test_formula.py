@@ -584,6 +584,8 @@ def test_round_to_any_number_of_places(text: str, expected: float) -> None:
         ("a.x\u00a0*\u202f2", {"a.x": 2}, 4.0),
         ("a.x \u2212 b.y", {"a.x": 5, "b.y": 2}, 3.0),
         ("a.x \u00d7 2 \u00f7 4", {"a.x": 5}, 2.5),
+        # a zero-width space or a byte order mark, invisible in the config
+        ("\ufeffa.x *\u200b2", {"a.x": 5}, 10.0),
     ],
 )
 def test_unicode_ids_whitespace_and_signs(

@@ -136,7 +136,10 @@ _QUOTED = re.compile(r"(`[^`]*`)")
 # what a formula copied from a document may hold: any whitespace (a no-break space, the line
 # breaks of a YAML block `|`) is a space, and the typographic signs are the operators
 _SPACE = re.compile(r"\s")
-_SIGNS = str.maketrans({"\u2212": "-", "\u00d7": "*", "\u00f7": "/"})
+_SIGNS = str.maketrans(
+    {"\u2212": "-", "\u00d7": "*", "\u00f7": "/"}
+    | dict.fromkeys(["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"])  # zero-width: none
+)
 _PLACEHOLDER = "__kpi_id_{}"
 _PLACEHOLDER_PATTERN = re.compile(r"__kpi_id_(\d+)")
 
