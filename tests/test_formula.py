@@ -677,3 +677,19 @@ def test_a_formula_over_a_source_switched_off_says_so_in_every_run(tmp_path: Pat
     # a run that none of its inputs reaches leaves it alone, as before
     only_b = run_kpi(tmp_path, "run", "--only", "b", "--format", "json")
     assert only_b.returncode == 0, only_b.stdout
+
+
+def test_a_source_cannot_take_the_name_derived_kpis_are_stored_under(tmp_path: Path) -> None:
+    """A source named `formula` was accepted: the store records derived KPIs' values and
+    failures under that name, so a failing formula counted as that source failing (its
+    `failing_runs` alert fired while it worked) and a run that only computed formulas as
+    one that collected it."""
+    from kpi_collector.config import parse_config
+
+    text = "sources:\n  - {name: formula, type: python, function: mykpis:a}\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, path=tmp_path / "kpi.yaml", env={})
+    assert str(caught.value) == (
+        f"{tmp_path / 'kpi.yaml'}:2: source 'formula': the name 'formula' is taken by derived "
+        "KPIs (their values and failures are stored under it); name it e.g. 'formulas_src'"
+    )
