@@ -491,11 +491,13 @@ _RULES = {
 
 
 def message(finding: Finding, active: bool, *, reminder: bool = False) -> str:
-    """The text a destination gets."""
+    """The text a destination gets, redacted: an alert's `name:` or a KPI's title written
+    with a secret's `${VAR}` shows it as ***."""
     detail = f" — {finding.detail}" if finding.detail else ""
     if reminder:
-        return f"🔁 Still firing: {finding.key}{detail}"
-    return f"🚨 Alert: {finding.key}{detail}" if active else f"✅ Resolved: {finding.key}{detail}"
+        return redact(f"🔁 Still firing: {finding.key}{detail}")
+    told = "🚨 Alert" if active else "✅ Resolved"
+    return redact(f"{told}: {finding.key}{detail}")
 
 
 def is_firing(alerts: Sequence[Alert], state: AlertState, store: HistoryStore, now: float) -> bool:
@@ -693,7 +695,7 @@ async def check_alerts(
             for name, error in transition.errors.items():
                 label = f"{name} (alerts)"
                 earlier = result.delivery_errors.get(label)
-                entry = f"{transition.key}: {error}"
+                entry = f"{redact(transition.key)}: {error}"
                 result.delivery_errors[label] = f"{earlier}; {entry}" if earlier else entry
                 result.delivery_pending.add(label)  # told again on the next run
     return transitions
@@ -727,10 +729,10 @@ def _log(transition: Transition) -> None:
     where = f" (sent to {', '.join(transition.sent)})" if transition.sent else ""
     failed = "; ".join(f"{n}: {e}" for n, e in transition.errors.items())
     if transition.pending:
-        log.info("alert pending (its `for:` has not passed): %s", transition.key)
+        log.info("alert pending (its `for:` has not passed): %s", redact(transition.key))
     elif transition.active:
         log.warning("alert firing: %s%s", transition.text, where)
     else:
         log.info("alert resolved: %s%s", transition.text, where)
     if failed:
-        log.warning("alert not sent: %s: %s", transition.key, failed)
+        log.warning("alert not sent: %s: %s", redact(transition.key), failed)
