@@ -693,3 +693,36 @@ def test_a_source_cannot_take_the_name_derived_kpis_are_stored_under(tmp_path: P
         f"{tmp_path / 'kpi.yaml'}:2: source 'formula': the name 'formula' is taken by derived "
         "KPIs (their values and failures are stored under it); name it e.g. 'formulas_src'"
     )
+
+
+def test_a_source_giving_a_derived_kpis_id_keeps_its_number(tmp_path: Path) -> None:
+    """A `python` source (metrics known only at run time) that returns `y` while `a.y` is a
+    derived KPI: the formula's 20 replaced the source's 7 and was stored as the source's
+    value, silently. The source's number stays, the formula fails saying why, and the
+    formulas over a.y use the source's number."""
+    from tests.cli import run_kpi
+
+    (tmp_path / "kpi_gives.py").write_text("def a():\n    return {'x': 10, 'y': 7}\n")
+    (tmp_path / "kpi.yaml").write_text(
+        "sources:\n"
+        '  - {name: a, type: python, function: "kpi_gives:a"}\n'
+        "kpis:\n"
+        '  a.y: {formula: "a.x * 2"}\n'
+        '  r.z: {formula: "a.y + 1"}\n'
+    )
+    for args in (["run"], ["run", "--only", "a"]):
+        done = run_kpi(tmp_path, *args, "--format", "json")
+        assert done.returncode == 1, done.stderr
+        doc = json.loads(done.stdout)
+        values = {v["kpi"]: (v["value"], v["source"]) for v in doc["values"]}
+        assert values == {"a.x": (10, "a"), "a.y": (7, "a"), "r.z": (8, None)}
+        assert {e["where"]: e["message"] for e in doc["errors"]} == {
+            "a.y": "a.y: source 'a' gives a.y itself, so the formula 'a.x * 2' is not "
+            "computed; give the derived KPI an id of its own, e.g. a.y_derived"
+        }
+    history = run_kpi(tmp_path, "history", "--format", "csv")
+    assert sorted(line.split(",")[1:] for line in history.stdout.splitlines()[1:]) == [
+        ["a.x", "10.0"],
+        ["a.y", "7.0"],
+        ["r.z", "8.0"],
+    ]

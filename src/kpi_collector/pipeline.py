@@ -462,6 +462,10 @@ class Pipeline:
         from kpi_collector.config.formula import Formula, evaluate_formulas
 
         parsed = {k: Formula.parse(f) for k, f in formulas.items()}
+        # a source whose metrics are known only at run time gave a derived KPI's id itself:
+        # its number stays (the formula's replaced it, stored as the source's); the config
+        # check says the same of a declared metric
+        taken = {kpi: parsed.pop(kpi) for kpi in sorted(parsed.keys() & values.keys())}
         # inputs of sources switched off (`enabled: false`): no value, in any run
         configured = self.config.sources if self.config is not None else ()
         off = {s.name for s in (*self.sources, *configured) if not s.enabled}
@@ -496,7 +500,14 @@ class Pipeline:
         values.update({k: v for k, v in computed.items() if k in keep})
         errors = {k: e for k, e in errors.items() if k in keep}
         broken = set(failed)
-        out: dict[str, str] = {}
+        out: dict[str, str] = {
+            kpi: (
+                f"{kpi}: source {kpi.partition('.')[0]!r} gives {kpi} itself, so the formula "
+                f"{formula.text!r} is not computed; give the derived KPI an id of its own, "
+                f"e.g. {kpi}_derived"
+            )
+            for kpi, formula in taken.items()
+        }
         for kpi, error in errors.items():
             inputs = sorted(
                 i
