@@ -942,3 +942,12 @@ def test_a_destination_named_twice_in_notify_is_told_once(store: HistoryStore) -
     (fired,) = asyncio.run(check_alerts(store, [alert], scope, now=NOW))
     assert fired.sent == ["chat"]
     assert _Told.texts == ["🚨 Alert: s.k below 10 — s.k is 5, below 10"]
+
+
+def test_a_failing_runs_count_past_any_store_is_checked_not_a_crash(store: HistoryStore) -> None:
+    """`failing_runs: 10**20` asked the database for the newest 10**21 runs: SQLite's
+    'Python int too large to convert to SQLite INTEGER', on every run's alert check."""
+    for n in range(3):
+        fail(store, NOW - 60 * (3 - n))
+    assert active(store, Alert(source="s", failing_runs=10**20)) == [False]
+    assert active(store, Alert(source="s", failing_runs=3)) == [True]

@@ -34,7 +34,7 @@ def failing_streaks(
 
     history: dict[str, list[int]] = {name: [] for name in sources}  # run ids, newest first
     failed: dict[tuple[int, str], str] = {}
-    page, below, read = max(50, depth * 10), None, 0
+    page, below, read = min(max(50, depth * 10), _STREAK_PAGE), None, 0
     with store.engine.connect() as conn:
         while read < _STREAK_RUNS:
             # a source is done once it has `depth` runs or a run that did not fail
