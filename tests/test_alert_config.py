@@ -161,3 +161,14 @@ def test_alerts_that_differ_past_six_digits_are_two_alerts(
 def test_the_keys_of_round_thresholds_are_unchanged(rule: str, key: str) -> None:
     config = parse_config(BASE + f"  - {{kpi: web.k, {rule}}}\n")
     assert config.settings.alerts[0].key == key
+
+
+@pytest.mark.parametrize("days", ["800000", "100000000000000000000"])
+def test_a_change_over_more_days_than_the_calendar_has_is_a_config_error(days: str) -> None:
+    """`change: {days: 800000}` (before year 1) raised OverflowError ('date value out of
+    range', or 'Python int too large to convert to C int') at every run's alert check."""
+    assert problem(f"  - {{kpi: web.k, change: {{days: {days}, below: -20%}}}}\n") == (
+        f"kpi.yaml:13: alerts.0.change.days: {days} is too large; it must be at most 36500"
+    )
+    config = parse_config(BASE + "  - {kpi: web.k, change: {days: 36500, below: -20%}}\n")
+    assert config.settings.alerts[0].change is not None
