@@ -494,7 +494,18 @@ def test_what_alerts_log(store: HistoryStore, caplog: pytest.LogCaptureFixture) 
     ]
 
 
-@pytest.mark.parametrize(("after", "reminded"), [(DAY - 1, False), (DAY, True)])
+@pytest.mark.parametrize(
+    ("after", "reminded"),
+    [
+        (DAY - 5401, False),
+        # a daily cron's next run a moment earlier in its minute, or 23 hours later across
+        # the spring change of the clocks: was no reminder that day (one every other day)
+        (DAY - 5400, True),
+        (DAY - 3600.2, True),
+        (DAY - 0.3, True),
+        (DAY, True),
+    ],
+)
 def test_a_reminder_comes_once_repeat_has_passed(
     store: HistoryStore, after: float, reminded: bool
 ) -> None:
@@ -951,3 +962,34 @@ def test_a_failing_runs_count_past_any_store_is_checked_not_a_crash(store: Histo
         fail(store, NOW - 60 * (3 - n))
     assert active(store, Alert(source="s", failing_runs=10**20)) == [False]
     assert active(store, Alert(source="s", failing_runs=3)) == [True]
+
+
+def test_daily_runs_across_the_spring_change_remind_and_fire_every_day(store: HistoryStore) -> None:
+    """Runs at 07:00 Europe/Berlin, 23 hours apart across 2027-03-28 and a few tenths of a
+    second early or late: `repeat: 1d` reminded every other day and `for: 1d` fired a day
+    late (23h59m59.7s is less than a day)."""
+    from datetime import datetime
+
+    berlin = ZoneInfo("Europe/Berlin")
+    starts = [
+        datetime(2027, 3, day, 7, 0, 0, micro, tzinfo=berlin).timestamp()
+        for day, micro in ((26, 500_000), (27, 200_000), (28, 100_000), (29, 0), (30, 300_000))
+    ]
+    _Told.texts = []
+    scope = AlertScope(sources=[], kpis={}, tz=berlin, destinations=[_chat()])
+    reminded = Alert(kpi="s.k", below=100, notify=["chat"], repeat="1d")
+    held = Alert(name="held", kpi="s.k", below=100, notify=["chat"], hold="1d")
+    told = []
+    for start in starts:
+        put(store, start, 50.0)
+        asyncio.run(check_alerts(store, [reminded, held], scope, now=start))
+        lines = [line for text in _Told.texts for line in text.splitlines()]
+        told.append(sorted(line.split(" — ")[0] for line in lines if " — " in line))
+        _Told.texts = []
+    assert told == [
+        ["🚨 Alert: s.k below 100"],
+        ["🔁 Still firing: s.k below 100", "🚨 Alert: held"],  # 23:59:59.7 later
+        ["🔁 Still firing: s.k below 100"],
+        ["🔁 Still firing: s.k below 100"],  # 23 hours later: the clocks went forward
+        ["🔁 Still firing: s.k below 100"],
+    ]

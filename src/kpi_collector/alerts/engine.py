@@ -440,7 +440,7 @@ def _pending(alert: Alert, ctx: _Context) -> Iterator[Finding]:
             # by time: runs that never try this destination (hourly source jobs) don't count
             start, period, error = since.get(name, (None, None, None))
             age = ctx.now - start if start is not None else 0.0
-            active = start is not None and age >= parse_duration(alert.pending_for)
+            active = start is not None and _lasted(age, parse_duration(alert.pending_for))
             # minutes under two hours: a `pending_for: 30m` alert was "pending for 0 h"
             if age < 2 * 3600:
                 how_long = f"{age // 60:.0f} min"
@@ -529,12 +529,21 @@ def _firing(alert: Alert, own: AlertState | None, store: HistoryStore, now: floa
     if own is None or not own.active:
         return False
     if alert.hold_seconds is not None:
-        return now - own.since >= alert.hold_seconds
+        return _lasted(now - own.since, alert.hold_seconds)
     if alert.hold_checks is not None and alert.hold_checks > 1:
         from kpi_collector.store.runs import runs_between
 
         return runs_between(store, own.since, now) >= alert.hold_checks
     return True
+
+
+def _lasted(elapsed: float, asked: float) -> bool:
+    """Whether `elapsed` seconds between two checks count as the `asked` duration (`for: 1d`,
+    `repeat: 1d`, `pending_for: 1d`): runs of a daily cron start a moment earlier or later
+    each day, and 23 hours apart across the spring change of the clocks; a tenth of the
+    duration, at most 90 minutes, less still counts (else a reminder skipped every other
+    day)."""
+    return elapsed >= asked - min(asked / 10, 5400.0)
 
 
 def _held_until_now(alert: Alert, own: AlertState | None, store: HistoryStore, now: float) -> bool:
@@ -648,7 +657,9 @@ async def check_alerts(
                     identity += f"|{finding.side}"
                 elif was_told == firing:
                     repeat = alert.repeat_seconds
-                    if not (firing and repeat and told is not None and now - told.since >= repeat):
+                    if not (
+                        firing and repeat and told is not None and _lasted(now - told.since, repeat)
+                    ):
                         continue
                     text = message(finding, True, reminder=True)
                     identity = f"{finding.key}|reminder|{told.since if told else now}"
