@@ -319,7 +319,8 @@ def test_stale_watches_a_source_or_every_enabled_kpi(store: HistoryStore) -> Non
     by_source = evaluate(scope, store, [Alert(source="s", stale_days=2)], now=NOW)
     assert [(f.key, f.active, f.detail) for _, f in by_source] == [
         ("s.* not updated for 2 days [s.a]", True, "Revenue has no value yet"),
-        ("s.* not updated for 2 days [s.b]", True, "s.b was last updated 2027-01-10 09:00"),
+        # with its zone: was "2027-01-10 09:00", which a team elsewhere reads as its own time
+        ("s.* not updated for 2 days [s.b]", True, "s.b was last updated 2027-01-10 09:00 CET"),
     ]
     everything = evaluate(scope, store, [Alert(stale_days=2)], now=NOW)
     assert [f.key.split("[")[1] for _, f in everything] == [
@@ -993,3 +994,24 @@ def test_daily_runs_across_the_spring_change_remind_and_fire_every_day(store: Hi
         ["🔁 Still firing: s.k below 100"],  # 23 hours later: the clocks went forward
         ["🔁 Still firing: s.k below 100"],
     ]
+
+
+@pytest.mark.parametrize(
+    ("tz", "shown"),
+    [
+        ("Europe/Berlin", "2027-07-01 09:00 CEST"),  # summer time: not CET
+        ("America/New_York", "2027-07-01 03:00 EDT"),
+        ("UTC", "2027-07-01 07:00 UTC"),
+    ],
+)
+def test_a_stale_kpi_says_when_in_the_configs_zone_and_names_it(
+    store: HistoryStore, tz: str, shown: str
+) -> None:
+    from datetime import UTC, datetime
+
+    summer = datetime(2027, 7, 1, 7, 0, tzinfo=UTC).timestamp()
+    put(store, summer, 1.0, kpi="s.b")
+    ((_, finding),) = evaluate(
+        _scope(tz), store, [Alert(kpi="s.b", stale_days=2)], now=summer + 3 * DAY
+    )
+    assert (finding.active, finding.detail) == (True, f"s.b was last updated {shown}")

@@ -234,13 +234,13 @@ def test_a_kpi_not_updated_for_days_fires_once_and_resolves_once(
     run(config, T0 + 4 * DAY, other=1)
     assert texts(app) == [
         "🚨 Alert: app.dau not updated for 2 days — Daily active users was last updated "
-        "2026-11-02 07:00"
+        "2026-11-02 07:00 UTC"
     ]
     run(config, T0 + 5 * DAY, dau=11)
     run(config, T0 + 6 * DAY, dau=12)
     assert texts(app)[1:] == [
         "✅ Resolved: app.dau not updated for 2 days — Daily active users was last updated "
-        "2026-11-07 07:00"
+        "2026-11-07 07:00 UTC"
     ]
 
 

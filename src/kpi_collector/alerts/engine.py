@@ -418,7 +418,8 @@ def _stale(alert: Alert, ctx: _Context) -> Iterator[Finding]:
                     key, ctx.now - first_run > limit, f"{ctx.title(kpi)} has no value yet"
                 )
             continue
-        when = datetime.fromtimestamp(row.ts, ctx.scope.tz).strftime("%Y-%m-%d %H:%M")
+        # with its zone: a team elsewhere reads the message too (07:00 CET, not 07:00)
+        when = datetime.fromtimestamp(row.ts, ctx.scope.tz).strftime("%Y-%m-%d %H:%M %Z")
         yield Finding(key, ctx.now - row.ts > limit, f"{ctx.title(kpi)} was last updated {when}")
 
 
