@@ -1015,3 +1015,17 @@ def test_a_stale_kpi_says_when_in_the_configs_zone_and_names_it(
         _scope(tz), store, [Alert(kpi="s.b", stale_days=2)], now=summer + 3 * DAY
     )
     assert (finding.active, finding.detail) == (True, f"s.b was last updated {shown}")
+
+
+def test_an_alert_named_like_another_ones_subject_is_its_own() -> None:
+    """`rule_of` matched the row of an alert named `low [eu]` to an earlier alert named
+    `low` (as if `eu` were one of its subjects): health and `kpi alerts list` judged it by
+    the other alert's `for:`."""
+    from kpi_collector.alerts.engine import rule_of
+
+    first = Alert(name="low", failing_runs=1)
+    second = Alert(name="low [eu]", kpi="s.k", below=1, hold=3)
+    assert rule_of([first, second], "low [eu]") is second
+    assert rule_of([first, second], "low [github]") is first
+    assert rule_of([first, second], "low") is first
+    assert rule_of([first, second], "gone") is None

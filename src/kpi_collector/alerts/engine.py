@@ -518,8 +518,11 @@ def is_firing(alerts: Sequence[Alert], state: AlertState, store: HistoryStore, n
 def rule_of(alerts: Sequence[Alert], key: str) -> Alert | None:
     """The alert of `alerts` whose state row is `key` (its key, or its key and a subject),
     None for the row of an alert no longer in the config (kept until the next check)."""
+    for alert in alerts:  # its own key first: `name: "x [y]"` is no subject of an alert `x`
+        if key == alert.key:
+            return alert
     for alert in alerts:
-        if key == alert.key or key.startswith(f"{alert.key} ["):
+        if key.startswith(f"{alert.key} [") and key.endswith("]"):
             return alert
     return None
 
