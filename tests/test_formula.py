@@ -573,6 +573,9 @@ def test_round_to_any_number_of_places(text: str, expected: float) -> None:
         # an id starting with a letter outside ASCII was "'.' is only allowed inside a KPI id"
         ("über.visits * 2", {"über.visits": 2}, 4.0),
         ("min(ä.b, ö.c)", {"ä.b": 3, "ö.c": 1}, 1.0),
+        # a source name starting with a digit: was "invalid decimal literal"
+        ("7signal.users * 2", {"7signal.users": 3}, 6.0),
+        ("1.5e3 + 2.5 * a.x", {"a.x": 2}, 1505.0),  # numbers stay numbers
         # Python reads names NFKC-normalised: µs (micro sign) was "no value for μs" (mu),
         # ﬁ (a ligature) "no value for fi"
         ("µs + 1", {"µs": 2}, 3.0),

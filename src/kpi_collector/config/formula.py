@@ -129,7 +129,7 @@ _NODE_NAMES: dict[type[ast.AST], str] = {
 # carry another id than the one written.
 _ID_PATTERN = re.compile(
     r"`(?P<quoted>[^`]*)`"
-    r"|(?<![\w.])(?P<dotted>[^\W\d]\w*(?:\.\w+)+)(?!\w)"
+    r"|(?<![\w.])(?P<dotted>\d*[^\W\d]\w*(?:\.\w+)+)(?!\w)"  # 7signal.users too
     r"|(?<![\w.])(?P<bare>[^\W\d]\w*)(?![\w.])"
 )
 _QUOTED = re.compile(r"(`[^`]*`)")
