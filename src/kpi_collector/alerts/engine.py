@@ -40,7 +40,7 @@ from kpi_collector.store.alert_states import (
     save_alert_state,
 )
 from kpi_collector.store.deliveries import pending_runs
-from kpi_collector.store.runs import failing_streaks, first_run_at
+from kpi_collector.store.runs import ALERT_REACH, failing_streaks, first_run_at
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -386,7 +386,7 @@ def _failing(alert: Alert, ctx: _Context) -> Iterator[Finding]:
         yield Finding(alert.key, False, ctx.not_watched(alert.source))
         return
     names = [alert.source] if alert.source else [s.name for s in ctx.scope.sources if s.enabled]
-    streaks = failing_streaks(ctx.store, names, depth=alert.failing_runs)
+    streaks = failing_streaks(ctx.store, names, depth=alert.failing_runs, reach=ALERT_REACH)
     for name in names:
         streak, last_error = streaks.get(name, (None, None))
         key = alert.key if alert.source else f"{alert.key} [{name}]"

@@ -15,28 +15,31 @@ if TYPE_CHECKING:
     from kpi_collector.store import HistoryStore
 
 
-#: runs `failing_streaks` reads at most per query, and at most in all (years of hourly jobs)
+#: runs `failing_streaks` reads at most per query
 _STREAK_PAGE = 5000
-_STREAK_RUNS = 200_000
+#: how far back an alert looks for a source's runs: years of hourly jobs of other sources
+ALERT_REACH = 50_000
 
 
 def failing_streaks(
-    store: HistoryStore, sources: Sequence[str], *, depth: int
+    store: HistoryStore, sources: Sequence[str], *, depth: int, reach: int | None = None
 ) -> dict[str, tuple[int, str | None]]:
     """For each source: how many of its newest runs failed in a row (any error counts), and
-    the newest error. Looks at the newest `depth` runs that included it (values or errors),
-    however many runs of other sources lie between them (a source with its own weekly
-    `schedule` among hourly jobs): the runs are read newest first, page by page, until each
-    source has `depth` runs or one that did not fail. A source in no run is left out."""
+    the newest error. Looks at the newest `depth` runs that included it (values or errors)
+    among the store's newest `reach` runs (default `max(50, depth * 10)`; `ALERT_REACH` for
+    alerts, so that a source with its own weekly `schedule` among hourly jobs of others is
+    found): the runs are read newest first, page by page, until each source has `depth`
+    runs or one that did not fail. A source in none of them is left out."""
+    limit = max(50, depth * 10) if reach is None else reach
     import sqlalchemy as sa
 
     from kpi_collector.store.schema import observations, run_errors, runs
 
     history: dict[str, list[int]] = {name: [] for name in sources}  # run ids, newest first
     failed: dict[tuple[int, str], str] = {}
-    page, below, read = min(max(50, depth * 10), _STREAK_PAGE), None, 0
+    page, below, read = min(max(50, depth * 10), _STREAK_PAGE, limit), None, 0
     with store.engine.connect() as conn:
-        while read < _STREAK_RUNS:
+        while read < limit:
             # a source is done once it has `depth` runs or a run that did not fail
             todo = [
                 name
@@ -51,7 +54,8 @@ def failing_streaks(
             ids = [r[0] for r in conn.execute(query.order_by(runs.c.id.desc()).limit(page))]
             if not ids:
                 break
-            read, below, page = read + len(ids), ids[-1], min(page * 4, _STREAK_PAGE)
+            read, below = read + len(ids), ids[-1]
+            page = min(page * 4, _STREAK_PAGE, limit - read) or 1
             finished = set(ids)
             # a range of run ids (the index on run_id), not an IN (...) of thousands
             error_span = run_errors.c.run_id.between(ids[-1], ids[0])
