@@ -172,3 +172,21 @@ def test_a_change_over_more_days_than_the_calendar_has_is_a_config_error(days: s
     )
     config = parse_config(BASE + "  - {kpi: web.k, change: {days: 36500, below: -20%}}\n")
     assert config.settings.alerts[0].change is not None
+
+
+def test_an_alert_key_longer_than_the_store_keeps_is_a_config_error() -> None:
+    """A `name:` of 300 characters (or 60 on a rule over every source, whose rows add a
+    subject) was accepted, then PostgreSQL and MariaDB refused its state row ('value too
+    long for type character varying(255)') at every run's alert check."""
+    assert problem(f"  - {{name: {'x' * 300}, kpi: web.k, below: 1}}\n") == (
+        "kpi.yaml:13: alerts[0]: its `name:` is 300 characters, longer than the store keeps "
+        "(at most 255); give it a shorter `name:`"
+    )
+    assert problem(f"  - {{name: {'x' * 60}, failing_runs: 2}}\n") == (
+        "kpi.yaml:13: alerts[0]: its `name:` is 60 characters, longer than the store keeps "
+        "(at most 52 with a subject of each source, KPI or destination); give it a shorter "
+        "`name:`"
+    )
+    assert parse_config(BASE + f"  - {{name: {'x' * 255}, kpi: web.k, below: 1}}\n")
+    assert parse_config(BASE + f"  - {{name: {'x' * 52}, stale_days: 2}}\n")
+    assert parse_config(BASE + f"  - {{name: {'x' * 255}, kpi: web.k, stale_days: 2}}\n")
