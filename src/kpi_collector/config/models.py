@@ -286,12 +286,6 @@ class Alert(PlainAlert, Strict):
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
 
-    @field_validator("notify")
-    @classmethod
-    def _each_once(cls, value: list[str]) -> list[str]:
-        # `notify: [chat, chat]` sent every message twice, grouped as "2 alert updates:"
-        return list(dict.fromkeys(value))
-
     @model_validator(mode="after")
     def _one_rule(self) -> Alert:
         rules = [
