@@ -111,3 +111,82 @@ def test_no_destinations_at_all() -> None:
     assert problem("  - pending_runs: 2\n    destination: x\n", base) == (
         "kpi.yaml:11: alerts[0].destination: no destination named 'x'; there are no destinations"
     )
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "keys"),
+    [
+        # the rule wrote thresholds with 6 digits (`:g`): 1000001 and 1000002 were both
+        # 'web.k above 1e+06', refused as the same alert, and messages named 1e+06
+        ("above: 1000001", "above: 1000002", ["web.k above 1000001", "web.k above 1000002"]),
+        (
+            "below: 0.1234567",
+            "below: 0.1234568",
+            ["web.k below 0.1234567", "web.k below 0.1234568"],
+        ),
+        (
+            "change: {days: 7, below: -12.345678%}",
+            "change: {days: 7, below: -12.345679%}",
+            [
+                "web.k change over 7 days below -12.345678%",
+                "web.k change over 7 days below -12.345679%",
+            ],
+        ),
+        (
+            "stale_days: 1.0000001",
+            "stale_days: 1.0000002",
+            ["web.k not updated for 1.0000001 days", "web.k not updated for 1.0000002 days"],
+        ),
+    ],
+)
+def test_alerts_that_differ_past_six_digits_are_two_alerts(
+    first: str, second: str, keys: list[str]
+) -> None:
+    config = parse_config(BASE + f"  - {{kpi: web.k, {first}}}\n  - {{kpi: web.k, {second}}}\n")
+    assert [alert.key for alert in config.settings.alerts] == keys
+
+
+@pytest.mark.parametrize(
+    ("rule", "key"),
+    [
+        # the keys stored alert states (and silences) have stay as they were
+        ("below: 100", "web.k below 100"),
+        ("above: 1000000", "web.k above 1e+06"),
+        ("below: 0.5", "web.k below 0.5"),
+        ("change: {days: 7, below: -20%}", "web.k change over 7 days below -20%"),
+        ("change: {days: 1, above: 50}", "web.k change over 1 days above +50%"),
+        ("stale_days: 2", "web.k not updated for 2 days"),
+    ],
+)
+def test_the_keys_of_round_thresholds_are_unchanged(rule: str, key: str) -> None:
+    config = parse_config(BASE + f"  - {{kpi: web.k, {rule}}}\n")
+    assert config.settings.alerts[0].key == key
+
+
+@pytest.mark.parametrize("days", ["800000", "100000000000000000000"])
+def test_a_change_over_more_days_than_the_calendar_has_is_a_config_error(days: str) -> None:
+    """`change: {days: 800000}` (before year 1) raised OverflowError ('date value out of
+    range', or 'Python int too large to convert to C int') at every run's alert check."""
+    assert problem(f"  - {{kpi: web.k, change: {{days: {days}, below: -20%}}}}\n") == (
+        f"kpi.yaml:13: alerts.0.change.days: {days} is too large; it must be at most 36500"
+    )
+    config = parse_config(BASE + "  - {kpi: web.k, change: {days: 36500, below: -20%}}\n")
+    assert config.settings.alerts[0].change is not None
+
+
+def test_an_alert_key_longer_than_the_store_keeps_is_a_config_error() -> None:
+    """A `name:` of 300 characters (or 60 on a rule over every source, whose rows add a
+    subject) was accepted, then PostgreSQL and MariaDB refused its state row ('value too
+    long for type character varying(255)') at every run's alert check."""
+    assert problem(f"  - {{name: {'x' * 300}, kpi: web.k, below: 1}}\n") == (
+        "kpi.yaml:13: alerts[0]: its `name:` is 300 characters, longer than the store keeps "
+        "(at most 255); give it a shorter `name:`"
+    )
+    assert problem(f"  - {{name: {'x' * 60}, failing_runs: 2}}\n") == (
+        "kpi.yaml:13: alerts[0]: its `name:` is 60 characters, longer than the store keeps "
+        "(at most 52 with a subject of each source, KPI or destination); give it a shorter "
+        "`name:`"
+    )
+    assert parse_config(BASE + f"  - {{name: {'x' * 255}, kpi: web.k, below: 1}}\n")
+    assert parse_config(BASE + f"  - {{name: {'x' * 52}, stale_days: 2}}\n")
+    assert parse_config(BASE + f"  - {{name: {'x' * 255}, kpi: web.k, stale_days: 2}}\n")

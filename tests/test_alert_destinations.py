@@ -316,3 +316,28 @@ def test_message_destinations_can_send_text_and_the_others_cannot(services: Serv
     assert "destination 'segment' (type segment) cannot send alerts" in message
     assert "notify a message destination: discord" in message
     assert_no_secret(message)
+
+
+def test_a_secret_written_into_an_alert_name_or_title_is_never_sent_nor_logged(
+    services: Services,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An alert `name:` and a KPI title that use a secret's `${VAR}` went out as written in
+    the alert's message, the log and the run's delivery errors (the store kept its message
+    redacted only)."""
+    caplog.set_level(logging.INFO)
+    config = configure(tmp_path, "webhook")
+    text = config.read_text(encoding="utf-8")
+    text = text.replace("{title: Daily active users}", '{title: "DAU ${HOOK_SECRET}"}')
+    text = text.replace("{kpi: app.dau,", '{name: "low ${HOOK_SECRET}", kpi: app.dau,')
+    config.write_text(text, encoding="utf-8")
+    run(config, 150, monkeypatch)
+    services.down()
+    failed = run(config, 80, monkeypatch)
+    assert failed.delivery_errors["webhook (alerts)"].startswith("low ***: ")
+    services.up()
+    run(config, 75, monkeypatch)
+    assert services.texts("webhook") == ["🚨 Alert: low *** — DAU *** is 75, below 100"]
+    assert_no_secret(str(failed.delivery_errors) + caplog.text + "".join(services.texts("webhook")))

@@ -319,7 +319,8 @@ def test_stale_watches_a_source_or_every_enabled_kpi(store: HistoryStore) -> Non
     by_source = evaluate(scope, store, [Alert(source="s", stale_days=2)], now=NOW)
     assert [(f.key, f.active, f.detail) for _, f in by_source] == [
         ("s.* not updated for 2 days [s.a]", True, "Revenue has no value yet"),
-        ("s.* not updated for 2 days [s.b]", True, "s.b was last updated 2027-01-10 09:00"),
+        # with its zone: was "2027-01-10 09:00", which a team elsewhere reads as its own time
+        ("s.* not updated for 2 days [s.b]", True, "s.b was last updated 2027-01-10 09:00 CET"),
     ]
     everything = evaluate(scope, store, [Alert(stale_days=2)], now=NOW)
     assert [f.key.split("[")[1] for _, f in everything] == [
@@ -434,6 +435,16 @@ def test_pending_deliveries_by_runs_and_by_time(store: HistoryStore, tmp_path: P
         "the delivery of run:1 to sheet is pending for 5 h (the alert fires at 6h)",
         "sheet",
     )
+    # under two hours in minutes: a `pending_for: 30m` alert said "pending for 0 h"
+    assert found(Alert(pending_for="30m"), 31 * 60)[0][2].startswith(
+        "the delivery of run:1 to sheet has been pending for 31 min: "
+    )
+    assert found(Alert(pending_for="30m"), 119.5 * 60)[0][2].startswith(
+        "the delivery of run:1 to sheet has been pending for 119 min: "
+    )
+    assert found(Alert(pending_for="30m"), 2 * 3600)[0][2].startswith(
+        "the delivery of run:1 to sheet has been pending for 2 h: "
+    )
 
 
 class _Told:
@@ -484,7 +495,18 @@ def test_what_alerts_log(store: HistoryStore, caplog: pytest.LogCaptureFixture) 
     ]
 
 
-@pytest.mark.parametrize(("after", "reminded"), [(DAY - 1, False), (DAY, True)])
+@pytest.mark.parametrize(
+    ("after", "reminded"),
+    [
+        (DAY - 5401, False),
+        # a daily cron's next run a moment earlier in its minute, or 23 hours later across
+        # the spring change of the clocks: was no reminder that day (one every other day)
+        (DAY - 5400, True),
+        (DAY - 3600.2, True),
+        (DAY - 0.3, True),
+        (DAY, True),
+    ],
+)
 def test_a_reminder_comes_once_repeat_has_passed(
     store: HistoryStore, after: float, reminded: bool
 ) -> None:
@@ -654,8 +676,8 @@ CHANGE = "s.k change over 1 days below -20% or above +20% — s.k changed "
             None,  # -50%, -50%, then +300%, +100%
             [100.0, 50.0, 25.0, 100.0, 200.0, 200.0],
             [
-                f"🚨 Alert: {CHANGE}-50.0% in 1 days (100 → 50)",
-                f"🚨 Alert: {CHANGE}+300.0% in 1 days (25 → 100)",
+                f"🚨 Alert: {CHANGE}-50.0% in 1 day (100 → 50)",
+                f"🚨 Alert: {CHANGE}+300.0% in 1 day (25 → 100)",
             ],
         ),
         (
@@ -663,8 +685,8 @@ CHANGE = "s.k change over 1 days below -20% or above +20% — s.k changed "
             2,
             [100.0, 50.0, 25.0, 100.0, 200.0, 200.0],
             [
-                f"🚨 Alert: {CHANGE}-50.0% in 1 days (50 → 25)",
-                f"🚨 Alert: {CHANGE}+300.0% in 1 days (25 → 100)",
+                f"🚨 Alert: {CHANGE}-50.0% in 1 day (50 → 25)",
+                f"🚨 Alert: {CHANGE}+300.0% in 1 day (25 → 100)",
             ],
         ),
     ],
@@ -833,3 +855,176 @@ def test_an_alert_state_keeps_its_message_and_side_whatever_the_message(
     save_alert_state(store, "k", OWN, active=True, message=text, now=NOW, side=side)
     (state,) = alert_states(store)
     assert (state.message, state.side) == (text, side)
+
+
+def test_failing_runs_of_a_source_run_rarely_among_many_other_runs(store: HistoryStore) -> None:
+    """A source with its own weekly `schedule` among hourly jobs of other sources: its three
+    failed runs in a row lie hundreds of runs apart. Only the newest 50 runs were read, so
+    `failing_runs: 3` never fired (no finding at all) and a recovered source stayed firing."""
+    ts = NOW - 30 * DAY
+    put(store, ts, 1.0, kpi="weekly.k")
+    for _ in range(3):
+        ts += 7 * DAY
+        fail(store, ts, source="weekly")
+        for hour in range(1, 120):  # the hourly source's runs in between
+            put(store, ts + hour * 3600, 1.0, kpi="hourly.k")
+    alert = Alert(source="weekly", failing_runs=3)
+    assert active(store, alert, now=ts + DAY) == [True]
+    (finding,) = [f for _, f in evaluate(SCOPE, store, [alert], now=ts + DAY)]
+    assert finding.detail == "source weekly failed the last 3 runs: boom"
+    assert active(store, Alert(source="weekly", failing_runs=4), now=ts + DAY) == [False]
+    put(store, ts + DAY, 1.0, kpi="weekly.k")  # it works again, then 60 hourly runs
+    for hour in range(1, 61):
+        put(store, ts + DAY + hour * 3600, 1.0, kpi="hourly.k")
+    assert active(store, alert, now=ts + 4 * DAY) == [False]
+    # a source of the config that has never run in this store: still unknown
+    assert active(store, Alert(source="never", failing_runs=1), now=ts + 4 * DAY) == [None]
+
+
+@pytest.mark.parametrize(
+    ("unit", "value", "rule", "detail"),
+    [
+        # was "s.k is 100, below 100": the value rounded to the threshold it is under
+        (None, 99.996, {"below": 100}, "s.k is 99.996, below 100"),
+        (None, 100.004, {"above": 100}, "s.k is 100.004, above 100"),
+        ("%", 49.999, {"below": 50}, "s.k is 49.999%, below 50%"),
+        ("ratio", 0.49999, {"below": 0.5}, "s.k is 49.999%, below 50%"),
+        ("USD", 999.999, {"below": 1000}, "s.k is $999.999, below $1,000"),  # was $1,000.00
+        ("USD", -0.001, {"below": 0}, "s.k is -$0.001, below $0"),  # was "$0.00, below $0"
+        # held by hysteresis, next to the value it resolves at
+        (None, 109.996, {"below": 100, "resolve_above": 110}, None),
+        # nothing to tell apart: as before
+        (None, 99.5, {"below": 100}, "s.k is 99.5, below 100"),
+        ("USD", 1234.5, {"above": 1000}, "s.k is $1,234.50, above $1,000"),
+    ],
+)
+def test_a_value_is_never_shown_as_the_threshold_it_crossed(
+    store: HistoryStore, unit: str | None, value: float, rule: dict[str, float], detail: str | None
+) -> None:
+    from kpi_collector.config.models import KpiSpec
+
+    scope = AlertScope(
+        sources=[], kpis={"s.k": KpiSpec(unit=unit)}, tz=ZoneInfo("UTC"), destinations=[]
+    )
+    alert = Alert(kpi="s.k", **rule)
+    if detail is None:  # fire at 90 first, then the value next to the resolve value
+        put(store, NOW - 120, 90.0)
+        asyncio.run(check_alerts(store, [alert], scope, now=NOW - 60))
+        detail = "s.k is 109.996, below 100 (resolves at 110)"
+    put(store, NOW - 30, value)
+    (fired,) = asyncio.run(check_alerts(store, [alert], scope, now=NOW)) or [None]
+    findings = [f for _, f in evaluate(scope, store, [alert], now=NOW)]
+    assert [f.detail for f in findings] == [detail]
+    assert findings[0].active is True
+    if fired is not None:
+        assert fired.text.endswith(detail)
+
+
+@pytest.mark.parametrize(
+    ("before", "now_value", "rule", "moved"),
+    [
+        # was "changed -20.0%" under a rule "below -20%": the decimals that tell them apart
+        (100.0, 79.96, {"below": -20}, "changed -20.04%"),
+        (100.0, 150.002, {"above": 50}, "changed +50.002%"),
+        (100.0, 70.0, {"below": -20}, "changed -30.0%"),  # nothing to tell apart
+        # a baseline that is not zero, only tiny: was "rose from zero" (the percent overflows)
+        (1e-320, 5.0, {"above": 50}, "rose by more than 1e308%"),
+        (-1e-320, -5.0, {"below": -50}, "fell by more than 1e308%"),
+        (0.0, 5.0, {"above": 50}, "rose from zero"),
+    ],
+)
+def test_a_change_is_said_as_it_is(
+    store: HistoryStore, before: float, now_value: float, rule: dict[str, float], moved: str
+) -> None:
+    put(store, NOW - DAY, before)
+    put(store, NOW, now_value)
+    alert = Alert(kpi="s.k", change={"days": 1, **rule})
+    ((_, finding),) = evaluate(SCOPE, store, [alert], now=NOW)
+    assert finding.active is True
+    assert finding.detail.startswith(f"s.k {moved} in 1 day (")  # was "in 1 days"
+
+
+def test_a_destination_named_twice_in_notify_is_told_once(store: HistoryStore) -> None:
+    """`notify: [chat, chat]` sent "2 alert updates:" with the same line twice."""
+    _Told.texts.clear()
+    scope = AlertScope(sources=[], kpis={}, tz=ZoneInfo("UTC"), destinations=[_chat()])
+    alert = Alert(kpi="s.k", below=10, notify=["chat", "chat"])
+    put(store, NOW - 60, 5.0)
+    (fired,) = asyncio.run(check_alerts(store, [alert], scope, now=NOW))
+    assert fired.sent == ["chat"]
+    assert _Told.texts == ["🚨 Alert: s.k below 10 — s.k is 5, below 10"]
+
+
+def test_a_failing_runs_count_past_any_store_is_checked_not_a_crash(store: HistoryStore) -> None:
+    """`failing_runs: 10**20` asked the database for the newest 10**21 runs: SQLite's
+    'Python int too large to convert to SQLite INTEGER', on every run's alert check."""
+    for n in range(3):
+        fail(store, NOW - 60 * (3 - n))
+    assert active(store, Alert(source="s", failing_runs=10**20)) == [False]
+    assert active(store, Alert(source="s", failing_runs=3)) == [True]
+
+
+def test_daily_runs_across_the_spring_change_remind_and_fire_every_day(store: HistoryStore) -> None:
+    """Runs at 07:00 Europe/Berlin, 23 hours apart across 2027-03-28 and a few tenths of a
+    second early or late: `repeat: 1d` reminded every other day and `for: 1d` fired a day
+    late (23h59m59.7s is less than a day)."""
+    from datetime import datetime
+
+    berlin = ZoneInfo("Europe/Berlin")
+    starts = [
+        datetime(2027, 3, day, 7, 0, 0, micro, tzinfo=berlin).timestamp()
+        for day, micro in ((26, 500_000), (27, 200_000), (28, 100_000), (29, 0), (30, 300_000))
+    ]
+    _Told.texts = []
+    scope = AlertScope(sources=[], kpis={}, tz=berlin, destinations=[_chat()])
+    reminded = Alert(kpi="s.k", below=100, notify=["chat"], repeat="1d")
+    held = Alert(name="held", kpi="s.k", below=100, notify=["chat"], hold="1d")
+    told = []
+    for start in starts:
+        put(store, start, 50.0)
+        asyncio.run(check_alerts(store, [reminded, held], scope, now=start))
+        lines = [line for text in _Told.texts for line in text.splitlines()]
+        told.append(sorted(line.split(" — ")[0] for line in lines if " — " in line))
+        _Told.texts = []
+    assert told == [
+        ["🚨 Alert: s.k below 100"],
+        ["🔁 Still firing: s.k below 100", "🚨 Alert: held"],  # 23:59:59.7 later
+        ["🔁 Still firing: s.k below 100"],
+        ["🔁 Still firing: s.k below 100"],  # 23 hours later: the clocks went forward
+        ["🔁 Still firing: s.k below 100"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("tz", "shown"),
+    [
+        ("Europe/Berlin", "2027-07-01 09:00 CEST"),  # summer time: not CET
+        ("America/New_York", "2027-07-01 03:00 EDT"),
+        ("UTC", "2027-07-01 07:00 UTC"),
+    ],
+)
+def test_a_stale_kpi_says_when_in_the_configs_zone_and_names_it(
+    store: HistoryStore, tz: str, shown: str
+) -> None:
+    from datetime import UTC, datetime
+
+    summer = datetime(2027, 7, 1, 7, 0, tzinfo=UTC).timestamp()
+    put(store, summer, 1.0, kpi="s.b")
+    ((_, finding),) = evaluate(
+        _scope(tz), store, [Alert(kpi="s.b", stale_days=2)], now=summer + 3 * DAY
+    )
+    assert (finding.active, finding.detail) == (True, f"s.b was last updated {shown}")
+
+
+def test_an_alert_named_like_another_ones_subject_is_its_own() -> None:
+    """`rule_of` matched the row of an alert named `low [eu]` to an earlier alert named
+    `low` (as if `eu` were one of its subjects): health and `kpi alerts list` judged it by
+    the other alert's `for:`."""
+    from kpi_collector.alerts.engine import rule_of
+
+    first = Alert(name="low", failing_runs=1)
+    second = Alert(name="low [eu]", kpi="s.k", below=1, hold=3)
+    assert rule_of([first, second], "low [eu]") is second
+    assert rule_of([first, second], "low [github]") is first
+    assert rule_of([first, second], "low") is first
+    assert rule_of([first, second], "gone") is None

@@ -234,13 +234,13 @@ def test_a_kpi_not_updated_for_days_fires_once_and_resolves_once(
     run(config, T0 + 4 * DAY, other=1)
     assert texts(app) == [
         "🚨 Alert: app.dau not updated for 2 days — Daily active users was last updated "
-        "2026-11-02 07:00"
+        "2026-11-02 07:00 UTC"
     ]
     run(config, T0 + 5 * DAY, dau=11)
     run(config, T0 + 6 * DAY, dau=12)
     assert texts(app)[1:] == [
         "✅ Resolved: app.dau not updated for 2 days — Daily active users was last updated "
-        "2026-11-07 07:00"
+        "2026-11-07 07:00 UTC"
     ]
 
 
@@ -771,3 +771,36 @@ def test_alerts_list_says_pending_until_the_for_has_passed_at_a_check(
     run(config, T0 + 2 * step, dau=90)
     assert len(texts(app)) == 1
     assert listed() == ("true", ["app.dau below 100"], [])
+
+
+def test_a_silence_past_any_date_is_refused_and_one_stored_ends_at_the_latest(
+    setup: tuple[Path, web.Application], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--for 999999999999999w` stored the silence, then raised OverflowError (a traceback)
+    printing its end, and `kpi alerts list` and the health report failed the same way for
+    as long as it lasted."""
+    from kpi_collector.cli import main
+    from kpi_collector.store.alert_states import silence
+
+    folder, _ = setup
+    config = configure(folder, "{kpi: app.dau, below: 100, notify: [team]}")
+    run(config, T0, dau=150)
+    for long in ("999999999999999w", "1e20d", "36501d"):
+        assert main(["-c", str(config), "alerts", "silence", "1", "--for", long]) == 2
+        err = capsys.readouterr().err
+        assert "is longer than a silence lasts (at most 100 years, 5200w)" in err
+        assert "Traceback" not in err
+    main(["-c", str(config), "alerts", "list"])
+    assert "silenced" not in capsys.readouterr().out  # nothing was stored
+    assert main(["-c", str(config), "alerts", "silence", "1", "--for", "5200w"]) == 0
+    capsys.readouterr()
+    # one stored past any date (by an earlier version) ends at 9999-01-01
+    store = HistoryStore(load_config(config).store_url)
+    try:
+        silence(store, "app.dau below 100", until=1e20)
+    finally:
+        store.close()
+    assert main(["-c", str(config), "alerts", "list"]) == 0
+    assert "silenced until 9999-01-01 00:00 UTC" in capsys.readouterr().out
+    main(["-c", str(config), "validate", "--health"])
+    assert "silenced until 9999-01-01" in capsys.readouterr().out

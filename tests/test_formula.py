@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -560,3 +562,170 @@ def test_a_zero_result_is_never_negative_zero(text: str, values: dict[str, float
 )
 def test_round_to_any_number_of_places(text: str, expected: float) -> None:
     assert Formula.parse(text).evaluate({"a.x": 123.456}) == expected
+
+
+# --- unicode and whitespace as people write them -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "values", "expected"),
+    [
+        # an id starting with a letter outside ASCII was "'.' is only allowed inside a KPI id"
+        ("über.visits * 2", {"über.visits": 2}, 4.0),
+        ("min(ä.b, ö.c)", {"ä.b": 3, "ö.c": 1}, 1.0),
+        # a source name starting with a digit: was "invalid decimal literal"
+        ("7signal.users * 2", {"7signal.users": 3}, 6.0),
+        ("1.5e3 + 2.5 * a.x", {"a.x": 2}, 1505.0),  # numbers stay numbers
+        # Python reads names NFKC-normalised: µs (micro sign) was "no value for μs" (mu),
+        # ﬁ (a ligature) "no value for fi"
+        ("µs + 1", {"µs": 2}, 3.0),
+        ("ﬁ * 2", {"ﬁ": 2}, 4.0),
+        # a YAML block (`formula: |`) keeps its line breaks: was "invalid syntax"
+        ("a.x *\n  12\n", {"a.x": 2}, 24.0),
+        ("(a.x\r\n + b.y)", {"a.x": 2, "b.y": 1}, 3.0),
+        # copied from a document: a no-break or thin space, the typographic signs
+        ("a.x\u00a0*\u202f2", {"a.x": 2}, 4.0),
+        ("a.x \u2212 b.y", {"a.x": 5, "b.y": 2}, 3.0),
+        ("a.x \u00d7 2 \u00f7 4", {"a.x": 5}, 2.5),
+        # a zero-width space or a byte order mark, invisible in the config
+        ("\ufeffa.x *\u200b2", {"a.x": 5}, 10.0),
+    ],
+)
+def test_unicode_ids_whitespace_and_signs(
+    text: str, values: dict[str, float], expected: float
+) -> None:
+    formula = Formula.parse(text)
+    assert formula.inputs == set(values)
+    assert formula.evaluate(values) == expected
+
+
+def test_an_id_in_backticks_keeps_its_own_characters() -> None:
+    # inside backticks nothing is rewritten: the id is as the source names it
+    formula = Formula.parse("`a#b.c\u00a0d` + `x.y \u2212 z`")
+    assert formula.inputs == {"a#b.c\u00a0d", "x.y \u2212 z"}
+
+
+@pytest.mark.parametrize("text", ["a.x # * 100", "a.x\n# note\n+ b.y", "a.x#"])
+def test_a_comment_is_refused_not_dropped(text: str) -> None:
+    """`a.x # * 100` computed a.x: Python read the rest as a comment and dropped it."""
+    with pytest.raises(FormulaSyntaxError, match="'#' is not allowed"):
+        Formula.parse(text)
+
+
+@pytest.mark.parametrize("text", ["__kpi_id_0 + a.x", "__import__('os')", "ü.x + __x"])
+def test_names_with_double_underscores_stay_refused(text: str) -> None:
+    with pytest.raises(FormulaSyntaxError, match="'__'"):
+        Formula.parse(text)
+
+
+def test_a_config_with_unicode_ids_in_formulas_loads_and_computes(tmp_path: Path) -> None:
+    """End to end through the config's checks: before, both formulas were config errors
+    ('.' is only allowed inside a KPI id; unknown KPI id μs)."""
+    from kpi_collector.config import parse_config
+
+    text = (
+        "sources:\n"
+        "  - {name: über, type: python, function: mykpis:a}\n"
+        "kpis:\n"
+        '  µs: {formula: "über.x * 2"}\n'
+        "  r.total:\n"
+        "    formula: |\n"
+        "      µs \u2212\n"
+        "      über.x\n"
+    )
+    config = parse_config(text, path=tmp_path / "kpi.yaml", env={})
+    formulas = {k: Formula.parse(s.formula) for k, s in config.kpis.items() if s.formula}
+    computed, errors = evaluate_formulas(formulas, {"über.x": 5})
+    assert errors == {}
+    assert computed == {"µs": 10.0, "r.total": 5.0}
+
+
+# --- in a run: an input of a source switched off -----------------------------------------------
+
+SWITCHED_OFF = """\
+sources:
+  - {name: a, type: python, function: "kpi_numbers:a"}
+  - {name: b, type: python, function: "kpi_numbers:b"}
+  - {name: c, type: python, function: "kpi_numbers:b", enabled: false}
+kpis:
+  r.ratio: {formula: "a.x / c.y"}
+  r.double: {formula: "r.ratio * 2"}
+  r.sum: {formula: "a.x + b.y"}
+"""
+
+
+def test_a_formula_over_a_source_switched_off_says_so_in_every_run(tmp_path: Path) -> None:
+    """A formula over a KPI of a source switched off failed a full run with 'no value for
+    c.y' (not why) and, in a run of some sources (`--only a`, a source's own schedule), was
+    silently not computed; both runs now fail it saying the source is switched off."""
+    from tests.cli import run_kpi
+
+    (tmp_path / "kpi_numbers.py").write_text(
+        "def a():\n    return {'x': 10}\n\ndef b():\n    return {'y': 5}\n"
+    )
+    (tmp_path / "kpi.yaml").write_text(SWITCHED_OFF)
+    why = (
+        "r.ratio: not computed because its input c.y comes from source c, switched off "
+        "(`enabled: false`); switch it on or change the formula 'a.x / c.y'"
+    )
+    for args in (["run"], ["run", "--only", "a"]):
+        done = run_kpi(tmp_path, *args, "--format", "json")
+        assert done.returncode == 1, done.stderr
+        doc = json.loads(done.stdout)
+        errors = {e["where"]: e["message"] for e in doc["errors"]}
+        assert errors["r.ratio"] == why
+        assert "r.ratio failed" in errors["r.double"]
+        assert "r.ratio" not in {v["kpi"] for v in doc["values"]}
+        assert {v["kpi"]: v["value"] for v in doc["values"]}["r.sum"] == 15
+    # a run that none of its inputs reaches leaves it alone, as before
+    only_b = run_kpi(tmp_path, "run", "--only", "b", "--format", "json")
+    assert only_b.returncode == 0, only_b.stdout
+
+
+def test_a_source_cannot_take_the_name_derived_kpis_are_stored_under(tmp_path: Path) -> None:
+    """A source named `formula` was accepted: the store records derived KPIs' values and
+    failures under that name, so a failing formula counted as that source failing (its
+    `failing_runs` alert fired while it worked) and a run that only computed formulas as
+    one that collected it."""
+    from kpi_collector.config import parse_config
+
+    text = "sources:\n  - {name: formula, type: python, function: mykpis:a}\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, path=tmp_path / "kpi.yaml", env={})
+    assert str(caught.value) == (
+        f"{tmp_path / 'kpi.yaml'}:2: source 'formula': the name 'formula' is taken by derived "
+        "KPIs (their values and failures are stored under it); name it e.g. 'formulas_src'"
+    )
+
+
+def test_a_source_giving_a_derived_kpis_id_keeps_its_number(tmp_path: Path) -> None:
+    """A `python` source (metrics known only at run time) that returns `y` while `a.y` is a
+    derived KPI: the formula's 20 replaced the source's 7 and was stored as the source's
+    value, silently. The source's number stays, the formula fails saying why, and the
+    formulas over a.y use the source's number."""
+    from tests.cli import run_kpi
+
+    (tmp_path / "kpi_gives.py").write_text("def a():\n    return {'x': 10, 'y': 7}\n")
+    (tmp_path / "kpi.yaml").write_text(
+        "sources:\n"
+        '  - {name: a, type: python, function: "kpi_gives:a"}\n'
+        "kpis:\n"
+        '  a.y: {formula: "a.x * 2"}\n'
+        '  r.z: {formula: "a.y + 1"}\n'
+    )
+    for args in (["run"], ["run", "--only", "a"]):
+        done = run_kpi(tmp_path, *args, "--format", "json")
+        assert done.returncode == 1, done.stderr
+        doc = json.loads(done.stdout)
+        values = {v["kpi"]: (v["value"], v["source"]) for v in doc["values"]}
+        assert values == {"a.x": (10, "a"), "a.y": (7, "a"), "r.z": (8, None)}
+        assert {e["where"]: e["message"] for e in doc["errors"]} == {
+            "a.y": "a.y: source 'a' gives a.y itself, so the formula 'a.x * 2' is not "
+            "computed; give the derived KPI an id of its own, e.g. a.y_derived"
+        }
+    history = run_kpi(tmp_path, "history", "--format", "csv")
+    assert sorted(line.split(",")[1:] for line in history.stdout.splitlines()[1:]) == [
+        ["a.x", "10.0"],
+        ["a.y", "7.0"],
+        ["r.z", "8.0"],
+    ]

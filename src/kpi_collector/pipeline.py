@@ -462,13 +462,27 @@ class Pipeline:
         from kpi_collector.config.formula import Formula, evaluate_formulas
 
         parsed = {k: Formula.parse(f) for k, f in formulas.items()}
+        # a source whose metrics are known only at run time gave a derived KPI's id itself:
+        # its number stays (the formula's replaced it, stored as the source's); the config
+        # check says the same of a declared metric
+        taken = {kpi: parsed.pop(kpi) for kpi in sorted(parsed.keys() & values.keys())}
+        # inputs of sources switched off (`enabled: false`): no value, in any run
+        configured = self.config.sources if self.config is not None else ()
+        off = {s.name for s in (*self.sources, *configured) if not s.enabled}
+        switched_off = {
+            i for f in parsed.values() for i in f.inputs if i.partition(".")[0] in off
+        } - parsed.keys()
         known: Mapping[str, float] = values
         keep: set[str] = set(parsed)
         if partial:
             known = {**(stored or {}), **values}
             while True:
+                # an input switched off fails the formula as in a full run, where one not
+                # collected yet (a source of its own schedule) leaves it alone
                 ready = {
-                    k: f for k, f in parsed.items() if f.inputs <= known.keys() | parsed.keys()
+                    k: f
+                    for k, f in parsed.items()
+                    if f.inputs <= known.keys() | parsed.keys() | switched_off
                 }
                 if len(ready) == len(parsed):
                     break
@@ -486,17 +500,32 @@ class Pipeline:
         values.update({k: v for k, v in computed.items() if k in keep})
         errors = {k: e for k, e in errors.items() if k in keep}
         broken = set(failed)
-        out: dict[str, str] = {}
+        out: dict[str, str] = {
+            kpi: (
+                f"{kpi}: source {kpi.partition('.')[0]!r} gives {kpi} itself, so the formula "
+                f"{formula.text!r} is not computed; give the derived KPI an id of its own, "
+                f"e.g. {kpi}_derived"
+            )
+            for kpi, formula in taken.items()
+        }
         for kpi, error in errors.items():
             inputs = sorted(
                 i
                 for i in parsed[kpi].inputs
                 if i not in values and (i in broken or i.partition(".")[0] in broken)
             )
+            dark = sorted(i for i in parsed[kpi].inputs & switched_off if i not in values)
             if inputs:
                 out[kpi] = (
                     f"{kpi}: not computed because its input {', '.join(inputs)} failed "
                     f"(formula {parsed[kpi].text!r})"
+                )
+            elif dark:
+                names = sorted({i.partition(".")[0] for i in dark})
+                out[kpi] = (
+                    f"{kpi}: not computed because its input {', '.join(dark)} comes from "
+                    f"source {', '.join(names)}, switched off (`enabled: false`); switch it on "
+                    f"or change the formula {parsed[kpi].text!r}"
                 )
             else:
                 out[kpi] = f"{kpi}: {error}"

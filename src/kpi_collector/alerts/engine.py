@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 import logging
 import math
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from kpi_collector.destinations.base import message_id
 from kpi_collector.errors import KpiError
-from kpi_collector.format import signed
+from kpi_collector.format import plural, signed
 from kpi_collector.secrets import redact
 from kpi_collector.store.alert_states import (
     OWN,
@@ -39,7 +40,7 @@ from kpi_collector.store.alert_states import (
     save_alert_state,
 )
 from kpi_collector.store.deliveries import pending_runs
-from kpi_collector.store.runs import failing_streaks, first_run_at
+from kpi_collector.store.runs import ALERT_REACH, failing_streaks, first_run_at
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -65,6 +66,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("kpi_collector.alerts")
+#: the number in a formatted value ("$1,234.50", "99.5%", "1e-07 ms")
+_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?")
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,39 @@ class _Context:
         spec = self.specs.get(kpi)
         return format_value(value, spec.unit if spec is not None else None)
 
+    def apart(self, kpi: str, value: float, *bounds: float | None) -> str:
+        """`value` as `value()` shows it, with more digits where it would look like one of
+        `bounds` it is not: 99.996 next to `below: 100` is 99.996, not "100, below 100"."""
+        text = self.value(kpi, value)
+        number = _NUMBER.search(text)
+        if number is None:
+            return text
+
+        def read(shown: str) -> float | None:  # "$1,000.00" and "$1,000" read the same
+            found = _NUMBER.search(shown)
+            if found is None:
+                return None
+            sign = -1 if "-" in shown[: found.start()] else 1
+            return sign * float(found.group().replace(",", ""))
+
+        close = [
+            b
+            for b in bounds
+            if b is not None and b != value and read(self.value(kpi, b)) == read(text)
+        ]
+        if not close:
+            return text
+        spec = self.specs.get(kpi)
+        scale = 100 if spec is not None and spec.unit == "ratio" else 1  # shown in percent
+        for digits in range(5, 18):
+            shown = f"{abs(value) * scale:,.{digits}g}"  # the sign stays where it was
+            if all(f"{abs(b) * scale:,.{digits}g}" != shown for b in close):
+                break
+        before = text[: number.start()]
+        if value < 0 and "-" not in before:  # -0.001 USD was "$0.00": no sign on a zero
+            before = f"-{before}"
+        return f"{before}{shown}{text[number.end() :]}"
+
     def watched_kpis(self, source: str | None) -> list[str]:
         """KPI ids of the pipeline's enabled sources (and formulas); stored ids of sources whose
         metrics are only known at run time."""
@@ -247,7 +283,8 @@ def _threshold(alert: Alert, ctx: _Context) -> Iterator[Finding]:
         crossed = f"above {ctx.value(alert.kpi, alert.above)}"
         if above != alert.above:
             crossed += f" (resolves at {ctx.value(alert.kpi, above)})"
-    detail = f"{ctx.title(alert.kpi)} is {ctx.value(alert.kpi, row.value)}"
+    shown = ctx.apart(alert.kpi, row.value, below, above, alert.below, alert.above)
+    detail = f"{ctx.title(alert.kpi)} is {shown}"
     side = None
     if crossed is not None and alert.below is not None and alert.above is not None:
         side = crossed.partition(" ")[0]
@@ -307,11 +344,22 @@ def _change(alert: Alert, ctx: _Context) -> Iterator[Finding]:
     # has a gap there (asked 2 days, compared with a value 5 days old)
     span = (row.ts - before.ts) / 86400
     days = (
-        f"{rule.days} days" if span < rule.days + 0.5 else f"{span:.0f} days (asked: {rule.days})"
+        plural(rule.days, "day")
+        if span < rule.days + 0.5
+        else f"{plural(round(span), 'day')} (asked: {rule.days})"
     )
-    moved = f"changed {signed(pct, 1)}%"
-    if math.isinf(pct):  # no percentage against zero: any rise (fall) is past any `above` (`below`)
+    # one decimal, or the digits that tell it from a bound it is not (-20.04% is not -20.0%)
+    digits = 1
+    while digits < 6 and any(
+        b is not None and b != pct and signed(pct, digits) == signed(b, digits)
+        for b in (rule.below, rule.above)
+    ):
+        digits += 1
+    moved = f"changed {signed(pct, digits)}%"
+    if before.value == 0 and pct != 0:  # from zero: any rise (fall) is past any bound
         moved = f"{'rose' if pct > 0 else 'fell'} from zero"
+    elif math.isinf(pct):  # past the largest number (from 1e-320 to 5, say)
+        moved = f"{'rose' if pct > 0 else 'fell'} by more than 1e308%"
     detail = (
         f"{ctx.title(alert.kpi)} {moved} in {days} "
         f"({ctx.value(alert.kpi, before.value)} → {ctx.value(alert.kpi, row.value)})"
@@ -338,7 +386,7 @@ def _failing(alert: Alert, ctx: _Context) -> Iterator[Finding]:
         yield Finding(alert.key, False, ctx.not_watched(alert.source))
         return
     names = [alert.source] if alert.source else [s.name for s in ctx.scope.sources if s.enabled]
-    streaks = failing_streaks(ctx.store, names, depth=alert.failing_runs)
+    streaks = failing_streaks(ctx.store, names, depth=alert.failing_runs, reach=ALERT_REACH)
     for name in names:
         streak, last_error = streaks.get(name, (None, None))
         key = alert.key if alert.source else f"{alert.key} [{name}]"
@@ -370,7 +418,8 @@ def _stale(alert: Alert, ctx: _Context) -> Iterator[Finding]:
                     key, ctx.now - first_run > limit, f"{ctx.title(kpi)} has no value yet"
                 )
             continue
-        when = datetime.fromtimestamp(row.ts, ctx.scope.tz).strftime("%Y-%m-%d %H:%M")
+        # with its zone: a team elsewhere reads the message too (07:00 CET, not 07:00)
+        when = datetime.fromtimestamp(row.ts, ctx.scope.tz).strftime("%Y-%m-%d %H:%M %Z")
         yield Finding(key, ctx.now - row.ts > limit, f"{ctx.title(kpi)} was last updated {when}")
 
 
@@ -392,9 +441,14 @@ def _pending(alert: Alert, ctx: _Context) -> Iterator[Finding]:
             # by time: runs that never try this destination (hourly source jobs) don't count
             start, period, error = since.get(name, (None, None, None))
             age = ctx.now - start if start is not None else 0.0
-            active = start is not None and age >= parse_duration(alert.pending_for)
-            span = f"{age / 3600:.0f} h" if age < 2 * 86400 else f"{age / 86400:.0f} days"
-            how_long = span
+            active = start is not None and _lasted(age, parse_duration(alert.pending_for))
+            # minutes under two hours: a `pending_for: 30m` alert was "pending for 0 h"
+            if age < 2 * 3600:
+                how_long = f"{age // 60:.0f} min"
+            elif age < 2 * 86400:
+                how_long = f"{age / 3600:.0f} h"
+            else:
+                how_long = f"{age / 86400:.0f} days"
             waiting, limit = start is not None, alert.pending_for
         else:
             assert alert.pending_runs is not None
@@ -438,11 +492,13 @@ _RULES = {
 
 
 def message(finding: Finding, active: bool, *, reminder: bool = False) -> str:
-    """The text a destination gets."""
+    """The text a destination gets, redacted: an alert's `name:` or a KPI's title written
+    with a secret's `${VAR}` shows it as ***."""
     detail = f" — {finding.detail}" if finding.detail else ""
     if reminder:
-        return f"🔁 Still firing: {finding.key}{detail}"
-    return f"🚨 Alert: {finding.key}{detail}" if active else f"✅ Resolved: {finding.key}{detail}"
+        return redact(f"🔁 Still firing: {finding.key}{detail}")
+    told = "🚨 Alert" if active else "✅ Resolved"
+    return redact(f"{told}: {finding.key}{detail}")
 
 
 def is_firing(alerts: Sequence[Alert], state: AlertState, store: HistoryStore, now: float) -> bool:
@@ -462,8 +518,11 @@ def is_firing(alerts: Sequence[Alert], state: AlertState, store: HistoryStore, n
 def rule_of(alerts: Sequence[Alert], key: str) -> Alert | None:
     """The alert of `alerts` whose state row is `key` (its key, or its key and a subject),
     None for the row of an alert no longer in the config (kept until the next check)."""
+    for alert in alerts:  # its own key first: `name: "x [y]"` is no subject of an alert `x`
+        if key == alert.key:
+            return alert
     for alert in alerts:
-        if key == alert.key or key.startswith(f"{alert.key} ["):
+        if key.startswith(f"{alert.key} [") and key.endswith("]"):
             return alert
     return None
 
@@ -474,12 +533,21 @@ def _firing(alert: Alert, own: AlertState | None, store: HistoryStore, now: floa
     if own is None or not own.active:
         return False
     if alert.hold_seconds is not None:
-        return now - own.since >= alert.hold_seconds
+        return _lasted(now - own.since, alert.hold_seconds)
     if alert.hold_checks is not None and alert.hold_checks > 1:
         from kpi_collector.store.runs import runs_between
 
         return runs_between(store, own.since, now) >= alert.hold_checks
     return True
+
+
+def _lasted(elapsed: float, asked: float) -> bool:
+    """Whether `elapsed` seconds between two checks count as the `asked` duration (`for: 1d`,
+    `repeat: 1d`, `pending_for: 1d`): runs of a daily cron start a moment earlier or later
+    each day, and 23 hours apart across the spring change of the clocks; a tenth of the
+    duration, at most 90 minutes, less still counts (else a reminder skipped every other
+    day)."""
+    return elapsed >= asked - min(asked / 10, 5400.0)
 
 
 def _held_until_now(alert: Alert, own: AlertState | None, store: HistoryStore, now: float) -> bool:
@@ -571,7 +639,7 @@ async def check_alerts(
             side=finding.side if firing else None,
         )
         if finding.key not in silenced and alert.key not in silenced:
-            for name in alert.notify:
+            for name in dict.fromkeys(alert.notify):  # each destination once
                 if name == finding.about:  # a destination whose deliveries fail can't carry it
                     continue
                 if name in scope.disabled:  # switched off: its state stays, told when back on
@@ -593,7 +661,9 @@ async def check_alerts(
                     identity += f"|{finding.side}"
                 elif was_told == firing:
                     repeat = alert.repeat_seconds
-                    if not (firing and repeat and told is not None and now - told.since >= repeat):
+                    if not (
+                        firing and repeat and told is not None and _lasted(now - told.since, repeat)
+                    ):
                         continue
                     text = message(finding, True, reminder=True)
                     identity = f"{finding.key}|reminder|{told.since if told else now}"
@@ -640,7 +710,7 @@ async def check_alerts(
             for name, error in transition.errors.items():
                 label = f"{name} (alerts)"
                 earlier = result.delivery_errors.get(label)
-                entry = f"{transition.key}: {error}"
+                entry = f"{redact(transition.key)}: {error}"
                 result.delivery_errors[label] = f"{earlier}; {entry}" if earlier else entry
                 result.delivery_pending.add(label)  # told again on the next run
     return transitions
@@ -674,10 +744,10 @@ def _log(transition: Transition) -> None:
     where = f" (sent to {', '.join(transition.sent)})" if transition.sent else ""
     failed = "; ".join(f"{n}: {e}" for n, e in transition.errors.items())
     if transition.pending:
-        log.info("alert pending (its `for:` has not passed): %s", transition.key)
+        log.info("alert pending (its `for:` has not passed): %s", redact(transition.key))
     elif transition.active:
         log.warning("alert firing: %s%s", transition.text, where)
     else:
         log.info("alert resolved: %s%s", transition.text, where)
     if failed:
-        log.warning("alert not sent: %s: %s", transition.key, failed)
+        log.warning("alert not sent: %s: %s", redact(transition.key), failed)

@@ -55,12 +55,19 @@ def silence(ctx: click.Context, alert: str, duration: str, note: str | None) -> 
     from kpi_collector.commands.core import load
     from kpi_collector.config.plain import parse_duration
     from kpi_collector.store import HistoryStore
+    from kpi_collector.store.alert_states import LONGEST_SILENCE
     from kpi_collector.store.alert_states import silence as store_silence
 
     try:
         seconds = parse_duration(duration)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--for") from None
+    if seconds > LONGEST_SILENCE:  # 999999999999999w ended past any date: a traceback
+        raise click.BadParameter(
+            f"{duration!r} is longer than a silence lasts (at most 100 years, 5200w); to stop "
+            "an alert for good, remove its `notify:` or the alert",
+            param_hint="--for",
+        )
     config = load(ctx, need_secrets=False)
     key = _find(config, alert).key
     until = time.time() + seconds

@@ -10,6 +10,11 @@ if TYPE_CHECKING:
     from kpi_collector.config.plain import Config
 
 _SHOW = 12  # names listed in a config error
+#: the longest alert key the store keeps (`alert_states.alert`, `alert_silences.alert`:
+#: VARCHAR(255)), and the longest subject a rule over every source, KPI or destination adds
+#: to it as " [subject]" (a KPI id, `store.limits.ID_MAX`)
+KEY_MAX = 255
+SUBJECT_MAX = 200
 
 
 def alert_problems(config: Config) -> Iterator[tuple[tuple[str | int, ...], str]]:
@@ -58,6 +63,19 @@ def alert_problems(config: Config) -> Iterator[tuple[tuple[str | int, ...], str]
                 f"{label}.notify: {alert.destination!r} is the destination this alert watches: "
                 "while its deliveries fail it cannot carry the alert either; notify another "
                 "destination",
+            )
+        # a rule that watches several subjects keeps a row per subject: "<key> [<subject>]"
+        subject = {"failing": alert.source, "stale": alert.kpi, "pending": alert.destination}
+        several = alert.kind in subject and not subject[alert.kind]
+        room = KEY_MAX - (SUBJECT_MAX + 3 if several else 0)
+        if len(alert.key) > room:
+            # PostgreSQL and MariaDB refused the state row: every run's alert check failed
+            what = "its `name:`" if alert.name else "the rule in words (its default name)"
+            over = " with a subject of each source, KPI or destination" if several else ""
+            yield (
+                (*at, "name") if alert.name else at,
+                f"{label}: {what} is {len(alert.key):,} characters, longer than the store keeps "
+                f"(at most {room}{over}); give it a shorter `name:`",
             )
         if alert.key in keys:
             yield (

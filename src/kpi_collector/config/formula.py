@@ -6,6 +6,8 @@ is ever passed to ``eval``. It is computed on the decimal values the sources wro
 0.1 is 0.1, not the binary float near it), as a spreadsheet does: 0.1 + 0.2 is 0.3, and
 ``round`` takes halves away from zero (``round(2.5)`` is 3, ``round(2.675, 2)`` is 2.68). KPI ids are written as they are (``github.stars``); an id with
 characters Python does not allow in a name (``my-app.signups``) is written in backticks.
+Outside backticks any whitespace (line breaks, a no-break space) is a space and ``− × ÷`` are
+``- * /``; ``#`` is refused (Python would drop the rest of the line as a comment).
 
     FormulaError (KpiError, ValueError)
     ├── FormulaSyntaxError      (also ConfigError) the text is not a formula this module accepts
@@ -122,7 +124,22 @@ _NODE_NAMES: dict[type[ast.AST], str] = {
 # A dotted KPI id (``github.stars``, ``pypi.downloads_last_day``, ``app.7d_users``) or any id
 # in backticks. Replaced by placeholders before parsing, so that id segments that are Python
 # keywords or start with a digit still work and the AST carries each id whole.
-_ID_PATTERN = re.compile(r"`(?P<quoted>[^`]*)`|(?<![\w.])(?P<dotted>[A-Za-z_]\w*(?:\.\w+)+)(?!\w)")
+# A name without a dot that is not plain ASCII (a formula's own id, `µs`) is replaced too:
+# Python reads names NFKC-normalised (µ, the micro sign, as μ, Greek mu), so the AST would
+# carry another id than the one written.
+_ID_PATTERN = re.compile(
+    r"`(?P<quoted>[^`]*)`"
+    r"|(?<![\w.])(?P<dotted>\d*[^\W\d]\w*(?:\.\w+)+)(?!\w)"  # 7signal.users too
+    r"|(?<![\w.])(?P<bare>[^\W\d]\w*)(?![\w.])"
+)
+_QUOTED = re.compile(r"(`[^`]*`)")
+# what a formula copied from a document may hold: any whitespace (a no-break space, the line
+# breaks of a YAML block `|`) is a space, and the typographic signs are the operators
+_SPACE = re.compile(r"\s")
+_SIGNS = str.maketrans(
+    {"\u2212": "-", "\u00d7": "*", "\u00f7": "/"}
+    | dict.fromkeys(["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"])  # zero-width: none
+)
 _PLACEHOLDER = "__kpi_id_{}"
 _PLACEHOLDER_PATTERN = re.compile(r"__kpi_id_(\d+)")
 
@@ -178,20 +195,33 @@ class Formula:
                 f"a formula of {len(text):,} characters is too long (at most "
                 f"{MAX_FORMULA_CHARS:,}); split it into several derived KPIs"
             )
-        if "__" in _ID_PATTERN.sub("", text):
+        plain = _plain(text)
+        # the text around the ids (an ASCII name without a dot is Python's to read)
+        outside = _ID_PATTERN.sub(
+            lambda m: m.group() if m.group("bare") and m.group().isascii() else "", plain
+        )
+        if "__" in outside:
             raise FormulaSyntaxError(f"formula {_cut(text)}: names with '__' are not allowed")
+        if "#" in outside:  # Python would read the rest as a comment and drop it silently
+            raise FormulaSyntaxError(
+                f"formula {_cut(text)}: '#' is not allowed (a formula has no comments; "
+                "put notes in the KPI's description)"
+            )
         ids: list[str] = []
 
         def placeholder(match: re.Match[str]) -> str:
+            bare = match.group("bare")
+            if bare is not None and (bare.isascii() or bare in _FUNCTIONS):
+                return bare  # Python reads it as written; keywords stay keywords
             quoted = match.group("quoted")
-            kpi_id = (quoted if quoted is not None else match.group("dotted")).strip()
+            kpi_id = (quoted if quoted is not None else match.group("dotted") or bare).strip()
             if not kpi_id:
                 raise FormulaSyntaxError(f"formula {_cut(text)}: empty `` quotes")
             if kpi_id not in ids:
                 ids.append(kpi_id)
             return _PLACEHOLDER.format(ids.index(kpi_id))
 
-        source = _ID_PATTERN.sub(placeholder, text.strip())
+        source = _ID_PATTERN.sub(placeholder, plain.strip())
         if "`" in source:
             raise FormulaSyntaxError(f"formula {_cut(text)}: unmatched backtick")
         try:
@@ -389,6 +419,15 @@ class _Checker:
     def unsupported_operator(op: ast.AST) -> str:
         symbol = _OPERATOR_NAMES.get(type(op), type(op).__name__)
         return f"operator {symbol} is not supported; use + - * / and parentheses"
+
+
+def _plain(text: str) -> str:
+    """`text` with its whitespace as spaces and − × ÷ as - * /, except inside backticks
+    (an id is as written)."""
+    return "".join(
+        part if part.startswith("`") else _SPACE.sub(" ", part).translate(_SIGNS)
+        for part in _QUOTED.split(text)
+    )
 
 
 def _decimal(number: float) -> Decimal:

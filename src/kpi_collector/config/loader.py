@@ -383,6 +383,11 @@ def _check_source_ids(source: Any, lines: _LineFinder, at: Path_, label: str) ->
             f"{lines.where((*at, 'name'))}: {label}: a source name cannot hold '.', since "
             f"KPI ids are <source name>.<metric>; name it e.g. {source.name.replace('.', '_')!r}"
         )
+    if source.name == "formula":  # what the store records derived KPIs' values under
+        raise ConfigError(
+            f"{lines.where((*at, 'name'))}: {label}: the name 'formula' is taken by derived "
+            "KPIs (their values and failures are stored under it); name it e.g. 'formulas_src'"
+        )
     for metric in source.metric_names():
         if not metric.strip():
             raise ConfigError(

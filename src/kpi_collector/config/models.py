@@ -199,7 +199,8 @@ Percent = Annotated[float, BeforeValidator(_percent)]
 class ChangeRule(PlainChangeRule, Strict):
     """`change: {days: 7, below: -20%}`: the change in percent against the value `days` before."""
 
-    days: int = Field(ge=1)
+    #: at most 100 years back (800,000 days is before year 1: no date to compare with)
+    days: int = Field(ge=1, le=36500)
     below: Percent | None = None
     above: Percent | None = None
 

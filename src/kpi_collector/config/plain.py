@@ -213,19 +213,19 @@ class PlainAlert(Plain):
     def rule(self) -> str:
         """The rule in words, e.g. `telemetry.dau below 100`; the alert's key unless `name`d."""
         if self.kind == "threshold":
-            bounds = [f"below {self.below:g}"] if self.below is not None else []
-            bounds += [f"above {self.above:g}"] if self.above is not None else []
+            bounds = [f"below {_exact(self.below)}"] if self.below is not None else []
+            bounds += [f"above {_exact(self.above)}"] if self.above is not None else []
             return f"{self.kpi} {' or '.join(bounds)}"
         if self.change is not None:
             change = self.change
-            bounds = [f"below {change.below:+g}%"] if change.below is not None else []
-            bounds += [f"above {change.above:+g}%"] if change.above is not None else []
+            bounds = [f"below {_exact(change.below, '+')}%"] if change.below is not None else []
+            bounds += [f"above {_exact(change.above, '+')}%"] if change.above is not None else []
             return f"{self.kpi} change over {change.days} days {' or '.join(bounds)}"
         if self.failing_runs is not None:
             return f"source {self.source or '*'} failing {self.failing_runs} runs in a row"
         if self.stale_days is not None:
             subject = self.kpi or (f"{self.source}.*" if self.source else "any KPI")
-            return f"{subject} not updated for {self.stale_days:g} days"
+            return f"{subject} not updated for {_exact(self.stale_days)} days"
         if self.pending_for is not None:
             return f"delivery to {self.destination or '*'} pending for {self.pending_for}"
         return f"delivery to {self.destination or '*'} pending for {self.pending_runs} runs"
@@ -234,6 +234,17 @@ class PlainAlert(Plain):
     def key(self) -> str:
         """What the store keeps the alert's state under: its `name`, else its `rule`."""
         return self.name or self.rule
+
+
+def _exact(number: float, sign: str = "") -> str:
+    """`number` as an alert's rule writes it: `:g` (100, 0.5, 1e+06: the keys stored alert
+    states have), with as many more digits as it takes to be this number and no other:
+    1000001 is 1000001, not 1e+06 (the key of 1000002 too, and of a duplicate alert)."""
+    for digits in range(6, 18):
+        shown = f"{number:{sign}.{digits}g}"
+        if float(shown) == number:
+            return shown
+    return f"{number:{sign}.17g}"  # pragma: no cover (17 digits are every float)
 
 
 class PlainLocalExecutor(Plain):

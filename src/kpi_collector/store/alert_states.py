@@ -118,8 +118,15 @@ def prune_alert_states(store: HistoryStore, keep: set[str]) -> None:
             conn.execute(t.delete().where(t.c.alert.in_(chunk)))
 
 
+#: the end of the latest silence (9999-01-01 UTC): every date type and `time.gmtime` reach it
+LATEST_UNTIL = 253_370_764_800.0
+#: the longest silence `kpi alerts silence --for` sets (100 years)
+LONGEST_SILENCE = 100 * 365 * 86400.0
+
+
 def silences(store: HistoryStore, *, now: float | None = None) -> dict[str, float]:
-    """Alerts silenced at `now` (UTC epoch, default: the current time): key -> until (epoch)."""
+    """Alerts silenced at `now` (UTC epoch, default: the current time): key -> until (epoch),
+    at most `LATEST_UNTIL` (a silence set before that limit, for 10^15 weeks, ends then)."""
     import sqlalchemy as sa
 
     from kpi_collector.store.schema import alert_silences as t
@@ -127,7 +134,7 @@ def silences(store: HistoryStore, *, now: float | None = None) -> dict[str, floa
     at = time.time() if now is None else now
     with store.engine.connect() as conn:
         return {
-            r.alert: float(r.until)
+            r.alert: min(float(r.until), LATEST_UNTIL)
             for r in conn.execute(sa.select(t.c.alert, t.c.until).where(t.c.until > at))
         }
 

@@ -15,61 +15,81 @@ if TYPE_CHECKING:
     from kpi_collector.store import HistoryStore, RunRecord
 
 
+#: runs `failing_streaks` reads at most per query
+_STREAK_PAGE = 5000
+#: how far back an alert looks for a source's runs: years of hourly jobs of other sources
+ALERT_REACH = 50_000
+
+
 def failing_streaks(
-    store: HistoryStore, sources: Sequence[str], *, depth: int
+    store: HistoryStore, sources: Sequence[str], *, depth: int, reach: int | None = None
 ) -> dict[str, tuple[int, str | None]]:
     """For each source: how many of its newest runs failed in a row (any error counts), and
-    the newest error. Looks at the newest `depth` runs that included it (values or errors)."""
+    the newest error. Looks at the newest `depth` runs that included it (values or errors)
+    among the store's newest `reach` runs (default `max(50, depth * 10)`; `ALERT_REACH` for
+    alerts, so that a source with its own weekly `schedule` among hourly jobs of others is
+    found): the runs are read newest first, page by page, until each source has `depth`
+    runs or one that did not fail. A source in none of them is left out."""
+    limit = max(50, depth * 10) if reach is None else reach
     import sqlalchemy as sa
 
     from kpi_collector.store.schema import observations, run_errors, runs
 
-    wanted = set(sources)
-    out: dict[str, tuple[int, str | None]] = {}
-    window = max(50, depth * 10)
+    history: dict[str, list[int]] = {name: [] for name in sources}  # run ids, newest first
+    failed: dict[tuple[int, str], str] = {}
+    page, below, read = min(max(50, depth * 10), _STREAK_PAGE, limit), None, 0
     with store.reading() as conn:
-        ids = [
-            r[0]
-            for r in conn.execute(
-                sa.select(runs.c.id)
-                .where(runs.c.status.notin_(("running", "interrupted")))
-                .order_by(runs.c.id.desc())
-                .limit(window)
-            )
-        ]
-        if not ids:
-            return out
-        failed: dict[tuple[int, str], str] = {}
-        seen: set[tuple[int, str]] = set()
-        # many sources would pass a backend's limit of bound values in one IN (...)
-        for names in id_chunks(conn, wanted):
-            for run_ids in chunks(ids):
+        while read < limit:
+            # a source is done once it has `depth` runs or a run that did not fail
+            todo = [
+                name
+                for name, ids in history.items()
+                if len(ids) < depth and all((i, name) in failed for i in ids)
+            ]
+            if not todo:
+                break
+            query = sa.select(runs.c.id).where(runs.c.status.notin_(("running", "interrupted")))
+            if below is not None:
+                query = query.where(runs.c.id < below)
+            ids = [r[0] for r in conn.execute(query.order_by(runs.c.id.desc()).limit(page))]
+            if not ids:
+                break
+            read, below = read + len(ids), ids[-1]
+            page = min(page * 4, _STREAK_PAGE, limit - read) or 1
+            finished = set(ids)
+            # a range of run ids (the index on run_id), not an IN (...) of thousands
+            error_span = run_errors.c.run_id.between(ids[-1], ids[0])
+            value_span = observations.c.run_id.between(ids[-1], ids[0])
+            seen: set[tuple[int, str]] = set()
+            # many sources would pass a backend's limit of bound values in one IN (...)
+            for names in id_chunks(conn, todo):
                 for run_id, source, message in conn.execute(
                     sa.select(run_errors.c.run_id, run_errors.c.source, run_errors.c.message)
-                    .where(
-                        run_errors.c.run_id.in_(run_ids), among(conn, run_errors.c.source, names)
-                    )
+                    .where(error_span, among(conn, run_errors.c.source, names))
                     .order_by(run_errors.c.id)
                 ):
-                    failed.setdefault((run_id, source), message)
+                    if run_id in finished:
+                        failed.setdefault((run_id, source), message)
+                        seen.add((run_id, source))
                 seen.update(
                     (r[0], r[1])
                     for r in conn.execute(
                         sa.select(observations.c.run_id, observations.c.source)
-                        .where(
-                            observations.c.run_id.in_(run_ids),
-                            among(conn, observations.c.source, names),
-                        )
+                        .where(value_span, among(conn, observations.c.source, names))
                         .distinct()
                     )
+                    if r[0] in finished
                 )
-    included = seen | set(failed)
-    for source in sources:
-        streak, newest = 0, None
-        history = [run_id for run_id in ids if (run_id, source) in included][:depth]
-        if not history:
+            for run_id in ids:  # newest first
+                for name in todo:
+                    if (run_id, name) in seen:
+                        history[name].append(run_id)
+    out: dict[str, tuple[int, str | None]] = {}
+    for source, ids in history.items():
+        if not ids:
             continue
-        for run_id in history:
+        streak, newest = 0, None
+        for run_id in ids[:depth]:
             if (run_id, source) not in failed:
                 break
             newest = newest or failed[(run_id, source)]
