@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -672,3 +673,93 @@ def test_a_mariadb_bit_value_says_it_is_binary_and_how_to_cast_it() -> None:
     for name in ("bits", "flag"):
         assert "binary data" in result.errors[f"app.{name}"]
         assert "+ 0" in result.errors[f"app.{name}"]
+
+
+def _running(url: str, marker: str) -> list[Any]:
+    """The statements still running on the server of `url` of connections named `marker`
+    (PostgreSQL's application_name) or whose text holds `marker` (MariaDB)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url.split("?")[0])
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                query = (
+                    "SELECT query FROM pg_stat_activity WHERE application_name = :marker"
+                    " AND state = 'active'"
+                )
+            else:
+                query = (
+                    "SELECT info FROM information_schema.processlist"
+                    " WHERE info LIKE concat('%', :marker, '%') AND id <> connection_id()"
+                )
+            return list(conn.execute(sa.text(query), {"marker": marker}).all())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_a_query_that_turns_the_time_limit_off_is_cancelled_on_the_server(server: str) -> None:
+    """The session's statement time limit was all that stopped a query: one that turned it
+    off (`SET statement_timeout = 0` in the metric before it, MariaDB's `SET STATEMENT
+    max_statement_time=0 FOR ...` in itself) ran on, the run gave the whole source up
+    (`timed out`, the fast metric after it lost too) and the statement went on running on
+    the server, holding its locks, after `kpi` had moved on. Now each statement is cancelled
+    on the server at its timeout, whatever the session's limit says, and the rest run."""
+    import uuid
+
+    from tests.services import require_mysql_url, require_postgres_url
+
+    marker = f"kpi-{uuid.uuid4().hex[:12]}"
+    if server == "postgresql":
+        url = f"{require_postgres_url()}?application_name={marker}"
+        metrics = {
+            "off": "SET statement_timeout = 0",
+            "slow": "SELECT pg_sleep(30)",
+            "in_one": "SELECT pg_sleep(30) FROM (SELECT set_config('statement_timeout', '0', true)) s",
+            "fast": "SELECT 7",
+        }
+    else:
+        url = require_mysql_url()
+        metrics = {
+            "off": "SET SESSION max_statement_time = 0",
+            "slow": f"SELECT SLEEP(30) /* {marker} */",
+            "in_one": f"SET STATEMENT max_statement_time=0 FOR SELECT SLEEP(30) /* {marker} */",
+            "fast": "SELECT 7",
+        }
+    result = run(SQL(name="app", url=url, metrics=metrics), defaults=Defaults(timeout=1, retries=2))
+    try:
+        _no_source_error(result)
+        assert result.values == {"app.fast": 7}
+        assert "longer than the timeout" in result.errors["app.slow"]
+        assert "longer than the timeout" in result.errors["app.in_one"]
+        assert _running(url, marker) == []
+    finally:  # a failing run leaves them sleeping: end them for the tests after this one
+        _kill(url, marker)
+
+
+def _kill(url: str, marker: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url.split("?")[0])
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE application_name = :marker"
+                    ),
+                    {"marker": marker},
+                )
+            else:
+                for (thread,) in conn.execute(
+                    sa.text(
+                        "SELECT id FROM information_schema.processlist"
+                        " WHERE info LIKE concat('%', :marker, '%') AND id <> connection_id()"
+                    ),
+                    {"marker": marker},
+                ).all():
+                    conn.execute(sa.text(f"KILL {int(thread)}"))
+    finally:
+        engine.dispose()

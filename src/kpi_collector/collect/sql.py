@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -249,6 +251,69 @@ def limit_statements(conn: Any, seconds: float) -> None:
             conn.execute(text(f"SET SESSION max_execution_time = {ms}"))
     elif backend == "sqlite":
         conn.info[_CAP] = time.monotonic() + seconds
+
+
+@contextmanager
+def cancel_after(conn: Any, seconds: float) -> Iterator[None]:
+    """Cancel on the server whatever statement `conn` runs once `seconds` have passed,
+    whatever the session's own time limit says by then: a query can turn that limit off
+    (`SET statement_timeout = 0` before it, MariaDB's `SET STATEMENT max_statement_time=0
+    FOR ...`) or be two statements that each get it (PostgreSQL's cursor DECLARE and
+    FETCH), and a statement left running on the server after the source gave up holds its
+    locks and its CPU. The statement fails with the database's words for a cancelled one
+    (`canceling statement due to user request`, `Query execution was interrupted`).
+
+    A connection whose statement was cancelled is invalidated when the block ends (the
+    database rolls its transaction back), as a late cancel could reach the next statement:
+    the caller opens a new one. A cancel that cannot be sent (the server is gone) is left
+    to the caller's own timeout."""
+    import threading
+
+    lock = threading.Lock()
+    state = {"done": False, "fired": False}
+
+    def fire() -> None:
+        with lock:
+            if state["done"]:
+                return
+            state["fired"] = True
+        with suppress(Exception):
+            _cancel(conn)
+
+    timer = threading.Timer(max(seconds, 0.0), fire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        with lock:
+            state["done"] = True
+        timer.cancel()
+        if state["fired"] and not conn.invalidated:
+            conn.invalidate()
+
+
+def _cancel(conn: Any) -> None:
+    """Cancel the statement SQLAlchemy connection `conn` runs, from another thread: a
+    PostgreSQL cancel request, a MariaDB/MySQL `KILL QUERY` on a connection of its own, a
+    SQLite interrupt."""
+    raw = conn.connection.dbapi_connection
+    backend = conn.dialect.name
+    if backend == "postgresql":
+        raw.cancel_safe(timeout=5.0)
+    elif backend in ("mysql", "mariadb"):
+        thread_id = int(raw.thread_id())
+        other = conn.engine.raw_connection()
+        try:
+            cursor = other.cursor()
+            try:
+                cursor.execute(f"KILL QUERY {thread_id}")
+            finally:
+                cursor.close()
+        finally:
+            other.close()
+    elif backend == "sqlite":
+        raw.interrupt()
 
 
 def _start_xa(conn: Any) -> None:

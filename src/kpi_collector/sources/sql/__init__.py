@@ -12,6 +12,7 @@ from kpi_collector.collect.extract import Metric, coerce_metric, finish_plain
 from kpi_collector.collect.offload import in_daemon_thread
 from kpi_collector.collect.sql import (
     abandon,
+    cancel_after,
     escape_colons,
     first_line,
     limit_statements,
@@ -90,12 +91,15 @@ class SQL(Source):
                 if left < timeout:
                     limit_statements(conn, left)
                 try:
-                    values[name] = _scalar(conn, name, metric, self.locale)
+                    # the server's own limit stops it first; this one whatever a query did
+                    # to that limit, and before the source's time is up
+                    with cancel_after(conn, min(timeout + _GRACE, left)):
+                        values[name] = _scalar(conn, name, metric, self.locale)
                 except ExtractError as exc:
                     errors[name] = str(exc)
-                    if conn.invalidated:  # the server dropped it: the next query gets a new one
-                        conn.close()
-                        conn = None
+                if conn.invalidated:  # dropped (by the server, or after a cancel): a new one
+                    conn.close()
+                    conn = None
         except Exception as exc:
             if isinstance(exc, SourceError):
                 raise
@@ -111,6 +115,8 @@ class SQL(Source):
 
 #: seconds a query needs at least: with less of the source's time left, it is not run
 _LEAST = 0.05
+#: seconds after its timeout a statement the server did not stop is cancelled
+_GRACE = 0.25
 #: of the second the run adds to a source's time, what its queries may use (the rest is
 #: for the thread to hand the values over before the run gives the source up)
 _SLACK = 0.75
