@@ -763,3 +763,42 @@ def _kill(url: str, marker: str) -> None:
                     conn.execute(sa.text(f"KILL {int(thread)}"))
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("server", ["sqlite", "postgresql", "mariadb"])
+def test_a_number_of_thousands_of_digits_fails_its_metric_saying_so(
+    server: str, tmp_path: Path
+) -> None:
+    """A NUMERIC of 5001 digits failed the whole source as a transient `database error:
+    Exceeds the limit (4300 digits) for integer string conversion` (retried, every metric
+    lost), and a text of 5001 digits said to call `sys.set_int_max_str_digits()`: Python
+    writes and reads no int of more than 4300 digits as text. Each is now its metric's
+    error saying no stored number holds it; the other metrics are stored."""
+    from tests.services import require_mysql_url, require_postgres_url
+
+    if server == "sqlite":
+        db = tmp_path / "app.db"
+        sqlite3.connect(db).close()
+        url, zeros = f"sqlite:///{db}", "replace(printf('%.5000c', 'x'), 'x', '0')"
+        metrics = {"text": f"SELECT '1' || {zeros}", "padded": f"SELECT {zeros} || '12'"}
+    elif server == "postgresql":
+        url, zeros = require_postgres_url(), "repeat('0', 5000)"
+        metrics = {
+            "numeric": f"SELECT ('1' || {zeros})::numeric",
+            "text": f"SELECT '1' || {zeros}",
+            "padded": f"SELECT {zeros} || '12'",
+        }
+    else:
+        url, zeros = require_mysql_url(), "repeat('0', 5000)"
+        metrics = {
+            "text": f"SELECT concat('1', {zeros})",
+            "padded": f"SELECT concat({zeros}, '12')",
+        }
+    result = run(
+        SQL(name="app", url=url, metrics={**metrics, "ok": "SELECT 3"}),
+        defaults=Defaults(timeout=5, retries=0),
+    )
+    _no_source_error(result)
+    assert result.values == {"app.ok": 3, "app.padded": 12}
+    for name in set(metrics) - {"padded"}:
+        assert "a 5001-digit number cannot be stored exactly" in result.errors[f"app.{name}"]
