@@ -802,3 +802,42 @@ def test_a_number_of_thousands_of_digits_fails_its_metric_saying_so(
     assert result.values == {"app.ok": 3, "app.padded": 12}
     for name in set(metrics) - {"padded"}:
         assert "a 5001-digit number cannot be stored exactly" in result.errors[f"app.{name}"]
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+@pytest.mark.parametrize(("zone", "minutes"), [("Pacific/Pago_Pago", -660), ("Asia/Kolkata", 330)])
+def test_today_in_a_query_is_the_config_s_day_not_the_server_s(
+    server: str, zone: str, minutes: int
+) -> None:
+    """`SELECT count(*) FROM users WHERE created_at >= current_date` counted from midnight
+    in the database server's time zone (UTC), whatever the config's `timezone:` said: in
+    the evening in Pago Pago (UTC-11) it counted the next day's first hours and stored them
+    as today's. The queries now run in the config's zone: its offset, its day."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from kpi_collector import Pipeline
+    from tests.services import require_mysql_url, require_postgres_url
+
+    if server == "postgresql":
+        url = require_postgres_url()
+        metrics = {
+            "offset": "SELECT EXTRACT(TIMEZONE FROM now()) / 60",
+            "day": "SELECT to_char(current_date, 'YYYYMMDD')::int",
+        }
+    else:
+        url = require_mysql_url()
+        metrics = {
+            "offset": "SELECT TIMESTAMPDIFF(MINUTE, UTC_TIMESTAMP(), NOW())",
+            "day": "SELECT CURDATE() + 0",
+        }
+    before = int(datetime.now(ZoneInfo(zone)).strftime("%Y%m%d"))
+    result = Pipeline(
+        sources=[SQL(name="app", url=url, metrics=metrics)],
+        timezone=zone,
+        defaults=Defaults(timeout=5, retries=0),
+    ).process()
+    after = int(datetime.now(ZoneInfo(zone)).strftime("%Y%m%d"))
+    assert result.errors == {}
+    assert result.values["app.offset"] == minutes
+    assert result.values["app.day"] in {before, after}

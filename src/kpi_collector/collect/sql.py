@@ -8,6 +8,7 @@ import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,8 @@ from kpi_collector.errors import SourceError, missing_package
 from kpi_collector.secrets import redact
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     from sqlalchemy.engine import URL
 
 
@@ -231,6 +234,57 @@ def read_only_session(conn: Any, timeout: float | None) -> None:
             else:
                 conn.execute(text(f"SET SESSION max_execution_time = {int(timeout * 1000)}"))
         _start_xa(conn)
+
+
+def session_time_zone(conn: Any, tz: ZoneInfo, now: datetime) -> None:
+    """Make the queries of `conn` (prepared by `read_only_session`) see the config's time
+    zone `tz`: `current_date`, `now()::date`, `date_trunc('day', now())`, `CURDATE()` are
+    its day, the day whose period the value is stored in, not the database server's (UTC:
+    a `signups_today` run in the evening in New York counted the next day's few hours).
+
+    PostgreSQL: the zone by name, for this transaction (its UTC offset at `now` where the
+    server does not know the name); MariaDB/MySQL: by name where the server has its time
+    zone tables, else its UTC offset at `now` (SourceError for an offset past +13:00, which
+    MariaDB takes by name only). SQLite has no session time zone:
+    `date('now')` is UTC there, `'localtime'` the machine's."""
+    from sqlalchemy import exc as sa_exc
+    from sqlalchemy import text
+
+    backend = conn.dialect.name
+    offset = _offset(tz, now)
+    if backend == "postgresql":
+        try:
+            with conn.begin_nested():  # an unknown name would abort the transaction
+                conn.execute(text("SELECT set_config('TimeZone', :zone, true)"), {"zone": tz.key})
+            return
+        except sa_exc.DBAPIError:
+            if conn.invalidated:
+                raise
+        conn.execute(text(f"SET LOCAL TIME ZONE INTERVAL '{offset}' HOUR TO MINUTE"))
+    elif backend in ("mysql", "mariadb"):
+        try:
+            conn.execute(text("SET time_zone = :zone"), {"zone": tz.key})
+        except sa_exc.DBAPIError:  # no time zone tables (the default): Unknown time zone
+            if conn.invalidated:
+                raise
+            try:
+                conn.execute(text(f"SET time_zone = '{offset}'"))
+            except sa_exc.DBAPIError:  # MariaDB takes offsets up to +13:00 only
+                if conn.invalidated:
+                    raise
+                raise SourceError(
+                    f"the database cannot take the config's time zone {tz.key} (UTC{offset}) "
+                    "without its time zone tables: load them (mariadb-tzinfo-to-sql "
+                    "/usr/share/zoneinfo | mariadb mysql), so that CURDATE() is that zone's day",
+                    transient=False,
+                ) from None
+
+
+def _offset(tz: ZoneInfo, now: datetime) -> str:
+    """The UTC offset of `tz` at `now` as `+05:30`, `-03:00` (whole minutes)."""
+    minutes = round((now.astimezone(tz).utcoffset() or timedelta(0)).total_seconds() / 60)
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def limit_statements(conn: Any, seconds: float) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import field_validator
 
@@ -19,10 +20,14 @@ from kpi_collector.collect.sql import (
     open_readonly,
     read_only_broken,
     read_only_session,
+    session_time_zone,
 )
 from kpi_collector.errors import ExtractError, SourceError
 from kpi_collector.secrets import DatabaseUrl
 from kpi_collector.sources.base import Source, SourceContext
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 
 class SQL(Source):
@@ -63,10 +68,26 @@ class SQL(Source):
         # and a second; a query does not retry): none runs on after it, and the ones it
         # leaves no time say so
         budget = ctx.timeout * (ctx.retries + 1) + _SLACK
-        return await in_daemon_thread(lambda: self._run_queries(ctx.timeout, budget))
+        return await in_daemon_thread(
+            lambda: self._run_queries(ctx.timeout, budget, ctx.tz, ctx.now)
+        )
 
-    def _run_queries(self, timeout: float, budget: float | None = None) -> dict[str, float]:
+    def _run_queries(
+        self,
+        timeout: float,
+        budget: float | None = None,
+        tz: ZoneInfo | None = None,
+        now: datetime | None = None,
+    ) -> dict[str, float]:
+        """Each metric's value (its query run on one read-only connection, in time zone
+        `tz` as at `now`, the config's: `current_date` is the day the value is stored
+        for), within `budget` seconds in all and `timeout` each.
+
+        Raises: MetricErrors for the metrics that failed (with the values of the others),
+        SourceError when the database cannot be reached or read."""
         import time
+        from datetime import UTC
+        from zoneinfo import ZoneInfo
 
         from kpi_collector.errors import MetricErrors
 
@@ -88,6 +109,7 @@ class SQL(Source):
                 if conn is None:
                     conn = engine.connect()
                     read_only_session(conn, timeout)
+                    session_time_zone(conn, tz or ZoneInfo("UTC"), now or datetime.now(UTC))
                 if left < timeout:
                     limit_statements(conn, left)
                 try:
