@@ -841,3 +841,74 @@ def test_today_in_a_query_is_the_config_s_day_not_the_server_s(
     assert result.errors == {}
     assert result.values["app.offset"] == minutes
     assert result.values["app.day"] in {before, after}
+
+
+def test_a_database_that_refuses_the_login_or_is_down_says_what_to_fix() -> None:
+    """A wrong user or password, a wrong database name and a server that is not running
+    all said `database error: connection failed: connection to server at ... failed:
+    FATAL: ...` (or PyMySQL's `(1045, "Access denied ...")`), every one a transient error
+    retried as a network fault. Each now says which part of `url:` to check (and the
+    `${VAR}` it came from); a refused login or a missing database is not retried."""
+    from kpi_collector.errors import SourceError
+    from tests.services import require_mysql_url, require_postgres_url
+
+    pg, my = require_postgres_url(), require_mysql_url()
+    pg_base, my_base = pg.rsplit("/", 1)[0], my.rsplit("/", 1)[0]
+    cases = {
+        pg_base.replace("://postgres@", "://nobody_kpi:S3cretPw0rd@") + "/test": (
+            "refused the login as nobody_kpi",
+            "check the user and password in `url:`",
+            False,
+        ),
+        f"{pg_base}/no_such_db_kpi": ("no database 'no_such_db_kpi'", "database name", False),
+        my_base.replace("://root@", "://root:S3cretPw0rd@") + "/test": (
+            "refused the login as root",
+            "check the user and password in `url:`",
+            False,
+        ),
+        f"{my_base}/no_such_db_kpi": ("no database 'no_such_db_kpi'", "database name", False),
+        "postgresql+psycopg://kpi:S3cretPw0rd@127.0.0.1:1/app": (
+            "cannot reach the database server at 127.0.0.1:1",
+            "is it running",
+            True,
+        ),
+        "mysql+pymysql://kpi:S3cretPw0rd@127.0.0.1:1/app": (
+            "cannot reach the database server at 127.0.0.1:1",
+            "is it running",
+            True,
+        ),
+    }
+    for url, (what, fix, transient) in cases.items():
+        source = SQL(name="app", url=url, metrics={"n": "SELECT 1"})
+        with pytest.raises(SourceError) as caught:
+            source._run_queries(5)
+        message = str(caught.value)
+        assert what in message and fix in message, message
+        assert "S3cretPw0rd" not in message and "\n" not in message
+        assert caught.value.transient is transient, message
+
+
+def test_a_refused_login_names_the_variables_the_url_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.services import require_postgres_url
+
+    url = require_postgres_url().replace("://postgres@", "://nobody_kpi:S3cretPw0rd@")
+    monkeypatch.setenv("APP_DATABASE_URL", url)
+    (tmp_path / "kpi.yaml").write_text(
+        "sources:\n"
+        "  - {name: app, type: sql, url: '${APP_DATABASE_URL}', retries: 0,"
+        " metrics: {n: SELECT 1}}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "kpi_collector", "run", "--dry-run"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    output = done.stdout + done.stderr
+    assert "refused the login as nobody_kpi" in output
+    assert "check the user and password in `url:` (${APP_DATABASE_URL})" in output
+    assert "S3cretPw0rd" not in output

@@ -494,6 +494,73 @@ def binary_collation(conn: Any) -> str:
     return next((c for c in BINARY_COLLATIONS if c in have), "utf8mb4_bin")
 
 
+#: a server that refused the URL's login (PostgreSQL, MariaDB/MySQL wording; 1045, 1698)
+_LOGIN_REFUSED = re.compile(
+    r'password authentication failed|role "[^"]*" does not exist|no pg_hba\.conf entry'
+    r"|no password supplied|access denied for user",
+    re.I,
+)
+#: a server that has no database of the URL's name
+_NO_DATABASE = re.compile(r'database "[^"]*" does not exist|unknown database', re.I)
+#: no server answered at the URL's host and port
+_UNREACHABLE = re.compile(
+    r"connection refused|can't connect to|could not translate host|failed to resolve host"
+    r"|name or service not known|timeout expired|timed out|no route to host"
+    r"|network is unreachable|nodename nor servname",
+    re.I,
+)
+
+
+def connection_problem(
+    exc: BaseException, url: str, variables: tuple[str, ...] = ()
+) -> tuple[str, bool] | None:
+    """Why connecting to database `url` failed with `exc`, in one line that says what to
+    fix (the URL's user and password, its database name, whether the server runs at its
+    host and port; `variables`: the `${VAR}`s the URL came from, named there), and whether
+    trying again may help; None for another error. The password never shows."""
+    from sqlalchemy.engine import make_url
+
+    message = first_line(exc)
+    reason = _reason(exc, message)
+    parsed = make_url(url)
+    where = f"`url:` (${{{'}, ${'.join(variables)}}})" if variables else "`url:`"
+    server = f"{parsed.host or 'localhost'}" + (f":{parsed.port}" if parsed.port else "")
+    if _LOGIN_REFUSED.search(message):
+        user = f" as {parsed.username}" if parsed.username else ""
+        return (
+            f"the database server at {server} refused the login{user} ({reason}): "
+            f"check the user and password in {where}",
+            False,
+        )
+    if _NO_DATABASE.search(message):
+        return (
+            f"the database server at {server} has no database {parsed.database!r} ({reason}): "
+            f"check the database name in {where}",
+            False,
+        )
+    if _UNREACHABLE.search(message):
+        return (
+            f"cannot reach the database server at {server} ({reason}): is it running, "
+            f"and are the host and port in {where} right?",
+            True,
+        )
+    return None
+
+
+def _reason(exc: BaseException, message: str) -> str:
+    """The driver's own words in `message` (the first line of `exc`, secrets masked)
+    without its wrapping: PyMySQL's `(1045, "...")`, psycopg's `connection failed:
+    connection to server at ... failed: FATAL:`."""
+    args: tuple[Any, ...] = tuple(getattr(getattr(exc, "orig", None), "args", ()))
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        code_text: str = args[1]
+        return redact(code_text.splitlines()[0]) if code_text.strip() else message
+    words = (
+        message.rsplit(" failed: ", 1)[-1] if message.startswith("connection failed") else message
+    )
+    return words.replace("FATAL:", "").strip() or message
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of a database error (the driver's own message), secrets masked."""
     text = str(getattr(exc, "orig", None) or exc).strip()

@@ -14,6 +14,7 @@ from kpi_collector.collect.offload import in_daemon_thread
 from kpi_collector.collect.sql import (
     abandon,
     cancel_after,
+    connection_problem,
     escape_colons,
     first_line,
     limit_statements,
@@ -125,6 +126,9 @@ class SQL(Source):
         except Exception as exc:
             if isinstance(exc, SourceError):
                 raise
+            problem = connection_problem(exc, self.url.get(), self.url.variables)
+            if problem is not None:
+                raise SourceError(problem[0], transient=problem[1]) from None
             raise SourceError(f"database error: {first_line(exc)}", transient=True) from None
         finally:
             if conn is not None:
