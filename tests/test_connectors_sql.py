@@ -912,3 +912,34 @@ def test_a_refused_login_names_the_variables_the_url_came_from(
     assert "refused the login as nobody_kpi" in output
     assert "check the user and password in `url:` (${APP_DATABASE_URL})" in output
     assert "S3cretPw0rd" not in output
+
+
+@pytest.mark.parametrize("server", ["sqlite", "postgresql", "mariadb"])
+def test_several_statements_in_a_query_say_so_on_every_database(
+    server: str, tmp_path: Path
+) -> None:
+    """PostgreSQL said a query of two statements holds several; MariaDB reported `(1064,
+    "You have an error in your SQL syntax; ... near 'SELECT 2' at line 1")` and SQLite
+    `You can only execute one statement at a time.`. Each now says the query holds several
+    statements; a `;` or a comment at the end of one is still one."""
+    from tests.services import require_mysql_url, require_postgres_url
+
+    if server == "sqlite":
+        db = tmp_path / "app.db"
+        sqlite3.connect(db).close()
+        url = f"sqlite:///{db}"
+    else:
+        url = require_postgres_url() if server == "postgresql" else require_mysql_url()
+    metrics = {
+        "two": "SELECT 1; SELECT 2",
+        "lines": "SELECT 1;\nSELECT\n  2",
+        "ended": "SELECT 3;",
+        "commented": "SELECT 4; -- the total",
+        "broken": "SELECT 1 FROM",
+    }
+    result = run(SQL(name="app", url=url, metrics=metrics), defaults=Defaults(retries=0))
+    _no_source_error(result)
+    assert result.values == {"app.ended": 3, "app.commented": 4}
+    for name in ("two", "lines"):
+        assert "holds several statements" in result.errors[f"app.{name}"]
+    assert "several" not in result.errors["app.broken"]

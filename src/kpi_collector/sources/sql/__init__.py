@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -200,7 +201,7 @@ def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> 
         ) from None
     except sa_exc.DBAPIError as exc:
         message = first_line(exc)
-        if "multiple commands" in message:  # PostgreSQL's words for `SELECT 1; SELECT 2`
+        if _several_statements(exc, metric.query):
             raise ExtractError(
                 f"{name}: the query holds several statements; a metric's query is one SELECT"
             ) from None
@@ -239,6 +240,26 @@ def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> 
     if given_as_text is not None and isinstance(row[0], str):
         raise ExtractError(f"{name}: {given_as_text}")
     return finish_plain(name, _value(name, row[0]), metric, locale)
+
+
+#: MariaDB/MySQL's syntax error (1064), with the text from where it stopped understanding
+_NEAR = re.compile(r" near '(.+)' at line \d+$", re.S)
+
+
+def _several_statements(exc: BaseException, query: str) -> bool:
+    """Whether the database refused `query` (with `exc`) for holding several statements:
+    PostgreSQL and SQLite say so; MariaDB/MySQL report a syntax error at the start of the
+    second statement (near 'SELECT 2')."""
+    orig = getattr(exc, "orig", None) or exc
+    message = str(orig)
+    if "multiple commands" in message or "one statement at a time" in message:
+        return True
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    if len(args) != 2 or args[0] != 1064 or not isinstance(args[1], str):
+        return False
+    near = _NEAR.search(args[1])
+    at = query.find(near.group(1)) if near is not None else -1
+    return at > 0 and query[:at].rstrip().endswith(";")
 
 
 #: PostgreSQL types (by OID) that psycopg hands over as their text, which is no number as
