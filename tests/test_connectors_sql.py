@@ -943,3 +943,33 @@ def test_several_statements_in_a_query_say_so_on_every_database(
     for name in ("two", "lines"):
         assert "holds several statements" in result.errors[f"app.{name}"]
     assert "several" not in result.errors["app.broken"]
+
+
+def test_a_value_longer_than_max_bytes_fails_its_metric_before_it_is_read(tmp_path: Path) -> None:
+    """A query's value was read as a number however long: a text column of 50 MB (the
+    JSON payload selected instead of its count) took 18 s and 4 GB of memory to say
+    `cannot read a number`, past `max_bytes`, the cap on one answer every other source
+    keeps. A text or binary value longer than it is now the metric's error naming it."""
+    db = tmp_path / "app.db"
+    sqlite3.connect(db).close()
+    padded = "SELECT printf('%.{n}c', ' ') || '5'"
+    result = run(
+        SQL(
+            name="app",
+            url=f"sqlite:///{db}",
+            max_bytes=1000,
+            metrics={
+                "long": padded.format(n=2000),
+                "blob": "SELECT CAST(printf('%.2000c', '1') AS BLOB)",
+                "wide": "SELECT printf('%.400c', ' ') || '€5'",
+                "short": padded.format(n=900),
+            },
+        ),
+        defaults=Defaults(retries=0),
+    )
+    _no_source_error(result)
+    assert result.values == {"app.short": 5, "app.wide": 5}  # 402 characters, 404 bytes
+    for name, size in (("long", "2,001"), ("blob", "2,000")):
+        message = result.errors[f"app.{name}"]
+        assert f"returned {size} bytes, more than max_bytes = 1000B" in message, message
+        assert "raise `max_bytes`" in message

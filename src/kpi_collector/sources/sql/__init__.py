@@ -24,6 +24,7 @@ from kpi_collector.collect.sql import (
     read_only_session,
     session_time_zone,
 )
+from kpi_collector.config.plain import MAX_BYTES
 from kpi_collector.errors import ExtractError, SourceError
 from kpi_collector.secrets import DatabaseUrl
 from kpi_collector.sources.base import Source, SourceContext
@@ -71,7 +72,7 @@ class SQL(Source):
         # leaves no time say so
         budget = ctx.timeout * (ctx.retries + 1) + _SLACK
         return await in_daemon_thread(
-            lambda: self._run_queries(ctx.timeout, budget, ctx.tz, ctx.now)
+            lambda: self._run_queries(ctx.timeout, budget, ctx.tz, ctx.now, ctx.max_bytes)
         )
 
     def _run_queries(
@@ -80,10 +81,12 @@ class SQL(Source):
         budget: float | None = None,
         tz: ZoneInfo | None = None,
         now: datetime | None = None,
+        max_bytes: int = MAX_BYTES,
     ) -> dict[str, float]:
         """Each metric's value (its query run on one read-only connection, in time zone
         `tz` as at `now`, the config's: `current_date` is the day the value is stored
-        for), within `budget` seconds in all and `timeout` each.
+        for), within `budget` seconds in all and `timeout` each; a value's text or bytes
+        of more than `max_bytes` is its metric's error.
 
         Raises: MetricErrors for the metrics that failed (with the values of the others),
         SourceError when the database cannot be reached or read."""
@@ -118,7 +121,7 @@ class SQL(Source):
                     # the server's own limit stops it first; this one whatever a query did
                     # to that limit, and before the source's time is up
                     with cancel_after(conn, min(timeout + _GRACE, left)):
-                        values[name] = _scalar(conn, name, metric, self.locale)
+                        values[name] = _scalar(conn, name, metric, self.locale, max_bytes)
                 except ExtractError as exc:
                     errors[name] = str(exc)
                 if conn.invalidated:  # dropped (by the server, or after a cancel): a new one
@@ -158,7 +161,9 @@ _TIMEOUT_WORDS = (
 )
 
 
-def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> float:
+def _scalar(
+    conn: Any, name: str, metric: Metric, locale: str | None = None, max_bytes: int = MAX_BYTES
+) -> float:
     from sqlalchemy import exc as sa_exc
     from sqlalchemy import text
 
@@ -239,6 +244,7 @@ def _scalar(conn: Any, name: str, metric: Metric, locale: str | None = None) -> 
         raise ExtractError(f"{name}: the query must return one column, it returned {len(row)}")
     if given_as_text is not None and isinstance(row[0], str):
         raise ExtractError(f"{name}: {given_as_text}")
+    _not_too_long(name, row[0], max_bytes)
     return finish_plain(name, _value(name, row[0]), metric, locale)
 
 
@@ -297,6 +303,25 @@ class _TooManyRows(Exception):
 
 class _ReadOnlyBroken(Exception):
     """A metric's statement ended the read-only transaction or turned read-only off."""
+
+
+def _not_too_long(name: str, raw: Any, max_bytes: int) -> None:
+    """ExtractError when `raw`, a query's text or binary value, is longer than `max_bytes`
+    (the source's cap on one answer): read as a number, 50 MB of text took 18 s and 4 GB."""
+    if isinstance(raw, str):
+        size = len(raw) if len(raw) * 4 <= max_bytes else len(raw.encode(errors="replace"))
+    elif isinstance(raw, bytes | bytearray | memoryview):
+        size = len(bytes(raw)) if isinstance(raw, memoryview) else len(raw)
+    else:
+        return
+    if size > max_bytes:
+        from pydantic import ByteSize  # an error's wording only
+
+        raise ExtractError(
+            f"{name}: the query returned {size:,} bytes, more than max_bytes = "
+            f"{ByteSize(max_bytes).human_readable()}; return the number, not the text "
+            "around it, or raise `max_bytes` for this source"
+        )
 
 
 def _value(name: str, raw: Any) -> Any:
