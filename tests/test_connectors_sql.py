@@ -973,3 +973,43 @@ def test_a_value_longer_than_max_bytes_fails_its_metric_before_it_is_read(tmp_pa
         message = result.errors[f"app.{name}"]
         assert f"returned {size} bytes, more than max_bytes = 1000B" in message, message
         assert "raise `max_bytes`" in message
+
+
+@pytest.mark.parametrize("server", ["sqlite", "mariadb"])
+def test_a_date_kept_as_text_says_it_is_a_date_not_to_pick_a_number_of_it(
+    server: str, tmp_path: Path
+) -> None:
+    """SQLite keeps dates as text: `SELECT max(created_at)` failed with `more than one
+    number in '2026-12-01'; pick one with regex:`, whose regex would store the year. A date
+    or time as text now says so and how to return a number; other text is read as before."""
+    from tests.services import require_mysql_url
+
+    if server == "sqlite":
+        db = tmp_path / "app.db"
+        with sqlite3.connect(db) as conn:
+            conn.execute("CREATE TABLE orders (created_at TEXT)")
+            conn.execute("INSERT INTO orders VALUES ('2026-11-30 10:00:00'), ('2026-12-01')")
+        url, query = f"sqlite:///{db}", "SELECT max(created_at) FROM orders"
+    else:
+        url, query = require_mysql_url(), "SELECT '2026-12-01T10:00:00Z'"
+    metrics = {
+        "last": query,
+        "time": "SELECT '20:25:47.5'",
+        "year": "SELECT '2026'",
+        "ratio": "SELECT '12:30'",
+    }
+    result = run(SQL(name="app", url=url, metrics=metrics), defaults=Defaults(retries=0))
+    _no_source_error(result)
+    assert result.values == {"app.year": 2026}
+    for name in ("last", "time"):
+        message = result.errors[f"app.{name}"]
+        assert "returned a date or time as text" in message and "regex" not in message
+    assert "julianday" in result.errors["app.last"] or "UNIX_TIMESTAMP" in result.errors["app.last"]
+    assert "more than one number" in result.errors["app.ratio"]
+
+
+def test_a_query_of_only_spaces_is_a_config_error() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="needs a query"):
+        SQL(name="app", url="sqlite:///app.db", metrics={"n": "   \n"})

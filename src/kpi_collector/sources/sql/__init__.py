@@ -60,7 +60,7 @@ class SQL(Source):
         if not value:
             raise ValueError("give at least one metric")
         for name, metric in value.items():
-            if not metric.query:
+            if not (metric.query or "").strip():
                 raise ValueError(f"metric {name!r} needs a query")
         return value
 
@@ -244,6 +244,19 @@ def _scalar(
         raise ExtractError(f"{name}: the query must return one column, it returned {len(row)}")
     if given_as_text is not None and isinstance(row[0], str):
         raise ExtractError(f"{name}: {given_as_text}")
+    if isinstance(row[0], str) and _DATE_TEXT.fullmatch(row[0].strip()):
+        # SQLite keeps dates as text: `max(created_at)` is '2026-12-01', whose `regex:`
+        # would pick the year
+        how = (
+            "days with julianday(...) or seconds with strftime('%s', ...)"
+            if conn.dialect.name == "sqlite"
+            else "seconds with EXTRACT(EPOCH FROM ...) (PostgreSQL) or UNIX_TIMESTAMP(...) "
+            "(MariaDB)"
+        )
+        raise ExtractError(
+            f"{name}: the query returned a date or time as text ({row[0].strip()}), not a "
+            f"number; return one, e.g. {how}"
+        )
     _not_too_long(name, row[0], max_bytes)
     return finish_plain(name, _value(name, row[0]), metric, locale)
 
@@ -266,6 +279,14 @@ def _several_statements(exc: BaseException, query: str) -> bool:
     near = _NEAR.search(args[1])
     at = query.find(near.group(1)) if near is not None else -1
     return at > 0 and query[:at].rstrip().endswith(";")
+
+
+#: a date, a time or both as ISO 8601 and SQL write them (`2026-12-01`, `20:25:47`,
+#: `2026-12-01 20:25:47.079+00:00`)
+_DATE_TEXT = re.compile(
+    r"(?:\d{4}-\d\d-\d\d(?:[ T]\d\d:\d\d(?::\d\d(?:\.\d+)?)?)?|\d\d:\d\d:\d\d(?:\.\d+)?)"
+    r"(?:Z|[+-]\d\d(?::?\d\d)?)?"
+)
 
 
 #: PostgreSQL types (by OID) that psycopg hands over as their text, which is no number as
