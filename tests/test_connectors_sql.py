@@ -1013,3 +1013,37 @@ def test_a_query_of_only_spaces_is_a_config_error() -> None:
 
     with pytest.raises(ValidationError, match="needs a query"):
         SQL(name="app", url="sqlite:///app.db", metrics={"n": "   \n"})
+
+
+@pytest.mark.parametrize("password", ["café-Secret1", "snow☃man-Secret1"])
+def test_a_mariadb_password_beyond_ascii_logs_in(password: str) -> None:
+    """PyMySQL sends a password in Latin-1, MariaDB's own client in UTF-8: a user whose
+    password holds `é` was refused (`Access denied`) with the right password, and one
+    with `☃` failed with "'latin-1' codec can't encode character '\\u2603' in position 4",
+    a transient database error that told a character of the password and where."""
+    import uuid
+    from urllib.parse import quote
+
+    import sqlalchemy as sa
+
+    from tests.services import require_mysql_url
+
+    admin = require_mysql_url()
+    user = f"kpi_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(admin)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE USER '{user}'@'%' IDENTIFIED BY :pw"), {"pw": password})
+        database = conn.execute(sa.text("SELECT DATABASE()")).scalar()
+        conn.execute(sa.text(f"GRANT SELECT ON `{database}`.* TO '{user}'@'%'"))
+    try:
+        host = admin.split("@", 1)[1]
+        url = f"mysql+pymysql://{user}:{quote(password, safe='')}@{host}"
+        result = run(
+            SQL(name="app", url=url, metrics={"n": "SELECT 41 + 1"}),
+            defaults=Defaults(retries=0),
+        )
+        assert result.errors == {} and result.values == {"app.n": 42}
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP USER '{user}'@'%'"))
+        engine.dispose()

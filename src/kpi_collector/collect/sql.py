@@ -166,6 +166,13 @@ def _no_pymysql_multi_statements(_dialect: Any, _record: Any, _args: Any, params
     from pymysql.constants import CLIENT
 
     params["client_flag"] = int(params.get("client_flag", 0)) & ~CLIENT.MULTI_STATEMENTS
+    # PyMySQL sends a password given as text in Latin-1: `é` as one byte where the server
+    # hashed the two of UTF-8 (`Access denied` for the right password), and `☃` failed with
+    # "'latin-1' codec can't encode character '\u2603' in position 2" (which told one
+    # character of it); MariaDB's and MySQL's own clients send UTF-8
+    password = params.get("password")
+    if isinstance(password, str):
+        params["password"] = password.encode()
 
 
 #: the statement that makes every later transaction of a session read-only
