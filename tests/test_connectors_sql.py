@@ -1047,3 +1047,48 @@ def test_a_mariadb_password_beyond_ascii_logs_in(password: str) -> None:
         with engine.begin() as conn:
             conn.execute(sa.text(f"DROP USER '{user}'@'%'"))
         engine.dispose()
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_a_query_never_writes_a_file_on_the_database_server(server: str) -> None:
+    """A read-only transaction stops writes to tables, not to files: `COPY (SELECT 1) TO
+    '/tmp/x'` on PostgreSQL (or `TO PROGRAM`, a shell command) and `SELECT 1 INTO OUTFILE
+    '/tmp/x'` on MariaDB wrote the file with a superuser's URL, and the metric only said
+    the statement returns no rows. Each is refused before it runs; the same words in a
+    string or a comment are no statement."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from tests.services import require_mysql_url, require_postgres_url
+
+    target = f"/tmp/kpi-{uuid.uuid4().hex}.txt"
+    if server == "postgresql":
+        url = require_postgres_url()
+        metrics = {
+            "copy": f"/* total */ COPY (SELECT 1) TO '{target}'",
+            "do": f"DO $$ BEGIN EXECUTE 'COPY (SELECT 1) TO ''{target}'''; END $$",
+            "export": f"SELECT \"lo_export\"(1, '{target}')",
+            "words": "SELECT length('COPY x TO y; lo_export(1)') -- COPY",
+        }
+        exists = "SELECT (pg_stat_file(:path, true)).size IS NOT NULL"
+    else:
+        url = require_mysql_url()
+        metrics = {
+            "outfile": f"SELECT 1 INTO OUTFILE '{target}'",
+            "hidden": f"SELECT 1 /*! INTO DUMPFILE '{target}' */",
+            "words": "SELECT length('INTO OUTFILE') # INTO OUTFILE",
+        }
+        exists = "SELECT LOAD_FILE(:path) IS NOT NULL"
+    result = run(SQL(name="app", url=url, metrics=metrics), defaults=Defaults(retries=0))
+    _no_source_error(result)
+    assert result.values["app.words"] in (25, 12)
+    for name in set(metrics) - {"words"}:
+        message = result.errors[f"app.{name}"]
+        assert "may only read" in message and "file" in message, message
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert not conn.execute(sa.text(exists), {"path": target}).scalar()
+    finally:
+        engine.dispose()

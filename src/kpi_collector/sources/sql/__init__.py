@@ -168,6 +168,11 @@ def _scalar(
     from sqlalchemy import text
 
     assert metric.query is not None
+    writes = _writes_files(metric.query, conn.dialect.name)
+    if writes is not None:
+        raise ExtractError(
+            f"{name}: the query may only read, but {writes}; a metric's query is one SELECT"
+        )
     given_as_text: str | None = None
     try:
         # a savepoint, so one failing query does not abort the others' transaction
@@ -309,6 +314,50 @@ def _text_of(conn: Any, result: Any) -> str | None:
         return None
     why = _TEXT_NOT_NUMBER.get(description[0][1])
     return f"the query returned {why}" if why else None
+
+
+#: what a query's words are read without, by database: string literals, quoted names,
+#: PostgreSQL's dollar quotes ($$...$$, $f$...$f$) and comments; a backslash escapes in
+#: MariaDB/MySQL strings and PostgreSQL's E'...' only, `#` starts a comment in MariaDB/MySQL
+#: only (XOR in PostgreSQL), and their `/*! ... */` is code they run, no comment
+_NOT_WORDS = {
+    "postgresql": re.compile(
+        r"[eE]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\""
+        r"|(\$\w*\$).*?\1|--[^\n]*|/\*.*?\*/",
+        re.S,
+    ),
+    "mysql": re.compile(
+        r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"|`[^`]*`"
+        r"|--\s[^\n]*|#[^\n]*|/\*(?!!|M!).*?\*/",
+        re.S,
+    ),
+}
+#: statements and clauses that write files on the database server, which a read-only
+#: transaction allows: PostgreSQL's COPY ... TO 'file' (or TO PROGRAM, a shell command)
+#: and DO blocks that could run one, lo_export(); MariaDB/MySQL's INTO OUTFILE/DUMPFILE
+_FILE_WRITES = (
+    (re.compile(r"^\W*(COPY|DO)\b", re.I), "{0} can write files on the database server"),
+    (re.compile(r"\bINTO\s+(OUTFILE|DUMPFILE)\b", re.I), "INTO {0} writes a file on the server"),
+    (re.compile(r"\b(LO_EXPORT)\s*\(", re.I), "{0}() writes a file on the database server"),
+)
+
+
+def _writes_files(query: str, dialect: str) -> str | None:
+    """Why `query` would write a file on the server of database `dialect` (`_FILE_WRITES`),
+    or None: read-only transactions stop writes to tables, not these, and a superuser's
+    URL may run them."""
+    if dialect not in ("postgresql", "mysql", "mariadb"):
+        return None  # SQLite: no statement writes outside the database file
+    words = _NOT_WORDS["postgresql" if dialect == "postgresql" else "mysql"].sub(
+        # a PostgreSQL "quoted name" is still the name: "lo_export"(...) calls it
+        lambda m: f" {m[0][1:-1]} " if dialect == "postgresql" and m[0][0] == '"' else " ",
+        query,
+    )
+    for pattern, why in _FILE_WRITES:
+        found = pattern.search(words)
+        if found is not None:
+            return why.format(found.group(1).upper())
+    return None
 
 
 def _streamable(query: str) -> bool:
