@@ -360,10 +360,16 @@ def _writes_files(query: str, dialect: str) -> str | None:
     return None
 
 
+#: what may stand before a query's first word: spaces, parentheses and comments (a
+#: `-- all orders` line above it)
+_LEADING = re.compile(r"(?:\s+|\(|--[^\n]*|#[^\n]*|/\*(?![!M]).*?\*/)*", re.S)
+
+
 def _streamable(query: str) -> bool:
     """Whether `query` can be read through a server-side cursor: a SELECT, WITH, VALUES or
     TABLE (PostgreSQL declares a cursor for those only; a SHOW, say, is read whole)."""
-    words = query.lstrip(" \t\r\n(").split(None, 1)
+    lead = _LEADING.match(query)
+    words = query[lead.end() if lead else 0 :].split(None, 1)
     return bool(words) and words[0].lower() in ("select", "with", "values", "table")
 
 
