@@ -1094,3 +1094,25 @@ def test_a_query_never_writes_a_file_on_the_database_server(server: str) -> None
             assert not conn.execute(sa.text(exists), {"path": target}).scalar()
     finally:
         engine.dispose()
+
+
+def test_a_sqlite_file_a_writer_keeps_locked_says_so_and_what_to_do(tmp_path: Path) -> None:
+    """A SQLite file another connection held locked for writing failed its metric with
+    `the query failed: database is locked`, as if the query were wrong. It now says a
+    writer held it through the timeout and what to do."""
+    from kpi_collector.errors import MetricErrors
+
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER)")
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("BEGIN EXCLUSIVE")
+    try:
+        source = SQL(name="app", url=f"sqlite:///{db}", metrics={"n": "SELECT count(*) FROM users"})
+        with pytest.raises(MetricErrors) as caught:
+            source._run_queries(0.2, 5)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    message = caught.value.errors["n"]
+    assert "locked by another connection writing" in message and "raise `timeout`" in message

@@ -221,6 +221,12 @@ def _scalar(
                 "transaction (COMMIT, ROLLBACK, a statement or procedure that commits); "
                 "a metric's query is one SELECT"
             ) from None
+        if "database is locked" in message or "database table is locked" in message:
+            raise ExtractError(  # SQLite: another connection writing held it past the timeout
+                f"{name}: the SQLite file stayed locked by another connection writing to it "
+                "for the whole timeout; raise `timeout`, or collect when the writer is done",
+                transient=True,
+            ) from None
         if any(word in message.lower() for word in _TIMEOUT_WORDS):
             raise ExtractError(
                 f"{name}: the query took longer than the timeout", transient=True
