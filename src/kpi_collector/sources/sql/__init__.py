@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import field_validator
@@ -24,7 +25,7 @@ from kpi_collector.collect.sql import (
     read_only_session,
     session_time_zone,
 )
-from kpi_collector.config.plain import MAX_BYTES
+from kpi_collector.config.plain import MAX_BYTES, resolve_url
 from kpi_collector.errors import ExtractError, SourceError
 from kpi_collector.secrets import DatabaseUrl
 from kpi_collector.sources.base import Source, SourceContext
@@ -72,7 +73,9 @@ class SQL(Source):
         # leaves no time say so
         budget = ctx.timeout * (ctx.retries + 1) + _SLACK
         return await in_daemon_thread(
-            lambda: self._run_queries(ctx.timeout, budget, ctx.tz, ctx.now, ctx.max_bytes)
+            lambda: self._run_queries(
+                ctx.timeout, budget, ctx.tz, ctx.now, ctx.max_bytes, ctx.base_dir
+            )
         )
 
     def _run_queries(
@@ -82,11 +85,13 @@ class SQL(Source):
         tz: ZoneInfo | None = None,
         now: datetime | None = None,
         max_bytes: int = MAX_BYTES,
+        base_dir: Path | None = None,
     ) -> dict[str, float]:
         """Each metric's value (its query run on one read-only connection, in time zone
         `tz` as at `now`, the config's: `current_date` is the day the value is stored
         for), within `budget` seconds in all and `timeout` each; a value's text or bytes
-        of more than `max_bytes` is its metric's error.
+        of more than `max_bytes` is its metric's error. A relative SQLite path is taken
+        relative to `base_dir` (the config's folder), as the store's is.
 
         Raises: MetricErrors for the metrics that failed (with the values of the others),
         SourceError when the database cannot be reached or read."""
@@ -100,7 +105,8 @@ class SQL(Source):
         errors: dict[str, str] = {}
         budget = timeout if budget is None else budget
         deadline = time.monotonic() + budget
-        engine = open_readonly(self.url.get(), timeout)
+        url = self.url.get() if base_dir is None else resolve_url(self.url.get(), base_dir)
+        engine = open_readonly(url, timeout)
         conn: Any = None
         try:
             for name, metric in self.metrics.items():
