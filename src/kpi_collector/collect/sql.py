@@ -361,7 +361,10 @@ def _cancel(conn: Any) -> None:
     raw = conn.connection.dbapi_connection
     backend = conn.dialect.name
     if backend == "postgresql":
-        raw.cancel_safe(timeout=5.0)
+        if hasattr(raw, "cancel_safe"):  # psycopg 3.2+: does not block on a silent server
+            raw.cancel_safe(timeout=5.0)
+        else:
+            raw.cancel()
     elif backend in ("mysql", "mariadb"):
         thread_id = int(raw.thread_id())
         other = conn.engine.raw_connection()
