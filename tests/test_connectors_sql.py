@@ -1116,3 +1116,32 @@ def test_a_sqlite_file_a_writer_keeps_locked_says_so_and_what_to_do(tmp_path: Pa
         writer.close()
     message = caught.value.errors["n"]
     assert "locked by another connection writing" in message and "raise `timeout`" in message
+
+
+def test_a_number_mariadb_made_up_from_text_is_refused_not_stored() -> None:
+    """MariaDB reads text as a number up to its first other character and only warns:
+    `SELECT sum(amount)` over '1,234.50' and '2' stored 3, `CAST('12abc' AS INTEGER)` 12
+    and `CAST('abc' AS DECIMAL)` 0 (PostgreSQL refuses each). A value the database warned
+    it made up is now the metric's error quoting the warning; clean values are stored."""
+    from tests.services import require_mysql_url
+
+    amounts = "(SELECT '1,234.50' AS amount UNION ALL SELECT '2') AS t"
+    result = run(
+        SQL(
+            name="app",
+            url=require_mysql_url(),
+            metrics={
+                "sum": f"SELECT sum(amount) FROM {amounts}",
+                "cast": "SELECT CAST('12abc' AS INTEGER)",
+                "zero": "SELECT CAST('abc' AS DECIMAL(10, 2))",
+                "clean": f"SELECT sum(REPLACE(amount, ',', '')) FROM {amounts}",
+                "text": "SELECT '1,234.50'",
+            },
+        ),
+        defaults=Defaults(retries=0),
+    )
+    _no_source_error(result)
+    assert result.values == {"app.clean": 1236.5, "app.text": 1234.5}
+    for name, value in (("sum", "'1,234.50'"), ("cast", "'12abc'"), ("zero", "'abc'")):
+        message = result.errors[f"app.{name}"]
+        assert "not the data's" in message and f"value: {value}" in message, message

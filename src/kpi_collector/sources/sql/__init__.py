@@ -180,6 +180,7 @@ def _scalar(
             f"{name}: the query may only read, but {writes}; a metric's query is one SELECT"
         )
     given_as_text: str | None = None
+    warned: str | None = None
     try:
         # a savepoint, so one failing query does not abort the others' transaction
         with conn.begin_nested():
@@ -203,6 +204,8 @@ def _scalar(
                 abandon(conn)
                 raise _TooManyRows
             result.close()
+            if rows is not None and len(rows) == 1:
+                warned = _conversion_warning(conn)  # before the next statement clears it
             broken = read_only_broken(conn)
             if broken is not None:
                 # the database rolls back whatever the connection holds; the next metric
@@ -259,6 +262,12 @@ def _scalar(
     row = rows[0]
     if len(row) != 1:
         raise ExtractError(f"{name}: the query must return one column, it returned {len(row)}")
+    if warned is not None:
+        raise ExtractError(
+            f"{name}: the value is not the data's: the database warned {warned!r} (it reads "
+            "text as a number up to its first other character); make the text a number in "
+            "the query, e.g. REPLACE(amount, ',', '')"
+        )
     if given_as_text is not None and isinstance(row[0], str):
         raise ExtractError(f"{name}: {given_as_text}")
     if isinstance(row[0], str) and _DATE_TEXT.fullmatch(row[0].strip()):
@@ -304,6 +313,34 @@ _DATE_TEXT = re.compile(
     r"(?:\d{4}-\d\d-\d\d(?:[ T]\d\d:\d\d(?::\d\d(?:\.\d+)?)?)?|\d\d:\d\d:\d\d(?:\.\d+)?)"
     r"(?:Z|[+-]\d\d(?::?\d\d)?)?"
 )
+
+
+#: MariaDB/MySQL warnings that a value was made up from what could not be read as one:
+#: Out of range (1264), Data truncated (1265), Truncated incorrect ... value (1292),
+#: Incorrect ... value (1366), illegal value when converting (1918)
+_CONVERSION_WARNINGS = frozenset({1264, 1265, 1292, 1366, 1918})
+
+
+def _conversion_warning(conn: Any) -> str | None:
+    """The first warning of the statement `conn` (MariaDB/MySQL) just ran that says a value
+    was made up in a conversion (`Truncated incorrect DOUBLE value: '1,234.50'`: read as
+    1, where PostgreSQL refuses the text), or None. Call it before the next statement."""
+    if conn.dialect.name not in ("mysql", "mariadb"):
+        return None
+    raw = conn.connection.dbapi_connection
+    count = getattr(getattr(raw, "_result", None), "warning_count", None)  # PyMySQL's
+    if count == 0:
+        return None
+    cursor = raw.cursor()
+    try:
+        cursor.execute("SHOW WARNINGS")
+        warnings = cursor.fetchall()
+    finally:
+        cursor.close()
+    for _level, code, message in warnings:
+        if int(code) in _CONVERSION_WARNINGS:
+            return str(message)
+    return None
 
 
 #: PostgreSQL types (by OID) that psycopg hands over as their text, which is no number as
