@@ -1122,7 +1122,8 @@ def test_a_number_mariadb_made_up_from_text_is_refused_not_stored() -> None:
     """MariaDB reads text as a number up to its first other character and only warns:
     `SELECT sum(amount)` over '1,234.50' and '2' stored 3, `CAST('12abc' AS INTEGER)` 12
     and `CAST('abc' AS DECIMAL)` 0 (PostgreSQL refuses each). A value the database warned
-    it made up is now the metric's error quoting the warning; clean values are stored."""
+    it made up is now the metric's error quoting the warning; clean values are stored, and
+    a NULL the database warned about (`5 / 0`) says why."""
     from tests.services import require_mysql_url
 
     amounts = "(SELECT '1,234.50' AS amount UNION ALL SELECT '2') AS t"
@@ -1136,12 +1137,15 @@ def test_a_number_mariadb_made_up_from_text_is_refused_not_stored() -> None:
                 "zero": "SELECT CAST('abc' AS DECIMAL(10, 2))",
                 "clean": f"SELECT sum(REPLACE(amount, ',', '')) FROM {amounts}",
                 "text": "SELECT '1,234.50'",
+                "ratio": "SELECT 5 / 0",
             },
         ),
         defaults=Defaults(retries=0),
     )
     _no_source_error(result)
     assert result.values == {"app.clean": 1236.5, "app.text": 1234.5}
+    # NULL, and why: not the sum of no rows the NULL error otherwise guesses
+    assert "NULL, and the database warned 'Division by 0'" in result.errors["app.ratio"]
     for name, value in (("sum", "'1,234.50'"), ("cast", "'12abc'"), ("zero", "'abc'")):
         message = result.errors[f"app.{name}"]
         assert "not the data's" in message and f"value: {value}" in message, message

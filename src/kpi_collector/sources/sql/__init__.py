@@ -180,7 +180,7 @@ def _scalar(
             f"{name}: the query may only read, but {writes}; a metric's query is one SELECT"
         )
     given_as_text: str | None = None
-    warned: str | None = None
+    warnings: list[tuple[int, str]] = []
     try:
         # a savepoint, so one failing query does not abort the others' transaction
         with conn.begin_nested():
@@ -205,7 +205,7 @@ def _scalar(
                 raise _TooManyRows
             result.close()
             if rows is not None and len(rows) == 1:
-                warned = _conversion_warning(conn)  # before the next statement clears it
+                warnings = _warnings(conn)  # before the next statement clears them
             broken = read_only_broken(conn)
             if broken is not None:
                 # the database rolls back whatever the connection holds; the next metric
@@ -262,11 +262,16 @@ def _scalar(
     row = rows[0]
     if len(row) != 1:
         raise ExtractError(f"{name}: the query must return one column, it returned {len(row)}")
+    warned = next((text for code, text in warnings if code in _CONVERSION_WARNINGS), None)
     if warned is not None:
         raise ExtractError(
             f"{name}: the value is not the data's: the database warned {warned!r} (it reads "
             "text as a number up to its first other character); make the text a number in "
             "the query, e.g. REPLACE(amount, ',', '')"
+        )
+    if row[0] is None and warnings:  # MariaDB's `1/0`, a repeat() past max_allowed_packet
+        raise ExtractError(
+            f"{name}: the query returned NULL, and the database warned {warnings[0][1]!r}"
         )
     if given_as_text is not None and isinstance(row[0], str):
         raise ExtractError(f"{name}: {given_as_text}")
@@ -321,26 +326,21 @@ _DATE_TEXT = re.compile(
 _CONVERSION_WARNINGS = frozenset({1264, 1265, 1292, 1366, 1918})
 
 
-def _conversion_warning(conn: Any) -> str | None:
-    """The first warning of the statement `conn` (MariaDB/MySQL) just ran that says a value
-    was made up in a conversion (`Truncated incorrect DOUBLE value: '1,234.50'`: read as
-    1, where PostgreSQL refuses the text), or None. Call it before the next statement."""
+def _warnings(conn: Any) -> list[tuple[int, str]]:
+    """The warnings (code, message) of the statement `conn` just ran on MariaDB/MySQL, which
+    say why a value is not the data's (`_CONVERSION_WARNINGS`) or is NULL (`Division by
+    0`); empty elsewhere. Call it before the next statement, which clears them."""
     if conn.dialect.name not in ("mysql", "mariadb"):
-        return None
+        return []
     raw = conn.connection.dbapi_connection
-    count = getattr(getattr(raw, "_result", None), "warning_count", None)  # PyMySQL's
-    if count == 0:
-        return None
+    if getattr(getattr(raw, "_result", None), "warning_count", None) == 0:  # PyMySQL's
+        return []
     cursor = raw.cursor()
     try:
         cursor.execute("SHOW WARNINGS")
-        warnings = cursor.fetchall()
+        return [(int(code), str(message)) for _level, code, message in cursor.fetchall()]
     finally:
         cursor.close()
-    for _level, code, message in warnings:
-        if int(code) in _CONVERSION_WARNINGS:
-            return str(message)
-    return None
 
 
 #: PostgreSQL types (by OID) that psycopg hands over as their text, which is no number as
