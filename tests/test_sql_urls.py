@@ -287,7 +287,10 @@ def test_an_unknown_mysql_charset_says_where_and_how_to_fix_it(workdir: Path) ->
     assert failures and not any(f.transient for f in failures)  # a config error: no retry
 
 
-def test_a_relative_sqlite_path_is_beside_the_config_not_where_kpi_runs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scheme", ["sqlite", "sqlite+pysqlite"])
+def test_a_relative_sqlite_path_is_beside_the_config_not_where_kpi_runs(
+    tmp_path: Path, scheme: str
+) -> None:
     """`url: sqlite:///app.db` opened app.db in the folder `kpi` ran from, not the config's
     folder, which the store's `sqlite:///kpi.db` and every other relative path use: from
     cron (run in the home folder) it failed, or read another app.db there and stored its
@@ -300,7 +303,7 @@ def test_a_relative_sqlite_path_is_beside_the_config_not_where_kpi_runs(tmp_path
             conn.executemany("INSERT INTO users VALUES (?)", [(i,) for i in range(rows)])
     (config_dir / "kpi.yaml").write_text(
         "sources:\n"
-        "  - {name: app, type: sql, url: 'sqlite:///app.db',"
+        f"  - {{name: app, type: sql, url: '{scheme}:///app.db',"
         " metrics: {users: SELECT count(*) FROM users}}\n"
     )
     config = str(config_dir / "kpi.yaml")

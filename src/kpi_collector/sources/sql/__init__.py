@@ -105,7 +105,7 @@ class SQL(Source):
         errors: dict[str, str] = {}
         budget = timeout if budget is None else budget
         deadline = time.monotonic() + budget
-        url = self.url.get() if base_dir is None else resolve_url(self.url.get(), base_dir)
+        url = self.url.get() if base_dir is None else _beside(self.url.get(), base_dir)
         engine = open_readonly(url, timeout)
         conn: Any = None
         try:
@@ -147,6 +147,15 @@ class SQL(Source):
         if errors:
             raise MetricErrors(values, errors)
         return values
+
+
+def _beside(url: str, base_dir: Path) -> str:
+    """`url` with a relative SQLite path taken relative to `base_dir`, as the store's
+    (`resolve_url`), whatever driver it names (`sqlite+pysqlite:///app.db`)."""
+    scheme, sep, rest = url.partition(":///")
+    if not sep or scheme.split("+", 1)[0] != "sqlite":
+        return url
+    return scheme + resolve_url(f"sqlite:///{rest}", base_dir).removeprefix("sqlite")
 
 
 #: seconds a query needs at least: with less of the source's time left, it is not run
