@@ -393,11 +393,18 @@ _NOT_WORDS = {
 #: statements and clauses that write files on the database server, which a read-only
 #: transaction allows: PostgreSQL's COPY ... TO 'file' (or TO PROGRAM, a shell command)
 #: and DO blocks that could run one, lo_export(); MariaDB/MySQL's INTO OUTFILE/DUMPFILE
-_FILE_WRITES = (
-    (re.compile(r"^\W*(COPY|DO)\b", re.I), "{0} can write files on the database server"),
-    (re.compile(r"\bINTO\s+(OUTFILE|DUMPFILE)\b", re.I), "INTO {0} writes a file on the server"),
-    (re.compile(r"\b(LO_EXPORT)\s*\(", re.I), "{0}() writes a file on the database server"),
-)
+_FILE_WRITES = {
+    "postgresql": (
+        (re.compile(r"^\W*(COPY|DO)\b", re.I), "{0} can write files on the database server"),
+        (re.compile(r"\b(LO_EXPORT)\s*\(", re.I), "{0}() writes a file on the database server"),
+    ),
+    "mysql": (
+        (
+            re.compile(r"\bINTO\s+(OUTFILE|DUMPFILE)\b", re.I),
+            "INTO {0} writes a file on the server",
+        ),
+    ),
+}
 
 
 def _writes_files(query: str, dialect: str) -> str | None:
@@ -406,12 +413,13 @@ def _writes_files(query: str, dialect: str) -> str | None:
     URL may run them."""
     if dialect not in ("postgresql", "mysql", "mariadb"):
         return None  # SQLite: no statement writes outside the database file
-    words = _NOT_WORDS["postgresql" if dialect == "postgresql" else "mysql"].sub(
+    kind = "postgresql" if dialect == "postgresql" else "mysql"
+    words = _NOT_WORDS[kind].sub(
         # a PostgreSQL "quoted name" is still the name: "lo_export"(...) calls it
         lambda m: f" {m[0][1:-1]} " if dialect == "postgresql" and m[0][0] == '"' else " ",
         query,
     )
-    for pattern, why in _FILE_WRITES:
+    for pattern, why in _FILE_WRITES[kind]:
         found = pattern.search(words)
         if found is not None:
             return why.format(found.group(1).upper())
