@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -524,15 +525,17 @@ print("grown_mb", grown // 1024)
 
 
 @pytest.mark.parametrize("server", ["postgresql", "mariadb"])
-def test_a_query_of_millions_of_rows_holds_two_in_memory(server: str) -> None:
+@pytest.mark.parametrize("comment", ["", "-- every order\n", "/* amounts */ "])
+def test_a_query_of_millions_of_rows_holds_two_in_memory(server: str, comment: str) -> None:
     """`SELECT amount FROM orders` with the sum forgotten: the metric fails ("more than one
     row") and the next one runs, without the millions of rows in memory (before: all of
     them were fetched first, 4 million rows took 120 MB on PostgreSQL and 360 MB on
-    MariaDB), and without PyMySQL complaining on stderr about the result it left unread."""
+    MariaDB), and without PyMySQL complaining on stderr about the result it left unread.
+    A comment before the SELECT is no reason to fetch them all (it was)."""
     from tests.services import require_mysql_url, require_postgres_url
 
     url = require_postgres_url() if server == "postgresql" else require_mysql_url()
-    rows = (
+    rows = comment + (
         "SELECT g FROM generate_series(1, 4000000) AS g"
         if server == "postgresql"
         else "SELECT seq FROM seq_1_to_4000000"
@@ -672,3 +675,477 @@ def test_a_mariadb_bit_value_says_it_is_binary_and_how_to_cast_it() -> None:
     for name in ("bits", "flag"):
         assert "binary data" in result.errors[f"app.{name}"]
         assert "+ 0" in result.errors[f"app.{name}"]
+
+
+def _running(url: str, marker: str) -> list[Any]:
+    """The statements still running on the server of `url` of connections named `marker`
+    (PostgreSQL's application_name) or whose text holds `marker` (MariaDB)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url.split("?")[0])
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                query = (
+                    "SELECT query FROM pg_stat_activity WHERE application_name = :marker"
+                    " AND state = 'active'"
+                )
+            else:
+                query = (
+                    "SELECT info FROM information_schema.processlist"
+                    " WHERE info LIKE concat('%', :marker, '%') AND id <> connection_id()"
+                )
+            return list(conn.execute(sa.text(query), {"marker": marker}).all())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_a_query_that_turns_the_time_limit_off_is_cancelled_on_the_server(server: str) -> None:
+    """The session's statement time limit was all that stopped a query: one that turned it
+    off (`SET statement_timeout = 0` in the metric before it, MariaDB's `SET STATEMENT
+    max_statement_time=0 FOR ...` in itself) ran on, the run gave the whole source up
+    (`timed out`, the fast metric after it lost too) and the statement went on running on
+    the server, holding its locks, after `kpi` had moved on. Now each statement is cancelled
+    on the server at its timeout, whatever the session's limit says, and the rest run."""
+    import uuid
+
+    from tests.services import require_mysql_url, require_postgres_url
+
+    marker = f"kpi-{uuid.uuid4().hex[:12]}"
+    if server == "postgresql":
+        url = f"{require_postgres_url()}?application_name={marker}"
+        metrics = {
+            "off": "SET statement_timeout = 0",
+            "slow": "SELECT pg_sleep(30)",
+            "in_one": "SELECT pg_sleep(30) FROM (SELECT set_config('statement_timeout', '0', true)) s",
+            "fast": "SELECT 7",
+        }
+    else:
+        url = require_mysql_url()
+        metrics = {
+            "off": "SET SESSION max_statement_time = 0",
+            "slow": f"SELECT SLEEP(30) /* {marker} */",
+            "in_one": f"SET STATEMENT max_statement_time=0 FOR SELECT SLEEP(30) /* {marker} */",
+            "fast": "SELECT 7",
+        }
+    result = run(SQL(name="app", url=url, metrics=metrics), defaults=Defaults(timeout=1, retries=2))
+    try:
+        _no_source_error(result)
+        assert result.values == {"app.fast": 7}
+        assert "longer than the timeout" in result.errors["app.slow"]
+        assert "longer than the timeout" in result.errors["app.in_one"]
+        assert _running(url, marker) == []
+    finally:  # a failing run leaves them sleeping: end them for the tests after this one
+        _kill(url, marker)
+
+
+def _kill(url: str, marker: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url.split("?")[0])
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE application_name = :marker"
+                    ),
+                    {"marker": marker},
+                )
+            else:
+                for (thread,) in conn.execute(
+                    sa.text(
+                        "SELECT id FROM information_schema.processlist"
+                        " WHERE info LIKE concat('%', :marker, '%') AND id <> connection_id()"
+                    ),
+                    {"marker": marker},
+                ).all():
+                    conn.execute(sa.text(f"KILL {int(thread)}"))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("server", ["sqlite", "postgresql", "mariadb"])
+def test_a_number_of_thousands_of_digits_fails_its_metric_saying_so(
+    server: str, tmp_path: Path
+) -> None:
+    """A NUMERIC of 5001 digits failed the whole source as a transient `database error:
+    Exceeds the limit (4300 digits) for integer string conversion` (retried, every metric
+    lost), and a text of 5001 digits said to call `sys.set_int_max_str_digits()`: Python
+    writes and reads no int of more than 4300 digits as text. Each is now its metric's
+    error saying no stored number holds it; the other metrics are stored."""
+    from tests.services import require_mysql_url, require_postgres_url
+
+    if server == "sqlite":
+        db = tmp_path / "app.db"
+        sqlite3.connect(db).close()
+        url, zeros = f"sqlite:///{db}", "replace(printf('%.5000c', 'x'), 'x', '0')"
+        metrics = {"text": f"SELECT '1' || {zeros}", "padded": f"SELECT {zeros} || '12'"}
+    elif server == "postgresql":
+        url, zeros = require_postgres_url(), "repeat('0', 5000)"
+        metrics = {
+            "numeric": f"SELECT ('1' || {zeros})::numeric",
+            "text": f"SELECT '1' || {zeros}",
+            "padded": f"SELECT {zeros} || '12'",
+        }
+    else:
+        url, zeros = require_mysql_url(), "repeat('0', 5000)"
+        metrics = {
+            "text": f"SELECT concat('1', {zeros})",
+            "padded": f"SELECT concat({zeros}, '12')",
+        }
+    result = run(
+        SQL(name="app", url=url, metrics={**metrics, "ok": "SELECT 3"}),
+        defaults=Defaults(timeout=5, retries=0),
+    )
+    _no_source_error(result)
+    assert result.values == {"app.ok": 3, "app.padded": 12}
+    for name in set(metrics) - {"padded"}:
+        assert "a 5001-digit number cannot be stored exactly" in result.errors[f"app.{name}"]
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+@pytest.mark.parametrize(("zone", "minutes"), [("Pacific/Pago_Pago", -660), ("Asia/Kolkata", 330)])
+def test_today_in_a_query_is_the_config_s_day_not_the_server_s(
+    server: str, zone: str, minutes: int
+) -> None:
+    """`SELECT count(*) FROM users WHERE created_at >= current_date` counted from midnight
+    in the database server's time zone (UTC), whatever the config's `timezone:` said: in
+    the evening in Pago Pago (UTC-11) it counted the next day's first hours and stored them
+    as today's. The queries now run in the config's zone: its offset, its day."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from kpi_collector import Pipeline
+    from tests.services import require_mysql_url, require_postgres_url
+
+    if server == "postgresql":
+        url = require_postgres_url()
+        metrics = {
+            "offset": "SELECT EXTRACT(TIMEZONE FROM now()) / 60",
+            "day": "SELECT to_char(current_date, 'YYYYMMDD')::int",
+        }
+    else:
+        url = require_mysql_url()
+        metrics = {
+            "offset": "SELECT TIMESTAMPDIFF(MINUTE, UTC_TIMESTAMP(), NOW())",
+            "day": "SELECT CURDATE() + 0",
+        }
+    before = int(datetime.now(ZoneInfo(zone)).strftime("%Y%m%d"))
+    result = Pipeline(
+        sources=[SQL(name="app", url=url, metrics=metrics)],
+        timezone=zone,
+        defaults=Defaults(timeout=5, retries=0),
+    ).process()
+    after = int(datetime.now(ZoneInfo(zone)).strftime("%Y%m%d"))
+    assert result.errors == {}
+    assert result.values["app.offset"] == minutes
+    assert result.values["app.day"] in {before, after}
+
+
+def test_a_database_that_refuses_the_login_or_is_down_says_what_to_fix() -> None:
+    """A wrong user or password, a wrong database name and a server that is not running
+    all said `database error: connection failed: connection to server at ... failed:
+    FATAL: ...` (or PyMySQL's `(1045, "Access denied ...")`), every one a transient error
+    retried as a network fault. Each now says which part of `url:` to check (and the
+    `${VAR}` it came from); a refused login or a missing database is not retried."""
+    from kpi_collector.errors import SourceError
+    from tests.services import require_mysql_url, require_postgres_url
+
+    pg, my = require_postgres_url(), require_mysql_url()
+    pg_base, my_base = pg.rsplit("/", 1)[0], my.rsplit("/", 1)[0]
+    cases = {
+        pg_base.replace("://postgres@", "://nobody_kpi:S3cretPw0rd@") + "/test": (
+            "refused the login as nobody_kpi",
+            "check the user and password in `url:`",
+            False,
+        ),
+        f"{pg_base}/no_such_db_kpi": ("no database 'no_such_db_kpi'", "database name", False),
+        my_base.replace("://root@", "://root:S3cretPw0rd@") + "/test": (
+            "refused the login as root",
+            "check the user and password in `url:`",
+            False,
+        ),
+        f"{my_base}/no_such_db_kpi": ("no database 'no_such_db_kpi'", "database name", False),
+        "postgresql+psycopg://kpi:S3cretPw0rd@127.0.0.1:1/app": (
+            "cannot reach the database server at 127.0.0.1:1",
+            "is it running",
+            True,
+        ),
+        "mysql+pymysql://kpi:S3cretPw0rd@127.0.0.1:1/app": (
+            "cannot reach the database server at 127.0.0.1:1",
+            "is it running",
+            True,
+        ),
+    }
+    for url, (what, fix, transient) in cases.items():
+        source = SQL(name="app", url=url, metrics={"n": "SELECT 1"})
+        with pytest.raises(SourceError) as caught:
+            source._run_queries(5)
+        message = str(caught.value)
+        assert what in message and fix in message, message
+        assert "S3cretPw0rd" not in message and "\n" not in message
+        assert caught.value.transient is transient, message
+
+
+def test_a_refused_login_names_the_variables_the_url_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.services import require_postgres_url
+
+    url = require_postgres_url().replace("://postgres@", "://nobody_kpi:S3cretPw0rd@")
+    monkeypatch.setenv("APP_DATABASE_URL", url)
+    (tmp_path / "kpi.yaml").write_text(
+        "sources:\n"
+        "  - {name: app, type: sql, url: '${APP_DATABASE_URL}', retries: 0,"
+        " metrics: {n: SELECT 1}}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "kpi_collector", "run", "--dry-run"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    output = done.stdout + done.stderr
+    assert "refused the login as nobody_kpi" in output
+    assert "check the user and password in `url:` (${APP_DATABASE_URL})" in output
+    assert "S3cretPw0rd" not in output
+
+
+@pytest.mark.parametrize("server", ["sqlite", "postgresql", "mariadb"])
+def test_several_statements_in_a_query_say_so_on_every_database(
+    server: str, tmp_path: Path
+) -> None:
+    """PostgreSQL said a query of two statements holds several; MariaDB reported `(1064,
+    "You have an error in your SQL syntax; ... near 'SELECT 2' at line 1")` and SQLite
+    `You can only execute one statement at a time.`. Each now says the query holds several
+    statements; a `;` or a comment at the end of one is still one."""
+    from tests.services import require_mysql_url, require_postgres_url
+
+    if server == "sqlite":
+        db = tmp_path / "app.db"
+        sqlite3.connect(db).close()
+        url = f"sqlite:///{db}"
+    else:
+        url = require_postgres_url() if server == "postgresql" else require_mysql_url()
+    metrics = {
+        "two": "SELECT 1; SELECT 2",
+        "lines": "SELECT 1;\nSELECT\n  2",
+        "ended": "SELECT 3;",
+        "commented": "SELECT 4; -- the total",
+        "broken": "SELECT 1 FROM",
+    }
+    result = run(SQL(name="app", url=url, metrics=metrics), defaults=Defaults(retries=0))
+    _no_source_error(result)
+    assert result.values == {"app.ended": 3, "app.commented": 4}
+    for name in ("two", "lines"):
+        assert "holds several statements" in result.errors[f"app.{name}"]
+    assert "several" not in result.errors["app.broken"]
+
+
+def test_a_value_longer_than_max_bytes_fails_its_metric_before_it_is_read(tmp_path: Path) -> None:
+    """A query's value was read as a number however long: a text column of 50 MB (the
+    JSON payload selected instead of its count) took 18 s and 4 GB of memory to say
+    `cannot read a number`, past `max_bytes`, the cap on one answer every other source
+    keeps. A text or binary value longer than it is now the metric's error naming it."""
+    db = tmp_path / "app.db"
+    sqlite3.connect(db).close()
+    padded = "SELECT printf('%.{n}c', ' ') || '5'"
+    result = run(
+        SQL(
+            name="app",
+            url=f"sqlite:///{db}",
+            max_bytes=1000,
+            metrics={
+                "long": padded.format(n=2000),
+                "blob": "SELECT CAST(printf('%.2000c', '1') AS BLOB)",
+                "wide": "SELECT printf('%.400c', ' ') || '€5'",
+                "short": padded.format(n=900),
+            },
+        ),
+        defaults=Defaults(retries=0),
+    )
+    _no_source_error(result)
+    assert result.values == {"app.short": 5, "app.wide": 5}  # 402 characters, 404 bytes
+    for name, size in (("long", "2,001"), ("blob", "2,000")):
+        message = result.errors[f"app.{name}"]
+        assert f"returned {size} bytes, more than max_bytes = 1000B" in message, message
+        assert "raise `max_bytes`" in message
+
+
+@pytest.mark.parametrize("server", ["sqlite", "mariadb"])
+def test_a_date_kept_as_text_says_it_is_a_date_not_to_pick_a_number_of_it(
+    server: str, tmp_path: Path
+) -> None:
+    """SQLite keeps dates as text: `SELECT max(created_at)` failed with `more than one
+    number in '2026-12-01'; pick one with regex:`, whose regex would store the year. A date
+    or time as text now says so and how to return a number; other text is read as before."""
+    from tests.services import require_mysql_url
+
+    if server == "sqlite":
+        db = tmp_path / "app.db"
+        with sqlite3.connect(db) as conn:
+            conn.execute("CREATE TABLE orders (created_at TEXT)")
+            conn.execute("INSERT INTO orders VALUES ('2026-11-30 10:00:00'), ('2026-12-01')")
+        url, query = f"sqlite:///{db}", "SELECT max(created_at) FROM orders"
+    else:
+        url, query = require_mysql_url(), "SELECT '2026-12-01T10:00:00Z'"
+    metrics = {
+        "last": query,
+        "time": "SELECT '20:25:47.5'",
+        "year": "SELECT '2026'",
+        "ratio": "SELECT '12:30'",
+    }
+    result = run(SQL(name="app", url=url, metrics=metrics), defaults=Defaults(retries=0))
+    _no_source_error(result)
+    assert result.values == {"app.year": 2026}
+    for name in ("last", "time"):
+        message = result.errors[f"app.{name}"]
+        assert "returned a date or time as text" in message and "regex" not in message
+    assert "julianday" in result.errors["app.last"] or "UNIX_TIMESTAMP" in result.errors["app.last"]
+    assert "more than one number" in result.errors["app.ratio"]
+
+
+def test_a_query_of_only_spaces_is_a_config_error() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="needs a query"):
+        SQL(name="app", url="sqlite:///app.db", metrics={"n": "   \n"})
+
+
+@pytest.mark.parametrize("password", ["café-Secret1", "snow☃man-Secret1"])
+def test_a_mariadb_password_beyond_ascii_logs_in(password: str) -> None:
+    """PyMySQL sends a password in Latin-1, MariaDB's own client in UTF-8: a user whose
+    password holds `é` was refused (`Access denied`) with the right password, and one
+    with `☃` failed with "'latin-1' codec can't encode character '\\u2603' in position 4",
+    a transient database error that told a character of the password and where."""
+    import uuid
+    from urllib.parse import quote
+
+    import sqlalchemy as sa
+
+    from tests.services import require_mysql_url
+
+    admin = require_mysql_url()
+    user = f"kpi_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(admin)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE USER '{user}'@'%' IDENTIFIED BY :pw"), {"pw": password})
+        database = conn.execute(sa.text("SELECT DATABASE()")).scalar()
+        conn.execute(sa.text(f"GRANT SELECT ON `{database}`.* TO '{user}'@'%'"))
+    try:
+        host = admin.split("@", 1)[1]
+        url = f"mysql+pymysql://{user}:{quote(password, safe='')}@{host}"
+        result = run(
+            SQL(name="app", url=url, metrics={"n": "SELECT 41 + 1"}),
+            defaults=Defaults(retries=0),
+        )
+        assert result.errors == {} and result.values == {"app.n": 42}
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP USER '{user}'@'%'"))
+        engine.dispose()
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_a_query_never_writes_a_file_on_the_database_server(server: str) -> None:
+    """A read-only transaction stops writes to tables, not to files: `COPY (SELECT 1) TO
+    '/tmp/x'` on PostgreSQL (or `TO PROGRAM`, a shell command) and `SELECT 1 INTO OUTFILE
+    '/tmp/x'` on MariaDB wrote the file with a superuser's URL, and the metric only said
+    the statement returns no rows. Each is refused before it runs; the same words in a
+    string or a comment are no statement."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from tests.services import require_mysql_url, require_postgres_url
+
+    target = f"/tmp/kpi-{uuid.uuid4().hex}.txt"
+    if server == "postgresql":
+        url = require_postgres_url()
+        metrics = {
+            "copy": f"/* total */ COPY (SELECT 1) TO '{target}'",
+            "do": f"DO $$ BEGIN EXECUTE 'COPY (SELECT 1) TO ''{target}'''; END $$",
+            "export": f"SELECT \"lo_export\"(1, '{target}')",
+            "words": "SELECT length('COPY x TO y; lo_export(1)') -- COPY",
+        }
+        exists = "SELECT (pg_stat_file(:path, true)).size IS NOT NULL"
+    else:
+        url = require_mysql_url()
+        metrics = {
+            "outfile": f"SELECT 1 INTO OUTFILE '{target}'",
+            "hidden": f"SELECT 1 /*! INTO DUMPFILE '{target}' */",
+            "words": "SELECT length('INTO OUTFILE') # INTO OUTFILE",
+        }
+        exists = "SELECT LOAD_FILE(:path) IS NOT NULL"
+    result = run(SQL(name="app", url=url, metrics=metrics), defaults=Defaults(retries=0))
+    _no_source_error(result)
+    assert result.values["app.words"] in (25, 12)
+    for name in set(metrics) - {"words"}:
+        message = result.errors[f"app.{name}"]
+        assert "may only read" in message and "file" in message, message
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert not conn.execute(sa.text(exists), {"path": target}).scalar()
+    finally:
+        engine.dispose()
+
+
+def test_a_sqlite_file_a_writer_keeps_locked_says_so_and_what_to_do(tmp_path: Path) -> None:
+    """A SQLite file another connection held locked for writing failed its metric with
+    `the query failed: database is locked`, as if the query were wrong. It now says a
+    writer held it through the timeout and what to do."""
+    from kpi_collector.errors import MetricErrors
+
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER)")
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("BEGIN EXCLUSIVE")
+    try:
+        source = SQL(name="app", url=f"sqlite:///{db}", metrics={"n": "SELECT count(*) FROM users"})
+        with pytest.raises(MetricErrors) as caught:
+            source._run_queries(0.2, 5)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    message = caught.value.errors["n"]
+    assert "locked by another connection writing" in message and "raise `timeout`" in message
+
+
+def test_a_number_mariadb_made_up_from_text_is_refused_not_stored() -> None:
+    """MariaDB reads text as a number up to its first other character and only warns:
+    `SELECT sum(amount)` over '1,234.50' and '2' stored 3, `CAST('12abc' AS INTEGER)` 12
+    and `CAST('abc' AS DECIMAL)` 0 (PostgreSQL refuses each). A value the database warned
+    it made up is now the metric's error quoting the warning; clean values are stored, and
+    a NULL the database warned about (`5 / 0`) says why."""
+    from tests.services import require_mysql_url
+
+    amounts = "(SELECT '1,234.50' AS amount UNION ALL SELECT '2') AS t"
+    result = run(
+        SQL(
+            name="app",
+            url=require_mysql_url(),
+            metrics={
+                "sum": f"SELECT sum(amount) FROM {amounts}",
+                "cast": "SELECT CAST('12abc' AS INTEGER)",
+                "zero": "SELECT CAST('abc' AS DECIMAL(10, 2))",
+                "clean": f"SELECT sum(REPLACE(amount, ',', '')) FROM {amounts}",
+                "text": "SELECT '1,234.50'",
+                "ratio": "SELECT 5 / 0",
+            },
+        ),
+        defaults=Defaults(retries=0),
+    )
+    _no_source_error(result)
+    assert result.values == {"app.clean": 1236.5, "app.text": 1234.5}
+    # NULL, and why: not the sum of no rows the NULL error otherwise guesses
+    assert "NULL, and the database warned 'Division by 0'" in result.errors["app.ratio"]
+    for name, value in (("sum", "'1,234.50'"), ("cast", "'12abc'"), ("zero", "'abc'")):
+        message = result.errors[f"app.{name}"]
+        assert "not the data's" in message and f"value: {value}" in message, message

@@ -1047,3 +1047,27 @@ def test_a_json_number_no_double_holds_is_an_error_never_0() -> None:
     assert "too small to store" in result.errors["api.tiny"]
     assert "too small to store" in result.errors["api.negative"]
     assert "cannot be stored exactly" in result.errors["api.huge"]
+
+
+def test_numbers_of_more_digits_than_python_writes_are_the_metric_s_error() -> None:
+    """Python reads and writes no int of more than 4300 digits as text: a function's
+    Decimal or Fraction of 5001 digits raised a bare ValueError (`Exceeds the limit (4300
+    digits) ...`), and a text of them said to call `sys.set_int_max_str_digits()`. Each is
+    an error saying no stored number holds it; zeros before the digits are no digits."""
+    from decimal import Decimal
+    from fractions import Fraction
+
+    from kpi_collector.collect.extract import Metric, finish_plain
+    from kpi_collector.errors import ExtractError
+
+    metric = Metric(query="SELECT x")
+    for raw in (
+        Decimal("1" + "0" * 5000),
+        Fraction(10**5001, 10),
+        10**5000,
+        "1" + "0" * 5000,
+        "-1" + "0" * 5000,
+    ):
+        with pytest.raises(ExtractError, match="a 5001-digit number cannot be stored exactly"):
+            finish_plain("n", raw, metric)
+    assert finish_plain("n", "0" * 5000 + "12", metric) == 12

@@ -3,6 +3,7 @@ characters, a missing file, and `mysql://` without a driver name, through `kpi r
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -284,3 +285,29 @@ def test_an_unknown_mysql_charset_says_where_and_how_to_fix_it(workdir: Path) ->
         assert "Hunter2secret" not in message and "\n" not in message
     failures = [f for o in result.outcomes for f in o.errors]
     assert failures and not any(f.transient for f in failures)  # a config error: no retry
+
+
+@pytest.mark.parametrize("scheme", ["sqlite", "sqlite+pysqlite"])
+def test_a_relative_sqlite_path_is_beside_the_config_not_where_kpi_runs(
+    tmp_path: Path, scheme: str
+) -> None:
+    """`url: sqlite:///app.db` opened app.db in the folder `kpi` ran from, not the config's
+    folder, which the store's `sqlite:///kpi.db` and every other relative path use: from
+    cron (run in the home folder) it failed, or read another app.db there and stored its
+    number. It is now the file beside the config."""
+    config_dir, elsewhere = tmp_path / "config", tmp_path / "elsewhere"
+    for folder, rows in ((config_dir, 3), (elsewhere, 99)):
+        folder.mkdir()
+        with sqlite3.connect(folder / "app.db") as conn:
+            conn.execute("CREATE TABLE users (id INTEGER)")
+            conn.executemany("INSERT INTO users VALUES (?)", [(i,) for i in range(rows)])
+    (config_dir / "kpi.yaml").write_text(
+        "sources:\n"
+        f"  - {{name: app, type: sql, url: '{scheme}:///app.db',"
+        " metrics: {users: SELECT count(*) FROM users}}\n"
+    )
+    config = str(config_dir / "kpi.yaml")
+    done = run_kpi(elsewhere, "-c", config, "run", "--dry-run", "--format", "json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    values = {v["kpi"]: v["value"] for v in json.loads(done.stdout)["values"]}
+    assert values == {"app.users": 3}

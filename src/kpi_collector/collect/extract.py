@@ -29,6 +29,7 @@ from kpi_collector.collect.layout import (
 )
 from kpi_collector.collect.numbers import (
     LARGEST_EXACT,
+    digit_count,
     exact_float,
     not_exact,
     number_spans,
@@ -330,8 +331,9 @@ def _exact(name: str, raw: numbers.Real | Decimal) -> float:
     if not -LARGEST_EXACT <= raw <= LARGEST_EXACT and (
         math.isinf(value) or _as_type(value, raw) != raw
     ):
-        text = str(raw)
-        shown = text if len(text) <= 40 else f"a {len(str(abs(int(raw))))}-digit number"
+        digits = digit_count(int(raw))  # str() of a Fraction of 4300 digits is a ValueError
+        text = str(raw) if digits <= 40 else ""
+        shown = text if 0 < len(text) <= 40 else f"a {digits}-digit number"
         raise ExtractError(f"{name}: {not_exact(shown, value)}")
     return value
 

@@ -196,7 +196,7 @@ class Convention:
             return None
         plain = token.replace(self.group, "")
         if self.decimal not in plain:
-            exact_float(int(plain))
+            exact_digits(plain)
             return Decimal(plain)
         return Decimal(plain.replace(self.decimal, "."))
 
@@ -470,10 +470,31 @@ def exact_float(number: int) -> float:
     except OverflowError:  # past 1.8e308: no double at all
         value = math.inf
     if abs(number) > LARGEST_EXACT and (math.isinf(value) or int(value) != number):
-        text = str(number)
-        shown = text if len(text) <= 40 else f"a {len(text.lstrip('-'))}-digit number"
-        raise ValueError(not_exact(shown, value))
+        raise ValueError(not_exact(shown_integer(number), value))
     return value
+
+
+def shown_integer(number: int) -> str:
+    """`number` as a message shows it: its digits, or past 40 of them how many there are
+    (`a 5001-digit number`; Python writes no int of more than 4300 digits as text)."""
+    digits = digit_count(number)
+    return str(number) if digits <= 40 else f"a {digits}-digit number"
+
+
+def digit_count(number: int) -> int:
+    """How many decimal digits `number` has (its sign aside), however many."""
+    return Decimal(abs(number)).adjusted() + 1 if number else 1
+
+
+def exact_digits(digits: str) -> None:
+    """`exact_float` for the integer a text writes as `digits` (decimal digits of any
+    script), of any length: Python reads no text of more than 4300 digits as an int.
+
+    Raises: ValueError when a stored number cannot hold it exactly."""
+    significant = digits.lstrip("0") or "0"
+    if len(significant) > 400:  # past 1.8e308: no double at all
+        raise ValueError(not_exact(f"a {len(significant)}-digit number", math.inf))
+    exact_float(int(significant))
 
 
 def not_exact(shown: str, value: float) -> str:
@@ -762,7 +783,7 @@ def _value(token: str, text: str, rules: NumberLocale) -> Decimal:
             "page's language, or pick the number with `regex:`"
         )
     if token.isdigit():
-        exact_float(int(token))
+        exact_digits(token)
         return Decimal(token)
     own = {v for c in rules.conventions if (v := c.exact(token)) is not None}
     if len(own) == 1:

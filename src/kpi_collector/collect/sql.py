@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +16,8 @@ from kpi_collector.errors import SourceError, missing_package
 from kpi_collector.secrets import redact
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     from sqlalchemy.engine import URL
 
 
@@ -161,6 +166,13 @@ def _no_pymysql_multi_statements(_dialect: Any, _record: Any, _args: Any, params
     from pymysql.constants import CLIENT
 
     params["client_flag"] = int(params.get("client_flag", 0)) & ~CLIENT.MULTI_STATEMENTS
+    # PyMySQL sends a password given as text in Latin-1: `é` as one byte where the server
+    # hashed the two of UTF-8 (`Access denied` for the right password), and `☃` failed with
+    # "'latin-1' codec can't encode character '\u2603' in position 2" (which told one
+    # character of it); MariaDB's and MySQL's own clients send UTF-8
+    password = params.get("password")
+    if isinstance(password, str):
+        params["password"] = password.encode()
 
 
 #: the statement that makes every later transaction of a session read-only
@@ -231,6 +243,57 @@ def read_only_session(conn: Any, timeout: float | None) -> None:
         _start_xa(conn)
 
 
+def session_time_zone(conn: Any, tz: ZoneInfo, now: datetime) -> None:
+    """Make the queries of `conn` (prepared by `read_only_session`) see the config's time
+    zone `tz`: `current_date`, `now()::date`, `date_trunc('day', now())`, `CURDATE()` are
+    its day, the day whose period the value is stored in, not the database server's (UTC:
+    a `signups_today` run in the evening in New York counted the next day's few hours).
+
+    PostgreSQL: the zone by name, for this transaction (its UTC offset at `now` where the
+    server does not know the name); MariaDB/MySQL: by name where the server has its time
+    zone tables, else its UTC offset at `now` (SourceError for an offset past +13:00, which
+    MariaDB takes by name only). SQLite has no session time zone:
+    `date('now')` is UTC there, `'localtime'` the machine's."""
+    from sqlalchemy import exc as sa_exc
+    from sqlalchemy import text
+
+    backend = conn.dialect.name
+    offset = _offset(tz, now)
+    if backend == "postgresql":
+        try:
+            with conn.begin_nested():  # an unknown name would abort the transaction
+                conn.execute(text("SELECT set_config('TimeZone', :zone, true)"), {"zone": tz.key})
+            return
+        except sa_exc.DBAPIError:
+            if conn.invalidated:
+                raise
+        conn.execute(text(f"SET LOCAL TIME ZONE INTERVAL '{offset}' HOUR TO MINUTE"))
+    elif backend in ("mysql", "mariadb"):
+        try:
+            conn.execute(text("SET time_zone = :zone"), {"zone": tz.key})
+        except sa_exc.DBAPIError:  # no time zone tables (the default): Unknown time zone
+            if conn.invalidated:
+                raise
+            try:
+                conn.execute(text(f"SET time_zone = '{offset}'"))
+            except sa_exc.DBAPIError:  # MariaDB takes offsets up to +13:00 only
+                if conn.invalidated:
+                    raise
+                raise SourceError(
+                    f"the database cannot take the config's time zone {tz.key} (UTC{offset}) "
+                    "without its time zone tables: load them (mariadb-tzinfo-to-sql "
+                    "/usr/share/zoneinfo | mariadb mysql), so that CURDATE() is that zone's day",
+                    transient=False,
+                ) from None
+
+
+def _offset(tz: ZoneInfo, now: datetime) -> str:
+    """The UTC offset of `tz` at `now` as `+05:30`, `-03:00` (whole minutes)."""
+    minutes = round((now.astimezone(tz).utcoffset() or timedelta(0)).total_seconds() / 60)
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
 def limit_statements(conn: Any, seconds: float) -> None:
     """Stop the next statements of `conn` (prepared by `read_only_session`) after `seconds`
     instead of the timeout they were given: what is left of a source's time."""
@@ -249,6 +312,72 @@ def limit_statements(conn: Any, seconds: float) -> None:
             conn.execute(text(f"SET SESSION max_execution_time = {ms}"))
     elif backend == "sqlite":
         conn.info[_CAP] = time.monotonic() + seconds
+
+
+@contextmanager
+def cancel_after(conn: Any, seconds: float) -> Iterator[None]:
+    """Cancel on the server whatever statement `conn` runs once `seconds` have passed,
+    whatever the session's own time limit says by then: a query can turn that limit off
+    (`SET statement_timeout = 0` before it, MariaDB's `SET STATEMENT max_statement_time=0
+    FOR ...`) or be two statements that each get it (PostgreSQL's cursor DECLARE and
+    FETCH), and a statement left running on the server after the source gave up holds its
+    locks and its CPU. The statement fails with the database's words for a cancelled one
+    (`canceling statement due to user request`, `Query execution was interrupted`).
+
+    A connection whose statement was cancelled is invalidated when the block ends (the
+    database rolls its transaction back), as a late cancel could reach the next statement:
+    the caller opens a new one. A cancel that cannot be sent (the server is gone) is left
+    to the caller's own timeout."""
+    import threading
+
+    lock = threading.Lock()
+    state = {"done": False, "fired": False}
+
+    def fire() -> None:
+        with lock:
+            if state["done"]:
+                return
+            state["fired"] = True
+        with suppress(Exception):
+            _cancel(conn)
+
+    timer = threading.Timer(max(seconds, 0.0), fire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        with lock:
+            state["done"] = True
+        timer.cancel()
+        if state["fired"] and not conn.invalidated:
+            conn.invalidate()
+
+
+def _cancel(conn: Any) -> None:
+    """Cancel the statement SQLAlchemy connection `conn` runs, from another thread: a
+    PostgreSQL cancel request, a MariaDB/MySQL `KILL QUERY` on a connection of its own, a
+    SQLite interrupt."""
+    raw = conn.connection.dbapi_connection
+    backend = conn.dialect.name
+    if backend == "postgresql":
+        if hasattr(raw, "cancel_safe"):  # psycopg 3.2+: does not block on a silent server
+            raw.cancel_safe(timeout=5.0)
+        else:
+            raw.cancel()
+    elif backend in ("mysql", "mariadb"):
+        thread_id = int(raw.thread_id())
+        other = conn.engine.raw_connection()
+        try:
+            cursor = other.cursor()
+            try:
+                cursor.execute(f"KILL QUERY {thread_id}")
+            finally:
+                cursor.close()
+        finally:
+            other.close()
+    elif backend == "sqlite":
+        raw.interrupt()
 
 
 def _start_xa(conn: Any) -> None:
@@ -373,6 +502,73 @@ def binary_collation(conn: Any) -> str:
         ).scalars()
     )
     return next((c for c in BINARY_COLLATIONS if c in have), "utf8mb4_bin")
+
+
+#: a server that refused the URL's login (PostgreSQL, MariaDB/MySQL wording; 1045, 1698)
+_LOGIN_REFUSED = re.compile(
+    r'password authentication failed|role "[^"]*" does not exist|no pg_hba\.conf entry'
+    r"|no password supplied|access denied for user",
+    re.I,
+)
+#: a server that has no database of the URL's name
+_NO_DATABASE = re.compile(r'database "[^"]*" does not exist|unknown database', re.I)
+#: no server answered at the URL's host and port
+_UNREACHABLE = re.compile(
+    r"connection refused|can't connect to|could not translate host|failed to resolve host"
+    r"|name or service not known|timeout expired|timed out|no route to host"
+    r"|network is unreachable|nodename nor servname",
+    re.I,
+)
+
+
+def connection_problem(
+    exc: BaseException, url: str, variables: tuple[str, ...] = ()
+) -> tuple[str, bool] | None:
+    """Why connecting to database `url` failed with `exc`, in one line that says what to
+    fix (the URL's user and password, its database name, whether the server runs at its
+    host and port; `variables`: the `${VAR}`s the URL came from, named there), and whether
+    trying again may help; None for another error. The password never shows."""
+    from sqlalchemy.engine import make_url
+
+    message = first_line(exc)
+    reason = _reason(exc, message)
+    parsed = make_url(url)
+    where = f"`url:` (${{{'}, ${'.join(variables)}}})" if variables else "`url:`"
+    server = f"{parsed.host or 'localhost'}" + (f":{parsed.port}" if parsed.port else "")
+    if _LOGIN_REFUSED.search(message):
+        user = f" as {parsed.username}" if parsed.username else ""
+        return (
+            f"the database server at {server} refused the login{user} ({reason}): "
+            f"check the user and password in {where}",
+            False,
+        )
+    if _NO_DATABASE.search(message):
+        return (
+            f"the database server at {server} has no database {parsed.database!r} ({reason}): "
+            f"check the database name in {where}",
+            False,
+        )
+    if _UNREACHABLE.search(message):
+        return (
+            f"cannot reach the database server at {server} ({reason}): is it running, "
+            f"and are the host and port in {where} right?",
+            True,
+        )
+    return None
+
+
+def _reason(exc: BaseException, message: str) -> str:
+    """The driver's own words in `message` (the first line of `exc`, secrets masked)
+    without its wrapping: PyMySQL's `(1045, "...")`, psycopg's `connection failed:
+    connection to server at ... failed: FATAL:`."""
+    args: tuple[Any, ...] = tuple(getattr(getattr(exc, "orig", None), "args", ()))
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        code_text: str = args[1]
+        return redact(code_text.splitlines()[0]) if code_text.strip() else message
+    words = (
+        message.rsplit(" failed: ", 1)[-1] if message.startswith("connection failed") else message
+    )
+    return words.replace("FATAL:", "").strip() or message
 
 
 def first_line(exc: BaseException) -> str:
