@@ -1131,6 +1131,8 @@ def _query_credentials(url: str) -> dict[str, str]:
     (`api_key=`, `token=`, `sig=`...) or holding a value known as secret (a `${VAR}`'s),
     what `redact` masks in `?name=value`. {} for most URLs, whose query holds none, and
     for text that is no URL (aiohttp says why)."""
+    if "?" not in url:  # no query: no parse of every page's URL
+        return {}
     try:
         query = urlsplit(url).query
     except ValueError:
