@@ -267,12 +267,14 @@ def test_a_kpi_run_stopped_with_ctrl_c_is_marked_interrupted_at_once(tmp_path: P
             time.sleep(0.05)
         probe.close()
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-    assert proc.returncode == 130, err
+    # (once, under a loaded CI machine, it exited 1 with nothing on stderr: what it printed
+    # on stdout says whether the run had already ended)
+    assert proc.returncode == 130, f"stdout: {out}\nstderr: {err}"
     assert "run 1 stopped before it finished; marked interrupted" in err
     store = HistoryStore(url)
     assert [r.status for r in store.runs()] == ["interrupted"]
