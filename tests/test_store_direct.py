@@ -334,6 +334,23 @@ def test_a_forked_child_writes_through_its_own_connection(tmp_path: Path) -> Non
     process.start()
     process.join(30)
     assert process.exitcode == 0
+
+    direct = store.direct()
+    assert direct is not None
+
+    def close_in_child() -> None:  # forked while another thread held the connection
+        store.close()
+        run = store.begin_run(started_at=3.0)
+        store.finish_run(run, observations=[StoredObservation("g", 3.0, 4.0, "s")])
+
+    with direct.read():  # this thread holds the kept connection's guard across the fork
+        closing = multiprocessing.get_context("fork").Process(target=close_in_child)
+        closing.start()
+        closing.join(30)
+    if closing.is_alive():  # hung: stopped, then failed below
+        closing.kill()
+        closing.join(10)
+    assert closing.exitcode == 0  # neither hung on the copied guard nor failed
     store.finish_run(first, observations=[StoredObservation("p", 1.0, 1.0, "s")], finished_at=2.0)
     latest = store.latest()
-    assert (latest["c"].value, latest["p"].value) == (3.0, 1.0)
+    assert (latest["c"].value, latest["p"].value, latest["g"].value) == (3.0, 1.0, 4.0)

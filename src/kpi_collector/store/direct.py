@@ -156,10 +156,14 @@ class DirectSqlite:
 
     def close(self) -> None:
         """Close the kept connection (SQLite checkpoints the WAL when it is the last); the
-        next transaction opens one again."""
+        next transaction opens one again. In a forked child the parent's is only dropped:
+        its guard may have been copied held by a thread the child does not have."""
+        if self._kept_as[0] != os.getpid():
+            self._kept = None
+            return
         with self._guard:
             kept, self._kept = self._kept, None
-            if kept is not None and self._kept_as[0] == os.getpid():
+            if kept is not None:
                 kept.close()
 
     @contextmanager
