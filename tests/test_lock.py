@@ -4,7 +4,6 @@ what `kpi run` does while another run holds the store."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -21,6 +20,7 @@ from kpi_collector.cli import main
 from kpi_collector.pipeline import Pipeline
 from kpi_collector.store import HistoryStore
 from kpi_collector.store.lock import LockBusy, RunLock, wait_until_free
+from tests.fakes.tcp_proxy import TcpProxy
 from tests.services import require_mysql_url, require_postgres_url
 from tests.test_store import _isolated
 
@@ -366,64 +366,6 @@ def test_two_backfills_never_write_at_once(tmp_path: Path) -> None:
     assert "kpi backfill" in refused
 
 
-class CutProxy:
-    """A TCP proxy to a database server that `cut()` turns into a server gone away: its
-    connections are closed and new ones refused (a restart, a network failure)."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.server.getsockname()[1])
-        self.open: list[socket.socket] = []
-        self.guard = threading.Lock()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:  # cut: the listening socket is closed
-                return
-            upstream = socket.create_connection(self.target)
-            with self.guard:
-                self.open += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-    def drop(self) -> None:
-        """Close the connections open now (the server ends their sessions); new ones pass."""
-        with self.guard:
-            dropping, self.open = self.open, []
-        for sock in dropping:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-    def cut(self) -> None:
-        with contextlib.suppress(OSError):  # wakes the accept (a close alone does not)
-            self.server.shutdown(socket.SHUT_RDWR)
-        self.server.close()
-        with self.guard:
-            for sock in self.open:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-        self.thread.join(5)
-
-
 @pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
 def test_a_database_store_that_goes_down_fails_a_scheduled_job_in_one_line(
     tmp_path: Path, kind: str
@@ -441,7 +383,8 @@ def test_a_database_store_that_goes_down_fails_a_scheduled_job_in_one_line(
 
     urls = _isolated(require_postgres_url() if kind == "postgresql" else require_mysql_url())
     url = next(urls)
-    proxy = CutProxy(*host_port(url))
+    proxy = TcpProxy(*host_port(url))
+    proxy.up()
     host, port = host_port(url)
     via = url.replace(f"@{host}:{port}/", f"@127.0.0.1:{proxy.port}/", 1)
     assert via != url
@@ -459,7 +402,7 @@ def test_a_database_store_that_goes_down_fails_a_scheduled_job_in_one_line(
     try:
         job = scheduler.job("main")
         assert scheduler.run_job(job).status == "ok"  # the store answers
-        proxy.cut()
+        proxy.down()
         outcome = scheduler.run_job(job, fire=job.cron.previous(datetime.now(UTC)))
         assert outcome.status == "failed"
         assert outcome.summary.startswith("cannot lock store '")
@@ -473,7 +416,7 @@ def test_a_database_store_that_goes_down_fails_a_scheduled_job_in_one_line(
             RunLock(scheduler.store).acquire()
     finally:
         scheduler.store.close()
-        proxy.cut()
+        proxy.down()
         next(urls, None)
 
 
@@ -493,7 +436,8 @@ def test_a_run_lock_whose_database_connection_drops_is_taken_again(
     urls = _isolated(require_postgres_url() if kind == "postgresql" else require_mysql_url())
     url = next(urls)
     host, port = host_port(url)
-    proxy = CutProxy(host, port)
+    proxy = TcpProxy(host, port)
+    proxy.up()
     via = url.replace(f"@{host}:{port}/", f"@127.0.0.1:{proxy.port}/", 1)
     assert via != url
     store, direct = HistoryStore(via), HistoryStore(url)
@@ -513,7 +457,7 @@ def test_a_run_lock_whose_database_connection_drops_is_taken_again(
         other.release()
     finally:
         lock.release()
-        proxy.cut()
+        proxy.down()
         store.close()
         direct.close()
         next(urls, None)
@@ -536,7 +480,8 @@ def test_kpi_schedules_own_lock_is_taken_again_after_its_connection_drops(
     urls = _isolated(require_postgres_url())
     url = next(urls)
     host, port = host_port(url)
-    proxy = CutProxy(host, port)
+    proxy = TcpProxy(host, port)
+    proxy.up()
     via = url.replace(f"@{host}:{port}/", f"@127.0.0.1:{proxy.port}/", 1)
     (tmp_path / "kpi.yaml").write_text(
         f'store: "{via}"\nschedule: "0 7 1 1 *"\n'
@@ -577,6 +522,6 @@ def test_kpi_schedules_own_lock_is_taken_again_after_its_connection_drops(
         assert "taken again" in caplog.text
         assert seen == [True, False]
     finally:
-        proxy.cut()
+        proxy.down()
         direct.close()
         next(urls, None)

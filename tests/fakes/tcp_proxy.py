@@ -47,6 +47,15 @@ class TcpProxy:
                 conn.shutdown(socket.SHUT_RDWR)
             conn.close()
 
+    def drop(self) -> None:
+        """Cut the open connections (the server ends their sessions); new ones pass."""
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
     def _accept(self, listener: socket.socket) -> None:
         while True:
             try:
