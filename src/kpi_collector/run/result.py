@@ -24,6 +24,9 @@ class RunResult:
     errors: dict[str, str] = field(default_factory=dict)
     previous: dict[str, float] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)  # KPI id -> source name
+    #: KPI id -> the UTC epoch seconds a value is stored with when not the run's start: the
+    #: end of the complete day it describes (`Source.complete_days`, e.g. `active_users`)
+    stamps: dict[str, float] = field(default_factory=dict)
     delivery_errors: dict[str, str] = field(default_factory=dict)
     delivered: list[str] = field(default_factory=list)
     #: destinations of `delivery_errors` whose failed delivery stays pending (retried on the

@@ -106,6 +106,11 @@ class PlainSource(PlainPlugin):
 
     #: metrics this source gives when it cannot know them from its config (for `kpi validate`)
     default_metrics: ClassVar[tuple[str, ...]] = ()
+    #: True when `collect` gives the values of the last complete day in the config's time
+    #: zone (yesterday, `ctx.today - 1`), not of the run's moment: the run stores them with
+    #: that day's stamp (its end, as `backfill` stamps a day), once per day, and fills in
+    #: the complete days missed since the source's last stored day through `backfill`
+    complete_days: ClassVar[bool] = False
 
     if TYPE_CHECKING:
         timeout: float | None
