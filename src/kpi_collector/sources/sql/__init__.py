@@ -149,7 +149,6 @@ class SQL(Source):
         return values
 
 
-
 #: seconds a query needs at least: with less of the source's time left, it is not run
 _LEAST = 0.05
 #: seconds after its timeout a statement the server did not stop is cancelled
