@@ -577,3 +577,38 @@ def test_a_relative_sqlite_database_is_beside_the_config(tmp_path: Path) -> None
     )
     assert Path.cwd() != tmp_path
     assert collect(source, context(tmp_path)) == {"dau": 1.0, "wau": 2.0, "mau": 2.0}
+
+
+def test_kpi_run_shows_and_stores_yesterdays_whole_day_once(tmp_path: Path) -> None:
+    """`kpi run` end to end: the table names the day a DAU describes (yesterday), `kpi
+    history` has it on that day, and a second run the same day stores nothing more."""
+    import json
+    import sqlite3
+
+    from tests.cli import run_kpi
+
+    today = datetime.now(UTC).date()
+    yesterday = today - timedelta(days=1)
+    at = {n: datetime.combine(today - timedelta(days=n), time(12), UTC) for n in (0, 1, 3)}
+    write_parquet(
+        tmp_path / "events.parquet",
+        [("a", at[3]), ("b", at[1]), ("c", at[1]), ("a", at[0]), ("d", at[0])],
+    )
+    (tmp_path / "kpi.yaml").write_text(
+        "sources:\n"
+        "  - {name: telemetry, type: active_users, events: events.parquet,"
+        " user: user_id, time: ts}\n"
+    )
+    first = run_kpi(tmp_path, "run")
+    assert first.returncode == 0, first.stdout + first.stderr
+    dau = next(line for line in first.stdout.splitlines() if "telemetry.dau" in line)
+    assert f"telemetry.dau ({yesterday})" in dau and dau.split()[2] == "2"  # b and c, not today's
+    second = run_kpi(tmp_path, "run")
+    assert second.returncode == 0, second.stdout + second.stderr
+    with sqlite3.connect(tmp_path / "kpi.db") as db:
+        rows = db.execute("SELECT kpi, value FROM observations ORDER BY kpi").fetchall()
+    assert rows == [("telemetry.dau", 2.0), ("telemetry.mau", 3.0), ("telemetry.wau", 3.0)]
+    shown = run_kpi(tmp_path, "history", "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    kpis = json.loads(shown.stdout)["kpis"]
+    assert kpis["telemetry.dau"] == [{"period": yesterday.isoformat(), "value": 2.0}]
