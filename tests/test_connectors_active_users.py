@@ -612,3 +612,37 @@ def test_kpi_run_shows_and_stores_yesterdays_whole_day_once(tmp_path: Path) -> N
     assert shown.returncode == 0, shown.stderr
     kpis = json.loads(shown.stdout)["kpis"]
     assert kpis["telemetry.dau"] == [{"period": yesterday.isoformat(), "value": 2.0}]
+
+
+def test_the_dashboard_does_not_call_a_whole_day_stale(folder: Path) -> None:
+    """A complete day's value is stamped with the day's end, up to a day before the run that
+    stored it: with an hourly schedule (1.5 hours before a value is stale) the dashboard
+    showed DAU stale all day after every run. Its age counts from the end of the day after
+    the one it describes (when the run could store it); a source that stops is still stale."""
+    from kpi_collector.config import load_config
+    from kpi_collector.pipeline import Pipeline
+    from kpi_collector.report.data import DashboardData
+
+    (folder / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "timezone: Europe/Berlin\n"
+        'schedule: "0 * * * *"\n'
+        "sources:\n"
+        "  - {name: telemetry, type: active_users, events: events/*.parquet,"
+        " user: user_id, time: ts}\n"
+    )
+    assert Pipeline.from_config(folder / "kpi.yaml").process(deliver=False, now=NOW).ok
+    loaded = load_config(folder / "kpi.yaml")
+
+    def status(at: datetime) -> str:
+        data = DashboardData(loaded, clock=at.timestamp)
+        try:
+            tiles = {t["id"]: t for t in data.overview("day")["kpis"]}
+            return str(tiles["telemetry.dau"]["status"])
+        finally:
+            data.close()
+
+    assert status(datetime(2024, 4, 10, 8, 30, tzinfo=BERLIN)) == "ok"
+    assert status(datetime(2024, 4, 10, 23, 50, tzinfo=BERLIN)) == "ok"
+    # April 10th's value is due from the first run of the 11th on; it never came
+    assert status(datetime(2024, 4, 11, 3, tzinfo=BERLIN)) == "stale"

@@ -5,7 +5,7 @@ once per day, and the days missed since its last stored day filled in through it
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -45,10 +45,17 @@ def complete_days(
     if not chosen:
         return None
     day = now.astimezone(tz).date() - timedelta(days=1)
-    plan = CompleteDays(day, day_end(day, tz).timestamp(), chosen)
-    plan.kpis = {kpi for source in chosen.values() for kpi in source.kpi_ids()}
+    return CompleteDays(
+        day, day_end(day, tz).timestamp(), chosen, complete_day_kpis(chosen.values(), kpis)
+    )
+
+
+def complete_day_kpis(sources: Iterable[Source], kpis: Mapping[str, KpiSpec]) -> set[str]:
+    """The KPI ids whose values describe a complete day: those of the sources that give
+    complete days (`Source.complete_days`) and the derived KPIs computed from them alone."""
+    found = {kpi for source in sources if source.complete_days for kpi in source.kpi_ids()}
     formulas = {kpi: spec.formula for kpi, spec in kpis.items() if spec.formula}
-    if formulas:
+    if found and formulas:
         from kpi_collector.config.formula import Formula
 
         inputs = {kpi: Formula.parse(text).inputs for kpi, text in formulas.items()}
@@ -56,10 +63,10 @@ def complete_days(
         while grew:  # a formula over formulas over complete days describes that day too
             grew = False
             for kpi, needed in inputs.items():
-                if kpi not in plan.kpis and needed and needed <= plan.kpis:
-                    plan.kpis.add(kpi)
+                if kpi not in found and needed and needed <= found:
+                    found.add(kpi)
                     grew = True
-    return plan
+    return found
 
 
 def newest_stamps(store: HistoryStore, plan: CompleteDays) -> dict[str, float]:
