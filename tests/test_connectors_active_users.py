@@ -306,6 +306,8 @@ def test_a_daily_job_stores_whole_days_once_and_fills_in_the_days_it_missed(
         first.stamps["telemetry.dau"] == datetime(2024, 4, 4, 23, 59, 59, tzinfo=BERLIN).timestamp()
     )
     assert daily(store, "telemetry.mau") == {date(2024, 4, 4): [expected[date(2024, 4, 4)]["mau"]]}
+    frame = first.to_pandas().set_index("kpi")
+    assert frame.loc["telemetry.dau", "ts"] == datetime(2024, 4, 4, 23, 59, 59, tzinfo=BERLIN)
     rows = store.rows()
     again = run_at(date(2024, 4, 5), 18)  # a re-run the same day adds nothing
     assert again.values == first.values and store.rows() == rows
@@ -646,3 +648,33 @@ def test_the_dashboard_does_not_call_a_whole_day_stale(folder: Path) -> None:
     assert status(datetime(2024, 4, 10, 23, 50, tzinfo=BERLIN)) == "ok"
     # April 10th's value is due from the first run of the 11th on; it never came
     assert status(datetime(2024, 4, 11, 3, tzinfo=BERLIN)) == "stale"
+
+
+def test_a_stale_alert_allows_a_whole_day_its_day(folder: Path) -> None:
+    """`stale_days: 1` on `telemetry.dau` fired every night: the DAU a 07:00 run stores is
+    stamped with the end of the day before, a day old at midnight, whatever the run did.
+    A complete day's value is stale once it is `stale_days` older than the day after it
+    (when a run could store it); a source that stopped still fires."""
+    from kpi_collector.alerts.engine import AlertScope, evaluate
+    from kpi_collector.config.models import Alert
+    from kpi_collector.pipeline import Pipeline
+
+    (folder / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "timezone: Europe/Berlin\n"
+        "sources:\n"
+        "  - {name: telemetry, type: active_users, events: events/*.parquet,"
+        " user: user_id, time: ts}\n"
+    )
+    pipeline = Pipeline.from_config(folder / "kpi.yaml")
+    assert pipeline.process(deliver=False, now=NOW).ok  # April 9th's DAU, at 07:00 on the 10th
+    assert pipeline.store is not None
+    scope = AlertScope(sources=pipeline.sources, kpis={}, tz=BERLIN, destinations=[])
+
+    def stale(at: datetime) -> bool | None:
+        alert = Alert(kpi="telemetry.dau", stale_days=1)
+        ((_, finding),) = evaluate(scope, pipeline.store, [alert], now=at.timestamp())
+        return finding.active
+
+    assert stale(datetime(2024, 4, 11, 3, tzinfo=BERLIN)) is False  # the next run is at 07:00
+    assert stale(datetime(2024, 4, 12, 3, tzinfo=BERLIN)) is True  # April 10th never came

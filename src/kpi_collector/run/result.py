@@ -77,7 +77,8 @@ class RunResult:
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per KPI: kpi, value, previous, change, source, ts. `value`, `previous` and
-        `change` are float columns; a KPI without a previous value has NaN there."""
+        `change` are float columns; a KPI without a previous value has NaN there. `ts` is
+        the run's start, or the end of the complete day a value describes (`stamps`)."""
         import pandas as pd
 
         nan = float("nan")
@@ -89,7 +90,11 @@ class RunResult:
                     "previous": _or_nan(self.previous.get(kpi), nan),
                     "change": _or_nan(self.change(kpi), nan),
                     "source": self.sources.get(kpi),
-                    "ts": pd.Timestamp(self.started_at),
+                    "ts": pd.Timestamp(
+                        self.started_at
+                        if kpi not in self.stamps
+                        else datetime.fromtimestamp(self.stamps[kpi], self.started_at.tzinfo)
+                    ),
                 }
                 for kpi, value in self.values.items()
             ],
