@@ -678,3 +678,33 @@ def test_a_stale_alert_allows_a_whole_day_its_day(folder: Path) -> None:
 
     assert stale(datetime(2024, 4, 11, 3, tzinfo=BERLIN)) is False  # the next run is at 07:00
     assert stale(datetime(2024, 4, 12, 3, tzinfo=BERLIN)) is True  # April 10th never came
+
+
+def test_after_the_upgrade_a_day_is_compared_with_the_day_before_not_its_partial(
+    folder: Path,
+) -> None:
+    """A store written before: each run stored the day so far at 07:00. The first run after
+    the upgrade stores April 9th whole beside its 07:00 partial value; its change was
+    against that partial value of the same day (`dau 1 -95%` for 21 at 07:00), not the
+    day before. It is compared with the days before, and the whole day is the day's value."""
+    from kpi_collector.pipeline import Pipeline
+
+    (folder / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "timezone: Europe/Berlin\n"
+        "sources:\n"
+        "  - {name: telemetry, type: active_users, events: events/*.parquet,"
+        " user: user_id, time: ts}\n"
+    )
+    pipeline = Pipeline.from_config(folder / "kpi.yaml")
+    store = pipeline.store
+    assert store is not None
+    for day, partial in ((8, 50.0), (9, 21.0)):
+        at = datetime(2024, 4, day, 7, tzinfo=BERLIN).timestamp()
+        run = store.begin_run(started_at=at)
+        store.finish_run(run, observations=[("telemetry.dau", at, partial, "telemetry")])
+    result = pipeline.process(deliver=False, now=NOW)
+    assert result.values["telemetry.dau"] == 1.0
+    assert result.previous["telemetry.dau"] == 50.0  # April 8th's, not April 9th's partial
+    history = store.series(["telemetry.dau"], period="day", tz=BERLIN)["telemetry.dau"]
+    assert history == [(date(2024, 4, 8), 50.0), (date(2024, 4, 9), 1.0)]

@@ -20,6 +20,7 @@ from kpi_collector.run.result import RunResult
 from kpi_collector.secrets import DatabaseUrl, redact
 from kpi_collector.sources.base import PlainSource
 from kpi_collector.store import RunError, StoredObservation
+from kpi_collector.store.periods import local_midnight
 
 if TYPE_CHECKING:
     from kpi_collector.alerts.engine import AlertScope
@@ -406,10 +407,12 @@ class Pipeline:
                     **(previous or {}),
                     **store.previous_values(asked, before=started.timestamp()),
                 }
-            if days is not None and result.stamps:  # a day's value: with the day before it
+            if days is not None and result.stamps:  # a day's value: with the days before it
                 for kpi in result.stamps:
                     previous.pop(kpi, None)
-                previous.update(store.previous_values(sorted(result.stamps), before=days.stamp))
+                # (not a value of the day itself: one a run stored before the upgrade, partial)
+                since_midnight = local_midnight(days.day, self.tz)
+                previous.update(store.previous_values(sorted(result.stamps), before=since_midnight))
             result.previous = {k: previous[k] for k in result.values if k in previous}
         result.values = {k: result.values[k] for k in self.order(result.values)}
         if deliver and not dry_run:
