@@ -708,3 +708,23 @@ def test_after_the_upgrade_a_day_is_compared_with_the_day_before_not_its_partial
     assert result.previous["telemetry.dau"] == 50.0  # April 8th's, not April 9th's partial
     history = store.series(["telemetry.dau"], period="day", tz=BERLIN)["telemetry.dau"]
     assert history == [(date(2024, 4, 8), 50.0), (date(2024, 4, 9), 1.0)]
+
+
+def test_credentials_in_an_events_url_never_show(tmp_path: Path) -> None:
+    """A presigned S3 or GCS URL as `events:` carries its signature and session token in the
+    query (`X-Amz-Signature`, `X-Amz-Security-Token`, `X-Goog-Signature`), and an `https://`
+    URL may carry a password: messages showed them (`cannot read events from <the URL>`), and
+    the run stored them with its error. They are masked, also where a server echoes one."""
+    from kpi_collector.secrets import redact
+
+    url = (
+        "https://reader:pa55-word-9@files.example/e.parquet?X-Amz-Credential=AKIDEXAMPLE"
+        "&X-Amz-Security-Token=FwoSESSIONtoken42&X-Amz-Signature=0f1e2d3c4b5a6978"
+    )
+    gcs = "https://storage.example/b/e.parquet?X-Goog-Signature=9a8b7c6d5e4f3021"
+    ActiveUsers.model_validate({"events": [url, gcs], "user": "u", "time": "t"})
+    shown = redact(f"cannot read events from {url}, {gcs}: HTTP 403")
+    for secret in ("pa55-word-9", "FwoSESSIONtoken42", "0f1e2d3c4b5a6978", "9a8b7c6d5e4f3021"):
+        assert secret not in shown
+        assert secret not in redact(f"denied: {secret}")  # echoed alone
+    assert "files.example/e.parquet" in shown

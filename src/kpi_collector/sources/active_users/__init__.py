@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from kpi_collector.collect.offload import in_daemon_thread
-from kpi_collector.secrets import Secret
+from kpi_collector.secrets import Secret, remember_url_credentials
 from kpi_collector.sources._service import day_end
 from kpi_collector.sources.active_users import activity
 from kpi_collector.sources.base import Observation, Source, SourceContext
@@ -100,6 +100,9 @@ class ActiveUsers(Source):
                 raise ValueError("`events` is empty")
             # An unknown suffix is a config error now, not a failure at every run.
             _ = activity.EventFiles(self.events, format=self.format).file_format
+            for path in [self.events] if isinstance(self.events, str) else self.events:
+                if "://" in path:  # a password, a presigned URL's signature: never shown
+                    remember_url_credentials(path)
         if self.format is not None and self.events is None:
             raise ValueError("`format` is for `events` files")
         return self
