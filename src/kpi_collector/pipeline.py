@@ -325,7 +325,9 @@ class Pipeline:
         begin = None
         if store is not None:
 
-            def open_run() -> tuple[int, set[str], dict[str, float] | None, dict[str, float]]:
+            def open_run() -> tuple[
+                int, set[str], dict[str, float] | None, dict[str, float] | None
+            ]:
                 if lock is not None:
                     lock.register()
                 run_id = store.begin_run(started_at=started.timestamp(), trigger=self.trigger)
@@ -335,8 +337,10 @@ class Pipeline:
                     previous = store.previous_values(sorted(planned), before=started.timestamp())
                 except StoreError:  # read again after the run is stored, as it was before
                     previous = None
-                # read here so that a store that cannot be read fails the run before it stores
-                newest = newest_stamps(store, days) if days is not None else {}
+                try:
+                    newest = newest_stamps(store, days) if days is not None else {}
+                except StoreError:  # read again before the run is stored
+                    newest = None
                 return run_id, planned, previous, newest
 
             begin = asyncio.create_task(asyncio.to_thread(open_run))
@@ -369,11 +373,13 @@ class Pipeline:
             errors.append(RunError("formula", kpi, message, transient=False))
         if days is not None:
             result.stamps = {k: days.stamp for k in result.values if k in days.kpis}
+            if store is not None and run_id is not None and newest is None:
+                newest = await asyncio.to_thread(newest_stamps, store, days)
             if store is not None and run_id is not None and self._fills_in():
                 missed = await fill_missed_days(
                     store,
                     days,
-                    newest,
+                    newest or {},
                     failed={outcome.source for outcome in outcomes if outcome.errors},
                     kpis=self.kpis,
                     defaults=self.defaults,
@@ -395,7 +401,7 @@ class Pipeline:
                     )
                     for k, v in result.values.items()
                     # a day's value already stored (a run earlier today, `kpi backfill`)
-                    if newest.get(k) != result.stamps.get(k, ts)
+                    if (newest or {}).get(k) != result.stamps.get(k, ts)
                 ),
                 errors=errors,
                 finished_at=result.finished_at.timestamp(),
