@@ -728,3 +728,45 @@ def test_credentials_in_an_events_url_never_show(tmp_path: Path) -> None:
         assert secret not in shown
         assert secret not in redact(f"denied: {secret}")  # echoed alone
     assert "files.example/e.parquet" in shown
+
+
+def test_a_daily_message_compares_a_whole_day_with_its_own_day_before(
+    folder: Path, fast_delivery_retries: None
+) -> None:
+    """An `every: day` webhook with `compare: 3d`: the run of April 10th delivers April 9th's
+    WAU; it was compared with the value stored by the end of April 7th (3 days before the
+    run's day, so 2 days before the value's), and a message said "3 days earlier" of it.
+    It is compared with April 6th's, 3 days before the day it describes."""
+    import json
+
+    from kpi_collector.pipeline import Pipeline
+    from tests.fakes.webhooks import FakeHooks
+
+    events = [*EVENTS, ("d", datetime(2024, 4, 7, 12, tzinfo=UTC))]
+    write_parquet(folder / "events" / "part-3.parquet", events[-1:])
+    with FakeHooks.serve("hook-token-1234") as hooks:
+        (folder / "kpi.yaml").write_text(
+            "store: sqlite:///kpi.db\n"
+            "timezone: Europe/Berlin\n"
+            "sources:\n"
+            "  - {name: telemetry, type: active_users, events: events/*.parquet,"
+            " user: user_id, time: ts}\n"
+            "destinations:\n"
+            f"  - {{type: webhook, url: '{hooks.hook_url}', every: day, compare: 3d}}\n"
+        )
+        pipeline = Pipeline.from_config(folder / "kpi.yaml")
+        for day in (3, 4, 5, 6, 7, 8, 9, 10):  # each stores the day before
+            result = pipeline.process(now=datetime(2024, 4, day, 7, tzinfo=BERLIN))
+            assert result.ok, (result.errors, result.delivery_errors)
+        document = json.loads(hooks.hooks[-1][0])
+    expected = {
+        item.day: item.values
+        for item in reference(events, "Europe/Berlin", start=date(2024, 4, 2), end=date(2024, 4, 9))
+    }
+    wau = next(line for line in document["values"] if line["kpi"] == "telemetry.wau")
+    assert document["period_start"] == "2024-04-10"
+    assert (wau["value"], wau["previous"]) == (
+        expected[date(2024, 4, 9)]["wau"],
+        expected[date(2024, 4, 6)]["wau"],
+    )
+    assert expected[date(2024, 4, 6)]["wau"] != expected[date(2024, 4, 7)]["wau"]
