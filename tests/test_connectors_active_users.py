@@ -275,6 +275,7 @@ def test_a_daily_job_stores_whole_days_once_and_fills_in_the_days_it_missed(
     whole day, in `kpi history`, the run's changes and a digest's `compare`."""
     from kpi_collector.destinations.digest import Digest
     from kpi_collector.pipeline import Pipeline
+    from kpi_collector.store.runs import newest_collected
 
     (folder / "kpi.yaml").write_text(
         "store: sqlite:///kpi.db\n"
@@ -306,6 +307,10 @@ def test_a_daily_job_stores_whole_days_once_and_fills_in_the_days_it_missed(
         first.stamps["telemetry.dau"] == datetime(2024, 4, 4, 23, 59, 59, tzinfo=BERLIN).timestamp()
     )
     assert daily(store, "telemetry.mau") == {date(2024, 4, 4): [expected[date(2024, 4, 4)]["mau"]]}
+    # when the source last collected (the scheduler's catch-up, `/metrics`): the run's start
+    assert (
+        newest_collected(store, "telemetry") == datetime(2024, 4, 5, 7, tzinfo=BERLIN).timestamp()
+    )
     frame = first.to_pandas().set_index("kpi")
     assert frame.loc["telemetry.dau", "ts"] == datetime(2024, 4, 4, 23, 59, 59, tzinfo=BERLIN)
     rows = store.rows()
