@@ -2,7 +2,9 @@
 
 A source declares its fields (pydantic, unknown keys forbidden), a `type` name, and
 `async collect(ctx) -> {metric: number}`. Sources that can give past values also
-implement `backfill(ctx, since)`, yielding `Observation`s with their real timestamps.
+implement `backfill(ctx, since)`, yielding `Observation`s with their real timestamps; one
+whose `collect` gives the last complete day (yesterday) sets `complete_days = True`, and the
+run stores its values with that day's stamp, as `backfill` does (`run.complete_days`).
 HTTP, auth, retries and parsing live in `kpi_collector.collect`, never in a source.
 """
 
