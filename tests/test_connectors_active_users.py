@@ -775,3 +775,32 @@ def test_a_daily_message_compares_a_whole_day_with_its_own_day_before(
         expected[date(2024, 4, 6)]["wau"],
     )
     assert expected[date(2024, 4, 6)]["wau"] != expected[date(2024, 4, 7)]["wau"]
+
+
+@pytest.mark.parametrize(
+    ("run_day", "day", "hours"),
+    [(date(2024, 4, 1), date(2024, 3, 31), 23), (date(2024, 10, 28), date(2024, 10, 27), 25)],
+)
+def test_a_run_after_a_change_of_the_clocks_stores_that_whole_day(
+    tmp_path: Path, run_day: date, day: date, hours: int
+) -> None:
+    """The days the clocks change have 23 and 25 hours: the run of the day after stores the
+    users of all of them (an event in the first and in the last hour), at the day's 23:59:59."""
+    from kpi_collector.pipeline import Pipeline
+
+    start = datetime.combine(day, time(0), BERLIN).astimezone(UTC)  # elapsed-time arithmetic
+    first, last = start + timedelta(minutes=10), start + timedelta(hours=hours, minutes=-10)
+    assert first.astimezone(BERLIN).date() == last.astimezone(BERLIN).date() == day
+    write_parquet(tmp_path / "events.parquet", [("early", first), ("late", last)])
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "timezone: Europe/Berlin\n"
+        "sources:\n"
+        "  - {name: telemetry, type: active_users, events: events.parquet,"
+        " user: user_id, time: ts}\n"
+    )
+    pipeline = Pipeline.from_config(tmp_path / "kpi.yaml")
+    result = pipeline.process(deliver=False, now=datetime.combine(run_day, time(0, 5), BERLIN))
+    assert result.values["telemetry.dau"] == 2.0
+    assert pipeline.store is not None
+    assert daily(pipeline.store, "telemetry.dau") == {day: [2.0]}
