@@ -5,6 +5,7 @@ once per day, and the days missed since its last stored day filled in through it
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -130,7 +131,9 @@ async def fill_missed_days(
             filled.append(first)
     if filled:
         try:
-            backfill_formulas(store, kpis, tz=tz, since=min(filled), until=until)
+            await asyncio.to_thread(
+                backfill_formulas, store, kpis, tz=tz, since=min(filled), until=until
+            )
         except StoreError as exc:
             errors.append(
                 RunError("formula", None, f"derived KPIs of the days filled in: {exc}", False)
