@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kpi_collector.errors import StoreError
-from kpi_collector.run.backfill import DEFAULT_DAYS, abackfill, backfill_formulas
-from kpi_collector.sources._service import day_end
 from kpi_collector.store import RunError
 
 if TYPE_CHECKING:
@@ -45,6 +43,10 @@ def complete_days(
     chosen = {source.name: source for source in sources if source.complete_days}
     if not chosen:
         return None
+    # here, not at the top: every `kpi run` imports this module, and `_service` imports
+    # pydantic, which a run from the config cache never needs (see tests/test_startup.py)
+    from kpi_collector.sources._service import day_end
+
     day = now.astimezone(tz).date() - timedelta(days=1)
     return CompleteDays(
         day, day_end(day, tz).timestamp(), chosen, complete_day_kpis(chosen.values(), kpis)
@@ -95,6 +97,8 @@ async def fill_missed_days(
     KPIs' values of those days: a daily job that missed days (the machine was off) leaves no
     hole. A source that never stored a value is left to `kpi backfill`, and one that failed
     in this run (`failed`, by name) to the next run. Returns the errors, one per source."""
+    from kpi_collector.run.backfill import DEFAULT_DAYS, abackfill, backfill_formulas
+
     errors: list[RunError] = []
     until = plan.day - timedelta(days=1)
     filled: list[date] = []
