@@ -706,8 +706,8 @@ class DashboardData:
         return bool(spec and spec.formula)
 
     def _standing_failures(self) -> dict[str, str]:
-        """The sources whose newest run that included them (values or errors, among the
-        newest 50 runs) failed, with that error, redacted: a run of other sources since
+        """The sources whose newest run that included them (values or errors, however many
+        runs of other sources came since: `store.runs.REACH`) failed, with that error, redacted: a run of other sources since
         (a source's own `schedule:`) does not make them look fine."""
         from kpi_collector.store.runs import failing_streaks
 

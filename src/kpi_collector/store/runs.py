@@ -17,20 +17,25 @@ if TYPE_CHECKING:
 
 #: runs `failing_streaks` reads at most per query
 _STREAK_PAGE = 5000
-#: how far back an alert looks for a source's runs: years of hourly jobs of other sources
-ALERT_REACH = 50_000
+#: how far back `failing_streaks` looks for a source's runs: a source with its own weekly
+#: `schedule` among jobs of other sources every five minutes (2,016 runs a week) or hourly
+#: for years is still found
+REACH = 50_000
+#: the same, as alerts name it
+ALERT_REACH = REACH
 
 
 def failing_streaks(
-    store: HistoryStore, sources: Sequence[str], *, depth: int, reach: int | None = None
+    store: HistoryStore, sources: Sequence[str], *, depth: int, reach: int = REACH
 ) -> dict[str, tuple[int, str | None]]:
     """For each source: how many of its newest runs failed in a row (any error counts), and
     the newest error. Looks at the newest `depth` runs that included it (values or errors)
-    among the store's newest `reach` runs (default `max(50, depth * 10)`; `ALERT_REACH` for
-    alerts, so that a source with its own weekly `schedule` among hourly jobs of others is
-    found): the runs are read newest first, page by page, until each source has `depth`
-    runs or one that did not fail. A source in none of them is left out."""
-    limit = max(50, depth * 10) if reach is None else reach
+    among the store's newest `reach` runs (`REACH`: a source with its own weekly `schedule`
+    among jobs of others every few minutes is found; a fixed window of the newest 50 runs
+    made it look never run, in health, the dashboard, /metrics and the report alike): the
+    runs are read newest first, page by page, until each source has `depth` runs or one
+    that did not fail. A source in none of them is left out."""
+    limit = reach
     import sqlalchemy as sa
 
     from kpi_collector.store.schema import observations, run_errors, runs
