@@ -1983,3 +1983,86 @@ def test_a_source_that_failed_stays_failing_after_a_run_of_other_sources(tmp_pat
         assert crm["status"] != "failing"  # its newest run stored its value
     finally:
         data.close()
+
+
+def test_the_dashboard_over_a_store_nothing_wrote_creates_nothing(tmp_path: Path) -> None:
+    """`store: sqlite:///data/kpi.db` that nothing has written yet (a fresh config, or a
+    misspelt path): the dashboard created the file and its folder on its first page, so the
+    typo became a new empty store that every later command read as "nothing has run". It
+    reads nothing and creates nothing now: its pages are empty and health says the store
+    does not exist; once a run writes the store, the same dashboard shows its values. A note
+    added from the KPI page is a write: that one opens (and creates) the store."""
+    from starlette.testclient import TestClient
+
+    (tmp_path / ".env").write_text(f"CRM_TOKEN={SECRET}\n", encoding="utf-8")
+    (tmp_path / "kpi.yaml").write_text(
+        CONFIG.replace("sqlite:///kpi.db", "sqlite:///data/kpi.db"), encoding="utf-8"
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    clock = [NOW.timestamp()]
+    data = DashboardData(config, clock=lambda: clock[0])
+    try:
+        with TestClient(create_app(config, data=data), base_url="http://127.0.0.1") as c:
+            for path in ("/", "/runs", "/kpi/crm.paying", "/api/runs", "/metrics"):
+                assert c.get(path).status_code == 200, path
+            doc = c.get("/api/kpis").json()
+            assert [t["value"] for t in doc["kpis"]] == [None, None, None]
+            assert doc["health"] is not None and not doc["health"]["ok"]
+            assert any("does not exist" in p for p in doc["health"]["problems"])
+            assert c.get("/api/kpis/crm.paying/series").json()["points"] == []
+            assert not (tmp_path / "data").exists()
+
+            store = HistoryStore(config.store_url)
+            run = store.begin_run(started_at=NOW.timestamp() - 60)
+            store.finish_run(
+                run,
+                observations=[("crm.paying", NOW.timestamp() - 60, 812.0, "crm")],
+                finished_at=NOW.timestamp() - 59,
+            )
+            store.close()
+            clock[0] += 2  # a page a moment later
+            doc = c.get("/api/kpis").json()
+            assert doc["kpis"][0]["value"] == 812.0
+            assert not any("does not exist" in p for p in doc["health"]["problems"])
+    finally:
+        data.close()
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "kpi.yaml").write_text(CONFIG, encoding="utf-8")
+    (other / ".env").write_text(f"CRM_TOKEN={SECRET}\n", encoding="utf-8")
+    config = load_config(other / "kpi.yaml")
+    data = DashboardData(config, clock=NOW.timestamp)
+    try:
+        app = create_app(config, token="note-token-5c1d", data=data)
+        with TestClient(app, base_url="http://127.0.0.1") as c:
+            headers = {"authorization": "Bearer note-token-5c1d"}
+            assert c.get("/api/annotations", headers=headers).json() == []
+            assert not (other / "kpi.db").exists()
+            sent = c.post(
+                "/api/annotations", json={"text": "v1.0", "day": "2026-03-30"}, headers=headers
+            )
+            assert sent.status_code == 201
+            assert [n["text"] for n in c.get("/api/annotations", headers=headers).json()] == [
+                "v1.0"
+            ]
+    finally:
+        data.close()
+    assert (other / "kpi.db").exists()
+
+
+def test_kpi_serve_over_a_store_nothing_wrote_says_so_and_creates_nothing(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"CRM_TOKEN={SECRET}\n", encoding="utf-8")
+    config_path = tmp_path / "kpi.yaml"
+    config_path.write_text(CONFIG.replace("sqlite:///kpi.db", "sqlite:///kpi-typo.db"))
+    port = _free_port()
+    proc = _start_kpi_serve(config_path, port)
+    try:
+        answer = _first_answer(proc, f"http://127.0.0.1:{port}/api/kpis")
+        assert answer.status_code == 200
+        assert [t["value"] for t in answer.json()["kpis"]] == [None, None, None]
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=10)[0]
+    assert f"the store {tmp_path / 'kpi-typo.db'} does not exist: nothing has run" in output
+    assert not (tmp_path / "kpi-typo.db").exists()

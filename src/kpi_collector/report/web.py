@@ -395,7 +395,7 @@ def create_app(
         from kpi_collector.store.annotations import add_annotation as store_note
 
         try:
-            note = store_note(source.store, body["text"], day)
+            note = store_note(source.writable_store, body["text"], day)
         except ConfigError as exc:
             raise HTTPException(400, str(exc)) from None
         doc = {"id": note.id, "day": note.day.isoformat(), "text": note.text}
