@@ -2007,8 +2007,10 @@ def test_the_dashboard_over_a_store_nothing_wrote_creates_nothing(tmp_path: Path
                 assert c.get(path).status_code == 200, path
             doc = c.get("/api/kpis").json()
             assert [t["value"] for t in doc["kpis"]] == [None, None, None]
-            assert doc["health"] is not None and not doc["health"]["ok"]
-            assert any("does not exist" in p for p in doc["health"]["problems"])
+            # as for an empty store: a new config is no alarm, and it says what is missing
+            assert doc["health"] is not None and doc["health"]["ok"]
+            assert "data/kpi.db does not exist: nothing has run" in doc["health"]["warnings"][0]
+            assert "does not exist" in c.get("/").text
             assert c.get("/api/kpis/crm.paying/series").json()["points"] == []
             assert not (tmp_path / "data").exists()
 
@@ -2023,7 +2025,7 @@ def test_the_dashboard_over_a_store_nothing_wrote_creates_nothing(tmp_path: Path
             clock[0] += 2  # a page a moment later
             doc = c.get("/api/kpis").json()
             assert doc["kpis"][0]["value"] == 812.0
-            assert not any("does not exist" in p for p in doc["health"]["problems"])
+            assert not any("does not exist" in w for w in doc["health"]["warnings"])
     finally:
         data.close()
 

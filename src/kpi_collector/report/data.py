@@ -704,7 +704,17 @@ class DashboardData:
         try:
             from kpi_collector.schedule.health import health_report
 
-            report = health_report(self.config, now=self.clock())
+            store = self.store  # (looks whether the config's store exists by now)
+            stand_in = None if self._present else store
+            report = health_report(self.config, now=self.clock(), store=stand_in)
+            if stand_in is not None and self.missing is not None:
+                # as for an empty store (a new config's jobs "not run yet", no alarm), saying
+                # where the values are awaited: a misspelt `store:` shows here
+                report["warnings"].insert(
+                    0,
+                    f"{self.missing}: nothing has run with this config yet (`kpi run` or "
+                    "`kpi schedule` writes it), or `store:` names another store",
+                )
         except Exception as exc:  # the dashboard shows the KPIs even without it
             log.warning("cannot read the health report: %s", redact(str(exc)))
             return None
