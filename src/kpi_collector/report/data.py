@@ -38,6 +38,7 @@ class KpiDoc(TypedDict):
     unit: str | None
     description: str | None
     target: float | None
+    target_text: str | None  # the target as the value is written ("$12,345"), None without
     agg: str
     higher_is_better: bool
     source: str  # the part of the id before the first dot
@@ -484,6 +485,9 @@ class DashboardData:
             "unit": spec.unit if spec else None,
             "description": spec.description if spec else None,
             "target": spec.target if spec else None,
+            "target_text": (
+                format_value(spec.target, spec.unit) if spec and spec.target is not None else None
+            ),
             "agg": spec.agg if spec else "last",
             "higher_is_better": spec.higher_is_better if spec else True,
             "source": kpi.partition(".")[0],
