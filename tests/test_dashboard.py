@@ -827,9 +827,12 @@ def test_rollup_equals_series_after_runs_and_backfills(store_url: str, zone: str
         assert rollup.pending(store.engine, tz) > 0
         rollup.catch_up(store.engine, tz)
         assert rollup.pending(store.engine, tz) == 0
+        mixed = {"a.x": "sum", "b.y": "max"}  # each KPI its own agg in one read (c.z: last)
         for period in ("day", "week", "month"):
-            for agg in ("last", "sum", "min", "max", "avg"):
-                aggs = dict.fromkeys(kpis, agg)
+            for aggs in [dict.fromkeys(kpis, a) for a in ("last", "sum", "min", "max", "avg")] + [
+                mixed
+            ]:
+                agg = "mixed" if aggs is mixed else aggs["a.x"]
                 expected = store.series(kpis, period=period, tz=tz, agg=aggs)
                 got = rollup.read(store.engine, tz, period, since=date(2000, 1, 1), agg=aggs)
                 assert {k: [(p.start, p.value) for p in v] for k, v in got.items()} == expected, (
