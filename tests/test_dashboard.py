@@ -2071,3 +2071,40 @@ def test_kpi_serve_over_a_store_nothing_wrote_says_so_and_creates_nothing(tmp_pa
         output = proc.communicate(timeout=10)[0]
     assert f"the store {tmp_path / 'kpi-typo.db'} does not exist: nothing has run" in output
     assert not (tmp_path / "kpi-typo.db").exists()
+
+
+def test_an_alert_whose_for_has_not_passed_is_pending_on_the_overview(tmp_path: Path) -> None:
+    """An alert true in one run of its `for: 3` has fired for nobody yet: `kpi validate
+    --health` says "alert pending since …", but the overview listed it like a firing one
+    ("alert since …: seven.value below 100"). The page and the document say pending."""
+    from starlette.testclient import TestClient
+
+    (tmp_path / "kpi.yaml").write_text(
+        f"sources:\n  - {{name: seven, type: command, command: [{sys.executable}, -c, 'print(7)']}}\n"
+        "alerts:\n  - {kpi: seven.value, below: 100, for: 3}\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    at = datetime(2026, 11, 2, 7, 0, tzinfo=UTC)
+    Pipeline.from_config(config).process(now=at)
+    data = DashboardData(config, clock=lambda: at.timestamp() + 60, cache=False)
+    try:
+        with TestClient(create_app(config, data=data), base_url="http://127.0.0.1") as c:
+            health = c.get("/api/kpis").json()["health"]
+            (alert,) = health["alerts"]
+            assert alert["alert"] == "seven.value below 100" and alert["firing"] is False
+            page = c.get("/").text
+            assert "alert pending since 2026-11-02 07:00" in page
+            assert "alert since" not in page
+    finally:
+        data.close()
+    for n in (1, 2):
+        Pipeline.from_config(config).process(now=at + timedelta(minutes=n))
+    data = DashboardData(config, clock=lambda: at.timestamp() + 300, cache=False)
+    try:
+        with TestClient(create_app(config, data=data), base_url="http://127.0.0.1") as c:
+            assert c.get("/api/kpis").json()["health"]["alerts"][0]["firing"] is True
+            page = c.get("/").text
+            assert "alert since 2026-11-02 07:00" in page and "alert pending" not in page
+    finally:
+        data.close()

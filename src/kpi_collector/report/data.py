@@ -116,9 +116,13 @@ class RunInProgressDoc(TypedDict):
 
 
 class AlertDoc(TypedDict):
+    """An alert whose condition is true: `firing` once its `for:` has passed (it was told),
+    else pending."""
+
     alert: str
     message: str
     since: str | None
+    firing: bool
 
 
 class SilenceDoc(TypedDict):
@@ -747,6 +751,7 @@ class DashboardData:
                     "alert": a["alert"],
                     "message": redact(a["message"] or a["alert"]),
                     "since": iso(a["since"], self.zone),
+                    "firing": bool(a.get("firing", True)),
                 }
                 for a in report["alerts"]
             ],
