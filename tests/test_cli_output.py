@@ -992,3 +992,25 @@ def test_json_errors_keep_secrets_out(workdir: Path) -> None:
     out = run_kpi(workdir, "history", "--format", "json")
     assert out.returncode == 1 and json.loads(out.stdout)["ok"] is False
     assert "s3cretpass" not in out.stdout + out.stderr
+
+
+def test_history_of_a_kpi_without_values_says_so(filled: Path) -> None:
+    """`kpi history site.visits` for a KPI the config makes but no run stored yet said "no
+    history yet: run `kpi run` first" over a store full of other KPIs' history, and with
+    `--since` "nothing stored since ...: give an earlier --since", which no date fixes.
+    It says that this KPI has no values stored yet."""
+    (filled / "kpi.yaml").write_text(
+        CONFIG.replace(
+            "destinations:",
+            f"  - {{name: site, type: command, command: [{sys.executable!r}, -c, 'print(1)'],"
+            " metric: visits}\ndestinations:",
+        )
+    )
+    plain = run_kpi(filled, "history", "site.visits")
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout == "no values stored for site.visits yet\n"
+    since = run_kpi(filled, "history", "site.visits", "--since", "2026-03-01")
+    assert since.stdout == "no values stored for site.visits yet\n"
+    # a KPI with values, but none since the day asked: an earlier day shows them
+    later = run_kpi(filled, "history", "crm.paying", "site.visits", "--since", "2026-04-01")
+    assert later.stdout == "nothing stored since 2026-04-01: give an earlier --since\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -541,7 +541,7 @@ def history(
                 # a KPI id like `=cmd.x` opened in a spreadsheet must not run as a formula
                 writer.writerow([point["period"], spreadsheet_text(kpi), repr(point["value"])])
     else:
-        _history_table(config, doc)
+        _history_table(config, doc, kpis)
 
 
 def _check_kpis(config: Config, kpis: tuple[str, ...]) -> None:
@@ -562,7 +562,8 @@ def _check_kpis(config: Config, kpis: tuple[str, ...]) -> None:
         raise UsageProblem(problem)
 
 
-def _has_history(config: Config) -> bool:
+def _stored(config: Config, kpis: Sequence[str] = ()) -> bool:
+    """Whether the store holds a value of any of `kpis` (of any KPI when none is named)."""
     from kpi_collector.schedule.health import missing_store
     from kpi_collector.store import HistoryStore
 
@@ -570,12 +571,13 @@ def _has_history(config: Config) -> bool:
         return False
     store = HistoryStore(config.store_url)
     try:
-        return bool(store.kpi_ids())
+        ids = store.kpi_ids()
     finally:
         store.close()
+    return bool(set(ids) & set(kpis)) if kpis else bool(ids)
 
 
-def _history_table(config: Config, doc: dict[str, Any]) -> None:
+def _history_table(config: Config, doc: dict[str, Any], kpis: Sequence[str] = ()) -> None:
     """KPIs as rows, periods as columns, in blocks that fit the terminal (`COLUMNS`)."""
     import shutil
 
@@ -583,8 +585,10 @@ def _history_table(config: Config, doc: dict[str, Any]) -> None:
     from kpi_collector.format import format_value
 
     if not doc["kpis"]:
-        if doc["since"] and _has_history(config):
+        if doc["since"] and _stored(config, kpis):
             click.echo(f"nothing stored since {doc['since']}: give an earlier --since")
+        elif kpis and _stored(config):  # others have values: these have none, at any date
+            click.echo(f"no values stored for {', '.join(kpis)} yet")
         else:
             click.echo("no history yet: run `kpi run` first")
         return
