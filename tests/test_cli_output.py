@@ -1014,3 +1014,48 @@ def test_history_of_a_kpi_without_values_says_so(filled: Path) -> None:
     # a KPI with values, but none since the day asked: an earlier day shows them
     later = run_kpi(filled, "history", "crm.paying", "site.visits", "--since", "2026-04-01")
     assert later.stdout == "nothing stored since 2026-04-01: give an earlier --since\n"
+
+
+def test_the_run_table_colours_a_change_by_higher_is_better(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal the `kpi run` table coloured every rise green and every fall red: churn
+    rising (`higher_is_better: false`) read as good news, unlike on the dashboard and in the
+    email. The colour follows the KPI's direction of good."""
+    import io
+
+    from kpi_collector.commands.core import show_result
+    from kpi_collector.config import load_config
+    from kpi_collector.pipeline import Pipeline
+
+    value = tmp_path / "value"
+    read = f"print(open({str(value)!r}).read())"
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "kpis: {churn.value: {title: Churn, higher_is_better: false}, "
+        "users.value: {title: Users}}\n"
+        "sources:\n"
+        f"  - {{name: churn, type: command, command: [{sys.executable!r}, -c, {read!r}]}}\n"
+        f"  - {{name: users, type: command, command: [{sys.executable!r}, -c, {read!r}]}}\n"
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    value.write_text("5")
+    Pipeline.from_config(config).process(now=datetime(2026, 3, 1, 9, tzinfo=UTC))
+    value.write_text("7")
+    pipeline = Pipeline.from_config(config)
+    result = pipeline.process(now=datetime(2026, 3, 2, 9, tzinfo=UTC))
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stdout", screen)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    show_result(pipeline, result)
+    green, red = "\x1b[32m", "\x1b[31m"
+    churn = next(line for line in screen.getvalue().splitlines() if "Churn" in line)
+    users = next(line for line in screen.getvalue().splitlines() if "Users" in line)
+    assert red in churn and green not in churn  # up, and up is bad
+    assert green in users and red not in users

@@ -394,13 +394,15 @@ def show_result(pipeline: Pipeline, result: RunResult, *, dry_run: bool = False)
     """
     from kpi_collector.format import format_change, format_value, plural
 
-    rows: list[tuple[str, str, str, int]] = []  # title, value, change, direction
+    rows: list[tuple[str, str, str, int]] = []  # title, value, change, tone: 1 good, -1 bad
     for kpi, value in result.values.items():
         spec = pipeline.kpis.get(kpi)
         unit = spec.unit if spec else None
         prev = result.previous.get(kpi)
         change = "" if dry_run else format_change(value, prev, unit)
         direction = 0 if prev is None else (value > prev) - (value < prev)
+        if spec is not None and not spec.higher_is_better:  # churn rising is bad news
+            direction = -direction
         rows.append(
             (
                 spec.title if spec and spec.title else kpi,
@@ -481,8 +483,8 @@ def _rich_result(
         for header, cells in (("value", [r[1] for r in rows]), ("change", [r[2] for r in rows])):
             widest = max(len(header), *(len(cell) for cell in cells))
             table.add_column(header, justify="right", no_wrap=True, min_width=widest)
-        for title, value, change, direction in rows:
-            style = {1: "green", -1: "red"}.get(direction, "")
+        for title, value, change, tone in rows:
+            style = {1: "green", -1: "red"}.get(tone, "")
             table.add_row(Text(title), value, Text(change, style=style))
         console.print(table)
     for line in delivered:
