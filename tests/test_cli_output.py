@@ -1059,3 +1059,41 @@ def test_the_run_table_colours_a_change_by_higher_is_better(
     users = next(line for line in screen.getvalue().splitlines() if "Users" in line)
     assert red in churn and green not in churn  # up, and up is bad
     assert green in users and red not in users
+
+
+def test_history_json_stays_json_when_a_sum_passes_the_largest_double(tmp_path: Path) -> None:
+    """Two values of 1e308 in a day of a `sum` KPI add up past the largest double: `kpi
+    history --format json` printed `Infinity`, which is no JSON (a strict parser refuses the
+    whole document). Such a period's value is null; the CSV leaves its cell empty and the
+    table says overflow."""
+    import json
+
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\nkpis: {big.value: {agg: sum}}\n"
+        f"sources: [{{name: big, type: command, command: [{sys.executable!r}, -c, 'print(1)']}}]\n"
+    )
+    store = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
+    try:
+        day = datetime(2026, 3, 2, 9, tzinfo=UTC).timestamp()
+        store.add_observations(
+            [StoredObservation("big.value", day - 86400, 1.5, "big")], backfilled=False
+        )
+        run = store.begin_run(started_at=day)
+        store.finish_run(
+            run,
+            observations=[("big.value", day, 1e308, "big"), ("big.value", day + 60, 1e308, "big")],
+        )
+    finally:
+        store.close()
+    out = run_kpi(tmp_path, "history", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    assert doc["kpis"]["big.value"] == [
+        {"period": "2026-03-01", "value": 1.5},
+        {"period": "2026-03-02", "value": None},
+    ]
+    csv = run_kpi(tmp_path, "history", "--format", "csv")
+    assert csv.stdout.splitlines()[1:] == ["2026-03-01,big.value,1.5", "2026-03-02,big.value,"]
+    table = run_kpi(tmp_path, "history")
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[-1].split() == ["big.value", "1.5", "overflow"]

@@ -541,7 +541,9 @@ def history(
         for kpi, points in doc["kpis"].items():
             for point in points:
                 # a KPI id like `=cmd.x` opened in a spreadsheet must not run as a formula
-                writer.writerow([point["period"], spreadsheet_text(kpi), repr(point["value"])])
+                value = point["value"]  # None: an aggregate past the largest double
+                cell = "" if value is None else repr(value)
+                writer.writerow([point["period"], spreadsheet_text(kpi), cell])
     else:
         _history_table(config, doc, kpis)
 
@@ -599,7 +601,10 @@ def _history_table(config: Config, doc: dict[str, Any], kpis: Sequence[str] = ()
     for kpi, points in doc["kpis"].items():
         spec = config.kpis.get(kpi)
         unit = spec.unit if spec else None
-        cells = {p["period"]: format_value(p["value"], unit) for p in points}
+        cells = {
+            p["period"]: "overflow" if p["value"] is None else format_value(p["value"], unit)
+            for p in points
+        }
         rows.append((spec.title if spec and spec.title else kpi, cells))
     width = shutil.get_terminal_size((80, 24)).columns
     click.echo(f"per {doc['period']} ({doc['timezone']})")
