@@ -2108,3 +2108,37 @@ def test_an_alert_whose_for_has_not_passed_is_pending_on_the_overview(tmp_path: 
             assert "alert since 2026-11-02 07:00" in page and "alert pending" not in page
     finally:
         data.close()
+
+
+def test_a_sum_past_the_largest_double_is_an_empty_csv_cell(tmp_path: Path) -> None:
+    """Two values near 1e308 in a day of a `sum` KPI add up past the largest double: the JSON
+    says null, but the CSV downloads wrote `inf`, a text a spreadsheet does not read as the
+    JSON's "no number" (and `kpi history --format csv` leaves that cell empty). Empty too."""
+    from starlette.testclient import TestClient
+
+    (tmp_path / ".env").write_text(f"CRM_TOKEN={SECRET}\n", encoding="utf-8")
+    (tmp_path / "kpi.yaml").write_text(CONFIG, encoding="utf-8")
+    config = load_config(tmp_path / "kpi.yaml")
+    store = HistoryStore(config.store_url)
+    ts = NOW.timestamp() - 3600
+    run = store.begin_run(started_at=ts)
+    store.finish_run(
+        run,
+        observations=[
+            ("pypi.downloads", ts, 1e308, "pypi"),
+            ("pypi.downloads", ts + 1, 1e308, "pypi"),
+        ],
+    )
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    try:
+        with TestClient(create_app(config, data=data), base_url="http://127.0.0.1") as c:
+            series = c.get("/api/kpis/pypi.downloads/series.csv?range=30d").text.splitlines()
+            assert series[1:] == ["2026-03-31,pypi.downloads,"]
+            rows = c.get("/api/kpis.csv").text.splitlines()
+            header = rows[0].split(",")
+            row = next(r.split(",") for r in rows if r.startswith("pypi.downloads,"))
+            assert row[header.index("value")] == ""
+            assert "inf" not in c.get("/api/kpis.csv").text
+    finally:
+        data.close()
