@@ -465,3 +465,31 @@ def test_run_without_an_enabled_source_says_so_and_records_nothing(workdir: Path
         (line,) = result.stderr.splitlines()
         assert "nothing to run: the config has no enabled source" in line
         assert not (workdir / "kpi.db").exists()
+
+
+def test_annotate_reads_today_and_relative_dates_in_the_configs_time_zone(workdir: Path) -> None:
+    """`kpi annotate x --date today` (or yesterday, 7d) counted from the UTC date, not the
+    config's: in Kiritimati (UTC+14) from 10:00 UTC, or in Baker Island (UTC-12) before
+    12:00 UTC, the note landed a day off. Relative dates count from the config's today."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from kpi_collector.config import load_config
+    from kpi_collector.store import HistoryStore
+    from kpi_collector.store.annotations import list_annotations
+
+    # a zone whose date differs from UTC's now (one of the two always does)
+    zone = "Etc/GMT-14" if datetime.now(UTC).hour >= 10 else "Etc/GMT+12"
+    (workdir / "kpi.yaml").write_text(f"timezone: {zone}\nsources: []\n")
+    before = datetime.now(ZoneInfo(zone)).date()
+    for form in ("today", "yesterday", "7d"):
+        done = run_kpi(workdir, "annotate", form, "--date", form)
+        assert done.returncode == 0, done.stderr
+    after = datetime.now(ZoneInfo(zone)).date()
+    store = HistoryStore(load_config(workdir / "kpi.yaml").store_url)
+    try:
+        notes = {n.text: n.day for n in list_annotations(store)}
+    finally:
+        store.close()
+    for form, back in (("today", 0), ("yesterday", 1), ("7d", 7)):
+        assert notes[form] in {before - timedelta(days=back), after - timedelta(days=back)}, form

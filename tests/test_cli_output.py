@@ -992,3 +992,108 @@ def test_json_errors_keep_secrets_out(workdir: Path) -> None:
     out = run_kpi(workdir, "history", "--format", "json")
     assert out.returncode == 1 and json.loads(out.stdout)["ok"] is False
     assert "s3cretpass" not in out.stdout + out.stderr
+
+
+def test_history_of_a_kpi_without_values_says_so(filled: Path) -> None:
+    """`kpi history site.visits` for a KPI the config makes but no run stored yet said "no
+    history yet: run `kpi run` first" over a store full of other KPIs' history, and with
+    `--since` "nothing stored since ...: give an earlier --since", which no date fixes.
+    It says that this KPI has no values stored yet."""
+    (filled / "kpi.yaml").write_text(
+        CONFIG.replace(
+            "destinations:",
+            f"  - {{name: site, type: command, command: [{sys.executable!r}, -c, 'print(1)'],"
+            " metric: visits}\ndestinations:",
+        )
+    )
+    plain = run_kpi(filled, "history", "site.visits")
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout == "no values stored for site.visits yet\n"
+    since = run_kpi(filled, "history", "site.visits", "--since", "2026-03-01")
+    assert since.stdout == "no values stored for site.visits yet\n"
+    # a KPI with values, but none since the day asked: an earlier day shows them
+    later = run_kpi(filled, "history", "crm.paying", "site.visits", "--since", "2026-04-01")
+    assert later.stdout == "nothing stored since 2026-04-01: give an earlier --since\n"
+
+
+def test_the_run_table_colours_a_change_by_higher_is_better(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal the `kpi run` table coloured every rise green and every fall red: churn
+    rising (`higher_is_better: false`) read as good news, unlike on the dashboard and in the
+    email. The colour follows the KPI's direction of good."""
+    import io
+
+    from kpi_collector.commands.core import show_result
+    from kpi_collector.config import load_config
+    from kpi_collector.pipeline import Pipeline
+
+    value = tmp_path / "value"
+    read = f"print(open({str(value)!r}).read())"
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "kpis: {churn.value: {title: Churn, higher_is_better: false}, "
+        "users.value: {title: Users}}\n"
+        "sources:\n"
+        f"  - {{name: churn, type: command, command: [{sys.executable!r}, -c, {read!r}]}}\n"
+        f"  - {{name: users, type: command, command: [{sys.executable!r}, -c, {read!r}]}}\n"
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    value.write_text("5")
+    Pipeline.from_config(config).process(now=datetime(2026, 3, 1, 9, tzinfo=UTC))
+    value.write_text("7")
+    pipeline = Pipeline.from_config(config)
+    result = pipeline.process(now=datetime(2026, 3, 2, 9, tzinfo=UTC))
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stdout", screen)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    show_result(pipeline, result)
+    green, red = "\x1b[32m", "\x1b[31m"
+    churn = next(line for line in screen.getvalue().splitlines() if "Churn" in line)
+    users = next(line for line in screen.getvalue().splitlines() if "Users" in line)
+    assert red in churn and green not in churn  # up, and up is bad
+    assert green in users and red not in users
+
+
+def test_history_json_stays_json_when_a_sum_passes_the_largest_double(tmp_path: Path) -> None:
+    """Two values of 1e308 in a day of a `sum` KPI add up past the largest double: `kpi
+    history --format json` printed `Infinity`, which is no JSON (a strict parser refuses the
+    whole document). Such a period's value is null; the CSV leaves its cell empty and the
+    table says overflow."""
+    import json
+
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\nkpis: {big.value: {agg: sum}}\n"
+        f"sources: [{{name: big, type: command, command: [{sys.executable!r}, -c, 'print(1)']}}]\n"
+    )
+    store = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
+    try:
+        day = datetime(2026, 3, 2, 9, tzinfo=UTC).timestamp()
+        store.add_observations(
+            [StoredObservation("big.value", day - 86400, 1.5, "big")], backfilled=False
+        )
+        run = store.begin_run(started_at=day)
+        store.finish_run(
+            run,
+            observations=[("big.value", day, 1e308, "big"), ("big.value", day + 60, 1e308, "big")],
+        )
+    finally:
+        store.close()
+    out = run_kpi(tmp_path, "history", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    assert doc["kpis"]["big.value"] == [
+        {"period": "2026-03-01", "value": 1.5},
+        {"period": "2026-03-02", "value": None},
+    ]
+    csv = run_kpi(tmp_path, "history", "--format", "csv")
+    assert csv.stdout.splitlines()[1:] == ["2026-03-01,big.value,1.5", "2026-03-02,big.value,"]
+    table = run_kpi(tmp_path, "history")
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[-1].split() == ["big.value", "1.5", "overflow"]

@@ -827,9 +827,12 @@ def test_rollup_equals_series_after_runs_and_backfills(store_url: str, zone: str
         assert rollup.pending(store.engine, tz) > 0
         rollup.catch_up(store.engine, tz)
         assert rollup.pending(store.engine, tz) == 0
+        mixed = {"a.x": "sum", "b.y": "max"}  # each KPI its own agg in one read (c.z: last)
         for period in ("day", "week", "month"):
-            for agg in ("last", "sum", "min", "max", "avg"):
-                aggs = dict.fromkeys(kpis, agg)
+            for aggs in [dict.fromkeys(kpis, a) for a in ("last", "sum", "min", "max", "avg")] + [
+                mixed
+            ]:
+                agg = "mixed" if aggs is mixed else aggs["a.x"]
                 expected = store.series(kpis, period=period, tz=tz, agg=aggs)
                 got = rollup.read(store.engine, tz, period, since=date(2000, 1, 1), agg=aggs)
                 assert {k: [(p.start, p.value) for p in v] for k, v in got.items()} == expected, (
@@ -1981,5 +1984,161 @@ def test_a_source_that_failed_stays_failing_after_a_run_of_other_sources(tmp_pat
         assert source["status"] == "failing" and source["error"] == web["error"]
         crm = next(s for s in doc["sources"] if s["name"] == "crm")
         assert crm["status"] != "failing"  # its newest run stored its value
+    finally:
+        data.close()
+
+
+def test_the_dashboard_over_a_store_nothing_wrote_creates_nothing(tmp_path: Path) -> None:
+    """`store: sqlite:///data/kpi.db` that nothing has written yet (a fresh config, or a
+    misspelt path): the dashboard created the file and its folder on its first page, so the
+    typo became a new empty store that every later command read as "nothing has run". It
+    reads nothing and creates nothing now: its pages are empty and health says the store
+    does not exist; once a run writes the store, the same dashboard shows its values. A note
+    added from the KPI page is a write: that one opens (and creates) the store."""
+    from starlette.testclient import TestClient
+
+    (tmp_path / ".env").write_text(f"CRM_TOKEN={SECRET}\n", encoding="utf-8")
+    (tmp_path / "kpi.yaml").write_text(
+        CONFIG.replace("sqlite:///kpi.db", "sqlite:///data/kpi.db"), encoding="utf-8"
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    clock = [NOW.timestamp()]
+    data = DashboardData(config, clock=lambda: clock[0])
+    try:
+        with TestClient(create_app(config, data=data), base_url="http://127.0.0.1") as c:
+            for path in ("/", "/runs", "/kpi/crm.paying", "/api/runs", "/metrics"):
+                assert c.get(path).status_code == 200, path
+            doc = c.get("/api/kpis").json()
+            assert [t["value"] for t in doc["kpis"]] == [None, None, None]
+            # as for an empty store: a new config is no alarm, and it says what is missing
+            assert doc["health"] is not None and doc["health"]["ok"]
+            assert "data/kpi.db does not exist: nothing has run" in doc["health"]["warnings"][0]
+            assert "does not exist" in c.get("/").text
+            assert c.get("/api/kpis/crm.paying/series").json()["points"] == []
+            assert not (tmp_path / "data").exists()
+
+            store = HistoryStore(config.store_url)
+            run = store.begin_run(started_at=NOW.timestamp() - 60)
+            store.finish_run(
+                run,
+                observations=[("crm.paying", NOW.timestamp() - 60, 812.0, "crm")],
+                finished_at=NOW.timestamp() - 59,
+            )
+            store.close()
+            clock[0] += 2  # a page a moment later
+            doc = c.get("/api/kpis").json()
+            assert doc["kpis"][0]["value"] == 812.0
+            assert not any("does not exist" in w for w in doc["health"]["warnings"])
+    finally:
+        data.close()
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "kpi.yaml").write_text(CONFIG, encoding="utf-8")
+    (other / ".env").write_text(f"CRM_TOKEN={SECRET}\n", encoding="utf-8")
+    config = load_config(other / "kpi.yaml")
+    data = DashboardData(config, clock=NOW.timestamp)
+    try:
+        app = create_app(config, token="note-token-5c1d", data=data)
+        with TestClient(app, base_url="http://127.0.0.1") as c:
+            headers = {"authorization": "Bearer note-token-5c1d"}
+            assert c.get("/api/annotations", headers=headers).json() == []
+            assert not (other / "kpi.db").exists()
+            sent = c.post(
+                "/api/annotations", json={"text": "v1.0", "day": "2026-03-30"}, headers=headers
+            )
+            assert sent.status_code == 201
+            assert [n["text"] for n in c.get("/api/annotations", headers=headers).json()] == [
+                "v1.0"
+            ]
+    finally:
+        data.close()
+    assert (other / "kpi.db").exists()
+
+
+def test_kpi_serve_over_a_store_nothing_wrote_says_so_and_creates_nothing(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"CRM_TOKEN={SECRET}\n", encoding="utf-8")
+    config_path = tmp_path / "kpi.yaml"
+    config_path.write_text(CONFIG.replace("sqlite:///kpi.db", "sqlite:///kpi-typo.db"))
+    port = _free_port()
+    proc = _start_kpi_serve(config_path, port)
+    try:
+        answer = _first_answer(proc, f"http://127.0.0.1:{port}/api/kpis")
+        assert answer.status_code == 200
+        assert [t["value"] for t in answer.json()["kpis"]] == [None, None, None]
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=10)[0]
+    assert f"the store {tmp_path / 'kpi-typo.db'} does not exist: nothing has run" in output
+    assert not (tmp_path / "kpi-typo.db").exists()
+
+
+def test_an_alert_whose_for_has_not_passed_is_pending_on_the_overview(tmp_path: Path) -> None:
+    """An alert true in one run of its `for: 3` has fired for nobody yet: `kpi validate
+    --health` says "alert pending since …", but the overview listed it like a firing one
+    ("alert since …: seven.value below 100"). The page and the document say pending."""
+    from starlette.testclient import TestClient
+
+    (tmp_path / "kpi.yaml").write_text(
+        f"sources:\n  - {{name: seven, type: command, command: [{sys.executable}, -c, 'print(7)']}}\n"
+        "alerts:\n  - {kpi: seven.value, below: 100, for: 3}\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    at = datetime(2026, 11, 2, 7, 0, tzinfo=UTC)
+    Pipeline.from_config(config).process(now=at)
+    data = DashboardData(config, clock=lambda: at.timestamp() + 60, cache=False)
+    try:
+        with TestClient(create_app(config, data=data), base_url="http://127.0.0.1") as c:
+            health = c.get("/api/kpis").json()["health"]
+            (alert,) = health["alerts"]
+            assert alert["alert"] == "seven.value below 100" and alert["firing"] is False
+            page = c.get("/").text
+            assert "alert pending since 2026-11-02 07:00" in page
+            assert "alert since" not in page
+    finally:
+        data.close()
+    for n in (1, 2):
+        Pipeline.from_config(config).process(now=at + timedelta(minutes=n))
+    data = DashboardData(config, clock=lambda: at.timestamp() + 300, cache=False)
+    try:
+        with TestClient(create_app(config, data=data), base_url="http://127.0.0.1") as c:
+            assert c.get("/api/kpis").json()["health"]["alerts"][0]["firing"] is True
+            page = c.get("/").text
+            assert "alert since 2026-11-02 07:00" in page and "alert pending" not in page
+    finally:
+        data.close()
+
+
+def test_a_sum_past_the_largest_double_is_an_empty_csv_cell(tmp_path: Path) -> None:
+    """Two values near 1e308 in a day of a `sum` KPI add up past the largest double: the JSON
+    says null, but the CSV downloads wrote `inf`, a text a spreadsheet does not read as the
+    JSON's "no number" (and `kpi history --format csv` leaves that cell empty). Empty too."""
+    from starlette.testclient import TestClient
+
+    (tmp_path / ".env").write_text(f"CRM_TOKEN={SECRET}\n", encoding="utf-8")
+    (tmp_path / "kpi.yaml").write_text(CONFIG, encoding="utf-8")
+    config = load_config(tmp_path / "kpi.yaml")
+    store = HistoryStore(config.store_url)
+    ts = NOW.timestamp() - 3600
+    run = store.begin_run(started_at=ts)
+    store.finish_run(
+        run,
+        observations=[
+            ("pypi.downloads", ts, 1e308, "pypi"),
+            ("pypi.downloads", ts + 1, 1e308, "pypi"),
+        ],
+    )
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    try:
+        with TestClient(create_app(config, data=data), base_url="http://127.0.0.1") as c:
+            series = c.get("/api/kpis/pypi.downloads/series.csv?range=30d").text.splitlines()
+            assert series[1:] == ["2026-03-31,pypi.downloads,"]
+            rows = c.get("/api/kpis.csv").text.splitlines()
+            header = rows[0].split(",")
+            row = next(r.split(",") for r in rows if r.startswith("pypi.downloads,"))
+            assert row[header.index("value")] == ""
+            assert "inf" not in c.get("/api/kpis.csv").text
     finally:
         data.close()

@@ -780,3 +780,51 @@ def test_an_unfinished_sum_reads_so_far_in_the_chart_and_table(
                .querySelector(".u-value").textContent; }"""
     )
     assert legend == f"{text} (so far)"
+
+
+def test_the_target_reads_on_the_chart_as_in_the_tile(browser: Any, tmp_path: Path) -> None:
+    """A target of $12,345 read "12.3k" in the chart's legend (the axis tick format, its unit
+    dropped) while the tile above said "of $12,345". The legend shows the server's text of
+    the target, as it does for every point."""
+    from datetime import timedelta
+
+    from kpi_collector.store import HistoryStore
+
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "timezone: Europe/Berlin\n"
+        "kpis: {web.cash: {title: Cash, unit: USD, target: 12345}}\n"
+        'sources: [{name: web, type: http_json, url: "http://127.0.0.1:9/",'
+        " metrics: {cash: d.c}}]\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    store = HistoryStore(config.store_url)
+    run = store.begin_run(started_at=NOW.timestamp() - 60)
+    days = [(NOW - timedelta(days=d, hours=2)).timestamp() for d in range(10)]
+    store.finish_run(
+        run, observations=[("web.cash", t, 9000.0 + i, "web") for i, t in enumerate(days)]
+    )
+    store.close()
+    data = DashboardData(config, clock=NOW.timestamp)
+    try:
+        with ServerThread(create_app(config, data=data)) as url:
+            visitor = Watched(browser, url, viewport={"width": 1280, "height": 900})
+            try:
+                page = visitor.page
+                page.goto(url + "/kpi/web.cash?period=day&range=30d")
+                page.wait_for_selector("#chart[data-loaded='day/30d'] canvas")
+                assert "of $12,345" in page.inner_text(".tile")
+                shown = page.evaluate(
+                    """() => { const u = window.kpiCharts[0].chart;
+                         const last = u.data[0].length - 1;
+                         u.setCursor({left: u.valToPos(u.data[0][last], "x"), top: 5});
+                         const rows = document.querySelectorAll(".u-legend .u-series");
+                         return rows[rows.length - 1].querySelector(".u-value").textContent; }"""
+                )
+                assert shown == "$12,345"
+                assert not visitor.errors and not visitor.outside and not visitor.dialogs
+            finally:
+                visitor.close()
+    finally:
+        data.close()

@@ -315,3 +315,91 @@ def test_an_alert_removed_from_the_config_is_no_longer_active_in_health(tmp_path
     Pipeline.from_config(load_config(config_file)).process()
     report = health_report(load_config(config_file))
     assert report["ok"] and report["alerts"] == [], report["problems"]
+
+
+def test_a_weekly_source_among_jobs_every_five_minutes_keeps_its_own_outcome(
+    tmp_path: Path,
+) -> None:
+    """`weekly` (its own weekly schedule) failed on Monday and `monthly` stored its value;
+    a job every five minutes ran `often` alone 700 times since. Health, the dashboard,
+    `/metrics` and the report looked at the newest 50 (health: 500) runs only, so `weekly`
+    looked never run (its failure gone from every page) and `monthly`'s kpi_source_up read 0
+    ("failed or never ran"). Each source is judged by its own newest run, however many runs
+    of other jobs came since."""
+    import time
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from kpi_collector.config import load_config
+    from kpi_collector.destinations.digest import Digest
+    from kpi_collector.report.data import DashboardData
+    from kpi_collector.report.metrics import metrics_text
+    from kpi_collector.schedule.health import health_report
+    from kpi_collector.store import HistoryStore
+    from kpi_collector.store.schema import observations, runs
+
+    command = f"[{sys.executable}, -c, 'print(1)']"
+    (tmp_path / "kpi.yaml").write_text(
+        'schedule: "*/5 * * * *"\nsources:\n'
+        f"  - {{name: often, type: command, command: {command}}}\n"
+        f"  - {{name: weekly, type: command, command: {command}, schedule: '0 6 * * 1'}}\n"
+        f"  - {{name: monthly, type: command, command: {command}, schedule: '0 6 1 * *'}}\n"
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    now = time.time()
+    start = now - 700 * 300 - 600
+    store = HistoryStore(config.store_url)
+    try:
+        first = store.begin_run(started_at=start)
+        store.finish_run(
+            first,
+            observations=[
+                ("often.value", start, 1.0, "often"),
+                ("monthly.value", start, 2.0, "monthly"),
+            ],
+            errors=[("weekly", None, "HTTP 503 from the weekly API", True)],
+            finished_at=start + 1,
+        )
+        with store.engine.begin() as conn:
+            for n in range(1, 701):
+                at = start + n * 300
+                run = conn.execute(
+                    runs.insert().values(
+                        started_at=at,
+                        finished_at=at + 1,
+                        status="ok",
+                        trigger="schedule",
+                        n_values=1,
+                    )
+                ).inserted_primary_key[0]
+                conn.execute(
+                    observations.insert().values(
+                        run_id=run, kpi="often.value", ts=at, value=1.0, source="often"
+                    )
+                )
+    finally:
+        store.close()
+
+    report = health_report(config, now=now)
+    assert any(
+        w.startswith("source weekly failed its last run: HTTP 503") for w in report["warnings"]
+    )
+
+    data = DashboardData(config, clock=lambda: now, cache=False)
+    try:
+        sources = {s["name"]: s for s in data.overview("day")["sources"]}
+        text = metrics_text(data)
+    finally:
+        data.close()
+    assert sources["weekly"]["status"] == "failing"
+    assert "HTTP 503" in (sources["weekly"]["error"] or "")
+    (family,) = [f for f in text_string_to_metric_families(text) if f.name == "kpi_source_up"]
+    up = {s.labels["source"]: s.value for s in family.samples}
+    assert up == {"often": 1.0, "weekly": 0.0, "monthly": 1.0}
+
+    store = HistoryStore(config.store_url)
+    try:
+        digest = Digest.from_store(store, tz="UTC", sources=["often", "weekly", "monthly"])
+    finally:
+        store.close()
+    assert [e.where for e in digest.errors] == ["weekly"]

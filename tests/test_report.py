@@ -177,3 +177,35 @@ def test_a_percent_kpi_changes_in_points_on_the_dashboard_and_the_report() -> No
     assert format_change(0.25, 0.2, "ratio") == "+5 pp (+25.00%)"
     assert format_change(12.0, 0.0, "%") == "+12 pp"
     assert format_change(1647.0, 1620.0) == "+27 (+1.67%)"
+
+
+def test_a_group_ending_in_a_hash_keeps_it_in_the_markdown_heading(tmp_path: Path) -> None:
+    """A group `Channel #` became the heading `## Channel #`, and CommonMark reads a closing
+    run of `#` after a space as the heading's optional end: the report said "Channel". A `#`
+    of user text is escaped now and the heading reads as the group is written."""
+    from datetime import timedelta
+
+    from markdown_it import MarkdownIt
+
+    from kpi_collector.config import load_config
+    from kpi_collector.report.html import render_markdown
+    from kpi_collector.store import HistoryStore
+
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "kpis:\n"
+        '  web.a: {title: "Issues #", group: "Channel #"}\n'
+        '  web.b: {title: "Team ##", group: "Rank ###"}\n'
+        'sources: [{name: web, type: http_json, url: "http://127.0.0.1:9/",'
+        " metrics: {a: d.a, b: d.b}}]\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "kpi.yaml")
+    store = HistoryStore(config.store_url)
+    at = (NOW - timedelta(days=1)).timestamp()
+    run = store.begin_run(started_at=at)
+    store.finish_run(run, observations=[("web.a", at, 1.0, "web"), ("web.b", at, 2.0, "web")])
+    store.close()
+    html = MarkdownIt("commonmark").render(render_markdown(config, now=NOW))
+    assert "<h2>Channel #</h2>" in html and "<h2>Rank ###</h2>" in html
+    assert "<strong>Issues #</strong>" in html and "<strong>Team ##</strong>" in html

@@ -23,9 +23,9 @@ def annotate(ctx: click.Context, text: str, day: str | None) -> None:
     from kpi_collector.store import HistoryStore
     from kpi_collector.store.annotations import add_annotation
 
-    when = parse_date(day, "--date")
     config = load(ctx, need_secrets=False)
-    when = when or datetime.now(config.tz).date()
+    # today, yesterday, 30d: counted from the config's today, as the charts' days are
+    when = parse_date(day, "--date", config) or datetime.now(config.tz).date()
     store = HistoryStore(config.store_url)
     try:
         note = add_annotation(store, text, when)

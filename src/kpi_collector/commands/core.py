@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -396,7 +396,7 @@ def show_result(pipeline: Pipeline, result: RunResult, *, dry_run: bool = False)
 
     from kpi_collector.format import format_change, format_value, plural
 
-    rows: list[tuple[str, str, str, int]] = []  # title, value, change, direction
+    rows: list[tuple[str, str, str, int]] = []  # title, value, change, tone: 1 good, -1 bad
     for kpi, value in result.values.items():
         spec = pipeline.kpis.get(kpi)
         unit = spec.unit if spec else None
@@ -406,6 +406,8 @@ def show_result(pipeline: Pipeline, result: RunResult, *, dry_run: bool = False)
         title = spec.title if spec and spec.title else kpi
         if kpi in result.stamps:  # a complete day's value (active_users): which day
             title += f" ({datetime.fromtimestamp(result.stamps[kpi], pipeline.tz).date()})"
+        if spec is not None and not spec.higher_is_better:  # churn rising is bad news
+            direction = -direction
         rows.append(
             (
                 title,
@@ -486,8 +488,8 @@ def _rich_result(
         for header, cells in (("value", [r[1] for r in rows]), ("change", [r[2] for r in rows])):
             widest = max(len(header), *(len(cell) for cell in cells))
             table.add_column(header, justify="right", no_wrap=True, min_width=widest)
-        for title, value, change, direction in rows:
-            style = {1: "green", -1: "red"}.get(direction, "")
+        for title, value, change, tone in rows:
+            style = {1: "green", -1: "red"}.get(tone, "")
             table.add_row(Text(title), value, Text(change, style=style))
         console.print(table)
     for line in delivered:
@@ -544,9 +546,11 @@ def history(
         for kpi, points in doc["kpis"].items():
             for point in points:
                 # a KPI id like `=cmd.x` opened in a spreadsheet must not run as a formula
-                writer.writerow([point["period"], spreadsheet_text(kpi), repr(point["value"])])
+                value = point["value"]  # None: an aggregate past the largest double
+                cell = "" if value is None else repr(value)
+                writer.writerow([point["period"], spreadsheet_text(kpi), cell])
     else:
-        _history_table(config, doc)
+        _history_table(config, doc, kpis)
 
 
 def _check_kpis(config: Config, kpis: tuple[str, ...]) -> None:
@@ -567,7 +571,8 @@ def _check_kpis(config: Config, kpis: tuple[str, ...]) -> None:
         raise UsageProblem(problem)
 
 
-def _has_history(config: Config) -> bool:
+def _stored(config: Config, kpis: Sequence[str] = ()) -> bool:
+    """Whether the store holds a value of any of `kpis` (of any KPI when none is named)."""
     from kpi_collector.schedule.health import missing_store
     from kpi_collector.store import HistoryStore
 
@@ -575,12 +580,13 @@ def _has_history(config: Config) -> bool:
         return False
     store = HistoryStore(config.store_url)
     try:
-        return bool(store.kpi_ids())
+        ids = store.kpi_ids()
     finally:
         store.close()
+    return bool(set(ids) & set(kpis)) if kpis else bool(ids)
 
 
-def _history_table(config: Config, doc: dict[str, Any]) -> None:
+def _history_table(config: Config, doc: dict[str, Any], kpis: Sequence[str] = ()) -> None:
     """KPIs as rows, periods as columns, in blocks that fit the terminal (`COLUMNS`)."""
     import shutil
 
@@ -588,8 +594,10 @@ def _history_table(config: Config, doc: dict[str, Any]) -> None:
     from kpi_collector.format import format_value
 
     if not doc["kpis"]:
-        if doc["since"] and _has_history(config):
+        if doc["since"] and _stored(config, kpis):
             click.echo(f"nothing stored since {doc['since']}: give an earlier --since")
+        elif kpis and _stored(config):  # others have values: these have none, at any date
+            click.echo(f"no values stored for {', '.join(kpis)} yet")
         else:
             click.echo("no history yet: run `kpi run` first")
         return
@@ -598,7 +606,10 @@ def _history_table(config: Config, doc: dict[str, Any]) -> None:
     for kpi, points in doc["kpis"].items():
         spec = config.kpis.get(kpi)
         unit = spec.unit if spec else None
-        cells = {p["period"]: format_value(p["value"], unit) for p in points}
+        cells = {
+            p["period"]: "overflow" if p["value"] is None else format_value(p["value"], unit)
+            for p in points
+        }
         rows.append((spec.title if spec and spec.title else kpi, cells))
     width = shutil.get_terminal_size((80, 24)).columns
     click.echo(f"per {doc['period']} ({doc['timezone']})")

@@ -4,12 +4,13 @@
      "kpis": {"github.stars": [{"period": "2026-11-28", "value": 1647.0}, ...], ...}}
 
 Periods are labelled by their first day (weeks start on Monday); values follow each KPI's
-`agg` (default `last`). KPIs come in display order: the north star, those in `kpis:`, the
+`agg` (default `last`), null for an aggregate past the largest double. KPIs come in display order: the north star, those in `kpis:`, the
 sources' in config order, then the rest by id.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
@@ -40,8 +41,17 @@ def history_document(
         "period": period,
         "timezone": config.timezone,
         "since": since.isoformat() if since else None,
-        "kpis": {k: [{"period": d.isoformat(), "value": v} for d, v in series[k]] for k in ordered},
+        "kpis": {
+            k: [{"period": d.isoformat(), "value": _finite(v)} for d, v in series[k]]
+            for k in ordered
+        },
     }
+
+
+def _finite(value: float) -> float | None:
+    """`value`, or None where an aggregate passed the largest double (a `sum` of two 1e308):
+    JSON has no infinity, and `Infinity` would make the whole document unreadable."""
+    return value if math.isfinite(value) else None
 
 
 def history_lines(

@@ -43,6 +43,12 @@ def serve(ctx: click.Context, host: str, port: int, token: str | None) -> None:
     config = load(ctx, need_secrets=False)
     data = DashboardData(config)
     waiting = rollup.pending(data.store.engine, data.zone)
+    if data.missing is not None:  # read as empty, never created by a look
+        click.echo(
+            f"{data.missing}: nothing has run with this config yet (or `store:` names another "
+            "store); the dashboard shows the values once `kpi run` or `kpi schedule` stores them",
+            err=True,
+        )
     if waiting > 200_000:
         click.echo(f"summing up {waiting:,} stored values per day, week and month (once) …")
     data.refresh()  # brings the rollup up to date before the first request

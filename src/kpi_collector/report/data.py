@@ -8,6 +8,7 @@ the same way (each KPI's `agg`, the config's time zone), so they equal `kpi hist
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +38,7 @@ class KpiDoc(TypedDict):
     unit: str | None
     description: str | None
     target: float | None
+    target_text: str | None  # the target as the value is written ("$12,345"), None without
     agg: str
     higher_is_better: bool
     source: str  # the part of the id before the first dot
@@ -114,9 +116,13 @@ class RunInProgressDoc(TypedDict):
 
 
 class AlertDoc(TypedDict):
+    """An alert whose condition is true: `firing` once its `for:` has passed (it was told),
+    else pending."""
+
     alert: str
     message: str
     since: str | None
+    firing: bool
 
 
 class SilenceDoc(TypedDict):
@@ -317,6 +323,10 @@ def year_earlier(day: date, period: str) -> date:
         return day.replace(year=day.year - 1, day=28)
 
 
+#: seconds between two looks whether the config's store exists yet (`DashboardData.store`)
+LOOK_AGAIN = 1.0
+
+
 class DashboardData:
     """The documents behind every page, built from one config and its store."""
 
@@ -332,7 +342,15 @@ class DashboardData:
         from kpi_collector.store import HistoryStore
 
         self.config = config
-        self.store = store or HistoryStore(config.store_url)
+        self._store = store or HistoryStore(config.store_url)
+        #: why the config's store is not read yet (`missing_store`), None once it is; a store
+        #: handed in is read as it is
+        self.missing: str | None = None
+        self._present = store is not None
+        self._looked = -math.inf
+        self._stand_in: HistoryStore | None = None
+        self._stand_in_dir: str | None = None
+        self._store_lock = threading.Lock()
         self.zone = config.tz
         self.agg = {k: spec.agg for k, spec in config.kpis.items()}
         self.clock = clock
@@ -348,9 +366,58 @@ class DashboardData:
         self._lock = threading.Lock()
         self._cache: dict[tuple[Any, ...], Any] | None = {} if cache else None
 
+    @property
+    def store(self) -> HistoryStore:
+        """The config's store; while nothing has written it (`schedule.health.missing_store`:
+        no SQLite file, no tables), an empty stand-in in a temporary folder, so that reading
+        creates nothing: a misspelt `store:` stays missing (the health section says so)
+        instead of becoming a new empty store. Looked at again every `LOOK_AGAIN` seconds (of
+        `clock`);
+        `writable_store` opens the real one for a write."""
+        if self._present:
+            return self._store
+        with self._store_lock:
+            now = self.clock()
+            if not self._present and abs(now - self._looked) >= LOOK_AGAIN:
+                from kpi_collector.schedule.health import missing_store
+
+                self._looked = now
+                self.missing = missing_store(self.config)
+                self._present = self.missing is None
+            if self._present:
+                self._drop_stand_in()
+                return self._store
+            if self._stand_in is None:
+                import tempfile
+                from pathlib import Path
+
+                from kpi_collector.store import HistoryStore
+
+                self._stand_in_dir = tempfile.mkdtemp(prefix="kpi-dashboard-")
+                self._stand_in = HistoryStore(f"sqlite:///{Path(self._stand_in_dir, 'empty.db')}")
+            return self._stand_in
+
+    @property
+    def writable_store(self) -> HistoryStore:
+        """The config's store for a write (a note from the dashboard), created if need be."""
+        with self._store_lock:
+            self._present, self.missing = True, None
+            self._drop_stand_in()
+        return self._store
+
+    def _drop_stand_in(self) -> None:
+        if self._stand_in is not None:
+            import shutil
+
+            self._stand_in.close()
+            self._stand_in = None
+            shutil.rmtree(self._stand_in_dir or "", ignore_errors=True)
+
     def close(self) -> None:
-        """Close the store's connections."""
-        self.store.close()
+        """Close the store's connections (and remove the stand-in of a missing store)."""
+        self._store.close()
+        with self._store_lock:
+            self._drop_stand_in()
 
     # the rollup -------------------------------------------------------------------------------
 
@@ -380,7 +447,7 @@ class DashboardData:
         """`build()`, reused while the store is unchanged (and for at most five minutes)."""
         if self._cache is None:
             return build()
-        full = (*key, self.version(), int(self.clock() // 300))
+        full = (*key, self.version(), self._present, int(self.clock() // 300))
         with self._lock:
             if full in self._cache:
                 return self._cache[full]
@@ -427,6 +494,9 @@ class DashboardData:
             "unit": spec.unit if spec else None,
             "description": spec.description if spec else None,
             "target": spec.target if spec else None,
+            "target_text": (
+                format_value(spec.target, spec.unit) if spec and spec.target is not None else None
+            ),
             "agg": spec.agg if spec else "last",
             "higher_is_better": spec.higher_is_better if spec else True,
             "source": kpi.partition(".")[0],
@@ -647,7 +717,17 @@ class DashboardData:
         try:
             from kpi_collector.schedule.health import health_report
 
-            report = health_report(self.config, now=self.clock())
+            store = self.store  # (looks whether the config's store exists by now)
+            stand_in = None if self._present else store
+            report = health_report(self.config, now=self.clock(), store=stand_in)
+            if stand_in is not None and self.missing is not None:
+                # as for an empty store (a new config's jobs "not run yet", no alarm), saying
+                # where the values are awaited: a misspelt `store:` shows here
+                report["warnings"].insert(
+                    0,
+                    f"{self.missing}: nothing has run with this config yet (`kpi run` or "
+                    "`kpi schedule` writes it), or `store:` names another store",
+                )
         except Exception as exc:  # the dashboard shows the KPIs even without it
             log.warning("cannot read the health report: %s", redact(str(exc)))
             return None
@@ -676,6 +756,7 @@ class DashboardData:
                     "alert": a["alert"],
                     "message": redact(a["message"] or a["alert"]),
                     "since": iso(a["since"], self.zone),
+                    "firing": bool(a.get("firing", True)),
                 }
                 for a in report["alerts"]
             ],
@@ -713,8 +794,8 @@ class DashboardData:
         return bool(spec and spec.formula)
 
     def _standing_failures(self) -> dict[str, str]:
-        """The sources whose newest run that included them (values or errors, among the
-        newest 50 runs) failed, with that error, redacted: a run of other sources since
+        """The sources whose newest run that included them (values or errors, however many
+        runs of other sources came since: `store.runs.REACH`) failed, with that error, redacted: a run of other sources since
         (a source's own `schedule:`) does not make them look fine."""
         from kpi_collector.store.runs import failing_streaks
 

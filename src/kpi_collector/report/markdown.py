@@ -6,8 +6,9 @@ from kpi_collector.destinations.digest import NO_VALUES, Digest, DigestLine
 from kpi_collector.destinations.text import grouped_lines, isolate
 
 #: the ASCII punctuation that can start markup inside a line (HTML, links, emphasis, code,
-#: strikethrough, entities); CommonMark shows a backslash-escaped one as itself
-_MARKUP = str.maketrans({c: "\\" + c for c in "\\*_[]<>&~"})
+#: strikethrough, entities) or end a heading (a closing run of `#`: `## Channel #` reads
+#: "Channel"); CommonMark shows a backslash-escaped one as itself
+_MARKUP = str.maketrans({c: "\\" + c for c in "\\*_[]<>&~#"})
 
 
 def markdown_text(text: str) -> str:

@@ -361,6 +361,14 @@ def health_html(health: HealthDoc | None) -> str:
     items += [
         f'<li class="alert">alert since {escape(when(a["since"]))}: {escape(a["message"])}</li>'
         for a in health["alerts"]
+        if a["firing"]
+    ]
+    # true, but its `for:` has not passed: told to nobody yet (as `kpi validate --health`)
+    items += [
+        f'<li class="warning">alert pending since {escape(when(a["since"]))} (its '
+        f"<code>for:</code> has not passed): {escape(a['message'])}</li>"
+        for a in health["alerts"]
+        if not a["firing"]
     ]
     items += [
         f'<li class="silence">silenced until {escape(when(s["until"]))}: {escape(s["alert"])}</li>'

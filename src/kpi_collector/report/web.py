@@ -15,6 +15,7 @@ import hmac
 import io
 import ipaddress
 import logging
+import math
 from collections.abc import Callable, MutableMapping
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -352,7 +353,7 @@ def create_app(
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["period", "kpi", "value"])
         for point in doc["points"]:
-            writer.writerow([point["period"], spreadsheet_text(kpi), repr(point["value"])])
+            writer.writerow([point["period"], spreadsheet_text(kpi), _cell(point["value"])])
         return Response(
             out.getvalue(),
             media_type="text/csv; charset=utf-8",
@@ -395,7 +396,7 @@ def create_app(
         from kpi_collector.store.annotations import add_annotation as store_note
 
         try:
-            note = store_note(source.store, body["text"], day)
+            note = store_note(source.writable_store, body["text"], day)
         except ConfigError as exc:
             raise HTTPException(400, str(exc)) from None
         doc = {"id": note.id, "day": note.day.isoformat(), "text": note.text}
@@ -518,7 +519,11 @@ def attachment(filename: str) -> str:
 
 
 def _cell(value: Any) -> str:
-    return repr(value) if isinstance(value, float) else spreadsheet_text(str(value))
+    """A CSV cell: a float as Python writes it (exact), empty where it is no finite number (a
+    sum past the largest double: null in the JSON), a text through `spreadsheet_text`."""
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ""
+    return spreadsheet_text(str(value))
 
 
 def _today(data: DashboardData) -> date:

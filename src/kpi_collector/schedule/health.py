@@ -25,18 +25,23 @@ from kpi_collector.store.lock import HEARTBEAT_EVERY as RUN_HEARTBEAT_EVERY
 
 if TYPE_CHECKING:
     from kpi_collector.config.plain import Config
+    from kpi_collector.store import HistoryStore
 
 GRACE = 15 * 60.0  # seconds after a fire time before a job without a success is overdue
 STALE_BEATS = 3  # heartbeats missed before a process counts as gone
 
 
-def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]:
-    """The health document (`kpi validate --health --format json`); times are epoch seconds."""
+def health_report(
+    config: Config, *, now: float | None = None, store: HistoryStore | None = None
+) -> dict[str, Any]:
+    """The health document (`kpi validate --health --format json`); times are epoch seconds.
+    `store`: read it instead of the config's (the dashboard's empty stand-in for a store
+    nothing has written yet), left open."""
     from kpi_collector.alerts.engine import active_alerts, is_firing, rule_of
     from kpi_collector.deliver.engine import PENDING, DeliveryEngine
 
     now = time.time() if now is None else now
-    missing = missing_store(config)
+    missing = missing_store(config) if store is None else None
     if missing is not None:  # reading would create it: a health check writes nothing
         return _unread_report(
             config,
@@ -44,7 +49,8 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
             f"{missing}: nothing has run with this config yet (start "
             "`kpi schedule`, or `kpi run`), or the scheduler uses another `store:`",
         )
-    scheduler = Scheduler(config)
+    scheduler = Scheduler(config, store=store)
+    own = store is None
     store = scheduler.store
     try:
         try:
@@ -212,7 +218,8 @@ def health_report(config: Config, *, now: float | None = None) -> dict[str, Any]
             "pending_deliveries": [r.to_dict() for r in pending],
         }
     finally:
-        store.close()
+        if own:
+            store.close()
 
 
 def missing_store(config: Config) -> str | None:

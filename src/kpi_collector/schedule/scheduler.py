@@ -166,6 +166,7 @@ class Scheduler:
         heartbeat_every: float = HEARTBEAT_EVERY,
         lock_wait: float = LOCK_WAIT,
         retry_backoff: float = RETRY_BACKOFF,
+        store: HistoryStore | None = None,
     ) -> None:
         from kpi_collector.store import HistoryStore
 
@@ -176,7 +177,7 @@ class Scheduler:
         self.heartbeat_every = heartbeat_every
         self.lock_wait = lock_wait
         self.retry_backoff = retry_backoff
-        self.store = HistoryStore(config.store_url)
+        self.store = store or HistoryStore(config.store_url)  # `store`: read another one
         self._started = 0.0
         self._serving = False  # the scheduler's heartbeat row is the long-running daemon's only
         self._mutex: Mutex | None = None  # the daemon's own lock, while it serves

@@ -479,12 +479,32 @@ def read_flat(
     agg = agg or {}
     first = period_start(since, period).toordinal()
     wanted = set(kpis) if kpis is not None else None
-    # one query per agg in use, reading just that column (most KPIs share `last`)
     others = {k: a for k, a in agg.items() if a != "last" and (wanted is None or k in wanted)}
-    groups: dict[str, list[str] | None] = {}
+    if wanted is None:
+        # every KPI: one read of the periods' rows with each agg's column in use, the
+        # column picked per KPI (a query per agg naming its KPIs 500 at a time read every
+        # row once per 500: 3,000 `sum` KPIs among 10,000 read the 300,000 rows 7 times)
+        names = sorted({"last", *others.values()})
+        query = (
+            sa.select(
+                r.c.kpi, r.c.start, *(r.c[n] for n in names), *([r.c.last_ts] if with_ts else [])
+            )
+            .where(r.c.zone == zone.key, r.c.period == period, r.c.start >= first)
+            .order_by(r.c.start, r.c.kpi)  # the key order: no sort
+        )
+        column = {n: 2 + i for i, n in enumerate(names)}
+        at = {k: column[a] for k, a in others.items()}
+        last, ts = column["last"], 2 + len(names)
+        with engine.connect() as conn:
+            found = conn.execute(query).all()
+        if with_ts:
+            return [(row[0], row[1], row[at.get(row[0], last)], row[ts]) for row in found]
+        return [(row[0], row[1], row[at.get(row[0], last)]) for row in found]
+    # the named KPIs: one query per agg in use, reading just that column
+    groups: dict[str, list[str]] = {}
     for kpi, a in others.items():
-        groups.setdefault(a, []).append(kpi)  # type: ignore[union-attr]
-    groups["last"] = [k for k in wanted if k not in others] if wanted is not None else None
+        groups.setdefault(a, []).append(kpi)
+    groups["last"] = [k for k in wanted if k not in others]
     rows: list[Any] = []
     with engine.connect() as conn:
         for a, members in groups.items():
@@ -493,9 +513,6 @@ def read_flat(
                 .where(r.c.zone == zone.key, r.c.period == period, r.c.start >= first)
                 .order_by(r.c.start, r.c.kpi)  # the key order: no sort
             )
-            if members is None:  # every KPI but `others`, which may be too many to name
-                rows += [row for row in conn.execute(query) if row[0] not in others]
-                continue
             # tens of thousands of ids would pass a backend's limit of bound values
             for chunk in id_chunks(conn, members):
                 rows += conn.execute(query.where(among(conn, r.c.kpi, chunk))).all()

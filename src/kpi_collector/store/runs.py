@@ -17,28 +17,38 @@ if TYPE_CHECKING:
 
 #: runs `failing_streaks` reads at most per query
 _STREAK_PAGE = 5000
-#: how far back an alert looks for a source's runs: years of hourly jobs of other sources
-ALERT_REACH = 50_000
+#: how far back `failing_streaks` looks for a source's runs: a source with its own weekly
+#: `schedule` among jobs of other sources every five minutes (2,016 runs a week) or hourly
+#: for years is still found
+REACH = 50_000
+#: the same, as alerts name it
+ALERT_REACH = REACH
 
 
 def failing_streaks(
-    store: HistoryStore, sources: Sequence[str], *, depth: int, reach: int | None = None
+    store: HistoryStore, sources: Sequence[str], *, depth: int, reach: int = REACH
 ) -> dict[str, tuple[int, str | None]]:
     """For each source: how many of its newest runs failed in a row (any error counts), and
     the newest error. Looks at the newest `depth` runs that included it (values or errors)
-    among the store's newest `reach` runs (default `max(50, depth * 10)`; `ALERT_REACH` for
-    alerts, so that a source with its own weekly `schedule` among hourly jobs of others is
-    found): the runs are read newest first, page by page, until each source has `depth`
-    runs or one that did not fail. A source in none of them is left out."""
-    limit = max(50, depth * 10) if reach is None else reach
+    among the store's newest `reach` runs (`REACH`: a source with its own weekly `schedule`
+    among jobs of others every few minutes is found; a fixed window of the newest 50 runs
+    made it look never run, in health, the dashboard, /metrics and the report alike): the
+    runs are read newest first, page by page, until each source has `depth` runs or one
+    that did not fail. A source in none of them is left out."""
+    limit = reach
     import sqlalchemy as sa
 
     from kpi_collector.store.schema import observations, run_errors, runs
 
-    history: dict[str, list[int]] = {name: [] for name in sources}  # run ids, newest first
     failed: dict[tuple[int, str], str] = {}
     page, below, read = min(max(50, depth * 10), _STREAK_PAGE, limit), None, 0
     with store.reading() as conn:
+        # a source that never ran (a new one on its own weekly schedule) is in none of the
+        # runs: looked for, it had every call read all `reach` runs (0.5 s for 50,000 runs
+        # of 20 values); whether it left any trace is two cheap questions
+        traced = _traced(conn, sources)
+        # run ids, newest first
+        history: dict[str, list[int]] = {name: [] for name in sources if name in traced}
         while read < limit:
             # a source is done once it has `depth` runs or a run that did not fail
             todo = [
@@ -96,6 +106,23 @@ def failing_streaks(
             streak += 1
         out[source] = (streak, newest)
     return out
+
+
+def _traced(conn: sa.Connection, sources: Sequence[str]) -> set[str]:
+    """Which of `sources` stored a value (a KPI id `<source>.<metric>`, from the index) or an
+    error ever."""
+    import sqlalchemy as sa
+
+    from kpi_collector.store.history import stored_ids
+    from kpi_collector.store.schema import run_errors
+
+    wanted = set(sources)
+    found = {kpi.split(".")[0] for kpi in stored_ids(conn)} & wanted
+    rest = [name for name in sources if name not in found]
+    for names in id_chunks(conn, rest):
+        query = sa.select(run_errors.c.source).where(among(conn, run_errors.c.source, names))
+        found.update(row[0] for row in conn.execute(query.distinct()))
+    return found
 
 
 def first_run_at(store: HistoryStore) -> float | None:

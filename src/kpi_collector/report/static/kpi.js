@@ -149,7 +149,8 @@
           points: { filter: isolated }, value: legend },
       ].concat(doc.target != null ? [
         { label: "target", stroke: css("--good", "#15803d"), width: 1.5, dash: [10, 5],
-          points: { show: false }, value: function (u, v) { return fmt(v); } },
+          points: { show: false },
+          value: function (u, v) { return doc.target_text != null ? doc.target_text : fmt(v); } },
       ] : []),
     };
   }
