@@ -18,6 +18,7 @@ from kpi_collector.collect.layout import (
     PARAGRAPH,
     busy,
     counter_target,
+    header_language,
     layout_text,
     lxml_busy,
     lxml_counter_target,
@@ -606,7 +607,8 @@ class HtmlDocument:
 
     `locale` is the config's `locale:` for the page; without it, a text's numbers are read
     in the language of its element (the nearest `lang` attribute, as the HTML standard
-    defines an element's language), else en.
+    defines an element's language, then the page's `<meta http-equiv=content-language>`,
+    then `language`: the HTTP `Content-Language` header the page came with), else en.
     """
 
     def __init__(
@@ -616,11 +618,13 @@ class HtmlDocument:
         locale: str | None = None,
         utf8: bytes | None = None,
         seconds: float = CSS_SECONDS,
+        language: str | None = None,
     ) -> None:
         from selectolax.lexbor import LexborHTMLParser
 
         self._body = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
         self.locale = locale
+        self.language = language  # the Content-Language header, as it came
         self.seconds = seconds  # the longest a selector may take in a process of its own
         self._tree = LexborHTMLParser(self._body if utf8 is None else utf8)
         self._lxml: Any = None
@@ -641,10 +645,12 @@ class HtmlDocument:
     @property
     def default_lang(self) -> str | None:
         """The language of the page's text outside any `lang` attribute, as a browser takes
-        it: its `<meta http-equiv="content-language">` (`layout.pragma_language`); None
+        it: its `<meta http-equiv="content-language">` (`layout.pragma_language`), else the
+        HTTP `Content-Language` header's one language (`layout.header_language`); None
         when it has none."""
         if self._default_lang is None:
-            self._default_lang = (pragma_language(self._tree.tags("meta")),)
+            pragma = pragma_language(self._tree.tags("meta"))
+            self._default_lang = (pragma or header_language(self.language),)
         return self._default_lang[0]
 
     def refresh_url(self, base_url: str) -> str | None:
