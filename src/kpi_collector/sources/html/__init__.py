@@ -50,7 +50,7 @@ def _in_frames(exc: MetricErrors, document: HtmlDocument, url: str) -> MetricErr
         name: message + hint if message.endswith("matched nothing") else message
         for name, message in exc.errors.items()
     }
-    return MetricErrors(exc.values, errors)
+    return MetricErrors(exc.values, errors, exc.transient_metrics)
 
 
 class PlainHTML(PlainHttpSource):
