@@ -37,6 +37,7 @@ log = logging.getLogger("kpi_collector.http")
 
 if TYPE_CHECKING:
     import aiohttp
+    from yarl import URL
 
     from kpi_collector.collect.forms import FilledForm
 
@@ -260,6 +261,57 @@ def check_http_url(value: str) -> str:
     if port is not None and not 0 < port < 65536:
         raise ValueError(f"{value!r} has no valid port (a number from 1 to 65535)")
     return value
+
+
+#: what a URL's path may hold as it is on the wire (RFC 3986 "pchar" and "/": unreserved,
+#: sub-delims, ":" and "@"); the query also "?"
+_PATH_SAFE = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/"
+)
+_QUERY_SAFE = _PATH_SAFE | {"?"}
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+def _escaped(text: str, safe: frozenset[str]) -> str:
+    """`text` with its `%XX` escapes as written and every other character outside `safe`
+    percent-encoded as UTF-8 (a `%` that starts no escape too)."""
+    if all(c in safe for c in text):
+        return text
+    out: list[str] = []
+    at = 0
+    while at < len(text):
+        if _ESCAPE.match(text, at):
+            out.append(text[at : at + 3])
+            at += 3
+            continue
+        char = text[at]
+        if char in safe:
+            out.append(char)
+        else:
+            out.extend(f"%{b:02X}" for b in char.encode("utf-8", "surrogatepass"))
+        at += 1
+    return "".join(out)
+
+
+def wire_url(url: str) -> URL:
+    """The yarl URL that sends `url`'s path and query byte for byte, as a browser sends what
+    it was given: its escapes kept as written (yarl's own reading decodes `%7E` to `~`, a
+    query's `%2F` to `/` and `%41` to `A`, and upper-cases escapes, so a signed URL whose
+    signature covers the URL as written was refused), and only what may not go on the wire
+    as it is (non-ASCII, controls, a `%` that starts no escape) percent-encoded; the host
+    as yarl reads it (IDNA). ValueError for what is no URL."""
+    from yarl import URL
+
+    parsed = URL(url)
+    if not parsed.absolute:
+        return parsed
+    parts = urlsplit(url)
+    query = _escaped(parts.query, _QUERY_SAFE)
+    path = _escaped(parts.path or "/", _PATH_SAFE)
+    return URL(
+        f"{parsed.scheme}://{parsed.raw_authority}{path}" + (f"?{query}" if query else ""),
+        encoded=True,
+    )
 
 
 def url_without_query(url: str) -> str:
@@ -695,7 +747,7 @@ class HttpSession:
                 asyncio.timeout(self.timeout),
                 session.request(
                     method,
-                    url,
+                    wire_url(url),
                     params=params or None,
                     headers=headers or None,
                     json=json_body,
