@@ -1113,3 +1113,37 @@ def test_a_url_is_sent_with_its_escapes_as_written(written: str, sent: str | Non
     expected = sent or written
     join = "&" if "?" in expected else "?"
     assert sorted(seen) == sorted([expected, f"{expected}{join}key=k%257E"])
+
+
+@pytest.mark.parametrize(
+    ("location", "sent"),
+    [
+        # a signed URL a server redirects to (a release asset to its storage): its escapes
+        # went requoted (%7E as ~, a query's %2F as /), its signature no longer matching
+        ("/signed/%7Eblob?sig=abc%2B%2F%3D&e=1%7E", None),
+        ("/signed/blob?sig=%2f%e2%82%ac", None),
+        # what a Location may not hold on the wire is encoded, as a browser encodes it
+        ("/signed/a b?q=ü", "/signed/a%20b?q=%C3%BC"),
+    ],
+)
+def test_a_redirect_is_followed_with_its_escapes_as_written(
+    location: str, sent: str | None
+) -> None:
+    from kpi_collector.demo.server import BackgroundServer
+
+    seen: list[str] = []
+
+    async def start(request: web.Request) -> web.Response:
+        return web.Response(status=302, headers={"Location": location})
+
+    async def target(request: web.Request) -> web.Response:
+        seen.append(request.raw_path)
+        return web.json_response({"value": 1})
+
+    app = web.Application()
+    app.router.add_get("/start", start)
+    app.router.add_get("/signed/{tail:.*}", target)
+    with BackgroundServer(app) as url:
+        result = run(HttpJson(name="s", url=f"{url}/start", metrics={"v": "value"}))
+    assert result.errors == {} and result.values == {"s.v": 1}
+    assert seen == [sent or location]

@@ -453,6 +453,8 @@ class HttpClient:
                 connector=self._connector,
                 cookie_jar=aiohttp.DummyCookieJar(),
                 headers=_default_headers(),
+                # a `Location` as the server wrote it: `_as_written` sends it (`wire_url`)
+                requote_redirect_url=False,
             )
         return self._session
 
@@ -559,6 +561,7 @@ class HttpSession:
                 connector_owner=False,
                 cookie_jar=_browser_cookie_jar()(unsafe=True),
                 headers=_default_headers(),
+                requote_redirect_url=False,
             )
         return self._own
 
@@ -733,7 +736,7 @@ class HttpSession:
         import aiohttp
 
         session = self._aiohttp()
-        middlewares = []
+        middlewares: list[aiohttp.ClientMiddlewareType] = [_as_written(follow_redirects)]
         own = _query_credentials(url)
         if headers or params or own:  # nothing to keep from other origins: no middleware
             middlewares.append(_same_origin_credentials(url, headers, {**own, **params}))
@@ -758,7 +761,7 @@ class HttpSession:
                     # the body as it came: `_read_capped` undoes its Content-Encoding, and
                     # refuses a stream cut before its end, which aiohttp takes as whole
                     auto_decompress=False,
-                    middlewares=tuple(middlewares) or None,
+                    middlewares=tuple(middlewares),
                     allow_redirects=follow_redirects,
                 ) as resp,
             ):
@@ -1176,6 +1179,42 @@ def _form_body(filled: FilledForm) -> tuple[Any, dict[str, str]]:
         return text, {"Content-Type": f"text/plain;charset={filled.charset}"}
     form = urlencode(entries, encoding=codec, errors="xmlcharrefreplace")
     return form.encode("ascii"), {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+#: the redirects aiohttp follows
+_FOLLOWED = frozenset({301, 302, 303, 307, 308})
+
+
+def _as_written(follow: bool) -> aiohttp.ClientMiddlewareType:
+    """An aiohttp middleware (it sees every request of a redirect chain) that sends each URL
+    with its escapes as written (`wire_url`): the first as given, a redirect's as its
+    `Location` says (the sessions take it unrequoted), as a browser follows it. A `Location`
+    to be `follow`ed that is no URL (a port past 65535, a host never closed) is an
+    InvalidUrlRedirectClientError naming it, before aiohttp reads it unchecked."""
+    import aiohttp
+    from yarl import URL
+
+    async def middleware(
+        request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        written = str(request.url)
+        try:
+            sent = wire_url(written)
+        except ValueError:
+            raise aiohttp.InvalidUrlRedirectClientError(written, "no valid URL") from None
+        if sent.raw_path_qs != request.url.raw_path_qs or sent.host != request.url.host:
+            request.url = sent
+        response = await handler(request)
+        location = response.headers.get("Location") if follow else None
+        if location and response.status in _FOLLOWED:
+            try:
+                URL(urljoin(str(response.url), location)).port  # noqa: B018 (validates)
+            except ValueError:
+                response.release()
+                raise aiohttp.InvalidUrlRedirectClientError(location, "no valid URL") from None
+        return response
+
+    return middleware
 
 
 def _query_credentials(url: str) -> dict[str, str]:
