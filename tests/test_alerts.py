@@ -804,3 +804,45 @@ def test_a_silence_past_any_date_is_refused_and_one_stored_ends_at_the_latest(
     assert "silenced until 9999-01-01 00:00 UTC" in capsys.readouterr().out
     main(["-c", str(config), "validate", "--health"])
     assert "silenced until 9999-01-01" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("reminder", [False, True], ids=["fired", "reminder"])
+def test_an_alert_slack_took_but_answered_too_late_is_not_posted_again_by_a_later_run(
+    setup: tuple[Path, web.Application], reminder: bool
+) -> None:
+    """A Slack bot took the alert but answered after the timeout; the next run (another
+    process: the bot's memory of the unanswered post is gone) posted it a second time, as
+    the digest's retries look in the channel's history first but alerts did not. An alert
+    pending since an earlier run is looked for in the history first, by its key, since the
+    alert's identity began (its condition's `since`, a reminder's last telling)."""
+    from kpi_collector.destinations.slack.fake import SLACK_CHANNEL_ID, FakeSlack
+
+    folder, _ = setup
+    repeat = ", repeat: 2d" if reminder else ""
+    with FakeSlack.serve(TOKEN) as slack:
+        path = folder / "kpi.yaml"
+        path.write_text(
+            "sources:\n"
+            '  - {name: app, type: python, function: "tests.test_alerts:readings"}\n'
+            "destinations:\n"
+            f"  - {{name: slack, type: slack, token: {TOKEN}, channel: {SLACK_CHANNEL_ID},"
+            f" api_url: '{slack.url}/api', every: month, timeout: 0.5, retries: 0}}\n"
+            "alerts:\n"
+            f"  - {{kpi: app.dau, below: 100, notify: [slack]{repeat}}}\n"
+        )
+        run(path, T0, dau=150)  # the month's digest, no alert
+        at = T0 + DAY
+        if reminder:
+            run(path, at, dau=90)  # fired, told
+            at += 2 * DAY
+        # a reminder (begun at the last telling) is looked for first: that read is late too
+        slack.answer_late(1.5, times=2 if reminder else 1)
+        late = run(path, at, dau=80)  # the alert (or its reminder) posted, answered too late
+        assert "timed out" in late.delivery_errors["slack (alerts)"]
+        calls = slack.history_calls
+        retried = run(path, at + DAY, dau=70)  # the next run: Slack has it already
+        assert retried.delivery_errors == {}, retried.delivery_errors
+        run(path, at + 2 * DAY, dau=60)  # told: nothing more to say
+    alerts = [m["text"] for m in slack.slack if "blocks" not in m]
+    assert len(alerts) == (2 if reminder else 1), alerts
+    assert slack.history_calls > calls

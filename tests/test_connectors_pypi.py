@@ -95,6 +95,9 @@ def test_pypi_a_stalled_update_is_a_transient_error_not_the_same_figures_again(
     assert set(errors) == set(DOWNLOAD_WINDOWS)
     message, _ = errors["downloads_last_day"]
     assert f"PyPI Stats has counted no downloads since {TODAY - timedelta(days=4)}" in message
+    # beside the totals read, each stalled figure is still a transient failure (they were
+    # stored as terminal: the source's failures carried one flag, always False)
+    assert all(transient for _, transient in errors.values())
     # asked alone, the figures fail the source as transient: the next run tries again
     alone = outcome(
         PyPI(package="zen-ml", api_url=pypistats.url, metrics=["downloads_last_day"]), now=NOW

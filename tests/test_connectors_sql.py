@@ -1149,3 +1149,101 @@ def test_a_number_mariadb_made_up_from_text_is_refused_not_stored() -> None:
     for name, value in (("sum", "'1,234.50'"), ("cast", "'12abc'"), ("zero", "'abc'")):
         message = result.errors[f"app.{name}"]
         assert "not the data's" in message and f"value: {value}" in message, message
+
+
+def test_values_read_before_the_database_went_away_are_kept() -> None:
+    """The database went away during the second query (a restart, a failover): its
+    connection was cut, and the reconnect for the third was refused. The whole source
+    failed as one "database error", and the first metric's value, read before, was lost.
+    Now it is kept; the metric whose connection was cut and the ones that could not
+    reconnect fail, saying so, and their failures are transient."""
+    import threading
+    import time
+
+    import sqlalchemy as sa
+
+    from kpi_collector.sources.sql import SQL as SQLSource
+    from tests.fakes.tcp_proxy import TcpProxy
+    from tests.services import host_port, require_postgres_url
+
+    url = require_postgres_url()
+    host, port = host_port(url)
+    marker = f"kpi_outage_{time.time_ns()}"
+    with TcpProxy(host, port) as proxy:
+        via = url.replace(f"@{host}:{port}/", f"@127.0.0.1:{proxy.port}/", 1)
+        assert via != url and "?" not in via
+        via += f"?application_name={marker}"  # how the watcher tells the source's session
+        watcher = sa.create_engine(url)
+
+        def outage_during_the_slow_query() -> None:
+            with watcher.connect() as conn:  # straight to the server, past the proxy
+                # the query runs as a cursor's FETCH: its session waits in pg_sleep
+                query = sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name "
+                    "AND wait_event = 'PgSleep'"
+                )
+                for _ in range(500):
+                    running = conn.execute(query, {"name": marker}).scalar()
+                    conn.rollback()  # pg_stat_activity is a snapshot per transaction
+                    if running:
+                        proxy.down()
+                        return
+                    time.sleep(0.02)
+
+        thread = threading.Thread(target=outage_during_the_slow_query, daemon=True)
+        thread.start()
+        source = SQLSource(
+            name="app",
+            url=via,
+            metrics={
+                "first": "SELECT 1",
+                "cut": "SELECT 2 FROM pg_sleep(20)",
+                "after": "SELECT 3",
+            },
+        )
+        result = run(source, defaults=Defaults(timeout=10, retries=0))
+        thread.join(timeout=10)
+        watcher.dispose()
+    assert "app" not in result.errors, result.errors["app"]
+    assert result.values == {"app.first": 1}
+    assert set(result.errors) == {"app.cut", "app.after"}
+    assert result.errors["app.after"].startswith("after: could not connect again to run it: ")
+    assert "cannot reach the database server" in result.errors["app.after"]
+    transient = {f.metric: f.transient for o in result.outcomes for f in o.errors}
+    assert transient == {"cut": True, "after": True}
+
+
+def test_a_timeout_of_one_query_is_transient_and_a_broken_query_is_not(tmp_path: Path) -> None:
+    """A source's failing metrics were all stored as terminal (`MetricErrors` carried one
+    flag, always False), a query's timeout as well as a query's mistake: each metric's
+    failure is now told apart, in the run and in the store."""
+    from kpi_collector.destinations import Store
+    from kpi_collector.store import HistoryStore
+
+    db = tmp_path / "app.db"
+    sqlite3.connect(db).close()
+    slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
+    store = f"sqlite:///{tmp_path / 'kpi.db'}"
+    result = run(
+        SQL(
+            name="app",
+            url=f"sqlite:///{db}",
+            metrics={"ok": "SELECT 1", "broken": "SELECT nope", "slow": slow},
+        ),
+        destinations=[Store(store)],
+        # the source's time (the timeout per attempt, 3 attempts) leaves the slow query
+        # ending at its own timeout of 1 s, and the source's values handed over
+        defaults=Defaults(timeout=1, retries=2),
+    )
+    assert result.values == {"app.ok": 1}, result.errors
+    transient = {f.metric: f.transient for o in result.outcomes for f in o.errors}
+    assert transient == {"slow": True, "broken": False}
+    history = HistoryStore(store)
+    try:
+        (record,) = history.runs()
+        assert {e.kpi: e.transient for e in record.errors} == {
+            "app.slow": True,
+            "app.broken": False,
+        }
+    finally:
+        history.close()

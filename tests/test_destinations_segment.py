@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,39 @@ def test_a_200_that_is_not_segments_success_is_not_a_delivery(
     (record,) = p.delivery_engine().records()
     assert record.status == "pending"
     assert p.deliver_pending()[0].ok and len(hooks.segment) == 1
+
+
+def test_a_split_delivery_taken_over_by_a_later_run_that_splits_otherwise_loses_no_kpi(
+    tmp_path: Path, hooks: FakeSegment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The day's split delivery went out in batches; Segment took the first batch but
+    answered after the timeout. The next run of the day took the pending delivery over with
+    its own values, split otherwise (fewer KPIs). Each event's `messageId` was its position
+    ("#1", "#2"), so Segment dropped the new events as repeats of the old ones holding
+    other KPIs, and the KPIs the old unsent batch held never arrived. An event's messageId
+    names the KPIs it holds: the same event is dropped as a repeat, another one is not."""
+    import kpi_collector.destinations.segment as segment_module
+
+    monkeypatch.setattr(segment_module, "BATCH_LIMIT", 70 * 1024)  # two events per batch
+    values = {f"metric_with_a_longer_name_{i:04d}": float(i) for i in range(2000)}
+
+    def segment() -> Segment:  # each run a process of its own
+        return Segment(write_key=TOKEN, api_url=hooks.url, every="day", timeout=0.5, retries=0)
+
+    hooks.answer_late(1.5)
+    first = make(tmp_path, segment(), values=dict(values)).process(now=MONDAY)
+    assert "timed out" in first.delivery_errors["segment"]
+    assert hooks.batches == 1 and len(hooks.segment) == 2  # taken: parts 1 and 2 of 4
+    later = {k: v + 0.5 for k, v in values.items() if int(k[-4:]) >= 300}
+    p = make(tmp_path, segment(), values=later)
+    assert p.process(now=MONDAY + timedelta(hours=2)).delivery_errors == {}
+    arrived = {k for e in hooks.segment for k in e["properties"] if k.startswith("github.")}
+    assert arrived >= {f"github.{k}" for k in later}
+    (record,) = p.delivery_engine().records()
+    assert record.status == "done"
+    # the same events again (a retry after a timeout): Segment drops them all
+    delivery = p.delivery_engine().delivery_from_result(
+        segment(), p.process(now=MONDAY + timedelta(hours=3), deliver=False)
+    )
+    ids = [e["messageId"] for e in segment().tracks(delivery)]
+    assert len(set(ids)) == len(ids) and set(ids) <= hooks.message_ids

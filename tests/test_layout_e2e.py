@@ -375,3 +375,60 @@ def test_a_hidden_first_match_in_a_process_of_its_own_is_an_error_too(
     assert document.metric("m", Metric(css="body > div > p.n")) == 1234
     same = page.replace("<p class=n>0</p>", "<p class=n lang=de>1.234</p>")
     assert HtmlDocument(same).metric("m", Metric(css="body div p.n")) == 1234
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        # a mobile menu's copy of the posts' links, hidden by a framework's class
+        "<ul><li><a class=post>a</a><li><a class=post>b</a></ul>"
+        "<nav class=d-none><a class=post>a</a><a class=post>b</a></nav>",
+        "<a class=post>a</a><a class=post>b</a><a class=post hidden>c</a>",
+        "<a class=post>a</a><div style='display: none'><a class=post>b</a></div>",
+        "<a class=post>a</a><dialog><a class=post>b</a></dialog>",
+    ],
+)
+def test_a_count_of_shown_and_hidden_matches_is_an_error(
+    html: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`count: true` counted the matches the page does not show with those it shows (a
+    hidden copy of a list doubled the posts), while reading a value never silently picks a
+    hidden match over a shown one. Which ones are meant is the config's to say, as for a
+    value: an error naming how many the page hides; a selector that says it is counted."""
+    from kpi_collector.collect import extract
+
+    document = HtmlDocument(html)
+    for metric in (
+        Metric(css="a.post", count=True),
+        Metric(xpath="//a[@class='post']", count=True),
+        Metric(xpath="//a[@class='post']/text()", count=True),
+        Metric(xpath="count(//a[@class='post'])"),
+    ):
+        with pytest.raises(
+            ExtractError, match=r"matches \d+ elements, \d+ of which the page does not show"
+        ):
+            document.metric("posts", metric)
+    if "hidden>c" in html:  # a selector that leaves the hidden ones out counts the rest
+        assert document.metric("posts", Metric(css="a.post:not([hidden])", count=True)) == 2
+    monkeypatch.setattr(extract, "CSS_STEPS", 0)  # the selector matched in a process of its own
+    deep = HtmlDocument(f"<html><body><div>{html}</div></body></html>")
+    assert not deep._lexbor_is_bounded("body div a.post")
+    with pytest.raises(
+        ExtractError, match=r"matches \d+ elements, \d+ of which the page does not show"
+    ):
+        deep.metric("posts", Metric(css="body div a.post", count=True))
+
+
+@pytest.mark.parametrize(
+    ("html", "count"),
+    [
+        ("<a class=post>a</a><a class=post>b</a>", 2),  # every match shown
+        ("<div hidden><a class=post>a</a><a class=post>b</a></div>", 2),  # every one hidden
+        ("<a class=post>a</a><a class='post hidden md:inline'>b</a>", 2),  # shown when wide
+    ],
+)
+def test_a_count_of_matches_all_shown_or_all_hidden_counts_them(html: str, count: int) -> None:
+    document = HtmlDocument(html)
+    assert document.metric("posts", Metric(css="a.post", count=True)) == count
+    assert document.metric("posts", Metric(xpath="//a", count=True)) == count
+    assert document.metric("posts", Metric(xpath="count(//a)")) == count

@@ -130,6 +130,8 @@ HUNTED = {
     # a page whose language only its <meta http-equiv="content-language"> names
     "/meta-de": """<html><head><meta http-equiv="Content-Language" content="de"></head><body>
 <p id="plain">12.374</p><p id="own" lang="en">12.374</p></body></html>""",
+    # a page whose language only its HTTP Content-Language header names (served with it)
+    "/header-de": """<html><body><p id="plain">12.374</p></body></html>""",
     "/in": """<html lang="en"><body><p id="salary">₹5L</p><p id="views">1.2 mil views</p>
 <div id="users"><p>Users: 12</p><p>345 new</p></div><ul id="list"><li>5</li><li>120</li></ul>
 </body></html>""",
@@ -142,7 +144,8 @@ def hunted() -> Iterator[str]:
     for path, body in HUNTED.items():
 
         async def handler(request: web.Request, body: str = body) -> web.Response:
-            return web.Response(text=body, content_type="text/html")
+            language = {"Content-Language": "de"} if "header-de" in request.path else {}
+            return web.Response(text=body, content_type="text/html", headers=language)
 
         app.router.add_get(path, handler)
     with BackgroundServer(app) as url:
@@ -150,7 +153,8 @@ def hunted() -> Iterator[str]:
 
 
 def test_texts_once_misread_end_to_end(hunted: str, workdir: Path) -> None:
-    """Each of these was stored wrong: 12.374 (the meta's de not read), 5 (`L` read as
+    """Each of these was stored wrong: 12.374 (the meta's de not read, then the HTTP
+    Content-Language header's), 5 (`L` read as
     litres), 1.2 (`mil` as mils), 12345 (a regex taking digits from two lines) and 5120
     (XPath's string() joining list items); now the right value, or an error saying why."""
     (workdir / "kpi.yaml").write_text(f"""\
@@ -162,6 +166,11 @@ sources:
       plain: "#plain"
       plain_x: {{xpath: "//p[@id='plain']"}}
       own: "#own"
+  - name: header
+    type: html
+    url: {hunted}/header-de
+    metrics:
+      plain: "#plain"
   - name: india
     type: html
     url: {hunted}/in
@@ -179,6 +188,7 @@ sources:
         "meta.plain": 12374,
         "meta.plain_x": 12374,
         "meta.own": 12.374,
+        "header.plain": 12374,
         "india.salary_in": 500_000,
     }
     with sqlite3.connect(workdir / "kpi.db") as conn:
@@ -190,3 +200,6 @@ sources:
     assert "more than one number" in errors["india.users"]
     assert "more than one number" in errors["india.list"]
     assert all("\n" not in message for message in errors.values())
+    probed = run_kpi(workdir, "probe", f"{hunted}/header-de", "--format", "json")
+    assert probed.returncode == 0, probed.stderr
+    assert [f["value"] for f in json.loads(probed.stdout)["findings"]] == [12374]

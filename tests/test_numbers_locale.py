@@ -514,6 +514,37 @@ def test_a_page_without_lang_reads_in_its_meta_content_language(
     assert costly.metric("a", CSS("html body p#a")) == a
 
 
+@pytest.mark.parametrize(
+    ("header", "page", "value"),
+    [
+        ("de", "<p id=a>1.234</p>", 1234),  # was read as en: 1.234
+        (" de-DE ", "<p id=a>1.234</p>", 1234),
+        ("de, en", "<p id=a>1.234</p>", 1.234),  # several languages: none is the page's
+        ("", "<p id=a>1.234</p>", 1.234),
+        ("de", "<html lang=en><p id=a>1.234</p>", 1.234),  # the page's own lang wins
+        ("de", "<meta http-equiv=content-language content=en><p id=a>1.234</p>", 1.234),
+        ("en", "<meta http-equiv=content-language content=de><p id=a>1.234</p>", 1234),
+    ],
+)
+def test_a_page_without_lang_or_meta_reads_in_its_content_language_header(
+    header: str, page: str, value: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The HTML standard's last fallback for an element's language, after `lang` attributes
+    and the pragma-set default language: the language the higher-level protocol gives (the
+    HTTP `Content-Language` header), unless it gives several. It was ignored: a German
+    page saying so only in its header was read as en."""
+    from kpi_collector.collect import extract
+
+    document = HtmlDocument(page.encode(), language=header)
+    assert document.metric("a", CSS("#a")) == value
+    assert document.metric("a", XPath("//p[@id='a']")) == value
+    assert HtmlDocument(page.encode(), language=header, locale="en").metric("a", CSS("#a")) == 1.234
+    monkeypatch.setattr(extract, "CSS_STEPS", 0)  # the selector in a process of its own
+    costly = HtmlDocument(f"<html><body><div>{page}</div></body></html>", language=header)
+    assert not costly._lexbor_is_bounded("html body p#a")
+    assert costly.metric("a", CSS("html body p#a")) == value
+
+
 def test_the_last_meta_content_language_names_the_pages_language() -> None:
     page = b"""<meta http-equiv=content-language content=fr><meta http-equiv=content-language
     content=de><p id=a>1.234,5</p><p id=b>1 234,5</p>"""

@@ -910,3 +910,37 @@ def test_the_forms_a_typed_password_is_looked_for_in() -> None:
     forms = _sent_forms(["ä*b~c d"], "windows-1252")
     assert {b"%E4*b%7Ec+d", b"%C3%A4*b%7Ec+d", "ä*b~c d".encode(), b"\xe4*b~c d"} <= set(forms)
     assert _sent_forms([], "UTF-8") == []
+
+
+def test_a_rendered_page_reads_in_its_content_language_header(tmp_path: Path) -> None:
+    """A page whose language only its HTTP `Content-Language` header names (no `lang`, no
+    meta): rendered, its script's `12.374` was read as en (12.374) where the page is
+    German (12374), as fetched it is read; `kpi probe --render` lists it the same way."""
+    import json
+
+    from aiohttp import web
+
+    require_chromium()
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(
+            text="<html><body><p id=n>…</p><script>"
+            "setTimeout(() => { document.getElementById('n').textContent = '12.374' }, 50)"
+            "</script></body></html>",
+            content_type="text/html",
+            headers={"Content-Language": "de"},
+        )
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    with BackgroundServer(app) as url:
+        (tmp_path / "kpi.yaml").write_text(
+            "sources:\n"
+            f"  - {{name: shop, type: html, url: '{url}/', render: true, metrics: {{n: '#n'}}}}\n"
+        )
+        result = kpi(tmp_path, "run", "--format", "json")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert stored(tmp_path) == {"shop.n": 12374}
+        probed = kpi(tmp_path, "probe", f"{url}/", "--render", "--format", "json")
+    assert probed.returncode == 0, probed.stderr
+    assert [f["value"] for f in json.loads(probed.stdout)["findings"]] == [12374]

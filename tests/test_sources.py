@@ -1071,3 +1071,79 @@ def test_numbers_of_more_digits_than_python_writes_are_the_metric_s_error() -> N
         with pytest.raises(ExtractError, match="a 5001-digit number cannot be stored exactly"):
             finish_plain("n", raw, metric)
     assert finish_plain("n", "0" * 5000 + "12", metric) == 12
+
+
+@pytest.mark.parametrize(
+    ("written", "sent"),
+    [
+        # a signed URL's escapes go as written: yarl decoded %7E to ~, %2F in the query
+        # to /, %41 to A and upper-cased escapes, and the signature no longer matched
+        ("/signed/%7Euser/data?sig=abc%2B%2F%3D&exp=1%7E2", None),
+        ("/signed/a%41b?p=%2f%e2%82%ac", None),
+        ("/signed/x?a=1&b=2+3&c=%20", None),
+        # what may not go on the wire as written is encoded, as a browser encodes it
+        ("/signed/ü?q=ü&r='x'", "/signed/%C3%BC?q=%C3%BC&r='x'"),
+        ("/signed/100%?q=50%", "/signed/100%25?q=50%25"),
+    ],
+)
+def test_a_url_is_sent_with_its_escapes_as_written(written: str, sent: str | None) -> None:
+    """The request line carries the URL's path and query byte for byte, as a browser sends
+    them; query parameters the config adds (`params:`, `auth: {query: ...}`) come after."""
+    from kpi_collector.demo.server import BackgroundServer
+
+    seen: list[str] = []
+
+    async def echo(request: web.Request) -> web.Response:
+        seen.append(request.raw_path)
+        return web.json_response({"value": 1})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", echo)
+    with BackgroundServer(app) as url:
+        result = run(
+            HttpJson(name="s", url=f"{url}{written}", metrics={"v": "value"}),
+            HttpJson(
+                name="q",
+                url=f"{url}{written}",
+                auth={"query": {"key": "k%7E"}},
+                metrics={"v": "value"},
+            ),
+        )
+    assert result.errors == {} and result.values == {"s.v": 1, "q.v": 1}
+    expected = sent or written
+    join = "&" if "?" in expected else "?"
+    assert sorted(seen) == sorted([expected, f"{expected}{join}key=k%257E"])
+
+
+@pytest.mark.parametrize(
+    ("location", "sent"),
+    [
+        # a signed URL a server redirects to (a release asset to its storage): its escapes
+        # went requoted (%7E as ~, a query's %2F as /), its signature no longer matching
+        ("/signed/%7Eblob?sig=abc%2B%2F%3D&e=1%7E", None),
+        ("/signed/blob?sig=%2f%e2%82%ac", None),
+        # what a Location may not hold on the wire is encoded, as a browser encodes it
+        ("/signed/a b?q=ü", "/signed/a%20b?q=%C3%BC"),
+    ],
+)
+def test_a_redirect_is_followed_with_its_escapes_as_written(
+    location: str, sent: str | None
+) -> None:
+    from kpi_collector.demo.server import BackgroundServer
+
+    seen: list[str] = []
+
+    async def start(request: web.Request) -> web.Response:
+        return web.Response(status=302, headers={"Location": location})
+
+    async def target(request: web.Request) -> web.Response:
+        seen.append(request.raw_path)
+        return web.json_response({"value": 1})
+
+    app = web.Application()
+    app.router.add_get("/start", start)
+    app.router.add_get("/signed/{tail:.*}", target)
+    with BackgroundServer(app) as url:
+        result = run(HttpJson(name="s", url=f"{url}/start", metrics={"v": "value"}))
+    assert result.errors == {} and result.values == {"s.v": 1}
+    assert seen == [sent or location]

@@ -102,10 +102,23 @@ class StoreError(KpiError):
 
 
 class MetricErrors(ExtractError):
-    """Some metrics of a source could not be read; the others in `values` are still good."""
+    """Some metrics of a source could not be read; the others in `values` are still good.
 
-    def __init__(self, values: dict[str, float], errors: dict[str, str]) -> None:
-        super().__init__("; ".join(errors.values()), transient=False)
+    `errors` is {metric: message}; `transient` names the metrics of `errors` whose failure
+    the next attempt may not meet (a query timeout, a lost connection, a service's stall),
+    so each metric's failure is told transient or terminal on its own (the run's errors,
+    the store's `run_errors.transient`). The error as a whole is transient when every
+    failure in it is."""
+
+    def __init__(
+        self,
+        values: dict[str, float],
+        errors: dict[str, str],
+        transient: Iterable[str] = (),
+    ) -> None:
+        self.transient_metrics = frozenset(transient) & errors.keys()
+        every = bool(errors) and len(self.transient_metrics) == len(errors)
+        super().__init__("; ".join(errors.values()), transient=every)
         self.values = values
         self.errors = errors
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from kpi_collector.destinations.base import message_id
+from kpi_collector.destinations.base import message_id, message_since
 from kpi_collector.errors import KpiError
 from kpi_collector.format import plural, signed
 from kpi_collector.secrets import redact
@@ -599,8 +599,9 @@ async def check_alerts(
     silenced = silences(store, now=now)
     targets = {d.name: d for d in scope.destinations}
     transitions: list[Transition] = []
-    # destination -> (transition, text, the message's identity: stable while it is pending)
-    outbox: dict[str, list[tuple[Transition, str, str]]] = {}
+    # destination -> (transition, text, the message's identity: stable while it is pending,
+    # and when that identity began: no attempt at the message came before)
+    outbox: dict[str, list[tuple[Transition, str, str, float]]] = {}
     for alert, finding in findings:
         if finding.active is None:
             continue
@@ -652,7 +653,8 @@ async def check_alerts(
                 told = states.get((finding.key, name))
                 was_told = told is not None and told.active
                 text = transition.text
-                identity = f"{finding.key}|{firing}|{own.since if own else now}"
+                began = own.since if own else now
+                identity = f"{finding.key}|{firing}|{began}"
                 # told it fired on one side of a two-sided rule, firing on the other now: a
                 # new alert with the new side (a row from before sides were kept has none)
                 other_side = (
@@ -671,10 +673,11 @@ async def check_alerts(
                     ):
                         continue
                     text = message(finding, True, reminder=True)
-                    identity = f"{finding.key}|reminder|{told.since if told else now}"
-                outbox.setdefault(name, []).append((transition, text, identity))
+                    began = told.since if told else now
+                    identity = f"{finding.key}|reminder|{began}"
+                outbox.setdefault(name, []).append((transition, text, identity, began))
         quiet_start = before is None and not finding.active  # a rule that has never been true
-        told_now = any(t is transition for items in outbox.values() for t, _, _ in items)
+        told_now = any(t is transition for items in outbox.values() for t, *_ in items)
         if (
             (changed and not quiet_start)
             or (switched and firing)
@@ -686,15 +689,21 @@ async def check_alerts(
         text = (
             items[0][1]
             if len(items) == 1
-            else "\n".join([f"{len(items)} alert updates:", *(t for _, t, _ in items)])
+            else "\n".join([f"{len(items)} alert updates:", *(t for _, t, *_ in items)])
         )
-        identity = "\n".join(sorted(i for _, _, i in items))
+        identity = "\n".join(sorted(i for _, _, i, _ in items))
+        # a message of one check holds every item, so none of it was tried before the last
+        # item's identity began; begun before this check, an earlier run may have tried it
+        # (and the service taken it, unanswered): a destination that can looks first
+        began = max(b for *_, b in items)
         token = message_id.set(hashlib.sha256(f"{name}\n{identity}".encode()).hexdigest()[:32])
+        since = message_since.set(min(began, time.time()) if began < now else None)
         try:
             error = await _send(targets.get(name), name, text)
         finally:
+            message_since.reset(since)
             message_id.reset(token)
-        for transition, sent_text, _ in items:
+        for transition, sent_text, *_ in items:
             if error is None:
                 save_alert_state(
                     store,

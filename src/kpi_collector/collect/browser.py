@@ -91,13 +91,15 @@ def chromium_path() -> str:
 @dataclass(frozen=True, slots=True)
 class RenderedPage:
     """A page after its scripts ran: the DOM serialized as HTML (`html`), the final `url`
-    (after redirects and script navigation), its `title` and the HTTP `status` of the
-    document (0 when the browser gave none)."""
+    (after redirects and script navigation), its `title`, the HTTP `status` of the
+    document (0 when the browser gave none) and its `Content-Language` header (`language`,
+    None when it had none: the language of text nothing in the page names)."""
 
     html: str
     url: str
     title: str
     status: int
+    language: str | None = None
 
 
 class Browser:
@@ -245,13 +247,13 @@ class Browser:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         max_bytes: int | None = None,
-        ready: Callable[[str, str], Awaitable[bool]] | None = None,
+        ready: Callable[[str, str, str | None], Awaitable[bool]] | None = None,
         shown: bool = False,
     ) -> RenderedPage:
         """Load `url` in a fresh context (after `login`, filled in the browser), then wait
         for `wait_for` (a CSS selector, attached to the DOM) or, without it, for the network
-        to go idle (no request for 500 ms); then, with `ready` (given the DOM as HTML and
-        the page's URL: whether the page shows what is to be read), read the DOM again until
+        to go idle (no request for 500 ms); then, with `ready` (given the DOM as HTML, the
+        page's URL and its `Content-Language` header: whether the page shows what is to be read), read the DOM again until
         it says so: a script may still replace a placeholder ("…", "--", nothing) with the
         number. All within `timeout` seconds from the moment the page gets its slot; when
         the time is up the last DOM read is returned, ready or not. `shown`: each element
@@ -274,6 +276,7 @@ class Browser:
                 await _login(page, login, deadline, send_headers, _origin(target))
             response = await _goto(page, target, deadline)
             status = await _check_status(page, response)
+            language = await _content_language(response)
             if wait_for is not None:
                 await _wait(
                     page,
@@ -295,11 +298,14 @@ class Browser:
             html = await _content(page, max_bytes, shown)
             if ready is not None:
                 pause = _FIRST_PAUSE
-                while not await ready(html, page.url) and time.monotonic() + pause < deadline:
+                while (
+                    not await ready(html, page.url, language)
+                    and time.monotonic() + pause < deadline
+                ):
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, _LAST_PAUSE)
                     html = await _content(page, max_bytes, shown)
-            return RenderedPage(html, page.url, await _title(page), status)
+            return RenderedPage(html, page.url, await _title(page), status, language)
 
 
 #: seconds between two reads of a page that is not ready yet, growing from the first to the last
@@ -366,6 +372,17 @@ async def _content(page: Any, max_bytes: int | None, shown: bool = False) -> str
             f"{max_bytes} bytes (`max_bytes:`)"
         )
     return html
+
+
+async def _content_language(response: Any) -> str | None:
+    """The document's `Content-Language` header (None without one, or without a response)."""
+    if response is None:
+        return None
+    try:
+        value = await response.header_value("content-language")
+    except Exception:  # the browser no longer holds the response: no language it gave
+        return None
+    return str(value) if value is not None else None
 
 
 async def _check_status(page: Any, response: Any, what: str = "") -> int:

@@ -1,7 +1,7 @@
 """A CSS selector matched by Lexbor in a process of its own, for `HtmlDocument.css` when the
 page could make the selector backtrack for hours (the parent kills this process at its
 limit). Reads one JSON line ({"selector", "count", "attr"}) and then the page as UTF-8 on
-stdin; writes {"count": n} or {"found", "text", "attr", "lang", "counter", "busy"} (and, for a
+stdin; writes {"count": n, "hidden": of them not shown} or {"found", "text", "attr", "lang", "counter", "busy"} (and, for a
 first match not shown, "shown": the same of the first one shown, or null) as JSON on stdout.
 """
 
@@ -39,7 +39,9 @@ def main() -> None:
     tree = LexborHTMLParser(page)
     selector = request["selector"]
     if request["count"]:
-        answer: dict[str, object] = {"count": len(tree.css(selector))}
+        nodes = tree.css(selector)
+        hidden = sum(1 for node in nodes if unshown(node))
+        answer: dict[str, object] = {"count": len(nodes), "hidden": hidden}
     else:
         node = tree.css_first(selector)
         answer = {"found": node is not None, "text": None, "attr": None, "lang": None}

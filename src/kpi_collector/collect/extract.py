@@ -18,6 +18,7 @@ from kpi_collector.collect.layout import (
     PARAGRAPH,
     busy,
     counter_target,
+    header_language,
     layout_text,
     lxml_busy,
     lxml_counter_target,
@@ -498,12 +499,42 @@ def _unscaled(text: str, value: float, metric: PlainMetric, locale: str | None) 
     return digits == abs(value)
 
 
-def _counted(name: str, n: int, metric: PlainMetric, what: str) -> float:
+def _counted(name: str, n: int, metric: PlainMetric, what: str, *, hidden: int = 0) -> float:
+    """The count `n` of `what`'s matches, `hidden` of them not shown (`_refuse_mixed_count`);
+    zero is an error unless `allow_zero`."""
+    _refuse_mixed_count(name, what, n, hidden)
     if n == 0 and not metric.allow_zero:
         raise ExtractError(
             f"{name}: {what!r} matched nothing; if zero is a real value, set `allow_zero: true`"
         )
     return finish(name, n, metric)
+
+
+def _refuse_mixed_count(name: str, what: str, n: int, hidden: int) -> None:
+    """ExtractError when `hidden` of the `n` matches counted are not shown by the page
+    (`layout.unshown`: hidden, display: none, a framework's hiding class, a closed dialog)
+    and the others are: a hidden copy of a list (a mobile menu's, a template's) would count
+    twice, and hidden items may as well be real ones; which are meant is the config's to
+    say, as `_first_shown` has it for a value. All shown, or all hidden (the config picked
+    them), is counted."""
+    if 0 < hidden < n:
+        raise ExtractError(
+            f"{name}: {what!r} matches {n} elements, {hidden} of which the page does not show "
+            "(hidden, display: none, a hiding class, a closed dialog): counting them with "
+            f"the {n - hidden} it shows is a guess; make it match only the ones to count (e.g. "
+            "a more specific class, :not([hidden]), or a container's id)"
+        )
+
+
+def _lxml_item_unshown(item: Any) -> bool:
+    """`lxml_unshown` for what an XPath gives: an element, or a text's or attribute's
+    element (a number, a string: False)."""
+    if hasattr(item, "iter"):
+        return bool(lxml_unshown(item))
+    owner = item.getparent() if hasattr(item, "getparent") else None
+    if owner is not None and getattr(item, "is_tail", False):
+        owner = owner.getparent()  # a tail text is its parent's, shown or not with it
+    return owner is not None and bool(lxml_unshown(owner))
 
 
 def node_locale(node: Any, default: str | None = None) -> str | None:
@@ -576,7 +607,8 @@ class HtmlDocument:
 
     `locale` is the config's `locale:` for the page; without it, a text's numbers are read
     in the language of its element (the nearest `lang` attribute, as the HTML standard
-    defines an element's language), else en.
+    defines an element's language, then the page's `<meta http-equiv=content-language>`,
+    then `language`: the HTTP `Content-Language` header the page came with), else en.
     """
 
     def __init__(
@@ -586,11 +618,13 @@ class HtmlDocument:
         locale: str | None = None,
         utf8: bytes | None = None,
         seconds: float = CSS_SECONDS,
+        language: str | None = None,
     ) -> None:
         from selectolax.lexbor import LexborHTMLParser
 
         self._body = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
         self.locale = locale
+        self.language = language  # the Content-Language header, as it came
         self.seconds = seconds  # the longest a selector may take in a process of its own
         self._tree = LexborHTMLParser(self._body if utf8 is None else utf8)
         self._lxml: Any = None
@@ -611,10 +645,12 @@ class HtmlDocument:
     @property
     def default_lang(self) -> str | None:
         """The language of the page's text outside any `lang` attribute, as a browser takes
-        it: its `<meta http-equiv="content-language">` (`layout.pragma_language`); None
+        it: its `<meta http-equiv="content-language">` (`layout.pragma_language`), else the
+        HTTP `Content-Language` header's one language (`layout.header_language`); None
         when it has none."""
         if self._default_lang is None:
-            self._default_lang = (pragma_language(self._tree.tags("meta")),)
+            pragma = pragma_language(self._tree.tags("meta"))
+            self._default_lang = (pragma or header_language(self.language),)
         return self._default_lang[0]
 
     def refresh_url(self, base_url: str) -> str | None:
@@ -690,7 +726,8 @@ class HtmlDocument:
             raise ExtractError(f"{name}: CSS selector {selector!r} could not be matched")
         answer = json.loads(done.stdout)
         if metric.count:
-            return _counted(name, int(answer["count"]), metric, selector)
+            hidden = int(answer.get("hidden", 0))
+            return _counted(name, int(answer["count"]), metric, selector, hidden=hidden)
         if not answer["found"]:
             raise ExtractError(f"{name}: CSS selector {selector!r} matched nothing")
 
@@ -735,7 +772,9 @@ class HtmlDocument:
     def _css_on_lexbor(self, name: str, selector: str, metric: PlainMetric) -> float:
         try:
             if metric.count:
-                return _counted(name, len(self._tree.css(selector)), metric, selector)
+                nodes = self._tree.css(selector)
+                hidden = sum(1 for node in nodes if unshown(node))
+                return _counted(name, len(nodes), metric, selector, hidden=hidden)
             # the first match in document order; Lexbor stops looking there
             node = self._tree.css_first(selector)
         except ExtractError:
@@ -804,7 +843,8 @@ class HtmlDocument:
             found = self._string_of_element(expression, found)
         if isinstance(found, list):
             if metric.count:
-                return _counted(name, len(found), metric, expression)
+                hidden = sum(1 for item in found if _lxml_item_unshown(item))
+                return _counted(name, len(found), metric, expression, hidden=hidden)
             if not found:
                 raise ExtractError(f"{name}: XPath {expression!r} matched nothing")
             first = found[0]
@@ -852,10 +892,29 @@ class HtmlDocument:
                 "writes numbers), or `count()` it"
             )
         locale = self._lxml_locale(metric, self._lxml)
+        if isinstance(value, float) and not metric.count:
+            self._xpath_counts_as_shown(name, expression, value)
         if isinstance(value, float) and _XPATH_READS_TEXT.search(expression):
             _xpath_reads_as_the_page(name, metric.locale or locale)
             self._xpath_reads_as_shown(name, expression)
         return finish(name, value, metric, locale)
+
+    def _xpath_counts_as_shown(self, name: str, expression: str, value: float) -> None:
+        """ExtractError when `count(PATH)` counts nodes the page shows with nodes it does
+        not show (`_counted`'s rule for `count: true`)."""
+        from lxml.etree import XPathError
+
+        match = _FUNCTION_OF.fullmatch(expression)
+        inner = _whole_argument(match.group("inner")) if match else None
+        if match is None or inner is None or match.group("name") != "count":
+            return
+        try:
+            nodes = self._lxml.xpath(inner)
+        except XPathError:
+            return
+        if isinstance(nodes, list) and len(nodes) == value:
+            hidden = sum(1 for item in nodes if _lxml_item_unshown(item))
+            _refuse_mixed_count(name, expression, len(nodes), hidden)
 
     def _xpath_reads_as_shown(self, name: str, expression: str) -> None:
         """ExtractError when `number(PATH)` or `sum(PATH)` read an element's text otherwise

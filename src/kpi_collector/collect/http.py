@@ -37,6 +37,7 @@ log = logging.getLogger("kpi_collector.http")
 
 if TYPE_CHECKING:
     import aiohttp
+    from yarl import URL
 
     from kpi_collector.collect.forms import FilledForm
 
@@ -262,6 +263,57 @@ def check_http_url(value: str) -> str:
     return value
 
 
+#: what a URL's path may hold as it is on the wire (RFC 3986 "pchar" and "/": unreserved,
+#: sub-delims, ":" and "@"); the query also "?"
+_PATH_SAFE = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/"
+)
+_QUERY_SAFE = _PATH_SAFE | {"?"}
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+def _escaped(text: str, safe: frozenset[str]) -> str:
+    """`text` with its `%XX` escapes as written and every other character outside `safe`
+    percent-encoded as UTF-8 (a `%` that starts no escape too)."""
+    if all(c in safe for c in text):
+        return text
+    out: list[str] = []
+    at = 0
+    while at < len(text):
+        if _ESCAPE.match(text, at):
+            out.append(text[at : at + 3])
+            at += 3
+            continue
+        char = text[at]
+        if char in safe:
+            out.append(char)
+        else:
+            out.extend(f"%{b:02X}" for b in char.encode("utf-8", "surrogatepass"))
+        at += 1
+    return "".join(out)
+
+
+def wire_url(url: str) -> URL:
+    """The yarl URL that sends `url`'s path and query byte for byte, as a browser sends what
+    it was given: its escapes kept as written (yarl's own reading decodes `%7E` to `~`, a
+    query's `%2F` to `/` and `%41` to `A`, and upper-cases escapes, so a signed URL whose
+    signature covers the URL as written was refused), and only what may not go on the wire
+    as it is (non-ASCII, controls, a `%` that starts no escape) percent-encoded; the host
+    as yarl reads it (IDNA). ValueError for what is no URL."""
+    from yarl import URL
+
+    parsed = URL(url)
+    if not parsed.absolute:
+        return parsed
+    parts = urlsplit(url)
+    query = _escaped(parts.query, _QUERY_SAFE)
+    path = _escaped(parts.path or "/", _PATH_SAFE)
+    return URL(
+        f"{parsed.scheme}://{parsed.raw_authority}{path}" + (f"?{query}" if query else ""),
+        encoded=True,
+    )
+
+
 def url_without_query(url: str) -> str:
     """The URL without its userinfo (`token@`, `user:password@`), query string and fragment,
     where credentials may hide: what a message names. The host and port stay as written."""
@@ -401,6 +453,8 @@ class HttpClient:
                 connector=self._connector,
                 cookie_jar=aiohttp.DummyCookieJar(),
                 headers=_default_headers(),
+                # a `Location` as the server wrote it: `_as_written` sends it (`wire_url`)
+                requote_redirect_url=False,
             )
         return self._session
 
@@ -507,6 +561,7 @@ class HttpSession:
                 connector_owner=False,
                 cookie_jar=_browser_cookie_jar()(unsafe=True),
                 headers=_default_headers(),
+                requote_redirect_url=False,
             )
         return self._own
 
@@ -681,7 +736,7 @@ class HttpSession:
         import aiohttp
 
         session = self._aiohttp()
-        middlewares = []
+        middlewares: list[aiohttp.ClientMiddlewareType] = [_as_written(follow_redirects)]
         own = _query_credentials(url)
         if headers or params or own:  # nothing to keep from other origins: no middleware
             middlewares.append(_same_origin_credentials(url, headers, {**own, **params}))
@@ -695,7 +750,7 @@ class HttpSession:
                 asyncio.timeout(self.timeout),
                 session.request(
                     method,
-                    url,
+                    wire_url(url),
                     params=params or None,
                     headers=headers or None,
                     json=json_body,
@@ -706,7 +761,7 @@ class HttpSession:
                     # the body as it came: `_read_capped` undoes its Content-Encoding, and
                     # refuses a stream cut before its end, which aiohttp takes as whole
                     auto_decompress=False,
-                    middlewares=tuple(middlewares) or None,
+                    middlewares=tuple(middlewares),
                     allow_redirects=follow_redirects,
                 ) as resp,
             ):
@@ -1124,6 +1179,42 @@ def _form_body(filled: FilledForm) -> tuple[Any, dict[str, str]]:
         return text, {"Content-Type": f"text/plain;charset={filled.charset}"}
     form = urlencode(entries, encoding=codec, errors="xmlcharrefreplace")
     return form.encode("ascii"), {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+#: the redirects aiohttp follows
+_FOLLOWED = frozenset({301, 302, 303, 307, 308})
+
+
+def _as_written(follow: bool) -> aiohttp.ClientMiddlewareType:
+    """An aiohttp middleware (it sees every request of a redirect chain) that sends each URL
+    with its escapes as written (`wire_url`): the first as given, a redirect's as its
+    `Location` says (the sessions take it unrequoted), as a browser follows it. A `Location`
+    to be `follow`ed that is no URL (a port past 65535, a host never closed) is an
+    InvalidUrlRedirectClientError naming it, before aiohttp reads it unchecked."""
+    import aiohttp
+    from yarl import URL
+
+    async def middleware(
+        request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        written = str(request.url)
+        try:
+            sent = wire_url(written)
+        except ValueError:
+            raise aiohttp.InvalidUrlRedirectClientError(written, "no valid URL") from None
+        if sent.raw_path_qs != request.url.raw_path_qs or sent.host != request.url.host:
+            request.url = sent
+        response = await handler(request)
+        location = response.headers.get("Location") if follow else None
+        if location and response.status in _FOLLOWED:
+            try:
+                URL(urljoin(str(response.url), location)).port  # noqa: B018 (validates)
+            except ValueError:
+                response.release()
+                raise aiohttp.InvalidUrlRedirectClientError(location, "no valid URL") from None
+        return response
+
+    return middleware
 
 
 def _query_credentials(url: str) -> dict[str, str]:

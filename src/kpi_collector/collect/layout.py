@@ -375,6 +375,17 @@ def pragma_language(metas: Any) -> str | None:
     return found
 
 
+def header_language(value: str | None) -> str | None:
+    """The language an HTTP `Content-Language` header `value` gives the page (HTML standard,
+    "The lang and xml:lang attributes": after `lang` attributes and the pragma-set default
+    language, the language from a higher-level protocol is the last fallback, and none when
+    it reports several): its one language tag; None when it is empty or lists several."""
+    if not value or "," in value:
+        return None
+    words = value.strip(" \t\n\f\r").split()
+    return words[0] if len(words) == 1 else None
+
+
 #: data attributes holding the number a counter script animates an element's text up to,
 #: from 0 or from a start it shows first (Elementor `data-to-value`, PureCounter
 #: `data-purecounter-end`, jQuery countTo `data-to`, many themes `data-target`/`data-count`)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kpi_collector.collect.extract import HtmlDocument, Metric, from_json, node_locale
-from kpi_collector.collect.layout import layout_text, pragma_language
+from kpi_collector.collect.layout import layout_text
 from kpi_collector.collect.numbers import number_spans, parse_number
 from kpi_collector.errors import ExtractError
 from kpi_collector.secrets import redact
@@ -100,12 +100,15 @@ class Finding:
 # HTML ---------------------------------------------------------------------------------------
 
 
-def probe_html(text: str, *, locale: str | None = None, grep: str | None = None) -> list[Finding]:
+def probe_html(
+    text: str, *, locale: str | None = None, language: str | None = None, grep: str | None = None
+) -> list[Finding]:
     """Every number in the visible text of the HTML page `text`, in document order, each
     with a metric checked through `HtmlDocument.metric`. `locale` as the source's
-    `locale:`; `grep` keeps the findings whose label or text contains it (any case)."""
-    document = HtmlDocument(text, locale=locale)
-    page = _Page(document.tree)
+    `locale:`; `language`: the page's `Content-Language` header (as a run reads it); `grep`
+    keeps the findings whose label or text contains it (any case)."""
+    document = HtmlDocument(text, locale=locale, language=language)
+    page = _Page(document.tree, document.default_lang)
     names: Counter[str] = Counter()
     out: list[Finding] = []
     wanted = grep.casefold() if grep else None
@@ -263,7 +266,7 @@ class _Page:
     """The parsed page with what selector search needs: counts of ids, classes and naming
     attributes (so most uniqueness checks are lookups, not queries)."""
 
-    def __init__(self, tree: Any) -> None:
+    def __init__(self, tree: Any, default_lang: str | None) -> None:
         self.tree = tree
         self.ids: Counter[str] = Counter()
         self.classes: Counter[str] = Counter()
@@ -273,7 +276,8 @@ class _Page:
         #: (element, selector) -> (matches under it, the first): pages repeat their shapes
         self._queried: dict[tuple[int, str], tuple[int, int]] = {}
         self._steps: dict[int, str] = {}
-        self.default_lang = pragma_language(tree.tags("meta"))  # `<meta content-language>`
+        #: the page's `<meta content-language>`, else its Content-Language header's
+        self.default_lang = default_lang
         root = tree.root
         if root is None:
             return

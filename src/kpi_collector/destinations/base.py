@@ -26,6 +26,10 @@ from kpi_collector.lazy import lazy_exports
 #: same for every retry of one message, on later runs too, so a destination can send it as
 #: its idempotency key; None when the sender gives none
 message_id: ContextVar[str | None] = ContextVar("kpi_message_id", default=None)
+#: UTC epoch seconds no later than any earlier attempt at the message `message_id` names, when
+#: an earlier run may have tried it (and the service may have taken it, unanswered); None
+#: when this check is its first (set by the alerts engine, like `Delivery.attempted_since`)
+message_since: ContextVar[float | None] = ContextVar("kpi_message_since", default=None)
 
 if TYPE_CHECKING:
     from kpi_collector.collect.http import Auth, HttpClient, HttpSession

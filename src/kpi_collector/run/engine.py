@@ -140,7 +140,7 @@ async def collect_one(
     except MetricErrors as exc:
         _keep_numbers(outcome, exc.values)
         outcome.errors += [
-            SourceFailure(metric, _message(message), exc.transient)
+            SourceFailure(metric, _message(message), metric in exc.transient_metrics)
             for metric, message in exc.errors.items()
         ]
     except KpiError as exc:

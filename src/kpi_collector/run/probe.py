@@ -115,7 +115,8 @@ async def probe_page(
         if isinstance(source, PlainHTML) and source.render:
             async with source.prepared(ctx):
                 fetch_began = time.perf_counter()
-                text, final = await source.page(ctx, settle=settle, shown=True)
+                document, final = await source.page(ctx, settle=settle, shown=True)
+                text, language = document.text, document.language
             began = fetch_began
             json_body = None
         elif isinstance(source, PlainHTML):  # a `<meta http-equiv=refresh>` is followed
@@ -123,11 +124,13 @@ async def probe_page(
             final = response.url
             json_body = _json_of(source, response)
             text = "" if json_body is not None else document.text
+            language = document.language
         else:
             response = await source.fetch(ctx)
             final = response.url
             json_body = _json_of(source, response)
             text = "" if json_body is not None else response.html()
+            language = response.headers.get("Content-Language")
         fetched = time.perf_counter()
         if json_body is not None:
             result = ProbeResult(url_without_query(final), "json")
@@ -135,7 +138,7 @@ async def probe_page(
         else:
             rendered = isinstance(source, PlainHTML) and source.render
             result = ProbeResult(url_without_query(final), "html", rendered=rendered)
-            result.findings = probe_html(text, locale=source.locale, grep=grep)
+            result.findings = probe_html(text, locale=source.locale, language=language, grep=grep)
         result.fetch_seconds = fetched - began
         result.probe_seconds = time.perf_counter() - fetched
         return result

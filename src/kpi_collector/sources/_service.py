@@ -232,14 +232,18 @@ class ServiceSource(Source):
         results = await asyncio.gather(*parts.values(), return_exceptions=True)
         values: dict[str, float] = {}
         errors: dict[str, str] = {}
+        transient: set[str] = set()  # the metrics whose failure may pass (`MetricErrors`)
         first: KpiError | None = None
         for metrics, result in zip(parts, results, strict=True):
             if isinstance(result, MetricErrors) and result.values:
                 values.update(result.values)
                 errors.update(result.errors)
+                transient.update(result.transient_metrics)
             elif isinstance(result, KpiError):
                 first = first or result
                 errors.update({m: f"{m}: {result}" for m in metrics})
+                if result.transient:
+                    transient.update(metrics)
             elif isinstance(result, BaseException):
                 raise result
             else:
@@ -251,7 +255,7 @@ class ServiceSource(Source):
         missing = [m for m in wanted if m not in values and m not in errors]
         errors.update({m: f"{m}: the answer did not include it" for m in missing})
         if errors:
-            raise MetricErrors(values, errors)
+            raise MetricErrors(values, errors, transient)
         return values
 
 

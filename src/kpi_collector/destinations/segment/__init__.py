@@ -4,8 +4,9 @@ batch endpoint, at most 500 KB per batch.
 
     - {type: segment, write_key: "${SEGMENT_WRITE_KEY}", event: KPIs Collected}
 
-The call's `messageId` is derived from the destination and period, so Segment drops the
-repeat if a crash between sending and recording makes the next run send it again.
+The call's `messageId` is derived from the destination and period (and, for a split delivery,
+the KPIs each event holds), so Segment drops the repeat if a crash between sending and
+recording makes the next run send it again.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from kpi_collector.destinations.base import (
     Delivery,
     MessageDestination,
     delivery_error,
+    plan_fingerprint,
     refuse_name_collision,
 )
 from kpi_collector.secrets import Secret
@@ -82,7 +84,9 @@ class Segment(MessageDestination):
     def tracks(self, delivery: Delivery) -> list[dict[str, Any]]:
         """The delivery's `track` events: one when it fits Segment's 32 KB per call, else the
         KPIs split over as few events as fit, each with the `period` and `part`/`parts`
-        (1-based) properties and its own stable `messageId` (so Segment drops repeats).
+        (1-based) properties and its own stable `messageId`, named by the delivery and the
+        KPIs the event holds: Segment drops a repeat of an event, never another split's
+        event that holds other KPIs.
         Raises DeliveryError(refused) when one KPI alone cannot fit."""
         whole = self.track(delivery)
         if _size(whole) <= CALL_LIMIT:
@@ -109,10 +113,14 @@ class Segment(MessageDestination):
                 "part": index,
                 "parts": len(chunks),
             }
+            # named by the KPIs it holds, not its place: a later run's split of the period
+            # (other KPIs, other boundaries) must not reuse the id of an event Segment took
+            # holding other KPIs, or Segment drops it as a repeat and its KPIs never arrive
+            held = plan_fingerprint(sorted(chunk))
             event = {
                 **whole,
                 "properties": properties,
-                "messageId": str(uuid.uuid5(_NAMESPACE, f"{delivery.delivery_id}#{index}")),
+                "messageId": str(uuid.uuid5(_NAMESPACE, f"{delivery.delivery_id}#{held}")),
             }
             if _size(event) > CALL_LIMIT:
                 raise delivery_error(

@@ -2,7 +2,9 @@
 user name) answers 200 `{"success": true}`; a bad write key 401, a body without `event` or
 `userId`/`anonymousId` 400 (segment.com/docs/connections/sources/catalog/libraries/server/http-api).
 `POST /v1/batch` takes `{"batch": [calls]}`. Size limits as documented: a call over 32 KB and
-a batch over 500 KB are refused with 400.
+a batch over 500 KB are refused with 400. A call whose `messageId` was taken before is answered
+as taken and dropped (segment.com/docs/guides/duplicate-data: Segment deduplicates on the
+messageId, not the contents, over about 24 hours).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class FakeSegment(MessageService):
         super().__init__(token)
         self.segment: list[dict[str, Any]] = []
         self.batches = 0  # accepted /v1/batch requests
+        self.message_ids: set[str] = set()  # of the calls taken
+        self.dropped = 0  # calls dropped as repeats of a messageId taken before
 
     def routes(self, app: web.Application) -> None:
         super().routes(app)
@@ -72,5 +76,11 @@ class FakeSegment(MessageService):
             return web.json_response(
                 {"success": False, "message": "userId or anonymousId is required"}, status=400
             )
-        self.segment.append(body)
+        message_id = body.get("messageId")
+        if isinstance(message_id, str) and message_id in self.message_ids:
+            self.dropped += 1
+        else:
+            self.segment.append(body)
+            if isinstance(message_id, str):
+                self.message_ids.add(message_id)
         return web.json_response({"success": True})

@@ -24,6 +24,7 @@ from kpi_collector.destinations.base import (
     MessageDestination,
     delivery_error,
     message_id,
+    message_since,
     part_key,
     plan_fingerprint,
 )
@@ -282,7 +283,8 @@ _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,}")
 class Slack(MessageDestination):
     """With a bot token, each message carries its key (`delivery_id` and part, or the alert's
     `message_id`) in Slack's message metadata; before a message whose earlier attempt may have
-    gone out unanswered (a timeout, a 5xx, an attempt of an earlier run) is posted again, the
+    gone out unanswered (a timeout, a 5xx, an attempt of an earlier run: a pending delivery,
+    an alert whose `message_since` is set) is posted again, the
     channel's history since the attempt is searched for that key, so a message Slack took is
     not posted twice. Searching needs the `channels:history` scope (`groups:history` for a
     private channel) and the channel's id (`C0123456789`; a name is looked up with
@@ -334,9 +336,12 @@ class Slack(MessageDestination):
     async def send_text(self, text: str) -> None:
         """An alert: the text field alone (what notifications show), `&`, `<`, `>` escaped so
         nothing in it turns into a link or an @channel, and `mrkdwn` off so a title's `*` or
-        `_` never formats it."""
+        `_` never formats it. An alert an earlier run may have posted unanswered
+        (`message_since`) is looked for in the channel's history first, as a digest is."""
         body = {"text": cut(escape_slack(text), SLACK_TEXT_LIMIT), "mrkdwn": False}
-        key = message_id.get()
+        key, since = message_id.get(), message_since.get()
+        if key is not None and since is not None:
+            self._uncertain.setdefault(key, since)
         await send_now(self, lambda via: self.post(via, body, key=key))
 
     async def post(self, via: Sender, body: dict[str, Any], *, key: str | None = None) -> None:

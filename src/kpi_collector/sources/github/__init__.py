@@ -198,7 +198,8 @@ class GitHub(ServiceSource):
                 if not kept:
                     raise
                 failed = [m for m in ("open_issues", "open_prs") if m in wanted]
-                raise MetricErrors(kept, {m: f"{m}: {exc}" for m in failed}) from None
+                failures: dict[str, str] = {m: f"{m}: {exc}" for m in failed}
+                raise MetricErrors(kept, failures, failed if exc.transient else ()) from None
             if "open_prs" in wanted:
                 values["open_prs"] = float(prs)
             if "open_issues" in wanted:

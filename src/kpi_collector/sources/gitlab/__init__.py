@@ -117,7 +117,7 @@ class GitLab(ServiceSource):
             return await self.gather(parts)
         except MetricErrors as exc:
             exc.errors.update({m: f"{m}: {text}" for m, text in why.items() if m in exc.errors})
-            raise MetricErrors(exc.values, exc.errors) from None
+            raise MetricErrors(exc.values, exc.errors, exc.transient_metrics) from None
 
     async def _project_numbers(
         self, client: ServiceClient, fields: tuple[str, ...], why: dict[str, str]

@@ -24,6 +24,7 @@ from kpi_collector.sources.base import SourceContext
 _BACKOFF = 0.25
 
 if TYPE_CHECKING:
+    from kpi_collector.collect.browser import RenderedPage
     from kpi_collector.sources.html.model import HTML as HTML
 
 T = TypeVar("T")
@@ -49,7 +50,7 @@ def _in_frames(exc: MetricErrors, document: HtmlDocument, url: str) -> MetricErr
         name: message + hint if message.endswith("matched nothing") else message
         for name, message in exc.errors.items()
     }
-    return MetricErrors(exc.values, errors)
+    return MetricErrors(exc.values, errors, exc.transient_metrics)
 
 
 class PlainHTML(PlainHttpSource):
@@ -70,12 +71,12 @@ class PlainHTML(PlainHttpSource):
 
     async def page(
         self, ctx: SourceContext, *, settle: bool = False, shown: bool = False
-    ) -> tuple[str, str]:
-        """The page as text and its final URL: fetched, or rendered in Chromium (with
-        `settle`, until the metrics read, as a run reads the page; with `shown`, what the
-        page does not show marked `hidden`, see `Browser.render`)."""
-        document, url = await self._document(ctx, settle=settle, shown=shown)
-        return document.text, url
+    ) -> tuple[HtmlDocument, str]:
+        """The page parsed (its `text`, its `language` header) and its final URL: fetched, or
+        rendered in Chromium (with `settle`, until the metrics read, as a run reads the
+        page; with `shown`, what the page does not show marked `hidden`, see
+        `Browser.render`)."""
+        return await self._document(ctx, settle=settle, shown=shown)
 
     async def answer(self, ctx: SourceContext) -> tuple[Response, HtmlDocument]:
         """The answer at `url` without a browser, after each `<meta http-equiv=refresh>` it
@@ -86,7 +87,8 @@ class PlainHTML(PlainHttpSource):
 
         async def refresh(response: Response) -> str | None:
             text, utf8 = response.html_page()
-            document = await self._parse(ctx, text, response.url, utf8)
+            language = response.headers.get("Content-Language")
+            document = await self._parse(ctx, text, response.url, utf8, language=language)
             parsed[:] = [document]
             return document.refresh_url(response.url) if response.is_html else None
 
@@ -105,27 +107,37 @@ class PlainHTML(PlainHttpSource):
             return document, response.url
         last: list[tuple[str, HtmlDocument]] = []  # the DOM `ready` parsed last
 
-        async def ready(html: str, url: str) -> bool:
-            document = await self._parse(ctx, html, url)
+        async def ready(html: str, url: str, language: str | None) -> bool:
+            document = await self._parse(ctx, html, url, language=language)
             last[:] = [(html, document)]
             _, errors = await self._off_loop_if_slow(
                 ctx, document, url, lambda: extract_all(self.metrics, document.metric)
             )
             return not errors
 
-        html, url = await self._rendered(ctx, ready if settle else None, shown=shown)
-        if last and last[0][0] is html:
-            return last[0][1], url
-        return await self._parse(ctx, html, url), url
+        rendered = await self._rendered(ctx, ready if settle else None, shown=shown)
+        if last and last[0][0] is rendered.html:
+            return last[0][1], rendered.url
+        document = await self._parse(ctx, rendered.html, rendered.url, language=rendered.language)
+        return document, rendered.url
 
     async def _parse(
-        self, ctx: SourceContext, text: str, url: str, utf8: bytes | None = None
+        self,
+        ctx: SourceContext,
+        text: str,
+        url: str,
+        utf8: bytes | None = None,
+        *,
+        language: str | None = None,
     ) -> HtmlDocument:
-        """`text` (from `url`; `utf8`: the same as UTF-8 bytes, if known) parsed: on the loop,
-        unless the page is large (parsing is linear in it, see `INLINE_BYTES`)."""
+        """`text` (from `url`; `utf8`: the same as UTF-8 bytes, if known; `language`: the
+        answer's `Content-Language` header, the language of text nothing else names) parsed:
+        on the loop, unless the page is large (parsing is linear in it, see `INLINE_BYTES`)."""
 
         def parse() -> HtmlDocument:
-            return HtmlDocument(text, locale=self.locale, utf8=utf8, seconds=ctx.timeout)
+            return HtmlDocument(
+                text, locale=self.locale, utf8=utf8, seconds=ctx.timeout, language=language
+            )
 
         if len(text) <= INLINE_BYTES:
             return parse()
@@ -134,12 +146,12 @@ class PlainHTML(PlainHttpSource):
     async def _rendered(
         self,
         ctx: SourceContext,
-        ready: Callable[[str, str], Awaitable[bool]] | None = None,
+        ready: Callable[[str, str, str | None], Awaitable[bool]] | None = None,
         *,
         shown: bool = False,
-    ) -> tuple[str, str]:
-        """The DOM Chromium built, as HTML, and its final URL (`render: true`); `ready` as
-        `Browser.render` takes it."""
+    ) -> RenderedPage:
+        """The DOM Chromium built, as HTML, its final URL and language header (`render:
+        true`); `ready` as `Browser.render` takes it."""
         from kpi_collector.collect.browser import Browser
 
         browser = ctx.browser or Browser(concurrency=1)
@@ -158,7 +170,7 @@ class PlainHTML(PlainHttpSource):
                         ready=ready,
                         shown=shown,
                     )
-                    return rendered.html, rendered.url
+                    return rendered
                 except HttpError as exc:
                     # the page did not load (connection refused, 5xx, 429): load it again,
                     # after its `Retry-After` (one longer than the source's budget: never);

@@ -93,8 +93,12 @@ class SQL(Source):
         of more than `max_bytes` is its metric's error. A relative SQLite path is taken
         relative to `base_dir` (the config's folder), as the store's is.
 
-        Raises: MetricErrors for the metrics that failed (with the values of the others),
-        SourceError when the database cannot be reached or read."""
+        Raises: MetricErrors for the metrics that failed (with the values of the others;
+        each failure transient or not on its own: a query's timeout or lost connection is,
+        a query's mistake is not), SourceError when the database cannot be reached or read
+        at all. A database that goes away after the first connection (a connection lost,
+        and the reconnect refused) fails the metrics left, keeping the values read.
+        """
         import time
         from datetime import UTC
         from zoneinfo import ZoneInfo
@@ -103,26 +107,44 @@ class SQL(Source):
 
         values: dict[str, float] = {}
         errors: dict[str, str] = {}
+        transient: set[str] = set()
+        connected = False  # once: a database that goes away later fails the metrics left
         budget = timeout if budget is None else budget
         deadline = time.monotonic() + budget
         url = self.url.get() if base_dir is None else resolve_database_url(self.url.get(), base_dir)
         engine = open_readonly(url, timeout)
         conn: Any = None
         try:
-            for name, metric in self.metrics.items():
+            names = list(self.metrics)
+            for index, (name, metric) in enumerate(self.metrics.items()):
                 left = deadline - time.monotonic()
                 if left < _LEAST:
                     errors[name] = (
                         f"{name}: not run: the queries before it took the source's time "
                         f"({budget:g}s); raise `timeout` or make them faster"
                     )
+                    transient.add(name)
                     continue
-                if conn is None:
-                    conn = engine.connect()
-                    read_only_session(conn, timeout)
-                    session_time_zone(conn, tz or ZoneInfo("UTC"), now or datetime.now(UTC))
-                if left < timeout:
-                    limit_statements(conn, left)
+                try:
+                    if conn is None:
+                        conn = engine.connect()
+                        read_only_session(conn, timeout)
+                        session_time_zone(conn, tz or ZoneInfo("UTC"), now or datetime.now(UTC))
+                    if left < timeout:
+                        limit_statements(conn, left)
+                except SourceError:
+                    raise
+                except Exception as exc:
+                    if not connected:  # the database was never there: the source's error
+                        raise
+                    # it went away after the first connection: what was read stays read
+                    message, passing = self._problem(exc)
+                    errors[name] = f"{name}: could not connect again to run it: {message}"
+                    for later in names[index + 1 :]:
+                        errors[later] = f"{later}: not run: {message}"
+                    transient.update(names[index:] if passing else ())
+                    break
+                connected = True
                 try:
                     # the server's own limit stops it first; this one whatever a query did
                     # to that limit, and before the source's time is up
@@ -130,23 +152,31 @@ class SQL(Source):
                         values[name] = _scalar(conn, name, metric, self.locale, max_bytes)
                 except ExtractError as exc:
                     errors[name] = str(exc)
+                    if exc.transient:
+                        transient.add(name)
                 if conn.invalidated:  # dropped (by the server, or after a cancel): a new one
                     conn.close()
                     conn = None
         except Exception as exc:
             if isinstance(exc, SourceError):
                 raise
-            problem = connection_problem(exc, self.url.get(), self.url.variables)
-            if problem is not None:
-                raise SourceError(problem[0], transient=problem[1]) from None
-            raise SourceError(f"database error: {first_line(exc)}", transient=True) from None
+            message, passing = self._problem(exc)
+            raise SourceError(message, transient=passing) from None
         finally:
             if conn is not None:
                 conn.close()
             engine.dispose()
         if errors:
-            raise MetricErrors(values, errors)
+            raise MetricErrors(values, errors, transient)
         return values
+
+    def _problem(self, exc: Exception) -> tuple[str, bool]:
+        """What a failure to reach or read the database says (secrets hidden), and whether
+        it is transient."""
+        problem = connection_problem(exc, self.url.get(), self.url.variables)
+        if problem is not None:
+            return problem
+        return f"database error: {first_line(exc)}", True
 
 
 #: seconds a query needs at least: with less of the source's time left, it is not run

@@ -145,13 +145,16 @@ class Stripe(ServiceSource):
         now = ctx.now.timestamp()
         values: dict[str, float] = {}
         errors: dict[str, str] = {}
+        transient: list[str] = []
         for metric in self.wanted():
             try:
                 values[metric] = _at([now], subs, metric, self.currency_of(metric, subs, now))[0]
             except ExtractError as exc:
                 errors[metric] = str(exc)
+                if exc.transient:
+                    transient.append(metric)
         if errors:
-            raise MetricErrors(values, errors)
+            raise MetricErrors(values, errors, transient)
         return values
 
     def currency_of(self, metric: str, subs: list[_Sub], when: float | None) -> str | None:
