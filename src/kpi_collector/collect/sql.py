@@ -183,7 +183,7 @@ def _strict_sqlite_sums(dbapi_conn: Any, refused: list[str]) -> None:
 
         def _number(self, value: Any) -> int | float:
             if not isinstance(value, str | bytes):
-                return value  # type: ignore[no-any-return]
+                return value
             text = value.decode(errors="replace") if isinstance(value, bytes) else value
             if not _SQLITE_NUMBER.fullmatch(text):
                 shown = text if len(text) <= 60 else text[:57] + "..."
