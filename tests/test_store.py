@@ -1081,3 +1081,43 @@ def _upstream_sqlite_limit(engine: sa.Engine) -> None:
         dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766)
 
     engine.dispose()  # the connections already open had the build's limit
+
+
+def test_a_text_longer_than_mariadb_s_text_column_never_loses_the_write(
+    store: HistoryStore,
+) -> None:
+    """MariaDB's TEXT holds 65,535 bytes: a run whose source failed with a long message (an
+    error page quoted whole: 80,000 characters) was refused whole ("Data too long for
+    column 'message'"), its values lost, as was a delivery's, a job's or an alert's long
+    error. Every text the store keeps is now cut to `TEXT_MAX` characters, which each
+    backend holds, alike on all of them."""
+    from kpi_collector.store import StoredObservation
+    from kpi_collector.store.alert_states import active_alerts, save_alert_state
+    from kpi_collector.store.deliveries import record_pending, records, update
+    from kpi_collector.store.heartbeats import job_states, record_job
+    from kpi_collector.store.limits import TEXT_MAX
+
+    long = "bad gateway 😀 " * 6000  # 90,000 characters, 114,000 bytes in UTF-8
+    run_id = store.begin_run(started_at=1000.0)
+    store.finish_run(
+        run_id,
+        observations=[StoredObservation("app.users", 1000.0, 7.0, "app")],
+        errors=[RunError("web", None, long, True)],
+        finished_at=1001.0,
+    )
+    assert store.latest()["app.users"].value == 7.0
+    (message,) = [e.message for e in store.runs(1)[0].errors]
+    assert len(message) == TEXT_MAX and message.endswith("…")
+    assert long.startswith(message[:-1])
+
+    record_pending(store, "slack", "2026-W48", run_id=run_id, started_at=1000.0, upserts=False)
+    (record,) = records(store)
+    update(store, record.id, last_error=long)
+    assert records(store)[0].last_error == message
+
+    record_job(store, "main", fired_at=1000.0, status="failed", error=long)
+    assert job_states(store)["main"].last_error == message
+
+    save_alert_state(store, "app.users:below", "", active=True, message=long, now=1000.0)
+    (alert,) = active_alerts(store)
+    assert alert.message == message

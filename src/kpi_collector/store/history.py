@@ -18,9 +18,11 @@ from kpi_collector.errors import StoreError, missing_package
 from kpi_collector.secrets import redact
 from kpi_collector.store.limits import (
     ID_MAX,
+    TEXT_MAX,
     among,
     chunks,
     cut,
+    fit_text,
     id_chunks,
     id_problem,
     printable_name,
@@ -334,7 +336,7 @@ class HistoryStore:
                 "run_id": run_id,
                 "source": printable_name(e.source),
                 "kpi": None if e.kpi is None else printable_name(e.kpi),
-                "message": printable_name(redact(e.message), None),
+                "message": printable_name(redact(e.message), TEXT_MAX),
                 "transient": e.transient,
             }
             for e in map(RunError._make, errors)
@@ -720,7 +722,7 @@ def _fitting(
                 "run_id": run_id,
                 "source": printable_name(source),
                 "kpi": printable_name(kpi),
-                "message": redact(f"{problem}; not stored"),
+                "message": fit_text(redact(f"{problem}; not stored")),
                 "transient": False,
             }
         )
