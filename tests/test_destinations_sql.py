@@ -227,3 +227,59 @@ def test_lookalike_kpi_ids_keep_their_own_rows_in_the_long_table(
         assert rows == {f"app.{k}": v for k, v in values.items()}
     finally:
         _drop(warehouse, table)
+
+
+@pytest.mark.parametrize("earlier", [False, True], ids=["new-table", "table-of-an-earlier-version"])
+def test_a_long_table_in_a_latin1_mariadb_database_takes_any_title(
+    tmp_path: Path, earlier: bool
+) -> None:
+    """A warehouse database made with `CHARACTER SET latin1` (MariaDB's and MySQL 5.7's own
+    default) gave the long table's `title` that character set: a title with an emoji or
+    Cyrillic failed the period's rows ("Incorrect string value"), every run. The long table
+    keeps its text in utf8mb4 whatever the database's default; an earlier table's `title` is
+    converted, its titles kept."""
+    from kpi_collector import Pipeline
+    from kpi_collector.destinations import Store
+    from kpi_collector.sources.python import Function
+
+    server = require_mysql_url()
+    name = f"kpi_test_latin1_{tmp_path.name[-6:].replace('-', '_')}".lower()
+    root = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with root.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name} CHARACTER SET latin1"))
+    warehouse = server.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        if earlier:  # as an earlier version made it: the database's character set
+            engine = sa.create_engine(warehouse)
+            with engine.begin() as conn:
+                conn.execute(
+                    sa.text(
+                        "CREATE TABLE kpis (period VARCHAR(32) NOT NULL, kpi VARCHAR(200) NOT "
+                        "NULL, date VARCHAR(10) NOT NULL, title TEXT, value DOUBLE PRECISION,"
+                        " updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (period, kpi))"
+                    )
+                )
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO kpis VALUES ('2026-01-01', 'app.a', '2026-01-01', 'Café', 1, 0)"
+                    )
+                )
+            engine.dispose()
+        emoji_title = "🚀 Активные пользователи ✅"
+        p = Pipeline(
+            sources=[Function(lambda: {"b": 2.0}, name="app")],
+            destinations=[
+                Store(f"sqlite:///{tmp_path / 'kpi.db'}"),
+                SQL(url=warehouse, table="kpis", layout="long", every="day", retries=0),
+            ],
+            kpis={"app.b": {"title": emoji_title}},
+            base_dir=tmp_path,
+        )
+        result = p.process(now=DAY)
+        assert result.delivery_errors == {}
+        rows = {r["kpi"]: r["title"] for r in _rows(warehouse, "kpis")}
+        assert rows == {"app.b": emoji_title, **({"app.a": "Café"} if earlier else {})}
+    finally:
+        with root.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE {name}"))
+        root.dispose()

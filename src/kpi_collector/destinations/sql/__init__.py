@@ -172,16 +172,20 @@ class SQL(TableDestination):
     def _widen_title(self, conn: sa.Connection, delivery: Delivery) -> None:
         """A long table made by an earlier version has `title` VARCHAR(200): a longer title
         failed the period's rows on PostgreSQL and MariaDB, so the column becomes TEXT (SQLite
-        keeps any length)."""
+        keeps any length). On MariaDB/MySQL a `title` in another character set than utf8mb4
+        (the database's default, latin1 on many servers, when an earlier version made it)
+        refused an emoji or Cyrillic title: it is converted (its titles kept)."""
         import sqlalchemy as sa
 
+        mysql = conn.dialect.name in ("mysql", "mariadb")
         longest = max((len(delivery.title(k)) for k in delivery.ordered), default=0)
-        if longest <= 200 or conn.dialect.name == "sqlite":
+        narrow = mysql and self._column_charset(conn, "title") not in (None, "utf8mb4")
+        if not narrow and (longest <= 200 or conn.dialect.name == "sqlite"):
             return
         columns = sa.inspect(conn).get_columns(self.table, schema=self.db_schema)
         title = next((c for c in columns if c["name"] == "title"), None)
         length = getattr(title["type"], "length", None) if title else None
-        if length is None or length >= longest:
+        if not narrow and (length is None or length >= longest):
             return
         prep = conn.dialect.identifier_preparer
         name = prep.quote(self.table)
@@ -189,8 +193,23 @@ class SQL(TableDestination):
             name = f"{prep.quote_schema(self.db_schema)}.{name}"
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text(f"ALTER TABLE {name} ALTER COLUMN title TYPE TEXT"))
+        elif mysql:
+            conn.execute(sa.text(f"ALTER TABLE {name} MODIFY title TEXT CHARACTER SET utf8mb4"))
         else:
             conn.execute(sa.text(f"ALTER TABLE {name} MODIFY title TEXT"))
+
+    def _column_charset(self, conn: sa.Connection, column: str) -> str | None:
+        """The character set of the table's `column` on MariaDB/MySQL (None: no such column)."""
+        import sqlalchemy as sa
+
+        found = conn.execute(
+            sa.text(
+                "SELECT CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA ="
+                " COALESCE(:schema, DATABASE()) AND TABLE_NAME = :table AND COLUMN_NAME = :column"
+            ),
+            {"schema": self.db_schema, "table": self.table, "column": column},
+        ).scalar()
+        return None if found is None else str(found)
 
     def _binary_kpi(self, conn: sa.Connection) -> None:
         """On MariaDB/MySQL the long table's `kpi` compares as the other databases compare
@@ -239,6 +258,9 @@ class SQL(TableDestination):
                 sa.Column("title", sa.Text),  # `kpis:` titles have no length limit
                 sa.Column("value", sa.Double),
                 sa.Column("updated_at", sa.Double, nullable=False),
+                # not the database's default (latin1 on many servers): any title fits
+                mysql_charset="utf8mb4",
+                mariadb_charset="utf8mb4",
             )
             table.create(conn, checkfirst=True)
             self._widen_title(conn, delivery)
