@@ -1121,3 +1121,16 @@ def test_a_text_longer_than_mariadb_s_text_column_never_loses_the_write(
     save_alert_state(store, "app.users:below", "", active=True, message=long, now=1000.0)
     (alert,) = active_alerts(store)
     assert alert.message == message
+
+
+def test_a_run_trigger_longer_than_the_store_keeps_is_refused_alike_on_every_backend(
+    store: HistoryStore,
+) -> None:
+    """`runs.trigger` is VARCHAR(16): `begin_run(trigger="nightly-full-sync")` (or a
+    `Pipeline.trigger` of that name) was stored whole on SQLite and failed the run's start
+    on PostgreSQL ("value too long") and MariaDB ("Data too long"), with the database's
+    words. It is refused before anything is written, on every backend, saying the limit."""
+    with pytest.raises(StoreError, match="at most 16 characters"):
+        store.begin_run(trigger="nightly-full-sync")
+    run_id = store.begin_run(trigger="nightly-fullsync")  # 16: kept
+    assert store.runs(1)[0].id == run_id and store.runs(1)[0].trigger == "nightly-fullsync"

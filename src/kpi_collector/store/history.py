@@ -19,6 +19,7 @@ from kpi_collector.secrets import redact
 from kpi_collector.store.limits import (
     ID_MAX,
     TEXT_MAX,
+    TRIGGER_MAX,
     among,
     chunks,
     cut,
@@ -303,7 +304,14 @@ class HistoryStore:
 
     def begin_run(self, *, started_at: float | None = None, trigger: str = "run") -> int:
         """Record a run as "running" and return its id; `started_at` is UTC epoch seconds
-        (default now), `trigger` says who started it ("run", "schedule"). Raises StoreError."""
+        (default now), `trigger` says who started it ("run", "schedule"; at most
+        `TRIGGER_MAX` characters). Raises StoreError, also for a longer `trigger` (PostgreSQL
+        and MariaDB refused it with their own words, SQLite kept it)."""
+        if len(trigger) > TRIGGER_MAX:
+            raise StoreError(
+                f"run trigger {cut(trigger, 60)!r} has {len(trigger)} characters; the store "
+                f"keeps at most {TRIGGER_MAX} characters"
+            )
         started_at = started_at or time.time()
         direct = self.direct()
         if direct is not None:

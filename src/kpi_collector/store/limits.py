@@ -84,6 +84,9 @@ def id_problem(kpi: str) -> str | None:
     return None
 
 
+#: characters of a run's trigger the store keeps (runs.trigger: VARCHAR(16))
+TRIGGER_MAX = 16
+
 #: characters of a text the store keeps (an error message, a job's or delivery's last error,
 #: an alert's message, a process's detail): 16,000 characters are at most 64,000 bytes in
 #: UTF-8, within MariaDB/MySQL's TEXT (65,535 bytes, which refused the whole write of a
