@@ -1134,3 +1134,42 @@ def test_a_run_trigger_longer_than_the_store_keeps_is_refused_alike_on_every_bac
         store.begin_run(trigger="nightly-full-sync")
     run_id = store.begin_run(trigger="nightly-fullsync")  # 16: kept
     assert store.runs(1)[0].id == run_id and store.runs(1)[0].trigger == "nightly-fullsync"
+
+
+def test_a_table_row_due_again_counts_its_attempts_from_zero(store: HistoryStore) -> None:
+    """A table destination's row of a period goes done -> pending again with each newer run
+    of the period; it kept the attempts of its earlier deliveries: after six runs of a day,
+    each delivered at the first try, `kpi deliver --list` said 6 attempts, and a destination
+    with its own schedule waited the backoff of five failures before the new values went
+    out. A row due again with new values counts from zero; one still pending keeps its."""
+    from kpi_collector.store.deliveries import (
+        DONE,
+        FAILED,
+        bump_attempts,
+        record_pending,
+        records,
+        update,
+    )
+
+    def record(name: str, run_id: int) -> None:
+        record_pending(
+            store, name, "2026-12-01", run_id=run_id, started_at=1000.0 + run_id, upserts=True
+        )
+
+    first = store.begin_run(started_at=1000.0)
+    for name in ("sheet", "refused"):
+        record(name, first)
+        (row,) = records(store, destination=name)
+        bump_attempts(store, row.id)
+        bump_attempts(store, row.id)
+        update(store, row.id, status=DONE if name == "sheet" else FAILED)
+    second = store.begin_run(started_at=1001.0)
+    for name in ("sheet", "refused"):
+        record(name, second)
+        (row,) = records(store, destination=name)
+        assert (row.status, row.run_id, row.attempts) == ("pending", second, 0)
+    bump_attempts(store, row.id)
+    third = store.begin_run(started_at=1002.0)
+    record("refused", third)  # still pending: its attempts go on
+    (row,) = records(store, destination="refused")
+    assert (row.status, row.run_id, row.attempts) == ("pending", third, 1)

@@ -133,6 +133,8 @@ def record_pending(
                             .values(
                                 status=PENDING,
                                 run_id=run_id,
+                                # a new delivery: the earlier ones' attempts are not its own
+                                attempts=0,
                                 last_error=None,
                                 progress=0,
                                 sent_plan=None,
