@@ -1173,3 +1173,60 @@ def test_a_table_row_due_again_counts_its_attempts_from_zero(store: HistoryStore
     record("refused", third)  # still pending: its attempts go on
     (row,) = records(store, destination="refused")
     assert (row.status, row.run_id, row.attempts) == ("pending", third, 1)
+
+
+@contextlib.contextmanager
+def _read_only(folder: Path) -> Iterator[None]:
+    """`folder` read-only for this process: its mode without write bits, or (root writes
+    whatever the mode says) a read-only bind mount of it onto itself, as a store on a
+    mounted backup or snapshot is."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    mounted = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"no read-only folder can be made here: {mounted.stderr.decode().strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
+        yield
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_store_in_a_read_only_folder_says_why_it_cannot_be_opened(tmp_path: Path) -> None:
+    """A SQLite store in a folder this user cannot write (a mounted backup, another user's
+    folder) could not even be read, and said only "unable to open database file": SQLite
+    writes its -wal and -shm files beside the store to read it. The error now names the
+    folder and why, in the Python API and from `kpi history`; the store is left as it was."""
+    from tests.cli import run_kpi
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    url = f"sqlite:///{folder / 'kpi.db'}"
+    history = HistoryStore(url)
+    run_id = history.begin_run(started_at=1000.0)
+    history.finish_run(run_id, observations=[("app.users", 1000.0, 7.0, "app")])
+    history.close()
+    (tmp_path / "kpi.yaml").write_text(
+        f'store: "{url}"\nsources:\n  - {{name: app, type: python, function: "acme:metrics"}}\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "acme.py").write_text("def metrics():\n    return {'users': 8}\n", encoding="utf-8")
+    with _read_only(folder):
+        with pytest.raises(StoreError, match=r"read-only") as caught:
+            HistoryStore(url).has_schema()
+        assert str(folder) in str(caught.value) and "-wal" in str(caught.value)
+        ran = run_kpi(tmp_path, "history")
+        assert ran.returncode == 1, ran.stdout + ran.stderr
+        [line] = ran.stderr.strip().splitlines()
+        assert line.startswith("error: cannot open store") and "read-only" in line, line
+    reopened = HistoryStore(url)
+    assert reopened.latest()["app.users"].value == 7.0
+    reopened.close()

@@ -189,7 +189,8 @@ class HistoryStore:
                         (meta.name,),
                     ).fetchone()
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot open store {redact(self.url)!r}: {exc}") from None
+                reason = f"{exc}{sqlite_hint(path, str(exc))}"
+                raise StoreError(f"cannot open store {redact(self.url)!r}: {reason}") from None
             return found is not None
         engine = self._connect()
         try:
@@ -244,7 +245,10 @@ class HistoryStore:
         except Exception as exc:
             if engine.dialect.name == "sqlite" and "database is locked" in str(exc):
                 raise _SqliteBusy from None
-            raise StoreError(f"cannot open store {redact(self.url)!r}: {first_line(exc)}") from None
+            reason = first_line(exc)
+            if engine.dialect.name == "sqlite" and engine.url.database:
+                reason += sqlite_hint(engine.url.database, reason)
+            raise StoreError(f"cannot open store {redact(self.url)!r}: {reason}") from None
 
     def _migrate_locked(self, conn: sa.Connection) -> int:
         """Create or migrate the schema on `conn`, holding the migration lock."""
@@ -747,6 +751,30 @@ def unstorable(kpi: str, value: float, source: str) -> str | None:
     if not math.isfinite(value):
         return f"{value} is not a finite number"
     return None
+
+
+#: what SQLite says when it cannot create or write a file of the store
+_CANNOT_WRITE = ("unable to open database file", "readonly database")
+
+
+def sqlite_hint(path: str, message: str) -> str:
+    """Why SQLite could not open or write the store file at `path`, when it said so
+    (`message`, one of `_CANNOT_WRITE`) because this user cannot write the file or its
+    folder: " (its folder /srv/kpi is read-only ...)", else "". SQLite writes `<file>-wal`
+    and `<file>-shm` beside a store (WAL journal) even to read it."""
+    import os
+
+    if not any(words in message for words in _CANNOT_WRITE):
+        return ""
+    file = Path(path).resolve()
+    beside = f"SQLite writes {file.name}-wal and {file.name}-shm beside the store, even to read it"
+    if file.parent.is_dir() and not os.access(file.parent, os.W_OK):
+        return (
+            f" (its folder {file.parent} is read-only for this user: {beside}; let it write there)"
+        )
+    if file.is_file() and not os.access(file, os.W_OK):
+        return f" ({file} is read-only for this user; let it write the file)"
+    return ""
 
 
 def os_reason(exc: OSError) -> str:
