@@ -147,9 +147,12 @@ _CAP = "kpi_cap"
 #: where a SQLite connection keeps why its statement's sum() or avg() stopped
 _REFUSED = "kpi_refused"
 
-#: text SQLite reads whole as a number (its `sqlite3AtoF`: spaces around, a sign, digits
-#: with one point, an exponent); of any other text it reads the number it starts with
-_SQLITE_NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
+#: text SQLite reads whole as a number (its `sqlite3AtoF`: ASCII spaces around, a sign,
+#: ASCII digits with one point, an exponent); of any other text it reads the number it
+#: starts with (of '١٢', Arabic-Indic digits, or one after a no-break space: 0)
+_SQLITE_NUMBER = re.compile(
+    r"[ \t\n\v\f\r]*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[ \t\n\v\f\r]*"
+)
 
 
 def sqlite_refused(conn: Any) -> str | None:
@@ -194,7 +197,7 @@ def _strict_sqlite_sums(dbapi_conn: Any, refused: list[str]) -> None:
                     "REPLACE(amount, ',', '')"
                 )
                 raise ValueError(refused[-1])
-            number = text.strip()
+            number = text.strip(" \t\n\v\f\r")
             return int(number) if number.lstrip("+-").isdigit() else float(number)
 
         def _add(self, value: Any, sign: int) -> None:
