@@ -283,3 +283,76 @@ def test_a_long_table_in_a_latin1_mariadb_database_takes_any_title(
         with root.connect() as conn:
             conn.execute(sa.text(f"DROP DATABASE {name}"))
         root.dispose()
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_a_table_without_a_key_on_its_period_is_refused_never_filled_twice(
+    warehouse: str, layout: str, tmp_path: Path
+) -> None:
+    """A table made beforehand by hand (or by a migration tool) with the destination's
+    columns but no primary key: MariaDB's `ON DUPLICATE KEY` found no key and added a
+    second row for the period at each re-run, without a word; PostgreSQL and SQLite refused
+    `ON CONFLICT` with their own words. Such a table now refuses the delivery (marked
+    failed), saying which key to add; nothing is written to it."""
+    table = f"kpi_nokey_{layout}_{tmp_path.name[-6:].replace('-', '_')}".lower()
+    _drop(warehouse, table)
+    columns = (
+        "period VARCHAR(32) NOT NULL, date VARCHAR(10) NOT NULL, updated_at DOUBLE PRECISION"
+        " NOT NULL, github_stars DOUBLE PRECISION"
+        if layout == "wide"
+        else "period VARCHAR(32) NOT NULL, kpi VARCHAR(200) NOT NULL, date VARCHAR(10) NOT NULL,"
+        " title TEXT, value DOUBLE PRECISION, updated_at DOUBLE PRECISION NOT NULL"
+    )
+    engine = sa.create_engine(warehouse)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {table} ({columns})"))
+    engine.dispose()
+    try:
+        p = pipeline(
+            tmp_path, SQL(url=warehouse, table=table, layout=layout, every="day"), {"stars": 1.0}
+        )
+        for hours in (0, 2):
+            result = p.process(now=DAY + timedelta(hours=hours))
+            assert result.exit_code == 1
+            message = result.delivery_errors["sql"]
+            key = "(period)" if layout == "wide" else "(period, kpi)"
+            assert f"no primary key {key}" in message and "ADD PRIMARY KEY" in message, message
+        assert _rows(warehouse, table) == []
+        assert [r.status for r in p.delivery_engine().records()] == ["failed"]
+    finally:
+        _drop(warehouse, table)
+
+
+def test_a_table_with_an_id_key_and_a_unique_period_is_upserted_by_its_period(
+    warehouse: str, tmp_path: Path
+) -> None:
+    """A wide table made beforehand with its own `id` primary key and a unique `period`:
+    the upsert went by the primary key (PostgreSQL and SQLite refused `ON CONFLICT (id)`);
+    it goes by the period, which the unique index keeps one row of."""
+    table = f"kpi_idkey_{tmp_path.name[-6:].replace('-', '_')}".lower()
+    _drop(warehouse, table)
+    engine = sa.create_engine(warehouse)
+    serial = {
+        "sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "postgresql": "SERIAL PRIMARY KEY",
+    }.get(engine.dialect.name, "INTEGER AUTO_INCREMENT PRIMARY KEY")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"CREATE TABLE {table} (id {serial}, period VARCHAR(32) NOT NULL UNIQUE,"
+                " date VARCHAR(10) NOT NULL, updated_at DOUBLE PRECISION NOT NULL,"
+                " github_stars DOUBLE PRECISION)"
+            )
+        )
+    engine.dispose()
+    try:
+        state = {"stars": 1.0}
+        p = pipeline(tmp_path, SQL(url=warehouse, table=table, every="day"), state)
+        for hours, stars in ((0, 1.0), (2, 2.0)):
+            state["stars"] = stars
+            result = p.process(now=DAY + timedelta(hours=hours))
+            assert result.exit_code == 0, result.delivery_errors
+        rows = _rows(warehouse, table)
+        assert [(r["period"], r["github_stars"]) for r in rows] == [("2026-11-30", 2.0)]
+    finally:
+        _drop(warehouse, table)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field, PrivateAttr, field_validator
 
 from kpi_collector.collect.sql import first_line, with_driver
-from kpi_collector.destinations._table import rows_of
+from kpi_collector.destinations._table import LONG_KEY, WIDE_KEY, rows_of
 from kpi_collector.destinations.base import (
     Delivery,
     TableDestination,
@@ -262,7 +262,10 @@ class SQL(TableDestination):
                 mysql_charset="utf8mb4",
                 mariadb_charset="utf8mb4",
             )
-            table.create(conn, checkfirst=True)
+            if sa.inspect(conn).has_table(self.table, schema=self.db_schema):
+                self._need_key(conn, LONG_KEY)
+            else:
+                table.create(conn)
             self._widen_title(conn, delivery)
             self._binary_kpi(conn)
             return table
@@ -279,6 +282,7 @@ class SQL(TableDestination):
             )
             table.create(conn)
             return table
+        self._need_key(conn, WIDE_KEY)
         have = {c["name"] for c in inspector.get_columns(self.table, schema=self.db_schema)}
         preparer = conn.dialect.identifier_preparer
         qualified = (
@@ -295,9 +299,49 @@ class SQL(TableDestination):
                 have.add(column)
         return sa.Table(self.table, sa.MetaData(schema=self.db_schema), autoload_with=conn)
 
+    def _need_key(self, conn: sa.Connection, key: tuple[str, ...]) -> None:
+        """Refuse (DeliveryError, refused) a table made beforehand without a primary key or
+        unique index on exactly `key`: every upsert finds its row by it (MariaDB/MySQL's
+        `ON DUPLICATE KEY` without one added a second row for the period at each re-run;
+        PostgreSQL and SQLite refused `ON CONFLICT` in their words)."""
+        import sqlalchemy as sa
+
+        inspector = sa.inspect(conn)
+        wanted = set(key)
+        primary = inspector.get_pk_constraint(self.table, schema=self.db_schema)
+        keys: list[set[str | None]] = [set(primary["constrained_columns"])]
+        keys += [
+            set(unique["column_names"])
+            for unique in inspector.get_unique_constraints(self.table, schema=self.db_schema)
+        ]
+        keys += [
+            set(index["column_names"])
+            for index in inspector.get_indexes(self.table, schema=self.db_schema)
+            if index.get("unique")
+        ]
+        if conn.dialect.name == "sqlite":  # its reflection leaves out a column's own UNIQUE
+            prep = conn.dialect.identifier_preparer
+            at = f"{prep.quote(self.db_schema)}." if self.db_schema else ""
+            for index in conn.exec_driver_sql(f"PRAGMA {at}index_list({prep.quote(self.table)})"):
+                if index[2] and not index[4]:  # (seq, name, unique, origin, partial)
+                    info = f"PRAGMA {at}index_info({prep.quote(index[1])})"
+                    keys.append({row[2] for row in conn.exec_driver_sql(info)})
+        if wanted in keys:
+            return
+        columns = ", ".join(key)
+        raise delivery_error(
+            f"sql destination {self.name!r}: table {self.table} has no primary key ({columns}), "
+            "so a re-run of the period would add a second row; add it "
+            f"(ALTER TABLE {self.table} ADD PRIMARY KEY ({columns})) or name another `table`",
+            transient=False,
+            refused=True,
+        )
+
     def _upsert(self, conn: sa.Connection, table: sa.Table, record: dict[str, Any]) -> None:
         """Insert or update by primary key, atomically in the database's own dialect."""
-        key = [c.name for c in table.primary_key.columns]
+        # the layout's key, which `_need_key` found a primary key or unique index on (a table
+        # made beforehand may have another primary key, an `id`, beside a unique period)
+        key = list(LONG_KEY if self.layout == "long" else WIDE_KEY)
         changes = {k: v for k, v in record.items() if k not in key}
         dialect = conn.dialect.name
         if dialect == "postgresql":
