@@ -172,15 +172,15 @@ def _strict_sqlite_sums(dbapi_conn: Any, refused: list[str]) -> None:
     own (sum() an integer while every value is one, NULL of no values; avg() a float), but
     text that is no number as a whole ('1,234.50', which SQLite reads as 1) stops the
     statement, its reason in `refused` (`sqlite_refused`): MariaDB warns of such a number
-    and PostgreSQL refuses it. A float sum is the exact sum rounded once (`math.fsum`), as
-    SQLite 3.43+ nearly is."""
+    and PostgreSQL refuses it. Floats are summed with SQLite 3.43+'s compensation."""
 
     class Sum:
         kind = "sum"
 
         def __init__(self) -> None:
             self.whole = 0  # the integers, exactly
-            self.partials: list[float] = []  # the floats, exactly (`math.fsum`'s partials)
+            self.high = 0.0  # the floats' running sum
+            self.low = 0.0  # what its roundings lost
             self.count = 0
             self.floats = False
 
@@ -201,37 +201,55 @@ def _strict_sqlite_sums(dbapi_conn: Any, refused: list[str]) -> None:
             return int(number) if number.lstrip("+-").isdigit() else float(number)
 
         def _add(self, value: Any, sign: int) -> None:
-            if value is None:
+            kind = type(value)
+            if kind is int:
+                self.count += sign
+                self.whole += sign * value
                 return
-            number = self._number(value)
+            if kind is not float:
+                if value is None:
+                    return
+                value = self._number(value)
+                if type(value) is int:
+                    self._add(value, sign)
+                    return
             self.count += sign
-            if isinstance(number, int):
-                self.whole += sign * number
-                return
             self.floats = True
-            partials: list[float] = []
-            x = sign * float(number)
-            for y in self.partials:  # Shewchuk's exact running sum, as `math.fsum` keeps it
-                if abs(x) < abs(y):
-                    x, y = y, x
-                high = x + y
-                low = y - (high - x)
-                if low:
-                    partials.append(low)
-                x = high
-            partials.append(x)
-            self.partials = partials
+            # Kahan-Babuska-Neumaier, as SQLite 3.43+ sums: the running sum and what its
+            # rounding lost (a step costs about as much as a Python call, not a loop)
+            x = sign * value
+            high = self.high
+            total = high + x
+            if abs(high) >= abs(x):
+                self.low += (high - total) + x
+            else:
+                self.low += (x - total) + high
+            self.high = total
 
         def step(self, value: Any) -> None:
-            self._add(value, 1)
+            # the usual values inline: a call less per row (about a third of the time)
+            kind = type(value)
+            if kind is int:
+                self.count += 1
+                self.whole += value
+            elif kind is float:
+                self.count += 1
+                self.floats = True
+                high = self.high
+                total = high + value
+                if abs(high) >= abs(value):
+                    self.low += (high - total) + value
+                else:
+                    self.low += (value - total) + high
+                self.high = total
+            elif value is not None:
+                self._add(value, 1)
 
         def inverse(self, value: Any) -> None:  # a row leaving a window's frame
             self._add(value, -1)
 
         def total(self) -> float:
-            import math
-
-            return math.fsum([*self.partials, self.whole]) if self.floats else float(self.whole)
+            return (self.high + self.low) + self.whole if self.floats else float(self.whole)
 
         def value(self) -> int | float | None:
             if not self.count:
