@@ -356,3 +356,43 @@ def test_a_table_with_an_id_key_and_a_unique_period_is_upserted_by_its_period(
         assert [(r["period"], r["github_stars"]) for r in rows] == [("2026-11-30", 2.0)]
     finally:
         _drop(warehouse, table)
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_a_table_made_beforehand_gets_the_columns_it_lacks(
+    warehouse: str, layout: str, tmp_path: Path
+) -> None:
+    """A table made beforehand with its key and values but without `date` or `updated_at`
+    (or `title`): every delivery failed with SQLAlchemy's "Unconsumed column names:
+    updated_at", while a KPI's missing column is added. The destination's own columns it
+    lacks are added the same way, and its rows are written."""
+    table = f"kpi_lacks_{layout}_{tmp_path.name[-6:].replace('-', '_')}".lower()
+    _drop(warehouse, table)
+    columns = (
+        "period VARCHAR(32) NOT NULL PRIMARY KEY, github_stars DOUBLE PRECISION"
+        if layout == "wide"
+        else "period VARCHAR(32) NOT NULL, kpi VARCHAR(200) NOT NULL, value DOUBLE PRECISION,"
+        " PRIMARY KEY (period, kpi)"
+    )
+    engine = sa.create_engine(warehouse)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {table} ({columns})"))
+    engine.dispose()
+    try:
+        p = pipeline(
+            tmp_path, SQL(url=warehouse, table=table, layout=layout, every="day"), {"stars": 3.0}
+        )
+        result = p.process(now=DAY)
+        assert result.exit_code == 0, result.delivery_errors
+        (row,) = _rows(warehouse, table)
+        assert row["date"] == "2026-11-30" and row["updated_at"] > 0
+        if layout == "wide":
+            assert row["github_stars"] == 3.0
+        else:
+            assert (row["kpi"], row["title"], row["value"]) == (
+                "github.stars",
+                "GitHub Stargazers",
+                3.0,
+            )
+    finally:
+        _drop(warehouse, table)

@@ -264,6 +264,7 @@ class SQL(TableDestination):
             )
             if sa.inspect(conn).has_table(self.table, schema=self.db_schema):
                 self._need_key(conn, LONG_KEY)
+                self._add_columns(conn, {c.name: c.type for c in table.columns})
             else:
                 table.create(conn)
             self._widen_title(conn, delivery)
@@ -283,6 +284,17 @@ class SQL(TableDestination):
             table.create(conn)
             return table
         self._need_key(conn, WIDE_KEY)
+        own: dict[str, Any] = {"date": sa.String(10), "updated_at": sa.Double()}
+        self._add_columns(conn, own | dict.fromkeys(wanted, sa.Double()))
+        return sa.Table(self.table, sa.MetaData(schema=self.db_schema), autoload_with=conn)
+
+    def _add_columns(self, conn: sa.Connection, columns: dict[str, Any]) -> None:
+        """Add to the existing table each of `columns` ({name: SQLAlchemy type}) it lacks, in
+        their order: a new KPI's column, or the destination's own (`date`, `updated_at`,
+        `title`, ...) that a table made beforehand may not have."""
+        import sqlalchemy as sa
+
+        inspector = sa.inspect(conn)
         have = {c["name"] for c in inspector.get_columns(self.table, schema=self.db_schema)}
         preparer = conn.dialect.identifier_preparer
         qualified = (
@@ -290,14 +302,15 @@ class SQL(TableDestination):
             if self.db_schema
             else preparer.quote(self.table)
         )
-        double = sa.Double().compile(dialect=conn.dialect)
-        for column in dict.fromkeys(wanted):
+        for column, kind in columns.items():
             if column not in have:
+                sql_type = kind.compile(dialect=conn.dialect)
                 conn.execute(
-                    sa.text(f"ALTER TABLE {qualified} ADD COLUMN {preparer.quote(column)} {double}")
+                    sa.text(
+                        f"ALTER TABLE {qualified} ADD COLUMN {preparer.quote(column)} {sql_type}"
+                    )
                 )
                 have.add(column)
-        return sa.Table(self.table, sa.MetaData(schema=self.db_schema), autoload_with=conn)
 
     def _need_key(self, conn: sa.Connection, key: tuple[str, ...]) -> None:
         """Refuse (DeliveryError, refused) a table made beforehand without a primary key or
