@@ -1341,3 +1341,31 @@ def test_parquet_files_that_disagree_on_a_columns_type_are_an_error_not_a_misrea
     for agreeing in (("floats", "ints"), ("ints", "stamps")):
         series = daily_series(files(*agreeing), **options, windows=["dau"])
         assert as_rows(series) == [("2024-03-01", {"dau": 1})], agreeing
+
+
+def test_event_files_are_computed_within_a_memory_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB took up to 80% of the machine's memory (its default) and spilled into `.tmp`
+    in the folder `kpi` ran in: 10 million events of a million users peaked at 806 MB, so a
+    huge export could starve every other source, or the machine. It now works within
+    `DUCKDB_MEMORY` (spilling to a temporary folder of its own), and a computation that
+    cannot fit fails saying so."""
+    import duckdb
+
+    import kpi_collector.sources.active_users.activity as activity
+
+    path = tmp_path / "events.parquet"
+    with duckdb.connect() as con:
+        con.execute(
+            "COPY (SELECT 'user-' || ((i * 7919) % 20000)::VARCHAR AS user_id, "
+            "TIMESTAMP '2024-01-01' + INTERVAL (i * 300) SECOND AS ts FROM range(100000) t(i)) "
+            f"TO '{path}'"
+        )
+    monkeypatch.chdir(tmp_path)
+    full = daily_series(EventFiles(str(path)), user="user_id", time="ts")
+    assert full[-1].values["mau"] > 0
+    monkeypatch.setattr(activity, "DUCKDB_MEMORY", "1MB")
+    with pytest.raises(ActivityError, match="needs more memory than the 1MB it may take"):
+        daily_series(EventFiles(str(path)), user="user_id", time="ts")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.parquet"]  # no `.tmp` left

@@ -126,3 +126,30 @@ def test_a_store_that_refuses_one_sources_values_fails_that_source_only(
         assert {kpi for kpi, _, _ in store.rows()} == {"good.downloads"}
     finally:
         store.close()
+
+
+def test_until_stops_before_yesterday(tmp_path: Path) -> None:
+    """`until` (a run filling in the days a complete-day source missed, before it stores
+    yesterday itself): no day after it is stored, and the coverage asks no more."""
+    store = HistoryStore(f"sqlite:///{tmp_path / 'kpi.db'}")
+    try:
+        report = asyncio.run(
+            abackfill(
+                store,
+                [Daily(name="d")],
+                defaults=Defaults(),
+                tz=BERLIN,
+                base_dir=tmp_path,
+                since=date(2026, 11, 5),
+                until=date(2026, 11, 7),
+                now=NOW,
+            )
+        )
+        stored = [datetime.fromtimestamp(ts, BERLIN).day for _, ts, _ in store.rows()]
+        assert stored == [5, 6, 7]
+        assert report.covered["d"].complete and report.days == (
+            date(2026, 11, 5),
+            date(2026, 11, 7),
+        )
+    finally:
+        store.close()

@@ -64,7 +64,10 @@ def folder(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_collect_counts_the_windows_ending_today_in_the_config_zone(folder: Path) -> None:
+def test_collect_counts_the_windows_ending_yesterday_in_the_config_zone(folder: Path) -> None:
+    """A run at 07:00 stored the windows ending today: a DAU of 7 hours, stored beside whole
+    days (a helper saw `dau 21 -51%`). `collect` gives the last complete day: yesterday in
+    the config's time zone (the run stores it with yesterday's stamp)."""
     source = ActiveUsers.model_validate(
         {
             "name": "telemetry",
@@ -81,13 +84,14 @@ def test_collect_counts_the_windows_ending_today_in_the_config_zone(folder: Path
         "telemetry.stickiness",
     ]
     values = collect(source, context(folder))
-    # April 10th in Berlin: b today (00:30); a yesterday; c on Mar 31 and Apr 3 (outside
-    # the week Apr 4..10); a also on Mar 20.
-    assert values == {"dau": 1.0, "wau": 2.0, "mau": 3.0, "stickiness": pytest.approx(1 / 3)}
+    # April 9th in Berlin: a (23:30); c on Apr 3 (in the week Apr 3..9) and Mar 31; a also
+    # on Mar 20. b's event is 00:30 on the 10th there: today, not complete, not counted.
+    assert context(folder).today == date(2024, 4, 10)
+    assert values == {"dau": 1.0, "wau": 2.0, "mau": 2.0, "stickiness": 0.5}
     assert all(isinstance(v, float) for v in values.values())
-    # In UTC it is April 10th too, but b's event was on the 9th there.
+    # In UTC it is April 10th too, and b's event was on the 9th there.
     utc = collect(source, context(folder, tz=ZoneInfo("UTC")))
-    assert utc == {"dau": 0.0, "wau": 2.0, "mau": 3.0, "stickiness": 0.0}
+    assert utc == {"dau": 2.0, "wau": 3.0, "mau": 3.0, "stickiness": pytest.approx(2 / 3)}
 
 
 def test_backfill_gives_every_complete_day_from_the_first_activity(folder: Path) -> None:
@@ -151,7 +155,7 @@ def test_sql_table_with_min_events_and_where(tmp_path: Path) -> None:
         }
     )
     values = collect(source, context(tmp_path))
-    # a has two runs in the week (Apr 8 and 9, Berlin time); in the month c has two too.
+    # April 9th: a has two runs in the week (Apr 8 and 9, Berlin time); in the month c too.
     assert values == {"dau": 0.0, "wau": 1.0, "mau": 2.0}
     days = by_day(backfill(source, context(tmp_path), since=date(2024, 3, 1)))
     assert days[date(2024, 4, 9)] == {"dau": 0.0, "wau": 1.0, "mau": 2.0}  # c: Mar 31 + Apr 3
@@ -164,7 +168,7 @@ def test_csv_with_explicit_format(tmp_path: Path) -> None:
         {"events": "export.log", "format": "csv", "user": "user_id", "time": "ts"}
     )
     assert source.name == "active_users"
-    assert collect(source, context(tmp_path)) == {"dau": 1.0, "wau": 2.0, "mau": 3.0}
+    assert collect(source, context(tmp_path)) == {"dau": 1.0, "wau": 2.0, "mau": 2.0}
 
 
 @pytest.mark.parametrize(
@@ -209,7 +213,7 @@ def test_collect_where_the_events_do_not_reach_is_an_error_not_zeros(folder: Pat
         {"name": "telemetry", "events": "events/*.parquet", "user": "user_id", "time": "ts"}
     )
     later = datetime(2024, 6, 1, 12, tzinfo=UTC)
-    with pytest.raises(SourceError, match="no events in the 30 days ending 2024-06-01"):
+    with pytest.raises(SourceError, match="no events in the 30 days ending 2024-05-31"):
         collect(source, context(folder, now=later))
     # a month after the last event the month still holds it: its zeros are real
     may = datetime(2024, 5, 5, 12, tzinfo=UTC)
@@ -232,13 +236,119 @@ def test_pipeline_runs_and_backfills_the_source(folder: Path) -> None:
     report = pipeline.backfill(since=date(2024, 3, 1), now=NOW)
     assert report.errors == {}
     assert report.added["telemetry"] == 21 * 3
+    assert pipeline.store is not None
+    rows = pipeline.store.rows()
     result = pipeline.process(deliver=False, now=NOW)
+    # April 9th's windows (the run's yesterday), stored by the backfill already: not again
     assert {k: v for k, v in result.values.items() if k.startswith("telemetry.")} == {
         "telemetry.dau": 1.0,
         "telemetry.wau": 2.0,
-        "telemetry.mau": 3.0,
-        "telemetry.weekly_share": pytest.approx(2 / 3),
+        "telemetry.mau": 2.0,
+        "telemetry.weekly_share": 1.0,
     }
+    assert result.errors == {}
+    assert pipeline.store.rows() == rows
+    april_8 = reference(EVENTS, "Europe/Berlin", start=date(2024, 4, 8), end=date(2024, 4, 8))
+    assert result.previous["telemetry.mau"] == april_8[0].values["mau"]  # the day before
+
+
+def daily(
+    store: Any, kpi: str, since: date | None = None
+) -> dict[date, list[float]]:  # every stored value of `kpi` by local day, in order
+    days: dict[date, list[float]] = {}
+    for _, ts, value in store.rows([kpi]):
+        stamp = datetime.fromtimestamp(ts, BERLIN)
+        assert stamp.time() == time(23, 59, 59), stamp  # a whole day's value, at its end
+        days.setdefault(stamp.date(), []).append(value)
+    return days
+
+
+def test_a_daily_job_stores_whole_days_once_and_fills_in_the_days_it_missed(
+    folder: Path,
+) -> None:
+    """`kpi run` stored the windows ending today at the run's moment: a 07:00 run's DAU held
+    7 hours of activity, and a daily job's history was a series of partial days compared
+    with one another (`dau 21 -51%`). Now a run stores the last complete day's windows
+    (yesterday in the config's zone) with yesterday's stamp, as `kpi backfill` does, once
+    however many runs a day; the complete days missed since the last stored one (the
+    machine was off) are filled in; each day's value and its change are those of that
+    whole day, in `kpi history`, the run's changes and a digest's `compare`."""
+    from kpi_collector.destinations.digest import Digest
+    from kpi_collector.pipeline import Pipeline
+    from kpi_collector.store.runs import newest_collected
+
+    (folder / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "timezone: Europe/Berlin\n"
+        "kpis:\n"
+        '  telemetry.share: {formula: "telemetry.wau / telemetry.mau"}\n'
+        "sources:\n"
+        "  - {name: telemetry, type: active_users, events: events/*.parquet,"
+        " user: user_id, time: ts}\n"
+    )
+    pipeline = Pipeline.from_config(folder / "kpi.yaml")
+    store = pipeline.store
+    assert store is not None
+    expected = {
+        item.day: item.values
+        for item in reference(
+            EVENTS, "Europe/Berlin", start=date(2024, 3, 20), end=date(2024, 4, 9)
+        )
+    }
+
+    def run_at(day: date, hour: int) -> Any:
+        result = pipeline.process(deliver=False, now=datetime.combine(day, time(hour), BERLIN))
+        assert result.errors == {}, result.errors
+        return result
+
+    first = run_at(date(2024, 4, 5), 7)  # stores April 4th, whole
+    assert first.values["telemetry.dau"] == expected[date(2024, 4, 4)]["dau"]
+    assert (
+        first.stamps["telemetry.dau"] == datetime(2024, 4, 4, 23, 59, 59, tzinfo=BERLIN).timestamp()
+    )
+    assert daily(store, "telemetry.mau") == {date(2024, 4, 4): [expected[date(2024, 4, 4)]["mau"]]}
+    # when the source last collected (the scheduler's catch-up, `/metrics`): the run's start
+    assert (
+        newest_collected(store, "telemetry") == datetime(2024, 4, 5, 7, tzinfo=BERLIN).timestamp()
+    )
+    frame = first.to_pandas().set_index("kpi")
+    assert frame.loc["telemetry.dau", "ts"] == datetime(2024, 4, 4, 23, 59, 59, tzinfo=BERLIN)
+    rows = store.rows()
+    again = run_at(date(2024, 4, 5), 18)  # a re-run the same day adds nothing
+    assert again.values == first.values and store.rows() == rows
+    assert again.previous == {}  # nothing before April 4th: not April 4th itself
+
+    # April 6th and 7th: the machine was off. April 8th's run stores the 7th and fills in
+    # the 5th and 6th (their values as a backfill stores them), the formula's too.
+    later = run_at(date(2024, 4, 8), 7)
+    for kpi in ("dau", "wau", "mau"):
+        assert daily(store, f"telemetry.{kpi}") == {
+            day: [expected[day][kpi]]
+            for day in expected
+            if date(2024, 4, 4) <= day <= date(2024, 4, 7)
+        }, kpi
+    shares = daily(store, "telemetry.share")
+    assert sorted(shares) == [date(2024, 4, d) for d in (4, 5, 6, 7)]
+    assert later.previous["telemetry.mau"] == expected[date(2024, 4, 6)]["mau"]  # the day before
+    assert later.previous["telemetry.share"] == shares[date(2024, 4, 6)][0]
+
+    run_at(date(2024, 4, 10), 7)  # April 9th; the 8th filled in
+    history = store.series(["telemetry.dau"], period="day", tz=BERLIN)["telemetry.dau"]
+    assert history == [
+        (day, expected[day]["dau"])
+        for day in expected
+        if date(2024, 4, 4) <= day <= date(2024, 4, 9)
+    ]
+    # compare: 3d in a digest on April 10th: April 9th's DAU against April 6th's, its own
+    # day's N days before (not April 7th's, three days before the digest's day)
+    digest = Digest.from_store(
+        store, compare_days=3, tz=BERLIN, now=datetime(2024, 4, 10, 8, tzinfo=BERLIN)
+    )
+    line = next(line for line in digest.lines if line.kpi == "telemetry.wau")
+    assert (line.value, line.previous) == (
+        expected[date(2024, 4, 9)]["wau"],
+        expected[date(2024, 4, 6)]["wau"],
+    )
 
 
 def test_backfill_gives_derived_kpis_their_history_too(folder: Path) -> None:
@@ -324,7 +434,7 @@ def test_a_backfill_of_quiet_days_after_activity_stores_their_zeros(
     for since in (date(2024, 4, 20), date(2024, 5, 12), date(2024, 5, 19)):
         narrow = by_day(backfill(source, context(folder, now=later), since=since))
         assert narrow == {day: v for day, v in wide.items() if day >= since}, since
-    in_reach = datetime.combine(last, time(12), UTC)
+    in_reach = datetime.combine(last + timedelta(days=1), time(12), UTC)  # its yesterday
     assert collect(source, context(folder, now=in_reach)) == wide[last]
     with pytest.raises(SourceError, match="no events"):
         collect(source, context(folder, now=datetime(2024, 5, 19, 12, tzinfo=UTC)))
@@ -416,7 +526,8 @@ def test_backfill_stores_each_day_kpi_run_stores_with_the_same_values(
     history = by_day(backfill(source, context(folder, now=later), since=date(2024, 3, 1)))
     day = min(history)
     while day < date(2024, 5, 20):
-        noon = context(folder, now=datetime.combine(day, time(12), BERLIN))
+        # the run of the day after stores the day
+        noon = context(folder, now=datetime.combine(day + timedelta(days=1), time(12), BERLIN))
         try:
             live: dict[str, float] | None = collect(source, noon)
         except SourceError:
@@ -443,15 +554,253 @@ def test_a_quiet_day_gives_dau_0_whatever_windows_are_asked_for(folder: Path) ->
             }
         )
 
-    quiet = context(folder, now=datetime(2024, 3, 25, 12, tzinfo=UTC))
+    quiet = context(folder, now=datetime(2024, 3, 26, 12, tzinfo=UTC))  # the 25th's run
     everything = collect(source(["dau", "wau", "mau"]), quiet)
     assert everything == {"dau": 0.0, "wau": 1.0, "mau": 1.0}
     assert collect(source(["dau"]), quiet) == {"dau": 0.0}
     assert collect(source(["wau", "dau"]), quiet) == {"wau": 1.0, "dau": 0.0}
     # a month after the last event (b's, April 10th in Berlin) nothing reaches: no zeros
-    gone = context(folder, now=datetime(2024, 5, 10, 12, tzinfo=UTC))
+    gone = context(folder, now=datetime(2024, 5, 11, 12, tzinfo=UTC))
     with pytest.raises(SourceError, match="no events in the 30 days ending 2024-05-10"):
         collect(source(["dau"]), gone)
-    assert collect(source(["dau"]), context(folder, now=datetime(2024, 5, 9, 12, tzinfo=UTC))) == {
+    assert collect(source(["dau"]), context(folder, now=datetime(2024, 5, 10, 12, tzinfo=UTC))) == {
         "dau": 0.0
     }
+
+
+def test_a_relative_sqlite_database_is_beside_the_config(tmp_path: Path) -> None:
+    """`url: sqlite:///app.db` was opened relative to the folder `kpi` ran in, not the
+    config's (as the store's and a `sql` source's are): a run from cron (another folder)
+    failed with "not there". It is the file beside the config, from any folder."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'app.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE events (account TEXT, at TEXT)"))
+        conn.execute(
+            sa.text("INSERT INTO events VALUES ('a', '2024-04-09T10:00:00Z'), ('b', '2024-04-03')")
+        )
+    engine.dispose()
+    source = ActiveUsers.model_validate(
+        {"url": "sqlite:///app.db", "table": "events", "user": "account", "time": "at"}
+    )
+    assert Path.cwd() != tmp_path
+    assert collect(source, context(tmp_path)) == {"dau": 1.0, "wau": 2.0, "mau": 2.0}
+
+
+def test_kpi_run_shows_and_stores_yesterdays_whole_day_once(tmp_path: Path) -> None:
+    """`kpi run` end to end: the table names the day a DAU describes (yesterday), `kpi
+    history` has it on that day, and a second run the same day stores nothing more."""
+    import json
+    import sqlite3
+
+    from tests.cli import run_kpi
+
+    today = datetime.now(UTC).date()
+    yesterday = today - timedelta(days=1)
+    at = {n: datetime.combine(today - timedelta(days=n), time(12), UTC) for n in (0, 1, 3)}
+    write_parquet(
+        tmp_path / "events.parquet",
+        [("a", at[3]), ("b", at[1]), ("c", at[1]), ("a", at[0]), ("d", at[0])],
+    )
+    (tmp_path / "kpi.yaml").write_text(
+        "sources:\n"
+        "  - {name: telemetry, type: active_users, events: events.parquet,"
+        " user: user_id, time: ts}\n"
+    )
+    first = run_kpi(tmp_path, "run")
+    assert first.returncode == 0, first.stdout + first.stderr
+    dau = next(line for line in first.stdout.splitlines() if "telemetry.dau" in line)
+    assert f"telemetry.dau ({yesterday})" in dau and dau.split()[2] == "2"  # b and c, not today's
+    second = run_kpi(tmp_path, "run")
+    assert second.returncode == 0, second.stdout + second.stderr
+    with sqlite3.connect(tmp_path / "kpi.db") as db:
+        rows = db.execute("SELECT kpi, value FROM observations ORDER BY kpi").fetchall()
+    assert rows == [("telemetry.dau", 2.0), ("telemetry.mau", 3.0), ("telemetry.wau", 3.0)]
+    shown = run_kpi(tmp_path, "history", "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    kpis = json.loads(shown.stdout)["kpis"]
+    assert kpis["telemetry.dau"] == [{"period": yesterday.isoformat(), "value": 2.0}]
+
+
+def test_the_dashboard_does_not_call_a_whole_day_stale(folder: Path) -> None:
+    """A complete day's value is stamped with the day's end, up to a day before the run that
+    stored it: with an hourly schedule (1.5 hours before a value is stale) the dashboard
+    showed DAU stale all day after every run. Its age counts from the end of the day after
+    the one it describes (when the run could store it); a source that stops is still stale."""
+    from kpi_collector.config import load_config
+    from kpi_collector.pipeline import Pipeline
+    from kpi_collector.report.data import DashboardData
+
+    (folder / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "timezone: Europe/Berlin\n"
+        'schedule: "0 * * * *"\n'
+        "sources:\n"
+        "  - {name: telemetry, type: active_users, events: events/*.parquet,"
+        " user: user_id, time: ts}\n"
+    )
+    assert Pipeline.from_config(folder / "kpi.yaml").process(deliver=False, now=NOW).ok
+    loaded = load_config(folder / "kpi.yaml")
+
+    def status(at: datetime) -> str:
+        data = DashboardData(loaded, clock=at.timestamp)
+        try:
+            tiles = {t["id"]: t for t in data.overview("day")["kpis"]}
+            return str(tiles["telemetry.dau"]["status"])
+        finally:
+            data.close()
+
+    assert status(datetime(2024, 4, 10, 8, 30, tzinfo=BERLIN)) == "ok"
+    assert status(datetime(2024, 4, 10, 23, 50, tzinfo=BERLIN)) == "ok"
+    # April 10th's value is due from the first run of the 11th on; it never came
+    assert status(datetime(2024, 4, 11, 3, tzinfo=BERLIN)) == "stale"
+
+
+def test_a_stale_alert_allows_a_whole_day_its_day(folder: Path) -> None:
+    """`stale_days: 1` on `telemetry.dau` fired every night: the DAU a 07:00 run stores is
+    stamped with the end of the day before, a day old at midnight, whatever the run did.
+    A complete day's value is stale once it is `stale_days` older than the day after it
+    (when a run could store it); a source that stopped still fires."""
+    from kpi_collector.alerts.engine import AlertScope, evaluate
+    from kpi_collector.config.models import Alert
+    from kpi_collector.pipeline import Pipeline
+
+    (folder / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "timezone: Europe/Berlin\n"
+        "sources:\n"
+        "  - {name: telemetry, type: active_users, events: events/*.parquet,"
+        " user: user_id, time: ts}\n"
+    )
+    pipeline = Pipeline.from_config(folder / "kpi.yaml")
+    assert pipeline.process(deliver=False, now=NOW).ok  # April 9th's DAU, at 07:00 on the 10th
+    assert pipeline.store is not None
+    scope = AlertScope(sources=pipeline.sources, kpis={}, tz=BERLIN, destinations=[])
+
+    def stale(at: datetime) -> bool | None:
+        alert = Alert(kpi="telemetry.dau", stale_days=1)
+        ((_, finding),) = evaluate(scope, pipeline.store, [alert], now=at.timestamp())
+        return finding.active
+
+    assert stale(datetime(2024, 4, 11, 3, tzinfo=BERLIN)) is False  # the next run is at 07:00
+    assert stale(datetime(2024, 4, 12, 3, tzinfo=BERLIN)) is True  # April 10th never came
+
+
+def test_after_the_upgrade_a_day_is_compared_with_the_day_before_not_its_partial(
+    folder: Path,
+) -> None:
+    """A store written before: each run stored the day so far at 07:00. The first run after
+    the upgrade stores April 9th whole beside its 07:00 partial value; its change was
+    against that partial value of the same day (`dau 1 -95%` for 21 at 07:00), not the
+    day before. It is compared with the days before, and the whole day is the day's value."""
+    from kpi_collector.pipeline import Pipeline
+
+    (folder / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "timezone: Europe/Berlin\n"
+        "sources:\n"
+        "  - {name: telemetry, type: active_users, events: events/*.parquet,"
+        " user: user_id, time: ts}\n"
+    )
+    pipeline = Pipeline.from_config(folder / "kpi.yaml")
+    store = pipeline.store
+    assert store is not None
+    for day, partial in ((8, 50.0), (9, 21.0)):
+        at = datetime(2024, 4, day, 7, tzinfo=BERLIN).timestamp()
+        run = store.begin_run(started_at=at)
+        store.finish_run(run, observations=[("telemetry.dau", at, partial, "telemetry")])
+    result = pipeline.process(deliver=False, now=NOW)
+    assert result.values["telemetry.dau"] == 1.0
+    assert result.previous["telemetry.dau"] == 50.0  # April 8th's, not April 9th's partial
+    history = store.series(["telemetry.dau"], period="day", tz=BERLIN)["telemetry.dau"]
+    assert history == [(date(2024, 4, 8), 50.0), (date(2024, 4, 9), 1.0)]
+
+
+def test_credentials_in_an_events_url_never_show(tmp_path: Path) -> None:
+    """A presigned S3 or GCS URL as `events:` carries its signature and session token in the
+    query (`X-Amz-Signature`, `X-Amz-Security-Token`, `X-Goog-Signature`), and an `https://`
+    URL may carry a password: messages showed them (`cannot read events from <the URL>`), and
+    the run stored them with its error. They are masked, also where a server echoes one."""
+    from kpi_collector.secrets import redact
+
+    url = (
+        "https://reader:pa55-word-9@files.example/e.parquet?X-Amz-Credential=AKIDEXAMPLE"
+        "&X-Amz-Security-Token=FwoSESSIONtoken42&X-Amz-Signature=0f1e2d3c4b5a6978"
+    )
+    gcs = "https://storage.example/b/e.parquet?X-Goog-Signature=9a8b7c6d5e4f3021"
+    ActiveUsers.model_validate({"events": [url, gcs], "user": "u", "time": "t"})
+    shown = redact(f"cannot read events from {url}, {gcs}: HTTP 403")
+    for secret in ("pa55-word-9", "FwoSESSIONtoken42", "0f1e2d3c4b5a6978", "9a8b7c6d5e4f3021"):
+        assert secret not in shown
+        assert secret not in redact(f"denied: {secret}")  # echoed alone
+    assert "files.example/e.parquet" in shown
+
+
+def test_a_daily_message_compares_a_whole_day_with_its_own_day_before(
+    folder: Path, fast_delivery_retries: None
+) -> None:
+    """An `every: day` webhook with `compare: 3d`: the run of April 10th delivers April 9th's
+    WAU; it was compared with the value stored by the end of April 7th (3 days before the
+    run's day, so 2 days before the value's), and a message said "3 days earlier" of it.
+    It is compared with April 6th's, 3 days before the day it describes."""
+    import json
+
+    from kpi_collector.pipeline import Pipeline
+    from tests.fakes.webhooks import FakeHooks
+
+    events = [*EVENTS, ("d", datetime(2024, 4, 7, 12, tzinfo=UTC))]
+    write_parquet(folder / "events" / "part-3.parquet", events[-1:])
+    with FakeHooks.serve("hook-token-1234") as hooks:
+        (folder / "kpi.yaml").write_text(
+            "store: sqlite:///kpi.db\n"
+            "timezone: Europe/Berlin\n"
+            "sources:\n"
+            "  - {name: telemetry, type: active_users, events: events/*.parquet,"
+            " user: user_id, time: ts}\n"
+            "destinations:\n"
+            f"  - {{type: webhook, url: '{hooks.hook_url}', every: day, compare: 3d}}\n"
+        )
+        pipeline = Pipeline.from_config(folder / "kpi.yaml")
+        for day in (3, 4, 5, 6, 7, 8, 9, 10):  # each stores the day before
+            result = pipeline.process(now=datetime(2024, 4, day, 7, tzinfo=BERLIN))
+            assert result.ok, (result.errors, result.delivery_errors)
+        document = json.loads(hooks.hooks[-1][0])
+    expected = {
+        item.day: item.values
+        for item in reference(events, "Europe/Berlin", start=date(2024, 4, 2), end=date(2024, 4, 9))
+    }
+    wau = next(line for line in document["values"] if line["kpi"] == "telemetry.wau")
+    assert document["period_start"] == "2024-04-10"
+    assert (wau["value"], wau["previous"]) == (
+        expected[date(2024, 4, 9)]["wau"],
+        expected[date(2024, 4, 6)]["wau"],
+    )
+    assert expected[date(2024, 4, 6)]["wau"] != expected[date(2024, 4, 7)]["wau"]
+
+
+@pytest.mark.parametrize(
+    ("run_day", "day", "hours"),
+    [(date(2024, 4, 1), date(2024, 3, 31), 23), (date(2024, 10, 28), date(2024, 10, 27), 25)],
+)
+def test_a_run_after_a_change_of_the_clocks_stores_that_whole_day(
+    tmp_path: Path, run_day: date, day: date, hours: int
+) -> None:
+    """The days the clocks change have 23 and 25 hours: the run of the day after stores the
+    users of all of them (an event in the first and in the last hour), at the day's 23:59:59."""
+    from kpi_collector.pipeline import Pipeline
+
+    start = datetime.combine(day, time(0), BERLIN).astimezone(UTC)  # elapsed-time arithmetic
+    first, last = start + timedelta(minutes=10), start + timedelta(hours=hours, minutes=-10)
+    assert first.astimezone(BERLIN).date() == last.astimezone(BERLIN).date() == day
+    write_parquet(tmp_path / "events.parquet", [("early", first), ("late", last)])
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "timezone: Europe/Berlin\n"
+        "sources:\n"
+        "  - {name: telemetry, type: active_users, events: events.parquet,"
+        " user: user_id, time: ts}\n"
+    )
+    pipeline = Pipeline.from_config(tmp_path / "kpi.yaml")
+    result = pipeline.process(deliver=False, now=datetime.combine(run_day, time(0, 5), BERLIN))
+    assert result.values["telemetry.dau"] == 2.0
+    assert pipeline.store is not None
+    assert daily(pipeline.store, "telemetry.dau") == {day: [2.0]}

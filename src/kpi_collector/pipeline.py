@@ -14,11 +14,13 @@ from zoneinfo import ZoneInfo
 
 from kpi_collector.config.plain import Config, PlainCeleryExecutor, PlainKpiSpec, display_order
 from kpi_collector.errors import ConfigError, StoreError
+from kpi_collector.run.complete_days import complete_days, fill_missed_days, newest_stamps
 from kpi_collector.run.engine import SourceOutcome, collect_all
 from kpi_collector.run.result import RunResult
 from kpi_collector.secrets import DatabaseUrl, redact
 from kpi_collector.sources.base import PlainSource
 from kpi_collector.store import RunError, StoredObservation
+from kpi_collector.store.periods import local_midnight
 
 if TYPE_CHECKING:
     from kpi_collector.alerts.engine import AlertScope
@@ -314,6 +316,8 @@ class Pipeline:
         sources = self.selected(only)
         started = now or datetime.now(UTC)
         store = None if dry_run else self.store
+        # values of sources that give the last complete day are stored with that day's stamp
+        days = complete_days(sources, self.kpis, now=started, tz=self.tz)
         # opening the store (imports, connection, migration check) overlaps the requests, and
         # so does reading each KPI's previous value (strictly before this run's start, which
         # the run's own values, stored later at its start, never are): after the last answer
@@ -321,7 +325,9 @@ class Pipeline:
         begin = None
         if store is not None:
 
-            def open_run() -> tuple[int, set[str], dict[str, float] | None]:
+            def open_run() -> tuple[
+                int, set[str], dict[str, float] | None, dict[str, float] | None
+            ]:
                 if lock is not None:
                     lock.register()
                 run_id = store.begin_run(started_at=started.timestamp(), trigger=self.trigger)
@@ -331,13 +337,19 @@ class Pipeline:
                     previous = store.previous_values(sorted(planned), before=started.timestamp())
                 except StoreError:  # read again after the run is stored, as it was before
                     previous = None
-                return run_id, planned, previous
+                try:
+                    newest = newest_stamps(store, days) if days is not None else {}
+                except StoreError:  # read again before the run is stored
+                    newest = None
+                return run_id, planned, previous, newest
 
             begin = asyncio.create_task(asyncio.to_thread(open_run))
         try:
             outcomes = await self._collect(sources, started, on_source_done)
         finally:
-            run_id, planned, previous = await begin if begin is not None else (None, set(), None)
+            run_id, planned, previous, newest = (
+                await begin if begin is not None else (None, set(), None, {})
+            )
         result = RunResult(run_id, started, started, outcomes=outcomes)
         result.partial = self.partial(sources)
         errors: list[RunError] = []
@@ -359,14 +371,37 @@ class Pipeline:
         for kpi, message in derived.items():
             result.errors[kpi] = message
             errors.append(RunError("formula", kpi, message, transient=False))
+        if days is not None:
+            result.stamps = {k: days.stamp for k in result.values if k in days.kpis}
+            if store is not None and run_id is not None and newest is None:
+                newest = await asyncio.to_thread(newest_stamps, store, days)
+            if store is not None and run_id is not None and self._fills_in():
+                missed = await fill_missed_days(
+                    store,
+                    days,
+                    newest or {},
+                    failed={outcome.source for outcome in outcomes if outcome.errors},
+                    kpis=self.kpis,
+                    defaults=self.defaults,
+                    tz=self.tz,
+                    base_dir=self.base_dir,
+                    now=started,
+                )
+                for error in missed:
+                    result.errors.setdefault(error.kpi or error.source, error.message)
+                errors += missed
         result.finished_at = datetime.now(UTC)
         if store is not None and run_id is not None:
             ts = started.timestamp()
             store.finish_run(
                 run_id,
                 observations=(
-                    StoredObservation(k, ts, v, result.sources.get(k, "formula"))
+                    StoredObservation(
+                        k, result.stamps.get(k, ts), v, result.sources.get(k, "formula")
+                    )
                     for k, v in result.values.items()
+                    # a day's value already stored (a run earlier today, `kpi backfill`)
+                    if (newest or {}).get(k) != result.stamps.get(k, ts)
                 ),
                 errors=errors,
                 finished_at=result.finished_at.timestamp(),
@@ -378,6 +413,12 @@ class Pipeline:
                     **(previous or {}),
                     **store.previous_values(asked, before=started.timestamp()),
                 }
+            if days is not None and result.stamps:  # a day's value: with the days before it
+                for kpi in result.stamps:
+                    previous.pop(kpi, None)
+                # (not a value of the day itself: one a run stored before the upgrade, partial)
+                since_midnight = local_midnight(days.day, self.tz)
+                previous.update(store.previous_values(sorted(result.stamps), before=since_midnight))
             result.previous = {k: previous[k] for k in result.values if k in previous}
         result.values = {k: result.values[k] for k in self.order(result.values)}
         if deliver and not dry_run:
@@ -413,6 +454,12 @@ class Pipeline:
             now=now,
             on_done=on_done,
         )
+
+    def _fills_in(self) -> bool:
+        """Whether a run fills in the complete days a source missed: with the local executor
+        (Celery workers read events the coordinator may not reach; `kpi backfill` does)."""
+        executor = self.config.settings.executor if self.config is not None else None
+        return not isinstance(executor, PlainCeleryExecutor)
 
     def _stored_inputs(self, sources: Sequence[Source], started: datetime) -> dict[str, float]:
         """The newest stored value (at or before `started`) of each formula input that none of

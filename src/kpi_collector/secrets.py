@@ -32,7 +32,9 @@ _DB_URL_PASSWORD = re.compile(
 )
 # obvious credentials in query strings and headers
 _QUERY_SECRET = re.compile(
-    r"(?i)(?P<key>[?&](?:access_token|token|api_key|apikey|key|password|secret|sig|signature)=)"
+    r"(?i)(?P<key>[?&](?:access_token|token|api_key|apikey|key|password|secret|sig|signature"
+    # presigned S3 and GCS URLs (an `active_users` source's `events:`)
+    r"|x-amz-signature|x-amz-security-token|x-goog-signature)=)"
     r"(?P<value>[^&#\s]+)"
 )
 _MIN_LEN = 4  # shorter values are masked only where they stand as a value (see redact)
@@ -105,7 +107,8 @@ def remember_url_credentials(url: str) -> None:
     the user alone when there is none: a token written as `https://TOKEN@host`), also as
     the `Authorization: Basic` header it is sent as, which a server may echo; and the values
     of query parameters named as credentials (`key`, `token`, `api_key`, `access_token`,
-    `password`, `secret`, `sig`, `signature`), which `redact` hides as `key=...` anyway but
+    `password`, `secret`, `sig`, `signature`, and a presigned URL's `X-Amz-Signature`,
+    `X-Amz-Security-Token`, `X-Goog-Signature`), which `redact` hides as `key=...` anyway but
     a server may echo alone (`invalid key abcd1234`). Other parts of the URL stay shown."""
     from urllib.parse import parse_qsl, unquote, urlsplit
 

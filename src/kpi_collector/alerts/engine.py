@@ -403,11 +403,16 @@ def _stale(alert: Alert, ctx: _Context) -> Iterator[Finding]:
     if alert.kpi and ctx.switched_off(alert.kpi.partition(".")[0]):  # stale by choice
         yield Finding(alert.key, False, ctx.not_watched(alert.kpi))
         return
+    from kpi_collector.run.complete_days import complete_day_kpis
+
     ids = [alert.kpi] if alert.kpi else ctx.watched_kpis(alert.source)
     latest = ctx.store.latest(ids)
-    limit = alert.stale_days * 86400
     first_run = first_run_at(ctx.store)
+    # a complete day's value (active_users) is stamped with the end of its day, which a run
+    # stores on the day after: a day old at the next midnight, however well the runs go
+    whole_days = complete_day_kpis(ctx.scope.sources, ctx.specs)
     for kpi in ids:
+        limit = alert.stale_days * 86400 + (86400 if kpi in whole_days else 0)
         key = alert.key if alert.kpi else f"{alert.key} [{kpi}]"
         row = latest.get(kpi)
         if row is None:  # never stored: stale once the store has been running that long

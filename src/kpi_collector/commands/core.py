@@ -392,6 +392,8 @@ def show_result(pipeline: Pipeline, result: RunResult, *, dry_run: bool = False)
     On a terminal it is a coloured table; otherwise plain aligned text, which is what logs
     and cron mails want and costs a millisecond instead of a rich layout for 1,000 rows.
     """
+    from datetime import datetime
+
     from kpi_collector.format import format_change, format_value, plural
 
     rows: list[tuple[str, str, str, int]] = []  # title, value, change, direction
@@ -401,9 +403,12 @@ def show_result(pipeline: Pipeline, result: RunResult, *, dry_run: bool = False)
         prev = result.previous.get(kpi)
         change = "" if dry_run else format_change(value, prev, unit)
         direction = 0 if prev is None else (value > prev) - (value < prev)
+        title = spec.title if spec and spec.title else kpi
+        if kpi in result.stamps:  # a complete day's value (active_users): which day
+            title += f" ({datetime.fromtimestamp(result.stamps[kpi], pipeline.tz).date()})"
         rows.append(
             (
-                spec.title if spec and spec.title else kpi,
+                title,
                 format_value(value, unit),
                 change,
                 direction,

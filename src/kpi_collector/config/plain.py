@@ -576,6 +576,16 @@ def resolve_url(url: str | None, base_dir: Path) -> str:
     return url
 
 
+def resolve_database_url(url: str, base_dir: Path) -> str:
+    """A source's database `url` with a relative SQLite path taken relative to `base_dir`
+    (the config's folder), as the store's (`resolve_url`), whatever driver it names
+    (`sqlite+pysqlite:///app.db`); other URLs as they are."""
+    scheme, sep, rest = url.partition(":///")
+    if not sep or scheme.split("+", 1)[0] != "sqlite":
+        return url
+    return scheme + resolve_url(f"sqlite:///{rest}", base_dir).removeprefix("sqlite")
+
+
 def sqlite_url(folder: Path, relative: str = "") -> str:
     """The `sqlite:///` URL of `folder` (resolved), joined with `relative` (a URL's own
     path, its escapes and query kept). The folder's `%` and `?` are escaped: SQLAlchemy

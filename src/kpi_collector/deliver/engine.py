@@ -437,7 +437,7 @@ class DeliveryEngine:
             result.run_id,
             result.started_at,
             dict(result.values),
-            dict.fromkeys(result.values, ts),
+            {kpi: result.stamps.get(kpi, ts) for kpi in result.values},
             list(result.errors.items()),
         )
 
@@ -466,7 +466,9 @@ class DeliveryEngine:
         if days and self.store is not None:
             from kpi_collector.destinations.digest import compared_values
 
-            previous = compared_values(self.store, list(values), started, days, self.tz)
+            previous = compared_values(
+                self.store, list(values), started, days, self.tz, at=timestamps
+            )
         return Delivery(
             period=period,
             period_start=start,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -191,7 +191,8 @@ class Digest:
         ids = [k for k in ids if k in latest]
         previous: dict[str, float] = {}
         if compare_days:
-            previous = compared_values(store, ids, moment, compare_days, zone)
+            stamps = {k: latest[k].ts for k in ids}
+            previous = compared_values(store, ids, moment, compare_days, zone, at=stamps)
         runs = store.runs(1)
         newest_errors = runs[0].errors if runs else []
         errors = [DigestError(e.kpi or e.source, e.message) for e in newest_errors]
@@ -254,18 +255,35 @@ class Digest:
 
 
 def compared_values(
-    store: HistoryStore, kpis: Sequence[str], moment: datetime, days: int, tz: ZoneInfo
+    store: HistoryStore,
+    kpis: Sequence[str],
+    moment: datetime,
+    days: int,
+    tz: ZoneInfo,
+    *,
+    at: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
     """What `compare: <N>d` compares each of `kpis` with at `moment`: the newest value stored
     by the end of the local day N days before, when it is from that day or the N days before
     it; an older one (a source that failed for weeks) is no comparison, never one shown as
-    "N days earlier". KPIs without one are left out."""
+    "N days earlier". KPIs without one are left out. `at` (KPI id -> UTC epoch seconds)
+    gives a value stamped with an earlier day than `moment`'s, such as yesterday's complete
+    DAU (`Source.complete_days`): it is compared with the value N days before its own day."""
     from kpi_collector.store.periods import compare_end, local_midnight
 
-    end = compare_end(moment, days, tz)
-    oldest = local_midnight(moment.astimezone(tz).date() - timedelta(days=2 * days), tz)
-    found = store.latest(list(kpis), before=end, strictly=True)
-    return {k: r.value for k, r in found.items() if r.ts >= oldest}
+    moments: dict[date, list[str]] = {}
+    today = moment.astimezone(tz).date()
+    for kpi in kpis:
+        stamped = at.get(kpi) if at is not None else None
+        day = today if stamped is None else min(today, datetime.fromtimestamp(stamped, tz).date())
+        moments.setdefault(day, []).append(kpi)
+    out: dict[str, float] = {}
+    for day, chosen in moments.items():
+        end = compare_end(datetime.combine(day, time(12), tz), days, tz)
+        oldest = local_midnight(day - timedelta(days=2 * days), tz)
+        found = store.latest(chosen, before=end, strictly=True)
+        out.update({k: r.value for k, r in found.items() if r.ts >= oldest})
+    return out
 
 
 def digest_title(every: str, start: date, local: datetime) -> str:

@@ -339,6 +339,11 @@ class DashboardData:
         self.stale_after = stale_after  # None: from each source's schedule
         self._stale_by_cron: dict[str, float] = {}
         self._schedules = {s.name: s.schedule for s in config.sources if s.schedule}
+        from kpi_collector.run.complete_days import complete_day_kpis
+
+        #: KPIs stamped with the end of the day they describe, up to a day before the run
+        #: that stored them (`Source.complete_days`): their age counts a day less
+        self._whole_days = complete_day_kpis(config.sources, config.kpis)
         self.rollup_error: str | None = None
         self._lock = threading.Lock()
         self._cache: dict[tuple[Any, ...], Any] | None = {} if cache else None
@@ -693,13 +698,15 @@ class DashboardData:
         }
 
     def _stale_seconds(self, kpi: str, now: float) -> float:
-        """How old `kpi`'s newest value may be: from its source's schedule (or the config's)."""
+        """How old `kpi`'s newest value may be: from its source's schedule (or the config's),
+        and a day more for a complete day's value (stamped with the end of that day)."""
+        whole_day = 86400.0 if kpi in self._whole_days else 0.0
         if self.stale_after is not None:
-            return self.stale_after.total_seconds()
+            return self.stale_after.total_seconds() + whole_day
         expr = self._schedules.get(kpi.partition(".")[0]) or self.config.settings.schedule
         if expr not in self._stale_by_cron:
             self._stale_by_cron[expr] = stale_after(expr, self.zone, now).total_seconds()
-        return self._stale_by_cron[expr]
+        return self._stale_by_cron[expr] + whole_day
 
     def _is_formula(self, kpi: str) -> bool:
         spec = self.config.kpis.get(kpi)

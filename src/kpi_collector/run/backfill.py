@@ -78,15 +78,18 @@ async def abackfill(
     base_dir: Path,
     since: date | None = None,
     now: datetime | None = None,
+    until: date | None = None,
 ) -> BackfillReport:
     """Ask each source that can backfill for its daily values from `since` (default: a year
-    before `now`, in `tz`) and store those of the days `since` to yesterday (complete days:
-    a source's value of today so far, or of days not asked for, is left out) with their own
-    timestamps. Sources run concurrently and fail alone: errors land in the report, by source
-    name, never raised."""
+    before `now`, in `tz`) and store those of the days `since` to yesterday, or to `until`
+    when earlier (complete days: a source's value of today so far, or of days not asked
+    for, is left out) with their own timestamps. Sources run concurrently and fail alone:
+    errors land in the report, by source name, never raised."""
     now = now or datetime.now(UTC)
     since = since or (now.astimezone(tz).date() - timedelta(days=DEFAULT_DAYS))
     yesterday = now.astimezone(tz).date() - timedelta(days=1)
+    if until is not None:
+        yesterday = min(yesterday, until)
     report = BackfillReport(days=(since, yesterday))
     client = HttpClient(concurrency=defaults.concurrency, per_host=defaults.per_host)
 

@@ -24,6 +24,9 @@ class RunResult:
     errors: dict[str, str] = field(default_factory=dict)
     previous: dict[str, float] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)  # KPI id -> source name
+    #: KPI id -> the UTC epoch seconds a value is stored with when not the run's start: the
+    #: end of the complete day it describes (`Source.complete_days`, e.g. `active_users`)
+    stamps: dict[str, float] = field(default_factory=dict)
     delivery_errors: dict[str, str] = field(default_factory=dict)
     delivered: list[str] = field(default_factory=list)
     #: destinations of `delivery_errors` whose failed delivery stays pending (retried on the
@@ -74,7 +77,8 @@ class RunResult:
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per KPI: kpi, value, previous, change, source, ts. `value`, `previous` and
-        `change` are float columns; a KPI without a previous value has NaN there."""
+        `change` are float columns; a KPI without a previous value has NaN there. `ts` is
+        the run's start, or the end of the complete day a value describes (`stamps`)."""
         import pandas as pd
 
         nan = float("nan")
@@ -86,7 +90,11 @@ class RunResult:
                     "previous": _or_nan(self.previous.get(kpi), nan),
                     "change": _or_nan(self.change(kpi), nan),
                     "source": self.sources.get(kpi),
-                    "ts": pd.Timestamp(self.started_at),
+                    "ts": pd.Timestamp(
+                        self.started_at
+                        if kpi not in self.stamps
+                        else datetime.fromtimestamp(self.stamps[kpi], self.started_at.tzinfo)
+                    ),
                 }
                 for kpi, value in self.values.items()
             ],

@@ -2,7 +2,9 @@
 
 A source declares its fields (pydantic, unknown keys forbidden), a `type` name, and
 `async collect(ctx) -> {metric: number}`. Sources that can give past values also
-implement `backfill(ctx, since)`, yielding `Observation`s with their real timestamps.
+implement `backfill(ctx, since)`, yielding `Observation`s with their real timestamps; one
+whose `collect` gives the last complete day (yesterday) sets `complete_days = True`, and the
+run stores its values with that day's stamp, as `backfill` does (`run.complete_days`).
 HTTP, auth, retries and parsing live in `kpi_collector.collect`, never in a source.
 """
 
@@ -106,6 +108,11 @@ class PlainSource(PlainPlugin):
 
     #: metrics this source gives when it cannot know them from its config (for `kpi validate`)
     default_metrics: ClassVar[tuple[str, ...]] = ()
+    #: True when `collect` gives the values of the last complete day in the config's time
+    #: zone (yesterday, `ctx.today - 1`), not of the run's moment: the run stores them with
+    #: that day's stamp (its end, as `backfill` stamps a day), once per day, and fills in
+    #: the complete days missed since the source's last stored day through `backfill`
+    complete_days: ClassVar[bool] = False
 
     if TYPE_CHECKING:
         timeout: float | None

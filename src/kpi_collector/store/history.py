@@ -668,7 +668,7 @@ def newest_each(
     *,
     live: bool = False,
 ) -> sa.Executable:
-    """The newest row (id, kpi, value, ts, source, backfilled) of each of `kpis` (a list from
+    """The newest row (id, kpi, value, ts, source, backfilled, run_id) of each of `kpis` (a list from
     `id_chunks`) at or before `before` (strictly before when `strictly`; None: any time),
     only of those a run collected when `live` (not backfilled), of two at the same time
     the one stored last: a backward read of the (kpi, ts, id) index
@@ -693,7 +693,7 @@ def newest_each(
             .render_derived(name="wanted")
         )
         newest = (
-            sa.select(i.c.id, i.c.kpi, i.c.value, i.c.ts, i.c.source, i.c.backfilled)
+            sa.select(i.c.id, i.c.kpi, i.c.value, i.c.ts, i.c.source, i.c.backfilled, i.c.run_id)
             .where(i.c.kpi == wanted.c.kpi, *where)
             .order_by(*order)
             .limit(1)
@@ -708,7 +708,7 @@ def newest_each(
         newer += " AND i.backfilled = :no"
     union = " UNION ALL ".join(f"SELECT :k{n} AS kpi" for n in range(len(kpis)))
     return sa.text(
-        "SELECT o.id, o.kpi, o.value, o.ts, o.source, o.backfilled"
+        "SELECT o.id, o.kpi, o.value, o.ts, o.source, o.backfilled, o.run_id"
         f" FROM ({union}) AS wanted JOIN observations AS o ON o.id ="
         f" (SELECT i.id FROM observations AS i WHERE i.kpi = wanted.kpi{newer}"
         " ORDER BY i.ts DESC, i.id DESC LIMIT 1)"

@@ -207,8 +207,13 @@ def newest_collected_by_kpis(
     index, newest first; a source without known ids has those stored as `<source>.<metric>`
     (a source name holds no `.`), found in the index too (`store.history.stored_ids`).
     Asking per source (`source = ... GROUP BY source`, no index) read every observation
-    each time: a scheduler's check of each source job, slower as the history grows."""
+    each time: a scheduler's check of each source job, slower as the history grows.
+    A value stamped before its run started (a complete day's, stamped with the end of that
+    day: `Source.complete_days`) counts at its run's start."""
+    import sqlalchemy as sa
+
     from kpi_collector.store.history import newest_each, stored_ids
+    from kpi_collector.store.schema import runs
 
     unnamed = {source for source, ids in kpis.items() if not ids}
     wanted: dict[str, set[str]] = {}  # KPI id -> the sources asking for it
@@ -216,6 +221,7 @@ def newest_collected_by_kpis(
         for kpi in ids:
             wanted.setdefault(kpi, set()).add(source)
     newest: dict[str, float] = {}
+    stored: list[tuple[str, float, int | None]] = []  # (source, ts, run id) of each newest
     with store.reading() as conn:
         if unnamed:
             for kpi in stored_ids(conn):
@@ -228,13 +234,24 @@ def newest_collected_by_kpis(
                     behind.append(row.kpi)
                 # (a derived KPI's values, source `formula`, are no source's collection)
                 elif row.source in wanted[row.kpi]:
-                    newest[row.source] = max(float(row.ts), newest.get(row.source, -math.inf))
+                    stored.append((row.source, float(row.ts), row.run_id))
         # asked with `backfilled = false` at once, PostgreSQL read every row of each KPI's
         # history (few are live after a backfill: it expects to find the newest at the end)
         for chunk in id_chunks(conn, behind):
             for row in conn.execute(newest_each(conn, chunk, live=True)):
                 if row.source in wanted[row.kpi]:
-                    newest[row.source] = max(float(row.ts), newest.get(row.source, -math.inf))
+                    stored.append((row.source, float(row.ts), row.run_id))
+        started: dict[int, float] = {}
+        for part in chunks(sorted({run for _, _, run in stored if run is not None})):
+            started.update(
+                (r.id, float(r.started_at))
+                for r in conn.execute(
+                    sa.select(runs.c.id, runs.c.started_at).where(runs.c.id.in_(part))
+                )
+            )
+    for source, ts, run in stored:
+        moment = max(ts, started.get(run, ts)) if run is not None else ts
+        newest[source] = max(moment, newest.get(source, -math.inf))
     return newest
 
 

@@ -2,8 +2,13 @@
 stickiness, from event files or an events table; the whole daily series for backfill.
 
 The computation lives in :mod:`kpi_collector.sources.active_users.activity`; this module maps the config onto it.
-Days are counted in the config's time zone; `collect` gives the windows ending today,
-`backfill` every complete day since the given date, in one pass over the events.
+Days are counted in the config's time zone. Every value stored is a complete window, stamped
+with the day it ends on (that day's 23:59:59 local): `collect` gives the windows ending on
+the last complete day (yesterday; `Source.complete_days`), which the run stores with
+yesterday's stamp, once per day, filling in the complete days missed since the last stored
+one (`run.complete_days`); `backfill` gives every complete day since the given date, in
+one pass over the events. A window ending today would hold the day so far: a 07:00 run's
+DAU of 7 hours, compared with whole days.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from kpi_collector.collect.offload import in_daemon_thread
-from kpi_collector.secrets import Secret
+from kpi_collector.secrets import Secret, remember_url_credentials
 from kpi_collector.sources._service import day_end
 from kpi_collector.sources.active_users import activity
 from kpi_collector.sources.base import Observation, Source, SourceContext
@@ -43,6 +48,7 @@ class ActiveUsers(Source):
 
     type: ClassVar[str] = "active_users"
     default_metrics: ClassVar[tuple[str, ...]] = _DEFAULT_WINDOWS
+    complete_days: ClassVar[bool] = True
 
     events: str | list[str] | None = Field(
         default=None,
@@ -94,6 +100,9 @@ class ActiveUsers(Source):
                 raise ValueError("`events` is empty")
             # An unknown suffix is a config error now, not a failure at every run.
             _ = activity.EventFiles(self.events, format=self.format).file_format
+            for path in [self.events] if isinstance(self.events, str) else self.events:
+                if "://" in path:  # a password, a presigned URL's signature: never shown
+                    remember_url_credentials(path)
         if self.format is not None and self.events is None:
             raise ValueError("`format` is for `events` files")
         return self
@@ -105,6 +114,7 @@ class ActiveUsers(Source):
         return None
 
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
+        """The windows ending yesterday in the config's time zone: the last complete day."""
         return await in_daemon_thread(lambda: self._current(ctx))
 
     async def backfill(self, ctx: SourceContext, since: date) -> AsyncIterator[Observation]:
@@ -114,7 +124,9 @@ class ActiveUsers(Source):
 
     def _current(self, ctx: SourceContext) -> dict[str, float]:
         with self._events(ctx) as events:
-            values = activity.current(events, today=ctx.today, **self._options(ctx))
+            values = activity.current(
+                events, today=ctx.today - timedelta(days=1), **self._options(ctx)
+            )
         return {metric: float(value) for metric, value in values.items()}
 
     def _history(self, ctx: SourceContext, since: date) -> list[Observation]:
@@ -184,9 +196,11 @@ class ActiveUsers(Source):
             )
             return
         from kpi_collector.collect.sql import open_readonly
+        from kpi_collector.config.plain import resolve_database_url
 
         assert self.url is not None and self.table is not None
-        engine = open_readonly(self.url.get(), ctx.timeout)
+        # a relative SQLite path is beside the config, as the store's and a `sql` source's
+        engine = open_readonly(resolve_database_url(self.url.get(), ctx.base_dir), ctx.timeout)
         try:
             yield activity.EventTable(engine, self.table, timeout=ctx.timeout)
         finally:

@@ -26,7 +26,7 @@ from kpi_collector.collect.sql import (
     session_time_zone,
     sqlite_refused,
 )
-from kpi_collector.config.plain import MAX_BYTES, resolve_url
+from kpi_collector.config.plain import MAX_BYTES, resolve_database_url
 from kpi_collector.errors import ExtractError, SourceError
 from kpi_collector.secrets import DatabaseUrl
 from kpi_collector.sources.base import Source, SourceContext
@@ -106,7 +106,7 @@ class SQL(Source):
         errors: dict[str, str] = {}
         budget = timeout if budget is None else budget
         deadline = time.monotonic() + budget
-        url = self.url.get() if base_dir is None else _beside(self.url.get(), base_dir)
+        url = self.url.get() if base_dir is None else resolve_database_url(self.url.get(), base_dir)
         engine = open_readonly(url, timeout, strict_sums=True)
         conn: Any = None
         try:
@@ -148,15 +148,6 @@ class SQL(Source):
         if errors:
             raise MetricErrors(values, errors)
         return values
-
-
-def _beside(url: str, base_dir: Path) -> str:
-    """`url` with a relative SQLite path taken relative to `base_dir`, as the store's
-    (`resolve_url`), whatever driver it names (`sqlite+pysqlite:///app.db`)."""
-    scheme, sep, rest = url.partition(":///")
-    if not sep or scheme.split("+", 1)[0] != "sqlite":
-        return url
-    return scheme + resolve_url(f"sqlite:///{rest}", base_dir).removeprefix("sqlite")
 
 
 #: seconds a query needs at least: with less of the source's time left, it is not run
