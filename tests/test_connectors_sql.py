@@ -1247,3 +1247,66 @@ def test_a_timeout_of_one_query_is_transient_and_a_broken_query_is_not(tmp_path:
         }
     finally:
         history.close()
+
+
+def test_a_number_sqlite_made_up_from_text_is_refused_not_stored(tmp_path: Path) -> None:
+    """SQLite reads text as a number up to its first other character without a word:
+    `SELECT sum(amount)` over the text '1,234.50' and '2' stored 3 (`avg()` 1.5), as MariaDB
+    did before it was made to fail the metric on its warning. sum() and avg() over text that
+    is no number now fail the metric naming the text; over numbers, and numeric text
+    (' 2 ', '1e3'), they give SQLite's own answers (and total() its 0.0 of no rows)."""
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE orders (amount TEXT, price REAL, n INTEGER)")
+        conn.executemany(
+            "INSERT INTO orders VALUES (?, ?, ?)",
+            [("1,234.50", 1.5, 2), ("2", 2.25, 3), (None, None, None)],
+        )
+        conn.execute("CREATE TABLE clean (amount TEXT)")
+        conn.executemany("INSERT INTO clean VALUES (?)", [(" 2 ",), ("1e3",), ("0.5",)])
+    result = run(
+        SQL(
+            name="app",
+            url=f"sqlite:///{db}",
+            metrics={
+                "sum": "SELECT sum(amount) FROM orders",
+                "avg": "SELECT avg(amount) FROM orders WHERE amount IS NOT NULL",
+                "cleaned": "SELECT sum(REPLACE(amount, ',', '')) FROM orders",
+                "numeric_text": "SELECT sum(amount) FROM clean",
+                "price": "SELECT sum(price) FROM orders",
+                "price_avg": "SELECT avg(price) FROM orders",
+                "n": "SELECT sum(n) FROM orders",
+                "n_total": "SELECT total(n) FROM orders",
+                "none": {"query": "SELECT sum(n) FROM orders WHERE 0", "allow_zero": True},
+                "none_total": "SELECT total(n) FROM orders WHERE 0",
+                "overflow": "SELECT sum(n) FROM (SELECT 9223372036854775807 AS n UNION ALL"
+                " SELECT 1)",
+                "window": "SELECT sum(price) OVER (ORDER BY rowid ROWS 1 PRECEDING) FROM orders"
+                " ORDER BY rowid DESC LIMIT 1",
+                "window_avg": "SELECT avg(n) OVER (ORDER BY rowid ROWS 1 PRECEDING) FROM orders"
+                " ORDER BY rowid LIMIT 1 OFFSET 1",
+                "window_text": "SELECT sum(amount) OVER () FROM orders LIMIT 1",
+                "other_digits": "SELECT sum(x) FROM (SELECT '١٢' AS x)",
+                "nbsp": "SELECT avg(x) FROM (SELECT char(160) || '12' AS x)",
+            },
+        ),
+        defaults=Defaults(retries=0),
+    )
+    _no_source_error(result)
+    for name in ("sum", "avg", "window_text", "other_digits", "nbsp"):
+        message = result.errors[f"app.{name}"]
+        assert "not the data's" in message, message
+    assert "'1,234.50'" in result.errors["app.sum"]
+    assert result.values == {
+        "app.cleaned": 1236.5,
+        "app.numeric_text": 1002.5,
+        "app.price": 3.75,
+        "app.price_avg": 1.875,
+        "app.n": 5,
+        "app.n_total": 5.0,
+        "app.none_total": 0.0,
+        "app.window": 2.25,
+        "app.window_avg": 2.5,
+    }
+    assert "NULL" in result.errors["app.none"]
+    assert "integer overflow" in result.errors["app.overflow"]

@@ -262,3 +262,55 @@ def test_a_run_of_every_source_without_its_own_schedule_is_a_full_run(tmp_path: 
     assert weekly.got == []  # pypi has its own schedule: github, due each main run, is missing
     assert p.process(only=["github"], now=monday).exit_code == 0
     assert [d.period for d in weekly.got] == ["2026-W48"]
+
+
+def test_a_destination_name_longer_than_the_store_keeps_is_a_config_error(tmp_path: Path) -> None:
+    """The store keeps each destination's deliveries under its name (`deliveries.destination`,
+    VARCHAR(200)): a longer `name:` was kept on SQLite and failed every run's delivery on
+    PostgreSQL ("value too long") and MariaDB ("Data too long"). It is a config error on
+    every backend, saying the limit, before anything is collected."""
+    from kpi_collector import Pipeline
+    from kpi_collector.destinations import Store
+    from kpi_collector.errors import ConfigError
+    from kpi_collector.sources.python import Function
+
+    p = Pipeline(
+        sources=[Function(lambda: {"a": 1.0}, name="app")],
+        destinations=[
+            Store(f"sqlite:///{tmp_path / 'kpi.db'}"),
+            CSV(path="out.csv", name="team-" + "x" * 196),
+        ],
+        base_dir=tmp_path,
+    )
+    with pytest.raises(ConfigError, match="at most 200 characters"):
+        p.process()
+    assert not (tmp_path / "out.csv").exists()
+    ok = Pipeline(
+        sources=[Function(lambda: {"a": 1.0}, name="app")],
+        destinations=[
+            Store(f"sqlite:///{tmp_path / 'kpi.db'}"),
+            CSV(path="out.csv", name="team-" + "x" * 195),
+        ],
+        base_dir=tmp_path,
+    )
+    assert ok.process().exit_code == 0
+
+
+def test_a_destination_name_longer_than_the_store_keeps_is_refused_at_load() -> None:
+    """The same limit in a config file: `kpi validate` and `kpi run` refuse it at load,
+    naming the line, before anything runs (exit 2 means nothing ran)."""
+    from kpi_collector.config import parse_config
+    from kpi_collector.errors import ConfigError
+
+    text = (
+        "sources:\n  - {name: app, type: python, function: 'acme:metrics'}\n"
+        "destinations:\n  - {type: csv, path: out.csv, name: team-%s}\n"
+    )
+    with pytest.raises(ConfigError, match=r"kpi\.yaml:4.*at most 200 characters"):
+        parse_config(text % ("x" * 196), path=Path("kpi.yaml"), env={}, need_secrets=False)
+    config = parse_config(text % ("x" * 195), path=Path("kpi.yaml"), env={}, need_secrets=False)
+    assert len(config.destinations[0].name) == 200
+    from kpi_collector.config.loader import DESTINATION_NAME_MAX
+    from kpi_collector.store.limits import ID_MAX
+
+    assert DESTINATION_NAME_MAX == ID_MAX  # the config's limit is the store's

@@ -227,3 +227,172 @@ def test_lookalike_kpi_ids_keep_their_own_rows_in_the_long_table(
         assert rows == {f"app.{k}": v for k, v in values.items()}
     finally:
         _drop(warehouse, table)
+
+
+@pytest.mark.parametrize("earlier", [False, True], ids=["new-table", "table-of-an-earlier-version"])
+def test_a_long_table_in_a_latin1_mariadb_database_takes_any_title(
+    tmp_path: Path, earlier: bool
+) -> None:
+    """A warehouse database made with `CHARACTER SET latin1` (MariaDB's and MySQL 5.7's own
+    default) gave the long table's `title` that character set: a title with an emoji or
+    Cyrillic failed the period's rows ("Incorrect string value"), every run. The long table
+    keeps its text in utf8mb4 whatever the database's default; an earlier table's `title` is
+    converted, its titles kept."""
+    from kpi_collector import Pipeline
+    from kpi_collector.destinations import Store
+    from kpi_collector.sources.python import Function
+
+    server = require_mysql_url()
+    name = f"kpi_test_latin1_{tmp_path.name[-6:].replace('-', '_')}".lower()
+    root = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with root.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name} CHARACTER SET latin1"))
+    warehouse = server.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        if earlier:  # as an earlier version made it: the database's character set
+            engine = sa.create_engine(warehouse)
+            with engine.begin() as conn:
+                conn.execute(
+                    sa.text(
+                        "CREATE TABLE kpis (period VARCHAR(32) NOT NULL, kpi VARCHAR(200) NOT "
+                        "NULL, date VARCHAR(10) NOT NULL, title TEXT, value DOUBLE PRECISION,"
+                        " updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (period, kpi))"
+                    )
+                )
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO kpis VALUES ('2026-01-01', 'app.a', '2026-01-01', 'Café', 1, 0)"
+                    )
+                )
+            engine.dispose()
+        emoji_title = "🚀 Активные пользователи ✅"
+        p = Pipeline(
+            sources=[Function(lambda: {"b": 2.0}, name="app")],
+            destinations=[
+                Store(f"sqlite:///{tmp_path / 'kpi.db'}"),
+                SQL(url=warehouse, table="kpis", layout="long", every="day", retries=0),
+            ],
+            kpis={"app.b": {"title": emoji_title}},
+            base_dir=tmp_path,
+        )
+        result = p.process(now=DAY)
+        assert result.delivery_errors == {}
+        rows = {r["kpi"]: r["title"] for r in _rows(warehouse, "kpis")}
+        assert rows == {"app.b": emoji_title, **({"app.a": "Café"} if earlier else {})}
+    finally:
+        with root.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE {name}"))
+        root.dispose()
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_a_table_without_a_key_on_its_period_is_refused_never_filled_twice(
+    warehouse: str, layout: str, tmp_path: Path
+) -> None:
+    """A table made beforehand by hand (or by a migration tool) with the destination's
+    columns but no primary key: MariaDB's `ON DUPLICATE KEY` found no key and added a
+    second row for the period at each re-run, without a word; PostgreSQL and SQLite refused
+    `ON CONFLICT` with their own words. Such a table now refuses the delivery (marked
+    failed), saying which key to add; nothing is written to it."""
+    table = f"kpi_nokey_{layout}_{tmp_path.name[-6:].replace('-', '_')}".lower()
+    _drop(warehouse, table)
+    columns = (
+        "period VARCHAR(32) NOT NULL, date VARCHAR(10) NOT NULL, updated_at DOUBLE PRECISION"
+        " NOT NULL, github_stars DOUBLE PRECISION"
+        if layout == "wide"
+        else "period VARCHAR(32) NOT NULL, kpi VARCHAR(200) NOT NULL, date VARCHAR(10) NOT NULL,"
+        " title TEXT, value DOUBLE PRECISION, updated_at DOUBLE PRECISION NOT NULL"
+    )
+    engine = sa.create_engine(warehouse)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {table} ({columns})"))
+    engine.dispose()
+    try:
+        p = pipeline(
+            tmp_path, SQL(url=warehouse, table=table, layout=layout, every="day"), {"stars": 1.0}
+        )
+        for hours in (0, 2):
+            result = p.process(now=DAY + timedelta(hours=hours))
+            assert result.exit_code == 1
+            message = result.delivery_errors["sql"]
+            key = "(period)" if layout == "wide" else "(period, kpi)"
+            assert f"no primary key {key}" in message and "ADD PRIMARY KEY" in message, message
+        assert _rows(warehouse, table) == []
+        assert [r.status for r in p.delivery_engine().records()] == ["failed"]
+    finally:
+        _drop(warehouse, table)
+
+
+def test_a_table_with_an_id_key_and_a_unique_period_is_upserted_by_its_period(
+    warehouse: str, tmp_path: Path
+) -> None:
+    """A wide table made beforehand with its own `id` primary key and a unique `period`:
+    the upsert went by the primary key (PostgreSQL and SQLite refused `ON CONFLICT (id)`);
+    it goes by the period, which the unique index keeps one row of."""
+    table = f"kpi_idkey_{tmp_path.name[-6:].replace('-', '_')}".lower()
+    _drop(warehouse, table)
+    engine = sa.create_engine(warehouse)
+    serial = {
+        "sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "postgresql": "SERIAL PRIMARY KEY",
+    }.get(engine.dialect.name, "INTEGER AUTO_INCREMENT PRIMARY KEY")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"CREATE TABLE {table} (id {serial}, period VARCHAR(32) NOT NULL UNIQUE,"
+                " date VARCHAR(10) NOT NULL, updated_at DOUBLE PRECISION NOT NULL,"
+                " github_stars DOUBLE PRECISION)"
+            )
+        )
+    engine.dispose()
+    try:
+        state = {"stars": 1.0}
+        p = pipeline(tmp_path, SQL(url=warehouse, table=table, every="day"), state)
+        for hours, stars in ((0, 1.0), (2, 2.0)):
+            state["stars"] = stars
+            result = p.process(now=DAY + timedelta(hours=hours))
+            assert result.exit_code == 0, result.delivery_errors
+        rows = _rows(warehouse, table)
+        assert [(r["period"], r["github_stars"]) for r in rows] == [("2026-11-30", 2.0)]
+    finally:
+        _drop(warehouse, table)
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_a_table_made_beforehand_gets_the_columns_it_lacks(
+    warehouse: str, layout: str, tmp_path: Path
+) -> None:
+    """A table made beforehand with its key and values but without `date` or `updated_at`
+    (or `title`): every delivery failed with SQLAlchemy's "Unconsumed column names:
+    updated_at", while a KPI's missing column is added. The destination's own columns it
+    lacks are added the same way, and its rows are written."""
+    table = f"kpi_lacks_{layout}_{tmp_path.name[-6:].replace('-', '_')}".lower()
+    _drop(warehouse, table)
+    columns = (
+        "period VARCHAR(32) NOT NULL PRIMARY KEY, github_stars DOUBLE PRECISION"
+        if layout == "wide"
+        else "period VARCHAR(32) NOT NULL, kpi VARCHAR(200) NOT NULL, value DOUBLE PRECISION,"
+        " PRIMARY KEY (period, kpi)"
+    )
+    engine = sa.create_engine(warehouse)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {table} ({columns})"))
+    engine.dispose()
+    try:
+        p = pipeline(
+            tmp_path, SQL(url=warehouse, table=table, layout=layout, every="day"), {"stars": 3.0}
+        )
+        result = p.process(now=DAY)
+        assert result.exit_code == 0, result.delivery_errors
+        (row,) = _rows(warehouse, table)
+        assert row["date"] == "2026-11-30" and row["updated_at"] > 0
+        if layout == "wide":
+            assert row["github_stars"] == 3.0
+        else:
+            assert (row["kpi"], row["title"], row["value"]) == (
+                "github.stars",
+                "GitHub Stargazers",
+                3.0,
+            )
+    finally:
+        _drop(warehouse, table)

@@ -1081,3 +1081,152 @@ def _upstream_sqlite_limit(engine: sa.Engine) -> None:
         dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766)
 
     engine.dispose()  # the connections already open had the build's limit
+
+
+def test_a_text_longer_than_mariadb_s_text_column_never_loses_the_write(
+    store: HistoryStore,
+) -> None:
+    """MariaDB's TEXT holds 65,535 bytes: a run whose source failed with a long message (an
+    error page quoted whole: 80,000 characters) was refused whole ("Data too long for
+    column 'message'"), its values lost, as was a delivery's, a job's or an alert's long
+    error. Every text the store keeps is now cut to `TEXT_MAX` characters, which each
+    backend holds, alike on all of them."""
+    from kpi_collector.store import StoredObservation
+    from kpi_collector.store.alert_states import active_alerts, save_alert_state
+    from kpi_collector.store.deliveries import record_pending, records, update
+    from kpi_collector.store.heartbeats import job_states, record_job
+    from kpi_collector.store.limits import TEXT_MAX
+
+    long = "bad gateway 😀 " * 6000  # 90,000 characters, 114,000 bytes in UTF-8
+    run_id = store.begin_run(started_at=1000.0)
+    store.finish_run(
+        run_id,
+        observations=[StoredObservation("app.users", 1000.0, 7.0, "app")],
+        errors=[RunError("web", None, long, True)],
+        finished_at=1001.0,
+    )
+    assert store.latest()["app.users"].value == 7.0
+    (message,) = [e.message for e in store.runs(1)[0].errors]
+    assert len(message) == TEXT_MAX and message.endswith("…")
+    assert long.startswith(message[:-1])
+
+    record_pending(store, "slack", "2026-W48", run_id=run_id, started_at=1000.0, upserts=False)
+    (record,) = records(store)
+    update(store, record.id, last_error=long)
+    assert records(store)[0].last_error == message
+
+    record_job(store, "main", fired_at=1000.0, status="failed", error=long)
+    assert job_states(store)["main"].last_error == message
+
+    save_alert_state(store, "app.users:below", "", active=True, message=long, now=1000.0)
+    (alert,) = active_alerts(store)
+    assert alert.message == message
+
+
+def test_a_run_trigger_longer_than_the_store_keeps_is_refused_alike_on_every_backend(
+    store: HistoryStore,
+) -> None:
+    """`runs.trigger` is VARCHAR(16): `begin_run(trigger="nightly-full-sync")` (or a
+    `Pipeline.trigger` of that name) was stored whole on SQLite and failed the run's start
+    on PostgreSQL ("value too long") and MariaDB ("Data too long"), with the database's
+    words. It is refused before anything is written, on every backend, saying the limit."""
+    with pytest.raises(StoreError, match="at most 16 characters"):
+        store.begin_run(trigger="nightly-full-sync")
+    run_id = store.begin_run(trigger="nightly-fullsync")  # 16: kept
+    assert store.runs(1)[0].id == run_id and store.runs(1)[0].trigger == "nightly-fullsync"
+
+
+def test_a_table_row_due_again_counts_its_attempts_from_zero(store: HistoryStore) -> None:
+    """A table destination's row of a period goes done -> pending again with each newer run
+    of the period; it kept the attempts of its earlier deliveries: after six runs of a day,
+    each delivered at the first try, `kpi deliver --list` said 6 attempts, and a destination
+    with its own schedule waited the backoff of five failures before the new values went
+    out. A row due again with new values counts from zero; one still pending keeps its."""
+    from kpi_collector.store.deliveries import (
+        DONE,
+        FAILED,
+        bump_attempts,
+        record_pending,
+        records,
+        update,
+    )
+
+    def record(name: str, run_id: int) -> None:
+        record_pending(
+            store, name, "2026-12-01", run_id=run_id, started_at=1000.0 + run_id, upserts=True
+        )
+
+    first = store.begin_run(started_at=1000.0)
+    for name in ("sheet", "refused"):
+        record(name, first)
+        (row,) = records(store, destination=name)
+        bump_attempts(store, row.id)
+        bump_attempts(store, row.id)
+        update(store, row.id, status=DONE if name == "sheet" else FAILED)
+    second = store.begin_run(started_at=1001.0)
+    for name in ("sheet", "refused"):
+        record(name, second)
+        (row,) = records(store, destination=name)
+        assert (row.status, row.run_id, row.attempts) == ("pending", second, 0)
+    bump_attempts(store, row.id)
+    third = store.begin_run(started_at=1002.0)
+    record("refused", third)  # still pending: its attempts go on
+    (row,) = records(store, destination="refused")
+    assert (row.status, row.run_id, row.attempts) == ("pending", third, 1)
+
+
+@contextlib.contextmanager
+def _read_only(folder: Path) -> Iterator[None]:
+    """`folder` read-only for this process: its mode without write bits, or (root writes
+    whatever the mode says) a read-only bind mount of it onto itself, as a store on a
+    mounted backup or snapshot is."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    mounted = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"no read-only folder can be made here: {mounted.stderr.decode().strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
+        yield
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_store_in_a_read_only_folder_says_why_it_cannot_be_opened(tmp_path: Path) -> None:
+    """A SQLite store in a folder this user cannot write (a mounted backup, another user's
+    folder) could not even be read, and said only "unable to open database file": SQLite
+    writes its -wal and -shm files beside the store to read it. The error now names the
+    folder and why, in the Python API and from `kpi history`; the store is left as it was."""
+    from tests.cli import run_kpi
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    url = f"sqlite:///{folder / 'kpi.db'}"
+    history = HistoryStore(url)
+    run_id = history.begin_run(started_at=1000.0)
+    history.finish_run(run_id, observations=[("app.users", 1000.0, 7.0, "app")])
+    history.close()
+    (tmp_path / "kpi.yaml").write_text(
+        f'store: "{url}"\nsources:\n  - {{name: app, type: python, function: "acme:metrics"}}\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "acme.py").write_text("def metrics():\n    return {'users': 8}\n", encoding="utf-8")
+    with _read_only(folder):
+        with pytest.raises(StoreError, match=r"read-only") as caught:
+            HistoryStore(url).has_schema()
+        assert str(folder) in str(caught.value) and "-wal" in str(caught.value)
+        ran = run_kpi(tmp_path, "history")
+        assert ran.returncode == 1, ran.stdout + ran.stderr
+        [line] = ran.stderr.strip().splitlines()
+        assert line.startswith("error: cannot open store") and "read-only" in line, line
+    reopened = HistoryStore(url)
+    assert reopened.latest()["app.users"].value == 7.0
+    reopened.close()

@@ -267,6 +267,12 @@ def parse_config(
             cls, {k: v for k, v in item.items() if k != "type"}, lines, at, label_
         )
         _unique(destination.name, index, seen, lines, at, "destination")
+        if len(destination.name) > DESTINATION_NAME_MAX:
+            raise ConfigError(
+                f"{lines.where((*at, 'name'))}: destination name has {len(destination.name)} "
+                f"characters; the store keeps each destination's deliveries under its name, of "
+                f"at most {DESTINATION_NAME_MAX} characters: give it a shorter `name:`"
+            )
         _one_writer(destination, index, places, path, lines, at, label_)
         destinations.append(destination)
     config = Config(
@@ -403,6 +409,11 @@ def _checked_cron(value: Any, lines: _LineFinder, at: Path_) -> str:
         return check_cron(str(value))
     except ValueError as exc:
         raise ConfigError(f"{lines.where(at)}: schedule: {exc}") from None
+
+
+#: the longest destination name the store keeps its deliveries under (`deliveries.destination`,
+#: `store.limits.ID_MAX`): PostgreSQL and MariaDB refused every delivery of a longer one
+DESTINATION_NAME_MAX = 200
 
 
 def _unique(

@@ -108,6 +108,15 @@ class DeliveryEngine:
                 f"two destinations are named {twice[0]!r}; give each its own `name:` "
                 "(delivery state is kept per destination name)"
             )
+        from kpi_collector.store.limits import ID_MAX
+
+        long = next((n for n in names if len(n) > ID_MAX), None)
+        if long is not None:  # PostgreSQL and MariaDB refused its every delivery, SQLite kept it
+            raise ConfigError(
+                f"destination name {long[:60]!r}... has {len(long)} characters; the store keeps "
+                f"each destination's deliveries under its name, of at most {ID_MAX} characters: "
+                "give it a shorter `name:`"
+            )
         self.kpis = kpis or {}
         #: KPI ids -> display order (default: `display_order` by this engine's `kpis`)
         self.order = order or (lambda ids: display_order(ids, kpis=self.kpis))

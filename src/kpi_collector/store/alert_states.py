@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kpi_collector.secrets import redact
-from kpi_collector.store.limits import chunks
+from kpi_collector.store.limits import chunks, fit_text
 
 if TYPE_CHECKING:
     from kpi_collector.store import HistoryStore
@@ -90,7 +90,7 @@ def save_alert_state(
     text = redact(message)
     if side is not None or text.startswith("["):  # "[] " keeps a message's own "[below] "
         text = f"[{side or ''}] {text}"
-    values = {"active": active, "since": now, "message": text, "updated_at": time.time()}
+    values = {"active": active, "since": now, "message": fit_text(text), "updated_at": time.time()}
     with store.write() as conn:
         if not conn.execute(t.update().where(where).values(**values)).rowcount:
             conn.execute(t.insert().values(alert=key, destination=destination, **values))
@@ -144,7 +144,11 @@ def silence(store: HistoryStore, alert: str, *, until: float, note: str | None =
     but no destination is told while the silence lasts."""
     from kpi_collector.store.schema import alert_silences as t
 
-    values = {"until": until, "created_at": time.time(), "note": redact(note) if note else None}
+    values = {
+        "until": until,
+        "created_at": time.time(),
+        "note": fit_text(redact(note)) if note else None,
+    }
     with store.write() as conn:
         if not conn.execute(t.update().where(t.c.alert == alert).values(**values)).rowcount:
             conn.execute(t.insert().values(alert=alert, **values))

@@ -133,6 +133,8 @@ def record_pending(
                             .values(
                                 status=PENDING,
                                 run_id=run_id,
+                                # a new delivery: the earlier ones' attempts are not its own
+                                attempts=0,
                                 last_error=None,
                                 progress=0,
                                 sent_plan=None,
@@ -230,6 +232,7 @@ def update(store: HistoryStore, record_id: int, **values: Any) -> None:
     from kpi_collector.store.schema import deliveries as t
 
     values["updated_at"] = time.time()
+    _fit_last_error(values)
     with store.write() as conn:
         conn.execute(sa.update(t).where(t.c.id == record_id).values(**values))
 
@@ -244,11 +247,20 @@ def update_for_run(store: HistoryStore, record_id: int, run_id: int | None, **va
     from kpi_collector.store.schema import deliveries as t
 
     values["updated_at"] = time.time()
+    _fit_last_error(values)
     where = (t.c.id == record_id) & (
         t.c.run_id.is_(None) if run_id is None else t.c.run_id == run_id
     )
     with store.write() as conn:
         return bool(conn.execute(sa.update(t).where(where).values(**values)).rowcount)
+
+
+def _fit_last_error(values: dict[str, Any]) -> None:
+    """`values["last_error"]`, when given, as the store keeps a text (`limits.fit_text`)."""
+    if isinstance(values.get("last_error"), str):
+        from kpi_collector.store.limits import fit_text
+
+        values["last_error"] = fit_text(values["last_error"])
 
 
 def bump_attempts(store: HistoryStore, record_id: int) -> None:

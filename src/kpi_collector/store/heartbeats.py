@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from kpi_collector.secrets import redact
-from kpi_collector.store.limits import chunks
+from kpi_collector.store.limits import chunks, fit_text
 
 if TYPE_CHECKING:
     from kpi_collector.store import HistoryStore
@@ -164,7 +164,7 @@ def write_heartbeat(
         **fields,
     }
     if "detail" in values and values["detail"] is not None:
-        values["detail"] = redact(str(values["detail"]))
+        values["detail"] = fit_text(redact(str(values["detail"])))
     direct = store.direct()
     if direct is not None:
         direct.write_heartbeat(name, values)
@@ -205,7 +205,7 @@ def record_job(
     values: dict[str, Any] = {
         "last_fire_at": fired_at,
         "last_status": status,
-        "last_error": redact(error) if error else None,
+        "last_error": fit_text(redact(error)) if error else None,
         "updated_at": time.time(),
     }
     if status in ("ok", "partial"):

@@ -18,9 +18,12 @@ from kpi_collector.errors import StoreError, missing_package
 from kpi_collector.secrets import redact
 from kpi_collector.store.limits import (
     ID_MAX,
+    TEXT_MAX,
+    TRIGGER_MAX,
     among,
     chunks,
     cut,
+    fit_text,
     id_chunks,
     id_problem,
     printable_name,
@@ -186,7 +189,8 @@ class HistoryStore:
                         (meta.name,),
                     ).fetchone()
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot open store {redact(self.url)!r}: {exc}") from None
+                reason = f"{exc}{sqlite_hint(path, str(exc))}"
+                raise StoreError(f"cannot open store {redact(self.url)!r}: {reason}") from None
             return found is not None
         engine = self._connect()
         try:
@@ -241,7 +245,10 @@ class HistoryStore:
         except Exception as exc:
             if engine.dialect.name == "sqlite" and "database is locked" in str(exc):
                 raise _SqliteBusy from None
-            raise StoreError(f"cannot open store {redact(self.url)!r}: {first_line(exc)}") from None
+            reason = first_line(exc)
+            if engine.dialect.name == "sqlite" and engine.url.database:
+                reason += sqlite_hint(engine.url.database, reason)
+            raise StoreError(f"cannot open store {redact(self.url)!r}: {reason}") from None
 
     def _migrate_locked(self, conn: sa.Connection) -> int:
         """Create or migrate the schema on `conn`, holding the migration lock."""
@@ -301,7 +308,14 @@ class HistoryStore:
 
     def begin_run(self, *, started_at: float | None = None, trigger: str = "run") -> int:
         """Record a run as "running" and return its id; `started_at` is UTC epoch seconds
-        (default now), `trigger` says who started it ("run", "schedule"). Raises StoreError."""
+        (default now), `trigger` says who started it ("run", "schedule"; at most
+        `TRIGGER_MAX` characters). Raises StoreError, also for a longer `trigger` (PostgreSQL
+        and MariaDB refused it with their own words, SQLite kept it)."""
+        if len(trigger) > TRIGGER_MAX:
+            raise StoreError(
+                f"run trigger {cut(trigger, 60)!r} has {len(trigger)} characters; the store "
+                f"keeps at most {TRIGGER_MAX} characters"
+            )
         started_at = started_at or time.time()
         direct = self.direct()
         if direct is not None:
@@ -334,7 +348,7 @@ class HistoryStore:
                 "run_id": run_id,
                 "source": printable_name(e.source),
                 "kpi": None if e.kpi is None else printable_name(e.kpi),
-                "message": printable_name(redact(e.message), None),
+                "message": printable_name(redact(e.message), TEXT_MAX),
                 "transient": e.transient,
             }
             for e in map(RunError._make, errors)
@@ -720,7 +734,7 @@ def _fitting(
                 "run_id": run_id,
                 "source": printable_name(source),
                 "kpi": printable_name(kpi),
-                "message": redact(f"{problem}; not stored"),
+                "message": fit_text(redact(f"{problem}; not stored")),
                 "transient": False,
             }
         )
@@ -737,6 +751,30 @@ def unstorable(kpi: str, value: float, source: str) -> str | None:
     if not math.isfinite(value):
         return f"{value} is not a finite number"
     return None
+
+
+#: what SQLite says when it cannot create or write a file of the store
+_CANNOT_WRITE = ("unable to open database file", "readonly database")
+
+
+def sqlite_hint(path: str, message: str) -> str:
+    """Why SQLite could not open or write the store file at `path`, when it said so
+    (`message`, one of `_CANNOT_WRITE`) because this user cannot write the file or its
+    folder: " (its folder /srv/kpi is read-only ...)", else "". SQLite writes `<file>-wal`
+    and `<file>-shm` beside a store (WAL journal) even to read it."""
+    import os
+
+    if not any(words in message for words in _CANNOT_WRITE):
+        return ""
+    file = Path(path).resolve()
+    beside = f"SQLite writes {file.name}-wal and {file.name}-shm beside the store, even to read it"
+    if file.parent.is_dir() and not os.access(file.parent, os.W_OK):
+        return (
+            f" (its folder {file.parent} is read-only for this user: {beside}; let it write there)"
+        )
+    if file.is_file() and not os.access(file, os.W_OK):
+        return f" ({file} is read-only for this user; let it write the file)"
+    return ""
 
 
 def os_reason(exc: OSError) -> str:

@@ -84,6 +84,21 @@ def id_problem(kpi: str) -> str | None:
     return None
 
 
+#: characters of a run's trigger the store keeps (runs.trigger: VARCHAR(16))
+TRIGGER_MAX = 16
+
+#: characters of a text the store keeps (an error message, a job's or delivery's last error,
+#: an alert's message, a process's detail): 16,000 characters are at most 64,000 bytes in
+#: UTF-8, within MariaDB/MySQL's TEXT (65,535 bytes, which refused the whole write of a
+#: longer one); every backend keeps the same cut
+TEXT_MAX = 16_000
+
+
+def fit_text(text: str) -> str:
+    """`text` as the store keeps it: cut to TEXT_MAX characters ("…" last) when longer."""
+    return cut(text, TEXT_MAX)
+
+
 def printable_name(text: str, limit: int | None = ID_MAX) -> str:
     """`text` as a stored error may hold it: control characters as `?`, cut to `limit`
     characters (None: not cut)."""

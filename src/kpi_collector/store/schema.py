@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from kpi_collector.store.limits import ID_MAX
+from kpi_collector.store.limits import ID_MAX, TRIGGER_MAX
 from kpi_collector.store.version import SCHEMA_VERSION
 
 metadata = sa.MetaData()
@@ -26,7 +26,7 @@ runs = sa.Table(
     sa.Column("started_at", sa.Double, nullable=False),  # epoch seconds, UTC
     sa.Column("finished_at", sa.Double),
     sa.Column("status", sa.String(16), nullable=False),  # running | ok | failed | partial
-    sa.Column("trigger", sa.String(16), nullable=False, server_default="run"),
+    sa.Column("trigger", sa.String(TRIGGER_MAX), nullable=False, server_default="run"),
     sa.Column("n_values", sa.Integer, nullable=False, server_default="0"),
     sa.Column("n_errors", sa.Integer, nullable=False, server_default="0"),
 )

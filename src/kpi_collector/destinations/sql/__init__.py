@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field, PrivateAttr, field_validator
 
 from kpi_collector.collect.sql import first_line, with_driver
-from kpi_collector.destinations._table import rows_of
+from kpi_collector.destinations._table import LONG_KEY, WIDE_KEY, rows_of
 from kpi_collector.destinations.base import (
     Delivery,
     TableDestination,
@@ -172,16 +172,20 @@ class SQL(TableDestination):
     def _widen_title(self, conn: sa.Connection, delivery: Delivery) -> None:
         """A long table made by an earlier version has `title` VARCHAR(200): a longer title
         failed the period's rows on PostgreSQL and MariaDB, so the column becomes TEXT (SQLite
-        keeps any length)."""
+        keeps any length). On MariaDB/MySQL a `title` in another character set than utf8mb4
+        (the database's default, latin1 on many servers, when an earlier version made it)
+        refused an emoji or Cyrillic title: it is converted (its titles kept)."""
         import sqlalchemy as sa
 
+        mysql = conn.dialect.name in ("mysql", "mariadb")
         longest = max((len(delivery.title(k)) for k in delivery.ordered), default=0)
-        if longest <= 200 or conn.dialect.name == "sqlite":
+        narrow = mysql and self._column_charset(conn, "title") not in (None, "utf8mb4")
+        if not narrow and (longest <= 200 or conn.dialect.name == "sqlite"):
             return
         columns = sa.inspect(conn).get_columns(self.table, schema=self.db_schema)
         title = next((c for c in columns if c["name"] == "title"), None)
         length = getattr(title["type"], "length", None) if title else None
-        if length is None or length >= longest:
+        if not narrow and (length is None or length >= longest):
             return
         prep = conn.dialect.identifier_preparer
         name = prep.quote(self.table)
@@ -189,8 +193,23 @@ class SQL(TableDestination):
             name = f"{prep.quote_schema(self.db_schema)}.{name}"
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text(f"ALTER TABLE {name} ALTER COLUMN title TYPE TEXT"))
+        elif mysql:
+            conn.execute(sa.text(f"ALTER TABLE {name} MODIFY title TEXT CHARACTER SET utf8mb4"))
         else:
             conn.execute(sa.text(f"ALTER TABLE {name} MODIFY title TEXT"))
+
+    def _column_charset(self, conn: sa.Connection, column: str) -> str | None:
+        """The character set of the table's `column` on MariaDB/MySQL (None: no such column)."""
+        import sqlalchemy as sa
+
+        found = conn.execute(
+            sa.text(
+                "SELECT CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA ="
+                " COALESCE(:schema, DATABASE()) AND TABLE_NAME = :table AND COLUMN_NAME = :column"
+            ),
+            {"schema": self.db_schema, "table": self.table, "column": column},
+        ).scalar()
+        return None if found is None else str(found)
 
     def _binary_kpi(self, conn: sa.Connection) -> None:
         """On MariaDB/MySQL the long table's `kpi` compares as the other databases compare
@@ -239,8 +258,15 @@ class SQL(TableDestination):
                 sa.Column("title", sa.Text),  # `kpis:` titles have no length limit
                 sa.Column("value", sa.Double),
                 sa.Column("updated_at", sa.Double, nullable=False),
+                # not the database's default (latin1 on many servers): any title fits
+                mysql_charset="utf8mb4",
+                mariadb_charset="utf8mb4",
             )
-            table.create(conn, checkfirst=True)
+            if sa.inspect(conn).has_table(self.table, schema=self.db_schema):
+                self._need_key(conn, LONG_KEY)
+                self._add_columns(conn, {c.name: c.type for c in table.columns})
+            else:
+                table.create(conn)
             self._widen_title(conn, delivery)
             self._binary_kpi(conn)
             return table
@@ -257,6 +283,18 @@ class SQL(TableDestination):
             )
             table.create(conn)
             return table
+        self._need_key(conn, WIDE_KEY)
+        own: dict[str, Any] = {"date": sa.String(10), "updated_at": sa.Double()}
+        self._add_columns(conn, own | dict.fromkeys(wanted, sa.Double()))
+        return sa.Table(self.table, sa.MetaData(schema=self.db_schema), autoload_with=conn)
+
+    def _add_columns(self, conn: sa.Connection, columns: dict[str, Any]) -> None:
+        """Add to the existing table each of `columns` ({name: SQLAlchemy type}) it lacks, in
+        their order: a new KPI's column, or the destination's own (`date`, `updated_at`,
+        `title`, ...) that a table made beforehand may not have."""
+        import sqlalchemy as sa
+
+        inspector = sa.inspect(conn)
         have = {c["name"] for c in inspector.get_columns(self.table, schema=self.db_schema)}
         preparer = conn.dialect.identifier_preparer
         qualified = (
@@ -264,18 +302,59 @@ class SQL(TableDestination):
             if self.db_schema
             else preparer.quote(self.table)
         )
-        double = sa.Double().compile(dialect=conn.dialect)
-        for column in dict.fromkeys(wanted):
+        for column, kind in columns.items():
             if column not in have:
+                sql_type = kind.compile(dialect=conn.dialect)
                 conn.execute(
-                    sa.text(f"ALTER TABLE {qualified} ADD COLUMN {preparer.quote(column)} {double}")
+                    sa.text(
+                        f"ALTER TABLE {qualified} ADD COLUMN {preparer.quote(column)} {sql_type}"
+                    )
                 )
                 have.add(column)
-        return sa.Table(self.table, sa.MetaData(schema=self.db_schema), autoload_with=conn)
+
+    def _need_key(self, conn: sa.Connection, key: tuple[str, ...]) -> None:
+        """Refuse (DeliveryError, refused) a table made beforehand without a primary key or
+        unique index on exactly `key`: every upsert finds its row by it (MariaDB/MySQL's
+        `ON DUPLICATE KEY` without one added a second row for the period at each re-run;
+        PostgreSQL and SQLite refused `ON CONFLICT` in their words)."""
+        import sqlalchemy as sa
+
+        inspector = sa.inspect(conn)
+        wanted = set(key)
+        primary = inspector.get_pk_constraint(self.table, schema=self.db_schema)
+        keys: list[set[str | None]] = [set(primary["constrained_columns"])]
+        keys += [
+            set(unique["column_names"])
+            for unique in inspector.get_unique_constraints(self.table, schema=self.db_schema)
+        ]
+        keys += [
+            set(index["column_names"])
+            for index in inspector.get_indexes(self.table, schema=self.db_schema)
+            if index.get("unique")
+        ]
+        if conn.dialect.name == "sqlite":  # its reflection leaves out a column's own UNIQUE
+            prep = conn.dialect.identifier_preparer
+            at = f"{prep.quote(self.db_schema)}." if self.db_schema else ""
+            for index in conn.exec_driver_sql(f"PRAGMA {at}index_list({prep.quote(self.table)})"):
+                if index[2] and not index[4]:  # (seq, name, unique, origin, partial)
+                    info = f"PRAGMA {at}index_info({prep.quote(index[1])})"
+                    keys.append({row[2] for row in conn.exec_driver_sql(info)})
+        if wanted in keys:
+            return
+        columns = ", ".join(key)
+        raise delivery_error(
+            f"sql destination {self.name!r}: table {self.table} has no primary key ({columns}), "
+            "so a re-run of the period would add a second row; add it "
+            f"(ALTER TABLE {self.table} ADD PRIMARY KEY ({columns})) or name another `table`",
+            transient=False,
+            refused=True,
+        )
 
     def _upsert(self, conn: sa.Connection, table: sa.Table, record: dict[str, Any]) -> None:
         """Insert or update by primary key, atomically in the database's own dialect."""
-        key = [c.name for c in table.primary_key.columns]
+        # the layout's key, which `_need_key` found a primary key or unique index on (a table
+        # made beforehand may have another primary key, an `id`, beside a unique period)
+        key = list(LONG_KEY if self.layout == "long" else WIDE_KEY)
         changes = {k: v for k, v in record.items() if k not in key}
         dialect = conn.dialect.name
         if dialect == "postgresql":

@@ -24,6 +24,7 @@ from kpi_collector.collect.sql import (
     read_only_broken,
     read_only_session,
     session_time_zone,
+    sqlite_refused,
 )
 from kpi_collector.config.plain import MAX_BYTES, resolve_database_url
 from kpi_collector.errors import ExtractError, SourceError
@@ -112,7 +113,7 @@ class SQL(Source):
         budget = timeout if budget is None else budget
         deadline = time.monotonic() + budget
         url = self.url.get() if base_dir is None else resolve_database_url(self.url.get(), base_dir)
-        engine = open_readonly(url, timeout)
+        engine = open_readonly(url, timeout, strict_sums=True)
         conn: Any = None
         try:
             names = list(self.metrics)
@@ -250,6 +251,9 @@ def _scalar(
         ) from None
     except sa_exc.DBAPIError as exc:
         message = first_line(exc)
+        refused = sqlite_refused(conn)
+        if refused is not None:
+            raise ExtractError(f"{name}: {refused}") from None
         if _several_statements(exc, metric.query):
             raise ExtractError(
                 f"{name}: the query holds several statements; a metric's query is one SELECT"
