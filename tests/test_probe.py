@@ -20,7 +20,7 @@ from aiohttp import web
 
 from kpi_collector.demo.server import BackgroundServer, make_app, metric
 from kpi_collector.demo.setup import write_demo_folder
-from tests.cli import run_kpi
+from tests.cli import run_kpi, stored_values
 
 PAGES = 20
 
@@ -201,7 +201,13 @@ def site() -> Iterator[str]:
         body = "\ufeff" + json.dumps(JSON_DOC)
         return web.Response(body=body.encode(), content_type="text/plain")
 
+    async def german(request: web.Request) -> web.Response:
+        # a German API: strings as de writes them ("12,374" reads two ways there)
+        body = {"umsatz": "1.234,5", "kunden": 142, "quote": "12,5 %", "growth": "12,374"}
+        return web.json_response(body)
+
     app.router.add_get("/api/stats", data)
+    app.router.add_get("/api/german", german)
     app.router.add_get("/api/bom", data_with_bom)
     app.router.add_get("/moved", moved)
     with BackgroundServer(app) as url:
@@ -454,3 +460,32 @@ def test_a_number_whose_sign_is_in_the_element_before_is_not_listed_unsigned() -
     listed = {f.value for f in probe_html(page)}
     assert 5 not in listed and 1200 not in listed
     assert {7, 12} <= listed
+
+
+def test_a_json_source_with_a_locale_is_probed_as_its_run_reads_it(
+    site: str, tmp_path: Path
+) -> None:
+    """`kpi probe --source NAME` of an `http_json` source with `locale: de` listed its JSON
+    strings read as en: `"growth": "12,374"` as 12374, a line the run then refused as
+    reading two ways (and `"1.234,5"`, which de reads as 1234.5, was left out). Each line
+    listed, put in the config and run, stores the value listed."""
+    config = {
+        "sources": [
+            {
+                "name": "crm",
+                "type": "http_json",
+                "url": f"{site}/api/german",
+                "locale": "de",
+                "metrics": {"kunden": "kunden"},  # the one the user knows already
+            }
+        ]
+    }
+    (tmp_path / "kpi.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    findings = probed(tmp_path, "--source", "crm")["findings"]
+    listed = {f["jmespath"]: f["value"] for f in findings}
+    assert listed == {"umsatz": 1234.5, "kunden": 142.0, "quote": 12.5}
+    config["sources"][0]["metrics"] = {f["name"]: f["metric"] for f in findings}
+    (tmp_path / "kpi.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = run_kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert stored_values(tmp_path) == {f"crm.{f['name']}": f["value"] for f in findings}

@@ -680,10 +680,14 @@ _JMES_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _NUMERIC_STRING = re.compile(r"\s*[-+]?[\d.,' ]*\d[\d.,' ]*%?\s*\Z")
 
 
-def probe_json(document: Any, *, grep: str | None = None) -> list[Finding]:
+def probe_json(
+    document: Any, *, locale: str | None = None, grep: str | None = None
+) -> list[Finding]:
     """Every numeric leaf of a parsed JSON `document` (numbers, and strings that are one
     number, such as "12,374" or "$1.2k": `_amount`), in document order, with the JMESPath
-    that reads it, checked through `from_json`. `grep` keeps the leaves whose path contains it (any case)."""
+    that reads it, checked through `from_json` under `locale` (the source's `locale:`, as
+    its run reads the answer: a string that reads two ways there is left out). `grep`
+    keeps the leaves whose path contains it (any case)."""
     wanted = grep.casefold() if grep else None
     names: Counter[str] = Counter()
     out: list[Finding] = []
@@ -695,10 +699,10 @@ def probe_json(document: Any, *, grep: str | None = None) -> list[Finding]:
         if wanted is not None and wanted not in path.casefold():
             continue
         try:
-            value = from_json("probe", document, Metric(jmespath=path))
+            value = from_json("probe", document, Metric(jmespath=path), locale)
         except (ExtractError, ValueError):
             continue
-        expected = float(leaf) if isinstance(leaf, int | float) else _parsed(leaf)
+        expected = float(leaf) if isinstance(leaf, int | float) else _parsed(leaf, locale)
         if expected is None or value != expected:
             continue
         label = " ".join(k for k in keys if not k.isdigit())
@@ -741,9 +745,9 @@ def _amount(text: str) -> bool:
     return len(words) <= 1 and all(_AMOUNT_WORD.fullmatch(word) for word in words)
 
 
-def _parsed(text: str) -> float | None:
+def _parsed(text: str, locale: str | None = None) -> float | None:
     try:
-        return parse_number(text)
+        return parse_number(text, locale)
     except ValueError:
         return None
 

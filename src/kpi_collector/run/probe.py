@@ -131,7 +131,7 @@ async def probe_page(
         fetched = time.perf_counter()
         if json_body is not None:
             result = ProbeResult(url_without_query(final), "json")
-            result.findings = probe_json(json_body[0], grep=grep)
+            result.findings = probe_json(json_body[0], locale=source.locale, grep=grep)
         else:
             rendered = isinstance(source, PlainHTML) and source.render
             result = ProbeResult(url_without_query(final), "html", rendered=rendered)
