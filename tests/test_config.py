@@ -82,6 +82,41 @@ def test_disabled_source_may_use_unset_variables() -> None:
     assert "${CRM_URL}" in error_of(enabled)
 
 
+@pytest.mark.parametrize(
+    ("switch", "env"),
+    [
+        ("${CRM_ON:-false}", {}),
+        ("${CRM_ON}", {"CRM_ON": "False"}),
+        ('"${CRM_ON:-0}"', {}),
+        ("'no'", {}),  # quoted: a text, read as false as pydantic reads it
+    ],
+)
+def test_a_source_switched_off_by_a_variable_may_use_unset_variables(
+    switch: str, env: dict[str, str]
+) -> None:
+    """`enabled: "${CRM_ON:-false}"` (a source switched on per machine) is `enabled: false`
+    once read; its token's unset variable was still an error ("uses ${CRM_TOKEN}, which is
+    not set"), unlike a source with `enabled: false` written out."""
+    text = GOOD.replace("    type: http_json\n", f"    type: http_json\n    enabled: {switch}\n")
+    config = parse_config(text, path=Path("kpi.yaml"), env=env)
+    assert [s.name for s in config.sources] == ["blog"]  # left out: it could not run anyway
+    deploy = parse_config(text, path=Path("kpi.yaml"), env=env, need_secrets=False)
+    assert deploy.unchecked == ()  # switched off: no deployment snippet needs it
+
+
+def test_a_source_switched_on_by_a_variable_needs_its_variables() -> None:
+    text = GOOD.replace(
+        "    type: http_json\n", "    type: http_json\n    enabled: ${CRM_ON:-false}\n"
+    )
+    assert "${CRM_TOKEN}, which is not set" in error_of(text, {"CRM_ON": "true"})
+    config = parse_config(text, path=Path("kpi.yaml"), env={"CRM_ON": "1", "CRM_TOKEN": "t"})
+    assert [s.name for s in config.sources] == ["crm", "blog"]
+    unset = text.replace("${CRM_ON:-false}", "${CRM_ON}")
+    assert "source 'crm': enabled uses ${CRM_ON}, which is not set" in error_of(unset)
+    wrong = error_of(text, {"CRM_ON": "maybe", "CRM_TOKEN": "t"})
+    assert "source 'crm': enabled: 'maybe' is not true or false" in wrong
+
+
 def test_read_only_commands_leave_out_entries_with_unset_variables() -> None:
     text = GOOD.replace("https://blog.example.com/", "https://blog.example.com/${BLOG_PATH}")
     config = parse_config(text, path=Path("kpi.yaml"), env={}, need_secrets=False)

@@ -193,13 +193,15 @@ def parse_config(
         for index, item in enumerate(items):
             if not isinstance(item, dict):
                 continue
-            switched_off = not need_secrets or item.get("enabled") is False
-            if switched_off and _unresolved(item, environment):
+            at_: Path_ = (key, index, "enabled")
+            label_ = _entry_label(key, item)
+            disabled = _disabled(item.get("enabled"), environment, lines, at_, label_)
+            if (disabled or not need_secrets) and _unresolved(item, environment):
                 indexes.add(index)
                 name = str(item.get("name") or item.get("type"))
                 if key == "sources":
                     unchecked_sources.add(name)
-                if item.get("enabled") is not False:
+                if not disabled:
                     cron_at: Path_ = (key, index, "schedule")
                     cron = item.get("schedule")
                     if cron is not None:
@@ -1148,6 +1150,25 @@ def _check_formulas(config: Config, lines: _LineFinder, unchecked: set[str]) -> 
         order_formulas(parsed, known)
     except ValueError as exc:
         raise ConfigError(f"{lines.where(('kpis',))}: kpis: {exc}") from None
+
+
+#: the texts pydantic reads as false for a bool (any case): `enabled: "${CRM_ON:-false}"`
+_FALSE_TEXTS = frozenset({"false", "f", "no", "n", "off", "0"})
+
+
+def _disabled(
+    value: Any, env: Mapping[str, str], lines: _LineFinder, at: Path_, label: str
+) -> bool:
+    """Whether an entry's `enabled:` (`value`, at key path `at`) reads as false once its
+    variables are expanded (`enabled: false`, `enabled: "${CRM_ON:-false}"`), as its model
+    reads it: such an entry never runs, so the variables it names may be unset."""
+    if value is False or (type(value) is int and value == 0):
+        return True
+    if not isinstance(value, str):
+        return False
+    if "$" in value:
+        value = _expand_text(value, env, lines, at, label)
+    return value.lower() in _FALSE_TEXTS
 
 
 def _unresolved(value: Any, env: Mapping[str, str]) -> bool:
