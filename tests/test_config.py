@@ -299,9 +299,9 @@ ONE = "sources:\n  - {name: c, type: command, command: [echo, '1']EXTRA}\n"
             "kpi.yaml:3: locale: no (YAML reads it as false) is not a text; quote it: 'no'",
         ),
         (
+            # a program's environment may hold a secret: its value is never shown
             ONE.replace("EXTRA", ", env: {MODE: 0755}"),
-            "kpi.yaml:2: source 'c': env.MODE: 0755 (YAML reads it as 493) is not a text; "
-            "quote it: '0755'",
+            "kpi.yaml:2: source 'c': env.MODE: a number is not a text; quote it",
         ),
         # a boolean where a number goes was read as 1 (a one-second timeout)
         (
@@ -596,6 +596,78 @@ def test_keys_and_values_yaml_reads_as_no_text(text: str, expected: str) -> None
 )
 def test_numbers_yaml_reads_in_another_base_are_refused(text: str, expected: str) -> None:
     assert error_of(text) == expected
+
+
+CREDENTIALS = """\
+sources:
+  - {name: gh, type: github, repo: a/b, token: TOKEN}
+  - name: pod
+    type: html
+    url: http://127.0.0.1:9/
+    login: {url: http://127.0.0.1:9/login, fields: {email: a, password: PASSWORD}}
+    headers: {X-Api-Key: HEADER}
+    metrics: {x: "#x"}
+"""
+
+
+def credentials(token: str = "t", password: str = "p", header: str = "h") -> str:
+    return (
+        CREDENTIALS.replace("TOKEN", token).replace("PASSWORD", password).replace("HEADER", header)
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # YAML 1.1 reads these as numbers written another way, or as true/false: the
+        # credential sent was '305441741', '1000', '3' or 'True', never the one written
+        (
+            credentials(token="0x1234abcd"),
+            "kpi.yaml:2: source 'gh': token: YAML reads this value as a number (hexadecimal), "
+            "not as the text written; quote it",
+        ),
+        (
+            credentials(password="83_724_619"),
+            "kpi.yaml:6: source 'pod': login.fields.password: YAML reads this value as a "
+            "number (digits grouped with _), not as the text written; quote it",
+        ),
+        (
+            credentials(password="0b1101"),
+            "kpi.yaml:6: source 'pod': login.fields.password: YAML reads this value as a "
+            "number (binary), not as the text written; quote it",
+        ),
+        (
+            credentials(token="+8372461955"),
+            "kpi.yaml:2: source 'gh': token: YAML reads this value as a number (a + sign), "
+            "not as the text written; quote it",
+        ),
+        (
+            credentials(password="0123456"),
+            "kpi.yaml:6: source 'pod': login.fields.password: YAML reads this value as a "
+            "number (octal: a leading 0), not as the text written; quote it",
+        ),
+        (
+            credentials(token="yes"),
+            "kpi.yaml:2: source 'gh': token: yes (YAML reads it as true) is not a text; "
+            "quote it: 'yes'",
+        ),
+        # a number where a header goes: refused, its value (an API key) never shown
+        (
+            credentials(header="8372461955"),
+            "kpi.yaml:7: source 'pod': headers.X-Api-Key: a number is not a text; quote it",
+        ),
+    ],
+)
+def test_a_credential_yaml_reads_as_another_value_is_refused_unshown(
+    text: str, expected: str
+) -> None:
+    assert error_of(text) == expected
+
+
+def test_a_credential_written_as_a_plain_number_is_that_text() -> None:
+    config = parse_config(credentials(token="8372461955", password="0"), env={})
+    assert config.sources[0].token.get() == "8372461955"
+    assert config.sources[1].login.fields["password"].get() == "0"
 
 
 @pytest.mark.parametrize(

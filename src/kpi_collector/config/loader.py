@@ -286,15 +286,22 @@ def parse_config(
 # validation says so; where a number is, it would pass as a number nobody wrote.
 _OCTAL = re.compile(r"[-+]?0[0-7_]+")
 _SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
-# where such a scalar may start (not inside a word, a host:port or a date)
+# where such a scalar may start (not inside a word, a host:port or a date); also the other
+# forms of integers YAML 1.1 reads (0x1F, 0b101, 1_000, +7), refused where a credential goes
 _OTHER_BASE_TEXT = re.compile(
-    r"(?<![\w.:/@-])[-+]?(?:0[0-7_]+|[0-9][0-9_]*(?::[0-5]?[0-9])+)(?![\w:])"
+    r"(?<![\w.:/@-])[-+]?(?:0[0-7_]+|[0-9][0-9_]*(?::[0-5]?[0-9])+"
+    r"|0[xXb][0-9a-fA-F_]+|[0-9][0-9_]*_[0-9_]*|\+[0-9]+)(?![\w:])"
 )
+_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)")
 
 
 def _check_other_bases(lines: _LineFinder, left_out: Mapping[str, set[int]]) -> None:
     """Raise ConfigError for a number written as YAML 1.1 reads in another base (octal or
-    base 60), naming the key; entries left out unchecked (`left_out`) are not looked at."""
+    base 60), naming the key, and for a credential (`_credential_position`: a token, a
+    password, a header) YAML reads as an integer written otherwise than its digits (0x1F
+    is 31, 1_000 is 1000, +7 is 7): the text sent would not be the one written. A
+    credential's value is never shown. Entries left out unchecked (`left_out`) are not
+    looked at."""
     import yaml
 
     stack: list[tuple[Any, Path_]] = [(lines.root, ())] if lines.root is not None else []
@@ -310,6 +317,15 @@ def _check_other_bases(lines: _LineFinder, left_out: Mapping[str, set[int]]) -> 
                 stack.extend((value, (*at, index)) for index, value in enumerate(node.value))
         elif isinstance(node, yaml.ScalarNode) and not node.style and node.tag in (_INT, _FLOAT):
             written = str(node.value)
+            if _credential_position(at):
+                form = _integer_form(written) if node.tag == _INT else None
+                if form is None:
+                    continue  # its digits (a Secret takes them), or a float: refused as such
+                label = _entry_label(str(at[0]), _entry_of(node, lines, at)) if len(at) > 2 else ""
+                raise ConfigError(
+                    f"{lines.where(at)}: {_key_named(at, label)}: YAML reads this value as a "
+                    f"number ({form}), not as the text written; quote it"
+                )
             if _OCTAL.fullmatch(written):
                 why = "a leading 0 makes it octal); write it without the leading 0"
             elif _SEXAGESIMAL.fullmatch(written):
@@ -322,6 +338,25 @@ def _check_other_bases(lines: _LineFinder, left_out: Mapping[str, set[int]]) -> 
                 f"{lines.where(at)}: {_key_named(at, label)}: {written} (YAML reads it as "
                 f"{_shown(read)}: {why}, or quote it: '{written}'"
             )
+
+
+def _integer_form(written: str) -> str | None:
+    """How an integer YAML 1.1 reads is written when not as its own digits (`0x1F`:
+    "hexadecimal"), else None."""
+    if _DECIMAL.fullmatch(written):
+        return None
+    bare = written.lstrip("+-")
+    if bare[:2] in ("0x", "0X"):
+        return "hexadecimal"
+    if bare[:2] == "0b":
+        return "binary"
+    if ":" in bare:
+        return "base 60, like a time"
+    if bare[:1] == "0" and len(bare) > 1:
+        return "octal: a leading 0"
+    if "_" in bare:
+        return "digits grouped with _"
+    return "a + sign"
 
 
 def _entry_of(node: Any, lines: _LineFinder, at: Path_) -> Any:
@@ -907,7 +942,9 @@ def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, l
         elif kind == "missing":
             messages.append(f"{prefix}missing required key {key!r}")
         else:
-            message = _in_our_words(error, _as_written(error.get("input"), lines, at + loc))
+            hidden = _credential_position(at + loc) and not isinstance(error.get("input"), bool)
+            as_written = None if hidden else _as_written(error.get("input"), lines, at + loc)
+            message = _in_our_words(error, as_written, hidden=hidden)
             message = message or error["msg"].removeprefix("Value error, ")
             messages.append(f"{prefix}{key + ': ' if key else ''}{message}")
     more = len(errors) - 1
@@ -954,18 +991,20 @@ def _as_written(value: Any, lines: _LineFinder, at: Path_) -> str | None:
     return written if written is not None and written != _shown(value) else None
 
 
-def _in_our_words(error: Any, written: str | None = None) -> str | None:
+def _in_our_words(error: Any, written: str | None = None, *, hidden: bool = False) -> str | None:
     """A pydantic error said as this project says it, with the value that was written
     (`'abc' is not a number`), or None to keep pydantic's message (a validator's own).
-    `written`: the value's text in the file when YAML read it as something else."""
+    `written`: the value's text in the file when YAML read it as something else; `hidden`:
+    the value is a credential's, named by its kind only (`a number is not a text`)."""
     kind = error["type"]
-    shown = _shown(error.get("input"))
+    shown = _kind_of(error.get("input")) if hidden else _shown(error.get("input"))
     if written is not None:
         shown = f"{written} (YAML reads it as {shown})"
     if kind in _EXPECTED:
         value = error.get("input")
         scalar = isinstance(value, int | float | date) and kind == "string_type"
-        fix = f"; quote it: '{written or shown}'" if scalar else ""
+        fix = "; quote it" if scalar and hidden else ""
+        fix = fix or (f"; quote it: '{written or shown}'" if scalar else "")
         return f"{shown} is not {_EXPECTED[kind]}{fix}"
     if kind in _BOUNDS:
         name, words = _BOUNDS[kind]
@@ -991,6 +1030,17 @@ def _in_our_words(error: Any, written: str | None = None) -> str | None:
     if kind in ("string_too_short", "too_short") and error.get("input") in ("", [], {}):
         return "is empty; give a value"
     return None
+
+
+def _kind_of(value: Any) -> str:
+    """What a value is, for a message that must not show it (a credential's)."""
+    if isinstance(value, bool) or value is None or isinstance(value, dict | list):
+        return _shown(value)
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, date):
+        return "a date"
+    return "the value"
 
 
 def _shown(value: Any) -> str:
