@@ -72,6 +72,24 @@ def test_variable_default_and_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert config.sources[0].auth.bearer.get() == "from-env-456"  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ("${PASS:-pa$$word}", "pa$word"),  # was "pa$$word": `$$` is a `$` in a default too
+        ("${PASS:-$$$$}", "$$"),
+        ("${PASS:-pa$word}", "pa$word"),  # a `$` naming no variable stays
+        ("pa$$word", "pa$word"),
+    ],
+)
+def test_a_literal_dollar_in_a_default_is_written_as_everywhere(written: str, read: str) -> None:
+    text = GOOD.replace("${CRM_TOKEN}", written)
+    config = parse_config(text, path=Path("kpi.yaml"), env={})
+    assert config.sources[0].auth.bearer.get() == read  # type: ignore[attr-defined]
+    given = parse_config(text, path=Path("kpi.yaml"), env={"PASS": "a$$b"})
+    expected = "a$$b" if "${" in written else read  # a variable's value is taken as it is
+    assert given.sources[0].auth.bearer.get() == expected  # type: ignore[attr-defined]
+
+
 def test_disabled_source_may_use_unset_variables() -> None:
     text = GOOD.replace(
         "    type: http_json\n", "    type: http_json\n    enabled: false\n"

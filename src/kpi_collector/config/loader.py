@@ -1295,7 +1295,7 @@ def _expand_text(
                     f"{lines.where(at)}: {key} uses ${{{name}}}, which {state}; set it in the "
                     f"environment or in .env beside the config, or give a default: ${{{name}:-...}}"
                 )
-            value = default
+            value = default.replace("$$", "$")  # a literal `$` is `$$` there too
         if _SECRET_NAME.search(name) or _credential_position(at):
             remember(value)
         given.append(value)
