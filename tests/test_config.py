@@ -90,6 +90,35 @@ def test_a_literal_dollar_in_a_default_is_written_as_everywhere(written: str, re
     assert given.sources[0].auth.bearer.get() == expected  # type: ignore[attr-defined]
 
 
+def test_a_dotenv_value_built_from_another_takes_the_environments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The environment wins over `.env`, also inside `.env`: `CRM_URL=https://${CRM_HOST}/v1`
+    with `CRM_HOST` set by the deployment took the `.env`'s host (python-dotenv's order),
+    while `${CRM_HOST}` in the config took the environment's."""
+    (tmp_path / ".env").write_text(
+        "CRM_HOST=localhost:8080\nCRM_URL=https://${CRM_HOST}/v1/stats\nCRM_TOKEN=t\n"
+    )
+    (tmp_path / "kpi.yaml").write_text(
+        GOOD.replace("https://api.example.com/v1/stats", "${CRM_URL}").replace(
+            "https://blog.example.com/", "https://${CRM_HOST}/blog"
+        )
+    )
+    for name in ("CRM_HOST", "CRM_URL", "CRM_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    config = load_config(tmp_path / "kpi.yaml")
+    urls = [source.url for source in config.sources]  # type: ignore[attr-defined]
+    assert urls == ["https://localhost:8080/v1/stats", "https://localhost:8080/blog"]
+    monkeypatch.setenv("CRM_HOST", "crm.example.com")
+    config = load_config(tmp_path / "kpi.yaml")  # a new value: not the cached config either
+    urls = [source.url for source in config.sources]  # type: ignore[attr-defined]
+    assert urls == ["https://crm.example.com/v1/stats", "https://crm.example.com/blog"]
+    given = parse_config(
+        (tmp_path / "kpi.yaml").read_text(), path=tmp_path / "kpi.yaml", env={"CRM_HOST": "h"}
+    )
+    assert given.sources[0].url == "https://h/v1/stats"  # type: ignore[attr-defined]
+
+
 def test_disabled_source_may_use_unset_variables() -> None:
     text = GOOD.replace(
         "    type: http_json\n", "    type: http_json\n    enabled: false\n"

@@ -92,7 +92,7 @@ def load_config(
     # what the validated config depends on besides the file: the variables it names
     names = {m.group(1) for m in _VAR.finditer(text) if m.group(1)}
     names |= {m.group(1) for m in _BARE.finditer(text) if m.group(1)}  # `$NAME`: refused if set
-    environment = dict(_dotenv(found.parent / ".env")) if names else {}
+    environment = dict(_dotenv(found.parent / ".env", os.environ)) if names else {}
     environment.update(os.environ)
     return cache.cached_config(
         found,
@@ -179,8 +179,9 @@ def parse_config(
     fingerprint = config_fingerprint(data) if celery else None
     # the YAML node tree (≈5 KB per source) is built again only to name a line in an error
     lines = _LineFinder(text, label)
-    environment = dict(_dotenv(path.parent / ".env") if path else {})
-    environment.update(os.environ if env is None else env)
+    outside = os.environ if env is None else env
+    environment = dict(_dotenv(path.parent / ".env", outside) if path else {})
+    environment.update(outside)
     # a switched-off entry, or any entry when the command only reads the store, may name
     # variables that are not set: it is left out (its place kept, for line numbers)
     left_out: dict[str, set[int]] = {"sources": set(), "destinations": set()}
@@ -1371,10 +1372,13 @@ def _credential_position(at: Path_) -> bool:
 _CREDENTIAL_KEYS = frozenset({"params", "headers", "env", "auth", "login", "fields", "basic"})
 
 
-def _dotenv(path: Path) -> Mapping[str, str]:
-    """The variables of the `.env` file at `path` ({} without one). A file that cannot be
-    read, is not UTF-8, or has a line python-dotenv cannot parse (a quote never closed)
-    is a ConfigError naming the line but never its text, which may hold a secret:
+def _dotenv(path: Path, outside: Mapping[str, str]) -> Mapping[str, str]:
+    """The variables of the `.env` file at `path` ({} without one). A value's `${NAME}`
+    (python-dotenv's interpolation) is read from `outside` (the environment) first, then
+    from the lines above it: the environment wins over `.env` there too, as it does for
+    the config's own `${NAME}` (python-dotenv would take the file's first). A file that
+    cannot be read, is not UTF-8, or has a line python-dotenv cannot parse (a quote never
+    closed) is a ConfigError naming the line but never its text, which may hold a secret:
     python-dotenv would only log a warning and leave the variable out."""
     if not path.is_file():
         return {}
@@ -1398,7 +1402,14 @@ def _dotenv(path: Path) -> Mapping[str, str]:
                 f"{path}:{binding.original.line}: cannot read this line; write NAME=value, and "
                 "close a quote a value opens ('...' or \"...\")"
             )
-    values = dotenv_values(stream=io.StringIO(text))
+    from dotenv.variables import parse_variables
+
+    values: dict[str, str | None] = {}
+    for name, value in dotenv_values(stream=io.StringIO(text), interpolate=False).items():
+        if value is not None and "${" in value:
+            known = {**values, **outside}
+            value = "".join(atom.resolve(known) for atom in parse_variables(value))
+        values[name] = value
     return {k: v for k, v in values.items() if v is not None}
 
 
