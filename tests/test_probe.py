@@ -489,3 +489,26 @@ def test_a_json_source_with_a_locale_is_probed_as_its_run_reads_it(
     result = run_kpi(tmp_path, "run", "--no-deliver")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     assert stored_values(tmp_path) == {f"crm.{f['name']}": f["value"] for f in findings}
+
+
+def test_listed_lines_read_the_same_in_a_config_of_another_locale(
+    site: str, tmp_path: Path
+) -> None:
+    """A line `kpi probe URL` lists is read as probe read it wherever it is put: in a config
+    whose `locale: de` (the team's own pages) it read an English page's "12,374" as 12.374
+    and stored that, and refused the JSON string "12,374" as reading two ways. A line whose
+    number reads by its locale names it (`locale: en`)."""
+    sources = []
+    listed: dict[str, float] = {}
+    for name, path in (("p0", "/p/0"), ("p1", "/p/1"), ("api", "/api/stats")):
+        findings = probed(tmp_path, f"{site}{path}")["findings"]
+        metrics = {f["name"]: f["metric"] for f in findings}
+        listed.update({f"{name}.{f['name']}": f["value"] for f in findings})
+        kind = "http_json" if path.startswith("/api") else "html"
+        sources.append({"name": name, "type": kind, "url": f"{site}{path}", "metrics": metrics})
+    assert listed["api.data_growth"] == 12_374  # "12,374", as en writes it
+    config = {"locale": "de", "defaults": {"timeout": 10, "retries": 0}, "sources": sources}
+    (tmp_path / "kpi.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = run_kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert stored_values(tmp_path) == listed
