@@ -571,6 +571,23 @@ def test_pydantic_words_are_said_in_ours(text: str, expected: str) -> None:
             "kpi.yaml:4: destination 'segment': api_url: 'ftp://segment.example' is not an "
             "http(s) URL",
         ),
+        # a webhook URL (a secret: never shown) with a space, a tab, a backslash or a port
+        # out of range passed `kpi validate` and failed at every delivery
+        (
+            "{type: slack, webhook_url: 'https://hooks.example/T0/B0/s3cret part'}",
+            "kpi.yaml:4: destination 'slack': webhook_url: the URL holds a space; a URL has "
+            "none (write %20 in its path)",
+        ),
+        (
+            "{type: discord, webhook_url: 'https://discord.example:99999/api/webhooks/1/s3cret'}",
+            "kpi.yaml:4: destination 'discord': webhook_url: the URL has no valid port (a "
+            "number from 1 to 65535)",
+        ),
+        (
+            "{type: webhook, url: 'https://hooks.example\\\\s3cret'}",
+            "kpi.yaml:4: destination 'webhook': url: the URL holds a backslash; a URL is "
+            "written with /",
+        ),
     ],
 )
 def test_destination_urls_are_checked_at_load(destination: str, expected: str) -> None:
