@@ -542,6 +542,24 @@ def _explain_yaml(exc: Exception, text: str, problem: str) -> tuple[int, str] | 
     here = mark.line + 1
     lines = text.splitlines()
     current = lines[mark.line] if mark.line < len(lines) else ""
+    tag = re.fullmatch(r"could not determine a constructor for the tag '([^']*)'", problem)
+    if tag is not None:
+        special = {"tag:yaml.org,2002:value": "=", "tag:yaml.org,2002:merge": "<<"}
+        written = special.get(tag.group(1))
+        if written is not None:  # a plain `=` or `<<` where a value goes (YAML 1.1 types)
+            return here, (
+                f"YAML 1.1 reads a lone {written} as a special value, not as the text; "
+                f"quote it: '{written}'"
+            )
+        shown = tag.group(1).replace("tag:yaml.org,2002:", "!!")
+        return here, (
+            f"the tag {shown} is not read here: remove it, or quote the value if the ! is "
+            "part of it"
+        )
+    if "another document" in lowered:
+        return here, (
+            "a second YAML document starts here (---); a config is one document: remove this line"
+        )
     # libyaml leaves the character out of "found character that cannot start any token"
     if "tab" in lowered or "'\\t'" in problem or current[mark.column : mark.column + 1] == "\t":
         return here, "a tab indents this line; YAML indents with spaces only"
