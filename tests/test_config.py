@@ -662,6 +662,43 @@ def test_numbers_yaml_reads_in_another_base_are_refused(text: str, expected: str
     assert error_of(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        # the Norway problem: `country: no` was sent as {"country": false}
+        (
+            "{name: crm, type: http_json, url: 'http://x/', method: POST, metrics: {a: b}, "
+            "body: {filter: {country: no, active: true}}}",
+            "kpi.yaml:2: source 'crm': body.filter.country: no (YAML 1.1 reads it as false); "
+            "quote it: 'no', or write false",
+        ),
+        # a date has no JSON form: every run failed with "not JSON serializable"
+        (
+            "{name: crm, type: http_json, url: 'http://x/', method: POST, metrics: {a: b}, "
+            "body: [{since: 2024-01-01}]}",
+            "kpi.yaml:2: source 'crm': body.0.since: 2024-01-01 (YAML reads it as a date); "
+            "quote it: '2024-01-01'",
+        ),
+        (
+            "{name: f, type: python, function: 'mod:f', kwargs: {region: On}}",
+            "kpi.yaml:2: source 'f': kwargs.region: On (YAML 1.1 reads it as true); quote it: "
+            "'On', or write true",
+        ),
+    ],
+)
+def test_data_passed_on_as_written_refuses_what_yaml_reads_otherwise(
+    entry: str, expected: str
+) -> None:
+    """Where a config holds data a source passes on as it is (a JSON body, a function's
+    keyword arguments), no model type says `no` must be a text: YAML 1.1's yes/no/on/off
+    and dates went out as booleans and dates nobody wrote."""
+    assert error_of(f"sources:\n  - {entry}\n") == expected
+    fine = (
+        entry.replace("no,", "'no',").replace("2024-01-01", "'2024-01-01'").replace("On}", "'On'}")
+    )
+    parse_config(f"sources:\n  - {fine}\n", path=Path("kpi.yaml"), env={})
+
+
 CREDENTIALS = """\
 sources:
   - {name: gh, type: github, repo: a/b, token: TOKEN}

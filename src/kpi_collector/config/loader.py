@@ -250,6 +250,7 @@ def parse_config(
         source = _validate(cls, {k: v for k, v in item.items() if k != "type"}, lines, at, label_)
         _unique(source.name, index, seen, lines, at, "source")
         _check_source_ids(source, lines, at, label_)
+        _check_free_form(source, lines, at, label_)
         if source.locale is None and settings.locale is not None:
             source.locale = settings.locale
         _share_metrics(source, shared)
@@ -270,6 +271,7 @@ def parse_config(
             cls, {k: v for k, v in item.items() if k != "type"}, lines, at, label_
         )
         _unique(destination.name, index, seen, lines, at, "destination")
+        _check_free_form(destination, lines, at, label_)
         _one_writer(destination, index, places, path, lines, at, label_)
         destinations.append(destination)
     config = Config(
@@ -432,6 +434,55 @@ def _check_source_ids(source: Any, lines: _LineFinder, at: Path_, label: str) ->
                 f"{lines.where((*at, 'metrics'))}: {label}: a metric has an empty name; "
                 "give it one, e.g. users: ..."
             )
+
+
+#: the fields of each model that take any YAML as data, passed on as it is: (class) -> names
+_FREE_FORM: dict[type, tuple[str, ...]] = {}
+_BOOL, _TIMESTAMP = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp"
+
+
+def _check_free_form(entry: Any, lines: _LineFinder, at: Path_, label: str) -> None:
+    """Raise ConfigError for a value YAML read as other than written inside a field that
+    takes any data and passes it on as it is (an `http_json` `body:`, a `python` source's
+    `kwargs:`): a plain yes/no/on/off (YAML 1.1's booleans: `country: no` would go out as
+    false) or a date (no JSON form). Where a model's type says what a value is, validation
+    does this; here no type does. Only entries that set such a field read the node tree."""
+    import yaml
+
+    cls = type(entry)
+    if cls not in _FREE_FORM:
+        _FREE_FORM[cls] = tuple(
+            name for name, field in cls.model_fields.items() if _takes_any(field.annotation)
+        )
+    for name in _FREE_FORM[cls]:
+        if getattr(entry, name, None) in (None, {}, []):
+            continue
+        stack: list[tuple[Any, Path_]] = [(lines._node_at((*at, name)), (*at, name))]
+        while stack:
+            node, where = stack.pop()
+            if isinstance(node, yaml.MappingNode):
+                stack.extend((v, (*where, str(k.value))) for k, v in reversed(node.value))
+            elif isinstance(node, yaml.SequenceNode):
+                stack.extend((v, (*where, i)) for i, v in reversed(list(enumerate(node.value))))
+            elif isinstance(node, yaml.ScalarNode) and not node.style:
+                written = str(node.value)
+                if node.tag == _BOOL and written.lower() not in ("true", "false"):
+                    read = "true" if yaml.safe_load(written) else "false"
+                    why = f"YAML 1.1 reads it as {read}); quote it: '{written}', or write {read}"
+                elif node.tag == _TIMESTAMP:
+                    why = f"YAML reads it as a date); quote it: '{written}'"
+                else:
+                    continue
+                raise ConfigError(
+                    f"{lines.where(where)}: {_key_named(where, label)}: {written} ({why}"
+                )
+
+
+def _takes_any(annotation: Any) -> bool:
+    """Whether a field's type is `Any` or holds it (`dict[str, Any]`, `Any | None`)."""
+    from typing import get_args
+
+    return annotation is Any or any(_takes_any(arg) for arg in get_args(annotation))
 
 
 def _checked_cron(value: Any, lines: _LineFinder, at: Path_) -> str:
