@@ -208,6 +208,13 @@ def site() -> Iterator[str]:
 
     app.router.add_get("/api/stats", data)
     app.router.add_get("/api/german", german)
+
+    async def extreme(request: web.Request) -> web.Response:
+        # numbers no double holds: a run reads them exactly and refuses them
+        body = '{"tiny": 1e-400, "huge": -1e400, "users": 42}'
+        return web.Response(text=body, content_type="application/json")
+
+    app.router.add_get("/api/extreme", extreme)
     app.router.add_get("/api/bom", data_with_bom)
     app.router.add_get("/moved", moved)
     with BackgroundServer(app) as url:
@@ -512,3 +519,10 @@ def test_listed_lines_read_the_same_in_a_config_of_another_locale(
     result = run_kpi(tmp_path, "run", "--no-deliver")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     assert stored_values(tmp_path) == listed
+
+
+def test_a_json_number_no_double_holds_is_not_listed(site: str, tmp_path: Path) -> None:
+    """`1e-400` was listed as 0 (read as a double), a line whose run then refused it as too
+    small to store; probe reads the answer exactly, as the run does."""
+    findings = probed(tmp_path, f"{site}/api/extreme")["findings"]
+    assert [(f["jmespath"], f["value"]) for f in findings] == [("users", 42.0)]

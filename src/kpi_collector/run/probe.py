@@ -148,19 +148,20 @@ async def probe_page(
 
 
 def _json_of(source: PlainHttpSource, response: object) -> tuple[object] | None:
-    """The parsed JSON body (in a 1-tuple: JSON null is a document too), or None for HTML."""
+    """The parsed JSON body (in a 1-tuple: JSON null is a document too), or None for HTML;
+    read exactly, as a run reads it (a number no double holds is a Decimal, never listed)."""
     from kpi_collector.collect.http import Response
 
     assert isinstance(response, Response)
     kind = response.headers.get("Content-Type", "").lower()
     if source.type == "http_json" or "json" in kind:
-        return (response.json(),)
+        return (response.json(exact=True),)
     if "html" in kind:
         return None
     start = response.body.removeprefix(b"\xef\xbb\xbf").lstrip()[:1]  # after a UTF-8 BOM
     if start in (b"{", b"["):
         try:
-            return (response.json(),)
+            return (response.json(exact=True),)
         except Exception:  # not JSON after all: an HTML page
             return None
     return None
