@@ -663,6 +663,22 @@ def test_numbers_yaml_reads_in_another_base_are_refused(text: str, expected: str
 
 
 @pytest.mark.parametrize(
+    ("kind", "shown"),
+    [("[html]", "a list"), ("1", "1"), ("no", "no (YAML reads it as false)"), ("''", None)],
+)
+def test_a_type_that_is_no_name_says_so(kind: str, shown: str | None) -> None:
+    """`type: [html]` or `type: 1` was "this source has no `type:`", which it has."""
+    message = error_of(f"sources:\n  - {{name: a, type: {kind}}}\n")
+    if shown is None:
+        assert message == "kpi.yaml:2: this source has no `type:`; add one, e.g. `type: html`"
+    else:
+        assert message == (
+            f"kpi.yaml:2: source 'a': type: {shown} is not a type's name; write one, e.g. "
+            "`type: html`"
+        )
+
+
+@pytest.mark.parametrize(
     ("entry", "expected"),
     [
         # the Norway problem: `country: no` was sent as {"country": false}

@@ -921,6 +921,16 @@ def _plain_data(node: Any, loader: Any) -> Any:
 
 def _kind(item: Mapping[str, Any], lines: _LineFinder, at: Path_, what: str) -> str:
     kind = item.get("type")
+    if kind is not None and kind != "" and not isinstance(kind, str):
+        shown = _shown(kind)
+        written = _as_written(kind, lines, (*at, "type"))
+        if written is not None:
+            shown = f"{written} (YAML reads it as {shown})"
+        label = _entry_label(f"{what}s", {**item, "type": None})
+        raise ConfigError(
+            f"{lines.where((*at, 'type'))}: {label + ': ' if label else ''}type: {shown} is "
+            f"not a type's name; write one, e.g. `type: html`"
+        )
     if not isinstance(kind, str) or not kind:
         raise ConfigError(
             f"{lines.where(at)}: this {what} has no `type:`; add one, e.g. `type: html`"
