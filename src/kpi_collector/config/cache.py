@@ -372,11 +372,12 @@ class _Pickler(pickle.Pickler):
         if cls not in _STORED_AS:
             _STORED_AS[cls] = _stored_as(cls)
         stored = _STORED_AS[cls]
-        if stored is None:
+        if stored is not int:
             if _MODEL_OF.get(cls) is None:
                 _MODEL_OF[cls] = _third_party_model(cls)
-            if _MODEL_OF[cls]:
+            if _MODEL_OF[cls]:  # its plain class too, when it has one, is in that module
                 self.modules.add(cls.__module__)
+        if stored is None:
             return NotImplemented
         if not isinstance(stored, tuple):  # pydantic's ByteSize (`max_bytes: 50MiB`): an int
             return int, (int(obj),)  # type: ignore[call-overload]
