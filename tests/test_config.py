@@ -430,6 +430,18 @@ def test_a_variable_in_a_key_is_an_error_not_a_key() -> None:
     )
 
 
+def test_a_literal_dollar_in_a_key_is_written_as_in_a_value() -> None:
+    """The error above says a key's literal `$` is `$$`, as in values; the key kept both."""
+    text = ONE.replace("EXTRA", ", env: {'PRICE_$$': v, 'RAW_$${K}': w}")
+    config = parse_config(text, path=Path("kpi.yaml"), env={"K": "A"})
+    assert dict(config.sources[0].env) == {"PRICE_$": "v", "RAW_${K}": "w"}  # type: ignore[attr-defined]
+    twins = ONE.replace("EXTRA", ", env: {'PRICE_$$': v, 'PRICE_$': w}")
+    assert error_of(twins) == (
+        "kpi.yaml:2: sources.0.env.PRICE_$$: the same key as 'PRICE_$' ($$ is a literal $); "
+        "keep one of them"
+    )
+
+
 @pytest.mark.parametrize(
     ("dotenv", "expected"),
     [

@@ -1337,8 +1337,25 @@ def _expand(
                     f"{lines.where((*at, key))}: {path}: variables are read in values "
                     "only, not in keys; write the key as it is (a literal $ is $$)"
                 )
-        return {k: _expand(v, env, lines, (*at, k), label) for k, v in value.items()}
+        expanded = {
+            _unescaped(k): _expand(v, env, lines, (*at, k), label) for k, v in value.items()
+        }
+        if len(expanded) < len(value):  # `a$$` and `a$` are one key: one would be lost
+            twins = [
+                k for k in value if isinstance(k, str) and "$$" in k and _unescaped(k) in value
+            ]
+            path = ".".join(str(p) for p in (*at, twins[0]))
+            raise ConfigError(
+                f"{lines.where((*at, twins[0]))}: {path}: the same key as "
+                f"{_unescaped(twins[0])!r} ($$ is a literal $); keep one of them"
+            )
+        return expanded
     return value
+
+
+def _unescaped(key: Any) -> Any:
+    """A mapping's key with `$$` read as a literal `$`, as in values."""
+    return key.replace("$$", "$") if isinstance(key, str) else key
 
 
 def _entry_label(key: str, item: Any) -> str:
