@@ -1297,6 +1297,8 @@ def _disabled(
     if not isinstance(value, str):
         return False
     if "$" in value:
+        if _unresolved(value, env):
+            return False  # not known: an error where secrets are needed, else left out
         value = _expand_text(value, env, lines, at, label)
     return value.lower() in _FALSE_TEXTS
 
