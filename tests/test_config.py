@@ -796,6 +796,23 @@ def test_a_credential_yaml_reads_as_another_value_is_refused_unshown(
     assert error_of(text) == expected
 
 
+def test_a_number_in_another_form_is_refused_only_where_it_becomes_a_text() -> None:
+    # an id a validator takes as a number and keeps as its digits: 0x75BCD15 became 123456789
+    ga = "sources:\n  - {type: google_analytics, property_id: 0x75BCD15, credentials_file: a}\n"
+    assert error_of(ga) == (
+        "kpi.yaml:2: source 'google_analytics': property_id: YAML reads 0x75BCD15 as a number "
+        "(hexadecimal), not as the text written; quote it: '0x75BCD15'"
+    )
+    # numbers where numbers go, under a name that looks like a credential's: as before
+    text = (
+        "sources:\n  - name: monkey\n    type: html\n    url: http://127.0.0.1:9/\n"
+        "    metrics: {api_keys: {css: p, map: {TOKEN_OK: 1_000}, expect: {min: +1}}}\n"
+        "kpis:\n  monkey.api_keys: {target: 1_000}\n"
+    )
+    config = parse_config(text, path=Path("kpi.yaml"), env={})
+    assert config.kpis["monkey.api_keys"].target == 1000
+
+
 def test_a_credential_written_as_a_plain_number_is_that_text() -> None:
     config = parse_config(credentials(token="8372461955", password="0"), env={})
     assert config.sources[0].token.get() == "8372461955"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from kpi_collector.config.plain import Config, Unchecked, config_fingerprint
 from kpi_collector.errors import ConfigError
-from kpi_collector.secrets import FromVariables, remember
+from kpi_collector.secrets import FromVariables, Secret, remember
 
 if TYPE_CHECKING:
     import yaml
@@ -237,6 +237,8 @@ def parse_config(
     raw_destinations: list[Any] = settings.destinations
     settings.sources, settings.destinations = [], []
     sources = []
+    #: each validated entry by its place in the file: ("sources", 2) -> its source
+    entries: dict[Path_, Any] = {}
     seen: dict[str, int] = {}
     shared: dict[Any, Any] = {}
     for index, item in enumerate(raw_sources):
@@ -255,6 +257,7 @@ def parse_config(
             source.locale = settings.locale
         _share_metrics(source, shared)
         sources.append(source)
+        entries[at] = source
     del shared
     destinations = []
     seen = {}
@@ -272,6 +275,7 @@ def parse_config(
         )
         _unique(destination.name, index, seen, lines, at, "destination")
         _check_free_form(destination, lines, at, label_)
+        entries[at] = destination
         _one_writer(destination, index, places, path, lines, at, label_)
         destinations.append(destination)
     config = Config(
@@ -280,7 +284,7 @@ def parse_config(
     if need_secrets:  # with every source left out, references cannot be checked
         _check_references(config, lines, unchecked_sources)
     if _OTHER_BASE_TEXT.search(text):  # rare: the node tree only then
-        _check_other_bases(lines, left_out)
+        _check_other_bases(lines, left_out, entries, settings)
     return config
 
 
@@ -298,13 +302,16 @@ _OTHER_BASE_TEXT = re.compile(
 _DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)")
 
 
-def _check_other_bases(lines: _LineFinder, left_out: Mapping[str, set[int]]) -> None:
+def _check_other_bases(
+    lines: _LineFinder, left_out: Mapping[str, set[int]], entries: Mapping[Path_, Any], top: Any
+) -> None:
     """Raise ConfigError for a number written as YAML 1.1 reads in another base (octal or
-    base 60), naming the key, and for a credential (`_credential_position`: a token, a
-    password, a header) YAML reads as an integer written otherwise than its digits (0x1F
-    is 31, 1_000 is 1000, +7 is 7): the text sent would not be the one written. A
-    credential's value is never shown. Entries left out unchecked (`left_out`) are not
-    looked at."""
+    base 60), naming the key, and for an integer written otherwise than its digits (0x1F
+    is 31, 1_000 is 1000, +7 is 7) that validation made a text (a token, a password, an
+    id: `_validated` finds it in `entries`, the validated sources and destinations by
+    place, or `top`, the settings): the text sent would not be the one written. A
+    credential's value (`_credential_position`) is never shown. Entries left out
+    unchecked (`left_out`) are not looked at."""
     import yaml
 
     stack: list[tuple[Any, Path_]] = [(lines.root, ())] if lines.root is not None else []
@@ -320,14 +327,14 @@ def _check_other_bases(lines: _LineFinder, left_out: Mapping[str, set[int]]) -> 
                 stack.extend((value, (*at, index)) for index, value in enumerate(node.value))
         elif isinstance(node, yaml.ScalarNode) and not node.style and node.tag in (_INT, _FLOAT):
             written = str(node.value)
-            if _credential_position(at):
-                form = _integer_form(written) if node.tag == _INT else None
-                if form is None:
-                    continue  # its digits (a Secret takes them), or a float: refused as such
+            form = _integer_form(written) if node.tag == _INT else None
+            if form is not None and isinstance(_validated(at, entries, top), str | Secret):
                 label = _entry_label(str(at[0]), _entry_of(node, lines, at)) if len(at) > 2 else ""
+                shown = "this value" if _credential_position(at) else written
+                fix = "quote it" if _credential_position(at) else f"quote it: '{written}'"
                 raise ConfigError(
-                    f"{lines.where(at)}: {_key_named(at, label)}: YAML reads this value as a "
-                    f"number ({form}), not as the text written; quote it"
+                    f"{lines.where(at)}: {_key_named(at, label)}: YAML reads {shown} as a "
+                    f"number ({form}), not as the text written; {fix}"
                 )
             if _OCTAL.fullmatch(written):
                 why = "a leading 0 makes it octal); write it without the leading 0"
@@ -341,6 +348,23 @@ def _check_other_bases(lines: _LineFinder, left_out: Mapping[str, set[int]]) -> 
                 f"{lines.where(at)}: {_key_named(at, label)}: {written} (YAML reads it as "
                 f"{_shown(read)}: {why}, or quote it: '{written}'"
             )
+
+
+def _validated(at: Path_, entries: Mapping[Path_, Any], top: Any) -> Any:
+    """The validated value at key path `at` of the file (through models' attributes, dicts
+    and lists), or None where it cannot be followed (a merge key, an alias field)."""
+    found = entries.get(at[:2]) if len(at) > 1 else None
+    value, rest = (found, at[2:]) if found is not None else (top, at)
+    for part in rest:
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list | tuple) and isinstance(part, int):
+            value = value[part] if part < len(value) else None
+        elif isinstance(part, str) and not isinstance(value, str | Secret | None):
+            value = getattr(value, part, None)
+        else:
+            return None
+    return value
 
 
 def _integer_form(written: str) -> str | None:
