@@ -811,6 +811,10 @@ def test_a_number_in_another_form_is_refused_only_where_it_becomes_a_text() -> N
     )
     config = parse_config(text, path=Path("kpi.yaml"), env={})
     assert config.kpis["monkey.api_keys"].target == 1000
+    # and a wrong value there is shown, as any that is no credential
+    assert error_of(text.replace("min: +1", "min: lots")) == (
+        "kpi.yaml:5: source 'monkey': metrics.api_keys.expect.min: 'lots' is not a number"
+    )
 
 
 def test_a_credential_written_as_a_plain_number_is_that_text() -> None:

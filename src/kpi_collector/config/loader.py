@@ -330,8 +330,8 @@ def _check_other_bases(
             form = _integer_form(written) if node.tag == _INT else None
             if form is not None and isinstance(_validated(at, entries, top), str | Secret):
                 label = _entry_label(str(at[0]), _entry_of(node, lines, at)) if len(at) > 2 else ""
-                shown = "this value" if _credential_position(at) else written
-                fix = "quote it" if _credential_position(at) else f"quote it: '{written}'"
+                shown = "this value" if _names_credential(at) else written
+                fix = "quote it" if _names_credential(at) else f"quote it: '{written}'"
                 raise ConfigError(
                     f"{lines.where(at)}: {_key_named(at, label)}: YAML reads {shown} as a "
                     f"number ({form}), not as the text written; {fix}"
@@ -1046,7 +1046,7 @@ def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, l
         elif kind == "missing":
             messages.append(f"{prefix}missing required key {key!r}")
         else:
-            hidden = _credential_position(at + loc) and not isinstance(error.get("input"), bool)
+            hidden = _names_credential(at + loc) and not isinstance(error.get("input"), bool)
             as_written = None if hidden else _as_written(error.get("input"), lines, at + loc)
             message = _in_our_words(error, as_written, hidden=hidden)
             message = message or error["msg"].removeprefix("Value error, ")
@@ -1492,6 +1492,15 @@ def _credential_position(at: Path_) -> bool:
 
 
 _CREDENTIAL_KEYS = frozenset({"params", "headers", "env", "auth", "login", "fields", "basic"})
+
+
+def _names_credential(at: Path_) -> bool:
+    """Whether the value at a key path is a credential a message must not show: under
+    `headers`, `auth`, a login form... (`_CREDENTIAL_KEYS`), or at a key named like one
+    (`token`, `api_key`); not below a name of the user's own that only looks like one (a
+    metric `api_keys`, a KPI `monkey.x`), as `_credential_position` takes it."""
+    last = next((part for part in reversed(at) if isinstance(part, str)), "")
+    return bool(_SECRET_NAME.search(last)) or any(part in _CREDENTIAL_KEYS for part in at)
 
 
 def _dotenv(path: Path, outside: Mapping[str, str]) -> Mapping[str, str]:
