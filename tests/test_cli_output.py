@@ -477,6 +477,38 @@ def test_values_the_loader_takes_in_another_type_fit_the_schema(form: str, workd
     assert _problems(_schema(workdir), text) == []
 
 
+def test_a_plugin_that_fails_to_load_leaves_schema_and_init_working(workdir: Path) -> None:
+    """An installed plugin whose module is gone (or raises on import) ended `kpi schema`
+    and `kpi init` (which writes the schema) with "config error: source type 'broken' ...
+    failed to load", though neither uses it; the schema describes it by its type alone."""
+    import json
+
+    checkout = workdir / "site"
+    info = checkout / "kpi_broken-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: kpi-broken\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[kpi_collector.sources]\nbroken = kpi_broken_gone:Broken\n"
+    )
+    env = {"PYTHONPATH": str(checkout)}
+    out = run_kpi(workdir, "schema", env=env)
+    assert out.returncode == 0, out.stderr
+    schema = json.loads(out.stdout)
+    assert schema["$defs"]["sources.broken"] == {
+        "type": "object",
+        "properties": {"type": {"const": "broken"}},
+    }
+    assert "github" in schema["properties"]["sources"]["items"]["properties"]["type"]["enum"]
+    project = workdir / "project"
+    init = run_kpi(workdir, "init", "--dir", str(project), env=env)
+    assert init.returncode == 0, init.stderr
+    assert json.loads((project / "kpi.schema.json").read_text()) == schema
+    # a config that uses it still says why it cannot
+    (project / "kpi.yaml").write_text("sources:\n  - {type: broken}\n")
+    used = run_kpi(project, "validate", env=env)
+    assert used.returncode == 2 and "source type 'broken'" in used.stderr
+
+
 def test_every_shipped_sample_entry_fits_the_schema(workdir: Path) -> None:
     import yaml
 
