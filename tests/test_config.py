@@ -433,6 +433,20 @@ def test_a_variable_in_a_key_is_an_error_not_a_key() -> None:
     )
 
 
+def test_a_section_whose_entries_are_all_commented_out_is_empty() -> None:
+    """`destinations:` with each entry commented out (as the starter's, to try it without
+    one) is YAML's empty value: it was "destinations: an empty value is not a list"."""
+    text = GOOD.replace(
+        "destinations:\n  - {type: csv, path: kpis.csv}\n",
+        "destinations:\n  # - {type: csv, path: kpis.csv}\nalerts:\ndefaults:\nhealth:\n",
+    )
+    config = parse_config(text, path=Path("kpi.yaml"), env={"CRM_TOKEN": "t"})
+    assert config.destinations == [] and config.settings.alerts == []
+    assert config.defaults.timeout == 20
+    empty = parse_config("sources:\nkpis:\n", path=Path("kpi.yaml"), env={})
+    assert empty.sources == [] and empty.kpis == {}
+
+
 def test_a_literal_dollar_in_a_key_is_written_as_in_a_value() -> None:
     """The error above says a key's literal `$` is `$$`, as in values; the key kept both."""
     text = ONE.replace("EXTRA", ", env: {'PRICE_$$': v, 'RAW_$${K}': w}")

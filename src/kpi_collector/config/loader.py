@@ -172,6 +172,9 @@ def parse_config(
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{label}: the top level must be a mapping of keys like `sources:`")
+    for key in _SECTIONS:  # `destinations:` with every entry commented out: none
+        if key in data and data[key] is None:
+            del data[key]
     # what workers of the celery executor compare: the text as written, before entries are
     # left out or variables expanded
     executor = data.get("executor")
@@ -286,6 +289,10 @@ def parse_config(
     if _OTHER_BASE_TEXT.search(text):  # rare: the node tree only then
         _check_other_bases(lines, left_out, entries, settings)
     return config
+
+
+#: the top-level sections an empty value leaves at their default (no entries, no settings)
+_SECTIONS = ("sources", "destinations", "kpis", "alerts", "defaults", "health")
 
 
 # A plain scalar YAML 1.1 reads as a number in another base than the one it looks written in:
