@@ -197,9 +197,7 @@ def parse_config(
         for index, item in enumerate(items):
             if not isinstance(item, dict):
                 continue
-            at_: Path_ = (key, index, "enabled")
-            label_ = _entry_label(key, item)
-            disabled = _disabled(item.get("enabled"), environment, lines, at_, label_)
+            disabled = _disabled(item, (key, index), environment, lines)
             if (disabled or not need_secrets) and _unresolved(item, environment):
                 indexes.add(index)
                 name = str(item.get("name") or item.get("type"))
@@ -1318,11 +1316,13 @@ _FALSE_TEXTS = frozenset({"false", "f", "no", "n", "off", "0"})
 
 
 def _disabled(
-    value: Any, env: Mapping[str, str], lines: _LineFinder, at: Path_, label: str
+    item: Mapping[str, Any], at: Path_, env: Mapping[str, str], lines: _LineFinder
 ) -> bool:
-    """Whether an entry's `enabled:` (`value`, at key path `at`) reads as false once its
-    variables are expanded (`enabled: false`, `enabled: "${CRM_ON:-false}"`), as its model
-    reads it: such an entry never runs, so the variables it names may be unset."""
+    """Whether the `enabled:` of the entry `item` (of `sources:` / `destinations:`, at key
+    path `at`) reads as false once its variables are expanded (`enabled: false`, `enabled:
+    "${CRM_ON:-false}"`), as its model reads it: such an entry never runs, so the variables
+    it names may be unset."""
+    value = item.get("enabled")
     if value is False or (type(value) is int and value == 0):
         return True
     if not isinstance(value, str):
@@ -1330,7 +1330,8 @@ def _disabled(
     if "$" in value:
         if _unresolved(value, env):
             return False  # not known: an error where secrets are needed, else left out
-        value = _expand_text(value, env, lines, at, label)
+        label = _entry_label(str(at[0]), item)
+        value = _expand_text(value, env, lines, (*at, "enabled"), label)
     return value.lower() in _FALSE_TEXTS
 
 
