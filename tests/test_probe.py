@@ -526,3 +526,15 @@ def test_a_json_number_no_double_holds_is_not_listed(site: str, tmp_path: Path) 
     small to store; probe reads the answer exactly, as the run does."""
     findings = probed(tmp_path, f"{site}/api/extreme")["findings"]
     assert [(f["jmespath"], f["value"]) for f in findings] == [("users", 42.0)]
+
+
+def test_the_table_shows_each_value_whole(site: str, tmp_path: Path) -> None:
+    """The table's value column wrote `:g`, six digits: 8,864,407 was shown as 8.86441e+06,
+    not the number the metric reads."""
+    values = [f["value"] for f in probed(tmp_path, f"{site}/p/0")["findings"]]
+    assert any(abs(v) >= 1_000_000 for v in values)
+    table = run_kpi(tmp_path, "probe", f"{site}/p/0", env={"COLUMNS": "250"})
+    assert table.returncode == 0, table.stderr
+    shown = [line.split("│")[0].strip() for line in table.stdout.splitlines() if "│" in line]
+    assert [float(cell) for cell in shown] == values
+    assert not any("e+" in cell for cell in shown)
