@@ -447,6 +447,68 @@ def test_schema_checks_configs_plugins_included(workdir: Path) -> None:
     ]
 
 
+#: values the loader takes in another type than the field's (a before-validator reads them):
+#: `kpi schema` marked each an error in the editor, in a config `kpi validate` accepts
+OTHER_FORMS = {
+    "a change in percent written with %": (
+        "alerts:\n  - {kpi: a.b, change: {days: 7, below: -20%, above: 50 %}}\n"
+    ),
+    "one destination to notify, not a list": (
+        "destinations:\n  - {type: slack, webhook_url: 'https://hooks.example/x'}\n"
+        "alerts:\n  - {kpi: a.b, below: 1, notify: slack}\n"
+    ),
+    "a GA4 property id as a number": (
+        "sources:\n  - {type: google_analytics, property_id: 123456789, "
+        "credentials_file: sa.json}\n"
+    ),
+    "a Discord server id as a number": (
+        "sources:\n  - {type: discord, guild_id: 197038439483310086, bot_token: x}\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("form", list(OTHER_FORMS))
+def test_values_the_loader_takes_in_another_type_fit_the_schema(form: str, workdir: Path) -> None:
+    from kpi_collector.config import parse_config
+
+    text = "sources:\n  - {name: a, type: html, url: 'http://x/', metrics: {b: '#b'}}\n"
+    text = OTHER_FORMS[form] if "sources:" in OTHER_FORMS[form] else text + OTHER_FORMS[form]
+    parse_config(text, path=workdir / "kpi.yaml", env={})  # the loader takes it
+    assert _problems(_schema(workdir), text) == []
+
+
+def test_a_plugin_that_fails_to_load_leaves_schema_and_init_working(workdir: Path) -> None:
+    """An installed plugin whose module is gone (or raises on import) ended `kpi schema`
+    and `kpi init` (which writes the schema) with "config error: source type 'broken' ...
+    failed to load", though neither uses it; the schema describes it by its type alone."""
+    import json
+
+    checkout = workdir / "site"
+    info = checkout / "kpi_broken-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: kpi-broken\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[kpi_collector.sources]\nbroken = kpi_broken_gone:Broken\n"
+    )
+    env = {"PYTHONPATH": str(checkout)}
+    out = run_kpi(workdir, "schema", env=env)
+    assert out.returncode == 0, out.stderr
+    schema = json.loads(out.stdout)
+    assert schema["$defs"]["sources.broken"] == {
+        "type": "object",
+        "properties": {"type": {"const": "broken"}},
+    }
+    assert "github" in schema["properties"]["sources"]["items"]["properties"]["type"]["enum"]
+    project = workdir / "project"
+    init = run_kpi(workdir, "init", "--dir", str(project), env=env)
+    assert init.returncode == 0, init.stderr
+    assert json.loads((project / "kpi.schema.json").read_text()) == schema
+    # a config that uses it still says why it cannot
+    (project / "kpi.yaml").write_text("sources:\n  - {type: broken}\n")
+    used = run_kpi(project, "validate", env=env)
+    assert used.returncode == 2 and "source type 'broken'" in used.stderr
+
+
 def test_every_shipped_sample_entry_fits_the_schema(workdir: Path) -> None:
     import yaml
 

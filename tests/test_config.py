@@ -72,6 +72,53 @@ def test_variable_default_and_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert config.sources[0].auth.bearer.get() == "from-env-456"  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ("${PASS:-pa$$word}", "pa$word"),  # was "pa$$word": `$$` is a `$` in a default too
+        ("${PASS:-$$$$}", "$$"),
+        ("${PASS:-pa$word}", "pa$word"),  # a `$` naming no variable stays
+        ("pa$$word", "pa$word"),
+    ],
+)
+def test_a_literal_dollar_in_a_default_is_written_as_everywhere(written: str, read: str) -> None:
+    text = GOOD.replace("${CRM_TOKEN}", written)
+    config = parse_config(text, path=Path("kpi.yaml"), env={})
+    assert config.sources[0].auth.bearer.get() == read  # type: ignore[attr-defined]
+    given = parse_config(text, path=Path("kpi.yaml"), env={"PASS": "a$$b"})
+    expected = "a$$b" if "${" in written else read  # a variable's value is taken as it is
+    assert given.sources[0].auth.bearer.get() == expected  # type: ignore[attr-defined]
+
+
+def test_a_dotenv_value_built_from_another_takes_the_environments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The environment wins over `.env`, also inside `.env`: `CRM_URL=https://${CRM_HOST}/v1`
+    with `CRM_HOST` set by the deployment took the `.env`'s host (python-dotenv's order),
+    while `${CRM_HOST}` in the config took the environment's."""
+    (tmp_path / ".env").write_text(
+        "CRM_HOST=localhost:8080\nCRM_URL=https://${CRM_HOST}/v1/stats\nCRM_TOKEN=t\n"
+    )
+    (tmp_path / "kpi.yaml").write_text(
+        GOOD.replace("https://api.example.com/v1/stats", "${CRM_URL}").replace(
+            "https://blog.example.com/", "https://${CRM_HOST}/blog"
+        )
+    )
+    for name in ("CRM_HOST", "CRM_URL", "CRM_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    config = load_config(tmp_path / "kpi.yaml")
+    urls = [source.url for source in config.sources]  # type: ignore[attr-defined]
+    assert urls == ["https://localhost:8080/v1/stats", "https://localhost:8080/blog"]
+    monkeypatch.setenv("CRM_HOST", "crm.example.com")
+    config = load_config(tmp_path / "kpi.yaml")  # a new value: not the cached config either
+    urls = [source.url for source in config.sources]  # type: ignore[attr-defined]
+    assert urls == ["https://crm.example.com/v1/stats", "https://crm.example.com/blog"]
+    given = parse_config(
+        (tmp_path / "kpi.yaml").read_text(), path=tmp_path / "kpi.yaml", env={"CRM_HOST": "h"}
+    )
+    assert given.sources[0].url == "https://h/v1/stats"  # type: ignore[attr-defined]
+
+
 def test_disabled_source_may_use_unset_variables() -> None:
     text = GOOD.replace(
         "    type: http_json\n", "    type: http_json\n    enabled: false\n"
@@ -80,6 +127,44 @@ def test_disabled_source_may_use_unset_variables() -> None:
     assert [s.name for s in config.sources] == ["blog"]  # left out: it could not run anyway
     enabled = text.replace("    enabled: false\n", "")
     assert "${CRM_URL}" in error_of(enabled)
+
+
+@pytest.mark.parametrize(
+    ("switch", "env"),
+    [
+        ("${CRM_ON:-false}", {}),
+        ("${CRM_ON}", {"CRM_ON": "False"}),
+        ('"${CRM_ON:-0}"', {}),
+        ("'no'", {}),  # quoted: a text, read as false as pydantic reads it
+    ],
+)
+def test_a_source_switched_off_by_a_variable_may_use_unset_variables(
+    switch: str, env: dict[str, str]
+) -> None:
+    """`enabled: "${CRM_ON:-false}"` (a source switched on per machine) is `enabled: false`
+    once read; its token's unset variable was still an error ("uses ${CRM_TOKEN}, which is
+    not set"), unlike a source with `enabled: false` written out."""
+    text = GOOD.replace("    type: http_json\n", f"    type: http_json\n    enabled: {switch}\n")
+    config = parse_config(text, path=Path("kpi.yaml"), env=env)
+    assert [s.name for s in config.sources] == ["blog"]  # left out: it could not run anyway
+    deploy = parse_config(text, path=Path("kpi.yaml"), env=env, need_secrets=False)
+    assert deploy.unchecked == ()  # switched off: no deployment snippet needs it
+
+
+def test_a_source_switched_on_by_a_variable_needs_its_variables() -> None:
+    text = GOOD.replace(
+        "    type: http_json\n", "    type: http_json\n    enabled: ${CRM_ON:-false}\n"
+    )
+    assert "${CRM_TOKEN}, which is not set" in error_of(text, {"CRM_ON": "true"})
+    config = parse_config(text, path=Path("kpi.yaml"), env={"CRM_ON": "1", "CRM_TOKEN": "t"})
+    assert [s.name for s in config.sources] == ["crm", "blog"]
+    unset = text.replace("${CRM_ON:-false}", "${CRM_ON}")
+    assert "source 'crm': enabled uses ${CRM_ON}, which is not set" in error_of(unset)
+    # commands that only read the store leave it out, as any entry with unset variables
+    reading = parse_config(unset, path=Path("kpi.yaml"), env={}, need_secrets=False)
+    assert [s.name for s in reading.sources] == ["blog"]
+    wrong = error_of(text, {"CRM_ON": "maybe", "CRM_TOKEN": "t"})
+    assert "source 'crm': enabled: 'maybe' is not true or false" in wrong
 
 
 def test_read_only_commands_leave_out_entries_with_unset_variables() -> None:
@@ -264,9 +349,9 @@ ONE = "sources:\n  - {name: c, type: command, command: [echo, '1']EXTRA}\n"
             "kpi.yaml:3: locale: no (YAML reads it as false) is not a text; quote it: 'no'",
         ),
         (
+            # a program's environment may hold a secret: its value is never shown
             ONE.replace("EXTRA", ", env: {MODE: 0755}"),
-            "kpi.yaml:2: source 'c': env.MODE: 0755 (YAML reads it as 493) is not a text; "
-            "quote it: '0755'",
+            "kpi.yaml:2: source 'c': env.MODE: a number is not a text; quote it",
         ),
         # a boolean where a number goes was read as 1 (a one-second timeout)
         (
@@ -345,6 +430,32 @@ def test_a_variable_in_a_key_is_an_error_not_a_key() -> None:
     assert error_of(text, env={"K": "A"}) == (
         "kpi.yaml:2: sources.0.env.${K}: variables are read in values only, not in keys; "
         "write the key as it is (a literal $ is $$)"
+    )
+
+
+def test_a_section_whose_entries_are_all_commented_out_is_empty() -> None:
+    """`destinations:` with each entry commented out (as the starter's, to try it without
+    one) is YAML's empty value: it was "destinations: an empty value is not a list"."""
+    text = GOOD.replace(
+        "destinations:\n  - {type: csv, path: kpis.csv}\n",
+        "destinations:\n  # - {type: csv, path: kpis.csv}\nalerts:\ndefaults:\nhealth:\n",
+    )
+    config = parse_config(text, path=Path("kpi.yaml"), env={"CRM_TOKEN": "t"})
+    assert config.destinations == [] and config.settings.alerts == []
+    assert config.defaults.timeout == 20
+    empty = parse_config("sources:\nkpis:\n", path=Path("kpi.yaml"), env={})
+    assert empty.sources == [] and empty.kpis == {}
+
+
+def test_a_literal_dollar_in_a_key_is_written_as_in_a_value() -> None:
+    """The error above says a key's literal `$` is `$$`, as in values; the key kept both."""
+    text = ONE.replace("EXTRA", ", env: {'PRICE_$$': v, 'RAW_$${K}': w}")
+    config = parse_config(text, path=Path("kpi.yaml"), env={"K": "A"})
+    assert dict(config.sources[0].env) == {"PRICE_$": "v", "RAW_${K}": "w"}  # type: ignore[attr-defined]
+    twins = ONE.replace("EXTRA", ", env: {'PRICE_$$': v, 'PRICE_$': w}")
+    assert error_of(twins) == (
+        "kpi.yaml:2: sources.0.env.PRICE_$$: the same key as 'PRICE_$' ($$ is a literal $); "
+        "keep one of them"
     )
 
 
@@ -489,6 +600,23 @@ def test_pydantic_words_are_said_in_ours(text: str, expected: str) -> None:
             "kpi.yaml:4: destination 'segment': api_url: 'ftp://segment.example' is not an "
             "http(s) URL",
         ),
+        # a webhook URL (a secret: never shown) with a space, a tab, a backslash or a port
+        # out of range passed `kpi validate` and failed at every delivery
+        (
+            "{type: slack, webhook_url: 'https://hooks.example/T0/B0/s3cret part'}",
+            "kpi.yaml:4: destination 'slack': webhook_url: the URL holds a space; a URL has "
+            "none (write %20 in its path)",
+        ),
+        (
+            "{type: discord, webhook_url: 'https://discord.example:99999/api/webhooks/1/s3cret'}",
+            "kpi.yaml:4: destination 'discord': webhook_url: the URL has no valid port (a "
+            "number from 1 to 65535)",
+        ),
+        (
+            "{type: webhook, url: 'https://hooks.example\\\\s3cret'}",
+            "kpi.yaml:4: destination 'webhook': url: the URL holds a backslash; a URL is "
+            "written with /",
+        ),
     ],
 )
 def test_destination_urls_are_checked_at_load(destination: str, expected: str) -> None:
@@ -561,6 +689,152 @@ def test_keys_and_values_yaml_reads_as_no_text(text: str, expected: str) -> None
 )
 def test_numbers_yaml_reads_in_another_base_are_refused(text: str, expected: str) -> None:
     assert error_of(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("kind", "shown"),
+    [("[html]", "a list"), ("1", "1"), ("no", "no (YAML reads it as false)"), ("''", None)],
+)
+def test_a_type_that_is_no_name_says_so(kind: str, shown: str | None) -> None:
+    """`type: [html]` or `type: 1` was "this source has no `type:`", which it has."""
+    message = error_of(f"sources:\n  - {{name: a, type: {kind}}}\n")
+    if shown is None:
+        assert message == "kpi.yaml:2: this source has no `type:`; add one, e.g. `type: html`"
+    else:
+        assert message == (
+            f"kpi.yaml:2: source 'a': type: {shown} is not a type's name; write one, e.g. "
+            "`type: html`"
+        )
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        # the Norway problem: `country: no` was sent as {"country": false}
+        (
+            "{name: crm, type: http_json, url: 'http://x/', method: POST, metrics: {a: b}, "
+            "body: {filter: {country: no, active: true}}}",
+            "kpi.yaml:2: source 'crm': body.filter.country: no (YAML 1.1 reads it as false); "
+            "quote it: 'no', or write false",
+        ),
+        # a date has no JSON form: every run failed with "not JSON serializable"
+        (
+            "{name: crm, type: http_json, url: 'http://x/', method: POST, metrics: {a: b}, "
+            "body: [{since: 2024-01-01}]}",
+            "kpi.yaml:2: source 'crm': body.0.since: 2024-01-01 (YAML reads it as a date); "
+            "quote it: '2024-01-01'",
+        ),
+        (
+            "{name: f, type: python, function: 'mod:f', kwargs: {region: On}}",
+            "kpi.yaml:2: source 'f': kwargs.region: On (YAML 1.1 reads it as true); quote it: "
+            "'On', or write true",
+        ),
+    ],
+)
+def test_data_passed_on_as_written_refuses_what_yaml_reads_otherwise(
+    entry: str, expected: str
+) -> None:
+    """Where a config holds data a source passes on as it is (a JSON body, a function's
+    keyword arguments), no model type says `no` must be a text: YAML 1.1's yes/no/on/off
+    and dates went out as booleans and dates nobody wrote."""
+    assert error_of(f"sources:\n  - {entry}\n") == expected
+    fine = (
+        entry.replace("no,", "'no',").replace("2024-01-01", "'2024-01-01'").replace("On}", "'On'}")
+    )
+    parse_config(f"sources:\n  - {fine}\n", path=Path("kpi.yaml"), env={})
+
+
+CREDENTIALS = """\
+sources:
+  - {name: gh, type: github, repo: a/b, token: TOKEN}
+  - name: pod
+    type: html
+    url: http://127.0.0.1:9/
+    login: {url: http://127.0.0.1:9/login, fields: {email: a, password: PASSWORD}}
+    headers: {X-Api-Key: HEADER}
+    metrics: {x: "#x"}
+"""
+
+
+def credentials(token: str = "t", password: str = "p", header: str = "h") -> str:
+    return (
+        CREDENTIALS.replace("TOKEN", token).replace("PASSWORD", password).replace("HEADER", header)
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # YAML 1.1 reads these as numbers written another way, or as true/false: the
+        # credential sent was '305441741', '1000', '3' or 'True', never the one written
+        (
+            credentials(token="0x1234abcd"),
+            "kpi.yaml:2: source 'gh': token: YAML reads this value as a number (hexadecimal), "
+            "not as the text written; quote it",
+        ),
+        (
+            credentials(password="83_724_619"),
+            "kpi.yaml:6: source 'pod': login.fields.password: YAML reads this value as a "
+            "number (digits grouped with _), not as the text written; quote it",
+        ),
+        (
+            credentials(password="0b1101"),
+            "kpi.yaml:6: source 'pod': login.fields.password: YAML reads this value as a "
+            "number (binary), not as the text written; quote it",
+        ),
+        (
+            credentials(token="+8372461955"),
+            "kpi.yaml:2: source 'gh': token: YAML reads this value as a number (a + sign), "
+            "not as the text written; quote it",
+        ),
+        (
+            credentials(password="0123456"),
+            "kpi.yaml:6: source 'pod': login.fields.password: YAML reads this value as a "
+            "number (octal: a leading 0), not as the text written; quote it",
+        ),
+        (
+            credentials(token="yes"),
+            "kpi.yaml:2: source 'gh': token: yes (YAML reads it as true) is not a text; "
+            "quote it: 'yes'",
+        ),
+        # a number where a header goes: refused, its value (an API key) never shown
+        (
+            credentials(header="8372461955"),
+            "kpi.yaml:7: source 'pod': headers.X-Api-Key: a number is not a text; quote it",
+        ),
+    ],
+)
+def test_a_credential_yaml_reads_as_another_value_is_refused_unshown(
+    text: str, expected: str
+) -> None:
+    assert error_of(text) == expected
+
+
+def test_a_number_in_another_form_is_refused_only_where_it_becomes_a_text() -> None:
+    # an id a validator takes as a number and keeps as its digits: 0x75BCD15 became 123456789
+    ga = "sources:\n  - {type: google_analytics, property_id: 0x75BCD15, credentials_file: a}\n"
+    assert error_of(ga) == (
+        "kpi.yaml:2: source 'google_analytics': property_id: YAML reads 0x75BCD15 as a number "
+        "(hexadecimal), not as the text written; quote it: '0x75BCD15'"
+    )
+    # numbers where numbers go, under a name that looks like a credential's: as before
+    text = (
+        "sources:\n  - name: monkey\n    type: html\n    url: http://127.0.0.1:9/\n"
+        "    metrics: {api_keys: {css: p, map: {TOKEN_OK: 1_000}, expect: {min: +1}}}\n"
+        "kpis:\n  monkey.api_keys: {target: 1_000}\n"
+    )
+    config = parse_config(text, path=Path("kpi.yaml"), env={})
+    assert config.kpis["monkey.api_keys"].target == 1000
+    # and a wrong value there is shown, as any that is no credential
+    assert error_of(text.replace("min: +1", "min: lots")) == (
+        "kpi.yaml:5: source 'monkey': metrics.api_keys.expect.min: 'lots' is not a number"
+    )
+
+
+def test_a_credential_written_as_a_plain_number_is_that_text() -> None:
+    config = parse_config(credentials(token="8372461955", password="0"), env={})
+    assert config.sources[0].token.get() == "8372461955"
+    assert config.sources[1].login.fields["password"].get() == "0"
 
 
 @pytest.mark.parametrize(

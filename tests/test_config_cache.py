@@ -501,3 +501,43 @@ def test_a_third_party_source_keeps_its_own_class_in_the_cache(
     cached = json.loads(python(script, str(config), env=env))
     assert built == [["Dice", ["d.sides", "d.faces_sum"]], ["HTML", ["p.n"]]]
     assert cached == [["Dice", ["d.sides", "d.faces_sum"]], ["PlainHTML", ["p.n"]]]
+
+
+PLUGIN = """
+from typing import ClassVar
+from kpi_collector.sources.base import Source
+
+class Coin(Source):
+    type: ClassVar[str] = "coin"
+    sides: int = SIDES
+
+    def metric_names(self) -> list[str]:
+        return ["sides"]
+
+    async def collect(self, ctx):
+        return {"sides": self.sides}
+"""
+
+
+def test_a_changed_plugin_in_a_checkout_rebuilds_the_config(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """A plugin installed from a checkout (editable: its code is not copied, so no installer
+    writes anything when it changes) had its config from the cache after its code changed:
+    a new default (or a check it added) was not seen until the config file changed."""
+    checkout = tmp_path / "checkout"
+    info = checkout / "kpi_coin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: kpi-coin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[kpi_collector.sources]\ncoin = kpi_coin:Coin\n")
+    module = checkout / "kpi_coin.py"
+    module.write_text(PLUGIN.replace("SIDES", "2"))
+    env = {**env, "PYTHONPATH": f"{ROOT}{os.pathsep}{checkout}"}
+    config = tmp_path / "kpi.yaml"
+    config.write_text("sources:\n  - {name: c, type: coin}\n")
+    assert load(config, env)["sources"]["c"]["sides"] == 2
+    assert load(config, env)["from_cache"]
+    module.write_text(PLUGIN.replace("SIDES", "3"))  # the plugin's author changes it
+    again = load(config, env)
+    assert not again["from_cache"]
+    assert again["sources"]["c"]["sides"] == 3

@@ -113,6 +113,27 @@ EXAMPLES: dict[str, tuple[bytes, str]] = {
         b"sources: []\ntitle: a\x00b\n",
         "kpi.yaml:2: not valid YAML: character U+0000: control characters are not allowed",
     ),
+    # PyYAML's words, which said neither what was wrong nor how to fix it
+    "a lone = (YAML 1.1's value key)": (
+        b"sources:\n  - {name: a, type: html, url: 'http://x/', metrics: {b: {css: p, regex: =}}}\n",
+        "kpi.yaml:2: not valid YAML: YAML 1.1 reads a lone = as a special value, not as the "
+        "text; quote it: '='",
+    ),
+    "a lone << as a value": (
+        b"sources: []\ntitle: <<\n",
+        "kpi.yaml:2: not valid YAML: YAML 1.1 reads a lone << as a special value, not as the "
+        "text; quote it: '<<'",
+    ),
+    "a tag this config does not read": (
+        b"sources: []\ntitle: !Ref name\n",
+        "kpi.yaml:2: not valid YAML: the tag !Ref is not read here: remove it, or quote the "
+        "value if the ! is part of it",
+    ),
+    "a second document": (
+        b"sources: []\n---\ntitle: x\n",
+        "kpi.yaml:2: not valid YAML: a second YAML document starts here (---); a config is "
+        "one document: remove this line",
+    ),
     "two problems in one entry": (
         b"sources:\n  - {name: c, type: command, command: [echo, '1'], timeot: 1, retrys: 2}\n",
         "kpi.yaml:2: source 'c': unknown key 'timeot'; did you mean 'timeout'? "

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from kpi_collector.demo.server import BackgroundServer, make_app, metric
 from kpi_collector.demo.setup import write_demo_folder
-from tests.cli import run_kpi
+from tests.cli import run_kpi, stored_values
 
 PAGES = 20
 
@@ -201,7 +201,20 @@ def site() -> Iterator[str]:
         body = "\ufeff" + json.dumps(JSON_DOC)
         return web.Response(body=body.encode(), content_type="text/plain")
 
+    async def german(request: web.Request) -> web.Response:
+        # a German API: strings as de writes them ("12,374" reads two ways there)
+        body = {"umsatz": "1.234,5", "kunden": 142, "quote": "12,5 %", "growth": "12,374"}
+        return web.json_response(body)
+
     app.router.add_get("/api/stats", data)
+    app.router.add_get("/api/german", german)
+
+    async def extreme(request: web.Request) -> web.Response:
+        # numbers no double holds: a run reads them exactly and refuses them
+        body = '{"tiny": 1e-400, "huge": -1e400, "users": 42}'
+        return web.Response(text=body, content_type="application/json")
+
+    app.router.add_get("/api/extreme", extreme)
     app.router.add_get("/api/bom", data_with_bom)
     app.router.add_get("/moved", moved)
     with BackgroundServer(app) as url:
@@ -454,3 +467,74 @@ def test_a_number_whose_sign_is_in_the_element_before_is_not_listed_unsigned() -
     listed = {f.value for f in probe_html(page)}
     assert 5 not in listed and 1200 not in listed
     assert {7, 12} <= listed
+
+
+def test_a_json_source_with_a_locale_is_probed_as_its_run_reads_it(
+    site: str, tmp_path: Path
+) -> None:
+    """`kpi probe --source NAME` of an `http_json` source with `locale: de` listed its JSON
+    strings read as en: `"growth": "12,374"` as 12374, a line the run then refused as
+    reading two ways (and `"1.234,5"`, which de reads as 1234.5, was left out). Each line
+    listed, put in the config and run, stores the value listed."""
+    config = {
+        "sources": [
+            {
+                "name": "crm",
+                "type": "http_json",
+                "url": f"{site}/api/german",
+                "locale": "de",
+                "metrics": {"kunden": "kunden"},  # the one the user knows already
+            }
+        ]
+    }
+    (tmp_path / "kpi.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    findings = probed(tmp_path, "--source", "crm")["findings"]
+    listed = {f["jmespath"]: f["value"] for f in findings}
+    assert listed == {"umsatz": 1234.5, "kunden": 142.0, "quote": 12.5}
+    config["sources"][0]["metrics"] = {f["name"]: f["metric"] for f in findings}
+    (tmp_path / "kpi.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = run_kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert stored_values(tmp_path) == {f"crm.{f['name']}": f["value"] for f in findings}
+
+
+def test_listed_lines_read_the_same_in_a_config_of_another_locale(
+    site: str, tmp_path: Path
+) -> None:
+    """A line `kpi probe URL` lists is read as probe read it wherever it is put: in a config
+    whose `locale: de` (the team's own pages) it read an English page's "12,374" as 12.374
+    and stored that, and refused the JSON string "12,374" as reading two ways. A line whose
+    number reads by its locale names it (`locale: en`)."""
+    sources = []
+    listed: dict[str, float] = {}
+    for name, path in (("p0", "/p/0"), ("p1", "/p/1"), ("api", "/api/stats")):
+        findings = probed(tmp_path, f"{site}{path}")["findings"]
+        metrics = {f["name"]: f["metric"] for f in findings}
+        listed.update({f"{name}.{f['name']}": f["value"] for f in findings})
+        kind = "http_json" if path.startswith("/api") else "html"
+        sources.append({"name": name, "type": kind, "url": f"{site}{path}", "metrics": metrics})
+    assert listed["api.data_growth"] == 12_374  # "12,374", as en writes it
+    config = {"locale": "de", "defaults": {"timeout": 10, "retries": 0}, "sources": sources}
+    (tmp_path / "kpi.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = run_kpi(tmp_path, "run", "--no-deliver")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert stored_values(tmp_path) == listed
+
+
+def test_a_json_number_no_double_holds_is_not_listed(site: str, tmp_path: Path) -> None:
+    """`1e-400` was listed as 0 (read as a double), a line whose run then refused it as too
+    small to store; probe reads the answer exactly, as the run does."""
+    findings = probed(tmp_path, f"{site}/api/extreme")["findings"]
+    assert [(f["jmespath"], f["value"]) for f in findings] == [("users", 42.0)]
+
+
+def test_the_table_shows_each_value_whole(site: str, tmp_path: Path) -> None:
+    """The table's value column wrote `:g`, six digits: 8,864,407 was shown as 8.86441e+06,
+    not the number the metric reads."""
+    values = [f["value"] for f in probed(tmp_path, f"{site}/p/0")["findings"]]
+    assert any(abs(v) >= 1_000_000 for v in values)
+    table = run_kpi(tmp_path, "probe", f"{site}/p/0", env={"COLUMNS": "250"})
+    assert table.returncode == 0, table.stderr
+    shown = [line.split("│")[0].strip() for line in table.stdout.splitlines() if "│" in line]
+    assert [float(cell) for cell in shown] == values
+    assert not any("e+" in cell for cell in shown)

@@ -582,8 +582,9 @@ def test_probe_render_lists_the_number_the_script_wrote(spa: str, tmp_path: Path
     result = kpi(tmp_path, "probe", f"{spa}/spa/5", "--render", "--format", "json")
     assert result.returncode == 0, result.stderr
     findings = json.loads(result.stdout)["findings"]
+    # "10,685": as the page's en writes it, named so a config's other `locale:` reads it so
     assert [(f["metric"], f["value"], f["label"]) for f in findings] == [
-        ({"css": "#downloads"}, float(spa_value(5)), "Downloads")
+        ({"css": "#downloads", "locale": "en"}, float(spa_value(5)), "Downloads")
     ]
     # the shell alone has no number: probe says so and exits 1
     shell = kpi(tmp_path, "probe", f"{spa}/spa/5")

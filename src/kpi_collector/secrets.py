@@ -306,6 +306,10 @@ class Secret:
             variables: tuple[str, ...] = getattr(value, "variables", ())
             if isinstance(value, SecretStr | Secret):
                 value = value.get_secret_value()
+            if isinstance(value, bool):  # `token: yes`: YAML 1.1's true, not the text
+                from pydantic_core import PydanticCustomError
+
+                raise PydanticCustomError("string_type", "a boolean is not a text")
             if not isinstance(value, str | int):
                 raise ValueError("expected a string")
             if cls.hides_variables:

@@ -239,27 +239,30 @@ def is_http_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-def check_http_url(value: str) -> str:
+def check_http_url(value: str, *, secret: bool = False) -> str:
     """`value` itself when it is an http(s) URL with a host (`is_http_url`) and a port a
     connection can use, for the models' URL validators and `kpi probe`; ValueError naming it
-    otherwise."""
+    otherwise, or calling it "the URL" when it is a `secret` (a webhook URL holds its
+    token)."""
+    shown = "the URL" if secret else repr(value)
     before_query = re.split(r"[?#]", value, maxsplit=1)[0]
     if "\\" in before_query:
         # a browser reads `\` there as `/`; split as a URL, `host:8080\stats` was a wrong port
         fixed = before_query.replace("\\", "/") + value[len(before_query) :]
-        raise ValueError(f"{value!r} holds a backslash; a URL is written with / ({fixed!r})")
+        example = "" if secret else f" ({fixed!r})"
+        raise ValueError(f"{shown} holds a backslash; a URL is written with /{example}")
     if not is_http_url(value):
-        raise ValueError(f"{value!r} is not an http(s) URL")
+        raise ValueError(f"{shown} is not an http(s) URL")
     if any(char.isspace() for char in value):
         # httpx would refuse it at the first request, or send a host no server has
         what = "a space" if " " in value else "a tab or line break"
-        raise ValueError(f"{value!r} holds {what}; a URL has none (write %20 in its path)")
+        raise ValueError(f"{shown} holds {what}; a URL has none (write %20 in its path)")
     try:
         port = urlsplit(value).port
     except ValueError:  # not a number, or out of range: the request would fail with no reason
         port = -1
     if port is not None and not 0 < port < 65536:
-        raise ValueError(f"{value!r} has no valid port (a number from 1 to 65535)")
+        raise ValueError(f"{shown} has no valid port (a number from 1 to 65535)")
     return value
 
 

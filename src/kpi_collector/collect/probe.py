@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,12 +101,19 @@ class Finding:
 
 
 def probe_html(
-    text: str, *, locale: str | None = None, language: str | None = None, grep: str | None = None
+    text: str,
+    *,
+    locale: str | None = None,
+    language: str | None = None,
+    grep: str | None = None,
+    pin: bool = True,
 ) -> list[Finding]:
     """Every number in the visible text of the HTML page `text`, in document order, each
     with a metric checked through `HtmlDocument.metric`. `locale` as the source's
     `locale:`; `language`: the page's `Content-Language` header (as a run reads it); `grep`
-    keeps the findings whose label or text contains it (any case)."""
+    keeps the findings whose label or text contains it (any case); `pin` (without a
+    `locale`): a metric whose number reads by the page's `lang` names that locale, so it
+    reads the same in a config whose `locale:` says another (`_pinned`)."""
     document = HtmlDocument(text, locale=locale, language=language)
     page = _Page(document.tree, document.default_lang)
     names: Counter[str] = Counter()
@@ -141,6 +148,18 @@ def probe_html(
             if found is None:
                 continue
             metric, value = found
+            if pin and locale is None:  # read by the page's `lang`: pinned, for any config
+                lo, hi = _extent(own, spans, index)
+                pinned = _pinned(
+                    lambda m: document.metric("probe", Metric(**m)),
+                    metric,
+                    value,
+                    node_locale or "en",
+                    own[lo:hi],
+                )
+                if pinned is None:
+                    continue
+                metric = pinned
             said = label if len(spans) == 1 else _near(own, spans, index) or label
             said = redact(said)  # a page may show a secret of the config (a login name)
             lo, hi = _extent(own, spans, index)
@@ -180,6 +199,44 @@ def _reading(
         if got == expected:
             return metric, got
     return None
+
+
+#: locales that write numbers in contrasting ways (`.` or `,` for decimals, ` ` or `'` for
+#: groups): a metric that reads another value under one of them reads by its locale
+_CONTRASTING = ("en", "de", "fr", "de-CH")
+#: a separator between digits: where the locale can change what a number reads as
+_SEPARATED = re.compile(r"\d[.,'\s\u066b\u066c]\d")
+
+
+def _pinned(
+    read: Callable[[dict[str, Any]], float],
+    metric: dict[str, Any],
+    value: float,
+    locale: str,
+    text: str,
+) -> dict[str, Any] | None:
+    """`metric` (which `read` reads as `value` where it was found, under `locale`), with
+    `locale: locale` when its number (`text`, as written) reads another value under another
+    locale: the config it goes into may say one (`locale: de` at its top level reads an
+    English page's "12,374" as 12.374). None when the metric with its locale does not
+    read `value` (never listed)."""
+    if not _SEPARATED.search(text) or not _reads_by_locale(text, locale):
+        return metric  # digits alone, or separators every locale reads alike
+    named = {**metric, "locale": locale}
+    try:
+        return named if read(named) == value else None
+    except (ExtractError, ValueError):
+        return None
+
+
+def _reads_by_locale(text: str, locale: str) -> bool:
+    """Whether the number `text` reads another value (or none) under one of the
+    `_CONTRASTING` locales than under `locale`."""
+    try:
+        own = parse_number(text, locale)
+        return any(parse_number(text, other) != own for other in _CONTRASTING)
+    except ValueError:
+        return True
 
 
 def _extent(own: str, spans: list[tuple[int, int]], index: int) -> tuple[int, int]:
@@ -684,10 +741,15 @@ _JMES_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _NUMERIC_STRING = re.compile(r"\s*[-+]?[\d.,' ]*\d[\d.,' ]*%?\s*\Z")
 
 
-def probe_json(document: Any, *, grep: str | None = None) -> list[Finding]:
+def probe_json(
+    document: Any, *, locale: str | None = None, grep: str | None = None, pin: bool = True
+) -> list[Finding]:
     """Every numeric leaf of a parsed JSON `document` (numbers, and strings that are one
     number, such as "12,374" or "$1.2k": `_amount`), in document order, with the JMESPath
-    that reads it, checked through `from_json`. `grep` keeps the leaves whose path contains it (any case)."""
+    that reads it, checked through `from_json` under `locale` (the source's `locale:`, as
+    its run reads the answer: a string that reads two ways there is left out). `grep`
+    keeps the leaves whose path contains it (any case); `pin` (without a `locale`): a
+    string whose number reads by the locale names it (`locale: en`, `_pinned`)."""
     wanted = grep.casefold() if grep else None
     names: Counter[str] = Counter()
     out: list[Finding] = []
@@ -699,12 +761,20 @@ def probe_json(document: Any, *, grep: str | None = None) -> list[Finding]:
         if wanted is not None and wanted not in path.casefold():
             continue
         try:
-            value = from_json("probe", document, Metric(jmespath=path))
+            value = from_json("probe", document, Metric(jmespath=path), locale)
         except (ExtractError, ValueError):
             continue
-        expected = float(leaf) if isinstance(leaf, int | float) else _parsed(leaf)
+        expected = float(leaf) if isinstance(leaf, int | float) else _parsed(leaf, locale)
         if expected is None or value != expected:
             continue
+        metric: dict[str, Any] = {"jmespath": path}
+        if pin and locale is None and isinstance(leaf, str):  # a config's `locale:` may
+            pinned = _pinned(
+                lambda m: from_json("probe", document, Metric(**m)), metric, value, "en", leaf
+            )
+            if pinned is None:
+                continue
+            metric = pinned
         label = " ".join(k for k in keys if not k.isdigit())
         name = _unique_name(_slug(" ".join(keys[-2:]).replace("_", " ")), names)
         out.append(
@@ -713,7 +783,7 @@ def probe_json(document: Any, *, grep: str | None = None) -> list[Finding]:
                 text=leaf if isinstance(leaf, str) else repr(leaf),
                 label=label,
                 name=name,
-                metric={"jmespath": path},
+                metric=metric,
                 jmespath=path,
             )
         )
@@ -745,9 +815,9 @@ def _amount(text: str) -> bool:
     return len(words) <= 1 and all(_AMOUNT_WORD.fullmatch(word) for word in words)
 
 
-def _parsed(text: str) -> float | None:
+def _parsed(text: str, locale: str | None = None) -> float | None:
     try:
-        return parse_number(text)
+        return parse_number(text, locale)
     except ValueError:
         return None
 

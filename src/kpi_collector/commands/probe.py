@@ -80,6 +80,15 @@ def _yaml(result: ProbeResult) -> str:
     return "\n".join(lines)
 
 
+def _whole(value: float) -> str:
+    """`value` with every digit it has (Python's shortest exact form, `.0` left off):
+    8864407, 1234567.89; `:g` showed 8.86441e+06."""
+    from decimal import Decimal
+
+    text = repr(value)  # 1.5e-07: written out, 0.00000015
+    return text.removesuffix(".0") if "e" not in text else f"{Decimal(text):f}"
+
+
 def _table(result: ProbeResult) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -100,7 +109,7 @@ def _table(result: ProbeResult) -> None:
     table.add_column("metrics: line")
     for finding in result.findings:
         table.add_row(
-            f"{finding.value:g}",
+            _whole(finding.value),
             Text(redact(finding.text)),
             Text(redact(finding.label)),
             Text(finding.yaml_line),

@@ -12,7 +12,9 @@ validated config depends on is the same as when it was written:
 - this package's code (installed from a wheel: its distribution's `RECORD`, which every
   install writes again; else the size and time of each of its files), Python's version and
   the installed distributions (the names of `*.dist-info` folders carry their versions), so
-  an upgraded plugin or library rebuilds it.
+  an upgraded plugin or library rebuilds it;
+- the text of each module that defines a plugin's model the config holds (a plugin in a
+  checkout, installed editable, changes with no installer writing anything).
 
 No secret is ever written in clear: a string holding a variable's value is written as a
 template naming the variable (`Bearer ${API_TOKEN}`) and filled from the environment when
@@ -38,7 +40,7 @@ from typing import Any
 
 from kpi_collector.config.plain import Config, Plain, restore
 
-_MAGIC = b"kpi-collector config cache 2\n"
+_MAGIC = b"kpi-collector config cache 3\n"
 _SALT = 16
 _DIGEST = 32  # SHA-256
 
@@ -218,10 +220,11 @@ def _read(
     try:
         stream = io.BytesIO(data)  # shares `data`'s buffer until written to
         stream.seek(start)
-        found = _Unpickler(stream, values).load()
-        config, marked = found
-        if not isinstance(config, Config):
-            return None
+        unpickler = _Unpickler(stream, values)
+        config, marked = unpickler.load()
+        modules = unpickler.load()
+        if not isinstance(config, Config) or _modules_text(modules) != modules:
+            return None  # a plugin's module changed since (its own model may have)
     except Exception:  # written by other code, or a variable it names is gone: rebuilt
         return None
     from kpi_collector.secrets import remember
@@ -248,7 +251,9 @@ def _write(
         return
     buffer = io.BytesIO()
     try:
-        _Pickler(buffer, values).dump((config, templates))
+        pickler = _Pickler(buffer, values)
+        pickler.dump((config, templates))
+        pickler.dump(_modules_text(dict.fromkeys(pickler.modules, "")))
     except Exception:  # something in it cannot be pickled: not cached
         return
     payload = buffer.getvalue()
@@ -300,6 +305,18 @@ def _template(text: str, values: Mapping[str, str]) -> Template:
 _STORED_AS: dict[type, type[int] | tuple[type[Plain], str] | None] = {}
 
 
+#: class -> whether it is a model from outside this package (`_third_party_model`)
+_MODEL_OF: dict[type, bool] = {}
+
+
+def _third_party_model(cls: type) -> bool:
+    """Whether `cls` is a pydantic model defined outside this package: a plugin's, whose
+    module's text the cache checks (`_modules_text`)."""
+    from pydantic import BaseModel
+
+    return issubclass(cls, BaseModel) and not cls.__module__.startswith("kpi_collector.")
+
+
 def _stored_as(cls: type) -> type[int] | tuple[type[Plain], str] | None:
     """How an object of class `cls` is cached: `int` for pydantic's `ByteSize`; for a model
     whose first base is a `Plain` class and no model, that plain class and the model's
@@ -319,6 +336,21 @@ def _stored_as(cls: type) -> type[int] | tuple[type[Plain], str] | None:
     return first, f"{cls.__module__}:{cls.__qualname__}"
 
 
+def _modules_text(modules: Mapping[str, str]) -> dict[str, str]:
+    """{module name: SHA-256 of its file as it is now} for each of `modules` (its name:
+    what the cache wrote), "" for one without a file."""
+    found = {}
+    for name in modules:
+        module = sys.modules.get(name)
+        file = getattr(module, "__file__", None)
+        try:
+            with open(file, "rb") as source:  # type: ignore[arg-type]
+                found[name] = hashlib.sha256(source.read()).hexdigest()
+        except (OSError, TypeError):
+            found[name] = ""
+    return found
+
+
 def _fill(template: Template, values: Mapping[str, str]) -> str:
     return "".join(part if isinstance(part, str) else values[part[0]] for part in template)
 
@@ -332,12 +364,19 @@ class _Pickler(pickle.Pickler):
     def __init__(self, file: io.BytesIO, values: Mapping[str, str]) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self.values = values
+        #: the modules of the models pickled as themselves, not this package's (a plugin's)
+        self.modules: set[str] = set()
 
     def reducer_override(self, obj: object) -> Any:
         cls = type(obj)
         if cls not in _STORED_AS:
             _STORED_AS[cls] = _stored_as(cls)
         stored = _STORED_AS[cls]
+        if stored is not int:
+            if _MODEL_OF.get(cls) is None:
+                _MODEL_OF[cls] = _third_party_model(cls)
+            if _MODEL_OF[cls]:  # its plain class too, when it has one, is in that module
+                self.modules.add(cls.__module__)
         if stored is None:
             return NotImplemented
         if not isinstance(stored, tuple):  # pydantic's ByteSize (`max_bytes: 50MiB`): an int

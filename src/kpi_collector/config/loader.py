@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from kpi_collector.config.plain import Config, Unchecked, config_fingerprint
 from kpi_collector.errors import ConfigError
-from kpi_collector.secrets import FromVariables, remember
+from kpi_collector.secrets import FromVariables, Secret, remember
 
 if TYPE_CHECKING:
     import yaml
@@ -92,7 +92,7 @@ def load_config(
     # what the validated config depends on besides the file: the variables it names
     names = {m.group(1) for m in _VAR.finditer(text) if m.group(1)}
     names |= {m.group(1) for m in _BARE.finditer(text) if m.group(1)}  # `$NAME`: refused if set
-    environment = dict(_dotenv(found.parent / ".env")) if names else {}
+    environment = dict(_dotenv(found.parent / ".env", os.environ)) if names else {}
     environment.update(os.environ)
     return cache.cached_config(
         found,
@@ -172,6 +172,9 @@ def parse_config(
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{label}: the top level must be a mapping of keys like `sources:`")
+    for key in _SECTIONS:  # `destinations:` with every entry commented out: none
+        if key in data and data[key] is None:
+            del data[key]
     # what workers of the celery executor compare: the text as written, before entries are
     # left out or variables expanded
     executor = data.get("executor")
@@ -179,8 +182,9 @@ def parse_config(
     fingerprint = config_fingerprint(data) if celery else None
     # the YAML node tree (≈5 KB per source) is built again only to name a line in an error
     lines = _LineFinder(text, label)
-    environment = dict(_dotenv(path.parent / ".env") if path else {})
-    environment.update(os.environ if env is None else env)
+    outside = os.environ if env is None else env
+    environment = dict(_dotenv(path.parent / ".env", outside) if path else {})
+    environment.update(outside)
     # a switched-off entry, or any entry when the command only reads the store, may name
     # variables that are not set: it is left out (its place kept, for line numbers)
     left_out: dict[str, set[int]] = {"sources": set(), "destinations": set()}
@@ -193,13 +197,13 @@ def parse_config(
         for index, item in enumerate(items):
             if not isinstance(item, dict):
                 continue
-            switched_off = not need_secrets or item.get("enabled") is False
-            if switched_off and _unresolved(item, environment):
+            disabled = _disabled(item, (key, index), environment, lines)
+            if (disabled or not need_secrets) and _unresolved(item, environment):
                 indexes.add(index)
                 name = str(item.get("name") or item.get("type"))
                 if key == "sources":
                     unchecked_sources.add(name)
-                if item.get("enabled") is not False:
+                if not disabled:
                     cron_at: Path_ = (key, index, "schedule")
                     cron = item.get("schedule")
                     if cron is not None:
@@ -234,6 +238,8 @@ def parse_config(
     raw_destinations: list[Any] = settings.destinations
     settings.sources, settings.destinations = [], []
     sources = []
+    #: each validated entry by its place in the file: ("sources", 2) -> its source
+    entries: dict[Path_, Any] = {}
     seen: dict[str, int] = {}
     shared: dict[Any, Any] = {}
     for index, item in enumerate(raw_sources):
@@ -247,10 +253,12 @@ def parse_config(
         source = _validate(cls, {k: v for k, v in item.items() if k != "type"}, lines, at, label_)
         _unique(source.name, index, seen, lines, at, "source")
         _check_source_ids(source, lines, at, label_)
+        _check_free_form(source, lines, at, label_)
         if source.locale is None and settings.locale is not None:
             source.locale = settings.locale
         _share_metrics(source, shared)
         sources.append(source)
+        entries[at] = source
     del shared
     destinations = []
     seen = {}
@@ -273,6 +281,8 @@ def parse_config(
                 f"characters; the store keeps each destination's deliveries under its name, of "
                 f"at most {DESTINATION_NAME_MAX} characters: give it a shorter `name:`"
             )
+        _check_free_form(destination, lines, at, label_)
+        entries[at] = destination
         _one_writer(destination, index, places, path, lines, at, label_)
         destinations.append(destination)
     config = Config(
@@ -281,8 +291,12 @@ def parse_config(
     if need_secrets:  # with every source left out, references cannot be checked
         _check_references(config, lines, unchecked_sources)
     if _OTHER_BASE_TEXT.search(text):  # rare: the node tree only then
-        _check_other_bases(lines, left_out)
+        _check_other_bases(lines, left_out, entries, settings)
     return config
+
+
+#: the top-level sections an empty value leaves at their default (no entries, no settings)
+_SECTIONS = ("sources", "destinations", "kpis", "alerts", "defaults", "health")
 
 
 # A plain scalar YAML 1.1 reads as a number in another base than the one it looks written in:
@@ -290,15 +304,25 @@ def parse_config(
 # validation says so; where a number is, it would pass as a number nobody wrote.
 _OCTAL = re.compile(r"[-+]?0[0-7_]+")
 _SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
-# where such a scalar may start (not inside a word, a host:port or a date)
+# where such a scalar may start (not inside a word, a host:port or a date); also the other
+# forms of integers YAML 1.1 reads (0x1F, 0b101, 1_000, +7), refused where a credential goes
 _OTHER_BASE_TEXT = re.compile(
-    r"(?<![\w.:/@-])[-+]?(?:0[0-7_]+|[0-9][0-9_]*(?::[0-5]?[0-9])+)(?![\w:])"
+    r"(?<![\w.:/@-])[-+]?(?:0[0-7_]+|[0-9][0-9_]*(?::[0-5]?[0-9])+"
+    r"|0[xXb][0-9a-fA-F_]+|[0-9][0-9_]*_[0-9_]*|\+[0-9]+)(?![\w:])"
 )
+_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)")
 
 
-def _check_other_bases(lines: _LineFinder, left_out: Mapping[str, set[int]]) -> None:
+def _check_other_bases(
+    lines: _LineFinder, left_out: Mapping[str, set[int]], entries: Mapping[Path_, Any], top: Any
+) -> None:
     """Raise ConfigError for a number written as YAML 1.1 reads in another base (octal or
-    base 60), naming the key; entries left out unchecked (`left_out`) are not looked at."""
+    base 60), naming the key, and for an integer written otherwise than its digits (0x1F
+    is 31, 1_000 is 1000, +7 is 7) that validation made a text (a token, a password, an
+    id: `_validated` finds it in `entries`, the validated sources and destinations by
+    place, or `top`, the settings): the text sent would not be the one written. A
+    credential's value (`_credential_position`) is never shown. Entries left out
+    unchecked (`left_out`) are not looked at."""
     import yaml
 
     stack: list[tuple[Any, Path_]] = [(lines.root, ())] if lines.root is not None else []
@@ -314,6 +338,15 @@ def _check_other_bases(lines: _LineFinder, left_out: Mapping[str, set[int]]) -> 
                 stack.extend((value, (*at, index)) for index, value in enumerate(node.value))
         elif isinstance(node, yaml.ScalarNode) and not node.style and node.tag in (_INT, _FLOAT):
             written = str(node.value)
+            form = _integer_form(written) if node.tag == _INT else None
+            if form is not None and isinstance(_validated(at, entries, top), str | Secret):
+                label = _entry_label(str(at[0]), _entry_of(node, lines, at)) if len(at) > 2 else ""
+                shown = "this value" if _names_credential(at) else written
+                fix = "quote it" if _names_credential(at) else f"quote it: '{written}'"
+                raise ConfigError(
+                    f"{lines.where(at)}: {_key_named(at, label)}: YAML reads {shown} as a "
+                    f"number ({form}), not as the text written; {fix}"
+                )
             if _OCTAL.fullmatch(written):
                 why = "a leading 0 makes it octal); write it without the leading 0"
             elif _SEXAGESIMAL.fullmatch(written):
@@ -326,6 +359,42 @@ def _check_other_bases(lines: _LineFinder, left_out: Mapping[str, set[int]]) -> 
                 f"{lines.where(at)}: {_key_named(at, label)}: {written} (YAML reads it as "
                 f"{_shown(read)}: {why}, or quote it: '{written}'"
             )
+
+
+def _validated(at: Path_, entries: Mapping[Path_, Any], top: Any) -> Any:
+    """The validated value at key path `at` of the file (through models' attributes, dicts
+    and lists), or None where it cannot be followed (a merge key, an alias field)."""
+    found = entries.get(at[:2]) if len(at) > 1 else None
+    value, rest = (found, at[2:]) if found is not None else (top, at)
+    for part in rest:
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list | tuple) and isinstance(part, int):
+            value = value[part] if part < len(value) else None
+        elif isinstance(part, str) and not isinstance(value, str | Secret | None):
+            value = getattr(value, part, None)
+        else:
+            return None
+    return value
+
+
+def _integer_form(written: str) -> str | None:
+    """How an integer YAML 1.1 reads is written when not as its own digits (`0x1F`:
+    "hexadecimal"), else None."""
+    if _DECIMAL.fullmatch(written):
+        return None
+    bare = written.lstrip("+-")
+    if bare[:2] in ("0x", "0X"):
+        return "hexadecimal"
+    if bare[:2] == "0b":
+        return "binary"
+    if ":" in bare:
+        return "base 60, like a time"
+    if bare[:1] == "0" and len(bare) > 1:
+        return "octal: a leading 0"
+    if "_" in bare:
+        return "digits grouped with _"
+    return "a + sign"
 
 
 def _entry_of(node: Any, lines: _LineFinder, at: Path_) -> Any:
@@ -400,6 +469,55 @@ def _check_source_ids(source: Any, lines: _LineFinder, at: Path_, label: str) ->
                 f"{lines.where((*at, 'metrics'))}: {label}: a metric has an empty name; "
                 "give it one, e.g. users: ..."
             )
+
+
+#: the fields of each model that take any YAML as data, passed on as it is: (class) -> names
+_FREE_FORM: dict[type, tuple[str, ...]] = {}
+_BOOL, _TIMESTAMP = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp"
+
+
+def _check_free_form(entry: Any, lines: _LineFinder, at: Path_, label: str) -> None:
+    """Raise ConfigError for a value YAML read as other than written inside a field that
+    takes any data and passes it on as it is (an `http_json` `body:`, a `python` source's
+    `kwargs:`): a plain yes/no/on/off (YAML 1.1's booleans: `country: no` would go out as
+    false) or a date (no JSON form). Where a model's type says what a value is, validation
+    does this; here no type does. Only entries that set such a field read the node tree."""
+    import yaml
+
+    cls = type(entry)
+    if cls not in _FREE_FORM:
+        _FREE_FORM[cls] = tuple(
+            name for name, field in cls.model_fields.items() if _takes_any(field.annotation)
+        )
+    for name in _FREE_FORM[cls]:
+        if getattr(entry, name, None) in (None, {}, []):
+            continue
+        stack: list[tuple[Any, Path_]] = [(lines._node_at((*at, name)), (*at, name))]
+        while stack:
+            node, where = stack.pop()
+            if isinstance(node, yaml.MappingNode):
+                stack.extend((v, (*where, str(k.value))) for k, v in reversed(node.value))
+            elif isinstance(node, yaml.SequenceNode):
+                stack.extend((v, (*where, i)) for i, v in reversed(list(enumerate(node.value))))
+            elif isinstance(node, yaml.ScalarNode) and not node.style:
+                written = str(node.value)
+                if node.tag == _BOOL and written.lower() not in ("true", "false"):
+                    read = "true" if yaml.safe_load(written) else "false"
+                    why = f"YAML 1.1 reads it as {read}); quote it: '{written}', or write {read}"
+                elif node.tag == _TIMESTAMP:
+                    why = f"YAML reads it as a date); quote it: '{written}'"
+                else:
+                    continue
+                raise ConfigError(
+                    f"{lines.where(where)}: {_key_named(where, label)}: {written} ({why}"
+                )
+
+
+def _takes_any(annotation: Any) -> bool:
+    """Whether a field's type is `Any` or holds it (`dict[str, Any]`, `Any | None`)."""
+    from typing import get_args
+
+    return annotation is Any or any(_takes_any(arg) for arg in get_args(annotation))
 
 
 def _checked_cron(value: Any, lines: _LineFinder, at: Path_) -> str:
@@ -515,6 +633,24 @@ def _explain_yaml(exc: Exception, text: str, problem: str) -> tuple[int, str] | 
     here = mark.line + 1
     lines = text.splitlines()
     current = lines[mark.line] if mark.line < len(lines) else ""
+    tag = re.fullmatch(r"could not determine a constructor for the tag '([^']*)'", problem)
+    if tag is not None:
+        special = {"tag:yaml.org,2002:value": "=", "tag:yaml.org,2002:merge": "<<"}
+        written = special.get(tag.group(1))
+        if written is not None:  # a plain `=` or `<<` where a value goes (YAML 1.1 types)
+            return here, (
+                f"YAML 1.1 reads a lone {written} as a special value, not as the text; "
+                f"quote it: '{written}'"
+            )
+        shown = tag.group(1).replace("tag:yaml.org,2002:", "!!")
+        return here, (
+            f"the tag {shown} is not read here: remove it, or quote the value if the ! is "
+            "part of it"
+        )
+    if "another document" in lowered:
+        return here, (
+            "a second YAML document starts here (---); a config is one document: remove this line"
+        )
     # libyaml leaves the character out of "found character that cannot start any token"
     if "tab" in lowered or "'\\t'" in problem or current[mark.column : mark.column + 1] == "\t":
         return here, "a tab indents this line; YAML indents with spaces only"
@@ -825,6 +961,16 @@ def _plain_data(node: Any, loader: Any) -> Any:
 
 def _kind(item: Mapping[str, Any], lines: _LineFinder, at: Path_, what: str) -> str:
     kind = item.get("type")
+    if kind is not None and kind != "" and not isinstance(kind, str):
+        shown = _shown(kind)
+        written = _as_written(kind, lines, (*at, "type"))
+        if written is not None:
+            shown = f"{written} (YAML reads it as {shown})"
+        label = _entry_label(f"{what}s", {**item, "type": None})
+        raise ConfigError(
+            f"{lines.where((*at, 'type'))}: {label + ': ' if label else ''}type: {shown} is "
+            f"not a type's name; write one, e.g. `type: html`"
+        )
     if not isinstance(kind, str) or not kind:
         raise ConfigError(
             f"{lines.where(at)}: this {what} has no `type:`; add one, e.g. `type: html`"
@@ -916,7 +1062,9 @@ def _describe(exc: ValidationError, model: Any, lines: _LineFinder, at: Path_, l
         elif kind == "missing":
             messages.append(f"{prefix}missing required key {key!r}")
         else:
-            message = _in_our_words(error, _as_written(error.get("input"), lines, at + loc))
+            hidden = _names_credential(at + loc) and not isinstance(error.get("input"), bool)
+            as_written = None if hidden else _as_written(error.get("input"), lines, at + loc)
+            message = _in_our_words(error, as_written, hidden=hidden)
             message = message or error["msg"].removeprefix("Value error, ")
             messages.append(f"{prefix}{key + ': ' if key else ''}{message}")
     more = len(errors) - 1
@@ -963,18 +1111,20 @@ def _as_written(value: Any, lines: _LineFinder, at: Path_) -> str | None:
     return written if written is not None and written != _shown(value) else None
 
 
-def _in_our_words(error: Any, written: str | None = None) -> str | None:
+def _in_our_words(error: Any, written: str | None = None, *, hidden: bool = False) -> str | None:
     """A pydantic error said as this project says it, with the value that was written
     (`'abc' is not a number`), or None to keep pydantic's message (a validator's own).
-    `written`: the value's text in the file when YAML read it as something else."""
+    `written`: the value's text in the file when YAML read it as something else; `hidden`:
+    the value is a credential's, named by its kind only (`a number is not a text`)."""
     kind = error["type"]
-    shown = _shown(error.get("input"))
+    shown = _kind_of(error.get("input")) if hidden else _shown(error.get("input"))
     if written is not None:
         shown = f"{written} (YAML reads it as {shown})"
     if kind in _EXPECTED:
         value = error.get("input")
         scalar = isinstance(value, int | float | date) and kind == "string_type"
-        fix = f"; quote it: '{written or shown}'" if scalar else ""
+        fix = "; quote it" if scalar and hidden else ""
+        fix = fix or (f"; quote it: '{written or shown}'" if scalar else "")
         return f"{shown} is not {_EXPECTED[kind]}{fix}"
     if kind in _BOUNDS:
         name, words = _BOUNDS[kind]
@@ -1000,6 +1150,17 @@ def _in_our_words(error: Any, written: str | None = None) -> str | None:
     if kind in ("string_too_short", "too_short") and error.get("input") in ("", [], {}):
         return "is empty; give a value"
     return None
+
+
+def _kind_of(value: Any) -> str:
+    """What a value is, for a message that must not show it (a credential's)."""
+    if isinstance(value, bool) or value is None or isinstance(value, dict | list):
+        return _shown(value)
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, date):
+        return "a date"
+    return "the value"
 
 
 def _shown(value: Any) -> str:
@@ -1161,6 +1322,30 @@ def _check_formulas(config: Config, lines: _LineFinder, unchecked: set[str]) -> 
         raise ConfigError(f"{lines.where(('kpis',))}: kpis: {exc}") from None
 
 
+#: the texts pydantic reads as false for a bool (any case): `enabled: "${CRM_ON:-false}"`
+_FALSE_TEXTS = frozenset({"false", "f", "no", "n", "off", "0"})
+
+
+def _disabled(
+    item: Mapping[str, Any], at: Path_, env: Mapping[str, str], lines: _LineFinder
+) -> bool:
+    """Whether the `enabled:` of the entry `item` (of `sources:` / `destinations:`, at key
+    path `at`) reads as false once its variables are expanded (`enabled: false`, `enabled:
+    "${CRM_ON:-false}"`), as its model reads it: such an entry never runs, so the variables
+    it names may be unset."""
+    value = item.get("enabled")
+    if value is False or (type(value) is int and value == 0):
+        return True
+    if not isinstance(value, str):
+        return False
+    if "$" in value:
+        if _unresolved(value, env):
+            return False  # not known: an error where secrets are needed, else left out
+        label = _entry_label(str(at[0]), item)
+        value = _expand_text(value, env, lines, (*at, "enabled"), label)
+    return value.lower() in _FALSE_TEXTS
+
+
 def _unresolved(value: Any, env: Mapping[str, str]) -> bool:
     """Whether `value` names a variable that has neither a value nor a default."""
     if isinstance(value, str):
@@ -1197,8 +1382,25 @@ def _expand(
                     f"{lines.where((*at, key))}: {path}: variables are read in values "
                     "only, not in keys; write the key as it is (a literal $ is $$)"
                 )
-        return {k: _expand(v, env, lines, (*at, k), label) for k, v in value.items()}
+        expanded = {
+            _unescaped(k): _expand(v, env, lines, (*at, k), label) for k, v in value.items()
+        }
+        if len(expanded) < len(value):  # `a$$` and `a$` are one key: one would be lost
+            twins = [
+                k for k in value if isinstance(k, str) and "$$" in k and _unescaped(k) in value
+            ]
+            path = ".".join(str(p) for p in (*at, twins[0]))
+            raise ConfigError(
+                f"{lines.where((*at, twins[0]))}: {path}: the same key as "
+                f"{_unescaped(twins[0])!r} ($$ is a literal $); keep one of them"
+            )
+        return expanded
     return value
+
+
+def _unescaped(key: Any) -> Any:
+    """A mapping's key with `$$` read as a literal `$`, as in values."""
+    return key.replace("$$", "$") if isinstance(key, str) else key
 
 
 def _entry_label(key: str, item: Any) -> str:
@@ -1235,7 +1437,7 @@ def _expand_text(
                     f"{lines.where(at)}: {key} uses ${{{name}}}, which {state}; set it in the "
                     f"environment or in .env beside the config, or give a default: ${{{name}:-...}}"
                 )
-            value = default
+            value = default.replace("$$", "$")  # a literal `$` is `$$` there too
         if _SECRET_NAME.search(name) or _credential_position(at):
             remember(value)
         given.append(value)
@@ -1311,10 +1513,22 @@ def _credential_position(at: Path_) -> bool:
 _CREDENTIAL_KEYS = frozenset({"params", "headers", "env", "auth", "login", "fields", "basic"})
 
 
-def _dotenv(path: Path) -> Mapping[str, str]:
-    """The variables of the `.env` file at `path` ({} without one). A file that cannot be
-    read, is not UTF-8, or has a line python-dotenv cannot parse (a quote never closed)
-    is a ConfigError naming the line but never its text, which may hold a secret:
+def _names_credential(at: Path_) -> bool:
+    """Whether the value at a key path is a credential a message must not show: under
+    `headers`, `auth`, a login form... (`_CREDENTIAL_KEYS`), or at a key named like one
+    (`token`, `api_key`); not below a name of the user's own that only looks like one (a
+    metric `api_keys`, a KPI `monkey.x`), as `_credential_position` takes it."""
+    last = next((part for part in reversed(at) if isinstance(part, str)), "")
+    return bool(_SECRET_NAME.search(last)) or any(part in _CREDENTIAL_KEYS for part in at)
+
+
+def _dotenv(path: Path, outside: Mapping[str, str]) -> Mapping[str, str]:
+    """The variables of the `.env` file at `path` ({} without one). A value's `${NAME}`
+    (python-dotenv's interpolation) is read from `outside` (the environment) first, then
+    from the lines above it: the environment wins over `.env` there too, as it does for
+    the config's own `${NAME}` (python-dotenv would take the file's first). A file that
+    cannot be read, is not UTF-8, or has a line python-dotenv cannot parse (a quote never
+    closed) is a ConfigError naming the line but never its text, which may hold a secret:
     python-dotenv would only log a warning and leave the variable out."""
     if not path.is_file():
         return {}
@@ -1338,7 +1552,14 @@ def _dotenv(path: Path) -> Mapping[str, str]:
                 f"{path}:{binding.original.line}: cannot read this line; write NAME=value, and "
                 "close a quote a value opens ('...' or \"...\")"
             )
-    values = dotenv_values(stream=io.StringIO(text))
+    from dotenv.variables import parse_variables
+
+    values: dict[str, str | None] = {}
+    for name, value in dotenv_values(stream=io.StringIO(text), interpolate=False).items():
+        if value is not None and "${" in value:
+            known = {**values, **outside}
+            value = "".join(atom.resolve(known) for atom in parse_variables(value))
+        values[name] = value
     return {k: v for k, v in values.items() if v is not None}
 
 

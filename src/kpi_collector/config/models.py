@@ -193,7 +193,8 @@ def _percent(value: Any) -> Any:
     return value
 
 
-Percent = Annotated[float, BeforeValidator(_percent)]
+#: `json_schema_input_type`: `kpi schema` says what the loader takes, `-20%` too
+Percent = Annotated[float, BeforeValidator(_percent, json_schema_input_type=float | str)]
 
 
 class ChangeRule(PlainChangeRule, Strict):
@@ -280,7 +281,7 @@ class Alert(PlainAlert, Strict):
             parse_duration(value)
         return value
 
-    @field_validator("notify", mode="before")
+    @field_validator("notify", mode="before", json_schema_input_type=list[str] | str)
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value

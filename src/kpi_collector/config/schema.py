@@ -18,6 +18,7 @@ from kpi_collector.config.plugins import (
     names,
     source_type,
 )
+from kpi_collector.errors import ConfigError
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -25,7 +26,8 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 def config_schema() -> dict[str, Any]:
     """The schema as a dict: `{"$schema": ..., "type": "object", "properties": {...},
     "$defs": {...}}`. A plugin whose model cannot be written as JSON Schema (a field of a
-    Python type) is described as an object with its `type`, and nothing more."""
+    Python type), or that fails to load (its module gone or broken: a config using it says
+    so), is described as an object with its `type`, and nothing more."""
     schema = Settings.model_json_schema(ref_template="#/$defs/{model}")
     defs: dict[str, Any] = schema.pop("$defs", {})
     for key, group, load in (
@@ -36,7 +38,12 @@ def config_schema() -> dict[str, Any]:
         rules = []
         for kind in kinds:
             ref = f"{key}.{kind}"
-            defs[ref] = _plugin_schema(load(kind), ref, kind, defs)
+            try:
+                cls = load(kind)
+            except ConfigError:  # a broken plugin: the others' schema still serves editors
+                defs[ref] = {"type": "object", "properties": {"type": {"const": kind}}}
+            else:
+                defs[ref] = _plugin_schema(cls, ref, kind, defs)
             rules.append(
                 {
                     "if": {"properties": {"type": {"const": kind}}, "required": ["type"]},

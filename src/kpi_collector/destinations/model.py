@@ -58,6 +58,7 @@ class Destination(Plugin):
         if isinstance(value, Secret):
             if not is_http_url(value.get()):
                 raise ValueError("not an http(s) URL; copy the whole URL, https:// included")
+            check_http_url(value.get(), secret=True)
         elif isinstance(value, str):
             check_http_url(value)
         return value

@@ -87,10 +87,13 @@ async def probe_page(
     tz: ZoneInfo | None = None,
     base_dir: Path | None = None,
     settle: bool = False,
+    pin: bool = True,
 ) -> ProbeResult:
     """Fetch `source`'s page (login, auth, headers, `render:` as in a run) and list its
     numbers; `settle`: a rendered page is read once the source's metrics read numbers (a
-    placeholder its script replaces), as a run reads it. Raises the source's errors
+    placeholder its script replaces), as a run reads it; `pin`: a metric whose number
+    reads by the locale names it (`collect.probe._pinned`), for a line pasted into any
+    config (a configured source's lines are read by its own). Raises the source's errors
     (HttpError, LoginError, ExtractError...)."""
     if defaults is None:
         from kpi_collector.config.models import Defaults
@@ -134,11 +137,13 @@ async def probe_page(
         fetched = time.perf_counter()
         if json_body is not None:
             result = ProbeResult(url_without_query(final), "json")
-            result.findings = probe_json(json_body[0], grep=grep)
+            result.findings = probe_json(json_body[0], locale=source.locale, grep=grep, pin=pin)
         else:
             rendered = isinstance(source, PlainHTML) and source.render
             result = ProbeResult(url_without_query(final), "html", rendered=rendered)
-            result.findings = probe_html(text, locale=source.locale, language=language, grep=grep)
+            result.findings = probe_html(
+                text, locale=source.locale, language=language, grep=grep, pin=pin
+            )
         result.fetch_seconds = fetched - began
         result.probe_seconds = time.perf_counter() - fetched
         return result
@@ -148,19 +153,20 @@ async def probe_page(
 
 
 def _json_of(source: PlainHttpSource, response: object) -> tuple[object] | None:
-    """The parsed JSON body (in a 1-tuple: JSON null is a document too), or None for HTML."""
+    """The parsed JSON body (in a 1-tuple: JSON null is a document too), or None for HTML;
+    read exactly, as a run reads it (a number no double holds is a Decimal, never listed)."""
     from kpi_collector.collect.http import Response
 
     assert isinstance(response, Response)
     kind = response.headers.get("Content-Type", "").lower()
     if source.type == "http_json" or "json" in kind:
-        return (response.json(),)
+        return (response.json(exact=True),)
     if "html" in kind:
         return None
     start = response.body.removeprefix(b"\xef\xbb\xbf").lstrip()[:1]  # after a UTF-8 BOM
     if start in (b"{", b"["):
         try:
-            return (response.json(),)
+            return (response.json(exact=True),)
         except Exception:  # not JSON after all: an HTML page
             return None
     return None
@@ -187,5 +193,6 @@ def probe(
             base_dir=base_dir,
             # the source's own page: read once its metrics read, as a run reads it
             settle=source is not None and not url,
+            pin=source is None,
         )
     )

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from pydantic import field_validator
 
-from kpi_collector.collect.http import is_http_url
+from kpi_collector.collect.http import check_http_url, is_http_url
 from kpi_collector.destinations._http import Sender, error_detail, send, status_error
 from kpi_collector.destinations.base import Delivery, MessageDestination, delivery_error
 from kpi_collector.destinations.digest import Digest
@@ -108,8 +108,6 @@ class Discord(MessageDestination):
         avatar_url is no http(s) URL: found at load, not as a digest refused for good every
         period."""
         if value is not None:
-            from kpi_collector.collect.http import check_http_url
-
             check_http_url(value)
         return value
 
@@ -118,6 +116,7 @@ class Discord(MessageDestination):
     def _http_url(cls, value: Secret) -> Secret:
         if not is_http_url(value.get()):
             raise ValueError("webhook_url must be an https:// URL from Discord's channel settings")
+        check_http_url(value.get(), secret=True)
         return value
 
     async def deliver(self, delivery: Delivery) -> None:

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator
 
 from kpi_collector._version import __version__
-from kpi_collector.collect.http import is_http_url
+from kpi_collector.collect.http import check_http_url, is_http_url
 from kpi_collector.destinations._http import Sender, check_success, error_detail, send, status_error
 from kpi_collector.destinations.base import Delivery, MessageDestination, message_id
 from kpi_collector.destinations.digest import Digest
@@ -128,6 +128,7 @@ class Webhook(MessageDestination):
     def _http_url(cls, value: Secret) -> Secret:
         if not is_http_url(value.get()):
             raise ValueError("url must be an http(s):// URL")
+        check_http_url(value.get(), secret=True)
         return value
 
     async def deliver(self, delivery: Delivery) -> None:

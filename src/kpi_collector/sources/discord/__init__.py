@@ -67,7 +67,7 @@ class Discord(ServiceSource):
             )
         return code
 
-    @field_validator("guild_id", mode="before")
+    @field_validator("guild_id", mode="before", json_schema_input_type=str | int | None)
     @classmethod
     def _snowflake(cls, value: Any) -> str | None:
         if value is None:

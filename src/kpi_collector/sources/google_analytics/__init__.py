@@ -73,7 +73,7 @@ class GoogleAnalytics(ServiceSource):
     )
     api_url: str = "https://analyticsdata.googleapis.com"
 
-    @field_validator("property_id", mode="before")
+    @field_validator("property_id", mode="before", json_schema_input_type=str | int)
     @classmethod
     def _property(cls, value: Any) -> str:
         text = str(value).strip().removeprefix("properties/")
