@@ -885,6 +885,44 @@ def _listening(port: int) -> bool:
         return False
 
 
+class PrivateRedis(NamedTuple):
+    """A redis-server of a test's own: its URL (database 0) and its process (a test may
+    SIGSTOP it; it is stopped by its pid when the context ends)."""
+
+    url: str
+    proc: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def _private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server on a free port of 127.0.0.1, nothing saved, its files in `tmp_path`:
+    for a test that stops, freezes or fills a broker no other test shares. SIGCONT then
+    SIGTERM by its pid at the end (it may have been left stopped)."""
+    require_broker_url("redis")  # the machine has Redis: its server program is here too
+    server = require_binary("redis-server", hint="Debian package redis-server")
+    port = _free_port()
+    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    argv += ["--appendonly", "no", "--dir", str(tmp_path)]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _listening(port):
+            assert proc.poll() is None and time.monotonic() < deadline, "no redis"
+            time.sleep(0.05)
+        yield PrivateRedis(f"redis://127.0.0.1:{port}/0", proc)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 def test_a_broker_restart_mid_run_loses_nothing(
     tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
 ) -> None:
@@ -1210,55 +1248,42 @@ def test_batches_a_run_gave_up_on_are_skipped_by_a_worker_that_starts_later(
     about it either). A worker started once the run can no longer take their answers skips
     them (they expire) instead of collecting every stale batch ahead of the next run's;
     that next run is collected."""
-    require_broker_url("redis")  # the machine has Redis: its server program is here too
-    server = require_binary("redis-server", hint="Debian package redis-server")
-    port = _free_port()
-    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    argv += ["--appendonly", "no", "--dir", str(tmp_path)]
-    redis_proc = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not _listening(port):
-            assert redis_proc.poll() is None and time.monotonic() < deadline, "no redis"
-            time.sleep(0.05)
-        url, site = pages
-        uid, queue, plan, config = one_queue(
-            tmp_path / "cfg",
-            prefix="late",
-            sources=2,
-            broker=f"redis://127.0.0.1:{port}/0",
-            store=pg_url,
-            url=url,
-            wait=2,
-            batch_size=1,
-        )
-        out = kpi(config, "run", "--no-deliver", "--format", "json")
-        assert out.returncode == 1
-        message = f"no worker answered for queue `{queue}` within 2 s"
-        assert json.loads(out.stdout)["errors"] == [
-            {"where": f"s{i}", "message": message} for i, _ in plan
-        ]
-        time.sleep(8)  # past the longest the run could have waited for these batches
-        worker = cluster.start(config, f"late@{uid}", [queue], env_for("late"))
-        deadline = time.monotonic() + 60
-        done = ("Discarding revoked task", "succeeded in")
-        while time.monotonic() < deadline:
+    with _private_redis(tmp_path) as redis:
+        try:
+            url, site = pages
+            uid, queue, plan, config = one_queue(
+                tmp_path / "cfg",
+                prefix="late",
+                sources=2,
+                broker=redis.url,
+                store=pg_url,
+                url=url,
+                wait=2,
+                batch_size=1,
+            )
+            out = kpi(config, "run", "--no-deliver", "--format", "json")
+            assert out.returncode == 1
+            message = f"no worker answered for queue `{queue}` within 2 s"
+            assert json.loads(out.stdout)["errors"] == [
+                {"where": f"s{i}", "message": message} for i, _ in plan
+            ]
+            time.sleep(8)  # past the longest the run could have waited for these batches
+            worker = cluster.start(config, f"late@{uid}", [queue], env_for("late"))
+            deadline = time.monotonic() + 60
+            done = ("Discarding revoked task", "succeeded in")
+            while time.monotonic() < deadline:
+                text = worker.log.read_text(errors="replace")
+                if sum(text.count(d) for d in done) >= 2:
+                    break
+                time.sleep(0.1)
             text = worker.log.read_text(errors="replace")
-            if sum(text.count(d) for d in done) >= 2:
-                break
-            time.sleep(0.1)
-        text = worker.log.read_text(errors="replace")
-        assert text.count("Discarding revoked task") == 2, text[-3000:]
-        assert site.hits == []  # the stale batches were not collected
-        again = kpi(config, "run", "--no-deliver", "--format", "json")
-        assert again.returncode == 0, again.stdout + again.stderr
-        assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
-    finally:
-        cluster.stop_all()  # the worker first, while its broker is still there
-        redis_proc.terminate()
-        redis_proc.wait(timeout=30)
+            assert text.count("Discarding revoked task") == 2, text[-3000:]
+            assert site.hits == []  # the stale batches were not collected
+            again = kpi(config, "run", "--no-deliver", "--format", "json")
+            assert again.returncode == 0, again.stdout + again.stderr
+            assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
+        finally:
+            cluster.stop_all()  # the worker first, while its broker is still there
 
 
 def test_refused_batches_go_to_the_good_workers_in_turn_asking_the_broker_once(
@@ -1556,25 +1581,13 @@ def test_a_redis_broker_that_stops_answering_mid_run_does_not_hang_the_run(
     read times out, so the run ends (before, it blocked until Redis answered again). Frozen
     while the batch is still being sent, the send's read times out instead (about a minute
     of retries): one of the two, never a hang."""
-    require_broker_url("redis")  # the machine has Redis: its server program is here too
-    server = require_binary("redis-server", hint="Debian package redis-server")
-    port = _free_port()
-    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    argv += ["--appendonly", "no", "--dir", str(tmp_path)]
-    redis_proc = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not _listening(port):
-            assert redis_proc.poll() is None and time.monotonic() < deadline, "no redis"
-            time.sleep(0.05)
+    with _private_redis(tmp_path) as redis:
         url, site = pages
         _, queue, plan, config = one_queue(
             tmp_path / "cfg",
             prefix="frozen",
             sources=2,
-            broker=f"redis://127.0.0.1:{port}/0",
+            broker=redis.url,
             store=pg_url,
             url=url,
             wait=3,
@@ -1584,24 +1597,18 @@ def test_a_redis_broker_that_stops_answering_mid_run_does_not_hang_the_run(
             statuses = run_statuses_once_running(engine)  # its batch is sent: no worker
             engine.dispose()
             assert statuses == ["running"]
-            redis_proc.send_signal(signal.SIGSTOP)
+            redis.proc.send_signal(signal.SIGSTOP)
             try:
                 stdout, stderr = run.communicate(timeout=90)
             finally:
-                redis_proc.send_signal(signal.SIGCONT)
+                redis.proc.send_signal(signal.SIGCONT)
         assert run.returncode == 1, stderr
         # frozen after the batch went out: the queue is given up; frozen while it was still
         # being sent (the run row is written first): the send's read times out. Either way
         # the run ends and each source says why.
         waited = f"no worker answered for queue `{queue}` within 3 s"
-        unsent = (
-            f"cannot send to the broker redis://127.0.0.1:{port}/0: Timeout reading from socket"
-        )
+        unsent = f"cannot send to the broker {redis.url}: Timeout reading from socket"
         errors = json.loads(stdout)["errors"]
         assert [error["where"] for error in errors] == [f"s{i}" for i, _ in plan]
         assert {error["message"] for error in errors} in ({waited}, {unsent}), errors
         assert site.hits == []
-    finally:
-        redis_proc.send_signal(signal.SIGCONT)
-        redis_proc.terminate()
-        redis_proc.wait(timeout=30)
