@@ -1612,3 +1612,68 @@ def test_a_redis_broker_that_stops_answering_mid_run_does_not_hang_the_run(
         assert [error["where"] for error in errors] == [f"s{i}" for i, _ in plan]
         assert {error["message"] for error in errors} in ({waited}, {unsent}), errors
         assert site.hits == []
+
+
+def _queued(broker: str, queue: str) -> int:
+    """How many messages `queue` holds on `broker` (0 when it is not there yet)."""
+    from kombu import Connection
+
+    with Connection(broker, connect_timeout=5) as conn:
+        channel = conn.channel()
+        try:
+            return int(channel.queue_declare(queue, passive=True).message_count)
+        except conn.channel_errors:
+            return 0
+        finally:
+            with contextlib.suppress(Exception):
+                channel.close()
+
+
+def test_a_rabbitmq_that_stops_answering_mid_run_does_not_hang_the_run(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str
+) -> None:
+    """RabbitMQ stops answering (frozen behind a proxy: connections stay open, nothing
+    passes either way) once the coordinator has sent its batch: the queue is given up after
+    `wait`, and revoking the batch and closing the connections fail after the read timeout,
+    so the run ends (before, the close of the revocation's channel waited for RabbitMQ's
+    answer for ever; so did a batch's queue declaration when it froze during the send)."""
+    from urllib.parse import urlsplit
+
+    from tests.fakes.tcp_proxy import TcpProxy
+
+    real = require_broker_url("rabbitmq")
+    parts = urlsplit(real)
+    with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5672) as proxy:
+        broker = parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}")
+        url, site = pages
+        _, queue, plan, config = one_queue(
+            tmp_path / "cfg",
+            prefix="frozenmq",
+            sources=8,
+            broker=broker.geturl(),
+            store=pg_url,
+            url=url,
+            wait=3,
+            batch_size=1,  # eight batches to revoke: in one message, not one wait each
+        )
+        _QUEUES.append((real, queue))  # deleted through the broker itself, not the proxy
+        try:
+            with coordinator_in_background(config, "--format", "json") as run:
+                deadline = time.monotonic() + 60
+                while _queued(real, queue) < 8:  # the batches are sent: no worker takes them
+                    assert run.poll() is None and time.monotonic() < deadline, run.stderr
+                    time.sleep(0.05)
+                proxy.freeze()
+                stdout, stderr = run.communicate(timeout=100)
+        finally:
+            proxy.thaw()
+    assert run.returncode == 1, stderr
+    # frozen once the coordinator listens for answers: the queue is given up; frozen before
+    # it opened that connection (it does once the batches are out): opening it times out
+    waited = f"no worker answered for queue `{queue}` within 3 s"
+    shown = f"{parts.scheme}://{parts.username}:***@127.0.0.1:{proxy.port}{parts.path}"
+    unread = f"cannot read the answers from the broker {shown}: timed out"
+    errors = json.loads(stdout)["errors"]
+    assert [error["where"] for error in errors] == [f"s{i}" for i, _ in plan]
+    assert {error["message"] for error in errors} in ({waited}, {unread}), errors
+    assert site.hits == []

@@ -73,7 +73,9 @@ INFO_COMMAND = "kpi_info"  # `celery inspect kpi_info`: a worker's fingerprint a
 DEFAULT_QUEUE = "kpi"
 VISIBILITY_MARGIN = 60.0  # seconds the Redis visibility timeout stays above `wait`
 RESULT_KEEP = 3600.0  # seconds a result outlives `wait` when nobody reads it
-SOCKET_TIMEOUT = 15.0  # seconds a Redis read may take: Redis's blocking reads wait 1 s
+#: seconds a read from Redis (its blocking reads wait 1 s) may take, and one from RabbitMQ by
+#: a coordinator (`celery_app(client=True)`)
+SOCKET_TIMEOUT = 15.0
 
 
 def fingerprint(config: Config) -> str:
@@ -122,10 +124,13 @@ def default_backend(broker: str) -> str:
     return broker if broker.startswith(("redis://", "rediss://")) else "rpc://"
 
 
-def celery_app(executor: CeleryExecutor) -> Celery:
+def celery_app(executor: CeleryExecutor, *, client: bool = False) -> Celery:
     """A Celery app for `executor`, with the settings the failure semantics rest on (see the
-    module's docstring). Raises ModuleNotFoundError (a hint to install
-    kpi-collector[celery]) when Celery is missing."""
+    module's docstring). `client`: the app of a coordinator or of `kpi workers`, which only
+    send and wait with timeouts of their own: with RabbitMQ, a read or write that waits
+    longer than SOCKET_TIMEOUT fails (a worker's or Celery's tools' app waits on an idle
+    connection by design, and RabbitMQ's heartbeats guard it). Raises ModuleNotFoundError
+    (a hint to install kpi-collector[celery]) when Celery is missing."""
     from celery import Celery
 
     _readable(executor.broker, "broker")
@@ -143,6 +148,11 @@ def celery_app(executor: CeleryExecutor) -> Celery:
         # a Redis that stops answering (frozen, a network that drops packets) fails a read
         # after this long instead of blocking it for ever, and the run with it
         transport |= {"socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": 5.0}
+    elif client:
+        # a RabbitMQ that stops answering mid-run (frozen, a network that drops packets):
+        # declaring the queue of a batch, closing a channel after a revocation and closing
+        # the connections all wait for its answer, with no timeout of their own
+        transport |= {"read_timeout": SOCKET_TIMEOUT, "write_timeout": SOCKET_TIMEOUT}
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -633,7 +643,7 @@ def _dispatch_and_gather(
     from celery.result import AsyncResult
 
     try:
-        app = celery_app(executor)
+        app = celery_app(executor, client=True)
     except ConfigError as exc:  # a URL kombu cannot read: no batch can go, the run says why
         unread = {o.source: o for o in _failed([s.name for s in sources], str(exc), False)}
         for outcome in unread.values():
@@ -741,11 +751,14 @@ def _dispatch_and_gather(
         try:
             _gather(app, handles, pending, take, check, heard, wait, outcomes, emit)
         except _Stopped:
-            for task_id in list(pending):
-                _revoke(app, task_id)
+            _revoke(app, list(pending))
         except Exception as exc:  # the result backend (or the broker, for rpc://) failed
+            # rpc:// answers are messages on the broker: it is the one to name
             where = _shown(backend_url)
+            if backend_url.startswith("rpc://"):
+                where = f"the broker {_shown(executor.broker)}"
             message = redact(f"cannot read the answers from {where}: {_cause(exc)}")
+            unanswered = list(pending)
             for task_id, batch in list(pending.items()):
                 del pending[task_id]
                 for outcome in _failed(
@@ -753,7 +766,7 @@ def _dispatch_and_gather(
                 ):
                     outcomes[outcome.source] = outcome
                     emit(outcome)
-                _revoke(app, task_id)
+            _revoke(app, unanswered)
     finally:
         if rescuer is not None:
             rescuer.done.set()
@@ -885,7 +898,7 @@ class _LostBatches(threading.Thread):
         self.done = threading.Event()
 
     def run(self) -> None:
-        app = celery_app(self.executor)
+        app = celery_app(self.executor, client=True)
         suspects: set[str] = set()
         try:
             while not self.done.wait(self.every):
@@ -973,23 +986,29 @@ def _give_up(
     """Fail the outstanding sources of every queue silent for `wait` seconds, and revoke
     their batches (a worker that starts later skips them)."""
     clock = time.monotonic()
+    silent = []
     for task_id, batch in list(pending.items()):
         if clock - heard[batch.queue] < wait:
             continue
         del pending[task_id]
+        silent.append(task_id)
         message = f"no worker answered for queue `{batch.queue}` within {wait:g} s"
         for outcome in _failed([n for n in batch.names if n not in outcomes], message, True):
             outcomes[outcome.source] = outcome
             emit(outcome)
-        _revoke(app, task_id)
+    _revoke(app, silent)
 
 
-def _revoke(app: Celery, task_id: str) -> None:
-    """Revoke a batch nobody waits for any more (a worker that gets it later skips it)."""
+def _revoke(app: Celery, task_ids: Sequence[str]) -> None:
+    """Revoke the batches nobody waits for any more (a worker that gets one later skips
+    it), all in one message: a broker that stopped answering costs its timeout once, not
+    once per batch."""
+    if not task_ids:
+        return
     try:
-        app.control.revoke(task_id)
+        app.control.revoke(list(task_ids))
     except Exception as exc:  # the broker may be what is gone
-        log.warning("could not revoke batch %s: %s", task_id, redact(str(exc)))
+        log.warning("could not revoke %d batches: %s", len(task_ids), redact(str(exc)))
 
 
 def _forget(app: Celery, task_id: str) -> None:
@@ -1020,7 +1039,7 @@ def live_workers(executor: CeleryExecutor, *, timeout: float = 2.0) -> list[Work
     be reached."""
     from kombu.exceptions import OperationalError
 
-    app = celery_app(executor)
+    app = celery_app(executor, client=True)
     try:
         control = app.control
         with app.connection_for_read() as connection:
