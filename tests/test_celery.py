@@ -50,22 +50,25 @@ def value_of(i: int) -> int:
 
 class Pages:
     """A local site: `/n/{i}` shows value_of(i); records (path, X-Worker header) per request.
-    While `hold` is clear, requests wait (up to 60 s) before answering."""
+    While `hold` is clear, requests wait (up to 60 s) before answering; so do those of a
+    worker whose tag is in `stuck`, whatever `hold` says."""
 
     def __init__(self) -> None:
         self.hits: list[tuple[str, str]] = []
         self.hold = threading.Event()
         self.hold.set()
+        self.stuck: set[str] = set()
         self.lock = threading.Lock()
 
     def app(self) -> web.Application:
         async def page(request: web.Request) -> web.Response:
             import asyncio
 
+            tag = request.headers.get("X-Worker", "")
             with self.lock:
-                self.hits.append((request.path, request.headers.get("X-Worker", "")))
+                self.hits.append((request.path, tag))
             for _ in range(1200):
-                if self.hold.is_set():
+                if self.hold.is_set() and tag not in self.stuck:
                     break
                 await asyncio.sleep(0.05)
             i = int(request.match_info["i"])
@@ -647,6 +650,52 @@ def test_a_refused_batch_is_sent_again_to_a_worker_with_the_runs_config(
     assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
     assert site.tags(1) == ["good"] and site.tags(2) == ["good"]  # never fetched by `old`
     assert old.log.read_text().count("'refused': True") == 1
+
+
+@pytest.mark.parametrize("kind", ["rabbitmq", "redis"])
+def test_a_resent_batchs_answer_is_taken_while_another_batch_of_its_queue_is_out(
+    kind: str, tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    """Three batches, three workers: one with another config refuses its batch, which is
+    sent again to a free worker with the run's (`a-fast`, first in turn) and answered at
+    once; another worker is stuck on its batch past `wait`. The resent batch's answer is
+    taken when it comes: its source is stored and only the stuck batch's source fails
+    (before, an answer to a batch sent again waited until every batch sent first had come
+    back, so the stuck one's silence failed both)."""
+    broker = require_broker_url(kind)
+    url, site = pages
+    uid, queue, plan, config = one_queue(
+        tmp_path / "coord",
+        prefix="resent",
+        sources=3,
+        broker=broker,
+        store=pg_url,
+        url=url,
+        batch_size=1,
+        wait=8,
+    )
+    other = write_config(
+        tmp_path / "worker",
+        broker=broker,
+        store=pg_url,
+        url=url,
+        sources=plan,
+        extra="timezone: Europe/Berlin",
+    )
+    site.stuck.add("slow")
+    cluster.start(config, f"a-fast@{uid}", [queue], env_for("fast"))
+    cluster.start(config, f"b-slow@{uid}", [queue], env_for("slow"))
+    old = cluster.start(other, f"old@{uid}", [queue], env_for("old"))
+    try:
+        out = kpi(config, "run", "--no-deliver", "--format", "json")
+    finally:
+        site.stuck.clear()
+    assert old.log.read_text().count("'refused': True") == 1, old.log.read_text()[-3000:]
+    slow = [i for i, _ in plan if site.tags(i) == ["slow"]]
+    assert len(slow) == 1, site.hits  # one batch each: the slow worker held one
+    message = f"no worker answered for queue `{queue}` within 8 s"
+    assert json.loads(out.stdout)["errors"] == [{"where": f"s{slow[0]}", "message": message}]
+    assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan if i not in slow}
 
 
 @pytest.mark.parametrize("kind", ["rabbitmq", "redis"])

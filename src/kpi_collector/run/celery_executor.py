@@ -464,6 +464,11 @@ class _Stopped(Exception):
     """Raised from the wait loop when the run is cancelled."""
 
 
+class _Resent(Exception):
+    """Raised from the wait loop when a refused batch was sent again: the answers waited
+    for are gathered anew, with its own."""
+
+
 def refused(value: Any) -> bool:
     """True when a task's result says its worker refused the batch (another config)."""
     return isinstance(value, dict) and bool(value.get("refused"))
@@ -787,16 +792,29 @@ def _gather(
     outcomes: dict[str, SourceOutcome],
     emit: Callable[[SourceOutcome], None],
 ) -> None:
-    """Take answers until no batch is pending (`take`), with `check` between waits."""
+    """Take answers until no batch is pending (`take`, which may send a refused batch again
+    and add its handle to `handles`), with `check` between waits."""
     from celery.result import ResultSet
 
     if app.backend.supports_native_join:
         while pending:
             waiting = ResultSet([h for h in handles if h.id in pending], app=app)
+
+            def between(sent: int = len(handles)) -> None:
+                check()
+                # a batch sent again is no member of `waiting`: its answer would wait for
+                # every batch sent before it, and a silent one would fail it with them
+                if len(handles) != sent:
+                    raise _Resent
+
             try:
-                waiting.join_native(callback=take, propagate=False, on_interval=check, interval=0.5)
+                waiting.join_native(
+                    callback=take, propagate=False, on_interval=between, interval=0.5
+                )
             except _Silent:
                 _give_up(app, pending, heard, wait, outcomes, emit)
+            except _Resent:
+                continue
     else:  # a backend without push: ask each pending result in turn
         while pending:
             for handle in [h for h in handles if h.id in pending]:
