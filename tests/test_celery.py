@@ -438,6 +438,37 @@ def test_the_app_carries_the_failure_semantics() -> None:
     assert conf.accept_content == ["json"]
     rabbit = CeleryExecutor(type="celery", broker="amqp://guest:guest@127.0.0.1:5672//")
     assert celery_app(rabbit).conf.result_backend == "rpc://"
+    # a coordinator's RabbitMQ reads time out; a worker's idle connection waits, by design
+    assert celery_app(rabbit, client=True).conf.broker_transport_options == {
+        "visibility_timeout": 660,
+        "read_timeout": 15.0,
+        "write_timeout": 15.0,
+    }
+    assert celery_app(rabbit).conf.broker_transport_options == {"visibility_timeout": 660}
+
+
+def test_a_workers_pool_shares_out_every_in_flight_limit_of_the_config(tmp_path: Path) -> None:
+    """`kpi worker --concurrency 4`: four batches at once, each in its own process with its
+    own HTTP client and its own Chromium, so each gets a quarter of `concurrency`,
+    `per_host` and `render_concurrency` (rounded up, at least 1): the machine never has more
+    requests or rendered pages in flight than the config allows (render_concurrency was
+    not shared out: four Chromiums of 4 pages each on a machine sized for 4)."""
+    from kpi_collector.config.loader import load_config
+    from kpi_collector.run.celery_executor import _WorkerConfig, fingerprint
+
+    path = tmp_path / "kpi.yaml"
+    path.write_text(
+        "store: 'postgresql+psycopg://kpi@127.0.0.1/kpi'\n"
+        "executor: {type: celery, broker: 'amqp://guest:guest@127.0.0.1:5672//'}\n"
+        "defaults: {concurrency: 64, per_host: 6, render_concurrency: 4}\n"
+        "sources: [{name: a, type: html, url: 'http://127.0.0.1:1/', render: true,"
+        " metrics: {n: {css: 'span'}}}]\n"
+    )
+    config = load_config(path)
+    for pool, expected in ((1, (64, 6, 4)), (4, (16, 2, 1)), (5, (13, 2, 1)), (100, (1, 1, 1))):
+        shared = _WorkerConfig(config, fingerprint(config), pool=pool).batch_defaults()
+        assert (shared.concurrency, shared.per_host, shared.render_concurrency) == expected
+    assert config.defaults.render_concurrency == 4  # the config itself is left as it is
 
 
 def test_a_batch_answered_twice_keeps_each_sources_first_outcome() -> None:

@@ -216,17 +216,20 @@ class _WorkerConfig:
     config: Config
     fingerprint: str
     sources: dict[str, Source] = field(default_factory=dict)
-    #: the pool's processes: a machine's `defaults.concurrency` and `per_host` are shared
-    #: out among them, so a worker never has more requests in flight than the config says
+    #: the pool's processes: a machine's `defaults.concurrency`, `per_host` and
+    #: `render_concurrency` are shared out among them, so a worker never has more requests
+    #: or rendered pages in flight than the config says (each process has its own Chromium)
     pool: int = 1
 
     def batch_defaults(self) -> Defaults:
-        """The defaults one batch is collected with: the config's, with `concurrency` and
-        `per_host` divided among the pool's processes (at least 1 each)."""
+        """The defaults one batch is collected with: the config's, with `concurrency`,
+        `per_host` and `render_concurrency` divided among the pool's processes (rounded
+        up, at least 1 each)."""
         defaults = self.config.defaults
         return defaults.replaced(
             concurrency=max(1, -(-defaults.concurrency // self.pool)),
             per_host=max(1, -(-defaults.per_host // self.pool)),
+            render_concurrency=max(1, -(-defaults.render_concurrency // self.pool)),
         )
 
 
