@@ -966,23 +966,29 @@ def _listening(port: int) -> bool:
 
 
 class PrivateRedis(NamedTuple):
-    """A redis-server of a test's own: its URL (database 0) and its process (a test may
+    """A redis-server of a test's own: its URL (database 0), port and process (a test may
     SIGSTOP it; it is stopped by its pid when the context ends)."""
 
     url: str
+    port: int
     proc: subprocess.Popen[bytes]
 
 
 @contextlib.contextmanager
-def _private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    """A redis-server on a free port of 127.0.0.1, nothing saved, its files in `tmp_path`:
-    for a test that stops, freezes or fills a broker no other test shares. SIGCONT then
+def _private_redis(
+    tmp_path: Path, *, port: int | None = None, persistent: bool = False
+) -> Iterator[PrivateRedis]:
+    """A redis-server on `port` (default: a free one) of 127.0.0.1, its files in `tmp_path`:
+    for a test that stops, freezes or restarts a broker no other test shares. `persistent`:
+    its data kept on disk, append-only and synced on every write, so that a server started
+    again on the same port and folder has it back; else nothing is saved. SIGCONT then
     SIGTERM by its pid at the end (it may have been left stopped)."""
     require_broker_url("redis")  # the machine has Redis: its server program is here too
     server = require_binary("redis-server", hint="Debian package redis-server")
-    port = _free_port()
+    port = port or _free_port()
     argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    argv += ["--appendonly", "no", "--dir", str(tmp_path)]
+    kept = ["--appendonly", "yes", "--appendfsync", "always"] if persistent else []
+    argv += (kept or ["--appendonly", "no"]) + ["--dir", str(tmp_path)]
     proc = subprocess.Popen(
         argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -991,7 +997,7 @@ def _private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
         while not _listening(port):
             assert proc.poll() is None and time.monotonic() < deadline, "no redis"
             time.sleep(0.05)
-        yield PrivateRedis(f"redis://127.0.0.1:{port}/0", proc)
+        yield PrivateRedis(f"redis://127.0.0.1:{port}/0", port, proc)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGCONT)
@@ -1008,52 +1014,34 @@ def test_a_broker_restart_mid_run_loses_nothing(
 ) -> None:
     """A Redis of the test's own (its queue kept on disk, append-only), restarted while a
     worker holds a batch: the run still stores every source, once."""
-
-    require_broker_url("redis")  # the machine has Redis: its server program is here too
-    server = require_binary("redis-server", hint="Debian package redis-server")
-    port = _free_port()
-    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    argv += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(tmp_path)]
-
-    def start_redis() -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        deadline = time.monotonic() + 30
-        while not _listening(port):
-            assert proc.poll() is None and time.monotonic() < deadline, "redis did not start"
-            time.sleep(0.05)
-        return proc
-
     url, site = pages
-    redis_proc = start_redis()
-    try:
-        uid, queue, plan, config = one_queue(
-            tmp_path / "cfg",
-            prefix="rs",
-            sources=6,
-            broker=f"redis://127.0.0.1:{port}/0",
-            store=pg_url,
-            url=url,
-            batch_size=2,
-        )
-        cluster.start(config, f"rs@{uid}", [queue], env_for("rs"))
-        site.hold.clear()
-        with coordinator_in_background(config, "--format", "json") as run:
-            wait_for_a_hit(site)
-            assert site.hits, "no worker fetched a page"
-            redis_proc.terminate()  # a clean restart: Redis writes its append-only file first
-            redis_proc.wait(timeout=30)
-            redis_proc = start_redis()
-            site.hold.set()
-            stdout, stderr = run.communicate(timeout=150)
-        assert run.returncode == 0, stderr
-        assert json.loads(stdout)["errors"] == []
-        assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
-    finally:
-        cluster.stop_all()  # the worker first, while its broker is still there
-        redis_proc.terminate()
-        redis_proc.wait(timeout=30)
+    with contextlib.ExitStack() as servers:
+        redis = servers.enter_context(_private_redis(tmp_path, persistent=True))
+        try:
+            uid, queue, plan, config = one_queue(
+                tmp_path / "cfg",
+                prefix="rs",
+                sources=6,
+                broker=redis.url,
+                store=pg_url,
+                url=url,
+                batch_size=2,
+            )
+            cluster.start(config, f"rs@{uid}", [queue], env_for("rs"))
+            site.hold.clear()
+            with coordinator_in_background(config, "--format", "json") as run:
+                wait_for_a_hit(site)
+                assert site.hits, "no worker fetched a page"
+                redis.proc.terminate()  # a clean restart: Redis writes its append-only file
+                redis.proc.wait(timeout=30)
+                servers.enter_context(_private_redis(tmp_path, port=redis.port, persistent=True))
+                site.hold.set()
+                stdout, stderr = run.communicate(timeout=150)
+            assert run.returncode == 0, stderr
+            assert json.loads(stdout)["errors"] == []
+            assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
+        finally:
+            cluster.stop_all()  # the worker first, while its broker is still there
 
 
 def test_a_worker_without_a_sources_variable_says_so(
