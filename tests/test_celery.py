@@ -447,6 +447,27 @@ def test_the_app_carries_the_failure_semantics() -> None:
     assert celery_app(rabbit).conf.broker_transport_options == {"visibility_timeout": 660}
 
 
+def test_a_socket_timeout_is_named_as_one_not_as_the_systems_eagain() -> None:
+    """A read that waited its socket timeout (SO_RCVTIMEO) fails with EAGAIN, which the
+    system words "Resource temporarily unavailable": `kpi workers` against a RabbitMQ that
+    stopped answering said "cannot reach the broker ...: [Errno 11] Resource temporarily
+    unavailable"; the line says it timed out."""
+    import errno
+
+    from kombu.exceptions import OperationalError
+
+    from kpi_collector.run.celery_executor import _cause
+
+    eagain = OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+    assert _cause(eagain) == "timed out: no answer within 15 s"
+    try:
+        raise OperationalError(str(eagain)) from eagain  # as kombu wraps it
+    except OperationalError as exc:
+        assert _cause(exc) == "timed out: no answer within 15 s"
+    refused = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+    assert _cause(refused) == "[Errno 111] Connection refused"
+
+
 def test_a_workers_pool_shares_out_every_in_flight_limit_of_the_config(tmp_path: Path) -> None:
     """`kpi worker --concurrency 4`: four batches at once, each in its own process with its
     own HTTP client and its own Chromium, so each gets a quarter of `concurrency`,

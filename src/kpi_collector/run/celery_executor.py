@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -858,6 +859,10 @@ def _cause(exc: BaseException) -> str:
     orig = getattr(found, "orig", None)  # SQLAlchemy's wrapper: the driver's own words
     if isinstance(orig, BaseException) and str(orig).strip():
         found = orig
+    if any(isinstance(e, OSError) and e.errno in (errno.EAGAIN, errno.EWOULDBLOCK) for e in chain):
+        # a socket's read or write timeout (SO_RCVTIMEO), as the system words it: "Resource
+        # temporarily unavailable", which kombu may have wrapped
+        return f"timed out: no answer within {SOCKET_TIMEOUT:g} s"
     return " ".join((str(found) or type(found).__name__).split())
 
 
