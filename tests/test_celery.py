@@ -50,22 +50,25 @@ def value_of(i: int) -> int:
 
 class Pages:
     """A local site: `/n/{i}` shows value_of(i); records (path, X-Worker header) per request.
-    While `hold` is clear, requests wait (up to 60 s) before answering."""
+    While `hold` is clear, requests wait (up to 60 s) before answering; so do those of a
+    worker whose tag is in `stuck`, whatever `hold` says."""
 
     def __init__(self) -> None:
         self.hits: list[tuple[str, str]] = []
         self.hold = threading.Event()
         self.hold.set()
+        self.stuck: set[str] = set()
         self.lock = threading.Lock()
 
     def app(self) -> web.Application:
         async def page(request: web.Request) -> web.Response:
             import asyncio
 
+            tag = request.headers.get("X-Worker", "")
             with self.lock:
-                self.hits.append((request.path, request.headers.get("X-Worker", "")))
+                self.hits.append((request.path, tag))
             for _ in range(1200):
-                if self.hold.is_set():
+                if self.hold.is_set() and tag not in self.stuck:
                     break
                 await asyncio.sleep(0.05)
             i = int(request.match_info["i"])
@@ -435,6 +438,58 @@ def test_the_app_carries_the_failure_semantics() -> None:
     assert conf.accept_content == ["json"]
     rabbit = CeleryExecutor(type="celery", broker="amqp://guest:guest@127.0.0.1:5672//")
     assert celery_app(rabbit).conf.result_backend == "rpc://"
+    # a coordinator's RabbitMQ reads time out; a worker's idle connection waits, by design
+    assert celery_app(rabbit, client=True).conf.broker_transport_options == {
+        "visibility_timeout": 660,
+        "read_timeout": 15.0,
+        "write_timeout": 15.0,
+    }
+    assert celery_app(rabbit).conf.broker_transport_options == {"visibility_timeout": 660}
+
+
+def test_a_socket_timeout_is_named_as_one_not_as_the_systems_eagain() -> None:
+    """A read that waited its socket timeout (SO_RCVTIMEO) fails with EAGAIN, which the
+    system words "Resource temporarily unavailable": `kpi workers` against a RabbitMQ that
+    stopped answering said "cannot reach the broker ...: [Errno 11] Resource temporarily
+    unavailable"; the line says it timed out."""
+    import errno
+
+    from kombu.exceptions import OperationalError
+
+    from kpi_collector.run.celery_executor import _cause
+
+    eagain = OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+    assert _cause(eagain) == "timed out: no answer within 15 s"
+    try:
+        raise OperationalError(str(eagain)) from eagain  # as kombu wraps it
+    except OperationalError as exc:
+        assert _cause(exc) == "timed out: no answer within 15 s"
+    refused = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+    assert _cause(refused) == "[Errno 111] Connection refused"
+
+
+def test_a_workers_pool_shares_out_every_in_flight_limit_of_the_config(tmp_path: Path) -> None:
+    """`kpi worker --concurrency 4`: four batches at once, each in its own process with its
+    own HTTP client and its own Chromium, so each gets a quarter of `concurrency`,
+    `per_host` and `render_concurrency` (rounded up, at least 1): the machine never has more
+    requests or rendered pages in flight than the config allows (render_concurrency was
+    not shared out: four Chromiums of 4 pages each on a machine sized for 4)."""
+    from kpi_collector.config.loader import load_config
+    from kpi_collector.run.celery_executor import _WorkerConfig, fingerprint
+
+    path = tmp_path / "kpi.yaml"
+    path.write_text(
+        "store: 'postgresql+psycopg://kpi@127.0.0.1/kpi'\n"
+        "executor: {type: celery, broker: 'amqp://guest:guest@127.0.0.1:5672//'}\n"
+        "defaults: {concurrency: 64, per_host: 6, render_concurrency: 4}\n"
+        "sources: [{name: a, type: html, url: 'http://127.0.0.1:1/', render: true,"
+        " metrics: {n: {css: 'span'}}}]\n"
+    )
+    config = load_config(path)
+    for pool, expected in ((1, (64, 6, 4)), (4, (16, 2, 1)), (5, (13, 2, 1)), (100, (1, 1, 1))):
+        shared = _WorkerConfig(config, fingerprint(config), pool=pool).batch_defaults()
+        assert (shared.concurrency, shared.per_host, shared.render_concurrency) == expected
+    assert config.defaults.render_concurrency == 4  # the config itself is left as it is
 
 
 def test_a_batch_answered_twice_keeps_each_sources_first_outcome() -> None:
@@ -647,6 +702,52 @@ def test_a_refused_batch_is_sent_again_to_a_worker_with_the_runs_config(
     assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
     assert site.tags(1) == ["good"] and site.tags(2) == ["good"]  # never fetched by `old`
     assert old.log.read_text().count("'refused': True") == 1
+
+
+@pytest.mark.parametrize("kind", ["rabbitmq", "redis"])
+def test_a_resent_batchs_answer_is_taken_while_another_batch_of_its_queue_is_out(
+    kind: str, tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
+) -> None:
+    """Three batches, three workers: one with another config refuses its batch, which is
+    sent again to a free worker with the run's (`a-fast`, first in turn) and answered at
+    once; another worker is stuck on its batch past `wait`. The resent batch's answer is
+    taken when it comes: its source is stored and only the stuck batch's source fails
+    (before, an answer to a batch sent again waited until every batch sent first had come
+    back, so the stuck one's silence failed both)."""
+    broker = require_broker_url(kind)
+    url, site = pages
+    uid, queue, plan, config = one_queue(
+        tmp_path / "coord",
+        prefix="resent",
+        sources=3,
+        broker=broker,
+        store=pg_url,
+        url=url,
+        batch_size=1,
+        wait=8,
+    )
+    other = write_config(
+        tmp_path / "worker",
+        broker=broker,
+        store=pg_url,
+        url=url,
+        sources=plan,
+        extra="timezone: Europe/Berlin",
+    )
+    site.stuck.add("slow")
+    cluster.start(config, f"a-fast@{uid}", [queue], env_for("fast"))
+    cluster.start(config, f"b-slow@{uid}", [queue], env_for("slow"))
+    old = cluster.start(other, f"old@{uid}", [queue], env_for("old"))
+    try:
+        out = kpi(config, "run", "--no-deliver", "--format", "json")
+    finally:
+        site.stuck.clear()
+    assert old.log.read_text().count("'refused': True") == 1, old.log.read_text()[-3000:]
+    slow = [i for i, _ in plan if site.tags(i) == ["slow"]]
+    assert len(slow) == 1, site.hits  # one batch each: the slow worker held one
+    message = f"no worker answered for queue `{queue}` within 8 s"
+    assert json.loads(out.stdout)["errors"] == [{"where": f"s{slow[0]}", "message": message}]
+    assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan if i not in slow}
 
 
 @pytest.mark.parametrize("kind", ["rabbitmq", "redis"])
@@ -885,57 +986,83 @@ def _listening(port: int) -> bool:
         return False
 
 
+class PrivateRedis(NamedTuple):
+    """A redis-server of a test's own: its URL (database 0), port and process (a test may
+    SIGSTOP it; it is stopped by its pid when the context ends)."""
+
+    url: str
+    port: int
+    proc: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def _private_redis(
+    tmp_path: Path, *, port: int | None = None, persistent: bool = False
+) -> Iterator[PrivateRedis]:
+    """A redis-server on `port` (default: a free one) of 127.0.0.1, its files in `tmp_path`:
+    for a test that stops, freezes or restarts a broker no other test shares. `persistent`:
+    its data kept on disk, append-only and synced on every write, so that a server started
+    again on the same port and folder has it back; else nothing is saved. SIGCONT then
+    SIGTERM by its pid at the end (it may have been left stopped)."""
+    require_broker_url("redis")  # the machine has Redis: its server program is here too
+    server = require_binary("redis-server", hint="Debian package redis-server")
+    port = port or _free_port()
+    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    kept = ["--appendonly", "yes", "--appendfsync", "always"] if persistent else []
+    argv += (kept or ["--appendonly", "no"]) + ["--dir", str(tmp_path)]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _listening(port):
+            assert proc.poll() is None and time.monotonic() < deadline, "no redis"
+            time.sleep(0.05)
+        yield PrivateRedis(f"redis://127.0.0.1:{port}/0", port, proc)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 def test_a_broker_restart_mid_run_loses_nothing(
     tmp_path: Path, pages: tuple[str, Pages], pg_url: str, cluster: Cluster
 ) -> None:
     """A Redis of the test's own (its queue kept on disk, append-only), restarted while a
     worker holds a batch: the run still stores every source, once."""
-
-    require_broker_url("redis")  # the machine has Redis: its server program is here too
-    server = require_binary("redis-server", hint="Debian package redis-server")
-    port = _free_port()
-    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    argv += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(tmp_path)]
-
-    def start_redis() -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        deadline = time.monotonic() + 30
-        while not _listening(port):
-            assert proc.poll() is None and time.monotonic() < deadline, "redis did not start"
-            time.sleep(0.05)
-        return proc
-
     url, site = pages
-    redis_proc = start_redis()
-    try:
-        uid, queue, plan, config = one_queue(
-            tmp_path / "cfg",
-            prefix="rs",
-            sources=6,
-            broker=f"redis://127.0.0.1:{port}/0",
-            store=pg_url,
-            url=url,
-            batch_size=2,
-        )
-        cluster.start(config, f"rs@{uid}", [queue], env_for("rs"))
-        site.hold.clear()
-        with coordinator_in_background(config, "--format", "json") as run:
-            wait_for_a_hit(site)
-            assert site.hits, "no worker fetched a page"
-            redis_proc.terminate()  # a clean restart: Redis writes its append-only file first
-            redis_proc.wait(timeout=30)
-            redis_proc = start_redis()
-            site.hold.set()
-            stdout, stderr = run.communicate(timeout=150)
-        assert run.returncode == 0, stderr
-        assert json.loads(stdout)["errors"] == []
-        assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
-    finally:
-        cluster.stop_all()  # the worker first, while its broker is still there
-        redis_proc.terminate()
-        redis_proc.wait(timeout=30)
+    with contextlib.ExitStack() as servers:
+        redis = servers.enter_context(_private_redis(tmp_path, persistent=True))
+        try:
+            uid, queue, plan, config = one_queue(
+                tmp_path / "cfg",
+                prefix="rs",
+                sources=6,
+                broker=redis.url,
+                store=pg_url,
+                url=url,
+                batch_size=2,
+            )
+            cluster.start(config, f"rs@{uid}", [queue], env_for("rs"))
+            site.hold.clear()
+            with coordinator_in_background(config, "--format", "json") as run:
+                wait_for_a_hit(site)
+                assert site.hits, "no worker fetched a page"
+                redis.proc.terminate()  # a clean restart: Redis writes its append-only file
+                redis.proc.wait(timeout=30)
+                servers.enter_context(_private_redis(tmp_path, port=redis.port, persistent=True))
+                site.hold.set()
+                stdout, stderr = run.communicate(timeout=150)
+            assert run.returncode == 0, stderr
+            assert json.loads(stdout)["errors"] == []
+            assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
+        finally:
+            cluster.stop_all()  # the worker first, while its broker is still there
 
 
 def test_a_worker_without_a_sources_variable_says_so(
@@ -1210,55 +1337,42 @@ def test_batches_a_run_gave_up_on_are_skipped_by_a_worker_that_starts_later(
     about it either). A worker started once the run can no longer take their answers skips
     them (they expire) instead of collecting every stale batch ahead of the next run's;
     that next run is collected."""
-    require_broker_url("redis")  # the machine has Redis: its server program is here too
-    server = require_binary("redis-server", hint="Debian package redis-server")
-    port = _free_port()
-    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    argv += ["--appendonly", "no", "--dir", str(tmp_path)]
-    redis_proc = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not _listening(port):
-            assert redis_proc.poll() is None and time.monotonic() < deadline, "no redis"
-            time.sleep(0.05)
-        url, site = pages
-        uid, queue, plan, config = one_queue(
-            tmp_path / "cfg",
-            prefix="late",
-            sources=2,
-            broker=f"redis://127.0.0.1:{port}/0",
-            store=pg_url,
-            url=url,
-            wait=2,
-            batch_size=1,
-        )
-        out = kpi(config, "run", "--no-deliver", "--format", "json")
-        assert out.returncode == 1
-        message = f"no worker answered for queue `{queue}` within 2 s"
-        assert json.loads(out.stdout)["errors"] == [
-            {"where": f"s{i}", "message": message} for i, _ in plan
-        ]
-        time.sleep(8)  # past the longest the run could have waited for these batches
-        worker = cluster.start(config, f"late@{uid}", [queue], env_for("late"))
-        deadline = time.monotonic() + 60
-        done = ("Discarding revoked task", "succeeded in")
-        while time.monotonic() < deadline:
+    with _private_redis(tmp_path) as redis:
+        try:
+            url, site = pages
+            uid, queue, plan, config = one_queue(
+                tmp_path / "cfg",
+                prefix="late",
+                sources=2,
+                broker=redis.url,
+                store=pg_url,
+                url=url,
+                wait=2,
+                batch_size=1,
+            )
+            out = kpi(config, "run", "--no-deliver", "--format", "json")
+            assert out.returncode == 1
+            message = f"no worker answered for queue `{queue}` within 2 s"
+            assert json.loads(out.stdout)["errors"] == [
+                {"where": f"s{i}", "message": message} for i, _ in plan
+            ]
+            time.sleep(8)  # past the longest the run could have waited for these batches
+            worker = cluster.start(config, f"late@{uid}", [queue], env_for("late"))
+            deadline = time.monotonic() + 60
+            done = ("Discarding revoked task", "succeeded in")
+            while time.monotonic() < deadline:
+                text = worker.log.read_text(errors="replace")
+                if sum(text.count(d) for d in done) >= 2:
+                    break
+                time.sleep(0.1)
             text = worker.log.read_text(errors="replace")
-            if sum(text.count(d) for d in done) >= 2:
-                break
-            time.sleep(0.1)
-        text = worker.log.read_text(errors="replace")
-        assert text.count("Discarding revoked task") == 2, text[-3000:]
-        assert site.hits == []  # the stale batches were not collected
-        again = kpi(config, "run", "--no-deliver", "--format", "json")
-        assert again.returncode == 0, again.stdout + again.stderr
-        assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
-    finally:
-        cluster.stop_all()  # the worker first, while its broker is still there
-        redis_proc.terminate()
-        redis_proc.wait(timeout=30)
+            assert text.count("Discarding revoked task") == 2, text[-3000:]
+            assert site.hits == []  # the stale batches were not collected
+            again = kpi(config, "run", "--no-deliver", "--format", "json")
+            assert again.returncode == 0, again.stdout + again.stderr
+            assert stored(pg_url) == {f"s{i}.n": [value_of(i)] for i, _ in plan}
+        finally:
+            cluster.stop_all()  # the worker first, while its broker is still there
 
 
 def test_refused_batches_go_to_the_good_workers_in_turn_asking_the_broker_once(
@@ -1556,25 +1670,13 @@ def test_a_redis_broker_that_stops_answering_mid_run_does_not_hang_the_run(
     read times out, so the run ends (before, it blocked until Redis answered again). Frozen
     while the batch is still being sent, the send's read times out instead (about a minute
     of retries): one of the two, never a hang."""
-    require_broker_url("redis")  # the machine has Redis: its server program is here too
-    server = require_binary("redis-server", hint="Debian package redis-server")
-    port = _free_port()
-    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    argv += ["--appendonly", "no", "--dir", str(tmp_path)]
-    redis_proc = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not _listening(port):
-            assert redis_proc.poll() is None and time.monotonic() < deadline, "no redis"
-            time.sleep(0.05)
+    with _private_redis(tmp_path) as redis:
         url, site = pages
         _, queue, plan, config = one_queue(
             tmp_path / "cfg",
             prefix="frozen",
             sources=2,
-            broker=f"redis://127.0.0.1:{port}/0",
+            broker=redis.url,
             store=pg_url,
             url=url,
             wait=3,
@@ -1584,24 +1686,83 @@ def test_a_redis_broker_that_stops_answering_mid_run_does_not_hang_the_run(
             statuses = run_statuses_once_running(engine)  # its batch is sent: no worker
             engine.dispose()
             assert statuses == ["running"]
-            redis_proc.send_signal(signal.SIGSTOP)
+            redis.proc.send_signal(signal.SIGSTOP)
             try:
                 stdout, stderr = run.communicate(timeout=90)
             finally:
-                redis_proc.send_signal(signal.SIGCONT)
+                redis.proc.send_signal(signal.SIGCONT)
         assert run.returncode == 1, stderr
         # frozen after the batch went out: the queue is given up; frozen while it was still
         # being sent (the run row is written first): the send's read times out. Either way
         # the run ends and each source says why.
         waited = f"no worker answered for queue `{queue}` within 3 s"
-        unsent = (
-            f"cannot send to the broker redis://127.0.0.1:{port}/0: Timeout reading from socket"
-        )
+        unsent = f"cannot send to the broker {redis.url}: Timeout reading from socket"
         errors = json.loads(stdout)["errors"]
         assert [error["where"] for error in errors] == [f"s{i}" for i, _ in plan]
         assert {error["message"] for error in errors} in ({waited}, {unsent}), errors
         assert site.hits == []
-    finally:
-        redis_proc.send_signal(signal.SIGCONT)
-        redis_proc.terminate()
-        redis_proc.wait(timeout=30)
+
+
+def _queued(broker: str, queue: str) -> int:
+    """How many messages `queue` holds on `broker` (0 when it is not there yet)."""
+    from kombu import Connection
+
+    with Connection(broker, connect_timeout=5) as conn:
+        channel = conn.channel()
+        try:
+            return int(channel.queue_declare(queue, passive=True).message_count)
+        except conn.channel_errors:
+            return 0
+        finally:
+            with contextlib.suppress(Exception):
+                channel.close()
+
+
+def test_a_rabbitmq_that_stops_answering_mid_run_does_not_hang_the_run(
+    tmp_path: Path, pages: tuple[str, Pages], pg_url: str
+) -> None:
+    """RabbitMQ stops answering (frozen behind a proxy: connections stay open, nothing
+    passes either way) once the coordinator has sent its batch: the queue is given up after
+    `wait`, and revoking the batch and closing the connections fail after the read timeout,
+    so the run ends (before, the close of the revocation's channel waited for RabbitMQ's
+    answer for ever; so did a batch's queue declaration when it froze during the send)."""
+    from urllib.parse import urlsplit
+
+    from tests.fakes.tcp_proxy import TcpProxy
+
+    real = require_broker_url("rabbitmq")
+    parts = urlsplit(real)
+    with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5672) as proxy:
+        broker = parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}")
+        url, site = pages
+        _, queue, plan, config = one_queue(
+            tmp_path / "cfg",
+            prefix="frozenmq",
+            sources=8,
+            broker=broker.geturl(),
+            store=pg_url,
+            url=url,
+            wait=3,
+            batch_size=1,  # eight batches to revoke: in one message, not one wait each
+        )
+        _QUEUES.append((real, queue))  # deleted through the broker itself, not the proxy
+        try:
+            with coordinator_in_background(config, "--format", "json") as run:
+                deadline = time.monotonic() + 60
+                while _queued(real, queue) < 8:  # the batches are sent: no worker takes them
+                    assert run.poll() is None and time.monotonic() < deadline, run.stderr
+                    time.sleep(0.05)
+                proxy.freeze()
+                stdout, stderr = run.communicate(timeout=100)
+        finally:
+            proxy.thaw()
+    assert run.returncode == 1, stderr
+    # frozen once the coordinator listens for answers: the queue is given up; frozen before
+    # it opened that connection (it does once the batches are out): opening it times out
+    waited = f"no worker answered for queue `{queue}` within 3 s"
+    shown = f"{parts.scheme}://{parts.username}:***@127.0.0.1:{proxy.port}{parts.path}"
+    unread = f"cannot read the answers from the broker {shown}: timed out"
+    errors = json.loads(stdout)["errors"]
+    assert [error["where"] for error in errors] == [f"s{i}" for i, _ in plan]
+    assert {error["message"] for error in errors} in ({waited}, {unread}), errors
+    assert site.hits == []

@@ -1,5 +1,7 @@
 """A TCP proxy on 127.0.0.1 that can be switched off and on: a real outage (connection refused,
-open connections cut) in front of a real server — PostgreSQL, an SMTP server, a Pushgateway.
+open connections cut) in front of a real server — PostgreSQL, an SMTP server, a Pushgateway;
+or frozen: connections stay open and are taken, nothing passes (a server that hangs, a network
+that drops packets).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._connections: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
 
     def __enter__(self) -> TcpProxy:
         self.up()
@@ -35,6 +39,7 @@ class TcpProxy:
 
     def down(self) -> None:
         """Refuse new connections and cut the open ones."""
+        self._flowing.set()  # held bytes go nowhere: their pipes end on the closed sockets
         with self._lock:
             listener, self._listener = self._listener, None
             connections, self._connections = self._connections, []
@@ -55,6 +60,15 @@ class TcpProxy:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
             conn.close()
+
+    def freeze(self) -> None:
+        """Pass nothing either way from now on: the open connections, and new ones (taken,
+        then silent), stay open; what either side sends is held until `thaw`."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        """Pass again what was held, and everything after it."""
+        self._flowing.set()
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -77,10 +91,10 @@ class TcpProxy:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass

@@ -55,7 +55,7 @@ def _queue_list(value: str | None) -> list[str]:
     default=None,
     metavar="N",
     help="Batches collected at once, each in a process of its own (default: CPUs); "
-    "they share defaults.concurrency and per_host out among them.",
+    "they share defaults.concurrency, per_host and render_concurrency out among them.",
 )
 @click.option(
     "--queues",

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -73,7 +74,9 @@ INFO_COMMAND = "kpi_info"  # `celery inspect kpi_info`: a worker's fingerprint a
 DEFAULT_QUEUE = "kpi"
 VISIBILITY_MARGIN = 60.0  # seconds the Redis visibility timeout stays above `wait`
 RESULT_KEEP = 3600.0  # seconds a result outlives `wait` when nobody reads it
-SOCKET_TIMEOUT = 15.0  # seconds a Redis read may take: Redis's blocking reads wait 1 s
+#: seconds a read from Redis (its blocking reads wait 1 s) may take, and one from RabbitMQ by
+#: a coordinator (`celery_app(client=True)`)
+SOCKET_TIMEOUT = 15.0
 
 
 def fingerprint(config: Config) -> str:
@@ -122,10 +125,13 @@ def default_backend(broker: str) -> str:
     return broker if broker.startswith(("redis://", "rediss://")) else "rpc://"
 
 
-def celery_app(executor: CeleryExecutor) -> Celery:
+def celery_app(executor: CeleryExecutor, *, client: bool = False) -> Celery:
     """A Celery app for `executor`, with the settings the failure semantics rest on (see the
-    module's docstring). Raises ModuleNotFoundError (a hint to install
-    kpi-collector[celery]) when Celery is missing."""
+    module's docstring). `client`: the app of a coordinator or of `kpi workers`, which only
+    send and wait with timeouts of their own: with RabbitMQ, a read or write that waits
+    longer than SOCKET_TIMEOUT fails (a worker's or Celery's tools' app waits on an idle
+    connection by design, and RabbitMQ's heartbeats guard it). Raises ModuleNotFoundError
+    (a hint to install kpi-collector[celery]) when Celery is missing."""
     from celery import Celery
 
     _readable(executor.broker, "broker")
@@ -143,6 +149,11 @@ def celery_app(executor: CeleryExecutor) -> Celery:
         # a Redis that stops answering (frozen, a network that drops packets) fails a read
         # after this long instead of blocking it for ever, and the run with it
         transport |= {"socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": 5.0}
+    elif client:
+        # a RabbitMQ that stops answering mid-run (frozen, a network that drops packets):
+        # declaring the queue of a batch, closing a channel after a revocation and closing
+        # the connections all wait for its answer, with no timeout of their own
+        transport |= {"read_timeout": SOCKET_TIMEOUT, "write_timeout": SOCKET_TIMEOUT}
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -206,17 +217,20 @@ class _WorkerConfig:
     config: Config
     fingerprint: str
     sources: dict[str, Source] = field(default_factory=dict)
-    #: the pool's processes: a machine's `defaults.concurrency` and `per_host` are shared
-    #: out among them, so a worker never has more requests in flight than the config says
+    #: the pool's processes: a machine's `defaults.concurrency`, `per_host` and
+    #: `render_concurrency` are shared out among them, so a worker never has more requests
+    #: or rendered pages in flight than the config says (each process has its own Chromium)
     pool: int = 1
 
     def batch_defaults(self) -> Defaults:
-        """The defaults one batch is collected with: the config's, with `concurrency` and
-        `per_host` divided among the pool's processes (at least 1 each)."""
+        """The defaults one batch is collected with: the config's, with `concurrency`,
+        `per_host` and `render_concurrency` divided among the pool's processes (rounded
+        up, at least 1 each)."""
         defaults = self.config.defaults
         return defaults.replaced(
             concurrency=max(1, -(-defaults.concurrency // self.pool)),
             per_host=max(1, -(-defaults.per_host // self.pool)),
+            render_concurrency=max(1, -(-defaults.render_concurrency // self.pool)),
         )
 
 
@@ -454,6 +468,11 @@ class _Stopped(Exception):
     """Raised from the wait loop when the run is cancelled."""
 
 
+class _Resent(Exception):
+    """Raised from the wait loop when a refused batch was sent again: the answers waited
+    for are gathered anew, with its own."""
+
+
 def refused(value: Any) -> bool:
     """True when a task's result says its worker refused the batch (another config)."""
     return isinstance(value, dict) and bool(value.get("refused"))
@@ -633,7 +652,7 @@ def _dispatch_and_gather(
     from celery.result import AsyncResult
 
     try:
-        app = celery_app(executor)
+        app = celery_app(executor, client=True)
     except ConfigError as exc:  # a URL kombu cannot read: no batch can go, the run says why
         unread = {o.source: o for o in _failed([s.name for s in sources], str(exc), False)}
         for outcome in unread.values():
@@ -741,11 +760,14 @@ def _dispatch_and_gather(
         try:
             _gather(app, handles, pending, take, check, heard, wait, outcomes, emit)
         except _Stopped:
-            for task_id in list(pending):
-                _revoke(app, task_id)
+            _revoke(app, list(pending))
         except Exception as exc:  # the result backend (or the broker, for rpc://) failed
+            # rpc:// answers are messages on the broker: it is the one to name
             where = _shown(backend_url)
+            if backend_url.startswith("rpc://"):
+                where = f"the broker {_shown(executor.broker)}"
             message = redact(f"cannot read the answers from {where}: {_cause(exc)}")
+            unanswered = list(pending)
             for task_id, batch in list(pending.items()):
                 del pending[task_id]
                 for outcome in _failed(
@@ -753,7 +775,7 @@ def _dispatch_and_gather(
                 ):
                     outcomes[outcome.source] = outcome
                     emit(outcome)
-                _revoke(app, task_id)
+            _revoke(app, unanswered)
     finally:
         if rescuer is not None:
             rescuer.done.set()
@@ -774,16 +796,29 @@ def _gather(
     outcomes: dict[str, SourceOutcome],
     emit: Callable[[SourceOutcome], None],
 ) -> None:
-    """Take answers until no batch is pending (`take`), with `check` between waits."""
+    """Take answers until no batch is pending (`take`, which may send a refused batch again
+    and add its handle to `handles`), with `check` between waits."""
     from celery.result import ResultSet
 
     if app.backend.supports_native_join:
         while pending:
             waiting = ResultSet([h for h in handles if h.id in pending], app=app)
+
+            def between(sent: int = len(handles)) -> None:
+                check()
+                # a batch sent again is no member of `waiting`: its answer would wait for
+                # every batch sent before it, and a silent one would fail it with them
+                if len(handles) != sent:
+                    raise _Resent
+
             try:
-                waiting.join_native(callback=take, propagate=False, on_interval=check, interval=0.5)
+                waiting.join_native(
+                    callback=take, propagate=False, on_interval=between, interval=0.5
+                )
             except _Silent:
                 _give_up(app, pending, heard, wait, outcomes, emit)
+            except _Resent:
+                continue
     else:  # a backend without push: ask each pending result in turn
         while pending:
             for handle in [h for h in handles if h.id in pending]:
@@ -824,6 +859,10 @@ def _cause(exc: BaseException) -> str:
     orig = getattr(found, "orig", None)  # SQLAlchemy's wrapper: the driver's own words
     if isinstance(orig, BaseException) and str(orig).strip():
         found = orig
+    if any(isinstance(e, OSError) and e.errno in (errno.EAGAIN, errno.EWOULDBLOCK) for e in chain):
+        # a socket's read or write timeout (SO_RCVTIMEO), as the system words it: "Resource
+        # temporarily unavailable", which kombu may have wrapped
+        return f"timed out: no answer within {SOCKET_TIMEOUT:g} s"
     return " ".join((str(found) or type(found).__name__).split())
 
 
@@ -885,7 +924,7 @@ class _LostBatches(threading.Thread):
         self.done = threading.Event()
 
     def run(self) -> None:
-        app = celery_app(self.executor)
+        app = celery_app(self.executor, client=True)
         suspects: set[str] = set()
         try:
             while not self.done.wait(self.every):
@@ -973,23 +1012,29 @@ def _give_up(
     """Fail the outstanding sources of every queue silent for `wait` seconds, and revoke
     their batches (a worker that starts later skips them)."""
     clock = time.monotonic()
+    silent = []
     for task_id, batch in list(pending.items()):
         if clock - heard[batch.queue] < wait:
             continue
         del pending[task_id]
+        silent.append(task_id)
         message = f"no worker answered for queue `{batch.queue}` within {wait:g} s"
         for outcome in _failed([n for n in batch.names if n not in outcomes], message, True):
             outcomes[outcome.source] = outcome
             emit(outcome)
-        _revoke(app, task_id)
+    _revoke(app, silent)
 
 
-def _revoke(app: Celery, task_id: str) -> None:
-    """Revoke a batch nobody waits for any more (a worker that gets it later skips it)."""
+def _revoke(app: Celery, task_ids: Sequence[str]) -> None:
+    """Revoke the batches nobody waits for any more (a worker that gets one later skips
+    it), all in one message: a broker that stopped answering costs its timeout once, not
+    once per batch."""
+    if not task_ids:
+        return
     try:
-        app.control.revoke(task_id)
+        app.control.revoke(list(task_ids))
     except Exception as exc:  # the broker may be what is gone
-        log.warning("could not revoke batch %s: %s", task_id, redact(str(exc)))
+        log.warning("could not revoke %d batches: %s", len(task_ids), redact(str(exc)))
 
 
 def _forget(app: Celery, task_id: str) -> None:
@@ -1020,7 +1065,7 @@ def live_workers(executor: CeleryExecutor, *, timeout: float = 2.0) -> list[Work
     be reached."""
     from kombu.exceptions import OperationalError
 
-    app = celery_app(executor)
+    app = celery_app(executor, client=True)
     try:
         control = app.control
         with app.connection_for_read() as connection:
