@@ -5,7 +5,9 @@ the entry list, the form owner, disabledness, the default button, formaction/for
 lxml.html parses the page (leniently, like the old browsers login pages were written for: a
 form that a table splits keeps its controls) and gives the controls' types and states; the
 rules of the standard that lxml's `form_values()` does not follow (the submit button, `form=`
-owners, disabled fieldsets, disabled options, empty text inputs, image buttons) are here.
+owners, disabled fieldsets, disabled options, empty text inputs, image buttons, radio groups,
+`<template>` content, the textarea's first line break) are here, each input type's value
+sanitization in `form_values`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
+
+from kpi_collector.collect.form_values import sanitized
 
 if TYPE_CHECKING:
     from lxml.html import HtmlElement
@@ -77,8 +81,9 @@ def parse_html(text: str, url: str) -> HtmlElement:
 
 def find_form(doc: HtmlElement, selector: str | None) -> HtmlElement:
     """The form `selector` (CSS) names, else the first form with a password field, else the
-    only form; FormProblem when there is none."""
-    forms = list(doc.iter("form"))
+    only form; FormProblem when there is none. A `<template>`'s content is no part of the
+    page (a script may clone it in): its forms and controls are not the page's."""
+    forms = [f for f in doc.iter("form") if not _in_template(f)]
     if selector:
         from lxml.cssselect import CSSSelector
 
@@ -86,7 +91,7 @@ def find_form(doc: HtmlElement, selector: str | None) -> HtmlElement:
             matches = CSSSelector(selector)(doc)
         except Exception as exc:  # cssselect's SelectorSyntaxError / ExpressionError
             raise FormProblem(f"`form:` {selector!r} is not a CSS selector ({exc})") from None
-        chosen = next((m for m in matches if m.tag == "form"), None)
+        chosen = next((m for m in matches if m.tag == "form" and not _in_template(m)), None)
         if chosen is None:
             raise FormProblem(f"no form matches {selector!r}")
         return chosen
@@ -108,6 +113,8 @@ def controls(doc: HtmlElement, form: HtmlElement) -> list[HtmlElement]:
     form_id = form.get("id")
     out = []
     for element in doc.iter(*_CONTROLS):
+        if _in_template(element):
+            continue
         owner_id = element.get("form")
         if owner_id is not None:
             if owner_id and owner_id == form_id:
@@ -140,8 +147,10 @@ def fill(
     submitter = _submitter(owned, submit)
     charset, codec = _form_encoding(form, encoding)
     entries: list[tuple[str, str]] = []
+    unchecked = _unchecked_radios(owned)
     for element in owned:
-        entries += _entries(element, submitter, charset)
+        if element not in unchecked:
+            entries += _entries(element, submitter, charset)
     inputs = list(
         dict.fromkeys(
             c.get("name")
@@ -216,6 +225,26 @@ def _is_submit_button(element: HtmlElement) -> bool:
     return (element.tag == "button" and _type(element) == "submit") or (
         element.tag == "input" and _type(element) in _SUBMIT_INPUTS
     )
+
+
+def _in_template(element: HtmlElement) -> bool:
+    return any(True for _ in element.iterancestors("template"))
+
+
+def _unchecked_radios(owned: list[HtmlElement]) -> set[HtmlElement]:
+    """The radio buttons marked `checked` that a later one of their group (same name, same
+    form) unchecked as the page was parsed: only one of a group is checked, the last."""
+    last: dict[str, HtmlElement] = {}
+    out: set[HtmlElement] = set()
+    for element in owned:
+        name = element.get("name")
+        if element.tag != "input" or _type(element) != "radio" or not name:
+            continue
+        if element.get("checked") is not None:
+            if name in last:
+                out.add(last[name])
+            last[name] = element
+    return out
 
 
 def _nearest_form(element: HtmlElement) -> HtmlElement | None:
@@ -315,7 +344,14 @@ def _entries(
     if element.tag == "select":
         return [(name, value) for value in _selected(element)]
     if element.tag == "textarea":
-        return [(name, _crlf(element.text_content()))]
+        # the parser drops a line break right after `<textarea>` (the HTML standard's
+        # tree construction, "in body", start tag "textarea"); lxml keeps it
+        text = _crlf(element.text_content())
+        text = text.removeprefix("\r\n")
+        entries = [(name, text)]
+        if element.get("dirname"):
+            entries.append((element.get("dirname"), "ltr"))
+        return entries
     if kind in ("checkbox", "radio"):
         if element.get("checked") is None:
             return []
@@ -323,9 +359,7 @@ def _entries(
         return [(name, "on" if value is None else value)]
     if kind == "hidden" and name.lower() == "_charset_" and element.get("value") is None:
         return [(name, charset)]
-    value = element.get("value") or ""
-    if kind not in ("hidden", "file"):
-        value = value.replace("\r", "").replace("\n", "")  # single-line value sanitization
+    value = sanitized(kind, element.get("value"), dict(element.attrib))
     entries = [(name, value)]
     dirname = element.get("dirname")
     if dirname and kind in ("text", "search", "hidden", "email", "url", "tel", "password"):
@@ -340,9 +374,18 @@ def _selected(select: HtmlElement) -> list[str]:
     multiple = select.get("multiple") is not None
     marked = [o for o in options if o.get("selected") is not None]
     if not multiple:
-        # several marked: the last one wins; none: the first enabled option
-        marked = marked[-1:] if marked else [o for o in options if not _option_disabled(o)][:1]
+        # several marked: the last one wins; none: the first enabled option, in a drop-down
+        # only (a list box, `size` 2 or more, starts with none selected)
+        first = [o for o in options if not _option_disabled(o)][:1]
+        marked = marked[-1:] if marked else first if _display_size(select) <= 1 else []
     return [_option_value(o) for o in marked if not _option_disabled(o)]
+
+
+def _display_size(select: HtmlElement) -> int:
+    """A single `<select>`'s `size` read as the standard's "rules for parsing non-negative
+    integers" (leading spaces, a `+`, then digits); 1 when it is absent or no number."""
+    found = re.match(r"[ \t\n\f\r]*\+?([0-9]+)", select.get("size") or "")
+    return int(found.group(1)) if found else 1
 
 
 def _option_disabled(option: HtmlElement) -> bool:
