@@ -718,6 +718,59 @@ sources:
     assert stored(workdir) == [("app.members", 2048.0)]
 
 
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        "MTcwMDAwMDAwMHxEdi1CQkFFQ180SUFBUkFCRUFBQUJQLUNBQUE9fA==",  # gorilla/sessions, base64
+        '{"user":"me","exp":1700000000}',  # a JSON value
+        "v1,tok:abc[1]",  # a comma, a colon, brackets
+        '"quoted"',  # quotes of its own, which a browser sends as they are
+    ],
+)
+def test_session_cookies_go_back_as_the_site_set_them(workdir: Path, cookie: str) -> None:
+    """A browser sends a cookie's value back byte for byte (RFC 6265, 5.4); a site that
+    reads its session cookie as it wrote it (PHP, a Go or Java app reading the raw header)
+    does not know `"MTcw...=="`, a copy in quotes, nor `"v1\\054tok..."`."""
+    app = web.Application()
+    form = (
+        "<form method=post><input name=user><input type=password name=pw><button>Go</button></form>"
+    )
+
+    async def login_page(request: web.Request) -> web.Response:
+        return web.Response(text=form, content_type="text/html")
+
+    async def login_post(request: web.Request) -> web.Response:
+        if (await request.post()).get("pw") != PASSWORD:
+            return await login_page(request)
+        response = web.HTTPFound("/stats")
+        response.headers["Set-Cookie"] = f"sid={cookie}; Path=/; HttpOnly; SameSite=Lax"
+        raise response
+
+    async def stats(request: web.Request) -> web.Response:
+        pairs = [part.strip() for part in request.headers.get("Cookie", "").split(";")]
+        if f"sid={cookie}" not in pairs:
+            return await login_page(request)
+        return web.Response(text="<p id=members>2,048</p>", content_type="text/html")
+
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login_post)
+    app.router.add_get("/stats", stats)
+    with BackgroundServer(app) as url:
+        (workdir / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - name: app
+    type: html
+    url: {url}/stats
+    login: {{url: {url}/login, fields: {{user: me, pw: "${{APP_PASSWORD}}"}}}}
+    metrics: {{members: "#members"}}
+""")
+        (workdir / ".env").write_text(f"APP_PASSWORD={PASSWORD}\n")
+        result = run_kpi(workdir, "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(workdir) == [("app.members", 2048.0)]
+
+
 def test_a_session_that_never_holds_is_a_login_error_saying_so(workdir: Path) -> None:
     with BackgroundServer(guarded_app(expired=2)) as url:
         guarded_config(workdir, url)

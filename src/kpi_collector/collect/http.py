@@ -447,10 +447,13 @@ def _default_headers() -> dict[str, str]:
 def _browser_cookie_jar() -> type[aiohttp.CookieJar]:
     """aiohttp's cookie jar, sending `Secure` cookies to loopback http origins too
     (`http://localhost:8080`, `http://127.0.0.1`), which browsers count as secure (a
-    port-forward, an SSH tunnel: the login's session cookie is `Secure`)."""
+    port-forward, an SSH tunnel: the login's session cookie is `Secure`), and each value
+    as the server set it, never quoted anew."""
     import ipaddress
+    from http.cookies import Morsel
 
     import aiohttp
+    from aiohttp._cookie_helpers import preserve_morsel_with_coded_value
     from yarl import URL
 
     def loopback(host: str) -> bool:
@@ -467,6 +470,12 @@ def _browser_cookie_jar() -> type[aiohttp.CookieJar]:
             if request_url.scheme == "http" and loopback(request_url.raw_host or ""):
                 request_url = request_url.with_scheme("https")
             return super().filter_cookies(request_url)
+
+        def _build_morsel(self, cookie: Morsel[str]) -> Morsel[str]:
+            # the value as the server wrote it (RFC 6265 5.4: a browser sends it back byte
+            # for byte); aiohttp's own puts one with `=`, `,`, `{` or `:` in quotes and
+            # escapes it, which a site reading the raw header (PHP, Go, Google's) never knows
+            return preserve_morsel_with_coded_value(cookie)
 
     return BrowserCookieJar
 
