@@ -3,6 +3,7 @@ headless Chromium (/usr/bin/chromium through Playwright) and stores what they sh
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -910,3 +911,63 @@ def test_the_forms_a_typed_password_is_looked_for_in() -> None:
     forms = _sent_forms(["ä*b~c d"], "windows-1252")
     assert {b"%E4*b%7Ec+d", b"%C3%A4*b%7Ec+d", "ä*b~c d".encode(), b"\xe4*b~c d"} <= set(forms)
     assert _sent_forms([], "UTF-8") == []
+
+
+def test_a_chromium_that_dies_mid_run_is_started_again(tmp_path: Path) -> None:
+    """Chromium ends mid-run (the OOM killer, a crash): the page it was loading is loaded
+    again in a new Chromium within `retries`, and the sources after it render in it too;
+    without retries the page's error says what happened, in one line."""
+    require_chromium()
+    from aiohttp import web
+
+    runs: list[int] = []
+    killed: list[int] = []
+
+    async def page(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name == "victim" and not killed:
+            # the run's Chromium (its browser process, not the renderers) dies now
+            for pid in descendants(runs[0]):
+                if is_chromium(pid) and "--type=" not in _cmdline(pid):
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            await asyncio.sleep(2)
+        return web.Response(
+            text=f"<html><title>{name}</title><p id=n>{len(name)},000</p></html>",
+            content_type="text/html",
+        )
+
+    app = web.Application()
+    app.router.add_get("/p/{name}", page)
+    with BackgroundServer(app) as url:
+        for retries in (1, 0):
+            killed.clear()
+            (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 10, retries: {retries}, render_concurrency: 1}}
+sources:
+  - {{name: victim, type: html, url: "{url}/p/victim", render: true, metrics: {{n: "#n"}}}}
+  - {{name: after, type: html, url: "{url}/p/after", render: true, metrics: {{n: "#n"}}}}
+""")
+            env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+            run = subprocess.Popen(
+                [*KPI, "run", "--no-deliver"],
+                cwd=tmp_path,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            runs[:] = [run.pid]
+            out, err = run.communicate(timeout=120)
+            assert killed, out + err
+            if retries:
+                assert run.returncode == 0, out + err
+                assert stored(tmp_path) == {"victim.n": 6000.0, "after.n": 5000.0}
+            else:
+                assert run.returncode == 1, out + err
+                assert stored(tmp_path) == {"after.n": 5000.0}
+                assert run_errors(tmp_path) == {
+                    "victim": f"Chromium ended while it rendered {url}/p/victim (it crashed "
+                    "or was killed: out of memory?); the next page starts it again"
+                }
+            (tmp_path / "kpi.db").unlink()

@@ -65,6 +65,13 @@ class BrowserMissing(SourceError):
     """Playwright or Chromium is not installed; the message says how to install it."""
 
 
+class BrowserEnded(SourceError):
+    """Chromium ended (it crashed, or the OOM killer or a person killed it) while a page
+    rendered: transient, the next render starts a new one."""
+
+    transient = True
+
+
 def chromium_path() -> str:
     """The Chromium binary: `KPI_CHROMIUM`, else /usr/bin/chromium, else `chromium` or
     `chromium-browser` on the PATH. BrowserMissing (one line saying how to install it) when
@@ -124,10 +131,16 @@ class Browser:
         return self._browser is not None
 
     async def start(self) -> Any:
-        """Launch Chromium (once); BrowserMissing when Playwright or Chromium is absent."""
+        """Launch Chromium (once, and again when the one launched has ended: it crashed or
+        was killed); BrowserMissing when Playwright or Chromium is absent."""
         async with self._starting:
             if self._browser is not None:
-                return self._browser
+                if self._browser.is_connected():
+                    return self._browser
+                ended, self._browser = self._browser, None
+                with contextlib.suppress(Exception):
+                    await ended.close()
+                await self._stop_driver()  # a driver that lost its browser: a fresh one
             executable = chromium_path()
             try:
                 from playwright.async_api import async_playwright
@@ -214,14 +227,20 @@ class Browser:
 
     @contextlib.asynccontextmanager
     async def context(
-        self, *, headers: Mapping[str, str] | None = None, origin: str | None = None
+        self,
+        *,
+        headers: Mapping[str, str] | None = None,
+        origin: str | None = None,
+        launched: list[Any] | None = None,
     ) -> AsyncIterator[Any]:
         """A fresh browser context (its own cookies) in a page slot; closed on the way out,
         whatever happens. `headers` go with every request to `origin` (scheme://host:port)
         and with none to other hosts: a page's scripts, fonts and trackers never see the
-        source's credentials."""
+        source's credentials. `launched`, if given, gets the Chromium the context is in."""
         async with self.slot():
             browser = await self.start()
+            if launched is not None:
+                launched.append(browser)
             # a document handed over by `_adding` has no network address of its own: Local
             # Network Access would refuse its calls to intranet and loopback hosts unasked
             permissions = ["local-network-access"] if headers else []
@@ -260,14 +279,45 @@ class Browser:
 
         Raises HttpError (the document's status >= 400; 5xx and 429 transient, connection
         failures transient), LoginError, ExtractError (timed out: what was waited for and
-        the title and URL the page showed instead; the DOM over `max_bytes`) or
-        BrowserMissing."""
+        the title and URL the page showed instead; the DOM over `max_bytes`), BrowserEnded
+        (Chromium crashed or was killed meanwhile) or BrowserMissing."""
         send_headers = dict(headers or {})
         query = dict(params or {})
         if auth is not None:
             auth.apply(send_headers, query)
         target = _with_query(url, query)
-        async with self.context(headers=send_headers, origin=_origin(target)) as context:
+        launched: list[Any] = []
+        try:
+            return await self._render(
+                target, launched, timeout, wait_for, login, send_headers, max_bytes, ready, shown
+            )
+        except Exception:
+            if launched and not launched[0].is_connected():
+                # whatever Playwright said of it ("Target page, context or browser has
+                # been closed"): the page is not at fault, and a new Chromium may load it
+                raise BrowserEnded(
+                    f"Chromium ended while it rendered {url_without_query(url)} (it crashed "
+                    "or was killed: out of memory?); the next page starts it again"
+                ) from None
+            raise
+
+    async def _render(
+        self,
+        target: str,
+        launched: list[Any],
+        timeout: float,
+        wait_for: str | None,
+        login: PlainLoginForm | None,
+        send_headers: dict[str, str],
+        max_bytes: int | None,
+        ready: Callable[[str, str], Awaitable[bool]] | None,
+        shown: bool,
+    ) -> RenderedPage:
+        """`render` of `target` (its query and auth in place); `launched` gets the Chromium
+        it renders in, for `render` to tell a page's failure from Chromium's end."""
+        async with self.context(
+            headers=send_headers, origin=_origin(target), launched=launched
+        ) as context:
             deadline = time.monotonic() + timeout
             page = await context.new_page()
             if login is not None:
