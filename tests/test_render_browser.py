@@ -913,32 +913,47 @@ def test_the_forms_a_typed_password_is_looked_for_in() -> None:
     assert _sent_forms([], "UTF-8") == []
 
 
-def test_a_chromium_that_dies_mid_run_is_started_again(tmp_path: Path) -> None:
-    """Chromium ends mid-run (the OOM killer, a crash): the page it was loading is loaded
-    again in a new Chromium within `retries`, and the sources after it render in it too;
-    without retries the page's error says what happened, in one line."""
+@pytest.mark.parametrize("what", ["browser", "renderer"])
+def test_a_chromium_that_dies_mid_run_is_started_again(tmp_path: Path, what: str) -> None:
+    """Chromium ends mid-run (the OOM killer, a crash), or only the page's renderer does (a
+    page too heavy, "Aw, Snap!"): the page it was loading is loaded again within `retries`
+    (in a new Chromium), and the sources after it render too; without retries the page's
+    error says what happened, in one line."""
     require_chromium()
     from aiohttp import web
 
     runs: list[int] = []
     killed: list[int] = []
 
+    def kill(kind: str) -> None:
+        for pid in descendants(runs[0]):
+            line = _cmdline(pid)
+            if is_chromium(pid) and (
+                "--type=" not in line if kind == "browser" else "--type=renderer" in line
+            ):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
     async def page(request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        if name == "victim" and not killed:
-            # the run's Chromium (its browser process, not the renderers) dies now
-            for pid in descendants(runs[0]):
-                if is_chromium(pid) and "--type=" not in _cmdline(pid):
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
+        if name == "victim" and what == "browser" and not killed:
+            kill("browser")
             await asyncio.sleep(2)
+        script = "<script>fetch('/crash')</script>" if name == "victim" else ""
         return web.Response(
-            text=f"<html><title>{name}</title><p id=n>{len(name)},000</p></html>",
+            text=f"<html><title>{name}</title><p id=n>{len(name)},000</p>{script}</html>",
             content_type="text/html",
         )
 
+    async def crash(request: web.Request) -> web.Response:
+        if what == "renderer" and not killed:
+            kill("renderer")
+            await asyncio.sleep(2)
+        return web.Response(text="")
+
     app = web.Application()
     app.router.add_get("/p/{name}", page)
+    app.router.add_get("/crash", crash)
     with BackgroundServer(app) as url:
         for retries in (1, 0):
             killed.clear()
@@ -966,8 +981,12 @@ sources:
             else:
                 assert run.returncode == 1, out + err
                 assert stored(tmp_path) == {"after.n": 5000.0}
+                ended = {
+                    "browser": "Chromium ended while it rendered",
+                    "renderer": "Chromium's renderer ended while it rendered",
+                }[what]
                 assert run_errors(tmp_path) == {
-                    "victim": f"Chromium ended while it rendered {url}/p/victim (it crashed "
-                    "or was killed: out of memory?); the next page starts it again"
+                    "victim": f"{ended} {url}/p/victim (it crashed or was killed: out of "
+                    "memory?); `retries:` loads it again"
                 }
             (tmp_path / "kpi.db").unlink()

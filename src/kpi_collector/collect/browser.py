@@ -287,24 +287,38 @@ class Browser:
             auth.apply(send_headers, query)
         target = _with_query(url, query)
         launched: list[Any] = []
+        crashed: list[bool] = []
         try:
             return await self._render(
-                target, launched, timeout, wait_for, login, send_headers, max_bytes, ready, shown
+                target,
+                (launched, crashed),
+                timeout,
+                wait_for,
+                login,
+                send_headers,
+                max_bytes,
+                ready,
+                shown,
             )
         except Exception:
+            # whatever Playwright said of it ("Target page, context or browser has been
+            # closed", "Page crashed"): the page may load in a new renderer or Chromium
+            ended = None
             if launched and not launched[0].is_connected():
-                # whatever Playwright said of it ("Target page, context or browser has
-                # been closed"): the page is not at fault, and a new Chromium may load it
+                ended = "Chromium"
+            elif crashed:
+                ended = "Chromium's renderer"
+            if ended is not None:
                 raise BrowserEnded(
-                    f"Chromium ended while it rendered {url_without_query(url)} (it crashed "
-                    "or was killed: out of memory?); the next page starts it again"
+                    f"{ended} ended while it rendered {url_without_query(url)} (it crashed or "
+                    "was killed: out of memory?); `retries:` loads it again"
                 ) from None
             raise
 
     async def _render(
         self,
         target: str,
-        launched: list[Any],
+        ended: tuple[list[Any], list[bool]],
         timeout: float,
         wait_for: str | None,
         login: PlainLoginForm | None,
@@ -313,13 +327,16 @@ class Browser:
         ready: Callable[[str, str], Awaitable[bool]] | None,
         shown: bool,
     ) -> RenderedPage:
-        """`render` of `target` (its query and auth in place); `launched` gets the Chromium
-        it renders in, for `render` to tell a page's failure from Chromium's end."""
+        """`render` of `target` (its query and auth in place); `ended` gets the Chromium it
+        renders in and a True when the page's renderer crashes, for `render` to tell a
+        page's failure from Chromium's end."""
+        launched, crashed = ended
         async with self.context(
             headers=send_headers, origin=_origin(target), launched=launched
         ) as context:
             deadline = time.monotonic() + timeout
             page = await context.new_page()
+            page.on("crash", lambda _: crashed.append(True))
             if login is not None:
                 await _login(page, login, deadline, send_headers, _origin(target))
             response = await _goto(page, target, deadline)
