@@ -1300,3 +1300,87 @@ sources:
         assert run_errors(workdir) == error.format(url=url)
     assert result.returncode == (1 if error else 0)
     assert stored(workdir) == ([("old.members", 2048.0)] if not error else [])
+
+
+def _pin_app(expired: int = 0) -> web.Application:
+    """A kiosk app whose login is an access code in a text field (no password input): a
+    wrong code answers 200 with the form again, and the login page shows a number of its
+    own (the visitors online). The first `expired` sessions end right after the login."""
+    app = web.Application()
+    live: set[str] = set()
+    left = [expired]
+    form = (
+        "<html><body><p>Visitors online: <b class=count>37</b></p>{error}"
+        '<form id="code-login" method="post" action="/enter">'
+        '<input type="text" name="code" inputmode="numeric" autocomplete="one-time-code">'
+        "<button>Enter</button></form></body></html>"
+    )
+
+    async def login_page(request: web.Request, error: str = "") -> web.Response:
+        response = web.Response(text=form.format(error=error), content_type="text/html")
+        if "sid" not in request.cookies:
+            response.set_cookie("sid", secrets.token_hex(8))
+        return response
+
+    async def enter(request: web.Request) -> web.Response:
+        if (await request.post()).get("code") != "482916":
+            return await login_page(request, "<p class=error>Wrong code</p>")
+        live.add(request.cookies.get("sid", ""))
+        raise web.HTTPFound("/welcome")
+
+    async def welcome(request: web.Request) -> web.Response:
+        return web.Response(text="<h1>Welcome</h1>", content_type="text/html")
+
+    async def board(request: web.Request) -> web.Response:
+        sid = request.cookies.get("sid", "")
+        if sid in live and left[0] > 0:
+            left[0] -= 1
+            live.discard(sid)
+        if sid not in live:
+            return await login_page(request)
+        return web.Response(text="<p>Orders <b class=count>1,204</b></p>", content_type="text/html")
+
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/enter", enter)
+    app.router.add_get("/welcome", welcome)
+    app.router.add_get("/board", board)
+    return app
+
+
+@pytest.mark.parametrize("code", ["482916", "111111"])
+@pytest.mark.parametrize("expired", [0, 1, 2])
+def test_a_login_without_a_password_field_knows_its_form_by_form(
+    workdir: Path, code: str, expired: int
+) -> None:
+    """A login whose secret goes in a text field (an access code), its form named by
+    `form:`: a wrong code, which brings the form back, is a refused login, not the login
+    page's numbers; a session that ends brings the form back on the page, which logs in
+    again, as a login with a password field does."""
+    with BackgroundServer(_pin_app(expired)) as url:
+        (workdir / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - name: kiosk
+    type: html
+    url: {url}/board
+    login: {{url: {url}/login, form: "#code-login", fields: {{code: "${{KIOSK_CODE}}"}}}}
+    metrics: {{orders: ".count"}}
+""")
+        (workdir / ".env").write_text(f"KIOSK_CODE={code}\n")
+        result = run_kpi(workdir, "run")
+    if code == "482916" and expired < 2:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert stored(workdir) == [("kiosk.orders", 1204.0)]
+        return
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert stored(workdir) == []
+    if code != "482916":
+        assert run_errors(workdir) == (
+            f"login refused: the login form came back from {url}/enter; sent POST with code; "
+            "check the values in `fields:`"
+        )
+    else:
+        assert run_errors(workdir).startswith(
+            f"logged in, but {url}/board answered with the login form again"
+        )
+    assert code not in result.stdout + result.stderr + store_dump(workdir)

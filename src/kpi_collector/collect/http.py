@@ -1021,17 +1021,19 @@ def shows_login_form(form: PlainLoginForm, response: Response) -> bool:
     the site did not keep it): an HTML page with a form that has a password input named in
     `fields:` and an input of every other name there, or of two at least (a name the login
     form never had, set by its script, may be among them; a page that only changes a
-    password has other names)."""
+    password has other names); or the form `form:` names, with an input named in `fields:`."""
     if not response.is_html:
         return False
-    if not _PASSWORD_INPUT.search(response.body):  # most pages: no parse needed
-        return False
+    if form.form is None and not _PASSWORD_INPUT.search(response.body):
+        return False  # most pages: no parse needed
     from kpi_collector.collect.forms import FormProblem, controls, parse_html
 
     try:
         doc = parse_html(_as_browser_reads(response), response.url)
     except FormProblem:
         return False
+    if _named_form_back(form, doc):
+        return True
     wanted = set(form.fields)
     for node in doc.iter("form"):
         owned = controls(doc, node)
@@ -1040,6 +1042,21 @@ def shows_login_form(form: PlainLoginForm, response: Response) -> bool:
             c.get("name") for c in owned if (c.get("type") or "").strip().lower() == "password"
         }
         if passwords and (wanted <= names or (passwords & wanted and len(wanted & names) >= 2)):
+            return True
+    return False
+
+
+def _named_form_back(form: PlainLoginForm, doc: Any) -> bool:
+    """Whether `doc` holds the form `form:` names with an input of a name in `fields:`: a
+    login without a password field (an access code, a PIN in a text input) is known by it."""
+    if form.form is None:
+        return False
+    from lxml.cssselect import CSSSelector
+
+    from kpi_collector.collect.forms import controls
+
+    for node in CSSSelector(form.form)(doc):
+        if node.tag == "form" and any(c.get("name") in form.fields for c in controls(doc, node)):
             return True
     return False
 
@@ -1063,7 +1080,7 @@ def _check_login(form: PlainLoginForm, filled: FilledForm, result: Response) -> 
     if form.success is not None and _matches(answer, form.success):
         return
     # `type` is read as the standard reads it: `type=PASSWORD` is a password input too
-    came_back = any(
+    came_back = _named_form_back(form, answer) or any(
         (field.get("type") or "").strip().lower() == "password"
         for field in answer.xpath("//form//input[@type]")
     )
