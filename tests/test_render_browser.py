@@ -990,3 +990,49 @@ sources:
                     "memory?); `retries:` loads it again"
                 }
             (tmp_path / "kpi.db").unlink()
+
+
+def test_a_page_whose_script_never_ends_fails_within_its_timeout(tmp_path: Path) -> None:
+    """A script stuck in a loop blocks the page's renderer: what Playwright reads of the
+    page (its DOM, its title) never answers. The page fails within the source's timeout
+    saying so, in a run (whose budget said only "timed out") and in `kpi probe`, which has
+    no run's budget around it and waited forever."""
+    require_chromium()
+    from aiohttp import web
+
+    async def page(request: web.Request) -> web.Response:
+        at_once = request.match_info["when"] == "now"
+        loop = "while (true) {}" if at_once else "setTimeout(() => { while (true) {} }, 300)"
+        # later: `#n` is there at once, its number never comes (the placeholder is read
+        # again until the loop begins)
+        return web.Response(
+            text=f"<html><title>busy</title><p id=n>…</p><script>{loop}</script></html>",
+            content_type="text/html",
+        )
+
+    app = web.Application()
+    app.router.add_get("/busy/{when}", page)
+    with BackgroundServer(app) as url:
+        (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 3, retries: 0}}
+sources:
+  - {{name: now, type: html, url: "{url}/busy/now", render: true, metrics: {{n: "#n"}}}}
+  - {{name: later, type: html, url: "{url}/busy/later", render: true, wait_for: "#n",
+      metrics: {{n: "#n"}}}}
+""")
+        result = kpi(tmp_path, "run", "--no-deliver")
+        probed = kpi(tmp_path, "probe", "--source", "later")
+    assert result.returncode == 1, result.stdout + result.stderr
+    busy = "its scripts keep Chromium busy (a script that never ends?)"
+    errors = run_errors(tmp_path)
+    assert errors["now"] == (
+        f"{url}/busy/now did not load within the timeout; the page at {url}/busy/now "
+        f"did not answer: {busy}"
+    )
+    # stuck in the wait (the loop began before `#n` was seen) or in reading the page after it
+    assert errors["later"] in (
+        f"waited 3s for `wait_for:` '#n'; the page at {url}/busy/later did not answer: {busy}",
+        f"the page {url}/busy/later did not answer within the timeout: {busy}",
+    )
+    assert probed.returncode == 1
+    assert f"{url}/busy/later did not answer" in probed.stderr and busy in probed.stderr

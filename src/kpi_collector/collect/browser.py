@@ -123,6 +123,7 @@ class Browser:
         self._playwright: Any = None
         self._browser: Any = None
         self._signal_loop: asyncio.AbstractEventLoop | None = None
+        self._closing: set[asyncio.Future[Any]] = set()  # contexts closing in the background
         #: seconds the driver's start and Chromium's launch took (0 until launched)
         self.startup_seconds = 0.0
 
@@ -197,6 +198,8 @@ class Browser:
             with contextlib.suppress(Exception):
                 self._signal_loop.remove_signal_handler(signal.SIGTERM)
             self._signal_loop = None
+        if self._closing:  # contexts still closing: they end before their Chromium
+            await asyncio.wait(set(self._closing), timeout=5)
         browser, self._browser = self._browser, None
         if browser is not None:
             with contextlib.suppress(Exception):
@@ -250,8 +253,16 @@ class Browser:
                     await context.route("**/*", _adding(dict(headers), origin))
                 yield context
             finally:
-                with contextlib.suppress(Exception):
-                    await context.close()
+                await self._close_context(context)
+
+    async def _close_context(self, context: Any) -> None:
+        """Close `context`; one whose page a script keeps busy takes Chromium a while to end:
+        its close goes on in the background (`close` waits for it), not in the source's time."""
+        closing = asyncio.ensure_future(context.close())
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
+        closing.add_done_callback(_closed)
+        await asyncio.wait({closing}, timeout=_CLOSE_WAIT)
 
     async def render(
         self,
@@ -359,18 +370,33 @@ class Browser:
                     hint="; a page that keeps polling never does: set `wait_for:` to the "
                     "element that holds the number",
                 )
-            html = await _content(page, max_bytes, shown)
+            html = await _content(page, max_bytes, shown, deadline)
             if ready is not None:
                 pause = _FIRST_PAUSE
                 while not await ready(html, page.url) and time.monotonic() + pause < deadline:
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, _LAST_PAUSE)
-                    html = await _content(page, max_bytes, shown)
-            return RenderedPage(html, page.url, await _title(page), status)
+                    html = await _content(page, max_bytes, shown, deadline)
+            return RenderedPage(html, page.url, await _title(page) or "", status)
 
 
 #: seconds between two reads of a page that is not ready yet, growing from the first to the last
 _FIRST_PAUSE, _LAST_PAUSE = 0.1, 1.0
+#: seconds a read of the page (its DOM, its title) may take past the render's timeout; a page
+#: whose script never ends answers none (`evaluate` has no timeout of its own)
+_BUSY_GRACE = 0.25
+#: seconds a source waits for its browser context to close (a busy page's close goes on)
+_CLOSE_WAIT = 0.1
+#: seconds a page's title (for a message) may take
+_TITLE_WAIT = 0.5
+#: what a page that did not answer a read shows
+_BUSY = "its scripts keep Chromium busy (a script that never ends?)"
+
+
+def _closed(closing: asyncio.Future[Any]) -> None:
+    """A context's close ended: its failure (Chromium gone meanwhile) is nobody's error."""
+    if not closing.cancelled():
+        closing.exception()
 
 
 #: the document as a person sees it, as HTML: each open shadow root's content in place of its
@@ -420,13 +446,24 @@ _COMPOSED = """(shown) => {
 }"""
 
 
-async def _content(page: Any, max_bytes: int | None, shown: bool = False) -> str:
+async def _content(
+    page: Any, max_bytes: int | None, shown: bool = False, deadline: float | None = None
+) -> str:
     """The DOM as HTML, open shadow roots in place (`_COMPOSED`; with `shown`, what the page
-    does not show marked `hidden`); ExtractError when it is over `max_bytes`."""
-    composed = None
-    with contextlib.suppress(Exception):  # the page is navigating: `content()` waits for it
-        composed = await page.evaluate(_COMPOSED, shown)
-    html = str(composed) if composed is not None else str(await page.content())
+    does not show marked `hidden`); ExtractError when it is over `max_bytes`, or when the
+    page does not answer by `deadline` (and `_BUSY_GRACE`): a script keeps it busy."""
+    left = None if deadline is None else max(0.0, deadline - time.monotonic()) + _BUSY_GRACE
+    try:
+        async with asyncio.timeout(left):
+            composed = None
+            with contextlib.suppress(Exception):  # navigating: `content()` waits for it
+                composed = await page.evaluate(_COMPOSED, shown)
+            html = str(composed) if composed is not None else str(await page.content())
+    except TimeoutError:
+        raise ExtractError(
+            f"the page {url_without_query(page.url)} did not answer within the timeout: {_BUSY}",
+            transient=True,
+        ) from None
     if max_bytes is not None and len(html.encode("utf-8", errors="replace")) > max_bytes:
         raise ExtractError(
             f"the rendered page {url_without_query(page.url)} is larger than "
@@ -519,16 +556,24 @@ def _ms(deadline: float) -> float:
     return max(1.0, (deadline - time.monotonic()) * 1000)
 
 
-async def _title(page: Any) -> str:
+async def _title(page: Any) -> str | None:
+    """The page's title, whitespace collapsed ("" while it navigates, or gone); None when
+    the page does not answer within `_TITLE_WAIT` (a script keeps it busy)."""
     try:
-        return " ".join((await page.title()).split())
+        async with asyncio.timeout(_TITLE_WAIT):
+            return " ".join((await page.title()).split())
+    except TimeoutError:
+        return None
     except Exception:  # the page is navigating or gone
         return ""
 
 
 async def _showing(page: Any) -> str:
     """What the page shows, for a message: its title (redacted, cut) and URL without query."""
-    title = redact_cut(await _title(page), 80)
+    title = await _title(page)
+    if title is None:
+        return f"the page at {url_without_query(page.url)} did not answer: {_BUSY}"
+    title = redact_cut(title, 80)
     shown = f"title {title!r}" if title else "no title"
     return f"the page showed {shown} at {url_without_query(page.url)}"
 
