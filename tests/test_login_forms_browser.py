@@ -82,6 +82,12 @@ two</textarea>
 <button name="go" value="yes">Go</button>
 </form></body></html>"""
 
+# a submit input without a value sends its label; a line break in any value goes as CR LF
+DEFAULTS = """<html><body><form action="/sent" method="POST"><input name="user">
+<input type="password" name="pw"><input type="hidden" name="lf" value="a&#10;b">
+<input type="hidden" name="cr" value="a&#13;b&#13;&#10;c"><input type="submit" name="go"></form>
+</body></html>"""
+
 # (page, fields typed in, the button's label to click or None: Enter in the last field)
 CASES: dict[str, tuple[str, dict[str, str], str | None]] = {
     "phpbb": (
@@ -94,6 +100,7 @@ CASES: dict[str, tuple[str, dict[str, str], str | None]] = {
     "bare": (BARE, {"p": "secret"}, None),
     "multipart": (MULTIPART, {"email": "a@b.c", "password": "x"}, None),
     "values": (VALUES, {"pw": "x"}, "Go"),
+    "defaults": (DEFAULTS, {"user": "me", "pw": "x"}, None),
 }
 
 
@@ -254,4 +261,22 @@ def test_the_values_a_page_gives_are_sent_as_a_browser_sanitizes_them() -> None:
         ("se", " s "),
         ("h", " h "),
         ("go", "yes"),
+    ]
+
+
+def test_a_submit_input_without_value_sends_its_label_and_line_breaks_go_as_crlf() -> None:
+    """The `defaults` case's ground truth (Chromium sends the same, see above)."""
+    doc = parse_html(DEFAULTS, "http://127.0.0.1:9/p/defaults")
+    form = fill(
+        doc,
+        find_form(doc, None),
+        page_url="http://127.0.0.1:9/p/defaults",
+        fields={"user": "me", "pw": "x"},
+    )
+    assert form.entries == [
+        ("user", "me"),
+        ("pw", "x"),
+        ("lf", "a\r\nb"),
+        ("cr", "a\r\nb\r\nc"),
+        ("go", "Submit"),
     ]

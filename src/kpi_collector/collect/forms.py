@@ -29,6 +29,9 @@ _SUBMIT_INPUTS = ("submit", "image")
 #: input types that never add an entry of their own
 _NEVER_SENT = ("reset", "button")
 _SPACE = re.compile(r"[ \t\n\f\r]+")
+#: what an `<input type=submit>` without a value says and sends (Chromium's, and the HTML
+#: standard's suggested default label)
+_SUBMIT_LABEL = "Submit"
 
 
 class FormProblem(ValueError):
@@ -159,7 +162,9 @@ def fill(
         )
     )
     missing = [name for name in fields if name not in inputs]
-    entries = _typed_in(entries, fields)
+    # every encoding writes a line break as CR LF (HTML standard, "converting an entry list
+    # to a list of name-value pairs" and its multipart and text/plain encodings)
+    entries = [(_crlf(name), _crlf(value)) for name, value in _typed_in(entries, fields)]
     method = _attribute(submitter, form, "method", ("get", "post"), "get").upper()
     enctype = _attribute(
         submitter,
@@ -272,7 +277,10 @@ def _label(element: HtmlElement) -> str:
     """What a button says: an input's `value`, a `<button>`'s text."""
     if element.tag == "button":
         return _collapse(element.text_content())
-    return _collapse(element.get("value") or "")
+    value = element.get("value")
+    if value is None and _type(element) == "submit":
+        return _SUBMIT_LABEL
+    return _collapse(value or "")
 
 
 def _describe(element: HtmlElement) -> str:
@@ -336,7 +344,10 @@ def _entries(
         if kind == "image":  # the click's coordinates; a script-free click is at 0,0
             prefix = f"{name}." if name else ""
             return [(f"{prefix}x", "0"), (f"{prefix}y", "0")]
-        return [(name, element.get("value") or "")] if name else []
+        value = element.get("value")
+        if value is None and kind == "submit" and element.tag == "input":
+            value = _SUBMIT_LABEL  # its default label, which it shows and sends
+        return [(name, value or "")] if name else []
     if element.tag == "input" and kind in _NEVER_SENT:
         return []
     if not name:
