@@ -336,6 +336,30 @@ def test_checkboxes_radios_and_selects_send_what_a_browser_sends() -> None:
     ]
 
 
+def test_fields_tick_checkboxes_pick_radios_and_options_as_a_person_does() -> None:
+    """`fields:` for a checkbox ticks it (it sends its own value) or leaves it unticked
+    (nothing sent), picks the radio button of the value given, and an option by its value
+    or its label: what the rendered login does in Chromium, and what the server expects."""
+    html = """<form method=post><input type=password name=p>
+      <input type=checkbox name=remember value=1><input type=checkbox name=news checked>
+      <input type=radio name=role value=user checked><input type=radio name=role value=admin>
+      <select name=site><option value=eu>Europe</option><option value=us>United States</option></select>
+      <input type=checkbox name=tags value=a><input type=checkbox name=tags value=b></form>"""
+    assert filled(html, remember="true", news="off", role="admin", site="United States")[2] == [
+        ("p", ""),
+        ("remember", "1"),
+        ("role", "admin"),
+        ("site", "us"),
+    ]
+    assert filled(html, remember="0", role="user", site="us", tags="b")[2] == [
+        ("p", ""),
+        ("news", "on"),
+        ("role", "user"),
+        ("site", "us"),
+        ("tags", "b"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("encoding", "accept", "charset", "query"),
     [

@@ -1036,3 +1036,57 @@ sources:
     )
     assert probed.returncode == 1
     assert f"{url}/busy/later did not answer" in probed.stderr and busy in probed.stderr
+
+
+def test_a_rendered_login_picks_the_radio_button_of_the_value_given(tmp_path: Path) -> None:
+    """`fields: {role: admin}` for a group of radio buttons picks the one whose value is
+    `admin`, as a person does; the first of the group (`user`) was ticked instead, and the
+    login was refused."""
+    require_chromium()
+    from aiohttp import web
+
+    form = """<html><title>Sign in</title><form method=post action=/session>
+      <input name=user><input type=password name=pw>
+      <label><input type=radio name=role value=user checked> User</label>
+      <label><input type=radio name=role value=admin> Admin</label>
+      <input type=checkbox name=tags value=a><input type=checkbox name=tags value=b>
+      <button>Sign in</button></form></html>"""
+
+    async def login(request: web.Request) -> web.Response:
+        return web.Response(text=form, content_type="text/html")
+
+    async def session(request: web.Request) -> web.Response:
+        posted = await request.post()
+        if (posted.get("pw"), posted.get("role"), posted.getall("tags", [])) != (
+            PASSWORD,
+            "admin",
+            ["b"],
+        ):
+            return web.Response(text=form, content_type="text/html")
+        response = web.HTTPFound("/stats")
+        response.set_cookie("sid", "admin")
+        raise response
+
+    async def stats(request: web.Request) -> web.Response:
+        if request.cookies.get("sid") != "admin":
+            raise web.HTTPFound("/login")
+        return web.Response(text="<p id=n>4,096</p>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/login", login)
+    app.router.add_post("/session", session)
+    app.router.add_get("/stats", stats)
+    with BackgroundServer(app) as url:
+        (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 10, retries: 0}}
+sources:
+  - name: admin
+    type: html
+    url: {url}/stats
+    render: true
+    login: {{url: {url}/login, fields: {{user: me, pw: "${{PW}}", role: admin, tags: b}}}}
+    metrics: {{n: "#n"}}
+""")
+        result = kpi(tmp_path, "run", "--no-deliver", env={"PW": PASSWORD})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(tmp_path) == {"admin.n": 4096.0}

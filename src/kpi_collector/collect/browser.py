@@ -710,7 +710,7 @@ async def _login(
                 transient=False,
             )
         value = reveal(secret) or ""
-        typed[value] = await _type_in(field.first, value)
+        typed[value] = await _type_in(field, value)
     button = await _submit_button(node, form.submit, where)
     charset = "UTF-8"
     with contextlib.suppress(Exception):  # the encoding the page's form is sent in
@@ -900,12 +900,20 @@ def _xpath_string(text: str) -> str:
     return f'"{text}"' if '"' not in text else ""
 
 
-async def _type_in(field: Any, value: str) -> str:
-    """Type `value` into `field` as a person does; the field's kind (`password`, `text`,
-    `checkbox`, `select`...)."""
+async def _type_in(fields: Any, value: str) -> str:
+    """Type `value` into the first of `fields` (the form's inputs of one name) as a person
+    does; the field's kind (`password`, `text`, `checkbox`, `select`...). Of a group of
+    radio buttons (or checkboxes) sharing the name, the one whose value is `value` is
+    ticked; a lone checkbox is ticked unless `value` says no ("", "0", "false", "off")."""
+    field = fields.first
     kind: str = await field.evaluate(
         "e => e.tagName.toLowerCase() === 'input' ? (e.type || 'text') : e.tagName.toLowerCase()"
     )
+    if kind == "radio" or (kind == "checkbox" and await fields.count() > 1):
+        chosen = fields.and_(field.page.locator(f"[value={_css_string(value)}]"))
+        if await chosen.count():
+            await chosen.first.set_checked(True)
+            return kind
     if kind in ("checkbox", "radio"):
         await field.set_checked(value.lower() not in ("", "0", "false", "off", "no"))
     elif kind == "select":

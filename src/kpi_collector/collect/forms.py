@@ -151,9 +151,11 @@ def fill(
     charset, codec = _form_encoding(form, encoding)
     entries: list[tuple[str, str]] = []
     unchecked = _unchecked_radios(owned)
+    picked, typed = _picked(owned, fields)
     for element in owned:
-        if element not in unchecked:
-            entries += _entries(element, submitter, charset)
+        state = picked.get(element)
+        if state or (state is None and element not in unchecked):
+            entries += _entries(element, submitter, charset, checked=bool(state))
     inputs = list(
         dict.fromkeys(
             c.get("name")
@@ -164,7 +166,7 @@ def fill(
     missing = [name for name in fields if name not in inputs]
     # every encoding writes a line break as CR LF (HTML standard, "converting an entry list
     # to a list of name-value pairs" and its multipart and text/plain encodings)
-    entries = [(_crlf(name), _crlf(value)) for name, value in _typed_in(entries, fields)]
+    entries = [(_crlf(name), _crlf(value)) for name, value in _typed_in(entries, typed)]
     method = _attribute(submitter, form, "method", ("get", "post"), "get").upper()
     enctype = _attribute(
         submitter,
@@ -234,6 +236,42 @@ def _is_submit_button(element: HtmlElement) -> bool:
 
 def _in_template(element: HtmlElement) -> bool:
     return any(True for _ in element.iterancestors("template"))
+
+
+#: what a field given for a checkbox says to leave it unticked (as the rendered login reads it)
+_UNTICKED = ("", "0", "false", "off", "no")
+
+
+def _picked(
+    owned: list[HtmlElement], fields: Mapping[str, str]
+) -> tuple[dict[HtmlElement, bool], dict[str, str]]:
+    """`fields` as a person sets them: a checkbox ticked ("on", "true", "1"...: it sends its
+    own value) or not ("", "0", "false", "off", "no": it sends nothing); the radio button
+    whose value is given picked, the others of its group not; an option of a `<select>`
+    given by its label sends its value. Returns the checkboxes' and radios' states and the
+    fields left to type in (a select's value in place of its label)."""
+    states: dict[HtmlElement, bool] = {}
+    typed = dict(fields)
+    for name, value in fields.items():
+        named = [c for c in owned if c.get("name") == name]
+        kinds = {_type(c) for c in named}
+        if kinds == {"checkbox"}:
+            boxes = named if len(named) == 1 else [c for c in named if c.get("value") == value]
+            for box in boxes:
+                states[box] = value.strip().lower() not in _UNTICKED or len(named) > 1
+            if boxes:
+                del typed[name]
+        elif kinds == {"radio"} and any(c.get("value", "on") == value for c in named):
+            for radio in named:
+                states[radio] = radio.get("value", "on") == value
+            del typed[name]
+        elif kinds == {"select"}:
+            options = list(named[0].iter("option"))
+            if not any(_option_value(o) == value for o in options):
+                by_label = [o for o in options if _collapse(o.text_content()) == _collapse(value)]
+                if by_label:
+                    typed[name] = _option_value(by_label[0])
+    return states, typed
 
 
 def _unchecked_radios(owned: list[HtmlElement]) -> set[HtmlElement]:
@@ -327,10 +365,15 @@ def _css_matches(buttons: list[HtmlElement], selector: str) -> list[HtmlElement]
 
 
 def _entries(
-    element: HtmlElement, submitter: HtmlElement | None, charset: str = "UTF-8"
+    element: HtmlElement,
+    submitter: HtmlElement | None,
+    charset: str = "UTF-8",
+    *,
+    checked: bool = False,
 ) -> list[tuple[str, str]]:
     """The entries one control adds (HTML standard, "constructing the entry list"); a
-    hidden `_charset_` without a value sends `charset`, the form's encoding."""
+    hidden `_charset_` without a value sends `charset`, the form's encoding. `checked`: a
+    checkbox or radio button is ticked, whatever its `checked` attribute says."""
     if element is not submitter and (
         _disabled(element) or any(True for _ in element.iterancestors("datalist"))
     ):
@@ -364,7 +407,7 @@ def _entries(
             entries.append((element.get("dirname"), "ltr"))
         return entries
     if kind in ("checkbox", "radio"):
-        if element.get("checked") is None:
+        if element.get("checked") is None and not checked:
             return []
         value = element.get("value")
         return [(name, "on" if value is None else value)]
