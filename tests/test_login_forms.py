@@ -360,6 +360,15 @@ def test_fields_tick_checkboxes_pick_radios_and_options_as_a_person_does() -> No
     ]
 
 
+def test_a_login_form_a_script_clones_from_a_template_is_filled() -> None:
+    """A `<template>`'s content is not the page's (a control in one is not sent), but a
+    login form that only a `<template>` holds is the one its script shows: it is filled."""
+    html = """<div id=app></div><template id=login-form><form method=post action=/in>
+      <input type=hidden name=t value=1><input name=u><input type=password name=p>
+      <template><input name=later value=x></template></form></template>"""
+    assert filled(html, u="me", p="pw")[2] == [("t", "1"), ("u", "me"), ("p", "pw")]
+
+
 @pytest.mark.parametrize(
     ("encoding", "accept", "charset", "query"),
     [

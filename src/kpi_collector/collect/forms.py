@@ -85,8 +85,10 @@ def parse_html(text: str, url: str) -> HtmlElement:
 def find_form(doc: HtmlElement, selector: str | None) -> HtmlElement:
     """The form `selector` (CSS) names, else the first form with a password field, else the
     only form; FormProblem when there is none. A `<template>`'s content is no part of the
-    page (a script may clone it in): its forms and controls are not the page's."""
+    page: its forms count only when the page has none of its own (a script clones the
+    login form in, as sent then)."""
     forms = [f for f in doc.iter("form") if not _in_template(f)]
+    forms = forms or list(doc.iter("form"))
     if selector:
         from lxml.cssselect import CSSSelector
 
@@ -94,7 +96,7 @@ def find_form(doc: HtmlElement, selector: str | None) -> HtmlElement:
             matches = CSSSelector(selector)(doc)
         except Exception as exc:  # cssselect's SelectorSyntaxError / ExpressionError
             raise FormProblem(f"`form:` {selector!r} is not a CSS selector ({exc})") from None
-        chosen = next((m for m in matches if m.tag == "form" and not _in_template(m)), None)
+        chosen = next((m for m in matches if m.tag == "form" and m in forms), None)
         if chosen is None:
             raise FormProblem(f"no form matches {selector!r}")
         return chosen
@@ -115,8 +117,10 @@ def controls(doc: HtmlElement, form: HtmlElement) -> list[HtmlElement]:
     elsewhere, and controls anywhere whose `form=` names it (the form owner)."""
     form_id = form.get("id")
     out = []
+    # a control in a `<template>` is none of the page's, unless the form is its clone too
+    holder = _template_of(form)
     for element in doc.iter(*_CONTROLS):
-        if _in_template(element):
+        if _template_of(element) is not holder:
             continue
         owner_id = element.get("form")
         if owner_id is not None:
@@ -235,7 +239,12 @@ def _is_submit_button(element: HtmlElement) -> bool:
 
 
 def _in_template(element: HtmlElement) -> bool:
-    return any(True for _ in element.iterancestors("template"))
+    return _template_of(element) is not None
+
+
+def _template_of(element: HtmlElement) -> HtmlElement | None:
+    """The nearest `<template>` around `element`, None for the page's own elements."""
+    return next(element.iterancestors("template"), None)
 
 
 #: what a field given for a checkbox says to leave it unticked (as the rendered login reads it)
