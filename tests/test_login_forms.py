@@ -1417,3 +1417,50 @@ sources:
             f"logged in, but {url}/board answered with the login form again"
         )
     assert code not in result.stdout + result.stderr + store_dump(workdir)
+
+
+def test_a_password_field_in_a_template_of_the_page_logged_in_to_is_no_login_form(
+    workdir: Path,
+) -> None:
+    """The page a login lands on keeps a re-authentication dialog in a `<template>` (its
+    script shows it when needed): a `<template>`'s content is not on the page, so the
+    login went through, and the page is read; it was "login refused"."""
+    app = web.Application()
+    form = (
+        "<form method=post><input name=user><input type=password name=pw><button>Go</button></form>"
+    )
+    dialog = "<template id=reauth>" + form + "</template>"
+
+    async def login_page(request: web.Request) -> web.Response:
+        return web.Response(text=form, content_type="text/html")
+
+    async def login_post(request: web.Request) -> web.Response:
+        if (await request.post()).get("pw") != PASSWORD:
+            return await login_page(request)
+        response = web.HTTPFound("/stats")
+        response.set_cookie("sid", "ok")
+        raise response
+
+    async def stats(request: web.Request) -> web.Response:
+        if request.cookies.get("sid") != "ok":
+            return await login_page(request)
+        page = f"<p id=members>2,048</p>{dialog}"
+        return web.Response(text=page, content_type="text/html")
+
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login_post)
+    app.router.add_get("/stats", stats)
+    with BackgroundServer(app) as url:
+        (workdir / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - name: app
+    type: html
+    url: {url}/stats
+    login: {{url: {url}/login, fields: {{user: me, pw: "${{APP_PASSWORD}}"}}}}
+    metrics: {{members: "#members"}}
+""")
+        (workdir / ".env").write_text(f"APP_PASSWORD={PASSWORD}\n")
+        result = run_kpi(workdir, "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(workdir) == [("app.members", 2048.0)]

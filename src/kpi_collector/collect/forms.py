@@ -87,8 +87,7 @@ def find_form(doc: HtmlElement, selector: str | None) -> HtmlElement:
     only form; FormProblem when there is none. A `<template>`'s content is no part of the
     page: its forms count only when the page has none of its own (a script clones the
     login form in, as sent then)."""
-    forms = [f for f in doc.iter("form") if not _in_template(f)]
-    forms = forms or list(doc.iter("form"))
+    forms = page_forms(doc) or list(doc.iter("form"))
     if selector:
         from lxml.cssselect import CSSSelector
 
@@ -110,6 +109,18 @@ def find_form(doc: HtmlElement, selector: str | None) -> HtmlElement:
     raise FormProblem(
         f"{len(forms)} forms and none with a password field; name the login form with `form:`"
     )
+
+
+def control_type(element: HtmlElement) -> str:
+    """A control's type as the standard reads it: an input's `type` in lower case (unknown:
+    `text`), a button's (`submit`, `reset`, `button`), else its tag (`select`, `textarea`)."""
+    return _type(element)
+
+
+def page_forms(doc: HtmlElement) -> list[HtmlElement]:
+    """The page's forms, those a `<template>` holds left out (not on the page until a
+    script clones them in)."""
+    return [f for f in doc.iter("form") if not _in_template(f)]
 
 
 def controls(doc: HtmlElement, form: HtmlElement) -> list[HtmlElement]:

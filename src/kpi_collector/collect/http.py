@@ -1026,7 +1026,7 @@ def shows_login_form(form: PlainLoginForm, response: Response) -> bool:
         return False
     if form.form is None and not _PASSWORD_INPUT.search(response.body):
         return False  # most pages: no parse needed
-    from kpi_collector.collect.forms import FormProblem, controls, parse_html
+    from kpi_collector.collect.forms import FormProblem, controls, page_forms, parse_html
 
     try:
         doc = parse_html(_as_browser_reads(response), response.url)
@@ -1035,7 +1035,7 @@ def shows_login_form(form: PlainLoginForm, response: Response) -> bool:
     if _named_form_back(form, doc):
         return True
     wanted = set(form.fields)
-    for node in doc.iter("form"):
+    for node in page_forms(doc):
         owned = controls(doc, node)
         names = {c.get("name") for c in owned}
         passwords = {
@@ -1053,10 +1053,11 @@ def _named_form_back(form: PlainLoginForm, doc: Any) -> bool:
         return False
     from lxml.cssselect import CSSSelector
 
-    from kpi_collector.collect.forms import controls
+    from kpi_collector.collect.forms import controls, page_forms
 
+    forms = page_forms(doc)
     for node in CSSSelector(form.form)(doc):
-        if node.tag == "form" and any(c.get("name") in form.fields for c in controls(doc, node)):
+        if node in forms and any(c.get("name") in form.fields for c in controls(doc, node)):
             return True
     return False
 
@@ -1065,7 +1066,14 @@ def _check_login(form: PlainLoginForm, filled: FilledForm, result: Response) -> 
     """Raise LoginError unless the answer to a login looks logged in: `failure:` absent,
     `success:` present, and the login form not back (a form with a password field, or
     what `form:` names)."""
-    from kpi_collector.collect.forms import FormProblem, page_title, parse_html
+    from kpi_collector.collect.forms import (
+        FormProblem,
+        control_type,
+        controls,
+        page_forms,
+        page_title,
+        parse_html,
+    )
 
     try:
         answer = parse_html(_as_browser_reads(result), result.url)
@@ -1081,8 +1089,9 @@ def _check_login(form: PlainLoginForm, filled: FilledForm, result: Response) -> 
         return
     # `type` is read as the standard reads it: `type=PASSWORD` is a password input too
     came_back = _named_form_back(form, answer) or any(
-        (field.get("type") or "").strip().lower() == "password"
-        for field in answer.xpath("//form//input[@type]")
+        control_type(field) == "password"
+        for node in page_forms(answer)
+        for field in controls(answer, node)
     )
     if came_back:
         raise LoginError(
