@@ -336,6 +336,39 @@ def test_checkboxes_radios_and_selects_send_what_a_browser_sends() -> None:
     ]
 
 
+def test_fields_tick_checkboxes_pick_radios_and_options_as_a_person_does() -> None:
+    """`fields:` for a checkbox ticks it (it sends its own value) or leaves it unticked
+    (nothing sent), picks the radio button of the value given, and an option by its value
+    or its label: what the rendered login does in Chromium, and what the server expects."""
+    html = """<form method=post><input type=password name=p>
+      <input type=checkbox name=remember value=1><input type=checkbox name=news checked>
+      <input type=radio name=role value=user checked><input type=radio name=role value=admin>
+      <select name=site><option value=eu>Europe</option><option value=us>United States</option></select>
+      <input type=checkbox name=tags value=a><input type=checkbox name=tags value=b></form>"""
+    assert filled(html, remember="true", news="off", role="admin", site="United States")[2] == [
+        ("p", ""),
+        ("remember", "1"),
+        ("role", "admin"),
+        ("site", "us"),
+    ]
+    assert filled(html, remember="0", role="user", site="us", tags="b")[2] == [
+        ("p", ""),
+        ("news", "on"),
+        ("role", "user"),
+        ("site", "us"),
+        ("tags", "b"),
+    ]
+
+
+def test_a_login_form_a_script_clones_from_a_template_is_filled() -> None:
+    """A `<template>`'s content is not the page's (a control in one is not sent), but a
+    login form that only a `<template>` holds is the one its script shows: it is filled."""
+    html = """<div id=app></div><template id=login-form><form method=post action=/in>
+      <input type=hidden name=t value=1><input name=u><input type=password name=p>
+      <template><input name=later value=x></template></form></template>"""
+    assert filled(html, u="me", p="pw")[2] == [("t", "1"), ("u", "me"), ("p", "pw")]
+
+
 @pytest.mark.parametrize(
     ("encoding", "accept", "charset", "query"),
     [
@@ -703,6 +736,59 @@ def test_secure_cookies_are_kept_on_a_loopback_http_origin_as_a_browser_keeps_th
     app.router.add_get("/stats", stats)
     with BackgroundServer(app) as url:
         url = url.replace("127.0.0.1", host)
+        (workdir / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - name: app
+    type: html
+    url: {url}/stats
+    login: {{url: {url}/login, fields: {{user: me, pw: "${{APP_PASSWORD}}"}}}}
+    metrics: {{members: "#members"}}
+""")
+        (workdir / ".env").write_text(f"APP_PASSWORD={PASSWORD}\n")
+        result = run_kpi(workdir, "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(workdir) == [("app.members", 2048.0)]
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        "MTcwMDAwMDAwMHxEdi1CQkFFQ180SUFBUkFCRUFBQUJQLUNBQUE9fA==",  # gorilla/sessions, base64
+        '{"user":"me","exp":1700000000}',  # a JSON value
+        "v1,tok:abc[1]",  # a comma, a colon, brackets
+        '"quoted"',  # quotes of its own, which a browser sends as they are
+    ],
+)
+def test_session_cookies_go_back_as_the_site_set_them(workdir: Path, cookie: str) -> None:
+    """A browser sends a cookie's value back byte for byte (RFC 6265, 5.4); a site that
+    reads its session cookie as it wrote it (PHP, a Go or Java app reading the raw header)
+    does not know `"MTcw...=="`, a copy in quotes, nor `"v1\\054tok..."`."""
+    app = web.Application()
+    form = (
+        "<form method=post><input name=user><input type=password name=pw><button>Go</button></form>"
+    )
+
+    async def login_page(request: web.Request) -> web.Response:
+        return web.Response(text=form, content_type="text/html")
+
+    async def login_post(request: web.Request) -> web.Response:
+        if (await request.post()).get("pw") != PASSWORD:
+            return await login_page(request)
+        response = web.HTTPFound("/stats")
+        response.headers["Set-Cookie"] = f"sid={cookie}; Path=/; HttpOnly; SameSite=Lax"
+        raise response
+
+    async def stats(request: web.Request) -> web.Response:
+        pairs = [part.strip() for part in request.headers.get("Cookie", "").split(";")]
+        if f"sid={cookie}" not in pairs:
+            return await login_page(request)
+        return web.Response(text="<p id=members>2,048</p>", content_type="text/html")
+
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login_post)
+    app.router.add_get("/stats", stats)
+    with BackgroundServer(app) as url:
         (workdir / "kpi.yaml").write_text(f"""\
 defaults: {{timeout: 5, retries: 0}}
 sources:
@@ -1247,3 +1333,134 @@ sources:
         assert run_errors(workdir) == error.format(url=url)
     assert result.returncode == (1 if error else 0)
     assert stored(workdir) == ([("old.members", 2048.0)] if not error else [])
+
+
+def _pin_app(expired: int = 0) -> web.Application:
+    """A kiosk app whose login is an access code in a text field (no password input): a
+    wrong code answers 200 with the form again, and the login page shows a number of its
+    own (the visitors online). The first `expired` sessions end right after the login."""
+    app = web.Application()
+    live: set[str] = set()
+    left = [expired]
+    form = (
+        "<html><body><p>Visitors online: <b class=count>37</b></p>{error}"
+        '<form id="code-login" method="post" action="/enter">'
+        '<input type="text" name="code" inputmode="numeric" autocomplete="one-time-code">'
+        "<button>Enter</button></form></body></html>"
+    )
+
+    async def login_page(request: web.Request, error: str = "") -> web.Response:
+        response = web.Response(text=form.format(error=error), content_type="text/html")
+        if "sid" not in request.cookies:
+            response.set_cookie("sid", secrets.token_hex(8))
+        return response
+
+    async def enter(request: web.Request) -> web.Response:
+        if (await request.post()).get("code") != "482916":
+            return await login_page(request, "<p class=error>Wrong code</p>")
+        live.add(request.cookies.get("sid", ""))
+        raise web.HTTPFound("/welcome")
+
+    async def welcome(request: web.Request) -> web.Response:
+        return web.Response(text="<h1>Welcome</h1>", content_type="text/html")
+
+    async def board(request: web.Request) -> web.Response:
+        sid = request.cookies.get("sid", "")
+        if sid in live and left[0] > 0:
+            left[0] -= 1
+            live.discard(sid)
+        if sid not in live:
+            return await login_page(request)
+        return web.Response(text="<p>Orders <b class=count>1,204</b></p>", content_type="text/html")
+
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/enter", enter)
+    app.router.add_get("/welcome", welcome)
+    app.router.add_get("/board", board)
+    return app
+
+
+@pytest.mark.parametrize("code", ["482916", "111111"])
+@pytest.mark.parametrize("expired", [0, 1, 2])
+def test_a_login_without_a_password_field_knows_its_form_by_form(
+    workdir: Path, code: str, expired: int
+) -> None:
+    """A login whose secret goes in a text field (an access code), its form named by
+    `form:`: a wrong code, which brings the form back, is a refused login, not the login
+    page's numbers; a session that ends brings the form back on the page, which logs in
+    again, as a login with a password field does."""
+    with BackgroundServer(_pin_app(expired)) as url:
+        (workdir / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - name: kiosk
+    type: html
+    url: {url}/board
+    login: {{url: {url}/login, form: "#code-login", fields: {{code: "${{KIOSK_CODE}}"}}}}
+    metrics: {{orders: ".count"}}
+""")
+        (workdir / ".env").write_text(f"KIOSK_CODE={code}\n")
+        result = run_kpi(workdir, "run")
+    if code == "482916" and expired < 2:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert stored(workdir) == [("kiosk.orders", 1204.0)]
+        return
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert stored(workdir) == []
+    if code != "482916":
+        assert run_errors(workdir) == (
+            f"login refused: the login form came back from {url}/enter; sent POST with code; "
+            "check the values in `fields:`"
+        )
+    else:
+        assert run_errors(workdir).startswith(
+            f"logged in, but {url}/board answered with the login form again"
+        )
+    assert code not in result.stdout + result.stderr + store_dump(workdir)
+
+
+def test_a_password_field_in_a_template_of_the_page_logged_in_to_is_no_login_form(
+    workdir: Path,
+) -> None:
+    """The page a login lands on keeps a re-authentication dialog in a `<template>` (its
+    script shows it when needed): a `<template>`'s content is not on the page, so the
+    login went through, and the page is read; it was "login refused"."""
+    app = web.Application()
+    form = (
+        "<form method=post><input name=user><input type=password name=pw><button>Go</button></form>"
+    )
+    dialog = "<template id=reauth>" + form + "</template>"
+
+    async def login_page(request: web.Request) -> web.Response:
+        return web.Response(text=form, content_type="text/html")
+
+    async def login_post(request: web.Request) -> web.Response:
+        if (await request.post()).get("pw") != PASSWORD:
+            return await login_page(request)
+        response = web.HTTPFound("/stats")
+        response.set_cookie("sid", "ok")
+        raise response
+
+    async def stats(request: web.Request) -> web.Response:
+        if request.cookies.get("sid") != "ok":
+            return await login_page(request)
+        page = f"<p id=members>2,048</p>{dialog}"
+        return web.Response(text=page, content_type="text/html")
+
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login_post)
+    app.router.add_get("/stats", stats)
+    with BackgroundServer(app) as url:
+        (workdir / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 5, retries: 0}}
+sources:
+  - name: app
+    type: html
+    url: {url}/stats
+    login: {{url: {url}/login, fields: {{user: me, pw: "${{APP_PASSWORD}}"}}}}
+    metrics: {{members: "#members"}}
+""")
+        (workdir / ".env").write_text(f"APP_PASSWORD={PASSWORD}\n")
+        result = run_kpi(workdir, "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(workdir) == [("app.members", 2048.0)]

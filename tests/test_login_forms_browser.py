@@ -48,6 +48,46 @@ MULTIPART = """<html><body><form method="post" action="/sent" enctype="multipart
 <input name="email"><input type="password" name="password"><input type="hidden" name="t" value="1">
 <input type="submit" name="do" value="Log in"></form></body></html>"""
 
+# what the parser and each input type's value sanitization make of the values the page gives
+# (HTML standard: "textarea" newline, "template" contents, the input types' "value
+# sanitization algorithm", radio groups, a `<select>`'s display size); novalidate: a browser
+# sends them as they are, without asking for a valid form first
+VALUES = """<!DOCTYPE html><html><head><title>v</title></head><body>
+<form action="/sent" method="POST" novalidate>
+<input type="email" name="email" value="  me@example.com  "><input type="password" name="pw">
+<textarea name="lead" dirname="lead.dir">
+hello</textarea><textarea name="two">
+
+two</textarea>
+<template><input type="hidden" name="otp" value="1"></template>
+<input type="file" name="upload" value="C:\\x.txt">
+<select name="sized" size=" 3"><option>a</option></select><select name="zero" size="0"><option>z</option></select>
+<select name="many" multiple size="1"><option>m</option></select>
+<input type="radio" name="r" value="a" checked><input type="radio" name="r" value="b" checked>
+<input type="number" name="n1" value="abc"><input type="number" name="n2" value=" 12 ">
+<input type="number" name="n3" value="1e3"><input type="number" name="n4" value="+1">
+<input type="number" name="n5" value=".5"><input type="number" name="n6" value="1.">
+<input type="range" name="g1"><input type="range" name="g2" min="0" max="10" value="33">
+<input type="range" name="g3" min="0" max="10" step="3" value="8"><input type="range" name="g4" min="5" max="1">
+<input type="range" name="g5" step="any" value="2.5"><input type="range" name="g6" min="0" max="1" step="0.1" value="0.33">
+<input type="color" name="c1"><input type="color" name="c2" value="#ABCDEF"><input type="color" name="c3" value="#abc">
+<input type="email" multiple name="emails" value=" a@b , c@d ,"><input type="url" name="u" value="  http://a  ">
+<input type="date" name="d1" value="x"><input type="date" name="d2" value="2024-02-29"><input type="date" name="d3" value="2023-02-29">
+<input type="datetime-local" name="t1" value="2024-01-02 03:04:00"><input type="datetime-local" name="t2" value="2024-02-30T03:04">
+<input type="datetime-local" name="t3" value="2024-01-02T03:04:05.500">
+<input type="time" name="h1" value="03:04:00.000"><input type="time" name="h2" value="3:04">
+<input type="month" name="m1" value="2024-13"><input type="month" name="m2" value="2024-02">
+<input type="week" name="w1" value="2024-W53"><input type="week" name="w2" value="2020-W53">
+<input type="TEL" name="tel" value=" 1 "><input type="search" name="se" value=" s "><input type="hidden" name="h" value=" h ">
+<button name="go" value="yes">Go</button>
+</form></body></html>"""
+
+# a submit input without a value sends its label; a line break in any value goes as CR LF
+DEFAULTS = """<html><body><form action="/sent" method="POST"><input name="user">
+<input type="password" name="pw"><input type="hidden" name="lf" value="a&#10;b">
+<input type="hidden" name="cr" value="a&#13;b&#13;&#10;c"><input type="submit" name="go"></form>
+</body></html>"""
+
 # (page, fields typed in, the button's label to click or None: Enter in the last field)
 CASES: dict[str, tuple[str, dict[str, str], str | None]] = {
     "phpbb": (
@@ -59,6 +99,8 @@ CASES: dict[str, tuple[str, dict[str, str], str | None]] = {
     "torture": (TORTURE, {"user": "ü ser", "pw": "p+w"}, "Go"),
     "bare": (BARE, {"p": "secret"}, None),
     "multipart": (MULTIPART, {"email": "a@b.c", "password": "x"}, None),
+    "values": (VALUES, {"pw": "x"}, "Go"),
+    "defaults": (DEFAULTS, {"user": "me", "pw": "x"}, None),
 }
 
 
@@ -168,4 +210,73 @@ def test_the_entry_list_matches_without_a_server() -> None:
         ("upload", ""),
         ("go", "yes"),
         ("owned", "from outside"),
+    ]
+
+
+def test_the_values_a_page_gives_are_sent_as_a_browser_sanitizes_them() -> None:
+    """The `values` case's ground truth (Chromium sends the same, see above)."""
+    doc = parse_html(VALUES, "http://127.0.0.1:9/p/values")
+    form = fill(
+        doc, find_form(doc, None), page_url="http://127.0.0.1:9/p/values", fields={"pw": "x"}
+    )
+    assert form.entries == [
+        ("email", "me@example.com"),
+        ("pw", "x"),
+        ("lead", "hello"),
+        ("lead.dir", "ltr"),
+        ("two", "\r\ntwo"),
+        ("upload", ""),
+        ("zero", "z"),
+        ("r", "b"),
+        ("n1", ""),
+        ("n2", ""),
+        ("n3", "1e3"),
+        ("n4", ""),
+        ("n5", ".5"),
+        ("n6", ""),
+        ("g1", "50"),
+        ("g2", "10"),
+        ("g3", "9"),
+        ("g4", "5"),
+        ("g5", "2.5"),
+        ("g6", "0.3"),
+        ("c1", "#000000"),
+        ("c2", "#abcdef"),
+        ("c3", "#aabbcc"),
+        ("emails", "a@b,c@d,"),
+        ("u", "http://a"),
+        ("d1", ""),
+        ("d2", "2024-02-29"),
+        ("d3", ""),
+        ("t1", "2024-01-02T03:04"),
+        ("t2", ""),
+        ("t3", "2024-01-02T03:04:05.5"),
+        ("h1", "03:04:00.000"),
+        ("h2", ""),
+        ("m1", ""),
+        ("m2", "2024-02"),
+        ("w1", ""),
+        ("w2", "2020-W53"),
+        ("tel", " 1 "),
+        ("se", " s "),
+        ("h", " h "),
+        ("go", "yes"),
+    ]
+
+
+def test_a_submit_input_without_value_sends_its_label_and_line_breaks_go_as_crlf() -> None:
+    """The `defaults` case's ground truth (Chromium sends the same, see above)."""
+    doc = parse_html(DEFAULTS, "http://127.0.0.1:9/p/defaults")
+    form = fill(
+        doc,
+        find_form(doc, None),
+        page_url="http://127.0.0.1:9/p/defaults",
+        fields={"user": "me", "pw": "x"},
+    )
+    assert form.entries == [
+        ("user", "me"),
+        ("pw", "x"),
+        ("lf", "a\r\nb"),
+        ("cr", "a\r\nb\r\nc"),
+        ("go", "Submit"),
     ]

@@ -3,6 +3,7 @@ headless Chromium (/usr/bin/chromium through Playwright) and stores what they sh
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -945,3 +946,182 @@ def test_a_rendered_page_reads_in_its_content_language_header(tmp_path: Path) ->
         probed = kpi(tmp_path, "probe", f"{url}/", "--render", "--format", "json")
     assert probed.returncode == 0, probed.stderr
     assert [f["value"] for f in json.loads(probed.stdout)["findings"]] == [12374]
+
+
+@pytest.mark.parametrize("what", ["browser", "renderer"])
+def test_a_chromium_that_dies_mid_run_is_started_again(tmp_path: Path, what: str) -> None:
+    """Chromium ends mid-run (the OOM killer, a crash), or only the page's renderer does (a
+    page too heavy, "Aw, Snap!"): the page it was loading is loaded again within `retries`
+    (in a new Chromium), and the sources after it render too; without retries the page's
+    error says what happened, in one line."""
+    require_chromium()
+    from aiohttp import web
+
+    runs: list[int] = []
+    killed: list[int] = []
+
+    def kill(kind: str) -> None:
+        for pid in descendants(runs[0]):
+            line = _cmdline(pid)
+            if is_chromium(pid) and (
+                "--type=" not in line if kind == "browser" else "--type=renderer" in line
+            ):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+    async def page(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name == "victim" and what == "browser" and not killed:
+            kill("browser")
+            await asyncio.sleep(2)
+        script = "<script>fetch('/crash')</script>" if name == "victim" else ""
+        return web.Response(
+            text=f"<html><title>{name}</title><p id=n>{len(name)},000</p>{script}</html>",
+            content_type="text/html",
+        )
+
+    async def crash(request: web.Request) -> web.Response:
+        if what == "renderer" and not killed:
+            kill("renderer")
+            await asyncio.sleep(2)
+        return web.Response(text="")
+
+    app = web.Application()
+    app.router.add_get("/p/{name}", page)
+    app.router.add_get("/crash", crash)
+    with BackgroundServer(app) as url:
+        for retries in (1, 0):
+            killed.clear()
+            (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 10, retries: {retries}, render_concurrency: 1}}
+sources:
+  - {{name: victim, type: html, url: "{url}/p/victim", render: true, metrics: {{n: "#n"}}}}
+  - {{name: after, type: html, url: "{url}/p/after", render: true, metrics: {{n: "#n"}}}}
+""")
+            env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}
+            run = subprocess.Popen(
+                [*KPI, "run", "--no-deliver"],
+                cwd=tmp_path,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            runs[:] = [run.pid]
+            out, err = run.communicate(timeout=120)
+            assert killed, out + err
+            if retries:
+                assert run.returncode == 0, out + err
+                assert stored(tmp_path) == {"victim.n": 6000.0, "after.n": 5000.0}
+            else:
+                assert run.returncode == 1, out + err
+                assert stored(tmp_path) == {"after.n": 5000.0}
+                ended = {
+                    "browser": "Chromium ended while it rendered",
+                    "renderer": "Chromium's renderer ended while it rendered",
+                }[what]
+                assert run_errors(tmp_path) == {
+                    "victim": f"{ended} {url}/p/victim (it crashed or was killed: out of "
+                    "memory?); `retries:` loads it again"
+                }
+            (tmp_path / "kpi.db").unlink()
+
+
+def test_a_page_whose_script_never_ends_fails_within_its_timeout(tmp_path: Path) -> None:
+    """A script stuck in a loop blocks the page's renderer: what Playwright reads of the
+    page (its DOM, its title) never answers. The page fails within the source's timeout
+    saying so, in a run (whose budget said only "timed out") and in `kpi probe`, which has
+    no run's budget around it and waited forever."""
+    require_chromium()
+    from aiohttp import web
+
+    async def page(request: web.Request) -> web.Response:
+        at_once = request.match_info["when"] == "now"
+        loop = "while (true) {}" if at_once else "setTimeout(() => { while (true) {} }, 300)"
+        # later: `#n` is there at once, its number never comes (the placeholder is read
+        # again until the loop begins)
+        return web.Response(
+            text=f"<html><title>busy</title><p id=n>…</p><script>{loop}</script></html>",
+            content_type="text/html",
+        )
+
+    app = web.Application()
+    app.router.add_get("/busy/{when}", page)
+    with BackgroundServer(app) as url:
+        (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 3, retries: 0}}
+sources:
+  - {{name: now, type: html, url: "{url}/busy/now", render: true, metrics: {{n: "#n"}}}}
+  - {{name: later, type: html, url: "{url}/busy/later", render: true, wait_for: "#n",
+      metrics: {{n: "#n"}}}}
+""")
+        result = kpi(tmp_path, "run", "--no-deliver")
+        probed = kpi(tmp_path, "probe", "--source", "later")
+    assert result.returncode == 1, result.stdout + result.stderr
+    busy = "its scripts keep Chromium busy (a script that never ends?)"
+    errors = run_errors(tmp_path)
+    assert errors["now"] == (
+        f"{url}/busy/now did not load within the timeout; the page at {url}/busy/now "
+        f"did not answer: {busy}"
+    )
+    # stuck in the wait (the loop began before `#n` was seen) or in reading the page after it
+    assert errors["later"] in (
+        f"waited 3s for `wait_for:` '#n'; the page at {url}/busy/later did not answer: {busy}",
+        f"the page {url}/busy/later did not answer within the timeout: {busy}",
+    )
+    assert probed.returncode == 1
+    assert f"{url}/busy/later did not answer" in probed.stderr and busy in probed.stderr
+
+
+def test_a_rendered_login_picks_the_radio_button_of_the_value_given(tmp_path: Path) -> None:
+    """`fields: {role: admin}` for a group of radio buttons picks the one whose value is
+    `admin`, as a person does; the first of the group (`user`) was ticked instead, and the
+    login was refused."""
+    require_chromium()
+    from aiohttp import web
+
+    form = """<html><title>Sign in</title><form method=post action=/session>
+      <input name=user><input type=password name=pw>
+      <label><input type=radio name=role value=user checked> User</label>
+      <label><input type=radio name=role value=admin> Admin</label>
+      <input type=checkbox name=tags value=a><input type=checkbox name=tags value=b>
+      <button>Sign in</button></form></html>"""
+
+    async def login(request: web.Request) -> web.Response:
+        return web.Response(text=form, content_type="text/html")
+
+    async def session(request: web.Request) -> web.Response:
+        posted = await request.post()
+        if (posted.get("pw"), posted.get("role"), posted.getall("tags", [])) != (
+            PASSWORD,
+            "admin",
+            ["b"],
+        ):
+            return web.Response(text=form, content_type="text/html")
+        response = web.HTTPFound("/stats")
+        response.set_cookie("sid", "admin")
+        raise response
+
+    async def stats(request: web.Request) -> web.Response:
+        if request.cookies.get("sid") != "admin":
+            raise web.HTTPFound("/login")
+        return web.Response(text="<p id=n>4,096</p>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/login", login)
+    app.router.add_post("/session", session)
+    app.router.add_get("/stats", stats)
+    with BackgroundServer(app) as url:
+        (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 10, retries: 0}}
+sources:
+  - name: admin
+    type: html
+    url: {url}/stats
+    render: true
+    login: {{url: {url}/login, fields: {{user: me, pw: "${{PW}}", role: admin, tags: b}}}}
+    metrics: {{n: "#n"}}
+""")
+        result = kpi(tmp_path, "run", "--no-deliver", env={"PW": PASSWORD})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(tmp_path) == {"admin.n": 4096.0}

@@ -65,6 +65,13 @@ class BrowserMissing(SourceError):
     """Playwright or Chromium is not installed; the message says how to install it."""
 
 
+class BrowserEnded(SourceError):
+    """Chromium ended (it crashed, or the OOM killer or a person killed it) while a page
+    rendered: transient, the next render starts a new one."""
+
+    transient = True
+
+
 def chromium_path() -> str:
     """The Chromium binary: `KPI_CHROMIUM`, else /usr/bin/chromium, else `chromium` or
     `chromium-browser` on the PATH. BrowserMissing (one line saying how to install it) when
@@ -118,6 +125,7 @@ class Browser:
         self._playwright: Any = None
         self._browser: Any = None
         self._signal_loop: asyncio.AbstractEventLoop | None = None
+        self._closing: set[asyncio.Future[Any]] = set()  # contexts closing in the background
         #: seconds the driver's start and Chromium's launch took (0 until launched)
         self.startup_seconds = 0.0
 
@@ -126,10 +134,16 @@ class Browser:
         return self._browser is not None
 
     async def start(self) -> Any:
-        """Launch Chromium (once); BrowserMissing when Playwright or Chromium is absent."""
+        """Launch Chromium (once, and again when the one launched has ended: it crashed or
+        was killed); BrowserMissing when Playwright or Chromium is absent."""
         async with self._starting:
             if self._browser is not None:
-                return self._browser
+                if self._browser.is_connected():
+                    return self._browser
+                ended, self._browser = self._browser, None
+                with contextlib.suppress(Exception):
+                    await ended.close()
+                await self._stop_driver()  # a driver that lost its browser: a fresh one
             executable = chromium_path()
             try:
                 from playwright.async_api import async_playwright
@@ -186,6 +200,8 @@ class Browser:
             with contextlib.suppress(Exception):
                 self._signal_loop.remove_signal_handler(signal.SIGTERM)
             self._signal_loop = None
+        if self._closing:  # contexts still closing: they end before their Chromium
+            await asyncio.wait(set(self._closing), timeout=5)
         browser, self._browser = self._browser, None
         if browser is not None:
             with contextlib.suppress(Exception):
@@ -216,14 +232,20 @@ class Browser:
 
     @contextlib.asynccontextmanager
     async def context(
-        self, *, headers: Mapping[str, str] | None = None, origin: str | None = None
+        self,
+        *,
+        headers: Mapping[str, str] | None = None,
+        origin: str | None = None,
+        launched: list[Any] | None = None,
     ) -> AsyncIterator[Any]:
         """A fresh browser context (its own cookies) in a page slot; closed on the way out,
         whatever happens. `headers` go with every request to `origin` (scheme://host:port)
         and with none to other hosts: a page's scripts, fonts and trackers never see the
-        source's credentials."""
+        source's credentials. `launched`, if given, gets the Chromium the context is in."""
         async with self.slot():
             browser = await self.start()
+            if launched is not None:
+                launched.append(browser)
             # a document handed over by `_adding` has no network address of its own: Local
             # Network Access would refuse its calls to intranet and loopback hosts unasked
             permissions = ["local-network-access"] if headers else []
@@ -233,8 +255,16 @@ class Browser:
                     await context.route("**/*", _adding(dict(headers), origin))
                 yield context
             finally:
-                with contextlib.suppress(Exception):
-                    await context.close()
+                await self._close_context(context)
+
+    async def _close_context(self, context: Any) -> None:
+        """Close `context`; one whose page a script keeps busy takes Chromium a while to end:
+        its close goes on in the background (`close` waits for it), not in the source's time."""
+        closing = asyncio.ensure_future(context.close())
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
+        closing.add_done_callback(_closed)
+        await asyncio.wait({closing}, timeout=_CLOSE_WAIT)
 
     async def render(
         self,
@@ -262,16 +292,64 @@ class Browser:
 
         Raises HttpError (the document's status >= 400; 5xx and 429 transient, connection
         failures transient), LoginError, ExtractError (timed out: what was waited for and
-        the title and URL the page showed instead; the DOM over `max_bytes`) or
-        BrowserMissing."""
+        the title and URL the page showed instead; the DOM over `max_bytes`), BrowserEnded
+        (Chromium crashed or was killed meanwhile) or BrowserMissing."""
         send_headers = dict(headers or {})
         query = dict(params or {})
         if auth is not None:
             auth.apply(send_headers, query)
         target = _with_query(url, query)
-        async with self.context(headers=send_headers, origin=_origin(target)) as context:
+        launched: list[Any] = []
+        crashed: list[bool] = []
+        try:
+            return await self._render(
+                target,
+                (launched, crashed),
+                timeout,
+                wait_for,
+                login,
+                send_headers,
+                max_bytes,
+                ready,
+                shown,
+            )
+        except Exception:
+            # whatever Playwright said of it ("Target page, context or browser has been
+            # closed", "Page crashed"): the page may load in a new renderer or Chromium
+            ended = None
+            if launched and not launched[0].is_connected():
+                ended = "Chromium"
+            elif crashed:
+                ended = "Chromium's renderer"
+            if ended is not None:
+                raise BrowserEnded(
+                    f"{ended} ended while it rendered {url_without_query(url)} (it crashed or "
+                    "was killed: out of memory?); `retries:` loads it again"
+                ) from None
+            raise
+
+    async def _render(
+        self,
+        target: str,
+        ended: tuple[list[Any], list[bool]],
+        timeout: float,
+        wait_for: str | None,
+        login: PlainLoginForm | None,
+        send_headers: dict[str, str],
+        max_bytes: int | None,
+        ready: Callable[[str, str], Awaitable[bool]] | None,
+        shown: bool,
+    ) -> RenderedPage:
+        """`render` of `target` (its query and auth in place); `ended` gets the Chromium it
+        renders in and a True when the page's renderer crashes, for `render` to tell a
+        page's failure from Chromium's end."""
+        launched, crashed = ended
+        async with self.context(
+            headers=send_headers, origin=_origin(target), launched=launched
+        ) as context:
             deadline = time.monotonic() + timeout
             page = await context.new_page()
+            page.on("crash", lambda _: crashed.append(True))
             if login is not None:
                 await _login(page, login, deadline, send_headers, _origin(target))
             response = await _goto(page, target, deadline)
@@ -295,7 +373,7 @@ class Browser:
                     hint="; a page that keeps polling never does: set `wait_for:` to the "
                     "element that holds the number",
                 )
-            html = await _content(page, max_bytes, shown)
+            html = await _content(page, max_bytes, shown, deadline)
             if ready is not None:
                 pause = _FIRST_PAUSE
                 while (
@@ -304,12 +382,27 @@ class Browser:
                 ):
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, _LAST_PAUSE)
-                    html = await _content(page, max_bytes, shown)
-            return RenderedPage(html, page.url, await _title(page), status, language)
+                    html = await _content(page, max_bytes, shown, deadline)
+            return RenderedPage(html, page.url, await _title(page) or "", status, language)
 
 
 #: seconds between two reads of a page that is not ready yet, growing from the first to the last
 _FIRST_PAUSE, _LAST_PAUSE = 0.1, 1.0
+#: seconds a read of the page (its DOM, its title) may take past the render's timeout; a page
+#: whose script never ends answers none (`evaluate` has no timeout of its own)
+_BUSY_GRACE = 0.25
+#: seconds a source waits for its browser context to close (a busy page's close goes on)
+_CLOSE_WAIT = 0.1
+#: seconds a page's title (for a message) may take
+_TITLE_WAIT = 0.5
+#: what a page that did not answer a read shows
+_BUSY = "its scripts keep Chromium busy (a script that never ends?)"
+
+
+def _closed(closing: asyncio.Future[Any]) -> None:
+    """A context's close ended: its failure (Chromium gone meanwhile) is nobody's error."""
+    if not closing.cancelled():
+        closing.exception()
 
 
 #: the document as a person sees it, as HTML: each open shadow root's content in place of its
@@ -359,13 +452,24 @@ _COMPOSED = """(shown) => {
 }"""
 
 
-async def _content(page: Any, max_bytes: int | None, shown: bool = False) -> str:
+async def _content(
+    page: Any, max_bytes: int | None, shown: bool = False, deadline: float | None = None
+) -> str:
     """The DOM as HTML, open shadow roots in place (`_COMPOSED`; with `shown`, what the page
-    does not show marked `hidden`); ExtractError when it is over `max_bytes`."""
-    composed = None
-    with contextlib.suppress(Exception):  # the page is navigating: `content()` waits for it
-        composed = await page.evaluate(_COMPOSED, shown)
-    html = str(composed) if composed is not None else str(await page.content())
+    does not show marked `hidden`); ExtractError when it is over `max_bytes`, or when the
+    page does not answer by `deadline` (and `_BUSY_GRACE`): a script keeps it busy."""
+    left = None if deadline is None else max(0.0, deadline - time.monotonic()) + _BUSY_GRACE
+    try:
+        async with asyncio.timeout(left):
+            composed = None
+            with contextlib.suppress(Exception):  # navigating: `content()` waits for it
+                composed = await page.evaluate(_COMPOSED, shown)
+            html = str(composed) if composed is not None else str(await page.content())
+    except TimeoutError:
+        raise ExtractError(
+            f"the page {url_without_query(page.url)} did not answer within the timeout: {_BUSY}",
+            transient=True,
+        ) from None
     if max_bytes is not None and len(html.encode("utf-8", errors="replace")) > max_bytes:
         raise ExtractError(
             f"the rendered page {url_without_query(page.url)} is larger than "
@@ -469,16 +573,24 @@ def _ms(deadline: float) -> float:
     return max(1.0, (deadline - time.monotonic()) * 1000)
 
 
-async def _title(page: Any) -> str:
+async def _title(page: Any) -> str | None:
+    """The page's title, whitespace collapsed ("" while it navigates, or gone); None when
+    the page does not answer within `_TITLE_WAIT` (a script keeps it busy)."""
     try:
-        return " ".join((await page.title()).split())
+        async with asyncio.timeout(_TITLE_WAIT):
+            return " ".join((await page.title()).split())
+    except TimeoutError:
+        return None
     except Exception:  # the page is navigating or gone
         return ""
 
 
 async def _showing(page: Any) -> str:
     """What the page shows, for a message: its title (redacted, cut) and URL without query."""
-    title = redact_cut(await _title(page), 80)
+    title = await _title(page)
+    if title is None:
+        return f"the page at {url_without_query(page.url)} did not answer: {_BUSY}"
+    title = redact_cut(title, 80)
     shown = f"title {title!r}" if title else "no title"
     return f"the page showed {shown} at {url_without_query(page.url)}"
 
@@ -615,7 +727,7 @@ async def _login(
                 transient=False,
             )
         value = reveal(secret) or ""
-        typed[value] = await _type_in(field.first, value)
+        typed[value] = await _type_in(field, value)
     button = await _submit_button(node, form.submit, where)
     charset = "UTF-8"
     with contextlib.suppress(Exception):  # the encoding the page's form is sent in
@@ -805,12 +917,20 @@ def _xpath_string(text: str) -> str:
     return f'"{text}"' if '"' not in text else ""
 
 
-async def _type_in(field: Any, value: str) -> str:
-    """Type `value` into `field` as a person does; the field's kind (`password`, `text`,
-    `checkbox`, `select`...)."""
+async def _type_in(fields: Any, value: str) -> str:
+    """Type `value` into the first of `fields` (the form's inputs of one name) as a person
+    does; the field's kind (`password`, `text`, `checkbox`, `select`...). Of a group of
+    radio buttons (or checkboxes) sharing the name, the one whose value is `value` is
+    ticked; a lone checkbox is ticked unless `value` says no ("", "0", "false", "off")."""
+    field = fields.first
     kind: str = await field.evaluate(
         "e => e.tagName.toLowerCase() === 'input' ? (e.type || 'text') : e.tagName.toLowerCase()"
     )
+    if kind == "radio" or (kind == "checkbox" and await fields.count() > 1):
+        chosen = fields.and_(field.page.locator(f"[value={_css_string(value)}]"))
+        if await chosen.count():
+            await chosen.first.set_checked(True)
+            return kind
     if kind in ("checkbox", "radio"):
         await field.set_checked(value.lower() not in ("", "0", "false", "off", "no"))
     elif kind == "select":

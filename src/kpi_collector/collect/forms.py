@@ -5,7 +5,9 @@ the entry list, the form owner, disabledness, the default button, formaction/for
 lxml.html parses the page (leniently, like the old browsers login pages were written for: a
 form that a table splits keeps its controls) and gives the controls' types and states; the
 rules of the standard that lxml's `form_values()` does not follow (the submit button, `form=`
-owners, disabled fieldsets, disabled options, empty text inputs, image buttons) are here.
+owners, disabled fieldsets, disabled options, empty text inputs, image buttons, radio groups,
+`<template>` content, the textarea's first line break) are here, each input type's value
+sanitization in `form_values`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
+from kpi_collector.collect.form_values import sanitized
+
 if TYPE_CHECKING:
     from lxml.html import HtmlElement
 
@@ -25,6 +29,9 @@ _SUBMIT_INPUTS = ("submit", "image")
 #: input types that never add an entry of their own
 _NEVER_SENT = ("reset", "button")
 _SPACE = re.compile(r"[ \t\n\f\r]+")
+#: what an `<input type=submit>` without a value says and sends (Chromium's, and the HTML
+#: standard's suggested default label)
+_SUBMIT_LABEL = "Submit"
 
 
 class FormProblem(ValueError):
@@ -77,8 +84,10 @@ def parse_html(text: str, url: str) -> HtmlElement:
 
 def find_form(doc: HtmlElement, selector: str | None) -> HtmlElement:
     """The form `selector` (CSS) names, else the first form with a password field, else the
-    only form; FormProblem when there is none."""
-    forms = list(doc.iter("form"))
+    only form; FormProblem when there is none. A `<template>`'s content is no part of the
+    page: its forms count only when the page has none of its own (a script clones the
+    login form in, as sent then)."""
+    forms = page_forms(doc) or list(doc.iter("form"))
     if selector:
         from lxml.cssselect import CSSSelector
 
@@ -86,7 +95,7 @@ def find_form(doc: HtmlElement, selector: str | None) -> HtmlElement:
             matches = CSSSelector(selector)(doc)
         except Exception as exc:  # cssselect's SelectorSyntaxError / ExpressionError
             raise FormProblem(f"`form:` {selector!r} is not a CSS selector ({exc})") from None
-        chosen = next((m for m in matches if m.tag == "form"), None)
+        chosen = next((m for m in matches if m.tag == "form" and m in forms), None)
         if chosen is None:
             raise FormProblem(f"no form matches {selector!r}")
         return chosen
@@ -102,12 +111,28 @@ def find_form(doc: HtmlElement, selector: str | None) -> HtmlElement:
     )
 
 
+def control_type(element: HtmlElement) -> str:
+    """A control's type as the standard reads it: an input's `type` in lower case (unknown:
+    `text`), a button's (`submit`, `reset`, `button`), else its tag (`select`, `textarea`)."""
+    return _type(element)
+
+
+def page_forms(doc: HtmlElement) -> list[HtmlElement]:
+    """The page's forms, those a `<template>` holds left out (not on the page until a
+    script clones them in)."""
+    return [f for f in doc.iter("form") if not _in_template(f)]
+
+
 def controls(doc: HtmlElement, form: HtmlElement) -> list[HtmlElement]:
     """The form's controls in tree order: its descendants that no `form=` attribute sends
     elsewhere, and controls anywhere whose `form=` names it (the form owner)."""
     form_id = form.get("id")
     out = []
+    # a control in a `<template>` is none of the page's, unless the form is its clone too
+    holder = _template_of(form)
     for element in doc.iter(*_CONTROLS):
+        if _template_of(element) is not holder:
+            continue
         owner_id = element.get("form")
         if owner_id is not None:
             if owner_id and owner_id == form_id:
@@ -140,8 +165,12 @@ def fill(
     submitter = _submitter(owned, submit)
     charset, codec = _form_encoding(form, encoding)
     entries: list[tuple[str, str]] = []
+    unchecked = _unchecked_radios(owned)
+    picked, typed = _picked(owned, fields)
     for element in owned:
-        entries += _entries(element, submitter, charset)
+        state = picked.get(element)
+        if state or (state is None and element not in unchecked):
+            entries += _entries(element, submitter, charset, checked=bool(state))
     inputs = list(
         dict.fromkeys(
             c.get("name")
@@ -150,7 +179,9 @@ def fill(
         )
     )
     missing = [name for name in fields if name not in inputs]
-    entries = _typed_in(entries, fields)
+    # every encoding writes a line break as CR LF (HTML standard, "converting an entry list
+    # to a list of name-value pairs" and its multipart and text/plain encodings)
+    entries = [(_crlf(name), _crlf(value)) for name, value in _typed_in(entries, typed)]
     method = _attribute(submitter, form, "method", ("get", "post"), "get").upper()
     enctype = _attribute(
         submitter,
@@ -218,6 +249,67 @@ def _is_submit_button(element: HtmlElement) -> bool:
     )
 
 
+def _in_template(element: HtmlElement) -> bool:
+    return _template_of(element) is not None
+
+
+def _template_of(element: HtmlElement) -> HtmlElement | None:
+    """The nearest `<template>` around `element`, None for the page's own elements."""
+    return next(element.iterancestors("template"), None)
+
+
+#: what a field given for a checkbox says to leave it unticked (as the rendered login reads it)
+_UNTICKED = ("", "0", "false", "off", "no")
+
+
+def _picked(
+    owned: list[HtmlElement], fields: Mapping[str, str]
+) -> tuple[dict[HtmlElement, bool], dict[str, str]]:
+    """`fields` as a person sets them: a checkbox ticked ("on", "true", "1"...: it sends its
+    own value) or not ("", "0", "false", "off", "no": it sends nothing); the radio button
+    whose value is given picked, the others of its group not; an option of a `<select>`
+    given by its label sends its value. Returns the checkboxes' and radios' states and the
+    fields left to type in (a select's value in place of its label)."""
+    states: dict[HtmlElement, bool] = {}
+    typed = dict(fields)
+    for name, value in fields.items():
+        named = [c for c in owned if c.get("name") == name]
+        kinds = {_type(c) for c in named}
+        if kinds == {"checkbox"}:
+            boxes = named if len(named) == 1 else [c for c in named if c.get("value") == value]
+            for box in boxes:
+                states[box] = value.strip().lower() not in _UNTICKED or len(named) > 1
+            if boxes:
+                del typed[name]
+        elif kinds == {"radio"} and any(c.get("value", "on") == value for c in named):
+            for radio in named:
+                states[radio] = radio.get("value", "on") == value
+            del typed[name]
+        elif kinds == {"select"}:
+            options = list(named[0].iter("option"))
+            if not any(_option_value(o) == value for o in options):
+                by_label = [o for o in options if _collapse(o.text_content()) == _collapse(value)]
+                if by_label:
+                    typed[name] = _option_value(by_label[0])
+    return states, typed
+
+
+def _unchecked_radios(owned: list[HtmlElement]) -> set[HtmlElement]:
+    """The radio buttons marked `checked` that a later one of their group (same name, same
+    form) unchecked as the page was parsed: only one of a group is checked, the last."""
+    last: dict[str, HtmlElement] = {}
+    out: set[HtmlElement] = set()
+    for element in owned:
+        name = element.get("name")
+        if element.tag != "input" or _type(element) != "radio" or not name:
+            continue
+        if element.get("checked") is not None:
+            if name in last:
+                out.add(last[name])
+            last[name] = element
+    return out
+
+
 def _nearest_form(element: HtmlElement) -> HtmlElement | None:
     for ancestor in element.iterancestors("form"):
         return ancestor
@@ -243,7 +335,10 @@ def _label(element: HtmlElement) -> str:
     """What a button says: an input's `value`, a `<button>`'s text."""
     if element.tag == "button":
         return _collapse(element.text_content())
-    return _collapse(element.get("value") or "")
+    value = element.get("value")
+    if value is None and _type(element) == "submit":
+        return _SUBMIT_LABEL
+    return _collapse(value or "")
 
 
 def _describe(element: HtmlElement) -> str:
@@ -290,10 +385,15 @@ def _css_matches(buttons: list[HtmlElement], selector: str) -> list[HtmlElement]
 
 
 def _entries(
-    element: HtmlElement, submitter: HtmlElement | None, charset: str = "UTF-8"
+    element: HtmlElement,
+    submitter: HtmlElement | None,
+    charset: str = "UTF-8",
+    *,
+    checked: bool = False,
 ) -> list[tuple[str, str]]:
     """The entries one control adds (HTML standard, "constructing the entry list"); a
-    hidden `_charset_` without a value sends `charset`, the form's encoding."""
+    hidden `_charset_` without a value sends `charset`, the form's encoding. `checked`: a
+    checkbox or radio button is ticked, whatever its `checked` attribute says."""
     if element is not submitter and (
         _disabled(element) or any(True for _ in element.iterancestors("datalist"))
     ):
@@ -307,7 +407,10 @@ def _entries(
         if kind == "image":  # the click's coordinates; a script-free click is at 0,0
             prefix = f"{name}." if name else ""
             return [(f"{prefix}x", "0"), (f"{prefix}y", "0")]
-        return [(name, element.get("value") or "")] if name else []
+        value = element.get("value")
+        if value is None and kind == "submit" and element.tag == "input":
+            value = _SUBMIT_LABEL  # its default label, which it shows and sends
+        return [(name, value or "")] if name else []
     if element.tag == "input" and kind in _NEVER_SENT:
         return []
     if not name:
@@ -315,17 +418,22 @@ def _entries(
     if element.tag == "select":
         return [(name, value) for value in _selected(element)]
     if element.tag == "textarea":
-        return [(name, _crlf(element.text_content()))]
+        # the parser drops a line break right after `<textarea>` (the HTML standard's
+        # tree construction, "in body", start tag "textarea"); lxml keeps it
+        text = _crlf(element.text_content())
+        text = text.removeprefix("\r\n")
+        entries = [(name, text)]
+        if element.get("dirname"):
+            entries.append((element.get("dirname"), "ltr"))
+        return entries
     if kind in ("checkbox", "radio"):
-        if element.get("checked") is None:
+        if element.get("checked") is None and not checked:
             return []
         value = element.get("value")
         return [(name, "on" if value is None else value)]
     if kind == "hidden" and name.lower() == "_charset_" and element.get("value") is None:
         return [(name, charset)]
-    value = element.get("value") or ""
-    if kind not in ("hidden", "file"):
-        value = value.replace("\r", "").replace("\n", "")  # single-line value sanitization
+    value = sanitized(kind, element.get("value"), dict(element.attrib))
     entries = [(name, value)]
     dirname = element.get("dirname")
     if dirname and kind in ("text", "search", "hidden", "email", "url", "tel", "password"):
@@ -340,9 +448,18 @@ def _selected(select: HtmlElement) -> list[str]:
     multiple = select.get("multiple") is not None
     marked = [o for o in options if o.get("selected") is not None]
     if not multiple:
-        # several marked: the last one wins; none: the first enabled option
-        marked = marked[-1:] if marked else [o for o in options if not _option_disabled(o)][:1]
+        # several marked: the last one wins; none: the first enabled option, in a drop-down
+        # only (a list box, `size` 2 or more, starts with none selected)
+        first = [o for o in options if not _option_disabled(o)][:1]
+        marked = marked[-1:] if marked else first if _display_size(select) <= 1 else []
     return [_option_value(o) for o in marked if not _option_disabled(o)]
+
+
+def _display_size(select: HtmlElement) -> int:
+    """A single `<select>`'s `size` read as the standard's "rules for parsing non-negative
+    integers" (leading spaces, a `+`, then digits); 1 when it is absent or no number."""
+    found = re.match(r"[ \t\n\f\r]*\+?([0-9]+)", select.get("size") or "")
+    return int(found.group(1)) if found else 1
 
 
 def _option_disabled(option: HtmlElement) -> bool:

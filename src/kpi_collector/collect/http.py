@@ -504,10 +504,13 @@ def _default_headers() -> dict[str, str]:
 def _browser_cookie_jar() -> type[aiohttp.CookieJar]:
     """aiohttp's cookie jar, sending `Secure` cookies to loopback http origins too
     (`http://localhost:8080`, `http://127.0.0.1`), which browsers count as secure (a
-    port-forward, an SSH tunnel: the login's session cookie is `Secure`)."""
+    port-forward, an SSH tunnel: the login's session cookie is `Secure`), and each value
+    as the server set it, never quoted anew."""
     import ipaddress
+    from http.cookies import Morsel
 
     import aiohttp
+    from aiohttp._cookie_helpers import preserve_morsel_with_coded_value
     from yarl import URL
 
     def loopback(host: str) -> bool:
@@ -524,6 +527,12 @@ def _browser_cookie_jar() -> type[aiohttp.CookieJar]:
             if request_url.scheme == "http" and loopback(request_url.raw_host or ""):
                 request_url = request_url.with_scheme("https")
             return super().filter_cookies(request_url)
+
+        def _build_morsel(self, cookie: Morsel[str]) -> Morsel[str]:
+            # the value as the server wrote it (RFC 6265 5.4: a browser sends it back byte
+            # for byte); aiohttp's own puts one with `=`, `,`, `{` or `:` in quotes and
+            # escapes it, which a site reading the raw header (PHP, Go, Google's) never knows
+            return preserve_morsel_with_coded_value(cookie)
 
     return BrowserCookieJar
 
@@ -1070,19 +1079,21 @@ def shows_login_form(form: PlainLoginForm, response: Response) -> bool:
     the site did not keep it): an HTML page with a form that has a password input named in
     `fields:` and an input of every other name there, or of two at least (a name the login
     form never had, set by its script, may be among them; a page that only changes a
-    password has other names)."""
+    password has other names); or the form `form:` names, with an input named in `fields:`."""
     if not response.is_html:
         return False
-    if not _PASSWORD_INPUT.search(response.body):  # most pages: no parse needed
-        return False
-    from kpi_collector.collect.forms import FormProblem, controls, parse_html
+    if form.form is None and not _PASSWORD_INPUT.search(response.body):
+        return False  # most pages: no parse needed
+    from kpi_collector.collect.forms import FormProblem, controls, page_forms, parse_html
 
     try:
         doc = parse_html(_as_browser_reads(response), response.url)
     except FormProblem:
         return False
+    if _named_form_back(form, doc):
+        return True
     wanted = set(form.fields)
-    for node in doc.iter("form"):
+    for node in page_forms(doc):
         owned = controls(doc, node)
         names = {c.get("name") for c in owned}
         passwords = {
@@ -1093,11 +1104,34 @@ def shows_login_form(form: PlainLoginForm, response: Response) -> bool:
     return False
 
 
+def _named_form_back(form: PlainLoginForm, doc: Any) -> bool:
+    """Whether `doc` holds the form `form:` names with an input of a name in `fields:`: a
+    login without a password field (an access code, a PIN in a text input) is known by it."""
+    if form.form is None:
+        return False
+    from lxml.cssselect import CSSSelector
+
+    from kpi_collector.collect.forms import controls, page_forms
+
+    forms = page_forms(doc)
+    for node in CSSSelector(form.form)(doc):
+        if node in forms and any(c.get("name") in form.fields for c in controls(doc, node)):
+            return True
+    return False
+
+
 def _check_login(form: PlainLoginForm, filled: FilledForm, result: Response) -> None:
     """Raise LoginError unless the answer to a login looks logged in: `failure:` absent,
     `success:` present, and the login form not back (a form with a password field, or
     what `form:` names)."""
-    from kpi_collector.collect.forms import FormProblem, page_title, parse_html
+    from kpi_collector.collect.forms import (
+        FormProblem,
+        control_type,
+        controls,
+        page_forms,
+        page_title,
+        parse_html,
+    )
 
     try:
         answer = parse_html(_as_browser_reads(result), result.url)
@@ -1112,9 +1146,10 @@ def _check_login(form: PlainLoginForm, filled: FilledForm, result: Response) -> 
     if form.success is not None and _matches(answer, form.success):
         return
     # `type` is read as the standard reads it: `type=PASSWORD` is a password input too
-    came_back = any(
-        (field.get("type") or "").strip().lower() == "password"
-        for field in answer.xpath("//form//input[@type]")
+    came_back = _named_form_back(form, answer) or any(
+        control_type(field) == "password"
+        for node in page_forms(answer)
+        for field in controls(answer, node)
     )
     if came_back:
         raise LoginError(

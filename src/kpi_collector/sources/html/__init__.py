@@ -152,7 +152,7 @@ class PlainHTML(PlainHttpSource):
     ) -> RenderedPage:
         """The DOM Chromium built, as HTML, its final URL and language header (`render:
         true`); `ready` as `Browser.render` takes it."""
-        from kpi_collector.collect.browser import Browser
+        from kpi_collector.collect.browser import Browser, BrowserEnded
 
         browser = ctx.browser or Browser(concurrency=1)
         try:
@@ -171,11 +171,12 @@ class PlainHTML(PlainHttpSource):
                         shown=shown,
                     )
                     return rendered
-                except HttpError as exc:
-                    # the page did not load (connection refused, 5xx, 429): load it again,
-                    # after its `Retry-After` (one longer than the source's budget: never);
-                    # a page that loaded but never showed `wait_for` is not retried
-                    asked = exc.retry_after
+                except (HttpError, BrowserEnded) as exc:
+                    # the page did not load (connection refused, 5xx, 429) or Chromium ended:
+                    # load it again, after its `Retry-After` (one longer than the source's
+                    # budget: never); a page that loaded but never showed `wait_for` is not
+                    # retried
+                    asked = exc.retry_after if isinstance(exc, HttpError) else None
                     if (
                         not exc.transient
                         or attempt == ctx.retries
