@@ -337,7 +337,7 @@ class Browser:
         login: PlainLoginForm | None,
         send_headers: dict[str, str],
         max_bytes: int | None,
-        ready: Callable[[str, str], Awaitable[bool]] | None,
+        ready: Callable[[str, str, str | None], Awaitable[bool]] | None,
         shown: bool,
     ) -> RenderedPage:
         """`render` of `target` (its query and auth in place); `ended` gets the Chromium it
