@@ -234,3 +234,53 @@ def test_an_average_over_a_day_without_visits_is_no_figure(plausible: FakePlausi
     )
     # a day with visits: its own rate (`visits` read along, not stored)
     assert collect(source, now=NOW - timedelta(days=1)) == {"bounce_rate": 45.0}
+
+
+def test_kpi_run_stamps_each_value_with_the_day_it_describes(
+    plausible: FakePlausible, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kpi run` stored yesterday's visitors with the run's moment: the 9th's figures stamped
+    the 10th, compared with the previous run's (the 8th's) as if they were of one day, and a
+    site in a time zone behind the config's gave the 8th's figures stamped the 10th too.
+    Each value is stamped with the end of the day it describes, once a day, as `kpi
+    backfill` stamps it."""
+    from zoneinfo import ZoneInfo
+
+    from kpi_collector.pipeline import Pipeline
+
+    berlin = ZoneInfo("Europe/Berlin")
+    monkeypatch.setenv("PLAUSIBLE_API_KEY", KEY)
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\ntimezone: Europe/Berlin\nsources:\n"
+        "  - {name: web, type: plausible, site_id: example.com, metrics: [visitors],"
+        f' api_key: "${{PLAUSIBLE_API_KEY}}", api_url: "{plausible.url}"}}\n'
+    )
+    plausible.time_zone = "America/Los_Angeles"
+    plausible.sites["example.com"][TODAY - timedelta(days=1)] = figures(-90)  # so far
+    pipeline = Pipeline.from_config(tmp_path / "kpi.yaml")
+    assert pipeline.store is not None
+
+    def end_of(days: int) -> float:
+        day = TODAY - timedelta(days=days)
+        return datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=berlin).timestamp()
+
+    # 07:00 in Berlin, the 9th still under way in Los Angeles: the 8th's figure, on the 8th
+    early = pipeline.process(deliver=False, now=NOW - timedelta(hours=1))
+    assert early.errors == {}
+    assert early.values == {"web.visitors": 102.0}
+    assert early.stamps == {"web.visitors": end_of(2)}
+    assert early.to_dict()["values"][0]["day"] == (TODAY - timedelta(days=2)).isoformat()
+    assert [(ts, v) for _, ts, v in pipeline.store.rows(["web.visitors"])] == [(end_of(2), 102.0)]
+    # the 9th is over in Los Angeles at 09:00 in Berlin: its figure, on the 9th
+    plausible.sites["example.com"][TODAY - timedelta(days=1)] = figures(1)
+    later = pipeline.process(deliver=False, now=NOW + timedelta(hours=2))
+    assert later.errors == {}
+    assert later.stamps == {"web.visitors": end_of(1)}
+    assert later.previous == {"web.visitors": 102.0}  # the day before, not a run's moment
+    assert [(ts, v) for _, ts, v in pipeline.store.rows(["web.visitors"])] == [
+        (end_of(2), 102.0),
+        (end_of(1), 101.0),
+    ]
+    again = pipeline.process(deliver=False, now=NOW + timedelta(hours=5))  # once a day
+    assert again.values == {"web.visitors": 101.0}
+    assert len(pipeline.store.rows(["web.visitors"])) == 2
