@@ -399,23 +399,22 @@ class Pipeline:
         for kpi, message in derived.items():
             result.errors[kpi] = message
             errors.append(RunError("formula", kpi, message, transient=False))
-        if days is not None:
-            if store is not None and run_id is not None and self._fills_in():
-                missed = await fill_missed_days(
-                    store,
-                    days,
-                    newest or {},
-                    described=described_days(days, outcomes),
-                    failed={outcome.source for outcome in outcomes if outcome.errors},
-                    kpis=self.kpis,
-                    defaults=self.defaults,
-                    tz=self.tz,
-                    base_dir=self.base_dir,
-                    now=started,
-                )
-                for error in missed:
-                    result.errors.setdefault(error.kpi or error.source, error.message)
-                errors += missed
+        if days is not None and store is not None and run_id is not None and self._fills_in():
+            missed = await fill_missed_days(
+                store,
+                days,
+                newest or {},
+                described=described_days(days, outcomes),
+                failed={outcome.source for outcome in outcomes if outcome.errors},
+                kpis=self.kpis,
+                defaults=self.defaults,
+                tz=self.tz,
+                base_dir=self.base_dir,
+                now=started,
+            )
+            for error in missed:
+                result.errors.setdefault(error.kpi or error.source, error.message)
+            errors += missed
         result.finished_at = datetime.now(UTC)
         if store is not None and run_id is not None:
             ts = started.timestamp()

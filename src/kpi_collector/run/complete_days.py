@@ -185,9 +185,7 @@ def kept_values(
             if stamp == plan.stamp and newest is not None
             else store.latest(sorted(kpis), before=stamp)
         )
-        kept.update(
-            {k: rows[k].value for k in kpis if k in rows and rows[k].ts == stamp}
-        )
+        kept.update({k: rows[k].value for k in kpis if k in rows and rows[k].ts == stamp})
     return kept
 
 
