@@ -286,3 +286,45 @@ def test_kpi_run_stamps_each_value_with_the_day_it_describes(
     again = pipeline.process(deliver=False, now=NOW + timedelta(hours=5))  # once a day
     assert again.values == {"web.visitors": 101.0}
     assert len(pipeline.store.rows(["web.visitors"])) == 2
+
+
+def test_a_formula_mixing_a_day_and_a_moment_uses_the_stored_day(
+    plausible: FakePlausible, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A formula over yesterday's visitors and a value of the run's moment is a value of the
+    run's moment (stamped with its start, compared with the run before), computed from the
+    day's value as stored: a re-run after Plausible's figures of the day changed (late
+    events) computed it from a visitors figure it did not store."""
+    from kpi_collector.pipeline import Pipeline
+
+    monkeypatch.setenv("PLAUSIBLE_API_KEY", KEY)
+    (tmp_path / "kpi_team_numbers.py").write_text("def team():\n    return {'size': 4}\n")
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\ntimezone: UTC\n"
+        "kpis:\n"
+        '  web.per_head: {formula: "web.visitors / team.size"}\n'
+        '  web.double: {formula: "web.visitors * 2"}\n'
+        "sources:\n"
+        "  - {name: web, type: plausible, site_id: example.com, metrics: [visitors],"
+        f' api_key: "${{PLAUSIBLE_API_KEY}}", api_url: "{plausible.url}"}}\n'
+        "  - {name: team, type: python, function: kpi_team_numbers:team}\n"
+    )
+    pipeline = Pipeline.from_config(tmp_path / "kpi.yaml")
+    store = pipeline.store
+    assert store is not None
+    first = pipeline.process(deliver=False, now=NOW)
+    assert first.errors == {}
+    assert first.values["web.per_head"] == 101.0 / 4
+    assert "web.per_head" not in first.stamps  # the run's moment
+    days = {v["kpi"]: v["day"] for v in first.to_dict()["values"]}
+    assert days["web.per_head"] is None and days["web.double"] == days["web.visitors"]
+    assert first.stamps["web.double"] == first.stamps["web.visitors"]  # the day's, alone
+    plausible.sites["example.com"][TODAY - timedelta(days=1)] = figures(99)  # late events
+    again = pipeline.process(deliver=False, now=NOW + timedelta(hours=3))
+    assert again.errors == {}
+    assert again.values["web.visitors"] == 101.0  # stored once a day
+    assert again.values["web.double"] == 202.0
+    assert again.values["web.per_head"] == 101.0 / 4  # from the stored day, not 199 / 4
+    assert again.previous["web.per_head"] == 101.0 / 4  # the run before's
+    stored = {(kpi, value) for kpi, _, value in store.rows()}
+    assert ("web.visitors", 199.0) not in stored and ("web.double", 398.0) not in stored

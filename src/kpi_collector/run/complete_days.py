@@ -140,8 +140,12 @@ def formula_stamps(
             if kpi in found or kpi in errors:
                 continue
             known = {**stamps, **found}
-            if any(i in errors for i in needed):
-                errors[kpi] = f"{kpi}: an input describes another day than the others"
+            mixed = sorted(i for i in needed if i in errors)
+            if mixed:
+                errors[kpi] = (
+                    f"{kpi}: not stored: its input {mixed[0]} is of no one day (its own inputs "
+                    "describe different days)"
+                )
                 grew = True
             elif all(i in known for i in needed):
                 days = sorted({known[i] for i in needed})
@@ -150,9 +154,9 @@ def formula_stamps(
                 else:
                     described = ", ".join(f"{i} {_day_of(known[i], plan)}" for i in sorted(needed))
                     errors[kpi] = (
-                        f"its inputs describe different days ({described}): a figure of no "
-                        "one day, not stored; the next run computes it once they describe the "
-                        "same day"
+                        f"{kpi}: not stored: its inputs describe different days ({described}), "
+                        "a figure of no one day; a run once every service has ended that day "
+                        "computes it"
                     )
                 grew = True
     return found, errors
