@@ -328,3 +328,55 @@ def test_a_formula_mixing_a_day_and_a_moment_uses_the_stored_day(
     assert again.previous["web.per_head"] == 101.0 / 4  # the run before's
     stored = {(kpi, value) for kpi, _, value in store.rows()}
     assert ("web.visitors", 199.0) not in stored and ("web.double", 398.0) not in stored
+
+
+def test_a_formula_over_a_site_behind_and_a_day_on_time_is_of_the_earlier_day(
+    plausible: FakePlausible, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daily job at 07:00 in Berlin: the site in Los Angeles gives the day before
+    yesterday, `active_users` yesterday. `visitors / dau` divided two days' figures, stored
+    as one day's. Such a formula is computed for the earlier day, from that day's stored
+    values (yesterday's run stored its DAU), and stamped with that day's end."""
+    from zoneinfo import ZoneInfo
+
+    from kpi_collector.pipeline import Pipeline
+    from tests.test_activity import write_parquet
+
+    berlin = ZoneInfo("Europe/Berlin")
+    monkeypatch.setenv("PLAUSIBLE_API_KEY", KEY)
+    plausible.time_zone = "America/Los_Angeles"
+    march = [datetime(2026, 3, d, 12, tzinfo=UTC) for d in (8, 9)]
+    write_parquet(tmp_path / "events.parquet", [("a", march[0]), ("b", march[0]), ("a", march[1])])
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\ntimezone: Europe/Berlin\n"
+        "kpis:\n"
+        '  web.per_user: {formula: "web.visitors / telemetry.dau"}\n'
+        "sources:\n"
+        "  - {name: web, type: plausible, site_id: example.com, metrics: [visitors],"
+        f' api_key: "${{PLAUSIBLE_API_KEY}}", api_url: "{plausible.url}"}}\n'
+        "  - {name: telemetry, type: active_users, events: events.parquet, user: user_id,"
+        " time: ts}\n"
+    )
+    pipeline = Pipeline.from_config(tmp_path / "kpi.yaml")
+    store = pipeline.store
+    assert store is not None
+
+    def end(day: int) -> float:
+        return datetime(2026, 3, day, 23, 59, 59, tzinfo=berlin).timestamp()
+
+    # the 9th at 07:00: the site's 7th, the 8th's DAU; no DAU of the 7th to divide by
+    first = pipeline.process(deliver=False, now=datetime(2026, 3, 9, 7, tzinfo=berlin))
+    assert first.stamps == {
+        "web.visitors": end(7),
+        **{f"telemetry.{m}": end(8) for m in ("dau", "wau", "mau")},
+    }
+    assert set(first.errors) == {"web.per_user"}
+    assert "2026-03-07's values of them are not all stored" in first.errors["web.per_user"]
+    assert "web.per_user" not in first.values
+    # the 10th at 07:00: the site's 8th, the 9th's DAU: the 8th's visitors over its DAU
+    second = pipeline.process(deliver=False, now=datetime(2026, 3, 10, 7, tzinfo=berlin))
+    assert second.errors == {}
+    assert second.values["web.per_user"] == 102.0 / 2
+    assert second.stamps["web.per_user"] == end(8)
+    per_user = [(ts, v) for _, ts, v in store.rows(["web.per_user"])]
+    assert per_user == [(end(8), 51.0)]  # never a ratio of two days

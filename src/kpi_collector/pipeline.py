@@ -371,6 +371,7 @@ class Pipeline:
                 result.errors[kpi_id or outcome.source] = failure.message
                 errors.append(RunError(outcome.source, kpi_id, failure.message, failure.transient))
         kept: dict[str, float] = {}
+        mixed: dict[str, float] = {}
         if days is not None:
             # each value of a complete day is stamped with that day's end; a day stored
             # already (a run earlier today, `kpi backfill`) is kept, and the run shows it
@@ -388,9 +389,14 @@ class Pipeline:
         )
         if days is not None:
             formulas, mixed = formula_stamps(days, result.values, result.stamps, self.kpis)
-            for kpi in mixed:
+            for kpi in mixed:  # a figure of two days: computed again from the earlier one's
                 result.values.pop(kpi, None)
-            derived.update(mixed)
+                if store is None or run_id is None:
+                    derived[kpi] = (
+                        f"{kpi}: not computed: its inputs describe different days (a "
+                        "service's day is still under way); a run that stores computes it "
+                        "from the earlier day's stored values"
+                    )
             if store is not None and run_id is not None and formulas:
                 more = await asyncio.to_thread(kept_values, store, formulas, days, newest)
                 result.values.update(more)
@@ -431,6 +437,10 @@ class Pipeline:
                 errors=errors,
                 finished_at=result.finished_at.timestamp(),
             )
+            if mixed:
+                again = await asyncio.to_thread(self._mixed_days, store, mixed, result)
+                for kpi, message in again.items():
+                    result.errors[kpi] = message
             unplanned = result.values.keys() - planned if previous is not None else set()
             if previous is None or unplanned:  # a source that gave metrics it did not declare
                 asked = list(result.values) if previous is None else sorted(unplanned)
@@ -455,6 +465,44 @@ class Pipeline:
             await self.deliver(result)
             await self.check_alerts(result)
         return result
+
+    def _mixed_days(
+        self, store: HistoryStore, mixed: Mapping[str, float], result: RunResult
+    ) -> dict[str, str]:
+        """Compute the derived KPIs whose inputs described different days in this run (a
+        service whose day is under way beside one whose is not) for the earliest of those
+        days (`mixed`: KPI id -> that day's stamp), from the day's stored values, as `kpi
+        backfill` does, into `result` with their stamps. Returns the errors by KPI id of
+        those that day cannot give (an input not stored for it)."""
+        from kpi_collector.run.backfill import backfill_formulas
+
+        by_stamp: dict[float, list[str]] = {}
+        for kpi, stamp in mixed.items():
+            by_stamp.setdefault(stamp, []).append(kpi)
+        errors: dict[str, str] = {}
+        for stamp, kpis in by_stamp.items():
+            day = datetime.fromtimestamp(stamp, self.tz).date()
+            try:
+                backfill_formulas(
+                    store, {k: self.kpis[k] for k in kpis}, tz=self.tz, since=day, until=day
+                )
+                rows = store.latest(sorted(kpis), before=stamp)
+            except StoreError as exc:
+                errors.update({k: f"{k}: not computed for {day}: {exc}" for k in kpis})
+                continue
+            for kpi in kpis:
+                row = rows.get(kpi)
+                if row is not None and row.ts == stamp:
+                    result.values[kpi] = row.value
+                    result.stamps[kpi] = stamp
+                    result.sources[kpi] = "formula"
+                else:
+                    errors[kpi] = (
+                        f"{kpi}: not computed: its inputs describe different days (a "
+                        f"service's day is still under way), and {day}'s values of them are "
+                        "not all stored; `kpi backfill` fills them in"
+                    )
+        return errors
 
     async def _collect(
         self,

@@ -116,20 +116,21 @@ def formula_stamps(
     values: Mapping[str, float],
     stamps: Mapping[str, float],
     kpis: Mapping[str, KpiSpec],
-) -> tuple[dict[str, float], dict[str, str]]:
-    """The stamps of the derived KPIs of `plan.kpis` that have a value: that of their
-    inputs, all of one day; and the errors (by KPI id) of those whose inputs describe
-    different days (a source whose service has not finished yesterday beside one that has):
-    a ratio of two days is no figure of either, and is not stored."""
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The stamps of the derived KPIs of `plan.kpis` that have a value, by KPI id: that of
+    their inputs, all of one day; and, apart, those whose inputs describe different days (a
+    source whose service has not finished yesterday beside one that has), with the stamp of
+    the earliest: the run's value of such a formula mixes two days (a ratio of no one day's
+    figures), and is computed again from that day's stored values (`backfill_formulas`)."""
     found: dict[str, float] = {}
-    errors: dict[str, str] = {}
+    mixed: dict[str, float] = {}
     formulas = {
         kpi: spec.formula
         for kpi, spec in kpis.items()
         if spec.formula and kpi in plan.kpis and kpi in values
     }
     if not formulas:
-        return found, errors
+        return found, mixed
     from kpi_collector.config.formula import Formula
 
     inputs = {kpi: Formula.parse(text).inputs for kpi, text in formulas.items()}
@@ -137,36 +138,16 @@ def formula_stamps(
     while grew:  # a formula over formulas: once its inputs have theirs
         grew = False
         for kpi, needed in inputs.items():
-            if kpi in found or kpi in errors:
+            known = {**stamps, **found, **mixed}
+            if kpi in found or kpi in mixed or not all(i in known for i in needed):
                 continue
-            known = {**stamps, **found}
-            mixed = sorted(i for i in needed if i in errors)
-            if mixed:
-                errors[kpi] = (
-                    f"{kpi}: not stored: its input {mixed[0]} is of no one day (its own inputs "
-                    "describe different days)"
-                )
-                grew = True
-            elif all(i in known for i in needed):
-                days = sorted({known[i] for i in needed})
-                if len(days) == 1:
-                    found[kpi] = days[0]
-                else:
-                    described = ", ".join(f"{i} {_day_of(known[i], plan)}" for i in sorted(needed))
-                    errors[kpi] = (
-                        f"{kpi}: not stored: its inputs describe different days ({described}), "
-                        "a figure of no one day; a run once every service has ended that day "
-                        "computes it"
-                    )
-                grew = True
-    return found, errors
-
-
-def _day_of(stamp: float, plan: CompleteDays) -> str:
-    """The local day a stamp ends, as ISO text (plan.day's for its stamp)."""
-    if stamp == plan.stamp:
-        return plan.day.isoformat()
-    return (plan.day - timedelta(days=round((plan.stamp - stamp) / 86400))).isoformat()
+            days = sorted({known[i] for i in needed})
+            if len(days) == 1 and not any(i in mixed for i in needed):
+                found[kpi] = days[0]
+            else:
+                mixed[kpi] = days[0]
+            grew = True
+    return found, mixed
 
 
 def kept_values(
