@@ -165,11 +165,10 @@ def kept_values(
         by_stamp.setdefault(stamp, []).append(kpi)
     kept: dict[str, float] = {}
     for stamp, kpis in by_stamp.items():
-        rows = (
-            newest
-            if stamp == plan.stamp and newest is not None
-            else store.latest(sorted(kpis), before=stamp)
-        )
+        if stamp == plan.stamp and newest is not None and all(k in plan.kpis for k in kpis):
+            rows = newest
+        else:  # another day's, or a metric the source gave beyond those it declared
+            rows = store.latest(sorted(kpis), before=stamp)
         kept.update({k: rows[k].value for k in kpis if k in rows and rows[k].ts == stamp})
     return kept
 
