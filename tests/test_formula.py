@@ -760,3 +760,20 @@ def test_a_formula_over_complete_days_of_different_days_is_set_apart() -> None:
     found, mixed = formula_stamps(plan, values, stamps, kpis)
     assert found == {"r.same": end(9)}
     assert mixed == {"r.mixed": end(8), "r.over": end(8)}
+
+
+def test_a_formula_over_a_stored_day_in_a_run_of_some_sources_is_of_that_day() -> None:
+    """In a run of some sources (`--only web`) a formula over complete days takes the inputs
+    the run did not collect from the store: it got the run's moment as its stamp, a day's
+    ratio stored beside the days' as if of today. Such an input counts as the day's."""
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo
+
+    from kpi_collector.config.models import KpiSpec
+    from kpi_collector.run.complete_days import CompleteDays, formula_stamps
+
+    stamp = datetime(2026, 3, 9, 23, 59, 59, tzinfo=ZoneInfo("Europe/Berlin")).timestamp()
+    plan = CompleteDays(date(2026, 3, 9), stamp, {}, {"web.visitors", "app.users", "r.ratio"})
+    kpis = {"r.ratio": KpiSpec(formula="web.visitors / app.users")}
+    values = {"web.visitors": 10.0, "r.ratio": 2.0}  # app.users: stored, not collected
+    assert formula_stamps(plan, values, {"web.visitors": stamp}, kpis) == ({"r.ratio": stamp}, {})

@@ -139,9 +139,11 @@ def formula_stamps(
         grew = False
         for kpi, needed in inputs.items():
             known = {**stamps, **found, **mixed}
-            if kpi in found or kpi in mixed or not all(i in known for i in needed):
+            if kpi in found or kpi in mixed or any(i in inputs and i not in known for i in needed):
                 continue
-            days = sorted({known[i] for i in needed})
+            # an input the run did not collect (a run of some sources: `--only`, a source's
+            # own schedule) is the stored value of the day
+            days = sorted({known.get(i, plan.stamp) for i in needed})
             if len(days) == 1 and not any(i in mixed for i in needed):
                 found[kpi] = days[0]
             else:
