@@ -516,6 +516,26 @@ def test_a_batch_answered_twice_keeps_each_sources_first_outcome() -> None:
     assert set(outcomes) == {"s1", "s2"}
 
 
+def test_the_day_a_workers_source_describes_reaches_the_run() -> None:
+    """A source of complete days that read the day before yesterday (its service's day
+    under way) says so (`SourceOutcome.day`): through a worker the day was dropped, and the
+    run stamped the day before's figures as yesterday's. It travels with the outcome; a
+    worker of an earlier version sends none (yesterday)."""
+    from datetime import date
+
+    from kpi_collector.run.celery_executor import Batch, keep_first
+
+    outcomes: dict[str, Any] = {}
+    answer = {
+        "worker": "a@x",
+        "refused": False,
+        "outcomes": [["web", {"visitors": 3.0}, [], 0.1, "2026-03-08"], ["app", {}, [], 0.1]],
+    }
+    keep_first(outcomes, Batch("kpi", ["web", "app"]), answer, "f")
+    assert outcomes["web"].day == date(2026, 3, 8)
+    assert outcomes["app"].day is None
+
+
 def test_a_refusal_fails_the_batch_in_one_line_naming_both_fingerprints() -> None:
     from kpi_collector.run.celery_executor import Batch, keep_first
 

@@ -804,3 +804,38 @@ def test_a_run_after_a_change_of_the_clocks_stores_that_whole_day(
     assert result.values["telemetry.dau"] == 2.0
     assert pipeline.store is not None
     assert daily(pipeline.store, "telemetry.dau") == {day: [2.0]}
+
+
+def test_a_rerun_the_same_day_shows_the_value_it_kept_not_one_it_did_not_store(
+    folder: Path,
+) -> None:
+    """Late events of yesterday arrive between two runs of the same day: the second run
+    showed (table, `--format json`) the new DAU while the store kept the first run's, a
+    number nowhere stored. The day's value is stored once: a re-run shows the stored one,
+    and the JSON names the day each complete-day value describes."""
+    from kpi_collector.pipeline import Pipeline
+
+    (folder / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\n"
+        "timezone: Europe/Berlin\n"
+        "sources:\n"
+        "  - {name: telemetry, type: active_users, events: events/*.parquet,"
+        " user: user_id, time: ts}\n"
+    )
+    pipeline = Pipeline.from_config(folder / "kpi.yaml")
+    store = pipeline.store
+    assert store is not None
+    first = pipeline.process(deliver=False, now=NOW)  # April 9th, at 07:00 on the 10th
+    assert first.values["telemetry.dau"] == 1.0
+    # d and e were active on April 9th; their events came in late
+    write_parquet(
+        folder / "events" / "part-3.parquet",
+        [("d", datetime(2024, 4, 9, 10, tzinfo=UTC)), ("e", datetime(2024, 4, 9, 11, tzinfo=UTC))],
+    )
+    again = pipeline.process(deliver=False, now=NOW + timedelta(hours=9))
+    assert again.errors == {}
+    stored = daily(store, "telemetry.dau")
+    assert stored == {date(2024, 4, 9): [1.0]}  # once a day: the first run's
+    assert again.values["telemetry.dau"] == 1.0  # what the store holds, not 3
+    entry = next(v for v in again.to_dict()["values"] if v["kpi"] == "telemetry.dau")
+    assert entry["value"] == 1.0 and entry["day"] == "2024-04-09"

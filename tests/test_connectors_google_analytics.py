@@ -239,10 +239,9 @@ def test_kpi_run_and_backfill_end_to_end(tmp_path: Path) -> None:
         ran, first, second = run_and_backfill_twice(tmp_path, since, source="web", env=env)
         tokens = list(fake.tokens)
     rows, dump = observations(tmp_path), store_dump(tmp_path)
-    assert [v for k, v, b in rows if k == "web.page_views" and b] == [
-        1150.0
-    ] * 4  # 4 days ago: none
-    assert ("web.users", 200.0, 0) in rows
+    # 4 days ago: none; yesterday, stored by the run with its stamp: not a second time
+    assert [v for k, v, b in rows if k == "web.page_views" and b] == [1150.0] * 3
+    assert ("web.users", 200.0, 0) in rows and ("web.page_views", 1150.0, 0) in rows
     secret_line = key["private_key"].splitlines()[1]
     for text in (ran.stdout, ran.stderr, first.stdout, first.stderr, second.stdout, dump):
         assert secret_line not in text and all(t not in text for t in tokens)
@@ -280,3 +279,18 @@ def test_a_report_that_stops_short_of_its_row_count_is_an_error(ga: FakeAnalytic
     ga.inject(200, {"rowCount": 5, "kind": "analyticsData#runReport"}, path="runReport")
     with pytest.raises(ExtractError, match="gave 1 of the report's 5 rows, then no more"):
         backfill(source(ga, metrics=["sessions"]), TODAY - timedelta(days=6), now=NOW)
+
+
+def test_each_days_figures_are_stamped_with_the_day_they_describe(ga: FakeAnalytics) -> None:
+    """`kpi run` stored yesterday's users, sessions and page views with the run's moment,
+    and the day before's (the property's yesterday under way) the same: every metric is one
+    whole day's (the 7- and 28-day ones end that day), so the source gives complete days,
+    and says which when it is not the config's yesterday; the run stamps them so."""
+    assert GoogleAnalytics.complete_days
+    ga.time_zone = "America/Los_Angeles"
+    early = NOW - timedelta(hours=1)  # 2026-03-10 07:00 in Berlin, 2026-03-09 23:00 in LA
+    got = outcome(source(ga, metrics=["sessions"]), now=early, tz="Europe/Berlin")
+    assert got.values == {"sessions": 275.0} and got.day == TODAY - timedelta(days=2)
+    later = NOW + timedelta(hours=2)  # 02:00 on the 10th in Los Angeles: the 9th is over
+    got = outcome(source(ga, metrics=["sessions"]), now=later, tz="Europe/Berlin")
+    assert got.values == {"sessions": 275.0} and got.day is None  # yesterday

@@ -177,3 +177,15 @@ def test_a_segmentation_answer_without_values_is_an_error_not_0(mixpanel: FakeMi
     assert result.values == {}
     ((_, message, _),) = result.errors
     assert "the segmentation answer has no data.values" in message
+
+
+def test_the_windows_are_stamped_with_the_day_they_end(mixpanel: FakeMixpanel) -> None:
+    """`kpi run` stored the windows ending yesterday (or the day before, the project's day
+    under way) with the run's moment: every metric is a window of whole days, so the source
+    gives complete days and names the day they end when it is not the config's yesterday."""
+    assert Mixpanel.complete_days
+    mixpanel.timezone = "America/Los_Angeles"
+    now = NOW - timedelta(hours=3)  # 2026-03-10 04:00 UTC, 2026-03-09 21:00 in Los Angeles
+    source = mixpanel_source(mixpanel, event="pageview", project_timezone="America/Los_Angeles")
+    assert outcome(source, now=now).day == YESTERDAY - timedelta(days=1)
+    assert outcome(mixpanel_source(mixpanel, event="pageview"), now=NOW).day is None

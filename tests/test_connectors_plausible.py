@@ -116,8 +116,10 @@ def test_kpi_run_and_backfill_end_to_end(tmp_path: Path) -> None:
         ran, first, second = run_and_backfill_twice(tmp_path, since, source="web")
     rows, dump = observations(tmp_path), store_dump(tmp_path)
     visitors = [(v, b) for k, v, b in rows if k == "web.visitors"]
-    assert visitors[-1] == (101.0, 0)  # yesterday's figure, collected live by the run
-    assert [v for v, b in visitors if b] == [110.0 - n for n in range(10)]
+    # yesterday's figure, collected by the run and stamped with yesterday's end, where the
+    # backfill finds it stored: not a second time
+    assert visitors[-1] == (101.0, 0)
+    assert [v for v, b in visitors if b] == [110.0 - n for n in range(9)]
     assert f"(the service has nothing before {today - timedelta(days=10)})" in first.stdout
     for text in (ran.stdout, ran.stderr, first.stdout, second.stdout, dump):
         assert KEY not in text
@@ -234,3 +236,147 @@ def test_an_average_over_a_day_without_visits_is_no_figure(plausible: FakePlausi
     )
     # a day with visits: its own rate (`visits` read along, not stored)
     assert collect(source, now=NOW - timedelta(days=1)) == {"bounce_rate": 45.0}
+
+
+def test_kpi_run_stamps_each_value_with_the_day_it_describes(
+    plausible: FakePlausible, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kpi run` stored yesterday's visitors with the run's moment: the 9th's figures stamped
+    the 10th, compared with the previous run's (the 8th's) as if they were of one day, and a
+    site in a time zone behind the config's gave the 8th's figures stamped the 10th too.
+    Each value is stamped with the end of the day it describes, once a day, as `kpi
+    backfill` stamps it."""
+    from zoneinfo import ZoneInfo
+
+    from kpi_collector.pipeline import Pipeline
+
+    berlin = ZoneInfo("Europe/Berlin")
+    monkeypatch.setenv("PLAUSIBLE_API_KEY", KEY)
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\ntimezone: Europe/Berlin\nsources:\n"
+        "  - {name: web, type: plausible, site_id: example.com, metrics: [visitors],"
+        f' api_key: "${{PLAUSIBLE_API_KEY}}", api_url: "{plausible.url}"}}\n'
+    )
+    plausible.time_zone = "America/Los_Angeles"
+    plausible.sites["example.com"][TODAY - timedelta(days=1)] = figures(-90)  # so far
+    pipeline = Pipeline.from_config(tmp_path / "kpi.yaml")
+    assert pipeline.store is not None
+
+    def end_of(days: int) -> float:
+        day = TODAY - timedelta(days=days)
+        return datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=berlin).timestamp()
+
+    # 07:00 in Berlin, the 9th still under way in Los Angeles: the 8th's figure, on the 8th
+    early = pipeline.process(deliver=False, now=NOW - timedelta(hours=1))
+    assert early.errors == {}
+    assert early.values == {"web.visitors": 102.0}
+    assert early.stamps == {"web.visitors": end_of(2)}
+    assert early.to_dict()["values"][0]["day"] == (TODAY - timedelta(days=2)).isoformat()
+    assert [(ts, v) for _, ts, v in pipeline.store.rows(["web.visitors"])] == [(end_of(2), 102.0)]
+    # the 9th is over in Los Angeles at 09:00 in Berlin: its figure, on the 9th
+    plausible.sites["example.com"][TODAY - timedelta(days=1)] = figures(1)
+    later = pipeline.process(deliver=False, now=NOW + timedelta(hours=2))
+    assert later.errors == {}
+    assert later.stamps == {"web.visitors": end_of(1)}
+    assert later.previous == {"web.visitors": 102.0}  # the day before, not a run's moment
+    assert [(ts, v) for _, ts, v in pipeline.store.rows(["web.visitors"])] == [
+        (end_of(2), 102.0),
+        (end_of(1), 101.0),
+    ]
+    again = pipeline.process(deliver=False, now=NOW + timedelta(hours=5))  # once a day
+    assert again.values == {"web.visitors": 101.0}
+    assert len(pipeline.store.rows(["web.visitors"])) == 2
+
+
+def test_a_formula_mixing_a_day_and_a_moment_uses_the_stored_day(
+    plausible: FakePlausible, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A formula over yesterday's visitors and a value of the run's moment is a value of the
+    run's moment (stamped with its start, compared with the run before), computed from the
+    day's value as stored: a re-run after Plausible's figures of the day changed (late
+    events) computed it from a visitors figure it did not store."""
+    from kpi_collector.pipeline import Pipeline
+
+    monkeypatch.setenv("PLAUSIBLE_API_KEY", KEY)
+    (tmp_path / "kpi_team_numbers.py").write_text("def team():\n    return {'size': 4}\n")
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\ntimezone: UTC\n"
+        "kpis:\n"
+        '  web.per_head: {formula: "web.visitors / team.size"}\n'
+        '  web.double: {formula: "web.visitors * 2"}\n'
+        "sources:\n"
+        "  - {name: web, type: plausible, site_id: example.com, metrics: [visitors],"
+        f' api_key: "${{PLAUSIBLE_API_KEY}}", api_url: "{plausible.url}"}}\n'
+        "  - {name: team, type: python, function: kpi_team_numbers:team}\n"
+    )
+    pipeline = Pipeline.from_config(tmp_path / "kpi.yaml")
+    store = pipeline.store
+    assert store is not None
+    first = pipeline.process(deliver=False, now=NOW)
+    assert first.errors == {}
+    assert first.values["web.per_head"] == 101.0 / 4
+    assert "web.per_head" not in first.stamps  # the run's moment
+    days = {v["kpi"]: v["day"] for v in first.to_dict()["values"]}
+    assert days["web.per_head"] is None and days["web.double"] == days["web.visitors"]
+    assert first.stamps["web.double"] == first.stamps["web.visitors"]  # the day's, alone
+    plausible.sites["example.com"][TODAY - timedelta(days=1)] = figures(99)  # late events
+    again = pipeline.process(deliver=False, now=NOW + timedelta(hours=3))
+    assert again.errors == {}
+    assert again.values["web.visitors"] == 101.0  # stored once a day
+    assert again.values["web.double"] == 202.0
+    assert again.values["web.per_head"] == 101.0 / 4  # from the stored day, not 199 / 4
+    assert again.previous["web.per_head"] == 101.0 / 4  # the run before's
+    stored = {(kpi, value) for kpi, _, value in store.rows()}
+    assert ("web.visitors", 199.0) not in stored and ("web.double", 398.0) not in stored
+
+
+def test_a_formula_over_a_site_behind_and_a_day_on_time_is_of_the_earlier_day(
+    plausible: FakePlausible, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daily job at 07:00 in Berlin: the site in Los Angeles gives the day before
+    yesterday, `active_users` yesterday. `visitors / dau` divided two days' figures, stored
+    as one day's. Such a formula is computed for the earlier day, from that day's stored
+    values (yesterday's run stored its DAU), and stamped with that day's end."""
+    from zoneinfo import ZoneInfo
+
+    from kpi_collector.pipeline import Pipeline
+    from tests.test_activity import write_parquet
+
+    berlin = ZoneInfo("Europe/Berlin")
+    monkeypatch.setenv("PLAUSIBLE_API_KEY", KEY)
+    plausible.time_zone = "America/Los_Angeles"
+    march = [datetime(2026, 3, d, 12, tzinfo=UTC) for d in (8, 9)]
+    write_parquet(tmp_path / "events.parquet", [("a", march[0]), ("b", march[0]), ("a", march[1])])
+    (tmp_path / "kpi.yaml").write_text(
+        "store: sqlite:///kpi.db\ntimezone: Europe/Berlin\n"
+        "kpis:\n"
+        '  web.per_user: {formula: "web.visitors / telemetry.dau"}\n'
+        "sources:\n"
+        "  - {name: web, type: plausible, site_id: example.com, metrics: [visitors],"
+        f' api_key: "${{PLAUSIBLE_API_KEY}}", api_url: "{plausible.url}"}}\n'
+        "  - {name: telemetry, type: active_users, events: events.parquet, user: user_id,"
+        " time: ts}\n"
+    )
+    pipeline = Pipeline.from_config(tmp_path / "kpi.yaml")
+    store = pipeline.store
+    assert store is not None
+
+    def end(day: int) -> float:
+        return datetime(2026, 3, day, 23, 59, 59, tzinfo=berlin).timestamp()
+
+    # the 9th at 07:00: the site's 7th, the 8th's DAU; no DAU of the 7th to divide by
+    first = pipeline.process(deliver=False, now=datetime(2026, 3, 9, 7, tzinfo=berlin))
+    assert first.stamps == {
+        "web.visitors": end(7),
+        **{f"telemetry.{m}": end(8) for m in ("dau", "wau", "mau")},
+    }
+    assert set(first.errors) == {"web.per_user"}
+    assert "2026-03-07's values of them are not all stored" in first.errors["web.per_user"]
+    assert "web.per_user" not in first.values
+    # the 10th at 07:00: the site's 8th, the 9th's DAU: the 8th's visitors over its DAU
+    second = pipeline.process(deliver=False, now=datetime(2026, 3, 10, 7, tzinfo=berlin))
+    assert second.errors == {}
+    assert second.values["web.per_user"] == 102.0 / 2
+    assert second.stamps["web.per_user"] == end(8)
+    per_user = [(ts, v) for _, ts, v in store.rows(["web.per_user"])]
+    assert per_user == [(end(8), 51.0)]  # never a ratio of two days

@@ -729,3 +729,51 @@ def test_a_source_giving_a_derived_kpis_id_keeps_its_number(tmp_path: Path) -> N
         ["a.y", "7.0"],
         ["r.z", "8.0"],
     ]
+
+
+def test_a_formula_over_complete_days_of_different_days_is_set_apart() -> None:
+    """A formula over two sources of complete days, one whose service's day is still under
+    way (its values the day before's), divided the 8th's visitors by the 9th's users, stamped
+    as the 9th's: a ratio of no one day. It is set apart with the earliest day (the run
+    computes it again from that day's stored values), and so is a formula over it; over
+    inputs of one day it gets that day's stamp."""
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo
+
+    from kpi_collector.config.models import KpiSpec
+    from kpi_collector.run.complete_days import CompleteDays, formula_stamps
+
+    berlin = ZoneInfo("Europe/Berlin")
+
+    def end(day: int) -> float:
+        return datetime(2026, 3, day, 23, 59, 59, tzinfo=berlin).timestamp()
+
+    plan = CompleteDays(date(2026, 3, 9), end(9), {}, {"web.visitors", "app.users", "r.mixed"})
+    plan.kpis |= {"r.same", "r.over"}
+    kpis = {
+        "r.mixed": KpiSpec(formula="web.visitors / app.users"),
+        "r.same": KpiSpec(formula="app.users * 2"),
+        "r.over": KpiSpec(formula="r.mixed * 2"),
+    }
+    values = {"web.visitors": 10.0, "app.users": 5.0, "r.mixed": 2.0, "r.same": 10.0, "r.over": 4}
+    stamps = {"web.visitors": end(8), "app.users": end(9)}
+    found, mixed = formula_stamps(plan, values, stamps, kpis)
+    assert found == {"r.same": end(9)}
+    assert mixed == {"r.mixed": end(8), "r.over": end(8)}
+
+
+def test_a_formula_over_a_stored_day_in_a_run_of_some_sources_is_of_that_day() -> None:
+    """In a run of some sources (`--only web`) a formula over complete days takes the inputs
+    the run did not collect from the store: it got the run's moment as its stamp, a day's
+    ratio stored beside the days' as if of today. Such an input counts as the day's."""
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo
+
+    from kpi_collector.config.models import KpiSpec
+    from kpi_collector.run.complete_days import CompleteDays, formula_stamps
+
+    stamp = datetime(2026, 3, 9, 23, 59, 59, tzinfo=ZoneInfo("Europe/Berlin")).timestamp()
+    plan = CompleteDays(date(2026, 3, 9), stamp, {}, {"web.visitors", "app.users", "r.ratio"})
+    kpis = {"r.ratio": KpiSpec(formula="web.visitors / app.users")}
+    values = {"web.visitors": 10.0, "r.ratio": 2.0}  # app.users: stored, not collected
+    assert formula_stamps(plan, values, {"web.visitors": stamp}, kpis) == ({"r.ratio": stamp}, {})

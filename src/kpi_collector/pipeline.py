@@ -14,7 +14,15 @@ from zoneinfo import ZoneInfo
 
 from kpi_collector.config.plain import Config, PlainCeleryExecutor, PlainKpiSpec, display_order
 from kpi_collector.errors import ConfigError, StoreError
-from kpi_collector.run.complete_days import complete_days, fill_missed_days, newest_stamps
+from kpi_collector.run.complete_days import (
+    complete_days,
+    described_days,
+    fill_missed_days,
+    formula_stamps,
+    kept_values,
+    newest_stamps,
+    source_stamps,
+)
 from kpi_collector.run.engine import SourceOutcome, collect_all
 from kpi_collector.run.result import RunResult
 from kpi_collector.secrets import DatabaseUrl, redact
@@ -326,7 +334,7 @@ class Pipeline:
         if store is not None:
 
             def open_run() -> tuple[
-                int, set[str], dict[str, float] | None, dict[str, float] | None
+                int, set[str], dict[str, float] | None, dict[str, StoredObservation] | None
             ]:
                 if lock is not None:
                     lock.register()
@@ -350,7 +358,7 @@ class Pipeline:
             run_id, planned, previous, newest = (
                 await begin if begin is not None else (None, set(), None, {})
             )
-        result = RunResult(run_id, started, started, outcomes=outcomes)
+        result = RunResult(run_id, started, started, outcomes=outcomes, zone=self.tz)
         result.partial = self.partial(sources)
         errors: list[RunError] = []
         for outcome in outcomes:
@@ -362,34 +370,57 @@ class Pipeline:
                 kpi_id = f"{outcome.source}.{failure.metric}" if failure.metric else None
                 result.errors[kpi_id or outcome.source] = failure.message
                 errors.append(RunError(outcome.source, kpi_id, failure.message, failure.transient))
+        kept: dict[str, float] = {}
+        mixed: dict[str, float] = {}
+        if days is not None:
+            # each value of a complete day is stamped with that day's end; a day stored
+            # already (a run earlier today, `kpi backfill`) is kept, and the run shows it
+            result.stamps = source_stamps(days, outcomes, self.tz)
+            if store is not None and run_id is not None:
+                if newest is None:
+                    newest = await asyncio.to_thread(newest_stamps, store, days)
+                kept = await asyncio.to_thread(kept_values, store, result.stamps, days, newest)
+                result.values.update(kept)
         stored: dict[str, float] = {}
         if only and self.store is not None:
             stored = await asyncio.to_thread(self._stored_inputs, sources, started)
         derived = self._derive(
             result.values, partial=bool(only), failed=result.errors.keys(), stored=stored
         )
+        if days is not None:
+            formulas, mixed = formula_stamps(days, result.values, result.stamps, self.kpis)
+            for kpi in mixed:  # a figure of two days: computed again from the earlier one's
+                result.values.pop(kpi, None)
+                if store is None or run_id is None:
+                    derived[kpi] = (
+                        f"{kpi}: not computed: its inputs describe different days (a "
+                        "service's day is still under way); a run that stores computes it "
+                        "from the earlier day's stored values"
+                    )
+            if store is not None and run_id is not None and formulas:
+                more = await asyncio.to_thread(kept_values, store, formulas, days, newest)
+                result.values.update(more)
+                kept.update(more)
+            result.stamps.update(formulas)
         for kpi, message in derived.items():
             result.errors[kpi] = message
             errors.append(RunError("formula", kpi, message, transient=False))
-        if days is not None:
-            result.stamps = {k: days.stamp for k in result.values if k in days.kpis}
-            if store is not None and run_id is not None and newest is None:
-                newest = await asyncio.to_thread(newest_stamps, store, days)
-            if store is not None and run_id is not None and self._fills_in():
-                missed = await fill_missed_days(
-                    store,
-                    days,
-                    newest or {},
-                    failed={outcome.source for outcome in outcomes if outcome.errors},
-                    kpis=self.kpis,
-                    defaults=self.defaults,
-                    tz=self.tz,
-                    base_dir=self.base_dir,
-                    now=started,
-                )
-                for error in missed:
-                    result.errors.setdefault(error.kpi or error.source, error.message)
-                errors += missed
+        if days is not None and store is not None and run_id is not None and self._fills_in():
+            missed = await fill_missed_days(
+                store,
+                days,
+                newest or {},
+                described=described_days(days, outcomes),
+                failed={outcome.source for outcome in outcomes if outcome.errors},
+                kpis=self.kpis,
+                defaults=self.defaults,
+                tz=self.tz,
+                base_dir=self.base_dir,
+                now=started,
+            )
+            for error in missed:
+                result.errors.setdefault(error.kpi or error.source, error.message)
+            errors += missed
         result.finished_at = datetime.now(UTC)
         if store is not None and run_id is not None:
             ts = started.timestamp()
@@ -401,11 +432,15 @@ class Pipeline:
                     )
                     for k, v in result.values.items()
                     # a day's value already stored (a run earlier today, `kpi backfill`)
-                    if (newest or {}).get(k) != result.stamps.get(k, ts)
+                    if k not in kept
                 ),
                 errors=errors,
                 finished_at=result.finished_at.timestamp(),
             )
+            if mixed:
+                again = await asyncio.to_thread(self._mixed_days, store, mixed, result)
+                for kpi, message in again.items():
+                    result.errors[kpi] = message
             unplanned = result.values.keys() - planned if previous is not None else set()
             if previous is None or unplanned:  # a source that gave metrics it did not declare
                 asked = list(result.values) if previous is None else sorted(unplanned)
@@ -417,14 +452,57 @@ class Pipeline:
                 for kpi in result.stamps:
                     previous.pop(kpi, None)
                 # (not a value of the day itself: one a run stored before the upgrade, partial)
-                since_midnight = local_midnight(days.day, self.tz)
-                previous.update(store.previous_values(sorted(result.stamps), before=since_midnight))
+                by_day: dict[float, list[str]] = {}
+                for kpi, stamp in result.stamps.items():
+                    by_day.setdefault(stamp, []).append(kpi)
+                for stamp, kpis in by_day.items():
+                    day = datetime.fromtimestamp(stamp, self.tz).date()
+                    since_midnight = local_midnight(day, self.tz)
+                    previous.update(store.previous_values(sorted(kpis), before=since_midnight))
             result.previous = {k: previous[k] for k in result.values if k in previous}
         result.values = {k: result.values[k] for k in self.order(result.values)}
         if deliver and not dry_run:
             await self.deliver(result)
             await self.check_alerts(result)
         return result
+
+    def _mixed_days(
+        self, store: HistoryStore, mixed: Mapping[str, float], result: RunResult
+    ) -> dict[str, str]:
+        """Compute the derived KPIs whose inputs described different days in this run (a
+        service whose day is under way beside one whose is not) for the earliest of those
+        days (`mixed`: KPI id -> that day's stamp), from the day's stored values, as `kpi
+        backfill` does, into `result` with their stamps. Returns the errors by KPI id of
+        those that day cannot give (an input not stored for it)."""
+        from kpi_collector.run.backfill import backfill_formulas
+
+        by_stamp: dict[float, list[str]] = {}
+        for kpi, stamp in mixed.items():
+            by_stamp.setdefault(stamp, []).append(kpi)
+        errors: dict[str, str] = {}
+        for stamp, kpis in by_stamp.items():
+            day = datetime.fromtimestamp(stamp, self.tz).date()
+            try:
+                backfill_formulas(
+                    store, {k: self.kpis[k] for k in kpis}, tz=self.tz, since=day, until=day
+                )
+                rows = store.latest(sorted(kpis), before=stamp)
+            except StoreError as exc:
+                errors.update({k: f"{k}: not computed for {day}: {exc}" for k in kpis})
+                continue
+            for kpi in kpis:
+                row = rows.get(kpi)
+                if row is not None and row.ts == stamp:
+                    result.values[kpi] = row.value
+                    result.stamps[kpi] = stamp
+                    result.sources[kpi] = "formula"
+                else:
+                    errors[kpi] = (
+                        f"{kpi}: not computed: its inputs describe different days (a "
+                        f"service's day is still under way), and {day}'s values of them are "
+                        "not all stored; `kpi backfill` fills them in"
+                    )
+        return errors
 
     async def _collect(
         self,

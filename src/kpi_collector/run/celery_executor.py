@@ -50,7 +50,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -241,7 +241,8 @@ def _collect_batch(task: Any, names: list[str], run_fingerprint: str, now: str) 
     """The task: collect the sources named `names` for the run at `now` (ISO 8601), or refuse
     when this worker's config fingerprint is not `run_fingerprint`. Returns
     `{"worker", "fingerprint", "refused", "outcomes": [[source, {metric: value},
-    [[metric, message, transient], ...], seconds], ...]}` (JSON)."""
+    [[metric, message, transient], ...], seconds, day], ...]}` (JSON; `day`: the ISO date a
+    complete-days source's values describe when not yesterday, else null)."""
     hostname = str(getattr(task.request, "hostname", None) or socket.gethostname())
     if _run_is_gone(task):
         log.warning(
@@ -270,7 +271,14 @@ def _collect_batch(task: Any, names: list[str], run_fingerprint: str, now: str) 
         )
     )
     encoded: list[list[Any]] = [
-        [o.source, o.values, [list(e) for e in o.errors], round(o.seconds, 4)] for o in outcomes
+        [
+            o.source,
+            o.values,
+            [list(e) for e in o.errors],
+            round(o.seconds, 4),
+            o.day.isoformat() if o.day is not None else None,
+        ]
+        for o in outcomes
     ]
     unset = {u.name for u in config.unchecked if u.kind == "sources"}
     for name in names:
@@ -513,13 +521,15 @@ def _decode(
         return _failed(batch.names, message, transient=False)
     if isinstance(value, dict) and isinstance(value.get("outcomes"), list):
         out = []
-        for source, values, errors, seconds in value["outcomes"]:
+        for source, values, errors, seconds, *day in value["outcomes"]:
             out.append(
                 SourceOutcome(
                     str(source),
                     {str(k): float(v) for k, v in values.items()},
                     [SourceFailure(m, redact(str(msg)), bool(t)) for m, msg, t in errors],
                     float(seconds),
+                    # a worker of an earlier version sends no day
+                    date.fromisoformat(day[0]) if day and day[0] else None,
                 )
             )
         return out

@@ -11,7 +11,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -50,6 +50,9 @@ class SourceOutcome:
     values: dict[str, float] = field(default_factory=dict)
     errors: list[SourceFailure] = field(default_factory=list)
     seconds: float = 0.0
+    #: the day the values describe when the source said so (`SourceContext.describes`, a
+    #: `complete_days` source whose service has not finished yesterday); None: yesterday
+    day: date | None = None
 
     @property
     def ok(self) -> bool:
@@ -137,8 +140,10 @@ async def collect_one(
             async with asyncio.timeout(budget):
                 values = await source.collect(ctx)
         _keep_numbers(outcome, values)
+        outcome.day = ctx.day
     except MetricErrors as exc:
         _keep_numbers(outcome, exc.values)
+        outcome.day = ctx.day
         outcome.errors += [
             SourceFailure(metric, _message(message), metric in exc.transient_metrics)
             for metric, message in exc.errors.items()

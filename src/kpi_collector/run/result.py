@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,8 @@ class RunResult:
     #: KPI id -> the UTC epoch seconds a value is stored with when not the run's start: the
     #: end of the complete day it describes (`Source.complete_days`, e.g. `active_users`)
     stamps: dict[str, float] = field(default_factory=dict)
+    #: the config's time zone, whose days `stamps` end (set by the pipeline)
+    zone: tzinfo | None = None
     delivery_errors: dict[str, str] = field(default_factory=dict)
     delivered: list[str] = field(default_factory=list)
     #: destinations of `delivery_errors` whose failed delivery stays pending (retried on the
@@ -53,7 +55,19 @@ class RunResult:
             return None
         return float(Decimal(repr(self.values[kpi])) - Decimal(repr(self.previous[kpi])))
 
+    def day(self, kpi: str) -> str | None:
+        """The complete day (ISO date, in the config's time zone) `kpi`'s value describes,
+        for a value stamped with its day's end (`stamps`); None for a value of the run's
+        moment."""
+        if kpi not in self.stamps:
+            return None
+        zone = self.zone or self.started_at.tzinfo
+        return datetime.fromtimestamp(self.stamps[kpi], zone).date().isoformat()
+
     def to_dict(self) -> dict[str, Any]:
+        """The JSON of `kpi run --format json`: each value with its `day` (the complete day
+        it describes, "2024-04-09", for a source such as `active_users`; null for a value
+        of the run's moment)."""
         return {
             "run_id": self.run_id,
             "started_at": self.started_at.isoformat(),
@@ -66,6 +80,7 @@ class RunResult:
                     "previous": self.previous.get(k),
                     "change": self.change(k),
                     "source": self.sources.get(k),
+                    "day": self.day(k),
                 }
                 for k, v in self.values.items()
             ],

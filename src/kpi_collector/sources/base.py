@@ -76,6 +76,17 @@ class SourceContext:
     #: the run's headless Chromium for `render: true`, shared by its sources; None: a
     #: source that renders opens one for itself and closes it
     browser: Browser | None = None
+    #: the day a `complete_days` source's values describe when it is not the config's
+    #: yesterday (the service counts days in a time zone behind the config's, where
+    #: yesterday is still under way, or it has not counted yesterday yet); set through
+    #: `describes`, None: yesterday
+    day: date | None = None
+
+    def describes(self, day: date) -> None:
+        """Say that `collect`'s values describe the complete day `day`, an earlier one than
+        the config's yesterday (`complete_days` sources only): the run stamps them with
+        that day's end, as `backfill` does."""
+        self.day = day
 
     def limit(self, reason: str) -> None:
         """Record why a backfill stops short of the range asked for (shown by `kpi backfill`)."""

@@ -59,6 +59,9 @@ class GoogleAnalytics(ServiceSource):
         "conversions",
     )
     credentials: ClassVar[Mapping[str, str]] = {"credentials_json": "GA_CREDENTIALS"}
+    #: every metric is one whole day's (the 7- and 28-day ones of the days ending then):
+    #: the run stores them with that day's end
+    complete_days: ClassVar[bool] = True
 
     property_id: str = Field(description="the GA4 property's id (Admin → Property details)")
     credentials_json: Secret | None = Field(
@@ -265,8 +268,9 @@ class GoogleAnalytics(ServiceSource):
         there: the day before is read instead."""
         yesterday = ctx.today - timedelta(days=1)
         rows, zone = await self._report(ctx, yesterday - timedelta(days=1), yesterday, by_day=True)
-        if zone is not None:
-            yesterday = min(yesterday, ctx.now.astimezone(zone).date() - timedelta(days=1))
+        if zone is not None and ctx.now.astimezone(zone).date() <= yesterday:
+            yesterday = ctx.now.astimezone(zone).date() - timedelta(days=1)
+            ctx.describes(yesterday)  # the run stamps the day before so
         by_day = {_day(text): values for text, values in rows}
         if yesterday not in by_day:
             raise ExtractError(

@@ -76,6 +76,9 @@ class Mixpanel(ServiceSource):
         "username": "MIXPANEL_USERNAME",
         "secret": "MIXPANEL_SECRET",
     }
+    #: every metric is a window of whole days ending the last complete one: the run stores
+    #: them with that day's end
+    complete_days: ClassVar[bool] = True
 
     project_id: int = Field(description="the project's id (Project settings)")
     username: str = Field(description="the service account's username")
@@ -120,6 +123,8 @@ class Mixpanel(ServiceSource):
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
         client = self.client(ctx)
         last = self.last_day(ctx)
+        if last < ctx.today - timedelta(days=1):
+            ctx.describes(last)  # the windows end before the config's yesterday
         if self.event is None:
             rows = await self._jql(
                 client,

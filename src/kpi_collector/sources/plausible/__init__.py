@@ -31,6 +31,8 @@ class Plausible(ServiceSource):
     known_metrics: ClassVar[tuple[str, ...]] = METRICS
     default_metrics: ClassVar[tuple[str, ...]] = METRICS
     credentials: ClassVar[Mapping[str, str]] = {"api_key": "PLAUSIBLE_API_KEY"}
+    #: every metric is one whole day's: the run stores them with that day's end
+    complete_days: ClassVar[bool] = True
 
     site_id: str = Field(description="the site's domain as registered in Plausible")
     api_key: Secret = Field(description="a Stats API key (Settings → API keys)")
@@ -88,13 +90,14 @@ class Plausible(ServiceSource):
     async def collect(self, ctx: SourceContext) -> Mapping[str, float]:
         """Yesterday's figures: the config's yesterday, as the site's time zone counts it,
         unless that day is still under way at the site (its time zone behind the config's):
-        then the day before (a second call)."""
+        then the day before (a second call), which the run stamps so (`ctx.describes`)."""
         yesterday = day = ctx.today - timedelta(days=1)
         rows, site, _ = await self._query(ctx, yesterday, yesterday, by_day=False)
         if site is not None:
             day = min(yesterday, ctx.now.astimezone(site).date() - timedelta(days=1))
             if day != yesterday:
                 rows, _, _ = await self._query(ctx, day, day, by_day=False)
+                ctx.describes(day)
         if not rows:
             raise ExtractError(f"Plausible answered no results for {day} of {self.site_id!r}")
         values: dict[str, float] = {}
