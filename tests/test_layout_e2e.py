@@ -432,3 +432,45 @@ def test_a_count_of_matches_all_shown_or_all_hidden_counts_them(html: str, count
     assert document.metric("posts", Metric(css="a.post", count=True)) == count
     assert document.metric("posts", Metric(xpath="//a", count=True)) == count
     assert document.metric("posts", Metric(xpath="count(//a)")) == count
+
+
+def test_the_hidden_matches_counted_once_per_ancestor_are_those_each_walk_finds() -> None:
+    """`count_unshown` judges each ancestor once for all the matches under it (a list's
+    matches share theirs): it counts exactly the matches `unshown` finds one by one, for
+    matches hidden themselves, by a near or a far ancestor, beside shown siblings, nested
+    in hidden and shown containers alike, and in any order of the matches."""
+    import random
+
+    from selectolax.lexbor import LexborHTMLParser
+
+    from kpi_collector.collect.layout import count_unshown, unshown
+
+    wraps = [
+        "<div hidden>{}</div>",
+        "<span style='display:none'>{}</span>",
+        "<p class='d-none'>{}</p>",
+        "<p class='d-none d-md-block'>{}</p>",
+        "<dialog>{}</dialog>",
+        "<dialog open>{}</dialog>",
+        "<div class=sr-only>{}</div>",
+        "<section style='color: red'>{}</section>",
+        "<ul><li>{}</li></ul>",
+        "<b>{}</b>",
+    ]
+    leaves = ["<a class=k>1</a>", "<a class=k hidden>2</a>", "<a class='k d-none'>3</a>"]
+    rnd = random.Random(7)
+
+    def nest(depth: int) -> str:
+        if depth == 0 or rnd.random() < 0.3:
+            return rnd.choice(leaves)
+        return "".join(rnd.choice(wraps).format(nest(depth - 1)) for _ in range(rnd.randint(1, 3)))
+
+    seen = set()
+    for _ in range(400):
+        tree = LexborHTMLParser(f"<html><body>{nest(5)}</body></html>")
+        nodes = tree.css("a.k")
+        rnd.shuffle(nodes)
+        expected = sum(1 for node in nodes if unshown(node))
+        assert count_unshown(nodes) == expected
+        seen.add((expected > 0, expected < len(nodes)))
+    assert seen == {(True, True), (True, False), (False, True)}  # mixed, all hidden, all shown

@@ -31,7 +31,7 @@ def main() -> None:
     _die_with_parent()
     from selectolax.lexbor import LexborHTMLParser
 
-    from kpi_collector.collect.layout import unshown
+    from kpi_collector.collect.layout import count_unshown, unshown
 
     data = sys.stdin.buffer.read()
     header, _, page = data.partition(b"\n")
@@ -40,7 +40,7 @@ def main() -> None:
     selector = request["selector"]
     if request["count"]:
         nodes = tree.css(selector)
-        hidden = sum(1 for node in nodes if unshown(node))
+        hidden = count_unshown(nodes)
         answer: dict[str, object] = {"count": len(nodes), "hidden": hidden}
     else:
         node = tree.css_first(selector)

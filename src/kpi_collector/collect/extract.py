@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from kpi_collector.collect.layout import (
     PARAGRAPH,
     busy,
+    count_unshown,
     counter_target,
     header_language,
     layout_text,
@@ -773,7 +774,7 @@ class HtmlDocument:
         try:
             if metric.count:
                 nodes = self._tree.css(selector)
-                hidden = sum(1 for node in nodes if unshown(node))
+                hidden = count_unshown(nodes)
                 return _counted(name, len(nodes), metric, selector, hidden=hidden)
             # the first match in document order; Lexbor stops looking there
             node = self._tree.css_first(selector)
