@@ -273,12 +273,16 @@ _PATH_SAFE = frozenset(
 )
 _QUERY_SAFE = _PATH_SAFE | {"?"}
 _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+#: a character outside `_PATH_SAFE` / `_QUERY_SAFE`: a text without one goes as it is
+_PATH_UNSAFE = re.compile(r"[^A-Za-z0-9\-._~!$&'()*+,;=:@/]")
+_QUERY_UNSAFE = re.compile(r"[^A-Za-z0-9\-._~!$&'()*+,;=:@/?]")
 
 
 def _escaped(text: str, safe: frozenset[str]) -> str:
     """`text` with its `%XX` escapes as written and every other character outside `safe`
     percent-encoded as UTF-8 (a `%` that starts no escape too)."""
-    if all(c in safe for c in text):
+    unsafe = _QUERY_UNSAFE if "?" in safe else _PATH_UNSAFE
+    if unsafe.search(text) is None:  # one scan in C, not a generator over the characters
         return text
     out: list[str] = []
     at = 0
@@ -748,7 +752,10 @@ class HttpSession:
         import aiohttp
 
         session = self._aiohttp()
-        middlewares: list[aiohttp.ClientMiddlewareType] = [_as_written(follow_redirects)]
+        target = wire_url(url)
+        middlewares: list[aiohttp.ClientMiddlewareType] = [
+            _as_written(follow_redirects, "" if params else str(target))
+        ]
         own = _query_credentials(url)
         if headers or params or own:  # nothing to keep from other origins: no middleware
             middlewares.append(_same_origin_credentials(url, headers, {**own, **params}))
@@ -762,7 +769,7 @@ class HttpSession:
                 asyncio.timeout(self.timeout),
                 session.request(
                     method,
-                    wire_url(url),
+                    target,
                     params=params or None,
                     headers=headers or None,
                     json=json_body,
@@ -1223,12 +1230,14 @@ def _form_body(filled: FilledForm) -> tuple[Any, dict[str, str]]:
 _FOLLOWED = frozenset({301, 302, 303, 307, 308})
 
 
-def _as_written(follow: bool) -> aiohttp.ClientMiddlewareType:
+def _as_written(follow: bool, sent: str = "") -> aiohttp.ClientMiddlewareType:
     """An aiohttp middleware (it sees every request of a redirect chain) that sends each URL
     with its escapes as written (`wire_url`): the first as given, a redirect's as its
-    `Location` says (the sessions take it unrequoted), as a browser follows it. A `Location`
-    to be `follow`ed that is no URL (a port past 65535, a host never closed) is an
-    InvalidUrlRedirectClientError naming it, before aiohttp reads it unchecked."""
+    `Location` says (the sessions take it unrequoted), as a browser follows it. `sent`: the
+    URL as `wire_url` already made it for the first request (read again only when it
+    changed, by `params`). A `Location` to be `follow`ed that is no URL (a port past
+    65535, a host never closed) is an InvalidUrlRedirectClientError naming it, before
+    aiohttp reads it unchecked."""
     import aiohttp
     from yarl import URL
 
@@ -1236,12 +1245,13 @@ def _as_written(follow: bool) -> aiohttp.ClientMiddlewareType:
         request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
     ) -> aiohttp.ClientResponse:
         written = str(request.url)
-        try:
-            sent = wire_url(written)
-        except ValueError:
-            raise aiohttp.InvalidUrlRedirectClientError(written, "no valid URL") from None
-        if sent.raw_path_qs != request.url.raw_path_qs or sent.host != request.url.host:
-            request.url = sent
+        if written != sent:
+            try:
+                wired = wire_url(written)
+            except ValueError:
+                raise aiohttp.InvalidUrlRedirectClientError(written, "no valid URL") from None
+            if wired.raw_path_qs != request.url.raw_path_qs or wired.host != request.url.host:
+                request.url = wired
         response = await handler(request)
         location = response.headers.get("Location") if follow else None
         if location and response.status in _FOLLOWED:
