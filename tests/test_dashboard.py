@@ -1963,6 +1963,51 @@ def test_a_target_not_reached_never_reads_100_percent() -> None:
     assert "<span>29% of 100</span>" in pages.progress_bar(29 / 100, 100.0, None)
 
 
+def test_a_negative_share_of_a_target_is_cut_toward_zero() -> None:
+    """A KPI at -0.5% of its target read "-1% of 5,000": the share was rounded down (floor),
+    which makes a negative one larger. It is cut toward zero, as a positive one is."""
+    assert "<span>0% of 5,000</span>" in pages.progress_bar(-0.005, 5000.0, None)
+    assert "<span>-1% of 5,000</span>" in pages.progress_bar(-0.0199, 5000.0, None)
+    assert "<span>-29% of 100</span>" in pages.progress_bar(-29 / 100, 100.0, None)
+
+
+def test_a_note_posted_to_the_dashboard_is_bounded(tmp_path: Path) -> None:
+    """`POST /api/annotations` read the whole body, however large, before looking at it: one
+    request could fill the dashboard's memory. A body past `MAX_NOTE_BODY` is refused with
+    413 and a message that says how large a note may be, whether it says its length or not."""
+    from starlette.testclient import TestClient
+
+    from kpi_collector.report.web import MAX_NOTE_BODY
+
+    (tmp_path / ".env").write_text(f"CRM_TOKEN={SECRET}\n", encoding="utf-8")
+    (tmp_path / "kpi.yaml").write_text(CONFIG, encoding="utf-8")
+    config = load_config(tmp_path / "kpi.yaml")
+    data = DashboardData(config, clock=NOW.timestamp)
+    try:
+        app = create_app(config, token="note-token-5c1d", data=data)
+        with TestClient(app, base_url="http://127.0.0.1") as c:
+            headers = {
+                "authorization": "Bearer note-token-5c1d",
+                "content-type": "application/json",
+            }
+            big = b'{"text": "v1.0", "pad": "' + b"x" * MAX_NOTE_BODY + b'"}'
+            sent = c.post("/api/annotations", content=big, headers=headers)
+            assert sent.status_code == 413
+            assert f"{MAX_NOTE_BODY:,} bytes" in sent.text
+            # a body without Content-Length (chunked) is counted as it comes
+            chunked = c.post(
+                "/api/annotations", content=iter([big[:100], big[100:]]), headers=headers
+            )
+            assert chunked.status_code == 413
+            ok = c.post("/api/annotations", content=b'{"text": "v1.0"}', headers=headers)
+            assert ok.status_code == 201
+            assert [n["text"] for n in c.get("/api/annotations", headers=headers).json()] == [
+                "v1.0"
+            ]
+    finally:
+        data.close()
+
+
 def test_a_source_that_failed_stays_failing_after_a_run_of_other_sources(tmp_path: Path) -> None:
     """web failed in the 07:00 run; pypi, on its own schedule, ran alone at 07:15 without an
     error. The overview read only the newest run: web's tile and its line under the sources

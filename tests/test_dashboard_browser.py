@@ -560,6 +560,7 @@ def test_small_values_read_on_the_chart_as_stored(browser: Any, tmp_path: Path) 
     text as the table does (the server's), and an axis tick below 1 keeps four digits."""
     from datetime import timedelta
 
+    from kpi_collector.format import format_value
     from kpi_collector.store import HistoryStore
 
     (tmp_path / "kpi.yaml").write_text(
@@ -603,6 +604,24 @@ def test_small_values_read_on_the_chart_as_stored(browser: Any, tmp_path: Path) 
                     " return u.axes[1].values(u, [-0.0, 0.0002, 0.0004, 0.0006], 1, 50, 0.0002); }"
                 )
                 assert ticks == ["0", "0.0002", "0.0004", "0.0006"]
+                # large ticks have units past "B" (1e15 read "1000000B"), a round one is
+                # shown in full (1.25M, not "1.3M")
+                big = [1e15, 2.5e15, 2.5e12, 1.25e6, 12250.0, 999999.0]
+                ticks = page.evaluate(
+                    "(v) => { const u = window.kpiCharts[0].chart;"
+                    " return u.axes[1].values(u, v, 1, 50, 1); }",
+                    big,
+                )
+                assert ticks == ["1e+15", "2.5e+15", "2.5T", "1.25M", "12.25k", "999.999k"]
+                # below 1e4 the browser writes a value as format.py does: one that is not
+                # whole never reads as whole (99.999 read "100", 9,999.999 "10,000")
+                small = [99.999, 999.99, 9999.999, 0.99999, 2.9999999999999996, 12.345, 1234.0]
+                ticks = page.evaluate(
+                    "(v) => { const u = window.kpiCharts[0].chart;"
+                    " return u.axes[1].values(u, v, 1, 50, 1); }",
+                    small,
+                )
+                assert ticks == [format_value(v) for v in small]
                 assert not visitor.errors and not visitor.outside and not visitor.dialogs
             finally:
                 visitor.close()

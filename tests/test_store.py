@@ -390,6 +390,44 @@ def test_v8_dates_an_older_store_by_its_first_run_and_v9_adds_notes(
         fresh.close()
 
 
+def test_a_note_keeps_no_control_characters(store: HistoryStore) -> None:
+    """A note kept control characters other than whitespace: an ESC sequence in
+    `kpi annotate` reached the terminal of whoever ran `kpi history` and the reports. They are
+    taken out (as `printable` does for other stored text); a note of nothing else is empty."""
+    from kpi_collector.errors import ConfigError
+    from kpi_collector.store.annotations import add_annotation, list_annotations
+
+    add_annotation(store, "v1.0\x1b[2J\x1b]0;pwned\x07 released\x00\x9b", date(2026, 11, 20))
+    assert [n.text for n in list_annotations(store)] == ["v1.0[2J]0;pwned released"]
+    with pytest.raises(ConfigError, match="the note is empty"):
+        add_annotation(store, "\x1b\x07\t", date(2026, 11, 20))
+
+
+def test_the_last_full_manual_run_is_found_behind_many_partial_ones(store: HistoryStore) -> None:
+    """The newest `kpi run` that collected every source of the main job was looked for among
+    the newest 20 manual runs only: 20 `kpi run --only` runs after a full one hid it, and
+    health said the main job had not run. Every manual run is looked at now (newest first)."""
+    from kpi_collector.store import StoredObservation
+    from kpi_collector.store.runs import last_manual_run
+
+    full = store.begin_run(started_at=1000.0)
+    store.finish_run(
+        full,
+        observations=[StoredObservation(f"{n}.v", 1000.0, 1.0, n) for n in ("a", "b")],
+        finished_at=1001.0,
+    )
+    for i in range(45):
+        only = store.begin_run(started_at=2000.0 + i)
+        store.finish_run(
+            only,
+            observations=[StoredObservation("a.v", 2000.0 + i, 2.0, "a")],
+            finished_at=2001.0 + i,
+        )
+    assert last_manual_run(store, ["a", "b"]) == 1000.0
+    assert last_manual_run(store, ["a"]) == 2044.0
+    assert last_manual_run(store, ["a", "c"]) is None
+
+
 def test_v13_drops_the_kpi_ts_index_the_covering_one_serves(store: HistoryStore) -> None:
     """A store of schema 12 has two indexes led by (kpi, ts), and every value was written
     into both; after _v13 only the covering (kpi, ts, id, value) one is left, a new store

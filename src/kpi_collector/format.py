@@ -12,7 +12,9 @@ def format_value(value: float, unit: str | None = None) -> str:
     """12374 → "12,374"; 0.1234 with unit % → "0.12%", with unit ratio → "12.34%";
     1200 USD → "$1,200";
     8450.5 USD → "$8,450.50" (a currency amount with cents always shows two decimals,
-    JPY none: ISO 4217 minor units); from 1e16 up, the double's shortest form ("1e+300")."""
+    JPY none: ISO 4217 minor units: the rounding the reader sees); from 1e16 up, the
+    double's shortest form ("1e+300"). A value that is not whole never reads as a whole
+    number (`_not_whole`): 99.999 → "99.999", not "100"."""
     if math.isnan(value) or math.isinf(value):
         return str(value)
     if unit == "ratio":  # a share from 0 to 1 (stickiness = DAU / MAU) reads as a percent
@@ -24,14 +26,10 @@ def format_value(value: float, unit: str | None = None) -> str:
         text = f"{value:,}"
     elif currency and value != int(value):
         text = f"{value:,.2f}"
-    elif value == int(value) and abs(value) < 1e15:
+    elif value == int(value):
         text = f"{int(value):,}"
-    elif abs(value) >= 100:
-        text = f"{value:,.1f}"
-    elif abs(value) >= 1:
-        text = f"{value:,.2f}".rstrip("0").rstrip(".")
     else:
-        text = f"{value:.4g}"
+        text = _not_whole(value)
     if text.startswith("-") and _shows_zero(text):
         text = text[1:]  # -0.001 USD is "$0.00": a zero shown has no sign
     if not unit:
@@ -42,6 +40,40 @@ def format_value(value: float, unit: str | None = None) -> str:
     if unit == "%":
         return f"{text}%"
     return f"{text} {unit}"
+
+
+#: the significant digits a double keeps of any decimal (DBL_DIG): digits past them are the
+#: binary's noise (a float sum's 2.9999999999999996), not the page's number
+_EXACT_DIGITS = 15
+
+
+def _not_whole(value: float) -> str:
+    """A value that is not a whole number (below 1e16), rounded visibly: one decimal from 100
+    on ("123.5"), two from 1 on ("12.35", "12.3"), four significant digits below 1
+    ("0.1235", "1.5e-07"). Where those would read as a whole number ("100" for 99.999,
+    "1,000.0" for 999.99, "1" for 0.99999, "1e-07" for 1.00000004e-07) more digits are
+    shown, until one that is not zero appears; a value that needs more than 15 significant
+    digits for it (`_EXACT_DIGITS`) is the whole number marked "≈" ("≈3")."""
+    if abs(value) < 1:
+        for digits in range(4, _EXACT_DIGITS + 1):
+            text = f"{value:.{digits}g}"
+            if not _looks_whole(text) or float(text) == value:  # 1e-07 is the stored 1e-07
+                return text
+        return "≈" + f"{value:.4g}"
+    first = 1 if abs(value) >= 100 else 2
+    for decimals in range(first, _EXACT_DIGITS + 1):
+        text = f"{value:,.{decimals}f}"
+        if not _looks_whole(text):
+            return text if first == 1 else text.rstrip("0").rstrip(".")
+        if sum(c.isdigit() for c in text) >= _EXACT_DIGITS:
+            break
+    return "≈" + f"{round(value):,}"
+
+
+def _looks_whole(text: str) -> bool:
+    """Whether a formatted number reads as a whole number: no decimal but zeros before any
+    exponent ("100.00", "1,000.0", "1", "1e-07")."""
+    return not text.split("e")[0].partition(".")[2].strip("0")
 
 
 def _shows_zero(text: str) -> bool:
@@ -88,7 +120,7 @@ def format_change(current: float, previous: float | None, unit: str | None = Non
     is "±$0.00 (0.00%)", never "-$0.00"."""
     if previous is None:
         return "new"
-    delta = current - previous
+    delta = _difference(current, previous)
     if delta == 0:
         return "±0"
     if unit in ("ratio", "%"):  # a change of a share is in percentage points, not in percent
@@ -97,11 +129,23 @@ def format_change(current: float, previous: float | None, unit: str | None = Non
     else:
         size = format_value(abs(delta), unit)
     sign = "±" if _shows_zero(size) else "+" if delta > 0 else "-"
-    text = sign + size
+    near, size = ("≈", size[1:]) if size.startswith("≈") else ("", size)
+    text = near + sign + size  # "≈+3": the mark first, as on a value
     pct = percent_change(current, previous)
     if pct is not None:
         text += f" ({signed(pct)}%)"
     return text
+
+
+def _difference(current: float, previous: float) -> float:
+    """`current - previous` as the difference of the two numbers as written (their shortest
+    forms), without the binary's noise: 0.3 - 0.1 is 0.2, not 0.19999999999999998 (which
+    `format_value` would show with all its digits, as it is not 0.2)."""
+    if not (math.isfinite(current) and math.isfinite(previous)):
+        return current - previous
+    from decimal import Decimal
+
+    return float(Decimal(repr(current)) - Decimal(repr(previous)))
 
 
 #: what a spreadsheet runs as a formula at the start of a cell (OWASP, "CSV Injection"): `=`,

@@ -211,10 +211,10 @@ def progress_bar(progress: float | None, target: float | None, unit: str | None)
     from kpi_collector.format import format_value
 
     filled = max(0.0, min(progress, 1.0)) * 100
-    # cut down, never rounded up: 99.92% of a target is not "100%", a goal met (the 9 decimals
-    # first: 0.29 * 100 is 28.999999999999996)
+    # cut toward zero, never rounded away from it: 99.92% of a target is not "100%", a goal
+    # met, and -0.5% not "-1%" (the 9 decimals first: 0.29 * 100 is 28.999999999999996)
     percent = progress * 100
-    share = str(math.floor(round(percent, 9))) if math.isfinite(percent) else f"{percent:.0f}"
+    share = str(math.trunc(round(percent, 9))) if math.isfinite(percent) else f"{percent:.0f}"
     return (
         f'<div class="target"><svg class="bar" viewBox="0 0 100 6" preserveAspectRatio="none" aria-hidden="true">'
         f'<rect class="track" width="100" height="6" rx="3"/>'

@@ -14,6 +14,7 @@ import csv
 import hmac
 import io
 import ipaddress
+import json
 import logging
 import math
 from collections.abc import Callable, MutableMapping
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 COOKIE = "kpi_token"
+#: the largest body of `POST /api/annotations`, in bytes: a note is at most 200 characters
+#: (store.annotations.MAX_TEXT), up to 12 bytes each as JSON escapes, with room to spare
+MAX_NOTE_BODY = 16_384
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
 SECURITY_HEADERS = [
     (b"content-security-policy", pages.CSP.encode()),
@@ -381,7 +385,7 @@ def create_app(
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             raise HTTPException(415, 'send the note as JSON: {"text": ..., "day": ...}')
         try:
-            body = await request.json()
+            body = json.loads(await _bounded_body(request, MAX_NOTE_BODY))
         except ValueError:
             raise HTTPException(400, "the body is not JSON") from None
         if not isinstance(body, dict) or not isinstance(body.get("text"), str):
@@ -474,6 +478,26 @@ def create_app(
     )
     app.state.data = source
     return app
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    """The request's body, read up to `limit` bytes: HTTPException 413 past it (by its
+    Content-Length, or counted as it comes when it has none), so that one request cannot fill
+    the dashboard's memory."""
+    from starlette.exceptions import HTTPException
+
+    too_large = HTTPException(
+        413, f"the request is larger than {limit:,} bytes: a note is one line of text"
+    )
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
 
 
 #: the columns of `/api/kpis.csv`, one row per KPI in display order (empty: no value)

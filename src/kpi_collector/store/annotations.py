@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from kpi_collector.errors import ConfigError
 from kpi_collector.secrets import redact
+from kpi_collector.store.limits import without_controls
 
 if TYPE_CHECKING:
     from kpi_collector.store.history import HistoryStore
@@ -33,8 +34,10 @@ class Annotation:
 
 
 def clean_text(text: str) -> str:
-    """The note as stored: one line, trimmed; ConfigError when empty or longer than MAX_TEXT."""
-    line = " ".join(text.split())
+    """The note as stored: one line, trimmed, without control characters (an ESC sequence
+    would reach `kpi history`'s terminal and the reports); ConfigError when empty or longer
+    than MAX_TEXT."""
+    line = without_controls(text)
     if not line:
         raise ConfigError("the note is empty: give a text, e.g. kpi annotate 'v1.0 released'")
     if len(line) > MAX_TEXT:

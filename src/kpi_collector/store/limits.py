@@ -99,6 +99,12 @@ def fit_text(text: str) -> str:
     return cut(text, TEXT_MAX)
 
 
+def without_controls(text: str) -> str:
+    """`text` without control characters (C0 but whitespace's own, DEL, C1: an ESC sequence
+    or a NUL a terminal, a report or PostgreSQL would take as a command)."""
+    return " ".join(_CONTROL.sub("", " ".join(text.split())).split())
+
+
 def printable_name(text: str, limit: int | None = ID_MAX) -> str:
     """`text` as a stored error may hold it: control characters as `?`, cut to `limit`
     characters (None: not cut)."""

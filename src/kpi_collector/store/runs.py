@@ -141,9 +141,14 @@ def last_manual_run(
 ) -> float | None:
     """When the newest successful `kpi run` that collected every one of `sources` started: a
     `kpi run --only` of some of them is no run of the main job. A run collected a source when
-    it stored a value or an error of it (the newest 20 manual runs are looked at)."""
+    it stored a value or an error of it (every manual run is looked at, newest first, a page
+    of `_MANUAL_PAGE` at a time)."""
     with store.reading() as conn:
         return _last_manual_run(conn, tuple(sources), tuple(statuses))
+
+
+#: manual runs asked for at a time while looking for the newest full one
+_MANUAL_PAGE = 20
 
 
 def _last_manual_run(
@@ -153,20 +158,27 @@ def _last_manual_run(
 
     from kpi_collector.store.schema import runs
 
-    recent = conn.execute(
-        sa.select(runs.c.id, runs.c.started_at)
-        .where(runs.c.trigger == "run", runs.c.status.in_(statuses))
-        .order_by(runs.c.id.desc())
-        .limit(20)
-    ).all()
-    if not recent or not sources:
-        return float(recent[0].started_at) if recent else None
-    collected = _collected(conn, [r.id for r in recent], sources)
     wanted = set(sources)
-    for run in recent:
-        if collected.get(run.id, set()) >= wanted:
-            return float(run.started_at)
-    return None
+    before: int | None = None
+    while True:  # newest first, a page at a time: 20 `kpi run --only` runs hid a full one
+        query = (
+            sa.select(runs.c.id, runs.c.started_at)
+            .where(runs.c.trigger == "run", runs.c.status.in_(statuses))
+            .order_by(runs.c.id.desc())
+            .limit(_MANUAL_PAGE)
+        )
+        if before is not None:
+            query = query.where(runs.c.id < before)
+        recent = conn.execute(query).all()
+        if not recent or not sources:
+            return float(recent[0].started_at) if recent else None
+        collected = _collected(conn, [r.id for r in recent], sources)
+        for run in recent:
+            if collected.get(run.id, set()) >= wanted:
+                return float(run.started_at)
+        if len(recent) < _MANUAL_PAGE:
+            return None
+        before = recent[-1].id
 
 
 def _collected(conn: sa.Connection, ids: list[int], sources: Sequence[str]) -> dict[int, set[str]]:

@@ -11,17 +11,52 @@
     return v || fallback;
   }
   function day(iso) { var p = iso.split("-"); return Date.UTC(+p[0], +p[1] - 1, +p[2]) / 1000; }
-  /* An axis tick (or a value without its server text): 12.3k, 4.5M; below 1 four significant
-     digits (0.001234 is not "0"); -0 is 0. */
+  /* An axis tick (or a value without its server text), as format.py writes a value: up to
+     9,999 in full (one decimal from 100, two from 1, four significant digits below 1), then
+     12.3k, 4.5M, 1.2B, 3T and from 1e15 up the double's shortest form ("1e+15"); -0 is 0.
+     A number that is not whole never reads as one (99.999 is not "100", 999,999 not "1000k"):
+     it gets the digits it needs, past 15 significant ones it is marked "≈". */
+  function whole(t) { return !/[1-9]/.test((t.split("e")[0].split(".")[1] || "")); }
+  function group(t) {
+    var p = t.split(".");
+    return p[0].replace(/\B(?=(\d{3})+(?!\d))/g, ",") + (p.length > 1 ? "." + p[1] : "");
+  }
+  function fixed(x, first, strip) {
+    for (var d = first; d <= 15; d++) {
+      var t = x.toFixed(d);
+      if (Number(t) === x) return strip || d > first ? t.replace(/\.?0+$/, "") : t;
+      if (!whole(t)) return t;
+      if (t.replace(/\D/g, "").length >= 15) break;
+    }
+    return "≈" + group(String(Math.round(x)));
+  }
   function fmt(v) {
     if (v == null) return "";
     if (v === 0) return "0";
     var a = Math.abs(v);
-    if (a < 1) return String(Number(v.toPrecision(4)));
-    if (a >= 1e9) return (v / 1e9).toFixed(1).replace(/\.0$/, "") + "B";
-    if (a >= 1e6) return (v / 1e6).toFixed(1).replace(/\.0$/, "") + "M";
-    if (a >= 1e4) return (v / 1e3).toFixed(1).replace(/\.0$/, "") + "k";
-    return (Math.round(v * 100) / 100).toLocaleString("en-US");
+    if (a >= 1e15) return v.toExponential();
+    if (a >= 1e4) {
+      var units = [[1e12, "T"], [1e9, "B"], [1e6, "M"], [1e3, "k"]];
+      for (var i = 0; i < units.length; i++) {
+        if (a >= units[i][0] || i === units.length - 1) {
+          var x = v / units[i][0], t = x.toFixed(3);
+          /* a round tick (12.25k) in full; a value not whole at one decimal stays not whole */
+          if (Number(t) === x) return t.replace(/\.?0+$/, "") + units[i][1];
+          t = fixed(x, 1, false);
+          return t.charAt(0) === "≈" ? t + units[i][1] : group(t) + units[i][1];
+        }
+      }
+    }
+    if (v === Math.round(v)) return group(String(v));
+    if (a < 1) {
+      for (var p = 4; p <= 15; p++) {
+        var g = String(Number(v.toPrecision(p)));
+        if (!whole(g) || Number(g) === v) return g;
+      }
+      return "≈" + String(Number(v.toPrecision(4)));
+    }
+    var f = fixed(v, a >= 100 ? 1 : 2, a < 100);
+    return f.charAt(0) === "≈" ? f : group(f);
   }
 
   /* A point's text as the table and legend show it: today's sum (max, min) is not over yet,
