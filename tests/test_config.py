@@ -119,6 +119,26 @@ def test_a_dotenv_value_built_from_another_takes_the_environments(
     assert given.sources[0].url == "https://h/v1/stats"  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize(
+    ("line", "read"),
+    [
+        # python-dotenv put X's value in: a password `pa${X}` went out as `paxx`
+        ("CRM_TOKEN='pa${X}word'", "pa${X}word"),
+        ("export CRM_TOKEN = 'pa${X}'  # a comment", "pa${X}"),
+        ("'CRM_TOKEN'='${X}'", "${X}"),
+        # double quotes and no quotes read a variable, as a shell does
+        ('CRM_TOKEN="pa${X}"', "paxx"),
+        ("CRM_TOKEN=pa${X}", "paxx"),
+    ],
+)
+def test_a_single_quoted_dotenv_value_is_literal_as_in_a_shell(
+    tmp_path: Path, line: str, read: str
+) -> None:
+    (tmp_path / ".env").write_text(f"X=xx\n{line}\n")
+    config = parse_config(GOOD, path=tmp_path / "kpi.yaml", env={})
+    assert config.sources[0].auth.bearer.get() == read  # type: ignore[attr-defined]
+
+
 def test_disabled_source_may_use_unset_variables() -> None:
     text = GOOD.replace(
         "    type: http_json\n", "    type: http_json\n    enabled: false\n"

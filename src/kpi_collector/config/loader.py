@@ -1525,7 +1525,8 @@ def _names_credential(at: Path_) -> bool:
 def _dotenv(path: Path, outside: Mapping[str, str]) -> Mapping[str, str]:
     """The variables of the `.env` file at `path` ({} without one). A value's `${NAME}`
     (python-dotenv's interpolation) is read from `outside` (the environment) first, then
-    from the lines above it: the environment wins over `.env` there too, as it does for
+    from the lines above it, except in a value in single quotes (`PASS='pa${X}'`), which
+    is kept as written, as a shell and Docker Compose keep it: the environment wins over `.env` there too, as it does for
     the config's own `${NAME}` (python-dotenv would take the file's first). A file that
     cannot be read, is not UTF-8, or has a line python-dotenv cannot parse (a quote never
     closed) is a ConfigError naming the line but never its text, which may hold a secret:
@@ -1546,21 +1547,30 @@ def _dotenv(path: Path, outside: Mapping[str, str]) -> Mapping[str, str]:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise ConfigError(f"{path}:{line}: not UTF-8 text; save the .env file as UTF-8") from None
+    literal: dict[str, bool] = {}  # each name's last line: whether its value is in '...'
     for binding in parse_stream(io.StringIO(text)):
         if binding.error:
             raise ConfigError(
                 f"{path}:{binding.original.line}: cannot read this line; write NAME=value, and "
                 "close a quote a value opens ('...' or \"...\")"
             )
+        if binding.key is not None:
+            literal[binding.key] = _SINGLE_QUOTED.match(binding.original.string) is not None
     from dotenv.variables import parse_variables
 
     values: dict[str, str | None] = {}
     for name, value in dotenv_values(stream=io.StringIO(text), interpolate=False).items():
-        if value is not None and "${" in value:
+        if value is not None and "${" in value and not literal.get(name):
             known = {**values, **outside}
             value = "".join(atom.resolve(known) for atom in parse_variables(value))
         values[name] = value
     return {k: v for k, v in values.items() if v is not None}
+
+
+# a `.env` line whose value is in single quotes (python-dotenv's parser: `export `, a key
+# bare or in '...', `=`): literal as in a shell and Docker Compose, where python-dotenv
+# would read a `${NAME}` in it
+_SINGLE_QUOTED = re.compile(r"\s*(?:export[^\S\r\n]+)?(?:'[^']+'|[^=#\s]+)[^\S\r\n]*=[^\S\r\n]*'")
 
 
 class _LineFinder:
