@@ -1525,12 +1525,13 @@ def _names_credential(at: Path_) -> bool:
 def _dotenv(path: Path, outside: Mapping[str, str]) -> Mapping[str, str]:
     """The variables of the `.env` file at `path` ({} without one). A value's `${NAME}`
     (python-dotenv's interpolation) is read from `outside` (the environment) first, then
-    from the lines above it, except in a value in single quotes (`PASS='pa${X}'`), which
-    is kept as written, as a shell and Docker Compose keep it: the environment wins over `.env` there too, as it does for
-    the config's own `${NAME}` (python-dotenv would take the file's first). A file that
-    cannot be read, is not UTF-8, or has a line python-dotenv cannot parse (a quote never
-    closed) is a ConfigError naming the line but never its text, which may hold a secret:
-    python-dotenv would only log a warning and leave the variable out."""
+    from the lines above it: the environment wins over `.env` there too, as it does for
+    the config's own `${NAME}` (python-dotenv would take the file's first). A value in
+    single quotes (`PASS='pa${X}'`) is kept as written, as a shell and Docker Compose keep
+    it (python-dotenv would read the `${X}`). A file that cannot be read, is not UTF-8, or
+    has a line python-dotenv cannot parse (a quote never closed) is a ConfigError naming
+    the line but never its text, which may hold a secret: python-dotenv would only log a
+    warning and leave the variable out."""
     if not path.is_file():
         return {}
     import io
