@@ -183,8 +183,8 @@ def parse_config(
     # the YAML node tree (≈5 KB per source) is built again only to name a line in an error
     lines = _LineFinder(text, label)
     outside = os.environ if env is None else env
-    environment = dict(_dotenv(path.parent / ".env", outside) if path else {})
-    environment.update(outside)
+    dotenv = _dotenv(path.parent / ".env", outside) if path else {}
+    environment = _Environment({**dotenv, **outside}, dotenv=dotenv, outside=outside)
     # a switched-off entry, or any entry when the command only reads the store, may name
     # variables that are not set: it is left out (its place kept, for line numbers)
     left_out: dict[str, set[int]] = {"sources": set(), "destinations": set()}
@@ -1431,11 +1431,9 @@ def _expand_text(
         if not value:  # unset or empty: like the shell's ${X:-default}, "" is no value
             if default is None:
                 # an empty secret would go out as `Bearer ` with nothing after it
-                key = _key_named(at, label)
-                state = "is not set" if value is None else "is set but empty"
                 raise ConfigError(
-                    f"{lines.where(at)}: {key} uses ${{{name}}}, which {state}; set it in the "
-                    f"environment or in .env beside the config, or give a default: ${{{name}:-...}}"
+                    f"{lines.where(at)}: {_key_named(at, label)} uses ${{{name}}}, which "
+                    f"{_why_no_value(name, env)}, or give a default: ${{{name}:-...}}"
                 )
             value = default.replace("$$", "$")  # a literal `$` is `$$` there too
         if _SECRET_NAME.search(name) or _credential_position(at):
@@ -1447,6 +1445,39 @@ def _expand_text(
     expanded.variables = tuple(dict.fromkeys(used))
     expanded.values = tuple(dict.fromkeys(given))
     return expanded
+
+
+class _Environment(dict[str, str]):
+    """The variables a config reads (`.env`'s, then the environment's over them), with
+    both kept apart to say where an empty value came from."""
+
+    def __init__(
+        self, merged: Mapping[str, str], *, dotenv: Mapping[str, str], outside: Mapping[str, str]
+    ) -> None:
+        super().__init__(merged)
+        self.dotenv = dotenv
+        self.outside = outside
+
+
+def _why_no_value(name: str, env: Mapping[str, str]) -> str:
+    """Why variable `name` has no value, and how to give it one (a message's middle):
+    unset, empty in `.env`, or empty in the environment, which wins over `.env` even
+    where `.env` sets it (README: the environment wins)."""
+    if env.get(name) is None:
+        return "is not set; set it in the environment or in .env beside the config"
+    if not isinstance(env, _Environment):
+        return "is set but empty; give it a value in the environment or in .env beside the config"
+    if name not in env.outside:
+        return "is set but empty in .env; give it a value there or in the environment"
+    if env.dotenv.get(name):
+        return (
+            "is set but empty in the environment, and the environment wins over .env, which "
+            "sets it; unset it in the environment (or give it a value)"
+        )
+    return (
+        "is set but empty in the environment; give it a value there, or unset it there and "
+        "set it in .env beside the config"
+    )
 
 
 _ANY_REFERENCE = re.compile(r"\$\$|\$\{[^}]*\}?")
