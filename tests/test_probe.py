@@ -332,7 +332,6 @@ def test_json_every_numeric_leaf_with_its_jmespath(site: str, tmp_path: Path) ->
     assert {m["jmespath"] for m in block["metrics"].values()} == set(JSON_LEAVES)
 
 
-
 def test_the_listed_lines_say_which_source_type_reads_them(site: str, tmp_path: Path) -> None:
     """`kpi probe URL` of a JSON answer listed `jmespath:` lines without saying they belong
     in a `type: http_json` source (an `html` source, the probe's default, has no jmespath)."""
@@ -344,6 +343,7 @@ def test_the_listed_lines_say_which_source_type_reads_them(site: str, tmp_path: 
     assert yaml.safe_load(yaml_out)["metrics"]  # still a block to paste
     page = run_kpi(tmp_path, "probe", f"{site}/p/0", env={"COLUMNS": "250"})
     assert "in a source of `type: html`" in page.stdout
+
 
 def test_json_served_as_text_with_a_byte_order_mark_is_probed_as_json(
     site: str, tmp_path: Path
