@@ -48,7 +48,7 @@ def probe(
     if source_name:
         from kpi_collector.commands.core import load
 
-        config = load(ctx, need_store=False)
+        config = load(ctx, need_store=False, only=(source_name,), need_destinations=False)
         by_name = {s.name: s for s in config.sources}
         if source_name not in by_name:
             known = ", ".join(by_name) or "none"

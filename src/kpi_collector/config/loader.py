@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +59,8 @@ def load_config(
     *,
     need_secrets: bool = True,
     need_store: bool = True,
+    only: Collection[str] | None = None,
+    need_destinations: bool = True,
 ) -> Config:
     """Read, expand and validate a config file.
 
@@ -68,7 +70,10 @@ def load_config(
     With `need_secrets=False` (commands that only read the store: history, report, serve),
     a source or destination that names an unset variable is left out instead of failing.
     With `need_store=False` too (deployment snippets), a `store:` naming an unset variable
-    is kept as written: it is not opened.
+    is kept as written: it is not opened. With `only` (source names: `kpi run --only`,
+    `kpi probe --source`), the other sources, and with `need_destinations=False` the
+    destinations, may name unset variables: such an entry is left out, as a switched-off
+    one is, since the command does not use it.
     """
     found = find_config(path)
     try:
@@ -83,7 +88,14 @@ def load_config(
     text = decode_config(raw, found)
 
     def build() -> Config:
-        return parse_config(text, path=found, need_secrets=need_secrets, need_store=need_store)
+        return parse_config(
+            text,
+            path=found,
+            need_secrets=need_secrets,
+            need_store=need_store,
+            only=only,
+            need_destinations=need_destinations,
+        )
 
     from kpi_collector.config import cache
 
@@ -98,7 +110,7 @@ def load_config(
         found,
         raw,
         variables={name: environment.get(name) for name in names},
-        options=(need_secrets, need_store),
+        options=(need_secrets, need_store, tuple(sorted(only or ())), need_destinations),
         build=build,
     )
 
@@ -158,9 +170,11 @@ def parse_config(
     env: Mapping[str, str] | None = None,
     need_secrets: bool = True,
     need_store: bool = True,
+    only: Collection[str] | None = None,
+    need_destinations: bool = True,
 ) -> Config:
     """Validate config text; `path` names it in errors and anchors relative paths and `.env`
-    (`need_secrets`, `need_store`: see `load_config`)."""
+    (`need_secrets`, `need_store`, `only`, `need_destinations`: see `load_config`)."""
     import yaml
 
     label = str(path) if path else CONFIG_NAME
@@ -185,8 +199,9 @@ def parse_config(
     outside = os.environ if env is None else env
     dotenv = _dotenv(path.parent / ".env", outside) if path else {}
     environment = _Environment({**dotenv, **outside}, dotenv=dotenv, outside=outside)
-    # a switched-off entry, or any entry when the command only reads the store, may name
-    # variables that are not set: it is left out (its place kept, for line numbers)
+    # a switched-off entry, one the command does not use (`only`, `need_destinations`), or
+    # any entry when the command only reads the store, may name variables that are not set:
+    # it is left out (its place kept, for line numbers)
     left_out: dict[str, set[int]] = {"sources": set(), "destinations": set()}
     unchecked_sources: set[str] = set()  # their KPI ids may still be named in `kpis:`
     unchecked: list[Unchecked] = []  # what a deployment snippet still needs of them
@@ -198,7 +213,12 @@ def parse_config(
             if not isinstance(item, dict):
                 continue
             disabled = _disabled(item, (key, index), environment, lines)
-            if (disabled or not need_secrets) and _unresolved(item, environment):
+            used = (
+                need_destinations
+                if key == "destinations"
+                else not only or (item.get("name") or item.get("type")) in only
+            )
+            if (disabled or not need_secrets or not used) and _unresolved(item, environment):
                 indexes.add(index)
                 name = str(item.get("name") or item.get("type"))
                 if key == "sources":
