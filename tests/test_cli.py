@@ -168,6 +168,11 @@ def test_only_needs_the_variables_of_what_it_runs(site: Site, workdir: Path) -> 
     crm = run_kpi(workdir, "run", "--only", "crm", "--dry-run")
     assert crm.returncode == 2 and "${CRM_TOKEN}, which is not set" in crm.stderr
     assert run_kpi(workdir, "run", "--dry-run").returncode == 2
+    backfill = run_kpi(workdir, "backfill", "--only", "blog")  # the same for a backfill
+    assert backfill.returncode == 0, backfill.stderr
+    assert "blog: cannot give past values (skipped)" in backfill.stdout
+    crm_backfill = run_kpi(workdir, "backfill", "--only", "crm")
+    assert crm_backfill.returncode == 2 and "${CRM_TOKEN}" in crm_backfill.stderr
     config.write_text(config.read_text().replace("path: out.csv", "path: '${OUT_CSV}'"))
     destination = run_kpi(workdir, "run", "--only", "blog", "--dry-run")
     assert destination.returncode == 2 and "${OUT_CSV}, which is not set" in destination.stderr

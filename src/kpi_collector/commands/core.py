@@ -653,7 +653,7 @@ def backfill(ctx: click.Context, since: str | None, only: tuple[str, ...], wait:
     from kpi_collector.format import plural
     from kpi_collector.pipeline import Pipeline
 
-    config = load(ctx)
+    config = load(ctx, only=only)  # a source outside --only may name unset variables
     first = parse_date(since, "--since", config)
     yesterday = datetime.now(config.tz).date() - timedelta(days=1)
     if first is not None and first > yesterday:
