@@ -493,6 +493,8 @@ HTML = "sources:\n  - {name: a, type: html, url: 'http://x/', metrics: {b: {css:
         (HTML % (", count: '${C}'", ""), True),
         (HTML % ("", ", timeout: '${T'"), False),
         (HTML % ("", ", timeout: soon"), False),
+        (HTML % ("", ", timeout: ''"), False),
+        (HTML % ("", ", timeout: '30'"), True),
         # `count: 1` is true to the loader (pydantic's bool), and the schema said boolean only
         (HTML % (", count: 1", ""), True),
         (HTML % (", count: 0", ""), True),

@@ -67,10 +67,11 @@ def config_schema() -> dict[str, Any]:
 _NAME = r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}"  # the loader's `${NAME}`, `${NAME:-default}`
 _DIGITS = r"[\s+\-.0-9eE_]"  # what a number written as text may hold around a variable
 #: a text the loader reads as a number or a boolean (pydantic's lax mode, after `${NAME}`
-#: is read): `"30"`, `${T}`, `${T:-30}`, `1${ZEROS}`; `on`, `Yes`, `0` for a boolean
+#: is read): `"30"`, `${T}`, `${T:-30}`, `1${ZEROS}` (a digit or a variable: not `""`);
+#: `on`, `Yes`, `0` for a boolean
 _AS_TEXT = {
-    "number": rf"^{_DIGITS}*({_NAME}{_DIGITS}*)*$",
-    "integer": rf"^{_DIGITS}*({_NAME}{_DIGITS}*)*$",
+    "number": rf"^(?=.*[0-9}}]){_DIGITS}*({_NAME}{_DIGITS}*)*$",
+    "integer": rf"^(?=.*[0-9}}]){_DIGITS}*({_NAME}{_DIGITS}*)*$",
     "boolean": "^\\s*({}|{})\\s*$".format(
         _NAME,
         "|".join(
