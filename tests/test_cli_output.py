@@ -502,6 +502,13 @@ HTML = "sources:\n  - {name: a, type: html, url: 'http://x/', metrics: {b: {css:
         (HTML % (", count: 'true'", ""), True),
         (HTML % (", count: maybe", ""), False),
         ("defaults: {retries: '${R}', timeout: '${T:-5}'}\n", True),
+        # a choice of texts: the loader checks what the variable gives
+        (
+            HTML % ("", "") + "destinations:\n  - {type: csv, path: o.csv, every: '${E:-day}'}\n",
+            True,
+        ),
+        (HTML % ("", "") + "destinations:\n  - {type: csv, path: o.csv, every: hourly}\n", False),
+        ("sources:\n  - {type: '${T}', url: 'http://x/'}\n", False),
         ("defaults: {retries: '${R}x'}\n", False),
     ],
 )

@@ -61,7 +61,12 @@ def config_schema() -> dict[str, Any]:
             },
         }
     schema["title"] = "kpi.yaml"
-    return _as_loaded({"$schema": DIALECT, **schema, "$defs": defs})
+    loaded = _as_loaded({"$schema": DIALECT, **schema, "$defs": defs})
+    for key in ("sources", "destinations"):  # an entry's `type` is written as it is
+        loaded["properties"][key]["items"]["properties"]["type"] = schema["properties"][key][
+            "items"
+        ]["properties"]["type"]
+    return dict(loaded)
 
 
 _NAME = r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}"  # the loader's `${NAME}`, `${NAME:-default}`
@@ -83,9 +88,9 @@ _AS_TEXT = {
 
 
 def _as_loaded(node: Any) -> Any:
-    """`node` with every number and boolean also taken as the text the loader takes for it:
-    `timeout: ${T}`, `enabled: ${ON:-false}` (a variable, read before the models check the
-    value), and for a boolean the integers 0 and 1 (`count: 1`), as pydantic's lax mode
+    """`node` with every number, boolean and choice of texts also taken as the text the
+    loader takes for it: `timeout: ${T}`, `enabled: ${ON:-false}`, `every: ${E:-day}` (a
+    variable, read before the models check the value), and for a boolean the integers 0 and 1 (`count: 1`), as pydantic's lax mode
     reads them (its `bool` also takes `"yes"`, `"off"`...). The schema said `'${T}' is not
     of type 'number'` in an editor for a config `kpi validate` accepts."""
     if isinstance(node, list):
@@ -93,6 +98,11 @@ def _as_loaded(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     node = {key: _as_loaded(value) for key, value in node.items()}
+    enum = node.get("enum")
+    if isinstance(enum, list) and enum and all(isinstance(v, str) for v in enum):
+        # `every: ${EVERY:-day}`: the loader checks the text the variable gives
+        outer = {k: node.pop(k) for k in ("title", "description", "default") if k in node}
+        return {**outer, "anyOf": [node, {"type": "string", "pattern": _NAME}]}
     kind = node.get("type")
     if not isinstance(kind, str) or kind not in _AS_TEXT:  # a property named `type`: a dict
         return node
