@@ -156,6 +156,28 @@ def test_only_and_dry_run(site: Site, workdir: Path) -> None:
     assert (workdir / "kpi.db").exists() and not (workdir / "out.csv").exists()
 
 
+def test_only_needs_the_variables_of_what_it_runs(site: Site, workdir: Path) -> None:
+    """`kpi run --only blog` failed on `${CRM_TOKEN}` of the `crm` source it does not run;
+    a source left out may name unset variables, as a switched-off one may. The destinations
+    get the run's values: theirs are still needed."""
+    url, _ = site
+    config = write_config(workdir, url)
+    blog = run_kpi(workdir, "run", "--only", "blog", "--dry-run")  # CRM_TOKEN unset
+    assert blog.returncode == 0, blog.stderr
+    assert "blog.posts" in blog.stdout
+    crm = run_kpi(workdir, "run", "--only", "crm", "--dry-run")
+    assert crm.returncode == 2 and "${CRM_TOKEN}, which is not set" in crm.stderr
+    assert run_kpi(workdir, "run", "--dry-run").returncode == 2
+    backfill = run_kpi(workdir, "backfill", "--only", "blog")  # the same for a backfill
+    assert backfill.returncode == 0, backfill.stderr
+    assert "blog: cannot give past values (skipped)" in backfill.stdout
+    crm_backfill = run_kpi(workdir, "backfill", "--only", "crm")
+    assert crm_backfill.returncode == 2 and "${CRM_TOKEN}" in crm_backfill.stderr
+    config.write_text(config.read_text().replace("path: out.csv", "path: '${OUT_CSV}'"))
+    destination = run_kpi(workdir, "run", "--only", "blog", "--dry-run")
+    assert destination.returncode == 2 and "${OUT_CSV}, which is not set" in destination.stderr
+
+
 def test_config_errors_exit_2_with_one_clear_line(workdir: Path) -> None:
     (workdir / "kpi.yaml").write_text(
         "sources:\n  - {name: a, type: html, url: 'https://x/', metrics: {p: {csss: a}}}\n"

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from kpi_collector.commands.history import history_lines
+from kpi_collector.errors import ConfigError
 from kpi_collector.store import HistoryStore
 from kpi_collector.store.history import StoredObservation
 from tests.cli import run_kpi
@@ -434,8 +435,9 @@ def test_schema_checks_configs_plugins_included(workdir: Path) -> None:
     assert _problems(schema, CONFIG) == []
     # the third-party plugin (tests/plugin, an entry point) is in it with its own keys
     assert _problems(schema, "sources:\n  - {type: dice, sides: 12}\n") == []
+    # an integer, or a text the loader reads as one (`${SIDES}`): neither
     assert _problems(schema, "sources:\n  - {type: dice, sides: many}\n") == [
-        "'many' is not of type 'integer'"
+        "'many' is not valid under any of the given schemas"
     ]
     wrong_key = "sources:\n  - {type: github, repo: python/cpython, tokn: x}\n"
     assert _problems(schema, wrong_key) == [
@@ -476,6 +478,56 @@ def test_values_the_loader_takes_in_another_type_fit_the_schema(form: str, workd
     text = OTHER_FORMS[form] if "sources:" in OTHER_FORMS[form] else text + OTHER_FORMS[form]
     parse_config(text, path=workdir / "kpi.yaml", env={})  # the loader takes it
     assert _problems(_schema(workdir), text) == []
+
+
+HTML = "sources:\n  - {name: a, type: html, url: 'http://x/', metrics: {b: {css: '#b'%s}}%s}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "accepted"),
+    [
+        # a variable where a number or a boolean goes: the loader reads it, the schema said
+        # "'${T}' is not of type 'number'"
+        (HTML % ("", ", timeout: '${T}'"), True),
+        (HTML % ("", ", timeout: '${UNSET:-12}'"), True),
+        (HTML % ("", ", enabled: '${X:-false}'"), True),
+        (HTML % (", count: '${C}'", ""), True),
+        (HTML % ("", ", timeout: '${T'"), False),
+        (HTML % ("", ", timeout: soon"), False),
+        (HTML % ("", ", timeout: ''"), False),
+        (HTML % ("", ", timeout: '30'"), True),
+        # `count: 1` is true to the loader (pydantic's bool), and the schema said boolean only
+        (HTML % (", count: 1", ""), True),
+        (HTML % (", count: 0", ""), True),
+        (HTML % (", count: 2", ""), False),
+        (HTML % (", count: 'true'", ""), True),
+        (HTML % (", count: maybe", ""), False),
+        ("defaults: {retries: '${R}', timeout: '${T:-5}'}\n", True),
+        # a choice of texts: the loader checks what the variable gives
+        (
+            HTML % ("", "") + "destinations:\n  - {type: csv, path: o.csv, every: '${E:-day}'}\n",
+            True,
+        ),
+        (HTML % ("", "") + "destinations:\n  - {type: csv, path: o.csv, every: hourly}\n", False),
+        ("sources:\n  - {type: '${T}', url: 'http://x/'}\n", False),
+        ("defaults: {retries: '${R}x'}\n", False),
+    ],
+)
+def test_the_schema_takes_what_the_loader_takes(text: str, accepted: bool, tmp_path: Path) -> None:
+    """`kpi schema` marked `timeout: ${T}`, `enabled: ${X:-false}` and `count: 1` errors in
+    the editor, though `kpi validate` accepts them."""
+    from kpi_collector.config import parse_config
+    from kpi_collector.config.schema import config_schema
+
+    env = {"T": "30", "X": "true", "C": "true", "R": "3"}
+    try:
+        parse_config(text, path=tmp_path / "kpi.yaml", env=env)
+    except ConfigError:
+        loaded = False
+    else:
+        loaded = True
+    assert loaded is accepted, "the loader"
+    assert (_problems(config_schema(), text) == []) is accepted, "the schema"
 
 
 def test_a_plugin_that_fails_to_load_leaves_schema_and_init_working(workdir: Path) -> None:

@@ -119,6 +119,52 @@ def test_a_dotenv_value_built_from_another_takes_the_environments(
     assert given.sources[0].url == "https://h/v1/stats"  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize(
+    ("line", "read"),
+    [
+        # python-dotenv put X's value in: a password `pa${X}` went out as `paxx`
+        ("CRM_TOKEN='pa${X}word'", "pa${X}word"),
+        ("export CRM_TOKEN = 'pa${X}'  # a comment", "pa${X}"),
+        ("'CRM_TOKEN'='${X}'", "${X}"),
+        # double quotes and no quotes read a variable, as a shell does
+        ('CRM_TOKEN="pa${X}"', "paxx"),
+        ("CRM_TOKEN=pa${X}", "paxx"),
+    ],
+)
+def test_a_single_quoted_dotenv_value_is_literal_as_in_a_shell(
+    tmp_path: Path, line: str, read: str
+) -> None:
+    (tmp_path / ".env").write_text(f"X=xx\n{line}\n")
+    config = parse_config(GOOD, path=tmp_path / "kpi.yaml", env={})
+    assert config.sources[0].auth.bearer.get() == read  # type: ignore[attr-defined]
+
+
+def test_an_empty_environment_variable_hiding_the_dotenvs_says_so(tmp_path: Path) -> None:
+    """`CRM_TOKEN=` in the environment hides `CRM_TOKEN=t` of `.env` (the environment wins);
+    the message said 'is set but empty; set it in the environment or in .env', though it
+    was set in .env."""
+    (tmp_path / ".env").write_text("CRM_TOKEN=from-dotenv\n")
+    message = error_of(GOOD, env={"CRM_TOKEN": ""}, path=tmp_path / "kpi.yaml")
+    assert "from-dotenv" not in message
+    assert message.endswith(
+        "source 'crm': auth.bearer uses ${CRM_TOKEN}, which is set but empty in the "
+        "environment, and the environment wins over .env, which sets it; unset it in the "
+        "environment (or give it a value), or give a default: ${CRM_TOKEN:-...}"
+    )
+    (tmp_path / ".env").write_text("CRM_TOKEN=\n")  # empty in .env, unset in the environment
+    message = error_of(GOOD, env={}, path=tmp_path / "kpi.yaml")
+    assert message.endswith(
+        "source 'crm': auth.bearer uses ${CRM_TOKEN}, which is set but empty in .env; give "
+        "it a value there or in the environment, or give a default: ${CRM_TOKEN:-...}"
+    )
+    message = error_of(GOOD, env={"CRM_TOKEN": ""}, path=tmp_path / "kpi.yaml")
+    assert message.endswith(
+        "source 'crm': auth.bearer uses ${CRM_TOKEN}, which is set but empty in the "
+        "environment; give it a value there, or unset it there and set it in .env beside the "
+        "config, or give a default: ${CRM_TOKEN:-...}"
+    )
+
+
 def test_disabled_source_may_use_unset_variables() -> None:
     text = GOOD.replace(
         "    type: http_json\n", "    type: http_json\n    enabled: false\n"

@@ -159,12 +159,17 @@ def test_an_empty_variable_is_a_config_error_naming_it(workdir: Path) -> None:
     result = run_kpi(workdir, "validate", env={"CRM_TOKEN": ""})
     assert result.returncode == 2
     assert result.stderr.strip().endswith(
-        "kpi.yaml:5: source 'crm': auth.bearer uses ${CRM_TOKEN}, which is set but empty; set it "
-        "in the environment or in .env beside the config, or give a default: ${CRM_TOKEN:-...}"
+        "kpi.yaml:5: source 'crm': auth.bearer uses ${CRM_TOKEN}, which is set but empty in "
+        "the environment; give it a value there, or unset it there and set it in .env beside "
+        "the config, or give a default: ${CRM_TOKEN:-...}"
     )
     (workdir / ".env").write_text("CRM_TOKEN=\n")
     from_dotenv = run_kpi(workdir, "validate")
-    assert from_dotenv.returncode == 2 and "which is set but empty" in from_dotenv.stderr
+    assert from_dotenv.returncode == 2 and "which is set but empty in .env" in from_dotenv.stderr
+    (workdir / ".env").write_text("CRM_TOKEN=t\n")  # the environment's empty value hides it
+    hidden = run_kpi(workdir, "validate", env={"CRM_TOKEN": ""})
+    assert hidden.returncode == 2
+    assert "empty in the environment, and the environment wins over .env" in hidden.stderr
     # an explicit default is the config's own choice
     (workdir / "kpi.yaml").write_text(CRM.format(token="${CRM_TOKEN:-anonymous}"))
     assert run_kpi(workdir, "validate", env={"CRM_TOKEN": ""}).returncode == 0

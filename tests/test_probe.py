@@ -332,6 +332,34 @@ def test_json_every_numeric_leaf_with_its_jmespath(site: str, tmp_path: Path) ->
     assert {m["jmespath"] for m in block["metrics"].values()} == set(JSON_LEAVES)
 
 
+def test_the_listed_lines_say_which_source_type_reads_them(site: str, tmp_path: Path) -> None:
+    """`kpi probe URL` of a JSON answer listed `jmespath:` lines without saying they belong
+    in a `type: http_json` source (an `html` source, the probe's default, has no jmespath)."""
+    table = run_kpi(tmp_path, "probe", f"{site}/api/stats", env={"COLUMNS": "250"})
+    assert table.returncode == 0, table.stderr
+    assert "in a source of `type: http_json`" in table.stdout
+    yaml_out = run_kpi(tmp_path, "probe", f"{site}/api/stats", "--format", "yaml").stdout
+    assert yaml_out.splitlines()[0].endswith("in a source of `type: http_json`")
+    assert yaml.safe_load(yaml_out)["metrics"]  # still a block to paste
+    page = run_kpi(tmp_path, "probe", f"{site}/p/0", env={"COLUMNS": "250"})
+    assert "in a source of `type: html`" in page.stdout
+
+
+def test_probe_of_a_source_needs_only_its_own_variables(site: str, tmp_path: Path) -> None:
+    """`kpi probe --source page` failed on `${CRM_TOKEN}` of another source (and on a
+    destination's variable), though it fetches only `page`."""
+    (tmp_path / "kpi.yaml").write_text(
+        "sources:\n"
+        f"  - {{name: page, type: html, url: '{site}/p/0', metrics: {{a: '#a'}}}}\n"
+        f"  - {{name: crm, type: http_json, url: '{site}/api/stats', "
+        "auth: {bearer: '${CRM_TOKEN}'}, metrics: {a: a}}\n"
+        "destinations:\n  - {type: slack, webhook_url: '${SLACK_HOOK}'}\n"
+    )
+    assert probed(tmp_path, "--source", "page")["findings"]
+    crm = run_kpi(tmp_path, "probe", "--source", "crm")
+    assert crm.returncode == 2 and "${CRM_TOKEN}, which is not set" in crm.stderr
+
+
 def test_json_served_as_text_with_a_byte_order_mark_is_probed_as_json(
     site: str, tmp_path: Path
 ) -> None:

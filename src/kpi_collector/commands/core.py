@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,15 +24,26 @@ class UsageProblem(click.ClickException):
     exit_code = 2
 
 
-def load(ctx: click.Context, *, need_secrets: bool = True, need_store: bool = True) -> Config:
+def load(
+    ctx: click.Context,
+    *,
+    need_secrets: bool = True,
+    need_store: bool = True,
+    only: Collection[str] | None = None,
+    need_destinations: bool = True,
+) -> Config:
     """The config named on the command line; `need_secrets=False` for commands that only read,
-    `need_store=False` too for those that do not even open the store (snippets)."""
+    `need_store=False` too for those that do not even open the store (snippets); `only` the
+    sources a command uses (`run --only`), `need_destinations=False` for one that delivers
+    nothing (`probe`): the others may name unset variables (`load_config`)."""
     from kpi_collector.config import load_config
 
     return load_config(
         ctx.obj.get("config") if ctx.obj else None,
         need_secrets=need_secrets,
         need_store=need_store,
+        only=only,
+        need_destinations=need_destinations,
     )
 
 
@@ -273,7 +284,7 @@ def run(
     """Collect every source, store the values, deliver them; show a table of the results."""
     from kpi_collector.pipeline import Pipeline
 
-    pipeline = Pipeline.from_config(load(ctx))
+    pipeline = Pipeline.from_config(load(ctx, only=only))
     pipeline.lock_wait = wait
     sources = pipeline.selected(only)
     if not sources:  # a run that can collect nothing is no success to report
@@ -642,7 +653,7 @@ def backfill(ctx: click.Context, since: str | None, only: tuple[str, ...], wait:
     from kpi_collector.format import plural
     from kpi_collector.pipeline import Pipeline
 
-    config = load(ctx)
+    config = load(ctx, only=only)  # a source outside --only may name unset variables
     first = parse_date(since, "--since", config)
     yesterday = datetime.now(config.tz).date() - timedelta(days=1)
     if first is not None and first > yesterday:

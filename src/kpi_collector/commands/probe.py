@@ -48,7 +48,7 @@ def probe(
     if source_name:
         from kpi_collector.commands.core import load
 
-        config = load(ctx, need_store=False)
+        config = load(ctx, need_store=False, only=(source_name,), need_destinations=False)
         by_name = {s.name: s for s in config.sources}
         if source_name not in by_name:
             known = ", ".join(by_name) or "none"
@@ -73,11 +73,20 @@ def probe(
 def _yaml(result: ProbeResult) -> str:
     from kpi_collector.secrets import redact
 
-    lines = [f"# {redact(result.url)}: {len(result.findings)} numbers", "metrics:"]
+    head = f"# {redact(result.url)}: {len(result.findings)} numbers, {_belongs(result)}"
+    lines = [head, "metrics:"]
     for finding in result.findings:
         note = f"{finding.text} · {finding.label}" if finding.label else finding.text
         lines.append(f"  {finding.yaml_line}  # {redact(' '.join(note.split()))}")
     return "\n".join(lines)
+
+
+def _belongs(result: ProbeResult) -> str:
+    """Where the listed `metrics:` lines go: `jmespath:` lines in an `http_json` source,
+    `css:` lines in an `html` source (rendered, when the page was)."""
+    kind = "http_json" if result.kind == "json" else "html"
+    rendered = " with `render: true`" if result.rendered and kind == "html" else ""
+    return f"the metrics: lines go in a source of `type: {kind}`{rendered}"
 
 
 def _whole(value: float) -> str:
@@ -115,3 +124,4 @@ def _table(result: ProbeResult) -> None:
             Text(finding.yaml_line),
         )
     console.print(table)
+    console.print(Text(_belongs(result)))

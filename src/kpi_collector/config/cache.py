@@ -6,7 +6,7 @@ One file per config file, under `$XDG_CACHE_HOME/kpi-collector/` (default
 validated config depends on is the same as when it was written:
 
 - the config file's bytes (SHA-256) and its absolute path, the current folder, and the
-  loader's options (`need_secrets`, `need_store`);
+  loader's options (`need_secrets`, `need_store`, `only`, `need_destinations`);
 - each variable the config names (`${VAR}`, from the environment or `.env`): only a salted
   hash of its value is kept, never the value;
 - this package's code (installed from a wheel: its distribution's `RECORD`, which every
@@ -66,7 +66,7 @@ def cached_config(
     raw: bytes,
     *,
     variables: Mapping[str, str | None],
-    options: tuple[bool, bool],
+    options: tuple[object, ...],
     build: Callable[[], Config],
 ) -> Config:
     """The validated config of file `path` (content `raw`): from the cache when it matches,
@@ -103,7 +103,7 @@ def _key(
     path: Path,
     raw: bytes,
     variables: Mapping[str, str | None],
-    options: tuple[bool, bool],
+    options: tuple[object, ...],
 ) -> bytes:
     digest = hashlib.sha256(salt)
     for part in (
@@ -198,7 +198,7 @@ def _read(
     path: Path,
     raw: bytes,
     variables: Mapping[str, str | None],
-    options: tuple[bool, bool],
+    options: tuple[object, ...],
 ) -> Config | None:
     try:
         data = file.read_bytes()
@@ -241,7 +241,7 @@ def _write(
     path: Path,
     raw: bytes,
     variables: Mapping[str, str | None],
-    options: tuple[bool, bool],
+    options: tuple[object, ...],
 ) -> None:
     values = {name: value for name, value in variables.items() if value}
     # each value marked secret, as text of the file and variables' names: one that is not

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +59,8 @@ def load_config(
     *,
     need_secrets: bool = True,
     need_store: bool = True,
+    only: Collection[str] | None = None,
+    need_destinations: bool = True,
 ) -> Config:
     """Read, expand and validate a config file.
 
@@ -68,7 +70,10 @@ def load_config(
     With `need_secrets=False` (commands that only read the store: history, report, serve),
     a source or destination that names an unset variable is left out instead of failing.
     With `need_store=False` too (deployment snippets), a `store:` naming an unset variable
-    is kept as written: it is not opened.
+    is kept as written: it is not opened. With `only` (source names: `kpi run --only`,
+    `kpi probe --source`), the other sources, and with `need_destinations=False` the
+    destinations, may name unset variables: such an entry is left out, as a switched-off
+    one is, since the command does not use it.
     """
     found = find_config(path)
     try:
@@ -83,7 +88,14 @@ def load_config(
     text = decode_config(raw, found)
 
     def build() -> Config:
-        return parse_config(text, path=found, need_secrets=need_secrets, need_store=need_store)
+        return parse_config(
+            text,
+            path=found,
+            need_secrets=need_secrets,
+            need_store=need_store,
+            only=only,
+            need_destinations=need_destinations,
+        )
 
     from kpi_collector.config import cache
 
@@ -98,7 +110,7 @@ def load_config(
         found,
         raw,
         variables={name: environment.get(name) for name in names},
-        options=(need_secrets, need_store),
+        options=(need_secrets, need_store, tuple(sorted(only or ())), need_destinations),
         build=build,
     )
 
@@ -158,9 +170,11 @@ def parse_config(
     env: Mapping[str, str] | None = None,
     need_secrets: bool = True,
     need_store: bool = True,
+    only: Collection[str] | None = None,
+    need_destinations: bool = True,
 ) -> Config:
     """Validate config text; `path` names it in errors and anchors relative paths and `.env`
-    (`need_secrets`, `need_store`: see `load_config`)."""
+    (`need_secrets`, `need_store`, `only`, `need_destinations`: see `load_config`)."""
     import yaml
 
     label = str(path) if path else CONFIG_NAME
@@ -183,10 +197,11 @@ def parse_config(
     # the YAML node tree (≈5 KB per source) is built again only to name a line in an error
     lines = _LineFinder(text, label)
     outside = os.environ if env is None else env
-    environment = dict(_dotenv(path.parent / ".env", outside) if path else {})
-    environment.update(outside)
-    # a switched-off entry, or any entry when the command only reads the store, may name
-    # variables that are not set: it is left out (its place kept, for line numbers)
+    dotenv = _dotenv(path.parent / ".env", outside) if path else {}
+    environment = _Environment({**dotenv, **outside}, dotenv=dotenv, outside=outside)
+    # a switched-off entry, one the command does not use (`only`, `need_destinations`), or
+    # any entry when the command only reads the store, may name variables that are not set:
+    # it is left out (its place kept, for line numbers)
     left_out: dict[str, set[int]] = {"sources": set(), "destinations": set()}
     unchecked_sources: set[str] = set()  # their KPI ids may still be named in `kpis:`
     unchecked: list[Unchecked] = []  # what a deployment snippet still needs of them
@@ -198,7 +213,12 @@ def parse_config(
             if not isinstance(item, dict):
                 continue
             disabled = _disabled(item, (key, index), environment, lines)
-            if (disabled or not need_secrets) and _unresolved(item, environment):
+            used = (
+                need_destinations
+                if key == "destinations"
+                else not only or (item.get("name") or item.get("type")) in only
+            )
+            if (disabled or not need_secrets or not used) and _unresolved(item, environment):
                 indexes.add(index)
                 name = str(item.get("name") or item.get("type"))
                 if key == "sources":
@@ -1431,11 +1451,9 @@ def _expand_text(
         if not value:  # unset or empty: like the shell's ${X:-default}, "" is no value
             if default is None:
                 # an empty secret would go out as `Bearer ` with nothing after it
-                key = _key_named(at, label)
-                state = "is not set" if value is None else "is set but empty"
                 raise ConfigError(
-                    f"{lines.where(at)}: {key} uses ${{{name}}}, which {state}; set it in the "
-                    f"environment or in .env beside the config, or give a default: ${{{name}:-...}}"
+                    f"{lines.where(at)}: {_key_named(at, label)} uses ${{{name}}}, which "
+                    f"{_why_no_value(name, env)}, or give a default: ${{{name}:-...}}"
                 )
             value = default.replace("$$", "$")  # a literal `$` is `$$` there too
         if _SECRET_NAME.search(name) or _credential_position(at):
@@ -1447,6 +1465,39 @@ def _expand_text(
     expanded.variables = tuple(dict.fromkeys(used))
     expanded.values = tuple(dict.fromkeys(given))
     return expanded
+
+
+class _Environment(dict[str, str]):
+    """The variables a config reads (`.env`'s, then the environment's over them), with
+    both kept apart to say where an empty value came from."""
+
+    def __init__(
+        self, merged: Mapping[str, str], *, dotenv: Mapping[str, str], outside: Mapping[str, str]
+    ) -> None:
+        super().__init__(merged)
+        self.dotenv = dotenv
+        self.outside = outside
+
+
+def _why_no_value(name: str, env: Mapping[str, str]) -> str:
+    """Why variable `name` has no value, and how to give it one (a message's middle):
+    unset, empty in `.env`, or empty in the environment, which wins over `.env` even
+    where `.env` sets it (README: the environment wins)."""
+    if env.get(name) is None:
+        return "is not set; set it in the environment or in .env beside the config"
+    if not isinstance(env, _Environment):
+        return "is set but empty; give it a value in the environment or in .env beside the config"
+    if name not in env.outside:
+        return "is set but empty in .env; give it a value there or in the environment"
+    if env.dotenv.get(name):
+        return (
+            "is set but empty in the environment, and the environment wins over .env, which "
+            "sets it; unset it in the environment (or give it a value)"
+        )
+    return (
+        "is set but empty in the environment; give it a value there, or unset it there and "
+        "set it in .env beside the config"
+    )
 
 
 _ANY_REFERENCE = re.compile(r"\$\$|\$\{[^}]*\}?")
@@ -1526,10 +1577,12 @@ def _dotenv(path: Path, outside: Mapping[str, str]) -> Mapping[str, str]:
     """The variables of the `.env` file at `path` ({} without one). A value's `${NAME}`
     (python-dotenv's interpolation) is read from `outside` (the environment) first, then
     from the lines above it: the environment wins over `.env` there too, as it does for
-    the config's own `${NAME}` (python-dotenv would take the file's first). A file that
-    cannot be read, is not UTF-8, or has a line python-dotenv cannot parse (a quote never
-    closed) is a ConfigError naming the line but never its text, which may hold a secret:
-    python-dotenv would only log a warning and leave the variable out."""
+    the config's own `${NAME}` (python-dotenv would take the file's first). A value in
+    single quotes (`PASS='pa${X}'`) is kept as written, as a shell and Docker Compose keep
+    it (python-dotenv would read the `${X}`). A file that cannot be read, is not UTF-8, or
+    has a line python-dotenv cannot parse (a quote never closed) is a ConfigError naming
+    the line but never its text, which may hold a secret: python-dotenv would only log a
+    warning and leave the variable out."""
     if not path.is_file():
         return {}
     import io
@@ -1546,21 +1599,30 @@ def _dotenv(path: Path, outside: Mapping[str, str]) -> Mapping[str, str]:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise ConfigError(f"{path}:{line}: not UTF-8 text; save the .env file as UTF-8") from None
+    literal: dict[str, bool] = {}  # each name's last line: whether its value is in '...'
     for binding in parse_stream(io.StringIO(text)):
         if binding.error:
             raise ConfigError(
                 f"{path}:{binding.original.line}: cannot read this line; write NAME=value, and "
                 "close a quote a value opens ('...' or \"...\")"
             )
+        if binding.key is not None:
+            literal[binding.key] = _SINGLE_QUOTED.match(binding.original.string) is not None
     from dotenv.variables import parse_variables
 
     values: dict[str, str | None] = {}
     for name, value in dotenv_values(stream=io.StringIO(text), interpolate=False).items():
-        if value is not None and "${" in value:
+        if value is not None and "${" in value and not literal.get(name):
             known = {**values, **outside}
             value = "".join(atom.resolve(known) for atom in parse_variables(value))
         values[name] = value
     return {k: v for k, v in values.items() if v is not None}
+
+
+# a `.env` line whose value is in single quotes (python-dotenv's parser: `export `, a key
+# bare or in '...', `=`): literal as in a shell and Docker Compose, where python-dotenv
+# would read a `${NAME}` in it
+_SINGLE_QUOTED = re.compile(r"\s*(?:export[^\S\r\n]+)?(?:'[^']+'|[^=#\s]+)[^\S\r\n]*=[^\S\r\n]*'")
 
 
 class _LineFinder:

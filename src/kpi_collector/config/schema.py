@@ -61,7 +61,56 @@ def config_schema() -> dict[str, Any]:
             },
         }
     schema["title"] = "kpi.yaml"
-    return {"$schema": DIALECT, **schema, "$defs": defs}
+    loaded = _as_loaded({"$schema": DIALECT, **schema, "$defs": defs})
+    for key in ("sources", "destinations"):  # an entry's `type` is written as it is
+        loaded["properties"][key]["items"]["properties"]["type"] = schema["properties"][key][
+            "items"
+        ]["properties"]["type"]
+    return dict(loaded)
+
+
+_NAME = r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}"  # the loader's `${NAME}`, `${NAME:-default}`
+_DIGITS = r"[\s+\-.0-9eE_]"  # what a number written as text may hold around a variable
+#: a text the loader reads as a number or a boolean (pydantic's lax mode, after `${NAME}`
+#: is read): `"30"`, `${T}`, `${T:-30}`, `1${ZEROS}` (a digit or a variable: not `""`);
+#: `on`, `Yes`, `0` for a boolean
+_AS_TEXT = {
+    "number": rf"^(?=.*[0-9}}]){_DIGITS}*({_NAME}{_DIGITS}*)*$",
+    "integer": rf"^(?=.*[0-9}}]){_DIGITS}*({_NAME}{_DIGITS}*)*$",
+    "boolean": "^\\s*({}|{})\\s*$".format(
+        _NAME,
+        "|".join(
+            "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
+            for word in ("true", "false", "yes", "no", "on", "off", "t", "f", "y", "n", "1", "0")
+        ),
+    ),
+}
+
+
+def _as_loaded(node: Any) -> Any:
+    """`node` with every number, boolean and choice of texts also taken as the text the
+    loader takes for it: `timeout: ${T}`, `enabled: ${ON:-false}`, `every: ${E:-day}` (a
+    variable, read before the models check the value), and for a boolean the integers 0 and 1 (`count: 1`), as pydantic's lax mode
+    reads them (its `bool` also takes `"yes"`, `"off"`...). The schema said `'${T}' is not
+    of type 'number'` in an editor for a config `kpi validate` accepts."""
+    if isinstance(node, list):
+        return [_as_loaded(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _as_loaded(value) for key, value in node.items()}
+    enum = node.get("enum")
+    if isinstance(enum, list) and enum and all(isinstance(v, str) for v in enum):
+        # `every: ${EVERY:-day}`: the loader checks the text the variable gives
+        outer = {k: node.pop(k) for k in ("title", "description", "default") if k in node}
+        return {**outer, "anyOf": [node, {"type": "string", "pattern": _NAME}]}
+    kind = node.get("type")
+    if not isinstance(kind, str) or kind not in _AS_TEXT:  # a property named `type`: a dict
+        return node
+    outer = {k: node.pop(k) for k in ("title", "description", "default") if k in node}
+    forms: list[dict[str, Any]] = [node, {"type": "string", "pattern": _AS_TEXT[kind]}]
+    if kind == "boolean":
+        forms.insert(1, {"enum": [0, 1]})
+    return {**outer, "anyOf": forms}
 
 
 def _plugin_schema(cls: Any, ref: str, kind: str, defs: dict[str, Any]) -> dict[str, Any]:
