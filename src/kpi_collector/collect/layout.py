@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 #: elements a browser lays out on lines of their own (HTML standard, rendering section 15.3):
@@ -221,8 +222,13 @@ def _unshown(tag: Any, attributes: Any) -> bool:
     if style and _HIDING_STYLE.search(_CSS_COMMENT.sub("", style) if "/*" in style else style):
         return True
     classes = attributes.get("class")
-    if not classes:
-        return False
+    return bool(classes) and _classes_hide(classes)
+
+
+@lru_cache(maxsize=1024)  # a page's elements share a few class lists (a list's items)
+def _classes_hide(classes: str) -> bool:
+    """Whether a `class` attribute's value hides its element: a screen-reader-only class,
+    or a framework's hiding class that no class shows again at some width."""
     names = classes.split()
     if not _SCREEN_READER_ONLY.isdisjoint(names):
         return True
@@ -271,13 +277,17 @@ def count_unshown(nodes: Sequence[Any]) -> int:
     for node in nodes:
         chain: list[int] = []
         verdict = False
-        while node is not None and node.tag != "-document":
-            known = judged.get(node.mem_id)
+        while node is not None:
+            mem_id = node.mem_id
+            known = judged.get(mem_id)
             if known is not None:
                 verdict = known
                 break
-            chain.append(node.mem_id)
-            if _unshown(node.tag, node.attributes or {}):
+            tag = node.tag
+            if tag == "-document":
+                break
+            chain.append(mem_id)
+            if _unshown(tag, node.attributes or {}):
                 verdict = True
                 break
             node = node.parent
