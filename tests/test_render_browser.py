@@ -1125,3 +1125,66 @@ sources:
         result = kpi(tmp_path, "run", "--no-deliver", env={"PW": PASSWORD})
     assert result.returncode == 0, result.stdout + result.stderr
     assert stored(tmp_path) == {"admin.n": 4096.0}
+
+
+class _Counting:
+    """A Playwright page that counts the characters its reads hand over from Chromium."""
+
+    def __init__(self, page: object) -> None:
+        self._page = page
+        self.received = 0
+
+    def __getattr__(self, name: str) -> object:
+        found = getattr(self._page, name)
+        if name not in ("evaluate", "content"):
+            return found
+
+        async def counted(*args: object, **kwargs: object) -> object:
+            answer = await found(*args, **kwargs)  # type: ignore[operator]
+            self.received += len(str(answer)) if answer is not None else 0
+            return answer
+
+        return counted
+
+
+@pytest.mark.parametrize("shadow", [False, True], ids=["plain", "shadow-root"])
+@pytest.mark.parametrize("shown", [False, True], ids=["page", "shown"])
+def test_a_rendered_dom_over_max_bytes_is_refused_before_it_leaves_chromium(
+    shown: bool, shadow: bool
+) -> None:
+    """A page whose script builds a huge DOM is refused with `max_bytes:` named, and the DOM
+    never crosses to kpi-collector: the whole of it was handed over first, then measured (a
+    hostile page could build a gigabyte of it). A page within the limit reads as before."""
+    executable = require_chromium()
+    from kpi_collector.collect.browser import CHROMIUM_ARGS, _content
+    from kpi_collector.errors import ExtractError
+
+    host = "const h = document.createElement('div'); document.body.append(h);" + (
+        "h.attachShadow({mode: 'open'}).append('9'.repeat(4000000));"
+        if shadow
+        else "h.append('9'.repeat(4000000));"
+    )
+
+    async def main() -> tuple[str, int, str]:
+        from playwright.async_api import async_playwright
+
+        async with async_playwright() as pw:
+            chromium = await pw.chromium.launch(
+                executable_path=executable, args=list(CHROMIUM_ARGS)
+            )
+            try:
+                page = await chromium.new_page()
+                await page.set_content("<!DOCTYPE html><title>big</title><p>1 234</p>")
+                small = await _content(page, 10_000, shown, time.monotonic() + 10)
+                await page.evaluate(host)
+                counting = _Counting(page)
+                with pytest.raises(ExtractError) as caught:
+                    await _content(counting, 1_000_000, shown, time.monotonic() + 10)
+                return small, counting.received, str(caught.value)
+            finally:
+                await chromium.close()
+
+    small, received, message = asyncio.run(main())
+    assert ">1 234</p>" in small and small.startswith("<!DOCTYPE html>")
+    assert message == ("the rendered page about:blank is larger than 1000000 bytes (`max_bytes:`)")
+    assert received < 1_000_000

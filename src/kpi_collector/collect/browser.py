@@ -452,30 +452,61 @@ _COMPOSED = """(shown) => {
 }"""
 
 
+#: `_COMPOSED` (else the document as `page.content()` serializes it), measured in the page
+#: against `max` bytes of UTF-8 (null: no limit): `{html}`, or `{over: true}` without the
+#: HTML, so that a DOM over `max_bytes:` never crosses to the driver (a page's script may
+#: build a gigabyte of it). A UTF-16 code unit is at least one byte of UTF-8: a string of
+#: more units than `max` is over it uncounted.
+_MEASURED = (
+    """([shown, max]) => {
+  let html = ("""
+    + _COMPOSED
+    + """)(shown);
+  if (html === null) {
+    html = document.doctype ? new XMLSerializer().serializeToString(document.doctype) : '';
+    if (document.documentElement) html += document.documentElement.outerHTML;
+  }
+  if (max !== null && (html.length > max || new TextEncoder().encode(html).length > max))
+    return {over: true};
+  return {html};
+}"""
+)
+#: what Playwright says of a read begun while the page navigates: read it again once loaded
+_NAVIGATING = ("Execution context was destroyed", "navigat")
+
+
 async def _content(
     page: Any, max_bytes: int | None, shown: bool = False, deadline: float | None = None
 ) -> str:
     """The DOM as HTML, open shadow roots in place (`_COMPOSED`; with `shown`, what the page
-    does not show marked `hidden`); ExtractError when it is over `max_bytes`, or when the
-    page does not answer by `deadline` (and `_BUSY_GRACE`): a script keeps it busy."""
+    does not show marked `hidden`); ExtractError when it is over `max_bytes` (measured in
+    the page: such a DOM is never handed over, `_MEASURED`), or when the page does not
+    answer by `deadline` (and `_BUSY_GRACE`): a script keeps it busy. A page navigating
+    meanwhile is read again once its new document is there."""
     left = None if deadline is None else max(0.0, deadline - time.monotonic()) + _BUSY_GRACE
     try:
         async with asyncio.timeout(left):
-            composed = None
-            with contextlib.suppress(Exception):  # navigating: `content()` waits for it
-                composed = await page.evaluate(_COMPOSED, shown)
-            html = str(composed) if composed is not None else str(await page.content())
+            while True:
+                try:
+                    read = await page.evaluate(_MEASURED, [shown, max_bytes])
+                    break
+                except Exception as exc:
+                    if not any(marker in str(exc) for marker in _NAVIGATING):
+                        raise
+                with contextlib.suppress(Exception):
+                    await page.wait_for_load_state("domcontentloaded")
+                await asyncio.sleep(_FIRST_PAUSE)
     except TimeoutError:
         raise ExtractError(
             f"the page {url_without_query(page.url)} did not answer within the timeout: {_BUSY}",
             transient=True,
         ) from None
-    if max_bytes is not None and len(html.encode("utf-8", errors="replace")) > max_bytes:
+    if read.get("over"):
         raise ExtractError(
             f"the rendered page {url_without_query(page.url)} is larger than "
             f"{max_bytes} bytes (`max_bytes:`)"
         )
-    return html
+    return str(read["html"])
 
 
 async def _content_language(response: Any) -> str | None:
