@@ -1188,3 +1188,43 @@ def test_a_rendered_dom_over_max_bytes_is_refused_before_it_leaves_chromium(
     assert ">1 234</p>" in small and small.startswith("<!DOCTYPE html>")
     assert message == ("the rendered page about:blank is larger than 1000000 bytes (`max_bytes:`)")
     assert received < 1_000_000
+
+
+def test_a_rendered_login_field_that_takes_no_value_fails_within_the_source_timeout(
+    tmp_path: Path,
+) -> None:
+    """Typing into a login field waits for it to take a value (enabled, editable); it waited
+    Playwright's own 30 s, not the source's timeout, and `kpi probe` (no run budget around
+    it) hung that long, then said only Playwright's words. It fails within the timeout now,
+    naming the field."""
+    require_chromium()
+    from aiohttp import web
+
+    async def login(request: web.Request) -> web.Response:
+        return web.Response(
+            text="<html><title>Sign in</title><form method=post action=/session>"
+            "<input name=user disabled><input type=password name=pw><button>Go</button>"
+            "</form></html>",
+            content_type="text/html",
+        )
+
+    app = web.Application()
+    app.router.add_get("/login", login)
+    with BackgroundServer(app) as url:
+        (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 3, retries: 0}}
+sources:
+  - name: stats
+    type: html
+    url: {url}/stats
+    render: true
+    login: {{url: {url}/login, fields: {{user: me, pw: "${{PW}}"}}}}
+    metrics: {{n: "#n"}}
+""")
+        result = kpi(tmp_path, "probe", "--source", "stats", env={"PW": PASSWORD})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        f"login: the field 'user' on {url}/login took no value within the timeout (disabled, "
+        f"read-only or hidden?); the page showed title 'Sign in' at {url}/login"
+    ) in result.stderr
+    assert PASSWORD not in result.stdout + result.stderr

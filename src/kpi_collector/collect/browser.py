@@ -758,18 +758,32 @@ async def _login(
                 transient=False,
             )
         value = reveal(secret) or ""
-        typed[value] = await _type_in(field, value)
+        try:
+            typed[value] = await _type_in(field, value, deadline)
+        except Exception as exc:
+            if not _is_timeout(exc):
+                raise LoginError(
+                    f"login: cannot type into the field {name!r} on {where}: {_reason(exc)}",
+                    transient=False,
+                ) from None
+            raise LoginError(
+                f"login: the field {name!r} on {where} took no value within the timeout "
+                f"(disabled, read-only or hidden?); {await _showing(page)}",
+                transient=True,
+            ) from None
     button = await _submit_button(node, form.submit, where)
     charset = "UTF-8"
     with contextlib.suppress(Exception):  # the encoding the page's form is sent in
-        charset = str(await page.evaluate("document.characterSet"))
+        async with asyncio.timeout(_TITLE_WAIT):  # a busy page answers no `evaluate`
+            charset = str(await page.evaluate("document.characterSet"))
     secrets = _sent_forms(_secret_values(typed), charset)
     guard = _FieldsGuard(page.url, form.submit_url, secrets, headers, origin)
     await page.route("**/*", guard.handle)
     try:
         try:
             if button is None:
-                await node.locator(f"[name={_css_string(names[-1])}]").first.press("Enter")
+                last = node.locator(f"[name={_css_string(names[-1])}]").first
+                await last.press("Enter", timeout=_ms(deadline))
             else:
                 await button.click(timeout=_ms(deadline))
         except Exception as exc:
@@ -948,28 +962,32 @@ def _xpath_string(text: str) -> str:
     return f'"{text}"' if '"' not in text else ""
 
 
-async def _type_in(fields: Any, value: str) -> str:
+async def _type_in(fields: Any, value: str, deadline: float) -> str:
     """Type `value` into the first of `fields` (the form's inputs of one name) as a person
-    does; the field's kind (`password`, `text`, `checkbox`, `select`...). Of a group of
-    radio buttons (or checkboxes) sharing the name, the one whose value is `value` is
-    ticked; a lone checkbox is ticked unless `value` says no ("", "0", "false", "off")."""
+    does, by `deadline` (each action waits for the field to take a value until then, not
+    Playwright's 30 s); the field's kind (`password`, `text`, `checkbox`, `select`...). Of
+    a group of radio buttons (or checkboxes) sharing the name, the one whose value is
+    `value` is ticked; a lone checkbox is ticked unless `value` says no ("", "0", "false",
+    "off")."""
     field = fields.first
     kind: str = await field.evaluate(
-        "e => e.tagName.toLowerCase() === 'input' ? (e.type || 'text') : e.tagName.toLowerCase()"
+        "e => e.tagName.toLowerCase() === 'input' ? (e.type || 'text') : e.tagName.toLowerCase()",
+        timeout=_ms(deadline),
     )
     if kind == "radio" or (kind == "checkbox" and await fields.count() > 1):
         chosen = fields.and_(field.page.locator(f"[value={_css_string(value)}]"))
         if await chosen.count():
-            await chosen.first.set_checked(True)
+            await chosen.first.set_checked(True, timeout=_ms(deadline))
             return kind
     if kind in ("checkbox", "radio"):
-        await field.set_checked(value.lower() not in ("", "0", "false", "off", "no"))
+        ticked = value.lower() not in ("", "0", "false", "off", "no")
+        await field.set_checked(ticked, timeout=_ms(deadline))
     elif kind == "select":
-        await field.select_option(value)
+        await field.select_option(value, timeout=_ms(deadline))
     elif kind == "hidden":
-        await field.evaluate("(e, v) => { e.value = v; }", value)
+        await field.evaluate("(e, v) => { e.value = v; }", value, timeout=_ms(deadline))
     else:
-        await field.fill(value)
+        await field.fill(value, timeout=_ms(deadline))
     return kind
 
 
