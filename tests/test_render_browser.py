@@ -1228,3 +1228,47 @@ sources:
         f"read-only or hidden?); the page showed title 'Sign in' at {url}/login"
     ) in result.stderr
     assert PASSWORD not in result.stdout + result.stderr
+
+
+def test_a_rendered_login_refused_in_an_alert_says_what_the_alert_said(tmp_path: Path) -> None:
+    """A login page that refuses in an `alert()` (or asks in a `confirm()`) instead of on
+    the page: Chromium dismissed the dialog unseen and the error said only that the form was
+    still there. The dialog's words are in the error now, the password masked."""
+    require_chromium()
+    from aiohttp import web
+
+    form = """<html><title>Sign in</title><form method=post action=/session>
+      <input name=user><input type=password name=pw><button>Sign in</button></form>
+      <script>document.forms[0].addEventListener('submit', e => {
+        e.preventDefault();
+        if (confirm('Sign out of your other session?')) return;
+        alert('Wrong password ' + e.target.pw.value + ' for ' + e.target.user.value + ', 2 tries left');
+      });</script></html>"""
+
+    async def login(request: web.Request) -> web.Response:
+        return web.Response(text=form, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/login", login)
+    with BackgroundServer(app) as url:
+        (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 4, retries: 0}}
+sources:
+  - name: stats
+    type: html
+    url: {url}/stats
+    render: true
+    login: {{url: {url}/login, fields: {{user: me, pw: "${{PW}}"}}}}
+    metrics: {{n: "#n"}}
+""")
+        result = kpi(tmp_path, "run", "--no-deliver", env={"PW": PASSWORD})
+    assert result.returncode == 1, result.stdout + result.stderr
+    error = run_errors(tmp_path)["stats"]
+    assert error.startswith("login refused: the login form is still there"), error
+    assert error.endswith(
+        "; the page said: confirm 'Sign out of your other session?' (dismissed), "
+        "alert 'Wrong password *** for me, 2 tries left'"
+    ), error
+    with sqlite3.connect(tmp_path / "kpi.db") as db:
+        dump = "\n".join(db.iterdump())
+    assert PASSWORD not in result.stdout + result.stderr + dump

@@ -778,6 +778,8 @@ async def _login(
             charset = str(await page.evaluate("document.characterSet"))
     secrets = _sent_forms(_secret_values(typed), charset)
     guard = _FieldsGuard(page.url, form.submit_url, secrets, headers, origin)
+    said: list[str] = []  # the dialogs the page opened from here on (`_dialogs`)
+    page.on("dialog", _dialogs(said))
     await page.route("**/*", guard.handle)
     try:
         try:
@@ -789,7 +791,7 @@ async def _login(
         except Exception as exc:
             guard.check()
             raise LoginError(f"login: cannot submit the form on {where}: {_reason(exc)}") from None
-        await guard.racing(_logged_in(page, form, chosen, names, deadline))
+        await guard.racing(_logged_in(page, form, chosen, names, deadline, said))
     finally:
         with contextlib.suppress(Exception):
             await page.unroute("**/*", guard.handle)
@@ -1019,10 +1021,41 @@ async def _submit_button(node: Any, submit: str | None, where: str) -> Any:
     )
 
 
+#: characters of a dialog's message an error quotes
+_DIALOG_CUT = 120
+
+
+def _dialogs(said: list[str]) -> Callable[[Any], Awaitable[None]]:
+    """A page's `dialog` handler that dismisses each dialog (`alert`, `confirm`, `prompt`,
+    `beforeunload`) as Playwright does unasked, and adds to `said` what it said (secrets
+    masked, cut), for the login's error: a page may refuse a login in an `alert()`."""
+
+    async def handle(dialog: Any) -> None:
+        kind = str(dialog.type)
+        message = " ".join(str(dialog.message).split())
+        shown = f"{kind} {redact_cut(message, _DIALOG_CUT)!r}"
+        said.append(shown if kind == "alert" else f"{shown} (dismissed)")
+        with contextlib.suppress(Exception):  # the page closed meanwhile
+            await dialog.dismiss()
+
+    return handle
+
+
 async def _logged_in(
-    page: Any, form: PlainLoginForm, chosen: str, names: list[str], deadline: float
+    page: Any,
+    form: PlainLoginForm,
+    chosen: str,
+    names: list[str],
+    deadline: float,
+    said: list[str] | None = None,
 ) -> None:
-    sent = f"sent {', '.join(names)}; check the values in `fields:`"
+    """Wait for the login's outcome by `deadline`; LoginError when it was refused (ending
+    with what the page's dialogs said, `said`)."""
+    names_sent = f"sent {', '.join(names)}; check the values in `fields:`"
+
+    def sent() -> str:  # built when raised: with the dialogs opened until then
+        return names_sent + (f"; the page said: {', '.join(said)}" if said else "")
+
     waits = []
     if form.success is not None:
         waits.append(("success", form.success, "attached"))
@@ -1047,7 +1080,7 @@ async def _logged_in(
         if error is None and kind == "failure":
             raise LoginError(
                 f"login refused: {url_without_query(page.url)} shows `failure:` "
-                f"{form.failure!r}; {sent}",
+                f"{form.failure!r}; {sent()}",
                 transient=False,
             )
     if any(error is None for _, error in finished):
@@ -1061,17 +1094,17 @@ async def _logged_in(
                 await page.wait_for_load_state("networkidle", timeout=_ms(deadline))
             if await page.locator("input[type=password]").count():
                 raise LoginError(
-                    f"login refused: the login form is still there; {await _showing(page)}; {sent}",
+                    f"login refused: the login form is still there; {await _showing(page)}; {sent()}",
                     transient=False,
                 )
         return
     if form.success is not None:
         raise LoginError(
-            f"login: waited for `success:` {form.success!r}; {await _showing(page)}; {sent}",
+            f"login: waited for `success:` {form.success!r}; {await _showing(page)}; {sent()}",
             transient=False,
         )
     raise LoginError(
-        f"login refused: the login form is still there; {await _showing(page)}; {sent}",
+        f"login refused: the login form is still there; {await _showing(page)}; {sent()}",
         transient=False,
     )
 
