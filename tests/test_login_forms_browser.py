@@ -73,6 +73,8 @@ two</textarea>
 <input type="range" name="g5" step="any" value="2.5"><input type="range" name="g6" min="0" max="1" step="0.1" value="0.33">
 <input type="color" name="c1"><input type="color" name="c2" value="#ABCDEF"><input type="color" name="c3" value="#abc">
 <input type="range" name="g7" value="-0"><input type="range" name="g8" value="010"><input type="range" name="g9" step="any" value="2.50">
+<input type="range" name="g10" value="1e1"><input type="range" name="g11" value="10e1"><input type="range" name="g12" step="any" value="0.0000001">
+<input type="range" name="g13" min="10" max="50" value="3e1"><input type="range" name="g14" value="2.5e1">
 <input type="color" name="c4" value="red"><input type="color" name="c5" value="RebeccaPurple"><input type="color" name="c6" value=" red ">
 <input type="color" name="c7" value=" #ABCDEF&#10;"><input type="color" name="c8" value="#ABCD"><input type="color" name="c9" value="#aabbccdd">
 <input type="color" name="c10" value="rgb(1, 2, 3)"><input type="color" name="c11" value="rgba(300 0 50% / 0.5)"><input type="color" name="c12" value="transparent">
@@ -253,6 +255,11 @@ def test_the_values_a_page_gives_are_sent_as_a_browser_sanitizes_them() -> None:
         ("g7", "0"),
         ("g8", "10"),
         ("g9", "2.5"),
+        ("g10", "1e+1"),
+        ("g11", "1e+2"),
+        ("g12", "1e-7"),
+        ("g13", "30"),
+        ("g14", "25"),
         ("c4", "#ff0000"),
         ("c5", "#663399"),
         ("c6", "#000000"),

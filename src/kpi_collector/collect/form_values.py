@@ -78,8 +78,8 @@ def _range(text: str, attributes: dict[str, str]) -> str:
     """A range's value: a number, clamped to `min`..`max` (0..100 by default), on its step
     (1 by default, counted from `min`), the middle when the page gives none (section
     4.10.5.1.13, "range state"; "step mismatch": the nearest step, ties rounding up), written
-    as Chromium writes it (`010`: `10`, `-0`: `0`, `2.50`: `2.5`). A value with an exponent
-    (`1e1`) that needs no change is sent as written, where Chromium writes `1e+1`."""
+    as Chromium writes it (`010`: `10`, `-0`: `0`, `2.50`: `2.5`; `1e1` that needs no
+    change and no `min`: `1e+1`, `_chromium_text`)."""
     given_min = _number(attributes.get("min", ""))
     low = given_min if given_min is not None else Decimal(0)
     high = _number(attributes.get("max", ""))
@@ -102,9 +102,29 @@ def _range(text: str, attributes: dict[str, str]) -> str:
             result -= step
         while result < low:
             result += step
-    if result == number and re.search("[eE]", text):  # Chromium writes these its own way
-        return text
+    if result == number and given_min is None:  # kept as parsed (`1e1`: `1e+1`)
+        return _chromium_text(number)
     return _decimal_text(result)
+
+
+def _chromium_text(number: Decimal) -> str:
+    """`number` as Chromium's `Decimal::ToString` writes a value it parsed and kept: trailing
+    zeros dropped; plainly when written without a positive exponent (and not below 1e-6),
+    else `d.ddde+N` (`1e1`: `1e+1`, `10e1`: `1e+2`, `2.5e1`: `25`)."""
+    sign, digits, exponent = number.as_tuple()
+    if not any(digits) or not isinstance(exponent, int):
+        return "0"
+    shown = "".join(map(str, digits)).lstrip("0")
+    original = exponent
+    stripped = shown.rstrip("0")
+    exponent += len(shown) - len(stripped)
+    adjusted = exponent + len(stripped) - 1
+    if original <= 0 and adjusted >= -6:
+        return _decimal_text(number)
+    text = stripped[0] + ("." + stripped[1:] if len(stripped) > 1 else "")
+    if adjusted:
+        text += "e" + ("+" if adjusted > 0 else "") + str(adjusted)
+    return ("-" if sign else "") + text
 
 
 def _decimal_text(number: Decimal) -> str:
