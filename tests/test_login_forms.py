@@ -406,6 +406,12 @@ def test_base_href_and_formaction_resolve_like_a_browser() -> None:
     assert filled(html)[1] == "https://auth.example/sso"
 
 
+_DIALOG = (
+    'the form\'s method is "dialog": it closes a dialog and sends nothing to a server (HTML '
+    "standard), a script of the page sends the login; set `render: true` to log in as a browser does"
+)
+
+
 @pytest.mark.parametrize(
     ("html", "submit", "message"),
     [
@@ -429,6 +435,16 @@ def test_base_href_and_formaction_resolve_like_a_browser() -> None:
             '<form action="javascript:login()"><input type=password name=p></form>',
             None,
             "the form's action 'javascript:login()' is not an http(s) URL; give `submit_url:`",
+        ),
+        (
+            "<dialog open><form method=dialog><input type=password name=p><button>Go</button></form></dialog>",
+            None,
+            _DIALOG,
+        ),
+        (
+            '<form method=post><input type=password name=p><button formmethod=" Dialog ">Go</button></form>',
+            None,
+            _DIALOG,
         ),
     ],
 )

@@ -50,7 +50,8 @@ MULTIPART = """<html><body><form method="post" action="/sent" enctype="multipart
 
 # what the parser and each input type's value sanitization make of the values the page gives
 # (HTML standard: "textarea" newline, "template" contents, the input types' "value
-# sanitization algorithm", radio groups, a `<select>`'s display size); novalidate: a browser
+# sanitization algorithm": Chromium's, which reads a CSS color in a color input), radio groups,
+# a `<select>`'s display size); novalidate: a browser
 # sends them as they are, without asking for a valid form first
 VALUES = """<!DOCTYPE html><html><head><title>v</title></head><body>
 <form action="/sent" method="POST" novalidate>
@@ -71,6 +72,13 @@ two</textarea>
 <input type="range" name="g3" min="0" max="10" step="3" value="8"><input type="range" name="g4" min="5" max="1">
 <input type="range" name="g5" step="any" value="2.5"><input type="range" name="g6" min="0" max="1" step="0.1" value="0.33">
 <input type="color" name="c1"><input type="color" name="c2" value="#ABCDEF"><input type="color" name="c3" value="#abc">
+<input type="range" name="g7" value="-0"><input type="range" name="g8" value="010"><input type="range" name="g9" step="any" value="2.50">
+<input type="range" name="g10" value="1e1"><input type="range" name="g11" value="10e1"><input type="range" name="g12" step="any" value="0.0000001">
+<input type="range" name="g13" min="10" max="50" value="3e1"><input type="range" name="g14" value="2.5e1">
+<input type="color" name="c4" value="red"><input type="color" name="c5" value="RebeccaPurple"><input type="color" name="c6" value=" red ">
+<input type="color" name="c7" value=" #ABCDEF&#10;"><input type="color" name="c8" value="#ABCD"><input type="color" name="c9" value="#aabbccdd">
+<input type="color" name="c10" value="rgb(1, 2, 3)"><input type="color" name="c11" value="rgba(300 0 50% / 0.5)"><input type="color" name="c12" value="transparent">
+<input type="color" name="c13" value="nonsense"><input type="color" name="c14" value="hsl(120, 100%, 25%)"><input type="color" name="c15" value="rgb(1,2)">
 <input type="email" multiple name="emails" value=" a@b , c@d ,"><input type="url" name="u" value="  http://a  ">
 <input type="date" name="d1" value="x"><input type="date" name="d2" value="2024-02-29"><input type="date" name="d3" value="2023-02-29">
 <input type="datetime-local" name="t1" value="2024-01-02 03:04:00"><input type="datetime-local" name="t2" value="2024-02-30T03:04">
@@ -243,6 +251,27 @@ def test_the_values_a_page_gives_are_sent_as_a_browser_sanitizes_them() -> None:
         ("c1", "#000000"),
         ("c2", "#abcdef"),
         ("c3", "#aabbcc"),
+        # as Chromium 156 sends them: a range as it writes numbers, a CSS color as #rrggbb
+        ("g7", "0"),
+        ("g8", "10"),
+        ("g9", "2.5"),
+        ("g10", "1e+1"),
+        ("g11", "1e+2"),
+        ("g12", "1e-7"),
+        ("g13", "30"),
+        ("g14", "25"),
+        ("c4", "#ff0000"),
+        ("c5", "#663399"),
+        ("c6", "#000000"),
+        ("c7", "#abcdef"),
+        ("c8", "#aabbcc"),
+        ("c9", "#aabbcc"),
+        ("c10", "#010203"),
+        ("c11", "#ff0080"),
+        ("c12", "#000000"),
+        ("c13", "#000000"),
+        ("c14", "#008000"),
+        ("c15", "#000000"),
         ("emails", "a@b,c@d,"),
         ("u", "http://a"),
         ("d1", ""),

@@ -1125,3 +1125,150 @@ sources:
         result = kpi(tmp_path, "run", "--no-deliver", env={"PW": PASSWORD})
     assert result.returncode == 0, result.stdout + result.stderr
     assert stored(tmp_path) == {"admin.n": 4096.0}
+
+
+class _Counting:
+    """A Playwright page that counts the characters its reads hand over from Chromium."""
+
+    def __init__(self, page: object) -> None:
+        self._page = page
+        self.received = 0
+
+    def __getattr__(self, name: str) -> object:
+        found = getattr(self._page, name)
+        if name not in ("evaluate", "content"):
+            return found
+
+        async def counted(*args: object, **kwargs: object) -> object:
+            answer = await found(*args, **kwargs)  # type: ignore[operator]
+            self.received += len(str(answer)) if answer is not None else 0
+            return answer
+
+        return counted
+
+
+@pytest.mark.parametrize("shadow", [False, True], ids=["plain", "shadow-root"])
+@pytest.mark.parametrize("shown", [False, True], ids=["page", "shown"])
+def test_a_rendered_dom_over_max_bytes_is_refused_before_it_leaves_chromium(
+    shown: bool, shadow: bool
+) -> None:
+    """A page whose script builds a huge DOM is refused with `max_bytes:` named, and the DOM
+    never crosses to kpi-collector: the whole of it was handed over first, then measured (a
+    hostile page could build a gigabyte of it). A page within the limit reads as before."""
+    executable = require_chromium()
+    from kpi_collector.collect.browser import CHROMIUM_ARGS, _content
+    from kpi_collector.errors import ExtractError
+
+    host = "const h = document.createElement('div'); document.body.append(h);" + (
+        "h.attachShadow({mode: 'open'}).append('9'.repeat(4000000));"
+        if shadow
+        else "h.append('9'.repeat(4000000));"
+    )
+
+    async def main() -> tuple[str, int, str]:
+        from playwright.async_api import async_playwright
+
+        async with async_playwright() as pw:
+            chromium = await pw.chromium.launch(
+                executable_path=executable, args=list(CHROMIUM_ARGS)
+            )
+            try:
+                page = await chromium.new_page()
+                await page.set_content("<!DOCTYPE html><title>big</title><p>1 234</p>")
+                small = await _content(page, 10_000, shown, time.monotonic() + 10)
+                await page.evaluate(host)
+                counting = _Counting(page)
+                with pytest.raises(ExtractError) as caught:
+                    await _content(counting, 1_000_000, shown, time.monotonic() + 10)
+                return small, counting.received, str(caught.value)
+            finally:
+                await chromium.close()
+
+    small, received, message = asyncio.run(main())
+    assert ">1 234</p>" in small and small.startswith("<!DOCTYPE html>")
+    assert message == ("the rendered page about:blank is larger than 1000000 bytes (`max_bytes:`)")
+    assert received < 1_000_000
+
+
+def test_a_rendered_login_field_that_takes_no_value_fails_within_the_source_timeout(
+    tmp_path: Path,
+) -> None:
+    """Typing into a login field waits for it to take a value (enabled, editable); it waited
+    Playwright's own 30 s, not the source's timeout, and `kpi probe` (no run budget around
+    it) hung that long, then said only Playwright's words. It fails within the timeout now,
+    naming the field."""
+    require_chromium()
+    from aiohttp import web
+
+    async def login(request: web.Request) -> web.Response:
+        return web.Response(
+            text="<html><title>Sign in</title><form method=post action=/session>"
+            "<input name=user disabled><input type=password name=pw><button>Go</button>"
+            "</form></html>",
+            content_type="text/html",
+        )
+
+    app = web.Application()
+    app.router.add_get("/login", login)
+    with BackgroundServer(app) as url:
+        (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 3, retries: 0}}
+sources:
+  - name: stats
+    type: html
+    url: {url}/stats
+    render: true
+    login: {{url: {url}/login, fields: {{user: me, pw: "${{PW}}"}}}}
+    metrics: {{n: "#n"}}
+""")
+        result = kpi(tmp_path, "probe", "--source", "stats", env={"PW": PASSWORD})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        f"login: the field 'user' on {url}/login took no value within the timeout (disabled, "
+        f"read-only or hidden?); the page showed title 'Sign in' at {url}/login"
+    ) in result.stderr
+    assert PASSWORD not in result.stdout + result.stderr
+
+
+def test_a_rendered_login_refused_in_an_alert_says_what_the_alert_said(tmp_path: Path) -> None:
+    """A login page that refuses in an `alert()` (or asks in a `confirm()`) instead of on
+    the page: Chromium dismissed the dialog unseen and the error said only that the form was
+    still there. The dialog's words are in the error now, the password masked."""
+    require_chromium()
+    from aiohttp import web
+
+    form = """<html><title>Sign in</title><form method=post action=/session>
+      <input name=user><input type=password name=pw><button>Sign in</button></form>
+      <script>document.forms[0].addEventListener('submit', e => {
+        e.preventDefault();
+        if (confirm('Sign out of your other session?')) return;
+        alert('Wrong password ' + e.target.pw.value + ' for ' + e.target.user.value + ', 2 tries left');
+      });</script></html>"""
+
+    async def login(request: web.Request) -> web.Response:
+        return web.Response(text=form, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/login", login)
+    with BackgroundServer(app) as url:
+        (tmp_path / "kpi.yaml").write_text(f"""\
+defaults: {{timeout: 4, retries: 0}}
+sources:
+  - name: stats
+    type: html
+    url: {url}/stats
+    render: true
+    login: {{url: {url}/login, fields: {{user: me, pw: "${{PW}}"}}}}
+    metrics: {{n: "#n"}}
+""")
+        result = kpi(tmp_path, "run", "--no-deliver", env={"PW": PASSWORD})
+    assert result.returncode == 1, result.stdout + result.stderr
+    error = run_errors(tmp_path)["stats"]
+    assert error.startswith("login refused: the login form is still there"), error
+    assert error.endswith(
+        "; the page said: confirm 'Sign out of your other session?' (dismissed), "
+        "alert 'Wrong password *** for me, 2 tries left'"
+    ), error
+    with sqlite3.connect(tmp_path / "kpi.db") as db:
+        dump = "\n".join(db.iterdump())
+    assert PASSWORD not in result.stdout + result.stderr + dump

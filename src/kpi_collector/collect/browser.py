@@ -452,30 +452,61 @@ _COMPOSED = """(shown) => {
 }"""
 
 
+#: `_COMPOSED` (else the document as `page.content()` serializes it), measured in the page
+#: against `max` bytes of UTF-8 (null: no limit): `{html}`, or `{over: true}` without the
+#: HTML, so that a DOM over `max_bytes:` never crosses to the driver (a page's script may
+#: build a gigabyte of it). A UTF-16 code unit is at least one byte of UTF-8: a string of
+#: more units than `max` is over it uncounted.
+_MEASURED = (
+    """([shown, max]) => {
+  let html = ("""
+    + _COMPOSED
+    + """)(shown);
+  if (html === null) {
+    html = document.doctype ? new XMLSerializer().serializeToString(document.doctype) : '';
+    if (document.documentElement) html += document.documentElement.outerHTML;
+  }
+  if (max !== null && (html.length > max || new TextEncoder().encode(html).length > max))
+    return {over: true};
+  return {html};
+}"""
+)
+#: what Playwright says of a read begun while the page navigates: read it again once loaded
+_NAVIGATING = ("Execution context was destroyed", "navigat")
+
+
 async def _content(
     page: Any, max_bytes: int | None, shown: bool = False, deadline: float | None = None
 ) -> str:
     """The DOM as HTML, open shadow roots in place (`_COMPOSED`; with `shown`, what the page
-    does not show marked `hidden`); ExtractError when it is over `max_bytes`, or when the
-    page does not answer by `deadline` (and `_BUSY_GRACE`): a script keeps it busy."""
+    does not show marked `hidden`); ExtractError when it is over `max_bytes` (measured in
+    the page: such a DOM is never handed over, `_MEASURED`), or when the page does not
+    answer by `deadline` (and `_BUSY_GRACE`): a script keeps it busy. A page navigating
+    meanwhile is read again once its new document is there."""
     left = None if deadline is None else max(0.0, deadline - time.monotonic()) + _BUSY_GRACE
     try:
         async with asyncio.timeout(left):
-            composed = None
-            with contextlib.suppress(Exception):  # navigating: `content()` waits for it
-                composed = await page.evaluate(_COMPOSED, shown)
-            html = str(composed) if composed is not None else str(await page.content())
+            while True:
+                try:
+                    read = await page.evaluate(_MEASURED, [shown, max_bytes])
+                    break
+                except Exception as exc:
+                    if not any(marker in str(exc) for marker in _NAVIGATING):
+                        raise
+                with contextlib.suppress(Exception):
+                    await page.wait_for_load_state("domcontentloaded")
+                await asyncio.sleep(_FIRST_PAUSE)
     except TimeoutError:
         raise ExtractError(
             f"the page {url_without_query(page.url)} did not answer within the timeout: {_BUSY}",
             transient=True,
         ) from None
-    if max_bytes is not None and len(html.encode("utf-8", errors="replace")) > max_bytes:
+    if read.get("over"):
         raise ExtractError(
             f"the rendered page {url_without_query(page.url)} is larger than "
             f"{max_bytes} bytes (`max_bytes:`)"
         )
-    return html
+    return str(read["html"])
 
 
 async def _content_language(response: Any) -> str | None:
@@ -727,24 +758,40 @@ async def _login(
                 transient=False,
             )
         value = reveal(secret) or ""
-        typed[value] = await _type_in(field, value)
+        try:
+            typed[value] = await _type_in(field, value, deadline)
+        except Exception as exc:
+            if not _is_timeout(exc):
+                raise LoginError(
+                    f"login: cannot type into the field {name!r} on {where}: {_reason(exc)}",
+                    transient=False,
+                ) from None
+            raise LoginError(
+                f"login: the field {name!r} on {where} took no value within the timeout "
+                f"(disabled, read-only or hidden?); {await _showing(page)}",
+                transient=True,
+            ) from None
     button = await _submit_button(node, form.submit, where)
     charset = "UTF-8"
     with contextlib.suppress(Exception):  # the encoding the page's form is sent in
-        charset = str(await page.evaluate("document.characterSet"))
+        async with asyncio.timeout(_TITLE_WAIT):  # a busy page answers no `evaluate`
+            charset = str(await page.evaluate("document.characterSet"))
     secrets = _sent_forms(_secret_values(typed), charset)
     guard = _FieldsGuard(page.url, form.submit_url, secrets, headers, origin)
+    said: list[str] = []  # the dialogs the page opened from here on (`_dialogs`)
+    page.on("dialog", _dialogs(said))
     await page.route("**/*", guard.handle)
     try:
         try:
             if button is None:
-                await node.locator(f"[name={_css_string(names[-1])}]").first.press("Enter")
+                last = node.locator(f"[name={_css_string(names[-1])}]").first
+                await last.press("Enter", timeout=_ms(deadline))
             else:
                 await button.click(timeout=_ms(deadline))
         except Exception as exc:
             guard.check()
             raise LoginError(f"login: cannot submit the form on {where}: {_reason(exc)}") from None
-        await guard.racing(_logged_in(page, form, chosen, names, deadline))
+        await guard.racing(_logged_in(page, form, chosen, names, deadline, said))
     finally:
         with contextlib.suppress(Exception):
             await page.unroute("**/*", guard.handle)
@@ -917,28 +964,32 @@ def _xpath_string(text: str) -> str:
     return f'"{text}"' if '"' not in text else ""
 
 
-async def _type_in(fields: Any, value: str) -> str:
+async def _type_in(fields: Any, value: str, deadline: float) -> str:
     """Type `value` into the first of `fields` (the form's inputs of one name) as a person
-    does; the field's kind (`password`, `text`, `checkbox`, `select`...). Of a group of
-    radio buttons (or checkboxes) sharing the name, the one whose value is `value` is
-    ticked; a lone checkbox is ticked unless `value` says no ("", "0", "false", "off")."""
+    does, by `deadline` (each action waits for the field to take a value until then, not
+    Playwright's 30 s); the field's kind (`password`, `text`, `checkbox`, `select`...). Of
+    a group of radio buttons (or checkboxes) sharing the name, the one whose value is
+    `value` is ticked; a lone checkbox is ticked unless `value` says no ("", "0", "false",
+    "off")."""
     field = fields.first
     kind: str = await field.evaluate(
-        "e => e.tagName.toLowerCase() === 'input' ? (e.type || 'text') : e.tagName.toLowerCase()"
+        "e => e.tagName.toLowerCase() === 'input' ? (e.type || 'text') : e.tagName.toLowerCase()",
+        timeout=_ms(deadline),
     )
     if kind == "radio" or (kind == "checkbox" and await fields.count() > 1):
         chosen = fields.and_(field.page.locator(f"[value={_css_string(value)}]"))
         if await chosen.count():
-            await chosen.first.set_checked(True)
+            await chosen.first.set_checked(True, timeout=_ms(deadline))
             return kind
     if kind in ("checkbox", "radio"):
-        await field.set_checked(value.lower() not in ("", "0", "false", "off", "no"))
+        ticked = value.lower() not in ("", "0", "false", "off", "no")
+        await field.set_checked(ticked, timeout=_ms(deadline))
     elif kind == "select":
-        await field.select_option(value)
+        await field.select_option(value, timeout=_ms(deadline))
     elif kind == "hidden":
-        await field.evaluate("(e, v) => { e.value = v; }", value)
+        await field.evaluate("(e, v) => { e.value = v; }", value, timeout=_ms(deadline))
     else:
-        await field.fill(value)
+        await field.fill(value, timeout=_ms(deadline))
     return kind
 
 
@@ -970,10 +1021,41 @@ async def _submit_button(node: Any, submit: str | None, where: str) -> Any:
     )
 
 
+#: characters of a dialog's message an error quotes
+_DIALOG_CUT = 120
+
+
+def _dialogs(said: list[str]) -> Callable[[Any], Awaitable[None]]:
+    """A page's `dialog` handler that dismisses each dialog (`alert`, `confirm`, `prompt`,
+    `beforeunload`) as Playwright does unasked, and adds to `said` what it said (secrets
+    masked, cut), for the login's error: a page may refuse a login in an `alert()`."""
+
+    async def handle(dialog: Any) -> None:
+        kind = str(dialog.type)
+        message = " ".join(str(dialog.message).split())
+        shown = f"{kind} {redact_cut(message, _DIALOG_CUT)!r}"
+        said.append(shown if kind == "alert" else f"{shown} (dismissed)")
+        with contextlib.suppress(Exception):  # the page closed meanwhile
+            await dialog.dismiss()
+
+    return handle
+
+
 async def _logged_in(
-    page: Any, form: PlainLoginForm, chosen: str, names: list[str], deadline: float
+    page: Any,
+    form: PlainLoginForm,
+    chosen: str,
+    names: list[str],
+    deadline: float,
+    said: list[str] | None = None,
 ) -> None:
-    sent = f"sent {', '.join(names)}; check the values in `fields:`"
+    """Wait for the login's outcome by `deadline`; LoginError when it was refused (ending
+    with what the page's dialogs said, `said`)."""
+    names_sent = f"sent {', '.join(names)}; check the values in `fields:`"
+
+    def sent() -> str:  # built when raised: with the dialogs opened until then
+        return names_sent + (f"; the page said: {', '.join(said)}" if said else "")
+
     waits = []
     if form.success is not None:
         waits.append(("success", form.success, "attached"))
@@ -998,7 +1080,7 @@ async def _logged_in(
         if error is None and kind == "failure":
             raise LoginError(
                 f"login refused: {url_without_query(page.url)} shows `failure:` "
-                f"{form.failure!r}; {sent}",
+                f"{form.failure!r}; {sent()}",
                 transient=False,
             )
     if any(error is None for _, error in finished):
@@ -1012,17 +1094,17 @@ async def _logged_in(
                 await page.wait_for_load_state("networkidle", timeout=_ms(deadline))
             if await page.locator("input[type=password]").count():
                 raise LoginError(
-                    f"login refused: the login form is still there; {await _showing(page)}; {sent}",
+                    f"login refused: the login form is still there; {await _showing(page)}; {sent()}",
                     transient=False,
                 )
         return
     if form.success is not None:
         raise LoginError(
-            f"login: waited for `success:` {form.success!r}; {await _showing(page)}; {sent}",
+            f"login: waited for `success:` {form.success!r}; {await _showing(page)}; {sent()}",
             transient=False,
         )
     raise LoginError(
-        f"login refused: the login form is still there; {await _showing(page)}; {sent}",
+        f"login refused: the login form is still there; {await _showing(page)}; {sent()}",
         transient=False,
     )
 

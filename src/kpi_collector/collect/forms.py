@@ -160,7 +160,8 @@ def fill(
     is the page's (a label, or the codec `charset.decode_html` names): the form is sent in
     it, unless its `accept-charset` names another.
 
-    Raises FormProblem when `submit` names no button of the form, or several."""
+    Raises FormProblem when `submit` names no button of the form, or several, or when the
+    form (or its button's `formmethod`) has method `dialog`: such a form is never sent."""
     owned = controls(doc, form)
     submitter = _submitter(owned, submit)
     charset, codec = _form_encoding(form, encoding)
@@ -182,7 +183,13 @@ def fill(
     # every encoding writes a line break as CR LF (HTML standard, "converting an entry list
     # to a list of name-value pairs" and its multipart and text/plain encodings)
     entries = [(_crlf(name), _crlf(value)) for name, value in _typed_in(entries, typed)]
-    method = _attribute(submitter, form, "method", ("get", "post"), "get").upper()
+    method = _attribute(submitter, form, "method", ("get", "post", "dialog"), "get").upper()
+    if method == "DIALOG":  # HTML standard, "form submission algorithm": no request at all
+        raise FormProblem(
+            'the form\'s method is "dialog": it closes a dialog and sends nothing to a server '
+            "(HTML standard), a script of the page sends the login; set `render: true` to log "
+            "in as a browser does"
+        )
     enctype = _attribute(
         submitter,
         form,
