@@ -135,5 +135,6 @@ def test_the_walk_sees_the_contract() -> None:
         "max_bytes",
         "limits",
         "browser",
+        "day",
     ]
     assert fields(model.Source) == ["timeout", "retries", "max_bytes"]
