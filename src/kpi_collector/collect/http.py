@@ -273,16 +273,16 @@ _PATH_SAFE = frozenset(
 )
 _QUERY_SAFE = _PATH_SAFE | {"?"}
 _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
-#: a character outside `_PATH_SAFE` / `_QUERY_SAFE`: a text without one goes as it is
-_PATH_UNSAFE = re.compile(r"[^A-Za-z0-9\-._~!$&'()*+,;=:@/]")
-_QUERY_UNSAFE = re.compile(r"[^A-Za-z0-9\-._~!$&'()*+,;=:@/?]")
+#: a character outside each safe set, made from the set: a text without one goes as it is
+_UNSAFE = {
+    safe: re.compile(f"[^{re.escape(''.join(sorted(safe)))}]") for safe in (_PATH_SAFE, _QUERY_SAFE)
+}
 
 
 def _escaped(text: str, safe: frozenset[str]) -> str:
     """`text` with its `%XX` escapes as written and every other character outside `safe`
     percent-encoded as UTF-8 (a `%` that starts no escape too)."""
-    unsafe = _QUERY_UNSAFE if "?" in safe else _PATH_UNSAFE
-    if unsafe.search(text) is None:  # one scan in C, not a generator over the characters
+    if _UNSAFE[safe].search(text) is None:  # one scan in C, not a generator over characters
         return text
     out: list[str] = []
     at = 0
